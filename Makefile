@@ -1,0 +1,98 @@
+# tollgate - GNU make build.
+#   make                      build/tollgate (optimised, with debug info)
+#   make SANITIZE=address,undefined   build/asan/tollgate
+#   make SANITIZE=thread      build/tsan/tollgate
+#   make test                 install deps if missing, build normal + ASan/UBSan, run every test
+#   make run                  install deps if missing, build, start the demo upstream + gateway
+CC       ?= gcc
+SANITIZE ?=
+ifeq ($(SANITIZE),)
+  BUILD  ?= build
+  OPT    ?= -O2
+else ifneq ($(findstring thread,$(SANITIZE)),)
+  BUILD  ?= build/tsan
+  OPT    ?= -O1
+else
+  BUILD  ?= build/asan
+  OPT    ?= -O1
+endif
+
+PKGS     := libh2o-evloop yaml-0.1 jansson libsodium sqlite3 libcurl openssl zlib
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN     := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wformat=2 -Werror
+CFLAGS   := -std=c17 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 $(OPT) -g $(WARN) -Isrc $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+LDLIBS   := $(PKG_LIBS) -lpthread -lm
+ifneq ($(SANITIZE),)
+  CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+  LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+SRCS     := $(shell find src -name '*.c' | sort)
+LIB_SRCS := $(filter-out src/main.c,$(SRCS))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+MAIN_OBJ := $(BUILD)/obj/src/main.o
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_SRCS  := $(wildcard tools/*.c)
+TOOL_BINS  := $(TOOL_SRCS:tools/%.c=$(BUILD)/%)
+
+.PHONY: all deps test unit integration run fmt lint clean check-config bench
+all: $(BUILD)/tollgate $(TOOL_BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libtollgate.a: $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(BUILD)/tollgate: $(MAIN_OBJ) $(BUILD)/libtollgate.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libtollgate.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libtollgate.a $(LDLIBS) -lcmocka
+
+$(BUILD)/%: tools/%.c $(BUILD)/libtollgate.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libtollgate.a $(LDLIBS)
+
+unit-bins: $(UNIT_BINS)
+
+deps:
+	@scripts/install-deps.sh
+
+# Unit tests run under ASan+UBSan; integration tests run the real optimised binary and then the
+# sanitized one, so both builds are exercised end to end.
+test: deps
+	$(MAKE) all
+	$(MAKE) SANITIZE=address,undefined all unit-bins
+	scripts/run-tests.sh
+
+unit:
+	$(MAKE) SANITIZE=address,undefined unit-bins
+	scripts/run-tests.sh unit
+
+integration: all
+	scripts/run-tests.sh integration
+
+run: deps
+	$(MAKE) all
+	scripts/run-demo.sh
+
+bench: deps all
+	bench/gateway.sh
+
+fmt:
+	clang-format -i $(SRCS) $(shell find src tests tools -name '*.h' -o -name '*.c' 2>/dev/null | sort -u)
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --std=c11 \
+	  --suppress=missingIncludeSystem -Isrc src
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages tollgate builds and tests with, if any is missing.
+# Runs as root (CI and the dev machines are root); with sudo otherwise.
+set -euo pipefail
+pkgs=(build-essential pkg-config libh2o-evloop-dev libyaml-dev libjansson-dev libsodium-dev
+      libsqlite3-dev libssl-dev zlib1g-dev libcurl4-openssl-dev libcmocka-dev sqlite3 curl
+      nginx-light wrk nodejs npm)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# nodejs may come from outside Debian's package (the image ships its own node); accept any node.
+if command -v node >/dev/null 2>&1; then
+  tmp=(); for p in "${missing[@]}"; do [[ $p == nodejs || $p == npm ]] || tmp+=("$p"); done
+  missing=("${tmp[@]+"${tmp[@]}"}")
+fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "install-deps: installing ${missing[*]}"
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,698 @@
+/* admin_api.c - see admin_api.h. Routes, JSON in and out, and the write-store-then-memory rule. */
+#include "admin/admin_api.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gateway/apikey.h"
+#include "metrics/metrics.h"
+#include "util/clock.h"
+#include "util/period.h"
+
+struct tg_admin {
+    tg_admin_deps_t d;
+    uint8_t token_digest[32];
+};
+
+/* ---- small helpers ---- */
+
+static void fmt_time(int64_t t, char *buf, size_t cap)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static json_t *json_time(int64_t t)
+{
+    if (t == 0)
+        return json_null();
+    char buf[32];
+    fmt_time(t, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+static int64_t now_s(void)
+{
+    return tg_clock_now_ns() / TG_NS_PER_SEC;
+}
+
+static void reply_json(tg_admin_response_t *res, int status, json_t *j)
+{
+    res->status = status;
+    res->content_type = "application/json";
+    res->body = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    res->body_len = res->body != NULL ? strlen(res->body) : 0;
+    json_decref(j);
+}
+
+static void reply_error(tg_admin_response_t *res, int status, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void reply_error(tg_admin_response_t *res, int status, const char *type, const char *fmt, ...)
+{
+    char msg[512], docs[128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    snprintf(docs, sizeof(docs), "https://tollgate.dev/docs/errors#%s", type);
+    reply_json(res, status, json_pack("{s:{s:s,s:s,s:s}}", "error", "type", type, "message", msg, "docs", docs));
+}
+
+static void random_id(const char *prefix, char *out, size_t cap)
+{
+    uint8_t raw[12];
+    char hex[sizeof(raw) * 2 + 1];
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2hex(hex, sizeof(hex), raw, sizeof(raw));
+    snprintf(out, cap, "%s%s", prefix, hex);
+}
+
+/* Splits "/v1/admin/customers/cus_1/keys" into segments after the prefix. */
+typedef struct {
+    const char *seg[6];
+    size_t len[6];
+    size_t n;
+} segs_t;
+
+static int split_path(const char *path, size_t len, segs_t *s)
+{
+    s->n = 0;
+    size_t i = 0;
+    while (i < len) {
+        if (path[i] == '/') {
+            i++;
+            continue;
+        }
+        size_t start = i;
+        while (i < len && path[i] != '/')
+            i++;
+        if (s->n == 6)
+            return -1;
+        s->seg[s->n] = path + start;
+        s->len[s->n++] = i - start;
+    }
+    return 0;
+}
+
+static int seg_is(const segs_t *s, size_t i, const char *lit)
+{
+    return i < s->n && s->len[i] == strlen(lit) && memcmp(s->seg[i], lit, s->len[i]) == 0;
+}
+
+static int seg_copy(const segs_t *s, size_t i, char *out, size_t cap)
+{
+    if (i >= s->n || s->len[i] == 0 || s->len[i] >= cap)
+        return -1;
+    for (size_t k = 0; k < s->len[i]; k++) {
+        char c = s->seg[i][k];
+        if (!(isalnum((unsigned char)c) || c == '_' || c == '-'))
+            return -1;
+    }
+    memcpy(out, s->seg[i], s->len[i]);
+    out[s->len[i]] = '\0';
+    return 0;
+}
+
+static int method_is(const tg_admin_request_t *r, const char *m)
+{
+    return r->method_len == strlen(m) && memcmp(r->method, m, r->method_len) == 0;
+}
+
+/* Parses the body as a JSON object; an empty body is an empty object. */
+static json_t *parse_body(const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    if (r->body_len == 0)
+        return json_object();
+    json_error_t je;
+    json_t *j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &je);
+    if (j == NULL) {
+        reply_error(res, 400, "bad_request", "The body is not valid JSON: %s at line %d column %d.", je.text,
+                    je.line, je.column);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        reply_error(res, 400, "bad_request", "The body must be a JSON object.");
+        return NULL;
+    }
+    return j;
+}
+
+/* Optional string field: NULL if absent; sets *bad when present but not a string. */
+static const char *opt_string(json_t *obj, const char *name, int *bad)
+{
+    json_t *v = json_object_get(obj, name);
+    if (v == NULL || json_is_null(v))
+        return NULL;
+    if (!json_is_string(v)) {
+        *bad = 1;
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+/* ---- customers ---- */
+
+static const char *display_status(const tg_customer_t *c, int64_t now)
+{
+    if (strcmp(c->status, "trialing") == 0 && c->trial_end <= now)
+        return "active";
+    return c->status;
+}
+
+static json_t *customer_json(tg_admin_t *a, const tg_customer_t *c)
+{
+    int64_t now = now_s(), ps = 0, pe = 0;
+    const tg_plan_t *plan = tg_config_find_plan(a->d.cfg, c->plan_id);
+    if (plan != NULL)
+        tg_period_bounds(c->anchor_at, plan->interval, now, &ps, &pe);
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:{s:o,s:o}}", "id", c->id, "email", c->email, "name", c->name,
+                     "plan", c->plan_id, "status", display_status(c, now), "created_at", json_time(c->created_at),
+                     "trial_end", json_time(c->trial_end), "current_period", "start", json_time(ps), "end",
+                     json_time(pe));
+}
+
+static int valid_email(const char *e)
+{
+    const char *at = strchr(e, '@');
+    size_t n = strlen(e);
+    if (at == NULL || at == e || n >= TG_EMAIL_MAX || strchr(at + 1, '@') != NULL)
+        return 0;
+    const char *dot = strrchr(at, '.');
+    if (dot == NULL || dot == at + 1 || dot[1] == '\0')
+        return 0;
+    for (const char *p = e; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == '<' || *p == '>' || *p == '"' || *p == ',')
+            return 0;
+    return 1;
+}
+
+static void create_customer(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    json_t *body = parse_body(r, res);
+    if (body == NULL)
+        return;
+    int bad = 0;
+    const char *email = opt_string(body, "email", &bad), *name = opt_string(body, "name", &bad),
+               *plan_id = opt_string(body, "plan", &bad);
+    const tg_plan_t *plan = plan_id != NULL ? tg_config_find_plan(a->d.cfg, plan_id) : NULL;
+    if (bad)
+        reply_error(res, 400, "bad_request", "email, name and plan must be strings.");
+    else if (email == NULL || !valid_email(email))
+        reply_error(res, 400, "bad_request", "email: a valid email address is required.");
+    else if (name != NULL && strlen(name) >= TG_NAME_MAX)
+        reply_error(res, 400, "bad_request", "name: at most %d characters.", TG_NAME_MAX - 1);
+    else if (plan == NULL)
+        reply_error(res, 400, "bad_request", "plan: \"%s\" is not a plan; plans are defined in the configuration.",
+                    plan_id != NULL ? plan_id : "");
+    else {
+        tg_customer_t c;
+        memset(&c, 0, sizeof(c));
+        random_id("cus_", c.id, sizeof(c.id));
+        snprintf(c.email, sizeof(c.email), "%s", email);
+        snprintf(c.name, sizeof(c.name), "%s", name != NULL ? name : "");
+        snprintf(c.plan_id, sizeof(c.plan_id), "%s", plan->id);
+        c.created_at = c.anchor_at = now_s();
+        if (plan->trial_days > 0) {
+            snprintf(c.status, sizeof(c.status), "trialing");
+            c.trial_end = c.created_at + (int64_t)plan->trial_days * 86400;
+        } else {
+            snprintf(c.status, sizeof(c.status), "active");
+        }
+        tg_err_t err = {0};
+        int rc = tg_store_customer_insert(a->d.store, &c, &err);
+        if (rc == TG_EEXIST)
+            reply_error(res, 409, "conflict", "A customer with the email %s exists already.", email);
+        else if (rc != 0)
+            reply_error(res, 500, "internal_error", "Storing the customer failed: %s", err.msg);
+        else if (tg_accounts_put_customer(a->d.accounts, &c, &err) != 0)
+            reply_error(res, 500, "internal_error", "%s", err.msg);
+        else
+            reply_json(res, 201, customer_json(a, &c));
+    }
+    json_decref(body);
+}
+
+typedef struct {
+    tg_admin_t *a;
+    json_t *arr;
+} list_ctx_t;
+
+static int list_customer_cb(const tg_customer_t *c, void *arg)
+{
+    list_ctx_t *lc = arg;
+    json_array_append_new(lc->arr, customer_json(lc->a, c));
+    return 0;
+}
+
+static int load_customer(tg_admin_t *a, const segs_t *s, size_t idx, tg_customer_t *c, tg_admin_response_t *res)
+{
+    char id[TG_ID_MAX];
+    tg_err_t err = {0};
+    if (seg_copy(s, idx, id, sizeof(id)) != 0) {
+        reply_error(res, 404, "not_found", "No such customer.");
+        return -1;
+    }
+    int rc = tg_store_customer_get(a->d.store, id, c, &err);
+    if (rc == TG_ENOTFOUND) {
+        reply_error(res, 404, "not_found", "No customer %s.", id);
+        return -1;
+    }
+    if (rc != 0) {
+        reply_error(res, 500, "internal_error", "Reading the customer failed: %s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static void patch_customer(tg_admin_t *a, tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    json_t *body = parse_body(r, res);
+    if (body == NULL)
+        return;
+    int bad = 0;
+    const char *plan_id = opt_string(body, "plan", &bad), *status = opt_string(body, "status", &bad),
+               *name = opt_string(body, "name", &bad);
+    const tg_plan_t *plan = plan_id != NULL ? tg_config_find_plan(a->d.cfg, plan_id) : NULL;
+    if (bad)
+        reply_error(res, 400, "bad_request", "plan, status and name must be strings.");
+    else if (plan_id != NULL && plan == NULL)
+        reply_error(res, 400, "bad_request", "plan: \"%s\" is not a plan.", plan_id);
+    else if (status != NULL && strcmp(status, "active") != 0 && strcmp(status, "suspended") != 0 &&
+             strcmp(status, "canceled") != 0)
+        reply_error(res, 400, "bad_request", "status: must be \"active\", \"suspended\" or \"canceled\", not \"%s\".",
+                    status);
+    else if (name != NULL && strlen(name) >= TG_NAME_MAX)
+        reply_error(res, 400, "bad_request", "name: at most %d characters.", TG_NAME_MAX - 1);
+    else {
+        if (plan != NULL)
+            snprintf(c->plan_id, sizeof(c->plan_id), "%s", plan->id);
+        if (status != NULL) {
+            /* Resuming during a trial returns to the trial. */
+            if (strcmp(status, "active") == 0 && c->trial_end > now_s())
+                status = "trialing";
+            snprintf(c->status, sizeof(c->status), "%s", status);
+        }
+        if (name != NULL)
+            snprintf(c->name, sizeof(c->name), "%s", name);
+        tg_err_t err = {0};
+        if (tg_store_customer_update(a->d.store, c, &err) != 0)
+            reply_error(res, 500, "internal_error", "Updating the customer failed: %s", err.msg);
+        else if (tg_accounts_put_customer(a->d.accounts, c, &err) != 0)
+            reply_error(res, 500, "internal_error", "%s", err.msg);
+        else
+            reply_json(res, 200, customer_json(a, c));
+    }
+    json_decref(body);
+}
+
+/* ---- keys ---- */
+
+static const char *key_status(const tg_key_t *k, int64_t now)
+{
+    if (k->revoked_at != 0 && k->revoked_at <= now)
+        return "revoked";
+    if (k->expires_at != 0 && k->expires_at <= now)
+        return "expired";
+    if (k->expires_at != 0)
+        return "expiring";
+    return "active";
+}
+
+static json_t *key_json(tg_admin_t *a, const tg_key_t *k)
+{
+    int64_t last = tg_accounts_key_last_used(a->d.accounts, k->id);
+    if (last < k->last_used_at)
+        last = k->last_used_at;
+    return json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:s}", "id", k->id, "customer", k->customer_id, "name", k->name,
+                     "prefix", k->prefix, "created_at", json_time(k->created_at), "expires_at",
+                     json_time(k->expires_at), "revoked_at", json_time(k->revoked_at), "last_used_at",
+                     json_time(last), "status", key_status(k, now_s()));
+}
+
+/* Creates and stores a key for customer; fills *k and the secret (caller wipes it). */
+static int issue_key(tg_admin_t *a, const char *customer_id, const char *name, int live, tg_key_t *k,
+                     char secret[TG_APIKEY_BUF], tg_err_t *err)
+{
+    memset(k, 0, sizeof(*k));
+    tg_apikey_generate(live, secret);
+    random_id("key_", k->id, sizeof(k->id));
+    snprintf(k->customer_id, sizeof(k->customer_id), "%s", customer_id);
+    snprintf(k->name, sizeof(k->name), "%s", name != NULL ? name : "");
+    tg_apikey_hash(a->d.key_secret, a->d.key_secret_len, secret, strlen(secret), k->hash);
+    tg_apikey_prefix(secret, strlen(secret), k->prefix, sizeof(k->prefix));
+    k->created_at = now_s();
+    int rc = tg_store_key_insert(a->d.store, k, err);
+    if (rc == 0)
+        rc = tg_accounts_put_key(a->d.accounts, k, err);
+    return rc;
+}
+
+static void create_key(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    json_t *body = parse_body(r, res);
+    if (body == NULL)
+        return;
+    int bad = 0;
+    const char *name = opt_string(body, "name", &bad), *mode = opt_string(body, "mode", &bad);
+    if (bad || (mode != NULL && strcmp(mode, "live") != 0 && strcmp(mode, "test") != 0))
+        reply_error(res, 400, "bad_request", "name must be a string and mode \"live\" or \"test\".");
+    else if (name != NULL && strlen(name) >= TG_NAME_MAX)
+        reply_error(res, 400, "bad_request", "name: at most %d characters.", TG_NAME_MAX - 1);
+    else {
+        tg_key_t k;
+        char secret[TG_APIKEY_BUF];
+        tg_err_t err = {0};
+        if (issue_key(a, c->id, name, mode == NULL || strcmp(mode, "live") == 0, &k, secret, &err) != 0) {
+            reply_error(res, 500, "internal_error", "Storing the key failed: %s", err.msg);
+        } else {
+            json_t *j = key_json(a, &k);
+            json_object_set_new(j, "secret", json_string(secret));
+            reply_json(res, 201, j);
+        }
+        sodium_memzero(secret, sizeof(secret));
+    }
+    json_decref(body);
+}
+
+static int list_key_cb(const tg_key_t *k, void *arg)
+{
+    list_ctx_t *lc = arg;
+    json_array_append_new(lc->arr, key_json(lc->a, k));
+    return 0;
+}
+
+static int load_key(tg_admin_t *a, const segs_t *s, size_t idx, tg_key_t *k, tg_admin_response_t *res)
+{
+    char id[TG_ID_MAX];
+    tg_err_t err = {0};
+    if (seg_copy(s, idx, id, sizeof(id)) != 0) {
+        reply_error(res, 404, "not_found", "No such key.");
+        return -1;
+    }
+    int rc = tg_store_key_get(a->d.store, id, k, &err);
+    if (rc == TG_ENOTFOUND) {
+        reply_error(res, 404, "not_found", "No key %s.", id);
+        return -1;
+    }
+    if (rc != 0) {
+        reply_error(res, 500, "internal_error", "Reading the key failed: %s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static void revoke_key(tg_admin_t *a, tg_key_t *k, tg_admin_response_t *res)
+{
+    tg_err_t err = {0};
+    if (k->revoked_at == 0) {
+        k->revoked_at = now_s();
+        if (tg_store_key_set_revoked(a->d.store, k->id, k->revoked_at, &err) != 0 ||
+            tg_accounts_put_key(a->d.accounts, k, &err) != 0) {
+            reply_error(res, 500, "internal_error", "Revoking the key failed: %s", err.msg);
+            return;
+        }
+    }
+    reply_json(res, 200, key_json(a, k));
+}
+
+static void rotate_key(tg_admin_t *a, tg_key_t *old, const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    json_t *body = parse_body(r, res);
+    if (body == NULL)
+        return;
+    json_t *g = json_object_get(body, "grace_seconds");
+    int64_t grace = a->d.cfg->admin.key_grace_seconds;
+    int64_t now = now_s();
+    if (g != NULL && (!json_is_integer(g) || json_integer_value(g) < 0 || json_integer_value(g) > 31536000)) {
+        reply_error(res, 400, "bad_request", "grace_seconds: an integer from 0 to 31536000.");
+    } else if (strcmp(key_status(old, now), "revoked") == 0 || strcmp(key_status(old, now), "expired") == 0) {
+        reply_error(res, 409, "conflict", "Key %s is %s; only a working key can be rotated.", old->id,
+                    key_status(old, now));
+    } else {
+        if (g != NULL)
+            grace = json_integer_value(g);
+        tg_err_t err = {0};
+        tg_key_t k;
+        char secret[TG_APIKEY_BUF];
+        int64_t expires = now + grace;
+        if (old->expires_at == 0 || old->expires_at > expires)
+            old->expires_at = expires;
+        int live = strncmp(old->prefix, "tg_live_", 8) == 0;
+        if (tg_store_key_set_expires(a->d.store, old->id, old->expires_at, &err) != 0 ||
+            tg_accounts_put_key(a->d.accounts, old, &err) != 0 ||
+            issue_key(a, old->customer_id, old->name, live, &k, secret, &err) != 0) {
+            reply_error(res, 500, "internal_error", "Rotating the key failed: %s", err.msg);
+        } else {
+            json_t *j = key_json(a, &k);
+            json_object_set_new(j, "secret", json_string(secret));
+            json_object_set_new(j, "replaces", json_string(old->id));
+            json_object_set_new(j, "old_key_expires_at", json_time(old->expires_at));
+            reply_json(res, 201, j);
+        }
+        sodium_memzero(secret, sizeof(secret));
+    }
+    json_decref(body);
+}
+
+/* ---- usage ---- */
+
+typedef struct {
+    json_t *metrics;
+    const tg_plan_t *plan;
+} usage_ctx_t;
+
+static int usage_total_cb(const char *metric, uint64_t units, void *arg)
+{
+    usage_ctx_t *u = arg;
+    uint64_t included = tg_plan_included(u->plan, metric);
+    json_t *m = json_pack("{s:s,s:I}", "metric", metric, "used", (json_int_t)units);
+    if (included == TG_UNLIMITED) {
+        json_object_set_new(m, "included", json_null());
+        json_object_set_new(m, "overage", json_integer(0));
+        json_object_set_new(m, "remaining", json_null());
+    } else {
+        json_object_set_new(m, "included", json_integer((json_int_t)included));
+        json_object_set_new(m, "overage", json_integer((json_int_t)(units > included ? units - included : 0)));
+        json_object_set_new(m, "remaining", json_integer((json_int_t)(units < included ? included - units : 0)));
+    }
+    json_array_append_new(u->metrics, m);
+    return 0;
+}
+
+static int usage_day_cb(const char *day, const char *metric, uint64_t units, void *arg)
+{
+    json_array_append_new(arg, json_pack("{s:s,s:s,s:I}", "day", day, "metric", metric, "units", (json_int_t)units));
+    return 0;
+}
+
+/* "YYYY-MM" into the first second of that month (UTC). */
+static int parse_month(const char *q, size_t len, int64_t *out)
+{
+    const char *p = NULL;
+    for (size_t i = 0; i + 7 <= len; i++)
+        if ((i == 0 || q[i - 1] == '&') && strncmp(q + i, "period=", 7) == 0) {
+            p = q + i + 7;
+            break;
+        }
+    if (p == NULL)
+        return 1; /* absent */
+    if ((size_t)(q + len - p) < 7 || !isdigit((unsigned char)p[0]) || !isdigit((unsigned char)p[1]) ||
+        !isdigit((unsigned char)p[2]) || !isdigit((unsigned char)p[3]) || p[4] != '-' ||
+        !isdigit((unsigned char)p[5]) || !isdigit((unsigned char)p[6]) || (p + 7 < q + len && p[7] != '&'))
+        return -1;
+    int y = (p[0] - '0') * 1000 + (p[1] - '0') * 100 + (p[2] - '0') * 10 + (p[3] - '0');
+    int m = (p[5] - '0') * 10 + (p[6] - '0');
+    if (m < 1 || m > 12 || y < 1970)
+        return -1;
+    /* the first of the month: use the period code's own calendar by stepping from the epoch */
+    *out = tg_period_boundary(0, TG_INTERVAL_MONTH, (int64_t)(y - 1970) * 12 + (m - 1));
+    return 0;
+}
+
+static void get_usage(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    const tg_plan_t *plan = tg_config_find_plan(a->d.cfg, c->plan_id);
+    int64_t ps, pe, month = 0;
+    int pm = parse_month(r->query, r->query != NULL ? r->query_len : 0, &month);
+    if (pm < 0) {
+        reply_error(res, 400, "bad_request", "period: expected YYYY-MM.");
+        return;
+    }
+    if (pm == 0) {
+        /* The period that starts in that month. */
+        tg_period_bounds(c->anchor_at, plan->interval, month, &ps, &pe);
+        if (ps < month) {
+            ps = pe;
+            int64_t s2, e2;
+            tg_period_bounds(c->anchor_at, plan->interval, ps, &s2, &e2);
+            ps = s2;
+            pe = e2;
+        }
+    } else {
+        tg_period_bounds(c->anchor_at, plan->interval, now_s(), &ps, &pe);
+    }
+    /* Read-your-writes: what the gateway has answered is committed before we count it. */
+    if (a->d.meter != NULL)
+        tg_meter_flush(a->d.meter);
+    usage_ctx_t u = {json_array(), plan};
+    json_t *daily = json_array();
+    tg_err_t err = {0};
+    if (tg_store_usage_period(a->d.store, c->id, ps, usage_total_cb, &u, &err) != 0 ||
+        tg_store_usage_daily(a->d.store, c->id, ps, pe, usage_day_cb, daily, &err) != 0) {
+        json_decref(u.metrics);
+        json_decref(daily);
+        reply_error(res, 500, "internal_error", "Reading usage failed: %s", err.msg);
+        return;
+    }
+    /* Every metric with an allowance is listed, used or not. */
+    for (size_t i = 0; i < plan->nincluded; i++) {
+        int found = 0;
+        size_t k;
+        json_t *m;
+        json_array_foreach(u.metrics, k, m) if (strcmp(json_string_value(json_object_get(m, "metric")),
+                                                       plan->included[i].metric) == 0) found = 1;
+        if (!found)
+            usage_total_cb(plan->included[i].metric, 0, &u);
+    }
+    reply_json(res, 200,
+               json_pack("{s:s,s:s,s:{s:o,s:o},s:o,s:o}", "customer", c->id, "plan", c->plan_id, "period", "start",
+                         json_time(ps), "end", json_time(pe), "metrics", u.metrics, "daily", daily));
+}
+
+/* ---- dispatch ---- */
+
+static int authorized(tg_admin_t *a, const tg_admin_request_t *r)
+{
+    if (r->authorization == NULL || r->authorization_len < 8 || strncmp(r->authorization, "Bearer ", 7) != 0)
+        return 0;
+    /* Compare digests so the comparison is constant-time whatever the token's length. */
+    uint8_t d[32];
+    crypto_generichash(d, sizeof(d), (const uint8_t *)r->authorization + 7, r->authorization_len - 7, NULL, 0);
+    return sodium_memcmp(d, a->token_digest, sizeof(d)) == 0;
+}
+
+tg_admin_t *tg_admin_new(const tg_admin_deps_t *deps)
+{
+    tg_admin_t *a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return NULL;
+    a->d = *deps;
+    const char *tok = deps->cfg->admin.token;
+    crypto_generichash(a->token_digest, sizeof(a->token_digest), (const uint8_t *)tok, strlen(tok), NULL, 0);
+    return a;
+}
+
+void tg_admin_free(tg_admin_t *a)
+{
+    if (a == NULL)
+        return;
+    sodium_memzero(a->token_digest, sizeof(a->token_digest));
+    free(a);
+}
+
+void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    segs_t s;
+    memset(res, 0, sizeof(*res));
+    if (split_path(r->path, r->path_len, &s) != 0) {
+        reply_error(res, 404, "not_found", "No such route.");
+        return;
+    }
+    if (s.n == 1 && seg_is(&s, 0, "healthz")) {
+        reply_json(res, 200, json_pack("{s:s}", "status", "ok"));
+        return;
+    }
+    if (s.n == 1 && seg_is(&s, 0, "metrics")) {
+        res->status = 200;
+        res->content_type = "text/plain; version=0.0.4";
+        res->body = tg_metrics_render(a->d.meter);
+        res->body_len = res->body != NULL ? strlen(res->body) : 0;
+        return;
+    }
+    if (!(seg_is(&s, 0, "v1") && seg_is(&s, 1, "admin"))) {
+        reply_error(res, 404, "not_found", "No such route: %.*s", (int)(r->path_len > 200 ? 200 : r->path_len),
+                    r->path);
+        return;
+    }
+    if (!authorized(a, r)) {
+        reply_error(res, 401, "unauthorized", "The admin API needs \"Authorization: Bearer <admin token>\".");
+        return;
+    }
+    tg_customer_t c;
+    tg_key_t k;
+    if (seg_is(&s, 2, "customers") && s.n == 3) {
+        if (method_is(r, "POST"))
+            create_customer(a, r, res);
+        else if (method_is(r, "GET")) {
+            list_ctx_t lc = {a, json_array()};
+            tg_err_t err = {0};
+            if (tg_store_customer_list(a->d.store, list_customer_cb, &lc, &err) != 0) {
+                json_decref(lc.arr);
+                reply_error(res, 500, "internal_error", "Listing customers failed: %s", err.msg);
+            } else
+                reply_json(res, 200, json_pack("{s:o}", "data", lc.arr));
+        } else
+            reply_error(res, 405, "method_not_allowed", "Use GET or POST.");
+        return;
+    }
+    if (seg_is(&s, 2, "customers") && s.n >= 4) {
+        if (s.n == 4 && !method_is(r, "GET") && !method_is(r, "PATCH")) {
+            reply_error(res, 405, "method_not_allowed", "Use GET or PATCH.");
+            return;
+        }
+        if (s.n > 5 || (s.n == 5 && !seg_is(&s, 4, "keys") && !seg_is(&s, 4, "usage"))) {
+            reply_error(res, 404, "not_found", "No such route.");
+            return;
+        }
+        if (load_customer(a, &s, 3, &c, res) != 0)
+            return;
+        if (s.n == 4 && method_is(r, "GET"))
+            reply_json(res, 200, customer_json(a, &c));
+        else if (s.n == 4)
+            patch_customer(a, &c, r, res);
+        else if (seg_is(&s, 4, "keys") && method_is(r, "POST"))
+            create_key(a, &c, r, res);
+        else if (seg_is(&s, 4, "keys") && method_is(r, "GET")) {
+            list_ctx_t lc = {a, json_array()};
+            tg_err_t err = {0};
+            if (tg_store_key_list(a->d.store, c.id, list_key_cb, &lc, &err) != 0) {
+                json_decref(lc.arr);
+                reply_error(res, 500, "internal_error", "Listing keys failed: %s", err.msg);
+            } else
+                reply_json(res, 200, json_pack("{s:o}", "data", lc.arr));
+        } else if (seg_is(&s, 4, "usage") && method_is(r, "GET"))
+            get_usage(a, &c, r, res);
+        else
+            reply_error(res, 405, "method_not_allowed", "Method not allowed here.");
+        return;
+    }
+    if (seg_is(&s, 2, "keys") && (s.n == 4 || (s.n == 5 && seg_is(&s, 4, "rotate")))) {
+        if (s.n == 4 && !method_is(r, "DELETE") && !method_is(r, "GET")) {
+            reply_error(res, 405, "method_not_allowed", "Use GET or DELETE.");
+            return;
+        }
+        if (s.n == 5 && !method_is(r, "POST")) {
+            reply_error(res, 405, "method_not_allowed", "Use POST.");
+            return;
+        }
+        if (load_key(a, &s, 3, &k, res) != 0)
+            return;
+        if (s.n == 5)
+            rotate_key(a, &k, r, res);
+        else if (method_is(r, "DELETE"))
+            revoke_key(a, &k, res);
+        else
+            reply_json(res, 200, key_json(a, &k));
+        return;
+    }
+    reply_error(res, 404, "not_found", "No such route: %.*s", (int)(r->path_len > 200 ? 200 : r->path_len), r->path);
+}

@@ -1,0 +1,165 @@
+/* config.h - tollgate's configuration: one YAML file parsed once into plain, read-only data.
+ *
+ * The structs here are public on purpose (like nginx's conf structs): every subsystem reads its
+ * own section directly. A loaded tg_config_t is immutable and may be read from any thread. */
+#ifndef TG_CONFIG_H
+#define TG_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/money.h"
+#include "util/period.h"
+
+#define TG_UNLIMITED UINT64_MAX
+
+/* "N/sec|min|hour|day": count events per period_ns. count == 0 means no limit. */
+typedef struct tg_rate {
+    uint64_t count;
+    int64_t period_ns;
+} tg_rate_t;
+
+typedef enum tg_quota_action {
+    TG_QUOTA_BLOCK = 0,   /* 429 quota_exceeded once the allowance is used */
+    TG_QUOTA_BILL = 1,    /* allowed and counted as overage */
+    TG_QUOTA_THROTTLE = 2 /* allowed at the reduced rate throttle_rate */
+} tg_quota_action_t;
+
+typedef enum tg_price_model {
+    TG_MODEL_PER_UNIT = 0,
+    TG_MODEL_GRADUATED = 1,
+    TG_MODEL_VOLUME = 2,
+    TG_MODEL_PACKAGE = 3
+} tg_price_model_t;
+
+typedef struct tg_tier {
+    uint64_t up_to; /* inclusive upper bound; TG_UNLIMITED for "inf" */
+    tg_money_t unit_price;
+    tg_money_t flat_price;
+} tg_tier_t;
+
+typedef struct tg_charge {
+    char *metric;
+    tg_price_model_t model;
+    tg_money_t unit_price; /* per_unit */
+    tg_tier_t *tiers;      /* graduated, volume: ascending up_to, last is TG_UNLIMITED */
+    size_t ntiers;
+    uint64_t package_size; /* package */
+    tg_money_t package_price;
+    int round_up; /* package: 1 = round partial packages up (default), 0 = down */
+    int line;
+} tg_charge_t;
+
+typedef struct tg_allowance {
+    char *metric;
+    uint64_t amount;
+} tg_allowance_t;
+
+typedef struct tg_plan {
+    char *id;   /* the key under plans: */
+    char *name; /* display name; defaults to id */
+    tg_money_t price;
+    char currency[4];     /* lowercase ISO 4217 */
+    int currency_digits;  /* minor unit digits, e.g. 2 for usd */
+    tg_interval_t interval;
+    int trial_days;
+    tg_rate_t rate_limit; /* count 0 = unlimited */
+    uint64_t burst;       /* defaults to rate_limit.count */
+    char **endpoints;     /* path patterns; NULL (nendpoints 0) = every path allowed */
+    size_t nendpoints;
+    tg_allowance_t *included;
+    size_t nincluded;
+    tg_quota_action_t on_quota;
+    tg_rate_t throttle_rate; /* on_quota: throttle:R */
+    tg_charge_t *charges;
+    size_t ncharges;
+    tg_money_t minimum; /* 0 = none */
+    tg_money_t maximum; /* 0 = none */
+    int block_at_maximum;
+    char **features;
+    size_t nfeatures;
+    int line;
+} tg_plan_t;
+
+typedef struct tg_meter_unit {
+    char *metric;
+    uint64_t units;
+} tg_meter_unit_t;
+
+typedef struct tg_route {
+    char *method;  /* NULL = any method */
+    char *pattern; /* path pattern, '*' matches any run of characters */
+    uint64_t weight;
+    tg_meter_unit_t *meter; /* defaults to {api_calls: 1} */
+    size_t nmeter;
+    int line;
+} tg_route_t;
+
+typedef struct tg_config {
+    char *path;
+    struct {
+        char *listen;       /* "host:port" */
+        char *admin_listen; /* "host:port" */
+        int workers;
+        size_t max_header_bytes;
+        size_t max_body_bytes;
+    } server;
+    struct {
+        char *url;
+        int timeout_ms;
+        int keepalive_ms;
+    } upstream;
+    struct {
+        char *database; /* "sqlite:PATH" */
+    } storage;
+    struct {
+        char *token;
+        int key_grace_seconds; /* rotated keys keep working this long; default 86400 */
+    } admin;
+    struct {
+        char *secret; /* HMAC key for API key hashes; >= 32 bytes */
+    } keys;
+    struct {
+        int strict;   /* durability: strict (1) | batched (0) */
+        int flush_ms; /* batched commit interval */
+        unsigned billable_classes; /* bit n set = status class n xx billable; default 2,3,4 */
+        int bill_429;              /* default 0: 429 from upstream is not billed */
+    } metering;
+    tg_plan_t *plans;
+    size_t nplans;
+    tg_route_t *routes;
+    size_t nroutes;
+} tg_config_t;
+
+/* Parses and validates the YAML file at `path`. On success *out owns a new config (free with
+ * tg_config_free). On failure returns TG_ECONFIG and writes every problem found, one per line as
+ * "FILE:LINE: message", into errbuf (truncated to errcap). `${NAME}` in scalar strings expands
+ * from the environment; an unset variable is an error. */
+int tg_config_load(const char *path, tg_config_t **out, char *errbuf, size_t errcap);
+
+/* Same, from a string in memory; `name` is used in messages in place of the file name. */
+int tg_config_load_string(const char *name, const char *yaml, size_t len, tg_config_t **out,
+                          char *errbuf, size_t errcap);
+
+void tg_config_free(tg_config_t *cfg);
+
+const tg_plan_t *tg_config_find_plan(const tg_config_t *cfg, const char *id);
+
+/* Allowance of `metric` under plan, or TG_UNLIMITED if the plan has none for it. */
+uint64_t tg_plan_included(const tg_plan_t *plan, const char *metric);
+
+/* 1 if plan allows `path` (its endpoints list, or no list). */
+int tg_plan_allows(const tg_plan_t *plan, const char *path, size_t len);
+
+/* First route matching method and path, or NULL. */
+const tg_route_t *tg_config_match_route(const tg_config_t *cfg, const char *method, size_t mlen,
+                                        const char *path, size_t plen);
+
+/* Glob match of `pattern` ('*' = any run of characters, including '/') against path. */
+int tg_path_match(const char *pattern, const char *path, size_t len);
+
+/* Writes a human-readable summary of the effective plans (for check-config) into a new
+ * malloc'd string, or NULL on allocation failure. */
+char *tg_config_describe(const tg_config_t *cfg);
+
+#endif

@@ -1,0 +1,343 @@
+/* accounts.c - see accounts.h.
+ *
+ * Two chained hash tables under one rwlock: customers by id, keys by HMAC (and a second chain of
+ * the same key entries by key id, for admin updates). Entries are allocated one by one and never
+ * moved or freed before tg_accounts_free, so readers may keep pointers after unlocking. */
+#include "gateway/accounts.h"
+
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/period.h"
+
+struct tg_account {
+    struct tg_account *next; /* chain in the customer table */
+    char id[TG_ID_MAX];
+    _Atomic(const tg_plan_t *) plan;
+    _Atomic int status;
+    _Atomic int64_t trial_end;
+    int64_t anchor_at;
+};
+
+typedef struct key_entry {
+    struct key_entry *next_by_hash;
+    struct key_entry *next_by_id;
+    uint8_t hash[32];
+    char id[TG_ID_MAX];
+    tg_account_t *account;
+    _Atomic int64_t expires_at;
+    _Atomic int64_t revoked_at;
+    _Atomic int64_t last_used_at;
+} key_entry_t;
+
+struct tg_accounts {
+    const tg_config_t *cfg;
+    pthread_rwlock_t lock;
+    tg_account_t **customers;
+    size_t ncustomer_buckets, ncustomers;
+    key_entry_t **keys_by_hash, **keys_by_id;
+    size_t nkey_buckets, nkeys;
+};
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a: ids are random already */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static uint64_t hash_digest(const uint8_t d[32])
+{
+    uint64_t h;
+    memcpy(&h, d, sizeof(h)); /* an HMAC output is uniformly distributed */
+    return h;
+}
+
+tg_accounts_t *tg_accounts_new(const tg_config_t *cfg)
+{
+    tg_accounts_t *a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return NULL;
+    a->cfg = cfg;
+    a->ncustomer_buckets = 1024;
+    a->nkey_buckets = 1024;
+    a->customers = calloc(a->ncustomer_buckets, sizeof(*a->customers));
+    a->keys_by_hash = calloc(a->nkey_buckets, sizeof(*a->keys_by_hash));
+    a->keys_by_id = calloc(a->nkey_buckets, sizeof(*a->keys_by_id));
+    if (a->customers == NULL || a->keys_by_hash == NULL || a->keys_by_id == NULL ||
+        pthread_rwlock_init(&a->lock, NULL) != 0) {
+        free(a->customers);
+        free(a->keys_by_hash);
+        free(a->keys_by_id);
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void tg_accounts_free(tg_accounts_t *a)
+{
+    if (a == NULL)
+        return;
+    for (size_t i = 0; i < a->ncustomer_buckets; i++)
+        for (tg_account_t *c = a->customers[i], *n; c != NULL; c = n) {
+            n = c->next;
+            free(c);
+        }
+    for (size_t i = 0; i < a->nkey_buckets; i++)
+        for (key_entry_t *k = a->keys_by_hash[i], *n; k != NULL; k = n) {
+            n = k->next_by_hash;
+            sodium_memzero(k->hash, sizeof(k->hash));
+            free(k);
+        }
+    free(a->customers);
+    free(a->keys_by_hash);
+    free(a->keys_by_id);
+    pthread_rwlock_destroy(&a->lock);
+    free(a);
+}
+
+static tg_account_t *find_customer_locked(tg_accounts_t *a, const char *id)
+{
+    for (tg_account_t *c = a->customers[hash_str(id) % a->ncustomer_buckets]; c != NULL; c = c->next)
+        if (strcmp(c->id, id) == 0)
+            return c;
+    return NULL;
+}
+
+static key_entry_t *find_key_by_id_locked(tg_accounts_t *a, const char *id)
+{
+    for (key_entry_t *k = a->keys_by_id[hash_str(id) % a->nkey_buckets]; k != NULL; k = k->next_by_id)
+        if (strcmp(k->id, id) == 0)
+            return k;
+    return NULL;
+}
+
+/* Doubles a table when its load passes 1; called with the write lock held. Failure to grow is
+ * harmless (chains get longer), so it is not reported. */
+static void grow_customers_locked(tg_accounts_t *a)
+{
+    if (a->ncustomers < a->ncustomer_buckets)
+        return;
+    size_t n = a->ncustomer_buckets * 2;
+    tg_account_t **t = calloc(n, sizeof(*t));
+    if (t == NULL)
+        return;
+    for (size_t i = 0; i < a->ncustomer_buckets; i++)
+        for (tg_account_t *c = a->customers[i], *next; c != NULL; c = next) {
+            next = c->next;
+            size_t b = hash_str(c->id) % n;
+            c->next = t[b];
+            t[b] = c;
+        }
+    free(a->customers);
+    a->customers = t;
+    a->ncustomer_buckets = n;
+}
+
+static void grow_keys_locked(tg_accounts_t *a)
+{
+    if (a->nkeys < a->nkey_buckets)
+        return;
+    size_t n = a->nkey_buckets * 2;
+    key_entry_t **by_hash = calloc(n, sizeof(*by_hash)), **by_id = calloc(n, sizeof(*by_id));
+    if (by_hash == NULL || by_id == NULL) {
+        free(by_hash);
+        free(by_id);
+        return;
+    }
+    for (size_t i = 0; i < a->nkey_buckets; i++)
+        for (key_entry_t *k = a->keys_by_hash[i], *next; k != NULL; k = next) {
+            next = k->next_by_hash;
+            size_t bh = hash_digest(k->hash) % n, bi = hash_str(k->id) % n;
+            k->next_by_hash = by_hash[bh];
+            by_hash[bh] = k;
+            k->next_by_id = by_id[bi];
+            by_id[bi] = k;
+        }
+    free(a->keys_by_hash);
+    free(a->keys_by_id);
+    a->keys_by_hash = by_hash;
+    a->keys_by_id = by_id;
+    a->nkey_buckets = n;
+}
+
+int tg_accounts_put_customer(tg_accounts_t *a, const tg_customer_t *c, tg_err_t *err)
+{
+    const tg_plan_t *plan = tg_config_find_plan(a->cfg, c->plan_id);
+    if (plan == NULL)
+        return tg_errf(err, TG_EINVAL, "customer %s has plan \"%s\", which the configuration does not define",
+                       c->id, c->plan_id);
+    if (strlen(c->id) >= TG_ID_MAX)
+        return tg_errf(err, TG_EINVAL, "customer id too long");
+    pthread_rwlock_wrlock(&a->lock);
+    tg_account_t *acct = find_customer_locked(a, c->id);
+    if (acct == NULL) {
+        if ((acct = calloc(1, sizeof(*acct))) == NULL) {
+            pthread_rwlock_unlock(&a->lock);
+            return tg_errf(err, TG_ENOMEM, "out of memory adding customer %s", c->id);
+        }
+        memcpy(acct->id, c->id, strlen(c->id) + 1);
+        acct->anchor_at = c->anchor_at;
+        grow_customers_locked(a);
+        size_t b = hash_str(acct->id) % a->ncustomer_buckets;
+        acct->next = a->customers[b];
+        a->customers[b] = acct;
+        a->ncustomers++;
+    }
+    atomic_store(&acct->plan, plan);
+    atomic_store(&acct->status, (int)tg_account_status_parse(c->status));
+    atomic_store(&acct->trial_end, c->trial_end);
+    pthread_rwlock_unlock(&a->lock);
+    return 0;
+}
+
+int tg_accounts_put_key(tg_accounts_t *a, const tg_key_t *k, tg_err_t *err)
+{
+    if (strlen(k->id) >= TG_ID_MAX)
+        return tg_errf(err, TG_EINVAL, "key id too long");
+    pthread_rwlock_wrlock(&a->lock);
+    tg_account_t *acct = find_customer_locked(a, k->customer_id);
+    if (acct == NULL) {
+        pthread_rwlock_unlock(&a->lock);
+        return tg_errf(err, TG_ENOTFOUND, "key %s belongs to unknown customer %s", k->id, k->customer_id);
+    }
+    key_entry_t *e = find_key_by_id_locked(a, k->id);
+    if (e == NULL) {
+        if ((e = calloc(1, sizeof(*e))) == NULL) {
+            pthread_rwlock_unlock(&a->lock);
+            return tg_errf(err, TG_ENOMEM, "out of memory adding key %s", k->id);
+        }
+        memcpy(e->hash, k->hash, sizeof(e->hash));
+        memcpy(e->id, k->id, strlen(k->id) + 1);
+        e->account = acct;
+        atomic_store(&e->last_used_at, k->last_used_at);
+        grow_keys_locked(a);
+        size_t bh = hash_digest(e->hash) % a->nkey_buckets, bi = hash_str(e->id) % a->nkey_buckets;
+        e->next_by_hash = a->keys_by_hash[bh];
+        a->keys_by_hash[bh] = e;
+        e->next_by_id = a->keys_by_id[bi];
+        a->keys_by_id[bi] = e;
+        a->nkeys++;
+    }
+    atomic_store(&e->expires_at, k->expires_at);
+    atomic_store(&e->revoked_at, k->revoked_at);
+    pthread_rwlock_unlock(&a->lock);
+    return 0;
+}
+
+static int load_customer_cb(const tg_customer_t *c, void *arg)
+{
+    void **ctx = arg;
+    return tg_accounts_put_customer(ctx[0], c, ctx[1]) != 0;
+}
+
+static int load_key_cb(const tg_key_t *k, void *arg)
+{
+    void **ctx = arg;
+    return tg_accounts_put_key(ctx[0], k, ctx[1]) != 0;
+}
+
+int tg_accounts_load(tg_accounts_t *a, tg_store_t *st, tg_err_t *err)
+{
+    tg_err_t inner = {0};
+    void *ctx[2] = {a, &inner};
+    int rc = tg_store_customer_list(st, load_customer_cb, ctx, err);
+    if (rc == 0 && inner.code != 0)
+        return tg_errf(err, inner.code, "loading customers: %s", inner.msg);
+    if (rc != 0)
+        return rc;
+    rc = tg_store_key_list(st, NULL, load_key_cb, ctx, err);
+    if (rc == 0 && inner.code != 0)
+        return tg_errf(err, inner.code, "loading keys: %s", inner.msg);
+    return rc;
+}
+
+void tg_accounts_authenticate(tg_accounts_t *a, const uint8_t hash[32], int64_t now_s, tg_auth_t *out)
+{
+    out->result = TG_AUTH_UNKNOWN;
+    out->account = NULL;
+    out->key_id[0] = '\0';
+    pthread_rwlock_rdlock(&a->lock);
+    for (key_entry_t *k = a->keys_by_hash[hash_digest(hash) % a->nkey_buckets]; k != NULL; k = k->next_by_hash) {
+        if (sodium_memcmp(k->hash, hash, 32) != 0)
+            continue;
+        int64_t revoked = atomic_load(&k->revoked_at), expires = atomic_load(&k->expires_at);
+        if (revoked != 0 && revoked <= now_s)
+            out->result = TG_AUTH_REVOKED;
+        else if (expires != 0 && expires <= now_s)
+            out->result = TG_AUTH_EXPIRED;
+        else {
+            out->result = TG_AUTH_OK;
+            out->account = k->account;
+            if (atomic_load_explicit(&k->last_used_at, memory_order_relaxed) != now_s)
+                atomic_store_explicit(&k->last_used_at, now_s, memory_order_relaxed);
+        }
+        memcpy(out->key_id, k->id, sizeof(out->key_id));
+        break;
+    }
+    pthread_rwlock_unlock(&a->lock);
+}
+
+tg_account_t *tg_accounts_find(tg_accounts_t *a, const char *customer_id)
+{
+    pthread_rwlock_rdlock(&a->lock);
+    tg_account_t *acct = find_customer_locked(a, customer_id);
+    pthread_rwlock_unlock(&a->lock);
+    return acct;
+}
+
+int64_t tg_accounts_key_last_used(tg_accounts_t *a, const char *key_id)
+{
+    pthread_rwlock_rdlock(&a->lock);
+    key_entry_t *k = find_key_by_id_locked(a, key_id);
+    int64_t t = k != NULL ? atomic_load(&k->last_used_at) : 0;
+    pthread_rwlock_unlock(&a->lock);
+    return t;
+}
+
+const char *tg_account_id(const tg_account_t *acct)
+{
+    return acct->id;
+}
+
+const tg_plan_t *tg_account_plan(const tg_account_t *acct)
+{
+    return atomic_load(&((tg_account_t *)acct)->plan);
+}
+
+tg_account_status_t tg_account_status(const tg_account_t *acct, int64_t now_s)
+{
+    tg_account_t *m = (tg_account_t *)acct;
+    tg_account_status_t st = (tg_account_status_t)atomic_load(&m->status);
+    if (st == TG_ACCT_TRIALING && atomic_load(&m->trial_end) <= now_s)
+        return TG_ACCT_ACTIVE; /* a trial that ran out is a paying subscription */
+    return st;
+}
+
+void tg_account_period(tg_account_t *acct, int64_t now_s, int64_t *start_s, int64_t *end_s)
+{
+    const tg_plan_t *plan = tg_account_plan(acct);
+    tg_period_bounds(acct->anchor_at, plan->interval, now_s, start_s, end_s);
+}
+
+static const char *const status_names[] = {"active", "trialing", "past_due", "suspended", "canceled"};
+
+tg_account_status_t tg_account_status_parse(const char *s)
+{
+    for (size_t i = 0; i < sizeof(status_names) / sizeof(status_names[0]); i++)
+        if (strcmp(s, status_names[i]) == 0)
+            return (tg_account_status_t)i;
+    return TG_ACCT_ACTIVE;
+}
+
+const char *tg_account_status_name(tg_account_status_t st)
+{
+    if ((unsigned)st < sizeof(status_names) / sizeof(status_names[0]))
+        return status_names[st];
+    return "active";
+}

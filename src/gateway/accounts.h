@@ -1,0 +1,76 @@
+/* accounts.h - the in-memory directory the gateway decides from: customers and their API keys.
+ *
+ * The store is the durable truth; this directory is its hot copy, loaded at start and updated by
+ * the admin thread right after each store write, so the request path never touches the disk.
+ * Readers (gateway event loops) take a read lock only for the key lookup; per-customer fields
+ * that change at run time (plan, status, key revocation) are atomics, so a plan change or a
+ * revocation is seen by the very next request on every thread.
+ * Accounts are never freed while the directory lives, so a tg_account_t pointer obtained from
+ * tg_accounts_authenticate stays valid until tg_accounts_free (at shutdown). */
+#ifndef TG_ACCOUNTS_H
+#define TG_ACCOUNTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "store/store.h"
+
+typedef struct tg_accounts tg_accounts_t;
+typedef struct tg_account tg_account_t;
+
+typedef enum tg_account_status {
+    TG_ACCT_ACTIVE = 0,
+    TG_ACCT_TRIALING = 1,
+    TG_ACCT_PAST_DUE = 2,
+    TG_ACCT_SUSPENDED = 3,
+    TG_ACCT_CANCELED = 4,
+} tg_account_status_t;
+
+typedef enum tg_auth_result {
+    TG_AUTH_OK = 0,
+    TG_AUTH_UNKNOWN = 1,
+    TG_AUTH_REVOKED = 2,
+    TG_AUTH_EXPIRED = 3,
+} tg_auth_result_t;
+
+typedef struct tg_auth {
+    tg_auth_result_t result;
+    tg_account_t *account;   /* set when result is TG_AUTH_OK */
+    char key_id[TG_ID_MAX];
+} tg_auth_t;
+
+/* cfg must outlive the directory (plans are referenced, not copied). */
+tg_accounts_t *tg_accounts_new(const tg_config_t *cfg);
+void tg_accounts_free(tg_accounts_t *a);
+
+/* Loads every customer and key from the store. Admin thread / start-up only. */
+int tg_accounts_load(tg_accounts_t *a, tg_store_t *st, tg_err_t *err);
+
+/* Adds a customer or updates its plan, status and trial end. TG_EINVAL for an unknown plan. */
+int tg_accounts_put_customer(tg_accounts_t *a, const tg_customer_t *c, tg_err_t *err);
+/* Adds a key or updates its expiry and revocation. TG_ENOTFOUND if its customer is unknown. */
+int tg_accounts_put_key(tg_accounts_t *a, const tg_key_t *k, tg_err_t *err);
+
+/* Looks up the key whose HMAC is `hash` at wall time now_s. Thread-safe. The comparison of the
+ * hash itself is constant-time. */
+void tg_accounts_authenticate(tg_accounts_t *a, const uint8_t hash[32], int64_t now_s,
+                              tg_auth_t *out);
+
+/* Customer by id, or NULL. Thread-safe. */
+tg_account_t *tg_accounts_find(tg_accounts_t *a, const char *customer_id);
+
+/* Last-used time (seconds) recorded in memory for a key, 0 if never. */
+int64_t tg_accounts_key_last_used(tg_accounts_t *a, const char *key_id);
+
+/* Accessors; all thread-safe. */
+const char *tg_account_id(const tg_account_t *acct);
+const tg_plan_t *tg_account_plan(const tg_account_t *acct);
+tg_account_status_t tg_account_status(const tg_account_t *acct, int64_t now_s);
+/* The billing period containing now_s, from the customer's anchor and plan interval. */
+void tg_account_period(tg_account_t *acct, int64_t now_s, int64_t *start_s, int64_t *end_s);
+
+tg_account_status_t tg_account_status_parse(const char *s);
+const char *tg_account_status_name(tg_account_status_t st);
+
+#endif

@@ -1,0 +1,426 @@
+/* gateway.c - see gateway.h. */
+#include "gateway/gateway.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "gateway/apikey.h"
+#include "metrics/metrics.h"
+#include "util/clock.h"
+
+struct tg_gateway {
+    tg_gateway_deps_t deps;
+    uint8_t *secret;
+    size_t secret_len;
+};
+
+static const tg_meter_unit_t default_units[] = {{"api_calls", 1}};
+
+tg_gateway_t *tg_gateway_new(const tg_gateway_deps_t *deps, const uint8_t *secret, size_t secret_len)
+{
+    tg_gateway_t *gw = calloc(1, sizeof(*gw));
+    if (gw == NULL || (gw->secret = malloc(secret_len)) == NULL) {
+        free(gw);
+        return NULL;
+    }
+    gw->deps = *deps;
+    memcpy(gw->secret, secret, secret_len);
+    gw->secret_len = secret_len;
+    return gw;
+}
+
+void tg_gateway_free(tg_gateway_t *gw)
+{
+    if (gw == NULL)
+        return;
+    sodium_memzero(gw->secret, gw->secret_len);
+    free(gw->secret);
+    free(gw);
+}
+
+static int refuse(tg_refusal_t *r, int status, const char *type, tg_outcome_t outcome, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int refuse(tg_refusal_t *r, int status, const char *type, tg_outcome_t outcome, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->message, sizeof(r->message), fmt, ap);
+    va_end(ap);
+    r->status = status;
+    r->type = type;
+    tg_metrics_count_decision(outcome);
+    return 0;
+}
+
+/* Finds the key in "Authorization: Bearer KEY" or "X-API-Key: KEY". */
+static int extract_key(const tg_call_request_t *rq, const char **key, size_t *len)
+{
+    if (rq->authorization != NULL && rq->authorization_len > 7 &&
+        strncasecmp(rq->authorization, "Bearer ", 7) == 0) {
+        const char *p = rq->authorization + 7, *end = rq->authorization + rq->authorization_len;
+        while (p < end && *p == ' ')
+            p++;
+        while (end > p && end[-1] == ' ')
+            end--;
+        *key = p;
+        *len = (size_t)(end - p);
+        return *len > 0;
+    }
+    if (rq->api_key != NULL && rq->api_key_len > 0) {
+        *key = rq->api_key;
+        *len = rq->api_key_len;
+        return 1;
+    }
+    return 0;
+}
+
+/* "pro, enterprise" - the plans whose endpoint lists include path. */
+static void plans_allowing(const tg_config_t *cfg, const char *path, size_t len, char *out, size_t cap)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < cfg->nplans; i++) {
+        if (!tg_plan_allows(&cfg->plans[i], path, len))
+            continue;
+        int n = snprintf(out + used, cap - used, "%s%s", used ? ", " : "", cfg->plans[i].id);
+        if (n < 0 || (size_t)n >= cap - used)
+            break;
+        used += (size_t)n;
+    }
+}
+
+/* Plans other than `current` whose allowance of metric is larger: the upgrade path. */
+static void plans_with_more(const tg_config_t *cfg, const tg_plan_t *current, const char *metric,
+                            char *out, size_t cap)
+{
+    uint64_t have = tg_plan_included(current, metric);
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < cfg->nplans; i++) {
+        const tg_plan_t *p = &cfg->plans[i];
+        if (p == current || (tg_plan_included(p, metric) <= have && p->on_quota == TG_QUOTA_BLOCK))
+            continue;
+        int n = snprintf(out + used, cap - used, "%s%s", used ? ", " : "", p->id);
+        if (n < 0 || (size_t)n >= cap - used)
+            break;
+        used += (size_t)n;
+    }
+}
+
+static void release_units(tg_gateway_t *gw, tg_call_t *call, size_t upto)
+{
+    for (size_t i = 0; i < upto; i++)
+        tg_quota_release(gw->deps.quota, tg_account_id(call->account), call->period_start,
+                         call->units[i].metric, call->units[i].units);
+}
+
+int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *call, tg_refusal_t *refusal)
+{
+    const tg_config_t *cfg = gw->deps.cfg;
+    const char *key;
+    size_t key_len;
+
+    memset(call, 0, sizeof(*call));
+    memset(refusal, 0, sizeof(*refusal));
+    call->decided_ns = tg_clock_now_ns();
+    int64_t now_s = call->decided_ns / TG_NS_PER_SEC;
+
+    if (!extract_key(rq, &key, &key_len))
+        return refuse(refusal, 401, "missing_key", TG_OUT_MISSING_KEY,
+                      "No API key. Send it as \"Authorization: Bearer <key>\" or \"X-API-Key: <key>\".");
+    if (tg_apikey_check_format(key, key_len) != 0)
+        return refuse(refusal, 401, "invalid_key", TG_OUT_INVALID_KEY,
+                      "The API key is malformed (wrong prefix, length or checksum); check it for a typo.");
+    uint8_t hash[32];
+    tg_apikey_hash(gw->secret, gw->secret_len, key, key_len, hash);
+    tg_auth_t auth;
+    tg_accounts_authenticate(gw->deps.accounts, hash, now_s, &auth);
+    switch (auth.result) {
+    case TG_AUTH_OK:
+        break;
+    case TG_AUTH_REVOKED:
+        return refuse(refusal, 401, "invalid_key", TG_OUT_INVALID_KEY, "This API key has been revoked.");
+    case TG_AUTH_EXPIRED:
+        return refuse(refusal, 401, "invalid_key", TG_OUT_INVALID_KEY,
+                      "This API key has expired (it was rotated); use its replacement.");
+    default:
+        return refuse(refusal, 401, "invalid_key", TG_OUT_INVALID_KEY, "This API key does not exist.");
+    }
+
+    call->account = auth.account;
+    memcpy(call->key_id, auth.key_id, sizeof(call->key_id));
+    const tg_plan_t *plan = call->plan = tg_account_plan(auth.account);
+    tg_account_status_t status = tg_account_status(auth.account, now_s);
+    if (status == TG_ACCT_SUSPENDED || status == TG_ACCT_CANCELED)
+        return refuse(refusal, 402, "account_suspended", TG_OUT_SUSPENDED,
+                      "This account is %s; contact the API provider to restore access.",
+                      status == TG_ACCT_SUSPENDED ? "suspended" : "canceled");
+
+    if (!tg_plan_allows(plan, rq->path, rq->path_len)) {
+        char others[256];
+        plans_allowing(cfg, rq->path, rq->path_len, others, sizeof(others));
+        return refuse(refusal, 403, "endpoint_not_in_plan", TG_OUT_ENDPOINT,
+                      "The %s plan does not include %.*s. %s%s%s", plan->id,
+                      (int)(rq->path_len > 200 ? 200 : rq->path_len), rq->path,
+                      others[0] ? "Plans that include it: " : "No plan includes it.", others,
+                      others[0] ? "." : "");
+    }
+
+    /* What the call costs: the first matching route, else one api_call of weight 1. */
+    const tg_route_t *route = call->route = tg_config_match_route(cfg, rq->method, rq->method_len, rq->path, rq->path_len);
+    uint64_t weight = route != NULL ? route->weight : 1;
+    const tg_meter_unit_t *units = default_units;
+    size_t nunits = 1;
+    if (route != NULL && route->nmeter > 0) {
+        units = route->meter;
+        nunits = route->nmeter < TG_CALL_MAX_METRICS ? route->nmeter : TG_CALL_MAX_METRICS;
+    }
+    memcpy(call->units, units, nunits * sizeof(*units));
+    call->nunits = nunits;
+    if (route != NULL)
+        snprintf(call->endpoint, sizeof(call->endpoint), "%s%s%s", route->method ? route->method : "",
+                 route->method ? " " : "", route->pattern);
+    else
+        snprintf(call->endpoint, sizeof(call->endpoint), "%.*s %.*s", (int)rq->method_len, rq->method,
+                 (int)(rq->path_len > 100 ? 100 : rq->path_len), rq->path);
+
+    tg_account_period(auth.account, now_s, &call->period_start, &call->period_end);
+
+    /* Quota first: its reservation can be returned exactly, a rate-limit cell cannot. */
+    int throttled = 0;
+    const char *acct_id = tg_account_id(auth.account);
+    for (size_t i = 0; i < nunits; i++) {
+        uint64_t included = tg_plan_included(plan, units[i].metric), used = 0;
+        int block = plan->on_quota == TG_QUOTA_BLOCK && included != TG_UNLIMITED;
+        int rc = tg_quota_reserve(gw->deps.quota, acct_id, call->period_start, units[i].metric,
+                                  units[i].units, included, block, &used);
+        if (rc == TG_ELIMIT) {
+            release_units(gw, call, i);
+            char more[256];
+            plans_with_more(cfg, plan, units[i].metric, more, sizeof(more));
+            call->has_quota = 1;
+            call->quota_remaining = 0;
+            refusal->retry_after_s = call->period_end - now_s;
+            return refuse(refusal, 429, "quota_exceeded", TG_OUT_QUOTA_EXCEEDED,
+                          "The %s plan's %" PRIu64 " %s for this period are used up; the allowance resets "
+                          "in %" PRId64 " seconds. %s%s%s",
+                          plan->id, included, units[i].metric, call->period_end - now_s,
+                          more[0] ? "Upgrade to " : "", more, more[0] ? " for more." : "");
+        }
+        if (rc != 0) {
+            release_units(gw, call, i);
+            return refuse(refusal, 503, "service_unavailable", TG_OUT_QUOTA_EXCEEDED,
+                          "The gateway is out of memory; retry shortly.");
+        }
+        if (i == 0 && included != TG_UNLIMITED) {
+            call->has_quota = 1;
+            call->quota_remaining = used >= included ? 0 : included - used;
+        }
+        if (plan->on_quota == TG_QUOTA_THROTTLE && included != TG_UNLIMITED && used > included)
+            throttled = 1;
+    }
+
+    /* Rate limit: the plan's rate, or once over quota on a throttle plan, the reduced rate. */
+    call->rate_policy = throttled ? plan->throttle_rate : plan->rate_limit;
+    uint64_t burst = throttled ? plan->throttle_rate.count : plan->burst;
+    char rl_key[TG_ID_MAX + 4];
+    int kl = snprintf(rl_key, sizeof(rl_key), "%s%s", acct_id, throttled ? "/t" : "");
+    int64_t mono = tg_clock_mono_ns();
+    if (tg_limiter_take(gw->deps.limiter, rl_key, (size_t)kl, &call->rate_policy, burst, weight, mono,
+                        &call->rate) != 0) {
+        release_units(gw, call, nunits);
+        return refuse(refusal, 503, "service_unavailable", TG_OUT_RATE_LIMITED,
+                      "The gateway is out of memory; retry shortly.");
+    }
+    call->has_rate = call->rate_policy.count != 0;
+    if (!call->rate.allowed) {
+        release_units(gw, call, nunits);
+        if (call->has_quota) /* the reservation was returned */
+            call->quota_remaining += call->quota_remaining < UINT64_MAX ? units[0].units : 0;
+        int64_t ra = (call->rate.retry_after_ns + TG_NS_PER_SEC - 1) / TG_NS_PER_SEC;
+        refusal->retry_after_s = ra < 1 ? 1 : ra;
+        return refuse(refusal, 429, "rate_limited", TG_OUT_RATE_LIMITED,
+                      "Rate limit of the %s plan exceeded%s; retry in %" PRId64 " seconds.", plan->id,
+                      throttled ? " (throttled: this period's allowance is used up)" : "",
+                      refusal->retry_after_s);
+    }
+    tg_metrics_count_decision(TG_OUT_ALLOWED);
+    return 1;
+}
+
+static int is_billable(const tg_config_t *cfg, int status)
+{
+    if (status == 429)
+        return cfg->metering.bill_429;
+    if (status < 100 || status > 599)
+        return 0;
+    return (cfg->metering.billable_classes >> (status / 100)) & 1;
+}
+
+static int valid_metric(const char *s, size_t n)
+{
+    if (n == 0 || n >= TG_METRIC_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '_'))
+            return 0;
+    return 1;
+}
+
+/* Parses "tokens=1234, images=2" into rows after the call's own; malformed items are skipped
+ * (the upstream is trusted but not with our memory). Returns the number of rows added. */
+static size_t parse_units_header(const char *h, size_t len, tg_usage_t *rows, size_t cap)
+{
+    size_t n = 0, i = 0;
+    while (i < len && n < cap) {
+        while (i < len && (h[i] == ' ' || h[i] == ','))
+            i++;
+        size_t name = i;
+        while (i < len && h[i] != '=' && h[i] != ',')
+            i++;
+        size_t name_len = i - name;
+        while (name_len > 0 && h[name + name_len - 1] == ' ')
+            name_len--;
+        if (i >= len || h[i] != '=') {
+            while (i < len && h[i] != ',')
+                i++;
+            continue;
+        }
+        i++;
+        while (i < len && h[i] == ' ')
+            i++;
+        uint64_t v = 0;
+        int digits = 0, overflow = 0;
+        while (i < len && isdigit((unsigned char)h[i])) {
+            if (v > (UINT64_MAX - 9) / 10)
+                overflow = 1;
+            v = v * 10 + (uint64_t)(h[i] - '0');
+            i++;
+            digits++;
+        }
+        while (i < len && h[i] == ' ')
+            i++;
+        int ok = digits > 0 && !overflow && v <= INT64_MAX && (i >= len || h[i] == ',') &&
+                 valid_metric(h + name, name_len);
+        while (i < len && h[i] != ',')
+            i++;
+        if (!ok || v == 0)
+            continue;
+        memcpy(rows[n].metric, h + name, name_len);
+        rows[n].metric[name_len] = '\0';
+        rows[n].units = v;
+        n++;
+    }
+    return n;
+}
+
+int tg_gateway_settle(tg_gateway_t *gw, tg_call_t *call, int status, int upstream_failed,
+                      const char *units_header, size_t units_len, tg_meter_done_cb cb, void *arg)
+{
+    if (call->settled || call->account == NULL)
+        return 0;
+    call->settled = 1;
+    if (upstream_failed || !is_billable(gw->deps.cfg, status)) {
+        release_units(gw, call, call->nunits);
+        tg_metrics_count_billed(0);
+        return 0;
+    }
+    tg_metrics_count_billed(1);
+    tg_usage_t rows[TG_CALL_MAX_METRICS * 2];
+    size_t n = call->nunits;
+    memset(rows, 0, sizeof(rows));
+    for (size_t i = 0; i < n; i++) {
+        snprintf(rows[i].metric, sizeof(rows[i].metric), "%s", call->units[i].metric);
+        rows[i].units = call->units[i].units;
+    }
+    if (units_header != NULL && units_len > 0) {
+        size_t extra = parse_units_header(units_header, units_len, rows + n, TG_CALL_MAX_METRICS);
+        for (size_t i = n; i < n + extra; i++)
+            tg_quota_add(gw->deps.quota, tg_account_id(call->account), call->period_start, rows[i].metric,
+                         rows[i].units);
+        n += extra;
+    }
+    /* A metric named twice (route and header) would collide on (event_id, metric): merge. */
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n;)
+            if (strcmp(rows[i].metric, rows[j].metric) == 0) {
+                rows[i].units += rows[j].units;
+                rows[j] = rows[--n];
+            } else {
+                j++;
+            }
+    uint64_t event_id = tg_meter_next_event_id();
+    for (size_t i = 0; i < n; i++) {
+        rows[i].event_id = event_id;
+        snprintf(rows[i].customer_id, sizeof(rows[i].customer_id), "%s", tg_account_id(call->account));
+        snprintf(rows[i].key_id, sizeof(rows[i].key_id), "%s", call->key_id);
+        snprintf(rows[i].plan_id, sizeof(rows[i].plan_id), "%s", call->plan->id);
+        snprintf(rows[i].endpoint, sizeof(rows[i].endpoint), "%s", call->endpoint);
+        rows[i].ts_ns = call->decided_ns;
+        rows[i].period_start = call->period_start;
+        rows[i].status = status;
+    }
+    int rc = tg_meter_submit(gw->deps.meter, rows, n, cb, arg);
+    return rc == 0 ? 1 : rc;
+}
+
+void tg_gateway_abandon(tg_gateway_t *gw, tg_call_t *call)
+{
+    if (call->settled || call->account == NULL)
+        return;
+    call->settled = 1;
+    release_units(gw, call, call->nunits);
+}
+
+static void emit_u64(tg_header_emit_cb emit, void *arg, const char *name, uint64_t v)
+{
+    char buf[24];
+    int n = snprintf(buf, sizeof(buf), "%" PRIu64, v);
+    emit(name, buf, (size_t)n, arg);
+}
+
+void tg_gateway_headers(const tg_call_t *call, const tg_refusal_t *refusal, tg_header_emit_cb emit, void *arg)
+{
+    char buf[160];
+    int n;
+    if (call->has_rate) {
+        uint64_t reset_s = (uint64_t)((call->rate.reset_ns + TG_NS_PER_SEC - 1) / TG_NS_PER_SEC);
+        uint64_t window_s = (uint64_t)(call->rate_policy.period_ns / TG_NS_PER_SEC);
+        emit_u64(emit, arg, "x-ratelimit-limit", call->rate.limit);
+        emit_u64(emit, arg, "x-ratelimit-remaining", call->rate.remaining);
+        emit_u64(emit, arg, "x-ratelimit-reset", reset_s);
+        n = snprintf(buf, sizeof(buf), "\"default\";q=%" PRIu64 ";w=%" PRIu64, call->rate_policy.count,
+                     window_s);
+        emit("ratelimit-policy", buf, (size_t)n, arg);
+        n = snprintf(buf, sizeof(buf), "\"default\";r=%" PRIu64 ";t=%" PRIu64, call->rate.remaining, reset_s);
+        emit("ratelimit", buf, (size_t)n, arg);
+    }
+    if (call->has_quota) {
+        emit_u64(emit, arg, "x-quota-remaining", call->quota_remaining);
+        int64_t reset = call->period_end - call->decided_ns / TG_NS_PER_SEC;
+        emit_u64(emit, arg, "x-quota-reset", (uint64_t)(reset > 0 ? reset : 0));
+    }
+    if (refusal != NULL && refusal->status == 429 && refusal->retry_after_s > 0)
+        emit_u64(emit, arg, "retry-after", (uint64_t)refusal->retry_after_s);
+}
+
+size_t tg_gateway_error_json(const char *type, const char *message, char *buf, size_t cap)
+{
+    char docs[128];
+    snprintf(docs, sizeof(docs), "https://tollgate.dev/docs/errors#%s", type);
+    json_t *j = json_pack("{s:{s:s,s:s,s:s}}", "error", "type", type, "message", message, "docs", docs);
+    size_t n = j != NULL ? json_dumpb(j, buf, cap, JSON_COMPACT) : 0;
+    json_decref(j);
+    if (n == 0 || n > cap) { /* cannot happen with our messages; keep the reply well-formed */
+        n = (size_t)snprintf(buf, cap, "{\"error\":{\"type\":\"%s\"}}", type);
+        if (n >= cap)
+            n = cap - 1;
+    }
+    return n;
+}

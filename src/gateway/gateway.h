@@ -1,0 +1,99 @@
+/* gateway.h - the decision for each API call, free of any HTTP library.
+ *
+ * src/http/ hands over the method, path and key of a request; tg_gateway_admit authenticates it,
+ * checks the plan's endpoints, reserves quota and takes a rate-limit cell, in an order chosen so
+ * that a refused call consumes nothing: quota is reserved before the rate limiter is asked and
+ * released again if the limiter refuses. When the upstream's status is known,
+ * tg_gateway_settle either meters the call (exactly once, through the meter) or releases its
+ * reservation. Everything here runs on gateway event loops and never blocks. */
+#ifndef TG_GATEWAY_H
+#define TG_GATEWAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "gateway/accounts.h"
+#include "limits/limiter.h"
+#include "limits/quota.h"
+#include "metering/meter.h"
+
+#define TG_CALL_MAX_METRICS 8
+
+typedef struct tg_gateway tg_gateway_t;
+
+/* Shared by all workers; none of these are owned by the gateway. */
+typedef struct tg_gateway_deps {
+    const tg_config_t *cfg;
+    tg_accounts_t *accounts;
+    tg_limiter_t *limiter;
+    tg_quota_t *quota;
+    tg_meter_t *meter;
+} tg_gateway_deps_t;
+
+typedef struct tg_call_request {
+    const char *method;
+    size_t method_len;
+    const char *path; /* without the query string */
+    size_t path_len;
+    const char *authorization; /* Authorization header value, or NULL */
+    size_t authorization_len;
+    const char *api_key; /* X-API-Key header value, or NULL */
+    size_t api_key_len;
+} tg_call_request_t;
+
+/* Per-call state, owned by the caller (lives in the request's memory). */
+typedef struct tg_call {
+    tg_account_t *account; /* NULL until authenticated */
+    const tg_plan_t *plan;
+    const tg_route_t *route;
+    char key_id[TG_ID_MAX];
+    char endpoint[TG_ENDPOINT_MAX];
+    int64_t decided_ns; /* wall clock */
+    int64_t period_start, period_end;
+    int has_rate;
+    tg_limit_result_t rate;
+    tg_rate_t rate_policy; /* the rate that applied (plan's, or the throttle rate) */
+    int has_quota;
+    uint64_t quota_remaining;
+    size_t nunits;
+    tg_meter_unit_t units[TG_CALL_MAX_METRICS]; /* metric names point into the config */
+    int settled;
+} tg_call_t;
+
+typedef struct tg_refusal {
+    int status;       /* 401, 402, 403, 429 */
+    const char *type; /* stable error type, e.g. "invalid_key" */
+    char message[512];
+    int64_t retry_after_s; /* for 429; else 0 */
+} tg_refusal_t;
+
+tg_gateway_t *tg_gateway_new(const tg_gateway_deps_t *deps, const uint8_t *secret, size_t secret_len);
+void tg_gateway_free(tg_gateway_t *gw);
+
+/* Decides one call. Returns 1 if it may be forwarded (call filled), 0 if refused (refusal
+ * filled; call->account is set when the caller was authenticated, so its headers can still be
+ * emitted). */
+int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *call,
+                     tg_refusal_t *refusal);
+
+/* The upstream answered with `status` (or the call failed: pass 502/504 with upstream_failed).
+ * units_header is the upstream's Tollgate-Units value or NULL. If the call is billable its usage
+ * is submitted to the meter and 1 is returned: cb(arg, status) fires once the usage is durable.
+ * Otherwise its reservation is released and 0 is returned (cb is not called). Negative on a
+ * meter error (usage could not be queued; the reservation is kept, as the call was served). */
+int tg_gateway_settle(tg_gateway_t *gw, tg_call_t *call, int status, int upstream_failed,
+                      const char *units_header, size_t units_len, tg_meter_done_cb cb, void *arg);
+
+/* The request ended without a response (client went away): releases the reservation. */
+void tg_gateway_abandon(tg_gateway_t *gw, tg_call_t *call);
+
+/* Emits the rate-limit and quota headers for this call (name, value pairs). */
+typedef void (*tg_header_emit_cb)(const char *name, const char *value, size_t value_len, void *arg);
+void tg_gateway_headers(const tg_call_t *call, const tg_refusal_t *refusal, tg_header_emit_cb emit,
+                        void *arg);
+
+/* Renders {"error":{"type","message","docs"}} into buf; returns its length. */
+size_t tg_gateway_error_json(const char *type, const char *message, char *buf, size_t cap);
+
+#endif

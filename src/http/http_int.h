@@ -1,0 +1,40 @@
+/* http_int.h - what server.c and proxy.c share inside src/http/. Not for other folders. */
+#ifndef TG_HTTP_INT_H
+#define TG_HTTP_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "h2o.h"
+#include "http/server.h"
+
+typedef struct tg_worker {
+    struct tg_server *srv;
+    pthread_t tid;
+    int is_admin;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listener;
+    int listen_fd;
+    /* Meter completions (strict mode) arrive from the writer thread through this queue. */
+    h2o_multithread_queue_t *queue;
+    h2o_multithread_receiver_t commits;
+    size_t in_flight; /* proxied requests not yet disposed; loop thread only */
+} tg_worker_t;
+
+struct tg_server {
+    tg_server_deps_t deps;
+    h2o_globalconf_t gateway_conf;
+    h2o_globalconf_t admin_conf;
+    tg_worker_t *workers; /* nworkers gateway workers, then the admin worker */
+    int nworkers;
+    _Atomic int stopping;
+    _Atomic int64_t drain_deadline_ns;
+};
+
+/* Registers the gateway handler and the reverse proxy on pathconf (proxy.c). */
+int tg_http_register_gateway(struct tg_server *srv, h2o_pathconf_t *pathconf, tg_err_t *err);
+/* Receives meter completions on a worker's loop (proxy.c). */
+void tg_http_on_commits(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+
+#endif

@@ -1,0 +1,362 @@
+/* proxy.c - the gateway handler: decide, then hand over to h2o's reverse proxy, then meter.
+ *
+ * Per request: on_gateway_req asks the gateway for a decision. A refusal is answered here as a
+ * JSON error. An admitted call has its key stripped and identity headers added, gets a
+ * request-scoped prefilter (on_setup_ostream) and falls through to the proxy handler. When the
+ * upstream's response head is ready, the prefilter settles the call (meter or release), adds
+ * the rate-limit headers, removes Tollgate-Units, turns h2o's own 502 page into our JSON error,
+ * and in strict mode inserts an ostream that holds the response until its usage is committed.
+ *
+ * Memory: gw_req_t lives in the request's pool (shared, with a dispose hook that releases an
+ * unsettled reservation). The strict-mode hold (commit_wait_t) is malloc'd and reference-counted
+ * between the request and the meter's completion message, because either may end first; both
+ * references are dropped on the worker's loop thread, so the count needs no atomics. */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http/http_int.h"
+#include "metrics/metrics.h"
+#include "util/clock.h"
+
+typedef struct commit_wait {
+    h2o_multithread_message_t msg; /* first: the message is the object */
+    tg_worker_t *worker;
+    h2o_req_t *req; /* NULL once the request is gone */
+    struct hold_ostream *hold;
+    int refs;
+    int committed;
+} commit_wait_t;
+
+typedef struct hold_ostream {
+    h2o_ostream_t super;
+    commit_wait_t *wait;
+    int has_stash;
+    h2o_iovec_t *stash;
+    size_t stash_cnt;
+    h2o_send_state_t stash_state;
+} hold_ostream_t;
+
+typedef struct gw_req {
+    tg_call_t call;
+    tg_worker_t *worker;
+    int64_t forwarded_mono_ns;
+    commit_wait_t *wait;
+} gw_req_t;
+
+typedef struct gw_prefilter {
+    h2o_req_prefilter_t super;
+    gw_req_t *gr;
+} gw_prefilter_t;
+
+typedef struct replace_ostream {
+    h2o_ostream_t super;
+    h2o_iovec_t body;
+    int sent;
+} replace_ostream_t;
+
+typedef struct gateway_handler {
+    h2o_handler_t super;
+    struct tg_server *srv;
+} gateway_handler_t;
+
+static void wait_release(commit_wait_t *w)
+{
+    if (--w->refs == 0)
+        free(w);
+}
+
+static void on_gw_req_dispose(void *p)
+{
+    gw_req_t *gr = p;
+    tg_gateway_abandon(gr->worker->srv->deps.gateway, &gr->call);
+    if (gr->wait != NULL) {
+        gr->wait->req = NULL;
+        gr->wait->hold = NULL;
+        wait_release(gr->wait);
+    }
+    gr->worker->in_flight--;
+}
+
+/* Writer thread: the usage of one response is durable. Hop to the request's loop. */
+static void on_usage_committed(void *arg, int status)
+{
+    (void)status; /* a failure at shutdown still releases the response: it was served */
+    commit_wait_t *w = arg;
+    h2o_multithread_send_message(&w->worker->commits, &w->msg);
+}
+
+void tg_http_on_commits(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    (void)receiver;
+    while (!h2o_linklist_is_empty(messages)) {
+        commit_wait_t *w = H2O_STRUCT_FROM_MEMBER(commit_wait_t, msg.link, messages->next);
+        h2o_linklist_unlink(&w->msg.link);
+        w->committed = 1;
+        if (w->req != NULL && w->hold != NULL && w->hold->has_stash) {
+            hold_ostream_t *h = w->hold;
+            h->has_stash = 0;
+            h2o_ostream_send_next(&h->super, w->req, h->stash, h->stash_cnt, h->stash_state);
+        }
+        wait_release(w);
+    }
+}
+
+static void hold_do_send(h2o_ostream_t *_self, h2o_req_t *req, h2o_iovec_t *bufs, size_t cnt,
+                         h2o_send_state_t state)
+{
+    hold_ostream_t *self = (void *)_self;
+    if (self->wait == NULL || self->wait->committed) {
+        h2o_ostream_send_next(&self->super, req, bufs, cnt, state);
+        return;
+    }
+    /* Not durable yet: keep the chunk (its bytes stay owned by the generator until we pass it
+     * on, so only the vector is copied) and release it from on_commits. */
+    self->stash = h2o_mem_alloc_pool(&req->pool, sizeof(*bufs) * (cnt ? cnt : 1));
+    memcpy(self->stash, bufs, sizeof(*bufs) * cnt);
+    self->stash_cnt = cnt;
+    self->stash_state = state;
+    self->has_stash = 1;
+}
+
+static void replace_do_send(h2o_ostream_t *_self, h2o_req_t *req, h2o_iovec_t *bufs, size_t cnt,
+                            h2o_send_state_t state)
+{
+    (void)bufs;
+    (void)cnt;
+    replace_ostream_t *self = (void *)_self;
+    if (!self->sent) {
+        self->sent = 1;
+        h2o_ostream_send_next(&self->super, req, &self->body, 1, state);
+    } else {
+        h2o_ostream_send_next(&self->super, req, NULL, 0, state);
+    }
+}
+
+static void add_header_cb(const char *name, const char *value, size_t value_len, void *arg)
+{
+    h2o_req_t *req = arg;
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL,
+                          h2o_strdup(&req->pool, value, value_len).base, value_len);
+}
+
+static void send_json(h2o_req_t *req, int status, const char *reason, const char *json, size_t len)
+{
+    req->res.status = status;
+    req->res.reason = reason;
+    h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/json"), 1);
+    h2o_send_inline(req, json, len);
+}
+
+/* Removes the headers that the Connection header names (RFC 9110 7.6.1); h2o drops the
+ * standard hop-by-hop ones itself. */
+static void drop_connection_listed(h2o_headers_t *headers)
+{
+    ssize_t ci = h2o_find_header(headers, H2O_TOKEN_CONNECTION, -1);
+    if (ci == -1)
+        return;
+    h2o_iovec_t v = headers->entries[ci].value;
+    size_t i = 0;
+    while (i < v.len) {
+        while (i < v.len && (v.base[i] == ' ' || v.base[i] == ','))
+            i++;
+        size_t s = i;
+        while (i < v.len && v.base[i] != ',' && v.base[i] != ' ')
+            i++;
+        if (i == s)
+            continue;
+        ssize_t idx;
+        while ((idx = h2o_find_header_by_str(headers, v.base + s, i - s, -1)) != -1) {
+            if (idx == ci) /* "Connection: connection" - nothing to do */
+                break;
+            h2o_delete_header(headers, idx);
+            if (idx < ci)
+                ci--;
+        }
+    }
+}
+
+static int is_upstream_failure(h2o_req_t *req, int *timeout)
+{
+    if (req->res.status != 502)
+        return 0;
+    for (size_t i = 0; i < req->error_logs.size; i++) {
+        h2o_req_error_log_t *e = &req->error_logs.entries[i];
+        if (strcmp(e->module, "lib/core/proxy.c") == 0) {
+            *timeout = h2o_strstr(e->msg.base, e->msg.len, H2O_STRLIT("timeout")) != SIZE_MAX;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void on_setup_ostream(h2o_req_prefilter_t *_self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    gw_prefilter_t *self = (void *)_self;
+    gw_req_t *gr = self->gr;
+    struct tg_server *srv = gr->worker->srv;
+    int timeout = 0, failed = is_upstream_failure(req, &timeout);
+
+    tg_metrics_observe_upstream(tg_clock_mono_ns() - gr->forwarded_mono_ns, failed);
+
+    /* Units the upstream reports are ours, not the client's. */
+    const char *units = NULL;
+    size_t units_len = 0;
+    ssize_t ui;
+    while ((ui = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("tollgate-units"), -1)) != -1) {
+        if (units == NULL) {
+            units = req->res.headers.entries[ui].value.base;
+            units_len = req->res.headers.entries[ui].value.len;
+        }
+        h2o_delete_header(&req->res.headers, ui);
+    }
+    drop_connection_listed(&req->res.headers);
+
+    int strict = srv->deps.cfg->metering.strict;
+    commit_wait_t *w = NULL;
+    if (strict && !failed) {
+        if ((w = calloc(1, sizeof(*w))) != NULL) {
+            w->worker = gr->worker;
+            w->req = req;
+            w->refs = 2; /* the request, and the meter's completion */
+        }
+    }
+    int billed = tg_gateway_settle(srv->deps.gateway, &gr->call, req->res.status, failed, units, units_len,
+                                   w != NULL ? on_usage_committed : NULL, w);
+    if (w != NULL && billed == 1) {
+        gr->wait = w;
+        hold_ostream_t *h = (void *)h2o_add_ostream(req, sizeof(*h), slot);
+        h->super.do_send = hold_do_send;
+        h->wait = w;
+        h->has_stash = 0;
+        w->hold = h;
+        slot = &h->super.next;
+    } else if (w != NULL) {
+        free(w); /* not billed (or not queued): nothing to wait for */
+    }
+
+    if (failed) {
+        /* Replace h2o's text error page with our JSON error; the call was not billed. */
+        static const char msg_timeout[] = "The upstream API did not answer in time. This call was not billed.";
+        static const char msg_down[] = "The upstream API could not be reached. This call was not billed.";
+        char json[512];
+        const char *type = timeout ? "upstream_timeout" : "upstream_unavailable";
+        size_t n = tg_gateway_error_json(type, timeout ? msg_timeout : msg_down, json, sizeof(json));
+        req->res.status = timeout ? 504 : 502;
+        req->res.reason = timeout ? "Gateway Timeout" : "Bad Gateway";
+        req->res.headers = (h2o_headers_t){NULL, 0, 0};
+        req->res.content_length = n;
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+        replace_ostream_t *r = (void *)h2o_add_ostream(req, sizeof(*r), slot);
+        r->super.do_send = replace_do_send;
+        r->body = h2o_strdup(&req->pool, json, n);
+        r->sent = 0;
+        slot = &r->super.next;
+    }
+    tg_gateway_headers(&gr->call, NULL, add_header_cb, req);
+    tg_metrics_count_response(req->res.status);
+    h2o_setup_next_prefilter(&self->super, req, slot);
+}
+
+static h2o_iovec_t header_value(h2o_req_t *req, const h2o_token_t *token, const char *name, size_t name_len)
+{
+    ssize_t i = token != NULL ? h2o_find_header(&req->headers, token, -1)
+                              : h2o_find_header_by_str(&req->headers, name, name_len, -1);
+    return i == -1 ? h2o_iovec_init(NULL, 0) : req->headers.entries[i].value;
+}
+
+static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
+{
+    gateway_handler_t *self = (void *)_self;
+    struct tg_server *srv = self->srv;
+    tg_worker_t *worker = H2O_STRUCT_FROM_MEMBER(tg_worker_t, ctx, req->conn->ctx);
+
+    /* Header size cap (h2o's own limit is the request-line buffer). */
+    size_t header_bytes = 0;
+    for (size_t i = 0; i < req->headers.size; i++)
+        header_bytes += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    if (header_bytes > srv->deps.cfg->server.max_header_bytes) {
+        char json[256];
+        size_t n = tg_gateway_error_json("request_header_too_large",
+                                         "The request headers exceed the gateway's limit.", json, sizeof(json));
+        tg_metrics_count_decision(TG_OUT_TOO_LARGE);
+        tg_metrics_count_response(431);
+        req->http1_is_persistent = 0;
+        send_json(req, 431, "Request Header Fields Too Large", json, n);
+        return 0;
+    }
+
+    /* Decide on the normalized path (percent-decoded, dot segments resolved) so that
+     * "/v1/basic/../vision" cannot slip past the plan's endpoint list. */
+    h2o_iovec_t path = req->path_normalized;
+    h2o_iovec_t auth = header_value(req, H2O_TOKEN_AUTHORIZATION, NULL, 0);
+    h2o_iovec_t api_key = header_value(req, NULL, H2O_STRLIT("x-api-key"));
+    tg_call_request_t rq = {req->method.base, req->method.len, path.base, path.len,
+                            auth.base,        auth.len,        api_key.base, api_key.len};
+
+    gw_req_t *gr = h2o_mem_alloc_shared(&req->pool, sizeof(*gr), on_gw_req_dispose);
+    memset(gr, 0, sizeof(*gr));
+    gr->worker = worker;
+    worker->in_flight++;
+    tg_refusal_t refusal;
+    if (!tg_gateway_admit(srv->deps.gateway, &rq, &gr->call, &refusal)) {
+        char json[1024];
+        size_t n = tg_gateway_error_json(refusal.type, refusal.message, json, sizeof(json));
+        if (gr->call.account != NULL)
+            tg_gateway_headers(&gr->call, &refusal, add_header_cb, req);
+        tg_metrics_count_response(refusal.status);
+        const char *reason = refusal.status == 401   ? "Unauthorized"
+                             : refusal.status == 402 ? "Payment Required"
+                             : refusal.status == 403 ? "Forbidden"
+                             : refusal.status == 429 ? "Too Many Requests"
+                                                     : "Service Unavailable";
+        gr->call.settled = 1; /* nothing was reserved */
+        send_json(req, refusal.status, reason, json, n);
+        return 0;
+    }
+
+    /* The key is the customer's secret: it never reaches the upstream. Identity headers are
+     * ours alone, so any the client sent are dropped before ours are added. */
+    ssize_t i;
+    while ((i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1)) != -1)
+        h2o_delete_header(&req->headers, i);
+    while ((i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-api-key"), -1)) != -1)
+        h2o_delete_header(&req->headers, i);
+    for (size_t k = 0; k < req->headers.size;) {
+        const h2o_iovec_t *name = req->headers.entries[k].name;
+        if (name->len >= 11 && h2o_lcstris(name->base, 11, H2O_STRLIT("x-tollgate-")))
+            h2o_delete_header(&req->headers, (ssize_t)k);
+        else
+            k++;
+    }
+    drop_connection_listed(&req->headers);
+    const char *cid = tg_account_id(gr->call.account);
+    h2o_add_header_by_str(&req->pool, &req->headers, H2O_STRLIT("x-tollgate-customer"), 0, NULL, cid, strlen(cid));
+    h2o_add_header_by_str(&req->pool, &req->headers, H2O_STRLIT("x-tollgate-plan"), 0, NULL, gr->call.plan->id,
+                          strlen(gr->call.plan->id));
+
+    gw_prefilter_t *pf = (void *)h2o_add_prefilter(req, sizeof(*pf));
+    pf->super.on_setup_ostream = on_setup_ostream;
+    pf->gr = gr;
+    gr->forwarded_mono_ns = tg_clock_mono_ns();
+    return -1; /* on to the proxy handler */
+}
+
+int tg_http_register_gateway(struct tg_server *srv, h2o_pathconf_t *pathconf, tg_err_t *err)
+{
+    const tg_config_t *cfg = srv->deps.cfg;
+    gateway_handler_t *gh = (void *)h2o_create_handler(pathconf, sizeof(*gh));
+    gh->super.on_req = on_gateway_req;
+    gh->srv = srv;
+
+    static h2o_url_t upstream; /* h2o keeps pointers into it for the process lifetime */
+    if (h2o_url_parse(cfg->upstream.url, SIZE_MAX, &upstream) != 0)
+        return tg_errf(err, TG_ECONFIG, "upstream.url \"%s\" is not a valid URL", cfg->upstream.url);
+    h2o_proxy_config_vars_t pc;
+    memset(&pc, 0, sizeof(pc));
+    pc.io_timeout = (uint64_t)cfg->upstream.timeout_ms;
+    pc.keepalive_timeout = (uint64_t)cfg->upstream.keepalive_ms;
+    pc.preserve_host = 0;
+    h2o_proxy_register_reverse_proxy(pathconf, &upstream, &pc);
+    return 0;
+}

@@ -1,0 +1,35 @@
+/* server.h - the HTTP front of tollgate, the only code that includes h2o.
+ *
+ * Gateway port: one event loop per worker thread, each with its own SO_REUSEPORT listener, running
+ * the gateway handler (src/http/proxy.c) in front of h2o's reverse proxy with a keep-alive pool
+ * to the upstream. Admin port: one more event loop thread answering the admin API, health and
+ * metrics through src/admin/ (its handlers may block on the store; no customer traffic waits
+ * behind them). */
+#ifndef TG_SERVER_H
+#define TG_SERVER_H
+
+#include "admin/admin_api.h"
+#include "config/config.h"
+#include "gateway/gateway.h"
+#include "util/err.h"
+
+typedef struct tg_server tg_server_t;
+
+typedef struct tg_server_deps {
+    const tg_config_t *cfg;
+    tg_gateway_t *gateway;
+    tg_admin_t *admin;
+    tg_meter_t *meter;
+} tg_server_deps_t;
+
+/* Binds both listeners and starts the threads. Errors name the address that failed. */
+int tg_server_start(const tg_server_deps_t *deps, tg_server_t **out, tg_err_t *err);
+
+/* Stops accepting, lets requests in flight finish (up to drain_ms), joins the threads and frees
+ * the server. The meter must still be running (strict responses wait on it). */
+void tg_server_stop(tg_server_t *srv, int drain_ms);
+
+/* After the meter stopped: delivers its last completions to the loops and frees them. */
+void tg_server_free(tg_server_t *srv);
+
+#endif

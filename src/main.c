@@ -1,0 +1,276 @@
+/* main.c - the tollgate command: subcommand dispatch and the serve lifecycle.
+ * Only this file and src/cli/ print or exit. */
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin/admin_api.h"
+#include "cli/admin_commands.h"
+#include "cli/commands.h"
+#include "config/config.h"
+#include "gateway/accounts.h"
+#include "gateway/gateway.h"
+#include "http/server.h"
+#include "limits/limiter.h"
+#include "limits/quota.h"
+#include "metering/meter.h"
+#include "store/store.h"
+#include "util/clock.h"
+
+#define TG_VERSION "0.1.0"
+
+static void usage_main(FILE *out)
+{
+    fprintf(out,
+            "tollgate " TG_VERSION " - an API monetization gateway\n\n"
+            "usage: tollgate <command> [options]   (tollgate <command> --help for details)\n\n"
+            "  serve -c FILE          run the gateway and the admin API\n"
+            "  check-config -c FILE   validate a configuration and print the effective plans\n"
+            "  migrate -c FILE        create or upgrade the database schema\n"
+            "  quote -c FILE --plan ID --usage METRIC=N   price a period's usage\n"
+            "  customers add|list|show|set-plan|suspend|resume   manage customers (admin API)\n"
+            "  keys create|list|revoke|rotate                    manage API keys (admin API)\n"
+            "  usage CUSTOMER_ID [--period YYYY-MM]               show a customer's usage\n"
+            "  help                   this text\n"
+            "  version                print the version\n");
+}
+
+/* Parses "-c FILE" for the config-only commands. Returns 0, 1 for --help shown, 2 on error. */
+static int parse_config_flag(int argc, char **argv, const char *cmd, const char *help, const char **path)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int c;
+    *path = NULL;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            *path = optarg;
+            break;
+        case 'h':
+            printf("usage: tollgate %s -c FILE\n\n%s\n", cmd, help);
+            return 1;
+        case ':':
+            fprintf(stderr, "tollgate %s: option %s needs a value\n", cmd, argv[optind - 1]);
+            return 2;
+        default:
+            fprintf(stderr, "tollgate %s: unknown option %s (see tollgate %s --help)\n", cmd, argv[optind - 1], cmd);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "tollgate %s: unexpected argument \"%s\"\n", cmd, argv[optind]);
+        return 2;
+    }
+    if (*path == NULL) {
+        fprintf(stderr, "tollgate %s: -c FILE is required\n", cmd);
+        return 2;
+    }
+    return 0;
+}
+
+static tg_config_t *load_config(const char *path)
+{
+    char errbuf[8192];
+    tg_config_t *cfg = NULL;
+    if (tg_config_load(path, &cfg, errbuf, sizeof(errbuf)) != 0) {
+        fprintf(stderr, "%s", errbuf);
+        if (errbuf[0] != '\0' && errbuf[strlen(errbuf) - 1] != '\n')
+            fputc('\n', stderr);
+        return NULL;
+    }
+    return cfg;
+}
+
+static int cmd_check_config(int argc, char **argv)
+{
+    const char *path;
+    int rc = parse_config_flag(argc, argv, "check-config",
+                               "Validates the configuration; prints the effective plans, or FILE:LINE: message\n"
+                               "for every problem and exits 1.",
+                               &path);
+    if (rc != 0)
+        return rc == 1 ? 0 : 2;
+    tg_config_t *cfg = load_config(path);
+    if (cfg == NULL)
+        return 1;
+    char *desc = tg_config_describe(cfg);
+    printf("%s: configuration OK\n\n%s", path, desc != NULL ? desc : "");
+    free(desc);
+    tg_config_free(cfg);
+    return 0;
+}
+
+static int cmd_migrate(int argc, char **argv)
+{
+    const char *path;
+    int rc = parse_config_flag(argc, argv, "migrate",
+                               "Creates the database schema or applies the migrations it lacks.", &path);
+    if (rc != 0)
+        return rc == 1 ? 0 : 2;
+    tg_config_t *cfg = load_config(path);
+    if (cfg == NULL)
+        return 1;
+    tg_err_t err = {0};
+    tg_store_t *st = NULL;
+    int version = 0;
+    rc = tg_store_open(cfg->storage.database, &st, &err);
+    if (rc == 0)
+        rc = tg_store_migrate(st, &err);
+    if (rc == 0)
+        rc = tg_store_schema_version(st, &version, &err);
+    if (rc != 0)
+        fprintf(stderr, "tollgate migrate: %s\n", err.msg);
+    else
+        printf("%s: schema at version %d\n", cfg->storage.database, version);
+    tg_store_close(st);
+    tg_config_free(cfg);
+    return rc == 0 ? 0 : 1;
+}
+
+static int warm_quota_cb(const char *customer_id, int64_t period_start, const char *metric, uint64_t units, void *arg)
+{
+    return tg_quota_add(arg, customer_id, period_start, metric, units) != 0;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    const char *path;
+    int rc = parse_config_flag(argc, argv, "serve",
+                               "Runs the gateway (server.listen) and the admin API (server.admin_listen) until\n"
+                               "SIGINT or SIGTERM, then drains requests in flight and commits all usage.",
+                               &path);
+    if (rc != 0)
+        return rc == 1 ? 0 : 2;
+    tg_config_t *cfg = load_config(path);
+    if (cfg == NULL)
+        return 1;
+
+    /* Signals go to this thread alone, through sigwait; workers inherit the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    tg_err_t err = {0};
+    tg_store_t *st = NULL;
+    tg_accounts_t *accounts = NULL;
+    tg_quota_t *quota = NULL;
+    tg_limiter_t *limiter = NULL;
+    tg_meter_t *meter = NULL;
+    tg_gateway_t *gw = NULL;
+    tg_admin_t *admin = NULL;
+    tg_server_t *srv = NULL;
+    int exit_code = 1;
+
+    if (sodium_init() < 0) {
+        fprintf(stderr, "tollgate serve: libsodium failed to initialise\n");
+        goto out;
+    }
+    if (tg_store_open(cfg->storage.database, &st, &err) != 0 || tg_store_migrate(st, &err) != 0) {
+        fprintf(stderr, "tollgate serve: %s\n", err.msg);
+        goto out;
+    }
+    if ((accounts = tg_accounts_new(cfg)) == NULL || (quota = tg_quota_new()) == NULL ||
+        (limiter = tg_limiter_local_new()) == NULL) {
+        fprintf(stderr, "tollgate serve: out of memory\n");
+        goto out;
+    }
+    if (tg_accounts_load(accounts, st, &err) != 0) {
+        fprintf(stderr, "tollgate serve: %s\n", err.msg);
+        goto out;
+    }
+    /* Quota counters restart from what is durable; a yearly period is the longest. */
+    int64_t since = tg_clock_now_ns() / TG_NS_PER_SEC - 367 * 86400;
+    if (tg_store_usage_load(st, since, warm_quota_cb, quota, &err) != 0) {
+        fprintf(stderr, "tollgate serve: %s\n", err.msg);
+        goto out;
+    }
+    if (tg_meter_start(cfg->storage.database, cfg->metering.strict, cfg->metering.flush_ms, &meter, &err) != 0) {
+        fprintf(stderr, "tollgate serve: %s\n", err.msg);
+        goto out;
+    }
+    tg_gateway_deps_t gdeps = {cfg, accounts, limiter, quota, meter};
+    gw = tg_gateway_new(&gdeps, (const uint8_t *)cfg->keys.secret, strlen(cfg->keys.secret));
+    tg_admin_deps_t adeps = {cfg, st, accounts, quota, meter, (const uint8_t *)cfg->keys.secret,
+                             strlen(cfg->keys.secret)};
+    admin = tg_admin_new(&adeps);
+    if (gw == NULL || admin == NULL) {
+        fprintf(stderr, "tollgate serve: out of memory\n");
+        goto out;
+    }
+    tg_server_deps_t sdeps = {cfg, gw, admin, meter};
+    if (tg_server_start(&sdeps, &srv, &err) != 0) {
+        fprintf(stderr, "tollgate serve: %s\n", err.msg);
+        goto out;
+    }
+    fprintf(stderr, "tollgate: gateway on http://%s -> %s, admin on http://%s, %d workers, metering %s\n",
+            cfg->server.listen, cfg->upstream.url, cfg->server.admin_listen, cfg->server.workers,
+            cfg->metering.strict ? "strict" : "batched");
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    fprintf(stderr, "tollgate: %s received, draining\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    tg_server_stop(srv, 5000);
+    exit_code = 0;
+
+out:
+    if (meter != NULL)
+        tg_meter_stop(meter); /* commits everything queued */
+    if (srv != NULL)
+        tg_server_free(srv);
+    tg_admin_free(admin);
+    tg_gateway_free(gw);
+    tg_limiter_free(limiter);
+    tg_quota_free(quota);
+    tg_accounts_free(accounts);
+    tg_store_close(st);
+    tg_config_free(cfg);
+    if (exit_code == 0)
+        fprintf(stderr, "tollgate: stopped\n");
+    return exit_code;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage_main(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    argc--;
+    argv++;
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve(argc, argv);
+    if (strcmp(cmd, "check-config") == 0)
+        return cmd_check_config(argc, argv);
+    if (strcmp(cmd, "migrate") == 0)
+        return cmd_migrate(argc, argv);
+    if (strcmp(cmd, "quote") == 0)
+        return tg_cmd_quote(argc, argv);
+    if (strcmp(cmd, "customers") == 0)
+        return tg_cmd_customers(argc, argv);
+    if (strcmp(cmd, "keys") == 0)
+        return tg_cmd_keys(argc, argv);
+    if (strcmp(cmd, "usage") == 0)
+        return tg_cmd_usage(argc, argv);
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage_main(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("tollgate %s\n", TG_VERSION);
+        return 0;
+    }
+    fprintf(stderr, "tollgate: unknown command \"%s\"\n\n", cmd);
+    usage_main(stderr);
+    return 2;
+}

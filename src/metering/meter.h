@@ -1,0 +1,57 @@
+/* meter.h - durable usage metering: a writer thread that group-commits usage records.
+ *
+ * Gateway event loops hand records over with tg_meter_submit and never touch the disk. The writer
+ * takes everything queued, stores it in one transaction (tg_store_usage_record: one fsync for the
+ * whole batch), then runs each batch's completion callbacks.
+ *   strict:  the writer commits as soon as anything is queued; work arriving during a commit forms
+ *            the next group. Callers release responses from the completion callback, so an answered
+ *            call is on disk: kill -9 loses nothing answered.
+ *   batched: the writer commits every flush_ms; callbacks still fire after commit, but callers do
+ *            not wait for them. Loss window on kill -9: at most flush_ms plus one commit.
+ * A failed commit is retried (with backoff) and never dropped; records stay queued meanwhile. */
+#ifndef TG_METER_H
+#define TG_METER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+#include "util/err.h"
+
+typedef struct tg_meter tg_meter_t;
+
+/* Called on the writer thread after the records of one submit are committed (status 0), or at
+ * shutdown if they could not be (status < 0). Must not block; typically posts a message to the
+ * submitting event loop. */
+typedef void (*tg_meter_done_cb)(void *arg, int status);
+
+typedef struct tg_meter_stats {
+    uint64_t submitted; /* records accepted by tg_meter_submit */
+    uint64_t committed; /* records durably stored */
+    uint64_t commits;   /* transactions */
+    uint64_t queued;    /* records waiting now */
+    int64_t last_lag_ns;   /* submit-to-commit time of the newest committed batch */
+    uint64_t failures;  /* commit attempts that failed */
+} tg_meter_stats_t;
+
+/* Starts the writer thread on `store_url` (it opens its own connection). */
+int tg_meter_start(const char *store_url, int strict, int flush_ms, tg_meter_t **out,
+                   tg_err_t *err);
+
+/* Queues copies of n records; cb (may be NULL) fires once after they are committed.
+ * Thread-safe; never blocks on I/O. TG_ESTATE after tg_meter_stop began. */
+int tg_meter_submit(tg_meter_t *m, const tg_usage_t *rows, size_t n, tg_meter_done_cb cb,
+                    void *arg);
+
+/* Blocks until everything submitted before the call is committed. */
+int tg_meter_flush(tg_meter_t *m);
+
+void tg_meter_get_stats(tg_meter_t *m, tg_meter_stats_t *out);
+
+/* Commits what is queued, stops the thread and frees m. */
+void tg_meter_stop(tg_meter_t *m);
+
+/* A process-unique, time-ordered event id (for tg_usage_t.event_id). Thread-safe. */
+uint64_t tg_meter_next_event_id(void);
+
+#endif

@@ -1,0 +1,168 @@
+/* metrics.c - see metrics.h. */
+#include "metrics/metrics.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const outcome_names[TG_OUT_COUNT] = {
+    "allowed", "missing_key", "invalid_key", "account_suspended", "endpoint_not_in_plan",
+    "rate_limited", "quota_exceeded", "request_too_large"};
+
+/* Upstream latency buckets in seconds, as Prometheus histograms want them (cumulative at render). */
+static const double bucket_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                       0.25,   0.5,   1,      2.5,   5,    10,   30};
+#define NBUCKETS (sizeof(bucket_bounds) / sizeof(bucket_bounds[0]))
+static const int64_t bucket_ns[NBUCKETS] = {500000,    1000000,   2500000,    5000000,
+                                            10000000,  25000000,  50000000,   100000000,
+                                            250000000, 500000000, 1000000000, 2500000000,
+                                            5000000000, 10000000000, 30000000000};
+
+static _Atomic uint64_t decisions[TG_OUT_COUNT];
+static _Atomic uint64_t responses[6][100]; /* [class 0..5][code % 100] */
+static _Atomic uint64_t responses_other;
+static _Atomic uint64_t upstream_buckets[NBUCKETS + 1];
+static _Atomic uint64_t upstream_sum_ns, upstream_count, upstream_failures;
+static _Atomic uint64_t billed[2];
+
+void tg_metrics_count_decision(tg_outcome_t outcome)
+{
+    if ((unsigned)outcome < TG_OUT_COUNT)
+        atomic_fetch_add_explicit(&decisions[outcome], 1, memory_order_relaxed);
+}
+
+void tg_metrics_count_response(int status)
+{
+    if (status >= 100 && status < 600)
+        atomic_fetch_add_explicit(&responses[status / 100][status % 100], 1, memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(&responses_other, 1, memory_order_relaxed);
+}
+
+void tg_metrics_observe_upstream(int64_t latency_ns, int failed)
+{
+    size_t b = 0;
+    while (b < NBUCKETS && latency_ns > bucket_ns[b])
+        b++;
+    atomic_fetch_add_explicit(&upstream_buckets[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&upstream_sum_ns, (uint64_t)(latency_ns > 0 ? latency_ns : 0), memory_order_relaxed);
+    atomic_fetch_add_explicit(&upstream_count, 1, memory_order_relaxed);
+    if (failed)
+        atomic_fetch_add_explicit(&upstream_failures, 1, memory_order_relaxed);
+}
+
+void tg_metrics_count_billed(int billable)
+{
+    atomic_fetch_add_explicit(&billed[billable ? 1 : 0], 1, memory_order_relaxed);
+}
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    int failed;
+} out_t;
+
+static void out_printf(out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void out_printf(out_t *o, const char *fmt, ...)
+{
+    if (o->failed)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            o->failed = 1;
+            return;
+        }
+        if ((size_t)n < o->cap - o->len) {
+            o->len += (size_t)n;
+            return;
+        }
+        size_t cap = o->cap * 2 + (size_t)n;
+        char *nb = realloc(o->buf, cap);
+        if (nb == NULL) {
+            o->failed = 1;
+            return;
+        }
+        o->buf = nb;
+        o->cap = cap;
+    }
+}
+
+char *tg_metrics_render(tg_meter_t *m)
+{
+    out_t o = {malloc(8192), 0, 8192, 0};
+    if (o.buf == NULL)
+        return NULL;
+    out_printf(&o, "# HELP tollgate_decisions_total Gateway decisions by outcome.\n"
+                   "# TYPE tollgate_decisions_total counter\n");
+    for (int i = 0; i < TG_OUT_COUNT; i++)
+        out_printf(&o, "tollgate_decisions_total{outcome=\"%s\"} %llu\n", outcome_names[i],
+                   (unsigned long long)atomic_load(&decisions[i]));
+    out_printf(&o, "# HELP tollgate_requests_total Gateway responses by status code.\n"
+                   "# TYPE tollgate_requests_total counter\n");
+    for (int c = 1; c < 6; c++)
+        for (int r = 0; r < 100; r++) {
+            uint64_t v = atomic_load(&responses[c][r]);
+            if (v != 0)
+                out_printf(&o, "tollgate_requests_total{status=\"%d\"} %llu\n", c * 100 + r,
+                           (unsigned long long)v);
+        }
+    out_printf(&o, "# HELP tollgate_upstream_latency_seconds Time from forwarding a call to the upstream's response headers.\n"
+                   "# TYPE tollgate_upstream_latency_seconds histogram\n");
+    uint64_t cum = 0;
+    for (size_t b = 0; b < NBUCKETS; b++) {
+        cum += atomic_load(&upstream_buckets[b]);
+        out_printf(&o, "tollgate_upstream_latency_seconds_bucket{le=\"%g\"} %llu\n", bucket_bounds[b],
+                   (unsigned long long)cum);
+    }
+    cum += atomic_load(&upstream_buckets[NBUCKETS]);
+    out_printf(&o, "tollgate_upstream_latency_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+    uint64_t sum_ns = atomic_load(&upstream_sum_ns);
+    out_printf(&o, "tollgate_upstream_latency_seconds_sum %llu.%09llu\n",
+               (unsigned long long)(sum_ns / 1000000000u), (unsigned long long)(sum_ns % 1000000000u));
+    out_printf(&o, "tollgate_upstream_latency_seconds_count %llu\n",
+               (unsigned long long)atomic_load(&upstream_count));
+    out_printf(&o, "# HELP tollgate_upstream_failures_total Upstream connections refused, broken or timed out.\n"
+                   "# TYPE tollgate_upstream_failures_total counter\n"
+                   "tollgate_upstream_failures_total %llu\n",
+               (unsigned long long)atomic_load(&upstream_failures));
+    out_printf(&o, "# HELP tollgate_calls_total Proxied calls by whether they were billable.\n"
+                   "# TYPE tollgate_calls_total counter\n"
+                   "tollgate_calls_total{billable=\"true\"} %llu\n"
+                   "tollgate_calls_total{billable=\"false\"} %llu\n",
+               (unsigned long long)atomic_load(&billed[1]), (unsigned long long)atomic_load(&billed[0]));
+    if (m != NULL) {
+        tg_meter_stats_t s;
+        tg_meter_get_stats(m, &s);
+        out_printf(&o,
+                   "# HELP tollgate_metering_records_total Usage records by stage.\n"
+                   "# TYPE tollgate_metering_records_total counter\n"
+                   "tollgate_metering_records_total{stage=\"submitted\"} %llu\n"
+                   "tollgate_metering_records_total{stage=\"committed\"} %llu\n"
+                   "# HELP tollgate_metering_commits_total Metering transactions committed.\n"
+                   "# TYPE tollgate_metering_commits_total counter\n"
+                   "tollgate_metering_commits_total %llu\n"
+                   "# HELP tollgate_metering_commit_failures_total Metering commits that failed and were retried.\n"
+                   "# TYPE tollgate_metering_commit_failures_total counter\n"
+                   "tollgate_metering_commit_failures_total %llu\n"
+                   "# HELP tollgate_metering_queued Usage records waiting for commit.\n"
+                   "# TYPE tollgate_metering_queued gauge\n"
+                   "tollgate_metering_queued %llu\n"
+                   "# HELP tollgate_metering_lag_seconds Submit-to-commit time of the newest batch.\n"
+                   "# TYPE tollgate_metering_lag_seconds gauge\n"
+                   "tollgate_metering_lag_seconds %.6f\n",
+                   (unsigned long long)s.submitted, (unsigned long long)s.committed,
+                   (unsigned long long)s.commits, (unsigned long long)s.failures,
+                   (unsigned long long)s.queued, (double)s.last_lag_ns / 1e9);
+    }
+    if (o.failed) {
+        free(o.buf);
+        return NULL;
+    }
+    return o.buf;
+}

@@ -1,0 +1,36 @@
+/* metrics.h - process-wide counters rendered in the Prometheus text format at GET /metrics.
+ *
+ * Counters are relaxed atomics: each is exact, but a scrape is not a consistent snapshot across
+ * counters, which Prometheus does not need. */
+#ifndef TG_METRICS_H
+#define TG_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "metering/meter.h"
+
+/* Gateway decisions, one counter each. */
+typedef enum tg_outcome {
+    TG_OUT_ALLOWED = 0,
+    TG_OUT_MISSING_KEY,
+    TG_OUT_INVALID_KEY,
+    TG_OUT_SUSPENDED,
+    TG_OUT_ENDPOINT,
+    TG_OUT_RATE_LIMITED,
+    TG_OUT_QUOTA_EXCEEDED,
+    TG_OUT_TOO_LARGE,
+    TG_OUT_COUNT
+} tg_outcome_t;
+
+void tg_metrics_count_decision(tg_outcome_t outcome);
+/* A response sent to a client of the gateway port, by status code. */
+void tg_metrics_count_response(int status);
+/* One upstream exchange: its latency, and whether the upstream failed (502/504 from us). */
+void tg_metrics_observe_upstream(int64_t latency_ns, int failed);
+void tg_metrics_count_billed(int billable);
+
+/* Renders every metric (plus the meter's stats, if m is not NULL) into a new malloc'd string. */
+char *tg_metrics_render(tg_meter_t *m);
+
+#endif

@@ -1,0 +1,118 @@
+/* store.h - durable state behind one interface: customers, API keys, usage.
+ *
+ * The SQLite backend (store_sqlite.c) is the embedded default; PostgreSQL follows behind the same
+ * functions. A tg_store_t is one connection: use it from one thread at a time and open one per
+ * thread that needs it (the metering writer, the admin thread). Every call blocks on I/O, so
+ * none may run on a gateway event loop. */
+#ifndef TG_STORE_H
+#define TG_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+typedef struct tg_store tg_store_t;
+
+#define TG_ID_MAX 40       /* "cus_" / "key_" + 24 chars + NUL, with room */
+#define TG_PLAN_ID_MAX 64
+#define TG_EMAIL_MAX 256
+#define TG_NAME_MAX 256
+#define TG_METRIC_MAX 64
+#define TG_ENDPOINT_MAX 128
+#define TG_KEY_PREFIX_MAX 24
+#define TG_STATUS_MAX 16
+
+typedef struct tg_customer {
+    char id[TG_ID_MAX];
+    char email[TG_EMAIL_MAX];
+    char name[TG_NAME_MAX];
+    char plan_id[TG_PLAN_ID_MAX];
+    char status[TG_STATUS_MAX]; /* trialing | active | past_due | suspended | canceled */
+    int64_t created_at;         /* seconds since epoch */
+    int64_t anchor_at;          /* billing period anchor, seconds */
+    int64_t trial_end;          /* seconds; 0 = no trial */
+} tg_customer_t;
+
+typedef struct tg_key {
+    char id[TG_ID_MAX];
+    char customer_id[TG_ID_MAX];
+    uint8_t hash[32]; /* HMAC-SHA-256(server secret, key) */
+    char prefix[TG_KEY_PREFIX_MAX]; /* display prefix, e.g. "tg_live_Ab3x" */
+    char name[TG_NAME_MAX];
+    int64_t created_at;
+    int64_t expires_at;   /* 0 = never */
+    int64_t revoked_at;   /* 0 = not revoked */
+    int64_t last_used_at; /* 0 = never */
+} tg_key_t;
+
+/* One metered quantity of one call. A call metering several metrics produces several records
+ * with the same event_id; (event_id, metric) is unique, which is what makes recording
+ * idempotent: a record already stored is skipped, never counted twice. */
+typedef struct tg_usage {
+    uint64_t event_id;
+    char customer_id[TG_ID_MAX];
+    char key_id[TG_ID_MAX];
+    char plan_id[TG_PLAN_ID_MAX];
+    char metric[TG_METRIC_MAX];
+    char endpoint[TG_ENDPOINT_MAX]; /* "METHOD /path" route or path, for breakdowns */
+    uint64_t units;
+    int64_t ts_ns;        /* when the call was decided */
+    int64_t period_start; /* seconds: the customer's billing period it counts against */
+    int status;           /* upstream HTTP status */
+} tg_usage_t;
+
+/* Opens "sqlite:PATH" (the directory is created if missing). */
+int tg_store_open(const char *url, tg_store_t **out, tg_err_t *err);
+void tg_store_close(tg_store_t *st);
+
+/* Applies every numbered migration not yet applied, each in its own transaction. */
+int tg_store_migrate(tg_store_t *st, tg_err_t *err);
+/* Highest migration applied (0 for an empty database). */
+int tg_store_schema_version(tg_store_t *st, int *version, tg_err_t *err);
+
+/* Customers. insert: TG_EEXIST if id or email (case-insensitive) exists. get/update:
+ * TG_ENOTFOUND if absent. */
+int tg_store_customer_insert(tg_store_t *st, const tg_customer_t *c, tg_err_t *err);
+int tg_store_customer_get(tg_store_t *st, const char *id, tg_customer_t *out, tg_err_t *err);
+int tg_store_customer_update(tg_store_t *st, const tg_customer_t *c, tg_err_t *err);
+typedef int (*tg_customer_cb)(const tg_customer_t *c, void *arg); /* non-zero stops */
+int tg_store_customer_list(tg_store_t *st, tg_customer_cb cb, void *arg, tg_err_t *err);
+
+/* API keys. */
+int tg_store_key_insert(tg_store_t *st, const tg_key_t *k, tg_err_t *err);
+int tg_store_key_get(tg_store_t *st, const char *id, tg_key_t *out, tg_err_t *err);
+/* customer_id NULL lists every key (used to warm the in-memory key table). */
+typedef int (*tg_key_cb)(const tg_key_t *k, void *arg);
+int tg_store_key_list(tg_store_t *st, const char *customer_id, tg_key_cb cb, void *arg,
+                      tg_err_t *err);
+int tg_store_key_set_revoked(tg_store_t *st, const char *id, int64_t revoked_at, tg_err_t *err);
+int tg_store_key_set_expires(tg_store_t *st, const char *id, int64_t expires_at, tg_err_t *err);
+int tg_store_key_touch(tg_store_t *st, const char *id, int64_t last_used_at, tg_err_t *err);
+
+/* Usage. Records n rows in one transaction (one fsync), skipping any (event_id, metric) already
+ * stored, and updates the per-period and per-day totals in the same transaction.
+ * *inserted (may be NULL) receives how many rows were new. */
+int tg_store_usage_record(tg_store_t *st, const tg_usage_t *rows, size_t n, size_t *inserted,
+                          tg_err_t *err);
+
+/* Totals for one customer's period, by metric. */
+typedef int (*tg_usage_total_cb)(const char *metric, uint64_t units, void *arg);
+int tg_store_usage_period(tg_store_t *st, const char *customer_id, int64_t period_start,
+                          tg_usage_total_cb cb, void *arg, tg_err_t *err);
+
+/* Daily totals for one customer, days in [from_s, to_s) (UTC days as "YYYY-MM-DD"). */
+typedef int (*tg_usage_day_cb)(const char *day, const char *metric, uint64_t units, void *arg);
+int tg_store_usage_daily(tg_store_t *st, const char *customer_id, int64_t from_s, int64_t to_s,
+                         tg_usage_day_cb cb, void *arg, tg_err_t *err);
+
+/* Every customer's totals for periods starting at or after since_s (warms quota counters). */
+typedef int (*tg_usage_load_cb)(const char *customer_id, int64_t period_start, const char *metric,
+                                uint64_t units, void *arg);
+int tg_store_usage_load(tg_store_t *st, int64_t since_s, tg_usage_load_cb cb, void *arg,
+                        tg_err_t *err);
+
+/* Count of usage rows stored (for tests and metrics). */
+int tg_store_usage_count(tg_store_t *st, uint64_t *rows, tg_err_t *err);
+
+#endif

@@ -1,0 +1,72 @@
+/* period.c - see period.h. Calendar arithmetic is done by hand on int64 days (Howard Hinnant's
+ * civil-from-days algorithm) rather than through timegm/gmtime, which are not thread-safe
+ * everywhere and go through time_t. */
+#include "util/period.h"
+
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+int tg_days_in_month(int64_t year, int month)
+{
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (month == 2 && ((year % 4 == 0 && year % 100 != 0) || year % 400 == 0))
+        return 29;
+    return days[month - 1];
+}
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+int64_t tg_period_boundary(int64_t anchor_s, tg_interval_t interval, int64_t n)
+{
+    int64_t day = floor_div(anchor_s, 86400), secs = anchor_s - day * 86400;
+    int64_t y;
+    int m, d;
+    civil_from_days(day, &y, &m, &d);
+    int64_t months = (int64_t)(m - 1) + (interval == TG_INTERVAL_YEAR ? n * 12 : n);
+    int64_t ny = y + floor_div(months, 12);
+    int nm = (int)(months - floor_div(months, 12) * 12) + 1;
+    int dim = tg_days_in_month(ny, nm);
+    int nd = d > dim ? dim : d;
+    return days_from_civil(ny, nm, nd) * 86400 + secs;
+}
+
+void tg_period_bounds(int64_t anchor_s, tg_interval_t interval, int64_t now_s, int64_t *start_s,
+                      int64_t *end_s)
+{
+    int64_t n = 0;
+    if (now_s > anchor_s) {
+        /* Estimate from the average month length, then correct by at most a step or two. */
+        int64_t per = interval == TG_INTERVAL_YEAR ? 31556952 : 2629746;
+        n = (now_s - anchor_s) / per;
+        while (n > 0 && tg_period_boundary(anchor_s, interval, n) > now_s)
+            n--;
+        while (tg_period_boundary(anchor_s, interval, n + 1) <= now_s)
+            n++;
+    }
+    *start_s = tg_period_boundary(anchor_s, interval, n);
+    *end_s = tg_period_boundary(anchor_s, interval, n + 1);
+}
