@@ -1,0 +1,11 @@
+/* admin_commands.h - CLI subcommands that act on a running server through its admin API. */
+#ifndef TG_ADMIN_COMMANDS_H
+#define TG_ADMIN_COMMANDS_H
+
+/* Each returns the process exit code: 0 ok, 1 API or network error, 2 usage error.
+ * argv[0] is the command name ("customers", "keys", "usage"). */
+int tg_cmd_customers(int argc, char **argv);
+int tg_cmd_keys(int argc, char **argv);
+int tg_cmd_usage(int argc, char **argv);
+
+#endif

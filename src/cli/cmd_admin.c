@@ -1,0 +1,478 @@
+/* cmd_admin.c - `tollgate customers|keys|usage`: the admin API from the command line.
+ *
+ * Each command is one or two HTTP calls (libcurl) to a running server's admin port, with the
+ * admin token from TOLLGATE_ADMIN_TOKEN or the config file. Output is a table for people, or the
+ * API's JSON with --json for scripts. */
+#include <curl/curl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/admin_commands.h"
+#include "config/config.h"
+
+#define MAX_RESPONSE (16 * 1024 * 1024)
+
+typedef struct opts {
+    const char *server;
+    const char *config;
+    int json;
+    const char *name, *email, *plan, *period;
+    int test_mode, daily;
+    long grace;
+    int argc;
+    char **argv; /* positional arguments after the subcommand */
+} opts_t;
+
+typedef struct buf {
+    char *p;
+    size_t len;
+} buf_t;
+
+static size_t on_data(char *ptr, size_t size, size_t n, void *arg)
+{
+    buf_t *b = arg;
+    size_t add = size * n;
+    if (b->len + add > MAX_RESPONSE)
+        return 0;
+    char *np = realloc(b->p, b->len + add + 1);
+    if (np == NULL)
+        return 0;
+    memcpy(np + b->len, ptr, add);
+    b->p = np;
+    b->len += add;
+    b->p[b->len] = '\0';
+    return add;
+}
+
+/* Calls the admin API. Returns the HTTP status (or -1 with a message printed) and the parsed
+ * body in *out (may be NULL if the body is not JSON). */
+static long call_api(const opts_t *o, const char *method, const char *path, json_t *body, json_t **out)
+{
+    static char server[512], token[512];
+    *out = NULL;
+    const char *srv = o->server, *tok = getenv("TOLLGATE_ADMIN_TOKEN");
+    if (o->config != NULL && (srv == NULL || tok == NULL)) {
+        char errbuf[4096];
+        tg_config_t *cfg = NULL;
+        if (tg_config_load(o->config, &cfg, errbuf, sizeof(errbuf)) != 0) {
+            fprintf(stderr, "%s", errbuf);
+            return -1;
+        }
+        if (srv == NULL) {
+            snprintf(server, sizeof(server), "http://%s", cfg->server.admin_listen);
+            srv = server;
+        }
+        if (tok == NULL) {
+            snprintf(token, sizeof(token), "%s", cfg->admin.token);
+            tok = token;
+        }
+        tg_config_free(cfg);
+    }
+    if (srv == NULL)
+        srv = getenv("TOLLGATE_SERVER");
+    if (srv == NULL)
+        srv = "http://127.0.0.1:8081";
+    if (tok == NULL || *tok == '\0') {
+        fprintf(stderr, "tollgate: no admin token: set TOLLGATE_ADMIN_TOKEN or pass -c CONFIG\n");
+        return -1;
+    }
+    char url[1024], auth[600];
+    snprintf(url, sizeof(url), "%s%s", srv, path);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok);
+    CURL *h = curl_easy_init();
+    if (h == NULL) {
+        fprintf(stderr, "tollgate: cannot initialise libcurl\n");
+        return -1;
+    }
+    struct curl_slist *hdrs = curl_slist_append(NULL, auth);
+    hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+    char *payload = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    buf_t b = {NULL, 0};
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 5L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    if (payload != NULL)
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload);
+    CURLcode rc = curl_easy_perform(h);
+    long status = -1;
+    if (rc != CURLE_OK)
+        fprintf(stderr, "tollgate: cannot reach the admin API at %s: %s\n", srv, curl_easy_strerror(rc));
+    else {
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        if (b.p != NULL)
+            *out = json_loadb(b.p, b.len, 0, NULL);
+    }
+    free(b.p);
+    free(payload);
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(h);
+    return status;
+}
+
+/* Prints the API's error for a non-2xx status; returns the exit code. */
+static int api_failed(long status, json_t *j)
+{
+    if (status < 0)
+        return 1;
+    json_t *e = json_object_get(j, "error");
+    const char *msg = json_string_value(json_object_get(e, "message"));
+    const char *type = json_string_value(json_object_get(e, "type"));
+    fprintf(stderr, "tollgate: the admin API answered %ld%s%s%s%s\n", status, type ? " " : "", type ? type : "",
+            msg ? ": " : "", msg ? msg : "");
+    return 1;
+}
+
+static const char *str(json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s != NULL && *s != '\0' ? s : "-";
+}
+
+static void print_json(json_t *j)
+{
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (s != NULL)
+        printf("%s\n", s);
+    free(s);
+}
+
+/* Prints rows of cells with columns padded to the widest cell. */
+static void print_table(const char *const *head, size_t ncol, const char **cells, size_t nrows)
+{
+    size_t w[16] = {0};
+    for (size_t c = 0; c < ncol && c < 16; c++) {
+        w[c] = strlen(head[c]);
+        for (size_t r = 0; r < nrows; r++)
+            if (strlen(cells[r * ncol + c]) > w[c])
+                w[c] = strlen(cells[r * ncol + c]);
+    }
+    for (size_t c = 0; c < ncol; c++)
+        printf("%-*s%s", (int)w[c], head[c], c + 1 < ncol ? "  " : "\n");
+    for (size_t r = 0; r < nrows; r++)
+        for (size_t c = 0; c < ncol; c++)
+            printf("%-*s%s", (int)w[c], cells[r * ncol + c], c + 1 < ncol ? "  " : "\n");
+}
+
+static int parse_opts(int argc, char **argv, opts_t *o, const char *usage)
+{
+    static const struct option lo[] = {
+        {"server", required_argument, NULL, 's'}, {"config", required_argument, NULL, 'c'},
+        {"json", no_argument, NULL, 'j'},         {"name", required_argument, NULL, 'n'},
+        {"email", required_argument, NULL, 'e'},  {"plan", required_argument, NULL, 'p'},
+        {"period", required_argument, NULL, 'P'}, {"test", no_argument, NULL, 't'},
+        {"daily", no_argument, NULL, 'd'},        {"grace", required_argument, NULL, 'g'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    memset(o, 0, sizeof(*o));
+    o->grace = -1;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":s:c:jh", lo, NULL)) != -1) {
+        switch (c) {
+        case 's': o->server = optarg; break;
+        case 'c': o->config = optarg; break;
+        case 'j': o->json = 1; break;
+        case 'n': o->name = optarg; break;
+        case 'e': o->email = optarg; break;
+        case 'p': o->plan = optarg; break;
+        case 'P': o->period = optarg; break;
+        case 't': o->test_mode = 1; break;
+        case 'd': o->daily = 1; break;
+        case 'g': {
+            char *end;
+            o->grace = strtol(optarg, &end, 10);
+            if (*end != '\0' || o->grace < 0) {
+                fprintf(stderr, "tollgate: --grace needs a number of seconds, not \"%s\"\n", optarg);
+                return 2;
+            }
+            break;
+        }
+        case 'h': printf("%s", usage); return 1;
+        case ':': fprintf(stderr, "tollgate: option %s needs a value\n", argv[optind - 1]); return 2;
+        default: fprintf(stderr, "tollgate: unknown option %s\n%s", argv[optind - 1], usage); return 2;
+        }
+    }
+    o->argc = argc - optind;
+    o->argv = argv + optind;
+    return 0;
+}
+
+static const char customers_usage[] =
+    "usage: tollgate customers add --email E --plan P [--name N]\n"
+    "       tollgate customers list\n"
+    "       tollgate customers show ID\n"
+    "       tollgate customers set-plan ID PLAN\n"
+    "       tollgate customers suspend ID | resume ID\n"
+    "options: --server URL (admin API, default http://127.0.0.1:8081) -c CONFIG --json\n"
+    "The admin token comes from TOLLGATE_ADMIN_TOKEN or the config's admin.token.\n";
+
+static void print_customer(json_t *c)
+{
+    json_t *p = json_object_get(c, "current_period");
+    printf("id:       %s\nemail:    %s\nname:     %s\nplan:     %s\nstatus:   %s\ncreated:  %s\n", str(c, "id"),
+           str(c, "email"), str(c, "name"), str(c, "plan"), str(c, "status"), str(c, "created_at"));
+    if (json_is_string(json_object_get(c, "trial_end")))
+        printf("trial:    until %s\n", str(c, "trial_end"));
+    printf("period:   %s to %s\n", str(p, "start"), str(p, "end"));
+}
+
+int tg_cmd_customers(int argc, char **argv)
+{
+    opts_t o;
+    if (argc < 2) {
+        fprintf(stderr, "%s", customers_usage);
+        return 2;
+    }
+    const char *sub = argv[1];
+    int rc = parse_opts(argc - 1, argv + 1, &o, customers_usage);
+    if (rc != 0)
+        return rc == 1 ? 0 : 2;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    json_t *res = NULL, *body = NULL;
+    long status;
+    char path[512];
+    int exit_code = 0;
+    if (strcmp(sub, "add") == 0) {
+        if (o.email == NULL || o.plan == NULL || o.argc != 0) {
+            fprintf(stderr, "tollgate customers add: --email and --plan are required\n");
+            return 2;
+        }
+        body = json_pack("{s:s,s:s,s:s}", "email", o.email, "plan", o.plan, "name", o.name ? o.name : "");
+        status = call_api(&o, "POST", "/v1/admin/customers", body, &res);
+        if (status != 201)
+            exit_code = api_failed(status, res);
+        else if (o.json)
+            print_json(res);
+        else {
+            printf("Created customer %s (%s) on plan %s", str(res, "id"), str(res, "email"), str(res, "plan"));
+            if (json_is_string(json_object_get(res, "trial_end")))
+                printf(", trialing until %s", str(res, "trial_end"));
+            printf("\n");
+        }
+    } else if (strcmp(sub, "list") == 0) {
+        status = call_api(&o, "GET", "/v1/admin/customers", NULL, &res);
+        if (status != 200)
+            exit_code = api_failed(status, res);
+        else if (o.json)
+            print_json(res);
+        else {
+            json_t *data = json_object_get(res, "data");
+            size_t n = json_array_size(data), i;
+            const char **cells = calloc(n * 5 + 1, sizeof(char *));
+            json_t *c;
+            json_array_foreach(data, i, c)
+            {
+                cells[i * 5] = str(c, "id");
+                cells[i * 5 + 1] = str(c, "email");
+                cells[i * 5 + 2] = str(c, "plan");
+                cells[i * 5 + 3] = str(c, "status");
+                cells[i * 5 + 4] = str(c, "created_at");
+            }
+            static const char *const head[] = {"ID", "EMAIL", "PLAN", "STATUS", "CREATED"};
+            print_table(head, 5, cells, n);
+            free(cells);
+        }
+    } else if (strcmp(sub, "show") == 0 || strcmp(sub, "set-plan") == 0 || strcmp(sub, "suspend") == 0 ||
+               strcmp(sub, "resume") == 0) {
+        int need = strcmp(sub, "set-plan") == 0 ? 2 : 1;
+        if (o.argc != need) {
+            fprintf(stderr, "tollgate customers %s: expected %s\n", sub, need == 2 ? "ID PLAN" : "ID");
+            return 2;
+        }
+        snprintf(path, sizeof(path), "/v1/admin/customers/%s", o.argv[0]);
+        if (strcmp(sub, "show") == 0)
+            status = call_api(&o, "GET", path, NULL, &res);
+        else {
+            body = strcmp(sub, "set-plan") == 0 ? json_pack("{s:s}", "plan", o.argv[1])
+                                                : json_pack("{s:s}", "status",
+                                                            strcmp(sub, "suspend") == 0 ? "suspended" : "active");
+            status = call_api(&o, "PATCH", path, body, &res);
+        }
+        if (status != 200)
+            exit_code = api_failed(status, res);
+        else if (o.json)
+            print_json(res);
+        else if (strcmp(sub, "show") == 0)
+            print_customer(res);
+        else
+            printf("Customer %s: plan %s, status %s\n", str(res, "id"), str(res, "plan"), str(res, "status"));
+    } else {
+        fprintf(stderr, "tollgate customers: unknown subcommand \"%s\"\n%s", sub, customers_usage);
+        exit_code = 2;
+    }
+    json_decref(body);
+    json_decref(res);
+    curl_global_cleanup();
+    return exit_code;
+}
+
+static const char keys_usage[] = "usage: tollgate keys create CUSTOMER_ID [--name N] [--test]\n"
+                                 "       tollgate keys list CUSTOMER_ID\n"
+                                 "       tollgate keys revoke KEY_ID\n"
+                                 "       tollgate keys rotate KEY_ID [--grace SECONDS]\n"
+                                 "options: --server URL -c CONFIG --json\n";
+
+static void print_secret(json_t *k)
+{
+    printf("API key %s (%s) for customer %s:\n\n    %s\n\n", str(k, "id"), str(k, "name"), str(k, "customer"),
+           str(k, "secret"));
+    printf("Store it now: it is shown only once and cannot be recovered.\n");
+}
+
+int tg_cmd_keys(int argc, char **argv)
+{
+    opts_t o;
+    if (argc < 2) {
+        fprintf(stderr, "%s", keys_usage);
+        return 2;
+    }
+    const char *sub = argv[1];
+    int rc = parse_opts(argc - 1, argv + 1, &o, keys_usage);
+    if (rc != 0)
+        return rc == 1 ? 0 : 2;
+    if (o.argc != 1) {
+        fprintf(stderr, "tollgate keys %s: expected one id\n%s", sub, keys_usage);
+        return 2;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    json_t *res = NULL, *body = NULL;
+    long status;
+    char path[512];
+    int exit_code = 0;
+    if (strcmp(sub, "create") == 0) {
+        snprintf(path, sizeof(path), "/v1/admin/customers/%s/keys", o.argv[0]);
+        body = json_pack("{s:s,s:s}", "name", o.name ? o.name : "", "mode", o.test_mode ? "test" : "live");
+        status = call_api(&o, "POST", path, body, &res);
+        if (status != 201)
+            exit_code = api_failed(status, res);
+        else if (o.json)
+            print_json(res);
+        else
+            print_secret(res);
+    } else if (strcmp(sub, "list") == 0) {
+        snprintf(path, sizeof(path), "/v1/admin/customers/%s/keys", o.argv[0]);
+        status = call_api(&o, "GET", path, NULL, &res);
+        if (status != 200)
+            exit_code = api_failed(status, res);
+        else if (o.json)
+            print_json(res);
+        else {
+            json_t *data = json_object_get(res, "data"), *k;
+            size_t n = json_array_size(data), i;
+            const char **cells = calloc(n * 6 + 1, sizeof(char *));
+            json_array_foreach(data, i, k)
+            {
+                cells[i * 6] = str(k, "id");
+                cells[i * 6 + 1] = str(k, "prefix");
+                cells[i * 6 + 2] = str(k, "name");
+                cells[i * 6 + 3] = str(k, "status");
+                cells[i * 6 + 4] = str(k, "created_at");
+                cells[i * 6 + 5] = str(k, "last_used_at");
+            }
+            static const char *const head[] = {"ID", "PREFIX", "NAME", "STATUS", "CREATED", "LAST USED"};
+            print_table(head, 6, cells, n);
+            free(cells);
+        }
+    } else if (strcmp(sub, "revoke") == 0) {
+        snprintf(path, sizeof(path), "/v1/admin/keys/%s", o.argv[0]);
+        status = call_api(&o, "DELETE", path, NULL, &res);
+        if (status != 200)
+            exit_code = api_failed(status, res);
+        else if (o.json)
+            print_json(res);
+        else
+            printf("Key %s revoked at %s; it stops working within a second.\n", str(res, "id"), str(res, "revoked_at"));
+    } else if (strcmp(sub, "rotate") == 0) {
+        snprintf(path, sizeof(path), "/v1/admin/keys/%s/rotate", o.argv[0]);
+        body = o.grace >= 0 ? json_pack("{s:I}", "grace_seconds", (json_int_t)o.grace) : json_object();
+        status = call_api(&o, "POST", path, body, &res);
+        if (status != 201)
+            exit_code = api_failed(status, res);
+        else if (o.json)
+            print_json(res);
+        else {
+            print_secret(res);
+            printf("The old key %s keeps working until %s.\n", str(res, "replaces"), str(res, "old_key_expires_at"));
+        }
+    } else {
+        fprintf(stderr, "tollgate keys: unknown subcommand \"%s\"\n%s", sub, keys_usage);
+        exit_code = 2;
+    }
+    json_decref(body);
+    json_decref(res);
+    curl_global_cleanup();
+    return exit_code;
+}
+
+static const char usage_usage[] = "usage: tollgate usage CUSTOMER_ID [--period YYYY-MM] [--daily]\n"
+                                  "options: --server URL -c CONFIG --json\n";
+
+static void num_or_dash(json_t *v, char *buf, size_t cap)
+{
+    if (json_is_integer(v))
+        snprintf(buf, cap, "%lld", (long long)json_integer_value(v));
+    else
+        snprintf(buf, cap, "-");
+}
+
+int tg_cmd_usage(int argc, char **argv)
+{
+    opts_t o;
+    int rc = parse_opts(argc, argv, &o, usage_usage);
+    if (rc != 0)
+        return rc == 1 ? 0 : 2;
+    if (o.argc != 1) {
+        fprintf(stderr, "tollgate usage: expected CUSTOMER_ID\n%s", usage_usage);
+        return 2;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    char path[512];
+    snprintf(path, sizeof(path), "/v1/admin/customers/%s/usage%s%s", o.argv[0], o.period ? "?period=" : "",
+             o.period ? o.period : "");
+    json_t *res = NULL;
+    long status = call_api(&o, "GET", path, NULL, &res);
+    int exit_code = 0;
+    if (status != 200)
+        exit_code = api_failed(status, res);
+    else if (o.json)
+        print_json(res);
+    else {
+        json_t *per = json_object_get(res, "period"), *metrics = json_object_get(res, "metrics"), *m;
+        printf("customer %s, plan %s, period %s to %s\n\n", str(res, "customer"), str(res, "plan"), str(per, "start"),
+               str(per, "end"));
+        size_t n = json_array_size(metrics), i;
+        char(*nums)[4][24] = calloc(n + 1, sizeof(*nums));
+        const char **cells = calloc(n * 5 + 1, sizeof(char *));
+        json_array_foreach(metrics, i, m)
+        {
+            num_or_dash(json_object_get(m, "used"), nums[i][0], 24);
+            num_or_dash(json_object_get(m, "included"), nums[i][1], 24);
+            num_or_dash(json_object_get(m, "overage"), nums[i][2], 24);
+            num_or_dash(json_object_get(m, "remaining"), nums[i][3], 24);
+            cells[i * 5] = str(m, "metric");
+            for (int k = 0; k < 4; k++)
+                cells[i * 5 + 1 + k] = nums[i][k];
+        }
+        static const char *const head[] = {"METRIC", "USED", "INCLUDED", "OVERAGE", "REMAINING"};
+        print_table(head, 5, cells, n);
+        free(cells);
+        free(nums);
+        if (o.daily) {
+            json_t *daily = json_object_get(res, "daily"), *d;
+            printf("\n");
+            json_array_foreach(daily, i, d) printf("%s  %-12s %lld\n", str(d, "day"), str(d, "metric"),
+                                                   (long long)json_integer_value(json_object_get(d, "units")));
+        }
+    }
+    json_decref(res);
+    curl_global_cleanup();
+    return exit_code;
+}

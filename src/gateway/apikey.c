@@ -1,0 +1,92 @@
+/* apikey.c - see apikey.h. */
+#include "gateway/apikey.h"
+
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <zlib.h>
+
+static const char alphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+#define BODY_LEN 43 /* ceil(256 / log2(62)) */
+#define SUM_LEN 6   /* 62^6 > 2^32 */
+#define HEAD_LEN 8  /* "tg_live_" */
+
+static pthread_once_t sodium_once = PTHREAD_ONCE_INIT;
+static void init_sodium(void)
+{
+    if (sodium_init() < 0)
+        abort(); /* no CSPRNG: issuing keys would be unsafe, so refuse to run at all */
+}
+
+/* Writes the base62 form of a big-endian number of `n` bytes into out[len], zero-padded. The
+ * number is consumed (divided down to zero). */
+static void base62(uint8_t *num, size_t n, char *out, size_t len)
+{
+    for (size_t pos = len; pos-- > 0;) {
+        unsigned rem = 0;
+        for (size_t i = 0; i < n; i++) {
+            unsigned cur = (rem << 8) | num[i];
+            num[i] = (uint8_t)(cur / 62);
+            rem = cur % 62;
+        }
+        out[pos] = alphabet[rem];
+    }
+}
+
+static void checksum(const char *key, char out[SUM_LEN])
+{
+    uint32_t crc = (uint32_t)crc32(0L, (const Bytef *)key, HEAD_LEN + BODY_LEN);
+    uint8_t be[4] = {(uint8_t)(crc >> 24), (uint8_t)(crc >> 16), (uint8_t)(crc >> 8), (uint8_t)crc};
+    base62(be, sizeof(be), out, SUM_LEN);
+}
+
+void tg_apikey_generate(int live, char out[TG_APIKEY_BUF])
+{
+    pthread_once(&sodium_once, init_sodium);
+    uint8_t raw[32];
+    randombytes_buf(raw, sizeof(raw));
+    memcpy(out, live ? "tg_live_" : "tg_test_", HEAD_LEN);
+    base62(raw, sizeof(raw), out + HEAD_LEN, BODY_LEN);
+    checksum(out, out + HEAD_LEN + BODY_LEN);
+    out[TG_APIKEY_LEN] = '\0';
+    sodium_memzero(raw, sizeof(raw));
+}
+
+int tg_apikey_check_format(const char *key, size_t len)
+{
+    if (len != TG_APIKEY_LEN)
+        return -1;
+    if (memcmp(key, "tg_live_", HEAD_LEN) != 0 && memcmp(key, "tg_test_", HEAD_LEN) != 0)
+        return -1;
+    unsigned bad = 0;
+    for (size_t i = HEAD_LEN; i < len; i++) {
+        unsigned char c = (unsigned char)key[i];
+        bad |= !((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'));
+    }
+    char sum[SUM_LEN];
+    checksum(key, sum);
+    bad |= (unsigned)sodium_memcmp(sum, key + HEAD_LEN + BODY_LEN, SUM_LEN) != 0;
+    return bad ? -1 : 0;
+}
+
+void tg_apikey_hash(const uint8_t *secret, size_t secret_len, const char *key, size_t len, uint8_t out[32])
+{
+    pthread_once(&sodium_once, init_sodium);
+    crypto_auth_hmacsha256_state st;
+    crypto_auth_hmacsha256_init(&st, secret, secret_len);
+    crypto_auth_hmacsha256_update(&st, (const uint8_t *)key, len);
+    crypto_auth_hmacsha256_final(&st, out);
+    sodium_memzero(&st, sizeof(st));
+}
+
+void tg_apikey_prefix(const char *key, size_t len, char *out, size_t cap)
+{
+    size_t n = len < TG_APIKEY_PREFIX_LEN ? len : TG_APIKEY_PREFIX_LEN;
+    if (cap == 0)
+        return;
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, key, n);
+    out[n] = '\0';
+}

@@ -1,0 +1,56 @@
+/* migrations_sqlite.c - SQLite schema, one entry per migration; see migrations.h. */
+#include "store/migrations.h"
+
+const tg_migration_t tg_sqlite_migrations[] = {
+    {1, "customers, keys, usage",
+     "CREATE TABLE customers ("
+     "  id TEXT PRIMARY KEY,"
+     "  email TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+     "  name TEXT NOT NULL DEFAULT '',"
+     "  plan_id TEXT NOT NULL,"
+     "  status TEXT NOT NULL,"
+     "  created_at INTEGER NOT NULL,"
+     "  anchor_at INTEGER NOT NULL,"
+     "  trial_end INTEGER NOT NULL DEFAULT 0);"
+     "CREATE TABLE api_keys ("
+     "  id TEXT PRIMARY KEY,"
+     "  customer_id TEXT NOT NULL REFERENCES customers(id),"
+     "  hash BLOB NOT NULL UNIQUE,"
+     "  prefix TEXT NOT NULL,"
+     "  name TEXT NOT NULL DEFAULT '',"
+     "  created_at INTEGER NOT NULL,"
+     "  expires_at INTEGER NOT NULL DEFAULT 0,"
+     "  revoked_at INTEGER NOT NULL DEFAULT 0,"
+     "  last_used_at INTEGER NOT NULL DEFAULT 0);"
+     "CREATE INDEX api_keys_customer ON api_keys(customer_id);"
+     /* One row per call and metric; the primary key is what makes recording idempotent. */
+     "CREATE TABLE usage_events ("
+     "  event_id INTEGER NOT NULL,"
+     "  metric TEXT NOT NULL,"
+     "  customer_id TEXT NOT NULL,"
+     "  key_id TEXT NOT NULL,"
+     "  plan_id TEXT NOT NULL,"
+     "  endpoint TEXT NOT NULL,"
+     "  units INTEGER NOT NULL,"
+     "  ts_ns INTEGER NOT NULL,"
+     "  period_start INTEGER NOT NULL,"
+     "  status INTEGER NOT NULL,"
+     "  PRIMARY KEY (event_id, metric)) WITHOUT ROWID;"
+     "CREATE INDEX usage_events_customer ON usage_events(customer_id, ts_ns);"
+     /* Totals kept in the same transaction as the events, so reads never scan events. */
+     "CREATE TABLE usage_period ("
+     "  customer_id TEXT NOT NULL,"
+     "  period_start INTEGER NOT NULL,"
+     "  metric TEXT NOT NULL,"
+     "  units INTEGER NOT NULL,"
+     "  PRIMARY KEY (customer_id, period_start, metric)) WITHOUT ROWID;"
+     "CREATE INDEX usage_period_start ON usage_period(period_start);"
+     "CREATE TABLE usage_daily ("
+     "  customer_id TEXT NOT NULL,"
+     "  day TEXT NOT NULL,"
+     "  metric TEXT NOT NULL,"
+     "  units INTEGER NOT NULL,"
+     "  PRIMARY KEY (customer_id, day, metric)) WITHOUT ROWID;"},
+};
+
+const size_t tg_sqlite_migrations_count = sizeof(tg_sqlite_migrations) / sizeof(tg_sqlite_migrations[0]);

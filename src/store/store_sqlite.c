@@ -1,0 +1,571 @@
+/* store_sqlite.c - the embedded SQLite backend of store.h.
+ *
+ * WAL mode with synchronous=FULL: a COMMIT returns only after the WAL is fsync'd, so a committed
+ * usage batch survives kill -9 and power loss; WAL lets the admin thread read while the metering
+ * writer commits. Hot statements are prepared once per connection. When PostgreSQL arrives,
+ * these functions move behind a small dispatch table in store.c; callers do not change. */
+#include "store/store.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "store/migrations.h"
+
+enum {
+    ST_USAGE_INSERT,
+    ST_USAGE_PERIOD,
+    ST_USAGE_DAILY,
+    ST_COUNT
+};
+
+static const char *const hot_sql[ST_COUNT] = {
+    "INSERT INTO usage_events(event_id, metric, customer_id, key_id, plan_id, endpoint, units, ts_ns,"
+    " period_start, status) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+    "INSERT INTO usage_period(customer_id, period_start, metric, units) VALUES (?,?,?,?)"
+    " ON CONFLICT(customer_id, period_start, metric) DO UPDATE SET units = units + excluded.units",
+    "INSERT INTO usage_daily(customer_id, day, metric, units) VALUES (?,?,?,?)"
+    " ON CONFLICT(customer_id, day, metric) DO UPDATE SET units = units + excluded.units",
+};
+
+struct tg_store {
+    sqlite3 *db;
+    char *path;
+    sqlite3_stmt *hot[ST_COUNT];
+};
+
+static int db_error(tg_store_t *st, tg_err_t *err, const char *doing)
+{
+    int code = sqlite3_extended_errcode(st->db);
+    int rc = (code & 0xff) == SQLITE_CONSTRAINT ? TG_EEXIST : TG_ESTORE;
+    return tg_errf(err, rc, "%s: %s", doing, sqlite3_errmsg(st->db));
+}
+
+static int mkdirs_for(const char *path, tg_err_t *err)
+{
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n >= sizeof(buf))
+        return tg_errf(err, TG_EINVAL, "database path is too long");
+    memcpy(buf, path, n + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0750) != 0 && errno != EEXIST)
+            return tg_errf(err, TG_EIO, "creating directory %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    return 0;
+}
+
+static int exec(tg_store_t *st, const char *sql, tg_err_t *err, const char *doing)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        int rc = tg_errf(err, TG_ESTORE, "%s: %s", doing, msg != NULL ? msg : sqlite3_errmsg(st->db));
+        sqlite3_free(msg);
+        return rc;
+    }
+    return 0;
+}
+
+int tg_store_open(const char *url, tg_store_t **out, tg_err_t *err)
+{
+    *out = NULL;
+    if (url == NULL || strncmp(url, "sqlite:", 7) != 0) {
+        const char *colon = url != NULL ? strchr(url, ':') : NULL;
+        return tg_errf(err, TG_EINVAL, "storage URL \"%s\": scheme \"%.*s\" is not supported (use sqlite:PATH)",
+                       url != NULL ? url : "", colon != NULL ? (int)(colon - url) : 0, url != NULL ? url : "");
+    }
+    const char *path = url + 7;
+    if (*path == '\0')
+        return tg_errf(err, TG_EINVAL, "storage URL \"%s\" has no file path", url);
+    int rc = mkdirs_for(path, err);
+    if (rc != 0)
+        return rc;
+    tg_store_t *st = calloc(1, sizeof(*st));
+    if (st == NULL || (st->path = strdup(path)) == NULL) {
+        free(st);
+        return tg_errf(err, TG_ENOMEM, "out of memory opening %s", path);
+    }
+    if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        rc = tg_errf(err, TG_ESTORE, "opening database %s: %s", path,
+                     st->db != NULL ? sqlite3_errmsg(st->db) : "out of memory");
+        tg_store_close(st);
+        return rc;
+    }
+    sqlite3_busy_timeout(st->db, 5000);
+    if ((rc = exec(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", err,
+                   "configuring the database")) != 0) {
+        tg_store_close(st);
+        return rc;
+    }
+    *out = st;
+    return 0;
+}
+
+void tg_store_close(tg_store_t *st)
+{
+    if (st == NULL)
+        return;
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(st->hot[i]);
+    sqlite3_close(st->db);
+    free(st->path);
+    free(st);
+}
+
+int tg_store_schema_version(tg_store_t *st, int *version, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    *version = 0;
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT name FROM sqlite_master WHERE type='table' AND name='schema_migrations'", -1, &s,
+                           NULL) != SQLITE_OK)
+        return db_error(st, err, "reading the schema version");
+    int exists = sqlite3_step(s) == SQLITE_ROW;
+    sqlite3_finalize(s);
+    if (!exists)
+        return 0;
+    if (sqlite3_prepare_v2(st->db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", -1, &s, NULL) !=
+        SQLITE_OK)
+        return db_error(st, err, "reading the schema version");
+    if (sqlite3_step(s) == SQLITE_ROW)
+        *version = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    return 0;
+}
+
+int tg_store_migrate(tg_store_t *st, tg_err_t *err)
+{
+    int rc = exec(st, "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                      " applied_at INTEGER NOT NULL)",
+                  err, "creating schema_migrations");
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < tg_sqlite_migrations_count; i++) {
+        const tg_migration_t *m = &tg_sqlite_migrations[i];
+        /* BEGIN IMMEDIATE: two processes migrating at once serialise here, and the second
+         * sees the version the first applied. */
+        if ((rc = exec(st, "BEGIN IMMEDIATE", err, "starting a migration")) != 0)
+            return rc;
+        int version = 0;
+        if ((rc = tg_store_schema_version(st, &version, err)) != 0) {
+            exec(st, "ROLLBACK", NULL, "");
+            return rc;
+        }
+        if (version >= m->version) {
+            exec(st, "COMMIT", NULL, "");
+            continue;
+        }
+        char doing[128], ins[160];
+        snprintf(doing, sizeof(doing), "applying migration %d (%s)", m->version, m->name);
+        snprintf(ins, sizeof(ins), "INSERT INTO schema_migrations(version, name, applied_at) VALUES (%d, '%s', %lld)",
+                 m->version, m->name, (long long)time(NULL));
+        if ((rc = exec(st, m->sql, err, doing)) != 0 || (rc = exec(st, ins, err, doing)) != 0 ||
+            (rc = exec(st, "COMMIT", err, doing)) != 0) {
+            exec(st, "ROLLBACK", NULL, "");
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* ---- statements ---- */
+
+static int prepare(tg_store_t *st, const char *sql, sqlite3_stmt **s, tg_err_t *err, const char *doing)
+{
+    if (sqlite3_prepare_v2(st->db, sql, -1, s, NULL) != SQLITE_OK)
+        return db_error(st, err, doing);
+    return 0;
+}
+
+static void text(sqlite3_stmt *s, int col, char *out, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(s, col);
+    snprintf(out, cap, "%s", t != NULL ? (const char *)t : "");
+}
+
+/* ---- customers ---- */
+
+#define CUSTOMER_COLS "id, email, name, plan_id, status, created_at, anchor_at, trial_end"
+
+static void read_customer(sqlite3_stmt *s, tg_customer_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    text(s, 0, c->id, sizeof(c->id));
+    text(s, 1, c->email, sizeof(c->email));
+    text(s, 2, c->name, sizeof(c->name));
+    text(s, 3, c->plan_id, sizeof(c->plan_id));
+    text(s, 4, c->status, sizeof(c->status));
+    c->created_at = sqlite3_column_int64(s, 5);
+    c->anchor_at = sqlite3_column_int64(s, 6);
+    c->trial_end = sqlite3_column_int64(s, 7);
+}
+
+static void bind_customer(sqlite3_stmt *s, const tg_customer_t *c)
+{
+    sqlite3_bind_text(s, 1, c->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, c->email, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, c->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, c->plan_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, c->status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 6, c->created_at);
+    sqlite3_bind_int64(s, 7, c->anchor_at);
+    sqlite3_bind_int64(s, 8, c->trial_end);
+}
+
+int tg_store_customer_insert(tg_store_t *st, const tg_customer_t *c, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st, "INSERT INTO customers(" CUSTOMER_COLS ") VALUES (?,?,?,?,?,?,?,?)", &s, err,
+                     "storing a customer");
+    if (rc != 0)
+        return rc;
+    bind_customer(s, c);
+    if (sqlite3_step(s) != SQLITE_DONE) {
+        rc = db_error(st, err, "storing a customer");
+        if (rc == TG_EEXIST)
+            rc = tg_errf(err, TG_EEXIST, "a customer with id %s or email %s exists already", c->id, c->email);
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_store_customer_get(tg_store_t *st, const char *id, tg_customer_t *out, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st, "SELECT " CUSTOMER_COLS " FROM customers WHERE id = ?", &s, err, "reading a customer");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW)
+        read_customer(s, out);
+    else if (step == SQLITE_DONE)
+        rc = tg_errf(err, TG_ENOTFOUND, "no customer %s", id);
+    else
+        rc = db_error(st, err, "reading a customer");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_store_customer_update(tg_store_t *st, const tg_customer_t *c, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st,
+                     "UPDATE customers SET email = ?2, name = ?3, plan_id = ?4, status = ?5, created_at = ?6,"
+                     " anchor_at = ?7, trial_end = ?8 WHERE id = ?1",
+                     &s, err, "updating a customer");
+    if (rc != 0)
+        return rc;
+    bind_customer(s, c);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = db_error(st, err, "updating a customer");
+    else if (sqlite3_changes(st->db) == 0)
+        rc = tg_errf(err, TG_ENOTFOUND, "no customer %s", c->id);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_store_customer_list(tg_store_t *st, tg_customer_cb cb, void *arg, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st, "SELECT " CUSTOMER_COLS " FROM customers ORDER BY created_at DESC, id", &s, err,
+                     "listing customers");
+    if (rc != 0)
+        return rc;
+    int step;
+    tg_customer_t c;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        read_customer(s, &c);
+        if (cb(&c, arg) != 0)
+            break;
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = db_error(st, err, "listing customers");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* ---- keys ---- */
+
+#define KEY_COLS "id, customer_id, hash, prefix, name, created_at, expires_at, revoked_at, last_used_at"
+
+static void read_key(sqlite3_stmt *s, tg_key_t *k)
+{
+    memset(k, 0, sizeof(*k));
+    text(s, 0, k->id, sizeof(k->id));
+    text(s, 1, k->customer_id, sizeof(k->customer_id));
+    if (sqlite3_column_bytes(s, 2) == (int)sizeof(k->hash))
+        memcpy(k->hash, sqlite3_column_blob(s, 2), sizeof(k->hash));
+    text(s, 3, k->prefix, sizeof(k->prefix));
+    text(s, 4, k->name, sizeof(k->name));
+    k->created_at = sqlite3_column_int64(s, 5);
+    k->expires_at = sqlite3_column_int64(s, 6);
+    k->revoked_at = sqlite3_column_int64(s, 7);
+    k->last_used_at = sqlite3_column_int64(s, 8);
+}
+
+int tg_store_key_insert(tg_store_t *st, const tg_key_t *k, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st, "INSERT INTO api_keys(" KEY_COLS ") VALUES (?,?,?,?,?,?,?,?,?)", &s, err, "storing a key");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, k->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, k->customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 3, k->hash, sizeof(k->hash), SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, k->prefix, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, k->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 6, k->created_at);
+    sqlite3_bind_int64(s, 7, k->expires_at);
+    sqlite3_bind_int64(s, 8, k->revoked_at);
+    sqlite3_bind_int64(s, 9, k->last_used_at);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = db_error(st, err, "storing a key");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_store_key_get(tg_store_t *st, const char *id, tg_key_t *out, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st, "SELECT " KEY_COLS " FROM api_keys WHERE id = ?", &s, err, "reading a key");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW)
+        read_key(s, out);
+    else if (step == SQLITE_DONE)
+        rc = tg_errf(err, TG_ENOTFOUND, "no key %s", id);
+    else
+        rc = db_error(st, err, "reading a key");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_store_key_list(tg_store_t *st, const char *customer_id, tg_key_cb cb, void *arg, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st,
+                     customer_id != NULL
+                         ? "SELECT " KEY_COLS " FROM api_keys WHERE customer_id = ? ORDER BY created_at DESC, id"
+                         : "SELECT " KEY_COLS " FROM api_keys ORDER BY created_at, id",
+                     &s, err, "listing keys");
+    if (rc != 0)
+        return rc;
+    if (customer_id != NULL)
+        sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
+    int step;
+    tg_key_t k;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        read_key(s, &k);
+        if (cb(&k, arg) != 0)
+            break;
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = db_error(st, err, "listing keys");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+static int key_set(tg_store_t *st, const char *sql, const char *id, int64_t v, tg_err_t *err, const char *doing)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st, sql, &s, err, doing);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, v);
+    sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = db_error(st, err, doing);
+    else if (sqlite3_changes(st->db) == 0)
+        rc = tg_errf(err, TG_ENOTFOUND, "no key %s", id);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_store_key_set_revoked(tg_store_t *st, const char *id, int64_t revoked_at, tg_err_t *err)
+{
+    return key_set(st, "UPDATE api_keys SET revoked_at = ? WHERE id = ?", id, revoked_at, err, "revoking a key");
+}
+
+int tg_store_key_set_expires(tg_store_t *st, const char *id, int64_t expires_at, tg_err_t *err)
+{
+    return key_set(st, "UPDATE api_keys SET expires_at = ? WHERE id = ?", id, expires_at, err,
+                   "setting a key's expiry");
+}
+
+int tg_store_key_touch(tg_store_t *st, const char *id, int64_t last_used_at, tg_err_t *err)
+{
+    return key_set(st, "UPDATE api_keys SET last_used_at = MAX(last_used_at, ?) WHERE id = ?", id, last_used_at,
+                   err, "recording a key's last use");
+}
+
+/* ---- usage ---- */
+
+static void utc_day(int64_t ts_ns, char out[16])
+{
+    time_t t = (time_t)(ts_ns / 1000000000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 16, "%Y-%m-%d", &tm);
+}
+
+int tg_store_usage_record(tg_store_t *st, const tg_usage_t *rows, size_t n, size_t *inserted, tg_err_t *err)
+{
+    size_t added = 0;
+    int rc;
+    if (inserted != NULL)
+        *inserted = 0;
+    for (size_t i = 0; i < n; i++)
+        if (rows[i].units > (uint64_t)INT64_MAX)
+            return tg_errf(err, TG_ERANGE, "storing usage: %llu units of %s do not fit",
+                           (unsigned long long)rows[i].units, rows[i].metric);
+    for (int i = 0; i < ST_COUNT; i++)
+        if (st->hot[i] == NULL && (rc = prepare(st, hot_sql[i], &st->hot[i], err, "preparing usage statements")) != 0)
+            return rc;
+    if ((rc = exec(st, "BEGIN IMMEDIATE", err, "storing usage")) != 0)
+        return rc;
+    sqlite3_stmt *ins = st->hot[ST_USAGE_INSERT], *per = st->hot[ST_USAGE_PERIOD], *day = st->hot[ST_USAGE_DAILY];
+    for (size_t i = 0; i < n; i++) {
+        const tg_usage_t *u = &rows[i];
+        sqlite3_reset(ins);
+        sqlite3_bind_int64(ins, 1, (sqlite3_int64)u->event_id);
+        sqlite3_bind_text(ins, 2, u->metric, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 3, u->customer_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 4, u->key_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 5, u->plan_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 6, u->endpoint, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 7, (sqlite3_int64)u->units);
+        sqlite3_bind_int64(ins, 8, u->ts_ns);
+        sqlite3_bind_int64(ins, 9, u->period_start);
+        sqlite3_bind_int(ins, 10, u->status);
+        if (sqlite3_step(ins) != SQLITE_DONE)
+            goto fail;
+        if (sqlite3_changes(st->db) == 0)
+            continue; /* stored before: counting it again would bill it twice */
+        added++;
+        char d[16];
+        utc_day(u->ts_ns, d);
+        sqlite3_reset(per);
+        sqlite3_bind_text(per, 1, u->customer_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(per, 2, u->period_start);
+        sqlite3_bind_text(per, 3, u->metric, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(per, 4, (sqlite3_int64)u->units);
+        if (sqlite3_step(per) != SQLITE_DONE)
+            goto fail;
+        sqlite3_reset(day);
+        sqlite3_bind_text(day, 1, u->customer_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(day, 2, d, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(day, 3, u->metric, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(day, 4, (sqlite3_int64)u->units);
+        if (sqlite3_step(day) != SQLITE_DONE)
+            goto fail;
+    }
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_reset(st->hot[i]);
+    if ((rc = exec(st, "COMMIT", err, "committing usage")) != 0) {
+        exec(st, "ROLLBACK", NULL, "");
+        return rc;
+    }
+    if (inserted != NULL)
+        *inserted = added;
+    return 0;
+fail:
+    rc = db_error(st, err, "storing usage");
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_reset(st->hot[i]);
+    exec(st, "ROLLBACK", NULL, "");
+    return rc;
+}
+
+int tg_store_usage_period(tg_store_t *st, const char *customer_id, int64_t period_start, tg_usage_total_cb cb,
+                          void *arg, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st,
+                     "SELECT metric, units FROM usage_period WHERE customer_id = ? AND period_start = ?"
+                     " ORDER BY metric",
+                     &s, err, "reading usage");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, period_start);
+    int step;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW)
+        if (cb((const char *)sqlite3_column_text(s, 0), (uint64_t)sqlite3_column_int64(s, 1), arg) != 0)
+            break;
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = db_error(st, err, "reading usage");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_store_usage_daily(tg_store_t *st, const char *customer_id, int64_t from_s, int64_t to_s, tg_usage_day_cb cb,
+                         void *arg, tg_err_t *err)
+{
+    char from[16], to[16];
+    utc_day(from_s * 1000000000, from);
+    utc_day((to_s - 1) * 1000000000, to);
+    sqlite3_stmt *s;
+    int rc = prepare(st,
+                     "SELECT day, metric, units FROM usage_daily WHERE customer_id = ? AND day >= ? AND day <= ?"
+                     " ORDER BY day, metric",
+                     &s, err, "reading daily usage");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, from, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, to, -1, SQLITE_STATIC);
+    int step;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW)
+        if (cb((const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1),
+               (uint64_t)sqlite3_column_int64(s, 2), arg) != 0)
+            break;
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = db_error(st, err, "reading daily usage");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_store_usage_load(tg_store_t *st, int64_t since_s, tg_usage_load_cb cb, void *arg, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st, "SELECT customer_id, period_start, metric, units FROM usage_period WHERE period_start >= ?",
+                     &s, err, "loading usage totals");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, since_s);
+    int step;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW)
+        if (cb((const char *)sqlite3_column_text(s, 0), sqlite3_column_int64(s, 1),
+               (const char *)sqlite3_column_text(s, 2), (uint64_t)sqlite3_column_int64(s, 3), arg) != 0)
+            break;
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = db_error(st, err, "loading usage totals");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_store_usage_count(tg_store_t *st, uint64_t *rows, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st, "SELECT COUNT(*) FROM usage_events", &s, err, "counting usage");
+    if (rc != 0)
+        return rc;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        *rows = (uint64_t)sqlite3_column_int64(s, 0);
+    else
+        rc = db_error(st, err, "counting usage");
+    sqlite3_finalize(s);
+    return rc;
+}
