@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs the test suites and prints one closing line: "tests: N passed, M failed".
+#   scripts/run-tests.sh            unit (ASan+UBSan binaries) then integration
+#   scripts/run-tests.sh unit|integration
+# Unit tests are the cmocka binaries in build/asan/tests/. Integration tests (node's test
+# runner) start the real build/tollgate, then again the sanitized build/asan/tollgate.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-all}
+passed=0
+failed=0
+mkdir -p build/test-logs
+
+run_unit() {
+  local bin log p f
+  for bin in build/asan/tests/test_*; do
+    [ -x "$bin" ] || continue
+    log=build/test-logs/$(basename "$bin").log
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      timeout 300 "$bin" >"$log" 2>&1
+    local rc=$?
+    p=$(grep -Eo '\[  PASSED  \] [0-9]+' "$log" | awk '{s+=$4} END {print s+0}')
+    f=$(grep -Eo '\[  FAILED  \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi # crashed or sanitizer report
+    passed=$((passed + p)); failed=$((failed + f))
+    if [ "$rc" -ne 0 ]; then echo "FAIL $(basename "$bin") (exit $rc):"; tail -n 40 "$log"; else echo "ok   $(basename "$bin"): $p passed"; fi
+  done
+}
+
+run_integration() {
+  local bin=$1 label=$2 log=build/test-logs/integration-$2.log
+  echo "integration tests against $bin"
+  TOLLGATE_BIN=$bin DEMO_UPSTREAM_BIN=build/demo-upstream \
+    ASAN_OPTIONS=detect_leaks=1 timeout 900 node --test --test-reporter=tap tests/integration/ >"$log" 2>&1
+  local rc=$? p f
+  p=$(grep -E '^# pass ' "$log" | awk '{print $3}' | tail -n1)
+  f=$(grep -E '^# fail ' "$log" | awk '{print $3}' | tail -n1)
+  p=${p:-0}; f=${f:-0}
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  passed=$((passed + p)); failed=$((failed + f))
+  if [ "$rc" -ne 0 ]; then
+    echo "FAIL integration ($label):"
+    grep -E '^not ok|error:|expected|actual|Error' "$log" | head -n 60
+  else
+    echo "ok   integration ($label): $p passed"
+  fi
+}
+
+case $what in
+  unit) run_unit ;;
+  integration) run_integration build/tollgate release ;;
+  all)
+    run_unit
+    run_integration build/tollgate release
+    run_integration build/asan/tollgate asan
+    ;;
+  *) echo "usage: $0 [unit|integration|all]" >&2; exit 2 ;;
+esac
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
