@@ -1,0 +1,124 @@
+// failures.test.mjs - upstream failures, big bodies, durability across kill -9, the CLI.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Stack, withStack, freePort, TOLLGATE } from './harness.mjs';
+import { spawnSync } from 'node:child_process';
+
+test('upstream down is 502 upstream_unavailable; a slow upstream is 504; neither is billed', async () => {
+  const dead = await freePort();
+  await withStack({ noUpstream: true, upstreamPort: dead }, async (s) => {
+    const { key, customer } = await s.customer('pro');
+    const r = await s.call('/v1/basic/x', { key });
+    assert.equal(r.status, 502);
+    assert.equal(r.json.error.type, 'upstream_unavailable');
+    assert.equal(await s.usage(customer.id), 0);
+  });
+  await withStack({ timeoutMs: 300 }, async (s) => {
+    const { key, customer } = await s.customer('pro');
+    const r = await s.call('/v1/slow?ms=1000', { key });
+    assert.equal(r.status, 504);
+    assert.equal(r.json.error.type, 'upstream_timeout');
+    assert.equal(await s.usage(customer.id), 0);
+    assert.equal((await s.call('/v1/slow?ms=50', { key })).status, 200);
+    assert.equal(await s.usage(customer.id), 1);
+  });
+});
+
+test('50 MB download and upload stream through with bounded memory', async () => {
+  await withStack({}, async (s) => {
+    const { key } = await s.customer('load');
+    const before = s.rssKb();
+    let peak = before;
+    const timer = setInterval(() => { peak = Math.max(peak, s.rssKb()); }, 20);
+    const size = 50 * 1024 * 1024;
+    const r = await fetch(`${s.gw}/v1/big?bytes=${size}`, { headers: { authorization: `Bearer ${key}` } });
+    assert.equal(r.status, 200);
+    let got = 0;
+    for await (const chunk of r.body) got += chunk.length;
+    assert.equal(got, size);
+    const body = Buffer.alloc(size, 7);
+    const up = await fetch(`${s.gw}/v1/upload`, { method: 'POST', headers: { authorization: `Bearer ${key}` }, body });
+    const j = await up.json();
+    clearInterval(timer);
+    assert.equal(j.bytes, size);
+    assert.equal(j.sum, (size * 7) % 2 ** 32);
+    // h2o keeps large bodies in temporary files (mmap'd), not anonymous memory
+    assert.ok(peak - before < 16 * 1024, `anonymous memory grew by ${peak - before} kB`);
+  });
+});
+
+test('strict durability: kill -9 loses no answered call', async () => {
+  const s = await new Stack({ durability: 'strict' }).start();
+  try {
+    const { key, customer } = await s.customer('load');
+    let answered = 0, sent = 0, stop = false;
+    const worker = async () => {
+      while (!stop) {
+        sent++;
+        try { if ((await s.call('/v1/basic/x', { key })).status === 200) answered++; } catch { /* killed */ }
+      }
+    };
+    const workers = Array.from({ length: 16 }, worker);
+    await new Promise((r) => setTimeout(r, 1500));
+    await s.kill9();
+    stop = true;
+    await Promise.all(workers);
+    await s.start(); // same database, same ports
+    const stored = await s.usage(customer.id);
+    assert.ok(answered > 100, `only ${answered} calls answered`);
+    assert.ok(stored >= answered, `stored ${stored} < answered ${answered}`);
+    assert.ok(stored <= sent, `stored ${stored} > sent ${sent}`);
+  } finally { await s.stop(); }
+});
+
+test('check-config: exit codes and FILE:LINE messages', async () => {
+  const dir = (await new Stack().start()); // for a temp dir with a valid config
+  try {
+    let r = spawnSync(TOLLGATE, ['check-config', '-c', dir.config], { encoding: 'utf8' });
+    assert.equal(r.status, 0);
+    assert.match(r.stdout, /configuration OK/);
+    const bad = join(dir.dir, 'bad.yaml');
+    writeFileSync(bad, 'upstream: {url: "http://x:1"}\nadmin: {token: short}\nplans:\n  p: {rate_limit: lots}\n');
+    r = spawnSync(TOLLGATE, ['check-config', '-c', bad], { encoding: 'utf8' });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /bad\.yaml:4: plans\.p\.rate_limit: "lots" is not N\/sec\|min\|hour\|day/);
+    assert.match(r.stderr, /admin\.token is too short/);
+    r = spawnSync(TOLLGATE, ['check-config'], { encoding: 'utf8' });
+    assert.equal(r.status, 2);
+    r = spawnSync(TOLLGATE, ['frobnicate'], { encoding: 'utf8' });
+    assert.equal(r.status, 2);
+  } finally { await dir.stop(); }
+});
+
+test('CLI: customers, keys and usage end to end', async () => {
+  await withStack({}, async (s) => {
+    const srv = ['--server', s.admin];
+    let r = s.cli(['customers', 'add', '--email', 'cli@example.com', '--plan', 'free', '--name', 'CLI', ...srv]);
+    assert.equal(r.status, 0, r.stderr);
+    const id = /cus_[0-9a-f]+/.exec(r.stdout)[0];
+    r = s.cli(['keys', 'create', id, '--name', 'ci', '--json', ...srv]);
+    assert.equal(r.status, 0, r.stderr);
+    const key = JSON.parse(r.stdout).secret;
+    assert.equal((await s.call('/v1/basic/x', { key })).status, 200);
+    r = s.cli(['usage', id, ...srv]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /api_calls\s+1\s+1000\s+0\s+999/);
+    r = s.cli(['customers', 'list', ...srv]);
+    assert.match(r.stdout, /cli@example\.com\s+free\s+active/);
+    r = s.cli(['customers', 'set-plan', id, 'pro', ...srv]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal((await s.call('/v1/vision/x', { key })).status, 200);
+    r = s.cli(['customers', 'add', '--email', 'cli@example.com', '--plan', 'free', ...srv]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /409 conflict/);
+    r = s.cli(['keys', 'list', id, ...srv]);
+    assert.match(r.stdout, /tg_live_\w{4}\s+ci\s+active/);
+    r = s.cli(['customers', 'add', '--bogus', ...srv]);
+    assert.equal(r.status, 2);
+    r = s.cli(['customers', 'list', '--server', 'http://127.0.0.1:1']);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /cannot reach the admin API/);
+  });
+});

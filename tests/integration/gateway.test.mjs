@@ -1,0 +1,197 @@
+// gateway.test.mjs - every rule of the request path, against the real binary on loopback.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Stack, sleep } from './harness.mjs';
+
+let s;
+before(async () => { s = await new Stack().start(); });
+after(async () => { await s.stop(); });
+
+test('missing, malformed and unknown keys are 401 with stable error types', async () => {
+  let r = await s.call('/v1/basic/x');
+  assert.equal(r.status, 401);
+  assert.equal(r.json.error.type, 'missing_key');
+  assert.match(r.json.error.docs, /missing_key/);
+  const { key } = await s.customer('free');
+  const typo = key.slice(0, 20) + (key[20] === 'a' ? 'b' : 'a') + key.slice(21);
+  r = await s.call('/v1/basic/x', { key: typo });
+  assert.equal(r.status, 401);
+  assert.equal(r.json.error.type, 'invalid_key');
+  assert.match(r.json.error.message, /malformed/);
+  r = await s.call('/v1/basic/x', { key: 'tg_live_' + 'A'.repeat(49) });
+  assert.equal(r.json.error.type, 'invalid_key');
+});
+
+test('both key headers work; the key is stripped and identity headers added', async () => {
+  const { key, customer } = await s.customer('free');
+  for (const keyHeader of ['bearer', 'x-api-key']) {
+    const r = await s.call('/v1/basic/echo?x=1', { key, keyHeader, headers: { 'x-tollgate-customer': 'spoofed' } });
+    assert.equal(r.status, 200);
+    assert.equal(r.json.customer, customer.id);
+    assert.equal(r.json.plan, 'free');
+    assert.equal(r.json.saw_authorization, false);
+    assert.equal(r.json.saw_x_api_key, false);
+    assert.equal(r.json.query, 'x=1');
+  }
+});
+
+test('an endpoint outside the plan is 403 naming the plans that include it', async () => {
+  const { key, customer } = await s.customer('free');
+  const r = await s.call('/v1/vision/labels', { key });
+  assert.equal(r.status, 403);
+  assert.equal(r.json.error.type, 'endpoint_not_in_plan');
+  assert.match(r.json.error.message, /free plan/);
+  assert.match(r.json.error.message, /pro/);
+  // dot segments cannot smuggle a path past the plan
+  const r2 = await s.call('/v1/basic/../vision/labels', { key });
+  assert.equal(r2.status, 403);
+  assert.equal(await s.usage(customer.id), 0);
+});
+
+test('rate limit: burst of 10, then 429 with Retry-After; refused calls use no quota', async () => {
+  const { key, customer } = await s.customer('free');
+  const codes = [];
+  let last;
+  for (let i = 0; i < 13; i++) {
+    last = await s.call('/v1/basic/x', { key });
+    codes.push(last.status);
+    if (i === 0) {
+      assert.equal(last.headers.get('x-ratelimit-limit'), '10');
+      assert.equal(last.headers.get('x-ratelimit-remaining'), '9');
+      assert.equal(last.headers.get('ratelimit-policy'), '"default";q=10;w=60');
+      assert.match(last.headers.get('ratelimit'), /^"default";r=9;t=\d+$/);
+      assert.equal(last.headers.get('x-quota-remaining'), '999');
+      assert.ok(Number(last.headers.get('x-quota-reset')) > 0);
+    }
+  }
+  assert.deepEqual(codes, [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 429, 429, 429]);
+  assert.equal(last.json.error.type, 'rate_limited');
+  assert.ok(Number(last.headers.get('retry-after')) >= 1);
+  assert.equal(last.headers.get('x-ratelimit-remaining'), '0');
+  assert.equal(await s.usage(customer.id), 10);
+});
+
+test('quota block: the sixth call of a 5-call plan is 429 quota_exceeded with an upgrade path', async () => {
+  const { key, customer } = await s.customer('tiny');
+  for (let i = 0; i < 5; i++) assert.equal((await s.call('/v1/basic/x', { key })).status, 200);
+  const r = await s.call('/v1/basic/x', { key });
+  assert.equal(r.status, 429);
+  assert.equal(r.json.error.type, 'quota_exceeded');
+  assert.match(r.json.error.message, /Upgrade to/);
+  assert.equal(r.headers.get('x-quota-remaining'), '0');
+  assert.equal(await s.usage(customer.id), 5);
+  // a plan change applies to the live counters at once
+  await s.adminCall('PATCH', `/v1/admin/customers/${customer.id}`, { plan: 'pro' });
+  assert.equal((await s.call('/v1/basic/x', { key })).status, 200);
+});
+
+test('quota bill: calls past the allowance are allowed and counted as overage', async () => {
+  const { key, customer } = await s.customer('overage');
+  for (let i = 0; i < 5; i++) assert.equal((await s.call('/v1/text/x', { key })).status, 200);
+  const u = await s.adminCall('GET', `/v1/admin/customers/${customer.id}/usage`);
+  const m = u.json.metrics.find((x) => x.metric === 'api_calls');
+  assert.deepEqual([m.used, m.included, m.overage, m.remaining], [5, 3, 2, 0]);
+});
+
+test('quota throttle: past the allowance the reduced rate applies', async () => {
+  const { key } = await s.customer('throttled');
+  const codes = [];
+  for (let i = 0; i < 5; i++) codes.push((await s.call('/v1/basic/x', { key })).status);
+  assert.deepEqual(codes, [200, 200, 200, 429, 429]);
+});
+
+test('a suspended customer gets 402; resuming restores access', async () => {
+  const { key, customer } = await s.customer('pro');
+  await s.adminCall('PATCH', `/v1/admin/customers/${customer.id}`, { status: 'suspended' });
+  const r = await s.call('/v1/basic/x', { key });
+  assert.equal(r.status, 402);
+  assert.equal(r.json.error.type, 'account_suspended');
+  await s.adminCall('PATCH', `/v1/admin/customers/${customer.id}`, { status: 'active' });
+  assert.equal((await s.call('/v1/basic/x', { key })).status, 200);
+});
+
+test('a revoked key stops working within one second', async () => {
+  const { key, keyId } = await s.customer('pro');
+  assert.equal((await s.call('/v1/basic/x', { key })).status, 200);
+  const t0 = Date.now();
+  const d = await s.adminCall('DELETE', `/v1/admin/keys/${keyId}`);
+  assert.equal(d.status, 200);
+  assert.equal(d.json.status, 'revoked');
+  let r;
+  do { r = await s.call('/v1/basic/x', { key }); } while (r.status === 200 && Date.now() - t0 < 1000);
+  assert.equal(r.status, 401);
+  assert.match(r.json.error.message, /revoked/);
+  assert.ok(Date.now() - t0 < 1000);
+});
+
+test('rotation: both keys work during the grace period, then only the new one', async () => {
+  const { key, keyId } = await s.customer('pro');
+  const rot = await s.adminCall('POST', `/v1/admin/keys/${keyId}/rotate`, { grace_seconds: 1 });
+  assert.equal(rot.status, 201);
+  assert.equal(rot.json.replaces, keyId);
+  assert.match(rot.json.secret, /^tg_live_/);
+  assert.equal((await s.call('/v1/basic/x', { key })).status, 200);
+  assert.equal((await s.call('/v1/basic/x', { key: rot.json.secret })).status, 200);
+  await sleep(2100);
+  const old = await s.call('/v1/basic/x', { key });
+  assert.equal(old.status, 401);
+  assert.match(old.json.error.message, /expired/);
+  assert.equal((await s.call('/v1/basic/x', { key: rot.json.secret })).status, 200);
+});
+
+test('upstream 5xx is not billed and gives its quota back; 4xx is billed', async () => {
+  const { key, customer } = await s.customer('tiny');
+  for (let i = 0; i < 7; i++) assert.equal((await s.call('/v1/status/503', { key })).status, 503);
+  assert.equal(await s.usage(customer.id), 0);
+  assert.equal((await s.call('/v1/status/404', { key })).status, 404);
+  assert.equal(await s.usage(customer.id), 1);
+});
+
+test('Tollgate-Units is metered and stripped; the vision route meters images and weighs 10', async () => {
+  const { key, customer } = await s.customer('pro');
+  const r = await s.call('/v1/units?tokens=1234', { key });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get('tollgate-units'), null);
+  assert.equal(await s.usage(customer.id, 'tokens'), 1234);
+  const v = await s.call('/v1/vision/tag', { key, method: 'POST', body: 'img' });
+  assert.equal(v.status, 200);
+  assert.equal(Number(v.headers.get('x-ratelimit-remaining')), 500 - 1 - 10);
+  assert.equal(await s.usage(customer.id, 'images'), 1);
+  assert.equal(await s.usage(customer.id, 'api_calls'), 2);
+});
+
+test('exact usage after concurrent load', async () => {
+  const { key, customer } = await s.customer('load');
+  let ok = 0;
+  const worker = async () => {
+    for (let i = 0; i < 40; i++) if ((await s.call('/v1/basic/x', { key })).status === 200) ok++;
+  };
+  await Promise.all(Array.from({ length: 50 }, worker));
+  assert.equal(ok, 2000);
+  assert.equal(await s.usage(customer.id), ok);
+});
+
+test('admin API: auth, 404, 409, validation, metrics, health', async () => {
+  assert.equal((await s.adminCall('GET', '/v1/admin/customers', undefined, null)).status, 401);
+  assert.equal((await s.adminCall('GET', '/v1/admin/customers', undefined, 'wrong-token-0123456789')).status, 401);
+  const nf = await s.adminCall('GET', '/v1/admin/customers/cus_nope');
+  assert.equal(nf.status, 404);
+  assert.equal(nf.json.error.type, 'not_found');
+  await s.adminCall('POST', '/v1/admin/customers', { email: 'Dup@Example.com', plan: 'free' });
+  const dup = await s.adminCall('POST', '/v1/admin/customers', { email: 'dup@example.COM', plan: 'free' });
+  assert.equal(dup.status, 409);
+  const bad = await s.adminCall('POST', '/v1/admin/customers', { email: 'x@y.z', plan: 'platinum' });
+  assert.equal(bad.status, 400);
+  assert.match(bad.json.error.message, /plan/);
+  const badJson = await s.adminCall('POST', '/v1/admin/customers', '{"email":');
+  assert.equal(badJson.status, 400);
+  assert.match(badJson.json.error.message, /not valid JSON/);
+  const trial = await s.adminCall('POST', '/v1/admin/customers', { email: 't@example.com', plan: 'starter' });
+  assert.equal(trial.json.status, 'trialing');
+  assert.ok(trial.json.trial_end);
+  const m = await fetch(s.admin + '/metrics').then((r) => r.text());
+  assert.match(m, /tollgate_decisions_total\{outcome="allowed"\} \d+/);
+  assert.match(m, /tollgate_requests_total\{status="200"\} \d+/);
+  assert.match(m, /tollgate_upstream_latency_seconds_bucket\{le="\+Inf"\} \d+/);
+  assert.match(m, /tollgate_metering_lag_seconds/);
+});

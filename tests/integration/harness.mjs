@@ -1,0 +1,212 @@
+// harness.mjs - starts the real tollgate binary and the demo upstream on loopback for a test.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const root = resolve(new URL('../..', import.meta.url).pathname);
+export const TOLLGATE = resolve(root, process.env.TOLLGATE_BIN || 'build/tollgate');
+export const UPSTREAM = resolve(root, process.env.DEMO_UPSTREAM_BIN || 'build/demo-upstream');
+export const ADMIN_TOKEN = 'test-admin-token-0123456789';
+export const KEY_SECRET = 'test-key-secret-0123456789abcdef0123';
+
+export async function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); });
+    s.on('error', rej);
+  });
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export const PLANS = `
+plans:
+  free:
+    price: "0"
+    rate_limit: 10/min
+    burst: 10
+    endpoints: ["/v1/basic/*"]
+    included: {api_calls: 1000}
+    on_quota: block
+  starter:
+    price: "49"
+    trial_days: 14
+    rate_limit: 100/min
+    burst: 100
+    endpoints: ["/v1/basic/*", "/v1/text/*"]
+    included: {api_calls: 50000}
+    on_quota: bill
+    charges: [{metric: api_calls, model: per_unit, unit_price: "0.001"}]
+  pro:
+    price: "199"
+    trial_days: 14
+    rate_limit: 500/min
+    burst: 500
+    included: {api_calls: 500000}
+    on_quota: bill
+    charges: [{metric: api_calls, model: per_unit, unit_price: "0.0005"}]
+  enterprise:
+    price: "999"
+    trial_days: 30
+    rate_limit: 2000/min
+    burst: 2000
+    included: {api_calls: 5000000}
+    on_quota: bill
+    charges: [{metric: api_calls, model: per_unit, unit_price: "0.0002"}]
+  tiny:
+    price: "1"
+    rate_limit: 1000/sec
+    burst: 1000
+    included: {api_calls: 5}
+    on_quota: block
+  overage:
+    price: "1"
+    rate_limit: 1000/sec
+    burst: 1000
+    included: {api_calls: 3}
+    on_quota: bill
+  throttled:
+    price: "1"
+    rate_limit: 1000/sec
+    burst: 1000
+    included: {api_calls: 2}
+    on_quota: "throttle:1/min"
+  load:
+    price: "1"
+    rate_limit: 1000000/sec
+    burst: 1000000
+routes:
+  - {match: "POST /v1/vision/*", weight: 10, meter: {api_calls: 1, images: 1}}
+`;
+
+export class Stack {
+  constructor(opts = {}) { this.opts = opts; this.procs = []; }
+
+  async start() {
+    this.dir = this.dir || mkdtempSync(join(tmpdir(), 'tollgate-it-'));
+    this.gwPort = this.gwPort || await freePort();
+    this.adminPort = this.adminPort || await freePort();
+    this.upPort = this.upPort || await freePort();
+    const o = this.opts;
+    this.config = join(this.dir, 'tollgate.yaml');
+    writeFileSync(this.config, `
+server: {listen: "127.0.0.1:${this.gwPort}", admin_listen: "127.0.0.1:${this.adminPort}", workers: 2${o.maxBody ? `, max_body_bytes: ${o.maxBody}` : ''}}
+upstream: {url: "http://127.0.0.1:${o.upstreamPort || this.upPort}", timeout_ms: ${o.timeoutMs || 5000}}
+storage: {database: "sqlite:${join(this.dir, 'tollgate.db')}"}
+admin: {token: "${ADMIN_TOKEN}", key_grace_seconds: ${o.grace ?? 3600}}
+keys: {secret: "${KEY_SECRET}"}
+metering: {durability: ${o.durability || 'batched'}, flush_ms: 5}
+${PLANS}`);
+    if (!o.noUpstream && !this.upstream) {
+      this.upstream = this.spawn(UPSTREAM, ['--listen', `127.0.0.1:${this.upPort}`]);
+      await this.waitFor(`http://127.0.0.1:${this.upPort}/healthz`);
+    }
+    this.server = this.spawn(TOLLGATE, ['serve', '-c', this.config]);
+    this.gw = `http://127.0.0.1:${this.gwPort}`;
+    this.admin = `http://127.0.0.1:${this.adminPort}`;
+    await this.waitFor(`${this.admin}/healthz`);
+    return this;
+  }
+
+  spawn(bin, args) {
+    const p = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    p.output = '';
+    p.stdout.on('data', (d) => { p.output += d; });
+    p.stderr.on('data', (d) => { p.output += d; });
+    p.exited = new Promise((r) => p.on('exit', (code, signal) => r({ code, signal })));
+    this.procs.push(p);
+    return p;
+  }
+
+  async waitFor(url) {
+    for (let i = 0; i < 200; i++) {
+      try { const r = await fetch(url); if (r.ok) return; } catch { /* not up yet */ }
+      await sleep(25);
+    }
+    throw new Error(`${url} did not come up; output:\n${this.procs.map((p) => p.output).join('\n')}`);
+  }
+
+  // Stops the gateway with SIGTERM and returns its exit; a sanitizer report makes it non-zero.
+  async stopServer() {
+    if (!this.server) return { code: 0 };
+    this.server.kill('SIGTERM');
+    const r = await this.server.exited;
+    const out = this.server.output;
+    this.server = null;
+    if (r.code !== 0) throw new Error(`tollgate exited ${r.code}/${r.signal}:\n${out}`);
+    return r;
+  }
+
+  async kill9() {
+    this.server.kill('SIGKILL');
+    await this.server.exited;
+    this.server = null;
+  }
+
+  async stop() {
+    try { await this.stopServer(); } finally {
+      for (const p of this.procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+      rmSync(this.dir, { recursive: true, force: true });
+    }
+  }
+
+  async adminCall(method, path, body, token = ADMIN_TOKEN) {
+    const r = await fetch(this.admin + path, {
+      method,
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), 'content-type': 'application/json' },
+      body: body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body)),
+    });
+    const text = await r.text();
+    let json = null;
+    try { json = JSON.parse(text); } catch { /* not JSON */ }
+    return { status: r.status, json, text, headers: r.headers };
+  }
+
+  async customer(plan, email) {
+    const c = await this.adminCall('POST', '/v1/admin/customers',
+      { email: email || `${plan}-${Math.random().toString(36).slice(2)}@example.com`, name: 'Test', plan });
+    if (c.status !== 201) throw new Error(`create customer: ${c.status} ${c.text}`);
+    const k = await this.adminCall('POST', `/v1/admin/customers/${c.json.id}/keys`, { name: 'test' });
+    if (k.status !== 201) throw new Error(`create key: ${k.status} ${k.text}`);
+    return { customer: c.json, key: k.json.secret, keyId: k.json.id };
+  }
+
+  async call(path, { key, method = 'GET', body, headers = {}, keyHeader = 'bearer' } = {}) {
+    const h = { ...headers };
+    if (key && keyHeader === 'bearer') h.authorization = `Bearer ${key}`;
+    if (key && keyHeader === 'x-api-key') h['x-api-key'] = key;
+    const r = await fetch(this.gw + path, { method, headers: h, body });
+    const text = await r.text();
+    let json = null;
+    try { json = JSON.parse(text); } catch { /* not JSON */ }
+    return { status: r.status, json, text, headers: r.headers };
+  }
+
+  async usage(customerId, metric = 'api_calls') {
+    const u = await this.adminCall('GET', `/v1/admin/customers/${customerId}/usage`);
+    if (u.status !== 200) throw new Error(`usage: ${u.status} ${u.text}`);
+    const m = u.json.metrics.find((x) => x.metric === metric);
+    return m ? m.used : 0;
+  }
+
+  cli(args, env = {}) {
+    return spawnSync(TOLLGATE, args, {
+      encoding: 'utf8',
+      env: { ...process.env, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, ...env },
+    });
+  }
+
+  // Anonymous resident memory: heap and buffers. Large bodies live in h2o's temporary files,
+  // whose page-cache pages the kernel can drop, so they are counted apart (RssFile).
+  rssKb(field = 'RssAnon') {
+    const s = readFileSync(`/proc/${this.server.pid}/status`, 'utf8');
+    return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(s)[1]);
+  }
+}
+
+export async function withStack(opts, fn) {
+  const s = await new Stack(opts).start();
+  try { await fn(s); } finally { await s.stop(); }
+}
