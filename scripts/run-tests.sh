@@ -31,7 +31,7 @@ run_integration() {
   local bin=$1 label=$2 log=build/test-logs/integration-$2.log
   echo "integration tests against $bin"
   TOLLGATE_BIN=$bin DEMO_UPSTREAM_BIN=build/demo-upstream \
-    ASAN_OPTIONS=detect_leaks=1 timeout 900 node --test --test-reporter=tap tests/integration/ >"$log" 2>&1
+    ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp timeout 900 node --test --test-reporter=tap tests/integration/ >"$log" 2>&1
   local rc=$? p f
   p=$(grep -E '^# pass ' "$log" | awk '{print $3}' | tail -n1)
   f=$(grep -E '^# fail ' "$log" | awk '{print $3}' | tail -n1)
