@@ -44,8 +44,10 @@ test('50 MB download and upload stream through with bounded memory', async () =>
     clearInterval(timer);
     assert.equal(j.bytes, size);
     assert.equal(j.sum, (size * 7) % 2 ** 32);
-    // h2o keeps large bodies in temporary files (mmap'd), not anonymous memory
-    assert.ok(peak - before < 16 * 1024, `anonymous memory grew by ${peak - before} kB`);
+    // h2o keeps large bodies in temporary files (mmap'd), not anonymous memory. Under ASan the
+    // allocator's quarantine holds freed chunks back, so the bound is only meaningful without it.
+    const limitKb = TOLLGATE.includes('/asan/') ? 128 * 1024 : 16 * 1024;
+    assert.ok(peak - before < limitKb, `anonymous memory grew by ${peak - before} kB`);
   });
 });
 
