@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# bench/gateway.sh - throughput and latency of tollgate against nginx, in one run, same upstream.
+#   (a) wrk -> upstream                       (direct)
+#   (b) wrk -> nginx proxy_pass -> upstream   (one worker per core, upstream keepalive)
+#   (c) wrk -> tollgate -> upstream           (auth + rate limit + quota + metering, 1,000 keys),
+#       once with metering batched and once strict
+# The upstream is nginx with one worker answering a small JSON body. Nothing is pinned.
+# Prints requests/s, p50, p99 and server CPU time per request for each, and (c)/(b).
+# Env: DURATION (default 10s), CONNS (64), KEYS (1000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+KEYS=${KEYS:-1000}
+TG=${TOLLGATE_BIN:-build/tollgate}
+command -v wrk >/dev/null && command -v nginx >/dev/null || scripts/install-deps.sh
+[ -x "$TG" ] || make -s
+
+work=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+port() { python3 - <<'PY' 2>/dev/null || echo $((20000 + RANDOM % 20000))
+import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()
+PY
+}
+UP=$(port); NG=$(port); GW=$(port); AD=$(port)
+mkdir -p "$work/up" "$work/proxy"
+
+cat > "$work/up/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+error_log $work/up/error.log warn;
+pid $work/up/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:$UP; location / { default_type application/json; return 200 '{"ok":true}'; } }
+}
+CONF
+cat > "$work/proxy/nginx.conf" <<CONF
+worker_processes $(nproc);
+daemon off;
+error_log $work/proxy/error.log warn;
+pid $work/proxy/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  upstream api { server 127.0.0.1:$UP; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NG;
+    location / { proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+CONF
+nginx -p "$work/up" -c "$work/up/nginx.conf" & pids+=($!)
+nginx -p "$work/proxy" -c "$work/proxy/nginx.conf" & pids+=($!)
+
+cpu_ticks() { # utime+stime of a process and its children threads/processes
+  local total=0 p
+  for p in "$@" $(for q in "$@"; do pgrep -P "$q" || true; done); do
+    [ -r /proc/$p/stat ] && total=$((total + $(awk '{print $14 + $15}' /proc/$p/stat)))
+  done
+  echo $total
+}
+
+wait_http() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; echo "no answer from $1" >&2; exit 1; }
+wait_http "http://127.0.0.1:$UP/"
+wait_http "http://127.0.0.1:$NG/"
+
+cat > "$work/keys.lua" <<'LUA'
+local keys = {}
+for line in io.lines(os.getenv("KEYS_FILE")) do keys[#keys + 1] = line end
+local i = 0
+request = function()
+  i = i % #keys + 1
+  return wrk.format("GET", "/v1/basic/x", { ["Authorization"] = "Bearer " .. keys[i] })
+end
+LUA
+
+declare -A RPS P50 P99 CPU
+run_wrk() { # name url server-pids...
+  local name=$1 url=$2; shift 2
+  local script=() before after
+  [ "$name" != direct ] && [ "$name" != nginx ] && script=(-s "$work/keys.lua")
+  wrk -t1 -c"$CONNS" -d2s "${script[@]}" "$url" >/dev/null 2>&1 || true # warm up
+  before=$(cpu_ticks "$@")
+  KEYS_FILE=$work/keys.txt wrk -t1 -c"$CONNS" -d"$DURATION" --latency "${script[@]}" "$url" > "$work/$name.out"
+  after=$(cpu_ticks "$@")
+  RPS[$name]=$(awk '/Requests\/sec/ {print $2}' "$work/$name.out")
+  P50[$name]=$(awk '$1 == "50%" {print $2}' "$work/$name.out")
+  P99[$name]=$(awk '$1 == "99%" {print $2}' "$work/$name.out")
+  local reqs; reqs=$(awk '/requests in/ {print $1}' "$work/$name.out")
+  local hz; hz=$(getconf CLK_TCK)
+  CPU[$name]=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$reqs" 'BEGIN { printf "%.1f", (n > 0 ? t / hz * 1e6 / n : 0) }')
+  if grep -q "Non-2xx" "$work/$name.out"; then echo "warning: $name had non-2xx responses:"; grep Non-2xx "$work/$name.out"; fi
+}
+
+start_tollgate() { # durability
+  cat > "$work/tollgate.yaml" <<CONF
+server: {listen: "127.0.0.1:$GW", admin_listen: "127.0.0.1:$AD", workers: $(nproc)}
+upstream: {url: "http://127.0.0.1:$UP", timeout_ms: 30000}
+storage: {database: "sqlite:$work/tollgate.db"}
+admin: {token: "bench-admin-token-0123456789"}
+keys: {secret: "bench-key-secret-0123456789abcdef0123"}
+metering: {durability: $1, flush_ms: 5}
+plans:
+  bench: {price: "99", rate_limit: 1000000/sec, burst: 1000000, included: {api_calls: 1000000000}, on_quota: block,
+          endpoints: ["/v1/*"]}
+CONF
+  "$TG" serve -c "$work/tollgate.yaml" 2>"$work/tollgate-$1.log" & TGPID=$!
+  pids+=("$TGPID")
+  wait_http "http://127.0.0.1:$AD/healthz"
+}
+
+start_tollgate batched
+if [ ! -s "$work/keys.txt" ]; then
+  for i in $(seq "$KEYS"); do
+    id=$(curl -s -H "Authorization: Bearer bench-admin-token-0123456789" -d "{\"email\":\"c$i@bench.test\",\"plan\":\"bench\"}" \
+      "http://127.0.0.1:$AD/v1/admin/customers" | sed -E 's/.*"id":"([^"]+)".*/\1/')
+    curl -s -H "Authorization: Bearer bench-admin-token-0123456789" -d '{}' \
+      "http://127.0.0.1:$AD/v1/admin/customers/$id/keys" | sed -E 's/.*"secret":"([^"]+)".*/\1/' >> "$work/keys.txt"
+    echo >> "$work/keys.txt"
+  done
+fi
+echo "created $(wc -l < "$work/keys.txt") customers with keys"
+
+up_pid=$(cat "$work/up/nginx.pid"); ng_pid=$(cat "$work/proxy/nginx.pid")
+run_wrk direct "http://127.0.0.1:$UP/v1/basic/x" "$up_pid"
+run_wrk nginx "http://127.0.0.1:$NG/v1/basic/x" "$ng_pid"
+run_wrk tollgate-batched "http://127.0.0.1:$GW/v1/basic/x" "$TGPID"
+kill -TERM "$TGPID"; wait "$TGPID" || true
+start_tollgate strict
+run_wrk tollgate-strict "http://127.0.0.1:$GW/v1/basic/x" "$TGPID"
+rows=$(sqlite3 "$work/tollgate.db" "SELECT COUNT(*) FROM usage_events" 2>/dev/null || echo "?")
+
+echo
+echo "wrk -t1 -c$CONNS -d$DURATION, $(nproc) cores, upstream: nginx 1 worker; tollgate: $KEYS keys"
+printf "%-18s %12s %10s %10s %16s\n" "setup" "requests/s" "p50" "p99" "server CPU/req"
+for n in direct nginx tollgate-batched tollgate-strict; do
+  printf "%-18s %12s %10s %10s %13s us\n" "$n" "${RPS[$n]}" "${P50[$n]}" "${P99[$n]}" "${CPU[$n]}"
+done
+for n in tollgate-batched tollgate-strict; do
+  awk -v c="${RPS[$n]}" -v b="${RPS[nginx]}" -v n="$n" 'BEGIN { printf "ratio %s/nginx throughput: %.2f\n", n, c / b }'
+done
+echo "usage rows stored by the strict run and the batched run: $rows"
