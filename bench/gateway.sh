@@ -135,7 +135,7 @@ run_wrk tollgate-batched "http://127.0.0.1:$GW/v1/basic/x" "$TGPID"
 kill -TERM "$TGPID"; wait "$TGPID" || true
 start_tollgate strict
 run_wrk tollgate-strict "http://127.0.0.1:$GW/v1/basic/x" "$TGPID"
-rows=$(sqlite3 "$work/tollgate.db" "SELECT COUNT(*) FROM usage_events" 2>/dev/null || echo "?")
+rows=$(sqlite3 "$work/tollgate.db" "SELECT SUM(units) FROM usage_period" 2>/dev/null || echo "?")
 
 echo
 echo "wrk -t1 -c$CONNS -d$DURATION, $(nproc) cores, upstream: nginx 1 worker; tollgate: $KEYS keys"
@@ -146,4 +146,4 @@ done
 for n in tollgate-batched tollgate-strict; do
   awk -v c="${RPS[$n]}" -v b="${RPS[nginx]}" -v n="$n" 'BEGIN { printf "ratio %s/nginx throughput: %.2f\n", n, c / b }'
 done
-echo "usage rows stored by the strict run and the batched run: $rows"
+echo "calls metered (batched + strict runs, warm-ups included): $rows"

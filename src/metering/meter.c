@@ -76,15 +76,19 @@ static int commit_all(tg_meter_t *m, submit_t *subs, size_t nsubs, size_t nrows)
         memcpy(flat + k, subs[i].rows, subs[i].n * sizeof(*flat));
         k += subs[i].n;
     }
+    uint64_t batch_id = 0;
     for (size_t off = 0; off < nrows;) {
         size_t n = nrows - off > MAX_ROWS_PER_TX ? MAX_ROWS_PER_TX : nrows - off;
+        if (batch_id == 0) /* fixed per chunk, so a retry of an uncertain commit is recognised */
+            batch_id = tg_meter_next_event_id();
         tg_err_t err = {0};
         if (m->store == NULL)
             rc = tg_store_open(m->url, &m->store, &err);
         if (rc == 0 && m->store != NULL)
-            rc = tg_store_usage_record(m->store, flat + off, n, NULL, &err);
+            rc = tg_store_usage_record(m->store, batch_id, flat + off, n, NULL, &err);
         if (rc == 0) {
             off += n;
+            batch_id = 0;
             atomic_fetch_add(&m->st_commits, 1);
             continue;
         }

@@ -23,34 +23,28 @@ const tg_migration_t tg_sqlite_migrations[] = {
      "  revoked_at INTEGER NOT NULL DEFAULT 0,"
      "  last_used_at INTEGER NOT NULL DEFAULT 0);"
      "CREATE INDEX api_keys_customer ON api_keys(customer_id);"
-     /* One row per call and metric; the primary key is what makes recording idempotent. */
-     "CREATE TABLE usage_events ("
-     "  event_id INTEGER NOT NULL,"
-     "  metric TEXT NOT NULL,"
-     "  customer_id TEXT NOT NULL,"
-     "  key_id TEXT NOT NULL,"
-     "  plan_id TEXT NOT NULL,"
-     "  endpoint TEXT NOT NULL,"
-     "  units INTEGER NOT NULL,"
-     "  ts_ns INTEGER NOT NULL,"
-     "  period_start INTEGER NOT NULL,"
-     "  status INTEGER NOT NULL,"
-     "  PRIMARY KEY (event_id, metric)) WITHOUT ROWID;"
-     "CREATE INDEX usage_events_customer ON usage_events(customer_id, ts_ns);"
-     /* Totals kept in the same transaction as the events, so reads never scan events. */
+     /* Usage is kept as totals, written a whole batch per transaction; usage_batches makes a
+      * batch idempotent. Totals are per plan so that a period's usage is priced under the plan
+      * in force when it happened. */
+     "CREATE TABLE usage_batches ("
+     "  batch_id INTEGER PRIMARY KEY,"
+     "  rows INTEGER NOT NULL,"
+     "  committed_at INTEGER NOT NULL);"
      "CREATE TABLE usage_period ("
      "  customer_id TEXT NOT NULL,"
      "  period_start INTEGER NOT NULL,"
+     "  plan_id TEXT NOT NULL,"
      "  metric TEXT NOT NULL,"
      "  units INTEGER NOT NULL,"
-     "  PRIMARY KEY (customer_id, period_start, metric)) WITHOUT ROWID;"
+     "  PRIMARY KEY (customer_id, period_start, metric, plan_id)) WITHOUT ROWID;"
      "CREATE INDEX usage_period_start ON usage_period(period_start);"
      "CREATE TABLE usage_daily ("
      "  customer_id TEXT NOT NULL,"
      "  day TEXT NOT NULL,"
      "  metric TEXT NOT NULL,"
+     "  endpoint TEXT NOT NULL,"
      "  units INTEGER NOT NULL,"
-     "  PRIMARY KEY (customer_id, day, metric)) WITHOUT ROWID;"},
+     "  PRIMARY KEY (customer_id, day, metric, endpoint)) WITHOUT ROWID;"},
 };
 
 const size_t tg_sqlite_migrations_count = sizeof(tg_sqlite_migrations) / sizeof(tg_sqlite_migrations[0]);

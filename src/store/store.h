@@ -47,8 +47,7 @@ typedef struct tg_key {
 } tg_key_t;
 
 /* One metered quantity of one call. A call metering several metrics produces several records
- * with the same event_id; (event_id, metric) is unique, which is what makes recording
- * idempotent: a record already stored is skipped, never counted twice. */
+ * with the same event_id. */
 typedef struct tg_usage {
     uint64_t event_id;
     char customer_id[TG_ID_MAX];
@@ -90,11 +89,14 @@ int tg_store_key_set_revoked(tg_store_t *st, const char *id, int64_t revoked_at,
 int tg_store_key_set_expires(tg_store_t *st, const char *id, int64_t expires_at, tg_err_t *err);
 int tg_store_key_touch(tg_store_t *st, const char *id, int64_t last_used_at, tg_err_t *err);
 
-/* Usage. Records n rows in one transaction (one fsync), skipping any (event_id, metric) already
- * stored, and updates the per-period and per-day totals in the same transaction.
- * *inserted (may be NULL) receives how many rows were new. */
-int tg_store_usage_record(tg_store_t *st, const tg_usage_t *rows, size_t n, size_t *inserted,
-                          tg_err_t *err);
+/* Usage. Adds n rows as one batch, in one transaction (one fsync), to the per-period totals
+ * (customer, period, plan, metric) and the per-day totals (customer, day, metric, endpoint).
+ * Exactly once: the batch id is stored in the same transaction, and a batch id already stored
+ * is skipped whole, so a batch retried after an uncertain commit is never counted twice; a
+ * failed transaction leaves nothing behind. The meter uses the first event id of a batch.
+ * *inserted (may be NULL) receives how many rows were applied (0 for a repeated batch). */
+int tg_store_usage_record(tg_store_t *st, uint64_t batch_id, const tg_usage_t *rows, size_t n,
+                          size_t *inserted, tg_err_t *err);
 
 /* Totals for one customer's period, by metric. */
 typedef int (*tg_usage_total_cb)(const char *metric, uint64_t units, void *arg);
@@ -112,7 +114,7 @@ typedef int (*tg_usage_load_cb)(const char *customer_id, int64_t period_start, c
 int tg_store_usage_load(tg_store_t *st, int64_t since_s, tg_usage_load_cb cb, void *arg,
                         tg_err_t *err);
 
-/* Count of usage rows stored (for tests and metrics). */
-int tg_store_usage_count(tg_store_t *st, uint64_t *rows, tg_err_t *err);
+/* Units of `metric` stored over all customers and periods (for tests and benchmarks). */
+int tg_store_usage_total(tg_store_t *st, const char *metric, uint64_t *units, tg_err_t *err);
 
 #endif

@@ -17,19 +17,18 @@
 #include "store/migrations.h"
 
 enum {
-    ST_USAGE_INSERT,
+    ST_BATCH_INSERT,
     ST_USAGE_PERIOD,
     ST_USAGE_DAILY,
     ST_COUNT
 };
 
 static const char *const hot_sql[ST_COUNT] = {
-    "INSERT INTO usage_events(event_id, metric, customer_id, key_id, plan_id, endpoint, units, ts_ns,"
-    " period_start, status) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-    "INSERT INTO usage_period(customer_id, period_start, metric, units) VALUES (?,?,?,?)"
-    " ON CONFLICT(customer_id, period_start, metric) DO UPDATE SET units = units + excluded.units",
-    "INSERT INTO usage_daily(customer_id, day, metric, units) VALUES (?,?,?,?)"
-    " ON CONFLICT(customer_id, day, metric) DO UPDATE SET units = units + excluded.units",
+    "INSERT INTO usage_batches(batch_id, rows, committed_at) VALUES (?,?,?) ON CONFLICT DO NOTHING",
+    "INSERT INTO usage_period(customer_id, period_start, plan_id, metric, units) VALUES (?,?,?,?,?)"
+    " ON CONFLICT(customer_id, period_start, metric, plan_id) DO UPDATE SET units = units + excluded.units",
+    "INSERT INTO usage_daily(customer_id, day, metric, endpoint, units) VALUES (?,?,?,?,?)"
+    " ON CONFLICT(customer_id, day, metric, endpoint) DO UPDATE SET units = units + excluded.units",
 };
 
 struct tg_store {
@@ -420,12 +419,80 @@ static void utc_day(int64_t ts_ns, char out[16])
     strftime(out, 16, "%Y-%m-%d", &tm);
 }
 
-int tg_store_usage_record(tg_store_t *st, const tg_usage_t *rows, size_t n, size_t *inserted, tg_err_t *err)
+/* Batches are summed in memory first (sort, then merge runs), so a batch of thousands of calls
+ * from a few customers costs a few upserts, not one write per call. */
+typedef struct agg_ref {
+    const tg_usage_t *u;
+    char day[16];
+} agg_ref_t;
+
+static int cmp_period(const void *a, const void *b)
 {
-    size_t added = 0;
+    const tg_usage_t *x = ((const agg_ref_t *)a)->u, *y = ((const agg_ref_t *)b)->u;
+    int c = strcmp(x->customer_id, y->customer_id);
+    if (c == 0)
+        c = (x->period_start > y->period_start) - (x->period_start < y->period_start);
+    if (c == 0)
+        c = strcmp(x->metric, y->metric);
+    if (c == 0)
+        c = strcmp(x->plan_id, y->plan_id);
+    return c;
+}
+
+static int cmp_daily(const void *a, const void *b)
+{
+    const agg_ref_t *ra = a, *rb = b;
+    int c = strcmp(ra->u->customer_id, rb->u->customer_id);
+    if (c == 0)
+        c = strcmp(ra->day, rb->day);
+    if (c == 0)
+        c = strcmp(ra->u->metric, rb->u->metric);
+    if (c == 0)
+        c = strcmp(ra->u->endpoint, rb->u->endpoint);
+    return c;
+}
+
+static int upsert_runs(tg_store_t *st, agg_ref_t *refs, size_t n, int daily)
+{
+    sqlite3_stmt *s = st->hot[daily ? ST_USAGE_DAILY : ST_USAGE_PERIOD];
+    for (size_t i = 0; i < n;) {
+        uint64_t units = 0;
+        size_t j = i;
+        while (j < n && (daily ? cmp_daily(&refs[i], &refs[j]) : cmp_period(&refs[i], &refs[j])) == 0) {
+            if (__builtin_add_overflow(units, refs[j].u->units, &units) || units > (uint64_t)INT64_MAX)
+                return SQLITE_TOOBIG;
+            j++;
+        }
+        const tg_usage_t *u = refs[i].u;
+        sqlite3_reset(s);
+        sqlite3_bind_text(s, 1, u->customer_id, -1, SQLITE_STATIC);
+        if (daily) {
+            sqlite3_bind_text(s, 2, refs[i].day, -1, SQLITE_STATIC);
+            sqlite3_bind_text(s, 3, u->metric, -1, SQLITE_STATIC);
+            sqlite3_bind_text(s, 4, u->endpoint, -1, SQLITE_STATIC);
+        } else {
+            sqlite3_bind_int64(s, 2, u->period_start);
+            sqlite3_bind_text(s, 3, u->plan_id, -1, SQLITE_STATIC);
+            sqlite3_bind_text(s, 4, u->metric, -1, SQLITE_STATIC);
+        }
+        sqlite3_bind_int64(s, 5, (sqlite3_int64)units);
+        int rc = sqlite3_step(s);
+        sqlite3_reset(s);
+        if (rc != SQLITE_DONE)
+            return rc;
+        i = j;
+    }
+    return SQLITE_DONE;
+}
+
+int tg_store_usage_record(tg_store_t *st, uint64_t batch_id, const tg_usage_t *rows, size_t n, size_t *inserted,
+                          tg_err_t *err)
+{
     int rc;
     if (inserted != NULL)
         *inserted = 0;
+    if (batch_id > (uint64_t)INT64_MAX)
+        return tg_errf(err, TG_ERANGE, "storing usage: batch id %llu does not fit", (unsigned long long)batch_id);
     for (size_t i = 0; i < n; i++)
         if (rows[i].units > (uint64_t)INT64_MAX)
             return tg_errf(err, TG_ERANGE, "storing usage: %llu units of %s do not fit",
@@ -433,57 +500,48 @@ int tg_store_usage_record(tg_store_t *st, const tg_usage_t *rows, size_t n, size
     for (int i = 0; i < ST_COUNT; i++)
         if (st->hot[i] == NULL && (rc = prepare(st, hot_sql[i], &st->hot[i], err, "preparing usage statements")) != 0)
             return rc;
-    if ((rc = exec(st, "BEGIN IMMEDIATE", err, "storing usage")) != 0)
-        return rc;
-    sqlite3_stmt *ins = st->hot[ST_USAGE_INSERT], *per = st->hot[ST_USAGE_PERIOD], *day = st->hot[ST_USAGE_DAILY];
+    agg_ref_t *refs = malloc((n ? n : 1) * sizeof(*refs));
+    if (refs == NULL)
+        return tg_errf(err, TG_ENOMEM, "out of memory storing %zu usage rows", n);
     for (size_t i = 0; i < n; i++) {
-        const tg_usage_t *u = &rows[i];
-        sqlite3_reset(ins);
-        sqlite3_bind_int64(ins, 1, (sqlite3_int64)u->event_id);
-        sqlite3_bind_text(ins, 2, u->metric, -1, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 3, u->customer_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 4, u->key_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 5, u->plan_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 6, u->endpoint, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(ins, 7, (sqlite3_int64)u->units);
-        sqlite3_bind_int64(ins, 8, u->ts_ns);
-        sqlite3_bind_int64(ins, 9, u->period_start);
-        sqlite3_bind_int(ins, 10, u->status);
-        if (sqlite3_step(ins) != SQLITE_DONE)
-            goto fail;
-        if (sqlite3_changes(st->db) == 0)
-            continue; /* stored before: counting it again would bill it twice */
-        added++;
-        char d[16];
-        utc_day(u->ts_ns, d);
-        sqlite3_reset(per);
-        sqlite3_bind_text(per, 1, u->customer_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(per, 2, u->period_start);
-        sqlite3_bind_text(per, 3, u->metric, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(per, 4, (sqlite3_int64)u->units);
-        if (sqlite3_step(per) != SQLITE_DONE)
-            goto fail;
-        sqlite3_reset(day);
-        sqlite3_bind_text(day, 1, u->customer_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(day, 2, d, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(day, 3, u->metric, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(day, 4, (sqlite3_int64)u->units);
-        if (sqlite3_step(day) != SQLITE_DONE)
-            goto fail;
+        refs[i].u = &rows[i];
+        utc_day(rows[i].ts_ns, refs[i].day);
     }
-    for (int i = 0; i < ST_COUNT; i++)
-        sqlite3_reset(st->hot[i]);
+    if ((rc = exec(st, "BEGIN IMMEDIATE", err, "storing usage")) != 0) {
+        free(refs);
+        return rc;
+    }
+    sqlite3_stmt *b = st->hot[ST_BATCH_INSERT];
+    sqlite3_reset(b);
+    sqlite3_bind_int64(b, 1, (sqlite3_int64)batch_id);
+    sqlite3_bind_int64(b, 2, (sqlite3_int64)n);
+    sqlite3_bind_int64(b, 3, (sqlite3_int64)time(NULL));
+    int step = sqlite3_step(b);
+    sqlite3_reset(b);
+    if (step != SQLITE_DONE)
+        goto fail;
+    if (sqlite3_changes(st->db) == 0) { /* this batch was committed before */
+        free(refs);
+        return exec(st, "COMMIT", err, "committing usage");
+    }
+    qsort(refs, n, sizeof(*refs), cmp_period);
+    if ((step = upsert_runs(st, refs, n, 0)) != SQLITE_DONE)
+        goto fail;
+    qsort(refs, n, sizeof(*refs), cmp_daily);
+    if ((step = upsert_runs(st, refs, n, 1)) != SQLITE_DONE)
+        goto fail;
+    free(refs);
     if ((rc = exec(st, "COMMIT", err, "committing usage")) != 0) {
         exec(st, "ROLLBACK", NULL, "");
         return rc;
     }
     if (inserted != NULL)
-        *inserted = added;
+        *inserted = n;
     return 0;
 fail:
-    rc = db_error(st, err, "storing usage");
-    for (int i = 0; i < ST_COUNT; i++)
-        sqlite3_reset(st->hot[i]);
+    free(refs);
+    rc = step == SQLITE_TOOBIG ? tg_errf(err, TG_ERANGE, "storing usage: a total does not fit in 63 bits")
+                               : db_error(st, err, "storing usage");
     exec(st, "ROLLBACK", NULL, "");
     return rc;
 }
@@ -493,8 +551,8 @@ int tg_store_usage_period(tg_store_t *st, const char *customer_id, int64_t perio
 {
     sqlite3_stmt *s;
     int rc = prepare(st,
-                     "SELECT metric, units FROM usage_period WHERE customer_id = ? AND period_start = ?"
-                     " ORDER BY metric",
+                     "SELECT metric, SUM(units) FROM usage_period WHERE customer_id = ? AND period_start = ?"
+                     " GROUP BY metric ORDER BY metric",
                      &s, err, "reading usage");
     if (rc != 0)
         return rc;
@@ -518,8 +576,8 @@ int tg_store_usage_daily(tg_store_t *st, const char *customer_id, int64_t from_s
     utc_day((to_s - 1) * 1000000000, to);
     sqlite3_stmt *s;
     int rc = prepare(st,
-                     "SELECT day, metric, units FROM usage_daily WHERE customer_id = ? AND day >= ? AND day <= ?"
-                     " ORDER BY day, metric",
+                     "SELECT day, metric, SUM(units) FROM usage_daily WHERE customer_id = ? AND day >= ? AND day <= ?"
+                     " GROUP BY day, metric ORDER BY day, metric",
                      &s, err, "reading daily usage");
     if (rc != 0)
         return rc;
@@ -540,7 +598,8 @@ int tg_store_usage_daily(tg_store_t *st, const char *customer_id, int64_t from_s
 int tg_store_usage_load(tg_store_t *st, int64_t since_s, tg_usage_load_cb cb, void *arg, tg_err_t *err)
 {
     sqlite3_stmt *s;
-    int rc = prepare(st, "SELECT customer_id, period_start, metric, units FROM usage_period WHERE period_start >= ?",
+    int rc = prepare(st, "SELECT customer_id, period_start, metric, SUM(units) FROM usage_period WHERE period_start >= ?"
+                     " GROUP BY customer_id, period_start, metric",
                      &s, err, "loading usage totals");
     if (rc != 0)
         return rc;
@@ -556,16 +615,18 @@ int tg_store_usage_load(tg_store_t *st, int64_t since_s, tg_usage_load_cb cb, vo
     return rc;
 }
 
-int tg_store_usage_count(tg_store_t *st, uint64_t *rows, tg_err_t *err)
+int tg_store_usage_total(tg_store_t *st, const char *metric, uint64_t *units, tg_err_t *err)
 {
     sqlite3_stmt *s;
-    int rc = prepare(st, "SELECT COUNT(*) FROM usage_events", &s, err, "counting usage");
+    int rc = prepare(st, "SELECT COALESCE(SUM(units), 0) FROM usage_period WHERE metric = ?", &s, err,
+                     "totalling usage");
     if (rc != 0)
         return rc;
+    sqlite3_bind_text(s, 1, metric, -1, SQLITE_STATIC);
     if (sqlite3_step(s) == SQLITE_ROW)
-        *rows = (uint64_t)sqlite3_column_int64(s, 0);
+        *units = (uint64_t)sqlite3_column_int64(s, 0);
     else
-        rc = db_error(st, err, "counting usage");
+        rc = db_error(st, err, "totalling usage");
     sqlite3_finalize(s);
     return rc;
 }

@@ -153,23 +153,31 @@ static void test_usage_exactly_once(void **state)
     fx_t *f = *state;
     tg_err_t err = {0};
     add_customer(f, "cus_1", "a@b.co");
-    tg_usage_t rows[3] = {row(1, "api_calls", 1), row(1, "tokens", 500), row(2, "api_calls", 1)};
+    tg_usage_t rows[4] = {row(1, "api_calls", 1), row(1, "tokens", 500), row(2, "api_calls", 1),
+                          row(3, "api_calls", 1)};
+    snprintf(rows[3].plan_id, sizeof(rows[3].plan_id), "pro"); /* after a plan change */
     size_t ins = 0;
-    assert_int_equal(tg_store_usage_record(f->st, rows, 3, &ins, &err), 0);
-    assert_int_equal(ins, 3);
-    assert_int_equal(tg_store_usage_record(f->st, rows, 3, &ins, &err), 0); /* a retried batch */
+    assert_int_equal(tg_store_usage_record(f->st, 77, rows, 4, &ins, &err), 0);
+    assert_int_equal(ins, 4);
+    assert_int_equal(tg_store_usage_record(f->st, 77, rows, 4, &ins, &err), 0); /* a retried batch */
     assert_int_equal(ins, 0);
     uint64_t n = 0, total = 0, daily = 0;
-    assert_int_equal(tg_store_usage_count(f->st, &n, &err), 0);
+    assert_int_equal(tg_store_usage_total(f->st, "api_calls", &n, &err), 0);
     assert_int_equal(n, 3);
     assert_int_equal(tg_store_usage_period(f->st, "cus_1", 1000, sum_cb, &total, &err), 0);
-    assert_int_equal(total, 2);
+    assert_int_equal(total, 3); /* summed over both plans */
     assert_int_equal(tg_store_usage_daily(f->st, "cus_1", INT64_C(1769817600), INT64_C(1769904000), day_cb, &daily,
                                           &err),
                      0);
-    assert_int_equal(daily, 502);
+    assert_int_equal(daily, 503);
     rows[0].units = (uint64_t)INT64_MAX + 1;
-    assert_int_equal(tg_store_usage_record(f->st, rows, 1, &ins, &err), TG_ERANGE);
+    assert_int_equal(tg_store_usage_record(f->st, 78, rows, 1, &ins, &err), TG_ERANGE);
+    /* a failed batch leaves nothing behind: two rows whose sum overflows */
+    rows[0].units = (uint64_t)INT64_MAX;
+    rows[1] = row(9, "api_calls", 5);
+    assert_int_not_equal(tg_store_usage_record(f->st, 79, rows, 2, &ins, &err), 0);
+    assert_int_equal(tg_store_usage_total(f->st, "api_calls", &n, &err), 0);
+    assert_int_equal(n, 3);
 }
 
 typedef struct {
@@ -217,7 +225,7 @@ static void run_meter(fx_t *f, int strict)
     assert_int_equal(atomic_load(&c.callbacks), 16000);
     assert_int_equal(atomic_load(&c.errors), 0);
     uint64_t n = 0, total = 0;
-    assert_int_equal(tg_store_usage_count(f->st, &n, &err), 0);
+    assert_int_equal(tg_store_usage_total(f->st, "api_calls", &n, &err), 0);
     assert_int_equal(n, 16000);
     assert_int_equal(tg_store_usage_period(f->st, "cus_1", 1000, sum_cb, &total, &err), 0);
     assert_int_equal(total, 16000);
@@ -246,7 +254,7 @@ static void test_meter_stop_commits_queue(void **state)
     }
     tg_meter_stop(m); /* must not wait 10 s, must not drop anything */
     uint64_t n = 0;
-    assert_int_equal(tg_store_usage_count(f->st, &n, &err), 0);
+    assert_int_equal(tg_store_usage_total(f->st, "api_calls", &n, &err), 0);
     assert_int_equal(n, 100);
     uint64_t a = tg_meter_next_event_id(), b = tg_meter_next_event_id();
     assert_true(b > a);
