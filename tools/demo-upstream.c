@@ -58,6 +58,7 @@ static void send_body(h2o_req_t *req, int status, const char *type, const char *
     req->res.status = status;
     req->res.reason = status < 300 ? "OK" : "Status";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
+    req->res.content_length = len;
     h2o_send_inline(req, body, len);
 }
 

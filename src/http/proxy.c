@@ -145,6 +145,7 @@ static void send_json(h2o_req_t *req, int status, const char *reason, const char
     req->res.status = status;
     req->res.reason = reason;
     h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/json"), 1);
+    req->res.content_length = len; /* without it h2o 2.2 closes the connection after the reply */
     h2o_send_inline(req, json, len);
 }
 

@@ -128,6 +128,7 @@ static int on_admin_req(h2o_handler_t *_self, h2o_req_t *req)
                    res.content_type != NULL ? res.content_type : "application/json",
                    strlen(res.content_type != NULL ? res.content_type : "application/json"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    req->res.content_length = res.body_len; /* keeps the connection alive */
     h2o_send_inline(req, res.body != NULL ? res.body : "", res.body_len);
     free(res.body);
     return 0;

@@ -195,3 +195,20 @@ test('admin API: auth, 404, 409, validation, metrics, health', async () => {
   assert.match(m, /tollgate_upstream_latency_seconds_bucket\{le="\+Inf"\} \d+/);
   assert.match(m, /tollgate_metering_lag_seconds/);
 });
+
+test('refusals keep the connection alive (two requests on one socket)', async () => {
+  const net = await import('node:net');
+  const sock = net.connect(s.gwPort, '127.0.0.1');
+  await new Promise((r) => sock.once('connect', r));
+  let data = '';
+  sock.on('data', (d) => { data += d; });
+  const req = 'GET /v1/basic/x HTTP/1.1\r\nHost: t\r\n\r\n';
+  sock.write(req);
+  for (let i = 0; i < 100 && !data.includes('missing_key'); i++) await sleep(10);
+  assert.match(data, /HTTP\/1.1 401/);
+  assert.doesNotMatch(data, /connection: close/i);
+  sock.write(req);
+  for (let i = 0; i < 100 && (data.match(/HTTP\/1.1 401/g) || []).length < 2; i++) await sleep(10);
+  assert.equal((data.match(/HTTP\/1.1 401/g) || []).length, 2);
+  sock.destroy();
+});
