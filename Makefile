@@ -69,6 +69,7 @@ deps:
 test: deps
 	$(MAKE) all
 	$(MAKE) SANITIZE=address,undefined all unit-bins
+	$(MAKE) SANITIZE=thread build/tsan/tollgate
 	scripts/run-tests.sh
 
 unit:

@@ -90,6 +90,7 @@ run_wrk() { # name url server-pids...
   before=$(cpu_ticks "$@")
   KEYS_FILE=$work/keys.txt wrk -t1 -c"$CONNS" -d"$DURATION" --latency "${script[@]}" "$url" > "$work/$name.out"
   after=$(cpu_ticks "$@")
+  [ -n "${BENCH_DEBUG:-}" ] && echo "debug $name pids=$* before=$before after=$after" >&2
   RPS[$name]=$(awk '/Requests\/sec/ {print $2}' "$work/$name.out")
   P50[$name]=$(awk '$1 == "50%" {print $2}' "$work/$name.out")
   P99[$name]=$(awk '$1 == "99%" {print $2}' "$work/$name.out")

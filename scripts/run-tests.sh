@@ -28,10 +28,12 @@ run_unit() {
 }
 
 run_integration() {
-  local bin=$1 label=$2 log=build/test-logs/integration-$2.log
+  local bin=$1 label=$2 files=${3:-tests/integration/} log=build/test-logs/integration-$2.log
   echo "integration tests against $bin"
   TOLLGATE_BIN=$bin DEMO_UPSTREAM_BIN=build/demo-upstream \
-    ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp timeout 900 node --test --test-reporter=tap tests/integration/ >"$log" 2>&1
+    ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
+    TSAN_OPTIONS=halt_on_error=1:suppressions=$PWD/tests/tsan.supp \
+    timeout 900 node --test --test-reporter=tap $files >"$log" 2>&1
   local rc=$? p f
   p=$(grep -E '^# pass ' "$log" | awk '{print $3}' | tail -n1)
   f=$(grep -E '^# fail ' "$log" | awk '{print $3}' | tail -n1)
@@ -53,6 +55,7 @@ case $what in
     run_unit
     run_integration build/tollgate release
     run_integration build/asan/tollgate asan
+    run_integration build/tsan/tollgate tsan tests/integration/concurrency.test.mjs
     ;;
   *) echo "usage: $0 [unit|integration|all]" >&2; exit 2 ;;
 esac

@@ -20,6 +20,11 @@ typedef struct tg_worker {
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t commits;
     size_t in_flight; /* proxied requests not yet disposed; loop thread only */
+    /* Upstream keep-alive connections of this worker only. h2o 2.2's shared pool hands sockets
+     * (and their buffers, which return to the allocating thread's recycle list) across threads
+     * without synchronisation, which corrupted memory under load; one pool per loop does not. */
+    h2o_socketpool_t upstream_pool;
+    h2o_req_overrides_t overrides;
 } tg_worker_t;
 
 struct tg_server {
@@ -28,12 +33,16 @@ struct tg_server {
     h2o_globalconf_t admin_conf;
     tg_worker_t *workers; /* nworkers gateway workers, then the admin worker */
     int nworkers;
+    h2o_url_t upstream;
+    pthread_barrier_t ready; /* workers, admin and the starting thread */
     _Atomic int stopping;
     _Atomic int64_t drain_deadline_ns;
 };
 
-/* Registers the gateway handler and the reverse proxy on pathconf (proxy.c). */
+/* Registers the gateway handler on pathconf (proxy.c). */
 int tg_http_register_gateway(struct tg_server *srv, h2o_pathconf_t *pathconf, tg_err_t *err);
+/* Sets up a gateway worker's own upstream connection pool (proxy.c). */
+void tg_http_init_upstream(struct tg_server *srv, tg_worker_t *w);
 /* Receives meter completions on a worker's loop (proxy.c). */
 void tg_http_on_commits(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
 

@@ -340,7 +340,24 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
     pf->super.on_setup_ostream = on_setup_ostream;
     pf->gr = gr;
     gr->forwarded_mono_ns = tg_clock_mono_ns();
-    return -1; /* on to the proxy handler */
+
+    /* Hand the request to h2o's proxy with this worker's own connection pool (what
+     * h2o_proxy_register_reverse_proxy's handler does, minus its cross-thread pool). */
+    h2o_url_t *up = &srv->upstream;
+    h2o_reprocess_request(req, req->method, up->scheme, up->authority,
+                          h2o_build_destination(req, up->path.base, up->path.len, 1), &worker->overrides, 0);
+    return 0;
+}
+
+void tg_http_init_upstream(struct tg_server *srv, tg_worker_t *w)
+{
+    h2o_url_t *up = &srv->upstream;
+    h2o_socketpool_init_by_hostport(&w->upstream_pool, up->host, h2o_url_get_port(up), 0, SIZE_MAX);
+    h2o_socketpool_set_timeout(&w->upstream_pool, w->ctx.loop, (uint64_t)srv->deps.cfg->upstream.keepalive_ms);
+    memset(&w->overrides, 0, sizeof(w->overrides));
+    w->overrides.socketpool = &w->upstream_pool;
+    w->overrides.location_rewrite.match = up;
+    w->overrides.location_rewrite.path_prefix = h2o_iovec_init(H2O_STRLIT("/"));
 }
 
 int tg_http_register_gateway(struct tg_server *srv, h2o_pathconf_t *pathconf, tg_err_t *err)
@@ -350,14 +367,9 @@ int tg_http_register_gateway(struct tg_server *srv, h2o_pathconf_t *pathconf, tg
     gh->super.on_req = on_gateway_req;
     gh->srv = srv;
 
-    static h2o_url_t upstream; /* h2o keeps pointers into it for the process lifetime */
-    if (h2o_url_parse(cfg->upstream.url, SIZE_MAX, &upstream) != 0)
+    if (h2o_url_parse(cfg->upstream.url, SIZE_MAX, &srv->upstream) != 0)
         return tg_errf(err, TG_ECONFIG, "upstream.url \"%s\" is not a valid URL", cfg->upstream.url);
-    h2o_proxy_config_vars_t pc;
-    memset(&pc, 0, sizeof(pc));
-    pc.io_timeout = (uint64_t)cfg->upstream.timeout_ms;
-    pc.keepalive_timeout = (uint64_t)cfg->upstream.keepalive_ms;
-    pc.preserve_host = 0;
-    h2o_proxy_register_reverse_proxy(pathconf, &upstream, &pc);
+    /* The proxy's client context (per h2o context) takes its I/O timeout from here. */
+    srv->gateway_conf.proxy.io_timeout = (uint64_t)cfg->upstream.timeout_ms;
     return 0;
 }

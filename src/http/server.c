@@ -136,6 +136,24 @@ static int on_admin_req(h2o_handler_t *_self, h2o_req_t *req)
 
 /* ---- workers ---- */
 
+/* Everything that owns h2o sockets is created on the thread that runs its loop: h2o 2.2 ties a
+ * socket's buffers to the creating thread's (__thread) buffer recycler, so a socket made on the
+ * main thread but read on a worker would have two workers racing on the main thread's free
+ * list (seen as heap corruption under load in strict mode, through the commit queue's pipe). */
+static void setup_loop(struct tg_server *srv, tg_worker_t *w)
+{
+    h2o_context_init(&w->ctx, h2o_evloop_create(), w->is_admin ? &srv->admin_conf : &srv->gateway_conf);
+    w->accept_ctx.ctx = &w->ctx;
+    w->accept_ctx.hosts = w->is_admin ? srv->admin_conf.hosts : srv->gateway_conf.hosts;
+    w->listener = h2o_evloop_socket_create(w->ctx.loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    w->listener->data = w;
+    h2o_socket_read_start(w->listener, on_accept);
+    if (!w->is_admin)
+        tg_http_init_upstream(srv, w);
+    w->queue = h2o_multithread_create_queue(w->ctx.loop);
+    h2o_multithread_register_receiver(w->queue, &w->commits, tg_http_on_commits);
+}
+
 static void *worker_main(void *arg)
 {
     tg_worker_t *w = arg;
@@ -143,6 +161,8 @@ static void *worker_main(void *arg)
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the main thread's */
+    setup_loop(srv, w);
+    pthread_barrier_wait(&srv->ready);
 
     int closed = 0;
     for (;;) {
@@ -158,6 +178,8 @@ static void *worker_main(void *arg)
         if (w->in_flight == 0 || tg_clock_mono_ns() > atomic_load(&srv->drain_deadline_ns))
             break;
     }
+    /* Deliver completions that arrived while draining, on this thread, so no hold is left. */
+    h2o_evloop_run(w->ctx.loop, 0);
     return NULL;
 }
 
@@ -170,14 +192,6 @@ static int init_worker(struct tg_server *srv, tg_worker_t *w, int is_admin, tg_e
     if (fd < 0)
         return fd;
     w->listen_fd = fd;
-    h2o_context_init(&w->ctx, h2o_evloop_create(), is_admin ? &srv->admin_conf : &srv->gateway_conf);
-    w->accept_ctx.ctx = &w->ctx;
-    w->accept_ctx.hosts = is_admin ? srv->admin_conf.hosts : srv->gateway_conf.hosts;
-    w->listener = h2o_evloop_socket_create(w->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-    w->listener->data = w;
-    h2o_socket_read_start(w->listener, on_accept);
-    w->queue = h2o_multithread_create_queue(w->ctx.loop);
-    h2o_multithread_register_receiver(w->queue, &w->commits, tg_http_on_commits);
     return 0;
 }
 
@@ -221,9 +235,11 @@ int tg_server_start(const tg_server_deps_t *deps, tg_server_t **out, tg_err_t *e
     for (int i = 0; i <= srv->nworkers; i++)
         if ((rc = init_worker(srv, &srv->workers[i], i == srv->nworkers, err)) != 0)
             return rc; /* bind failure: the process exits; nothing to unwind worth the code */
+    pthread_barrier_init(&srv->ready, NULL, (unsigned)srv->nworkers + 2);
     for (int i = 0; i <= srv->nworkers; i++)
         if (pthread_create(&srv->workers[i].tid, NULL, worker_main, &srv->workers[i]) != 0)
             return tg_errf(err, TG_EIO, "cannot start worker thread %d", i);
+    pthread_barrier_wait(&srv->ready); /* every loop is listening when start returns */
     *out = srv;
     return 0;
 }
@@ -238,13 +254,11 @@ void tg_server_stop(tg_server_t *srv, int drain_ms)
 
 void tg_server_free(tg_server_t *srv)
 {
-    /* The threads are gone; this thread may now run their loops to deliver the meter's last
-     * completions, so no commit_wait_t is left behind. */
-    for (int i = 0; i <= srv->nworkers; i++)
-        h2o_evloop_run(srv->workers[i].ctx.loop, 0);
-    /* Contexts, loops, idle keep-alive connections and the h2o configs are left to process exit:
-     * h2o 2.2 has no API to close the connections it accepted, and disposing a context under open
-     * connections is unsafe. They stay reachable from `kept`, so leak checkers do not flag them. */
+    /* The meter has stopped, and each worker ran its loop once more before exiting, so no
+     * commit_wait_t is pending. Contexts, loops, idle keep-alive connections and the h2o configs
+     * are left to process exit: h2o 2.2 has no API to close the connections it accepted, and
+     * disposing a context under open connections is unsafe. They stay reachable from `kept`, so
+     * leak checkers do not flag them. */
     static struct tg_server *kept;
     kept = srv;
     (void)kept;
