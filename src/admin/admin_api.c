@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "billing/pricing.h"
 #include "gateway/apikey.h"
 #include "metrics/metrics.h"
 #include "util/clock.h"
@@ -568,6 +569,132 @@ static void get_usage(tg_admin_t *a, const tg_customer_t *c, const tg_admin_requ
                          json_time(ps), "end", json_time(pe), "metrics", u.metrics, "daily", daily));
 }
 
+/* ---- public plans and pricing calculator ---- */
+
+static json_t *money_json(tg_money_t v, int digits)
+{
+    char buf[TG_MONEY_FMT_MAX];
+    tg_money_format(v, digits, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+static const char *rate_unit(int64_t period_ns)
+{
+    switch (period_ns / TG_NS_PER_SEC) {
+    case 1: return "second";
+    case 60: return "minute";
+    case 3600: return "hour";
+    default: return "day";
+    }
+}
+
+static json_t *plan_json(const tg_plan_t *p)
+{
+    int d = p->currency_digits;
+    json_t *j = json_pack("{s:s,s:s,s:o,s:s,s:s,s:i}", "id", p->id, "name", p->name, "price", money_json(p->price, d),
+                          "currency", p->currency, "interval", p->interval == TG_INTERVAL_YEAR ? "year" : "month",
+                          "trial_days", p->trial_days);
+    json_object_set_new(j, "rate_limit",
+                        p->rate_limit.count == 0
+                            ? json_null()
+                            : json_pack("{s:I,s:s,s:I}", "count", (json_int_t)p->rate_limit.count, "per",
+                                        rate_unit(p->rate_limit.period_ns), "burst", (json_int_t)p->burst));
+    json_t *eps = json_null();
+    if (p->nendpoints > 0 || p->endpoints != NULL) {
+        eps = json_array();
+        for (size_t i = 0; i < p->nendpoints; i++)
+            json_array_append_new(eps, json_string(p->endpoints[i]));
+    }
+    json_object_set_new(j, "endpoints", eps);
+    json_t *inc = json_object();
+    for (size_t i = 0; i < p->nincluded; i++)
+        json_object_set_new(inc, p->included[i].metric, json_integer((json_int_t)p->included[i].amount));
+    json_object_set_new(j, "included", inc);
+    json_object_set_new(j, "on_quota", json_string(p->on_quota == TG_QUOTA_BLOCK  ? "block"
+                                                   : p->on_quota == TG_QUOTA_BILL ? "bill"
+                                                                                  : "throttle"));
+    json_t *charges = json_array();
+    for (size_t i = 0; i < p->ncharges; i++) {
+        const tg_charge_t *c = &p->charges[i];
+        static const char *const models[] = {"per_unit", "graduated", "volume", "package"};
+        json_t *cj = json_pack("{s:s,s:s}", "metric", c->metric, "model", models[c->model]);
+        if (c->model == TG_MODEL_PER_UNIT)
+            json_object_set_new(cj, "unit_price", money_json(c->unit_price, d));
+        if (c->model == TG_MODEL_PACKAGE) {
+            json_object_set_new(cj, "package_size", json_integer((json_int_t)c->package_size));
+            json_object_set_new(cj, "package_price", money_json(c->package_price, d));
+        }
+        if (c->ntiers > 0) {
+            json_t *tiers = json_array();
+            for (size_t t = 0; t < c->ntiers; t++)
+                json_array_append_new(
+                    tiers, json_pack("{s:o,s:o,s:o}", "up_to",
+                                     c->tiers[t].up_to == TG_UNLIMITED ? json_null()
+                                                                       : json_integer((json_int_t)c->tiers[t].up_to),
+                                     "unit_price", money_json(c->tiers[t].unit_price, d), "flat_price",
+                                     money_json(c->tiers[t].flat_price, d)));
+            json_object_set_new(cj, "tiers", tiers);
+        }
+        json_array_append_new(charges, cj);
+    }
+    json_object_set_new(j, "charges", charges);
+    json_t *features = json_array();
+    for (size_t i = 0; i < p->nfeatures; i++)
+        json_array_append_new(features, json_string(p->features[i]));
+    json_object_set_new(j, "features", features);
+    return j;
+}
+
+/* GET /v1/plans/{id}/quote?api_calls=N&images=M: the same pricing code as invoices. */
+static void quote_plan(tg_admin_t *a, const tg_plan_t *plan, const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    enum { MAX_Q = 16 };
+    char names[MAX_Q][TG_METRIC_MAX];
+    tg_usage_qty_t usage[MAX_Q];
+    size_t n = 0;
+    const char *q = r->query, *end = r->query != NULL ? r->query + r->query_len : NULL;
+    (void)a;
+    while (q != NULL && q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q)), *stop = amp != NULL ? amp : end;
+        const char *eq = memchr(q, '=', (size_t)(stop - q));
+        if (eq == NULL || eq == q || (size_t)(eq - q) >= TG_METRIC_MAX || n == MAX_Q) {
+            reply_error(res, 400, "bad_request", "Query parameters must be METRIC=N.");
+            return;
+        }
+        char num[24];
+        size_t nl = (size_t)(stop - eq - 1);
+        if (nl == 0 || nl >= sizeof(num)) {
+            reply_error(res, 400, "bad_request", "%.*s: expected a whole number.", (int)(eq - q), q);
+            return;
+        }
+        memcpy(num, eq + 1, nl);
+        num[nl] = '\0';
+        char *e;
+        unsigned long long v = strtoull(num, &e, 10);
+        if (*e != '\0' || num[0] == '-') {
+            reply_error(res, 400, "bad_request", "%.*s: \"%s\" is not a whole number.", (int)(eq - q), q, num);
+            return;
+        }
+        memcpy(names[n], q, (size_t)(eq - q));
+        names[n][eq - q] = '\0';
+        usage[n].metric = names[n];
+        usage[n].used = v;
+        n++;
+        q = stop + 1;
+    }
+    tg_quote_t quote;
+    tg_err_t err = {0};
+    if (tg_quote_build(plan, usage, n, 1, &quote, &err) != 0) {
+        reply_error(res, 400, "bad_request", "%s", err.msg);
+        return;
+    }
+    res->status = 200;
+    res->content_type = "application/json";
+    res->body = tg_quote_to_json(&quote);
+    res->body_len = res->body != NULL ? strlen(res->body) : 0;
+    tg_quote_free(&quote);
+}
+
 /* ---- dispatch ---- */
 
 static int authorized(tg_admin_t *a, const tg_admin_request_t *r)
@@ -616,6 +743,24 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
         res->content_type = "text/plain; version=0.0.4";
         res->body = tg_metrics_render(a->d.meter);
         res->body_len = res->body != NULL ? strlen(res->body) : 0;
+        return;
+    }
+    if (seg_is(&s, 0, "v1") && seg_is(&s, 1, "plans") && method_is(r, "GET")) {
+        if (s.n == 2) {
+            json_t *arr = json_array();
+            for (size_t i = 0; i < a->d.cfg->nplans; i++)
+                json_array_append_new(arr, plan_json(&a->d.cfg->plans[i]));
+            reply_json(res, 200, json_pack("{s:o}", "data", arr));
+            return;
+        }
+        char id[TG_PLAN_ID_MAX];
+        const tg_plan_t *plan = seg_copy(&s, 2, id, sizeof(id)) == 0 ? tg_config_find_plan(a->d.cfg, id) : NULL;
+        if (plan == NULL || s.n > 4 || (s.n == 4 && !seg_is(&s, 3, "quote")))
+            reply_error(res, 404, "not_found", "No such plan.");
+        else if (s.n == 3)
+            reply_json(res, 200, plan_json(plan));
+        else
+            quote_plan(a, plan, r, res);
         return;
     }
     if (!(seg_is(&s, 0, "v1") && seg_is(&s, 1, "admin"))) {

@@ -212,3 +212,21 @@ test('refusals keep the connection alive (two requests on one socket)', async ()
   assert.equal((data.match(/HTTP\/1.1 401/g) || []).length, 2);
   sock.destroy();
 });
+
+test('public plans and the pricing calculator (no auth) match tollgate quote', async () => {
+  const list = await fetch(`${s.admin}/v1/plans`).then((r) => r.json());
+  const starter = list.data.find((p) => p.id === 'starter');
+  assert.equal(starter.price, '49.00');
+  assert.equal(starter.trial_days, 14);
+  assert.deepEqual(starter.rate_limit, { count: 100, per: 'minute', burst: 100 });
+  assert.deepEqual(starter.included, { api_calls: 50000 });
+  const q = await fetch(`${s.admin}/v1/plans/starter/quote?api_calls=123456`).then((r) => r.json());
+  assert.equal(q.total, '122.46');
+  assert.equal(q.lines[1].amount, '73.46');
+  const cli = s.cli(['quote', '-c', s.config, '--plan', 'starter', '--usage', 'api_calls=123456', '--json']);
+  assert.equal(cli.status, 0, cli.stderr);
+  assert.deepEqual(JSON.parse(cli.stdout), q);
+  const bad = await fetch(`${s.admin}/v1/plans/starter/quote?api_calls=lots`);
+  assert.equal(bad.status, 400);
+  assert.equal((await fetch(`${s.admin}/v1/plans/platinum`)).status, 404);
+});
