@@ -220,6 +220,7 @@ static int cmd_serve(int argc, char **argv)
     sigwait(&sigs, &sig);
     fprintf(stderr, "tollgate: %s received, draining\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     tg_server_stop(srv, 5000);
+    tg_admin_tick(admin); /* last-used times of keys, before the store closes */
     exit_code = 0;
 
 out:

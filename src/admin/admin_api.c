@@ -695,6 +695,17 @@ static void quote_plan(tg_admin_t *a, const tg_plan_t *plan, const tg_admin_requ
     tg_quote_free(&quote);
 }
 
+static int persist_used_cb(const char *key_id, int64_t last_used_at, void *arg)
+{
+    tg_err_t err = {0};
+    return tg_store_key_touch(arg, key_id, last_used_at, &err) != 0;
+}
+
+void tg_admin_tick(tg_admin_t *a)
+{
+    tg_accounts_collect_used(a->d.accounts, persist_used_cb, a->d.store);
+}
+
 /* ---- dispatch ---- */
 
 static int authorized(tg_admin_t *a, const tg_admin_request_t *r)

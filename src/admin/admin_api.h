@@ -51,6 +51,10 @@ typedef struct tg_admin_response {
 tg_admin_t *tg_admin_new(const tg_admin_deps_t *deps);
 void tg_admin_free(tg_admin_t *a);
 
+/* Periodic work of the admin thread (about every 10 s) and at shutdown: persists API keys'
+ * last-used times, which the gateway only records in memory. */
+void tg_admin_tick(tg_admin_t *a);
+
 /* Answers one request; always fills res (errors are JSON error bodies). */
 void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *req, tg_admin_response_t *res);
 

@@ -31,6 +31,7 @@ typedef struct key_entry {
     _Atomic int64_t expires_at;
     _Atomic int64_t revoked_at;
     _Atomic int64_t last_used_at;
+    int64_t persisted_used_at; /* admin thread only */
 } key_entry_t;
 
 struct tg_accounts {
@@ -216,6 +217,7 @@ int tg_accounts_put_key(tg_accounts_t *a, const tg_key_t *k, tg_err_t *err)
         memcpy(e->id, k->id, strlen(k->id) + 1);
         e->account = acct;
         atomic_store(&e->last_used_at, k->last_used_at);
+        e->persisted_used_at = k->last_used_at;
         grow_keys_locked(a);
         size_t bh = hash_digest(e->hash) % a->nkey_buckets, bi = hash_str(e->id) % a->nkey_buckets;
         e->next_by_hash = a->keys_by_hash[bh];
@@ -298,6 +300,18 @@ int64_t tg_accounts_key_last_used(tg_accounts_t *a, const char *key_id)
     int64_t t = k != NULL ? atomic_load(&k->last_used_at) : 0;
     pthread_rwlock_unlock(&a->lock);
     return t;
+}
+
+void tg_accounts_collect_used(tg_accounts_t *a, tg_key_used_cb cb, void *arg)
+{
+    pthread_rwlock_rdlock(&a->lock);
+    for (size_t i = 0; i < a->nkey_buckets; i++)
+        for (key_entry_t *k = a->keys_by_hash[i]; k != NULL; k = k->next_by_hash) {
+            int64_t used = atomic_load(&k->last_used_at);
+            if (used > k->persisted_used_at && cb(k->id, used, arg) == 0)
+                k->persisted_used_at = used;
+        }
+    pthread_rwlock_unlock(&a->lock);
 }
 
 const char *tg_account_id(const tg_account_t *acct)

@@ -63,6 +63,11 @@ tg_account_t *tg_accounts_find(tg_accounts_t *a, const char *customer_id);
 /* Last-used time (seconds) recorded in memory for a key, 0 if never. */
 int64_t tg_accounts_key_last_used(tg_accounts_t *a, const char *key_id);
 
+/* Calls cb for every key used since the previous call (last-used time changed), so the admin
+ * thread can persist last-used times without touching the store on the request path. */
+typedef int (*tg_key_used_cb)(const char *key_id, int64_t last_used_at, void *arg);
+void tg_accounts_collect_used(tg_accounts_t *a, tg_key_used_cb cb, void *arg);
+
 /* Accessors; all thread-safe. */
 const char *tg_account_id(const tg_account_t *acct);
 const tg_plan_t *tg_account_plan(const tg_account_t *acct);

@@ -165,8 +165,13 @@ static void *worker_main(void *arg)
     pthread_barrier_wait(&srv->ready);
 
     int closed = 0;
+    int64_t next_tick = tg_clock_mono_ns() + 10 * TG_NS_PER_SEC;
     for (;;) {
         h2o_evloop_run(w->ctx.loop, 50);
+        if (w->is_admin && tg_clock_mono_ns() >= next_tick) {
+            tg_admin_tick(srv->deps.admin); /* may block on the store: admin thread only */
+            next_tick = tg_clock_mono_ns() + 10 * TG_NS_PER_SEC;
+        }
         if (!atomic_load(&srv->stopping))
             continue;
         if (!closed) {

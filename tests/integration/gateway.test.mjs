@@ -230,3 +230,17 @@ test('public plans and the pricing calculator (no auth) match tollgate quote', a
   assert.equal(bad.status, 400);
   assert.equal((await fetch(`${s.admin}/v1/plans/platinum`)).status, 404);
 });
+
+test('a key\'s last use is shown at once and survives a restart', async () => {
+  const st = await new Stack().start();
+  try {
+    const { key, customer } = await st.customer('pro');
+    assert.equal((await st.call('/v1/basic/x', { key })).status, 200);
+    let keys = await st.adminCall('GET', `/v1/admin/customers/${customer.id}/keys`);
+    assert.ok(keys.json.data[0].last_used_at);
+    await st.stopServer();
+    await st.start();
+    keys = await st.adminCall('GET', `/v1/admin/customers/${customer.id}/keys`);
+    assert.ok(keys.json.data[0].last_used_at, 'last_used_at persisted at shutdown');
+  } finally { await st.stop(); }
+});
