@@ -232,6 +232,10 @@ int tg_cmd_customers(int argc, char **argv)
         return 2;
     }
     const char *sub = argv[1];
+    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0) {
+        printf("%s", customers_usage);
+        return 0;
+    }
     int rc = parse_opts(argc - 1, argv + 1, &o, customers_usage);
     if (rc != 0)
         return rc == 1 ? 0 : 2;
@@ -335,6 +339,10 @@ int tg_cmd_keys(int argc, char **argv)
         return 2;
     }
     const char *sub = argv[1];
+    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0) {
+        printf("%s", keys_usage);
+        return 0;
+    }
     int rc = parse_opts(argc - 1, argv + 1, &o, keys_usage);
     if (rc != 0)
         return rc == 1 ? 0 : 2;
