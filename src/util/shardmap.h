@@ -1,0 +1,24 @@
+/* shardmap.h - a concurrent map from byte-string keys to small fixed-size values whose address
+ * never changes, for per-customer hot state (rate-limit words, quota counters).
+ *
+ * Keys hash to one of 64 shards, each a chained table under a rwlock: a lookup holds a shard's
+ * read lock only while it walks the chain; an insert takes the write lock. Entries are never
+ * removed before tg_shardmap_free, so a returned value pointer may be used without any lock,
+ * typically with atomic operations on the value. */
+#ifndef TG_SHARDMAP_H
+#define TG_SHARDMAP_H
+
+#include <stddef.h>
+
+typedef struct tg_shardmap tg_shardmap_t;
+
+/* Values are value_size bytes, zero-initialised and aligned for any atomic type.
+ * NULL on ENOMEM. */
+tg_shardmap_t *tg_shardmap_new(size_t value_size);
+void tg_shardmap_free(tg_shardmap_t *m);
+
+/* The value for key, adding a zeroed one if create is set and the key is new. NULL if absent
+ * (create == 0) or out of memory. Thread-safe. */
+void *tg_shardmap_get(tg_shardmap_t *m, const void *key, size_t klen, int create);
+
+#endif
