@@ -143,9 +143,21 @@ static int warm_quota_cb(const char *customer_id, int64_t period_start, const ch
 static int cmd_serve(int argc, char **argv)
 {
     const char *path;
+    /* --test-clock lets the admin API move the clock (POST /v1/admin/clock) so tests can close
+     * billing periods; it is a separate flag so that production never has it by accident. */
+    int test_clock = 0;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--test-clock") == 0) {
+            test_clock = 1;
+            for (int j = i; j + 1 < argc; j++)
+                argv[j] = argv[j + 1];
+            argc--;
+            break;
+        }
     int rc = parse_config_flag(argc, argv, "serve",
                                "Runs the gateway (server.listen) and the admin API (server.admin_listen) until\n"
-                               "SIGINT or SIGTERM, then drains requests in flight and commits all usage.",
+                               "SIGINT or SIGTERM, then drains requests in flight and commits all usage.\n"
+                               "--test-clock  allow POST /v1/admin/clock to move time (tests only)",
                                &path);
     if (rc != 0)
         return rc == 1 ? 0 : 2;
@@ -201,7 +213,7 @@ static int cmd_serve(int argc, char **argv)
     tg_gateway_deps_t gdeps = {cfg, accounts, limiter, quota, meter};
     gw = tg_gateway_new(&gdeps, (const uint8_t *)cfg->keys.secret, strlen(cfg->keys.secret));
     tg_admin_deps_t adeps = {cfg, st, accounts, quota, meter, (const uint8_t *)cfg->keys.secret,
-                             strlen(cfg->keys.secret)};
+                             strlen(cfg->keys.secret), test_clock};
     admin = tg_admin_new(&adeps);
     if (gw == NULL || admin == NULL) {
         fprintf(stderr, "tollgate serve: out of memory\n");

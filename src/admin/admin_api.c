@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "billing/invoice.h"
 #include "billing/pricing.h"
 #include "gateway/apikey.h"
 #include "metrics/metrics.h"
@@ -701,9 +702,179 @@ static int persist_used_cb(const char *key_id, int64_t last_used_at, void *arg)
     return tg_store_key_touch(arg, key_id, last_used_at, &err) != 0;
 }
 
+/* ---- invoices ---- */
+
+typedef struct {
+    tg_admin_t *a;
+    int created;
+    int failures;
+    char first_error[TG_ERR_MAX];
+    tg_customer_t *list;
+    size_t n, cap;
+} close_ctx_t;
+
+static int collect_customer_cb(const tg_customer_t *c, void *arg)
+{
+    close_ctx_t *cc = arg;
+    if (cc->n == cc->cap) {
+        size_t cap = cc->cap ? cc->cap * 2 : 64;
+        tg_customer_t *l = realloc(cc->list, cap * sizeof(*l));
+        if (l == NULL)
+            return 1;
+        cc->list = l;
+        cc->cap = cap;
+    }
+    cc->list[cc->n++] = *c;
+    return 0;
+}
+
+/* Closes every ended period of one customer (customer_id) or of all (NULL). */
+static int close_periods(tg_admin_t *a, const char *customer_id, close_ctx_t *cc, tg_err_t *err)
+{
+    int rc;
+    memset(cc, 0, sizeof(*cc));
+    cc->a = a;
+    if (customer_id != NULL) {
+        tg_customer_t c;
+        if ((rc = tg_store_customer_get(a->d.store, customer_id, &c, err)) != 0)
+            return rc;
+        collect_customer_cb(&c, cc);
+    } else if ((rc = tg_store_customer_list(a->d.store, collect_customer_cb, cc, err)) != 0) {
+        free(cc->list);
+        return rc;
+    }
+    int64_t now = now_s();
+    for (size_t i = 0; i < cc->n; i++) {
+        int made = 0;
+        tg_err_t e = {0};
+        if (tg_invoice_close_periods(a->d.store, a->d.cfg, &cc->list[i], now, &made, &e) != 0) {
+            /* one customer's problem does not stop the others; the run can be repeated */
+            if (cc->failures++ == 0)
+                snprintf(cc->first_error, sizeof(cc->first_error), "%s", e.msg);
+        }
+        cc->created += made;
+    }
+    free(cc->list);
+    cc->list = NULL;
+    return 0;
+}
+
+static void reply_invoice(tg_admin_response_t *res, int status, const tg_invoice_t *inv)
+{
+    res->status = status;
+    res->content_type = "application/json";
+    res->body = tg_invoice_to_json(inv);
+    res->body_len = res->body != NULL ? strlen(res->body) : 0;
+}
+
+static int list_invoice_cb(const tg_invoice_t *inv, void *arg)
+{
+    char *s = tg_invoice_to_json(inv);
+    json_t *j = s != NULL ? json_loads(s, 0, NULL) : NULL;
+    free(s);
+    if (j != NULL) {
+        json_object_del(j, "lines"); /* the list shows totals; one invoice shows its lines */
+        json_array_append_new(arg, j);
+    }
+    return 0;
+}
+
+static void invoices_route(tg_admin_t *a, const segs_t *s, const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    tg_err_t err = {0};
+    if (s->n == 4 && seg_is(s, 3, "run") && method_is(r, "POST")) {
+        json_t *body = parse_body(r, res);
+        if (body == NULL)
+            return;
+        int bad = 0;
+        const char *cust = opt_string(body, "customer", &bad);
+        close_ctx_t cc;
+        int rc = bad ? TG_EINVAL : close_periods(a, cust, &cc, &err);
+        if (bad)
+            reply_error(res, 400, "bad_request", "customer must be a string.");
+        else if (rc == TG_ENOTFOUND)
+            reply_error(res, 404, "not_found", "No customer %s.", cust);
+        else if (rc != 0)
+            reply_error(res, 500, "internal_error", "Closing periods failed: %s", err.msg);
+        else {
+            json_t *j = json_pack("{s:i,s:i}", "created", cc.created, "failed", cc.failures);
+            if (cc.failures > 0)
+                json_object_set_new(j, "first_error", json_string(cc.first_error));
+            reply_json(res, 200, j);
+        }
+        json_decref(body);
+        return;
+    }
+    if (s->n == 3 && method_is(r, "GET")) {
+        char cust[TG_ID_MAX] = "";
+        if (r->query != NULL && r->query_len > 9 && strncmp(r->query, "customer=", 9) == 0 &&
+            r->query_len - 9 < sizeof(cust)) {
+            memcpy(cust, r->query + 9, r->query_len - 9);
+            cust[r->query_len - 9] = '\0';
+        }
+        json_t *arr = json_array();
+        if (tg_store_invoice_list(a->d.store, cust[0] ? cust : NULL, list_invoice_cb, arr, &err) != 0) {
+            json_decref(arr);
+            reply_error(res, 500, "internal_error", "Listing invoices failed: %s", err.msg);
+        } else
+            reply_json(res, 200, json_pack("{s:o}", "data", arr));
+        return;
+    }
+    char id[TG_ID_MAX];
+    tg_invoice_t inv;
+    if (s->n < 4 || s->n > 5 || seg_copy(s, 3, id, sizeof(id)) != 0) {
+        reply_error(res, 404, "not_found", "No such route.");
+        return;
+    }
+    int rc = tg_store_invoice_get(a->d.store, id, &inv, &err);
+    if (rc == TG_ENOTFOUND) {
+        reply_error(res, 404, "not_found", "No invoice %s.", id);
+        return;
+    }
+    if (rc != 0) {
+        reply_error(res, 500, "internal_error", "Reading the invoice failed: %s", err.msg);
+        return;
+    }
+    if (s->n == 4 && method_is(r, "GET"))
+        reply_invoice(res, 200, &inv);
+    else if (s->n == 5 && seg_is(s, 4, "html") && method_is(r, "GET")) {
+        tg_customer_t c;
+        tg_err_t e2 = {0};
+        int have = tg_store_customer_get(a->d.store, inv.customer_id, &c, &e2) == 0;
+        res->status = 200;
+        res->content_type = "text/html; charset=utf-8";
+        res->body = tg_invoice_to_html(&inv, have ? &c : NULL);
+        res->body_len = res->body != NULL ? strlen(res->body) : 0;
+    } else if (s->n == 5 && method_is(r, "POST")) {
+        const char *to = seg_is(s, 4, "finalize")             ? "open"
+                         : seg_is(s, 4, "void")               ? "void"
+                         : seg_is(s, 4, "mark-paid")          ? "paid"
+                         : seg_is(s, 4, "mark-uncollectible") ? "uncollectible"
+                                                              : NULL;
+        if (to == NULL)
+            reply_error(res, 404, "not_found", "Actions: finalize, void, mark-paid, mark-uncollectible.");
+        else if ((rc = tg_store_invoice_transition(a->d.store, id, to, now_s(), &err)) == TG_ESTATE)
+            reply_error(res, 409, "conflict", "%s", err.msg);
+        else if (rc != 0)
+            reply_error(res, 500, "internal_error", "Changing the invoice failed: %s", err.msg);
+        else {
+            tg_invoice_clear(&inv);
+            if (tg_store_invoice_get(a->d.store, id, &inv, &err) == 0)
+                reply_invoice(res, 200, &inv);
+            else
+                reply_error(res, 500, "internal_error", "%s", err.msg);
+        }
+    } else
+        reply_error(res, 405, "method_not_allowed", "Method not allowed here.");
+    tg_invoice_clear(&inv);
+}
+
 void tg_admin_tick(tg_admin_t *a)
 {
     tg_accounts_collect_used(a->d.accounts, persist_used_cb, a->d.store);
+    close_ctx_t cc;
+    tg_err_t err = {0};
+    close_periods(a, NULL, &cc, &err); /* errors are retried on the next tick */
 }
 
 /* ---- dispatch ---- */
@@ -798,6 +969,48 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
                 reply_json(res, 200, json_pack("{s:o}", "data", lc.arr));
         } else
             reply_error(res, 405, "method_not_allowed", "Use GET or POST.");
+        return;
+    }
+    if (seg_is(&s, 2, "invoices")) {
+        invoices_route(a, &s, r, res);
+        return;
+    }
+    if (seg_is(&s, 2, "clock") && s.n == 3 && method_is(r, "POST")) {
+        json_t *body = a->d.test_clock ? parse_body(r, res) : NULL;
+        if (!a->d.test_clock) {
+            reply_error(res, 404, "not_found", "The test clock is off (serve --test-clock turns it on).");
+            return;
+        }
+        if (body == NULL)
+            return;
+        json_t *adv = json_object_get(body, "advance_seconds");
+        if (!json_is_integer(adv) || json_integer_value(adv) < 0) {
+            reply_error(res, 400, "bad_request", "advance_seconds: a non-negative integer.");
+        } else {
+            static int64_t offset_s;
+            offset_s += json_integer_value(adv);
+            tg_clock_set_offset(offset_s * TG_NS_PER_SEC);
+            reply_json(res, 200, json_pack("{s:o}", "now", json_time(now_s())));
+        }
+        json_decref(body);
+        return;
+    }
+    if (seg_is(&s, 2, "customers") && s.n == 6 && seg_is(&s, 4, "invoices") && seg_is(&s, 5, "upcoming") &&
+        method_is(r, "GET")) {
+        if (load_customer(a, &s, 3, &c, res) != 0)
+            return;
+        if (a->d.meter != NULL)
+            tg_meter_flush(a->d.meter);
+        tg_err_t err = {0};
+        char *json = tg_invoice_preview(a->d.store, a->d.cfg, &c, now_s(), &err);
+        if (json == NULL)
+            reply_error(res, 500, "internal_error", "Previewing the invoice failed: %s", err.msg);
+        else {
+            res->status = 200;
+            res->content_type = "application/json";
+            res->body = json;
+            res->body_len = strlen(json);
+        }
         return;
     }
     if (seg_is(&s, 2, "customers") && s.n >= 4) {

@@ -26,6 +26,7 @@ typedef struct tg_admin_deps {
     tg_meter_t *meter;
     const uint8_t *key_secret;
     size_t key_secret_len;
+    int test_clock; /* serve --test-clock: POST /v1/admin/clock may move time (tests only) */
 } tg_admin_deps_t;
 
 typedef struct tg_admin_request {
@@ -52,7 +53,8 @@ tg_admin_t *tg_admin_new(const tg_admin_deps_t *deps);
 void tg_admin_free(tg_admin_t *a);
 
 /* Periodic work of the admin thread (about every 10 s) and at shutdown: persists API keys'
- * last-used times, which the gateway only records in memory. */
+ * last-used times, which the gateway only records in memory, and closes ended billing periods
+ * into draft invoices. */
 void tg_admin_tick(tg_admin_t *a);
 
 /* Answers one request; always fills res (errors are JSON error bodies). */

@@ -45,6 +45,27 @@ const tg_migration_t tg_sqlite_migrations[] = {
      "  endpoint TEXT NOT NULL,"
      "  units INTEGER NOT NULL,"
      "  PRIMARY KEY (customer_id, day, metric, endpoint)) WITHOUT ROWID;"},
+    {2, "invoices",
+     /* invoiced_units: how much of a period total is on an invoice already; usage that lands
+      * after its period was invoiced is billed on the next invoice, never lost or doubled. */
+     "ALTER TABLE usage_period ADD COLUMN invoiced_units INTEGER NOT NULL DEFAULT 0;"
+     "CREATE TABLE invoices ("
+     "  id TEXT PRIMARY KEY,"
+     "  customer_id TEXT NOT NULL REFERENCES customers(id),"
+     "  period_start INTEGER NOT NULL,"
+     "  period_end INTEGER NOT NULL,"
+     "  status TEXT NOT NULL,"
+     "  number TEXT UNIQUE,"
+     "  currency TEXT NOT NULL,"
+     "  total INTEGER NOT NULL,"
+     "  body TEXT NOT NULL,"
+     "  created_at INTEGER NOT NULL,"
+     "  finalized_at INTEGER NOT NULL DEFAULT 0,"
+     "  closed_at INTEGER NOT NULL DEFAULT 0,"
+     "  UNIQUE (customer_id, period_start));"
+     "CREATE INDEX invoices_customer ON invoices(customer_id, period_start);"
+     /* Gapless numbering per year: the counter moves in the transaction that finalizes. */
+     "CREATE TABLE invoice_numbers (year INTEGER PRIMARY KEY, last INTEGER NOT NULL);"},
 };
 
 const size_t tg_sqlite_migrations_count = sizeof(tg_sqlite_migrations) / sizeof(tg_sqlite_migrations[0]);

@@ -117,4 +117,56 @@ int tg_store_usage_load(tg_store_t *st, int64_t since_s, tg_usage_load_cb cb, vo
 /* Units of `metric` stored over all customers and periods (for tests and benchmarks). */
 int tg_store_usage_total(tg_store_t *st, const char *metric, uint64_t *units, tg_err_t *err);
 
+/* Invoices. Amounts are tg_money_t nano-units; body is the invoice's JSON (lines and totals),
+ * written once and never changed after finalization. */
+#define TG_INVOICE_NUMBER_MAX 32
+
+typedef struct tg_invoice {
+    char id[TG_ID_MAX];
+    char customer_id[TG_ID_MAX];
+    int64_t period_start, period_end;
+    char status[TG_STATUS_MAX]; /* draft | open | paid | void | uncollectible */
+    char number[TG_INVOICE_NUMBER_MAX]; /* "" until finalized */
+    char currency[4];
+    int64_t total;
+    char *body; /* malloc'd JSON; tg_invoice_clear frees it */
+    int64_t created_at, finalized_at, closed_at;
+} tg_invoice_t;
+
+void tg_invoice_clear(tg_invoice_t *inv);
+
+/* Unbilled usage of a customer for one plan and metric (units not yet on an invoice). */
+typedef struct tg_unbilled {
+    char plan_id[TG_PLAN_ID_MAX];
+    char metric[TG_METRIC_MAX];
+    uint64_t units;
+} tg_unbilled_t;
+
+/* Builds an invoice from the unbilled usage (billing code): fills inv->total, inv->currency and
+ * inv->body (malloc'd). Returns 0 or an error. */
+typedef int (*tg_invoice_build_cb)(const tg_unbilled_t *rows, size_t n, tg_invoice_t *inv, void *arg,
+                                   tg_err_t *err);
+
+/* In one transaction: if the customer has no invoice for period_start, gathers the usage of
+ * periods up to period_start not yet invoiced, calls build, stores the draft invoice and marks
+ * that usage invoiced. *created is 1 if an invoice was made, 0 if one existed (idempotent);
+ * *out receives the (new or existing) invoice. */
+int tg_store_invoice_create(tg_store_t *st, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg,
+                            int *created, tg_invoice_t *out, tg_err_t *err);
+
+/* The unbilled usage up to period_start, without changing anything (previews). */
+typedef int (*tg_unbilled_cb)(const tg_unbilled_t *row, void *arg);
+int tg_store_usage_unbilled(tg_store_t *st, const char *customer_id, int64_t period_start, tg_unbilled_cb cb,
+                            void *arg, tg_err_t *err);
+
+int tg_store_invoice_get(tg_store_t *st, const char *id, tg_invoice_t *out, tg_err_t *err);
+typedef int (*tg_invoice_cb)(const tg_invoice_t *inv, void *arg);
+/* customer_id NULL lists all, newest period first. */
+int tg_store_invoice_list(tg_store_t *st, const char *customer_id, tg_invoice_cb cb, void *arg, tg_err_t *err);
+
+/* State changes. finalize: draft -> open with the next number of the year of `at`
+ * ("TG-2026-000042"), gapless. void: draft|open -> void. paid / uncollectible: open -> that.
+ * TG_ESTATE for any other transition. */
+int tg_store_invoice_transition(tg_store_t *st, const char *id, const char *to, int64_t at, tg_err_t *err);
+
 #endif

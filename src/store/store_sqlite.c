@@ -630,3 +630,272 @@ int tg_store_usage_total(tg_store_t *st, const char *metric, uint64_t *units, tg
     sqlite3_finalize(s);
     return rc;
 }
+
+/* ---- invoices ---- */
+
+void tg_invoice_clear(tg_invoice_t *inv)
+{
+    free(inv->body);
+    memset(inv, 0, sizeof(*inv));
+}
+
+#define INVOICE_COLS                                                                                                   \
+    "id, customer_id, period_start, period_end, status, COALESCE(number, ''), currency, total, body, created_at,"      \
+    " finalized_at, closed_at"
+
+static int read_invoice(sqlite3_stmt *s, tg_invoice_t *inv)
+{
+    memset(inv, 0, sizeof(*inv));
+    text(s, 0, inv->id, sizeof(inv->id));
+    text(s, 1, inv->customer_id, sizeof(inv->customer_id));
+    inv->period_start = sqlite3_column_int64(s, 2);
+    inv->period_end = sqlite3_column_int64(s, 3);
+    text(s, 4, inv->status, sizeof(inv->status));
+    text(s, 5, inv->number, sizeof(inv->number));
+    text(s, 6, inv->currency, sizeof(inv->currency));
+    inv->total = sqlite3_column_int64(s, 7);
+    const unsigned char *b = sqlite3_column_text(s, 8);
+    inv->body = strdup(b != NULL ? (const char *)b : "{}");
+    inv->created_at = sqlite3_column_int64(s, 9);
+    inv->finalized_at = sqlite3_column_int64(s, 10);
+    inv->closed_at = sqlite3_column_int64(s, 11);
+    return inv->body != NULL ? 0 : TG_ENOMEM;
+}
+
+static int find_invoice(tg_store_t *st, const char *sql, const char *key, int64_t num, tg_invoice_t *out, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st, sql, &s, err, "reading an invoice");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    if (num != INT64_MIN)
+        sqlite3_bind_int64(s, 2, num);
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW)
+        rc = read_invoice(s, out);
+    else if (step == SQLITE_DONE)
+        rc = TG_ENOTFOUND;
+    else
+        rc = db_error(st, err, "reading an invoice");
+    sqlite3_finalize(s);
+    if (rc == TG_ENOTFOUND)
+        tg_errf(err, rc, "no invoice %s", key);
+    return rc;
+}
+
+int tg_store_invoice_get(tg_store_t *st, const char *id, tg_invoice_t *out, tg_err_t *err)
+{
+    return find_invoice(st, "SELECT " INVOICE_COLS " FROM invoices WHERE id = ?", id, INT64_MIN, out, err);
+}
+
+static int unbilled_query(tg_store_t *st, const char *customer_id, int64_t period_start, tg_unbilled_cb cb, void *arg,
+                          tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st,
+                     "SELECT plan_id, metric, SUM(units - invoiced_units) FROM usage_period"
+                     " WHERE customer_id = ? AND period_start <= ? AND units > invoiced_units"
+                     " GROUP BY plan_id, metric ORDER BY plan_id, metric",
+                     &s, err, "reading unbilled usage");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, period_start);
+    int step;
+    tg_unbilled_t row;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        text(s, 0, row.plan_id, sizeof(row.plan_id));
+        text(s, 1, row.metric, sizeof(row.metric));
+        row.units = (uint64_t)sqlite3_column_int64(s, 2);
+        if (cb(&row, arg) != 0)
+            break;
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = db_error(st, err, "reading unbilled usage");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_store_usage_unbilled(tg_store_t *st, const char *customer_id, int64_t period_start, tg_unbilled_cb cb,
+                            void *arg, tg_err_t *err)
+{
+    return unbilled_query(st, customer_id, period_start, cb, arg, err);
+}
+
+typedef struct {
+    tg_unbilled_t *rows;
+    size_t n, cap;
+} unbilled_vec_t;
+
+static int collect_unbilled(const tg_unbilled_t *row, void *arg)
+{
+    unbilled_vec_t *v = arg;
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 16;
+        tg_unbilled_t *r = realloc(v->rows, cap * sizeof(*r));
+        if (r == NULL)
+            return 1;
+        v->rows = r;
+        v->cap = cap;
+    }
+    v->rows[v->n++] = *row;
+    return 0;
+}
+
+int tg_store_invoice_create(tg_store_t *st, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg, int *created,
+                            tg_invoice_t *out, tg_err_t *err)
+{
+    *created = 0;
+    int rc = exec(st, "BEGIN IMMEDIATE", err, "creating an invoice");
+    if (rc != 0)
+        return rc;
+    rc = find_invoice(st, "SELECT " INVOICE_COLS " FROM invoices WHERE customer_id = ? AND period_start = ?",
+                      draft->customer_id, draft->period_start, out, err);
+    if (rc == 0 || rc != TG_ENOTFOUND) { /* exists already (idempotent), or failed */
+        exec(st, rc == 0 ? "COMMIT" : "ROLLBACK", NULL, "");
+        return rc;
+    }
+    unbilled_vec_t v = {0};
+    if ((rc = unbilled_query(st, draft->customer_id, draft->period_start, collect_unbilled, &v, err)) != 0 ||
+        (rc = build(v.rows, v.n, draft, arg, err)) != 0)
+        goto fail;
+    sqlite3_stmt *s;
+    if ((rc = prepare(st,
+                      "INSERT INTO invoices(id, customer_id, period_start, period_end, status, currency, total, body,"
+                      " created_at) VALUES (?,?,?,?,'draft',?,?,?,?)",
+                      &s, err, "storing an invoice")) != 0)
+        goto fail;
+    sqlite3_bind_text(s, 1, draft->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, draft->customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, draft->period_start);
+    sqlite3_bind_int64(s, 4, draft->period_end);
+    sqlite3_bind_text(s, 5, draft->currency, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 6, draft->total);
+    sqlite3_bind_text(s, 7, draft->body, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 8, draft->created_at);
+    int step = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (step != SQLITE_DONE) {
+        rc = db_error(st, err, "storing an invoice");
+        goto fail;
+    }
+    if ((rc = prepare(st,
+                      "UPDATE usage_period SET invoiced_units = units WHERE customer_id = ? AND period_start <= ?"
+                      " AND units > invoiced_units",
+                      &s, err, "marking usage invoiced")) != 0)
+        goto fail;
+    sqlite3_bind_text(s, 1, draft->customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, draft->period_start);
+    step = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (step != SQLITE_DONE) {
+        rc = db_error(st, err, "marking usage invoiced");
+        goto fail;
+    }
+    if ((rc = exec(st, "COMMIT", err, "committing an invoice")) != 0)
+        goto fail;
+    free(v.rows);
+    *created = 1;
+    return tg_store_invoice_get(st, draft->id, out, err);
+fail:
+    free(v.rows);
+    exec(st, "ROLLBACK", NULL, "");
+    return rc;
+}
+
+int tg_store_invoice_list(tg_store_t *st, const char *customer_id, tg_invoice_cb cb, void *arg, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st,
+                     customer_id != NULL
+                         ? "SELECT " INVOICE_COLS " FROM invoices WHERE customer_id = ? ORDER BY period_start DESC, id"
+                         : "SELECT " INVOICE_COLS " FROM invoices ORDER BY period_start DESC, id",
+                     &s, err, "listing invoices");
+    if (rc != 0)
+        return rc;
+    if (customer_id != NULL)
+        sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
+    int step;
+    tg_invoice_t inv;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        if (read_invoice(s, &inv) != 0) {
+            rc = tg_errf(err, TG_ENOMEM, "out of memory listing invoices");
+            break;
+        }
+        int stop = cb(&inv, arg);
+        tg_invoice_clear(&inv);
+        if (stop)
+            break;
+    }
+    if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = db_error(st, err, "listing invoices");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_store_invoice_transition(tg_store_t *st, const char *id, const char *to, int64_t at, tg_err_t *err)
+{
+    int rc = exec(st, "BEGIN IMMEDIATE", err, "changing an invoice");
+    if (rc != 0)
+        return rc;
+    tg_invoice_t inv;
+    if ((rc = tg_store_invoice_get(st, id, &inv, err)) != 0) {
+        exec(st, "ROLLBACK", NULL, "");
+        return rc;
+    }
+    const char *from = inv.status;
+    int ok = (strcmp(to, "open") == 0 && strcmp(from, "draft") == 0) ||
+             (strcmp(to, "void") == 0 && (strcmp(from, "draft") == 0 || strcmp(from, "open") == 0)) ||
+             ((strcmp(to, "paid") == 0 || strcmp(to, "uncollectible") == 0) && strcmp(from, "open") == 0);
+    if (!ok) {
+        rc = tg_errf(err, TG_ESTATE, "invoice %s is %s; it cannot become %s", id, from, to);
+        tg_invoice_clear(&inv);
+        exec(st, "ROLLBACK", NULL, "");
+        return rc;
+    }
+    tg_invoice_clear(&inv);
+    sqlite3_stmt *s;
+    char number[TG_INVOICE_NUMBER_MAX] = "";
+    if (strcmp(to, "open") == 0) {
+        time_t t = (time_t)at;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        int year = tm.tm_year + 1900;
+        if ((rc = prepare(st,
+                          "INSERT INTO invoice_numbers(year, last) VALUES (?, 1)"
+                          " ON CONFLICT(year) DO UPDATE SET last = last + 1 RETURNING last",
+                          &s, err, "numbering an invoice")) != 0)
+            goto fail;
+        sqlite3_bind_int(s, 1, year);
+        if (sqlite3_step(s) != SQLITE_ROW) {
+            sqlite3_finalize(s);
+            rc = db_error(st, err, "numbering an invoice");
+            goto fail;
+        }
+        snprintf(number, sizeof(number), "TG-%d-%06lld", year, (long long)sqlite3_column_int64(s, 0));
+        sqlite3_finalize(s);
+        rc = prepare(st, "UPDATE invoices SET status = 'open', number = ?, finalized_at = ? WHERE id = ?", &s, err,
+                     "finalizing an invoice");
+        if (rc != 0)
+            goto fail;
+        sqlite3_bind_text(s, 1, number, -1, SQLITE_STATIC);
+    } else {
+        rc = prepare(st, "UPDATE invoices SET status = ?, closed_at = ? WHERE id = ?", &s, err, "changing an invoice");
+        if (rc != 0)
+            goto fail;
+        sqlite3_bind_text(s, 1, to, -1, SQLITE_STATIC);
+    }
+    sqlite3_bind_int64(s, 2, at);
+    sqlite3_bind_text(s, 3, id, -1, SQLITE_STATIC);
+    int step = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (step != SQLITE_DONE) {
+        rc = db_error(st, err, "changing an invoice");
+        goto fail;
+    }
+    return exec(st, "COMMIT", err, "committing an invoice change");
+fail:
+    exec(st, "ROLLBACK", NULL, "");
+    return rc;
+}

@@ -73,6 +73,13 @@ plans:
     burst: 1000
     included: {api_calls: 2}
     on_quota: "throttle:1/min"
+  metered:
+    price: "10"
+    rate_limit: 1000/sec
+    burst: 1000
+    included: {api_calls: 2}
+    on_quota: bill
+    charges: [{metric: api_calls, model: per_unit, unit_price: "0.25"}]
   load:
     price: "1"
     rate_limit: 1000000/sec
@@ -103,7 +110,7 @@ ${PLANS}`);
       this.upstream = this.spawn(UPSTREAM, ['--listen', `127.0.0.1:${this.upPort}`]);
       await this.waitFor(`http://127.0.0.1:${this.upPort}/healthz`);
     }
-    this.server = this.spawn(TOLLGATE, ['serve', '-c', this.config]);
+    this.server = this.spawn(TOLLGATE, ['serve', '-c', this.config, ...(o.testClock ? ['--test-clock'] : [])]);
     this.gw = `http://127.0.0.1:${this.gwPort}`;
     this.admin = `http://127.0.0.1:${this.adminPort}`;
     await this.waitFor(`${this.admin}/healthz`);

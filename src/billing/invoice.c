@@ -1,0 +1,309 @@
+/* invoice.c - see invoice.h. */
+#include "billing/invoice.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "billing/pricing.h"
+#include "util/money.h"
+#include "util/period.h"
+
+static json_t *money_json(tg_money_t v, int digits)
+{
+    char buf[TG_MONEY_FMT_MAX];
+    tg_money_format(v, digits, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+static json_t *time_json(int64_t t)
+{
+    if (t == 0)
+        return json_null();
+    char buf[32];
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return json_string(buf);
+}
+
+static json_t *line_json(const tg_line_t *l, const char *plan_id, int d)
+{
+    json_t *j = json_pack("{s:s,s:s,s:o,s:I,s:o}", "description", l->description, "plan", plan_id, "metric",
+                          l->metric[0] ? json_string(l->metric) : json_null(), "quantity", (json_int_t)l->quantity,
+                          "amount", money_json(l->amount, d));
+    if (l->kind == TG_LINE_USAGE) {
+        json_object_set_new(j, "used", json_integer((json_int_t)l->used));
+        json_object_set_new(j, "included", json_integer((json_int_t)l->included));
+        if (l->unit_price != 0)
+            json_object_set_new(j, "unit_price", money_json(l->unit_price, d));
+        if (l->nparts > 0) {
+            json_t *tiers = json_array();
+            for (size_t k = 0; k < l->nparts; k++)
+                json_array_append_new(tiers, json_pack("{s:I,s:I,s:I,s:o,s:o,s:o}", "from", (json_int_t)l->parts[k].from,
+                                                       "to", (json_int_t)l->parts[k].to, "quantity",
+                                                       (json_int_t)l->parts[k].quantity, "unit_price",
+                                                       money_json(l->parts[k].unit_price, d), "flat_price",
+                                                       money_json(l->parts[k].flat_price, d), "amount",
+                                                       money_json(l->parts[k].amount, d)));
+            json_object_set_new(j, "tiers", tiers);
+        }
+    }
+    return j;
+}
+
+int tg_invoice_build(const tg_config_t *cfg, const tg_customer_t *c, const tg_unbilled_t *rows, size_t n,
+                     tg_invoice_t *inv, tg_err_t *err)
+{
+    const tg_plan_t *plan = tg_config_find_plan(cfg, c->plan_id);
+    if (plan == NULL)
+        return tg_errf(err, TG_ECONFIG, "customer %s is on plan \"%s\", which the configuration lacks", c->id,
+                       c->plan_id);
+    int d = plan->currency_digits, rc = 0;
+    json_t *lines = json_array();
+    tg_money_t total = 0;
+    int64_t ps = inv->period_start, pe = inv->period_end;
+
+    /* Base fee of the plan in force at the period's end, less any trial inside the period. */
+    int64_t paid_from = c->trial_end > ps ? c->trial_end : ps;
+    if (paid_from < pe && plan->price != 0) {
+        tg_money_t base = plan->price;
+        char desc[192];
+        if (paid_from > ps) {
+            if ((rc = tg_prorate(plan->price, pe - paid_from, pe - ps, &base)) != 0) {
+                json_decref(lines);
+                return tg_errf(err, rc, "prorating the base fee of %s", c->id);
+            }
+            snprintf(desc, sizeof(desc), "%s plan, after the trial (%" PRId64 " of %" PRId64 " days)", plan->name,
+                     (pe - paid_from + 43199) / 86400, (pe - ps + 43199) / 86400);
+        } else {
+            snprintf(desc, sizeof(desc), "%s plan, 1 %s", plan->name, plan->interval == TG_INTERVAL_YEAR ? "year" : "month");
+        }
+        tg_money_t rounded = tg_money_round(base, d);
+        json_array_append_new(lines, json_pack("{s:s,s:s,s:n,s:i,s:o}", "description", desc, "plan", plan->id,
+                                               "metric", "quantity", 1, "amount", money_json(rounded, d)));
+        total += rounded;
+    }
+
+    /* Usage, priced per plan it was metered under. */
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (i > 0 && strcmp(rows[i].plan_id, rows[i - 1].plan_id) == 0)
+            continue; /* rows are grouped by plan: handle each plan once */
+        const tg_plan_t *up = tg_config_find_plan(cfg, rows[i].plan_id);
+        if (up == NULL)
+            up = plan; /* a plan since removed from the config: price under the current one */
+        if (up->currency_digits != d || strcmp(up->currency, plan->currency) != 0) {
+            rc = tg_errf(err, TG_ECONFIG, "usage of %s under plan %s is in %s, the invoice in %s", c->id, up->id,
+                         up->currency, plan->currency);
+            break;
+        }
+        tg_usage_qty_t usage[64];
+        size_t nu = 0;
+        for (size_t k = i; k < n && strcmp(rows[k].plan_id, rows[i].plan_id) == 0 && nu < 64; k++)
+            usage[nu++] = (tg_usage_qty_t){rows[k].metric, rows[k].units};
+        tg_quote_t q;
+        if ((rc = tg_quote_build(up, usage, nu, 0, &q, err)) != 0)
+            break;
+        for (size_t l = 0; l < q.nlines; l++)
+            json_array_append_new(lines, line_json(&q.lines[l], up->id, d));
+        if (tg_money_add(total, q.total, &total) != 0)
+            rc = tg_errf(err, TG_ERANGE, "the invoice of %s overflows the money range", c->id);
+        tg_quote_free(&q);
+    }
+    if (rc != 0) {
+        json_decref(lines);
+        return rc;
+    }
+    json_t *body = json_pack("{s:s,s:s,s:o,s:o,s:o}", "customer", c->id, "plan", plan->id, "lines", lines, "subtotal",
+                             money_json(total, d), "total", money_json(total, d));
+    inv->body = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(body);
+    if (inv->body == NULL)
+        return tg_errf(err, TG_ENOMEM, "out of memory rendering an invoice");
+    snprintf(inv->currency, sizeof(inv->currency), "%s", plan->currency);
+    inv->total = total;
+    return 0;
+}
+
+typedef struct {
+    const tg_config_t *cfg;
+    const tg_customer_t *c;
+} build_ctx_t;
+
+static int build_cb(const tg_unbilled_t *rows, size_t n, tg_invoice_t *inv, void *arg, tg_err_t *err)
+{
+    build_ctx_t *b = arg;
+    return tg_invoice_build(b->cfg, b->c, rows, n, inv, err);
+}
+
+int tg_invoice_close_periods(tg_store_t *st, const tg_config_t *cfg, const tg_customer_t *c, int64_t now_s,
+                             int *created, tg_err_t *err)
+{
+    const tg_plan_t *plan = tg_config_find_plan(cfg, c->plan_id);
+    *created = 0;
+    if (plan == NULL)
+        return tg_errf(err, TG_ECONFIG, "customer %s is on plan \"%s\", which the configuration lacks", c->id,
+                       c->plan_id);
+    build_ctx_t b = {cfg, c};
+    for (int64_t k = 0;; k++) {
+        int64_t ps = tg_period_boundary(c->anchor_at, plan->interval, k);
+        int64_t pe = tg_period_boundary(c->anchor_at, plan->interval, k + 1);
+        if (pe > now_s)
+            break;
+        tg_invoice_t draft = {0}, out = {0};
+        uint8_t raw[12];
+        char hex[25];
+        randombytes_buf(raw, sizeof(raw));
+        sodium_bin2hex(hex, sizeof(hex), raw, sizeof(raw));
+        snprintf(draft.id, sizeof(draft.id), "inv_%s", hex);
+        snprintf(draft.customer_id, sizeof(draft.customer_id), "%s", c->id);
+        draft.period_start = ps;
+        draft.period_end = pe;
+        draft.created_at = now_s;
+        int made = 0;
+        int rc = tg_store_invoice_create(st, &draft, build_cb, &b, &made, &out, err);
+        free(draft.body);
+        tg_invoice_clear(&out);
+        if (rc != 0)
+            return rc;
+        *created += made;
+    }
+    return 0;
+}
+
+typedef struct {
+    tg_unbilled_t *rows;
+    size_t n, cap;
+} rows_t;
+
+static int collect(const tg_unbilled_t *row, void *arg)
+{
+    rows_t *r = arg;
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 16;
+        tg_unbilled_t *nr = realloc(r->rows, cap * sizeof(*nr));
+        if (nr == NULL)
+            return 1;
+        r->rows = nr;
+        r->cap = cap;
+    }
+    r->rows[r->n++] = *row;
+    return 0;
+}
+
+char *tg_invoice_preview(tg_store_t *st, const tg_config_t *cfg, const tg_customer_t *c, int64_t now_s, tg_err_t *err)
+{
+    const tg_plan_t *plan = tg_config_find_plan(cfg, c->plan_id);
+    if (plan == NULL) {
+        tg_errf(err, TG_ECONFIG, "customer %s is on an unknown plan", c->id);
+        return NULL;
+    }
+    tg_invoice_t inv = {0};
+    tg_period_bounds(c->anchor_at, plan->interval, now_s, &inv.period_start, &inv.period_end);
+    snprintf(inv.customer_id, sizeof(inv.customer_id), "%s", c->id);
+    snprintf(inv.status, sizeof(inv.status), "upcoming");
+    rows_t r = {0};
+    char *out = NULL;
+    if (tg_store_usage_unbilled(st, c->id, inv.period_start, collect, &r, err) == 0 &&
+        tg_invoice_build(cfg, c, r.rows, r.n, &inv, err) == 0)
+        out = tg_invoice_to_json(&inv);
+    free(r.rows);
+    free(inv.body);
+    return out;
+}
+
+char *tg_invoice_to_json(const tg_invoice_t *inv)
+{
+    json_t *body = json_loads(inv->body != NULL ? inv->body : "{}", 0, NULL);
+    if (body == NULL)
+        return NULL;
+    json_t *j = json_pack("{s:o,s:o,s:s,s:s,s:{s:o,s:o}}", "id", inv->id[0] ? json_string(inv->id) : json_null(),
+                          "number", inv->number[0] ? json_string(inv->number) : json_null(), "status", inv->status,
+                          "currency", inv->currency, "period", "start", time_json(inv->period_start), "end",
+                          time_json(inv->period_end));
+    json_object_update(j, body);
+    json_object_set_new(j, "created_at", time_json(inv->created_at));
+    json_object_set_new(j, "finalized_at", time_json(inv->finalized_at));
+    json_object_set_new(j, "closed_at", time_json(inv->closed_at));
+    json_decref(body);
+    char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    return s;
+}
+
+/* Escapes text for HTML into a growing buffer. */
+static void html_escape(FILE *f, const char *s)
+{
+    for (; s != NULL && *s; s++)
+        switch (*s) {
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '&': fputs("&amp;", f); break;
+        case '"': fputs("&quot;", f); break;
+        default: fputc(*s, f);
+        }
+}
+
+char *tg_invoice_to_html(const tg_invoice_t *inv, const tg_customer_t *c)
+{
+    json_t *b = json_loads(inv->body != NULL ? inv->body : "{}", 0, NULL);
+    if (b == NULL)
+        return NULL;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (f == NULL) {
+        json_decref(b);
+        return NULL;
+    }
+    char start[32], end[32];
+    time_t t0 = (time_t)inv->period_start, t1 = (time_t)inv->period_end;
+    struct tm tm;
+    strftime(start, sizeof(start), "%Y-%m-%d", gmtime_r(&t0, &tm));
+    strftime(end, sizeof(end), "%Y-%m-%d", gmtime_r(&t1, &tm));
+    fputs("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Invoice ", f);
+    html_escape(f, inv->number[0] ? inv->number : "draft");
+    fputs("</title><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><style>"
+          "body{font:15px/1.5 system-ui,sans-serif;max-width:760px;margin:2em auto;padding:0 1em;color:#111}"
+          "table{width:100%;border-collapse:collapse}td,th{padding:.4em;border-bottom:1px solid #ddd;text-align:left}"
+          "td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}tfoot td{font-weight:600;border:0}"
+          ".muted{color:#666}@media print{body{margin:0}}</style></head><body>",
+          f);
+    fputs("<h1>Invoice ", f);
+    html_escape(f, inv->number[0] ? inv->number : "(draft)");
+    fputs("</h1><p class=\"muted\">Status: ", f);
+    html_escape(f, inv->status);
+    fprintf(f, " &middot; Period %s to %s</p><p><strong>Bill to:</strong> ", start, end);
+    html_escape(f, c != NULL && c->name[0] ? c->name : inv->customer_id);
+    if (c != NULL) {
+        fputs(" &lt;", f);
+        html_escape(f, c->email);
+        fputs("&gt;", f);
+    }
+    fputs("</p><table><thead><tr><th>Description</th><th class=\"n\">Quantity</th><th class=\"n\">Amount</th></tr>"
+          "</thead><tbody>",
+          f);
+    size_t i;
+    json_t *l;
+    json_array_foreach(json_object_get(b, "lines"), i, l)
+    {
+        fputs("<tr><td>", f);
+        html_escape(f, json_string_value(json_object_get(l, "description")));
+        fprintf(f, "</td><td class=\"n\">%lld</td><td class=\"n\">", (long long)json_integer_value(json_object_get(l, "quantity")));
+        html_escape(f, json_string_value(json_object_get(l, "amount")));
+        fputs("</td></tr>", f);
+    }
+    fputs("</tbody><tfoot><tr><td colspan=\"2\">Total (", f);
+    html_escape(f, inv->currency);
+    fputs(")</td><td class=\"n\">", f);
+    html_escape(f, json_string_value(json_object_get(b, "total")));
+    fputs("</td></tr></tfoot></table></body></html>\n", f);
+    fclose(f);
+    json_decref(b);
+    return buf;
+}

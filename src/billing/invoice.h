@@ -1,0 +1,40 @@
+/* invoice.h - period invoices: build, close periods, preview, render.
+ *
+ * Building is pure (config + customer + unbilled usage -> lines and totals); storing and the
+ * exactly-once bookkeeping are the store's (tg_store_invoice_create). Usage is priced under the
+ * plan it was metered under (usage totals are kept per plan), so a mid-period plan change does
+ * not reprice what happened before it. The base fee is the plan in force at the period's end;
+ * a trial covering part of the period prorates it by seconds, a trial covering all of it waives
+ * it. Usage that arrived after its own period was invoiced is billed on the next invoice. */
+#ifndef TG_INVOICE_H
+#define TG_INVOICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "store/store.h"
+#include "util/err.h"
+
+/* Fills inv->currency, inv->total and inv->body (malloc'd JSON: lines, subtotal, total) for the
+ * period [inv->period_start, inv->period_end) of customer c. */
+int tg_invoice_build(const tg_config_t *cfg, const tg_customer_t *c, const tg_unbilled_t *rows, size_t n,
+                     tg_invoice_t *inv, tg_err_t *err);
+
+/* Creates the draft invoices of every period of c that ended at or before now_s and has none.
+ * Idempotent and restartable: each invoice is its own transaction. *created counts new ones. */
+int tg_invoice_close_periods(tg_store_t *st, const tg_config_t *cfg, const tg_customer_t *c, int64_t now_s,
+                             int *created, tg_err_t *err);
+
+/* The upcoming invoice of c's current period: the same build, over the usage not yet invoiced,
+ * nothing stored. Returns a malloc'd JSON string (caller frees) or NULL with err set. */
+char *tg_invoice_preview(tg_store_t *st, const tg_config_t *cfg, const tg_customer_t *c, int64_t now_s,
+                         tg_err_t *err);
+
+/* Public JSON of a stored invoice (body plus id, number, status, dates). malloc'd, or NULL. */
+char *tg_invoice_to_json(const tg_invoice_t *inv);
+
+/* A printable HTML page for a stored invoice. malloc'd, or NULL. */
+char *tg_invoice_to_html(const tg_invoice_t *inv, const tg_customer_t *c);
+
+#endif

@@ -1,0 +1,67 @@
+// invoices.test.mjs - a period closes into an exact invoice: real calls, a moved clock, states.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { withStack } from './harness.mjs';
+
+test('usage through the gateway becomes an exact, numbered invoice', async () => {
+  await withStack({ testClock: true }, async (s) => {
+    const { key, customer } = await s.customer('metered');
+    for (let i = 0; i < 5; i++) assert.equal((await s.call('/v1/basic/x', { key })).status, 200);
+
+    // the upcoming invoice is the same computation, before the period ends
+    const up = await s.adminCall('GET', `/v1/admin/customers/${customer.id}/invoices/upcoming`);
+    assert.equal(up.status, 200);
+    assert.equal(up.json.status, 'upcoming');
+    assert.equal(up.json.total, '10.75'); // 10.00 base + (5 - 2 included) x 0.25
+    let run = await s.adminCall('POST', '/v1/admin/invoices/run', { customer: customer.id });
+    assert.equal(run.json.created, 0); // the period has not ended
+
+    const clock = await s.adminCall('POST', '/v1/admin/clock', { advance_seconds: 32 * 86400 });
+    assert.equal(clock.status, 200);
+    for (let i = 0; i < 2; i++) assert.equal((await s.call('/v1/basic/x', { key })).status, 200); // next period
+
+    run = await s.adminCall('POST', '/v1/admin/invoices/run', { customer: customer.id });
+    assert.equal(run.json.created, 1);
+    run = await s.adminCall('POST', '/v1/admin/invoices/run', { customer: customer.id });
+    assert.equal(run.json.created, 0); // idempotent
+
+    const list = await s.adminCall('GET', `/v1/admin/invoices?customer=${customer.id}`);
+    assert.equal(list.json.data.length, 1);
+    const id = list.json.data[0].id;
+    let inv = await s.adminCall('GET', `/v1/admin/invoices/${id}`);
+    assert.equal(inv.json.status, 'draft');
+    assert.equal(inv.json.number, null);
+    assert.equal(inv.json.total, '10.75');
+    assert.deepEqual(inv.json.lines.map((l) => l.amount), ['10.00', '0.75']);
+    assert.equal(inv.json.lines[1].quantity, 3);
+    assert.equal(inv.json.lines[1].used, 5);
+
+    inv = await s.adminCall('POST', `/v1/admin/invoices/${id}/finalize`);
+    assert.equal(inv.status, 200);
+    assert.equal(inv.json.status, 'open');
+    assert.match(inv.json.number, /^TG-\d{4}-000001$/);
+    assert.equal((await s.adminCall('POST', `/v1/admin/invoices/${id}/finalize`)).status, 409);
+    inv = await s.adminCall('POST', `/v1/admin/invoices/${id}/mark-paid`);
+    assert.equal(inv.json.status, 'paid');
+    assert.equal((await s.adminCall('POST', `/v1/admin/invoices/${id}/void`)).status, 409);
+
+    const html = await fetch(`${s.admin}/v1/admin/invoices/${id}/html`, {
+      headers: { authorization: `Bearer ${(await import('./harness.mjs')).ADMIN_TOKEN}` },
+    });
+    assert.match(html.headers.get('content-type'), /text\/html/);
+    const page = await html.text();
+    assert.match(page, new RegExp(inv.json.number));
+    assert.match(page, /10\.75/);
+
+    // the next period's upcoming invoice has the two later calls, within the allowance
+    const next = await s.adminCall('GET', `/v1/admin/customers/${customer.id}/invoices/upcoming`);
+    assert.equal(next.json.total, '10.00');
+  });
+});
+
+test('the test clock is refused unless serve was started with --test-clock', async () => {
+  await withStack({}, async (s) => {
+    const r = await s.adminCall('POST', '/v1/admin/clock', { advance_seconds: 1 });
+    assert.equal(r.status, 404);
+  });
+});

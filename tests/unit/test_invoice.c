@@ -1,0 +1,204 @@
+/* test_invoice.c - closing periods into invoices on a real SQLite file: idempotency, late usage,
+ * per-plan pricing after a plan change, trial proration, gapless numbering. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "billing/invoice.h"
+#include "config/config.h"
+#include "store/store.h"
+
+#define JAN1_2026 INT64_C(1767225600)
+#define FEB1_2026 INT64_C(1769904000)
+#define MAR1_2026 INT64_C(1772323200)
+
+static const char *yaml =
+    "upstream: {url: \"http://127.0.0.1:3\"}\n"
+    "admin: {token: \"0123456789abcdef0123\"}\n"
+    "keys: {secret: \"0123456789abcdef0123456789abcdef\"}\n"
+    "plans:\n"
+    "  starter: {price: \"49\", included: {api_calls: 100}, charges: [{metric: api_calls, model: per_unit, unit_price: \"0.01\"}]}\n"
+    "  pro: {price: \"199\", included: {api_calls: 1000}, charges: [{metric: api_calls, model: per_unit, unit_price: \"0.001\"}]}\n";
+
+typedef struct {
+    char dir[64];
+    tg_config_t *cfg;
+    tg_store_t *st;
+    tg_customer_t c;
+} fx_t;
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof(*f));
+    char url[128], errbuf[2048];
+    snprintf(f->dir, sizeof(f->dir), "/tmp/tg_inv_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(url, sizeof(url), "sqlite:%s/t.db", f->dir);
+    assert_int_equal(tg_config_load_string("t.yaml", yaml, strlen(yaml), &f->cfg, errbuf, sizeof(errbuf)), 0);
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_open(url, &f->st, &err), 0);
+    assert_int_equal(tg_store_migrate(f->st, &err), 0);
+    snprintf(f->c.id, sizeof(f->c.id), "cus_1");
+    snprintf(f->c.email, sizeof(f->c.email), "a@b.co");
+    snprintf(f->c.plan_id, sizeof(f->c.plan_id), "starter");
+    snprintf(f->c.status, sizeof(f->c.status), "active");
+    f->c.created_at = f->c.anchor_at = JAN1_2026;
+    assert_int_equal(tg_store_customer_insert(f->st, &f->c, &err), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    tg_store_close(f->st);
+    tg_config_free(f->cfg);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static void usage(fx_t *f, uint64_t batch, const char *plan, int64_t period, uint64_t units)
+{
+    tg_usage_t u = {0};
+    u.event_id = batch;
+    snprintf(u.customer_id, sizeof(u.customer_id), "cus_1");
+    snprintf(u.plan_id, sizeof(u.plan_id), "%s", plan);
+    snprintf(u.metric, sizeof(u.metric), "api_calls");
+    snprintf(u.endpoint, sizeof(u.endpoint), "GET /x");
+    u.units = units;
+    u.ts_ns = period * 1000000000;
+    u.period_start = period;
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_usage_record(f->st, batch, &u, 1, NULL, &err), 0);
+}
+
+typedef struct {
+    tg_invoice_t inv[8];
+    size_t n;
+} invs_t;
+
+static int grab(const tg_invoice_t *inv, void *arg)
+{
+    invs_t *v = arg;
+    v->inv[v->n] = *inv;
+    v->inv[v->n].body = strdup(inv->body);
+    v->n++;
+    return 0;
+}
+
+static void list(fx_t *f, invs_t *v)
+{
+    tg_err_t err = {0};
+    for (size_t i = 0; i < v->n; i++)
+        tg_invoice_clear(&v->inv[i]);
+    v->n = 0;
+    assert_int_equal(tg_store_invoice_list(f->st, "cus_1", grab, v, &err), 0);
+}
+
+static void test_close_idempotent_and_late_usage(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    int created = 0;
+    usage(f, 1, "starter", JAN1_2026, 150); /* 50 over the allowance: 0.50 */
+    assert_int_equal(tg_invoice_close_periods(f->st, f->cfg, &f->c, FEB1_2026 - 1, &created, &err), 0);
+    assert_int_equal(created, 0); /* January has not ended */
+    assert_int_equal(tg_invoice_close_periods(f->st, f->cfg, &f->c, FEB1_2026, &created, &err), 0);
+    assert_int_equal(created, 1);
+    assert_int_equal(tg_invoice_close_periods(f->st, f->cfg, &f->c, FEB1_2026 + 5, &created, &err), 0);
+    assert_int_equal(created, 0); /* run twice: no second invoice */
+    invs_t v = {0};
+    list(f, &v);
+    assert_int_equal(v.n, 1);
+    assert_int_equal(v.inv[0].total, INT64_C(49500000000)); /* 49.00 + 0.50 */
+
+    /* Late usage for January arrives after its invoice, plus February's own usage. */
+    usage(f, 2, "starter", JAN1_2026, 10);
+    usage(f, 3, "starter", FEB1_2026, 100);
+    assert_int_equal(tg_invoice_close_periods(f->st, f->cfg, &f->c, MAR1_2026, &created, &err), 0);
+    assert_int_equal(created, 1);
+    list(f, &v);
+    assert_int_equal(v.n, 2);
+    /* newest first: February bills 110 calls, 10 over: 49.00 + 0.10; January is unchanged */
+    assert_int_equal(v.inv[0].period_start, FEB1_2026);
+    assert_int_equal(v.inv[0].total, INT64_C(49100000000));
+    assert_int_equal(v.inv[1].total, INT64_C(49500000000));
+    list(f, &v);
+    for (size_t i = 0; i < v.n; i++)
+        tg_invoice_clear(&v.inv[i]);
+}
+
+static void test_plan_change_and_numbering(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    int created = 0;
+    /* 300 calls under starter, then an upgrade: 2000 under pro, same period */
+    usage(f, 1, "starter", JAN1_2026, 300);
+    usage(f, 2, "pro", JAN1_2026, 2000);
+    snprintf(f->c.plan_id, sizeof(f->c.plan_id), "pro");
+    assert_int_equal(tg_invoice_close_periods(f->st, f->cfg, &f->c, FEB1_2026, &created, &err), 0);
+    invs_t v = {0};
+    list(f, &v);
+    /* base of the plan at period end (199) + starter usage 200 x 0.01 + pro usage 1000 x 0.001 */
+    assert_int_equal(v.inv[0].total, INT64_C(202000000000));
+    assert_non_null(strstr(v.inv[0].body, "\"plan\":\"starter\""));
+    char id[TG_ID_MAX];
+    snprintf(id, sizeof(id), "%s", v.inv[0].id);
+    assert_int_equal(tg_store_invoice_transition(f->st, id, "paid", FEB1_2026, &err), TG_ESTATE); /* draft */
+    assert_int_equal(tg_store_invoice_transition(f->st, id, "open", FEB1_2026, &err), 0);
+    assert_int_equal(tg_store_invoice_transition(f->st, id, "open", FEB1_2026, &err), TG_ESTATE);
+    assert_int_equal(tg_invoice_close_periods(f->st, f->cfg, &f->c, MAR1_2026, &created, &err), 0);
+    list(f, &v);
+    assert_int_equal(tg_store_invoice_transition(f->st, v.inv[0].id, "open", MAR1_2026, &err), 0);
+    list(f, &v);
+    assert_string_equal(v.inv[1].number, "TG-2026-000001");
+    assert_string_equal(v.inv[0].number, "TG-2026-000002"); /* gapless, in order of finalization */
+    for (size_t i = 0; i < v.n; i++)
+        tg_invoice_clear(&v.inv[i]);
+}
+
+static void test_trial_prorates_base_fee(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    int created = 0;
+    f->c.trial_end = JAN1_2026 + 14 * 86400; /* 14 of January's 31 days on trial */
+    assert_int_equal(tg_invoice_close_periods(f->st, f->cfg, &f->c, FEB1_2026, &created, &err), 0);
+    invs_t v = {0};
+    list(f, &v);
+    /* 49.00 x 17/31 = 26.870967... -> 26.87 */
+    assert_int_equal(v.inv[0].total, INT64_C(26870000000));
+    tg_invoice_clear(&v.inv[0]);
+    f->c.trial_end = FEB1_2026 + 86400; /* a trial covering the whole period: no base fee */
+    tg_customer_t c2 = f->c;
+    snprintf(c2.id, sizeof(c2.id), "cus_2");
+    snprintf(c2.email, sizeof(c2.email), "b@b.co");
+    assert_int_equal(tg_store_customer_insert(f->st, &c2, &err), 0);
+    assert_int_equal(tg_invoice_close_periods(f->st, f->cfg, &c2, FEB1_2026, &created, &err), 0);
+    assert_int_equal(created, 1);
+    invs_t w = {0};
+    assert_int_equal(tg_store_invoice_list(f->st, "cus_2", grab, &w, &err), 0);
+    assert_int_equal(w.inv[0].total, 0);
+    tg_invoice_clear(&w.inv[0]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_close_idempotent_and_late_usage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plan_change_and_numbering, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trial_prorates_base_fee, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
