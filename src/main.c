@@ -35,6 +35,7 @@ static void usage_main(FILE *out)
             "  customers add|list|show|set-plan|suspend|resume   manage customers (admin API)\n"
             "  keys create|list|revoke|rotate                    manage API keys (admin API)\n"
             "  usage CUSTOMER_ID [--period YYYY-MM]               show a customer's usage\n"
+            "  invoices run|list|show|finalize|void|mark-paid     billing periods and invoices\n"
             "  help                   this text\n"
             "  version                print the version\n");
 }
@@ -275,6 +276,8 @@ int main(int argc, char **argv)
         return tg_cmd_keys(argc, argv);
     if (strcmp(cmd, "usage") == 0)
         return tg_cmd_usage(argc, argv);
+    if (strcmp(cmd, "invoices") == 0)
+        return tg_cmd_invoices(argc, argv);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage_main(stdout);
         return 0;

@@ -7,5 +7,6 @@
 int tg_cmd_customers(int argc, char **argv);
 int tg_cmd_keys(int argc, char **argv);
 int tg_cmd_usage(int argc, char **argv);
+int tg_cmd_invoices(int argc, char **argv);
 
 #endif

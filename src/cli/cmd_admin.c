@@ -19,7 +19,7 @@ typedef struct opts {
     const char *server;
     const char *config;
     int json;
-    const char *name, *email, *plan, *period;
+    const char *name, *email, *plan, *period, *customer;
     int test_mode, daily;
     long grace;
     int argc;
@@ -169,6 +169,7 @@ static int parse_opts(int argc, char **argv, opts_t *o, const char *usage)
         {"email", required_argument, NULL, 'e'},  {"plan", required_argument, NULL, 'p'},
         {"period", required_argument, NULL, 'P'}, {"test", no_argument, NULL, 't'},
         {"daily", no_argument, NULL, 'd'},        {"grace", required_argument, NULL, 'g'},
+        {"customer", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof(*o));
     o->grace = -1;
@@ -184,6 +185,7 @@ static int parse_opts(int argc, char **argv, opts_t *o, const char *usage)
         case 'e': o->email = optarg; break;
         case 'p': o->plan = optarg; break;
         case 'P': o->period = optarg; break;
+        case 'C': o->customer = optarg; break;
         case 't': o->test_mode = 1; break;
         case 'd': o->daily = 1; break;
         case 'g': {
@@ -480,6 +482,106 @@ int tg_cmd_usage(int argc, char **argv)
                                                    (long long)json_integer_value(json_object_get(d, "units")));
         }
     }
+    json_decref(res);
+    curl_global_cleanup();
+    return exit_code;
+}
+
+static const char invoices_usage[] = "usage: tollgate invoices run [--customer ID]\n"
+                                     "       tollgate invoices list [--customer ID]\n"
+                                     "       tollgate invoices show ID\n"
+                                     "       tollgate invoices finalize|void|mark-paid|mark-uncollectible ID\n"
+                                     "run closes every ended billing period that has no invoice yet (drafts).\n"
+                                     "options: --server URL -c CONFIG --json\n";
+
+static void print_invoice(json_t *inv)
+{
+    json_t *per = json_object_get(inv, "period"), *l;
+    printf("invoice %s  %s  %s\ncustomer %s, period %s to %s\n\n", str(inv, "id"), str(inv, "number"),
+           str(inv, "status"), str(inv, "customer"), str(per, "start"), str(per, "end"));
+    size_t i;
+    json_array_foreach(json_object_get(inv, "lines"), i, l)
+        printf("  %-56s %8lld %14s\n", str(l, "description"), (long long)json_integer_value(json_object_get(l, "quantity")),
+               str(l, "amount"));
+    printf("\n  %-56s %8s %14s %s\n", "Total", "", str(inv, "total"), str(inv, "currency"));
+}
+
+int tg_cmd_invoices(int argc, char **argv)
+{
+    opts_t o;
+    if (argc < 2) {
+        fprintf(stderr, "%s", invoices_usage);
+        return 2;
+    }
+    const char *sub = argv[1];
+    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0) {
+        printf("%s", invoices_usage);
+        return 0;
+    }
+    int rc = parse_opts(argc - 1, argv + 1, &o, invoices_usage);
+    if (rc != 0)
+        return rc == 1 ? 0 : 2;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    json_t *res = NULL, *body = NULL;
+    long status;
+    char path[512];
+    int exit_code = 0;
+    if (strcmp(sub, "run") == 0 && o.argc == 0) {
+        body = o.customer != NULL ? json_pack("{s:s}", "customer", o.customer) : json_object();
+        status = call_api(&o, "POST", "/v1/admin/invoices/run", body, &res);
+        if (status != 200)
+            exit_code = api_failed(status, res);
+        else if (o.json)
+            print_json(res);
+        else
+            printf("%lld invoice(s) created, %lld customer(s) failed\n",
+                   (long long)json_integer_value(json_object_get(res, "created")),
+                   (long long)json_integer_value(json_object_get(res, "failed")));
+    } else if (strcmp(sub, "list") == 0 && o.argc == 0) {
+        snprintf(path, sizeof(path), "/v1/admin/invoices%s%s", o.customer ? "?customer=" : "",
+                 o.customer ? o.customer : "");
+        status = call_api(&o, "GET", path, NULL, &res);
+        if (status != 200)
+            exit_code = api_failed(status, res);
+        else if (o.json)
+            print_json(res);
+        else {
+            json_t *data = json_object_get(res, "data"), *inv;
+            size_t n = json_array_size(data), i;
+            const char **cells = calloc(n * 6 + 1, sizeof(char *));
+            json_array_foreach(data, i, inv)
+            {
+                cells[i * 6] = str(inv, "id");
+                cells[i * 6 + 1] = str(inv, "number");
+                cells[i * 6 + 2] = str(inv, "customer");
+                cells[i * 6 + 3] = str(json_object_get(inv, "period"), "start");
+                cells[i * 6 + 4] = str(inv, "status");
+                cells[i * 6 + 5] = str(inv, "total");
+            }
+            static const char *const head[] = {"ID", "NUMBER", "CUSTOMER", "PERIOD", "STATUS", "TOTAL"};
+            print_table(head, 6, cells, n);
+            free(cells);
+        }
+    } else if (o.argc == 1 && (strcmp(sub, "show") == 0 || strcmp(sub, "finalize") == 0 || strcmp(sub, "void") == 0 ||
+                               strcmp(sub, "mark-paid") == 0 || strcmp(sub, "mark-uncollectible") == 0)) {
+        if (strcmp(sub, "show") == 0) {
+            snprintf(path, sizeof(path), "/v1/admin/invoices/%s", o.argv[0]);
+            status = call_api(&o, "GET", path, NULL, &res);
+        } else {
+            snprintf(path, sizeof(path), "/v1/admin/invoices/%s/%s", o.argv[0], sub);
+            status = call_api(&o, "POST", path, NULL, &res);
+        }
+        if (status != 200)
+            exit_code = api_failed(status, res);
+        else if (o.json)
+            print_json(res);
+        else
+            print_invoice(res);
+    } else {
+        fprintf(stderr, "tollgate invoices: bad arguments for \"%s\"\n%s", sub, invoices_usage);
+        exit_code = 2;
+    }
+    json_decref(body);
     json_decref(res);
     curl_global_cleanup();
     return exit_code;

@@ -91,7 +91,7 @@ test('check-config: exit codes and FILE:LINE messages', async () => {
     assert.equal(r.status, 2);
     r = spawnSync(TOLLGATE, ['frobnicate'], { encoding: 'utf8' });
     assert.equal(r.status, 2);
-    for (const cmd of ['serve', 'check-config', 'migrate', 'quote', 'customers', 'keys', 'usage']) {
+    for (const cmd of ['serve', 'check-config', 'migrate', 'quote', 'customers', 'keys', 'usage', 'invoices']) {
       r = spawnSync(TOLLGATE, [cmd, '--help'], { encoding: 'utf8' });
       assert.equal(r.status, 0, `${cmd} --help`);
       assert.match(r.stdout, /usage: tollgate/);

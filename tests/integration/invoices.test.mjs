@@ -53,6 +53,13 @@ test('usage through the gateway becomes an exact, numbered invoice', async () =>
     assert.match(page, new RegExp(inv.json.number));
     assert.match(page, /10\.75/);
 
+    // the CLI shows the same invoice
+    const cli = s.cli(['invoices', 'list', '--customer', customer.id, '--server', s.admin]);
+    assert.equal(cli.status, 0, cli.stderr);
+    assert.match(cli.stdout, new RegExp(`${inv.json.number}\\s+${customer.id}\\s+\\S+\\s+paid\\s+10\\.75`));
+    const show = s.cli(['invoices', 'show', id, '--server', s.admin]);
+    assert.match(show.stdout, /Total\s+10\.75 usd/);
+
     // the next period's upcoming invoice has the two later calls, within the allowance
     const next = await s.adminCall('GET', `/v1/admin/customers/${customer.id}/invoices/upcoming`);
     assert.equal(next.json.total, '10.00');
