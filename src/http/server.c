@@ -264,7 +264,7 @@ void tg_server_free(tg_server_t *srv)
      * are left to process exit: h2o 2.2 has no API to close the connections it accepted, and
      * disposing a context under open connections is unsafe. They stay reachable from `kept`, so
      * leak checkers do not flag them. */
-    static struct tg_server *kept;
+    static struct tg_server *volatile kept; /* volatile: the store must not be optimised away */
     kept = srv;
     (void)kept;
 }
