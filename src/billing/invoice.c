@@ -155,7 +155,7 @@ int tg_invoice_close_periods(tg_store_t *st, const tg_config_t *cfg, const tg_cu
         int64_t pe = tg_period_boundary(c->anchor_at, plan->interval, k + 1);
         if (pe > now_s)
             break;
-        tg_invoice_t draft = {0}, out = {0};
+        tg_invoice_t draft = {0};
         uint8_t raw[12];
         char hex[25];
         randombytes_buf(raw, sizeof(raw));
@@ -166,9 +166,8 @@ int tg_invoice_close_periods(tg_store_t *st, const tg_config_t *cfg, const tg_cu
         draft.period_end = pe;
         draft.created_at = now_s;
         int made = 0;
-        int rc = tg_store_invoice_create(st, &draft, build_cb, &b, &made, &out, err);
+        int rc = tg_store_invoice_create(st, &draft, build_cb, &b, &made, NULL, err);
         free(draft.body);
-        tg_invoice_clear(&out);
         if (rc != 0)
             return rc;
         *created += made;

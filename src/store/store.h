@@ -150,7 +150,7 @@ typedef int (*tg_invoice_build_cb)(const tg_unbilled_t *rows, size_t n, tg_invoi
 /* In one transaction: if the customer has no invoice for period_start, gathers the usage of
  * periods up to period_start not yet invoiced, calls build, stores the draft invoice and marks
  * that usage invoiced. *created is 1 if an invoice was made, 0 if one existed (idempotent);
- * *out receives the (new or existing) invoice. */
+ * *out (may be NULL) receives the (new or existing) invoice. */
 int tg_store_invoice_create(tg_store_t *st, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg,
                             int *created, tg_invoice_t *out, tg_err_t *err);
 
@@ -160,6 +160,12 @@ int tg_store_usage_unbilled(tg_store_t *st, const char *customer_id, int64_t per
                             void *arg, tg_err_t *err);
 
 int tg_store_invoice_get(tg_store_t *st, const char *id, tg_invoice_t *out, tg_err_t *err);
+
+/* An explicit write transaction around many calls (period closing for thousands of customers
+ * commits once per batch instead of once per invoice). Calls made inside nest as savepoints. */
+int tg_store_tx_begin(tg_store_t *st, tg_err_t *err);
+int tg_store_tx_commit(tg_store_t *st, tg_err_t *err);
+void tg_store_tx_rollback(tg_store_t *st);
 typedef int (*tg_invoice_cb)(const tg_invoice_t *inv, void *arg);
 /* customer_id NULL lists all, newest period first. */
 int tg_store_invoice_list(tg_store_t *st, const char *customer_id, tg_invoice_cb cb, void *arg, tg_err_t *err);

@@ -743,17 +743,44 @@ static int collect_unbilled(const tg_unbilled_t *row, void *arg)
     return 0;
 }
 
+int tg_store_tx_begin(tg_store_t *st, tg_err_t *err)
+{
+    return exec(st, "BEGIN IMMEDIATE", err, "starting a transaction");
+}
+
+int tg_store_tx_commit(tg_store_t *st, tg_err_t *err)
+{
+    int rc = exec(st, "COMMIT", err, "committing a transaction");
+    if (rc != 0)
+        exec(st, "ROLLBACK", NULL, "");
+    return rc;
+}
+
+void tg_store_tx_rollback(tg_store_t *st)
+{
+    if (!sqlite3_get_autocommit(st->db))
+        exec(st, "ROLLBACK", NULL, "");
+}
+
 int tg_store_invoice_create(tg_store_t *st, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg, int *created,
                             tg_invoice_t *out, tg_err_t *err)
 {
     *created = 0;
-    int rc = exec(st, "BEGIN IMMEDIATE", err, "creating an invoice");
+    /* Inside a caller's transaction this is a savepoint; alone it is its own write transaction. */
+    int outer = !sqlite3_get_autocommit(st->db);
+    const char *begin = outer ? "SAVEPOINT invoice" : "BEGIN IMMEDIATE";
+    const char *commit = outer ? "RELEASE invoice" : "COMMIT";
+    const char *rollback = outer ? "ROLLBACK TO invoice; RELEASE invoice" : "ROLLBACK";
+    int rc = exec(st, begin, err, "creating an invoice");
     if (rc != 0)
         return rc;
+    tg_invoice_t existing;
     rc = find_invoice(st, "SELECT " INVOICE_COLS " FROM invoices WHERE customer_id = ? AND period_start = ?",
-                      draft->customer_id, draft->period_start, out, err);
+                      draft->customer_id, draft->period_start, out != NULL ? out : &existing, err);
+    if (rc == 0 && out == NULL)
+        tg_invoice_clear(&existing);
     if (rc == 0 || rc != TG_ENOTFOUND) { /* exists already (idempotent), or failed */
-        exec(st, rc == 0 ? "COMMIT" : "ROLLBACK", NULL, "");
+        exec(st, rc == 0 ? commit : rollback, NULL, "");
         return rc;
     }
     unbilled_vec_t v = {0};
@@ -793,14 +820,14 @@ int tg_store_invoice_create(tg_store_t *st, tg_invoice_t *draft, tg_invoice_buil
         rc = db_error(st, err, "marking usage invoiced");
         goto fail;
     }
-    if ((rc = exec(st, "COMMIT", err, "committing an invoice")) != 0)
+    if ((rc = exec(st, commit, err, "committing an invoice")) != 0)
         goto fail;
     free(v.rows);
     *created = 1;
-    return tg_store_invoice_get(st, draft->id, out, err);
+    return out != NULL ? tg_store_invoice_get(st, draft->id, out, err) : 0;
 fail:
     free(v.rows);
-    exec(st, "ROLLBACK", NULL, "");
+    exec(st, rollback, NULL, "");
     return rc;
 }
 
