@@ -176,10 +176,12 @@ static json_t *customer_json(tg_admin_t *a, const tg_customer_t *c)
     const tg_plan_t *plan = tg_config_find_plan(a->d.cfg, c->plan_id);
     if (plan != NULL)
         tg_period_bounds(c->anchor_at, plan->interval, now, &ps, &pe);
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:{s:o,s:o}}", "id", c->id, "email", c->email, "name", c->name,
-                     "plan", c->plan_id, "status", display_status(c, now), "created_at", json_time(c->created_at),
-                     "trial_end", json_time(c->trial_end), "current_period", "start", json_time(ps), "end",
-                     json_time(pe));
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:{s:o,s:o},s:o,s:o,s:o}", "id", c->id, "email", c->email,
+                     "name", c->name, "plan", c->plan_id, "status", display_status(c, now), "created_at",
+                     json_time(c->created_at), "trial_end", json_time(c->trial_end), "current_period", "start",
+                     json_time(ps), "end", json_time(pe), "pending_plan",
+                     c->pending_plan_id[0] ? json_string(c->pending_plan_id) : json_null(), "pending_at",
+                     json_time(c->pending_at), "cancel_at", json_time(c->cancel_at));
 }
 
 static int valid_email(const char *e)
@@ -275,6 +277,79 @@ static int load_customer(tg_admin_t *a, const segs_t *s, size_t idx, tg_customer
     return 0;
 }
 
+/* A plan's base price per month, to tell upgrades from downgrades across intervals. */
+static __int128 monthly_price(const tg_plan_t *p)
+{
+    return p->interval == TG_INTERVAL_YEAR ? (__int128)p->price / 12 : (__int128)p->price;
+}
+
+static int add_item(tg_admin_t *a, const tg_customer_t *c, const char *desc, tg_money_t amount, const char *currency,
+                    tg_err_t *err)
+{
+    tg_invoice_item_t it = {0};
+    snprintf(it.customer_id, sizeof(it.customer_id), "%s", c->id);
+    it.created_at = now_s();
+    snprintf(it.description, sizeof(it.description), "%s", desc);
+    it.amount = amount;
+    snprintf(it.currency, sizeof(it.currency), "%s", currency);
+    return tg_store_invoice_item_add(a->d.store, &it, err);
+}
+
+/* Changes c's plan in memory (the caller stores it). An upgrade, or "when": "now", takes effect
+ * at once; during a paid period it is prorated by seconds: the old plan is charged for the time
+ * it was in force and the new plan's fee, billed in full at the period's end, is credited for
+ * that same time. A downgrade waits for the next period (pending_plan_id). Returns non-zero if
+ * it replied with an error. */
+static int change_plan(tg_admin_t *a, tg_customer_t *c, const tg_plan_t *to, const char *when, tg_admin_response_t *res)
+{
+    const tg_plan_t *from = tg_config_find_plan(a->d.cfg, c->plan_id);
+    int64_t now = now_s();
+    if (from == NULL || from == to) {
+        snprintf(c->plan_id, sizeof(c->plan_id), "%s", to->id);
+        c->pending_plan_id[0] = '\0';
+        c->pending_at = 0;
+        return 0;
+    }
+    if (strcmp(from->currency, to->currency) != 0) {
+        reply_error(res, 400, "bad_request", "plan: %s is billed in %s and %s in %s; a customer cannot change currency.",
+                    from->id, from->currency, to->id, to->currency);
+        return -1;
+    }
+    int64_t ps, pe;
+    tg_period_bounds(c->anchor_at, from->interval, now, &ps, &pe);
+    int upgrade = monthly_price(to) > monthly_price(from);
+    if ((when != NULL && strcmp(when, "period_end") == 0) || (when == NULL && !upgrade)) {
+        snprintf(c->pending_plan_id, sizeof(c->pending_plan_id), "%s", to->id);
+        c->pending_at = pe;
+        return 0;
+    }
+    int64_t paid_from = c->trial_end > ps ? c->trial_end : ps;
+    if (now > paid_from && from->interval == to->interval) {
+        tg_money_t old_part, new_credit;
+        tg_err_t err = {0};
+        char desc[TG_NAME_MAX];
+        if (tg_prorate(from->price, now - paid_from, pe - ps, &old_part) != 0 ||
+            tg_prorate(to->price, now - paid_from, pe - ps, &new_credit) != 0) {
+            reply_error(res, 400, "bad_request", "The plan change cannot be prorated.");
+            return -1;
+        }
+        snprintf(desc, sizeof(desc), "%s plan until the change (%" PRId64 " of %" PRId64 " days)", from->name,
+                 (now - paid_from + 43199) / 86400, (pe - ps + 43199) / 86400);
+        int rc = add_item(a, c, desc, old_part, from->currency, &err);
+        snprintf(desc, sizeof(desc), "%s plan credit for the time before the change", to->name);
+        if (rc == 0)
+            rc = add_item(a, c, desc, -new_credit, to->currency, &err);
+        if (rc != 0) {
+            reply_error(res, 500, "internal_error", "Storing the proration failed: %s", err.msg);
+            return -1;
+        }
+    }
+    snprintf(c->plan_id, sizeof(c->plan_id), "%s", to->id);
+    c->pending_plan_id[0] = '\0';
+    c->pending_at = 0;
+    return 0;
+}
+
 static void patch_customer(tg_admin_t *a, tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res)
 {
     json_t *body = parse_body(r, res);
@@ -282,10 +357,12 @@ static void patch_customer(tg_admin_t *a, tg_customer_t *c, const tg_admin_reque
         return;
     int bad = 0;
     const char *plan_id = opt_string(body, "plan", &bad), *status = opt_string(body, "status", &bad),
-               *name = opt_string(body, "name", &bad);
+               *name = opt_string(body, "name", &bad), *when = opt_string(body, "when", &bad);
     const tg_plan_t *plan = plan_id != NULL ? tg_config_find_plan(a->d.cfg, plan_id) : NULL;
     if (bad)
-        reply_error(res, 400, "bad_request", "plan, status and name must be strings.");
+        reply_error(res, 400, "bad_request", "plan, status, name and when must be strings.");
+    else if (when != NULL && strcmp(when, "now") != 0 && strcmp(when, "period_end") != 0)
+        reply_error(res, 400, "bad_request", "when: \"now\" or \"period_end\", not \"%s\".", when);
     else if (plan_id != NULL && plan == NULL)
         reply_error(res, 400, "bad_request", "plan: \"%s\" is not a plan.", plan_id);
     else if (status != NULL && strcmp(status, "active") != 0 && strcmp(status, "suspended") != 0 &&
@@ -295,25 +372,104 @@ static void patch_customer(tg_admin_t *a, tg_customer_t *c, const tg_admin_reque
     else if (name != NULL && strlen(name) >= TG_NAME_MAX)
         reply_error(res, 400, "bad_request", "name: at most %d characters.", TG_NAME_MAX - 1);
     else {
-        if (plan != NULL)
-            snprintf(c->plan_id, sizeof(c->plan_id), "%s", plan->id);
+        /* The proration items and the customer change commit together or not at all. */
+        tg_err_t err = {0};
+        if (tg_store_tx_begin(a->d.store, &err) != 0) {
+            reply_error(res, 500, "internal_error", "Updating the customer failed: %s", err.msg);
+            json_decref(body);
+            return;
+        }
+        if (plan != NULL && change_plan(a, c, plan, when, res) != 0) {
+            tg_store_tx_rollback(a->d.store); /* change_plan replied */
+            json_decref(body);
+            return;
+        }
         if (status != NULL) {
             /* Resuming during a trial returns to the trial. */
             if (strcmp(status, "active") == 0 && c->trial_end > now_s())
                 status = "trialing";
             snprintf(c->status, sizeof(c->status), "%s", status);
+            if (strcmp(status, "canceled") == 0 && c->cancel_at == 0)
+                c->cancel_at = now_s();
         }
         if (name != NULL)
             snprintf(c->name, sizeof(c->name), "%s", name);
-        tg_err_t err = {0};
-        if (tg_store_customer_update(a->d.store, c, &err) != 0)
+        if (tg_store_customer_update(a->d.store, c, &err) != 0 || tg_store_tx_commit(a->d.store, &err) != 0) {
+            tg_store_tx_rollback(a->d.store);
             reply_error(res, 500, "internal_error", "Updating the customer failed: %s", err.msg);
-        else if (tg_accounts_put_customer(a->d.accounts, c, &err) != 0)
+        } else if (tg_accounts_put_customer(a->d.accounts, c, &err) != 0)
             reply_error(res, 500, "internal_error", "%s", err.msg);
         else
             reply_json(res, 200, customer_json(a, c));
     }
     json_decref(body);
+}
+
+/* POST /v1/admin/customers/{id}/cancel {"at_period_end": true}: at the period's end access stops
+ * and that period is invoiced as usual; at once, access stops now and a final invoice bills the
+ * usage to date and the base fee up to now. */
+static void cancel_customer(tg_admin_t *a, tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    json_t *body = parse_body(r, res);
+    if (body == NULL)
+        return;
+    json_t *ape = json_object_get(body, "at_period_end");
+    if (ape != NULL && !json_is_boolean(ape)) {
+        reply_error(res, 400, "bad_request", "at_period_end must be true or false.");
+        json_decref(body);
+        return;
+    }
+    int at_end = ape == NULL || json_is_true(ape);
+    const tg_plan_t *plan = tg_config_find_plan(a->d.cfg, c->plan_id);
+    int64_t now = now_s(), ps, pe;
+    tg_period_bounds(c->anchor_at, plan->interval, now, &ps, &pe);
+    tg_err_t err = {0};
+    if (strcmp(c->status, "canceled") == 0) {
+        reply_error(res, 409, "conflict", "Customer %s is canceled already.", c->id);
+    } else if (at_end) {
+        c->cancel_at = pe;
+        if (tg_store_customer_update(a->d.store, c, &err) != 0)
+            reply_error(res, 500, "internal_error", "Canceling failed: %s", err.msg);
+        else
+            reply_json(res, 200, customer_json(a, c));
+    } else {
+        c->cancel_at = now;
+        snprintf(c->status, sizeof(c->status), "canceled");
+        if (tg_store_customer_update(a->d.store, c, &err) != 0 || tg_accounts_put_customer(a->d.accounts, c, &err) != 0)
+            reply_error(res, 500, "internal_error", "Canceling failed: %s", err.msg);
+        else {
+            if (a->d.meter != NULL)
+                tg_meter_flush(a->d.meter); /* the final invoice includes every answered call */
+            if (tg_invoice_close_final(a->d.store, a->d.cfg, c, now, &err) != 0)
+                reply_error(res, 500, "internal_error", "Canceled, but the final invoice failed: %s", err.msg);
+            else
+                reply_json(res, 200, customer_json(a, c));
+        }
+    }
+    json_decref(body);
+}
+
+/* Scheduled changes: downgrades due at a period start, cancellations due at a period end. */
+static int apply_scheduled_cb(const tg_customer_t *c, void *arg)
+{
+    tg_admin_t *a = arg;
+    int64_t now = now_s();
+    tg_customer_t u = *c;
+    int changed = 0;
+    if (u.pending_plan_id[0] != '\0' && now >= u.pending_at && tg_config_find_plan(a->d.cfg, u.pending_plan_id)) {
+        snprintf(u.plan_id, sizeof(u.plan_id), "%s", u.pending_plan_id);
+        u.pending_plan_id[0] = '\0';
+        u.pending_at = 0;
+        changed = 1;
+    }
+    if (u.cancel_at != 0 && now >= u.cancel_at && strcmp(u.status, "canceled") != 0) {
+        snprintf(u.status, sizeof(u.status), "canceled");
+        changed = 1;
+    }
+    tg_err_t err = {0};
+    if (changed && tg_store_customer_update(a->d.store, &u, &err) == 0)
+        tg_accounts_put_customer(a->d.accounts, &u, &err);
+    return 0;
 }
 
 /* ---- keys ---- */
@@ -755,9 +911,14 @@ static int close_periods(tg_admin_t *a, const char *customer_id, close_ctx_t *cc
         for (; i < end; i++) {
             int made = 0;
             tg_err_t e = {0};
-            if (tg_invoice_close_periods(a->d.store, a->d.cfg, &cc->list[i], now, &made, &e) != 0 &&
-                cc->failures++ == 0)
-                snprintf(cc->first_error, sizeof(cc->first_error), "%s", e.msg);
+            if (tg_invoice_close_periods(a->d.store, a->d.cfg, &cc->list[i], now, &made, &e) != 0) {
+                if (cc->failures++ == 0)
+                    snprintf(cc->first_error, sizeof(cc->first_error), "%s", e.msg);
+                continue;
+            }
+            /* Only once its last period is invoiced under the old plan does a scheduled change
+             * (downgrade, cancellation at period end) take effect. */
+            apply_scheduled_cb(&cc->list[i], a);
             batch_created += made;
         }
         if ((rc = tg_store_tx_commit(a->d.store, err)) != 0)
@@ -1028,7 +1189,7 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
             reply_error(res, 405, "method_not_allowed", "Use GET or PATCH.");
             return;
         }
-        if (s.n > 5 || (s.n == 5 && !seg_is(&s, 4, "keys") && !seg_is(&s, 4, "usage"))) {
+        if (s.n > 5 || (s.n == 5 && !seg_is(&s, 4, "keys") && !seg_is(&s, 4, "usage") && !seg_is(&s, 4, "cancel"))) {
             reply_error(res, 404, "not_found", "No such route.");
             return;
         }
@@ -1050,6 +1211,8 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
                 reply_json(res, 200, json_pack("{s:o}", "data", lc.arr));
         } else if (seg_is(&s, 4, "usage") && method_is(r, "GET"))
             get_usage(a, &c, r, res);
+        else if (seg_is(&s, 4, "cancel") && method_is(r, "POST"))
+            cancel_customer(a, &c, r, res);
         else
             reply_error(res, 405, "method_not_allowed", "Method not allowed here.");
         return;

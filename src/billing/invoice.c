@@ -58,7 +58,7 @@ static json_t *line_json(const tg_line_t *l, const char *plan_id, int d)
 }
 
 int tg_invoice_build(const tg_config_t *cfg, const tg_customer_t *c, const tg_unbilled_t *rows, size_t n,
-                     tg_invoice_t *inv, tg_err_t *err)
+                     const tg_invoice_item_t *items, size_t nitems, tg_invoice_t *inv, tg_err_t *err)
 {
     const tg_plan_t *plan = tg_config_find_plan(cfg, c->plan_id);
     if (plan == NULL)
@@ -69,18 +69,22 @@ int tg_invoice_build(const tg_config_t *cfg, const tg_customer_t *c, const tg_un
     tg_money_t total = 0;
     int64_t ps = inv->period_start, pe = inv->period_end;
 
-    /* Base fee of the plan in force at the period's end, less any trial inside the period. */
+    /* Base fee of the plan in force at the period's end, less any trial inside the period, and
+     * only up to the end of a period cut short by cancellation. */
+    int64_t natural_start, natural_end;
+    tg_period_bounds(c->anchor_at, plan->interval, ps, &natural_start, &natural_end);
     int64_t paid_from = c->trial_end > ps ? c->trial_end : ps;
     if (paid_from < pe && plan->price != 0) {
         tg_money_t base = plan->price;
         char desc[192];
-        if (paid_from > ps) {
-            if ((rc = tg_prorate(plan->price, pe - paid_from, pe - ps, &base)) != 0) {
+        if (paid_from > ps || pe < natural_end) {
+            if ((rc = tg_prorate(plan->price, pe - paid_from, natural_end - ps, &base)) != 0) {
                 json_decref(lines);
                 return tg_errf(err, rc, "prorating the base fee of %s", c->id);
             }
-            snprintf(desc, sizeof(desc), "%s plan, after the trial (%" PRId64 " of %" PRId64 " days)", plan->name,
-                     (pe - paid_from + 43199) / 86400, (pe - ps + 43199) / 86400);
+            snprintf(desc, sizeof(desc), "%s plan, %" PRId64 " of %" PRId64 " days%s", plan->name,
+                     (pe - paid_from + 43199) / 86400, (natural_end - ps + 43199) / 86400,
+                     paid_from > ps ? " after the trial" : " until cancellation");
         } else {
             snprintf(desc, sizeof(desc), "%s plan, 1 %s", plan->name, plan->interval == TG_INTERVAL_YEAR ? "year" : "month");
         }
@@ -115,6 +119,18 @@ int tg_invoice_build(const tg_config_t *cfg, const tg_customer_t *c, const tg_un
             rc = tg_errf(err, TG_ERANGE, "the invoice of %s overflows the money range", c->id);
         tg_quote_free(&q);
     }
+    for (size_t i = 0; i < nitems && rc == 0; i++) {
+        if (strcmp(items[i].currency, plan->currency) != 0) {
+            rc = tg_errf(err, TG_ECONFIG, "an item of %s is in %s, the invoice in %s", c->id, items[i].currency,
+                         plan->currency);
+            break;
+        }
+        tg_money_t amount = tg_money_round(items[i].amount, d);
+        json_array_append_new(lines, json_pack("{s:s,s:n,s:n,s:i,s:o}", "description", items[i].description, "plan",
+                                               "metric", "quantity", 1, "amount", money_json(amount, d)));
+        if (tg_money_add(total, amount, &total) != 0)
+            rc = tg_errf(err, TG_ERANGE, "the invoice of %s overflows the money range", c->id);
+    }
     if (rc != 0) {
         json_decref(lines);
         return rc;
@@ -135,10 +151,40 @@ typedef struct {
     const tg_customer_t *c;
 } build_ctx_t;
 
-static int build_cb(const tg_unbilled_t *rows, size_t n, tg_invoice_t *inv, void *arg, tg_err_t *err)
+static int build_cb(const tg_unbilled_t *rows, size_t n, const tg_invoice_item_t *items, size_t nitems,
+                    tg_invoice_t *inv, void *arg, tg_err_t *err)
 {
     build_ctx_t *b = arg;
-    return tg_invoice_build(b->cfg, b->c, rows, n, inv, err);
+    return tg_invoice_build(b->cfg, b->c, rows, n, items, nitems, inv, err);
+}
+
+static void new_invoice_id(char *out, size_t cap)
+{
+    uint8_t raw[12];
+    char hex[25];
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2hex(hex, sizeof(hex), raw, sizeof(raw));
+    snprintf(out, cap, "inv_%s", hex);
+}
+
+int tg_invoice_close_final(tg_store_t *st, const tg_config_t *cfg, const tg_customer_t *c, int64_t now_s,
+                           tg_err_t *err)
+{
+    const tg_plan_t *plan = tg_config_find_plan(cfg, c->plan_id);
+    if (plan == NULL)
+        return tg_errf(err, TG_ECONFIG, "customer %s is on an unknown plan", c->id);
+    tg_invoice_t draft = {0};
+    int64_t pe;
+    tg_period_bounds(c->anchor_at, plan->interval, now_s, &draft.period_start, &pe);
+    draft.period_end = now_s;
+    new_invoice_id(draft.id, sizeof(draft.id));
+    snprintf(draft.customer_id, sizeof(draft.customer_id), "%s", c->id);
+    draft.created_at = now_s;
+    build_ctx_t b = {cfg, c};
+    int made = 0;
+    int rc = tg_store_invoice_create(st, &draft, build_cb, &b, &made, NULL, err);
+    free(draft.body);
+    return rc;
 }
 
 int tg_invoice_close_periods(tg_store_t *st, const tg_config_t *cfg, const tg_customer_t *c, int64_t now_s,
@@ -153,14 +199,10 @@ int tg_invoice_close_periods(tg_store_t *st, const tg_config_t *cfg, const tg_cu
     for (int64_t k = 0;; k++) {
         int64_t ps = tg_period_boundary(c->anchor_at, plan->interval, k);
         int64_t pe = tg_period_boundary(c->anchor_at, plan->interval, k + 1);
-        if (pe > now_s)
+        if (pe > now_s || (c->cancel_at != 0 && ps >= c->cancel_at))
             break;
         tg_invoice_t draft = {0};
-        uint8_t raw[12];
-        char hex[25];
-        randombytes_buf(raw, sizeof(raw));
-        sodium_bin2hex(hex, sizeof(hex), raw, sizeof(raw));
-        snprintf(draft.id, sizeof(draft.id), "inv_%s", hex);
+        new_invoice_id(draft.id, sizeof(draft.id));
         snprintf(draft.customer_id, sizeof(draft.customer_id), "%s", c->id);
         draft.period_start = ps;
         draft.period_end = pe;
@@ -175,26 +217,6 @@ int tg_invoice_close_periods(tg_store_t *st, const tg_config_t *cfg, const tg_cu
     return 0;
 }
 
-typedef struct {
-    tg_unbilled_t *rows;
-    size_t n, cap;
-} rows_t;
-
-static int collect(const tg_unbilled_t *row, void *arg)
-{
-    rows_t *r = arg;
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 16;
-        tg_unbilled_t *nr = realloc(r->rows, cap * sizeof(*nr));
-        if (nr == NULL)
-            return 1;
-        r->rows = nr;
-        r->cap = cap;
-    }
-    r->rows[r->n++] = *row;
-    return 0;
-}
-
 char *tg_invoice_preview(tg_store_t *st, const tg_config_t *cfg, const tg_customer_t *c, int64_t now_s, tg_err_t *err)
 {
     const tg_plan_t *plan = tg_config_find_plan(cfg, c->plan_id);
@@ -206,12 +228,10 @@ char *tg_invoice_preview(tg_store_t *st, const tg_config_t *cfg, const tg_custom
     tg_period_bounds(c->anchor_at, plan->interval, now_s, &inv.period_start, &inv.period_end);
     snprintf(inv.customer_id, sizeof(inv.customer_id), "%s", c->id);
     snprintf(inv.status, sizeof(inv.status), "upcoming");
-    rows_t r = {0};
+    build_ctx_t b = {cfg, c};
     char *out = NULL;
-    if (tg_store_usage_unbilled(st, c->id, inv.period_start, collect, &r, err) == 0 &&
-        tg_invoice_build(cfg, c, r.rows, r.n, &inv, err) == 0)
+    if (tg_store_invoice_preview(st, &inv, build_cb, &b, err) == 0)
         out = tg_invoice_to_json(&inv);
-    free(r.rows);
     free(inv.body);
     return out;
 }

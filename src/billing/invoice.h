@@ -17,12 +17,18 @@
 #include "util/err.h"
 
 /* Fills inv->currency, inv->total and inv->body (malloc'd JSON: lines, subtotal, total) for the
- * period [inv->period_start, inv->period_end) of customer c. */
+ * period [inv->period_start, inv->period_end) of customer c, with its unbilled usage and pending
+ * items. A period cut short (final invoice at cancellation) prorates the base fee. */
 int tg_invoice_build(const tg_config_t *cfg, const tg_customer_t *c, const tg_unbilled_t *rows, size_t n,
-                     tg_invoice_t *inv, tg_err_t *err);
+                     const tg_invoice_item_t *items, size_t nitems, tg_invoice_t *inv, tg_err_t *err);
 
-/* Creates the draft invoices of every period of c that ended at or before now_s and has none.
- * Idempotent and restartable: each invoice is its own transaction. *created counts new ones. */
+/* The final invoice of a customer canceled at once: the current period up to now_s. */
+int tg_invoice_close_final(tg_store_t *st, const tg_config_t *cfg, const tg_customer_t *c, int64_t now_s,
+                           tg_err_t *err);
+
+/* Creates the draft invoices of every period of c that ended at or before now_s and has none
+ * (periods starting after a cancellation are skipped). Idempotent and restartable: each
+ * invoice is its own transaction, or savepoint inside the caller's. *created counts new ones. */
 int tg_invoice_close_periods(tg_store_t *st, const tg_config_t *cfg, const tg_customer_t *c, int64_t now_s,
                              int *created, tg_err_t *err);
 

@@ -66,6 +66,20 @@ const tg_migration_t tg_sqlite_migrations[] = {
      "CREATE INDEX invoices_customer ON invoices(customer_id, period_start);"
      /* Gapless numbering per year: the counter moves in the transaction that finalizes. */
      "CREATE TABLE invoice_numbers (year INTEGER PRIMARY KEY, last INTEGER NOT NULL);"},
+    {3, "plan changes and cancellation",
+     "ALTER TABLE customers ADD COLUMN pending_plan_id TEXT NOT NULL DEFAULT '';"
+     "ALTER TABLE customers ADD COLUMN pending_at INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE customers ADD COLUMN cancel_at INTEGER NOT NULL DEFAULT 0;"
+     /* One-off amounts (proration of a plan change) waiting for the next invoice. */
+     "CREATE TABLE invoice_items ("
+     "  id INTEGER PRIMARY KEY,"
+     "  customer_id TEXT NOT NULL REFERENCES customers(id),"
+     "  created_at INTEGER NOT NULL,"
+     "  description TEXT NOT NULL,"
+     "  amount INTEGER NOT NULL,"
+     "  currency TEXT NOT NULL,"
+     "  invoice_id TEXT);"
+     "CREATE INDEX invoice_items_open ON invoice_items(customer_id, invoice_id);"},
 };
 
 const size_t tg_sqlite_migrations_count = sizeof(tg_sqlite_migrations) / sizeof(tg_sqlite_migrations[0]);

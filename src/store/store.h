@@ -32,6 +32,9 @@ typedef struct tg_customer {
     int64_t created_at;         /* seconds since epoch */
     int64_t anchor_at;          /* billing period anchor, seconds */
     int64_t trial_end;          /* seconds; 0 = no trial */
+    char pending_plan_id[TG_PLAN_ID_MAX]; /* a downgrade waiting for pending_at; "" = none */
+    int64_t pending_at;
+    int64_t cancel_at; /* access ends then (0 = not canceled) */
 } tg_customer_t;
 
 typedef struct tg_key {
@@ -142,22 +145,34 @@ typedef struct tg_unbilled {
     uint64_t units;
 } tg_unbilled_t;
 
-/* Builds an invoice from the unbilled usage (billing code): fills inv->total, inv->currency and
- * inv->body (malloc'd). Returns 0 or an error. */
-typedef int (*tg_invoice_build_cb)(const tg_unbilled_t *rows, size_t n, tg_invoice_t *inv, void *arg,
-                                   tg_err_t *err);
+/* A one-off amount for the next invoice (e.g. the proration of a plan change). */
+typedef struct tg_invoice_item {
+    int64_t id;
+    char customer_id[TG_ID_MAX];
+    int64_t created_at;
+    char description[TG_NAME_MAX];
+    int64_t amount;
+    char currency[4];
+} tg_invoice_item_t;
+
+int tg_store_invoice_item_add(tg_store_t *st, const tg_invoice_item_t *item, tg_err_t *err);
+
+/* Builds an invoice from the unbilled usage and the pending items (billing code): fills
+ * inv->total, inv->currency and inv->body (malloc'd). Returns 0 or an error. */
+typedef int (*tg_invoice_build_cb)(const tg_unbilled_t *rows, size_t n, const tg_invoice_item_t *items,
+                                   size_t nitems, tg_invoice_t *inv, void *arg, tg_err_t *err);
 
 /* In one transaction: if the customer has no invoice for period_start, gathers the usage of
- * periods up to period_start not yet invoiced, calls build, stores the draft invoice and marks
- * that usage invoiced. *created is 1 if an invoice was made, 0 if one existed (idempotent);
+ * periods up to period_start not yet invoiced and the items created before period_end, calls
+ * build, stores the draft invoice and marks that usage and those items invoiced. *created is 1 if an invoice was made, 0 if one existed (idempotent);
  * *out (may be NULL) receives the (new or existing) invoice. */
 int tg_store_invoice_create(tg_store_t *st, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg,
                             int *created, tg_invoice_t *out, tg_err_t *err);
 
-/* The unbilled usage up to period_start, without changing anything (previews). */
-typedef int (*tg_unbilled_cb)(const tg_unbilled_t *row, void *arg);
-int tg_store_usage_unbilled(tg_store_t *st, const char *customer_id, int64_t period_start, tg_unbilled_cb cb,
-                            void *arg, tg_err_t *err);
+/* The unbilled usage up to period_start and the pending items, without changing anything
+ * (previews): build is called as tg_store_invoice_create would, nothing is stored. */
+int tg_store_invoice_preview(tg_store_t *st, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg,
+                             tg_err_t *err);
 
 int tg_store_invoice_get(tg_store_t *st, const char *id, tg_invoice_t *out, tg_err_t *err);
 

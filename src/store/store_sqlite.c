@@ -193,7 +193,8 @@ static void text(sqlite3_stmt *s, int col, char *out, size_t cap)
 
 /* ---- customers ---- */
 
-#define CUSTOMER_COLS "id, email, name, plan_id, status, created_at, anchor_at, trial_end"
+#define CUSTOMER_COLS                                                                                                  \
+    "id, email, name, plan_id, status, created_at, anchor_at, trial_end, pending_plan_id, pending_at, cancel_at"
 
 static void read_customer(sqlite3_stmt *s, tg_customer_t *c)
 {
@@ -206,6 +207,9 @@ static void read_customer(sqlite3_stmt *s, tg_customer_t *c)
     c->created_at = sqlite3_column_int64(s, 5);
     c->anchor_at = sqlite3_column_int64(s, 6);
     c->trial_end = sqlite3_column_int64(s, 7);
+    text(s, 8, c->pending_plan_id, sizeof(c->pending_plan_id));
+    c->pending_at = sqlite3_column_int64(s, 9);
+    c->cancel_at = sqlite3_column_int64(s, 10);
 }
 
 static void bind_customer(sqlite3_stmt *s, const tg_customer_t *c)
@@ -218,12 +222,15 @@ static void bind_customer(sqlite3_stmt *s, const tg_customer_t *c)
     sqlite3_bind_int64(s, 6, c->created_at);
     sqlite3_bind_int64(s, 7, c->anchor_at);
     sqlite3_bind_int64(s, 8, c->trial_end);
+    sqlite3_bind_text(s, 9, c->pending_plan_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 10, c->pending_at);
+    sqlite3_bind_int64(s, 11, c->cancel_at);
 }
 
 int tg_store_customer_insert(tg_store_t *st, const tg_customer_t *c, tg_err_t *err)
 {
     sqlite3_stmt *s;
-    int rc = prepare(st, "INSERT INTO customers(" CUSTOMER_COLS ") VALUES (?,?,?,?,?,?,?,?)", &s, err,
+    int rc = prepare(st, "INSERT INTO customers(" CUSTOMER_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?)", &s, err,
                      "storing a customer");
     if (rc != 0)
         return rc;
@@ -260,7 +267,8 @@ int tg_store_customer_update(tg_store_t *st, const tg_customer_t *c, tg_err_t *e
     sqlite3_stmt *s;
     int rc = prepare(st,
                      "UPDATE customers SET email = ?2, name = ?3, plan_id = ?4, status = ?5, created_at = ?6,"
-                     " anchor_at = ?7, trial_end = ?8 WHERE id = ?1",
+                     " anchor_at = ?7, trial_end = ?8, pending_plan_id = ?9, pending_at = ?10, cancel_at = ?11"
+                     " WHERE id = ?1",
                      &s, err, "updating a customer");
     if (rc != 0)
         return rc;
@@ -689,6 +697,8 @@ int tg_store_invoice_get(tg_store_t *st, const char *id, tg_invoice_t *out, tg_e
     return find_invoice(st, "SELECT " INVOICE_COLS " FROM invoices WHERE id = ?", id, INT64_MIN, out, err);
 }
 
+typedef int (*tg_unbilled_cb)(const tg_unbilled_t *row, void *arg);
+
 static int unbilled_query(tg_store_t *st, const char *customer_id, int64_t period_start, tg_unbilled_cb cb, void *arg,
                           tg_err_t *err)
 {
@@ -717,10 +727,67 @@ static int unbilled_query(tg_store_t *st, const char *customer_id, int64_t perio
     return rc;
 }
 
-int tg_store_usage_unbilled(tg_store_t *st, const char *customer_id, int64_t period_start, tg_unbilled_cb cb,
-                            void *arg, tg_err_t *err)
+int tg_store_invoice_item_add(tg_store_t *st, const tg_invoice_item_t *item, tg_err_t *err)
 {
-    return unbilled_query(st, customer_id, period_start, cb, arg, err);
+    sqlite3_stmt *s;
+    int rc = prepare(st,
+                     "INSERT INTO invoice_items(customer_id, created_at, description, amount, currency)"
+                     " VALUES (?,?,?,?,?)",
+                     &s, err, "storing an invoice item");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, item->customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, item->created_at);
+    sqlite3_bind_text(s, 3, item->description, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, item->amount);
+    sqlite3_bind_text(s, 5, item->currency, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = db_error(st, err, "storing an invoice item");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+typedef struct {
+    tg_invoice_item_t *items;
+    size_t n, cap;
+} item_vec_t;
+
+static int pending_items(tg_store_t *st, const char *customer_id, int64_t before, item_vec_t *v, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st,
+                     "SELECT id, created_at, description, amount, currency FROM invoice_items"
+                     " WHERE customer_id = ? AND invoice_id IS NULL AND created_at < ? ORDER BY id",
+                     &s, err, "reading invoice items");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, before);
+    int step;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        if (v->n == v->cap) {
+            size_t cap = v->cap ? v->cap * 2 : 8;
+            tg_invoice_item_t *ni = realloc(v->items, cap * sizeof(*ni));
+            if (ni == NULL) {
+                rc = tg_errf(err, TG_ENOMEM, "out of memory reading invoice items");
+                break;
+            }
+            v->items = ni;
+            v->cap = cap;
+        }
+        tg_invoice_item_t *it = &v->items[v->n++];
+        memset(it, 0, sizeof(*it));
+        it->id = sqlite3_column_int64(s, 0);
+        snprintf(it->customer_id, sizeof(it->customer_id), "%s", customer_id);
+        it->created_at = sqlite3_column_int64(s, 1);
+        text(s, 2, it->description, sizeof(it->description));
+        it->amount = sqlite3_column_int64(s, 3);
+        text(s, 4, it->currency, sizeof(it->currency));
+    }
+    if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = db_error(st, err, "reading invoice items");
+    sqlite3_finalize(s);
+    return rc;
 }
 
 typedef struct {
@@ -784,8 +851,10 @@ int tg_store_invoice_create(tg_store_t *st, tg_invoice_t *draft, tg_invoice_buil
         return rc;
     }
     unbilled_vec_t v = {0};
+    item_vec_t items = {0};
     if ((rc = unbilled_query(st, draft->customer_id, draft->period_start, collect_unbilled, &v, err)) != 0 ||
-        (rc = build(v.rows, v.n, draft, arg, err)) != 0)
+        (rc = pending_items(st, draft->customer_id, draft->period_end, &items, err)) != 0 ||
+        (rc = build(v.rows, v.n, items.items, items.n, draft, arg, err)) != 0)
         goto fail;
     sqlite3_stmt *s;
     if ((rc = prepare(st,
@@ -820,14 +889,43 @@ int tg_store_invoice_create(tg_store_t *st, tg_invoice_t *draft, tg_invoice_buil
         rc = db_error(st, err, "marking usage invoiced");
         goto fail;
     }
+    for (size_t i = 0; i < items.n; i++) {
+        if ((rc = prepare(st, "UPDATE invoice_items SET invoice_id = ? WHERE id = ?", &s, err,
+                          "marking items invoiced")) != 0)
+            goto fail;
+        sqlite3_bind_text(s, 1, draft->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, items.items[i].id);
+        step = sqlite3_step(s);
+        sqlite3_finalize(s);
+        if (step != SQLITE_DONE) {
+            rc = db_error(st, err, "marking items invoiced");
+            goto fail;
+        }
+    }
     if ((rc = exec(st, commit, err, "committing an invoice")) != 0)
         goto fail;
     free(v.rows);
+    free(items.items);
     *created = 1;
     return out != NULL ? tg_store_invoice_get(st, draft->id, out, err) : 0;
 fail:
     free(v.rows);
+    free(items.items);
     exec(st, rollback, NULL, "");
+    return rc;
+}
+
+int tg_store_invoice_preview(tg_store_t *st, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg, tg_err_t *err)
+{
+    unbilled_vec_t v = {0};
+    item_vec_t items = {0};
+    int rc = unbilled_query(st, draft->customer_id, draft->period_start, collect_unbilled, &v, err);
+    if (rc == 0)
+        rc = pending_items(st, draft->customer_id, draft->period_end, &items, err);
+    if (rc == 0)
+        rc = build(v.rows, v.n, items.items, items.n, draft, arg, err);
+    free(v.rows);
+    free(items.items);
     return rc;
 }
 
