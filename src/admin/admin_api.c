@@ -900,6 +900,8 @@ static int close_periods(tg_admin_t *a, const char *customer_id, close_ctx_t *cc
         return rc;
     }
     int64_t now = now_s();
+    if (a->d.meter != NULL)
+        tg_meter_flush(a->d.meter); /* calls answered before now are on this run's invoices */
     /* Commit every 500 customers: one fsync per batch, not per invoice, and the metering writer
      * waits at most one batch. Each invoice is a savepoint, so a failing customer rolls back
      * alone and the run can simply be repeated. */

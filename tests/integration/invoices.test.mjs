@@ -72,3 +72,34 @@ test('the test clock is refused unless serve was started with --test-clock', asy
     assert.equal(r.status, 404);
   });
 });
+
+test('a customer on each of the four example plans gets the exact invoice', async () => {
+  await withStack({ testClock: true }, async (s) => {
+    const DAY = 86400;
+    const made = {};
+    for (const plan of ['free', 'starter', 'pro', 'enterprise']) made[plan] = await s.customer(plan);
+    const calls = { free: 7, starter: 5, pro: 9, enterprise: 3 };
+    for (const [plan, n] of Object.entries(calls))
+      for (let i = 0; i < n; i++) assert.equal((await s.call('/v1/basic/x', { key: made[plan].key })).status, 200);
+    const v = await s.call('/v1/vision/tag', { key: made.pro.key, method: 'POST', body: 'x' });
+    assert.equal(v.status, 200);
+    await s.adminCall('POST', '/v1/admin/clock', { advance_seconds: 32 * DAY });
+    const run = await s.adminCall('POST', '/v1/admin/invoices/run', {});
+    assert.ok(run.json.created >= 4);
+    // base fees after each plan's trial, by seconds: price x (period - trial) / period
+    const trial = { free: 0, starter: 14, pro: 14, enterprise: 30 };
+    const price = { free: 0, starter: 49, pro: 199, enterprise: 999 };
+    for (const plan of Object.keys(calls)) {
+      const c = made[plan].customer;
+      const days = (Date.parse(c.current_period.end) - Date.parse(c.current_period.start)) / 1000 / DAY;
+      const paidDays = Math.max(0, days - trial[plan]);
+      const list = await s.adminCall('GET', `/v1/admin/invoices?customer=${c.id}`);
+      assert.equal(list.json.data.length, 1, plan);
+      const inv = await s.adminCall('GET', `/v1/admin/invoices/${list.json.data[0].id}`);
+      const base = (Math.round(price[plan] * paidDays / days * 100) / 100).toFixed(2);
+      assert.equal(inv.json.total, base, `${plan}: ${JSON.stringify(inv.json.lines)}`);
+      const usage = inv.json.lines.filter((l) => l.metric === 'api_calls');
+      if (plan !== 'free') assert.equal(usage[0].used, calls[plan] + (plan === 'pro' ? 1 : 0), plan);
+    }
+  });
+});
