@@ -1,0 +1,321 @@
+/* admin_billing.c - public plans and the pricing calculator, and invoices: closing periods,
+ * listing, state changes, HTML. */
+#include <ctype.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "admin/admin_int.h"
+#include "billing/invoice.h"
+#include "billing/pricing.h"
+#include "gateway/apikey.h"
+#include "metrics/metrics.h"
+#include "util/clock.h"
+#include "util/period.h"
+
+/* ---- public plans and pricing calculator ---- */
+
+json_t *tg_adm_money_json(tg_money_t v, int digits)
+{
+    char buf[TG_MONEY_FMT_MAX];
+    tg_money_format(v, digits, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+const char *tg_adm_rate_unit(int64_t period_ns)
+{
+    switch (period_ns / TG_NS_PER_SEC) {
+    case 1: return "second";
+    case 60: return "minute";
+    case 3600: return "hour";
+    default: return "day";
+    }
+}
+
+json_t *tg_adm_plan_json(const tg_plan_t *p)
+{
+    int d = p->currency_digits;
+    json_t *j = json_pack("{s:s,s:s,s:o,s:s,s:s,s:i}", "id", p->id, "name", p->name, "price", tg_adm_money_json(p->price, d),
+                          "currency", p->currency, "interval", p->interval == TG_INTERVAL_YEAR ? "year" : "month",
+                          "trial_days", p->trial_days);
+    json_object_set_new(j, "rate_limit",
+                        p->rate_limit.count == 0
+                            ? json_null()
+                            : json_pack("{s:I,s:s,s:I}", "count", (json_int_t)p->rate_limit.count, "per",
+                                        tg_adm_rate_unit(p->rate_limit.period_ns), "burst", (json_int_t)p->burst));
+    json_t *eps = json_null();
+    if (p->nendpoints > 0 || p->endpoints != NULL) {
+        eps = json_array();
+        for (size_t i = 0; i < p->nendpoints; i++)
+            json_array_append_new(eps, json_string(p->endpoints[i]));
+    }
+    json_object_set_new(j, "endpoints", eps);
+    json_t *inc = json_object();
+    for (size_t i = 0; i < p->nincluded; i++)
+        json_object_set_new(inc, p->included[i].metric, json_integer((json_int_t)p->included[i].amount));
+    json_object_set_new(j, "included", inc);
+    json_object_set_new(j, "on_quota", json_string(p->on_quota == TG_QUOTA_BLOCK  ? "block"
+                                                   : p->on_quota == TG_QUOTA_BILL ? "bill"
+                                                                                  : "throttle"));
+    json_t *charges = json_array();
+    for (size_t i = 0; i < p->ncharges; i++) {
+        const tg_charge_t *c = &p->charges[i];
+        static const char *const models[] = {"per_unit", "graduated", "volume", "package"};
+        json_t *cj = json_pack("{s:s,s:s}", "metric", c->metric, "model", models[c->model]);
+        if (c->model == TG_MODEL_PER_UNIT)
+            json_object_set_new(cj, "unit_price", tg_adm_money_json(c->unit_price, d));
+        if (c->model == TG_MODEL_PACKAGE) {
+            json_object_set_new(cj, "package_size", json_integer((json_int_t)c->package_size));
+            json_object_set_new(cj, "package_price", tg_adm_money_json(c->package_price, d));
+        }
+        if (c->ntiers > 0) {
+            json_t *tiers = json_array();
+            for (size_t t = 0; t < c->ntiers; t++)
+                json_array_append_new(
+                    tiers, json_pack("{s:o,s:o,s:o}", "up_to",
+                                     c->tiers[t].up_to == TG_UNLIMITED ? json_null()
+                                                                       : json_integer((json_int_t)c->tiers[t].up_to),
+                                     "unit_price", tg_adm_money_json(c->tiers[t].unit_price, d), "flat_price",
+                                     tg_adm_money_json(c->tiers[t].flat_price, d)));
+            json_object_set_new(cj, "tiers", tiers);
+        }
+        json_array_append_new(charges, cj);
+    }
+    json_object_set_new(j, "charges", charges);
+    json_t *features = json_array();
+    for (size_t i = 0; i < p->nfeatures; i++)
+        json_array_append_new(features, json_string(p->features[i]));
+    json_object_set_new(j, "features", features);
+    return j;
+}
+
+/* GET /v1/plans/{id}/quote?api_calls=N&images=M: the same pricing code as invoices. */
+void tg_adm_quote_plan(tg_admin_t *a, const tg_plan_t *plan, const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    enum { MAX_Q = 16 };
+    char names[MAX_Q][TG_METRIC_MAX];
+    tg_usage_qty_t usage[MAX_Q];
+    size_t n = 0;
+    const char *q = r->query, *end = r->query != NULL ? r->query + r->query_len : NULL;
+    (void)a;
+    while (q != NULL && q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q)), *stop = amp != NULL ? amp : end;
+        const char *eq = memchr(q, '=', (size_t)(stop - q));
+        if (eq == NULL || eq == q || (size_t)(eq - q) >= TG_METRIC_MAX || n == MAX_Q) {
+            tg_adm_reply_error(res, 400, "bad_request", "Query parameters must be METRIC=N.");
+            return;
+        }
+        char num[24];
+        size_t nl = (size_t)(stop - eq - 1);
+        if (nl == 0 || nl >= sizeof(num)) {
+            tg_adm_reply_error(res, 400, "bad_request", "%.*s: expected a whole number.", (int)(eq - q), q);
+            return;
+        }
+        memcpy(num, eq + 1, nl);
+        num[nl] = '\0';
+        char *e;
+        unsigned long long v = strtoull(num, &e, 10);
+        if (*e != '\0' || num[0] == '-') {
+            tg_adm_reply_error(res, 400, "bad_request", "%.*s: \"%s\" is not a whole number.", (int)(eq - q), q, num);
+            return;
+        }
+        memcpy(names[n], q, (size_t)(eq - q));
+        names[n][eq - q] = '\0';
+        usage[n].metric = names[n];
+        usage[n].used = v;
+        n++;
+        q = stop + 1;
+    }
+    tg_quote_t quote;
+    tg_err_t err = {0};
+    if (tg_quote_build(plan, usage, n, 1, &quote, &err) != 0) {
+        tg_adm_reply_error(res, 400, "bad_request", "%s", err.msg);
+        return;
+    }
+    res->status = 200;
+    res->content_type = "application/json";
+    res->body = tg_quote_to_json(&quote);
+    res->body_len = res->body != NULL ? strlen(res->body) : 0;
+    tg_quote_free(&quote);
+}
+
+/* ---- invoices ---- */
+
+
+int tg_adm_collect_customer_cb(const tg_customer_t *c, void *arg)
+{
+    tg_adm_close_ctx_t *cc = arg;
+    if (cc->n == cc->cap) {
+        size_t cap = cc->cap ? cc->cap * 2 : 64;
+        tg_customer_t *l = realloc(cc->list, cap * sizeof(*l));
+        if (l == NULL)
+            return 1;
+        cc->list = l;
+        cc->cap = cap;
+    }
+    cc->list[cc->n++] = *c;
+    return 0;
+}
+
+/* Closes every ended period of one customer (customer_id) or of all (NULL). */
+int tg_adm_close_periods(tg_admin_t *a, const char *customer_id, tg_adm_close_ctx_t *cc, tg_err_t *err)
+{
+    int rc;
+    memset(cc, 0, sizeof(*cc));
+    cc->a = a;
+    if (customer_id != NULL) {
+        tg_customer_t c;
+        if ((rc = tg_store_customer_get(a->d.store, customer_id, &c, err)) != 0)
+            return rc;
+        tg_adm_collect_customer_cb(&c, cc);
+    } else if ((rc = tg_store_customer_list(a->d.store, tg_adm_collect_customer_cb, cc, err)) != 0) {
+        free(cc->list);
+        return rc;
+    }
+    int64_t now = tg_adm_now_s();
+    if (a->d.meter != NULL)
+        tg_meter_flush(a->d.meter); /* calls answered before now are on this run's invoices */
+    /* Commit every 500 customers: one fsync per batch, not per invoice, and the metering writer
+     * waits at most one batch. Each invoice is a savepoint, so a failing customer rolls back
+     * alone and the run can simply be repeated. */
+    for (size_t i = 0; i < cc->n;) {
+        if ((rc = tg_store_tx_begin(a->d.store, err)) != 0)
+            break;
+        size_t end = i + 500 < cc->n ? i + 500 : cc->n;
+        int batch_created = 0;
+        for (; i < end; i++) {
+            int made = 0;
+            tg_err_t e = {0};
+            if (tg_invoice_close_periods(a->d.store, a->d.cfg, &cc->list[i], now, &made, &e) != 0) {
+                if (cc->failures++ == 0)
+                    snprintf(cc->first_error, sizeof(cc->first_error), "%s", e.msg);
+                continue;
+            }
+            /* Only once its last period is invoiced under the old plan does a scheduled change
+             * (downgrade, cancellation at period end) take effect. */
+            tg_adm_apply_scheduled_cb(&cc->list[i], a);
+            batch_created += made;
+        }
+        if ((rc = tg_store_tx_commit(a->d.store, err)) != 0)
+            break;
+        cc->created += batch_created;
+    }
+    free(cc->list);
+    cc->list = NULL;
+    return rc;
+}
+
+void tg_adm_reply_invoice(tg_admin_response_t *res, int status, const tg_invoice_t *inv)
+{
+    res->status = status;
+    res->content_type = "application/json";
+    res->body = tg_invoice_to_json(inv);
+    res->body_len = res->body != NULL ? strlen(res->body) : 0;
+}
+
+int tg_adm_list_invoice_cb(const tg_invoice_t *inv, void *arg)
+{
+    char *s = tg_invoice_to_json(inv);
+    json_t *j = s != NULL ? json_loads(s, 0, NULL) : NULL;
+    free(s);
+    if (j != NULL) {
+        json_object_del(j, "lines"); /* the list shows totals; one invoice shows its lines */
+        json_array_append_new(arg, j);
+    }
+    return 0;
+}
+
+void tg_adm_invoices_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    tg_err_t err = {0};
+    if (s->n == 4 && tg_adm_seg_is(s, 3, "run") && tg_adm_method_is(r, "POST")) {
+        json_t *body = tg_adm_parse_body(r, res);
+        if (body == NULL)
+            return;
+        int bad = 0;
+        const char *cust = tg_adm_opt_string(body, "customer", &bad);
+        tg_adm_close_ctx_t cc;
+        int rc = bad ? TG_EINVAL : tg_adm_close_periods(a, cust, &cc, &err);
+        if (bad)
+            tg_adm_reply_error(res, 400, "bad_request", "customer must be a string.");
+        else if (rc == TG_ENOTFOUND)
+            tg_adm_reply_error(res, 404, "not_found", "No customer %s.", cust);
+        else if (rc != 0)
+            tg_adm_reply_error(res, 500, "internal_error", "Closing periods failed: %s", err.msg);
+        else {
+            json_t *j = json_pack("{s:i,s:i}", "created", cc.created, "failed", cc.failures);
+            if (cc.failures > 0)
+                json_object_set_new(j, "first_error", json_string(cc.first_error));
+            tg_adm_reply_json(res, 200, j);
+        }
+        json_decref(body);
+        return;
+    }
+    if (s->n == 3 && tg_adm_method_is(r, "GET")) {
+        char cust[TG_ID_MAX] = "";
+        if (r->query != NULL && r->query_len > 9 && strncmp(r->query, "customer=", 9) == 0 &&
+            r->query_len - 9 < sizeof(cust)) {
+            memcpy(cust, r->query + 9, r->query_len - 9);
+            cust[r->query_len - 9] = '\0';
+        }
+        json_t *arr = json_array();
+        if (tg_store_invoice_list(a->d.store, cust[0] ? cust : NULL, tg_adm_list_invoice_cb, arr, &err) != 0) {
+            json_decref(arr);
+            tg_adm_reply_error(res, 500, "internal_error", "Listing invoices failed: %s", err.msg);
+        } else
+            tg_adm_reply_json(res, 200, json_pack("{s:o}", "data", arr));
+        return;
+    }
+    char id[TG_ID_MAX];
+    tg_invoice_t inv;
+    if (s->n < 4 || s->n > 5 || tg_adm_seg_copy(s, 3, id, sizeof(id)) != 0) {
+        tg_adm_reply_error(res, 404, "not_found", "No such route.");
+        return;
+    }
+    int rc = tg_store_invoice_get(a->d.store, id, &inv, &err);
+    if (rc == TG_ENOTFOUND) {
+        tg_adm_reply_error(res, 404, "not_found", "No invoice %s.", id);
+        return;
+    }
+    if (rc != 0) {
+        tg_adm_reply_error(res, 500, "internal_error", "Reading the invoice failed: %s", err.msg);
+        return;
+    }
+    if (s->n == 4 && tg_adm_method_is(r, "GET"))
+        tg_adm_reply_invoice(res, 200, &inv);
+    else if (s->n == 5 && tg_adm_seg_is(s, 4, "html") && tg_adm_method_is(r, "GET")) {
+        tg_customer_t c;
+        tg_err_t e2 = {0};
+        int have = tg_store_customer_get(a->d.store, inv.customer_id, &c, &e2) == 0;
+        res->status = 200;
+        res->content_type = "text/html; charset=utf-8";
+        res->body = tg_invoice_to_html(&inv, have ? &c : NULL);
+        res->body_len = res->body != NULL ? strlen(res->body) : 0;
+    } else if (s->n == 5 && tg_adm_method_is(r, "POST")) {
+        const char *to = tg_adm_seg_is(s, 4, "finalize")             ? "open"
+                         : tg_adm_seg_is(s, 4, "void")               ? "void"
+                         : tg_adm_seg_is(s, 4, "mark-paid")          ? "paid"
+                         : tg_adm_seg_is(s, 4, "mark-uncollectible") ? "uncollectible"
+                                                              : NULL;
+        if (to == NULL)
+            tg_adm_reply_error(res, 404, "not_found", "Actions: finalize, void, mark-paid, mark-uncollectible.");
+        else if ((rc = tg_store_invoice_transition(a->d.store, id, to, tg_adm_now_s(), &err)) == TG_ESTATE)
+            tg_adm_reply_error(res, 409, "conflict", "%s", err.msg);
+        else if (rc != 0)
+            tg_adm_reply_error(res, 500, "internal_error", "Changing the invoice failed: %s", err.msg);
+        else {
+            tg_invoice_clear(&inv);
+            if (tg_store_invoice_get(a->d.store, id, &inv, &err) == 0)
+                tg_adm_reply_invoice(res, 200, &inv);
+            else
+                tg_adm_reply_error(res, 500, "internal_error", "%s", err.msg);
+        }
+    } else
+        tg_adm_reply_error(res, 405, "method_not_allowed", "Method not allowed here.");
+    tg_invoice_clear(&inv);
+}
+

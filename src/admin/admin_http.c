@@ -1,0 +1,150 @@
+/* admin_http.c - request and reply helpers of the admin port: JSON replies and errors, path
+ * segments, bodies. */
+#include <ctype.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "admin/admin_int.h"
+#include "billing/invoice.h"
+#include "billing/pricing.h"
+#include "gateway/apikey.h"
+#include "metrics/metrics.h"
+#include "util/clock.h"
+#include "util/period.h"
+
+/* ---- small helpers ---- */
+
+void tg_adm_fmt_time(int64_t t, char *buf, size_t cap)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+json_t *tg_adm_json_time(int64_t t)
+{
+    if (t == 0)
+        return json_null();
+    char buf[32];
+    tg_adm_fmt_time(t, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+int64_t tg_adm_now_s(void)
+{
+    return tg_clock_now_ns() / TG_NS_PER_SEC;
+}
+
+void tg_adm_reply_json(tg_admin_response_t *res, int status, json_t *j)
+{
+    res->status = status;
+    res->content_type = "application/json";
+    res->body = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    res->body_len = res->body != NULL ? strlen(res->body) : 0;
+    json_decref(j);
+}
+
+void tg_adm_reply_error(tg_admin_response_t *res, int status, const char *type, const char *fmt, ...)
+{
+    char msg[512], docs[128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    snprintf(docs, sizeof(docs), "https://tollgate.dev/docs/errors#%s", type);
+    tg_adm_reply_json(res, status, json_pack("{s:{s:s,s:s,s:s}}", "error", "type", type, "message", msg, "docs", docs));
+}
+
+void tg_adm_random_id(const char *prefix, char *out, size_t cap)
+{
+    uint8_t raw[12];
+    char hex[sizeof(raw) * 2 + 1];
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2hex(hex, sizeof(hex), raw, sizeof(raw));
+    snprintf(out, cap, "%s%s", prefix, hex);
+}
+
+
+int tg_adm_split_path(const char *path, size_t len, tg_adm_segs_t *s)
+{
+    s->n = 0;
+    size_t i = 0;
+    while (i < len) {
+        if (path[i] == '/') {
+            i++;
+            continue;
+        }
+        size_t start = i;
+        while (i < len && path[i] != '/')
+            i++;
+        if (s->n == 6)
+            return -1;
+        s->seg[s->n] = path + start;
+        s->len[s->n++] = i - start;
+    }
+    return 0;
+}
+
+int tg_adm_seg_is(const tg_adm_segs_t *s, size_t i, const char *lit)
+{
+    return i < s->n && s->len[i] == strlen(lit) && memcmp(s->seg[i], lit, s->len[i]) == 0;
+}
+
+int tg_adm_seg_copy(const tg_adm_segs_t *s, size_t i, char *out, size_t cap)
+{
+    if (i >= s->n || s->len[i] == 0 || s->len[i] >= cap)
+        return -1;
+    for (size_t k = 0; k < s->len[i]; k++) {
+        char c = s->seg[i][k];
+        if (!(isalnum((unsigned char)c) || c == '_' || c == '-'))
+            return -1;
+    }
+    memcpy(out, s->seg[i], s->len[i]);
+    out[s->len[i]] = '\0';
+    return 0;
+}
+
+int tg_adm_method_is(const tg_admin_request_t *r, const char *m)
+{
+    return r->method_len == strlen(m) && memcmp(r->method, m, r->method_len) == 0;
+}
+
+/* Parses the body as a JSON object; an empty body is an empty object. */
+json_t *tg_adm_parse_body(const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    if (r->body_len == 0)
+        return json_object();
+    json_error_t je;
+    json_t *j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &je);
+    if (j == NULL) {
+        tg_adm_reply_error(res, 400, "bad_request", "The body is not valid JSON: %s at line %d column %d.", je.text,
+                    je.line, je.column);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        tg_adm_reply_error(res, 400, "bad_request", "The body must be a JSON object.");
+        return NULL;
+    }
+    return j;
+}
+
+/* Optional string field: NULL if absent; sets *bad when present but not a string. */
+const char *tg_adm_opt_string(json_t *obj, const char *name, int *bad)
+{
+    json_t *v = json_object_get(obj, name);
+    if (v == NULL || json_is_null(v))
+        return NULL;
+    if (!json_is_string(v)) {
+        *bad = 1;
+        return NULL;
+    }
+    return json_string_value(v);
+}
+

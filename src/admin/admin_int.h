@@ -1,0 +1,91 @@
+/* admin_int.h - what the files of src/admin/ share: the admin object, request helpers and the
+ * operations several routes (admin and portal) use. Not for other folders. All of it runs on
+ * the admin thread. */
+#ifndef TG_ADMIN_INT_H
+#define TG_ADMIN_INT_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "admin/admin_api.h"
+#include "config/config.h"
+#include "store/store.h"
+#include "gateway/apikey.h"
+
+struct tg_admin {
+    tg_admin_deps_t d;
+    uint8_t token_digest[32];
+};
+
+/* Splits "/v1/admin/customers/cus_1/keys" into segments after the prefix. */
+typedef struct {
+    const char *seg[6];
+    size_t len[6];
+    size_t n;
+} tg_adm_segs_t;
+
+typedef struct {
+    tg_admin_t *a;
+    json_t *arr;
+} tg_adm_list_ctx_t;
+
+typedef struct {
+    tg_admin_t *a;
+    int created;
+    int failures;
+    char first_error[TG_ERR_MAX];
+    tg_customer_t *list;
+    size_t n, cap;
+} tg_adm_close_ctx_t;
+
+void tg_adm_reply_error(tg_admin_response_t *res, int status, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+void tg_adm_fmt_time(int64_t t, char *buf, size_t cap);
+json_t *tg_adm_json_time(int64_t t);
+int64_t tg_adm_now_s(void);
+void tg_adm_reply_json(tg_admin_response_t *res, int status, json_t *j);
+void tg_adm_random_id(const char *prefix, char *out, size_t cap);
+int tg_adm_split_path(const char *path, size_t len, tg_adm_segs_t *s);
+int tg_adm_seg_is(const tg_adm_segs_t *s, size_t i, const char *lit);
+int tg_adm_seg_copy(const tg_adm_segs_t *s, size_t i, char *out, size_t cap);
+int tg_adm_method_is(const tg_admin_request_t *r, const char *m);
+json_t *tg_adm_parse_body(const tg_admin_request_t *r, tg_admin_response_t *res);
+const char *tg_adm_opt_string(json_t *obj, const char *name, int *bad);
+const char *tg_adm_display_status(const tg_customer_t *c, int64_t now);
+json_t *tg_adm_customer_json(tg_admin_t *a, const tg_customer_t *c);
+int tg_adm_valid_email(const char *e);
+void tg_adm_create_customer(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
+int tg_adm_list_customer_cb(const tg_customer_t *c, void *arg);
+int tg_adm_load_customer(tg_admin_t *a, const tg_adm_segs_t *s, size_t idx, tg_customer_t *c, tg_admin_response_t *res);
+__int128 tg_adm_monthly_price(const tg_plan_t *p);
+int tg_adm_add_item(tg_admin_t *a, const tg_customer_t *c, const char *desc, tg_money_t amount, const char *currency,
+                    tg_err_t *err);
+int tg_adm_change_plan(tg_admin_t *a, tg_customer_t *c, const tg_plan_t *to, const char *when, tg_admin_response_t *res);
+void tg_adm_patch_customer(tg_admin_t *a, tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
+void tg_adm_cancel_customer(tg_admin_t *a, tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
+int tg_adm_apply_scheduled_cb(const tg_customer_t *c, void *arg);
+const char *tg_adm_key_status(const tg_key_t *k, int64_t now);
+json_t *tg_adm_key_json(tg_admin_t *a, const tg_key_t *k);
+int tg_adm_issue_key(tg_admin_t *a, const char *customer_id, const char *name, int live, tg_key_t *k,
+                     char secret[TG_APIKEY_BUF], tg_err_t *err);
+void tg_adm_create_key(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
+int tg_adm_list_key_cb(const tg_key_t *k, void *arg);
+int tg_adm_load_key(tg_admin_t *a, const tg_adm_segs_t *s, size_t idx, tg_key_t *k, tg_admin_response_t *res);
+void tg_adm_revoke_key(tg_admin_t *a, tg_key_t *k, tg_admin_response_t *res);
+void tg_adm_rotate_key(tg_admin_t *a, tg_key_t *old, const tg_admin_request_t *r, tg_admin_response_t *res);
+int tg_adm_usage_total_cb(const char *metric, uint64_t units, void *arg);
+int tg_adm_usage_day_cb(const char *day, const char *metric, uint64_t units, void *arg);
+int tg_adm_parse_month(const char *q, size_t len, int64_t *out);
+void tg_adm_get_usage(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
+json_t *tg_adm_money_json(tg_money_t v, int digits);
+const char *tg_adm_rate_unit(int64_t period_ns);
+json_t *tg_adm_plan_json(const tg_plan_t *p);
+void tg_adm_quote_plan(tg_admin_t *a, const tg_plan_t *plan, const tg_admin_request_t *r, tg_admin_response_t *res);
+int tg_adm_collect_customer_cb(const tg_customer_t *c, void *arg);
+int tg_adm_close_periods(tg_admin_t *a, const char *customer_id, tg_adm_close_ctx_t *cc, tg_err_t *err);
+void tg_adm_reply_invoice(tg_admin_response_t *res, int status, const tg_invoice_t *inv);
+int tg_adm_list_invoice_cb(const tg_invoice_t *inv, void *arg);
+void tg_adm_invoices_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_request_t *r, tg_admin_response_t *res);
+
+#endif
