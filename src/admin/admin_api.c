@@ -50,6 +50,10 @@ tg_admin_t *tg_admin_new(const tg_admin_deps_t *deps)
     if (a == NULL)
         return NULL;
     a->d = *deps;
+    if ((a->portal = tg_portal_new()) == NULL) {
+        free(a);
+        return NULL;
+    }
     const char *tok = deps->cfg->admin.token;
     crypto_generichash(a->token_digest, sizeof(a->token_digest), (const uint8_t *)tok, strlen(tok), NULL, 0);
     return a;
@@ -60,6 +64,7 @@ void tg_admin_free(tg_admin_t *a)
     if (a == NULL)
         return;
     sodium_memzero(a->token_digest, sizeof(a->token_digest));
+    tg_portal_free(a->portal);
     free(a);
 }
 
@@ -100,6 +105,8 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
             tg_adm_quote_plan(a, plan, r, res);
         return;
     }
+    if (tg_portal_handle(a, &s, r, res))
+        return;
     if (!(tg_adm_seg_is(&s, 0, "v1") && tg_adm_seg_is(&s, 1, "admin"))) {
         tg_adm_reply_error(res, 404, "not_found", "No such route: %.*s", (int)(r->path_len > 200 ? 200 : r->path_len),
                     r->path);

@@ -40,6 +40,11 @@ typedef struct tg_admin_request {
     size_t authorization_len;
     const char *body;
     size_t body_len;
+    const char *cookie; /* Cookie header value, or NULL */
+    size_t cookie_len;
+    const char *csrf_token; /* X-CSRF-Token header value, or NULL */
+    size_t csrf_token_len;
+    char remote_addr[64]; /* the client's IP address, for login throttling */
 } tg_admin_request_t;
 
 typedef struct tg_admin_response {
@@ -47,6 +52,7 @@ typedef struct tg_admin_response {
     const char *content_type; /* static string */
     char *body;               /* malloc'd; the caller frees */
     size_t body_len;
+    char set_cookie[256]; /* a Set-Cookie header value, or "" */
 } tg_admin_response_t;
 
 tg_admin_t *tg_admin_new(const tg_admin_deps_t *deps);

@@ -55,6 +55,32 @@ int tg_adm_valid_email(const char *e)
     return 1;
 }
 
+int tg_adm_new_customer(tg_admin_t *a, const char *email, const char *name, const tg_plan_t *plan, tg_customer_t *c,
+                        tg_admin_response_t *res)
+{
+    memset(c, 0, sizeof(*c));
+    tg_adm_random_id("cus_", c->id, sizeof(c->id));
+    snprintf(c->email, sizeof(c->email), "%s", email);
+    snprintf(c->name, sizeof(c->name), "%s", name != NULL ? name : "");
+    snprintf(c->plan_id, sizeof(c->plan_id), "%s", plan->id);
+    c->created_at = c->anchor_at = tg_adm_now_s();
+    if (plan->trial_days > 0) {
+        snprintf(c->status, sizeof(c->status), "trialing");
+        c->trial_end = c->created_at + (int64_t)plan->trial_days * 86400;
+    } else {
+        snprintf(c->status, sizeof(c->status), "active");
+    }
+    tg_err_t err = {0};
+    int rc = tg_store_customer_insert(a->d.store, c, &err);
+    if (rc == TG_EEXIST)
+        tg_adm_reply_error(res, 409, "conflict", "A customer with the email %s exists already.", email);
+    else if (rc != 0)
+        tg_adm_reply_error(res, 500, "internal_error", "Storing the customer failed: %s", err.msg);
+    else if ((rc = tg_accounts_put_customer(a->d.accounts, c, &err)) != 0)
+        tg_adm_reply_error(res, 500, "internal_error", "%s", err.msg);
+    return rc;
+}
+
 void tg_adm_create_customer(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
 {
     json_t *body = tg_adm_parse_body(r, res);
@@ -64,6 +90,7 @@ void tg_adm_create_customer(tg_admin_t *a, const tg_admin_request_t *r, tg_admin
     const char *email = tg_adm_opt_string(body, "email", &bad), *name = tg_adm_opt_string(body, "name", &bad),
                *plan_id = tg_adm_opt_string(body, "plan", &bad);
     const tg_plan_t *plan = plan_id != NULL ? tg_config_find_plan(a->d.cfg, plan_id) : NULL;
+    tg_customer_t c;
     if (bad)
         tg_adm_reply_error(res, 400, "bad_request", "email, name and plan must be strings.");
     else if (email == NULL || !tg_adm_valid_email(email))
@@ -72,35 +99,11 @@ void tg_adm_create_customer(tg_admin_t *a, const tg_admin_request_t *r, tg_admin
         tg_adm_reply_error(res, 400, "bad_request", "name: at most %d characters.", TG_NAME_MAX - 1);
     else if (plan == NULL)
         tg_adm_reply_error(res, 400, "bad_request", "plan: \"%s\" is not a plan; plans are defined in the configuration.",
-                    plan_id != NULL ? plan_id : "");
-    else {
-        tg_customer_t c;
-        memset(&c, 0, sizeof(c));
-        tg_adm_random_id("cus_", c.id, sizeof(c.id));
-        snprintf(c.email, sizeof(c.email), "%s", email);
-        snprintf(c.name, sizeof(c.name), "%s", name != NULL ? name : "");
-        snprintf(c.plan_id, sizeof(c.plan_id), "%s", plan->id);
-        c.created_at = c.anchor_at = tg_adm_now_s();
-        if (plan->trial_days > 0) {
-            snprintf(c.status, sizeof(c.status), "trialing");
-            c.trial_end = c.created_at + (int64_t)plan->trial_days * 86400;
-        } else {
-            snprintf(c.status, sizeof(c.status), "active");
-        }
-        tg_err_t err = {0};
-        int rc = tg_store_customer_insert(a->d.store, &c, &err);
-        if (rc == TG_EEXIST)
-            tg_adm_reply_error(res, 409, "conflict", "A customer with the email %s exists already.", email);
-        else if (rc != 0)
-            tg_adm_reply_error(res, 500, "internal_error", "Storing the customer failed: %s", err.msg);
-        else if (tg_accounts_put_customer(a->d.accounts, &c, &err) != 0)
-            tg_adm_reply_error(res, 500, "internal_error", "%s", err.msg);
-        else
-            tg_adm_reply_json(res, 201, tg_adm_customer_json(a, &c));
-    }
+                           plan_id != NULL ? plan_id : "");
+    else if (tg_adm_new_customer(a, email, name, plan, &c, res) == 0)
+        tg_adm_reply_json(res, 201, tg_adm_customer_json(a, &c));
     json_decref(body);
 }
-
 
 int tg_adm_list_customer_cb(const tg_customer_t *c, void *arg)
 {

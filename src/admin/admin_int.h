@@ -12,10 +12,14 @@
 #include "store/store.h"
 #include "gateway/apikey.h"
 
+typedef struct tg_portal tg_portal_t;
+
 struct tg_admin {
     tg_admin_deps_t d;
     uint8_t token_digest[32];
+    tg_portal_t *portal; /* developer portal sessions and login throttling (portal.c) */
 };
+
 
 /* Splits "/v1/admin/customers/cus_1/keys" into segments after the prefix. */
 typedef struct {
@@ -55,6 +59,10 @@ const char *tg_adm_opt_string(json_t *obj, const char *name, int *bad);
 const char *tg_adm_display_status(const tg_customer_t *c, int64_t now);
 json_t *tg_adm_customer_json(tg_admin_t *a, const tg_customer_t *c);
 int tg_adm_valid_email(const char *e);
+/* Creates a customer (trialing if the plan has a trial), in the store then in memory. On error
+ * replies to res and returns non-zero. */
+int tg_adm_new_customer(tg_admin_t *a, const char *email, const char *name, const tg_plan_t *plan, tg_customer_t *c,
+                        tg_admin_response_t *res);
 void tg_adm_create_customer(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
 int tg_adm_list_customer_cb(const tg_customer_t *c, void *arg);
 int tg_adm_load_customer(tg_admin_t *a, const tg_adm_segs_t *s, size_t idx, tg_customer_t *c, tg_admin_response_t *res);
@@ -87,5 +95,12 @@ int tg_adm_close_periods(tg_admin_t *a, const char *customer_id, tg_adm_close_ct
 void tg_adm_reply_invoice(tg_admin_response_t *res, int status, const tg_invoice_t *inv);
 int tg_adm_list_invoice_cb(const tg_invoice_t *inv, void *arg);
 void tg_adm_invoices_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_request_t *r, tg_admin_response_t *res);
+
+
+/* Developer portal (portal.c): the self-service JSON API under /v1/signup, /v1/login,
+ * /v1/logout and /v1/me. Returns 1 if it handled the request. */
+tg_portal_t *tg_portal_new(void);
+void tg_portal_free(tg_portal_t *p);
+int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_request_t *r, tg_admin_response_t *res);
 
 #endif

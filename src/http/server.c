@@ -1,6 +1,7 @@
 /* server.c - listeners, worker threads and the admin bridge; see server.h. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -120,6 +121,21 @@ static int on_admin_req(h2o_handler_t *_self, h2o_req_t *req)
         .body = req->entity.base,
         .body_len = req->entity.base != NULL ? req->entity.len : 0,
     };
+    ssize_t ci = h2o_find_header(&req->headers, H2O_TOKEN_COOKIE, -1);
+    if (ci != -1) {
+        ar.cookie = req->headers.entries[ci].value.base;
+        ar.cookie_len = req->headers.entries[ci].value.len;
+    }
+    ssize_t xi = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-csrf-token"), -1);
+    if (xi != -1) {
+        ar.csrf_token = req->headers.entries[xi].value.base;
+        ar.csrf_token_len = req->headers.entries[xi].value.len;
+    }
+    struct sockaddr_storage peer;
+    socklen_t plen2 = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&peer);
+    char host[NI_MAXHOST]; /* what h2o_socket_getnumerichost may write */
+    if (plen2 != 0 && h2o_socket_getnumerichost((struct sockaddr *)&peer, plen2, host) != SIZE_MAX)
+        snprintf(ar.remote_addr, sizeof(ar.remote_addr), "%.63s", host);
     tg_admin_response_t res = {0};
     tg_admin_handle(self->srv->deps.admin, &ar, &res);
     req->res.status = res.status;
@@ -128,6 +144,9 @@ static int on_admin_req(h2o_handler_t *_self, h2o_req_t *req)
                    res.content_type != NULL ? res.content_type : "application/json",
                    strlen(res.content_type != NULL ? res.content_type : "application/json"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    if (res.set_cookie[0] != '\0')
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL,
+                       h2o_strdup(&req->pool, res.set_cookie, SIZE_MAX).base, strlen(res.set_cookie));
     req->res.content_length = res.body_len; /* keeps the connection alive */
     h2o_send_inline(req, res.body != NULL ? res.body : "", res.body_len);
     free(res.body);

@@ -80,6 +80,16 @@ const tg_migration_t tg_sqlite_migrations[] = {
      "  currency TEXT NOT NULL,"
      "  invoice_id TEXT);"
      "CREATE INDEX invoice_items_open ON invoice_items(customer_id, invoice_id);"},
+    {4, "developer portal accounts",
+     /* Argon2id hash (libsodium's encoded string); "" = no portal login. */
+     "ALTER TABLE customers ADD COLUMN password_hash TEXT NOT NULL DEFAULT '';"
+     /* Only a hash of each session token is stored, like API keys. */
+     "CREATE TABLE sessions ("
+     "  token_hash BLOB PRIMARY KEY,"
+     "  customer_id TEXT NOT NULL REFERENCES customers(id),"
+     "  csrf_token TEXT NOT NULL,"
+     "  created_at INTEGER NOT NULL,"
+     "  expires_at INTEGER NOT NULL);"},
 };
 
 const size_t tg_sqlite_migrations_count = sizeof(tg_sqlite_migrations) / sizeof(tg_sqlite_migrations[0]);

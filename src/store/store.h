@@ -120,6 +120,25 @@ int tg_store_usage_load(tg_store_t *st, int64_t since_s, tg_usage_load_cb cb, vo
 /* Units of `metric` stored over all customers and periods (for tests and benchmarks). */
 int tg_store_usage_total(tg_store_t *st, const char *metric, uint64_t *units, tg_err_t *err);
 
+/* Portal logins. The password hash is an encoded Argon2id string; it is kept out of
+ * tg_customer_t so that it travels no further than the login code. */
+int tg_store_customer_set_password(tg_store_t *st, const char *id, const char *password_hash, tg_err_t *err);
+/* Customer by email (case-insensitive) and its password hash (cap bytes). TG_ENOTFOUND if none. */
+int tg_store_customer_by_email(tg_store_t *st, const char *email, tg_customer_t *out, char *password_hash,
+                               size_t cap, tg_err_t *err);
+
+typedef struct tg_session {
+    uint8_t token_hash[32];
+    char customer_id[TG_ID_MAX];
+    char csrf_token[72];
+    int64_t created_at, expires_at;
+} tg_session_t;
+
+int tg_store_session_insert(tg_store_t *st, const tg_session_t *s, tg_err_t *err);
+/* TG_ENOTFOUND if there is no such session. Expiry is the caller's check. */
+int tg_store_session_get(tg_store_t *st, const uint8_t token_hash[32], tg_session_t *out, tg_err_t *err);
+int tg_store_session_delete(tg_store_t *st, const uint8_t token_hash[32], tg_err_t *err);
+
 /* Invoices. Amounts are tg_money_t nano-units; body is the invoice's JSON (lines and totals),
  * written once and never changed after finalization. */
 #define TG_INVOICE_NUMBER_MAX 32

@@ -1024,3 +1024,99 @@ fail:
     exec(st, "ROLLBACK", NULL, "");
     return rc;
 }
+
+/* ---- portal logins ---- */
+
+int tg_store_customer_set_password(tg_store_t *st, const char *id, const char *password_hash, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st, "UPDATE customers SET password_hash = ? WHERE id = ?", &s, err, "storing a password");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, password_hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = db_error(st, err, "storing a password");
+    else if (sqlite3_changes(st->db) == 0)
+        rc = tg_errf(err, TG_ENOTFOUND, "no customer %s", id);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_store_customer_by_email(tg_store_t *st, const char *email, tg_customer_t *out, char *password_hash, size_t cap,
+                               tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st, "SELECT " CUSTOMER_COLS ", password_hash FROM customers WHERE email = ?", &s, err,
+                     "finding a customer by email");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, email, -1, SQLITE_STATIC);
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW) {
+        read_customer(s, out);
+        text(s, 11, password_hash, cap);
+    } else if (step == SQLITE_DONE)
+        rc = tg_errf(err, TG_ENOTFOUND, "no customer with email %s", email);
+    else
+        rc = db_error(st, err, "finding a customer by email");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_store_session_insert(tg_store_t *st, const tg_session_t *ses, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st,
+                     "INSERT INTO sessions(token_hash, customer_id, csrf_token, created_at, expires_at)"
+                     " VALUES (?,?,?,?,?)",
+                     &s, err, "storing a session");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_blob(s, 1, ses->token_hash, sizeof(ses->token_hash), SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, ses->customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, ses->csrf_token, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, ses->created_at);
+    sqlite3_bind_int64(s, 5, ses->expires_at);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = db_error(st, err, "storing a session");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_store_session_get(tg_store_t *st, const uint8_t token_hash[32], tg_session_t *out, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st, "SELECT customer_id, csrf_token, created_at, expires_at FROM sessions WHERE token_hash = ?",
+                     &s, err, "reading a session");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_blob(s, 1, token_hash, 32, SQLITE_STATIC);
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW) {
+        memset(out, 0, sizeof(*out));
+        memcpy(out->token_hash, token_hash, 32);
+        text(s, 0, out->customer_id, sizeof(out->customer_id));
+        text(s, 1, out->csrf_token, sizeof(out->csrf_token));
+        out->created_at = sqlite3_column_int64(s, 2);
+        out->expires_at = sqlite3_column_int64(s, 3);
+    } else if (step == SQLITE_DONE)
+        rc = TG_ENOTFOUND;
+    else
+        rc = db_error(st, err, "reading a session");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_store_session_delete(tg_store_t *st, const uint8_t token_hash[32], tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st, "DELETE FROM sessions WHERE token_hash = ?", &s, err, "deleting a session");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_blob(s, 1, token_hash, 32, SQLITE_STATIC);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = db_error(st, err, "deleting a session");
+    sqlite3_finalize(s);
+    return rc;
+}

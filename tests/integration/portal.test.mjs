@@ -1,0 +1,118 @@
+// portal.test.mjs - the developer portal's JSON API: signup, sessions, CSRF, isolation, throttling.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Stack } from './harness.mjs';
+
+let s;
+before(async () => { s = await new Stack().start(); });
+after(async () => { await s.stop(); });
+
+// A tiny cookie-keeping client for the admin port.
+function client() {
+  let cookie = '', csrf = '';
+  const call = async (method, path, body, { noCsrf = false } = {}) => {
+    const headers = { 'content-type': 'application/json' };
+    if (cookie) headers.cookie = cookie;
+    if (csrf && !noCsrf) headers['x-csrf-token'] = csrf;
+    const r = await fetch(s.admin + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const set = r.headers.get('set-cookie');
+    if (set) cookie = set.split(';')[0];
+    const text = await r.text();
+    let json = null;
+    try { json = JSON.parse(text); } catch { /* not JSON */ }
+    if (json && json.csrf_token) csrf = json.csrf_token;
+    return { status: r.status, json, headers: r.headers, setCookie: set };
+  };
+  return { call, get cookie() { return cookie; } };
+}
+
+const email = () => `dev-${Math.random().toString(36).slice(2)}@example.com`;
+
+test('signup returns the first key once, a session cookie and a CSRF token; the key works', async () => {
+  const c = client();
+  const mail = email();
+  const r = await c.call('POST', '/v1/signup', { email: mail, company: 'Acme', password: 'correct horse battery', plan: 'free' });
+  assert.equal(r.status, 201);
+  assert.match(r.json.key.secret, /^tg_live_/);
+  assert.match(r.setCookie, /tg_session=[\w-]+; Path=\/; Max-Age=\d+; HttpOnly; SameSite=Strict/);
+  assert.match(r.json.csrf_token, /^[0-9a-f]{64}$/);
+  assert.equal(r.json.customer.email, mail);
+  assert.equal((await s.call('/v1/basic/x', { key: r.json.key.secret })).status, 200);
+  const keys = await c.call('GET', '/v1/me/keys');
+  assert.equal(keys.json.data.length, 1);
+  assert.equal(keys.json.data[0].secret, undefined); // never shown again
+  const usage = await c.call('GET', '/v1/me/usage');
+  assert.equal(usage.json.metrics.find((m) => m.metric === 'api_calls').used, 1);
+});
+
+test('signup validation: duplicate email in any case 409, weak password and bad email 400 naming the field', async () => {
+  const mail = email();
+  assert.equal((await client().call('POST', '/v1/signup', { email: mail, password: 'long enough pw', plan: 'free' })).status, 201);
+  const dup = await client().call('POST', '/v1/signup', { email: mail.toUpperCase(), password: 'long enough pw', plan: 'free' });
+  assert.equal(dup.status, 409);
+  const weak = await client().call('POST', '/v1/signup', { email: email(), password: 'short', plan: 'free' });
+  assert.equal(weak.status, 400);
+  assert.match(weak.json.error.message, /^password:/);
+  const bad = await client().call('POST', '/v1/signup', { email: 'not-an-email', password: 'long enough pw', plan: 'free' });
+  assert.match(bad.json.error.message, /^email:/);
+  const plan = await client().call('POST', '/v1/signup', { email: email(), password: 'long enough pw', plan: 'gold' });
+  assert.match(plan.json.error.message, /^plan:/);
+});
+
+test('login, logout, wrong password 401, repeated failures 429', async () => {
+  const mail = email();
+  await client().call('POST', '/v1/signup', { email: mail, password: 'the right password', plan: 'free' });
+  const c = client();
+  assert.equal((await c.call('GET', '/v1/me')).status, 401);
+  assert.equal((await c.call('POST', '/v1/login', { email: mail, password: 'wrong password!' })).status, 401);
+  const ok = await c.call('POST', '/v1/login', { email: mail.toUpperCase(), password: 'the right password' });
+  assert.equal(ok.status, 200);
+  assert.equal((await c.call('GET', '/v1/me')).json.email, mail);
+  assert.equal((await c.call('POST', '/v1/logout', {})).status, 200);
+  assert.equal((await c.call('GET', '/v1/me')).status, 401);
+  const t = client();
+  const codes = [];
+  for (let i = 0; i < 7; i++) codes.push((await t.call('POST', '/v1/login', { email: mail, password: 'guessing...' })).status);
+  assert.deepEqual(codes, [401, 401, 401, 401, 401, 429, 429]);
+});
+
+test('CSRF is enforced on every state-changing call made with the cookie', async () => {
+  const c = client();
+  await c.call('POST', '/v1/signup', { email: email(), password: 'csrf test password', plan: 'free' });
+  const r = await c.call('POST', '/v1/me/keys', { name: 'x' }, { noCsrf: true });
+  assert.equal(r.status, 403);
+  assert.equal(r.json.error.type, 'csrf_failed');
+  assert.equal((await c.call('POST', '/v1/logout', {}, { noCsrf: true })).status, 403);
+  const made = await c.call('POST', '/v1/me/keys', { name: 'second' });
+  assert.equal(made.status, 201);
+  assert.match(made.json.secret, /^tg_live_/);
+});
+
+test('a customer sees only its own keys and invoices: other ids are 404', async () => {
+  const a = client(), b = client();
+  await a.call('POST', '/v1/signup', { email: email(), password: 'password of a!', plan: 'free' });
+  const rb = await b.call('POST', '/v1/signup', { email: email(), password: 'password of b!', plan: 'free' });
+  const bKey = rb.json.key.id;
+  assert.equal((await a.call('DELETE', `/v1/me/keys/${bKey}`)).status, 404);
+  assert.equal((await a.call('POST', `/v1/me/keys/${bKey}/rotate`, {})).status, 404);
+  assert.equal((await a.call('GET', '/v1/me/invoices/inv_doesnotexist')).status, 404);
+  // b's key still works; b can revoke it
+  assert.equal((await s.call('/v1/basic/x', { key: rb.json.key.secret })).status, 200);
+  assert.equal((await b.call('DELETE', `/v1/me/keys/${bKey}`)).status, 200);
+});
+
+test('plan change from the portal: upgrade at once; status cannot be changed there', async () => {
+  const c = client();
+  const r = await c.call('POST', '/v1/signup', { email: email(), password: 'upgrade password', plan: 'free' });
+  const key = r.json.key.secret;
+  assert.equal((await s.call('/v1/vision/x', { key })).status, 403);
+  const up = await c.call('POST', '/v1/me/plan', { plan: 'pro' });
+  assert.equal(up.status, 200);
+  assert.equal(up.json.plan, 'pro');
+  assert.equal((await s.call('/v1/vision/x', { key })).status, 200);
+  const sneaky = await c.call('POST', '/v1/me/plan', { plan: 'pro', status: 'active' });
+  assert.equal(sneaky.status, 400);
+  const upcoming = await c.call('GET', '/v1/me/invoices/upcoming');
+  assert.equal(upcoming.status, 200);
+  assert.equal(upcoming.json.status, 'upcoming');
+});
