@@ -29,7 +29,7 @@ void tg_admin_tick(tg_admin_t *a)
     tg_accounts_collect_used(a->d.accounts, tg_adm_persist_used_cb, a->d.store);
     tg_adm_close_ctx_t cc;
     tg_err_t err = {0};
-    tg_adm_close_periods(a, NULL, &cc, &err); /* errors are retried on the next tick */
+    tg_adm_close_periods(a, NULL, INT64_MAX, &cc, &err); /* errors are retried on the next tick */
 }
 
 /* ---- dispatch ---- */

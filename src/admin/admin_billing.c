@@ -162,7 +162,8 @@ int tg_adm_collect_customer_cb(const tg_customer_t *c, void *arg)
 }
 
 /* Closes every ended period of one customer (customer_id) or of all (NULL). */
-int tg_adm_close_periods(tg_admin_t *a, const char *customer_id, tg_adm_close_ctx_t *cc, tg_err_t *err)
+int tg_adm_close_periods(tg_admin_t *a, const char *customer_id, int64_t until, tg_adm_close_ctx_t *cc,
+                         tg_err_t *err)
 {
     int rc;
     memset(cc, 0, sizeof(*cc));
@@ -176,7 +177,7 @@ int tg_adm_close_periods(tg_admin_t *a, const char *customer_id, tg_adm_close_ct
         free(cc->list);
         return rc;
     }
-    int64_t now = tg_adm_now_s();
+    int64_t now = tg_adm_now_s() < until ? tg_adm_now_s() : until;
     if (a->d.meter != NULL)
         tg_meter_flush(a->d.meter); /* calls answered before now are on this run's invoices */
     /* Commit every 500 customers: one fsync per batch, not per invoice, and the metering writer
@@ -237,11 +238,21 @@ void tg_adm_invoices_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin
         if (body == NULL)
             return;
         int bad = 0;
-        const char *cust = tg_adm_opt_string(body, "customer", &bad);
+        const char *cust = tg_adm_opt_string(body, "customer", &bad), *month = tg_adm_opt_string(body, "period", &bad);
+        int64_t until = INT64_MAX;
+        int y = 0, m = 0;
+        char tail = 0;
+        if (month != NULL && (sscanf(month, "%4d-%2d%c", &y, &m, &tail) != 2 || strlen(month) != 7 || y < 1970 ||
+                              m < 1 || m > 12))
+            bad = 2;
+        else if (month != NULL) /* periods that ended by the end of that month */
+            until = tg_period_boundary(0, TG_INTERVAL_MONTH, (int64_t)(y - 1970) * 12 + m);
         tg_adm_close_ctx_t cc;
-        int rc = bad ? TG_EINVAL : tg_adm_close_periods(a, cust, &cc, &err);
-        if (bad)
-            tg_adm_reply_error(res, 400, "bad_request", "customer must be a string.");
+        int rc = bad ? TG_EINVAL : tg_adm_close_periods(a, cust, until, &cc, &err);
+        if (bad == 2)
+            tg_adm_reply_error(res, 400, "bad_request", "period: expected YYYY-MM.");
+        else if (bad)
+            tg_adm_reply_error(res, 400, "bad_request", "customer and period must be strings.");
         else if (rc == TG_ENOTFOUND)
             tg_adm_reply_error(res, 404, "not_found", "No customer %s.", cust);
         else if (rc != 0)

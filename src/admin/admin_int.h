@@ -91,7 +91,10 @@ const char *tg_adm_rate_unit(int64_t period_ns);
 json_t *tg_adm_plan_json(const tg_plan_t *p);
 void tg_adm_quote_plan(tg_admin_t *a, const tg_plan_t *plan, const tg_admin_request_t *r, tg_admin_response_t *res);
 int tg_adm_collect_customer_cb(const tg_customer_t *c, void *arg);
-int tg_adm_close_periods(tg_admin_t *a, const char *customer_id, tg_adm_close_ctx_t *cc, tg_err_t *err);
+/* Closes the periods of one customer (or all, customer_id NULL) that ended by `until` (seconds;
+ * at most now). */
+int tg_adm_close_periods(tg_admin_t *a, const char *customer_id, int64_t until, tg_adm_close_ctx_t *cc,
+                         tg_err_t *err);
 void tg_adm_reply_invoice(tg_admin_response_t *res, int status, const tg_invoice_t *inv);
 int tg_adm_list_invoice_cb(const tg_invoice_t *inv, void *arg);
 void tg_adm_invoices_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_request_t *r, tg_admin_response_t *res);

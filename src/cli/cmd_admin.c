@@ -487,11 +487,12 @@ int tg_cmd_usage(int argc, char **argv)
     return exit_code;
 }
 
-static const char invoices_usage[] = "usage: tollgate invoices run [--customer ID]\n"
+static const char invoices_usage[] = "usage: tollgate invoices run [--customer ID] [--period YYYY-MM]\n"
                                      "       tollgate invoices list [--customer ID]\n"
                                      "       tollgate invoices show ID\n"
                                      "       tollgate invoices finalize|void|mark-paid|mark-uncollectible ID\n"
-                                     "run closes every ended billing period that has no invoice yet (drafts).\n"
+                                     "run closes every ended billing period that has no invoice yet (drafts);\n"
+                                     "with --period, only periods that ended by the end of that month.\n"
                                      "options: --server URL -c CONFIG --json\n";
 
 static void print_invoice(json_t *inv)
@@ -527,7 +528,11 @@ int tg_cmd_invoices(int argc, char **argv)
     char path[512];
     int exit_code = 0;
     if (strcmp(sub, "run") == 0 && o.argc == 0) {
-        body = o.customer != NULL ? json_pack("{s:s}", "customer", o.customer) : json_object();
+        body = json_object();
+        if (o.customer != NULL)
+            json_object_set_new(body, "customer", json_string(o.customer));
+        if (o.period != NULL)
+            json_object_set_new(body, "period", json_string(o.period));
         status = call_api(&o, "POST", "/v1/admin/invoices/run", body, &res);
         if (status != 200)
             exit_code = api_failed(status, res);

@@ -20,6 +20,10 @@ test('usage through the gateway becomes an exact, numbered invoice', async () =>
     assert.equal(clock.status, 200);
     for (let i = 0; i < 2; i++) assert.equal((await s.call('/v1/basic/x', { key })).status, 200); // next period
 
+    // --period: only periods that ended by the end of that month (here: a month long past)
+    run = await s.adminCall('POST', '/v1/admin/invoices/run', { customer: customer.id, period: '2020-01' });
+    assert.equal(run.json.created, 0);
+    assert.equal((await s.adminCall('POST', '/v1/admin/invoices/run', { period: '2020-13' })).status, 400);
     run = await s.adminCall('POST', '/v1/admin/invoices/run', { customer: customer.id });
     assert.equal(run.json.created, 1);
     run = await s.adminCall('POST', '/v1/admin/invoices/run', { customer: customer.id });
