@@ -133,6 +133,10 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
             tg_adm_reply_error(res, 405, "method_not_allowed", "Use GET or POST.");
         return;
     }
+    if (tg_adm_seg_is(&s, 2, "dashboard") && s.n == 3 && tg_adm_method_is(r, "GET")) {
+        tg_adm_dashboard(a, res);
+        return;
+    }
     if (tg_adm_seg_is(&s, 2, "invoices")) {
         tg_adm_invoices_route(a, &s, r, res);
         return;

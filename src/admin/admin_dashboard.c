@@ -1,0 +1,173 @@
+/* admin_dashboard.c - GET /v1/admin/dashboard: the business at a glance for the API owner.
+ *
+ * Every figure is read from the same store and computed by the same code as invoices and
+ * usage reports (plans from the config, usage totals, stored invoices), so the dashboard cannot
+ * disagree with what customers are billed. It walks every customer, which is fine for thousands;
+ * a summary table maintained by the metering writer is the step after that. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin/admin_int.h"
+#include "util/period.h"
+
+#define TOP_N 10
+
+typedef struct cust_row {
+    tg_customer_t c;
+    uint64_t calls;
+    uint64_t included;
+    int64_t billed; /* sum of invoice totals, nano-units */
+} cust_row_t;
+
+typedef struct dash {
+    tg_admin_t *a;
+    cust_row_t *rows;
+    size_t n, cap;
+    json_t *daily; /* day -> calls */
+    int64_t now, month_start;
+} dash_t;
+
+static int add_customer_cb(const tg_customer_t *c, void *arg)
+{
+    dash_t *d = arg;
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 64;
+        cust_row_t *r = realloc(d->rows, cap * sizeof(*r));
+        if (r == NULL)
+            return 1;
+        d->rows = r;
+        d->cap = cap;
+    }
+    memset(&d->rows[d->n], 0, sizeof(d->rows[d->n]));
+    d->rows[d->n++].c = *c;
+    return 0;
+}
+
+static int calls_cb(const char *metric, uint64_t units, void *arg)
+{
+    if (strcmp(metric, "api_calls") == 0)
+        *(uint64_t *)arg += units;
+    return 0;
+}
+
+static int daily_cb(const char *day, const char *metric, uint64_t units, void *arg)
+{
+    if (strcmp(metric, "api_calls") != 0)
+        return 0;
+    json_t *daily = arg, *v = json_object_get(daily, day);
+    json_object_set_new(daily, day, json_integer((v != NULL ? json_integer_value(v) : 0) + (json_int_t)units));
+    return 0;
+}
+
+static int invoice_cb(const tg_invoice_t *inv, void *arg)
+{
+    cust_row_t *row = arg;
+    if (strcmp(inv->status, "void") != 0 && strcmp(inv->status, "draft") != 0)
+        row->billed += inv->total;
+    return 0;
+}
+
+static int by_calls(const void *x, const void *y)
+{
+    const cust_row_t *a = x, *b = y;
+    return a->calls < b->calls ? 1 : a->calls > b->calls ? -1 : 0;
+}
+
+static int by_billed(const void *x, const void *y)
+{
+    const cust_row_t *a = x, *b = y;
+    return a->billed < b->billed ? 1 : a->billed > b->billed ? -1 : 0;
+}
+
+static json_t *money(tg_money_t v)
+{
+    char buf[TG_MONEY_FMT_MAX];
+    tg_money_format(tg_money_round(v, 2), 2, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+static json_t *top(dash_t *d, int (*cmp)(const void *, const void *))
+{
+    qsort(d->rows, d->n, sizeof(*d->rows), cmp);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < d->n && i < TOP_N; i++)
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:I,s:o}", "id", d->rows[i].c.id, "email", d->rows[i].c.email,
+                                             "plan", d->rows[i].c.plan_id, "calls", (json_int_t)d->rows[i].calls,
+                                             "billed", money(d->rows[i].billed)));
+    return arr;
+}
+
+void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
+{
+    const tg_config_t *cfg = a->d.cfg;
+    dash_t d = {a, NULL, 0, 0, json_object(), tg_adm_now_s(), 0};
+    int64_t unused;
+    tg_period_bounds(0, TG_INTERVAL_MONTH, d.now, &d.month_start, &unused); /* calendar month, UTC */
+    tg_err_t err = {0};
+    if (tg_store_customer_list(a->d.store, add_customer_cb, &d, &err) != 0) {
+        json_decref(d.daily);
+        free(d.rows);
+        tg_adm_reply_error(res, 500, "internal_error", "Reading customers failed: %s", err.msg);
+        return;
+    }
+    if (a->d.meter != NULL)
+        tg_meter_flush(a->d.meter);
+    json_t *by_plan = json_object(), *by_status = json_object(), *mrr_by_plan = json_object(), *near = json_array();
+    tg_money_t mrr = 0;
+    int signups = 0, churned = 0, trials_ended = 0, trials_converted = 0;
+    for (size_t i = 0; i < d.n; i++) {
+        cust_row_t *r = &d.rows[i];
+        const tg_plan_t *plan = tg_config_find_plan(cfg, r->c.plan_id);
+        if (plan == NULL)
+            continue;
+        const char *status = tg_adm_display_status(&r->c, d.now);
+        json_t *n = json_object_get(by_plan, plan->id);
+        json_object_set_new(by_plan, plan->id, json_integer(n != NULL ? json_integer_value(n) + 1 : 1));
+        n = json_object_get(by_status, status);
+        json_object_set_new(by_status, status, json_integer(n != NULL ? json_integer_value(n) + 1 : 1));
+        if (strcmp(status, "active") == 0) {
+            /* MRR: paying subscriptions' base fees, normalised to a month */
+            tg_money_t monthly = plan->interval == TG_INTERVAL_YEAR ? plan->price / 12 : plan->price;
+            mrr += monthly;
+            json_t *m = json_object_get(mrr_by_plan, plan->id);
+            tg_money_t prev = 0;
+            if (m != NULL)
+                tg_money_parse(json_string_value(m), strlen(json_string_value(m)), &prev, NULL);
+            json_object_set_new(mrr_by_plan, plan->id, money(prev + monthly));
+        }
+        if (r->c.created_at >= d.month_start)
+            signups++;
+        if (r->c.cancel_at != 0 && r->c.cancel_at >= d.month_start && r->c.cancel_at <= d.now)
+            churned++;
+        if (r->c.trial_end != 0 && r->c.trial_end <= d.now) {
+            trials_ended++;
+            trials_converted += strcmp(r->c.status, "canceled") != 0;
+        }
+        int64_t ps, pe;
+        tg_period_bounds(r->c.anchor_at, plan->interval, d.now, &ps, &pe);
+        tg_store_usage_period(a->d.store, r->c.id, ps, calls_cb, &r->calls, &err);
+        tg_store_usage_daily(a->d.store, r->c.id, d.now - 30 * 86400, d.now + 86400, daily_cb, d.daily, &err);
+        tg_store_invoice_list(a->d.store, r->c.id, invoice_cb, r, &err);
+        r->included = tg_plan_included(plan, "api_calls");
+        if (r->included != TG_UNLIMITED && r->included > 0 && r->calls * 10 >= r->included * 8)
+            json_array_append_new(near, json_pack("{s:s,s:s,s:s,s:I,s:I,s:b}", "id", r->c.id, "email", r->c.email, "plan",
+                                                  plan->id, "calls", (json_int_t)r->calls, "included",
+                                                  (json_int_t)r->included, "over", r->calls > r->included));
+    }
+    uint64_t total_calls = 0;
+    for (size_t i = 0; i < d.n; i++)
+        total_calls += d.rows[i].calls;
+    json_t *j = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:i,s:i,s:o,s:I,s:o}", "as_of", tg_adm_json_time(d.now), "mrr",
+                          money(mrr), "arr", money(mrr * 12), "mrr_by_plan", mrr_by_plan, "customers_by_plan",
+                          by_plan, "customers_by_status", by_status, "signups_this_month", signups,
+                          "churned_this_month", churned, "trial_conversion",
+                          trials_ended > 0 ? json_real((double)trials_converted / trials_ended) : json_null(),
+                          "calls_this_period", (json_int_t)total_calls, "calls_per_day", d.daily);
+    json_object_set_new(j, "top_by_calls", top(&d, by_calls));
+    json_object_set_new(j, "top_by_revenue", top(&d, by_billed));
+    json_object_set_new(j, "near_quota", near);
+    free(d.rows);
+    tg_adm_reply_json(res, 200, j);
+}
