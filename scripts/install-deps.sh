@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential pkg-config libh2o-evloop-dev libyaml-dev libjansson-dev libsodium-dev
       libsqlite3-dev libssl-dev zlib1g-dev libcurl4-openssl-dev libcmocka-dev sqlite3 curl
-      nginx-light wrk nodejs npm)
+      nginx-light wrk nodejs npm chromium libjs-chart.js)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -14,9 +14,14 @@ if command -v node >/dev/null 2>&1; then
   tmp=(); for p in "${missing[@]}"; do [[ $p == nodejs || $p == npm ]] || tmp+=("$p"); done
   missing=("${tmp[@]+"${tmp[@]}"}")
 fi
-[ ${#missing[@]} -eq 0 ] && exit 0
-echo "install-deps: installing ${missing[*]}"
-SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Browser tests drive Debian's chromium with playwright-core from the npm registry (no browser
+# download: playwright-core has none).
+cd "$(dirname "$0")/../tests/e2e"
+[ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --silent

@@ -48,6 +48,19 @@ run_integration() {
   fi
 }
 
+run_e2e() {
+  local log=build/test-logs/e2e.log
+  echo "browser tests (chromium)"
+  TOLLGATE_BIN=build/tollgate DEMO_UPSTREAM_BIN=build/demo-upstream timeout 600 \
+    node --test --test-reporter=tap tests/e2e/ >"$log" 2>&1
+  local rc=$? p f
+  p=$(grep -E '^# pass ' "$log" | awk '{print $3}' | tail -n1); f=$(grep -E '^# fail ' "$log" | awk '{print $3}' | tail -n1)
+  p=${p:-0}; f=${f:-0}
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  passed=$((passed + p)); failed=$((failed + f))
+  if [ "$rc" -ne 0 ]; then echo "FAIL e2e:"; grep -E '^not ok|error:|expected|actual|Error' "$log" | head -n 40; else echo "ok   e2e: $p passed"; fi
+}
+
 case $what in
   unit) run_unit ;;
   integration) run_integration build/tollgate release ;;
@@ -56,8 +69,10 @@ case $what in
     run_integration build/tollgate release
     run_integration build/asan/tollgate asan
     run_integration build/tsan/tollgate tsan tests/integration/concurrency.test.mjs
+    run_e2e
     ;;
-  *) echo "usage: $0 [unit|integration|all]" >&2; exit 2 ;;
+  e2e) run_e2e ;;
+  *) echo "usage: $0 [unit|integration|e2e|all]" >&2; exit 2 ;;
 esac
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -105,7 +105,7 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
             tg_adm_quote_plan(a, plan, r, res);
         return;
     }
-    if (tg_portal_handle(a, &s, r, res))
+    if (tg_portal_handle(a, &s, r, res) || tg_adm_static(r, res))
         return;
     if (!(tg_adm_seg_is(&s, 0, "v1") && tg_adm_seg_is(&s, 1, "admin"))) {
         tg_adm_reply_error(res, 404, "not_found", "No such route: %.*s", (int)(r->path_len > 200 ? 200 : r->path_len),

@@ -100,6 +100,9 @@ int tg_adm_list_invoice_cb(const tg_invoice_t *inv, void *arg);
 void tg_adm_invoices_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_request_t *r, tg_admin_response_t *res);
 
 
+/* The portal and dashboard pages (admin_static.c). Returns 1 if it handled the request. */
+int tg_adm_static(const tg_admin_request_t *r, tg_admin_response_t *res);
+
 /* GET /v1/admin/dashboard (admin_dashboard.c). */
 void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res);
 

@@ -139,7 +139,16 @@ static int on_admin_req(h2o_handler_t *_self, h2o_req_t *req)
     tg_admin_response_t res = {0};
     tg_admin_handle(self->srv->deps.admin, &ar, &res);
     req->res.status = res.status;
-    req->res.reason = "OK";
+    req->res.reason = res.status < 300 ? "OK"
+                      : res.status == 400 ? "Bad Request"
+                      : res.status == 401 ? "Unauthorized"
+                      : res.status == 403 ? "Forbidden"
+                      : res.status == 404 ? "Not Found"
+                      : res.status == 405 ? "Method Not Allowed"
+                      : res.status == 409 ? "Conflict"
+                      : res.status == 429 ? "Too Many Requests"
+                      : res.status < 500 ? "Client Error"
+                                          : "Server Error";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                    res.content_type != NULL ? res.content_type : "application/json",
                    strlen(res.content_type != NULL ? res.content_type : "application/json"));

@@ -1,0 +1,127 @@
+// portal.e2e.test.mjs - a developer signs up in a real browser (Debian's chromium driven by
+// playwright-core), calls the API with the key the page showed, watches usage rise, upgrades,
+// signs out and in again; the owner's dashboard shows the new customer and the calls.
+// Screenshots of each page go to build/test-output/screenshots (and to docs/screenshots with
+// UPDATE_SCREENSHOTS=1).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, copyFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+import { Stack, ADMIN_TOKEN } from '../integration/harness.mjs';
+
+const root = resolve(new URL('../..', import.meta.url).pathname);
+const shots = resolve(root, 'build/test-output/screenshots');
+mkdirSync(shots, { recursive: true });
+
+let s, browser;
+before(async () => {
+  s = await new Stack().start();
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+after(async () => {
+  await browser?.close();
+  await s?.stop();
+});
+
+async function snap(page, name) {
+  const file = resolve(shots, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  if (process.env.UPDATE_SCREENSHOTS) {
+    mkdirSync(resolve(root, 'docs/screenshots'), { recursive: true });
+    copyFileSync(file, resolve(root, 'docs/screenshots', `${name}.png`));
+  }
+}
+
+function watchConsole(page) {
+  const errors = [];
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('pageerror', (e) => errors.push(String(e)));
+  return errors;
+}
+
+test('sign up, use the key, watch usage, upgrade, sign out and in; the owner sees it', async () => {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  const page = await context.newPage();
+  const errors = watchConsole(page);
+  const email = `e2e-${Date.now()}@example.com`;
+
+  await page.goto(`${s.admin}/portal/`);
+  await page.waitForSelector('[data-plan="free"]');
+  assert.match(await page.textContent('[data-plan="starter"]'), /49\.00 USD/);
+  await page.selectOption('#calc-plan', 'starter');
+  await page.fill('#calc-calls', '123456');
+  await page.click('#calc button[type=submit]');
+  await page.waitForSelector('[data-testid=quote-total]');
+  assert.equal(await page.textContent('[data-testid=quote-total]'), '122.46 USD');
+  await snap(page, 'pricing');
+
+  await page.fill('#su-email', email);
+  await page.fill('#su-company', 'E2E Inc');
+  await page.fill('#su-password', 'a long enough password');
+  await page.selectOption('#su-plan', 'free');
+  await page.click('#signup button[type=submit]');
+  await page.waitForSelector('[data-testid=secret]:not(:empty)');
+  const key = (await page.textContent('[data-testid=secret]')).trim();
+  assert.match(key, /^tg_live_\w{49}$/);
+  await snap(page, 'signup-key');
+
+  for (let i = 0; i < 3; i++) assert.equal((await s.call('/v1/basic/geocode?q=Paris', { key })).status, 200);
+  await page.goto(`${s.admin}/portal/app.html`);
+  await page.waitForSelector('[data-metric=api_calls]');
+  assert.match(await page.textContent('[data-metric=api_calls]'), /3 used of 1,000 included/);
+  assert.equal(await page.textContent('[data-testid=estimate]'), '0.00 USD');
+  await s.call('/v1/basic/x', { key });
+  await page.waitForFunction(() => /4 used/.test(document.querySelector('[data-metric=api_calls]').textContent), null, { timeout: 8000 });
+  await snap(page, 'account');
+
+  // upgrade now: the new limits apply to the key at once
+  assert.equal((await s.call('/v1/vision/tag', { key })).status, 403);
+  await page.selectOption('#plan-select', 'pro');
+  await page.click('#plan-form button[type=submit]');
+  await page.waitForFunction(() => /plan pro/.test(document.querySelector('[data-testid=account]').textContent));
+  assert.equal((await s.call('/v1/vision/tag', { key })).status, 200);
+  assert.equal((await s.call('/v1/basic/x', { key })).headers.get('x-ratelimit-limit'), '500');
+
+  // a second key from the page, shown once
+  await page.fill('#key-name', 'ci');
+  await page.click('#key-form button[type=submit]');
+  await page.waitForSelector('[data-testid=new-secret]:not(.hidden)');
+  assert.match(await page.textContent('[data-testid=new-secret]'), /tg_live_/);
+
+  await page.click('#logout');
+  await page.waitForURL(/\/portal\/$/);
+  await page.fill('#li-email', email);
+  await page.fill('#li-password', 'a long enough password');
+  await page.click('#login button[type=submit]');
+  await page.waitForURL(/app\.html/);
+  await page.waitForSelector('[data-metric=api_calls]');
+  assert.match(await page.textContent('[data-testid=account]'), new RegExp(email));
+
+  // the owner's dashboard
+  const owner = await context.newPage();
+  const ownerErrors = watchConsole(owner);
+  await owner.goto(`${s.admin}/admin/`);
+  await owner.fill('#token', ADMIN_TOKEN);
+  await owner.click('#token-form button[type=submit]');
+  await owner.waitForSelector('#dash:not(.hidden)');
+  assert.equal(await owner.textContent('[data-testid=customers]'), '1');
+  assert.equal(await owner.textContent('[data-testid=calls]'), '6'); // 4 on free, then a vision call and one more on pro
+  assert.match(await owner.textContent('[data-testid=top-calls]'), new RegExp(email));
+  assert.match(await owner.textContent('[data-testid=asof]'), /as of \d{4}-\d\d-\d\d/);
+  await snap(owner, 'dashboard');
+
+  // phone width: the pages still lay out
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(`${s.admin}/portal/`);
+  await page.waitForSelector('[data-plan="free"]');
+  await snap(page, 'pricing-phone');
+
+  assert.deepEqual(errors, []);
+  assert.deepEqual(ownerErrors, []);
+  await context.close();
+});

@@ -1,0 +1,39 @@
+// admin.js - the owner's dashboard: every figure from GET /v1/admin/dashboard.
+import { api, el, show, num } from '/portal/api.js';
+
+let chart = null;
+const rows = (obj) => Object.entries(obj).map(([k, v]) => el('tr', {}, el('td', {}, k), el('td', { class: 'n' }, num(v))));
+
+async function load() {
+  const d = await api('GET', '/v1/admin/dashboard');
+  document.getElementById('login-box').classList.add('hidden');
+  document.getElementById('dash').classList.remove('hidden');
+  document.getElementById('asof').textContent = `as of ${new Date(d.as_of).toISOString().replace('T', ' ').slice(0, 19)} UTC`;
+  document.getElementById('mrr').textContent = d.mrr;
+  document.getElementById('arr').textContent = d.arr;
+  document.getElementById('customers').textContent = num(Object.values(d.customers_by_plan).reduce((a, b) => a + b, 0));
+  document.getElementById('calls').textContent = num(d.calls_this_period);
+  document.getElementById('signups').textContent = num(d.signups_this_month);
+  document.getElementById('churn').textContent = num(d.churned_this_month);
+  document.getElementById('by-plan').replaceChildren(...rows(d.customers_by_plan));
+  document.getElementById('by-status').replaceChildren(...rows(d.customers_by_status));
+  document.getElementById('top-calls').replaceChildren(...d.top_by_calls.map((c) => el('tr', {}, el('td', {}, c.email), el('td', {}, c.plan), el('td', { class: 'n' }, num(c.calls)))));
+  document.getElementById('top-rev').replaceChildren(...d.top_by_revenue.map((c) => el('tr', {}, el('td', {}, c.email), el('td', {}, c.plan), el('td', { class: 'n' }, c.billed))));
+  document.getElementById('near').replaceChildren(...d.near_quota.map((c) => el('tr', {}, el('td', {}, c.email), el('td', {}, c.plan), el('td', { class: 'n' }, `${num(c.calls)} / ${num(c.included)}${c.over ? ' (over)' : ''}`))));
+  const labels = Object.keys(d.calls_per_day).sort();
+  if (window.Chart) {
+    if (chart) chart.destroy();
+    chart = new window.Chart(document.getElementById('daily'), {
+      type: 'line', data: { labels, datasets: [{ label: 'calls', data: labels.map((l) => d.calls_per_day[l]), borderColor: '#2457d6' }] },
+      options: { animation: false, plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true } } },
+    });
+  }
+}
+
+document.getElementById('token-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  sessionStorage.setItem('tg_admin_token', document.getElementById('token').value);
+  load().catch((err) => show(document.getElementById('msg'), err.message));
+});
+
+if (sessionStorage.getItem('tg_admin_token')) load().catch(() => sessionStorage.removeItem('tg_admin_token'));

@@ -1,0 +1,96 @@
+// app.js - a signed-in developer's account: plan, live usage, keys, invoices.
+import { api, el, show, fmtDate, num } from './api.js';
+
+const msg = document.getElementById('msg');
+let chart = null;
+
+async function loadAccount() {
+  const me = await api('GET', '/v1/me');
+  const trial = me.status === 'trialing' ? `, trial until ${fmtDate(me.trial_end)} (${Math.max(0, Math.ceil((Date.parse(me.trial_end) - Date.now()) / 864e5))} days left)` : '';
+  const pending = me.pending_plan ? ` Changes to ${me.pending_plan} on ${fmtDate(me.pending_at)}.` : '';
+  document.getElementById('acct').textContent = `${me.email} — plan ${me.plan}, ${me.status}${trial}. Period ${fmtDate(me.current_period.start)} to ${fmtDate(me.current_period.end)}.${pending}`;
+  const { data } = await api('GET', '/v1/plans');
+  const sel = document.getElementById('plan-select');
+  sel.replaceChildren(...data.map((p) => el('option', { value: p.id }, `${p.name} — ${p.price} ${p.currency.toUpperCase()}/${p.interval}`)));
+  sel.value = me.plan;
+  return me;
+}
+
+async function loadUsage() {
+  const u = await api('GET', '/v1/me/usage');
+  document.getElementById('usage').replaceChildren(...u.metrics.map((m) => {
+    const pct = m.included ? Math.min(100, (100 * m.used) / m.included) : 0;
+    return el('div', { 'data-metric': m.metric },
+      el('p', {}, el('strong', {}, m.metric), ` ${num(m.used)} used`, m.included !== null ? ` of ${num(m.included)} included` : '', m.overage ? `, ${num(m.overage)} over` : ''),
+      m.included !== null ? el('div', { class: m.used > m.included ? 'bar over' : 'bar', role: 'progressbar', 'aria-valuenow': String(Math.round(pct)), 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-label': `${m.metric} used` }, el('div', { style: `width:${pct}%` })) : '');
+  }));
+  const days = {};
+  for (const d of u.daily) if (d.metric === 'api_calls') days[d.day] = (days[d.day] || 0) + d.units;
+  const labels = Object.keys(days).sort();
+  if (window.Chart) {
+    if (chart) chart.destroy();
+    chart = new window.Chart(document.getElementById('daily'), {
+      type: 'bar', data: { labels, datasets: [{ label: 'API calls per day', data: labels.map((l) => days[l]), backgroundColor: '#2457d6' }] },
+      options: { animation: false, plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true } } },
+    });
+  }
+  const up = await api('GET', '/v1/me/invoices/upcoming');
+  document.getElementById('estimate').textContent = `${up.total} ${up.currency.toUpperCase()}`;
+}
+
+async function loadKeys() {
+  const { data } = await api('GET', '/v1/me/keys');
+  document.getElementById('keys').replaceChildren(...data.map((k) => el('tr', {},
+    el('td', {}, k.name || '—'), el('td', {}, el('code', {}, `${k.prefix}…`)), el('td', {}, k.status),
+    el('td', {}, fmtDate(k.created_at)), el('td', {}, fmtDate(k.last_used_at)),
+    el('td', {}, k.status === 'active' ? [
+      el('button', { type: 'button', class: 'secondary', onclick: () => act(() => api('POST', `/v1/me/keys/${k.id}/rotate`, {}).then(reveal)) }, 'Rotate'), ' ',
+      el('button', { type: 'button', class: 'danger', onclick: () => confirm('Revoke this key? Calls with it will fail within a second.') && act(() => api('DELETE', `/v1/me/keys/${k.id}`)) }, 'Revoke')] : ''))));
+}
+
+async function loadInvoices() {
+  const { data } = await api('GET', '/v1/me/invoices');
+  document.getElementById('invoices').replaceChildren(...(data.length ? data.map((i) => el('tr', {},
+    el('td', {}, i.number || 'draft'), el('td', {}, `${fmtDate(i.period.start)} – ${fmtDate(i.period.end)}`), el('td', {}, i.status),
+    el('td', { class: 'n' }, `${i.total} ${i.currency.toUpperCase()}`))) : [el('tr', {}, el('td', { colspan: '4', class: 'muted' }, 'No invoices yet.'))]));
+}
+
+function reveal(k) {
+  const box = document.getElementById('key-secret');
+  box.textContent = `${k.secret}  (shown once — copy it now)`;
+  box.classList.remove('hidden');
+}
+
+async function act(fn) {
+  try { await fn(); await refresh(); } catch (err) { show(msg, err.message); }
+}
+
+async function refresh() {
+  await Promise.all([loadAccount(), loadUsage(), loadKeys(), loadInvoices()]);
+}
+
+document.getElementById('key-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  act(() => api('POST', '/v1/me/keys', { name: document.getElementById('key-name').value }).then(reveal));
+});
+
+document.getElementById('plan-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const plan = document.getElementById('plan-select').value;
+  act(async () => {
+    const c = await api('POST', '/v1/me/plan', { plan });
+    document.getElementById('plan-note').textContent = c.pending_plan
+      ? `Your plan changes to ${c.pending_plan} at the end of this period.`
+      : `You are now on ${c.plan}. Any difference in the base fee is prorated on your next invoice.`;
+  });
+});
+
+document.getElementById('logout').addEventListener('click', async () => {
+  try { await api('POST', '/v1/logout', {}); } finally { sessionStorage.removeItem('tg_csrf'); location.href = '/portal/'; }
+});
+
+refresh().catch((err) => {
+  if (err.status === 401) location.href = '/portal/#login';
+  else show(msg, err.message);
+});
+setInterval(() => loadUsage().catch(() => {}), 5000); // live usage

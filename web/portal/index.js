@@ -1,0 +1,65 @@
+// index.js - pricing, calculator, sign-up and sign-in.
+import { api, el, show, num } from './api.js';
+
+const rate = (r) => (r ? `${num(r.count)} calls / ${r.per}, bursts of ${num(r.burst)}` : 'no rate limit');
+
+async function loadPlans() {
+  const { data } = await api('GET', '/v1/plans');
+  const box = document.getElementById('plans');
+  box.replaceChildren(...data.map((p) => {
+    const inc = Object.entries(p.included).map(([m, n]) => `${num(n)} ${m}`).join(', ') || 'pay as you go';
+    const over = p.charges.filter((c) => c.unit_price && c.unit_price !== '0.00').map((c) => `${c.unit_price} ${p.currency.toUpperCase()} per extra ${c.metric}`);
+    return el('article', { class: 'plan', 'data-plan': p.id },
+      el('h3', {}, p.name),
+      el('div', { class: 'price' }, `${p.price} ${p.currency.toUpperCase()}`), el('div', { class: 'muted' }, `per ${p.interval}${p.trial_days ? `, ${p.trial_days}-day free trial` : ''}`),
+      el('p', {}, `Includes ${inc}.`), over.length ? el('p', { class: 'muted' }, over.join('; ')) : '',
+      el('p', { class: 'muted' }, rate(p.rate_limit)),
+      el('p', { class: 'muted' }, p.endpoints ? `Endpoints: ${p.endpoints.join(', ')}` : 'All endpoints'),
+      el('ul', { class: 'features' }, p.features.map((f) => el('li', {}, f))));
+  }));
+  for (const id of ['calc-plan', 'su-plan'])
+    document.getElementById(id).replaceChildren(...data.map((p) => el('option', { value: p.id }, p.name)));
+  return data;
+}
+
+document.getElementById('calc').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const plan = document.getElementById('calc-plan').value, calls = document.getElementById('calc-calls').value || '0';
+  const out = document.getElementById('calc-out');
+  try {
+    const q = await api('GET', `/v1/plans/${encodeURIComponent(plan)}/quote?api_calls=${encodeURIComponent(calls)}`);
+    out.replaceChildren(el('table', {}, el('tbody', {},
+      q.lines.map((l) => el('tr', {}, el('td', {}, l.description), el('td', { class: 'n' }, `${l.amount} ${q.currency.toUpperCase()}`))),
+      el('tr', {}, el('th', {}, 'Total per period'), el('th', { class: 'n', 'data-testid': 'quote-total' }, `${q.total} ${q.currency.toUpperCase()}`)))));
+  } catch (err) { show(out, err.message); }
+});
+
+document.getElementById('signup').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const f = new FormData(e.target), msg = document.getElementById('signup-msg');
+  try {
+    const r = await api('POST', '/v1/signup', Object.fromEntries(f));
+    show(msg, `Welcome, ${r.customer.email}. Your account is ready.`, 'ok');
+    document.getElementById('newkey').classList.remove('hidden');
+    document.getElementById('newkey-secret').textContent = r.key.secret;
+    const gw = `${location.protocol}//${location.hostname}:8080`;
+    document.getElementById('curl').textContent = `curl -H "Authorization: Bearer ${r.key.secret}" ${gw}/v1/basic/geocode?q=Berlin`;
+    e.target.reset();
+  } catch (err) { show(msg, err.message); }
+});
+
+document.getElementById('copy').addEventListener('click', async () => {
+  const secret = document.getElementById('newkey-secret').textContent;
+  try { await navigator.clipboard.writeText(secret); show(document.getElementById('signup-msg'), 'Copied.', 'ok'); }
+  catch { show(document.getElementById('signup-msg'), 'Select the key and copy it by hand.'); }
+});
+
+document.getElementById('login').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  try {
+    await api('POST', '/v1/login', Object.fromEntries(new FormData(e.target)));
+    location.href = '/portal/app.html';
+  } catch (err) { show(document.getElementById('login-msg'), err.message); }
+});
+
+loadPlans().catch((err) => show(document.getElementById('plans'), err.message));
