@@ -39,7 +39,8 @@ int tg_meter_start(const char *store_url, int strict, int flush_ms, tg_meter_t *
                    tg_err_t *err);
 
 /* Queues copies of n records; cb (may be NULL) fires once after they are committed.
- * Thread-safe; never blocks on I/O. TG_ESTATE after tg_meter_stop began. */
+ * Thread-safe; never blocks on I/O. TG_ESTATE after tg_meter_stop began; TG_ERANGE if a record's
+ * units exceed INT64_MAX; TG_ENOMEM. When it returns an error, cb never fires. */
 int tg_meter_submit(tg_meter_t *m, const tg_usage_t *rows, size_t n, tg_meter_done_cb cb,
                     void *arg);
 

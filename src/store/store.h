@@ -96,7 +96,9 @@ int tg_store_key_touch(tg_store_t *st, const char *id, int64_t last_used_at, tg_
  * (customer, period, plan, metric) and the per-day totals (customer, day, metric, endpoint).
  * Exactly once: the batch id is stored in the same transaction, and a batch id already stored
  * is skipped whole, so a batch retried after an uncertain commit is never counted twice; a
- * failed transaction leaves nothing behind. The meter uses the first event id of a batch.
+ * failed transaction leaves nothing behind. The meter gives each transaction a fresh
+ * tg_meter_next_event_id() and keeps it across retries. TG_ERANGE (nothing stored) if a row's
+ * units or a resulting total exceed INT64_MAX.
  * *inserted (may be NULL) receives how many rows were applied (0 for a repeated batch). */
 int tg_store_usage_record(tg_store_t *st, uint64_t batch_id, const tg_usage_t *rows, size_t n,
                           size_t *inserted, tg_err_t *err);

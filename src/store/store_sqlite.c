@@ -1,9 +1,18 @@
 /* store_sqlite.c - the embedded SQLite backend of store.h.
  *
- * WAL mode with synchronous=FULL: a COMMIT returns only after the WAL is fsync'd, so a committed
- * usage batch survives kill -9 and power loss; WAL lets the admin thread read while the metering
- * writer commits. Hot statements are prepared once per connection. When PostgreSQL arrives,
- * these functions move behind a small dispatch table in store.c; callers do not change. */
+ * Durability: WAL mode with synchronous=FULL. In WAL mode a COMMIT appends to the -wal file;
+ * with synchronous=NORMAL that append sits in the OS page cache, which survives kill -9 of the
+ * process but not a power cut or kernel crash, so the last commits could vanish after they were
+ * reported (and, in strict metering, after the call was answered). FULL fsyncs the WAL before
+ * COMMIT returns: a committed usage batch is on the disk. The metering writer commits whole
+ * batches, so the fsync is paid once per group, not per call. WAL also lets the admin thread
+ * read while the writer commits; busy_timeout (5 s) covers the short write-lock waits between
+ * the writer, the admin thread and a second process (the CLI).
+ *
+ * Hot statements (usage) are prepared once per connection and kept in the tg_store_t. When
+ * PostgreSQL arrives, these functions move behind a small dispatch table in store.c (one
+ * function pointer per store.h call, chosen by the URL scheme in tg_store_open); callers do not
+ * change. */
 #include "store/store.h"
 
 #include <errno.h>
@@ -25,10 +34,14 @@ enum {
 
 static const char *const hot_sql[ST_COUNT] = {
     "INSERT INTO usage_batches(batch_id, rows, committed_at) VALUES (?,?,?) ON CONFLICT DO NOTHING",
+    /* RETURNING units: SQLite turns an integer sum that overflows into a REAL instead of failing,
+     * so the writer checks the stored type and rolls the batch back (TG_ERANGE). */
     "INSERT INTO usage_period(customer_id, period_start, plan_id, metric, units) VALUES (?,?,?,?,?)"
-    " ON CONFLICT(customer_id, period_start, metric, plan_id) DO UPDATE SET units = units + excluded.units",
+    " ON CONFLICT(customer_id, period_start, metric, plan_id) DO UPDATE SET units = units + excluded.units"
+    " RETURNING units",
     "INSERT INTO usage_daily(customer_id, day, metric, endpoint, units) VALUES (?,?,?,?,?)"
-    " ON CONFLICT(customer_id, day, metric, endpoint) DO UPDATE SET units = units + excluded.units",
+    " ON CONFLICT(customer_id, day, metric, endpoint) DO UPDATE SET units = units + excluded.units"
+    " RETURNING units",
 };
 
 struct tg_store {
@@ -37,10 +50,12 @@ struct tg_store {
     sqlite3_stmt *hot[ST_COUNT];
 };
 
+/* Fills err with what was being done and SQLite's own message ("storing usage: database is
+ * locked"). Only a uniqueness conflict is TG_EEXIST; every other refusal is TG_ESTORE. */
 static int db_error(tg_store_t *st, tg_err_t *err, const char *doing)
 {
     int code = sqlite3_extended_errcode(st->db);
-    int rc = (code & 0xff) == SQLITE_CONSTRAINT ? TG_EEXIST : TG_ESTORE;
+    int rc = code == SQLITE_CONSTRAINT_UNIQUE || code == SQLITE_CONSTRAINT_PRIMARYKEY ? TG_EEXIST : TG_ESTORE;
     return tg_errf(err, rc, "%s: %s", doing, sqlite3_errmsg(st->db));
 }
 
@@ -76,10 +91,15 @@ static int exec(tg_store_t *st, const char *sql, tg_err_t *err, const char *doin
 int tg_store_open(const char *url, tg_store_t **out, tg_err_t *err)
 {
     *out = NULL;
-    if (url == NULL || strncmp(url, "sqlite:", 7) != 0) {
-        const char *colon = url != NULL ? strchr(url, ':') : NULL;
-        return tg_errf(err, TG_EINVAL, "storage URL \"%s\": scheme \"%.*s\" is not supported (use sqlite:PATH)",
-                       url != NULL ? url : "", colon != NULL ? (int)(colon - url) : 0, url != NULL ? url : "");
+    if (url == NULL)
+        return tg_errf(err, TG_EINVAL, "no storage URL given (use sqlite:PATH)");
+    if (strncmp(url, "sqlite:", 7) != 0) {
+        const char *colon = strchr(url, ':');
+        if (colon == NULL)
+            return tg_errf(err, TG_EINVAL, "storage URL \"%s\" has no scheme (use sqlite:PATH)", url);
+        int len = colon - url < 32 ? (int)(colon - url) : 32;
+        return tg_errf(err, TG_EINVAL, "storage URL \"%s\": scheme \"%.*s\" is not supported (use sqlite:PATH)", url,
+                       len, url);
     }
     const char *path = url + 7;
     if (*path == '\0')
@@ -237,8 +257,10 @@ int tg_store_customer_insert(tg_store_t *st, const tg_customer_t *c, tg_err_t *e
     bind_customer(s, c);
     if (sqlite3_step(s) != SQLITE_DONE) {
         rc = db_error(st, err, "storing a customer");
-        if (rc == TG_EEXIST)
-            rc = tg_errf(err, TG_EEXIST, "a customer with id %s or email %s exists already", c->id, c->email);
+        if (rc == TG_EEXIST && strstr(sqlite3_errmsg(st->db), "customers.email") != NULL)
+            rc = tg_errf(err, TG_EEXIST, "a customer with the email %s exists already", c->email);
+        else if (rc == TG_EEXIST)
+            rc = tg_errf(err, TG_EEXIST, "a customer with the id %s exists already", c->id);
     }
     sqlite3_finalize(s);
     return rc;
@@ -273,9 +295,11 @@ int tg_store_customer_update(tg_store_t *st, const tg_customer_t *c, tg_err_t *e
     if (rc != 0)
         return rc;
     bind_customer(s, c);
-    if (sqlite3_step(s) != SQLITE_DONE)
+    if (sqlite3_step(s) != SQLITE_DONE) {
         rc = db_error(st, err, "updating a customer");
-    else if (sqlite3_changes(st->db) == 0)
+        if (rc == TG_EEXIST)
+            rc = tg_errf(err, TG_EEXIST, "a customer with the email %s exists already", c->email);
+    } else if (sqlite3_changes(st->db) == 0)
         rc = tg_errf(err, TG_ENOTFOUND, "no customer %s", c->id);
     sqlite3_finalize(s);
     return rc;
@@ -335,8 +359,11 @@ int tg_store_key_insert(tg_store_t *st, const tg_key_t *k, tg_err_t *err)
     sqlite3_bind_int64(s, 7, k->expires_at);
     sqlite3_bind_int64(s, 8, k->revoked_at);
     sqlite3_bind_int64(s, 9, k->last_used_at);
-    if (sqlite3_step(s) != SQLITE_DONE)
+    if (sqlite3_step(s) != SQLITE_DONE) {
         rc = db_error(st, err, "storing a key");
+        if (sqlite3_extended_errcode(st->db) == SQLITE_CONSTRAINT_FOREIGNKEY)
+            rc = tg_errf(err, TG_ENOTFOUND, "storing key %s: no customer %s", k->id, k->customer_id);
+    }
     sqlite3_finalize(s);
     return rc;
 }
@@ -419,12 +446,24 @@ int tg_store_key_touch(tg_store_t *st, const char *id, int64_t last_used_at, tg_
 
 /* ---- usage ---- */
 
-static void utc_day(int64_t ts_ns, char out[16])
+/* "YYYY-MM-DD" of the UTC day holding second s (floor, so -1 is 1969-12-31). Seconds far
+ * outside any calendar clamp to the ends, which still order correctly as text. */
+static void utc_day(int64_t s, char out[16])
 {
-    time_t t = (time_t)(ts_ns / 1000000000);
+    int64_t day = s / 86400 - (s % 86400 < 0);
+    time_t t = (time_t)(day * 86400);
     struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 16, "%Y-%m-%d", &tm);
+    if (day < -354285) /* before 1000-01-01, where %Y would stop giving four digits */
+        snprintf(out, 16, "0000-00-00");
+    else if (day > 2932896 || gmtime_r(&t, &tm) == NULL) /* after 9999-12-31 */
+        snprintf(out, 16, "9999-99-99");
+    else
+        strftime(out, 16, "%Y-%m-%d", &tm);
+}
+
+static int64_t ns_to_s(int64_t ns)
+{
+    return ns / 1000000000 - (ns % 1000000000 < 0);
 }
 
 /* Batches are summed in memory first (sort, then merge runs), so a batch of thousands of calls
@@ -485,9 +524,18 @@ static int upsert_runs(tg_store_t *st, agg_ref_t *refs, size_t n, int daily)
         }
         sqlite3_bind_int64(s, 5, (sqlite3_int64)units);
         int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_INTEGER)
+            rc = SQLITE_TOOBIG; /* the stored total overflowed into a REAL */
+        else if (rc == SQLITE_ROW)
+            rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE) {
+            if (rc != SQLITE_TOOBIG)
+                rc = sqlite3_reset(s); /* the statement's error code and message */
+            else
+                sqlite3_reset(s);
+            return rc != SQLITE_OK ? rc : SQLITE_ERROR;
+        }
         sqlite3_reset(s);
-        if (rc != SQLITE_DONE)
-            return rc;
         i = j;
     }
     return SQLITE_DONE;
@@ -513,7 +561,7 @@ int tg_store_usage_record(tg_store_t *st, uint64_t batch_id, const tg_usage_t *r
         return tg_errf(err, TG_ENOMEM, "out of memory storing %zu usage rows", n);
     for (size_t i = 0; i < n; i++) {
         refs[i].u = &rows[i];
-        utc_day(rows[i].ts_ns, refs[i].day);
+        utc_day(ns_to_s(rows[i].ts_ns), refs[i].day);
     }
     if ((rc = exec(st, "BEGIN IMMEDIATE", err, "storing usage")) != 0) {
         free(refs);
@@ -528,9 +576,11 @@ int tg_store_usage_record(tg_store_t *st, uint64_t batch_id, const tg_usage_t *r
     sqlite3_reset(b);
     if (step != SQLITE_DONE)
         goto fail;
-    if (sqlite3_changes(st->db) == 0) { /* this batch was committed before */
+    if (sqlite3_changes(st->db) == 0) { /* this batch was committed before: apply nothing */
         free(refs);
-        return exec(st, "COMMIT", err, "committing usage");
+        if ((rc = exec(st, "COMMIT", err, "committing usage")) != 0)
+            exec(st, "ROLLBACK", NULL, "");
+        return rc;
     }
     qsort(refs, n, sizeof(*refs), cmp_period);
     if ((step = upsert_runs(st, refs, n, 0)) != SQLITE_DONE)
@@ -580,8 +630,10 @@ int tg_store_usage_daily(tg_store_t *st, const char *customer_id, int64_t from_s
                          void *arg, tg_err_t *err)
 {
     char from[16], to[16];
-    utc_day(from_s * 1000000000, from);
-    utc_day((to_s - 1) * 1000000000, to);
+    if (to_s <= from_s)
+        return 0;
+    utc_day(from_s, from);
+    utc_day(to_s - 1, to);
     sqlite3_stmt *s;
     int rc = prepare(st,
                      "SELECT day, metric, SUM(units) FROM usage_daily WHERE customer_id = ? AND day >= ? AND day <= ?"

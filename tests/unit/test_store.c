@@ -1,22 +1,22 @@
-/* test_store.c - the SQLite store and the metering writer on real temporary database files. */
+/* test_store.c - the SQLite store on real temporary database files (the metering writer has
+ * test_meter.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <pthread.h>
-#include <stdatomic.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#include <time.h>
 
-#include "metering/meter.h"
+#include "store/migrations.h"
 #include "store/store.h"
 
 typedef struct {
-    char dir[64], url[128];
+    char dir[64], path[128], url[160];
     tg_store_t *st;
 } fx_t;
 
@@ -25,7 +25,8 @@ static int setup(void **state)
     fx_t *f = calloc(1, sizeof(*f));
     snprintf(f->dir, sizeof(f->dir), "/tmp/tg_store_XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    snprintf(f->url, sizeof(f->url), "sqlite:%s/sub/dir/t.db", f->dir); /* directories are created */
+    snprintf(f->path, sizeof(f->path), "%s/sub/dir/t.db", f->dir); /* directories are created */
+    snprintf(f->url, sizeof(f->url), "sqlite:%s", f->path);
     tg_err_t err = {0};
     assert_int_equal(tg_store_open(f->url, &f->st, &err), 0);
     assert_int_equal(tg_store_migrate(f->st, &err), 0);
@@ -44,16 +45,52 @@ static int teardown(void **state)
     return 0;
 }
 
-static void add_customer(fx_t *f, const char *id, const char *email)
+static tg_customer_t customer(const char *id, const char *email, int64_t created_at)
 {
     tg_customer_t c = {0};
     snprintf(c.id, sizeof(c.id), "%s", id);
     snprintf(c.email, sizeof(c.email), "%s", email);
+    snprintf(c.name, sizeof(c.name), "Name of %s", id);
     snprintf(c.plan_id, sizeof(c.plan_id), "free");
     snprintf(c.status, sizeof(c.status), "active");
-    c.created_at = c.anchor_at = 1000;
+    c.created_at = c.anchor_at = created_at;
+    return c;
+}
+
+static void add_customer(fx_t *f, const char *id, const char *email)
+{
+    tg_customer_t c = customer(id, email, 1000);
     tg_err_t err = {0};
     assert_int_equal(tg_store_customer_insert(f->st, &c, &err), 0);
+}
+
+/* One value from the database file through a separate plain SQLite connection. */
+static long long sql_int(fx_t *f, const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    long long v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
+}
+
+static void test_open_errors(void **state)
+{
+    (void)state;
+    tg_err_t err = {0};
+    tg_store_t *st = (tg_store_t *)1;
+    assert_int_equal(tg_store_open("postgres://db.example/tollgate", &st, &err), TG_EINVAL);
+    assert_null(st);
+    assert_non_null(strstr(err.msg, "\"postgres\""));
+    assert_int_equal(tg_store_open("/var/lib/t.db", &st, &err), TG_EINVAL);
+    assert_non_null(strstr(err.msg, "no scheme"));
+    assert_int_equal(tg_store_open("sqlite:", &st, &err), TG_EINVAL);
+    assert_int_equal(tg_store_open("sqlite:/proc/no/such/dir/t.db", &st, &err), TG_EIO);
+    assert_non_null(strstr(err.msg, "/proc/no"));
 }
 
 static void test_migrations(void **state)
@@ -61,90 +98,226 @@ static void test_migrations(void **state)
     fx_t *f = *state;
     tg_err_t err = {0};
     int v = 0;
+    int latest = tg_sqlite_migrations[tg_sqlite_migrations_count - 1].version;
     assert_int_equal(tg_store_schema_version(f->st, &v, &err), 0);
-    assert_true(v >= 1);
+    assert_int_equal(v, latest);
     assert_int_equal(tg_store_migrate(f->st, &err), 0); /* idempotent */
-    int v2 = 0;
-    assert_int_equal(tg_store_schema_version(f->st, &v2, &err), 0);
-    assert_int_equal(v, v2);
-    tg_store_t *bad = NULL;
-    assert_int_equal(tg_store_open("postgres://x", &bad, &err), TG_EINVAL);
-    assert_non_null(strstr(err.msg, "\"postgres\""));
+    /* and from a second connection, as a restarted process would */
+    tg_store_t *again;
+    assert_int_equal(tg_store_open(f->url, &again, &err), 0);
+    assert_int_equal(tg_store_migrate(again, &err), 0);
+    assert_int_equal(tg_store_schema_version(again, &v, &err), 0);
+    assert_int_equal(v, latest);
+    tg_store_close(again);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM schema_migrations"), (long long)tg_sqlite_migrations_count);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM schema_migrations WHERE applied_at > 0"),
+                     (long long)tg_sqlite_migrations_count);
+    /* the migrations are numbered 1, 2, 3, ... in order */
+    for (size_t i = 0; i < tg_sqlite_migrations_count; i++)
+        assert_int_equal(tg_sqlite_migrations[i].version, (int)i + 1);
+
+    /* WAL is a property of the file: a plain connection sees it */
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+
+    /* an empty database has version 0 */
+    char url[200];
+    snprintf(url, sizeof(url), "sqlite:%s/empty.db", f->dir);
+    tg_store_t *empty;
+    assert_int_equal(tg_store_open(url, &empty, &err), 0);
+    v = -1;
+    assert_int_equal(tg_store_schema_version(empty, &v, &err), 0);
+    assert_int_equal(v, 0);
+    tg_store_close(empty);
 }
 
-static void test_customers_and_keys(void **state)
+typedef struct {
+    char ids[8][TG_ID_MAX];
+    int n, stop_after;
+} seen_t;
+
+static int on_customer(const tg_customer_t *c, void *arg)
+{
+    seen_t *s = arg;
+    snprintf(s->ids[s->n++], TG_ID_MAX, "%s", c->id);
+    return s->n == s->stop_after;
+}
+
+static void test_customers(void **state)
 {
     fx_t *f = *state;
     tg_err_t err = {0};
-    add_customer(f, "cus_1", "Dev@Example.com");
-    tg_customer_t c = {0};
-    snprintf(c.id, sizeof(c.id), "cus_2");
-    snprintf(c.email, sizeof(c.email), "dev@example.COM");
-    snprintf(c.plan_id, sizeof(c.plan_id), "free");
-    snprintf(c.status, sizeof(c.status), "active");
-    assert_int_equal(tg_store_customer_insert(f->st, &c, &err), TG_EEXIST); /* email, any case */
-    assert_non_null(strstr(err.msg, "dev@example.COM"));
+    tg_customer_t c = customer("cus_1", "Dev@Example.com", 1000);
+    c.trial_end = 5000;
+    snprintf(c.pending_plan_id, sizeof(c.pending_plan_id), "free");
+    c.pending_at = 6000;
+    c.cancel_at = 7000;
+    assert_int_equal(tg_store_customer_insert(f->st, &c, &err), 0);
     tg_customer_t got;
     assert_int_equal(tg_store_customer_get(f->st, "cus_1", &got, &err), 0);
-    assert_string_equal(got.email, "Dev@Example.com");
+    assert_memory_equal(&got, &c, sizeof(c)); /* every field round-trips */
+
+    tg_customer_t dup = customer("cus_2", "dev@example.COM", 1001); /* same email, other case */
+    assert_int_equal(tg_store_customer_insert(f->st, &dup, &err), TG_EEXIST);
+    assert_non_null(strstr(err.msg, "dev@example.COM"));
+    dup = customer("cus_1", "other@example.com", 1001); /* same id */
+    assert_int_equal(tg_store_customer_insert(f->st, &dup, &err), TG_EEXIST);
+    assert_non_null(strstr(err.msg, "cus_1"));
+
     snprintf(got.plan_id, sizeof(got.plan_id), "pro");
+    snprintf(got.status, sizeof(got.status), "past_due");
     assert_int_equal(tg_store_customer_update(f->st, &got, &err), 0);
     assert_int_equal(tg_store_customer_get(f->st, "cus_1", &got, &err), 0);
     assert_string_equal(got.plan_id, "pro");
+    assert_string_equal(got.status, "past_due");
     assert_int_equal(tg_store_customer_get(f->st, "cus_404", &got, &err), TG_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "cus_404"));
+    tg_customer_t ghost = customer("cus_404", "ghost@example.com", 1);
+    assert_int_equal(tg_store_customer_update(f->st, &ghost, &err), TG_ENOTFOUND);
 
+    /* changing an email onto another customer's is a conflict too */
+    tg_customer_t second = customer("cus_2", "second@example.com", 2000);
+    assert_int_equal(tg_store_customer_insert(f->st, &second, &err), 0);
+    snprintf(second.email, sizeof(second.email), "DEV@example.com");
+    assert_int_equal(tg_store_customer_update(f->st, &second, &err), TG_EEXIST);
+    assert_non_null(strstr(err.msg, "DEV@example.com"));
+
+    tg_customer_t third = customer("cus_3", "third@example.com", 1500);
+    assert_int_equal(tg_store_customer_insert(f->st, &third, &err), 0);
+    seen_t seen = {.stop_after = -1};
+    assert_int_equal(tg_store_customer_list(f->st, on_customer, &seen, &err), 0);
+    assert_int_equal(seen.n, 3); /* newest first */
+    assert_string_equal(seen.ids[0], "cus_2");
+    assert_string_equal(seen.ids[1], "cus_3");
+    assert_string_equal(seen.ids[2], "cus_1");
+    seen = (seen_t){.stop_after = 1};
+    assert_int_equal(tg_store_customer_list(f->st, on_customer, &seen, &err), 0);
+    assert_int_equal(seen.n, 1); /* a non-zero return stops the walk */
+}
+
+static int on_key(const tg_key_t *k, void *arg)
+{
+    seen_t *s = arg;
+    snprintf(s->ids[s->n++], TG_ID_MAX, "%s", k->id);
+    return s->n == s->stop_after;
+}
+
+static tg_key_t key(const char *id, const char *customer_id, uint8_t fill, int64_t created_at)
+{
     tg_key_t k = {0};
-    snprintf(k.id, sizeof(k.id), "key_1");
-    snprintf(k.customer_id, sizeof(k.customer_id), "cus_1");
-    memset(k.hash, 7, sizeof(k.hash));
-    snprintf(k.prefix, sizeof(k.prefix), "tg_live_abcd");
-    k.created_at = 5;
+    snprintf(k.id, sizeof(k.id), "%s", id);
+    snprintf(k.customer_id, sizeof(k.customer_id), "%s", customer_id);
+    memset(k.hash, fill, sizeof(k.hash));
+    snprintf(k.prefix, sizeof(k.prefix), "tg_live_%c", 'a' + fill % 26);
+    snprintf(k.name, sizeof(k.name), "key %s", id);
+    k.created_at = created_at;
+    return k;
+}
+
+static void test_keys(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    add_customer(f, "cus_1", "a@example.com");
+    add_customer(f, "cus_2", "b@example.com");
+    tg_key_t k = key("key_1", "cus_1", 7, 5);
     assert_int_equal(tg_store_key_insert(f->st, &k, &err), 0);
+    tg_key_t k2 = key("key_2", "cus_1", 8, 6), k3 = key("key_3", "cus_2", 9, 7);
+    assert_int_equal(tg_store_key_insert(f->st, &k2, &err), 0);
+    assert_int_equal(tg_store_key_insert(f->st, &k3, &err), 0);
+
+    tg_key_t g;
+    assert_int_equal(tg_store_key_get(f->st, "key_1", &g, &err), 0);
+    assert_memory_equal(&g, &k, sizeof(k));
+    assert_int_equal(tg_store_key_get(f->st, "key_404", &g, &err), TG_ENOTFOUND);
+
     assert_int_equal(tg_store_key_set_revoked(f->st, "key_1", 99, &err), 0);
     assert_int_equal(tg_store_key_set_expires(f->st, "key_1", 77, &err), 0);
     assert_int_equal(tg_store_key_touch(f->st, "key_1", 50, &err), 0);
     assert_int_equal(tg_store_key_touch(f->st, "key_1", 40, &err), 0); /* never moves back */
-    tg_key_t g;
     assert_int_equal(tg_store_key_get(f->st, "key_1", &g, &err), 0);
-    assert_memory_equal(g.hash, k.hash, 32);
     assert_int_equal(g.revoked_at, 99);
     assert_int_equal(g.expires_at, 77);
     assert_int_equal(g.last_used_at, 50);
+    assert_int_equal(tg_store_key_get(f->st, "key_2", &g, &err), 0);
+    assert_int_equal(g.revoked_at, 0); /* the others are untouched */
+    assert_int_equal(g.last_used_at, 0);
     assert_int_equal(tg_store_key_set_revoked(f->st, "key_404", 1, &err), TG_ENOTFOUND);
-    k.hash[0] = 8;
-    snprintf(k.customer_id, sizeof(k.customer_id), "cus_nobody");
-    snprintf(k.id, sizeof(k.id), "key_2");
-    assert_int_not_equal(tg_store_key_insert(f->st, &k, &err), 0); /* foreign key */
+    assert_int_equal(tg_store_key_set_expires(f->st, "key_404", 1, &err), TG_ENOTFOUND);
+    assert_int_equal(tg_store_key_touch(f->st, "key_404", 1, &err), TG_ENOTFOUND);
+
+    seen_t seen = {.stop_after = -1};
+    assert_int_equal(tg_store_key_list(f->st, "cus_1", on_key, &seen, &err), 0);
+    assert_int_equal(seen.n, 2); /* one customer's, newest first */
+    assert_string_equal(seen.ids[0], "key_2");
+    assert_string_equal(seen.ids[1], "key_1");
+    seen = (seen_t){.stop_after = -1};
+    assert_int_equal(tg_store_key_list(f->st, NULL, on_key, &seen, &err), 0);
+    assert_int_equal(seen.n, 3); /* everyone's */
+    seen = (seen_t){.stop_after = 2};
+    assert_int_equal(tg_store_key_list(f->st, NULL, on_key, &seen, &err), 0);
+    assert_int_equal(seen.n, 2);
+
+    tg_key_t same_hash = key("key_4", "cus_2", 7, 8);
+    assert_int_equal(tg_store_key_insert(f->st, &same_hash, &err), TG_EEXIST);
+    tg_key_t same_id = key("key_1", "cus_2", 10, 8);
+    assert_int_equal(tg_store_key_insert(f->st, &same_id, &err), TG_EEXIST);
+    tg_key_t orphan = key("key_5", "cus_nobody", 11, 8);
+    assert_int_equal(tg_store_key_insert(f->st, &orphan, &err), TG_ENOTFOUND); /* foreign key */
+    assert_non_null(strstr(err.msg, "cus_nobody"));
 }
 
-static tg_usage_t row(uint64_t id, const char *metric, uint64_t units)
+static tg_usage_t row(const char *customer_id, const char *metric, uint64_t units)
 {
     tg_usage_t u = {0};
-    u.event_id = id;
-    snprintf(u.customer_id, sizeof(u.customer_id), "cus_1");
+    u.event_id = 1;
+    snprintf(u.customer_id, sizeof(u.customer_id), "%s", customer_id);
     snprintf(u.key_id, sizeof(u.key_id), "key_1");
     snprintf(u.plan_id, sizeof(u.plan_id), "free");
     snprintf(u.metric, sizeof(u.metric), "%s", metric);
     snprintf(u.endpoint, sizeof(u.endpoint), "GET /x");
     u.units = units;
-    u.ts_ns = INT64_C(1769853600) * 1000000000; /* 2026-01-31 */
+    u.ts_ns = INT64_C(1769853600) * 1000000000; /* 2026-01-31T10:00:00Z */
     u.period_start = 1000;
     u.status = 200;
     return u;
 }
 
+typedef struct {
+    uint64_t api_calls, tokens;
+    int rows;
+} sums_t;
+
 static int sum_cb(const char *metric, uint64_t units, void *arg)
 {
+    sums_t *s = arg;
+    s->rows++;
     if (strcmp(metric, "api_calls") == 0)
-        *(uint64_t *)arg += units;
+        s->api_calls += units;
+    else if (strcmp(metric, "tokens") == 0)
+        s->tokens += units;
     return 0;
 }
 
+typedef struct {
+    char days[8][16];
+    uint64_t units[8];
+    int n;
+} days_t;
+
 static int day_cb(const char *day, const char *metric, uint64_t units, void *arg)
 {
-    (void)metric;
-    if (strcmp(day, "2026-01-31") == 0)
-        *(uint64_t *)arg += units;
+    days_t *d = arg;
+    if (strcmp(metric, "api_calls") != 0)
+        return 0;
+    snprintf(d->days[d->n], sizeof(d->days[0]), "%s", day);
+    d->units[d->n++] = units;
     return 0;
 }
 
@@ -152,123 +325,165 @@ static void test_usage_exactly_once(void **state)
 {
     fx_t *f = *state;
     tg_err_t err = {0};
-    add_customer(f, "cus_1", "a@b.co");
-    tg_usage_t rows[4] = {row(1, "api_calls", 1), row(1, "tokens", 500), row(2, "api_calls", 1),
-                          row(3, "api_calls", 1)};
+    tg_usage_t rows[4] = {row("cus_1", "api_calls", 1), row("cus_1", "tokens", 500), row("cus_1", "api_calls", 1),
+                          row("cus_1", "api_calls", 1)};
     snprintf(rows[3].plan_id, sizeof(rows[3].plan_id), "pro"); /* after a plan change */
-    size_t ins = 0;
+    snprintf(rows[2].endpoint, sizeof(rows[2].endpoint), "POST /y");
+    size_t ins = 99;
     assert_int_equal(tg_store_usage_record(f->st, 77, rows, 4, &ins, &err), 0);
     assert_int_equal(ins, 4);
     assert_int_equal(tg_store_usage_record(f->st, 77, rows, 4, &ins, &err), 0); /* a retried batch */
     assert_int_equal(ins, 0);
-    uint64_t n = 0, total = 0, daily = 0;
+    uint64_t n = 0;
     assert_int_equal(tg_store_usage_total(f->st, "api_calls", &n, &err), 0);
     assert_int_equal(n, 3);
-    assert_int_equal(tg_store_usage_period(f->st, "cus_1", 1000, sum_cb, &total, &err), 0);
-    assert_int_equal(total, 3); /* summed over both plans */
-    assert_int_equal(tg_store_usage_daily(f->st, "cus_1", INT64_C(1769817600), INT64_C(1769904000), day_cb, &daily,
-                                          &err),
-                     0);
-    assert_int_equal(daily, 503);
-    rows[0].units = (uint64_t)INT64_MAX + 1;
-    assert_int_equal(tg_store_usage_record(f->st, 78, rows, 1, &ins, &err), TG_ERANGE);
-    /* a failed batch leaves nothing behind: two rows whose sum overflows */
-    rows[0].units = (uint64_t)INT64_MAX;
-    rows[1] = row(9, "api_calls", 5);
-    assert_int_not_equal(tg_store_usage_record(f->st, 79, rows, 2, &ins, &err), 0);
-    assert_int_equal(tg_store_usage_total(f->st, "api_calls", &n, &err), 0);
-    assert_int_equal(n, 3);
+    assert_int_equal(tg_store_usage_total(f->st, "tokens", &n, &err), 0);
+    assert_int_equal(n, 500);
+    assert_int_equal(tg_store_usage_total(f->st, "nothing", &n, &err), 0);
+    assert_int_equal(n, 0);
+    sums_t sums = {0};
+    assert_int_equal(tg_store_usage_period(f->st, "cus_1", 1000, sum_cb, &sums, &err), 0);
+    assert_int_equal(sums.api_calls, 3); /* summed over both plans */
+    assert_int_equal(sums.tokens, 500);
+    assert_int_equal(sums.rows, 2); /* one line per metric */
+    assert_int_equal(sql_int(f, "SELECT units FROM usage_period WHERE plan_id = 'pro'"), 1);
+    sums = (sums_t){0};
+    assert_int_equal(tg_store_usage_period(f->st, "cus_1", 999, sum_cb, &sums, &err), 0);
+    assert_int_equal(sums.rows, 0);
+
+    /* a new batch adds; the next day is its own line */
+    tg_usage_t later = row("cus_1", "api_calls", 10);
+    later.ts_ns += INT64_C(86400) * 1000000000;
+    assert_int_equal(tg_store_usage_record(f->st, 78, &later, 1, &ins, &err), 0);
+    assert_int_equal(ins, 1);
+    days_t d = {0};
+    assert_int_equal(
+        tg_store_usage_daily(f->st, "cus_1", INT64_C(1769817600), INT64_C(1769817600) + 2 * 86400, day_cb, &d, &err),
+        0);
+    assert_int_equal(d.n, 2);
+    assert_string_equal(d.days[0], "2026-01-31");
+    assert_int_equal(d.units[0], 3); /* over both endpoints */
+    assert_string_equal(d.days[1], "2026-02-01");
+    assert_int_equal(d.units[1], 10);
+    d = (days_t){0}; /* [from, to) excludes the day starting at to */
+    assert_int_equal(
+        tg_store_usage_daily(f->st, "cus_1", INT64_C(1769817600), INT64_C(1769817600) + 86400, day_cb, &d, &err), 0);
+    assert_int_equal(d.n, 1);
+    assert_string_equal(d.days[0], "2026-01-31");
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_daily WHERE metric = 'api_calls'"), 3);
 }
 
-typedef struct {
-    tg_meter_t *m;
-    _Atomic int callbacks, errors;
-    int base;
-} meter_ctx_t;
-
-static void on_done(void *arg, int status)
-{
-    meter_ctx_t *c = arg;
-    atomic_fetch_add(&c->callbacks, 1);
-    if (status != 0)
-        atomic_fetch_add(&c->errors, 1);
-}
-
-static void *submitter(void *arg)
-{
-    meter_ctx_t *c = arg;
-    for (int i = 0; i < 2000; i++) {
-        tg_usage_t u = row(tg_meter_next_event_id(), "api_calls", 1);
-        assert_int_equal(tg_meter_submit(c->m, &u, 1, on_done, c), 0);
-    }
-    return NULL;
-}
-
-static void run_meter(fx_t *f, int strict)
-{
-    tg_err_t err = {0};
-    add_customer(f, "cus_1", "a@b.co");
-    meter_ctx_t c = {0};
-    assert_int_equal(tg_meter_start(f->url, strict, 5, &c.m, &err), 0);
-    pthread_t t[8];
-    for (int i = 0; i < 8; i++)
-        pthread_create(&t[i], NULL, submitter, &c);
-    for (int i = 0; i < 8; i++)
-        pthread_join(t[i], NULL);
-    assert_int_equal(tg_meter_flush(c.m), 0);
-    tg_meter_stats_t s;
-    tg_meter_get_stats(c.m, &s);
-    assert_int_equal(s.submitted, 16000);
-    assert_int_equal(s.committed, 16000);
-    assert_true(s.commits < 16000); /* grouped */
-    tg_meter_stop(c.m);
-    assert_int_equal(atomic_load(&c.callbacks), 16000);
-    assert_int_equal(atomic_load(&c.errors), 0);
-    uint64_t n = 0, total = 0;
-    assert_int_equal(tg_store_usage_total(f->st, "api_calls", &n, &err), 0);
-    assert_int_equal(n, 16000);
-    assert_int_equal(tg_store_usage_period(f->st, "cus_1", 1000, sum_cb, &total, &err), 0);
-    assert_int_equal(total, 16000);
-}
-
-static void test_meter_strict(void **state)
-{
-    run_meter(*state, 1);
-}
-
-static void test_meter_batched(void **state)
-{
-    run_meter(*state, 0);
-}
-
-static void test_meter_stop_commits_queue(void **state)
+static void test_usage_range(void **state)
 {
     fx_t *f = *state;
     tg_err_t err = {0};
-    add_customer(f, "cus_1", "a@b.co");
-    tg_meter_t *m;
-    assert_int_equal(tg_meter_start(f->url, 0, 10000, &m, &err), 0); /* 10 s batches */
-    for (int i = 0; i < 100; i++) {
-        tg_usage_t u = row(tg_meter_next_event_id(), "api_calls", 1);
-        assert_int_equal(tg_meter_submit(m, &u, 1, NULL, NULL), 0);
+    size_t ins = 0;
+    uint64_t n = 0;
+    tg_usage_t rows[2] = {row("cus_1", "api_calls", (uint64_t)INT64_MAX + 1), row("cus_1", "api_calls", 5)};
+    assert_int_equal(tg_store_usage_record(f->st, 1, rows, 1, &ins, &err), TG_ERANGE);
+    assert_non_null(strstr(err.msg, "storing usage"));
+    assert_int_equal(tg_store_usage_record(f->st, (uint64_t)INT64_MAX + 1, rows + 1, 1, &ins, &err), TG_ERANGE);
+    /* two rows whose sum overflows: nothing of the batch stays */
+    rows[0].units = (uint64_t)INT64_MAX;
+    assert_int_equal(tg_store_usage_record(f->st, 2, rows, 2, &ins, &err), TG_ERANGE);
+    assert_int_equal(ins, 0);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_batches"), 0);
+    /* a batch that would push a stored total past INT64_MAX: rolled back, not stored as REAL */
+    assert_int_equal(tg_store_usage_record(f->st, 3, rows, 1, &ins, &err), 0);
+    assert_int_equal(tg_store_usage_record(f->st, 4, rows + 1, 1, &ins, &err), TG_ERANGE);
+    assert_int_equal(tg_store_usage_total(f->st, "api_calls", &n, &err), 0);
+    assert_int_equal(n, (uint64_t)INT64_MAX);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_period WHERE typeof(units) <> 'integer'"), 0);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_batches WHERE batch_id = 4"), 0);
+    /* the connection is still usable */
+    tg_usage_t other = row("cus_2", "api_calls", 1);
+    assert_int_equal(tg_store_usage_record(f->st, 5, &other, 1, &ins, &err), 0);
+    assert_int_equal(ins, 1);
+}
+
+typedef struct {
+    char customer[4][TG_ID_MAX];
+    int64_t period[4];
+    uint64_t units[4];
+    int n;
+} loaded_t;
+
+static int load_cb(const char *customer_id, int64_t period_start, const char *metric, uint64_t units, void *arg)
+{
+    loaded_t *l = arg;
+    assert_string_equal(metric, "api_calls");
+    assert_true(l->n < 4);
+    snprintf(l->customer[l->n], TG_ID_MAX, "%s", customer_id);
+    l->period[l->n] = period_start;
+    l->units[l->n++] = units;
+    return 0;
+}
+
+static void test_usage_load(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    tg_usage_t rows[5] = {row("cus_1", "api_calls", 2), row("cus_1", "api_calls", 3), row("cus_2", "api_calls", 4),
+                          row("cus_2", "api_calls", 100), row("cus_1", "api_calls", 1)};
+    snprintf(rows[1].plan_id, sizeof(rows[1].plan_id), "pro"); /* summed across plans */
+    rows[3].period_start = 500;                                /* an older period: not loaded */
+    rows[4].period_start = 2000;
+    assert_int_equal(tg_store_usage_record(f->st, 1, rows, 5, NULL, &err), 0);
+    loaded_t l = {0};
+    assert_int_equal(tg_store_usage_load(f->st, 1000, load_cb, &l, &err), 0);
+    assert_int_equal(l.n, 3);
+    uint64_t c1_1000 = 0, c1_2000 = 0, c2_1000 = 0;
+    for (int i = 0; i < l.n; i++) {
+        if (strcmp(l.customer[i], "cus_1") == 0 && l.period[i] == 1000)
+            c1_1000 = l.units[i];
+        else if (strcmp(l.customer[i], "cus_1") == 0 && l.period[i] == 2000)
+            c1_2000 = l.units[i];
+        else if (strcmp(l.customer[i], "cus_2") == 0 && l.period[i] == 1000)
+            c2_1000 = l.units[i];
     }
-    tg_meter_stop(m); /* must not wait 10 s, must not drop anything */
+    assert_int_equal(c1_1000, 5);
+    assert_int_equal(c1_2000, 1);
+    assert_int_equal(c2_1000, 4);
+}
+
+/* Informational: the durable hot path, batches of 1000 rows over 50 customers and 3 metrics. */
+static void test_usage_throughput(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    enum { BATCH = 1000, BATCHES = 20 };
+    static tg_usage_t rows[BATCH];
+    static const char *const metrics[] = {"api_calls", "tokens", "bytes"};
+    for (int i = 0; i < BATCH; i++) {
+        char cus[16];
+        snprintf(cus, sizeof(cus), "cus_%d", i % 50);
+        rows[i] = row(cus, metrics[i % 3], 1);
+        snprintf(rows[i].endpoint, sizeof(rows[i].endpoint), "GET /e%d", i % 7);
+    }
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (int i = 0; i < BATCHES; i++)
+        assert_int_equal(tg_store_usage_record(f->st, (uint64_t)i + 1, rows, BATCH, NULL, &err), 0);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double s = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+    print_message("usage_record: %d batches of %d rows in %.3f s = %.0f rows/s (%.2f ms per commit)\n", BATCHES, BATCH,
+                  s, BATCHES * BATCH / s, s * 1000 / BATCHES);
     uint64_t n = 0;
     assert_int_equal(tg_store_usage_total(f->st, "api_calls", &n, &err), 0);
-    assert_int_equal(n, 100);
-    uint64_t a = tg_meter_next_event_id(), b = tg_meter_next_event_id();
-    assert_true(b > a);
+    assert_int_equal(n, (uint64_t)BATCHES * 334); /* rows 0, 3, ..., 999 */
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_open_errors),
         cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_customers_and_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_customers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_exactly_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_meter_strict, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_meter_batched, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_meter_stop_commits_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_range, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_throughput, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

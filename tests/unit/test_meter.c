@@ -1,0 +1,474 @@
+/* test_meter.c - the metering writer against a real temporary SQLite file: group commit from many
+ * threads, exactly-once callbacks, flush, stop, retry of a failing store, isolation of a record
+ * that can never be stored, and event ids. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "metering/meter.h"
+#include "store/store.h"
+
+typedef struct {
+    char dir[64], path[128], url[160];
+    tg_store_t *st; /* the test's own connection, for reading back */
+} fx_t;
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/tg_meter_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof(f->path), "%s/t.db", f->dir);
+    snprintf(f->url, sizeof(f->url), "sqlite:%s", f->path);
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_open(f->url, &f->st, &err), 0);
+    assert_int_equal(tg_store_migrate(f->st, &err), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    tg_store_close(f->st);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+/* Plain SQL on the database file from a separate connection (fault injection, counts). */
+static void sql_exec(fx_t *f, const char *sql)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static long long sql_int(fx_t *f, const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    long long v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
+}
+
+static tg_usage_t row(const char *customer_id, const char *metric, uint64_t units)
+{
+    tg_usage_t u = {0};
+    u.event_id = tg_meter_next_event_id();
+    snprintf(u.customer_id, sizeof(u.customer_id), "%s", customer_id);
+    snprintf(u.key_id, sizeof(u.key_id), "key_1");
+    snprintf(u.plan_id, sizeof(u.plan_id), "free");
+    snprintf(u.metric, sizeof(u.metric), "%s", metric);
+    snprintf(u.endpoint, sizeof(u.endpoint), "GET /x");
+    u.units = units;
+    u.ts_ns = INT64_C(1769853600) * 1000000000; /* 2026-01-31 */
+    u.period_start = 1000;
+    u.status = 200;
+    return u;
+}
+
+static uint64_t total(fx_t *f, const char *metric)
+{
+    tg_err_t err = {0};
+    uint64_t n = 0;
+    assert_int_equal(tg_store_usage_total(f->st, metric, &n, &err), 0);
+    return n;
+}
+
+typedef struct {
+    uint64_t api_calls, tokens;
+} sums_t;
+
+static int sum_cb(const char *metric, uint64_t units, void *arg)
+{
+    sums_t *s = arg;
+    if (strcmp(metric, "api_calls") == 0)
+        s->api_calls += units;
+    else if (strcmp(metric, "tokens") == 0)
+        s->tokens += units;
+    return 0;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- many threads ---- */
+
+enum { THREADS = 8, PER_THREAD = 2000 };
+
+/* One slot per submit: how often its callback fired, and the last status. */
+typedef struct {
+    _Atomic int fired;
+    _Atomic int status;
+} slot_t;
+
+typedef struct {
+    tg_meter_t *m;
+    slot_t *slots;
+    int thread;
+    int refused; /* cmocka's asserts belong to the main thread: count here, assert there */
+} worker_t;
+
+static void on_slot(void *arg, int status)
+{
+    slot_t *s = arg;
+    atomic_fetch_add(&s->fired, 1);
+    atomic_store(&s->status, status);
+}
+
+/* Each submit carries one call: api_calls 1 and tokens 3, for customer cus_<thread>. */
+static void *submitter(void *arg)
+{
+    worker_t *w = arg;
+    char cus[16];
+    snprintf(cus, sizeof(cus), "cus_%d", w->thread);
+    for (int i = 0; i < PER_THREAD; i++) {
+        tg_usage_t u[2] = {row(cus, "api_calls", 1), row(cus, "tokens", 3)};
+        u[1].event_id = u[0].event_id;
+        if (tg_meter_submit(w->m, u, 2, on_slot, &w->slots[w->thread * PER_THREAD + i]) != 0)
+            w->refused++;
+        if (i % 20 == 19) /* let commits interleave with submits: many groups, not one */
+            sleep_ms(1);
+    }
+    return NULL;
+}
+
+static void run_threads(fx_t *f, int strict, int flush_ms)
+{
+    tg_err_t err = {0};
+    tg_meter_t *m;
+    assert_int_equal(tg_meter_start(f->url, strict, flush_ms, &m, &err), 0);
+    slot_t *slots = calloc(THREADS * PER_THREAD, sizeof(*slots));
+    pthread_t t[THREADS];
+    worker_t w[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (worker_t){m, slots, i, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, submitter, &w[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(w[i].refused, 0);
+    }
+    assert_int_equal(tg_meter_flush(m), 0);
+    /* flush returned: every callback has fired, and the rows are readable from elsewhere */
+    for (int i = 0; i < THREADS * PER_THREAD; i++) {
+        assert_int_equal(atomic_load(&slots[i].fired), 1);
+        assert_int_equal(atomic_load(&slots[i].status), 0);
+    }
+    assert_int_equal(total(f, "api_calls"), THREADS * PER_THREAD);
+    tg_meter_stats_t s;
+    tg_meter_get_stats(m, &s);
+    assert_int_equal(s.submitted, 2 * THREADS * PER_THREAD);
+    assert_int_equal(s.committed, 2 * THREADS * PER_THREAD);
+    assert_int_equal(s.queued, 0);
+    assert_int_equal(s.failures, 0);
+    assert_true(s.commits >= 1);
+    assert_true(s.commits < THREADS * PER_THREAD); /* grouped, not one transaction per submit */
+    assert_true(s.last_lag_ns > 0);
+    print_message("%s: %d submits in %llu commits\n", strict ? "strict" : "batched", THREADS * PER_THREAD,
+                  (unsigned long long)s.commits);
+    tg_meter_stop(m);
+    for (int i = 0; i < THREADS * PER_THREAD; i++)
+        assert_int_equal(atomic_load(&slots[i].fired), 1); /* stop fires nothing twice */
+    free(slots);
+
+    assert_int_equal(total(f, "api_calls"), THREADS * PER_THREAD);
+    assert_int_equal(total(f, "tokens"), 3 * THREADS * PER_THREAD);
+    assert_int_equal(sql_int(f, "SELECT SUM(rows) FROM usage_batches"), 2 * THREADS * PER_THREAD);
+    for (int i = 0; i < THREADS; i++) {
+        char cus[16];
+        snprintf(cus, sizeof(cus), "cus_%d", i);
+        sums_t sums = {0};
+        assert_int_equal(tg_store_usage_period(f->st, cus, 1000, sum_cb, &sums, &err), 0);
+        assert_int_equal(sums.api_calls, PER_THREAD);
+        assert_int_equal(sums.tokens, 3 * PER_THREAD);
+    }
+}
+
+static void test_strict_threads(void **state)
+{
+    run_threads(*state, 1, 5);
+}
+
+static void test_batched_threads(void **state)
+{
+    run_threads(*state, 0, 5);
+}
+
+/* ---- flush, batching, stop ---- */
+
+typedef struct {
+    tg_meter_t *m;
+    _Atomic int fired, errors, resubmit_rc;
+} counter_t;
+
+static void on_count(void *arg, int status)
+{
+    counter_t *c = arg;
+    if (status != 0)
+        atomic_fetch_add(&c->errors, 1);
+    atomic_fetch_add(&c->fired, 1);
+}
+
+static void test_flush(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    counter_t c = {0};
+    assert_int_equal(tg_meter_start(f->url, 0, 60000, &c.m, &err), 0); /* batches of a minute */
+    assert_int_equal(tg_meter_flush(c.m), 0);                          /* nothing queued: returns */
+    for (int i = 0; i < 100; i++) {
+        tg_usage_t u = row("cus_1", "api_calls", 1);
+        assert_int_equal(tg_meter_submit(c.m, &u, 1, on_count, &c), 0);
+    }
+    int64_t t0 = mono_ms();
+    assert_int_equal(tg_meter_flush(c.m), 0);
+    assert_true(mono_ms() - t0 < 30000); /* did not wait for the minute */
+    assert_int_equal(atomic_load(&c.fired), 100);
+    assert_int_equal(atomic_load(&c.errors), 0);
+    assert_int_equal(total(f, "api_calls"), 100);
+    /* a zero-row submit still completes */
+    assert_int_equal(tg_meter_submit(c.m, NULL, 0, on_count, &c), 0);
+    assert_int_equal(tg_meter_flush(c.m), 0);
+    assert_int_equal(atomic_load(&c.fired), 101);
+    tg_meter_stop(c.m);
+    assert_int_equal(total(f, "api_calls"), 100);
+}
+
+static void test_batched_commits_on_its_own(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    counter_t c = {0};
+    assert_int_equal(tg_meter_start(f->url, 0, 20, &c.m, &err), 0);
+    tg_usage_t u = row("cus_1", "api_calls", 7);
+    assert_int_equal(tg_meter_submit(c.m, &u, 1, on_count, &c), 0);
+    for (int i = 0; i < 500 && atomic_load(&c.fired) == 0; i++) /* up to 5 s, no flush */
+        sleep_ms(10);
+    assert_int_equal(atomic_load(&c.fired), 1);
+    assert_int_equal(total(f, "api_calls"), 7);
+    tg_meter_stop(c.m);
+}
+
+static void on_resubmit(void *arg, int status)
+{
+    counter_t *c = arg;
+    tg_usage_t u = row("cus_1", "api_calls", 1);
+    atomic_store(&c->resubmit_rc, tg_meter_submit(c->m, &u, 1, NULL, NULL)); /* during stop */
+    on_count(arg, status);
+}
+
+static void test_stop_commits_everything(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    counter_t c = {0};
+    assert_int_equal(tg_meter_start(f->url, 0, 60000, &c.m, &err), 0);
+    for (int i = 0; i < 99; i++) {
+        tg_usage_t u = row("cus_1", "api_calls", 1);
+        assert_int_equal(tg_meter_submit(c.m, &u, 1, on_count, &c), 0);
+    }
+    tg_usage_t u = row("cus_1", "api_calls", 1);
+    assert_int_equal(tg_meter_submit(c.m, &u, 1, on_resubmit, &c), 0);
+    int64_t t0 = mono_ms();
+    tg_meter_stop(c.m); /* must not wait for the minute, must not drop anything */
+    assert_true(mono_ms() - t0 < 30000);
+    assert_int_equal(atomic_load(&c.fired), 100);
+    assert_int_equal(atomic_load(&c.errors), 0);
+    assert_int_equal(atomic_load(&c.resubmit_rc), TG_ESTATE);
+    assert_int_equal(total(f, "api_calls"), 100);
+}
+
+static void test_submit_refuses_out_of_range(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    counter_t c = {0};
+    assert_int_equal(tg_meter_start(f->url, 1, 5, &c.m, &err), 0);
+    tg_usage_t u[2] = {row("cus_1", "api_calls", 1), row("cus_1", "tokens", (uint64_t)INT64_MAX + 1)};
+    assert_int_equal(tg_meter_submit(c.m, u, 2, on_count, &c), TG_ERANGE);
+    assert_int_equal(tg_meter_flush(c.m), 0);
+    tg_meter_stop(c.m);
+    assert_int_equal(atomic_load(&c.fired), 0); /* a refused submit never calls back */
+    assert_int_equal(total(f, "api_calls"), 0);
+
+    tg_meter_t *m = NULL;
+    assert_int_equal(tg_meter_start("mysql://x", 1, 5, &m, &err), TG_EINVAL);
+    assert_null(m);
+    assert_non_null(strstr(err.msg, "mysql"));
+}
+
+/* A record whose total would overflow fails alone; the others in its transaction commit. */
+static void test_bad_record_is_isolated(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    counter_t c = {0};
+    slot_t slots[6] = {0};
+    assert_int_equal(tg_meter_start(f->url, 0, 60000, &c.m, &err), 0);
+    tg_usage_t big = row("cus_big", "api_calls", (uint64_t)INT64_MAX);
+    assert_int_equal(tg_meter_submit(c.m, &big, 1, on_slot, &slots[0]), 0);
+    for (int i = 1; i < 6; i++) {
+        tg_usage_t u = row(i == 3 ? "cus_big" : "cus_ok", "api_calls", 1); /* 3 overflows cus_big */
+        assert_int_equal(tg_meter_submit(c.m, &u, 1, on_slot, &slots[i]), 0);
+    }
+    assert_int_equal(tg_meter_flush(c.m), 0); /* all six in one group */
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(atomic_load(&slots[i].fired), 1);
+        assert_int_equal(atomic_load(&slots[i].status), i == 3 ? TG_ERANGE : 0);
+    }
+    tg_meter_stats_t s;
+    tg_meter_get_stats(c.m, &s);
+    assert_true(s.failures >= 1);
+    assert_int_equal(s.committed, 5);
+    tg_meter_stop(c.m);
+    sums_t sums = {0};
+    assert_int_equal(tg_store_usage_period(f->st, "cus_ok", 1000, sum_cb, &sums, &err), 0);
+    assert_int_equal(sums.api_calls, 4);
+    sums = (sums_t){0};
+    assert_int_equal(tg_store_usage_period(f->st, "cus_big", 1000, sum_cb, &sums, &err), 0);
+    assert_int_equal(sums.api_calls, (uint64_t)INT64_MAX);
+}
+
+/* ---- a failing store ---- */
+
+#define FAULT_ON "CREATE TRIGGER fault BEFORE INSERT ON usage_batches BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
+#define FAULT_OFF "DROP TRIGGER fault"
+
+static void test_retry_until_the_store_recovers(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    counter_t c = {0};
+    assert_int_equal(tg_meter_start(f->url, 1, 5, &c.m, &err), 0);
+    sql_exec(f, FAULT_ON);
+    for (int i = 0; i < 50; i++) {
+        tg_usage_t u = row("cus_1", "api_calls", 1);
+        assert_int_equal(tg_meter_submit(c.m, &u, 1, on_count, &c), 0);
+    }
+    tg_meter_stats_t s = {0};
+    for (int i = 0; i < 500 && s.failures < 4; i++) { /* up to 5 s */
+        sleep_ms(10);
+        tg_meter_get_stats(c.m, &s);
+    }
+    assert_true(s.failures >= 4);
+    assert_int_equal(atomic_load(&c.fired), 0); /* nothing answered, nothing dropped */
+    assert_int_equal(s.committed, 0);
+    assert_int_equal(s.queued, 50);
+    sql_exec(f, FAULT_OFF);
+    assert_int_equal(tg_meter_flush(c.m), 0);
+    assert_int_equal(atomic_load(&c.fired), 50);
+    assert_int_equal(atomic_load(&c.errors), 0);
+    tg_meter_get_stats(c.m, &s);
+    assert_int_equal(s.committed, 50);
+    assert_int_equal(s.queued, 0);
+    tg_meter_stop(c.m);
+    assert_int_equal(total(f, "api_calls"), 50); /* retried, counted once */
+}
+
+static void test_stop_gives_up_on_a_dead_store(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    counter_t c = {0};
+    assert_int_equal(tg_meter_start(f->url, 1, 5, &c.m, &err), 0);
+    sql_exec(f, FAULT_ON);
+    for (int i = 0; i < 10; i++) {
+        tg_usage_t u = row("cus_1", "api_calls", 1);
+        assert_int_equal(tg_meter_submit(c.m, &u, 1, on_count, &c), 0);
+    }
+    tg_meter_stop(c.m); /* bounded: a few seconds of retries */
+    assert_int_equal(atomic_load(&c.fired), 10);
+    assert_int_equal(atomic_load(&c.errors), 10);
+    assert_int_equal(total(f, "api_calls"), 0);
+}
+
+/* ---- event ids ---- */
+
+enum { ID_THREADS = 8, IDS_PER_THREAD = 20000 };
+
+static void *take_ids(void *arg)
+{
+    uint64_t *ids = arg;
+    for (int i = 0; i < IDS_PER_THREAD; i++)
+        ids[i] = tg_meter_next_event_id();
+    return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void test_event_ids(void **state)
+{
+    (void)state;
+    uint64_t *ids = malloc(sizeof(uint64_t) * ID_THREADS * IDS_PER_THREAD);
+    pthread_t t[ID_THREADS];
+    for (int i = 0; i < ID_THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, take_ids, ids + (size_t)i * IDS_PER_THREAD), 0);
+    for (int i = 0; i < ID_THREADS; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < ID_THREADS; i++) /* increasing within each thread */
+        for (int j = 1; j < IDS_PER_THREAD; j++)
+            assert_true(ids[i * IDS_PER_THREAD + j] > ids[i * IDS_PER_THREAD + j - 1]);
+    qsort(ids, ID_THREADS * IDS_PER_THREAD, sizeof(uint64_t), cmp_u64);
+    for (int i = 1; i < ID_THREADS * IDS_PER_THREAD; i++) /* unique across threads */
+        assert_true(ids[i] > ids[i - 1]);
+    assert_true(ids[0] > 0);
+    assert_true(ids[ID_THREADS * IDS_PER_THREAD - 1] <= (uint64_t)INT64_MAX); /* fits the store */
+    /* time-ordered: an id taken later than a wall-clock second is above one taken before it */
+    uint64_t before = tg_meter_next_event_id();
+    sleep_ms(2);
+    uint64_t after = tg_meter_next_event_id();
+    assert_true(after - before >= (uint64_t)1000 << 12); /* at least 1 ms of microseconds apart */
+    free(ids);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_strict_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batched_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flush, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batched_commits_on_its_own, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_commits_everything, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_submit_refuses_out_of_range, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_record_is_isolated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_until_the_store_recovers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_gives_up_on_a_dead_store, setup, teardown),
+        cmocka_unit_test(test_event_ids),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
