@@ -184,7 +184,8 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
             tg_adm_reply_error(res, 405, "method_not_allowed", "Use GET or PATCH.");
             return;
         }
-        if (s.n > 5 || (s.n == 5 && !tg_adm_seg_is(&s, 4, "keys") && !tg_adm_seg_is(&s, 4, "usage") && !tg_adm_seg_is(&s, 4, "cancel"))) {
+        if (s.n > 5 || (s.n == 5 && !tg_adm_seg_is(&s, 4, "keys") && !tg_adm_seg_is(&s, 4, "usage") && !tg_adm_seg_is(&s, 4, "cancel") &&
+                              !tg_adm_seg_is(&s, 4, "items"))) {
             tg_adm_reply_error(res, 404, "not_found", "No such route.");
             return;
         }
@@ -208,6 +209,8 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
             tg_adm_get_usage(a, &c, r, res);
         else if (tg_adm_seg_is(&s, 4, "cancel") && tg_adm_method_is(r, "POST"))
             tg_adm_cancel_customer(a, &c, r, res);
+        else if (tg_adm_seg_is(&s, 4, "items") && tg_adm_method_is(r, "POST"))
+            tg_adm_add_item(a, &c, r, res);
         else
             tg_adm_reply_error(res, 405, "method_not_allowed", "Method not allowed here.");
         return;

@@ -138,7 +138,7 @@ __int128 tg_adm_monthly_price(const tg_plan_t *p)
     return p->interval == TG_INTERVAL_YEAR ? (__int128)p->price / 12 : (__int128)p->price;
 }
 
-int tg_adm_add_item(tg_admin_t *a, const tg_customer_t *c, const char *desc, tg_money_t amount, const char *currency,
+int tg_adm_add_item_row(tg_admin_t *a, const tg_customer_t *c, const char *desc, tg_money_t amount, const char *currency,
                     tg_err_t *err)
 {
     tg_invoice_item_t it = {0};
@@ -190,10 +190,10 @@ int tg_adm_change_plan(tg_admin_t *a, tg_customer_t *c, const tg_plan_t *to, con
         }
         snprintf(desc, sizeof(desc), "%s plan until the change (%" PRId64 " of %" PRId64 " days)", from->name,
                  (now - paid_from + 43199) / 86400, (pe - ps + 43199) / 86400);
-        int rc = tg_adm_add_item(a, c, desc, old_part, from->currency, &err);
+        int rc = tg_adm_add_item_row(a, c, desc, old_part, from->currency, &err);
         snprintf(desc, sizeof(desc), "%s plan credit for the time before the change", to->name);
         if (rc == 0)
-            rc = tg_adm_add_item(a, c, desc, -new_credit, to->currency, &err);
+            rc = tg_adm_add_item_row(a, c, desc, -new_credit, to->currency, &err);
         if (rc != 0) {
             tg_adm_reply_error(res, 500, "internal_error", "Storing the proration failed: %s", err.msg);
             return -1;
@@ -382,6 +382,13 @@ int tg_adm_parse_month(const char *q, size_t len, int64_t *out)
     return 0;
 }
 
+static int usage_endpoint_cb(const char *endpoint, const char *metric, uint64_t units, void *arg)
+{
+    json_array_append_new(arg, json_pack("{s:s,s:s,s:I}", "endpoint", endpoint, "metric", metric, "units",
+                                         (json_int_t)units));
+    return 0;
+}
+
 void tg_adm_get_usage(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res)
 {
     const tg_plan_t *plan = tg_config_find_plan(a->d.cfg, c->plan_id);
@@ -408,12 +415,17 @@ void tg_adm_get_usage(tg_admin_t *a, const tg_customer_t *c, const tg_admin_requ
     if (a->d.meter != NULL)
         tg_meter_flush(a->d.meter);
     usage_ctx_t u = {json_array(), plan};
-    json_t *daily = json_array();
+    json_t *daily = json_array(), *last90 = json_array(), *endpoints = json_array();
     tg_err_t err = {0};
+    int64_t now = tg_adm_now_s();
     if (tg_store_usage_period(a->d.store, c->id, ps, tg_adm_usage_total_cb, &u, &err) != 0 ||
-        tg_store_usage_daily(a->d.store, c->id, ps, pe, tg_adm_usage_day_cb, daily, &err) != 0) {
+        tg_store_usage_daily(a->d.store, c->id, ps, pe, tg_adm_usage_day_cb, daily, &err) != 0 ||
+        tg_store_usage_daily(a->d.store, c->id, now - 89 * 86400, now + 1, tg_adm_usage_day_cb, last90, &err) != 0 ||
+        tg_store_usage_endpoints(a->d.store, c->id, ps, pe, usage_endpoint_cb, endpoints, &err) != 0) {
         json_decref(u.metrics);
         json_decref(daily);
+        json_decref(last90);
+        json_decref(endpoints);
         tg_adm_reply_error(res, 500, "internal_error", "Reading usage failed: %s", err.msg);
         return;
     }
@@ -428,7 +440,38 @@ void tg_adm_get_usage(tg_admin_t *a, const tg_customer_t *c, const tg_admin_requ
             tg_adm_usage_total_cb(plan->included[i].metric, 0, &u);
     }
     tg_adm_reply_json(res, 200,
-               json_pack("{s:s,s:s,s:{s:o,s:o},s:o,s:o}", "customer", c->id, "plan", c->plan_id, "period", "start",
-                         tg_adm_json_time(ps), "end", tg_adm_json_time(pe), "metrics", u.metrics, "daily", daily));
+                      json_pack("{s:s,s:s,s:{s:o,s:o},s:o,s:o,s:o,s:o}", "customer", c->id, "plan", c->plan_id,
+                                "period", "start", tg_adm_json_time(ps), "end", tg_adm_json_time(pe), "metrics",
+                                u.metrics, "daily", daily, "endpoints", endpoints, "last_90_days", last90));
 }
 
+
+/* POST /v1/admin/customers/{id}/items {"description", "amount"}: a one-off charge (or, with a
+ * negative amount, a credit) on the customer's next invoice. Finalized invoices never change;
+ * this is how they are corrected. */
+void tg_adm_add_item(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    json_t *body = tg_adm_parse_body(r, res);
+    if (body == NULL)
+        return;
+    int bad = 0;
+    const char *desc = tg_adm_opt_string(body, "description", &bad), *amount = tg_adm_opt_string(body, "amount", &bad);
+    const tg_plan_t *plan = tg_config_find_plan(a->d.cfg, c->plan_id);
+    tg_money_t v = 0;
+    tg_err_t err = {0};
+    if (bad || desc == NULL || desc[0] == '\0' || strlen(desc) >= TG_NAME_MAX)
+        tg_adm_reply_error(res, 400, "bad_request", "description: a non-empty string, at most %d characters.",
+                           TG_NAME_MAX - 1);
+    else if (amount == NULL || tg_money_parse(amount, strlen(amount), &v, &err) != 0 || v == 0)
+        tg_adm_reply_error(res, 400, "bad_request", "amount: a non-zero decimal string such as \"-12.50\"%s%s.",
+                           err.msg[0] ? ": " : "", err.msg);
+    else if (tg_adm_add_item_row(a, c, desc, v, plan->currency, &err) != 0)
+        tg_adm_reply_error(res, 500, "internal_error", "Storing the item failed: %s", err.msg);
+    else {
+        char buf[TG_MONEY_FMT_MAX];
+        tg_money_format(v, plan->currency_digits, buf, sizeof(buf));
+        tg_adm_reply_json(res, 201, json_pack("{s:s,s:s,s:s,s:s}", "customer", c->id, "description", desc, "amount",
+                                              buf, "currency", plan->currency));
+    }
+    json_decref(body);
+}

@@ -67,7 +67,7 @@ void tg_adm_create_customer(tg_admin_t *a, const tg_admin_request_t *r, tg_admin
 int tg_adm_list_customer_cb(const tg_customer_t *c, void *arg);
 int tg_adm_load_customer(tg_admin_t *a, const tg_adm_segs_t *s, size_t idx, tg_customer_t *c, tg_admin_response_t *res);
 __int128 tg_adm_monthly_price(const tg_plan_t *p);
-int tg_adm_add_item(tg_admin_t *a, const tg_customer_t *c, const char *desc, tg_money_t amount, const char *currency,
+int tg_adm_add_item_row(tg_admin_t *a, const tg_customer_t *c, const char *desc, tg_money_t amount, const char *currency,
                     tg_err_t *err);
 int tg_adm_change_plan(tg_admin_t *a, tg_customer_t *c, const tg_plan_t *to, const char *when, tg_admin_response_t *res);
 void tg_adm_patch_customer(tg_admin_t *a, tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
@@ -99,6 +99,8 @@ void tg_adm_reply_invoice(tg_admin_response_t *res, int status, const tg_invoice
 int tg_adm_list_invoice_cb(const tg_invoice_t *inv, void *arg);
 void tg_adm_invoices_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_request_t *r, tg_admin_response_t *res);
 
+
+void tg_adm_add_item(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
 
 /* The portal and dashboard pages (admin_static.c). Returns 1 if it handled the request. */
 int tg_adm_static(const tg_admin_request_t *r, tg_admin_response_t *res);

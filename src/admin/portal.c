@@ -346,8 +346,12 @@ int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_reque
         if (tg_store_invoice_list(a->d.store, c.id, tg_adm_list_invoice_cb, arr, &err) != 0) {
             json_decref(arr);
             tg_adm_reply_error(res, 500, "internal_error", "Listing invoices failed: %s", err.msg);
-        } else
+        } else {
+            for (size_t i = json_array_size(arr); i-- > 0;) /* drafts are the owner's until finalized */
+                if (strcmp(json_string_value(json_object_get(json_array_get(arr, i), "status")), "draft") == 0)
+                    json_array_remove(arr, i);
             tg_adm_reply_json(res, 200, json_pack("{s:o}", "data", arr));
+        }
     } else if (s->n == 4 && tg_adm_seg_is(s, 2, "invoices") && tg_adm_seg_is(s, 3, "upcoming") &&
                tg_adm_method_is(r, "GET")) {
         if (a->d.meter != NULL)
@@ -361,16 +365,23 @@ int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_reque
             res->body = json;
             res->body_len = strlen(json);
         }
-    } else if (s->n == 4 && tg_adm_seg_is(s, 2, "invoices") && tg_adm_method_is(r, "GET")) {
+    } else if ((s->n == 4 || (s->n == 5 && tg_adm_seg_is(s, 4, "html"))) && tg_adm_seg_is(s, 2, "invoices") &&
+               tg_adm_method_is(r, "GET")) {
         char id[TG_ID_MAX];
         tg_invoice_t inv;
         if (tg_adm_seg_copy(s, 3, id, sizeof(id)) != 0 || tg_store_invoice_get(a->d.store, id, &inv, &err) != 0) {
             tg_adm_reply_error(res, 404, "not_found", "No such invoice.");
         } else {
-            if (strcmp(inv.customer_id, c.id) != 0)
-                tg_adm_reply_error(res, 404, "not_found", "No such invoice.");
-            else
+            if (strcmp(inv.customer_id, c.id) != 0 || strcmp(inv.status, "draft") == 0)
+                tg_adm_reply_error(res, 404, "not_found", "No such invoice."); /* drafts are the owner's */
+            else if (s->n == 4)
                 tg_adm_reply_invoice(res, 200, &inv);
+            else {
+                res->status = 200;
+                res->content_type = "text/html; charset=utf-8";
+                res->body = tg_invoice_to_html(&inv, &c);
+                res->body_len = res->body != NULL ? strlen(res->body) : 0;
+            }
             tg_invoice_clear(&inv);
         }
     } else if (s->n == 3 && tg_adm_seg_is(s, 2, "plan") && tg_adm_method_is(r, "POST")) {

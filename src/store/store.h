@@ -113,6 +113,11 @@ typedef int (*tg_usage_day_cb)(const char *day, const char *metric, uint64_t uni
 int tg_store_usage_daily(tg_store_t *st, const char *customer_id, int64_t from_s, int64_t to_s,
                          tg_usage_day_cb cb, void *arg, tg_err_t *err);
 
+/* Totals for one customer by endpoint (the route or path metered), days in [from_s, to_s). */
+typedef int (*tg_usage_endpoint_cb)(const char *endpoint, const char *metric, uint64_t units, void *arg);
+int tg_store_usage_endpoints(tg_store_t *st, const char *customer_id, int64_t from_s, int64_t to_s,
+                             tg_usage_endpoint_cb cb, void *arg, tg_err_t *err);
+
 /* Every customer's totals for periods starting at or after since_s (warms quota counters). */
 typedef int (*tg_usage_load_cb)(const char *customer_id, int64_t period_start, const char *metric,
                                 uint64_t units, void *arg);

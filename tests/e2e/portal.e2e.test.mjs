@@ -77,6 +77,8 @@ test('sign up, use the key, watch usage, upgrade, sign out and in; the owner see
   assert.equal(await page.textContent('[data-testid=estimate]'), '0.00 USD');
   await s.call('/v1/basic/x', { key });
   await page.waitForFunction(() => /4 used/.test(document.querySelector('[data-metric=api_calls]').textContent), null, { timeout: 8000 });
+  assert.match(await page.textContent('[data-testid=endpoints]'), /GET \/v1\/basic\/x\s*api_calls\s*1/);
+  await page.selectOption('#range', '90');
   await snap(page, 'account');
 
   // upgrade now: the new limits apply to the key at once
@@ -114,6 +116,18 @@ test('sign up, use the key, watch usage, upgrade, sign out and in; the owner see
   assert.match(await owner.textContent('[data-testid=top-calls]'), new RegExp(email));
   assert.match(await owner.textContent('[data-testid=asof]'), /as of \d{4}-\d\d-\d\d/);
   await snap(owner, 'dashboard');
+
+  // the customer's page: suspend stops the key at once, resume restores it
+  await owner.click(`[data-testid=top-calls] a`);
+  await owner.waitForSelector('[data-testid=keys] tr');
+  assert.match(await owner.textContent('[data-testid=profile]'), /plan pro/);
+  await owner.click('#suspend');
+  await owner.waitForFunction(() => /suspended/.test(document.querySelector('[data-testid=profile]').textContent));
+  assert.equal((await s.call('/v1/basic/x', { key })).status, 402);
+  await snap(owner, 'customer');
+  await owner.click('#resume');
+  await owner.waitForFunction(() => /active/.test(document.querySelector('[data-testid=profile]').textContent));
+  assert.equal((await s.call('/v1/basic/x', { key })).status, 200);
 
   // phone width: the pages still lay out
   await page.setViewportSize({ width: 390, height: 844 });

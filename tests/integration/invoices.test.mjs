@@ -65,8 +65,15 @@ test('usage through the gateway becomes an exact, numbered invoice', async () =>
     assert.match(show.stdout, /Total\s+10\.75 usd/);
 
     // the next period's upcoming invoice has the two later calls, within the allowance
-    const next = await s.adminCall('GET', `/v1/admin/customers/${customer.id}/invoices/upcoming`);
+    let next = await s.adminCall('GET', `/v1/admin/customers/${customer.id}/invoices/upcoming`);
     assert.equal(next.json.total, '10.00');
+    // a correction: finalized invoices never change, a credit goes on the next one
+    const item = await s.adminCall('POST', `/v1/admin/customers/${customer.id}/items`, { description: 'Goodwill credit', amount: '-2.50' });
+    assert.equal(item.status, 201);
+    assert.equal((await s.adminCall('POST', `/v1/admin/customers/${customer.id}/items`, { description: 'x', amount: '0.0000000001' })).status, 400);
+    next = await s.adminCall('GET', `/v1/admin/customers/${customer.id}/invoices/upcoming`);
+    assert.equal(next.json.total, '7.50');
+    assert.equal((await s.adminCall('GET', `/v1/admin/invoices/${id}`)).json.total, '10.75'); // unchanged
   });
 });
 

@@ -43,6 +43,8 @@ test('signup returns the first key once, a session cookie and a CSRF token; the 
   assert.equal(keys.json.data[0].secret, undefined); // never shown again
   const usage = await c.call('GET', '/v1/me/usage');
   assert.equal(usage.json.metrics.find((m) => m.metric === 'api_calls').used, 1);
+  assert.deepEqual(usage.json.endpoints, [{ endpoint: 'GET /v1/basic/x', metric: 'api_calls', units: 1 }]);
+  assert.equal(usage.json.last_90_days.reduce((n, d) => n + d.units, 0), 1);
 });
 
 test('signup validation: duplicate email in any case 409, weak password and bad email 400 naming the field', async () => {

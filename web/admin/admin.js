@@ -17,9 +17,12 @@ async function load() {
   document.getElementById('churn').textContent = num(d.churned_this_month);
   document.getElementById('by-plan').replaceChildren(...rows(d.customers_by_plan));
   document.getElementById('by-status').replaceChildren(...rows(d.customers_by_status));
-  document.getElementById('top-calls').replaceChildren(...d.top_by_calls.map((c) => el('tr', {}, el('td', {}, c.email), el('td', {}, c.plan), el('td', { class: 'n' }, num(c.calls)))));
-  document.getElementById('top-rev').replaceChildren(...d.top_by_revenue.map((c) => el('tr', {}, el('td', {}, c.email), el('td', {}, c.plan), el('td', { class: 'n' }, c.billed))));
-  document.getElementById('near').replaceChildren(...d.near_quota.map((c) => el('tr', {}, el('td', {}, c.email), el('td', {}, c.plan), el('td', { class: 'n' }, `${num(c.calls)} / ${num(c.included)}${c.over ? ' (over)' : ''}`))));
+  const who = (c) => el('td', {}, el('a', { href: `/admin/customer.html?id=${encodeURIComponent(c.id)}` }, c.email));
+  document.getElementById('top-calls').replaceChildren(...d.top_by_calls.map((c) => el('tr', {}, who(c), el('td', {}, c.plan), el('td', { class: 'n' }, num(c.calls)))));
+  document.getElementById('top-rev').replaceChildren(...d.top_by_revenue.map((c) => el('tr', {}, who(c), el('td', {}, c.plan), el('td', { class: 'n' }, c.billed))));
+  document.getElementById('near').replaceChildren(...d.near_quota.map((c) => el('tr', {}, who(c), el('td', {}, c.plan), el('td', { class: 'n' }, `${num(c.calls)} / ${num(c.included)}${c.over ? ' (over)' : ''}`))));
+  document.getElementById('by-plan-mrr').replaceChildren(...Object.entries(d.mrr_by_plan).map(([p, v]) => el('tr', {}, el('td', {}, p), el('td', { class: 'n' }, v))));
+  document.getElementById('trial').textContent = d.trial_conversion === null ? '—' : `${Math.round(d.trial_conversion * 100)}%`;
   const labels = Object.keys(d.calls_per_day).sort();
   if (window.Chart) {
     if (chart) chart.destroy();

@@ -24,8 +24,12 @@ async function loadUsage() {
       el('p', {}, el('strong', {}, m.metric), ` ${num(m.used)} used`, m.included !== null ? ` of ${num(m.included)} included` : '', m.overage ? `, ${num(m.overage)} over` : ''),
       m.included !== null ? el('div', { class: m.used > m.included ? 'bar over' : 'bar', role: 'progressbar', 'aria-valuenow': String(Math.round(pct)), 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-label': `${m.metric} used` }, el('div', { style: `width:${pct}%` })) : '');
   }));
+  document.getElementById('endpoints').replaceChildren(...(u.endpoints.length ? u.endpoints.map((e) =>
+    el('tr', {}, el('td', {}, el('code', {}, e.endpoint)), el('td', {}, e.metric), el('td', { class: 'n' }, num(e.units))))
+    : [el('tr', {}, el('td', { colspan: '3', class: 'muted' }, 'No calls yet this period.'))]));
   const days = {};
-  for (const d of u.daily) if (d.metric === 'api_calls') days[d.day] = (days[d.day] || 0) + d.units;
+  const series = document.getElementById('range').value === '90' ? u.last_90_days : u.daily;
+  for (const d of series) if (d.metric === 'api_calls') days[d.day] = (days[d.day] || 0) + d.units;
   const labels = Object.keys(days).sort();
   if (window.Chart) {
     if (chart) chart.destroy();
@@ -51,7 +55,7 @@ async function loadKeys() {
 async function loadInvoices() {
   const { data } = await api('GET', '/v1/me/invoices');
   document.getElementById('invoices').replaceChildren(...(data.length ? data.map((i) => el('tr', {},
-    el('td', {}, i.number || 'draft'), el('td', {}, `${fmtDate(i.period.start)} – ${fmtDate(i.period.end)}`), el('td', {}, i.status),
+    el('td', {}, el('a', { href: `/v1/me/invoices/${i.id}/html`, target: '_blank', rel: 'noopener' }, i.number)), el('td', {}, `${fmtDate(i.period.start)} – ${fmtDate(i.period.end)}`), el('td', {}, i.status),
     el('td', { class: 'n' }, `${i.total} ${i.currency.toUpperCase()}`))) : [el('tr', {}, el('td', { colspan: '4', class: 'muted' }, 'No invoices yet.'))]));
 }
 
@@ -68,6 +72,8 @@ async function act(fn) {
 async function refresh() {
   await Promise.all([loadAccount(), loadUsage(), loadKeys(), loadInvoices()]);
 }
+
+document.getElementById('range').addEventListener('change', () => loadUsage().catch((err) => show(msg, err.message)));
 
 document.getElementById('key-form').addEventListener('submit', (e) => {
   e.preventDefault();
