@@ -1,156 +1,284 @@
-/* config.c - see config.h.
+/* config.c - loading and validating tollgate.yaml (see config.h).
  *
- * libyaml loads the file into a document (every node keeps its line); validation then walks it
- * with one table of directives per section (name, type, bounds, where the value goes), the same
- * tables that docs/configuration.md describes. Every problem is collected as "FILE:LINE: message"
- * and all of them are reported, not just the first. */
+ * Two steps, as in nginx. yaml_doc.c turns the text into a tree whose nodes know their lines.
+ * Then one table of directives per section - name, setter (which is the type), field, bounds,
+ * required, validator - walks that tree. The tables are the single description of the format:
+ * they convert values, reject unknown and repeated keys (suggesting the nearest known one), report
+ * required keys that are missing, and docs/configuration.md follows them row by row. Checks that
+ * involve several keys (a charge's model and its prices, a plan's minimum and maximum) live in
+ * each section's finish function. Every problem is collected with its line and all of them are
+ * reported, sorted by line, as "FILE:LINE: message"; secrets are never echoed. */
 #include "config/config.h"
 
-#include <ctype.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yaml.h>
+#include <strings.h>
+
+#include "config/yaml_doc.h"
 
 #define MAX_CONFIG_BYTES (1024 * 1024)
+#define MAX_PROBLEMS 200 /* kept for the report; all are counted */
+#define MAX_STRING 4096  /* one value after ${NAME} expansion */
+#define MAX_PATH 256     /* "plans.pro.charges[1].tiers[0].up_to" */
 #define MAX_PLANS 256
 #define MAX_ROUTES 1024
+#define MAX_CHARGES 32
+#define MAX_TIERS 32
+#define MAX_ENDPOINTS 256
+#define MAX_FEATURES 64
+#define MAX_INCLUDED 64
+#define MAX_METER 8 /* the gateway keeps at most TG_CALL_MAX_METRICS (8) units per call */
+#define MAX_RATE_COUNT UINT64_C(1000000000)
+#define MAX_QUANTITY UINT64_C(1000000000000000000) /* fits int64, far from TG_UNLIMITED */
+#define NS_PER_SEC INT64_C(1000000000)
 
 /* ---- diagnostics ---- */
 
+typedef struct problem {
+    int line;
+    size_t seq; /* report order, to keep the sort stable */
+    char *msg;
+} problem_t;
+
 typedef struct diag {
     const char *file;
-    char *buf;
-    size_t cap, len;
-    int count;
+    problem_t *v;
+    size_t n, cap;
+    size_t count; /* every problem, kept or not */
 } diag_t;
 
 static void report(diag_t *d, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void report(diag_t *d, int line, const char *fmt, ...)
 {
     d->count++;
-    if (d->buf == NULL || d->len + 1 >= d->cap)
+    if (d->n >= MAX_PROBLEMS)
         return;
-    int n = snprintf(d->buf + d->len, d->cap - d->len, "%s:%d: ", d->file, line);
-    if (n < 0 || (size_t)n >= d->cap - d->len) {
-        d->len = d->cap - 1;
-        return;
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 16;
+        problem_t *v = realloc(d->v, cap * sizeof(*v));
+        if (v == NULL)
+            return; /* still counted: the load fails, only the sentence is lost */
+        d->v = v;
+        d->cap = cap;
     }
-    d->len += (size_t)n;
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    n = vsnprintf(d->buf + d->len, d->cap - d->len, fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= d->cap - d->len) {
-        d->len = d->cap - 1;
+    for (char *c = msg; *c != '\0'; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?'; /* one problem, one line, whatever a value held (quote() escapes the usual ones) */
+    char *m = strdup(msg);
+    if (m == NULL)
         return;
-    }
-    d->len += (size_t)n;
-    if (d->len + 1 < d->cap) {
-        d->buf[d->len++] = '\n';
-        d->buf[d->len] = '\0';
-    }
+    d->v[d->n] = (problem_t){line, d->n, m};
+    d->n++;
 }
 
-/* ---- YAML access ---- */
-
-typedef struct ctx {
-    yaml_document_t *doc;
-    diag_t *d;
-} ctx_t;
-
-static yaml_node_t *node(ctx_t *c, int id)
+static int cmp_problem(const void *a, const void *b)
 {
-    return yaml_document_get_node(c->doc, id);
+    const problem_t *x = a, *y = b;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-static int line_of(yaml_node_t *n)
+/* Writes whole lines only, keeping room for a last line that says how many did not fit. */
+static void write_report(diag_t *d, char *buf, size_t cap)
 {
-    return n != NULL ? (int)n->start_mark.line + 1 : 0;
-}
-
-static const char *type_name(yaml_node_t *n)
-{
-    switch (n->type) {
-    case YAML_SCALAR_NODE: return "a scalar";
-    case YAML_SEQUENCE_NODE: return "a list";
-    case YAML_MAPPING_NODE: return "a mapping";
-    default: return "nothing";
+    if (buf == NULL || cap == 0)
+        return;
+    buf[0] = '\0';
+    qsort(d->v, d->n, sizeof(*d->v), cmp_problem);
+    const size_t reserve = 96;
+    size_t used = 0, shown = 0;
+    char line[1400];
+    for (size_t i = 0; i < d->n; i++) {
+        int n = d->v[i].line > 0 ? snprintf(line, sizeof(line), "%s:%d: %s\n", d->file, d->v[i].line, d->v[i].msg)
+                                 : snprintf(line, sizeof(line), "%s: %s\n", d->file, d->v[i].msg);
+        if (n < 0 || (size_t)n >= sizeof(line) || used + (size_t)n + reserve >= cap)
+            break;
+        memcpy(buf + used, line, (size_t)n + 1);
+        used += (size_t)n;
+        shown++;
     }
+    if (shown < d->count && used < cap)
+        snprintf(buf + used, cap - used, "%s: %zu more problem%s not shown\n", d->file, d->count - shown,
+                 d->count - shown == 1 ? "" : "s");
 }
 
-/* The scalar's text with ${NAME} expanded from the environment; NULL (reported) on error. */
-static char *scalar(ctx_t *c, yaml_node_t *n, const char *what)
+static void diag_free(diag_t *d)
 {
-    if (n->type != YAML_SCALAR_NODE) {
-        report(c->d, line_of(n), "%s: expected a scalar, got %s", what, type_name(n));
-        return NULL;
+    for (size_t i = 0; i < d->n; i++)
+        free(d->v[i].msg);
+    free(d->v);
+}
+
+/* A value quoted for a message: at most ~80 characters, control characters escaped (one problem
+ * stays one line), and the user:password of a URL masked. */
+static const char *quote(const char *s, char out[96])
+{
+    const char *scheme = strstr(s, "://"), *at = scheme != NULL ? strchr(scheme + 3, '@') : NULL;
+    const char *slash = scheme != NULL ? strchr(scheme + 3, '/') : NULL;
+    if (at != NULL && slash != NULL && slash < at)
+        at = NULL;
+    size_t o = 0;
+    out[o++] = '"';
+    for (const char *p = s; *p != '\0' && o < 80; p++) {
+        if (at != NULL && p == scheme + 3) {
+            memcpy(out + o, "***", 3);
+            o += 3;
+            p = at - 1;
+            continue;
+        }
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '"' || ch == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)ch;
+        } else if (ch < 0x20 || ch == 0x7f) {
+            o += (size_t)snprintf(out + o, 5, "\\x%02x", ch);
+        } else {
+            out[o++] = (char)ch;
+        }
+        if (o >= 80 && p[1] != '\0') {
+            memcpy(out + o, "...", 3);
+            o += 3;
+            break;
+        }
     }
-    const char *s = (const char *)n->data.scalar.value;
-    size_t len = n->data.scalar.length, cap = len + 1, out = 0;
+    out[o++] = '"';
+    out[o] = '\0';
+    return out;
+}
+
+static const char *kind_of(const tg_ynode_t *n)
+{
+    return n->type == TG_YNODE_MAP ? "a mapping" : n->type == TG_YNODE_SEQ ? "a list" : "a single value";
+}
+
+static void join_path(char out[MAX_PATH], const char *path, const char *name)
+{
+    snprintf(out, MAX_PATH, "%s%s%s", path, path[0] != '\0' ? "." : "", name);
+}
+
+static void index_path(char out[MAX_PATH], const char *path, size_t i)
+{
+    snprintf(out, MAX_PATH, "%s[%zu]", path, i);
+}
+
+/* Line of `key` in mapping n, or `fallback`. */
+static int key_line(const tg_ynode_t *n, const char *key, int fallback)
+{
+    if (n != NULL && n->type == TG_YNODE_MAP)
+        for (size_t i = 0; i + 1 < n->n; i += 2)
+            if (n->items[i]->type == TG_YNODE_SCALAR && strcmp(n->items[i]->text, key) == 0)
+                return n->items[i]->line;
+    return fallback;
+}
+
+/* ---- scalars ---- */
+
+/* Frees a value being built; it may already hold an expanded secret. */
+static void drop(char *r, size_t len)
+{
+    explicit_bzero(r, len);
+    free(r);
+}
+
+/* ${NAME} expansion. Returns a new string, or NULL after reporting. */
+static char *expand(diag_t *d, const tg_ynode_t *v, const char *path)
+{
+    const char *s = v->text;
+    size_t cap = v->len + 1 > 64 ? v->len + 1 : 64, out = 0;
     char *r = malloc(cap);
-    if (r == NULL)
+    if (r == NULL) {
+        report(d, v->line, "%s: out of memory", path);
         return NULL;
-    for (size_t i = 0; i < len;) {
-        if (s[i] == '$' && i + 1 < len && s[i + 1] == '{') {
-            const char *end = memchr(s + i + 2, '}', len - i - 2);
-            if (end == NULL) {
-                report(c->d, line_of(n), "%s: unterminated ${ in \"%s\"", what, s);
-                free(r);
-                return NULL;
-            }
+    }
+    for (size_t i = 0; i < v->len;) {
+        const char *piece = s + i;
+        size_t plen = 1;
+        if (s[i] == '$' && i + 1 < v->len && s[i + 1] == '{') {
+            const char *end = memchr(s + i + 2, '}', v->len - i - 2);
+            size_t nl = end != NULL ? (size_t)(end - (s + i + 2)) : 0;
             char name[128];
-            size_t nl = (size_t)(end - (s + i + 2));
-            if (nl == 0 || nl >= sizeof(name)) {
-                report(c->d, line_of(n), "%s: bad variable name in \"%s\"", what, s);
-                free(r);
+            int ok = end != NULL && nl > 0 && nl < sizeof(name);
+            for (size_t k = 0; ok && k < nl; k++) {
+                char ch = s[i + 2 + k];
+                ok = ch == '_' || (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+                     (k > 0 && ch >= '0' && ch <= '9');
+            }
+            if (!ok) {
+                report(d, v->line,
+                       "%s: \"${\" must be followed by a variable name and \"}\", like ${TOLLGATE_ADMIN_TOKEN}", path);
+                drop(r, out);
                 return NULL;
             }
             memcpy(name, s + i + 2, nl);
             name[nl] = '\0';
-            const char *v = getenv(name);
-            if (v == NULL) {
-                report(c->d, line_of(n), "%s: environment variable %s is not set", what, name);
-                free(r);
+            piece = getenv(name);
+            if (piece == NULL) {
+                report(d, v->line, "%s: environment variable %s is not set", path, name);
+                drop(r, out);
                 return NULL;
             }
-            size_t vl = strlen(v);
-            if (out + vl + (len - i) + 1 > cap) {
-                cap = out + vl + (len - i) + 1;
-                char *nr = realloc(r, cap);
-                if (nr == NULL) {
-                    free(r);
-                    return NULL;
-                }
-                r = nr;
-            }
-            memcpy(r + out, v, vl);
-            out += vl;
-            i = (size_t)(end - s) + 1;
+            plen = strlen(piece);
+            i += nl + 3;
         } else {
-            if (out + 2 > cap) {
-                cap = cap * 2 + 2;
-                char *nr = realloc(r, cap);
-                if (nr == NULL) {
-                    free(r);
-                    return NULL;
-                }
-                r = nr;
-            }
-            r[out++] = s[i++];
+            i++;
         }
+        if (out + plen >= MAX_STRING) {
+            report(d, v->line, "%s: longer than %d characters after ${} expansion", path, MAX_STRING - 1);
+            drop(r, out);
+            return NULL;
+        }
+        if (out + plen + 1 > cap) {
+            size_t ncap = (out + plen + 1) * 2;
+            char *nr = malloc(ncap);
+            if (nr == NULL) {
+                report(d, v->line, "%s: out of memory", path);
+                drop(r, out);
+                return NULL;
+            }
+            memcpy(nr, r, out);
+            drop(r, out); /* not realloc: the old copy may hold a secret */
+            r = nr;
+            cap = ncap;
+        }
+        memcpy(r + out, piece, plen);
+        out += plen;
     }
     r[out] = '\0';
     return r;
 }
 
-static int parse_u64(const char *s, uint64_t *out)
+static void free_secret(char *s)
 {
-    if (*s == '\0' || *s == '-' || *s == '+')
+    if (s != NULL) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
+}
+
+/* The text of a scalar value, expanded; NULL after reporting if v is not a scalar. */
+static char *scalar(diag_t *d, const tg_ynode_t *v, const char *path, const char *expected)
+{
+    if (v->type != TG_YNODE_SCALAR) {
+        report(d, v->line, "%s: expected %s, got %s", path, expected, kind_of(v));
+        return NULL;
+    }
+    return expand(d, v, path);
+}
+
+static int parse_whole(const char *s, uint64_t *out)
+{
+    if (*s < '0' || *s > '9')
         return -1;
     char *end;
     errno = 0;
@@ -161,246 +289,450 @@ static int parse_u64(const char *s, uint64_t *out)
     return 0;
 }
 
-static int parse_bool(const char *s, int *out)
+static int whole_value(diag_t *d, const tg_ynode_t *v, const char *path, uint64_t min, uint64_t max, uint64_t *out)
 {
-    if (strcmp(s, "true") == 0 || strcmp(s, "yes") == 0 || strcmp(s, "on") == 0)
-        *out = 1;
-    else if (strcmp(s, "false") == 0 || strcmp(s, "no") == 0 || strcmp(s, "off") == 0)
-        *out = 0;
-    else
+    char *s = scalar(d, v, path, "a whole number");
+    if (s == NULL)
         return -1;
-    return 0;
+    char q[96];
+    uint64_t u;
+    int rc = 0;
+    if (parse_whole(s, &u) != 0 || u < min || u > max) {
+        report(d, v->line, "%s: %s is not a whole number from %" PRIu64 " to %" PRIu64, path, quote(s, q), min, max);
+        rc = -1;
+    } else {
+        *out = u;
+    }
+    free(s);
+    return rc;
 }
 
 /* "N/sec|second|min|minute|hour|day" */
 static int parse_rate(const char *s, tg_rate_t *r)
 {
     const char *slash = strchr(s, '/');
-    if (slash == NULL)
+    if (slash == NULL || slash == s || (size_t)(slash - s) > 20)
         return -1;
-    char num[32];
-    size_t nl = (size_t)(slash - s);
-    if (nl == 0 || nl >= sizeof(num))
-        return -1;
-    memcpy(num, s, nl);
-    num[nl] = '\0';
+    char num[24];
+    memcpy(num, s, (size_t)(slash - s));
+    num[slash - s] = '\0';
     uint64_t count;
-    if (parse_u64(num, &count) != 0 || count == 0 || count > 1000000000)
+    if (parse_whole(num, &count) != 0 || count == 0 || count > MAX_RATE_COUNT)
         return -1;
-    const char *u = slash + 1;
-    int64_t p;
-    if (strcmp(u, "sec") == 0 || strcmp(u, "second") == 0 || strcmp(u, "s") == 0)
-        p = 1;
-    else if (strcmp(u, "min") == 0 || strcmp(u, "minute") == 0)
-        p = 60;
-    else if (strcmp(u, "hour") == 0 || strcmp(u, "h") == 0)
-        p = 3600;
-    else if (strcmp(u, "day") == 0 || strcmp(u, "d") == 0)
-        p = 86400;
-    else
-        return -1;
-    r->count = count;
-    r->period_ns = p * INT64_C(1000000000);
-    return 0;
+    static const struct {
+        const char *unit;
+        int64_t seconds;
+    } units[] = {{"sec", 1}, {"second", 1}, {"min", 60}, {"minute", 60}, {"hour", 3600}, {"day", 86400}};
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (strcmp(slash + 1, units[i].unit) == 0) {
+            r->count = count;
+            r->period_ns = units[i].seconds * NS_PER_SEC;
+            return 0;
+        }
+    return -1;
 }
 
-static int valid_ident(const char *s, int allow_dash)
+/* ---- validators of strings: 0, or -1 with the end of a sentence in why ---- */
+
+typedef int (*check_fn)(const char *s, char *why, size_t cap);
+
+static int is_lower_ident(const char *s, int allow_dash)
 {
     size_t n = strlen(s);
     if (n == 0 || n > 63)
         return 0;
     for (size_t i = 0; i < n; i++)
-        if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '_' ||
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
               (allow_dash && s[i] == '-')))
             return 0;
     return 1;
 }
 
+static int check_metric(const char *s, char *why, size_t cap)
+{
+    if (is_lower_ident(s, 0))
+        return 0;
+    snprintf(why, cap, "is not a metric name (1 to 63 of a-z, 0-9, _)");
+    return -1;
+}
+
+static int check_pattern(const char *s, char *why, size_t cap)
+{
+    if (s[0] != '/') {
+        snprintf(why, cap, "must start with \"/\"");
+        return -1;
+    }
+    for (const char *p = s; *p != '\0'; p++) {
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
+            snprintf(why, cap, "must not contain spaces or control characters");
+            return -1;
+        }
+        if (*p == '?' || *p == '#') {
+            snprintf(why, cap, "must not contain '%c' (only the path is matched, never the query)", *p);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int check_text(const char *s, char *why, size_t cap)
+{
+    for (const char *p = s; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            snprintf(why, cap, "must not contain control characters");
+            return -1;
+        }
+    return 0;
+}
+
+static int parse_port(const char *s, size_t len)
+{
+    if (len == 0 || len > 5)
+        return -1;
+    int port = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        port = port * 10 + (s[i] - '0');
+    }
+    return port >= 1 && port <= 65535 ? port : -1;
+}
+
+/* The forms src/http/server.c binds: IPv4, [IPv6], localhost, * or empty host; port 1-65535. */
+static int check_listen(const char *s, char *why, size_t cap)
+{
+    const char *colon = strrchr(s, ':');
+    char host[64];
+    size_t hl = colon != NULL ? (size_t)(colon - s) : 0;
+    int ok = colon != NULL && parse_port(colon + 1, strlen(colon + 1)) > 0 && hl < sizeof(host);
+    if (ok) {
+        memcpy(host, s, hl);
+        host[hl] = '\0';
+        unsigned char addr[16];
+        if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+            host[hl - 1] = '\0';
+            ok = inet_pton(AF_INET6, host + 1, addr) == 1;
+        } else {
+            ok = hl == 0 || strcmp(host, "*") == 0 || strcmp(host, "localhost") == 0 ||
+                 inet_pton(AF_INET, host, addr) == 1;
+        }
+    }
+    if (ok)
+        return 0;
+    snprintf(why, cap, "is not host:port (host: an IPv4 address, [IPv6], localhost, * or nothing; port 1-65535)");
+    return -1;
+}
+
+/* http://host[:port][/prefix] - what the proxy can forward to. */
+static int check_upstream_url(const char *s, char *why, size_t cap)
+{
+    if (strncmp(s, "https://", 8) == 0) {
+        snprintf(why, cap, "is https; only http:// upstreams are supported (put the gateway next to the API)");
+        return -1;
+    }
+    int ok = strncmp(s, "http://", 7) == 0;
+    const char *h = s + 7, *end = ok ? h + strcspn(h, "/") : s;
+    if (ok) {
+        const char *port = NULL;
+        if (*h == '[') {
+            const char *rb = memchr(h, ']', (size_t)(end - h));
+            char v6[64];
+            unsigned char addr[16];
+            size_t n = rb != NULL ? (size_t)(rb - h - 1) : 0;
+            ok = rb != NULL && n > 0 && n < sizeof(v6);
+            if (ok) {
+                memcpy(v6, h + 1, n);
+                v6[n] = '\0';
+                ok = inet_pton(AF_INET6, v6, addr) == 1 && (rb + 1 == end || rb[1] == ':');
+                port = rb + 1 < end ? rb + 2 : NULL;
+            }
+        } else {
+            const char *colon = memchr(h, ':', (size_t)(end - h));
+            const char *hend = colon != NULL ? colon : end;
+            ok = hend > h;
+            for (const char *p = h; ok && p < hend; p++)
+                ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+                     *p == '-' || *p == '_';
+            port = colon != NULL ? colon + 1 : NULL;
+        }
+        if (ok && port != NULL)
+            ok = parse_port(port, (size_t)(end - port)) > 0;
+        for (const char *p = end; ok && *p != '\0'; p++)
+            ok = (unsigned char)*p > 0x20 && *p != 0x7f && *p != '?' && *p != '#';
+    }
+    if (ok)
+        return 0;
+    snprintf(why, cap, "is not an http://host[:port][/prefix] URL");
+    return -1;
+}
+
+static int check_database(const char *s, char *why, size_t cap)
+{
+    if (strncmp(s, "sqlite:", 7) == 0 && s[7] != '\0')
+        return 0;
+    if (strncmp(s, "postgres://", 11) == 0 || strncmp(s, "postgresql://", 13) == 0)
+        snprintf(why, cap, "is PostgreSQL, which comes in a later release; use sqlite:PATH for now");
+    else
+        snprintf(why, cap, "must be sqlite:PATH, like sqlite:var/tollgate.db");
+    return -1;
+}
+
 /* ---- directive tables ---- */
 
-typedef enum { D_STRING, D_INT, D_BOOL, D_DURABILITY, D_STATUS_CLASSES, D_SIZE } dtype_t;
+typedef struct directive directive_t;
+typedef struct section section_t;
 
-typedef struct directive {
+/* A setter converts one value and stores it in obj: 0, or -1 after reporting what is wrong. */
+typedef int (*set_fn)(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path);
+
+enum {
+    REQUIRED = 1, /* absent -> "PATH is required" */
+    SECRET = 2,   /* never echoed in a message; wiped when freed */
+};
+
+struct directive {
     const char *name;
-    dtype_t type;
-    int64_t min, max;
-    size_t offset; /* into tg_config_t */
-} directive_t;
+    set_fn set;    /* the type */
+    size_t offset; /* of the field in the section's struct (setters of a specific struct ignore it) */
+    uint64_t min;  /* numbers: bounds; strings: length; lists: item count (max only) */
+    uint64_t max;
+    unsigned flags;
+    check_fn check;   /* strings and list items: extra validation */
+    const void *arg;  /* set_section: the section; set_choice: the names */
+    const char *hint; /* completes "PATH is required" */
+};
 
-#define OFF(field) offsetof(tg_config_t, field)
-static const directive_t server_dirs[] = {
-    {"listen", D_STRING, 0, 0, OFF(server.listen)},
-    {"admin_listen", D_STRING, 0, 0, OFF(server.admin_listen)},
-    {"workers", D_INT, 1, 64, OFF(server.workers)},
-    {"max_header_bytes", D_SIZE, 1024, 1048576, OFF(server.max_header_bytes)},
-    {"max_body_bytes", D_SIZE, 0, INT64_C(1099511627776), OFF(server.max_body_bytes)},
-    {NULL, 0, 0, 0, 0}};
-static const directive_t upstream_dirs[] = {
-    {"url", D_STRING, 0, 0, OFF(upstream.url)},
-    {"timeout_ms", D_INT, 1, 600000, OFF(upstream.timeout_ms)},
-    {"keepalive_ms", D_INT, 0, 600000, OFF(upstream.keepalive_ms)},
-    {NULL, 0, 0, 0, 0}};
-static const directive_t storage_dirs[] = {{"database", D_STRING, 0, 0, OFF(storage.database)}, {NULL, 0, 0, 0, 0}};
-static const directive_t admin_dirs[] = {
-    {"token", D_STRING, 0, 0, OFF(admin.token)},
-    {"key_grace_seconds", D_INT, 0, 31536000, OFF(admin.key_grace_seconds)},
-    {NULL, 0, 0, 0, 0}};
-static const directive_t keys_dirs[] = {{"secret", D_STRING, 0, 0, OFF(keys.secret)}, {NULL, 0, 0, 0, 0}};
-static const directive_t metering_dirs[] = {
-    {"durability", D_DURABILITY, 0, 0, OFF(metering.strict)},
-    {"flush_ms", D_INT, 1, 10000, OFF(metering.flush_ms)},
-    {"billable_status", D_STATUS_CLASSES, 0, 0, OFF(metering.billable_classes)},
-    {"bill_429", D_BOOL, 0, 0, OFF(metering.bill_429)},
-    {NULL, 0, 0, 0, 0}};
+struct section {
+    const directive_t *dirs;
+    int extensions; /* keys starting with "x-" are skipped (to hold YAML anchors), as docker-compose does */
+    /* Defaults that depend on other keys, and checks across keys. Bit i of `given` is set when
+     * dirs[i] was written, of `valid` when its value was also accepted. n is the mapping (NULL
+     * when the section was absent). */
+    void (*finish)(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path, uint64_t given,
+                   uint64_t valid);
+};
 
-static void apply_directive(ctx_t *c, tg_config_t *cfg, const char *section, const directive_t *dir, yaml_node_t *v)
+/* Offset of a field whose type must be T: a setter and its field cannot disagree silently. */
+#define AT(T, st, m) _Generic(((st *)0)->m, T : offsetof(st, m))
+
+#define FIELD(T, obj, dir) ((T *)(void *)((char *)(obj) + (dir)->offset))
+
+static int apply_section(diag_t *d, const section_t *sec, const tg_ynode_t *n, int line, void *obj, const char *path);
+
+static int set_section(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
 {
-    char what[96];
-    snprintf(what, sizeof(what), "%s.%s", section, dir->name);
-    char *p = (char *)cfg + dir->offset;
-    if (dir->type == D_STATUS_CLASSES) {
-        if (v->type != YAML_SEQUENCE_NODE) {
-            report(c->d, line_of(v), "%s: expected a list like [\"2xx\", \"4xx\"], got %s", what, type_name(v));
-            return;
-        }
-        unsigned mask = 0;
-        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
-            yaml_node_t *e = node(c, *it);
-            char *s = scalar(c, e, what);
-            if (s == NULL)
-                continue;
-            if (strlen(s) == 3 && s[0] >= '1' && s[0] <= '5' && s[1] == 'x' && s[2] == 'x')
-                mask |= 1u << (s[0] - '0');
-            else
-                report(c->d, line_of(e), "%s: \"%s\" is not a status class (1xx..5xx)", what, s);
-            free(s);
-        }
-        *(unsigned *)p = mask;
-        return;
-    }
-    char *s = scalar(c, v, what);
+    return apply_section(d, dir->arg, v, v->line, obj, path);
+}
+
+static int set_str(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    char *s = scalar(d, v, path, "a string");
     if (s == NULL)
-        return;
+        return -1;
+    size_t len = strlen(s);
+    char q[96], why[160];
+    if (len < dir->min) {
+        if (len == 0)
+            report(d, v->line, "%s must not be empty", path);
+        else
+            report(d, v->line, "%s is too short (%zu characters; at least %" PRIu64 ")", path, len, dir->min);
+    } else if (dir->max != 0 && len > dir->max) {
+        report(d, v->line, "%s is too long (%zu characters; at most %" PRIu64 ")", path, len, dir->max);
+    } else if (dir->check != NULL && dir->check(s, why, sizeof(why)) != 0) {
+        report(d, v->line, "%s: %s %s", path, (dir->flags & SECRET) ? "the value" : quote(s, q), why);
+    } else {
+        char **field = FIELD(char *, obj, dir);
+        free_secret(*field);
+        *field = s;
+        return 0;
+    }
+    free_secret(s);
+    return -1;
+}
+
+static int set_int(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
     uint64_t u;
-    int b;
-    switch (dir->type) {
-    case D_STRING:
-        free(*(char **)p);
-        *(char **)p = s;
-        return;
-    case D_INT:
-    case D_SIZE:
-        if (parse_u64(s, &u) != 0 || (int64_t)u < dir->min || (int64_t)u > dir->max || u > INT64_MAX)
-            report(c->d, line_of(v), "%s: \"%s\" is not a whole number from %" PRId64 " to %" PRId64, what, s,
-                   dir->min, dir->max);
-        else if (dir->type == D_INT)
-            *(int *)p = (int)u;
-        else
-            *(size_t *)p = (size_t)u;
-        break;
-    case D_BOOL:
-        if (parse_bool(s, &b) != 0)
-            report(c->d, line_of(v), "%s: \"%s\" is not true or false", what, s);
-        else
-            *(int *)p = b;
-        break;
-    case D_DURABILITY:
-        if (strcmp(s, "strict") == 0)
-            *(int *)p = 1;
-        else if (strcmp(s, "batched") == 0)
-            *(int *)p = 0;
-        else
-            report(c->d, line_of(v), "%s: \"%s\" is not strict or batched", what, s);
-        break;
-    default:
-        break;
+    if (whole_value(d, v, path, dir->min, dir->max, &u) != 0)
+        return -1;
+    *FIELD(int, obj, dir) = (int)u; /* every table bound of an int field is below INT_MAX */
+    return 0;
+}
+
+static int set_size(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    uint64_t u;
+    if (whole_value(d, v, path, dir->min, dir->max, &u) != 0)
+        return -1;
+    *FIELD(size_t, obj, dir) = (size_t)u;
+    return 0;
+}
+
+static int set_u64(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    uint64_t u;
+    if (whole_value(d, v, path, dir->min, dir->max, &u) != 0)
+        return -1;
+    *FIELD(uint64_t, obj, dir) = u;
+    return 0;
+}
+
+static int set_bool(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    char *s = scalar(d, v, path, "true or false");
+    if (s == NULL)
+        return -1;
+    static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no", "off"};
+    int b = -1;
+    for (size_t i = 0; i < 3; i++) {
+        if (strcasecmp(s, yes[i]) == 0)
+            b = 1;
+        if (strcasecmp(s, no[i]) == 0)
+            b = 0;
     }
+    char q[96];
+    if (b < 0)
+        report(d, v->line, "%s: %s is not true or false", path, quote(s, q));
+    else
+        *FIELD(int, obj, dir) = b;
     free(s);
+    return b < 0 ? -1 : 0;
 }
 
-static void parse_section(ctx_t *c, tg_config_t *cfg, const char *section, const directive_t *dirs, yaml_node_t *n)
+/* Money is parsed from the scalar's text, never through a double: 0.1 stays exactly 0.1. */
+static int set_money(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
 {
-    if (n->type != YAML_MAPPING_NODE) {
-        report(c->d, line_of(n), "%s: expected a mapping, got %s", section, type_name(n));
-        return;
-    }
-    for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
-        yaml_node_t *k = node(c, pr->key), *v = node(c, pr->value);
-        const char *key = k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "?";
-        const directive_t *dir = dirs;
-        while (dir->name != NULL && strcmp(dir->name, key) != 0)
-            dir++;
-        if (dir->name == NULL) {
-            char known[256] = "";
-            size_t used = 0;
-            for (const directive_t *x = dirs; x->name != NULL; x++) {
-                int w = snprintf(known + used, sizeof(known) - used, "%s%s", used ? ", " : "", x->name);
-                if (w < 0 || (size_t)w >= sizeof(known) - used)
-                    break;
-                used += (size_t)w;
-            }
-            report(c->d, line_of(k), "unknown key \"%s\" in %s (known: %s)", key, section, known);
-            continue;
-        }
-        apply_directive(c, cfg, section, dir, v);
-    }
-}
-
-/* ---- plans ---- */
-
-static int money_value(ctx_t *c, yaml_node_t *v, const char *what, tg_money_t *out, int allow_negative)
-{
-    char *s = scalar(c, v, what);
+    char *s = scalar(d, v, path, "an amount");
     if (s == NULL)
         return -1;
     tg_err_t err = {0};
-    int rc = tg_money_parse(s, strlen(s), out, &err);
-    if (rc != 0)
-        report(c->d, line_of(v), "%s: %s", what, err.msg);
-    else if (!allow_negative && *out < 0) {
-        report(c->d, line_of(v), "%s: \"%s\" must not be negative", what, s);
-        rc = -1;
+    tg_money_t m = 0;
+    char q[96];
+    int rc = -1;
+    if (tg_money_parse(s, strlen(s), &m, &err) != 0)
+        report(d, v->line, "%s: %s", path, err.msg);
+    else if (m < 0)
+        report(d, v->line, "%s: %s must not be negative", path, quote(s, q));
+    else {
+        *FIELD(tg_money_t, obj, dir) = m;
+        rc = 0;
     }
     free(s);
     return rc;
 }
 
-static int u64_value(ctx_t *c, yaml_node_t *v, const char *what, uint64_t min, uint64_t max, uint64_t *out)
+static int set_rate(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
 {
-    char *s = scalar(c, v, what);
+    char *s = scalar(d, v, path, "a rate like 100/min");
     if (s == NULL)
         return -1;
-    int rc = 0;
-    if (parse_u64(s, out) != 0 || *out < min || *out > max) {
-        report(c->d, line_of(v), "%s: \"%s\" is not a whole number from %" PRIu64 " to %" PRIu64, what, s, min, max);
-        rc = -1;
-    }
+    char q[96];
+    int rc = parse_rate(s, FIELD(tg_rate_t, obj, dir));
+    if (rc != 0)
+        report(d, v->line, "%s: %s is not N/sec|min|hour|day (N from 1 to %" PRIu64 ")", path, quote(s, q),
+               MAX_RATE_COUNT);
     free(s);
     return rc;
 }
 
-static char **string_list(ctx_t *c, yaml_node_t *v, const char *what, size_t *count, int paths)
+/* One of dir->arg's names (NULL-terminated); returns its index or -1 after reporting. */
+static int choose(diag_t *d, const directive_t *dir, const tg_ynode_t *v, const char *path)
+{
+    const char *const *names = dir->arg;
+    char *s = scalar(d, v, path, "a word");
+    if (s == NULL)
+        return -1;
+    int found = -1, n = 0;
+    for (; names[n] != NULL; n++)
+        if (strcmp(s, names[n]) == 0)
+            found = n;
+    if (found < 0) {
+        char list[160] = "", q[96];
+        size_t used = 0;
+        for (int i = 0; i < n; i++) {
+            int w = snprintf(list + used, sizeof(list) - used, "%s%s",
+                             i == 0       ? ""
+                             : i == n - 1 ? " or "
+                                          : ", ",
+                             names[i]);
+            if (w < 0 || (size_t)w >= sizeof(list) - used)
+                break;
+            used += (size_t)w;
+        }
+        report(d, v->line, "%s: %s is not %s", path, quote(s, q), list);
+    }
+    free(s);
+    return found;
+}
+
+/* int field = index of the name: durability {batched, strict} -> strict, round {down, up} -> round_up. */
+static int set_choice(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    int i = choose(d, dir, v, path);
+    if (i >= 0)
+        *FIELD(int, obj, dir) = i;
+    return i >= 0 ? 0 : -1;
+}
+
+static int set_interval(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    int i = choose(d, dir, v, path);
+    if (i >= 0)
+        *FIELD(tg_interval_t, obj, dir) = i == 1 ? TG_INTERVAL_YEAR : TG_INTERVAL_MONTH;
+    return i >= 0 ? 0 : -1;
+}
+
+static int set_model(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    static const tg_price_model_t models[] = {TG_MODEL_PER_UNIT, TG_MODEL_GRADUATED, TG_MODEL_VOLUME, TG_MODEL_PACKAGE};
+    int i = choose(d, dir, v, path);
+    if (i >= 0)
+        *FIELD(tg_price_model_t, obj, dir) = models[i];
+    return i >= 0 ? 0 : -1;
+}
+
+/* A list: reports and returns -1 unless v is a sequence of at most dir->max items. */
+static int list_of(diag_t *d, const directive_t *dir, const tg_ynode_t *v, const char *path, const char *what)
+{
+    if (v->type != TG_YNODE_SEQ) {
+        report(d, v->line, "%s: expected a list of %s, got %s", path, what, kind_of(v));
+        return -1;
+    }
+    if (v->n > dir->max) {
+        report(d, v->line, "%s: at most %" PRIu64 " %s (found %zu)", path, dir->max, what, v->n);
+        return -1;
+    }
+    return 0;
+}
+
+/* A list of strings, each checked with dir->check; NULL (count 0) if nothing valid. */
+static char **string_list(diag_t *d, const directive_t *dir, const tg_ynode_t *v, const char *path, size_t *count)
 {
     *count = 0;
-    if (v->type != YAML_SEQUENCE_NODE) {
-        report(c->d, line_of(v), "%s: expected a list, got %s", what, type_name(v));
+    if (list_of(d, dir, v, path, "strings") != 0)
+        return NULL;
+    char **list = calloc(v->n + 1, sizeof(*list));
+    if (list == NULL) {
+        report(d, v->line, "%s: out of memory", path);
         return NULL;
     }
-    size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-    char **list = calloc(n ? n : 1, sizeof(char *));
-    if (list == NULL)
-        return NULL;
-    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
-        yaml_node_t *e = node(c, *it);
-        char *s = scalar(c, e, what);
+    for (size_t i = 0; i < v->n; i++) {
+        char sub[MAX_PATH], why[160], q[96];
+        index_path(sub, path, i);
+        char *s = scalar(d, v->items[i], sub, "a string");
         if (s == NULL)
             continue;
-        if (paths && s[0] != '/') {
-            report(c->d, line_of(e), "%s: \"%s\" must start with \"/\"", what, s);
-            free(s);
+        if (s[0] == '\0')
+            report(d, v->items[i]->line, "%s must not be empty", sub);
+        else if (strlen(s) > 1024)
+            report(d, v->items[i]->line, "%s is too long (at most 1024 characters)", sub);
+        else if (dir->check != NULL && dir->check(s, why, sizeof(why)) != 0)
+            report(d, v->items[i]->line, "%s: %s %s", sub, quote(s, q), why);
+        else {
+            list[(*count)++] = s;
             continue;
         }
-        list[(*count)++] = s;
+        free(s);
     }
     return list;
 }
@@ -412,356 +744,714 @@ static void free_list(char **l, size_t n)
     free(l);
 }
 
-static void parse_tiers(ctx_t *c, tg_charge_t *ch, yaml_node_t *v, const char *what)
+/* metric -> whole number, for included and meter. Fills parallel arrays; returns the count. */
+static size_t metric_map(diag_t *d, const directive_t *dir, const tg_ynode_t *v, const char *path, char **names,
+                         uint64_t *values, size_t cap, uint64_t max_value)
 {
-    if (v->type != YAML_SEQUENCE_NODE) {
-        report(c->d, line_of(v), "%s: expected a list of tiers, got %s", what, type_name(v));
-        return;
-    }
-    size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-    if ((ch->tiers = calloc(n ? n : 1, sizeof(tg_tier_t))) == NULL)
-        return;
-    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
-        yaml_node_t *t = node(c, *it);
-        tg_tier_t *tier = &ch->tiers[ch->ntiers];
-        int has_up_to = 0;
-        if (t->type != YAML_MAPPING_NODE) {
-            report(c->d, line_of(t), "%s: a tier must be a mapping {up_to, unit_price, flat_price}", what);
+    size_t n = 0;
+    for (size_t i = 0; i + 1 < v->n && n < cap; i += 2) {
+        const tg_ynode_t *k = v->items[i];
+        char sub[MAX_PATH], why[160], q[96];
+        if (k->type != TG_YNODE_SCALAR) {
+            report(d, k->line, "%s: a metric name must be a single word, not %s", path, kind_of(k));
             continue;
         }
-        for (yaml_node_pair_t *pr = t->data.mapping.pairs.start; pr < t->data.mapping.pairs.top; pr++) {
-            yaml_node_t *k = node(c, pr->key), *tv = node(c, pr->value);
-            const char *key = k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "?";
-            if (strcmp(key, "up_to") == 0) {
-                has_up_to = 1;
-                if (tv->type == YAML_SCALAR_NODE && (strcmp((const char *)tv->data.scalar.value, "inf") == 0 ||
-                                                     strcmp((const char *)tv->data.scalar.value, "null") == 0))
-                    tier->up_to = TG_UNLIMITED;
-                else
-                    u64_value(c, tv, "up_to", 1, UINT64_MAX - 1, &tier->up_to);
-            } else if (strcmp(key, "unit_price") == 0)
-                money_value(c, tv, "unit_price", &tier->unit_price, 0);
-            else if (strcmp(key, "flat_price") == 0)
-                money_value(c, tv, "flat_price", &tier->flat_price, 0);
-            else
-                report(c->d, line_of(k), "unknown key \"%s\" in a tier of %s (known: up_to, unit_price, flat_price)",
-                       key, what);
-        }
-        if (!has_up_to) {
-            report(c->d, line_of(t), "%s: every tier needs up_to (a number, or inf for the last)", what);
+        join_path(sub, path, k->text);
+        if (dir->check(k->text, why, sizeof(why)) != 0) {
+            report(d, k->line, "%s: %s %s", path, quote(k->text, q), why);
             continue;
         }
-        if (ch->ntiers > 0 && tier->up_to <= ch->tiers[ch->ntiers - 1].up_to)
-            report(c->d, line_of(t), "%s: tier bounds must ascend (up_to %" PRIu64 " after %" PRIu64 ")", what,
-                   tier->up_to, ch->tiers[ch->ntiers - 1].up_to);
-        ch->ntiers++;
+        int dup = 0;
+        for (size_t j = 0; j < n; j++)
+            dup |= strcmp(names[j], k->text) == 0;
+        if (dup) {
+            report(d, k->line, "%s: metric %s is listed twice", path, quote(k->text, q));
+            continue;
+        }
+        uint64_t amount;
+        if (whole_value(d, v->items[i + 1], sub, 0, max_value, &amount) != 0)
+            continue;
+        if ((names[n] = strdup(k->text)) == NULL) {
+            report(d, k->line, "%s: out of memory", sub);
+            continue;
+        }
+        values[n++] = amount;
     }
-    if (ch->ntiers == 0)
-        report(c->d, line_of(v), "%s: at least one tier is required", what);
-    else if (ch->tiers[ch->ntiers - 1].up_to != TG_UNLIMITED)
-        report(c->d, line_of(v), "%s: the last tier must have up_to: inf", what);
+    return n;
 }
 
-static void parse_charge(ctx_t *c, const tg_plan_t *plan, tg_charge_t *ch, yaml_node_t *n)
+static int metric_map_ok(diag_t *d, const tg_ynode_t *v, const char *path, size_t cap)
 {
-    char what[128];
-    snprintf(what, sizeof(what), "plans.%s.charges", plan->id);
-    ch->line = line_of(n);
-    ch->round_up = 1;
-    if (n->type != YAML_MAPPING_NODE) {
-        report(c->d, line_of(n), "%s: a charge must be a mapping, got %s", what, type_name(n));
-        return;
+    if (v->type != TG_YNODE_MAP) {
+        report(d, v->line, "%s: expected a mapping of metric: number, got %s", path, kind_of(v));
+        return -1;
     }
-    int has_model = 0, has_unit = 0, has_pkg_size = 0, has_pkg_price = 0;
-    yaml_node_t *tiers = NULL;
-    for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
-        yaml_node_t *k = node(c, pr->key), *v = node(c, pr->value);
-        const char *key = k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "?";
-        char *s;
-        if (strcmp(key, "metric") == 0) {
-            if ((s = scalar(c, v, "metric")) != NULL) {
-                if (!valid_ident(s, 0))
-                    report(c->d, line_of(v), "%s: metric \"%s\" must be 1-63 of a-z, 0-9, _", what, s);
-                free(ch->metric);
-                ch->metric = s;
-            }
-        } else if (strcmp(key, "model") == 0) {
-            if ((s = scalar(c, v, "model")) != NULL) {
-                has_model = 1;
-                if (strcmp(s, "per_unit") == 0)
-                    ch->model = TG_MODEL_PER_UNIT;
-                else if (strcmp(s, "graduated") == 0)
-                    ch->model = TG_MODEL_GRADUATED;
-                else if (strcmp(s, "volume") == 0)
-                    ch->model = TG_MODEL_VOLUME;
-                else if (strcmp(s, "package") == 0)
-                    ch->model = TG_MODEL_PACKAGE;
-                else
-                    report(c->d, line_of(v), "%s: model \"%s\" is not per_unit, graduated, volume or package", what,
-                           s);
-                free(s);
-            }
-        } else if (strcmp(key, "unit_price") == 0) {
-            has_unit = money_value(c, v, "unit_price", &ch->unit_price, 0) == 0;
-        } else if (strcmp(key, "tiers") == 0) {
-            tiers = v;
-        } else if (strcmp(key, "package_size") == 0) {
-            has_pkg_size = u64_value(c, v, "package_size", 1, UINT64_MAX - 1, &ch->package_size) == 0;
-        } else if (strcmp(key, "package_price") == 0) {
-            has_pkg_price = money_value(c, v, "package_price", &ch->package_price, 0) == 0;
-        } else if (strcmp(key, "round") == 0) {
-            if ((s = scalar(c, v, "round")) != NULL) {
-                if (strcmp(s, "up") == 0)
-                    ch->round_up = 1;
-                else if (strcmp(s, "down") == 0)
-                    ch->round_up = 0;
-                else
-                    report(c->d, line_of(v), "%s: round \"%s\" is not up or down", what, s);
-                free(s);
-            }
-        } else {
-            report(c->d, line_of(k),
-                   "unknown key \"%s\" in %s (known: metric, model, unit_price, tiers, package_size, package_price, "
-                   "round)",
-                   key, what);
-        }
+    if (v->n / 2 > cap) {
+        report(d, v->line, "%s: at most %zu metrics (found %zu)", path, cap, v->n / 2);
+        return -1;
     }
-    if (ch->metric == NULL)
-        report(c->d, line_of(n), "%s: a charge needs a metric", what);
-    if (!has_model) {
-        report(c->d, line_of(n), "%s: a charge needs a model (per_unit, graduated, volume or package)", what);
-        return;
-    }
-    if (ch->model == TG_MODEL_PER_UNIT && !has_unit)
-        report(c->d, line_of(n), "%s: model per_unit needs unit_price", what);
-    if ((ch->model == TG_MODEL_GRADUATED || ch->model == TG_MODEL_VOLUME)) {
-        if (tiers == NULL)
-            report(c->d, line_of(n), "%s: model %s needs tiers", what,
-                   ch->model == TG_MODEL_GRADUATED ? "graduated" : "volume");
-        else
-            parse_tiers(c, ch, tiers, what);
-    }
-    if (ch->model == TG_MODEL_PACKAGE && (!has_pkg_size || !has_pkg_price))
-        report(c->d, line_of(n), "%s: model package needs package_size and package_price", what);
+    return 0;
 }
 
-static void parse_plan(ctx_t *c, tg_plan_t *p, yaml_node_t *n)
+/* ---- sections: server, upstream, storage, admin, keys, metering ---- */
+
+static const char *const durability_names[] = {"batched", "strict", NULL};
+
+static int set_status_classes(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
 {
-    char what[128];
-    p->line = line_of(n);
-    snprintf(p->currency, sizeof(p->currency), "usd");
-    p->currency_digits = 2;
-    p->interval = TG_INTERVAL_MONTH;
-    p->on_quota = TG_QUOTA_BLOCK;
-    int has_burst = 0;
-    if (n->type != YAML_MAPPING_NODE) {
-        report(c->d, line_of(n), "plans.%s: expected a mapping, got %s", p->id, type_name(n));
-        return;
-    }
-    for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
-        yaml_node_t *k = node(c, pr->key), *v = node(c, pr->value);
-        const char *key = k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "?";
-        snprintf(what, sizeof(what), "plans.%s.%s", p->id, key);
-        char *s = NULL;
-        if (strcmp(key, "name") == 0) {
-            if ((s = scalar(c, v, what)) != NULL) {
-                free(p->name);
-                p->name = s;
-            }
-        } else if (strcmp(key, "price") == 0) {
-            money_value(c, v, what, &p->price, 0);
-        } else if (strcmp(key, "minimum") == 0) {
-            money_value(c, v, what, &p->minimum, 0);
-        } else if (strcmp(key, "maximum") == 0) {
-            money_value(c, v, what, &p->maximum, 0);
-        } else if (strcmp(key, "block_at_maximum") == 0) {
-            if ((s = scalar(c, v, what)) != NULL && parse_bool(s, &p->block_at_maximum) != 0)
-                report(c->d, line_of(v), "%s: \"%s\" is not true or false", what, s);
-            free(s);
-        } else if (strcmp(key, "currency") == 0) {
-            if ((s = scalar(c, v, what)) != NULL) {
-                int digits = tg_currency_digits(s);
-                if (digits < 0 || strlen(s) != 3)
-                    report(c->d, line_of(v), "%s: \"%s\" is not a supported ISO 4217 currency code", what, s);
-                else {
-                    for (int i = 0; i < 3; i++)
-                        p->currency[i] = (char)tolower((unsigned char)s[i]);
-                    p->currency[3] = '\0';
-                    p->currency_digits = digits;
-                }
-            }
-            free(s);
-        } else if (strcmp(key, "interval") == 0) {
-            if ((s = scalar(c, v, what)) != NULL) {
-                if (strcmp(s, "month") == 0)
-                    p->interval = TG_INTERVAL_MONTH;
-                else if (strcmp(s, "year") == 0)
-                    p->interval = TG_INTERVAL_YEAR;
-                else
-                    report(c->d, line_of(v), "%s: \"%s\" is not month or year", what, s);
-            }
-            free(s);
-        } else if (strcmp(key, "trial_days") == 0) {
-            uint64_t d;
-            if (u64_value(c, v, what, 0, 365, &d) == 0)
-                p->trial_days = (int)d;
-        } else if (strcmp(key, "rate_limit") == 0) {
-            if ((s = scalar(c, v, what)) != NULL && parse_rate(s, &p->rate_limit) != 0)
-                report(c->d, line_of(v), "%s: \"%s\" is not N/sec|min|hour|day", what, s);
-            free(s);
-        } else if (strcmp(key, "burst") == 0) {
-            has_burst = u64_value(c, v, what, 1, 1000000000, &p->burst) == 0;
-        } else if (strcmp(key, "endpoints") == 0) {
-            free_list(p->endpoints, p->nendpoints);
-            p->endpoints = string_list(c, v, what, &p->nendpoints, 1);
-        } else if (strcmp(key, "features") == 0) {
-            free_list(p->features, p->nfeatures);
-            p->features = string_list(c, v, what, &p->nfeatures, 0);
-        } else if (strcmp(key, "included") == 0) {
-            if (v->type != YAML_MAPPING_NODE) {
-                report(c->d, line_of(v), "%s: expected a mapping of metric: amount, got %s", what, type_name(v));
-                continue;
-            }
-            size_t cnt = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
-            free(p->included);
-            p->nincluded = 0;
-            if ((p->included = calloc(cnt ? cnt : 1, sizeof(tg_allowance_t))) == NULL)
-                continue;
-            for (yaml_node_pair_t *ip = v->data.mapping.pairs.start; ip < v->data.mapping.pairs.top; ip++) {
-                yaml_node_t *mk = node(c, ip->key), *mv = node(c, ip->value);
-                char *metric = scalar(c, mk, what);
-                uint64_t amount;
-                if (metric == NULL)
-                    continue;
-                if (!valid_ident(metric, 0)) {
-                    report(c->d, line_of(mk), "%s: metric \"%s\" must be 1-63 of a-z, 0-9, _", what, metric);
-                    free(metric);
-                    continue;
-                }
-                if (u64_value(c, mv, what, 0, UINT64_MAX - 1, &amount) != 0) {
-                    free(metric);
-                    continue;
-                }
-                p->included[p->nincluded++] = (tg_allowance_t){metric, amount};
-            }
-        } else if (strcmp(key, "on_quota") == 0) {
-            if ((s = scalar(c, v, what)) != NULL) {
-                if (strcmp(s, "block") == 0)
-                    p->on_quota = TG_QUOTA_BLOCK;
-                else if (strcmp(s, "bill") == 0)
-                    p->on_quota = TG_QUOTA_BILL;
-                else if (strncmp(s, "throttle:", 9) == 0 && parse_rate(s + 9, &p->throttle_rate) == 0)
-                    p->on_quota = TG_QUOTA_THROTTLE;
-                else
-                    report(c->d, line_of(v), "%s: \"%s\" is not block, bill or throttle:N/sec|min|hour|day", what, s);
-            }
-            free(s);
-        } else if (strcmp(key, "charges") == 0) {
-            if (v->type != YAML_SEQUENCE_NODE) {
-                report(c->d, line_of(v), "%s: expected a list of charges, got %s", what, type_name(v));
-                continue;
-            }
-            size_t cnt = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-            if (p->charges != NULL)
-                continue;
-            if ((p->charges = calloc(cnt ? cnt : 1, sizeof(tg_charge_t))) == NULL)
-                continue;
-            for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++)
-                parse_charge(c, p, &p->charges[p->ncharges++], node(c, *it));
-        } else {
-            report(c->d, line_of(k),
-                   "unknown key \"%s\" in plans.%s (known: name, price, currency, interval, trial_days, rate_limit, "
-                   "burst, endpoints, included, on_quota, charges, minimum, maximum, block_at_maximum, features)",
-                   key, p->id);
+    if (list_of(d, dir, v, path, "status classes") != 0)
+        return -1;
+    unsigned mask = 0;
+    int ok = 1;
+    for (size_t i = 0; i < v->n; i++) {
+        char sub[MAX_PATH], q[96];
+        index_path(sub, path, i);
+        char *s = scalar(d, v->items[i], sub, "a status class like \"2xx\"");
+        if (s == NULL) {
+            ok = 0;
+            continue;
         }
+        if (strlen(s) == 3 && s[0] >= '1' && s[0] <= '5' && (s[1] == 'x' || s[1] == 'X') &&
+            (s[2] == 'x' || s[2] == 'X'))
+            mask |= 1u << (s[0] - '0');
+        else {
+            report(d, v->items[i]->line, "%s: %s is not a status class (1xx to 5xx)", sub, quote(s, q));
+            ok = 0;
+        }
+        free(s);
     }
-    if (p->name == NULL)
-        p->name = strdup(p->id);
-    if (!has_burst)
-        p->burst = p->rate_limit.count > 0 ? p->rate_limit.count : 1;
+    if (ok)
+        *FIELD(unsigned, obj, dir) = mask;
+    return ok ? 0 : -1;
+}
+
+static const directive_t server_dirs[] = {
+    {"listen", set_str, AT(char *, tg_config_t, server.listen), 1, 255, 0, check_listen, NULL, NULL},
+    {"admin_listen", set_str, AT(char *, tg_config_t, server.admin_listen), 1, 255, 0, check_listen, NULL, NULL},
+    {"workers", set_int, AT(int, tg_config_t, server.workers), 1, 64, 0, NULL, NULL, NULL},
+    {"max_header_bytes", set_size, AT(size_t, tg_config_t, server.max_header_bytes), 1024, 1048576, 0, NULL, NULL,
+     NULL},
+    {"max_body_bytes", set_size, AT(size_t, tg_config_t, server.max_body_bytes), 0, UINT64_C(1) << 40, 0, NULL, NULL,
+     NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+
+static const directive_t upstream_dirs[] = {
+    {"url", set_str, AT(char *, tg_config_t, upstream.url), 1, 2048, REQUIRED, check_upstream_url, NULL,
+     " (the API being sold, like http://127.0.0.1:9000)"},
+    {"timeout_ms", set_int, AT(int, tg_config_t, upstream.timeout_ms), 1, 600000, 0, NULL, NULL, NULL},
+    {"keepalive_ms", set_int, AT(int, tg_config_t, upstream.keepalive_ms), 0, 600000, 0, NULL, NULL, NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+
+static const directive_t storage_dirs[] = {
+    {"database", set_str, AT(char *, tg_config_t, storage.database), 1, 4096, 0, check_database, NULL, NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+
+static const directive_t admin_dirs[] = {
+    {"token", set_str, AT(char *, tg_config_t, admin.token), 16, 1024, REQUIRED | SECRET, check_text, NULL,
+     " (at least 16 characters; use \"${TOLLGATE_ADMIN_TOKEN}\")"},
+    {"key_grace_seconds", set_int, AT(int, tg_config_t, admin.key_grace_seconds), 0, 31536000, 0, NULL, NULL, NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+
+static const directive_t keys_dirs[] = {
+    {"secret", set_str, AT(char *, tg_config_t, keys.secret), 32, 1024, REQUIRED | SECRET, NULL, NULL,
+     " (32+ characters; it keys the stored API key hashes; use \"${TOLLGATE_KEY_SECRET}\")"},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+
+static const directive_t metering_dirs[] = {
+    {"durability", set_choice, AT(int, tg_config_t, metering.strict), 0, 0, 0, NULL, durability_names, NULL},
+    {"flush_ms", set_int, AT(int, tg_config_t, metering.flush_ms), 1, 10000, 0, NULL, NULL, NULL},
+    {"billable_status", set_status_classes, AT(unsigned, tg_config_t, metering.billable_classes), 0, 5, 0, NULL, NULL,
+     NULL},
+    {"bill_429", set_bool, AT(int, tg_config_t, metering.bill_429), 0, 0, 0, NULL, NULL, NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+
+static const section_t server_sec = {server_dirs, 0, NULL};
+static const section_t upstream_sec = {upstream_dirs, 0, NULL};
+static const section_t storage_sec = {storage_dirs, 0, NULL};
+static const section_t admin_sec = {admin_dirs, 0, NULL};
+static const section_t keys_sec = {keys_dirs, 0, NULL};
+static const section_t metering_sec = {metering_dirs, 0, NULL};
+
+/* ---- tiers and charges ---- */
+
+static int set_up_to(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    if (v->type == TG_YNODE_SCALAR && strcmp(v->text, "inf") == 0) {
+        *FIELD(uint64_t, obj, dir) = TG_UNLIMITED;
+        return 0;
+    }
+    char *s = scalar(d, v, path, "a whole number or inf");
+    if (s == NULL)
+        return -1;
+    uint64_t u;
+    char q[96];
+    int rc = -1;
+    if (parse_whole(s, &u) != 0 || u < dir->min || u > dir->max)
+        report(d, v->line, "%s: %s is not a whole number from %" PRIu64 " to %" PRIu64 " or inf", path, quote(s, q),
+               dir->min, dir->max);
+    else {
+        *FIELD(uint64_t, obj, dir) = u;
+        rc = 0;
+    }
+    free(s);
+    return rc;
+}
+
+static const directive_t tier_dirs[] = {
+    {"up_to", set_up_to, AT(uint64_t, tg_tier_t, up_to), 1, MAX_QUANTITY, REQUIRED, NULL, NULL,
+     " (a whole number, or inf for the last tier)"},
+    {"unit_price", set_money, AT(tg_money_t, tg_tier_t, unit_price), 0, 0, 0, NULL, NULL, NULL},
+    {"flat_price", set_money, AT(tg_money_t, tg_tier_t, flat_price), 0, 0, 0, NULL, NULL, NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+static const section_t tier_sec = {tier_dirs, 0, NULL};
+
+static int set_tiers(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    tg_charge_t *ch = obj;
+    if (list_of(d, dir, v, path, "tiers") != 0)
+        return -1;
+    if (v->n == 0) {
+        report(d, v->line, "%s: at least one tier is required", path);
+        return -1;
+    }
+    if ((ch->tiers = calloc(v->n, sizeof(*ch->tiers))) == NULL) {
+        report(d, v->line, "%s: out of memory", path);
+        return -1;
+    }
+    ch->ntiers = v->n;
+    for (size_t i = 0; i < v->n; i++) {
+        char sub[MAX_PATH];
+        index_path(sub, path, i);
+        apply_section(d, &tier_sec, v->items[i], v->items[i]->line, &ch->tiers[i], sub);
+    }
+    /* up_to is 0 only where it was missing or invalid (already reported): skip those. */
+    for (size_t i = 1; i < v->n; i++) {
+        uint64_t prev = ch->tiers[i - 1].up_to, cur = ch->tiers[i].up_to;
+        int line = key_line(v->items[i], "up_to", v->items[i]->line);
+        if (prev == TG_UNLIMITED)
+            report(d, key_line(v->items[i - 1], "up_to", line), "%s[%zu].up_to: only the last tier can be inf", path,
+                   i - 1);
+        else if (prev != 0 && cur != 0 && cur != TG_UNLIMITED && cur <= prev)
+            report(d, line,
+                   "%s[%zu].up_to: %" PRIu64 " is not above the previous tier's %" PRIu64 " (tier bounds must ascend)",
+                   path, i, cur, prev);
+    }
+    uint64_t last = ch->tiers[v->n - 1].up_to;
+    if (last != 0 && last != TG_UNLIMITED)
+        report(d, key_line(v->items[v->n - 1], "up_to", v->items[v->n - 1]->line),
+               "%s[%zu].up_to: the last tier must be up_to: inf (found %" PRIu64 ")", path, v->n - 1, last);
+    return 0;
+}
+
+static const char *const model_names[] = {"per_unit", "graduated", "volume", "package", NULL};
+static const char *const round_names[] = {"down", "up", NULL};
+
+static const directive_t charge_dirs[] = {
+    {"metric", set_str, AT(char *, tg_charge_t, metric), 1, 63, REQUIRED, check_metric, NULL, " (like api_calls)"},
+    {"model", set_model, AT(tg_price_model_t, tg_charge_t, model), 0, 0, REQUIRED, NULL, model_names,
+     " (per_unit, graduated, volume or package)"},
+    {"unit_price", set_money, AT(tg_money_t, tg_charge_t, unit_price), 0, 0, 0, NULL, NULL, NULL},
+    {"tiers", set_tiers, 0, 0, MAX_TIERS, 0, NULL, NULL, NULL},
+    {"package_size", set_u64, AT(uint64_t, tg_charge_t, package_size), 1, MAX_QUANTITY, 0, NULL, NULL, NULL},
+    {"package_price", set_money, AT(tg_money_t, tg_charge_t, package_price), 0, 0, 0, NULL, NULL, NULL},
+    {"round", set_choice, AT(int, tg_charge_t, round_up), 0, 0, 0, NULL, round_names, NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+
+static int given(const directive_t *dirs, uint64_t seen, const char *name)
+{
+    for (size_t i = 0; dirs[i].name != NULL; i++)
+        if (strcmp(dirs[i].name, name) == 0)
+            return (seen >> i) & 1;
+    return 0;
+}
+
+/* Which keys each model needs and which it would silently ignore. */
+static void finish_charge(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path, uint64_t seen,
+                          uint64_t valid)
+{
+    const tg_charge_t *ch = obj;
+    if (!given(charge_dirs, valid, "model"))
+        return;
+    static const struct {
+        tg_price_model_t model;
+        const char *needs[2];
+        const char *ignores[4];
+    } rules[] = {
+        {TG_MODEL_PER_UNIT, {"unit_price", NULL}, {"tiers", "package_size", "package_price", "round"}},
+        {TG_MODEL_GRADUATED, {"tiers", NULL}, {"unit_price", "package_size", "package_price", "round"}},
+        {TG_MODEL_VOLUME, {"tiers", NULL}, {"unit_price", "package_size", "package_price", "round"}},
+        {TG_MODEL_PACKAGE, {"package_size", "package_price"}, {"unit_price", "tiers", NULL, NULL}},
+    };
+    for (size_t r = 0; r < sizeof(rules) / sizeof(rules[0]); r++) {
+        if (rules[r].model != ch->model)
+            continue;
+        const char *model = model_names[r];
+        for (size_t i = 0; i < 2 && rules[r].needs[i] != NULL; i++)
+            if (!given(charge_dirs, seen, rules[r].needs[i]))
+                report(d, line, "%s: model %s needs %s", path, model, rules[r].needs[i]);
+        for (size_t i = 0; i < 4 && rules[r].ignores[i] != NULL; i++)
+            if (given(charge_dirs, seen, rules[r].ignores[i]))
+                report(d, key_line(n, rules[r].ignores[i], line), "%s: %s does not apply to model %s", path,
+                       rules[r].ignores[i], model);
+    }
+}
+static const section_t charge_sec = {charge_dirs, 0, finish_charge};
+
+static int set_charges(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    tg_plan_t *p = obj;
+    if (list_of(d, dir, v, path, "charges") != 0)
+        return -1;
+    if ((p->charges = calloc(v->n + 1, sizeof(*p->charges))) == NULL) {
+        report(d, v->line, "%s: out of memory", path);
+        return -1;
+    }
+    p->ncharges = v->n;
+    for (size_t i = 0; i < v->n; i++) {
+        char sub[MAX_PATH];
+        index_path(sub, path, i);
+        p->charges[i].round_up = 1;
+        p->charges[i].line = v->items[i]->line;
+        apply_section(d, &charge_sec, v->items[i], v->items[i]->line, &p->charges[i], sub);
+    }
+    return 0;
+}
+
+/* ---- plans ---- */
+
+static int set_currency(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    (void)dir;
+    tg_plan_t *p = obj;
+    char *s = scalar(d, v, path, "a currency code");
+    if (s == NULL)
+        return -1;
+    int digits = strlen(s) == 3 ? tg_currency_digits(s) : -1;
+    char q[96];
+    if (digits < 0) {
+        report(d, v->line, "%s: %s is not a supported ISO 4217 currency code", path, quote(s, q));
+    } else {
+        for (int i = 0; i < 3; i++)
+            p->currency[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] - 'A' + 'a' : s[i]);
+        p->currency[3] = '\0';
+        p->currency_digits = digits;
+    }
+    free(s);
+    return digits < 0 ? -1 : 0;
+}
+
+static int set_on_quota(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    (void)dir;
+    tg_plan_t *p = obj;
+    char *s = scalar(d, v, path, "block, bill or throttle:RATE");
+    if (s == NULL)
+        return -1;
+    char q[96];
+    int rc = 0;
+    if (strcmp(s, "block") == 0)
+        p->on_quota = TG_QUOTA_BLOCK;
+    else if (strcmp(s, "bill") == 0)
+        p->on_quota = TG_QUOTA_BILL;
+    else if (strncmp(s, "throttle:", 9) == 0 && parse_rate(s + 9, &p->throttle_rate) == 0)
+        p->on_quota = TG_QUOTA_THROTTLE;
+    else {
+        report(d, v->line, "%s: %s is not block, bill or throttle:N/sec|min|hour|day", path, quote(s, q));
+        rc = -1;
+    }
+    free(s);
+    return rc;
+}
+
+static int set_endpoints(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    tg_plan_t *p = obj;
+    p->endpoints = string_list(d, dir, v, path, &p->nendpoints);
+    return p->endpoints != NULL ? 0 : -1;
+}
+
+static int set_features(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    tg_plan_t *p = obj;
+    p->features = string_list(d, dir, v, path, &p->nfeatures);
+    return p->features != NULL ? 0 : -1;
+}
+
+static int set_included(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    tg_plan_t *p = obj;
+    char *names[MAX_INCLUDED];
+    uint64_t values[MAX_INCLUDED];
+    if (metric_map_ok(d, v, path, MAX_INCLUDED) != 0)
+        return -1;
+    size_t n = metric_map(d, dir, v, path, names, values, MAX_INCLUDED, MAX_QUANTITY);
+    if ((p->included = calloc(n + 1, sizeof(*p->included))) == NULL) {
+        report(d, v->line, "%s: out of memory", path);
+        for (size_t i = 0; i < n; i++)
+            free(names[i]);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        p->included[i] = (tg_allowance_t){names[i], values[i]};
+    p->nincluded = n;
+    return 0;
+}
+
+static const char *const interval_names[] = {"month", "year", NULL};
+
+static void finish_plan(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path, uint64_t seen,
+                        uint64_t valid);
+
+static const directive_t plan_dirs[] = {
+    {"name", set_str, AT(char *, tg_plan_t, name), 1, 200, 0, check_text, NULL, NULL},
+    {"price", set_money, AT(tg_money_t, tg_plan_t, price), 0, 0, 0, NULL, NULL, NULL},
+    {"currency", set_currency, 0, 0, 0, 0, NULL, NULL, NULL},
+    {"interval", set_interval, AT(tg_interval_t, tg_plan_t, interval), 0, 0, 0, NULL, interval_names, NULL},
+    {"trial_days", set_int, AT(int, tg_plan_t, trial_days), 0, 365, 0, NULL, NULL, NULL},
+    {"rate_limit", set_rate, AT(tg_rate_t, tg_plan_t, rate_limit), 0, 0, 0, NULL, NULL, NULL},
+    {"burst", set_u64, AT(uint64_t, tg_plan_t, burst), 1, MAX_RATE_COUNT, 0, NULL, NULL, NULL},
+    {"endpoints", set_endpoints, 0, 0, MAX_ENDPOINTS, 0, check_pattern, NULL, NULL},
+    {"included", set_included, 0, 0, MAX_INCLUDED, 0, check_metric, NULL, NULL},
+    {"on_quota", set_on_quota, 0, 0, 0, 0, NULL, NULL, NULL},
+    {"charges", set_charges, 0, 0, MAX_CHARGES, 0, NULL, NULL, NULL},
+    {"minimum", set_money, AT(tg_money_t, tg_plan_t, minimum), 0, 0, 0, NULL, NULL, NULL},
+    {"maximum", set_money, AT(tg_money_t, tg_plan_t, maximum), 0, 0, 0, NULL, NULL, NULL},
+    {"block_at_maximum", set_bool, AT(int, tg_plan_t, block_at_maximum), 0, 0, 0, NULL, NULL, NULL},
+    {"features", set_features, 0, 0, MAX_FEATURES, 0, check_text, NULL, NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+static const section_t plan_sec = {plan_dirs, 0, finish_plan};
+
+static void finish_plan(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path, uint64_t seen,
+                        uint64_t valid)
+{
+    (void)valid;
+    tg_plan_t *p = obj;
+    if (p->name == NULL && (p->name = strdup(p->id)) == NULL)
+        report(d, line, "%s: out of memory", path);
+    if (!given(plan_dirs, seen, "burst"))
+        p->burst = p->rate_limit.count;
+    else if (!given(plan_dirs, seen, "rate_limit"))
+        report(d, key_line(n, "burst", line), "%s.burst: has no effect without rate_limit", path);
     if (p->maximum != 0 && p->minimum > p->maximum)
-        report(c->d, p->line, "plans.%s: minimum is larger than maximum", p->id);
+        report(d, key_line(n, "minimum", line), "%s.minimum: is larger than maximum", path);
+    if (p->block_at_maximum && p->maximum == 0)
+        report(d, key_line(n, "block_at_maximum", line), "%s.block_at_maximum: needs maximum", path);
+    for (size_t i = 0; i < p->ncharges; i++)
+        for (size_t j = 0; j < i; j++)
+            if (p->charges[i].metric != NULL && p->charges[j].metric != NULL &&
+                strcmp(p->charges[i].metric, p->charges[j].metric) == 0)
+                report(d, p->charges[i].line, "%s.charges[%zu]: metric %s is already priced by charges[%zu]", path, i,
+                       p->charges[i].metric, j);
+}
+
+static int set_plans(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    (void)dir;
+    tg_config_t *cfg = obj;
+    if (v->type != TG_YNODE_MAP) {
+        report(d, v->line, "%s: expected a mapping of plan id: plan, got %s", path, kind_of(v));
+        return -1;
+    }
+    size_t count = v->n / 2;
+    if (count == 0) {
+        report(d, v->line, "%s: at least one plan is required", path);
+        return -1;
+    }
+    if (count > MAX_PLANS) {
+        report(d, v->line, "%s: at most %d plans (found %zu)", path, MAX_PLANS, count);
+        return -1;
+    }
+    if ((cfg->plans = calloc(count, sizeof(*cfg->plans))) == NULL) {
+        report(d, v->line, "%s: out of memory", path);
+        return -1;
+    }
+    for (size_t i = 0; i + 1 < v->n; i += 2) {
+        const tg_ynode_t *k = v->items[i], *pv = v->items[i + 1];
+        char q[96];
+        if (k->type != TG_YNODE_SCALAR || !is_lower_ident(k->text, 1)) {
+            if (k->type != TG_YNODE_SCALAR)
+                report(d, k->line, "%s: a plan id must be a single word, not %s", path, kind_of(k));
+            else
+                report(d, k->line, "%s: plan id %s must be 1 to 63 of a-z, 0-9, _ and -", path, quote(k->text, q));
+            continue;
+        }
+        if (tg_config_find_plan(cfg, k->text) != NULL) {
+            report(d, k->line, "%s: plan %s is defined twice", path, quote(k->text, q));
+            continue;
+        }
+        tg_plan_t *p = &cfg->plans[cfg->nplans];
+        if ((p->id = strdup(k->text)) == NULL) {
+            report(d, k->line, "%s: out of memory", path);
+            continue;
+        }
+        cfg->nplans++;
+        memcpy(p->currency, "usd", 4);
+        p->currency_digits = tg_currency_digits("usd");
+        p->interval = TG_INTERVAL_MONTH;
+        p->on_quota = TG_QUOTA_BLOCK;
+        p->line = k->line;
+        char sub[MAX_PATH];
+        join_path(sub, path, p->id);
+        apply_section(d, &plan_sec, tg_ynode_is_null(pv) ? NULL : pv, k->line, p, sub);
+    }
+    return 0;
 }
 
 /* ---- routes ---- */
 
-static void parse_route(ctx_t *c, tg_route_t *r, yaml_node_t *n)
+static int set_match(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
 {
-    r->line = line_of(n);
-    r->weight = 1;
-    if (n->type != YAML_MAPPING_NODE) {
-        report(c->d, line_of(n), "routes: a route must be a mapping {match, weight, meter}, got %s", type_name(n));
-        return;
-    }
-    for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
-        yaml_node_t *k = node(c, pr->key), *v = node(c, pr->value);
-        const char *key = k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "?";
-        if (strcmp(key, "match") == 0) {
-            char *s = scalar(c, v, "routes.match");
-            if (s == NULL)
-                continue;
-            char *sp = strchr(s, ' ');
-            const char *pat = s;
-            if (sp != NULL) {
-                *sp = '\0';
-                for (char *m = s; *m; m++)
-                    if (!isupper((unsigned char)*m))
-                        report(c->d, line_of(v), "routes.match: method \"%s\" must be upper case, like GET", s);
-                free(r->method);
-                r->method = strdup(s);
-                pat = sp + 1;
-                while (*pat == ' ')
-                    pat++;
-            }
-            if (*pat != '/')
-                report(c->d, line_of(v), "routes.match: path \"%s\" must start with \"/\"", pat);
-            free(r->pattern);
-            r->pattern = strdup(pat);
+    (void)dir;
+    tg_route_t *r = obj;
+    char *s = scalar(d, v, path, "\"[METHOD] /pattern\"");
+    if (s == NULL)
+        return -1;
+    char *pat = s, *method = NULL, why[160], q[96];
+    char *sp = strchr(s, ' ');
+    if (sp != NULL) {
+        *sp = '\0';
+        method = s;
+        for (pat = sp + 1; *pat == ' '; pat++)
+            ;
+        size_t ml = strlen(method);
+        int ok = ml >= 1 && ml <= 16;
+        for (size_t i = 0; ok && i < ml; i++)
+            ok = method[i] >= 'A' && method[i] <= 'Z';
+        if (!ok) {
+            report(d, v->line, "%s: method %s must be an upper-case word like GET or POST", path, quote(method, q));
             free(s);
-        } else if (strcmp(key, "weight") == 0) {
-            u64_value(c, v, "routes.weight", 1, 1000000, &r->weight);
-        } else if (strcmp(key, "meter") == 0) {
-            if (v->type != YAML_MAPPING_NODE) {
-                report(c->d, line_of(v), "routes.meter: expected a mapping of metric: units, got %s", type_name(v));
-                continue;
-            }
-            size_t cnt = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
-            if (r->meter != NULL || (r->meter = calloc(cnt ? cnt : 1, sizeof(tg_meter_unit_t))) == NULL)
-                continue;
-            for (yaml_node_pair_t *mp = v->data.mapping.pairs.start; mp < v->data.mapping.pairs.top; mp++) {
-                char *metric = scalar(c, node(c, mp->key), "routes.meter");
-                uint64_t units;
-                if (metric == NULL)
-                    continue;
-                if (!valid_ident(metric, 0)) {
-                    report(c->d, line_of(node(c, mp->key)), "routes.meter: metric \"%s\" must be 1-63 of a-z, 0-9, _",
-                           metric);
-                    free(metric);
-                } else if (u64_value(c, node(c, mp->value), "routes.meter", 0, 1000000000, &units) != 0) {
-                    free(metric);
-                } else if (r->nmeter >= 8) {
-                    report(c->d, line_of(node(c, mp->key)), "routes.meter: at most 8 metrics per route");
-                    free(metric);
-                } else
-                    r->meter[r->nmeter++] = (tg_meter_unit_t){metric, units};
-            }
-        } else {
-            report(c->d, line_of(k), "unknown key \"%s\" in a route (known: match, weight, meter)", key);
+            return -1;
         }
     }
-    if (r->pattern == NULL)
-        report(c->d, line_of(n), "routes: a route needs match: \"[METHOD] /path\"");
-    if (r->meter == NULL) {
-        if ((r->meter = calloc(1, sizeof(tg_meter_unit_t))) != NULL) {
-            r->meter[0] = (tg_meter_unit_t){strdup("api_calls"), 1};
-            r->nmeter = 1;
-        }
-    }
+    int rc = -1;
+    if (check_pattern(pat, why, sizeof(why)) != 0)
+        report(d, v->line, "%s: path %s %s", path, quote(pat, q), why);
+    else if (strlen(pat) > 1024)
+        report(d, v->line, "%s: path is too long (at most 1024 characters)", path);
+    else if ((r->pattern = strdup(pat)) == NULL || (method != NULL && (r->method = strdup(method)) == NULL))
+        report(d, v->line, "%s: out of memory", path);
+    else
+        rc = 0;
+    free(s);
+    return rc;
 }
 
-/* ---- top level ---- */
+static int set_meter(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    tg_route_t *r = obj;
+    char *names[MAX_METER];
+    uint64_t values[MAX_METER];
+    if (metric_map_ok(d, v, path, MAX_METER) != 0)
+        return -1;
+    if (v->n == 0) {
+        report(d, v->line, "%s: at least one metric is required (leave meter out for {api_calls: 1})", path);
+        return -1;
+    }
+    size_t n = metric_map(d, dir, v, path, names, values, MAX_METER, MAX_RATE_COUNT);
+    if ((r->meter = calloc(n + 1, sizeof(*r->meter))) == NULL) {
+        report(d, v->line, "%s: out of memory", path);
+        for (size_t i = 0; i < n; i++)
+            free(names[i]);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        r->meter[i] = (tg_meter_unit_t){names[i], values[i]};
+    r->nmeter = n;
+    return 0;
+}
 
-static void set_defaults(tg_config_t *cfg)
+static void finish_route(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path, uint64_t seen,
+                         uint64_t valid)
+{
+    (void)n;
+    (void)seen;
+    (void)valid;
+    tg_route_t *r = obj;
+    if (r->meter != NULL)
+        return;
+    if ((r->meter = calloc(1, sizeof(*r->meter))) == NULL || (r->meter[0].metric = strdup("api_calls")) == NULL) {
+        report(d, line, "%s: out of memory", path);
+        return;
+    }
+    r->meter[0].units = 1;
+    r->nmeter = 1;
+}
+
+static const directive_t route_dirs[] = {
+    {"match", set_match, 0, 0, 0, REQUIRED, NULL, NULL, " (like \"POST /v1/vision/*\")"},
+    {"weight", set_u64, AT(uint64_t, tg_route_t, weight), 1, 1000000, 0, NULL, NULL, NULL},
+    {"meter", set_meter, 0, 0, MAX_METER, 0, check_metric, NULL, NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+static const section_t route_sec = {route_dirs, 0, finish_route};
+
+static int set_routes(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    tg_config_t *cfg = obj;
+    if (list_of(d, dir, v, path, "routes") != 0)
+        return -1;
+    if ((cfg->routes = calloc(v->n + 1, sizeof(*cfg->routes))) == NULL) {
+        report(d, v->line, "%s: out of memory", path);
+        return -1;
+    }
+    cfg->nroutes = v->n;
+    for (size_t i = 0; i < v->n; i++) {
+        char sub[MAX_PATH];
+        index_path(sub, path, i);
+        cfg->routes[i].weight = 1;
+        cfg->routes[i].line = v->items[i]->line;
+        apply_section(d, &route_sec, v->items[i], v->items[i]->line, &cfg->routes[i], sub);
+    }
+    return 0;
+}
+
+/* ---- the top level ---- */
+
+static void finish_root(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path, uint64_t seen,
+                        uint64_t valid);
+
+static const directive_t root_dirs[] = {{"server", set_section, 0, 0, 0, 0, NULL, &server_sec, NULL},
+                                        {"upstream", set_section, 0, 0, 0, 0, NULL, &upstream_sec, NULL},
+                                        {"storage", set_section, 0, 0, 0, 0, NULL, &storage_sec, NULL},
+                                        {"admin", set_section, 0, 0, 0, 0, NULL, &admin_sec, NULL},
+                                        {"keys", set_section, 0, 0, 0, 0, NULL, &keys_sec, NULL},
+                                        {"metering", set_section, 0, 0, 0, 0, NULL, &metering_sec, NULL},
+                                        {"plans", set_plans, 0, 0, 0, REQUIRED, NULL, NULL, " (at least one plan)"},
+                                        {"routes", set_routes, 0, 0, MAX_ROUTES, 0, NULL, NULL, NULL},
+                                        {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+static const section_t root_sec = {root_dirs, 1, finish_root};
+
+static void finish_root(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path, uint64_t seen,
+                        uint64_t valid)
+{
+    (void)path;
+    (void)seen;
+    (void)valid;
+    const tg_config_t *cfg = obj;
+    if (cfg->server.listen != NULL && cfg->server.admin_listen != NULL &&
+        strcmp(cfg->server.listen, cfg->server.admin_listen) == 0)
+        report(d, key_line(n, "server", line), "server.admin_listen: must differ from server.listen (both %s)",
+               cfg->server.listen);
+}
+
+/* ---- the engine ---- */
+
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), row[65];
+    if (la > 64 || lb > 64)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t corner = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j], best = corner + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            corner = up;
+            row[j] = best;
+        }
+    }
+    return row[lb];
+}
+
+static void unknown_key(diag_t *d, const directive_t *dirs, const tg_ynode_t *k, const char *path)
+{
+    const char *best = NULL;
+    size_t best_d = SIZE_MAX;
+    char known[512] = "", q[96];
+    size_t used = 0;
+    for (size_t i = 0; dirs[i].name != NULL; i++) {
+        size_t e = edit_distance(k->text, dirs[i].name);
+        if (e < best_d) {
+            best_d = e;
+            best = dirs[i].name;
+        }
+        int w = snprintf(known + used, sizeof(known) - used, "%s%s", i ? ", " : "", dirs[i].name);
+        if (w > 0 && (size_t)w < sizeof(known) - used)
+            used += (size_t)w;
+    }
+    quote(k->text, q);
+    int is_near = best != NULL && best_d <= 2 && best_d < strlen(k->text);
+    if (path[0] == '\0' && is_near)
+        report(d, k->line, "unknown section %s (did you mean \"%s\"?)", q, best);
+    else if (path[0] == '\0')
+        report(d, k->line, "unknown section %s (known: %s)", q, known);
+    else if (is_near)
+        report(d, k->line, "unknown key %s in %s (did you mean \"%s\"?)", q, path, best);
+    else
+        report(d, k->line, "unknown key %s in %s (known: %s)", q, path, known);
+}
+
+/* Applies mapping n (NULL when absent: only required keys and absent sub-sections are checked,
+ * at `line`) to obj through sec's directives. -1 if n is not a mapping at all. */
+static int apply_section(diag_t *d, const section_t *sec, const tg_ynode_t *n, int line, void *obj, const char *path)
+{
+    uint64_t seen = 0, valid = 0;
+    if (n != NULL && n->type != TG_YNODE_MAP) {
+        report(d, n->line, "%s: expected a mapping, got %s", path[0] != '\0' ? path : "the configuration", kind_of(n));
+        return -1;
+    }
+    if (n != NULL)
+        line = n->line;
+    for (size_t i = 0; n != NULL && i + 1 < n->n; i += 2) {
+        const tg_ynode_t *k = n->items[i], *v = n->items[i + 1];
+        if (k->type != TG_YNODE_SCALAR) {
+            report(d, k->line, "%s: a key must be a single word, not %s", path[0] != '\0' ? path : "the top level",
+                   kind_of(k));
+            continue;
+        }
+        if (sec->extensions && strncmp(k->text, "x-", 2) == 0)
+            continue;
+        size_t j = 0;
+        while (sec->dirs[j].name != NULL && strcmp(sec->dirs[j].name, k->text) != 0)
+            j++;
+        const directive_t *dir = &sec->dirs[j];
+        if (dir->name == NULL) {
+            unknown_key(d, sec->dirs, k, path);
+            continue;
+        }
+        char sub[MAX_PATH];
+        join_path(sub, path, dir->name);
+        if ((seen >> j) & 1) {
+            report(d, k->line, "%s is given twice (first on line %d)", sub, key_line(n, dir->name, 0));
+            continue;
+        }
+        seen |= UINT64_C(1) << j;
+        if (tg_ynode_is_null(v)) {
+            if (dir->set == set_section)
+                apply_section(d, dir->arg, NULL, k->line, obj, sub); /* "server:" alone = all defaults */
+            else
+                report(d, k->line, "%s has no value", sub);
+            continue;
+        }
+        if (dir->set(d, dir, v, obj, sub) == 0)
+            valid |= UINT64_C(1) << j;
+    }
+    for (size_t j = 0; sec->dirs[j].name != NULL; j++) {
+        const directive_t *dir = &sec->dirs[j];
+        if ((seen >> j) & 1)
+            continue;
+        char sub[MAX_PATH];
+        join_path(sub, path, dir->name);
+        if (dir->flags & REQUIRED)
+            report(d, line, "%s is required%s", sub, dir->hint != NULL ? dir->hint : "");
+        else if (dir->set == set_section)
+            apply_section(d, dir->arg, NULL, line, obj, sub);
+    }
+    if (sec->finish != NULL)
+        sec->finish(d, obj, n, line, path, seen, valid);
+    return 0;
+}
+
+/* The seen bit set holds 64 directives per section. */
+_Static_assert(sizeof(plan_dirs) / sizeof(plan_dirs[0]) <= 64, "too many plan directives");
+_Static_assert(sizeof(root_dirs) / sizeof(root_dirs[0]) <= 64, "too many top-level directives");
+
+static int set_defaults(tg_config_t *cfg)
 {
     cfg->server.listen = strdup("127.0.0.1:8080");
     cfg->server.admin_listen = strdup("127.0.0.1:8081");
@@ -775,137 +1465,50 @@ static void set_defaults(tg_config_t *cfg)
     cfg->metering.strict = 0;
     cfg->metering.flush_ms = 5;
     cfg->metering.billable_classes = (1u << 2) | (1u << 3) | (1u << 4);
-}
-
-static void validate(ctx_t *c, tg_config_t *cfg, int top_line)
-{
-    if (cfg->upstream.url == NULL)
-        report(c->d, top_line, "upstream.url is required");
-    else if (strncmp(cfg->upstream.url, "http://", 7) != 0 || cfg->upstream.url[7] == '\0' ||
-             cfg->upstream.url[7] == '/')
-        report(c->d, top_line, "upstream.url \"%s\" must be an http:// URL with a host", cfg->upstream.url);
-    if (cfg->admin.token == NULL)
-        report(c->d, top_line, "admin.token is required (at least 16 characters)");
-    else if (strlen(cfg->admin.token) < 16)
-        report(c->d, top_line, "admin.token is too short (%zu characters; at least 16)", strlen(cfg->admin.token));
-    if (cfg->keys.secret == NULL)
-        report(c->d, top_line, "keys.secret is required (at least 32 characters; it keys the stored API key hashes)");
-    else if (strlen(cfg->keys.secret) < 32)
-        report(c->d, top_line, "keys.secret is too short (%zu characters; at least 32)", strlen(cfg->keys.secret));
-    if (strncmp(cfg->storage.database, "sqlite:", 7) != 0 || cfg->storage.database[7] == '\0')
-        report(c->d, top_line, "storage.database \"%s\" must be sqlite:PATH (PostgreSQL comes in a later release)",
-               cfg->storage.database);
-    if (strchr(cfg->server.listen, ':') == NULL)
-        report(c->d, top_line, "server.listen \"%s\" must be host:port", cfg->server.listen);
-    if (strchr(cfg->server.admin_listen, ':') == NULL)
-        report(c->d, top_line, "server.admin_listen \"%s\" must be host:port", cfg->server.admin_listen);
-    if (cfg->nplans == 0)
-        report(c->d, top_line, "plans: at least one plan is required");
+    cfg->metering.bill_429 = 0;
+    return cfg->server.listen != NULL && cfg->server.admin_listen != NULL && cfg->storage.database != NULL ? 0
+                                                                                                           : TG_ENOMEM;
 }
 
 static int load(const char *name, const char *yaml, size_t len, tg_config_t **out, char *errbuf, size_t errcap)
 {
-    diag_t d = {name, errbuf, errcap, 0, 0};
+    diag_t d = {name, NULL, 0, 0, 0};
+    *out = NULL;
     if (errbuf != NULL && errcap > 0)
         errbuf[0] = '\0';
-    *out = NULL;
+    if (len > MAX_CONFIG_BYTES) {
+        report(&d, 0, "larger than 1 MiB (%zu bytes)", len);
+        write_report(&d, errbuf, errcap);
+        diag_free(&d);
+        return TG_ECONFIG;
+    }
+    tg_ynode_t *root = NULL;
+    tg_ydoc_error_t ye;
+    int rc = tg_ydoc_load(yaml, len, &root, &ye);
+    if (rc != 0) {
+        report(&d, ye.line, "%s", ye.msg);
+        write_report(&d, errbuf, errcap);
+        diag_free(&d);
+        return rc == TG_ENOMEM ? TG_ENOMEM : TG_ECONFIG;
+    }
     tg_config_t *cfg = calloc(1, sizeof(*cfg));
-    if (cfg == NULL)
+    if (cfg == NULL || (cfg->path = strdup(name)) == NULL || set_defaults(cfg) != 0) {
+        tg_config_free(cfg);
+        tg_ydoc_free(root);
+        report(&d, 0, "out of memory");
+        write_report(&d, errbuf, errcap);
+        diag_free(&d);
         return TG_ENOMEM;
-    cfg->path = strdup(name);
-    set_defaults(cfg);
-
-    yaml_parser_t parser;
-    yaml_document_t doc;
-    yaml_parser_initialize(&parser);
-    yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
-    if (!yaml_parser_load(&parser, &doc)) {
-        report(&d, (int)parser.problem_mark.line + 1, "YAML syntax error: %s%s%s",
-               parser.problem ? parser.problem : "unknown", parser.context ? " " : "",
-               parser.context ? parser.context : "");
-        yaml_parser_delete(&parser);
-        tg_config_free(cfg);
-        return TG_ECONFIG;
     }
-    ctx_t c = {&doc, &d};
-    yaml_node_t *root = yaml_document_get_root_node(&doc);
-    if (root == NULL || root->type != YAML_MAPPING_NODE) {
-        report(&d, root != NULL ? line_of(root) : 1, "the configuration must be a mapping of sections");
-    } else {
-        for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top; pr++) {
-            yaml_node_t *k = node(&c, pr->key), *v = node(&c, pr->value);
-            const char *key = k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "?";
-            if (strcmp(key, "server") == 0)
-                parse_section(&c, cfg, "server", server_dirs, v);
-            else if (strcmp(key, "upstream") == 0)
-                parse_section(&c, cfg, "upstream", upstream_dirs, v);
-            else if (strcmp(key, "storage") == 0)
-                parse_section(&c, cfg, "storage", storage_dirs, v);
-            else if (strcmp(key, "admin") == 0)
-                parse_section(&c, cfg, "admin", admin_dirs, v);
-            else if (strcmp(key, "keys") == 0)
-                parse_section(&c, cfg, "keys", keys_dirs, v);
-            else if (strcmp(key, "metering") == 0)
-                parse_section(&c, cfg, "metering", metering_dirs, v);
-            else if (strcmp(key, "plans") == 0) {
-                if (v->type != YAML_MAPPING_NODE) {
-                    report(&d, line_of(v), "plans: expected a mapping of plan id: plan, got %s", type_name(v));
-                    continue;
-                }
-                size_t cnt = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
-                if (cnt > MAX_PLANS) {
-                    report(&d, line_of(v), "plans: at most %d plans", MAX_PLANS);
-                    continue;
-                }
-                if (cfg->plans != NULL || (cfg->plans = calloc(cnt ? cnt : 1, sizeof(tg_plan_t))) == NULL)
-                    continue;
-                for (yaml_node_pair_t *pp = v->data.mapping.pairs.start; pp < v->data.mapping.pairs.top; pp++) {
-                    char *id = scalar(&c, node(&c, pp->key), "plans");
-                    if (id == NULL)
-                        continue;
-                    if (!valid_ident(id, 1)) {
-                        report(&d, line_of(node(&c, pp->key)), "plans: id \"%s\" must be 1-63 of a-z, 0-9, _, -", id);
-                        free(id);
-                        continue;
-                    }
-                    if (tg_config_find_plan(cfg, id) != NULL) {
-                        report(&d, line_of(node(&c, pp->key)), "plans: plan \"%s\" is defined twice", id);
-                        free(id);
-                        continue;
-                    }
-                    tg_plan_t *p = &cfg->plans[cfg->nplans++];
-                    p->id = id;
-                    parse_plan(&c, p, node(&c, pp->value));
-                }
-            } else if (strcmp(key, "routes") == 0) {
-                if (v->type != YAML_SEQUENCE_NODE) {
-                    report(&d, line_of(v), "routes: expected a list, got %s", type_name(v));
-                    continue;
-                }
-                size_t cnt = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-                if (cnt > MAX_ROUTES) {
-                    report(&d, line_of(v), "routes: at most %d routes", MAX_ROUTES);
-                    continue;
-                }
-                if (cfg->routes != NULL || (cfg->routes = calloc(cnt ? cnt : 1, sizeof(tg_route_t))) == NULL)
-                    continue;
-                for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++)
-                    parse_route(&c, &cfg->routes[cfg->nroutes++], node(&c, *it));
-            } else {
-                report(&d, line_of(k),
-                       "unknown section \"%s\" (known: server, upstream, storage, admin, keys, metering, plans, "
-                       "routes)",
-                       key);
-            }
-        }
-        validate(&c, cfg, line_of(root));
-    }
-    yaml_document_delete(&doc);
-    yaml_parser_delete(&parser);
+    apply_section(&d, &root_sec, tg_ynode_is_null(root) ? NULL : root, 1, cfg, "");
+    tg_ydoc_free(root);
     if (d.count > 0) {
+        write_report(&d, errbuf, errcap);
+        diag_free(&d);
         tg_config_free(cfg);
         return TG_ECONFIG;
     }
+    diag_free(&d);
     *out = cfg;
     return 0;
 }
@@ -913,7 +1516,7 @@ static int load(const char *name, const char *yaml, size_t len, tg_config_t **ou
 int tg_config_load_string(const char *name, const char *yaml, size_t len, tg_config_t **out, char *errbuf,
                           size_t errcap)
 {
-    return load(name, yaml, len, out, errbuf, errcap);
+    return load(name != NULL ? name : "<config>", yaml, len, out, errbuf, errcap);
 }
 
 int tg_config_load(const char *path, tg_config_t **out, char *errbuf, size_t errcap)
@@ -921,33 +1524,28 @@ int tg_config_load(const char *path, tg_config_t **out, char *errbuf, size_t err
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
-        if (errbuf != NULL)
+        if (errbuf != NULL && errcap > 0)
             snprintf(errbuf, errcap, "%s: cannot open: %s\n", path, strerror(errno));
         return TG_ECONFIG;
     }
+    /* Read one byte past the cap to tell "exactly 1 MiB" from "larger". */
     char *buf = malloc(MAX_CONFIG_BYTES + 1);
     size_t n = buf != NULL ? fread(buf, 1, MAX_CONFIG_BYTES + 1, f) : 0;
-    int rerr = ferror(f);
+    int failed = ferror(f);
     fclose(f);
-    if (buf == NULL || rerr || n > MAX_CONFIG_BYTES) {
-        if (errbuf != NULL)
+    if (buf == NULL || failed || n > MAX_CONFIG_BYTES) {
+        if (errbuf != NULL && errcap > 0)
             snprintf(errbuf, errcap, "%s: %s\n", path,
-                     buf == NULL ? "out of memory" : rerr ? "read error" : "larger than 1 MiB");
+                     buf == NULL ? "out of memory"
+                     : failed    ? "read error"
+                                 : "larger than 1 MiB");
         free(buf);
-        return TG_ECONFIG;
+        return buf == NULL ? TG_ENOMEM : TG_ECONFIG;
     }
     int rc = load(path, buf, n, out, errbuf, errcap);
+    explicit_bzero(buf, n); /* the file may hold secrets inline */
     free(buf);
     return rc;
-}
-
-static void free_charges(tg_plan_t *p)
-{
-    for (size_t i = 0; i < p->ncharges; i++) {
-        free(p->charges[i].metric);
-        free(p->charges[i].tiers);
-    }
-    free(p->charges);
 }
 
 void tg_config_free(tg_config_t *cfg)
@@ -963,7 +1561,11 @@ void tg_config_free(tg_config_t *cfg)
         for (size_t j = 0; j < p->nincluded; j++)
             free(p->included[j].metric);
         free(p->included);
-        free_charges(p);
+        for (size_t j = 0; j < p->ncharges; j++) {
+            free(p->charges[j].metric);
+            free(p->charges[j].tiers);
+        }
+        free(p->charges);
     }
     free(cfg->plans);
     for (size_t i = 0; i < cfg->nroutes; i++) {
@@ -979,204 +1581,8 @@ void tg_config_free(tg_config_t *cfg)
     free(cfg->server.admin_listen);
     free(cfg->upstream.url);
     free(cfg->storage.database);
-    free(cfg->admin.token);
-    free(cfg->keys.secret);
+    free_secret(cfg->admin.token);
+    free_secret(cfg->keys.secret);
     free(cfg->path);
     free(cfg);
-}
-
-const tg_plan_t *tg_config_find_plan(const tg_config_t *cfg, const char *id)
-{
-    for (size_t i = 0; i < cfg->nplans; i++)
-        if (cfg->plans[i].id != NULL && strcmp(cfg->plans[i].id, id) == 0)
-            return &cfg->plans[i];
-    return NULL;
-}
-
-uint64_t tg_plan_included(const tg_plan_t *plan, const char *metric)
-{
-    for (size_t i = 0; i < plan->nincluded; i++)
-        if (strcmp(plan->included[i].metric, metric) == 0)
-            return plan->included[i].amount;
-    return TG_UNLIMITED;
-}
-
-int tg_path_match(const char *pattern, const char *path, size_t len)
-{
-    /* Iterative glob with one backtrack point: linear in practice, no recursion. */
-    const char *p = pattern, *star = NULL;
-    size_t i = 0, mark = 0;
-    while (i < len) {
-        if (*p == '*') {
-            star = p++;
-            mark = i;
-        } else if (*p != '\0' && *p == path[i]) {
-            p++;
-            i++;
-        } else if (star != NULL) {
-            p = star + 1;
-            i = ++mark;
-        } else {
-            return 0;
-        }
-    }
-    while (*p == '*')
-        p++;
-    return *p == '\0';
-}
-
-int tg_plan_allows(const tg_plan_t *plan, const char *path, size_t len)
-{
-    if (plan->nendpoints == 0 && plan->endpoints == NULL)
-        return 1;
-    for (size_t i = 0; i < plan->nendpoints; i++)
-        if (tg_path_match(plan->endpoints[i], path, len))
-            return 1;
-    return 0;
-}
-
-const tg_route_t *tg_config_match_route(const tg_config_t *cfg, const char *method, size_t mlen, const char *path,
-                                        size_t plen)
-{
-    for (size_t i = 0; i < cfg->nroutes; i++) {
-        const tg_route_t *r = &cfg->routes[i];
-        if (r->method != NULL && (strlen(r->method) != mlen || memcmp(r->method, method, mlen) != 0))
-            continue;
-        if (r->pattern != NULL && tg_path_match(r->pattern, path, plen))
-            return r;
-    }
-    return NULL;
-}
-
-/* ---- describe ---- */
-
-typedef struct sbuf {
-    char *b;
-    size_t len, cap;
-} sbuf_t;
-
-static void sb_printf(sbuf_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf_t *s, const char *fmt, ...)
-{
-    if (s->b == NULL)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(s->b + s->len, s->cap - s->len, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            return;
-        if ((size_t)n < s->cap - s->len) {
-            s->len += (size_t)n;
-            return;
-        }
-        char *nb = realloc(s->b, s->cap * 2 + (size_t)n);
-        if (nb == NULL) {
-            free(s->b);
-            s->b = NULL;
-            return;
-        }
-        s->b = nb;
-        s->cap = s->cap * 2 + (size_t)n;
-    }
-}
-
-static const char *rate_unit(int64_t period_ns)
-{
-    switch (period_ns / INT64_C(1000000000)) {
-    case 1: return "sec";
-    case 60: return "min";
-    case 3600: return "hour";
-    default: return "day";
-    }
-}
-
-char *tg_config_describe(const tg_config_t *cfg)
-{
-    sbuf_t s = {malloc(4096), 0, 4096};
-    char m1[TG_MONEY_FMT_MAX], m2[TG_MONEY_FMT_MAX];
-    sb_printf(&s, "gateway %s -> %s (timeout %d ms), admin %s, %d workers\nstorage %s, metering %s",
-              cfg->server.listen, cfg->upstream.url, cfg->upstream.timeout_ms, cfg->server.admin_listen,
-              cfg->server.workers, cfg->storage.database, cfg->metering.strict ? "strict" : "batched");
-    if (!cfg->metering.strict)
-        sb_printf(&s, " (flush every %d ms)", cfg->metering.flush_ms);
-    sb_printf(&s, "\n\n");
-    for (size_t i = 0; i < cfg->nplans; i++) {
-        const tg_plan_t *p = &cfg->plans[i];
-        tg_money_format(p->price, p->currency_digits, m1, sizeof(m1));
-        sb_printf(&s, "plan %s (%s): %s %s per %s", p->id, p->name, m1, p->currency,
-                  p->interval == TG_INTERVAL_YEAR ? "year" : "month");
-        if (p->trial_days > 0)
-            sb_printf(&s, ", %d-day trial", p->trial_days);
-        sb_printf(&s, "\n  rate limit: ");
-        if (p->rate_limit.count == 0)
-            sb_printf(&s, "unlimited\n");
-        else
-            sb_printf(&s, "%" PRIu64 "/%s, burst %" PRIu64 "\n", p->rate_limit.count, rate_unit(p->rate_limit.period_ns),
-                      p->burst);
-        sb_printf(&s, "  endpoints: ");
-        if (p->nendpoints == 0 && p->endpoints == NULL)
-            sb_printf(&s, "all");
-        for (size_t j = 0; j < p->nendpoints; j++)
-            sb_printf(&s, "%s%s", j ? ", " : "", p->endpoints[j]);
-        sb_printf(&s, "\n  included: ");
-        if (p->nincluded == 0)
-            sb_printf(&s, "nothing metered is limited");
-        for (size_t j = 0; j < p->nincluded; j++)
-            sb_printf(&s, "%s%" PRIu64 " %s", j ? ", " : "", p->included[j].amount, p->included[j].metric);
-        sb_printf(&s, "\n  over quota: ");
-        if (p->on_quota == TG_QUOTA_BLOCK)
-            sb_printf(&s, "block\n");
-        else if (p->on_quota == TG_QUOTA_BILL)
-            sb_printf(&s, "bill as overage\n");
-        else
-            sb_printf(&s, "throttle to %" PRIu64 "/%s\n", p->throttle_rate.count, rate_unit(p->throttle_rate.period_ns));
-        for (size_t j = 0; j < p->ncharges; j++) {
-            const tg_charge_t *ch = &p->charges[j];
-            sb_printf(&s, "  charge %s: ", ch->metric != NULL ? ch->metric : "?");
-            switch (ch->model) {
-            case TG_MODEL_PER_UNIT:
-                tg_money_format(ch->unit_price, p->currency_digits, m1, sizeof(m1));
-                sb_printf(&s, "per unit %s %s\n", m1, p->currency);
-                break;
-            case TG_MODEL_PACKAGE:
-                tg_money_format(ch->package_price, p->currency_digits, m1, sizeof(m1));
-                sb_printf(&s, "%s %s per package of %" PRIu64 " (rounded %s)\n", m1, p->currency, ch->package_size,
-                          ch->round_up ? "up" : "down");
-                break;
-            default:
-                sb_printf(&s, "%s tiers\n", ch->model == TG_MODEL_GRADUATED ? "graduated" : "volume");
-                for (size_t t = 0; t < ch->ntiers; t++) {
-                    tg_money_format(ch->tiers[t].unit_price, p->currency_digits, m1, sizeof(m1));
-                    tg_money_format(ch->tiers[t].flat_price, p->currency_digits, m2, sizeof(m2));
-                    if (ch->tiers[t].up_to == TG_UNLIMITED)
-                        sb_printf(&s, "    up to inf: %s per unit + %s flat\n", m1, m2);
-                    else
-                        sb_printf(&s, "    up to %" PRIu64 ": %s per unit + %s flat\n", ch->tiers[t].up_to, m1, m2);
-                }
-            }
-        }
-        if (p->minimum != 0) {
-            tg_money_format(p->minimum, p->currency_digits, m1, sizeof(m1));
-            sb_printf(&s, "  minimum usage charge: %s %s\n", m1, p->currency);
-        }
-        if (p->maximum != 0) {
-            tg_money_format(p->maximum, p->currency_digits, m1, sizeof(m1));
-            sb_printf(&s, "  usage charges capped at %s %s%s\n", m1, p->currency,
-                      p->block_at_maximum ? " (calls blocked at the cap)" : "");
-        }
-        for (size_t j = 0; j < p->nfeatures; j++)
-            sb_printf(&s, "  * %s\n", p->features[j]);
-        sb_printf(&s, "\n");
-    }
-    for (size_t i = 0; i < cfg->nroutes; i++) {
-        const tg_route_t *r = &cfg->routes[i];
-        sb_printf(&s, "route %s%s%s: weight %" PRIu64 ", meters", r->method ? r->method : "", r->method ? " " : "",
-                  r->pattern ? r->pattern : "?", r->weight);
-        for (size_t j = 0; j < r->nmeter; j++)
-            sb_printf(&s, " %s=%" PRIu64, r->meter[j].metric, r->meter[j].units);
-        sb_printf(&s, "\n");
-    }
-    return s.b;
 }

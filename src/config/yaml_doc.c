@@ -66,8 +66,8 @@ void tg_ydoc_free(tg_ynode_t *n)
 int tg_ynode_is_null(const tg_ynode_t *n)
 {
     return n != NULL && n->type == TG_YNODE_SCALAR && n->plain &&
-           (n->len == 0 || strcmp(n->text, "~") == 0 || strcmp(n->text, "null") == 0 ||
-            strcmp(n->text, "Null") == 0 || strcmp(n->text, "NULL") == 0);
+           (n->len == 0 || strcmp(n->text, "~") == 0 || strcmp(n->text, "null") == 0 || strcmp(n->text, "Null") == 0 ||
+            strcmp(n->text, "NULL") == 0);
 }
 
 size_t tg_ynode_count(const tg_ynode_t *n)
@@ -138,9 +138,12 @@ static int copy_node(loader_t *l, const tg_ynode_t *src, tg_ynode_t **out)
     }
     for (size_t i = 0; i < src->n; i++) {
         tg_ynode_t *c;
-        if ((rc = copy_node(l, src->items[i], &c)) != 0 || (rc = append(l, n, c)) != 0) {
-            if (rc != 0 && c != NULL && (n->n == 0 || n->items[n->n - 1] != c))
-                tg_ydoc_free(c);
+        if ((rc = copy_node(l, src->items[i], &c)) != 0) {
+            tg_ydoc_free(n);
+            return rc;
+        }
+        if ((rc = append(l, n, c)) != 0) {
+            tg_ydoc_free(c);
             tg_ydoc_free(n);
             return rc;
         }
@@ -376,8 +379,8 @@ static int syntax_error(loader_t *l, const yaml_parser_t *p, const char *yaml, s
                     p->problem ? p->problem : "cannot read the input");
     int line = (int)p->problem_mark.line + 1;
     if (p->context != NULL && p->context_mark.line != p->problem_mark.line)
-        return fail(l, line, "YAML syntax error: %s %s (opened on line %d)", p->problem ? p->problem : "",
-                    p->context, (int)p->context_mark.line + 1);
+        return fail(l, line, "YAML syntax error: %s %s (opened on line %d)", p->problem ? p->problem : "", p->context,
+                    (int)p->context_mark.line + 1);
     return fail(l, line, "YAML syntax error: %s%s%s", p->problem ? p->problem : "unexpected input",
                 p->context ? " " : "", p->context ? p->context : "");
 }
@@ -402,13 +405,19 @@ int tg_ydoc_load(const char *yaml, size_t len, tg_ynode_t **root, tg_ydoc_error_
             break;
         }
         switch (ev.type) {
-        case YAML_STREAM_END_EVENT: done = 1; break;
+        case YAML_STREAM_END_EVENT:
+            done = 1;
+            break;
         case YAML_DOCUMENT_START_EVENT:
             if (++l.docs > 1)
                 rc = fail(&l, (int)ev.start_mark.line + 1, "only one YAML document is allowed (this is a second one)");
             break;
-        case YAML_SCALAR_EVENT: rc = on_scalar(&l, &ev); break;
-        case YAML_ALIAS_EVENT: rc = on_alias(&l, &ev); break;
+        case YAML_SCALAR_EVENT:
+            rc = on_scalar(&l, &ev);
+            break;
+        case YAML_ALIAS_EVENT:
+            rc = on_alias(&l, &ev);
+            break;
         case YAML_SEQUENCE_START_EVENT:
             rc = open_collection(&l, TG_YNODE_SEQ, &ev, ev.data.sequence_start.anchor);
             break;
@@ -416,8 +425,11 @@ int tg_ydoc_load(const char *yaml, size_t len, tg_ynode_t **root, tg_ydoc_error_
             rc = open_collection(&l, TG_YNODE_MAP, &ev, ev.data.mapping_start.anchor);
             break;
         case YAML_SEQUENCE_END_EVENT:
-        case YAML_MAPPING_END_EVENT: rc = close_collection(&l); break;
-        default: break;
+        case YAML_MAPPING_END_EVENT:
+            rc = close_collection(&l);
+            break;
+        default:
+            break;
         }
         yaml_event_delete(&ev);
     }

@@ -1,68 +1,179 @@
-/* test_config.c - YAML configuration: values, defaults, FILE:LINE errors, matching. */
+/* test_config.c - YAML configuration: the example file's values, defaults, every kind of
+ * "FILE:LINE: message", all errors at once, YAML features and limits, path and route matching. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config/config.h"
 
+/* Lines 1-3 of most test documents: the three required sections. */
 #define BASE                                                                                                           \
     "upstream: {url: \"http://127.0.0.1:9000\"}\n"                                                                     \
     "admin: {token: \"0123456789abcdef0123\"}\n"                                                                       \
     "keys: {secret: \"0123456789abcdef0123456789abcdef\"}\n"
 
-static char errbuf[8192];
+static char errbuf[16384];
 
 static tg_config_t *load_ok(const char *yaml)
 {
     tg_config_t *cfg = NULL;
     int rc = tg_config_load_string("test.yaml", yaml, strlen(yaml), &cfg, errbuf, sizeof(errbuf));
     if (rc != 0)
-        fail_msg("unexpected config error: %s", errbuf);
+        fail_msg("unexpected config error:\n%s", errbuf);
+    assert_non_null(cfg);
     return cfg;
 }
 
 static void load_err(const char *yaml)
 {
     tg_config_t *cfg = NULL;
-    assert_int_equal(tg_config_load_string("test.yaml", yaml, strlen(yaml), &cfg, errbuf, sizeof(errbuf)),
-                     TG_ECONFIG);
+    assert_int_equal(tg_config_load_string("test.yaml", yaml, strlen(yaml), &cfg, errbuf, sizeof(errbuf)), TG_ECONFIG);
     assert_null(cfg);
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/* errbuf holds `line` as one whole line. */
+static void has_line(const char *line)
+{
+    size_t n = strlen(line);
+    for (const char *p = errbuf; (p = strstr(p, line)) != NULL; p++)
+        if ((p == errbuf || p[-1] == '\n') && p[n] == '\n')
+            return;
+    fail_msg("expected the line\n  %s\nin\n%s", line, errbuf);
+}
+
+/* Loading `yaml` fails with exactly one problem, which is `line`. */
+static void only_error(const char *yaml, const char *line)
+{
+    load_err(yaml);
+    has_line(line);
+    if (count_lines(errbuf) != 1)
+        fail_msg("expected only\n  %s\ngot\n%s", line, errbuf);
+}
+
+static void set_example_env(void)
+{
+    setenv("TOLLGATE_ADMIN_TOKEN", "admin-token-for-tests-0123", 1);
+    setenv("TOLLGATE_KEY_SECRET", "key-secret-for-tests-0123456789abcdef", 1);
 }
 
 static void test_example_file(void **state)
 {
     (void)state;
-    setenv("TOLLGATE_ADMIN_TOKEN", "admin-token-for-tests-0123", 1);
-    setenv("TOLLGATE_KEY_SECRET", "key-secret-for-tests-0123456789abcdef", 1);
+    set_example_env();
     tg_config_t *cfg = NULL;
     int rc = tg_config_load("examples/tollgate.yaml", &cfg, errbuf, sizeof(errbuf));
     if (rc != 0)
         fail_msg("%s", errbuf);
-    assert_int_equal(cfg->nplans, 4);
-    const tg_plan_t *starter = tg_config_find_plan(cfg, "starter");
-    assert_non_null(starter);
-    assert_int_equal(starter->price, INT64_C(49000000000));
-    assert_int_equal(starter->trial_days, 14);
-    assert_int_equal(starter->rate_limit.count, 100);
-    assert_int_equal(starter->rate_limit.period_ns, INT64_C(60000000000));
-    assert_int_equal(tg_plan_included(starter, "api_calls"), 50000);
-    assert_int_equal(tg_plan_included(starter, "images"), TG_UNLIMITED);
-    assert_int_equal(starter->on_quota, TG_QUOTA_BILL);
-    assert_int_equal(starter->charges[0].unit_price, 1000000); /* 0.001 */
-    const tg_plan_t *free_plan = tg_config_find_plan(cfg, "free");
-    assert_int_equal(free_plan->on_quota, TG_QUOTA_BLOCK);
-    assert_true(tg_plan_allows(free_plan, "/v1/basic/geocode", 17));
-    assert_false(tg_plan_allows(free_plan, "/v1/vision/x", 12));
-    assert_true(tg_plan_allows(tg_config_find_plan(cfg, "pro"), "/v1/vision/x", 12));
+    assert_string_equal(cfg->path, "examples/tollgate.yaml");
+    assert_string_equal(cfg->server.listen, "127.0.0.1:8080");
+    assert_string_equal(cfg->server.admin_listen, "127.0.0.1:8081");
+    assert_int_equal(cfg->server.workers, 2);
+    assert_string_equal(cfg->upstream.url, "http://127.0.0.1:9000");
+    assert_int_equal(cfg->upstream.timeout_ms, 30000);
+    assert_string_equal(cfg->storage.database, "sqlite:var/tollgate.db");
     assert_string_equal(cfg->admin.token, "admin-token-for-tests-0123");
+    assert_int_equal(cfg->admin.key_grace_seconds, 86400);
+    assert_string_equal(cfg->keys.secret, "key-secret-for-tests-0123456789abcdef");
+    assert_int_equal(cfg->metering.strict, 0);
+    assert_int_equal(cfg->metering.flush_ms, 5);
+
+    assert_int_equal(cfg->nplans, 4);
+    assert_string_equal(cfg->plans[0].id, "free"); /* file order is kept */
+    assert_string_equal(cfg->plans[3].id, "enterprise");
+
+    const tg_plan_t *p = tg_config_find_plan(cfg, "free");
+    assert_non_null(p);
+    assert_string_equal(p->name, "Free");
+    assert_int_equal(p->price, 0);
+    assert_string_equal(p->currency, "usd");
+    assert_int_equal(p->currency_digits, 2);
+    assert_int_equal(p->rate_limit.count, 10);
+    assert_int_equal(p->rate_limit.period_ns, INT64_C(60000000000));
+    assert_int_equal(p->burst, 10);
+    assert_int_equal(p->nendpoints, 1);
+    assert_true(tg_plan_allows(p, "/v1/basic/geocode", 17));
+    assert_false(tg_plan_allows(p, "/v1/text/summarize", 18));
+    assert_false(tg_plan_allows(p, "/v1/vision/tag", 14));
+    assert_int_equal(tg_plan_included(p, "api_calls"), 1000);
+    assert_int_equal(p->on_quota, TG_QUOTA_BLOCK);
+    assert_int_equal(p->ncharges, 1);
+    assert_int_equal(p->charges[0].model, TG_MODEL_PER_UNIT);
+    assert_int_equal(p->charges[0].unit_price, 0);
+    assert_int_equal(p->nfeatures, 3);
+    assert_string_equal(p->features[1], "1,000 calls a month");
+
+    p = tg_config_find_plan(cfg, "starter");
+    assert_non_null(p);
+    assert_int_equal(p->price, INT64_C(49000000000));
+    assert_int_equal(p->trial_days, 14);
+    assert_int_equal(p->interval, TG_INTERVAL_MONTH);
+    assert_int_equal(p->rate_limit.count, 100);
+    assert_int_equal(p->rate_limit.period_ns, INT64_C(60000000000));
+    assert_int_equal(tg_plan_included(p, "api_calls"), 50000);
+    assert_int_equal(tg_plan_included(p, "images"), TG_UNLIMITED);
+    assert_int_equal(p->on_quota, TG_QUOTA_BILL);
+    assert_string_equal(p->charges[0].metric, "api_calls");
+    assert_int_equal(p->charges[0].unit_price, 1000000); /* 0.001 in nano-units */
+    assert_true(tg_plan_allows(p, "/v1/text/summarize", 18));
+    assert_false(tg_plan_allows(p, "/v1/vision/tag", 14));
+
+    p = tg_config_find_plan(cfg, "pro");
+    assert_non_null(p);
+    assert_int_equal(p->price, INT64_C(199000000000));
+    assert_int_equal(p->charges[0].unit_price, 500000); /* 0.0005 */
+    assert_int_equal(tg_plan_included(p, "api_calls"), 500000);
+    assert_int_equal(p->rate_limit.count, 500);
+    assert_null(p->endpoints);
+    assert_true(tg_plan_allows(p, "/v1/vision/tag", 14));
+
+    p = tg_config_find_plan(cfg, "enterprise");
+    assert_non_null(p);
+    assert_int_equal(p->price, INT64_C(999000000000));
+    assert_int_equal(p->charges[0].unit_price, 200000); /* 0.0002 */
+    assert_int_equal(tg_plan_included(p, "api_calls"), 5000000);
+    assert_int_equal(p->rate_limit.count, 2000);
+    assert_int_equal(p->burst, 2000);
+    assert_int_equal(p->trial_days, 30);
+    assert_int_equal(p->on_quota, TG_QUOTA_BILL);
+    assert_null(tg_config_find_plan(cfg, "gold"));
+
     assert_int_equal(cfg->nroutes, 1);
-    assert_int_equal(cfg->routes[0].weight, 10);
-    assert_int_equal(cfg->routes[0].nmeter, 2);
+    const tg_route_t *r = &cfg->routes[0];
+    assert_string_equal(r->method, "POST");
+    assert_string_equal(r->pattern, "/v1/vision/*");
+    assert_int_equal(r->weight, 10);
+    assert_int_equal(r->nmeter, 2);
+    assert_string_equal(r->meter[0].metric, "api_calls");
+    assert_int_equal(r->meter[0].units, 1);
+    assert_string_equal(r->meter[1].metric, "images");
+    assert_int_equal(r->meter[1].units, 1);
+
+    char *d = tg_config_describe(cfg);
+    assert_non_null(d);
+    assert_non_null(strstr(d, "plan starter \"Starter\": 49.00 usd per month, 14-day trial\n"));
+    assert_non_null(strstr(d, "  rate limit: 100/min, burst 100\n"));
+    assert_non_null(strstr(d, "  endpoints: /v1/basic/*, /v1/text/*\n"));
+    assert_non_null(strstr(d, "  included: 50000 api_calls per period\n"));
+    assert_non_null(strstr(d, "  charge api_calls (per unit, above the 50000 included): 0.001 usd per unit\n"));
+    assert_non_null(strstr(d, "plan pro \"Pro\": 199.00 usd per month, 14-day trial\n  rate limit: 500/min, burst 500\n"
+                              "  endpoints: all\n"));
+    assert_non_null(strstr(d, "  POST /v1/vision/*: weight 10, meters api_calls=1 images=1\n"));
+    free(d);
     tg_config_free(cfg);
 }
 
@@ -71,88 +182,659 @@ static void test_defaults(void **state)
     (void)state;
     tg_config_t *cfg = load_ok(BASE "plans: {p: {}}\n");
     assert_string_equal(cfg->server.listen, "127.0.0.1:8080");
+    assert_string_equal(cfg->server.admin_listen, "127.0.0.1:8081");
     assert_int_equal(cfg->server.workers, 2);
+    assert_int_equal(cfg->server.max_header_bytes, 65536);
+    assert_int_equal(cfg->server.max_body_bytes, 104857600);
+    assert_int_equal(cfg->upstream.timeout_ms, 30000);
+    assert_int_equal(cfg->upstream.keepalive_ms, 30000);
+    assert_string_equal(cfg->storage.database, "sqlite:var/tollgate.db");
+    assert_int_equal(cfg->admin.key_grace_seconds, 86400);
     assert_int_equal(cfg->metering.strict, 0);
     assert_int_equal(cfg->metering.flush_ms, 5);
     assert_int_equal(cfg->metering.billable_classes, (1u << 2) | (1u << 3) | (1u << 4));
+    assert_int_equal(cfg->metering.bill_429, 0);
+    assert_int_equal(cfg->nroutes, 0);
     const tg_plan_t *p = &cfg->plans[0];
     assert_string_equal(p->name, "p");
+    assert_int_equal(p->price, 0);
     assert_string_equal(p->currency, "usd");
+    assert_int_equal(p->interval, TG_INTERVAL_MONTH);
+    assert_int_equal(p->trial_days, 0);
     assert_int_equal(p->rate_limit.count, 0); /* unlimited */
+    assert_int_equal(p->burst, 0);
+    assert_int_equal(p->on_quota, TG_QUOTA_BLOCK);
+    assert_int_equal(p->ncharges, 0);
+    assert_int_equal(p->minimum, 0);
+    assert_int_equal(p->maximum, 0);
+    assert_int_equal(p->line, 4);
     assert_true(tg_plan_allows(p, "/anything", 9));
+    assert_int_equal(tg_plan_included(p, "api_calls"), TG_UNLIMITED);
     char *d = tg_config_describe(cfg);
-    assert_non_null(strstr(d, "plan p (p): 0.00 usd per month"));
+    assert_non_null(strstr(d, "plan p \"p\": 0.00 usd per month\n  rate limit: unlimited\n"));
     free(d);
     tg_config_free(cfg);
 }
 
-static void test_errors_name_file_and_line(void **state)
+static void test_every_key(void **state)
 {
     (void)state;
-    load_err(BASE "server: {lisen: \"x:1\"}\nplans: {p: {}}\n");
-    assert_non_null(strstr(errbuf, "test.yaml:4: unknown key \"lisen\" in server"));
+    setenv("TG_TEST_HOST", "10.0.0.7", 1);
+    tg_config_t *cfg = load_ok(
+        "admin: {token: \"0123456789abcdef0123\"}\n"
+        "keys: {secret: \"0123456789abcdef0123456789abcdef\"}\n"
+        "server: {listen: \"[::1]:9090\", admin_listen: \"*:9091\", workers: 8, max_header_bytes: 1024,"
+        " max_body_bytes: 0}\n"
+        "upstream: {url: \"http://${TG_TEST_HOST}:8000/api\", timeout_ms: 600000, keepalive_ms: 0}\n"
+        "storage: {database: \"sqlite:/tmp/x.db\"}\n"
+        "metering: {durability: strict, flush_ms: 10000, billable_status: [\"2xx\", \"5XX\"], bill_429: yes}\n"
+        "plans:\n"
+        "  eu-team:\n"
+        "    name: Team (EU)\n"
+        "    price: 1234.56789\n" /* a YAML float, read as text: exact */
+        "    currency: EUR\n"
+        "    interval: year\n"
+        "    trial_days: 365\n"
+        "    rate_limit: 5/sec\n"
+        "    endpoints: [\"/v1/*\", \"/v2/items\"]\n"
+        "    included: {api_calls: 0, tokens: 1000000000000000000}\n"
+        "    on_quota: \"throttle:2/hour\"\n"
+        "    minimum: \"10\"\n"
+        "    maximum: \"1000\"\n"
+        "    block_at_maximum: true\n"
+        "    features: []\n"
+        "    charges:\n"
+        "      - {metric: tokens, model: graduated, tiers: [{up_to: 1000, unit_price: \"0\", flat_price: \"5\"},"
+        " {up_to: inf, unit_price: \"0.000000001\"}]}\n"
+        "      - {metric: images, model: volume, tiers: [{up_to: \"inf\", unit_price: 0.01}]}\n"
+        "      - {metric: gb, model: package, package_size: 10, package_price: \"2.5\", round: down}\n"
+        "      - {metric: api_calls, model: per_unit, unit_price: \"0.1\"}\n"
+        "routes:\n"
+        "  - {match: \"GET  /v1/items/*\", weight: 1000000, meter: {api_calls: 0, reads: 3}}\n");
+    assert_string_equal(cfg->server.listen, "[::1]:9090");
+    assert_string_equal(cfg->server.admin_listen, "*:9091");
+    assert_int_equal(cfg->server.workers, 8);
+    assert_int_equal(cfg->server.max_header_bytes, 1024);
+    assert_int_equal(cfg->server.max_body_bytes, 0);
+    assert_string_equal(cfg->upstream.url, "http://10.0.0.7:8000/api");
+    assert_int_equal(cfg->upstream.timeout_ms, 600000);
+    assert_int_equal(cfg->upstream.keepalive_ms, 0);
+    assert_string_equal(cfg->storage.database, "sqlite:/tmp/x.db");
+    assert_int_equal(cfg->metering.strict, 1);
+    assert_int_equal(cfg->metering.flush_ms, 10000);
+    assert_int_equal(cfg->metering.billable_classes, (1u << 2) | (1u << 5));
+    assert_int_equal(cfg->metering.bill_429, 1);
+    const tg_plan_t *p = tg_config_find_plan(cfg, "eu-team");
+    assert_non_null(p);
+    assert_string_equal(p->name, "Team (EU)");
+    assert_int_equal(p->price, INT64_C(1234567890000));
+    assert_string_equal(p->currency, "eur");
+    assert_int_equal(p->interval, TG_INTERVAL_YEAR);
+    assert_int_equal(p->trial_days, 365);
+    assert_int_equal(p->rate_limit.count, 5);
+    assert_int_equal(p->rate_limit.period_ns, INT64_C(1000000000));
+    assert_int_equal(p->burst, 5); /* defaults to the rate's count */
+    assert_true(tg_plan_allows(p, "/v2/items", 9));
+    assert_false(tg_plan_allows(p, "/v2/items/1", 11));
+    assert_int_equal(tg_plan_included(p, "api_calls"), 0);
+    assert_int_equal(tg_plan_included(p, "tokens"), UINT64_C(1000000000000000000));
+    assert_int_equal(p->on_quota, TG_QUOTA_THROTTLE);
+    assert_int_equal(p->throttle_rate.count, 2);
+    assert_int_equal(p->throttle_rate.period_ns, INT64_C(3600000000000));
+    assert_int_equal(p->minimum, INT64_C(10000000000));
+    assert_int_equal(p->maximum, INT64_C(1000000000000));
+    assert_int_equal(p->block_at_maximum, 1);
+    assert_int_equal(p->nfeatures, 0);
+    assert_int_equal(p->ncharges, 4);
+    const tg_charge_t *c = &p->charges[0];
+    assert_int_equal(c->model, TG_MODEL_GRADUATED);
+    assert_int_equal(c->ntiers, 2);
+    assert_int_equal(c->tiers[0].up_to, 1000);
+    assert_int_equal(c->tiers[0].flat_price, INT64_C(5000000000));
+    assert_int_equal(c->tiers[1].up_to, TG_UNLIMITED);
+    assert_int_equal(c->tiers[1].unit_price, 1);
+    assert_int_equal(c->line, 23);
+    c = &p->charges[1];
+    assert_int_equal(c->model, TG_MODEL_VOLUME);
+    assert_int_equal(c->tiers[0].up_to, TG_UNLIMITED);
+    assert_int_equal(c->tiers[0].unit_price, 10000000);
+    c = &p->charges[2];
+    assert_int_equal(c->model, TG_MODEL_PACKAGE);
+    assert_int_equal(c->package_size, 10);
+    assert_int_equal(c->package_price, INT64_C(2500000000));
+    assert_int_equal(c->round_up, 0);
+    assert_int_equal(p->charges[3].unit_price, 100000000);
+    const tg_route_t *r = &cfg->routes[0];
+    assert_string_equal(r->method, "GET");
+    assert_string_equal(r->pattern, "/v1/items/*");
+    assert_int_equal(r->weight, 1000000);
+    assert_int_equal(r->nmeter, 2);
+    assert_int_equal(r->meter[0].units, 0);
+    assert_int_equal(r->meter[1].units, 3);
+    assert_int_equal(r->line, 28);
+    char *d = tg_config_describe(cfg);
+    assert_non_null(strstr(d, "plan eu-team \"Team (EU)\": 1234.56789 eur per year, 365-day trial\n"));
+    assert_non_null(strstr(d, "  over quota: throttle to 2/hour\n"));
+    assert_non_null(strstr(d, "    up to 1000: 0.00 eur per unit + 5.00 eur flat\n"
+                              "    up to inf: 0.000000001 eur per unit\n"));
+    assert_non_null(strstr(d, "  charge gb (package): 2.50 eur per 10 units, partial packages rounded down\n"));
+    assert_non_null(strstr(d, "  usage charges capped at 1000.00 eur (block at the cap)\n"));
+    assert_non_null(strstr(d, "billed statuses: 2xx 5xx (429 included)\n"));
+    free(d);
+    tg_config_free(cfg);
+}
 
-    load_err(BASE "plans:\n  p:\n    rate_limit: 10/minutes\n");
-    assert_non_null(strstr(errbuf, "test.yaml:6: plans.p.rate_limit: \"10/minutes\" is not N/sec|min|hour|day"));
+static void test_error_unknown_key(void **state)
+{
+    (void)state;
+    only_error(BASE "server: {lisen: \"127.0.0.1:1\"}\nplans: {p: {}}\n",
+               "test.yaml:4: unknown key \"lisen\" in server (did you mean \"listen\"?)");
+    only_error(BASE "plans:\n  p:\n    colour: red\n",
+               "test.yaml:6: unknown key \"colour\" in plans.p (known: name, price, currency, interval, trial_days, "
+               "rate_limit, burst, endpoints, included, on_quota, charges, minimum, maximum, block_at_maximum, "
+               "features)");
+    only_error(BASE "plans: {p: {}}\nrouts: []\n", "test.yaml:5: unknown section \"routs\" (did you mean \"routes\"?)");
+    only_error(BASE "plans: {p: {charges: [{metric: x, model: per_unit, unit_price: 1, colour: 2}]}}\n",
+               "test.yaml:4: unknown key \"colour\" in plans.p.charges[0] (known: metric, model, unit_price, tiers, "
+               "package_size, package_price, round)");
+}
 
-    load_err(BASE "plans:\n  p:\n    price: \"0.0000000001\"\n");
-    assert_non_null(strstr(errbuf, "test.yaml:6: plans.p.price:"));
-    assert_non_null(strstr(errbuf, "more than 9 decimal places"));
+static void test_error_rate(void **state)
+{
+    (void)state;
+    only_error(BASE "plans:\n  free:\n    rate_limit: 10/minutes\n",
+               "test.yaml:6: plans.free.rate_limit: \"10/minutes\" is not N/sec|min|hour|day (N from 1 to 1000000000)");
+    only_error(BASE "plans:\n  free:\n    rate_limit: 10/s\n",
+               "test.yaml:6: plans.free.rate_limit: \"10/s\" is not N/sec|min|hour|day (N from 1 to 1000000000)");
+    only_error(BASE "plans:\n  free:\n    rate_limit: 0/min\n",
+               "test.yaml:6: plans.free.rate_limit: \"0/min\" is not N/sec|min|hour|day (N from 1 to 1000000000)");
+    only_error(BASE "plans:\n  free:\n    on_quota: throttle:fast\n",
+               "test.yaml:6: plans.free.on_quota: \"throttle:fast\" is not block, bill or throttle:N/sec|min|hour|day");
+    tg_config_t *cfg = load_ok(BASE "plans: {a: {rate_limit: 7/second}, b: {rate_limit: 7/minute}, "
+                                    "c: {rate_limit: 7/hour, burst: 1}, d: {rate_limit: 1000000000/day}}\n");
+    assert_int_equal(cfg->plans[0].rate_limit.period_ns, INT64_C(1000000000));
+    assert_int_equal(cfg->plans[1].rate_limit.period_ns, INT64_C(60000000000));
+    assert_int_equal(cfg->plans[2].rate_limit.period_ns, INT64_C(3600000000000));
+    assert_int_equal(cfg->plans[2].burst, 1);
+    assert_int_equal(cfg->plans[3].rate_limit.period_ns, INT64_C(86400000000000));
+    assert_int_equal(cfg->plans[3].rate_limit.count, 1000000000);
+    tg_config_free(cfg);
+}
 
-    load_err(BASE "server: {listen: \"${TG_TEST_SURELY_UNSET}\"}\nplans: {p: {}}\n");
-    assert_non_null(strstr(errbuf, "test.yaml:4: server.listen: environment variable TG_TEST_SURELY_UNSET is not set"));
+static void test_error_money(void **state)
+{
+    (void)state;
+    only_error(BASE "plans:\n  p:\n    price: \"0.0000000001\"\n",
+               "test.yaml:6: plans.p.price: amount \"0.0000000001\" has more than 9 decimal places");
+    only_error(BASE "plans:\n  p:\n    price: 0.0000000001\n", /* unquoted: still text, never a double */
+               "test.yaml:6: plans.p.price: amount \"0.0000000001\" has more than 9 decimal places");
+    only_error(BASE "plans:\n  p:\n    price: \"-5\"\n", "test.yaml:6: plans.p.price: \"-5\" must not be negative");
+    only_error(BASE "plans:\n  p:\n    price: 1e3\n", "test.yaml:6: plans.p.price: \"1e3\" is not a decimal amount");
+    only_error(BASE "plans:\n  p:\n    charges:\n      - {metric: x, model: per_unit, unit_price: \"0.1234567891\"}\n",
+               "test.yaml:7: plans.p.charges[0].unit_price: amount \"0.1234567891\" has more than 9 decimal places");
+    /* A control character in a value cannot split a problem over two lines. */
+    only_error(BASE "plans:\n  p:\n    price: \"1\\n2\"\n",
+               "test.yaml:6: plans.p.price: \"1?2\" is not a decimal amount");
+    only_error(BASE "plans:\n  p:\n    currency: xyz\n",
+               "test.yaml:6: plans.p.currency: \"xyz\" is not a supported ISO 4217 currency code");
+}
 
-    load_err(BASE "server: {workers: many}\nplans: {p: {}}\n");
-    assert_non_null(strstr(errbuf, "test.yaml:4: server.workers: \"many\" is not a whole number from 1 to 64"));
+static void test_error_env(void **state)
+{
+    (void)state;
+    unsetenv("TG_TEST_SURELY_UNSET");
+    only_error(BASE "server: {listen: \"${TG_TEST_SURELY_UNSET}\"}\nplans: {p: {}}\n",
+               "test.yaml:4: server.listen: environment variable TG_TEST_SURELY_UNSET is not set");
+    only_error(BASE "server: {listen: \"${bad name}\"}\nplans: {p: {}}\n",
+               "test.yaml:4: server.listen: \"${\" must be followed by a variable name and \"}\", like "
+               "${TOLLGATE_ADMIN_TOKEN}");
+    setenv("TG_TEST_PORT", "8443", 1);
+    setenv("TG_TEST_EMPTY", "", 1);
+    tg_config_t *cfg = load_ok(BASE "server: {listen: \"127.0.0.1:${TG_TEST_PORT}\"}\n"
+                                    "plans: {p: {name: \"a$b${TG_TEST_EMPTY}c$\"}}\n");
+    assert_string_equal(cfg->server.listen, "127.0.0.1:8443");
+    assert_string_equal(cfg->plans[0].name, "a$bc$");
+    tg_config_free(cfg);
+    /* ${} in a number expands too, and then the number is checked. */
+    only_error(BASE "server: {workers: \"${TG_TEST_PORT}\"}\nplans: {p: {}}\n",
+               "test.yaml:4: server.workers: \"8443\" is not a whole number from 1 to 64");
+}
 
-    load_err(BASE "plans:\n  p:\n    charges:\n      - metric: x\n        model: graduated\n        tiers:\n"
-                  "          - {up_to: 100, unit_price: \"1\"}\n          - {up_to: 50, unit_price: \"1\"}\n"
-                  "          - {up_to: inf, unit_price: \"1\"}\n");
-    assert_non_null(strstr(errbuf, "test.yaml:11: plans.p.charges: tier bounds must ascend"));
+static void test_error_types(void **state)
+{
+    (void)state;
+    only_error(BASE "server: {workers: many}\nplans: {p: {}}\n",
+               "test.yaml:4: server.workers: \"many\" is not a whole number from 1 to 64");
+    only_error(BASE "server: {workers: [1, 2]}\nplans: {p: {}}\n",
+               "test.yaml:4: server.workers: expected a whole number, got a list");
+    only_error(BASE "server: \"fast\"\nplans: {p: {}}\n",
+               "test.yaml:4: server: expected a mapping, got a single value");
+    only_error(BASE "plans: [free, pro]\n", "test.yaml:4: plans: expected a mapping of plan id: plan, got a list");
+    only_error(BASE "plans: {p: {endpoints: \"/v1/*\"}}\n",
+               "test.yaml:4: plans.p.endpoints: expected a list of strings, got a single value");
+    only_error(BASE "plans: {p: {included: [api_calls]}}\n",
+               "test.yaml:4: plans.p.included: expected a mapping of metric: number, got a list");
+    only_error(BASE "plans: {p: {block_at_maximum: maybe}}\n",
+               "test.yaml:4: plans.p.block_at_maximum: \"maybe\" is not true or false");
+    only_error(BASE "plans: {p: {interval: week}}\n", "test.yaml:4: plans.p.interval: \"week\" is not month or year");
+    only_error(BASE "metering: {durability: sometimes}\nplans: {p: {}}\n",
+               "test.yaml:4: metering.durability: \"sometimes\" is not batched or strict");
+    only_error(BASE "metering: {billable_status: [\"200\"]}\nplans: {p: {}}\n",
+               "test.yaml:4: metering.billable_status[0]: \"200\" is not a status class (1xx to 5xx)");
+    only_error(BASE "server: {max_body_bytes: 1099511627777}\nplans: {p: {}}\n",
+               "test.yaml:4: server.max_body_bytes: \"1099511627777\" is not a whole number from 0 to 1099511627776");
+    only_error(BASE "server: {workers: }\nplans: {p: {}}\n", "test.yaml:4: server.workers has no value");
+    only_error(BASE "server: {workers: -1}\nplans: {p: {}}\n",
+               "test.yaml:4: server.workers: \"-1\" is not a whole number from 1 to 64");
+    only_error(BASE "plans: {p: {trial_days: 366}}\n",
+               "test.yaml:4: plans.p.trial_days: \"366\" is not a whole number from 0 to 365");
+}
 
-    load_err("admin: {token: \"0123456789abcdef0123\"}\nkeys: {secret: \"0123456789abcdef0123456789abcdef\"}\n"
+static void test_error_tiers(void **state)
+{
+    (void)state;
+    only_error(BASE "plans:\n  p:\n    charges:\n      - metric: x\n        model: graduated\n        tiers:\n"
+                    "          - {up_to: 100, unit_price: \"1\"}\n          - {up_to: 50, unit_price: \"1\"}\n"
+                    "          - {up_to: inf, unit_price: \"1\"}\n",
+               "test.yaml:11: plans.p.charges[0].tiers[1].up_to: 50 is not above the previous tier's 100 (tier bounds "
+               "must ascend)");
+    only_error(BASE "plans:\n  p:\n    charges:\n      - metric: x\n        model: volume\n        tiers:\n"
+                    "          - {up_to: 100, unit_price: \"1\"}\n          - {up_to: 500, unit_price: \"1\"}\n",
+               "test.yaml:11: plans.p.charges[0].tiers[1].up_to: the last tier must be up_to: inf (found 500)");
+    only_error(BASE "plans:\n  p:\n    charges:\n      - metric: x\n        model: graduated\n        tiers:\n"
+                    "          - {up_to: inf, unit_price: \"1\"}\n          - {up_to: inf, unit_price: \"2\"}\n",
+               "test.yaml:10: plans.p.charges[0].tiers[0].up_to: only the last tier can be inf");
+    only_error(BASE "plans: {p: {charges: [{metric: x, model: graduated, tiers: []}]}}\n",
+               "test.yaml:4: plans.p.charges[0].tiers: at least one tier is required");
+    only_error(BASE "plans: {p: {charges: [{metric: x, model: graduated, tiers: [{unit_price: 1}]}]}}\n",
+               "test.yaml:4: plans.p.charges[0].tiers[0].up_to is required (a whole number, or inf for the last tier)");
+    only_error(BASE "plans: {p: {charges: [{metric: x, model: volume, tiers: [{up_to: 0}, {up_to: inf}]}]}}\n",
+               "test.yaml:4: plans.p.charges[0].tiers[0].up_to: \"0\" is not a whole number from 1 to "
+               "1000000000000000000 or inf");
+}
+
+static void test_error_charges(void **state)
+{
+    (void)state;
+    only_error(BASE "plans:\n  p:\n    charges:\n      - {metric: api_calls, model: per_unit}\n",
+               "test.yaml:7: plans.p.charges[0]: model per_unit needs unit_price");
+    only_error(BASE "plans:\n  p:\n    charges:\n      - {metric: api_calls, model: graduated}\n",
+               "test.yaml:7: plans.p.charges[0]: model graduated needs tiers");
+    only_error(BASE "plans:\n  p:\n    charges:\n      - metric: gb\n        model: package\n        package_size: 0\n"
+                    "        package_price: 1\n",
+               "test.yaml:9: plans.p.charges[0].package_size: \"0\" is not a whole number from 1 to "
+               "1000000000000000000");
+    only_error(BASE "plans:\n  p:\n    charges:\n      - {metric: gb, model: package, package_size: 5}\n",
+               "test.yaml:7: plans.p.charges[0]: model package needs package_price");
+    only_error(BASE "plans:\n  p:\n    charges:\n      - metric: x\n        model: per_unit\n        unit_price: 1\n"
+                    "        tiers: [{up_to: inf}]\n",
+               "test.yaml:10: plans.p.charges[0]: tiers does not apply to model per_unit");
+    only_error(BASE "plans:\n  p:\n    charges:\n      - {metric: x, model: flat}\n",
+               "test.yaml:7: plans.p.charges[0].model: \"flat\" is not per_unit, graduated, volume or package");
+    only_error(BASE "plans:\n  p:\n    charges:\n      - {model: per_unit, unit_price: 1}\n",
+               "test.yaml:7: plans.p.charges[0].metric is required (like api_calls)");
+    only_error(BASE "plans:\n  p:\n    charges:\n      - {metric: Calls, model: per_unit, unit_price: 1}\n",
+               "test.yaml:7: plans.p.charges[0].metric: \"Calls\" is not a metric name (1 to 63 of a-z, 0-9, _)");
+    only_error(BASE "plans:\n  p:\n    charges:\n      - {metric: x, model: per_unit, unit_price: 1}\n"
+                    "      - {metric: x, model: per_unit, unit_price: 2}\n",
+               "test.yaml:8: plans.p.charges[1]: metric x is already priced by charges[0]");
+    only_error(BASE "plans:\n  p:\n    minimum: 10\n    maximum: 5\n",
+               "test.yaml:6: plans.p.minimum: is larger than maximum");
+    only_error(BASE "plans:\n  p:\n    block_at_maximum: true\n",
+               "test.yaml:6: plans.p.block_at_maximum: needs maximum");
+    only_error(BASE "plans:\n  p:\n    burst: 5\n", "test.yaml:6: plans.p.burst: has no effect without rate_limit");
+}
+
+static void test_error_sections(void **state)
+{
+    (void)state;
+    /* Missing sections: reported at line 1 of the document. */
+    only_error("admin: {token: \"0123456789abcdef0123\"}\nkeys: {secret: \"0123456789abcdef0123456789abcdef\"}\n"
+               "plans: {p: {}}\n",
+               "test.yaml:1: upstream.url is required (the API being sold, like http://127.0.0.1:9000)");
+    only_error("upstream: {timeout_ms: 5}\nadmin: {token: \"0123456789abcdef0123\"}\n"
+               "keys: {secret: \"0123456789abcdef0123456789abcdef\"}\nplans: {p: {}}\n",
+               "test.yaml:1: upstream.url is required (the API being sold, like http://127.0.0.1:9000)");
+    only_error("upstream: {url: \"http://h\"}\nadmin: {token: \"0123456789abcdef0123\"}\nplans: {p: {}}\n",
+               "test.yaml:1: keys.secret is required (32+ characters; it keys the stored API key hashes; use "
+               "\"${TOLLGATE_KEY_SECRET}\")");
+    only_error(BASE, "test.yaml:1: plans is required (at least one plan)");
+    only_error(BASE "plans: {}\n", "test.yaml:4: plans: at least one plan is required");
+    only_error(BASE "plans: {Pro: {}}\n", "test.yaml:4: plans: plan id \"Pro\" must be 1 to 63 of a-z, 0-9, _ and -");
+    only_error(BASE "plans:\n  p: {}\n  p: {}\n", "test.yaml:6: plans: plan \"p\" is defined twice");
+    only_error(BASE "server: {workers: 1}\nserver: {workers: 2}\nplans: {p: {}}\n",
+               "test.yaml:5: server is given twice (first on line 4)");
+    only_error(BASE "plans: {p: {price: 1, price: 2}}\n",
+               "test.yaml:4: plans.p.price is given twice (first on line 4)");
+
+    /* Secrets: too short, and never echoed. */
+    load_err("upstream: {url: \"http://h\"}\nadmin: {token: \"hunter2-secret\"}\nkeys: {secret: \"short-secret-xyz\"}\n"
              "plans: {p: {}}\n");
-    assert_non_null(strstr(errbuf, "upstream.url is required"));
+    has_line("test.yaml:2: admin.token is too short (14 characters; at least 16)");
+    has_line("test.yaml:3: keys.secret is too short (16 characters; at least 32)");
+    assert_int_equal(count_lines(errbuf), 2);
+    assert_null(strstr(errbuf, "hunter2"));
+    assert_null(strstr(errbuf, "short-secret"));
+    only_error("upstream: {url: \"http://h\"}\nadmin: {token: \"hunter2-secret-with\\ttab\"}\n"
+               "keys: {secret: \"0123456789abcdef0123456789abcdef\"}\nplans: {p: {}}\n",
+               "test.yaml:2: admin.token: the value must not contain control characters");
 
-    load_err(BASE "plans: {p: {price: [1, 2}\n");
-    assert_non_null(strstr(errbuf, "test.yaml:"));
-    assert_non_null(strstr(errbuf, "YAML syntax error"));
+    /* Addresses and URLs. */
+    only_error(BASE "server: {listen: \"localhost\"}\nplans: {p: {}}\n",
+               "test.yaml:4: server.listen: \"localhost\" is not host:port (host: an IPv4 address, [IPv6], "
+               "localhost, * or nothing; port 1-65535)");
+    only_error(BASE "server: {admin_listen: \"example.com:80\"}\nplans: {p: {}}\n",
+               "test.yaml:4: server.admin_listen: \"example.com:80\" is not host:port (host: an IPv4 address, [IPv6], "
+               "localhost, * or nothing; port 1-65535)");
+    only_error(BASE "server: {listen: \"127.0.0.1:8081\"}\nplans: {p: {}}\n",
+               "test.yaml:4: server.admin_listen: must differ from server.listen (both 127.0.0.1:8081)");
+    only_error("upstream: {url: \"https://api.example.com\"}\nadmin: {token: \"0123456789abcdef0123\"}\n"
+               "keys: {secret: \"0123456789abcdef0123456789abcdef\"}\nplans: {p: {}}\n",
+               "test.yaml:1: upstream.url: \"https://api.example.com\" is https; only http:// upstreams are supported "
+               "(put the gateway next to the API)");
+    only_error("upstream: {url: \"http://user:pw@api:99999\"}\nadmin: {token: \"0123456789abcdef0123\"}\n"
+               "keys: {secret: \"0123456789abcdef0123456789abcdef\"}\nplans: {p: {}}\n",
+               "test.yaml:1: upstream.url: \"http://***@api:99999\" is not an http://host[:port][/prefix] URL");
+    const char *good_urls[] = {"http://api", "http://api.internal:8080", "http://[::1]:9000/v2", "http://10.1.2.3/"};
+    for (size_t i = 0; i < sizeof(good_urls) / sizeof(good_urls[0]); i++) {
+        char yaml[512];
+        snprintf(yaml, sizeof(yaml),
+                 "upstream: {url: \"%s\"}\nadmin: {token: \"0123456789abcdef0123\"}\n"
+                 "keys: {secret: \"0123456789abcdef0123456789abcdef\"}\nplans: {p: {}}\n",
+                 good_urls[i]);
+        tg_config_free(load_ok(yaml));
+    }
+    const char *bad_urls[] = {"http://",      "http://:80",    "ftp://h",      "http://h:0",
+                              "http://h/a b", "http://h/?q=1", "http://[zz]:1"};
+    for (size_t i = 0; i < sizeof(bad_urls) / sizeof(bad_urls[0]); i++) {
+        char yaml[512];
+        snprintf(yaml, sizeof(yaml),
+                 "upstream: {url: \"%s\"}\nadmin: {token: \"0123456789abcdef0123\"}\n"
+                 "keys: {secret: \"0123456789abcdef0123456789abcdef\"}\nplans: {p: {}}\n",
+                 bad_urls[i]);
+        load_err(yaml);
+        assert_non_null(strstr(errbuf, "test.yaml:1: upstream.url: "));
+    }
+    only_error(BASE "storage: {database: \"postgres://tg:pw@db/tollgate\"}\nplans: {p: {}}\n",
+               "test.yaml:4: storage.database: \"postgres://***@db/tollgate\" is PostgreSQL, which comes in a later "
+               "release; use sqlite:PATH for now");
+    only_error(BASE "storage: {database: \"var/tollgate.db\"}\nplans: {p: {}}\n",
+               "test.yaml:4: storage.database: \"var/tollgate.db\" must be sqlite:PATH, like sqlite:var/tollgate.db");
+}
+
+static void test_error_routes(void **state)
+{
+    (void)state;
+    only_error(BASE "plans: {p: {}}\nroutes:\n  - {match: \"post /v1/*\"}\n",
+               "test.yaml:6: routes[0].match: method \"post\" must be an upper-case word like GET or POST");
+    only_error(BASE "plans: {p: {}}\nroutes:\n  - {match: \"v1/*\"}\n",
+               "test.yaml:6: routes[0].match: path \"v1/*\" must start with \"/\"");
+    only_error(BASE "plans: {p: {}}\nroutes:\n  - {match: \"/search?q=*\"}\n",
+               "test.yaml:6: routes[0].match: path \"/search?q=*\" must not contain '?' (only the path is matched, "
+               "never the query)");
+    only_error(BASE "plans: {p: {}}\nroutes:\n  - {weight: 2}\n",
+               "test.yaml:6: routes[0].match is required (like \"POST /v1/vision/*\")");
+    only_error(BASE "plans: {p: {}}\nroutes:\n  - {match: /x, weight: 0}\n",
+               "test.yaml:6: routes[0].weight: \"0\" is not a whole number from 1 to 1000000");
+    only_error(BASE "plans: {p: {}}\nroutes:\n  - {match: /x, meter: {}}\n",
+               "test.yaml:6: routes[0].meter: at least one metric is required (leave meter out for {api_calls: 1})");
+    only_error(BASE
+               "plans: {p: {}}\nroutes:\n  - match: /x\n    meter: {a: 1, b: 1, c: 1, d: 1, e: 1, f: 1, g: 1, h: 1, "
+               "i: 1}\n",
+               "test.yaml:7: routes[0].meter: at most 8 metrics (found 9)");
+    only_error(BASE "plans: {p: {}}\nroutes:\n  - match: /x\n    meter:\n      api_calls: 1\n      api_calls: 2\n",
+               "test.yaml:9: routes[0].meter: metric \"api_calls\" is listed twice");
+    only_error(BASE "plans: {p: {endpoints: [\"/ok/*\", \"bad\"]}}\n",
+               "test.yaml:4: plans.p.endpoints[1]: \"bad\" must start with \"/\"");
+}
+
+static void test_error_yaml_syntax(void **state)
+{
+    (void)state;
+    load_err(BASE "plans:\n  p: {price: [1, 2}\n");
+    assert_int_equal(count_lines(errbuf), 1);
+    assert_non_null(strstr(errbuf, "test.yaml:5: YAML syntax error: "));
+    load_err(BASE "plans:\n  p:\n    price: 1\n   name: x\n");
+    assert_int_equal(count_lines(errbuf), 1);
+    assert_non_null(strstr(errbuf, "test.yaml:7: YAML syntax error: "));
+    load_err(BASE "plans: {p: {}}\nserver: {listen: \"127.0.0.1:1\n");
+    assert_non_null(strstr(errbuf, "YAML syntax error: "));
+    /* Tabs for indentation are a classic. */
+    load_err(BASE "plans:\n\tp: {}\n");
+    assert_non_null(strstr(errbuf, "test.yaml:5: YAML syntax error: "));
+    only_error(BASE "plans: {p: {}}\n---\nplans: {q: {}}\n",
+               "test.yaml:5: only one YAML document is allowed (this is a second one)");
+    only_error(BASE "plans: {p: {name: \"a\\0b\"}}\n", "test.yaml:4: a value contains a NUL character");
+    only_error(BASE "plans: {p: *nothing}\n", "test.yaml:4: alias *nothing names no anchor defined before it");
+    only_error("- 1\n- 2\n", "test.yaml:1: the configuration: expected a mapping, got a list");
 }
 
 static void test_all_errors_reported(void **state)
 {
     (void)state;
-    load_err(BASE "server: {workers: 0, bogus: 1}\nplans:\n  p: {on_quota: sometimes, currency: xyz}\n");
-    int lines = 0;
-    for (const char *p = errbuf; *p; p++)
-        lines += *p == '\n';
-    assert_int_equal(lines, 4);
-    assert_non_null(strstr(errbuf, "server.workers"));
-    assert_non_null(strstr(errbuf, "unknown key \"bogus\""));
-    assert_non_null(strstr(errbuf, "on_quota"));
-    assert_non_null(strstr(errbuf, "\"xyz\" is not a supported ISO 4217 currency code"));
+    load_err("server:\n"
+             "  workers: 0\n"
+             "  bogus: 1\n"
+             "admin: {token: \"short\"}\n"
+             "plans:\n"
+             "  p:\n"
+             "    on_quota: sometimes\n"
+             "    currency: xyz\n"
+             "    price: \"1.0000000001\"\n"
+             "    rate_limit: lots\n");
+    /* Sorted by line; the missing sections are reported at line 1. */
+    const char *expect = "test.yaml:1: upstream.url is required (the API being sold, like http://127.0.0.1:9000)\n"
+                         "test.yaml:1: keys.secret is required (32+ characters; it keys the stored API key hashes; use "
+                         "\"${TOLLGATE_KEY_SECRET}\")\n"
+                         "test.yaml:2: server.workers: \"0\" is not a whole number from 1 to 64\n"
+                         "test.yaml:3: unknown key \"bogus\" in server (known: listen, admin_listen, workers, "
+                         "max_header_bytes, max_body_bytes)\n"
+                         "test.yaml:4: admin.token is too short (5 characters; at least 16)\n"
+                         "test.yaml:7: plans.p.on_quota: \"sometimes\" is not block, bill or "
+                         "throttle:N/sec|min|hour|day\n"
+                         "test.yaml:8: plans.p.currency: \"xyz\" is not a supported ISO 4217 currency code\n"
+                         "test.yaml:9: plans.p.price: amount \"1.0000000001\" has more than 9 decimal places\n"
+                         "test.yaml:10: plans.p.rate_limit: \"lots\" is not N/sec|min|hour|day (N from 1 to "
+                         "1000000000)\n";
+    assert_string_equal(errbuf, expect);
 }
 
-static void test_path_and_route_matching(void **state)
+static void test_error_buffer_limits(void **state)
 {
     (void)state;
-    assert_true(tg_path_match("/v1/basic/*", "/v1/basic/x/y", 13));
-    assert_false(tg_path_match("/v1/basic/*", "/v1/basics", 10));
-    assert_true(tg_path_match("/v1/*/tag", "/v1/vision/tag", 14));
-    assert_false(tg_path_match("/v1/*/tag", "/v1/vision/tags", 15));
-    assert_true(tg_path_match("*", "/", 1));
-    assert_true(tg_path_match("/exact", "/exact", 6));
-    assert_false(tg_path_match("/exact", "/exact/", 7));
-    tg_config_t *cfg = load_ok(BASE "plans: {p: {}}\nroutes:\n  - {match: \"POST /v1/vision/*\", weight: 10}\n"
-                                    "  - {match: \"/v1/*\", meter: {tokens: 5}}\n");
+    /* 300 bad plans: every line in the buffer is whole, and the rest is counted. */
+    size_t cap = 300 * 40 + 200, len = 0;
+    char *yaml = malloc(cap);
+    len += (size_t)snprintf(yaml + len, cap - len, "%s", BASE "plans:\n");
+    for (int i = 0; i < 250; i++)
+        len += (size_t)snprintf(yaml + len, cap - len, "  p%d: {price: x}\n", i);
+    tg_config_t *cfg = NULL;
+    char small[300];
+    int rc1 = tg_config_load_string("t.yaml", yaml, len, &cfg, small, sizeof(small));
+    int rc2 = tg_config_load_string("t.yaml", yaml, len, &cfg, errbuf, sizeof(errbuf));
+    free(yaml);
+    assert_int_equal(rc1, TG_ECONFIG);
+    assert_int_equal(rc2, TG_ECONFIG);
+    assert_null(cfg);
+    assert_string_equal(small, "t.yaml:5: plans.p0.price: \"x\" is not a decimal amount\n"
+                               "t.yaml:6: plans.p1.price: \"x\" is not a decimal amount\n"
+                               "t.yaml:7: plans.p2.price: \"x\" is not a decimal amount\n"
+                               "t.yaml: 247 more problems not shown\n");
+    /* At most 200 problems are kept; the others are counted. */
+    assert_int_equal(count_lines(errbuf), 201);
+    has_line("t.yaml:204: plans.p199.price: \"x\" is not a decimal amount");
+    has_line("t.yaml: 50 more problems not shown");
+    /* A NULL buffer is allowed. */
+    assert_int_equal(tg_config_load_string("t.yaml", "x: [", 4, &cfg, NULL, 0), TG_ECONFIG);
+}
+
+static void test_yaml_features_and_caps(void **state)
+{
+    (void)state;
+    /* Anchors, aliases and merge keys share settings between plans. */
+    tg_config_t *cfg = load_ok(BASE "plans:\n"
+                                    "  base: &base {price: \"10\", rate_limit: 5/min, features: &f [\"A\", \"B\"]}\n"
+                                    "  copy: {<<: *base, price: \"20\", features: *f}\n"
+                                    "  multi: {<<: [{trial_days: 3}, *base], name: M}\n");
+    const tg_plan_t *p = tg_config_find_plan(cfg, "copy");
+    assert_int_equal(p->price, INT64_C(20000000000));
+    assert_int_equal(p->rate_limit.count, 5);
+    assert_int_equal(p->nfeatures, 2);
+    p = tg_config_find_plan(cfg, "multi");
+    assert_int_equal(p->trial_days, 3);
+    assert_int_equal(p->price, INT64_C(10000000000));
+    assert_string_equal(p->name, "M");
+    tg_config_free(cfg);
+    /* Top-level keys starting with "x-" are ignored, so they can hold anchors. A key merged in
+     * that does not belong names the line where it was written. */
+    cfg = load_ok(BASE "x-limits: &lim {rate_limit: 9/min, burst: 3}\nplans: {p: {<<: *lim}}\n");
+    assert_int_equal(cfg->plans[0].rate_limit.count, 9);
+    assert_int_equal(cfg->plans[0].burst, 3);
+    tg_config_free(cfg);
+    only_error(BASE "x-defaults: &d\n  colour: red\nplans: {p: {<<: *d}}\n",
+               "test.yaml:5: unknown key \"colour\" in plans.p (known: name, price, currency, interval, trial_days, "
+               "rate_limit, burst, endpoints, included, on_quota, charges, minimum, maximum, block_at_maximum, "
+               "features)");
+    only_error(BASE "defaults: {}\nplans: {p: {}}\n",
+               "test.yaml:4: unknown section \"defaults\" (known: server, upstream, storage, admin, keys, metering, "
+               "plans, routes)");
+
+    /* Depth cap. */
+    char deep[512];
+    size_t n = (size_t)snprintf(deep, sizeof(deep), "%s", BASE "plans: {p: {}}\nx: ");
+    for (int i = 0; i < 40; i++)
+        deep[n++] = '[';
+    for (int i = 0; i < 40; i++)
+        deep[n++] = ']';
+    deep[n++] = '\n';
+    deep[n] = '\0';
+    only_error(deep, "test.yaml:5: nested deeper than 32 levels");
+
+    /* "Billion laughs": each alias is a copy, so the node cap stops it. */
+    const char *bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+                       "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                       "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+                       "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+                       "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+                       "f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+                       "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n";
+    load_err(bomb);
+    assert_int_equal(count_lines(errbuf), 1);
+    assert_non_null(strstr(errbuf, "more than 250000 YAML nodes"));
+
+    /* Size cap, for strings and files. */
+    size_t big = 1024 * 1024 + 1;
+    char *huge = malloc(big + 1);
+    memset(huge, '#', big);
+    huge[big] = '\0';
+    only_error(huge, "test.yaml: larger than 1 MiB (1048577 bytes)"); /* no line: the whole file */
+    free(huge);
+}
+
+static void test_load_file(void **state)
+{
+    (void)state;
+    tg_config_t *cfg = NULL;
+    assert_int_equal(tg_config_load("/nonexistent/tollgate.yaml", &cfg, errbuf, sizeof(errbuf)), TG_ECONFIG);
+    assert_null(cfg);
+    assert_string_equal(errbuf, "/nonexistent/tollgate.yaml: cannot open: No such file or directory\n");
+
+    char path[] = "/tmp/tg_config_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *yaml = BASE "plans:\n  p: {rate_limit: lots}\n";
+    assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
+    close(fd);
+    assert_int_equal(tg_config_load(path, &cfg, errbuf, sizeof(errbuf)), TG_ECONFIG);
+    char expect[256];
+    snprintf(expect, sizeof(expect),
+             "%s:5: plans.p.rate_limit: \"lots\" is not N/sec|min|hour|day (N from 1 to "
+             "1000000000)\n",
+             path);
+    assert_string_equal(errbuf, expect);
+
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 1024 * 1024 / 16 + 1; i++)
+        fputs("# padding.......\n", f);
+    fclose(f);
+    assert_int_equal(tg_config_load(path, &cfg, errbuf, sizeof(errbuf)), TG_ECONFIG);
+    snprintf(expect, sizeof(expect), "%s: larger than 1 MiB\n", path);
+    assert_string_equal(errbuf, expect);
+    unlink(path);
+}
+
+static void test_path_match(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *pattern, *path;
+        int match;
+    } cases[] = {
+        {"/v1/basic/*", "/v1/basic/x/y", 1}, /* '*' crosses '/' */
+        {"/v1/basic/*", "/v1/basic/", 1},    /* '*' may match nothing */
+        {"/v1/basic/*", "/v1/basic", 0},
+        {"/v1/basic/*", "/v1/basics", 0},
+        {"/v1/*/tag", "/v1/vision/tag", 1},
+        {"/v1/*/tag", "/v1/a/b/tag", 1},
+        {"/v1/*/tag", "/v1/vision/tags", 0},
+        {"/v1/*/tag", "/v1/tag", 0},
+        {"*", "/", 1},
+        {"*", "", 1},
+        {"/exact", "/exact", 1},
+        {"/exact", "/exact/", 0},
+        {"/exact", "/exac", 0},
+        {"/Exact", "/exact", 0}, /* case-sensitive */
+        {"/a*b*c", "/a-x-b-y-c", 1},
+        {"/a*b*c", "/a-x-c-y-b", 0},
+        {"/a*a*a*a*b", "/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0}, /* no blow-up */
+        {"/*.json", "/v1/items.json", 1},
+        {"/*.json", "/v1/items.json.bak", 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        if (tg_path_match(cases[i].pattern, cases[i].path, strlen(cases[i].path)) != cases[i].match)
+            fail_msg("tg_path_match(\"%s\", \"%s\") != %d", cases[i].pattern, cases[i].path, cases[i].match);
+    /* The length bounds the path: no NUL needed, nothing read past it. */
+    assert_true(tg_path_match("/v1/*", "/v1/x?query", 5));
+    assert_false(tg_path_match("/v1/x", "/v1/xy", 6));
+    assert_true(tg_path_match("/v1/x", "/v1/xy", 5));
+}
+
+static void test_route_match(void **state)
+{
+    (void)state;
+    tg_config_t *cfg = load_ok(BASE "plans: {p: {}}\nroutes:\n"
+                                    "  - {match: \"POST /v1/vision/*\", weight: 10}\n"
+                                    "  - {match: \"/v1/*\", meter: {tokens: 5}}\n"
+                                    "  - {match: \"GET /v2/*\", weight: 3}\n");
     const tg_route_t *r = tg_config_match_route(cfg, "POST", 4, "/v1/vision/a", 12);
     assert_non_null(r);
+    assert_ptr_equal(r, &cfg->routes[0]);
     assert_int_equal(r->weight, 10);
-    assert_string_equal(r->meter[0].metric, "api_calls"); /* default meter */
+    assert_int_equal(r->nmeter, 1);
+    assert_string_equal(r->meter[0].metric, "api_calls"); /* the default meter */
+    assert_int_equal(r->meter[0].units, 1);
+    /* Other methods fall through to the next route that matches: first match wins. */
     r = tg_config_match_route(cfg, "GET", 3, "/v1/vision/a", 12);
-    assert_non_null(r);
+    assert_ptr_equal(r, &cfg->routes[1]);
+    assert_int_equal(r->weight, 1);
     assert_string_equal(r->meter[0].metric, "tokens");
-    assert_null(tg_config_match_route(cfg, "GET", 3, "/v2/x", 5));
+    assert_int_equal(r->meter[0].units, 5);
+    assert_null(r->method);
+    /* Methods are case-sensitive and compared by length. */
+    assert_ptr_equal(tg_config_match_route(cfg, "post", 4, "/v1/vision/a", 12), &cfg->routes[1]);
+    assert_ptr_equal(tg_config_match_route(cfg, "POSTX", 5, "/v1/vision/a", 12), &cfg->routes[1]);
+    assert_ptr_equal(tg_config_match_route(cfg, "POSTX", 4, "/v1/vision/a", 12), &cfg->routes[0]);
+    assert_ptr_equal(tg_config_match_route(cfg, "GET", 3, "/v2/x", 5), &cfg->routes[2]);
+    assert_null(tg_config_match_route(cfg, "PUT", 3, "/v2/x", 5));
+    assert_null(tg_config_match_route(cfg, "GET", 3, "/v3/x", 5));
+    assert_null(tg_config_match_route(cfg, "GET", 3, "/", 1));
+    tg_config_free(cfg);
+
+    cfg = load_ok(BASE "plans: {p: {}, closed: {endpoints: []}}\n");
+    assert_null(tg_config_match_route(cfg, "GET", 3, "/v1/x", 5)); /* no routes at all */
+    assert_true(tg_plan_allows(&cfg->plans[0], "/v1/x", 5));       /* no list: every path */
+    assert_false(tg_plan_allows(&cfg->plans[1], "/v1/x", 5));      /* an empty list: none */
     tg_config_free(cfg);
 }
 
@@ -160,8 +842,15 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_example_file),        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_errors_name_file_and_line), cmocka_unit_test(test_all_errors_reported),
-        cmocka_unit_test(test_path_and_route_matching),
+        cmocka_unit_test(test_every_key),           cmocka_unit_test(test_error_unknown_key),
+        cmocka_unit_test(test_error_rate),          cmocka_unit_test(test_error_money),
+        cmocka_unit_test(test_error_env),           cmocka_unit_test(test_error_types),
+        cmocka_unit_test(test_error_tiers),         cmocka_unit_test(test_error_charges),
+        cmocka_unit_test(test_error_sections),      cmocka_unit_test(test_error_routes),
+        cmocka_unit_test(test_error_yaml_syntax),   cmocka_unit_test(test_all_errors_reported),
+        cmocka_unit_test(test_error_buffer_limits), cmocka_unit_test(test_yaml_features_and_caps),
+        cmocka_unit_test(test_load_file),           cmocka_unit_test(test_path_match),
+        cmocka_unit_test(test_route_match),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
