@@ -17,6 +17,10 @@ int tg_money_parse(const char *s, size_t len, tg_money_t *out, tg_err_t *err)
     int64_t frac = 0;
     int frac_digits = 0, int_digits = 0;
 
+    if (s == NULL) { /* so the messages below never print a null pointer */
+        s = "";
+        len = 0;
+    }
     if (len > 0 && (s[0] == '-' || s[0] == '+')) {
         negative = s[0] == '-';
         i = 1;
@@ -41,7 +45,11 @@ int tg_money_parse(const char *s, size_t len, tg_money_t *out, tg_err_t *err)
     }
     if (i != len || int_digits + frac_digits == 0)
         return tg_errf(err, TG_EINVAL, "\"%.*s\" is not a decimal amount", (int)len, s);
+    /* The whole part alone was bounded above; with its decimals it can still pass INT64_MAX
+     * ("9223372036.9"), so check the magnitude against the range of the sign it will take. */
     __int128 v = whole * TG_MONEY_SCALE + (__int128)frac * pow10_table[TG_MONEY_DIGITS - frac_digits];
+    if (v > (negative ? -(__int128)INT64_MIN : (__int128)INT64_MAX))
+        return tg_errf(err, TG_ERANGE, "amount \"%.*s\" is too large", (int)len, s);
     *out = (tg_money_t)(negative ? -v : v);
     return 0;
 }

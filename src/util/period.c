@@ -40,18 +40,32 @@ static int64_t floor_div(int64_t a, int64_t b)
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
+/* Month counts beyond this put the boundary past the int64 range of seconds (about 292 billion
+ * years either way); they saturate instead of overflowing. */
+#define MAX_MONTHS (INT64_C(300000000000) * 12)
+
 int64_t tg_period_boundary(int64_t anchor_s, tg_interval_t interval, int64_t n)
 {
     int64_t day = floor_div(anchor_s, 86400), secs = anchor_s - day * 86400;
     int64_t y;
     int m, d;
     civil_from_days(day, &y, &m, &d);
-    int64_t months = (int64_t)(m - 1) + (interval == TG_INTERVAL_YEAR ? n * 12 : n);
+    int64_t step = interval == TG_INTERVAL_YEAR ? 12 : 1;
+    if (n > MAX_MONTHS / step)
+        return INT64_MAX;
+    if (n < -MAX_MONTHS / step)
+        return INT64_MIN;
+    int64_t months = (int64_t)(m - 1) + n * step;
     int64_t ny = y + floor_div(months, 12);
     int nm = (int)(months - floor_div(months, 12) * 12) + 1;
     int dim = tg_days_in_month(ny, nm);
     int nd = d > dim ? dim : d;
-    return days_from_civil(ny, nm, nd) * 86400 + secs;
+    /* The day count fits easily; only its conversion to seconds can leave int64. */
+    int64_t s;
+    if (__builtin_mul_overflow(days_from_civil(ny, nm, nd), INT64_C(86400), &s) ||
+        __builtin_add_overflow(s, secs, &s))
+        return n > 0 ? INT64_MAX : INT64_MIN;
+    return s;
 }
 
 void tg_period_bounds(int64_t anchor_s, tg_interval_t interval, int64_t now_s, int64_t *start_s,
@@ -59,12 +73,14 @@ void tg_period_bounds(int64_t anchor_s, tg_interval_t interval, int64_t now_s, i
 {
     int64_t n = 0;
     if (now_s > anchor_s) {
-        /* Estimate from the average month length, then correct by at most a step or two. */
-        int64_t per = interval == TG_INTERVAL_YEAR ? 31556952 : 2629746;
-        n = (now_s - anchor_s) / per;
+        /* Estimate from the average Gregorian month (or year), then correct by a step or two.
+         * The difference is taken unsigned: now - anchor can exceed INT64_MAX. */
+        uint64_t per = interval == TG_INTERVAL_YEAR ? 31556952 : 2629746;
+        n = (int64_t)(((uint64_t)now_s - (uint64_t)anchor_s) / per);
         while (n > 0 && tg_period_boundary(anchor_s, interval, n) > now_s)
             n--;
-        while (tg_period_boundary(anchor_s, interval, n + 1) <= now_s)
+        /* A saturated boundary (INT64_MAX) ends the last representable period. */
+        for (int64_t next; (next = tg_period_boundary(anchor_s, interval, n + 1)) <= now_s && next != INT64_MAX;)
             n++;
     }
     *start_s = tg_period_boundary(anchor_s, interval, n);

@@ -123,6 +123,10 @@ ${PLANS}`);
     p.stdout.on('data', (d) => { p.output += d; });
     p.stderr.on('data', (d) => { p.output += d; });
     p.exited = new Promise((r) => p.on('exit', (code, signal) => r({ code, signal })));
+    // A process that dies while a test still uses it shows up as "fetch failed"; say why.
+    p.on('exit', (code, signal) => {
+      if (!p.stopping) process.stderr.write(`\n${bin} exited unexpectedly (${code}/${signal}):\n${p.output.slice(-8000)}\n`);
+    });
     this.procs.push(p);
     return p;
   }
@@ -138,6 +142,7 @@ ${PLANS}`);
   // Stops the gateway with SIGTERM and returns its exit; a sanitizer report makes it non-zero.
   async stopServer() {
     if (!this.server) return { code: 0 };
+    this.server.stopping = true;
     this.server.kill('SIGTERM');
     const r = await this.server.exited;
     const out = this.server.output;
@@ -147,6 +152,7 @@ ${PLANS}`);
   }
 
   async kill9() {
+    this.server.stopping = true;
     this.server.kill('SIGKILL');
     await this.server.exited;
     this.server = null;
@@ -154,7 +160,7 @@ ${PLANS}`);
 
   async stop() {
     try { await this.stopServer(); } finally {
-      for (const p of this.procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+      for (const p of this.procs) if (p.exitCode === null && p.signalCode === null) { p.stopping = true; p.kill('SIGKILL'); }
       rmSync(this.dir, { recursive: true, force: true });
     }
   }
