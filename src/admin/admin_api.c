@@ -163,20 +163,8 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
     }
     if (tg_adm_seg_is(&s, 2, "customers") && s.n == 6 && tg_adm_seg_is(&s, 4, "invoices") && tg_adm_seg_is(&s, 5, "upcoming") &&
         tg_adm_method_is(r, "GET")) {
-        if (tg_adm_load_customer(a, &s, 3, &c, res) != 0)
-            return;
-        if (a->d.meter != NULL)
-            tg_meter_flush(a->d.meter);
-        tg_err_t err = {0};
-        char *json = tg_invoice_preview(a->d.store, a->d.cfg, &c, tg_adm_now_s(), &err);
-        if (json == NULL)
-            tg_adm_reply_error(res, 500, "internal_error", "Previewing the invoice failed: %s", err.msg);
-        else {
-            res->status = 200;
-            res->content_type = "application/json";
-            res->body = json;
-            res->body_len = strlen(json);
-        }
+        if (tg_adm_load_customer(a, &s, 3, &c, res) == 0)
+            tg_adm_reply_upcoming(a, &c, res);
         return;
     }
     if (tg_adm_seg_is(&s, 2, "customers") && s.n >= 4) {

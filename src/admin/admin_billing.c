@@ -330,3 +330,19 @@ void tg_adm_invoices_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin
     tg_invoice_clear(&inv);
 }
 
+
+void tg_adm_reply_upcoming(tg_admin_t *a, const tg_customer_t *c, tg_admin_response_t *res)
+{
+    if (a->d.meter != NULL)
+        tg_meter_flush(a->d.meter); /* the estimate includes every call answered so far */
+    tg_err_t err = {0};
+    char *json = tg_invoice_preview(a->d.store, a->d.cfg, c, tg_adm_now_s(), &err);
+    if (json == NULL) {
+        tg_adm_reply_error(res, 500, "internal_error", "Previewing the invoice failed: %s", err.msg);
+        return;
+    }
+    res->status = 200;
+    res->content_type = "application/json";
+    res->body = json;
+    res->body_len = strlen(json);
+}

@@ -101,6 +101,8 @@ void tg_adm_invoices_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin
 
 
 void tg_adm_add_item(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
+/* The upcoming invoice of c's current period (admin and portal). */
+void tg_adm_reply_upcoming(tg_admin_t *a, const tg_customer_t *c, tg_admin_response_t *res);
 
 /* The portal and dashboard pages (admin_static.c). Returns 1 if it handled the request. */
 int tg_adm_static(const tg_admin_request_t *r, tg_admin_response_t *res);

@@ -354,17 +354,7 @@ int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_reque
         }
     } else if (s->n == 4 && tg_adm_seg_is(s, 2, "invoices") && tg_adm_seg_is(s, 3, "upcoming") &&
                tg_adm_method_is(r, "GET")) {
-        if (a->d.meter != NULL)
-            tg_meter_flush(a->d.meter);
-        char *json = tg_invoice_preview(a->d.store, a->d.cfg, &c, tg_adm_now_s(), &err);
-        if (json == NULL)
-            tg_adm_reply_error(res, 500, "internal_error", "Previewing the invoice failed: %s", err.msg);
-        else {
-            res->status = 200;
-            res->content_type = "application/json";
-            res->body = json;
-            res->body_len = strlen(json);
-        }
+        tg_adm_reply_upcoming(a, &c, res);
     } else if ((s->n == 4 || (s->n == 5 && tg_adm_seg_is(s, 4, "html"))) && tg_adm_seg_is(s, 2, "invoices") &&
                tg_adm_method_is(r, "GET")) {
         char id[TG_ID_MAX];
