@@ -155,49 +155,67 @@ int tg_adm_add_item_row(tg_admin_t *a, const tg_customer_t *c, const char *desc,
  * it was in force and the new plan's fee, billed in full at the period's end, is credited for
  * that same time. A downgrade waits for the next period (pending_plan_id). Returns non-zero if
  * it replied with an error. */
-int tg_adm_change_plan(tg_admin_t *a, tg_customer_t *c, const tg_plan_t *to, const char *when, tg_admin_response_t *res)
+int tg_adm_plan_change_compute(tg_admin_t *a, const tg_customer_t *c, const tg_plan_t *to, const char *when,
+                               tg_adm_plan_change_t *pc, tg_admin_response_t *res)
 {
     const tg_plan_t *from = tg_config_find_plan(a->d.cfg, c->plan_id);
     int64_t now = tg_adm_now_s();
-    if (from == NULL || from == to) {
-        snprintf(c->plan_id, sizeof(c->plan_id), "%s", to->id);
-        c->pending_plan_id[0] = '\0';
-        c->pending_at = 0;
+    memset(pc, 0, sizeof(*pc));
+    pc->from = from;
+    pc->to = to;
+    pc->effective_at = now;
+    if (from == NULL || from == to)
         return 0;
-    }
     if (strcmp(from->currency, to->currency) != 0) {
         tg_adm_reply_error(res, 400, "bad_request", "plan: %s is billed in %s and %s in %s; a customer cannot change currency.",
-                    from->id, from->currency, to->id, to->currency);
+                           from->id, from->currency, to->id, to->currency);
         return -1;
     }
     int64_t ps, pe;
     tg_period_bounds(c->anchor_at, from->interval, now, &ps, &pe);
-    int upgrade = tg_adm_monthly_price(to) > tg_adm_monthly_price(from);
-    if ((when != NULL && strcmp(when, "period_end") == 0) || (when == NULL && !upgrade)) {
-        snprintf(c->pending_plan_id, sizeof(c->pending_plan_id), "%s", to->id);
-        c->pending_at = pe;
+    pc->upgrade = tg_adm_monthly_price(to) > tg_adm_monthly_price(from);
+    if ((when != NULL && strcmp(when, "period_end") == 0) || (when == NULL && !pc->upgrade)) {
+        pc->at_period_end = 1;
+        pc->effective_at = pe;
         return 0;
     }
     int64_t paid_from = c->trial_end > ps ? c->trial_end : ps;
     if (now > paid_from && from->interval == to->interval) {
-        tg_money_t old_part, new_credit;
-        tg_err_t err = {0};
-        char desc[TG_NAME_MAX];
-        if (tg_prorate(from->price, now - paid_from, pe - ps, &old_part) != 0 ||
-            tg_prorate(to->price, now - paid_from, pe - ps, &new_credit) != 0) {
+        if (tg_prorate(from->price, now - paid_from, pe - ps, &pc->old_part) != 0 ||
+            tg_prorate(to->price, now - paid_from, pe - ps, &pc->new_credit) != 0) {
             tg_adm_reply_error(res, 400, "bad_request", "The plan change cannot be prorated.");
             return -1;
         }
-        snprintf(desc, sizeof(desc), "%s plan until the change (%" PRId64 " of %" PRId64 " days)", from->name,
-                 (now - paid_from + 43199) / 86400, (pe - ps + 43199) / 86400);
-        int rc = tg_adm_add_item_row(a, c, desc, old_part, from->currency, &err);
-        snprintf(desc, sizeof(desc), "%s plan credit for the time before the change", to->name);
-        if (rc == 0)
-            rc = tg_adm_add_item_row(a, c, desc, -new_credit, to->currency, &err);
-        if (rc != 0) {
-            tg_adm_reply_error(res, 500, "internal_error", "Storing the proration failed: %s", err.msg);
-            return -1;
-        }
+        pc->prorated = 1;
+        pc->new_credit = -pc->new_credit;
+        snprintf(pc->old_desc, sizeof(pc->old_desc), "%s plan until the change (%" PRId64 " of %" PRId64 " days)",
+                 from->name, (now - paid_from + 43199) / 86400, (pe - ps + 43199) / 86400);
+        snprintf(pc->new_desc, sizeof(pc->new_desc), "%s plan credit for the time before the change", to->name);
+    }
+    return 0;
+}
+
+int tg_adm_change_plan(tg_admin_t *a, tg_customer_t *c, const tg_plan_t *to, const char *when, tg_admin_response_t *res)
+{
+    tg_adm_plan_change_t pc;
+    if (tg_adm_plan_change_compute(a, c, to, when, &pc, res) != 0)
+        return -1;
+    tg_err_t err = {0};
+    if (pc.at_period_end) {
+        snprintf(c->pending_plan_id, sizeof(c->pending_plan_id), "%s", to->id);
+        c->pending_at = pc.effective_at;
+        return 0;
+    }
+    if (pc.prorated && (tg_adm_add_item_row(a, c, pc.old_desc, pc.old_part, to->currency, &err) != 0 ||
+                        tg_adm_add_item_row(a, c, pc.new_desc, pc.new_credit, to->currency, &err) != 0)) {
+        tg_adm_reply_error(res, 500, "internal_error", "Storing the proration failed: %s", err.msg);
+        return -1;
+    }
+    if (pc.from != NULL && pc.from != to &&
+        tg_store_plan_change_add(a->d.store, c->id, pc.from->id, to->id, pc.upgrade ? "upgrade" : "downgrade",
+                                 pc.effective_at, &err) != 0) {
+        tg_adm_reply_error(res, 500, "internal_error", "Recording the plan change failed: %s", err.msg);
+        return -1;
     }
     snprintf(c->plan_id, sizeof(c->plan_id), "%s", to->id);
     c->pending_plan_id[0] = '\0';
@@ -312,6 +330,8 @@ int tg_adm_apply_scheduled_cb(const tg_customer_t *c, void *arg)
     tg_customer_t u = *c;
     int changed = 0;
     if (u.pending_plan_id[0] != '\0' && now >= u.pending_at && tg_config_find_plan(a->d.cfg, u.pending_plan_id)) {
+        tg_err_t herr = {0};
+        tg_store_plan_change_add(a->d.store, u.id, u.plan_id, u.pending_plan_id, "downgrade", u.pending_at, &herr);
         snprintf(u.plan_id, sizeof(u.plan_id), "%s", u.pending_plan_id);
         u.pending_plan_id[0] = '\0';
         u.pending_at = 0;

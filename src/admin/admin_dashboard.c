@@ -165,6 +165,11 @@ void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
                           "churned_this_month", churned, "trial_conversion",
                           trials_ended > 0 ? json_real((double)trials_converted / trials_ended) : json_null(),
                           "calls_this_period", (json_int_t)total_calls, "calls_per_day", d.daily);
+    uint64_t upgrades = 0, downgrades = 0;
+    tg_store_plan_change_count(a->d.store, "upgrade", d.month_start, d.now, &upgrades, &err);
+    tg_store_plan_change_count(a->d.store, "downgrade", d.month_start, d.now, &downgrades, &err);
+    json_object_set_new(j, "upgrades_this_month", json_integer((json_int_t)upgrades));
+    json_object_set_new(j, "downgrades_this_month", json_integer((json_int_t)downgrades));
     json_object_set_new(j, "top_by_calls", top(&d, by_calls));
     json_object_set_new(j, "top_by_revenue", top(&d, by_billed));
     json_object_set_new(j, "near_quota", near);

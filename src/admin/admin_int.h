@@ -101,6 +101,20 @@ void tg_adm_invoices_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin
 
 
 void tg_adm_add_item(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
+/* What a plan change would do, computed without changing anything (also the portal's preview). */
+typedef struct tg_adm_plan_change {
+    const tg_plan_t *from, *to;
+    int upgrade;       /* a higher monthly-normalised base price */
+    int at_period_end; /* waits for the period's end (downgrades, or when = "period_end") */
+    int64_t effective_at;
+    int prorated;
+    tg_money_t old_part, new_credit; /* the two proration items (new_credit is negative) */
+    char old_desc[TG_NAME_MAX], new_desc[TG_NAME_MAX];
+} tg_adm_plan_change_t;
+
+int tg_adm_plan_change_compute(tg_admin_t *a, const tg_customer_t *c, const tg_plan_t *to, const char *when,
+                               tg_adm_plan_change_t *pc, tg_admin_response_t *res);
+
 /* The upcoming invoice of c's current period (admin and portal). */
 void tg_adm_reply_upcoming(tg_admin_t *a, const tg_customer_t *c, tg_admin_response_t *res);
 

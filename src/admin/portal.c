@@ -292,6 +292,45 @@ static void me_plan(tg_admin_t *a, tg_customer_t *c, const tg_admin_request_t *r
     json_decref(body);
 }
 
+/* GET /v1/me/plan/preview?plan=pro[&when=period_end]: what a change would do, before confirming. */
+static void plan_preview(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    char plan_id[TG_PLAN_ID_MAX] = "", when[16] = "";
+    const char *q = r->query, *end = r->query != NULL ? r->query + r->query_len : NULL;
+    while (q != NULL && q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q)), *stop = amp != NULL ? amp : end;
+        if ((size_t)(stop - q) > 5 && memcmp(q, "plan=", 5) == 0 && (size_t)(stop - q - 5) < sizeof(plan_id))
+            memcpy(plan_id, q + 5, (size_t)(stop - q - 5));
+        if ((size_t)(stop - q) > 5 && memcmp(q, "when=", 5) == 0 && (size_t)(stop - q - 5) < sizeof(when))
+            memcpy(when, q + 5, (size_t)(stop - q - 5));
+        q = stop + 1;
+    }
+    const tg_plan_t *to = tg_config_find_plan(a->d.cfg, plan_id);
+    tg_adm_plan_change_t pc;
+    if (to == NULL) {
+        tg_adm_reply_error(res, 400, "bad_request", "plan: \"%s\" is not one of the plans.", plan_id);
+        return;
+    }
+    if (when[0] != '\0' && strcmp(when, "now") != 0 && strcmp(when, "period_end") != 0) {
+        tg_adm_reply_error(res, 400, "bad_request", "when: \"now\" or \"period_end\".");
+        return;
+    }
+    if (tg_adm_plan_change_compute(a, c, to, when[0] ? when : NULL, &pc, res) != 0)
+        return;
+    json_t *items = json_array();
+    char buf[TG_MONEY_FMT_MAX];
+    if (pc.prorated) {
+        tg_money_format(tg_money_round(pc.old_part, to->currency_digits), to->currency_digits, buf, sizeof(buf));
+        json_array_append_new(items, json_pack("{s:s,s:s}", "description", pc.old_desc, "amount", buf));
+        tg_money_format(tg_money_round(pc.new_credit, to->currency_digits), to->currency_digits, buf, sizeof(buf));
+        json_array_append_new(items, json_pack("{s:s,s:s}", "description", pc.new_desc, "amount", buf));
+    }
+    tg_adm_reply_json(res, 200,
+                      json_pack("{s:s,s:s,s:s,s:o,s:o,s:o}", "from", c->plan_id, "to", to->id, "effective",
+                                pc.at_period_end ? "period_end" : "now", "effective_at", tg_adm_json_time(pc.effective_at),
+                                "proration", items, "plan", tg_adm_plan_json(to)));
+}
+
 int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_request_t *r, tg_admin_response_t *res)
 {
     if (!tg_adm_seg_is(s, 0, "v1"))
@@ -374,6 +413,9 @@ int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_reque
             }
             tg_invoice_clear(&inv);
         }
+    } else if (s->n == 4 && tg_adm_seg_is(s, 2, "plan") && tg_adm_seg_is(s, 3, "preview") &&
+               tg_adm_method_is(r, "GET")) {
+        plan_preview(a, &c, r, res);
     } else if (s->n == 3 && tg_adm_seg_is(s, 2, "plan") && tg_adm_method_is(r, "POST")) {
         me_plan(a, &c, r, res);
     } else {

@@ -41,7 +41,7 @@ typedef enum tg_line_kind {
 
 typedef struct tg_line {
     tg_line_kind_t kind;
-    char description[192];
+    char description[256]; /* plan names may have 200 characters */
     char metric[64];
     uint64_t used;     /* usage in the period */
     uint64_t included; /* allowance (0 if none) */

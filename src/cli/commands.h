@@ -2,8 +2,9 @@
 #ifndef TG_COMMANDS_H
 #define TG_COMMANDS_H
 
-/* tollgate quote -c CONFIG --plan ID --usage METRIC=N [--usage ...] [--json]; argv[0] == "quote".
- * Returns the process exit code (0 ok, 1 config/pricing error, 2 usage error). */
+/* tollgate quote -c CONFIG --plan ID [--usage METRIC=N ...] [--trial] [--json]; argv[0] == "quote".
+ * Prints the quote (or --help) to stdout and problems to stderr. Returns the process exit code:
+ * 0 quoted, 1 configuration or pricing error, 2 usage error. */
 int tg_cmd_quote(int argc, char **argv);
 
 #endif

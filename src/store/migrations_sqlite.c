@@ -90,6 +90,15 @@ const tg_migration_t tg_sqlite_migrations[] = {
      "  csrf_token TEXT NOT NULL,"
      "  created_at INTEGER NOT NULL,"
      "  expires_at INTEGER NOT NULL);"},
+    {5, "plan change history",
+     "CREATE TABLE plan_changes ("
+     "  id INTEGER PRIMARY KEY,"
+     "  customer_id TEXT NOT NULL REFERENCES customers(id),"
+     "  from_plan TEXT NOT NULL,"
+     "  to_plan TEXT NOT NULL,"
+     "  kind TEXT NOT NULL,"
+     "  at INTEGER NOT NULL);"
+     "CREATE INDEX plan_changes_at ON plan_changes(at);"},
 };
 
 const size_t tg_sqlite_migrations_count = sizeof(tg_sqlite_migrations) / sizeof(tg_sqlite_migrations[0]);

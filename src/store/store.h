@@ -146,6 +146,12 @@ int tg_store_session_insert(tg_store_t *st, const tg_session_t *s, tg_err_t *err
 int tg_store_session_get(tg_store_t *st, const uint8_t token_hash[32], tg_session_t *out, tg_err_t *err);
 int tg_store_session_delete(tg_store_t *st, const uint8_t token_hash[32], tg_err_t *err);
 
+/* Plan change history (upgrades and downgrades, for the dashboard). kind: "upgrade" | "downgrade". */
+int tg_store_plan_change_add(tg_store_t *st, const char *customer_id, const char *from_plan, const char *to_plan,
+                             const char *kind, int64_t at, tg_err_t *err);
+int tg_store_plan_change_count(tg_store_t *st, const char *kind, int64_t since, int64_t until, uint64_t *count,
+                               tg_err_t *err);
+
 /* Invoices. Amounts are tg_money_t nano-units; body is the invoice's JSON (lines and totals),
  * written once and never changed after finalization. */
 #define TG_INVOICE_NUMBER_MAX 32

@@ -1201,3 +1201,43 @@ int tg_store_session_delete(tg_store_t *st, const uint8_t token_hash[32], tg_err
     sqlite3_finalize(s);
     return rc;
 }
+
+/* ---- plan change history ---- */
+
+int tg_store_plan_change_add(tg_store_t *st, const char *customer_id, const char *from_plan, const char *to_plan,
+                             const char *kind, int64_t at, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st, "INSERT INTO plan_changes(customer_id, from_plan, to_plan, kind, at) VALUES (?,?,?,?,?)", &s,
+                     err, "recording a plan change");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, from_plan, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, to_plan, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, at);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = db_error(st, err, "recording a plan change");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_store_plan_change_count(tg_store_t *st, const char *kind, int64_t since, int64_t until, uint64_t *count,
+                               tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st, "SELECT COUNT(*) FROM plan_changes WHERE kind = ? AND at >= ? AND at <= ?", &s, err,
+                     "counting plan changes");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, since);
+    sqlite3_bind_int64(s, 3, until);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        *count = (uint64_t)sqlite3_column_int64(s, 0);
+    else
+        rc = db_error(st, err, "counting plan changes");
+    sqlite3_finalize(s);
+    return rc;
+}

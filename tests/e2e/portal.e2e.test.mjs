@@ -85,6 +85,10 @@ test('sign up, use the key, watch usage, upgrade, sign out and in; the owner see
   assert.equal((await s.call('/v1/vision/tag', { key })).status, 403);
   await page.selectOption('#plan-select', 'pro');
   await page.click('#plan-form button[type=submit]');
+  await page.waitForSelector('#confirm-plan');
+  assert.match(await page.textContent('[data-testid=plan-preview]'), /free → pro: 199\.00 USD\/month, 500 calls\/minute, 500,000 api_calls\. Takes effect now\./);
+  await snap(page, 'plan-preview');
+  await page.click('#confirm-plan');
   await page.waitForFunction(() => /plan pro/.test(document.querySelector('[data-testid=account]').textContent));
   assert.equal((await s.call('/v1/vision/tag', { key })).status, 200);
   assert.equal((await s.call('/v1/basic/x', { key })).headers.get('x-ratelimit-limit'), '500');

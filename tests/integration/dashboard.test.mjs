@@ -14,16 +14,20 @@ test('MRR, customers by plan and status, calls, top customers and quota alerts',
     for (let i = 0; i < 12; i++) await s.call('/v1/basic/x', { key: m1.key });
     await s.call('/v1/basic/x', { key: st.key });
     await s.adminCall('PATCH', `/v1/admin/customers/${m2.customer.id}`, { status: 'suspended' });
+    const f = await s.customer('free');
+    await s.adminCall('PATCH', `/v1/admin/customers/${f.customer.id}`, { plan: 'metered' }); // an upgrade
 
     const d = (await s.adminCall('GET', '/v1/admin/dashboard')).json;
     assert.ok(Date.parse(d.as_of) > 0);
-    assert.equal(d.mrr, '11.00'); // metered 10 + tiny 1 (m2 suspended, starter trialing, free 0)
-    assert.equal(d.arr, '132.00');
-    assert.deepEqual(d.customers_by_plan, { metered: 2, starter: 1, tiny: 1, free: 1 });
+    assert.equal(d.mrr, '21.00'); // metered 10 x 2 + tiny 1 (m2 suspended, starter trialing, free 0)
+    assert.equal(d.arr, '252.00');
+    assert.deepEqual(d.customers_by_plan, { metered: 3, starter: 1, tiny: 1, free: 1 });
+    assert.equal(d.upgrades_this_month, 1);
+    assert.equal(d.downgrades_this_month, 0);
     assert.equal(d.customers_by_status.trialing, 1);
     assert.equal(d.customers_by_status.suspended, 1);
-    assert.equal(d.customers_by_status.active, 3);
-    assert.equal(d.signups_this_month, 5);
+    assert.equal(d.customers_by_status.active, 4);
+    assert.equal(d.signups_this_month, 6);
     assert.equal(d.calls_this_period, 18);
     assert.equal(Object.values(d.calls_per_day).reduce((a, b) => a + b, 0), 18);
     assert.equal(d.top_by_calls[0].id, m1.customer.id);

@@ -1,7 +1,7 @@
 // gateway.test.mjs - every rule of the request path, against the real binary on loopback.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Stack, sleep } from './harness.mjs';
+import { Stack, sleep, wellFormedKey } from './harness.mjs';
 
 let s;
 before(async () => { s = await new Stack().start(); });
@@ -19,7 +19,20 @@ test('missing, malformed and unknown keys are 401 with stable error types', asyn
   assert.equal(r.json.error.type, 'invalid_key');
   assert.match(r.json.error.message, /malformed/);
   r = await s.call('/v1/basic/x', { key: 'tg_live_' + 'A'.repeat(49) });
+  assert.equal(r.status, 401);
   assert.equal(r.json.error.type, 'invalid_key');
+  assert.match(r.json.error.message, /malformed/);
+  // a well-formed key (valid checksum) that was never issued: looked up, not found
+  r = await s.call('/v1/basic/x', { key: wellFormedKey() });
+  assert.equal(r.status, 401);
+  assert.equal(r.json.error.type, 'invalid_key');
+  assert.match(r.json.error.message, /does not exist/);
+  r = await s.call('/v1/basic/x', { key: wellFormedKey(), keyHeader: 'x-api-key' });
+  assert.equal(r.json.error.type, 'invalid_key');
+  // a key from another scheme is not a key
+  r = await s.call('/v1/basic/x', { headers: { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` } });
+  assert.equal(r.status, 401);
+  assert.ok(['missing_key', 'invalid_key'].includes(r.json.error.type), r.text);
 });
 
 test('both key headers work; the key is stripped and identity headers added', async () => {
@@ -168,6 +181,27 @@ test('exact usage after concurrent load', async () => {
   };
   await Promise.all(Array.from({ length: 50 }, worker));
   assert.equal(ok, 2000);
+  assert.equal(await s.usage(customer.id), ok);
+});
+
+test('concurrent load on a rate-limited plan: usage equals the 2xx answers exactly', async () => {
+  const { key, customer } = await s.customer('pro'); // 500/min, burst 500
+  const codes = new Map();
+  let next = 0;
+  const worker = async () => {
+    while (next++ < 2000) {
+      const r = await s.call('/v1/basic/x', { key });
+      codes.set(r.status, (codes.get(r.status) || 0) + 1);
+    }
+  };
+  const t0 = Date.now();
+  await Promise.all(Array.from({ length: 50 }, worker));
+  const secs = (Date.now() - t0) / 1000;
+  const ok = codes.get(200) || 0;
+  assert.deepEqual([...codes.keys()].sort(), [200, 429], JSON.stringify([...codes]));
+  assert.equal(ok + codes.get(429), 2000);
+  // the burst, plus what refilled at 500/min while the load ran
+  assert.ok(ok >= 500 && ok <= 500 + Math.ceil(secs * 500 / 60) + 1, `${ok} allowed in ${secs} s`);
   assert.equal(await s.usage(customer.id), ok);
 });
 

@@ -8,6 +8,10 @@ import { join, resolve } from 'node:path';
 const root = resolve(new URL('../..', import.meta.url).pathname);
 export const TOLLGATE = resolve(root, process.env.TOLLGATE_BIN || 'build/tollgate');
 export const UPSTREAM = resolve(root, process.env.DEMO_UPSTREAM_BIN || 'build/demo-upstream');
+// Built with a sanitizer (ASan/TSan): slower, and ASan's quarantine inflates memory use.
+export const SANITIZED = (() => {
+  try { const b = readFileSync(TOLLGATE); return b.includes('__asan_init') || b.includes('__tsan_init'); } catch { return false; }
+})();
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
 export const KEY_SECRET = 'test-key-secret-0123456789abcdef0123';
 
@@ -20,6 +24,25 @@ export async function freePort() {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// A key in tollgate's format with a valid checksum (src/gateway/apikey.c: "tg_live_", 43 base62
+// characters, then the CRC-32 of those 51 characters as 6 base62 digits) that no server issued.
+const B62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+function crc32(str) {
+  let c = ~0;
+  for (let i = 0; i < str.length; i++) {
+    c ^= str.charCodeAt(i);
+    for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
+  }
+  return (~c) >>> 0;
+}
+export function wellFormedKey(prefix = 'tg_live_') {
+  let body = '';
+  for (let i = 0; i < 43; i++) body += B62[Math.floor(Math.random() * 62)];
+  let n = crc32(prefix + body), sum = '';
+  for (let i = 0; i < 6; i++) { sum = B62[n % 62] + sum; n = Math.floor(n / 62); }
+  return prefix + body + sum;
+}
 
 export const PLANS = `
 plans:

@@ -108,12 +108,21 @@ test('plan change from the portal: upgrade at once; status cannot be changed the
   const r = await c.call('POST', '/v1/signup', { email: email(), password: 'upgrade password', plan: 'free' });
   const key = r.json.key.secret;
   assert.equal((await s.call('/v1/vision/x', { key })).status, 403);
+  const pv = await c.call('GET', '/v1/me/plan/preview?plan=pro');
+  assert.equal(pv.status, 200);
+  assert.deepEqual([pv.json.from, pv.json.to, pv.json.effective], ['free', 'pro', 'now']);
+  assert.equal(pv.json.plan.rate_limit.count, 500);
+  const down = await c.call('GET', '/v1/me/plan/preview?plan=free');
+  assert.equal(down.json.effective, 'now'); // the same plan: nothing waits
+  assert.equal((await c.call('GET', '/v1/me/plan/preview?plan=gold')).status, 400);
   const up = await c.call('POST', '/v1/me/plan', { plan: 'pro' });
   assert.equal(up.status, 200);
   assert.equal(up.json.plan, 'pro');
   assert.equal((await s.call('/v1/vision/x', { key })).status, 200);
   const sneaky = await c.call('POST', '/v1/me/plan', { plan: 'pro', status: 'active' });
   assert.equal(sneaky.status, 400);
+  const later = await c.call('GET', '/v1/me/plan/preview?plan=free');
+  assert.equal(later.json.effective, 'period_end'); // a downgrade waits for the period's end
   const upcoming = await c.call('GET', '/v1/me/invoices/upcoming');
   assert.equal(upcoming.status, 200);
   assert.equal(upcoming.json.status, 'upcoming');

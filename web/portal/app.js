@@ -83,12 +83,21 @@ document.getElementById('key-form').addEventListener('submit', (e) => {
 document.getElementById('plan-form').addEventListener('submit', (e) => {
   e.preventDefault();
   const plan = document.getElementById('plan-select').value;
-  act(async () => {
-    const c = await api('POST', '/v1/me/plan', { plan });
-    document.getElementById('plan-note').textContent = c.pending_plan
-      ? `Your plan changes to ${c.pending_plan} at the end of this period.`
-      : `You are now on ${c.plan}. Any difference in the base fee is prorated on your next invoice.`;
-  });
+  const note = document.getElementById('plan-note');
+  (async () => {
+    // Show what changes, and the prorated amounts, before anything is changed.
+    const p = await api('GET', `/v1/me/plan/preview?plan=${encodeURIComponent(plan)}`);
+    const limits = p.plan.rate_limit ? `${num(p.plan.rate_limit.count)} calls/${p.plan.rate_limit.per}` : 'no rate limit';
+    const inc = Object.entries(p.plan.included).map(([m, n]) => `${num(n)} ${m}`).join(', ') || 'no allowance';
+    note.replaceChildren(
+      el('p', { 'data-testid': 'plan-preview' }, `${p.from} → ${p.to}: ${p.plan.price} ${p.plan.currency.toUpperCase()}/${p.plan.interval}, ${limits}, ${inc}. `,
+        p.effective === 'now' ? 'Takes effect now.' : `Takes effect on ${new Date(p.effective_at).toISOString().slice(0, 10)}.`),
+      p.proration.length ? el('ul', {}, p.proration.map((i) => el('li', {}, `${i.description}: ${i.amount} ${p.plan.currency.toUpperCase()}`))) : '',
+      el('button', { type: 'button', id: 'confirm-plan', onclick: () => act(async () => {
+        const c = await api('POST', '/v1/me/plan', { plan });
+        note.textContent = c.pending_plan ? `Your plan changes to ${c.pending_plan} at the end of this period.` : `You are now on ${c.plan}.`;
+      }) }, 'Confirm change'));
+  })().catch((err) => show(msg, err.message));
 });
 
 document.getElementById('logout').addEventListener('click', async () => {
