@@ -12,9 +12,10 @@ failed=0
 mkdir -p build/test-logs
 
 run_unit() {
-  local bin log p f
+  local bin log p f n=0
   for bin in build/asan/tests/test_*; do
     [ -x "$bin" ] || continue
+    n=$((n + 1))
     log=build/test-logs/$(basename "$bin").log
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
       timeout 300 "$bin" >"$log" 2>&1
@@ -25,6 +26,10 @@ run_unit() {
     passed=$((passed + p)); failed=$((failed + f))
     if [ "$rc" -ne 0 ]; then echo "FAIL $(basename "$bin") (exit $rc):"; tail -n 40 "$log"; else echo "ok   $(basename "$bin"): $p passed"; fi
   done
+  if [ "$n" -eq 0 ]; then # a missing build must not look like a clean run
+    echo "FAIL no unit test binaries in build/asan/tests (make SANITIZE=address,undefined unit-bins)"
+    failed=$((failed + 1))
+  fi
 }
 
 run_integration() {
@@ -42,7 +47,8 @@ run_integration() {
   passed=$((passed + p)); failed=$((failed + f))
   if [ "$rc" -ne 0 ]; then
     echo "FAIL integration ($label):"
-    grep -E '^not ok|error:|expected|actual|Error' "$log" | head -n 60
+    grep -E '^not ok|error:|expected|actual|Error|exited unexpectedly|Sanitizer|runtime error' "$log" | head -n 80
+    echo "(full log: $log)"
   else
     echo "ok   integration ($label): $p passed"
   fi

@@ -239,9 +239,10 @@ void tg_adm_patch_customer(tg_admin_t *a, tg_customer_t *c, const tg_admin_reque
     else if (plan_id != NULL && plan == NULL)
         tg_adm_reply_error(res, 400, "bad_request", "plan: \"%s\" is not a plan.", plan_id);
     else if (status != NULL && strcmp(status, "active") != 0 && strcmp(status, "suspended") != 0 &&
-             strcmp(status, "canceled") != 0)
-        tg_adm_reply_error(res, 400, "bad_request", "status: must be \"active\", \"suspended\" or \"canceled\", not \"%s\".",
-                    status);
+             strcmp(status, "canceled") != 0 && strcmp(status, "past_due") != 0)
+        tg_adm_reply_error(res, 400, "bad_request",
+                           "status: must be \"active\", \"past_due\", \"suspended\" or \"canceled\", not \"%s\".",
+                           status);
     else if (name != NULL && strlen(name) >= TG_NAME_MAX)
         tg_adm_reply_error(res, 400, "bad_request", "name: at most %d characters.", TG_NAME_MAX - 1);
     else {

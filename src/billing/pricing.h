@@ -1,16 +1,33 @@
 /* pricing.h - the pure pricing core: a plan's charges applied to a period's usage, exactly.
  *
- * No I/O. Amounts are tg_money_t nano-units; each line's exact amount is rounded once, half away
- * from zero, to the plan currency's minor unit, and totals are sums of rounded lines, so an
- * invoice always adds up on paper. Semantics follow Stripe's tiered prices and Lago's charge
- * models:
+ * No I/O, no clock, no globals: every function here is a pure computation, safe on any thread.
+ * Amounts are tg_money_t nano-units (util/money.h). Semantics follow Stripe's tiered prices
+ * (graduated/volume, flat_amount + unit_amount per tier) and Lago's charge models (standard,
+ * graduated, volume, package):
  *   per_unit   unit_price x quantity
- *   graduated  each unit priced by the tier it falls in; a tier's flat_price once if entered
- *   volume     all units at the tier the total falls in (unit price x quantity + its flat price)
- *   package    ceil (or floor) of quantity / package_size, times package_price
- * Tier bounds (up_to) are inclusive; quantity 0 enters no tier and costs 0. The billable quantity
- * of a charge is the usage above the plan's included allowance for its metric. A plan minimum
- * tops the sum of usage lines up to it; a maximum caps that sum (an adjustment line). */
+ *   graduated  each unit is priced by the tier it falls in; a tier's flat_price is added once
+ *              when any unit falls in it
+ *   volume     every unit at the one tier the total falls in: its unit_price x quantity + its
+ *              flat_price
+ *   package    quantity in whole packages of package_size, rounded up (round_up = 1) or down,
+ *              times package_price
+ * Tier bounds (up_to) are inclusive and ascend, the last one TG_UNLIMITED. Quantity 0 enters no
+ * tier and starts no package: it costs 0 under every model.
+ *
+ * A quote is the invoice of one full period:
+ *   - a base fee line (plan->price), left out for a trial period;
+ *   - one usage line per charge, in the plan's order, even when its quantity is 0, so the
+ *     invoice explains itself. The billable quantity is the usage above the plan's included
+ *     allowance for the charge's metric; a metric with no `included` entry has an allowance of 0
+ *     (all usage billable) and an allowance of TG_UNLIMITED makes nothing billable. Usage of a
+ *     metric that no charge prices appears nowhere;
+ *   - a minimum commitment top-up line when the usage lines sum to less than plan->minimum;
+ *   - a (negative) cap adjustment line when they sum to more than plan->maximum.
+ * Rounding happens once per line: each line's exact amount is rounded half away from zero to the
+ * currency's minor unit (plan->currency_digits), and every sum is a sum of rounded lines, so an
+ * invoice always adds up on paper. minimum and maximum are themselves rounded to the minor unit
+ * and compare against the sum of the rounded usage lines only, never the base fee; they apply
+ * whether or not the base fee is included. Any overflow is TG_ERANGE, never a wrapped amount. */
 #ifndef TG_PRICING_H
 #define TG_PRICING_H
 
@@ -21,67 +38,89 @@
 #include "util/err.h"
 #include "util/money.h"
 
-#define TG_MAX_TIER_PARTS 16
+/* Room for the breakdown of one charge: the configuration allows at most 32 tiers a charge. */
+#define TG_MAX_TIER_PARTS 32
 
+/* One piece of a charge's breakdown. Graduated: one part per tier entered, [from, to] the units
+ * priced there and quantity = to - from + 1. Volume: one part, the tier that priced all units
+ * [1, quantity]. Package: one part, quantity = packages billed, [from, to] the units they cover.
+ * amount = quantity x unit_price + flat_price, exact (not rounded). */
 typedef struct tg_tier_part {
-    uint64_t from, to; /* inclusive unit range priced in this tier */
+    uint64_t from, to;
     uint64_t quantity;
     tg_money_t unit_price, flat_price;
-    tg_money_t amount; /* exact */
+    tg_money_t amount;
 } tg_tier_part_t;
 
 typedef enum tg_line_kind {
-    TG_LINE_BASE = 0,
-    TG_LINE_USAGE,
-    TG_LINE_MINIMUM,
-    TG_LINE_MAXIMUM,
+    TG_LINE_BASE = 0, /* the plan's base fee */
+    TG_LINE_USAGE,    /* one charge */
+    TG_LINE_MINIMUM,  /* minimum commitment top-up, > 0 */
+    TG_LINE_MAXIMUM,  /* spending cap adjustment, < 0 */
     TG_LINE_PRORATION,
     TG_LINE_CREDIT,
 } tg_line_kind_t;
 
 typedef struct tg_line {
     tg_line_kind_t kind;
-    char description[256]; /* plan names may have 200 characters */
-    char metric[64];
-    uint64_t used;     /* usage in the period */
-    uint64_t included; /* allowance (0 if none) */
-    uint64_t quantity; /* billable quantity */
-    tg_money_t unit_price; /* per_unit / package price; 0 for tiered */
+    char description[256]; /* plan names have up to 200 characters */
+    char metric[64];       /* usage lines; "" otherwise */
+    uint64_t used;         /* usage lines: usage in the period */
+    uint64_t included;     /* usage lines: allowance (0 if none, TG_UNLIMITED if unlimited) */
+    uint64_t quantity;     /* billable quantity (1 for the base fee, 0 for adjustments) */
+    tg_money_t unit_price; /* per_unit: unit price; package: package price; 0 for tiered */
     tg_money_t exact;      /* before rounding */
-    tg_money_t amount;     /* rounded to the currency's minor unit */
-    size_t nparts;
+    tg_money_t amount;     /* exact rounded to the currency's minor unit */
+    size_t nparts;         /* breakdown of a tiered or package usage line */
     tg_tier_part_t parts[TG_MAX_TIER_PARTS];
 } tg_line_t;
 
 typedef struct tg_usage_qty {
     const char *metric;
-    uint64_t used;
+    uint64_t used; /* several entries of one metric add up */
 } tg_usage_qty_t;
 
 typedef struct tg_quote {
-    const tg_plan_t *plan;
-    tg_line_t *lines; /* owned */
+    const tg_plan_t *plan;  /* borrowed: must outlive the quote */
+    tg_line_t *lines;       /* owned; tg_quote_free */
     size_t nlines;
-    tg_money_t usage_total; /* sum of rounded usage lines, after minimum/maximum */
-    tg_money_t total;       /* sum of every rounded line */
+    tg_money_t usage_total; /* usage lines plus the minimum/maximum adjustment */
+    tg_money_t total;       /* sum of every line's rounded amount */
 } tg_quote_t;
 
-/* Prices `quantity` billable units of one charge. parts (may be NULL) receives the tier
- * breakdown. TG_ERANGE if an amount leaves the money range. */
+/* Prices `quantity` billable units of one charge: *exact receives the amount before rounding.
+ * parts (NULL allowed) receives at most maxparts pieces of the breakdown and *nparts (NULL
+ * allowed) the number of pieces in the whole breakdown, which exceeds maxparts when the array was
+ * too small. Returns 0; TG_EINVAL (message in err) for a charge that breaks the rules above (no
+ * tiers, bounds not ascending or not ending with TG_UNLIMITED, package_size 0, a negative price);
+ * TG_ERANGE when an amount leaves the money range. On error *exact and *nparts are 0. */
 int tg_price_charge(const tg_charge_t *c, uint64_t quantity, tg_money_t *exact, tg_tier_part_t *parts,
                     size_t maxparts, size_t *nparts, tg_err_t *err);
 
-/* Builds the lines of one full period of `plan` with the given usage (metrics not listed count
- * 0). include_base_fee is 0 for a trial period. out->lines is allocated; tg_quote_free frees it. */
+/* Builds the lines of one full period of `plan` for the given usage (nusage entries; metrics not
+ * listed count 0). include_base_fee is 0 for a trial period. On success out->lines is allocated
+ * (free with tg_quote_free) and out->plan borrows `plan`. Errors: TG_EINVAL for a malformed plan
+ * or charge (currency_digits outside 0..9, negative or inverted minimum/maximum, a charge as in
+ * tg_price_charge, more than TG_MAX_TIER_PARTS tiers), TG_ERANGE on overflow, TG_ENOMEM; out is
+ * then empty and needs no tg_quote_free (calling it is harmless). */
 int tg_quote_build(const tg_plan_t *plan, const tg_usage_qty_t *usage, size_t nusage, int include_base_fee,
                    tg_quote_t *out, tg_err_t *err);
+
+/* Frees the lines of a quote and empties it; safe on an empty or already freed quote. */
 void tg_quote_free(tg_quote_t *q);
 
-/* {"plan","currency","lines":[{"description","metric","quantity","amount"}],"total"}, amounts as
- * exact decimal strings in the major unit. Returns a malloc'd string or NULL. */
+/* The quote as compact JSON, keys in this order:
+ *   {"plan","currency","lines":[{"description","metric","quantity","amount", ...}],"total"}
+ * metric is null for lines that are not usage; usage lines add "used", "included" (null when
+ * unlimited), "exact" and, when they have a breakdown, "tiers":[{"from","to","quantity",
+ * "unit_price","flat_price","amount"}]. Amounts are exact decimal strings in the major unit with
+ * the currency's digits ("61.50"; "exact" and tier amounts show more digits only when they have
+ * them). Returns a malloc'd string the caller frees, or NULL when out of memory. */
 char *tg_quote_to_json(const tg_quote_t *q);
 
-/* amount x remaining_s / period_s, rounded half away from zero to a nano-unit. */
+/* *out = amount x remaining_s / period_s, rounded half away from zero to a nano-unit (128-bit
+ * intermediate; round to the minor unit afterwards, once, as a line). Returns 0, or TG_EINVAL
+ * when period_s <= 0 or remaining_s is outside [0, period_s]. */
 int tg_prorate(tg_money_t amount, int64_t remaining_s, int64_t period_s, tg_money_t *out);
 
 #endif

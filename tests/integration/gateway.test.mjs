@@ -121,6 +121,9 @@ test('a suspended customer gets 402; resuming restores access', async () => {
   assert.equal(r.json.error.type, 'account_suspended');
   await s.adminCall('PATCH', `/v1/admin/customers/${customer.id}`, { status: 'active' });
   assert.equal((await s.call('/v1/basic/x', { key })).status, 200);
+  const pd = await s.adminCall('PATCH', `/v1/admin/customers/${customer.id}`, { status: 'past_due' });
+  assert.equal(pd.json.status, 'past_due');
+  assert.equal((await s.call('/v1/basic/x', { key })).status, 200); // late payment is still served
 });
 
 test('a revoked key stops working within one second', async () => {
