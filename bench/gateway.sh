@@ -21,9 +21,9 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-port() { python3 - <<'PY' 2>/dev/null || echo $((20000 + RANDOM % 20000))
-import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()
-PY
+port() { # a free loopback port (node is needed by the tests anyway)
+  node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})' \
+    2>/dev/null || echo $((20000 + RANDOM % 20000))
 }
 UP=$(port); NG=$(port); GW=$(port); AD=$(port)
 mkdir -p "$work/up" "$work/proxy"
@@ -86,11 +86,12 @@ run_wrk() { # name url server-pids...
   local name=$1 url=$2; shift 2
   local script=() before after
   [ "$name" != direct ] && [ "$name" != nginx ] && script=(-s "$work/keys.lua")
-  wrk -t1 -c"$CONNS" -d2s "${script[@]}" "$url" >/dev/null 2>&1 || true # warm up
+  KEYS_FILE=$work/keys.txt wrk -t1 -c"$CONNS" -d2s "${script[@]}" "$url" >/dev/null 2>&1 || true # warm up
   before=$(cpu_ticks "$@")
   KEYS_FILE=$work/keys.txt wrk -t1 -c"$CONNS" -d"$DURATION" --latency "${script[@]}" "$url" > "$work/$name.out"
   after=$(cpu_ticks "$@")
   [ -n "${BENCH_DEBUG:-}" ] && echo "debug $name pids=$* before=$before after=$after" >&2
+  if ! grep -q 'Requests/sec' "$work/$name.out"; then echo "wrk failed for $name:"; cat "$work/$name.out"; exit 1; fi
   RPS[$name]=$(awk '/Requests\/sec/ {print $2}' "$work/$name.out")
   P50[$name]=$(awk '$1 == "50%" {print $2}' "$work/$name.out")
   P99[$name]=$(awk '$1 == "99%" {print $2}' "$work/$name.out")
@@ -122,9 +123,9 @@ if [ ! -s "$work/keys.txt" ]; then
   for i in $(seq "$KEYS"); do
     id=$(curl -s -H "Authorization: Bearer bench-admin-token-0123456789" -d "{\"email\":\"c$i@bench.test\",\"plan\":\"bench\"}" \
       "http://127.0.0.1:$AD/v1/admin/customers" | sed -E 's/.*"id":"([^"]+)".*/\1/')
-    curl -s -H "Authorization: Bearer bench-admin-token-0123456789" -d '{}' \
-      "http://127.0.0.1:$AD/v1/admin/customers/$id/keys" | sed -E 's/.*"secret":"([^"]+)".*/\1/' >> "$work/keys.txt"
-    echo >> "$work/keys.txt"
+    key=$(curl -s -H "Authorization: Bearer bench-admin-token-0123456789" -d '{}' \
+      "http://127.0.0.1:$AD/v1/admin/customers/$id/keys" | sed -E 's/.*"secret":"([^"]+)".*/\1/')
+    case $key in tg_live_*) echo "$key" >> "$work/keys.txt" ;; *) echo "could not create key $i: $key" >&2; exit 1 ;; esac
   done
 fi
 echo "created $(wc -l < "$work/keys.txt") customers with keys"
@@ -144,7 +145,12 @@ printf "%-18s %12s %10s %10s %16s\n" "setup" "requests/s" "p50" "p99" "server CP
 for n in direct nginx tollgate-batched tollgate-strict; do
   printf "%-18s %12s %10s %10s %13s us\n" "$n" "${RPS[$n]}" "${P50[$n]}" "${P99[$n]}" "${CPU[$n]}"
 done
+ms() { # wrk's latency ("850.00us", "1.23ms", "1.02s", "2.00m") in milliseconds
+  awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+    printf "%.3f", (u == "us" ? n / 1000 : u == "ms" ? n : u == "s" ? n * 1000 : u == "m" ? n * 60000 : n) }'
+}
 for n in tollgate-batched tollgate-strict; do
-  awk -v c="${RPS[$n]}" -v b="${RPS[nginx]}" -v n="$n" 'BEGIN { printf "ratio %s/nginx throughput: %.2f\n", n, c / b }'
+  awk -v c="${RPS[$n]}" -v b="${RPS[nginx]}" -v n="$n" -v pc="$(ms "${P99[$n]}")" -v pb="$(ms "${P99[nginx]}")" \
+    'BEGIN { printf "%s vs nginx: throughput ratio %.2f, p99 %+.3f ms (%.3f vs %.3f)\n", n, c / b, pc - pb, pc, pb }'
 done
 echo "calls metered (batched + strict runs, warm-ups included): $rows"

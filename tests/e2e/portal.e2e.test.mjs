@@ -16,7 +16,8 @@ mkdirSync(shots, { recursive: true });
 
 let s, browser;
 before(async () => {
-  s = await new Stack().start();
+  s = new Stack();
+  await s.start();
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',

@@ -15,12 +15,24 @@ export const SANITIZED = (() => {
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
 export const KEY_SECRET = 'test-key-secret-0123456789abcdef0123';
 
+// n distinct free ports: every listener stays open until all are allocated, so two calls in a
+// row cannot be handed the same port (which happened: gateway and admin on one port).
+export async function freePorts(n) {
+  const servers = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const srv = createServer();
+      await new Promise((res, rej) => { srv.once('error', rej); srv.listen(0, '127.0.0.1', res); });
+      servers.push(srv);
+    }
+    return servers.map((srv) => srv.address().port);
+  } finally {
+    await Promise.all(servers.map((srv) => new Promise((r) => srv.close(r))));
+  }
+}
+
 export async function freePort() {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); });
-    s.on('error', rej);
-  });
+  return (await freePorts(1))[0];
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -115,10 +127,19 @@ export class Stack {
   constructor(opts = {}) { this.opts = opts; this.procs = []; }
 
   async start() {
+    try {
+      return await this.startOnce();
+    } catch (err) {
+      // A stack that failed to start must not leave processes behind: they would keep the test
+      // runner alive forever.
+      for (const p of this.procs) if (p.exitCode === null && p.signalCode === null) { p.stopping = true; p.kill('SIGKILL'); }
+      throw err;
+    }
+  }
+
+  async startOnce() {
     this.dir = this.dir || mkdtempSync(join(tmpdir(), 'tollgate-it-'));
-    this.gwPort = this.gwPort || await freePort();
-    this.adminPort = this.adminPort || await freePort();
-    this.upPort = this.upPort || await freePort();
+    if (!this.gwPort) [this.gwPort, this.adminPort, this.upPort] = await freePorts(3);
     const o = this.opts;
     this.config = join(this.dir, 'tollgate.yaml');
     writeFileSync(this.config, `
