@@ -127,3 +127,26 @@ test('plan change from the portal: upgrade at once; status cannot be changed the
   assert.equal(upcoming.status, 200);
   assert.equal(upcoming.json.status, 'upcoming');
 });
+
+test('every portal endpoint: no session is 401, a state change without the CSRF token is 403', async () => {
+  const anon = client();
+  const reads = ['/v1/me', '/v1/me/keys', '/v1/me/usage', '/v1/me/invoices', '/v1/me/invoices/upcoming',
+    '/v1/me/invoices/inv_x', '/v1/me/invoices/inv_x/html', '/v1/me/plan/preview?plan=pro'];
+  const writes = [['POST', '/v1/me/keys', {}], ['DELETE', '/v1/me/keys/key_x'], ['POST', '/v1/me/keys/key_x/rotate', {}],
+    ['POST', '/v1/me/plan', { plan: 'pro' }], ['POST', '/v1/logout', {}]];
+  for (const p of reads) assert.equal((await anon.call('GET', p)).status, 401, p);
+  for (const [m, p, b] of writes) assert.equal((await anon.call(m, p, b)).status, 401, p);
+  const c = client();
+  await c.call('POST', '/v1/signup', { email: email(), password: 'every endpoint pw', plan: 'free' });
+  for (const p of reads) assert.notEqual((await c.call('GET', p)).status, 401, p);
+  for (const [m, p, b] of writes) {
+    const r = await c.call(m, p, b, { noCsrf: true });
+    assert.equal(r.status, 403, p);
+    assert.equal(r.json.error.type, 'csrf_failed');
+  }
+  const bad = await c.call('POST', '/v1/me/plan', { plan: 42 });
+  assert.equal(bad.status, 400);
+  assert.match(bad.json.error.message, /plan/);
+  const junk = await fetch(`${s.admin}/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"email":' });
+  assert.equal(junk.status, 400);
+});
