@@ -19,6 +19,8 @@ typedef struct cust_row {
     uint64_t calls;
     uint64_t included;
     int64_t billed; /* sum of invoice totals, nano-units */
+    int64_t last_usage; /* usage lines of invoices of the last closed period */
+    int64_t now;
 } cust_row_t;
 
 typedef struct dash {
@@ -64,8 +66,26 @@ static int daily_cb(const char *day, const char *metric, uint64_t units, void *a
 static int invoice_cb(const tg_invoice_t *inv, void *arg)
 {
     cust_row_t *row = arg;
-    if (strcmp(inv->status, "void") != 0 && strcmp(inv->status, "draft") != 0)
+    if (strcmp(inv->status, "void") == 0)
+        return 0;
+    if (strcmp(inv->status, "draft") != 0)
         row->billed += inv->total;
+    /* Usage revenue of the last period, apart from MRR: the usage lines (those with a metric)
+     * of invoices for periods that ended within the last 31 days, drafts included. */
+    if (inv->period_end <= row->now && inv->period_end > row->now - 31 * 86400) {
+        json_t *body = json_loads(inv->body != NULL ? inv->body : "{}", 0, NULL);
+        size_t i;
+        json_t *l;
+        json_array_foreach(json_object_get(body, "lines"), i, l)
+        {
+            const char *amount = json_string_value(json_object_get(l, "amount"));
+            tg_money_t v;
+            if (json_is_string(json_object_get(l, "metric")) && amount != NULL &&
+                tg_money_parse(amount, strlen(amount), &v, NULL) == 0)
+                row->last_usage += v;
+        }
+        json_decref(body);
+    }
     return 0;
 }
 
@@ -115,7 +135,7 @@ void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
     if (a->d.meter != NULL)
         tg_meter_flush(a->d.meter);
     json_t *by_plan = json_object(), *by_status = json_object(), *mrr_by_plan = json_object(), *near = json_array();
-    tg_money_t mrr = 0;
+    tg_money_t mrr = 0, usage_revenue = 0;
     int signups = 0, churned = 0, trials_ended = 0, trials_converted = 0;
     for (size_t i = 0; i < d.n; i++) {
         cust_row_t *r = &d.rows[i];
@@ -149,7 +169,9 @@ void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
         tg_period_bounds(r->c.anchor_at, plan->interval, d.now, &ps, &pe);
         tg_store_usage_period(a->d.store, r->c.id, ps, calls_cb, &r->calls, &err);
         tg_store_usage_daily(a->d.store, r->c.id, d.now - 30 * 86400, d.now + 86400, daily_cb, d.daily, &err);
+        r->now = d.now;
         tg_store_invoice_list(a->d.store, r->c.id, invoice_cb, r, &err);
+        usage_revenue += r->last_usage;
         r->included = tg_plan_included(plan, "api_calls");
         if (r->included != TG_UNLIMITED && r->included > 0 && r->calls * 10 >= r->included * 8)
             json_array_append_new(near, json_pack("{s:s,s:s,s:s,s:I,s:I,s:b}", "id", r->c.id, "email", r->c.email, "plan",
@@ -168,6 +190,7 @@ void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
     uint64_t upgrades = 0, downgrades = 0;
     tg_store_plan_change_count(a->d.store, "upgrade", d.month_start, d.now, &upgrades, &err);
     tg_store_plan_change_count(a->d.store, "downgrade", d.month_start, d.now, &downgrades, &err);
+    json_object_set_new(j, "usage_revenue_last_period", money(usage_revenue));
     json_object_set_new(j, "upgrades_this_month", json_integer((json_int_t)upgrades));
     json_object_set_new(j, "downgrades_this_month", json_integer((json_int_t)downgrades));
     json_object_set_new(j, "top_by_calls", top(&d, by_calls));

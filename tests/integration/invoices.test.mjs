@@ -57,6 +57,10 @@ test('usage through the gateway becomes an exact, numbered invoice', async () =>
     assert.match(page, new RegExp(inv.json.number));
     assert.match(page, /10\.75/);
 
+    // the dashboard shows last period's usage revenue apart from MRR: 0.75 of usage on this invoice
+    const dash = await s.adminCall('GET', '/v1/admin/dashboard');
+    assert.equal(dash.json.usage_revenue_last_period, '0.75');
+
     // the CLI shows the same invoice
     const cli = s.cli(['invoices', 'list', '--customer', customer.id, '--server', s.admin]);
     assert.equal(cli.status, 0, cli.stderr);

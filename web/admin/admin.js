@@ -11,6 +11,8 @@ async function load() {
   document.getElementById('asof').textContent = `as of ${new Date(d.as_of).toISOString().replace('T', ' ').slice(0, 19)} UTC`;
   document.getElementById('mrr').textContent = d.mrr;
   document.getElementById('arr').textContent = d.arr;
+  document.getElementById('usage-rev').textContent = d.usage_revenue_last_period;
+  document.getElementById('upgrades').textContent = num(d.upgrades_this_month);
   document.getElementById('customers').textContent = num(Object.values(d.customers_by_plan).reduce((a, b) => a + b, 0));
   document.getElementById('calls').textContent = num(d.calls_this_period);
   document.getElementById('signups').textContent = num(d.signups_this_month);
