@@ -13,10 +13,14 @@
 static const char *model_name(tg_price_model_t m)
 {
     switch (m) {
-    case TG_MODEL_PER_UNIT: return "per unit";
-    case TG_MODEL_GRADUATED: return "graduated";
-    case TG_MODEL_VOLUME: return "volume";
-    case TG_MODEL_PACKAGE: return "package";
+    case TG_MODEL_PER_UNIT:
+        return "per unit";
+    case TG_MODEL_GRADUATED:
+        return "graduated";
+    case TG_MODEL_VOLUME:
+        return "volume";
+    case TG_MODEL_PACKAGE:
+        return "package";
     }
     return "unknown";
 }
@@ -79,8 +83,8 @@ static void put_part(tg_tier_part_t *parts, size_t maxparts, size_t *np, tg_tier
     (*np)++;
 }
 
-int tg_price_charge(const tg_charge_t *c, uint64_t quantity, tg_money_t *exact, tg_tier_part_t *parts,
-                    size_t maxparts, size_t *nparts, tg_err_t *err)
+int tg_price_charge(const tg_charge_t *c, uint64_t quantity, tg_money_t *exact, tg_tier_part_t *parts, size_t maxparts,
+                    size_t *nparts, tg_err_t *err)
 {
     size_t np = 0;
     tg_money_t total = 0;
@@ -276,11 +280,11 @@ int tg_quote_build(const tg_plan_t *plan, const tg_usage_qty_t *usage, size_t nu
         l->kind = TG_LINE_USAGE;
         snprintf(l->metric, sizeof(l->metric), "%s", c->metric);
         if (used_of(usage, nusage, c->metric, &l->used) != 0)
-            return fail(out, tg_errf(err, TG_ERANGE, "plan %s: the usage of %s overflows a 64-bit count", id,
-                                     c->metric));
+            return fail(out,
+                        tg_errf(err, TG_ERANGE, "plan %s: the usage of %s overflows a 64-bit count", id, c->metric));
         l->included = allowance_of(plan, c->metric);
         l->quantity = l->used > l->included ? l->used - l->included : 0;
-        l->unit_price = c->model == TG_MODEL_PER_UNIT ? c->unit_price
+        l->unit_price = c->model == TG_MODEL_PER_UNIT  ? c->unit_price
                         : c->model == TG_MODEL_PACKAGE ? c->package_price
                                                        : 0;
         if ((rc = tg_price_charge(c, l->quantity, &l->exact, l->parts, TG_MAX_TIER_PARTS, &l->nparts, err)) != 0)
@@ -359,9 +363,9 @@ static json_t *line_json(const tg_line_t *l, int d)
              json_object_set_new(j, "amount", money_json(l->amount, d)) == 0;
     if (ok && l->kind == TG_LINE_USAGE) {
         ok = json_object_set_new(j, "used", json_integer((json_int_t)l->used)) == 0 &&
-             json_object_set_new(j, "included", l->included == TG_UNLIMITED
-                                                    ? json_null()
-                                                    : json_integer((json_int_t)l->included)) == 0 &&
+             json_object_set_new(j, "included",
+                                 l->included == TG_UNLIMITED ? json_null() : json_integer((json_int_t)l->included)) ==
+                 0 &&
              json_object_set_new(j, "exact", money_json(l->exact, d)) == 0;
         if (ok && l->nparts > 0) {
             json_t *tiers = json_array();

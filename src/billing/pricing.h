@@ -81,8 +81,8 @@ typedef struct tg_usage_qty {
 } tg_usage_qty_t;
 
 typedef struct tg_quote {
-    const tg_plan_t *plan;  /* borrowed: must outlive the quote */
-    tg_line_t *lines;       /* owned; tg_quote_free */
+    const tg_plan_t *plan; /* borrowed: must outlive the quote */
+    tg_line_t *lines;      /* owned; tg_quote_free */
     size_t nlines;
     tg_money_t usage_total; /* usage lines plus the minimum/maximum adjustment */
     tg_money_t total;       /* sum of every line's rounded amount */
@@ -94,8 +94,8 @@ typedef struct tg_quote {
  * too small. Returns 0; TG_EINVAL (message in err) for a charge that breaks the rules above (no
  * tiers, bounds not ascending or not ending with TG_UNLIMITED, package_size 0, a negative price);
  * TG_ERANGE when an amount leaves the money range. On error *exact and *nparts are 0. */
-int tg_price_charge(const tg_charge_t *c, uint64_t quantity, tg_money_t *exact, tg_tier_part_t *parts,
-                    size_t maxparts, size_t *nparts, tg_err_t *err);
+int tg_price_charge(const tg_charge_t *c, uint64_t quantity, tg_money_t *exact, tg_tier_part_t *parts, size_t maxparts,
+                    size_t *nparts, tg_err_t *err);
 
 /* Builds the lines of one full period of `plan` for the given usage (nusage entries; metrics not
  * listed count 0). include_base_fee is 0 for a trial period. On success out->lines is allocated

@@ -54,8 +54,8 @@ static int parse_usage(const char *arg, char name[METRIC_MAX], uint64_t *used)
     unsigned long long n = strtoull(num, &end, 10);
     /* strtoull alone would accept " 5", "-5" (wrapped) and, with ERANGE, clamp to the maximum */
     if (!isdigit((unsigned char)num[0]) || *end != '\0' || errno == ERANGE) {
-        fprintf(stderr, "tollgate quote: --usage %s: \"%s\" is not a whole number of units up to %" PRIu64 "\n",
-                arg, num, UINT64_MAX);
+        fprintf(stderr, "tollgate quote: --usage %s: \"%s\" is not a whole number of units up to %" PRIu64 "\n", arg,
+                num, UINT64_MAX);
         return -1;
     }
     memcpy(name, arg, nlen);
@@ -107,15 +107,14 @@ static void print_table(const tg_plan_t *plan, const tg_quote_t *q)
             tg_money_format(p->unit_price, d, unit, sizeof(unit));
             tg_money_format(p->amount, d, exact, sizeof(exact));
             if (c != NULL && c->model == TG_MODEL_PACKAGE) {
-                printf("      %" PRIu64 " package%s of %" PRIu64 " x %s = %s\n", p->quantity, p->quantity == 1 ? "" : "s",
-                       c->package_size, unit, exact);
+                printf("      %" PRIu64 " package%s of %" PRIu64 " x %s = %s\n", p->quantity,
+                       p->quantity == 1 ? "" : "s", c->package_size, unit, exact);
                 continue;
             }
-            printf("      units %" PRIu64 "-", p->from);
-            if (p->to == TG_UNLIMITED)
-                printf("inf");
+            if (p->from == p->to)
+                printf("      unit %" PRIu64, p->from);
             else
-                printf("%" PRIu64, p->to);
+                printf("      units %" PRIu64 "-%" PRIu64, p->from, p->to);
             printf(": %" PRIu64 " x %s", p->quantity, unit);
             if (p->flat_price != 0) {
                 char flat[TG_MONEY_FMT_MAX];
@@ -131,9 +130,12 @@ static void print_table(const tg_plan_t *plan, const tg_quote_t *q)
 
 int tg_cmd_quote(int argc, char **argv)
 {
-    static const struct option lo[] = {{"config", required_argument, NULL, 'c'}, {"plan", required_argument, NULL, 'p'},
-                                       {"usage", required_argument, NULL, 'u'},  {"json", no_argument, NULL, 'j'},
-                                       {"trial", no_argument, NULL, 't'},        {"help", no_argument, NULL, 'h'},
+    static const struct option lo[] = {{"config", required_argument, NULL, 'c'},
+                                       {"plan", required_argument, NULL, 'p'},
+                                       {"usage", required_argument, NULL, 'u'},
+                                       {"json", no_argument, NULL, 'j'},
+                                       {"trial", no_argument, NULL, 't'},
+                                       {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
     const char *config = NULL, *plan_id = NULL;
     int json = 0, trial = 0, c;
@@ -144,11 +146,21 @@ int tg_cmd_quote(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":c:p:u:jth", lo, NULL)) != -1) {
         switch (c) {
-        case 'c': config = optarg; break;
-        case 'p': plan_id = optarg; break;
-        case 'j': json = 1; break;
-        case 't': trial = 1; break;
-        case 'h': printf("%s", quote_usage); return 0;
+        case 'c':
+            config = optarg;
+            break;
+        case 'p':
+            plan_id = optarg;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 't':
+            trial = 1;
+            break;
+        case 'h':
+            printf("%s", quote_usage);
+            return 0;
         case 'u':
             if (nusage == MAX_USAGE) {
                 fprintf(stderr, "tollgate quote: at most %d --usage options\n", MAX_USAGE);
@@ -159,8 +171,12 @@ int tg_cmd_quote(int argc, char **argv)
             usage[nusage].metric = names[nusage];
             nusage++;
             break;
-        case ':': fprintf(stderr, "tollgate quote: option %s needs a value\n", argv[optind - 1]); return 2;
-        default: fprintf(stderr, "tollgate quote: unknown option %s\n%s", argv[optind - 1], quote_usage); return 2;
+        case ':':
+            fprintf(stderr, "tollgate quote: option %s needs a value\n", argv[optind - 1]);
+            return 2;
+        default:
+            fprintf(stderr, "tollgate quote: unknown option %s\n%s", argv[optind - 1], quote_usage);
+            return 2;
         }
     }
     if (optind < argc) {

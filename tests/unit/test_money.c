@@ -59,8 +59,8 @@ static void test_parse(void **state)
     assert_int_equal(tg_money_parse("0.0000000001", 12, &v, &err), TG_EINVAL);
     assert_non_null(strstr(err.msg, "more than 9 decimal places"));
     assert_int_equal(parse_rc("1.0000000000"), TG_EINVAL); /* even a trailing zero: no silent cut */
-    const char *bad[] = {"", "-", "+", ".", "-.", "1.", "1e3", "12a", " 1", "1 ", "0x10", "1,5", "1..2", "--1", "1-",
-                         "inf", "NaN", "1.2.3"};
+    const char *bad[] = {"",   "-",    "+",   ".",    "-.",  "1.", "1e3", "12a", " 1",
+                         "1 ", "0x10", "1,5", "1..2", "--1", "1-", "inf", "NaN", "1.2.3"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (parse_rc(bad[i]) != TG_EINVAL)
             fail_msg("\"%s\" should be TG_EINVAL", bad[i]);
@@ -106,10 +106,10 @@ static void test_format(void **state)
     assert_string_equal(fmt(M("-0.5"), 2), "-0.50");
     assert_string_equal(fmt(M("-12.34"), 2), "-12.34");
     assert_string_equal(fmt(125, 9), "0.000000125");
-    assert_string_equal(fmt(125, 2), "0.000000125");  /* never hides value that was not rounded */
+    assert_string_equal(fmt(125, 2), "0.000000125"); /* never hides value that was not rounded */
     assert_string_equal(fmt(M("73.456"), 2), "73.456");
     assert_string_equal(fmt(M("0.5"), 0), "0.5");
-    assert_string_equal(fmt(M("1.25"), -3), "1.25");  /* digits < 0 act as 0 */
+    assert_string_equal(fmt(M("1.25"), -3), "1.25");        /* digits < 0 act as 0 */
     assert_string_equal(fmt(M("1.25"), 12), "1.250000000"); /* digits > 9 act as 9 */
     assert_string_equal(fmt(INT64_MAX, 2), "9223372036.854775807");
     assert_string_equal(fmt(INT64_MIN, 2), "-9223372036.854775808");
@@ -251,8 +251,8 @@ static void test_currency_digits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse),  cmocka_unit_test(test_parse_range), cmocka_unit_test(test_format),
-        cmocka_unit_test(test_round),  cmocka_unit_test(test_mul_add),     cmocka_unit_test(test_scale),
+        cmocka_unit_test(test_parse),           cmocka_unit_test(test_parse_range), cmocka_unit_test(test_format),
+        cmocka_unit_test(test_round),           cmocka_unit_test(test_mul_add),     cmocka_unit_test(test_scale),
         cmocka_unit_test(test_currency_digits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -88,7 +88,7 @@ static void test_yearly_feb29_anchor(void **state)
     assert_int_equal(feb29, INT64_C(1709164800));
     assert_int_equal(tg_period_boundary(feb29, TG_INTERVAL_YEAR, 1), utc(2025, 2, 28, 0, 0, 0));
     assert_int_equal(tg_period_boundary(feb29, TG_INTERVAL_YEAR, 2), utc(2026, 2, 28, 0, 0, 0));
-    assert_int_equal(tg_period_boundary(feb29, TG_INTERVAL_YEAR, 4), utc(2028, 2, 29, 0, 0, 0)); /* back */
+    assert_int_equal(tg_period_boundary(feb29, TG_INTERVAL_YEAR, 4), utc(2028, 2, 29, 0, 0, 0));  /* back */
     assert_int_equal(tg_period_boundary(feb29, TG_INTERVAL_YEAR, 76), utc(2100, 2, 28, 0, 0, 0)); /* 2100 */
     assert_int_equal(tg_period_boundary(feb29, TG_INTERVAL_YEAR, 376), utc(2400, 2, 29, 0, 0, 0));
     /* A yearly period starting on Feb 29 2024 lasts 365 days; the one from Feb 28 2027 lasts 366. */
@@ -114,10 +114,10 @@ static void test_bounds(void **state)
     (void)state;
     int64_t a = utc(2026, 1, 31, 10, 0, 0);
     int64_t feb28 = utc(2026, 2, 28, 10, 0, 0), mar31 = utc(2026, 3, 31, 10, 0, 0);
-    expect_bounds(a, TG_INTERVAL_MONTH, a, a, feb28);                 /* at the anchor */
+    expect_bounds(a, TG_INTERVAL_MONTH, a, a, feb28); /* at the anchor */
     expect_bounds(a, TG_INTERVAL_MONTH, a + 1, a, feb28);
-    expect_bounds(a, TG_INTERVAL_MONTH, feb28 - 1, a, feb28);         /* last second of period 1 */
-    expect_bounds(a, TG_INTERVAL_MONTH, feb28, feb28, mar31);         /* a boundary starts the next */
+    expect_bounds(a, TG_INTERVAL_MONTH, feb28 - 1, a, feb28); /* last second of period 1 */
+    expect_bounds(a, TG_INTERVAL_MONTH, feb28, feb28, mar31); /* a boundary starts the next */
     expect_bounds(a, TG_INTERVAL_MONTH, feb28 + 1, feb28, mar31);
     expect_bounds(a, TG_INTERVAL_MONTH, mar31 - 1, feb28, mar31);
     expect_bounds(a, TG_INTERVAL_MONTH, mar31, mar31, utc(2026, 4, 30, 10, 0, 0));
@@ -230,9 +230,9 @@ static void test_before_epoch(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_days_in_month),     cmocka_unit_test(test_month_end_clamping),
+        cmocka_unit_test(test_days_in_month),       cmocka_unit_test(test_month_end_clamping),
         cmocka_unit_test(test_yearly_feb29_anchor), cmocka_unit_test(test_bounds),
-        cmocka_unit_test(test_extreme_instants),  cmocka_unit_test(test_against_timegm),
+        cmocka_unit_test(test_extreme_instants),    cmocka_unit_test(test_against_timegm),
         cmocka_unit_test(test_before_epoch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
