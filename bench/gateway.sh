@@ -86,7 +86,7 @@ run_wrk() { # name url server-pids...
   local name=$1 url=$2; shift 2
   local script=() before after
   [ "$name" != direct ] && [ "$name" != nginx ] && script=(-s "$work/keys.lua")
-  KEYS_FILE=$work/keys.txt wrk -t1 -c"$CONNS" -d2s "${script[@]}" "$url" >/dev/null 2>&1 || true # warm up
+  KEYS_FILE=$work/keys.txt wrk -t1 -c"$CONNS" -d2s "${script[@]}" "$url" >"$work/$name.warm" 2>&1 || true # warm up
   before=$(cpu_ticks "$@")
   KEYS_FILE=$work/keys.txt wrk -t1 -c"$CONNS" -d"$DURATION" --latency "${script[@]}" "$url" > "$work/$name.out"
   after=$(cpu_ticks "$@")
@@ -137,7 +137,12 @@ run_wrk tollgate-batched "http://127.0.0.1:$GW/v1/basic/x" "$TGPID"
 kill -TERM "$TGPID"; wait "$TGPID" || true
 start_tollgate strict
 run_wrk tollgate-strict "http://127.0.0.1:$GW/v1/basic/x" "$TGPID"
+kill -TERM "$TGPID"; wait "$TGPID" || true # stopping flushes the meter
 rows=$(sqlite3 "$work/tollgate.db" "SELECT SUM(units) FROM usage_period" 2>/dev/null || echo "?")
+# Every 2xx answer wrk counted must be metered; requests still in flight when a wrk run stops (up
+# to CONNS for each of the four runs) may be answered and metered without wrk counting them.
+answered=$(cat "$work"/tollgate-*.warm "$work"/tollgate-*.out |
+  awk '/requests in/ {s += $1} /Non-2xx/ {s -= $NF} END {print s + 0}')
 
 echo
 echo "wrk -t1 -c$CONNS -d$DURATION, $(nproc) cores, upstream: nginx 1 worker; tollgate: $KEYS keys"
@@ -153,4 +158,8 @@ for n in tollgate-batched tollgate-strict; do
   awk -v c="${RPS[$n]}" -v b="${RPS[nginx]}" -v n="$n" -v pc="$(ms "${P99[$n]}")" -v pb="$(ms "${P99[nginx]}")" \
     'BEGIN { printf "%s vs nginx: throughput ratio %.2f, p99 %+.3f ms (%.3f vs %.3f)\n", n, c / b, pc - pb, pc, pb }'
 done
-echo "calls metered (batched + strict runs, warm-ups included): $rows"
+echo "calls metered (batched + strict runs, warm-ups included): $rows; 2xx answers counted by wrk: $answered"
+if [ "$rows" != "?" ] && { [ "$rows" -lt "$answered" ] || [ "$rows" -gt $((answered + 4 * CONNS)) ]; }; then
+  echo "METERING MISMATCH: $rows metered, $answered answered (+ at most $((4 * CONNS)) in flight)"
+  exit 1
+fi

@@ -34,8 +34,11 @@ run_unit() {
 
 run_integration() {
   local bin=$1 label=$2 files=${3:-tests/integration/} log=build/test-logs/integration-$2.log
-  echo "integration tests against $bin"
-  TOLLGATE_BIN=$bin DEMO_UPSTREAM_BIN=build/demo-upstream \
+  # the demo upstream of the same build when there is one, so the ASan pass checks it too
+  local upstream=${bin%/tollgate}/demo-upstream
+  [ -x "$upstream" ] || upstream=build/demo-upstream
+  echo "integration tests against $bin (upstream $upstream)"
+  TOLLGATE_BIN=$bin DEMO_UPSTREAM_BIN=$upstream \
     ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
     TSAN_OPTIONS=halt_on_error=1:suppressions=$PWD/tests/tsan.supp \
     timeout 900 node --test --test-reporter=tap $files >"$log" 2>&1
