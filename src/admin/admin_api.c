@@ -26,7 +26,15 @@ static int tg_adm_persist_used_cb(const char *key_id, int64_t last_used_at, void
 
 void tg_admin_tick(tg_admin_t *a)
 {
+    /* One transaction for all the keys used since the last tick: one fsync, not one per key,
+     * which with thousands of active keys held the write lock (and strict responses, waiting on
+     * the metering writer) for up to a second every 10 s. Last-used times are best-effort: a
+     * failed commit only delays them. */
+    tg_err_t terr = {0};
+    int in_tx = tg_store_tx_begin(a->d.store, &terr) == 0;
     tg_accounts_collect_used(a->d.accounts, tg_adm_persist_used_cb, a->d.store);
+    if (in_tx && tg_store_tx_commit(a->d.store, &terr) != 0)
+        tg_store_tx_rollback(a->d.store);
     tg_adm_close_ctx_t cc;
     tg_err_t err = {0};
     tg_adm_close_periods(a, NULL, INT64_MAX, &cc, &err); /* errors are retried on the next tick */
