@@ -10,21 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *model_name(tg_price_model_t m)
-{
-    switch (m) {
-    case TG_MODEL_PER_UNIT:
-        return "per unit";
-    case TG_MODEL_GRADUATED:
-        return "graduated";
-    case TG_MODEL_VOLUME:
-        return "volume";
-    case TG_MODEL_PACKAGE:
-        return "package";
-    }
-    return "unknown";
-}
-
 static const char *metric_name(const tg_charge_t *c)
 {
     return c->metric != NULL ? c->metric : "(unnamed metric)";
@@ -50,7 +35,7 @@ static int check_charge(const tg_charge_t *c, tg_err_t *err)
     case TG_MODEL_GRADUATED:
     case TG_MODEL_VOLUME:
         if (c->ntiers == 0 || c->tiers == NULL)
-            return tg_errf(err, TG_EINVAL, "%s: %s pricing without tiers", m, model_name(c->model));
+            return tg_errf(err, TG_EINVAL, "%s: %s pricing without tiers", m, tg_price_model_name(c->model));
         for (size_t i = 0; i < c->ntiers; i++) {
             const tg_tier_t *t = &c->tiers[i];
             if (t->unit_price < 0 || t->flat_price < 0)
@@ -293,12 +278,12 @@ int tg_quote_build(const tg_plan_t *plan, const tg_usage_qty_t *usage, size_t nu
             return fail(out, tg_errf(err, TG_ERANGE, "plan %s: the usage charges overflow the money range", id));
         if (l->included == TG_UNLIMITED)
             snprintf(l->description, sizeof(l->description), "%s, unlimited included (%s)", c->metric,
-                     model_name(c->model));
+                     tg_price_model_name(c->model));
         else if (l->included > 0)
             snprintf(l->description, sizeof(l->description), "%s above %" PRIu64 " included (%s)", c->metric,
-                     l->included, model_name(c->model));
+                     l->included, tg_price_model_name(c->model));
         else
-            snprintf(l->description, sizeof(l->description), "%s (%s)", c->metric, model_name(c->model));
+            snprintf(l->description, sizeof(l->description), "%s (%s)", c->metric, tg_price_model_name(c->model));
     }
 
     /* The commitment and the cap bound the rounded usage lines, on the minor-unit grid so the

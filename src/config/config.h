@@ -158,6 +158,10 @@ const tg_route_t *tg_config_match_route(const tg_config_t *cfg, const char *meth
 /* Glob match of `pattern` ('*' = any run of characters, including '/') against path. */
 int tg_path_match(const char *pattern, const char *path, size_t len);
 
+/* "per unit", "graduated", "volume" or "package": a model's name for people (check-config, invoice
+ * lines). */
+const char *tg_price_model_name(tg_price_model_t m);
+
 /* Writes a human-readable summary of the effective plans (for check-config) into a new
  * malloc'd string, or NULL on allocation failure. */
 char *tg_config_describe(const tg_config_t *cfg);

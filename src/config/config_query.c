@@ -136,7 +136,7 @@ static void put_money(sbuf_t *s, tg_money_t m, const tg_plan_t *p)
     put(s, "%s %s", buf, p->currency);
 }
 
-static const char *model_name(tg_price_model_t m)
+const char *tg_price_model_name(tg_price_model_t m)
 {
     switch (m) {
     case TG_MODEL_PER_UNIT:
@@ -145,15 +145,16 @@ static const char *model_name(tg_price_model_t m)
         return "graduated";
     case TG_MODEL_VOLUME:
         return "volume";
-    default:
+    case TG_MODEL_PACKAGE:
         return "package";
     }
+    return "unknown";
 }
 
 static void put_charge(sbuf_t *s, const tg_plan_t *p, const tg_charge_t *ch)
 {
     uint64_t inc = tg_plan_included(p, ch->metric);
-    put(s, "  charge %s (%s", ch->metric, model_name(ch->model));
+    put(s, "  charge %s (%s", ch->metric, tg_price_model_name(ch->model));
     if (inc != TG_UNLIMITED && inc > 0)
         put(s, ", above the %" PRIu64 " included", inc);
     put(s, "): ");

@@ -266,22 +266,37 @@ int tg_store_customer_insert(tg_store_t *st, const tg_customer_t *c, tg_err_t *e
     return rc;
 }
 
-int tg_store_customer_get(tg_store_t *st, const char *id, tg_customer_t *out, tg_err_t *err)
+/* Runs a one-row SELECT keyed by id: read fills out from the row; TG_ENOTFOUND names what. */
+static int get_by_id(tg_store_t *st, const char *sql, const char *id, void (*read)(sqlite3_stmt *, void *), void *out,
+                     const char *what, tg_err_t *err)
 {
     sqlite3_stmt *s;
-    int rc = prepare(st, "SELECT " CUSTOMER_COLS " FROM customers WHERE id = ?", &s, err, "reading a customer");
+    char doing[64];
+    snprintf(doing, sizeof(doing), "reading a %s", what);
+    int rc = prepare(st, sql, &s, err, doing);
     if (rc != 0)
         return rc;
     sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
     int step = sqlite3_step(s);
     if (step == SQLITE_ROW)
-        read_customer(s, out);
+        read(s, out);
     else if (step == SQLITE_DONE)
-        rc = tg_errf(err, TG_ENOTFOUND, "no customer %s", id);
+        rc = tg_errf(err, TG_ENOTFOUND, "no %s %s", what, id);
     else
-        rc = db_error(st, err, "reading a customer");
+        rc = db_error(st, err, doing);
     sqlite3_finalize(s);
     return rc;
+}
+
+static void read_customer_row(sqlite3_stmt *s, void *out)
+{
+    read_customer(s, out);
+}
+
+int tg_store_customer_get(tg_store_t *st, const char *id, tg_customer_t *out, tg_err_t *err)
+{
+    return get_by_id(st, "SELECT " CUSTOMER_COLS " FROM customers WHERE id = ?", id, read_customer_row, out,
+                     "customer", err);
 }
 
 int tg_store_customer_update(tg_store_t *st, const tg_customer_t *c, tg_err_t *err)
@@ -368,22 +383,14 @@ int tg_store_key_insert(tg_store_t *st, const tg_key_t *k, tg_err_t *err)
     return rc;
 }
 
+static void read_key_row(sqlite3_stmt *s, void *out)
+{
+    read_key(s, out);
+}
+
 int tg_store_key_get(tg_store_t *st, const char *id, tg_key_t *out, tg_err_t *err)
 {
-    sqlite3_stmt *s;
-    int rc = prepare(st, "SELECT " KEY_COLS " FROM api_keys WHERE id = ?", &s, err, "reading a key");
-    if (rc != 0)
-        return rc;
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-    int step = sqlite3_step(s);
-    if (step == SQLITE_ROW)
-        read_key(s, out);
-    else if (step == SQLITE_DONE)
-        rc = tg_errf(err, TG_ENOTFOUND, "no key %s", id);
-    else
-        rc = db_error(st, err, "reading a key");
-    sqlite3_finalize(s);
-    return rc;
+    return get_by_id(st, "SELECT " KEY_COLS " FROM api_keys WHERE id = ?", id, read_key_row, out, "key", err);
 }
 
 int tg_store_key_list(tg_store_t *st, const char *customer_id, tg_key_cb cb, void *arg, tg_err_t *err)
