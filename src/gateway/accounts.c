@@ -304,14 +304,37 @@ int64_t tg_accounts_key_last_used(tg_accounts_t *a, const char *key_id)
 
 void tg_accounts_collect_used(tg_accounts_t *a, tg_key_used_cb cb, void *arg)
 {
+    /* Copy what changed under the lock and call back (which writes to the store) after it, so
+     * no lock is held across disk I/O. Last-used times are best-effort: one that fails to be
+     * stored waits for the key's next use. */
+    typedef struct {
+        char id[TG_ID_MAX];
+        int64_t used;
+    } used_t;
+    used_t *list = NULL;
+    size_t n = 0, cap = 0;
     pthread_rwlock_rdlock(&a->lock);
     for (size_t i = 0; i < a->nkey_buckets; i++)
         for (key_entry_t *k = a->keys_by_hash[i]; k != NULL; k = k->next_by_hash) {
             int64_t used = atomic_load(&k->last_used_at);
-            if (used > k->persisted_used_at && cb(k->id, used, arg) == 0)
-                k->persisted_used_at = used;
+            if (used <= k->persisted_used_at)
+                continue;
+            if (n == cap) {
+                size_t nc = cap ? cap * 2 : 64;
+                used_t *nl = realloc(list, nc * sizeof(*nl));
+                if (nl == NULL)
+                    break;
+                list = nl;
+                cap = nc;
+            }
+            memcpy(list[n].id, k->id, sizeof(list[n].id));
+            list[n++].used = used;
+            k->persisted_used_at = used; /* only the admin thread reads or writes this field */
         }
     pthread_rwlock_unlock(&a->lock);
+    for (size_t i = 0; i < n; i++)
+        cb(list[i].id, list[i].used, arg);
+    free(list);
 }
 
 const char *tg_account_id(const tg_account_t *acct)

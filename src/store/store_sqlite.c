@@ -633,8 +633,10 @@ int tg_store_usage_period(tg_store_t *st, const char *customer_id, int64_t perio
     return rc;
 }
 
-int tg_store_usage_daily(tg_store_t *st, const char *customer_id, int64_t from_s, int64_t to_s, tg_usage_day_cb cb,
-                         void *arg, tg_err_t *err)
+/* Sums of usage_daily over the UTC days of [from_s, to_s) for one customer, two text columns
+ * and a sum per row (by day or by endpoint). */
+static int daily_query(tg_store_t *st, const char *sql, const char *doing, const char *customer_id, int64_t from_s,
+                       int64_t to_s, tg_usage_day_cb cb, void *arg, tg_err_t *err)
 {
     char from[16], to[16];
     if (to_s <= from_s)
@@ -642,10 +644,7 @@ int tg_store_usage_daily(tg_store_t *st, const char *customer_id, int64_t from_s
     utc_day(from_s, from);
     utc_day(to_s - 1, to);
     sqlite3_stmt *s;
-    int rc = prepare(st,
-                     "SELECT day, metric, SUM(units) FROM usage_daily WHERE customer_id = ? AND day >= ? AND day <= ?"
-                     " GROUP BY day, metric ORDER BY day, metric",
-                     &s, err, "reading daily usage");
+    int rc = prepare(st, sql, &s, err, doing);
     if (rc != 0)
         return rc;
     sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
@@ -657,38 +656,28 @@ int tg_store_usage_daily(tg_store_t *st, const char *customer_id, int64_t from_s
                (uint64_t)sqlite3_column_int64(s, 2), arg) != 0)
             break;
     if (step != SQLITE_ROW && step != SQLITE_DONE)
-        rc = db_error(st, err, "reading daily usage");
+        rc = db_error(st, err, doing);
     sqlite3_finalize(s);
     return rc;
+}
+
+int tg_store_usage_daily(tg_store_t *st, const char *customer_id, int64_t from_s, int64_t to_s, tg_usage_day_cb cb,
+                         void *arg, tg_err_t *err)
+{
+    return daily_query(st,
+                       "SELECT day, metric, SUM(units) FROM usage_daily WHERE customer_id = ? AND day >= ?"
+                       " AND day <= ? GROUP BY day, metric ORDER BY day, metric",
+                       "reading daily usage", customer_id, from_s, to_s, cb, arg, err);
 }
 
 int tg_store_usage_endpoints(tg_store_t *st, const char *customer_id, int64_t from_s, int64_t to_s,
                              tg_usage_endpoint_cb cb, void *arg, tg_err_t *err)
 {
-    char from[16], to[16];
-    if (to_s <= from_s)
-        return 0;
-    utc_day(from_s, from);
-    utc_day(to_s - 1, to);
-    sqlite3_stmt *s;
-    int rc = prepare(st,
-                     "SELECT endpoint, metric, SUM(units) FROM usage_daily WHERE customer_id = ? AND day >= ?"
-                     " AND day <= ? GROUP BY endpoint, metric ORDER BY SUM(units) DESC, endpoint",
-                     &s, err, "reading usage by endpoint");
-    if (rc != 0)
-        return rc;
-    sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, from, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, to, -1, SQLITE_STATIC);
-    int step;
-    while ((step = sqlite3_step(s)) == SQLITE_ROW)
-        if (cb((const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1),
-               (uint64_t)sqlite3_column_int64(s, 2), arg) != 0)
-            break;
-    if (step != SQLITE_ROW && step != SQLITE_DONE)
-        rc = db_error(st, err, "reading usage by endpoint");
-    sqlite3_finalize(s);
-    return rc;
+    /* tg_usage_endpoint_cb has the shape of tg_usage_day_cb: (endpoint, metric, units, arg). */
+    return daily_query(st,
+                       "SELECT endpoint, metric, SUM(units) FROM usage_daily WHERE customer_id = ? AND day >= ?"
+                       " AND day <= ? GROUP BY endpoint, metric ORDER BY SUM(units) DESC, endpoint",
+                       "reading usage by endpoint", customer_id, from_s, to_s, cb, arg, err);
 }
 
 int tg_store_usage_load(tg_store_t *st, int64_t since_s, tg_usage_load_cb cb, void *arg, tg_err_t *err)
