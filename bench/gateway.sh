@@ -59,12 +59,14 @@ CONF
 nginx -p "$work/up" -c "$work/up/nginx.conf" & pids+=($!)
 nginx -p "$work/proxy" -c "$work/proxy/nginx.conf" & pids+=($!)
 
-cpu_ticks() { # utime+stime of a process and its children threads/processes
-  local total=0 p
+cpu_ticks() { # "utime stime" of processes (all their threads) and their child processes
+  local u=0 s=0 p
   for p in "$@" $(for q in "$@"; do pgrep -P "$q" || true; done); do
-    [ -r /proc/$p/stat ] && total=$((total + $(awk '{print $14 + $15}' /proc/$p/stat)))
+    [ -r /proc/$p/stat ] || continue
+    read -r pu ps < <(awk '{print $14, $15}' /proc/$p/stat)
+    u=$((u + pu)); s=$((s + ps))
   done
-  echo $total
+  echo "$u $s"
 }
 
 wait_http() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; echo "no answer from $1" >&2; exit 1; }
@@ -81,7 +83,7 @@ request = function()
 end
 LUA
 
-declare -A RPS P50 P99 CPU
+declare -A RPS P50 P99 CPU USR SYS
 run_wrk() { # name url server-pids...
   local name=$1 url=$2; shift 2
   local script=() before after
@@ -97,13 +99,15 @@ run_wrk() { # name url server-pids...
   P99[$name]=$(awk '$1 == "99%" {print $2}' "$work/$name.out")
   local reqs; reqs=$(awk '/requests in/ {print $1}' "$work/$name.out")
   local hz; hz=$(getconf CLK_TCK)
-  CPU[$name]=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$reqs" 'BEGIN { printf "%.1f", (n > 0 ? t / hz * 1e6 / n : 0) }')
+  local du=$(( ${after% *} - ${before% *} )) ds=$(( ${after#* } - ${before#* } ))
+  per_req() { awk -v t="$1" -v hz="$hz" -v n="$reqs" 'BEGIN { printf "%.1f", (n > 0 ? t / hz * 1e6 / n : 0) }'; }
+  CPU[$name]=$(per_req $((du + ds))); USR[$name]=$(per_req "$du"); SYS[$name]=$(per_req "$ds")
   if grep -q "Non-2xx" "$work/$name.out"; then echo "warning: $name had non-2xx responses:"; grep Non-2xx "$work/$name.out"; fi
 }
 
 start_tollgate() { # durability
   cat > "$work/tollgate.yaml" <<CONF
-server: {listen: "127.0.0.1:$GW", admin_listen: "127.0.0.1:$AD", workers: $(nproc)}
+server: {listen: "127.0.0.1:$GW", admin_listen: "127.0.0.1:$AD", workers: ${TG_WORKERS:-$(nproc)}}
 upstream: {url: "http://127.0.0.1:$UP", timeout_ms: 30000}
 storage: {database: "sqlite:$work/tollgate.db"}
 admin: {token: "bench-admin-token-0123456789"}
@@ -146,9 +150,10 @@ answered=$(cat "$work"/tollgate-*.warm "$work"/tollgate-*.out |
 
 echo
 echo "wrk -t1 -c$CONNS -d$DURATION, $(nproc) cores, upstream: nginx 1 worker; tollgate: $KEYS keys"
-printf "%-18s %12s %10s %10s %16s\n" "setup" "requests/s" "p50" "p99" "server CPU/req"
+printf "%-18s %12s %10s %10s %16s %18s\n" "setup" "requests/s" "p50" "p99" "server CPU/req" "(user + kernel)"
 for n in direct nginx tollgate-batched tollgate-strict; do
-  printf "%-18s %12s %10s %10s %13s us\n" "$n" "${RPS[$n]}" "${P50[$n]}" "${P99[$n]}" "${CPU[$n]}"
+  printf "%-18s %12s %10s %10s %13s us %18s\n" "$n" "${RPS[$n]}" "${P50[$n]}" "${P99[$n]}" "${CPU[$n]}" \
+    "(${USR[$n]} + ${SYS[$n]})"
 done
 ms() { # wrk's latency ("850.00us", "1.23ms", "1.02s", "2.00m") in milliseconds
   awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u)

@@ -7,6 +7,7 @@
 
 #include "h2o.h"
 #include "http/server.h"
+#include "http/upstream.h"
 
 typedef struct tg_worker {
     struct tg_server *srv;
@@ -20,11 +21,9 @@ typedef struct tg_worker {
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t commits;
     size_t in_flight; /* proxied requests not yet disposed; loop thread only */
-    /* Upstream keep-alive connections of this worker only. h2o 2.2's shared pool hands sockets
-     * (and their buffers, which return to the allocating thread's recycle list) across threads
-     * without synchronisation, which corrupted memory under load; one pool per loop does not. */
-    h2o_socketpool_t upstream_pool;
-    h2o_req_overrides_t overrides;
+    /* This worker's client to the upstream and its keep-alive connections (never shared:
+     * h2o 2.2 sockets and their buffers belong to the thread that made them). */
+    tg_upstream_t *upstream;
 } tg_worker_t;
 
 struct tg_server {
@@ -41,7 +40,7 @@ struct tg_server {
 
 /* Registers the gateway handler on pathconf (proxy.c). */
 int tg_http_register_gateway(struct tg_server *srv, h2o_pathconf_t *pathconf, tg_err_t *err);
-/* Sets up a gateway worker's own upstream connection pool (proxy.c). */
+/* Sets up a gateway worker's own upstream client (proxy.c). */
 void tg_http_init_upstream(struct tg_server *srv, tg_worker_t *w);
 /* Receives meter completions on a worker's loop (proxy.c). */
 void tg_http_on_commits(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);

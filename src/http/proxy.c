@@ -1,11 +1,12 @@
-/* proxy.c - the gateway handler: decide, then hand over to h2o's reverse proxy, then meter.
+/* proxy.c - the gateway handler: decide, forward through the worker's upstream client, meter.
  *
  * Per request: on_gateway_req asks the gateway for a decision. A refusal is answered here as a
  * JSON error. An admitted call has its key stripped and identity headers added, gets a
- * request-scoped prefilter (on_setup_ostream) and falls through to the proxy handler. When the
- * upstream's response head is ready, the prefilter settles the call (meter or release), adds
- * the rate-limit headers, removes Tollgate-Units, turns h2o's own 502 page into our JSON error,
- * and in strict mode inserts an ostream that holds the response until its usage is committed.
+ * request-scoped prefilter (on_setup_ostream) and is forwarded by upstream.c. When the
+ * upstream's response head has arrived, the prefilter settles the call (meter or release),
+ * adds the rate-limit headers, removes Tollgate-Units, and in strict mode inserts an ostream
+ * that holds the response until its usage is committed. An upstream that does not answer is
+ * reported to on_upstream_failed instead, which answers 502/504 as JSON, unbilled.
  *
  * Memory: gw_req_t lives in the request's pool (shared, with a dispose hook that releases an
  * unsettled reservation). The strict-mode hold (commit_wait_t) is malloc'd and reference-counted
@@ -42,18 +43,13 @@ typedef struct gw_req {
     tg_worker_t *worker;
     int64_t forwarded_mono_ns;
     commit_wait_t *wait;
+    int failed; /* answered by on_upstream_failed; the prefilter has nothing to do */
 } gw_req_t;
 
 typedef struct gw_prefilter {
     h2o_req_prefilter_t super;
     gw_req_t *gr;
 } gw_prefilter_t;
-
-typedef struct replace_ostream {
-    h2o_ostream_t super;
-    h2o_iovec_t body;
-    int sent;
-} replace_ostream_t;
 
 typedef struct gateway_handler {
     h2o_handler_t super;
@@ -119,20 +115,6 @@ static void hold_do_send(h2o_ostream_t *_self, h2o_req_t *req, h2o_iovec_t *bufs
     self->has_stash = 1;
 }
 
-static void replace_do_send(h2o_ostream_t *_self, h2o_req_t *req, h2o_iovec_t *bufs, size_t cnt,
-                            h2o_send_state_t state)
-{
-    (void)bufs;
-    (void)cnt;
-    replace_ostream_t *self = (void *)_self;
-    if (!self->sent) {
-        self->sent = 1;
-        h2o_ostream_send_next(&self->super, req, &self->body, 1, state);
-    } else {
-        h2o_ostream_send_next(&self->super, req, NULL, 0, state);
-    }
-}
-
 static void add_header_cb(const char *name, const char *value, size_t value_len, void *arg)
 {
     h2o_req_t *req = arg;
@@ -149,56 +131,16 @@ static void send_json(h2o_req_t *req, int status, const char *reason, const char
     h2o_send_inline(req, json, len);
 }
 
-/* Removes the headers that the Connection header names (RFC 9110 7.6.1); h2o drops the
- * standard hop-by-hop ones itself. */
-static void drop_connection_listed(h2o_headers_t *headers)
-{
-    ssize_t ci = h2o_find_header(headers, H2O_TOKEN_CONNECTION, -1);
-    if (ci == -1)
-        return;
-    h2o_iovec_t v = headers->entries[ci].value;
-    size_t i = 0;
-    while (i < v.len) {
-        while (i < v.len && (v.base[i] == ' ' || v.base[i] == ','))
-            i++;
-        size_t s = i;
-        while (i < v.len && v.base[i] != ',' && v.base[i] != ' ')
-            i++;
-        if (i == s)
-            continue;
-        ssize_t idx;
-        while ((idx = h2o_find_header_by_str(headers, v.base + s, i - s, -1)) != -1) {
-            if (idx == ci) /* "Connection: connection" - nothing to do */
-                break;
-            h2o_delete_header(headers, idx);
-            if (idx < ci)
-                ci--;
-        }
-    }
-}
-
-static int is_upstream_failure(h2o_req_t *req, int *timeout)
-{
-    if (req->res.status != 502)
-        return 0;
-    for (size_t i = 0; i < req->error_logs.size; i++) {
-        h2o_req_error_log_t *e = &req->error_logs.entries[i];
-        if (strcmp(e->module, "lib/core/proxy.c") == 0) {
-            *timeout = h2o_strstr(e->msg.base, e->msg.len, H2O_STRLIT("timeout")) != SIZE_MAX;
-            return 1;
-        }
-    }
-    return 0;
-}
-
 static void on_setup_ostream(h2o_req_prefilter_t *_self, h2o_req_t *req, h2o_ostream_t **slot)
 {
     gw_prefilter_t *self = (void *)_self;
     gw_req_t *gr = self->gr;
     struct tg_server *srv = gr->worker->srv;
-    int timeout = 0, failed = is_upstream_failure(req, &timeout);
-
-    tg_metrics_observe_upstream(tg_clock_mono_ns() - gr->forwarded_mono_ns, failed);
+    if (gr->failed) { /* our own 502/504, already settled */
+        h2o_setup_next_prefilter(&self->super, req, slot);
+        return;
+    }
+    tg_metrics_observe_upstream(tg_clock_mono_ns() - gr->forwarded_mono_ns, 0);
 
     /* Units the upstream reports are ours, not the client's. */
     const char *units = NULL;
@@ -211,18 +153,14 @@ static void on_setup_ostream(h2o_req_prefilter_t *_self, h2o_req_t *req, h2o_ost
         }
         h2o_delete_header(&req->res.headers, ui);
     }
-    drop_connection_listed(&req->res.headers);
 
-    int strict = srv->deps.cfg->metering.strict;
     commit_wait_t *w = NULL;
-    if (strict && !failed) {
-        if ((w = calloc(1, sizeof(*w))) != NULL) {
-            w->worker = gr->worker;
-            w->req = req;
-            w->refs = 2; /* the request, and the meter's completion */
-        }
+    if (srv->deps.cfg->metering.strict && (w = calloc(1, sizeof(*w))) != NULL) {
+        w->worker = gr->worker;
+        w->req = req;
+        w->refs = 2; /* the request, and the meter's completion */
     }
-    int billed = tg_gateway_settle(srv->deps.gateway, &gr->call, req->res.status, failed, units, units_len,
+    int billed = tg_gateway_settle(srv->deps.gateway, &gr->call, req->res.status, 0, units, units_len,
                                    w != NULL ? on_usage_committed : NULL, w);
     if (w != NULL && billed == 1) {
         gr->wait = w;
@@ -235,28 +173,30 @@ static void on_setup_ostream(h2o_req_prefilter_t *_self, h2o_req_t *req, h2o_ost
     } else if (w != NULL) {
         free(w); /* not billed (or not queued): nothing to wait for */
     }
-
-    if (failed) {
-        /* Replace h2o's text error page with our JSON error; the call was not billed. */
-        static const char msg_timeout[] = "The upstream API did not answer in time. This call was not billed.";
-        static const char msg_down[] = "The upstream API could not be reached. This call was not billed.";
-        char json[512];
-        const char *type = timeout ? "upstream_timeout" : "upstream_unavailable";
-        size_t n = tg_gateway_error_json(type, timeout ? msg_timeout : msg_down, json, sizeof(json));
-        req->res.status = timeout ? 504 : 502;
-        req->res.reason = timeout ? "Gateway Timeout" : "Bad Gateway";
-        req->res.headers = (h2o_headers_t){NULL, 0, 0};
-        req->res.content_length = n;
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
-        replace_ostream_t *r = (void *)h2o_add_ostream(req, sizeof(*r), slot);
-        r->super.do_send = replace_do_send;
-        r->body = h2o_strdup(&req->pool, json, n);
-        r->sent = 0;
-        slot = &r->super.next;
-    }
     tg_gateway_headers(&gr->call, NULL, add_header_cb, req);
     tg_metrics_count_response(req->res.status);
     h2o_setup_next_prefilter(&self->super, req, slot);
+}
+
+/* The upstream did not answer (refused, closed, garbage, or timed out): a JSON error, unbilled. */
+static void on_upstream_failed(h2o_req_t *req, void *arg, tg_upstream_failure_t why)
+{
+    gw_req_t *gr = arg;
+    struct tg_server *srv = gr->worker->srv;
+    int timeout = why == TG_UPSTREAM_TIMEOUT;
+    static const char msg_timeout[] = "The upstream API did not answer in time. This call was not billed.";
+    static const char msg_down[] = "The upstream API could not be reached. This call was not billed.";
+    char json[512];
+    size_t n = tg_gateway_error_json(timeout ? "upstream_timeout" : "upstream_unavailable",
+                                     timeout ? msg_timeout : msg_down, json, sizeof(json));
+    int status = timeout ? 504 : 502;
+
+    tg_metrics_observe_upstream(tg_clock_mono_ns() - gr->forwarded_mono_ns, 1);
+    tg_gateway_settle(srv->deps.gateway, &gr->call, status, 1, NULL, 0, NULL, NULL);
+    gr->failed = 1;
+    tg_gateway_headers(&gr->call, NULL, add_header_cb, req);
+    tg_metrics_count_response(status);
+    send_json(req, status, timeout ? "Gateway Timeout" : "Bad Gateway", json, n);
 }
 
 static h2o_iovec_t header_value(h2o_req_t *req, const h2o_token_t *token, const char *name, size_t name_len)
@@ -330,7 +270,6 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
         else
             k++;
     }
-    drop_connection_listed(&req->headers);
     const char *cid = tg_account_id(gr->call.account);
     h2o_add_header_by_str(&req->pool, &req->headers, H2O_STRLIT("x-tollgate-customer"), 0, NULL, cid, strlen(cid));
     h2o_add_header_by_str(&req->pool, &req->headers, H2O_STRLIT("x-tollgate-plan"), 0, NULL, gr->call.plan->id,
@@ -341,23 +280,19 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
     pf->gr = gr;
     gr->forwarded_mono_ns = tg_clock_mono_ns();
 
-    /* Hand the request to h2o's proxy with this worker's own connection pool (what
-     * h2o_proxy_register_reverse_proxy's handler does, minus its cross-thread pool). */
+    /* The upstream gets the normalized path the decision was made on (plus the query), so it
+     * cannot serve anything but what the plan allowed. */
     h2o_url_t *up = &srv->upstream;
-    h2o_reprocess_request(req, req->method, up->scheme, up->authority,
-                          h2o_build_destination(req, up->path.base, up->path.len, 1), &worker->overrides, 0);
+    tg_upstream_forward(worker->upstream, req, h2o_build_destination(req, up->path.base, up->path.len, 1),
+                        on_upstream_failed, gr);
     return 0;
 }
 
 void tg_http_init_upstream(struct tg_server *srv, tg_worker_t *w)
 {
-    h2o_url_t *up = &srv->upstream;
-    h2o_socketpool_init_by_hostport(&w->upstream_pool, up->host, h2o_url_get_port(up), 0, SIZE_MAX);
-    h2o_socketpool_set_timeout(&w->upstream_pool, w->ctx.loop, (uint64_t)srv->deps.cfg->upstream.keepalive_ms);
-    memset(&w->overrides, 0, sizeof(w->overrides));
-    w->overrides.socketpool = &w->upstream_pool;
-    w->overrides.location_rewrite.match = up;
-    w->overrides.location_rewrite.path_prefix = h2o_iovec_init(H2O_STRLIT("/"));
+    const tg_config_t *cfg = srv->deps.cfg;
+    w->upstream = tg_upstream_create(w->ctx.loop, &srv->upstream, (uint64_t)cfg->upstream.timeout_ms,
+                                     (uint64_t)cfg->upstream.keepalive_ms);
 }
 
 int tg_http_register_gateway(struct tg_server *srv, h2o_pathconf_t *pathconf, tg_err_t *err)
@@ -369,7 +304,5 @@ int tg_http_register_gateway(struct tg_server *srv, h2o_pathconf_t *pathconf, tg
 
     if (h2o_url_parse(cfg->upstream.url, SIZE_MAX, &srv->upstream) != 0)
         return tg_errf(err, TG_ECONFIG, "upstream.url \"%s\" is not a valid URL", cfg->upstream.url);
-    /* The proxy's client context (per h2o context) takes its I/O timeout from here. */
-    srv->gateway_conf.proxy.io_timeout = (uint64_t)cfg->upstream.timeout_ms;
     return 0;
 }

@@ -189,6 +189,12 @@ static void *worker_main(void *arg)
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the main thread's */
+    char name[16]; /* named for top -H, perf and gdb */
+    if (w->is_admin)
+        snprintf(name, sizeof(name), "tg-admin");
+    else
+        snprintf(name, sizeof(name), "tg-gw-%d", (int)(w - srv->workers));
+    pthread_setname_np(pthread_self(), name);
     setup_loop(srv, w);
     pthread_barrier_wait(&srv->ready);
 

@@ -99,6 +99,12 @@ const tg_migration_t tg_sqlite_migrations[] = {
      "  kind TEXT NOT NULL,"
      "  at INTEGER NOT NULL);"
      "CREATE INDEX plan_changes_at ON plan_changes(at);"},
+    {6, "usage journal",
+     /* Each committed batch, summed by key and packed, until it is folded into usage_period
+      * and usage_daily (see store_sqlite.c); one row per batch keeps a commit small. */
+     "CREATE TABLE usage_journal ("
+     "  batch_id INTEGER PRIMARY KEY,"
+     "  data BLOB NOT NULL);"},
 };
 
 const size_t tg_sqlite_migrations_count = sizeof(tg_sqlite_migrations) / sizeof(tg_sqlite_migrations[0]);

@@ -98,10 +98,16 @@ int tg_store_key_touch(tg_store_t *st, const char *id, int64_t last_used_at, tg_
  * is skipped whole, so a batch retried after an uncertain commit is never counted twice; a
  * failed transaction leaves nothing behind. The meter gives each transaction a fresh
  * tg_meter_next_event_id() and keeps it across retries. TG_ERANGE (nothing stored) if a row's
- * units or a resulting total exceed INT64_MAX.
+ * units or the batch's sum for one total exceed INT64_MAX; stored totals saturate at INT64_MAX.
+ * The batch lands in a journal that is folded into the totals later, in bulk; every function
+ * here that reads the totals folds first, so readers always see every committed batch.
  * *inserted (may be NULL) receives how many rows were applied (0 for a repeated batch). */
 int tg_store_usage_record(tg_store_t *st, uint64_t batch_id, const tg_usage_t *rows, size_t n,
                           size_t *inserted, tg_err_t *err);
+
+/* Folds the usage journal into the totals: always if force, else once enough batches have been
+ * journaled by this connection (the metering writer calls it after each commit). */
+int tg_store_usage_fold(tg_store_t *st, int force, tg_err_t *err);
 
 /* Totals for one customer's period, by metric. */
 typedef int (*tg_usage_total_cb)(const char *metric, uint64_t units, void *arg);

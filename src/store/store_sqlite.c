@@ -29,26 +29,50 @@ enum {
     ST_BATCH_INSERT,
     ST_USAGE_PERIOD,
     ST_USAGE_DAILY,
+    ST_PERIOD_ADD,
+    ST_DAILY_ADD,
+    ST_PERIOD_MAX,
+    ST_DAILY_MAX,
+    ST_JOURNAL_INSERT,
+    ST_JOURNAL_ANY,
     ST_COUNT
 };
 
 static const char *const hot_sql[ST_COUNT] = {
     "INSERT INTO usage_batches(batch_id, rows, committed_at) VALUES (?,?,?) ON CONFLICT DO NOTHING",
-    /* RETURNING units: SQLite turns an integer sum that overflows into a REAL instead of failing,
-     * so the writer checks the stored type and rolls the batch back (TG_ERANGE). */
+    /* SQLite turns an integer sum that overflows into a REAL instead of failing, so an update
+     * that would overflow is skipped by its WHERE; the writer sees no change and rolls the batch
+     * back (TG_ERANGE). (Not RETURNING: it builds a temporary table on every execution, which
+     * was a third of the writer's CPU under load.) */
     "INSERT INTO usage_period(customer_id, period_start, plan_id, metric, units) VALUES (?,?,?,?,?)"
     " ON CONFLICT(customer_id, period_start, metric, plan_id) DO UPDATE SET units = units + excluded.units"
-    " RETURNING units",
+    " WHERE units <= 9223372036854775807 - excluded.units",
     "INSERT INTO usage_daily(customer_id, day, metric, endpoint, units) VALUES (?,?,?,?,?)"
     " ON CONFLICT(customer_id, day, metric, endpoint) DO UPDATE SET units = units + excluded.units"
-    " RETURNING units",
+    " WHERE units <= 9223372036854775807 - excluded.units",
+    /* Most totals exist already: a plain UPDATE is tried first (one seek instead of the
+     * upsert's insert attempt then update); the upsert runs only when nothing was changed. */
+    "UPDATE usage_period SET units = units + ?5 WHERE customer_id = ?1 AND period_start = ?2 AND plan_id = ?3"
+    " AND metric = ?4 AND units <= 9223372036854775807 - ?5",
+    "UPDATE usage_daily SET units = units + ?5 WHERE customer_id = ?1 AND day = ?2 AND metric = ?3"
+    " AND endpoint = ?4 AND units <= 9223372036854775807 - ?5",
+    /* A total that would pass 2^63-1 stays there (see fold_journal). */
+    "UPDATE usage_period SET units = 9223372036854775807 WHERE customer_id = ?1 AND period_start = ?2"
+    " AND plan_id = ?3 AND metric = ?4 AND ?5 >= 0",
+    "UPDATE usage_daily SET units = 9223372036854775807 WHERE customer_id = ?1 AND day = ?2 AND metric = ?3"
+    " AND endpoint = ?4 AND ?5 >= 0",
+    "INSERT INTO usage_journal(batch_id, data) VALUES (?,?)",
+    "SELECT 1 FROM usage_journal LIMIT 1",
 };
 
 struct tg_store {
     sqlite3 *db;
     char *path;
     sqlite3_stmt *hot[ST_COUNT];
+    unsigned journal_batches; /* batches journaled by this connection since it last folded */
 };
+
+static int fold_journal(tg_store_t *st, tg_err_t *err);
 
 /* Fills err with what was being done and SQLite's own message ("storing usage: database is
  * locked"). Only a uniqueness conflict is TG_EEXIST; every other refusal is TG_ESTORE. */
@@ -133,6 +157,8 @@ void tg_store_close(tg_store_t *st)
 {
     if (st == NULL)
         return;
+    if (st->journal_batches != 0) /* leave the totals whole for other readers; best effort */
+        fold_journal(st, NULL);
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(st->hot[i]);
     sqlite3_close(st->db);
@@ -506,47 +532,119 @@ static int cmp_daily(const void *a, const void *b)
     return c;
 }
 
+static int bind_total(sqlite3_stmt *s, const agg_ref_t *r, int daily, uint64_t units)
+{
+    const tg_usage_t *u = r->u;
+    sqlite3_reset(s);
+    sqlite3_bind_text(s, 1, u->customer_id, -1, SQLITE_STATIC);
+    if (daily) {
+        sqlite3_bind_text(s, 2, r->day, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, u->metric, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 4, u->endpoint, -1, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_int64(s, 2, u->period_start);
+        sqlite3_bind_text(s, 3, u->plan_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 4, u->metric, -1, SQLITE_STATIC);
+    }
+    sqlite3_bind_int64(s, 5, (sqlite3_int64)units);
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE)
+        rc = sqlite3_reset(s); /* the statement's error code and message */
+    else
+        sqlite3_reset(s);
+    return rc == SQLITE_OK ? SQLITE_ERROR : rc;
+}
+
+/* Adds each run of equal keys in refs (sorted by the period or the daily key) to its total.
+ * Sums saturate at 2^63-1: usage reaching nine quintillion units is not a real account, and
+ * refusing it here would block every later batch behind it. */
 static int upsert_runs(tg_store_t *st, agg_ref_t *refs, size_t n, int daily)
 {
-    sqlite3_stmt *s = st->hot[daily ? ST_USAGE_DAILY : ST_USAGE_PERIOD];
+    sqlite3_stmt *add = st->hot[daily ? ST_DAILY_ADD : ST_PERIOD_ADD];
+    sqlite3_stmt *upsert = st->hot[daily ? ST_USAGE_DAILY : ST_USAGE_PERIOD];
     for (size_t i = 0; i < n;) {
         uint64_t units = 0;
         size_t j = i;
         while (j < n && (daily ? cmp_daily(&refs[i], &refs[j]) : cmp_period(&refs[i], &refs[j])) == 0) {
             if (__builtin_add_overflow(units, refs[j].u->units, &units) || units > (uint64_t)INT64_MAX)
-                return SQLITE_TOOBIG;
+                units = (uint64_t)INT64_MAX;
             j++;
         }
-        const tg_usage_t *u = refs[i].u;
-        sqlite3_reset(s);
-        sqlite3_bind_text(s, 1, u->customer_id, -1, SQLITE_STATIC);
-        if (daily) {
-            sqlite3_bind_text(s, 2, refs[i].day, -1, SQLITE_STATIC);
-            sqlite3_bind_text(s, 3, u->metric, -1, SQLITE_STATIC);
-            sqlite3_bind_text(s, 4, u->endpoint, -1, SQLITE_STATIC);
-        } else {
-            sqlite3_bind_int64(s, 2, u->period_start);
-            sqlite3_bind_text(s, 3, u->plan_id, -1, SQLITE_STATIC);
-            sqlite3_bind_text(s, 4, u->metric, -1, SQLITE_STATIC);
+        int rc = bind_total(add, &refs[i], daily, units);
+        if (rc == SQLITE_DONE && sqlite3_changes(st->db) == 0) {
+            /* no such total yet, or it would overflow: the upsert tells which */
+            rc = bind_total(upsert, &refs[i], daily, units);
+            if (rc == SQLITE_DONE && sqlite3_changes(st->db) == 0)
+                rc = bind_total(st->hot[daily ? ST_DAILY_MAX : ST_PERIOD_MAX], &refs[i], daily, units);
         }
-        sqlite3_bind_int64(s, 5, (sqlite3_int64)units);
-        int rc = sqlite3_step(s);
-        if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_INTEGER)
-            rc = SQLITE_TOOBIG; /* the stored total overflowed into a REAL */
-        else if (rc == SQLITE_ROW)
-            rc = sqlite3_step(s);
-        if (rc != SQLITE_DONE) {
-            if (rc != SQLITE_TOOBIG)
-                rc = sqlite3_reset(s); /* the statement's error code and message */
-            else
-                sqlite3_reset(s);
-            return rc != SQLITE_OK ? rc : SQLITE_ERROR;
-        }
-        sqlite3_reset(s);
+        if (rc != SQLITE_DONE)
+            return rc;
         i = j;
     }
     return SQLITE_DONE;
 }
+
+/* ---- the usage journal ----
+ * A batch is stored as one journal row (its rows summed by key, packed in a blob): one small
+ * insert and one fsync per batch, whatever the number of customers in it. The journal is
+ * folded into usage_period and usage_daily in bulk (many batches per transaction, so a busy
+ * customer's total is written once per fold, not once per batch), by the writer every
+ * JOURNAL_FOLD_BATCHES batches and by every reader of the totals before it reads. Folding
+ * deletes the rows it applied in the same transaction, so each batch counts exactly once. */
+#define JOURNAL_FOLD_BATCHES 64
+#define JOURNAL_FOLD_MAX_ROWS 256 /* journal rows per fold transaction */
+
+static int cmp_journal(const void *a, const void *b)
+{
+    int c = cmp_period(a, b);
+    if (c == 0)
+        c = strcmp(((const agg_ref_t *)a)->day, ((const agg_ref_t *)b)->day);
+    if (c == 0)
+        c = strcmp(((const agg_ref_t *)a)->u->endpoint, ((const agg_ref_t *)b)->u->endpoint);
+    return c;
+}
+
+static void put_str(unsigned char **p, const char *s)
+{
+    size_t n = strlen(s);
+    *(*p)++ = (unsigned char)n;
+    memcpy(*p, s, n);
+    *p += n;
+}
+
+static void put_u64(unsigned char **p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        *(*p)++ = (unsigned char)(v >> (8 * i));
+}
+
+static int get_str(const unsigned char **p, const unsigned char *end, char *out, size_t cap)
+{
+    if (*p >= end)
+        return -1;
+    size_t n = *(*p)++;
+    if (n >= cap || (size_t)(end - *p) < n)
+        return -1;
+    memcpy(out, *p, n);
+    out[n] = '\0';
+    *p += n;
+    return 0;
+}
+
+static int get_u64(const unsigned char **p, const unsigned char *end, uint64_t *v)
+{
+    if ((size_t)(end - *p) < 8)
+        return -1;
+    *v = 0;
+    for (int i = 0; i < 8; i++)
+        *v |= (uint64_t)(*p)[i] << (8 * i);
+    *p += 8;
+    return 0;
+}
+
+/* Entry: customer, plan, metric, day, endpoint (each a length byte and bytes), period start,
+ * units (little-endian 64-bit). */
+#define JOURNAL_ENTRY_MAX (5 + TG_ID_MAX + TG_PLAN_ID_MAX + TG_METRIC_MAX + 16 + TG_ENDPOINT_MAX + 16)
 
 int tg_store_usage_record(tg_store_t *st, uint64_t batch_id, const tg_usage_t *rows, size_t n, size_t *inserted,
                           tg_err_t *err)
@@ -556,22 +654,61 @@ int tg_store_usage_record(tg_store_t *st, uint64_t batch_id, const tg_usage_t *r
         *inserted = 0;
     if (batch_id > (uint64_t)INT64_MAX)
         return tg_errf(err, TG_ERANGE, "storing usage: batch id %llu does not fit", (unsigned long long)batch_id);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         if (rows[i].units > (uint64_t)INT64_MAX)
             return tg_errf(err, TG_ERANGE, "storing usage: %llu units of %s do not fit",
                            (unsigned long long)rows[i].units, rows[i].metric);
+        if (strnlen(rows[i].customer_id, TG_ID_MAX) == TG_ID_MAX || strnlen(rows[i].plan_id, TG_PLAN_ID_MAX) == TG_PLAN_ID_MAX ||
+            strnlen(rows[i].metric, TG_METRIC_MAX) == TG_METRIC_MAX ||
+            strnlen(rows[i].endpoint, TG_ENDPOINT_MAX) == TG_ENDPOINT_MAX)
+            return tg_errf(err, TG_EINVAL, "storing usage: row %zu has an unterminated field", i);
+    }
     for (int i = 0; i < ST_COUNT; i++)
         if (st->hot[i] == NULL && (rc = prepare(st, hot_sql[i], &st->hot[i], err, "preparing usage statements")) != 0)
             return rc;
     agg_ref_t *refs = malloc((n ? n : 1) * sizeof(*refs));
-    if (refs == NULL)
-        return tg_errf(err, TG_ENOMEM, "out of memory storing %zu usage rows", n);
-    for (size_t i = 0; i < n; i++) {
-        refs[i].u = &rows[i];
-        utc_day(ns_to_s(rows[i].ts_ns), refs[i].day);
-    }
-    if ((rc = exec(st, "BEGIN IMMEDIATE", err, "storing usage")) != 0) {
+    unsigned char *blob = malloc((n ? n : 1) * JOURNAL_ENTRY_MAX);
+    if (refs == NULL || blob == NULL) {
         free(refs);
+        free(blob);
+        return tg_errf(err, TG_ENOMEM, "out of memory storing %zu usage rows", n);
+    }
+    int64_t last_day = INT64_MIN;
+    for (size_t i = 0; i < n; i++) {
+        int64_t sec = ns_to_s(rows[i].ts_ns), day = sec / 86400 - (sec % 86400 < 0);
+        refs[i].u = &rows[i];
+        if (day == last_day) /* a batch spans a few milliseconds: nearly always the same day */
+            memcpy(refs[i].day, refs[i - 1].day, sizeof(refs[i].day));
+        else
+            utc_day(sec, refs[i].day);
+        last_day = day;
+    }
+    /* Sum the batch by key, then pack it. */
+    qsort(refs, n, sizeof(*refs), cmp_journal);
+    unsigned char *p = blob;
+    for (size_t i = 0; i < n;) {
+        uint64_t units = 0;
+        size_t j = i;
+        for (; j < n && cmp_journal(&refs[i], &refs[j]) == 0; j++)
+            if (__builtin_add_overflow(units, refs[j].u->units, &units) || units > (uint64_t)INT64_MAX) {
+                free(refs);
+                free(blob);
+                return tg_errf(err, TG_ERANGE, "storing usage: a total does not fit in 63 bits");
+            }
+        const tg_usage_t *u = refs[i].u;
+        put_str(&p, u->customer_id);
+        put_str(&p, u->plan_id);
+        put_str(&p, u->metric);
+        put_str(&p, refs[i].day);
+        put_str(&p, u->endpoint);
+        put_u64(&p, (uint64_t)u->period_start);
+        put_u64(&p, units);
+        i = j;
+    }
+    free(refs);
+
+    if ((rc = exec(st, "BEGIN IMMEDIATE", err, "storing usage")) != 0) {
+        free(blob);
         return rc;
     }
     sqlite3_stmt *b = st->hot[ST_BATCH_INSERT];
@@ -584,38 +721,166 @@ int tg_store_usage_record(tg_store_t *st, uint64_t batch_id, const tg_usage_t *r
     if (step != SQLITE_DONE)
         goto fail;
     if (sqlite3_changes(st->db) == 0) { /* this batch was committed before: apply nothing */
-        free(refs);
+        free(blob);
         if ((rc = exec(st, "COMMIT", err, "committing usage")) != 0)
             exec(st, "ROLLBACK", NULL, "");
         return rc;
     }
-    qsort(refs, n, sizeof(*refs), cmp_period);
-    if ((step = upsert_runs(st, refs, n, 0)) != SQLITE_DONE)
+    sqlite3_stmt *j = st->hot[ST_JOURNAL_INSERT];
+    sqlite3_reset(j);
+    sqlite3_bind_int64(j, 1, (sqlite3_int64)batch_id);
+    sqlite3_bind_blob(j, 2, blob, (int)(p - blob), SQLITE_STATIC);
+    step = sqlite3_step(j);
+    sqlite3_reset(j);
+    sqlite3_clear_bindings(j);
+    if (step != SQLITE_DONE)
         goto fail;
-    qsort(refs, n, sizeof(*refs), cmp_daily);
-    if ((step = upsert_runs(st, refs, n, 1)) != SQLITE_DONE)
-        goto fail;
-    free(refs);
+    free(blob);
+    blob = NULL;
     if ((rc = exec(st, "COMMIT", err, "committing usage")) != 0) {
         exec(st, "ROLLBACK", NULL, "");
         return rc;
     }
+    st->journal_batches++;
     if (inserted != NULL)
         *inserted = n;
     return 0;
 fail:
-    free(refs);
-    rc = step == SQLITE_TOOBIG ? tg_errf(err, TG_ERANGE, "storing usage: a total does not fit in 63 bits")
-                               : db_error(st, err, "storing usage");
+    free(blob);
+    rc = db_error(st, err, "storing usage");
     exec(st, "ROLLBACK", NULL, "");
     return rc;
+}
+
+/* Applies up to JOURNAL_FOLD_MAX_ROWS journal rows in one transaction; *more is set when rows
+ * remain. Inside a caller's transaction it does nothing (the caller folded before starting). */
+static int fold_some(tg_store_t *st, int *more, tg_err_t *err)
+{
+    *more = 0;
+    sqlite3_stmt *sel = NULL;
+    tg_usage_t *rows = NULL;
+    agg_ref_t *refs = NULL;
+    size_t n = 0, cap = 0;
+    int rc = exec(st, "BEGIN IMMEDIATE", err, "folding usage");
+    if (rc != 0)
+        return rc;
+    if ((rc = prepare(st, "SELECT batch_id, data FROM usage_journal ORDER BY batch_id LIMIT ?", &sel, err,
+                      "folding usage")) != 0)
+        goto done;
+    sqlite3_bind_int(sel, 1, JOURNAL_FOLD_MAX_ROWS);
+    int step, nrows = 0;
+    sqlite3_int64 last = 0;
+    while ((step = sqlite3_step(sel)) == SQLITE_ROW) {
+        nrows++;
+        last = sqlite3_column_int64(sel, 0);
+        const unsigned char *p = sqlite3_column_blob(sel, 1), *end = p + sqlite3_column_bytes(sel, 1);
+        while (p != NULL && p < end) {
+            if (n == cap) {
+                size_t nc = cap ? cap * 2 : 1024;
+                tg_usage_t *r = realloc(rows, nc * sizeof(*r));
+                agg_ref_t *f = r != NULL ? realloc(refs, nc * sizeof(*f)) : NULL;
+                if (r != NULL)
+                    rows = r;
+                if (f == NULL) {
+                    rc = tg_errf(err, TG_ENOMEM, "out of memory folding usage");
+                    goto done;
+                }
+                refs = f;
+                cap = nc;
+            }
+            tg_usage_t *u = memset(&rows[n], 0, sizeof(rows[n]));
+            uint64_t ps;
+            if (get_str(&p, end, u->customer_id, sizeof(u->customer_id)) != 0 ||
+                get_str(&p, end, u->plan_id, sizeof(u->plan_id)) != 0 ||
+                get_str(&p, end, u->metric, sizeof(u->metric)) != 0 ||
+                get_str(&p, end, refs[n].day, sizeof(refs[n].day)) != 0 ||
+                get_str(&p, end, u->endpoint, sizeof(u->endpoint)) != 0 || get_u64(&p, end, &ps) != 0 ||
+                get_u64(&p, end, &u->units) != 0) {
+                rc = tg_errf(err, TG_ESTORE, "folding usage: journal row of batch %lld is malformed", (long long)last);
+                goto done;
+            }
+            u->period_start = (int64_t)ps;
+            n++;
+        }
+    }
+    if (step != SQLITE_DONE) {
+        rc = db_error(st, err, "folding usage");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++)
+        refs[i].u = &rows[i];
+    qsort(refs, n, sizeof(*refs), cmp_period);
+    if ((step = upsert_runs(st, refs, n, 0)) == SQLITE_DONE) {
+        qsort(refs, n, sizeof(*refs), cmp_daily);
+        step = upsert_runs(st, refs, n, 1);
+    }
+    if (step != SQLITE_DONE) {
+        rc = db_error(st, err, "folding usage");
+        goto done;
+    }
+    if (nrows != 0) {
+        sqlite3_stmt *del;
+        if ((rc = prepare(st, "DELETE FROM usage_journal WHERE batch_id <= ?", &del, err, "folding usage")) != 0)
+            goto done;
+        sqlite3_bind_int64(del, 1, last);
+        step = sqlite3_step(del);
+        sqlite3_finalize(del);
+        if (step != SQLITE_DONE) {
+            rc = db_error(st, err, "folding usage");
+            goto done;
+        }
+    }
+    *more = nrows == JOURNAL_FOLD_MAX_ROWS;
+done:
+    sqlite3_finalize(sel);
+    free(rows);
+    free(refs);
+    if (rc == 0 && (rc = exec(st, "COMMIT", err, "committing folded usage")) == 0)
+        return 0;
+    exec(st, "ROLLBACK", NULL, "");
+    return rc;
+}
+
+static int fold_journal(tg_store_t *st, tg_err_t *err)
+{
+    if (!sqlite3_get_autocommit(st->db))
+        return 0;
+    int rc;
+    for (int i = 0; i < ST_COUNT; i++)
+        if (st->hot[i] == NULL && (rc = prepare(st, hot_sql[i], &st->hot[i], err, "preparing usage statements")) != 0)
+            return rc;
+    /* Cheap when there is nothing to fold: a read, no write lock. */
+    sqlite3_stmt *any = st->hot[ST_JOURNAL_ANY];
+    sqlite3_reset(any);
+    int step = sqlite3_step(any);
+    sqlite3_reset(any);
+    if (step == SQLITE_DONE)
+        return 0;
+    if (step != SQLITE_ROW)
+        return db_error(st, err, "folding usage");
+    int more = 1;
+    while (more)
+        if ((rc = fold_some(st, &more, err)) != 0)
+            return rc;
+    st->journal_batches = 0;
+    return 0;
+}
+
+int tg_store_usage_fold(tg_store_t *st, int force, tg_err_t *err)
+{
+    if (!force && st->journal_batches < JOURNAL_FOLD_BATCHES)
+        return 0;
+    return fold_journal(st, err);
 }
 
 int tg_store_usage_period(tg_store_t *st, const char *customer_id, int64_t period_start, tg_usage_total_cb cb,
                           void *arg, tg_err_t *err)
 {
+    int rc = fold_journal(st, err);
+    if (rc != 0)
+        return rc;
     sqlite3_stmt *s;
-    int rc = prepare(st,
+    rc = prepare(st,
                      "SELECT metric, SUM(units) FROM usage_period WHERE customer_id = ? AND period_start = ?"
                      " GROUP BY metric ORDER BY metric",
                      &s, err, "reading usage");
@@ -641,6 +906,9 @@ static int daily_query(tg_store_t *st, const char *sql, const char *doing, const
     char from[16], to[16];
     if (to_s <= from_s)
         return 0;
+    int frc = fold_journal(st, err);
+    if (frc != 0)
+        return frc;
     utc_day(from_s, from);
     utc_day(to_s - 1, to);
     sqlite3_stmt *s;
@@ -683,7 +951,10 @@ int tg_store_usage_endpoints(tg_store_t *st, const char *customer_id, int64_t fr
 int tg_store_usage_load(tg_store_t *st, int64_t since_s, tg_usage_load_cb cb, void *arg, tg_err_t *err)
 {
     sqlite3_stmt *s;
-    int rc = prepare(st, "SELECT customer_id, period_start, metric, SUM(units) FROM usage_period WHERE period_start >= ?"
+    int rc = fold_journal(st, err);
+    if (rc != 0)
+        return rc;
+    rc = prepare(st, "SELECT customer_id, period_start, metric, SUM(units) FROM usage_period WHERE period_start >= ?"
                      " GROUP BY customer_id, period_start, metric",
                      &s, err, "loading usage totals");
     if (rc != 0)
@@ -703,7 +974,10 @@ int tg_store_usage_load(tg_store_t *st, int64_t since_s, tg_usage_load_cb cb, vo
 int tg_store_usage_total(tg_store_t *st, const char *metric, uint64_t *units, tg_err_t *err)
 {
     sqlite3_stmt *s;
-    int rc = prepare(st, "SELECT COALESCE(SUM(units), 0) FROM usage_period WHERE metric = ?", &s, err,
+    int rc = fold_journal(st, err);
+    if (rc != 0)
+        return rc;
+    rc = prepare(st, "SELECT COALESCE(SUM(units), 0) FROM usage_period WHERE metric = ?", &s, err,
                      "totalling usage");
     if (rc != 0)
         return rc;
@@ -780,7 +1054,10 @@ static int unbilled_query(tg_store_t *st, const char *customer_id, int64_t perio
                           tg_err_t *err)
 {
     sqlite3_stmt *s;
-    int rc = prepare(st,
+    int rc = fold_journal(st, err); /* (inside a transaction the caller folded already) */
+    if (rc != 0)
+        return rc;
+    rc = prepare(st,
                      "SELECT plan_id, metric, SUM(units - invoiced_units) FROM usage_period"
                      " WHERE customer_id = ? AND period_start <= ? AND units > invoiced_units"
                      " GROUP BY plan_id, metric ORDER BY plan_id, metric",
@@ -889,6 +1166,9 @@ static int collect_unbilled(const tg_unbilled_t *row, void *arg)
 
 int tg_store_tx_begin(tg_store_t *st, tg_err_t *err)
 {
+    int rc = fold_journal(st, err); /* the transaction sees every committed batch in the totals */
+    if (rc != 0)
+        return rc;
     return exec(st, "BEGIN IMMEDIATE", err, "starting a transaction");
 }
 
@@ -915,7 +1195,9 @@ int tg_store_invoice_create(tg_store_t *st, tg_invoice_t *draft, tg_invoice_buil
     const char *begin = outer ? "SAVEPOINT invoice" : "BEGIN IMMEDIATE";
     const char *commit = outer ? "RELEASE invoice" : "COMMIT";
     const char *rollback = outer ? "ROLLBACK TO invoice; RELEASE invoice" : "ROLLBACK";
-    int rc = exec(st, begin, err, "creating an invoice");
+    int rc = fold_journal(st, err);
+    if (rc == 0)
+        rc = exec(st, begin, err, "creating an invoice");
     if (rc != 0)
         return rc;
     tg_invoice_t existing;

@@ -328,7 +328,8 @@ static void test_submit_refuses_out_of_range(void **state)
     assert_non_null(strstr(err.msg, "mysql"));
 }
 
-/* A record whose total would overflow fails alone; the others in its transaction commit. */
+/* A record that cannot be stored (a field without its terminator) fails alone; the others in
+ * its transaction commit. A stored total saturates instead of overflowing. */
 static void test_bad_record_is_isolated(void **state)
 {
     fx_t *f = *state;
@@ -339,13 +340,15 @@ static void test_bad_record_is_isolated(void **state)
     tg_usage_t big = row("cus_big", "api_calls", (uint64_t)INT64_MAX);
     assert_int_equal(tg_meter_submit(c.m, &big, 1, on_slot, &slots[0]), 0);
     for (int i = 1; i < 6; i++) {
-        tg_usage_t u = row(i == 3 ? "cus_big" : "cus_ok", "api_calls", 1); /* 3 overflows cus_big */
+        tg_usage_t u = row(i == 3 ? "cus_big" : "cus_ok", "api_calls", 1);
+        if (i == 3)
+            memset(u.metric, 'x', sizeof(u.metric)); /* unterminated */
         assert_int_equal(tg_meter_submit(c.m, &u, 1, on_slot, &slots[i]), 0);
     }
     assert_int_equal(tg_meter_flush(c.m), 0); /* all six in one group */
     for (int i = 0; i < 6; i++) {
         assert_int_equal(atomic_load(&slots[i].fired), 1);
-        assert_int_equal(atomic_load(&slots[i].status), i == 3 ? TG_ERANGE : 0);
+        assert_int_equal(atomic_load(&slots[i].status), i == 3 ? TG_EINVAL : 0);
     }
     tg_meter_stats_t s;
     tg_meter_get_stats(c.m, &s);

@@ -1,0 +1,41 @@
+/* upstream.h - tollgate's HTTP/1.1 client to the upstream API, one per gateway worker.
+ *
+ * Why not h2o 2.2's proxy: its socket pool detaches a pooled connection from the event loop
+ * when it is returned and re-attaches it when it is taken again (export/import), which costs
+ * about four epoll_ctl and two fcntl calls per request and held tollgate to 0.6x of nginx.
+ * Here a keep-alive connection stays registered in its worker's loop for its whole life: an
+ * idle connection keeps reading (so an upstream close is seen at once) and a request simply
+ * writes to it.
+ *
+ * What it does per request: serializes the request (the body h2o has buffered in req->entity),
+ * parses the response head with picohttpparser, drops hop-by-hop headers (RFC 9110 7.6.1),
+ * and streams the body with Content-Length, chunked or close-delimited framing to the client,
+ * reading the upstream only as fast as the client takes the data. A request that finds its
+ * pooled connection already closed by the upstream is retried once on a new connection.
+ * Internal to src/http/. */
+#ifndef TG_UPSTREAM_H
+#define TG_UPSTREAM_H
+
+#include "h2o.h"
+
+typedef struct tg_upstream tg_upstream_t;
+
+typedef enum { TG_UPSTREAM_DOWN = 1, TG_UPSTREAM_TIMEOUT = 2 } tg_upstream_failure_t;
+
+/* Called instead of a response when the upstream did not answer: the callee must respond to
+ * req. Not called once a response has started (a failure then ends the response short). */
+typedef void (*tg_upstream_failed_cb)(h2o_req_t *req, void *arg, tg_upstream_failure_t why);
+
+/* Creates the client of one worker; call on that worker's loop thread. io_timeout_ms bounds
+ * each wait on the upstream (connect, the response head, each read of the body);
+ * keepalive_ms closes connections idle for that long. Resolves url's host once, now. */
+tg_upstream_t *tg_upstream_create(h2o_loop_t *loop, const h2o_url_t *url, uint64_t io_timeout_ms,
+                                  uint64_t keepalive_ms);
+
+/* Forwards req (its method, the given path with query, headers and entity) and responds to
+ * it with the upstream's answer: status, end-to-end headers, then the body. h2o_start_response
+ * is called when the head has arrived, so prefilters see the upstream's status and headers. */
+void tg_upstream_forward(tg_upstream_t *up, h2o_req_t *req, h2o_iovec_t path, tg_upstream_failed_cb on_failed,
+                         void *arg);
+
+#endif
