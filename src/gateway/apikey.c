@@ -80,6 +80,33 @@ void tg_apikey_hash(const uint8_t *secret, size_t secret_len, const char *key, s
     sodium_memzero(&st, sizeof(st));
 }
 
+struct tg_apikey_hasher {
+    crypto_auth_hmacsha256_state keyed;
+};
+
+tg_apikey_hasher_t *tg_apikey_hasher_new(const uint8_t *secret, size_t secret_len)
+{
+    pthread_once(&sodium_once, init_sodium);
+    tg_apikey_hasher_t *h = sodium_malloc(sizeof(*h)); /* guarded, and never swapped out */
+    if (h != NULL)
+        crypto_auth_hmacsha256_init(&h->keyed, secret, secret_len);
+    return h;
+}
+
+void tg_apikey_hasher_hash(const tg_apikey_hasher_t *h, const char *key, size_t len, uint8_t out[32])
+{
+    crypto_auth_hmacsha256_state st = h->keyed;
+    crypto_auth_hmacsha256_update(&st, (const uint8_t *)key, len);
+    crypto_auth_hmacsha256_final(&st, out);
+    sodium_memzero(&st, sizeof(st));
+}
+
+void tg_apikey_hasher_free(tg_apikey_hasher_t *h)
+{
+    if (h != NULL)
+        sodium_free(h); /* zeroes it */
+}
+
 void tg_apikey_prefix(const char *key, size_t len, char *out, size_t cap)
 {
     size_t n = len < TG_APIKEY_PREFIX_LEN ? len : TG_APIKEY_PREFIX_LEN;

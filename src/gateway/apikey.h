@@ -25,6 +25,14 @@ int tg_apikey_check_format(const char *key, size_t len);
 void tg_apikey_hash(const uint8_t *secret, size_t secret_len, const char *key, size_t len,
                     uint8_t out[32]);
 
+/* The same HMAC with the key schedule done once: the request path hashes every call's key, and
+ * half of an HMAC of a short key is hashing the secret's pads. Safe to share between threads
+ * (each hash works on a copy of the prepared state). */
+typedef struct tg_apikey_hasher tg_apikey_hasher_t;
+tg_apikey_hasher_t *tg_apikey_hasher_new(const uint8_t *secret, size_t secret_len);
+void tg_apikey_hasher_hash(const tg_apikey_hasher_t *h, const char *key, size_t len, uint8_t out[32]);
+void tg_apikey_hasher_free(tg_apikey_hasher_t *h);
+
 /* The display prefix (first TG_APIKEY_PREFIX_LEN characters) into out (NUL-terminated). */
 void tg_apikey_prefix(const char *key, size_t len, char *out, size_t cap);
 

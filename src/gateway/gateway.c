@@ -4,7 +4,6 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,22 +15,40 @@
 
 struct tg_gateway {
     tg_gateway_deps_t deps;
-    uint8_t *secret;
-    size_t secret_len;
+    tg_apikey_hasher_t *hasher;
 };
+
+
+/* The request path formats a dozen small strings; these avoid printf's machinery there. */
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+static size_t fmt_u64(char *out, uint64_t v) /* out has room for 20 digits */
+{
+    char tmp[20];
+    size_t n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
 
 static const tg_meter_unit_t default_units[] = {{"api_calls", 1}};
 
 tg_gateway_t *tg_gateway_new(const tg_gateway_deps_t *deps, const uint8_t *secret, size_t secret_len)
 {
     tg_gateway_t *gw = calloc(1, sizeof(*gw));
-    if (gw == NULL || (gw->secret = malloc(secret_len)) == NULL) {
+    if (gw == NULL || (gw->hasher = tg_apikey_hasher_new(secret, secret_len)) == NULL) {
         free(gw);
         return NULL;
     }
     gw->deps = *deps;
-    memcpy(gw->secret, secret, secret_len);
-    gw->secret_len = secret_len;
     return gw;
 }
 
@@ -39,8 +56,7 @@ void tg_gateway_free(tg_gateway_t *gw)
 {
     if (gw == NULL)
         return;
-    sodium_memzero(gw->secret, gw->secret_len);
-    free(gw->secret);
+    tg_apikey_hasher_free(gw->hasher);
     free(gw);
 }
 
@@ -138,7 +154,7 @@ int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *c
         return refuse(refusal, 401, "invalid_key", TG_OUT_INVALID_KEY,
                       "The API key is malformed (wrong prefix, length or checksum); check it for a typo.");
     uint8_t hash[32];
-    tg_apikey_hash(gw->secret, gw->secret_len, key, key_len, hash);
+    tg_apikey_hasher_hash(gw->hasher, key, key_len, hash);
     tg_auth_t auth;
     tg_accounts_authenticate(gw->deps.accounts, hash, now_s, &auth);
     switch (auth.result) {
@@ -230,7 +246,10 @@ int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *c
     call->rate_policy = throttled ? plan->throttle_rate : plan->rate_limit;
     uint64_t burst = throttled ? plan->throttle_rate.count : plan->burst;
     char rl_key[TG_ID_MAX + 4];
-    int kl = snprintf(rl_key, sizeof(rl_key), "%s%s", acct_id, throttled ? "/t" : "");
+    copy_str(rl_key, TG_ID_MAX, acct_id);
+    size_t kl = strlen(rl_key);
+    if (throttled)
+        memcpy(rl_key + kl, "/t", 3), kl += 2;
     int64_t mono = tg_clock_mono_ns();
     if (tg_limiter_take(gw->deps.limiter, rl_key, (size_t)kl, &call->rate_policy, burst, weight, mono,
                         &call->rate) != 0) {
@@ -336,7 +355,7 @@ int tg_gateway_settle(tg_gateway_t *gw, tg_call_t *call, int status, int upstrea
     size_t n = call->nunits;
     memset(rows, 0, sizeof(rows));
     for (size_t i = 0; i < n; i++) {
-        snprintf(rows[i].metric, sizeof(rows[i].metric), "%s", call->units[i].metric);
+        copy_str(rows[i].metric, sizeof(rows[i].metric), call->units[i].metric);
         rows[i].units = call->units[i].units;
     }
     if (units_header != NULL && units_len > 0) {
@@ -358,10 +377,10 @@ int tg_gateway_settle(tg_gateway_t *gw, tg_call_t *call, int status, int upstrea
     uint64_t event_id = tg_meter_next_event_id();
     for (size_t i = 0; i < n; i++) {
         rows[i].event_id = event_id;
-        snprintf(rows[i].customer_id, sizeof(rows[i].customer_id), "%s", tg_account_id(call->account));
-        snprintf(rows[i].key_id, sizeof(rows[i].key_id), "%s", call->key_id);
-        snprintf(rows[i].plan_id, sizeof(rows[i].plan_id), "%s", call->plan->id);
-        snprintf(rows[i].endpoint, sizeof(rows[i].endpoint), "%s", call->endpoint);
+        copy_str(rows[i].customer_id, sizeof(rows[i].customer_id), tg_account_id(call->account));
+        copy_str(rows[i].key_id, sizeof(rows[i].key_id), call->key_id);
+        copy_str(rows[i].plan_id, sizeof(rows[i].plan_id), call->plan->id);
+        copy_str(rows[i].endpoint, sizeof(rows[i].endpoint), call->endpoint);
         rows[i].ts_ns = call->decided_ns;
         rows[i].period_start = call->period_start;
         rows[i].status = status;
@@ -381,25 +400,31 @@ void tg_gateway_abandon(tg_gateway_t *gw, tg_call_t *call)
 static void emit_u64(tg_header_emit_cb emit, void *arg, const char *name, uint64_t v)
 {
     char buf[24];
-    int n = snprintf(buf, sizeof(buf), "%" PRIu64, v);
-    emit(name, buf, (size_t)n, arg);
+    emit(name, buf, fmt_u64(buf, v), arg);
 }
 
 void tg_gateway_headers(const tg_call_t *call, const tg_refusal_t *refusal, tg_header_emit_cb emit, void *arg)
 {
     char buf[160];
-    int n;
+    size_t n;
     if (call->has_rate) {
         uint64_t reset_s = (uint64_t)((call->rate.reset_ns + TG_NS_PER_SEC - 1) / TG_NS_PER_SEC);
         uint64_t window_s = (uint64_t)(call->rate_policy.period_ns / TG_NS_PER_SEC);
         emit_u64(emit, arg, "x-ratelimit-limit", call->rate.limit);
         emit_u64(emit, arg, "x-ratelimit-remaining", call->rate.remaining);
         emit_u64(emit, arg, "x-ratelimit-reset", reset_s);
-        n = snprintf(buf, sizeof(buf), "\"default\";q=%" PRIu64 ";w=%" PRIu64, call->rate_policy.count,
-                     window_s);
-        emit("ratelimit-policy", buf, (size_t)n, arg);
-        n = snprintf(buf, sizeof(buf), "\"default\";r=%" PRIu64 ";t=%" PRIu64, call->rate.remaining, reset_s);
-        emit("ratelimit", buf, (size_t)n, arg);
+        /* "default";q=N;w=S and "default";r=N;t=S (draft-ietf-httpapi-ratelimit-headers) */
+        n = 0;
+        memcpy(buf, "\"default\";q=", 12), n = 12;
+        n += fmt_u64(buf + n, call->rate_policy.count);
+        memcpy(buf + n, ";w=", 3), n += 3;
+        n += fmt_u64(buf + n, window_s);
+        emit("ratelimit-policy", buf, n, arg);
+        memcpy(buf, "\"default\";r=", 12), n = 12;
+        n += fmt_u64(buf + n, call->rate.remaining);
+        memcpy(buf + n, ";t=", 3), n += 3;
+        n += fmt_u64(buf + n, reset_s);
+        emit("ratelimit", buf, n, arg);
     }
     if (call->has_quota) {
         emit_u64(emit, arg, "x-quota-remaining", call->quota_remaining);

