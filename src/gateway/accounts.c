@@ -266,7 +266,7 @@ void tg_accounts_authenticate(tg_accounts_t *a, const uint8_t hash[32], int64_t 
     out->key_id[0] = '\0';
     pthread_rwlock_rdlock(&a->lock);
     for (key_entry_t *k = a->keys_by_hash[hash_digest(hash) % a->nkey_buckets]; k != NULL; k = k->next_by_hash) {
-        if (sodium_memcmp(k->hash, hash, 32) != 0)
+        if (crypto_verify_32(k->hash, hash) != 0) /* constant time, and vectorised */
             continue;
         int64_t revoked = atomic_load(&k->revoked_at), expires = atomic_load(&k->expires_at);
         if (revoked != 0 && revoked <= now_s)

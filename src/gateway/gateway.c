@@ -351,9 +351,8 @@ int tg_gateway_settle(tg_gateway_t *gw, tg_call_t *call, int status, int upstrea
         return 0;
     }
     tg_metrics_count_billed(1);
-    tg_usage_t rows[TG_CALL_MAX_METRICS * 2];
+    tg_usage_t rows[TG_CALL_MAX_METRICS * 2]; /* every field of rows[0, n) is set below */
     size_t n = call->nunits;
-    memset(rows, 0, sizeof(rows));
     for (size_t i = 0; i < n; i++) {
         copy_str(rows[i].metric, sizeof(rows[i].metric), call->units[i].metric);
         rows[i].units = call->units[i].units;

@@ -144,6 +144,7 @@ int tg_store_open(const char *url, tg_store_t **out, tg_err_t *err)
         free(st);
         return tg_errf(err, TG_ENOMEM, "out of memory opening %s", path);
     }
+    st->folded_mono_ns = mono_ns();
     if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK) {
         rc = tg_errf(err, TG_ESTORE, "opening database %s: %s", path,

@@ -476,6 +476,72 @@ static void test_usage_throughput(void **state)
     assert_int_equal(n, (uint64_t)BATCHES * 334); /* rows 0, 3, ..., 999 */
 }
 
+static int sum_metric(const char *metric, uint64_t units, void *arg)
+{
+    if (strcmp(metric, "api_calls") == 0)
+        *(uint64_t *)arg += units;
+    return 0;
+}
+
+static void sql_exec(fx_t *f, const char *sql)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* Batches wait in the journal until a reader (any connection) or the writer folds them; each is
+ * folded exactly once, a retried batch is not journaled again, and a damaged journal row is an
+ * error naming its batch that leaves the totals untouched. */
+static void test_usage_journal(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    size_t ins = 0;
+    tg_store_t *reader = NULL;
+    assert_int_equal(tg_store_open(f->url, &reader, &err), 0);
+
+    tg_usage_t rows[3] = {row("cus_1", "api_calls", 2), row("cus_1", "api_calls", 3), row("cus_2", "api_calls", 7)};
+    snprintf(rows[1].endpoint, sizeof(rows[1].endpoint), "POST /y");
+    assert_int_equal(tg_store_usage_record(f->st, 10, rows, 3, &ins, &err), 0);
+    assert_int_equal(ins, 3);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_journal"), 1); /* one row per batch */
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_period"), 0);   /* not folded yet */
+    assert_int_equal(tg_store_usage_fold(f->st, 0, &err), 0); /* below the writer's threshold... */
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_journal"), 1);
+
+    uint64_t used = 0; /* ...but a reader on another connection folds before it reads */
+    assert_int_equal(tg_store_usage_period(reader, "cus_1", 1000, sum_metric, &used, &err), 0);
+    assert_int_equal(used, 5);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_journal"), 0);
+    assert_int_equal(sql_int(f, "SELECT units FROM usage_daily WHERE customer_id = 'cus_1' AND endpoint = 'POST /y'"), 3);
+
+    /* the same batch again (a retry after an uncertain commit): nothing is added */
+    assert_int_equal(tg_store_usage_record(f->st, 10, rows, 3, &ins, &err), 0);
+    assert_int_equal(ins, 0);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_journal"), 0);
+    used = 0;
+    assert_int_equal(tg_store_usage_period(reader, "cus_1", 1000, sum_metric, &used, &err), 0);
+    assert_int_equal(used, 5);
+
+    /* a forced fold by the writer */
+    assert_int_equal(tg_store_usage_record(f->st, 11, rows + 2, 1, &ins, &err), 0);
+    assert_int_equal(tg_store_usage_fold(f->st, 1, &err), 0);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_journal"), 0);
+    assert_int_equal(sql_int(f, "SELECT units FROM usage_period WHERE customer_id = 'cus_2'"), 14);
+
+    /* a damaged row: the read fails, naming the batch; nothing is half-applied */
+    assert_int_equal(tg_store_usage_record(f->st, 12, rows, 1, &ins, &err), 0);
+    sql_exec(f, "INSERT INTO usage_journal(batch_id, data) VALUES (13, x'05637573')");
+    used = 0;
+    assert_int_equal(tg_store_usage_period(reader, "cus_1", 1000, sum_metric, &used, &err), TG_ESTORE);
+    assert_non_null(strstr(err.msg, "batch 13"));
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_journal"), 2);
+    assert_int_equal(sql_int(f, "SELECT SUM(units) FROM usage_period WHERE customer_id = 'cus_1'"), 5);
+    tg_store_close(reader);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -487,6 +553,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_usage_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_throughput, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_journal, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
