@@ -509,16 +509,56 @@ static int64_t ns_to_s(int64_t ns)
 }
 
 /* Batches are summed in memory first (sort, then merge runs), so a batch of thousands of calls
- * from a few customers costs a few upserts, not one write per call. */
+ * from a few customers costs a few upserts, not one write per call. Sorting is by a hash of the
+ * key first (set_hashes, for the grouping about to be sorted), so most comparisons are one
+ * integer compare; the strings decide only between equal hashes, which keeps equal keys
+ * adjacent. */
 typedef struct agg_ref {
     const tg_usage_t *u;
+    uint64_t h;
     char day[16];
 } agg_ref_t;
 
+enum agg_key { AGG_PERIOD, AGG_DAILY, AGG_JOURNAL };
+
+static uint64_t fnv_str(uint64_t h, const char *s)
+{
+    do
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    while (*s++ != '\0');
+    return h;
+}
+
+static void set_hashes(agg_ref_t *refs, size_t n, enum agg_key key)
+{
+    for (size_t i = 0; i < n; i++) {
+        const tg_usage_t *u = refs[i].u;
+        uint64_t h = fnv_str(1469598103934665603ULL, u->customer_id);
+        h = fnv_str(h, u->metric);
+        if (key != AGG_DAILY) {
+            h = (h ^ (uint64_t)u->period_start) * 1099511628211ULL;
+            h = fnv_str(h, u->plan_id);
+        }
+        if (key != AGG_PERIOD) {
+            h = fnv_str(h, refs[i].day);
+            h = fnv_str(h, u->endpoint);
+        }
+        refs[i].h = h;
+    }
+}
+
+static int cmp_hash(const agg_ref_t *a, const agg_ref_t *b)
+{
+    return (a->h > b->h) - (a->h < b->h);
+}
+
 static int cmp_period(const void *a, const void *b)
 {
+    int c = cmp_hash(a, b);
+    if (c != 0)
+        return c;
     const tg_usage_t *x = ((const agg_ref_t *)a)->u, *y = ((const agg_ref_t *)b)->u;
-    int c = strcmp(x->customer_id, y->customer_id);
+    c = strcmp(x->customer_id, y->customer_id);
     if (c == 0)
         c = (x->period_start > y->period_start) - (x->period_start < y->period_start);
     if (c == 0)
@@ -530,8 +570,11 @@ static int cmp_period(const void *a, const void *b)
 
 static int cmp_daily(const void *a, const void *b)
 {
+    int c = cmp_hash(a, b);
+    if (c != 0)
+        return c;
     const agg_ref_t *ra = a, *rb = b;
-    int c = strcmp(ra->u->customer_id, rb->u->customer_id);
+    c = strcmp(ra->u->customer_id, rb->u->customer_id);
     if (c == 0)
         c = strcmp(ra->day, rb->day);
     if (c == 0)
@@ -608,11 +651,17 @@ static int upsert_runs(tg_store_t *st, agg_ref_t *refs, size_t n, int daily)
 
 static int cmp_journal(const void *a, const void *b)
 {
-    int c = cmp_period(a, b);
+    int c = cmp_hash(a, b);
+    if (c != 0)
+        return c;
+    const agg_ref_t *ra = a, *rb = b;
+    agg_ref_t pa = *ra, pb = *rb; /* equal hashes: compare the whole key */
+    pa.h = pb.h = 0;
+    c = cmp_period(&pa, &pb);
     if (c == 0)
-        c = strcmp(((const agg_ref_t *)a)->day, ((const agg_ref_t *)b)->day);
+        c = strcmp(ra->day, rb->day);
     if (c == 0)
-        c = strcmp(((const agg_ref_t *)a)->u->endpoint, ((const agg_ref_t *)b)->u->endpoint);
+        c = strcmp(ra->u->endpoint, rb->u->endpoint);
     return c;
 }
 
@@ -696,6 +745,7 @@ int tg_store_usage_record(tg_store_t *st, uint64_t batch_id, const tg_usage_t *r
         last_day = day;
     }
     /* Sum the batch by key, then pack it. */
+    set_hashes(refs, n, AGG_JOURNAL);
     qsort(refs, n, sizeof(*refs), cmp_journal);
     unsigned char *p = blob;
     for (size_t i = 0; i < n;) {
@@ -823,8 +873,10 @@ static int fold_some(tg_store_t *st, int *more, tg_err_t *err)
     for (size_t i = 0; i < n; i++)
         refs[i].u = &rows[i];
     if (n != 0) {
+        set_hashes(refs, n, AGG_PERIOD);
         qsort(refs, n, sizeof(*refs), cmp_period);
         if ((step = upsert_runs(st, refs, n, 0)) == SQLITE_DONE) {
+            set_hashes(refs, n, AGG_DAILY);
             qsort(refs, n, sizeof(*refs), cmp_daily);
             step = upsert_runs(st, refs, n, 1);
         }
