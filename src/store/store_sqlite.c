@@ -508,18 +508,15 @@ static int64_t ns_to_s(int64_t ns)
     return ns / 1000000000 - (ns % 1000000000 < 0);
 }
 
-/* Batches are summed in memory first (sort, then merge runs), so a batch of thousands of calls
- * from a few customers costs a few upserts, not one write per call. Sorting is by a hash of the
- * key first (set_hashes, for the grouping about to be sorted), so most comparisons are one
- * integer compare; the strings decide only between equal hashes, which keeps equal keys
- * adjacent. */
+/* A batch is summed by key before it is journaled (sort, then merge runs), so a batch of
+ * thousands of calls from a few customers is a few entries. Sorting is by a hash of the key
+ * first (set_hashes), so most comparisons are one integer compare; the strings decide only
+ * between equal hashes, which keeps equal keys adjacent. */
 typedef struct agg_ref {
     const tg_usage_t *u;
     uint64_t h;
     char day[16];
 } agg_ref_t;
-
-enum agg_key { AGG_PERIOD, AGG_DAILY, AGG_JOURNAL };
 
 static uint64_t fnv_str(uint64_t h, const char *s)
 {
@@ -529,21 +526,17 @@ static uint64_t fnv_str(uint64_t h, const char *s)
     return h;
 }
 
-static void set_hashes(agg_ref_t *refs, size_t n, enum agg_key key)
+/* The hash of each ref's whole journal key (period key, day, endpoint). */
+static void set_hashes(agg_ref_t *refs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         const tg_usage_t *u = refs[i].u;
         uint64_t h = fnv_str(1469598103934665603ULL, u->customer_id);
         h = fnv_str(h, u->metric);
-        if (key != AGG_DAILY) {
-            h = (h ^ (uint64_t)u->period_start) * 1099511628211ULL;
-            h = fnv_str(h, u->plan_id);
-        }
-        if (key != AGG_PERIOD) {
-            h = fnv_str(h, refs[i].day);
-            h = fnv_str(h, u->endpoint);
-        }
-        refs[i].h = h;
+        h = (h ^ (uint64_t)u->period_start) * 1099511628211ULL;
+        h = fnv_str(h, u->plan_id);
+        h = fnv_str(h, refs[i].day);
+        refs[i].h = fnv_str(h, u->endpoint);
     }
 }
 
@@ -565,22 +558,6 @@ static int cmp_period(const void *a, const void *b)
         c = strcmp(x->metric, y->metric);
     if (c == 0)
         c = strcmp(x->plan_id, y->plan_id);
-    return c;
-}
-
-static int cmp_daily(const void *a, const void *b)
-{
-    int c = cmp_hash(a, b);
-    if (c != 0)
-        return c;
-    const agg_ref_t *ra = a, *rb = b;
-    c = strcmp(ra->u->customer_id, rb->u->customer_id);
-    if (c == 0)
-        c = strcmp(ra->day, rb->day);
-    if (c == 0)
-        c = strcmp(ra->u->metric, rb->u->metric);
-    if (c == 0)
-        c = strcmp(ra->u->endpoint, rb->u->endpoint);
     return c;
 }
 
@@ -610,28 +587,88 @@ static int bind_total(sqlite3_stmt *s, const agg_ref_t *r, int daily, uint64_t u
 /* Adds each run of equal keys in refs (sorted by the period or the daily key) to its total.
  * Sums saturate at 2^63-1: usage reaching nine quintillion units is not a real account, and
  * refusing it here would block every later batch behind it. */
-static int upsert_runs(tg_store_t *st, agg_ref_t *refs, size_t n, int daily)
+static int upsert_one(tg_store_t *st, const agg_ref_t *r, int daily, uint64_t units)
 {
-    sqlite3_stmt *add = st->hot[daily ? ST_DAILY_ADD : ST_PERIOD_ADD];
-    sqlite3_stmt *upsert = st->hot[daily ? ST_USAGE_DAILY : ST_USAGE_PERIOD];
-    for (size_t i = 0; i < n;) {
-        uint64_t units = 0;
-        size_t j = i;
-        while (j < n && (daily ? cmp_daily(&refs[i], &refs[j]) : cmp_period(&refs[i], &refs[j])) == 0) {
-            if (__builtin_add_overflow(units, refs[j].u->units, &units) || units > (uint64_t)INT64_MAX)
-                units = (uint64_t)INT64_MAX;
-            j++;
-        }
-        int rc = bind_total(add, &refs[i], daily, units);
-        if (rc == SQLITE_DONE && sqlite3_changes(st->db) == 0) {
-            /* no such total yet, or it would overflow: the upsert tells which */
-            rc = bind_total(upsert, &refs[i], daily, units);
-            if (rc == SQLITE_DONE && sqlite3_changes(st->db) == 0)
-                rc = bind_total(st->hot[daily ? ST_DAILY_MAX : ST_PERIOD_MAX], &refs[i], daily, units);
-        }
+    int rc = bind_total(st->hot[daily ? ST_DAILY_ADD : ST_PERIOD_ADD], r, daily, units);
+    if (rc == SQLITE_DONE && sqlite3_changes(st->db) == 0) {
+        /* no such total yet, or it would overflow: the upsert tells which */
+        rc = bind_total(st->hot[daily ? ST_USAGE_DAILY : ST_USAGE_PERIOD], r, daily, units);
+        if (rc == SQLITE_DONE && sqlite3_changes(st->db) == 0)
+            rc = bind_total(st->hot[daily ? ST_DAILY_MAX : ST_PERIOD_MAX], r, daily, units);
+    }
+    return rc;
+}
+
+static uint64_t add_saturating(uint64_t a, uint64_t b)
+{
+    uint64_t s;
+    return __builtin_add_overflow(a, b, &s) || s > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : s;
+}
+
+/* The fold's grouping: an open-addressing table over the whole fixed-size key fields (the
+ * decoded rows are zero-padded), hashed a word at a time. Sorting thousands of rows by their
+ * strings was most of a fold's CPU. */
+typedef struct fold_slot {
+    const agg_ref_t *ref; /* NULL: empty */
+    uint64_t units;
+} fold_slot_t;
+
+static uint64_t mix_words(uint64_t h, const void *p, size_t n) /* n: a multiple of 8 */
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t w;
+        memcpy(&w, b + i, 8);
+        h = (h ^ w) * 0x9E3779B97F4A7C15ULL;
+        h ^= h >> 29;
+    }
+    return h;
+}
+
+_Static_assert(TG_ID_MAX % 8 == 0 && TG_METRIC_MAX % 8 == 0 && TG_PLAN_ID_MAX % 8 == 0 && TG_ENDPOINT_MAX % 8 == 0,
+               "key fields are hashed a word at a time");
+
+static uint64_t fold_hash(const agg_ref_t *r, int daily)
+{
+    const tg_usage_t *u = r->u;
+    uint64_t h = mix_words(0x243F6A8885A308D3ULL, u->customer_id, sizeof(u->customer_id));
+    h = mix_words(h, u->metric, sizeof(u->metric));
+    if (daily)
+        return mix_words(mix_words(h, r->day, sizeof(r->day)), u->endpoint, sizeof(u->endpoint));
+    h = mix_words(h, u->plan_id, sizeof(u->plan_id));
+    return (h ^ (uint64_t)u->period_start) * 0x9E3779B97F4A7C15ULL;
+}
+
+static int fold_same(const agg_ref_t *a, const agg_ref_t *b, int daily)
+{
+    const tg_usage_t *x = a->u, *y = b->u;
+    if (memcmp(x->customer_id, y->customer_id, sizeof(x->customer_id)) != 0 ||
+        memcmp(x->metric, y->metric, sizeof(x->metric)) != 0)
+        return 0;
+    if (daily)
+        return memcmp(a->day, b->day, sizeof(a->day)) == 0 && memcmp(x->endpoint, y->endpoint, sizeof(x->endpoint)) == 0;
+    return x->period_start == y->period_start && memcmp(x->plan_id, y->plan_id, sizeof(x->plan_id)) == 0;
+}
+
+/* Sums refs by the period or the daily key in table (cap slots, a power of two above n) and
+ * adds each sum to its total. */
+static int fold_group(tg_store_t *st, const agg_ref_t *refs, size_t n, int daily, fold_slot_t *table, size_t cap)
+{
+    memset(table, 0, cap * sizeof(*table));
+    for (size_t i = 0; i < n; i++) {
+        size_t k = (size_t)fold_hash(&refs[i], daily) & (cap - 1);
+        while (table[k].ref != NULL && !fold_same(table[k].ref, &refs[i], daily))
+            k = (k + 1) & (cap - 1);
+        if (table[k].ref == NULL)
+            table[k].ref = &refs[i];
+        table[k].units = add_saturating(table[k].units, refs[i].u->units);
+    }
+    for (size_t k = 0; k < cap; k++) {
+        if (table[k].ref == NULL)
+            continue;
+        int rc = upsert_one(st, table[k].ref, daily, table[k].units);
         if (rc != SQLITE_DONE)
             return rc;
-        i = j;
     }
     return SQLITE_DONE;
 }
@@ -745,7 +782,7 @@ int tg_store_usage_record(tg_store_t *st, uint64_t batch_id, const tg_usage_t *r
         last_day = day;
     }
     /* Sum the batch by key, then pack it. */
-    set_hashes(refs, n, AGG_JOURNAL);
+    set_hashes(refs, n);
     qsort(refs, n, sizeof(*refs), cmp_journal);
     unsigned char *p = blob;
     for (size_t i = 0; i < n;) {
@@ -851,7 +888,8 @@ static int fold_some(tg_store_t *st, int *more, tg_err_t *err)
                 refs = f;
                 cap = nc;
             }
-            tg_usage_t *u = memset(&rows[n], 0, sizeof(rows[n]));
+            tg_usage_t *u = memset(&rows[n], 0, sizeof(rows[n])); /* zero padding: fold_group */
+            memset(refs[n].day, 0, sizeof(refs[n].day));
             uint64_t ps;
             if (get_str(&p, end, u->customer_id, sizeof(u->customer_id)) != 0 ||
                 get_str(&p, end, u->plan_id, sizeof(u->plan_id)) != 0 ||
@@ -873,13 +911,17 @@ static int fold_some(tg_store_t *st, int *more, tg_err_t *err)
     for (size_t i = 0; i < n; i++)
         refs[i].u = &rows[i];
     if (n != 0) {
-        set_hashes(refs, n, AGG_PERIOD);
-        qsort(refs, n, sizeof(*refs), cmp_period);
-        if ((step = upsert_runs(st, refs, n, 0)) == SQLITE_DONE) {
-            set_hashes(refs, n, AGG_DAILY);
-            qsort(refs, n, sizeof(*refs), cmp_daily);
-            step = upsert_runs(st, refs, n, 1);
+        size_t slots = 16;
+        while (slots < 2 * n)
+            slots *= 2;
+        fold_slot_t *table = malloc(slots * sizeof(*table));
+        if (table == NULL) {
+            rc = tg_errf(err, TG_ENOMEM, "out of memory folding usage");
+            goto done;
         }
+        if ((step = fold_group(st, refs, n, 0, table, slots)) == SQLITE_DONE)
+            step = fold_group(st, refs, n, 1, table, slots);
+        free(table);
     }
     if (step != SQLITE_DONE) {
         rc = db_error(st, err, "folding usage");
