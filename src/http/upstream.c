@@ -10,7 +10,6 @@
  * upstream instead of growing memory. The last piece of a response is copied into the
  * request's pool (or, when large, the input buffer itself is handed to the pool), because
  * h2o may still be writing it after the connection has gone back to the idle list. */
-#include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -665,6 +664,10 @@ static void build_request(fwd_t *f, h2o_iovec_t path)
 void tg_upstream_forward(tg_upstream_t *up, h2o_req_t *req, h2o_iovec_t path, tg_upstream_failed_cb on_failed,
                          void *arg)
 {
+    if (up == NULL) { /* the worker's client could not be created (out of memory at start) */
+        on_failed(req, arg, TG_UPSTREAM_DOWN);
+        return;
+    }
     fwd_t *f = h2o_mem_alloc_shared(&req->pool, sizeof(*f), on_fwd_dispose);
     memset(f, 0, sizeof(*f));
     f->gen.proceed = on_proceed;
