@@ -60,7 +60,7 @@ nginx -p "$work/up" -c "$work/up/nginx.conf" & pids+=($!)
 nginx -p "$work/proxy" -c "$work/proxy/nginx.conf" & pids+=($!)
 
 cpu_ticks() { # "utime stime" of processes (all their threads) and their child processes
-  local u=0 s=0 p
+  local u=0 s=0 p pu ps
   for p in "$@" $(for q in "$@"; do pgrep -P "$q" || true; done); do
     [ -r /proc/$p/stat ] || continue
     read -r pu ps < <(awk '{print $14, $15}' /proc/$p/stat)

@@ -18,7 +18,6 @@ struct tg_gateway {
     tg_apikey_hasher_t *hasher;
 };
 
-
 /* The request path formats a dozen small strings; these avoid printf's machinery there. */
 static void copy_str(char *dst, size_t cap, const char *src)
 {
@@ -251,7 +250,7 @@ int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *c
     if (throttled)
         memcpy(rl_key + kl, "/t", 3), kl += 2;
     int64_t mono = tg_clock_mono_ns();
-    if (tg_limiter_take(gw->deps.limiter, rl_key, (size_t)kl, &call->rate_policy, burst, weight, mono,
+    if (tg_limiter_take(gw->deps.limiter, rl_key, kl, &call->rate_policy, burst, weight, mono,
                         &call->rate) != 0) {
         release_units(gw, call, nunits);
         return refuse(refusal, 503, "service_unavailable", TG_OUT_RATE_LIMITED,
@@ -402,28 +401,32 @@ static void emit_u64(tg_header_emit_cb emit, void *arg, const char *name, uint64
     emit(name, buf, fmt_u64(buf, v), arg);
 }
 
+/* "default";<a>=<x>;<b>=<y> into buf (room for 64 bytes). */
+static size_t fmt_rate_item(char *buf, char a, uint64_t x, char b, uint64_t y)
+{
+    size_t n = 10;
+    memcpy(buf, "\"default\";", n);
+    buf[n++] = a;
+    buf[n++] = '=';
+    n += fmt_u64(buf + n, x);
+    buf[n++] = ';';
+    buf[n++] = b;
+    buf[n++] = '=';
+    return n + fmt_u64(buf + n, y);
+}
+
 void tg_gateway_headers(const tg_call_t *call, const tg_refusal_t *refusal, tg_header_emit_cb emit, void *arg)
 {
-    char buf[160];
-    size_t n;
+    char buf[64];
     if (call->has_rate) {
         uint64_t reset_s = (uint64_t)((call->rate.reset_ns + TG_NS_PER_SEC - 1) / TG_NS_PER_SEC);
         uint64_t window_s = (uint64_t)(call->rate_policy.period_ns / TG_NS_PER_SEC);
         emit_u64(emit, arg, "x-ratelimit-limit", call->rate.limit);
         emit_u64(emit, arg, "x-ratelimit-remaining", call->rate.remaining);
         emit_u64(emit, arg, "x-ratelimit-reset", reset_s);
-        /* "default";q=N;w=S and "default";r=N;t=S (draft-ietf-httpapi-ratelimit-headers) */
-        n = 0;
-        memcpy(buf, "\"default\";q=", 12), n = 12;
-        n += fmt_u64(buf + n, call->rate_policy.count);
-        memcpy(buf + n, ";w=", 3), n += 3;
-        n += fmt_u64(buf + n, window_s);
-        emit("ratelimit-policy", buf, n, arg);
-        memcpy(buf, "\"default\";r=", 12), n = 12;
-        n += fmt_u64(buf + n, call->rate.remaining);
-        memcpy(buf + n, ";t=", 3), n += 3;
-        n += fmt_u64(buf + n, reset_s);
-        emit("ratelimit", buf, n, arg);
+        /* draft-ietf-httpapi-ratelimit-headers */
+        emit("ratelimit-policy", buf, fmt_rate_item(buf, 'q', call->rate_policy.count, 'w', window_s), arg);
+        emit("ratelimit", buf, fmt_rate_item(buf, 'r', call->rate.remaining, 't', reset_s), arg);
     }
     if (call->has_quota) {
         emit_u64(emit, arg, "x-quota-remaining", call->quota_remaining);

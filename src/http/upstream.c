@@ -84,6 +84,7 @@ struct fwd {
     unsigned eof : 1;       /* the upstream closed its side */
     unsigned reusable : 1;  /* the upstream keeps the connection open */
     unsigned is_head : 1;
+    unsigned idempotent : 1; /* RFC 9110 9.2.2: may be sent again */
     enum framing framing;
     size_t in_flight;
     size_t remaining; /* BODY_LENGTH */
@@ -199,25 +200,43 @@ static void abort_response(fwd_t *f)
 
 static void send_request(fwd_t *f);
 
+/* Opens a new connection for f, which sends the request once connected; or fails f. */
+static void attach_new_conn(fwd_t *f)
+{
+    up_conn_t *c = conn_open(f->up);
+    if (c == NULL) {
+        fail(f, TG_UPSTREAM_DOWN);
+        return;
+    }
+    c->fwd = f;
+    f->conn = c;
+    timer_set(c, &f->up->io_timeout);
+}
+
+/* f's connection failed before any of the response arrived. A pooled one was most likely closed
+ * by the upstream while idle, so the request is tried once more on a new connection; but once
+ * it was written whole the upstream may have acted on it before closing, so then only an
+ * idempotent method is sent again (as nginx does) and anything else gets 502. */
+static void retry_or_fail(fwd_t *f, int written)
+{
+    up_conn_t *c = f->conn;
+    if (c->served == 0 || f->retried || (written && !f->idempotent)) {
+        fail(f, TG_UPSTREAM_DOWN);
+        return;
+    }
+    f->retried = 1;
+    f->eof = 0;
+    conn_close(c, 1);
+    attach_new_conn(f);
+}
+
 static void on_write_done(h2o_socket_t *sock, const char *err)
 {
     up_conn_t *c = sock->data;
     fwd_t *f = c->fwd;
     if (err == NULL || f == NULL || f->started)
         return;
-    /* A pooled connection the upstream closed before we wrote: try once on a new one. */
-    if (c->served != 0 && !f->retried) {
-        f->retried = 1;
-        conn_close(c, 1);
-        if ((f->conn = conn_open(f->up)) == NULL) {
-            fail(f, TG_UPSTREAM_DOWN);
-            return;
-        }
-        f->conn->fwd = f;
-        timer_set(f->conn, &f->up->io_timeout);
-        return;
-    }
-    fail(f, TG_UPSTREAM_DOWN);
+    retry_or_fail(f, 0);
 }
 
 static void send_request(fwd_t *f)
@@ -517,21 +536,10 @@ static void on_read(h2o_socket_t *sock, const char *err)
         if (r == HEAD_WAIT) {
             if (!f->eof)
                 return;
-            if (c->served != 0 && !f->retried && sock->input->size == 0) {
-                /* The pooled connection was closed by the upstream as we sent: once more on a
-                 * new connection (the request never reached an application). */
-                f->retried = 1;
-                conn_close(c, 1);
-                f->eof = 0;
-                if ((f->conn = conn_open(f->up)) == NULL) {
-                    fail(f, TG_UPSTREAM_DOWN);
-                    return;
-                }
-                f->conn->fwd = f;
-                timer_set(f->conn, &f->up->io_timeout);
-                return;
-            }
-            fail(f, TG_UPSTREAM_DOWN);
+            if (sock->input->size == 0)
+                retry_or_fail(f, 1); /* closed without a byte of answer */
+            else
+                fail(f, TG_UPSTREAM_DOWN); /* closed in the middle of the head */
             return;
         }
     }
@@ -676,23 +684,21 @@ void tg_upstream_forward(tg_upstream_t *up, h2o_req_t *req, h2o_iovec_t path, tg
     f->req = req;
     f->on_failed = on_failed;
     f->arg = arg;
-    f->is_head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+    h2o_iovec_t m = req->method;
+    f->is_head = h2o_memis(m.base, m.len, H2O_STRLIT("HEAD"));
+    f->idempotent = f->is_head || h2o_memis(m.base, m.len, H2O_STRLIT("GET")) ||
+                    h2o_memis(m.base, m.len, H2O_STRLIT("PUT")) || h2o_memis(m.base, m.len, H2O_STRLIT("DELETE")) ||
+                    h2o_memis(m.base, m.len, H2O_STRLIT("OPTIONS")) || h2o_memis(m.base, m.len, H2O_STRLIT("TRACE"));
     build_request(f, path);
 
     up_conn_t *c = conn_take_idle(up);
-    if (c != NULL) {
-        c->fwd = f;
-        f->conn = c;
-        send_request(f);
-        return;
-    }
-    if ((c = conn_open(up)) == NULL) {
-        fail(f, TG_UPSTREAM_DOWN);
+    if (c == NULL) {
+        attach_new_conn(f);
         return;
     }
     c->fwd = f;
     f->conn = c;
-    timer_set(c, &up->io_timeout);
+    send_request(f);
 }
 
 tg_upstream_t *tg_upstream_create(h2o_loop_t *loop, const h2o_url_t *url, uint64_t io_timeout_ms,

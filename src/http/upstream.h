@@ -11,7 +11,8 @@
  * parses the response head with picohttpparser, drops hop-by-hop headers (RFC 9110 7.6.1),
  * and streams the body with Content-Length, chunked or close-delimited framing to the client,
  * reading the upstream only as fast as the client takes the data. A request that finds its
- * pooled connection already closed by the upstream is retried once on a new connection.
+ * pooled connection already closed by the upstream is retried once on a new connection (only an
+ * idempotent one if it had been written whole: the upstream may have acted on it).
  * Internal to src/http/. */
 #ifndef TG_UPSTREAM_H
 #define TG_UPSTREAM_H

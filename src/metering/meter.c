@@ -248,7 +248,7 @@ static void *writer_main(void *arg)
         if (m->store != NULL) {
             tg_err_t ferr = {0};
             if (tg_store_usage_fold(m->store, 0, &ferr) != 0)
-                fprintf(stderr, "tollgate: meter: %s (retried later)\n", ferr.msg);
+                fprintf(stderr, "tollgate: meter: %s (retried in a second)\n", ferr.msg);
         }
         pthread_mutex_lock(&m->mu);
     }

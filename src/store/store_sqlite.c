@@ -16,6 +16,7 @@
 #include "store/store.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -541,27 +542,6 @@ static void set_hashes(agg_ref_t *refs, size_t n)
     }
 }
 
-static int cmp_hash(const agg_ref_t *a, const agg_ref_t *b)
-{
-    return (a->h > b->h) - (a->h < b->h);
-}
-
-static int cmp_period(const void *a, const void *b)
-{
-    int c = cmp_hash(a, b);
-    if (c != 0)
-        return c;
-    const tg_usage_t *x = ((const agg_ref_t *)a)->u, *y = ((const agg_ref_t *)b)->u;
-    c = strcmp(x->customer_id, y->customer_id);
-    if (c == 0)
-        c = (x->period_start > y->period_start) - (x->period_start < y->period_start);
-    if (c == 0)
-        c = strcmp(x->metric, y->metric);
-    if (c == 0)
-        c = strcmp(x->plan_id, y->plan_id);
-    return c;
-}
-
 static int bind_total(sqlite3_stmt *s, const agg_ref_t *r, int daily, uint64_t units)
 {
     const tg_usage_t *u = r->u;
@@ -692,17 +672,21 @@ static int fold_group(tg_store_t *st, const agg_ref_t *refs, size_t n, int daily
 
 static int cmp_journal(const void *a, const void *b)
 {
-    int c = cmp_hash(a, b);
-    if (c != 0)
-        return c;
     const agg_ref_t *ra = a, *rb = b;
-    agg_ref_t pa = *ra, pb = *rb; /* equal hashes: compare the whole key */
-    pa.h = pb.h = 0;
-    c = cmp_period(&pa, &pb);
+    if (ra->h != rb->h)
+        return ra->h < rb->h ? -1 : 1;
+    const tg_usage_t *x = ra->u, *y = rb->u; /* equal hashes: the whole key decides */
+    int c = strcmp(x->customer_id, y->customer_id);
+    if (c == 0)
+        c = (x->period_start > y->period_start) - (x->period_start < y->period_start);
+    if (c == 0)
+        c = strcmp(x->metric, y->metric);
+    if (c == 0)
+        c = strcmp(x->plan_id, y->plan_id);
     if (c == 0)
         c = strcmp(ra->day, rb->day);
     if (c == 0)
-        c = strcmp(ra->u->endpoint, rb->u->endpoint);
+        c = strcmp(x->endpoint, y->endpoint);
     return c;
 }
 
@@ -748,6 +732,16 @@ static int get_u64(const unsigned char **p, const unsigned char *end, uint64_t *
  * units (little-endian 64-bit). */
 #define JOURNAL_ENTRY_MAX (5 + TG_ID_MAX + TG_PLAN_ID_MAX + TG_METRIC_MAX + 16 + TG_ENDPOINT_MAX + 16)
 
+/* The usage statements, prepared once per connection (the schema must be migrated first). */
+static int prepare_hot(tg_store_t *st, tg_err_t *err)
+{
+    int rc;
+    for (int i = 0; i < ST_COUNT; i++)
+        if (st->hot[i] == NULL && (rc = prepare(st, hot_sql[i], &st->hot[i], err, "preparing usage statements")) != 0)
+            return rc;
+    return 0;
+}
+
 int tg_store_usage_record(tg_store_t *st, uint64_t batch_id, const tg_usage_t *rows, size_t n, size_t *inserted,
                           tg_err_t *err)
 {
@@ -756,6 +750,8 @@ int tg_store_usage_record(tg_store_t *st, uint64_t batch_id, const tg_usage_t *r
         *inserted = 0;
     if (batch_id > (uint64_t)INT64_MAX)
         return tg_errf(err, TG_ERANGE, "storing usage: batch id %llu does not fit", (unsigned long long)batch_id);
+    if (n > INT_MAX / JOURNAL_ENTRY_MAX) /* the packed batch is bound as one blob (int length) */
+        return tg_errf(err, TG_EINVAL, "storing usage: a batch of %zu rows is too large", n);
     for (size_t i = 0; i < n; i++) {
         if (rows[i].units > (uint64_t)INT64_MAX)
             return tg_errf(err, TG_ERANGE, "storing usage: %llu units of %s do not fit",
@@ -765,9 +761,8 @@ int tg_store_usage_record(tg_store_t *st, uint64_t batch_id, const tg_usage_t *r
             strnlen(rows[i].endpoint, TG_ENDPOINT_MAX) == TG_ENDPOINT_MAX)
             return tg_errf(err, TG_EINVAL, "storing usage: row %zu has an unterminated field", i);
     }
-    for (int i = 0; i < ST_COUNT; i++)
-        if (st->hot[i] == NULL && (rc = prepare(st, hot_sql[i], &st->hot[i], err, "preparing usage statements")) != 0)
-            return rc;
+    if ((rc = prepare_hot(st, err)) != 0)
+        return rc;
     agg_ref_t *refs = malloc((n ? n : 1) * sizeof(*refs));
     unsigned char *blob = malloc((n ? n : 1) * JOURNAL_ENTRY_MAX);
     if (refs == NULL || blob == NULL) {
@@ -962,9 +957,8 @@ static int fold_journal(tg_store_t *st, tg_err_t *err)
     if (!sqlite3_get_autocommit(st->db))
         return 0;
     int rc;
-    for (int i = 0; i < ST_COUNT; i++)
-        if (st->hot[i] == NULL && (rc = prepare(st, hot_sql[i], &st->hot[i], err, "preparing usage statements")) != 0)
-            return rc;
+    if ((rc = prepare_hot(st, err)) != 0)
+        return rc;
     /* Cheap when there is nothing to fold: a read, no write lock. */
     sqlite3_stmt *any = st->hot[ST_JOURNAL_ANY];
     sqlite3_reset(any);
@@ -989,7 +983,13 @@ int tg_store_usage_fold(tg_store_t *st, int force, tg_err_t *err)
     if (!force && st->journal_batches < JOURNAL_FOLD_BATCHES && st->journal_entries < JOURNAL_FOLD_ENTRIES &&
         (st->journal_batches == 0 || mono_ns() - st->folded_mono_ns < JOURNAL_FOLD_NS))
         return 0;
-    return fold_journal(st, err);
+    int rc = fold_journal(st, err);
+    if (rc != 0) { /* the batches stay in the journal; try again in JOURNAL_FOLD_NS, not per batch */
+        st->journal_batches = 1;
+        st->journal_entries = 0;
+        st->folded_mono_ns = mono_ns();
+    }
+    return rc;
 }
 
 int tg_store_usage_period(tg_store_t *st, const char *customer_id, int64_t period_start, tg_usage_total_cb cb,

@@ -346,6 +346,23 @@ test('stale pooled connection: the upstream closes an idle keep-alive connection
   });
 });
 
+test('a pooled connection dropped without an answer: GET is sent again on a new one, POST is not', async () => {
+  // Every upstream connection answers its first request and drops the second unanswered, after
+  // reading it: the upstream may have acted on it, so only an idempotent method may be resent.
+  await withProxy((req, sock) => (req.n === 0 ? ok(req, sock) : sock.destroy()), async ({ client, up }) => {
+    const c = await client();
+    assert.equal((await c.send('GET', '/v1/first')).status, 200);
+    const g = await c.send('GET', '/v1/again');
+    assert.equal(g.status, 200, g.body.toString());
+    assert.equal(g.body.toString(), 'ok /v1/again');
+    assert.deepEqual(up.reqs.filter((r) => r.target === '/v1/again').map((r) => [r.conn, r.n]), [[1, 1], [2, 0]]);
+    const p = await c.send('POST', '/v1/once', { body: 'x' });
+    assert.equal(p.status, 502, p.body.toString());
+    assert.equal(JSON.parse(p.body.toString()).error.type, 'upstream_unavailable');
+    assert.deepEqual(up.reqs.filter((r) => r.target === '/v1/once').map((r) => [r.conn, r.n]), [[2, 1]]);
+  });
+});
+
 // A failure mode answered by the gateway itself; unbilled, then a normal call bills exactly 1.
 async function failureCase(handler, { status, type, timeoutMs, onConnect }) {
   let failing = true;
