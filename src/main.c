@@ -201,13 +201,15 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
-    /* Quota counters restart from what is durable; a yearly period is the longest. */
-    int64_t since = tg_clock_now_ns() / TG_NS_PER_SEC - 367 * 86400;
-    if (tg_store_usage_load(st, since, warm_quota_cb, quota, &err) != 0) {
+    /* The meter starts by storing what the last run left in the metering log; the quota
+     * counters loaded next must include it. */
+    if (tg_meter_start(cfg->storage.database, cfg->metering.strict, cfg->metering.flush_ms, &meter, &err) != 0) {
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
-    if (tg_meter_start(cfg->storage.database, cfg->metering.strict, cfg->metering.flush_ms, &meter, &err) != 0) {
+    /* Quota counters restart from what is durable; a yearly period is the longest. */
+    int64_t since = tg_clock_now_ns() / TG_NS_PER_SEC - 367 * 86400;
+    if (tg_store_usage_load(st, since, warm_quota_cb, quota, &err) != 0) {
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }

@@ -1,18 +1,27 @@
-/* meter.c - see meter.h. One writer thread drains a mutex-protected FIFO of submits.
+/* meter.c - see meter.h. Two threads, joined by queues under one mutex:
  *
- * Submits are copied on the caller's thread (no I/O there) and queued; the writer takes the whole
- * queue at once (group commit) and cuts it into transactions of at most MAX_ROWS_PER_TX rows at
- * submit boundaries, so the records of one call (several metrics) always commit together. Each
- * transaction gets a fresh batch id that it keeps across retries: the store applies a batch id
- * once, so a commit whose outcome was uncertain can be retried without counting twice.
+ *   submits --> [writer: tg-meter] --> metering log (append + fdatasync) --> callbacks
+ *                                   \--> [applier: tg-meter-apply] --> store (bulk transactions)
  *
- * Failures. A transient one (locked, I/O, out of memory) is retried with backoff, 1 ms doubling
- * to 1 s, on a freshly opened connection, and nothing is dropped; the records stay in the writer's
- * hands and new submits keep queueing. A permanent one (a total that would pass 2^63 - 1) would
- * fail forever, so the transaction is split in halves until the offending submit fails alone:
- * one bad record neither stalls metering nor takes anyone else's usage with it. At shutdown a
- * store that keeps failing is given STOP_GIVE_UP_NS; the submits still uncommitted then get
- * their callbacks with the error. */
+ * The writer takes everything queued at once (group commit), cuts it into records of at most
+ * MAX_ROWS_PER_TX rows at submit boundaries (the rows of one call stay together), gives each
+ * record a fresh batch id, appends it to the log and then runs the callbacks: a call is
+ * answered (strict) once its usage is on the disk, and nothing else is on that path. The
+ * applier stores what the writer logged every APPLY_NS, or sooner when asked (flush, stop, log
+ * reset), several records per transaction with all their batch ids: the store applies a batch
+ * id once, so a retried or replayed record never counts twice.
+ *
+ * The log is reset (a new generation, written from its start) once it holds LOG_RESET_BYTES
+ * and everything in it is stored; the store commits with fsync, so at that point the log is
+ * not needed. At the next start, whatever the log still holds is replayed into the store
+ * before anything else happens (tg_meter_start).
+ *
+ * Failures. A failed append is retried with backoff, 1 ms doubling to 1 s, and nothing is
+ * dropped or answered meanwhile. A failed store transaction is retried the same way on a
+ * freshly opened connection; the calls are already answered and safe in the log, which keeps
+ * growing past LOG_RESET_BYTES until the store is back. At shutdown a failing log or store is
+ * given STOP_GIVE_UP_NS: callbacks of calls that could not be logged get the error; records
+ * logged but not stored stay in the log for the next start. */
 #include "metering/meter.h"
 
 #include <pthread.h>
@@ -22,12 +31,16 @@
 #include <string.h>
 #include <time.h>
 
+#include "metering/usage_log.h"
 #include "util/clock.h"
 
-#define MAX_ROWS_PER_TX 10000 /* bounds one transaction's memory and write-lock time */
-#define BATCH_WAKE_ROWS 4096  /* batched mode commits early once this much is waiting */
+#define MAX_ROWS_PER_TX 10000 /* bounds one record's and one transaction's memory and lock time */
+#define BATCH_WAKE_ROWS 4096  /* batched mode logs early once this much is waiting */
+#define APPLY_NS (INT64_C(50) * 1000000) /* the store lags the log by about this much */
+#define LOG_RESET_BYTES (UINT64_C(8) << 20)
 #define BACKOFF_MAX_MS 1000
-#define STOP_GIVE_UP_NS (INT64_C(2) * 1000000000) /* at shutdown, retry a failing store this long */
+#define STOP_GIVE_UP_NS (INT64_C(2) * 1000000000) /* at shutdown, retry a failing log or store this long */
+#define LOG_SUFFIX "-usagelog"
 
 typedef struct submit {
     tg_usage_t *rows; /* owned copy */
@@ -38,24 +51,40 @@ typedef struct submit {
     int status;    /* writer only: 0 or the error that made it give up */
 } submit_t;
 
+typedef struct logged { /* a record on the log, waiting for the store */
+    uint64_t id;
+    tg_usage_t *rows; /* owned; NULL when n is 0 */
+    size_t n;
+    uint64_t nsubs; /* the submits it accounts for, for flush */
+    int64_t at_ns;
+} logged_t;
+
 struct tg_meter {
     pthread_mutex_t mu;
-    pthread_cond_t wake; /* the writer waits here: work queued, flush or stop */
-    pthread_cond_t done; /* flushers wait here for seq_done to move */
+    pthread_cond_t wake;       /* the writer waits here: work queued, flush or stop */
+    pthread_cond_t apply_wake; /* the applier waits here: records logged, flush, reset or stop */
+    pthread_cond_t done;       /* flushers and a resetting writer wait here for the applier */
     /* under mu */
     submit_t *q;
     size_t qlen, qcap, qrows;
-    uint64_t seq_submitted, seq_done; /* counted in submits; FIFO, so done <= n means 1..n done */
-    int flush_requested, stopping;
+    logged_t *a;
+    size_t alen, acap, arows;
+    /* counted in submits, FIFO: seq_applied <= n means submits 1..n are stored */
+    uint64_t seq_submitted, seq_logged, seq_applied, flush_seq;
+    uint64_t records_logged, records_stored; /* log records with rows, since the start */
+    int stopping, writer_done, apply_now, store_failing;
     /* fixed after start */
     int strict, flush_ms;
     char *url;
-    pthread_t thread;
+    pthread_t writer, applier;
     /* writer thread only */
+    tg_usage_log_t *log;
+    int64_t writer_stop_seen_ns;
+    /* applier thread only */
     tg_store_t *store;
-    int64_t stop_seen_ns;
+    int64_t applier_stop_seen_ns;
     /* statistics, read by any thread */
-    _Atomic uint64_t st_submitted, st_committed, st_commits, st_failures;
+    _Atomic uint64_t st_submitted, st_committed, st_applied, st_commits, st_failures;
     _Atomic int64_t st_lag;
 };
 
@@ -90,14 +119,7 @@ uint64_t tg_meter_next_event_id(void)
     return next;
 }
 
-/* ---- writer ---- */
-
-static void free_submits(submit_t *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(s[i].rows);
-    free(s);
-}
+/* ---- both threads ---- */
 
 static void sleep_ms(int ms)
 {
@@ -105,14 +127,13 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* TG_ERANGE / TG_EINVAL come from the records themselves: the same rows fail every time. */
 static int is_permanent(int rc)
 {
     return rc == TG_ERANGE || rc == TG_EINVAL;
 }
 
-/* After a transient failure: 1 to give up (stopping for longer than STOP_GIVE_UP_NS). */
-static int give_up(tg_meter_t *m)
+/* After a failure: 1 to give up (stopping for longer than STOP_GIVE_UP_NS). */
+static int give_up(tg_meter_t *m, int64_t *stop_seen_ns)
 {
     pthread_mutex_lock(&m->mu);
     int stopping = m->stopping;
@@ -120,77 +141,102 @@ static int give_up(tg_meter_t *m)
     if (!stopping)
         return 0;
     int64_t now = tg_clock_mono_ns();
-    if (m->stop_seen_ns == 0)
-        m->stop_seen_ns = now;
-    return now - m->stop_seen_ns >= STOP_GIVE_UP_NS;
+    if (*stop_seen_ns == 0)
+        *stop_seen_ns = now;
+    return now - *stop_seen_ns >= STOP_GIVE_UP_NS;
 }
 
-/* Stores the rows of subs[lo, hi) in one transaction, retrying transient failures. Returns 0, a
- * permanent error, or a transient one after give_up. */
-static int store_range(tg_meter_t *m, const submit_t *subs, size_t lo, size_t hi)
+static int backoff(int *ms)
+{
+    sleep_ms(*ms);
+    *ms = *ms * 2 < BACKOFF_MAX_MS ? *ms * 2 : BACKOFF_MAX_MS;
+    return 0;
+}
+
+/* ---- writer ---- */
+
+/* Appends the rows of subs[lo, hi) as one record, retrying failures; fires their callbacks and
+ * hands the record to the applier. */
+static void log_group(tg_meter_t *m, submit_t *subs, size_t lo, size_t hi)
 {
     size_t n = 0;
     for (size_t i = lo; i < hi; i++)
         n += subs[i].n;
-    if (n == 0)
-        return 0;
-    /* One submit is stored from its own copy; several are gathered into one array. */
-    tg_usage_t *flat = hi - lo == 1 ? subs[lo].rows : NULL;
-    uint64_t batch_id = tg_meter_next_event_id(); /* kept across retries: applied at most once */
-    int backoff_ms = 1;
-    for (;;) {
+    tg_usage_t *flat = NULL;
+    if (hi - lo == 1) { /* one submit: its copy becomes the record */
+        flat = subs[lo].rows;
+        subs[lo].rows = NULL;
+    }
+    uint64_t id = tg_meter_next_event_id();
+    int rc = 0, backoff_ms = 1, reported = 0;
+    while (n > 0) {
         tg_err_t err = {0};
-        int rc = 0;
-        if (flat == NULL && (flat = malloc(n * sizeof(*flat))) != NULL) {
-            size_t k = 0;
-            for (size_t i = lo; i < hi; i++) {
+        if (flat == NULL && (flat = malloc(n * sizeof(*flat))) != NULL)
+            for (size_t i = lo, k = 0; i < hi; k += subs[i].n, i++)
                 if (subs[i].n > 0)
                     memcpy(flat + k, subs[i].rows, subs[i].n * sizeof(*flat));
-                k += subs[i].n;
-            }
-        }
-        if (flat == NULL)
-            rc = TG_ENOMEM;
-        else if (m->store == NULL)
-            rc = tg_store_open(m->url, &m->store, &err);
-        if (rc == 0)
-            rc = tg_store_usage_record(m->store, batch_id, flat, n, NULL, &err);
+        rc = flat == NULL ? tg_errf(&err, TG_ENOMEM, "out of memory logging usage")
+                          : tg_usage_log_append(m->log, id, flat, n, &err);
         if (rc == 0) {
             atomic_fetch_add(&m->st_commits, 1);
             atomic_fetch_add(&m->st_committed, n);
             atomic_store(&m->st_lag, tg_clock_mono_ns() - subs[lo].at_ns);
-        } else {
-            atomic_fetch_add(&m->st_failures, 1);
+            if (reported)
+                fprintf(stderr, "tollgate: meter: the metering log works again\n");
+            break;
         }
-        if (rc == 0 || is_permanent(rc) || give_up(m)) {
-            if (flat != subs[lo].rows)
-                free(flat);
-            return rc;
-        }
-        /* A fresh connection for the retry: whatever state the failure left the old one in (an
-         * unfinished transaction, a broken file handle) cannot make every retry fail. */
-        if (rc != TG_ENOMEM) {
-            tg_store_close(m->store);
-            m->store = NULL;
-        }
-        sleep_ms(backoff_ms);
-        backoff_ms = backoff_ms * 2 < BACKOFF_MAX_MS ? backoff_ms * 2 : BACKOFF_MAX_MS;
-    }
-}
-
-/* Stores subs[lo, hi) and sets each submit's status. A permanent failure of several submits is
- * narrowed down by halves (log2(MAX_ROWS_PER_TX) levels at most). */
-static void store_group(tg_meter_t *m, submit_t *subs, size_t lo, size_t hi)
-{
-    int rc = store_range(m, subs, lo, hi);
-    if (rc != 0 && is_permanent(rc) && hi - lo > 1) {
-        size_t mid = lo + (hi - lo) / 2;
-        store_group(m, subs, lo, mid);
-        store_group(m, subs, mid, hi);
-        return;
+        atomic_fetch_add(&m->st_failures, 1);
+        if (!reported++)
+            fprintf(stderr, "tollgate: meter: %s (retrying; calls wait)\n", err.msg);
+        if (is_permanent(rc) || give_up(m, &m->writer_stop_seen_ns))
+            break;
+        backoff(&backoff_ms);
     }
     for (size_t i = lo; i < hi; i++)
-        subs[i].status = rc;
+        if (subs[i].cb != NULL)
+            subs[i].cb(subs[i].arg, rc);
+    if (rc != 0) {
+        free(flat);
+        flat = NULL;
+        n = 0;
+    }
+    pthread_mutex_lock(&m->mu);
+    if (m->alen == m->acap) { /* rare: grows by doubling; a failed growth waits and retries */
+        size_t cap = m->acap ? m->acap * 2 : 64;
+        logged_t *a;
+        while ((a = realloc(m->a, cap * sizeof(*a))) == NULL) {
+            pthread_mutex_unlock(&m->mu);
+            sleep_ms(10);
+            pthread_mutex_lock(&m->mu);
+        }
+        m->a = a;
+        m->acap = cap;
+    }
+    m->a[m->alen++] = (logged_t){id, flat, n, hi - lo, subs[lo].at_ns};
+    m->arows += n;
+    m->seq_logged += hi - lo;
+    m->records_logged += n > 0;
+    if (m->alen == 1 || m->arows >= MAX_ROWS_PER_TX || m->flush_seq > m->seq_applied)
+        pthread_cond_signal(&m->apply_wake);
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* Once the log is large, waits for the applier to store everything logged (a few ms) and
+ * starts a new generation. A failing store is not waited for: the log grows meanwhile. */
+static void maybe_reset_log(tg_meter_t *m)
+{
+    if (tg_usage_log_used(m->log) < LOG_RESET_BYTES)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->apply_now = 1;
+    pthread_cond_signal(&m->apply_wake);
+    while (m->records_stored < m->records_logged && !m->store_failing)
+        pthread_cond_wait(&m->done, &m->mu);
+    int all_stored = m->records_stored == m->records_logged;
+    pthread_mutex_unlock(&m->mu);
+    tg_err_t err = {0};
+    if (all_stored && tg_usage_log_reset(m->log, &err) != 0)
+        fprintf(stderr, "tollgate: meter: %s (the log keeps growing)\n", err.msg);
 }
 
 /* Batched mode: with mu held and the queue not empty, waits until the oldest submit is flush_ms
@@ -200,12 +246,19 @@ static void wait_for_batch(tg_meter_t *m)
     int64_t deadline = m->q[0].at_ns + (int64_t)m->flush_ms * 1000000;
     for (;;) {
         int64_t now = tg_clock_mono_ns();
-        if (now >= deadline || m->flush_requested || m->stopping || m->qrows >= BATCH_WAKE_ROWS)
+        if (now >= deadline || m->flush_seq > m->seq_logged || m->stopping || m->qrows >= BATCH_WAKE_ROWS)
             return;
         /* wake uses CLOCK_MONOTONIC (see tg_meter_start), the clock of tg_clock_mono_ns. */
         struct timespec abs_ts = {(time_t)(deadline / 1000000000), (long)(deadline % 1000000000)};
         pthread_cond_timedwait(&m->wake, &m->mu, &abs_ts);
     }
+}
+
+static void free_submits(submit_t *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(s[i].rows);
+    free(s);
 }
 
 static void *writer_main(void *arg)
@@ -216,7 +269,7 @@ static void *writer_main(void *arg)
     for (;;) {
         while (m->qlen == 0 && !m->stopping)
             pthread_cond_wait(&m->wake, &m->mu);
-        if (m->qlen == 0) /* stopping, and everything is stored */
+        if (m->qlen == 0) /* stopping, and everything is logged */
             break;
         if (!m->strict && !m->stopping)
             wait_for_batch(m);
@@ -225,38 +278,213 @@ static void *writer_main(void *arg)
         size_t nsubs = m->qlen;
         m->q = NULL;
         m->qlen = m->qcap = m->qrows = 0;
-        m->flush_requested = 0;
         pthread_mutex_unlock(&m->mu);
-
         for (size_t lo = 0; lo < nsubs;) {
             size_t hi = lo, rows = 0;
             while (hi < nsubs && (hi == lo || rows + subs[hi].n <= MAX_ROWS_PER_TX))
                 rows += subs[hi++].n;
-            store_group(m, subs, lo, hi);
-            for (size_t i = lo; i < hi; i++)
-                if (subs[i].cb != NULL)
-                    subs[i].cb(subs[i].arg, subs[i].status);
-            pthread_mutex_lock(&m->mu);
-            m->seq_done += hi - lo;
-            pthread_cond_broadcast(&m->done);
-            pthread_mutex_unlock(&m->mu);
+            log_group(m, subs, lo, hi);
             lo = hi;
         }
         free_submits(subs, nsubs);
-        /* After the completions: a fold is off the strict-mode path of the calls above. A
-         * failed fold leaves the batches in the journal, where readers still find them. */
+        maybe_reset_log(m);
+        pthread_mutex_lock(&m->mu);
+    }
+    m->writer_done = 1;
+    pthread_cond_signal(&m->apply_wake);
+    pthread_mutex_unlock(&m->mu);
+    return NULL;
+}
+
+/* ---- applier ---- */
+
+/* Stores records [lo, hi) in one transaction, retrying transient failures on a fresh
+ * connection. Returns 0, a permanent error, or a transient one after give_up. */
+static int store_records(tg_meter_t *m, const logged_t *recs, size_t lo, size_t hi, int *reported)
+{
+    tg_usage_batch_t *b = malloc((hi - lo) * sizeof(*b));
+    size_t nb = 0;
+    for (size_t i = lo; b != NULL && i < hi; i++)
+        if (recs[i].n > 0)
+            b[nb++] = (tg_usage_batch_t){recs[i].id, recs[i].rows, recs[i].n};
+    int backoff_ms = 1;
+    for (;;) {
+        tg_err_t err = {0};
+        int rc = 0;
+        size_t rows = 0;
+        if (b == NULL)
+            rc = tg_errf(&err, TG_ENOMEM, "out of memory storing usage");
+        else if (m->store == NULL)
+            rc = tg_store_open(m->url, &m->store, &err);
+        if (rc == 0 && nb > 0)
+            rc = tg_store_usage_record_many(m->store, b, nb, NULL, &err);
+        for (size_t i = 0; rc == 0 && i < nb; i++)
+            rows += b[i].n;
+        if (rc == 0) {
+            atomic_fetch_add(&m->st_applied, rows);
+            if (*reported) {
+                fprintf(stderr, "tollgate: meter: storing usage works again\n");
+                *reported = 0;
+            }
+        } else if (rc != TG_EEXIST) {
+            atomic_fetch_add(&m->st_failures, 1);
+            if (!(*reported)++)
+                fprintf(stderr, "tollgate: meter: %s (retrying; the calls are safe in the metering log)\n", err.msg);
+        }
+        pthread_mutex_lock(&m->mu);
+        m->store_failing = rc != 0 && rc != TG_EEXIST && !is_permanent(rc);
+        if (m->store_failing)
+            pthread_cond_broadcast(&m->done); /* a writer waiting to reset the log stops waiting */
+        pthread_mutex_unlock(&m->mu);
+        if (rc == 0 || rc == TG_EEXIST || is_permanent(rc) || give_up(m, &m->applier_stop_seen_ns)) {
+            free(b);
+            return rc;
+        }
+        if (rc != TG_ENOMEM) {
+            tg_store_close(m->store);
+            m->store = NULL;
+        }
+        backoff(&backoff_ms);
+    }
+}
+
+/* Stores recs in transactions of up to MAX_ROWS_PER_TX rows. Records stored before (a retry
+ * after an uncertain commit) or refused for good are narrowed down to one record at a time.
+ * Returns how many records with rows are done with: stored, or refused for good. */
+static uint64_t store_all(tg_meter_t *m, const logged_t *recs, size_t nrecs, int *reported)
+{
+    uint64_t done = 0;
+    for (size_t lo = 0; lo < nrecs;) {
+        size_t hi = lo, rows = 0, with_rows = 0;
+        while (hi < nrecs && (hi == lo || rows + recs[hi].n <= MAX_ROWS_PER_TX)) {
+            with_rows += recs[hi].n > 0;
+            rows += recs[hi++].n;
+        }
+        int rc = store_records(m, recs, lo, hi, reported);
+        if (rc == 0) {
+            done += with_rows;
+        } else if (rc == TG_EEXIST || is_permanent(rc)) {
+            for (size_t i = lo; i < hi; i++) {
+                if (recs[i].n == 0)
+                    continue;
+                int one = hi - lo > 1 ? store_records(m, recs, i, i + 1, reported) : rc;
+                if (is_permanent(one))
+                    fprintf(stderr, "tollgate: meter: usage batch %llu can never be stored and is dropped\n",
+                            (unsigned long long)recs[i].id);
+                done += one == 0 || is_permanent(one);
+            }
+        } else {
+            fprintf(stderr,
+                    "tollgate: meter: usage of %zu calls could not be stored before the stop; it stays in the "
+                    "metering log and is stored at the next start\n",
+                    rows);
+        }
+        lo = hi;
+    }
+    return done;
+}
+
+static void *applier_main(void *arg)
+{
+    tg_meter_t *m = arg;
+    pthread_setname_np(pthread_self(), "tg-meter-apply");
+    int reported = 0;
+    pthread_mutex_lock(&m->mu);
+    for (;;) {
+        while (m->alen == 0 && !m->writer_done)
+            pthread_cond_wait(&m->apply_wake, &m->mu);
+        if (m->alen == 0) /* the writer is done and everything is stored */
+            break;
+        int64_t deadline = m->a[0].at_ns + APPLY_NS;
+        while (!m->writer_done && !m->apply_now && m->flush_seq <= m->seq_applied && m->arows < MAX_ROWS_PER_TX &&
+               tg_clock_mono_ns() < deadline) {
+            struct timespec abs_ts = {(time_t)(deadline / 1000000000), (long)(deadline % 1000000000)};
+            pthread_cond_timedwait(&m->apply_wake, &m->mu, &abs_ts);
+        }
+        logged_t *recs = m->a;
+        size_t nrecs = m->alen;
+        m->a = NULL;
+        m->alen = m->acap = m->arows = 0;
+        m->apply_now = 0;
+        pthread_mutex_unlock(&m->mu);
+
+        uint64_t stored = store_all(m, recs, nrecs, &reported), nsubs = 0;
+        for (size_t i = 0; i < nrecs; i++) {
+            nsubs += recs[i].nsubs;
+            free(recs[i].rows);
+        }
+        free(recs);
+        /* A failed fold leaves the batches in the journal, where readers still find them. */
         if (m->store != NULL) {
             tg_err_t ferr = {0};
             if (tg_store_usage_fold(m->store, 0, &ferr) != 0)
                 fprintf(stderr, "tollgate: meter: %s (retried in a second)\n", ferr.msg);
         }
         pthread_mutex_lock(&m->mu);
+        m->seq_applied += nsubs;
+        m->records_stored += stored;
+        pthread_cond_broadcast(&m->done);
     }
     pthread_mutex_unlock(&m->mu);
     return NULL;
 }
 
+/* ---- start: replay what the last run left in the log ---- */
+
+typedef struct replay {
+    tg_store_t *store;
+    tg_err_t *err;
+    size_t records, rows;
+} replay_t;
+
+static int replay_record(void *arg, uint64_t batch_id, const tg_usage_t *rows, size_t n)
+{
+    replay_t *r = arg;
+    size_t inserted = 0;
+    int rc = tg_store_usage_record(r->store, batch_id, rows, n, &inserted, r->err);
+    if (is_permanent(rc)) { /* the same refusal every start: it must not keep the gateway down */
+        fprintf(stderr, "tollgate: meter: usage batch %llu in the metering log can never be stored: %s\n",
+                (unsigned long long)batch_id, r->err->msg);
+        return 0;
+    }
+    r->records += inserted > 0;
+    r->rows += inserted;
+    return rc;
+}
+
+static int open_and_replay_log(tg_meter_t *m, tg_err_t *err)
+{
+    if (strncmp(m->url, "sqlite:", 7) != 0)
+        return tg_errf(err, TG_EINVAL, "metering needs a sqlite: database, not %s", m->url);
+    size_t len = strlen(m->url + 7);
+    char *path = malloc(len + sizeof(LOG_SUFFIX));
+    if (path == NULL)
+        return tg_errf(err, TG_ENOMEM, "out of memory");
+    memcpy(path, m->url + 7, len);
+    memcpy(path + len, LOG_SUFFIX, sizeof(LOG_SUFFIX));
+    int rc = tg_usage_log_open(path, &m->log, err);
+    free(path);
+    if (rc != 0)
+        return rc;
+    replay_t r = {m->store, err, 0, 0};
+    if ((rc = tg_usage_log_replay(m->log, replay_record, &r, err)) != 0)
+        return rc;
+    if (r.records > 0)
+        fprintf(stderr, "tollgate: meter: stored the usage the last run left in %s (%zu rows, %zu batches)\n",
+                tg_usage_log_path(m->log), r.rows, r.records);
+    /* Everything replayed is committed (with fsync) in the store: the log starts over. */
+    return tg_usage_log_reset(m->log, err);
+}
+
 /* ---- API ---- */
+
+static void free_meter(tg_meter_t *m)
+{
+    tg_usage_log_close(m->log);
+    tg_store_close(m->store);
+    free(m->url);
+    free(m);
+}
 
 int tg_meter_start(const char *store_url, int strict, int flush_ms, tg_meter_t **out, tg_err_t *err)
 {
@@ -270,12 +498,13 @@ int tg_meter_start(const char *store_url, int strict, int flush_ms, tg_meter_t *
     }
     m->strict = strict;
     m->flush_ms = flush_ms > 0 ? flush_ms : 1;
-    /* Opened here so that a bad URL or an unreadable database fails the start, not the first
-     * commit; from now on only the writer thread uses it. */
+    /* Opened here so that a bad URL, an unreadable database or a log held by another process
+     * fails the start, not the first call; from now on only the applier uses the store. */
     int rc = tg_store_open(store_url, &m->store, err);
+    if (rc == 0)
+        rc = open_and_replay_log(m, err);
     if (rc != 0) {
-        free(m->url);
-        free(m);
+        free_meter(m);
         return rc;
     }
     pthread_condattr_t ca;
@@ -283,16 +512,26 @@ int tg_meter_start(const char *store_url, int strict, int flush_ms, tg_meter_t *
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->wake, &ca);
+    pthread_cond_init(&m->apply_wake, &ca);
     pthread_cond_init(&m->done, NULL);
     pthread_condattr_destroy(&ca);
-    if (pthread_create(&m->thread, NULL, writer_main, m) != 0) {
+    if (pthread_create(&m->applier, NULL, applier_main, m) != 0) {
+        rc = tg_errf(err, TG_EIO, "cannot start the metering threads");
+    } else if (pthread_create(&m->writer, NULL, writer_main, m) != 0) {
+        pthread_mutex_lock(&m->mu);
+        m->writer_done = 1;
+        pthread_cond_signal(&m->apply_wake);
+        pthread_mutex_unlock(&m->mu);
+        pthread_join(m->applier, NULL);
+        rc = tg_errf(err, TG_EIO, "cannot start the metering threads");
+    }
+    if (rc != 0) {
         pthread_cond_destroy(&m->wake);
+        pthread_cond_destroy(&m->apply_wake);
         pthread_cond_destroy(&m->done);
         pthread_mutex_destroy(&m->mu);
-        tg_store_close(m->store);
-        free(m->url);
-        free(m);
-        return tg_errf(err, TG_EIO, "cannot start the metering writer thread");
+        free_meter(m);
+        return rc;
     }
     *out = m;
     return 0;
@@ -301,9 +540,15 @@ int tg_meter_start(const char *store_url, int strict, int flush_ms, tg_meter_t *
 int tg_meter_submit(tg_meter_t *m, const tg_usage_t *rows, size_t n, tg_meter_done_cb cb, void *arg)
 {
     /* Refused here, not in the writer: a record that can never be stored must not wait for it. */
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         if (rows[i].units > (uint64_t)INT64_MAX)
             return TG_ERANGE;
+        if (strnlen(rows[i].customer_id, TG_ID_MAX) == TG_ID_MAX || strnlen(rows[i].key_id, TG_ID_MAX) == TG_ID_MAX ||
+            strnlen(rows[i].plan_id, TG_PLAN_ID_MAX) == TG_PLAN_ID_MAX ||
+            strnlen(rows[i].metric, TG_METRIC_MAX) == TG_METRIC_MAX ||
+            strnlen(rows[i].endpoint, TG_ENDPOINT_MAX) == TG_ENDPOINT_MAX)
+            return TG_EINVAL;
+    }
     tg_usage_t *copy = NULL;
     if (n > 0) {
         if (n > SIZE_MAX / sizeof(*copy) || (copy = malloc(n * sizeof(*copy))) == NULL)
@@ -333,7 +578,7 @@ int tg_meter_submit(tg_meter_t *m, const tg_usage_t *rows, size_t n, tg_meter_do
     m->seq_submitted++;
     atomic_fetch_add(&m->st_submitted, n);
     /* The writer sleeps on an empty queue, or (batched) until its deadline: wake it for the first
-     * submit, or when a batched queue is full enough to commit early. */
+     * submit, or when a batched queue is full enough to log early. */
     if (m->qlen == 1 || m->qrows >= BATCH_WAKE_ROWS)
         pthread_cond_signal(&m->wake);
     pthread_mutex_unlock(&m->mu);
@@ -344,11 +589,12 @@ int tg_meter_flush(tg_meter_t *m)
 {
     pthread_mutex_lock(&m->mu);
     uint64_t target = m->seq_submitted;
-    if (m->seq_done < target) {
-        m->flush_requested = 1; /* batched mode: commit now rather than at the deadline */
+    if (m->seq_applied < target) { /* log and store now rather than at the deadlines */
+        m->flush_seq = m->flush_seq > target ? m->flush_seq : target;
         pthread_cond_signal(&m->wake);
+        pthread_cond_signal(&m->apply_wake);
     }
-    while (m->seq_done < target)
+    while (m->seq_applied < target)
         pthread_cond_wait(&m->done, &m->mu);
     pthread_mutex_unlock(&m->mu);
     return 0;
@@ -356,7 +602,8 @@ int tg_meter_flush(tg_meter_t *m)
 
 void tg_meter_get_stats(tg_meter_t *m, tg_meter_stats_t *out)
 {
-    out->committed = atomic_load(&m->st_committed);
+    out->applied = atomic_load(&m->st_applied);
+    out->committed = atomic_load(&m->st_committed); /* after applied: never below it */
     out->submitted = atomic_load(&m->st_submitted); /* after committed: never below it */
     out->commits = atomic_load(&m->st_commits);
     out->failures = atomic_load(&m->st_failures);
@@ -372,12 +619,17 @@ void tg_meter_stop(tg_meter_t *m)
     m->stopping = 1;
     pthread_cond_signal(&m->wake);
     pthread_mutex_unlock(&m->mu);
-    pthread_join(m->thread, NULL);
+    pthread_join(m->writer, NULL);
+    pthread_join(m->applier, NULL);
     free_submits(m->q, m->qlen); /* empty: the writer leaves only with an empty queue */
-    tg_store_close(m->store);
+    /* Everything stored: a clean stop leaves nothing to replay. */
+    tg_err_t err = {0};
+    if (m->records_stored == m->records_logged && tg_usage_log_used(m->log) > 0 &&
+        tg_usage_log_reset(m->log, &err) != 0)
+        fprintf(stderr, "tollgate: meter: %s (the log is replayed at the next start)\n", err.msg);
     pthread_cond_destroy(&m->wake);
+    pthread_cond_destroy(&m->apply_wake);
     pthread_cond_destroy(&m->done);
     pthread_mutex_destroy(&m->mu);
-    free(m->url);
-    free(m);
+    free_meter(m);
 }

@@ -27,7 +27,8 @@ typedef void (*tg_meter_done_cb)(void *arg, int status);
 
 typedef struct tg_meter_stats {
     uint64_t submitted; /* records accepted by tg_meter_submit */
-    uint64_t committed; /* records durably stored */
+    uint64_t committed; /* records durable in the metering log */
+    uint64_t applied;   /* records stored in the database */
     uint64_t commits;   /* transactions */
     uint64_t queued;    /* records waiting now */
     int64_t last_lag_ns;   /* submit-to-commit time of the newest committed batch */

@@ -105,6 +105,18 @@ int tg_store_key_touch(tg_store_t *st, const char *id, int64_t last_used_at, tg_
 int tg_store_usage_record(tg_store_t *st, uint64_t batch_id, const tg_usage_t *rows, size_t n,
                           size_t *inserted, tg_err_t *err);
 
+/* Several batches in one transaction: each id is stored, and the rows of all of them are
+ * summed together. Either all of the ids are new (everything is applied) or all were stored
+ * before (nothing is); a mix is TG_EEXIST with nothing stored, and the caller applies the
+ * batches one at a time. */
+typedef struct tg_usage_batch {
+    uint64_t id;
+    const tg_usage_t *rows;
+    size_t n;
+} tg_usage_batch_t;
+int tg_store_usage_record_many(tg_store_t *st, const tg_usage_batch_t *batches, size_t nb, size_t *inserted,
+                               tg_err_t *err);
+
 /* Folds the usage journal into the totals: always if force, else once enough batches have been
  * journaled by this connection (the metering writer calls it after each commit). */
 int tg_store_usage_fold(tg_store_t *st, int force, tg_err_t *err);

@@ -745,22 +745,35 @@ static int prepare_hot(tg_store_t *st, tg_err_t *err)
 int tg_store_usage_record(tg_store_t *st, uint64_t batch_id, const tg_usage_t *rows, size_t n, size_t *inserted,
                           tg_err_t *err)
 {
+    tg_usage_batch_t b = {batch_id, rows, n};
+    return tg_store_usage_record_many(st, &b, 1, inserted, err);
+}
+
+int tg_store_usage_record_many(tg_store_t *st, const tg_usage_batch_t *batches, size_t nb, size_t *inserted,
+                               tg_err_t *err)
+{
     int rc;
+    size_t n = 0;
     if (inserted != NULL)
         *inserted = 0;
-    if (batch_id > (uint64_t)INT64_MAX)
-        return tg_errf(err, TG_ERANGE, "storing usage: batch id %llu does not fit", (unsigned long long)batch_id);
-    if (n > INT_MAX / JOURNAL_ENTRY_MAX) /* the packed batch is bound as one blob (int length) */
-        return tg_errf(err, TG_EINVAL, "storing usage: a batch of %zu rows is too large", n);
-    for (size_t i = 0; i < n; i++) {
-        if (rows[i].units > (uint64_t)INT64_MAX)
-            return tg_errf(err, TG_ERANGE, "storing usage: %llu units of %s do not fit",
-                           (unsigned long long)rows[i].units, rows[i].metric);
-        if (strnlen(rows[i].customer_id, TG_ID_MAX) == TG_ID_MAX || strnlen(rows[i].plan_id, TG_PLAN_ID_MAX) == TG_PLAN_ID_MAX ||
-            strnlen(rows[i].metric, TG_METRIC_MAX) == TG_METRIC_MAX ||
-            strnlen(rows[i].endpoint, TG_ENDPOINT_MAX) == TG_ENDPOINT_MAX)
-            return tg_errf(err, TG_EINVAL, "storing usage: row %zu has an unterminated field", i);
+    for (size_t k = 0; k < nb; k++) {
+        if (batches[k].id > (uint64_t)INT64_MAX)
+            return tg_errf(err, TG_ERANGE, "storing usage: batch id %llu does not fit", (unsigned long long)batches[k].id);
+        if (batches[k].n > INT_MAX / JOURNAL_ENTRY_MAX - n) /* the packed rows are bound as one blob (int length) */
+            return tg_errf(err, TG_EINVAL, "storing usage: a batch of %zu rows is too large", n + batches[k].n);
+        n += batches[k].n;
+        for (size_t i = 0; i < batches[k].n; i++) {
+            const tg_usage_t *u = &batches[k].rows[i];
+            if (u->units > (uint64_t)INT64_MAX)
+                return tg_errf(err, TG_ERANGE, "storing usage: %llu units of %s do not fit", (unsigned long long)u->units,
+                               u->metric);
+            if (strnlen(u->customer_id, TG_ID_MAX) == TG_ID_MAX || strnlen(u->plan_id, TG_PLAN_ID_MAX) == TG_PLAN_ID_MAX ||
+                strnlen(u->metric, TG_METRIC_MAX) == TG_METRIC_MAX || strnlen(u->endpoint, TG_ENDPOINT_MAX) == TG_ENDPOINT_MAX)
+                return tg_errf(err, TG_EINVAL, "storing usage: row %zu has an unterminated field", i);
+        }
     }
+    if (nb == 0)
+        return 0;
     if ((rc = prepare_hot(st, err)) != 0)
         return rc;
     agg_ref_t *refs = malloc((n ? n : 1) * sizeof(*refs));
@@ -771,15 +784,18 @@ int tg_store_usage_record(tg_store_t *st, uint64_t batch_id, const tg_usage_t *r
         return tg_errf(err, TG_ENOMEM, "out of memory storing %zu usage rows", n);
     }
     int64_t last_day = INT64_MIN;
-    for (size_t i = 0; i < n; i++) {
-        int64_t sec = ns_to_s(rows[i].ts_ns), day = sec / 86400 - (sec % 86400 < 0);
-        refs[i].u = &rows[i];
-        if (day == last_day) /* a batch spans a few milliseconds: nearly always the same day */
-            memcpy(refs[i].day, refs[i - 1].day, sizeof(refs[i].day));
-        else
-            utc_day(sec, refs[i].day);
-        last_day = day;
-    }
+    size_t at = 0;
+    for (size_t k = 0; k < nb; k++)
+        for (size_t i = 0; i < batches[k].n; i++, at++) {
+            const tg_usage_t *u = &batches[k].rows[i];
+            int64_t sec = ns_to_s(u->ts_ns), day = sec / 86400 - (sec % 86400 < 0);
+            refs[at].u = u;
+            if (day == last_day) /* a batch spans a few milliseconds: nearly always the same day */
+                memcpy(refs[at].day, refs[at - 1].day, sizeof(refs[at].day));
+            else
+                utc_day(sec, refs[at].day);
+            last_day = day;
+        }
     /* Sum the batch by key, then pack it. */
     set_hashes(refs, n);
     qsort(refs, n, sizeof(*refs), cmp_journal);
@@ -812,23 +828,32 @@ int tg_store_usage_record(tg_store_t *st, uint64_t batch_id, const tg_usage_t *r
         return rc;
     }
     sqlite3_stmt *b = st->hot[ST_BATCH_INSERT];
-    sqlite3_reset(b);
-    sqlite3_bind_int64(b, 1, (sqlite3_int64)batch_id);
-    sqlite3_bind_int64(b, 2, (sqlite3_int64)n);
-    sqlite3_bind_int64(b, 3, (sqlite3_int64)time(NULL));
-    int step = sqlite3_step(b);
-    sqlite3_reset(b);
+    int step = SQLITE_DONE;
+    size_t fresh = 0;
+    for (size_t k = 0; k < nb && step == SQLITE_DONE; k++) {
+        sqlite3_reset(b);
+        sqlite3_bind_int64(b, 1, (sqlite3_int64)batches[k].id);
+        sqlite3_bind_int64(b, 2, (sqlite3_int64)batches[k].n);
+        sqlite3_bind_int64(b, 3, (sqlite3_int64)time(NULL));
+        step = sqlite3_step(b);
+        sqlite3_reset(b);
+        fresh += step == SQLITE_DONE && sqlite3_changes(st->db) != 0;
+    }
     if (step != SQLITE_DONE)
         goto fail;
-    if (sqlite3_changes(st->db) == 0) { /* this batch was committed before: apply nothing */
+    if (fresh != nb) { /* committed before: apply nothing */
         free(blob);
+        if (fresh != 0) {
+            exec(st, "ROLLBACK", NULL, "");
+            return tg_errf(err, TG_EEXIST, "storing usage: %zu of %zu batches were stored before", nb - fresh, nb);
+        }
         if ((rc = exec(st, "COMMIT", err, "committing usage")) != 0)
             exec(st, "ROLLBACK", NULL, "");
         return rc;
     }
     sqlite3_stmt *j = st->hot[ST_JOURNAL_INSERT];
     sqlite3_reset(j);
-    sqlite3_bind_int64(j, 1, (sqlite3_int64)batch_id);
+    sqlite3_bind_int64(j, 1, (sqlite3_int64)batches[0].id);
     sqlite3_bind_blob(j, 2, blob, (int)(p - blob), SQLITE_STATIC);
     step = sqlite3_step(j);
     sqlite3_reset(j);

@@ -1,0 +1,354 @@
+/* usage_log.c - see usage_log.h. All integers are little-endian on the disk. */
+#include "metering/usage_log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define HEADER_SIZE 4096
+#define HEADER_MAGIC "TGUSGLOG"
+#define RECORD_MAGIC UINT32_C(0x31524754) /* "TGR1" */
+#define RECORD_HEAD 32
+#define GROW_BYTES (UINT64_C(1) << 20)
+/* A row: event id, units, time, period start, status, then five strings with a length byte. */
+#define ROW_FIXED (8 + 8 + 8 + 8 + 4)
+#define ROW_MAX (ROW_FIXED + 5 + TG_ID_MAX * 2 + TG_PLAN_ID_MAX + TG_METRIC_MAX + TG_ENDPOINT_MAX)
+#define RECORD_ROWS_MAX 1000000 /* far above the meter's 10,000 per transaction */
+
+struct tg_usage_log {
+    int fd;
+    char *path;
+    uint64_t generation;
+    uint64_t offset;    /* where the next record goes */
+    uint64_t allocated; /* the file's size: bytes written, zeros past the records */
+    unsigned char *buf; /* the record being written */
+    size_t bufcap;
+};
+
+static void put32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++)
+        v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+
+static uint64_t get64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static uint32_t crc(const unsigned char *head, size_t headlen, const unsigned char *body, size_t bodylen)
+{
+    uLong c = crc32(0L, head, (uInt)headlen);
+    return (uint32_t)crc32(c, body, (uInt)bodylen);
+}
+
+static int write_all(tg_usage_log_t *log, const void *buf, size_t len, uint64_t off, tg_err_t *err)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t w = pwrite(log->fd, p, len, (off_t)off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return tg_errf(err, TG_EIO, "writing the metering log %s: %s", log->path,
+                           w < 0 ? strerror(errno) : "nothing written");
+        p += w;
+        len -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return 0;
+}
+
+static int read_all(const tg_usage_log_t *log, void *buf, size_t len, uint64_t off)
+{
+    char *p = buf;
+    while (len > 0) {
+        ssize_t r = pread(log->fd, p, len, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1; /* an error or the end of the file: either way, no intact record here */
+        p += r;
+        len -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return 0;
+}
+
+static int sync_log(tg_usage_log_t *log, tg_err_t *err)
+{
+    while (fdatasync(log->fd) != 0)
+        if (errno != EINTR)
+            return tg_errf(err, TG_EIO, "syncing the metering log %s: %s", log->path, strerror(errno));
+    return 0;
+}
+
+static int write_header(tg_usage_log_t *log, uint64_t generation, tg_err_t *err)
+{
+    unsigned char h[HEADER_SIZE] = {0};
+    memcpy(h, HEADER_MAGIC, 8);
+    put64(h + 8, generation);
+    put32(h + 16, crc(h, 16, NULL, 0));
+    int rc = write_all(log, h, sizeof(h), 0, err);
+    return rc != 0 ? rc : sync_log(log, err);
+}
+
+/* A new file's name must be durable too, or a power cut could take the whole log with it. */
+static int sync_dir(const char *path, tg_err_t *err)
+{
+    char *copy = strdup(path);
+    if (copy == NULL)
+        return tg_errf(err, TG_ENOMEM, "out of memory");
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = 0;
+    if (fd < 0 || fsync(fd) != 0)
+        rc = tg_errf(err, TG_EIO, "syncing the directory of %s: %s", path, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    free(copy);
+    return rc;
+}
+
+int tg_usage_log_open(const char *path, tg_usage_log_t **out, tg_err_t *err)
+{
+    *out = NULL;
+    tg_usage_log_t *log = calloc(1, sizeof(*log));
+    if (log == NULL || (log->path = strdup(path)) == NULL) {
+        free(log);
+        return tg_errf(err, TG_ENOMEM, "out of memory opening the metering log");
+    }
+    int rc = 0;
+    if ((log->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+        rc = tg_errf(err, TG_EIO, "opening the metering log %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (flock(log->fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = errno == EWOULDBLOCK
+                 ? tg_errf(err, TG_ESTATE, "the metering log %s is in use by another tollgate process", path)
+                 : tg_errf(err, TG_EIO, "locking the metering log %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    struct stat sb;
+    if (fstat(log->fd, &sb) != 0) {
+        rc = tg_errf(err, TG_EIO, "reading the metering log %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    log->offset = HEADER_SIZE;
+    if (sb.st_size == 0) {
+        log->generation = 1;
+        log->allocated = HEADER_SIZE;
+        if ((rc = write_header(log, log->generation, err)) != 0 || (rc = sync_dir(path, err)) != 0)
+            goto fail;
+    } else {
+        unsigned char h[20];
+        if (sb.st_size < HEADER_SIZE || read_all(log, h, sizeof(h), 0) != 0 || memcmp(h, HEADER_MAGIC, 8) != 0 ||
+            get32(h + 16) != crc(h, 16, NULL, 0)) {
+            rc = tg_errf(err, TG_ESTORE,
+                         "%s is not a tollgate metering log or its header is damaged; "
+                         "move it aside to start (calls recorded in it are then not stored)",
+                         path);
+            goto fail;
+        }
+        log->generation = get64(h + 8);
+        log->allocated = (uint64_t)sb.st_size;
+    }
+    *out = log;
+    return 0;
+fail:
+    tg_usage_log_close(log);
+    return rc;
+}
+
+void tg_usage_log_close(tg_usage_log_t *log)
+{
+    if (log == NULL)
+        return;
+    if (log->fd >= 0)
+        close(log->fd); /* releases the flock */
+    free(log->path);
+    free(log->buf);
+    free(log);
+}
+
+static unsigned char *put_str(unsigned char *p, const char *s, size_t cap)
+{
+    size_t n = strnlen(s, cap);
+    *p++ = (unsigned char)n;
+    memcpy(p, s, n);
+    return p + n;
+}
+
+static int get_str(const unsigned char **p, const unsigned char *end, char *out, size_t cap)
+{
+    if (*p >= end)
+        return -1;
+    size_t n = *(*p)++;
+    if (n >= cap || (size_t)(end - *p) < n)
+        return -1;
+    memcpy(out, *p, n);
+    out[n] = '\0';
+    *p += n;
+    return 0;
+}
+
+static int decode_rows(const unsigned char *p, const unsigned char *end, tg_usage_t *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        tg_usage_t *u = &rows[i];
+        if ((size_t)(end - p) < ROW_FIXED)
+            return -1;
+        u->event_id = get64(p);
+        u->units = get64(p + 8);
+        u->ts_ns = (int64_t)get64(p + 16);
+        u->period_start = (int64_t)get64(p + 24);
+        u->status = (int)(int32_t)get32(p + 32);
+        p += ROW_FIXED;
+        if (get_str(&p, end, u->customer_id, sizeof(u->customer_id)) != 0 ||
+            get_str(&p, end, u->key_id, sizeof(u->key_id)) != 0 || get_str(&p, end, u->plan_id, sizeof(u->plan_id)) != 0 ||
+            get_str(&p, end, u->metric, sizeof(u->metric)) != 0 ||
+            get_str(&p, end, u->endpoint, sizeof(u->endpoint)) != 0)
+            return -1;
+    }
+    return p == end ? 0 : -1;
+}
+
+int tg_usage_log_replay(tg_usage_log_t *log, tg_usage_log_replay_cb cb, void *arg, tg_err_t *err)
+{
+    uint64_t off = HEADER_SIZE;
+    unsigned char *body = NULL;
+    tg_usage_t *rows = NULL;
+    int rc = 0;
+    for (;;) {
+        unsigned char h[RECORD_HEAD];
+        if (read_all(log, h, sizeof(h), off) != 0 || get32(h) != RECORD_MAGIC || get64(h + 8) != log->generation)
+            break;
+        uint32_t len = get32(h + 4), n = get32(h + 24);
+        if (n == 0 || n > RECORD_ROWS_MAX || len > (uint64_t)n * ROW_MAX || off + RECORD_HEAD + len > log->allocated)
+            break;
+        free(body);
+        free(rows);
+        body = malloc(len);
+        rows = calloc(n, sizeof(*rows));
+        if (body == NULL || rows == NULL) {
+            rc = tg_errf(err, TG_ENOMEM, "out of memory replaying the metering log");
+            break;
+        }
+        if (read_all(log, body, len, off + RECORD_HEAD) != 0 || get32(h + 28) != crc(h, 28, body, len))
+            break; /* torn: the append that was running when the process stopped */
+        if (decode_rows(body, body + len, rows, n) != 0) {
+            rc = tg_errf(err, TG_ESTORE, "the metering log %s has a malformed record at offset %llu", log->path,
+                         (unsigned long long)off);
+            break;
+        }
+        if ((rc = cb(arg, get64(h + 16), rows, n)) != 0)
+            break;
+        off += RECORD_HEAD + len;
+    }
+    free(body);
+    free(rows);
+    if (rc == 0)
+        log->offset = off;
+    return rc;
+}
+
+int tg_usage_log_append(tg_usage_log_t *log, uint64_t batch_id, const tg_usage_t *rows, size_t n, tg_err_t *err)
+{
+    if (n == 0 || n > RECORD_ROWS_MAX)
+        return tg_errf(err, TG_EINVAL, "a metering log record holds 1 to %d rows, not %zu", RECORD_ROWS_MAX, n);
+    size_t need = RECORD_HEAD + n * ROW_MAX;
+    if (need > log->bufcap) {
+        unsigned char *b = realloc(log->buf, need);
+        if (b == NULL)
+            return tg_errf(err, TG_ENOMEM, "out of memory writing the metering log");
+        log->buf = b;
+        log->bufcap = need;
+    }
+    unsigned char *p = log->buf + RECORD_HEAD;
+    for (size_t i = 0; i < n; i++) {
+        const tg_usage_t *u = &rows[i];
+        if (strnlen(u->customer_id, TG_ID_MAX) == TG_ID_MAX || strnlen(u->key_id, TG_ID_MAX) == TG_ID_MAX ||
+            strnlen(u->plan_id, TG_PLAN_ID_MAX) == TG_PLAN_ID_MAX || strnlen(u->metric, TG_METRIC_MAX) == TG_METRIC_MAX ||
+            strnlen(u->endpoint, TG_ENDPOINT_MAX) == TG_ENDPOINT_MAX)
+            return tg_errf(err, TG_EINVAL, "usage row %zu has an unterminated field", i);
+        put64(p, u->event_id);
+        put64(p + 8, u->units);
+        put64(p + 16, (uint64_t)u->ts_ns);
+        put64(p + 24, (uint64_t)u->period_start);
+        put32(p + 32, (uint32_t)u->status);
+        p += ROW_FIXED;
+        p = put_str(p, u->customer_id, TG_ID_MAX);
+        p = put_str(p, u->key_id, TG_ID_MAX);
+        p = put_str(p, u->plan_id, TG_PLAN_ID_MAX);
+        p = put_str(p, u->metric, TG_METRIC_MAX);
+        p = put_str(p, u->endpoint, TG_ENDPOINT_MAX);
+    }
+    size_t len = (size_t)(p - log->buf) - RECORD_HEAD;
+    unsigned char *h = log->buf;
+    put32(h, RECORD_MAGIC);
+    put32(h + 4, (uint32_t)len);
+    put64(h + 8, log->generation);
+    put64(h + 16, batch_id);
+    put32(h + 24, (uint32_t)n);
+    put32(h + 28, crc(h, 28, h + RECORD_HEAD, len));
+    uint64_t end = log->offset + RECORD_HEAD + len;
+    int rc;
+    if (end > log->allocated) { /* grow by zeros ahead of the records, so most appends keep the size */
+        static const unsigned char zeros[65536];
+        uint64_t to = end + GROW_BYTES - end % GROW_BYTES;
+        for (uint64_t at = log->allocated; at < to; at += sizeof(zeros))
+            if ((rc = write_all(log, zeros, to - at < sizeof(zeros) ? (size_t)(to - at) : sizeof(zeros), at, err)) != 0)
+                return rc;
+        log->allocated = to;
+    }
+    /* A failed write or sync is retried by writing the whole record again: after a failed
+     * fdatasync the kernel may have dropped the dirty pages, and a second sync alone could
+     * report success for data that is not there. */
+    if ((rc = write_all(log, log->buf, RECORD_HEAD + len, log->offset, err)) != 0 || (rc = sync_log(log, err)) != 0)
+        return rc;
+    log->offset = end;
+    return 0;
+}
+
+int tg_usage_log_reset(tg_usage_log_t *log, tg_err_t *err)
+{
+    int rc = write_header(log, log->generation + 1, err);
+    if (rc != 0)
+        return rc;
+    log->generation++;
+    log->offset = HEADER_SIZE;
+    return 0;
+}
+
+uint64_t tg_usage_log_used(const tg_usage_log_t *log)
+{
+    return log->offset - HEADER_SIZE;
+}
+
+const char *tg_usage_log_path(const tg_usage_log_t *log)
+{
+    return log->path;
+}

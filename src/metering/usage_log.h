@@ -1,0 +1,53 @@
+/* usage_log.h - the metering log: an append-only file that makes usage durable with one small
+ * write and one fdatasync per group of calls.
+ *
+ * The meter appends each group of usage records here before anything else; once the append
+ * returns, the records survive kill -9 and power loss, and the calls may be answered. The
+ * records are stored in the database later, in bulk, and replayed from the log at the next
+ * start if the process died first (the store applies each record's batch id once, so a replay
+ * of records that did reach the store counts nothing twice).
+ *
+ * Layout: a 4 KiB header (magic, generation, CRC-32), then records, each with a 32-byte head
+ * (magic, payload length, generation, batch id, row count, CRC-32 of head and payload) and its
+ * rows. Replay reads records of the header's generation from the start and stops at the first
+ * one that is torn, of an older generation, or fails its CRC: that is where the last append
+ * ended. Reset starts a new generation at the start of the file, which retires every record
+ * in it at once; the meter resets only when every record is in the database durably. The file
+ * is grown a megabyte at a time and then reused, so an append does not change its size and
+ * fdatasync has no metadata to write. An exclusive flock keeps a second process off the log. */
+#ifndef TG_USAGE_LOG_H
+#define TG_USAGE_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+#include "util/err.h"
+
+typedef struct tg_usage_log tg_usage_log_t;
+
+/* Opens or creates the log at path. TG_ESTATE if another process holds it; TG_ESTORE if the
+ * header is damaged; TG_EIO. */
+int tg_usage_log_open(const char *path, tg_usage_log_t **out, tg_err_t *err);
+void tg_usage_log_close(tg_usage_log_t *log);
+
+/* Called for each intact record in order; a non-zero return stops the replay and is returned. */
+typedef int (*tg_usage_log_replay_cb)(void *arg, uint64_t batch_id, const tg_usage_t *rows, size_t n);
+
+/* Reads the records of the current generation from the start; appends then continue after the
+ * last intact one. */
+int tg_usage_log_replay(tg_usage_log_t *log, tg_usage_log_replay_cb cb, void *arg, tg_err_t *err);
+
+/* Appends one record and waits for it to be on the disk. A failed append leaves the log as it
+ * was (the record may be retried); TG_EINVAL for a row the format cannot hold. */
+int tg_usage_log_append(tg_usage_log_t *log, uint64_t batch_id, const tg_usage_t *rows, size_t n, tg_err_t *err);
+
+/* Starts a new, empty generation (durably). Only when every record is stored elsewhere. */
+int tg_usage_log_reset(tg_usage_log_t *log, tg_err_t *err);
+
+/* Bytes of records in the current generation. */
+uint64_t tg_usage_log_used(const tg_usage_log_t *log);
+
+const char *tg_usage_log_path(const tg_usage_log_t *log);
+
+#endif

@@ -1,0 +1,229 @@
+/* test_usage_log.c - the metering log on a real file: every field survives a reopen, replay stops
+ * at a torn record, a reset retires the old generation even where its bytes remain, and a file
+ * that is not a log is refused by name. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "metering/usage_log.h"
+
+typedef struct {
+    char dir[64], path[128];
+} fx_t;
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/tg_ulog_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof(f->path), "%s/usagelog", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static tg_usage_t row(int i)
+{
+    tg_usage_t u = {0};
+    u.event_id = 1000 + (uint64_t)i;
+    snprintf(u.customer_id, sizeof(u.customer_id), "cus_%d", i);
+    snprintf(u.key_id, sizeof(u.key_id), "key_%d", i);
+    snprintf(u.plan_id, sizeof(u.plan_id), "pro");
+    snprintf(u.metric, sizeof(u.metric), i % 2 ? "tokens" : "api_calls");
+    memset(u.endpoint, 'e', sizeof(u.endpoint) - 1); /* the longest a field can be */
+    u.units = (uint64_t)INT64_MAX - (uint64_t)i;
+    u.ts_ns = -5 - i; /* negative values survive too */
+    u.period_start = 1769853600 + i;
+    u.status = 404;
+    return u;
+}
+
+typedef struct {
+    uint64_t ids[16];
+    size_t rows[16];
+    size_t n;
+    int mismatch;
+} seen_t;
+
+static int on_record(void *arg, uint64_t batch_id, const tg_usage_t *rows, size_t n)
+{
+    seen_t *s = arg;
+    for (size_t i = 0; i < n; i++) {
+        tg_usage_t want = row((int)(batch_id * 10 + i));
+        if (memcmp(&want, &rows[i], sizeof(want)) != 0)
+            s->mismatch++;
+    }
+    if (s->n < 16) {
+        s->ids[s->n] = batch_id;
+        s->rows[s->n] = n;
+    }
+    s->n++;
+    return 0;
+}
+
+/* Record b holds rows b*10 .. b*10+n-1, so a replay can check every field. */
+static void append(tg_usage_log_t *log, uint64_t b, size_t n)
+{
+    tg_usage_t rows[10];
+    for (size_t i = 0; i < n; i++)
+        rows[i] = row((int)(b * 10 + i));
+    tg_err_t err = {0};
+    assert_int_equal(tg_usage_log_append(log, b, rows, n, &err), 0);
+}
+
+static seen_t reopen_and_replay(fx_t *f)
+{
+    tg_usage_log_t *log;
+    tg_err_t err = {0};
+    seen_t s = {0};
+    assert_int_equal(tg_usage_log_open(f->path, &log, &err), 0);
+    assert_int_equal(tg_usage_log_replay(log, on_record, &s, &err), 0);
+    tg_usage_log_close(log);
+    return s;
+}
+
+static void test_records_survive_a_reopen(void **state)
+{
+    fx_t *f = *state;
+    tg_usage_log_t *log;
+    tg_err_t err = {0};
+    assert_int_equal(tg_usage_log_open(f->path, &log, &err), 0);
+    assert_int_equal(tg_usage_log_used(log), 0);
+    append(log, 1, 3);
+    append(log, 2, 10);
+    append(log, 3, 1);
+    assert_true(tg_usage_log_used(log) > 0);
+    tg_usage_log_close(log);
+    seen_t s = reopen_and_replay(f);
+    assert_int_equal(s.n, 3);
+    assert_int_equal(s.mismatch, 0);
+    assert_int_equal(s.ids[0], 1);
+    assert_int_equal(s.rows[1], 10);
+    assert_int_equal(s.ids[2], 3);
+
+    /* appends after a replay continue the generation */
+    assert_int_equal(tg_usage_log_open(f->path, &log, &err), 0);
+    seen_t ignored = {0};
+    assert_int_equal(tg_usage_log_replay(log, on_record, &ignored, &err), 0);
+    append(log, 4, 2);
+    tg_usage_log_close(log);
+    s = reopen_and_replay(f);
+    assert_int_equal(s.n, 4);
+    assert_int_equal(s.ids[3], 4);
+    assert_int_equal(s.mismatch, 0);
+}
+
+/* The last byte of the last record is changed, as a write cut short by a power loss would:
+ * replay returns the records before it and appends go where it was. */
+static void test_replay_stops_at_a_torn_record(void **state)
+{
+    fx_t *f = *state;
+    tg_usage_log_t *log;
+    tg_err_t err = {0};
+    assert_int_equal(tg_usage_log_open(f->path, &log, &err), 0);
+    append(log, 1, 2);
+    append(log, 2, 2);
+    uint64_t end = 4096 + tg_usage_log_used(log);
+    tg_usage_log_close(log);
+    int fd = open(f->path, O_RDWR);
+    assert_true(fd >= 0);
+    unsigned char b;
+    assert_int_equal(pread(fd, &b, 1, (off_t)end - 1), 1);
+    b ^= 0x5a;
+    assert_int_equal(pwrite(fd, &b, 1, (off_t)end - 1), 1);
+    close(fd);
+    seen_t s = reopen_and_replay(f);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.ids[0], 1);
+
+    assert_int_equal(tg_usage_log_open(f->path, &log, &err), 0);
+    seen_t ignored = {0};
+    assert_int_equal(tg_usage_log_replay(log, on_record, &ignored, &err), 0);
+    append(log, 3, 1); /* over the torn one */
+    tg_usage_log_close(log);
+    s = reopen_and_replay(f);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.ids[1], 3);
+    assert_int_equal(s.mismatch, 0);
+}
+
+/* After a reset the old records' bytes are still in the file past the new ones; they belong to
+ * the old generation and are not replayed. */
+static void test_reset_retires_the_old_generation(void **state)
+{
+    fx_t *f = *state;
+    tg_usage_log_t *log;
+    tg_err_t err = {0};
+    assert_int_equal(tg_usage_log_open(f->path, &log, &err), 0);
+    append(log, 1, 10);
+    append(log, 2, 10);
+    append(log, 3, 10);
+    assert_int_equal(tg_usage_log_reset(log, &err), 0);
+    assert_int_equal(tg_usage_log_used(log), 0);
+    tg_usage_log_close(log);
+    assert_int_equal(reopen_and_replay(f).n, 0);
+
+    assert_int_equal(tg_usage_log_open(f->path, &log, &err), 0);
+    append(log, 5, 1); /* shorter than record 1: record 2 starts right after the new bytes */
+    tg_usage_log_close(log);
+    seen_t s = reopen_and_replay(f);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.ids[0], 5);
+    assert_int_equal(s.mismatch, 0);
+}
+
+static void test_bad_files_and_rows_are_refused(void **state)
+{
+    fx_t *f = *state;
+    tg_usage_log_t *log = NULL;
+    tg_err_t err = {0};
+    FILE *fp = fopen(f->path, "w");
+    assert_non_null(fp);
+    for (int i = 0; i < 5000; i++)
+        fputs("not a log ", fp);
+    fclose(fp);
+    assert_int_equal(tg_usage_log_open(f->path, &log, &err), TG_ESTORE);
+    assert_null(log);
+    assert_non_null(strstr(err.msg, f->path));
+    assert_non_null(strstr(err.msg, "not a tollgate metering log"));
+
+    unlink(f->path);
+    assert_int_equal(tg_usage_log_open(f->path, &log, &err), 0);
+    tg_usage_t u = row(0);
+    memset(u.metric, 'x', sizeof(u.metric)); /* unterminated */
+    assert_int_equal(tg_usage_log_append(log, 1, &u, 1, &err), TG_EINVAL);
+    assert_non_null(strstr(err.msg, "unterminated"));
+    assert_int_equal(tg_usage_log_append(log, 1, &u, 0, &err), TG_EINVAL);
+    assert_int_equal(tg_usage_log_used(log), 0); /* nothing written */
+    tg_usage_log_close(log);
+    assert_int_equal(reopen_and_replay(f).n, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_records_survive_a_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_stops_at_a_torn_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reset_retires_the_old_generation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_files_and_rows_are_refused, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
