@@ -114,12 +114,12 @@ async function rawUpstream(handler, onConnect) {
 }
 
 // A stack proxying to a raw upstream, a 'pro' customer (every path, 500/min), raw client sockets.
-async function withProxy(handler, fn, { timeoutMs = 3000, onConnect } = {}) {
+async function withProxy(handler, fn, { timeoutMs = 3000, onConnect, durability } = {}) {
   const up = await rawUpstream(handler, onConnect);
   const clients = [];
   let s;
   try {
-    s = await new Stack({ noUpstream: true, upstreamPort: up.port, timeoutMs }).start();
+    s = await new Stack({ noUpstream: true, upstreamPort: up.port, timeoutMs, durability }).start();
     const { key, customer } = await s.customer('pro');
     const client = async () => {
       const sock = net.connect(s.gwPort, '127.0.0.1');
@@ -411,6 +411,48 @@ test('failure: a body cut short by the upstream is a truncated response; the nex
     }
   });
 });
+
+// The client socket stays registered while a request is proxied (see park_client_reads in
+// src/http/proxy.c); bytes that arrive meanwhile must wait for the response, not be lost or
+// mixed into the request in flight.
+for (const durability of ['batched', 'strict']) {
+  test(`pipelining (${durability}): requests written while the first is proxied are answered after it, in order`, () =>
+    withProxy(async (req, sock) => { await sleep(req.target === '/v1/a' ? 300 : 20); ok(req, sock); }, async ({ s, key, customer, client }) => {
+      const c = await client();
+      const one = (p) => `GET ${p} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\n\r\n`;
+      c.sock.write(one('/v1/a'));
+      await sleep(100); // /v1/a is at the upstream now
+      c.sock.write(one('/v1/b') + one('/v1/c'));
+      for (const p of ['/v1/a', '/v1/b', '/v1/c']) {
+        const r = await readMessage(c.rd, { response: true });
+        assert.equal(r.status, 200);
+        assert.equal(r.body.toString(), `ok ${p}`);
+      }
+      await sleep(120); // a fourth request written after the answers, on the same connection
+      const r = await c.send('GET', '/v1/d');
+      assert.equal(r.body.toString(), 'ok /v1/d');
+      assert.equal(await usageSettles(s, customer.id, 4), 4);
+    }, { durability }));
+}
+
+test('a client that closes while its request is proxied does not disturb the next ones', () =>
+  withProxy(async (req, sock) => { await sleep(req.target === '/v1/slow' ? 300 : 0); ok(req, sock); }, async ({ client }) => {
+    const c = await client();
+    c.sock.write(`GET /v1/slow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer x\r\n\r\n`);
+    const gone = await client();
+    const half = `GET /v1/slow HTTP/1.1\r\nHost: x\r\n`;
+    gone.sock.write(half);
+    const slow = await client();
+    const pending = slow.send('GET', '/v1/slow');
+    await sleep(50);
+    slow.sock.end(); // half-closed while the upstream works on it
+    const r = await readMessage(c.rd, { response: true }).catch(() => null);
+    assert.equal(r && r.status, 401); // no key: refused at once, not proxied
+    await pending.catch(() => {});
+    gone.sock.destroy();
+    const d = await client();
+    for (let i = 0; i < 5; i++) assert.equal((await d.send('GET', `/v1/n${i}`)).body.toString(), `ok /v1/n${i}`);
+  }));
 
 test('a 5 MB chunked response in 64 KB chunks streams through byte-exact', async () => {
   const data = randomBytes(5 * 1024 * 1024);
