@@ -61,6 +61,9 @@ $(BUILD)/%: tools/%.c $(BUILD)/libtollgate.a
 
 unit-bins: $(UNIT_BINS)
 
+# The unit tests of the threaded modules also run under ThreadSanitizer.
+TSAN_UNIT_BINS := build/tsan/tests/test_meter build/tsan/tests/test_limits
+
 deps:
 	@scripts/install-deps.sh
 
@@ -69,7 +72,7 @@ deps:
 test: deps
 	$(MAKE) all
 	$(MAKE) SANITIZE=address,undefined all unit-bins
-	$(MAKE) SANITIZE=thread build/tsan/tollgate
+	$(MAKE) SANITIZE=thread build/tsan/tollgate $(TSAN_UNIT_BINS)
 	scripts/run-tests.sh
 
 unit:

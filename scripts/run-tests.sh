@@ -2,7 +2,8 @@
 # Runs the test suites and prints one closing line: "tests: N passed, M failed".
 #   scripts/run-tests.sh            unit (ASan+UBSan binaries) then integration
 #   scripts/run-tests.sh unit|integration
-# Unit tests are the cmocka binaries in build/asan/tests/. Integration tests (node's test
+# Unit tests are the cmocka binaries in build/asan/tests/ (and, for the threaded modules, the
+# ThreadSanitizer builds in build/tsan/tests/). Integration tests (node's test
 # runner) start the real build/tollgate, then again the sanitized build/asan/tollgate.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -13,18 +14,18 @@ mkdir -p build/test-logs
 
 run_unit() {
   local bin log p f n=0
-  for bin in build/asan/tests/test_*; do
+  for bin in build/asan/tests/test_* build/tsan/tests/test_*; do
     [ -x "$bin" ] || continue
     n=$((n + 1))
-    log=build/test-logs/$(basename "$bin").log
+    log=build/test-logs/$(basename "$(dirname "$(dirname "$bin")")")-$(basename "$bin").log
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-      timeout 300 "$bin" >"$log" 2>&1
+      TSAN_OPTIONS=halt_on_error=1:suppressions=$PWD/tests/tsan.supp timeout 300 "$bin" >"$log" 2>&1
     local rc=$?
     p=$(grep -Eo '\[  PASSED  \] [0-9]+' "$log" | awk '{s+=$4} END {print s+0}')
     f=$(grep -Eo '\[  FAILED  \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi # crashed or sanitizer report
     passed=$((passed + p)); failed=$((failed + f))
-    if [ "$rc" -ne 0 ]; then echo "FAIL $(basename "$bin") (exit $rc):"; tail -n 40 "$log"; else echo "ok   $(basename "$bin"): $p passed"; fi
+    if [ "$rc" -ne 0 ]; then echo "FAIL $bin (exit $rc):"; tail -n 40 "$log"; else echo "ok   $bin: $p passed"; fi
   done
   if [ "$n" -eq 0 ]; then # a missing build must not look like a clean run
     echo "FAIL no unit test binaries in build/asan/tests (make SANITIZE=address,undefined unit-bins)"

@@ -1,14 +1,18 @@
-/* meter.h - durable usage metering: a writer thread that group-commits usage records.
+/* meter.h - durable usage metering: a writer thread that group-commits usage records to the
+ * metering log (usage_log.h) and an applier thread that stores them in the database in bulk.
  *
  * Gateway event loops hand records over with tg_meter_submit and never touch the disk. The writer
- * takes everything queued, stores it in one transaction (tg_store_usage_record: one fsync for the
- * whole batch), then runs each batch's completion callbacks.
- *   strict:  the writer commits as soon as anything is queued; work arriving during a commit forms
- *            the next group. Callers release responses from the completion callback, so an answered
- *            call is on disk: kill -9 loses nothing answered.
- *   batched: the writer commits every flush_ms; callbacks still fire after commit, but callers do
- *            not wait for them. Loss window on kill -9: at most flush_ms plus one commit.
- * A failed commit is retried (with backoff) and never dropped; records stay queued meanwhile. */
+ * takes everything queued, appends it to the log as one record (one write, one fdatasync for the
+ * whole group), then runs each submit's completion callback; the applier stores the logged
+ * records in the database about every 50 ms, several per transaction.
+ *   strict:  the writer logs as soon as anything is queued; work arriving meanwhile forms the
+ *            next group. Callers release responses from the completion callback, so an answered
+ *            call is on disk: neither kill -9 nor a power cut loses it.
+ *   batched: the writer logs every flush_ms; callbacks still fire after the append, but callers
+ *            do not wait for them. Loss window: at most flush_ms plus one append.
+ * Records logged but not yet stored when the process dies are stored by the next tg_meter_start,
+ * each batch once. A failed append is retried (with backoff) and never dropped. The log lives
+ * next to the database: "sqlite:PATH" logs to PATH-usagelog. */
 #ifndef TG_METER_H
 #define TG_METER_H
 
@@ -35,22 +39,25 @@ typedef struct tg_meter_stats {
     uint64_t failures;  /* commit attempts that failed */
 } tg_meter_stats_t;
 
-/* Starts the writer thread on `store_url` (it opens its own connection). */
+/* Stores what the last run left in the metering log, then starts the threads on `store_url`
+ * (the applier opens its own connection). TG_ESTATE if another process holds the log. */
 int tg_meter_start(const char *store_url, int strict, int flush_ms, tg_meter_t **out,
                    tg_err_t *err);
 
-/* Queues copies of n records; cb (may be NULL) fires once after they are committed.
+/* Queues copies of n records; cb (may be NULL) fires once after they are durable in the log.
  * Thread-safe; never blocks on I/O. TG_ESTATE after tg_meter_stop began; TG_ERANGE if a record's
- * units exceed INT64_MAX; TG_ENOMEM. When it returns an error, cb never fires. */
+ * units exceed INT64_MAX; TG_EINVAL if a string field is unterminated; TG_ENOMEM. When it
+ * returns an error, cb never fires. */
 int tg_meter_submit(tg_meter_t *m, const tg_usage_t *rows, size_t n, tg_meter_done_cb cb,
                     void *arg);
 
-/* Blocks until everything submitted before the call is committed. */
+/* Blocks until everything submitted before the call is stored in the database (readable). */
 int tg_meter_flush(tg_meter_t *m);
 
 void tg_meter_get_stats(tg_meter_t *m, tg_meter_stats_t *out);
 
-/* Commits what is queued, stops the thread and frees m. */
+/* Logs and stores what is queued, stops the threads and frees m. A database that keeps failing
+ * is given a few seconds; what it did not take stays in the log for the next start. */
 void tg_meter_stop(tg_meter_t *m);
 
 /* A process-unique, time-ordered event id (for tg_usage_t.event_id). Thread-safe. */

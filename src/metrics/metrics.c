@@ -144,10 +144,11 @@ char *tg_metrics_render(tg_meter_t *m)
                    "# TYPE tollgate_metering_records_total counter\n"
                    "tollgate_metering_records_total{stage=\"submitted\"} %llu\n"
                    "tollgate_metering_records_total{stage=\"committed\"} %llu\n"
-                   "# HELP tollgate_metering_commits_total Metering transactions committed.\n"
+                   "tollgate_metering_records_total{stage=\"stored\"} %llu\n"
+                   "# HELP tollgate_metering_commits_total Appends to the metering log.\n"
                    "# TYPE tollgate_metering_commits_total counter\n"
                    "tollgate_metering_commits_total %llu\n"
-                   "# HELP tollgate_metering_commit_failures_total Metering commits that failed and were retried.\n"
+                   "# HELP tollgate_metering_commit_failures_total Log appends and database transactions that failed and were retried.\n"
                    "# TYPE tollgate_metering_commit_failures_total counter\n"
                    "tollgate_metering_commit_failures_total %llu\n"
                    "# HELP tollgate_metering_queued Usage records waiting for commit.\n"
@@ -157,7 +158,7 @@ char *tg_metrics_render(tg_meter_t *m)
                    "# TYPE tollgate_metering_lag_seconds gauge\n"
                    "tollgate_metering_lag_seconds %.6f\n",
                    (unsigned long long)s.submitted, (unsigned long long)s.committed,
-                   (unsigned long long)s.commits, (unsigned long long)s.failures,
+                   (unsigned long long)s.applied, (unsigned long long)s.commits, (unsigned long long)s.failures,
                    (unsigned long long)s.queued, (double)s.last_lag_ns / 1e9);
     }
     if (o.failed) {

@@ -226,7 +226,13 @@ test('admin API: auth, 404, 409, validation, metrics, health', async () => {
   const trial = await s.adminCall('POST', '/v1/admin/customers', { email: 't@example.com', plan: 'starter' });
   assert.equal(trial.json.status, 'trialing');
   assert.ok(trial.json.trial_end);
+  const { key, customer } = await s.customer('free');
+  for (let i = 0; i < 3; i++) assert.equal((await s.call('/v1/basic/x', { key })).status, 200);
+  await s.usage(customer.id); // reading usage stores everything answered so far
   const m = await fetch(s.admin + '/metrics').then((r) => r.text());
+  const stage = (name) => Number(m.match(new RegExp(`tollgate_metering_records_total\\{stage="${name}"\\} (\\d+)`))[1]);
+  assert.ok(stage('committed') >= 3);
+  assert.equal(stage('stored'), stage('committed'));
   assert.match(m, /tollgate_decisions_total\{outcome="allowed"\} \d+/);
   assert.match(m, /tollgate_requests_total\{status="200"\} \d+/);
   assert.match(m, /tollgate_upstream_latency_seconds_bucket\{le="\+Inf"\} \d+/);
