@@ -5,11 +5,18 @@
 #   (c) wrk -> tollgate -> upstream           (auth + rate limit + quota + metering, 1,000 keys),
 #       once with metering batched and once strict
 # The upstream is nginx with one worker answering a small JSON body. Nothing is pinned.
-# Prints requests/s, p50, p99 and server CPU time per request for each, and (c)/(b).
-# Env: DURATION (default 10s), CONNS (64), KEYS (1000).
+# Every setup gets the same requests from the same wrk script (each with one of the 1,000 keys in
+# an Authorization header, which nginx and the upstream ignore): on 2 shared cores the client's
+# own CPU per request is part of every figure, so it must be the same in all of them.
+# (b) and (c) run in ROUNDS alternating rounds, so that the machine's drift in speed (a third,
+# over minutes, on this VM) falls on both; each round prints its figures and ratios, and the
+# summary gives the median of each setup and of each ratio.
+# Prints requests/s, p50, p99 and server CPU time per request, and (c)/(b).
+# Env: DURATION (default 10s), ROUNDS (3), CONNS (64), KEYS (1000), TG_WORKERS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-64}
 KEYS=${KEYS:-1000}
 TG=${TOLLGATE_BIN:-build/tollgate}
@@ -86,8 +93,7 @@ LUA
 declare -A RPS P50 P99 CPU USR SYS
 run_wrk() { # name url server-pids...
   local name=$1 url=$2; shift 2
-  local script=() before after
-  [ "$name" != direct ] && [ "$name" != nginx ] && script=(-s "$work/keys.lua")
+  local script=(-s "$work/keys.lua") before after
   KEYS_FILE=$work/keys.txt wrk -t1 -c"$CONNS" -d2s "${script[@]}" "$url" >"$work/$name.warm" 2>&1 || true # warm up
   before=$(cpu_ticks "$@")
   KEYS_FILE=$work/keys.txt wrk -t1 -c"$CONNS" -d"$DURATION" --latency "${script[@]}" "$url" > "$work/$name.out"
@@ -135,36 +141,65 @@ fi
 echo "created $(wc -l < "$work/keys.txt") customers with keys"
 
 up_pid=$(cat "$work/up/nginx.pid"); ng_pid=$(cat "$work/proxy/nginx.pid")
-run_wrk direct "http://127.0.0.1:$UP/v1/basic/x" "$up_pid"
-run_wrk nginx "http://127.0.0.1:$NG/v1/basic/x" "$ng_pid"
-run_wrk tollgate-batched "http://127.0.0.1:$GW/v1/basic/x" "$TGPID"
 kill -TERM "$TGPID"; wait "$TGPID" || true
-start_tollgate strict
-run_wrk tollgate-strict "http://127.0.0.1:$GW/v1/basic/x" "$TGPID"
-kill -TERM "$TGPID"; wait "$TGPID" || true # stopping flushes the meter
-rows=$(sqlite3 "$work/tollgate.db" "SELECT SUM(units) FROM usage_period" 2>/dev/null || echo "?")
-# Every 2xx answer wrk counted must be metered; requests still in flight when a wrk run stops (up
-# to CONNS for each of the four runs) may be answered and metered without wrk counting them.
-answered=$(cat "$work"/tollgate-*.warm "$work"/tollgate-*.out |
-  awk '/requests in/ {s += $1} /Non-2xx/ {s -= $NF} END {print s + 0}')
-
-echo
-echo "wrk -t1 -c$CONNS -d$DURATION, $(nproc) cores, upstream: nginx 1 worker; tollgate: $KEYS keys"
-printf "%-18s %12s %10s %10s %16s %18s\n" "setup" "requests/s" "p50" "p99" "server CPU/req" "(user + kernel)"
-for n in direct nginx tollgate-batched tollgate-strict; do
-  printf "%-18s %12s %10s %10s %13s us %18s\n" "$n" "${RPS[$n]}" "${P50[$n]}" "${P99[$n]}" "${CPU[$n]}" \
-    "(${USR[$n]} + ${SYS[$n]})"
-done
+SETUPS="nginx tollgate-batched tollgate-strict"
+declare -A ALL
+run_wrk direct "http://127.0.0.1:$UP/v1/basic/x" "$up_pid"
+ALL[direct]="${RPS[direct]} ${P50[direct]} ${P99[direct]} ${CPU[direct]} ${USR[direct]} ${SYS[direct]}"
 ms() { # wrk's latency ("850.00us", "1.23ms", "1.02s", "2.00m") in milliseconds
   awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
     printf "%.3f", (u == "us" ? n / 1000 : u == "ms" ? n : u == "s" ? n * 1000 : u == "m" ? n * 60000 : n) }'
 }
-for n in tollgate-batched tollgate-strict; do
-  awk -v c="${RPS[$n]}" -v b="${RPS[nginx]}" -v n="$n" -v pc="$(ms "${P99[$n]}")" -v pb="$(ms "${P99[nginx]}")" \
-    'BEGIN { printf "%s vs nginx: throughput ratio %.2f, p99 %+.3f ms (%.3f vs %.3f)\n", n, c / b, pc - pb, pc, pb }'
+row() { printf "%-18s %12s %10s %10s %13s us %18s\n" "$1" "$2" "$3" "$4" "$5" "($6 + $7)"; }
+ratios() { # name: "throughput ratio, p99 difference" against nginx of the same round
+  awk -v c="${RPS[$1]}" -v b="${RPS[nginx]}" -v pc="$(ms "${P99[$1]}")" -v pb="$(ms "${P99[nginx]}")" \
+    'BEGIN { printf "%.3f %+.3f\n", c / b, pc - pb }'
+}
+for r in $(seq "$ROUNDS"); do
+  run_wrk nginx "http://127.0.0.1:$NG/v1/basic/x" "$ng_pid"
+  for mode in batched strict; do
+    start_tollgate "$mode"
+    run_wrk "tollgate-$mode" "http://127.0.0.1:$GW/v1/basic/x" "$TGPID"
+    mv "$work/tollgate-$mode.out" "$work/tollgate-$mode.$r.out"; mv "$work/tollgate-$mode.warm" "$work/tollgate-$mode.$r.warm"
+    kill -TERM "$TGPID"; wait "$TGPID" || true # stopping stores everything metered
+  done
+  echo "round $r of $ROUNDS:"
+  for n in $SETUPS; do
+    row "  $n" "${RPS[$n]}" "${P50[$n]}" "${P99[$n]}" "${CPU[$n]}" "${USR[$n]}" "${SYS[$n]}"
+    ALL[$n]+="${RPS[$n]} ${P50[$n]} ${P99[$n]} ${CPU[$n]} ${USR[$n]} ${SYS[$n]}"$'\n'
+  done
+  for n in tollgate-batched tollgate-strict; do
+    read -r ratio dp99 < <(ratios "$n")
+    echo "  $n vs nginx: throughput ratio $ratio, p99 $dp99 ms"
+    ALL[$n-ratio]+="$ratio $dp99"$'\n'
+  done
 done
-echo "calls metered (batched + strict runs, warm-ups included): $rows; 2xx answers counted by wrk: $answered"
-if [ "$rows" != "?" ] && { [ "$rows" -lt "$answered" ] || [ "$rows" -gt $((answered + 4 * CONNS)) ]; }; then
-  echo "METERING MISMATCH: $rows metered, $answered answered (+ at most $((4 * CONNS)) in flight)"
+rows=$(sqlite3 "$work/tollgate.db" "SELECT SUM(units) FROM usage_period" 2>/dev/null || echo "?")
+# Every 2xx answer wrk counted must be metered; requests still in flight when a wrk run stops (up
+# to CONNS per run) may be answered and metered without wrk counting them.
+answered=$(cat "$work"/tollgate-*.warm "$work"/tollgate-*.out |
+  awk '/requests in/ {s += $1} /Non-2xx/ {s -= $NF} END {print s + 0}')
+runs=$(ls "$work"/tollgate-*.out | wc -l)
+
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+col() { awk -v c="$1" 'NF { print $c }'; }
+echo
+echo "wrk -t1 -c$CONNS -d$DURATION, $(nproc) cores, upstream: nginx 1 worker; tollgate: $KEYS keys; median of $ROUNDS rounds"
+printf "%-18s %12s %10s %10s %16s %18s\n" "setup" "requests/s" "p50" "p99" "server CPU/req" "(user + kernel)"
+read -r d_rps d_p50 d_p99 d_cpu d_usr d_sys <<< "${ALL[direct]}"
+row direct "$d_rps" "$d_p50" "$d_p99" "$d_cpu" "$d_usr" "$d_sys"
+for n in $SETUPS; do
+  m=()
+  for c in 1 4 5 6; do m+=("$(col $c <<< "${ALL[$n]}" | median)"); done
+  p50=$(for v in $(col 2 <<< "${ALL[$n]}"); do ms "$v"; echo; done | median)
+  p99=$(for v in $(col 3 <<< "${ALL[$n]}"); do ms "$v"; echo; done | median)
+  row "$n" "${m[0]}" "${p50}ms" "${p99}ms" "${m[1]}" "${m[2]}" "${m[3]}"
+done
+for n in tollgate-batched tollgate-strict; do
+  echo "$n vs nginx: throughput ratio $(col 1 <<< "${ALL[$n-ratio]}" | median) (rounds: $(col 1 <<< "${ALL[$n-ratio]}" | paste -sd' ')), p99 $(col 2 <<< "${ALL[$n-ratio]}" | median) ms (rounds: $(col 2 <<< "${ALL[$n-ratio]}" | paste -sd' '))"
+done
+echo "calls metered (all tollgate runs, warm-ups included): $rows; 2xx answers counted by wrk: $answered"
+if [ "$rows" != "?" ] && { [ "$rows" -lt "$answered" ] || [ "$rows" -gt $((answered + 2 * runs * CONNS)) ]; }; then
+  echo "METERING MISMATCH: $rows metered, $answered answered (+ at most $((2 * runs * CONNS)) in flight)"
   exit 1
 fi
