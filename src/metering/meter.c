@@ -25,6 +25,8 @@
 #include "metering/meter.h"
 
 #include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,6 +155,18 @@ static int backoff(int *ms)
     return 0;
 }
 
+/* Storing, and in batched mode logging, is background work: no response waits for it. On a busy
+ * machine a thread at normal priority takes its bursts (a fold is several milliseconds of CPU)
+ * from the event loops and shows up in the gateway's tail latency; at nice 10 it runs in their
+ * gaps. Measured on 2 cores in batched mode (bench/gateway.sh, medians of 3 rounds): the applier
+ * at nice 10 took the gateway from 0.86 to 0.91 of nginx's throughput and its p99 from +0.62 to
+ * +0.29 ms over nginx's; the writer too, 0.89 -> 0.90. Raising the nice value needs no
+ * privilege; a failure leaves the thread at normal priority. */
+static void lower_priority(void)
+{
+    (void)setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
+}
+
 /* ---- writer ---- */
 
 /* Appends the rows of subs[lo, hi) as one record, retrying failures; fires their callbacks and
@@ -265,6 +279,8 @@ static void *writer_main(void *arg)
 {
     tg_meter_t *m = arg;
     pthread_setname_np(pthread_self(), "tg-meter");
+    if (!m->strict) /* in strict mode responses wait for the writer */
+        lower_priority();
     pthread_mutex_lock(&m->mu);
     for (;;) {
         while (m->qlen == 0 && !m->stopping)
@@ -388,6 +404,7 @@ static void *applier_main(void *arg)
 {
     tg_meter_t *m = arg;
     pthread_setname_np(pthread_self(), "tg-meter-apply");
+    lower_priority();
     int reported = 0;
     pthread_mutex_lock(&m->mu);
     for (;;) {
