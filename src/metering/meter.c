@@ -11,15 +11,17 @@
  * reset), several records per transaction with all their batch ids: the store applies a batch
  * id once, so a retried or replayed record never counts twice.
  *
- * The log is reset (a new generation, written from its start) once it holds LOG_RESET_BYTES
- * and everything in it is stored; the store commits with fsync, so at that point the log is
- * not needed. At the next start, whatever the log still holds is replayed into the store
+ * There are two logs, appended to in turns (switch_logs): once the active one holds
+ * LOG_SWITCH_BYTES, appends move to the other, and the full one is reset (a new generation,
+ * written from its start) when everything in it is stored; the store commits with fsync, so at
+ * that point the log is not needed. At the next start, whatever the logs still hold is replayed
+ * into the store
  * before anything else happens (tg_meter_start).
  *
  * Failures. A failed append is retried with backoff, 1 ms doubling to 1 s, and nothing is
  * dropped or answered meanwhile. A failed store transaction is retried the same way on a
  * freshly opened connection; the calls are already answered and safe in the log, which keeps
- * growing past LOG_RESET_BYTES until the store is back. At shutdown a failing log or store is
+ * growing past LOG_SWITCH_BYTES until the store is back. At shutdown a failing log or store is
  * given STOP_GIVE_UP_NS: callbacks of calls that could not be logged get the error; records
  * logged but not stored stay in the log for the next start. */
 #include "metering/meter.h"
@@ -39,10 +41,10 @@
 #define MAX_ROWS_PER_TX 10000 /* bounds one record's and one transaction's memory and lock time */
 #define BATCH_WAKE_ROWS 4096  /* batched mode logs early once this much is waiting */
 #define APPLY_NS (INT64_C(50) * 1000000) /* the store lags the log by about this much */
-#define LOG_RESET_BYTES (UINT64_C(8) << 20)
+#define LOG_SWITCH_BYTES (UINT64_C(8) << 20)
 #define BACKOFF_MAX_MS 1000
 #define STOP_GIVE_UP_NS (INT64_C(2) * 1000000000) /* at shutdown, retry a failing log or store this long */
-#define LOG_SUFFIX "-usagelog"
+#define LOG_SUFFIX "-usagelog.N" /* N: 1 or 2 */
 
 typedef struct submit {
     tg_usage_t *rows; /* owned copy */
@@ -53,12 +55,14 @@ typedef struct submit {
     int status;    /* writer only: 0 or the error that made it give up */
 } submit_t;
 
-typedef struct logged { /* a record on the log, waiting for the store */
+typedef struct logged { /* a record on a log, waiting for the store */
     uint64_t id;
     tg_usage_t *rows; /* owned; NULL when n is 0 */
     size_t n;
     uint64_t nsubs; /* the submits it accounts for, for flush */
     int64_t at_ns;
+    int log;  /* which of the two logs holds it */
+    int done; /* applier: stored, or refused for good */
 } logged_t;
 
 struct tg_meter {
@@ -73,14 +77,15 @@ struct tg_meter {
     size_t alen, acap, arows;
     /* counted in submits, FIFO: seq_applied <= n means submits 1..n are stored */
     uint64_t seq_submitted, seq_logged, seq_applied, flush_seq;
-    uint64_t records_logged, records_stored; /* log records with rows, since the start */
+    uint64_t records_logged[2], records_stored[2]; /* records with rows, per log, since the start */
     int stopping, writer_done, apply_now, store_failing;
     /* fixed after start */
     int strict, flush_ms;
     char *url;
     pthread_t writer, applier;
     /* writer thread only */
-    tg_usage_log_t *log;
+    tg_usage_log_t *log[2];
+    int active; /* the log appended to */
     int64_t writer_stop_seen_ns;
     /* applier thread only */
     tg_store_t *store;
@@ -190,7 +195,7 @@ static void log_group(tg_meter_t *m, submit_t *subs, size_t lo, size_t hi)
                 if (subs[i].n > 0)
                     memcpy(flat + k, subs[i].rows, subs[i].n * sizeof(*flat));
         rc = flat == NULL ? tg_errf(&err, TG_ENOMEM, "out of memory logging usage")
-                          : tg_usage_log_append(m->log, id, flat, n, &err);
+                          : tg_usage_log_append(m->log[m->active], id, flat, n, &err);
         if (rc == 0) {
             atomic_fetch_add(&m->st_commits, 1);
             atomic_fetch_add(&m->st_committed, n);
@@ -226,31 +231,35 @@ static void log_group(tg_meter_t *m, submit_t *subs, size_t lo, size_t hi)
         m->a = a;
         m->acap = cap;
     }
-    m->a[m->alen++] = (logged_t){id, flat, n, hi - lo, subs[lo].at_ns};
+    m->a[m->alen++] = (logged_t){id, flat, n, hi - lo, subs[lo].at_ns, m->active, 0};
     m->arows += n;
     m->seq_logged += hi - lo;
-    m->records_logged += n > 0;
+    m->records_logged[m->active] += n > 0;
     if (m->alen == 1 || m->arows >= MAX_ROWS_PER_TX || m->flush_seq > m->seq_applied)
         pthread_cond_signal(&m->apply_wake);
     pthread_mutex_unlock(&m->mu);
 }
 
-/* Once the log is large, waits for the applier to store everything logged (a few ms) and
- * starts a new generation. A failing store is not waited for: the log grows meanwhile. */
-static void maybe_reset_log(tg_meter_t *m)
+/* Two logs take turns, so that retiring one never holds an append: once the active log holds
+ * LOG_SWITCH_BYTES and the other is empty, appends move to the other; the full one is reset as
+ * soon as the applier has stored all of it. If the applier is behind (or the database is down),
+ * the active log just grows. */
+static void switch_logs(tg_meter_t *m)
 {
-    if (tg_usage_log_used(m->log) < LOG_RESET_BYTES)
-        return;
+    int other = 1 - m->active;
+    int full = tg_usage_log_used(m->log[m->active]) >= LOG_SWITCH_BYTES;
     pthread_mutex_lock(&m->mu);
-    m->apply_now = 1;
-    pthread_cond_signal(&m->apply_wake);
-    while (m->records_stored < m->records_logged && !m->store_failing)
-        pthread_cond_wait(&m->done, &m->mu);
-    int all_stored = m->records_stored == m->records_logged;
+    int other_stored = m->records_stored[other] == m->records_logged[other];
+    if (full) { /* store the full log now rather than at the deadline */
+        m->apply_now = 1;
+        pthread_cond_signal(&m->apply_wake);
+    }
     pthread_mutex_unlock(&m->mu);
     tg_err_t err = {0};
-    if (all_stored && tg_usage_log_reset(m->log, &err) != 0)
-        fprintf(stderr, "tollgate: meter: %s (the log keeps growing)\n", err.msg);
+    if (other_stored && tg_usage_log_used(m->log[other]) > 0 && tg_usage_log_reset(m->log[other], &err) != 0)
+        fprintf(stderr, "tollgate: meter: %s (the log keeps its records; retried later)\n", err.msg);
+    if (full && tg_usage_log_used(m->log[other]) == 0)
+        m->active = other;
 }
 
 /* Batched mode: with mu held and the queue not empty, waits until the oldest submit is flush_ms
@@ -303,7 +312,7 @@ static void *writer_main(void *arg)
             lo = hi;
         }
         free_submits(subs, nsubs);
-        maybe_reset_log(m);
+        switch_logs(m);
         pthread_mutex_lock(&m->mu);
     }
     m->writer_done = 1;
@@ -364,21 +373,19 @@ static int store_records(tg_meter_t *m, const logged_t *recs, size_t lo, size_t 
     }
 }
 
-/* Stores recs in transactions of up to MAX_ROWS_PER_TX rows. Records stored before (a retry
- * after an uncertain commit) or refused for good are narrowed down to one record at a time.
- * Returns how many records with rows are done with: stored, or refused for good. */
-static uint64_t store_all(tg_meter_t *m, const logged_t *recs, size_t nrecs, int *reported)
+/* Stores recs in transactions of up to MAX_ROWS_PER_TX rows and marks each record done that is
+ * stored or refused for good. Records stored before (a retry after an uncertain commit) or
+ * refused for good are narrowed down to one record at a time. */
+static void store_all(tg_meter_t *m, logged_t *recs, size_t nrecs, int *reported)
 {
-    uint64_t done = 0;
     for (size_t lo = 0; lo < nrecs;) {
-        size_t hi = lo, rows = 0, with_rows = 0;
-        while (hi < nrecs && (hi == lo || rows + recs[hi].n <= MAX_ROWS_PER_TX)) {
-            with_rows += recs[hi].n > 0;
+        size_t hi = lo, rows = 0;
+        while (hi < nrecs && (hi == lo || rows + recs[hi].n <= MAX_ROWS_PER_TX))
             rows += recs[hi++].n;
-        }
         int rc = store_records(m, recs, lo, hi, reported);
         if (rc == 0) {
-            done += with_rows;
+            for (size_t i = lo; i < hi; i++)
+                recs[i].done = 1;
         } else if (rc == TG_EEXIST || is_permanent(rc)) {
             for (size_t i = lo; i < hi; i++) {
                 if (recs[i].n == 0)
@@ -387,7 +394,7 @@ static uint64_t store_all(tg_meter_t *m, const logged_t *recs, size_t nrecs, int
                 if (is_permanent(one))
                     fprintf(stderr, "tollgate: meter: usage batch %llu can never be stored and is dropped\n",
                             (unsigned long long)recs[i].id);
-                done += one == 0 || is_permanent(one);
+                recs[i].done = one == 0 || is_permanent(one);
             }
         } else {
             fprintf(stderr,
@@ -397,7 +404,6 @@ static uint64_t store_all(tg_meter_t *m, const logged_t *recs, size_t nrecs, int
         }
         lo = hi;
     }
-    return done;
 }
 
 static void *applier_main(void *arg)
@@ -425,9 +431,11 @@ static void *applier_main(void *arg)
         m->apply_now = 0;
         pthread_mutex_unlock(&m->mu);
 
-        uint64_t stored = store_all(m, recs, nrecs, &reported), nsubs = 0;
+        store_all(m, recs, nrecs, &reported);
+        uint64_t nsubs = 0, stored[2] = {0, 0};
         for (size_t i = 0; i < nrecs; i++) {
             nsubs += recs[i].nsubs;
+            stored[recs[i].log] += recs[i].n > 0 && recs[i].done;
             free(recs[i].rows);
         }
         free(recs);
@@ -439,7 +447,8 @@ static void *applier_main(void *arg)
         }
         pthread_mutex_lock(&m->mu);
         m->seq_applied += nsubs;
-        m->records_stored += stored;
+        m->records_stored[0] += stored[0];
+        m->records_stored[1] += stored[1];
         pthread_cond_broadcast(&m->done);
     }
     pthread_mutex_unlock(&m->mu);
@@ -469,7 +478,7 @@ static int replay_record(void *arg, uint64_t batch_id, const tg_usage_t *rows, s
     return rc;
 }
 
-static int open_and_replay_log(tg_meter_t *m, tg_err_t *err)
+static int open_and_replay_logs(tg_meter_t *m, tg_err_t *err)
 {
     if (strncmp(m->url, "sqlite:", 7) != 0)
         return tg_errf(err, TG_EINVAL, "metering needs a sqlite: database, not %s", m->url);
@@ -479,25 +488,32 @@ static int open_and_replay_log(tg_meter_t *m, tg_err_t *err)
         return tg_errf(err, TG_ENOMEM, "out of memory");
     memcpy(path, m->url + 7, len);
     memcpy(path + len, LOG_SUFFIX, sizeof(LOG_SUFFIX));
-    int rc = tg_usage_log_open(path, &m->log, err);
+    int rc = 0;
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        path[len + sizeof(LOG_SUFFIX) - 2] = (char)('1' + i);
+        rc = tg_usage_log_open(path, &m->log[i], err);
+    }
     free(path);
-    if (rc != 0)
-        return rc;
-    replay_t r = {m->store, err, 0, 0};
-    if ((rc = tg_usage_log_replay(m->log, replay_record, &r, err)) != 0)
-        return rc;
-    if (r.records > 0)
-        fprintf(stderr, "tollgate: meter: stored the usage the last run left in %s (%zu rows, %zu batches)\n",
-                tg_usage_log_path(m->log), r.rows, r.records);
-    /* Everything replayed is committed (with fsync) in the store: the log starts over. */
-    return tg_usage_log_reset(m->log, err);
+    /* Records are applied once each by batch id, in any order: the two logs replay one after
+     * the other. */
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        replay_t r = {m->store, err, 0, 0};
+        if ((rc = tg_usage_log_replay(m->log[i], replay_record, &r, err)) == 0 && r.records > 0)
+            fprintf(stderr, "tollgate: meter: stored the usage the last run left in %s (%zu rows, %zu batches)\n",
+                    tg_usage_log_path(m->log[i]), r.rows, r.records);
+    }
+    /* Everything replayed is committed (with fsync) in the store: the logs start over. */
+    for (int i = 0; i < 2 && rc == 0; i++)
+        rc = tg_usage_log_reset(m->log[i], err);
+    return rc;
 }
 
 /* ---- API ---- */
 
 static void free_meter(tg_meter_t *m)
 {
-    tg_usage_log_close(m->log);
+    tg_usage_log_close(m->log[0]);
+    tg_usage_log_close(m->log[1]);
     tg_store_close(m->store);
     free(m->url);
     free(m);
@@ -519,7 +535,7 @@ int tg_meter_start(const char *store_url, int strict, int flush_ms, tg_meter_t *
      * fails the start, not the first call; from now on only the applier uses the store. */
     int rc = tg_store_open(store_url, &m->store, err);
     if (rc == 0)
-        rc = open_and_replay_log(m, err);
+        rc = open_and_replay_logs(m, err);
     if (rc != 0) {
         free_meter(m);
         return rc;
@@ -641,9 +657,10 @@ void tg_meter_stop(tg_meter_t *m)
     free_submits(m->q, m->qlen); /* empty: the writer leaves only with an empty queue */
     /* Everything stored: a clean stop leaves nothing to replay. */
     tg_err_t err = {0};
-    if (m->records_stored == m->records_logged && tg_usage_log_used(m->log) > 0 &&
-        tg_usage_log_reset(m->log, &err) != 0)
-        fprintf(stderr, "tollgate: meter: %s (the log is replayed at the next start)\n", err.msg);
+    for (int i = 0; i < 2; i++)
+        if (m->records_stored[i] == m->records_logged[i] && tg_usage_log_used(m->log[i]) > 0 &&
+            tg_usage_log_reset(m->log[i], &err) != 0)
+            fprintf(stderr, "tollgate: meter: %s (the log is replayed at the next start)\n", err.msg);
     pthread_cond_destroy(&m->wake);
     pthread_cond_destroy(&m->apply_wake);
     pthread_cond_destroy(&m->done);

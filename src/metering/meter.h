@@ -12,7 +12,7 @@
  *            do not wait for them. Loss window: at most flush_ms plus one append.
  * Records logged but not yet stored when the process dies are stored by the next tg_meter_start,
  * each batch once. A failed append is retried (with backoff) and never dropped. The log lives
- * next to the database: "sqlite:PATH" logs to PATH-usagelog. */
+ * next to the database: "sqlite:PATH" logs to PATH-usagelog.1 and PATH-usagelog.2, in turns. */
 #ifndef TG_METER_H
 #define TG_METER_H
 

@@ -13,9 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "metering/meter.h"
+#include "metering/usage_log.h"
 #include "store/store.h"
 
 typedef struct {
@@ -437,11 +439,69 @@ static void test_dead_store_at_stop_keeps_usage_for_the_next_start(void **state)
     assert_int_equal(sql_int(f, "SELECT SUM(rows) FROM usage_batches"), 10);
 }
 
-static void copy_file(const char *from, const char *to)
+static int count_rows(void *arg, uint64_t batch_id, const tg_usage_t *rows, size_t n)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "cp %s %s", from, to);
-    assert_int_equal(system(cmd), 0);
+    (void)batch_id;
+    (void)rows;
+    *(size_t *)arg += n;
+    return 0;
+}
+
+/* Rows in the two logs (with no meter running). */
+static size_t logged_rows(fx_t *f)
+{
+    size_t n = 0;
+    for (int i = 1; i <= 2; i++) {
+        char path[192];
+        tg_usage_log_t *log;
+        tg_err_t err = {0};
+        snprintf(path, sizeof(path), "%s-usagelog.%d", f->path, i);
+        assert_int_equal(tg_usage_log_open(path, &log, &err), 0);
+        assert_int_equal(tg_usage_log_replay(log, count_rows, &n, &err), 0);
+        tg_usage_log_close(log);
+    }
+    return n;
+}
+
+static long long file_size(fx_t *f, int i)
+{
+    char path[192];
+    struct stat sb;
+    snprintf(path, sizeof(path), "%s-usagelog.%d", f->path, i);
+    assert_int_equal(stat(path, &sb), 0);
+    return (long long)sb.st_size;
+}
+
+/* Past 8 MiB the writer moves to the other log, and back once the first is stored and reset;
+ * every call is counted once throughout. */
+static void test_logs_take_turns(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    counter_t c = {0};
+    enum { ROWS = 1000, SUBMITS = 150 }; /* about 10 MB of log per round (70 bytes a row) */
+    tg_usage_t *u = calloc(ROWS, sizeof(*u));
+    for (int i = 0; i < ROWS; i++)
+        u[i] = row("cus_1", "api_calls", 1);
+    assert_int_equal(tg_meter_start(f->url, 0, 5, &c.m, &err), 0);
+    assert_int_equal(file_size(f, 2), 4096); /* just a header */
+    long long first = 0;
+    for (int round = 1; round <= 3; round++) {
+        for (int i = 0; i < SUBMITS; i++)
+            assert_int_equal(tg_meter_submit(c.m, u, ROWS, on_count, &c), 0);
+        assert_int_equal(tg_meter_flush(c.m), 0);
+        assert_int_equal(total(f, "api_calls"), (uint64_t)round * SUBMITS * ROWS);
+        if (round == 1)
+            first = file_size(f, 1);
+    }
+    assert_true(first > (8 << 20));     /* the first log filled up */
+    assert_true(file_size(f, 2) > 4096); /* and appends went on in the second */
+    tg_meter_stop(c.m);
+    assert_int_equal(atomic_load(&c.fired), 3 * SUBMITS);
+    assert_int_equal(atomic_load(&c.errors), 0);
+    assert_int_equal(total(f, "api_calls"), 3 * SUBMITS * ROWS);
+    assert_int_equal(logged_rows(f), 0); /* a clean stop leaves nothing to replay */
+    free(u);
 }
 
 /* The process dies after the database stored a group but before the log was reset: the replay
@@ -451,19 +511,20 @@ static void test_replay_of_stored_usage_counts_once(void **state)
     fx_t *f = *state;
     tg_err_t err = {0};
     counter_t c = {0};
-    char log[160], saved[170];
-    snprintf(log, sizeof(log), "%s-usagelog", f->path);
-    snprintf(saved, sizeof(saved), "%s.saved", log);
+    char cmd[512];
     assert_int_equal(tg_meter_start(f->url, 1, 5, &c.m, &err), 0);
     for (int i = 0; i < 100; i++) {
         tg_usage_t u = row("cus_1", "api_calls", 2);
         assert_int_equal(tg_meter_submit(c.m, &u, 1, on_count, &c), 0);
     }
     assert_int_equal(tg_meter_flush(c.m), 0); /* stored in the database */
-    copy_file(log, saved);                    /* the log as a crash would leave it */
-    tg_meter_stop(c.m);                       /* resets the log */
+    snprintf(cmd, sizeof(cmd), "mkdir %s/saved && cp %s-usagelog.* %s/saved/", f->dir, f->path, f->dir);
+    assert_int_equal(system(cmd), 0); /* the logs as a crash would leave them */
+    tg_meter_stop(c.m);               /* resets them */
     assert_int_equal(total(f, "api_calls"), 200);
-    copy_file(saved, log);
+    snprintf(cmd, sizeof(cmd), "cp %s/saved/* %s/", f->dir, f->dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(logged_rows(f), 100); /* what the replay below finds */
     assert_int_equal(tg_meter_start(f->url, 1, 5, &c.m, &err), 0);
     tg_meter_stop(c.m);
     assert_int_equal(total(f, "api_calls"), 200);
@@ -479,7 +540,7 @@ static void test_log_is_held_by_one_meter(void **state)
     assert_int_equal(tg_meter_start(f->url, 1, 5, &b, &err), TG_ESTATE);
     assert_null(b);
     assert_non_null(strstr(err.msg, "in use by another tollgate process"));
-    assert_non_null(strstr(err.msg, "-usagelog"));
+    assert_non_null(strstr(err.msg, "-usagelog.1"));
     tg_meter_stop(a);
 }
 
@@ -539,6 +600,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retry_until_the_store_recovers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_store_at_stop_keeps_usage_for_the_next_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_of_stored_usage_counts_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_logs_take_turns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_is_held_by_one_meter, setup, teardown),
         cmocka_unit_test(test_event_ids),
     };
