@@ -164,7 +164,8 @@ test('request forwarding: method, target, end-to-end and repeated headers, Host,
     let r = await c.send('DELETE', target, {
       headers: ['X-Custom-E2E: hello world', 'X-Dup: one', 'X-Dup: two', 'Connection: keep-alive, X-Secret-Hop',
         'X-Secret-Hop: must-not-pass', 'Keep-Alive: timeout=5', 'TE: trailers', 'Upgrade: example/1',
-        'Proxy-Connection: keep-alive', 'X-Tollgate-Customer: cus_forged', 'x-tollgate-plan: enterprise'],
+        'Proxy-Connection: keep-alive', 'X-Tollgate-Customer: cus_forged', 'x-tollgate-plan: enterprise',
+        'X-Forwarded-For: 203.0.113.7'],
     });
     assert.equal(r.status, 200, r.body.toString());
     r = await c.send('GET', '/v1/y', { auth: false, headers: [`X-API-Key: ${key}`, 'X-Tollgate-Plan: free'] });
@@ -178,6 +179,9 @@ test('request forwarding: method, target, end-to-end and repeated headers, Host,
     expect(b.start === 'GET /v1/y HTTP/1.1', 'request line not byte-exact', b);
     expect(a.all('x-custom-e2e').join() === 'hello world', 'end-to-end X-Custom-E2E missing', a);
     expect(a.all('x-dup').join(', ') === 'one, two', 'both X-Dup values must arrive, in order', a);
+    expect(a.all('x-forwarded-for').join() === '203.0.113.7, 127.0.0.1', "X-Forwarded-For must be the client's list plus 127.0.0.1", a);
+    expect(b.all('x-forwarded-for').join() === '127.0.0.1', 'X-Forwarded-For must be 127.0.0.1', b);
+    expect(b.all('x-forwarded-proto').join() === 'http', 'X-Forwarded-Proto must be http', b);
     const hop = ['connection-listed x-secret-hop', 'keep-alive', 'te', 'upgrade', 'proxy-connection', 'authorization', 'x-api-key'];
     for (const req of [a, b]) {
       expect(req.all('host').join() === `127.0.0.1:${up.port}`, `Host must be 127.0.0.1:${up.port}`, req);
