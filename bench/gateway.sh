@@ -12,11 +12,11 @@
 # over minutes, on this VM) falls on both; each round prints its figures and ratios, and the
 # summary gives the median of each setup and of each ratio.
 # Prints requests/s, p50, p99 and server CPU time per request, and (c)/(b).
-# Env: DURATION (default 10s), ROUNDS (3), CONNS (64), KEYS (1000), TG_WORKERS.
+# Env: DURATION (default 10s), ROUNDS (5), CONNS (64), KEYS (1000), TG_WORKERS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 CONNS=${CONNS:-64}
 KEYS=${KEYS:-1000}
 TG=${TOLLGATE_BIN:-build/tollgate}
