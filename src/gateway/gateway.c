@@ -38,6 +38,21 @@ static size_t fmt_u64(char *out, uint64_t v) /* out has room for 20 digits */
     return n;
 }
 
+/* "METHOD path" (or the path alone without a method) into out[TG_ENDPOINT_MAX], cut to fit. */
+static void join_endpoint(char *out, const char *method, size_t mlen, const char *path, size_t plen)
+{
+    size_t cap = TG_ENDPOINT_MAX - 1, n = 0;
+    if (mlen > 0) {
+        n = mlen < cap ? mlen : cap;
+        memcpy(out, method, n);
+        if (n < cap)
+            out[n++] = ' ';
+    }
+    size_t k = plen < cap - n ? plen : cap - n;
+    memcpy(out + n, path, k);
+    out[n + k] = '\0';
+}
+
 static const tg_meter_unit_t default_units[] = {{"api_calls", 1}};
 
 tg_gateway_t *tg_gateway_new(const tg_gateway_deps_t *deps, const uint8_t *secret, size_t secret_len)
@@ -199,11 +214,10 @@ int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *c
     memcpy(call->units, units, nunits * sizeof(*units));
     call->nunits = nunits;
     if (route != NULL)
-        snprintf(call->endpoint, sizeof(call->endpoint), "%s%s%s", route->method ? route->method : "",
-                 route->method ? " " : "", route->pattern);
+        join_endpoint(call->endpoint, route->method, route->method ? strlen(route->method) : 0, route->pattern,
+                      strlen(route->pattern));
     else
-        snprintf(call->endpoint, sizeof(call->endpoint), "%.*s %.*s", (int)rq->method_len, rq->method,
-                 (int)(rq->path_len > 100 ? 100 : rq->path_len), rq->path);
+        join_endpoint(call->endpoint, rq->method, rq->method_len, rq->path, rq->path_len > 100 ? 100 : rq->path_len);
 
     tg_account_period(auth.account, now_s, &call->period_start, &call->period_end);
 

@@ -226,10 +226,17 @@ static void test_bill_route_and_units_header(void **state)
     tg_refusal_t r;
     for (int i = 0; i < 5; i++) { /* past the allowance of 2: billed as overage, never blocked */
         assert_int_equal(admit(f, "GET", "/v1/text/x", key, &call, &r), 1);
+        assert_string_equal(call.endpoint, "GET /v1/text/x"); /* no route: method and path */
         assert_int_equal(tg_gateway_settle(f->gw, &call, 200, 0, NULL, 0, NULL, NULL), 1);
     }
+    char long_path[300] = "/v1/text/";
+    memset(long_path + 9, 'a', 250);
+    assert_int_equal(admit(f, "GET", long_path, key, &call, &r), 1);
+    assert_int_equal(strlen(call.endpoint), 4 + 100); /* the path is cut at 100 bytes */
+    tg_gateway_abandon(f->gw, &call);
     assert_int_equal(admit(f, "POST", "/v1/vision/tag", key, &call, &r), 1);
-    assert_int_equal(call.rate.remaining, 1000 - 5 - 10); /* weight 10 */
+    assert_string_equal(call.endpoint, "POST /v1/vision/*"); /* the route, for breakdowns */
+    assert_int_equal(call.rate.remaining, 1000 - 6 - 10); /* six calls, then weight 10 */
     const char *h = "tokens=1234, images = 2, bogus, Bad=3, =4, big=99999999999999999999999";
     assert_int_equal(tg_gateway_settle(f->gw, &call, 201, 0, h, strlen(h), NULL, NULL), 1);
     assert_int_equal(tg_meter_flush(f->meter), 0);
