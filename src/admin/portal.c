@@ -31,8 +31,11 @@ typedef struct throttle_slot {
     int64_t window_start;
 } throttle_slot_t;
 
+/* Small direct-mapped tables: a collision only forgets an entry. One table per kind, so that
+ * the two entries one login consults (its email's and its address's) never evict each other. */
 struct tg_portal {
-    throttle_slot_t slots[THROTTLE_SLOTS]; /* a small direct-mapped table: collisions only forget */
+    throttle_slot_t by_email[THROTTLE_SLOTS];
+    throttle_slot_t by_ip[THROTTLE_SLOTS];
 };
 
 tg_portal_t *tg_portal_new(void)
@@ -45,7 +48,7 @@ void tg_portal_free(tg_portal_t *p)
     free(p);
 }
 
-static throttle_slot_t *slot_for(tg_portal_t *p, const char *kind, const char *id)
+static throttle_slot_t *slot_for(throttle_slot_t *slots, const char *kind, const char *id)
 {
     char key[TG_EMAIL_MAX + 8];
     snprintf(key, sizeof(key), "%s:%s", kind, id);
@@ -55,7 +58,7 @@ static throttle_slot_t *slot_for(tg_portal_t *p, const char *kind, const char *i
     uint64_t h = 1469598103934665603ULL;
     for (const char *c = key; *c; c++)
         h = (h ^ (unsigned char)*c) * 1099511628211ULL;
-    throttle_slot_t *s = &p->slots[h % THROTTLE_SLOTS];
+    throttle_slot_t *s = &slots[h % THROTTLE_SLOTS];
     if (strcmp(s->key, key) != 0) {
         memset(s, 0, sizeof(*s));
         snprintf(s->key, sizeof(s->key), "%s", key);
@@ -225,8 +228,8 @@ static void login(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_
         json_decref(body);
         return;
     }
-    throttle_slot_t *by_email = slot_for(a->portal, "email", email);
-    throttle_slot_t *by_ip = slot_for(a->portal, "ip", r->remote_addr);
+    throttle_slot_t *by_email = slot_for(a->portal->by_email, "email", email);
+    throttle_slot_t *by_ip = slot_for(a->portal->by_ip, "ip", r->remote_addr);
     if (by_email->failures >= THROTTLE_MAX_FAILURES || by_ip->failures >= THROTTLE_MAX_FAILURES * 4) {
         tg_adm_reply_error(res, 429, "rate_limited", "Too many failed sign-ins; wait %d minutes.", THROTTLE_WINDOW / 60);
         json_decref(body);

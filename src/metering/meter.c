@@ -1,22 +1,21 @@
 /* meter.c - see meter.h. Two threads, joined by queues under one mutex:
  *
- *   submits --> [writer: tg-meter] --> metering log (append + fdatasync) --> callbacks
+ *   submits --> [writer: tg-meter] --> metering log (a durable append) --> callbacks
  *                                   \--> [applier: tg-meter-apply] --> store (bulk transactions)
  *
  * The writer takes everything queued at once (group commit), cuts it into records of at most
  * MAX_ROWS_PER_TX rows at submit boundaries (the rows of one call stay together), gives each
  * record a fresh batch id, appends it to the log and then runs the callbacks: a call is
  * answered (strict) once its usage is on the disk, and nothing else is on that path. The
- * applier stores what the writer logged every APPLY_NS, or sooner when asked (flush, stop, log
- * reset), several records per transaction with all their batch ids: the store applies a batch
- * id once, so a retried or replayed record never counts twice.
+ * applier stores what the writer logged every APPLY_NS, or sooner when asked (flush, stop, a
+ * full log), several records per transaction with all their batch ids: the store applies a
+ * batch id once, so a retried or replayed record never counts twice.
  *
  * There are two logs, appended to in turns (switch_logs): once the active one holds
  * LOG_SWITCH_BYTES, appends move to the other, and the full one is reset (a new generation,
  * written from its start) when everything in it is stored; the store commits with fsync, so at
  * that point the log is not needed. At the next start, whatever the logs still hold is replayed
- * into the store
- * before anything else happens (tg_meter_start).
+ * into the store before anything else happens (tg_meter_start).
  *
  * Failures. A failed append is retried with backoff, 1 ms doubling to 1 s, and nothing is
  * dropped or answered meanwhile. A failed store transaction is retried the same way on a
@@ -27,13 +26,13 @@
 #include "metering/meter.h"
 
 #include <pthread.h>
-#include <sys/resource.h>
-#include <unistd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "metering/usage_log.h"
 #include "util/clock.h"
@@ -153,11 +152,11 @@ static int give_up(tg_meter_t *m, int64_t *stop_seen_ns)
     return now - *stop_seen_ns >= STOP_GIVE_UP_NS;
 }
 
-static int backoff(int *ms)
+/* Sleeps *ms, then doubles it up to BACKOFF_MAX_MS. */
+static void backoff(int *ms)
 {
     sleep_ms(*ms);
     *ms = *ms * 2 < BACKOFF_MAX_MS ? *ms * 2 : BACKOFF_MAX_MS;
-    return 0;
 }
 
 /* Storing, and in batched mode logging, is background work: no response waits for it. On a busy

@@ -78,6 +78,18 @@ test('login, logout, wrong password 401, repeated failures 429', async () => {
   assert.deepEqual(codes, [401, 401, 401, 401, 401, 429, 429]);
 });
 
+// The throttle's table is direct-mapped; this address's and this email's entries land in the
+// same slot (FNV-1a of "ip:127.0.0.1" and of "email:collide-3690@example.com", mod 4096). They
+// used to evict each other on every attempt, so the failures never added up.
+test('repeated failures are throttled even when the email and the address share a slot', async () => {
+  const mail = 'collide-3690@example.com';
+  await client().call('POST', '/v1/signup', { email: mail, password: 'the right password', plan: 'free' });
+  const t = client();
+  const codes = [];
+  for (let i = 0; i < 6; i++) codes.push((await t.call('POST', '/v1/login', { email: mail, password: 'guessing...' })).status);
+  assert.deepEqual(codes, [401, 401, 401, 401, 401, 429]);
+});
+
 test('CSRF is enforced on every state-changing call made with the cookie', async () => {
   const c = client();
   await c.call('POST', '/v1/signup', { email: email(), password: 'csrf test password', plan: 'free' });
