@@ -321,6 +321,33 @@ static int day_cb(const char *day, const char *metric, uint64_t units, void *arg
     return 0;
 }
 
+/* Several batches in one transaction: all new (stored, every id recorded), all stored before
+ * (nothing), or a mix (refused whole, so the caller can go one by one). */
+static void test_usage_many_batches(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    tg_usage_t a[2] = {row("cus_1", "api_calls", 1), row("cus_2", "api_calls", 2)}, b = row("cus_1", "api_calls", 4),
+               c = row("cus_3", "api_calls", 8);
+    tg_usage_batch_t two[2] = {{10, a, 2}, {11, &b, 1}};
+    size_t ins = 99;
+    assert_int_equal(tg_store_usage_record_many(f->st, two, 2, &ins, &err), 0);
+    assert_int_equal(ins, 3);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_batches WHERE batch_id IN (10, 11)"), 2);
+    assert_int_equal(sql_int(f, "SELECT rows FROM usage_batches WHERE batch_id = 10"), 2);
+    assert_int_equal(tg_store_usage_record_many(f->st, two, 2, &ins, &err), 0); /* retried whole */
+    assert_int_equal(ins, 0);
+    tg_usage_batch_t mixed[2] = {{11, &b, 1}, {12, &c, 1}};
+    assert_int_equal(tg_store_usage_record_many(f->st, mixed, 2, &ins, &err), TG_EEXIST);
+    assert_non_null(strstr(err.msg, "1 of 2 batches were stored before"));
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_batches WHERE batch_id = 12"), 0); /* rolled back */
+    assert_int_equal(tg_store_usage_record(f->st, 12, &c, 1, &ins, &err), 0);                 /* one by one */
+    assert_int_equal(ins, 1);
+    uint64_t n = 0;
+    assert_int_equal(tg_store_usage_total(f->st, "api_calls", &n, &err), 0);
+    assert_int_equal(n, 1 + 2 + 4 + 8);
+}
+
 static void test_usage_exactly_once(void **state)
 {
     fx_t *f = *state;
@@ -550,6 +577,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_customers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_exactly_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_many_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_throughput, setup, teardown),
