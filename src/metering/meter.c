@@ -575,10 +575,7 @@ int tg_meter_submit(tg_meter_t *m, const tg_usage_t *rows, size_t n, tg_meter_do
     for (size_t i = 0; i < n; i++) {
         if (rows[i].units > (uint64_t)INT64_MAX)
             return TG_ERANGE;
-        if (strnlen(rows[i].customer_id, TG_ID_MAX) == TG_ID_MAX || strnlen(rows[i].key_id, TG_ID_MAX) == TG_ID_MAX ||
-            strnlen(rows[i].plan_id, TG_PLAN_ID_MAX) == TG_PLAN_ID_MAX ||
-            strnlen(rows[i].metric, TG_METRIC_MAX) == TG_METRIC_MAX ||
-            strnlen(rows[i].endpoint, TG_ENDPOINT_MAX) == TG_ENDPOINT_MAX)
+        if (!tg_usage_terminated(&rows[i]))
             return TG_EINVAL;
     }
     tg_usage_t *copy = NULL;

@@ -12,6 +12,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "util/pack.h"
+
 #define HEADER_SIZE 4096
 #define HEADER_MAGIC "TGUSGLOG"
 #define RECORD_MAGIC UINT32_C(0x31524754) /* "TGR1" */
@@ -41,34 +43,6 @@ struct tg_usage_log {
  * I/O writes whole aligned blocks, so each append rewrites the block where the previous record
  * ended (same bytes there) and pads the last block with zeros. */
 #define BLOCK 4096
-
-static void put32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get32(const unsigned char *p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
 
 static uint32_t crc(const unsigned char *head, size_t headlen, const unsigned char *body, size_t bodylen)
 {
@@ -121,8 +95,8 @@ static int write_header(tg_usage_log_t *log, uint64_t generation, tg_err_t *err)
 {
     unsigned char h[HEADER_SIZE] = {0};
     memcpy(h, HEADER_MAGIC, 8);
-    put64(h + 8, generation);
-    put32(h + 16, crc(h, 16, NULL, 0));
+    tg_le_put64(h + 8, generation);
+    tg_le_put32(h + 16, crc(h, 16, NULL, 0));
     int rc = write_all(log, log->fd, h, sizeof(h), 0, err);
     return rc != 0 ? rc : sync_log(log, err);
 }
@@ -177,14 +151,14 @@ int tg_usage_log_open(const char *path, tg_usage_log_t **out, tg_err_t *err)
     } else {
         unsigned char h[20];
         if (sb.st_size < HEADER_SIZE || read_all(log, h, sizeof(h), 0) != 0 || memcmp(h, HEADER_MAGIC, 8) != 0 ||
-            get32(h + 16) != crc(h, 16, NULL, 0)) {
+            tg_le_get32(h + 16) != crc(h, 16, NULL, 0)) {
             rc = tg_errf(err, TG_ESTORE,
                          "%s is not a tollgate metering log or its header is damaged; "
                          "move it aside to start (calls recorded in it are then not stored)",
                          path);
             goto fail;
         }
-        log->generation = get64(h + 8);
+        log->generation = tg_le_get64(h + 8);
         log->allocated = (uint64_t)sb.st_size;
     }
     const char *buffered = getenv("TOLLGATE_USAGE_LOG_BUFFERED"); /* an escape hatch, and the tests' */
@@ -214,43 +188,22 @@ void tg_usage_log_close(tg_usage_log_t *log)
     free(log);
 }
 
-static unsigned char *put_str(unsigned char *p, const char *s, size_t cap)
-{
-    size_t n = strnlen(s, cap);
-    *p++ = (unsigned char)n;
-    memcpy(p, s, n);
-    return p + n;
-}
-
-static int get_str(const unsigned char **p, const unsigned char *end, char *out, size_t cap)
-{
-    if (*p >= end)
-        return -1;
-    size_t n = *(*p)++;
-    if (n >= cap || (size_t)(end - *p) < n)
-        return -1;
-    memcpy(out, *p, n);
-    out[n] = '\0';
-    *p += n;
-    return 0;
-}
-
 static int decode_rows(const unsigned char *p, const unsigned char *end, tg_usage_t *rows, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         tg_usage_t *u = &rows[i];
         if ((size_t)(end - p) < ROW_FIXED)
             return -1;
-        u->event_id = get64(p);
-        u->units = get64(p + 8);
-        u->ts_ns = (int64_t)get64(p + 16);
-        u->period_start = (int64_t)get64(p + 24);
-        u->status = (int)(int32_t)get32(p + 32);
+        u->event_id = tg_le_get64(p);
+        u->units = tg_le_get64(p + 8);
+        u->ts_ns = (int64_t)tg_le_get64(p + 16);
+        u->period_start = (int64_t)tg_le_get64(p + 24);
+        u->status = (int)(int32_t)tg_le_get32(p + 32);
         p += ROW_FIXED;
-        if (get_str(&p, end, u->customer_id, sizeof(u->customer_id)) != 0 ||
-            get_str(&p, end, u->key_id, sizeof(u->key_id)) != 0 || get_str(&p, end, u->plan_id, sizeof(u->plan_id)) != 0 ||
-            get_str(&p, end, u->metric, sizeof(u->metric)) != 0 ||
-            get_str(&p, end, u->endpoint, sizeof(u->endpoint)) != 0)
+        if (tg_unpack_str(&p, end, u->customer_id, sizeof(u->customer_id)) != 0 ||
+            tg_unpack_str(&p, end, u->key_id, sizeof(u->key_id)) != 0 || tg_unpack_str(&p, end, u->plan_id, sizeof(u->plan_id)) != 0 ||
+            tg_unpack_str(&p, end, u->metric, sizeof(u->metric)) != 0 ||
+            tg_unpack_str(&p, end, u->endpoint, sizeof(u->endpoint)) != 0)
             return -1;
     }
     return p == end ? 0 : -1;
@@ -266,10 +219,11 @@ int tg_usage_log_replay(tg_usage_log_t *log, tg_usage_log_replay_cb cb, void *ar
     int rc = 0;
     for (;;) {
         unsigned char h[RECORD_HEAD];
-        if (read_all(log, h, sizeof(h), off) != 0 || get32(h) != RECORD_MAGIC || get64(h + 8) != log->generation)
+        if (read_all(log, h, sizeof(h), off) != 0 || tg_le_get32(h) != RECORD_MAGIC || tg_le_get64(h + 8) != log->generation)
             break;
-        uint32_t len = get32(h + 4), n = get32(h + 24);
-        if (n == 0 || n > RECORD_ROWS_MAX || len > (uint64_t)n * ROW_MAX || off + RECORD_HEAD + len > log->allocated)
+        uint32_t len = tg_le_get32(h + 4), n = tg_le_get32(h + 24);
+        if (n == 0 || n > RECORD_ROWS_MAX || len < (uint64_t)n * (ROW_FIXED + 5) || len > (uint64_t)n * ROW_MAX ||
+            off + RECORD_HEAD + len > log->allocated)
             break;
         free(body);
         free(rows);
@@ -279,14 +233,14 @@ int tg_usage_log_replay(tg_usage_log_t *log, tg_usage_log_replay_cb cb, void *ar
             rc = tg_errf(err, TG_ENOMEM, "out of memory replaying the metering log");
             break;
         }
-        if (read_all(log, body, len, off + RECORD_HEAD) != 0 || get32(h + 28) != crc(h, 28, body, len))
+        if (read_all(log, body, len, off + RECORD_HEAD) != 0 || tg_le_get32(h + 28) != crc(h, 28, body, len))
             break; /* torn: the append that was running when the process stopped */
         if (decode_rows(body, body + len, rows, n) != 0) {
             rc = tg_errf(err, TG_ESTORE, "the metering log %s has a malformed record at offset %llu", log->path,
                          (unsigned long long)off);
             break;
         }
-        if ((rc = cb(arg, get64(h + 16), rows, n)) != 0)
+        if ((rc = cb(arg, tg_le_get64(h + 16), rows, n)) != 0)
             break;
         off += RECORD_HEAD + len;
     }
@@ -301,7 +255,7 @@ int tg_usage_log_replay(tg_usage_log_t *log, tg_usage_log_replay_cb cb, void *ar
         if ((rc = reserve_dbuf(log, BLOCK, err)) != 0)
             return rc;
         if (read_all(log, log->dbuf, head, off - head) != 0)
-            return tg_errf(err, TG_EIO, "reading the metering log %s: %s", log->path, strerror(errno));
+            return tg_errf(err, TG_EIO, "reading the metering log %s: its last block is cut short", log->path);
     }
     return 0;
 }
@@ -338,30 +292,28 @@ int tg_usage_log_append(tg_usage_log_t *log, uint64_t batch_id, const tg_usage_t
     unsigned char *p = log->buf + RECORD_HEAD;
     for (size_t i = 0; i < n; i++) {
         const tg_usage_t *u = &rows[i];
-        if (strnlen(u->customer_id, TG_ID_MAX) == TG_ID_MAX || strnlen(u->key_id, TG_ID_MAX) == TG_ID_MAX ||
-            strnlen(u->plan_id, TG_PLAN_ID_MAX) == TG_PLAN_ID_MAX || strnlen(u->metric, TG_METRIC_MAX) == TG_METRIC_MAX ||
-            strnlen(u->endpoint, TG_ENDPOINT_MAX) == TG_ENDPOINT_MAX)
+        if (!tg_usage_terminated(u))
             return tg_errf(err, TG_EINVAL, "usage row %zu has an unterminated field", i);
-        put64(p, u->event_id);
-        put64(p + 8, u->units);
-        put64(p + 16, (uint64_t)u->ts_ns);
-        put64(p + 24, (uint64_t)u->period_start);
-        put32(p + 32, (uint32_t)u->status);
+        tg_le_put64(p, u->event_id);
+        tg_le_put64(p + 8, u->units);
+        tg_le_put64(p + 16, (uint64_t)u->ts_ns);
+        tg_le_put64(p + 24, (uint64_t)u->period_start);
+        tg_le_put32(p + 32, (uint32_t)u->status);
         p += ROW_FIXED;
-        p = put_str(p, u->customer_id, TG_ID_MAX);
-        p = put_str(p, u->key_id, TG_ID_MAX);
-        p = put_str(p, u->plan_id, TG_PLAN_ID_MAX);
-        p = put_str(p, u->metric, TG_METRIC_MAX);
-        p = put_str(p, u->endpoint, TG_ENDPOINT_MAX);
+        p = tg_pack_str(p, u->customer_id, TG_ID_MAX);
+        p = tg_pack_str(p, u->key_id, TG_ID_MAX);
+        p = tg_pack_str(p, u->plan_id, TG_PLAN_ID_MAX);
+        p = tg_pack_str(p, u->metric, TG_METRIC_MAX);
+        p = tg_pack_str(p, u->endpoint, TG_ENDPOINT_MAX);
     }
     size_t len = (size_t)(p - log->buf) - RECORD_HEAD;
     unsigned char *h = log->buf;
-    put32(h, RECORD_MAGIC);
-    put32(h + 4, (uint32_t)len);
-    put64(h + 8, log->generation);
-    put64(h + 16, batch_id);
-    put32(h + 24, (uint32_t)n);
-    put32(h + 28, crc(h, 28, h + RECORD_HEAD, len));
+    tg_le_put32(h, RECORD_MAGIC);
+    tg_le_put32(h + 4, (uint32_t)len);
+    tg_le_put64(h + 8, log->generation);
+    tg_le_put64(h + 16, batch_id);
+    tg_le_put32(h + 24, (uint32_t)n);
+    tg_le_put32(h + 28, crc(h, 28, h + RECORD_HEAD, len));
     uint64_t end = log->offset + RECORD_HEAD + len;
     int rc;
     uint64_t block = log->offset / BLOCK * BLOCK; /* direct I/O writes from here */

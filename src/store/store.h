@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "util/err.h"
 
@@ -63,6 +64,15 @@ typedef struct tg_usage {
     int64_t period_start; /* seconds: the customer's billing period it counts against */
     int status;           /* upstream HTTP status */
 } tg_usage_t;
+
+/* 1 if every string field of u ends inside its array: a row that can be logged and stored.
+ * The meter refuses other rows at submit; the log and the store check again at their edge. */
+static inline int tg_usage_terminated(const tg_usage_t *u)
+{
+    return strnlen(u->customer_id, TG_ID_MAX) < TG_ID_MAX && strnlen(u->key_id, TG_ID_MAX) < TG_ID_MAX &&
+           strnlen(u->plan_id, TG_PLAN_ID_MAX) < TG_PLAN_ID_MAX && strnlen(u->metric, TG_METRIC_MAX) < TG_METRIC_MAX &&
+           strnlen(u->endpoint, TG_ENDPOINT_MAX) < TG_ENDPOINT_MAX;
+}
 
 /* Opens "sqlite:PATH" (the directory is created if missing). */
 int tg_store_open(const char *url, tg_store_t **out, tg_err_t *err);

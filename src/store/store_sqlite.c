@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "store/migrations.h"
+#include "util/pack.h"
 
 enum {
     ST_BATCH_INSERT,
@@ -690,44 +691,6 @@ static int cmp_journal(const void *a, const void *b)
     return c;
 }
 
-static void put_str(unsigned char **p, const char *s)
-{
-    size_t n = strlen(s);
-    *(*p)++ = (unsigned char)n;
-    memcpy(*p, s, n);
-    *p += n;
-}
-
-static void put_u64(unsigned char **p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        *(*p)++ = (unsigned char)(v >> (8 * i));
-}
-
-static int get_str(const unsigned char **p, const unsigned char *end, char *out, size_t cap)
-{
-    if (*p >= end)
-        return -1;
-    size_t n = *(*p)++;
-    if (n >= cap || (size_t)(end - *p) < n)
-        return -1;
-    memcpy(out, *p, n);
-    out[n] = '\0';
-    *p += n;
-    return 0;
-}
-
-static int get_u64(const unsigned char **p, const unsigned char *end, uint64_t *v)
-{
-    if ((size_t)(end - *p) < 8)
-        return -1;
-    *v = 0;
-    for (int i = 0; i < 8; i++)
-        *v |= (uint64_t)(*p)[i] << (8 * i);
-    *p += 8;
-    return 0;
-}
-
 /* Entry: customer, plan, metric, day, endpoint (each a length byte and bytes), period start,
  * units (little-endian 64-bit). */
 #define JOURNAL_ENTRY_MAX (5 + TG_ID_MAX + TG_PLAN_ID_MAX + TG_METRIC_MAX + 16 + TG_ENDPOINT_MAX + 16)
@@ -767,8 +730,7 @@ int tg_store_usage_record_many(tg_store_t *st, const tg_usage_batch_t *batches, 
             if (u->units > (uint64_t)INT64_MAX)
                 return tg_errf(err, TG_ERANGE, "storing usage: %llu units of %s do not fit", (unsigned long long)u->units,
                                u->metric);
-            if (strnlen(u->customer_id, TG_ID_MAX) == TG_ID_MAX || strnlen(u->plan_id, TG_PLAN_ID_MAX) == TG_PLAN_ID_MAX ||
-                strnlen(u->metric, TG_METRIC_MAX) == TG_METRIC_MAX || strnlen(u->endpoint, TG_ENDPOINT_MAX) == TG_ENDPOINT_MAX)
+            if (!tg_usage_terminated(u))
                 return tg_errf(err, TG_EINVAL, "storing usage: row %zu has an unterminated field", i);
         }
     }
@@ -811,13 +773,14 @@ int tg_store_usage_record_many(tg_store_t *st, const tg_usage_batch_t *batches, 
                 return tg_errf(err, TG_ERANGE, "storing usage: a total does not fit in 63 bits");
             }
         const tg_usage_t *u = refs[i].u;
-        put_str(&p, u->customer_id);
-        put_str(&p, u->plan_id);
-        put_str(&p, u->metric);
-        put_str(&p, refs[i].day);
-        put_str(&p, u->endpoint);
-        put_u64(&p, (uint64_t)u->period_start);
-        put_u64(&p, units);
+        p = tg_pack_str(p, u->customer_id, TG_ID_MAX);
+        p = tg_pack_str(p, u->plan_id, TG_PLAN_ID_MAX);
+        p = tg_pack_str(p, u->metric, TG_METRIC_MAX);
+        p = tg_pack_str(p, refs[i].day, sizeof(refs[i].day));
+        p = tg_pack_str(p, u->endpoint, TG_ENDPOINT_MAX);
+        tg_le_put64(p, (uint64_t)u->period_start);
+        tg_le_put64(p + 8, units);
+        p += 16;
         entries++;
         i = j;
     }
@@ -918,12 +881,12 @@ static int fold_some(tg_store_t *st, int *more, tg_err_t *err)
             tg_usage_t *u = memset(&rows[n], 0, sizeof(rows[n])); /* zero padding: fold_group */
             memset(refs[n].day, 0, sizeof(refs[n].day));
             uint64_t ps;
-            if (get_str(&p, end, u->customer_id, sizeof(u->customer_id)) != 0 ||
-                get_str(&p, end, u->plan_id, sizeof(u->plan_id)) != 0 ||
-                get_str(&p, end, u->metric, sizeof(u->metric)) != 0 ||
-                get_str(&p, end, refs[n].day, sizeof(refs[n].day)) != 0 ||
-                get_str(&p, end, u->endpoint, sizeof(u->endpoint)) != 0 || get_u64(&p, end, &ps) != 0 ||
-                get_u64(&p, end, &u->units) != 0) {
+            if (tg_unpack_str(&p, end, u->customer_id, sizeof(u->customer_id)) != 0 ||
+                tg_unpack_str(&p, end, u->plan_id, sizeof(u->plan_id)) != 0 ||
+                tg_unpack_str(&p, end, u->metric, sizeof(u->metric)) != 0 ||
+                tg_unpack_str(&p, end, refs[n].day, sizeof(refs[n].day)) != 0 ||
+                tg_unpack_str(&p, end, u->endpoint, sizeof(u->endpoint)) != 0 || tg_unpack_u64(&p, end, &ps) != 0 ||
+                tg_unpack_u64(&p, end, &u->units) != 0) {
                 rc = tg_errf(err, TG_ESTORE, "folding usage: journal row of batch %lld is malformed", (long long)last);
                 goto done;
             }

@@ -100,6 +100,20 @@ static seen_t reopen_and_replay(fx_t *f)
     return s;
 }
 
+/* Opens the log as the meter does at start: replay, then appends go after the intact records.
+ * *replayed (may be NULL) receives how many records the replay found. */
+static tg_usage_log_t *reopen_for_appends(fx_t *f, size_t *replayed)
+{
+    tg_usage_log_t *log;
+    tg_err_t err = {0};
+    seen_t seen = {0};
+    assert_int_equal(tg_usage_log_open(f->path, &log, &err), 0);
+    assert_int_equal(tg_usage_log_replay(log, on_record, &seen, &err), 0);
+    if (replayed != NULL)
+        *replayed = seen.n;
+    return log;
+}
+
 static void test_records_survive_a_reopen(void **state)
 {
     fx_t *f = *state;
@@ -120,9 +134,7 @@ static void test_records_survive_a_reopen(void **state)
     assert_int_equal(s.ids[2], 3);
 
     /* appends after a replay continue the generation */
-    assert_int_equal(tg_usage_log_open(f->path, &log, &err), 0);
-    seen_t ignored = {0};
-    assert_int_equal(tg_usage_log_replay(log, on_record, &ignored, &err), 0);
+    log = reopen_for_appends(f, NULL);
     append(log, 4, 2);
     tg_usage_log_close(log);
     s = reopen_and_replay(f);
@@ -154,9 +166,7 @@ static void test_replay_stops_at_a_torn_record(void **state)
     assert_int_equal(s.n, 1);
     assert_int_equal(s.ids[0], 1);
 
-    assert_int_equal(tg_usage_log_open(f->path, &log, &err), 0);
-    seen_t ignored = {0};
-    assert_int_equal(tg_usage_log_replay(log, on_record, &ignored, &err), 0);
+    log = reopen_for_appends(f, NULL);
     append(log, 3, 1); /* over the torn one */
     tg_usage_log_close(log);
     s = reopen_and_replay(f);
@@ -229,10 +239,9 @@ static void test_appends_at_every_alignment(void **state)
         append(log, b, 1 + (size_t)(b * 7 % 10));
         if (b == 100) { /* the second half appends after a replay */
             tg_usage_log_close(log);
-            seen_t ignored = {0};
-            assert_int_equal(tg_usage_log_open(f->path, &log, &err), 0);
-            assert_int_equal(tg_usage_log_replay(log, on_record, &ignored, &err), 0);
-            assert_int_equal(ignored.n, 100);
+            size_t replayed = 0;
+            log = reopen_for_appends(f, &replayed);
+            assert_int_equal(replayed, 100);
         }
     }
     tg_usage_log_close(log);
