@@ -11,7 +11,9 @@
 # (b) and (c) run in ROUNDS alternating rounds, so that the machine's drift in speed (a third,
 # over minutes, on this VM) falls on both; each round prints its figures and ratios, and the
 # summary gives the median of each setup and of each ratio.
-# Prints requests/s, p50, p99 and server CPU time per request, and (c)/(b).
+# Prints requests/s, p50, p99 and server CPU time per request, and (c)/(b); for tollgate also the
+# calls per metering-log append (strict pays one durable append per group: bench/durable_append.sh
+# measures its cost), and for every setup the share of the machine left idle.
 # Env: DURATION (default 10s), ROUNDS (5), CONNS (64), KEYS (1000), TG_WORKERS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -90,14 +92,28 @@ request = function()
 end
 LUA
 
-declare -A RPS P50 P99 CPU USR SYS
+declare -A RPS P50 P99 CPU USR SYS IDLE PERAPP
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat; } # busy idle
+appends() { # "records appends" so far: the metering log's appends (each a group of calls)
+  curl -s -H "Authorization: Bearer bench-admin-token-0123456789" "http://127.0.0.1:$AD/metrics" |
+    awk '/^tollgate_metering_records_total\{stage="committed"\}/ { r = $2 } /^tollgate_metering_commits_total/ { c = $2 } END { print r + 0, c + 0 }'
+}
 run_wrk() { # name url server-pids...
   local name=$1 url=$2; shift 2
   local script=(-s "$work/keys.lua") before after
   KEYS_FILE=$work/keys.txt wrk -t1 -c"$CONNS" -d2s "${script[@]}" "$url" >"$work/$name.warm" 2>&1 || true # warm up
-  before=$(cpu_ticks "$@")
+  local m0 m1 s0 s1
+  [[ $name == tollgate-* ]] && m0=$(appends)
+  s0=$(machine_ticks); before=$(cpu_ticks "$@")
   KEYS_FILE=$work/keys.txt wrk -t1 -c"$CONNS" -d"$DURATION" --latency "${script[@]}" "$url" > "$work/$name.out"
-  after=$(cpu_ticks "$@")
+  after=$(cpu_ticks "$@"); s1=$(machine_ticks)
+  IDLE[$name]=$(awk -v a="$s0" -v b="$s1" 'BEGIN { split(a, x, " "); split(b, y, " ")
+    printf "%.1f", (y[2] - x[2]) * 100 / ((y[1] - x[1]) + (y[2] - x[2])) }')
+  if [[ $name == tollgate-* ]]; then
+    m1=$(appends)
+    PERAPP[$name]=$(awk -v a="$m0" -v b="$m1" 'BEGIN { split(a, x, " "); split(b, y, " ")
+      printf "%.1f", (y[2] > x[2] ? (y[1] - x[1]) / (y[2] - x[2]) : 0) }')
+  fi
   [ -n "${BENCH_DEBUG:-}" ] && echo "debug $name pids=$* before=$before after=$after" >&2
   if ! grep -q 'Requests/sec' "$work/$name.out"; then echo "wrk failed for $name:"; cat "$work/$name.out"; exit 1; fi
   RPS[$name]=$(awk '/Requests\/sec/ {print $2}' "$work/$name.out")
@@ -170,9 +186,11 @@ for r in $(seq "$ROUNDS"); do
   done
   for n in tollgate-batched tollgate-strict; do
     read -r ratio dp99 < <(ratios "$n")
-    echo "  $n vs nginx: throughput ratio $ratio, p99 $dp99 ms"
-    ALL[$n-ratio]+="$ratio $dp99"$'\n'
+    echo "  $n vs nginx: throughput ratio $ratio, p99 $dp99 ms; ${PERAPP[$n]} calls per metering-log append"
+    ALL[$n-ratio]+="$ratio $dp99 ${PERAPP[$n]}"$'\n'
   done
+  echo "  machine idle: nginx ${IDLE[nginx]}%, tollgate-batched ${IDLE[tollgate-batched]}%, tollgate-strict ${IDLE[tollgate-strict]}%"
+  for n in $SETUPS; do ALL[$n-idle]+="${IDLE[$n]}"$'\n'; done
 done
 rows=$(sqlite3 "$work/tollgate.db" "SELECT SUM(units) FROM usage_period" 2>/dev/null || echo "?")
 # Every 2xx answer wrk counted must be metered; requests still in flight when a wrk run stops (up
@@ -198,6 +216,8 @@ done
 for n in tollgate-batched tollgate-strict; do
   echo "$n vs nginx: throughput ratio $(col 1 <<< "${ALL[$n-ratio]}" | median) (rounds: $(col 1 <<< "${ALL[$n-ratio]}" | paste -sd' ')), p99 $(col 2 <<< "${ALL[$n-ratio]}" | median) ms (rounds: $(col 2 <<< "${ALL[$n-ratio]}" | paste -sd' '))"
 done
+echo "calls per metering-log append (median): batched $(col 3 <<< "${ALL[tollgate-batched-ratio]}" | median), strict $(col 3 <<< "${ALL[tollgate-strict-ratio]}" | median)"
+echo "machine idle during the runs (median): nginx $(col 1 <<< "${ALL[nginx-idle]}" | median)%, batched $(col 1 <<< "${ALL[tollgate-batched-idle]}" | median)%, strict $(col 1 <<< "${ALL[tollgate-strict-idle]}" | median)%"
 echo "calls metered (all tollgate runs, warm-ups included): $rows; 2xx answers counted by wrk: $answered"
 if [ "$rows" != "?" ] && { [ "$rows" -lt "$answered" ] || [ "$rows" -gt $((answered + 2 * runs * CONNS)) ]; }; then
   echo "METERING MISMATCH: $rows metered, $answered answered (+ at most $((2 * runs * CONNS)) in flight)"
