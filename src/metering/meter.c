@@ -20,7 +20,10 @@
  * Failures. A failed append is retried with backoff, 1 ms doubling to 1 s, and nothing is
  * dropped or answered meanwhile. A failed store transaction is retried the same way on a
  * freshly opened connection; the calls are already answered and safe in the log, which keeps
- * growing past LOG_SWITCH_BYTES until the store is back. At shutdown a failing log or store is
+ * growing past LOG_SWITCH_BYTES until the store is back. Meanwhile at most HELD_ROWS_MAX rows
+ * wait in memory: the writer then stops keeping copies and notes only where in the log the
+ * records are (one entry, a spill, for a run of them), and the applier reads them back from
+ * the log when it gets to them. At shutdown a failing log or store is
  * given STOP_GIVE_UP_NS: callbacks of calls that could not be logged get the error; records
  * logged but not stored stay in the log for the next start. */
 #include "metering/meter.h"
@@ -37,13 +40,18 @@
 #include "metering/usage_log.h"
 #include "util/clock.h"
 
-#define MAX_ROWS_PER_TX 10000 /* bounds one record's and one transaction's memory and lock time */
-#define BATCH_WAKE_ROWS 4096  /* batched mode logs early once this much is waiting */
+#define MAX_ROWS_PER_TX 10000            /* bounds one record's and one transaction's memory and lock time */
+#define BATCH_WAKE_ROWS 4096             /* batched mode logs early once this much is waiting */
 #define APPLY_NS (INT64_C(50) * 1000000) /* the store lags the log by about this much */
 #define LOG_SWITCH_BYTES (UINT64_C(8) << 20)
+/* Rows logged and waiting for the store that are also kept in memory: about 24 MiB. Past this
+ * (the database is down or far behind) records are kept only in the log and read back from it
+ * when the store takes them, so an outage costs disk, not memory. Normally the store lags by
+ * APPLY_NS, a few thousand rows. */
+#define HELD_ROWS_MAX 65536
 #define BACKOFF_MAX_MS 1000
 #define STOP_GIVE_UP_NS (INT64_C(2) * 1000000000) /* at shutdown, retry a failing log or store this long */
-#define LOG_SUFFIX "-usagelog.N" /* N: 1 or 2 */
+#define LOG_SUFFIX "-usagelog.N"                  /* N: 1 or 2 */
 
 typedef struct submit {
     tg_usage_t *rows; /* owned copy */
@@ -54,14 +62,19 @@ typedef struct submit {
     int status;    /* writer only: 0 or the error that made it give up */
 } submit_t;
 
-typedef struct logged { /* a record on a log, waiting for the store */
-    uint64_t id;
-    tg_usage_t *rows; /* owned; NULL when n is 0 */
-    size_t n;
-    uint64_t nsubs; /* the submits it accounts for, for flush */
+/* A record on a log, waiting for the store, with its rows in memory; or a spill: a run of
+ * consecutive records on one log whose rows were not kept in memory. */
+typedef struct logged {
+    uint64_t id;      /* a spill: 0 (its records' ids are in the log) */
+    tg_usage_t *rows; /* owned; NULL when n is 0 and for a spill */
+    size_t n;         /* rows */
+    uint64_t nsubs;   /* the submits it accounts for, for flush */
     int64_t at_ns;
-    int log;  /* which of the two logs holds it */
-    int done; /* applier: stored, or refused for good */
+    int log;              /* which of the two logs holds it */
+    int done;             /* applier: stored, or refused for good; for a spill, how many of its records */
+    size_t spilled;       /* a spill: its records (> 0) */
+    uint64_t spill_start; /* a spill: where its records are in the log (tg_usage_log_used() values) */
+    uint64_t spill_end;
 } logged_t;
 
 struct tg_meter {
@@ -74,6 +87,7 @@ struct tg_meter {
     size_t qlen, qcap, qrows;
     logged_t *a;
     size_t alen, acap, arows;
+    size_t held_rows; /* rows of logged records kept in memory, in a and with the applier */
     /* counted in submits, FIFO: seq_applied <= n means submits 1..n are stored */
     uint64_t seq_submitted, seq_logged, seq_applied, flush_seq;
     uint64_t records_logged[2], records_stored[2]; /* records with rows, per log, since the start */
@@ -90,7 +104,7 @@ struct tg_meter {
     tg_store_t *store;
     int64_t applier_stop_seen_ns;
     /* statistics, read by any thread */
-    _Atomic uint64_t st_submitted, st_committed, st_applied, st_commits, st_failures;
+    _Atomic uint64_t st_submitted, st_committed, st_applied, st_commits, st_failures, st_spilled;
     _Atomic int64_t st_lag;
 };
 
@@ -185,7 +199,7 @@ static void log_group(tg_meter_t *m, submit_t *subs, size_t lo, size_t hi)
         flat = subs[lo].rows;
         subs[lo].rows = NULL;
     }
-    uint64_t id = tg_meter_next_event_id();
+    uint64_t id = tg_meter_next_event_id(), pos = tg_usage_log_used(m->log[m->active]);
     int rc = 0, backoff_ms = 1, reported = 0;
     while (n > 0) {
         tg_err_t err = {0};
@@ -230,7 +244,31 @@ static void log_group(tg_meter_t *m, submit_t *subs, size_t lo, size_t hi)
         m->a = a;
         m->acap = cap;
     }
-    m->a[m->alen++] = (logged_t){id, flat, n, hi - lo, subs[lo].at_ns, m->active, 0};
+    logged_t *last = m->alen > 0 ? &m->a[m->alen - 1] : NULL;
+    if (n > 0 && m->held_rows + n > HELD_ROWS_MAX) { /* a spill: the rows stay only in the log */
+        free(flat);
+        flat = NULL;
+        atomic_fetch_add(&m->st_spilled, n);
+        uint64_t end = tg_usage_log_used(m->log[m->active]);
+        if (last != NULL && last->spilled > 0 && last->log == m->active && last->spill_end == pos) {
+            last->n += n; /* extends the spill before it: one entry however long the outage */
+            last->nsubs += hi - lo;
+            last->spilled++;
+            last->spill_end = end;
+        } else {
+            m->a[m->alen++] = (logged_t){.n = n,
+                                         .nsubs = hi - lo,
+                                         .at_ns = subs[lo].at_ns,
+                                         .log = m->active,
+                                         .spilled = 1,
+                                         .spill_start = pos,
+                                         .spill_end = end};
+        }
+    } else {
+        m->held_rows += n;
+        m->a[m->alen++] =
+            (logged_t){.id = id, .rows = flat, .n = n, .nsubs = hi - lo, .at_ns = subs[lo].at_ns, .log = m->active};
+    }
     m->arows += n;
     m->seq_logged += hi - lo;
     m->records_logged[m->active] += n > 0;
@@ -372,11 +410,13 @@ static int store_records(tg_meter_t *m, const logged_t *recs, size_t lo, size_t 
     }
 }
 
-/* Stores recs in transactions of up to MAX_ROWS_PER_TX rows and marks each record done that is
- * stored or refused for good. Records stored before (a retry after an uncertain commit) or
- * refused for good are narrowed down to one record at a time. */
-static void store_all(tg_meter_t *m, logged_t *recs, size_t nrecs, int *reported)
+/* Stores records held in memory in transactions of up to MAX_ROWS_PER_TX rows and marks each
+ * one done that is stored or refused for good. Records stored before (a retry after an
+ * uncertain commit) or refused for good are narrowed down to one record at a time. Returns the
+ * rows not stored because the meter is stopping. */
+static size_t store_held(tg_meter_t *m, logged_t *recs, size_t nrecs, int *reported)
 {
+    size_t left = 0;
     for (size_t lo = 0; lo < nrecs;) {
         size_t hi = lo, rows = 0;
         while (hi < nrecs && (hi == lo || rows + recs[hi].n <= MAX_ROWS_PER_TX))
@@ -396,13 +436,98 @@ static void store_all(tg_meter_t *m, logged_t *recs, size_t nrecs, int *reported
                 recs[i].done = one == 0 || is_permanent(one);
             }
         } else {
-            fprintf(stderr,
-                    "tollgate: meter: usage of %zu calls could not be stored before the stop; it stays in the "
-                    "metering log and is stored at the next start\n",
-                    rows);
+            left += rows;
         }
         lo = hi;
     }
+    return left;
+}
+
+/* Stores the records of a spill, reading them back from the log about MAX_ROWS_PER_TX rows at
+ * a time, so that only that much of an outage's usage is in memory at once. A failed read is
+ * retried with backoff (the records are on the disk: the log was written and synced). Sets
+ * spill->done to the number of its records stored or refused for good; returns the rows not
+ * stored because the meter is stopping. */
+static size_t store_spill(tg_meter_t *m, logged_t *spill, int *reported)
+{
+    logged_t *recs = NULL;
+    size_t nrecs = 0, cap = 0, rows = 0, handed = 0, left = 0;
+    uint64_t pos = spill->spill_start;
+    int backoff_ms = 1;
+    for (;;) {
+        if (pos < spill->spill_end && rows < MAX_ROWS_PER_TX) {
+            tg_err_t err = {0};
+            uint64_t next = pos, id = 0;
+            tg_usage_t *r = NULL;
+            size_t n = 0;
+            int rc = 0;
+            if (nrecs == cap) {
+                size_t c = cap ? cap * 2 : 64;
+                logged_t *g = realloc(recs, c * sizeof(*g));
+                if (g == NULL)
+                    rc = tg_errf(&err, TG_ENOMEM, "out of memory reading usage back from the metering log");
+                else
+                    recs = g, cap = c;
+            }
+            if (rc == 0 && (rc = tg_usage_log_read(m->log[spill->log], &next, &id, &r, &n, &err)) == 0 &&
+                next > spill->spill_end) {
+                free(r);
+                rc = tg_errf(&err, TG_ESTORE, "the metering log %s has a record past the usage it was given",
+                             tg_usage_log_path(m->log[spill->log]));
+            }
+            if (rc == 0) {
+                recs[nrecs++] = (logged_t){.id = id, .rows = r, .n = n, .log = spill->log};
+                rows += n;
+                pos = next;
+                backoff_ms = 1;
+                continue;
+            }
+            atomic_fetch_add(&m->st_failures, 1);
+            if (!(*reported)++)
+                fprintf(stderr, "tollgate: meter: %s (retrying; the calls are safe in the metering log)\n", err.msg);
+            if (give_up(m, &m->applier_stop_seen_ns))
+                break;
+            backoff(&backoff_ms);
+            continue;
+        }
+        if (nrecs == 0)
+            break;
+        size_t not_stored = store_held(m, recs, nrecs, reported);
+        for (size_t i = 0; i < nrecs; i++) {
+            spill->done += recs[i].done;
+            free(recs[i].rows);
+        }
+        handed += rows;
+        nrecs = rows = 0;
+        if (not_stored > 0) { /* stopping, and the store is failing: the rest stays in the log */
+            left = not_stored;
+            break;
+        }
+    }
+    for (size_t i = 0; i < nrecs; i++)
+        free(recs[i].rows);
+    free(recs);
+    return left + (spill->n - handed);
+}
+
+/* Stores everything the applier took: the records held in memory, and the spills read back. */
+static void store_all(tg_meter_t *m, logged_t *recs, size_t nrecs, int *reported)
+{
+    size_t left = 0; /* rows not stored before the stop */
+    for (size_t i = 0; i < nrecs;) {
+        size_t j = i;
+        while (j < nrecs && recs[j].spilled == 0)
+            j++;
+        left += store_held(m, recs + i, j - i, reported);
+        if (j < nrecs)
+            left += store_spill(m, &recs[j++], reported);
+        i = j;
+    }
+    if (left > 0)
+        fprintf(stderr,
+                "tollgate: meter: %zu usage rows could not be stored before the stop; they stay in the metering log "
+                "and are stored at the next start\n",
+                left);
 }
 
 static void *applier_main(void *arg)
@@ -432,9 +557,11 @@ static void *applier_main(void *arg)
 
         store_all(m, recs, nrecs, &reported);
         uint64_t nsubs = 0, stored[2] = {0, 0};
+        size_t held = 0;
         for (size_t i = 0; i < nrecs; i++) {
             nsubs += recs[i].nsubs;
-            stored[recs[i].log] += recs[i].n > 0 && recs[i].done;
+            held += recs[i].spilled ? 0 : recs[i].n;
+            stored[recs[i].log] += recs[i].spilled ? (size_t)recs[i].done : (size_t)(recs[i].n > 0 && recs[i].done);
             free(recs[i].rows);
         }
         free(recs);
@@ -446,6 +573,7 @@ static void *applier_main(void *arg)
         }
         pthread_mutex_lock(&m->mu);
         m->seq_applied += nsubs;
+        m->held_rows -= held;
         m->records_stored[0] += stored[0];
         m->records_stored[1] += stored[1];
         pthread_cond_broadcast(&m->done);
@@ -638,6 +766,10 @@ void tg_meter_get_stats(tg_meter_t *m, tg_meter_stats_t *out)
     out->failures = atomic_load(&m->st_failures);
     out->last_lag_ns = atomic_load(&m->st_lag);
     out->queued = out->submitted > out->committed ? out->submitted - out->committed : 0;
+    out->spilled = atomic_load(&m->st_spilled);
+    pthread_mutex_lock(&m->mu);
+    out->held = m->held_rows;
+    pthread_mutex_unlock(&m->mu);
 }
 
 void tg_meter_stop(tg_meter_t *m)

@@ -11,8 +11,10 @@
  *   batched: the writer logs every flush_ms; callbacks still fire after the append, but callers
  *            do not wait for them. Loss window: at most flush_ms plus one append.
  * Records logged but not yet stored when the process dies are stored by the next tg_meter_start,
- * each batch once. A failed append is retried (with backoff) and never dropped. The log lives
- * next to the database: "sqlite:PATH" logs to PATH-usagelog.1 and PATH-usagelog.2, in turns. */
+ * each batch once. While the database is down or behind, at most 65,536 logged rows stay in
+ * memory; later records stay only in the log and are read back from it when the database takes
+ * them, so an outage fills the disk, not the memory. A failed append is retried (with backoff) and never dropped. The
+ * log lives next to the database: "sqlite:PATH" logs to PATH-usagelog.1 and PATH-usagelog.2, in turns. */
 #ifndef TG_METER_H
 #define TG_METER_H
 
@@ -30,26 +32,26 @@ typedef struct tg_meter tg_meter_t;
 typedef void (*tg_meter_done_cb)(void *arg, int status);
 
 typedef struct tg_meter_stats {
-    uint64_t submitted; /* records accepted by tg_meter_submit */
-    uint64_t committed; /* records durable in the metering log */
-    uint64_t applied;   /* records stored in the database */
-    uint64_t commits;   /* transactions */
-    uint64_t queued;    /* records waiting now */
-    int64_t last_lag_ns;   /* submit-to-commit time of the newest committed batch */
-    uint64_t failures;  /* commit attempts that failed */
+    uint64_t submitted;  /* records accepted by tg_meter_submit */
+    uint64_t committed;  /* records durable in the metering log */
+    uint64_t applied;    /* records stored in the database */
+    uint64_t commits;    /* transactions */
+    uint64_t queued;     /* records waiting now */
+    int64_t last_lag_ns; /* submit-to-commit time of the newest committed batch */
+    uint64_t failures;   /* commit attempts that failed */
+    uint64_t held;       /* rows logged, not yet stored, and kept in memory (at most 65,536) */
+    uint64_t spilled;    /* rows logged but not kept in memory (the store was behind): read back */
 } tg_meter_stats_t;
 
 /* Stores what the last run left in the metering log, then starts the threads on `store_url`
  * (the applier opens its own connection). TG_ESTATE if another process holds the log. */
-int tg_meter_start(const char *store_url, int strict, int flush_ms, tg_meter_t **out,
-                   tg_err_t *err);
+int tg_meter_start(const char *store_url, int strict, int flush_ms, tg_meter_t **out, tg_err_t *err);
 
 /* Queues copies of n records; cb (may be NULL) fires once after they are durable in the log.
  * Thread-safe; never blocks on I/O. TG_ESTATE after tg_meter_stop began; TG_ERANGE if a record's
  * units exceed INT64_MAX; TG_EINVAL if a string field is unterminated; TG_ENOMEM. When it
  * returns an error, cb never fires. */
-int tg_meter_submit(tg_meter_t *m, const tg_usage_t *rows, size_t n, tg_meter_done_cb cb,
-                    void *arg);
+int tg_meter_submit(tg_meter_t *m, const tg_usage_t *rows, size_t n, tg_meter_done_cb cb, void *arg);
 
 /* Blocks until everything submitted before the call is stored in the database (readable). */
 int tg_meter_flush(tg_meter_t *m);

@@ -201,7 +201,8 @@ static int decode_rows(const unsigned char *p, const unsigned char *end, tg_usag
         u->status = (int)(int32_t)tg_le_get32(p + 32);
         p += ROW_FIXED;
         if (tg_unpack_str(&p, end, u->customer_id, sizeof(u->customer_id)) != 0 ||
-            tg_unpack_str(&p, end, u->key_id, sizeof(u->key_id)) != 0 || tg_unpack_str(&p, end, u->plan_id, sizeof(u->plan_id)) != 0 ||
+            tg_unpack_str(&p, end, u->key_id, sizeof(u->key_id)) != 0 ||
+            tg_unpack_str(&p, end, u->plan_id, sizeof(u->plan_id)) != 0 ||
             tg_unpack_str(&p, end, u->metric, sizeof(u->metric)) != 0 ||
             tg_unpack_str(&p, end, u->endpoint, sizeof(u->endpoint)) != 0)
             return -1;
@@ -211,42 +212,61 @@ static int decode_rows(const unsigned char *p, const unsigned char *end, tg_usag
 
 static int reserve_dbuf(tg_usage_log_t *log, size_t cap, tg_err_t *err);
 
+/* Reads the record at off, no further than limit, into a new array of rows. 0 when read; 1 when
+ * there is no intact record there (torn, past the end, or of another generation when generation
+ * is not 0); TG_ENOMEM; TG_ESTORE for a record that passes its CRC but
+ * does not decode. Uses nothing an append or a reset changes, so one thread may read records
+ * while another appends. */
+static int read_record(const tg_usage_log_t *log, uint64_t off, uint64_t limit, uint64_t generation, uint64_t *len_out,
+                       uint64_t *batch_out, tg_usage_t **rows_out, size_t *n_out, tg_err_t *err)
+{
+    unsigned char h[RECORD_HEAD];
+    if (read_all(log, h, sizeof(h), off) != 0 || tg_le_get32(h) != RECORD_MAGIC ||
+        (generation != 0 && tg_le_get64(h + 8) != generation))
+        return 1;
+    uint32_t len = tg_le_get32(h + 4), n = tg_le_get32(h + 24);
+    if (n == 0 || n > RECORD_ROWS_MAX || len < (uint64_t)n * (ROW_FIXED + 5) || len > (uint64_t)n * ROW_MAX ||
+        off + RECORD_HEAD + len > limit)
+        return 1;
+    unsigned char *body = malloc(len);
+    tg_usage_t *rows = calloc(n, sizeof(*rows));
+    int rc = 0;
+    if (body == NULL || rows == NULL)
+        rc = tg_errf(err, TG_ENOMEM, "out of memory reading the metering log");
+    else if (read_all(log, body, len, off + RECORD_HEAD) != 0 || tg_le_get32(h + 28) != crc(h, 28, body, len))
+        rc = 1; /* torn: the append that was running when the process stopped */
+    else if (decode_rows(body, body + len, rows, n) != 0)
+        rc = tg_errf(err, TG_ESTORE, "the metering log %s has a malformed record at offset %llu", log->path,
+                     (unsigned long long)off);
+    free(body);
+    if (rc != 0) {
+        free(rows);
+        return rc;
+    }
+    *len_out = RECORD_HEAD + len;
+    *batch_out = tg_le_get64(h + 16);
+    *rows_out = rows;
+    *n_out = n;
+    return 0;
+}
+
 int tg_usage_log_replay(tg_usage_log_t *log, tg_usage_log_replay_cb cb, void *arg, tg_err_t *err)
 {
     uint64_t off = HEADER_SIZE;
-    unsigned char *body = NULL;
-    tg_usage_t *rows = NULL;
     int rc = 0;
     for (;;) {
-        unsigned char h[RECORD_HEAD];
-        if (read_all(log, h, sizeof(h), off) != 0 || tg_le_get32(h) != RECORD_MAGIC || tg_le_get64(h + 8) != log->generation)
+        uint64_t len, batch_id;
+        tg_usage_t *rows;
+        size_t n;
+        if ((rc = read_record(log, off, log->allocated, log->generation, &len, &batch_id, &rows, &n, err)) != 0)
             break;
-        uint32_t len = tg_le_get32(h + 4), n = tg_le_get32(h + 24);
-        if (n == 0 || n > RECORD_ROWS_MAX || len < (uint64_t)n * (ROW_FIXED + 5) || len > (uint64_t)n * ROW_MAX ||
-            off + RECORD_HEAD + len > log->allocated)
-            break;
-        free(body);
+        int cb_rc = cb(arg, batch_id, rows, n);
         free(rows);
-        body = malloc(len);
-        rows = calloc(n, sizeof(*rows));
-        if (body == NULL || rows == NULL) {
-            rc = tg_errf(err, TG_ENOMEM, "out of memory replaying the metering log");
-            break;
-        }
-        if (read_all(log, body, len, off + RECORD_HEAD) != 0 || tg_le_get32(h + 28) != crc(h, 28, body, len))
-            break; /* torn: the append that was running when the process stopped */
-        if (decode_rows(body, body + len, rows, n) != 0) {
-            rc = tg_errf(err, TG_ESTORE, "the metering log %s has a malformed record at offset %llu", log->path,
-                         (unsigned long long)off);
-            break;
-        }
-        if ((rc = cb(arg, tg_le_get64(h + 16), rows, n)) != 0)
-            break;
-        off += RECORD_HEAD + len;
+        if (cb_rc != 0)
+            return cb_rc;
+        off += len;
     }
-    free(body);
-    free(rows);
-    if (rc != 0)
+    if (rc < 0)
         return rc;
     log->offset = off;
     /* Direct appends rewrite the block the last record ends in: start from its bytes. */
@@ -361,6 +381,19 @@ int tg_usage_log_reset(tg_usage_log_t *log, tg_err_t *err)
     log->generation++;
     log->offset = HEADER_SIZE;
     return 0;
+}
+
+int tg_usage_log_read(const tg_usage_log_t *log, uint64_t *pos, uint64_t *batch_id, tg_usage_t **rows, size_t *n,
+                      tg_err_t *err)
+{
+    uint64_t len;
+    int rc = read_record(log, HEADER_SIZE + *pos, UINT64_MAX, 0, &len, batch_id, rows, n, err);
+    if (rc == 1)
+        return tg_errf(err, TG_ESTORE, "the metering log %s has no intact record at offset %llu", log->path,
+                       (unsigned long long)(HEADER_SIZE + *pos));
+    if (rc == 0)
+        *pos += len;
+    return rc;
 }
 
 uint64_t tg_usage_log_used(const tg_usage_log_t *log)

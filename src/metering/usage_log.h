@@ -42,6 +42,13 @@ int tg_usage_log_replay(tg_usage_log_t *log, tg_usage_log_replay_cb cb, void *ar
  * was (the record may be retried); TG_EINVAL for a row the format cannot hold. */
 int tg_usage_log_append(tg_usage_log_t *log, uint64_t batch_id, const tg_usage_t *rows, size_t n, tg_err_t *err);
 
+/* Reads back the record that was appended when tg_usage_log_used() was *pos: its batch id, and
+ * its rows into *rows (the caller frees) and *n; advances *pos past it. Safe while another
+ * thread appends to the same log, as it reads only what an append never changes; the record
+ * must not have been retired by a reset. TG_ESTORE if no intact record is there; TG_ENOMEM. */
+int tg_usage_log_read(const tg_usage_log_t *log, uint64_t *pos, uint64_t *batch_id, tg_usage_t **rows, size_t *n,
+                      tg_err_t *err);
+
 /* Starts a new, empty generation (durably). Only when every record is stored elsewhere. */
 int tg_usage_log_reset(tg_usage_log_t *log, tg_err_t *err);
 

@@ -7,18 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const outcome_names[TG_OUT_COUNT] = {
-    "allowed", "missing_key", "invalid_key", "account_suspended", "endpoint_not_in_plan",
-    "rate_limited", "quota_exceeded", "request_too_large"};
+static const char *const outcome_names[TG_OUT_COUNT] = {"allowed",           "missing_key",          "invalid_key",
+                                                        "account_suspended", "endpoint_not_in_plan", "rate_limited",
+                                                        "quota_exceeded",    "request_too_large"};
 
 /* Upstream latency buckets in seconds, as Prometheus histograms want them (cumulative at render). */
 static const double bucket_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                       0.25,   0.5,   1,      2.5,   5,    10,   30};
+                                       0.25,   0.5,   1,      2.5,   5,    10,    30};
 #define NBUCKETS (sizeof(bucket_bounds) / sizeof(bucket_bounds[0]))
-static const int64_t bucket_ns[NBUCKETS] = {500000,    1000000,   2500000,    5000000,
-                                            10000000,  25000000,  50000000,   100000000,
-                                            250000000, 500000000, 1000000000, 2500000000,
-                                            5000000000, 10000000000, 30000000000};
+static const int64_t bucket_ns[NBUCKETS] = {500000,     1000000,    2500000,    5000000,     10000000,
+                                            25000000,   50000000,   100000000,  250000000,   500000000,
+                                            1000000000, 2500000000, 5000000000, 10000000000, 30000000000};
 
 static _Atomic uint64_t decisions[TG_OUT_COUNT];
 static _Atomic uint64_t responses[6][100]; /* [class 0..5][code % 100] */
@@ -109,11 +108,11 @@ char *tg_metrics_render(tg_meter_t *m)
         for (int r = 0; r < 100; r++) {
             uint64_t v = atomic_load(&responses[c][r]);
             if (v != 0)
-                out_printf(&o, "tollgate_requests_total{status=\"%d\"} %llu\n", c * 100 + r,
-                           (unsigned long long)v);
+                out_printf(&o, "tollgate_requests_total{status=\"%d\"} %llu\n", c * 100 + r, (unsigned long long)v);
         }
-    out_printf(&o, "# HELP tollgate_upstream_latency_seconds Time from forwarding a call to the upstream's response headers.\n"
-                   "# TYPE tollgate_upstream_latency_seconds histogram\n");
+    out_printf(
+        &o, "# HELP tollgate_upstream_latency_seconds Time from forwarding a call to the upstream's response headers.\n"
+            "# TYPE tollgate_upstream_latency_seconds histogram\n");
     uint64_t cum = 0;
     for (size_t b = 0; b < NBUCKETS; b++) {
         cum += atomic_load(&upstream_buckets[b]);
@@ -123,43 +122,53 @@ char *tg_metrics_render(tg_meter_t *m)
     cum += atomic_load(&upstream_buckets[NBUCKETS]);
     out_printf(&o, "tollgate_upstream_latency_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
     uint64_t sum_ns = atomic_load(&upstream_sum_ns);
-    out_printf(&o, "tollgate_upstream_latency_seconds_sum %llu.%09llu\n",
-               (unsigned long long)(sum_ns / 1000000000u), (unsigned long long)(sum_ns % 1000000000u));
-    out_printf(&o, "tollgate_upstream_latency_seconds_count %llu\n",
-               (unsigned long long)atomic_load(&upstream_count));
-    out_printf(&o, "# HELP tollgate_upstream_failures_total Upstream connections refused, broken or timed out.\n"
-                   "# TYPE tollgate_upstream_failures_total counter\n"
-                   "tollgate_upstream_failures_total %llu\n",
+    out_printf(&o, "tollgate_upstream_latency_seconds_sum %llu.%09llu\n", (unsigned long long)(sum_ns / 1000000000u),
+               (unsigned long long)(sum_ns % 1000000000u));
+    out_printf(&o, "tollgate_upstream_latency_seconds_count %llu\n", (unsigned long long)atomic_load(&upstream_count));
+    out_printf(&o,
+               "# HELP tollgate_upstream_failures_total Upstream connections refused, broken or timed out.\n"
+               "# TYPE tollgate_upstream_failures_total counter\n"
+               "tollgate_upstream_failures_total %llu\n",
                (unsigned long long)atomic_load(&upstream_failures));
-    out_printf(&o, "# HELP tollgate_calls_total Proxied calls by whether they were billable.\n"
-                   "# TYPE tollgate_calls_total counter\n"
-                   "tollgate_calls_total{billable=\"true\"} %llu\n"
-                   "tollgate_calls_total{billable=\"false\"} %llu\n",
+    out_printf(&o,
+               "# HELP tollgate_calls_total Proxied calls by whether they were billable.\n"
+               "# TYPE tollgate_calls_total counter\n"
+               "tollgate_calls_total{billable=\"true\"} %llu\n"
+               "tollgate_calls_total{billable=\"false\"} %llu\n",
                (unsigned long long)atomic_load(&billed[1]), (unsigned long long)atomic_load(&billed[0]));
     if (m != NULL) {
         tg_meter_stats_t s;
         tg_meter_get_stats(m, &s);
-        out_printf(&o,
-                   "# HELP tollgate_metering_records_total Usage records by stage.\n"
-                   "# TYPE tollgate_metering_records_total counter\n"
-                   "tollgate_metering_records_total{stage=\"submitted\"} %llu\n"
-                   "tollgate_metering_records_total{stage=\"committed\"} %llu\n"
-                   "tollgate_metering_records_total{stage=\"stored\"} %llu\n"
-                   "# HELP tollgate_metering_commits_total Appends to the metering log.\n"
-                   "# TYPE tollgate_metering_commits_total counter\n"
-                   "tollgate_metering_commits_total %llu\n"
-                   "# HELP tollgate_metering_commit_failures_total Log appends and database transactions that failed and were retried.\n"
-                   "# TYPE tollgate_metering_commit_failures_total counter\n"
-                   "tollgate_metering_commit_failures_total %llu\n"
-                   "# HELP tollgate_metering_queued Usage records waiting for commit.\n"
-                   "# TYPE tollgate_metering_queued gauge\n"
-                   "tollgate_metering_queued %llu\n"
-                   "# HELP tollgate_metering_lag_seconds Submit-to-commit time of the newest batch.\n"
-                   "# TYPE tollgate_metering_lag_seconds gauge\n"
-                   "tollgate_metering_lag_seconds %.6f\n",
-                   (unsigned long long)s.submitted, (unsigned long long)s.committed,
-                   (unsigned long long)s.applied, (unsigned long long)s.commits, (unsigned long long)s.failures,
-                   (unsigned long long)s.queued, (double)s.last_lag_ns / 1e9);
+        out_printf(
+            &o,
+            "# HELP tollgate_metering_records_total Usage records by stage.\n"
+            "# TYPE tollgate_metering_records_total counter\n"
+            "tollgate_metering_records_total{stage=\"submitted\"} %llu\n"
+            "tollgate_metering_records_total{stage=\"committed\"} %llu\n"
+            "tollgate_metering_records_total{stage=\"stored\"} %llu\n"
+            "# HELP tollgate_metering_commits_total Appends to the metering log.\n"
+            "# TYPE tollgate_metering_commits_total counter\n"
+            "tollgate_metering_commits_total %llu\n"
+            "# HELP tollgate_metering_commit_failures_total Log appends and database transactions that failed and were "
+            "retried.\n"
+            "# TYPE tollgate_metering_commit_failures_total counter\n"
+            "tollgate_metering_commit_failures_total %llu\n"
+            "# HELP tollgate_metering_queued Usage records waiting for commit.\n"
+            "# TYPE tollgate_metering_queued gauge\n"
+            "tollgate_metering_queued %llu\n"
+            "# HELP tollgate_metering_lag_seconds Submit-to-commit time of the newest batch.\n"
+            "# TYPE tollgate_metering_lag_seconds gauge\n"
+            "tollgate_metering_lag_seconds %.6f\n"
+            "# HELP tollgate_metering_held_records Logged usage records waiting for the database, kept in memory.\n"
+            "# TYPE tollgate_metering_held_records gauge\n"
+            "tollgate_metering_held_records %llu\n"
+            "# HELP tollgate_metering_spilled_records_total Logged usage records not kept in memory because the "
+            "database was behind; read back from the metering log to be stored.\n"
+            "# TYPE tollgate_metering_spilled_records_total counter\n"
+            "tollgate_metering_spilled_records_total %llu\n",
+            (unsigned long long)s.submitted, (unsigned long long)s.committed, (unsigned long long)s.applied,
+            (unsigned long long)s.commits, (unsigned long long)s.failures, (unsigned long long)s.queued,
+            (double)s.last_lag_ns / 1e9, (unsigned long long)s.held, (unsigned long long)s.spilled);
     }
     if (o.failed) {
         free(o.buf);

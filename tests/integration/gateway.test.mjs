@@ -237,6 +237,8 @@ test('admin API: auth, 404, 409, validation, metrics, health', async () => {
   assert.match(m, /tollgate_requests_total\{status="200"\} \d+/);
   assert.match(m, /tollgate_upstream_latency_seconds_bucket\{le="\+Inf"\} \d+/);
   assert.match(m, /tollgate_metering_lag_seconds/);
+  assert.match(m, /\ntollgate_metering_held_records 0\n/); // everything is stored: nothing waits in memory
+  assert.match(m, /\ntollgate_metering_spilled_records_total 0\n/);
 });
 
 test('refusals keep the connection alive (two requests on one socket)', async () => {

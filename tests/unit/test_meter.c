@@ -494,13 +494,64 @@ static void test_logs_take_turns(void **state)
         if (round == 1)
             first = file_size(f, 1);
     }
-    assert_true(first > (8 << 20));     /* the first log filled up */
+    assert_true(first > (8 << 20));      /* the first log filled up */
     assert_true(file_size(f, 2) > 4096); /* and appends went on in the second */
     tg_meter_stop(c.m);
     assert_int_equal(atomic_load(&c.fired), 3 * SUBMITS);
     assert_int_equal(atomic_load(&c.errors), 0);
     assert_int_equal(total(f, "api_calls"), 3 * SUBMITS * ROWS);
     assert_int_equal(logged_rows(f), 0); /* a clean stop leaves nothing to replay */
+    free(u);
+}
+
+/* While the database is down, logged rows beyond 65,536 are not kept in memory: they are read
+ * back from the log once the database is back (from both logs: the outage outlasts the switch at
+ * 8 MiB), and everything is stored exactly once, whether the database comes back while the
+ * meter runs or only at the next start. */
+static void test_outage_spills_to_the_log_not_memory(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    counter_t c = {0};
+    enum { ROWS = 1000, SUBMITS = 150 }; /* past the 65,536 rows kept in memory, and 10 MB of log */
+    tg_usage_t *u = calloc(ROWS, sizeof(*u));
+    for (int i = 0; i < ROWS; i++)
+        u[i] = row("cus_1", "api_calls", 1);
+    for (int run = 0; run < 2; run++) {
+        assert_int_equal(tg_meter_start(f->url, 1, 5, &c.m, &err), 0);
+        sql_exec(f, FAULT_ON);
+        atomic_store(&c.fired, 0);
+        for (int i = 0; i < SUBMITS; i++) { /* one at a time: the writer may switch logs between them */
+            assert_int_equal(tg_meter_submit(c.m, u, ROWS, on_count, &c), 0);
+            wait_fired(&c, i + 1); /* answered: in the log */
+        }
+        tg_meter_stats_t s = {0};
+        tg_meter_get_stats(c.m, &s);
+        assert_int_equal(s.committed, SUBMITS * ROWS);
+        assert_int_equal(s.applied, 0);
+        assert_true(s.held <= 65536);
+        assert_int_equal(s.held + s.spilled, SUBMITS * ROWS); /* every row is one or the other */
+        assert_true(file_size(f, 2) > 4096);                  /* the spill went on in the second log */
+        if (run == 0) {                                       /* the database comes back while the meter runs */
+            sql_exec(f, FAULT_OFF);
+            assert_int_equal(tg_meter_flush(c.m), 0);
+            tg_meter_get_stats(c.m, &s);
+            assert_int_equal(s.applied, SUBMITS * ROWS);
+            assert_int_equal(s.held, 0);
+            tg_meter_stop(c.m);
+            assert_int_equal(total(f, "api_calls"), SUBMITS * ROWS);
+        } else { /* it comes back only after the stop: the next start stores the rest */
+            tg_meter_stop(c.m);
+            assert_int_equal(total(f, "api_calls"), SUBMITS * ROWS);
+            sql_exec(f, FAULT_OFF);
+            assert_int_equal(tg_meter_start(f->url, 1, 5, &c.m, &err), 0);
+            tg_meter_stop(c.m);
+            assert_int_equal(total(f, "api_calls"), 2 * SUBMITS * ROWS);
+        }
+    }
+    assert_int_equal(atomic_load(&c.errors), 0);
+    assert_int_equal(sql_int(f, "SELECT SUM(rows) FROM usage_batches"), 2 * SUBMITS * ROWS);
+    assert_int_equal(logged_rows(f), 0);
     free(u);
 }
 
@@ -599,6 +650,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_record_is_isolated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_until_the_store_recovers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_store_at_stop_keeps_usage_for_the_next_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outage_spills_to_the_log_not_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_of_stored_usage_counts_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logs_take_turns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_is_held_by_one_meter, setup, teardown),

@@ -227,6 +227,47 @@ static void test_bad_files_and_rows_are_refused(void **state)
     assert_int_equal(reopen_and_replay(f).n, 0);
 }
 
+/* Records are read back one after the other from a position tg_usage_log_used gave before
+ * their append, after later appends; a position that is not a record's start, or past the
+ * last record, is refused by name. */
+static void test_read_back_by_position(void **state)
+{
+    fx_t *f = *state;
+    tg_usage_log_t *log;
+    tg_err_t err = {0};
+    assert_int_equal(tg_usage_log_open(f->path, &log, &err), 0);
+    append(log, 1, 1);
+    uint64_t from = tg_usage_log_used(log);
+    for (uint64_t b = 2; b <= 6; b++)
+        append(log, b, (size_t)b);
+    uint64_t end = tg_usage_log_used(log);
+    append(log, 7, 3);
+    uint64_t pos = from;
+    for (uint64_t b = 2; b <= 6; b++) {
+        tg_usage_t *rows = NULL;
+        size_t n = 0;
+        uint64_t id = 0;
+        assert_int_equal(tg_usage_log_read(log, &pos, &id, &rows, &n, &err), 0);
+        assert_int_equal(id, b);
+        assert_int_equal(n, b);
+        seen_t s = {0};
+        on_record(&s, id, rows, n);
+        assert_int_equal(s.mismatch, 0); /* every field, as appended */
+        free(rows);
+    }
+    assert_int_equal(pos, end); /* it stepped exactly over records 2 to 6 */
+    tg_usage_t *rows = NULL;
+    size_t n = 0;
+    uint64_t id = 0, at = from + 1;
+    assert_int_equal(tg_usage_log_read(log, &at, &id, &rows, &n, &err), TG_ESTORE);
+    assert_non_null(strstr(err.msg, "no intact record at offset"));
+    assert_null(rows);
+    assert_int_equal(at, from + 1);
+    at = tg_usage_log_used(log);
+    assert_int_equal(tg_usage_log_read(log, &at, &id, &rows, &n, &err), TG_ESTORE);
+    tg_usage_log_close(log);
+}
+
 /* Many appends of every size, so records start and end at every offset within a block (direct
  * I/O rewrites the block the previous record ended in), across a reopen in the middle. */
 static void test_appends_at_every_alignment(void **state)
@@ -258,6 +299,7 @@ static int run(const char *label)
         cmocka_unit_test_setup_teardown(test_reset_retires_the_old_generation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_files_and_rows_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_appends_at_every_alignment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_back_by_position, setup, teardown),
     };
     return _cmocka_run_group_tests(label, tests, sizeof(tests) / sizeof(tests[0]), NULL, NULL);
 }
