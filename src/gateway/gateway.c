@@ -91,8 +91,7 @@ static int refuse(tg_refusal_t *r, int status, const char *type, tg_outcome_t ou
 /* Finds the key in "Authorization: Bearer KEY" or "X-API-Key: KEY". */
 static int extract_key(const tg_call_request_t *rq, const char **key, size_t *len)
 {
-    if (rq->authorization != NULL && rq->authorization_len > 7 &&
-        strncasecmp(rq->authorization, "Bearer ", 7) == 0) {
+    if (rq->authorization != NULL && rq->authorization_len > 7 && strncasecmp(rq->authorization, "Bearer ", 7) == 0) {
         const char *p = rq->authorization + 7, *end = rq->authorization + rq->authorization_len;
         while (p < end && *p == ' ')
             p++;
@@ -126,8 +125,7 @@ static void plans_allowing(const tg_config_t *cfg, const char *path, size_t len,
 }
 
 /* Plans other than `current` whose allowance of metric is larger: the upgrade path. */
-static void plans_with_more(const tg_config_t *cfg, const tg_plan_t *current, const char *metric,
-                            char *out, size_t cap)
+static void plans_with_more(const tg_config_t *cfg, const tg_plan_t *current, const char *metric, char *out, size_t cap)
 {
     uint64_t have = tg_plan_included(current, metric);
     size_t used = 0;
@@ -146,8 +144,8 @@ static void plans_with_more(const tg_config_t *cfg, const tg_plan_t *current, co
 static void release_units(tg_gateway_t *gw, tg_call_t *call, size_t upto)
 {
     for (size_t i = 0; i < upto; i++)
-        tg_quota_release(gw->deps.quota, tg_account_id(call->account), call->period_start,
-                         call->units[i].metric, call->units[i].units);
+        tg_quota_release(gw->deps.quota, tg_account_id(call->account), call->period_start, call->units[i].metric,
+                         call->units[i].units);
 }
 
 int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *call, tg_refusal_t *refusal)
@@ -198,12 +196,20 @@ int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *c
         return refuse(refusal, 403, "endpoint_not_in_plan", TG_OUT_ENDPOINT,
                       "The %s plan does not include %.*s. %s%s%s", plan->id,
                       (int)(rq->path_len > 200 ? 200 : rq->path_len), rq->path,
-                      others[0] ? "Plans that include it: " : "No plan includes it.", others,
-                      others[0] ? "." : "");
+                      others[0] ? "Plans that include it: " : "No plan includes it.", others, others[0] ? "." : "");
+    }
+
+    /* Before any budget is used: a call whose usage could not be recorded is not made. */
+    if (tg_meter_backlogged(gw->deps.meter)) {
+        refusal->retry_after_s = 1;
+        return refuse(refusal, 503, "metering_unavailable", TG_OUT_METERING_UNAVAILABLE,
+                      "Usage cannot be recorded right now, so this call was not made and not billed. "
+                      "Retry in a few seconds.");
     }
 
     /* What the call costs: the first matching route, else one api_call of weight 1. */
-    const tg_route_t *route = call->route = tg_config_match_route(cfg, rq->method, rq->method_len, rq->path, rq->path_len);
+    const tg_route_t *route = call->route =
+        tg_config_match_route(cfg, rq->method, rq->method_len, rq->path, rq->path_len);
     uint64_t weight = route != NULL ? route->weight : 1;
     const tg_meter_unit_t *units = default_units;
     size_t nunits = 1;
@@ -227,8 +233,8 @@ int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *c
     for (size_t i = 0; i < nunits; i++) {
         uint64_t included = tg_plan_included(plan, units[i].metric), used = 0;
         int block = plan->on_quota == TG_QUOTA_BLOCK && included != TG_UNLIMITED;
-        int rc = tg_quota_reserve(gw->deps.quota, acct_id, call->period_start, units[i].metric,
-                                  units[i].units, included, block, &used);
+        int rc = tg_quota_reserve(gw->deps.quota, acct_id, call->period_start, units[i].metric, units[i].units,
+                                  included, block, &used);
         if (rc == TG_ELIMIT) {
             release_units(gw, call, i);
             char more[256];
@@ -239,8 +245,8 @@ int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *c
             return refuse(refusal, 429, "quota_exceeded", TG_OUT_QUOTA_EXCEEDED,
                           "The %s plan's %" PRIu64 " %s for this period are used up; the allowance resets "
                           "in %" PRId64 " seconds. %s%s%s",
-                          plan->id, included, units[i].metric, call->period_end - now_s,
-                          more[0] ? "Upgrade to " : "", more, more[0] ? " for more." : "");
+                          plan->id, included, units[i].metric, call->period_end - now_s, more[0] ? "Upgrade to " : "",
+                          more, more[0] ? " for more." : "");
         }
         if (rc != 0) {
             release_units(gw, call, i);
@@ -264,8 +270,7 @@ int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *c
     if (throttled)
         memcpy(rl_key + kl, "/t", 3), kl += 2;
     int64_t mono = tg_clock_mono_ns();
-    if (tg_limiter_take(gw->deps.limiter, rl_key, kl, &call->rate_policy, burst, weight, mono,
-                        &call->rate) != 0) {
+    if (tg_limiter_take(gw->deps.limiter, rl_key, kl, &call->rate_policy, burst, weight, mono, &call->rate) != 0) {
         release_units(gw, call, nunits);
         return refuse(refusal, 503, "service_unavailable", TG_OUT_RATE_LIMITED,
                       "The gateway is out of memory; retry shortly.");
@@ -279,8 +284,7 @@ int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *c
         refusal->retry_after_s = ra < 1 ? 1 : ra;
         return refuse(refusal, 429, "rate_limited", TG_OUT_RATE_LIMITED,
                       "Rate limit of the %s plan exceeded%s; retry in %" PRId64 " seconds.", plan->id,
-                      throttled ? " (throttled: this period's allowance is used up)" : "",
-                      refusal->retry_after_s);
+                      throttled ? " (throttled: this period's allowance is used up)" : "", refusal->retry_after_s);
     }
     tg_metrics_count_decision(TG_OUT_ALLOWED);
     return 1;
@@ -338,8 +342,8 @@ static size_t parse_units_header(const char *h, size_t len, tg_usage_t *rows, si
         }
         while (i < len && h[i] == ' ')
             i++;
-        int ok = digits > 0 && !overflow && v <= INT64_MAX && (i >= len || h[i] == ',') &&
-                 valid_metric(h + name, name_len);
+        int ok =
+            digits > 0 && !overflow && v <= INT64_MAX && (i >= len || h[i] == ',') && valid_metric(h + name, name_len);
         while (i < len && h[i] != ',')
             i++;
         if (!ok || v == 0)
@@ -352,8 +356,8 @@ static size_t parse_units_header(const char *h, size_t len, tg_usage_t *rows, si
     return n;
 }
 
-int tg_gateway_settle(tg_gateway_t *gw, tg_call_t *call, int status, int upstream_failed,
-                      const char *units_header, size_t units_len, tg_meter_done_cb cb, void *arg)
+int tg_gateway_settle(tg_gateway_t *gw, tg_call_t *call, int status, int upstream_failed, const char *units_header,
+                      size_t units_len, tg_meter_done_cb cb, void *arg)
 {
     if (call->settled || call->account == NULL)
         return 0;
@@ -447,7 +451,7 @@ void tg_gateway_headers(const tg_call_t *call, const tg_refusal_t *refusal, tg_h
         int64_t reset = call->period_end - call->decided_ns / TG_NS_PER_SEC;
         emit_u64(emit, arg, "x-quota-reset", (uint64_t)(reset > 0 ? reset : 0));
     }
-    if (refusal != NULL && refusal->status == 429 && refusal->retry_after_s > 0)
+    if (refusal != NULL && (refusal->status == 429 || refusal->status == 503) && refusal->retry_after_s > 0)
         emit_u64(emit, arg, "retry-after", (uint64_t)refusal->retry_after_s);
 }
 

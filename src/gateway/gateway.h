@@ -62,10 +62,10 @@ typedef struct tg_call {
 } tg_call_t;
 
 typedef struct tg_refusal {
-    int status;       /* 401, 402, 403, 429 */
+    int status;       /* 401, 402, 403, 429, 503 */
     const char *type; /* stable error type, e.g. "invalid_key" */
     char message[512];
-    int64_t retry_after_s; /* for 429; else 0 */
+    int64_t retry_after_s; /* for 429 and 503; else 0 */
 } tg_refusal_t;
 
 tg_gateway_t *tg_gateway_new(const tg_gateway_deps_t *deps, const uint8_t *secret, size_t secret_len);

@@ -49,6 +49,11 @@
  * when the store takes them, so an outage costs disk, not memory. Normally the store lags by
  * APPLY_NS, a few thousand rows. */
 #define HELD_ROWS_MAX 65536
+/* Rows submitted but not yet durable in the log, past which tg_meter_backlogged says so: about
+ * 94 MiB, or five seconds of calls at 50,000 a second. Only a failing or full disk, or a disk
+ * far slower than the calls, gets there; the gateway then refuses calls rather than serve
+ * usage it could not record, and memory stays bounded. */
+#define UNLOGGED_ROWS_MAX 262144
 #define BACKOFF_MAX_MS 1000
 #define STOP_GIVE_UP_NS (INT64_C(2) * 1000000000) /* at shutdown, retry a failing log or store this long */
 #define LOG_SUFFIX "-usagelog.N"                  /* N: 1 or 2 */
@@ -755,6 +760,13 @@ int tg_meter_flush(tg_meter_t *m)
         pthread_cond_wait(&m->done, &m->mu);
     pthread_mutex_unlock(&m->mu);
     return 0;
+}
+
+int tg_meter_backlogged(tg_meter_t *m)
+{
+    uint64_t committed = atomic_load_explicit(&m->st_committed, memory_order_relaxed);
+    uint64_t submitted = atomic_load_explicit(&m->st_submitted, memory_order_relaxed);
+    return submitted > committed && submitted - committed >= UNLOGGED_ROWS_MAX;
 }
 
 void tg_meter_get_stats(tg_meter_t *m, tg_meter_stats_t *out)

@@ -58,6 +58,11 @@ int tg_meter_flush(tg_meter_t *m);
 
 void tg_meter_get_stats(tg_meter_t *m, tg_meter_stats_t *out);
 
+/* 1 while 262,144 or more submitted rows are not yet durable in the log: the log cannot keep up
+ * (a failing or full disk). The gateway refuses new calls meanwhile, so that nothing is served
+ * that could not be recorded and the queue's memory stays bounded. Thread-safe, lock-free. */
+int tg_meter_backlogged(tg_meter_t *m);
+
 /* Logs and stores what is queued, stops the threads and frees m. A database that keeps failing
  * is given a few seconds; what it did not take stays in the log for the next start. */
 void tg_meter_stop(tg_meter_t *m);

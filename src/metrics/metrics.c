@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const outcome_names[TG_OUT_COUNT] = {"allowed",           "missing_key",          "invalid_key",
-                                                        "account_suspended", "endpoint_not_in_plan", "rate_limited",
-                                                        "quota_exceeded",    "request_too_large"};
+static const char *const outcome_names[TG_OUT_COUNT] = {
+    "allowed",      "missing_key",    "invalid_key",       "account_suspended",   "endpoint_not_in_plan",
+    "rate_limited", "quota_exceeded", "request_too_large", "metering_unavailable"};
 
 /* Upstream latency buckets in seconds, as Prometheus histograms want them (cumulative at render). */
 static const double bucket_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,

@@ -20,6 +20,7 @@ typedef enum tg_outcome {
     TG_OUT_RATE_LIMITED,
     TG_OUT_QUOTA_EXCEEDED,
     TG_OUT_TOO_LARGE,
+    TG_OUT_METERING_UNAVAILABLE,
     TG_OUT_COUNT
 } tg_outcome_t;
 

@@ -8,7 +8,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "gateway/accounts.h"
@@ -23,9 +25,11 @@ static const char *yaml =
     "admin: {token: \"0123456789abcdef0123\"}\n"
     "keys: {secret: \"0123456789abcdef0123456789abcdef\"}\n"
     "plans:\n"
-    "  free: {price: \"0\", rate_limit: 5/min, burst: 3, endpoints: [\"/v1/basic/*\"], included: {api_calls: 4}, on_quota: block}\n"
+    "  free: {price: \"0\", rate_limit: 5/min, burst: 3, endpoints: [\"/v1/basic/*\"], included: {api_calls: 4}, "
+    "on_quota: block}\n"
     "  pro: {price: \"199\", rate_limit: 1000/sec, burst: 1000, included: {api_calls: 2}, on_quota: bill}\n"
-    "  slow: {price: \"9\", rate_limit: 1000/sec, burst: 1000, included: {api_calls: 1}, on_quota: \"throttle:1/min\"}\n"
+    "  slow: {price: \"9\", rate_limit: 1000/sec, burst: 1000, included: {api_calls: 1}, on_quota: "
+    "\"throttle:1/min\"}\n"
     "routes:\n"
     "  - {match: \"POST /v1/vision/*\", weight: 10, meter: {api_calls: 1, images: 1}}\n";
 
@@ -107,8 +111,8 @@ static int admit(fx_t *f, const char *method, const char *path, const char *key,
 {
     char auth[128];
     snprintf(auth, sizeof(auth), "Bearer %s", key != NULL ? key : "");
-    tg_call_request_t rq = {method, strlen(method), path, strlen(path), key != NULL ? auth : NULL,
-                            key != NULL ? strlen(auth) : 0, NULL, 0};
+    tg_call_request_t rq = {
+        method, strlen(method), path, strlen(path), key != NULL ? auth : NULL, key != NULL ? strlen(auth) : 0, NULL, 0};
     return tg_gateway_admit(f->gw, &rq, call, r);
 }
 
@@ -217,6 +221,54 @@ static void test_quota_block_and_release(void **state)
     assert_int_equal(used(f, "cus_q", "api_calls"), 4);
 }
 
+/* The metering log cannot write (a full disk, made here with RLIMIT_FSIZE): once 262,144 rows
+ * wait for it, calls are refused with 503 metering_unavailable before they use any rate or quota
+ * budget; when the disk takes writes again, calls are admitted and the backlog is counted once. */
+static void test_metering_backlog_refuses_calls(void **state)
+{
+    fx_t *f = *state;
+    char key[TG_APIKEY_BUF];
+    add_customer(f, "cus_m", "free", "active", key);
+    tg_call_t call;
+    tg_refusal_t r;
+    enum { ROWS = 10000, SUBMITS = 27 };
+    tg_usage_t *u = calloc(ROWS, sizeof(*u));
+    for (int i = 0; i < ROWS; i++) {
+        u[i].event_id = tg_meter_next_event_id();
+        snprintf(u[i].customer_id, sizeof(u[i].customer_id), "cus_other");
+        snprintf(u[i].metric, sizeof(u[i].metric), "api_calls");
+        u[i].units = 1;
+    }
+    struct rlimit was, full;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &was), 0);
+    full = was;
+    full.rlim_cur = 4096; /* the log's header: its first growth fails */
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &full), 0);
+    for (int i = 0; i < SUBMITS; i++)
+        assert_int_equal(tg_meter_submit(f->meter, u, ROWS, NULL, NULL), 0);
+    assert_true(tg_meter_backlogged(f->meter));
+    for (int i = 0; i < 5; i++) { /* more than the burst of 3: none of them used a rate cell */
+        assert_int_equal(admit(f, "GET", "/v1/basic/x", key, &call, &r), 0);
+        assert_int_equal(r.status, 503);
+        assert_string_equal(r.type, "metering_unavailable");
+        assert_int_equal(r.retry_after_s, 1);
+    }
+    assert_int_equal(used(f, "cus_m", "api_calls"), 0);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &was), 0);
+    assert_int_equal(tg_meter_flush(f->meter), 0);
+    assert_false(tg_meter_backlogged(f->meter));
+    assert_int_equal(admit(f, "GET", "/v1/basic/x", key, &call, &r), 1);
+    assert_int_equal(call.rate.remaining, 2); /* the first of the burst */
+    assert_int_equal(tg_gateway_settle(f->gw, &call, 200, 0, NULL, 0, NULL, NULL), 1);
+    assert_int_equal(tg_meter_flush(f->meter), 0);
+    tg_err_t err = {0};
+    uint64_t total = 0;
+    assert_int_equal(tg_store_usage_total(f->st, "api_calls", &total, &err), 0);
+    assert_int_equal(total, SUBMITS * ROWS + 1); /* the backlog, once, and the admitted call */
+    free(u);
+}
+
 static void test_bill_route_and_units_header(void **state)
 {
     fx_t *f = *state;
@@ -236,7 +288,7 @@ static void test_bill_route_and_units_header(void **state)
     tg_gateway_abandon(f->gw, &call);
     assert_int_equal(admit(f, "POST", "/v1/vision/tag", key, &call, &r), 1);
     assert_string_equal(call.endpoint, "POST /v1/vision/*"); /* the route, for breakdowns */
-    assert_int_equal(call.rate.remaining, 1000 - 6 - 10); /* six calls, then weight 10 */
+    assert_int_equal(call.rate.remaining, 1000 - 6 - 10);    /* six calls, then weight 10 */
     const char *h = "tokens=1234, images = 2, bogus, Bad=3, =4, big=99999999999999999999999";
     assert_int_equal(tg_gateway_settle(f->gw, &call, 201, 0, h, strlen(h), NULL, NULL), 1);
     assert_int_equal(tg_meter_flush(f->meter), 0);
@@ -302,6 +354,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_endpoint_and_suspended, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit_uses_no_quota, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quota_block_and_release, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metering_backlog_refuses_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bill_route_and_units_header, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throttle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoked_and_expired, setup, teardown),
