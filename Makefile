@@ -3,6 +3,7 @@
 #   make SANITIZE=address,undefined   build/asan/tollgate
 #   make SANITIZE=thread      build/tsan/tollgate
 #   make test                 install deps if missing, build normal + ASan/UBSan, run every test
+#   make fuzz                 the fuzz targets (clang, libFuzzer) for FUZZ_SECONDS each
 #   make run                  install deps if missing, build, start the demo upstream + gateway
 CC       ?= gcc
 SANITIZE ?=
@@ -38,7 +39,7 @@ UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRCS  := $(wildcard tools/*.c)
 TOOL_BINS  := $(TOOL_SRCS:tools/%.c=$(BUILD)/%)
 
-.PHONY: all deps test unit integration run fmt lint clean check-config bench
+.PHONY: all deps test unit integration run fmt lint clean check-config bench fuzz fuzz-bins
 all: $(BUILD)/tollgate $(TOOL_BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -61,6 +62,15 @@ $(BUILD)/%: tools/%.c $(BUILD)/libtollgate.a
 
 unit-bins: $(UNIT_BINS)
 
+# Fuzz targets (libFuzzer, so clang), with ASan+UBSan, in build/fuzz: `make fuzz-bins`.
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+fuzz-bins:
+	$(MAKE) BUILD=build/fuzz CC=clang SANITIZE=address,undefined EXTRA_CFLAGS=-fsanitize=fuzzer-no-link $(FUZZ_BINS)
+
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libtollgate.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libtollgate.a $(LDLIBS)
+
 # The unit tests of the threaded modules also run under ThreadSanitizer.
 TSAN_UNIT_BINS := build/tsan/tests/test_meter build/tsan/tests/test_limits
 
@@ -73,6 +83,7 @@ test: deps
 	$(MAKE) all
 	$(MAKE) SANITIZE=address,undefined all unit-bins
 	$(MAKE) SANITIZE=thread build/tsan/tollgate $(TSAN_UNIT_BINS)
+	$(MAKE) fuzz-bins
 	scripts/run-tests.sh
 
 unit:
@@ -81,6 +92,9 @@ unit:
 
 integration: all
 	scripts/run-tests.sh integration
+
+fuzz: fuzz-bins
+	scripts/run-tests.sh fuzz
 
 run: deps
 	$(MAKE) all

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the test suites and prints one closing line: "tests: N passed, M failed".
 #   scripts/run-tests.sh            unit (ASan+UBSan binaries) then integration
-#   scripts/run-tests.sh unit|integration
+#   scripts/run-tests.sh unit|integration|e2e|fuzz
 # Unit tests are the cmocka binaries in build/asan/tests/ (and, for the threaded modules, the
 # ThreadSanitizer builds in build/tsan/tests/). Integration tests (node's test
 # runner) start the real build/tollgate, then again the sanitized build/asan/tollgate.
@@ -62,6 +62,37 @@ run_integration() {
   fi
 }
 
+# Each fuzz target runs for FUZZ_SECONDS (default 20) from its committed corpus
+# (tests/fuzz/corpus/NAME: seeds, and every input that once failed, so each run replays them),
+# with new inputs kept in build/fuzz/work/NAME. A failing input is written next to the log.
+run_fuzz() {
+  local bin name log n=0
+  for bin in build/fuzz/fuzz_*; do
+    [ -x "$bin" ] || continue
+    n=$((n + 1))
+    name=${bin#build/fuzz/fuzz_}
+    log=build/test-logs/fuzz-$name.log
+    mkdir -p "build/fuzz/work/$name" "tests/fuzz/corpus/$name"
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      timeout 300 "$bin" -max_total_time="${FUZZ_SECONDS:-20}" -timeout=10 -max_len=16384 -rss_limit_mb=2048 \
+      -print_final_stats=1 -artifact_prefix="build/test-logs/fuzz-$name-" \
+      "build/fuzz/work/$name" "tests/fuzz/corpus/$name" >"$log" 2>&1
+    local rc=$?
+    if [ "$rc" -ne 0 ]; then
+      failed=$((failed + 1))
+      echo "FAIL $bin (exit $rc):"; grep -E 'ERROR|SUMMARY|Test unit written|runtime error' "$log" | head -n 20
+      echo "(full log: $log)"
+    else
+      passed=$((passed + 1))
+      echo "ok   $bin: $(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -Eo '[0-9]+$') inputs, no failure"
+    fi
+  done
+  if [ "$n" -eq 0 ]; then
+    echo "FAIL no fuzz targets in build/fuzz (make fuzz-bins)"
+    failed=$((failed + 1))
+  fi
+}
+
 run_e2e() {
   local log=build/test-logs/e2e.log
   echo "browser tests (chromium)"
@@ -84,9 +115,11 @@ case $what in
     run_integration build/asan/tollgate asan
     run_integration build/tsan/tollgate tsan tests/integration/concurrency.test.mjs
     run_e2e
+    run_fuzz
     ;;
   e2e) run_e2e ;;
-  *) echo "usage: $0 [unit|integration|e2e|all]" >&2; exit 2 ;;
+  fuzz) run_fuzz ;;
+  *) echo "usage: $0 [unit|integration|e2e|fuzz|all]" >&2; exit 2 ;;
 esac
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

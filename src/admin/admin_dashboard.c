@@ -18,7 +18,7 @@ typedef struct cust_row {
     tg_customer_t c;
     uint64_t calls;
     uint64_t included;
-    int64_t billed; /* sum of invoice totals, nano-units */
+    int64_t billed;     /* sum of invoice totals, nano-units */
     int64_t last_usage; /* usage lines of invoices of the last closed period */
     int64_t now;
 } cust_row_t;
@@ -110,12 +110,13 @@ static json_t *money(tg_money_t v)
 
 static json_t *top(dash_t *d, int (*cmp)(const void *, const void *))
 {
-    qsort(d->rows, d->n, sizeof(*d->rows), cmp);
+    if (d->n > 1) /* with no customers rows is NULL, which qsort must not be given */
+        qsort(d->rows, d->n, sizeof(*d->rows), cmp);
     json_t *arr = json_array();
     for (size_t i = 0; i < d->n && i < TOP_N; i++)
-        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:I,s:o}", "id", d->rows[i].c.id, "email", d->rows[i].c.email,
-                                             "plan", d->rows[i].c.plan_id, "calls", (json_int_t)d->rows[i].calls,
-                                             "billed", money(d->rows[i].billed)));
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:I,s:o}", "id", d->rows[i].c.id, "email",
+                                             d->rows[i].c.email, "plan", d->rows[i].c.plan_id, "calls",
+                                             (json_int_t)d->rows[i].calls, "billed", money(d->rows[i].billed)));
     return arr;
 }
 
@@ -174,17 +175,17 @@ void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
         usage_revenue += r->last_usage;
         r->included = tg_plan_included(plan, "api_calls");
         if (r->included != TG_UNLIMITED && r->included > 0 && r->calls * 10 >= r->included * 8)
-            json_array_append_new(near, json_pack("{s:s,s:s,s:s,s:I,s:I,s:b}", "id", r->c.id, "email", r->c.email, "plan",
-                                                  plan->id, "calls", (json_int_t)r->calls, "included",
+            json_array_append_new(near, json_pack("{s:s,s:s,s:s,s:I,s:I,s:b}", "id", r->c.id, "email", r->c.email,
+                                                  "plan", plan->id, "calls", (json_int_t)r->calls, "included",
                                                   (json_int_t)r->included, "over", r->calls > r->included));
     }
     uint64_t total_calls = 0;
     for (size_t i = 0; i < d.n; i++)
         total_calls += d.rows[i].calls;
     json_t *j = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:i,s:i,s:o,s:I,s:o}", "as_of", tg_adm_json_time(d.now), "mrr",
-                          money(mrr), "arr", money(mrr * 12), "mrr_by_plan", mrr_by_plan, "customers_by_plan",
-                          by_plan, "customers_by_status", by_status, "signups_this_month", signups,
-                          "churned_this_month", churned, "trial_conversion",
+                          money(mrr), "arr", money(mrr * 12), "mrr_by_plan", mrr_by_plan, "customers_by_plan", by_plan,
+                          "customers_by_status", by_status, "signups_this_month", signups, "churned_this_month",
+                          churned, "trial_conversion",
                           trials_ended > 0 ? json_real((double)trials_converted / trials_ended) : json_null(),
                           "calls_this_period", (json_int_t)total_calls, "calls_per_day", d.daily);
     uint64_t upgrades = 0, downgrades = 0;

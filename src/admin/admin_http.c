@@ -16,6 +16,7 @@
 #include "metrics/metrics.h"
 #include "util/clock.h"
 #include "util/period.h"
+#include "util/utf8.h"
 
 /* ---- small helpers ---- */
 
@@ -45,9 +46,15 @@ void tg_adm_reply_json(tg_admin_response_t *res, int status, json_t *j)
 {
     res->status = status;
     res->content_type = "application/json";
-    res->body = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    res->body_len = res->body != NULL ? strlen(res->body) : 0;
+    res->body = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(j);
+    if (res->body == NULL) { /* out of memory, or a value jansson refused: never an empty body */
+        static const char failed[] =
+            "{\"error\":{\"type\":\"internal_error\",\"message\":\"The answer could not be encoded as JSON.\"}}";
+        res->status = 500;
+        res->body = strdup(failed);
+    }
+    res->body_len = res->body != NULL ? strlen(res->body) : 0;
 }
 
 void tg_adm_reply_error(tg_admin_response_t *res, int status, const char *type, const char *fmt, ...)
@@ -57,6 +64,7 @@ void tg_adm_reply_error(tg_admin_response_t *res, int status, const char *type, 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    tg_utf8_scrub(msg); /* messages quote what the client sent */
     snprintf(docs, sizeof(docs), "https://tollgate.dev/docs/errors#%s", type);
     tg_adm_reply_json(res, status, json_pack("{s:{s:s,s:s,s:s}}", "error", "type", type, "message", msg, "docs", docs));
 }
@@ -69,7 +77,6 @@ void tg_adm_random_id(const char *prefix, char *out, size_t cap)
     sodium_bin2hex(hex, sizeof(hex), raw, sizeof(raw));
     snprintf(out, cap, "%s%s", prefix, hex);
 }
-
 
 int tg_adm_split_path(const char *path, size_t len, tg_adm_segs_t *s)
 {
@@ -124,7 +131,7 @@ json_t *tg_adm_parse_body(const tg_admin_request_t *r, tg_admin_response_t *res)
     json_t *j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &je);
     if (j == NULL) {
         tg_adm_reply_error(res, 400, "bad_request", "The body is not valid JSON: %s at line %d column %d.", je.text,
-                    je.line, je.column);
+                           je.line, je.column);
         return NULL;
     }
     if (!json_is_object(j)) {
@@ -147,4 +154,3 @@ const char *tg_adm_opt_string(json_t *obj, const char *name, int *bad)
     }
     return json_string_value(v);
 }
-

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/utf8.h"
+
 static const char *metric_name(const tg_charge_t *c)
 {
     return c->metric != NULL ? c->metric : "(unnamed metric)";
@@ -201,23 +203,6 @@ static int check_plan(const tg_plan_t *plan, tg_err_t *err)
     return 0;
 }
 
-/* snprintf may cut a long plan name inside a multi-byte UTF-8 character; JSON needs valid UTF-8,
- * so drop such a partial character at the end. */
-static void trim_partial_utf8(char *s)
-{
-    size_t n = strlen(s), i = n, cont = 0;
-    while (i > 0 && cont < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) {
-        i--;
-        cont++;
-    }
-    if (i == 0)
-        return;
-    unsigned char lead = (unsigned char)s[i - 1];
-    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-    if (need != cont + 1)
-        s[i - 1] = '\0';
-}
-
 static int fail(tg_quote_t *out, int rc)
 {
     tg_quote_free(out);
@@ -253,7 +238,7 @@ int tg_quote_build(const tg_plan_t *plan, const tg_usage_qty_t *usage, size_t nu
                  plan->interval == TG_INTERVAL_YEAR ? "year" : "month");
         l->quantity = 1;
         l->unit_price = l->exact = plan->price;
-        trim_partial_utf8(l->description);
+        tg_utf8_scrub(l->description); /* snprintf may have cut a long plan name inside a character */
         if (round_line(plan->price, d, &l->amount) != 0)
             return fail(out, tg_errf(err, TG_ERANGE, "plan %s: the base fee cannot be rounded in range", id));
     }

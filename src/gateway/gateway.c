@@ -12,6 +12,7 @@
 #include "gateway/apikey.h"
 #include "metrics/metrics.h"
 #include "util/clock.h"
+#include "util/utf8.h"
 
 struct tg_gateway {
     tg_gateway_deps_t deps;
@@ -82,6 +83,7 @@ static int refuse(tg_refusal_t *r, int status, const char *type, tg_outcome_t ou
     va_start(ap, fmt);
     vsnprintf(r->message, sizeof(r->message), fmt, ap);
     va_end(ap);
+    tg_utf8_scrub(r->message); /* it may quote the request's path */
     r->status = status;
     r->type = type;
     tg_metrics_count_decision(outcome);
@@ -309,9 +311,7 @@ static int valid_metric(const char *s, size_t n)
     return 1;
 }
 
-/* Parses "tokens=1234, images=2" into rows after the call's own; malformed items are skipped
- * (the upstream is trusted but not with our memory). Returns the number of rows added. */
-static size_t parse_units_header(const char *h, size_t len, tg_usage_t *rows, size_t cap)
+size_t tg_gateway_parse_units(const char *h, size_t len, tg_usage_t *rows, size_t cap)
 {
     size_t n = 0, i = 0;
     while (i < len && n < cap) {
@@ -375,17 +375,19 @@ int tg_gateway_settle(tg_gateway_t *gw, tg_call_t *call, int status, int upstrea
         rows[i].units = call->units[i].units;
     }
     if (units_header != NULL && units_len > 0) {
-        size_t extra = parse_units_header(units_header, units_len, rows + n, TG_CALL_MAX_METRICS);
+        size_t extra = tg_gateway_parse_units(units_header, units_len, rows + n, TG_CALL_MAX_METRICS);
         for (size_t i = n; i < n + extra; i++)
             tg_quota_add(gw->deps.quota, tg_account_id(call->account), call->period_start, rows[i].metric,
                          rows[i].units);
         n += extra;
     }
-    /* A metric named twice (route and header) would collide on (event_id, metric): merge. */
+    /* A metric named twice (route and header) would collide on (event_id, metric): merge. The
+     * sum saturates: the meter refuses units past INT64_MAX, and with them the whole call. */
     for (size_t i = 0; i < n; i++)
         for (size_t j = i + 1; j < n;)
             if (strcmp(rows[i].metric, rows[j].metric) == 0) {
-                rows[i].units += rows[j].units;
+                rows[i].units = rows[i].units > (uint64_t)INT64_MAX - rows[j].units ? (uint64_t)INT64_MAX
+                                                                                    : rows[i].units + rows[j].units;
                 rows[j] = rows[--n];
             } else {
                 j++;

@@ -74,24 +74,28 @@ void tg_gateway_free(tg_gateway_t *gw);
 /* Decides one call. Returns 1 if it may be forwarded (call filled), 0 if refused (refusal
  * filled; call->account is set when the caller was authenticated, so its headers can still be
  * emitted). */
-int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *call,
-                     tg_refusal_t *refusal);
+int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *call, tg_refusal_t *refusal);
 
 /* The upstream answered with `status` (or the call failed: pass 502/504 with upstream_failed).
  * units_header is the upstream's Tollgate-Units value or NULL. If the call is billable its usage
  * is submitted to the meter and 1 is returned: cb(arg, status) fires once the usage is durable.
  * Otherwise its reservation is released and 0 is returned (cb is not called). Negative on a
  * meter error (usage could not be queued; the reservation is kept, as the call was served). */
-int tg_gateway_settle(tg_gateway_t *gw, tg_call_t *call, int status, int upstream_failed,
-                      const char *units_header, size_t units_len, tg_meter_done_cb cb, void *arg);
+int tg_gateway_settle(tg_gateway_t *gw, tg_call_t *call, int status, int upstream_failed, const char *units_header,
+                      size_t units_len, tg_meter_done_cb cb, void *arg);
 
 /* The request ended without a response (client went away): releases the reservation. */
 void tg_gateway_abandon(tg_gateway_t *gw, tg_call_t *call);
 
+/* Parses a Tollgate-Units header value ("tokens=1234, images=2") into rows[0..cap): for each
+ * item, the metric (lowercase letters, digits and '_', under TG_METRIC_MAX bytes) and units
+ * (1 to INT64_MAX); only those two fields are written. Malformed, zero and overflowing items
+ * are skipped: the upstream is trusted, but not with our memory. Returns the rows written. */
+size_t tg_gateway_parse_units(const char *h, size_t len, tg_usage_t *rows, size_t cap);
+
 /* Emits the rate-limit and quota headers for this call (name, value pairs). */
 typedef void (*tg_header_emit_cb)(const char *name, const char *value, size_t value_len, void *arg);
-void tg_gateway_headers(const tg_call_t *call, const tg_refusal_t *refusal, tg_header_emit_cb emit,
-                        void *arg);
+void tg_gateway_headers(const tg_call_t *call, const tg_refusal_t *refusal, tg_header_emit_cb emit, void *arg);
 
 /* Renders {"error":{"type","message","docs"}} into buf; returns its length. */
 size_t tg_gateway_error_json(const char *type, const char *message, char *buf, size_t cap);

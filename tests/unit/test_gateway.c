@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <jansson.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -269,6 +270,28 @@ static void test_metering_backlog_refuses_calls(void **state)
     free(u);
 }
 
+/* A refusal quotes the request's path: bytes that are not UTF-8 become '?', so the JSON error
+ * keeps its message (jansson refuses invalid UTF-8, and the body used to lose the message). */
+static void test_refusal_quoting_a_non_utf8_path(void **state)
+{
+    fx_t *f = *state;
+    char key[TG_APIKEY_BUF];
+    add_customer(f, "cus_u", "free", "active", key);
+    tg_call_t call;
+    tg_refusal_t r;
+    assert_int_equal(admit(f, "GET", "/v1/vision/\xff\xfe", key, &call, &r), 0);
+    assert_int_equal(r.status, 403);
+    char json[1024];
+    size_t n = tg_gateway_error_json(r.type, r.message, json, sizeof(json));
+    json_t *j = json_loadb(json, n, 0, NULL);
+    assert_non_null(j);
+    const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+    assert_non_null(msg);
+    assert_non_null(strstr(msg, "does not include /v1/vision/?"
+                                "?."));
+    json_decref(j);
+}
+
 static void test_bill_route_and_units_header(void **state)
 {
     fx_t *f = *state;
@@ -304,6 +327,14 @@ static void test_bill_route_and_units_header(void **state)
     assert_int_equal(used(f, "cus_p", "api_calls"), 6);
     assert_int_equal(used(f, "cus_p", "images"), 3);
     assert_int_equal(used(f, "cus_p", "tokens"), 1234);
+    /* The same metric twice adding up past INT64_MAX: the sum saturates; the call's usage is
+     * metered all the same (it used to be refused whole). */
+    assert_int_equal(admit(f, "GET", "/v1/text/y", key, &call, &r), 1);
+    h = "tokens=9223372036854775807, tokens=2";
+    assert_int_equal(tg_gateway_settle(f->gw, &call, 200, 0, h, strlen(h), NULL, NULL), 1);
+    assert_int_equal(tg_meter_flush(f->meter), 0);
+    assert_int_equal(tg_store_usage_total(f->st, "api_calls", &total, &err), 0);
+    assert_int_equal(total, 7);
 }
 
 static void test_throttle(void **state)
@@ -355,6 +386,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rate_limit_uses_no_quota, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quota_block_and_release, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metering_backlog_refuses_calls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refusal_quoting_a_non_utf8_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bill_route_and_units_header, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throttle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoked_and_expired, setup, teardown),
