@@ -97,7 +97,11 @@ size_t tg_gateway_parse_units(const char *h, size_t len, tg_usage_t *rows, size_
 typedef void (*tg_header_emit_cb)(const char *name, const char *value, size_t value_len, void *arg);
 void tg_gateway_headers(const tg_call_t *call, const tg_refusal_t *refusal, tg_header_emit_cb emit, void *arg);
 
-/* Renders {"error":{"type","message","docs"}} into buf; returns its length. */
+/* Room for any refusal's JSON: a message of up to 511 bytes, each escaped to at most 6. */
+#define TG_ERROR_JSON_MAX 4096
+
+/* Renders {"error":{"type","message","docs"}} into buf; returns its length. Below
+ * TG_ERROR_JSON_MAX bytes of room a long message may not fit, and the body then has no message. */
 size_t tg_gateway_error_json(const char *type, const char *message, char *buf, size_t cap);
 
 #endif

@@ -271,7 +271,7 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
     worker->in_flight++;
     tg_refusal_t refusal;
     if (!tg_gateway_admit(srv->deps.gateway, &rq, &gr->call, &refusal)) {
-        char json[1024];
+        char json[TG_ERROR_JSON_MAX];
         size_t n = tg_gateway_error_json(refusal.type, refusal.message, json, sizeof(json));
         if (gr->call.account != NULL)
             tg_gateway_headers(&gr->call, &refusal, add_header_cb, req);

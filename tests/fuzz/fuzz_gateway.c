@@ -165,7 +165,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (m == NULL)
             abort();
         json_decref(m);
-        char body[1024];
+        char body[TG_ERROR_JSON_MAX];
         size_t n = tg_gateway_error_json(r.type, r.message, body, sizeof(body));
         json_t *j = json_loadb(body, n, 0, NULL);
         if (j == NULL || !json_is_string(json_object_get(json_object_get(j, "error"), "message")))
