@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "admin/admin_api.h"
+#include "fuzz_support.h"
 
 #define ADMIN_TOKEN "fuzz-admin-token-0123456789"
 #define KEY_SECRET "fuzz-key-secret-0123456789abcdef0123"
@@ -28,25 +29,12 @@ static const char *yaml = "upstream: {url: \"http://127.0.0.1:9\"}\n"
                           " charges: [{metric: api_calls, model: per_unit, unit_price: \"0.0005\"}]}\n";
 
 static tg_admin_t *admin;
-static char dir[64];
-
-static void cleanup(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "fuzz_admin: could not remove %s\n", dir);
-}
 
 /* The objects live as long as the process, as in the server. */
 static void setup(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/tg_fuzz_admin_XXXXXX");
-    if (mkdtemp(dir) == NULL)
-        abort();
-    atexit(cleanup);
     char url[128], errbuf[2048];
-    snprintf(url, sizeof(url), "sqlite:%s/t.db", dir);
+    fuzz_temp_db("admin", url, sizeof(url));
     static tg_config_t *cfg;
     tg_store_t *st = NULL;
     tg_accounts_t *accounts;

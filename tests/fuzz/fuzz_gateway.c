@@ -22,6 +22,9 @@
 #include "store/store.h"
 #include "util/clock.h"
 
+#include "../support/customers.h"
+#include "fuzz_support.h"
+
 #define SECRET "fuzz-key-secret-0123456789abcdef0123"
 
 static const char *yaml =
@@ -39,50 +42,12 @@ static const char *yaml =
 
 static tg_gateway_t *gw;
 static char keys[3][TG_APIKEY_BUF];
-static char dir[64];
-
-static void cleanup(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "fuzz_gateway: could not remove %s\n", dir);
-}
-
-static void add_customer(tg_config_t *cfg, tg_store_t *st, tg_accounts_t *acc, int i, const char *plan,
-                         const char *status)
-{
-    tg_customer_t c;
-    memset(&c, 0, sizeof(c));
-    snprintf(c.id, sizeof(c.id), "cus_fuzz%d", i);
-    snprintf(c.email, sizeof(c.email), "fuzz%d@example.com", i);
-    snprintf(c.plan_id, sizeof(c.plan_id), "%s", plan);
-    snprintf(c.status, sizeof(c.status), "%s", status);
-    c.created_at = c.anchor_at = tg_clock_now_ns() / TG_NS_PER_SEC - 10;
-    tg_key_t k;
-    memset(&k, 0, sizeof(k));
-    tg_apikey_generate(1, keys[i]);
-    snprintf(k.id, sizeof(k.id), "key_fuzz%d", i);
-    snprintf(k.customer_id, sizeof(k.customer_id), "%s", c.id);
-    tg_apikey_hash((const uint8_t *)cfg->keys.secret, strlen(cfg->keys.secret), keys[i], strlen(keys[i]), k.hash);
-    k.created_at = c.created_at;
-    tg_err_t err = {0};
-    if (tg_store_customer_insert(st, &c, &err) != 0 || tg_accounts_put_customer(acc, &c, &err) != 0 ||
-        tg_store_key_insert(st, &k, &err) != 0 || tg_accounts_put_key(acc, &k, &err) != 0) {
-        fprintf(stderr, "fuzz_gateway: %s\n", err.msg);
-        abort();
-    }
-}
 
 /* The objects live as long as the process, as in the server. */
 static void setup(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/tg_fuzz_gw_XXXXXX");
-    if (mkdtemp(dir) == NULL)
-        abort();
-    atexit(cleanup);
     char url[128], errbuf[2048];
-    snprintf(url, sizeof(url), "sqlite:%s/t.db", dir);
+    fuzz_temp_db("gateway", url, sizeof(url));
     tg_config_t *cfg;
     static tg_store_t *st; /* kept: the test customers' rows are written with it */
     tg_accounts_t *acc;
@@ -97,9 +62,12 @@ static void setup(void)
         fprintf(stderr, "fuzz_gateway: setup: %s%s\n", errbuf, err.msg);
         abort();
     }
-    add_customer(cfg, st, acc, 0, "free", "active");
-    add_customer(cfg, st, acc, 1, "pro", "active");
-    add_customer(cfg, st, acc, 2, "free", "suspended");
+    if (tg_test_add_customer(cfg, st, acc, "cus_free", "free", "active", keys[0], &err) != 0 ||
+        tg_test_add_customer(cfg, st, acc, "cus_pro", "pro", "active", keys[1], &err) != 0 ||
+        tg_test_add_customer(cfg, st, acc, "cus_suspended", "free", "suspended", keys[2], &err) != 0) {
+        fprintf(stderr, "fuzz_gateway: %s\n", err.msg);
+        abort();
+    }
     tg_gateway_deps_t d = {cfg, acc, lim, quota, meter};
     if ((gw = tg_gateway_new(&d, (const uint8_t *)SECRET, strlen(SECRET))) == NULL)
         abort();

@@ -20,6 +20,8 @@
 #include "store/store.h"
 #include "util/clock.h"
 
+#include "../support/customers.h"
+
 static const char *yaml =
     "server: {listen: \"127.0.0.1:1\", admin_listen: \"127.0.0.1:2\"}\n"
     "upstream: {url: \"http://127.0.0.1:3\"}\n"
@@ -47,25 +49,8 @@ typedef struct {
 
 static void add_customer(fx_t *f, const char *id, const char *plan, const char *status, char key[TG_APIKEY_BUF])
 {
-    tg_customer_t c;
-    memset(&c, 0, sizeof(c));
-    snprintf(c.id, sizeof(c.id), "%s", id);
-    snprintf(c.email, sizeof(c.email), "%s@example.com", id);
-    snprintf(c.plan_id, sizeof(c.plan_id), "%s", plan);
-    snprintf(c.status, sizeof(c.status), "%s", status);
-    c.created_at = c.anchor_at = tg_clock_now_ns() / TG_NS_PER_SEC - 10;
     tg_err_t err = {0};
-    assert_int_equal(tg_store_customer_insert(f->st, &c, &err), 0);
-    assert_int_equal(tg_accounts_put_customer(f->acc, &c, &err), 0);
-    tg_key_t k;
-    memset(&k, 0, sizeof(k));
-    tg_apikey_generate(1, key);
-    snprintf(k.id, sizeof(k.id), "key_%s", id);
-    snprintf(k.customer_id, sizeof(k.customer_id), "%s", id);
-    tg_apikey_hash((const uint8_t *)f->cfg->keys.secret, strlen(f->cfg->keys.secret), key, strlen(key), k.hash);
-    k.created_at = c.created_at;
-    assert_int_equal(tg_store_key_insert(f->st, &k, &err), 0);
-    assert_int_equal(tg_accounts_put_key(f->acc, &k, &err), 0);
+    assert_int_equal(tg_test_add_customer(f->cfg, f->st, f->acc, id, plan, status, key, &err), 0);
 }
 
 static int setup(void **state)
