@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Runs the test suites and prints one closing line: "tests: N passed, M failed".
+# The security tests (tests/security/, one or more per OWASP API Security Top 10 category) run
+# with the integration tests, on the release build and on the ASan build.
 #   scripts/run-tests.sh            unit (ASan+UBSan binaries) then integration
 #   scripts/run-tests.sh unit|integration|e2e|fuzz
 # Unit tests are the cmocka binaries in build/asan/tests/ (and, for the threaded modules, the
@@ -38,7 +40,7 @@ run_unit() {
 # measured mostly the quarantine, passing or failing by timing. A 32 MB quarantine keeps that
 # bound meaningful (the release-build pass checks the tight one).
 run_integration() {
-  local bin=$1 label=$2 files=${3:-tests/integration/} log=build/test-logs/integration-$2.log
+  local bin=$1 label=$2 files=${3:-tests/integration/ tests/security/} log=build/test-logs/integration-$2.log
   # the demo upstream of the same build when there is one, so the ASan pass checks it too
   local upstream=${bin%/tollgate}/demo-upstream
   [ -x "$upstream" ] || upstream=build/demo-upstream
