@@ -9,6 +9,8 @@
 #include "http/server.h"
 #include "http/upstream.h"
 
+#define ADMIN_MAX_BODY (1024 * 1024)
+
 typedef struct tg_worker {
     struct tg_server *srv;
     pthread_t tid;
@@ -42,6 +44,8 @@ struct tg_server {
 int tg_http_register_gateway(struct tg_server *srv, h2o_pathconf_t *pathconf, tg_err_t *err);
 /* Sets up a gateway worker's own upstream client (proxy.c). */
 void tg_http_init_upstream(struct tg_server *srv, tg_worker_t *w);
+/* Registers the admin handler on the admin port's pathconf (admin_front.c). */
+void tg_http_register_admin(struct tg_server *srv, h2o_pathconf_t *pathconf);
 /* Receives meter completions on a worker's loop (proxy.c). */
 void tg_http_on_commits(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
 
