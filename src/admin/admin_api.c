@@ -76,24 +76,24 @@ void tg_admin_free(tg_admin_t *a)
     free(a);
 }
 
-void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
+int tg_admin_handle_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
 {
     tg_adm_segs_t s;
     memset(res, 0, sizeof(*res));
     if (tg_adm_split_path(r->path, r->path_len, &s) != 0) {
         tg_adm_reply_error(res, 404, "not_found", "No such route.");
-        return;
+        return 1;
     }
     if (s.n == 1 && tg_adm_seg_is(&s, 0, "healthz")) {
         tg_adm_reply_json(res, 200, json_pack("{s:s}", "status", "ok"));
-        return;
+        return 1;
     }
     if (s.n == 1 && tg_adm_seg_is(&s, 0, "metrics")) {
         res->status = 200;
         res->content_type = "text/plain; version=0.0.4";
         res->body = tg_metrics_render(a->d.meter);
         res->body_len = res->body != NULL ? strlen(res->body) : 0;
-        return;
+        return 1;
     }
     if (tg_adm_seg_is(&s, 0, "v1") && tg_adm_seg_is(&s, 1, "plans") && tg_adm_method_is(r, "GET")) {
         if (s.n == 2) {
@@ -101,7 +101,7 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
             for (size_t i = 0; i < a->d.cfg->nplans; i++)
                 json_array_append_new(arr, tg_adm_plan_json(&a->d.cfg->plans[i]));
             tg_adm_reply_json(res, 200, json_pack("{s:o}", "data", arr));
-            return;
+            return 1;
         }
         char id[TG_PLAN_ID_MAX];
         const tg_plan_t *plan = tg_adm_seg_copy(&s, 2, id, sizeof(id)) == 0 ? tg_config_find_plan(a->d.cfg, id) : NULL;
@@ -111,9 +111,19 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
             tg_adm_reply_json(res, 200, tg_adm_plan_json(plan));
         else
             tg_adm_quote_plan(a, plan, r, res);
-        return;
+        return 1;
     }
-    if (tg_portal_handle(a, &s, r, res) || tg_adm_static(r, res))
+    return tg_adm_static(r, res);
+}
+
+void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    tg_adm_segs_t s;
+    if (tg_admin_handle_quick(a, r, res))
+        return;
+    memset(res, 0, sizeof(*res));
+    tg_adm_split_path(r->path, r->path_len, &s); /* quick answered the paths it cannot split */
+    if (tg_portal_handle(a, &s, r, res))
         return;
     if (!(tg_adm_seg_is(&s, 0, "v1") && tg_adm_seg_is(&s, 1, "admin"))) {
         tg_adm_reply_error(res, 404, "not_found", "No such route: %.*s", (int)(r->path_len > 200 ? 200 : r->path_len),

@@ -159,6 +159,63 @@ static json_t *session_reply(tg_admin_t *a, const tg_customer_t *c, const char *
     return json_pack("{s:o,s:s}", "customer", tg_adm_customer_json(a, c), "csrf_token", csrf);
 }
 
+/* The slow half of a sign-up or a sign-in: the Argon2id work, run by a hash worker (see
+ * admin_api.h). The password is copied here, wiped as soon as the hash is done, and this object
+ * is the only memory the worker touches. */
+enum { SLOW_SIGNUP, SLOW_LOGIN };
+
+struct tg_admin_slow {
+    int kind;
+    int verified;                         /* SLOW_LOGIN: the password matched */
+    int found;                            /* SLOW_LOGIN: the email has an account with a password */
+    char password[PASSWORD_MAX + 1];      /* wiped by tg_admin_slow_run */
+    char hash[crypto_pwhash_STRBYTES];    /* SLOW_SIGNUP: out; SLOW_LOGIN: the stored hash */
+    char email[TG_EMAIL_MAX];
+    char company[TG_NAME_MAX];
+    char plan_id[TG_PLAN_ID_MAX];
+    char remote_addr[64];
+    tg_customer_t customer; /* SLOW_LOGIN: the account, when found */
+};
+
+static tg_admin_slow_t *slow_new(int kind, const char *password)
+{
+    tg_admin_slow_t *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return NULL;
+    w->kind = kind;
+    snprintf(w->password, sizeof(w->password), "%s", password);
+    return w;
+}
+
+static void slow_free(tg_admin_slow_t *w)
+{
+    sodium_memzero(w, sizeof(*w));
+    free(w);
+}
+
+void tg_admin_slow_run(tg_admin_slow_t *w)
+{
+    size_t n = strlen(w->password);
+    if (w->kind == SLOW_SIGNUP) {
+        if (crypto_pwhash_str(w->hash, w->password, n, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                              crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+            w->hash[0] = '\0';
+    } else if (w->found) {
+        w->verified = crypto_pwhash_str_verify(w->hash, w->password, n) == 0;
+    } else {
+        /* An unknown email costs the same Argon2 work as a wrong password, so timing tells
+         * nothing about which emails have accounts. */
+        char dummy[crypto_pwhash_STRBYTES];
+        if (crypto_pwhash_str(dummy, w->password, n, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                              crypto_pwhash_MEMLIMIT_INTERACTIVE) == 0)
+            sodium_memzero(dummy, sizeof(dummy));
+        w->verified = 0;
+    }
+    sodium_memzero(w->password, sizeof(w->password));
+}
+
+/* Cheap checks first (the body, the password rules, the plan, an existing account), then the
+ * hash is handed to a worker: nothing slow runs on the back thread. */
 static void signup(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
 {
     json_t *body = tg_adm_parse_body(r, res);
@@ -168,6 +225,8 @@ static void signup(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response
     const char *email = tg_adm_opt_string(body, "email", &bad), *company = tg_adm_opt_string(body, "company", &bad),
                *password = tg_adm_opt_string(body, "password", &bad), *plan_id = tg_adm_opt_string(body, "plan", &bad);
     const tg_plan_t *plan = plan_id != NULL ? tg_config_find_plan(a->d.cfg, plan_id) : NULL;
+    tg_customer_t existing;
+    tg_err_t err = {0};
     char hash[crypto_pwhash_STRBYTES];
     if (bad)
         tg_adm_reply_error(res, 400, "bad_request", "email, company, password and plan must be strings.");
@@ -179,41 +238,54 @@ static void signup(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response
         tg_adm_reply_error(res, 400, "bad_request", "company: at most %d characters.", TG_NAME_MAX - 1);
     else if (plan == NULL)
         tg_adm_reply_error(res, 400, "bad_request", "plan: \"%s\" is not one of the plans.", plan_id ? plan_id : "");
-    else if (crypto_pwhash_str(hash, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                               crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
-        tg_adm_reply_error(res, 503, "service_unavailable", "Out of memory hashing the password; retry.");
+    else if (tg_store_customer_by_email(a->d.store, email, &existing, hash, sizeof(hash), &err) == 0)
+        tg_adm_reply_error(res, 409, "conflict", "A customer with the email %s exists already.", email);
+    else if ((res->slow = slow_new(SLOW_SIGNUP, password)) == NULL)
+        tg_adm_reply_error(res, 503, "service_unavailable", "Out of memory; retry.");
     else {
-        tg_customer_t c;
-        tg_key_t k;
-        memset(&k, 0, sizeof(k));
-        char secret[TG_APIKEY_BUF], csrf[72];
-        tg_err_t err = {0};
-        /* One transaction: the account, its password, its first key and the session together. */
-        if (tg_store_tx_begin(a->d.store, &err) != 0)
-            tg_adm_reply_error(res, 500, "internal_error", "%s", err.msg);
-        else if (tg_adm_new_customer(a, email, company, plan, &c, res) != 0)
-            tg_store_tx_rollback(a->d.store);
-        else if (tg_store_customer_set_password(a->d.store, c.id, hash, &err) != 0 ||
-                 tg_adm_issue_key(a, c.id, "default", 1, &k, secret, &err) != 0 ||
-                 start_session(a, &c, res, csrf, &err) != 0 || tg_store_tx_commit(a->d.store, &err) != 0) {
-            tg_store_tx_rollback(a->d.store);
-            if (k.id[0] != '\0') { /* the key reached the gateway's memory: take it back there too */
-                k.revoked_at = tg_adm_now_s();
-                tg_accounts_put_key(a->d.accounts, &k, NULL);
-            }
-            res->set_cookie[0] = '\0';
-            tg_adm_reply_error(res, 500, "internal_error", "Signing up failed: %s", err.msg);
-        } else {
-            json_t *key = tg_adm_key_json(a, &k);
-            json_object_set_new(key, "secret", json_string(secret));
-            json_t *j = session_reply(a, &c, csrf);
-            json_object_set_new(j, "key", key);
-            tg_adm_reply_json(res, 201, j);
-        }
-        sodium_memzero(secret, sizeof(secret));
+        snprintf(res->slow->email, sizeof(res->slow->email), "%s", email);
+        snprintf(res->slow->company, sizeof(res->slow->company), "%s", company != NULL ? company : "");
+        snprintf(res->slow->plan_id, sizeof(res->slow->plan_id), "%s", plan->id);
+        snprintf(res->slow->remote_addr, sizeof(res->slow->remote_addr), "%s", r->remote_addr);
     }
     sodium_memzero(hash, sizeof(hash));
     json_decref(body);
+}
+
+/* Back thread, after the hash: the account, its password, its first key and the session, in one
+ * transaction. The email may have been taken meanwhile: the insert answers 409 then. */
+static void signup_finish(tg_admin_t *a, tg_admin_slow_t *w, tg_admin_response_t *res)
+{
+    const tg_plan_t *plan = tg_config_find_plan(a->d.cfg, w->plan_id);
+    tg_customer_t c;
+    tg_key_t k;
+    memset(&k, 0, sizeof(k));
+    char secret[TG_APIKEY_BUF], csrf[72];
+    tg_err_t err = {0};
+    if (w->hash[0] == '\0' || plan == NULL)
+        tg_adm_reply_error(res, 503, "service_unavailable", "Out of memory hashing the password; retry.");
+    else if (tg_store_tx_begin(a->d.store, &err) != 0)
+        tg_adm_reply_error(res, 500, "internal_error", "%s", err.msg);
+    else if (tg_adm_new_customer(a, w->email, w->company[0] ? w->company : NULL, plan, &c, res) != 0)
+        tg_store_tx_rollback(a->d.store);
+    else if (tg_store_customer_set_password(a->d.store, c.id, w->hash, &err) != 0 ||
+             tg_adm_issue_key(a, c.id, "default", 1, &k, secret, &err) != 0 ||
+             start_session(a, &c, res, csrf, &err) != 0 || tg_store_tx_commit(a->d.store, &err) != 0) {
+        tg_store_tx_rollback(a->d.store);
+        if (k.id[0] != '\0') { /* the key reached the gateway's memory: take it back there too */
+            k.revoked_at = tg_adm_now_s();
+            tg_accounts_put_key(a->d.accounts, &k, NULL);
+        }
+        res->set_cookie[0] = '\0';
+        tg_adm_reply_error(res, 500, "internal_error", "Signing up failed: %s", err.msg);
+    } else {
+        json_t *key = tg_adm_key_json(a, &k);
+        json_object_set_new(key, "secret", json_string(secret));
+        json_t *j = session_reply(a, &c, csrf);
+        json_object_set_new(j, "key", key);
+        tg_adm_reply_json(res, 201, j);
+    }
+    sodium_memzero(secret, sizeof(secret));
 }
 
 static void login(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
@@ -235,29 +307,50 @@ static void login(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_
         json_decref(body);
         return;
     }
-    tg_customer_t c;
-    char hash[crypto_pwhash_STRBYTES] = "";
+    tg_admin_slow_t *w = slow_new(SLOW_LOGIN, password);
     tg_err_t err = {0};
-    int found = tg_store_customer_by_email(a->d.store, email, &c, hash, sizeof(hash), &err) == 0 && hash[0] != '\0';
-    /* An unknown email costs the same Argon2 work as a wrong password, so timing tells nothing. */
-    static char dummy[crypto_pwhash_STRBYTES];
-    if (dummy[0] == '\0' && crypto_pwhash_str(dummy, "not a password", 14, crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                                              crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
-        dummy[0] = '\0';
-    int ok = crypto_pwhash_str_verify(found ? hash : dummy, password, strlen(password)) == 0 && found;
+    if (w == NULL) {
+        tg_adm_reply_error(res, 503, "service_unavailable", "Out of memory; retry.");
+    } else {
+        w->found = tg_store_customer_by_email(a->d.store, email, &w->customer, w->hash, sizeof(w->hash), &err) == 0 &&
+                   w->hash[0] != '\0';
+        snprintf(w->email, sizeof(w->email), "%s", email);
+        snprintf(w->remote_addr, sizeof(w->remote_addr), "%s", r->remote_addr);
+        res->slow = w;
+    }
+    json_decref(body);
+}
+
+/* Back thread, after the verification. */
+static void login_finish(tg_admin_t *a, tg_admin_slow_t *w, tg_admin_response_t *res)
+{
+    throttle_slot_t *by_email = slot_for(a->portal->by_email, "email", w->email);
+    throttle_slot_t *by_ip = slot_for(a->portal->by_ip, "ip", w->remote_addr);
     char csrf[72];
-    if (!ok) {
+    tg_err_t err = {0};
+    if (!w->verified || !w->found) {
         by_email->failures++;
         by_ip->failures++;
         tg_adm_reply_error(res, 401, "invalid_credentials", "The email or the password is wrong.");
-    } else if (start_session(a, &c, res, csrf, &err) != 0) {
+    } else if (start_session(a, &w->customer, res, csrf, &err) != 0) {
         tg_adm_reply_error(res, 500, "internal_error", "Signing in failed: %s", err.msg);
     } else {
         by_email->failures = 0;
-        tg_adm_reply_json(res, 200, session_reply(a, &c, csrf));
+        tg_adm_reply_json(res, 200, session_reply(a, &w->customer, csrf));
     }
-    sodium_memzero(hash, sizeof(hash));
-    json_decref(body);
+}
+
+void tg_admin_slow_finish(tg_admin_t *a, tg_admin_slow_t *w, int ran, tg_admin_response_t *res)
+{
+    memset(res, 0, sizeof(*res));
+    if (!ran) {
+        res->retry_after = 1;
+        tg_adm_reply_error(res, 503, "busy", "Too many sign-ups and sign-ins at once; retry in a second.");
+    } else if (w->kind == SLOW_SIGNUP)
+        signup_finish(a, w, res);
+    else
+        login_finish(a, w, res);
+    slow_free(w);
 }
 
 /* ---- the signed-in customer's objects ---- */

@@ -111,6 +111,10 @@ static void setup_loop(struct tg_server *srv, tg_worker_t *w)
         tg_http_init_upstream(srv, w);
     w->queue = h2o_multithread_create_queue(w->ctx.loop);
     h2o_multithread_register_receiver(w->queue, &w->commits, tg_http_on_commits);
+    if (w->is_admin && tg_http_admin_init_loop(srv, w) != 0) {
+        fprintf(stderr, "tollgate: cannot start the admin threads\n");
+        abort();
+    }
 }
 
 static void *worker_main(void *arg)
@@ -130,13 +134,8 @@ static void *worker_main(void *arg)
     pthread_barrier_wait(&srv->ready);
 
     int closed = 0;
-    int64_t next_tick = tg_clock_mono_ns() + 10 * TG_NS_PER_SEC;
     for (;;) {
         h2o_evloop_run(w->ctx.loop, 50);
-        if (w->is_admin && tg_clock_mono_ns() >= next_tick) {
-            tg_admin_tick(srv->deps.admin); /* may block on the store: admin thread only */
-            next_tick = tg_clock_mono_ns() + 10 * TG_NS_PER_SEC;
-        }
         if (!atomic_load(&srv->stopping))
             continue;
         if (!closed) {
@@ -218,6 +217,7 @@ void tg_server_stop(tg_server_t *srv, int drain_ms)
     atomic_store(&srv->stopping, 1);
     for (int i = 0; i <= srv->nworkers; i++)
         pthread_join(srv->workers[i].tid, NULL);
+    tg_http_admin_stop(srv); /* the admin back thread ran the periodic tick; the caller may now */
 }
 
 void tg_server_free(tg_server_t *srv)
