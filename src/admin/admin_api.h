@@ -53,7 +53,18 @@ typedef struct tg_admin_request {
     size_t cookie_len;
     const char *csrf_token; /* X-CSRF-Token header value, or NULL */
     size_t csrf_token_len;
-    char remote_addr[64]; /* the client's IP address, for login throttling */
+    const char *content_type; /* Content-Type header value, or NULL */
+    size_t content_type_len;
+    const char *origin; /* Origin header value, or NULL */
+    size_t origin_len;
+    const char *referer; /* Referer header value, or NULL */
+    size_t referer_len;
+    const char *host; /* the request's authority (Host), or NULL */
+    size_t host_len;
+    int secure; /* over TLS, or a trusted proxy said X-Forwarded-Proto: https: cookies get Secure */
+    /* The client's IP address, for throttles and trials: the TCP peer, or what a trusted proxy
+     * (server.trusted_proxies) forwarded (see tg_client_addr in util/cidr.h). */
+    char remote_addr[64];
 } tg_admin_request_t;
 
 /* Work that a request left to do off the back thread (see above). Opaque. */

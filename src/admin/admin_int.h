@@ -63,6 +63,9 @@ int tg_adm_valid_email(const char *e);
  * replies to res and returns non-zero. */
 int tg_adm_new_customer(tg_admin_t *a, const char *email, const char *name, const tg_plan_t *plan, tg_customer_t *c,
                         tg_admin_response_t *res);
+/* The same, with the plan's trial only if with_trial (self-service sign-up, trial used already). */
+int tg_adm_new_customer_trial(tg_admin_t *a, const char *email, const char *name, const tg_plan_t *plan,
+                              int with_trial, tg_customer_t *c, tg_admin_response_t *res);
 void tg_adm_create_customer(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
 int tg_adm_list_customer_cb(const tg_customer_t *c, void *arg);
 int tg_adm_load_customer(tg_admin_t *a, const tg_adm_segs_t *s, size_t idx, tg_customer_t *c, tg_admin_response_t *res);

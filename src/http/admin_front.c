@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "http/http_int.h"
+#include "util/cidr.h"
 #include "util/clock.h"
 
 #define HASH_WORKERS 2
@@ -210,7 +211,7 @@ static h2o_iovec_t header_value(h2o_req_t *req, const h2o_token_t *token, const 
 }
 
 /* Fills ar from req; its strings point into req's memory. */
-static void read_request(h2o_req_t *req, tg_admin_request_t *ar)
+static void read_request(struct tg_server *srv, h2o_req_t *req, tg_admin_request_t *ar)
 {
     memset(ar, 0, sizeof(*ar));
     size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
@@ -231,11 +232,47 @@ static void read_request(h2o_req_t *req, tg_admin_request_t *ar)
     v = header_value(req, NULL, H2O_STRLIT("x-csrf-token"));
     ar->csrf_token = v.base;
     ar->csrf_token_len = v.len;
+    v = header_value(req, H2O_TOKEN_CONTENT_TYPE, NULL, 0);
+    ar->content_type = v.base;
+    ar->content_type_len = v.len;
+    v = header_value(req, NULL, H2O_STRLIT("origin"));
+    ar->origin = v.base;
+    ar->origin_len = v.len;
+    v = header_value(req, H2O_TOKEN_REFERER, NULL, 0);
+    ar->referer = v.base;
+    ar->referer_len = v.len;
+    ar->host = req->input.authority.base;
+    ar->host_len = req->input.authority.len;
+
+    /* The client: the TCP peer, or what a trusted proxy says (util/cidr.h). */
+    const tg_config_t *cfg = srv->deps.cfg;
     struct sockaddr_storage peer;
     socklen_t plen2 = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&peer);
     char host[NI_MAXHOST]; /* what h2o_socket_getnumerichost may write */
-    if (plen2 != 0 && h2o_socket_getnumerichost((struct sockaddr *)&peer, plen2, host) != SIZE_MAX)
-        snprintf(ar->remote_addr, sizeof(ar->remote_addr), "%.63s", host);
+    if (plen2 == 0 || h2o_socket_getnumerichost((struct sockaddr *)&peer, plen2, host) == SIZE_MAX)
+        host[0] = '\0';
+    char xff[2048];
+    size_t xl = 0;
+    for (ssize_t i = -1; (i = h2o_find_header(&req->headers, H2O_TOKEN_X_FORWARDED_FOR, i)) != -1;) {
+        h2o_iovec_t x = req->headers.entries[i].value; /* several headers are one list (RFC 9110 5.3) */
+        if (xl + x.len + 1 >= sizeof(xff)) {
+            xl = 0; /* too long to be a real chain: trust none of it */
+            break;
+        }
+        if (xl > 0)
+            xff[xl++] = ',';
+        memcpy(xff + xl, x.base, x.len);
+        xl += x.len;
+    }
+    h2o_iovec_t fwd = header_value(req, NULL, H2O_STRLIT("forwarded"));
+    tg_client_addr(host, cfg->server.trusted_proxies, cfg->server.ntrusted_proxies, xff, xl, fwd.base, fwd.len,
+                   ar->remote_addr, sizeof(ar->remote_addr));
+    tg_cidr_t pa;
+    int trusted = cfg->server.ntrusted_proxies > 0 && tg_cidr_parse_addr(host, strlen(host), &pa) == 0 &&
+                  tg_cidr_list_match(cfg->server.trusted_proxies, cfg->server.ntrusted_proxies, &pa);
+    v = header_value(req, NULL, H2O_STRLIT("x-forwarded-proto"));
+    ar->secure = req->scheme == &H2O_URL_SCHEME_HTTPS ||
+                 (trusted && v.len == 5 && h2o_lcstris(v.base, v.len, H2O_STRLIT("https")));
 }
 
 /* Copies one string of ar into the job's buffer at *off. */
@@ -254,7 +291,8 @@ static const char *copy_in(char *buf, size_t *off, const char *s, size_t n)
 static admin_job_t *job_new(tg_admin_front_t *f, const tg_admin_request_t *ar)
 {
     size_t total = ar->method_len + ar->path_len + ar->query_len + ar->authorization_len + ar->body_len +
-                   ar->cookie_len + ar->csrf_token_len + 7;
+                   ar->cookie_len + ar->csrf_token_len + ar->content_type_len + ar->origin_len + ar->referer_len +
+                   ar->host_len + 11;
     admin_job_t *j = calloc(1, sizeof(*j));
     char *buf = malloc(total);
     if (j == NULL || buf == NULL) {
@@ -273,6 +311,10 @@ static admin_job_t *job_new(tg_admin_front_t *f, const tg_admin_request_t *ar)
     j->ar.body = copy_in(buf, &off, ar->body, ar->body_len);
     j->ar.cookie = copy_in(buf, &off, ar->cookie, ar->cookie_len);
     j->ar.csrf_token = copy_in(buf, &off, ar->csrf_token, ar->csrf_token_len);
+    j->ar.content_type = copy_in(buf, &off, ar->content_type, ar->content_type_len);
+    j->ar.origin = copy_in(buf, &off, ar->origin, ar->origin_len);
+    j->ar.referer = copy_in(buf, &off, ar->referer, ar->referer_len);
+    j->ar.host = copy_in(buf, &off, ar->host, ar->host_len);
     return j;
 }
 
@@ -281,7 +323,7 @@ static int on_admin_req(h2o_handler_t *_self, h2o_req_t *req)
     admin_handler_t *self = (void *)_self;
     tg_admin_front_t *f = self->srv->admin_front;
     tg_admin_request_t ar;
-    read_request(req, &ar);
+    read_request(self->srv, req, &ar);
     tg_admin_response_t res;
     if (tg_admin_handle_quick(f->admin, &ar, &res)) {
         respond(req, &res);
