@@ -77,6 +77,7 @@ typedef struct tg_admin_response {
     size_t body_len;
     char set_cookie[256]; /* a Set-Cookie header value, or "" */
     int retry_after;      /* > 0: a Retry-After header (seconds) */
+    int inline_style;     /* the page has a <style> element (invoices): CSP allows inline styles */
     /* Non-NULL: not answered yet. The caller runs tg_admin_slow_run on a worker, then
      * tg_admin_slow_finish on the back thread, which fills this response. */
     tg_admin_slow_t *slow;

@@ -590,6 +590,13 @@ int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_reque
 {
     if (!tg_adm_seg_is(s, 0, "v1"))
         return 0;
+    int portal = tg_adm_seg_is(s, 1, "signup") || tg_adm_seg_is(s, 1, "login") || tg_adm_seg_is(s, 1, "logout") ||
+                 tg_adm_seg_is(s, 1, "me");
+    if (portal && !tg_adm_method_is(r, "GET") && !tg_adm_method_is(r, "HEAD") && !tg_adm_same_origin(r)) {
+        /* A page elsewhere posting here (login CSRF, sign-ups from someone else's site). */
+        tg_adm_reply_error(res, 403, "origin_refused", "State changes must come from the portal's own pages (Origin).");
+        return 1;
+    }
     if (s->n == 2 && tg_adm_seg_is(s, 1, "signup") && tg_adm_method_is(r, "POST")) {
         signup(a, r, res);
         return 1;
@@ -686,6 +693,7 @@ int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_reque
             else {
                 res->status = 200;
                 res->content_type = "text/html; charset=utf-8";
+                res->inline_style = 1;
                 res->body = tg_invoice_to_html(&inv, &c);
                 res->body_len = res->body != NULL ? strlen(res->body) : 0;
             }

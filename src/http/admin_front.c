@@ -148,6 +148,12 @@ static const char *reason_of(int status)
                            : "Server Error";
 }
 
+/* A header whose name and value are string literals (h2o keeps the pointers). */
+static void add_header(h2o_req_t *req, const char *name, const char *value)
+{
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, value, strlen(value));
+}
+
 static void respond(h2o_req_t *req, const tg_admin_response_t *res)
 {
     req->res.status = res->status;
@@ -155,6 +161,20 @@ static void respond(h2o_req_t *req, const tg_admin_response_t *res)
     const char *ct = res->content_type != NULL ? res->content_type : "application/json";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ct, strlen(ct));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    /* Every answer, pages and API alike: scripts only from files of this origin (no inline
+     * script or handler anywhere in web/), no framing, no plugins, no <base> games; the invoice
+     * page alone has an inline <style>. */
+#define CSP_HEAD "default-src 'self'; script-src 'self'; "
+#define CSP_TAIL                                                                                                       \
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'; "          \
+    "form-action 'self'"
+    if (res->inline_style)
+        add_header(req, "content-security-policy", CSP_HEAD "style-src 'self' 'unsafe-inline'; " CSP_TAIL);
+    else
+        add_header(req, "content-security-policy", CSP_HEAD "style-src 'self'; " CSP_TAIL);
+    add_header(req, "x-content-type-options", "nosniff");
+    add_header(req, "x-frame-options", "DENY");
+    add_header(req, "referrer-policy", "same-origin");
     if (res->set_cookie[0] != '\0')
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL,
                        h2o_strdup(&req->pool, res->set_cookie, SIZE_MAX).base, strlen(res->set_cookie));
