@@ -4,7 +4,8 @@
 # and measures GET /healthz and GET /v1/plans meanwhile (median, p99, max). Goal: p99 < 50 ms.
 #   bench/admin_abuse.sh                  the build in build/
 #   BEFORE=/path/to/old/tollgate bench/admin_abuse.sh    also the old binary first, same run
-# Env: CONNS (64), DURATION (10 seconds).
+# Env: CONNS (64), DURATION (10 seconds), AFTER_YAML (extra configuration for the new build only,
+# e.g. 'portal: {signup: {per_address: 100000/hour, global: 100000/hour}}' to hash every sign-up).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s all
@@ -20,6 +21,7 @@ admin: {token: "bench-admin-token-0123456789"}
 keys: {secret: "bench-key-secret-0123456789abcdef0123"}
 plans:
   free: {price: "0", rate_limit: 10/min, included: {api_calls: 1000}, on_quota: block}
+${3:-}
 YAML
   "$2" serve -c "$dir/tollgate.yaml" >"$dir/log" 2>&1 &
   local pid=$!
@@ -30,4 +32,4 @@ YAML
   rm -rf "$dir"
 }
 if [ -n "${BEFORE:-}" ]; then run BEFORE "$BEFORE"; fi
-run AFTER build/tollgate
+run AFTER build/tollgate "${AFTER_YAML:-}"
