@@ -345,6 +345,7 @@ static void signup(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response
     tg_err_t err = {0};
     char hash[crypto_pwhash_STRBYTES], address[TG_CIDR_TEXT_MAX + 4], norm[TG_EMAIL_MAX];
     address_key(r->remote_addr, address, sizeof(address));
+    normalise_email(email != NULL && !bad ? email : "", norm, sizeof(norm));
     int by_email = 0, by_address = 0;
     if (bad)
         tg_adm_reply_error(res, 400, "bad_request", "email, company, password and plan must be strings.");
@@ -365,9 +366,8 @@ static void signup(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response
         ; /* 429 given */
     else if (tg_store_customer_by_email(a->d.store, email, &existing, hash, sizeof(hash), &err) == 0)
         tg_adm_reply_error(res, 409, "conflict", "A customer with the email %s exists already.", email);
-    else if (normalise_email(email, norm, sizeof(norm)),
-             plan->trial_days > 0 &&
-                 tg_store_trial_used(a->d.store, norm, address,
+    else if (plan->trial_days > 0 &&
+             tg_store_trial_used(a->d.store, norm, address,
                                      cfg->portal.signup.trial_address_days > 0
                                          ? tg_adm_now_s() - (int64_t)cfg->portal.signup.trial_address_days * 86400
                                          : INT64_MAX,

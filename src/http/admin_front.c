@@ -271,16 +271,23 @@ static void read_request(struct tg_server *srv, h2o_req_t *req, tg_admin_request
     char host[NI_MAXHOST]; /* what h2o_socket_getnumerichost may write */
     if (plen2 == 0 || h2o_socket_getnumerichost((struct sockaddr *)&peer, plen2, host) == SIZE_MAX)
         host[0] = '\0';
+    /* Several X-Forwarded-For headers are one list (RFC 9110 5.3). Only its right end matters
+     * (what the trusted proxies appended), so a list longer than the buffer keeps its last
+     * complete entries: a client cannot push its own address out by padding the header. */
     char xff[2048];
     size_t xl = 0;
     for (ssize_t i = -1; (i = h2o_find_header(&req->headers, H2O_TOKEN_X_FORWARDED_FOR, i)) != -1;) {
-        h2o_iovec_t x = req->headers.entries[i].value; /* several headers are one list (RFC 9110 5.3) */
-        if (xl + x.len + 1 >= sizeof(xff)) {
-            xl = 0; /* too long to be a real chain: trust none of it */
-            break;
-        }
-        if (xl > 0)
+        h2o_iovec_t x = req->headers.entries[i].value;
+        if (xl > 0 && xl + 1 < sizeof(xff))
             xff[xl++] = ',';
+        if (xl + x.len >= sizeof(xff)) { /* keep the tail, from an entry boundary */
+            size_t keep = x.len < sizeof(xff) / 2 ? x.len : sizeof(xff) / 2, drop = x.len - keep;
+            const char *tail = x.base + drop, *comma = drop > 0 ? memchr(tail, ',', keep) : tail - 1;
+            size_t tl = comma != NULL ? keep - (size_t)(comma + 1 - tail) : 0;
+            memcpy(xff, x.base + x.len - tl, tl);
+            xl = tl;
+            continue;
+        }
         memcpy(xff + xl, x.base, x.len);
         xl += x.len;
     }
