@@ -234,7 +234,7 @@ static json_t *session_reply(tg_admin_t *a, const tg_customer_t *c, const char *
 /* The slow half of a sign-up or a sign-in: the Argon2id work, run by a hash worker (see
  * admin_api.h). The password is copied here, wiped as soon as the hash is done, and this object
  * is the only memory the worker touches. */
-enum { SLOW_SIGNUP, SLOW_LOGIN };
+enum { SLOW_SIGNUP, SLOW_LOGIN, SLOW_PASSWORD };
 
 struct tg_admin_slow {
     int kind;
@@ -243,7 +243,9 @@ struct tg_admin_slow {
     int with_trial;                       /* SLOW_SIGNUP: grant the plan's trial */
     int secure;                           /* the session cookie gets Secure */
     char password[PASSWORD_MAX + 1];      /* wiped by tg_admin_slow_run */
-    char hash[crypto_pwhash_STRBYTES];    /* SLOW_SIGNUP: out; SLOW_LOGIN: the stored hash */
+    char new_password[PASSWORD_MAX + 1];  /* SLOW_PASSWORD: wiped by tg_admin_slow_run */
+    char hash[crypto_pwhash_STRBYTES];    /* SLOW_SIGNUP: out; SLOW_LOGIN, SLOW_PASSWORD: the stored hash */
+    char new_hash[crypto_pwhash_STRBYTES]; /* SLOW_PASSWORD: out */
     char email[TG_EMAIL_MAX];             /* SLOW_LOGIN: lowercased */
     char email_norm[TG_EMAIL_MAX];        /* SLOW_SIGNUP: for the trial record */
     char company[TG_NAME_MAX];
@@ -274,7 +276,14 @@ static void slow_free(tg_admin_slow_t *w)
 void tg_admin_slow_run(tg_admin_slow_t *w)
 {
     size_t n = strlen(w->password);
-    if (w->kind == SLOW_SIGNUP) {
+    if (w->kind == SLOW_PASSWORD) {
+        /* the current password first; the new one is hashed only if it matched */
+        w->verified = crypto_pwhash_str_verify(w->hash, w->password, n) == 0;
+        if (w->verified && crypto_pwhash_str(w->new_hash, w->new_password, strlen(w->new_password),
+                                             crypto_pwhash_OPSLIMIT_INTERACTIVE, crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+            w->new_hash[0] = '\0';
+        sodium_memzero(w->new_password, sizeof(w->new_password));
+    } else if (w->kind == SLOW_SIGNUP) {
         if (crypto_pwhash_str(w->hash, w->password, n, crypto_pwhash_OPSLIMIT_INTERACTIVE,
                               crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
             w->hash[0] = '\0';
@@ -499,6 +508,76 @@ static void login_finish(tg_admin_t *a, tg_admin_slow_t *w, tg_admin_response_t 
     }
 }
 
+/* POST /v1/me/password {current_password, new_password}: the new one follows the policy, the
+ * current one is verified (a wrong one counts like a failed sign-in, so this is no way around
+ * the throttle), and every session of the account ends; this one gets a new session. */
+static void change_password(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    json_t *body = tg_adm_parse_body(r, res);
+    if (body == NULL)
+        return;
+    int bad = 0;
+    const char *cur = tg_adm_opt_string(body, "current_password", &bad), *next = tg_adm_opt_string(body, "new_password", &bad);
+    tg_err_t err = {0};
+    tg_customer_t again;
+    tg_admin_slow_t *w = NULL;
+    char pair[TG_EMAIL_MAX + TG_CIDR_TEXT_MAX + 8], acct[TG_EMAIL_MAX];
+    if (bad || cur == NULL || next == NULL || strlen(cur) > PASSWORD_MAX)
+        tg_adm_reply_error(res, 400, "bad_request", "current_password and new_password are required strings.");
+    else if (tg_password_check(next, c->email, &err) != 0)
+        tg_adm_reply_error(res, 400, "weak_password", "new_%s", err.msg);
+    else if ((w = slow_new(SLOW_PASSWORD, cur, r)) == NULL)
+        tg_adm_reply_error(res, 503, "service_unavailable", "Out of memory; retry.");
+    else {
+        snprintf(w->new_password, sizeof(w->new_password), "%s", next);
+        lower(c->email, w->email, sizeof(w->email));
+        login_keys(w->email, w->address, pair, sizeof(pair), acct, sizeof(acct));
+        int64_t now = tg_clock_mono_ns(), wait = tg_throttle_wait_ns(a->portal->pair, pair, now);
+        if (wait > 0) {
+            res->retry_after = retry_seconds(wait);
+            tg_adm_reply_error(res, 429, "rate_limited", "Too many wrong passwords; retry in %d seconds.", res->retry_after);
+        } else if (tg_store_customer_by_email(a->d.store, c->email, &again, w->hash, sizeof(w->hash), &err) != 0 ||
+                   w->hash[0] == '\0') {
+            tg_adm_reply_error(res, 400, "bad_request", "This account has no password to change.");
+        } else {
+            tg_throttle_fail(a->portal->pair, pair, now); /* taken back if the current password is right */
+            w->customer = again;
+            res->slow = w;
+            w = NULL;
+        }
+        if (w != NULL)
+            slow_free(w);
+    }
+    json_decref(body);
+}
+
+static void change_password_finish(tg_admin_t *a, tg_admin_slow_t *w, tg_admin_response_t *res)
+{
+    char pair[TG_EMAIL_MAX + TG_CIDR_TEXT_MAX + 8], acct[TG_EMAIL_MAX], csrf[72];
+    login_keys(w->email, w->address, pair, sizeof(pair), acct, sizeof(acct));
+    tg_err_t err = {0};
+    uint64_t ended = 0;
+    if (!w->verified) {
+        tg_adm_reply_error(res, 403, "invalid_credentials", "current_password: wrong.");
+        return;
+    }
+    tg_throttle_reset(a->portal->pair, pair);
+    if (w->new_hash[0] == '\0')
+        tg_adm_reply_error(res, 503, "service_unavailable", "Out of memory hashing the password; retry.");
+    else if (tg_store_tx_begin(a->d.store, &err) != 0)
+        tg_adm_reply_error(res, 500, "internal_error", "%s", err.msg);
+    else if (tg_store_customer_set_password(a->d.store, w->customer.id, w->new_hash, &err) != 0 ||
+             tg_store_session_delete_customer(a->d.store, w->customer.id, &ended, &err) != 0 ||
+             start_session(a, &w->customer, w->secure, res, csrf, &err) != 0 || tg_store_tx_commit(a->d.store, &err) != 0) {
+        tg_store_tx_rollback(a->d.store);
+        res->set_cookie[0] = '\0';
+        tg_adm_reply_error(res, 500, "internal_error", "Changing the password failed: %s", err.msg);
+    } else {
+        tg_adm_reply_json(res, 200, json_pack("{s:b,s:I,s:s}", "password_changed", 1, "sessions_ended", (json_int_t)ended,
+                                              "csrf_token", csrf));
+    }
+}
+
 void tg_admin_slow_finish(tg_admin_t *a, tg_admin_slow_t *w, int ran, tg_admin_response_t *res)
 {
     memset(res, 0, sizeof(*res));
@@ -507,6 +586,8 @@ void tg_admin_slow_finish(tg_admin_t *a, tg_admin_slow_t *w, int ran, tg_admin_r
         tg_adm_reply_error(res, 503, "busy", "Too many sign-ups and sign-ins at once; retry in a second.");
     } else if (w->kind == SLOW_SIGNUP)
         signup_finish(a, w, res);
+    else if (w->kind == SLOW_PASSWORD)
+        change_password_finish(a, w, res);
     else
         login_finish(a, w, res);
     slow_free(w);
@@ -641,6 +722,8 @@ int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_reque
     } else if (inactive && creates) {
         tg_adm_reply_error(res, 403, "account_inactive",
                            "The account is %s: it can read its invoices, but not create keys or change plans.", status);
+    } else if (s->n == 3 && tg_adm_seg_is(s, 2, "password") && tg_adm_method_is(r, "POST")) {
+        change_password(a, &c, r, res);
     } else if (s->n == 2 && tg_adm_method_is(r, "GET")) {
         json_t *j = tg_adm_customer_json(a, &c);
         json_object_set_new(j, "csrf_token", json_string(ses.csrf_token));

@@ -113,6 +113,30 @@ test('API2:2023 broken authentication: logging out ends the session; "sign out e
   });
 });
 
+test('API2:2023 broken authentication: changing the password needs the current one and a good new one, and ends every other session', async () => {
+  await withStack({}, async (s) => {
+    const email = mail();
+    const a = await post(s, '/v1/signup', { email, password: 'the first password', plan: 'free' });
+    const b = await post(s, '/v1/login', { email, password: 'the first password' });
+    const h = { cookie: a.cookie, 'x-csrf-token': a.json.csrf_token };
+    const weak = await post(s, '/v1/me/password', { current_password: 'the first password', new_password: 'password123' }, h);
+    assert.equal(weak.status, 400);
+    assert.equal(weak.json.error.type, 'weak_password');
+    const wrong = await post(s, '/v1/me/password', { current_password: 'not the password', new_password: 'a better password' }, h);
+    assert.equal(wrong.status, 403);
+    assert.equal((await post(s, '/v1/me/password', { current_password: 'the first password', new_password: 'a better password' }, { cookie: a.cookie })).status, 403, 'CSRF token required');
+    const ok = await post(s, '/v1/me/password', { current_password: 'the first password', new_password: 'a better password' }, h);
+    assert.equal(ok.status, 200);
+    assert.equal(ok.json.sessions_ended, 2);
+    const me = (cookie) => fetch(`${s.admin}/v1/me`, { headers: { cookie } }).then((r) => r.status);
+    assert.equal(await me(a.cookie), 401);
+    assert.equal(await me(b.cookie), 401);
+    assert.equal(await me(ok.cookie), 200, 'the changer gets a new session');
+    assert.equal((await post(s, '/v1/login', { email, password: 'the first password' })).status, 401);
+    assert.equal((await post(s, '/v1/login', { email, password: 'a better password' })).status, 200);
+  });
+});
+
 // ---- API5: broken function level authorization ----
 
 test('API5:2023 broken function level authorization: GET /v1/logout neither signs out nor reads the account', async () => {

@@ -107,6 +107,13 @@ document.getElementById('plan-form').addEventListener('submit', (e) => {
   })().catch((err) => show(msg, err.message));
 });
 
+document.getElementById('pw-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const body = Object.fromEntries(new FormData(e.target));
+  api('POST', '/v1/me/password', body).then(() => { e.target.reset(); show(msg, 'Password changed; other sessions were signed out.', 'ok'); })
+    .catch((err) => show(msg, err.message));
+});
+
 document.getElementById('logout').addEventListener('click', async () => {
   try { await api('POST', '/v1/logout', {}); } finally { sessionStorage.removeItem('tg_csrf'); location.href = '/portal/'; }
 });
