@@ -53,8 +53,8 @@ typedef struct job_queue {
 typedef struct tg_admin_front {
     struct tg_server *srv;
     tg_admin_t *admin;
-    tg_worker_t *worker;               /* the admin loop's worker */
-    h2o_multithread_receiver_t done;   /* finished jobs, delivered on the loop */
+    tg_worker_t *worker;             /* the admin loop's worker */
+    h2o_multithread_receiver_t done; /* finished jobs, delivered on the loop */
     job_queue_t back, hash;
     pthread_t back_tid, hash_tid[HASH_WORKERS];
     int started;
@@ -65,8 +65,8 @@ struct admin_job {
     h2o_multithread_message_t msg; /* first: the message is the object */
     admin_job_t *next;             /* in a job_queue_t */
     tg_admin_front_t *front;
-    h2o_req_t *req;     /* loop thread only; NULL once the client went away */
-    admin_job_t **hook; /* in req->pool, points back here; loop thread only */
+    h2o_req_t *req;        /* loop thread only; NULL once the client went away */
+    admin_job_t **hook;    /* in req->pool, points back here; loop thread only */
     tg_admin_request_t ar; /* its strings point into buf */
     char *buf;
     tg_admin_response_t res;
@@ -166,7 +166,7 @@ static void respond(h2o_req_t *req, const tg_admin_response_t *res)
      * page alone has an inline <style>. */
 #define CSP_HEAD "default-src 'self'; script-src 'self'; "
 #define CSP_TAIL                                                                                                       \
-    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'; "          \
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'; "           \
     "form-action 'self'"
     if (res->inline_style)
         add_header(req, "content-security-policy", CSP_HEAD "style-src 'self' 'unsafe-inline'; " CSP_TAIL);
@@ -388,7 +388,7 @@ static void *back_main(void *arg)
         while (!atomic_load(&f->stopping) && q->head == NULL && tg_clock_mono_ns() < next_tick) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts); /* the condition variable's default clock */
-            ts.tv_nsec += 100 * 1000000L;      /* wake up at least every 100 ms for the tick */
+            ts.tv_nsec += 100 * 1000000L;       /* wake up at least every 100 ms for the tick */
             if (ts.tv_nsec >= 1000000000L) {
                 ts.tv_sec++;
                 ts.tv_nsec -= 1000000000L;

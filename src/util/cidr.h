@@ -12,9 +12,9 @@
 #define TG_CIDR_TEXT_MAX 64 /* an address or range as text, with its NUL */
 
 typedef struct tg_cidr {
-    int v6;            /* 0: addr[0..3] is IPv4 */
-    uint8_t addr[16];  /* network order; host bits cleared */
-    int prefix;        /* 0-32 or 0-128 */
+    int v6;           /* 0: addr[0..3] is IPv4 */
+    uint8_t addr[16]; /* network order; host bits cleared */
+    int prefix;       /* 0-32 or 0-128 */
 } tg_cidr_t;
 
 /* Parses "ADDR/PREFIX" or "ADDR" (a single host). Returns 0, or -1 when s is not a range (host

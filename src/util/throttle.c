@@ -7,12 +7,12 @@
 #include <string.h>
 
 typedef struct entry {
-    struct entry *chain;      /* next in the bucket */
+    struct entry *chain;       /* next in the bucket */
     struct entry *prev, *next; /* penalty order: head = most recent */
     uint64_t hash;
-    uint32_t failures;        /* or events in the window, for tg_throttle_hit */
-    int64_t touched;          /* last penalty (or window start) */
-    int64_t until;            /* no attempt before this */
+    uint32_t failures; /* or events in the window, for tg_throttle_hit */
+    int64_t touched;   /* last penalty (or window start) */
+    int64_t until;     /* no attempt before this */
     size_t klen;
     char key[];
 } entry_t;
@@ -201,7 +201,7 @@ int64_t tg_throttle_hit(tg_throttle_t *t, const char *key, uint64_t limit, int64
 {
     entry_t *e = lookup(t, key, now, 1);
     if (e == NULL)
-        return 0; /* out of memory: fail open; the other limits still hold */
+        return 0;                                  /* out of memory: fail open; the other limits still hold */
     if (e->failures == 0 || now - e->until >= 0) { /* a new window */
         e->failures = 0;
         e->until = now + window_ns;

@@ -19,8 +19,8 @@
 typedef struct tg_throttle tg_throttle_t;
 
 typedef struct tg_throttle_policy {
-    size_t capacity;     /* entries kept at most */
-    int64_t forget_ns;   /* an entry untouched this long is forgotten */
+    size_t capacity;   /* entries kept at most */
+    int64_t forget_ns; /* an entry untouched this long is forgotten */
     /* Failures: the first free_failures cost nothing; each one after waits base_ns, doubled per
      * further failure, at most max_ns. */
     uint32_t free_failures;

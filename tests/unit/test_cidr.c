@@ -33,7 +33,7 @@ static void test_parse(void **state)
     assert_int_equal(tg_cidr_parse("::ffff:10.0.0.0/104", &r), 0);
     assert_int_equal(r.v6, 0);
     assert_int_equal(r.prefix, 8);
-    const char *bad[] = {"", "10.0.0.0/", "10.0.0.0/33", "10.0.0.1/8", "2001:db8::/129", "10.0.0.0/8x",
+    const char *bad[] = {"",         "10.0.0.0/",   "10.0.0.0/33", "10.0.0.1/8",   "2001:db8::/129", "10.0.0.0/8x",
                          "10.0.0/8", "example.com", "10.0.0.0/-1", "fe80::1%eth0", "10.0.0.0/0008"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(tg_cidr_parse(bad[i], &r), -1);
@@ -82,7 +82,7 @@ static void test_client_address(void **state)
     client("10.0.0.2", "10.0.0.0/8", "6.6.6.6, 1.2.3.4", NULL, "1.2.3.4", 1); /* a client forging the left */
     client("10.0.0.2", "10.0.0.0/8", "6.6.6.6, 1.2.3.4, 10.1.1.1", NULL, "1.2.3.4", 1);
     client("10.0.0.2", "10.0.0.0/8", "10.9.9.9,10.1.1.1", NULL, "10.9.9.9", 1); /* all trusted: the left-most */
-    client("10.0.0.2", "10.0.0.0/8", "garbage, 10.1.1.1", NULL, "10.1.1.1", 1);  /* stops at what is not an address */
+    client("10.0.0.2", "10.0.0.0/8", "garbage, 10.1.1.1", NULL, "10.1.1.1", 1); /* stops at what is not an address */
     client("10.0.0.2", "10.0.0.0/8", "", NULL, "10.0.0.2", 0);
     client("::1", "::1/128", " 2001:db8::7 ", NULL, "2001:db8::7", 1);
     client("127.0.0.1", "127.0.0.1", "192.0.2.1", NULL, "192.0.2.1", 1);

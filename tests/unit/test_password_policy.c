@@ -21,11 +21,13 @@ static void test_rules(void **state)
     (void)state;
     tg_err_t err = {0};
     assert_int_equal(tg_password_check("a long enough password", "dev@example.com", &err), 0);
-    assert_int_equal(tg_password_check("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9",
-                                       "dev@example.com", &err),
-                     0); /* 10 characters of two bytes */
+    assert_int_equal(
+        tg_password_check("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9",
+                          "dev@example.com", &err),
+        0); /* 10 characters of two bytes */
     refused("short", "dev@example.com", "at least 10 characters");
-    refused("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", "dev@example.com", "at least 10 characters"); /* 10 bytes, 5 chars */
+    refused("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", "dev@example.com",
+            "at least 10 characters"); /* 10 bytes, 5 chars */
     refused("          ", "dev@example.com", "whitespace");
     refused(" \t \t \n    ", "dev@example.com", "whitespace");
     refused("Dev@Example.com", "dev@example.com", "email");

@@ -15,8 +15,8 @@
 
 static tg_throttle_t *make(size_t cap)
 {
-    tg_throttle_policy_t p = {.capacity = cap, .forget_ns = 3600 * S, .free_failures = 3, .base_ns = 1 * S,
-                              .max_ns = 60 * S};
+    tg_throttle_policy_t p = {
+        .capacity = cap, .forget_ns = 3600 * S, .free_failures = 3, .base_ns = 1 * S, .max_ns = 60 * S};
     tg_throttle_t *t = tg_throttle_new(&p);
     assert_non_null(t);
     return t;
