@@ -1,4 +1,5 @@
-// admin_abuse.mjs - latency of GET /healthz and GET /v1/plans on the admin port while CONNS
+// admin_abuse.mjs - latency of GET /healthz, GET /v1/plans (and, for information, the owner's
+// GET /v1/admin/dashboard, which reads the database) on the admin port while CONNS
 // connections hammer POST /v1/signup and POST /v1/login (wrong passwords), for SECONDS.
 // Usage: node bench/admin_abuse.mjs http://127.0.0.1:PORT  (env CONNS, DURATION (seconds), ORIGIN)
 // Prints one line per probed path: n, median, p99, max (ms), and what the hammering got back.
@@ -10,12 +11,15 @@ const seconds = Number(process.env.DURATION || 10);
 const origin = process.env.ORIGIN || base.origin;
 const until = Date.now() + seconds * 1000;
 
+const token = process.env.ADMIN_TOKEN || 'bench-admin-token-0123456789';
+
 function request(agent, method, path, body) {
   return new Promise((resolve) => {
     const data = body === undefined ? undefined : JSON.stringify(body);
     const t0 = process.hrtime.bigint();
     const req = http.request({ host: base.hostname, port: base.port, method, path, agent,
-      headers: { 'content-type': 'application/json', origin, ...(data ? { 'content-length': Buffer.byteLength(data) } : {}) } },
+      headers: { 'content-type': 'application/json', origin, ...(path.startsWith('/v1/admin/') ? { authorization: `Bearer ${token}` } : {}),
+        ...(data ? { 'content-length': Buffer.byteLength(data) } : {}) } },
     (res) => {
       res.resume();
       res.on('end', () => resolve({ status: res.statusCode, ms: Number(process.hrtime.bigint() - t0) / 1e6 }));
@@ -53,10 +57,12 @@ async function probe(path) {
   agent.destroy();
   ms.sort((a, b) => a - b);
   const q = (p) => (ms.length ? ms[Math.min(ms.length - 1, Math.floor(p * ms.length))] : NaN);
-  return `${path.padEnd(10)} n=${String(ms.length).padStart(4)}  median=${q(0.5).toFixed(1)} ms  p99=${q(0.99).toFixed(1)} ms  max=${(ms.length ? ms[ms.length - 1] : NaN).toFixed(1)} ms`;
+  return `${path.padEnd(20)} n=${String(ms.length).padStart(4)}  median=${q(0.5).toFixed(1)} ms  p99=${q(0.99).toFixed(1)} ms  max=${(ms.length ? ms[ms.length - 1] : NaN).toFixed(1)} ms`;
 }
 
-const results = await Promise.all([probe('/healthz'), probe('/v1/plans'), ...Array.from({ length: conns }, (_, i) => hammer(i))]);
+const results = await Promise.all([probe('/healthz'), probe('/v1/plans'), probe('/v1/admin/dashboard'),
+  ...Array.from({ length: conns }, (_, i) => hammer(i))]);
 console.log(results[0]);
 console.log(results[1]);
+console.log(results[2]);
 console.log(`hammering (${conns} connections, ${seconds} s): ${Object.entries(statuses).sort().map(([k, v]) => `${k}: ${v}`).join(', ')}`);
