@@ -44,6 +44,7 @@ function watchConsole(page) {
   const errors = [];
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
   page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('response', (r) => { if (r.status() === 401) errors.push(`401 from ${new URL(r.url()).pathname}`); }); // which call, if any
   return errors;
 }
 
