@@ -68,7 +68,8 @@ struct admin_job {
     h2o_req_t *req;        /* loop thread only; NULL once the client went away */
     admin_job_t **hook;    /* in req->pool, points back here; loop thread only */
     tg_admin_request_t ar; /* its strings point into buf */
-    char *buf;
+    char *buf;             /* may hold passwords and tokens: wiped when freed */
+    size_t buf_len;
     tg_admin_response_t res;
     int ran; /* the slow part ran (hash worker) */
 };
@@ -125,7 +126,10 @@ static void job_free(admin_job_t *j)
 {
     if (j->res.slow != NULL) /* abandoned at shutdown: completing it would need the back thread */
         tg_admin_slow_finish(j->front->admin, j->res.slow, 0, &j->res);
+    if (j->res.body != NULL) /* a new API key's secret, a CSRF token */
+        explicit_bzero(j->res.body, j->res.body_len);
     free(j->res.body);
+    explicit_bzero(j->buf, j->buf_len);
     free(j->buf);
     free(j);
 }
@@ -330,6 +334,7 @@ static admin_job_t *job_new(tg_admin_front_t *f, const tg_admin_request_t *ar)
     size_t off = 0;
     j->front = f;
     j->buf = buf;
+    j->buf_len = total;
     j->ar = *ar;
     j->ar.method = copy_in(buf, &off, ar->method, ar->method_len);
     j->ar.path = copy_in(buf, &off, ar->path, ar->path_len);
