@@ -1,8 +1,10 @@
 // admin_abuse.mjs - latency of GET /healthz, GET /v1/plans (and, for information, the owner's
 // GET /v1/admin/dashboard, which reads the database) on the admin port while CONNS
 // connections hammer POST /v1/signup and POST /v1/login (wrong passwords), for SECONDS.
-// Usage: node bench/admin_abuse.mjs http://127.0.0.1:PORT  (env CONNS, DURATION (seconds), ORIGIN)
-// Prints one line per probed path: n, median, p99, max (ms), and what the hammering got back.
+// Usage: node bench/admin_abuse.mjs http://127.0.0.1:PORT hammer|probe  (env CONNS, DURATION (seconds), ORIGIN)
+// Two processes (bench/admin_abuse.sh starts both): `hammer` drives the abusive connections and
+// prints what they got back; `probe` measures, from its own event loop (so the client's busy loop
+// is not counted as server latency), and prints n, median, p99, max (ms) per probed path.
 import http from 'node:http';
 
 const base = new URL(process.argv[2]);
@@ -60,9 +62,9 @@ async function probe(path) {
   return `${path.padEnd(20)} n=${String(ms.length).padStart(4)}  median=${q(0.5).toFixed(1)} ms  p99=${q(0.99).toFixed(1)} ms  max=${(ms.length ? ms[ms.length - 1] : NaN).toFixed(1)} ms`;
 }
 
-const results = await Promise.all([probe('/healthz'), probe('/v1/plans'), probe('/v1/admin/dashboard'),
-  ...Array.from({ length: conns }, (_, i) => hammer(i))]);
-console.log(results[0]);
-console.log(results[1]);
-console.log(results[2]);
+if (process.argv[3] === 'probe') {
+  for (const line of await Promise.all([probe('/healthz'), probe('/v1/plans'), probe('/v1/admin/dashboard')])) console.log(line);
+  process.exit(0);
+}
+await Promise.all(Array.from({ length: conns }, (_, i) => hammer(i)));
 console.log(`hammering (${conns} connections, ${seconds} s): ${Object.entries(statuses).sort().map(([k, v]) => `${k}: ${v}`).join(', ')}`);
