@@ -17,6 +17,7 @@
 #include "metrics/metrics.h"
 #include "util/clock.h"
 #include "util/period.h"
+#include "util/throttle.h"
 
 static int tg_adm_persist_used_cb(const char *key_id, int64_t last_used_at, void *arg)
 {
@@ -42,14 +43,146 @@ void tg_admin_tick(tg_admin_t *a)
 
 /* ---- dispatch ---- */
 
-static int tg_adm_authorized(tg_admin_t *a, const tg_admin_request_t *r)
+/* 1 if r carries "Authorization: Bearer <t>" whose digest is `digest`. Comparing digests keeps
+ * the comparison constant-time whatever the token's length. */
+static int bearer_is(const tg_admin_request_t *r, const uint8_t digest[32])
 {
     if (r->authorization == NULL || r->authorization_len < 8 || strncmp(r->authorization, "Bearer ", 7) != 0)
         return 0;
-    /* Compare digests so the comparison is constant-time whatever the token's length. */
     uint8_t d[32];
     crypto_generichash(d, sizeof(d), (const uint8_t *)r->authorization + 7, r->authorization_len - 7, NULL, 0);
-    return sodium_memcmp(d, a->token_digest, sizeof(d)) == 0;
+    return sodium_memcmp(d, digest, sizeof(d)) == 0;
+}
+
+/* ---- the owner's dashboard session ----
+ * POST /v1/admin/session {"token": "<admin token>"} signs the owner in: an HttpOnly, SameSite=
+ * Strict cookie scoped to Path=/v1/admin (so the portal's pages never send it, and scripts never
+ * see it) and a CSRF token that every state change made with the cookie must carry. GET answers
+ * whether the cookie is good ({"signed_in": ...}, with its CSRF token for a reloaded page);
+ * DELETE signs out. */
+
+#define OWNER_SESSION_SECONDS (12 * 3600)
+#define OWNER_COOKIE "tg_admin"
+
+static tg_adm_owner_session_t *owner_session(tg_admin_t *a, const tg_admin_request_t *r)
+{
+    char token[128];
+    if (!tg_adm_cookie(r, OWNER_COOKIE, token, sizeof(token)))
+        return NULL;
+    uint8_t h[32];
+    crypto_generichash(h, sizeof(h), (const uint8_t *)token, strlen(token), NULL, 0);
+    sodium_memzero(token, sizeof(token));
+    int64_t now = tg_adm_now_s();
+    for (size_t i = 0; i < TG_ADM_OWNER_SESSIONS; i++)
+        if (a->owner[i].expires_at > now && sodium_memcmp(a->owner[i].token_hash, h, sizeof(h)) == 0)
+            return &a->owner[i];
+    return NULL;
+}
+
+static void owner_cookie(tg_admin_response_t *res, const char *value, int max_age, int secure)
+{
+    snprintf(res->set_cookie, sizeof(res->set_cookie), OWNER_COOKIE "=%s; Path=/v1/admin; Max-Age=%d; HttpOnly; SameSite=Strict%s",
+             value, max_age, secure ? "; Secure" : "");
+}
+
+static void owner_sign_in(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    int64_t mono = tg_clock_mono_ns(), wait = tg_throttle_wait_ns(a->owner_failures, r->remote_addr, mono);
+    if (wait > 0) {
+        res->retry_after = (int)((wait + TG_NS_PER_SEC - 1) / TG_NS_PER_SEC);
+        tg_adm_reply_error(res, 429, "rate_limited", "Too many wrong admin tokens; retry in %d seconds.", res->retry_after);
+        return;
+    }
+    json_t *body = tg_adm_parse_body(r, res);
+    if (body == NULL)
+        return;
+    const char *tok = json_string_value(json_object_get(body, "token"));
+    uint8_t d[32];
+    if (tok != NULL)
+        crypto_generichash(d, sizeof(d), (const uint8_t *)tok, strlen(tok), NULL, 0);
+    if (tok == NULL || sodium_memcmp(d, a->token_digest, sizeof(d)) != 0) {
+        tg_throttle_fail(a->owner_failures, r->remote_addr, mono);
+        tg_adm_reply_error(res, 401, "unauthorized", "That is not the admin token.");
+        json_decref(body);
+        return;
+    }
+    json_decref(body);
+    /* a free slot, else the one that expires first */
+    size_t slot = 0;
+    for (size_t i = 1; i < TG_ADM_OWNER_SESSIONS; i++)
+        if (a->owner[i].expires_at < a->owner[slot].expires_at)
+            slot = i;
+    tg_adm_owner_session_t *os = &a->owner[slot];
+    uint8_t raw[32], craw[32];
+    char token[64];
+    randombytes_buf(raw, sizeof(raw));
+    randombytes_buf(craw, sizeof(craw));
+    sodium_bin2base64(token, sizeof(token), raw, sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    crypto_generichash(os->token_hash, sizeof(os->token_hash), (const uint8_t *)token, strlen(token), NULL, 0);
+    sodium_bin2hex(os->csrf, sizeof(os->csrf), craw, sizeof(craw));
+    os->expires_at = tg_adm_now_s() + OWNER_SESSION_SECONDS;
+    owner_cookie(res, token, OWNER_SESSION_SECONDS, r->secure);
+    sodium_memzero(token, sizeof(token));
+    sodium_memzero(raw, sizeof(raw));
+    tg_adm_reply_json(res, 200, json_pack("{s:b,s:s,s:o}", "signed_in", 1, "csrf_token", os->csrf, "expires_at",
+                                          tg_adm_json_time(os->expires_at)));
+}
+
+static int csrf_ok(const tg_admin_request_t *r, const char *want)
+{
+    size_t n = strlen(want);
+    return r->csrf_token != NULL && r->csrf_token_len == n && sodium_memcmp(r->csrf_token, want, n) == 0;
+}
+
+/* /v1/admin/session: 1 if handled. */
+static int owner_session_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    if (!(s->n == 3 && tg_adm_seg_is(s, 2, "session")))
+        return 0;
+    tg_adm_owner_session_t *os = owner_session(a, r);
+    if (tg_adm_method_is(r, "POST")) {
+        if (!tg_adm_same_origin(r))
+            tg_adm_reply_error(res, 403, "origin_refused", "Sign in from this dashboard's own pages.");
+        else
+            owner_sign_in(a, r, res);
+    } else if (tg_adm_method_is(r, "GET")) {
+        if (os == NULL) /* a question, not a failure: the page asks before it shows the sign-in form */
+            tg_adm_reply_json(res, 200, json_pack("{s:b}", "signed_in", 0));
+        else
+            tg_adm_reply_json(res, 200, json_pack("{s:b,s:s,s:o}", "signed_in", 1, "csrf_token", os->csrf, "expires_at",
+                                                  tg_adm_json_time(os->expires_at)));
+    } else if (tg_adm_method_is(r, "DELETE")) {
+        if (os != NULL && (!csrf_ok(r, os->csrf) || !tg_adm_same_origin(r))) {
+            tg_adm_reply_error(res, 403, "csrf_failed", "Signing out needs the X-CSRF-Token header given at sign-in.");
+            return 1;
+        }
+        if (os != NULL)
+            sodium_memzero(os, sizeof(*os));
+        owner_cookie(res, "", 0, r->secure);
+        tg_adm_reply_json(res, 200, json_pack("{s:b}", "signed_out", 1));
+    } else {
+        tg_adm_reply_error(res, 405, "method_not_allowed", "Use GET, POST or DELETE.");
+    }
+    return 1;
+}
+
+/* The admin API: the admin token as a Bearer (CLI, scripts), or the owner's dashboard cookie with
+ * its CSRF token on state changes. 1 = allowed; otherwise replies 401 or 403 and returns 0. */
+static int tg_adm_authorized(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    if (bearer_is(r, a->token_digest))
+        return 1;
+    tg_adm_owner_session_t *os = owner_session(a, r);
+    if (os == NULL) {
+        tg_adm_reply_error(res, 401, "unauthorized",
+                           "The admin API needs \"Authorization: Bearer <admin token>\" (or the dashboard's sign-in).");
+        return 0;
+    }
+    if (!tg_adm_method_is(r, "GET") && !tg_adm_method_is(r, "HEAD") && (!csrf_ok(r, os->csrf) || !tg_adm_same_origin(r))) {
+        tg_adm_reply_error(res, 403, "csrf_failed", "State-changing calls need the X-CSRF-Token header given at sign-in.");
+        return 0;
+    }
+    return 1;
 }
 
 tg_admin_t *tg_admin_new(const tg_admin_deps_t *deps)
@@ -58,12 +191,17 @@ tg_admin_t *tg_admin_new(const tg_admin_deps_t *deps)
     if (a == NULL)
         return NULL;
     a->d = *deps;
-    if ((a->portal = tg_portal_new()) == NULL) {
+    tg_throttle_policy_t pol = {1024, 3600 * TG_NS_PER_SEC, 5, TG_NS_PER_SEC, 900 * TG_NS_PER_SEC};
+    if ((a->portal = tg_portal_new()) == NULL || (a->owner_failures = tg_throttle_new(&pol)) == NULL) {
+        tg_portal_free(a->portal);
         free(a);
         return NULL;
     }
     const char *tok = deps->cfg->admin.token;
     crypto_generichash(a->token_digest, sizeof(a->token_digest), (const uint8_t *)tok, strlen(tok), NULL, 0);
+    const char *mt = deps->cfg->metrics.token;
+    if (mt != NULL)
+        crypto_generichash(a->metrics_digest, sizeof(a->metrics_digest), (const uint8_t *)mt, strlen(mt), NULL, 0);
     return a;
 }
 
@@ -72,28 +210,38 @@ void tg_admin_free(tg_admin_t *a)
     if (a == NULL)
         return;
     sodium_memzero(a->token_digest, sizeof(a->token_digest));
+    sodium_memzero(a->owner, sizeof(a->owner));
     tg_portal_free(a->portal);
+    tg_throttle_free(a->owner_failures);
     free(a);
 }
 
-void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
+int tg_admin_handle_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
 {
     tg_adm_segs_t s;
     memset(res, 0, sizeof(*res));
     if (tg_adm_split_path(r->path, r->path_len, &s) != 0) {
         tg_adm_reply_error(res, 404, "not_found", "No such route.");
-        return;
+        return 1;
     }
     if (s.n == 1 && tg_adm_seg_is(&s, 0, "healthz")) {
         tg_adm_reply_json(res, 200, json_pack("{s:s}", "status", "ok"));
-        return;
+        return 1;
     }
     if (s.n == 1 && tg_adm_seg_is(&s, 0, "metrics")) {
+        /* Metrics name customers' traffic: a token (metrics.token, or the admin token) unless
+         * metrics.open. Only immutable digests are read here: safe on the loop. */
+        if (!a->d.cfg->metrics.open && !bearer_is(r, a->token_digest) &&
+            !(a->d.cfg->metrics.token != NULL && bearer_is(r, a->metrics_digest))) {
+            tg_adm_reply_error(res, 401, "unauthorized",
+                               "/metrics needs \"Authorization: Bearer <metrics.token or admin token>\" (or metrics.open: true).");
+            return 1;
+        }
         res->status = 200;
         res->content_type = "text/plain; version=0.0.4";
         res->body = tg_metrics_render(a->d.meter);
         res->body_len = res->body != NULL ? strlen(res->body) : 0;
-        return;
+        return 1;
     }
     if (tg_adm_seg_is(&s, 0, "v1") && tg_adm_seg_is(&s, 1, "plans") && tg_adm_method_is(r, "GET")) {
         if (s.n == 2) {
@@ -101,7 +249,7 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
             for (size_t i = 0; i < a->d.cfg->nplans; i++)
                 json_array_append_new(arr, tg_adm_plan_json(&a->d.cfg->plans[i]));
             tg_adm_reply_json(res, 200, json_pack("{s:o}", "data", arr));
-            return;
+            return 1;
         }
         char id[TG_PLAN_ID_MAX];
         const tg_plan_t *plan = tg_adm_seg_copy(&s, 2, id, sizeof(id)) == 0 ? tg_config_find_plan(a->d.cfg, id) : NULL;
@@ -111,19 +259,27 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
             tg_adm_reply_json(res, 200, tg_adm_plan_json(plan));
         else
             tg_adm_quote_plan(a, plan, r, res);
-        return;
+        return 1;
     }
-    if (tg_portal_handle(a, &s, r, res) || tg_adm_static(r, res))
+    return tg_adm_static(r, res);
+}
+
+void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    tg_adm_segs_t s;
+    if (tg_admin_handle_quick(a, r, res))
+        return;
+    memset(res, 0, sizeof(*res));
+    tg_adm_split_path(r->path, r->path_len, &s); /* quick answered the paths it cannot split */
+    if (tg_portal_handle(a, &s, r, res))
         return;
     if (!(tg_adm_seg_is(&s, 0, "v1") && tg_adm_seg_is(&s, 1, "admin"))) {
         tg_adm_reply_error(res, 404, "not_found", "No such route: %.*s", (int)(r->path_len > 200 ? 200 : r->path_len),
                     r->path);
         return;
     }
-    if (!tg_adm_authorized(a, r)) {
-        tg_adm_reply_error(res, 401, "unauthorized", "The admin API needs \"Authorization: Bearer <admin token>\".");
+    if (owner_session_route(a, &s, r, res) || !tg_adm_authorized(a, r, res))
         return;
-    }
     tg_customer_t c;
     tg_key_t k;
     if (tg_adm_seg_is(&s, 2, "customers") && s.n == 3) {

@@ -1,9 +1,18 @@
 /* admin_api.h - the admin API, health and metrics, free of any HTTP library.
  *
- * src/http/ turns each admin-port request into a tg_admin_request_t and sends back the
- * tg_admin_response_t. Runs on the admin thread only: it owns a store connection of its own and
- * may block on it. Every write goes to the store first, then to the in-memory directory the
- * gateway reads, so what the gateway enforces is always something that is durable. */
+ * src/http/admin_front.c turns each admin-port request into a tg_admin_request_t and sends back
+ * the tg_admin_response_t. Threads (who owns what):
+ *  - the admin port's event loop calls only tg_admin_handle_quick: health, metrics, plans,
+ *    quotes and pages, which read the immutable configuration and atomic counters, never the
+ *    store and never a lock that slow work holds;
+ *  - ONE admin back thread owns everything else in tg_admin_t: the store connection, portal
+ *    sessions and throttles. It calls tg_admin_handle, tg_admin_slow_finish and tg_admin_tick,
+ *    and may block on the store;
+ *  - slow CPU work (Argon2id password hashing, ~100 ms each) is handed out as a tg_admin_slow_t
+ *    that tg_admin_slow_run computes on any other thread (a hash worker): it touches only the
+ *    memory of that object.
+ * Every write goes to the store first, then to the in-memory directory the gateway reads, so
+ * what the gateway enforces is always something that is durable. */
 #ifndef TG_ADMIN_API_H
 #define TG_ADMIN_API_H
 
@@ -44,8 +53,22 @@ typedef struct tg_admin_request {
     size_t cookie_len;
     const char *csrf_token; /* X-CSRF-Token header value, or NULL */
     size_t csrf_token_len;
-    char remote_addr[64]; /* the client's IP address, for login throttling */
+    const char *content_type; /* Content-Type header value, or NULL */
+    size_t content_type_len;
+    const char *origin; /* Origin header value, or NULL */
+    size_t origin_len;
+    const char *referer; /* Referer header value, or NULL */
+    size_t referer_len;
+    const char *host; /* the request's authority (Host), or NULL */
+    size_t host_len;
+    int secure; /* over TLS, or a trusted proxy said X-Forwarded-Proto: https: cookies get Secure */
+    /* The client's IP address, for throttles and trials: the TCP peer, or what a trusted proxy
+     * (server.trusted_proxies) forwarded (see tg_client_addr in util/cidr.h). */
+    char remote_addr[64];
 } tg_admin_request_t;
+
+/* Work that a request left to do off the back thread (see above). Opaque. */
+typedef struct tg_admin_slow tg_admin_slow_t;
 
 typedef struct tg_admin_response {
     int status;
@@ -53,6 +76,11 @@ typedef struct tg_admin_response {
     char *body;               /* malloc'd; the caller frees */
     size_t body_len;
     char set_cookie[256]; /* a Set-Cookie header value, or "" */
+    int retry_after;      /* > 0: a Retry-After header (seconds) */
+    int inline_style;     /* the page has a <style> element (invoices): CSP allows inline styles */
+    /* Non-NULL: not answered yet. The caller runs tg_admin_slow_run on a worker, then
+     * tg_admin_slow_finish on the back thread, which fills this response. */
+    tg_admin_slow_t *slow;
 } tg_admin_response_t;
 
 tg_admin_t *tg_admin_new(const tg_admin_deps_t *deps);
@@ -63,7 +91,20 @@ void tg_admin_free(tg_admin_t *a);
  * into draft invoices. */
 void tg_admin_tick(tg_admin_t *a);
 
-/* Answers one request; always fills res (errors are JSON error bodies). */
+/* Answers the requests that need neither the store nor the back thread's state (health,
+ * metrics, plans and quotes, pages). Returns 1 with res filled, 0 if the request is not one of
+ * them. Any thread; meant for the event loop. */
+int tg_admin_handle_quick(tg_admin_t *a, const tg_admin_request_t *req, tg_admin_response_t *res);
+
+/* Answers one request (any route, quick ones included); back thread only. Fills res, or sets
+ * res->slow when part of the work (password hashing) must run elsewhere first. */
 void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *req, tg_admin_response_t *res);
+
+/* The slow part of a request: CPU only, on any thread; touches nothing but s. */
+void tg_admin_slow_run(tg_admin_slow_t *s);
+
+/* Back thread: completes the request whose slow part ran (ran = 1) or was refused because the
+ * workers are saturated (ran = 0: answers 503 with Retry-After), fills res and frees s. */
+void tg_admin_slow_finish(tg_admin_t *a, tg_admin_slow_t *s, int ran, tg_admin_response_t *res);
 
 #endif

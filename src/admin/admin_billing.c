@@ -304,6 +304,7 @@ void tg_adm_invoices_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin
         int have = tg_store_customer_get(a->d.store, inv.customer_id, &c, &e2) == 0;
         res->status = 200;
         res->content_type = "text/html; charset=utf-8";
+        res->inline_style = 1; /* the invoice's own <style> */
         res->body = tg_invoice_to_html(&inv, have ? &c : NULL);
         res->body_len = res->body != NULL ? strlen(res->body) : 0;
     } else if (s->n == 5 && tg_adm_method_is(r, "POST")) {

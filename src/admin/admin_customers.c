@@ -58,13 +58,19 @@ int tg_adm_valid_email(const char *e)
 int tg_adm_new_customer(tg_admin_t *a, const char *email, const char *name, const tg_plan_t *plan, tg_customer_t *c,
                         tg_admin_response_t *res)
 {
+    return tg_adm_new_customer_trial(a, email, name, plan, 1, c, res);
+}
+
+int tg_adm_new_customer_trial(tg_admin_t *a, const char *email, const char *name, const tg_plan_t *plan,
+                              int with_trial, tg_customer_t *c, tg_admin_response_t *res)
+{
     memset(c, 0, sizeof(*c));
     tg_adm_random_id("cus_", c->id, sizeof(c->id));
     snprintf(c->email, sizeof(c->email), "%s", email);
     snprintf(c->name, sizeof(c->name), "%s", name != NULL ? name : "");
     snprintf(c->plan_id, sizeof(c->plan_id), "%s", plan->id);
     c->created_at = c->anchor_at = tg_adm_now_s();
-    if (plan->trial_days > 0) {
+    if (plan->trial_days > 0 && with_trial) {
         snprintf(c->status, sizeof(c->status), "trialing");
         c->trial_end = c->created_at + (int64_t)plan->trial_days * 86400;
     } else {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "admin/admin_int.h"
@@ -122,11 +123,28 @@ int tg_adm_method_is(const tg_admin_request_t *r, const char *m)
     return r->method_len == strlen(m) && memcmp(r->method, m, r->method_len) == 0;
 }
 
-/* Parses the body as a JSON object; an empty body is an empty object. */
+/* 1 if the Content-Type is application/json (parameters allowed). */
+static int is_json(const tg_admin_request_t *r)
+{
+    static const char json[] = "application/json";
+    size_t n = sizeof(json) - 1;
+    if (r->content_type == NULL || r->content_type_len < n || strncasecmp(r->content_type, json, n) != 0)
+        return 0;
+    return r->content_type_len == n || r->content_type[n] == ';' || r->content_type[n] == ' ';
+}
+
+/* Parses the body as a JSON object; an empty body is an empty object. A body must be declared
+ * application/json: a cross-site form (text/plain, urlencoded, multipart) is refused before it is
+ * read as JSON, and a browser cannot send application/json cross-site without a CORS preflight,
+ * which this port never approves. */
 json_t *tg_adm_parse_body(const tg_admin_request_t *r, tg_admin_response_t *res)
 {
     if (r->body_len == 0)
         return json_object();
+    if (!is_json(r)) {
+        tg_adm_reply_error(res, 415, "unsupported_media_type", "The body must be JSON, sent as Content-Type: application/json.");
+        return NULL;
+    }
     json_error_t je;
     json_t *j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &je);
     if (j == NULL) {
@@ -140,6 +158,45 @@ json_t *tg_adm_parse_body(const tg_admin_request_t *r, tg_admin_response_t *res)
         return NULL;
     }
     return j;
+}
+
+int tg_adm_cookie(const tg_admin_request_t *r, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+    const char *c = r->cookie, *end = r->cookie != NULL ? r->cookie + r->cookie_len : NULL;
+    while (c != NULL && c < end) {
+        while (c < end && (*c == ' ' || *c == ';'))
+            c++;
+        const char *semi = memchr(c, ';', (size_t)(end - c)), *stop = semi != NULL ? semi : end;
+        if ((size_t)(stop - c) > nl + 1 && memcmp(c, name, nl) == 0 && c[nl] == '=') {
+            size_t n = (size_t)(stop - c - nl - 1);
+            if (n >= cap)
+                return 0;
+            memcpy(out, c + nl + 1, n);
+            out[n] = '\0';
+            return 1;
+        }
+        c = stop;
+    }
+    return 0;
+}
+
+int tg_adm_same_origin(const tg_admin_request_t *r)
+{
+    const char *scheme = r->secure ? "https://" : "http://";
+    size_t sl = strlen(scheme);
+    if (r->host == NULL || r->host_len == 0)
+        return r->origin == NULL && r->referer == NULL;
+    const char *src = r->origin != NULL ? r->origin : r->referer;
+    size_t n = r->origin != NULL ? r->origin_len : r->referer_len;
+    if (src == NULL)
+        return 1; /* not a browser: browsers send Origin on every cross-origin POST, PATCH and DELETE */
+    if (n < sl + r->host_len || strncasecmp(src, scheme, sl) != 0 || strncasecmp(src + sl, r->host, r->host_len) != 0)
+        return 0;
+    size_t end = sl + r->host_len;
+    if (r->origin != NULL)
+        return n == end;
+    return n == end || src[end] == '/'; /* a Referer: the origin, then the path */
 }
 
 /* Optional string field: NULL if absent; sets *bad when present but not a string. */

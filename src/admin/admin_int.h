@@ -13,11 +13,24 @@
 #include "gateway/apikey.h"
 
 typedef struct tg_portal tg_portal_t;
+typedef struct tg_throttle tg_throttle_t;
+
+/* The owner's dashboard sessions (admin_api.c): in memory only, so a restart signs the owner
+ * out; only a hash of each cookie token is kept. */
+#define TG_ADM_OWNER_SESSIONS 32
+typedef struct tg_adm_owner_session {
+    uint8_t token_hash[32];
+    char csrf[65];
+    int64_t expires_at; /* 0: free */
+} tg_adm_owner_session_t;
 
 struct tg_admin {
     tg_admin_deps_t d;
     uint8_t token_digest[32];
+    uint8_t metrics_digest[32]; /* metrics.token's, when set */
     tg_portal_t *portal; /* developer portal sessions and login throttling (portal.c) */
+    tg_adm_owner_session_t owner[TG_ADM_OWNER_SESSIONS];
+    tg_throttle_t *owner_failures; /* failed owner sign-ins per client address */
 };
 
 
@@ -55,6 +68,12 @@ int tg_adm_seg_is(const tg_adm_segs_t *s, size_t i, const char *lit);
 int tg_adm_seg_copy(const tg_adm_segs_t *s, size_t i, char *out, size_t cap);
 int tg_adm_method_is(const tg_admin_request_t *r, const char *m);
 json_t *tg_adm_parse_body(const tg_admin_request_t *r, tg_admin_response_t *res);
+/* 1 if the request's Origin (or, without one, its Referer) is this port's own origin (scheme by
+ * r->secure, then the Host), or if it has neither (not a browser). Browsers send Origin with
+ * every cross-origin state-changing request, so a page elsewhere cannot pass. */
+int tg_adm_same_origin(const tg_admin_request_t *r);
+/* The value of cookie `name` into out (cap bytes); 0 if absent or too long. */
+int tg_adm_cookie(const tg_admin_request_t *r, const char *name, char *out, size_t cap);
 const char *tg_adm_opt_string(json_t *obj, const char *name, int *bad);
 const char *tg_adm_display_status(const tg_customer_t *c, int64_t now);
 json_t *tg_adm_customer_json(tg_admin_t *a, const tg_customer_t *c);
@@ -63,6 +82,9 @@ int tg_adm_valid_email(const char *e);
  * replies to res and returns non-zero. */
 int tg_adm_new_customer(tg_admin_t *a, const char *email, const char *name, const tg_plan_t *plan, tg_customer_t *c,
                         tg_admin_response_t *res);
+/* The same, with the plan's trial only if with_trial (self-service sign-up, trial used already). */
+int tg_adm_new_customer_trial(tg_admin_t *a, const char *email, const char *name, const tg_plan_t *plan,
+                              int with_trial, tg_customer_t *c, tg_admin_response_t *res);
 void tg_adm_create_customer(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
 int tg_adm_list_customer_cb(const tg_customer_t *c, void *arg);
 int tg_adm_load_customer(tg_admin_t *a, const tg_adm_segs_t *s, size_t idx, tg_customer_t *c, tg_admin_response_t *res);

@@ -2,13 +2,17 @@
  *
  * /portal/... and /admin/... map to files under $TOLLGATE_WEB_ROOT (default "web", relative to
  * the working directory); /portal/vendor/chart.min.js is Debian's Chart.js
- * (/usr/share/javascript/chart.js, or $TOLLGATE_CHARTJS). Paths are checked character by
- * character (no "..", no hidden files), files are capped at 2 MiB, and the pages only call the
- * JSON API, so nothing here needs a session. */
+ * (/usr/share/javascript/chart.js, or $TOLLGATE_CHARTJS; also at /admin/vendor/ so the dashboard
+ * loads nothing from /portal/ but its stylesheet). Paths are checked character by character (no
+ * "..", no hidden files), symbolic links below the web root are never followed, files are capped
+ * at 2 MiB, and the pages only call the JSON API, so nothing here needs a session. Runs on the
+ * admin loop (small local files; tg_admin_handle_quick). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "admin/admin_int.h"
 
@@ -45,27 +49,64 @@ static int safe_path(const char *p, size_t n)
     return 1;
 }
 
-static int read_file(const char *path, tg_admin_response_t *res)
+/* Opens root/rel for reading without following a symbolic link anywhere below root: each
+ * directory is opened with O_NOFOLLOW | O_DIRECTORY relative to the one before, and the file with
+ * O_NOFOLLOW, so a link planted in the web root (to /etc, to the database) is never served. The
+ * root itself may be a link (TOLLGATE_WEB_ROOT is the operator's choice). rel is '/'-separated and
+ * already checked by safe_path. Returns a descriptor or -1. */
+static int open_beneath(const char *root, const char *rel)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return 0;
+    int dir = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    const char *p = rel;
+    while (dir >= 0) {
+        while (*p == '/')
+            p++;
+        const char *slash = strchr(p, '/');
+        size_t n = slash != NULL ? (size_t)(slash - p) : strlen(p);
+        char name[256];
+        if (n == 0 || n >= sizeof(name)) {
+            close(dir);
+            return -1;
+        }
+        memcpy(name, p, n);
+        name[n] = '\0';
+        int last = slash == NULL || slash[1] == '\0';
+        int fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (last ? O_NONBLOCK : O_DIRECTORY));
+        close(dir);
+        if (last || fd < 0)
+            return fd;
+        dir = fd;
+        p = slash + 1;
+    }
+    return -1;
+}
+
+static int read_fd(int fd, const char *name, tg_admin_response_t *res)
+{
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_FILE) {
-        fclose(f);
+    if (fd < 0)
+        return 0;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_FILE) {
+        close(fd);
         return 0;
     }
-    char *buf = malloc((size_t)st.st_size + 1);
-    size_t n = buf != NULL ? fread(buf, 1, (size_t)st.st_size, f) : 0;
-    fclose(f);
-    if (buf == NULL || n != (size_t)st.st_size) {
+    size_t size = (size_t)st.st_size, got = 0;
+    char *buf = malloc(size + 1);
+    while (buf != NULL && got < size) {
+        ssize_t r = read(fd, buf + got, size - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (buf == NULL || got != size) {
         free(buf);
         return 0;
     }
     res->status = 200;
-    res->content_type = mime_of(path);
+    res->content_type = mime_of(name);
     res->body = buf;
-    res->body_len = n;
+    res->body_len = got;
     return 1;
 }
 
@@ -81,21 +122,24 @@ int tg_adm_static(const tg_admin_request_t *r, tg_admin_response_t *res)
         tg_adm_reply_error(res, 405, "method_not_allowed", "Pages are GET only.");
         return 1;
     }
-    char path[512];
-    if (portal && n == strlen("/portal/vendor/chart.min.js") && memcmp(p, "/portal/vendor/chart.min.js", n) == 0) {
-        const char *chart = getenv("TOLLGATE_CHARTJS");
-        snprintf(path, sizeof(path), "%s", chart != NULL ? chart : "/usr/share/javascript/chart.js/chart.min.js");
+    char rel[512];
+    int fd;
+    if ((n == strlen("/portal/vendor/chart.min.js") && memcmp(p, "/portal/vendor/chart.min.js", n) == 0) ||
+        (n == strlen("/admin/vendor/chart.min.js") && memcmp(p, "/admin/vendor/chart.min.js", n) == 0)) {
+        const char *chart = getenv("TOLLGATE_CHARTJS"); /* a system file: its links are the distribution's */
+        fd = open(chart != NULL ? chart : "/usr/share/javascript/chart.js/chart.min.js", O_RDONLY | O_CLOEXEC);
+        snprintf(rel, sizeof(rel), "chart.min.js");
     } else {
         const char *root = getenv("TOLLGATE_WEB_ROOT");
         int dir = p[n - 1] == '/' || n == 6 || n == 7;
-        if (!safe_path(p, n) ||
-            snprintf(path, sizeof(path), "%s%.*s%s", root != NULL ? root : "web", (int)n, p,
-                     dir ? (p[n - 1] == '/' ? "index.html" : "/index.html") : "") >= (int)sizeof(path)) {
+        if (!safe_path(p, n) || snprintf(rel, sizeof(rel), "%.*s%s", (int)n, p,
+                                         dir ? (p[n - 1] == '/' ? "index.html" : "/index.html") : "") >= (int)sizeof(rel)) {
             tg_adm_reply_error(res, 404, "not_found", "No such page.");
             return 1;
         }
+        fd = open_beneath(root != NULL ? root : "web", rel);
     }
-    if (!read_file(path, res))
+    if (!read_fd(fd, rel, res))
         tg_adm_reply_error(res, 404, "not_found", "No such page.");
     return 1;
 }

@@ -1,12 +1,28 @@
 /* portal.c - the developer portal's JSON API: self-service signup, login sessions, and a
  * customer's own keys, usage, invoices and plan.
  *
- * Passwords are stored as Argon2id strings (libsodium, interactive limits). A session is a
- * random 256-bit token in an HttpOnly, SameSite=Strict cookie; only its BLAKE2b hash is stored.
- * Every state-changing call made with the cookie must carry the session's X-CSRF-Token, compared
- * in constant time. Logins are throttled per account and per client address (5 failures in 15
- * minutes, then 429). A customer reaches only its own objects: another customer's ids answer 404,
- * exactly like ids that do not exist. Runs on the admin thread; the throttle table is its own. */
+ * Passwords follow admin/password_policy.h and are stored as Argon2id strings (libsodium,
+ * interactive limits), hashed by the admin port's hash workers (tg_admin_slow_t), never on the
+ * back thread. A session is a random 256-bit token in an HttpOnly, SameSite=Strict cookie (Secure
+ * over https); only its BLAKE2b hash is stored. Every state-changing call made with the cookie
+ * must carry the session's X-CSRF-Token, compared in constant time. A customer reaches only its
+ * own objects: another customer's ids answer 404, exactly like ids that do not exist.
+ *
+ * Abuse controls (issue 10), all checked before any password hashing:
+ *  - sign-up: portal.signup.enabled, .plans (self-service plans), sign-ups per client address
+ *    and in all (.per_address, .global), and one trial per normalised email (ever) and per
+ *    client address (within .trial_address_days); a repeated trial is skipped (the account is
+ *    created without one) or refused (.repeat_trial);
+ *  - sign-in: exponential delays (429 with Retry-After) per (account, address) pair, per address
+ *    and, much more loosely, per account, in exact-key throttle maps (util/throttle.h). Every
+ *    attempt counts as a failure up front (so parallel guesses cannot slip past the check) and a
+ *    correct password takes it back. Failures from other addresses do not delay an owner at a
+ *    new address unless the account saw more than ACCOUNT_FREE failures, and then by at most
+ *    ACCOUNT_MAX_S seconds: the per-account bound is soft on purpose, so that guessing cannot lock
+ *    the owner out. IPv6 clients are keyed by their /64.
+ * Runs on the admin back thread, which owns struct tg_portal. */
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -15,59 +31,114 @@
 #include <strings.h>
 
 #include "admin/admin_int.h"
+#include "admin/password_policy.h"
 #include "billing/invoice.h"
+#include "util/cidr.h"
 #include "util/clock.h"
+#include "util/throttle.h"
 
 #define SESSION_SECONDS (7 * 86400)
-#define THROTTLE_SLOTS 4096
-#define THROTTLE_WINDOW 900
-#define THROTTLE_MAX_FAILURES 5
-#define PASSWORD_MIN 10
-#define PASSWORD_MAX 1024
+#define PASSWORD_MAX TG_PASSWORD_MAX_BYTES
+#define THROTTLE_ENTRIES 65536
+#define PAIR_FREE 4 /* (account, address): the 5th failure in a row waits 1 s, then 2, 4, ... */
+#define ADDRESS_FREE 20
+#define ACCOUNT_FREE 100
+#define MAX_DELAY_S 900
+#define ACCOUNT_MAX_S 30
+#define FORGET_S 3600
 
-typedef struct throttle_slot {
-    char key[TG_EMAIL_MAX + 8];
-    int failures;
-    int64_t window_start;
-} throttle_slot_t;
-
-/* Small direct-mapped tables: a collision only forgets an entry. One table per kind, so that
- * the two entries one login consults (its email's and its address's) never evict each other. */
 struct tg_portal {
-    throttle_slot_t by_email[THROTTLE_SLOTS];
-    throttle_slot_t by_ip[THROTTLE_SLOTS];
+    tg_throttle_t *pair, *address, *account; /* sign-in failures */
+    tg_throttle_t *signups;                  /* sign-ups per address ("a:ADDR") and in all ("*") */
 };
 
 tg_portal_t *tg_portal_new(void)
 {
-    return calloc(1, sizeof(tg_portal_t));
+    tg_portal_t *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    tg_throttle_policy_t pol = {THROTTLE_ENTRIES, FORGET_S * TG_NS_PER_SEC, PAIR_FREE, TG_NS_PER_SEC,
+                                MAX_DELAY_S * TG_NS_PER_SEC};
+    p->pair = tg_throttle_new(&pol);
+    pol.free_failures = ADDRESS_FREE;
+    p->address = tg_throttle_new(&pol);
+    pol.free_failures = ACCOUNT_FREE;
+    pol.max_ns = ACCOUNT_MAX_S * TG_NS_PER_SEC;
+    p->account = tg_throttle_new(&pol);
+    pol.forget_ns = 86400 * TG_NS_PER_SEC; /* longer than any sign-up window (per day at most) */
+    p->signups = tg_throttle_new(&pol);
+    if (p->pair == NULL || p->address == NULL || p->account == NULL || p->signups == NULL) {
+        tg_portal_free(p);
+        return NULL;
+    }
+    return p;
 }
 
 void tg_portal_free(tg_portal_t *p)
 {
+    if (p == NULL)
+        return;
+    tg_throttle_free(p->pair);
+    tg_throttle_free(p->address);
+    tg_throttle_free(p->account);
+    tg_throttle_free(p->signups);
     free(p);
 }
 
-static throttle_slot_t *slot_for(throttle_slot_t *slots, const char *kind, const char *id)
+/* The throttle key of a client address: IPv4 as is, IPv6 by its /64 (one subscriber's block). */
+static void address_key(const char *addr, char *out, size_t cap)
 {
-    char key[TG_EMAIL_MAX + 8];
-    snprintf(key, sizeof(key), "%s:%s", kind, id);
-    for (char *c = key; *c; c++)
-        if (*c >= 'A' && *c <= 'Z')
-            *c = (char)(*c - 'A' + 'a'); /* emails are case-insensitive */
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *c = key; *c; c++)
-        h = (h ^ (unsigned char)*c) * 1099511628211ULL;
-    throttle_slot_t *s = &slots[h % THROTTLE_SLOTS];
-    if (strcmp(s->key, key) != 0) {
-        memset(s, 0, sizeof(*s));
-        snprintf(s->key, sizeof(s->key), "%s", key);
+    tg_cidr_t c;
+    if (tg_cidr_parse_addr(addr, strlen(addr), &c) != 0 || !c.v6) {
+        snprintf(out, cap, "%s", addr);
+        return;
     }
-    if (tg_adm_now_s() - s->window_start >= THROTTLE_WINDOW) {
-        s->failures = 0;
-        s->window_start = tg_adm_now_s();
+    memset(c.addr + 8, 0, 8);
+    char buf[INET6_ADDRSTRLEN];
+    inet_ntop(AF_INET6, c.addr, buf, sizeof(buf));
+    snprintf(out, cap, "%s/64", buf);
+}
+
+static void lower(const char *in, char *out, size_t cap)
+{
+    size_t i = 0;
+    for (; in[i] != '\0' && i + 1 < cap; i++)
+        out[i] = (char)tolower((unsigned char)in[i]);
+    out[i] = '\0';
+}
+
+/* One trial per person, not per spelling: lowercase, the local part cut at the first '+', and
+ * for Gmail (gmail.com, googlemail.com), which ignores dots in the local part, no dots. Other
+ * providers' dots are significant, so they stay. */
+static void normalise_email(const char *email, char *out, size_t cap)
+{
+    char e[TG_EMAIL_MAX];
+    lower(email, e, sizeof(e));
+    char *at = strrchr(e, '@');
+    if (at == NULL) {
+        snprintf(out, cap, "%s", e);
+        return;
     }
-    return s;
+    *at = '\0';
+    const char *domain = at + 1;
+    char *plus = strchr(e, '+');
+    if (plus != NULL)
+        *plus = '\0';
+    int gmail = strcmp(domain, "gmail.com") == 0 || strcmp(domain, "googlemail.com") == 0;
+    char local[TG_EMAIL_MAX];
+    size_t n = 0;
+    for (const char *c = e; *c != '\0' && n + 1 < sizeof(local); c++)
+        if (!(gmail && *c == '.'))
+            local[n++] = *c;
+    local[n] = '\0';
+    if (snprintf(out, cap, "%s@%s", local, gmail ? "gmail.com" : domain) >= (int)cap)
+        out[0] = '\0'; /* cannot happen: both parts came from one email of TG_EMAIL_MAX */
+}
+
+static int retry_seconds(int64_t wait_ns)
+{
+    int64_t s = (wait_ns + TG_NS_PER_SEC - 1) / TG_NS_PER_SEC;
+    return s < 1 ? 1 : s > 86400 ? 86400 : (int)s;
 }
 
 /* ---- sessions ---- */
@@ -98,7 +169,7 @@ static void hash_token(const char *token, uint8_t out[32])
 }
 
 /* Creates a session for c: sets the cookie on res and returns the CSRF token in csrf. */
-static int start_session(tg_admin_t *a, const tg_customer_t *c, tg_admin_response_t *res, char csrf[72],
+static int start_session(tg_admin_t *a, const tg_customer_t *c, int secure, tg_admin_response_t *res, char csrf[72],
                          tg_err_t *err)
 {
     uint8_t raw[32], craw[32];
@@ -116,7 +187,8 @@ static int start_session(tg_admin_t *a, const tg_customer_t *c, tg_admin_respons
     int rc = tg_store_session_insert(a->d.store, &s, err);
     if (rc == 0)
         snprintf(res->set_cookie, sizeof(res->set_cookie),
-                 "tg_session=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Strict", token, SESSION_SECONDS);
+                 "tg_session=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Strict%s", token, SESSION_SECONDS,
+                 secure ? "; Secure" : "");
     sodium_memzero(token, sizeof(token));
     sodium_memzero(raw, sizeof(raw));
     return rc;
@@ -159,61 +231,219 @@ static json_t *session_reply(tg_admin_t *a, const tg_customer_t *c, const char *
     return json_pack("{s:o,s:s}", "customer", tg_adm_customer_json(a, c), "csrf_token", csrf);
 }
 
+/* The slow half of a sign-up or a sign-in: the Argon2id work, run by a hash worker (see
+ * admin_api.h). The password is copied here, wiped as soon as the hash is done, and this object
+ * is the only memory the worker touches. */
+enum { SLOW_SIGNUP, SLOW_LOGIN, SLOW_PASSWORD };
+
+struct tg_admin_slow {
+    int kind;
+    int verified;                         /* SLOW_LOGIN: the password matched */
+    int found;                            /* SLOW_LOGIN: the email has an account with a password */
+    int with_trial;                       /* SLOW_SIGNUP: grant the plan's trial */
+    int secure;                           /* the session cookie gets Secure */
+    char password[PASSWORD_MAX + 1];      /* wiped by tg_admin_slow_run */
+    char new_password[PASSWORD_MAX + 1];  /* SLOW_PASSWORD: wiped by tg_admin_slow_run */
+    char hash[crypto_pwhash_STRBYTES];    /* SLOW_SIGNUP: out; SLOW_LOGIN, SLOW_PASSWORD: the stored hash */
+    char new_hash[crypto_pwhash_STRBYTES]; /* SLOW_PASSWORD: out */
+    char email[TG_EMAIL_MAX];             /* SLOW_LOGIN: lowercased */
+    char email_norm[TG_EMAIL_MAX];        /* SLOW_SIGNUP: for the trial record */
+    char company[TG_NAME_MAX];
+    char plan_id[TG_PLAN_ID_MAX];
+    char trial_note[32];                  /* SLOW_SIGNUP: "granted", "not_offered", "already_used" */
+    char address[TG_CIDR_TEXT_MAX + 4];   /* the throttle key of the client address */
+    tg_customer_t customer;               /* SLOW_LOGIN: the account, when found */
+};
+
+static tg_admin_slow_t *slow_new(int kind, const char *password, const tg_admin_request_t *r)
+{
+    tg_admin_slow_t *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return NULL;
+    w->kind = kind;
+    w->secure = r->secure;
+    snprintf(w->password, sizeof(w->password), "%s", password);
+    address_key(r->remote_addr, w->address, sizeof(w->address));
+    return w;
+}
+
+static void slow_free(tg_admin_slow_t *w)
+{
+    sodium_memzero(w, sizeof(*w));
+    free(w);
+}
+
+void tg_admin_slow_run(tg_admin_slow_t *w)
+{
+    size_t n = strlen(w->password);
+    if (w->kind == SLOW_PASSWORD) {
+        /* the current password first; the new one is hashed only if it matched */
+        w->verified = crypto_pwhash_str_verify(w->hash, w->password, n) == 0;
+        if (w->verified && crypto_pwhash_str(w->new_hash, w->new_password, strlen(w->new_password),
+                                             crypto_pwhash_OPSLIMIT_INTERACTIVE, crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+            w->new_hash[0] = '\0';
+        sodium_memzero(w->new_password, sizeof(w->new_password));
+    } else if (w->kind == SLOW_SIGNUP) {
+        if (crypto_pwhash_str(w->hash, w->password, n, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                              crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+            w->hash[0] = '\0';
+    } else if (w->found) {
+        w->verified = crypto_pwhash_str_verify(w->hash, w->password, n) == 0;
+    } else {
+        /* An unknown email costs the same Argon2 work as a wrong password, so timing tells
+         * nothing about which emails have accounts. */
+        char dummy[crypto_pwhash_STRBYTES];
+        if (crypto_pwhash_str(dummy, w->password, n, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                              crypto_pwhash_MEMLIMIT_INTERACTIVE) == 0)
+            sodium_memzero(dummy, sizeof(dummy));
+        w->verified = 0;
+    }
+    sodium_memzero(w->password, sizeof(w->password));
+}
+
+static int plan_self_service(const tg_config_t *cfg, const char *plan_id)
+{
+    if (cfg->portal.signup.plans == NULL)
+        return 1;
+    for (size_t i = 0; i < cfg->portal.signup.nplans; i++)
+        if (strcmp(cfg->portal.signup.plans[i], plan_id) == 0)
+            return 1;
+    return 0;
+}
+
+/* Sign-ups per client address and in all; 0 or after replying 429. Counts this one. */
+static int signup_allowed(tg_admin_t *a, const char *address, tg_admin_response_t *res)
+{
+    const tg_config_t *cfg = a->d.cfg;
+    int64_t now = tg_clock_mono_ns();
+    char key[TG_CIDR_TEXT_MAX + 8];
+    snprintf(key, sizeof(key), "a:%s", address);
+    int64_t wait = tg_throttle_hit(a->portal->signups, key, cfg->portal.signup.per_address.count,
+                                   cfg->portal.signup.per_address.period_ns, now);
+    const char *what = "from this address";
+    if (wait == 0) {
+        wait = tg_throttle_hit(a->portal->signups, "*", cfg->portal.signup.global.count,
+                               cfg->portal.signup.global.period_ns, now);
+        what = "right now";
+    }
+    if (wait == 0)
+        return 1;
+    res->retry_after = retry_seconds(wait);
+    tg_adm_reply_error(res, 429, "signup_rate_limited", "Too many sign-ups %s; retry in %d seconds.", what,
+                       res->retry_after);
+    return 0;
+}
+
+/* Cheap checks first (the switch, the body, the password rules, the plan, the sign-up limits,
+ * an existing account, the trial), then the hash is handed to a worker. */
 static void signup(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
 {
+    const tg_config_t *cfg = a->d.cfg;
+    if (!cfg->portal.signup.enabled) {
+        tg_adm_reply_error(res, 403, "signup_disabled", "Self-service sign-up is switched off; contact us for an account.");
+        return;
+    }
     json_t *body = tg_adm_parse_body(r, res);
     if (body == NULL)
         return;
     int bad = 0;
     const char *email = tg_adm_opt_string(body, "email", &bad), *company = tg_adm_opt_string(body, "company", &bad),
                *password = tg_adm_opt_string(body, "password", &bad), *plan_id = tg_adm_opt_string(body, "plan", &bad);
-    const tg_plan_t *plan = plan_id != NULL ? tg_config_find_plan(a->d.cfg, plan_id) : NULL;
-    char hash[crypto_pwhash_STRBYTES];
+    const tg_plan_t *plan = plan_id != NULL ? tg_config_find_plan(cfg, plan_id) : NULL;
+    tg_customer_t existing;
+    tg_err_t err = {0};
+    char hash[crypto_pwhash_STRBYTES], address[TG_CIDR_TEXT_MAX + 4], norm[TG_EMAIL_MAX];
+    address_key(r->remote_addr, address, sizeof(address));
+    normalise_email(email != NULL && !bad ? email : "", norm, sizeof(norm));
+    int by_email = 0, by_address = 0;
     if (bad)
         tg_adm_reply_error(res, 400, "bad_request", "email, company, password and plan must be strings.");
     else if (email == NULL || !tg_adm_valid_email(email))
         tg_adm_reply_error(res, 400, "bad_request", "email: a valid email address is required.");
-    else if (password == NULL || strlen(password) < PASSWORD_MIN || strlen(password) > PASSWORD_MAX)
-        tg_adm_reply_error(res, 400, "bad_request", "password: %d to %d characters.", PASSWORD_MIN, PASSWORD_MAX);
+    else if (password == NULL)
+        tg_adm_reply_error(res, 400, "weak_password", "password: required.");
+    else if (tg_password_check(password, email, &err) != 0)
+        tg_adm_reply_error(res, 400, "weak_password", "%s", err.msg);
     else if (company != NULL && strlen(company) >= TG_NAME_MAX)
         tg_adm_reply_error(res, 400, "bad_request", "company: at most %d characters.", TG_NAME_MAX - 1);
     else if (plan == NULL)
         tg_adm_reply_error(res, 400, "bad_request", "plan: \"%s\" is not one of the plans.", plan_id ? plan_id : "");
-    else if (crypto_pwhash_str(hash, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                               crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
-        tg_adm_reply_error(res, 503, "service_unavailable", "Out of memory hashing the password; retry.");
+    else if (!plan_self_service(cfg, plan->id))
+        tg_adm_reply_error(res, 403, "plan_not_available",
+                           "plan: \"%s\" is not open to self-service sign-up; contact us for it.", plan->id);
+    else if (!signup_allowed(a, address, res))
+        ; /* 429 given */
+    else if (tg_store_customer_by_email(a->d.store, email, &existing, hash, sizeof(hash), &err) == 0)
+        tg_adm_reply_error(res, 409, "conflict", "A customer with the email %s exists already.", email);
+    else if (plan->trial_days > 0 &&
+             tg_store_trial_used(a->d.store, norm, address,
+                                     cfg->portal.signup.trial_address_days > 0
+                                         ? tg_adm_now_s() - (int64_t)cfg->portal.signup.trial_address_days * 86400
+                                         : INT64_MAX,
+                                     &by_email, &by_address, &err) != 0)
+        tg_adm_reply_error(res, 500, "internal_error", "%s", err.msg);
+    else if ((by_email || by_address) && cfg->portal.signup.repeat_trial_refuse)
+        tg_adm_reply_error(res, 403, "trial_already_used", "A free trial was used already %s; sign up for a plan without one.",
+                           by_email ? "with this email address" : "from this address");
+    else if ((res->slow = slow_new(SLOW_SIGNUP, password, r)) == NULL)
+        tg_adm_reply_error(res, 503, "service_unavailable", "Out of memory; retry.");
     else {
-        tg_customer_t c;
-        tg_key_t k;
-        memset(&k, 0, sizeof(k));
-        char secret[TG_APIKEY_BUF], csrf[72];
-        tg_err_t err = {0};
-        /* One transaction: the account, its password, its first key and the session together. */
-        if (tg_store_tx_begin(a->d.store, &err) != 0)
-            tg_adm_reply_error(res, 500, "internal_error", "%s", err.msg);
-        else if (tg_adm_new_customer(a, email, company, plan, &c, res) != 0)
-            tg_store_tx_rollback(a->d.store);
-        else if (tg_store_customer_set_password(a->d.store, c.id, hash, &err) != 0 ||
-                 tg_adm_issue_key(a, c.id, "default", 1, &k, secret, &err) != 0 ||
-                 start_session(a, &c, res, csrf, &err) != 0 || tg_store_tx_commit(a->d.store, &err) != 0) {
-            tg_store_tx_rollback(a->d.store);
-            if (k.id[0] != '\0') { /* the key reached the gateway's memory: take it back there too */
-                k.revoked_at = tg_adm_now_s();
-                tg_accounts_put_key(a->d.accounts, &k, NULL);
-            }
-            res->set_cookie[0] = '\0';
-            tg_adm_reply_error(res, 500, "internal_error", "Signing up failed: %s", err.msg);
-        } else {
-            json_t *key = tg_adm_key_json(a, &k);
-            json_object_set_new(key, "secret", json_string(secret));
-            json_t *j = session_reply(a, &c, csrf);
-            json_object_set_new(j, "key", key);
-            tg_adm_reply_json(res, 201, j);
-        }
-        sodium_memzero(secret, sizeof(secret));
+        tg_admin_slow_t *w = res->slow;
+        w->with_trial = plan->trial_days > 0 && !by_email && !by_address;
+        snprintf(w->trial_note, sizeof(w->trial_note), "%s",
+                 plan->trial_days == 0 ? "not_offered" : w->with_trial ? "granted" : "already_used");
+        snprintf(w->email, sizeof(w->email), "%s", email);
+        snprintf(w->email_norm, sizeof(w->email_norm), "%s", norm);
+        snprintf(w->company, sizeof(w->company), "%s", company != NULL ? company : "");
+        snprintf(w->plan_id, sizeof(w->plan_id), "%s", plan->id);
     }
     sodium_memzero(hash, sizeof(hash));
     json_decref(body);
+}
+
+/* Back thread, after the hash: the account, its password, its trial record, its first key and
+ * the session, in one transaction. The email may have been taken meanwhile: 409 then. */
+static void signup_finish(tg_admin_t *a, tg_admin_slow_t *w, tg_admin_response_t *res)
+{
+    const tg_plan_t *plan = tg_config_find_plan(a->d.cfg, w->plan_id);
+    tg_customer_t c;
+    tg_key_t k;
+    memset(&k, 0, sizeof(k));
+    char secret[TG_APIKEY_BUF], csrf[72];
+    tg_err_t err = {0};
+    if (w->hash[0] == '\0' || plan == NULL)
+        tg_adm_reply_error(res, 503, "service_unavailable", "Out of memory hashing the password; retry.");
+    else if (tg_store_tx_begin(a->d.store, &err) != 0)
+        tg_adm_reply_error(res, 500, "internal_error", "%s", err.msg);
+    else if (tg_adm_new_customer_trial(a, w->email, w->company[0] ? w->company : NULL, plan, w->with_trial, &c, res) != 0)
+        tg_store_tx_rollback(a->d.store);
+    else if (tg_store_customer_set_password(a->d.store, c.id, w->hash, &err) != 0 ||
+             (w->with_trial && tg_store_trial_record(a->d.store, w->email_norm, w->address, c.id, c.created_at, &err) != 0) ||
+             tg_adm_issue_key(a, c.id, "default", 1, &k, secret, &err) != 0 ||
+             start_session(a, &c, w->secure, res, csrf, &err) != 0 || tg_store_tx_commit(a->d.store, &err) != 0) {
+        tg_store_tx_rollback(a->d.store);
+        if (k.id[0] != '\0') { /* the key reached the gateway's memory: take it back there too */
+            k.revoked_at = tg_adm_now_s();
+            tg_accounts_put_key(a->d.accounts, &k, NULL);
+        }
+        res->set_cookie[0] = '\0';
+        tg_adm_reply_error(res, 500, "internal_error", "Signing up failed: %s", err.msg);
+    } else {
+        json_t *key = tg_adm_key_json(a, &k);
+        json_object_set_new(key, "secret", json_string(secret));
+        json_t *j = session_reply(a, &c, csrf);
+        json_object_set_new(j, "key", key);
+        json_object_set_new(j, "trial", json_string(w->trial_note));
+        tg_adm_reply_json(res, 201, j);
+    }
+    sodium_memzero(secret, sizeof(secret));
+}
+
+/* The three throttle keys of a sign-in: the pair, the address, the account. */
+static void login_keys(const char *email_lower, const char *address, char *pair, size_t pcap, char *acct, size_t acap)
+{
+    snprintf(pair, pcap, "%s %s", email_lower, address);
+    snprintf(acct, acap, "%s", email_lower);
 }
 
 static void login(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
@@ -223,41 +453,144 @@ static void login(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_
         return;
     int bad = 0;
     const char *email = tg_adm_opt_string(body, "email", &bad), *password = tg_adm_opt_string(body, "password", &bad);
-    if (bad || email == NULL || password == NULL || strlen(password) > PASSWORD_MAX) {
+    if (bad || email == NULL || password == NULL || strlen(password) > PASSWORD_MAX || strlen(email) >= TG_EMAIL_MAX) {
         tg_adm_reply_error(res, 400, "bad_request", "email and password are required strings.");
         json_decref(body);
         return;
     }
-    throttle_slot_t *by_email = slot_for(a->portal->by_email, "email", email);
-    throttle_slot_t *by_ip = slot_for(a->portal->by_ip, "ip", r->remote_addr);
-    if (by_email->failures >= THROTTLE_MAX_FAILURES || by_ip->failures >= THROTTLE_MAX_FAILURES * 4) {
-        tg_adm_reply_error(res, 429, "rate_limited", "Too many failed sign-ins; wait %d minutes.", THROTTLE_WINDOW / 60);
+    tg_admin_slow_t *w = slow_new(SLOW_LOGIN, password, r);
+    if (w == NULL) {
+        tg_adm_reply_error(res, 503, "service_unavailable", "Out of memory; retry.");
         json_decref(body);
         return;
     }
-    tg_customer_t c;
-    char hash[crypto_pwhash_STRBYTES] = "";
+    lower(email, w->email, sizeof(w->email));
+    json_decref(body); /* email and password are copied into w */
+    char pair[TG_EMAIL_MAX + TG_CIDR_TEXT_MAX + 8], acct[TG_EMAIL_MAX];
+    login_keys(w->email, w->address, pair, sizeof(pair), acct, sizeof(acct));
+    tg_portal_t *p = a->portal;
+    int64_t now = tg_clock_mono_ns(), wait = tg_throttle_wait_ns(p->pair, pair, now);
+    int64_t wa = tg_throttle_wait_ns(p->address, w->address, now), wc = tg_throttle_wait_ns(p->account, acct, now);
+    wait = wa > wait ? wa : wait;
+    wait = wc > wait ? wc : wait;
+    if (wait > 0) {
+        slow_free(w);
+        res->retry_after = retry_seconds(wait);
+        tg_adm_reply_error(res, 429, "rate_limited", "Too many failed sign-ins; retry in %d seconds.", res->retry_after);
+        return;
+    }
+    /* Counted up front; a correct password takes it back (login_finish). */
+    tg_throttle_fail(p->pair, pair, now);
+    tg_throttle_fail(p->address, w->address, now);
+    tg_throttle_fail(p->account, acct, now);
     tg_err_t err = {0};
-    int found = tg_store_customer_by_email(a->d.store, email, &c, hash, sizeof(hash), &err) == 0 && hash[0] != '\0';
-    /* An unknown email costs the same Argon2 work as a wrong password, so timing tells nothing. */
-    static char dummy[crypto_pwhash_STRBYTES];
-    if (dummy[0] == '\0' && crypto_pwhash_str(dummy, "not a password", 14, crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                                              crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
-        dummy[0] = '\0';
-    int ok = crypto_pwhash_str_verify(found ? hash : dummy, password, strlen(password)) == 0 && found;
-    char csrf[72];
-    if (!ok) {
-        by_email->failures++;
-        by_ip->failures++;
+    w->found = tg_store_customer_by_email(a->d.store, w->email, &w->customer, w->hash, sizeof(w->hash), &err) == 0 &&
+               w->hash[0] != '\0';
+    res->slow = w;
+}
+
+/* Back thread, after the verification. */
+static void login_finish(tg_admin_t *a, tg_admin_slow_t *w, tg_admin_response_t *res)
+{
+    char pair[TG_EMAIL_MAX + TG_CIDR_TEXT_MAX + 8], acct[TG_EMAIL_MAX], csrf[72];
+    login_keys(w->email, w->address, pair, sizeof(pair), acct, sizeof(acct));
+    tg_err_t err = {0};
+    if (!w->verified || !w->found) {
         tg_adm_reply_error(res, 401, "invalid_credentials", "The email or the password is wrong.");
-    } else if (start_session(a, &c, res, csrf, &err) != 0) {
+    } else if (start_session(a, &w->customer, w->secure, res, csrf, &err) != 0) {
         tg_adm_reply_error(res, 500, "internal_error", "Signing in failed: %s", err.msg);
     } else {
-        by_email->failures = 0;
-        tg_adm_reply_json(res, 200, session_reply(a, &c, csrf));
+        int64_t now = tg_clock_mono_ns();
+        tg_throttle_reset(a->portal->pair, pair);
+        tg_throttle_forgive(a->portal->address, w->address, now);
+        tg_throttle_forgive(a->portal->account, acct, now);
+        tg_adm_reply_json(res, 200, session_reply(a, &w->customer, csrf));
     }
-    sodium_memzero(hash, sizeof(hash));
+}
+
+/* POST /v1/me/password {current_password, new_password}: the new one follows the policy, the
+ * current one is verified (a wrong one counts like a failed sign-in, so this is no way around
+ * the throttle), and every session of the account ends; this one gets a new session. */
+static void change_password(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    json_t *body = tg_adm_parse_body(r, res);
+    if (body == NULL)
+        return;
+    int bad = 0;
+    const char *cur = tg_adm_opt_string(body, "current_password", &bad), *next = tg_adm_opt_string(body, "new_password", &bad);
+    tg_err_t err = {0};
+    tg_customer_t again;
+    tg_admin_slow_t *w = NULL;
+    char pair[TG_EMAIL_MAX + TG_CIDR_TEXT_MAX + 8], acct[TG_EMAIL_MAX];
+    if (bad || cur == NULL || next == NULL || strlen(cur) > PASSWORD_MAX)
+        tg_adm_reply_error(res, 400, "bad_request", "current_password and new_password are required strings.");
+    else if (tg_password_check(next, c->email, &err) != 0)
+        tg_adm_reply_error(res, 400, "weak_password", "new_%s", err.msg);
+    else if ((w = slow_new(SLOW_PASSWORD, cur, r)) == NULL)
+        tg_adm_reply_error(res, 503, "service_unavailable", "Out of memory; retry.");
+    else {
+        snprintf(w->new_password, sizeof(w->new_password), "%s", next);
+        lower(c->email, w->email, sizeof(w->email));
+        login_keys(w->email, w->address, pair, sizeof(pair), acct, sizeof(acct));
+        int64_t now = tg_clock_mono_ns(), wait = tg_throttle_wait_ns(a->portal->pair, pair, now);
+        if (wait > 0) {
+            res->retry_after = retry_seconds(wait);
+            tg_adm_reply_error(res, 429, "rate_limited", "Too many wrong passwords; retry in %d seconds.", res->retry_after);
+        } else if (tg_store_customer_by_email(a->d.store, c->email, &again, w->hash, sizeof(w->hash), &err) != 0 ||
+                   w->hash[0] == '\0') {
+            tg_adm_reply_error(res, 400, "bad_request", "This account has no password to change.");
+        } else {
+            tg_throttle_fail(a->portal->pair, pair, now); /* taken back if the current password is right */
+            w->customer = again;
+            res->slow = w;
+            w = NULL;
+        }
+        if (w != NULL)
+            slow_free(w);
+    }
     json_decref(body);
+}
+
+static void change_password_finish(tg_admin_t *a, tg_admin_slow_t *w, tg_admin_response_t *res)
+{
+    char pair[TG_EMAIL_MAX + TG_CIDR_TEXT_MAX + 8], acct[TG_EMAIL_MAX], csrf[72];
+    login_keys(w->email, w->address, pair, sizeof(pair), acct, sizeof(acct));
+    tg_err_t err = {0};
+    uint64_t ended = 0;
+    if (!w->verified) {
+        tg_adm_reply_error(res, 403, "invalid_credentials", "current_password: wrong.");
+        return;
+    }
+    tg_throttle_reset(a->portal->pair, pair);
+    if (w->new_hash[0] == '\0')
+        tg_adm_reply_error(res, 503, "service_unavailable", "Out of memory hashing the password; retry.");
+    else if (tg_store_tx_begin(a->d.store, &err) != 0)
+        tg_adm_reply_error(res, 500, "internal_error", "%s", err.msg);
+    else if (tg_store_customer_set_password(a->d.store, w->customer.id, w->new_hash, &err) != 0 ||
+             tg_store_session_delete_customer(a->d.store, w->customer.id, &ended, &err) != 0 ||
+             start_session(a, &w->customer, w->secure, res, csrf, &err) != 0 || tg_store_tx_commit(a->d.store, &err) != 0) {
+        tg_store_tx_rollback(a->d.store);
+        res->set_cookie[0] = '\0';
+        tg_adm_reply_error(res, 500, "internal_error", "Changing the password failed: %s", err.msg);
+    } else {
+        tg_adm_reply_json(res, 200, json_pack("{s:b,s:I,s:s}", "password_changed", 1, "sessions_ended", (json_int_t)ended,
+                                              "csrf_token", csrf));
+    }
+}
+
+void tg_admin_slow_finish(tg_admin_t *a, tg_admin_slow_t *w, int ran, tg_admin_response_t *res)
+{
+    memset(res, 0, sizeof(*res));
+    if (!ran) {
+        res->retry_after = 1;
+        tg_adm_reply_error(res, 503, "busy", "Too many sign-ups and sign-ins at once; retry in a second.");
+    } else if (w->kind == SLOW_SIGNUP)
+        signup_finish(a, w, res);
+    else if (w->kind == SLOW_PASSWORD)
+        change_password_finish(a, w, res);
+    else
+        login_finish(a, w, res);
+    slow_free(w);
 }
 
 /* ---- the signed-in customer's objects ---- */
@@ -338,6 +671,13 @@ int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_reque
 {
     if (!tg_adm_seg_is(s, 0, "v1"))
         return 0;
+    int portal = tg_adm_seg_is(s, 1, "signup") || tg_adm_seg_is(s, 1, "login") || tg_adm_seg_is(s, 1, "logout") ||
+                 tg_adm_seg_is(s, 1, "me");
+    if (portal && !tg_adm_method_is(r, "GET") && !tg_adm_method_is(r, "HEAD") && !tg_adm_same_origin(r)) {
+        /* A page elsewhere posting here (login CSRF, sign-ups from someone else's site). */
+        tg_adm_reply_error(res, 403, "origin_refused", "State changes must come from the portal's own pages (Origin).");
+        return 1;
+    }
     if (s->n == 2 && tg_adm_seg_is(s, 1, "signup") && tg_adm_method_is(r, "POST")) {
         signup(a, r, res);
         return 1;
@@ -346,19 +686,44 @@ int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_reque
         login(a, r, res);
         return 1;
     }
-    int logout = s->n == 2 && tg_adm_seg_is(s, 1, "logout");
+    int logout = tg_adm_seg_is(s, 1, "logout") && (s->n == 2 || (s->n == 3 && tg_adm_seg_is(s, 2, "all")));
     if (!logout && !tg_adm_seg_is(s, 1, "me"))
         return 0;
+    if (logout && !tg_adm_method_is(r, "POST")) { /* never a way to read the account (or to sign out by a link) */
+        tg_adm_reply_error(res, 405, "method_not_allowed", "Sign out with POST (and the X-CSRF-Token header).");
+        return 1;
+    }
     int changing = !tg_adm_method_is(r, "GET") && !tg_adm_method_is(r, "HEAD");
     tg_customer_t c;
     tg_session_t ses;
     if (!authenticate(a, r, changing, &c, &ses, res))
         return 1;
     tg_err_t err = {0};
-    if (logout && tg_adm_method_is(r, "POST")) {
-        tg_store_session_delete(a->d.store, ses.token_hash, &err);
-        snprintf(res->set_cookie, sizeof(res->set_cookie), "tg_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict");
-        tg_adm_reply_json(res, 200, json_pack("{s:b}", "signed_out", 1));
+    /* Suspended and canceled customers may sign in to read their invoices and pay, but not
+     * create keys (or rotate them, which creates one) nor change plans. */
+    const char *status = tg_adm_display_status(&c, tg_adm_now_s());
+    int inactive = strcmp(status, "suspended") == 0 || strcmp(status, "canceled") == 0;
+    int creates = tg_adm_method_is(r, "POST") && ((s->n == 3 && tg_adm_seg_is(s, 2, "keys")) ||
+                                                  (s->n == 5 && tg_adm_seg_is(s, 2, "keys")) ||
+                                                  (s->n == 3 && tg_adm_seg_is(s, 2, "plan")));
+    if (logout) {
+        uint64_t ended = 1;
+        if (s->n == 3) /* sign out everywhere */
+            tg_store_session_delete_customer(a->d.store, c.id, &ended, &err);
+        else
+            tg_store_session_delete(a->d.store, ses.token_hash, &err);
+        if (err.code != 0) {
+            tg_adm_reply_error(res, 500, "internal_error", "Signing out failed: %s", err.msg);
+            return 1;
+        }
+        snprintf(res->set_cookie, sizeof(res->set_cookie), "tg_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict%s",
+                 r->secure ? "; Secure" : "");
+        tg_adm_reply_json(res, 200, json_pack("{s:b,s:I}", "signed_out", 1, "sessions_ended", (json_int_t)ended));
+    } else if (inactive && creates) {
+        tg_adm_reply_error(res, 403, "account_inactive",
+                           "The account is %s: it can read its invoices, but not create keys or change plans.", status);
+    } else if (s->n == 3 && tg_adm_seg_is(s, 2, "password") && tg_adm_method_is(r, "POST")) {
+        change_password(a, &c, r, res);
     } else if (s->n == 2 && tg_adm_method_is(r, "GET")) {
         json_t *j = tg_adm_customer_json(a, &c);
         json_object_set_new(j, "csrf_token", json_string(ses.csrf_token));
@@ -411,6 +776,7 @@ int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_reque
             else {
                 res->status = 200;
                 res->content_type = "text/html; charset=utf-8";
+                res->inline_style = 1;
                 res->body = tg_invoice_to_html(&inv, &c);
                 res->body_len = res->body != NULL ? strlen(res->body) : 0;
             }

@@ -20,6 +20,7 @@
 #include <strings.h>
 
 #include "config/yaml_doc.h"
+#include "util/clock.h"
 
 #define MAX_CONFIG_BYTES (1024 * 1024)
 #define MAX_PROBLEMS 200 /* kept for the report; all are counted */
@@ -825,6 +826,53 @@ static int set_status_classes(diag_t *d, const directive_t *dir, const tg_ynode_
     return ok ? 0 : -1;
 }
 
+/* server.trusted_proxies: a list of CIDRs ("10.0.0.0/8", "::1", ...). */
+static int set_cidrs(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    tg_config_t *cfg = obj;
+    if (list_of(d, dir, v, path, "address ranges") != 0)
+        return -1;
+    tg_cidr_t *list = calloc(v->n + 1, sizeof(*list));
+    if (list == NULL) {
+        report(d, v->line, "%s: out of memory", path);
+        return -1;
+    }
+    size_t n = 0;
+    int ok = 1;
+    for (size_t i = 0; i < v->n; i++) {
+        char sub[MAX_PATH], q[96];
+        index_path(sub, path, i);
+        char *s = scalar(d, v->items[i], sub, "an address range like 10.0.0.0/8");
+        if (s == NULL) {
+            ok = 0;
+            continue;
+        }
+        if (tg_cidr_parse(s, &list[n]) == 0)
+            n++;
+        else {
+            report(d, v->items[i]->line,
+                   "%s: %s is not an IPv4 or IPv6 address or range (like 10.0.0.0/8 or fd00::/8, host bits zero)",
+                   sub, quote(s, q));
+            ok = 0;
+        }
+        free(s);
+    }
+    free(cfg->server.trusted_proxies);
+    cfg->server.trusted_proxies = list;
+    cfg->server.ntrusted_proxies = n;
+    return ok ? 0 : -1;
+}
+
+static int set_signup_plans(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    tg_config_t *cfg = obj;
+    free_list(cfg->portal.signup.plans, cfg->portal.signup.nplans);
+    cfg->portal.signup.plans = string_list(d, dir, v, path, &cfg->portal.signup.nplans);
+    return cfg->portal.signup.plans != NULL ? 0 : -1;
+}
+
+static const char *const repeat_trial_names[] = {"skip", "refuse", NULL};
+
 static const directive_t server_dirs[] = {
     {"listen", set_str, AT(char *, tg_config_t, server.listen), 1, 255, 0, check_listen, NULL, NULL},
     {"admin_listen", set_str, AT(char *, tg_config_t, server.admin_listen), 1, 255, 0, check_listen, NULL, NULL},
@@ -833,6 +881,27 @@ static const directive_t server_dirs[] = {
      NULL},
     {"max_body_bytes", set_size, AT(size_t, tg_config_t, server.max_body_bytes), 0, UINT64_C(1) << 40, 0, NULL, NULL,
      NULL},
+    {"trusted_proxies", set_cidrs, 0, 0, 256, 0, NULL, NULL, NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+
+static const directive_t signup_dirs[] = {
+    {"enabled", set_bool, AT(int, tg_config_t, portal.signup.enabled), 0, 0, 0, NULL, NULL, NULL},
+    {"plans", set_signup_plans, 0, 0, 256, 0, NULL, NULL, NULL},
+    {"per_address", set_rate, AT(tg_rate_t, tg_config_t, portal.signup.per_address), 0, 0, 0, NULL, NULL, NULL},
+    {"global", set_rate, AT(tg_rate_t, tg_config_t, portal.signup.global), 0, 0, 0, NULL, NULL, NULL},
+    {"trial_address_days", set_int, AT(int, tg_config_t, portal.signup.trial_address_days), 0, 3650, 0, NULL, NULL,
+     NULL},
+    {"repeat_trial", set_choice, AT(int, tg_config_t, portal.signup.repeat_trial_refuse), 0, 0, 0, NULL,
+     repeat_trial_names, NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+static const section_t signup_sec = {signup_dirs, 0, NULL};
+
+static const directive_t portal_dirs[] = {{"signup", set_section, 0, 0, 0, 0, NULL, &signup_sec, NULL},
+                                          {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+
+static const directive_t metrics_dirs[] = {
+    {"token", set_str, AT(char *, tg_config_t, metrics.token), 16, 1024, SECRET, check_text, NULL, NULL},
+    {"open", set_bool, AT(int, tg_config_t, metrics.open), 0, 0, 0, NULL, NULL, NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 
 static const directive_t upstream_dirs[] = {
@@ -871,6 +940,8 @@ static const section_t storage_sec = {storage_dirs, 0, NULL};
 static const section_t admin_sec = {admin_dirs, 0, NULL};
 static const section_t keys_sec = {keys_dirs, 0, NULL};
 static const section_t metering_sec = {metering_dirs, 0, NULL};
+static const section_t portal_sec = {portal_dirs, 0, NULL};
+static const section_t metrics_sec = {metrics_dirs, 0, NULL};
 
 /* ---- tiers and charges ---- */
 
@@ -1315,6 +1386,8 @@ static const directive_t root_dirs[] = {{"server", set_section, 0, 0, 0, 0, NULL
                                         {"admin", set_section, 0, 0, 0, 0, NULL, &admin_sec, NULL},
                                         {"keys", set_section, 0, 0, 0, 0, NULL, &keys_sec, NULL},
                                         {"metering", set_section, 0, 0, 0, 0, NULL, &metering_sec, NULL},
+                                        {"portal", set_section, 0, 0, 0, 0, NULL, &portal_sec, NULL},
+                                        {"metrics", set_section, 0, 0, 0, 0, NULL, &metrics_sec, NULL},
                                         {"plans", set_plans, 0, 0, 0, REQUIRED, NULL, NULL, " (at least one plan)"},
                                         {"routes", set_routes, 0, 0, MAX_ROUTES, 0, NULL, NULL, NULL},
                                         {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
@@ -1331,6 +1404,10 @@ static void finish_root(diag_t *d, void *obj, const tg_ynode_t *n, int line, con
         strcmp(cfg->server.listen, cfg->server.admin_listen) == 0)
         report(d, key_line(n, "server", line), "server.admin_listen: must differ from server.listen (both %s)",
                cfg->server.listen);
+    for (size_t i = 0; i < cfg->portal.signup.nplans; i++)
+        if (cfg->nplans > 0 && tg_config_find_plan(cfg, cfg->portal.signup.plans[i]) == NULL)
+            report(d, key_line(n, "portal", line), "portal.signup.plans[%zu]: \"%.64s\" is not one of the plans", i,
+                   cfg->portal.signup.plans[i]);
 }
 
 /* ---- the engine ---- */
@@ -1466,6 +1543,10 @@ static int set_defaults(tg_config_t *cfg)
     cfg->metering.flush_ms = 5;
     cfg->metering.billable_classes = (1u << 2) | (1u << 3) | (1u << 4);
     cfg->metering.bill_429 = 0;
+    cfg->portal.signup.enabled = 1;
+    cfg->portal.signup.per_address = (tg_rate_t){10, 3600 * TG_NS_PER_SEC};
+    cfg->portal.signup.global = (tg_rate_t){200, 3600 * TG_NS_PER_SEC};
+    cfg->portal.signup.trial_address_days = 30;
     return cfg->server.listen != NULL && cfg->server.admin_listen != NULL && cfg->storage.database != NULL ? 0
                                                                                                            : TG_ENOMEM;
 }
@@ -1579,6 +1660,9 @@ void tg_config_free(tg_config_t *cfg)
     free(cfg->routes);
     free(cfg->server.listen);
     free(cfg->server.admin_listen);
+    free(cfg->server.trusted_proxies);
+    free_list(cfg->portal.signup.plans, cfg->portal.signup.nplans);
+    free_secret(cfg->metrics.token);
     free(cfg->upstream.url);
     free(cfg->storage.database);
     free_secret(cfg->admin.token);

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/cidr.h"
 #include "util/money.h"
 #include "util/period.h"
 
@@ -103,6 +104,10 @@ typedef struct tg_config {
         int workers;
         size_t max_header_bytes;
         size_t max_body_bytes;
+        /* Reverse proxies whose X-Forwarded-For / Forwarded / X-Forwarded-Proto are believed
+         * (admin port: the client address for throttles, https for Secure cookies). */
+        tg_cidr_t *trusted_proxies;
+        size_t ntrusted_proxies;
     } server;
     struct {
         char *url;
@@ -119,6 +124,21 @@ typedef struct tg_config {
     struct {
         char *secret; /* HMAC key for API key hashes; >= 32 bytes */
     } keys;
+    struct {
+        struct {
+            int enabled;                /* default 1; 0: POST /v1/signup answers 403 signup_disabled */
+            char **plans;               /* plans open to self-service sign-up; NULL = every plan */
+            size_t nplans;
+            tg_rate_t per_address;      /* sign-ups per client address; default 10/hour */
+            tg_rate_t global;           /* sign-ups in all; default 200/hour */
+            int trial_address_days;     /* one trial per client address within this many days; 30 */
+            int repeat_trial_refuse;    /* repeat_trial: skip (0, default: no trial) | refuse (1) */
+        } signup;
+    } portal;
+    struct {
+        char *token; /* a scraper's token for /metrics (the admin token works too) */
+        int open;    /* 1: /metrics answers without a token */
+    } metrics;
     struct {
         int strict;   /* durability: strict (1) | batched (0) */
         int flush_ms; /* batched commit interval */

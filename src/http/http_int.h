@@ -9,6 +9,8 @@
 #include "http/server.h"
 #include "http/upstream.h"
 
+#define ADMIN_MAX_BODY (1024 * 1024)
+
 typedef struct tg_worker {
     struct tg_server *srv;
     pthread_t tid;
@@ -36,12 +38,21 @@ struct tg_server {
     pthread_barrier_t ready; /* workers, admin and the starting thread */
     _Atomic int stopping;
     _Atomic int64_t drain_deadline_ns;
+    struct tg_admin_front *admin_front; /* the admin port's threads and queues (admin_front.c) */
 };
 
 /* Registers the gateway handler on pathconf (proxy.c). */
 int tg_http_register_gateway(struct tg_server *srv, h2o_pathconf_t *pathconf, tg_err_t *err);
 /* Sets up a gateway worker's own upstream client (proxy.c). */
 void tg_http_init_upstream(struct tg_server *srv, tg_worker_t *w);
+/* Registers the admin handler on the admin port's pathconf (admin_front.c). */
+void tg_http_register_admin(struct tg_server *srv, h2o_pathconf_t *pathconf);
+/* On the admin loop's thread, once its queue exists: starts the admin back thread (which owns
+ * the tg_admin_t from then on, and runs its periodic tick) and the hash workers. */
+int tg_http_admin_init_loop(struct tg_server *srv, tg_worker_t *w);
+/* After the admin loop stopped: stops and joins those threads; the caller may use the
+ * tg_admin_t again when it returns. */
+void tg_http_admin_stop(struct tg_server *srv);
 /* Receives meter completions on a worker's loop (proxy.c). */
 void tg_http_on_commits(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
 

@@ -1,4 +1,5 @@
-/* server.c - listeners, worker threads and the admin bridge; see server.h. */
+/* server.c - listeners and worker threads; see server.h. The admin port's bridge to src/admin/ is
+ * admin_front.c. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
@@ -13,8 +14,6 @@
 
 #include "http/http_int.h"
 #include "util/clock.h"
-
-#define ADMIN_MAX_BODY (1024 * 1024)
 
 /* "host:port", "[v6]:port" or ":port" into a socket address. */
 static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *len, tg_err_t *err)
@@ -94,74 +93,6 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     h2o_accept(&w->accept_ctx, sock);
 }
 
-/* ---- admin port ---- */
-
-typedef struct admin_handler {
-    h2o_handler_t super;
-    struct tg_server *srv;
-} admin_handler_t;
-
-static int on_admin_req(h2o_handler_t *_self, h2o_req_t *req)
-{
-    admin_handler_t *self = (void *)_self;
-    h2o_iovec_t auth = {NULL, 0};
-    ssize_t ai = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
-    if (ai != -1)
-        auth = req->headers.entries[ai].value;
-    size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
-    tg_admin_request_t ar = {
-        .method = req->method.base,
-        .method_len = req->method.len,
-        .path = req->path.base,
-        .path_len = plen,
-        .query = req->query_at != SIZE_MAX ? req->path.base + req->query_at + 1 : NULL,
-        .query_len = req->query_at != SIZE_MAX ? req->path.len - req->query_at - 1 : 0,
-        .authorization = auth.base,
-        .authorization_len = auth.len,
-        .body = req->entity.base,
-        .body_len = req->entity.base != NULL ? req->entity.len : 0,
-    };
-    ssize_t ci = h2o_find_header(&req->headers, H2O_TOKEN_COOKIE, -1);
-    if (ci != -1) {
-        ar.cookie = req->headers.entries[ci].value.base;
-        ar.cookie_len = req->headers.entries[ci].value.len;
-    }
-    ssize_t xi = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-csrf-token"), -1);
-    if (xi != -1) {
-        ar.csrf_token = req->headers.entries[xi].value.base;
-        ar.csrf_token_len = req->headers.entries[xi].value.len;
-    }
-    struct sockaddr_storage peer;
-    socklen_t plen2 = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&peer);
-    char host[NI_MAXHOST]; /* what h2o_socket_getnumerichost may write */
-    if (plen2 != 0 && h2o_socket_getnumerichost((struct sockaddr *)&peer, plen2, host) != SIZE_MAX)
-        snprintf(ar.remote_addr, sizeof(ar.remote_addr), "%.63s", host);
-    tg_admin_response_t res = {0};
-    tg_admin_handle(self->srv->deps.admin, &ar, &res);
-    req->res.status = res.status;
-    req->res.reason = res.status < 300 ? "OK"
-                      : res.status == 400 ? "Bad Request"
-                      : res.status == 401 ? "Unauthorized"
-                      : res.status == 403 ? "Forbidden"
-                      : res.status == 404 ? "Not Found"
-                      : res.status == 405 ? "Method Not Allowed"
-                      : res.status == 409 ? "Conflict"
-                      : res.status == 429 ? "Too Many Requests"
-                      : res.status < 500 ? "Client Error"
-                                          : "Server Error";
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
-                   res.content_type != NULL ? res.content_type : "application/json",
-                   strlen(res.content_type != NULL ? res.content_type : "application/json"));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
-    if (res.set_cookie[0] != '\0')
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL,
-                       h2o_strdup(&req->pool, res.set_cookie, SIZE_MAX).base, strlen(res.set_cookie));
-    req->res.content_length = res.body_len; /* keeps the connection alive */
-    h2o_send_inline(req, res.body != NULL ? res.body : "", res.body_len);
-    free(res.body);
-    return 0;
-}
-
 /* ---- workers ---- */
 
 /* Everything that owns h2o sockets is created on the thread that runs its loop: h2o 2.2 ties a
@@ -180,6 +111,10 @@ static void setup_loop(struct tg_server *srv, tg_worker_t *w)
         tg_http_init_upstream(srv, w);
     w->queue = h2o_multithread_create_queue(w->ctx.loop);
     h2o_multithread_register_receiver(w->queue, &w->commits, tg_http_on_commits);
+    if (w->is_admin && tg_http_admin_init_loop(srv, w) != 0) {
+        fprintf(stderr, "tollgate: cannot start the admin threads\n");
+        abort();
+    }
 }
 
 static void *worker_main(void *arg)
@@ -199,13 +134,8 @@ static void *worker_main(void *arg)
     pthread_barrier_wait(&srv->ready);
 
     int closed = 0;
-    int64_t next_tick = tg_clock_mono_ns() + 10 * TG_NS_PER_SEC;
     for (;;) {
         h2o_evloop_run(w->ctx.loop, 50);
-        if (w->is_admin && tg_clock_mono_ns() >= next_tick) {
-            tg_admin_tick(srv->deps.admin); /* may block on the store: admin thread only */
-            next_tick = tg_clock_mono_ns() + 10 * TG_NS_PER_SEC;
-        }
         if (!atomic_load(&srv->stopping))
             continue;
         if (!closed) {
@@ -267,9 +197,7 @@ int tg_server_start(const tg_server_deps_t *deps, tg_server_t **out, tg_err_t *e
     srv->admin_conf.server_name = h2o_iovec_init(H2O_STRLIT("tollgate"));
     h2o_hostconf_t *ah = h2o_config_register_host(&srv->admin_conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *ap = h2o_config_register_path(ah, "/", 0);
-    admin_handler_t *handler = (void *)h2o_create_handler(ap, sizeof(*handler));
-    handler->super.on_req = on_admin_req;
-    handler->srv = srv;
+    tg_http_register_admin(srv, ap);
 
     for (int i = 0; i <= srv->nworkers; i++)
         if ((rc = init_worker(srv, &srv->workers[i], i == srv->nworkers, err)) != 0)
@@ -289,6 +217,7 @@ void tg_server_stop(tg_server_t *srv, int drain_ms)
     atomic_store(&srv->stopping, 1);
     for (int i = 0; i <= srv->nworkers; i++)
         pthread_join(srv->workers[i].tid, NULL);
+    tg_http_admin_stop(srv); /* the admin back thread ran the periodic tick; the caller may now */
 }
 
 void tg_server_free(tg_server_t *srv)

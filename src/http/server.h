@@ -3,8 +3,10 @@
  * Gateway port: one event loop per worker thread, each with its own SO_REUSEPORT listener, running
  * the gateway handler (src/http/proxy.c) in front of h2o's reverse proxy with a keep-alive pool
  * to the upstream. Admin port: one more event loop thread answering the admin API, health and
- * metrics through src/admin/ (its handlers may block on the store; no customer traffic waits
- * behind them). */
+ * metrics through src/admin/; it answers health, metrics, plans and pages itself and hands
+ * everything that touches the store to the admin back thread, and password hashing to two hash
+ * workers (admin_front.c), so nothing slow runs on the loop and no customer traffic waits behind
+ * the admin API. */
 #ifndef TG_SERVER_H
 #define TG_SERVER_H
 

@@ -105,6 +105,16 @@ const tg_migration_t tg_sqlite_migrations[] = {
      "CREATE TABLE usage_journal ("
      "  batch_id INTEGER PRIMARY KEY,"
      "  data BLOB NOT NULL);"},
+    {7, "sign-up trials",
+     /* One row per trial granted by self-service sign-up: one trial per normalised email (see
+      * portal.c) ever, and per client address within portal.signup.trial_address_days. */
+     "CREATE TABLE signup_trials ("
+     "  email_norm TEXT NOT NULL,"
+     "  address TEXT NOT NULL,"
+     "  customer_id TEXT NOT NULL,"
+     "  at INTEGER NOT NULL);"
+     "CREATE INDEX signup_trials_email ON signup_trials(email_norm);"
+     "CREATE INDEX signup_trials_address ON signup_trials(address, at);"},
 };
 
 const size_t tg_sqlite_migrations_count = sizeof(tg_sqlite_migrations) / sizeof(tg_sqlite_migrations[0]);

@@ -173,6 +173,16 @@ int tg_store_session_insert(tg_store_t *st, const tg_session_t *s, tg_err_t *err
 /* TG_ENOTFOUND if there is no such session. Expiry is the caller's check. */
 int tg_store_session_get(tg_store_t *st, const uint8_t token_hash[32], tg_session_t *out, tg_err_t *err);
 int tg_store_session_delete(tg_store_t *st, const uint8_t token_hash[32], tg_err_t *err);
+/* Ends every session of a customer ("sign out everywhere"); *count gets how many (may be NULL). */
+int tg_store_session_delete_customer(tg_store_t *st, const char *customer_id, uint64_t *count, tg_err_t *err);
+
+/* Trials granted by self-service sign-up: one per normalised email (ever) and per client address
+ * (within a window). trial_used: *by_email / *by_address set to 1 when a trial was recorded for
+ * email_norm (at any time) / for address at or after address_since. */
+int tg_store_trial_used(tg_store_t *st, const char *email_norm, const char *address, int64_t address_since,
+                        int *by_email, int *by_address, tg_err_t *err);
+int tg_store_trial_record(tg_store_t *st, const char *email_norm, const char *address, const char *customer_id,
+                          int64_t at, tg_err_t *err);
 
 /* Plan change history (upgrades and downgrades, for the dashboard). kind: "upgrade" | "downgrade". */
 int tg_store_plan_change_add(tg_store_t *st, const char *customer_id, const char *from_plan, const char *to_plan,

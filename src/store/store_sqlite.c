@@ -1587,6 +1587,63 @@ int tg_store_session_delete(tg_store_t *st, const uint8_t token_hash[32], tg_err
     return rc;
 }
 
+int tg_store_session_delete_customer(tg_store_t *st, const char *customer_id, uint64_t *count, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st, "DELETE FROM sessions WHERE customer_id = ?", &s, err, "deleting sessions");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = db_error(st, err, "deleting sessions");
+    else if (count != NULL)
+        *count = (uint64_t)sqlite3_changes(st->db);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* ---- sign-up trials ---- */
+
+int tg_store_trial_used(tg_store_t *st, const char *email_norm, const char *address, int64_t address_since,
+                        int *by_email, int *by_address, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st,
+                     "SELECT EXISTS(SELECT 1 FROM signup_trials WHERE email_norm = ?1),"
+                     " EXISTS(SELECT 1 FROM signup_trials WHERE address = ?2 AND at >= ?3)",
+                     &s, err, "reading trials");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, email_norm, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, address, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, address_since);
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        *by_email = sqlite3_column_int(s, 0);
+        *by_address = sqlite3_column_int(s, 1);
+    } else
+        rc = db_error(st, err, "reading trials");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_store_trial_record(tg_store_t *st, const char *email_norm, const char *address, const char *customer_id,
+                          int64_t at, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st, "INSERT INTO signup_trials(email_norm, address, customer_id, at) VALUES (?,?,?,?)", &s, err,
+                     "recording a trial");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, email_norm, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, address, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, at);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = db_error(st, err, "recording a trial");
+    sqlite3_finalize(s);
+    return rc;
+}
+
 /* ---- plan change history ---- */
 
 int tg_store_plan_change_add(tg_store_t *st, const char *customer_id, const char *from_plan, const char *to_plan,

@@ -38,20 +38,54 @@ async function snap(page, name) {
   }
 }
 
+// Console errors, uncaught exceptions and Content-Security-Policy violations (each page load
+// reports the violations it saw through a binding, so none is lost across navigations).
 function watchConsole(page) {
   const errors = [];
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
   page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('response', (r) => { if (r.status() === 401) errors.push(`401 from ${new URL(r.url()).pathname}`); }); // which call, if any
   return errors;
+}
+
+async function watchCsp(context) {
+  const violations = [];
+  await context.exposeBinding('__cspViolation', (_src, v) => violations.push(v));
+  await context.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) =>
+      window.__cspViolation(`${location.pathname}: ${e.violatedDirective} ${e.blockedURI}`));
+  });
+  return violations;
+}
+
+// Polls an element's text from here: page.waitForFunction evaluates a string in the page, which
+// the pages' Content-Security-Policy (no 'unsafe-eval') rightly refuses.
+async function waitForText(page, selector, re, timeout = 5000) {
+  const until = Date.now() + timeout;
+  for (;;) {
+    const text = await page.textContent(selector).catch(() => '');
+    if (re.test(text || '')) return;
+    if (Date.now() > until) throw new Error(`${selector}: ${JSON.stringify(text)} never matched ${re}`);
+    await page.waitForTimeout(50);
+  }
+}
+
+// Every page is served under the strict policy.
+function assertCsp(response) {
+  const h = response.headers();
+  assert.match(h['content-security-policy'], /script-src 'self'; style-src 'self';/);
+  assert.match(h['content-security-policy'], /frame-ancestors 'none'/);
+  assert.equal(h['x-content-type-options'], 'nosniff');
 }
 
 test('sign up, use the key, watch usage, upgrade, sign out and in; the owner sees it', async () => {
   const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  const violations = await watchCsp(context);
   const page = await context.newPage();
   const errors = watchConsole(page);
   const email = `e2e-${Date.now()}@example.com`;
 
-  await page.goto(`${s.admin}/portal/`);
+  assertCsp(await page.goto(`${s.admin}/portal/`));
   await page.waitForSelector('[data-plan="free"]');
   assert.match(await page.textContent('[data-plan="starter"]'), /49\.00 USD/);
   await page.selectOption('#calc-plan', 'starter');
@@ -72,12 +106,12 @@ test('sign up, use the key, watch usage, upgrade, sign out and in; the owner see
   await snap(page, 'signup-key');
 
   for (let i = 0; i < 3; i++) assert.equal((await s.call('/v1/basic/geocode?q=Paris', { key })).status, 200);
-  await page.goto(`${s.admin}/portal/app.html`);
+  assertCsp(await page.goto(`${s.admin}/portal/app.html`));
   await page.waitForSelector('[data-metric=api_calls]');
   assert.match(await page.textContent('[data-metric=api_calls]'), /3 used of 1,000 included/);
   assert.equal(await page.textContent('[data-testid=estimate]'), '0.00 USD');
   await s.call('/v1/basic/x', { key });
-  await page.waitForFunction(() => /4 used/.test(document.querySelector('[data-metric=api_calls]').textContent), null, { timeout: 8000 });
+  await waitForText(page, '[data-metric=api_calls]', /4 used/, 8000);
   assert.match(await page.textContent('[data-testid=endpoints]'), /GET \/v1\/basic\/x\s*api_calls\s*1/);
   await page.selectOption('#range', '90');
   await snap(page, 'account');
@@ -90,7 +124,7 @@ test('sign up, use the key, watch usage, upgrade, sign out and in; the owner see
   assert.match(await page.textContent('[data-testid=plan-preview]'), /free → pro: 199\.00 USD\/month, 500 calls\/minute, 500,000 api_calls\. Takes effect now\./);
   await snap(page, 'plan-preview');
   await page.click('#confirm-plan');
-  await page.waitForFunction(() => /plan pro/.test(document.querySelector('[data-testid=account]').textContent));
+  await waitForText(page, '[data-testid=account]', /plan pro/);
   assert.equal((await s.call('/v1/vision/tag', { key })).status, 200);
   assert.equal((await s.call('/v1/basic/x', { key })).headers.get('x-ratelimit-limit'), '500');
 
@@ -109,13 +143,19 @@ test('sign up, use the key, watch usage, upgrade, sign out and in; the owner see
   await page.waitForSelector('[data-metric=api_calls]');
   assert.match(await page.textContent('[data-testid=account]'), new RegExp(email));
 
-  // the owner's dashboard
+  // the owner's dashboard: signed in by an HttpOnly cookie for /v1/admin, nothing in storage
   const owner = await context.newPage();
   const ownerErrors = watchConsole(owner);
-  await owner.goto(`${s.admin}/admin/`);
+  assertCsp(await owner.goto(`${s.admin}/admin/`));
   await owner.fill('#token', ADMIN_TOKEN);
   await owner.click('#token-form button[type=submit]');
   await owner.waitForSelector('#dash:not(.hidden)');
+  const stored = await owner.evaluate(() => JSON.stringify([{ ...sessionStorage }, { ...localStorage }, document.cookie]));
+  assert.ok(!stored.includes(ADMIN_TOKEN), 'the admin token is not kept by the page');
+  const adminCookie = (await context.cookies(`${s.admin}/v1/admin/dashboard`)).find((c) => c.name === 'tg_admin');
+  assert.ok(adminCookie && adminCookie.httpOnly && adminCookie.sameSite === 'Strict' && adminCookie.path === '/v1/admin');
+  assert.deepEqual(await owner.evaluate(() => [...document.scripts].map((x) => new URL(x.src).pathname)),
+    ['/admin/vendor/chart.min.js', '/admin/admin.js']); // none of the portal's scripts
   assert.equal(await owner.textContent('[data-testid=customers]'), '1');
   assert.equal(await owner.textContent('[data-testid=calls]'), '6'); // 4 on free, then a vision call and one more on pro
   assert.match(await owner.textContent('[data-testid=top-calls]'), new RegExp(email));
@@ -127,12 +167,20 @@ test('sign up, use the key, watch usage, upgrade, sign out and in; the owner see
   await owner.waitForSelector('[data-testid=keys] tr');
   assert.match(await owner.textContent('[data-testid=profile]'), /plan pro/);
   await owner.click('#suspend');
-  await owner.waitForFunction(() => /suspended/.test(document.querySelector('[data-testid=profile]').textContent));
+  await waitForText(owner, '[data-testid=profile]', /suspended/);
   assert.equal((await s.call('/v1/basic/x', { key })).status, 402);
   await snap(owner, 'customer');
   await owner.click('#resume');
-  await owner.waitForFunction(() => /active/.test(document.querySelector('[data-testid=profile]').textContent));
+  await waitForText(owner, '[data-testid=profile]', /active/);
   assert.equal((await s.call('/v1/basic/x', { key })).status, 200);
+
+  // the dashboard survives a reload (the cookie), and signing out ends it
+  await owner.goto(`${s.admin}/admin/`);
+  await owner.waitForSelector('#dash:not(.hidden)');
+  await owner.click('#signout');
+  await owner.waitForSelector('#login-box:not(.hidden)');
+  assert.equal(await owner.evaluate(() => fetch('/v1/admin/session').then((r) => r.json()).then((j) => j.signed_in)), false);
+  assert.equal((await s.adminCall('GET', '/v1/admin/dashboard', undefined, null)).status, 401);
 
   // phone width: the pages still lay out
   await page.setViewportSize({ width: 390, height: 844 });
@@ -142,5 +190,6 @@ test('sign up, use the key, watch usage, upgrade, sign out and in; the owner see
 
   assert.deepEqual(errors, []);
   assert.deepEqual(ownerErrors, []);
+  assert.deepEqual(violations, [], 'no Content-Security-Policy violation on any page');
   await context.close();
 });

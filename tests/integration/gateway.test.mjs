@@ -1,7 +1,7 @@
 // gateway.test.mjs - every rule of the request path, against the real binary on loopback.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Stack, sleep, wellFormedKey } from './harness.mjs';
+import { Stack, sleep, wellFormedKey, ADMIN_TOKEN } from './harness.mjs';
 
 let s;
 before(async () => { s = await new Stack().start(); });
@@ -229,7 +229,7 @@ test('admin API: auth, 404, 409, validation, metrics, health', async () => {
   const { key, customer } = await s.customer('free');
   for (let i = 0; i < 3; i++) assert.equal((await s.call('/v1/basic/x', { key })).status, 200);
   await s.usage(customer.id); // reading usage stores everything answered so far
-  const m = await fetch(s.admin + '/metrics').then((r) => r.text());
+  const m = await fetch(s.admin + '/metrics', { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }).then((r) => r.text());
   const stage = (name) => Number(m.match(new RegExp(`tollgate_metering_records_total\\{stage="${name}"\\} (\\d+)`))[1]);
   assert.ok(stage('committed') >= 3);
   assert.equal(stage('stored'), stage('committed'));

@@ -143,12 +143,15 @@ export class Stack {
     const o = this.opts;
     this.config = join(this.dir, 'tollgate.yaml');
     writeFileSync(this.config, `
-server: {listen: "127.0.0.1:${this.gwPort}", admin_listen: "127.0.0.1:${this.adminPort}", workers: 2${o.maxBody ? `, max_body_bytes: ${o.maxBody}` : ''}}
+server: {listen: "127.0.0.1:${this.gwPort}", admin_listen: "127.0.0.1:${this.adminPort}", workers: 2${o.maxBody ? `, max_body_bytes: ${o.maxBody}` : ''}${o.trustedProxies ? `, trusted_proxies: ${JSON.stringify(o.trustedProxies)}` : ''}}
 upstream: {url: "http://127.0.0.1:${o.upstreamPort || this.upPort}", timeout_ms: ${o.timeoutMs || 5000}}
 storage: {database: "sqlite:${join(this.dir, 'tollgate.db')}"}
 admin: {token: "${ADMIN_TOKEN}", key_grace_seconds: ${o.grace ?? 3600}}
 keys: {secret: "${KEY_SECRET}"}
 metering: {durability: ${o.durability || 'batched'}, flush_ms: 5}
+# Tests sign up many accounts from 127.0.0.1: generous sign-up limits unless a test sets its own.
+portal: ${o.portal || '{signup: {per_address: 1000/hour, global: 10000/hour, trial_address_days: 0}}'}
+${o.metrics ? `metrics: ${o.metrics}` : ''}
 ${PLANS}`);
     if (!o.noUpstream && !this.upstream) {
       this.upstream = this.spawn(UPSTREAM, ['--listen', `127.0.0.1:${this.upPort}`]);

@@ -628,7 +628,7 @@ static void test_all_errors_reported(void **state)
                          "\"${TOLLGATE_KEY_SECRET}\")\n"
                          "test.yaml:2: server.workers: \"0\" is not a whole number from 1 to 64\n"
                          "test.yaml:3: unknown key \"bogus\" in server (known: listen, admin_listen, workers, "
-                         "max_header_bytes, max_body_bytes)\n"
+                         "max_header_bytes, max_body_bytes, trusted_proxies)\n"
                          "test.yaml:4: admin.token is too short (5 characters; at least 16)\n"
                          "test.yaml:7: plans.p.on_quota: \"sometimes\" is not block, bill or "
                          "throttle:N/sec|min|hour|day\n"
@@ -697,7 +697,7 @@ static void test_yaml_features_and_caps(void **state)
                "features)");
     only_error(BASE "defaults: {}\nplans: {p: {}}\n",
                "test.yaml:4: unknown section \"defaults\" (known: server, upstream, storage, admin, keys, metering, "
-               "plans, routes)");
+               "portal, metrics, plans, routes)");
 
     /* Depth cap. */
     char deep[512];
@@ -729,6 +729,47 @@ static void test_yaml_features_and_caps(void **state)
     huge[big] = '\0';
     only_error(huge, "test.yaml: larger than 1 MiB (1048577 bytes)"); /* no line: the whole file */
     free(huge);
+}
+
+/* server.trusted_proxies, portal.signup and metrics (issue 10): defaults, values, FILE:LINE errors. */
+static void test_admin_port_keys(void **state)
+{
+    (void)state;
+    tg_config_t *cfg = load_ok(BASE "plans: {free: {}, pro: {}}\n");
+    assert_int_equal(cfg->server.ntrusted_proxies, 0);
+    assert_int_equal(cfg->portal.signup.enabled, 1);
+    assert_null(cfg->portal.signup.plans); /* every plan */
+    assert_int_equal(cfg->portal.signup.per_address.count, 10);
+    assert_int_equal(cfg->portal.signup.trial_address_days, 30);
+    assert_int_equal(cfg->metrics.open, 0);
+    tg_config_free(cfg);
+    cfg = load_ok(BASE "server: {trusted_proxies: [\"10.0.0.0/8\", \"::1\", \"fd00::/8\"]}\n"
+                       "portal: {signup: {enabled: false, plans: [free], per_address: 3/day, global: 50/hour,"
+                       " trial_address_days: 0, repeat_trial: refuse}}\n"
+                       "metrics: {token: \"scraper-token-0123456789\", open: true}\n"
+                       "plans: {free: {}, pro: {}}\n");
+    assert_int_equal(cfg->server.ntrusted_proxies, 3);
+    assert_int_equal(cfg->server.trusted_proxies[1].v6, 1);
+    assert_int_equal(cfg->portal.signup.enabled, 0);
+    assert_int_equal(cfg->portal.signup.nplans, 1);
+    assert_string_equal(cfg->portal.signup.plans[0], "free");
+    assert_int_equal(cfg->portal.signup.per_address.count, 3);
+    assert_int_equal(cfg->portal.signup.repeat_trial_refuse, 1);
+    assert_string_equal(cfg->metrics.token, "scraper-token-0123456789");
+    assert_int_equal(cfg->metrics.open, 1);
+    tg_config_free(cfg);
+    load_err(BASE "server:\n  trusted_proxies:\n    - 10.0.0.0/8\n    - 10.0.0.1/8\n    - not-an-address\n"
+                  "plans: {free: {}}\n");
+    has_line("test.yaml:7: server.trusted_proxies[1]: \"10.0.0.1/8\" is not an IPv4 or IPv6 address or range (like "
+             "10.0.0.0/8 or fd00::/8, host bits zero)");
+    has_line("test.yaml:8: server.trusted_proxies[2]: \"not-an-address\" is not an IPv4 or IPv6 address or range (like "
+             "10.0.0.0/8 or fd00::/8, host bits zero)");
+    only_error(BASE "portal: {signup: {plans: [free, gold]}}\nplans: {free: {}}\n",
+               "test.yaml:4: portal.signup.plans[1]: \"gold\" is not one of the plans");
+    only_error(BASE "portal: {signup: {repeat_trial: maybe}}\nplans: {free: {}}\n",
+               "test.yaml:4: portal.signup.repeat_trial: \"maybe\" is not skip or refuse");
+    only_error(BASE "metrics: {token: short}\nplans: {free: {}}\n",
+               "test.yaml:4: metrics.token is too short (5 characters; at least 16)");
 }
 
 static void test_load_file(void **state)
@@ -850,7 +891,7 @@ int main(void)
         cmocka_unit_test(test_error_yaml_syntax),   cmocka_unit_test(test_all_errors_reported),
         cmocka_unit_test(test_error_buffer_limits), cmocka_unit_test(test_yaml_features_and_caps),
         cmocka_unit_test(test_load_file),           cmocka_unit_test(test_path_match),
-        cmocka_unit_test(test_route_match),
+        cmocka_unit_test(test_route_match),          cmocka_unit_test(test_admin_port_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

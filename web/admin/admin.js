@@ -1,5 +1,5 @@
 // admin.js - the owner's dashboard: every figure from GET /v1/admin/dashboard.
-import { api, el, show, num } from '/portal/api.js';
+import { api, el, show, num, resume, signIn, signOut } from './lib.js';
 
 let chart = null;
 const rows = (obj) => Object.entries(obj).map(([k, v]) => el('tr', {}, el('td', {}, k), el('td', { class: 'n' }, num(v))));
@@ -8,6 +8,7 @@ async function load() {
   const d = await api('GET', '/v1/admin/dashboard');
   document.getElementById('login-box').classList.add('hidden');
   document.getElementById('dash').classList.remove('hidden');
+  document.getElementById('signout').classList.remove('hidden');
   document.getElementById('asof').textContent = `as of ${new Date(d.as_of).toISOString().replace('T', ' ').slice(0, 19)} UTC`;
   document.getElementById('mrr').textContent = d.mrr;
   document.getElementById('arr').textContent = d.arr;
@@ -37,8 +38,14 @@ async function load() {
 
 document.getElementById('token-form').addEventListener('submit', (e) => {
   e.preventDefault();
-  sessionStorage.setItem('tg_admin_token', document.getElementById('token').value);
-  load().catch((err) => show(document.getElementById('msg'), err.message));
+  const field = document.getElementById('token');
+  const token = field.value;
+  field.value = ''; // the token is not kept anywhere: the session cookie (HttpOnly) replaces it
+  signIn(token).then(load).catch((err) => show(document.getElementById('msg'), err.message));
 });
 
-if (sessionStorage.getItem('tg_admin_token')) load().catch(() => sessionStorage.removeItem('tg_admin_token'));
+document.getElementById('signout').addEventListener('click', () => {
+  signOut().finally(() => location.reload());
+});
+
+resume().then((yes) => (yes ? load() : null)).catch((err) => show(document.getElementById('msg'), err.message));

@@ -1,5 +1,5 @@
 // customer.js - one customer for the owner: profile, usage, keys (revoke), invoices, suspend/resume.
-import { api, el, show, fmtDate, num } from '/portal/api.js';
+import { api, el, show, fmtDate, num, resume } from './lib.js';
 
 const id = new URLSearchParams(location.search).get('id');
 const msg = document.getElementById('msg');
@@ -32,5 +32,7 @@ async function act(fn) {
 document.getElementById('suspend').addEventListener('click', () => act(() => api('PATCH', base, { status: 'suspended' })));
 document.getElementById('resume').addEventListener('click', () => act(() => api('PATCH', base, { status: 'active' })));
 
-if (!sessionStorage.getItem('tg_admin_token')) location.href = '/admin/';
-else load().catch((err) => show(msg, err.message));
+resume().then((yes) => {
+  if (!yes) location.href = '/admin/';
+  else load().catch((err) => show(msg, err.message));
+});

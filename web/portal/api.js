@@ -3,8 +3,6 @@ export async function api(method, path, body) {
   const headers = { 'content-type': 'application/json' };
   const csrf = sessionStorage.getItem('tg_csrf');
   if (csrf && method !== 'GET') headers['x-csrf-token'] = csrf;
-  const token = sessionStorage.getItem('tg_admin_token');
-  if (token && path.startsWith('/v1/admin/')) headers.authorization = `Bearer ${token}`;
   const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin' });
   const data = await r.json().catch(() => null);
   if (data && data.csrf_token) sessionStorage.setItem('tg_csrf', data.csrf_token);

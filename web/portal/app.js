@@ -16,13 +16,20 @@ async function loadAccount() {
   return me;
 }
 
+// The bar's width through the CSSOM: the Content-Security-Policy allows no inline style attribute.
+function bar(pct) {
+  const d = el('div');
+  d.style.width = `${pct}%`;
+  return d;
+}
+
 async function loadUsage() {
   const u = await api('GET', '/v1/me/usage');
   document.getElementById('usage').replaceChildren(...u.metrics.map((m) => {
     const pct = m.included ? Math.min(100, (100 * m.used) / m.included) : 0;
     return el('div', { 'data-metric': m.metric },
       el('p', {}, el('strong', {}, m.metric), ` ${num(m.used)} used`, m.included !== null ? ` of ${num(m.included)} included` : '', m.overage ? `, ${num(m.overage)} over` : ''),
-      m.included !== null ? el('div', { class: m.used > m.included ? 'bar over' : 'bar', role: 'progressbar', 'aria-valuenow': String(Math.round(pct)), 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-label': `${m.metric} used` }, el('div', { style: `width:${pct}%` })) : '');
+      m.included !== null ? el('div', { class: m.used > m.included ? 'bar over' : 'bar', role: 'progressbar', 'aria-valuenow': String(Math.round(pct)), 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-label': `${m.metric} used` }, bar(pct)) : '');
   }));
   document.getElementById('endpoints').replaceChildren(...(u.endpoints.length ? u.endpoints.map((e) =>
     el('tr', {}, el('td', {}, el('code', {}, e.endpoint)), el('td', {}, e.metric), el('td', { class: 'n' }, num(e.units))))
@@ -100,8 +107,20 @@ document.getElementById('plan-form').addEventListener('submit', (e) => {
   })().catch((err) => show(msg, err.message));
 });
 
+document.getElementById('pw-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const body = Object.fromEntries(new FormData(e.target));
+  api('POST', '/v1/me/password', body).then(() => { e.target.reset(); show(msg, 'Password changed; other sessions were signed out.', 'ok'); })
+    .catch((err) => show(msg, err.message));
+});
+
 document.getElementById('logout').addEventListener('click', async () => {
   try { await api('POST', '/v1/logout', {}); } finally { sessionStorage.removeItem('tg_csrf'); location.href = '/portal/'; }
+});
+
+// Ends every session of this account, on every device.
+document.getElementById('logout-all').addEventListener('click', async () => {
+  try { await api('POST', '/v1/logout/all', {}); } finally { sessionStorage.removeItem('tg_csrf'); location.href = '/portal/'; }
 });
 
 refresh().catch((err) => {
