@@ -56,6 +56,31 @@ static void join_endpoint(char *out, const char *method, size_t mlen, const char
 
 static const tg_meter_unit_t default_units[] = {{"api_calls", 1}};
 
+/* The limiter keys of a customer: "<id>" at the plan's rate, "<id>/t" at its throttle rate once
+ * the period's allowance is used up (on_quota: throttle). Returns the length. */
+static size_t rate_key(char out[TG_ID_MAX + 4], const char *customer_id, int throttled)
+{
+    copy_str(out, TG_ID_MAX, customer_id);
+    size_t kl = strlen(out);
+    if (throttled)
+        memcpy(out + kl, "/t", 3), kl += 2;
+    return kl;
+}
+
+/* A plan change converts what the customer used under the old plan's rate to the new one now,
+ * not at the next call: the time in between would drain at the old plan's speed. */
+static void on_plan_changed(const tg_account_t *acct, const tg_plan_t *from, const tg_plan_t *to, void *arg)
+{
+    (void)from;
+    tg_gateway_t *gw = arg;
+    int64_t now = tg_clock_mono_ns();
+    char key[TG_ID_MAX + 4];
+    size_t kl = rate_key(key, tg_account_id(acct), 0);
+    tg_limiter_repolicy(gw->deps.limiter, key, kl, &to->rate_limit, to->burst, now);
+    kl = rate_key(key, tg_account_id(acct), 1);
+    tg_limiter_repolicy(gw->deps.limiter, key, kl, &to->throttle_rate, to->throttle_rate.count, now);
+}
+
 tg_gateway_t *tg_gateway_new(const tg_gateway_deps_t *deps, const uint8_t *secret, size_t secret_len)
 {
     tg_gateway_t *gw = calloc(1, sizeof(*gw));
@@ -64,6 +89,8 @@ tg_gateway_t *tg_gateway_new(const tg_gateway_deps_t *deps, const uint8_t *secre
         return NULL;
     }
     gw->deps = *deps;
+    if (gw->deps.accounts != NULL && gw->deps.limiter != NULL)
+        tg_accounts_on_plan_change(gw->deps.accounts, on_plan_changed, gw);
     return gw;
 }
 
@@ -71,6 +98,8 @@ void tg_gateway_free(tg_gateway_t *gw)
 {
     if (gw == NULL)
         return;
+    if (gw->deps.accounts != NULL && gw->deps.limiter != NULL)
+        tg_accounts_on_plan_change(gw->deps.accounts, NULL, NULL);
     tg_apikey_hasher_free(gw->hasher);
     free(gw);
 }
@@ -267,10 +296,7 @@ int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *c
     call->rate_policy = throttled ? plan->throttle_rate : plan->rate_limit;
     uint64_t burst = throttled ? plan->throttle_rate.count : plan->burst;
     char rl_key[TG_ID_MAX + 4];
-    copy_str(rl_key, TG_ID_MAX, acct_id);
-    size_t kl = strlen(rl_key);
-    if (throttled)
-        memcpy(rl_key + kl, "/t", 3), kl += 2;
+    size_t kl = rate_key(rl_key, acct_id, throttled);
     int64_t mono = tg_clock_mono_ns();
     if (tg_limiter_take(gw->deps.limiter, rl_key, kl, &call->rate_policy, burst, weight, mono, &call->rate) != 0) {
         release_units(gw, call, nunits);
