@@ -38,6 +38,7 @@ void tg_admin_tick(tg_admin_t *a)
     tg_adm_close_ctx_t cc;
     tg_err_t err = {0};
     tg_adm_close_periods(a, NULL, INT64_MAX, &cc, &err); /* errors are retried on the next tick */
+    json_decref(cc.failed);
 }
 
 /* ---- dispatch ---- */
@@ -139,6 +140,16 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
                 tg_adm_reply_json(res, 200, json_pack("{s:o}", "data", lc.arr));
         } else
             tg_adm_reply_error(res, 405, "method_not_allowed", "Use GET or POST.");
+        return;
+    }
+    if (tg_adm_seg_is(&s, 2, "metering") && tg_adm_seg_is(&s, 3, "rejected") && s.n == 4 &&
+        tg_adm_method_is(r, "GET")) {
+        tg_adm_list_rejected(a, r, res);
+        return;
+    }
+    if (tg_adm_seg_is(&s, 2, "billing") && tg_adm_seg_is(&s, 3, "failures") && s.n == 4 &&
+        tg_adm_method_is(r, "GET")) {
+        tg_adm_list_billing_failures(a, r, res);
         return;
     }
     if (tg_adm_seg_is(&s, 2, "dashboard") && s.n == 3 && tg_adm_method_is(r, "GET")) {

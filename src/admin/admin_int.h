@@ -38,6 +38,7 @@ typedef struct {
     int created;
     int failures;
     char first_error[TG_ERR_MAX];
+    json_t *failed; /* the first TG_ADM_FAILURES_LISTED failures: {"customer", "type", "message"} */
     tg_customer_t *list;
     size_t n, cap;
 } tg_adm_close_ctx_t;
@@ -91,6 +92,8 @@ const char *tg_adm_rate_unit(int64_t period_ns);
 json_t *tg_adm_plan_json(const tg_plan_t *p);
 void tg_adm_quote_plan(tg_admin_t *a, const tg_plan_t *plan, const tg_admin_request_t *r, tg_admin_response_t *res);
 int tg_adm_collect_customer_cb(const tg_customer_t *c, void *arg);
+#define TG_ADM_FAILURES_LISTED 100
+const char *tg_adm_billing_failure_type(int rc);
 /* Closes the periods of one customer (or all, customer_id NULL) that ended by `until` (seconds;
  * at most now). */
 int tg_adm_close_periods(tg_admin_t *a, const char *customer_id, int64_t until, tg_adm_close_ctx_t *cc,
@@ -114,6 +117,18 @@ typedef struct tg_adm_plan_change {
 
 int tg_adm_plan_change_compute(tg_admin_t *a, const tg_customer_t *c, const tg_plan_t *to, const char *when,
                                tg_adm_plan_change_t *pc, tg_admin_response_t *res);
+
+/* Paged lists (admin_lists.c). tg_adm_query_param copies query parameter `name` (raw, not
+ * percent-decoded) into out: 1 found, 0 absent, -1 longer than cap-1. tg_adm_page_parse reads
+ * `limit` (1..1000, default 100) and `cursor` (of the list named `list`) into page, or replies
+ * 400 invalid_parameter naming the parameter and returns -1. tg_adm_reply_page answers
+ * {"data": data, "has_more": bool, "next_cursor": string|null} and takes data. */
+int tg_adm_query_param(const tg_admin_request_t *r, const char *name, char *out, size_t cap);
+int tg_adm_page_parse(const tg_admin_request_t *r, const char *list, tg_page_t *page, tg_admin_response_t *res);
+void tg_adm_reply_page(tg_admin_response_t *res, const char *list, json_t *data, const tg_page_end_t *end);
+void tg_adm_reply_list_error(tg_admin_response_t *res, int rc, const char *what, const tg_err_t *err);
+void tg_adm_list_rejected(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
+void tg_adm_list_billing_failures(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
 
 /* The upcoming invoice of c's current period (admin and portal). */
 void tg_adm_reply_upcoming(tg_admin_t *a, const tg_customer_t *c, tg_admin_response_t *res);

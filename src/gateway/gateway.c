@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -382,6 +383,23 @@ size_t tg_gateway_parse_units(const char *h, size_t len, tg_usage_t *rows, size_
     return n;
 }
 
+/* A value in the upstream's Tollgate-Units over metering.max_units_per_call is a bug of the
+ * upstream, not usage: it is not billed (the call's own units from its route still are), and the
+ * owner sees it in tollgate_upstream_units_refused_total and in the log, at most once a second
+ * so that an upstream that sends it on every call does not flood the log. */
+static void refuse_units(tg_gateway_t *gw, const tg_call_t *call, const tg_usage_t *row)
+{
+    static _Atomic int64_t last_logged_s;
+    tg_metrics_count_units_refused();
+    int64_t now = call->decided_ns / TG_NS_PER_SEC, last = atomic_load_explicit(&last_logged_s, memory_order_relaxed);
+    if (now != last && atomic_compare_exchange_strong(&last_logged_s, &last, now))
+        fprintf(stderr,
+                "tollgate: the upstream reported %s=%llu for customer %s on %s, over metering.max_units_per_call "
+                "(%llu): that value is not billed, the call's own units are\n",
+                row->metric, (unsigned long long)row->units, tg_account_id(call->account), call->endpoint,
+                (unsigned long long)gw->deps.cfg->metering.max_units_per_call);
+}
+
 int tg_gateway_settle(tg_gateway_t *gw, tg_call_t *call, int status, int upstream_failed, const char *units_header,
                       size_t units_len, tg_meter_done_cb cb, void *arg)
 {
@@ -402,13 +420,20 @@ int tg_gateway_settle(tg_gateway_t *gw, tg_call_t *call, int status, int upstrea
     }
     if (units_header != NULL && units_len > 0) {
         size_t extra = tg_gateway_parse_units(units_header, units_len, rows + n, TG_CALL_MAX_METRICS);
-        for (size_t i = n; i < n + extra; i++)
+        for (size_t i = n; i < n + extra;) {
+            if (rows[i].units > gw->deps.cfg->metering.max_units_per_call) {
+                refuse_units(gw, call, &rows[i]);
+                rows[i] = rows[n + --extra];
+                continue;
+            }
             tg_quota_add(gw->deps.quota, tg_account_id(call->account), call->period_start, rows[i].metric,
                          rows[i].units);
+            i++;
+        }
         n += extra;
     }
     /* A metric named twice (route and header) would collide on (event_id, metric): merge. The
-     * sum saturates: the meter refuses units past INT64_MAX, and with them the whole call. */
+     * sum saturates, as the stored totals do. */
     for (size_t i = 0; i < n; i++)
         for (size_t j = i + 1; j < n;)
             if (strcmp(rows[i].metric, rows[j].metric) == 0) {
