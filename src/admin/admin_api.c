@@ -131,13 +131,7 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
         if (tg_adm_method_is(r, "POST"))
             tg_adm_create_customer(a, r, res);
         else if (tg_adm_method_is(r, "GET")) {
-            tg_adm_list_ctx_t lc = {a, json_array()};
-            tg_err_t err = {0};
-            if (tg_store_customer_list(a->d.store, tg_adm_list_customer_cb, &lc, &err) != 0) {
-                json_decref(lc.arr);
-                tg_adm_reply_error(res, 500, "internal_error", "Listing customers failed: %s", err.msg);
-            } else
-                tg_adm_reply_json(res, 200, json_pack("{s:o}", "data", lc.arr));
+            tg_adm_list_customers(a, r, res);
         } else
             tg_adm_reply_error(res, 405, "method_not_allowed", "Use GET or POST.");
         return;
@@ -205,13 +199,7 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
         else if (tg_adm_seg_is(&s, 4, "keys") && tg_adm_method_is(r, "POST"))
             tg_adm_create_key(a, &c, r, res);
         else if (tg_adm_seg_is(&s, 4, "keys") && tg_adm_method_is(r, "GET")) {
-            tg_adm_list_ctx_t lc = {a, json_array()};
-            tg_err_t err = {0};
-            if (tg_store_key_list(a->d.store, c.id, tg_adm_list_key_cb, &lc, &err) != 0) {
-                json_decref(lc.arr);
-                tg_adm_reply_error(res, 500, "internal_error", "Listing keys failed: %s", err.msg);
-            } else
-                tg_adm_reply_json(res, 200, json_pack("{s:o}", "data", lc.arr));
+            tg_adm_list_keys(a, &c, r, res);
         } else if (tg_adm_seg_is(&s, 4, "usage") && tg_adm_method_is(r, "GET"))
             tg_adm_get_usage(a, &c, r, res);
         else if (tg_adm_seg_is(&s, 4, "cancel") && tg_adm_method_is(r, "POST"))

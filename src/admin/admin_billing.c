@@ -295,17 +295,11 @@ void tg_adm_invoices_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin
     }
     if (s->n == 3 && tg_adm_method_is(r, "GET")) {
         char cust[TG_ID_MAX] = "";
-        if (r->query != NULL && r->query_len > 9 && strncmp(r->query, "customer=", 9) == 0 &&
-            r->query_len - 9 < sizeof(cust)) {
-            memcpy(cust, r->query + 9, r->query_len - 9);
-            cust[r->query_len - 9] = '\0';
+        if (tg_adm_query_param(r, "customer", cust, sizeof(cust)) < 0) {
+            tg_adm_reply_error(res, 400, "invalid_parameter", "customer: not a customer id.");
+            return;
         }
-        json_t *arr = json_array();
-        if (tg_store_invoice_list(a->d.store, cust[0] ? cust : NULL, tg_adm_list_invoice_cb, arr, &err) != 0) {
-            json_decref(arr);
-            tg_adm_reply_error(res, 500, "internal_error", "Listing invoices failed: %s", err.msg);
-        } else
-            tg_adm_reply_json(res, 200, json_pack("{s:o}", "data", arr));
+        tg_adm_list_invoices(a, cust[0] ? cust : NULL, 0, r, res);
         return;
     }
     char id[TG_ID_MAX];

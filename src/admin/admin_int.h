@@ -76,6 +76,11 @@ void tg_adm_cancel_customer(tg_admin_t *a, tg_customer_t *c, const tg_admin_requ
 int tg_adm_apply_scheduled_cb(const tg_customer_t *c, void *arg);
 const char *tg_adm_key_status(const tg_key_t *k, int64_t now);
 json_t *tg_adm_key_json(tg_admin_t *a, const tg_key_t *k);
+/* The key cap (keys.max_active_per_customer): 0 if customer_id may get one more working key,
+ * TG_ELIMIT (with a sentence) if not. A rotation (replacing) may exceed the cap by the one key it
+ * retires, which stops working after the grace period: a customer at the cap can rotate one key
+ * at a time, never grow past cap + 1. */
+int tg_adm_key_room(tg_admin_t *a, const char *customer_id, int replacing, tg_err_t *err);
 int tg_adm_issue_key(tg_admin_t *a, const char *customer_id, const char *name, int live, tg_key_t *k,
                      char secret[TG_APIKEY_BUF], tg_err_t *err);
 void tg_adm_create_key(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
@@ -129,6 +134,12 @@ void tg_adm_reply_page(tg_admin_response_t *res, const char *list, json_t *data,
 void tg_adm_reply_list_error(tg_admin_response_t *res, int rc, const char *what, const tg_err_t *err);
 void tg_adm_list_rejected(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
 void tg_adm_list_billing_failures(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
+void tg_adm_list_customers(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
+void tg_adm_list_keys(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
+/* customer_id NULL: every customer's; hide_drafts: the portal's view (drafts are the owner's). A
+ * page may then hold fewer than `limit` items; has_more still tells whether to go on. */
+void tg_adm_list_invoices(tg_admin_t *a, const char *customer_id, int hide_drafts, const tg_admin_request_t *r,
+                          tg_admin_response_t *res);
 
 /* The upcoming invoice of c's current period (admin and portal). */
 void tg_adm_reply_upcoming(tg_admin_t *a, const tg_customer_t *c, tg_admin_response_t *res);

@@ -154,3 +154,70 @@ void tg_adm_list_billing_failures(tg_admin_t *a, const tg_admin_request_t *r, tg
     }
     tg_adm_reply_page(res, "billing_failures", arr, &end);
 }
+
+/* ---- customers, keys, invoices (admin and portal) ---- */
+
+void tg_adm_list_customers(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    tg_page_t page;
+    if (tg_adm_page_parse(r, "customers", &page, res) != 0)
+        return;
+    tg_err_t err = {0};
+    tg_page_end_t end;
+    tg_adm_list_ctx_t lc = {a, json_array()};
+    int rc = tg_store_customer_page(a->d.store, &page, tg_adm_list_customer_cb, &lc, &end, &err);
+    if (rc != 0) {
+        json_decref(lc.arr);
+        tg_adm_reply_list_error(res, rc, "customers", &err);
+        return;
+    }
+    tg_adm_reply_page(res, "customers", lc.arr, &end);
+}
+
+void tg_adm_list_keys(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    tg_page_t page;
+    if (tg_adm_page_parse(r, "keys", &page, res) != 0)
+        return;
+    tg_err_t err = {0};
+    tg_page_end_t end;
+    tg_adm_list_ctx_t lc = {a, json_array()};
+    int rc = tg_store_key_page(a->d.store, c->id, &page, tg_adm_list_key_cb, &lc, &end, &err);
+    if (rc != 0) {
+        json_decref(lc.arr);
+        tg_adm_reply_list_error(res, rc, "keys", &err);
+        return;
+    }
+    tg_adm_reply_page(res, "keys", lc.arr, &end);
+}
+
+typedef struct {
+    json_t *arr;
+    int hide_drafts;
+} invoice_list_t;
+
+static int on_invoice(const tg_invoice_t *inv, void *arg)
+{
+    invoice_list_t *l = arg;
+    if (l->hide_drafts && strcmp(inv->status, "draft") == 0)
+        return 0;
+    return tg_adm_list_invoice_cb(inv, l->arr);
+}
+
+void tg_adm_list_invoices(tg_admin_t *a, const char *customer_id, int hide_drafts, const tg_admin_request_t *r,
+                          tg_admin_response_t *res)
+{
+    tg_page_t page;
+    if (tg_adm_page_parse(r, "invoices", &page, res) != 0)
+        return;
+    tg_err_t err = {0};
+    tg_page_end_t end;
+    invoice_list_t l = {json_array(), hide_drafts};
+    int rc = tg_store_invoice_page(a->d.store, customer_id, &page, on_invoice, &l, &end, &err);
+    if (rc != 0) {
+        json_decref(l.arr);
+        tg_adm_reply_list_error(res, rc, "invoices", &err);
+        return;
+    }
+    tg_adm_reply_page(res, "invoices", l.arr, &end);
+}

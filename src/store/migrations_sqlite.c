@@ -135,6 +135,13 @@ const tg_migration_t tg_sqlite_migrations[] = {
      "  first_at INTEGER NOT NULL,"
      "  last_at INTEGER NOT NULL,"
      "  runs INTEGER NOT NULL);"},
+    {9, "list indexes",
+     /* The paged lists walk these in their order (newest first, then id): a page is a range
+      * scan, never a sort of the whole table. */
+     "CREATE INDEX customers_list ON customers(created_at DESC, id);"
+     "CREATE INDEX api_keys_list ON api_keys(customer_id, created_at DESC, id);"
+     "CREATE INDEX invoices_list ON invoices(period_start DESC, id);"
+     "CREATE INDEX invoices_customer_list ON invoices(customer_id, period_start DESC, id);"},
 };
 
 const size_t tg_sqlite_migrations_count = sizeof(tg_sqlite_migrations) / sizeof(tg_sqlite_migrations[0]);

@@ -180,6 +180,15 @@ typedef struct tg_page_end {
     char next[TG_PAGE_KEY_MAX];
 } tg_page_end_t;
 
+/* Customers (newest first) and a customer's keys (newest first), a page at a time; invoices:
+ * tg_store_invoice_page below. */
+int tg_store_customer_page(tg_store_t *st, const tg_page_t *page, tg_customer_cb cb, void *arg, tg_page_end_t *end,
+                           tg_err_t *err);
+int tg_store_key_page(tg_store_t *st, const char *customer_id, const tg_page_t *page, tg_key_cb cb, void *arg,
+                      tg_page_end_t *end, tg_err_t *err);
+/* Keys of a customer that work at `now` (not revoked, not expired), for the key cap. */
+int tg_store_key_count_active(tg_store_t *st, const char *customer_id, int64_t now, uint64_t *count, tg_err_t *err);
+
 /* Usage rows kept aside (see tg_store_usage_record), oldest first. units is the value as it
  * came, which may not fit 63 bits. */
 typedef struct tg_usage_rejected {
@@ -304,6 +313,9 @@ void tg_store_tx_rollback(tg_store_t *st);
 typedef int (*tg_invoice_cb)(const tg_invoice_t *inv, void *arg);
 /* customer_id NULL lists all, newest period first. */
 int tg_store_invoice_list(tg_store_t *st, const char *customer_id, tg_invoice_cb cb, void *arg, tg_err_t *err);
+/* Invoices of one customer, or all (customer_id NULL), newest period first, a page at a time. */
+int tg_store_invoice_page(tg_store_t *st, const char *customer_id, const tg_page_t *page, tg_invoice_cb cb, void *arg,
+                          tg_page_end_t *end, tg_err_t *err);
 
 /* State changes. finalize: draft -> open with the next number of the year of `at`
  * ("TG-2026-000042"), gapless. void: draft|open -> void. paid / uncollectible: open -> that.

@@ -1711,6 +1711,125 @@ int tg_store_plan_change_count(tg_store_t *st, const char *kind, int64_t since, 
     return rc;
 }
 
+/* ---- lists, one page at a time (store.h) ----
+ * Each list keeps the order it always had, newest first: (num DESC, id) where num is created_at
+ * or period_start; migration 9 adds an index in exactly that order, so a page is an index range
+ * scan whatever its position. The key of a row is "<num>/<id>". */
+
+typedef struct {
+    tg_store_t *st;
+    int kind; /* 0 customers, 1 keys, 2 invoices */
+    void *cb;
+    void *arg;
+    int failed; /* an invoice could not be read (out of memory) */
+} page_ctx_t;
+
+static int page_row(sqlite3_stmt *s, void *ctx, char key[TG_PAGE_KEY_MAX])
+{
+    page_ctx_t *c = ctx;
+    if (c->kind == 0) {
+        tg_customer_t cu;
+        read_customer(s, &cu);
+        snprintf(key, TG_PAGE_KEY_MAX, "%lld/%s", (long long)cu.created_at, cu.id);
+        return ((tg_customer_cb)c->cb)(&cu, c->arg);
+    }
+    if (c->kind == 1) {
+        tg_key_t k;
+        read_key(s, &k);
+        snprintf(key, TG_PAGE_KEY_MAX, "%lld/%s", (long long)k.created_at, k.id);
+        return ((tg_key_cb)c->cb)(&k, c->arg);
+    }
+    tg_invoice_t inv;
+    if (read_invoice(s, &inv) != 0) {
+        c->failed = 1;
+        return 1;
+    }
+    snprintf(key, TG_PAGE_KEY_MAX, "%lld/%s", (long long)inv.period_start, inv.id);
+    int stop = ((tg_invoice_cb)c->cb)(&inv, c->arg);
+    tg_invoice_clear(&inv);
+    return stop;
+}
+
+/* select: "SELECT cols FROM table WHERE <filter>" (the filter's parameter, if any, is ?1 and is
+ * filter_value); num: the ordering column. */
+static int list_page(tg_store_t *st, const char *select, const char *filter_value, const char *num,
+                     const tg_page_t *page, page_ctx_t *ctx, tg_page_end_t *end, const char *doing, tg_err_t *err)
+{
+    int64_t after_num = 0;
+    char after_id[TG_ID_MAX] = "";
+    int after = page->after[0] != '\0';
+    if (after && tg_page_key_parse_num_id(page->after, &after_num, after_id) != 0)
+        return tg_errf(err, TG_EINVAL, "the cursor does not belong to this list");
+    if (page->limit < 1 || page->limit > TG_PAGE_MAX)
+        return tg_errf(err, TG_EINVAL, "a page holds 1 to %d items", TG_PAGE_MAX);
+    char sql[1024];
+    int n = after ? snprintf(sql, sizeof(sql), "%s AND (%s < ?2 OR (%s = ?2 AND id > ?3)) ORDER BY %s DESC, id LIMIT ?4",
+                             select, num, num, num)
+                  : snprintf(sql, sizeof(sql), "%s ORDER BY %s DESC, id LIMIT ?4", select, num);
+    if (n < 0 || (size_t)n >= sizeof(sql))
+        return tg_errf(err, TG_EINVAL, "%s: query too long", doing);
+    sqlite3_stmt *s;
+    int rc = prepare(st, sql, &s, err, doing);
+    if (rc != 0)
+        return rc;
+    if (filter_value != NULL)
+        sqlite3_bind_text(s, 1, filter_value, -1, SQLITE_STATIC);
+    if (after) {
+        sqlite3_bind_int64(s, 2, after_num);
+        sqlite3_bind_text(s, 3, after_id, -1, SQLITE_STATIC);
+    }
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)page->limit + 1);
+    rc = tg_sqlite_run_page(st, s, page->limit, page_row, ctx, end, doing, err);
+    if (rc == 0 && ctx->failed)
+        rc = tg_errf(err, TG_ENOMEM, "%s: out of memory", doing);
+    return rc;
+}
+
+int tg_store_customer_page(tg_store_t *st, const tg_page_t *page, tg_customer_cb cb, void *arg, tg_page_end_t *end,
+                           tg_err_t *err)
+{
+    page_ctx_t c = {st, 0, (void *)cb, arg, 0};
+    return list_page(st, "SELECT " CUSTOMER_COLS " FROM customers WHERE 1", NULL, "created_at", page, &c, end,
+                     "listing customers", err);
+}
+
+int tg_store_key_page(tg_store_t *st, const char *customer_id, const tg_page_t *page, tg_key_cb cb, void *arg,
+                      tg_page_end_t *end, tg_err_t *err)
+{
+    page_ctx_t c = {st, 1, (void *)cb, arg, 0};
+    return list_page(st, "SELECT " KEY_COLS " FROM api_keys WHERE customer_id = ?1", customer_id, "created_at", page,
+                     &c, end, "listing keys", err);
+}
+
+int tg_store_invoice_page(tg_store_t *st, const char *customer_id, const tg_page_t *page, tg_invoice_cb cb, void *arg,
+                          tg_page_end_t *end, tg_err_t *err)
+{
+    page_ctx_t c = {st, 2, (void *)cb, arg, 0};
+    return list_page(st,
+                     customer_id != NULL ? "SELECT " INVOICE_COLS " FROM invoices WHERE customer_id = ?1"
+                                         : "SELECT " INVOICE_COLS " FROM invoices WHERE 1",
+                     customer_id, "period_start", page, &c, end, "listing invoices", err);
+}
+
+int tg_store_key_count_active(tg_store_t *st, const char *customer_id, int64_t now, uint64_t *count, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st,
+                     "SELECT COUNT(*) FROM api_keys WHERE customer_id = ? AND (revoked_at = 0 OR revoked_at > ?2)"
+                     " AND (expires_at = 0 OR expires_at > ?2)",
+                     &s, err, "counting keys");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, now);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        *count = (uint64_t)sqlite3_column_int64(s, 0);
+    else
+        rc = db_error(st, err, "counting keys");
+    sqlite3_finalize(s);
+    return rc;
+}
+
 /* ---- for the other files of the backend (store_sqlite_int.h) ---- */
 
 int tg_sqlite_prepare(tg_store_t *st, const char *sql, sqlite3_stmt **s, tg_err_t *err, const char *doing)

@@ -452,6 +452,69 @@ static int load_cb(const char *customer_id, int64_t period_start, const char *me
     return 0;
 }
 
+/* issue 10 item 6: keyset pages visit every item once in the list's order, ties on the time
+ * broken by id; a cursor that is not this list's key is TG_EINVAL; the key cap's count. */
+static void test_pages(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    static const char *const ids[7] = {"cus_a", "cus_b", "cus_c", "cus_d", "cus_e", "cus_f", "cus_g"};
+    for (int i = 0; i < 7; i++) {
+        char mail[32];
+        snprintf(mail, sizeof(mail), "%s@example.com", ids[i]);
+        tg_customer_t c = customer(ids[i], mail, 1000 + (i / 3)); /* three share each second */
+        assert_int_equal(tg_store_customer_insert(f->st, &c, &err), 0);
+    }
+    /* newest first, then by id: g, d e f, a b c */
+    static const char *const want[7] = {"cus_g", "cus_d", "cus_e", "cus_f", "cus_a", "cus_b", "cus_c"};
+    for (size_t limit = 1; limit <= 8; limit++) {
+        seen_t seen = {.n = 0, .stop_after = -1};
+        tg_page_t page = {limit, ""};
+        tg_page_end_t end;
+        int pages = 0;
+        do {
+            assert_int_equal(tg_store_customer_page(f->st, &page, on_customer, &seen, &end, &err), 0);
+            memcpy(page.after, end.next, sizeof(page.after));
+            pages++;
+        } while (end.has_more && pages < 10);
+        assert_false(end.has_more);
+        assert_int_equal(pages, (int)((7 + limit - 1) / limit)); /* the last page says there is no more */
+        assert_int_equal(seen.n, 7);
+        for (int i = 0; i < 7; i++)
+            assert_string_equal(seen.ids[i], want[i]);
+    }
+    seen_t seen = {.n = 0, .stop_after = -1};
+    tg_page_end_t end;
+    static const char *const bad[] = {"abc", "1000", "1000/", "/cus_a", "1000/cus a", "1000/cus_a' OR 1=1",
+                                      "99999999999999999999/cus_a", "-/cus_a", "1000/cus_a/x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        tg_page_t page = {10, ""};
+        snprintf(page.after, sizeof(page.after), "%s", bad[i]);
+        assert_int_equal(tg_store_customer_page(f->st, &page, on_customer, &seen, &end, &err), TG_EINVAL);
+    }
+    assert_int_equal(seen.n, 0);
+    /* after the last one: an empty page */
+    tg_page_t last = {10, "1000/cus_c"};
+    assert_int_equal(tg_store_customer_page(f->st, &last, on_customer, &seen, &end, &err), 0);
+    assert_int_equal(seen.n, 0);
+    assert_false(end.has_more);
+
+    /* working keys: not revoked, not expired, at `now` */
+    tg_key_t k1 = key("key_1", "cus_a", 1, 10), k2 = key("key_2", "cus_a", 2, 11), k3 = key("key_3", "cus_a", 3, 12);
+    k2.revoked_at = 50;
+    k3.expires_at = 100;
+    assert_int_equal(tg_store_key_insert(f->st, &k1, &err), 0);
+    assert_int_equal(tg_store_key_insert(f->st, &k2, &err), 0);
+    assert_int_equal(tg_store_key_insert(f->st, &k3, &err), 0);
+    uint64_t n = 0;
+    assert_int_equal(tg_store_key_count_active(f->st, "cus_a", 40, &n, &err), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(tg_store_key_count_active(f->st, "cus_a", 60, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(tg_store_key_count_active(f->st, "cus_a", 100, &n, &err), 0);
+    assert_int_equal(n, 1);
+}
+
 /* issue 10 item 7: a row the totals cannot take is kept aside with its batch, the other rows of
  * the batch are stored, and a retried or replayed batch adds neither twice. */
 typedef struct {
@@ -653,6 +716,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_usage_many_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_rejected_kept_aside, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_throughput, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_journal, setup, teardown),
