@@ -141,8 +141,7 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
         tg_adm_list_rejected(a, r, res);
         return;
     }
-    if (tg_adm_seg_is(&s, 2, "billing") && tg_adm_seg_is(&s, 3, "failures") && s.n == 4 &&
-        tg_adm_method_is(r, "GET")) {
+    if (tg_adm_seg_is(&s, 2, "billing") && tg_adm_seg_is(&s, 3, "failures") && s.n == 4 && tg_adm_method_is(r, "GET")) {
         tg_adm_list_billing_failures(a, r, res);
         return;
     }

@@ -177,7 +177,8 @@ void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
         tg_store_invoice_list(a->d.store, r->c.id, invoice_cb, r, &err);
         usage_revenue += r->last_usage;
         r->included = tg_plan_included(plan, "api_calls");
-        if (r->included != TG_UNLIMITED && r->included > 0 && r->calls * 10 >= r->included * 8 && near_count++ < NEAR_MAX)
+        if (r->included != TG_UNLIMITED && r->included > 0 && r->calls * 10 >= r->included * 8 &&
+            near_count++ < NEAR_MAX)
             json_array_append_new(near, json_pack("{s:s,s:s,s:s,s:I,s:I,s:b}", "id", r->c.id, "email", r->c.email,
                                                   "plan", plan->id, "calls", (json_int_t)r->calls, "included",
                                                   (json_int_t)r->included, "over", r->calls > r->included));

@@ -55,8 +55,9 @@ int tg_adm_page_parse(const tg_admin_request_t *r, const char *list, tg_page_t *
         return 0;
     unsigned char raw[CURSOR_MAX];
     size_t rawlen = 0, ll = strlen(list);
-    if (got < 0 || sodium_base642bin(raw, sizeof(raw) - 1, buf, strlen(buf), NULL, &rawlen, NULL,
-                                     sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+    if (got < 0 ||
+        sodium_base642bin(raw, sizeof(raw) - 1, buf, strlen(buf), NULL, &rawlen, NULL,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
         rawlen <= ll + 1 || memcmp(raw, list, ll) != 0 || raw[ll] != '|' || rawlen - ll - 1 >= TG_PAGE_KEY_MAX ||
         memchr(raw, '\0', rawlen) != NULL) {
         tg_adm_reply_error(res, 400, "invalid_parameter",
@@ -102,12 +103,12 @@ static int on_rejected(const tg_usage_rejected_t *r, void *arg)
     char units[24], batch[24];
     snprintf(units, sizeof(units), "%llu", (unsigned long long)r->row.units);
     snprintf(batch, sizeof(batch), "%llu", (unsigned long long)r->batch_id);
-    json_array_append_new(
-        arg, json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:i,s:s,s:o}", "id", (json_int_t)r->id, "batch", batch,
-                       "customer", r->row.customer_id, "key", r->row.key_id, "plan", r->row.plan_id, "metric",
-                       r->row.metric, "units", units, "endpoint", r->row.endpoint, "period_start",
-                       tg_adm_json_time(r->row.period_start), "status", r->row.status, "reason", r->reason,
-                       "rejected_at", tg_adm_json_time(r->rejected_at)));
+    json_array_append_new(arg, json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:i,s:s,s:o}", "id", (json_int_t)r->id,
+                                         "batch", batch, "customer", r->row.customer_id, "key", r->row.key_id, "plan",
+                                         r->row.plan_id, "metric", r->row.metric, "units", units, "endpoint",
+                                         r->row.endpoint, "period_start", tg_adm_json_time(r->row.period_start),
+                                         "status", r->row.status, "reason", r->reason, "rejected_at",
+                                         tg_adm_json_time(r->rejected_at)));
     return 0;
 }
 
@@ -133,8 +134,8 @@ void tg_adm_list_rejected(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_r
 static int on_failure(const tg_billing_failure_t *f, void *arg)
 {
     json_array_append_new(arg, json_pack("{s:s,s:s,s:s,s:o,s:o,s:I}", "customer", f->customer_id, "type", f->type,
-                                         "message", f->message, "first_at", tg_adm_json_time(f->first_at),
-                                         "last_at", tg_adm_json_time(f->last_at), "runs", (json_int_t)f->runs));
+                                         "message", f->message, "first_at", tg_adm_json_time(f->first_at), "last_at",
+                                         tg_adm_json_time(f->last_at), "runs", (json_int_t)f->runs));
     return 0;
 }
 

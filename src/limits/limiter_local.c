@@ -27,10 +27,10 @@
 #include "util/shardmap.h"
 
 typedef struct rl_state {
-    _Atomic int64_t tat;       /* theoretical arrival time, monotonic ns, in `interval` cells */
-    _Atomic uint64_t seq;      /* even: the policy below is stable; odd: a conversion is running */
-    _Atomic int64_t interval;  /* emission interval tat was written under; 0: none yet */
-    _Atomic uint64_t burst;    /* burst tat was written under */
+    _Atomic int64_t tat;      /* theoretical arrival time, monotonic ns, in `interval` cells */
+    _Atomic uint64_t seq;     /* even: the policy below is stable; odd: a conversion is running */
+    _Atomic int64_t interval; /* emission interval tat was written under; 0: none yet */
+    _Atomic uint64_t burst;   /* burst tat was written under */
 } rl_state_t;
 
 struct tg_limiter {

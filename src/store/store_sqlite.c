@@ -1072,9 +1072,9 @@ int tg_store_usage_period(tg_store_t *st, const char *customer_id, int64_t perio
         return rc;
     sqlite3_stmt *s;
     rc = prepare(st,
-                     "SELECT metric, TG_SUM(units) FROM usage_period WHERE customer_id = ? AND period_start = ?"
-                     " GROUP BY metric ORDER BY metric",
-                     &s, err, "reading usage");
+                 "SELECT metric, TG_SUM(units) FROM usage_period WHERE customer_id = ? AND period_start = ?"
+                 " GROUP BY metric ORDER BY metric",
+                 &s, err, "reading usage");
     if (rc != 0)
         return rc;
     sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
@@ -1145,9 +1145,10 @@ int tg_store_usage_load(tg_store_t *st, int64_t since_s, tg_usage_load_cb cb, vo
     int rc = fold_journal(st, err);
     if (rc != 0)
         return rc;
-    rc = prepare(st, "SELECT customer_id, period_start, metric, TG_SUM(units) FROM usage_period WHERE period_start >= ?"
-                     " GROUP BY customer_id, period_start, metric",
-                     &s, err, "loading usage totals");
+    rc = prepare(st,
+                 "SELECT customer_id, period_start, metric, TG_SUM(units) FROM usage_period WHERE period_start >= ?"
+                 " GROUP BY customer_id, period_start, metric",
+                 &s, err, "loading usage totals");
     if (rc != 0)
         return rc;
     sqlite3_bind_int64(s, 1, since_s);
@@ -1168,8 +1169,7 @@ int tg_store_usage_total(tg_store_t *st, const char *metric, uint64_t *units, tg
     int rc = fold_journal(st, err);
     if (rc != 0)
         return rc;
-    rc = prepare(st, "SELECT TG_SUM(units) FROM usage_period WHERE metric = ?", &s, err,
-                     "totalling usage");
+    rc = prepare(st, "SELECT TG_SUM(units) FROM usage_period WHERE metric = ?", &s, err, "totalling usage");
     if (rc != 0)
         return rc;
     sqlite3_bind_text(s, 1, metric, -1, SQLITE_STATIC);
@@ -1249,10 +1249,10 @@ static int unbilled_query(tg_store_t *st, const char *customer_id, int64_t perio
     if (rc != 0)
         return rc;
     rc = prepare(st,
-                     "SELECT plan_id, metric, TG_SUM(units - invoiced_units) FROM usage_period"
-                     " WHERE customer_id = ? AND period_start <= ? AND units > invoiced_units"
-                     " GROUP BY plan_id, metric ORDER BY plan_id, metric",
-                     &s, err, "reading unbilled usage");
+                 "SELECT plan_id, metric, TG_SUM(units - invoiced_units) FROM usage_period"
+                 " WHERE customer_id = ? AND period_start <= ? AND units > invoiced_units"
+                 " GROUP BY plan_id, metric ORDER BY plan_id, metric",
+                 &s, err, "reading unbilled usage");
     if (rc != 0)
         return rc;
     sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
@@ -1763,9 +1763,10 @@ static int list_page(tg_store_t *st, const char *select, const char *filter_valu
     if (page->limit < 1 || page->limit > TG_PAGE_MAX)
         return tg_errf(err, TG_EINVAL, "a page holds 1 to %d items", TG_PAGE_MAX);
     char sql[1024];
-    int n = after ? snprintf(sql, sizeof(sql), "%s AND (%s < ?2 OR (%s = ?2 AND id > ?3)) ORDER BY %s DESC, id LIMIT ?4",
-                             select, num, num, num)
-                  : snprintf(sql, sizeof(sql), "%s ORDER BY %s DESC, id LIMIT ?4", select, num);
+    int n = after
+                ? snprintf(sql, sizeof(sql), "%s AND (%s < ?2 OR (%s = ?2 AND id > ?3)) ORDER BY %s DESC, id LIMIT ?4",
+                           select, num, num, num)
+                : snprintf(sql, sizeof(sql), "%s ORDER BY %s DESC, id LIMIT ?4", select, num);
     if (n < 0 || (size_t)n >= sizeof(sql))
         return tg_errf(err, TG_EINVAL, "%s: query too long", doing);
     sqlite3_stmt *s;

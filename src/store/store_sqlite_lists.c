@@ -66,8 +66,8 @@ int tg_page_key_parse_id(const char *key, char id[TG_ID_MAX])
     return 0;
 }
 
-int tg_sqlite_run_page(tg_store_t *st, sqlite3_stmt *s, size_t limit, tg_sqlite_page_row_fn row, void *ctx, tg_page_end_t *end,
-                       const char *doing, tg_err_t *err)
+int tg_sqlite_run_page(tg_store_t *st, sqlite3_stmt *s, size_t limit, tg_sqlite_page_row_fn row, void *ctx,
+                       tg_page_end_t *end, const char *doing, tg_err_t *err)
 {
     memset(end, 0, sizeof(*end));
     size_t n = 0;

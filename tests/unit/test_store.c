@@ -485,8 +485,9 @@ static void test_pages(void **state)
     }
     seen_t seen = {.n = 0, .stop_after = -1};
     tg_page_end_t end;
-    static const char *const bad[] = {"abc", "1000", "1000/", "/cus_a", "1000/cus a", "1000/cus_a' OR 1=1",
-                                      "99999999999999999999/cus_a", "-/cus_a", "1000/cus_a/x"};
+    static const char *const bad[] = {
+        "abc",     "1000",        "1000/", "/cus_a", "1000/cus a", "1000/cus_a' OR 1=1", "99999999999999999999/cus_a",
+        "-/cus_a", "1000/cus_a/x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         tg_page_t page = {10, ""};
         snprintf(page.after, sizeof(page.after), "%s", bad[i]);
