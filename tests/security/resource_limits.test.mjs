@@ -152,3 +152,16 @@ test('the CLI follows the cursors: `tollgate customers list` shows every custome
   assert.equal(json.status, 0, json.stderr);
   assert.equal(JSON.parse(json.stdout).data.length, listed.size);
 });
+
+test('API4:2023 unrestricted resource consumption: the usage answer lists the 100 largest endpoints, however many paths a client invents', async () => {
+  const { key, customer } = await s.customer('load');
+  const calls = [];
+  for (let i = 0; i < 130; i++) calls.push(s.call(`/v1/basic/p${i}`, { key }));
+  for (const r of await Promise.all(calls)) assert.equal(r.status, 200);
+  for (let i = 0; i < 3; i++) assert.equal((await s.call('/v1/basic/p7', { key })).status, 200);
+  const u = await s.adminCall('GET', `/v1/admin/customers/${customer.id}/usage`);
+  assert.equal(u.status, 200, u.text);
+  assert.equal(u.json.endpoints.length, 100);
+  assert.deepEqual(u.json.endpoints[0], { endpoint: 'GET /v1/basic/p7', metric: 'api_calls', units: 4 }); // the largest first
+  assert.equal(u.json.metrics.find((m) => m.metric === 'api_calls').used, 133); // the totals count every call
+});
