@@ -202,6 +202,12 @@ void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
     json_object_set_new(j, "top_by_revenue", top(&d, by_billed));
     json_object_set_new(j, "near_quota", near); /* the first NEAR_MAX; the count says how many in all */
     json_object_set_new(j, "near_quota_count", json_integer((json_int_t)near_count));
+    /* What needs the owner: customers whose invoice cannot be made, usage kept aside. */
+    uint64_t failing = 0, rejected = 0;
+    tg_store_billing_failure_count(a->d.store, &failing, &err);
+    tg_store_usage_rejected_count(a->d.store, &rejected, &err);
+    json_object_set_new(j, "billing_failures", json_integer((json_int_t)failing));
+    json_object_set_new(j, "rejected_usage_rows", json_integer((json_int_t)rejected));
     free(d.rows);
     tg_adm_reply_json(res, 200, j);
 }

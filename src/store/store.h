@@ -220,6 +220,7 @@ typedef struct tg_billing_failure {
 int tg_store_billing_failure_set(tg_store_t *st, const char *customer_id, const char *type, const char *message,
                                  int64_t at, tg_err_t *err);
 int tg_store_billing_failure_clear(tg_store_t *st, const char *customer_id, tg_err_t *err);
+int tg_store_billing_failure_count(tg_store_t *st, uint64_t *count, tg_err_t *err);
 typedef int (*tg_billing_failure_cb)(const tg_billing_failure_t *f, void *arg);
 int tg_store_billing_failure_list(tg_store_t *st, const tg_page_t *page, tg_billing_failure_cb cb, void *arg,
                                   tg_page_end_t *end, tg_err_t *err);

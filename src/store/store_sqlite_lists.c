@@ -141,18 +141,28 @@ int tg_store_usage_rejected_list(tg_store_t *st, const tg_page_t *page, tg_usage
     return tg_sqlite_run_page(st, s, page->limit, rejected_row, &c, end, "listing rejected usage", err);
 }
 
-int tg_store_usage_rejected_count(tg_store_t *st, uint64_t *count, tg_err_t *err)
+static int count_rows(tg_store_t *st, const char *sql, uint64_t *count, const char *doing, tg_err_t *err)
 {
     sqlite3_stmt *s;
-    int rc = tg_sqlite_prepare(st, "SELECT COUNT(*) FROM usage_rejected", &s, err, "counting rejected usage");
+    int rc = tg_sqlite_prepare(st, sql, &s, err, doing);
     if (rc != 0)
         return rc;
     if (sqlite3_step(s) == SQLITE_ROW)
         *count = (uint64_t)sqlite3_column_int64(s, 0);
     else
-        rc = tg_sqlite_error(st, err, "counting rejected usage");
+        rc = tg_sqlite_error(st, err, doing);
     sqlite3_finalize(s);
     return rc;
+}
+
+int tg_store_usage_rejected_count(tg_store_t *st, uint64_t *count, tg_err_t *err)
+{
+    return count_rows(st, "SELECT COUNT(*) FROM usage_rejected", count, "counting rejected usage", err);
+}
+
+int tg_store_billing_failure_count(tg_store_t *st, uint64_t *count, tg_err_t *err)
+{
+    return count_rows(st, "SELECT COUNT(*) FROM billing_failures", count, "counting billing failures", err);
 }
 
 /* ---- billing failures ---- */

@@ -98,6 +98,9 @@ test('API10:2023 unsafe consumption of APIs: a total past 2^63-1 saturates witho
       assert.deepEqual(failures.json.data.map((f) => f.customer), [victim.customer.id]);
       assert.equal(failures.json.data[0].type, 'money_out_of_range');
       assert.equal(failures.json.has_more, false);
+      const dash = await s.adminCall('GET', '/v1/admin/dashboard');
+      assert.equal(dash.json.billing_failures, 1);
+      assert.equal(dash.json.rejected_usage_rows, 0);
       // the others are invoiced once; the broken one keeps failing alone
       const again = await s.adminCall('POST', '/v1/admin/invoices/run', {});
       assert.equal(again.json.created, 0);
