@@ -71,7 +71,7 @@ static int64_t gcra(int64_t tat, int64_t T, uint64_t burst, uint64_t weight, int
     __int128 tat0 = tat > now ? tat : now;
     __int128 next = tat0 + (__int128)T * weight;
     out->limit = burst;
-    if (next - now > tau) {
+    if (next - now > tau || next > INT64_MAX) { /* (a time past 2^63 ns cannot be stored: refused) */
         out->allowed = 0;
         __int128 wait = next - tau - now;
         out->retry_after_ns = wait > INT64_MAX ? INT64_MAX : (int64_t)wait;
@@ -100,8 +100,9 @@ int64_t tg_gcra_convert(int64_t tat, const tg_rate_t *from, const tg_rate_t *to,
     __int128 d = ((__int128)(tat - now_ns) * T_to + T_from - 1) / T_from;
     __int128 tau = (__int128)T_to * to_burst;
     if (d > tau)
-        d = tau; /* a full bucket of the new policy: no room, refilling at the new rate */
-    return (int64_t)(now_ns + d);
+        d = tau;                          /* a full bucket of the new policy: no room, refilling at the new rate */
+    __int128 next = (__int128)now_ns + d; /* a day's interval times a billion cells passes 2^63 */
+    return next > INT64_MAX ? INT64_MAX : (int64_t)next;
 }
 
 int tg_gcra_take(int64_t *tat, const tg_rate_t *rate, uint64_t burst, uint64_t weight, int64_t now_ns,

@@ -171,6 +171,9 @@ static void test_gcra_convert(void **state)
     /* an empty bucket stays empty; unlimited keeps the word */
     assert_int_equal(tg_gcra_convert(now - 5, &pro_rate, &free_rate, 10, now), now - 5);
     assert_int_equal(tg_gcra_convert(now + 5, &unlimited, &free_rate, 10, now), now + 5);
+    /* a million cells of 1 us moved to one a day with a burst of a billion: saturates, never wraps */
+    tg_rate_t fast = {1000000, SEC}, daily = {1, 86400 * SEC};
+    assert_int_equal(tg_gcra_convert(now + SEC, &fast, &daily, 1000000000, now), INT64_MAX);
     /* a fraction of a cell is kept, rounded up (a conversion never frees room) */
     assert_int_equal(tg_gcra_convert(now + 1, &pro_rate, &free_rate, 10, now), now + 50);
 }
