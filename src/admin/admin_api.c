@@ -39,6 +39,7 @@ void tg_admin_tick(tg_admin_t *a)
     tg_adm_close_ctx_t cc;
     tg_err_t err = {0};
     tg_adm_close_periods(a, NULL, INT64_MAX, &cc, &err); /* errors are retried on the next tick */
+    json_decref(cc.failed);
 }
 
 /* ---- dispatch ---- */
@@ -286,15 +287,18 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
         if (tg_adm_method_is(r, "POST"))
             tg_adm_create_customer(a, r, res);
         else if (tg_adm_method_is(r, "GET")) {
-            tg_adm_list_ctx_t lc = {a, json_array()};
-            tg_err_t err = {0};
-            if (tg_store_customer_list(a->d.store, tg_adm_list_customer_cb, &lc, &err) != 0) {
-                json_decref(lc.arr);
-                tg_adm_reply_error(res, 500, "internal_error", "Listing customers failed: %s", err.msg);
-            } else
-                tg_adm_reply_json(res, 200, json_pack("{s:o}", "data", lc.arr));
+            tg_adm_list_customers(a, r, res);
         } else
             tg_adm_reply_error(res, 405, "method_not_allowed", "Use GET or POST.");
+        return;
+    }
+    if (tg_adm_seg_is(&s, 2, "metering") && tg_adm_seg_is(&s, 3, "rejected") && s.n == 4 &&
+        tg_adm_method_is(r, "GET")) {
+        tg_adm_list_rejected(a, r, res);
+        return;
+    }
+    if (tg_adm_seg_is(&s, 2, "billing") && tg_adm_seg_is(&s, 3, "failures") && s.n == 4 && tg_adm_method_is(r, "GET")) {
+        tg_adm_list_billing_failures(a, r, res);
         return;
     }
     if (tg_adm_seg_is(&s, 2, "dashboard") && s.n == 3 && tg_adm_method_is(r, "GET")) {
@@ -350,13 +354,7 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
         else if (tg_adm_seg_is(&s, 4, "keys") && tg_adm_method_is(r, "POST"))
             tg_adm_create_key(a, &c, r, res);
         else if (tg_adm_seg_is(&s, 4, "keys") && tg_adm_method_is(r, "GET")) {
-            tg_adm_list_ctx_t lc = {a, json_array()};
-            tg_err_t err = {0};
-            if (tg_store_key_list(a->d.store, c.id, tg_adm_list_key_cb, &lc, &err) != 0) {
-                json_decref(lc.arr);
-                tg_adm_reply_error(res, 500, "internal_error", "Listing keys failed: %s", err.msg);
-            } else
-                tg_adm_reply_json(res, 200, json_pack("{s:o}", "data", lc.arr));
+            tg_adm_list_keys(a, &c, r, res);
         } else if (tg_adm_seg_is(&s, 4, "usage") && tg_adm_method_is(r, "GET"))
             tg_adm_get_usage(a, &c, r, res);
         else if (tg_adm_seg_is(&s, 4, "cancel") && tg_adm_method_is(r, "POST"))

@@ -161,6 +161,19 @@ int tg_adm_collect_customer_cb(const tg_customer_t *c, void *arg)
     return 0;
 }
 
+/* The error type a failed invoice is listed under (billing_failures, the run's answer). */
+const char *tg_adm_billing_failure_type(int rc)
+{
+    switch (rc) {
+    case TG_ERANGE:
+        return "money_out_of_range";
+    case TG_ECONFIG:
+        return "configuration";
+    default:
+        return "invoice_failed";
+    }
+}
+
 /* Closes every ended period of one customer (customer_id) or of all (NULL). */
 int tg_adm_close_periods(tg_admin_t *a, const char *customer_id, int64_t until, tg_adm_close_ctx_t *cc,
                          tg_err_t *err)
@@ -168,6 +181,7 @@ int tg_adm_close_periods(tg_admin_t *a, const char *customer_id, int64_t until, 
     int rc;
     memset(cc, 0, sizeof(*cc));
     cc->a = a;
+    cc->failed = json_array();
     if (customer_id != NULL) {
         tg_customer_t c;
         if ((rc = tg_store_customer_get(a->d.store, customer_id, &c, err)) != 0)
@@ -189,13 +203,21 @@ int tg_adm_close_periods(tg_admin_t *a, const char *customer_id, int64_t until, 
         size_t end = i + 500 < cc->n ? i + 500 : cc->n;
         int batch_created = 0;
         for (; i < end; i++) {
-            int made = 0;
-            tg_err_t e = {0};
-            if (tg_invoice_close_periods(a->d.store, a->d.cfg, &cc->list[i], now, &made, &e) != 0) {
+            int made = 0, frc;
+            tg_err_t e = {0}, fe = {0};
+            if ((frc = tg_invoice_close_periods(a->d.store, a->d.cfg, &cc->list[i], now, &made, &e)) != 0) {
+                /* This customer's invoice rolled back alone (a savepoint); the others go on.
+                 * The failure is kept (billing_failures) until a run invoices the customer. */
+                const char *type = tg_adm_billing_failure_type(frc);
                 if (cc->failures++ == 0)
                     snprintf(cc->first_error, sizeof(cc->first_error), "%s", e.msg);
+                if (cc->failed != NULL && json_array_size(cc->failed) < TG_ADM_FAILURES_LISTED)
+                    json_array_append_new(cc->failed, json_pack("{s:s,s:s,s:s}", "customer", cc->list[i].id, "type",
+                                                                type, "message", e.msg));
+                tg_store_billing_failure_set(a->d.store, cc->list[i].id, type, e.msg, tg_adm_now_s(), &fe);
                 continue;
             }
+            tg_store_billing_failure_clear(a->d.store, cc->list[i].id, &fe);
             /* Only once its last period is invoiced under the old plan does a scheduled change
              * (downgrade, cancellation at period end) take effect. */
             tg_adm_apply_scheduled_cb(&cc->list[i], a);
@@ -261,24 +283,23 @@ void tg_adm_invoices_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin
             json_t *j = json_pack("{s:i,s:i}", "created", cc.created, "failed", cc.failures);
             if (cc.failures > 0)
                 json_object_set_new(j, "first_error", json_string(cc.first_error));
+            /* Which customers failed and why (the first 100; all of them at
+             * GET /v1/admin/billing/failures). */
+            json_object_set(j, "failures", cc.failed != NULL ? cc.failed : json_array());
             tg_adm_reply_json(res, 200, j);
         }
+        if (!bad)
+            json_decref(cc.failed);
         json_decref(body);
         return;
     }
     if (s->n == 3 && tg_adm_method_is(r, "GET")) {
         char cust[TG_ID_MAX] = "";
-        if (r->query != NULL && r->query_len > 9 && strncmp(r->query, "customer=", 9) == 0 &&
-            r->query_len - 9 < sizeof(cust)) {
-            memcpy(cust, r->query + 9, r->query_len - 9);
-            cust[r->query_len - 9] = '\0';
+        if (tg_adm_query_param(r, "customer", cust, sizeof(cust)) < 0) {
+            tg_adm_reply_error(res, 400, "invalid_parameter", "customer: not a customer id.");
+            return;
         }
-        json_t *arr = json_array();
-        if (tg_store_invoice_list(a->d.store, cust[0] ? cust : NULL, tg_adm_list_invoice_cb, arr, &err) != 0) {
-            json_decref(arr);
-            tg_adm_reply_error(res, 500, "internal_error", "Listing invoices failed: %s", err.msg);
-        } else
-            tg_adm_reply_json(res, 200, json_pack("{s:o}", "data", arr));
+        tg_adm_list_invoices(a, cust[0] ? cust : NULL, 0, r, res);
         return;
     }
     char id[TG_ID_MAX];
@@ -338,8 +359,16 @@ void tg_adm_reply_upcoming(tg_admin_t *a, const tg_customer_t *c, tg_admin_respo
         tg_meter_flush(a->d.meter); /* the estimate includes every call answered so far */
     tg_err_t err = {0};
     char *json = tg_invoice_preview(a->d.store, a->d.cfg, c, tg_adm_now_s(), &err);
+    if (json == NULL && err.code == TG_ERANGE) {
+        /* The customer's data, not the server: usage whose price does not fit the money range. */
+        tg_adm_reply_error(res, 422, "money_out_of_range",
+                           "The upcoming invoice of %s cannot be computed: %s. The usage is kept; see "
+                           "GET /v1/admin/billing/failures and correct it with an item or a plan change.",
+                           c->id, err.msg);
+        return;
+    }
     if (json == NULL) {
-        tg_adm_reply_error(res, 500, "internal_error", "Previewing the invoice failed: %s", err.msg);
+        tg_adm_reply_error(res, 500, "internal_error", "Previewing the invoice of %s failed: %s", c->id, err.msg);
         return;
     }
     res->status = 200;

@@ -409,8 +409,14 @@ int tg_adm_parse_month(const char *q, size_t len, int64_t *out)
     return 0;
 }
 
+/* The largest ENDPOINTS_MAX (the store sorts them by units): unrouted paths are metered as they
+ * came, so their number grows with what clients send. */
+#define ENDPOINTS_MAX 100
+
 static int usage_endpoint_cb(const char *endpoint, const char *metric, uint64_t units, void *arg)
 {
+    if (json_array_size(arg) >= ENDPOINTS_MAX)
+        return 1;
     json_array_append_new(arg, json_pack("{s:s,s:s,s:I}", "endpoint", endpoint, "metric", metric, "units",
                                          (json_int_t)units));
     return 0;

@@ -120,6 +120,8 @@ static json_t *top(dash_t *d, int (*cmp)(const void *, const void *))
     return arr;
 }
 
+#define NEAR_MAX 100 /* customers listed near their quota; an array that grows with customers */
+
 void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
 {
     const tg_config_t *cfg = a->d.cfg;
@@ -136,6 +138,7 @@ void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
     if (a->d.meter != NULL)
         tg_meter_flush(a->d.meter);
     json_t *by_plan = json_object(), *by_status = json_object(), *mrr_by_plan = json_object(), *near = json_array();
+    size_t near_count = 0;
     tg_money_t mrr = 0, usage_revenue = 0;
     int signups = 0, churned = 0, trials_ended = 0, trials_converted = 0;
     for (size_t i = 0; i < d.n; i++) {
@@ -174,7 +177,8 @@ void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
         tg_store_invoice_list(a->d.store, r->c.id, invoice_cb, r, &err);
         usage_revenue += r->last_usage;
         r->included = tg_plan_included(plan, "api_calls");
-        if (r->included != TG_UNLIMITED && r->included > 0 && r->calls * 10 >= r->included * 8)
+        if (r->included != TG_UNLIMITED && r->included > 0 && r->calls * 10 >= r->included * 8 &&
+            near_count++ < NEAR_MAX)
             json_array_append_new(near, json_pack("{s:s,s:s,s:s,s:I,s:I,s:b}", "id", r->c.id, "email", r->c.email,
                                                   "plan", plan->id, "calls", (json_int_t)r->calls, "included",
                                                   (json_int_t)r->included, "over", r->calls > r->included));
@@ -196,7 +200,14 @@ void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
     json_object_set_new(j, "downgrades_this_month", json_integer((json_int_t)downgrades));
     json_object_set_new(j, "top_by_calls", top(&d, by_calls));
     json_object_set_new(j, "top_by_revenue", top(&d, by_billed));
-    json_object_set_new(j, "near_quota", near);
+    json_object_set_new(j, "near_quota", near); /* the first NEAR_MAX; the count says how many in all */
+    json_object_set_new(j, "near_quota_count", json_integer((json_int_t)near_count));
+    /* What needs the owner: customers whose invoice cannot be made, usage kept aside. */
+    uint64_t failing = 0, rejected = 0;
+    tg_store_billing_failure_count(a->d.store, &failing, &err);
+    tg_store_usage_rejected_count(a->d.store, &rejected, &err);
+    json_object_set_new(j, "billing_failures", json_integer((json_int_t)failing));
+    json_object_set_new(j, "rejected_usage_rows", json_integer((json_int_t)rejected));
     free(d.rows);
     tg_adm_reply_json(res, 200, j);
 }

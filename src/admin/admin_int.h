@@ -51,6 +51,7 @@ typedef struct {
     int created;
     int failures;
     char first_error[TG_ERR_MAX];
+    json_t *failed; /* the first TG_ADM_FAILURES_LISTED failures: {"customer", "type", "message"} */
     tg_customer_t *list;
     size_t n, cap;
 } tg_adm_close_ctx_t;
@@ -97,6 +98,11 @@ void tg_adm_cancel_customer(tg_admin_t *a, tg_customer_t *c, const tg_admin_requ
 int tg_adm_apply_scheduled_cb(const tg_customer_t *c, void *arg);
 const char *tg_adm_key_status(const tg_key_t *k, int64_t now);
 json_t *tg_adm_key_json(tg_admin_t *a, const tg_key_t *k);
+/* The key cap (keys.max_active_per_customer): 0 if customer_id may get one more working key,
+ * TG_ELIMIT (with a sentence) if not. A rotation (replacing) may exceed the cap by the one key it
+ * retires, which stops working after the grace period: a customer at the cap can rotate one key
+ * at a time, never grow past cap + 1. */
+int tg_adm_key_room(tg_admin_t *a, const char *customer_id, int replacing, tg_err_t *err);
 int tg_adm_issue_key(tg_admin_t *a, const char *customer_id, const char *name, int live, tg_key_t *k,
                      char secret[TG_APIKEY_BUF], tg_err_t *err);
 void tg_adm_create_key(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
@@ -113,6 +119,8 @@ const char *tg_adm_rate_unit(int64_t period_ns);
 json_t *tg_adm_plan_json(const tg_plan_t *p);
 void tg_adm_quote_plan(tg_admin_t *a, const tg_plan_t *plan, const tg_admin_request_t *r, tg_admin_response_t *res);
 int tg_adm_collect_customer_cb(const tg_customer_t *c, void *arg);
+#define TG_ADM_FAILURES_LISTED 100
+const char *tg_adm_billing_failure_type(int rc);
 /* Closes the periods of one customer (or all, customer_id NULL) that ended by `until` (seconds;
  * at most now). */
 int tg_adm_close_periods(tg_admin_t *a, const char *customer_id, int64_t until, tg_adm_close_ctx_t *cc,
@@ -136,6 +144,24 @@ typedef struct tg_adm_plan_change {
 
 int tg_adm_plan_change_compute(tg_admin_t *a, const tg_customer_t *c, const tg_plan_t *to, const char *when,
                                tg_adm_plan_change_t *pc, tg_admin_response_t *res);
+
+/* Paged lists (admin_lists.c). tg_adm_query_param copies query parameter `name` (raw, not
+ * percent-decoded) into out: 1 found, 0 absent, -1 longer than cap-1. tg_adm_page_parse reads
+ * `limit` (1..1000, default 100) and `cursor` (of the list named `list`) into page, or replies
+ * 400 invalid_parameter naming the parameter and returns -1. tg_adm_reply_page answers
+ * {"data": data, "has_more": bool, "next_cursor": string|null} and takes data. */
+int tg_adm_query_param(const tg_admin_request_t *r, const char *name, char *out, size_t cap);
+int tg_adm_page_parse(const tg_admin_request_t *r, const char *list, tg_page_t *page, tg_admin_response_t *res);
+void tg_adm_reply_page(tg_admin_response_t *res, const char *list, json_t *data, const tg_page_end_t *end);
+void tg_adm_reply_list_error(tg_admin_response_t *res, int rc, const char *what, const tg_err_t *err);
+void tg_adm_list_rejected(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
+void tg_adm_list_billing_failures(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
+void tg_adm_list_customers(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
+void tg_adm_list_keys(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
+/* customer_id NULL: every customer's; hide_drafts: the portal's view (drafts are the owner's). A
+ * page may then hold fewer than `limit` items; has_more still tells whether to go on. */
+void tg_adm_list_invoices(tg_admin_t *a, const char *customer_id, int hide_drafts, const tg_admin_request_t *r,
+                          tg_admin_response_t *res);
 
 /* The upcoming invoice of c's current period (admin and portal). */
 void tg_adm_reply_upcoming(tg_admin_t *a, const tg_customer_t *c, tg_admin_response_t *res);

@@ -59,6 +59,33 @@ int tg_adm_issue_key(tg_admin_t *a, const char *customer_id, const char *name, i
     return rc;
 }
 
+int tg_adm_key_room(tg_admin_t *a, const char *customer_id, int replacing, tg_err_t *err)
+{
+    uint64_t n = 0, cap = a->d.cfg->keys.max_active_per_customer;
+    int rc = tg_store_key_count_active(a->d.store, customer_id, tg_adm_now_s(), &n, err);
+    if (rc != 0)
+        return rc;
+    if (n < cap + (replacing ? 1 : 0))
+        return 0;
+    if (replacing)
+        return tg_errf(err, TG_ELIMIT,
+                       "Customer %s has %llu working keys, the most allowed (%llu) plus one being replaced; wait "
+                       "for a rotated key's grace period to end, or revoke a key, then rotate.",
+                       customer_id, (unsigned long long)n, (unsigned long long)cap);
+    return tg_errf(err, TG_ELIMIT,
+                   "Customer %s has %llu working keys, the most allowed (%llu); revoke one to create another.",
+                   customer_id, (unsigned long long)n, (unsigned long long)cap);
+}
+
+/* A refused key: over the cap is the client's (409), anything else the server's. */
+static void reply_key_error(tg_admin_response_t *res, int rc, const char *doing, const tg_err_t *err)
+{
+    if (rc == TG_ELIMIT)
+        tg_adm_reply_error(res, 409, "key_limit_reached", "%s", err->msg);
+    else
+        tg_adm_reply_error(res, 500, "internal_error", "%s failed: %s", doing, err->msg);
+}
+
 void tg_adm_create_key(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res)
 {
     json_t *body = tg_adm_parse_body(r, res);
@@ -72,10 +99,13 @@ void tg_adm_create_key(tg_admin_t *a, const tg_customer_t *c, const tg_admin_req
         tg_adm_reply_error(res, 400, "bad_request", "name: at most %d characters.", TG_NAME_MAX - 1);
     else {
         tg_key_t k;
-        char secret[TG_APIKEY_BUF];
+        char secret[TG_APIKEY_BUF] = "";
         tg_err_t err = {0};
-        if (tg_adm_issue_key(a, c->id, name, mode == NULL || strcmp(mode, "live") == 0, &k, secret, &err) != 0) {
-            tg_adm_reply_error(res, 500, "internal_error", "Storing the key failed: %s", err.msg);
+        int rc = tg_adm_key_room(a, c->id, 0, &err);
+        if (rc == 0)
+            rc = tg_adm_issue_key(a, c->id, name, mode == NULL || strcmp(mode, "live") == 0, &k, secret, &err);
+        if (rc != 0) {
+            reply_key_error(res, rc, "Storing the key", &err);
         } else {
             json_t *j = tg_adm_key_json(a, &k);
             json_object_set_new(j, "secret", json_string(secret));
@@ -145,15 +175,19 @@ void tg_adm_rotate_key(tg_admin_t *a, tg_key_t *old, const tg_admin_request_t *r
             grace = json_integer_value(g);
         tg_err_t err = {0};
         tg_key_t k;
-        char secret[TG_APIKEY_BUF];
+        char secret[TG_APIKEY_BUF] = "";
         int64_t expires = now + grace;
-        if (old->expires_at == 0 || old->expires_at > expires)
-            old->expires_at = expires;
-        int live = strncmp(old->prefix, "tg_live_", 8) == 0;
-        if (tg_store_key_set_expires(a->d.store, old->id, old->expires_at, &err) != 0 ||
-            tg_accounts_put_key(a->d.accounts, old, &err) != 0 ||
-            tg_adm_issue_key(a, old->customer_id, old->name, live, &k, secret, &err) != 0) {
-            tg_adm_reply_error(res, 500, "internal_error", "Rotating the key failed: %s", err.msg);
+        int live = strncmp(old->prefix, "tg_live_", 8) == 0, rc;
+        /* Checked before the old key is touched: a refused rotation changes nothing. */
+        if ((rc = tg_adm_key_room(a, old->customer_id, 1, &err)) == 0) {
+            if (old->expires_at == 0 || old->expires_at > expires)
+                old->expires_at = expires;
+            if ((rc = tg_store_key_set_expires(a->d.store, old->id, old->expires_at, &err)) == 0 &&
+                (rc = tg_accounts_put_key(a->d.accounts, old, &err)) == 0)
+                rc = tg_adm_issue_key(a, old->customer_id, old->name, live, &k, secret, &err);
+        }
+        if (rc != 0) {
+            reply_key_error(res, rc, "Rotating the key", &err);
         } else {
             json_t *j = tg_adm_key_json(a, &k);
             json_object_set_new(j, "secret", json_string(secret));

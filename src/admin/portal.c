@@ -729,12 +729,7 @@ int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_reque
         json_object_set_new(j, "csrf_token", json_string(ses.csrf_token));
         tg_adm_reply_json(res, 200, j);
     } else if (s->n == 3 && tg_adm_seg_is(s, 2, "keys") && tg_adm_method_is(r, "GET")) {
-        tg_adm_list_ctx_t lc = {a, json_array()};
-        if (tg_store_key_list(a->d.store, c.id, tg_adm_list_key_cb, &lc, &err) != 0) {
-            json_decref(lc.arr);
-            tg_adm_reply_error(res, 500, "internal_error", "Listing keys failed: %s", err.msg);
-        } else
-            tg_adm_reply_json(res, 200, json_pack("{s:o}", "data", lc.arr));
+        tg_adm_list_keys(a, &c, r, res);
     } else if (s->n == 3 && tg_adm_seg_is(s, 2, "keys") && tg_adm_method_is(r, "POST")) {
         tg_adm_create_key(a, &c, r, res);
     } else if (s->n == 4 && tg_adm_seg_is(s, 2, "keys") && tg_adm_method_is(r, "DELETE")) {
@@ -749,16 +744,7 @@ int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_reque
     } else if (s->n == 3 && tg_adm_seg_is(s, 2, "usage") && tg_adm_method_is(r, "GET")) {
         tg_adm_get_usage(a, &c, r, res);
     } else if (s->n == 3 && tg_adm_seg_is(s, 2, "invoices") && tg_adm_method_is(r, "GET")) {
-        json_t *arr = json_array();
-        if (tg_store_invoice_list(a->d.store, c.id, tg_adm_list_invoice_cb, arr, &err) != 0) {
-            json_decref(arr);
-            tg_adm_reply_error(res, 500, "internal_error", "Listing invoices failed: %s", err.msg);
-        } else {
-            for (size_t i = json_array_size(arr); i-- > 0;) /* drafts are the owner's until finalized */
-                if (strcmp(json_string_value(json_object_get(json_array_get(arr, i), "status")), "draft") == 0)
-                    json_array_remove(arr, i);
-            tg_adm_reply_json(res, 200, json_pack("{s:o}", "data", arr));
-        }
+        tg_adm_list_invoices(a, c.id, 1, r, res);
     } else if (s->n == 4 && tg_adm_seg_is(s, 2, "invoices") && tg_adm_seg_is(s, 3, "upcoming") &&
                tg_adm_method_is(r, "GET")) {
         tg_adm_reply_upcoming(a, &c, res);

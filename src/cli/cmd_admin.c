@@ -117,6 +117,44 @@ static long call_api(const opts_t *o, const char *method, const char *path, json
     return status;
 }
 
+/* GETs every page of a paged list (docs/api.md, "Lists and pagination"), 1,000 items a page,
+ * following next_cursor; *out receives {"data": [all items]}, or the failing page's body. A
+ * cursor must move on every page: a server that repeats one would loop, so that stops it. */
+static long call_api_all(const opts_t *o, const char *path, json_t **out)
+{
+    json_t *all = json_array();
+    char url[1024], cursor[512] = "";
+    long status;
+    *out = NULL;
+    for (;;) {
+        int n = snprintf(url, sizeof(url), "%s%climit=1000%s%s", path, strchr(path, '?') ? '&' : '?',
+                         cursor[0] ? "&cursor=" : "", cursor);
+        if (n < 0 || (size_t)n >= sizeof(url)) {
+            fprintf(stderr, "tollgate: the list's address is too long\n");
+            json_decref(all);
+            return -1;
+        }
+        json_t *page = NULL;
+        status = call_api(o, "GET", url, NULL, &page);
+        if (status != 200) {
+            json_decref(all);
+            *out = page;
+            return status;
+        }
+        json_array_extend(all, json_object_get(page, "data"));
+        const char *next = json_string_value(json_object_get(page, "next_cursor"));
+        int more = json_is_true(json_object_get(page, "has_more")) && next != NULL && strlen(next) < sizeof(cursor) &&
+                   strcmp(next, cursor) != 0;
+        if (more)
+            snprintf(cursor, sizeof(cursor), "%s", next);
+        json_decref(page);
+        if (!more)
+            break;
+    }
+    *out = json_pack("{s:o}", "data", all);
+    return status;
+}
+
 /* Prints the API's error for a non-2xx status; returns the exit code. */
 static int api_failed(long status, json_t *j)
 {
@@ -264,7 +302,7 @@ int tg_cmd_customers(int argc, char **argv)
             printf("\n");
         }
     } else if (strcmp(sub, "list") == 0) {
-        status = call_api(&o, "GET", "/v1/admin/customers", NULL, &res);
+        status = call_api_all(&o, "/v1/admin/customers", &res);
         if (status != 200)
             exit_code = api_failed(status, res);
         else if (o.json)
@@ -369,7 +407,7 @@ int tg_cmd_keys(int argc, char **argv)
             print_secret(res);
     } else if (strcmp(sub, "list") == 0) {
         snprintf(path, sizeof(path), "/v1/admin/customers/%s/keys", o.argv[0]);
-        status = call_api(&o, "GET", path, NULL, &res);
+        status = call_api_all(&o, path, &res);
         if (status != 200)
             exit_code = api_failed(status, res);
         else if (o.json)
@@ -538,14 +576,19 @@ int tg_cmd_invoices(int argc, char **argv)
             exit_code = api_failed(status, res);
         else if (o.json)
             print_json(res);
-        else
+        else {
             printf("%lld invoice(s) created, %lld customer(s) failed\n",
                    (long long)json_integer_value(json_object_get(res, "created")),
                    (long long)json_integer_value(json_object_get(res, "failed")));
+            size_t i;
+            json_t *f;
+            json_array_foreach(json_object_get(res, "failures"), i, f)
+                printf("  %s: %s (%s)\n", str(f, "customer"), str(f, "message"), str(f, "type"));
+        }
     } else if (strcmp(sub, "list") == 0 && o.argc == 0) {
         snprintf(path, sizeof(path), "/v1/admin/invoices%s%s", o.customer ? "?customer=" : "",
                  o.customer ? o.customer : "");
-        status = call_api(&o, "GET", path, NULL, &res);
+        status = call_api_all(&o, path, &res);
         if (status != 200)
             exit_code = api_failed(status, res);
         else if (o.json)

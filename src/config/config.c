@@ -924,6 +924,8 @@ static const directive_t admin_dirs[] = {
 static const directive_t keys_dirs[] = {
     {"secret", set_str, AT(char *, tg_config_t, keys.secret), 32, 1024, REQUIRED | SECRET, NULL, NULL,
      " (32+ characters; it keys the stored API key hashes; use \"${TOLLGATE_KEY_SECRET}\")"},
+    {"max_active_per_customer", set_u64, AT(uint64_t, tg_config_t, keys.max_active_per_customer), 1, 100000, 0, NULL,
+     NULL, NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 
 static const directive_t metering_dirs[] = {
@@ -932,6 +934,8 @@ static const directive_t metering_dirs[] = {
     {"billable_status", set_status_classes, AT(unsigned, tg_config_t, metering.billable_classes), 0, 5, 0, NULL, NULL,
      NULL},
     {"bill_429", set_bool, AT(int, tg_config_t, metering.bill_429), 0, 0, 0, NULL, NULL, NULL},
+    {"max_units_per_call", set_u64, AT(uint64_t, tg_config_t, metering.max_units_per_call), 1, MAX_QUANTITY, 0, NULL,
+     NULL, NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 
 static const section_t server_sec = {server_dirs, 0, NULL};
@@ -1547,6 +1551,8 @@ static int set_defaults(tg_config_t *cfg)
     cfg->portal.signup.per_address = (tg_rate_t){10, 3600 * TG_NS_PER_SEC};
     cfg->portal.signup.global = (tg_rate_t){200, 3600 * TG_NS_PER_SEC};
     cfg->portal.signup.trial_address_days = 30;
+    cfg->metering.max_units_per_call = UINT64_C(1000000000);
+    cfg->keys.max_active_per_customer = 20;
     return cfg->server.listen != NULL && cfg->server.admin_listen != NULL && cfg->storage.database != NULL ? 0
                                                                                                            : TG_ENOMEM;
 }

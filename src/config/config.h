@@ -123,6 +123,7 @@ typedef struct tg_config {
     } admin;
     struct {
         char *secret; /* HMAC key for API key hashes; >= 32 bytes */
+        uint64_t max_active_per_customer; /* keys not revoked and not expired; default 20 */
     } keys;
     struct {
         struct {
@@ -144,6 +145,7 @@ typedef struct tg_config {
         int flush_ms; /* batched commit interval */
         unsigned billable_classes; /* bit n set = status class n xx billable; default 2,3,4 */
         int bill_429;              /* default 0: 429 from upstream is not billed */
+        uint64_t max_units_per_call; /* per metric in Tollgate-Units; more is refused; default 1e9 */
     } metering;
     tg_plan_t *plans;
     size_t nplans;

@@ -41,6 +41,8 @@ struct tg_accounts {
     size_t ncustomer_buckets, ncustomers;
     key_entry_t **keys_by_hash, **keys_by_id;
     size_t nkey_buckets, nkeys;
+    tg_plan_changed_cb on_plan_change;
+    void *on_plan_change_arg;
 };
 
 static uint64_t hash_str(const char *s)
@@ -177,6 +179,7 @@ int tg_accounts_put_customer(tg_accounts_t *a, const tg_customer_t *c, tg_err_t 
         return tg_errf(err, TG_EINVAL, "customer id too long");
     pthread_rwlock_wrlock(&a->lock);
     tg_account_t *acct = find_customer_locked(a, c->id);
+    const tg_plan_t *was = NULL;
     if (acct == NULL) {
         if ((acct = calloc(1, sizeof(*acct))) == NULL) {
             pthread_rwlock_unlock(&a->lock);
@@ -189,12 +192,22 @@ int tg_accounts_put_customer(tg_accounts_t *a, const tg_customer_t *c, tg_err_t 
         acct->next = a->customers[b];
         a->customers[b] = acct;
         a->ncustomers++;
+        atomic_store(&acct->plan, plan);
+    } else {
+        was = atomic_exchange(&acct->plan, plan);
     }
-    atomic_store(&acct->plan, plan);
     atomic_store(&acct->status, (int)tg_account_status_parse(c->status));
     atomic_store(&acct->trial_end, c->trial_end);
     pthread_rwlock_unlock(&a->lock);
+    if (was != NULL && was != plan && a->on_plan_change != NULL)
+        a->on_plan_change(acct, was, plan, a->on_plan_change_arg);
     return 0;
+}
+
+void tg_accounts_on_plan_change(tg_accounts_t *a, tg_plan_changed_cb cb, void *arg)
+{
+    a->on_plan_change = cb;
+    a->on_plan_change_arg = arg;
 }
 
 int tg_accounts_put_key(tg_accounts_t *a, const tg_key_t *k, tg_err_t *err)

@@ -44,6 +44,13 @@ typedef struct tg_auth {
 tg_accounts_t *tg_accounts_new(const tg_config_t *cfg);
 void tg_accounts_free(tg_accounts_t *a);
 
+/* Called on the thread of tg_accounts_put_customer, after the directory is updated and no lock
+ * is held, when an existing customer's plan changes: the gateway converts the customer's rate
+ * limiter state to the new plan's rate at that moment (tg_limiter_repolicy). One listener; cb
+ * NULL removes it. Set it before the directory is shared between threads. */
+typedef void (*tg_plan_changed_cb)(const tg_account_t *acct, const tg_plan_t *from, const tg_plan_t *to, void *arg);
+void tg_accounts_on_plan_change(tg_accounts_t *a, tg_plan_changed_cb cb, void *arg);
+
 /* Loads every customer and key from the store. Admin thread / start-up only. */
 int tg_accounts_load(tg_accounts_t *a, tg_store_t *st, tg_err_t *err);
 

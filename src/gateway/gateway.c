@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,31 @@ static void join_endpoint(char *out, const char *method, size_t mlen, const char
 
 static const tg_meter_unit_t default_units[] = {{"api_calls", 1}};
 
+/* The limiter keys of a customer: "<id>" at the plan's rate, "<id>/t" at its throttle rate once
+ * the period's allowance is used up (on_quota: throttle). Returns the length. */
+static size_t rate_key(char out[TG_ID_MAX + 4], const char *customer_id, int throttled)
+{
+    copy_str(out, TG_ID_MAX, customer_id);
+    size_t kl = strlen(out);
+    if (throttled)
+        memcpy(out + kl, "/t", 3), kl += 2;
+    return kl;
+}
+
+/* A plan change converts what the customer used under the old plan's rate to the new one now,
+ * not at the next call: the time in between would drain at the old plan's speed. */
+static void on_plan_changed(const tg_account_t *acct, const tg_plan_t *from, const tg_plan_t *to, void *arg)
+{
+    (void)from;
+    tg_gateway_t *gw = arg;
+    int64_t now = tg_clock_mono_ns();
+    char key[TG_ID_MAX + 4];
+    size_t kl = rate_key(key, tg_account_id(acct), 0);
+    tg_limiter_repolicy(gw->deps.limiter, key, kl, &to->rate_limit, to->burst, now);
+    kl = rate_key(key, tg_account_id(acct), 1);
+    tg_limiter_repolicy(gw->deps.limiter, key, kl, &to->throttle_rate, to->throttle_rate.count, now);
+}
+
 tg_gateway_t *tg_gateway_new(const tg_gateway_deps_t *deps, const uint8_t *secret, size_t secret_len)
 {
     tg_gateway_t *gw = calloc(1, sizeof(*gw));
@@ -64,6 +90,8 @@ tg_gateway_t *tg_gateway_new(const tg_gateway_deps_t *deps, const uint8_t *secre
         return NULL;
     }
     gw->deps = *deps;
+    if (gw->deps.accounts != NULL && gw->deps.limiter != NULL)
+        tg_accounts_on_plan_change(gw->deps.accounts, on_plan_changed, gw);
     return gw;
 }
 
@@ -71,6 +99,8 @@ void tg_gateway_free(tg_gateway_t *gw)
 {
     if (gw == NULL)
         return;
+    if (gw->deps.accounts != NULL && gw->deps.limiter != NULL)
+        tg_accounts_on_plan_change(gw->deps.accounts, NULL, NULL);
     tg_apikey_hasher_free(gw->hasher);
     free(gw);
 }
@@ -267,10 +297,7 @@ int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *c
     call->rate_policy = throttled ? plan->throttle_rate : plan->rate_limit;
     uint64_t burst = throttled ? plan->throttle_rate.count : plan->burst;
     char rl_key[TG_ID_MAX + 4];
-    copy_str(rl_key, TG_ID_MAX, acct_id);
-    size_t kl = strlen(rl_key);
-    if (throttled)
-        memcpy(rl_key + kl, "/t", 3), kl += 2;
+    size_t kl = rate_key(rl_key, acct_id, throttled);
     int64_t mono = tg_clock_mono_ns();
     if (tg_limiter_take(gw->deps.limiter, rl_key, kl, &call->rate_policy, burst, weight, mono, &call->rate) != 0) {
         release_units(gw, call, nunits);
@@ -356,6 +383,23 @@ size_t tg_gateway_parse_units(const char *h, size_t len, tg_usage_t *rows, size_
     return n;
 }
 
+/* A value in the upstream's Tollgate-Units over metering.max_units_per_call is a bug of the
+ * upstream, not usage: it is not billed (the call's own units from its route still are), and the
+ * owner sees it in tollgate_upstream_units_refused_total and in the log, at most once a second
+ * so that an upstream that sends it on every call does not flood the log. */
+static void refuse_units(tg_gateway_t *gw, const tg_call_t *call, const tg_usage_t *row)
+{
+    static _Atomic int64_t last_logged_s;
+    tg_metrics_count_units_refused();
+    int64_t now = call->decided_ns / TG_NS_PER_SEC, last = atomic_load_explicit(&last_logged_s, memory_order_relaxed);
+    if (now != last && atomic_compare_exchange_strong(&last_logged_s, &last, now))
+        fprintf(stderr,
+                "tollgate: the upstream reported %s=%llu for customer %s on %s, over metering.max_units_per_call "
+                "(%llu): that value is not billed, the call's own units are\n",
+                row->metric, (unsigned long long)row->units, tg_account_id(call->account), call->endpoint,
+                (unsigned long long)gw->deps.cfg->metering.max_units_per_call);
+}
+
 int tg_gateway_settle(tg_gateway_t *gw, tg_call_t *call, int status, int upstream_failed, const char *units_header,
                       size_t units_len, tg_meter_done_cb cb, void *arg)
 {
@@ -376,13 +420,20 @@ int tg_gateway_settle(tg_gateway_t *gw, tg_call_t *call, int status, int upstrea
     }
     if (units_header != NULL && units_len > 0) {
         size_t extra = tg_gateway_parse_units(units_header, units_len, rows + n, TG_CALL_MAX_METRICS);
-        for (size_t i = n; i < n + extra; i++)
+        for (size_t i = n; i < n + extra;) {
+            if (rows[i].units > gw->deps.cfg->metering.max_units_per_call) {
+                refuse_units(gw, call, &rows[i]);
+                rows[i] = rows[n + --extra];
+                continue;
+            }
             tg_quota_add(gw->deps.quota, tg_account_id(call->account), call->period_start, rows[i].metric,
                          rows[i].units);
+            i++;
+        }
         n += extra;
     }
     /* A metric named twice (route and header) would collide on (event_id, metric): merge. The
-     * sum saturates: the meter refuses units past INT64_MAX, and with them the whole call. */
+     * sum saturates, as the stored totals do. */
     for (size_t i = 0; i < n; i++)
         for (size_t j = i + 1; j < n;)
             if (strcmp(rows[i].metric, rows[j].metric) == 0) {

@@ -4,7 +4,10 @@
  * refills continuously): one 64-bit "theoretical arrival time" per key, updated with a
  * compare-and-swap, so decisions are exact under any number of threads and cost no lock.
  * A rate of `count` per `period_ns` with `burst` allows `burst` back-to-back calls, then one
- * every period_ns/count. A call of weight w consumes w cells. A denied call consumes nothing. */
+ * every period_ns/count. A call of weight w consumes w cells. A denied call consumes nothing.
+ * Each key remembers the policy (rate, burst) its state was written under; a call under another
+ * policy converts the state first (tg_gcra_convert), so a plan change, or a change of a plan's
+ * limits, never carries the old plan's refill speed over. */
 #ifndef TG_LIMITER_H
 #define TG_LIMITER_H
 
@@ -33,8 +36,24 @@ void tg_limiter_free(tg_limiter_t *l);
 int tg_limiter_take(tg_limiter_t *l, const char *key, size_t klen, const tg_rate_t *rate,
                     uint64_t burst, uint64_t weight, int64_t now_ns, tg_limit_result_t *out);
 
+/* Converts the state of `key` to the policy (rate, burst) at once, as the next call under that
+ * policy would: the admin thread calls it when a customer's plan changes, so that the change
+ * takes effect at the moment it is made rather than at the next call. A key never used is left
+ * alone (its bucket is full under any policy). Thread-safe. */
+void tg_limiter_repolicy(tg_limiter_t *l, const char *key, size_t klen, const tg_rate_t *rate, uint64_t burst,
+                         int64_t now_ns);
+
 /* The pure GCRA step on one state word, exposed for tests and other backends. */
 int tg_gcra_take(int64_t *tat, const tg_rate_t *rate, uint64_t burst, uint64_t weight,
                  int64_t now_ns, tg_limit_result_t *out);
+
+/* Policy change. A state word tat written under `from` holds (tat - now) / T_from cells: the
+ * calls of the current window that have not drained yet. Under `to` the same cells are kept,
+ * measured in T_to, and cut at the new bucket's size (to_burst cells). So after an upgrade a
+ * customer has the new burst minus what they used, at once (never the old plan's debt, which in
+ * the old plan's slow interval could mean a minute of 429s), and after a downgrade never more
+ * than the new burst minus what they used, refilling at the new rate. An empty bucket stays
+ * empty. Returns the word to store; from->count or to->count 0 (unlimited) keeps tat. */
+int64_t tg_gcra_convert(int64_t tat, const tg_rate_t *from, const tg_rate_t *to, uint64_t to_burst, int64_t now_ns);
 
 #endif

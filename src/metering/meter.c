@@ -109,7 +109,7 @@ struct tg_meter {
     tg_store_t *store;
     int64_t applier_stop_seen_ns;
     /* statistics, read by any thread */
-    _Atomic uint64_t st_submitted, st_committed, st_applied, st_commits, st_failures, st_spilled;
+    _Atomic uint64_t st_submitted, st_committed, st_applied, st_commits, st_failures, st_spilled, st_rejected;
     _Atomic int64_t st_lag;
 };
 
@@ -365,6 +365,18 @@ static void *writer_main(void *arg)
 
 /* ---- applier ---- */
 
+/* Rows the store kept aside rather than adding them to the totals (a value no total can take):
+ * said once per transaction, with the first reason, and counted; the rest of the batch is
+ * stored, and nothing is retried (the batch id is stored with them). */
+static void report_rejected(tg_meter_t *m, size_t rejected, uint64_t first_batch, size_t nbatches, const char *reason)
+{
+    atomic_fetch_add(&m->st_rejected, rejected);
+    fprintf(stderr,
+            "tollgate: meter: %zu usage row(s) of batch %llu%s cannot be added to the totals and were kept aside "
+            "(GET /v1/admin/metering/rejected): %s; the rest of the batch is stored\n",
+            rejected, (unsigned long long)first_batch, nbatches > 1 ? " and the batches stored with it" : "", reason);
+}
+
 /* Stores records [lo, hi) in one transaction, retrying transient failures on a fresh
  * connection. Returns 0, a permanent error, or a transient one after give_up. */
 static int store_records(tg_meter_t *m, const logged_t *recs, size_t lo, size_t hi, int *reported)
@@ -383,12 +395,15 @@ static int store_records(tg_meter_t *m, const logged_t *recs, size_t lo, size_t 
             rc = tg_errf(&err, TG_ENOMEM, "out of memory storing usage");
         else if (m->store == NULL)
             rc = tg_store_open(m->url, &m->store, &err);
+        tg_usage_stored_t stored = {0};
         if (rc == 0 && nb > 0)
-            rc = tg_store_usage_record_many(m->store, b, nb, NULL, &err);
+            rc = tg_store_usage_record_many(m->store, b, nb, &stored, &err);
         for (size_t i = 0; rc == 0 && i < nb; i++)
             rows += b[i].n;
         if (rc == 0) {
             atomic_fetch_add(&m->st_applied, rows);
+            if (stored.rejected > 0)
+                report_rejected(m, stored.rejected, b[0].id, nb, stored.reason);
             if (*reported) {
                 fprintf(stderr, "tollgate: meter: storing usage works again\n");
                 *reported = 0;
@@ -435,6 +450,9 @@ static size_t store_held(tg_meter_t *m, logged_t *recs, size_t nrecs, int *repor
                 if (recs[i].n == 0)
                     continue;
                 int one = hi - lo > 1 ? store_records(m, recs, i, i + 1, reported) : rc;
+                /* The store keeps rows it cannot total aside (usage_rejected) and stores the
+                 * rest, so what it refuses for good is only a record no run of this meter
+                 * writes: a batch id past 2^63-1 or more rows than MAX_ROWS_PER_TX. */
                 if (is_permanent(one))
                     fprintf(stderr, "tollgate: meter: usage batch %llu can never be stored and is dropped\n",
                             (unsigned long long)recs[i].id);
@@ -590,7 +608,7 @@ static void *applier_main(void *arg)
 /* ---- start: replay what the last run left in the log ---- */
 
 typedef struct replay {
-    tg_store_t *store;
+    tg_meter_t *m;
     tg_err_t *err;
     size_t records, rows;
 } replay_t;
@@ -598,8 +616,12 @@ typedef struct replay {
 static int replay_record(void *arg, uint64_t batch_id, const tg_usage_t *rows, size_t n)
 {
     replay_t *r = arg;
-    size_t inserted = 0;
-    int rc = tg_store_usage_record(r->store, batch_id, rows, n, &inserted, r->err);
+    tg_usage_batch_t b = {batch_id, rows, n};
+    tg_usage_stored_t stored = {0};
+    int rc = tg_store_usage_record_many(r->m->store, &b, 1, &stored, r->err);
+    size_t inserted = rc == 0 ? stored.inserted : 0;
+    if (rc == 0 && stored.rejected > 0)
+        report_rejected(r->m, stored.rejected, batch_id, 1, stored.reason);
     if (is_permanent(rc)) { /* the same refusal every start: it must not keep the gateway down */
         fprintf(stderr, "tollgate: meter: usage batch %llu in the metering log can never be stored: %s\n",
                 (unsigned long long)batch_id, r->err->msg);
@@ -629,7 +651,7 @@ static int open_and_replay_logs(tg_meter_t *m, tg_err_t *err)
     /* Records are applied once each by batch id, in any order: the two logs replay one after
      * the other. */
     for (int i = 0; i < 2 && rc == 0; i++) {
-        replay_t r = {m->store, err, 0, 0};
+        replay_t r = {m, err, 0, 0};
         if ((rc = tg_usage_log_replay(m->log[i], replay_record, &r, err)) == 0 && r.records > 0)
             fprintf(stderr, "tollgate: meter: stored the usage the last run left in %s (%zu rows, %zu batches)\n",
                     tg_usage_log_path(m->log[i]), r.rows, r.records);
@@ -779,6 +801,7 @@ void tg_meter_get_stats(tg_meter_t *m, tg_meter_stats_t *out)
     out->last_lag_ns = atomic_load(&m->st_lag);
     out->queued = out->submitted > out->committed ? out->submitted - out->committed : 0;
     out->spilled = atomic_load(&m->st_spilled);
+    out->rejected = atomic_load(&m->st_rejected);
     pthread_mutex_lock(&m->mu);
     out->held = m->held_rows;
     pthread_mutex_unlock(&m->mu);

@@ -41,6 +41,7 @@ typedef struct tg_meter_stats {
     uint64_t failures;   /* commit attempts that failed */
     uint64_t held;       /* rows logged, not yet stored, and kept in memory (at most 65,536) */
     uint64_t spilled;    /* rows logged but not kept in memory (the store was behind): read back */
+    uint64_t rejected;   /* rows the store kept aside instead of adding them to the totals */
 } tg_meter_stats_t;
 
 /* Stores what the last run left in the metering log, then starts the threads on `store_url`

@@ -25,6 +25,7 @@ static _Atomic uint64_t responses_other;
 static _Atomic uint64_t upstream_buckets[NBUCKETS + 1];
 static _Atomic uint64_t upstream_sum_ns, upstream_count, upstream_failures;
 static _Atomic uint64_t billed[2];
+static _Atomic uint64_t units_refused;
 
 void tg_metrics_count_decision(tg_outcome_t outcome)
 {
@@ -55,6 +56,11 @@ void tg_metrics_observe_upstream(int64_t latency_ns, int failed)
 void tg_metrics_count_billed(int billable)
 {
     atomic_fetch_add_explicit(&billed[billable ? 1 : 0], 1, memory_order_relaxed);
+}
+
+void tg_metrics_count_units_refused(void)
+{
+    atomic_fetch_add_explicit(&units_refused, 1, memory_order_relaxed);
 }
 
 typedef struct {
@@ -136,6 +142,12 @@ char *tg_metrics_render(tg_meter_t *m)
                "tollgate_calls_total{billable=\"true\"} %llu\n"
                "tollgate_calls_total{billable=\"false\"} %llu\n",
                (unsigned long long)atomic_load(&billed[1]), (unsigned long long)atomic_load(&billed[0]));
+    out_printf(&o,
+               "# HELP tollgate_upstream_units_refused_total Tollgate-Units values from the upstream over "
+               "metering.max_units_per_call, not billed.\n"
+               "# TYPE tollgate_upstream_units_refused_total counter\n"
+               "tollgate_upstream_units_refused_total %llu\n",
+               (unsigned long long)atomic_load(&units_refused));
     if (m != NULL) {
         tg_meter_stats_t s;
         tg_meter_get_stats(m, &s);
@@ -165,10 +177,15 @@ char *tg_metrics_render(tg_meter_t *m)
             "# HELP tollgate_metering_spilled_records_total Logged usage records not kept in memory because the "
             "database was behind; read back from the metering log to be stored.\n"
             "# TYPE tollgate_metering_spilled_records_total counter\n"
-            "tollgate_metering_spilled_records_total %llu\n",
+            "tollgate_metering_spilled_records_total %llu\n"
+            "# HELP tollgate_metering_rejected_records_total Usage records no total can take (units past 2^63-1), "
+            "kept aside in the database instead (GET /v1/admin/metering/rejected).\n"
+            "# TYPE tollgate_metering_rejected_records_total counter\n"
+            "tollgate_metering_rejected_records_total %llu\n",
             (unsigned long long)s.submitted, (unsigned long long)s.committed, (unsigned long long)s.applied,
             (unsigned long long)s.commits, (unsigned long long)s.failures, (unsigned long long)s.queued,
-            (double)s.last_lag_ns / 1e9, (unsigned long long)s.held, (unsigned long long)s.spilled);
+            (double)s.last_lag_ns / 1e9, (unsigned long long)s.held, (unsigned long long)s.spilled,
+            (unsigned long long)s.rejected);
     }
     if (o.failed) {
         free(o.buf);

@@ -30,6 +30,8 @@ void tg_metrics_count_response(int status);
 /* One upstream exchange: its latency, and whether the upstream failed (502/504 from us). */
 void tg_metrics_observe_upstream(int64_t latency_ns, int failed);
 void tg_metrics_count_billed(int billable);
+/* A Tollgate-Units value from the upstream over metering.max_units_per_call, not billed. */
+void tg_metrics_count_units_refused(void);
 
 /* Renders every metric (plus the meter's stats, if m is not NULL) into a new malloc'd string. */
 char *tg_metrics_render(tg_meter_t *m);

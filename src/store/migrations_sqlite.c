@@ -105,7 +105,44 @@ const tg_migration_t tg_sqlite_migrations[] = {
      "CREATE TABLE usage_journal ("
      "  batch_id INTEGER PRIMARY KEY,"
      "  data BLOB NOT NULL);"},
-    {7, "sign-up trials",
+    {7, "rejected usage",
+     /* Usage rows the totals cannot take (units past 2^63-1, a field without its terminator),
+      * kept with the batch they came in, why, and when, instead of being dropped: stored in
+      * the batch's own transaction, so a replayed batch never adds them twice. units is text:
+      * it may not fit an INTEGER. */
+     "CREATE TABLE usage_rejected ("
+     "  id INTEGER PRIMARY KEY,"
+     "  batch_id INTEGER NOT NULL,"
+     "  event_id INTEGER NOT NULL,"
+     "  customer_id TEXT NOT NULL,"
+     "  key_id TEXT NOT NULL,"
+     "  plan_id TEXT NOT NULL,"
+     "  metric TEXT NOT NULL,"
+     "  endpoint TEXT NOT NULL,"
+     "  units TEXT NOT NULL,"
+     "  period_start INTEGER NOT NULL,"
+     "  ts_ns INTEGER NOT NULL,"
+     "  status INTEGER NOT NULL,"
+     "  reason TEXT NOT NULL,"
+     "  rejected_at INTEGER NOT NULL);"},
+    {8, "billing failures",
+     /* The customers whose invoices the last runs could not make, and why; a customer's row
+      * goes when a run invoices it. */
+     "CREATE TABLE billing_failures ("
+     "  customer_id TEXT PRIMARY KEY,"
+     "  type TEXT NOT NULL,"
+     "  message TEXT NOT NULL,"
+     "  first_at INTEGER NOT NULL,"
+     "  last_at INTEGER NOT NULL,"
+     "  runs INTEGER NOT NULL);"},
+    {9, "list indexes",
+     /* The paged lists walk these in their order (newest first, then id): a page is a range
+      * scan, never a sort of the whole table. */
+     "CREATE INDEX customers_list ON customers(created_at DESC, id);"
+     "CREATE INDEX api_keys_list ON api_keys(customer_id, created_at DESC, id);"
+     "CREATE INDEX invoices_list ON invoices(period_start DESC, id);"
+     "CREATE INDEX invoices_customer_list ON invoices(customer_id, period_start DESC, id);"},
+    {10, "sign-up trials",
      /* One row per trial granted by self-service sign-up: one trial per normalised email (see
       * portal.c) ever, and per client address within portal.signup.trial_address_days. */
      "CREATE TABLE signup_trials ("

@@ -107,8 +107,11 @@ int tg_store_key_touch(tg_store_t *st, const char *id, int64_t last_used_at, tg_
  * Exactly once: the batch id is stored in the same transaction, and a batch id already stored
  * is skipped whole, so a batch retried after an uncertain commit is never counted twice; a
  * failed transaction leaves nothing behind. The meter gives each transaction a fresh
- * tg_meter_next_event_id() and keeps it across retries. TG_ERANGE (nothing stored) if a row's
- * units or the batch's sum for one total exceed INT64_MAX; stored totals saturate at INT64_MAX.
+ * tg_meter_next_event_id() and keeps it across retries. Totals, and the sums inside a batch,
+ * saturate at INT64_MAX. A row the totals cannot take (units past INT64_MAX, a text field
+ * without its terminator) does not refuse the batch: it is kept aside in the rejected usage
+ * (tg_store_usage_rejected_list) in the same transaction and the other rows are stored.
+ * TG_ERANGE (nothing stored) only for a batch id past INT64_MAX.
  * The batch lands in a journal that is folded into the totals later, in bulk; every function
  * here that reads the totals folds first, so readers always see every committed batch.
  * *inserted (may be NULL) receives how many rows were applied (0 for a repeated batch). */
@@ -118,13 +121,18 @@ int tg_store_usage_record(tg_store_t *st, uint64_t batch_id, const tg_usage_t *r
 /* Several batches in one transaction: each id is stored, and the rows of all of them are
  * summed together. Either all of the ids are new (everything is applied) or all were stored
  * before (nothing is); a mix is TG_EEXIST with nothing stored, and the caller applies the
- * batches one at a time. */
+ * batches one at a time. *out (may be NULL) says what happened to the rows. */
 typedef struct tg_usage_batch {
     uint64_t id;
     const tg_usage_t *rows;
     size_t n;
 } tg_usage_batch_t;
-int tg_store_usage_record_many(tg_store_t *st, const tg_usage_batch_t *batches, size_t nb, size_t *inserted,
+typedef struct tg_usage_stored {
+    size_t inserted;  /* rows added to the totals (0 for batches stored before) */
+    size_t rejected;  /* rows kept aside in the rejected usage */
+    char reason[160]; /* why the first of them was refused */
+} tg_usage_stored_t;
+int tg_store_usage_record_many(tg_store_t *st, const tg_usage_batch_t *batches, size_t nb, tg_usage_stored_t *out,
                                tg_err_t *err);
 
 /* Folds the usage journal into the totals: always if force, else once enough batches have been
@@ -154,6 +162,68 @@ int tg_store_usage_load(tg_store_t *st, int64_t since_s, tg_usage_load_cb cb, vo
 
 /* Units of `metric` stored over all customers and periods (for tests and benchmarks). */
 int tg_store_usage_total(tg_store_t *st, const char *metric, uint64_t *units, tg_err_t *err);
+
+/* ---- lists, one page at a time ----
+ * Keyset pagination: a list returns up to page->limit items after the item whose sort key is
+ * page->after ("" = from the start), in an order that does not change as items are added, so
+ * following the pages visits every item that existed when the walk began exactly once. A sort
+ * key is the list's own text (for example "1764547200/cus_abc"); one that does not parse is
+ * TG_EINVAL. end->has_more says whether more items follow, end->next is the key to pass next. */
+#define TG_PAGE_MAX 1000
+#define TG_PAGE_KEY_MAX 96
+typedef struct tg_page {
+    size_t limit;                /* 1..TG_PAGE_MAX */
+    char after[TG_PAGE_KEY_MAX]; /* "" for the first page */
+} tg_page_t;
+typedef struct tg_page_end {
+    int has_more;
+    char next[TG_PAGE_KEY_MAX];
+} tg_page_end_t;
+
+/* Customers (newest first) and a customer's keys (newest first), a page at a time; invoices:
+ * tg_store_invoice_page below. */
+int tg_store_customer_page(tg_store_t *st, const tg_page_t *page, tg_customer_cb cb, void *arg, tg_page_end_t *end,
+                           tg_err_t *err);
+int tg_store_key_page(tg_store_t *st, const char *customer_id, const tg_page_t *page, tg_key_cb cb, void *arg,
+                      tg_page_end_t *end, tg_err_t *err);
+/* Keys of a customer that work at `now` (not revoked, not expired), for the key cap. */
+int tg_store_key_count_active(tg_store_t *st, const char *customer_id, int64_t now, uint64_t *count, tg_err_t *err);
+
+/* Usage rows kept aside (see tg_store_usage_record), oldest first. units is the value as it
+ * came, which may not fit 63 bits. */
+typedef struct tg_usage_rejected {
+    int64_t id;
+    uint64_t batch_id;
+    tg_usage_t row;
+    char reason[160];
+    int64_t rejected_at; /* seconds */
+} tg_usage_rejected_t;
+typedef int (*tg_usage_rejected_cb)(const tg_usage_rejected_t *r, void *arg);
+int tg_store_usage_rejected_list(tg_store_t *st, const tg_page_t *page, tg_usage_rejected_cb cb, void *arg,
+                                 tg_page_end_t *end, tg_err_t *err);
+/* How many rows are kept aside in all (for the dashboard and tests). */
+int tg_store_usage_rejected_count(tg_store_t *st, uint64_t *count, tg_err_t *err);
+
+/* Billing failures: the customers whose invoice the last run could not make, and why (a type
+ * such as "money_out_of_range" and a sentence). set records one (first_at stays, runs counts
+ * the runs it failed in); clear removes it once a run invoices the customer. Listed by
+ * customer id. */
+#define TG_FAILURE_TYPE_MAX 40
+#define TG_FAILURE_MSG_MAX 512
+typedef struct tg_billing_failure {
+    char customer_id[TG_ID_MAX];
+    char type[TG_FAILURE_TYPE_MAX];
+    char message[TG_FAILURE_MSG_MAX];
+    int64_t first_at, last_at; /* seconds */
+    int64_t runs;
+} tg_billing_failure_t;
+int tg_store_billing_failure_set(tg_store_t *st, const char *customer_id, const char *type, const char *message,
+                                 int64_t at, tg_err_t *err);
+int tg_store_billing_failure_clear(tg_store_t *st, const char *customer_id, tg_err_t *err);
+int tg_store_billing_failure_count(tg_store_t *st, uint64_t *count, tg_err_t *err);
+typedef int (*tg_billing_failure_cb)(const tg_billing_failure_t *f, void *arg);
+int tg_store_billing_failure_list(tg_store_t *st, const tg_page_t *page, tg_billing_failure_cb cb, void *arg,
+                                  tg_page_end_t *end, tg_err_t *err);
 
 /* Portal logins. The password hash is an encoded Argon2id string; it is kept out of
  * tg_customer_t so that it travels no further than the login code. */
@@ -254,6 +324,9 @@ void tg_store_tx_rollback(tg_store_t *st);
 typedef int (*tg_invoice_cb)(const tg_invoice_t *inv, void *arg);
 /* customer_id NULL lists all, newest period first. */
 int tg_store_invoice_list(tg_store_t *st, const char *customer_id, tg_invoice_cb cb, void *arg, tg_err_t *err);
+/* Invoices of one customer, or all (customer_id NULL), newest period first, a page at a time. */
+int tg_store_invoice_page(tg_store_t *st, const char *customer_id, const tg_page_t *page, tg_invoice_cb cb, void *arg,
+                          tg_page_end_t *end, tg_err_t *err);
 
 /* State changes. finalize: draft -> open with the next number of the year of `at`
  * ("TG-2026-000042"), gapless. void: draft|open -> void. paid / uncollectible: open -> that.

@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "store/migrations.h"
+#include "store/store_sqlite_int.h"
 #include "util/pack.h"
 
 enum {
@@ -37,6 +38,7 @@ enum {
     ST_DAILY_MAX,
     ST_JOURNAL_INSERT,
     ST_JOURNAL_ANY,
+    ST_REJECTED_INSERT,
     ST_COUNT
 };
 
@@ -65,6 +67,8 @@ static const char *const hot_sql[ST_COUNT] = {
     " AND endpoint = ?4 AND ?5 >= 0",
     "INSERT INTO usage_journal(batch_id, data) VALUES (?,?)",
     "SELECT 1 FROM usage_journal LIMIT 1",
+    "INSERT INTO usage_rejected(batch_id, event_id, customer_id, key_id, plan_id, metric, endpoint, units,"
+    " period_start, ts_ns, status, reason, rejected_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
 };
 
 struct tg_store {
@@ -123,6 +127,26 @@ static int exec(tg_store_t *st, const char *sql, tg_err_t *err, const char *doin
     return 0;
 }
 
+/* TG_SUM(x): SUM over integers that saturates at the ends of int64 instead of failing the whole
+ * query with "integer overflow" (SQLite's SUM), so that one saturated total (a customer's
+ * absurd usage) cannot make every read of that customer's usage an error. */
+static void sum_step(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    sqlite3_int64 *acc = sqlite3_aggregate_context(ctx, sizeof(*acc));
+    if (acc == NULL || sqlite3_value_type(argv[0]) == SQLITE_NULL)
+        return;
+    sqlite3_int64 v = sqlite3_value_int64(argv[0]);
+    if (__builtin_add_overflow(*acc, v, acc))
+        *acc = v > 0 ? INT64_MAX : INT64_MIN;
+}
+
+static void sum_final(sqlite3_context *ctx)
+{
+    sqlite3_int64 *acc = sqlite3_aggregate_context(ctx, 0);
+    sqlite3_result_int64(ctx, acc != NULL ? *acc : 0);
+}
+
 int tg_store_open(const char *url, tg_store_t **out, tg_err_t *err)
 {
     *out = NULL;
@@ -156,6 +180,12 @@ int tg_store_open(const char *url, tg_store_t **out, tg_err_t *err)
         return rc;
     }
     sqlite3_busy_timeout(st->db, 5000);
+    if (sqlite3_create_function_v2(st->db, "TG_SUM", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, NULL, sum_step,
+                                   sum_final, NULL) != SQLITE_OK) {
+        rc = tg_errf(err, TG_ESTORE, "opening database %s: %s", path, sqlite3_errmsg(st->db));
+        tg_store_close(st);
+        return rc;
+    }
     if ((rc = exec(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", err,
                    "configuring the database")) != 0) {
         tg_store_close(st);
@@ -709,31 +739,73 @@ int tg_store_usage_record(tg_store_t *st, uint64_t batch_id, const tg_usage_t *r
                           tg_err_t *err)
 {
     tg_usage_batch_t b = {batch_id, rows, n};
-    return tg_store_usage_record_many(st, &b, 1, inserted, err);
+    tg_usage_stored_t out;
+    int rc = tg_store_usage_record_many(st, &b, 1, &out, err);
+    if (inserted != NULL)
+        *inserted = rc == 0 ? out.inserted : 0;
+    return rc;
 }
 
-int tg_store_usage_record_many(tg_store_t *st, const tg_usage_batch_t *batches, size_t nb, size_t *inserted,
+/* Why the store cannot take row u (into why, cap bytes), or 0 if it can. */
+static int row_refused(const tg_usage_t *u, char *why, size_t cap)
+{
+    if (!tg_usage_terminated(u)) {
+        snprintf(why, cap, "a text field of the row has no terminator");
+        return 1;
+    }
+    if (u->units > (uint64_t)INT64_MAX) {
+        snprintf(why, cap, "%llu units of %s do not fit in 63 bits", (unsigned long long)u->units, u->metric);
+        return 1;
+    }
+    return 0;
+}
+
+/* Keeps row u of batch_id aside in usage_rejected (inside the caller's transaction). Fields
+ * are read up to their capacity, since a refused row may lack a terminator. */
+static int reject_row(sqlite3_stmt *ins, uint64_t batch_id, const tg_usage_t *u, const char *why)
+{
+    char units[24];
+    snprintf(units, sizeof(units), "%llu", (unsigned long long)u->units);
+    sqlite3_reset(ins);
+    sqlite3_bind_int64(ins, 1, (sqlite3_int64)batch_id);
+    sqlite3_bind_int64(ins, 2, (sqlite3_int64)(u->event_id & (uint64_t)INT64_MAX));
+    sqlite3_bind_text(ins, 3, u->customer_id, (int)strnlen(u->customer_id, sizeof(u->customer_id)), SQLITE_STATIC);
+    sqlite3_bind_text(ins, 4, u->key_id, (int)strnlen(u->key_id, sizeof(u->key_id)), SQLITE_STATIC);
+    sqlite3_bind_text(ins, 5, u->plan_id, (int)strnlen(u->plan_id, sizeof(u->plan_id)), SQLITE_STATIC);
+    sqlite3_bind_text(ins, 6, u->metric, (int)strnlen(u->metric, sizeof(u->metric)), SQLITE_STATIC);
+    sqlite3_bind_text(ins, 7, u->endpoint, (int)strnlen(u->endpoint, sizeof(u->endpoint)), SQLITE_STATIC);
+    sqlite3_bind_text(ins, 8, units, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ins, 9, u->period_start);
+    sqlite3_bind_int64(ins, 10, u->ts_ns);
+    sqlite3_bind_int(ins, 11, u->status);
+    sqlite3_bind_text(ins, 12, why, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ins, 13, (sqlite3_int64)time(NULL));
+    int step = sqlite3_step(ins);
+    sqlite3_reset(ins);
+    return step;
+}
+
+int tg_store_usage_record_many(tg_store_t *st, const tg_usage_batch_t *batches, size_t nb, tg_usage_stored_t *out,
                                tg_err_t *err)
 {
     int rc;
-    size_t n = 0;
-    if (inserted != NULL)
-        *inserted = 0;
+    size_t n = 0, nrejected = 0;
+    tg_usage_stored_t ignored;
+    if (out == NULL)
+        out = &ignored;
+    memset(out, 0, sizeof(*out));
+    char why[sizeof(out->reason)];
     for (size_t k = 0; k < nb; k++) {
         if (batches[k].id > (uint64_t)INT64_MAX)
             return tg_errf(err, TG_ERANGE, "storing usage: batch id %llu does not fit", (unsigned long long)batches[k].id);
         if (batches[k].n > INT_MAX / JOURNAL_ENTRY_MAX - n) /* the packed rows are bound as one blob (int length) */
             return tg_errf(err, TG_EINVAL, "storing usage: a batch of %zu rows is too large", n + batches[k].n);
         n += batches[k].n;
-        for (size_t i = 0; i < batches[k].n; i++) {
-            const tg_usage_t *u = &batches[k].rows[i];
-            if (u->units > (uint64_t)INT64_MAX)
-                return tg_errf(err, TG_ERANGE, "storing usage: %llu units of %s do not fit", (unsigned long long)u->units,
-                               u->metric);
-            if (!tg_usage_terminated(u))
-                return tg_errf(err, TG_EINVAL, "storing usage: row %zu has an unterminated field", i);
-        }
+        for (size_t i = 0; i < batches[k].n; i++)
+            if (row_refused(&batches[k].rows[i], why, sizeof(why)) && nrejected++ == 0)
+                memcpy(out->reason, why, sizeof(why));
     }
+    n -= nrejected; /* the rows that go to the totals */
     if (nb == 0)
         return 0;
     if ((rc = prepare_hot(st, err)) != 0)
@@ -748,8 +820,10 @@ int tg_store_usage_record_many(tg_store_t *st, const tg_usage_batch_t *batches, 
     int64_t last_day = INT64_MIN;
     size_t at = 0;
     for (size_t k = 0; k < nb; k++)
-        for (size_t i = 0; i < batches[k].n; i++, at++) {
+        for (size_t i = 0; i < batches[k].n; i++) {
             const tg_usage_t *u = &batches[k].rows[i];
+            if (nrejected > 0 && row_refused(u, why, sizeof(why)))
+                continue;
             int64_t sec = ns_to_s(u->ts_ns), day = sec / 86400 - (sec % 86400 < 0);
             refs[at].u = u;
             if (day == last_day) /* a batch spans a few milliseconds: nearly always the same day */
@@ -757,6 +831,7 @@ int tg_store_usage_record_many(tg_store_t *st, const tg_usage_batch_t *batches, 
             else
                 utc_day(sec, refs[at].day);
             last_day = day;
+            at++;
         }
     /* Sum the batch by key, then pack it. */
     set_hashes(refs, n);
@@ -766,12 +841,10 @@ int tg_store_usage_record_many(tg_store_t *st, const tg_usage_batch_t *batches, 
     for (size_t i = 0; i < n;) {
         uint64_t units = 0;
         size_t j = i;
+        /* Saturates like the stored totals (upsert_one): one absurd value in a batch must not
+         * refuse the calls of everyone else in it. */
         for (; j < n && cmp_journal(&refs[i], &refs[j]) == 0; j++)
-            if (__builtin_add_overflow(units, refs[j].u->units, &units) || units > (uint64_t)INT64_MAX) {
-                free(refs);
-                free(blob);
-                return tg_errf(err, TG_ERANGE, "storing usage: a total does not fit in 63 bits");
-            }
+            units = add_saturating(units, refs[j].u->units);
         const tg_usage_t *u = refs[i].u;
         p = tg_pack_str(p, u->customer_id, TG_ID_MAX);
         p = tg_pack_str(p, u->plan_id, TG_PLAN_ID_MAX);
@@ -814,11 +887,22 @@ int tg_store_usage_record_many(tg_store_t *st, const tg_usage_batch_t *batches, 
             exec(st, "ROLLBACK", NULL, "");
         return rc;
     }
+    /* Rows the totals cannot take are kept aside in the same transaction as the batch id: the
+     * rest of the batch is stored, and a replay of the batch adds neither twice. */
+    if (nrejected > 0) {
+        sqlite3_stmt *ins = st->hot[ST_REJECTED_INSERT];
+        for (size_t k = 0; k < nb && step == SQLITE_DONE; k++)
+            for (size_t i = 0; i < batches[k].n && step == SQLITE_DONE; i++)
+                if (row_refused(&batches[k].rows[i], why, sizeof(why)))
+                    step = reject_row(ins, batches[k].id, &batches[k].rows[i], why);
+        if (step != SQLITE_DONE)
+            goto fail;
+    }
     sqlite3_stmt *j = st->hot[ST_JOURNAL_INSERT];
     sqlite3_reset(j);
     sqlite3_bind_int64(j, 1, (sqlite3_int64)batches[0].id);
     sqlite3_bind_blob(j, 2, blob, (int)(p - blob), SQLITE_STATIC);
-    step = sqlite3_step(j);
+    step = n > 0 ? sqlite3_step(j) : SQLITE_DONE;
     sqlite3_reset(j);
     sqlite3_clear_bindings(j);
     if (step != SQLITE_DONE)
@@ -829,10 +913,10 @@ int tg_store_usage_record_many(tg_store_t *st, const tg_usage_batch_t *batches, 
         exec(st, "ROLLBACK", NULL, "");
         return rc;
     }
-    st->journal_batches++;
+    st->journal_batches += n > 0;
     st->journal_entries += entries;
-    if (inserted != NULL)
-        *inserted = n;
+    out->inserted = n;
+    out->rejected = nrejected;
     return 0;
 fail:
     free(blob);
@@ -988,9 +1072,9 @@ int tg_store_usage_period(tg_store_t *st, const char *customer_id, int64_t perio
         return rc;
     sqlite3_stmt *s;
     rc = prepare(st,
-                     "SELECT metric, SUM(units) FROM usage_period WHERE customer_id = ? AND period_start = ?"
-                     " GROUP BY metric ORDER BY metric",
-                     &s, err, "reading usage");
+                 "SELECT metric, TG_SUM(units) FROM usage_period WHERE customer_id = ? AND period_start = ?"
+                 " GROUP BY metric ORDER BY metric",
+                 &s, err, "reading usage");
     if (rc != 0)
         return rc;
     sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
@@ -1040,7 +1124,7 @@ int tg_store_usage_daily(tg_store_t *st, const char *customer_id, int64_t from_s
                          void *arg, tg_err_t *err)
 {
     return daily_query(st,
-                       "SELECT day, metric, SUM(units) FROM usage_daily WHERE customer_id = ? AND day >= ?"
+                       "SELECT day, metric, TG_SUM(units) FROM usage_daily WHERE customer_id = ? AND day >= ?"
                        " AND day <= ? GROUP BY day, metric ORDER BY day, metric",
                        "reading daily usage", customer_id, from_s, to_s, cb, arg, err);
 }
@@ -1050,8 +1134,8 @@ int tg_store_usage_endpoints(tg_store_t *st, const char *customer_id, int64_t fr
 {
     /* tg_usage_endpoint_cb has the shape of tg_usage_day_cb: (endpoint, metric, units, arg). */
     return daily_query(st,
-                       "SELECT endpoint, metric, SUM(units) FROM usage_daily WHERE customer_id = ? AND day >= ?"
-                       " AND day <= ? GROUP BY endpoint, metric ORDER BY SUM(units) DESC, endpoint",
+                       "SELECT endpoint, metric, TG_SUM(units) FROM usage_daily WHERE customer_id = ? AND day >= ?"
+                       " AND day <= ? GROUP BY endpoint, metric ORDER BY TG_SUM(units) DESC, endpoint",
                        "reading usage by endpoint", customer_id, from_s, to_s, cb, arg, err);
 }
 
@@ -1061,9 +1145,10 @@ int tg_store_usage_load(tg_store_t *st, int64_t since_s, tg_usage_load_cb cb, vo
     int rc = fold_journal(st, err);
     if (rc != 0)
         return rc;
-    rc = prepare(st, "SELECT customer_id, period_start, metric, SUM(units) FROM usage_period WHERE period_start >= ?"
-                     " GROUP BY customer_id, period_start, metric",
-                     &s, err, "loading usage totals");
+    rc = prepare(st,
+                 "SELECT customer_id, period_start, metric, TG_SUM(units) FROM usage_period WHERE period_start >= ?"
+                 " GROUP BY customer_id, period_start, metric",
+                 &s, err, "loading usage totals");
     if (rc != 0)
         return rc;
     sqlite3_bind_int64(s, 1, since_s);
@@ -1084,8 +1169,7 @@ int tg_store_usage_total(tg_store_t *st, const char *metric, uint64_t *units, tg
     int rc = fold_journal(st, err);
     if (rc != 0)
         return rc;
-    rc = prepare(st, "SELECT COALESCE(SUM(units), 0) FROM usage_period WHERE metric = ?", &s, err,
-                     "totalling usage");
+    rc = prepare(st, "SELECT TG_SUM(units) FROM usage_period WHERE metric = ?", &s, err, "totalling usage");
     if (rc != 0)
         return rc;
     sqlite3_bind_text(s, 1, metric, -1, SQLITE_STATIC);
@@ -1165,10 +1249,10 @@ static int unbilled_query(tg_store_t *st, const char *customer_id, int64_t perio
     if (rc != 0)
         return rc;
     rc = prepare(st,
-                     "SELECT plan_id, metric, SUM(units - invoiced_units) FROM usage_period"
-                     " WHERE customer_id = ? AND period_start <= ? AND units > invoiced_units"
-                     " GROUP BY plan_id, metric ORDER BY plan_id, metric",
-                     &s, err, "reading unbilled usage");
+                 "SELECT plan_id, metric, TG_SUM(units - invoiced_units) FROM usage_period"
+                 " WHERE customer_id = ? AND period_start <= ? AND units > invoiced_units"
+                 " GROUP BY plan_id, metric ORDER BY plan_id, metric",
+                 &s, err, "reading unbilled usage");
     if (rc != 0)
         return rc;
     sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
@@ -1682,4 +1766,141 @@ int tg_store_plan_change_count(tg_store_t *st, const char *kind, int64_t since, 
         rc = db_error(st, err, "counting plan changes");
     sqlite3_finalize(s);
     return rc;
+}
+
+/* ---- lists, one page at a time (store.h) ----
+ * Each list keeps the order it always had, newest first: (num DESC, id) where num is created_at
+ * or period_start; migration 9 adds an index in exactly that order, so a page is an index range
+ * scan whatever its position. The key of a row is "<num>/<id>". */
+
+typedef struct {
+    tg_store_t *st;
+    int kind; /* 0 customers, 1 keys, 2 invoices */
+    void *cb;
+    void *arg;
+    int failed; /* an invoice could not be read (out of memory) */
+} page_ctx_t;
+
+static int page_row(sqlite3_stmt *s, void *ctx, char key[TG_PAGE_KEY_MAX])
+{
+    page_ctx_t *c = ctx;
+    if (c->kind == 0) {
+        tg_customer_t cu;
+        read_customer(s, &cu);
+        snprintf(key, TG_PAGE_KEY_MAX, "%lld/%s", (long long)cu.created_at, cu.id);
+        return ((tg_customer_cb)c->cb)(&cu, c->arg);
+    }
+    if (c->kind == 1) {
+        tg_key_t k;
+        read_key(s, &k);
+        snprintf(key, TG_PAGE_KEY_MAX, "%lld/%s", (long long)k.created_at, k.id);
+        return ((tg_key_cb)c->cb)(&k, c->arg);
+    }
+    tg_invoice_t inv;
+    if (read_invoice(s, &inv) != 0) {
+        c->failed = 1;
+        return 1;
+    }
+    snprintf(key, TG_PAGE_KEY_MAX, "%lld/%s", (long long)inv.period_start, inv.id);
+    int stop = ((tg_invoice_cb)c->cb)(&inv, c->arg);
+    tg_invoice_clear(&inv);
+    return stop;
+}
+
+/* select: "SELECT cols FROM table WHERE <filter>" (the filter's parameter, if any, is ?1 and is
+ * filter_value); num: the ordering column. */
+static int list_page(tg_store_t *st, const char *select, const char *filter_value, const char *num,
+                     const tg_page_t *page, page_ctx_t *ctx, tg_page_end_t *end, const char *doing, tg_err_t *err)
+{
+    int64_t after_num = 0;
+    char after_id[TG_ID_MAX] = "";
+    int after = page->after[0] != '\0';
+    if (after && tg_page_key_parse_num_id(page->after, &after_num, after_id) != 0)
+        return tg_errf(err, TG_EINVAL, "the cursor does not belong to this list");
+    if (page->limit < 1 || page->limit > TG_PAGE_MAX)
+        return tg_errf(err, TG_EINVAL, "a page holds 1 to %d items", TG_PAGE_MAX);
+    char sql[1024];
+    int n = after
+                ? snprintf(sql, sizeof(sql), "%s AND (%s < ?2 OR (%s = ?2 AND id > ?3)) ORDER BY %s DESC, id LIMIT ?4",
+                           select, num, num, num)
+                : snprintf(sql, sizeof(sql), "%s ORDER BY %s DESC, id LIMIT ?4", select, num);
+    if (n < 0 || (size_t)n >= sizeof(sql))
+        return tg_errf(err, TG_EINVAL, "%s: query too long", doing);
+    sqlite3_stmt *s;
+    int rc = prepare(st, sql, &s, err, doing);
+    if (rc != 0)
+        return rc;
+    if (filter_value != NULL)
+        sqlite3_bind_text(s, 1, filter_value, -1, SQLITE_STATIC);
+    if (after) {
+        sqlite3_bind_int64(s, 2, after_num);
+        sqlite3_bind_text(s, 3, after_id, -1, SQLITE_STATIC);
+    }
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)page->limit + 1);
+    rc = tg_sqlite_run_page(st, s, page->limit, page_row, ctx, end, doing, err);
+    if (rc == 0 && ctx->failed)
+        rc = tg_errf(err, TG_ENOMEM, "%s: out of memory", doing);
+    return rc;
+}
+
+int tg_store_customer_page(tg_store_t *st, const tg_page_t *page, tg_customer_cb cb, void *arg, tg_page_end_t *end,
+                           tg_err_t *err)
+{
+    page_ctx_t c = {st, 0, (void *)cb, arg, 0};
+    return list_page(st, "SELECT " CUSTOMER_COLS " FROM customers WHERE 1", NULL, "created_at", page, &c, end,
+                     "listing customers", err);
+}
+
+int tg_store_key_page(tg_store_t *st, const char *customer_id, const tg_page_t *page, tg_key_cb cb, void *arg,
+                      tg_page_end_t *end, tg_err_t *err)
+{
+    page_ctx_t c = {st, 1, (void *)cb, arg, 0};
+    return list_page(st, "SELECT " KEY_COLS " FROM api_keys WHERE customer_id = ?1", customer_id, "created_at", page,
+                     &c, end, "listing keys", err);
+}
+
+int tg_store_invoice_page(tg_store_t *st, const char *customer_id, const tg_page_t *page, tg_invoice_cb cb, void *arg,
+                          tg_page_end_t *end, tg_err_t *err)
+{
+    page_ctx_t c = {st, 2, (void *)cb, arg, 0};
+    return list_page(st,
+                     customer_id != NULL ? "SELECT " INVOICE_COLS " FROM invoices WHERE customer_id = ?1"
+                                         : "SELECT " INVOICE_COLS " FROM invoices WHERE 1",
+                     customer_id, "period_start", page, &c, end, "listing invoices", err);
+}
+
+int tg_store_key_count_active(tg_store_t *st, const char *customer_id, int64_t now, uint64_t *count, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st,
+                     "SELECT COUNT(*) FROM api_keys WHERE customer_id = ? AND (revoked_at = 0 OR revoked_at > ?2)"
+                     " AND (expires_at = 0 OR expires_at > ?2)",
+                     &s, err, "counting keys");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, now);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        *count = (uint64_t)sqlite3_column_int64(s, 0);
+    else
+        rc = db_error(st, err, "counting keys");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* ---- for the other files of the backend (store_sqlite_int.h) ---- */
+
+int tg_sqlite_prepare(tg_store_t *st, const char *sql, sqlite3_stmt **s, tg_err_t *err, const char *doing)
+{
+    return prepare(st, sql, s, err, doing);
+}
+
+int tg_sqlite_error(tg_store_t *st, tg_err_t *err, const char *doing)
+{
+    return db_error(st, err, doing);
+}
+
+void tg_sqlite_text(sqlite3_stmt *s, int col, char *out, size_t cap)
+{
+    text(s, col, out, cap);
 }

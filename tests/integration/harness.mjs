@@ -147,8 +147,8 @@ server: {listen: "127.0.0.1:${this.gwPort}", admin_listen: "127.0.0.1:${this.adm
 upstream: {url: "http://127.0.0.1:${o.upstreamPort || this.upPort}", timeout_ms: ${o.timeoutMs || 5000}}
 storage: {database: "sqlite:${join(this.dir, 'tollgate.db')}"}
 admin: {token: "${ADMIN_TOKEN}", key_grace_seconds: ${o.grace ?? 3600}}
-keys: {secret: "${KEY_SECRET}"}
-metering: {durability: ${o.durability || 'batched'}, flush_ms: 5}
+keys: {secret: "${KEY_SECRET}"${o.maxKeys ? `, max_active_per_customer: ${o.maxKeys}` : ''}}
+metering: {durability: ${o.durability || 'batched'}, flush_ms: 5${o.maxUnitsPerCall ? `, max_units_per_call: ${o.maxUnitsPerCall}` : ''}}
 # Tests sign up many accounts from 127.0.0.1: generous sign-up limits unless a test sets its own.
 portal: ${o.portal || '{signup: {per_address: 1000/hour, global: 10000/hour, trial_address_days: 0}}'}
 ${o.metrics ? `metrics: ${o.metrics}` : ''}

@@ -194,6 +194,8 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->metering.flush_ms, 5);
     assert_int_equal(cfg->metering.billable_classes, (1u << 2) | (1u << 3) | (1u << 4));
     assert_int_equal(cfg->metering.bill_429, 0);
+    assert_int_equal(cfg->metering.max_units_per_call, 1000000000);
+    assert_int_equal(cfg->keys.max_active_per_customer, 20);
     assert_int_equal(cfg->nroutes, 0);
     const tg_plan_t *p = &cfg->plans[0];
     assert_string_equal(p->name, "p");
@@ -227,7 +229,8 @@ static void test_every_key(void **state)
         " max_body_bytes: 0}\n"
         "upstream: {url: \"http://${TG_TEST_HOST}:8000/api\", timeout_ms: 600000, keepalive_ms: 0}\n"
         "storage: {database: \"sqlite:/tmp/x.db\"}\n"
-        "metering: {durability: strict, flush_ms: 10000, billable_status: [\"2xx\", \"5XX\"], bill_429: yes}\n"
+        "metering: {durability: strict, flush_ms: 10000, billable_status: [\"2xx\", \"5XX\"], bill_429: yes,"
+        " max_units_per_call: 1000000000000000000}\n"
         "plans:\n"
         "  eu-team:\n"
         "    name: Team (EU)\n"
@@ -264,6 +267,7 @@ static void test_every_key(void **state)
     assert_int_equal(cfg->metering.flush_ms, 10000);
     assert_int_equal(cfg->metering.billable_classes, (1u << 2) | (1u << 5));
     assert_int_equal(cfg->metering.bill_429, 1);
+    assert_int_equal(cfg->metering.max_units_per_call, UINT64_C(1000000000000000000));
     const tg_plan_t *p = tg_config_find_plan(cfg, "eu-team");
     assert_non_null(p);
     assert_string_equal(p->name, "Team (EU)");
@@ -322,6 +326,20 @@ static void test_every_key(void **state)
     assert_non_null(strstr(d, "billed statuses: 2xx 5xx (429 included)\n"));
     free(d);
     tg_config_free(cfg);
+}
+
+/* issue 10 items 6 and 7: the two bounds are checked with FILE:LINE like every key */
+static void test_error_resource_bounds(void **state)
+{
+    (void)state;
+    only_error("upstream: {url: \"http://127.0.0.1:9000\"}\n"
+               "admin: {token: \"0123456789abcdef0123\"}\n"
+               "keys: {secret: \"0123456789abcdef0123456789abcdef\", max_active_per_customer: 0}\n"
+               "plans: {p: {}}\n",
+               "test.yaml:3: keys.max_active_per_customer: \"0\" is not a whole number from 1 to 100000");
+    only_error(BASE "metering: {max_units_per_call: 1000000000000000001}\nplans: {p: {}}\n",
+               "test.yaml:4: metering.max_units_per_call: \"1000000000000000001\" is not a whole number from 1 to "
+               "1000000000000000000");
 }
 
 static void test_error_unknown_key(void **state)
@@ -882,16 +900,27 @@ static void test_route_match(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_example_file),        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_every_key),           cmocka_unit_test(test_error_unknown_key),
-        cmocka_unit_test(test_error_rate),          cmocka_unit_test(test_error_money),
-        cmocka_unit_test(test_error_env),           cmocka_unit_test(test_error_types),
-        cmocka_unit_test(test_error_tiers),         cmocka_unit_test(test_error_charges),
-        cmocka_unit_test(test_error_sections),      cmocka_unit_test(test_error_routes),
-        cmocka_unit_test(test_error_yaml_syntax),   cmocka_unit_test(test_all_errors_reported),
-        cmocka_unit_test(test_error_buffer_limits), cmocka_unit_test(test_yaml_features_and_caps),
-        cmocka_unit_test(test_load_file),           cmocka_unit_test(test_path_match),
-        cmocka_unit_test(test_route_match),          cmocka_unit_test(test_admin_port_keys),
+        cmocka_unit_test(test_example_file),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_every_key),
+        cmocka_unit_test(test_error_unknown_key),
+        cmocka_unit_test(test_error_resource_bounds),
+        cmocka_unit_test(test_error_rate),
+        cmocka_unit_test(test_error_money),
+        cmocka_unit_test(test_error_env),
+        cmocka_unit_test(test_error_types),
+        cmocka_unit_test(test_error_tiers),
+        cmocka_unit_test(test_error_charges),
+        cmocka_unit_test(test_error_sections),
+        cmocka_unit_test(test_error_routes),
+        cmocka_unit_test(test_error_yaml_syntax),
+        cmocka_unit_test(test_all_errors_reported),
+        cmocka_unit_test(test_error_buffer_limits),
+        cmocka_unit_test(test_yaml_features_and_caps),
+        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_path_match),
+        cmocka_unit_test(test_route_match),
+        cmocka_unit_test(test_admin_port_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

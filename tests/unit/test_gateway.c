@@ -320,6 +320,23 @@ static void test_bill_route_and_units_header(void **state)
     assert_int_equal(tg_meter_flush(f->meter), 0);
     assert_int_equal(tg_store_usage_total(f->st, "api_calls", &total, &err), 0);
     assert_int_equal(total, 7);
+    /* issue 10 item 7: a value over metering.max_units_per_call (default 1,000,000,000) is the
+     * upstream's bug, not usage: it is not billed nor counted against the quota, while the
+     * call's own units are; a value at the bound is billed. */
+    assert_int_equal(tg_store_usage_total(f->st, "tokens", &total, &err), 0);
+    assert_int_equal(total, 1234 + 2); /* of the two values above, only the 2 */
+    assert_int_equal(admit(f, "GET", "/v1/text/z", key, &call, &r), 1);
+    h = "tokens=1000000000, api_calls=9223372036854775806, images=1000000001";
+    assert_int_equal(tg_gateway_settle(f->gw, &call, 200, 0, h, strlen(h), NULL, NULL), 1);
+    assert_int_equal(tg_meter_flush(f->meter), 0);
+    assert_int_equal(tg_store_usage_total(f->st, "api_calls", &total, &err), 0);
+    assert_int_equal(total, 8);
+    assert_int_equal(tg_store_usage_total(f->st, "tokens", &total, &err), 0);
+    assert_int_equal(total, 1236 + 1000000000);
+    assert_int_equal(tg_store_usage_total(f->st, "images", &total, &err), 0);
+    assert_int_equal(total, 3);
+    assert_int_equal(used(f, "cus_p", "tokens"), 1236 + 1000000000);
+    assert_int_equal(used(f, "cus_p", "images"), 3);
 }
 
 static void test_throttle(void **state)

@@ -106,6 +106,78 @@ static void test_gcra_basics(void **state)
     tg_limiter_free(l);
 }
 
+/* issue 10 item 9: a free customer (10/min, burst 10) who used the burst and is moved to pro
+ * (500/min, burst 500) has pro's burst minus the 10 used at once, not the old plan's minute of
+ * debt; and back down to free, no more room than free's burst minus what was used. */
+static void test_plan_change_converts_state(void **state)
+{
+    (void)state;
+    tg_limiter_t *l = tg_limiter_local_new();
+    tg_rate_t free_rate = {10, 60 * SEC}, pro_rate = {500, 60 * SEC};
+    tg_limit_result_t res;
+    int64_t now = 1000 * SEC;
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(tg_limiter_take(l, "c", 1, &free_rate, 10, 1, now, &res), 0);
+    assert_int_equal(tg_limiter_take(l, "c", 1, &free_rate, 10, 1, now, &res), 0);
+    assert_false(res.allowed);
+    /* upgrade, noticed at the next call: 490 more at once, exactly */
+    int passed = 0;
+    for (int i = 0; i < 600; i++) {
+        assert_int_equal(tg_limiter_take(l, "c", 1, &pro_rate, 500, 1, now, &res), 0);
+        passed += res.allowed;
+    }
+    assert_int_equal(passed, 490);
+
+    /* downgrade with 500 pro cells in the bucket: a full free bucket, one call per 6 s */
+    tg_limiter_repolicy(l, "c", 1, &free_rate, 10, now);
+    assert_int_equal(tg_limiter_take(l, "c", 1, &free_rate, 10, 1, now + 6 * SEC - 1, &res), 0);
+    assert_false(res.allowed);
+    assert_int_equal(tg_limiter_take(l, "c", 1, &free_rate, 10, 1, now + 6 * SEC, &res), 0);
+    assert_true(res.allowed);
+    assert_int_equal(res.remaining, 0);
+
+    /* A downgrade converts at the moment it is made (repolicy), not at the next call: 20 pro
+     * calls, then free at once; 2 s later free has refilled a third of a cell, not the 16.7 pro
+     * cells those 2 s would drain at pro's rate. */
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(tg_limiter_take(l, "d", 1, &pro_rate, 500, 1, now, &res), 0);
+    tg_limiter_repolicy(l, "d", 1, &free_rate, 10, now);
+    assert_int_equal(tg_limiter_take(l, "d", 1, &free_rate, 10, 1, now + 2 * SEC, &res), 0);
+    assert_false(res.allowed);
+    assert_int_equal(res.retry_after_ns, 4 * SEC);
+
+    /* A change of a plan's limits (same plan, smaller burst) cuts the bucket the same way. */
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(tg_limiter_take(l, "e", 1, &free_rate, 10, 1, now, &res), 0);
+    assert_int_equal(tg_limiter_take(l, "e", 1, &free_rate, 5, 1, now, &res), 0);
+    assert_false(res.allowed);
+    assert_int_equal(res.remaining, 0);
+    /* and a larger one gives the difference at once */
+    assert_int_equal(tg_limiter_take(l, "e", 1, &free_rate, 12, 1, now, &res), 0);
+    assert_true(res.allowed); /* cut to 5 cells (30 s) before: 7 free of 12, 6 after this one */
+    assert_int_equal(res.remaining, 6);
+    tg_limiter_free(l);
+}
+
+static void test_gcra_convert(void **state)
+{
+    (void)state;
+    tg_rate_t free_rate = {10, 60 * SEC}, pro_rate = {500, 60 * SEC}, unlimited = {0, 0};
+    int64_t now = 1000 * SEC;
+    /* 10 free cells (60 s) are 10 pro cells (1.2 s) */
+    assert_int_equal(tg_gcra_convert(now + 60 * SEC, &free_rate, &pro_rate, 500, now), now + 1200 * 1000000LL);
+    /* 100 pro cells are 100 free cells, cut at free's 10 */
+    assert_int_equal(tg_gcra_convert(now + 12 * SEC, &pro_rate, &free_rate, 10, now), now + 60 * SEC);
+    /* an empty bucket stays empty; unlimited keeps the word */
+    assert_int_equal(tg_gcra_convert(now - 5, &pro_rate, &free_rate, 10, now), now - 5);
+    assert_int_equal(tg_gcra_convert(now + 5, &unlimited, &free_rate, 10, now), now + 5);
+    /* a million cells of 1 us moved to one a day with a burst of a billion: saturates, never wraps */
+    tg_rate_t fast = {1000000, SEC}, daily = {1, 86400 * SEC};
+    assert_int_equal(tg_gcra_convert(now + SEC, &fast, &daily, 1000000000, now), INT64_MAX);
+    /* a fraction of a cell is kept, rounded up (a conversion never frees room) */
+    assert_int_equal(tg_gcra_convert(now + 1, &pro_rate, &free_rate, 10, now), now + 50);
+}
+
 typedef struct {
     tg_limiter_t *l;
     tg_quota_t *q;
@@ -123,6 +195,52 @@ static void *limiter_worker(void *arg)
             atomic_fetch_add(&s->allowed, 1);
     }
     return NULL;
+}
+
+/* Calls of one key racing with plan changes back and forth: the state stays consistent (TSan),
+ * and with every change an upgrade, no call is refused that the new policy allows. */
+typedef struct {
+    tg_limiter_t *l;
+    _Atomic int stop;
+    _Atomic int allowed;
+} flip_t;
+
+static void *flip_taker(void *arg)
+{
+    flip_t *f = arg;
+    tg_rate_t r1 = {1000000, 60 * SEC}, r2 = {2000000, 60 * SEC};
+    tg_limit_result_t res;
+    for (int i = 0; i < 20000; i++) {
+        assert_int_equal(tg_limiter_take(f->l, "k", 1, i % 2 ? &r1 : &r2, 1000000, 1, 5 * SEC, &res), 0);
+        atomic_fetch_add(&f->allowed, res.allowed);
+    }
+    return NULL;
+}
+
+static void *flip_changer(void *arg)
+{
+    flip_t *f = arg;
+    tg_rate_t r1 = {1000000, 60 * SEC}, r2 = {2000000, 60 * SEC};
+    for (int i = 0; !atomic_load(&f->stop); i++)
+        tg_limiter_repolicy(f->l, "k", 1, i % 2 ? &r1 : &r2, 1000000, 5 * SEC);
+    return NULL;
+}
+
+static void test_plan_change_under_threads(void **state)
+{
+    (void)state;
+    flip_t f = {tg_limiter_local_new(), 0, 0};
+    pthread_t t[5];
+    pthread_create(&t[4], NULL, flip_changer, &f);
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, flip_taker, &f);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    atomic_store(&f.stop, 1);
+    pthread_join(t[4], NULL);
+    /* 80,000 calls, a burst of 1,000,000 under both policies: all pass */
+    assert_int_equal(atomic_load(&f.allowed), 80000);
+    tg_limiter_free(f.l);
 }
 
 static void test_gcra_exact_under_threads(void **state)
@@ -184,9 +302,10 @@ static void test_quota(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_key_format), cmocka_unit_test(test_hmac_is_standard),
-        cmocka_unit_test(test_gcra_basics), cmocka_unit_test(test_gcra_exact_under_threads),
-        cmocka_unit_test(test_quota),
+        cmocka_unit_test(test_key_format),   cmocka_unit_test(test_hmac_is_standard),
+        cmocka_unit_test(test_gcra_basics),  cmocka_unit_test(test_gcra_exact_under_threads),
+        cmocka_unit_test(test_quota),        cmocka_unit_test(test_plan_change_converts_state),
+        cmocka_unit_test(test_gcra_convert), cmocka_unit_test(test_plan_change_under_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

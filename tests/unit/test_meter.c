@@ -581,6 +581,71 @@ static void test_replay_of_stored_usage_counts_once(void **state)
     assert_int_equal(total(f, "api_calls"), 200);
 }
 
+/* issue 10 item 7: an upstream's absurd value (2^63-2 units) in one call of a group made the
+ * store refuse the whole record ("can never be stored and is dropped"), losing every other
+ * call logged with it. Now the record's sums saturate and the other calls are stored, once. */
+static void test_absurd_value_does_not_drop_the_record(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    counter_t c = {0};
+    assert_int_equal(tg_meter_start(f->url, 0, 60000, &c.m, &err), 0);
+    tg_usage_t big = row("cus_big", "api_calls", (uint64_t)INT64_MAX - 1);
+    assert_int_equal(tg_meter_submit(c.m, &big, 1, on_count, &c), 0);
+    for (int i = 0; i < 5; i++) {
+        tg_usage_t u = row(i < 2 ? "cus_big" : "cus_ok", "api_calls", 1);
+        assert_int_equal(tg_meter_submit(c.m, &u, 1, on_count, &c), 0);
+    }
+    assert_int_equal(tg_meter_flush(c.m), 0); /* all six in one record */
+    tg_meter_stop(c.m);
+    sums_t sums = {0};
+    assert_int_equal(tg_store_usage_period(f->st, "cus_ok", 1000, sum_cb, &sums, &err), 0);
+    assert_int_equal(sums.api_calls, 3);
+    sums = (sums_t){0};
+    assert_int_equal(tg_store_usage_period(f->st, "cus_big", 1000, sum_cb, &sums, &err), 0);
+    assert_int_equal(sums.api_calls, (uint64_t)INT64_MAX); /* saturated */
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_rejected"), 0);
+}
+
+/* A record the store cannot total whole (a row past 2^63-1 units, written by an older build or
+ * another writer into the metering log): at the replay, that row is kept aside in
+ * usage_rejected, the record's other rows and the other records are stored, and a second
+ * replay of the same log (a crash before the log was reset) adds none of it twice. */
+static void test_replay_keeps_a_refused_row_aside_once(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    char path[192], cmd[512];
+    snprintf(path, sizeof(path), "%s-usagelog.1", f->path);
+    tg_usage_log_t *log;
+    assert_int_equal(tg_usage_log_open(path, &log, &err), 0);
+    tg_usage_t a[2] = {row("cus_1", "api_calls", 1), row("cus_2", "api_calls", 2)};
+    tg_usage_t b[3] = {row("cus_1", "api_calls", 4), row("cus_3", "tokens", UINT64_MAX), row("cus_2", "api_calls", 8)};
+    tg_usage_t c3 = row("cus_2", "api_calls", 16);
+    assert_int_equal(tg_usage_log_append(log, tg_meter_next_event_id(), a, 2, &err), 0);
+    assert_int_equal(tg_usage_log_append(log, tg_meter_next_event_id(), b, 3, &err), 0);
+    assert_int_equal(tg_usage_log_append(log, tg_meter_next_event_id(), &c3, 1, &err), 0);
+    tg_usage_log_close(log);
+    snprintf(cmd, sizeof(cmd), "mkdir %s/saved && cp %s-usagelog.* %s/saved/", f->dir, f->path, f->dir);
+    assert_int_equal(system(cmd), 0);
+    for (int run = 0; run < 2; run++) {
+        tg_meter_t *m = NULL;
+        assert_int_equal(tg_meter_start(f->url, 0, 5, &m, &err), 0);
+        tg_meter_stats_t st;
+        tg_meter_get_stats(m, &st);
+        assert_int_equal(st.rejected, run == 0 ? 1 : 0);
+        tg_meter_stop(m);
+        assert_int_equal(total(f, "api_calls"), 1 + 2 + 4 + 8 + 16);
+        assert_int_equal(total(f, "tokens"), 0);
+        assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_rejected"), 1);
+        assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_rejected WHERE customer_id = 'cus_3' AND"
+                                    " units = '18446744073709551615' AND metric = 'tokens'"),
+                         1);
+        snprintf(cmd, sizeof(cmd), "cp %s/saved/* %s/", f->dir, f->dir); /* as a crash would leave them */
+        assert_int_equal(system(cmd), 0);
+    }
+}
+
 /* Two processes on one database would interleave their logs: the second start is refused. */
 static void test_log_is_held_by_one_meter(void **state)
 {
@@ -652,6 +717,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dead_store_at_stop_keeps_usage_for_the_next_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outage_spills_to_the_log_not_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_of_stored_usage_counts_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_absurd_value_does_not_drop_the_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_keeps_a_refused_row_aside_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logs_take_turns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_is_held_by_one_meter, setup, teardown),
         cmocka_unit_test(test_event_ids),

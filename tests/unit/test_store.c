@@ -331,14 +331,16 @@ static void test_usage_many_batches(void **state)
                c = row("cus_3", "api_calls", 8);
     tg_usage_batch_t two[2] = {{10, a, 2}, {11, &b, 1}};
     size_t ins = 99;
-    assert_int_equal(tg_store_usage_record_many(f->st, two, 2, &ins, &err), 0);
-    assert_int_equal(ins, 3);
+    tg_usage_stored_t out;
+    assert_int_equal(tg_store_usage_record_many(f->st, two, 2, &out, &err), 0);
+    assert_int_equal(out.inserted, 3);
+    assert_int_equal(out.rejected, 0);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_batches WHERE batch_id IN (10, 11)"), 2);
     assert_int_equal(sql_int(f, "SELECT rows FROM usage_batches WHERE batch_id = 10"), 2);
-    assert_int_equal(tg_store_usage_record_many(f->st, two, 2, &ins, &err), 0); /* retried whole */
-    assert_int_equal(ins, 0);
+    assert_int_equal(tg_store_usage_record_many(f->st, two, 2, &out, &err), 0); /* retried whole */
+    assert_int_equal(out.inserted, 0);
     tg_usage_batch_t mixed[2] = {{11, &b, 1}, {12, &c, 1}};
-    assert_int_equal(tg_store_usage_record_many(f->st, mixed, 2, &ins, &err), TG_EEXIST);
+    assert_int_equal(tg_store_usage_record_many(f->st, mixed, 2, NULL, &err), TG_EEXIST);
     assert_non_null(strstr(err.msg, "1 of 2 batches were stored before"));
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_batches WHERE batch_id = 12"), 0); /* rolled back */
     assert_int_equal(tg_store_usage_record(f->st, 12, &c, 1, &ins, &err), 0);                 /* one by one */
@@ -407,14 +409,15 @@ static void test_usage_range(void **state)
     size_t ins = 0;
     uint64_t n = 0;
     tg_usage_t rows[2] = {row("cus_1", "api_calls", (uint64_t)INT64_MAX + 1), row("cus_1", "api_calls", 5)};
-    assert_int_equal(tg_store_usage_record(f->st, 1, rows, 1, &ins, &err), TG_ERANGE);
-    assert_non_null(strstr(err.msg, "storing usage"));
     assert_int_equal(tg_store_usage_record(f->st, (uint64_t)INT64_MAX + 1, rows + 1, 1, &ins, &err), TG_ERANGE);
-    /* two rows whose sum overflows: nothing of the batch stays */
+    assert_non_null(strstr(err.msg, "storing usage"));
+    /* two rows whose sum overflows: the batch's sum saturates, nothing is refused (it used to
+     * refuse the whole batch, and with it every other call in it) */
     rows[0].units = (uint64_t)INT64_MAX;
-    assert_int_equal(tg_store_usage_record(f->st, 2, rows, 2, &ins, &err), TG_ERANGE);
-    assert_int_equal(ins, 0);
-    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_batches"), 0);
+    assert_int_equal(tg_store_usage_record(f->st, 2, rows, 2, &ins, &err), 0);
+    assert_int_equal(ins, 2);
+    assert_int_equal(tg_store_usage_total(f->st, "api_calls", &n, &err), 0);
+    assert_int_equal(n, (uint64_t)INT64_MAX);
     /* a batch that pushes a stored total past INT64_MAX: the total saturates, it is never
      * stored as a REAL nor wrapped */
     assert_int_equal(tg_store_usage_record(f->st, 3, rows, 1, &ins, &err), 0);
@@ -447,6 +450,140 @@ static int load_cb(const char *customer_id, int64_t period_start, const char *me
     l->period[l->n] = period_start;
     l->units[l->n++] = units;
     return 0;
+}
+
+/* issue 10 item 6: keyset pages visit every item once in the list's order, ties on the time
+ * broken by id; a cursor that is not this list's key is TG_EINVAL; the key cap's count. */
+static void test_pages(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    static const char *const ids[7] = {"cus_a", "cus_b", "cus_c", "cus_d", "cus_e", "cus_f", "cus_g"};
+    for (int i = 0; i < 7; i++) {
+        char mail[32];
+        snprintf(mail, sizeof(mail), "%s@example.com", ids[i]);
+        tg_customer_t c = customer(ids[i], mail, 1000 + (i / 3)); /* three share each second */
+        assert_int_equal(tg_store_customer_insert(f->st, &c, &err), 0);
+    }
+    /* newest first, then by id: g, d e f, a b c */
+    static const char *const want[7] = {"cus_g", "cus_d", "cus_e", "cus_f", "cus_a", "cus_b", "cus_c"};
+    for (size_t limit = 1; limit <= 8; limit++) {
+        seen_t seen = {.n = 0, .stop_after = -1};
+        tg_page_t page = {limit, ""};
+        tg_page_end_t end;
+        int pages = 0;
+        do {
+            assert_int_equal(tg_store_customer_page(f->st, &page, on_customer, &seen, &end, &err), 0);
+            memcpy(page.after, end.next, sizeof(page.after));
+            pages++;
+        } while (end.has_more && pages < 10);
+        assert_false(end.has_more);
+        assert_int_equal(pages, (int)((7 + limit - 1) / limit)); /* the last page says there is no more */
+        assert_int_equal(seen.n, 7);
+        for (int i = 0; i < 7; i++)
+            assert_string_equal(seen.ids[i], want[i]);
+    }
+    seen_t seen = {.n = 0, .stop_after = -1};
+    tg_page_end_t end;
+    static const char *const bad[] = {
+        "abc",     "1000",        "1000/", "/cus_a", "1000/cus a", "1000/cus_a' OR 1=1", "99999999999999999999/cus_a",
+        "-/cus_a", "1000/cus_a/x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        tg_page_t page = {10, ""};
+        snprintf(page.after, sizeof(page.after), "%s", bad[i]);
+        assert_int_equal(tg_store_customer_page(f->st, &page, on_customer, &seen, &end, &err), TG_EINVAL);
+    }
+    assert_int_equal(seen.n, 0);
+    /* after the last one: an empty page */
+    tg_page_t last = {10, "1000/cus_c"};
+    assert_int_equal(tg_store_customer_page(f->st, &last, on_customer, &seen, &end, &err), 0);
+    assert_int_equal(seen.n, 0);
+    assert_false(end.has_more);
+
+    /* working keys: not revoked, not expired, at `now` */
+    tg_key_t k1 = key("key_1", "cus_a", 1, 10), k2 = key("key_2", "cus_a", 2, 11), k3 = key("key_3", "cus_a", 3, 12);
+    k2.revoked_at = 50;
+    k3.expires_at = 100;
+    assert_int_equal(tg_store_key_insert(f->st, &k1, &err), 0);
+    assert_int_equal(tg_store_key_insert(f->st, &k2, &err), 0);
+    assert_int_equal(tg_store_key_insert(f->st, &k3, &err), 0);
+    uint64_t n = 0;
+    assert_int_equal(tg_store_key_count_active(f->st, "cus_a", 40, &n, &err), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(tg_store_key_count_active(f->st, "cus_a", 60, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(tg_store_key_count_active(f->st, "cus_a", 100, &n, &err), 0);
+    assert_int_equal(n, 1);
+}
+
+/* issue 10 item 7: a row the totals cannot take is kept aside with its batch, the other rows of
+ * the batch are stored, and a retried or replayed batch adds neither twice. */
+typedef struct {
+    tg_usage_rejected_t r[4];
+    int n;
+} rejected_seen_t;
+
+static int on_rejected(const tg_usage_rejected_t *r, void *arg)
+{
+    rejected_seen_t *s = arg;
+    assert_true(s->n < 4);
+    s->r[s->n++] = *r;
+    return 0;
+}
+
+static void test_usage_rejected_kept_aside(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    tg_usage_t rows[4] = {row("cus_1", "api_calls", 1), row("cus_2", "api_calls", 2),
+                          row("cus_3", "tokens", UINT64_MAX), row("cus_2", "api_calls", 3)};
+    tg_usage_batch_t b = {77, rows, 4};
+    tg_usage_stored_t out;
+    for (int attempt = 0; attempt < 2; attempt++) { /* the second is a retry or a replay */
+        assert_int_equal(tg_store_usage_record_many(f->st, &b, 1, &out, &err), 0);
+        assert_int_equal(out.inserted, attempt == 0 ? 3 : 0);
+        assert_int_equal(out.rejected, attempt == 0 ? 1 : 0);
+        if (attempt == 0)
+            assert_non_null(strstr(out.reason, "units of tokens do not fit in 63 bits"));
+    }
+    uint64_t n = 0;
+    assert_int_equal(tg_store_usage_total(f->st, "api_calls", &n, &err), 0);
+    assert_int_equal(n, 6);
+    assert_int_equal(tg_store_usage_total(f->st, "tokens", &n, &err), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(tg_store_usage_rejected_count(f->st, &n, &err), 0);
+    assert_int_equal(n, 1);
+    rejected_seen_t seen = {0};
+    tg_page_t page = {100, ""};
+    tg_page_end_t end;
+    assert_int_equal(tg_store_usage_rejected_list(f->st, &page, on_rejected, &seen, &end, &err), 0);
+    assert_int_equal(seen.n, 1);
+    assert_false(end.has_more);
+    assert_int_equal(seen.r[0].batch_id, 77);
+    assert_string_equal(seen.r[0].row.customer_id, "cus_3");
+    assert_string_equal(seen.r[0].row.metric, "tokens");
+    assert_int_equal(seen.r[0].row.units, UINT64_MAX);
+    assert_non_null(strstr(seen.r[0].reason, "18446744073709551615 units of tokens do not fit"));
+    /* a batch of nothing but refused rows is still a stored batch */
+    tg_usage_t bad = row("cus_4", "api_calls", (uint64_t)INT64_MAX + 7);
+    memset(bad.endpoint, 'e', sizeof(bad.endpoint)); /* and unterminated */
+    assert_int_equal(tg_store_usage_record(f->st, 78, &bad, 1, NULL, &err), 0);
+    assert_int_equal(tg_store_usage_record(f->st, 78, &bad, 1, NULL, &err), 0);
+    assert_int_equal(tg_store_usage_rejected_count(f->st, &n, &err), 0);
+    assert_int_equal(n, 2);
+    /* pages of one, by cursor; a cursor of another list is refused */
+    seen.n = 0;
+    page.limit = 1;
+    assert_int_equal(tg_store_usage_rejected_list(f->st, &page, on_rejected, &seen, &end, &err), 0);
+    assert_true(end.has_more);
+    memcpy(page.after, end.next, sizeof(page.after));
+    assert_int_equal(tg_store_usage_rejected_list(f->st, &page, on_rejected, &seen, &end, &err), 0);
+    assert_false(end.has_more);
+    assert_int_equal(seen.n, 2);
+    assert_string_equal(seen.r[1].row.customer_id, "cus_4");
+    assert_non_null(strstr(seen.r[1].reason, "terminator"));
+    snprintf(page.after, sizeof(page.after), "cus_1");
+    assert_int_equal(tg_store_usage_rejected_list(f->st, &page, on_rejected, &seen, &end, &err), TG_EINVAL);
 }
 
 static void test_usage_load(void **state)
@@ -579,6 +716,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_usage_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_many_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_range, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_rejected_kept_aside, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_throughput, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_journal, setup, teardown),

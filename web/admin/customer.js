@@ -1,5 +1,5 @@
 // customer.js - one customer for the owner: profile, usage, keys (revoke), invoices, suspend/resume.
-import { api, el, show, fmtDate, num, resume } from './lib.js';
+import { api, apiAll, el, show, fmtDate, num, resume } from './lib.js';
 
 const id = new URLSearchParams(location.search).get('id');
 const msg = document.getElementById('msg');
@@ -14,12 +14,12 @@ async function load() {
   const u = await api('GET', `${base}/usage`);
   document.getElementById('usage').replaceChildren(...u.metrics.map((m) => el('tr', {}, el('td', {}, m.metric),
     el('td', { class: 'n' }, num(m.used)), el('td', { class: 'n' }, num(m.included)), el('td', { class: 'n' }, num(m.overage)))));
-  const { data: keys } = await api('GET', `${base}/keys`);
+  const { data: keys } = await apiAll(`${base}/keys`);
   document.getElementById('keys').replaceChildren(...keys.map((k) => el('tr', {}, el('td', {}, k.name || '—'),
     el('td', {}, el('code', {}, `${k.prefix}…`)), el('td', {}, k.status), el('td', {}, fmtDate(k.last_used_at)),
     el('td', {}, k.status === 'active' || k.status === 'expiring'
       ? el('button', { type: 'button', class: 'danger', onclick: () => act(() => api('DELETE', `/v1/admin/keys/${k.id}`)) }, 'Revoke') : ''))));
-  const { data: invs } = await api('GET', `/v1/admin/invoices?customer=${encodeURIComponent(id)}`);
+  const { data: invs } = await apiAll(`/v1/admin/invoices?customer=${encodeURIComponent(id)}`);
   document.getElementById('invoices').replaceChildren(...(invs.length ? invs.map((i) => el('tr', {}, el('td', {}, i.number || 'draft'),
     el('td', {}, `${fmtDate(i.period.start)} – ${fmtDate(i.period.end)}`), el('td', {}, i.status), el('td', { class: 'n' }, `${i.total} ${i.currency.toUpperCase()}`)))
     : [el('tr', {}, el('td', { colspan: '4', class: 'muted' }, 'No invoices yet.'))]));

@@ -10,6 +10,19 @@ export async function api(method, path, body) {
   return data;
 }
 
+// Every item of a paged list (GET only): follows next_cursor until has_more is false.
+export async function apiAll(path) {
+  const all = [];
+  let cursor = null;
+  for (;;) {
+    const sep = path.includes('?') ? '&' : '?';
+    const page = await api('GET', `${path}${sep}limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    all.push(...page.data);
+    if (!page.has_more || !page.next_cursor || page.next_cursor === cursor) return { data: all };
+    cursor = page.next_cursor;
+  }
+}
+
 export function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {

@@ -1,5 +1,5 @@
 // app.js - a signed-in developer's account: plan, live usage, keys, invoices.
-import { api, el, show, fmtDate, num } from './api.js';
+import { api, apiAll, el, show, fmtDate, num } from './api.js';
 
 const msg = document.getElementById('msg');
 let chart = null;
@@ -50,7 +50,7 @@ async function loadUsage() {
 }
 
 async function loadKeys() {
-  const { data } = await api('GET', '/v1/me/keys');
+  const { data } = await apiAll('/v1/me/keys');
   document.getElementById('keys').replaceChildren(...data.map((k) => el('tr', {},
     el('td', {}, k.name || '—'), el('td', {}, el('code', {}, `${k.prefix}…`)), el('td', {}, k.status),
     el('td', {}, fmtDate(k.created_at)), el('td', {}, fmtDate(k.last_used_at)),
@@ -60,7 +60,7 @@ async function loadKeys() {
 }
 
 async function loadInvoices() {
-  const { data } = await api('GET', '/v1/me/invoices');
+  const { data } = await apiAll('/v1/me/invoices');
   document.getElementById('invoices').replaceChildren(...(data.length ? data.map((i) => el('tr', {},
     el('td', {}, el('a', { href: `/v1/me/invoices/${i.id}/html`, target: '_blank', rel: 'noopener' }, i.number)), el('td', {}, `${fmtDate(i.period.start)} – ${fmtDate(i.period.end)}`), el('td', {}, i.status),
     el('td', { class: 'n' }, `${i.total} ${i.currency.toUpperCase()}`))) : [el('tr', {}, el('td', { colspan: '4', class: 'muted' }, 'No invoices yet.'))]));

@@ -1,0 +1,244 @@
+/* store_sqlite_lists.c - the SQLite backend's paged lists and the records of what could not be
+ * stored or billed (usage_rejected, billing_failures); see store.h.
+ *
+ * Every list is keyset-paginated: the query asks for the rows after the previous page's last
+ * sort key, in the order of an index, with LIMIT page+1; the extra row only says that more
+ * follow. A page costs the same on the first and the ten-thousandth page (OFFSET would read
+ * and drop every earlier row), and rows added meanwhile neither repeat nor shift the pages. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store/store_sqlite_int.h"
+
+/* ---- sort keys ---- */
+
+/* A decimal int64 at *p (optional '-'), advancing *p; 0 or -1. */
+static int parse_i64(const char **p, int64_t *out)
+{
+    const char *s = *p;
+    int neg = *s == '-';
+    s += neg;
+    if (*s < '0' || *s > '9')
+        return -1;
+    uint64_t v = 0;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        if (v > (UINT64_C(1) << 63) / 10 || (v = v * 10 + (uint64_t)(*s - '0')) > (UINT64_C(1) << 63) - !neg)
+            return -1;
+    }
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    *p = s;
+    return 0;
+}
+
+/* An id as the store writes them: 1 to TG_ID_MAX-1 characters of [A-Za-z0-9_]. */
+static int valid_id(const char *s)
+{
+    size_t n = 0;
+    for (; s[n] != '\0'; n++)
+        if (n >= TG_ID_MAX - 1 || !((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') ||
+                                    (s[n] >= '0' && s[n] <= '9') || s[n] == '_'))
+            return 0;
+    return n > 0;
+}
+
+int tg_page_key_parse_num(const char *key, int64_t *num)
+{
+    const char *p = key;
+    return parse_i64(&p, num) == 0 && *p == '\0' ? 0 : TG_EINVAL;
+}
+
+int tg_page_key_parse_num_id(const char *key, int64_t *num, char id[TG_ID_MAX])
+{
+    const char *p = key;
+    if (parse_i64(&p, num) != 0 || *p != '/' || !valid_id(p + 1))
+        return TG_EINVAL;
+    memcpy(id, p + 1, strlen(p + 1) + 1);
+    return 0;
+}
+
+int tg_page_key_parse_id(const char *key, char id[TG_ID_MAX])
+{
+    if (!valid_id(key))
+        return TG_EINVAL;
+    memcpy(id, key, strlen(key) + 1);
+    return 0;
+}
+
+int tg_sqlite_run_page(tg_store_t *st, sqlite3_stmt *s, size_t limit, tg_sqlite_page_row_fn row, void *ctx,
+                       tg_page_end_t *end, const char *doing, tg_err_t *err)
+{
+    memset(end, 0, sizeof(*end));
+    size_t n = 0;
+    int step, rc = 0;
+    char key[TG_PAGE_KEY_MAX] = "";
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        if (n == limit) { /* the one past the page: there is more */
+            end->has_more = 1;
+            memcpy(end->next, key, sizeof(key));
+            break;
+        }
+        n++;
+        if (row(s, ctx, key) != 0)
+            break;
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = tg_sqlite_error(st, err, doing);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* ---- rejected usage ---- */
+
+typedef struct {
+    tg_usage_rejected_cb cb;
+    void *arg;
+} rejected_ctx_t;
+
+static int rejected_row(sqlite3_stmt *s, void *ctx, char key[TG_PAGE_KEY_MAX])
+{
+    rejected_ctx_t *c = ctx;
+    tg_usage_rejected_t r;
+    memset(&r, 0, sizeof(r));
+    r.id = sqlite3_column_int64(s, 0);
+    r.batch_id = (uint64_t)sqlite3_column_int64(s, 1);
+    r.row.event_id = (uint64_t)sqlite3_column_int64(s, 2);
+    tg_sqlite_text(s, 3, r.row.customer_id, sizeof(r.row.customer_id));
+    tg_sqlite_text(s, 4, r.row.key_id, sizeof(r.row.key_id));
+    tg_sqlite_text(s, 5, r.row.plan_id, sizeof(r.row.plan_id));
+    tg_sqlite_text(s, 6, r.row.metric, sizeof(r.row.metric));
+    tg_sqlite_text(s, 7, r.row.endpoint, sizeof(r.row.endpoint));
+    const char *u = (const char *)sqlite3_column_text(s, 8);
+    for (; u != NULL && *u >= '0' && *u <= '9'; u++) /* written by us as a decimal uint64 */
+        r.row.units = r.row.units * 10 + (uint64_t)(*u - '0');
+    r.row.period_start = sqlite3_column_int64(s, 9);
+    r.row.ts_ns = sqlite3_column_int64(s, 10);
+    r.row.status = sqlite3_column_int(s, 11);
+    tg_sqlite_text(s, 12, r.reason, sizeof(r.reason));
+    r.rejected_at = sqlite3_column_int64(s, 13);
+    snprintf(key, TG_PAGE_KEY_MAX, "%lld", (long long)r.id);
+    return c->cb(&r, c->arg);
+}
+
+int tg_store_usage_rejected_list(tg_store_t *st, const tg_page_t *page, tg_usage_rejected_cb cb, void *arg,
+                                 tg_page_end_t *end, tg_err_t *err)
+{
+    int64_t after = 0;
+    if (page->after[0] != '\0' && tg_page_key_parse_num(page->after, &after) != 0)
+        return tg_errf(err, TG_EINVAL, "the cursor does not belong to this list");
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st,
+                               "SELECT id, batch_id, event_id, customer_id, key_id, plan_id, metric, endpoint, units,"
+                               " period_start, ts_ns, status, reason, rejected_at FROM usage_rejected WHERE id > ?"
+                               " ORDER BY id LIMIT ?",
+                               &s, err, "listing rejected usage");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, after);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)page->limit + 1);
+    rejected_ctx_t c = {cb, arg};
+    return tg_sqlite_run_page(st, s, page->limit, rejected_row, &c, end, "listing rejected usage", err);
+}
+
+static int count_rows(tg_store_t *st, const char *sql, uint64_t *count, const char *doing, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st, sql, &s, err, doing);
+    if (rc != 0)
+        return rc;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        *count = (uint64_t)sqlite3_column_int64(s, 0);
+    else
+        rc = tg_sqlite_error(st, err, doing);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_store_usage_rejected_count(tg_store_t *st, uint64_t *count, tg_err_t *err)
+{
+    return count_rows(st, "SELECT COUNT(*) FROM usage_rejected", count, "counting rejected usage", err);
+}
+
+int tg_store_billing_failure_count(tg_store_t *st, uint64_t *count, tg_err_t *err)
+{
+    return count_rows(st, "SELECT COUNT(*) FROM billing_failures", count, "counting billing failures", err);
+}
+
+/* ---- billing failures ---- */
+
+static int exec_bound(tg_store_t *st, sqlite3_stmt *s, const char *doing, tg_err_t *err)
+{
+    int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : tg_sqlite_error(st, err, doing);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_store_billing_failure_set(tg_store_t *st, const char *customer_id, const char *type, const char *message,
+                                 int64_t at, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st,
+                               "INSERT INTO billing_failures(customer_id, type, message, first_at, last_at, runs)"
+                               " VALUES (?1, ?2, ?3, ?4, ?4, 1) ON CONFLICT(customer_id) DO UPDATE SET"
+                               " type = excluded.type, message = excluded.message, last_at = excluded.last_at,"
+                               " runs = runs + 1",
+                               &s, err, "recording a billing failure");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, type, (int)strnlen(type, TG_FAILURE_TYPE_MAX - 1), SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, message, (int)strnlen(message, TG_FAILURE_MSG_MAX - 1), SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, at);
+    return exec_bound(st, s, "recording a billing failure", err);
+}
+
+int tg_store_billing_failure_clear(tg_store_t *st, const char *customer_id, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st, "DELETE FROM billing_failures WHERE customer_id = ?", &s, err,
+                               "clearing a billing failure");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
+    return exec_bound(st, s, "clearing a billing failure", err);
+}
+
+typedef struct {
+    tg_billing_failure_cb cb;
+    void *arg;
+} failure_ctx_t;
+
+static int failure_row(sqlite3_stmt *s, void *ctx, char key[TG_PAGE_KEY_MAX])
+{
+    failure_ctx_t *c = ctx;
+    tg_billing_failure_t f;
+    memset(&f, 0, sizeof(f));
+    tg_sqlite_text(s, 0, f.customer_id, sizeof(f.customer_id));
+    tg_sqlite_text(s, 1, f.type, sizeof(f.type));
+    tg_sqlite_text(s, 2, f.message, sizeof(f.message));
+    f.first_at = sqlite3_column_int64(s, 3);
+    f.last_at = sqlite3_column_int64(s, 4);
+    f.runs = sqlite3_column_int64(s, 5);
+    snprintf(key, TG_PAGE_KEY_MAX, "%s", f.customer_id);
+    return c->cb(&f, c->arg);
+}
+
+int tg_store_billing_failure_list(tg_store_t *st, const tg_page_t *page, tg_billing_failure_cb cb, void *arg,
+                                  tg_page_end_t *end, tg_err_t *err)
+{
+    char after[TG_ID_MAX] = "";
+    if (page->after[0] != '\0' && tg_page_key_parse_id(page->after, after) != 0)
+        return tg_errf(err, TG_EINVAL, "the cursor does not belong to this list");
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st,
+                               "SELECT customer_id, type, message, first_at, last_at, runs FROM billing_failures"
+                               " WHERE customer_id > ? ORDER BY customer_id LIMIT ?",
+                               &s, err, "listing billing failures");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, after, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)page->limit + 1);
+    failure_ctx_t c = {cb, arg};
+    return tg_sqlite_run_page(st, s, page->limit, failure_row, &c, end, "listing billing failures", err);
+}
