@@ -12,6 +12,7 @@
  * unsettled reservation). The strict-mode hold (commit_wait_t) is malloc'd and reference-counted
  * between the request and the meter's completion message, because either may end first; both
  * references are dropped on the worker's loop thread, so the count needs no atomics. */
+#include <netdb.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -161,6 +162,189 @@ static void send_json(h2o_req_t *req, int status, const char *reason, const char
     h2o_send_inline(req, json, len);
 }
 
+/* ---- what the upstream may rely on (docs/api.md "What the upstream sees") ---- */
+
+/* RFC 9110 5.6.2: tchar. Field names made of anything else are refused, never forwarded. */
+static int is_tchar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static int valid_field_name(const char *s, size_t n)
+{
+    if (n == 0)
+        return 0; /* an obs-fold continuation line reaches here as a nameless header */
+    for (size_t i = 0; i < n; i++)
+        if (!is_tchar((unsigned char)s[i]))
+            return 0;
+    return 1;
+}
+
+/* Does `name`, read the way CGI, WSGI, PHP and Rack read it, start with (or, if !prefix, equal)
+ * `lit`? Those fold '-' and '_' (PHP also '.') into one character and ignore case, so every
+ * byte that is not a letter or digit is compared as '-', after trimming surrounding blanks.
+ * `lit` is lowercase with '-' only. */
+static int folded_match(const char *name, size_t n, const char *lit, int prefix)
+{
+    while (n > 0 && (name[0] == ' ' || name[0] == '\t'))
+        name++, n--;
+    while (n > 0 && (name[n - 1] == ' ' || name[n - 1] == '\t'))
+        n--;
+    size_t ln = strlen(lit);
+    if (prefix ? n < ln : n != ln)
+        return 0;
+    for (size_t i = 0; i < ln; i++) {
+        unsigned char c = (unsigned char)name[i];
+        char f = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) ? (char)c : '-';
+        if (f != lit[i])
+            return 0;
+    }
+    return 1;
+}
+
+/* Request headers the upstream can only ever get from tollgate: the identity it adds, the
+ * forwarding headers it writes itself, and the customer's key (a secret). */
+static int is_reserved_request_header(const char *name, size_t n)
+{
+    return folded_match(name, n, "x-tollgate-", 1) || folded_match(name, n, "x-forwarded-", 1) ||
+           folded_match(name, n, "forwarded", 0) || folded_match(name, n, "x-real-ip", 0) ||
+           folded_match(name, n, "authorization", 0) || folded_match(name, n, "x-api-key", 0);
+}
+
+/* Cookies whose names start with this (after a __Host- or __Secure- prefix) are tollgate's: the
+ * portal's session cookie is "tg_session" (src/admin/portal.c). Cookies are not scoped by port,
+ * so one set by the upstream through the gateway port would reach the admin port. */
+#define TG_COOKIE_PREFIX "tg_"
+
+static int is_tollgate_cookie(h2o_iovec_t v)
+{
+    size_t i = 0;
+    while (i < v.len && (v.base[i] == ' ' || v.base[i] == '\t'))
+        i++;
+    const char *name = v.base + i;
+    size_t n = v.len - i;
+    if (n >= 7 && strncasecmp(name, "__Host-", 7) == 0)
+        name += 7, n -= 7;
+    else if (n >= 9 && strncasecmp(name, "__Secure-", 9) == 0)
+        name += 9, n -= 9;
+    return n >= strlen(TG_COOKIE_PREFIX) && strncasecmp(name, TG_COOKIE_PREFIX, strlen(TG_COOKIE_PREFIX)) == 0;
+}
+
+/* Response headers the upstream may not set: tollgate's rate-limit and quota headers win, a
+ * Retry-After only means something on the upstream's own 429, and tollgate's cookies are not
+ * the upstream's to set. */
+static int upstream_may_not_set(const h2o_header_t *h, int status)
+{
+    const char *name = h->name->base;
+    size_t n = h->name->len;
+    if (folded_match(name, n, "x-ratelimit", 1) || folded_match(name, n, "ratelimit", 1) ||
+        folded_match(name, n, "x-quota-", 1))
+        return 1;
+    if (status != 429 && folded_match(name, n, "retry-after", 0))
+        return 1;
+    return h->name == &H2O_TOKEN_SET_COOKIE->buf && is_tollgate_cookie(h->value);
+}
+
+/* The peer's numeric address into out (NI_MAXHOST); IPv4 by hand: getnameinfo formats through
+ * sprintf, which was a visible part of a proxied request's CPU. Returns its length, 0 if none. */
+static size_t peer_address(h2o_req_t *req, char *out, int *is_v6)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    *is_v6 = 0;
+    if (sl == 0)
+        return 0;
+    if (ss.ss_family == AF_INET) {
+        const unsigned char *a = (const unsigned char *)&((struct sockaddr_in *)&ss)->sin_addr;
+        char *p = out;
+        for (int i = 0; i < 4; i++) {
+            if (i > 0)
+                *p++ = '.';
+            if (a[i] >= 100)
+                *p++ = (char)('0' + a[i] / 100);
+            if (a[i] >= 10)
+                *p++ = (char)('0' + a[i] / 10 % 10);
+            *p++ = (char)('0' + a[i] % 10);
+        }
+        return (size_t)(p - out);
+    }
+    *is_v6 = ss.ss_family == AF_INET6;
+    size_t n = h2o_socket_getnumerichost((struct sockaddr *)&ss, sl, out);
+    return n == SIZE_MAX ? 0 : n;
+}
+
+/* A Host value safe to repeat in X-Forwarded-Host and Forwarded: reg-name or IP, optional port. */
+static int plain_host(h2o_iovec_t h)
+{
+    if (h.len == 0 || h.len > 255)
+        return 0;
+    for (size_t i = 0; i < h.len; i++) {
+        char c = h.base[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+              c == ':' || c == '[' || c == ']'))
+            return 0;
+    }
+    return 1;
+}
+
+static char *put(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+
+/* The header lines tollgate sets on every forwarded call, in the request's pool. Client-sent
+ * forwarding headers are not trusted: tollgate has no list of trusted proxies yet
+ * (server.trusted_proxies), so the peer is the client. */
+static h2o_iovec_t identity_headers(h2o_req_t *req, const tg_call_t *call, h2o_iovec_t client_host)
+{
+    char peer[NI_MAXHOST];
+    int v6;
+    size_t peer_len = peer_address(req, peer, &v6);
+    const char *cid = tg_account_id(call->account), *plan = call->plan->id;
+    size_t cid_len = strlen(cid), plan_len = strlen(plan), kid_len = strnlen(call->key_id, sizeof(call->key_id));
+    if (!plain_host(client_host))
+        client_host = h2o_iovec_init(NULL, 0);
+    size_t cap = 256 + cid_len + plan_len + kid_len + 2 * peer_len + 2 * client_host.len;
+    char *buf = h2o_mem_alloc_pool(&req->pool, cap), *p = buf;
+    p = put(p, H2O_STRLIT("x-tollgate-customer: "));
+    p = put(p, cid, cid_len);
+    p = put(p, H2O_STRLIT("\r\nx-tollgate-plan: "));
+    p = put(p, plan, plan_len);
+    if (kid_len != 0) {
+        p = put(p, H2O_STRLIT("\r\nx-tollgate-key-id: "));
+        p = put(p, call->key_id, kid_len);
+    }
+    p = put(p, H2O_STRLIT("\r\n"));
+    if (peer_len != 0) {
+        p = put(p, H2O_STRLIT("x-forwarded-for: "));
+        p = put(p, peer, peer_len);
+        p = put(p, H2O_STRLIT("\r\n"));
+    }
+    p = put(p, H2O_STRLIT("x-forwarded-proto: http\r\n"));
+    if (client_host.len != 0) {
+        p = put(p, H2O_STRLIT("x-forwarded-host: "));
+        p = put(p, client_host.base, client_host.len);
+        p = put(p, H2O_STRLIT("\r\n"));
+    }
+    /* RFC 7239: an IPv6 node and a host with a port are quoted strings */
+    p = put(p, H2O_STRLIT("forwarded: proto=http"));
+    if (peer_len != 0) {
+        p = put(p, v6 ? ";for=\"[" : ";for=", v6 ? 7 : 5);
+        p = put(p, peer, peer_len);
+        if (v6)
+            p = put(p, H2O_STRLIT("]\""));
+    }
+    if (client_host.len != 0) {
+        p = put(p, H2O_STRLIT(";host=\""));
+        p = put(p, client_host.base, client_host.len);
+        p = put(p, H2O_STRLIT("\""));
+    }
+    p = put(p, H2O_STRLIT("\r\n"));
+    return h2o_iovec_init(buf, (size_t)(p - buf));
+}
+
 static void on_setup_ostream(h2o_req_prefilter_t *_self, h2o_req_t *req, h2o_ostream_t **slot)
 {
     gw_prefilter_t *self = (void *)_self;
@@ -182,6 +366,12 @@ static void on_setup_ostream(h2o_req_prefilter_t *_self, h2o_req_t *req, h2o_ost
             units_len = req->res.headers.entries[ui].value.len;
         }
         h2o_delete_header(&req->res.headers, ui);
+    }
+    for (size_t k = 0; k < req->res.headers.size;) {
+        if (upstream_may_not_set(&req->res.headers.entries[k], req->res.status))
+            h2o_delete_header(&req->res.headers, (ssize_t)k);
+        else
+            k++;
     }
 
     commit_wait_t *w = NULL;
@@ -242,10 +432,24 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
     struct tg_server *srv = self->srv;
     tg_worker_t *worker = H2O_STRUCT_FROM_MEMBER(tg_worker_t, ctx, req->conn->ctx);
 
-    /* Header size cap (h2o's own limit is the request-line buffer). */
+    /* Header size cap (h2o's own limit is the request-line buffer), and names that are tokens:
+     * anything else (an obs-fold line arrives as a nameless header) is refused, not forwarded. */
     size_t header_bytes = 0;
-    for (size_t i = 0; i < req->headers.size; i++)
-        header_bytes += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    int bad_name = 0;
+    for (size_t i = 0; i < req->headers.size; i++) {
+        const h2o_iovec_t *name = req->headers.entries[i].name;
+        header_bytes += name->len + req->headers.entries[i].value.len + 4;
+        bad_name |= !valid_field_name(name->base, name->len);
+    }
+    if (bad_name) {
+        char json[256];
+        size_t n = tg_gateway_error_json("bad_request", "A request header has an invalid name or a folded line.", json,
+                                         sizeof(json));
+        tg_metrics_count_response(400);
+        req->http1_is_persistent = 0;
+        send_json(req, 400, "Bad Request", json, n);
+        return 0;
+    }
     if (header_bytes > srv->deps.cfg->server.max_header_bytes) {
         char json[256];
         size_t n = tg_gateway_error_json("request_header_too_large",
@@ -286,24 +490,18 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
         return 0;
     }
 
-    /* The key is the customer's secret: it never reaches the upstream. Identity headers are
-     * ours alone, so any the client sent are dropped before ours are added. */
-    ssize_t i;
-    while ((i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1)) != -1)
-        h2o_delete_header(&req->headers, i);
-    while ((i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-api-key"), -1)) != -1)
-        h2o_delete_header(&req->headers, i);
+    /* The key is the customer's secret: it never reaches the upstream; identity and forwarding
+     * headers are tollgate's alone. Client headers an upstream could read as either are dropped
+     * here, and tollgate's own lines are written after hop-by-hop processing (upstream.c), so a
+     * client's Connection header cannot name them away. */
     for (size_t k = 0; k < req->headers.size;) {
         const h2o_iovec_t *name = req->headers.entries[k].name;
-        if (name->len >= 11 && h2o_lcstris(name->base, 11, H2O_STRLIT("x-tollgate-")))
+        if (is_reserved_request_header(name->base, name->len))
             h2o_delete_header(&req->headers, (ssize_t)k);
         else
             k++;
     }
-    const char *cid = tg_account_id(gr->call.account);
-    h2o_add_header_by_str(&req->pool, &req->headers, H2O_STRLIT("x-tollgate-customer"), 0, NULL, cid, strlen(cid));
-    h2o_add_header_by_str(&req->pool, &req->headers, H2O_STRLIT("x-tollgate-plan"), 0, NULL, gr->call.plan->id,
-                          strlen(gr->call.plan->id));
+    h2o_iovec_t extra = identity_headers(req, &gr->call, req->input.authority);
 
     gw_prefilter_t *pf = (void *)h2o_add_prefilter(req, sizeof(*pf));
     pf->super.on_setup_ostream = on_setup_ostream;
@@ -314,7 +512,7 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
      * cannot serve anything but what the plan allowed. */
     h2o_url_t *up = &srv->upstream;
     park_client_reads(gr, req);
-    tg_upstream_forward(worker->upstream, req, h2o_build_destination(req, up->path.base, up->path.len, 1),
+    tg_upstream_forward(worker->upstream, req, h2o_build_destination(req, up->path.base, up->path.len, 1), extra,
                         on_upstream_failed, gr);
     return 0;
 }

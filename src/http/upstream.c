@@ -601,45 +601,20 @@ static char *append(char *p, const char *s, size_t n)
     return p + n;
 }
 
-/* The client's address for X-Forwarded-For. IPv4 is written here: getnameinfo formats it
- * through sprintf, which was a visible part of a proxied request's CPU. */
-static size_t peer_address(h2o_req_t *req, char *out /* NI_MAXHOST */)
-{
-    struct sockaddr_storage ss;
-    socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
-    if (sl == 0)
-        return 0;
-    if (ss.ss_family == AF_INET) {
-        const unsigned char *a = (const unsigned char *)&((struct sockaddr_in *)&ss)->sin_addr;
-        char *p = out;
-        for (int i = 0; i < 4; i++) {
-            if (i > 0)
-                *p++ = '.';
-            if (a[i] >= 100)
-                *p++ = (char)('0' + a[i] / 100);
-            if (a[i] >= 10)
-                *p++ = (char)('0' + a[i] / 10 % 10);
-            *p++ = (char)('0' + a[i] % 10);
-        }
-        return (size_t)(p - out);
-    }
-    size_t n = h2o_socket_getnumerichost((struct sockaddr *)&ss, sl, out);
-    return n == SIZE_MAX ? 0 : n;
-}
-
-static void build_request(fwd_t *f, h2o_iovec_t path)
+/* The request head for the upstream: the request line, Host, the client's end-to-end headers
+ * (not hop-by-hop ones, nor those its Connection header names), then the caller's own lines
+ * (`extra`) LAST, so that nothing the client sent can name them away, then the framing. */
+static void build_request(fwd_t *f, h2o_iovec_t path, h2o_iovec_t extra)
 {
     h2o_req_t *req = f->req;
     tg_upstream_t *up = f->up;
-    char peer[NI_MAXHOST];
-    size_t peer_len = peer_address(req, peer);
 
-    h2o_iovec_t xff = {NULL, 0}, connection = {NULL, 0};
+    h2o_iovec_t connection = {NULL, 0};
     for (ssize_t ci = -1; (ci = h2o_find_header(&req->headers, H2O_TOKEN_CONNECTION, ci)) != -1;) {
         h2o_iovec_t v = req->headers.entries[ci].value;
         connection = connection.base == NULL ? v : h2o_concat(&req->pool, connection, h2o_iovec_init(H2O_STRLIT(",")), v);
     }
-    size_t cap = req->method.len + path.len + up->authority.len + peer_len + 192; /* + the fixed lines below */
+    size_t cap = req->method.len + path.len + up->authority.len + extra.len + 96; /* + the fixed lines below */
     for (size_t i = 0; i < req->headers.size; i++) {
         const h2o_header_t *h = &req->headers.entries[i];
         cap += h->name->len + h->value.len + 4;
@@ -658,28 +633,12 @@ static void build_request(fwd_t *f, h2o_iovec_t path)
             is_hop_by_hop(t, h->name->base, h->name->len) ||
             (connection.base != NULL && token_in_list(connection, h->name->base, h->name->len)))
             continue; /* (Expect: the body is complete already, there is no 100-continue to wait for) */
-        if (h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("x-forwarded-for"))) {
-            xff = xff.base == NULL ? h->value : h2o_concat(&req->pool, xff, h2o_iovec_init(H2O_STRLIT(", ")), h->value);
-            continue;
-        }
-        if (h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("x-forwarded-proto")))
-            continue;
         p = append(p, h->name->base, h->name->len);
         p = append(p, H2O_STRLIT(": "));
         p = append(p, h->value.base, h->value.len);
         p = append(p, H2O_STRLIT("\r\n"));
     }
-    if (xff.base != NULL || peer_len != 0) {
-        p = append(p, H2O_STRLIT("x-forwarded-for: "));
-        if (xff.base != NULL) {
-            p = append(p, xff.base, xff.len);
-            if (peer_len != 0)
-                p = append(p, H2O_STRLIT(", "));
-        }
-        p = append(p, peer, peer_len);
-        p = append(p, H2O_STRLIT("\r\n"));
-    }
-    p = append(p, H2O_STRLIT("x-forwarded-proto: http\r\n"));
+    p = append(p, extra.base, extra.len);
     if (req->entity.base != NULL)
         p += sprintf(p, "content-length: %zu\r\n", req->entity.len);
     p = append(p, H2O_STRLIT("\r\n"));
@@ -691,8 +650,8 @@ static void build_request(fwd_t *f, h2o_iovec_t path)
 
 /* ---- public ---- */
 
-void tg_upstream_forward(tg_upstream_t *up, h2o_req_t *req, h2o_iovec_t path, tg_upstream_failed_cb on_failed,
-                         void *arg)
+void tg_upstream_forward(tg_upstream_t *up, h2o_req_t *req, h2o_iovec_t path, h2o_iovec_t extra,
+                         tg_upstream_failed_cb on_failed, void *arg)
 {
     if (up == NULL) { /* the worker's client could not be created (out of memory at start) */
         on_failed(req, arg, TG_UPSTREAM_DOWN);
@@ -711,7 +670,7 @@ void tg_upstream_forward(tg_upstream_t *up, h2o_req_t *req, h2o_iovec_t path, tg
     f->idempotent = f->is_head || h2o_memis(m.base, m.len, H2O_STRLIT("GET")) ||
                     h2o_memis(m.base, m.len, H2O_STRLIT("PUT")) || h2o_memis(m.base, m.len, H2O_STRLIT("DELETE")) ||
                     h2o_memis(m.base, m.len, H2O_STRLIT("OPTIONS")) || h2o_memis(m.base, m.len, H2O_STRLIT("TRACE"));
-    build_request(f, path);
+    build_request(f, path, extra);
 
     up_conn_t *c = conn_take_idle(up);
     if (c == NULL) {

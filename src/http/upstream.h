@@ -33,10 +33,14 @@ typedef void (*tg_upstream_failed_cb)(h2o_req_t *req, void *arg, tg_upstream_fai
 tg_upstream_t *tg_upstream_create(h2o_loop_t *loop, const h2o_url_t *url, uint64_t io_timeout_ms,
                                   uint64_t keepalive_ms);
 
-/* Forwards req (its method, the given path with query, headers and entity) and responds to
- * it with the upstream's answer: status, end-to-end headers, then the body. h2o_start_response
- * is called when the head has arrived, so prefilters see the upstream's status and headers. */
-void tg_upstream_forward(tg_upstream_t *up, h2o_req_t *req, h2o_iovec_t path, tg_upstream_failed_cb on_failed,
-                         void *arg);
+/* Forwards req (its method, the given path with query, end-to-end headers and entity) and
+ * responds to it with the upstream's answer: status, end-to-end headers, then the body.
+ * `extra` is zero or more complete header lines ("name: value\r\n", in req's pool or static)
+ * written after the client's headers and after hop-by-hop processing, so a client's
+ * Connection header cannot remove them; the caller has removed any client header that could
+ * be mistaken for them. h2o_start_response is called when the head has arrived, so
+ * prefilters see the upstream's status and headers. */
+void tg_upstream_forward(tg_upstream_t *up, h2o_req_t *req, h2o_iovec_t path, h2o_iovec_t extra,
+                         tg_upstream_failed_cb on_failed, void *arg);
 
 #endif
