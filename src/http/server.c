@@ -256,6 +256,8 @@ int tg_server_start(const tg_server_deps_t *deps, tg_server_t **out, tg_err_t *e
     srv->gateway_conf.max_request_entity_size =
         cfg->server.max_body_bytes == 0 ? SIZE_MAX : cfg->server.max_body_bytes;
     srv->gateway_conf.server_name = h2o_iovec_init(H2O_STRLIT("tollgate"));
+    /* HTTP/1.1 only (docs/api.md): h2o would otherwise answer "PRI * HTTP/2" and Upgrade: h2c. */
+    srv->gateway_conf.http1.upgrade_to_http2 = 0;
     h2o_hostconf_t *gh = h2o_config_register_host(&srv->gateway_conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *gp = h2o_config_register_path(gh, "/", 0);
     int rc = tg_http_register_gateway(srv, gp, err);
@@ -265,6 +267,7 @@ int tg_server_start(const tg_server_deps_t *deps, tg_server_t **out, tg_err_t *e
     h2o_config_init(&srv->admin_conf);
     srv->admin_conf.max_request_entity_size = ADMIN_MAX_BODY;
     srv->admin_conf.server_name = h2o_iovec_init(H2O_STRLIT("tollgate"));
+    srv->admin_conf.http1.upgrade_to_http2 = 0;
     h2o_hostconf_t *ah = h2o_config_register_host(&srv->admin_conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *ap = h2o_config_register_path(ah, "/", 0);
     admin_handler_t *handler = (void *)h2o_create_handler(ap, sizeof(*handler));
