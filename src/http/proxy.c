@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http/http1_server.h"
 #include "http/http_int.h"
 #include "metrics/metrics.h"
 #include "util/clock.h"
@@ -44,7 +45,6 @@ typedef struct gw_req {
     tg_worker_t *worker;
     int64_t forwarded_mono_ns;
     commit_wait_t *wait;
-    h2o_socket_t *client_sock; /* set while its reads are parked (park_client_reads) */
     int failed; /* answered by on_upstream_failed; the prefilter has nothing to do */
 } gw_req_t;
 
@@ -64,38 +64,9 @@ static void wait_release(commit_wait_t *w)
         free(w);
 }
 
-/* h2o 2.2's HTTP/1 connection stops reading the client socket while a request is handled and
- * starts again when the response is done. The epoll backend applies that at the next loop
- * iteration, so a request answered later (every proxied one) costs an EPOLL_CTL_DEL and an
- * EPOLL_CTL_ADD: about 6% of the process's CPU under load. Instead, the socket stays
- * registered for reading with h2o's DONT_READ flag set, so nothing is read into the buffer the
- * request's headers point into. If the client does send something (a pipelined request, a
- * close), unpark_client_reads puts the socket in the state h2o left it in, and h2o reads it when
- * the response is done, as it would have. The request's dispose hook, which runs before h2o
- * reads again on every path, clears the flag. HTTP/1 only: an HTTP/2 socket carries other
- * streams. */
-static void unpark_client_reads(h2o_socket_t *sock, const char *err)
-{
-    (void)err;
-    h2o_socket_dont_read(sock, 0);
-    h2o_socket_read_stop(sock);
-}
-
-static void park_client_reads(gw_req_t *gr, h2o_req_t *req)
-{
-    h2o_socket_t *sock = req->version < 0x200 ? req->conn->callbacks->get_socket(req->conn) : NULL;
-    if (sock == NULL || h2o_socket_is_reading(sock))
-        return;
-    gr->client_sock = sock;
-    h2o_socket_dont_read(sock, 1);
-    h2o_socket_read_start(sock, unpark_client_reads);
-}
-
 static void on_gw_req_dispose(void *p)
 {
     gw_req_t *gr = p;
-    if (gr->client_sock != NULL) /* h2o's read_start follows and replaces the callback */
-        h2o_socket_dont_read(gr->client_sock, 0);
     tg_gateway_abandon(gr->worker->srv->deps.gateway, &gr->call);
     if (gr->wait != NULL) {
         gr->wait->req = NULL;
@@ -164,21 +135,53 @@ static void send_json(h2o_req_t *req, int status, const char *reason, const char
 
 /* ---- what the upstream may rely on (docs/api.md "What the upstream sees") ---- */
 
-/* RFC 9110 5.6.2: tchar. Field names made of anything else are refused, never forwarded. */
-static int is_tchar(unsigned char c)
+/* Paths that upstreams read differently from tollgate's normalised form, refused (400
+ * bad_path) rather than guessed at: an encoded '/' or '\' (%2F, %5C) or a raw '\' (IIS and
+ * some frameworks treat them as separators), a double encoding (%25 followed by two hex
+ * digits: an upstream that decodes again sees a different path), an encoded control character
+ * (%00-%1F, %7F), and a "." or ".." segment carrying ';' parameters ("..;/", which Tomcat and
+ * Spring resolve as ".."). Anything else is forwarded as the normalised path the decision used. */
+static int hexv(char ch)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+    return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
 }
 
-static int valid_field_name(const char *s, size_t n)
+static int ambiguous_path(h2o_iovec_t path, size_t query_at)
 {
-    if (n == 0)
-        return 0; /* an obs-fold continuation line reaches here as a nameless header */
-    for (size_t i = 0; i < n; i++)
-        if (!is_tchar((unsigned char)s[i]))
-            return 0;
-    return 1;
+    size_t n = query_at != SIZE_MAX && query_at < path.len ? query_at : path.len;
+    const char *s = path.base;
+    size_t seg = 0; /* start of the current segment */
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\\')
+            return 1;
+        if (s[i] == '/') {
+            seg = i + 1;
+        } else if (s[i] == '%') {
+            int hi = i + 2 < n ? hexv(s[i + 1]) : -1, lo = i + 2 < n ? hexv(s[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                continue; /* not an escape; h2o's normalisation keeps it as is */
+            int v = hi * 16 + lo;
+            if (v == '/' || v == '\\' || v < 0x20 || v == 0x7f)
+                return 1;
+            if (v == '%' && i + 4 < n && hexv(s[i + 3]) >= 0 && hexv(s[i + 4]) >= 0)
+                return 1;
+        } else if (s[i] == ';') {
+            /* the segment before ';', with %2e read as '.', must not be "." or ".." */
+            size_t dots = 0, j = seg;
+            while (j < i) {
+                if (s[j] == '.')
+                    j++;
+                else if (j + 2 < i + 1 && s[j] == '%' && s[j + 1] == '2' && (s[j + 2] == 'e' || s[j + 2] == 'E'))
+                    j += 3;
+                else
+                    break;
+                dots++;
+            }
+            if (j == i && (dots == 1 || dots == 2))
+                return 1;
+        }
+    }
+    return 0;
 }
 
 /* Does `name`, read the way CGI, WSGI, PHP and Rack read it, start with (or, if !prefix, equal)
@@ -403,20 +406,37 @@ static void on_upstream_failed(h2o_req_t *req, void *arg, tg_upstream_failure_t 
 {
     gw_req_t *gr = arg;
     struct tg_server *srv = gr->worker->srv;
-    int timeout = why == TG_UPSTREAM_TIMEOUT;
     static const char msg_timeout[] = "The upstream API did not answer in time. This call was not billed.";
     static const char msg_down[] = "The upstream API could not be reached. This call was not billed.";
+    const char *type = "upstream_unavailable", *msg = msg_down, *reason = "Bad Gateway";
+    int status = 502;
+    if (why == TG_UPSTREAM_TIMEOUT) {
+        type = "upstream_timeout", msg = msg_timeout, reason = "Gateway Timeout", status = 504;
+    } else if (why == TG_UPSTREAM_CLIENT) {
+        /* the client's body failed while it was being forwarded (http1_server.c says how) */
+        switch (tg_h1_body_error(req)) {
+        case 413:
+            type = "request_too_large", reason = "Content Too Large", status = 413;
+            msg = "The request body exceeds the gateway's limit (server.max_body_bytes). This call was not billed.";
+            break;
+        case 408:
+            type = "request_timeout", reason = "Request Timeout", status = 408;
+            msg = "The request body stopped arriving. This call was not billed.";
+            break;
+        default: /* 400 bad chunked framing; 499 the client left (nobody reads this answer) */
+            type = "bad_request", reason = "Bad Request", status = 400;
+            msg = "The request body's chunked framing is invalid. This call was not billed.";
+            break;
+        }
+    }
     char json[512];
-    size_t n = tg_gateway_error_json(timeout ? "upstream_timeout" : "upstream_unavailable",
-                                     timeout ? msg_timeout : msg_down, json, sizeof(json));
-    int status = timeout ? 504 : 502;
-
-    tg_metrics_observe_upstream(tg_clock_mono_ns() - gr->forwarded_mono_ns, 1);
+    size_t n = tg_gateway_error_json(type, msg, json, sizeof(json));
+    tg_metrics_observe_upstream(tg_clock_mono_ns() - gr->forwarded_mono_ns, why != TG_UPSTREAM_CLIENT);
     tg_gateway_settle(srv->deps.gateway, &gr->call, status, 1, NULL, 0, NULL, NULL);
     gr->failed = 1;
     tg_gateway_headers(&gr->call, NULL, add_header_cb, req);
     tg_metrics_count_response(status);
-    send_json(req, status, timeout ? "Gateway Timeout" : "Bad Gateway", json, n);
+    send_json(req, status, reason, json, n);
 }
 
 static h2o_iovec_t header_value(h2o_req_t *req, const h2o_token_t *token, const char *name, size_t name_len)
@@ -432,32 +452,15 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
     struct tg_server *srv = self->srv;
     tg_worker_t *worker = H2O_STRUCT_FROM_MEMBER(tg_worker_t, ctx, req->conn->ctx);
 
-    /* Header size cap (h2o's own limit is the request-line buffer), and names that are tokens:
-     * anything else (an obs-fold line arrives as a nameless header) is refused, not forwarded. */
-    size_t header_bytes = 0;
-    int bad_name = 0;
-    for (size_t i = 0; i < req->headers.size; i++) {
-        const h2o_iovec_t *name = req->headers.entries[i].name;
-        header_bytes += name->len + req->headers.entries[i].value.len + 4;
-        bad_name |= !valid_field_name(name->base, name->len);
-    }
-    if (bad_name) {
-        char json[256];
-        size_t n = tg_gateway_error_json("bad_request", "A request header has an invalid name or a folded line.", json,
-                                         sizeof(json));
+    /* The head was checked by the HTTP/1 front (http1_server.c): framing, sizes, names. */
+    if (ambiguous_path(req->path, req->query_at)) {
+        char json[512];
+        size_t n = tg_gateway_error_json("bad_path",
+                                         "The path has an encoded slash or backslash, a double encoding, a control "
+                                         "character or a dot segment with parameters, which upstreams read differently.",
+                                         json, sizeof(json));
         tg_metrics_count_response(400);
-        req->http1_is_persistent = 0;
         send_json(req, 400, "Bad Request", json, n);
-        return 0;
-    }
-    if (header_bytes > srv->deps.cfg->server.max_header_bytes) {
-        char json[256];
-        size_t n = tg_gateway_error_json("request_header_too_large",
-                                         "The request headers exceed the gateway's limit.", json, sizeof(json));
-        tg_metrics_count_decision(TG_OUT_TOO_LARGE);
-        tg_metrics_count_response(431);
-        req->http1_is_persistent = 0;
-        send_json(req, 431, "Request Header Fields Too Large", json, n);
         return 0;
     }
 
@@ -486,6 +489,8 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
                              : refusal.status == 429 ? "Too Many Requests"
                                                      : "Service Unavailable";
         gr->call.settled = 1; /* nothing was reserved */
+        /* Refused from the head alone: a body is never read, and the front (http1_server.c)
+         * then answers with Connection: close; a call without a body keeps its connection. */
         send_json(req, refusal.status, reason, json, n);
         return 0;
     }
@@ -501,7 +506,7 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
         else
             k++;
     }
-    h2o_iovec_t extra = identity_headers(req, &gr->call, req->input.authority);
+    h2o_iovec_t extra = identity_headers(req, &gr->call, header_value(req, H2O_TOKEN_HOST, NULL, 0));
 
     gw_prefilter_t *pf = (void *)h2o_add_prefilter(req, sizeof(*pf));
     pf->super.on_setup_ostream = on_setup_ostream;
@@ -511,7 +516,6 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
     /* The upstream gets the normalized path the decision was made on (plus the query), so it
      * cannot serve anything but what the plan allowed. */
     h2o_url_t *up = &srv->upstream;
-    park_client_reads(gr, req);
     tg_upstream_forward(worker->upstream, req, h2o_build_destination(req, up->path.base, up->path.len, 1), extra,
                         on_upstream_failed, gr);
     return 0;

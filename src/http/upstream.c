@@ -17,25 +17,9 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "http/http1_server.h"
+#include "http/phr.h"
 #include "http/upstream.h"
-
-/* picohttpparser ships inside libh2o (its symbols are exported) without a header in Debian's
- * package; these are its declarations as of h2o 2.2. */
-struct phr_header {
-    const char *name;
-    size_t name_len;
-    const char *value;
-    size_t value_len;
-};
-int phr_parse_response(const char *buf, size_t len, int *minor_version, int *status, const char **msg,
-                       size_t *msg_len, struct phr_header *headers, size_t *num_headers, size_t last_len);
-struct phr_chunked_decoder {
-    size_t bytes_left_in_chunk;
-    char consume_trailer;
-    char _hex_count;
-    char _state;
-};
-ssize_t phr_decode_chunked(struct phr_chunked_decoder *decoder, char *buf, size_t *bufsz);
 
 #define MAX_HEAD_BYTES (64 * 1024)
 #define MAX_HEADERS 128
@@ -64,6 +48,7 @@ struct up_conn {
     h2o_linklist_t idle_link;
     h2o_timeout_entry_t timer; /* I/O timeout while in use, idle timeout while idle */
     unsigned served;           /* responses completed on this connection */
+    unsigned connected : 1;
 };
 
 enum framing { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_UNTIL_CLOSE };
@@ -75,8 +60,20 @@ struct fwd {
     up_conn_t *conn;
     tg_upstream_failed_cb on_failed;
     void *arg;
-    h2o_iovec_t wbufs[2];
-    size_t wcnt;
+    h2o_iovec_t head;  /* the request head, in the request's pool */
+    h2o_iovec_t piece; /* the body piece to write next; in the client's input buffer */
+    char chunk_line[24];
+    tg_h1_body_kind_t body_kind;
+    uint64_t body_length; /* TG_H1_BODY_LENGTH */
+    unsigned head_sent : 1;   /* the head is written (or being written) on the current connection */
+    unsigned has_piece : 1;   /* piece holds a piece not yet written whole */
+    unsigned piece_last : 1;  /* it is the body's last */
+    unsigned in_write : 1;    /* piece is part of the write in progress */
+    unsigned writing : 1;     /* a write to the connection is in progress */
+    unsigned body_asked : 1;  /* waiting for the client's next piece */
+    unsigned body_sent : 1;   /* the request is written whole */
+    unsigned body_released : 1; /* an earlier piece was released: the body cannot be sent again */
+    unsigned body_stopped : 1;  /* the upstream answered first, or the client's body failed */
     unsigned retried : 1;
     unsigned started : 1;   /* h2o_start_response was called */
     unsigned done : 1;      /* the final (or error) send was made, or the client left */
@@ -180,11 +177,24 @@ static up_conn_t *conn_open(tg_upstream_t *up)
 
 /* ---- the request's side ---- */
 
+/* The client's body is no longer wanted (the upstream answered or failed before it was sent
+ * whole): the client's side stops reading it and closes the connection after the response. */
+static void stop_body(fwd_t *f)
+{
+    if (f->body_kind == TG_H1_BODY_NONE || f->body_sent || f->body_stopped)
+        return;
+    f->body_stopped = 1;
+    f->reusable = 0;
+    f->body_asked = 0;
+    tg_h1_body_abandon(f->req);
+}
+
 static void fail(fwd_t *f, tg_upstream_failure_t why)
 {
     if (f->conn != NULL)
         conn_close(f->conn, 1);
     f->done = 1;
+    stop_body(f);
     f->on_failed(f->req, f->arg, why);
 }
 
@@ -198,7 +208,7 @@ static void abort_response(fwd_t *f)
     h2o_send(f->req, NULL, 0, H2O_SEND_STATE_ERROR);
 }
 
-static void send_request(fwd_t *f);
+static void flush(fwd_t *f);
 
 /* Opens a new connection for f, which sends the request once connected; or fails f. */
 static void attach_new_conn(fwd_t *f)
@@ -216,34 +226,126 @@ static void attach_new_conn(fwd_t *f)
 /* f's connection failed before any of the response arrived. A pooled one was most likely closed
  * by the upstream while idle, so the request is tried once more on a new connection; but once
  * it was written whole the upstream may have acted on it before closing, so then only an
- * idempotent method is sent again (as nginx does) and anything else gets 502. */
+ * idempotent method is sent again (as nginx does) and anything else gets 502. A body of which a
+ * piece was already released (streamed) cannot be sent again either. */
 static void retry_or_fail(fwd_t *f, int written)
 {
     up_conn_t *c = f->conn;
-    if (c->served == 0 || f->retried || (written && !f->idempotent)) {
+    if (c->served == 0 || f->retried || (written && !f->idempotent) || f->body_released || f->body_stopped) {
         fail(f, TG_UPSTREAM_DOWN);
         return;
     }
     f->retried = 1;
     f->eof = 0;
+    f->head_sent = f->in_write = f->writing = f->body_sent = 0;
     conn_close(c, 1);
     attach_new_conn(f);
+}
+
+static void on_body(void *arg, h2o_iovec_t data, int last, int status);
+
+/* Asks the client's side for the next piece of the body (the previous one is released). */
+static void ask_body(fwd_t *f)
+{
+    if (f->has_piece)
+        f->body_released = 1;
+    f->has_piece = 0;
+    f->body_asked = 1;
+    tg_h1_body_read(f->req, on_body, f);
 }
 
 static void on_write_done(h2o_socket_t *sock, const char *err)
 {
     up_conn_t *c = sock->data;
     fwd_t *f = c->fwd;
-    if (err == NULL || f == NULL || f->started)
+    if (f == NULL)
         return;
-    retry_or_fail(f, 0);
+    f->writing = 0;
+    int wrote_piece = f->in_write;
+    f->in_write = 0;
+    if (err != NULL) {
+        if (!f->started)
+            retry_or_fail(f, 0);
+        return;
+    }
+    if (f->started || f->body_stopped)
+        return; /* the upstream answered already: the rest of the body is not sent */
+    if (wrote_piece) {
+        if (f->piece_last)
+            f->body_sent = 1; /* the last piece stays held: the request may be sent again */
+        else
+            ask_body(f);
+    }
+    if (!f->done && f->conn != NULL)
+        flush(f);
+}
+
+/* Writes what is ready: the head (once per connection) and the current body piece, framed as
+ * the head said (Content-Length, or chunked when the client's body was chunked). */
+static void flush(fwd_t *f)
+{
+    up_conn_t *c = f->conn;
+    if (c == NULL || f->writing || f->done || !c->connected)
+        return;
+    h2o_iovec_t v[5];
+    size_t n = 0;
+    if (!f->head_sent)
+        v[n++] = f->head;
+    int piece = f->has_piece && !f->body_sent && !f->body_stopped;
+    if (piece) {
+        if (f->body_kind == TG_H1_BODY_CHUNKED && f->piece.len != 0) {
+            static const char hex[] = "0123456789abcdef";
+            char tmp[20], *p = f->chunk_line;
+            size_t k = 0, len = f->piece.len;
+            do
+                tmp[k++] = hex[len & 15];
+            while ((len >>= 4) != 0);
+            while (k > 0)
+                *p++ = tmp[--k];
+            *p++ = '\r';
+            *p++ = '\n';
+            v[n++] = h2o_iovec_init(f->chunk_line, (size_t)(p - f->chunk_line));
+            v[n++] = f->piece;
+            v[n++] = h2o_iovec_init(H2O_STRLIT("\r\n"));
+        } else if (f->piece.len != 0) {
+            v[n++] = f->piece;
+        }
+        if (f->body_kind == TG_H1_BODY_CHUNKED && f->piece_last)
+            v[n++] = h2o_iovec_init(H2O_STRLIT("0\r\n\r\n"));
+    }
+    if (n == 0)
+        return;
+    f->head_sent = 1;
+    f->in_write = piece;
+    f->writing = 1;
+    if (f->body_kind == TG_H1_BODY_NONE)
+        f->body_sent = 1;
+    timer_set(c, &f->up->io_timeout);
+    h2o_socket_write(c->sock, v, n, on_write_done);
+}
+
+/* The client's side has the next piece of the body (or failed). */
+static void on_body(void *arg, h2o_iovec_t data, int last, int status)
+{
+    fwd_t *f = arg;
+    f->body_asked = 0;
+    if (status != 0) {
+        f->body_stopped = 1;
+        if (!f->started && !f->done)
+            fail(f, TG_UPSTREAM_CLIENT); /* the upstream got half a request: its connection closes */
+        else
+            f->reusable = 0;
+        return;
+    }
+    f->piece = data;
+    f->has_piece = 1;
+    f->piece_last = last;
+    flush(f);
 }
 
 static void send_request(fwd_t *f)
 {
-    up_conn_t *c = f->conn;
-    timer_set(c, &f->up->io_timeout);
-    h2o_socket_write(c->sock, f->wbufs, f->wcnt, on_write_done);
+    flush(f);
 }
 
 static void on_connect(h2o_socket_t *sock, const char *err)
@@ -257,6 +359,7 @@ static void on_connect(h2o_socket_t *sock, const char *err)
             conn_close(c, 0);
         return;
     }
+    c->connected = 1;
     h2o_socket_read_start(sock, on_read);
     if (f != NULL)
         send_request(f);
@@ -542,6 +645,7 @@ static void on_read(h2o_socket_t *sock, const char *err)
                 fail(f, TG_UPSTREAM_DOWN); /* closed in the middle of the head */
             return;
         }
+        stop_body(f); /* an answer before the whole body: the rest is not sent */
     }
     pump(f);
 }
@@ -639,13 +743,21 @@ static void build_request(fwd_t *f, h2o_iovec_t path, h2o_iovec_t extra)
         p = append(p, H2O_STRLIT("\r\n"));
     }
     p = append(p, extra.base, extra.len);
-    if (req->entity.base != NULL)
-        p += sprintf(p, "content-length: %zu\r\n", req->entity.len);
+    /* tollgate frames the body itself: the length it checked, or chunks it decoded */
+    if (f->body_kind == TG_H1_BODY_LENGTH) {
+        char num[24], *q = num + sizeof(num);
+        uint64_t v = f->body_length;
+        do
+            *--q = (char)('0' + v % 10);
+        while ((v /= 10) != 0);
+        p = append(p, H2O_STRLIT("content-length: "));
+        p = append(p, q, (size_t)(num + sizeof(num) - q));
+        p = append(p, H2O_STRLIT("\r\n"));
+    } else if (f->body_kind == TG_H1_BODY_CHUNKED) {
+        p = append(p, H2O_STRLIT("transfer-encoding: chunked\r\n"));
+    }
     p = append(p, H2O_STRLIT("\r\n"));
-    f->wbufs[0] = h2o_iovec_init(buf, (size_t)(p - buf));
-    f->wcnt = 1;
-    if (req->entity.base != NULL && req->entity.len != 0)
-        f->wbufs[f->wcnt++] = req->entity;
+    f->head = h2o_iovec_init(buf, (size_t)(p - buf));
 }
 
 /* ---- public ---- */
@@ -670,7 +782,15 @@ void tg_upstream_forward(tg_upstream_t *up, h2o_req_t *req, h2o_iovec_t path, h2
     f->idempotent = f->is_head || h2o_memis(m.base, m.len, H2O_STRLIT("GET")) ||
                     h2o_memis(m.base, m.len, H2O_STRLIT("PUT")) || h2o_memis(m.base, m.len, H2O_STRLIT("DELETE")) ||
                     h2o_memis(m.base, m.len, H2O_STRLIT("OPTIONS")) || h2o_memis(m.base, m.len, H2O_STRLIT("TRACE"));
+    f->body_kind = tg_h1_body_kind(req, &f->body_length);
     build_request(f, path, extra);
+    if (f->body_kind == TG_H1_BODY_LENGTH && f->body_length == 0)
+        f->body_kind = TG_H1_BODY_NONE, f->body_sent = 1; /* "content-length: 0" is in the head */
+    if (f->body_kind != TG_H1_BODY_NONE) {
+        ask_body(f); /* a body already buffered arrives now, and goes out with the head */
+        if (f->done)
+            return;
+    }
 
     up_conn_t *c = conn_take_idle(up);
     if (c == NULL) {

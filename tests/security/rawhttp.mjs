@@ -76,7 +76,8 @@ export async function readMessage(rd, { response = false, method = 'GET' } = {})
 }
 
 // The echo upstream. Each request is answered 200 (or opts.status(req)) with the request's
-// header lines, verbatim and one per line, as the body, plus opts.headers(req) in the response.
+// header lines, verbatim and one per line, as the body, plus opts.headers(req) in the response;
+// opts.onRequest(req) is awaited first.
 export async function echoUpstream(opts = {}) {
   const up = { reqs: [], sockets: new Set() };
   up.server = net.createServer(async (sock) => {
@@ -87,7 +88,7 @@ export async function echoUpstream(opts = {}) {
       for (;;) {
         const req = await readMessage(rd);
         up.reqs.push(req);
-        if (opts.onRequest) opts.onRequest(req);
+        if (opts.onRequest) await opts.onRequest(req); // may hold the answer back
         const body = Buffer.from(req.lines.join('\n'), 'latin1');
         const extra = opts.headers ? opts.headers(req) : [];
         const status = opts.status ? opts.status(req) : '200 OK';
