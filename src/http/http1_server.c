@@ -312,6 +312,7 @@ static int build_request(h1_conn_t *c, size_t head_len, const char *method, size
     memcpy(head, c->sock->input->bytes, head_len);
     ptrdiff_t shift = head - c->sock->input->bytes;
 
+    h2o_vector_reserve(&req->pool, &req->headers, nh);
     h2o_iovec_t host = {NULL, 0};
     int hosts = 0, te = 0, cls = 0, close = 0, keep_alive = 0;
     uint64_t cl = 0;
@@ -602,10 +603,8 @@ static void deliver(h1_conn_t *c, size_t n, int last)
 {
     c->body_given = n;
     c->body_want = 0;
-    if (last) {
-        c->body_done = 1;
-        timer_set(c, NULL, NULL);
-    }
+    c->body_done = last;
+    timer_set(c, NULL, NULL); /* while the piece is out, the upstream is waited on, not the client */
     c->body_reading = 0;
     park(c); /* backpressure: nothing more is read while the piece is out */
     c->body_cb(c->body_arg, h2o_iovec_init(c->sock->input->bytes, n), last, 0);

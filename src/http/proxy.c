@@ -184,35 +184,38 @@ static int ambiguous_path(h2o_iovec_t path, size_t query_at)
     return 0;
 }
 
-/* Does `name`, read the way CGI, WSGI, PHP and Rack read it, start with (or, if !prefix, equal)
- * `lit`? Those fold '-' and '_' (PHP also '.') into one character and ignore case, so every
- * byte that is not a letter or digit is compared as '-', after trimming surrounding blanks.
- * `lit` is lowercase with '-' only. */
-static int folded_match(const char *name, size_t n, const char *lit, int prefix)
+/* How CGI, WSGI, PHP and Rack read a header name: they fold '-' and '_' (PHP also '.') into one
+ * character and ignore case. Writes the first `cap` bytes of `name` so folded (lowercase
+ * letters and digits, every other byte '-'), after trimming surrounding blanks, and returns the
+ * trimmed name's whole length. */
+static size_t fold_name(const char *name, size_t n, char *out, size_t cap)
 {
     while (n > 0 && (name[0] == ' ' || name[0] == '\t'))
         name++, n--;
     while (n > 0 && (name[n - 1] == ' ' || name[n - 1] == '\t'))
         n--;
-    size_t ln = strlen(lit);
-    if (prefix ? n < ln : n != ln)
-        return 0;
-    for (size_t i = 0; i < ln; i++) {
+    for (size_t i = 0; i < n && i < cap; i++) {
         unsigned char c = (unsigned char)name[i];
-        char f = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) ? (char)c : '-';
-        if (f != lit[i])
-            return 0;
+        out[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a')
+                 : ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) ? (char)c
+                                                                      : '-';
     }
-    return 1;
+    return n;
 }
+
+#define FOLDED_IS(f, n, lit) ((n) == sizeof(lit) - 1 && memcmp((f), (lit), sizeof(lit) - 1) == 0)
+#define FOLDED_STARTS(f, n, lit) ((n) >= sizeof(lit) - 1 && memcmp((f), (lit), sizeof(lit) - 1) == 0)
 
 /* Request headers the upstream can only ever get from tollgate: the identity it adds, the
  * forwarding headers it writes itself, and the customer's key (a secret). */
-static int is_reserved_request_header(const char *name, size_t n)
+static int is_reserved_request_header(const char *name, size_t len)
 {
-    return folded_match(name, n, "x-tollgate-", 1) || folded_match(name, n, "x-forwarded-", 1) ||
-           folded_match(name, n, "forwarded", 0) || folded_match(name, n, "x-real-ip", 0) ||
-           folded_match(name, n, "authorization", 0) || folded_match(name, n, "x-api-key", 0);
+    char f[16];
+    if (len < 9)
+        return 0; /* shorter than any of them (and most headers) */
+    size_t n = fold_name(name, len, f, sizeof(f));
+    return FOLDED_STARTS(f, n, "x-tollgate-") || FOLDED_STARTS(f, n, "x-forwarded-") || FOLDED_IS(f, n, "forwarded") ||
+           FOLDED_IS(f, n, "x-real-ip") || FOLDED_IS(f, n, "authorization") || FOLDED_IS(f, n, "x-api-key");
 }
 
 /* Cookies whose names start with this (after a __Host- or __Secure- prefix) are tollgate's: the
@@ -239,14 +242,14 @@ static int is_tollgate_cookie(h2o_iovec_t v)
  * the upstream's to set. */
 static int upstream_may_not_set(const h2o_header_t *h, int status)
 {
-    const char *name = h->name->base;
-    size_t n = h->name->len;
-    if (folded_match(name, n, "x-ratelimit", 1) || folded_match(name, n, "ratelimit", 1) ||
-        folded_match(name, n, "x-quota-", 1))
-        return 1;
-    if (status != 429 && folded_match(name, n, "retry-after", 0))
-        return 1;
-    return h->name == &H2O_TOKEN_SET_COOKIE->buf && is_tollgate_cookie(h->value);
+    char f[16];
+    if (h->name == &H2O_TOKEN_SET_COOKIE->buf)
+        return is_tollgate_cookie(h->value);
+    if (h->name->len < 8)
+        return 0;
+    size_t n = fold_name(h->name->base, h->name->len, f, sizeof(f));
+    return FOLDED_STARTS(f, n, "x-ratelimit") || FOLDED_STARTS(f, n, "ratelimit") || FOLDED_STARTS(f, n, "x-quota-") ||
+           (status != 429 && FOLDED_IS(f, n, "retry-after"));
 }
 
 /* The peer's numeric address into out (NI_MAXHOST); IPv4 by hand: getnameinfo formats through

@@ -95,6 +95,67 @@ test('API8:2023 security misconfiguration: bodies are re-framed by tollgate; ide
   });
 });
 
+test('API4:2023 unrestricted resource consumption: an admitted 8 MB chunked upload streams to the upstream byte-exact, re-chunked', async () => {
+  await withEcho({}, async ({ s, up, pro }) => {
+    const { createHash, randomBytes } = await import('node:crypto');
+    const data = randomBytes(8 * 1024 * 1024);
+    const c = await connect(s.gwPort);
+    c.sock.write(head(s, pro, ['Transfer-Encoding: chunked']));
+    for (let off = 0; off < data.length; off += 65536) {
+      const part = data.subarray(off, off + 65536);
+      if (!c.sock.write(Buffer.concat([Buffer.from(`${part.length.toString(16)}\r\n`), part, Buffer.from('\r\n')]))) {
+        await new Promise((r) => c.sock.once('drain', r));
+      }
+    }
+    c.sock.write('0\r\n\r\n');
+    const r = await readMessage(c.rd, { response: true });
+    assert.equal(r.status, 200);
+    const got = up.reqs.at(-1);
+    assert.deepEqual(got.all('transfer-encoding'), ['chunked']);
+    assert.equal(got.body.length, data.length);
+    assert.equal(createHash('sha256').update(got.body).digest('hex'), createHash('sha256').update(data).digest('hex'));
+    // the connection stays usable
+    c.sock.write(head(s, pro, ['Content-Length: 2']) + 'ok');
+    assert.equal((await readMessage(c.rd, { response: true })).status, 200);
+    c.sock.destroy();
+  });
+});
+
+test('API4:2023 unrestricted resource consumption: an upstream that answers before the body ends is passed on, and the client connection closes', async () => {
+  const net = await import('node:net');
+  const upstream = net.createServer((sock) => {
+    let seen = Buffer.alloc(0);
+    sock.on('error', () => {});
+    sock.on('data', (d) => {
+      seen = Buffer.concat([seen, d]);
+      if (seen.includes('\r\n\r\n') && !sock.answered) {
+        sock.answered = true;
+        sock.end('HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope');
+      }
+    });
+  });
+  await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
+  let s;
+  try {
+    s = await new Stack({ noUpstream: true, upstreamPort: upstream.address().port }).start();
+    const pro = await s.customer('pro');
+    const c = await connect(s.gwPort);
+    c.sock.write(head(s, pro, [`Content-Length: ${4 * 1024 * 1024}`]) + 'x'.repeat(1000));
+    const r = await readMessage(c.rd, { response: true });
+    assert.equal(r.status, 413);
+    assert.equal(r.body.toString(), 'nope');
+    assert.equal(r.get('connection'), 'close');
+    try { await c.rd.rest(); } catch { /* still open: fails below */ }
+    assert.ok(c.rd.ended, 'the client connection stayed open');
+    c.sock.destroy();
+    const n = await exchange(s.gwPort, head(s, pro, ['Content-Length: 0']));
+    assert.equal(n.status, 413); // the gateway is fine; this upstream always says 413
+  } finally {
+    upstream.close();
+    if (s) await s.stop();
+  }
+});
+
 test('API8:2023 security misconfiguration: paths an upstream could resolve differently are refused with 400 bad_path', async () => {
   await withEcho({}, async ({ s, up, pro }) => {
     const paths = ['/v1/basic/..;/vision', '/v1/basic/%2e%2e;/vision', '/v1/basic/.;/x', '/v1/basic%2F..%2Fvision',
