@@ -9,7 +9,9 @@
  * (generator proceed), and the socket is not read meanwhile, so a slow client slows the
  * upstream instead of growing memory. The last piece of a response is copied into the
  * request's pool (or, when large, the input buffer itself is handed to the pool), because
- * h2o may still be writing it after the connection has gone back to the idle list. */
+ * h2o may still be writing it after the connection has gone back to the idle list.
+ *
+ * The heads (the request head written, the response head parsed) are in upstream_head.c. */
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,80 +19,10 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#include "http/http1_server.h"
-#include "http/phr.h"
-#include "http/upstream.h"
+#include "http/upstream_int.h"
 
-#define MAX_HEAD_BYTES (64 * 1024)
-#define MAX_HEADERS 128
 #define MAX_IDLE_PER_WORKER 1024
 #define COPY_LAST_PIECE_MAX 16384
-
-typedef struct up_conn up_conn_t;
-typedef struct fwd fwd_t;
-
-struct tg_upstream {
-    h2o_loop_t *loop;
-    h2o_iovec_t authority; /* Host header */
-    h2o_iovec_t origin;    /* "http://authority", for rewriting Location */
-    struct sockaddr_storage addr;
-    socklen_t addrlen;
-    h2o_timeout_t io_timeout;
-    h2o_timeout_t idle_timeout;
-    h2o_linklist_t idle; /* most recently used last */
-    size_t nidle;
-};
-
-struct up_conn {
-    tg_upstream_t *up;
-    h2o_socket_t *sock;
-    fwd_t *fwd; /* NULL while idle or connecting for nobody */
-    h2o_linklist_t idle_link;
-    h2o_timeout_entry_t timer; /* I/O timeout while in use, idle timeout while idle */
-    unsigned served;           /* responses completed on this connection */
-    unsigned connected : 1;
-};
-
-enum framing { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_UNTIL_CLOSE };
-
-struct fwd {
-    h2o_generator_t gen;
-    tg_upstream_t *up;
-    h2o_req_t *req;
-    up_conn_t *conn;
-    tg_upstream_failed_cb on_failed;
-    void *arg;
-    h2o_iovec_t head;  /* the request head, in the request's pool */
-    h2o_iovec_t piece; /* the body piece to write next; in the client's input buffer */
-    char chunk_line[24];
-    tg_h1_body_kind_t body_kind;
-    uint64_t body_length; /* TG_H1_BODY_LENGTH */
-    unsigned head_sent : 1;   /* the head is written (or being written) on the current connection */
-    unsigned has_piece : 1;   /* piece holds a piece not yet written whole */
-    unsigned piece_last : 1;  /* it is the body's last */
-    unsigned in_write : 1;    /* piece is part of the write in progress */
-    unsigned writing : 1;     /* a write to the connection is in progress */
-    unsigned body_asked : 1;  /* waiting for the client's next piece */
-    unsigned body_sent : 1;   /* the request is written whole */
-    unsigned body_released : 1; /* an earlier piece was released: the body cannot be sent again */
-    unsigned body_stopped : 1;  /* the upstream answered first, or the client's body failed */
-    unsigned retried : 1;
-    unsigned started : 1;   /* h2o_start_response was called */
-    unsigned done : 1;      /* the final (or error) send was made, or the client left */
-    unsigned sending : 1;   /* in_flight bytes of the input buffer are with h2o */
-    unsigned eof : 1;       /* the upstream closed its side */
-    unsigned reusable : 1;  /* the upstream keeps the connection open */
-    unsigned is_head : 1;
-    unsigned idempotent : 1; /* RFC 9110 9.2.2: may be sent again */
-    enum framing framing;
-    size_t in_flight;
-    size_t remaining; /* BODY_LENGTH */
-    size_t decoded;   /* BODY_CHUNKED: payload bytes at the start of the input buffer */
-    union {
-        struct phr_chunked_decoder d;
-        char room[64]; /* in case the library's struct grew */
-    } chunked;
-};
 
 static void on_read(h2o_socket_t *sock, const char *err);
 static void pump(fwd_t *f);
@@ -367,161 +299,6 @@ static void on_connect(h2o_socket_t *sock, const char *err)
         conn_release(c);
 }
 
-static int token_in_list(h2o_iovec_t list, const char *name, size_t len)
-{
-    size_t i = 0;
-    while (i < list.len) {
-        while (i < list.len && (list.base[i] == ' ' || list.base[i] == ',' || list.base[i] == '\t'))
-            i++;
-        size_t s = i;
-        while (i < list.len && list.base[i] != ',' && list.base[i] != ' ' && list.base[i] != '\t')
-            i++;
-        if (i - s == len && strncasecmp(list.base + s, name, len) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-static int is_hop_by_hop(const h2o_token_t *t, const char *name, size_t len)
-{
-    if (t == H2O_TOKEN_CONNECTION || t == H2O_TOKEN_KEEP_ALIVE || t == H2O_TOKEN_TE ||
-        t == H2O_TOKEN_TRANSFER_ENCODING || t == H2O_TOKEN_UPGRADE || t == H2O_TOKEN_CONTENT_LENGTH)
-        return 1;
-    return h2o_lcstris(name, len, H2O_STRLIT("proxy-connection")) || h2o_lcstris(name, len, H2O_STRLIT("trailer"));
-}
-
-static int parse_length(const char *s, size_t len, size_t *out)
-{
-    size_t v = 0;
-    if (len == 0 || len > 18)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (size_t)(s[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
-enum head_result { HEAD_WAIT, HEAD_BAD, HEAD_DONE };
-
-/* Parses the response head at the start of the input buffer and, once complete, fills
- * req->res and starts the response. Interim 1xx responses are skipped. */
-static enum head_result parse_head(fwd_t *f)
-{
-    h2o_req_t *req = f->req;
-    h2o_buffer_t **in = &f->conn->sock->input;
-    struct phr_header hdrs[MAX_HEADERS];
-    size_t nh;
-    int minor, status, rc;
-    const char *msg;
-    size_t msg_len;
-    for (;;) {
-        nh = MAX_HEADERS;
-        rc = phr_parse_response((*in)->bytes, (*in)->size, &minor, &status, &msg, &msg_len, hdrs, &nh, 0);
-        if (rc == -2)
-            return (*in)->size > MAX_HEAD_BYTES ? HEAD_BAD : HEAD_WAIT;
-        if (rc < 0 || status < 100 || status > 999)
-            return HEAD_BAD;
-        if (status >= 200)
-            break;
-        if (status == 101) /* upgrades are not proxied */
-            return HEAD_BAD;
-        h2o_buffer_consume(in, (size_t)rc);
-    }
-
-    /* The head is copied into the request's pool: the input buffer is reused for the body. */
-    char *head = h2o_mem_alloc_pool(&req->pool, (size_t)rc);
-    memcpy(head, (*in)->bytes, (size_t)rc);
-    ptrdiff_t shift = head - (*in)->bytes;
-    h2o_iovec_t connection = {NULL, 0};
-    for (size_t i = 0; i < nh; i++) {
-        if (hdrs[i].name == NULL) /* obsolete line folding */
-            return HEAD_BAD;
-        hdrs[i].name += shift;
-        hdrs[i].value += shift;
-        h2o_strtolower((char *)hdrs[i].name, hdrs[i].name_len);
-        if (h2o_memis(hdrs[i].name, hdrs[i].name_len, H2O_STRLIT("connection"))) {
-            /* several Connection fields are one list; the first is usually the only one */
-            connection = connection.base == NULL ? h2o_iovec_init(hdrs[i].value, hdrs[i].value_len)
-                                                 : h2o_concat(&req->pool, connection, h2o_iovec_init(H2O_STRLIT(",")),
-                                                              h2o_iovec_init(hdrs[i].value, hdrs[i].value_len));
-        }
-    }
-
-    size_t content_length = SIZE_MAX;
-    int chunked = 0, other_coding = 0;
-    req->res.status = status;
-    req->res.reason = h2o_strdup(&req->pool, msg, msg_len).base;
-    for (size_t i = 0; i < nh; i++) {
-        const char *name = hdrs[i].name, *value = hdrs[i].value;
-        size_t nlen = hdrs[i].name_len, vlen = hdrs[i].value_len;
-        const h2o_token_t *t = h2o_lookup_token(name, nlen);
-        if (t == H2O_TOKEN_CONTENT_LENGTH) {
-            size_t v;
-            if (parse_length(value, vlen, &v) != 0 || (content_length != SIZE_MAX && content_length != v))
-                return HEAD_BAD;
-            content_length = v;
-            continue;
-        }
-        if (t == H2O_TOKEN_TRANSFER_ENCODING) {
-            /* chunked must be the last coding; anything else is read until close */
-            size_t end = vlen;
-            while (end > 0 && (value[end - 1] == ' ' || value[end - 1] == '\t'))
-                end--;
-            if (end >= 7 && strncasecmp(value + end - 7, "chunked", 7) == 0 &&
-                (end == 7 || value[end - 8] == ',' || value[end - 8] == ' '))
-                chunked = 1;
-            else
-                other_coding = 1;
-            continue;
-        }
-        if (is_hop_by_hop(t, name, nlen) || (connection.base != NULL && token_in_list(connection, name, nlen)))
-            continue;
-        if (t == H2O_TOKEN_DATE || t == H2O_TOKEN_SERVER)
-            continue; /* h2o writes its own */
-        if (t == H2O_TOKEN_LOCATION && vlen >= f->up->origin.len &&
-            strncasecmp(value, f->up->origin.base, f->up->origin.len) == 0 &&
-            (vlen == f->up->origin.len || value[f->up->origin.len] == '/')) {
-            /* the upstream's own address means this gateway to the client */
-            value += f->up->origin.len;
-            vlen -= f->up->origin.len;
-            if (vlen == 0)
-                value = "/", vlen = 1;
-        }
-        if (t != NULL)
-            h2o_add_header(&req->pool, &req->res.headers, t, NULL, value, vlen);
-        else
-            h2o_add_header_by_str(&req->pool, &req->res.headers, name, nlen, 0, NULL, value, vlen);
-    }
-
-    /* RFC 9112 6.3: framing of the response body, and whether the connection lives on. */
-    f->reusable = minor >= 1 ? !(connection.base != NULL && token_in_list(connection, H2O_STRLIT("close")))
-                             : (connection.base != NULL && token_in_list(connection, H2O_STRLIT("keep-alive")));
-    if (f->is_head || status == 204 || status == 304) {
-        f->framing = BODY_NONE;
-        req->res.content_length = f->is_head ? content_length : SIZE_MAX;
-    } else if (chunked || other_coding) {
-        f->framing = chunked && !other_coding ? BODY_CHUNKED : BODY_UNTIL_CLOSE;
-        if (f->framing == BODY_UNTIL_CLOSE)
-            f->reusable = 0;
-        req->res.content_length = SIZE_MAX;
-    } else if (content_length != SIZE_MAX) {
-        f->framing = BODY_LENGTH;
-        f->remaining = content_length;
-        req->res.content_length = content_length;
-    } else {
-        f->framing = BODY_UNTIL_CLOSE;
-        f->reusable = 0;
-        req->res.content_length = SIZE_MAX;
-    }
-    h2o_buffer_consume(in, (size_t)rc);
-    f->started = 1;
-    h2o_start_response(req, &f->gen);
-    return HEAD_DONE;
-}
-
 /* Passes the first n bytes of the input buffer to h2o and waits for proceed. */
 static void send_piece(fwd_t *f, size_t n)
 {
@@ -631,7 +408,7 @@ static void on_read(h2o_socket_t *sock, const char *err)
     }
     timer_set(c, f->eof ? NULL : &f->up->io_timeout);
     if (!f->started) {
-        enum head_result r = parse_head(f);
+        enum head_result r = tg_upstream_parse_head(f);
         if (r == HEAD_BAD) {
             fail(f, TG_UPSTREAM_DOWN);
             return;
@@ -697,69 +474,6 @@ static void on_fwd_dispose(void *p)
         conn_close(f->conn, 0);
 }
 
-/* ---- the request head ---- */
-
-static char *append(char *p, const char *s, size_t n)
-{
-    memcpy(p, s, n);
-    return p + n;
-}
-
-/* The request head for the upstream: the request line, Host, the client's end-to-end headers
- * (not hop-by-hop ones, nor those its Connection header names), then the caller's own lines
- * (`extra`) LAST, so that nothing the client sent can name them away, then the framing. */
-static void build_request(fwd_t *f, h2o_iovec_t path, h2o_iovec_t extra)
-{
-    h2o_req_t *req = f->req;
-    tg_upstream_t *up = f->up;
-
-    h2o_iovec_t connection = {NULL, 0};
-    for (ssize_t ci = -1; (ci = h2o_find_header(&req->headers, H2O_TOKEN_CONNECTION, ci)) != -1;) {
-        h2o_iovec_t v = req->headers.entries[ci].value;
-        connection = connection.base == NULL ? v : h2o_concat(&req->pool, connection, h2o_iovec_init(H2O_STRLIT(",")), v);
-    }
-    size_t cap = req->method.len + path.len + up->authority.len + extra.len + 96; /* + the fixed lines below */
-    for (size_t i = 0; i < req->headers.size; i++) {
-        const h2o_header_t *h = &req->headers.entries[i];
-        cap += h->name->len + h->value.len + 4;
-    }
-    char *buf = h2o_mem_alloc_pool(&req->pool, cap), *p = buf;
-    p = append(p, req->method.base, req->method.len);
-    *p++ = ' ';
-    p = append(p, path.base, path.len);
-    p = append(p, H2O_STRLIT(" HTTP/1.1\r\nhost: "));
-    p = append(p, up->authority.base, up->authority.len);
-    p = append(p, H2O_STRLIT("\r\n"));
-    for (size_t i = 0; i < req->headers.size; i++) {
-        const h2o_header_t *h = &req->headers.entries[i];
-        const h2o_token_t *t = h2o_iovec_is_token(h->name) ? (const h2o_token_t *)h->name : NULL;
-        if (t == H2O_TOKEN_HOST || t == H2O_TOKEN_EXPECT || t == H2O_TOKEN_HTTP2_SETTINGS ||
-            is_hop_by_hop(t, h->name->base, h->name->len) ||
-            (connection.base != NULL && token_in_list(connection, h->name->base, h->name->len)))
-            continue; /* (Expect: the body is complete already, there is no 100-continue to wait for) */
-        p = append(p, h->name->base, h->name->len);
-        p = append(p, H2O_STRLIT(": "));
-        p = append(p, h->value.base, h->value.len);
-        p = append(p, H2O_STRLIT("\r\n"));
-    }
-    p = append(p, extra.base, extra.len);
-    /* tollgate frames the body itself: the length it checked, or chunks it decoded */
-    if (f->body_kind == TG_H1_BODY_LENGTH) {
-        char num[24], *q = num + sizeof(num);
-        uint64_t v = f->body_length;
-        do
-            *--q = (char)('0' + v % 10);
-        while ((v /= 10) != 0);
-        p = append(p, H2O_STRLIT("content-length: "));
-        p = append(p, q, (size_t)(num + sizeof(num) - q));
-        p = append(p, H2O_STRLIT("\r\n"));
-    } else if (f->body_kind == TG_H1_BODY_CHUNKED) {
-        p = append(p, H2O_STRLIT("transfer-encoding: chunked\r\n"));
-    }
-    p = append(p, H2O_STRLIT("\r\n"));
-    f->head = h2o_iovec_init(buf, (size_t)(p - buf));
-}
-
 /* ---- public ---- */
 
 void tg_upstream_forward(tg_upstream_t *up, h2o_req_t *req, h2o_iovec_t path, h2o_iovec_t extra,
@@ -783,7 +497,7 @@ void tg_upstream_forward(tg_upstream_t *up, h2o_req_t *req, h2o_iovec_t path, h2
                     h2o_memis(m.base, m.len, H2O_STRLIT("PUT")) || h2o_memis(m.base, m.len, H2O_STRLIT("DELETE")) ||
                     h2o_memis(m.base, m.len, H2O_STRLIT("OPTIONS")) || h2o_memis(m.base, m.len, H2O_STRLIT("TRACE"));
     f->body_kind = tg_h1_body_kind(req, &f->body_length);
-    build_request(f, path, extra);
+    tg_upstream_build_head(f, path, extra);
     if (f->body_kind == TG_H1_BODY_LENGTH && f->body_length == 0)
         f->body_kind = TG_H1_BODY_NONE, f->body_sent = 1; /* "content-length: 0" is in the head */
     if (f->body_kind != TG_H1_BODY_NONE) {
