@@ -417,8 +417,8 @@ test('failure: a body cut short by the upstream is a truncated response; the nex
   });
 });
 
-// The client socket stays registered while a request is proxied (see park_client_reads in
-// src/http/proxy.c); bytes that arrive meanwhile must wait for the response, not be lost or
+// The client socket stays registered while a request is proxied (see park in
+// src/http/http1_server.c); bytes that arrive meanwhile must wait for the response, not be lost or
 // mixed into the request in flight.
 for (const durability of ['batched', 'strict']) {
   test(`pipelining (${durability}): requests written while the first is proxied are answered after it, in order`, () =>

@@ -282,3 +282,21 @@ test('API10:2023 unsafe consumption of APIs: a call the upstream answered is bil
     assert.equal(used, 1, 'the answered call was not billed');
   });
 });
+
+test('API4:2023 unrestricted resource consumption: a head sent byte by byte (slowloris) is cut after the head timeout, unanswered and unforwarded', async () => {
+  await withEcho({}, async ({ s, up, pro }) => {
+    const c = await connect(s.gwPort);
+    const raw = head(s, pro, ['Content-Length: 0'], { method: 'GET' });
+    let i = 0;
+    // one byte every 200 ms: the head would take far longer than the 10 s allowed
+    const drip = setInterval(() => { if (!c.rd.ended && i < raw.length) c.sock.write(raw[i++]); }, 200);
+    try {
+      for (let n = 0; n < 150 && !c.rd.ended; n++) await sleep(100); // polls for the close, up to 15 s
+    } finally { clearInterval(drip); }
+    assert.ok(c.rd.ended, 'the connection is still open after 15 s');
+    assert.ok(i < raw.length, 'the whole head was sent');
+    assert.equal(c.rd.buf.length, 0, 'something was answered');
+    assert.equal(up.reqs.length, 0);
+    c.sock.destroy();
+  });
+});
