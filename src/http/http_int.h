@@ -26,6 +26,9 @@ typedef struct tg_worker {
     /* This worker's client to the upstream and its keep-alive connections (never shared:
      * h2o 2.2 sockets and their buffers belong to the thread that made them). */
     tg_upstream_t *upstream;
+    /* Gateway port: tollgate's HTTP/1 connections (http1_server.c) and their timeouts. */
+    h2o_linklist_t h1_conns;
+    h2o_timeout_t h1_head_timeout, h1_body_timeout, h1_linger_timeout;
 } tg_worker_t;
 
 struct tg_server {

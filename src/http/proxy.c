@@ -12,10 +12,12 @@
  * unsettled reservation). The strict-mode hold (commit_wait_t) is malloc'd and reference-counted
  * between the request and the meter's completion message, because either may end first; both
  * references are dropped on the worker's loop thread, so the count needs no atomics. */
+#include <netdb.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "http/http1_server.h"
 #include "http/http_int.h"
 #include "metrics/metrics.h"
 #include "util/clock.h"
@@ -43,7 +45,6 @@ typedef struct gw_req {
     tg_worker_t *worker;
     int64_t forwarded_mono_ns;
     commit_wait_t *wait;
-    h2o_socket_t *client_sock; /* set while its reads are parked (park_client_reads) */
     int failed; /* answered by on_upstream_failed; the prefilter has nothing to do */
 } gw_req_t;
 
@@ -63,38 +64,9 @@ static void wait_release(commit_wait_t *w)
         free(w);
 }
 
-/* h2o 2.2's HTTP/1 connection stops reading the client socket while a request is handled and
- * starts again when the response is done. The epoll backend applies that at the next loop
- * iteration, so a request answered later (every proxied one) costs an EPOLL_CTL_DEL and an
- * EPOLL_CTL_ADD: about 6% of the process's CPU under load. Instead, the socket stays
- * registered for reading with h2o's DONT_READ flag set, so nothing is read into the buffer the
- * request's headers point into. If the client does send something (a pipelined request, a
- * close), unpark_client_reads puts the socket in the state h2o left it in, and h2o reads it when
- * the response is done, as it would have. The request's dispose hook, which runs before h2o
- * reads again on every path, clears the flag. HTTP/1 only: an HTTP/2 socket carries other
- * streams. */
-static void unpark_client_reads(h2o_socket_t *sock, const char *err)
-{
-    (void)err;
-    h2o_socket_dont_read(sock, 0);
-    h2o_socket_read_stop(sock);
-}
-
-static void park_client_reads(gw_req_t *gr, h2o_req_t *req)
-{
-    h2o_socket_t *sock = req->version < 0x200 ? req->conn->callbacks->get_socket(req->conn) : NULL;
-    if (sock == NULL || h2o_socket_is_reading(sock))
-        return;
-    gr->client_sock = sock;
-    h2o_socket_dont_read(sock, 1);
-    h2o_socket_read_start(sock, unpark_client_reads);
-}
-
 static void on_gw_req_dispose(void *p)
 {
     gw_req_t *gr = p;
-    if (gr->client_sock != NULL) /* h2o's read_start follows and replaces the callback */
-        h2o_socket_dont_read(gr->client_sock, 0);
     tg_gateway_abandon(gr->worker->srv->deps.gateway, &gr->call);
     if (gr->wait != NULL) {
         gr->wait->req = NULL;
@@ -161,6 +133,224 @@ static void send_json(h2o_req_t *req, int status, const char *reason, const char
     h2o_send_inline(req, json, len);
 }
 
+/* ---- what the upstream may rely on (docs/api.md "What the upstream sees") ---- */
+
+/* Paths that upstreams read differently from tollgate's normalised form, refused (400
+ * bad_path) rather than guessed at: an encoded '/' or '\' (%2F, %5C) or a raw '\' (IIS and
+ * some frameworks treat them as separators), a double encoding (%25 followed by two hex
+ * digits: an upstream that decodes again sees a different path), an encoded control character
+ * (%00-%1F, %7F), and a "." or ".." segment carrying ';' parameters ("..;/", which Tomcat and
+ * Spring resolve as ".."). Anything else is forwarded as the normalised path the decision used. */
+static int hexv(char ch)
+{
+    return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+}
+
+static int ambiguous_path(h2o_iovec_t path, size_t query_at)
+{
+    size_t n = query_at != SIZE_MAX && query_at < path.len ? query_at : path.len;
+    const char *s = path.base;
+    size_t seg = 0; /* start of the current segment */
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\\')
+            return 1;
+        if (s[i] == '/') {
+            seg = i + 1;
+        } else if (s[i] == '%') {
+            int hi = i + 2 < n ? hexv(s[i + 1]) : -1, lo = i + 2 < n ? hexv(s[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                continue; /* not an escape; h2o's normalisation keeps it as is */
+            int v = hi * 16 + lo;
+            if (v == '/' || v == '\\' || v < 0x20 || v == 0x7f)
+                return 1;
+            if (v == '%' && i + 4 < n && hexv(s[i + 3]) >= 0 && hexv(s[i + 4]) >= 0)
+                return 1;
+        } else if (s[i] == ';') {
+            /* the segment before ';', with %2e read as '.', must not be "." or ".." */
+            size_t dots = 0, j = seg;
+            while (j < i) {
+                if (s[j] == '.')
+                    j++;
+                else if (j + 2 < i + 1 && s[j] == '%' && s[j + 1] == '2' && (s[j + 2] == 'e' || s[j + 2] == 'E'))
+                    j += 3;
+                else
+                    break;
+                dots++;
+            }
+            if (j == i && (dots == 1 || dots == 2))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* How CGI, WSGI, PHP and Rack read a header name: they fold '-' and '_' (PHP also '.') into one
+ * character and ignore case. Writes the first `cap` bytes of `name` so folded (lowercase
+ * letters and digits, every other byte '-'), after trimming surrounding blanks, and returns the
+ * trimmed name's whole length. */
+static size_t fold_name(const char *name, size_t n, char *out, size_t cap)
+{
+    while (n > 0 && (name[0] == ' ' || name[0] == '\t'))
+        name++, n--;
+    while (n > 0 && (name[n - 1] == ' ' || name[n - 1] == '\t'))
+        n--;
+    for (size_t i = 0; i < n && i < cap; i++) {
+        unsigned char c = (unsigned char)name[i];
+        out[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a')
+                 : ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) ? (char)c
+                                                                      : '-';
+    }
+    return n;
+}
+
+#define FOLDED_IS(f, n, lit) ((n) == sizeof(lit) - 1 && memcmp((f), (lit), sizeof(lit) - 1) == 0)
+#define FOLDED_STARTS(f, n, lit) ((n) >= sizeof(lit) - 1 && memcmp((f), (lit), sizeof(lit) - 1) == 0)
+
+/* Request headers the upstream can only ever get from tollgate: the identity it adds, the
+ * forwarding headers it writes itself, and the customer's key (a secret). */
+static int is_reserved_request_header(const char *name, size_t len)
+{
+    char f[16];
+    if (len < 9)
+        return 0; /* shorter than any of them (and most headers) */
+    size_t n = fold_name(name, len, f, sizeof(f));
+    return FOLDED_STARTS(f, n, "x-tollgate-") || FOLDED_STARTS(f, n, "x-forwarded-") || FOLDED_IS(f, n, "forwarded") ||
+           FOLDED_IS(f, n, "x-real-ip") || FOLDED_IS(f, n, "authorization") || FOLDED_IS(f, n, "x-api-key");
+}
+
+/* Cookies whose names start with this (after a __Host- or __Secure- prefix) are tollgate's: the
+ * portal's session cookie is "tg_session" (src/admin/portal.c). Cookies are not scoped by port,
+ * so one set by the upstream through the gateway port would reach the admin port. */
+#define TG_COOKIE_PREFIX "tg_"
+
+static int is_tollgate_cookie(h2o_iovec_t v)
+{
+    size_t i = 0;
+    while (i < v.len && (v.base[i] == ' ' || v.base[i] == '\t'))
+        i++;
+    const char *name = v.base + i;
+    size_t n = v.len - i;
+    if (n >= 7 && strncasecmp(name, "__Host-", 7) == 0)
+        name += 7, n -= 7;
+    else if (n >= 9 && strncasecmp(name, "__Secure-", 9) == 0)
+        name += 9, n -= 9;
+    return n >= strlen(TG_COOKIE_PREFIX) && strncasecmp(name, TG_COOKIE_PREFIX, strlen(TG_COOKIE_PREFIX)) == 0;
+}
+
+/* Response headers the upstream may not set: tollgate's rate-limit and quota headers win, a
+ * Retry-After only means something on the upstream's own 429, and tollgate's cookies are not
+ * the upstream's to set. */
+static int upstream_may_not_set(const h2o_header_t *h, int status)
+{
+    char f[16];
+    if (h->name == &H2O_TOKEN_SET_COOKIE->buf)
+        return is_tollgate_cookie(h->value);
+    if (h->name->len < 8)
+        return 0;
+    size_t n = fold_name(h->name->base, h->name->len, f, sizeof(f));
+    return FOLDED_STARTS(f, n, "x-ratelimit") || FOLDED_STARTS(f, n, "ratelimit") || FOLDED_STARTS(f, n, "x-quota-") ||
+           (status != 429 && FOLDED_IS(f, n, "retry-after"));
+}
+
+/* The peer's numeric address into out (NI_MAXHOST); IPv4 by hand: getnameinfo formats through
+ * sprintf, which was a visible part of a proxied request's CPU. Returns its length, 0 if none. */
+static size_t peer_address(h2o_req_t *req, char *out, int *is_v6)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    *is_v6 = 0;
+    if (sl == 0)
+        return 0;
+    if (ss.ss_family == AF_INET) {
+        const unsigned char *a = (const unsigned char *)&((struct sockaddr_in *)&ss)->sin_addr;
+        char *p = out;
+        for (int i = 0; i < 4; i++) {
+            if (i > 0)
+                *p++ = '.';
+            if (a[i] >= 100)
+                *p++ = (char)('0' + a[i] / 100);
+            if (a[i] >= 10)
+                *p++ = (char)('0' + a[i] / 10 % 10);
+            *p++ = (char)('0' + a[i] % 10);
+        }
+        return (size_t)(p - out);
+    }
+    *is_v6 = ss.ss_family == AF_INET6;
+    size_t n = h2o_socket_getnumerichost((struct sockaddr *)&ss, sl, out);
+    return n == SIZE_MAX ? 0 : n;
+}
+
+/* A Host value safe to repeat in X-Forwarded-Host and Forwarded: reg-name or IP, optional port. */
+static int plain_host(h2o_iovec_t h)
+{
+    if (h.len == 0 || h.len > 255)
+        return 0;
+    for (size_t i = 0; i < h.len; i++) {
+        char c = h.base[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+              c == ':' || c == '[' || c == ']'))
+            return 0;
+    }
+    return 1;
+}
+
+static char *put(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+
+/* The header lines tollgate sets on every forwarded call, in the request's pool. Client-sent
+ * forwarding headers are not trusted: tollgate has no list of trusted proxies yet
+ * (server.trusted_proxies), so the peer is the client. */
+static h2o_iovec_t identity_headers(h2o_req_t *req, const tg_call_t *call, h2o_iovec_t client_host)
+{
+    char peer[NI_MAXHOST];
+    int v6;
+    size_t peer_len = peer_address(req, peer, &v6);
+    const char *cid = tg_account_id(call->account), *plan = call->plan->id;
+    size_t cid_len = strlen(cid), plan_len = strlen(plan), kid_len = strnlen(call->key_id, sizeof(call->key_id));
+    if (!plain_host(client_host))
+        client_host = h2o_iovec_init(NULL, 0);
+    size_t cap = 256 + cid_len + plan_len + kid_len + 2 * peer_len + 2 * client_host.len;
+    char *buf = h2o_mem_alloc_pool(&req->pool, cap), *p = buf;
+    p = put(p, H2O_STRLIT("x-tollgate-customer: "));
+    p = put(p, cid, cid_len);
+    p = put(p, H2O_STRLIT("\r\nx-tollgate-plan: "));
+    p = put(p, plan, plan_len);
+    if (kid_len != 0) {
+        p = put(p, H2O_STRLIT("\r\nx-tollgate-key-id: "));
+        p = put(p, call->key_id, kid_len);
+    }
+    p = put(p, H2O_STRLIT("\r\n"));
+    if (peer_len != 0) {
+        p = put(p, H2O_STRLIT("x-forwarded-for: "));
+        p = put(p, peer, peer_len);
+        p = put(p, H2O_STRLIT("\r\n"));
+    }
+    p = put(p, H2O_STRLIT("x-forwarded-proto: http\r\n"));
+    if (client_host.len != 0) {
+        p = put(p, H2O_STRLIT("x-forwarded-host: "));
+        p = put(p, client_host.base, client_host.len);
+        p = put(p, H2O_STRLIT("\r\n"));
+    }
+    /* RFC 7239: an IPv6 node and a host with a port are quoted strings */
+    p = put(p, H2O_STRLIT("forwarded: proto=http"));
+    if (peer_len != 0) {
+        p = put(p, v6 ? ";for=\"[" : ";for=", v6 ? 7 : 5);
+        p = put(p, peer, peer_len);
+        if (v6)
+            p = put(p, H2O_STRLIT("]\""));
+    }
+    if (client_host.len != 0) {
+        p = put(p, H2O_STRLIT(";host=\""));
+        p = put(p, client_host.base, client_host.len);
+        p = put(p, H2O_STRLIT("\""));
+    }
+    p = put(p, H2O_STRLIT("\r\n"));
+    return h2o_iovec_init(buf, (size_t)(p - buf));
+}
+
 static void on_setup_ostream(h2o_req_prefilter_t *_self, h2o_req_t *req, h2o_ostream_t **slot)
 {
     gw_prefilter_t *self = (void *)_self;
@@ -182,6 +372,12 @@ static void on_setup_ostream(h2o_req_prefilter_t *_self, h2o_req_t *req, h2o_ost
             units_len = req->res.headers.entries[ui].value.len;
         }
         h2o_delete_header(&req->res.headers, ui);
+    }
+    for (size_t k = 0; k < req->res.headers.size;) {
+        if (upstream_may_not_set(&req->res.headers.entries[k], req->res.status))
+            h2o_delete_header(&req->res.headers, (ssize_t)k);
+        else
+            k++;
     }
 
     commit_wait_t *w = NULL;
@@ -213,20 +409,37 @@ static void on_upstream_failed(h2o_req_t *req, void *arg, tg_upstream_failure_t 
 {
     gw_req_t *gr = arg;
     struct tg_server *srv = gr->worker->srv;
-    int timeout = why == TG_UPSTREAM_TIMEOUT;
     static const char msg_timeout[] = "The upstream API did not answer in time. This call was not billed.";
     static const char msg_down[] = "The upstream API could not be reached. This call was not billed.";
+    const char *type = "upstream_unavailable", *msg = msg_down, *reason = "Bad Gateway";
+    int status = 502;
+    if (why == TG_UPSTREAM_TIMEOUT) {
+        type = "upstream_timeout", msg = msg_timeout, reason = "Gateway Timeout", status = 504;
+    } else if (why == TG_UPSTREAM_CLIENT) {
+        /* the client's body failed while it was being forwarded (http1_server.c says how) */
+        switch (tg_h1_body_error(req)) {
+        case 413:
+            type = "request_too_large", reason = "Content Too Large", status = 413;
+            msg = "The request body exceeds the gateway's limit (server.max_body_bytes). This call was not billed.";
+            break;
+        case 408:
+            type = "request_timeout", reason = "Request Timeout", status = 408;
+            msg = "The request body stopped arriving. This call was not billed.";
+            break;
+        default: /* 400 bad chunked framing; 499 the client left (nobody reads this answer) */
+            type = "bad_request", reason = "Bad Request", status = 400;
+            msg = "The request body's chunked framing is invalid. This call was not billed.";
+            break;
+        }
+    }
     char json[512];
-    size_t n = tg_gateway_error_json(timeout ? "upstream_timeout" : "upstream_unavailable",
-                                     timeout ? msg_timeout : msg_down, json, sizeof(json));
-    int status = timeout ? 504 : 502;
-
-    tg_metrics_observe_upstream(tg_clock_mono_ns() - gr->forwarded_mono_ns, 1);
+    size_t n = tg_gateway_error_json(type, msg, json, sizeof(json));
+    tg_metrics_observe_upstream(tg_clock_mono_ns() - gr->forwarded_mono_ns, why != TG_UPSTREAM_CLIENT);
     tg_gateway_settle(srv->deps.gateway, &gr->call, status, 1, NULL, 0, NULL, NULL);
     gr->failed = 1;
     tg_gateway_headers(&gr->call, NULL, add_header_cb, req);
     tg_metrics_count_response(status);
-    send_json(req, status, timeout ? "Gateway Timeout" : "Bad Gateway", json, n);
+    send_json(req, status, reason, json, n);
 }
 
 static h2o_iovec_t header_value(h2o_req_t *req, const h2o_token_t *token, const char *name, size_t name_len)
@@ -242,18 +455,15 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
     struct tg_server *srv = self->srv;
     tg_worker_t *worker = H2O_STRUCT_FROM_MEMBER(tg_worker_t, ctx, req->conn->ctx);
 
-    /* Header size cap (h2o's own limit is the request-line buffer). */
-    size_t header_bytes = 0;
-    for (size_t i = 0; i < req->headers.size; i++)
-        header_bytes += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
-    if (header_bytes > srv->deps.cfg->server.max_header_bytes) {
-        char json[256];
-        size_t n = tg_gateway_error_json("request_header_too_large",
-                                         "The request headers exceed the gateway's limit.", json, sizeof(json));
-        tg_metrics_count_decision(TG_OUT_TOO_LARGE);
-        tg_metrics_count_response(431);
-        req->http1_is_persistent = 0;
-        send_json(req, 431, "Request Header Fields Too Large", json, n);
+    /* The head was checked by the HTTP/1 front (http1_server.c): framing, sizes, names. */
+    if (ambiguous_path(req->path, req->query_at)) {
+        char json[512];
+        size_t n = tg_gateway_error_json("bad_path",
+                                         "The path has an encoded slash or backslash, a double encoding, a control "
+                                         "character or a dot segment with parameters, which upstreams read differently.",
+                                         json, sizeof(json));
+        tg_metrics_count_response(400);
+        send_json(req, 400, "Bad Request", json, n);
         return 0;
     }
 
@@ -282,28 +492,24 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
                              : refusal.status == 429 ? "Too Many Requests"
                                                      : "Service Unavailable";
         gr->call.settled = 1; /* nothing was reserved */
+        /* Refused from the head alone: a body is never read, and the front (http1_server.c)
+         * then answers with Connection: close; a call without a body keeps its connection. */
         send_json(req, refusal.status, reason, json, n);
         return 0;
     }
 
-    /* The key is the customer's secret: it never reaches the upstream. Identity headers are
-     * ours alone, so any the client sent are dropped before ours are added. */
-    ssize_t i;
-    while ((i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1)) != -1)
-        h2o_delete_header(&req->headers, i);
-    while ((i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-api-key"), -1)) != -1)
-        h2o_delete_header(&req->headers, i);
+    /* The key is the customer's secret: it never reaches the upstream; identity and forwarding
+     * headers are tollgate's alone. Client headers an upstream could read as either are dropped
+     * here, and tollgate's own lines are written after hop-by-hop processing (upstream.c), so a
+     * client's Connection header cannot name them away. */
     for (size_t k = 0; k < req->headers.size;) {
         const h2o_iovec_t *name = req->headers.entries[k].name;
-        if (name->len >= 11 && h2o_lcstris(name->base, 11, H2O_STRLIT("x-tollgate-")))
+        if (is_reserved_request_header(name->base, name->len))
             h2o_delete_header(&req->headers, (ssize_t)k);
         else
             k++;
     }
-    const char *cid = tg_account_id(gr->call.account);
-    h2o_add_header_by_str(&req->pool, &req->headers, H2O_STRLIT("x-tollgate-customer"), 0, NULL, cid, strlen(cid));
-    h2o_add_header_by_str(&req->pool, &req->headers, H2O_STRLIT("x-tollgate-plan"), 0, NULL, gr->call.plan->id,
-                          strlen(gr->call.plan->id));
+    h2o_iovec_t extra = identity_headers(req, &gr->call, header_value(req, H2O_TOKEN_HOST, NULL, 0));
 
     gw_prefilter_t *pf = (void *)h2o_add_prefilter(req, sizeof(*pf));
     pf->super.on_setup_ostream = on_setup_ostream;
@@ -313,8 +519,7 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
     /* The upstream gets the normalized path the decision was made on (plus the query), so it
      * cannot serve anything but what the plan allowed. */
     h2o_url_t *up = &srv->upstream;
-    park_client_reads(gr, req);
-    tg_upstream_forward(worker->upstream, req, h2o_build_destination(req, up->path.base, up->path.len, 1),
+    tg_upstream_forward(worker->upstream, req, h2o_build_destination(req, up->path.base, up->path.len, 1), extra,
                         on_upstream_failed, gr);
     return 0;
 }

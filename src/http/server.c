@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "http/http1_server.h"
 #include "http/http_int.h"
 #include "util/clock.h"
 
@@ -90,7 +91,10 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         return;
     if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
         return;
-    h2o_accept(&w->accept_ctx, sock);
+    if (w->is_admin)
+        h2o_accept(&w->accept_ctx, sock);
+    else
+        tg_h1_accept(w, sock); /* the gateway port has its own HTTP/1 server (http1_server.c) */
 }
 
 /* ---- workers ---- */
@@ -107,8 +111,10 @@ static void setup_loop(struct tg_server *srv, tg_worker_t *w)
     w->listener = h2o_evloop_socket_create(w->ctx.loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     w->listener->data = w;
     h2o_socket_read_start(w->listener, on_accept);
-    if (!w->is_admin)
+    if (!w->is_admin) {
+        tg_h1_init_worker(w);
         tg_http_init_upstream(srv, w);
+    }
     w->queue = h2o_multithread_create_queue(w->ctx.loop);
     h2o_multithread_register_receiver(w->queue, &w->commits, tg_http_on_commits);
     if (w->is_admin && tg_http_admin_init_loop(srv, w) != 0) {
@@ -149,6 +155,8 @@ static void *worker_main(void *arg)
     }
     /* Deliver completions that arrived while draining, on this thread, so no hold is left. */
     h2o_evloop_run(w->ctx.loop, 0);
+    if (!w->is_admin)
+        tg_h1_close_all(w);
     return NULL;
 }
 
@@ -178,14 +186,11 @@ int tg_server_start(const tg_server_deps_t *deps, tg_server_t **out, tg_err_t *e
         return tg_errf(err, TG_ENOMEM, "out of memory starting the server");
     }
     signal(SIGPIPE, SIG_IGN);
-    /* Request bodies are buffered by h2o 2.2 before proxying; past 1 MiB the buffer is a
-     * temporary file (mmap'd), so a 50 MB upload does not sit in anonymous memory. */
-    h2o_socket_buffer_mmap_settings.threshold = 1 << 20;
 
     h2o_config_init(&srv->gateway_conf);
-    srv->gateway_conf.max_request_entity_size =
-        cfg->server.max_body_bytes == 0 ? SIZE_MAX : cfg->server.max_body_bytes;
     srv->gateway_conf.server_name = h2o_iovec_init(H2O_STRLIT("tollgate"));
+    /* HTTP/1.1 only (docs/api.md): h2o would otherwise answer "PRI * HTTP/2" and Upgrade: h2c. */
+    srv->gateway_conf.http1.upgrade_to_http2 = 0;
     h2o_hostconf_t *gh = h2o_config_register_host(&srv->gateway_conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *gp = h2o_config_register_path(gh, "/", 0);
     int rc = tg_http_register_gateway(srv, gp, err);
@@ -195,6 +200,7 @@ int tg_server_start(const tg_server_deps_t *deps, tg_server_t **out, tg_err_t *e
     h2o_config_init(&srv->admin_conf);
     srv->admin_conf.max_request_entity_size = ADMIN_MAX_BODY;
     srv->admin_conf.server_name = h2o_iovec_init(H2O_STRLIT("tollgate"));
+    srv->admin_conf.http1.upgrade_to_http2 = 0;
     h2o_hostconf_t *ah = h2o_config_register_host(&srv->admin_conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *ap = h2o_config_register_path(ah, "/", 0);
     tg_http_register_admin(srv, ap);

@@ -7,7 +7,9 @@
  * idle connection keeps reading (so an upstream close is seen at once) and a request simply
  * writes to it.
  *
- * What it does per request: serializes the request (the body h2o has buffered in req->entity),
+ * What it does per request: writes the request head, then streams the client's body as the
+ * HTTP/1 front (http1_server.h) hands it over, piece by piece (the next piece is asked for only
+ * when the previous one is written: backpressure), framed by Content-Length or chunked;
  * parses the response head with picohttpparser, drops hop-by-hop headers (RFC 9110 7.6.1),
  * and streams the body with Content-Length, chunked or close-delimited framing to the client,
  * reading the upstream only as fast as the client takes the data. A request that finds its
@@ -21,7 +23,9 @@
 
 typedef struct tg_upstream tg_upstream_t;
 
-typedef enum { TG_UPSTREAM_DOWN = 1, TG_UPSTREAM_TIMEOUT = 2 } tg_upstream_failure_t;
+/* DOWN: refused, closed or garbage; TIMEOUT: no answer in time; CLIENT: the client's body
+ * failed (tg_h1_body_error says how) before the upstream answered. */
+typedef enum { TG_UPSTREAM_DOWN = 1, TG_UPSTREAM_TIMEOUT = 2, TG_UPSTREAM_CLIENT = 3 } tg_upstream_failure_t;
 
 /* Called instead of a response when the upstream did not answer: the callee must respond to
  * req. Not called once a response has started (a failure then ends the response short). */
@@ -33,10 +37,14 @@ typedef void (*tg_upstream_failed_cb)(h2o_req_t *req, void *arg, tg_upstream_fai
 tg_upstream_t *tg_upstream_create(h2o_loop_t *loop, const h2o_url_t *url, uint64_t io_timeout_ms,
                                   uint64_t keepalive_ms);
 
-/* Forwards req (its method, the given path with query, headers and entity) and responds to
- * it with the upstream's answer: status, end-to-end headers, then the body. h2o_start_response
- * is called when the head has arrived, so prefilters see the upstream's status and headers. */
-void tg_upstream_forward(tg_upstream_t *up, h2o_req_t *req, h2o_iovec_t path, tg_upstream_failed_cb on_failed,
-                         void *arg);
+/* Forwards req (its method, the given path with query, end-to-end headers and body) and
+ * responds to it with the upstream's answer: status, end-to-end headers, then the body.
+ * `extra` is zero or more complete header lines ("name: value\r\n", in req's pool or static)
+ * written after the client's headers and after hop-by-hop processing, so a client's
+ * Connection header cannot remove them; the caller has removed any client header that could
+ * be mistaken for them. h2o_start_response is called when the head has arrived, so
+ * prefilters see the upstream's status and headers. */
+void tg_upstream_forward(tg_upstream_t *up, h2o_req_t *req, h2o_iovec_t path, h2o_iovec_t extra,
+                         tg_upstream_failed_cb on_failed, void *arg);
 
 #endif

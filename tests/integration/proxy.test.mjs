@@ -179,7 +179,8 @@ test('request forwarding: method, target, end-to-end and repeated headers, Host,
     expect(b.start === 'GET /v1/y HTTP/1.1', 'request line not byte-exact', b);
     expect(a.all('x-custom-e2e').join() === 'hello world', 'end-to-end X-Custom-E2E missing', a);
     expect(a.all('x-dup').join(', ') === 'one, two', 'both X-Dup values must arrive, in order', a);
-    expect(a.all('x-forwarded-for').join() === '203.0.113.7, 127.0.0.1', "X-Forwarded-For must be the client's list plus 127.0.0.1", a);
+    // A client's X-Forwarded-For is its own claim: tollgate writes the peer alone (issue 10).
+    expect(a.all('x-forwarded-for').join() === '127.0.0.1', "X-Forwarded-For must be 127.0.0.1, not the client's list", a);
     expect(b.all('x-forwarded-for').join() === '127.0.0.1', 'X-Forwarded-For must be 127.0.0.1', b);
     expect(b.all('x-forwarded-proto').join() === 'http', 'X-Forwarded-Proto must be http', b);
     const hop = ['connection-listed x-secret-hop', 'keep-alive', 'te', 'upgrade', 'proxy-connection', 'authorization', 'x-api-key'];
@@ -416,8 +417,8 @@ test('failure: a body cut short by the upstream is a truncated response; the nex
   });
 });
 
-// The client socket stays registered while a request is proxied (see park_client_reads in
-// src/http/proxy.c); bytes that arrive meanwhile must wait for the response, not be lost or
+// The client socket stays registered while a request is proxied (see park in
+// src/http/http1_server.c); bytes that arrive meanwhile must wait for the response, not be lost or
 // mixed into the request in flight.
 for (const durability of ['batched', 'strict']) {
   test(`pipelining (${durability}): requests written while the first is proxied are answered after it, in order`, () =>
