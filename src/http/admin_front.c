@@ -270,40 +270,10 @@ static void read_request(struct tg_server *srv, h2o_req_t *req, tg_admin_request
 
     /* The client: the TCP peer, or what a trusted proxy says (util/cidr.h). */
     const tg_config_t *cfg = srv->deps.cfg;
-    struct sockaddr_storage peer;
-    socklen_t plen2 = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&peer);
-    char host[NI_MAXHOST]; /* what h2o_socket_getnumerichost may write */
-    if (plen2 == 0 || h2o_socket_getnumerichost((struct sockaddr *)&peer, plen2, host) == SIZE_MAX)
-        host[0] = '\0';
-    /* Several X-Forwarded-For headers are one list (RFC 9110 5.3). Only its right end matters
-     * (what the trusted proxies appended), so a list longer than the buffer keeps its last
-     * complete entries: a client cannot push its own address out by padding the header. */
-    char xff[2048];
-    size_t xl = 0;
-    for (ssize_t i = -1; (i = h2o_find_header(&req->headers, H2O_TOKEN_X_FORWARDED_FOR, i)) != -1;) {
-        h2o_iovec_t x = req->headers.entries[i].value;
-        if (xl > 0 && xl + 1 < sizeof(xff))
-            xff[xl++] = ',';
-        if (xl + x.len >= sizeof(xff)) { /* keep the tail, from an entry boundary */
-            size_t keep = x.len < sizeof(xff) / 2 ? x.len : sizeof(xff) / 2, drop = x.len - keep;
-            const char *tail = x.base + drop, *comma = drop > 0 ? memchr(tail, ',', keep) : tail - 1;
-            size_t tl = comma != NULL ? keep - (size_t)(comma + 1 - tail) : 0;
-            memcpy(xff, x.base + x.len - tl, tl);
-            xl = tl;
-            continue;
-        }
-        memcpy(xff + xl, x.base, x.len);
-        xl += x.len;
-    }
-    h2o_iovec_t fwd = header_value(req, NULL, H2O_STRLIT("forwarded"));
-    tg_client_addr(host, cfg->server.trusted_proxies, cfg->server.ntrusted_proxies, xff, xl, fwd.base, fwd.len,
-                   ar->remote_addr, sizeof(ar->remote_addr));
-    tg_cidr_t pa;
-    int trusted = cfg->server.ntrusted_proxies > 0 && tg_cidr_parse_addr(host, strlen(host), &pa) == 0 &&
-                  tg_cidr_list_match(cfg->server.trusted_proxies, cfg->server.ntrusted_proxies, &pa);
-    v = header_value(req, NULL, H2O_STRLIT("x-forwarded-proto"));
-    ar->secure = req->scheme == &H2O_URL_SCHEME_HTTPS ||
-                 (trusted && v.len == 5 && h2o_lcstris(v.base, v.len, H2O_STRLIT("https")));
+    tg_forwarded_t fw;
+    tg_http_forwarded(cfg, req, &fw);
+    snprintf(ar->remote_addr, sizeof(ar->remote_addr), "%s", fw.client);
+    ar->secure = fw.https;
 }
 
 /* Copies one string of ar into the job's buffer at *off. */

@@ -2,12 +2,14 @@
 #ifndef TG_HTTP_INT_H
 #define TG_HTTP_INT_H
 
+#include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
 #include "h2o.h"
 #include "http/server.h"
 #include "http/upstream.h"
+#include "util/cidr.h"
 
 #define ADMIN_MAX_BODY (1024 * 1024)
 
@@ -58,5 +60,18 @@ int tg_http_admin_init_loop(struct tg_server *srv, tg_worker_t *w);
 void tg_http_admin_stop(struct tg_server *srv);
 /* Receives meter completions on a worker's loop (proxy.c). */
 void tg_http_on_commits(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+
+/* The client as the trusted reverse proxies in front of tollgate describe it (forwarded.c).
+ * X-Forwarded-For, Forwarded and X-Forwarded-Proto count only when the TCP peer is in
+ * server.trusted_proxies; otherwise the peer is the client. */
+typedef struct tg_forwarded {
+    char peer[NI_MAXHOST];         /* the TCP peer, numeric; empty if unknown */
+    char client[TG_CIDR_TEXT_MAX]; /* the right-most untrusted address of the chain, or the peer */
+    int peer_trusted;
+    int https;                     /* TLS, or X-Forwarded-Proto: https from a trusted peer */
+    size_t chain_len;              /* chain: the joined X-Forwarded-For of a trusted peer (tail kept) */
+    char chain[2048];
+} tg_forwarded_t;
+void tg_http_forwarded(const tg_config_t *cfg, h2o_req_t *req, tg_forwarded_t *out);
 
 #endif

@@ -301,18 +301,30 @@ static char *put(char *p, const char *s, size_t n)
 }
 
 /* The header lines tollgate sets on every forwarded call, in the request's pool. Client-sent
- * forwarding headers are not trusted: tollgate has no list of trusted proxies yet
- * (server.trusted_proxies), so the peer is the client. */
-static h2o_iovec_t identity_headers(h2o_req_t *req, const tg_call_t *call, h2o_iovec_t client_host)
+ * forwarding headers were removed with the other reserved names; what a trusted proxy said
+ * (fw, NULL when server.trusted_proxies is empty) is carried over: its X-Forwarded-For chain
+ * before the peer, its https, and the client it names in Forwarded's for=. */
+static h2o_iovec_t identity_headers(h2o_req_t *req, const tg_call_t *call, h2o_iovec_t client_host,
+                                    const tg_forwarded_t *fw)
 {
     char peer[NI_MAXHOST];
     int v6;
     size_t peer_len = peer_address(req, peer, &v6);
     const char *cid = tg_account_id(call->account), *plan = call->plan->id;
     size_t cid_len = strlen(cid), plan_len = strlen(plan), kid_len = strnlen(call->key_id, sizeof(call->key_id));
+    const char *client = peer;
+    size_t client_len = peer_len, chain_len = 0;
+    int https = 0, client_v6 = v6;
+    if (fw != NULL && fw->peer_trusted) {
+        chain_len = fw->chain_len;
+        https = fw->https;
+        client = fw->client;
+        client_len = strlen(fw->client);
+        client_v6 = memchr(client, ':', client_len) != NULL;
+    }
     if (!plain_host(client_host))
         client_host = h2o_iovec_init(NULL, 0);
-    size_t cap = 256 + cid_len + plan_len + kid_len + 2 * peer_len + 2 * client_host.len;
+    size_t cap = 256 + cid_len + plan_len + kid_len + chain_len + peer_len + client_len + 2 * client_host.len;
     char *buf = h2o_mem_alloc_pool(&req->pool, cap), *p = buf;
     p = put(p, H2O_STRLIT("x-tollgate-customer: "));
     p = put(p, cid, cid_len);
@@ -323,23 +335,28 @@ static h2o_iovec_t identity_headers(h2o_req_t *req, const tg_call_t *call, h2o_i
         p = put(p, call->key_id, kid_len);
     }
     p = put(p, H2O_STRLIT("\r\n"));
-    if (peer_len != 0) {
+    if (peer_len != 0 || chain_len != 0) {
         p = put(p, H2O_STRLIT("x-forwarded-for: "));
+        if (chain_len != 0) {
+            p = put(p, fw->chain, chain_len);
+            if (peer_len != 0)
+                p = put(p, H2O_STRLIT(", "));
+        }
         p = put(p, peer, peer_len);
         p = put(p, H2O_STRLIT("\r\n"));
     }
-    p = put(p, H2O_STRLIT("x-forwarded-proto: http\r\n"));
+    p = https ? put(p, H2O_STRLIT("x-forwarded-proto: https\r\n")) : put(p, H2O_STRLIT("x-forwarded-proto: http\r\n"));
     if (client_host.len != 0) {
         p = put(p, H2O_STRLIT("x-forwarded-host: "));
         p = put(p, client_host.base, client_host.len);
         p = put(p, H2O_STRLIT("\r\n"));
     }
     /* RFC 7239: an IPv6 node and a host with a port are quoted strings */
-    p = put(p, H2O_STRLIT("forwarded: proto=http"));
-    if (peer_len != 0) {
-        p = put(p, v6 ? ";for=\"[" : ";for=", v6 ? 7 : 5);
-        p = put(p, peer, peer_len);
-        if (v6)
+    p = https ? put(p, H2O_STRLIT("forwarded: proto=https")) : put(p, H2O_STRLIT("forwarded: proto=http"));
+    if (client_len != 0) {
+        p = put(p, client_v6 ? ";for=\"[" : ";for=", client_v6 ? 7 : 5);
+        p = put(p, client, client_len);
+        if (client_v6)
             p = put(p, H2O_STRLIT("]\""));
     }
     if (client_host.len != 0) {
@@ -502,6 +519,11 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
      * headers are tollgate's alone. Client headers an upstream could read as either are dropped
      * here, and tollgate's own lines are written after hop-by-hop processing (upstream.c), so a
      * client's Connection header cannot name them away. */
+    tg_forwarded_t *fw = NULL;
+    if (srv->deps.cfg->server.ntrusted_proxies > 0) { /* read before the client's copies go */
+        fw = h2o_mem_alloc_pool(&req->pool, sizeof(*fw));
+        tg_http_forwarded(srv->deps.cfg, req, fw);
+    }
     for (size_t k = 0; k < req->headers.size;) {
         const h2o_iovec_t *name = req->headers.entries[k].name;
         if (is_reserved_request_header(name->base, name->len))
@@ -509,7 +531,7 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
         else
             k++;
     }
-    h2o_iovec_t extra = identity_headers(req, &gr->call, header_value(req, H2O_TOKEN_HOST, NULL, 0));
+    h2o_iovec_t extra = identity_headers(req, &gr->call, header_value(req, H2O_TOKEN_HOST, NULL, 0), fw);
 
     gw_prefilter_t *pf = (void *)h2o_add_prefilter(req, sizeof(*pf));
     pf->super.on_setup_ostream = on_setup_ostream;

@@ -14,11 +14,11 @@ const fold = (name) => name.trim().toLowerCase().replace(/[^a-z0-9]/g, '-');
 const seen = (lines, name) => lines.filter((l) => fold(l.slice(0, l.indexOf(':'))) === name)
   .map((l) => l.slice(l.indexOf(':') + 1).trim());
 
-async function withEcho(opts, fn) {
+async function withEcho(opts, fn, stackOpts = {}) {
   const up = await echoUpstream(opts);
   let s;
   try {
-    s = await new Stack({ noUpstream: true, upstreamPort: up.port }).start();
+    s = await new Stack({ noUpstream: true, upstreamPort: up.port, ...stackOpts }).start();
     const pro = await s.customer('pro');
     const other = await s.customer('enterprise');
     await fn({ s, up, pro, other });
@@ -122,4 +122,27 @@ test('API10:2023 unsafe consumption of APIs: the upstream cannot set rate-limit,
       assert.equal(busy.status, 429);
       assert.deepEqual(busy.all('retry-after'), ['77']);
     });
+});
+
+test('API8:2023 security misconfiguration: forwarding headers are believed only from server.trusted_proxies, and then carried over', async () => {
+  // tollgate behind a trusted proxy on 127.0.0.1: the chain it sent comes before the peer, its
+  // https is kept, and Forwarded names the client it saw (the right-most untrusted address).
+  await withEcho({}, async ({ s, up, pro }) => {
+    const r = await exchange(s.gwPort, request(s, [`Authorization: Bearer ${pro.key}`,
+      'X-Forwarded-For: 198.51.100.1, 203.0.113.7', 'X-Forwarded-Proto: https', 'X_Forwarded_For: 192.0.2.66']));
+    assert.equal(r.status, 200, r.body.toString());
+    assert.equal(up.reqs.length, 1);
+    const got = r.body.toString('latin1').split('\n');
+    assert.deepEqual(seen(got, 'x-forwarded-for'), ['198.51.100.1, 203.0.113.7, 127.0.0.1']);
+    assert.deepEqual(seen(got, 'x-forwarded-proto'), ['https']);
+    assert.deepEqual(seen(got, 'forwarded'), [`proto=https;for=203.0.113.7;host="127.0.0.1:${s.gwPort}"`]);
+  }, { trustedProxies: ['127.0.0.1'] });
+  // the same request from a peer that is not trusted: only the peer
+  await withEcho({}, async ({ s, pro }) => {
+    const r = await exchange(s.gwPort, request(s, [`Authorization: Bearer ${pro.key}`,
+      'X-Forwarded-For: 198.51.100.1, 203.0.113.7', 'X-Forwarded-Proto: https']));
+    const got = r.body.toString('latin1').split('\n');
+    assert.deepEqual(seen(got, 'x-forwarded-for'), ['127.0.0.1']);
+    assert.deepEqual(seen(got, 'x-forwarded-proto'), ['http']);
+  }, { trustedProxies: ['10.0.0.0/8'] });
 });
