@@ -114,17 +114,20 @@ document.getElementById('pw-form').addEventListener('submit', (e) => {
     .catch((err) => show(msg, err.message));
 });
 
-document.getElementById('logout').addEventListener('click', async () => {
-  try { await api('POST', '/v1/logout', {}); } finally { sessionStorage.removeItem('tg_csrf'); location.href = '/portal/'; }
-});
-
+// Signing out stops the live refresh first and lets a refresh in flight finish, so no request of
+// this page can reach the server after its session ended (it would only get a 401).
+let live = null, inflight = Promise.resolve();
+async function signOut(path) {
+  clearInterval(live);
+  await inflight.catch(() => {});
+  try { await api('POST', path, {}); } finally { sessionStorage.removeItem('tg_csrf'); location.href = '/portal/'; }
+}
+document.getElementById('logout').addEventListener('click', () => signOut('/v1/logout'));
 // Ends every session of this account, on every device.
-document.getElementById('logout-all').addEventListener('click', async () => {
-  try { await api('POST', '/v1/logout/all', {}); } finally { sessionStorage.removeItem('tg_csrf'); location.href = '/portal/'; }
-});
+document.getElementById('logout-all').addEventListener('click', () => signOut('/v1/logout/all'));
 
 refresh().catch((err) => {
   if (err.status === 401) location.href = '/portal/#login';
   else show(msg, err.message);
 });
-setInterval(() => loadUsage().catch(() => {}), 5000); // live usage
+live = setInterval(() => { inflight = loadUsage().catch(() => {}); }, 5000); // live usage
