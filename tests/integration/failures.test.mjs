@@ -30,9 +30,8 @@ test('50 MB download and upload stream through with bounded memory', async () =>
   await withStack({}, async (s) => {
     const { key } = await s.customer('load');
     const size = 50 * 1024 * 1024;
-    // Download: h2o 2.2's proxy reads the upstream as fast as it sends and spools what the
-    // client has not taken yet to a temporary file past 1 MB (mmap'd, so it shows in VmRSS as
-    // file pages: 42 MB once). What must stay flat is anonymous memory (RssAnon).
+    // Download: the upstream is read only as fast as the client takes the data, one bounded
+    // read at a time (SO_RCVBUF), so anonymous memory (RssAnon) stays flat; no temporary files.
     const rssBefore = s.rssKb();
     let rssPeak = rssBefore;
     let timer = setInterval(() => { rssPeak = Math.max(rssPeak, s.rssKb()); }, 20);
@@ -46,8 +45,8 @@ test('50 MB download and upload stream through with bounded memory', async () =>
     }
     clearInterval(timer);
     assert.equal(got, size);
-    // Upload: h2o 2.2 buffers request bodies, in a temporary file (mmap'd) past 1 MB, so those
-    // pages are file-backed (RssFile); anonymous memory (heap, buffers) is what must stay flat.
+    // Upload: the gateway's HTTP/1 front streams the body to the upstream as it arrives, so
+    // anonymous memory (heap, buffers) stays flat.
     const before = s.rssKb();
     let peak = before;
     timer = setInterval(() => { peak = Math.max(peak, s.rssKb()); }, 20);

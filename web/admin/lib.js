@@ -27,6 +27,19 @@ export async function signOut() {
   try { await api('DELETE', '/v1/admin/session'); } finally { csrf = null; }
 }
 
+// Every page of a paginated list (docs/api.md, "Lists and pagination"), as one array.
+export async function apiAll(path) {
+  const all = [];
+  let cursor = null;
+  for (;;) {
+    const sep = path.includes('?') ? '&' : '?';
+    const page = await api('GET', `${path}${sep}limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    all.push(...page.data);
+    if (!page.has_more || !page.next_cursor || page.next_cursor === cursor) return { data: all };
+    cursor = page.next_cursor;
+  }
+}
+
 export function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
