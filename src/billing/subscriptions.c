@@ -94,7 +94,11 @@ int tg_sub_change_compute(const tg_sub_ctx_t *x, const tg_customer_t *c, const t
     int64_t ps, pe;
     tg_period_bounds(c->anchor_at, from->interval, now, &ps, &pe);
     pc->upgrade = tg_sub_monthly_price(to) > tg_sub_monthly_price(from);
-    if (when == TG_SUB_WHEN_PERIOD_END || (when == TG_SUB_WHEN_DEFAULT && !pc->upgrade)) {
+    /* A downgrade during a trial is at once: the base fee is that of the plan in force at the
+     * period's end, so waiting would bill the higher plan for the time after the trial that the
+     * customer declined. */
+    int trial_downgrade = !pc->upgrade && now < c->trial_end;
+    if (!trial_downgrade && (when == TG_SUB_WHEN_PERIOD_END || (when == TG_SUB_WHEN_DEFAULT && !pc->upgrade))) {
         pc->at_period_end = 1;
         pc->effective_at = pe;
         return 0;

@@ -66,7 +66,9 @@ typedef struct tg_sub_change {
 /* The rules: an upgrade, or when = NOW, takes effect at once; during a paid period it is
  * prorated by seconds (the old plan is charged for the time it was in force, the new plan's
  * fee, billed in full at the period's end, is credited for that same time). A downgrade waits
- * for the period's end. TG_EINVAL for a change of currency. */
+ * for the period's end, except during a trial, when it takes effect at once: the trial is free,
+ * so waiting would only bill the higher plan for the days between the trial's end and the
+ * period's (when = PERIOD_END included). TG_EINVAL for a change of currency. */
 int tg_sub_change_compute(const tg_sub_ctx_t *x, const tg_customer_t *c, const tg_plan_t *to, tg_sub_when_t when,
                           tg_sub_change_t *pc, tg_err_t *err);
 
