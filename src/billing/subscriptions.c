@@ -131,8 +131,7 @@ static int item_row(const tg_sub_ctx_t *x, const tg_customer_t *c, const char *d
 
 /* Changes c's plan in memory and writes the proration items and the plan-change record (the
  * caller's transaction stores c). */
-static int change_plan(const tg_sub_ctx_t *x, tg_customer_t *c, const tg_plan_t *to, tg_sub_when_t when,
-                       tg_err_t *err)
+static int change_plan(const tg_sub_ctx_t *x, tg_customer_t *c, const tg_plan_t *to, tg_sub_when_t when, tg_err_t *err)
 {
     tg_sub_change_t pc;
     int rc = tg_sub_change_compute(x, c, to, when, &pc, err);
@@ -247,8 +246,7 @@ int tg_sub_apply_scheduled(const tg_sub_ctx_t *x, const tg_customer_t *c, tg_err
     return put_customer(x, &u, err);
 }
 
-int tg_sub_add_item(const tg_sub_ctx_t *x, const tg_customer_t *c, const char *desc, tg_money_t amount,
-                    tg_err_t *err)
+int tg_sub_add_item(const tg_sub_ctx_t *x, const tg_customer_t *c, const char *desc, tg_money_t amount, tg_err_t *err)
 {
     const tg_plan_t *plan = tg_config_find_plan(x->cfg, c->plan_id);
     if (desc == NULL || desc[0] == '\0' || strlen(desc) >= TG_NAME_MAX)

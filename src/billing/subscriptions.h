@@ -97,8 +97,7 @@ int tg_sub_apply_scheduled(const tg_sub_ctx_t *x, const tg_customer_t *c, tg_err
 /* A one-off charge (or, negative, a credit) on c's next invoice, in the plan's currency.
  * Finalized invoices never change; this is how they are corrected. TG_EINVAL for an empty or
  * too long description or a zero amount. */
-int tg_sub_add_item(const tg_sub_ctx_t *x, const tg_customer_t *c, const char *desc, tg_money_t amount,
-                    tg_err_t *err);
+int tg_sub_add_item(const tg_sub_ctx_t *x, const tg_customer_t *c, const char *desc, tg_money_t amount, tg_err_t *err);
 
 /* The upcoming invoice of c's current period as JSON (malloc'd; the caller frees), or NULL with
  * err set (TG_ERANGE: usage whose price does not fit the money range). */

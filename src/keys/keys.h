@@ -24,7 +24,7 @@
 typedef struct tg_keys_ctx {
     const tg_config_t *cfg; /* keys.max_active_per_customer, admin.key_grace_seconds */
     tg_store_t *store;
-    tg_accounts_t *accounts; /* may be NULL (tests, tools) */
+    tg_accounts_t *accounts;   /* may be NULL (tests, tools) */
     const uint8_t *key_secret; /* the HMAC key of the stored key hashes */
     size_t key_secret_len;
     int64_t (*now_s)(void); /* NULL: tg_clock_now_ns (moved by --test-clock) */

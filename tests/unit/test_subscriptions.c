@@ -23,14 +23,13 @@
 #define FEB1_2026 INT64_C(1769904000)
 #define DAY INT64_C(86400)
 
-static const char *yaml =
-    "upstream: {url: \"http://127.0.0.1:3\"}\n"
-    "admin: {token: \"0123456789abcdef0123\"}\n"
-    "keys: {secret: \"0123456789abcdef0123456789abcdef\"}\n"
-    "plans:\n"
-    "  free: {name: Free, price: \"0\", included: {api_calls: 10}}\n"
-    "  starter: {name: Starter, price: \"49\", included: {api_calls: 100}}\n"
-    "  pro: {name: Pro, price: \"199\", trial_days: 14, included: {api_calls: 1000}}\n";
+static const char *yaml = "upstream: {url: \"http://127.0.0.1:3\"}\n"
+                          "admin: {token: \"0123456789abcdef0123\"}\n"
+                          "keys: {secret: \"0123456789abcdef0123456789abcdef\"}\n"
+                          "plans:\n"
+                          "  free: {name: Free, price: \"0\", included: {api_calls: 10}}\n"
+                          "  starter: {name: Starter, price: \"49\", included: {api_calls: 100}}\n"
+                          "  pro: {name: Pro, price: \"199\", trial_days: 14, included: {api_calls: 1000}}\n";
 
 static int64_t clock_s;
 static int64_t test_now(void)
@@ -80,9 +79,8 @@ static tg_customer_t new_customer(fx_t *f, const char *plan, int with_trial)
     tg_err_t err = {0};
     char email[64];
     snprintf(email, sizeof(email), "%s-%d@example.com", plan, with_trial);
-    assert_int_equal(tg_sub_customer_create(&f->x, email, "Test", tg_config_find_plan(f->cfg, plan), with_trial, &c,
-                                            &err),
-                     0);
+    assert_int_equal(
+        tg_sub_customer_create(&f->x, email, "Test", tg_config_find_plan(f->cfg, plan), with_trial, &c, &err), 0);
     return c;
 }
 
