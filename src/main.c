@@ -32,10 +32,12 @@ static void usage_main(FILE *out)
             "  check-config -c FILE   validate a configuration and print the effective plans\n"
             "  migrate -c FILE        create or upgrade the database schema\n"
             "  quote -c FILE --plan ID --usage METRIC=N   price a period's usage\n"
-            "  customers add|list|show|set-plan|suspend|resume   manage customers (admin API)\n"
+            "  customers add|list|show|set-plan|cancel|add-item|suspend|resume\n"
+            "                                                    manage customers (admin API)\n"
             "  keys create|list|revoke|rotate                    manage API keys (admin API)\n"
             "  usage CUSTOMER_ID [--period YYYY-MM]               show a customer's usage\n"
-            "  invoices run|list|show|finalize|void|mark-paid     billing periods and invoices\n"
+            "  invoices run|list|show|upcoming|finalize|void|mark-paid\n"
+            "                                                    billing periods and invoices\n"
             "  help                   this text\n"
             "  version                print the version\n");
 }

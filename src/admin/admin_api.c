@@ -12,6 +12,7 @@
 
 #include "admin/admin_int.h"
 #include "billing/invoice.h"
+#include "billing/periods.h"
 #include "billing/pricing.h"
 #include "gateway/apikey.h"
 #include "metrics/metrics.h"
@@ -36,10 +37,10 @@ void tg_admin_tick(tg_admin_t *a)
     tg_accounts_collect_used(a->d.accounts, tg_adm_persist_used_cb, a->d.store);
     if (in_tx && tg_store_tx_commit(a->d.store, &terr) != 0)
         tg_store_tx_rollback(a->d.store);
-    tg_adm_close_ctx_t cc;
+    tg_periods_run_t run;
     tg_err_t err = {0};
-    tg_adm_close_periods(a, NULL, INT64_MAX, &cc, &err); /* errors are retried on the next tick */
-    json_decref(cc.failed);
+    tg_periods_close(&a->sub, NULL, INT64_MAX, &run, &err); /* errors are retried on the next tick */
+    tg_periods_run_free(&run);
 }
 
 /* ---- dispatch ---- */
@@ -192,6 +193,8 @@ tg_admin_t *tg_admin_new(const tg_admin_deps_t *deps)
     if (a == NULL)
         return NULL;
     a->d = *deps;
+    a->sub = (tg_sub_ctx_t){deps->cfg, deps->store, deps->accounts, deps->meter, NULL};
+    a->keys = (tg_keys_ctx_t){deps->cfg, deps->store, deps->accounts, deps->key_secret, deps->key_secret_len, NULL};
     tg_throttle_policy_t pol = {1024, 3600 * TG_NS_PER_SEC, 5, TG_NS_PER_SEC, 900 * TG_NS_PER_SEC};
     if ((a->portal = tg_portal_new()) == NULL || (a->owner_failures = tg_throttle_new(&pol)) == NULL) {
         tg_portal_free(a->portal);

@@ -1,5 +1,5 @@
-/* admin_billing.c - public plans and the pricing calculator, and invoices: closing periods,
- * listing, state changes, HTML. */
+/* admin_billing.c - public plans and the pricing calculator, and invoices: the adapter of the
+ * invoice run (billing/periods.c), listing, state changes, HTML, the upcoming invoice. */
 #include <ctype.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -11,6 +11,7 @@
 
 #include "admin/admin_int.h"
 #include "billing/invoice.h"
+#include "billing/periods.h"
 #include "billing/pricing.h"
 #include "gateway/apikey.h"
 #include "metrics/metrics.h"
@@ -146,92 +147,6 @@ void tg_adm_quote_plan(tg_admin_t *a, const tg_plan_t *plan, const tg_admin_requ
 /* ---- invoices ---- */
 
 
-int tg_adm_collect_customer_cb(const tg_customer_t *c, void *arg)
-{
-    tg_adm_close_ctx_t *cc = arg;
-    if (cc->n == cc->cap) {
-        size_t cap = cc->cap ? cc->cap * 2 : 64;
-        tg_customer_t *l = realloc(cc->list, cap * sizeof(*l));
-        if (l == NULL)
-            return 1;
-        cc->list = l;
-        cc->cap = cap;
-    }
-    cc->list[cc->n++] = *c;
-    return 0;
-}
-
-/* The error type a failed invoice is listed under (billing_failures, the run's answer). */
-const char *tg_adm_billing_failure_type(int rc)
-{
-    switch (rc) {
-    case TG_ERANGE:
-        return "money_out_of_range";
-    case TG_ECONFIG:
-        return "configuration";
-    default:
-        return "invoice_failed";
-    }
-}
-
-/* Closes every ended period of one customer (customer_id) or of all (NULL). */
-int tg_adm_close_periods(tg_admin_t *a, const char *customer_id, int64_t until, tg_adm_close_ctx_t *cc,
-                         tg_err_t *err)
-{
-    int rc;
-    memset(cc, 0, sizeof(*cc));
-    cc->a = a;
-    cc->failed = json_array();
-    if (customer_id != NULL) {
-        tg_customer_t c;
-        if ((rc = tg_store_customer_get(a->d.store, customer_id, &c, err)) != 0)
-            return rc;
-        tg_adm_collect_customer_cb(&c, cc);
-    } else if ((rc = tg_store_customer_list(a->d.store, tg_adm_collect_customer_cb, cc, err)) != 0) {
-        free(cc->list);
-        return rc;
-    }
-    int64_t now = tg_adm_now_s() < until ? tg_adm_now_s() : until;
-    if (a->d.meter != NULL)
-        tg_meter_flush(a->d.meter); /* calls answered before now are on this run's invoices */
-    /* Commit every 500 customers: one fsync per batch, not per invoice, and the metering writer
-     * waits at most one batch. Each invoice is a savepoint, so a failing customer rolls back
-     * alone and the run can simply be repeated. */
-    for (size_t i = 0; i < cc->n;) {
-        if ((rc = tg_store_tx_begin(a->d.store, err)) != 0)
-            break;
-        size_t end = i + 500 < cc->n ? i + 500 : cc->n;
-        int batch_created = 0;
-        for (; i < end; i++) {
-            int made = 0, frc;
-            tg_err_t e = {0}, fe = {0};
-            if ((frc = tg_invoice_close_periods(a->d.store, a->d.cfg, &cc->list[i], now, &made, &e)) != 0) {
-                /* This customer's invoice rolled back alone (a savepoint); the others go on.
-                 * The failure is kept (billing_failures) until a run invoices the customer. */
-                const char *type = tg_adm_billing_failure_type(frc);
-                if (cc->failures++ == 0)
-                    snprintf(cc->first_error, sizeof(cc->first_error), "%s", e.msg);
-                if (cc->failed != NULL && json_array_size(cc->failed) < TG_ADM_FAILURES_LISTED)
-                    json_array_append_new(cc->failed, json_pack("{s:s,s:s,s:s}", "customer", cc->list[i].id, "type",
-                                                                type, "message", e.msg));
-                tg_store_billing_failure_set(a->d.store, cc->list[i].id, type, e.msg, tg_adm_now_s(), &fe);
-                continue;
-            }
-            tg_store_billing_failure_clear(a->d.store, cc->list[i].id, &fe);
-            /* Only once its last period is invoiced under the old plan does a scheduled change
-             * (downgrade, cancellation at period end) take effect. */
-            tg_adm_apply_scheduled_cb(&cc->list[i], a);
-            batch_created += made;
-        }
-        if ((rc = tg_store_tx_commit(a->d.store, err)) != 0)
-            break;
-        cc->created += batch_created;
-    }
-    free(cc->list);
-    cc->list = NULL;
-    return rc;
-}
-
 void tg_adm_reply_invoice(tg_admin_response_t *res, int status, const tg_invoice_t *inv)
 {
     res->status = status;
@@ -269,27 +184,30 @@ void tg_adm_invoices_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin
             bad = 2;
         else if (month != NULL) /* periods that ended by the end of that month */
             until = tg_period_boundary(0, TG_INTERVAL_MONTH, (int64_t)(y - 1970) * 12 + m);
-        tg_adm_close_ctx_t cc;
-        int rc = bad ? TG_EINVAL : tg_adm_close_periods(a, cust, until, &cc, &err);
+        tg_periods_run_t run = {0};
+        int rc = bad ? TG_EINVAL : tg_periods_close(&a->sub, cust, until, &run, &err);
         if (bad == 2)
             tg_adm_reply_error(res, 400, "bad_request", "period: expected YYYY-MM.");
         else if (bad)
             tg_adm_reply_error(res, 400, "bad_request", "customer and period must be strings.");
         else if (rc == TG_ENOTFOUND)
-            tg_adm_reply_error(res, 404, "not_found", "No customer %s.", cust);
+            tg_adm_reply_svc_error(res, rc, &err);
         else if (rc != 0)
             tg_adm_reply_error(res, 500, "internal_error", "Closing periods failed: %s", err.msg);
         else {
-            json_t *j = json_pack("{s:i,s:i}", "created", cc.created, "failed", cc.failures);
-            if (cc.failures > 0)
-                json_object_set_new(j, "first_error", json_string(cc.first_error));
+            json_t *j = json_pack("{s:i,s:i}", "created", run.created, "failed", run.failures);
+            if (run.failures > 0)
+                json_object_set_new(j, "first_error", json_string(run.first_error));
             /* Which customers failed and why (the first 100; all of them at
              * GET /v1/admin/billing/failures). */
-            json_object_set(j, "failures", cc.failed != NULL ? cc.failed : json_array());
+            json_t *failed = json_array();
+            for (size_t i = 0; i < run.nfailed; i++)
+                json_array_append_new(failed, json_pack("{s:s,s:s,s:s}", "customer", run.failed[i].customer_id,
+                                                        "type", run.failed[i].type, "message", run.failed[i].message));
+            json_object_set_new(j, "failures", failed);
             tg_adm_reply_json(res, 200, j);
         }
-        if (!bad)
-            json_decref(cc.failed);
+        tg_periods_run_free(&run);
         json_decref(body);
         return;
     }
@@ -355,20 +273,10 @@ void tg_adm_invoices_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin
 
 void tg_adm_reply_upcoming(tg_admin_t *a, const tg_customer_t *c, tg_admin_response_t *res)
 {
-    if (a->d.meter != NULL)
-        tg_meter_flush(a->d.meter); /* the estimate includes every call answered so far */
     tg_err_t err = {0};
-    char *json = tg_invoice_preview(a->d.store, a->d.cfg, c, tg_adm_now_s(), &err);
-    if (json == NULL && err.code == TG_ERANGE) {
-        /* The customer's data, not the server: usage whose price does not fit the money range. */
-        tg_adm_reply_error(res, 422, "money_out_of_range",
-                           "The upcoming invoice of %s cannot be computed: %s. The usage is kept; see "
-                           "GET /v1/admin/billing/failures and correct it with an item or a plan change.",
-                           c->id, err.msg);
-        return;
-    }
+    char *json = tg_sub_upcoming(&a->sub, c, &err);
     if (json == NULL) {
-        tg_adm_reply_error(res, 500, "internal_error", "Previewing the invoice of %s failed: %s", c->id, err.msg);
+        tg_adm_reply_svc_error(res, err.code, &err);
         return;
     }
     res->status = 200;

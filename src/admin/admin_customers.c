@@ -1,5 +1,5 @@
-/* admin_customers.c - customers: create, read, update, plan changes with proration,
- * cancellation, scheduled changes, and usage reports. */
+/* admin_customers.c - the HTTP adapters of customers: create, read, update (plan changes),
+ * cancel, one-off items, and usage reports. The rules are billing/subscriptions.c's. */
 #include <ctype.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -55,38 +55,6 @@ int tg_adm_valid_email(const char *e)
     return 1;
 }
 
-int tg_adm_new_customer(tg_admin_t *a, const char *email, const char *name, const tg_plan_t *plan, tg_customer_t *c,
-                        tg_admin_response_t *res)
-{
-    return tg_adm_new_customer_trial(a, email, name, plan, 1, c, res);
-}
-
-int tg_adm_new_customer_trial(tg_admin_t *a, const char *email, const char *name, const tg_plan_t *plan,
-                              int with_trial, tg_customer_t *c, tg_admin_response_t *res)
-{
-    memset(c, 0, sizeof(*c));
-    tg_adm_random_id("cus_", c->id, sizeof(c->id));
-    snprintf(c->email, sizeof(c->email), "%s", email);
-    snprintf(c->name, sizeof(c->name), "%s", name != NULL ? name : "");
-    snprintf(c->plan_id, sizeof(c->plan_id), "%s", plan->id);
-    c->created_at = c->anchor_at = tg_adm_now_s();
-    if (plan->trial_days > 0 && with_trial) {
-        snprintf(c->status, sizeof(c->status), "trialing");
-        c->trial_end = c->created_at + (int64_t)plan->trial_days * 86400;
-    } else {
-        snprintf(c->status, sizeof(c->status), "active");
-    }
-    tg_err_t err = {0};
-    int rc = tg_store_customer_insert(a->d.store, c, &err);
-    if (rc == TG_EEXIST)
-        tg_adm_reply_error(res, 409, "conflict", "A customer with the email %s exists already.", email);
-    else if (rc != 0)
-        tg_adm_reply_error(res, 500, "internal_error", "Storing the customer failed: %s", err.msg);
-    else if ((rc = tg_accounts_put_customer(a->d.accounts, c, &err)) != 0)
-        tg_adm_reply_error(res, 500, "internal_error", "%s", err.msg);
-    return rc;
-}
-
 void tg_adm_create_customer(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
 {
     json_t *body = tg_adm_parse_body(r, res);
@@ -106,8 +74,14 @@ void tg_adm_create_customer(tg_admin_t *a, const tg_admin_request_t *r, tg_admin
     else if (plan == NULL)
         tg_adm_reply_error(res, 400, "bad_request", "plan: \"%s\" is not a plan; plans are defined in the configuration.",
                            plan_id != NULL ? plan_id : "");
-    else if (tg_adm_new_customer(a, email, name, plan, &c, res) == 0)
-        tg_adm_reply_json(res, 201, tg_adm_customer_json(a, &c));
+    else {
+        tg_err_t err = {0};
+        int rc = tg_sub_customer_create(&a->sub, email, name, plan, 1, &c, &err);
+        if (rc != 0)
+            tg_adm_reply_svc_error(res, rc, &err);
+        else
+            tg_adm_reply_json(res, 201, tg_adm_customer_json(a, &c));
+    }
     json_decref(body);
 }
 
@@ -138,220 +112,46 @@ int tg_adm_load_customer(tg_admin_t *a, const tg_adm_segs_t *s, size_t idx, tg_c
     return 0;
 }
 
-/* A plan's base price per month, to tell upgrades from downgrades across intervals. */
-__int128 tg_adm_monthly_price(const tg_plan_t *p)
-{
-    return p->interval == TG_INTERVAL_YEAR ? (__int128)p->price / 12 : (__int128)p->price;
-}
-
-int tg_adm_add_item_row(tg_admin_t *a, const tg_customer_t *c, const char *desc, tg_money_t amount, const char *currency,
-                    tg_err_t *err)
-{
-    tg_invoice_item_t it = {0};
-    snprintf(it.customer_id, sizeof(it.customer_id), "%s", c->id);
-    it.created_at = tg_adm_now_s();
-    snprintf(it.description, sizeof(it.description), "%s", desc);
-    it.amount = amount;
-    snprintf(it.currency, sizeof(it.currency), "%s", currency);
-    return tg_store_invoice_item_add(a->d.store, &it, err);
-}
-
-/* Changes c's plan in memory (the caller stores it). An upgrade, or "when": "now", takes effect
- * at once; during a paid period it is prorated by seconds: the old plan is charged for the time
- * it was in force and the new plan's fee, billed in full at the period's end, is credited for
- * that same time. A downgrade waits for the next period (pending_plan_id). Returns non-zero if
- * it replied with an error. */
-int tg_adm_plan_change_compute(tg_admin_t *a, const tg_customer_t *c, const tg_plan_t *to, const char *when,
-                               tg_adm_plan_change_t *pc, tg_admin_response_t *res)
-{
-    const tg_plan_t *from = tg_config_find_plan(a->d.cfg, c->plan_id);
-    int64_t now = tg_adm_now_s();
-    memset(pc, 0, sizeof(*pc));
-    pc->from = from;
-    pc->to = to;
-    pc->effective_at = now;
-    if (from == NULL || from == to)
-        return 0;
-    if (strcmp(from->currency, to->currency) != 0) {
-        tg_adm_reply_error(res, 400, "bad_request", "plan: %s is billed in %s and %s in %s; a customer cannot change currency.",
-                           from->id, from->currency, to->id, to->currency);
-        return -1;
-    }
-    int64_t ps, pe;
-    tg_period_bounds(c->anchor_at, from->interval, now, &ps, &pe);
-    pc->upgrade = tg_adm_monthly_price(to) > tg_adm_monthly_price(from);
-    if ((when != NULL && strcmp(when, "period_end") == 0) || (when == NULL && !pc->upgrade)) {
-        pc->at_period_end = 1;
-        pc->effective_at = pe;
-        return 0;
-    }
-    int64_t paid_from = c->trial_end > ps ? c->trial_end : ps;
-    if (now > paid_from && from->interval == to->interval) {
-        if (tg_prorate(from->price, now - paid_from, pe - ps, &pc->old_part) != 0 ||
-            tg_prorate(to->price, now - paid_from, pe - ps, &pc->new_credit) != 0) {
-            tg_adm_reply_error(res, 400, "bad_request", "The plan change cannot be prorated.");
-            return -1;
-        }
-        pc->prorated = 1;
-        pc->new_credit = -pc->new_credit;
-        snprintf(pc->old_desc, sizeof(pc->old_desc), "%s plan until the change (%" PRId64 " of %" PRId64 " days)",
-                 from->name, (now - paid_from + 43199) / 86400, (pe - ps + 43199) / 86400);
-        snprintf(pc->new_desc, sizeof(pc->new_desc), "%s plan credit for the time before the change", to->name);
-    }
-    return 0;
-}
-
-int tg_adm_change_plan(tg_admin_t *a, tg_customer_t *c, const tg_plan_t *to, const char *when, tg_admin_response_t *res)
-{
-    tg_adm_plan_change_t pc;
-    if (tg_adm_plan_change_compute(a, c, to, when, &pc, res) != 0)
-        return -1;
-    tg_err_t err = {0};
-    if (pc.at_period_end) {
-        snprintf(c->pending_plan_id, sizeof(c->pending_plan_id), "%s", to->id);
-        c->pending_at = pc.effective_at;
-        return 0;
-    }
-    if (pc.prorated && (tg_adm_add_item_row(a, c, pc.old_desc, pc.old_part, to->currency, &err) != 0 ||
-                        tg_adm_add_item_row(a, c, pc.new_desc, pc.new_credit, to->currency, &err) != 0)) {
-        tg_adm_reply_error(res, 500, "internal_error", "Storing the proration failed: %s", err.msg);
-        return -1;
-    }
-    if (pc.from != NULL && pc.from != to &&
-        tg_store_plan_change_add(a->d.store, c->id, pc.from->id, to->id, pc.upgrade ? "upgrade" : "downgrade",
-                                 pc.effective_at, &err) != 0) {
-        tg_adm_reply_error(res, 500, "internal_error", "Recording the plan change failed: %s", err.msg);
-        return -1;
-    }
-    snprintf(c->plan_id, sizeof(c->plan_id), "%s", to->id);
-    c->pending_plan_id[0] = '\0';
-    c->pending_at = 0;
-    return 0;
-}
-
 void tg_adm_patch_customer(tg_admin_t *a, tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res)
 {
     json_t *body = tg_adm_parse_body(r, res);
     if (body == NULL)
         return;
-    int bad = 0;
+    int bad = 0, rc;
     const char *plan_id = tg_adm_opt_string(body, "plan", &bad), *status = tg_adm_opt_string(body, "status", &bad),
                *name = tg_adm_opt_string(body, "name", &bad), *when = tg_adm_opt_string(body, "when", &bad);
-    const tg_plan_t *plan = plan_id != NULL ? tg_config_find_plan(a->d.cfg, plan_id) : NULL;
+    tg_sub_update_t u = {plan_id != NULL ? tg_config_find_plan(a->d.cfg, plan_id) : NULL, TG_SUB_WHEN_DEFAULT, status,
+                         name};
+    tg_err_t err = {0};
     if (bad)
         tg_adm_reply_error(res, 400, "bad_request", "plan, status, name and when must be strings.");
-    else if (when != NULL && strcmp(when, "now") != 0 && strcmp(when, "period_end") != 0)
-        tg_adm_reply_error(res, 400, "bad_request", "when: \"now\" or \"period_end\", not \"%s\".", when);
-    else if (plan_id != NULL && plan == NULL)
+    else if ((rc = tg_sub_when_parse(when, &u.when, &err)) != 0)
+        tg_adm_reply_svc_error(res, rc, &err);
+    else if (plan_id != NULL && u.plan == NULL)
         tg_adm_reply_error(res, 400, "bad_request", "plan: \"%s\" is not a plan.", plan_id);
-    else if (status != NULL && strcmp(status, "active") != 0 && strcmp(status, "suspended") != 0 &&
-             strcmp(status, "canceled") != 0 && strcmp(status, "past_due") != 0)
-        tg_adm_reply_error(res, 400, "bad_request",
-                           "status: must be \"active\", \"past_due\", \"suspended\" or \"canceled\", not \"%s\".",
-                           status);
-    else if (name != NULL && strlen(name) >= TG_NAME_MAX)
-        tg_adm_reply_error(res, 400, "bad_request", "name: at most %d characters.", TG_NAME_MAX - 1);
-    else {
-        /* The proration items and the customer change commit together or not at all. */
-        tg_err_t err = {0};
-        if (tg_store_tx_begin(a->d.store, &err) != 0) {
-            tg_adm_reply_error(res, 500, "internal_error", "Updating the customer failed: %s", err.msg);
-            json_decref(body);
-            return;
-        }
-        if (plan != NULL && tg_adm_change_plan(a, c, plan, when, res) != 0) {
-            tg_store_tx_rollback(a->d.store); /* tg_adm_change_plan replied */
-            json_decref(body);
-            return;
-        }
-        if (status != NULL) {
-            /* Resuming during a trial returns to the trial. */
-            if (strcmp(status, "active") == 0 && c->trial_end > tg_adm_now_s())
-                status = "trialing";
-            snprintf(c->status, sizeof(c->status), "%s", status);
-            if (strcmp(status, "canceled") == 0 && c->cancel_at == 0)
-                c->cancel_at = tg_adm_now_s();
-        }
-        if (name != NULL)
-            snprintf(c->name, sizeof(c->name), "%s", name);
-        if (tg_store_customer_update(a->d.store, c, &err) != 0 || tg_store_tx_commit(a->d.store, &err) != 0) {
-            tg_store_tx_rollback(a->d.store);
-            tg_adm_reply_error(res, 500, "internal_error", "Updating the customer failed: %s", err.msg);
-        } else if (tg_accounts_put_customer(a->d.accounts, c, &err) != 0)
-            tg_adm_reply_error(res, 500, "internal_error", "%s", err.msg);
-        else
-            tg_adm_reply_json(res, 200, tg_adm_customer_json(a, c));
-    }
+    else if ((rc = tg_sub_update(&a->sub, c, &u, &err)) != 0)
+        tg_adm_reply_svc_error(res, rc, &err);
+    else
+        tg_adm_reply_json(res, 200, tg_adm_customer_json(a, c));
     json_decref(body);
 }
 
-/* POST /v1/admin/customers/{id}/cancel {"at_period_end": true}: at the period's end access stops
- * and that period is invoiced as usual; at once, access stops now and a final invoice bills the
- * usage to date and the base fee up to now. */
+/* POST /v1/admin/customers/{id}/cancel {"at_period_end": true} (the default): see tg_sub_cancel. */
 void tg_adm_cancel_customer(tg_admin_t *a, tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res)
 {
     json_t *body = tg_adm_parse_body(r, res);
     if (body == NULL)
         return;
     json_t *ape = json_object_get(body, "at_period_end");
-    if (ape != NULL && !json_is_boolean(ape)) {
+    tg_err_t err = {0};
+    int rc;
+    if (ape != NULL && !json_is_boolean(ape))
         tg_adm_reply_error(res, 400, "bad_request", "at_period_end must be true or false.");
-        json_decref(body);
-        return;
-    }
-    int at_end = ape == NULL || json_is_true(ape);
-    const tg_plan_t *plan = tg_config_find_plan(a->d.cfg, c->plan_id);
-    int64_t now = tg_adm_now_s(), ps, pe;
-    tg_period_bounds(c->anchor_at, plan->interval, now, &ps, &pe);
-    tg_err_t err = {0};
-    if (strcmp(c->status, "canceled") == 0) {
-        tg_adm_reply_error(res, 409, "conflict", "Customer %s is canceled already.", c->id);
-    } else if (at_end) {
-        c->cancel_at = pe;
-        if (tg_store_customer_update(a->d.store, c, &err) != 0)
-            tg_adm_reply_error(res, 500, "internal_error", "Canceling failed: %s", err.msg);
-        else
-            tg_adm_reply_json(res, 200, tg_adm_customer_json(a, c));
-    } else {
-        c->cancel_at = now;
-        snprintf(c->status, sizeof(c->status), "canceled");
-        if (tg_store_customer_update(a->d.store, c, &err) != 0 || tg_accounts_put_customer(a->d.accounts, c, &err) != 0)
-            tg_adm_reply_error(res, 500, "internal_error", "Canceling failed: %s", err.msg);
-        else {
-            if (a->d.meter != NULL)
-                tg_meter_flush(a->d.meter); /* the final invoice includes every answered call */
-            if (tg_invoice_close_final(a->d.store, a->d.cfg, c, now, &err) != 0)
-                tg_adm_reply_error(res, 500, "internal_error", "Canceled, but the final invoice failed: %s", err.msg);
-            else
-                tg_adm_reply_json(res, 200, tg_adm_customer_json(a, c));
-        }
-    }
+    else if ((rc = tg_sub_cancel(&a->sub, c, ape == NULL || json_is_true(ape), &err)) != 0)
+        tg_adm_reply_svc_error(res, rc, &err);
+    else
+        tg_adm_reply_json(res, 200, tg_adm_customer_json(a, c));
     json_decref(body);
-}
-
-/* Scheduled changes: downgrades due at a period start, cancellations due at a period end. */
-int tg_adm_apply_scheduled_cb(const tg_customer_t *c, void *arg)
-{
-    tg_admin_t *a = arg;
-    int64_t now = tg_adm_now_s();
-    tg_customer_t u = *c;
-    int changed = 0;
-    if (u.pending_plan_id[0] != '\0' && now >= u.pending_at && tg_config_find_plan(a->d.cfg, u.pending_plan_id)) {
-        tg_err_t herr = {0};
-        tg_store_plan_change_add(a->d.store, u.id, u.plan_id, u.pending_plan_id, "downgrade", u.pending_at, &herr);
-        snprintf(u.plan_id, sizeof(u.plan_id), "%s", u.pending_plan_id);
-        u.pending_plan_id[0] = '\0';
-        u.pending_at = 0;
-        changed = 1;
-    }
-    if (u.cancel_at != 0 && now >= u.cancel_at && strcmp(u.status, "canceled") != 0) {
-        snprintf(u.status, sizeof(u.status), "canceled");
-        changed = 1;
-    }
-    tg_err_t err = {0};
-    if (changed && tg_store_customer_update(a->d.store, &u, &err) == 0)
-        tg_accounts_put_customer(a->d.accounts, &u, &err);
-    return 0;
 }
 
 /* ---- usage ---- */
@@ -480,14 +280,13 @@ void tg_adm_get_usage(tg_admin_t *a, const tg_customer_t *c, const tg_admin_requ
 
 
 /* POST /v1/admin/customers/{id}/items {"description", "amount"}: a one-off charge (or, with a
- * negative amount, a credit) on the customer's next invoice. Finalized invoices never change;
- * this is how they are corrected. */
+ * negative amount, a credit) on the customer's next invoice (tg_sub_add_item). */
 void tg_adm_add_item(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res)
 {
     json_t *body = tg_adm_parse_body(r, res);
     if (body == NULL)
         return;
-    int bad = 0;
+    int bad = 0, rc;
     const char *desc = tg_adm_opt_string(body, "description", &bad), *amount = tg_adm_opt_string(body, "amount", &bad);
     const tg_plan_t *plan = tg_config_find_plan(a->d.cfg, c->plan_id);
     tg_money_t v = 0;
@@ -498,8 +297,8 @@ void tg_adm_add_item(tg_admin_t *a, const tg_customer_t *c, const tg_admin_reque
     else if (amount == NULL || tg_money_parse(amount, strlen(amount), &v, &err) != 0 || v == 0)
         tg_adm_reply_error(res, 400, "bad_request", "amount: a non-zero decimal string such as \"-12.50\"%s%s.",
                            err.msg[0] ? ": " : "", err.msg);
-    else if (tg_adm_add_item_row(a, c, desc, v, plan->currency, &err) != 0)
-        tg_adm_reply_error(res, 500, "internal_error", "Storing the item failed: %s", err.msg);
+    else if ((rc = tg_sub_add_item(&a->sub, c, desc, v, &err)) != 0)
+        tg_adm_reply_svc_error(res, rc, &err);
     else {
         char buf[TG_MONEY_FMT_MAX];
         tg_money_format(v, plan->currency_digits, buf, sizeof(buf));

@@ -70,6 +70,32 @@ void tg_adm_reply_error(tg_admin_response_t *res, int status, const char *type, 
     tg_adm_reply_json(res, status, json_pack("{s:{s:s,s:s,s:s}}", "error", "type", type, "message", msg, "docs", docs));
 }
 
+/* Service errors to statuses. TG_ELIMIT: the one limit the services enforce on a request is the
+ * key cap (keys/keys.h); a new limit gets its own code or row here. */
+static const struct {
+    int code, status;
+    const char *type;
+} svc_errors[] = {
+    {TG_EINVAL, 400, "bad_request"},
+    {TG_ENOTFOUND, 404, "not_found"},
+    {TG_EEXIST, 409, "conflict"},
+    {TG_ESTATE, 409, "conflict"},
+    {TG_ELIMIT, 409, "key_limit_reached"},
+    {TG_ERANGE, 422, "money_out_of_range"}, /* the customer's data, not the server */
+};
+
+void tg_adm_reply_svc_error(tg_admin_response_t *res, int rc, const tg_err_t *err)
+{
+    int status = 500;
+    const char *type = "internal_error";
+    for (size_t i = 0; i < sizeof(svc_errors) / sizeof(svc_errors[0]); i++)
+        if (svc_errors[i].code == rc) {
+            status = svc_errors[i].status;
+            type = svc_errors[i].type;
+        }
+    tg_adm_reply_error(res, status, type, "%s", err != NULL && err->msg[0] ? err->msg : tg_strerror(rc));
+}
+
 void tg_adm_random_id(const char *prefix, char *out, size_t cap)
 {
     uint8_t raw[12];

@@ -11,6 +11,8 @@
 #include "config/config.h"
 #include "store/store.h"
 #include "gateway/apikey.h"
+#include "billing/subscriptions.h"
+#include "keys/keys.h"
 
 typedef struct tg_portal tg_portal_t;
 typedef struct tg_throttle tg_throttle_t;
@@ -31,6 +33,8 @@ struct tg_admin {
     tg_portal_t *portal; /* developer portal sessions and login throttling (portal.c) */
     tg_adm_owner_session_t owner[TG_ADM_OWNER_SESSIONS];
     tg_throttle_t *owner_failures; /* failed owner sign-ins per client address */
+    tg_sub_ctx_t sub;   /* the subscription and invoice services' view of d */
+    tg_keys_ctx_t keys; /* the key service's */
 };
 
 
@@ -46,18 +50,11 @@ typedef struct {
     json_t *arr;
 } tg_adm_list_ctx_t;
 
-typedef struct {
-    tg_admin_t *a;
-    int created;
-    int failures;
-    char first_error[TG_ERR_MAX];
-    json_t *failed; /* the first TG_ADM_FAILURES_LISTED failures: {"customer", "type", "message"} */
-    tg_customer_t *list;
-    size_t n, cap;
-} tg_adm_close_ctx_t;
-
 void tg_adm_reply_error(tg_admin_response_t *res, int status, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* The one place where a service's error (billing/subscriptions.h, billing/periods.h,
+ * keys/keys.h) becomes an HTTP status and an error type; the message is err's. */
+void tg_adm_reply_svc_error(tg_admin_response_t *res, int rc, const tg_err_t *err);
 
 void tg_adm_fmt_time(int64_t t, char *buf, size_t cap);
 json_t *tg_adm_json_time(int64_t t);
@@ -79,32 +76,12 @@ const char *tg_adm_opt_string(json_t *obj, const char *name, int *bad);
 const char *tg_adm_display_status(const tg_customer_t *c, int64_t now);
 json_t *tg_adm_customer_json(tg_admin_t *a, const tg_customer_t *c);
 int tg_adm_valid_email(const char *e);
-/* Creates a customer (trialing if the plan has a trial), in the store then in memory. On error
- * replies to res and returns non-zero. */
-int tg_adm_new_customer(tg_admin_t *a, const char *email, const char *name, const tg_plan_t *plan, tg_customer_t *c,
-                        tg_admin_response_t *res);
-/* The same, with the plan's trial only if with_trial (self-service sign-up, trial used already). */
-int tg_adm_new_customer_trial(tg_admin_t *a, const char *email, const char *name, const tg_plan_t *plan,
-                              int with_trial, tg_customer_t *c, tg_admin_response_t *res);
 void tg_adm_create_customer(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
 int tg_adm_list_customer_cb(const tg_customer_t *c, void *arg);
 int tg_adm_load_customer(tg_admin_t *a, const tg_adm_segs_t *s, size_t idx, tg_customer_t *c, tg_admin_response_t *res);
-__int128 tg_adm_monthly_price(const tg_plan_t *p);
-int tg_adm_add_item_row(tg_admin_t *a, const tg_customer_t *c, const char *desc, tg_money_t amount, const char *currency,
-                    tg_err_t *err);
-int tg_adm_change_plan(tg_admin_t *a, tg_customer_t *c, const tg_plan_t *to, const char *when, tg_admin_response_t *res);
 void tg_adm_patch_customer(tg_admin_t *a, tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
 void tg_adm_cancel_customer(tg_admin_t *a, tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
-int tg_adm_apply_scheduled_cb(const tg_customer_t *c, void *arg);
-const char *tg_adm_key_status(const tg_key_t *k, int64_t now);
 json_t *tg_adm_key_json(tg_admin_t *a, const tg_key_t *k);
-/* The key cap (keys.max_active_per_customer): 0 if customer_id may get one more working key,
- * TG_ELIMIT (with a sentence) if not. A rotation (replacing) may exceed the cap by the one key it
- * retires, which stops working after the grace period: a customer at the cap can rotate one key
- * at a time, never grow past cap + 1. */
-int tg_adm_key_room(tg_admin_t *a, const char *customer_id, int replacing, tg_err_t *err);
-int tg_adm_issue_key(tg_admin_t *a, const char *customer_id, const char *name, int live, tg_key_t *k,
-                     char secret[TG_APIKEY_BUF], tg_err_t *err);
 void tg_adm_create_key(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
 int tg_adm_list_key_cb(const tg_key_t *k, void *arg);
 int tg_adm_load_key(tg_admin_t *a, const tg_adm_segs_t *s, size_t idx, tg_key_t *k, tg_admin_response_t *res);
@@ -118,33 +95,12 @@ json_t *tg_adm_money_json(tg_money_t v, int digits);
 const char *tg_adm_rate_unit(int64_t period_ns);
 json_t *tg_adm_plan_json(const tg_plan_t *p);
 void tg_adm_quote_plan(tg_admin_t *a, const tg_plan_t *plan, const tg_admin_request_t *r, tg_admin_response_t *res);
-int tg_adm_collect_customer_cb(const tg_customer_t *c, void *arg);
-#define TG_ADM_FAILURES_LISTED 100
-const char *tg_adm_billing_failure_type(int rc);
-/* Closes the periods of one customer (or all, customer_id NULL) that ended by `until` (seconds;
- * at most now). */
-int tg_adm_close_periods(tg_admin_t *a, const char *customer_id, int64_t until, tg_adm_close_ctx_t *cc,
-                         tg_err_t *err);
 void tg_adm_reply_invoice(tg_admin_response_t *res, int status, const tg_invoice_t *inv);
 int tg_adm_list_invoice_cb(const tg_invoice_t *inv, void *arg);
 void tg_adm_invoices_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_request_t *r, tg_admin_response_t *res);
 
 
 void tg_adm_add_item(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
-/* What a plan change would do, computed without changing anything (also the portal's preview). */
-typedef struct tg_adm_plan_change {
-    const tg_plan_t *from, *to;
-    int upgrade;       /* a higher monthly-normalised base price */
-    int at_period_end; /* waits for the period's end (downgrades, or when = "period_end") */
-    int64_t effective_at;
-    int prorated;
-    tg_money_t old_part, new_credit; /* the two proration items (new_credit is negative) */
-    char old_desc[TG_NAME_MAX], new_desc[TG_NAME_MAX];
-} tg_adm_plan_change_t;
-
-int tg_adm_plan_change_compute(tg_admin_t *a, const tg_customer_t *c, const tg_plan_t *to, const char *when,
-                               tg_adm_plan_change_t *pc, tg_admin_response_t *res);
-
 /* Paged lists (admin_lists.c). tg_adm_query_param copies query parameter `name` (raw, not
  * percent-decoded) into out: 1 found, 0 absent, -1 longer than cap-1. tg_adm_page_parse reads
  * `limit` (1..1000, default 100) and `cursor` (of the list named `list`) into page, or replies

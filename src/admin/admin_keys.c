@@ -1,5 +1,5 @@
-/* admin_keys.c - API keys: issue (the secret is returned once), list, revoke, rotate with a grace
- * period. The store is written first, then the in-memory directory the gateway reads. */
+/* admin_keys.c - the HTTP adapters of API keys: create (the secret is returned once), list,
+ * revoke, rotate with a grace period. The rules are keys/keys.c's. */
 #include <ctype.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -19,17 +19,6 @@
 
 /* ---- keys ---- */
 
-const char *tg_adm_key_status(const tg_key_t *k, int64_t now)
-{
-    if (k->revoked_at != 0 && k->revoked_at <= now)
-        return "revoked";
-    if (k->expires_at != 0 && k->expires_at <= now)
-        return "expired";
-    if (k->expires_at != 0)
-        return "expiring";
-    return "active";
-}
-
 json_t *tg_adm_key_json(tg_admin_t *a, const tg_key_t *k)
 {
     int64_t last = tg_accounts_key_last_used(a->d.accounts, k->id);
@@ -38,52 +27,7 @@ json_t *tg_adm_key_json(tg_admin_t *a, const tg_key_t *k)
     return json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:s}", "id", k->id, "customer", k->customer_id, "name", k->name,
                      "prefix", k->prefix, "created_at", tg_adm_json_time(k->created_at), "expires_at",
                      tg_adm_json_time(k->expires_at), "revoked_at", tg_adm_json_time(k->revoked_at), "last_used_at",
-                     tg_adm_json_time(last), "status", tg_adm_key_status(k, tg_adm_now_s()));
-}
-
-/* Creates and stores a key for customer; fills *k and the secret (caller wipes it). */
-int tg_adm_issue_key(tg_admin_t *a, const char *customer_id, const char *name, int live, tg_key_t *k,
-                     char secret[TG_APIKEY_BUF], tg_err_t *err)
-{
-    memset(k, 0, sizeof(*k));
-    tg_apikey_generate(live, secret);
-    tg_adm_random_id("key_", k->id, sizeof(k->id));
-    snprintf(k->customer_id, sizeof(k->customer_id), "%s", customer_id);
-    snprintf(k->name, sizeof(k->name), "%s", name != NULL ? name : "");
-    tg_apikey_hash(a->d.key_secret, a->d.key_secret_len, secret, strlen(secret), k->hash);
-    tg_apikey_prefix(secret, strlen(secret), k->prefix, sizeof(k->prefix));
-    k->created_at = tg_adm_now_s();
-    int rc = tg_store_key_insert(a->d.store, k, err);
-    if (rc == 0)
-        rc = tg_accounts_put_key(a->d.accounts, k, err);
-    return rc;
-}
-
-int tg_adm_key_room(tg_admin_t *a, const char *customer_id, int replacing, tg_err_t *err)
-{
-    uint64_t n = 0, cap = a->d.cfg->keys.max_active_per_customer;
-    int rc = tg_store_key_count_active(a->d.store, customer_id, tg_adm_now_s(), &n, err);
-    if (rc != 0)
-        return rc;
-    if (n < cap + (replacing ? 1 : 0))
-        return 0;
-    if (replacing)
-        return tg_errf(err, TG_ELIMIT,
-                       "Customer %s has %llu working keys, the most allowed (%llu) plus one being replaced; wait "
-                       "for a rotated key's grace period to end, or revoke a key, then rotate.",
-                       customer_id, (unsigned long long)n, (unsigned long long)cap);
-    return tg_errf(err, TG_ELIMIT,
-                   "Customer %s has %llu working keys, the most allowed (%llu); revoke one to create another.",
-                   customer_id, (unsigned long long)n, (unsigned long long)cap);
-}
-
-/* A refused key: over the cap is the client's (409), anything else the server's. */
-static void reply_key_error(tg_admin_response_t *res, int rc, const char *doing, const tg_err_t *err)
-{
-    if (rc == TG_ELIMIT)
-        tg_adm_reply_error(res, 409, "key_limit_reached", "%s", err->msg);
-    else
-        tg_adm_reply_error(res, 500, "internal_error", "%s failed: %s", doing, err->msg);
+                     tg_adm_json_time(last), "status", tg_keys_status(k, tg_adm_now_s()));
 }
 
 void tg_adm_create_key(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res)
@@ -101,11 +45,9 @@ void tg_adm_create_key(tg_admin_t *a, const tg_customer_t *c, const tg_admin_req
         tg_key_t k;
         char secret[TG_APIKEY_BUF] = "";
         tg_err_t err = {0};
-        int rc = tg_adm_key_room(a, c->id, 0, &err);
-        if (rc == 0)
-            rc = tg_adm_issue_key(a, c->id, name, mode == NULL || strcmp(mode, "live") == 0, &k, secret, &err);
+        int rc = tg_keys_create(&a->keys, c->id, name, mode == NULL || strcmp(mode, "live") == 0, &k, secret, &err);
         if (rc != 0) {
-            reply_key_error(res, rc, "Storing the key", &err);
+            tg_adm_reply_svc_error(res, rc, &err);
         } else {
             json_t *j = tg_adm_key_json(a, &k);
             json_object_set_new(j, "secret", json_string(secret));
@@ -146,15 +88,11 @@ int tg_adm_load_key(tg_admin_t *a, const tg_adm_segs_t *s, size_t idx, tg_key_t 
 void tg_adm_revoke_key(tg_admin_t *a, tg_key_t *k, tg_admin_response_t *res)
 {
     tg_err_t err = {0};
-    if (k->revoked_at == 0) {
-        k->revoked_at = tg_adm_now_s();
-        if (tg_store_key_set_revoked(a->d.store, k->id, k->revoked_at, &err) != 0 ||
-            tg_accounts_put_key(a->d.accounts, k, &err) != 0) {
-            tg_adm_reply_error(res, 500, "internal_error", "Revoking the key failed: %s", err.msg);
-            return;
-        }
-    }
-    tg_adm_reply_json(res, 200, tg_adm_key_json(a, k));
+    int rc = tg_keys_revoke(&a->keys, k, &err);
+    if (rc != 0)
+        tg_adm_reply_svc_error(res, rc, &err);
+    else
+        tg_adm_reply_json(res, 200, tg_adm_key_json(a, k));
 }
 
 void tg_adm_rotate_key(tg_admin_t *a, tg_key_t *old, const tg_admin_request_t *r, tg_admin_response_t *res)
@@ -163,31 +101,15 @@ void tg_adm_rotate_key(tg_admin_t *a, tg_key_t *old, const tg_admin_request_t *r
     if (body == NULL)
         return;
     json_t *g = json_object_get(body, "grace_seconds");
-    int64_t grace = a->d.cfg->admin.key_grace_seconds;
-    int64_t now = tg_adm_now_s();
     if (g != NULL && (!json_is_integer(g) || json_integer_value(g) < 0 || json_integer_value(g) > 31536000)) {
         tg_adm_reply_error(res, 400, "bad_request", "grace_seconds: an integer from 0 to 31536000.");
-    } else if (strcmp(tg_adm_key_status(old, now), "revoked") == 0 || strcmp(tg_adm_key_status(old, now), "expired") == 0) {
-        tg_adm_reply_error(res, 409, "conflict", "Key %s is %s; only a working key can be rotated.", old->id,
-                    tg_adm_key_status(old, now));
     } else {
-        if (g != NULL)
-            grace = json_integer_value(g);
         tg_err_t err = {0};
         tg_key_t k;
         char secret[TG_APIKEY_BUF] = "";
-        int64_t expires = now + grace;
-        int live = strncmp(old->prefix, "tg_live_", 8) == 0, rc;
-        /* Checked before the old key is touched: a refused rotation changes nothing. */
-        if ((rc = tg_adm_key_room(a, old->customer_id, 1, &err)) == 0) {
-            if (old->expires_at == 0 || old->expires_at > expires)
-                old->expires_at = expires;
-            if ((rc = tg_store_key_set_expires(a->d.store, old->id, old->expires_at, &err)) == 0 &&
-                (rc = tg_accounts_put_key(a->d.accounts, old, &err)) == 0)
-                rc = tg_adm_issue_key(a, old->customer_id, old->name, live, &k, secret, &err);
-        }
+        int rc = tg_keys_rotate(&a->keys, old, g != NULL ? json_integer_value(g) : -1, &k, secret, &err);
         if (rc != 0) {
-            reply_key_error(res, rc, "Rotating the key", &err);
+            tg_adm_reply_svc_error(res, rc, &err);
         } else {
             json_t *j = tg_adm_key_json(a, &k);
             json_object_set_new(j, "secret", json_string(secret));
@@ -199,4 +121,3 @@ void tg_adm_rotate_key(tg_admin_t *a, tg_key_t *old, const tg_admin_request_t *r
     }
     json_decref(body);
 }
-

@@ -411,15 +411,18 @@ static void signup_finish(tg_admin_t *a, tg_admin_slow_t *w, tg_admin_response_t
     memset(&k, 0, sizeof(k));
     char secret[TG_APIKEY_BUF], csrf[72];
     tg_err_t err = {0};
+    int rc;
     if (w->hash[0] == '\0' || plan == NULL)
         tg_adm_reply_error(res, 503, "service_unavailable", "Out of memory hashing the password; retry.");
     else if (tg_store_tx_begin(a->d.store, &err) != 0)
         tg_adm_reply_error(res, 500, "internal_error", "%s", err.msg);
-    else if (tg_adm_new_customer_trial(a, w->email, w->company[0] ? w->company : NULL, plan, w->with_trial, &c, res) != 0)
+    else if ((rc = tg_sub_customer_create(&a->sub, w->email, w->company[0] ? w->company : NULL, plan, w->with_trial,
+                                          &c, &err)) != 0) {
         tg_store_tx_rollback(a->d.store);
-    else if (tg_store_customer_set_password(a->d.store, c.id, w->hash, &err) != 0 ||
+        tg_adm_reply_svc_error(res, rc, &err);
+    } else if (tg_store_customer_set_password(a->d.store, c.id, w->hash, &err) != 0 ||
              (w->with_trial && tg_store_trial_record(a->d.store, w->email_norm, w->address, c.id, c.created_at, &err) != 0) ||
-             tg_adm_issue_key(a, c.id, "default", 1, &k, secret, &err) != 0 ||
+             tg_keys_issue(&a->keys, c.id, "default", 1, &k, secret, &err) != 0 ||
              start_session(a, &c, w->secure, res, csrf, &err) != 0 || tg_store_tx_commit(a->d.store, &err) != 0) {
         tg_store_tx_rollback(a->d.store);
         if (k.id[0] != '\0') { /* the key reached the gateway's memory: take it back there too */
@@ -642,7 +645,10 @@ static void plan_preview(tg_admin_t *a, const tg_customer_t *c, const tg_admin_r
         q = stop + 1;
     }
     const tg_plan_t *to = tg_config_find_plan(a->d.cfg, plan_id);
-    tg_adm_plan_change_t pc;
+    tg_sub_change_t pc;
+    tg_sub_when_t w = TG_SUB_WHEN_DEFAULT;
+    tg_err_t err = {0};
+    int rc;
     if (to == NULL) {
         tg_adm_reply_error(res, 400, "bad_request", "plan: \"%s\" is not one of the plans.", plan_id);
         return;
@@ -651,8 +657,11 @@ static void plan_preview(tg_admin_t *a, const tg_customer_t *c, const tg_admin_r
         tg_adm_reply_error(res, 400, "bad_request", "when: \"now\" or \"period_end\".");
         return;
     }
-    if (tg_adm_plan_change_compute(a, c, to, when[0] ? when : NULL, &pc, res) != 0)
+    if ((rc = tg_sub_when_parse(when[0] ? when : NULL, &w, &err)) != 0 ||
+        (rc = tg_sub_change_compute(&a->sub, c, to, w, &pc, &err)) != 0) {
+        tg_adm_reply_svc_error(res, rc, &err);
         return;
+    }
     json_t *items = json_array();
     char buf[TG_MONEY_FMT_MAX];
     if (pc.prorated) {

@@ -19,8 +19,8 @@ typedef struct opts {
     const char *server;
     const char *config;
     int json;
-    const char *name, *email, *plan, *period, *customer;
-    int test_mode, daily;
+    const char *name, *email, *plan, *period, *customer, *when, *description, *amount;
+    int test_mode, daily, now;
     long grace;
     int argc;
     char **argv; /* positional arguments after the subcommand */
@@ -207,8 +207,10 @@ static int parse_opts(int argc, char **argv, opts_t *o, const char *usage)
         {"email", required_argument, NULL, 'e'},  {"plan", required_argument, NULL, 'p'},
         {"period", required_argument, NULL, 'P'}, {"test", no_argument, NULL, 't'},
         {"daily", no_argument, NULL, 'd'},        {"grace", required_argument, NULL, 'g'},
-        {"customer", required_argument, NULL, 'C'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+        {"customer", required_argument, NULL, 'C'}, {"when", required_argument, NULL, 'W'},
+        {"now", no_argument, NULL, 'N'},          {"description", required_argument, NULL, 'D'},
+        {"amount", required_argument, NULL, 'A'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof(*o));
     o->grace = -1;
     optind = 1;
@@ -224,6 +226,10 @@ static int parse_opts(int argc, char **argv, opts_t *o, const char *usage)
         case 'p': o->plan = optarg; break;
         case 'P': o->period = optarg; break;
         case 'C': o->customer = optarg; break;
+        case 'W': o->when = optarg; break;
+        case 'N': o->now = 1; break;
+        case 'D': o->description = optarg; break;
+        case 'A': o->amount = optarg; break;
         case 't': o->test_mode = 1; break;
         case 'd': o->daily = 1; break;
         case 'g': {
@@ -249,8 +255,13 @@ static const char customers_usage[] =
     "usage: tollgate customers add --email E --plan P [--name N]\n"
     "       tollgate customers list\n"
     "       tollgate customers show ID\n"
-    "       tollgate customers set-plan ID PLAN\n"
+    "       tollgate customers set-plan ID PLAN [--when now|period_end]\n"
+    "       tollgate customers cancel ID [--now]\n"
+    "       tollgate customers add-item ID --description D --amount A\n"
     "       tollgate customers suspend ID | resume ID\n"
+    "set-plan: an upgrade takes effect at once (prorated), a downgrade at the period's end (at once\n"
+    "during a trial); --when overrides. cancel: at the period's end, or --now with a final invoice.\n"
+    "add-item: a one-off charge on the next invoice; a negative --amount (\"-12.50\") is a credit.\n"
     "options: --server URL (admin API, default http://127.0.0.1:8081) -c CONFIG --json\n"
     "The admin token comes from TOLLGATE_ADMIN_TOKEN or the config's admin.token.\n";
 
@@ -262,6 +273,22 @@ static void print_customer(json_t *c)
     if (json_is_string(json_object_get(c, "trial_end")))
         printf("trial:    until %s\n", str(c, "trial_end"));
     printf("period:   %s to %s\n", str(p, "start"), str(p, "end"));
+    if (json_is_string(json_object_get(c, "pending_plan")))
+        printf("pending:  plan %s from %s\n", str(c, "pending_plan"), str(c, "pending_at"));
+    if (json_is_string(json_object_get(c, "cancel_at")))
+        printf("cancel:   %s %s\n", strcmp(str(c, "status"), "canceled") == 0 ? "canceled at" : "at",
+               str(c, "cancel_at"));
+}
+
+/* One line after a change: the plan, the status and what is scheduled. */
+static void print_change(json_t *c)
+{
+    printf("Customer %s: plan %s, status %s", str(c, "id"), str(c, "plan"), str(c, "status"));
+    if (json_is_string(json_object_get(c, "pending_plan")))
+        printf("; changes to %s on %s", str(c, "pending_plan"), str(c, "pending_at"));
+    if (json_is_string(json_object_get(c, "cancel_at")) && strcmp(str(c, "status"), "canceled") != 0)
+        printf("; cancels on %s", str(c, "cancel_at"));
+    printf("\n");
 }
 
 int tg_cmd_customers(int argc, char **argv)
@@ -324,11 +351,35 @@ int tg_cmd_customers(int argc, char **argv)
             print_table(head, 5, cells, n);
             free(cells);
         }
+    } else if (strcmp(sub, "cancel") == 0 || strcmp(sub, "add-item") == 0) {
+        int cancel = strcmp(sub, "cancel") == 0;
+        if (o.argc != 1 || (!cancel && (o.description == NULL || o.amount == NULL))) {
+            fprintf(stderr, "tollgate customers %s: expected %s\n", sub,
+                    cancel ? "ID [--now]" : "ID --description D --amount A");
+            return 2;
+        }
+        snprintf(path, sizeof(path), "/v1/admin/customers/%s/%s", o.argv[0], cancel ? "cancel" : "items");
+        body = cancel ? json_pack("{s:b}", "at_period_end", !o.now)
+                      : json_pack("{s:s,s:s}", "description", o.description, "amount", o.amount);
+        status = call_api(&o, "POST", path, body, &res);
+        if (status != (cancel ? 200 : 201))
+            exit_code = api_failed(status, res);
+        else if (o.json)
+            print_json(res);
+        else if (cancel)
+            print_change(res);
+        else
+            printf("Added \"%s\" (%s %s) to the next invoice of %s\n", str(res, "description"), str(res, "amount"),
+                   str(res, "currency"), str(res, "customer"));
     } else if (strcmp(sub, "show") == 0 || strcmp(sub, "set-plan") == 0 || strcmp(sub, "suspend") == 0 ||
                strcmp(sub, "resume") == 0) {
         int need = strcmp(sub, "set-plan") == 0 ? 2 : 1;
         if (o.argc != need) {
             fprintf(stderr, "tollgate customers %s: expected %s\n", sub, need == 2 ? "ID PLAN" : "ID");
+            return 2;
+        }
+        if (o.when != NULL && need != 2) {
+            fprintf(stderr, "tollgate customers %s: --when is for set-plan\n", sub);
             return 2;
         }
         snprintf(path, sizeof(path), "/v1/admin/customers/%s", o.argv[0]);
@@ -338,6 +389,8 @@ int tg_cmd_customers(int argc, char **argv)
             body = strcmp(sub, "set-plan") == 0 ? json_pack("{s:s}", "plan", o.argv[1])
                                                 : json_pack("{s:s}", "status",
                                                             strcmp(sub, "suspend") == 0 ? "suspended" : "active");
+            if (o.when != NULL) /* the API checks the value: one place for the rule */
+                json_object_set_new(body, "when", json_string(o.when));
             status = call_api(&o, "PATCH", path, body, &res);
         }
         if (status != 200)
@@ -347,7 +400,7 @@ int tg_cmd_customers(int argc, char **argv)
         else if (strcmp(sub, "show") == 0)
             print_customer(res);
         else
-            printf("Customer %s: plan %s, status %s\n", str(res, "id"), str(res, "plan"), str(res, "status"));
+            print_change(res);
     } else {
         fprintf(stderr, "tollgate customers: unknown subcommand \"%s\"\n%s", sub, customers_usage);
         exit_code = 2;
@@ -528,16 +581,22 @@ int tg_cmd_usage(int argc, char **argv)
 static const char invoices_usage[] = "usage: tollgate invoices run [--customer ID] [--period YYYY-MM]\n"
                                      "       tollgate invoices list [--customer ID]\n"
                                      "       tollgate invoices show ID\n"
+                                     "       tollgate invoices upcoming CUSTOMER_ID\n"
                                      "       tollgate invoices finalize|void|mark-paid|mark-uncollectible ID\n"
                                      "run closes every ended billing period that has no invoice yet (drafts);\n"
                                      "with --period, only periods that ended by the end of that month.\n"
+                                     "upcoming: the current period's invoice so far (nothing is stored).\n"
                                      "options: --server URL -c CONFIG --json\n";
 
 static void print_invoice(json_t *inv)
 {
     json_t *per = json_object_get(inv, "period"), *l;
-    printf("invoice %s  %s  %s\ncustomer %s, period %s to %s\n\n", str(inv, "id"), str(inv, "number"),
-           str(inv, "status"), str(inv, "customer"), str(per, "start"), str(per, "end"));
+    if (json_is_string(json_object_get(inv, "id")))
+        printf("invoice %s  %s  %s\ncustomer %s, period %s to %s\n\n", str(inv, "id"), str(inv, "number"),
+               str(inv, "status"), str(inv, "customer"), str(per, "start"), str(per, "end"));
+    else /* the upcoming invoice: an estimate, not stored */
+        printf("upcoming invoice (so far; nothing is stored)\ncustomer %s, period %s to %s\n\n", str(inv, "customer"),
+               str(per, "start"), str(per, "end"));
     size_t i;
     json_array_foreach(json_object_get(inv, "lines"), i, l)
         printf("  %-56s %8lld %14s\n", str(l, "description"), (long long)json_integer_value(json_object_get(l, "quantity")),
@@ -610,6 +669,15 @@ int tg_cmd_invoices(int argc, char **argv)
             print_table(head, 6, cells, n);
             free(cells);
         }
+    } else if (o.argc == 1 && strcmp(sub, "upcoming") == 0) {
+        snprintf(path, sizeof(path), "/v1/admin/customers/%s/invoices/upcoming", o.argv[0]);
+        status = call_api(&o, "GET", path, NULL, &res);
+        if (status != 200)
+            exit_code = api_failed(status, res);
+        else if (o.json)
+            print_json(res);
+        else
+            print_invoice(res);
     } else if (o.argc == 1 && (strcmp(sub, "show") == 0 || strcmp(sub, "finalize") == 0 || strcmp(sub, "void") == 0 ||
                                strcmp(sub, "mark-paid") == 0 || strcmp(sub, "mark-uncollectible") == 0)) {
         if (strcmp(sub, "show") == 0) {

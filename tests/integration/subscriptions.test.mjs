@@ -79,3 +79,27 @@ test('cancel at period end keeps access until then', async () => {
     assert.equal((await s.call('/v1/basic/x', { key })).status, 402);
   });
 });
+
+// Issue 11, item 9: pro -> free during the trial was scheduled for the period's end, and the
+// upcoming invoice then billed "Pro plan, 17 of 31 days after the trial".
+test('a downgrade during the trial takes effect at once; the higher plan is never billed after it', async () => {
+  await withStack({ testClock: true }, async (s) => {
+    const { key, customer } = await s.customer('pro');
+    assert.equal(customer.status, 'trialing');
+    await s.adminCall('POST', '/v1/admin/clock', { advance_seconds: 5 * DAY });
+    const down = await s.adminCall('PATCH', `/v1/admin/customers/${customer.id}`, { plan: 'free' });
+    assert.equal(down.status, 200);
+    assert.equal(down.json.plan, 'free');
+    assert.equal(down.json.pending_plan, null);
+    assert.equal((await s.call('/v1/basic/x', { key })).json.plan, 'free'); // the gateway switched too
+    const preview = await s.adminCall('GET', `/v1/admin/customers/${customer.id}/invoices/upcoming`);
+    assert.equal(preview.status, 200);
+    assert.deepEqual(preview.json.lines.filter((l) => /Pro plan/.test(l.description)), []);
+    assert.equal(preview.json.total, '0.00');
+    // the period closes with nothing billed for Pro
+    await s.adminCall('POST', '/v1/admin/clock', { advance_seconds: 32 * DAY });
+    assert.equal((await s.adminCall('POST', '/v1/admin/invoices/run', { customer: customer.id })).status, 200);
+    const list = await s.adminCall('GET', `/v1/admin/invoices?customer=${customer.id}`);
+    for (const inv of list.json.data) assert.equal(inv.total, '0.00');
+  });
+});

@@ -1,0 +1,280 @@
+/* subscriptions.c - see subscriptions.h: the subscription rules, called by the admin API and
+ * portal adapters (src/admin/) and by the period closer (periods.c). */
+#include "billing/subscriptions.h"
+
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "billing/invoice.h"
+#include "billing/pricing.h"
+#include "util/clock.h"
+#include "util/period.h"
+
+int64_t tg_sub_now(const tg_sub_ctx_t *x)
+{
+    return x->now_s != NULL ? x->now_s() : tg_clock_now_ns() / TG_NS_PER_SEC;
+}
+
+__int128 tg_sub_monthly_price(const tg_plan_t *p)
+{
+    return p->interval == TG_INTERVAL_YEAR ? (__int128)p->price / 12 : (__int128)p->price;
+}
+
+static int put_customer(const tg_sub_ctx_t *x, const tg_customer_t *c, tg_err_t *err)
+{
+    return x->accounts != NULL ? tg_accounts_put_customer(x->accounts, c, err) : 0;
+}
+
+static void random_id(const char *prefix, char *out, size_t cap)
+{
+    uint8_t raw[12];
+    char hex[sizeof(raw) * 2 + 1];
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2hex(hex, sizeof(hex), raw, sizeof(raw));
+    snprintf(out, cap, "%s%s", prefix, hex);
+}
+
+int tg_sub_customer_create(const tg_sub_ctx_t *x, const char *email, const char *name, const tg_plan_t *plan,
+                           int with_trial, tg_customer_t *c, tg_err_t *err)
+{
+    memset(c, 0, sizeof(*c));
+    if (strlen(email) >= sizeof(c->email) || (name != NULL && strlen(name) >= sizeof(c->name)))
+        return tg_errf(err, TG_EINVAL, "The email or the name is too long.");
+    random_id("cus_", c->id, sizeof(c->id));
+    snprintf(c->email, sizeof(c->email), "%s", email);
+    snprintf(c->name, sizeof(c->name), "%s", name != NULL ? name : "");
+    snprintf(c->plan_id, sizeof(c->plan_id), "%s", plan->id);
+    c->created_at = c->anchor_at = tg_sub_now(x);
+    if (plan->trial_days > 0 && with_trial) {
+        snprintf(c->status, sizeof(c->status), "trialing");
+        c->trial_end = c->created_at + (int64_t)plan->trial_days * 86400;
+    } else {
+        snprintf(c->status, sizeof(c->status), "active");
+    }
+    tg_err_t e = {0};
+    int rc = tg_store_customer_insert(x->store, c, &e);
+    if (rc == TG_EEXIST)
+        return tg_errf(err, TG_EEXIST, "A customer with the email %s exists already.", email);
+    if (rc != 0)
+        return tg_errf(err, rc, "Storing the customer failed: %s", e.msg);
+    if ((rc = put_customer(x, c, &e)) != 0)
+        return tg_errf(err, rc, "%s", e.msg);
+    return 0;
+}
+
+int tg_sub_when_parse(const char *s, tg_sub_when_t *w, tg_err_t *err)
+{
+    if (s == NULL)
+        *w = TG_SUB_WHEN_DEFAULT;
+    else if (strcmp(s, "now") == 0)
+        *w = TG_SUB_WHEN_NOW;
+    else if (strcmp(s, "period_end") == 0)
+        *w = TG_SUB_WHEN_PERIOD_END;
+    else
+        return tg_errf(err, TG_EINVAL, "when: \"now\" or \"period_end\", not \"%s\".", s);
+    return 0;
+}
+
+int tg_sub_change_compute(const tg_sub_ctx_t *x, const tg_customer_t *c, const tg_plan_t *to, tg_sub_when_t when,
+                          tg_sub_change_t *pc, tg_err_t *err)
+{
+    const tg_plan_t *from = tg_config_find_plan(x->cfg, c->plan_id);
+    int64_t now = tg_sub_now(x);
+    memset(pc, 0, sizeof(*pc));
+    pc->from = from;
+    pc->to = to;
+    pc->effective_at = now;
+    if (from == NULL || from == to)
+        return 0;
+    if (strcmp(from->currency, to->currency) != 0)
+        return tg_errf(err, TG_EINVAL, "plan: %s is billed in %s and %s in %s; a customer cannot change currency.",
+                       from->id, from->currency, to->id, to->currency);
+    int64_t ps, pe;
+    tg_period_bounds(c->anchor_at, from->interval, now, &ps, &pe);
+    pc->upgrade = tg_sub_monthly_price(to) > tg_sub_monthly_price(from);
+    /* A downgrade during a trial is at once: the base fee is that of the plan in force at the
+     * period's end, so waiting would bill the higher plan for the time after the trial that the
+     * customer declined. */
+    int trial_downgrade = !pc->upgrade && now < c->trial_end;
+    if (!trial_downgrade && (when == TG_SUB_WHEN_PERIOD_END || (when == TG_SUB_WHEN_DEFAULT && !pc->upgrade))) {
+        pc->at_period_end = 1;
+        pc->effective_at = pe;
+        return 0;
+    }
+    int64_t paid_from = c->trial_end > ps ? c->trial_end : ps;
+    if (now > paid_from && from->interval == to->interval) {
+        if (tg_prorate(from->price, now - paid_from, pe - ps, &pc->old_part) != 0 ||
+            tg_prorate(to->price, now - paid_from, pe - ps, &pc->new_credit) != 0)
+            return tg_errf(err, TG_EINVAL, "The plan change cannot be prorated.");
+        pc->prorated = 1;
+        pc->new_credit = -pc->new_credit;
+        snprintf(pc->old_desc, sizeof(pc->old_desc), "%s plan until the change (%" PRId64 " of %" PRId64 " days)",
+                 from->name, (now - paid_from + 43199) / 86400, (pe - ps + 43199) / 86400);
+        snprintf(pc->new_desc, sizeof(pc->new_desc), "%s plan credit for the time before the change", to->name);
+    }
+    return 0;
+}
+
+static int item_row(const tg_sub_ctx_t *x, const tg_customer_t *c, const char *desc, tg_money_t amount,
+                    const char *currency, tg_err_t *err)
+{
+    tg_invoice_item_t it = {0};
+    snprintf(it.customer_id, sizeof(it.customer_id), "%s", c->id);
+    it.created_at = tg_sub_now(x);
+    snprintf(it.description, sizeof(it.description), "%s", desc);
+    it.amount = amount;
+    snprintf(it.currency, sizeof(it.currency), "%s", currency);
+    return tg_store_invoice_item_add(x->store, &it, err);
+}
+
+/* Changes c's plan in memory and writes the proration items and the plan-change record (the
+ * caller's transaction stores c). */
+static int change_plan(const tg_sub_ctx_t *x, tg_customer_t *c, const tg_plan_t *to, tg_sub_when_t when, tg_err_t *err)
+{
+    tg_sub_change_t pc;
+    int rc = tg_sub_change_compute(x, c, to, when, &pc, err);
+    if (rc != 0)
+        return rc;
+    tg_err_t e = {0};
+    if (pc.at_period_end) {
+        snprintf(c->pending_plan_id, sizeof(c->pending_plan_id), "%s", to->id);
+        c->pending_at = pc.effective_at;
+        return 0;
+    }
+    if (pc.prorated && ((rc = item_row(x, c, pc.old_desc, pc.old_part, to->currency, &e)) != 0 ||
+                        (rc = item_row(x, c, pc.new_desc, pc.new_credit, to->currency, &e)) != 0))
+        return tg_errf(err, rc, "Storing the proration failed: %s", e.msg);
+    if (pc.from != NULL && pc.from != to &&
+        (rc = tg_store_plan_change_add(x->store, c->id, pc.from->id, to->id, pc.upgrade ? "upgrade" : "downgrade",
+                                       pc.effective_at, &e)) != 0)
+        return tg_errf(err, rc, "Recording the plan change failed: %s", e.msg);
+    snprintf(c->plan_id, sizeof(c->plan_id), "%s", to->id);
+    c->pending_plan_id[0] = '\0';
+    c->pending_at = 0;
+    return 0;
+}
+
+int tg_sub_update(const tg_sub_ctx_t *x, tg_customer_t *c, const tg_sub_update_t *u, tg_err_t *err)
+{
+    const char *status = u->status;
+    if (status != NULL && strcmp(status, "active") != 0 && strcmp(status, "suspended") != 0 &&
+        strcmp(status, "canceled") != 0 && strcmp(status, "past_due") != 0)
+        return tg_errf(err, TG_EINVAL,
+                       "status: must be \"active\", \"past_due\", \"suspended\" or \"canceled\", not \"%s\".", status);
+    if (u->name != NULL && strlen(u->name) >= sizeof(c->name))
+        return tg_errf(err, TG_EINVAL, "name: at most %d characters.", (int)sizeof(c->name) - 1);
+    /* The proration items and the customer change commit together or not at all. */
+    tg_err_t e = {0};
+    int rc = tg_store_tx_begin(x->store, &e);
+    if (rc != 0)
+        return tg_errf(err, rc, "Updating the customer failed: %s", e.msg);
+    if (u->plan != NULL && (rc = change_plan(x, c, u->plan, u->when, err)) != 0) {
+        tg_store_tx_rollback(x->store);
+        return rc;
+    }
+    int64_t now = tg_sub_now(x);
+    if (status != NULL) {
+        if (strcmp(status, "active") == 0 && c->trial_end > now)
+            status = "trialing"; /* resuming during a trial returns to the trial */
+        snprintf(c->status, sizeof(c->status), "%s", status);
+        if (strcmp(status, "canceled") == 0 && c->cancel_at == 0)
+            c->cancel_at = now;
+    }
+    if (u->name != NULL)
+        snprintf(c->name, sizeof(c->name), "%s", u->name);
+    if ((rc = tg_store_customer_update(x->store, c, &e)) != 0 || (rc = tg_store_tx_commit(x->store, &e)) != 0) {
+        tg_store_tx_rollback(x->store);
+        return tg_errf(err, rc, "Updating the customer failed: %s", e.msg);
+    }
+    if ((rc = put_customer(x, c, &e)) != 0)
+        return tg_errf(err, rc, "%s", e.msg);
+    return 0;
+}
+
+int tg_sub_cancel(const tg_sub_ctx_t *x, tg_customer_t *c, int at_period_end, tg_err_t *err)
+{
+    const tg_plan_t *plan = tg_config_find_plan(x->cfg, c->plan_id);
+    if (plan == NULL)
+        return tg_errf(err, TG_ECONFIG, "Customer %s is on plan \"%s\", which the configuration lacks.", c->id,
+                       c->plan_id);
+    if (strcmp(c->status, "canceled") == 0)
+        return tg_errf(err, TG_ESTATE, "Customer %s is canceled already.", c->id);
+    int64_t now = tg_sub_now(x), ps, pe;
+    tg_period_bounds(c->anchor_at, plan->interval, now, &ps, &pe);
+    tg_err_t e = {0};
+    int rc;
+    if (at_period_end) {
+        c->cancel_at = pe;
+        if ((rc = tg_store_customer_update(x->store, c, &e)) != 0)
+            return tg_errf(err, rc, "Canceling failed: %s", e.msg);
+        return 0;
+    }
+    c->cancel_at = now;
+    snprintf(c->status, sizeof(c->status), "canceled");
+    if ((rc = tg_store_customer_update(x->store, c, &e)) != 0 || (rc = put_customer(x, c, &e)) != 0)
+        return tg_errf(err, rc, "Canceling failed: %s", e.msg);
+    if (x->meter != NULL)
+        tg_meter_flush(x->meter); /* the final invoice includes every answered call */
+    if ((rc = tg_invoice_close_final(x->store, x->cfg, c, now, &e)) != 0)
+        return tg_errf(err, rc, "Canceled, but the final invoice failed: %s", e.msg);
+    return 0;
+}
+
+int tg_sub_apply_scheduled(const tg_sub_ctx_t *x, const tg_customer_t *c, tg_err_t *err)
+{
+    int64_t now = tg_sub_now(x);
+    tg_customer_t u = *c;
+    int changed = 0, rc;
+    if (u.pending_plan_id[0] != '\0' && now >= u.pending_at && tg_config_find_plan(x->cfg, u.pending_plan_id)) {
+        tg_err_t herr = {0}; /* the history is informative: a failure to record it changes nothing */
+        tg_store_plan_change_add(x->store, u.id, u.plan_id, u.pending_plan_id, "downgrade", u.pending_at, &herr);
+        snprintf(u.plan_id, sizeof(u.plan_id), "%s", u.pending_plan_id);
+        u.pending_plan_id[0] = '\0';
+        u.pending_at = 0;
+        changed = 1;
+    }
+    if (u.cancel_at != 0 && now >= u.cancel_at && strcmp(u.status, "canceled") != 0) {
+        snprintf(u.status, sizeof(u.status), "canceled");
+        changed = 1;
+    }
+    if (!changed)
+        return 0;
+    if ((rc = tg_store_customer_update(x->store, &u, err)) != 0)
+        return rc;
+    return put_customer(x, &u, err);
+}
+
+int tg_sub_add_item(const tg_sub_ctx_t *x, const tg_customer_t *c, const char *desc, tg_money_t amount, tg_err_t *err)
+{
+    const tg_plan_t *plan = tg_config_find_plan(x->cfg, c->plan_id);
+    if (desc == NULL || desc[0] == '\0' || strlen(desc) >= TG_NAME_MAX)
+        return tg_errf(err, TG_EINVAL, "description: a non-empty string, at most %d characters.", TG_NAME_MAX - 1);
+    if (amount == 0)
+        return tg_errf(err, TG_EINVAL, "amount: a non-zero decimal string such as \"-12.50\".");
+    if (plan == NULL)
+        return tg_errf(err, TG_ECONFIG, "Customer %s is on plan \"%s\", which the configuration lacks.", c->id,
+                       c->plan_id);
+    tg_err_t e = {0};
+    int rc = item_row(x, c, desc, amount, plan->currency, &e);
+    if (rc != 0)
+        return tg_errf(err, rc, "Storing the item failed: %s", e.msg);
+    return 0;
+}
+
+char *tg_sub_upcoming(const tg_sub_ctx_t *x, const tg_customer_t *c, tg_err_t *err)
+{
+    if (x->meter != NULL)
+        tg_meter_flush(x->meter); /* the estimate includes every call answered so far */
+    tg_err_t e = {0};
+    char *json = tg_invoice_preview(x->store, x->cfg, c, tg_sub_now(x), &e);
+    if (json == NULL && e.code == TG_ERANGE)
+        tg_errf(err, TG_ERANGE,
+                "The upcoming invoice of %s cannot be computed: %s. The usage is kept; see "
+                "GET /v1/admin/billing/failures and correct it with an item or a plan change.",
+                c->id, e.msg);
+    else if (json == NULL)
+        tg_errf(err, e.code != 0 ? e.code : TG_ENOMEM, "Previewing the invoice of %s failed: %s", c->id, e.msg);
+    return json;
+}

@@ -1,0 +1,164 @@
+/* test_keys.c - the key service (keys/keys.c) on a real SQLite file with its own clock: the cap,
+ * rotation keeping the old key for the grace period, revocation. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "keys/keys.h"
+#include "store/store.h"
+
+#define T0 INT64_C(1767225600)
+
+static const char *yaml = "upstream: {url: \"http://127.0.0.1:3\"}\n"
+                          "admin: {token: \"0123456789abcdef0123\", key_grace_seconds: 3600}\n"
+                          "keys: {secret: \"0123456789abcdef0123456789abcdef\", max_active_per_customer: 2}\n"
+                          "plans:\n"
+                          "  free: {price: \"0\"}\n";
+
+static int64_t clock_s;
+static int64_t test_now(void)
+{
+    return clock_s;
+}
+
+typedef struct {
+    char dir[64];
+    tg_config_t *cfg;
+    tg_store_t *st;
+    tg_keys_ctx_t x;
+} fx_t;
+
+static const uint8_t secret_key[32] = {1, 2, 3};
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof(*f));
+    char url[128], errbuf[2048];
+    snprintf(f->dir, sizeof(f->dir), "/tmp/tg_keys_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(url, sizeof(url), "sqlite:%s/t.db", f->dir);
+    assert_int_equal(tg_config_load_string("t.yaml", yaml, strlen(yaml), &f->cfg, errbuf, sizeof(errbuf)), 0);
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_open(url, &f->st, &err), 0);
+    assert_int_equal(tg_store_migrate(f->st, &err), 0);
+    tg_customer_t c = {0};
+    snprintf(c.id, sizeof(c.id), "cus_1");
+    snprintf(c.email, sizeof(c.email), "a@b.co");
+    snprintf(c.plan_id, sizeof(c.plan_id), "free");
+    snprintf(c.status, sizeof(c.status), "active");
+    c.created_at = c.anchor_at = T0;
+    assert_int_equal(tg_store_customer_insert(f->st, &c, &err), 0);
+    f->x = (tg_keys_ctx_t){f->cfg, f->st, NULL, secret_key, sizeof(secret_key), test_now};
+    clock_s = T0;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    tg_store_close(f->st);
+    tg_config_free(f->cfg);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static uint64_t working(fx_t *f)
+{
+    uint64_t n = 0;
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_key_count_active(f->st, "cus_1", clock_s, &n, &err), 0);
+    return n;
+}
+
+static void test_cap(void **state)
+{
+    fx_t *f = *state;
+    tg_key_t k1, k2, k3;
+    char s[TG_APIKEY_BUF];
+    tg_err_t err = {0};
+    assert_int_equal(tg_keys_create(&f->x, "cus_1", "one", 1, &k1, s, &err), 0);
+    assert_int_equal(strncmp(s, "tg_live_", 8), 0);
+    assert_int_equal(tg_keys_create(&f->x, "cus_1", "two", 0, &k2, s, &err), 0);
+    assert_int_equal(strncmp(s, "tg_test_", 8), 0);
+    assert_int_equal(tg_keys_create(&f->x, "cus_1", "three", 1, &k3, s, &err), TG_ELIMIT);
+    assert_non_null(strstr(err.msg, "the most allowed (2)"));
+    assert_int_equal(working(f), 2); /* the refused key was not stored */
+    /* a revoked key frees its place */
+    assert_int_equal(tg_keys_revoke(&f->x, &k1, &err), 0);
+    assert_int_equal(tg_keys_create(&f->x, "cus_1", "three", 1, &k3, s, &err), 0);
+}
+
+static void test_rotate_keeps_old_key_for_grace(void **state)
+{
+    fx_t *f = *state;
+    tg_key_t k1, k2, n1, n2;
+    char s[TG_APIKEY_BUF];
+    tg_err_t err = {0};
+    assert_int_equal(tg_keys_create(&f->x, "cus_1", "main", 1, &k1, s, &err), 0);
+    assert_int_equal(tg_keys_create(&f->x, "cus_1", "other", 1, &k2, s, &err), 0);
+    clock_s = T0 + 100;
+    /* at the cap, one rotation at a time: the old key works until the grace ends */
+    assert_int_equal(tg_keys_rotate(&f->x, &k1, -1, &n1, s, &err), 0);
+    assert_int_equal(k1.expires_at, T0 + 100 + 3600); /* admin.key_grace_seconds */
+    assert_string_equal(n1.name, "main");
+    assert_string_equal(n1.customer_id, "cus_1");
+    tg_key_t stored;
+    assert_int_equal(tg_store_key_get(f->st, k1.id, &stored, &err), 0);
+    assert_int_equal(stored.expires_at, T0 + 100 + 3600);
+    assert_string_equal(tg_keys_status(&stored, clock_s), "expiring");
+    assert_int_equal(working(f), 3);
+    /* a second rotation would grow past cap + 1: refused, and nothing changed */
+    assert_int_equal(tg_keys_rotate(&f->x, &k2, 60, &n2, s, &err), TG_ELIMIT);
+    assert_int_equal(tg_store_key_get(f->st, k2.id, &stored, &err), 0);
+    assert_int_equal(stored.expires_at, 0);
+    /* once the grace is over the old key is expired, cannot be rotated, and room is back */
+    clock_s = T0 + 100 + 3600;
+    assert_int_equal(tg_store_key_get(f->st, k1.id, &stored, &err), 0);
+    assert_string_equal(tg_keys_status(&stored, clock_s), "expired");
+    assert_int_equal(tg_keys_rotate(&f->x, &stored, 60, &n2, s, &err), TG_ESTATE);
+    assert_int_equal(working(f), 2);
+    assert_int_equal(tg_keys_rotate(&f->x, &k2, 60, &n2, s, &err), 0);
+    assert_int_equal(k2.expires_at, clock_s + 60);
+}
+
+static void test_revoke(void **state)
+{
+    fx_t *f = *state;
+    tg_key_t k, n;
+    char s[TG_APIKEY_BUF];
+    tg_err_t err = {0};
+    assert_int_equal(tg_keys_create(&f->x, "cus_1", "main", 1, &k, s, &err), 0);
+    clock_s = T0 + 5;
+    assert_int_equal(tg_keys_revoke(&f->x, &k, &err), 0);
+    tg_key_t stored;
+    assert_int_equal(tg_store_key_get(f->st, k.id, &stored, &err), 0);
+    assert_int_equal(stored.revoked_at, T0 + 5);
+    assert_string_equal(tg_keys_status(&stored, clock_s), "revoked");
+    clock_s = T0 + 50; /* revoking again changes nothing */
+    assert_int_equal(tg_keys_revoke(&f->x, &stored, &err), 0);
+    assert_int_equal(stored.revoked_at, T0 + 5);
+    assert_int_equal(tg_keys_rotate(&f->x, &stored, -1, &n, s, &err), TG_ESTATE);
+    assert_int_equal(working(f), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rotate_keeps_old_key_for_grace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revoke, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
