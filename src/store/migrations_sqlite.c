@@ -152,6 +152,34 @@ const tg_migration_t tg_sqlite_migrations[] = {
      "  at INTEGER NOT NULL);"
      "CREATE INDEX signup_trials_email ON signup_trials(email_norm);"
      "CREATE INDEX signup_trials_address ON signup_trials(address, at);"},
+    {11, "stripe outbox",
+     /* Every call to Stripe, written in the transaction of the change that needs it and sent
+      * later by the outbox processor (src/payments/outbox.c). idempotency_key is unique: an
+      * operation is enqueued once, and its key is sent on every attempt, so Stripe replays
+      * instead of repeating. params is the encoded form body, fixed at enqueue. Times in
+      * milliseconds (next_attempt_at) or seconds (created_at, updated_at). */
+     "CREATE TABLE stripe_outbox ("
+     "  id INTEGER PRIMARY KEY,"
+     "  kind TEXT NOT NULL,"
+     "  customer_id TEXT NOT NULL,"
+     "  idempotency_key TEXT NOT NULL UNIQUE,"
+     "  method TEXT NOT NULL,"
+     "  path TEXT NOT NULL,"
+     "  params TEXT NOT NULL,"
+     "  state TEXT NOT NULL DEFAULT 'pending',"
+     "  attempts INTEGER NOT NULL DEFAULT 0,"
+     "  next_attempt_at INTEGER NOT NULL,"
+     "  last_error TEXT NOT NULL DEFAULT '',"
+     "  response_id TEXT NOT NULL DEFAULT '',"
+     "  created_at INTEGER NOT NULL,"
+     "  updated_at INTEGER NOT NULL);"
+     "CREATE INDEX stripe_outbox_due ON stripe_outbox(state, next_attempt_at);"
+     "CREATE INDEX stripe_outbox_customer ON stripe_outbox(customer_id, id);"
+     /* tollgate customer -> Stripe customer, written with the outbox row that created it. */
+     "CREATE TABLE stripe_customers ("
+     "  customer_id TEXT PRIMARY KEY REFERENCES customers(id),"
+     "  stripe_id TEXT NOT NULL UNIQUE,"
+     "  created_at INTEGER NOT NULL);"},
 };
 
 const size_t tg_sqlite_migrations_count = sizeof(tg_sqlite_migrations) / sizeof(tg_sqlite_migrations[0]);

@@ -1,0 +1,312 @@
+/* test_outbox.c - the Stripe outbox (src/payments/outbox.c, src/store/store_sqlite_outbox.c):
+ * the backoff schedule (full jitter, doubling, the cap), enqueueing inside the caller's
+ * transaction (rolled back: nothing; committed: one row with the operation's idempotency key;
+ * twice: still one), the row transitions, and the processor thread against a scripted local
+ * server: a 500 and a lost response then success are three attempts with ONE idempotency key
+ * and one mapped Stripe customer; a 400 fails the row at once with Stripe's error kept; a
+ * retryable failure past max_attempts fails the row. Runs under TSan too (Makefile). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../support/tiny_http.h"
+#include "payments/outbox.h"
+#include "store/store_outbox.h"
+#include "util/clock.h"
+
+typedef struct {
+    char dir[64], url[160];
+    tg_store_t *st;
+} fx_t;
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/tg_outbox_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->url, sizeof(f->url), "sqlite:%s/t.db", f->dir);
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_open(f->url, &f->st, &err), 0);
+    assert_int_equal(tg_store_migrate(f->st, &err), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    tg_store_close(f->st);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+    if (system(cmd) != 0)
+        return -1;
+    free(f);
+    return 0;
+}
+
+static tg_customer_t customer(fx_t *f, const char *id, const char *email)
+{
+    tg_customer_t c;
+    memset(&c, 0, sizeof(c));
+    snprintf(c.id, sizeof(c.id), "%s", id);
+    snprintf(c.email, sizeof(c.email), "%s", email);
+    snprintf(c.name, sizeof(c.name), "Ada & Co");
+    snprintf(c.plan_id, sizeof(c.plan_id), "free");
+    snprintf(c.status, sizeof(c.status), "active");
+    c.created_at = c.anchor_at = 1764547200;
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_customer_insert(f->st, &c, &err), 0);
+    return c;
+}
+
+static void test_backoff_schedule(void **state)
+{
+    (void)state;
+    /* random 0 is the bottom of the window, UINT32_MAX its top: the top doubles from base up
+     * to the cap and stays there */
+    int64_t expect[] = {1000, 2000, 4000, 8000, 16000, 32000, 64000, 128000, 256000, 512000, 1024000, 2048000,
+                        3600000, 3600000};
+    for (int a = 1; a <= (int)(sizeof(expect) / sizeof(expect[0])); a++) {
+        assert_int_equal(tg_outbox_backoff_ms(a, 1000, 3600000, 0), 0);
+        assert_int_equal(tg_outbox_backoff_ms(a, 1000, 3600000, UINT32_MAX), expect[a - 1]);
+        int64_t mid = tg_outbox_backoff_ms(a, 1000, 3600000, UINT32_MAX / 2);
+        assert_true(mid >= expect[a - 1] / 2 - 1 && mid <= expect[a - 1] / 2 + 1);
+    }
+    /* no overflow far out, and odd inputs are tamed */
+    assert_int_equal(tg_outbox_backoff_ms(1000000, 1000, 3600000, UINT32_MAX), 3600000);
+    assert_int_equal(tg_outbox_backoff_ms(0, 1000, 3600000, UINT32_MAX), 1000);
+    assert_int_equal(tg_outbox_backoff_ms(5, 5000, 100, UINT32_MAX), 5000); /* cap below base: base */
+    int64_t huge = tg_outbox_backoff_ms(70, INT64_MAX / 2, INT64_MAX, UINT32_MAX);
+    assert_true(huge > INT64_MAX / 2 && huge <= INT64_MAX);
+}
+
+static int on_row(const tg_outbox_row_t *r, void *arg)
+{
+    (void)r;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+static size_t count_rows(fx_t *f, const char *state)
+{
+    tg_page_t page = {.limit = 100};
+    tg_page_end_t end;
+    size_t n = 0;
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_outbox_page(f->st, state, &page, on_row, &n, &end, &err), 0);
+    return n;
+}
+
+static void test_enqueue_in_the_callers_transaction(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    /* rolled back with the customer: no customer, no call */
+    assert_int_equal(tg_store_tx_begin(f->st, &err), 0);
+    tg_customer_t c = customer(f, "cus_rolled", "r@example.com");
+    assert_int_equal(tg_outbox_enqueue_customer(f->st, &c, &err), 0);
+    tg_store_tx_rollback(f->st);
+    assert_int_equal(count_rows(f, NULL), 0);
+
+    /* committed: one row, due now, with the operation's key and the encoded form */
+    assert_int_equal(tg_store_tx_begin(f->st, &err), 0);
+    c = customer(f, "cus_kept", "k+1@example.com");
+    assert_int_equal(tg_outbox_enqueue_customer(f->st, &c, &err), 0);
+    assert_int_equal(tg_store_tx_commit(f->st, &err), 0);
+    /* a second enqueue of the same operation adds nothing and is no error */
+    assert_int_equal(tg_outbox_enqueue_customer(f->st, &c, &err), 0);
+    assert_int_equal(count_rows(f, NULL), 1);
+
+    tg_outbox_row_t rows[4];
+    size_t n = 0;
+    assert_int_equal(tg_store_outbox_due(f->st, tg_clock_now_ns() / 1000000 + 1000, rows, 4, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(rows[0].kind, "customer.create");
+    assert_string_equal(rows[0].customer_id, "cus_kept");
+    assert_string_equal(rows[0].idempotency_key, "tg_customer.create_cus_kept");
+    assert_string_equal(rows[0].method, "POST");
+    assert_string_equal(rows[0].path, "/v1/customers");
+    assert_string_equal(rows[0].params, "email=k%2B1%40example.com&name=Ada+%26+Co&metadata[tollgate_customer]=cus_kept");
+    assert_string_equal(rows[0].state, "pending");
+    tg_outbox_row_clear(&rows[0]);
+
+    /* a bad operation key never reaches the store */
+    assert_int_equal(tg_outbox_enqueue(f->st, "x", "cus_kept", "a b", "POST", "/v1/x", NULL, &err), TG_EINVAL);
+}
+
+static void test_row_transitions(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    tg_customer_t c = customer(f, "cus_t", "t@example.com");
+    assert_int_equal(tg_outbox_enqueue_customer(f->st, &c, &err), 0);
+    int64_t now = tg_clock_now_ns() / 1000000;
+    tg_outbox_row_t rows[2];
+    size_t n = 0;
+    assert_int_equal(tg_store_outbox_due(f->st, now + 10, rows, 2, &n, &err), 0);
+    assert_int_equal(n, 1);
+    int64_t id = rows[0].id;
+    tg_outbox_row_clear(&rows[0]);
+
+    /* retried: not due before its time, due after; attempts and the error recorded */
+    assert_int_equal(tg_store_outbox_retry(f->st, id, now + 60000, "Stripe 429 rate_limit", now / 1000, &err), 0);
+    assert_int_equal(tg_store_outbox_due(f->st, now + 59000, rows, 2, &n, &err), 0);
+    assert_int_equal(n, 0);
+    int64_t next = 0;
+    assert_int_equal(tg_store_outbox_next_due(f->st, &next, &err), 0);
+    assert_int_equal(next, now + 60000);
+    assert_int_equal(tg_store_outbox_due(f->st, now + 60000, rows, 2, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(rows[0].attempts, 1);
+    assert_string_equal(rows[0].last_error, "Stripe 429 rate_limit");
+    tg_outbox_row_clear(&rows[0]);
+
+    /* done: mapped, no longer pending; a second completion changes nothing */
+    char sid[64];
+    assert_int_equal(tg_store_stripe_customer_get(f->st, "cus_t", sid, sizeof(sid), &err), TG_ENOTFOUND);
+    assert_int_equal(tg_store_outbox_done(f->st, id, "cus_Stripe1", 1, now / 1000, &err), 0);
+    assert_int_equal(tg_store_stripe_customer_get(f->st, "cus_t", sid, sizeof(sid), &err), 0);
+    assert_string_equal(sid, "cus_Stripe1");
+    assert_int_equal(tg_store_outbox_done(f->st, id, "cus_Stripe2", 1, now / 1000, &err), TG_ENOTFOUND);
+    assert_int_equal(tg_store_stripe_customer_get(f->st, "cus_t", sid, sizeof(sid), &err), 0);
+    assert_string_equal(sid, "cus_Stripe1");
+    assert_int_equal(tg_store_outbox_fail(f->st, id, "late", now / 1000, &err), TG_ENOTFOUND);
+    assert_int_equal(tg_store_outbox_next_due(f->st, &next, &err), TG_ENOTFOUND);
+
+    tg_outbox_row_t latest;
+    assert_int_equal(tg_store_outbox_customer_latest(f->st, "cus_t", &latest, &err), 0);
+    assert_string_equal(latest.state, "done");
+    assert_int_equal(latest.attempts, 2);
+    assert_string_equal(latest.response_id, "cus_Stripe1");
+    assert_string_equal(latest.last_error, "");
+    tg_outbox_counts_t counts;
+    assert_int_equal(tg_store_outbox_counts(f->st, &counts, &err), 0);
+    assert_int_equal(counts.done, 1);
+    assert_int_equal(counts.pending, 0);
+}
+
+/* Polls cond for up to 20 s (the processor wakes every poll_ms). */
+#define WAIT_FOR(cond)                                                                                                 \
+    do {                                                                                                               \
+        int ok_ = 0;                                                                                                   \
+        for (int i_ = 0; i_ < 2000 && !(ok_ = (cond)); i_++)                                                           \
+            nanosleep(&(struct timespec){0, 10000000}, NULL);                                                          \
+        if (!ok_)                                                                                                      \
+            fail_msg("timed out waiting for " #cond);                                                                  \
+    } while (0)
+
+static int row_state_is(fx_t *f, const char *customer_id, const char *state)
+{
+    tg_outbox_row_t r;
+    tg_err_t err = {0};
+    return tg_store_outbox_customer_latest(f->st, customer_id, &r, &err) == 0 && strcmp(r.state, state) == 0;
+}
+
+static tg_outbox_t *start(fx_t *f, tiny_http_t *t, char *base, size_t cap, int max_attempts)
+{
+    snprintf(base, cap, "http://127.0.0.1:%d", t->port);
+    tg_outbox_settings_t s = {
+        .database = f->url,
+        .stripe = {"sk_test_outbox", base, 5000},
+        .backoff_base_ms = 1,
+        .backoff_cap_ms = 5,
+        .max_attempts = max_attempts,
+        .poll_ms = 10,
+    };
+    tg_outbox_t *ob = NULL;
+    tg_err_t err = {0};
+    assert_int_equal(tg_outbox_start(&s, &ob, &err), 0);
+    return ob;
+}
+
+static void test_processor_replays_with_one_key(void **state)
+{
+    fx_t *f = *state;
+    tiny_http_t t;
+    assert_int_equal(tiny_start(&t), 0);
+    tiny_push(&t, "HTTP/1.1 500 Internal Server Error\r\n", "{\"error\":{\"type\":\"api_error\",\"message\":\"boom\"}}");
+    tiny_push(&t, NULL, NULL); /* processed, but the answer is lost */
+    tiny_push(&t, "HTTP/1.1 200 OK\r\nIdempotent-Replayed: true\r\n", "{\"id\":\"cus_SR1\",\"object\":\"customer\"}");
+    tg_err_t err = {0};
+    tg_customer_t c = customer(f, "cus_p", "p@example.com");
+    char base[64];
+    tg_outbox_t *ob = start(f, &t, base, sizeof(base), 12);
+    assert_int_equal(tg_outbox_enqueue_customer(f->st, &c, &err), 0);
+    tg_outbox_wake(ob);
+    WAIT_FOR(row_state_is(f, "cus_p", "done"));
+    tg_outbox_stats_t stats;
+    tg_outbox_stats(ob, &stats);
+    tg_outbox_stop(ob);
+    tiny_stop(&t);
+
+    char sid[64];
+    assert_int_equal(tg_store_stripe_customer_get(f->st, "cus_p", sid, sizeof(sid), &err), 0);
+    assert_string_equal(sid, "cus_SR1");
+    assert_int_equal(t.nreq, 3);
+    for (size_t i = 0; i < t.nreq; i++) {
+        assert_non_null(strstr(t.requests[i], "\r\nIdempotency-Key: tg_customer.create_cus_p\r\n"));
+        assert_non_null(strstr(t.requests[i], "metadata[tollgate_customer]=cus_p"));
+    }
+    assert_int_equal(stats.calls_ok, 1);
+    assert_int_equal(stats.calls_retry, 2);
+    tg_outbox_row_t r;
+    assert_int_equal(tg_store_outbox_customer_latest(f->st, "cus_p", &r, &err), 0);
+    assert_int_equal(r.attempts, 3);
+}
+
+static void test_processor_keeps_a_permanent_error(void **state)
+{
+    fx_t *f = *state;
+    tiny_http_t t;
+    assert_int_equal(tiny_start(&t), 0);
+    tiny_push(&t, "HTTP/1.1 400 Bad Request\r\n",
+              "{\"error\":{\"type\":\"invalid_request_error\",\"code\":\"email_invalid\",\"param\":\"email\","
+              "\"message\":\"Invalid email address: x\"}}");
+    tiny_push(&t, "HTTP/1.1 503 Service Unavailable\r\n", "{\"error\":{\"type\":\"api_error\",\"message\":\"busy\"}}");
+    tiny_push(&t, "HTTP/1.1 503 Service Unavailable\r\n", "{\"error\":{\"type\":\"api_error\",\"message\":\"busy\"}}");
+    tg_err_t err = {0};
+    tg_customer_t bad = customer(f, "cus_bad", "bad@example.com");
+    char base[64];
+    tg_outbox_t *ob = start(f, &t, base, sizeof(base), 2);
+    assert_int_equal(tg_outbox_enqueue_customer(f->st, &bad, &err), 0);
+    WAIT_FOR(row_state_is(f, "cus_bad", "failed"));
+    tg_customer_t busy = customer(f, "cus_busy", "busy@example.com");
+    assert_int_equal(tg_outbox_enqueue_customer(f->st, &busy, &err), 0);
+    WAIT_FOR(row_state_is(f, "cus_busy", "failed"));
+    tg_outbox_stop(ob);
+    tiny_stop(&t);
+
+    tg_outbox_row_t r;
+    assert_int_equal(tg_store_outbox_customer_latest(f->st, "cus_bad", &r, &err), 0);
+    assert_int_equal(r.attempts, 1); /* a 400 is not retried */
+    assert_non_null(strstr(r.last_error, "invalid_request_error/email_invalid: Invalid email address: x"));
+    assert_int_equal(tg_store_outbox_customer_latest(f->st, "cus_busy", &r, &err), 0);
+    assert_int_equal(r.attempts, 2); /* max_attempts */
+    assert_non_null(strstr(r.last_error, "gave up after the last attempt"));
+    char sid[64];
+    assert_int_equal(tg_store_stripe_customer_get(f->st, "cus_bad", sid, sizeof(sid), &err), TG_ENOTFOUND);
+    assert_int_equal(t.nreq, 3);
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_backoff_schedule),
+        cmocka_unit_test_setup_teardown(test_enqueue_in_the_callers_transaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_row_transitions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_processor_replays_with_one_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_processor_keeps_a_permanent_error, setup, teardown),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
