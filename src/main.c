@@ -216,7 +216,7 @@ static int cmd_serve(int argc, char **argv)
     tg_gateway_deps_t gdeps = {cfg, accounts, limiter, quota, meter};
     gw = tg_gateway_new(&gdeps, (const uint8_t *)cfg->keys.secret, strlen(cfg->keys.secret));
     tg_admin_deps_t adeps = {cfg, st, accounts, quota, meter, (const uint8_t *)cfg->keys.secret,
-                             strlen(cfg->keys.secret), test_clock};
+                             strlen(cfg->keys.secret), test_clock, NULL};
     admin = tg_admin_new(&adeps);
     if (gw == NULL || admin == NULL) {
         fprintf(stderr, "tollgate serve: out of memory\n");

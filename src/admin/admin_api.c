@@ -301,6 +301,10 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
         tg_adm_list_billing_failures(a, r, res);
         return;
     }
+    if (tg_adm_seg_is(&s, 2, "stripe") && tg_adm_seg_is(&s, 3, "outbox") && s.n == 4 && tg_adm_method_is(r, "GET")) {
+        tg_adm_list_stripe_outbox(a, r, res);
+        return;
+    }
     if (tg_adm_seg_is(&s, 2, "dashboard") && s.n == 3 && tg_adm_method_is(r, "GET")) {
         tg_adm_dashboard(a, res);
         return;
@@ -348,7 +352,7 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
         if (tg_adm_load_customer(a, &s, 3, &c, res) != 0)
             return;
         if (s.n == 4 && tg_adm_method_is(r, "GET"))
-            tg_adm_reply_json(res, 200, tg_adm_customer_json(a, &c));
+            tg_adm_reply_json(res, 200, tg_adm_customer_admin_json(a, &c));
         else if (s.n == 4)
             tg_adm_patch_customer(a, &c, r, res);
         else if (tg_adm_seg_is(&s, 4, "keys") && tg_adm_method_is(r, "POST"))

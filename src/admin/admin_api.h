@@ -36,6 +36,9 @@ typedef struct tg_admin_deps {
     const uint8_t *key_secret;
     size_t key_secret_len;
     int test_clock; /* serve --test-clock: POST /v1/admin/clock may move time (tests only) */
+    /* The Stripe outbox (a stripe section is configured), or NULL: then nothing is sent to
+     * Stripe. New customers get a "create the Stripe customer" row in their transaction. */
+    struct tg_outbox *outbox;
 } tg_admin_deps_t;
 
 typedef struct tg_admin_request {

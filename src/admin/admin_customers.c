@@ -11,6 +11,7 @@
 
 #include "admin/admin_int.h"
 #include "billing/invoice.h"
+#include "payments/outbox.h"
 #include "billing/pricing.h"
 #include "gateway/apikey.h"
 #include "metrics/metrics.h"
@@ -82,6 +83,10 @@ int tg_adm_new_customer_trial(tg_admin_t *a, const char *email, const char *name
         tg_adm_reply_error(res, 409, "conflict", "A customer with the email %s exists already.", email);
     else if (rc != 0)
         tg_adm_reply_error(res, 500, "internal_error", "Storing the customer failed: %s", err.msg);
+    /* The Stripe customer: a row in the outbox, in the caller's transaction (see
+     * tg_adm_create_customer and the portal's sign-up), sent later by the outbox thread. */
+    else if (a->d.outbox != NULL && (rc = tg_outbox_enqueue_customer(a->d.store, c, &err)) != 0)
+        tg_adm_reply_error(res, 500, "internal_error", "Queuing the Stripe customer failed: %s", err.msg);
     else if ((rc = tg_accounts_put_customer(a->d.accounts, c, &err)) != 0)
         tg_adm_reply_error(res, 500, "internal_error", "%s", err.msg);
     return rc;
@@ -106,15 +111,28 @@ void tg_adm_create_customer(tg_admin_t *a, const tg_admin_request_t *r, tg_admin
     else if (plan == NULL)
         tg_adm_reply_error(res, 400, "bad_request", "plan: \"%s\" is not a plan; plans are defined in the configuration.",
                            plan_id != NULL ? plan_id : "");
-    else if (tg_adm_new_customer(a, email, name, plan, &c, res) == 0)
-        tg_adm_reply_json(res, 201, tg_adm_customer_json(a, &c));
+    else {
+        /* One transaction: the customer and its outbox row commit together or not at all. */
+        tg_err_t err = {0};
+        if (tg_store_tx_begin(a->d.store, &err) != 0)
+            tg_adm_reply_error(res, 500, "internal_error", "%s", err.msg);
+        else if (tg_adm_new_customer(a, email, name, plan, &c, res) != 0)
+            tg_store_tx_rollback(a->d.store);
+        else if (tg_store_tx_commit(a->d.store, &err) != 0)
+            /* The directory may hold the customer now, without a key: nothing authenticates. */
+            tg_adm_reply_error(res, 500, "internal_error", "Storing the customer failed: %s", err.msg);
+        else {
+            tg_outbox_wake(a->d.outbox);
+            tg_adm_reply_json(res, 201, tg_adm_customer_admin_json(a, &c));
+        }
+    }
     json_decref(body);
 }
 
 int tg_adm_list_customer_cb(const tg_customer_t *c, void *arg)
 {
     tg_adm_list_ctx_t *lc = arg;
-    json_array_append_new(lc->arr, tg_adm_customer_json(lc->a, c));
+    json_array_append_new(lc->arr, tg_adm_customer_admin_json(lc->a, c));
     return 0;
 }
 

@@ -78,6 +78,12 @@ int tg_adm_cookie(const tg_admin_request_t *r, const char *name, char *out, size
 const char *tg_adm_opt_string(json_t *obj, const char *name, int *bad);
 const char *tg_adm_display_status(const tg_customer_t *c, int64_t now);
 json_t *tg_adm_customer_json(tg_admin_t *a, const tg_customer_t *c);
+/* The owner's view of a customer: tg_adm_customer_json and its Stripe sync state (admin_stripe.c):
+ * "stripe": {"customer_id", "state", "attempts", "last_error", "updated_at"}, or null when no
+ * stripe section is configured. The developer portal does not show it. */
+json_t *tg_adm_customer_admin_json(tg_admin_t *a, const tg_customer_t *c);
+/* GET /v1/admin/stripe/outbox[?state=pending|done|failed]: the outbox, newest first, paged. */
+void tg_adm_list_stripe_outbox(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
 int tg_adm_valid_email(const char *e);
 /* Creates a customer (trialing if the plan has a trial), in the store then in memory. On error
  * replies to res and returns non-zero. */
