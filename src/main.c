@@ -261,7 +261,7 @@ out:
         tg_meter_stop(meter); /* commits everything queued */
     if (srv != NULL)
         tg_server_free(srv);
-    tg_outbox_stop(outbox); /* after the admin thread, which wakes it; a call in flight finishes */
+    tg_outbox_stop(outbox); /* after the admin thread, which wakes it */
     tg_admin_free(admin);
     tg_gateway_free(gw);
     tg_limiter_free(limiter);

@@ -82,6 +82,10 @@ json_t *tg_adm_customer_json(tg_admin_t *a, const tg_customer_t *c);
  * "stripe": {"customer_id", "state", "attempts", "last_error", "updated_at"}, or null when no
  * stripe section is configured. The developer portal does not show it. */
 json_t *tg_adm_customer_admin_json(tg_admin_t *a, const tg_customer_t *c);
+/* Appends the outbox's metrics (atomics only: any thread) to body, a malloc'd metrics text;
+ * returns the new text (body itself when there is no outbox; NULL, with body freed, when out of
+ * memory). */
+char *tg_adm_stripe_metrics(tg_admin_t *a, char *body);
 /* GET /v1/admin/stripe/outbox[?state=pending|done|failed]: the outbox, newest first, paged. */
 void tg_adm_list_stripe_outbox(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
 int tg_adm_valid_email(const char *e);

@@ -2,9 +2,11 @@
  * outbox row of the customer and the Stripe customer id once created) and the outbox itself,
  * paged. Read-only; the outbox thread (src/payments/outbox.c) does the sending. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "admin/admin_int.h"
+#include "payments/outbox.h"
 #include "store/store_outbox.h"
 
 static json_t *ms_time(int64_t ms)
@@ -38,6 +40,40 @@ json_t *tg_adm_customer_admin_json(tg_admin_t *a, const tg_customer_t *c)
                       err.msg, "updated_at");
     json_object_set_new(j, "stripe", s);
     return j;
+}
+
+char *tg_adm_stripe_metrics(tg_admin_t *a, char *body)
+{
+    if (body == NULL || a->d.outbox == NULL)
+        return body;
+    tg_outbox_stats_t s;
+    tg_outbox_stats(a->d.outbox, &s);
+    char more[1024];
+    int n = snprintf(more, sizeof(more),
+                     "# HELP tollgate_stripe_calls_total Calls to Stripe by the outbox, by outcome.\n"
+                     "# TYPE tollgate_stripe_calls_total counter\n"
+                     "tollgate_stripe_calls_total{outcome=\"ok\"} %llu\n"
+                     "tollgate_stripe_calls_total{outcome=\"retry\"} %llu\n"
+                     "tollgate_stripe_calls_total{outcome=\"permanent\"} %llu\n"
+                     "# HELP tollgate_stripe_outbox_failed_total Outbox rows given up (permanent error or last attempt).\n"
+                     "# TYPE tollgate_stripe_outbox_failed_total counter\n"
+                     "tollgate_stripe_outbox_failed_total %llu\n"
+                     "# HELP tollgate_stripe_outbox_pending Outbox rows waiting to be sent or retried.\n"
+                     "# TYPE tollgate_stripe_outbox_pending gauge\n"
+                     "tollgate_stripe_outbox_pending %llu\n",
+                     (unsigned long long)s.calls_ok, (unsigned long long)s.calls_retry,
+                     (unsigned long long)s.calls_permanent, (unsigned long long)s.rows_failed,
+                     (unsigned long long)s.pending);
+    size_t len = strlen(body);
+    if (n < 0 || (size_t)n >= sizeof(more))
+        return body;
+    char *nb = realloc(body, len + (size_t)n + 1);
+    if (nb == NULL) {
+        free(body);
+        return NULL;
+    }
+    memcpy(nb + len, more, (size_t)n + 1);
+    return nb;
 }
 
 static int on_row(const tg_outbox_row_t *r, void *arg)

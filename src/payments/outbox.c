@@ -40,7 +40,8 @@ struct tg_outbox {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* CLOCK_MONOTONIC */
     int stopping, wake;
-    _Atomic uint64_t calls_ok, calls_retry, calls_permanent, rows_failed;
+    _Atomic uint64_t calls_ok, calls_retry, calls_permanent, rows_failed, pending;
+    _Atomic int cancel; /* set by tg_outbox_stop: cuts the call in flight short */
 };
 
 int64_t tg_outbox_backoff_ms(int attempts, int64_t base_ms, int64_t cap_ms, uint32_t random)
@@ -130,6 +131,11 @@ static void process_row(tg_outbox_t *ob, tg_outbox_row_t *row)
                    &err);
     int64_t now = wall_ms();
     int rc;
+    if (atomic_load(&ob->cancel) && res.outcome != TG_STRIPE_OK) {
+        /* cut short by shutdown: the row stays as it was, due, and goes first after a restart */
+        tg_stripe_result_clear(&res);
+        return;
+    }
     if (res.outcome == TG_STRIPE_OK) {
         atomic_fetch_add(&ob->calls_ok, 1);
         int map = strcmp(row->kind, TG_OUTBOX_KIND_CUSTOMER_CREATE) == 0 && res.id[0] != '\0';
@@ -201,7 +207,11 @@ static void *processor_main(void *arg)
         if (n == DUE_BATCH)
             continue; /* more may be due */
         int64_t next = 0;
-        if (tg_store_outbox_next_due(ob->st, &next, &err) != 0)
+        uint64_t pending = 0;
+        int rc = tg_store_outbox_next_due(ob->st, &next, &pending, &err);
+        if (rc == 0 || rc == TG_ENOTFOUND)
+            atomic_store(&ob->pending, pending);
+        if (rc != 0)
             next = wall_ms() + ob->poll_ms;
         wait_until(ob, next);
     }
@@ -249,6 +259,7 @@ int tg_outbox_start(const tg_outbox_settings_t *s, tg_outbox_t **out, tg_err_t *
     ob->stripe.secret_key = ob->secret_key;
     ob->stripe.api_base = ob->api_base;
     ob->stripe.timeout_ms = s->stripe.timeout_ms;
+    ob->stripe.cancel = &ob->cancel;
     ob->base_ms = s->backoff_base_ms > 0 ? s->backoff_base_ms : 1000;
     ob->cap_ms = s->backoff_cap_ms > 0 ? s->backoff_cap_ms : 3600 * 1000;
     ob->max_attempts = s->max_attempts > 0 ? s->max_attempts : 12;
@@ -280,6 +291,7 @@ void tg_outbox_stop(tg_outbox_t *ob)
 {
     if (ob == NULL)
         return;
+    atomic_store(&ob->cancel, 1);
     pthread_mutex_lock(&ob->mu);
     ob->stopping = 1;
     pthread_cond_signal(&ob->cv);
@@ -297,4 +309,5 @@ void tg_outbox_stats(tg_outbox_t *ob, tg_outbox_stats_t *out)
     out->calls_retry = atomic_load(&ob->calls_retry);
     out->calls_permanent = atomic_load(&ob->calls_permanent);
     out->rows_failed = atomic_load(&ob->rows_failed);
+    out->pending = atomic_load(&ob->pending);
 }

@@ -66,13 +66,14 @@ int tg_outbox_enqueue_customer(tg_store_t *st, const tg_customer_t *c, tg_err_t 
 int tg_outbox_start(const tg_outbox_settings_t *s, tg_outbox_t **out, tg_err_t *err);
 /* Makes the processor look for due rows now (after a commit that enqueued). Any thread. */
 void tg_outbox_wake(tg_outbox_t *ob);
-/* Stops the thread after the call in flight (at most the Stripe timeout), closes its
- * connection, frees ob. NULL is allowed. */
+/* Stops the thread, cutting a call in flight short (its row stays pending: the next start sends
+ * it again with the same key), closes its connection, frees ob. NULL is allowed. */
 void tg_outbox_stop(tg_outbox_t *ob);
 
 /* Counters since start, for metrics (any thread). */
 typedef struct tg_outbox_stats {
     uint64_t calls_ok, calls_retry, calls_permanent, rows_failed;
+    uint64_t pending; /* rows waiting, as of the processor's last pass */
 } tg_outbox_stats_t;
 void tg_outbox_stats(tg_outbox_t *ob, tg_outbox_stats_t *out);
 

@@ -7,6 +7,7 @@
 
 #include <curl/curl.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,12 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
     return len;
 }
 
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    return atomic_load((const _Atomic int *)arg) != 0; /* non-zero: curl aborts the transfer */
+}
+
 /* The key may only hold printable ASCII without spaces: it goes into a header line. */
 static int header_safe(const char *s, size_t max)
 {
@@ -182,6 +189,11 @@ int tg_stripe_call(const tg_stripe_settings_t *s, const char *method, const char
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, out);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_msg);
+    if (s->cancel != NULL) {
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)s->cancel);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    }
     if (post) {
         curl_easy_setopt(h, CURLOPT_POST, 1L);
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, form != NULL ? form : "");

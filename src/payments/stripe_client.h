@@ -31,6 +31,8 @@ typedef struct tg_stripe_settings {
     const char *secret_key; /* sk_test_..., sk_live_..., rk_...; never logged */
     const char *api_base;   /* NULL: TG_STRIPE_API_BASE; tests point it at a local fake */
     long timeout_ms;        /* whole call, connect included; 0: 30 s */
+    const _Atomic int *cancel; /* NULL, or a flag that, once non-zero, cuts a call short (shutdown):
+                                * the call then ends as a transport error, RETRY */
 } tg_stripe_settings_t;
 
 typedef enum tg_stripe_outcome {

@@ -48,8 +48,9 @@ int tg_store_outbox_insert(tg_store_t *st, const tg_outbox_row_t *row, const cha
 int tg_store_outbox_due(tg_store_t *st, int64_t now_ms, tg_outbox_row_t *out, size_t limit, size_t *n,
                         tg_err_t *err);
 
-/* The earliest next_attempt_at of a pending row into *at_ms; TG_ENOTFOUND if none is pending. */
-int tg_store_outbox_next_due(tg_store_t *st, int64_t *at_ms, tg_err_t *err);
+/* The earliest next_attempt_at of a pending row into *at_ms and how many rows are pending into
+ * *pending (may be NULL; 0 with TG_ENOTFOUND); TG_ENOTFOUND if none is pending. */
+int tg_store_outbox_next_due(tg_store_t *st, int64_t *at_ms, uint64_t *pending, tg_err_t *err);
 
 /* Records an attempt's result on a pending row (attempts + 1, last_error, updated_at):
  *  - done: state done, response_id; when map_stripe_customer, the customer map gets

@@ -111,19 +111,24 @@ int tg_store_outbox_due(tg_store_t *st, int64_t now_ms, tg_outbox_row_t *out, si
     return rc;
 }
 
-int tg_store_outbox_next_due(tg_store_t *st, int64_t *at_ms, tg_err_t *err)
+int tg_store_outbox_next_due(tg_store_t *st, int64_t *at_ms, uint64_t *pending, tg_err_t *err)
 {
     sqlite3_stmt *s;
-    int rc = tg_sqlite_prepare(st, "SELECT MIN(next_attempt_at) FROM stripe_outbox WHERE state = 'pending'", &s,
-                               err, "reading the outbox");
+    if (pending != NULL)
+        *pending = 0;
+    int rc = tg_sqlite_prepare(st, "SELECT MIN(next_attempt_at), COUNT(*) FROM stripe_outbox WHERE state = 'pending'",
+                               &s, err, "reading the outbox");
     if (rc != 0)
         return rc;
     if (sqlite3_step(s) != SQLITE_ROW)
         rc = tg_sqlite_error(st, err, "reading the outbox");
     else if (sqlite3_column_type(s, 0) == SQLITE_NULL)
         rc = tg_errf(err, TG_ENOTFOUND, "no Stripe call is pending");
-    else
+    else {
         *at_ms = sqlite3_column_int64(s, 0);
+        if (pending != NULL)
+            *pending = (uint64_t)sqlite3_column_int64(s, 1);
+    }
     sqlite3_finalize(s);
     return rc;
 }

@@ -126,6 +126,10 @@ test('429, 500 and a lost response are retried with the same Idempotency-Key: on
     const found = await stripeCustomersOf(c.json.id);
     assert.equal(found.length, 1, 'the lost response was replayed, not repeated');
     assert.equal(st.customer_id, found[0].id);
+    const m = await s.adminCall('GET', '/metrics');
+    assert.match(m.text, /^tollgate_stripe_calls_total\{outcome="ok"\} 1$/m);
+    assert.match(m.text, /^tollgate_stripe_calls_total\{outcome="retry"\} 3$/m);
+    assert.match(m.text, /^tollgate_stripe_outbox_pending 0$/m);
   } finally { await s.stop(); }
 });
 

@@ -161,8 +161,10 @@ static void test_row_transitions(void **state)
     assert_int_equal(tg_store_outbox_due(f->st, now + 59000, rows, 2, &n, &err), 0);
     assert_int_equal(n, 0);
     int64_t next = 0;
-    assert_int_equal(tg_store_outbox_next_due(f->st, &next, &err), 0);
+    uint64_t pending = 0;
+    assert_int_equal(tg_store_outbox_next_due(f->st, &next, &pending, &err), 0);
     assert_int_equal(next, now + 60000);
+    assert_int_equal(pending, 1);
     assert_int_equal(tg_store_outbox_due(f->st, now + 60000, rows, 2, &n, &err), 0);
     assert_int_equal(n, 1);
     assert_int_equal(rows[0].attempts, 1);
@@ -179,7 +181,7 @@ static void test_row_transitions(void **state)
     assert_int_equal(tg_store_stripe_customer_get(f->st, "cus_t", sid, sizeof(sid), &err), 0);
     assert_string_equal(sid, "cus_Stripe1");
     assert_int_equal(tg_store_outbox_fail(f->st, id, "late", now / 1000, &err), TG_ENOTFOUND);
-    assert_int_equal(tg_store_outbox_next_due(f->st, &next, &err), TG_ENOTFOUND);
+    assert_int_equal(tg_store_outbox_next_due(f->st, &next, NULL, &err), TG_ENOTFOUND);
 
     tg_outbox_row_t latest;
     assert_int_equal(tg_store_outbox_customer_latest(f->st, "cus_t", &latest, &err), 0);
@@ -296,6 +298,39 @@ static void test_processor_keeps_a_permanent_error(void **state)
     assert_int_equal(t.nreq, 3);
 }
 
+/* Shutdown with a call in flight (the server took the connection and never answers): stop cuts
+ * the call short and leaves the row exactly as it was, pending and due, for the next start to
+ * send with the same key. Without the cut, stop would wait out the 30 s timeout and then record
+ * a retry (attempts 1). */
+static void test_stop_cuts_a_call_in_flight(void **state)
+{
+    fx_t *f = *state;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(lfd, 4), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+    char base[64];
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d", ntohs(sa.sin_port));
+    tg_outbox_settings_t s = {.database = f->url, .stripe = {"sk_test_outbox", base, 30000}, .poll_ms = 10};
+    tg_outbox_t *ob = NULL;
+    tg_err_t err = {0};
+    tg_customer_t c = customer(f, "cus_fly", "fly@example.com");
+    assert_int_equal(tg_outbox_enqueue_customer(f->st, &c, &err), 0);
+    assert_int_equal(tg_outbox_start(&s, &ob, &err), 0);
+    int conn = -1;
+    WAIT_FOR((conn = accept4(lfd, NULL, NULL, SOCK_NONBLOCK)) >= 0); /* the call is in flight */
+    tg_outbox_stop(ob);
+    close(conn);
+    close(lfd);
+    tg_outbox_row_t r;
+    assert_int_equal(tg_store_outbox_customer_latest(f->st, "cus_fly", &r, &err), 0);
+    assert_string_equal(r.state, "pending");
+    assert_int_equal(r.attempts, 0);
+    assert_string_equal(r.last_error, "");
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -305,6 +340,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_row_transitions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_processor_replays_with_one_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_processor_keeps_a_permanent_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_cuts_a_call_in_flight, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -65,7 +65,7 @@ static void test_parse_error(void **state)
 static tg_stripe_settings_t settings(tiny_http_t *t, char *base, size_t cap)
 {
     snprintf(base, cap, "http://127.0.0.1:%d/", t->port); /* the trailing slash is dropped */
-    tg_stripe_settings_t s = {"sk_test_abc123", base, 5000};
+    tg_stripe_settings_t s = {.secret_key = "sk_test_abc123", .api_base = base, .timeout_ms = 5000};
     return s;
 }
 
@@ -102,7 +102,7 @@ static void test_post_sends_headers_and_form(void **state)
 static void test_post_needs_a_key(void **state)
 {
     (void)state;
-    tg_stripe_settings_t s = {"sk_test_abc", "http://127.0.0.1:9", 1000};
+    tg_stripe_settings_t s = {.secret_key = "sk_test_abc", .api_base = "http://127.0.0.1:9", .timeout_ms = 1000};
     tg_stripe_result_t r;
     tg_err_t err = {0};
     assert_int_equal(tg_stripe_call(&s, "POST", "/v1/customers", "", 0, NULL, &r, &err), TG_EINVAL);
