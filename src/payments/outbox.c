@@ -121,16 +121,67 @@ int tg_outbox_enqueue_customer(tg_store_t *st, const tg_customer_t *c, tg_err_t 
 
 /* ---- the processor ---- */
 
+/* Stripe keeps an idempotency key for at least 24 hours, then may forget it: a row first
+ * written longer ago than this may have been processed by a call whose answer was lost, and
+ * its key may no longer protect it. */
+#define KEY_TRUST_S (23 * 3600)
+
+/* A "create the Stripe customer" row too old for its key: asks Stripe whether the customer
+ * exists already (customer search by metadata[tollgate_customer]; the search index lags
+ * writes by seconds, not a day). 1 with its id in found if it does, 0 if not, -1 if the
+ * search failed (the row is then retried later, like a failed call). */
+static int find_old_customer(tg_outbox_t *ob, const tg_outbox_row_t *row, char *found, size_t cap, tg_err_t *err)
+{
+    char q[TG_ID_MAX + 48];
+    snprintf(q, sizeof(q), "metadata['tollgate_customer']:'%s'", row->customer_id);
+    tg_form_t f;
+    tg_form_init(&f, 0);
+    int rc = tg_form_add(&f, "query", q, err);
+    tg_stripe_result_t res;
+    memset(&res, 0, sizeof(res));
+    if (rc == 0) {
+        size_t len;
+        const char *data = tg_form_data(&f, &len);
+        rc = tg_stripe_call(&ob->stripe, "GET", "/v1/customers/search", data, len, NULL, &res, err);
+    }
+    tg_form_free(&f);
+    int out = rc == 0 ? 0 : -1;
+    const json_t *first = json_array_get(json_object_get(res.body, "data"), 0);
+    const char *id = json_string_value(json_object_get(first, "id"));
+    if (rc == 0 && id != NULL) {
+        snprintf(found, cap, "%s", id);
+        out = 1;
+    }
+    tg_stripe_result_clear(&res);
+    return out;
+}
+
 /* Sends one row and records what happened. A failure to record (the database is busy past its
  * timeout) leaves the row pending: it is sent again, with the same key, and Stripe replays. */
 static void process_row(tg_outbox_t *ob, tg_outbox_row_t *row)
 {
     tg_stripe_result_t res;
     tg_err_t err = {0}, serr = {0};
-    tg_stripe_call(&ob->stripe, row->method, row->path, row->params, row->params_len, row->idempotency_key, &res,
-                   &err);
     int64_t now = wall_ms();
-    int rc;
+    int rc, searched = 0;
+    memset(&res, 0, sizeof(res));
+    if (strcmp(row->kind, TG_OUTBOX_KIND_CUSTOMER_CREATE) == 0 && now / 1000 - row->created_at > KEY_TRUST_S) {
+        char found[TG_OUTBOX_RESPONSE_ID_MAX];
+        int old = find_old_customer(ob, row, found, sizeof(found), &err);
+        if (old == 1) { /* it exists: adopt it, send nothing */
+            atomic_fetch_add(&ob->calls_ok, 1);
+            tg_store_outbox_done(ob->st, row->id, found, 1, now / 1000, &serr);
+            return;
+        }
+        if (old < 0) { /* recorded below as a failed attempt: retried, or failed after the last one */
+            res.outcome = TG_STRIPE_RETRY;
+            searched = 1;
+        }
+    }
+    if (!searched)
+        tg_stripe_call(&ob->stripe, row->method, row->path, row->params, row->params_len, row->idempotency_key, &res,
+                       &err);
+    now = wall_ms();
     if (atomic_load(&ob->cancel) && res.outcome != TG_STRIPE_OK) {
         /* cut short by shutdown: the row stays as it was, due, and goes first after a restart */
         tg_stripe_result_clear(&res);

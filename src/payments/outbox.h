@@ -15,7 +15,9 @@
  * response it saved instead of creating a second object. The key uses tollgate's random ids,
  * not the row id: row ids restart with a new database, and a reused key with other parameters
  * is an idempotency_error at Stripe. Stripe keeps keys for at least 24 hours: the retry
- * schedule (max_attempts with the 1 h cap) ends well inside that while tollgate runs.
+ * schedule (max_attempts with the 1 h cap) ends well inside that while tollgate runs; a
+ * "create customer" row older than 23 h (tollgate was down, or the row was requeued) first
+ * searches Stripe for the customer by metadata[tollgate_customer] and adopts the one it finds.
  *
  * Threads: the processor owns its own store connection (SQLite in WAL mode lets it write
  * between the admin thread's transactions; busy_timeout covers the short waits) and calls

@@ -298,6 +298,45 @@ static void test_processor_keeps_a_permanent_error(void **state)
     assert_int_equal(t.nreq, 3);
 }
 
+/* A "create customer" row older than Stripe's idempotency window (tollgate was down a day)
+ * first searches Stripe by metadata[tollgate_customer]: found, it is adopted and nothing is
+ * created; not found, the customer is created. */
+static void test_old_row_searches_first(void **state)
+{
+    fx_t *f = *state;
+    tiny_http_t t;
+    assert_int_equal(tiny_start(&t), 0);
+    tiny_push(&t, "HTTP/1.1 200 OK\r\n",
+              "{\"object\":\"search_result\",\"data\":[{\"id\":\"cus_Adopted\",\"object\":\"customer\"}]}");
+    tiny_push(&t, "HTTP/1.1 200 OK\r\n", "{\"object\":\"search_result\",\"data\":[]}");
+    tiny_push(&t, "HTTP/1.1 200 OK\r\n", "{\"id\":\"cus_New\",\"object\":\"customer\"}");
+    tg_err_t err = {0};
+    tg_customer_t c1 = customer(f, "cus_old1", "o1@example.com"), c2 = customer(f, "cus_old2", "o2@example.com");
+    assert_int_equal(tg_outbox_enqueue_customer(f->st, &c1, &err), 0);
+    tg_clock_set_offset((int64_t)25 * 3600 * 1000000000);
+    char base[64];
+    tg_outbox_t *ob = start(f, &t, base, sizeof(base), 12);
+    WAIT_FOR(row_state_is(f, "cus_old1", "done"));
+    tg_clock_set_offset(0);
+    assert_int_equal(tg_outbox_enqueue_customer(f->st, &c2, &err), 0);
+    tg_clock_set_offset((int64_t)25 * 3600 * 1000000000);
+    tg_outbox_wake(ob);
+    WAIT_FOR(row_state_is(f, "cus_old2", "done"));
+    tg_outbox_stop(ob);
+    tg_clock_set_offset(0);
+    tiny_stop(&t);
+    char sid[64];
+    assert_int_equal(tg_store_stripe_customer_get(f->st, "cus_old1", sid, sizeof(sid), &err), 0);
+    assert_string_equal(sid, "cus_Adopted");
+    assert_int_equal(tg_store_stripe_customer_get(f->st, "cus_old2", sid, sizeof(sid), &err), 0);
+    assert_string_equal(sid, "cus_New");
+    assert_int_equal(t.nreq, 3);
+    assert_non_null(strstr(t.requests[0], "GET /v1/customers/search?query="
+                                          "metadata%5B%27tollgate_customer%27%5D%3A%27cus_old1%27 HTTP/1.1\r\n"));
+    assert_non_null(strstr(t.requests[1], "GET /v1/customers/search?query="));
+    assert_non_null(strstr(t.requests[2], "POST /v1/customers HTTP/1.1\r\n"));
+}
+
 /* Shutdown with a call in flight (the server took the connection and never answers): stop cuts
  * the call short and leaves the row exactly as it was, pending and due, for the next start to
  * send with the same key. Without the cut, stop would wait out the 30 s timeout and then record
@@ -341,6 +380,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_processor_replays_with_one_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_processor_keeps_a_permanent_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_cuts_a_call_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_row_searches_first, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
