@@ -228,6 +228,13 @@ static int cmd_serve(int argc, char **argv)
     if (cfg->stripe.enabled) {
         tg_outbox_settings_t os = {.database = cfg->storage.database,
                                    .stripe = {cfg->stripe.secret_key, cfg->stripe.api_base, 30000}};
+        size_t queued = 0;
+        if (tg_outbox_backfill_customers(st, &queued, &err) != 0) {
+            fprintf(stderr, "tollgate serve: %s\n", err.msg);
+            goto out;
+        }
+        if (queued > 0)
+            fprintf(stderr, "tollgate: %zu existing customers queued for Stripe\n", queued);
         if (tg_outbox_start(&os, &outbox, &err) != 0) {
             fprintf(stderr, "tollgate serve: %s\n", err.msg);
             goto out;

@@ -301,8 +301,8 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
         tg_adm_list_billing_failures(a, r, res);
         return;
     }
-    if (tg_adm_seg_is(&s, 2, "stripe") && tg_adm_seg_is(&s, 3, "outbox") && s.n == 4 && tg_adm_method_is(r, "GET")) {
-        tg_adm_list_stripe_outbox(a, r, res);
+    if (tg_adm_seg_is(&s, 2, "stripe") && tg_adm_seg_is(&s, 3, "outbox")) {
+        tg_adm_stripe_outbox_route(a, &s, r, res);
         return;
     }
     if (tg_adm_seg_is(&s, 2, "dashboard") && s.n == 3 && tg_adm_method_is(r, "GET")) {

@@ -86,8 +86,10 @@ json_t *tg_adm_customer_admin_json(tg_admin_t *a, const tg_customer_t *c);
  * returns the new text (body itself when there is no outbox; NULL, with body freed, when out of
  * memory). */
 char *tg_adm_stripe_metrics(tg_admin_t *a, char *body);
-/* GET /v1/admin/stripe/outbox[?state=pending|done|failed]: the outbox, newest first, paged. */
-void tg_adm_list_stripe_outbox(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
+/* /v1/admin/stripe/outbox...: GET the outbox ([?state=pending|done|failed], newest first,
+ * paged); POST /v1/admin/stripe/outbox/{id}/retry puts a failed row back in the queue. */
+void tg_adm_stripe_outbox_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_request_t *r,
+                                tg_admin_response_t *res);
 int tg_adm_valid_email(const char *e);
 /* Creates a customer (trialing if the plan has a trial), in the store then in memory. On error
  * replies to res and returns non-zero. */

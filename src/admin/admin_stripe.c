@@ -76,20 +76,24 @@ char *tg_adm_stripe_metrics(tg_admin_t *a, char *body)
     return nb;
 }
 
-static int on_row(const tg_outbox_row_t *r, void *arg)
+static json_t *row_json(const tg_outbox_row_t *r)
 {
-    json_array_append_new(
-        arg, json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:o,s:o,s:o,s:o,s:o}", "id", (json_int_t)r->id, "kind",
+    return json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:o,s:o,s:o,s:o,s:o}", "id", (json_int_t)r->id, "kind",
                        r->kind, "customer", r->customer_id, "idempotency_key", r->idempotency_key, "method", r->method,
                        "path", r->path, "state", r->state, "attempts", (json_int_t)r->attempts, "next_attempt_at",
                        strcmp(r->state, "pending") == 0 ? ms_time(r->next_attempt_at_ms) : json_null(), "last_error",
                        r->last_error[0] ? json_string(r->last_error) : json_null(), "stripe_id",
                        r->response_id[0] ? json_string(r->response_id) : json_null(), "created_at",
-                       tg_adm_json_time(r->created_at), "updated_at", tg_adm_json_time(r->updated_at)));
+                       tg_adm_json_time(r->created_at), "updated_at", tg_adm_json_time(r->updated_at));
+}
+
+static int on_row(const tg_outbox_row_t *r, void *arg)
+{
+    json_array_append_new(arg, row_json(r));
     return 0;
 }
 
-void tg_adm_list_stripe_outbox(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
+static void list_outbox(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
 {
     char state[16];
     int got = tg_adm_query_param(r, "state", state, sizeof(state));
@@ -113,4 +117,44 @@ void tg_adm_list_stripe_outbox(tg_admin_t *a, const tg_admin_request_t *r, tg_ad
         return;
     }
     tg_adm_reply_page(res, list, arr, &end);
+}
+
+static void retry_row(tg_admin_t *a, const tg_adm_segs_t *s, tg_admin_response_t *res)
+{
+    char num[24];
+    int64_t id = 0;
+    size_t i = 0;
+    if (tg_adm_seg_copy(s, 4, num, sizeof(num)) == 0)
+        for (; num[i] >= '0' && num[i] <= '9' && id < INT64_MAX / 10 - 1; i++)
+            id = id * 10 + (num[i] - '0');
+    if (i == 0 || num[i] != '\0') {
+        tg_adm_reply_error(res, 404, "not_found", "No such outbox row.");
+        return;
+    }
+    tg_err_t err = {0};
+    tg_outbox_row_t row;
+    int rc = tg_store_outbox_requeue(a->d.store, id, tg_adm_now_s() * 1000, &err);
+    if (rc == TG_ENOTFOUND)
+        tg_adm_reply_error(res, 404, "not_found", "No outbox row %lld.", (long long)id);
+    else if (rc == TG_ESTATE)
+        tg_adm_reply_error(res, 409, "conflict", "%s; only a failed row can be retried.", err.msg);
+    else if (rc != 0 || (rc = tg_store_outbox_get(a->d.store, id, &row, &err)) != 0)
+        tg_adm_reply_error(res, 500, "internal_error", "Requeuing the Stripe call failed: %s", err.msg);
+    else {
+        tg_outbox_wake(a->d.outbox);
+        tg_adm_reply_json(res, 200, row_json(&row));
+    }
+}
+
+void tg_adm_stripe_outbox_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_request_t *r,
+                                tg_admin_response_t *res)
+{
+    if (s->n == 4 && tg_adm_method_is(r, "GET"))
+        list_outbox(a, r, res);
+    else if (s->n == 6 && tg_adm_seg_is(s, 5, "retry") && tg_adm_method_is(r, "POST"))
+        retry_row(a, s, res);
+    else if (s->n == 4 || (s->n == 6 && tg_adm_seg_is(s, 5, "retry")))
+        tg_adm_reply_error(res, 405, "method_not_allowed", "Use %s.", s->n == 4 ? "GET" : "POST");
+    else
+        tg_adm_reply_error(res, 404, "not_found", "No such route.");
 }

@@ -119,6 +119,33 @@ int tg_outbox_enqueue_customer(tg_store_t *st, const tg_customer_t *c, tg_err_t 
     return rc;
 }
 
+int tg_outbox_backfill_customers(tg_store_t *st, size_t *queued, tg_err_t *err)
+{
+    enum { BATCH = 256 };
+    tg_customer_t *batch = malloc(BATCH * sizeof(*batch));
+    if (batch == NULL)
+        return tg_errf(err, TG_ENOMEM, "out of memory queuing customers for Stripe");
+    size_t total = 0, n = 0;
+    int rc;
+    do { /* each pass queues what the previous left, so the set shrinks to nothing */
+        if ((rc = tg_store_outbox_customers_missing(st, TG_OUTBOX_KIND_CUSTOMER_CREATE, batch, BATCH, &n, err)) != 0 ||
+            n == 0 || (rc = tg_store_tx_begin(st, err)) != 0)
+            break;
+        for (size_t i = 0; i < n && rc == 0; i++)
+            rc = tg_outbox_enqueue_customer(st, &batch[i], err);
+        if (rc == 0)
+            rc = tg_store_tx_commit(st, err);
+        else
+            tg_store_tx_rollback(st);
+        if (rc == 0)
+            total += n;
+    } while (rc == 0 && n == BATCH);
+    free(batch);
+    if (queued != NULL)
+        *queued = total;
+    return rc;
+}
+
 /* ---- the processor ---- */
 
 /* Stripe keeps an idempotency key for at least 24 hours, then may forget it: a row first

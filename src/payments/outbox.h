@@ -64,6 +64,11 @@ int tg_outbox_enqueue(tg_store_t *st, const char *kind, const char *customer_id,
  * one customer is not an error (the first row stands). */
 int tg_outbox_enqueue_customer(tg_store_t *st, const tg_customer_t *c, tg_err_t *err);
 
+/* Queues "create the Stripe customer" for every customer that has neither a Stripe customer nor
+ * such a row (customers from before the stripe section), in transactions of a few hundred;
+ * *queued (may be NULL) gets how many. Run at start, on the caller's connection. */
+int tg_outbox_backfill_customers(tg_store_t *st, size_t *queued, tg_err_t *err);
+
 /* Opens the processor's connection and starts its thread. */
 int tg_outbox_start(const tg_outbox_settings_t *s, tg_outbox_t **out, tg_err_t *err);
 /* Makes the processor look for due rows now (after a commit that enqueued). Any thread. */

@@ -64,6 +64,19 @@ int tg_store_outbox_retry(tg_store_t *st, int64_t id, int64_t next_attempt_at_ms
                           tg_err_t *err);
 int tg_store_outbox_fail(tg_store_t *st, int64_t id, const char *last_error, int64_t now, tg_err_t *err);
 
+/* A failed row back to pending, due at now_ms, its attempts from 0 again (the owner fixed the
+ * cause: a key, a refused email). TG_ENOTFOUND if there is no such row, TG_ESTATE if it is not
+ * failed. */
+int tg_store_outbox_requeue(tg_store_t *st, int64_t id, int64_t now_ms, tg_err_t *err);
+/* One row by id (without params); TG_ENOTFOUND. */
+int tg_store_outbox_get(tg_store_t *st, int64_t id, tg_outbox_row_t *out, tg_err_t *err);
+
+/* Up to limit customers (id, email and name filled) that have neither a Stripe customer nor an
+ * outbox row of `kind` (customers from before the stripe section), oldest first. *n gets how
+ * many. */
+int tg_store_outbox_customers_missing(tg_store_t *st, const char *kind, tg_customer_t *out, size_t limit, size_t *n,
+                                      tg_err_t *err);
+
 /* The Stripe customer of a tollgate customer into stripe_id (cap bytes); TG_ENOTFOUND if none. */
 int tg_store_stripe_customer_get(tg_store_t *st, const char *customer_id, char *stripe_id, size_t cap, tg_err_t *err);
 

@@ -222,6 +222,77 @@ int tg_store_outbox_fail(tg_store_t *st, int64_t id, const char *last_error, int
                           id, last_error, 0, now, err);
 }
 
+int tg_store_outbox_requeue(tg_store_t *st, int64_t id, int64_t now_ms, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st,
+                               "UPDATE stripe_outbox SET state = 'pending', attempts = 0, next_attempt_at = ?2,"
+                               " updated_at = ?3 WHERE id = ?1 AND state = 'failed'",
+                               &s, err, "requeuing a Stripe call");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, now_ms);
+    sqlite3_bind_int64(s, 3, now_ms / 1000);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = tg_sqlite_error(st, err, "requeuing a Stripe call");
+    else if (sqlite3_changes(sqlite3_db_handle(s)) == 0) {
+        tg_outbox_row_t r;
+        rc = tg_store_outbox_get(st, id, &r, err);
+        if (rc == 0)
+            rc = tg_errf(err, TG_ESTATE, "outbox row %lld is %s, not failed", (long long)id, r.state);
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_store_outbox_get(tg_store_t *st, int64_t id, tg_outbox_row_t *out, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st, "SELECT " ROW_COLS " FROM stripe_outbox WHERE id = ?", &s, err,
+                               "reading a Stripe call");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, id);
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW)
+        read_row(s, out);
+    else if (step == SQLITE_DONE)
+        rc = tg_errf(err, TG_ENOTFOUND, "no outbox row %lld", (long long)id);
+    else
+        rc = tg_sqlite_error(st, err, "reading a Stripe call");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_store_outbox_customers_missing(tg_store_t *st, const char *kind, tg_customer_t *out, size_t limit, size_t *n,
+                                      tg_err_t *err)
+{
+    *n = 0;
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st,
+                               "SELECT id, email, name FROM customers c WHERE NOT EXISTS (SELECT 1 FROM stripe_customers m"
+                               " WHERE m.customer_id = c.id) AND NOT EXISTS (SELECT 1 FROM stripe_outbox o"
+                               " WHERE o.customer_id = c.id AND o.kind = ?1) ORDER BY created_at, id LIMIT ?2",
+                               &s, err, "finding customers without a Stripe customer");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)limit);
+    int step = SQLITE_DONE;
+    while (*n < limit && (step = sqlite3_step(s)) == SQLITE_ROW) {
+        tg_customer_t *c = &out[(*n)++];
+        memset(c, 0, sizeof(*c));
+        tg_sqlite_text(s, 0, c->id, sizeof(c->id));
+        tg_sqlite_text(s, 1, c->email, sizeof(c->email));
+        tg_sqlite_text(s, 2, c->name, sizeof(c->name));
+    }
+    if (*n < limit && step != SQLITE_DONE)
+        rc = tg_sqlite_error(st, err, "finding customers without a Stripe customer");
+    sqlite3_finalize(s);
+    return rc;
+}
+
 int tg_store_stripe_customer_get(tg_store_t *st, const char *customer_id, char *stripe_id, size_t cap, tg_err_t *err)
 {
     sqlite3_stmt *s;

@@ -150,6 +150,40 @@ test('Stripe-Should-Retry: false fails the row at once and keeps the error for t
     assert.equal((await stripeCustomersOf(c.json.id)).length, 0);
     const bad = await s.adminCall('GET', '/v1/admin/stripe/outbox?state=weird');
     assert.equal(bad.status, 400);
+
+    // The owner fixed the cause: the row goes back in the queue and is sent once.
+    const rowId = failed.json.data[0].id;
+    const again = await s.adminCall('POST', `/v1/admin/stripe/outbox/${rowId}/retry`);
+    assert.equal(again.status, 200, again.text);
+    assert.equal(again.json.state, 'pending');
+    assert.equal(again.json.attempts, 0);
+    await until(async () => (await syncState(s, c.json.id)).state === 'done', 'done after the retry');
+    assert.equal((await stripeCustomersOf(c.json.id)).length, 1);
+    assert.equal((await s.adminCall('POST', `/v1/admin/stripe/outbox/${rowId}/retry`)).status, 409);
+    assert.equal((await s.adminCall('POST', '/v1/admin/stripe/outbox/999999/retry')).status, 404);
+    assert.equal((await s.adminCall('GET', `/v1/admin/stripe/outbox/${rowId}/retry`)).status, 405);
+  } finally { await s.stop(); }
+});
+
+test('customers from before the stripe section are queued when it is added, once', async () => {
+  await control('POST', '/__control/reset');
+  const s = await new Stack().start();
+  try {
+    const ids = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await s.adminCall('POST', '/v1/admin/customers', { email: email(`old${i}`), name: `Old ${i}`, plan: 'free' });
+      assert.equal(c.json.stripe, null, 'no stripe section: no sync state');
+      ids.push(c.json.id);
+    }
+    await s.stopServer();
+    s.opts.stripe = stripeYaml();
+    await s.start();
+    for (const id of ids) await until(async () => (await syncState(s, id)).state === 'done', `${id} synced`);
+    await s.stopServer();
+    await s.start(); // a second start queues nothing new
+    const rows = await s.adminCall('GET', '/v1/admin/stripe/outbox');
+    assert.equal(rows.json.data.length, 3);
+    for (const id of ids) assert.equal((await stripeCustomersOf(id)).length, 1);
   } finally { await s.stop(); }
 });
 
