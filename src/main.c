@@ -18,6 +18,7 @@
 #include "limits/limiter.h"
 #include "limits/quota.h"
 #include "metering/meter.h"
+#include "payments/stripe_events.h"
 #include "store/store.h"
 #include "util/clock.h"
 
@@ -197,7 +198,7 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "tollgate serve: out of memory\n");
         goto out;
     }
-    if (tg_accounts_load(accounts, st, &err) != 0) {
+    if (tg_accounts_load(accounts, st, &err) != 0 || tg_dunning_restore_holds(st, accounts, &err) != 0) {
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
