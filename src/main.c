@@ -19,6 +19,7 @@
 #include "limits/limiter.h"
 #include "limits/quota.h"
 #include "metering/meter.h"
+#include "payments/stripe_events.h"
 #include "store/store.h"
 #include "payments/outbox.h"
 #include "util/clock.h"
@@ -205,7 +206,7 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "tollgate serve: out of memory\n");
         goto out;
     }
-    if (tg_accounts_load(accounts, st, &err) != 0) {
+    if (tg_accounts_load(accounts, st, &err) != 0 || tg_dunning_restore_holds(st, accounts, &err) != 0) {
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }

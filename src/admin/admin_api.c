@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "admin/admin_int.h"
+#include "store/store_payments.h"
 #include "billing/invoice.h"
 #include "billing/pricing.h"
 #include "gateway/apikey.h"
@@ -40,6 +41,7 @@ void tg_admin_tick(tg_admin_t *a)
     tg_err_t err = {0};
     tg_adm_close_periods(a, NULL, INT64_MAX, &cc, &err); /* errors are retried on the next tick */
     json_decref(cc.failed);
+    tg_adm_payments_tick(a);
 }
 
 /* ---- dispatch ---- */
@@ -272,6 +274,10 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
         return;
     memset(res, 0, sizeof(*res));
     tg_adm_split_path(r->path, r->path_len, &s); /* quick answered the paths it cannot split */
+    if (s.n == 3 && tg_adm_seg_is(&s, 0, "v1") && tg_adm_seg_is(&s, 1, "webhooks") && tg_adm_seg_is(&s, 2, "stripe")) {
+        tg_adm_stripe_webhook(a, r, res); /* signed by Stripe: neither the admin token nor a session */
+        return;
+    }
     if (tg_portal_handle(a, &s, r, res))
         return;
     if (!(tg_adm_seg_is(&s, 0, "v1") && tg_adm_seg_is(&s, 1, "admin"))) {
@@ -303,6 +309,14 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
     }
     if (tg_adm_seg_is(&s, 2, "stripe") && tg_adm_seg_is(&s, 3, "outbox")) {
         tg_adm_stripe_outbox_route(a, &s, r, res);
+        return;
+    }
+    if (tg_adm_seg_is(&s, 2, "stripe") && tg_adm_seg_is(&s, 3, "events") && s.n == 5 && tg_adm_method_is(r, "GET")) {
+        char id[TG_STRIPE_ID_MAX];
+        if (tg_adm_seg_copy(&s, 4, id, sizeof(id)) != 0)
+            tg_adm_reply_error(res, 404, "not_found", "No such Stripe event.");
+        else
+            tg_adm_get_stripe_event(a, id, res);
         return;
     }
     if (tg_adm_seg_is(&s, 2, "dashboard") && s.n == 3 && tg_adm_method_is(r, "GET")) {
@@ -345,7 +359,7 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
             return;
         }
         if (s.n > 5 || (s.n == 5 && !tg_adm_seg_is(&s, 4, "keys") && !tg_adm_seg_is(&s, 4, "usage") && !tg_adm_seg_is(&s, 4, "cancel") &&
-                              !tg_adm_seg_is(&s, 4, "items"))) {
+                              !tg_adm_seg_is(&s, 4, "items") && !tg_adm_seg_is(&s, 4, "status_history"))) {
             tg_adm_reply_error(res, 404, "not_found", "No such route.");
             return;
         }
@@ -365,6 +379,8 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
             tg_adm_cancel_customer(a, &c, r, res);
         else if (tg_adm_seg_is(&s, 4, "items") && tg_adm_method_is(r, "POST"))
             tg_adm_add_item(a, &c, r, res);
+        else if (tg_adm_seg_is(&s, 4, "status_history") && tg_adm_method_is(r, "GET"))
+            tg_adm_get_status_history(a, &c, res);
         else
             tg_adm_reply_error(res, 405, "method_not_allowed", "Method not allowed here.");
         return;

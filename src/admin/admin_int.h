@@ -31,7 +31,15 @@ struct tg_admin {
     tg_portal_t *portal; /* developer portal sessions and login throttling (portal.c) */
     tg_adm_owner_session_t owner[TG_ADM_OWNER_SESSIONS];
     tg_throttle_t *owner_failures; /* failed owner sign-ins per client address */
+    int stripe_pending; /* Stripe events were recorded: apply them after the answer (tg_admin_after) */
 };
+
+/* POST /v1/webhooks/stripe (admin_webhooks.c). */
+void tg_adm_stripe_webhook(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
+/* The tick's share of payments: pending events (recorded before a crash), dunning.grace_days. */
+void tg_adm_payments_tick(tg_admin_t *a);
+void tg_adm_get_stripe_event(tg_admin_t *a, const char *id, tg_admin_response_t *res);
+void tg_adm_get_status_history(tg_admin_t *a, const tg_customer_t *c, tg_admin_response_t *res);
 
 
 /* Splits "/v1/admin/customers/cus_1/keys" into segments after the prefix. */

@@ -550,6 +550,19 @@ static int check_api_base(const char *s, char *why, size_t cap)
     return 0;
 }
 
+/* portal.public_url: http(s)://host[:port], no path, no trailing '/'. */
+static int check_public_url(const char *s, char *why, size_t cap)
+{
+    int https = strncmp(s, "https://", 8) == 0;
+    char as_http[600];
+    if ((https || strncmp(s, "http://", 7) == 0) &&
+        snprintf(as_http, sizeof(as_http), "http://%s", s + (https ? 8 : 7)) < (int)sizeof(as_http) &&
+        check_upstream_url(as_http, why, cap) == 0 && strchr(as_http + 7, '/') == NULL)
+        return 0;
+    snprintf(why, cap, "is not an http(s)://host[:port] URL without a path");
+    return -1;
+}
+
 /* "90s", "30m", "1h", "7d"; "off" = 0. Seconds from 1 to 365 days. */
 static int parse_duration(const char *s, int64_t *out)
 {
@@ -962,6 +975,7 @@ static int set_signup_plans(diag_t *d, const directive_t *dir, const tg_ynode_t 
 {
     tg_config_t *cfg = obj;
     free_list(cfg->portal.signup.plans, cfg->portal.signup.nplans);
+    free(cfg->portal.public_url);
     cfg->portal.signup.plans = string_list(d, dir, v, path, &cfg->portal.signup.nplans);
     return cfg->portal.signup.plans != NULL ? 0 : -1;
 }
@@ -992,6 +1006,8 @@ static const directive_t signup_dirs[] = {
 static const section_t signup_sec = {signup_dirs, 0, NULL};
 
 static const directive_t portal_dirs[] = {{"signup", set_section, 0, 0, 0, 0, NULL, &signup_sec, NULL},
+                                          {"public_url", set_str, AT(char *, tg_config_t, portal.public_url), 1, 512, 0,
+                                           check_public_url, NULL, NULL},
                                           {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 
 static const directive_t metrics_dirs[] = {
@@ -1632,6 +1648,17 @@ static void finish_root(diag_t *d, void *obj, const tg_ynode_t *n, int line, con
     (void)path;
     (void)valid;
     tg_config_t *cfg = obj;
+    if (cfg->portal.public_url == NULL && cfg->server.admin_listen != NULL) {
+        /* the admin port as this host knows it: right on one machine, set portal.public_url behind a proxy */
+        const char *colon = strrchr(cfg->server.admin_listen, ':');
+        size_t hl = colon != NULL ? (size_t)(colon - cfg->server.admin_listen) : 0;
+        int anyhost = hl == 0 || (hl == 1 && cfg->server.admin_listen[0] == '*');
+        char url[300];
+        snprintf(url, sizeof(url), "http://%.*s%s", anyhost ? 9 : (int)hl, anyhost ? "localhost" : cfg->server.admin_listen,
+                 colon != NULL ? colon : "");
+        if ((cfg->portal.public_url = strdup(url)) == NULL)
+            report(d, line, "out of memory");
+    }
     if (cfg->billing.finalize_after_s < 0) /* not given: by hand as before Stripe, automatic with it */
         cfg->billing.finalize_after_s = cfg->stripe.enabled ? 3600 : 0;
     for (size_t i = 0; i < cfg->nplans && !cfg->stripe.enabled; i++)

@@ -141,6 +141,10 @@ typedef struct tg_config {
         uint64_t max_active_per_customer; /* keys not revoked and not expired; default 20 */
     } keys;
     struct {
+        /* Where customers reach the portal (scheme://host[:port], no path): links that leave the
+         * admin port, like the billing link of a 402 payment_required, start with it. Default
+         * http://ADMIN_LISTEN ("*" or no host: localhost). */
+        char *public_url;
         struct {
             int enabled;                /* default 1; 0: POST /v1/signup answers 403 signup_disabled */
             char **plans;               /* plans open to self-service sign-up; NULL = every plan */

@@ -52,7 +52,7 @@ const email = (tag) => `${tag}-${Math.random().toString(36).slice(2)}@example.co
 
 test('admin API, CLI and sign-up customers each become exactly one Stripe customer with metadata[tollgate_customer]', async () => {
   await control('POST', '/__control/reset');
-  const s = await new Stack({ stripe: stripeYaml() }).start();
+  const s = await new Stack({ extra: `stripe: ${stripeYaml()}` }).start();
   try {
     const ids = [];
     const a = await s.adminCall('POST', '/v1/admin/customers', { email: email('api'), name: 'Zoë & Co', plan: 'free' });
@@ -109,7 +109,7 @@ test('429, 500 and a lost response are retried with the same Idempotency-Key: on
   await control('POST', '/__control/fail', { count: 1, status: 429, path: '/v1/customers' });
   await control('POST', '/__control/fail', { count: 1, status: 500, path: '/v1/customers' });
   await control('POST', '/__control/fail', { count: 1, kind: 'lost', path: '/v1/customers' });
-  const s = await new Stack({ stripe: stripeYaml() }).start();
+  const s = await new Stack({ extra: `stripe: ${stripeYaml()}` }).start();
   try {
     const c = await s.adminCall('POST', '/v1/admin/customers', { email: email('retry'), name: 'Retry', plan: 'free' });
     assert.equal(c.status, 201, c.text);
@@ -136,7 +136,7 @@ test('429, 500 and a lost response are retried with the same Idempotency-Key: on
 test('Stripe-Should-Retry: false fails the row at once and keeps the error for the owner', async () => {
   await control('POST', '/__control/reset');
   await control('POST', '/__control/fail', { count: 1, status: 500, should_retry: false, path: '/v1/customers' });
-  const s = await new Stack({ stripe: stripeYaml() }).start();
+  const s = await new Stack({ extra: `stripe: ${stripeYaml()}` }).start();
   try {
     const c = await s.adminCall('POST', '/v1/admin/customers', { email: email('perm'), name: 'Perm', plan: 'free' });
     const st = await until(async () => { const x = await syncState(s, c.json.id); return x.state === 'failed' && x; }, 'failed');
@@ -176,7 +176,7 @@ test('customers from before the stripe section are queued when it is added, once
       ids.push(c.json.id);
     }
     await s.stopServer();
-    s.opts.stripe = stripeYaml();
+    s.opts.extra = `stripe: ${stripeYaml()}`;
     await s.start();
     for (const id of ids) await until(async () => (await syncState(s, id)).state === 'done', `${id} synced`);
     await s.stopServer();
@@ -192,7 +192,7 @@ test('kill -9 while the outbox is busy, then restart: every customer exists exac
   // The first answers are lost after Stripe created the customer: those rows stay pending,
   // and the crash comes while they wait for their retry.
   await control('POST', '/__control/fail', { count: 4, kind: 'lost', path: '/v1/customers' });
-  const s = await new Stack({ stripe: stripeYaml() }).start();
+  const s = await new Stack({ extra: `stripe: ${stripeYaml()}` }).start();
   try {
     const ids = [];
     for (let i = 0; i < 12; i++) {
