@@ -80,6 +80,10 @@ int tg_store_outbox_customers_missing(tg_store_t *st, const char *kind, tg_custo
 /* The Stripe customer of a tollgate customer into stripe_id (cap bytes); TG_ENOTFOUND if none. */
 int tg_store_stripe_customer_get(tg_store_t *st, const char *customer_id, char *stripe_id, size_t cap, tg_err_t *err);
 
+/* The reverse: the tollgate customer of a Stripe customer id (for events that name only the
+ * Stripe customer) into customer_id; TG_ENOTFOUND if none. */
+int tg_store_stripe_customer_owner(tg_store_t *st, const char *stripe_id, char customer_id[TG_ID_MAX], tg_err_t *err);
+
 /* The customer's latest outbox row (the sync state shown to the owner), without params;
  * TG_ENOTFOUND if none. */
 int tg_store_outbox_customer_latest(tg_store_t *st, const char *customer_id, tg_outbox_row_t *out, tg_err_t *err);

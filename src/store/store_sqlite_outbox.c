@@ -312,6 +312,25 @@ int tg_store_stripe_customer_get(tg_store_t *st, const char *customer_id, char *
     return rc;
 }
 
+int tg_store_stripe_customer_owner(tg_store_t *st, const char *stripe_id, char customer_id[TG_ID_MAX], tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st, "SELECT customer_id FROM stripe_customers WHERE stripe_id = ?", &s, err,
+                               "reading a Stripe customer");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, stripe_id, -1, SQLITE_STATIC);
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW)
+        tg_sqlite_text(s, 0, customer_id, TG_ID_MAX);
+    else if (step == SQLITE_DONE)
+        rc = tg_errf(err, TG_ENOTFOUND, "Stripe customer %.64s is no tollgate customer's", stripe_id);
+    else
+        rc = tg_sqlite_error(st, err, "reading a Stripe customer");
+    sqlite3_finalize(s);
+    return rc;
+}
+
 int tg_store_outbox_customer_latest(tg_store_t *st, const char *customer_id, tg_outbox_row_t *out, tg_err_t *err)
 {
     sqlite3_stmt *s;

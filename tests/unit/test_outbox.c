@@ -177,6 +177,10 @@ static void test_row_transitions(void **state)
     assert_int_equal(tg_store_outbox_done(f->st, id, "cus_Stripe1", 1, now / 1000, &err), 0);
     assert_int_equal(tg_store_stripe_customer_get(f->st, "cus_t", sid, sizeof(sid), &err), 0);
     assert_string_equal(sid, "cus_Stripe1");
+    char owner[TG_ID_MAX];
+    assert_int_equal(tg_store_stripe_customer_owner(f->st, "cus_Stripe1", owner, &err), 0);
+    assert_string_equal(owner, "cus_t");
+    assert_int_equal(tg_store_stripe_customer_owner(f->st, "cus_Other", owner, &err), TG_ENOTFOUND);
     assert_int_equal(tg_store_outbox_done(f->st, id, "cus_Stripe2", 1, now / 1000, &err), TG_ENOTFOUND);
     assert_int_equal(tg_store_stripe_customer_get(f->st, "cus_t", sid, sizeof(sid), &err), 0);
     assert_string_equal(sid, "cus_Stripe1");
