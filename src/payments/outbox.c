@@ -183,6 +183,93 @@ static int find_old_customer(tg_outbox_t *ob, const tg_outbox_row_t *row, char *
     return out;
 }
 
+#define PLACEHOLDER_ENC "%7Bstripe_customer%7D" /* TG_OUTBOX_STRIPE_CUSTOMER, form-encoded */
+#define DEPENDENCY_WAIT_MS 1000
+
+/* A copy of s (n bytes) with every `from` replaced by `to`; NULL when out of memory. */
+static char *replace_all(const char *s, size_t n, const char *from, const char *to, size_t *out_len)
+{
+    size_t fl = strlen(from), tl = strlen(to), count = 0;
+    for (const char *p = s; (p = strstr(p, from)) != NULL; p += fl)
+        count++;
+    size_t len = n + count * tl - count * fl; /* tl < 256, n <= TG_OUTBOX_PARAMS_MAX: no overflow */
+    char *out = malloc(len + 1), *w = out;
+    if (out == NULL)
+        return NULL;
+    const char *p = s, *hit;
+    while ((hit = strstr(p, from)) != NULL) {
+        memcpy(w, p, (size_t)(hit - p));
+        w += hit - p;
+        memcpy(w, to, tl);
+        w += tl;
+        p = hit + fl;
+    }
+    memcpy(w, p, (size_t)(s + n - p));
+    w += s + n - p;
+    *w = '\0';
+    if (out_len != NULL)
+        *out_len = (size_t)(w - out);
+    return out;
+}
+
+/* Resolves TG_OUTBOX_STRIPE_CUSTOMER in row (path and params, in place). 0: ready to send;
+ * 1: it must wait (done here: deferred, or failed when the customer's row failed). */
+static int resolve_customer(tg_outbox_t *ob, tg_outbox_row_t *row, int64_t now)
+{
+    int in_path = strstr(row->path, TG_OUTBOX_STRIPE_CUSTOMER) != NULL;
+    int in_params = row->params != NULL && strstr(row->params, PLACEHOLDER_ENC) != NULL;
+    if (!in_path && !in_params)
+        return 0;
+    char sid[TG_OUTBOX_RESPONSE_ID_MAX];
+    tg_err_t err = {0}, serr = {0};
+    int rc = tg_store_stripe_customer_get(ob->st, row->customer_id, sid, sizeof(sid), &err);
+    if (rc == TG_ENOTFOUND) {
+        tg_outbox_row_t dep;
+        char why[TG_OUTBOX_ERROR_MAX];
+        /* the customer's create row: the latest row of kind customer.create is what decides */
+        int have = tg_store_outbox_customer_latest_of(ob->st, row->customer_id, TG_OUTBOX_KIND_CUSTOMER_CREATE, &dep,
+                                                      &err) == 0;
+        int failed = have && strcmp(dep.state, "failed") == 0;
+        /* look again just after the customer's own next attempt, not every second: a long
+         * Stripe outage must not turn waiting rows into a stream of writes */
+        int64_t next = now + DEPENDENCY_WAIT_MS;
+        if (have && strcmp(dep.state, "pending") == 0 && dep.next_attempt_at_ms + 100 > next)
+            next = dep.next_attempt_at_ms + 100;
+        if (failed) {
+            snprintf(why, sizeof(why), "the Stripe customer of %s could not be created (outbox row %lld)",
+                     row->customer_id, (long long)dep.id);
+            if (tg_store_outbox_fail(ob->st, row->id, why, now / 1000, &serr) == 0)
+                atomic_fetch_add(&ob->rows_failed, 1);
+        } else {
+            snprintf(why, sizeof(why), "waiting for the Stripe customer of %s", row->customer_id);
+            tg_store_outbox_defer(ob->st, row->id, next, why, now / 1000, &serr);
+        }
+        return 1;
+    }
+    if (rc != 0) { /* the database: try again soon */
+        tg_store_outbox_defer(ob->st, row->id, now + DEPENDENCY_WAIT_MS, err.msg, now / 1000, &serr);
+        return 1;
+    }
+    char path[TG_OUTBOX_PATH_MAX];
+    size_t len = 0;
+    char *p = replace_all(row->path, strlen(row->path), TG_OUTBOX_STRIPE_CUSTOMER, sid, &len);
+    char *q = row->params != NULL ? replace_all(row->params, row->params_len, PLACEHOLDER_ENC, sid, &len) : NULL;
+    if (p == NULL || (row->params != NULL && q == NULL) || strlen(p) >= sizeof(path)) {
+        free(p);
+        free(q);
+        tg_store_outbox_defer(ob->st, row->id, now + DEPENDENCY_WAIT_MS, "out of memory", now / 1000, &serr);
+        return 1;
+    }
+    snprintf(row->path, sizeof(row->path), "%s", p);
+    free(p);
+    if (q != NULL) {
+        free(row->params);
+        row->params = q;
+        row->params_len = len;
+    }
+    return 0;
+}
+
 /* Sends one row and records what happened. A failure to record (the database is busy past its
  * timeout) leaves the row pending: it is sent again, with the same key, and Stripe replays. */
 static void process_row(tg_outbox_t *ob, tg_outbox_row_t *row)
@@ -192,6 +279,8 @@ static void process_row(tg_outbox_t *ob, tg_outbox_row_t *row)
     int64_t now = wall_ms();
     int rc, searched = 0;
     memset(&res, 0, sizeof(res));
+    if (resolve_customer(ob, row, now) != 0)
+        return;
     if (strcmp(row->kind, TG_OUTBOX_KIND_CUSTOMER_CREATE) == 0 && now / 1000 - row->created_at > KEY_TRUST_S) {
         char found[TG_OUTBOX_RESPONSE_ID_MAX];
         int old = find_old_customer(ob, row, found, sizeof(found), &err);

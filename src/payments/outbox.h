@@ -36,6 +36,12 @@
 
 #define TG_OUTBOX_KIND_CUSTOMER_CREATE "customer.create"
 
+/* In a form value or the path of an enqueued call: replaced when the call is sent by the Stripe
+ * id of the row's customer. A call that names it waits (without using its attempts) until the
+ * customer's "create" row is done, and fails if that row failed: a call for a customer can be
+ * queued right after the customer, in the same transaction. */
+#define TG_OUTBOX_STRIPE_CUSTOMER "{stripe_customer}"
+
 typedef struct tg_outbox tg_outbox_t;
 
 typedef struct tg_outbox_settings {

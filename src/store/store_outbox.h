@@ -63,6 +63,10 @@ int tg_store_outbox_done(tg_store_t *st, int64_t id, const char *response_id, in
 int tg_store_outbox_retry(tg_store_t *st, int64_t id, int64_t next_attempt_at_ms, const char *last_error, int64_t now,
                           tg_err_t *err);
 int tg_store_outbox_fail(tg_store_t *st, int64_t id, const char *last_error, int64_t now, tg_err_t *err);
+/* Puts a pending row off until next_attempt_at_ms without counting an attempt (it waits for
+ * another row, nothing was sent). TG_ENOTFOUND if it is not pending. */
+int tg_store_outbox_defer(tg_store_t *st, int64_t id, int64_t next_attempt_at_ms, const char *why, int64_t now,
+                          tg_err_t *err);
 
 /* A failed row back to pending, due at now_ms, its attempts from 0 again (the owner fixed the
  * cause: a key, a refused email). TG_ENOTFOUND if there is no such row, TG_ESTATE if it is not
@@ -87,6 +91,10 @@ int tg_store_stripe_customer_owner(tg_store_t *st, const char *stripe_id, char c
 /* The customer's latest outbox row (the sync state shown to the owner), without params;
  * TG_ENOTFOUND if none. */
 int tg_store_outbox_customer_latest(tg_store_t *st, const char *customer_id, tg_outbox_row_t *out, tg_err_t *err);
+
+/* The customer's latest row of one kind (without params); TG_ENOTFOUND if none. */
+int tg_store_outbox_customer_latest_of(tg_store_t *st, const char *customer_id, const char *kind, tg_outbox_row_t *out,
+                                       tg_err_t *err);
 
 /* Rows newest first (sort key: the row id), optionally only those in state (NULL: all), a page
  * at a time (see store.h); params are not read. */

@@ -214,6 +214,15 @@ int tg_store_outbox_retry(tg_store_t *st, int64_t id, int64_t next_attempt_at_ms
                           id, last_error, next_attempt_at_ms, now, err);
 }
 
+int tg_store_outbox_defer(tg_store_t *st, int64_t id, int64_t next_attempt_at_ms, const char *why, int64_t now,
+                          tg_err_t *err)
+{
+    return update_pending(st,
+                          "UPDATE stripe_outbox SET last_error = ?2, next_attempt_at = ?3, updated_at = ?4"
+                          " WHERE id = ?1 AND state = 'pending'",
+                          id, why, next_attempt_at_ms, now, err);
+}
+
 int tg_store_outbox_fail(tg_store_t *st, int64_t id, const char *last_error, int64_t now, tg_err_t *err)
 {
     return update_pending(st,
@@ -345,6 +354,29 @@ int tg_store_outbox_customer_latest(tg_store_t *st, const char *customer_id, tg_
         read_row(s, out);
     else if (step == SQLITE_DONE)
         rc = tg_errf(err, TG_ENOTFOUND, "customer %.40s has no Stripe calls", customer_id);
+    else
+        rc = tg_sqlite_error(st, err, "reading a customer's Stripe calls");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_store_outbox_customer_latest_of(tg_store_t *st, const char *customer_id, const char *kind, tg_outbox_row_t *out,
+                                       tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st,
+                               "SELECT " ROW_COLS " FROM stripe_outbox WHERE customer_id = ? AND kind = ?"
+                               " ORDER BY id DESC LIMIT 1",
+                               &s, err, "reading a customer's Stripe calls");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW)
+        read_row(s, out);
+    else if (step == SQLITE_DONE)
+        rc = tg_errf(err, TG_ENOTFOUND, "customer %.40s has no %.40s call", customer_id, kind);
     else
         rc = tg_sqlite_error(st, err, "reading a customer's Stripe calls");
     sqlite3_finalize(s);

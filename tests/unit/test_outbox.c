@@ -341,6 +341,62 @@ static void test_old_row_searches_first(void **state)
     assert_non_null(strstr(t.requests[2], "POST /v1/customers HTTP/1.1\r\n"));
 }
 
+/* A call for a customer queued in the customer's own transaction names the Stripe customer by
+ * the placeholder: it waits, without using its attempts, until the customer's row is done, then
+ * goes with the Stripe id in its form; when the customer's row fails, so does it. */
+static void test_call_waits_for_its_customer(void **state)
+{
+    fx_t *f = *state;
+    tiny_http_t t;
+    assert_int_equal(tiny_start(&t), 0);
+    tiny_push(&t, "HTTP/1.1 503 Service Unavailable\r\n", "{\"error\":{\"type\":\"api_error\",\"message\":\"busy\"}}");
+    tiny_push(&t, "HTTP/1.1 200 OK\r\n", "{\"id\":\"cus_Dep\",\"object\":\"customer\"}");
+    tiny_push(&t, "HTTP/1.1 200 OK\r\n", "{\"id\":\"ii_1\",\"object\":\"invoiceitem\"}");
+    tiny_push(&t, "HTTP/1.1 400 Bad Request\r\n",
+              "{\"error\":{\"type\":\"invalid_request_error\",\"message\":\"Invalid email\"}}");
+    tg_err_t err = {0};
+    tg_form_t form;
+    tg_form_init(&form, 0);
+    assert_int_equal(tg_form_add(&form, "customer", TG_OUTBOX_STRIPE_CUSTOMER, &err), 0);
+    assert_int_equal(tg_form_add_int(&form, "amount", 500, &err), 0);
+    assert_int_equal(tg_store_tx_begin(f->st, &err), 0);
+    tg_customer_t c = customer(f, "cus_dep", "dep@example.com");
+    assert_int_equal(tg_outbox_enqueue_customer(f->st, &c, &err), 0);
+    assert_int_equal(tg_outbox_enqueue(f->st, "invoiceitem.create", c.id, "cus_dep_1", "POST", "/v1/invoiceitems",
+                                       &form, &err),
+                     0);
+    assert_int_equal(tg_store_tx_commit(f->st, &err), 0);
+    char base[64];
+    tg_outbox_t *ob = start(f, &t, base, sizeof(base), 12);
+    WAIT_FOR(row_state_is(f, "cus_dep", "done") && tiny_nreq(&t) == 3);
+    tg_outbox_row_t r;
+    assert_int_equal(tg_store_outbox_customer_latest(f->st, "cus_dep", &r, &err), 0);
+    assert_string_equal(r.kind, "invoiceitem.create");
+    assert_int_equal(r.attempts, 1); /* the waits were not attempts */
+    assert_string_equal(r.response_id, "ii_1");
+
+    /* the customer's row fails: the call for it fails too, without being sent */
+    assert_int_equal(tg_store_tx_begin(f->st, &err), 0);
+    tg_customer_t bad = customer(f, "cus_nodep", "nodep@example.com");
+    assert_int_equal(tg_outbox_enqueue_customer(f->st, &bad, &err), 0);
+    assert_int_equal(tg_outbox_enqueue(f->st, "invoiceitem.create", bad.id, "cus_nodep_1", "POST", "/v1/invoiceitems",
+                                       &form, &err),
+                     0);
+    assert_int_equal(tg_store_tx_commit(f->st, &err), 0);
+    tg_outbox_wake(ob);
+    WAIT_FOR(row_state_is(f, "cus_nodep", "failed"));
+    tg_outbox_stop(ob);
+    tiny_stop(&t);
+    tg_form_free(&form);
+    assert_int_equal(tg_store_outbox_customer_latest(f->st, "cus_nodep", &r, &err), 0);
+    assert_string_equal(r.kind, "invoiceitem.create");
+    assert_non_null(strstr(r.last_error, "could not be created"));
+    assert_int_equal(t.nreq, 4);
+    assert_non_null(strstr(t.requests[2], "POST /v1/invoiceitems HTTP/1.1\r\n"));
+    assert_non_null(strstr(t.requests[2], "\r\n\r\ncustomer=cus_Dep&amount=500"));
+    assert_non_null(strstr(t.requests[2], "Idempotency-Key: tg_invoiceitem.create_cus_dep_1\r\n"));
+}
+
 /* Shutdown with a call in flight (the server took the connection and never answers): stop cuts
  * the call short and leaves the row exactly as it was, pending and due, for the next start to
  * send with the same key. Without the cut, stop would wait out the 30 s timeout and then record
@@ -385,6 +441,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_processor_keeps_a_permanent_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_cuts_a_call_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_old_row_searches_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_call_waits_for_its_customer, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
