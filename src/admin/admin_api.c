@@ -11,11 +11,11 @@
 #include <time.h>
 
 #include "admin/admin_int.h"
-#include "store/store_payments.h"
 #include "billing/invoice.h"
 #include "billing/pricing.h"
 #include "gateway/apikey.h"
 #include "metrics/metrics.h"
+#include "store/store_payments.h"
 #include "util/clock.h"
 #include "util/period.h"
 #include "util/throttle.h"

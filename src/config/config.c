@@ -975,7 +975,6 @@ static int set_signup_plans(diag_t *d, const directive_t *dir, const tg_ynode_t 
 {
     tg_config_t *cfg = obj;
     free_list(cfg->portal.signup.plans, cfg->portal.signup.nplans);
-    free(cfg->portal.public_url);
     cfg->portal.signup.plans = string_list(d, dir, v, path, &cfg->portal.signup.nplans);
     return cfg->portal.signup.plans != NULL ? 0 : -1;
 }
@@ -1938,6 +1937,7 @@ void tg_config_free(tg_config_t *cfg)
     free(cfg->server.admin_listen);
     free(cfg->server.trusted_proxies);
     free_list(cfg->portal.signup.plans, cfg->portal.signup.nplans);
+    free(cfg->portal.public_url);
     free_secret(cfg->metrics.token);
     free(cfg->upstream.url);
     free(cfg->storage.database);

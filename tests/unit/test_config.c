@@ -871,6 +871,19 @@ static void test_stripe_defaults_and_values(void **state)
         assert_int_equal(cfg->billing.finalize_after_s, durations[i].seconds);
         tg_config_free(cfg);
     }
+    /* portal.public_url: the admin port by default, "*" as localhost; or as given. */
+    cfg = load_ok(BASE "plans: {p: {}}\n");
+    assert_string_equal(cfg->portal.public_url, "http://127.0.0.1:8081");
+    tg_config_free(cfg);
+    cfg = load_ok(BASE "server: {admin_listen: \"*:9091\"}\nplans: {p: {}}\n");
+    assert_string_equal(cfg->portal.public_url, "http://localhost:9091");
+    tg_config_free(cfg);
+    cfg = load_ok(BASE "portal: {public_url: \"https://api.example.com\"}\nplans: {p: {}}\n");
+    assert_string_equal(cfg->portal.public_url, "https://api.example.com");
+    tg_config_free(cfg);
+    only_error(BASE "portal: {public_url: \"https://api.example.com/portal\"}\nplans: {p: {}}\n",
+               "test.yaml:4: portal.public_url: \"https://api.example.com/portal\" is not an http(s)://host[:port] URL "
+               "without a path");
     cfg = load_ok(BASE "billing: {finalize_after: 2h}\nplans: {p: {}}\n"); /* automatic without Stripe too */
     assert_int_equal(cfg->billing.finalize_after_s, 7200);
     tg_config_free(cfg);
