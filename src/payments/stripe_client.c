@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#define KEY_MAX 1024 /* the configuration's bound on stripe.secret_key */
+
 void tg_stripe_result_clear(tg_stripe_result_t *r)
 {
     json_decref(r->body);
@@ -129,10 +131,11 @@ int tg_stripe_call(const tg_stripe_settings_t *s, const char *method, const char
 {
     memset(out, 0, sizeof(*out));
     out->should_retry = -1;
+    out->outcome = TG_STRIPE_PERMANENT; /* a call refused before it is sent would fail the same again */
     int post = strcmp(method, "POST") == 0;
     if (!post && strcmp(method, "GET") != 0 && strcmp(method, "DELETE") != 0)
         return tg_errf(err, TG_EINVAL, "Stripe call: method %.16s is not GET, POST or DELETE", method);
-    if (s->secret_key == NULL || !header_safe(s->secret_key, 255))
+    if (s->secret_key == NULL || !header_safe(s->secret_key, KEY_MAX))
         return tg_errf(err, TG_EINVAL, "Stripe call: no usable secret key");
     if (path[0] != '/' || !header_safe(path, 1024))
         return tg_errf(err, TG_EINVAL, "Stripe call: bad path \"%.64s\"", path);
@@ -145,14 +148,16 @@ int tg_stripe_call(const tg_stripe_settings_t *s, const char *method, const char
         blen--;
     size_t ulen = blen + strlen(path) + (post ? 0 : form_len + 1) + 1;
     char *url = malloc(ulen);
-    if (url == NULL)
+    if (url == NULL) {
+        out->outcome = TG_STRIPE_RETRY;
         return tg_errf(err, TG_ENOMEM, "out of memory calling Stripe");
+    }
     if (!post && form_len > 0)
         snprintf(url, ulen, "%.*s%s?%.*s", (int)blen, base, path, (int)form_len, form);
     else
         snprintf(url, ulen, "%.*s%s", (int)blen, base, path);
 
-    char auth[300], idem[300];
+    char auth[KEY_MAX + 32], idem[TG_STRIPE_IDEMPOTENCY_KEY_MAX + 32];
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", s->secret_key);
     struct curl_slist *hdrs = curl_slist_append(NULL, auth);
     sodium_memzero(auth, sizeof(auth)); /* curl copied it */
@@ -171,6 +176,7 @@ int tg_stripe_call(const tg_stripe_settings_t *s, const char *method, const char
         curl_easy_cleanup(h);
         curl_slist_free_all(hdrs); /* NULL-safe; on a partial list the earlier nodes leak no secret: wiped below */
         free(url);
+        out->outcome = TG_STRIPE_RETRY;
         return tg_errf(err, TG_ENOMEM, "out of memory calling Stripe");
     }
     body_buf_t body = {0};

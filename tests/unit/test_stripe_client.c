@@ -106,6 +106,7 @@ static void test_post_needs_a_key(void **state)
     tg_stripe_result_t r;
     tg_err_t err = {0};
     assert_int_equal(tg_stripe_call(&s, "POST", "/v1/customers", "", 0, NULL, &r, &err), TG_EINVAL);
+    assert_int_equal(r.outcome, TG_STRIPE_PERMANENT); /* never "ok": the outbox must not mark it done */
     assert_int_equal(tg_stripe_call(&s, "POST", "/v1/customers", "", 0, "has space", &r, &err), TG_EINVAL);
     s.secret_key = "sk_test\r\nX: y"; /* no header injection through the key */
     assert_int_equal(tg_stripe_call(&s, "GET", "/v1/customers", "", 0, NULL, &r, &err), TG_EINVAL);
@@ -175,12 +176,18 @@ static void test_get_puts_the_form_in_the_query(void **state)
     tiny_push(&t, "HTTP/1.1 200 OK\r\n", "{\"data\":[],\"a\":1}");
     char base[64];
     tg_stripe_settings_t s = settings(&t, base, sizeof(base));
+    /* a restricted key can be long: the configuration allows 1024 characters */
+    static char long_key[1025];
+    memset(long_key, 'k', 1024);
+    memcpy(long_key, "rk_test_", 8);
+    s.secret_key = long_key;
     tg_stripe_result_t r;
     tg_err_t err = {0};
     assert_int_equal(tg_stripe_call(&s, "GET", "/v1/customers", "limit=3", 7, NULL, &r, &err), 0);
     tg_stripe_result_clear(&r);
     tiny_stop(&t);
     assert_non_null(strstr(t.requests[0], "GET /v1/customers?limit=3 HTTP/1.1\r\n"));
+    assert_non_null(strstr(t.requests[0], "Authorization: Bearer rk_test_kkkk"));
     assert_null(strstr(t.requests[0], "Idempotency-Key"));
 }
 
