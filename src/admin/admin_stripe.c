@@ -36,8 +36,8 @@ json_t *tg_adm_customer_admin_json(tg_admin_t *a, const tg_customer_t *c)
         s = json_pack("{s:o,s:s,s:i,s:n,s:n}", "customer_id", have_sid ? json_string(sid) : json_null(), "state",
                       have_sid ? "done" : "not_queued", "attempts", 0, "last_error", "updated_at");
     else
-        s = json_pack("{s:n,s:s,s:i,s:s,s:n}", "customer_id", "state", "unknown", "attempts", 0, "last_error",
-                      err.msg, "updated_at");
+        s = json_pack("{s:n,s:s,s:i,s:s,s:n}", "customer_id", "state", "unknown", "attempts", 0, "last_error", err.msg,
+                      "updated_at");
     json_object_set_new(j, "stripe", s);
     return j;
 }
@@ -49,21 +49,21 @@ char *tg_adm_stripe_metrics(tg_admin_t *a, char *body)
     tg_outbox_stats_t s;
     tg_outbox_stats(a->d.outbox, &s);
     char more[1024];
-    int n = snprintf(more, sizeof(more),
-                     "# HELP tollgate_stripe_calls_total Calls to Stripe by the outbox, by outcome.\n"
-                     "# TYPE tollgate_stripe_calls_total counter\n"
-                     "tollgate_stripe_calls_total{outcome=\"ok\"} %llu\n"
-                     "tollgate_stripe_calls_total{outcome=\"retry\"} %llu\n"
-                     "tollgate_stripe_calls_total{outcome=\"permanent\"} %llu\n"
-                     "# HELP tollgate_stripe_outbox_failed_total Outbox rows given up (permanent error or last attempt).\n"
-                     "# TYPE tollgate_stripe_outbox_failed_total counter\n"
-                     "tollgate_stripe_outbox_failed_total %llu\n"
-                     "# HELP tollgate_stripe_outbox_pending Outbox rows waiting to be sent or retried.\n"
-                     "# TYPE tollgate_stripe_outbox_pending gauge\n"
-                     "tollgate_stripe_outbox_pending %llu\n",
-                     (unsigned long long)s.calls_ok, (unsigned long long)s.calls_retry,
-                     (unsigned long long)s.calls_permanent, (unsigned long long)s.rows_failed,
-                     (unsigned long long)s.pending);
+    int n = snprintf(
+        more, sizeof(more),
+        "# HELP tollgate_stripe_calls_total Calls to Stripe by the outbox, by outcome.\n"
+        "# TYPE tollgate_stripe_calls_total counter\n"
+        "tollgate_stripe_calls_total{outcome=\"ok\"} %llu\n"
+        "tollgate_stripe_calls_total{outcome=\"retry\"} %llu\n"
+        "tollgate_stripe_calls_total{outcome=\"permanent\"} %llu\n"
+        "# HELP tollgate_stripe_outbox_failed_total Outbox rows given up (permanent error or last attempt).\n"
+        "# TYPE tollgate_stripe_outbox_failed_total counter\n"
+        "tollgate_stripe_outbox_failed_total %llu\n"
+        "# HELP tollgate_stripe_outbox_pending Outbox rows waiting to be sent or retried.\n"
+        "# TYPE tollgate_stripe_outbox_pending gauge\n"
+        "tollgate_stripe_outbox_pending %llu\n",
+        (unsigned long long)s.calls_ok, (unsigned long long)s.calls_retry, (unsigned long long)s.calls_permanent,
+        (unsigned long long)s.rows_failed, (unsigned long long)s.pending);
     size_t len = strlen(body);
     if (n < 0 || (size_t)n >= sizeof(more))
         return body;
@@ -78,13 +78,13 @@ char *tg_adm_stripe_metrics(tg_admin_t *a, char *body)
 
 static json_t *row_json(const tg_outbox_row_t *r)
 {
-    return json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:o,s:o,s:o,s:o,s:o}", "id", (json_int_t)r->id, "kind",
-                       r->kind, "customer", r->customer_id, "idempotency_key", r->idempotency_key, "method", r->method,
-                       "path", r->path, "state", r->state, "attempts", (json_int_t)r->attempts, "next_attempt_at",
-                       strcmp(r->state, "pending") == 0 ? ms_time(r->next_attempt_at_ms) : json_null(), "last_error",
-                       r->last_error[0] ? json_string(r->last_error) : json_null(), "stripe_id",
-                       r->response_id[0] ? json_string(r->response_id) : json_null(), "created_at",
-                       tg_adm_json_time(r->created_at), "updated_at", tg_adm_json_time(r->updated_at));
+    return json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:o,s:o,s:o,s:o,s:o}", "id", (json_int_t)r->id, "kind", r->kind,
+                     "customer", r->customer_id, "idempotency_key", r->idempotency_key, "method", r->method, "path",
+                     r->path, "state", r->state, "attempts", (json_int_t)r->attempts, "next_attempt_at",
+                     strcmp(r->state, "pending") == 0 ? ms_time(r->next_attempt_at_ms) : json_null(), "last_error",
+                     r->last_error[0] ? json_string(r->last_error) : json_null(), "stripe_id",
+                     r->response_id[0] ? json_string(r->response_id) : json_null(), "created_at",
+                     tg_adm_json_time(r->created_at), "updated_at", tg_adm_json_time(r->updated_at));
 }
 
 static int on_row(const tg_outbox_row_t *r, void *arg)
@@ -97,8 +97,8 @@ static void list_outbox(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_res
 {
     char state[16];
     int got = tg_adm_query_param(r, "state", state, sizeof(state));
-    if (got < 0 || (got > 0 && strcmp(state, "pending") != 0 && strcmp(state, "done") != 0 &&
-                    strcmp(state, "failed") != 0)) {
+    if (got < 0 ||
+        (got > 0 && strcmp(state, "pending") != 0 && strcmp(state, "done") != 0 && strcmp(state, "failed") != 0)) {
         tg_adm_reply_error(res, 400, "invalid_parameter", "state: one of pending, done, failed.");
         return;
     }

@@ -78,8 +78,8 @@ static int key_chars_ok(const char *s)
     return 1;
 }
 
-int tg_outbox_enqueue(tg_store_t *st, const char *kind, const char *customer_id, const char *op_key,
-                      const char *method, const char *path, const tg_form_t *form, tg_err_t *err)
+int tg_outbox_enqueue(tg_store_t *st, const char *kind, const char *customer_id, const char *op_key, const char *method,
+                      const char *path, const tg_form_t *form, tg_err_t *err)
 {
     tg_outbox_row_t row;
     memset(&row, 0, sizeof(row));

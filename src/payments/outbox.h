@@ -62,8 +62,8 @@ int64_t tg_outbox_backoff_ms(int attempts, int64_t base_ms, int64_t cap_ms, uint
  * tollgate id, with a suffix when one object needs several calls of one kind). Returns 0, or
  * TG_EEXIST if this operation was enqueued before (nothing new is written), TG_EINVAL,
  * TG_ESTORE. */
-int tg_outbox_enqueue(tg_store_t *st, const char *kind, const char *customer_id, const char *op_key,
-                      const char *method, const char *path, const tg_form_t *form, tg_err_t *err);
+int tg_outbox_enqueue(tg_store_t *st, const char *kind, const char *customer_id, const char *op_key, const char *method,
+                      const char *path, const tg_form_t *form, tg_err_t *err);
 
 /* "Create the Stripe customer of c": POST /v1/customers with email, name and
  * metadata[tollgate_customer]. Call it in the transaction that creates c. Enqueuing twice for

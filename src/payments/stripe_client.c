@@ -220,7 +220,7 @@ int tg_stripe_call(const tg_stripe_settings_t *s, const char *method, const char
     if (transport) {
         out->status = 0; /* an answer cut short is no answer: the call may or may not have run */
         snprintf(out->message, sizeof(out->message), "%s %s: %s", method, path,
-                 body.too_big ? "the response was larger than 1 MiB"
+                 body.too_big          ? "the response was larger than 1 MiB"
                  : curl_msg[0] != '\0' ? curl_msg
                                        : curl_easy_strerror(cc));
     } else if (body.len > 0) {
@@ -246,7 +246,7 @@ int tg_stripe_call(const tg_stripe_settings_t *s, const char *method, const char
     if (!transport && out->message[0] == '\0')
         snprintf(out->message, sizeof(out->message), "%s %s: HTTP %ld", method, path, out->status);
     if (!transport && out->error_type[0] != '\0')
-        return tg_errf(err, out->outcome == TG_STRIPE_RETRY ? TG_EIO : TG_ESTATE, "Stripe %ld %s%s%s: %s",
-                       out->status, out->error_type, out->error_code[0] ? "/" : "", out->error_code, out->message);
+        return tg_errf(err, out->outcome == TG_STRIPE_RETRY ? TG_EIO : TG_ESTATE, "Stripe %ld %s%s%s: %s", out->status,
+                       out->error_type, out->error_code[0] ? "/" : "", out->error_code, out->message);
     return tg_errf(err, out->outcome == TG_STRIPE_RETRY ? TG_EIO : TG_ESTATE, "%s", out->message);
 }

@@ -28,9 +28,9 @@
 #define TG_STRIPE_IDEMPOTENCY_KEY_MAX 255    /* Stripe's limit */
 
 typedef struct tg_stripe_settings {
-    const char *secret_key; /* sk_test_..., sk_live_..., rk_...; never logged */
-    const char *api_base;   /* NULL: TG_STRIPE_API_BASE; tests point it at a local fake */
-    long timeout_ms;        /* whole call, connect included; 0: 30 s */
+    const char *secret_key;    /* sk_test_..., sk_live_..., rk_...; never logged */
+    const char *api_base;      /* NULL: TG_STRIPE_API_BASE; tests point it at a local fake */
+    long timeout_ms;           /* whole call, connect included; 0: 30 s */
     const _Atomic int *cancel; /* NULL, or a flag that, once non-zero, cuts a call short (shutdown):
                                 * the call then ends as a transport error, RETRY */
 } tg_stripe_settings_t;
@@ -44,10 +44,10 @@ typedef enum tg_stripe_outcome {
 /* What a call produced. tg_stripe_result_clear frees body. */
 typedef struct tg_stripe_result {
     tg_stripe_outcome_t outcome;
-    long status;       /* HTTP status; 0 when no response arrived (timeout, connection error) */
-    int should_retry;  /* Stripe-Should-Retry: 1 true, 0 false, -1 absent */
-    json_t *body;      /* the parsed JSON response, or NULL */
-    char id[128];      /* body's "id" when it has one (the object Stripe created or changed) */
+    long status;           /* HTTP status; 0 when no response arrived (timeout, connection error) */
+    int should_retry;      /* Stripe-Should-Retry: 1 true, 0 false, -1 absent */
+    json_t *body;          /* the parsed JSON response, or NULL */
+    char id[128];          /* body's "id" when it has one (the object Stripe created or changed) */
     char request_id[128];  /* Request-Id header, for support */
     char error_type[64];   /* error.type: api_error, card_error, idempotency_error, invalid_request_error, ... */
     char error_code[64];   /* error.code: lock_timeout, resource_missing, ... ("" if none) */

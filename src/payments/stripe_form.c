@@ -156,7 +156,8 @@ static int add_value(tg_form_t *f, char *key, size_t klen, const json_t *v, int 
     case JSON_OBJECT: {
         const char *name;
         const json_t *m;
-        json_object_foreach((json_t *)v, name, m) {
+        json_object_foreach((json_t *)v, name, m)
+        {
             size_t nlen = strlen(name);
             if (nlen == 0 || strpbrk(name, "[]") != NULL)
                 return tg_errf(err, TG_EINVAL, "parameter name \"%.64s\" is empty or has a square bracket", name);
@@ -180,7 +181,8 @@ static int add_value(tg_form_t *f, char *key, size_t klen, const json_t *v, int 
             return tg_errf(err, TG_EINVAL, "an array needs a parameter name");
         size_t i;
         const json_t *m;
-        json_array_foreach(v, i, m) {
+        json_array_foreach(v, i, m)
+        {
             int n = snprintf(key + klen, KEY_MAX - klen, "[%zu]", i);
             if (n < 0 || (size_t)n >= KEY_MAX - klen) {
                 key[klen] = '\0';

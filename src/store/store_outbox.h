@@ -45,8 +45,7 @@ int tg_store_outbox_insert(tg_store_t *st, const tg_outbox_row_t *row, const cha
 
 /* Up to limit pending rows due at now_ms (next_attempt_at <= now_ms), earliest first, into out
  * (params included; clear each). *n gets how many. */
-int tg_store_outbox_due(tg_store_t *st, int64_t now_ms, tg_outbox_row_t *out, size_t limit, size_t *n,
-                        tg_err_t *err);
+int tg_store_outbox_due(tg_store_t *st, int64_t now_ms, tg_outbox_row_t *out, size_t limit, size_t *n, tg_err_t *err);
 
 /* The earliest next_attempt_at of a pending row into *at_ms and how many rows are pending into
  * *pending (may be NULL; 0 with TG_ENOTFOUND); TG_ENOTFOUND if none is pending. */

@@ -8,7 +8,7 @@
 #include "store/store_sqlite_int.h"
 
 #define ROW_COLS                                                                                                       \
-    "id, kind, customer_id, idempotency_key, method, path, state, attempts, next_attempt_at, last_error,"           \
+    "id, kind, customer_id, idempotency_key, method, path, state, attempts, next_attempt_at, last_error,"              \
     " response_id, created_at, updated_at"
 
 void tg_outbox_row_clear(tg_outbox_row_t *r)
@@ -72,8 +72,7 @@ int tg_store_outbox_insert(tg_store_t *st, const tg_outbox_row_t *row, const cha
     return rc;
 }
 
-int tg_store_outbox_due(tg_store_t *st, int64_t now_ms, tg_outbox_row_t *out, size_t limit, size_t *n,
-                        tg_err_t *err)
+int tg_store_outbox_due(tg_store_t *st, int64_t now_ms, tg_outbox_row_t *out, size_t limit, size_t *n, tg_err_t *err)
 {
     *n = 0;
     sqlite3_stmt *s;
@@ -258,8 +257,8 @@ int tg_store_outbox_requeue(tg_store_t *st, int64_t id, int64_t now_ms, tg_err_t
 int tg_store_outbox_get(tg_store_t *st, int64_t id, tg_outbox_row_t *out, tg_err_t *err)
 {
     sqlite3_stmt *s;
-    int rc = tg_sqlite_prepare(st, "SELECT " ROW_COLS " FROM stripe_outbox WHERE id = ?", &s, err,
-                               "reading a Stripe call");
+    int rc =
+        tg_sqlite_prepare(st, "SELECT " ROW_COLS " FROM stripe_outbox WHERE id = ?", &s, err, "reading a Stripe call");
     if (rc != 0)
         return rc;
     sqlite3_bind_int64(s, 1, id);
@@ -279,11 +278,12 @@ int tg_store_outbox_customers_missing(tg_store_t *st, const char *kind, tg_custo
 {
     *n = 0;
     sqlite3_stmt *s;
-    int rc = tg_sqlite_prepare(st,
-                               "SELECT id, email, name FROM customers c WHERE NOT EXISTS (SELECT 1 FROM stripe_customers m"
-                               " WHERE m.customer_id = c.id) AND NOT EXISTS (SELECT 1 FROM stripe_outbox o"
-                               " WHERE o.customer_id = c.id AND o.kind = ?1) ORDER BY created_at, id LIMIT ?2",
-                               &s, err, "finding customers without a Stripe customer");
+    int rc =
+        tg_sqlite_prepare(st,
+                          "SELECT id, email, name FROM customers c WHERE NOT EXISTS (SELECT 1 FROM stripe_customers m"
+                          " WHERE m.customer_id = c.id) AND NOT EXISTS (SELECT 1 FROM stripe_outbox o"
+                          " WHERE o.customer_id = c.id AND o.kind = ?1) ORDER BY created_at, id LIMIT ?2",
+                          &s, err, "finding customers without a Stripe customer");
     if (rc != 0)
         return rc;
     sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
@@ -343,9 +343,9 @@ int tg_store_stripe_customer_owner(tg_store_t *st, const char *stripe_id, char c
 int tg_store_outbox_customer_latest(tg_store_t *st, const char *customer_id, tg_outbox_row_t *out, tg_err_t *err)
 {
     sqlite3_stmt *s;
-    int rc = tg_sqlite_prepare(st,
-                               "SELECT " ROW_COLS " FROM stripe_outbox WHERE customer_id = ? ORDER BY id DESC LIMIT 1",
-                               &s, err, "reading a customer's Stripe calls");
+    int rc =
+        tg_sqlite_prepare(st, "SELECT " ROW_COLS " FROM stripe_outbox WHERE customer_id = ? ORDER BY id DESC LIMIT 1",
+                          &s, err, "reading a customer's Stripe calls");
     if (rc != 0)
         return rc;
     sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);

@@ -86,8 +86,8 @@ static void *tiny_main(void *arg)
         pthread_mutex_unlock(&t->mu);
         if (head != NULL) {
             char resp[TINY_REQ_MAX];
-            snprintf(resp, sizeof(resp), "%sContent-Length: %zu\r\nConnection: close\r\n\r\n%s", head,
-                     strlen(rbody), rbody);
+            snprintf(resp, sizeof(resp), "%sContent-Length: %zu\r\nConnection: close\r\n\r\n%s", head, strlen(rbody),
+                     rbody);
             size_t off = 0, n = strlen(resp);
             while (off < n) {
                 ssize_t w = write(c, resp + off, n - off);
@@ -142,8 +142,8 @@ static void tiny_stop(tiny_http_t *t)
     pthread_mutex_unlock(&t->mu);
     /* wake accept() with a connection of our own */
     int c = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)t->port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons((uint16_t)t->port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (c >= 0) {
         connect(c, (struct sockaddr *)&a, sizeof(a));
         close(c);

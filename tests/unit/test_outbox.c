@@ -72,8 +72,8 @@ static void test_backoff_schedule(void **state)
     (void)state;
     /* random 0 is the bottom of the window, UINT32_MAX its top: the top doubles from base up
      * to the cap and stays there */
-    int64_t expect[] = {1000, 2000, 4000, 8000, 16000, 32000, 64000, 128000, 256000, 512000, 1024000, 2048000,
-                        3600000, 3600000};
+    int64_t expect[] = {1000,   2000,   4000,   8000,    16000,   32000,   64000,
+                        128000, 256000, 512000, 1024000, 2048000, 3600000, 3600000};
     for (int a = 1; a <= (int)(sizeof(expect) / sizeof(expect[0])); a++) {
         assert_int_equal(tg_outbox_backoff_ms(a, 1000, 3600000, 0), 0);
         assert_int_equal(tg_outbox_backoff_ms(a, 1000, 3600000, UINT32_MAX), expect[a - 1]);
@@ -134,7 +134,8 @@ static void test_enqueue_in_the_callers_transaction(void **state)
     assert_string_equal(rows[0].idempotency_key, "tg_customer.create_cus_kept");
     assert_string_equal(rows[0].method, "POST");
     assert_string_equal(rows[0].path, "/v1/customers");
-    assert_string_equal(rows[0].params, "email=k%2B1%40example.com&name=Ada+%26+Co&metadata[tollgate_customer]=cus_kept");
+    assert_string_equal(rows[0].params,
+                        "email=k%2B1%40example.com&name=Ada+%26+Co&metadata[tollgate_customer]=cus_kept");
     assert_string_equal(rows[0].state, "pending");
     tg_outbox_row_clear(&rows[0]);
 
@@ -238,7 +239,8 @@ static void test_processor_replays_with_one_key(void **state)
     fx_t *f = *state;
     tiny_http_t t;
     assert_int_equal(tiny_start(&t), 0);
-    tiny_push(&t, "HTTP/1.1 500 Internal Server Error\r\n", "{\"error\":{\"type\":\"api_error\",\"message\":\"boom\"}}");
+    tiny_push(&t, "HTTP/1.1 500 Internal Server Error\r\n",
+              "{\"error\":{\"type\":\"api_error\",\"message\":\"boom\"}}");
     tiny_push(&t, NULL, NULL); /* processed, but the answer is lost */
     tiny_push(&t, "HTTP/1.1 200 OK\r\nIdempotent-Replayed: true\r\n", "{\"id\":\"cus_SR1\",\"object\":\"customer\"}");
     tg_err_t err = {0};
@@ -362,9 +364,8 @@ static void test_call_waits_for_its_customer(void **state)
     assert_int_equal(tg_store_tx_begin(f->st, &err), 0);
     tg_customer_t c = customer(f, "cus_dep", "dep@example.com");
     assert_int_equal(tg_outbox_enqueue_customer(f->st, &c, &err), 0);
-    assert_int_equal(tg_outbox_enqueue(f->st, "invoiceitem.create", c.id, "cus_dep_1", "POST", "/v1/invoiceitems",
-                                       &form, &err),
-                     0);
+    assert_int_equal(
+        tg_outbox_enqueue(f->st, "invoiceitem.create", c.id, "cus_dep_1", "POST", "/v1/invoiceitems", &form, &err), 0);
     assert_int_equal(tg_store_tx_commit(f->st, &err), 0);
     char base[64];
     tg_outbox_t *ob = start(f, &t, base, sizeof(base), 12);
@@ -379,9 +380,9 @@ static void test_call_waits_for_its_customer(void **state)
     assert_int_equal(tg_store_tx_begin(f->st, &err), 0);
     tg_customer_t bad = customer(f, "cus_nodep", "nodep@example.com");
     assert_int_equal(tg_outbox_enqueue_customer(f->st, &bad, &err), 0);
-    assert_int_equal(tg_outbox_enqueue(f->st, "invoiceitem.create", bad.id, "cus_nodep_1", "POST", "/v1/invoiceitems",
-                                       &form, &err),
-                     0);
+    assert_int_equal(
+        tg_outbox_enqueue(f->st, "invoiceitem.create", bad.id, "cus_nodep_1", "POST", "/v1/invoiceitems", &form, &err),
+        0);
     assert_int_equal(tg_store_tx_commit(f->st, &err), 0);
     tg_outbox_wake(ob);
     WAIT_FOR(row_state_is(f, "cus_nodep", "failed"));

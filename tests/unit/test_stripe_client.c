@@ -81,9 +81,8 @@ static void test_post_sends_headers_and_form(void **state)
     tg_stripe_result_t r;
     tg_err_t err = {0};
     const char *form = "email=a%40b.co&metadata[tollgate_customer]=cus_1";
-    assert_int_equal(tg_stripe_call(&s, "POST", "/v1/customers", form, strlen(form), "tg_customer.create_cus_1", &r,
-                                     &err),
-                     0);
+    assert_int_equal(
+        tg_stripe_call(&s, "POST", "/v1/customers", form, strlen(form), "tg_customer.create_cus_1", &r, &err), 0);
     assert_int_equal(r.outcome, TG_STRIPE_OK);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.id, "cus_S1");
@@ -129,11 +128,11 @@ static void test_outcomes_on_the_wire(void **state)
          "{\"error\":{\"type\":\"invalid_request_error\",\"code\":\"rate_limit\",\"message\":\"Too many requests\"}}",
          TG_STRIPE_RETRY, TG_EIO, 429, "invalid_request_error", "rate_limit", "Too many requests"},
         {"HTTP/1.1 500 Internal Server Error\r\nStripe-Should-Retry: false\r\n",
-         "{\"error\":{\"type\":\"api_error\",\"message\":\"do not retry\"}}",
-         TG_STRIPE_PERMANENT, TG_ESTATE, 500, "api_error", "", "do not retry"},
+         "{\"error\":{\"type\":\"api_error\",\"message\":\"do not retry\"}}", TG_STRIPE_PERMANENT, TG_ESTATE, 500,
+         "api_error", "", "do not retry"},
         {"HTTP/1.1 400 Bad Request\r\nstripe-should-retry: true\r\n",
-         "{\"error\":{\"type\":\"invalid_request_error\",\"message\":\"try again\"}}",
-         TG_STRIPE_RETRY, TG_EIO, 400, "invalid_request_error", "", "try again"},
+         "{\"error\":{\"type\":\"invalid_request_error\",\"message\":\"try again\"}}", TG_STRIPE_RETRY, TG_EIO, 400,
+         "invalid_request_error", "", "try again"},
         {"HTTP/1.1 409 Conflict\r\n",
          "{\"error\":{\"type\":\"invalid_request_error\",\"code\":\"lock_timeout\",\"message\":\"key in use\"}}",
          TG_STRIPE_RETRY, TG_EIO, 409, "invalid_request_error", "lock_timeout", "key in use"},
@@ -141,7 +140,8 @@ static void test_outcomes_on_the_wire(void **state)
          "{\"error\":{\"type\":\"idempotency_error\",\"message\":\"Keys for idempotent requests\"}}",
          TG_STRIPE_PERMANENT, TG_ESTATE, 400, "idempotency_error", "", "Keys for idempotent"},
         {"HTTP/1.1 402 Payment Required\r\n",
-         "{\"error\":{\"type\":\"card_error\",\"code\":\"card_declined\",\"param\":\"\",\"message\":\"Your card was declined.\"}}",
+         "{\"error\":{\"type\":\"card_error\",\"code\":\"card_declined\",\"param\":\"\",\"message\":\"Your card was "
+         "declined.\"}}",
          TG_STRIPE_PERMANENT, TG_ESTATE, 402, "card_error", "card_declined", "declined"},
         /* 2xx that is not JSON: not Stripe; retried (the key replays) */
         {"HTTP/1.1 200 OK\r\n", "hello", TG_STRIPE_RETRY, TG_EIO, 200, "", "", "without a JSON"},

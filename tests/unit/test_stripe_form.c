@@ -35,7 +35,8 @@ static void test_flat_and_metadata(void **state)
     assert_int_equal(tg_form_add_int(&f, "amount", -1999, &err), 0);
     size_t len;
     const char *d = tg_form_data(&f, &len);
-    assert_string_equal(d, "email=ada%40example.com&name=Ada+Lovelace&metadata[tollgate_customer]=cus_123&amount=-1999");
+    assert_string_equal(d,
+                        "email=ada%40example.com&name=Ada+Lovelace&metadata[tollgate_customer]=cus_123&amount=-1999");
     assert_int_equal(len, strlen(d));
     tg_form_free(&f);
 }
@@ -49,8 +50,7 @@ static void test_reserved_characters(void **state)
     /* Every byte that means something in a form or a URL is escaped in a value, brackets too;
      * the four unreserved punctuation marks of the form rules are not. */
     assert_int_equal(tg_form_add(&f, "description", "a&b=c+d%e[f]g?h#i/j~k*l-m.n_o p", &err), 0);
-    assert_string_equal(tg_form_data(&f, NULL),
-                        "description=a%26b%3Dc%2Bd%25e%5Bf%5Dg%3Fh%23i%2Fj%7Ek*l-m.n_o+p");
+    assert_string_equal(tg_form_data(&f, NULL), "description=a%26b%3Dc%2Bd%25e%5Bf%5Dg%3Fh%23i%2Fj%7Ek*l-m.n_o+p");
     tg_form_free(&f);
 
     char out[64];
@@ -90,13 +90,12 @@ static void test_json_nesting_and_arrays(void **state)
                   "\"recurring\":{\"usage_type\":\"metered\",\"meter\":\"mtr_1\"},"
                   "\"auto_advance\":false,\"livemode\":true,\"description\":null}");
     assert_int_equal(tg_form_add_json(&f, NULL, v, &err), 0);
-    assert_string_equal(tg_form_data(&f, NULL),
-                        "customer=cus_1&collection_method=charge_automatically"
-                        "&metadata[tollgate_invoice]=inv_9&metadata[n]=3"
-                        "&items[0][price]=price_a&items[0][quantity]=2&items[1][price]=price_b"
-                        "&expand[0]=latest_invoice&expand[1]=customer"
-                        "&recurring[usage_type]=metered&recurring[meter]=mtr_1"
-                        "&auto_advance=false&livemode=true&description=");
+    assert_string_equal(tg_form_data(&f, NULL), "customer=cus_1&collection_method=charge_automatically"
+                                                "&metadata[tollgate_invoice]=inv_9&metadata[n]=3"
+                                                "&items[0][price]=price_a&items[0][quantity]=2&items[1][price]=price_b"
+                                                "&expand[0]=latest_invoice&expand[1]=customer"
+                                                "&recurring[usage_type]=metered&recurring[meter]=mtr_1"
+                                                "&auto_advance=false&livemode=true&description=");
     json_decref(v);
 
     /* under a prefix, after fields added by name; an array of arrays */
@@ -121,9 +120,9 @@ static void test_refusals_leave_the_form(void **state)
     tg_form_init(&f, 0);
     assert_int_equal(tg_form_add(&f, "a", "1", &err), 0);
     const char *bad_json[] = {
-        "{\"amount\":19.99}",                  /* money as a real */
-        "{\"metadata\":{\"x[y]\":\"1\"}}",      /* a bracket in a member name */
-        "{\"metadata\":{\"\":\"1\"}}",          /* an empty member name */
+        "{\"amount\":19.99}",                            /* money as a real */
+        "{\"metadata\":{\"x[y]\":\"1\"}}",               /* a bracket in a member name */
+        "{\"metadata\":{\"\":\"1\"}}",                   /* an empty member name */
         "{\"ok\":\"1\",\"deep\":[[[[[[[[[[1]]]]]]]]]]}", /* too deep: "ok" must not stay */
     };
     for (size_t i = 0; i < sizeof(bad_json) / sizeof(bad_json[0]); i++) {
@@ -153,31 +152,34 @@ static void test_cap(void **state)
     tg_form_t f;
     tg_err_t err = {0};
     tg_form_init(&f, 16);
-    assert_int_equal(tg_form_add(&f, "a", "12345678", &err), 0); /* "a=12345678": 10 */
+    assert_int_equal(tg_form_add(&f, "a", "12345678", &err), 0);     /* "a=12345678": 10 */
     assert_int_equal(tg_form_add(&f, "b", "1234", &err), TG_ELIMIT); /* "&b=1234": 17 */
     assert_int_equal(tg_form_add(&f, "b", "123", &err), 0);          /* "&b=123": 16, the cap */
     assert_string_equal(tg_form_data(&f, NULL), "a=12345678&b=123");
     tg_form_free(&f);
 
     tg_form_init(&f, 16);
-    assert_int_equal(tg_form_add(&f, "a", "12345", &err), 0); /* "a=12345": 7 */
-    assert_int_equal(tg_form_add(&f, "b", "12345", &err), 0); /* "&b=12345": 15 */
+    assert_int_equal(tg_form_add(&f, "a", "12345", &err), 0);    /* "a=12345": 7 */
+    assert_int_equal(tg_form_add(&f, "b", "12345", &err), 0);    /* "&b=12345": 15 */
     assert_int_equal(tg_form_add(&f, "c", "", &err), TG_ELIMIT); /* "&c=": 18 */
     assert_string_equal(tg_form_data(&f, NULL), "a=12345&b=12345");
     /* the encoded size counts: one "&" is three bytes */
     tg_form_free(&f);
     tg_form_init(&f, 8);
     assert_int_equal(tg_form_add(&f, "a", "&&x", &err), TG_ELIMIT); /* "a=%26%26x": 9 */
-    assert_int_equal(tg_form_add(&f, "a", "&a", &err), 0);        /* "a=%26a": 6 */
+    assert_int_equal(tg_form_add(&f, "a", "&a", &err), 0);          /* "a=%26a": 6 */
     tg_form_free(&f);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_flat_and_metadata),   cmocka_unit_test(test_reserved_characters),
-        cmocka_unit_test(test_utf8),                cmocka_unit_test(test_json_nesting_and_arrays),
-        cmocka_unit_test(test_refusals_leave_the_form), cmocka_unit_test(test_cap),
+        cmocka_unit_test(test_flat_and_metadata),
+        cmocka_unit_test(test_reserved_characters),
+        cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_json_nesting_and_arrays),
+        cmocka_unit_test(test_refusals_leave_the_form),
+        cmocka_unit_test(test_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
