@@ -4,7 +4,7 @@
  * Thread ownership:
  *  - the caller of tg_outbox_enqueue* (the admin back thread) owns its store connection and its
  *    transaction; enqueuing only inserts a row;
- *  - the processor thread ("tg-stripe-outbox") owns ob->st, its own connection, and is the
+ *  - the processor thread ("tg-stripe-outbx") owns ob->st, its own connection, and is the
  *    only one that calls Stripe or changes a row's state. One processor per database: rows
  *    are not leased, so two processes running tollgate serve on one database could send a row
  *    twice at once (Stripe's idempotency makes the second a replay, or a 409 retried later);
