@@ -42,6 +42,8 @@ struct tg_outbox {
     int stopping, wake;
     _Atomic uint64_t calls_ok, calls_retry, calls_permanent, rows_failed, pending;
     _Atomic int cancel; /* set by tg_outbox_stop: cuts the call in flight short */
+    _Atomic uint64_t passes;
+    int64_t pause_until_ms; /* processor only: after a 429, no call before this */
 };
 
 int64_t tg_outbox_backoff_ms(int attempts, int64_t base_ms, int64_t cap_ms, uint32_t random)
@@ -311,6 +313,10 @@ static void process_row(tg_outbox_t *ob, tg_outbox_row_t *row)
         atomic_fetch_add(&ob->calls_retry, 1);
         int64_t wait = tg_outbox_backoff_ms((int)(row->attempts + 1), ob->base_ms, ob->cap_ms, randombytes_random());
         rc = tg_store_outbox_retry(ob->st, row->id, now + wait, err.msg, now / 1000, &serr);
+        /* 429: the account is over its rate limit, whatever the row: every call waits, at least
+         * the base backoff, or the next rows of the batch would only collect more 429s */
+        if (res.status == 429)
+            ob->pause_until_ms = now + (wait > ob->base_ms ? wait : ob->base_ms);
     } else {
         if (res.outcome == TG_STRIPE_PERMANENT)
             atomic_fetch_add(&ob->calls_permanent, 1);
@@ -362,13 +368,18 @@ static void *processor_main(void *arg)
     pthread_setname_np(pthread_self(), "tg-stripe-outbx");
     tg_outbox_row_t rows[DUE_BATCH];
     while (!stopping(ob)) {
+        atomic_fetch_add(&ob->passes, 1);
         size_t n = 0;
         tg_err_t err = {0};
+        if (wall_ms() < ob->pause_until_ms) { /* rate limited: nothing is sent until then */
+            wait_until(ob, ob->pause_until_ms);
+            continue;
+        }
         if (tg_store_outbox_due(ob->st, wall_ms(), rows, DUE_BATCH, &n, &err) != 0)
             n = 0;
         for (size_t i = 0; i < n; i++) {
-            if (!stopping(ob))
-                process_row(ob, &rows[i]);
+            if (!stopping(ob) && wall_ms() >= ob->pause_until_ms)
+                process_row(ob, &rows[i]); /* a row left by a 429 pause stays due */
             tg_outbox_row_clear(&rows[i]);
         }
         if (n == DUE_BATCH)
@@ -477,4 +488,5 @@ void tg_outbox_stats(tg_outbox_t *ob, tg_outbox_stats_t *out)
     out->calls_permanent = atomic_load(&ob->calls_permanent);
     out->rows_failed = atomic_load(&ob->rows_failed);
     out->pending = atomic_load(&ob->pending);
+    out->passes = atomic_load(&ob->passes);
 }

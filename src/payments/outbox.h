@@ -7,6 +7,8 @@
  * the result: done (with the Stripe object's id), retried later with exponential backoff and
  * full jitter (429, 5xx, timeouts, connection errors, Stripe-Should-Retry: true), or failed
  * with Stripe's error kept (other 4xx, Stripe-Should-Retry: false, or max_attempts reached).
+ * A 429 (the account's rate limit) pauses every call, not only its row's, for the row's backoff
+ * (at least backoff_base_ms).
  *
  * Exactly once: the idempotency key is derived from the operation, not from the attempt
  * ("tg_<kind>_<operation key>", e.g. tg_customer.create_cus_Ab3...), stored in the row and sent
@@ -87,6 +89,7 @@ void tg_outbox_stop(tg_outbox_t *ob);
 typedef struct tg_outbox_stats {
     uint64_t calls_ok, calls_retry, calls_permanent, rows_failed;
     uint64_t pending; /* rows waiting, as of the processor's last pass */
+    uint64_t passes;  /* times the processor looked at the queue (it is alive; tests wait on it) */
 } tg_outbox_stats_t;
 void tg_outbox_stats(tg_outbox_t *ob, tg_outbox_stats_t *out);
 

@@ -398,6 +398,48 @@ static void test_call_waits_for_its_customer(void **state)
     assert_non_null(strstr(t.requests[2], "Idempotency-Key: tg_invoiceitem.create_cus_dep_1\r\n"));
 }
 
+static uint64_t passes(tg_outbox_t *ob)
+{
+    tg_outbox_stats_t s;
+    tg_outbox_stats(ob, &s);
+    return s.passes;
+}
+
+/* A 429 is the account's rate limit, not the row's: after it, the other due rows wait too (the
+ * pause is at least backoff_base_ms, an hour here). The processor keeps looking at the queue
+ * (its passes count up) and sends nothing. Without the pause the second row went in the same
+ * pass as the first. */
+static void test_429_pauses_every_call(void **state)
+{
+    fx_t *f = *state;
+    tiny_http_t t;
+    assert_int_equal(tiny_start(&t), 0);
+    tiny_push(&t, "HTTP/1.1 429 Too Many Requests\r\n",
+              "{\"error\":{\"type\":\"invalid_request_error\",\"code\":\"rate_limit\",\"message\":\"slow\"}}");
+    tg_err_t err = {0};
+    tg_customer_t a = customer(f, "cus_ra", "ra@example.com"), b = customer(f, "cus_rb", "rb@example.com");
+    assert_int_equal(tg_outbox_enqueue_customer(f->st, &a, &err), 0);
+    assert_int_equal(tg_outbox_enqueue_customer(f->st, &b, &err), 0);
+    char base[64];
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d", t.port);
+    tg_outbox_settings_t s = {.database = f->url,
+                              .stripe = {.secret_key = "sk_test_outbox", .api_base = base, .timeout_ms = 5000},
+                              .backoff_base_ms = 3600 * 1000,
+                              .poll_ms = 10};
+    tg_outbox_t *ob = NULL;
+    assert_int_equal(tg_outbox_start(&s, &ob, &err), 0);
+    WAIT_FOR(tiny_nreq(&t) >= 1);
+    WAIT_FOR(row_state_is(f, "cus_ra", "pending") && passes(ob) > 0);
+    uint64_t seen = passes(ob);
+    WAIT_FOR(passes(ob) >= seen + 3); /* three more looks at the queue */
+    tg_outbox_stop(ob);
+    tiny_stop(&t);
+    assert_int_equal(t.nreq, 1);
+    tg_outbox_row_t r;
+    assert_int_equal(tg_store_outbox_customer_latest(f->st, "cus_rb", &r, &err), 0);
+    assert_int_equal(r.attempts, 0);
+}
+
 /* Shutdown with a call in flight (the server took the connection and never answers): stop cuts
  * the call short and leaves the row exactly as it was, pending and due, for the next start to
  * send with the same key. Without the cut, stop would wait out the 30 s timeout and then record
@@ -443,6 +485,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stop_cuts_a_call_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_old_row_searches_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_call_waits_for_its_customer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_429_pauses_every_call, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
