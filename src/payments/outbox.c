@@ -29,6 +29,12 @@
 #include "util/clock.h"
 
 #define DUE_BATCH 16
+/* Done rows are kept this long (for the owner's view and support), then deleted in small
+ * batches once an hour: one row per Stripe call would otherwise grow the database for ever. The
+ * customer map stays, and failed rows stay until the owner requeues them. */
+#define KEEP_DONE_S (30 * 86400)
+#define PRUNE_EVERY_MS (3600 * 1000)
+#define PRUNE_BATCH 1000
 
 struct tg_outbox {
     tg_store_t *st;
@@ -44,6 +50,7 @@ struct tg_outbox {
     _Atomic int cancel; /* set by tg_outbox_stop: cuts the call in flight short */
     _Atomic uint64_t passes;
     int64_t pause_until_ms; /* processor only: after a 429, no call before this */
+    int64_t pruned_at_ms;   /* processor only */
 };
 
 int64_t tg_outbox_backoff_ms(int attempts, int64_t base_ms, int64_t cap_ms, uint32_t random)
@@ -384,6 +391,13 @@ static void *processor_main(void *arg)
         }
         if (n == DUE_BATCH)
             continue; /* more may be due */
+        if (wall_ms() - ob->pruned_at_ms >= PRUNE_EVERY_MS) {
+            size_t deleted = PRUNE_BATCH;
+            for (int i = 0; i < 10 && deleted == PRUNE_BATCH && !stopping(ob); i++)
+                if (tg_store_outbox_prune(ob->st, wall_ms() / 1000 - KEEP_DONE_S, PRUNE_BATCH, &deleted, &err) != 0)
+                    break;
+            ob->pruned_at_ms = wall_ms();
+        }
         int64_t next = 0;
         uint64_t pending = 0;
         int rc = tg_store_outbox_next_due(ob->st, &next, &pending, &err);

@@ -80,6 +80,10 @@ int tg_store_outbox_get(tg_store_t *st, int64_t id, tg_outbox_row_t *out, tg_err
 int tg_store_outbox_customers_missing(tg_store_t *st, const char *kind, tg_customer_t *out, size_t limit, size_t *n,
                                       tg_err_t *err);
 
+/* Deletes up to limit done rows last changed before before_s (seconds); *deleted (may be NULL)
+ * gets how many. Failed and pending rows are never deleted, nor the customer map. */
+int tg_store_outbox_prune(tg_store_t *st, int64_t before_s, size_t limit, size_t *deleted, tg_err_t *err);
+
 /* The Stripe customer of a tollgate customer into stripe_id (cap bytes); TG_ENOTFOUND if none. */
 int tg_store_stripe_customer_get(tg_store_t *st, const char *customer_id, char *stripe_id, size_t cap, tg_err_t *err);
 

@@ -302,6 +302,26 @@ int tg_store_outbox_customers_missing(tg_store_t *st, const char *kind, tg_custo
     return rc;
 }
 
+int tg_store_outbox_prune(tg_store_t *st, int64_t before_s, size_t limit, size_t *deleted, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc =
+        tg_sqlite_prepare(st,
+                          "DELETE FROM stripe_outbox WHERE id IN (SELECT id FROM stripe_outbox WHERE state = 'done'"
+                          " AND updated_at < ? ORDER BY id LIMIT ?)",
+                          &s, err, "pruning the outbox");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, before_s);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)limit);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = tg_sqlite_error(st, err, "pruning the outbox");
+    else if (deleted != NULL)
+        *deleted = (size_t)sqlite3_changes(sqlite3_db_handle(s));
+    sqlite3_finalize(s);
+    return rc;
+}
+
 int tg_store_stripe_customer_get(tg_store_t *st, const char *customer_id, char *stripe_id, size_t cap, tg_err_t *err)
 {
     sqlite3_stmt *s;

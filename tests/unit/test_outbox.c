@@ -198,6 +198,24 @@ static void test_row_transitions(void **state)
     assert_int_equal(tg_store_outbox_counts(f->st, &counts, &err), 0);
     assert_int_equal(counts.done, 1);
     assert_int_equal(counts.pending, 0);
+
+    /* pruning: done rows changed before the bound go, the map stays; pending and failed stay */
+    tg_customer_t p = customer(f, "cus_pend", "pend@example.com"), q = customer(f, "cus_fail", "fail@example.com");
+    assert_int_equal(tg_outbox_enqueue_customer(f->st, &p, &err), 0);
+    assert_int_equal(tg_outbox_enqueue_customer(f->st, &q, &err), 0);
+    tg_outbox_row_t fr;
+    assert_int_equal(tg_store_outbox_customer_latest(f->st, "cus_fail", &fr, &err), 0);
+    assert_int_equal(tg_store_outbox_fail(f->st, fr.id, "x", now / 1000 - 100, &err), 0);
+    size_t deleted = 99;
+    assert_int_equal(tg_store_outbox_prune(f->st, now / 1000 - 10, 10, &deleted, &err), 0);
+    assert_int_equal(deleted, 0); /* the done row changed at now: newer than the bound */
+    assert_int_equal(tg_store_outbox_prune(f->st, now / 1000 + 10, 10, &deleted, &err), 0);
+    assert_int_equal(deleted, 1);
+    assert_int_equal(tg_store_outbox_counts(f->st, &counts, &err), 0);
+    assert_int_equal(counts.done, 0);
+    assert_int_equal(counts.pending, 1);
+    assert_int_equal(counts.failed, 1);
+    assert_int_equal(tg_store_stripe_customer_get(f->st, "cus_t", sid, sizeof(sid), &err), 0);
 }
 
 /* Polls cond for up to 20 s (the processor wakes every poll_ms). */
