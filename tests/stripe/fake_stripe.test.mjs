@@ -224,3 +224,26 @@ test('webhooks it sends carry a Stripe-Signature the official package verifies',
     sink.close();
   }
 });
+
+test('catalog for billing: stripe: product, meter, metered and tiered prices by lookup_key, a subscription', async () => {
+  const prod = await stripe.products.create({name: 'Pro plan', metadata: {tollgate_plan: 'pro'}});
+  const meter = await stripe.billing.meters.create({display_name: 'API calls', event_name: 'api_calls', default_aggregation: {formula: 'sum'}});
+  assert.equal(meter.customer_mapping.event_payload_key, 'stripe_customer_id');
+  await assert.rejects(stripe.billing.meters.create({display_name: 'again', event_name: 'api_calls', default_aggregation: {formula: 'sum'}}), (e) => e.statusCode === 400);
+  const base = await stripe.prices.create({product: prod.id, currency: 'usd', unit_amount: 19900, recurring: {interval: 'month'}, lookup_key: 'pro_base'});
+  const metered = await stripe.prices.create({product: prod.id, currency: 'usd', billing_scheme: 'tiered', tiers_mode: 'graduated',
+    tiers: [{up_to: 500000, unit_amount: 0}, {up_to: 'inf', unit_amount_decimal: '0.05'}], recurring: {interval: 'month', usage_type: 'metered', meter: meter.id}, lookup_key: 'pro_api_calls'});
+  assert.equal(metered.recurring.meter, meter.id);
+  assert.equal(metered.tiers[1].up_to, null);
+  await assert.rejects(stripe.prices.create({product: prod.id, currency: 'usd', unit_amount: 1, lookup_key: 'pro_base'}), (e) => e.param === 'lookup_key');
+  await assert.rejects(stripe.prices.create({product: prod.id, currency: 'usd', unit_amount: 1, recurring: {interval: 'month', usage_type: 'metered'}}), (e) => e.param === 'recurring[meter]');
+  const found = await stripe.prices.list({lookup_keys: ['pro_base', 'pro_api_calls']});
+  assert.deepEqual(found.data.map((p) => p.id).sort(), [base.id, metered.id].sort());
+  const c = await stripe.customers.create({});
+  const sub = await stripe.subscriptions.create({customer: c.id, items: [{price: base.id}, {price: metered.id}], metadata: {tollgate_customer: 'cust_sub'}});
+  assert.equal(sub.status, 'active');
+  assert.equal(sub.items.data.length, 2);
+  assert.equal(sub.items.data[1].quantity, undefined);
+  const canceled = await stripe.subscriptions.cancel(sub.id);
+  assert.equal(canceled.status, 'canceled');
+});
