@@ -134,7 +134,10 @@ static int status_rank(const char *s)
     return 0; /* draft, or unknown */
 }
 
-/* The tollgate customer an invoice belongs to, from metadata[tollgate_customer]. */
+/* The tollgate customer an invoice belongs to, from metadata[tollgate_customer]. The mapping of
+ * Stripe customer ids (invoice.customer) to tollgate customers is made by the Stripe client's
+ * outbox, on another branch; once it is merged, looking invoice.customer up there is the fallback
+ * to add here, for invoices tollgate did not create. */
 static const char *invoice_customer(json_t *inv)
 {
     const char *c = jstr(json_object_get(inv, "metadata"), "tollgate_customer");
