@@ -30,6 +30,11 @@
 //        `Stripe-Should-Retry` when should_retry is given), a timeout (the request is never
 //        answered; the socket is closed after `timeout_ms`, default 30000), or "lost" (the request
 //        is processed and its result saved, then the socket is destroyed without an answer).
+//   POST /__control/webhook_endpoint {url, secret}  from now on, every state change is sent there
+//        as Stripe would (customer.created, invoice.created/finalized/paid/payment_failed/voided/
+//        marked_uncollectible, checkout.session.completed, customer.subscription.*), signed, in
+//        order; {url: null} stops it. GET /__control/deliveries waits for the ones in flight and
+//        lists {event, type, status}.
 //   POST /__control/reset                         forget every object, failure and request
 //   GET  /__control/objects[?type=customer]       every object that exists, by type
 //   GET  /__control/requests                      every API request seen (method, path, params,
@@ -209,7 +214,23 @@ function newState() {
     timers: new Set(),
     seq: 0,
     invoiceSeq: new Map(), // customer -> next invoice number
+    endpoint: null, // {url, secret}: where state changes are sent as events, in order
+    deliveries: [], // {event, type, status | error}
+    chain: Promise.resolve(),
   };
+}
+
+// A state change Stripe announces: with an endpoint registered, the event is made now (a snapshot
+// of the object) and delivered after the ones before it, signed.
+function emit(state, type, object) {
+  if (!state.endpoint) return;
+  const {url, secret} = state.endpoint;
+  const ev = makeEvent(state, type, object);
+  const payload = JSON.stringify(ev, null, 2);
+  const record = {event: ev.id, type, status: null};
+  state.deliveries.push(record);
+  state.chain = state.chain.then(() => deliver(url, secret, payload).then(
+    (r) => { record.status = r.status; }, (e) => { record.error = String(e); }));
 }
 
 function newId(state, prefix) {
@@ -431,6 +452,7 @@ function createCustomer(state, p) {
   if (p.invoice_settings && typeof p.invoice_settings === 'object')
     c.invoice_settings.default_payment_method = p.invoice_settings.default_payment_method ?? null;
   state.objects.set(id, c);
+  emit(state, 'customer.created', c);
   return c;
 }
 
@@ -541,6 +563,7 @@ function createInvoice(state, p) {
   if (behavior === 'include')
     for (const o of state.objects.values())
       if (o.object === 'invoiceitem' && o.customer === customer && o.invoice === null && o.currency === inv.currency) attach(state, inv, o);
+  emit(state, 'invoice.created', inv);
   return inv;
 }
 
@@ -560,10 +583,12 @@ function finalizeInvoice(state, p, id) {
   inv.invoice_pdf = `${inv.hosted_invoice_url}/pdf`;
   if (inv.collection_method === 'send_invoice') inv.due_date = t + 86400 * (inv.days_until_due ?? 0);
   else inv.next_payment_attempt = t + 3600;
+  emit(state, 'invoice.finalized', inv);
   if (inv.amount_due === 0) { // Stripe marks an invoice with nothing to pay paid on finalization
     inv.status = 'paid';
     inv.status_transitions.paid_at = t;
     inv.next_payment_attempt = null;
+    emit(state, 'invoice.paid', inv);
   }
   return inv;
 }
@@ -574,6 +599,7 @@ function transition(state, id, from, to, stamp) {
   inv.status = to;
   inv.status_transitions[stamp] = now();
   inv.next_payment_attempt = null;
+  emit(state, to === 'void' ? 'invoice.voided' : 'invoice.marked_uncollectible', inv);
   return inv;
 }
 
@@ -771,6 +797,7 @@ function createSubscription(state, p) {
   sub.currency = items[0].price.currency;
   sub.items = {object: 'list', data: items, has_more: false, total_count: items.length, url: `/v1/subscription_items?subscription=${id}`};
   state.objects.set(id, sub);
+  emit(state, 'customer.subscription.created', sub);
   return sub;
 }
 
@@ -795,6 +822,7 @@ function updateSubscription(state, p, id) {
   if (p.trial_end === 'now') { sub.trial_end = now(); sub.status = 'active'; }
   if (p.proration_behavior !== undefined) sub.proration_behavior = str(p, 'proration_behavior', {oneOf: ['create_prorations', 'none', 'always_invoice']});
   sub.metadata = metadata(p, sub.metadata);
+  emit(state, 'customer.subscription.updated', sub);
   return sub;
 }
 
@@ -803,6 +831,7 @@ function cancelSubscription(state, p, id) {
   if (sub.status === 'canceled') throw new ParamError(`The subscription ${id} is already canceled.`, undefined, 'resource_missing');
   sub.status = 'canceled';
   sub.canceled_at = sub.ended_at = now();
+  emit(state, 'customer.subscription.deleted', sub);
   return sub;
 }
 
@@ -851,6 +880,7 @@ async function control(state, req, res, u, raw) {
     return send(res, 200, {queued: state.failures});
   }
   if (req.method === 'POST' && p === '/__control/reset') {
+    await state.chain;
     Object.assign(state, newState(), {timers: state.timers});
     return send(res, 200, {ok: true});
   }
@@ -865,6 +895,15 @@ async function control(state, req, res, u, raw) {
     return send(res, 200, out);
   }
   if (req.method === 'GET' && p === '/__control/requests') return send(res, 200, state.requests);
+  if (req.method === 'POST' && p === '/__control/webhook_endpoint') {
+    state.endpoint = body.url ? {url: body.url, secret: body.secret} : null;
+    if (state.endpoint && !/^whsec_/.test(state.endpoint.secret ?? '')) return send(res, 400, {error: 'secret must be whsec_...'});
+    return send(res, 200, {endpoint: state.endpoint && state.endpoint.url});
+  }
+  if (req.method === 'GET' && p === '/__control/deliveries') {
+    await state.chain; // every event made so far has been delivered (or failed)
+    return send(res, 200, state.deliveries);
+  }
   if (req.method === 'POST' && p === '/__control/send_webhook') {
     if (!body.url || !body.secret || !body.type || body.object === undefined)
       return send(res, 400, {error: 'url, secret, type and object are required'});
@@ -892,9 +931,11 @@ async function control(state, req, res, u, raw) {
       inv.amount_remaining = 0;
       inv.status_transitions.paid_at = now();
       inv.next_payment_attempt = null;
+      emit(state, 'invoice.paid', inv);
       return send(res, 200, {invoice: inv, event_type: 'invoice.paid'});
     }
     inv.next_payment_attempt = now() + 3 * 86400;
+    emit(state, 'invoice.payment_failed', inv);
     return send(res, 200, {invoice: inv, event_type: 'invoice.payment_failed'});
   }
   if (req.method === 'POST' && (m = /^\/__control\/checkout\/sessions\/([^/]+)\/complete$/.exec(p))) {
@@ -908,6 +949,7 @@ async function control(state, req, res, u, raw) {
     state.objects.set(seti, {id: seti, object: 'setup_intent', status: 'succeeded', customer: s.customer, payment_method: pm, usage: 'off_session', livemode: false});
     const c = s.customer && state.objects.get(s.customer);
     if (c) c.invoice_settings.default_payment_method = pm;
+    emit(state, 'checkout.session.completed', s);
     return send(res, 200, {session: s, payment_method: pm, event_type: 'checkout.session.completed'});
   }
   return send(res, 404, {error: `no control route ${req.method} ${p}`});

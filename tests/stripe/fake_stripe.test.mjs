@@ -247,3 +247,34 @@ test('catalog for billing: stripe: product, meter, metered and tiered prices by 
   const canceled = await stripe.subscriptions.cancel(sub.id);
   assert.equal(canceled.status, 'canceled');
 });
+
+test('a registered webhook endpoint gets every state change, signed, in order', async () => {
+  const secret = 'whsec_endpoint_test_0123456789';
+  const got = [];
+  const sink = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      got.push(stripe.webhooks.constructEvent(Buffer.concat(chunks).toString('utf8'), req.headers['stripe-signature'], secret));
+      res.end('{}');
+    });
+  });
+  await new Promise((r) => sink.listen(0, '127.0.0.1', r));
+  try {
+    await control('POST', '/__control/webhook_endpoint', {url: `http://127.0.0.1:${sink.address().port}/`, secret});
+    const c = await stripe.customers.create({});
+    const inv = await stripe.invoices.create({customer: c.id, currency: 'usd'});
+    await stripe.invoiceItems.create({customer: c.id, invoice: inv.id, amount: 100, currency: 'usd'});
+    await stripe.invoices.finalizeInvoice(inv.id);
+    await control('POST', `/__control/invoices/${inv.id}/payment`, {succeed: false});
+    await control('POST', `/__control/invoices/${inv.id}/payment`, {succeed: true});
+    const deliveries = await control('GET', '/__control/deliveries');
+    assert.ok(deliveries.every((d) => d.status === 200));
+    assert.deepEqual(got.map((e) => e.type), ['customer.created', 'invoice.created', 'invoice.finalized', 'invoice.payment_failed', 'invoice.paid']);
+    assert.equal(got[3].data.object.attempt_count, 1); // a snapshot at the time of the event
+    assert.equal(got[4].data.object.status, 'paid');
+    await control('POST', '/__control/webhook_endpoint', {url: null});
+  } finally {
+    sink.close();
+  }
+});
