@@ -196,6 +196,8 @@ static void put_plan(sbuf_t *s, const tg_plan_t *p)
     put(s, " per %s", p->interval == TG_INTERVAL_YEAR ? "year" : "month");
     if (p->trial_days > 0)
         put(s, ", %d-day trial", p->trial_days);
+    if (p->requires_payment_method)
+        put(s, ", card on file required");
     put(s, "\n  rate limit: ");
     if (p->rate_limit.count == 0)
         put(s, "unlimited\n");

@@ -182,6 +182,13 @@ test('dunning end to end: 3 failed payments -> 402 payment_required at the gatew
   assert.match(refused.json.error.message, /\/portal\/#billing/);
   assert.equal(await status(customer.id), 'suspended');
 
+  // kill -9 and a restart: the hold is durable, the gateway still says payment_required.
+  await stack.kill9();
+  await stack.start();
+  const again = await stack.call('/v1/basic/echo', { key });
+  assert.equal(again.status, 402);
+  assert.equal(again.json.error.type, 'payment_required');
+
   // Paid: 200 again within a second of Stripe getting its answer.
   a = await attempt(inv.id, true);
   assert.equal(a.event_type, 'invoice.paid');

@@ -15,7 +15,11 @@
 //     executing: a request refused by an injected 429/500/timeout saves nothing, a request whose
 //     response was lost ("lost" below) did execute and is saved;
 //   - meter events are deduplicated by `identifier` (a duplicate is a 400 and is not counted);
-//     timestamps must be within the past 35 days and at most 5 minutes ahead.
+//     timestamps must be within the past 35 days and at most 5 minutes ahead;
+//   - for `billing: stripe`: products, prices (lookup_key unique unless transfer_lookup_key;
+//     tiers/tiers_mode, transform_quantity, recurring[usage_type]=metered needs recurring[meter]),
+//     billing meters (one active meter per event_name) and subscriptions (items[i][price],
+//     update by item id, DELETE cancels). No proration or invoice is computed for them.
 // Webhooks it sends are signed with the official package's
 // `stripe.webhooks.generateTestHeaderString` (the `Stripe-Signature: t=...,v1=...` header).
 //
@@ -26,6 +30,11 @@
 //        `Stripe-Should-Retry` when should_retry is given), a timeout (the request is never
 //        answered; the socket is closed after `timeout_ms`, default 30000), or "lost" (the request
 //        is processed and its result saved, then the socket is destroyed without an answer).
+//   POST /__control/webhook_endpoint {url, secret}  from now on, every state change is sent there
+//        as Stripe would (customer.created, invoice.created/finalized/paid/payment_failed/voided/
+//        marked_uncollectible, checkout.session.completed, customer.subscription.*), signed, in
+//        order; {url: null} stops it. GET /__control/deliveries waits for the ones in flight and
+//        lists {event, type, status}.
 //   POST /__control/reset                         forget every object, failure and request
 //   GET  /__control/objects[?type=customer]       every object that exists, by type
 //   GET  /__control/requests                      every API request seen (method, path, params,
@@ -205,7 +214,23 @@ function newState() {
     timers: new Set(),
     seq: 0,
     invoiceSeq: new Map(), // customer -> next invoice number
+    endpoint: null, // {url, secret}: where state changes are sent as events, in order
+    deliveries: [], // {event, type, status | error}
+    chain: Promise.resolve(),
   };
+}
+
+// A state change Stripe announces: with an endpoint registered, the event is made now (a snapshot
+// of the object) and delivered after the ones before it, signed.
+function emit(state, type, object) {
+  if (!state.endpoint) return;
+  const {url, secret} = state.endpoint;
+  const ev = makeEvent(state, type, object);
+  const payload = JSON.stringify(ev, null, 2);
+  const record = {event: ev.id, type, status: null};
+  state.deliveries.push(record);
+  state.chain = state.chain.then(() => deliver(url, secret, payload).then(
+    (r) => { record.status = r.status; }, (e) => { record.error = String(e); }));
 }
 
 function newId(state, prefix) {
@@ -353,6 +378,24 @@ const routes = [
   ['POST', /^\/v1\/billing_portal\/sessions$/, createPortalSession],
   ['POST', /^\/v1\/billing\/meter_events$/, createMeterEvent],
   ['GET', /^\/v1\/events\/([^/]+)$/, (s, p, id) => get(s, id, 'event')],
+  // The catalog and subscriptions of `billing: stripe` (sync-catalog, subscriptions).
+  ['POST', /^\/v1\/products$/, createProduct],
+  ['GET', /^\/v1\/products$/, (s, p) => list(s, 'product', '/v1/products', p, (o) => p.active === undefined || String(o.active) === p.active)],
+  ['GET', /^\/v1\/products\/([^/]+)$/, (s, p, id) => get(s, id, 'product')],
+  ['POST', /^\/v1\/products\/([^/]+)$/, (s, p, id) => update(s, get(s, id, 'product'), p, ['name', 'description'], ['active'])],
+  ['POST', /^\/v1\/prices$/, createPrice],
+  ['GET', /^\/v1\/prices$/, (s, p) => list(s, 'price', '/v1/prices', p, (o) => (p.product === undefined || o.product === p.product) &&
+    (p.lookup_keys === undefined || [].concat(p.lookup_keys).includes(o.lookup_key)) && (p.active === undefined || String(o.active) === p.active))],
+  ['GET', /^\/v1\/prices\/([^/]+)$/, (s, p, id) => get(s, id, 'price')],
+  ['POST', /^\/v1\/prices\/([^/]+)$/, (s, p, id) => update(s, get(s, id, 'price'), p, ['nickname', 'lookup_key'], ['active'])],
+  ['POST', /^\/v1\/billing\/meters$/, createMeter],
+  ['GET', /^\/v1\/billing\/meters$/, (s, p) => list(s, 'billing.meter', '/v1/billing/meters', p, (o) => p.status === undefined || o.status === p.status)],
+  ['GET', /^\/v1\/billing\/meters\/([^/]+)$/, (s, p, id) => get(s, id, 'billing.meter')],
+  ['POST', /^\/v1\/subscriptions$/, createSubscription],
+  ['GET', /^\/v1\/subscriptions$/, (s, p) => list(s, 'subscription', '/v1/subscriptions', p, (o) => p.customer === undefined || o.customer === p.customer)],
+  ['GET', /^\/v1\/subscriptions\/([^/]+)$/, (s, p, id) => get(s, id, 'subscription')],
+  ['POST', /^\/v1\/subscriptions\/([^/]+)$/, updateSubscription],
+  ['DELETE', /^\/v1\/subscriptions\/([^/]+)$/, cancelSubscription],
 ];
 
 function route(state, method, path, params) {
@@ -409,6 +452,7 @@ function createCustomer(state, p) {
   if (p.invoice_settings && typeof p.invoice_settings === 'object')
     c.invoice_settings.default_payment_method = p.invoice_settings.default_payment_method ?? null;
   state.objects.set(id, c);
+  emit(state, 'customer.created', c);
   return c;
 }
 
@@ -519,6 +563,7 @@ function createInvoice(state, p) {
   if (behavior === 'include')
     for (const o of state.objects.values())
       if (o.object === 'invoiceitem' && o.customer === customer && o.invoice === null && o.currency === inv.currency) attach(state, inv, o);
+  emit(state, 'invoice.created', inv);
   return inv;
 }
 
@@ -538,10 +583,12 @@ function finalizeInvoice(state, p, id) {
   inv.invoice_pdf = `${inv.hosted_invoice_url}/pdf`;
   if (inv.collection_method === 'send_invoice') inv.due_date = t + 86400 * (inv.days_until_due ?? 0);
   else inv.next_payment_attempt = t + 3600;
+  emit(state, 'invoice.finalized', inv);
   if (inv.amount_due === 0) { // Stripe marks an invoice with nothing to pay paid on finalization
     inv.status = 'paid';
     inv.status_transitions.paid_at = t;
     inv.next_payment_attempt = null;
+    emit(state, 'invoice.paid', inv);
   }
   return inv;
 }
@@ -552,6 +599,7 @@ function transition(state, id, from, to, stamp) {
   inv.status = to;
   inv.status_transitions[stamp] = now();
   inv.next_payment_attempt = null;
+  emit(state, to === 'void' ? 'invoice.voided' : 'invoice.marked_uncollectible', inv);
   return inv;
 }
 
@@ -621,6 +669,172 @@ function createMeterEvent(state, p) {
   return ev;
 }
 
+// ---- catalog and subscriptions ----
+
+function update(state, o, p, strings, bools) {
+  for (const k of strings) if (p[k] !== undefined) o[k] = str(p, k);
+  for (const k of bools) if (p[k] !== undefined) o[k] = bool(p, k);
+  o.metadata = metadata(p, o.metadata);
+  if ('updated' in o) o.updated = now();
+  if (o.object === 'price' && p.lookup_key !== undefined) claimLookupKey(state, o, bool(p, 'transfer_lookup_key', false));
+  return o;
+}
+
+function claimLookupKey(state, price, transfer) {
+  if (!price.lookup_key) return;
+  for (const o of state.objects.values())
+    if (o.object === 'price' && o !== price && o.lookup_key === price.lookup_key) {
+      if (!transfer) throw new ParamError(`A price (\`${o.id}\`) already uses that lookup key.`, 'lookup_key');
+      o.lookup_key = null;
+    }
+}
+
+function createProduct(state, p) {
+  const id = str(p, 'id') ?? newId(state, 'prod');
+  if (state.objects.has(id)) throw new ParamError(`Product already exists.`, 'id', 'resource_already_exists');
+  const t = now();
+  const o = {id, object: 'product', active: bool(p, 'active', true), created: t, default_price: null,
+    description: str(p, 'description') ?? null, images: [], livemode: false, marketing_features: [], metadata: metadata(p),
+    name: str(p, 'name', {required: true}), package_dimensions: null, shippable: null, statement_descriptor: null,
+    tax_code: null, type: 'service', unit_label: str(p, 'unit_label') ?? null, updated: t, url: null};
+  state.objects.set(id, o);
+  return o;
+}
+
+function tiersOf(p) {
+  if (p.tiers === undefined) return undefined;
+  if (!Array.isArray(p.tiers)) throw new ParamError('Invalid array', 'tiers');
+  return p.tiers.map((t, i) => {
+    const upTo = t.up_to === 'inf' ? null : int(t, 'up_to', {required: true, min: 1});
+    if (upTo === undefined) throw missing(`tiers[${i}][up_to]`);
+    return {flat_amount: int(t, 'flat_amount', {min: 0}) ?? null, flat_amount_decimal: t.flat_amount_decimal ?? null,
+      unit_amount: int(t, 'unit_amount', {min: 0}) ?? null, unit_amount_decimal: t.unit_amount_decimal ?? (t.unit_amount ?? null), up_to: upTo};
+  });
+}
+
+function createPrice(state, p) {
+  const product = str(p, 'product', {required: true});
+  get(state, product, 'product');
+  const currency = str(p, 'currency', {required: true}).toLowerCase();
+  const scheme = str(p, 'billing_scheme', {oneOf: ['per_unit', 'tiered']}) ?? 'per_unit';
+  let recurring = null;
+  if (p.recurring !== undefined) {
+    const r = p.recurring;
+    const usage = str(r, 'usage_type', {oneOf: ['licensed', 'metered']}) ?? 'licensed';
+    const meter = str(r, 'meter') ?? null;
+    if (usage === 'metered' && !meter) throw new ParamError('Metered prices must be backed by a meter: set recurring[meter].', 'recurring[meter]', 'parameter_missing');
+    if (meter) get(state, meter, 'billing.meter');
+    recurring = {interval: str(r, 'interval', {required: true, oneOf: ['day', 'week', 'month', 'year']}),
+      interval_count: int(r, 'interval_count', {min: 1}) ?? 1, meter, usage_type: usage};
+  }
+  const tiers = tiersOf(p);
+  const tiersMode = str(p, 'tiers_mode', {oneOf: ['graduated', 'volume']}) ?? null;
+  if (scheme === 'tiered' && (!tiers || !tiersMode)) throw new ParamError('Tiered prices need tiers and tiers_mode.', tiers ? 'tiers_mode' : 'tiers', 'parameter_missing');
+  const unit = int(p, 'unit_amount', {min: 0});
+  if (scheme === 'per_unit' && unit === undefined && p.unit_amount_decimal === undefined)
+    throw missing('unit_amount');
+  let transform = null;
+  if (p.transform_quantity !== undefined)
+    transform = {divide_by: int(p.transform_quantity, 'divide_by', {required: true, min: 1}),
+      round: str(p.transform_quantity, 'round', {required: true, oneOf: ['up', 'down']})};
+  const id = newId(state, 'price');
+  const o = {id, object: 'price', active: bool(p, 'active', true), billing_scheme: scheme, created: now(), currency,
+    custom_unit_amount: null, livemode: false, lookup_key: str(p, 'lookup_key') ?? null, metadata: metadata(p),
+    nickname: str(p, 'nickname') ?? null, product, recurring, tax_behavior: 'unspecified',
+    ...(tiers ? {tiers} : {}), tiers_mode: tiersMode, transform_quantity: transform, type: recurring ? 'recurring' : 'one_time',
+    unit_amount: unit ?? null, unit_amount_decimal: p.unit_amount_decimal ?? (unit !== undefined ? String(unit) : null)};
+  claimLookupKey(state, o, bool(p, 'transfer_lookup_key', false));
+  state.objects.set(id, o);
+  return o;
+}
+
+function createMeter(state, p) {
+  const eventName = str(p, 'event_name', {required: true});
+  for (const o of state.objects.values())
+    if (o.object === 'billing.meter' && o.event_name === eventName && o.status === 'active')
+      throw new ParamError(`An active meter with event_name \`${eventName}\` already exists.`, 'event_name', 'resource_already_exists');
+  const agg = p.default_aggregation && str(p.default_aggregation, 'formula', {required: true, oneOf: ['count', 'last', 'sum']});
+  if (!agg) throw missing('default_aggregation[formula]');
+  const t = now();
+  const id = newId(state, 'mtr');
+  const o = {id, object: 'billing.meter', created: t,
+    customer_mapping: {event_payload_key: p.customer_mapping?.event_payload_key ?? 'stripe_customer_id', type: 'by_id'},
+    default_aggregation: {formula: agg}, display_name: str(p, 'display_name', {required: true}), event_name: eventName,
+    event_time_window: str(p, 'event_time_window') ?? null, livemode: false, status: 'active',
+    status_transitions: {deactivated_at: null}, updated: t,
+    value_settings: {event_payload_key: p.value_settings?.event_payload_key ?? 'value'}};
+  state.objects.set(id, o);
+  return o;
+}
+
+function subscriptionItems(state, sub, items) {
+  if (!Array.isArray(items) || items.length === 0) throw missing('items');
+  return items.map((it) => {
+    const price = get(state, str(it, 'price', {required: true}), 'price');
+    const metered = price.recurring && price.recurring.usage_type === 'metered';
+    if (metered && it.quantity !== undefined) throw new ParamError('Metered prices have no quantity.', 'items[quantity]');
+    return {id: newId(state, 'si'), object: 'subscription_item', created: now(), metadata: metadata(it), price,
+      ...(metered ? {} : {quantity: int(it, 'quantity', {min: 0}) ?? 1}), subscription: sub.id,
+      current_period_start: sub.start_date, current_period_end: sub.start_date + 30 * 86400};
+  });
+}
+
+function createSubscription(state, p) {
+  const customer = str(p, 'customer', {required: true});
+  liveCustomer(state, customer);
+  const t = now();
+  const trialEnd = p.trial_end === 'now' ? null : int(p, 'trial_end', {min: t}) ?? null;
+  const id = newId(state, 'sub');
+  const sub = {id, object: 'subscription', application: null, billing_cycle_anchor: t, cancel_at: null,
+    cancel_at_period_end: false, canceled_at: null, collection_method: str(p, 'collection_method', {oneOf: ['charge_automatically', 'send_invoice']}) ?? 'charge_automatically',
+    created: t, currency: 'usd', customer, days_until_due: int(p, 'days_until_due', {min: 0}) ?? null,
+    default_payment_method: str(p, 'default_payment_method') ?? null, description: str(p, 'description') ?? null,
+    discounts: [], ended_at: null, items: null, latest_invoice: null, livemode: false, metadata: metadata(p),
+    pending_update: null, start_date: t, status: trialEnd ? 'trialing' : 'active', test_clock: null,
+    trial_end: trialEnd, trial_start: trialEnd ? t : null,
+    proration_behavior: str(p, 'proration_behavior', {oneOf: ['create_prorations', 'none', 'always_invoice']}) ?? 'create_prorations'};
+  const items = subscriptionItems(state, sub, p.items);
+  sub.currency = items[0].price.currency;
+  sub.items = {object: 'list', data: items, has_more: false, total_count: items.length, url: `/v1/subscription_items?subscription=${id}`};
+  state.objects.set(id, sub);
+  emit(state, 'customer.subscription.created', sub);
+  return sub;
+}
+
+function updateSubscription(state, p, id) {
+  const sub = get(state, id, 'subscription');
+  if (sub.status === 'canceled') throw new ParamError('A canceled subscription can only update its cancellation_details and metadata.', undefined, 'resource_missing');
+  if (p.items !== undefined) {
+    // Items with an id are updated (price) or deleted; items without one are added.
+    for (const it of [].concat(p.items)) {
+      if (it.id !== undefined) {
+        const cur = sub.items.data.find((x) => x.id === it.id);
+        if (!cur) throw new ParamError(`No such subscription item: '${it.id}'`, 'items[id]', 'resource_missing');
+        if (bool(it, 'deleted', false)) sub.items.data = sub.items.data.filter((x) => x !== cur);
+        else if (it.price !== undefined) cur.price = get(state, str(it, 'price'), 'price');
+      } else {
+        sub.items.data.push(...subscriptionItems(state, sub, [it]));
+      }
+    }
+    sub.items.total_count = sub.items.data.length;
+  }
+  if (p.cancel_at_period_end !== undefined) sub.cancel_at_period_end = bool(p, 'cancel_at_period_end');
+  if (p.trial_end === 'now') { sub.trial_end = now(); sub.status = 'active'; }
+  if (p.proration_behavior !== undefined) sub.proration_behavior = str(p, 'proration_behavior', {oneOf: ['create_prorations', 'none', 'always_invoice']});
+  sub.metadata = metadata(p, sub.metadata);
+  emit(state, 'customer.subscription.updated', sub);
+  return sub;
+}
+
+function cancelSubscription(state, p, id) {
+  const sub = get(state, id, 'subscription');
+  if (sub.status === 'canceled') throw new ParamError(`The subscription ${id} is already canceled.`, undefined, 'resource_missing');
+  sub.status = 'canceled';
+  sub.canceled_at = sub.ended_at = now();
+  emit(state, 'customer.subscription.deleted', sub);
+  return sub;
+}
+
 // ---- events and signing ----
 
 export function signedHeader(payload, secret, timestamp = now()) {
@@ -666,6 +880,7 @@ async function control(state, req, res, u, raw) {
     return send(res, 200, {queued: state.failures});
   }
   if (req.method === 'POST' && p === '/__control/reset') {
+    await state.chain;
     Object.assign(state, newState(), {timers: state.timers});
     return send(res, 200, {ok: true});
   }
@@ -680,6 +895,15 @@ async function control(state, req, res, u, raw) {
     return send(res, 200, out);
   }
   if (req.method === 'GET' && p === '/__control/requests') return send(res, 200, state.requests);
+  if (req.method === 'POST' && p === '/__control/webhook_endpoint') {
+    state.endpoint = body.url ? {url: body.url, secret: body.secret} : null;
+    if (state.endpoint && !/^whsec_/.test(state.endpoint.secret ?? '')) return send(res, 400, {error: 'secret must be whsec_...'});
+    return send(res, 200, {endpoint: state.endpoint && state.endpoint.url});
+  }
+  if (req.method === 'GET' && p === '/__control/deliveries') {
+    await state.chain; // every event made so far has been delivered (or failed)
+    return send(res, 200, state.deliveries);
+  }
   if (req.method === 'POST' && p === '/__control/send_webhook') {
     if (!body.url || !body.secret || !body.type || body.object === undefined)
       return send(res, 400, {error: 'url, secret, type and object are required'});
@@ -707,9 +931,11 @@ async function control(state, req, res, u, raw) {
       inv.amount_remaining = 0;
       inv.status_transitions.paid_at = now();
       inv.next_payment_attempt = null;
+      emit(state, 'invoice.paid', inv);
       return send(res, 200, {invoice: inv, event_type: 'invoice.paid'});
     }
     inv.next_payment_attempt = now() + 3 * 86400;
+    emit(state, 'invoice.payment_failed', inv);
     return send(res, 200, {invoice: inv, event_type: 'invoice.payment_failed'});
   }
   if (req.method === 'POST' && (m = /^\/__control\/checkout\/sessions\/([^/]+)\/complete$/.exec(p))) {
@@ -723,6 +949,7 @@ async function control(state, req, res, u, raw) {
     state.objects.set(seti, {id: seti, object: 'setup_intent', status: 'succeeded', customer: s.customer, payment_method: pm, usage: 'off_session', livemode: false});
     const c = s.customer && state.objects.get(s.customer);
     if (c) c.invoice_settings.default_payment_method = pm;
+    emit(state, 'checkout.session.completed', s);
     return send(res, 200, {session: s, payment_method: pm, event_type: 'checkout.session.completed'});
   }
   return send(res, 404, {error: `no control route ${req.method} ${p}`});

@@ -224,3 +224,57 @@ test('webhooks it sends carry a Stripe-Signature the official package verifies',
     sink.close();
   }
 });
+
+test('catalog for billing: stripe: product, meter, metered and tiered prices by lookup_key, a subscription', async () => {
+  const prod = await stripe.products.create({name: 'Pro plan', metadata: {tollgate_plan: 'pro'}});
+  const meter = await stripe.billing.meters.create({display_name: 'API calls', event_name: 'api_calls', default_aggregation: {formula: 'sum'}});
+  assert.equal(meter.customer_mapping.event_payload_key, 'stripe_customer_id');
+  await assert.rejects(stripe.billing.meters.create({display_name: 'again', event_name: 'api_calls', default_aggregation: {formula: 'sum'}}), (e) => e.statusCode === 400);
+  const base = await stripe.prices.create({product: prod.id, currency: 'usd', unit_amount: 19900, recurring: {interval: 'month'}, lookup_key: 'pro_base'});
+  const metered = await stripe.prices.create({product: prod.id, currency: 'usd', billing_scheme: 'tiered', tiers_mode: 'graduated',
+    tiers: [{up_to: 500000, unit_amount: 0}, {up_to: 'inf', unit_amount_decimal: '0.05'}], recurring: {interval: 'month', usage_type: 'metered', meter: meter.id}, lookup_key: 'pro_api_calls'});
+  assert.equal(metered.recurring.meter, meter.id);
+  assert.equal(metered.tiers[1].up_to, null);
+  await assert.rejects(stripe.prices.create({product: prod.id, currency: 'usd', unit_amount: 1, lookup_key: 'pro_base'}), (e) => e.param === 'lookup_key');
+  await assert.rejects(stripe.prices.create({product: prod.id, currency: 'usd', unit_amount: 1, recurring: {interval: 'month', usage_type: 'metered'}}), (e) => e.param === 'recurring[meter]');
+  const found = await stripe.prices.list({lookup_keys: ['pro_base', 'pro_api_calls']});
+  assert.deepEqual(found.data.map((p) => p.id).sort(), [base.id, metered.id].sort());
+  const c = await stripe.customers.create({});
+  const sub = await stripe.subscriptions.create({customer: c.id, items: [{price: base.id}, {price: metered.id}], metadata: {tollgate_customer: 'cust_sub'}});
+  assert.equal(sub.status, 'active');
+  assert.equal(sub.items.data.length, 2);
+  assert.equal(sub.items.data[1].quantity, undefined);
+  const canceled = await stripe.subscriptions.cancel(sub.id);
+  assert.equal(canceled.status, 'canceled');
+});
+
+test('a registered webhook endpoint gets every state change, signed, in order', async () => {
+  const secret = 'whsec_endpoint_test_0123456789';
+  const got = [];
+  const sink = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      got.push(stripe.webhooks.constructEvent(Buffer.concat(chunks).toString('utf8'), req.headers['stripe-signature'], secret));
+      res.end('{}');
+    });
+  });
+  await new Promise((r) => sink.listen(0, '127.0.0.1', r));
+  try {
+    await control('POST', '/__control/webhook_endpoint', {url: `http://127.0.0.1:${sink.address().port}/`, secret});
+    const c = await stripe.customers.create({});
+    const inv = await stripe.invoices.create({customer: c.id, currency: 'usd'});
+    await stripe.invoiceItems.create({customer: c.id, invoice: inv.id, amount: 100, currency: 'usd'});
+    await stripe.invoices.finalizeInvoice(inv.id);
+    await control('POST', `/__control/invoices/${inv.id}/payment`, {succeed: false});
+    await control('POST', `/__control/invoices/${inv.id}/payment`, {succeed: true});
+    const deliveries = await control('GET', '/__control/deliveries');
+    assert.ok(deliveries.every((d) => d.status === 200));
+    assert.deepEqual(got.map((e) => e.type), ['customer.created', 'invoice.created', 'invoice.finalized', 'invoice.payment_failed', 'invoice.paid']);
+    assert.equal(got[3].data.object.attempt_count, 1); // a snapshot at the time of the event
+    assert.equal(got[4].data.object.status, 'paid');
+    await control('POST', '/__control/webhook_endpoint', {url: null});
+  } finally {
+    sink.close();
+  }
+});

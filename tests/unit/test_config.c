@@ -827,6 +827,7 @@ static void test_stripe_defaults_and_values(void **state)
                               "https://api.stripe.com, 1 webhook secret\n"));
     assert_null(strstr(d, "sk_test_abc123")); /* check-config never prints a secret */
     assert_null(strstr(d, "whsec_xyz"));
+    assert_non_null(strstr(d, "plan p \"p\": 0.00 usd per month, card on file required\n"));
     free(d);
     tg_config_free(cfg);
 
