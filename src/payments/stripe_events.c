@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/store_outbox.h"
 #include "util/money.h"
 
 #define DAY_S INT64_C(86400)
@@ -137,18 +138,27 @@ static int status_rank(const char *s)
     return 0; /* draft, or unknown */
 }
 
-/* The tollgate customer an invoice belongs to, from metadata[tollgate_customer]. The mapping of
- * Stripe customer ids (invoice.customer) to tollgate customers is made by the Stripe client's
- * outbox, on another branch; once it is merged, looking invoice.customer up there is the fallback
- * to add here, for invoices tollgate did not create. */
-static const char *invoice_customer(json_t *inv)
+/* The tollgate customer an invoice belongs to, from metadata[tollgate_customer]; for invoices
+ * tollgate did not create (made in Stripe's dashboard), from invoice.customer through the map the
+ * outbox wrote when it created the Stripe customer (src/payments/outbox.c), into buf. */
+static int invoice_customer(const tg_payments_deps_t *d, json_t *inv, char buf[TG_ID_MAX], const char **out,
+                            tg_err_t *err)
 {
     const char *c = jstr(json_object_get(inv, "metadata"), "tollgate_customer");
     if (c == NULL) {
         json_t *sd = json_object_get(json_object_get(inv, "parent"), "subscription_details");
         c = jstr(json_object_get(sd, "metadata"), "tollgate_customer");
     }
-    return c;
+    const char *stripe_customer = jstr(inv, "customer");
+    *out = c;
+    if (c != NULL || stripe_customer == NULL)
+        return 0;
+    tg_err_t e = {0};
+    int rc = tg_store_stripe_customer_owner(d->store, stripe_customer, buf, &e);
+    if (rc == 0)
+        *out = buf;
+    /* a database error leaves the event to be applied again, not "unknown" */
+    return rc == 0 || rc == TG_ENOTFOUND ? 0 : tg_errf(err, rc, "%s", e.msg);
 }
 
 typedef struct applied {
@@ -264,7 +274,11 @@ static int sync_tollgate_invoice(const tg_payments_deps_t *d, json_t *inv, const
 static int apply_invoice(const tg_payments_deps_t *d, const tg_stripe_event_row_t *e, json_t *inv, int64_t now_s,
                          applied_t *ap, tg_err_t *err)
 {
-    const char *invoice_id = jstr(inv, "id"), *cust = invoice_customer(inv);
+    char owner[TG_ID_MAX];
+    const char *invoice_id = jstr(inv, "id"), *cust = NULL;
+    int looked = invoice_customer(d, inv, owner, &cust, err);
+    if (looked != 0)
+        return looked;
     if (!valid_id(invoice_id, "in_")) {
         snprintf(ap->outcome, sizeof(ap->outcome), "ignored: the invoice has no id");
         return 0;

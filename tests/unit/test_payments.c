@@ -14,7 +14,9 @@
 #include "config/config.h"
 #include "gateway/accounts.h"
 #include "payments/stripe_events.h"
+#include "payments/outbox.h"
 #include "store/store.h"
+#include "store/store_outbox.h"
 #include "store/store_payments.h"
 
 #define DAY INT64_C(86400)
@@ -256,6 +258,32 @@ static void test_order_independence(void **state)
     assert_string_equal(status_of(f, "cus_b"), "suspended");
 }
 
+/* An invoice made in Stripe's dashboard has no metadata[tollgate_customer]: its customer is found
+ * through invoice.customer and the map the outbox wrote when it created the Stripe customer. */
+static void test_invoice_by_stripe_customer(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    add_customer(f, "cus_m", "active");
+    tg_customer_t c;
+    assert_int_equal(tg_store_customer_get(f->st, "cus_m", &c, &err), 0);
+    assert_int_equal(tg_outbox_enqueue_customer(f->st, &c, &err), 0);
+    tg_outbox_row_t rows[1];
+    size_t n = 0;
+    assert_int_equal(tg_store_outbox_due(f->st, INT64_MAX, rows, 1, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(tg_store_outbox_done(f->st, rows[0].id, "cus_StripeM", 1, T0, &err), 0);
+    tg_outbox_row_clear(&rows[0]);
+    const char *body =
+        "{\"id\": \"evt_m\", \"object\": \"event\", \"type\": \"invoice.payment_failed\","
+        " \"created\": 1764720000, \"data\": {\"object\": {\"id\": \"in_m\", \"object\": \"invoice\","
+        " \"status\": \"open\", \"attempt_count\": 1, \"customer\": \"cus_StripeM\", \"metadata\": {}}}}";
+    tg_stripe_recorded_t rec;
+    assert_int_equal(tg_stripe_event_record(&f->d, body, strlen(body), T0, &rec, &err), 0);
+    run(f, T0, 1);
+    assert_string_equal(status_of(f, "cus_m"), "past_due");
+}
+
 static void test_unknown_and_owner(void **state)
 {
     fx_t *f = *state;
@@ -316,6 +344,7 @@ int main(void)
         cmocka_unit_test(test_decide),
         cmocka_unit_test_setup_teardown(test_dunning_through_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_order_independence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invoice_by_stripe_customer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_and_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grace_days_and_restart, setup, teardown),
     };
