@@ -25,3 +25,6 @@ fi
 # download: playwright-core has none).
 cd "$(dirname "$0")/../tests/e2e"
 [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --silent
+# The Stripe tests use the official stripe package (webhook signatures, the fake's reference).
+cd ../stripe
+[ -d node_modules/stripe ] || npm ci --no-audit --no-fund --silent

@@ -40,7 +40,7 @@ run_unit() {
 # measured mostly the quarantine, passing or failing by timing. A 32 MB quarantine keeps that
 # bound meaningful (the release-build pass checks the tight one).
 run_integration() {
-  local bin=$1 label=$2 files=${3:-tests/integration/ tests/security/} log=build/test-logs/integration-$2.log
+  local bin=$1 label=$2 files=${3:-tests/integration/ tests/security/ tests/stripe/} log=build/test-logs/integration-$2.log
   # the demo upstream of the same build when there is one, so the ASan pass checks it too
   local upstream=${bin%/tollgate}/demo-upstream
   [ -x "$upstream" ] || upstream=build/demo-upstream

@@ -1,6 +1,7 @@
 /* main.c - the tollgate command: subcommand dispatch and the serve lifecycle.
  * Only this file and src/cli/ print or exit. */
 #include <getopt.h>
+#include <curl/curl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
@@ -18,7 +19,9 @@
 #include "limits/limiter.h"
 #include "limits/quota.h"
 #include "metering/meter.h"
+#include "payments/stripe_events.h"
 #include "store/store.h"
+#include "payments/outbox.h"
 #include "util/clock.h"
 
 #define TG_VERSION "0.1.0"
@@ -184,10 +187,16 @@ static int cmd_serve(int argc, char **argv)
     tg_gateway_t *gw = NULL;
     tg_admin_t *admin = NULL;
     tg_server_t *srv = NULL;
+    tg_outbox_t *outbox = NULL;
     int exit_code = 1;
 
     if (sodium_init() < 0) {
         fprintf(stderr, "tollgate serve: libsodium failed to initialise\n");
+        goto out;
+    }
+    /* libcurl's global state, once, before any thread (the Stripe outbox calls it). */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "tollgate serve: libcurl failed to initialise\n");
         goto out;
     }
     if (tg_store_open(cfg->storage.database, &st, &err) != 0 || tg_store_migrate(st, &err) != 0) {
@@ -199,7 +208,7 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "tollgate serve: out of memory\n");
         goto out;
     }
-    if (tg_accounts_load(accounts, st, &err) != 0) {
+    if (tg_accounts_load(accounts, st, &err) != 0 || tg_dunning_restore_holds(st, accounts, &err) != 0) {
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
@@ -217,8 +226,25 @@ static int cmd_serve(int argc, char **argv)
     }
     tg_gateway_deps_t gdeps = {cfg, accounts, limiter, quota, meter};
     gw = tg_gateway_new(&gdeps, (const uint8_t *)cfg->keys.secret, strlen(cfg->keys.secret));
+    /* With a stripe section, the outbox thread sends what the admin thread queues (its own
+     * store connection; see src/payments/outbox.h). */
+    if (cfg->stripe.enabled) {
+        tg_outbox_settings_t os = {.database = cfg->storage.database,
+                                   .stripe = {cfg->stripe.secret_key, cfg->stripe.api_base, 30000}};
+        size_t queued = 0;
+        if (tg_outbox_backfill_customers(st, &queued, &err) != 0) {
+            fprintf(stderr, "tollgate serve: %s\n", err.msg);
+            goto out;
+        }
+        if (queued > 0)
+            fprintf(stderr, "tollgate: %zu existing customers queued for Stripe\n", queued);
+        if (tg_outbox_start(&os, &outbox, &err) != 0) {
+            fprintf(stderr, "tollgate serve: %s\n", err.msg);
+            goto out;
+        }
+    }
     tg_admin_deps_t adeps = {cfg, st, accounts, quota, meter, (const uint8_t *)cfg->keys.secret,
-                             strlen(cfg->keys.secret), test_clock};
+                             strlen(cfg->keys.secret), test_clock, outbox};
     admin = tg_admin_new(&adeps);
     if (gw == NULL || admin == NULL) {
         fprintf(stderr, "tollgate serve: out of memory\n");
@@ -245,6 +271,7 @@ out:
         tg_meter_stop(meter); /* commits everything queued */
     if (srv != NULL)
         tg_server_free(srv);
+    tg_outbox_stop(outbox); /* after the admin thread, which wakes it */
     tg_admin_free(admin);
     tg_gateway_free(gw);
     tg_limiter_free(limiter);

@@ -16,6 +16,7 @@
 #include "billing/pricing.h"
 #include "gateway/apikey.h"
 #include "metrics/metrics.h"
+#include "store/store_payments.h"
 #include "util/clock.h"
 #include "util/period.h"
 #include "util/throttle.h"
@@ -41,6 +42,7 @@ void tg_admin_tick(tg_admin_t *a)
     tg_err_t err = {0};
     tg_periods_close(&a->sub, NULL, INT64_MAX, &run, &err); /* errors are retried on the next tick */
     tg_periods_run_free(&run);
+    tg_adm_payments_tick(a);
 }
 
 /* ---- dispatch ---- */
@@ -193,7 +195,7 @@ tg_admin_t *tg_admin_new(const tg_admin_deps_t *deps)
     if (a == NULL)
         return NULL;
     a->d = *deps;
-    a->sub = (tg_sub_ctx_t){deps->cfg, deps->store, deps->accounts, deps->meter, NULL};
+    a->sub = (tg_sub_ctx_t){deps->cfg, deps->store, deps->accounts, deps->meter, NULL, deps->outbox != NULL};
     a->keys = (tg_keys_ctx_t){deps->cfg, deps->store, deps->accounts, deps->key_secret, deps->key_secret_len, NULL};
     tg_throttle_policy_t pol = {1024, 3600 * TG_NS_PER_SEC, 5, TG_NS_PER_SEC, 900 * TG_NS_PER_SEC};
     if ((a->portal = tg_portal_new()) == NULL || (a->owner_failures = tg_throttle_new(&pol)) == NULL) {
@@ -243,7 +245,7 @@ int tg_admin_handle_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_r
         }
         res->status = 200;
         res->content_type = "text/plain; version=0.0.4";
-        res->body = tg_metrics_render(a->d.meter);
+        res->body = tg_adm_stripe_metrics(a, tg_metrics_render(a->d.meter));
         res->body_len = res->body != NULL ? strlen(res->body) : 0;
         return 1;
     }
@@ -275,6 +277,10 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
         return;
     memset(res, 0, sizeof(*res));
     tg_adm_split_path(r->path, r->path_len, &s); /* quick answered the paths it cannot split */
+    if (s.n == 3 && tg_adm_seg_is(&s, 0, "v1") && tg_adm_seg_is(&s, 1, "webhooks") && tg_adm_seg_is(&s, 2, "stripe")) {
+        tg_adm_stripe_webhook(a, r, res); /* signed by Stripe: neither the admin token nor a session */
+        return;
+    }
     if (tg_portal_handle(a, &s, r, res))
         return;
     if (!(tg_adm_seg_is(&s, 0, "v1") && tg_adm_seg_is(&s, 1, "admin"))) {
@@ -302,6 +308,18 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
     }
     if (tg_adm_seg_is(&s, 2, "billing") && tg_adm_seg_is(&s, 3, "failures") && s.n == 4 && tg_adm_method_is(r, "GET")) {
         tg_adm_list_billing_failures(a, r, res);
+        return;
+    }
+    if (tg_adm_seg_is(&s, 2, "stripe") && tg_adm_seg_is(&s, 3, "outbox")) {
+        tg_adm_stripe_outbox_route(a, &s, r, res);
+        return;
+    }
+    if (tg_adm_seg_is(&s, 2, "stripe") && tg_adm_seg_is(&s, 3, "events") && s.n == 5 && tg_adm_method_is(r, "GET")) {
+        char id[TG_STRIPE_ID_MAX];
+        if (tg_adm_seg_copy(&s, 4, id, sizeof(id)) != 0)
+            tg_adm_reply_error(res, 404, "not_found", "No such Stripe event.");
+        else
+            tg_adm_get_stripe_event(a, id, res);
         return;
     }
     if (tg_adm_seg_is(&s, 2, "dashboard") && s.n == 3 && tg_adm_method_is(r, "GET")) {
@@ -344,14 +362,14 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
             return;
         }
         if (s.n > 5 || (s.n == 5 && !tg_adm_seg_is(&s, 4, "keys") && !tg_adm_seg_is(&s, 4, "usage") && !tg_adm_seg_is(&s, 4, "cancel") &&
-                              !tg_adm_seg_is(&s, 4, "items"))) {
+                              !tg_adm_seg_is(&s, 4, "items") && !tg_adm_seg_is(&s, 4, "status_history"))) {
             tg_adm_reply_error(res, 404, "not_found", "No such route.");
             return;
         }
         if (tg_adm_load_customer(a, &s, 3, &c, res) != 0)
             return;
         if (s.n == 4 && tg_adm_method_is(r, "GET"))
-            tg_adm_reply_json(res, 200, tg_adm_customer_json(a, &c));
+            tg_adm_reply_json(res, 200, tg_adm_customer_admin_json(a, &c));
         else if (s.n == 4)
             tg_adm_patch_customer(a, &c, r, res);
         else if (tg_adm_seg_is(&s, 4, "keys") && tg_adm_method_is(r, "POST"))
@@ -364,6 +382,8 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
             tg_adm_cancel_customer(a, &c, r, res);
         else if (tg_adm_seg_is(&s, 4, "items") && tg_adm_method_is(r, "POST"))
             tg_adm_add_item(a, &c, r, res);
+        else if (tg_adm_seg_is(&s, 4, "status_history") && tg_adm_method_is(r, "GET"))
+            tg_adm_get_status_history(a, &c, res);
         else
             tg_adm_reply_error(res, 405, "method_not_allowed", "Method not allowed here.");
         return;

@@ -36,6 +36,9 @@ typedef struct tg_admin_deps {
     const uint8_t *key_secret;
     size_t key_secret_len;
     int test_clock; /* serve --test-clock: POST /v1/admin/clock may move time (tests only) */
+    /* The Stripe outbox (a stripe section is configured), or NULL: then nothing is sent to
+     * Stripe. New customers get a "create the Stripe customer" row in their transaction. */
+    struct tg_outbox *outbox;
 } tg_admin_deps_t;
 
 typedef struct tg_admin_request {
@@ -59,6 +62,8 @@ typedef struct tg_admin_request {
     size_t origin_len;
     const char *referer; /* Referer header value, or NULL */
     size_t referer_len;
+    const char *stripe_signature; /* Stripe-Signature header value, or NULL */
+    size_t stripe_signature_len;
     const char *host; /* the request's authority (Host), or NULL */
     size_t host_len;
     int secure; /* over TLS, or a trusted proxy said X-Forwarded-Proto: https: cookies get Secure */
@@ -90,6 +95,10 @@ void tg_admin_free(tg_admin_t *a);
  * last-used times, which the gateway only records in memory, and closes ended billing periods
  * into draft invoices. */
 void tg_admin_tick(tg_admin_t *a);
+
+/* Back thread, after each answer was handed back to the loop: work that requests queued and that
+ * must not delay their answers (applying recorded Stripe events). */
+void tg_admin_after(tg_admin_t *a);
 
 /* Answers the requests that need neither the store nor the back thread's state (health,
  * metrics, plans and quotes, pages). Returns 1 with res filled, 0 if the request is not one of

@@ -11,9 +11,11 @@
 
 #include "admin/admin_int.h"
 #include "billing/invoice.h"
+#include "payments/outbox.h"
 #include "billing/pricing.h"
 #include "gateway/apikey.h"
 #include "metrics/metrics.h"
+#include "store/store_payments.h"
 #include "util/clock.h"
 #include "util/period.h"
 
@@ -75,12 +77,22 @@ void tg_adm_create_customer(tg_admin_t *a, const tg_admin_request_t *r, tg_admin
         tg_adm_reply_error(res, 400, "bad_request", "plan: \"%s\" is not a plan; plans are defined in the configuration.",
                            plan_id != NULL ? plan_id : "");
     else {
+        /* One transaction: the customer and its Stripe outbox row commit together or not at all. */
         tg_err_t err = {0};
-        int rc = tg_sub_customer_create(&a->sub, email, name, plan, 1, &c, &err);
-        if (rc != 0)
+        int rc;
+        if ((rc = tg_store_tx_begin(a->d.store, &err)) != 0)
             tg_adm_reply_svc_error(res, rc, &err);
-        else
-            tg_adm_reply_json(res, 201, tg_adm_customer_json(a, &c));
+        else if ((rc = tg_sub_customer_create(&a->sub, email, name, plan, 1, &c, &err)) != 0) {
+            tg_store_tx_rollback(a->d.store);
+            tg_adm_reply_svc_error(res, rc, &err);
+        } else if ((rc = tg_store_tx_commit(a->d.store, &err)) != 0) {
+            tg_store_tx_rollback(a->d.store);
+            /* The directory may hold the customer now, without a key: nothing authenticates. */
+            tg_adm_reply_svc_error(res, rc, &err);
+        } else {
+            tg_outbox_wake(a->d.outbox);
+            tg_adm_reply_json(res, 201, tg_adm_customer_admin_json(a, &c));
+        }
     }
     json_decref(body);
 }
@@ -88,7 +100,7 @@ void tg_adm_create_customer(tg_admin_t *a, const tg_admin_request_t *r, tg_admin
 int tg_adm_list_customer_cb(const tg_customer_t *c, void *arg)
 {
     tg_adm_list_ctx_t *lc = arg;
-    json_array_append_new(lc->arr, tg_adm_customer_json(lc->a, c));
+    json_array_append_new(lc->arr, tg_adm_customer_admin_json(lc->a, c));
     return 0;
 }
 

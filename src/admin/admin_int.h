@@ -35,7 +35,15 @@ struct tg_admin {
     tg_throttle_t *owner_failures; /* failed owner sign-ins per client address */
     tg_sub_ctx_t sub;   /* the subscription and invoice services' view of d */
     tg_keys_ctx_t keys; /* the key service's */
+    int stripe_pending; /* Stripe events were recorded: apply them after the answer (tg_admin_after) */
 };
+
+/* POST /v1/webhooks/stripe (admin_webhooks.c). */
+void tg_adm_stripe_webhook(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
+/* The tick's share of payments: pending events (recorded before a crash), dunning.grace_days. */
+void tg_adm_payments_tick(tg_admin_t *a);
+void tg_adm_get_stripe_event(tg_admin_t *a, const char *id, tg_admin_response_t *res);
+void tg_adm_get_status_history(tg_admin_t *a, const tg_customer_t *c, tg_admin_response_t *res);
 
 
 /* Splits "/v1/admin/customers/cus_1/keys" into segments after the prefix. */
@@ -75,6 +83,18 @@ int tg_adm_cookie(const tg_admin_request_t *r, const char *name, char *out, size
 const char *tg_adm_opt_string(json_t *obj, const char *name, int *bad);
 const char *tg_adm_display_status(const tg_customer_t *c, int64_t now);
 json_t *tg_adm_customer_json(tg_admin_t *a, const tg_customer_t *c);
+/* The owner's view of a customer: tg_adm_customer_json and its Stripe sync state (admin_stripe.c):
+ * "stripe": {"customer_id", "state", "attempts", "last_error", "updated_at"}, or null when no
+ * stripe section is configured. The developer portal does not show it. */
+json_t *tg_adm_customer_admin_json(tg_admin_t *a, const tg_customer_t *c);
+/* Appends the outbox's metrics (atomics only: any thread) to body, a malloc'd metrics text;
+ * returns the new text (body itself when there is no outbox; NULL, with body freed, when out of
+ * memory). */
+char *tg_adm_stripe_metrics(tg_admin_t *a, char *body);
+/* /v1/admin/stripe/outbox...: GET the outbox ([?state=pending|done|failed], newest first,
+ * paged); POST /v1/admin/stripe/outbox/{id}/retry puts a failed row back in the queue. */
+void tg_adm_stripe_outbox_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_request_t *r,
+                                tg_admin_response_t *res);
 int tg_adm_valid_email(const char *e);
 void tg_adm_create_customer(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
 int tg_adm_list_customer_cb(const tg_customer_t *c, void *arg);

@@ -31,6 +31,7 @@
 #include <strings.h>
 
 #include "admin/admin_int.h"
+#include "payments/outbox.h"
 #include "admin/password_policy.h"
 #include "billing/invoice.h"
 #include "util/cidr.h"
@@ -432,6 +433,7 @@ static void signup_finish(tg_admin_t *a, tg_admin_slow_t *w, tg_admin_response_t
         res->set_cookie[0] = '\0';
         tg_adm_reply_error(res, 500, "internal_error", "Signing up failed: %s", err.msg);
     } else {
+        tg_outbox_wake(a->d.outbox); /* the Stripe customer queued with the account */
         json_t *key = tg_adm_key_json(a, &k);
         json_object_set_new(key, "secret", json_string(secret));
         json_t *j = session_reply(a, &c, csrf);

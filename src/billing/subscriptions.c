@@ -9,6 +9,8 @@
 
 #include "billing/invoice.h"
 #include "billing/pricing.h"
+#include "payments/outbox.h"
+#include "store/store_payments.h"
 #include "util/clock.h"
 #include "util/period.h"
 
@@ -59,6 +61,8 @@ int tg_sub_customer_create(const tg_sub_ctx_t *x, const char *email, const char 
         return tg_errf(err, TG_EEXIST, "A customer with the email %s exists already.", email);
     if (rc != 0)
         return tg_errf(err, rc, "Storing the customer failed: %s", e.msg);
+    if (x->stripe_customers && (rc = tg_outbox_enqueue_customer(x->store, c, &e)) != 0)
+        return tg_errf(err, rc, "Queuing the Stripe customer failed: %s", e.msg);
     if ((rc = put_customer(x, c, &e)) != 0)
         return tg_errf(err, rc, "%s", e.msg);
     return 0;
@@ -184,10 +188,15 @@ int tg_sub_update(const tg_sub_ctx_t *x, tg_customer_t *c, const tg_sub_update_t
     }
     if (u->name != NULL)
         snprintf(c->name, sizeof(c->name), "%s", u->name);
-    if ((rc = tg_store_customer_update(x->store, c, &e)) != 0 || (rc = tg_store_tx_commit(x->store, &e)) != 0) {
+    /* The owner's status decision replaces dunning's: a later suspension by the owner is
+     * account_suspended, not payment_required, and dunning starts afresh. */
+    if ((status != NULL && (rc = tg_store_dunning_clear(x->store, c->id, &e)) != 0) ||
+        (rc = tg_store_customer_update(x->store, c, &e)) != 0 || (rc = tg_store_tx_commit(x->store, &e)) != 0) {
         tg_store_tx_rollback(x->store);
         return tg_errf(err, rc, "Updating the customer failed: %s", e.msg);
     }
+    if (status != NULL && x->accounts != NULL)
+        tg_accounts_set_payment_hold(x->accounts, c->id, 0); /* before the new status is visible */
     if ((rc = put_customer(x, c, &e)) != 0)
         return tg_errf(err, rc, "%s", e.msg);
     return 0;

@@ -34,6 +34,8 @@ typedef struct tg_sub_ctx {
     tg_accounts_t *accounts; /* the gateway's directory; may be NULL (tests, tools) */
     tg_meter_t *meter;       /* flushed before anything is invoiced; may be NULL */
     int64_t (*now_s)(void);  /* the clock in seconds; NULL: tg_clock_now_ns (moved by --test-clock) */
+    int stripe_customers;    /* a stripe section is configured: every new customer queues its Stripe
+                              * customer in the outbox, in the transaction that creates it */
 } tg_sub_ctx_t;
 
 int64_t tg_sub_now(const tg_sub_ctx_t *x);
@@ -43,7 +45,8 @@ __int128 tg_sub_monthly_price(const tg_plan_t *p);
 
 /* Creates customer `email` on `plan`, trialing for the plan's trial_days if with_trial, in the
  * store then the directory; fills *c. TG_EEXIST if the email is taken. Runs inside the caller's
- * transaction if there is one. */
+ * transaction if there is one; with x->stripe_customers it also queues the Stripe customer there
+ * (payments/outbox.h), so the caller should hold one and wake the outbox after its commit. */
 int tg_sub_customer_create(const tg_sub_ctx_t *x, const char *email, const char *name, const tg_plan_t *plan,
                            int with_trial, tg_customer_t *c, tg_err_t *err);
 

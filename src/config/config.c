@@ -478,6 +478,114 @@ static int check_database(const char *s, char *why, size_t cap)
     return -1;
 }
 
+/* stripe.secret_key: a secret or restricted key, never a publishable key or a webhook secret. The
+ * message names prefixes only (fixed strings), never the value. */
+static int check_stripe_key(const char *s, char *why, size_t cap)
+{
+    static const char *const ok[] = {"sk_test_", "sk_live_", "rk_test_", "rk_live_"};
+    static const struct {
+        const char *prefix, *what;
+    } wrong[] = {{"pk_test_", "a publishable key"},
+                 {"pk_live_", "a publishable key"},
+                 {"whsec_", "a webhook signing secret (it goes in stripe.webhook_secret)"}};
+    for (const char *p = s; *p != '\0'; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
+            snprintf(why, cap, "must not contain spaces or control characters");
+            return -1;
+        }
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        if (strncmp(s, ok[i], strlen(ok[i])) == 0 && s[strlen(ok[i])] != '\0')
+            return 0;
+    for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++)
+        if (strncmp(s, wrong[i].prefix, strlen(wrong[i].prefix)) == 0) {
+            snprintf(why, cap,
+                     "starts with %s: %s; expected a secret key (sk_test_..., sk_live_...) or a restricted key "
+                     "(rk_test_..., rk_live_...)",
+                     wrong[i].prefix, wrong[i].what);
+            return -1;
+        }
+    snprintf(why, cap, "does not start with sk_test_, sk_live_, rk_test_ or rk_live_ (a Stripe secret or restricted key)");
+    return -1;
+}
+
+static int is_loopback_host(const char *h, size_t n)
+{
+    if (n == 9 && strncmp(h, "localhost", 9) == 0)
+        return 1;
+    if (n == 5 && strncmp(h, "[::1]", 5) == 0)
+        return 1;
+    return n >= 4 && strncmp(h, "127.", 4) == 0;
+}
+
+/* stripe.api_base: https://host[:port][/prefix], or http:// to a loopback host (a local fake): the
+ * secret key travels in every request's Authorization header. No trailing '/', no query. */
+static int check_api_base(const char *s, char *why, size_t cap)
+{
+    int https = strncmp(s, "https://", 8) == 0;
+    char as_http[2100];
+    if (!https && strncmp(s, "http://", 7) != 0) {
+        snprintf(why, cap, "is not an https://host[:port] URL");
+        return -1;
+    }
+    if (snprintf(as_http, sizeof(as_http), "http://%s", s + (https ? 8 : 7)) >= (int)sizeof(as_http) ||
+        check_upstream_url(as_http, why, cap) != 0) {
+        snprintf(why, cap, "is not an https://host[:port][/prefix] URL");
+        return -1;
+    }
+    const char *h = as_http + 7;
+    size_t hl = strcspn(h, "/");
+    if (h[hl] != '\0' && h[strlen(h) - 1] == '/') {
+        snprintf(why, cap, "must not end with \"/\" (paths like /v1/customers are appended to it)");
+        return -1;
+    }
+    if (!https) {
+        const char *colon = h[0] == '[' ? memchr(h, ']', hl) : memchr(h, ':', hl);
+        size_t host_len = colon == NULL ? hl : (size_t)(colon - h) + (h[0] == '[');
+        if (!is_loopback_host(h, host_len)) {
+            snprintf(why, cap, "is http:// to a host that is not loopback; the secret key would travel in clear "
+                               "(http:// is for a local test server only)");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* portal.public_url: http(s)://host[:port], no path, no trailing '/'. */
+static int check_public_url(const char *s, char *why, size_t cap)
+{
+    int https = strncmp(s, "https://", 8) == 0;
+    char as_http[600];
+    if ((https || strncmp(s, "http://", 7) == 0) &&
+        snprintf(as_http, sizeof(as_http), "http://%s", s + (https ? 8 : 7)) < (int)sizeof(as_http) &&
+        check_upstream_url(as_http, why, cap) == 0 && strchr(as_http + 7, '/') == NULL)
+        return 0;
+    snprintf(why, cap, "is not an http(s)://host[:port] URL without a path");
+    return -1;
+}
+
+/* "90s", "30m", "1h", "7d"; "off" = 0. Seconds from 1 to 365 days. */
+static int parse_duration(const char *s, int64_t *out)
+{
+    if (strcmp(s, "off") == 0) {
+        *out = 0;
+        return 0;
+    }
+    size_t n = strlen(s);
+    if (n < 2 || n > 12)
+        return -1;
+    char num[16];
+    memcpy(num, s, n - 1);
+    num[n - 1] = '\0';
+    uint64_t v;
+    if (parse_whole(num, &v) != 0 || v == 0 || v > 365 * 86400)
+        return -1;
+    int64_t unit = s[n - 1] == 's' ? 1 : s[n - 1] == 'm' ? 60 : s[n - 1] == 'h' ? 3600 : s[n - 1] == 'd' ? 86400 : 0;
+    if (unit == 0 || (int64_t)v * unit > 365 * 86400)
+        return -1;
+    *out = (int64_t)v * unit;
+    return 0;
+}
+
 /* ---- directive tables ---- */
 
 typedef struct directive directive_t;
@@ -531,7 +639,7 @@ static int set_str(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void 
     if (s == NULL)
         return -1;
     size_t len = strlen(s);
-    char q[96], why[160];
+    char q[96], why[256];
     if (len < dir->min) {
         if (len == 0)
             report(d, v->line, "%s must not be empty", path);
@@ -897,6 +1005,8 @@ static const directive_t signup_dirs[] = {
 static const section_t signup_sec = {signup_dirs, 0, NULL};
 
 static const directive_t portal_dirs[] = {{"signup", set_section, 0, 0, 0, 0, NULL, &signup_sec, NULL},
+                                          {"public_url", set_str, AT(char *, tg_config_t, portal.public_url), 1, 512, 0,
+                                           check_public_url, NULL, NULL},
                                           {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 
 static const directive_t metrics_dirs[] = {
@@ -946,6 +1056,136 @@ static const section_t keys_sec = {keys_dirs, 0, NULL};
 static const section_t metering_sec = {metering_dirs, 0, NULL};
 static const section_t portal_sec = {portal_dirs, 0, NULL};
 static const section_t metrics_sec = {metrics_dirs, 0, NULL};
+
+/* ---- stripe, billing, dunning ---- */
+
+static int given(const directive_t *dirs, uint64_t seen, const char *name);
+
+static int set_duration(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    char *s = scalar(d, v, path, "a duration like 1h");
+    if (s == NULL)
+        return -1;
+    char q[96];
+    int rc = parse_duration(s, FIELD(int64_t, obj, dir));
+    if (rc != 0)
+        report(d, v->line, "%s: %s is not a duration (N followed by s, m, h or d, up to 365d; or off)", path,
+               quote(s, q));
+    free(s);
+    return rc;
+}
+
+/* stripe.webhook_secret: one whsec_ string, or a list of them while a secret is being rolled. The
+ * values are never echoed. */
+static int set_webhook_secrets(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    tg_config_t *cfg = obj;
+    const tg_ynode_t *const *items = &v;
+    size_t n = 1;
+    if (v->type == TG_YNODE_SEQ) {
+        if (list_of(d, dir, v, path, "webhook secrets") != 0)
+            return -1;
+        if (v->n == 0) {
+            report(d, v->line, "%s: the list is empty (give at least one whsec_... secret)", path);
+            return -1;
+        }
+        items = (const tg_ynode_t *const *)v->items;
+        n = v->n;
+    }
+    char **list = calloc(n, sizeof(*list));
+    if (list == NULL) {
+        report(d, v->line, "%s: out of memory", path);
+        return -1;
+    }
+    size_t got = 0;
+    for (size_t i = 0; i < n; i++) {
+        char sub[MAX_PATH];
+        if (v->type == TG_YNODE_SEQ)
+            index_path(sub, path, i);
+        else
+            snprintf(sub, sizeof(sub), "%s", path);
+        char *s = scalar(d, items[i], sub, "a string (or a list of strings)");
+        if (s == NULL)
+            continue;
+        int bad_char = 0;
+        for (const char *p = s; *p != '\0'; p++)
+            bad_char |= (unsigned char)*p <= 0x20 || *p == 0x7f;
+        if (strncmp(s, "whsec_", 6) != 0 || s[6] == '\0')
+            report(d, items[i]->line, "%s: the value does not start with whsec_ (a Stripe webhook signing secret)", sub);
+        else if (bad_char)
+            report(d, items[i]->line, "%s: the value must not contain spaces or control characters", sub);
+        else if (strlen(s) > 1024)
+            report(d, items[i]->line, "%s is too long (at most 1024 characters)", sub);
+        else {
+            list[got++] = s;
+            continue;
+        }
+        free_secret(s);
+    }
+    for (size_t i = 0; i < cfg->stripe.nwebhook_secrets; i++)
+        free_secret(cfg->stripe.webhook_secrets[i]);
+    free(cfg->stripe.webhook_secrets);
+    cfg->stripe.webhook_secrets = list;
+    cfg->stripe.nwebhook_secrets = got;
+    return got == n ? 0 : -1;
+}
+
+static const char *const stripe_billing_names[] = {"tollgate", "stripe", NULL};
+static const char *const collection_names[] = {"charge_automatically", "send_invoice", NULL};
+
+static void finish_stripe(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path, uint64_t seen,
+                          uint64_t valid);
+
+static const directive_t stripe_dirs[] = {
+    {"secret_key", set_str, AT(char *, tg_config_t, stripe.secret_key), 9, 1024, REQUIRED | SECRET, check_stripe_key,
+     NULL, " (sk_test_..., sk_live_... or a restricted rk_...; use \"${STRIPE_SECRET_KEY}\")"},
+    {"webhook_secret", set_webhook_secrets, 0, 0, TG_STRIPE_MAX_WEBHOOK_SECRETS, REQUIRED | SECRET, NULL, NULL,
+     " (the endpoint's whsec_... signing secret; use \"${STRIPE_WEBHOOK_SECRET}\")"},
+    {"api_base", set_str, AT(char *, tg_config_t, stripe.api_base), 1, 2048, 0, check_api_base, NULL, NULL},
+    {"billing", set_choice, AT(int, tg_config_t, stripe.billing), 0, 0, 0, NULL, stripe_billing_names, NULL},
+    {"collection", set_choice, AT(int, tg_config_t, stripe.collection), 0, 0, 0, NULL, collection_names, NULL},
+    {"days_until_due", set_int, AT(int, tg_config_t, stripe.days_until_due), 1, 365, 0, NULL, NULL, NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+static const section_t stripe_sec = {stripe_dirs, 0, finish_stripe};
+
+static void finish_stripe(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path, uint64_t seen,
+                          uint64_t valid)
+{
+    (void)valid;
+    const tg_config_t *cfg = obj;
+    if (cfg->stripe.collection == TG_STRIPE_SEND_INVOICE && !given(stripe_dirs, seen, "days_until_due"))
+        report(d, key_line(n, "collection", line), "%s.days_until_due is required with collection: send_invoice", path);
+    if (cfg->stripe.collection != TG_STRIPE_SEND_INVOICE && given(stripe_dirs, seen, "days_until_due"))
+        report(d, key_line(n, "days_until_due", line),
+               "%s.days_until_due: has no effect with collection: charge_automatically (only with send_invoice)",
+               path);
+}
+
+/* The stripe: section turns Stripe on; it is not a set_section so that an absent section stays
+ * off without its required keys being asked for, and "stripe:" with nothing is an error. */
+static int set_stripe(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    (void)dir;
+    tg_config_t *cfg = obj;
+    if (v->type != TG_YNODE_MAP) {
+        report(d, v->line, "%s: expected a mapping, got %s", path, kind_of(v));
+        return -1;
+    }
+    cfg->stripe.enabled = 1;
+    return apply_section(d, &stripe_sec, v, v->line, obj, path);
+}
+
+static const directive_t billing_dirs[] = {
+    {"finalize_after", set_duration, AT(int64_t, tg_config_t, billing.finalize_after_s), 0, 0, 0, NULL, NULL, NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+static const section_t billing_sec = {billing_dirs, 0, NULL};
+
+static const directive_t dunning_dirs[] = {
+    {"grace_days", set_int, AT(int, tg_config_t, dunning.grace_days), 0, 365, 0, NULL, NULL, NULL},
+    {"suspend_after_failures", set_int, AT(int, tg_config_t, dunning.suspend_after_failures), 1, 100, 0, NULL, NULL,
+     NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+static const section_t dunning_sec = {dunning_dirs, 0, NULL};
 
 /* ---- tiers and charges ---- */
 
@@ -1193,6 +1433,7 @@ static const directive_t plan_dirs[] = {
     {"maximum", set_money, AT(tg_money_t, tg_plan_t, maximum), 0, 0, 0, NULL, NULL, NULL},
     {"block_at_maximum", set_bool, AT(int, tg_plan_t, block_at_maximum), 0, 0, 0, NULL, NULL, NULL},
     {"features", set_features, 0, 0, MAX_FEATURES, 0, check_text, NULL, NULL},
+    {"requires_payment_method", set_bool, AT(int, tg_plan_t, requires_payment_method), 0, 0, 0, NULL, NULL, NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 static const section_t plan_sec = {plan_dirs, 0, finish_plan};
 
@@ -1392,6 +1633,9 @@ static const directive_t root_dirs[] = {{"server", set_section, 0, 0, 0, 0, NULL
                                         {"metering", set_section, 0, 0, 0, 0, NULL, &metering_sec, NULL},
                                         {"portal", set_section, 0, 0, 0, 0, NULL, &portal_sec, NULL},
                                         {"metrics", set_section, 0, 0, 0, 0, NULL, &metrics_sec, NULL},
+                                        {"stripe", set_stripe, 0, 0, 0, 0, NULL, NULL, NULL},
+                                        {"billing", set_section, 0, 0, 0, 0, NULL, &billing_sec, NULL},
+                                        {"dunning", set_section, 0, 0, 0, 0, NULL, &dunning_sec, NULL},
                                         {"plans", set_plans, 0, 0, 0, REQUIRED, NULL, NULL, " (at least one plan)"},
                                         {"routes", set_routes, 0, 0, MAX_ROUTES, 0, NULL, NULL, NULL},
                                         {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
@@ -1401,9 +1645,28 @@ static void finish_root(diag_t *d, void *obj, const tg_ynode_t *n, int line, con
                         uint64_t valid)
 {
     (void)path;
-    (void)seen;
     (void)valid;
-    const tg_config_t *cfg = obj;
+    tg_config_t *cfg = obj;
+    if (cfg->portal.public_url == NULL && cfg->server.admin_listen != NULL) {
+        /* the admin port as this host knows it: right on one machine, set portal.public_url behind a proxy */
+        const char *colon = strrchr(cfg->server.admin_listen, ':');
+        size_t hl = colon != NULL ? (size_t)(colon - cfg->server.admin_listen) : 0;
+        int anyhost = hl == 0 || (hl == 1 && cfg->server.admin_listen[0] == '*');
+        char url[300];
+        snprintf(url, sizeof(url), "http://%.*s%s", anyhost ? 9 : (int)hl, anyhost ? "localhost" : cfg->server.admin_listen,
+                 colon != NULL ? colon : "");
+        if ((cfg->portal.public_url = strdup(url)) == NULL)
+            report(d, line, "out of memory");
+    }
+    if (cfg->billing.finalize_after_s < 0) /* not given: by hand as before Stripe, automatic with it */
+        cfg->billing.finalize_after_s = cfg->stripe.enabled ? 3600 : 0;
+    for (size_t i = 0; i < cfg->nplans && !cfg->stripe.enabled; i++)
+        if (cfg->plans[i].requires_payment_method)
+            report(d, cfg->plans[i].line,
+                   "plans.%s.requires_payment_method: needs a stripe section (a card is added through Stripe)",
+                   cfg->plans[i].id);
+    if (!cfg->stripe.enabled && given(root_dirs, seen, "dunning"))
+        report(d, key_line(n, "dunning", line), "dunning: has no effect without a stripe section (no payment can fail)");
     if (cfg->server.listen != NULL && cfg->server.admin_listen != NULL &&
         strcmp(cfg->server.listen, cfg->server.admin_listen) == 0)
         report(d, key_line(n, "server", line), "server.admin_listen: must differ from server.listen (both %s)",
@@ -1553,8 +1816,14 @@ static int set_defaults(tg_config_t *cfg)
     cfg->portal.signup.trial_address_days = 30;
     cfg->metering.max_units_per_call = UINT64_C(1000000000);
     cfg->keys.max_active_per_customer = 20;
-    return cfg->server.listen != NULL && cfg->server.admin_listen != NULL && cfg->storage.database != NULL ? 0
-                                                                                                           : TG_ENOMEM;
+    cfg->stripe.api_base = strdup("https://api.stripe.com");
+    cfg->billing.finalize_after_s = -1; /* finish_root picks the default */
+    cfg->dunning.grace_days = 7;
+    cfg->dunning.suspend_after_failures = 3;
+    return cfg->server.listen != NULL && cfg->server.admin_listen != NULL && cfg->storage.database != NULL &&
+                   cfg->stripe.api_base != NULL
+               ? 0
+               : TG_ENOMEM;
 }
 
 static int load(const char *name, const char *yaml, size_t len, tg_config_t **out, char *errbuf, size_t errcap)
@@ -1668,11 +1937,17 @@ void tg_config_free(tg_config_t *cfg)
     free(cfg->server.admin_listen);
     free(cfg->server.trusted_proxies);
     free_list(cfg->portal.signup.plans, cfg->portal.signup.nplans);
+    free(cfg->portal.public_url);
     free_secret(cfg->metrics.token);
     free(cfg->upstream.url);
     free(cfg->storage.database);
     free_secret(cfg->admin.token);
     free_secret(cfg->keys.secret);
+    free_secret(cfg->stripe.secret_key);
+    for (size_t i = 0; i < cfg->stripe.nwebhook_secrets; i++)
+        free_secret(cfg->stripe.webhook_secrets[i]);
+    free(cfg->stripe.webhook_secrets);
+    free(cfg->stripe.api_base);
     free(cfg->path);
     free(cfg);
 }

@@ -79,6 +79,7 @@ typedef struct tg_plan {
     int block_at_maximum;
     char **features;
     size_t nfeatures;
+    int requires_payment_method; /* 1: the trial starts (and keys work) once a card is on file */
     int line;
 } tg_plan_t;
 
@@ -95,6 +96,20 @@ typedef struct tg_route {
     size_t nmeter;
     int line;
 } tg_route_t;
+
+/* stripe.billing: who computes the invoices. */
+typedef enum tg_stripe_billing {
+    TG_STRIPE_BILLING_TOLLGATE = 0, /* tollgate's invoices are copied to Stripe, which collects */
+    TG_STRIPE_BILLING_STRIPE = 1    /* Stripe's usage-based billing: meter events, subscriptions */
+} tg_stripe_billing_t;
+
+/* stripe.collection: Stripe's invoice collection_method. */
+typedef enum tg_stripe_collection {
+    TG_STRIPE_CHARGE_AUTOMATICALLY = 0,
+    TG_STRIPE_SEND_INVOICE = 1 /* with days_until_due */
+} tg_stripe_collection_t;
+
+#define TG_STRIPE_MAX_WEBHOOK_SECRETS 4 /* the current one and those being rolled */
 
 typedef struct tg_config {
     char *path;
@@ -126,6 +141,10 @@ typedef struct tg_config {
         uint64_t max_active_per_customer; /* keys not revoked and not expired; default 20 */
     } keys;
     struct {
+        /* Where customers reach the portal (scheme://host[:port], no path): links that leave the
+         * admin port, like the billing link of a 402 payment_required, start with it. Default
+         * http://ADMIN_LISTEN ("*" or no host: localhost). */
+        char *public_url;
         struct {
             int enabled;                /* default 1; 0: POST /v1/signup answers 403 signup_disabled */
             char **plans;               /* plans open to self-service sign-up; NULL = every plan */
@@ -147,6 +166,24 @@ typedef struct tg_config {
         int bill_429;              /* default 0: 429 from upstream is not billed */
         uint64_t max_units_per_call; /* per metric in Tollgate-Units; more is refused; default 1e9 */
     } metering;
+    struct {
+        int enabled;              /* 1 when the file has a stripe: section; 0: nothing talks to Stripe */
+        char *secret_key;         /* sk_test_, sk_live_, rk_test_ or rk_live_; a secret: never printed */
+        char **webhook_secrets;   /* whsec_...; each is tried when verifying (rolling secrets) */
+        size_t nwebhook_secrets;  /* 1 to TG_STRIPE_MAX_WEBHOOK_SECRETS when enabled */
+        char *api_base;           /* "https://api.stripe.com" (no trailing slash); a local fake in tests */
+        int billing;              /* a tg_stripe_billing_t */
+        int collection;           /* a tg_stripe_collection_t */
+        int days_until_due;       /* send_invoice only (required there); 0 otherwise */
+    } stripe;
+    struct {
+        int64_t finalize_after_s; /* drafts finalize themselves after this; 0 = by hand (default
+                                   * without stripe), 3600 by default with stripe */
+    } billing;
+    struct {
+        int grace_days;             /* past_due this many days, then suspended; default 7 */
+        int suspend_after_failures; /* or after this many failed payments; default 3 */
+    } dunning;
     tg_plan_t *plans;
     size_t nplans;
     tg_route_t *routes;

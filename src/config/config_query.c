@@ -196,6 +196,8 @@ static void put_plan(sbuf_t *s, const tg_plan_t *p)
     put(s, " per %s", p->interval == TG_INTERVAL_YEAR ? "year" : "month");
     if (p->trial_days > 0)
         put(s, ", %d-day trial", p->trial_days);
+    if (p->requires_payment_method)
+        put(s, ", card on file required");
     put(s, "\n  rate limit: ");
     if (p->rate_limit.count == 0)
         put(s, "unlimited\n");
@@ -254,6 +256,25 @@ char *tg_config_describe(const tg_config_t *cfg)
             any = 1;
         }
     put(&s, "%s%s\n", any ? "" : " none", cfg->metering.bill_429 ? " (429 included)" : " (429 excluded)");
+    /* Stripe: the mode and the counts only; the keys and secrets are never printed. */
+    if (cfg->stripe.enabled) {
+        put(&s, "stripe %s mode, %s, billing %s, collection %s", strncmp(cfg->stripe.secret_key + 3, "live", 4) == 0 ? "live" : "test",
+            cfg->stripe.secret_key[0] == 'r' ? "restricted key" : "secret key",
+            cfg->stripe.billing == TG_STRIPE_BILLING_STRIPE ? "stripe" : "tollgate",
+            cfg->stripe.collection == TG_STRIPE_SEND_INVOICE ? "send_invoice" : "charge_automatically");
+        if (cfg->stripe.collection == TG_STRIPE_SEND_INVOICE)
+            put(&s, " (due in %d days)", cfg->stripe.days_until_due);
+        put(&s, ", api %s, %zu webhook secret%s\n", cfg->stripe.api_base, cfg->stripe.nwebhook_secrets,
+            cfg->stripe.nwebhook_secrets == 1 ? "" : "s");
+        put(&s, "dunning: suspended after %d failed payments or %d days past due\n",
+            cfg->dunning.suspend_after_failures, cfg->dunning.grace_days);
+    } else {
+        put(&s, "stripe off (invoices are finalized and marked paid by the owner)\n");
+    }
+    if (cfg->billing.finalize_after_s > 0)
+        put(&s, "drafts finalized after %" PRId64 " s\n", cfg->billing.finalize_after_s);
+    else
+        put(&s, "drafts finalized by hand\n");
     for (size_t i = 0; i < cfg->nplans; i++) {
         put(&s, "\n");
         put_plan(&s, &cfg->plans[i]);

@@ -19,6 +19,7 @@ struct tg_account {
     _Atomic(const tg_plan_t *) plan;
     _Atomic int status;
     _Atomic int64_t trial_end;
+    _Atomic int payment_hold; /* suspended by dunning: the gateway answers payment_required */
     int64_t anchor_at;
 };
 
@@ -296,6 +297,20 @@ void tg_accounts_authenticate(tg_accounts_t *a, const uint8_t hash[32], int64_t 
         break;
     }
     pthread_rwlock_unlock(&a->lock);
+}
+
+int tg_accounts_set_payment_hold(tg_accounts_t *a, const char *customer_id, int hold)
+{
+    tg_account_t *acct = tg_accounts_find(a, customer_id);
+    if (acct == NULL)
+        return TG_ENOTFOUND;
+    atomic_store(&acct->payment_hold, hold != 0);
+    return 0;
+}
+
+int tg_account_payment_hold(const tg_account_t *acct)
+{
+    return atomic_load(&((tg_account_t *)acct)->payment_hold);
 }
 
 tg_account_t *tg_accounts_find(tg_accounts_t *a, const char *customer_id)

@@ -64,6 +64,13 @@ int tg_accounts_put_key(tg_accounts_t *a, const tg_key_t *k, tg_err_t *err);
 void tg_accounts_authenticate(tg_accounts_t *a, const uint8_t hash[32], int64_t now_s,
                               tg_auth_t *out);
 
+/* Marks a customer as suspended by dunning (hold 1) or not (0): a suspended account with the
+ * hold is refused with 402 payment_required (pay to restore), without it with 402
+ * account_suspended (the owner's decision). Set the hold before storing the suspended status,
+ * clear it after storing the resumed one. TG_ENOTFOUND for an unknown customer. Thread-safe. */
+int tg_accounts_set_payment_hold(tg_accounts_t *a, const char *customer_id, int hold);
+int tg_account_payment_hold(const tg_account_t *acct);
+
 /* Customer by id, or NULL. Thread-safe. */
 tg_account_t *tg_accounts_find(tg_accounts_t *a, const char *customer_id);
 

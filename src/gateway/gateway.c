@@ -18,6 +18,7 @@
 struct tg_gateway {
     tg_gateway_deps_t deps;
     tg_apikey_hasher_t *hasher;
+    char billing_url[320]; /* the portal's billing section, for 402 payment_required */
 };
 
 /* The request path formats a dozen small strings; these avoid printf's machinery there. */
@@ -90,6 +91,8 @@ tg_gateway_t *tg_gateway_new(const tg_gateway_deps_t *deps, const uint8_t *secre
         return NULL;
     }
     gw->deps = *deps;
+    snprintf(gw->billing_url, sizeof(gw->billing_url), "%s/portal/#billing",
+             deps->cfg != NULL && deps->cfg->portal.public_url != NULL ? deps->cfg->portal.public_url : "");
     if (gw->deps.accounts != NULL && gw->deps.limiter != NULL)
         tg_accounts_on_plan_change(gw->deps.accounts, on_plan_changed, gw);
     return gw;
@@ -217,6 +220,10 @@ int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *c
     memcpy(call->key_id, auth.key_id, sizeof(call->key_id));
     const tg_plan_t *plan = call->plan = tg_account_plan(auth.account);
     tg_account_status_t status = tg_account_status(auth.account, now_s);
+    if (status == TG_ACCT_SUSPENDED && tg_account_payment_hold(auth.account))
+        return refuse(refusal, 402, "payment_required", TG_OUT_SUSPENDED,
+                      "Payment for this account failed; update the payment method at %s to restore access.",
+                      gw->billing_url);
     if (status == TG_ACCT_SUSPENDED || status == TG_ACCT_CANCELED)
         return refuse(refusal, 402, "account_suspended", TG_OUT_SUSPENDED,
                       "This account is %s; contact the API provider to restore access.",

@@ -265,6 +265,9 @@ static void read_request(struct tg_server *srv, h2o_req_t *req, tg_admin_request
     v = header_value(req, H2O_TOKEN_REFERER, NULL, 0);
     ar->referer = v.base;
     ar->referer_len = v.len;
+    v = header_value(req, NULL, H2O_STRLIT("stripe-signature"));
+    ar->stripe_signature = v.base;
+    ar->stripe_signature_len = v.len;
     ar->host = req->input.authority.base;
     ar->host_len = req->input.authority.len;
 
@@ -293,7 +296,7 @@ static admin_job_t *job_new(tg_admin_front_t *f, const tg_admin_request_t *ar)
 {
     size_t total = ar->method_len + ar->path_len + ar->query_len + ar->authorization_len + ar->body_len +
                    ar->cookie_len + ar->csrf_token_len + ar->content_type_len + ar->origin_len + ar->referer_len +
-                   ar->host_len + 11;
+                   ar->host_len + ar->stripe_signature_len + 12;
     admin_job_t *j = calloc(1, sizeof(*j));
     char *buf = malloc(total);
     if (j == NULL || buf == NULL) {
@@ -317,6 +320,7 @@ static admin_job_t *job_new(tg_admin_front_t *f, const tg_admin_request_t *ar)
     j->ar.origin = copy_in(buf, &off, ar->origin, ar->origin_len);
     j->ar.referer = copy_in(buf, &off, ar->referer, ar->referer_len);
     j->ar.host = copy_in(buf, &off, ar->host, ar->host_len);
+    j->ar.stripe_signature = copy_in(buf, &off, ar->stripe_signature, ar->stripe_signature_len);
     return j;
 }
 
@@ -390,6 +394,7 @@ static void *back_main(void *arg)
                 tg_admin_slow_finish(f->admin, slow, 0, &j->res);
             }
             h2o_multithread_send_message(&f->done, &j->msg);
+            tg_admin_after(f->admin); /* the answer is on its way: now the work it queued */
         }
         if (tg_clock_mono_ns() >= next_tick) {
             tg_admin_tick(f->admin); /* blocks on the store: here, never on the loop */

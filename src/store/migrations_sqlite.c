@@ -152,6 +152,75 @@ const tg_migration_t tg_sqlite_migrations[] = {
      "  at INTEGER NOT NULL);"
      "CREATE INDEX signup_trials_email ON signup_trials(email_norm);"
      "CREATE INDEX signup_trials_address ON signup_trials(address, at);"},
+    {11, "stripe outbox",
+     /* Every call to Stripe, written in the transaction of the change that needs it and sent
+      * later by the outbox processor (src/payments/outbox.c). idempotency_key is unique: an
+      * operation is enqueued once, and its key is sent on every attempt, so Stripe replays
+      * instead of repeating. params is the encoded form body, fixed at enqueue. Times in
+      * milliseconds (next_attempt_at) or seconds (created_at, updated_at). */
+     "CREATE TABLE stripe_outbox ("
+     "  id INTEGER PRIMARY KEY,"
+     "  kind TEXT NOT NULL,"
+     "  customer_id TEXT NOT NULL,"
+     "  idempotency_key TEXT NOT NULL UNIQUE,"
+     "  method TEXT NOT NULL,"
+     "  path TEXT NOT NULL,"
+     "  params TEXT NOT NULL,"
+     "  state TEXT NOT NULL DEFAULT 'pending',"
+     "  attempts INTEGER NOT NULL DEFAULT 0,"
+     "  next_attempt_at INTEGER NOT NULL,"
+     "  last_error TEXT NOT NULL DEFAULT '',"
+     "  response_id TEXT NOT NULL DEFAULT '',"
+     "  created_at INTEGER NOT NULL,"
+     "  updated_at INTEGER NOT NULL);"
+     "CREATE INDEX stripe_outbox_due ON stripe_outbox(state, next_attempt_at);"
+     "CREATE INDEX stripe_outbox_customer ON stripe_outbox(customer_id, id);"
+     /* tollgate customer -> Stripe customer, written with the outbox row that created it. */
+     "CREATE TABLE stripe_customers ("
+     "  customer_id TEXT PRIMARY KEY REFERENCES customers(id),"
+     "  stripe_id TEXT NOT NULL UNIQUE,"
+     "  created_at INTEGER NOT NULL);"},
+    {12, "stripe webhooks and dunning",
+     /* stripe_events: every verified webhook event, once (the id is Stripe's), with the body as
+      * received; processed_at NULL = waiting for the job that applies it (src/payments). The
+      * invoice states are what the events said about each Stripe invoice, merged by the
+      * object's own state (a paid invoice stays paid whatever arrives late); customer_dunning
+      * holds when a customer became past due and whether dunning (not the owner) suspended
+      * them; customer_status_history records every status change with its reason. */
+     "CREATE TABLE stripe_events ("
+     "  id TEXT PRIMARY KEY,"
+     "  type TEXT NOT NULL,"
+     "  created INTEGER NOT NULL,"
+     "  object_id TEXT NOT NULL,"
+     "  payload TEXT NOT NULL,"
+     "  received_at INTEGER NOT NULL,"
+     "  processed_at INTEGER,"
+     "  customer_id TEXT,"
+     "  outcome TEXT,"
+     "  error TEXT);"
+     "CREATE INDEX stripe_events_pending ON stripe_events(received_at) WHERE processed_at IS NULL;"
+     "CREATE TABLE stripe_invoice_states ("
+     "  invoice_id TEXT PRIMARY KEY,"
+     "  customer_id TEXT NOT NULL,"
+     "  status TEXT NOT NULL,"
+     "  failed_attempts INTEGER NOT NULL,"
+     "  action_required INTEGER NOT NULL,"
+     "  event_id TEXT NOT NULL,"
+     "  updated_at INTEGER NOT NULL);"
+     "CREATE INDEX stripe_invoice_states_customer ON stripe_invoice_states(customer_id);"
+     "CREATE TABLE customer_dunning ("
+     "  customer_id TEXT PRIMARY KEY,"
+     "  past_due_since INTEGER NOT NULL,"
+     "  held INTEGER NOT NULL);"
+     "CREATE TABLE customer_status_history ("
+     "  id INTEGER PRIMARY KEY,"
+     "  customer_id TEXT NOT NULL,"
+     "  from_status TEXT NOT NULL,"
+     "  to_status TEXT NOT NULL,"
+     "  reason TEXT NOT NULL,"
+     "  source TEXT NOT NULL,"
+     "  at INTEGER NOT NULL);"
+     "CREATE INDEX customer_status_history_customer ON customer_status_history(customer_id, id);"},
 };
 
 const size_t tg_sqlite_migrations_count = sizeof(tg_sqlite_migrations) / sizeof(tg_sqlite_migrations[0]);

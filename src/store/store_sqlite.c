@@ -1511,12 +1511,16 @@ int tg_store_invoice_list(tg_store_t *st, const char *customer_id, tg_invoice_cb
 
 int tg_store_invoice_transition(tg_store_t *st, const char *id, const char *to, int64_t at, tg_err_t *err)
 {
-    int rc = exec(st, "BEGIN IMMEDIATE", err, "changing an invoice");
+    /* Inside a caller's transaction (a webhook event applied with its mark) this is a savepoint. */
+    int outer = !sqlite3_get_autocommit(st->db);
+    const char *commit = outer ? "RELEASE invoice_change" : "COMMIT";
+    const char *rollback = outer ? "ROLLBACK TO invoice_change; RELEASE invoice_change" : "ROLLBACK";
+    int rc = exec(st, outer ? "SAVEPOINT invoice_change" : "BEGIN IMMEDIATE", err, "changing an invoice");
     if (rc != 0)
         return rc;
     tg_invoice_t inv;
     if ((rc = tg_store_invoice_get(st, id, &inv, err)) != 0) {
-        exec(st, "ROLLBACK", NULL, "");
+        exec(st, rollback, NULL, "");
         return rc;
     }
     const char *from = inv.status;
@@ -1526,7 +1530,7 @@ int tg_store_invoice_transition(tg_store_t *st, const char *id, const char *to, 
     if (!ok) {
         rc = tg_errf(err, TG_ESTATE, "invoice %s is %s; it cannot become %s", id, from, to);
         tg_invoice_clear(&inv);
-        exec(st, "ROLLBACK", NULL, "");
+        exec(st, rollback, NULL, "");
         return rc;
     }
     tg_invoice_clear(&inv);
@@ -1569,9 +1573,9 @@ int tg_store_invoice_transition(tg_store_t *st, const char *id, const char *to, 
         rc = db_error(st, err, "changing an invoice");
         goto fail;
     }
-    return exec(st, "COMMIT", err, "committing an invoice change");
+    return exec(st, commit, err, "committing an invoice change");
 fail:
-    exec(st, "ROLLBACK", NULL, "");
+    exec(st, rollback, NULL, "");
     return rc;
 }
 

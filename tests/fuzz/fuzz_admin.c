@@ -48,7 +48,7 @@ static void setup(void)
         fprintf(stderr, "fuzz_admin: setup: %s%s\n", errbuf, err.msg);
         abort();
     }
-    tg_admin_deps_t d = {cfg, st, accounts, quota, meter, (const uint8_t *)KEY_SECRET, strlen(KEY_SECRET), 0};
+    tg_admin_deps_t d = {cfg, st, accounts, quota, meter, (const uint8_t *)KEY_SECRET, strlen(KEY_SECRET), 0, NULL};
     if ((admin = tg_admin_new(&d)) == NULL)
         abort();
 }

@@ -350,7 +350,7 @@ static void test_error_unknown_key(void **state)
     only_error(BASE "plans:\n  p:\n    colour: red\n",
                "test.yaml:6: unknown key \"colour\" in plans.p (known: name, price, currency, interval, trial_days, "
                "rate_limit, burst, endpoints, included, on_quota, charges, minimum, maximum, block_at_maximum, "
-               "features)");
+               "features, requires_payment_method)");
     only_error(BASE "plans: {p: {}}\nrouts: []\n", "test.yaml:5: unknown section \"routs\" (did you mean \"routes\"?)");
     only_error(BASE "plans: {p: {charges: [{metric: x, model: per_unit, unit_price: 1, colour: 2}]}}\n",
                "test.yaml:4: unknown key \"colour\" in plans.p.charges[0] (known: metric, model, unit_price, tiers, "
@@ -712,10 +712,10 @@ static void test_yaml_features_and_caps(void **state)
     only_error(BASE "x-defaults: &d\n  colour: red\nplans: {p: {<<: *d}}\n",
                "test.yaml:5: unknown key \"colour\" in plans.p (known: name, price, currency, interval, trial_days, "
                "rate_limit, burst, endpoints, included, on_quota, charges, minimum, maximum, block_at_maximum, "
-               "features)");
+               "features, requires_payment_method)");
     only_error(BASE "defaults: {}\nplans: {p: {}}\n",
                "test.yaml:4: unknown section \"defaults\" (known: server, upstream, storage, admin, keys, metering, "
-               "portal, metrics, plans, routes)");
+               "portal, metrics, stripe, billing, dunning, plans, routes)");
 
     /* Depth cap. */
     char deep[512];
@@ -788,6 +788,197 @@ static void test_admin_port_keys(void **state)
                "test.yaml:4: portal.signup.repeat_trial: \"maybe\" is not skip or refuse");
     only_error(BASE "metrics: {token: short}\nplans: {free: {}}\n",
                "test.yaml:4: metrics.token is too short (5 characters; at least 16)");
+}
+
+/* Lines 4-5 of the stripe tests: a valid stripe section on one line. */
+#define STRIPE_OK "stripe: {secret_key: sk_test_abc123, webhook_secret: whsec_xyz}\n"
+
+static void test_stripe_defaults_and_values(void **state)
+{
+    (void)state;
+    /* No stripe section: off, drafts by hand, dunning defaults, no payment method needed. */
+    tg_config_t *cfg = load_ok(BASE "plans: {p: {}}\n");
+    assert_int_equal(cfg->stripe.enabled, 0);
+    assert_null(cfg->stripe.secret_key);
+    assert_int_equal(cfg->stripe.nwebhook_secrets, 0);
+    assert_int_equal(cfg->billing.finalize_after_s, 0);
+    assert_int_equal(cfg->dunning.grace_days, 7);
+    assert_int_equal(cfg->dunning.suspend_after_failures, 3);
+    assert_int_equal(cfg->plans[0].requires_payment_method, 0);
+    char *d = tg_config_describe(cfg);
+    assert_non_null(strstr(d, "stripe off (invoices are finalized and marked paid by the owner)\n"));
+    free(d);
+    tg_config_free(cfg);
+
+    /* The minimal section: its defaults. */
+    cfg = load_ok(BASE STRIPE_OK "plans: {p: {requires_payment_method: true}}\n");
+    assert_int_equal(cfg->stripe.enabled, 1);
+    assert_string_equal(cfg->stripe.secret_key, "sk_test_abc123");
+    assert_int_equal(cfg->stripe.nwebhook_secrets, 1);
+    assert_string_equal(cfg->stripe.webhook_secrets[0], "whsec_xyz");
+    assert_string_equal(cfg->stripe.api_base, "https://api.stripe.com");
+    assert_int_equal(cfg->stripe.billing, TG_STRIPE_BILLING_TOLLGATE);
+    assert_int_equal(cfg->stripe.collection, TG_STRIPE_CHARGE_AUTOMATICALLY);
+    assert_int_equal(cfg->stripe.days_until_due, 0);
+    assert_int_equal(cfg->billing.finalize_after_s, 3600);
+    assert_int_equal(cfg->plans[0].requires_payment_method, 1);
+    d = tg_config_describe(cfg);
+    assert_non_null(strstr(d, "stripe test mode, secret key, billing tollgate, collection charge_automatically, api "
+                              "https://api.stripe.com, 1 webhook secret\n"));
+    assert_null(strstr(d, "sk_test_abc123")); /* check-config never prints a secret */
+    assert_null(strstr(d, "whsec_xyz"));
+    assert_non_null(strstr(d, "plan p \"p\": 0.00 usd per month, card on file required\n"));
+    free(d);
+    tg_config_free(cfg);
+
+    /* Every key, from the environment as the example does; a list of webhook secrets. */
+    setenv("TG_TEST_STRIPE_KEY", "rk_live_0123456789", 1);
+    cfg = load_ok(BASE "stripe:\n"
+                       "  secret_key: \"${TG_TEST_STRIPE_KEY}\"\n"
+                       "  webhook_secret: [whsec_new, whsec_old]\n"
+                       "  api_base: \"http://127.0.0.1:12111\"\n"
+                       "  billing: stripe\n"
+                       "  collection: send_invoice\n"
+                       "  days_until_due: 30\n"
+                       "billing: {finalize_after: 90s}\n"
+                       "dunning: {grace_days: 0, suspend_after_failures: 1}\n"
+                       "plans: {p: {requires_payment_method: false}}\n");
+    assert_string_equal(cfg->stripe.secret_key, "rk_live_0123456789");
+    assert_int_equal(cfg->stripe.nwebhook_secrets, 2);
+    assert_string_equal(cfg->stripe.webhook_secrets[1], "whsec_old");
+    assert_string_equal(cfg->stripe.api_base, "http://127.0.0.1:12111");
+    assert_int_equal(cfg->stripe.billing, TG_STRIPE_BILLING_STRIPE);
+    assert_int_equal(cfg->stripe.collection, TG_STRIPE_SEND_INVOICE);
+    assert_int_equal(cfg->stripe.days_until_due, 30);
+    assert_int_equal(cfg->billing.finalize_after_s, 90);
+    assert_int_equal(cfg->dunning.grace_days, 0);
+    assert_int_equal(cfg->dunning.suspend_after_failures, 1);
+    d = tg_config_describe(cfg);
+    assert_non_null(strstr(d, "stripe live mode, restricted key, billing stripe, collection send_invoice (due in 30 "
+                              "days), api http://127.0.0.1:12111, 2 webhook secrets\n"));
+    assert_null(strstr(d, "rk_live_0123456789"));
+    free(d);
+    tg_config_free(cfg);
+
+    static const struct {
+        const char *text;
+        int64_t seconds;
+    } durations[] = {{"1s", 1}, {"30m", 1800}, {"1h", 3600}, {"7d", 604800}, {"365d", 31536000}, {"off", 0}};
+    for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]); i++) {
+        char yaml[512];
+        snprintf(yaml, sizeof(yaml), BASE STRIPE_OK "billing: {finalize_after: %s}\nplans: {p: {}}\n",
+                 durations[i].text);
+        cfg = load_ok(yaml);
+        assert_int_equal(cfg->billing.finalize_after_s, durations[i].seconds);
+        tg_config_free(cfg);
+    }
+    /* portal.public_url: the admin port by default, "*" as localhost; or as given. */
+    cfg = load_ok(BASE "plans: {p: {}}\n");
+    assert_string_equal(cfg->portal.public_url, "http://127.0.0.1:8081");
+    tg_config_free(cfg);
+    cfg = load_ok(BASE "server: {admin_listen: \"*:9091\"}\nplans: {p: {}}\n");
+    assert_string_equal(cfg->portal.public_url, "http://localhost:9091");
+    tg_config_free(cfg);
+    cfg = load_ok(BASE "portal: {public_url: \"https://api.example.com\"}\nplans: {p: {}}\n");
+    assert_string_equal(cfg->portal.public_url, "https://api.example.com");
+    tg_config_free(cfg);
+    only_error(BASE "portal: {public_url: \"https://api.example.com/portal\"}\nplans: {p: {}}\n",
+               "test.yaml:4: portal.public_url: \"https://api.example.com/portal\" is not an http(s)://host[:port] URL "
+               "without a path");
+    cfg = load_ok(BASE "billing: {finalize_after: 2h}\nplans: {p: {}}\n"); /* automatic without Stripe too */
+    assert_int_equal(cfg->billing.finalize_after_s, 7200);
+    tg_config_free(cfg);
+}
+
+static void test_stripe_errors(void **state)
+{
+    (void)state;
+    only_error(BASE "stripe: {secret_key: pk_test_abc, webhook_secret: whsec_x}\nplans: {p: {}}\n",
+               "test.yaml:4: stripe.secret_key: the value starts with pk_test_: a publishable key; expected a secret "
+               "key (sk_test_..., sk_live_...) or a restricted key (rk_test_..., rk_live_...)");
+    assert_null(strstr(errbuf, "pk_test_abc")); /* the value itself is never echoed */
+    only_error(BASE "stripe: {secret_key: whsec_abcdefgh, webhook_secret: whsec_x}\nplans: {p: {}}\n",
+               "test.yaml:4: stripe.secret_key: the value starts with whsec_: a webhook signing secret (it goes in "
+               "stripe.webhook_secret); expected a secret key (sk_test_..., sk_live_...) or a restricted key "
+               "(rk_test_..., rk_live_...)");
+    only_error(BASE "stripe: {secret_key: sometoken123, webhook_secret: whsec_x}\nplans: {p: {}}\n",
+               "test.yaml:4: stripe.secret_key: the value does not start with sk_test_, sk_live_, rk_test_ or "
+               "rk_live_ (a Stripe secret or restricted key)");
+    assert_null(strstr(errbuf, "sometoken123"));
+    only_error(BASE "stripe: {secret_key: sk_test_, webhook_secret: whsec_x}\nplans: {p: {}}\n",
+               "test.yaml:4: stripe.secret_key is too short (8 characters; at least 9)");
+    only_error(BASE "stripe:\n  webhook_secret: whsec_x\nplans: {p: {}}\n",
+               "test.yaml:5: stripe.secret_key is required (sk_test_..., sk_live_... or a restricted rk_...; use "
+               "\"${STRIPE_SECRET_KEY}\")");
+    only_error(BASE "stripe:\n  secret_key: sk_test_1\nplans: {p: {}}\n",
+               "test.yaml:5: stripe.webhook_secret is required (the endpoint's whsec_... signing secret; use "
+               "\"${STRIPE_WEBHOOK_SECRET}\")");
+    only_error(BASE "stripe: {secret_key: sk_test_1, webhook_secret: wh_secret}\nplans: {p: {}}\n",
+               "test.yaml:4: stripe.webhook_secret: the value does not start with whsec_ (a Stripe webhook signing "
+               "secret)");
+    assert_null(strstr(errbuf, "wh_secret"));
+    only_error(BASE "stripe:\n  secret_key: sk_test_1\n  webhook_secret:\n    - whsec_a\n    - other\nplans: {p: {}}\n",
+               "test.yaml:8: stripe.webhook_secret[1]: the value does not start with whsec_ (a Stripe webhook "
+               "signing secret)");
+    only_error(BASE "stripe: {secret_key: sk_test_1, webhook_secret: []}\nplans: {p: {}}\n",
+               "test.yaml:4: stripe.webhook_secret: the list is empty (give at least one whsec_... secret)");
+    only_error(BASE "stripe: {secret_key: sk_test_1, webhook_secret: [whsec_1, whsec_2, whsec_3, whsec_4, whsec_5]}\n"
+                    "plans: {p: {}}\n",
+               "test.yaml:4: stripe.webhook_secret: at most 4 webhook secrets (found 5)");
+    only_error(BASE "stripe: {secret_key: sk_test_1, webhook_secret: whsec_1, api_base: \"http://api.stripe.com\"}\n"
+                    "plans: {p: {}}\n",
+               "test.yaml:4: stripe.api_base: \"http://api.stripe.com\" is http:// to a host that is not loopback; the "
+               "secret key would travel in clear (http:// is for a local test server only)");
+    only_error(BASE "stripe: {secret_key: sk_test_1, webhook_secret: whsec_1, api_base: \"https://api.stripe.com/\"}\n"
+                    "plans: {p: {}}\n",
+               "test.yaml:4: stripe.api_base: \"https://api.stripe.com/\" must not end with \"/\" (paths like "
+               "/v1/customers are appended to it)");
+    only_error(BASE "stripe: {secret_key: sk_test_1, webhook_secret: whsec_1, api_base: \"ftp://x\"}\n"
+                    "plans: {p: {}}\n",
+               "test.yaml:4: stripe.api_base: \"ftp://x\" is not an https://host[:port] URL");
+    only_error(BASE "stripe: {secret_key: sk_test_1, webhook_secret: whsec_1, billing: both}\nplans: {p: {}}\n",
+               "test.yaml:4: stripe.billing: \"both\" is not tollgate or stripe");
+    only_error(BASE "stripe: {secret_key: sk_test_1, webhook_secret: whsec_1, collection: invoice}\nplans: {p: {}}\n",
+               "test.yaml:4: stripe.collection: \"invoice\" is not charge_automatically or send_invoice");
+    only_error(BASE "stripe:\n  secret_key: sk_test_1\n  webhook_secret: whsec_1\n  collection: send_invoice\n"
+                    "plans: {p: {}}\n",
+               "test.yaml:7: stripe.days_until_due is required with collection: send_invoice");
+    only_error(BASE "stripe:\n  secret_key: sk_test_1\n  webhook_secret: whsec_1\n  days_until_due: 10\n"
+                    "plans: {p: {}}\n",
+               "test.yaml:7: stripe.days_until_due: has no effect with collection: charge_automatically (only with "
+               "send_invoice)");
+    only_error(BASE "stripe: {secret_key: sk_test_1, webhook_secret: whsec_1, collection: send_invoice,"
+                    " days_until_due: 0}\nplans: {p: {}}\n",
+               "test.yaml:4: stripe.days_until_due: \"0\" is not a whole number from 1 to 365");
+    only_error(BASE "stripe:\nplans: {p: {}}\n", "test.yaml:4: stripe has no value");
+    only_error(BASE "stripe: [sk_test_1]\nplans: {p: {}}\n", "test.yaml:4: stripe: expected a mapping, got a list");
+    only_error(BASE STRIPE_OK "billing: {finalize_after: 1w}\nplans: {p: {}}\n",
+               "test.yaml:5: billing.finalize_after: \"1w\" is not a duration (N followed by s, m, h or d, up to 365d; "
+               "or off)");
+    only_error(BASE STRIPE_OK "billing: {finalize_after: 366d}\nplans: {p: {}}\n",
+               "test.yaml:5: billing.finalize_after: \"366d\" is not a duration (N followed by s, m, h or d, up to "
+               "365d; or off)");
+    only_error(BASE STRIPE_OK "dunning: {suspend_after_failures: 0}\nplans: {p: {}}\n",
+               "test.yaml:5: dunning.suspend_after_failures: \"0\" is not a whole number from 1 to 100");
+    only_error(BASE STRIPE_OK "dunning: {grace_days: -1}\nplans: {p: {}}\n",
+               "test.yaml:5: dunning.grace_days: \"-1\" is not a whole number from 0 to 365");
+    only_error(BASE STRIPE_OK "dunning: {grace: 7}\nplans: {p: {}}\n",
+               "test.yaml:5: unknown key \"grace\" in dunning (known: grace_days, suspend_after_failures)");
+    only_error(BASE "dunning: {grace_days: 3}\nplans: {p: {}}\n",
+               "test.yaml:4: dunning: has no effect without a stripe section (no payment can fail)");
+    only_error(BASE "plans:\n  free: {}\n  pro: {requires_payment_method: true}\n",
+               "test.yaml:6: plans.pro.requires_payment_method: needs a stripe section (a card is added through "
+               "Stripe)");
+    only_error(BASE STRIPE_OK "plans: {p: {requires_payment_method: maybe}}\n",
+               "test.yaml:5: plans.p.requires_payment_method: \"maybe\" is not true or false");
+    /* Every problem at once, each at its line. */
+    load_err(BASE "stripe:\n  secret_key: pk_live_1\n  webhook_secret: nope\n  billing: x\nplans: {p: {}}\n");
+    assert_int_equal(count_lines(errbuf), 3);
+    has_line("test.yaml:5: stripe.secret_key: the value starts with pk_live_: a publishable key; expected a secret "
+             "key (sk_test_..., sk_live_...) or a restricted key (rk_test_..., rk_live_...)");
+    has_line("test.yaml:6: stripe.webhook_secret: the value does not start with whsec_ (a Stripe webhook signing "
+             "secret)");
+    has_line("test.yaml:7: stripe.billing: \"x\" is not tollgate or stripe");
 }
 
 static void test_load_file(void **state)
@@ -921,6 +1112,8 @@ int main(void)
         cmocka_unit_test(test_path_match),
         cmocka_unit_test(test_route_match),
         cmocka_unit_test(test_admin_port_keys),
+        cmocka_unit_test(test_stripe_defaults_and_values),
+        cmocka_unit_test(test_stripe_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,5 @@
-// customer.js - one customer for the owner: profile, usage, keys (revoke), invoices, suspend/resume.
+// customer.js - one customer for the owner: profile, Stripe sync state, usage, keys (revoke), invoices,
+// suspend/resume.
 import { api, apiAll, el, show, fmtDate, num, resume } from './lib.js';
 
 const id = new URLSearchParams(location.search).get('id');
@@ -9,6 +10,14 @@ async function load() {
   const c = await api('GET', base);
   document.getElementById('title').textContent = c.email;
   document.getElementById('profile').textContent = `${c.name || '—'} · plan ${c.plan} · ${c.status} · customer since ${fmtDate(c.created_at)} · period ${fmtDate(c.current_period.start)} – ${fmtDate(c.current_period.end)}`;
+  // Stripe sync (only with a stripe section): the outbox's state for this customer and its last error.
+  const sync = document.getElementById('stripe');
+  sync.classList.toggle('hidden', !c.stripe);
+  if (c.stripe) {
+    sync.textContent = `Stripe: ${c.stripe.state}${c.stripe.customer_id ? ` · ${c.stripe.customer_id}` : ''}` +
+      `${c.stripe.attempts ? ` · ${c.stripe.attempts} attempt${c.stripe.attempts === 1 ? '' : 's'}` : ''}` +
+      `${c.stripe.last_error ? ` · last error: ${c.stripe.last_error}` : ''}`;
+  }
   document.getElementById('suspend').classList.toggle('hidden', c.status === 'suspended' || c.status === 'canceled');
   document.getElementById('resume').classList.toggle('hidden', c.status !== 'suspended');
   const u = await api('GET', `${base}/usage`);

@@ -1,0 +1,96 @@
+/* outbox.h - the durable outbox through which every call to Stripe goes.
+ *
+ * A change that needs Stripe (a new customer, ...) writes an outbox row in its own
+ * transaction (tg_outbox_enqueue*): the change and the promise to tell Stripe commit together
+ * or not at all, and nothing on the request path waits for Stripe. A processor thread
+ * (tg_outbox_start) takes due rows, makes the call with the row's idempotency key, and records
+ * the result: done (with the Stripe object's id), retried later with exponential backoff and
+ * full jitter (429, 5xx, timeouts, connection errors, Stripe-Should-Retry: true), or failed
+ * with Stripe's error kept (other 4xx, Stripe-Should-Retry: false, or max_attempts reached).
+ * A 429 (the account's rate limit) pauses every call, not only its row's, for the row's backoff
+ * (at least backoff_base_ms).
+ *
+ * Exactly once: the idempotency key is derived from the operation, not from the attempt
+ * ("tg_<kind>_<operation key>", e.g. tg_customer.create_cus_Ab3...), stored in the row and sent
+ * on every attempt, so a call Stripe processed whose answer was lost (timeout, kill -9 before
+ * the row was marked done) is sent again with the same key and Stripe answers with the
+ * response it saved instead of creating a second object. The key uses tollgate's random ids,
+ * not the row id: row ids restart with a new database, and a reused key with other parameters
+ * is an idempotency_error at Stripe. Stripe keeps keys for at least 24 hours: the retry
+ * schedule (max_attempts with the 1 h cap) ends well inside that while tollgate runs; a
+ * "create customer" row older than 23 h (tollgate was down, or the row was requeued) first
+ * searches Stripe for the customer by metadata[tollgate_customer] and adopts the one it finds.
+ *
+ * Threads: the processor owns its own store connection (SQLite in WAL mode lets it write
+ * between the admin thread's transactions; busy_timeout covers the short waits) and calls
+ * Stripe synchronously on its own thread, so a slow Stripe delays only other Stripe calls.
+ * tg_outbox_enqueue* run on the caller's thread with the caller's connection (the admin back
+ * thread's). tg_outbox_wake may be called from any thread. */
+#ifndef TG_OUTBOX_H
+#define TG_OUTBOX_H
+
+#include <stdint.h>
+
+#include "payments/stripe_client.h"
+#include "payments/stripe_form.h"
+#include "store/store.h"
+#include "store/store_outbox.h"
+
+#define TG_OUTBOX_KIND_CUSTOMER_CREATE "customer.create"
+
+/* In a form value or the path of an enqueued call: replaced when the call is sent by the Stripe
+ * id of the row's customer. A call that names it waits (without using its attempts) until the
+ * customer's "create" row is done, and fails if that row failed: a call for a customer can be
+ * queued right after the customer, in the same transaction. */
+#define TG_OUTBOX_STRIPE_CUSTOMER "{stripe_customer}"
+
+typedef struct tg_outbox tg_outbox_t;
+
+typedef struct tg_outbox_settings {
+    const char *database;        /* the store URL: the processor opens its own connection */
+    tg_stripe_settings_t stripe; /* copied by tg_outbox_start */
+    int64_t backoff_base_ms;     /* first retry within this; 0: 1000 */
+    int64_t backoff_cap_ms;      /* no wait longer than this; 0: 1 hour */
+    int max_attempts;            /* then the row is failed; 0: 12 */
+    int64_t poll_ms;             /* how often the processor looks for new rows; 0: 500 */
+} tg_outbox_settings_t;
+
+/* The wait before retry number `attempts` (1 = the first retry), full jitter: uniform in
+ * [0, min(cap_ms, base_ms * 2^(attempts-1))], drawn from `random` (any 32-bit value). Pure. */
+int64_t tg_outbox_backoff_ms(int attempts, int64_t base_ms, int64_t cap_ms, uint32_t random);
+
+/* Writes a pending call on st (in the caller's transaction if one is open). The idempotency
+ * key is "tg_<kind>_<op_key>": op_key names the operation uniquely and for ever (a random
+ * tollgate id, with a suffix when one object needs several calls of one kind). Returns 0, or
+ * TG_EEXIST if this operation was enqueued before (nothing new is written), TG_EINVAL,
+ * TG_ESTORE. */
+int tg_outbox_enqueue(tg_store_t *st, const char *kind, const char *customer_id, const char *op_key, const char *method,
+                      const char *path, const tg_form_t *form, tg_err_t *err);
+
+/* "Create the Stripe customer of c": POST /v1/customers with email, name and
+ * metadata[tollgate_customer]. Call it in the transaction that creates c. Enqueuing twice for
+ * one customer is not an error (the first row stands). */
+int tg_outbox_enqueue_customer(tg_store_t *st, const tg_customer_t *c, tg_err_t *err);
+
+/* Queues "create the Stripe customer" for every customer that has neither a Stripe customer nor
+ * such a row (customers from before the stripe section), in transactions of a few hundred;
+ * *queued (may be NULL) gets how many. Run at start, on the caller's connection. */
+int tg_outbox_backfill_customers(tg_store_t *st, size_t *queued, tg_err_t *err);
+
+/* Opens the processor's connection and starts its thread. */
+int tg_outbox_start(const tg_outbox_settings_t *s, tg_outbox_t **out, tg_err_t *err);
+/* Makes the processor look for due rows now (after a commit that enqueued). Any thread. */
+void tg_outbox_wake(tg_outbox_t *ob);
+/* Stops the thread, cutting a call in flight short (its row stays pending: the next start sends
+ * it again with the same key), closes its connection, frees ob. NULL is allowed. */
+void tg_outbox_stop(tg_outbox_t *ob);
+
+/* Counters since start, for metrics (any thread). */
+typedef struct tg_outbox_stats {
+    uint64_t calls_ok, calls_retry, calls_permanent, rows_failed;
+    uint64_t pending; /* rows waiting, as of the processor's last pass */
+    uint64_t passes;  /* times the processor looked at the queue (it is alive; tests wait on it) */
+} tg_outbox_stats_t;
+void tg_outbox_stats(tg_outbox_t *ob, tg_outbox_stats_t *out);
+
+#endif

@@ -1,0 +1,352 @@
+/* test_payments.c - the Stripe events service and dunning (src/payments/stripe_events.c): the pure
+ * decision, then recording and applying events on a real SQLite store with the gateway's
+ * directory, in and out of order. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "gateway/accounts.h"
+#include "payments/stripe_events.h"
+#include "payments/outbox.h"
+#include "store/store.h"
+#include "store/store_outbox.h"
+#include "store/store_payments.h"
+
+#define DAY INT64_C(86400)
+#define T0 INT64_C(1764720000)
+
+static void decide(const char *status, int held, int64_t since, int64_t failed, int uncollectible, int action,
+                   int64_t now, tg_dunning_decision_t *out)
+{
+    tg_dunning_input_t in = {status, 0, held, since, {failed, uncollectible, action, failed > 0}, now, 7, 3};
+    tg_dunning_decide(&in, out);
+}
+
+static void test_decide(void **state)
+{
+    (void)state;
+    tg_dunning_decision_t d;
+    decide("active", 0, 0, 0, 0, 0, T0, &d); /* nothing owed, nothing to do */
+    assert_int_equal(d.change, 0);
+    decide("active", 0, 0, 1, 0, 0, T0, &d);
+    assert_int_equal(d.change, 1);
+    assert_string_equal(d.status, "past_due");
+    assert_int_equal(d.held, 0);
+    assert_int_equal(d.past_due_since, T0);
+    assert_string_equal(d.reason, "payment failed (1 of 3 before suspension)");
+    decide("past_due", 0, T0, 2, 0, 0, T0 + 60, &d); /* still past due, since kept */
+    assert_int_equal(d.change, 0);
+    decide("past_due", 0, T0, 3, 0, 0, T0 + 60, &d);
+    assert_string_equal(d.status, "suspended");
+    assert_int_equal(d.held, 1);
+    assert_string_equal(d.reason, "3 failed payments (dunning.suspend_after_failures: 3)");
+    decide("past_due", 0, T0, 1, 0, 0, T0 + 7 * DAY, &d); /* grace_days, whichever comes first */
+    assert_string_equal(d.status, "suspended");
+    assert_string_equal(d.reason, "past due for 7 days (dunning.grace_days)");
+    decide("past_due", 0, T0, 1, 0, 0, T0 + 7 * DAY - 1, &d);
+    assert_int_equal(d.change, 0);
+    decide("active", 0, 0, 0, 1, 0, T0, &d);
+    assert_string_equal(d.status, "suspended");
+    assert_string_equal(d.reason, "an invoice was marked uncollectible");
+    decide("trialing", 0, 0, 0, 0, 1, T0, &d);
+    assert_string_equal(d.status, "past_due");
+    assert_string_equal(d.reason, "the payment needs the customer's action");
+    /* Paid: back to active, or to the trial while it lasts. */
+    decide("suspended", 1, T0, 0, 0, 0, T0 + DAY, &d);
+    assert_int_equal(d.change, 1);
+    assert_string_equal(d.status, "active");
+    assert_int_equal(d.past_due_since, 0);
+    tg_dunning_input_t in = {"past_due", T0 + 3 * DAY, 0, T0, {0, 0, 0, 0}, T0 + DAY, 7, 3};
+    tg_dunning_decide(&in, &d);
+    assert_string_equal(d.status, "trialing");
+    /* The owner's decisions are never undone. */
+    decide("suspended", 0, 0, 0, 0, 0, T0, &d);
+    assert_int_equal(d.change, 0);
+    decide("suspended", 0, 0, 5, 0, 0, T0, &d);
+    assert_int_equal(d.change, 0);
+    decide("canceled", 0, 0, 5, 0, 0, T0, &d);
+    assert_int_equal(d.change, 0);
+    assert_non_null(strstr(d.reason, "by the owner"));
+}
+
+/* ---- the service on a real store ---- */
+
+typedef struct fx {
+    char dir[64];
+    tg_config_t *cfg;
+    tg_store_t *st;
+    tg_accounts_t *acc;
+    tg_payments_deps_t d;
+} fx_t;
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/tg_pay_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    char yaml[1024], url[128], errbuf[2048];
+    snprintf(yaml, sizeof(yaml),
+             "upstream: {url: \"http://127.0.0.1:9000\"}\n"
+             "admin: {token: \"0123456789abcdef0123\"}\n"
+             "keys: {secret: \"0123456789abcdef0123456789abcdef\"}\n"
+             "stripe: {secret_key: sk_test_1, webhook_secret: whsec_1}\n"
+             "dunning: {grace_days: 7, suspend_after_failures: 3}\n"
+             "plans: {free: {}, pro: {trial_days: 14}}\n");
+    assert_int_equal(tg_config_load_string("t.yaml", yaml, strlen(yaml), &f->cfg, errbuf, sizeof(errbuf)), 0);
+    snprintf(url, sizeof(url), "sqlite:%s/t.db", f->dir);
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_open(url, &f->st, &err), 0);
+    assert_int_equal(tg_store_migrate(f->st, &err), 0);
+    assert_non_null(f->acc = tg_accounts_new(f->cfg));
+    f->d = (tg_payments_deps_t){f->cfg, f->st, f->acc};
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    tg_accounts_free(f->acc);
+    tg_store_close(f->st);
+    tg_config_free(f->cfg);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static void add_customer(fx_t *f, const char *id, const char *status)
+{
+    tg_customer_t c = {0};
+    snprintf(c.id, sizeof(c.id), "%s", id);
+    snprintf(c.email, sizeof(c.email), "%s@example.com", id);
+    snprintf(c.plan_id, sizeof(c.plan_id), "free");
+    snprintf(c.status, sizeof(c.status), "%s", status);
+    c.created_at = c.anchor_at = T0 - DAY;
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_customer_insert(f->st, &c, &err), 0);
+    assert_int_equal(tg_accounts_put_customer(f->acc, &c, &err), 0);
+}
+
+static const char *status_of(fx_t *f, const char *id)
+{
+    static tg_customer_t c;
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_customer_get(f->st, id, &c, &err), 0);
+    return c.status;
+}
+
+/* Records an invoice event; returns 1 if it was new. */
+static int send(fx_t *f, const char *evt, const char *type, const char *invoice, const char *status, int attempts,
+                const char *customer, int64_t now)
+{
+    char body[1024];
+    snprintf(body, sizeof(body),
+             "{\n  \"id\": \"%s\",\n  \"object\": \"event\",\n  \"type\": \"%s\",\n  \"created\": %lld,\n"
+             "  \"data\": {\"object\": {\"id\": \"%s\", \"object\": \"invoice\", \"status\": \"%s\","
+             " \"attempt_count\": %d, \"metadata\": {\"tollgate_customer\": \"%s\"}}}\n}",
+             evt, type, (long long)now, invoice, status, attempts, customer);
+    tg_stripe_recorded_t rec;
+    tg_err_t err = {0};
+    assert_int_equal(tg_stripe_event_record(&f->d, body, strlen(body), now, &rec, &err), 0);
+    return !rec.duplicate;
+}
+
+static void run(fx_t *f, int64_t now, size_t expect)
+{
+    size_t n = 99;
+    tg_err_t err = {0};
+    assert_int_equal(tg_stripe_events_run(&f->d, 100, now, &n, &err), 0);
+    assert_int_equal(n, expect);
+}
+
+static tg_account_status_t gateway_status(fx_t *f, const char *id, int *hold)
+{
+    tg_account_t *a = tg_accounts_find(f->acc, id);
+    assert_non_null(a);
+    *hold = tg_account_payment_hold(a);
+    return tg_account_status(a, T0);
+}
+
+static int history_count_cb(const tg_status_change_t *c, void *arg)
+{
+    (void)c;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static int history_count(fx_t *f, const char *id)
+{
+    int n = 0;
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_status_history_list(f->st, id, history_count_cb, &n, &err), 0);
+    return n;
+}
+
+static void test_dunning_through_events(void **state)
+{
+    fx_t *f = *state;
+    int hold;
+    add_customer(f, "cus_a", "active");
+    assert_true(send(f, "evt_1", "invoice.payment_failed", "in_1", "open", 1, "cus_a", T0));
+    assert_false(send(f, "evt_1", "invoice.payment_failed", "in_1", "open", 1, "cus_a", T0)); /* duplicate */
+    run(f, T0, 1);
+    assert_string_equal(status_of(f, "cus_a"), "past_due");
+    assert_int_equal(gateway_status(f, "cus_a", &hold), TG_ACCT_PAST_DUE);
+    assert_int_equal(hold, 0);
+
+    send(f, "evt_2", "invoice.payment_failed", "in_1", "open", 2, "cus_a", T0 + 10);
+    send(f, "evt_3", "invoice.payment_failed", "in_1", "open", 3, "cus_a", T0 + 20);
+    run(f, T0 + 20, 2);
+    assert_string_equal(status_of(f, "cus_a"), "suspended");
+    assert_int_equal(gateway_status(f, "cus_a", &hold), TG_ACCT_SUSPENDED);
+    assert_int_equal(hold, 1);
+
+    send(f, "evt_4", "invoice.paid", "in_1", "paid", 4, "cus_a", T0 + 30);
+    run(f, T0 + 30, 1);
+    assert_string_equal(status_of(f, "cus_a"), "active");
+    assert_int_equal(gateway_status(f, "cus_a", &hold), TG_ACCT_ACTIVE);
+    assert_int_equal(hold, 0);
+    assert_int_equal(history_count(f, "cus_a"), 3);
+
+    /* Late: attempt 2's event, delivered after the payment, changes nothing. */
+    send(f, "evt_late", "invoice.payment_failed", "in_1", "open", 2, "cus_a", T0 + 40);
+    run(f, T0 + 40, 1);
+    assert_string_equal(status_of(f, "cus_a"), "active");
+    tg_stripe_event_row_t e;
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_stripe_event_get(f->st, "evt_late", &e, &err), 0);
+    assert_string_equal(e.outcome, "stale: invoice in_1 is already paid; customer stays active");
+    assert_int_equal(e.processed_at, T0 + 40);
+    assert_int_equal(history_count(f, "cus_a"), 3);
+    uint64_t count = 0;
+    assert_int_equal(tg_store_stripe_event_count(f->st, &count, &err), 0);
+    assert_int_equal(count, 5);
+}
+
+static void test_order_independence(void **state)
+{
+    fx_t *f = *state;
+    add_customer(f, "cus_b", "active");
+    /* Paid first, the failures after: the invoice is paid, the customer never leaves active. */
+    send(f, "evt_b4", "invoice.paid", "in_b", "paid", 3, "cus_b", T0 + 30);
+    send(f, "evt_b1", "invoice.payment_failed", "in_b", "open", 1, "cus_b", T0 + 31);
+    send(f, "evt_b3", "invoice.payment_failed", "in_b", "open", 3, "cus_b", T0 + 32);
+    run(f, T0 + 40, 3);
+    assert_string_equal(status_of(f, "cus_b"), "active");
+    assert_int_equal(history_count(f, "cus_b"), 0);
+    /* Two invoices: paying one leaves the other's failures owed. */
+    send(f, "evt_c1", "invoice.payment_failed", "in_c1", "open", 1, "cus_b", T0 + 50);
+    send(f, "evt_c2", "invoice.payment_failed", "in_c2", "open", 2, "cus_b", T0 + 51);
+    run(f, T0 + 51, 2);
+    assert_string_equal(status_of(f, "cus_b"), "suspended");
+    send(f, "evt_c3", "invoice.paid", "in_c2", "paid", 2, "cus_b", T0 + 52);
+    run(f, T0 + 52, 1);
+    assert_string_equal(status_of(f, "cus_b"), "past_due"); /* in_c1 is still unpaid */
+    /* Attempts only grow: an attempt-1 event after attempt 3 does not lower the count. */
+    send(f, "evt_c4", "invoice.payment_failed", "in_c1", "open", 3, "cus_b", T0 + 53);
+    send(f, "evt_c5", "invoice.payment_failed", "in_c1", "open", 1, "cus_b", T0 + 54);
+    run(f, T0 + 54, 2);
+    assert_string_equal(status_of(f, "cus_b"), "suspended");
+}
+
+/* An invoice made in Stripe's dashboard has no metadata[tollgate_customer]: its customer is found
+ * through invoice.customer and the map the outbox wrote when it created the Stripe customer. */
+static void test_invoice_by_stripe_customer(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    add_customer(f, "cus_m", "active");
+    tg_customer_t c;
+    assert_int_equal(tg_store_customer_get(f->st, "cus_m", &c, &err), 0);
+    assert_int_equal(tg_outbox_enqueue_customer(f->st, &c, &err), 0);
+    tg_outbox_row_t rows[1];
+    size_t n = 0;
+    assert_int_equal(tg_store_outbox_due(f->st, INT64_MAX, rows, 1, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(tg_store_outbox_done(f->st, rows[0].id, "cus_StripeM", 1, T0, &err), 0);
+    tg_outbox_row_clear(&rows[0]);
+    const char *body =
+        "{\"id\": \"evt_m\", \"object\": \"event\", \"type\": \"invoice.payment_failed\","
+        " \"created\": 1764720000, \"data\": {\"object\": {\"id\": \"in_m\", \"object\": \"invoice\","
+        " \"status\": \"open\", \"attempt_count\": 1, \"customer\": \"cus_StripeM\", \"metadata\": {}}}}";
+    tg_stripe_recorded_t rec;
+    assert_int_equal(tg_stripe_event_record(&f->d, body, strlen(body), T0, &rec, &err), 0);
+    run(f, T0, 1);
+    assert_string_equal(status_of(f, "cus_m"), "past_due");
+}
+
+static void test_unknown_and_owner(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    tg_stripe_event_row_t e;
+    send(f, "evt_u", "invoice.payment_failed", "in_u", "open", 1, "cus_nobody", T0);
+    run(f, T0, 1);
+    assert_int_equal(tg_store_stripe_event_get(f->st, "evt_u", &e, &err), 0);
+    assert_string_equal(e.outcome, "unknown_customer: cus_nobody");
+    assert_int_equal(e.processed_at, T0);
+
+    add_customer(f, "cus_o", "suspended"); /* by the owner */
+    send(f, "evt_o", "invoice.paid", "in_o", "paid", 1, "cus_o", T0);
+    run(f, T0, 1);
+    assert_string_equal(status_of(f, "cus_o"), "suspended");
+    int hold;
+    assert_int_equal(gateway_status(f, "cus_o", &hold), TG_ACCT_SUSPENDED);
+    assert_int_equal(hold, 0); /* account_suspended, not payment_required */
+
+    /* Not an event: refused before anything is stored. */
+    tg_stripe_recorded_t rec;
+    assert_int_equal(tg_stripe_event_record(&f->d, "[1]", 3, T0, &rec, &err), TG_EINVAL);
+    assert_int_equal(tg_stripe_event_record(&f->d, "{\"id\":\"x\"}", 10, T0, &rec, &err), TG_EINVAL);
+    assert_int_equal(tg_stripe_event_record(&f->d, "{\"id\":\"evt_1\",\"type\":\"a\",\"created\":1}", 38, T0, &rec, &err),
+                     TG_EINVAL);
+    /* Other types are recorded and marked. */
+    const char *other = "{\"id\":\"evt_x\",\"type\":\"customer.subscription.updated\",\"created\":1,\"data\":{\"object\":"
+                        "{\"id\":\"sub_1\"}}}";
+    assert_int_equal(tg_stripe_event_record(&f->d, other, strlen(other), T0, &rec, &err), 0);
+    run(f, T0, 1);
+    assert_int_equal(tg_store_stripe_event_get(f->st, "evt_x", &e, &err), 0);
+    assert_string_equal(e.outcome, "recorded: customer.subscription.updated is not acted on by this release");
+}
+
+static void test_grace_days_and_restart(void **state)
+{
+    fx_t *f = *state;
+    add_customer(f, "cus_g", "active");
+    send(f, "evt_g1", "invoice.payment_failed", "in_g", "open", 1, "cus_g", T0);
+    run(f, T0, 1);
+    assert_string_equal(status_of(f, "cus_g"), "past_due");
+    tg_err_t err = {0};
+    assert_int_equal(tg_dunning_sweep(&f->d, T0 + 7 * DAY - 1, &err), 0);
+    assert_string_equal(status_of(f, "cus_g"), "past_due");
+    assert_int_equal(tg_dunning_sweep(&f->d, T0 + 7 * DAY, &err), 0);
+    assert_string_equal(status_of(f, "cus_g"), "suspended");
+    /* A restart: a new directory gets its holds back from the store. */
+    tg_accounts_t *fresh = tg_accounts_new(f->cfg);
+    assert_int_equal(tg_accounts_load(fresh, f->st, &err), 0);
+    assert_int_equal(tg_dunning_restore_holds(f->st, fresh, &err), 0);
+    assert_int_equal(tg_account_payment_hold(tg_accounts_find(fresh, "cus_g")), 1);
+    tg_accounts_free(fresh);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_decide),
+        cmocka_unit_test_setup_teardown(test_dunning_through_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_order_independence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invoice_by_stripe_customer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_and_owner, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grace_days_and_restart, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
