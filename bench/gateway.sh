@@ -147,9 +147,9 @@ CONF
 start_tollgate batched
 if [ ! -s "$work/keys.txt" ]; then
   for i in $(seq "$KEYS"); do
-    id=$(curl -s -H "Authorization: Bearer bench-admin-token-0123456789" -d "{\"email\":\"c$i@bench.test\",\"plan\":\"bench\"}" \
+    id=$(curl -s -H "Authorization: Bearer bench-admin-token-0123456789" -H "content-type: application/json" -d "{\"email\":\"c$i@bench.test\",\"plan\":\"bench\"}" \
       "http://127.0.0.1:$AD/v1/admin/customers" | sed -E 's/.*"id":"([^"]+)".*/\1/')
-    key=$(curl -s -H "Authorization: Bearer bench-admin-token-0123456789" -d '{}' \
+    key=$(curl -s -H "Authorization: Bearer bench-admin-token-0123456789" -H "content-type: application/json" -d '{}' \
       "http://127.0.0.1:$AD/v1/admin/customers/$id/keys" | sed -E 's/.*"secret":"([^"]+)".*/\1/')
     case $key in tg_live_*) echo "$key" >> "$work/keys.txt" ;; *) echo "could not create key $i: $key" >&2; exit 1 ;; esac
   done
