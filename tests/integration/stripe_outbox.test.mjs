@@ -114,6 +114,14 @@ test('429, 500 and a lost response are retried with the same Idempotency-Key: on
     const c = await s.adminCall('POST', '/v1/admin/customers', { email: email('retry'), name: 'Retry', plan: 'free' });
     assert.equal(c.status, 201, c.text);
     assert.ok(['pending', 'done'].includes(c.json.stripe.state));
+    // While it retries, the owner sees it pending with Stripe's error (a 429 holds every call at
+    // least 1 s, so the state is there to be seen).
+    const retrying = await until(async () => {
+      const x = await syncState(s, c.json.id);
+      return x.state === 'pending' && x.last_error && x;
+    }, 'the pending state with its error');
+    assert.match(retrying.last_error, /Stripe (429|500)|POST \/v1\/customers/);
+    assert.equal(retrying.customer_id, null);
     const st = await until(async () => { const x = await syncState(s, c.json.id); return x.state === 'done' && x; }, 'synced');
     assert.equal(st.attempts, 4);
     const reqs = (await control('GET', '/__control/requests')).filter((r) => r.path === '/v1/customers');
