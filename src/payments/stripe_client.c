@@ -116,6 +116,19 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
     return atomic_load((const _Atomic int *)arg) != 0; /* non-zero: curl aborts the transfer */
 }
 
+/* Masks every copy of key in msg: its prefix ("sk_test_") stays, the rest becomes '*', in place
+ * (the length does not change). The message is stored and shown to the owner; Stripe masks keys
+ * in its own messages, and this does not rely on it. */
+static void redact(char *msg, const char *key)
+{
+    size_t kl = strlen(key), keep = kl / 2 < 8 ? kl / 2 : 8;
+    char *hit = msg;
+    while (kl > 0 && (hit = strstr(hit, key)) != NULL) {
+        memset(hit + keep, '*', kl - keep);
+        hit += kl;
+    }
+}
+
 /* Appends h to *list; on failure *list is unchanged (curl_slist_append returns NULL then and
  * the list would be lost, with the secret key in it). */
 static int add_header(struct curl_slist **list, const char *h)
@@ -242,6 +255,7 @@ int tg_stripe_call(const tg_stripe_settings_t *s, const char *method, const char
         if (json_is_object(out->body)) {
             copy_str(out->body, "id", out->id, sizeof(out->id));
             tg_stripe_parse_error(out->body, out);
+            redact(out->message, s->secret_key);
         }
     }
     free(body.p);
