@@ -291,21 +291,26 @@ void tg_adm_patch_customer(tg_admin_t *a, tg_customer_t *c, const tg_admin_reque
             if (strcmp(status, "canceled") == 0 && c->cancel_at == 0)
                 c->cancel_at = tg_adm_now_s();
         }
+        int renamed = name != NULL && strcmp(name, c->name) != 0;
         if (name != NULL)
             snprintf(c->name, sizeof(c->name), "%s", name);
         /* The owner's status decision replaces dunning's: a later suspension by the owner is
-         * account_suspended, not payment_required, and dunning starts afresh. */
+         * account_suspended, not payment_required, and dunning starts afresh. A new name goes to
+         * the Stripe customer through the outbox, in this transaction. */
         if ((status != NULL && tg_store_dunning_clear(a->d.store, c->id, &err) != 0) ||
+            (renamed && a->d.outbox != NULL && tg_outbox_enqueue_customer_update(a->d.store, c, &err) != 0) ||
             tg_store_customer_update(a->d.store, c, &err) != 0 || tg_store_tx_commit(a->d.store, &err) != 0) {
             tg_store_tx_rollback(a->d.store);
             tg_adm_reply_error(res, 500, "internal_error", "Updating the customer failed: %s", err.msg);
         } else {
             if (status != NULL)
                 tg_accounts_set_payment_hold(a->d.accounts, c->id, 0); /* before the new status is visible */
+            if (renamed)
+                tg_outbox_wake(a->d.outbox);
             if (tg_accounts_put_customer(a->d.accounts, c, &err) != 0)
                 tg_adm_reply_error(res, 500, "internal_error", "%s", err.msg);
             else
-                tg_adm_reply_json(res, 200, tg_adm_customer_json(a, c));
+                tg_adm_reply_json(res, 200, tg_adm_customer_admin_json(a, c));
         }
     }
     json_decref(body);
