@@ -264,6 +264,8 @@ int tg_admin_handle_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_r
             tg_adm_quote_plan(a, plan, r, res);
         return 1;
     }
+    if (s.n == 3 && tg_adm_seg_is(&s, 0, "v1") && tg_adm_seg_is(&s, 1, "webhooks") && tg_adm_seg_is(&s, 2, "stripe"))
+        return tg_adm_stripe_webhook_quick(a, r, res); /* 0: verified, recorded on the back thread */
     return tg_adm_static(r, res);
 }
 

@@ -101,7 +101,8 @@ void tg_admin_tick(tg_admin_t *a);
 void tg_admin_after(tg_admin_t *a);
 
 /* Answers the requests that need neither the store nor the back thread's state (health,
- * metrics, plans and quotes, pages). Returns 1 with res filled, 0 if the request is not one of
+ * metrics, plans and quotes, pages, and every refusal of a Stripe webhook: a request without a
+ * valid signature never reaches the back thread). Returns 1 with res filled, 0 if the request is not one of
  * them. Any thread; meant for the event loop. */
 int tg_admin_handle_quick(tg_admin_t *a, const tg_admin_request_t *req, tg_admin_response_t *res);
 

@@ -34,7 +34,9 @@ struct tg_admin {
     int stripe_pending; /* Stripe events were recorded: apply them after the answer (tg_admin_after) */
 };
 
-/* POST /v1/webhooks/stripe (admin_webhooks.c). */
+/* POST /v1/webhooks/stripe (admin_webhooks.c): the quick part (not configured, method, signature:
+ * 1 when it answered), then, on the back thread, recording. */
+int tg_adm_stripe_webhook_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
 void tg_adm_stripe_webhook(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
 /* The tick's share of payments: pending events (recorded before a crash), dunning.grace_days. */
 void tg_adm_payments_tick(tg_admin_t *a);

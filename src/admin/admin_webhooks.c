@@ -14,27 +14,38 @@
 #include "store/store_payments.h"
 #include "util/clock.h"
 
-void tg_adm_stripe_webhook(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
+/* The refusals are quick answers (any thread, no store): a request without a valid signature is
+ * answered on the admin loop and never queues for the back thread, where it would wait behind
+ * (and delay) real work. Returns 1 when it answered. */
+int tg_adm_stripe_webhook_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
 {
     const tg_config_t *cfg = a->d.cfg;
     if (!cfg->stripe.enabled) {
         tg_adm_reply_error(res, 404, "not_found", "Stripe is not configured (no stripe section).");
-        return;
+        return 1;
     }
     if (!tg_adm_method_is(r, "POST")) {
         tg_adm_reply_error(res, 405, "method_not_allowed", "Use POST.");
-        return;
+        return 1;
     }
-    int64_t now_s = tg_clock_now_ns() / TG_NS_PER_SEC;
     tg_err_t err = {0};
     tg_stripe_sig_result_t v = tg_stripe_signature_verify(
         (const char *const *)cfg->stripe.webhook_secrets, cfg->stripe.nwebhook_secrets, r->stripe_signature,
-        r->stripe_signature_len, r->body != NULL ? r->body : "", r->body_len, now_s, TG_STRIPE_SIG_TOLERANCE_S, NULL,
-        &err);
-    if (v != TG_STRIPE_SIG_OK) {
-        tg_adm_reply_error(res, 400, tg_stripe_sig_result_type(v), "%s", err.msg);
-        return;
-    }
+        r->stripe_signature_len, r->body != NULL ? r->body : "", r->body_len, tg_clock_now_ns() / TG_NS_PER_SEC,
+        TG_STRIPE_SIG_TOLERANCE_S, NULL, &err);
+    if (v == TG_STRIPE_SIG_OK)
+        return 0;
+    tg_adm_reply_error(res, 400, tg_stripe_sig_result_type(v), "%s", err.msg);
+    return 1;
+}
+
+/* Back thread. tg_admin_handle runs the quick routes first, so the signature was verified there
+ * (on this thread, on the request's own copy of the body) before this records the event. */
+void tg_adm_stripe_webhook(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    const tg_config_t *cfg = a->d.cfg;
+    int64_t now_s = tg_clock_now_ns() / TG_NS_PER_SEC;
+    tg_err_t err = {0};
     tg_payments_deps_t d = {cfg, a->d.store, a->d.accounts};
     tg_stripe_recorded_t rec;
     int rc = tg_stripe_event_record(&d, r->body != NULL ? r->body : "", r->body_len, now_s, &rec, &err);
