@@ -141,10 +141,17 @@ void tg_adm_patch_customer(tg_admin_t *a, tg_customer_t *c, const tg_admin_reque
         tg_adm_reply_svc_error(res, rc, &err);
     else if (plan_id != NULL && u.plan == NULL)
         tg_adm_reply_error(res, 400, "bad_request", "plan: \"%s\" is not a plan.", plan_id);
-    else if ((rc = tg_sub_update(&a->sub, c, &u, &err)) != 0)
-        tg_adm_reply_svc_error(res, rc, &err);
-    else
-        tg_adm_reply_json(res, 200, tg_adm_customer_json(a, c));
+    else {
+        /* A new name also goes to the Stripe customer (the service queues it in its transaction). */
+        int renamed = name != NULL && strcmp(name, c->name) != 0;
+        if ((rc = tg_sub_update(&a->sub, c, &u, &err)) != 0)
+            tg_adm_reply_svc_error(res, rc, &err);
+        else {
+            if (renamed)
+                tg_outbox_wake(a->d.outbox);
+            tg_adm_reply_json(res, 200, tg_adm_customer_admin_json(a, c));
+        }
+    }
     json_decref(body);
 }
 

@@ -186,11 +186,14 @@ int tg_sub_update(const tg_sub_ctx_t *x, tg_customer_t *c, const tg_sub_update_t
         if (strcmp(status, "canceled") == 0 && c->cancel_at == 0)
             c->cancel_at = now;
     }
+    int renamed = u->name != NULL && strcmp(u->name, c->name) != 0;
     if (u->name != NULL)
         snprintf(c->name, sizeof(c->name), "%s", u->name);
     /* The owner's status decision replaces dunning's: a later suspension by the owner is
-     * account_suspended, not payment_required, and dunning starts afresh. */
+     * account_suspended, not payment_required, and dunning starts afresh. A new name goes to the
+     * Stripe customer through the outbox, in this transaction. */
     if ((status != NULL && (rc = tg_store_dunning_clear(x->store, c->id, &e)) != 0) ||
+        (renamed && x->stripe_customers && (rc = tg_outbox_enqueue_customer_update(x->store, c, &e)) != 0) ||
         (rc = tg_store_customer_update(x->store, c, &e)) != 0 || (rc = tg_store_tx_commit(x->store, &e)) != 0) {
         tg_store_tx_rollback(x->store);
         return tg_errf(err, rc, "Updating the customer failed: %s", e.msg);

@@ -128,6 +128,26 @@ int tg_outbox_enqueue_customer(tg_store_t *st, const tg_customer_t *c, tg_err_t 
     return rc;
 }
 
+int tg_outbox_enqueue_customer_update(tg_store_t *st, const tg_customer_t *c, tg_err_t *err)
+{
+    /* Each change is its own operation: a random suffix makes its key, kept for its retries. */
+    uint8_t rnd[8];
+    char op[TG_ID_MAX + 24], hex[sizeof(rnd) * 2 + 1];
+    randombytes_buf(rnd, sizeof(rnd));
+    sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
+    snprintf(op, sizeof(op), "%s_%s", c->id, hex);
+    tg_form_t f;
+    tg_form_init(&f, 0);
+    int rc = tg_form_add(&f, "email", c->email, err);
+    if (rc == 0)
+        rc = tg_form_add(&f, "name", c->name, err); /* "" clears it, as in tollgate */
+    if (rc == 0)
+        rc = tg_outbox_enqueue(st, TG_OUTBOX_KIND_CUSTOMER_UPDATE, c->id, op, "POST",
+                               "/v1/customers/" TG_OUTBOX_STRIPE_CUSTOMER, &f, err);
+    tg_form_free(&f);
+    return rc;
+}
+
 int tg_outbox_backfill_customers(tg_store_t *st, size_t *queued, tg_err_t *err)
 {
     enum { BATCH = 256 };
@@ -221,6 +241,29 @@ static char *replace_all(const char *s, size_t n, const char *from, const char *
     return out;
 }
 
+/* Calls for one customer go in the order they were queued (an invoice item before the invoice it
+ * belongs on, a name change after the one before it): a row waits while an earlier row of its
+ * customer is pending, until just after that row's next attempt. 1 if it was put off. */
+static int wait_for_earlier(tg_outbox_t *ob, const tg_outbox_row_t *row, int64_t now)
+{
+    int64_t earlier = 0, next = 0;
+    tg_err_t err = {0}, serr = {0};
+    if (row->customer_id[0] == '\0')
+        return 0;
+    int rc = tg_store_outbox_earlier_pending(ob->st, row->customer_id, row->id, &earlier, &next, &err);
+    if (rc == TG_ENOTFOUND)
+        return 0;
+    char why[TG_OUTBOX_ERROR_MAX];
+    if (rc != 0)
+        snprintf(why, sizeof(why), "%s", err.msg);
+    else
+        snprintf(why, sizeof(why), "waiting for outbox row %lld of the same customer", (long long)earlier);
+    if (rc != 0 || next + 100 < now + DEPENDENCY_WAIT_MS)
+        next = now + DEPENDENCY_WAIT_MS - 100;
+    tg_store_outbox_defer(ob->st, row->id, next + 100, why, now / 1000, &serr);
+    return 1;
+}
+
 /* Resolves TG_OUTBOX_STRIPE_CUSTOMER in row (path and params, in place). 0: ready to send;
  * 1: it must wait (done here: deferred, or failed when the customer's row failed). */
 static int resolve_customer(tg_outbox_t *ob, tg_outbox_row_t *row, int64_t now)
@@ -288,7 +331,7 @@ static void process_row(tg_outbox_t *ob, tg_outbox_row_t *row)
     int64_t now = wall_ms();
     int rc, searched = 0;
     memset(&res, 0, sizeof(res));
-    if (resolve_customer(ob, row, now) != 0)
+    if (wait_for_earlier(ob, row, now) != 0 || resolve_customer(ob, row, now) != 0)
         return;
     if (strcmp(row->kind, TG_OUTBOX_KIND_CUSTOMER_CREATE) == 0 && now / 1000 - row->created_at > KEY_TRUST_S) {
         char found[TG_OUTBOX_RESPONSE_ID_MAX];

@@ -37,6 +37,7 @@
 #include "store/store_outbox.h"
 
 #define TG_OUTBOX_KIND_CUSTOMER_CREATE "customer.create"
+#define TG_OUTBOX_KIND_CUSTOMER_UPDATE "customer.update"
 
 /* In a form value or the path of an enqueued call: replaced when the call is sent by the Stripe
  * id of the row's customer. A call that names it waits (without using its attempts) until the
@@ -71,6 +72,11 @@ int tg_outbox_enqueue(tg_store_t *st, const char *kind, const char *customer_id,
  * metadata[tollgate_customer]. Call it in the transaction that creates c. Enqueuing twice for
  * one customer is not an error (the first row stands). */
 int tg_outbox_enqueue_customer(tg_store_t *st, const tg_customer_t *c, tg_err_t *err);
+
+/* "Update the Stripe customer of c" to c's email and name: POST /v1/customers/{stripe_customer}
+ * (sent after the customer's earlier calls, its creation first). Call it in the transaction that
+ * changes c. */
+int tg_outbox_enqueue_customer_update(tg_store_t *st, const tg_customer_t *c, tg_err_t *err);
 
 /* Queues "create the Stripe customer" for every customer that has neither a Stripe customer nor
  * such a row (customers from before the stripe section), in transactions of a few hundred;

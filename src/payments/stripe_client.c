@@ -116,6 +116,38 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
     return atomic_load((const _Atomic int *)arg) != 0; /* non-zero: curl aborts the transfer */
 }
 
+/* Masks every copy of key in msg: its prefix ("sk_test_") stays, the rest becomes '*', in place
+ * (the length does not change). The message is stored and shown to the owner; Stripe masks keys
+ * in its own messages, and this does not rely on it. */
+static void redact(char *msg, const char *key)
+{
+    size_t kl = strlen(key), keep = kl / 2 < 8 ? kl / 2 : 8;
+    char *hit = msg;
+    while (kl > 0 && (hit = strstr(hit, key)) != NULL) {
+        memset(hit + keep, '*', kl - keep);
+        hit += kl;
+    }
+}
+
+/* Appends h to *list; on failure *list is unchanged (curl_slist_append returns NULL then and
+ * the list would be lost, with the secret key in it). */
+static int add_header(struct curl_slist **list, const char *h)
+{
+    struct curl_slist *n = curl_slist_append(*list, h);
+    if (n == NULL)
+        return -1;
+    *list = n;
+    return 0;
+}
+
+/* The list holds the secret key: each node's copy is wiped before it is freed. NULL-safe. */
+static void wipe_headers(struct curl_slist *list)
+{
+    for (struct curl_slist *n = list; n != NULL; n = n->next)
+        sodium_memzero(n->data, strlen(n->data));
+    curl_slist_free_all(list);
+}
+
 /* The key may only hold printable ASCII without spaces: it goes into a header line. */
 static int header_safe(const char *s, size_t max)
 {
@@ -159,22 +191,19 @@ int tg_stripe_call(const tg_stripe_settings_t *s, const char *method, const char
 
     char auth[KEY_MAX + 32], idem[TG_STRIPE_IDEMPOTENCY_KEY_MAX + 32];
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", s->secret_key);
-    struct curl_slist *hdrs = curl_slist_append(NULL, auth);
+    struct curl_slist *hdrs = NULL;
+    int ok = add_header(&hdrs, auth) == 0;
     sodium_memzero(auth, sizeof(auth)); /* curl copied it */
-    if (hdrs != NULL)
-        hdrs = curl_slist_append(hdrs, "Stripe-Version: " TG_STRIPE_VERSION);
-    if (hdrs != NULL && post) {
+    ok = ok && add_header(&hdrs, "Stripe-Version: " TG_STRIPE_VERSION) == 0;
+    if (post) {
         snprintf(idem, sizeof(idem), "Idempotency-Key: %s", idempotency_key);
-        hdrs = curl_slist_append(hdrs, idem);
-        if (hdrs != NULL)
-            hdrs = curl_slist_append(hdrs, "Content-Type: application/x-www-form-urlencoded");
+        ok = ok && add_header(&hdrs, idem) == 0 &&
+             add_header(&hdrs, "Content-Type: application/x-www-form-urlencoded") == 0;
     }
-    if (hdrs != NULL) /* no "Expect: 100-continue" round trip on larger bodies */
-        hdrs = curl_slist_append(hdrs, "Expect:");
-    CURL *h = curl_easy_init();
-    if (h == NULL || hdrs == NULL) {
-        curl_easy_cleanup(h);
-        curl_slist_free_all(hdrs); /* NULL-safe; on a partial list the earlier nodes leak no secret: wiped below */
+    ok = ok && add_header(&hdrs, "Expect:") == 0; /* no "100-continue" round trip on larger bodies */
+    CURL *h = ok ? curl_easy_init() : NULL;
+    if (h == NULL) {
+        wipe_headers(hdrs);
         free(url);
         out->outcome = TG_STRIPE_RETRY;
         return tg_errf(err, TG_ENOMEM, "out of memory calling Stripe");
@@ -210,10 +239,7 @@ int tg_stripe_call(const tg_stripe_settings_t *s, const char *method, const char
     CURLcode cc = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out->status);
     curl_easy_cleanup(h);
-    /* The list holds the secret key: wipe each node's copy before freeing. */
-    for (struct curl_slist *n = hdrs; n != NULL; n = n->next)
-        sodium_memzero(n->data, strlen(n->data));
-    curl_slist_free_all(hdrs);
+    wipe_headers(hdrs);
     free(url);
 
     int transport = cc != CURLE_OK;
@@ -229,6 +255,7 @@ int tg_stripe_call(const tg_stripe_settings_t *s, const char *method, const char
         if (json_is_object(out->body)) {
             copy_str(out->body, "id", out->id, sizeof(out->id));
             tg_stripe_parse_error(out->body, out);
+            redact(out->message, s->secret_key);
         }
     }
     free(body.p);

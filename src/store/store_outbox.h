@@ -95,6 +95,12 @@ int tg_store_stripe_customer_owner(tg_store_t *st, const char *stripe_id, char c
  * TG_ENOTFOUND if none. */
 int tg_store_outbox_customer_latest(tg_store_t *st, const char *customer_id, tg_outbox_row_t *out, tg_err_t *err);
 
+/* The oldest pending row of customer_id before row id (calls for one customer go in the order
+ * they were queued): its id and next_attempt_at into *earlier_id and *next_ms; TG_ENOTFOUND if
+ * there is none. */
+int tg_store_outbox_earlier_pending(tg_store_t *st, const char *customer_id, int64_t id, int64_t *earlier_id,
+                                    int64_t *next_ms, tg_err_t *err);
+
 /* The customer's latest row of one kind (without params); TG_ENOTFOUND if none. */
 int tg_store_outbox_customer_latest_of(tg_store_t *st, const char *customer_id, const char *kind, tg_outbox_row_t *out,
                                        tg_err_t *err);

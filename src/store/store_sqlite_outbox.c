@@ -380,6 +380,30 @@ int tg_store_outbox_customer_latest(tg_store_t *st, const char *customer_id, tg_
     return rc;
 }
 
+int tg_store_outbox_earlier_pending(tg_store_t *st, const char *customer_id, int64_t id, int64_t *earlier_id,
+                                    int64_t *next_ms, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st,
+                               "SELECT id, next_attempt_at FROM stripe_outbox WHERE customer_id = ? AND id < ?"
+                               " AND state = 'pending' ORDER BY id LIMIT 1",
+                               &s, err, "reading a customer's Stripe calls");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, id);
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW) {
+        *earlier_id = sqlite3_column_int64(s, 0);
+        *next_ms = sqlite3_column_int64(s, 1);
+    } else if (step == SQLITE_DONE)
+        rc = tg_errf(err, TG_ENOTFOUND, "no earlier call");
+    else
+        rc = tg_sqlite_error(st, err, "reading a customer's Stripe calls");
+    sqlite3_finalize(s);
+    return rc;
+}
+
 int tg_store_outbox_customer_latest_of(tg_store_t *st, const char *customer_id, const char *kind, tg_outbox_row_t *out,
                                        tg_err_t *err)
 {

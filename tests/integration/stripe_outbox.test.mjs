@@ -85,10 +85,19 @@ test('admin API, CLI and sign-up customers each become exactly one Stripe custom
     const first = (await stripeCustomersOf(ids[0]))[0];
     assert.equal(first.name, 'Zoë & Co');
     assert.equal(first.email, a.json.email);
+
+    // A new name reaches the same Stripe customer (an update, not a second customer).
+    const renamed = await s.adminCall('PATCH', `/v1/admin/customers/${ids[0]}`, { name: 'Zoë & Partners' });
+    assert.equal(renamed.status, 200, renamed.text);
+    await until(async () => (await stripeCustomersOf(ids[0]))[0].name === 'Zoë & Partners', 'the new name in Stripe');
+    assert.equal((await stripeCustomersOf(ids[0])).length, 1);
     assert.equal((await stripeCustomersOf(ids[2]))[0].name, 'Signup Inc');
 
     const reqs = (await control('GET', '/__control/requests')).filter((r) => r.path === '/v1/customers');
     assert.equal(reqs.length, 3);
+    const upd = (await control('GET', '/__control/requests')).filter((r) => r.path === `/v1/customers/${first.id}`);
+    assert.equal(upd.length, 1);
+    assert.match(upd[0].idempotency_key, new RegExp(`^tg_customer\\.update_${ids[0]}_[0-9a-f]{16}$`));
     for (const r of reqs) {
       assert.equal(r.stripe_version, API_VERSION);
       assert.match(r.idempotency_key, /^tg_customer\.create_cus_/);
@@ -98,9 +107,11 @@ test('admin API, CLI and sign-up customers each become exactly one Stripe custom
     assert.equal(outbox.json.data.length, 2);
     assert.equal(outbox.json.has_more, true);
     const rest = await s.adminCall('GET', `/v1/admin/stripe/outbox?state=done&limit=2&cursor=${outbox.json.next_cursor}`);
-    assert.equal(rest.json.data.length, 1);
+    assert.equal(rest.json.data.length, 2);
     assert.equal(rest.json.has_more, false);
-    assert.equal(new Set([...outbox.json.data, ...rest.json.data].map((r) => r.customer)).size, 3);
+    const rows = [...outbox.json.data, ...rest.json.data];
+    assert.deepEqual(rows.map((r) => r.kind).sort(), ['customer.create', 'customer.create', 'customer.create', 'customer.update']);
+    assert.equal(new Set(rows.map((r) => r.customer)).size, 3);
   } finally { await s.stop(); }
 });
 
@@ -114,6 +125,14 @@ test('429, 500 and a lost response are retried with the same Idempotency-Key: on
     const c = await s.adminCall('POST', '/v1/admin/customers', { email: email('retry'), name: 'Retry', plan: 'free' });
     assert.equal(c.status, 201, c.text);
     assert.ok(['pending', 'done'].includes(c.json.stripe.state));
+    // While it retries, the owner sees it pending with Stripe's error (a 429 holds every call at
+    // least 1 s, so the state is there to be seen).
+    const retrying = await until(async () => {
+      const x = await syncState(s, c.json.id);
+      return x.state === 'pending' && x.last_error && x;
+    }, 'the pending state with its error');
+    assert.match(retrying.last_error, /Stripe (429|500)|POST \/v1\/customers/);
+    assert.equal(retrying.customer_id, null);
     const st = await until(async () => { const x = await syncState(s, c.json.id); return x.state === 'done' && x; }, 'synced');
     assert.equal(st.attempts, 4);
     const reqs = (await control('GET', '/__control/requests')).filter((r) => r.path === '/v1/customers');

@@ -458,6 +458,47 @@ static void test_429_pauses_every_call(void **state)
     assert_int_equal(r.attempts, 0);
 }
 
+/* Calls for one customer go in the order they were queued: when the first of two renames meets a
+ * 503, the second waits for it instead of going first and being overwritten by the retry (the
+ * Stripe customer would end with the older name). */
+static void test_calls_of_a_customer_keep_their_order(void **state)
+{
+    fx_t *f = *state;
+    tiny_http_t t;
+    assert_int_equal(tiny_start(&t), 0);
+    tiny_push(&t, "HTTP/1.1 503 Service Unavailable\r\n", "{\"error\":{\"type\":\"api_error\",\"message\":\"busy\"}}");
+    tiny_push(&t, "HTTP/1.1 200 OK\r\n", "{\"id\":\"cus_Ord\",\"object\":\"customer\"}");
+    tiny_push(&t, "HTTP/1.1 200 OK\r\n", "{\"id\":\"cus_Ord\",\"object\":\"customer\"}");
+    tg_err_t err = {0};
+    tg_customer_t c = customer(f, "cus_ord", "ord@example.com");
+    tg_outbox_row_t done;
+    assert_int_equal(tg_outbox_enqueue_customer(f->st, &c, &err), 0);
+    assert_int_equal(tg_store_outbox_customer_latest(f->st, "cus_ord", &done, &err), 0);
+    assert_int_equal(tg_store_outbox_done(f->st, done.id, "cus_Ord", 1, 0, &err), 0); /* created before */
+    snprintf(c.name, sizeof(c.name), "First");
+    assert_int_equal(tg_outbox_enqueue_customer_update(f->st, &c, &err), 0);
+    snprintf(c.name, sizeof(c.name), "Second");
+    assert_int_equal(tg_outbox_enqueue_customer_update(f->st, &c, &err), 0);
+    char base[64];
+    tg_outbox_t *ob = start(f, &t, base, sizeof(base), 12);
+    WAIT_FOR(tiny_nreq(&t) == 3 && row_state_is(f, "cus_ord", "done"));
+    tg_outbox_stop(ob);
+    tiny_stop(&t);
+    for (size_t i = 0; i < 3; i++)
+        assert_non_null(strstr(t.requests[i], "POST /v1/customers/cus_Ord HTTP/1.1\r\n"));
+    assert_non_null(strstr(t.requests[0], "name=First"));
+    assert_non_null(strstr(t.requests[1], "name=First")); /* the retry, before the second */
+    assert_non_null(strstr(t.requests[2], "name=Second"));
+    char k0[80], k2[80];
+    const char *p0 = strstr(t.requests[0], "Idempotency-Key: "), *p2 = strstr(t.requests[2], "Idempotency-Key: ");
+    assert_non_null(p0);
+    assert_non_null(p2);
+    snprintf(k0, sizeof(k0), "%.*s", (int)strcspn(p0, "\r"), p0);
+    snprintf(k2, sizeof(k2), "%.*s", (int)strcspn(p2, "\r"), p2);
+    assert_non_null(strstr(t.requests[1], k0)); /* the retry kept its key */
+    assert_string_not_equal(k0, k2);            /* each change is its own operation */
+}
+
 /* Shutdown with a call in flight (the server took the connection and never answers): stop cuts
  * the call short and leaves the row exactly as it was, pending and due, for the next start to
  * send with the same key. Without the cut, stop would wait out the 30 s timeout and then record
@@ -504,6 +545,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_old_row_searches_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_call_waits_for_its_customer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_429_pauses_every_call, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_calls_of_a_customer_keep_their_order, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -168,6 +168,31 @@ static void test_outcomes_on_the_wire(void **state)
     tiny_stop(&t);
 }
 
+/* An error message that quotes the secret key (Stripe masks it; a proxy might not) is stored and
+ * shown to the owner: the key is masked before it leaves the client. */
+static void test_secret_key_masked_in_errors(void **state)
+{
+    (void)state;
+    tiny_http_t t;
+    assert_int_equal(tiny_start(&t), 0);
+    tiny_push(&t, "HTTP/1.1 401 Unauthorized\r\n",
+              "{\"error\":{\"type\":\"invalid_request_error\",\"code\":\"api_key_invalid\","
+              "\"message\":\"Invalid API Key provided: sk_test_abc123 (twice: sk_test_abc123)\"}}");
+    char base[64];
+    tg_stripe_settings_t s = settings(&t, base, sizeof(base));
+    tg_stripe_result_t r;
+    tg_err_t err = {0};
+    assert_int_equal(tg_stripe_call(&s, "POST", "/v1/customers", "a=1", 3, "tg_k", &r, &err), TG_ESTATE);
+    tiny_stop(&t);
+    assert_int_equal(r.outcome, TG_STRIPE_PERMANENT);
+    assert_null(strstr(r.message, "sk_test_abc123"));
+    assert_null(strstr(err.msg, "sk_test_abc123"));
+    assert_string_equal(
+        r.message,
+        "Invalid API Key provided: sk_test******* (twice: sk_test*******)"); /* half of a short key at most */
+    tg_stripe_result_clear(&r);
+}
+
 static void test_get_puts_the_form_in_the_query(void **state)
 {
     (void)state;
@@ -217,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_post_needs_a_key),
         cmocka_unit_test(test_outcomes_on_the_wire),
         cmocka_unit_test(test_get_puts_the_form_in_the_query),
+        cmocka_unit_test(test_secret_key_masked_in_errors),
         cmocka_unit_test(test_connection_refused_is_retryable),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
