@@ -8,47 +8,7 @@ import net from 'node:net';
 import http from 'node:http';
 import { createHash, randomBytes } from 'node:crypto';
 import { Stack, sleep } from './harness.mjs';
-
-// Buffers a socket's bytes; line()/bytes()/rest() wait for more, up to a deadline.
-class Reader {
-  constructor(sock) {
-    this.buf = Buffer.alloc(0);
-    this.ended = false;
-    this.wake = null;
-    sock.on('data', (d) => { this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d; this.notify(); });
-    sock.on('end', () => { this.ended = true; this.notify(); });
-    sock.on('close', () => { this.ended = true; this.notify(); });
-    sock.on('error', () => {});
-  }
-  notify() { const w = this.wake; this.wake = null; if (w) w(); }
-  async more(ms = 6000) {
-    if (this.ended) throw new Error('connection closed');
-    let timer;
-    const slept = await Promise.race([new Promise((r) => { this.wake = () => r(false); }),
-      new Promise((r) => { timer = setTimeout(() => r(true), ms); })]);
-    clearTimeout(timer);
-    if (slept) throw new Error('read timed out');
-  }
-  async line() {
-    let i;
-    while ((i = this.buf.indexOf('\r\n')) < 0) await this.more();
-    const l = this.buf.subarray(0, i).toString('latin1');
-    this.buf = this.buf.subarray(i + 2);
-    return l;
-  }
-  async bytes(n) {
-    while (this.buf.length < n) await this.more();
-    const b = this.buf.subarray(0, n);
-    this.buf = this.buf.subarray(n);
-    return b;
-  }
-  async rest() {
-    while (!this.ended) await this.more();
-    const b = this.buf;
-    this.buf = Buffer.alloc(0);
-    return b;
-  }
-}
+import { Reader } from '../security/rawhttp.mjs';
 
 // Reads one HTTP/1.1 message. Responses: no body for 1xx/204/304/HEAD; close-delimited without
 // a length. Keeps the raw header lines, lower-cased [name, value] pairs, chunk extensions, trailers.
