@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "billing/invoice.h"
+#include "payments/outbox.h"
 
 typedef struct {
     tg_customer_t *list;
@@ -114,5 +115,31 @@ int tg_periods_close(const tg_sub_ctx_t *x, const char *customer_id, int64_t unt
         run->created += batch_created;
     }
     free(cl.list);
+    return rc;
+}
+
+int tg_periods_invoice_transition(const tg_sub_ctx_t *x, const char *id, const char *to, int *queued, tg_err_t *err)
+{
+    const tg_config_t *cfg = x->cfg;
+    int to_stripe = strcmp(to, "open") == 0 && cfg->stripe.enabled && cfg->stripe.billing == TG_STRIPE_BILLING_TOLLGATE;
+    if (queued != NULL)
+        *queued = 0;
+    if (!to_stripe)
+        return tg_store_invoice_transition(x->store, id, to, tg_sub_now(x), err);
+    tg_invoice_t inv;
+    memset(&inv, 0, sizeof(inv));
+    int rc = tg_store_tx_begin(x->store, err);
+    if (rc != 0)
+        return rc;
+    if ((rc = tg_store_invoice_transition(x->store, id, to, tg_sub_now(x), err)) == 0 &&
+        (rc = tg_store_invoice_get(x->store, id, &inv, err)) == 0 &&
+        (rc = tg_outbox_enqueue_invoice(x->store, &inv, cfg->stripe.collection == TG_STRIPE_SEND_INVOICE,
+                                        cfg->stripe.days_until_due, err)) == 0)
+        rc = tg_store_tx_commit(x->store, err);
+    if (rc != 0)
+        tg_store_tx_rollback(x->store);
+    else if (queued != NULL)
+        *queued = 1;
+    tg_invoice_clear(&inv);
     return rc;
 }
