@@ -143,3 +143,34 @@ int tg_periods_invoice_transition(const tg_sub_ctx_t *x, const char *id, const c
     tg_invoice_clear(&inv);
     return rc;
 }
+
+int tg_periods_finalize_due(const tg_sub_ctx_t *x, int *finalized, int *queued, tg_err_t *err)
+{
+    enum { BATCH = 64 };
+    *finalized = 0;
+    if (queued != NULL)
+        *queued = 0;
+    int64_t after = x->cfg->billing.finalize_after_s;
+    if (after <= 0)
+        return 0;
+    char ids[BATCH][TG_ID_MAX];
+    size_t n = 0;
+    /* one batch per call (a tick): a draft that fails stays first in line, so looping here
+     * would only retry it */
+    int rc = tg_store_invoice_drafts_due(x->store, tg_sub_now(x) - after, ids, BATCH, &n, err), first = rc;
+    for (size_t i = 0; i < n; i++) {
+        int q = 0;
+        tg_err_t e = {0};
+        rc = tg_periods_invoice_transition(x, ids[i], "open", &q, &e);
+        if (rc == 0) {
+            (*finalized)++;
+            if (q && queued != NULL)
+                *queued = 1;
+        } else if (first == 0) {
+            first = rc;
+            if (err != NULL)
+                *err = e;
+        }
+    }
+    return first;
+}

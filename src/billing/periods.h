@@ -53,4 +53,11 @@ void tg_periods_run_free(tg_periods_run_t *run);
  * calls were queued (the caller wakes the outbox). */
 int tg_periods_invoice_transition(const tg_sub_ctx_t *x, const char *id, const char *to, int *queued, tg_err_t *err);
 
+/* billing.finalize_after: finalizes (tg_periods_invoice_transition to "open", so with Stripe
+ * they are queued too) the drafts not held that were created finalize_after_s or more before
+ * the service's clock, a batch at a time. Does nothing when finalize_after_s is 0. A draft that
+ * fails (a line Stripe cannot take) is skipped and stays a draft; *finalized counts the others,
+ * *queued (may be NULL) is 1 when Stripe calls were queued. Returns the first error. */
+int tg_periods_finalize_due(const tg_sub_ctx_t *x, int *finalized, int *queued, tg_err_t *err);
+
 #endif

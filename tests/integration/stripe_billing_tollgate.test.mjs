@@ -129,3 +129,54 @@ test('the finalize call\'s response is lost: it is sent again with its key, one 
   assert.equal(new Set(finals.map((r) => r.idempotency_key)).size, 1);
   assert.equal((await stripeInvoicesOf(tg.id)).length, 1);
 });
+
+test('billing.finalize_after: the back thread finalizes old drafts by itself and sends them to Stripe; a held draft waits until released', async () => {
+  const auto = await new Stack({
+    testClock: true,
+    extra: `stripe: {secret_key: "sk_test_billing_tollgate_0123", webhook_secret: "${SECRET}", api_base: "${fake.url}", billing: tollgate}\nbilling: {finalize_after: 1h}`,
+  }).start();
+  try {
+    const a = await auto.customer('metered');
+    const b = await auto.customer('metered');
+    for (const c of [a, b]) assert.equal((await auto.call('/v1/basic/x', { key: c.key })).status, 200);
+    assert.equal((await auto.adminCall('POST', '/v1/admin/clock', { advance_seconds: 32 * 86400 })).status, 200);
+    const drafts = {};
+    for (const c of [a, b]) {
+      await auto.adminCall('POST', '/v1/admin/invoices/run', { customer: c.customer.id });
+      drafts[c.customer.id] = (await auto.adminCall('GET', `/v1/admin/invoices?customer=${c.customer.id}`)).json.data[0];
+      assert.equal(drafts[c.customer.id].status, 'draft');
+    }
+    const idA = drafts[a.customer.id].id, idB = drafts[b.customer.id].id;
+    const held = await auto.adminCall('POST', `/v1/admin/invoices/${idB}/hold`);
+    assert.equal(held.status, 200, held.text);
+    assert.equal(held.json.held, true);
+    assert.equal((await auto.adminCall('GET', `/v1/admin/invoices/${idA}`)).json.status, 'draft'); // not yet an hour old
+
+    assert.equal((await auto.adminCall('POST', '/v1/admin/clock', { advance_seconds: 2 * 3600 })).status, 200);
+    const invA = await until(async () => {
+      const r = await auto.adminCall('GET', `/v1/admin/invoices/${idA}`);
+      return r.json.status === 'open' && r.json;
+    }, 'the draft finalized by the tick');
+    assert.match(invA.number, /^TG-\d{4}-\d{6}$/);
+    const st = await openStripeInvoice(idA);
+    assertSameLines(invA, st);
+    // the same tick saw B: held, it is still a draft, and nothing went to Stripe for it
+    const b1 = await auto.adminCall('GET', `/v1/admin/invoices/${idB}`);
+    assert.equal(b1.json.status, 'draft');
+    assert.equal(b1.json.held, true);
+    assert.equal((await stripeInvoicesOf(idB)).length, 0);
+    // an open invoice cannot be held
+    assert.equal((await auto.adminCall('POST', `/v1/admin/invoices/${idA}/hold`)).status, 409);
+
+    const rel = await auto.adminCall('POST', `/v1/admin/invoices/${idB}/release`);
+    assert.equal(rel.status, 200, rel.text);
+    assert.equal(rel.json.held, false);
+    const invB = await until(async () => {
+      const r = await auto.adminCall('GET', `/v1/admin/invoices/${idB}`);
+      return r.json.status === 'open' && r.json;
+    }, 'the released draft finalized by the tick');
+    assertSameLines(invB, await openStripeInvoice(idB));
+  } finally {
+    await auto.stop();
+  }
+});
