@@ -1945,7 +1945,7 @@ int tg_store_invoice_drafts_due(tg_store_t *st, int64_t created_before, char (*i
         return rc;
     sqlite3_bind_int64(s, 1, created_before);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)limit);
-    int step;
+    int step = SQLITE_DONE;
     while (*n < limit && (step = sqlite3_step(s)) == SQLITE_ROW)
         text(s, 0, ids[(*n)++], TG_ID_MAX);
     if (*n < limit && step != SQLITE_DONE)
