@@ -12,6 +12,7 @@
 
 #include "admin/admin_int.h"
 #include "billing/invoice.h"
+#include "payments/outbox.h"
 #include "billing/periods.h"
 #include "billing/pricing.h"
 #include "gateway/apikey.h"
@@ -42,6 +43,11 @@ void tg_admin_tick(tg_admin_t *a)
     tg_err_t err = {0};
     tg_periods_close(&a->sub, NULL, INT64_MAX, &run, &err); /* errors are retried on the next tick */
     tg_periods_run_free(&run);
+    int finalized = 0, queued = 0;
+    tg_err_t ferr = {0};
+    tg_periods_finalize_due(&a->sub, &finalized, &queued, &ferr); /* likewise */
+    if (queued)
+        tg_outbox_wake(a->d.outbox);
     tg_adm_payments_tick(a);
 }
 

@@ -15,6 +15,7 @@
 #include "billing/pricing.h"
 #include "gateway/apikey.h"
 #include "metrics/metrics.h"
+#include "payments/outbox.h"
 #include "util/clock.h"
 #include "util/period.h"
 
@@ -252,13 +253,30 @@ void tg_adm_invoices_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin
                          : tg_adm_seg_is(s, 4, "mark-paid")          ? "paid"
                          : tg_adm_seg_is(s, 4, "mark-uncollectible") ? "uncollectible"
                                                               : NULL;
-        if (to == NULL)
-            tg_adm_reply_error(res, 404, "not_found", "Actions: finalize, void, mark-paid, mark-uncollectible.");
-        else if ((rc = tg_store_invoice_transition(a->d.store, id, to, tg_adm_now_s(), &err)) == TG_ESTATE)
+        int queued = 0, hold = tg_adm_seg_is(s, 4, "hold") ? 1 : tg_adm_seg_is(s, 4, "release") ? 0 : -1;
+        if (to == NULL && hold >= 0) {
+            if ((rc = tg_store_invoice_hold(a->d.store, id, hold, &err)) == TG_ESTATE)
+                tg_adm_reply_error(res, 409, "conflict", "%s", err.msg);
+            else if (rc != 0)
+                tg_adm_reply_error(res, 500, "internal_error", "Changing the invoice failed: %s", err.msg);
+            else {
+                tg_invoice_clear(&inv);
+                if (tg_store_invoice_get(a->d.store, id, &inv, &err) == 0)
+                    tg_adm_reply_invoice(res, 200, &inv);
+                else
+                    tg_adm_reply_error(res, 500, "internal_error", "%s", err.msg);
+            }
+        } else if (to == NULL)
+            tg_adm_reply_error(res, 404, "not_found", "Actions: finalize, void, mark-paid, mark-uncollectible, hold, release.");
+        else if ((rc = tg_periods_invoice_transition(&a->sub, id, to, &queued, &err)) == TG_ESTATE)
             tg_adm_reply_error(res, 409, "conflict", "%s", err.msg);
+        else if (rc == TG_EINVAL)
+            tg_adm_reply_error(res, 422, "invalid_invoice", "%s", err.msg);
         else if (rc != 0)
             tg_adm_reply_error(res, 500, "internal_error", "Changing the invoice failed: %s", err.msg);
         else {
+            if (queued)
+                tg_outbox_wake(a->d.outbox);
             tg_invoice_clear(&inv);
             if (tg_store_invoice_get(a->d.store, id, &inv, &err) == 0)
                 tg_adm_reply_invoice(res, 200, &inv);

@@ -249,6 +249,8 @@ char *tg_invoice_to_json(const tg_invoice_t *inv)
     json_object_set_new(j, "created_at", time_json(inv->created_at));
     json_object_set_new(j, "finalized_at", time_json(inv->finalized_at));
     json_object_set_new(j, "closed_at", time_json(inv->closed_at));
+    if (strcmp(inv->status, "draft") == 0)
+        json_object_set_new(j, "held", json_boolean(inv->held));
     json_decref(body);
     char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(j);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "billing/invoice.h"
+#include "payments/outbox.h"
 
 typedef struct {
     tg_customer_t *list;
@@ -115,4 +116,61 @@ int tg_periods_close(const tg_sub_ctx_t *x, const char *customer_id, int64_t unt
     }
     free(cl.list);
     return rc;
+}
+
+int tg_periods_invoice_transition(const tg_sub_ctx_t *x, const char *id, const char *to, int *queued, tg_err_t *err)
+{
+    const tg_config_t *cfg = x->cfg;
+    int to_stripe = strcmp(to, "open") == 0 && cfg->stripe.enabled && cfg->stripe.billing == TG_STRIPE_BILLING_TOLLGATE;
+    if (queued != NULL)
+        *queued = 0;
+    if (!to_stripe)
+        return tg_store_invoice_transition(x->store, id, to, tg_sub_now(x), err);
+    tg_invoice_t inv;
+    memset(&inv, 0, sizeof(inv));
+    int rc = tg_store_tx_begin(x->store, err);
+    if (rc != 0)
+        return rc;
+    if ((rc = tg_store_invoice_transition(x->store, id, to, tg_sub_now(x), err)) == 0 &&
+        (rc = tg_store_invoice_get(x->store, id, &inv, err)) == 0 &&
+        (rc = tg_outbox_enqueue_invoice(x->store, &inv, cfg->stripe.collection == TG_STRIPE_SEND_INVOICE,
+                                        cfg->stripe.days_until_due, err)) == 0)
+        rc = tg_store_tx_commit(x->store, err);
+    if (rc != 0)
+        tg_store_tx_rollback(x->store);
+    else if (queued != NULL)
+        *queued = 1;
+    tg_invoice_clear(&inv);
+    return rc;
+}
+
+int tg_periods_finalize_due(const tg_sub_ctx_t *x, int *finalized, int *queued, tg_err_t *err)
+{
+    enum { BATCH = 64 };
+    *finalized = 0;
+    if (queued != NULL)
+        *queued = 0;
+    int64_t after = x->cfg->billing.finalize_after_s;
+    if (after <= 0)
+        return 0;
+    char ids[BATCH][TG_ID_MAX];
+    size_t n = 0;
+    /* one batch per call (a tick): a draft that fails stays first in line, so looping here
+     * would only retry it */
+    int rc = tg_store_invoice_drafts_due(x->store, tg_sub_now(x) - after, ids, BATCH, &n, err), first = rc;
+    for (size_t i = 0; i < n; i++) {
+        int q = 0;
+        tg_err_t e = {0};
+        rc = tg_periods_invoice_transition(x, ids[i], "open", &q, &e);
+        if (rc == 0) {
+            (*finalized)++;
+            if (q && queued != NULL)
+                *queued = 1;
+        } else if (first == 0) {
+            first = rc;
+            if (err != NULL)
+                *err = e;
+        }
+    }
+    return first;
 }

@@ -44,4 +44,20 @@ int tg_periods_close(const tg_sub_ctx_t *x, const char *customer_id, int64_t unt
 
 void tg_periods_run_free(tg_periods_run_t *run);
 
+/* Moves invoice id to `to` (tg_store_invoice_transition: "open" finalizes it, "void", "paid",
+ * "uncollectible") at the service's clock. When it finalizes and a stripe section with
+ * billing: tollgate is configured, the Stripe invoice, its items and its finalization are queued
+ * in the outbox in the same transaction (tg_outbox_enqueue_invoice): the number and the promise
+ * to bill in Stripe commit together or not at all. TG_ENOTFOUND, TG_ESTATE, TG_EINVAL (a line
+ * Stripe cannot take exactly: nothing changes), TG_ESTORE. *queued (may be NULL) is 1 when
+ * calls were queued (the caller wakes the outbox). */
+int tg_periods_invoice_transition(const tg_sub_ctx_t *x, const char *id, const char *to, int *queued, tg_err_t *err);
+
+/* billing.finalize_after: finalizes (tg_periods_invoice_transition to "open", so with Stripe
+ * they are queued too) the drafts not held that were created finalize_after_s or more before
+ * the service's clock, a batch at a time. Does nothing when finalize_after_s is 0. A draft that
+ * fails (a line Stripe cannot take) is skipped and stays a draft; *finalized counts the others,
+ * *queued (may be NULL) is 1 when Stripe calls were queued. Returns the first error. */
+int tg_periods_finalize_due(const tg_sub_ctx_t *x, int *finalized, int *queued, tg_err_t *err);
+
 #endif

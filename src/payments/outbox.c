@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
@@ -27,6 +28,7 @@
 #include <time.h>
 
 #include "util/clock.h"
+#include "util/money.h"
 
 #define DUE_BATCH 16
 /* Done rows are kept this long (for the owner's view and support), then deleted in small
@@ -145,6 +147,105 @@ int tg_outbox_enqueue_customer_update(tg_store_t *st, const tg_customer_t *c, tg
         rc = tg_outbox_enqueue(st, TG_OUTBOX_KIND_CUSTOMER_UPDATE, c->id, op, "POST",
                                "/v1/customers/" TG_OUTBOX_STRIPE_CUSTOMER, &f, err);
     tg_form_free(&f);
+    return rc;
+}
+
+/* A line's amount ("12.34", "-5.00") in minor units of a currency with `digits` digits: the line is
+ * rounded to them already, so the division is exact or the amount is refused. */
+static int minor_units(const char *amount, int digits, int64_t *out, tg_err_t *err)
+{
+    tg_money_t m;
+    if (amount == NULL || tg_money_parse(amount, strlen(amount), &m, err) != 0)
+        return tg_errf(err, TG_EINVAL, "an invoice line has no valid amount");
+    int64_t unit = 1;
+    for (int i = digits; i < TG_MONEY_DIGITS; i++)
+        unit *= 10;
+    if (m % unit != 0)
+        return tg_errf(err, TG_EINVAL, "the amount %.40s is not a whole number of minor units", amount);
+    *out = m / unit;
+    return 0;
+}
+
+int tg_outbox_enqueue_invoice(tg_store_t *st, const tg_invoice_t *inv, int send_invoice, int days_until_due,
+                              tg_err_t *err)
+{
+    int digits = tg_currency_digits(inv->currency);
+    if (digits < 0 || digits > TG_MONEY_DIGITS)
+        return tg_errf(err, TG_EINVAL, "invoice %s: Stripe does not know the currency %.8s", inv->id, inv->currency);
+    char cur[4], ph[TG_ID_MAX + 24], path[TG_OUTBOX_PATH_MAX], op[TG_ID_MAX + 24];
+    for (size_t i = 0; i < sizeof(cur); i++)
+        cur[i] = (char)(inv->currency[i] >= 'A' && inv->currency[i] <= 'Z' ? inv->currency[i] + 32 : inv->currency[i]);
+    snprintf(ph, sizeof(ph), TG_OUTBOX_STRIPE_INVOICE_PREFIX "%s}", inv->id);
+    json_error_t jerr;
+    json_t *body = inv->body != NULL ? json_loads(inv->body, 0, &jerr) : NULL;
+    json_t *lines = json_object_get(body, "lines");
+    if (!json_is_array(lines)) {
+        json_decref(body);
+        return tg_errf(err, TG_EINVAL, "invoice %s has no lines", inv->id);
+    }
+    tg_form_t f;
+    tg_form_init(&f, 0);
+    /* the invoice first, empty: its items name it */
+    int rc = tg_form_add(&f, "customer", TG_OUTBOX_STRIPE_CUSTOMER, err);
+    if (rc == 0)
+        rc = tg_form_add(&f, "collection_method", send_invoice ? "send_invoice" : "charge_automatically", err);
+    if (rc == 0 && send_invoice)
+        rc = tg_form_add_int(&f, "days_until_due", days_until_due, err);
+    if (rc == 0)
+        rc = tg_form_add(&f, "currency", cur, err);
+    if (rc == 0)
+        rc = tg_form_add(&f, "pending_invoice_items_behavior", "exclude", err);
+    if (rc == 0)
+        rc = tg_form_add(&f, "auto_advance", "true", err);
+    if (rc == 0)
+        rc = tg_form_add(&f, "metadata[tollgate_invoice]", inv->id, err);
+    if (rc == 0)
+        rc = tg_form_add(&f, "metadata[tollgate_customer]", inv->customer_id, err);
+    if (rc == 0)
+        rc = tg_outbox_enqueue(st, TG_OUTBOX_KIND_INVOICE_CREATE, inv->customer_id, inv->id, "POST", "/v1/invoices", &f,
+                               err);
+    tg_form_free(&f);
+    size_t i;
+    json_t *l;
+    json_array_foreach(lines, i, l)
+    {
+        if (rc != 0)
+            break;
+        int64_t amount = 0;
+        char lineno[24];
+        const char *desc = json_string_value(json_object_get(l, "description"));
+        if ((rc = minor_units(json_string_value(json_object_get(l, "amount")), digits, &amount, err)) != 0)
+            break;
+        snprintf(lineno, sizeof(lineno), "%zu", i);
+        snprintf(op, sizeof(op), "%s_%zu", inv->id, i);
+        tg_form_init(&f, 0);
+        rc = tg_form_add(&f, "customer", TG_OUTBOX_STRIPE_CUSTOMER, err);
+        if (rc == 0)
+            rc = tg_form_add(&f, "invoice", ph, err);
+        if (rc == 0)
+            rc = tg_form_add_int(&f, "amount", amount, err);
+        if (rc == 0)
+            rc = tg_form_add(&f, "currency", cur, err);
+        if (rc == 0 && desc != NULL)
+            rc = tg_form_add(&f, "description", desc, err);
+        if (rc == 0)
+            rc = tg_form_add_int(&f, "period[start]", inv->period_start, err);
+        if (rc == 0)
+            rc = tg_form_add_int(&f, "period[end]", inv->period_end, err);
+        if (rc == 0)
+            rc = tg_form_add(&f, "metadata[tollgate_invoice]", inv->id, err);
+        if (rc == 0)
+            rc = tg_form_add(&f, "metadata[tollgate_line]", lineno, err);
+        if (rc == 0)
+            rc = tg_outbox_enqueue(st, TG_OUTBOX_KIND_INVOICE_ITEM, inv->customer_id, op, "POST", "/v1/invoiceitems", &f,
+                                   err);
+        tg_form_free(&f);
+    }
+    json_decref(body);
+    if (rc == 0) {
+        snprintf(path, sizeof(path), "/v1/invoices/%s/finalize", ph);
+        rc = tg_outbox_enqueue(st, TG_OUTBOX_KIND_INVOICE_FINALIZE, inv->customer_id, inv->id, "POST", path, NULL, err);
+    }
     return rc;
 }
 
@@ -322,6 +423,79 @@ static int resolve_customer(tg_outbox_t *ob, tg_outbox_row_t *row, int64_t now)
     return 0;
 }
 
+#define INVOICE_PH_ENC "%7Bstripe_invoice%3A" /* TG_OUTBOX_STRIPE_INVOICE_PREFIX, form-encoded */
+
+/* Finds "{stripe_invoice:<id>}" (or its form-encoded spelling) in s: the whole placeholder into
+ * whole, the tollgate invoice id into id. 0 if found. */
+static int find_invoice_placeholder(const char *s, int encoded, char *whole, size_t wcap, char id[TG_ID_MAX])
+{
+    const char *pre = encoded ? INVOICE_PH_ENC : TG_OUTBOX_STRIPE_INVOICE_PREFIX, *end = encoded ? "%7D" : "}";
+    const char *p = s != NULL ? strstr(s, pre) : NULL, *q;
+    if (p == NULL || (q = strstr(p + strlen(pre), end)) == NULL)
+        return -1;
+    size_t idlen = (size_t)(q - (p + strlen(pre))), wlen = (size_t)(q + strlen(end) - p);
+    if (idlen == 0 || idlen >= TG_ID_MAX || wlen >= wcap)
+        return -1;
+    memcpy(id, p + strlen(pre), idlen);
+    id[idlen] = '\0';
+    memcpy(whole, p, wlen);
+    whole[wlen] = '\0';
+    return 0;
+}
+
+/* Resolves the TG_OUTBOX_STRIPE_INVOICE_PREFIX placeholder in row (path and params, in place),
+ * from the response id of the invoice's create row. 0: ready to send; 1: it waits or failed. */
+static int resolve_invoice(tg_outbox_t *ob, tg_outbox_row_t *row, int64_t now)
+{
+    char wp[TG_ID_MAX + 32] = "", wq[TG_ID_MAX + 40] = "", id[TG_ID_MAX], idq[TG_ID_MAX];
+    int in_path = find_invoice_placeholder(row->path, 0, wp, sizeof(wp), id) == 0;
+    int in_params = find_invoice_placeholder(row->params, 1, wq, sizeof(wq), idq) == 0;
+    if (!in_path && !in_params)
+        return 0;
+    if (!in_path)
+        memcpy(id, idq, sizeof(id));
+    char key[TG_OUTBOX_KEY_MAX], why[TG_OUTBOX_ERROR_MAX];
+    tg_outbox_row_t dep;
+    tg_err_t err = {0}, serr = {0};
+    memset(&dep, 0, sizeof(dep));
+    snprintf(key, sizeof(key), "tg_" TG_OUTBOX_KIND_INVOICE_CREATE "_%s", id);
+    int rc = tg_store_outbox_get_by_key(ob->st, key, &dep, &err);
+    if (rc != 0 || strcmp(dep.state, "done") != 0 || dep.response_id[0] == '\0') {
+        if (rc == TG_ENOTFOUND || (rc == 0 && strcmp(dep.state, "pending") != 0)) {
+            snprintf(why, sizeof(why), "the Stripe invoice of %s %s", id,
+                     rc == TG_ENOTFOUND ? "was never queued" : "could not be created");
+            if (tg_store_outbox_fail(ob->st, row->id, why, now / 1000, &serr) == 0)
+                atomic_fetch_add(&ob->rows_failed, 1);
+        } else {
+            int64_t next = now + DEPENDENCY_WAIT_MS;
+            if (rc == 0 && dep.next_attempt_at_ms + 100 > next)
+                next = dep.next_attempt_at_ms + 100;
+            snprintf(why, sizeof(why), "waiting for the Stripe invoice of %s", id);
+            tg_store_outbox_defer(ob->st, row->id, next, rc == 0 ? why : err.msg, now / 1000, &serr);
+        }
+        return 1;
+    }
+    size_t len = 0;
+    char *p = in_path ? replace_all(row->path, strlen(row->path), wp, dep.response_id, &len) : NULL;
+    char *q = in_params ? replace_all(row->params, row->params_len, wq, dep.response_id, &len) : NULL;
+    if ((in_path && (p == NULL || strlen(p) >= sizeof(row->path))) || (in_params && q == NULL)) {
+        free(p);
+        free(q);
+        tg_store_outbox_defer(ob->st, row->id, now + DEPENDENCY_WAIT_MS, "out of memory", now / 1000, &serr);
+        return 1;
+    }
+    if (p != NULL) {
+        snprintf(row->path, sizeof(row->path), "%s", p);
+        free(p);
+    }
+    if (q != NULL) {
+        free(row->params);
+        row->params = q;
+        row->params_len = len;
+    }
+    return 0;
+}
+
 /* Sends one row and records what happened. A failure to record (the database is busy past its
  * timeout) leaves the row pending: it is sent again, with the same key, and Stripe replays. */
 static void process_row(tg_outbox_t *ob, tg_outbox_row_t *row)
@@ -331,7 +505,7 @@ static void process_row(tg_outbox_t *ob, tg_outbox_row_t *row)
     int64_t now = wall_ms();
     int rc, searched = 0;
     memset(&res, 0, sizeof(res));
-    if (wait_for_earlier(ob, row, now) != 0 || resolve_customer(ob, row, now) != 0)
+    if (wait_for_earlier(ob, row, now) != 0 || resolve_customer(ob, row, now) != 0 || resolve_invoice(ob, row, now) != 0)
         return;
     if (strcmp(row->kind, TG_OUTBOX_KIND_CUSTOMER_CREATE) == 0 && now / 1000 - row->created_at > KEY_TRUST_S) {
         char found[TG_OUTBOX_RESPONSE_ID_MAX];

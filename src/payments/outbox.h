@@ -38,12 +38,21 @@
 
 #define TG_OUTBOX_KIND_CUSTOMER_CREATE "customer.create"
 #define TG_OUTBOX_KIND_CUSTOMER_UPDATE "customer.update"
+#define TG_OUTBOX_KIND_INVOICE_CREATE "invoice.create"
+#define TG_OUTBOX_KIND_INVOICE_ITEM "invoice.item"
+#define TG_OUTBOX_KIND_INVOICE_FINALIZE "invoice.finalize"
 
 /* In a form value or the path of an enqueued call: replaced when the call is sent by the Stripe
  * id of the row's customer. A call that names it waits (without using its attempts) until the
  * customer's "create" row is done, and fails if that row failed: a call for a customer can be
  * queued right after the customer, in the same transaction. */
 #define TG_OUTBOX_STRIPE_CUSTOMER "{stripe_customer}"
+
+/* "{stripe_invoice:<tollgate invoice id>}" in a form value or the path: replaced when the call is
+ * sent by the Stripe id of that tollgate invoice, the response id of its "invoice.create" row
+ * (found by that row's idempotency key, tg_invoice.create_<id>). The call waits until that row
+ * is done, and fails if it failed. */
+#define TG_OUTBOX_STRIPE_INVOICE_PREFIX "{stripe_invoice:"
 
 typedef struct tg_outbox tg_outbox_t;
 
@@ -77,6 +86,21 @@ int tg_outbox_enqueue_customer(tg_store_t *st, const tg_customer_t *c, tg_err_t 
  * (sent after the customer's earlier calls, its creation first). Call it in the transaction that
  * changes c. */
 int tg_outbox_enqueue_customer_update(tg_store_t *st, const tg_customer_t *c, tg_err_t *err);
+
+/* billing: tollgate. "Copy the finalized tollgate invoice inv to Stripe", in the caller's
+ * transaction (the one that finalizes inv): POST /v1/invoices (customer, collection_method
+ * (+ days_until_due when collection is send_invoice), pending_invoice_items_behavior=exclude,
+ * auto_advance=true, metadata[tollgate_invoice], metadata[tollgate_customer]), then one
+ * POST /v1/invoiceitems per line of inv->body onto that invoice (invoice={stripe_invoice:..},
+ * amount in the currency's minor unit, negative for credits, currency, description,
+ * period[start]/[end], metadata[tollgate_invoice], metadata[tollgate_line]), then
+ * POST /v1/invoices/{id}/finalize. The items name the invoice rather than being swept in as
+ * "pending" items, so nothing else pending on the Stripe customer (an item made in Stripe's
+ * dashboard) lands on it: its total is tollgate's. TG_EINVAL when an amount is not a whole
+ * number of minor units or the currency is unknown; TG_EEXIST (nothing written) if inv was
+ * queued before. send_invoice: days_until_due > 0, else 0. */
+int tg_outbox_enqueue_invoice(tg_store_t *st, const tg_invoice_t *inv, int send_invoice, int days_until_due,
+                              tg_err_t *err);
 
 /* Queues "create the Stripe customer" for every customer that has neither a Stripe customer nor
  * such a row (customers from before the stripe section), in transactions of a few hundred;

@@ -221,6 +221,10 @@ const tg_migration_t tg_sqlite_migrations[] = {
      "  source TEXT NOT NULL,"
      "  at INTEGER NOT NULL);"
      "CREATE INDEX customer_status_history_customer ON customer_status_history(customer_id, id);"},
+    /* 14: an owner can hold a draft: billing.finalize_after does not finalize a held one. */
+    {14, "invoice holds",
+     "ALTER TABLE invoices ADD COLUMN held INTEGER NOT NULL DEFAULT 0;"
+     "CREATE INDEX invoices_drafts ON invoices(created_at) WHERE status = 'draft';"},
 };
 
 const size_t tg_sqlite_migrations_count = sizeof(tg_sqlite_migrations) / sizeof(tg_sqlite_migrations[0]);

@@ -274,6 +274,7 @@ typedef struct tg_invoice {
     int64_t total;
     char *body; /* malloc'd JSON; tg_invoice_clear frees it */
     int64_t created_at, finalized_at, closed_at;
+    int held; /* a draft the owner holds: billing.finalize_after leaves it */
 } tg_invoice_t;
 
 void tg_invoice_clear(tg_invoice_t *inv);
@@ -332,5 +333,14 @@ int tg_store_invoice_page(tg_store_t *st, const char *customer_id, const tg_page
  * ("TG-2026-000042"), gapless. void: draft|open -> void. paid / uncollectible: open -> that.
  * TG_ESTATE for any other transition. */
 int tg_store_invoice_transition(tg_store_t *st, const char *id, const char *to, int64_t at, tg_err_t *err);
+
+/* Holds (held 1) or releases (0) a draft: a held draft is not finalized by billing.finalize_after.
+ * TG_ENOTFOUND, TG_ESTATE if the invoice is not a draft. */
+int tg_store_invoice_hold(tg_store_t *st, const char *id, int held, tg_err_t *err);
+
+/* Up to limit drafts, not held, created at or before created_before, oldest first, into ids;
+ * *n gets how many. */
+int tg_store_invoice_drafts_due(tg_store_t *st, int64_t created_before, char (*ids)[TG_ID_MAX], size_t limit, size_t *n,
+                                tg_err_t *err);
 
 #endif

@@ -74,6 +74,9 @@ int tg_store_outbox_requeue(tg_store_t *st, int64_t id, int64_t now_ms, tg_err_t
 /* One row by id (without params); TG_ENOTFOUND. */
 int tg_store_outbox_get(tg_store_t *st, int64_t id, tg_outbox_row_t *out, tg_err_t *err);
 
+/* One row by idempotency key (without params); TG_ENOTFOUND. */
+int tg_store_outbox_get_by_key(tg_store_t *st, const char *idempotency_key, tg_outbox_row_t *out, tg_err_t *err);
+
 /* Up to limit customers (id, email and name filled) that have neither a Stripe customer nor an
  * outbox row of `kind` (customers from before the stripe section), oldest first. *n gets how
  * many. */

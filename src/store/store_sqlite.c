@@ -1191,7 +1191,7 @@ void tg_invoice_clear(tg_invoice_t *inv)
 
 #define INVOICE_COLS                                                                                                   \
     "id, customer_id, period_start, period_end, status, COALESCE(number, ''), currency, total, body, created_at,"      \
-    " finalized_at, closed_at"
+    " finalized_at, closed_at, held"
 
 static int read_invoice(sqlite3_stmt *s, tg_invoice_t *inv)
 {
@@ -1209,6 +1209,7 @@ static int read_invoice(sqlite3_stmt *s, tg_invoice_t *inv)
     inv->created_at = sqlite3_column_int64(s, 9);
     inv->finalized_at = sqlite3_column_int64(s, 10);
     inv->closed_at = sqlite3_column_int64(s, 11);
+    inv->held = sqlite3_column_int(s, 12) != 0;
     return inv->body != NULL ? 0 : TG_ENOMEM;
 }
 
@@ -1907,4 +1908,48 @@ int tg_sqlite_error(tg_store_t *st, tg_err_t *err, const char *doing)
 void tg_sqlite_text(sqlite3_stmt *s, int col, char *out, size_t cap)
 {
     text(s, col, out, cap);
+}
+
+int tg_store_invoice_hold(tg_store_t *st, const char *id, int held, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st, "UPDATE invoices SET held = ? WHERE id = ? AND status = 'draft'", &s, err, "holding an invoice");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int(s, 1, held ? 1 : 0);
+    sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+    int step = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (step != SQLITE_DONE)
+        return db_error(st, err, "holding an invoice");
+    if (sqlite3_changes(st->db) == 1)
+        return 0;
+    tg_invoice_t inv;
+    if ((rc = tg_store_invoice_get(st, id, &inv, err)) != 0)
+        return rc;
+    rc = tg_errf(err, TG_ESTATE, "invoice %s is %s; only a draft can be held or released", id, inv.status);
+    tg_invoice_clear(&inv);
+    return rc;
+}
+
+int tg_store_invoice_drafts_due(tg_store_t *st, int64_t created_before, char (*ids)[TG_ID_MAX], size_t limit, size_t *n,
+                                tg_err_t *err)
+{
+    *n = 0;
+    sqlite3_stmt *s;
+    int rc = prepare(st,
+                     "SELECT id FROM invoices WHERE status = 'draft' AND held = 0 AND created_at <= ?"
+                     " ORDER BY created_at, id LIMIT ?",
+                     &s, err, "finding drafts to finalize");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, created_before);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)limit);
+    int step = SQLITE_DONE;
+    while (*n < limit && (step = sqlite3_step(s)) == SQLITE_ROW)
+        text(s, 0, ids[(*n)++], TG_ID_MAX);
+    if (*n < limit && step != SQLITE_DONE)
+        rc = db_error(st, err, "finding drafts to finalize");
+    sqlite3_finalize(s);
+    return rc;
 }

@@ -273,6 +273,25 @@ int tg_store_outbox_get(tg_store_t *st, int64_t id, tg_outbox_row_t *out, tg_err
     return rc;
 }
 
+int tg_store_outbox_get_by_key(tg_store_t *st, const char *idempotency_key, tg_outbox_row_t *out, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st, "SELECT " ROW_COLS " FROM stripe_outbox WHERE idempotency_key = ?", &s, err,
+                               "reading a Stripe call");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, idempotency_key, -1, SQLITE_TRANSIENT);
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW)
+        read_row(s, out);
+    else if (step == SQLITE_DONE)
+        rc = tg_errf(err, TG_ENOTFOUND, "no outbox row with key %.80s", idempotency_key);
+    else
+        rc = tg_sqlite_error(st, err, "reading a Stripe call");
+    sqlite3_finalize(s);
+    return rc;
+}
+
 int tg_store_outbox_customers_missing(tg_store_t *st, const char *kind, tg_customer_t *out, size_t limit, size_t *n,
                                       tg_err_t *err)
 {

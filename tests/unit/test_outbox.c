@@ -532,6 +532,60 @@ static void test_stop_cuts_a_call_in_flight(void **state)
     assert_string_equal(r.last_error, "");
 }
 
+/* billing: tollgate: a finalized invoice is queued as create, one item per line (minor units,
+ * negative credits, the line's index), finalize; the items and the finalize name the invoice by
+ * placeholder; an amount that is not whole minor units or an unknown currency is refused. */
+static void test_enqueue_invoice(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    tg_invoice_t inv;
+    memset(&inv, 0, sizeof(inv));
+    snprintf(inv.id, sizeof(inv.id), "inv_t1");
+    snprintf(inv.customer_id, sizeof(inv.customer_id), "cus_t1");
+    snprintf(inv.currency, sizeof(inv.currency), "USD");
+    inv.period_start = 1767225600;
+    inv.period_end = 1769904000;
+    char body[] = "{\"lines\":[{\"description\":\"Starter plan, 1 month\",\"amount\":\"49.00\"},"
+                  "{\"description\":\"Credit\",\"amount\":\"-3.50\"}],\"total\":\"45.50\"}";
+    inv.body = body;
+    assert_int_equal(tg_store_tx_begin(f->st, &err), 0);
+    assert_int_equal(tg_outbox_enqueue_invoice(f->st, &inv, 1, 30, &err), 0);
+    assert_int_equal(tg_store_tx_commit(f->st, &err), 0);
+    assert_int_equal(tg_outbox_enqueue_invoice(f->st, &inv, 1, 30, &err), TG_EEXIST); /* once */
+
+    tg_outbox_row_t rows[8];
+    size_t n = 0;
+    assert_int_equal(tg_store_outbox_due(f->st, tg_clock_now_ns() / 1000000 + 1000, rows, 8, &n, &err), 0);
+    assert_int_equal(n, 4);
+    assert_string_equal(rows[0].idempotency_key, "tg_invoice.create_inv_t1");
+    assert_string_equal(rows[0].path, "/v1/invoices");
+    assert_string_equal(rows[0].params,
+                        "customer=%7Bstripe_customer%7D&collection_method=send_invoice&days_until_due=30&currency=usd"
+                        "&pending_invoice_items_behavior=exclude&auto_advance=true&metadata[tollgate_invoice]=inv_t1"
+                        "&metadata[tollgate_customer]=cus_t1");
+    assert_string_equal(rows[1].idempotency_key, "tg_invoice.item_inv_t1_0");
+    assert_non_null(strstr(rows[1].params, "invoice=%7Bstripe_invoice%3Ainv_t1%7D&amount=4900&currency=usd"));
+    assert_string_equal(rows[2].idempotency_key, "tg_invoice.item_inv_t1_1");
+    assert_non_null(strstr(rows[2].params, "&amount=-350&"));
+    assert_non_null(strstr(rows[2].params, "period[start]=1767225600&period[end]=1769904000"));
+    assert_non_null(strstr(rows[2].params, "metadata[tollgate_line]=1"));
+    assert_string_equal(rows[3].idempotency_key, "tg_invoice.finalize_inv_t1");
+    assert_string_equal(rows[3].path, "/v1/invoices/{stripe_invoice:inv_t1}/finalize");
+    for (size_t i = 0; i < n; i++)
+        tg_outbox_row_clear(&rows[i]);
+
+    /* a tenth of a cent is not a Stripe amount; an unknown currency neither */
+    char bad[] = "{\"lines\":[{\"description\":\"x\",\"amount\":\"1.005\"}]}";
+    snprintf(inv.id, sizeof(inv.id), "inv_t2");
+    inv.body = bad;
+    assert_int_equal(tg_outbox_enqueue_invoice(f->st, &inv, 0, 0, &err), TG_EINVAL);
+    snprintf(inv.id, sizeof(inv.id), "inv_t3");
+    snprintf(inv.currency, sizeof(inv.currency), "XQQ");
+    inv.body = body;
+    assert_int_equal(tg_outbox_enqueue_invoice(f->st, &inv, 0, 0, &err), TG_EINVAL);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -546,6 +600,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_call_waits_for_its_customer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_429_pauses_every_call, setup, teardown),
         cmocka_unit_test_setup_teardown(test_calls_of_a_customer_keep_their_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_enqueue_invoice, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -268,6 +268,72 @@ static void test_items_and_errors(void **state)
     tg_periods_run_free(&run);
 }
 
+static int first_invoice_cb(const tg_invoice_t *inv, void *arg)
+{
+    tg_invoice_t *out = arg;
+    *out = *inv;
+    out->body = NULL; /* the list frees its own */
+    return 1;
+}
+
+static tg_invoice_t invoice_of(fx_t *f, const char *customer_id)
+{
+    tg_invoice_t inv;
+    tg_err_t err = {0};
+    memset(&inv, 0, sizeof(inv));
+    assert_int_equal(tg_store_invoice_list(f->st, customer_id, first_invoice_cb, &inv, &err), 0);
+    return inv;
+}
+
+/* billing.finalize_after on the service's clock: a draft is finalized once it is that old, not
+ * before; a held one is left a draft until released; only drafts can be held. */
+static void test_finalize_after_and_hold(void **state)
+{
+    fx_t *f = *state;
+    f->cfg->billing.finalize_after_s = 3600;
+    tg_customer_t a = new_customer(f, "starter", 0), b = new_customer(f, "free", 0);
+    tg_err_t err = {0};
+    tg_periods_run_t run;
+    clock_s = FEB1_2026 + 60;
+    assert_int_equal(tg_periods_close(&f->x, NULL, INT64_MAX, &run, &err), 0);
+    assert_int_equal(run.created, 2);
+    tg_periods_run_free(&run);
+    tg_invoice_t ia = invoice_of(f, a.id), ib = invoice_of(f, b.id);
+    assert_string_equal(ia.status, "draft");
+    assert_int_equal(ia.held, 0);
+    assert_int_equal(tg_store_invoice_hold(f->st, ib.id, 1, &err), 0);
+
+    int finalized = -1, queued = -1;
+    clock_s += 3599; /* a second short of an hour */
+    assert_int_equal(tg_periods_finalize_due(&f->x, &finalized, &queued, &err), 0);
+    assert_int_equal(finalized, 0);
+    assert_string_equal(invoice_of(f, a.id).status, "draft");
+
+    clock_s += 1;
+    assert_int_equal(tg_periods_finalize_due(&f->x, &finalized, &queued, &err), 0);
+    assert_int_equal(finalized, 1);
+    assert_int_equal(queued, 0); /* no stripe section: nothing for the outbox */
+    ia = invoice_of(f, a.id);
+    assert_string_equal(ia.status, "open");
+    assert_string_equal(ia.number, "TG-2026-000001");
+    ib = invoice_of(f, b.id);
+    assert_string_equal(ib.status, "draft");
+    assert_int_equal(ib.held, 1);
+    assert_int_equal(tg_store_invoice_hold(f->st, ia.id, 1, &err), TG_ESTATE);
+
+    clock_s += 30 * DAY; /* held: however old */
+    assert_int_equal(tg_periods_finalize_due(&f->x, &finalized, &queued, &err), 0);
+    assert_int_equal(finalized, 0);
+    assert_int_equal(tg_store_invoice_hold(f->st, ib.id, 0, &err), 0);
+    assert_int_equal(tg_periods_finalize_due(&f->x, &finalized, &queued, &err), 0);
+    assert_int_equal(finalized, 1);
+    assert_string_equal(invoice_of(f, b.id).status, "open");
+
+    f->cfg->billing.finalize_after_s = 0; /* by hand: the service does nothing */
+    assert_int_equal(tg_periods_finalize_due(&f->x, &finalized, &queued, &err), 0);
+    assert_int_equal(finalized, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -276,6 +342,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_downgrade_during_trial_is_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_at_period_end_and_now, setup, teardown),
         cmocka_unit_test_setup_teardown(test_items_and_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_finalize_after_and_hold, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
