@@ -45,6 +45,8 @@ json_t *tg_adm_customer_json(tg_admin_t *a, const tg_customer_t *c)
     tg_err_t err = {0};
     if (j != NULL && tg_store_payment_method_get(a->d.store, c->id, &on_file, &err) == 0)
         json_object_set_new(j, "payment_method_on_file_at", tg_adm_json_time(on_file));
+    if (j != NULL && strcmp(c->status, "incomplete") == 0) /* the trial has not started */
+        json_object_set_new(j, "trial_end", json_null());
     return j;
 }
 

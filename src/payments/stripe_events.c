@@ -378,6 +378,26 @@ static int apply_checkout(const tg_payments_deps_t *d, const tg_stripe_event_row
     if ((rc = tg_store_payment_method_put(d->store, c.id, e->created, id, e->id, &inserted, err)) != 0)
         return rc;
     snprintf(ap->outcome, sizeof(ap->outcome), "%s", inserted ? "payment method on file" : "payment method already on file");
+    if (strcmp(c.status, "incomplete") != 0)
+        return 0;
+    /* A requires_payment_method plan starts now: its trial (if granted at sign-up) from the
+     * card's time, else paid from that time (invoice.c bills the base fee from trial_end). */
+    int64_t at = 0;
+    if ((rc = tg_store_payment_method_get(d->store, c.id, &at, err)) != 0)
+        return rc;
+    const tg_plan_t *plan = tg_config_find_plan(d->cfg, c.plan_id);
+    int trial = c.trial_end == TG_TRIAL_AT_CARD && plan != NULL && plan->trial_days > 0;
+    snprintf(c.status, sizeof(c.status), "%s", trial ? "trialing" : "active");
+    c.trial_end = at + (trial ? (int64_t)plan->trial_days * DAY_S : 0);
+    char reason[TG_OUTCOME_MAX];
+    snprintf(reason, sizeof(reason), "payment method on file%s", trial ? ": the trial starts" : "");
+    if ((rc = tg_store_customer_update(d->store, &c, err)) != 0 ||
+        (rc = tg_store_status_history_add(d->store, c.id, "incomplete", c.status, reason, e->id, e->created, err)) != 0)
+        return rc;
+    append(ap, "; customer incomplete -> %s", c.status);
+    ap->transition = 1;
+    ap->customer = c;
+    ap->held = 0;
     return 0;
 }
 

@@ -6,7 +6,11 @@
 //     a customer portal session (customer, return_url) and answers its url;
 //   - both need a session and the CSRF token, and say 409 when Stripe is not configured;
 //   - completing the session in the fake (which sends a signed checkout.session.completed to
-//     tollgate) records the card: payment_method_on_file_at, once (a replay keeps the first time).
+//     tollgate) records the card: payment_method_on_file_at, once (a replay keeps the first time);
+//   - a requires_payment_method plan: sign-up makes the customer `incomplete` (its key answers 402
+//     payment_method_required with the billing link) until the card is on file, then the trial
+//     starts from the card's time (trial_end = card + trial_days) and the key works; an upgrade
+//     to such a plan without a card is refused with 409 payment_method_required.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Stack, sleep } from './harness.mjs';
@@ -18,7 +22,17 @@ let fake, stack;
 
 before(async () => {
   fake = await startFakeStripe();
-  stack = await new Stack({ extra: `stripe: {secret_key: "${KEY}", webhook_secret: "${SECRET}", api_base: "${fake.url}"}` }).start();
+  stack = await new Stack({
+    extra: `stripe: {secret_key: "${KEY}", webhook_secret: "${SECRET}", api_base: "${fake.url}"}`,
+    morePlans: `  carded:
+    price: "29"
+    trial_days: 7
+    requires_payment_method: true
+    rate_limit: 100/min
+    burst: 100
+    endpoints: ["/v1/basic/*"]
+`,
+  }).start();
   await control('POST', '/__control/webhook_endpoint', { url: `${stack.admin}/v1/webhooks/stripe`, secret: SECRET });
 });
 after(async () => {
@@ -157,4 +171,54 @@ test('without a stripe section the billing routes answer 409 stripe_not_configur
   } finally {
     await s.stop();
   }
+});
+
+async function completeSetup(c) {
+  const r = await c.call('POST', '/v1/me/billing/setup');
+  assert.equal(r.status, 200, r.text);
+  const sid = /\/c\/pay\/([^/?#]+)/.exec(r.json.url)[1];
+  const done = await control('POST', `/__control/checkout/sessions/${sid}/complete`);
+  assert.equal(done.event_type, 'checkout.session.completed');
+}
+
+test('a requires_payment_method plan: the key answers 402 payment_method_required until the card is on file, then the trial starts', async () => {
+  const c = await signedUp(stack, 'carded');
+  let me = await c.call('GET', '/v1/me');
+  assert.equal(me.json.status, 'incomplete');
+  assert.equal(me.json.trial_end, null);
+  const refused = await stack.call('/v1/basic/x', { key: c.key });
+  assert.equal(refused.status, 402);
+  assert.equal(refused.json.error.type, 'payment_method_required');
+  assert.ok(refused.json.error.message.includes(`${stack.admin}/portal/`) && refused.json.error.message.includes('#billing'), refused.json.error.message);
+  await stripeCustomerOf(c.id);
+  await completeSetup(c);
+  me = await until(async () => {
+    const m = await c.call('GET', '/v1/me');
+    return m.json.status === 'trialing' ? m : null;
+  }, 'the trial to start');
+  const card = Date.parse(me.json.payment_method_on_file_at);
+  assert.equal(Date.parse(me.json.trial_end) - card, 7 * 86400 * 1000);
+  const ok = await until(async () => {
+    const r = await stack.call('/v1/basic/x', { key: c.key });
+    return r.status === 200 ? r : null;
+  }, 'the key to work');
+  assert.equal(ok.status, 200);
+  const hist = await stack.adminCall('GET', `/v1/admin/customers/${c.id}/status_history`);
+  assert.ok(hist.json.data.some((h) => h.from === 'incomplete' && h.to === 'trialing'), JSON.stringify(hist.json));
+});
+
+test('plans without the flag are unchanged; an upgrade to a requires_payment_method plan needs a card first', async () => {
+  const c = await signedUp(stack, 'free');
+  assert.equal((await c.call('GET', '/v1/me')).json.status, 'active');
+  assert.equal((await stack.call('/v1/basic/x', { key: c.key })).status, 200);
+  const up = await c.call('POST', '/v1/me/plan', { plan: 'carded' });
+  assert.equal(up.status, 409, up.text);
+  assert.equal(up.json.error.type, 'payment_method_required');
+  assert.equal((await c.call('GET', '/v1/me')).json.plan, 'free');
+  await stripeCustomerOf(c.id);
+  await completeSetup(c);
+  await until(async () => (await c.call('GET', '/v1/me')).json.payment_method_on_file_at, 'the card on file');
+  const up2 = await c.call('POST', '/v1/me/plan', { plan: 'carded' });
+  assert.equal(up2.status, 200, up2.text);
+  assert.equal(up2.json.plan, 'carded');
 });
