@@ -222,3 +222,22 @@ test('plans without the flag are unchanged; an upgrade to a requires_payment_met
   assert.equal(up2.status, 200, up2.text);
   assert.equal(up2.json.plan, 'carded');
 });
+
+test('dunning: a customer whose payment failed is listed on the owner dashboard as past_due (and not before)', async () => {
+  const c = await signedUp(stack, 'free');
+  let dash = await stack.adminCall('GET', '/v1/admin/dashboard');
+  assert.ok(!dash.json.past_due.some((x) => x.id === c.id));
+  const invoice = { id: `in_test_cards_${Date.now().toString(36)}`, object: 'invoice', status: 'open', attempt_count: 1,
+    amount_due: 4900, currency: 'usd', metadata: { tollgate_customer: c.id } };
+  const sent = await control('POST', '/__control/send_webhook',
+    { url: `${stack.admin}/v1/webhooks/stripe`, secret: SECRET, type: 'invoice.payment_failed', object: invoice });
+  assert.equal(sent.delivery.status, 200, JSON.stringify(sent));
+  const row = await until(async () => {
+    dash = await stack.adminCall('GET', '/v1/admin/dashboard');
+    return dash.json.past_due.find((x) => x.id === c.id);
+  }, 'the dashboard to list the customer');
+  assert.equal(row.status, 'past_due');
+  assert.ok(row.past_due_since);
+  assert.ok(dash.json.past_due_count >= 1);
+  assert.equal((await c.call('GET', '/v1/me')).json.status, 'past_due');
+});
