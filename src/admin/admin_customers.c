@@ -34,12 +34,20 @@ json_t *tg_adm_customer_json(tg_admin_t *a, const tg_customer_t *c)
     const tg_plan_t *plan = tg_config_find_plan(a->d.cfg, c->plan_id);
     if (plan != NULL)
         tg_period_bounds(c->anchor_at, plan->interval, now, &ps, &pe);
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:{s:o,s:o},s:o,s:o,s:o}", "id", c->id, "email", c->email,
-                     "name", c->name, "plan", c->plan_id, "status", tg_adm_display_status(c, now), "created_at",
-                     tg_adm_json_time(c->created_at), "trial_end", tg_adm_json_time(c->trial_end), "current_period", "start",
-                     tg_adm_json_time(ps), "end", tg_adm_json_time(pe), "pending_plan",
-                     c->pending_plan_id[0] ? json_string(c->pending_plan_id) : json_null(), "pending_at",
-                     tg_adm_json_time(c->pending_at), "cancel_at", tg_adm_json_time(c->cancel_at));
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:{s:o,s:o},s:o,s:o,s:o}", "id", c->id, "email", c->email,
+                          "name", c->name, "plan", c->plan_id, "status", tg_adm_display_status(c, now), "created_at",
+                          tg_adm_json_time(c->created_at), "trial_end", tg_adm_json_time(c->trial_end), "current_period",
+                          "start", tg_adm_json_time(ps), "end", tg_adm_json_time(pe), "pending_plan",
+                          c->pending_plan_id[0] ? json_string(c->pending_plan_id) : json_null(), "pending_at",
+                          tg_adm_json_time(c->pending_at), "cancel_at", tg_adm_json_time(c->cancel_at));
+    /* A card saved through Stripe Checkout (setup mode): when, or null (also when unreadable). */
+    int64_t on_file = 0;
+    tg_err_t err = {0};
+    if (j != NULL && tg_store_payment_method_get(a->d.store, c->id, &on_file, &err) == 0)
+        json_object_set_new(j, "payment_method_on_file_at", tg_adm_json_time(on_file));
+    if (j != NULL && strcmp(c->status, "incomplete") == 0) /* the trial has not started */
+        json_object_set_new(j, "trial_end", json_null());
+    return j;
 }
 
 int tg_adm_valid_email(const char *e)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "admin/admin_int.h"
+#include "store/store_payments.h"
 #include "util/period.h"
 
 #define TOP_N 10
@@ -208,6 +209,26 @@ void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
     tg_store_usage_rejected_count(a->d.store, &rejected, &err);
     json_object_set_new(j, "billing_failures", json_integer((json_int_t)failing));
     json_object_set_new(j, "rejected_usage_rows", json_integer((json_int_t)rejected));
+    /* Dunning: customers whose payments failed (past_due: still served) and those dunning
+     * suspended (402 payment_required), with when they fell behind; the first NEAR_MAX. */
+    json_t *due = json_array();
+    size_t due_count = 0;
+    for (size_t i = 0; i < d.n; i++) {
+        const tg_customer_t *c = &d.rows[i].c;
+        tg_dunning_row_t dr;
+        int found = 0;
+        int past_due = strcmp(c->status, "past_due") == 0;
+        if (!past_due && strcmp(c->status, "suspended") != 0)
+            continue;
+        if (tg_store_dunning_get(a->d.store, c->id, &dr, &found, &err) != 0 || !found)
+            continue; /* suspended by the owner, not by dunning */
+        if (due_count++ < NEAR_MAX)
+            json_array_append_new(due, json_pack("{s:s,s:s,s:s,s:s,s:o}", "id", c->id, "email", c->email, "plan",
+                                                 c->plan_id, "status", c->status, "past_due_since",
+                                                 tg_adm_json_time(dr.past_due_since)));
+    }
+    json_object_set_new(j, "past_due", due);
+    json_object_set_new(j, "past_due_count", json_integer((json_int_t)due_count));
     free(d.rows);
     tg_adm_reply_json(res, 200, j);
 }

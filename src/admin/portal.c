@@ -32,6 +32,10 @@
 
 #include "admin/admin_int.h"
 #include "payments/outbox.h"
+#include "payments/stripe_client.h"
+#include "payments/stripe_form.h"
+#include "store/store_outbox.h"
+#include "store/store_payments.h"
 #include "admin/password_policy.h"
 #include "billing/invoice.h"
 #include "util/cidr.h"
@@ -235,7 +239,17 @@ static json_t *session_reply(tg_admin_t *a, const tg_customer_t *c, const char *
 /* The slow half of a sign-up or a sign-in: the Argon2id work, run by a hash worker (see
  * admin_api.h). The password is copied here, wiped as soon as the hash is done, and this object
  * is the only memory the worker touches. */
-enum { SLOW_SIGNUP, SLOW_LOGIN, SLOW_PASSWORD };
+enum { SLOW_SIGNUP, SLOW_LOGIN, SLOW_PASSWORD, SLOW_STRIPE };
+
+/* The portal's interactive Stripe calls (a Checkout Session to add a card, a customer portal
+ * session): the customer waits for the URL, so they are not queued in the outbox (which is for
+ * work that must happen once, whenever). The back thread builds the request, a hash worker makes
+ * the one call (bounded by STRIPE_INTERACTIVE_TIMEOUT_MS), the back thread answers: neither the
+ * event loops nor the back thread ever wait on the network. A session nobody opens expires in
+ * Stripe by itself, so a repeated click just makes another one (a fresh idempotency key each). */
+#define STRIPE_INTERACTIVE_TIMEOUT_MS 10000
+#define STRIPE_FORM_MAX 4096
+#define STRIPE_URL_MAX 2048
 
 struct tg_admin_slow {
     int kind;
@@ -254,6 +268,16 @@ struct tg_admin_slow {
     char trial_note[32];                  /* SLOW_SIGNUP: "granted", "not_offered", "already_used" */
     char address[TG_CIDR_TEXT_MAX + 4];   /* the throttle key of the client address */
     tg_customer_t customer;               /* SLOW_LOGIN: the account, when found */
+    /* SLOW_STRIPE: the call (built on the back thread), its outcome (from the worker) */
+    tg_stripe_settings_t stripe;          /* points into the configuration, which outlives us */
+    char stripe_path[64];
+    char stripe_form[STRIPE_FORM_MAX];
+    size_t stripe_form_len;
+    char stripe_idem[80];
+    int stripe_ok;
+    long stripe_status;
+    char stripe_url[STRIPE_URL_MAX];
+    char stripe_message[512];
 };
 
 static tg_admin_slow_t *slow_new(int kind, const char *password, const tg_admin_request_t *r)
@@ -277,6 +301,24 @@ static void slow_free(tg_admin_slow_t *w)
 void tg_admin_slow_run(tg_admin_slow_t *w)
 {
     size_t n = strlen(w->password);
+    if (w->kind == SLOW_STRIPE) {
+        tg_stripe_result_t out;
+        tg_err_t err = {0};
+        memset(&out, 0, sizeof(out));
+        int rc = tg_stripe_call(&w->stripe, "POST", w->stripe_path, w->stripe_form, w->stripe_form_len, w->stripe_idem,
+                                &out, &err);
+        const char *url = out.body != NULL ? json_string_value(json_object_get(out.body, "url")) : NULL;
+        w->stripe_status = out.status;
+        if (rc == 0 && url != NULL && strncmp(url, "https://", 8) == 0 && strlen(url) < sizeof(w->stripe_url)) {
+            w->stripe_ok = 1;
+            snprintf(w->stripe_url, sizeof(w->stripe_url), "%s", url);
+        } else {
+            snprintf(w->stripe_message, sizeof(w->stripe_message), "%s",
+                     rc != 0 ? err.msg : "Stripe's answer has no https url");
+        }
+        tg_stripe_result_clear(&out);
+        return;
+    }
     if (w->kind == SLOW_PASSWORD) {
         /* the current password first; the new one is hashed only if it matched */
         w->verified = crypto_pwhash_str_verify(w->hash, w->password, n) == 0;
@@ -588,7 +630,15 @@ void tg_admin_slow_finish(tg_admin_t *a, tg_admin_slow_t *w, int ran, tg_admin_r
     memset(res, 0, sizeof(*res));
     if (!ran) {
         res->retry_after = 1;
-        tg_adm_reply_error(res, 503, "busy", "Too many sign-ups and sign-ins at once; retry in a second.");
+        tg_adm_reply_error(res, 503, "busy", "Too many requests at once; retry in a second.");
+    } else if (w->kind == SLOW_STRIPE) {
+        if (w->stripe_ok)
+            tg_adm_reply_json(res, 200, json_pack("{s:s}", "url", w->stripe_url));
+        else {
+            res->retry_after = 5;
+            tg_adm_reply_error(res, 503, "stripe_unavailable", "Stripe did not give a page to open (%s); retry later.",
+                               w->stripe_message);
+        }
     } else if (w->kind == SLOW_SIGNUP)
         signup_finish(a, w, res);
     else if (w->kind == SLOW_PASSWORD)
@@ -626,7 +676,18 @@ static void me_plan(tg_admin_t *a, tg_customer_t *c, const tg_admin_request_t *r
         json_decref(body);
         return;
     }
-    if (!json_is_string(json_object_get(body, "plan")))
+    const tg_plan_t *to = json_is_string(json_object_get(body, "plan"))
+                              ? tg_config_find_plan(a->d.cfg, json_string_value(json_object_get(body, "plan")))
+                              : NULL;
+    int64_t card = 0;
+    tg_err_t err = {0};
+    if (to != NULL && to->requires_payment_method && a->d.cfg->stripe.enabled &&
+        tg_store_payment_method_get(a->d.store, c->id, &card, &err) != 0)
+        tg_adm_reply_error(res, 500, "internal_error", "Reading the payment method failed: %s", err.msg);
+    else if (to != NULL && to->requires_payment_method && a->d.cfg->stripe.enabled && card == 0)
+        tg_adm_reply_error(res, 409, "payment_method_required",
+                           "The %s plan needs a payment method: add a card in the billing section first.", to->id);
+    else if (!json_is_string(json_object_get(body, "plan")))
         tg_adm_reply_error(res, 400, "bad_request", "plan: required.");
     else
         tg_adm_patch_customer(a, c, r, res);
@@ -676,6 +737,80 @@ static void plan_preview(tg_admin_t *a, const tg_customer_t *c, const tg_admin_r
                       json_pack("{s:s,s:s,s:s,s:o,s:o,s:o}", "from", c->plan_id, "to", to->id, "effective",
                                 pc.at_period_end ? "period_end" : "now", "effective_at", tg_adm_json_time(pc.effective_at),
                                 "proration", items, "plan", tg_adm_plan_json(to)));
+}
+
+/* POST /v1/me/billing/setup (a Checkout Session in setup mode: add a card) and
+ * POST /v1/me/billing/portal (Stripe's customer portal: manage cards, see receipts). Both come
+ * back to the portal's billing section. 409 while there is nothing to open; the call itself is
+ * a hash worker's (see SLOW_STRIPE). */
+static void billing_session(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, int setup,
+                            tg_admin_response_t *res)
+{
+    const tg_config_t *cfg = a->d.cfg;
+    char stripe_id[256];
+    tg_err_t err = {0};
+    if (!cfg->stripe.enabled) {
+        tg_adm_reply_error(res, 409, "stripe_not_configured", "Payments are not set up on this service (no stripe section).");
+        return;
+    }
+    int rc = tg_store_stripe_customer_get(a->d.store, c->id, stripe_id, sizeof(stripe_id), &err);
+    if (rc == TG_ENOTFOUND) {
+        res->retry_after = 5;
+        tg_adm_reply_error(res, 409, "stripe_customer_pending",
+                           "Your account is not in Stripe yet (it is being created); retry in a few seconds.");
+        return;
+    }
+    if (rc != 0) {
+        tg_adm_reply_error(res, 500, "internal_error", "Reading the Stripe customer failed: %s", err.msg);
+        return;
+    }
+    const tg_plan_t *plan = tg_config_find_plan(cfg, c->plan_id);
+    char back[STRIPE_URL_MAX];
+    snprintf(back, sizeof(back), "%s/portal/app.html#billing", cfg->portal.public_url);
+    tg_form_t f;
+    tg_form_init(&f, STRIPE_FORM_MAX);
+    rc = tg_form_add(&f, "customer", stripe_id, &err);
+    if (setup) {
+        /* 2025-03-31.basil: setup mode needs currency unless payment_method_types is given; the
+         * currency picks the payment methods that can pay the plan's invoices. */
+        if (rc == 0)
+            rc = tg_form_add(&f, "mode", "setup", &err);
+        if (rc == 0)
+            rc = tg_form_add(&f, "currency", plan != NULL ? plan->currency : "usd", &err);
+        if (rc == 0)
+            rc = tg_form_add(&f, "success_url", back, &err);
+        if (rc == 0)
+            rc = tg_form_add(&f, "cancel_url", back, &err);
+        if (rc == 0)
+            rc = tg_form_add(&f, "metadata[tollgate_customer]", c->id, &err);
+    } else if (rc == 0) {
+        rc = tg_form_add(&f, "return_url", back, &err);
+    }
+    size_t len = 0;
+    const char *data = rc == 0 ? tg_form_data(&f, &len) : NULL;
+    tg_admin_slow_t *w = data != NULL && len < STRIPE_FORM_MAX ? calloc(1, sizeof(*w)) : NULL;
+    if (w == NULL) {
+        tg_form_free(&f);
+        tg_adm_reply_error(res, 500, "internal_error", "Building the Stripe request failed: %s",
+                           err.msg[0] ? err.msg : "out of memory");
+        return;
+    }
+    w->kind = SLOW_STRIPE;
+    w->secure = r->secure;
+    w->stripe.secret_key = cfg->stripe.secret_key;
+    w->stripe.api_base = cfg->stripe.api_base;
+    w->stripe.timeout_ms = STRIPE_INTERACTIVE_TIMEOUT_MS;
+    snprintf(w->stripe_path, sizeof(w->stripe_path), "%s",
+             setup ? "/v1/checkout/sessions" : "/v1/billing_portal/sessions");
+    memcpy(w->stripe_form, data, len);
+    w->stripe_form_len = len;
+    uint8_t nonce[16];
+    char hex[33];
+    randombytes_buf(nonce, sizeof(nonce));
+    sodium_bin2hex(hex, sizeof(hex), nonce, sizeof(nonce));
+    snprintf(w->stripe_idem, sizeof(w->stripe_idem), "tg-%s-%s", setup ? "setup" : "portal", hex);
+    tg_form_free(&f);
+    res->slow = w;
 }
 
 int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_request_t *r, tg_admin_response_t *res)
@@ -784,6 +919,9 @@ int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_reque
         plan_preview(a, &c, r, res);
     } else if (s->n == 3 && tg_adm_seg_is(s, 2, "plan") && tg_adm_method_is(r, "POST")) {
         me_plan(a, &c, r, res);
+    } else if (s->n == 4 && tg_adm_seg_is(s, 2, "billing") &&
+               (tg_adm_seg_is(s, 3, "setup") || tg_adm_seg_is(s, 3, "portal")) && tg_adm_method_is(r, "POST")) {
+        billing_session(a, &c, r, tg_adm_seg_is(s, 3, "setup"), res);
     } else {
         tg_adm_reply_error(res, 404, "not_found", "No such route.");
     }

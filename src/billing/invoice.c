@@ -74,6 +74,8 @@ int tg_invoice_build(const tg_config_t *cfg, const tg_customer_t *c, const tg_un
     int64_t natural_start, natural_end;
     tg_period_bounds(c->anchor_at, plan->interval, ps, &natural_start, &natural_end);
     int64_t paid_from = c->trial_end > ps ? c->trial_end : ps;
+    if (strcmp(c->status, "incomplete") == 0)
+        paid_from = pe; /* no card yet: the plan has not started (its trial_end is set then) */
     if (paid_from < pe && plan->price != 0) {
         tg_money_t base = plan->price;
         char desc[192];

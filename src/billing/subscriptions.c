@@ -49,7 +49,12 @@ int tg_sub_customer_create(const tg_sub_ctx_t *x, const char *email, const char 
     snprintf(c->name, sizeof(c->name), "%s", name != NULL ? name : "");
     snprintf(c->plan_id, sizeof(c->plan_id), "%s", plan->id);
     c->created_at = c->anchor_at = tg_sub_now(x);
-    if (plan->trial_days > 0 && with_trial) {
+    if (plan->requires_payment_method && x->stripe_customers) {
+        /* Keys refused and nothing billed until a card is on file; the trial (if any) starts
+         * then (tg_sub_payment_method_added). */
+        snprintf(c->status, sizeof(c->status), "incomplete");
+        c->trial_end = plan->trial_days > 0 && with_trial ? TG_TRIAL_AT_CARD : 0;
+    } else if (plan->trial_days > 0 && with_trial) {
         snprintf(c->status, sizeof(c->status), "trialing");
         c->trial_end = c->created_at + (int64_t)plan->trial_days * 86400;
     } else {

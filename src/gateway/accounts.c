@@ -390,7 +390,8 @@ void tg_account_period(tg_account_t *acct, int64_t now_s, int64_t *start_s, int6
     tg_period_bounds(acct->anchor_at, plan->interval, now_s, start_s, end_s);
 }
 
-static const char *const status_names[] = {"active", "trialing", "past_due", "suspended", "canceled"};
+static const char *const status_names[] = {"active", "trialing", "past_due", "suspended", "canceled",
+                                              "incomplete"};
 
 tg_account_status_t tg_account_status_parse(const char *s)
 {

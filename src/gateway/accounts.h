@@ -25,6 +25,7 @@ typedef enum tg_account_status {
     TG_ACCT_PAST_DUE = 2,
     TG_ACCT_SUSPENDED = 3,
     TG_ACCT_CANCELED = 4,
+    TG_ACCT_INCOMPLETE = 5, /* a requires_payment_method plan waiting for its card: keys refused */
 } tg_account_status_t;
 
 typedef enum tg_auth_result {

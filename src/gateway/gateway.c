@@ -224,6 +224,9 @@ int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *c
         return refuse(refusal, 402, "payment_required", TG_OUT_SUSPENDED,
                       "Payment for this account failed; update the payment method at %s to restore access.",
                       gw->billing_url);
+    if (status == TG_ACCT_INCOMPLETE)
+        return refuse(refusal, 402, "payment_method_required", TG_OUT_SUSPENDED,
+                      "This plan needs a payment method before its keys work; add a card at %s.", gw->billing_url);
     if (status == TG_ACCT_SUSPENDED || status == TG_ACCT_CANCELED)
         return refuse(refusal, 402, "account_suspended", TG_OUT_SUSPENDED,
                       "This account is %s; contact the API provider to restore access.",

@@ -341,6 +341,66 @@ static int apply_invoice(const tg_payments_deps_t *d, const tg_stripe_event_row_
     return apply_dunning(d, &c, e->id, now_s, ap, err);
 }
 
+/* checkout.session.completed: a Checkout Session in setup mode whose status is complete means the
+ * customer saved a payment method (Stripe attaches it to session.customer). Decided from the
+ * session itself: another mode, or a session not complete, changes nothing. The first session
+ * recorded wins (a replay or a second card keeps the original time). on_file_at is the event's
+ * created time (when Stripe completed the session), not the arrival time. */
+static int apply_checkout(const tg_payments_deps_t *d, const tg_stripe_event_row_t *e, json_t *cs, applied_t *ap,
+                          tg_err_t *err)
+{
+    const char *id = jstr(cs, "id"), *mode = jstr(cs, "mode"), *status = jstr(cs, "status");
+    if (!valid_id(id, "cs_") || mode == NULL || strcmp(mode, "setup") != 0 || status == NULL ||
+        strcmp(status, "complete") != 0) {
+        snprintf(ap->outcome, sizeof(ap->outcome), "ignored: not a completed setup session");
+        return 0;
+    }
+    char owner[TG_ID_MAX];
+    const char *cust = NULL;
+    int rc = invoice_customer(d, cs, owner, &cust, err); /* metadata[tollgate_customer], else session.customer */
+    if (rc != 0)
+        return rc;
+    if (cust == NULL || strlen(cust) >= TG_ID_MAX) {
+        snprintf(ap->outcome, sizeof(ap->outcome), "unknown_customer: no metadata[tollgate_customer]");
+        return 0;
+    }
+    tg_customer_t c;
+    tg_err_t nf = {0};
+    rc = tg_store_customer_get(d->store, cust, &c, &nf);
+    if (rc == TG_ENOTFOUND) {
+        snprintf(ap->outcome, sizeof(ap->outcome), "unknown_customer: %.64s", cust);
+        return 0;
+    }
+    if (rc != 0)
+        return tg_errf(err, rc, "%s", nf.msg);
+    snprintf(ap->customer_id, sizeof(ap->customer_id), "%s", c.id);
+    int inserted = 0;
+    if ((rc = tg_store_payment_method_put(d->store, c.id, e->created, id, e->id, &inserted, err)) != 0)
+        return rc;
+    snprintf(ap->outcome, sizeof(ap->outcome), "%s", inserted ? "payment method on file" : "payment method already on file");
+    if (strcmp(c.status, "incomplete") != 0)
+        return 0;
+    /* A requires_payment_method plan starts now: its trial (if granted at sign-up) from the
+     * card's time, else paid from that time (invoice.c bills the base fee from trial_end). */
+    int64_t at = 0;
+    if ((rc = tg_store_payment_method_get(d->store, c.id, &at, err)) != 0)
+        return rc;
+    const tg_plan_t *plan = tg_config_find_plan(d->cfg, c.plan_id);
+    int trial = c.trial_end == TG_TRIAL_AT_CARD && plan != NULL && plan->trial_days > 0;
+    snprintf(c.status, sizeof(c.status), "%s", trial ? "trialing" : "active");
+    c.trial_end = at + (trial ? (int64_t)plan->trial_days * DAY_S : 0);
+    char reason[TG_OUTCOME_MAX];
+    snprintf(reason, sizeof(reason), "payment method on file%s", trial ? ": the trial starts" : "");
+    if ((rc = tg_store_customer_update(d->store, &c, err)) != 0 ||
+        (rc = tg_store_status_history_add(d->store, c.id, "incomplete", c.status, reason, e->id, e->created, err)) != 0)
+        return rc;
+    append(ap, "; customer incomplete -> %s", c.status);
+    ap->transition = 1;
+    ap->customer = c;
+    ap->held = 0;
+    return 0;
+}
+
 /* Applies one event inside a transaction; ap says what to do after the commit. */
 static int apply_event(const tg_payments_deps_t *d, const tg_stripe_event_row_t *e, int64_t now_s, applied_t *ap,
                        tg_err_t *err)
@@ -354,7 +414,9 @@ static int apply_event(const tg_payments_deps_t *d, const tg_stripe_event_row_t 
              is(e->type, "invoice.payment_action_required") || is(e->type, "invoice.marked_uncollectible") ||
              is(e->type, "invoice.voided"))
         rc = apply_invoice(d, e, obj, now_s, ap, err);
-    else if (is(e->type, "checkout.session.completed") || is(e->type, "customer.subscription.updated") ||
+    else if (is(e->type, "checkout.session.completed"))
+        rc = apply_checkout(d, e, obj, ap, err);
+    else if (is(e->type, "customer.subscription.updated") ||
              is(e->type, "customer.subscription.deleted"))
         snprintf(ap->outcome, sizeof(ap->outcome), "recorded: %s is not acted on by this release", e->type);
     else

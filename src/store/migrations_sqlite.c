@@ -225,6 +225,15 @@ const tg_migration_t tg_sqlite_migrations[] = {
     {14, "invoice holds",
      "ALTER TABLE invoices ADD COLUMN held INTEGER NOT NULL DEFAULT 0;"
      "CREATE INDEX invoices_drafts ON invoices(created_at) WHERE status = 'draft';"},
+    {15, "payment methods on file",
+     /* customer_payment_methods: a customer has a payment method in Stripe since on_file_at, as a
+      * completed Checkout Session in setup mode (checkout.session.completed) told; the first
+      * session recorded wins, so a replayed or late event changes nothing. */
+     "CREATE TABLE customer_payment_methods ("
+     "  customer_id TEXT PRIMARY KEY,"
+     "  on_file_at INTEGER NOT NULL,"
+     "  session_id TEXT NOT NULL,"
+     "  event_id TEXT NOT NULL);"},
 };
 
 const size_t tg_sqlite_migrations_count = sizeof(tg_sqlite_migrations) / sizeof(tg_sqlite_migrations[0]);

@@ -24,6 +24,8 @@ typedef struct tg_store tg_store_t;
 #define TG_KEY_PREFIX_MAX 24
 #define TG_STATUS_MAX 16
 
+#define TG_TRIAL_AT_CARD 1 /* trial_end of an incomplete customer granted the trial */
+
 typedef struct tg_customer {
     char id[TG_ID_MAX];
     char email[TG_EMAIL_MAX];
@@ -32,7 +34,8 @@ typedef struct tg_customer {
     char status[TG_STATUS_MAX]; /* trialing | active | past_due | suspended | canceled */
     int64_t created_at;         /* seconds since epoch */
     int64_t anchor_at;          /* billing period anchor, seconds */
-    int64_t trial_end;          /* seconds; 0 = no trial */
+    int64_t trial_end;          /* seconds; 0 = no trial; while status is "incomplete",
+                                 * TG_TRIAL_AT_CARD = the plan's trial starts with the card */
     char pending_plan_id[TG_PLAN_ID_MAX]; /* a downgrade waiting for pending_at; "" = none */
     int64_t pending_at;
     int64_t cancel_at; /* access ends then (0 = not canceled) */

@@ -103,4 +103,13 @@ typedef int (*tg_status_change_cb)(const tg_status_change_t *c, void *arg);
 int tg_store_status_history_list(tg_store_t *st, const char *customer_id, tg_status_change_cb cb, void *arg,
                                  tg_err_t *err);
 
+/* ---- payment methods on file (migration 15) ---- */
+
+/* Records that customer_id has a payment method since on_file_at (a completed setup session);
+ * *inserted = 0 when one was recorded before (the first stays). */
+int tg_store_payment_method_put(tg_store_t *st, const char *customer_id, int64_t on_file_at, const char *session_id,
+                                const char *event_id, int *inserted, tg_err_t *err);
+/* *on_file_at = 0 when the customer has none on record. */
+int tg_store_payment_method_get(tg_store_t *st, const char *customer_id, int64_t *on_file_at, tg_err_t *err);
+
 #endif

@@ -366,3 +366,45 @@ int tg_store_status_history_list(tg_store_t *st, const char *customer_id, tg_sta
     sqlite3_finalize(s);
     return rc;
 }
+
+int tg_store_payment_method_put(tg_store_t *st, const char *customer_id, int64_t on_file_at, const char *session_id,
+                                const char *event_id, int *inserted, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    const char *doing = "recording a payment method";
+    int rc = tg_sqlite_prepare(st,
+                               "INSERT INTO customer_payment_methods(customer_id, on_file_at, session_id, event_id)"
+                               " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(customer_id) DO NOTHING",
+                               &s, err, doing);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, on_file_at);
+    sqlite3_bind_text(s, 3, session_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, event_id, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = tg_sqlite_error(st, err, doing);
+    else if (inserted != NULL)
+        *inserted = sqlite3_changes(sqlite3_db_handle(s)) > 0;
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_store_payment_method_get(tg_store_t *st, const char *customer_id, int64_t *on_file_at, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    const char *doing = "reading a payment method";
+    *on_file_at = 0;
+    int rc = tg_sqlite_prepare(st, "SELECT on_file_at FROM customer_payment_methods WHERE customer_id = ?", &s, err,
+                               doing);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW)
+        *on_file_at = sqlite3_column_int64(s, 0);
+    else if (step != SQLITE_DONE)
+        rc = tg_sqlite_error(st, err, doing);
+    sqlite3_finalize(s);
+    return rc;
+}

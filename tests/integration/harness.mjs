@@ -153,7 +153,7 @@ metering: {durability: ${o.durability || 'batched'}, flush_ms: 5${o.maxUnitsPerC
 portal: ${o.portal || '{signup: {per_address: 1000/hour, global: 10000/hour, trial_address_days: 0}}'}
 ${o.metrics ? `metrics: ${o.metrics}` : ''}
 ${o.extra || ''}
-${PLANS}`);
+${o.morePlans ? PLANS.replace(/^plans:[ \t]*\n/m, `plans:\n${o.morePlans}`) : PLANS}`);
     if (!o.noUpstream && !this.upstream) {
       this.upstream = this.spawn(UPSTREAM, ['--listen', `127.0.0.1:${this.upPort}`]);
       await this.waitFor(`http://127.0.0.1:${this.upPort}/healthz`);

@@ -55,7 +55,7 @@ static int setup(void **state)
     tg_err_t err = {0};
     assert_int_equal(tg_store_open(url, &f->st, &err), 0);
     assert_int_equal(tg_store_migrate(f->st, &err), 0);
-    f->x = (tg_sub_ctx_t){f->cfg, f->st, NULL, NULL, test_now, 0};
+    f->x = (tg_sub_ctx_t){.cfg = f->cfg, .store = f->st, .now_s = test_now};
     clock_s = JAN1_2026;
     *state = f;
     return 0;

@@ -24,6 +24,7 @@ async function load() {
   document.getElementById('top-calls').replaceChildren(...d.top_by_calls.map((c) => el('tr', {}, who(c), el('td', {}, c.plan), el('td', { class: 'n' }, num(c.calls)))));
   document.getElementById('top-rev').replaceChildren(...d.top_by_revenue.map((c) => el('tr', {}, who(c), el('td', {}, c.plan), el('td', { class: 'n' }, c.billed))));
   document.getElementById('near').replaceChildren(...d.near_quota.map((c) => el('tr', {}, who(c), el('td', {}, c.plan), el('td', { class: 'n' }, `${num(c.calls)} / ${num(c.included)}${c.over ? ' (over)' : ''}`))));
+  document.getElementById('past-due').replaceChildren(...(d.past_due || []).map((c) => el('tr', {}, who(c), el('td', {}, c.status), el('td', {}, c.past_due_since ? c.past_due_since.slice(0, 10) : '—'))));
   document.getElementById('by-plan-mrr').replaceChildren(...Object.entries(d.mrr_by_plan).map(([p, v]) => el('tr', {}, el('td', {}, p), el('td', { class: 'n' }, v))));
   document.getElementById('trial').textContent = d.trial_conversion === null ? '—' : `${Math.round(d.trial_conversion * 100)}%`;
   const labels = Object.keys(d.calls_per_day).sort();

@@ -13,8 +13,31 @@ async function loadAccount() {
   const sel = document.getElementById('plan-select');
   sel.replaceChildren(...data.map((p) => el('option', { value: p.id }, `${p.name} — ${p.price} ${p.currency.toUpperCase()}/${p.interval}`)));
   sel.value = me.plan;
+  showBilling(me);
   return me;
 }
+
+// The card on file, and a banner while payments fail (dunning) or the plan waits for a card.
+function showBilling(me) {
+  document.getElementById('card').textContent = me.payment_method_on_file_at
+    ? `A card is on file (added ${fmtDate(me.payment_method_on_file_at)}).`
+    : 'No card on file yet.';
+  const banner = document.getElementById('dunning');
+  const text = me.status === 'past_due'
+    ? 'Your last payment failed. Update your card to keep access to the API.'
+    : me.status === 'suspended'
+      ? 'Your account is suspended. If a payment failed, update your card to restore access.'
+      : me.status === 'incomplete' ? 'Your plan needs a card: add one to start it (your API keys work once it is on file).' : '';
+  banner.replaceChildren(...(text ? [text, ' ', el('a', { href: '#billing' }, 'Go to billing')] : []));
+  banner.classList.toggle('hidden', !text);
+}
+
+// Both buttons ask the server for a Stripe page and go there; Stripe sends the customer back to #billing.
+function goToStripe(path) {
+  api('POST', path, {}).then((r) => { location.href = r.url; }).catch((err) => show(msg, err.message));
+}
+document.getElementById('add-card').addEventListener('click', () => goToStripe('/v1/me/billing/setup'));
+document.getElementById('manage-cards').addEventListener('click', () => goToStripe('/v1/me/billing/portal'));
 
 // The bar's width through the CSSOM: the Content-Security-Policy allows no inline style attribute.
 function bar(pct) {
