@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../support/tmpstore.h"
 #include "config/config.h"
 #include "keys/keys.h"
 #include "store/store.h"
@@ -30,9 +31,8 @@ static int64_t test_now(void)
 }
 
 typedef struct {
-    char dir[64];
+    tg_tmpstore_t db;
     tg_config_t *cfg;
-    tg_store_t *st;
     tg_keys_ctx_t x;
 } fx_t;
 
@@ -41,22 +41,18 @@ static const uint8_t secret_key[32] = {1, 2, 3};
 static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof(*f));
-    char url[128], errbuf[2048];
-    snprintf(f->dir, sizeof(f->dir), "/tmp/tg_keys_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(url, sizeof(url), "sqlite:%s/t.db", f->dir);
+    char errbuf[2048];
     assert_int_equal(tg_config_load_string("t.yaml", yaml, strlen(yaml), &f->cfg, errbuf, sizeof(errbuf)), 0);
+    assert_int_equal(tg_tmpstore_open(&f->db, "keys"), 0);
     tg_err_t err = {0};
-    assert_int_equal(tg_store_open(url, &f->st, &err), 0);
-    assert_int_equal(tg_store_migrate(f->st, &err), 0);
     tg_customer_t c = {0};
     snprintf(c.id, sizeof(c.id), "cus_1");
     snprintf(c.email, sizeof(c.email), "a@b.co");
     snprintf(c.plan_id, sizeof(c.plan_id), "free");
     snprintf(c.status, sizeof(c.status), "active");
     c.created_at = c.anchor_at = T0;
-    assert_int_equal(tg_store_customer_insert(f->st, &c, &err), 0);
-    f->x = (tg_keys_ctx_t){f->cfg, f->st, NULL, secret_key, sizeof(secret_key), test_now};
+    assert_int_equal(tg_store_customer_insert(f->db.st, &c, &err), 0);
+    f->x = (tg_keys_ctx_t){f->cfg, f->db.st, NULL, secret_key, sizeof(secret_key), test_now};
     clock_s = T0;
     *state = f;
     return 0;
@@ -65,11 +61,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx_t *f = *state;
-    tg_store_close(f->st);
+    assert_int_equal(tg_tmpstore_close(&f->db), 0);
     tg_config_free(f->cfg);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
     free(f);
     return 0;
 }
@@ -78,7 +71,7 @@ static uint64_t working(fx_t *f)
 {
     uint64_t n = 0;
     tg_err_t err = {0};
-    assert_int_equal(tg_store_key_count_active(f->st, "cus_1", clock_s, &n, &err), 0);
+    assert_int_equal(tg_store_key_count_active(f->db.st, "cus_1", clock_s, &n, &err), 0);
     return n;
 }
 
@@ -115,17 +108,17 @@ static void test_rotate_keeps_old_key_for_grace(void **state)
     assert_string_equal(n1.name, "main");
     assert_string_equal(n1.customer_id, "cus_1");
     tg_key_t stored;
-    assert_int_equal(tg_store_key_get(f->st, k1.id, &stored, &err), 0);
+    assert_int_equal(tg_store_key_get(f->db.st, k1.id, &stored, &err), 0);
     assert_int_equal(stored.expires_at, T0 + 100 + 3600);
     assert_string_equal(tg_keys_status(&stored, clock_s), "expiring");
     assert_int_equal(working(f), 3);
     /* a second rotation would grow past cap + 1: refused, and nothing changed */
     assert_int_equal(tg_keys_rotate(&f->x, &k2, 60, &n2, s, &err), TG_ELIMIT);
-    assert_int_equal(tg_store_key_get(f->st, k2.id, &stored, &err), 0);
+    assert_int_equal(tg_store_key_get(f->db.st, k2.id, &stored, &err), 0);
     assert_int_equal(stored.expires_at, 0);
     /* once the grace is over the old key is expired, cannot be rotated, and room is back */
     clock_s = T0 + 100 + 3600;
-    assert_int_equal(tg_store_key_get(f->st, k1.id, &stored, &err), 0);
+    assert_int_equal(tg_store_key_get(f->db.st, k1.id, &stored, &err), 0);
     assert_string_equal(tg_keys_status(&stored, clock_s), "expired");
     assert_int_equal(tg_keys_rotate(&f->x, &stored, 60, &n2, s, &err), TG_ESTATE);
     assert_int_equal(working(f), 2);
@@ -143,7 +136,7 @@ static void test_revoke(void **state)
     clock_s = T0 + 5;
     assert_int_equal(tg_keys_revoke(&f->x, &k, &err), 0);
     tg_key_t stored;
-    assert_int_equal(tg_store_key_get(f->st, k.id, &stored, &err), 0);
+    assert_int_equal(tg_store_key_get(f->db.st, k.id, &stored, &err), 0);
     assert_int_equal(stored.revoked_at, T0 + 5);
     assert_string_equal(tg_keys_status(&stored, clock_s), "revoked");
     clock_s = T0 + 50; /* revoking again changes nothing */

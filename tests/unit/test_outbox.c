@@ -17,25 +17,20 @@
 #include <string.h>
 #include <time.h>
 
+#include "../support/tmpstore.h"
 #include "../support/tiny_http.h"
 #include "payments/outbox.h"
 #include "store/store_outbox.h"
 #include "util/clock.h"
 
 typedef struct {
-    char dir[64], url[160];
-    tg_store_t *st;
+    tg_tmpstore_t db;
 } fx_t;
 
 static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/tg_outbox_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->url, sizeof(f->url), "sqlite:%s/t.db", f->dir);
-    tg_err_t err = {0};
-    assert_int_equal(tg_store_open(f->url, &f->st, &err), 0);
-    assert_int_equal(tg_store_migrate(f->st, &err), 0);
+    assert_int_equal(tg_tmpstore_open(&f->db, "outbox"), 0);
     *state = f;
     return 0;
 }
@@ -43,10 +38,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx_t *f = *state;
-    tg_store_close(f->st);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-    if (system(cmd) != 0)
+    if (tg_tmpstore_close(&f->db) != 0)
         return -1;
     free(f);
     return 0;
@@ -63,7 +55,7 @@ static tg_customer_t customer(fx_t *f, const char *id, const char *email)
     snprintf(c.status, sizeof(c.status), "active");
     c.created_at = c.anchor_at = 1764547200;
     tg_err_t err = {0};
-    assert_int_equal(tg_store_customer_insert(f->st, &c, &err), 0);
+    assert_int_equal(tg_store_customer_insert(f->db.st, &c, &err), 0);
     return c;
 }
 
@@ -101,7 +93,7 @@ static size_t count_rows(fx_t *f, const char *state)
     tg_page_end_t end;
     size_t n = 0;
     tg_err_t err = {0};
-    assert_int_equal(tg_store_outbox_page(f->st, state, &page, on_row, &n, &end, &err), 0);
+    assert_int_equal(tg_store_outbox_page(f->db.st, state, &page, on_row, &n, &end, &err), 0);
     return n;
 }
 
@@ -110,24 +102,24 @@ static void test_enqueue_in_the_callers_transaction(void **state)
     fx_t *f = *state;
     tg_err_t err = {0};
     /* rolled back with the customer: no customer, no call */
-    assert_int_equal(tg_store_tx_begin(f->st, &err), 0);
+    assert_int_equal(tg_store_tx_begin(f->db.st, &err), 0);
     tg_customer_t c = customer(f, "cus_rolled", "r@example.com");
-    assert_int_equal(tg_outbox_enqueue_customer(f->st, &c, &err), 0);
-    tg_store_tx_rollback(f->st);
+    assert_int_equal(tg_outbox_enqueue_customer(f->db.st, &c, &err), 0);
+    tg_store_tx_rollback(f->db.st);
     assert_int_equal(count_rows(f, NULL), 0);
 
     /* committed: one row, due now, with the operation's key and the encoded form */
-    assert_int_equal(tg_store_tx_begin(f->st, &err), 0);
+    assert_int_equal(tg_store_tx_begin(f->db.st, &err), 0);
     c = customer(f, "cus_kept", "k+1@example.com");
-    assert_int_equal(tg_outbox_enqueue_customer(f->st, &c, &err), 0);
-    assert_int_equal(tg_store_tx_commit(f->st, &err), 0);
+    assert_int_equal(tg_outbox_enqueue_customer(f->db.st, &c, &err), 0);
+    assert_int_equal(tg_store_tx_commit(f->db.st, &err), 0);
     /* a second enqueue of the same operation adds nothing and is no error */
-    assert_int_equal(tg_outbox_enqueue_customer(f->st, &c, &err), 0);
+    assert_int_equal(tg_outbox_enqueue_customer(f->db.st, &c, &err), 0);
     assert_int_equal(count_rows(f, NULL), 1);
 
     tg_outbox_row_t rows[4];
     size_t n = 0;
-    assert_int_equal(tg_store_outbox_due(f->st, tg_clock_now_ns() / 1000000 + 1000, rows, 4, &n, &err), 0);
+    assert_int_equal(tg_store_outbox_due(f->db.st, tg_clock_now_ns() / 1000000 + 1000, rows, 4, &n, &err), 0);
     assert_int_equal(n, 1);
     assert_string_equal(rows[0].kind, "customer.create");
     assert_string_equal(rows[0].customer_id, "cus_kept");
@@ -140,7 +132,7 @@ static void test_enqueue_in_the_callers_transaction(void **state)
     tg_outbox_row_clear(&rows[0]);
 
     /* a bad operation key never reaches the store */
-    assert_int_equal(tg_outbox_enqueue(f->st, "x", "cus_kept", "a b", "POST", "/v1/x", NULL, &err), TG_EINVAL);
+    assert_int_equal(tg_outbox_enqueue(f->db.st, "x", "cus_kept", "a b", "POST", "/v1/x", NULL, &err), TG_EINVAL);
 }
 
 static void test_row_transitions(void **state)
@@ -148,25 +140,25 @@ static void test_row_transitions(void **state)
     fx_t *f = *state;
     tg_err_t err = {0};
     tg_customer_t c = customer(f, "cus_t", "t@example.com");
-    assert_int_equal(tg_outbox_enqueue_customer(f->st, &c, &err), 0);
+    assert_int_equal(tg_outbox_enqueue_customer(f->db.st, &c, &err), 0);
     int64_t now = tg_clock_now_ns() / 1000000;
     tg_outbox_row_t rows[2];
     size_t n = 0;
-    assert_int_equal(tg_store_outbox_due(f->st, now + 10, rows, 2, &n, &err), 0);
+    assert_int_equal(tg_store_outbox_due(f->db.st, now + 10, rows, 2, &n, &err), 0);
     assert_int_equal(n, 1);
     int64_t id = rows[0].id;
     tg_outbox_row_clear(&rows[0]);
 
     /* retried: not due before its time, due after; attempts and the error recorded */
-    assert_int_equal(tg_store_outbox_retry(f->st, id, now + 60000, "Stripe 429 rate_limit", now / 1000, &err), 0);
-    assert_int_equal(tg_store_outbox_due(f->st, now + 59000, rows, 2, &n, &err), 0);
+    assert_int_equal(tg_store_outbox_retry(f->db.st, id, now + 60000, "Stripe 429 rate_limit", now / 1000, &err), 0);
+    assert_int_equal(tg_store_outbox_due(f->db.st, now + 59000, rows, 2, &n, &err), 0);
     assert_int_equal(n, 0);
     int64_t next = 0;
     uint64_t pending = 0;
-    assert_int_equal(tg_store_outbox_next_due(f->st, &next, &pending, &err), 0);
+    assert_int_equal(tg_store_outbox_next_due(f->db.st, &next, &pending, &err), 0);
     assert_int_equal(next, now + 60000);
     assert_int_equal(pending, 1);
-    assert_int_equal(tg_store_outbox_due(f->st, now + 60000, rows, 2, &n, &err), 0);
+    assert_int_equal(tg_store_outbox_due(f->db.st, now + 60000, rows, 2, &n, &err), 0);
     assert_int_equal(n, 1);
     assert_int_equal(rows[0].attempts, 1);
     assert_string_equal(rows[0].last_error, "Stripe 429 rate_limit");
@@ -174,48 +166,48 @@ static void test_row_transitions(void **state)
 
     /* done: mapped, no longer pending; a second completion changes nothing */
     char sid[64];
-    assert_int_equal(tg_store_stripe_customer_get(f->st, "cus_t", sid, sizeof(sid), &err), TG_ENOTFOUND);
-    assert_int_equal(tg_store_outbox_done(f->st, id, "cus_Stripe1", 1, now / 1000, &err), 0);
-    assert_int_equal(tg_store_stripe_customer_get(f->st, "cus_t", sid, sizeof(sid), &err), 0);
+    assert_int_equal(tg_store_stripe_customer_get(f->db.st, "cus_t", sid, sizeof(sid), &err), TG_ENOTFOUND);
+    assert_int_equal(tg_store_outbox_done(f->db.st, id, "cus_Stripe1", 1, now / 1000, &err), 0);
+    assert_int_equal(tg_store_stripe_customer_get(f->db.st, "cus_t", sid, sizeof(sid), &err), 0);
     assert_string_equal(sid, "cus_Stripe1");
     char owner[TG_ID_MAX];
-    assert_int_equal(tg_store_stripe_customer_owner(f->st, "cus_Stripe1", owner, &err), 0);
+    assert_int_equal(tg_store_stripe_customer_owner(f->db.st, "cus_Stripe1", owner, &err), 0);
     assert_string_equal(owner, "cus_t");
-    assert_int_equal(tg_store_stripe_customer_owner(f->st, "cus_Other", owner, &err), TG_ENOTFOUND);
-    assert_int_equal(tg_store_outbox_done(f->st, id, "cus_Stripe2", 1, now / 1000, &err), TG_ENOTFOUND);
-    assert_int_equal(tg_store_stripe_customer_get(f->st, "cus_t", sid, sizeof(sid), &err), 0);
+    assert_int_equal(tg_store_stripe_customer_owner(f->db.st, "cus_Other", owner, &err), TG_ENOTFOUND);
+    assert_int_equal(tg_store_outbox_done(f->db.st, id, "cus_Stripe2", 1, now / 1000, &err), TG_ENOTFOUND);
+    assert_int_equal(tg_store_stripe_customer_get(f->db.st, "cus_t", sid, sizeof(sid), &err), 0);
     assert_string_equal(sid, "cus_Stripe1");
-    assert_int_equal(tg_store_outbox_fail(f->st, id, "late", now / 1000, &err), TG_ENOTFOUND);
-    assert_int_equal(tg_store_outbox_next_due(f->st, &next, NULL, &err), TG_ENOTFOUND);
+    assert_int_equal(tg_store_outbox_fail(f->db.st, id, "late", now / 1000, &err), TG_ENOTFOUND);
+    assert_int_equal(tg_store_outbox_next_due(f->db.st, &next, NULL, &err), TG_ENOTFOUND);
 
     tg_outbox_row_t latest;
-    assert_int_equal(tg_store_outbox_customer_latest(f->st, "cus_t", &latest, &err), 0);
+    assert_int_equal(tg_store_outbox_customer_latest(f->db.st, "cus_t", &latest, &err), 0);
     assert_string_equal(latest.state, "done");
     assert_int_equal(latest.attempts, 2);
     assert_string_equal(latest.response_id, "cus_Stripe1");
     assert_string_equal(latest.last_error, "");
     tg_outbox_counts_t counts;
-    assert_int_equal(tg_store_outbox_counts(f->st, &counts, &err), 0);
+    assert_int_equal(tg_store_outbox_counts(f->db.st, &counts, &err), 0);
     assert_int_equal(counts.done, 1);
     assert_int_equal(counts.pending, 0);
 
     /* pruning: done rows changed before the bound go, the map stays; pending and failed stay */
     tg_customer_t p = customer(f, "cus_pend", "pend@example.com"), q = customer(f, "cus_fail", "fail@example.com");
-    assert_int_equal(tg_outbox_enqueue_customer(f->st, &p, &err), 0);
-    assert_int_equal(tg_outbox_enqueue_customer(f->st, &q, &err), 0);
+    assert_int_equal(tg_outbox_enqueue_customer(f->db.st, &p, &err), 0);
+    assert_int_equal(tg_outbox_enqueue_customer(f->db.st, &q, &err), 0);
     tg_outbox_row_t fr;
-    assert_int_equal(tg_store_outbox_customer_latest(f->st, "cus_fail", &fr, &err), 0);
-    assert_int_equal(tg_store_outbox_fail(f->st, fr.id, "x", now / 1000 - 100, &err), 0);
+    assert_int_equal(tg_store_outbox_customer_latest(f->db.st, "cus_fail", &fr, &err), 0);
+    assert_int_equal(tg_store_outbox_fail(f->db.st, fr.id, "x", now / 1000 - 100, &err), 0);
     size_t deleted = 99;
-    assert_int_equal(tg_store_outbox_prune(f->st, now / 1000 - 10, 10, &deleted, &err), 0);
+    assert_int_equal(tg_store_outbox_prune(f->db.st, now / 1000 - 10, 10, &deleted, &err), 0);
     assert_int_equal(deleted, 0); /* the done row changed at now: newer than the bound */
-    assert_int_equal(tg_store_outbox_prune(f->st, now / 1000 + 10, 10, &deleted, &err), 0);
+    assert_int_equal(tg_store_outbox_prune(f->db.st, now / 1000 + 10, 10, &deleted, &err), 0);
     assert_int_equal(deleted, 1);
-    assert_int_equal(tg_store_outbox_counts(f->st, &counts, &err), 0);
+    assert_int_equal(tg_store_outbox_counts(f->db.st, &counts, &err), 0);
     assert_int_equal(counts.done, 0);
     assert_int_equal(counts.pending, 1);
     assert_int_equal(counts.failed, 1);
-    assert_int_equal(tg_store_stripe_customer_get(f->st, "cus_t", sid, sizeof(sid), &err), 0);
+    assert_int_equal(tg_store_stripe_customer_get(f->db.st, "cus_t", sid, sizeof(sid), &err), 0);
 }
 
 /* Polls cond for up to 20 s (the processor wakes every poll_ms). */
@@ -232,14 +224,14 @@ static int row_state_is(fx_t *f, const char *customer_id, const char *state)
 {
     tg_outbox_row_t r;
     tg_err_t err = {0};
-    return tg_store_outbox_customer_latest(f->st, customer_id, &r, &err) == 0 && strcmp(r.state, state) == 0;
+    return tg_store_outbox_customer_latest(f->db.st, customer_id, &r, &err) == 0 && strcmp(r.state, state) == 0;
 }
 
 static tg_outbox_t *start(fx_t *f, tiny_http_t *t, char *base, size_t cap, int max_attempts)
 {
     snprintf(base, cap, "http://127.0.0.1:%d", t->port);
     tg_outbox_settings_t s = {
-        .database = f->url,
+        .database = f->db.url,
         .stripe = {"sk_test_outbox", base, 5000},
         .backoff_base_ms = 1,
         .backoff_cap_ms = 5,
@@ -265,7 +257,7 @@ static void test_processor_replays_with_one_key(void **state)
     tg_customer_t c = customer(f, "cus_p", "p@example.com");
     char base[64];
     tg_outbox_t *ob = start(f, &t, base, sizeof(base), 12);
-    assert_int_equal(tg_outbox_enqueue_customer(f->st, &c, &err), 0);
+    assert_int_equal(tg_outbox_enqueue_customer(f->db.st, &c, &err), 0);
     tg_outbox_wake(ob);
     WAIT_FOR(row_state_is(f, "cus_p", "done"));
     tg_outbox_stats_t stats;
@@ -274,7 +266,7 @@ static void test_processor_replays_with_one_key(void **state)
     tiny_stop(&t);
 
     char sid[64];
-    assert_int_equal(tg_store_stripe_customer_get(f->st, "cus_p", sid, sizeof(sid), &err), 0);
+    assert_int_equal(tg_store_stripe_customer_get(f->db.st, "cus_p", sid, sizeof(sid), &err), 0);
     assert_string_equal(sid, "cus_SR1");
     assert_int_equal(t.nreq, 3);
     for (size_t i = 0; i < t.nreq; i++) {
@@ -284,7 +276,7 @@ static void test_processor_replays_with_one_key(void **state)
     assert_int_equal(stats.calls_ok, 1);
     assert_int_equal(stats.calls_retry, 2);
     tg_outbox_row_t r;
-    assert_int_equal(tg_store_outbox_customer_latest(f->st, "cus_p", &r, &err), 0);
+    assert_int_equal(tg_store_outbox_customer_latest(f->db.st, "cus_p", &r, &err), 0);
     assert_int_equal(r.attempts, 3);
 }
 
@@ -302,23 +294,23 @@ static void test_processor_keeps_a_permanent_error(void **state)
     tg_customer_t bad = customer(f, "cus_bad", "bad@example.com");
     char base[64];
     tg_outbox_t *ob = start(f, &t, base, sizeof(base), 2);
-    assert_int_equal(tg_outbox_enqueue_customer(f->st, &bad, &err), 0);
+    assert_int_equal(tg_outbox_enqueue_customer(f->db.st, &bad, &err), 0);
     WAIT_FOR(row_state_is(f, "cus_bad", "failed"));
     tg_customer_t busy = customer(f, "cus_busy", "busy@example.com");
-    assert_int_equal(tg_outbox_enqueue_customer(f->st, &busy, &err), 0);
+    assert_int_equal(tg_outbox_enqueue_customer(f->db.st, &busy, &err), 0);
     WAIT_FOR(row_state_is(f, "cus_busy", "failed"));
     tg_outbox_stop(ob);
     tiny_stop(&t);
 
     tg_outbox_row_t r;
-    assert_int_equal(tg_store_outbox_customer_latest(f->st, "cus_bad", &r, &err), 0);
+    assert_int_equal(tg_store_outbox_customer_latest(f->db.st, "cus_bad", &r, &err), 0);
     assert_int_equal(r.attempts, 1); /* a 400 is not retried */
     assert_non_null(strstr(r.last_error, "invalid_request_error/email_invalid: Invalid email address: x"));
-    assert_int_equal(tg_store_outbox_customer_latest(f->st, "cus_busy", &r, &err), 0);
+    assert_int_equal(tg_store_outbox_customer_latest(f->db.st, "cus_busy", &r, &err), 0);
     assert_int_equal(r.attempts, 2); /* max_attempts */
     assert_non_null(strstr(r.last_error, "gave up after the last attempt"));
     char sid[64];
-    assert_int_equal(tg_store_stripe_customer_get(f->st, "cus_bad", sid, sizeof(sid), &err), TG_ENOTFOUND);
+    assert_int_equal(tg_store_stripe_customer_get(f->db.st, "cus_bad", sid, sizeof(sid), &err), TG_ENOTFOUND);
     assert_int_equal(t.nreq, 3);
 }
 
@@ -336,13 +328,13 @@ static void test_old_row_searches_first(void **state)
     tiny_push(&t, "HTTP/1.1 200 OK\r\n", "{\"id\":\"cus_New\",\"object\":\"customer\"}");
     tg_err_t err = {0};
     tg_customer_t c1 = customer(f, "cus_old1", "o1@example.com"), c2 = customer(f, "cus_old2", "o2@example.com");
-    assert_int_equal(tg_outbox_enqueue_customer(f->st, &c1, &err), 0);
+    assert_int_equal(tg_outbox_enqueue_customer(f->db.st, &c1, &err), 0);
     tg_clock_set_offset((int64_t)25 * 3600 * 1000000000);
     char base[64];
     tg_outbox_t *ob = start(f, &t, base, sizeof(base), 12);
     WAIT_FOR(row_state_is(f, "cus_old1", "done"));
     tg_clock_set_offset(0);
-    assert_int_equal(tg_outbox_enqueue_customer(f->st, &c2, &err), 0);
+    assert_int_equal(tg_outbox_enqueue_customer(f->db.st, &c2, &err), 0);
     tg_clock_set_offset((int64_t)25 * 3600 * 1000000000);
     tg_outbox_wake(ob);
     WAIT_FOR(row_state_is(f, "cus_old2", "done"));
@@ -350,9 +342,9 @@ static void test_old_row_searches_first(void **state)
     tg_clock_set_offset(0);
     tiny_stop(&t);
     char sid[64];
-    assert_int_equal(tg_store_stripe_customer_get(f->st, "cus_old1", sid, sizeof(sid), &err), 0);
+    assert_int_equal(tg_store_stripe_customer_get(f->db.st, "cus_old1", sid, sizeof(sid), &err), 0);
     assert_string_equal(sid, "cus_Adopted");
-    assert_int_equal(tg_store_stripe_customer_get(f->st, "cus_old2", sid, sizeof(sid), &err), 0);
+    assert_int_equal(tg_store_stripe_customer_get(f->db.st, "cus_old2", sid, sizeof(sid), &err), 0);
     assert_string_equal(sid, "cus_New");
     assert_int_equal(t.nreq, 3);
     assert_non_null(strstr(t.requests[0], "GET /v1/customers/search?query="
@@ -379,35 +371,35 @@ static void test_call_waits_for_its_customer(void **state)
     tg_form_init(&form, 0);
     assert_int_equal(tg_form_add(&form, "customer", TG_OUTBOX_STRIPE_CUSTOMER, &err), 0);
     assert_int_equal(tg_form_add_int(&form, "amount", 500, &err), 0);
-    assert_int_equal(tg_store_tx_begin(f->st, &err), 0);
+    assert_int_equal(tg_store_tx_begin(f->db.st, &err), 0);
     tg_customer_t c = customer(f, "cus_dep", "dep@example.com");
-    assert_int_equal(tg_outbox_enqueue_customer(f->st, &c, &err), 0);
+    assert_int_equal(tg_outbox_enqueue_customer(f->db.st, &c, &err), 0);
     assert_int_equal(
-        tg_outbox_enqueue(f->st, "invoiceitem.create", c.id, "cus_dep_1", "POST", "/v1/invoiceitems", &form, &err), 0);
-    assert_int_equal(tg_store_tx_commit(f->st, &err), 0);
+        tg_outbox_enqueue(f->db.st, "invoiceitem.create", c.id, "cus_dep_1", "POST", "/v1/invoiceitems", &form, &err), 0);
+    assert_int_equal(tg_store_tx_commit(f->db.st, &err), 0);
     char base[64];
     tg_outbox_t *ob = start(f, &t, base, sizeof(base), 12);
     WAIT_FOR(row_state_is(f, "cus_dep", "done") && tiny_nreq(&t) == 3);
     tg_outbox_row_t r;
-    assert_int_equal(tg_store_outbox_customer_latest(f->st, "cus_dep", &r, &err), 0);
+    assert_int_equal(tg_store_outbox_customer_latest(f->db.st, "cus_dep", &r, &err), 0);
     assert_string_equal(r.kind, "invoiceitem.create");
     assert_int_equal(r.attempts, 1); /* the waits were not attempts */
     assert_string_equal(r.response_id, "ii_1");
 
     /* the customer's row fails: the call for it fails too, without being sent */
-    assert_int_equal(tg_store_tx_begin(f->st, &err), 0);
+    assert_int_equal(tg_store_tx_begin(f->db.st, &err), 0);
     tg_customer_t bad = customer(f, "cus_nodep", "nodep@example.com");
-    assert_int_equal(tg_outbox_enqueue_customer(f->st, &bad, &err), 0);
+    assert_int_equal(tg_outbox_enqueue_customer(f->db.st, &bad, &err), 0);
     assert_int_equal(
-        tg_outbox_enqueue(f->st, "invoiceitem.create", bad.id, "cus_nodep_1", "POST", "/v1/invoiceitems", &form, &err),
+        tg_outbox_enqueue(f->db.st, "invoiceitem.create", bad.id, "cus_nodep_1", "POST", "/v1/invoiceitems", &form, &err),
         0);
-    assert_int_equal(tg_store_tx_commit(f->st, &err), 0);
+    assert_int_equal(tg_store_tx_commit(f->db.st, &err), 0);
     tg_outbox_wake(ob);
     WAIT_FOR(row_state_is(f, "cus_nodep", "failed"));
     tg_outbox_stop(ob);
     tiny_stop(&t);
     tg_form_free(&form);
-    assert_int_equal(tg_store_outbox_customer_latest(f->st, "cus_nodep", &r, &err), 0);
+    assert_int_equal(tg_store_outbox_customer_latest(f->db.st, "cus_nodep", &r, &err), 0);
     assert_string_equal(r.kind, "invoiceitem.create");
     assert_non_null(strstr(r.last_error, "could not be created"));
     assert_int_equal(t.nreq, 4);
@@ -436,11 +428,11 @@ static void test_429_pauses_every_call(void **state)
               "{\"error\":{\"type\":\"invalid_request_error\",\"code\":\"rate_limit\",\"message\":\"slow\"}}");
     tg_err_t err = {0};
     tg_customer_t a = customer(f, "cus_ra", "ra@example.com"), b = customer(f, "cus_rb", "rb@example.com");
-    assert_int_equal(tg_outbox_enqueue_customer(f->st, &a, &err), 0);
-    assert_int_equal(tg_outbox_enqueue_customer(f->st, &b, &err), 0);
+    assert_int_equal(tg_outbox_enqueue_customer(f->db.st, &a, &err), 0);
+    assert_int_equal(tg_outbox_enqueue_customer(f->db.st, &b, &err), 0);
     char base[64];
     snprintf(base, sizeof(base), "http://127.0.0.1:%d", t.port);
-    tg_outbox_settings_t s = {.database = f->url,
+    tg_outbox_settings_t s = {.database = f->db.url,
                               .stripe = {.secret_key = "sk_test_outbox", .api_base = base, .timeout_ms = 5000},
                               .backoff_base_ms = 3600 * 1000,
                               .poll_ms = 10};
@@ -454,7 +446,7 @@ static void test_429_pauses_every_call(void **state)
     tiny_stop(&t);
     assert_int_equal(t.nreq, 1);
     tg_outbox_row_t r;
-    assert_int_equal(tg_store_outbox_customer_latest(f->st, "cus_rb", &r, &err), 0);
+    assert_int_equal(tg_store_outbox_customer_latest(f->db.st, "cus_rb", &r, &err), 0);
     assert_int_equal(r.attempts, 0);
 }
 
@@ -472,13 +464,13 @@ static void test_calls_of_a_customer_keep_their_order(void **state)
     tg_err_t err = {0};
     tg_customer_t c = customer(f, "cus_ord", "ord@example.com");
     tg_outbox_row_t done;
-    assert_int_equal(tg_outbox_enqueue_customer(f->st, &c, &err), 0);
-    assert_int_equal(tg_store_outbox_customer_latest(f->st, "cus_ord", &done, &err), 0);
-    assert_int_equal(tg_store_outbox_done(f->st, done.id, "cus_Ord", 1, 0, &err), 0); /* created before */
+    assert_int_equal(tg_outbox_enqueue_customer(f->db.st, &c, &err), 0);
+    assert_int_equal(tg_store_outbox_customer_latest(f->db.st, "cus_ord", &done, &err), 0);
+    assert_int_equal(tg_store_outbox_done(f->db.st, done.id, "cus_Ord", 1, 0, &err), 0); /* created before */
     snprintf(c.name, sizeof(c.name), "First");
-    assert_int_equal(tg_outbox_enqueue_customer_update(f->st, &c, &err), 0);
+    assert_int_equal(tg_outbox_enqueue_customer_update(f->db.st, &c, &err), 0);
     snprintf(c.name, sizeof(c.name), "Second");
-    assert_int_equal(tg_outbox_enqueue_customer_update(f->st, &c, &err), 0);
+    assert_int_equal(tg_outbox_enqueue_customer_update(f->db.st, &c, &err), 0);
     char base[64];
     tg_outbox_t *ob = start(f, &t, base, sizeof(base), 12);
     WAIT_FOR(tiny_nreq(&t) == 3 && row_state_is(f, "cus_ord", "done"));
@@ -514,11 +506,11 @@ static void test_stop_cuts_a_call_in_flight(void **state)
     assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
     char base[64];
     snprintf(base, sizeof(base), "http://127.0.0.1:%d", ntohs(sa.sin_port));
-    tg_outbox_settings_t s = {.database = f->url, .stripe = {"sk_test_outbox", base, 30000}, .poll_ms = 10};
+    tg_outbox_settings_t s = {.database = f->db.url, .stripe = {"sk_test_outbox", base, 30000}, .poll_ms = 10};
     tg_outbox_t *ob = NULL;
     tg_err_t err = {0};
     tg_customer_t c = customer(f, "cus_fly", "fly@example.com");
-    assert_int_equal(tg_outbox_enqueue_customer(f->st, &c, &err), 0);
+    assert_int_equal(tg_outbox_enqueue_customer(f->db.st, &c, &err), 0);
     assert_int_equal(tg_outbox_start(&s, &ob, &err), 0);
     int conn = -1;
     WAIT_FOR((conn = accept4(lfd, NULL, NULL, SOCK_NONBLOCK)) >= 0); /* the call is in flight */
@@ -526,7 +518,7 @@ static void test_stop_cuts_a_call_in_flight(void **state)
     close(conn);
     close(lfd);
     tg_outbox_row_t r;
-    assert_int_equal(tg_store_outbox_customer_latest(f->st, "cus_fly", &r, &err), 0);
+    assert_int_equal(tg_store_outbox_customer_latest(f->db.st, "cus_fly", &r, &err), 0);
     assert_string_equal(r.state, "pending");
     assert_int_equal(r.attempts, 0);
     assert_string_equal(r.last_error, "");
@@ -549,14 +541,14 @@ static void test_enqueue_invoice(void **state)
     char body[] = "{\"lines\":[{\"description\":\"Starter plan, 1 month\",\"amount\":\"49.00\"},"
                   "{\"description\":\"Credit\",\"amount\":\"-3.50\"}],\"total\":\"45.50\"}";
     inv.body = body;
-    assert_int_equal(tg_store_tx_begin(f->st, &err), 0);
-    assert_int_equal(tg_outbox_enqueue_invoice(f->st, &inv, 1, 30, &err), 0);
-    assert_int_equal(tg_store_tx_commit(f->st, &err), 0);
-    assert_int_equal(tg_outbox_enqueue_invoice(f->st, &inv, 1, 30, &err), TG_EEXIST); /* once */
+    assert_int_equal(tg_store_tx_begin(f->db.st, &err), 0);
+    assert_int_equal(tg_outbox_enqueue_invoice(f->db.st, &inv, 1, 30, &err), 0);
+    assert_int_equal(tg_store_tx_commit(f->db.st, &err), 0);
+    assert_int_equal(tg_outbox_enqueue_invoice(f->db.st, &inv, 1, 30, &err), TG_EEXIST); /* once */
 
     tg_outbox_row_t rows[8];
     size_t n = 0;
-    assert_int_equal(tg_store_outbox_due(f->st, tg_clock_now_ns() / 1000000 + 1000, rows, 8, &n, &err), 0);
+    assert_int_equal(tg_store_outbox_due(f->db.st, tg_clock_now_ns() / 1000000 + 1000, rows, 8, &n, &err), 0);
     assert_int_equal(n, 4);
     assert_string_equal(rows[0].idempotency_key, "tg_invoice.create_inv_t1");
     assert_string_equal(rows[0].path, "/v1/invoices");
@@ -579,11 +571,11 @@ static void test_enqueue_invoice(void **state)
     char bad[] = "{\"lines\":[{\"description\":\"x\",\"amount\":\"1.005\"}]}";
     snprintf(inv.id, sizeof(inv.id), "inv_t2");
     inv.body = bad;
-    assert_int_equal(tg_outbox_enqueue_invoice(f->st, &inv, 0, 0, &err), TG_EINVAL);
+    assert_int_equal(tg_outbox_enqueue_invoice(f->db.st, &inv, 0, 0, &err), TG_EINVAL);
     snprintf(inv.id, sizeof(inv.id), "inv_t3");
     snprintf(inv.currency, sizeof(inv.currency), "XQQ");
     inv.body = body;
-    assert_int_equal(tg_outbox_enqueue_invoice(f->st, &inv, 0, 0, &err), TG_EINVAL);
+    assert_int_equal(tg_outbox_enqueue_invoice(f->db.st, &inv, 0, 0, &err), TG_EINVAL);
 }
 
 int main(void)

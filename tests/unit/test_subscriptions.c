@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../support/tmpstore.h"
 #include "billing/periods.h"
 #include "billing/subscriptions.h"
 #include "config/config.h"
@@ -38,24 +39,18 @@ static int64_t test_now(void)
 }
 
 typedef struct {
-    char dir[64];
+    tg_tmpstore_t db;
     tg_config_t *cfg;
-    tg_store_t *st;
     tg_sub_ctx_t x;
 } fx_t;
 
 static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof(*f));
-    char url[128], errbuf[2048];
-    snprintf(f->dir, sizeof(f->dir), "/tmp/tg_sub_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(url, sizeof(url), "sqlite:%s/t.db", f->dir);
+    char errbuf[2048];
     assert_int_equal(tg_config_load_string("t.yaml", yaml, strlen(yaml), &f->cfg, errbuf, sizeof(errbuf)), 0);
-    tg_err_t err = {0};
-    assert_int_equal(tg_store_open(url, &f->st, &err), 0);
-    assert_int_equal(tg_store_migrate(f->st, &err), 0);
-    f->x = (tg_sub_ctx_t){.cfg = f->cfg, .store = f->st, .now_s = test_now};
+    assert_int_equal(tg_tmpstore_open(&f->db, "sub"), 0);
+    f->x = (tg_sub_ctx_t){.cfg = f->cfg, .store = f->db.st, .now_s = test_now};
     clock_s = JAN1_2026;
     *state = f;
     return 0;
@@ -64,11 +59,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx_t *f = *state;
-    tg_store_close(f->st);
+    assert_int_equal(tg_tmpstore_close(&f->db), 0);
     tg_config_free(f->cfg);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
     free(f);
     return 0;
 }
@@ -88,7 +80,7 @@ static tg_customer_t reload(fx_t *f, const char *id)
 {
     tg_customer_t c;
     tg_err_t err = {0};
-    assert_int_equal(tg_store_customer_get(f->st, id, &c, &err), 0);
+    assert_int_equal(tg_store_customer_get(f->db.st, id, &c, &err), 0);
     return c;
 }
 
@@ -226,7 +218,7 @@ static void test_cancel_at_period_end_and_now(void **state)
     assert_int_equal(b.cancel_at, JAN1_2026 + 15 * DAY);
     /* the final invoice: the base fee up to now, 199 x 15/31 = 96.29 */
     char body[2048] = "";
-    assert_int_equal(tg_store_invoice_list(f->st, b.id, first_body_cb, body, &err), 0);
+    assert_int_equal(tg_store_invoice_list(f->db.st, b.id, first_body_cb, body, &err), 0);
     assert_non_null(strstr(body, "\"description\":\"Pro plan, 15 of 31 days until cancellation\""));
     assert_non_null(strstr(body, "\"total\":\"96.29\""));
     assert_int_equal(tg_sub_cancel(&f->x, &b, 0, &err), TG_ESTATE);
@@ -281,7 +273,7 @@ static tg_invoice_t invoice_of(fx_t *f, const char *customer_id)
     tg_invoice_t inv;
     tg_err_t err = {0};
     memset(&inv, 0, sizeof(inv));
-    assert_int_equal(tg_store_invoice_list(f->st, customer_id, first_invoice_cb, &inv, &err), 0);
+    assert_int_equal(tg_store_invoice_list(f->db.st, customer_id, first_invoice_cb, &inv, &err), 0);
     return inv;
 }
 
@@ -301,7 +293,7 @@ static void test_finalize_after_and_hold(void **state)
     tg_invoice_t ia = invoice_of(f, a.id), ib = invoice_of(f, b.id);
     assert_string_equal(ia.status, "draft");
     assert_int_equal(ia.held, 0);
-    assert_int_equal(tg_store_invoice_hold(f->st, ib.id, 1, &err), 0);
+    assert_int_equal(tg_store_invoice_hold(f->db.st, ib.id, 1, &err), 0);
 
     int finalized = -1, queued = -1;
     clock_s += 3599; /* a second short of an hour */
@@ -319,12 +311,12 @@ static void test_finalize_after_and_hold(void **state)
     ib = invoice_of(f, b.id);
     assert_string_equal(ib.status, "draft");
     assert_int_equal(ib.held, 1);
-    assert_int_equal(tg_store_invoice_hold(f->st, ia.id, 1, &err), TG_ESTATE);
+    assert_int_equal(tg_store_invoice_hold(f->db.st, ia.id, 1, &err), TG_ESTATE);
 
     clock_s += 30 * DAY; /* held: however old */
     assert_int_equal(tg_periods_finalize_due(&f->x, &finalized, &queued, &err), 0);
     assert_int_equal(finalized, 0);
-    assert_int_equal(tg_store_invoice_hold(f->st, ib.id, 0, &err), 0);
+    assert_int_equal(tg_store_invoice_hold(f->db.st, ib.id, 0, &err), 0);
     assert_int_equal(tg_periods_finalize_due(&f->x, &finalized, &queued, &err), 0);
     assert_int_equal(finalized, 1);
     assert_string_equal(invoice_of(f, b.id).status, "open");
