@@ -181,3 +181,55 @@ test('sign-up -> card -> calls -> invoice in Stripe with the same total -> 3 fai
   assert.equal(objs.customer.filter((c) => c.metadata.tollgate_customer === id).length, 1);
   assert.equal(objs.invoice.filter((i) => i.metadata.tollgate_customer === id).length, 1);
 });
+
+test('kill -9 while invoices are going to Stripe, with lost answers: afterwards each invoice exists once in Stripe, item for item, to the cent', async () => {
+  await control('POST', '/__control/reset');
+  const c = await new Stack({
+    testClock: true,
+    extra: `stripe: {secret_key: "sk_test_end_to_end_0123456789", webhook_secret: "${SECRET}", api_base: "${fake.url}", billing: tollgate}`,
+  }).start();
+  try {
+    const customers = [];
+    for (let i = 0; i < 8; i++) {
+      const { key, customer } = await c.customer('metered');
+      for (let n = 0; n <= i; n++) assert.equal((await c.call('/v1/basic/x', { key })).status, 200);
+      customers.push(customer.id);
+    }
+    const clock = await c.adminCall('POST', '/v1/admin/clock', { advance_seconds: 32 * 86400 });
+    assert.equal(clock.status, 200, clock.text);
+    // Stripe processes these calls but their answers never arrive: each is sent again later.
+    await control('POST', '/__control/fail', { count: 3, kind: 'lost', path: '/v1/invoiceitems', method: 'POST' });
+    await control('POST', '/__control/fail', { count: 2, kind: 'lost', path: '/v1/invoices', method: 'POST' });
+    const run = await c.adminCall('POST', '/v1/admin/invoices/run', {});
+    assert.equal(run.status, 200, run.text);
+    const invoices = [];
+    for (const id of customers) {
+      const l = await c.adminCall('GET', `/v1/admin/invoices?customer=${id}`);
+      const f = await c.adminCall('POST', `/v1/admin/invoices/${l.json.data[0].id}/finalize`);
+      assert.equal(f.status, 200, f.text);
+      invoices.push(f.json);
+    }
+    // The crash comes while the outbox is busy with them.
+    await until(async () => (await control('GET', '/__control/requests')).filter((r) => r.path.startsWith('/v1/invoice')).length >= 6,
+      'the outbox at work on the invoices');
+    await c.kill9();
+    await c.start();
+    for (const tg of invoices) {
+      const st = await until(async () => {
+        const o = await control('GET', '/__control/objects?type=invoice');
+        const l = (o.invoice || []).filter((i) => i.metadata.tollgate_invoice === tg.id);
+        assert.ok(l.length <= 1, `${tg.id} has ${l.length} Stripe invoices`);
+        return l.length === 1 && l[0].status === 'open' && l[0];
+      }, `the Stripe invoice of ${tg.id}`, 60000);
+      assert.equal(st.total, cents(tg.total), tg.id);
+      assert.equal(st.lines.data.length, tg.lines.length, tg.id);
+    }
+    const objs = await control('GET', '/__control/objects');
+    assert.equal(objs.invoice.length, invoices.length, 'no duplicate Stripe invoice');
+    assert.equal(objs.customer.length, customers.length, 'no duplicate Stripe customer');
+    const items = objs.invoiceitem.filter((i) => invoices.some((tg) => tg.id === i.metadata.tollgate_invoice));
+    assert.equal(items.length, invoices.reduce((n, tg) => n + tg.lines.length, 0), 'no duplicate invoice item');
+    const lost = (await control('GET', '/__control/requests')).filter((r) => r.status === 'lost');
+    assert.equal(lost.length, 5, 'every injected loss happened');
+  } finally { await c.stop(); }
+});
