@@ -297,6 +297,11 @@ int tg_sub_add_item(const tg_sub_ctx_t *x, const tg_customer_t *c, const char *d
     if (plan == NULL)
         return tg_errf(err, TG_ECONFIG, "Customer %s is on plan \"%s\", which the configuration lacks.", c->id,
                        c->plan_id);
+    /* An invoice line is a whole number of minor units: an item of 1.005 would be billed (and
+     * sent to Stripe) as 1.01 while the owner asked for 1.005. */
+    if (tg_money_round(amount, plan->currency_digits) != amount)
+        return tg_errf(err, TG_EINVAL, "amount: %s amounts have %d decimal places at most.", plan->currency,
+                       plan->currency_digits);
     tg_err_t e = {0};
     int rc = item_row(x, c, desc, amount, plan->currency, &e);
     if (rc != 0)
