@@ -40,6 +40,8 @@ static const char reconcile_usage[] =
     "  total    the invoice totals\n"
     "  no_invoice, no_stripe_customer, currency\n"
     "Amounts are in the currency's minor unit (cents), exact. Reads only; changes nothing.\n"
+    "Not recomputed: a plan change or a trial end inside the period, a cancellation's\n"
+    "prorated final invoice; they show up as differences.\n"
     "\n"
     "  -c, --config FILE     configuration file (required; its stripe section is used)\n"
     "  -p, --period YYYY-MM  the month whose periods are compared (required)\n"
@@ -252,8 +254,15 @@ int tg_cmd_stripe_reconcile(int argc, char **argv)
         goto out;
     }
     tg_stripe_settings_t ss = {cfg->stripe.secret_key, cfg->stripe.api_base, 30000, NULL};
-    if (tg_store_open(cfg->storage.database, &st, &err) != 0 || tg_recon_stripe_new(&ss, &rs, &err) != 0) {
+    int version = 0;
+    if (tg_store_open(cfg->storage.database, &st, &err) != 0 || tg_store_schema_version(st, &version, &err) != 0 ||
+        tg_recon_stripe_new(&ss, &rs, &err) != 0) {
         fprintf(stderr, "tollgate stripe reconcile: %s\n", err.msg);
+        goto out_curl;
+    }
+    if (version == 0) {
+        fprintf(stderr, "tollgate stripe reconcile: %s has no tollgate schema (wrong storage.database?)\n",
+                cfg->storage.database);
         goto out_curl;
     }
     r.cfg = cfg;
