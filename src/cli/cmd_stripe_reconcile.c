@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,13 +28,13 @@
 #define PAGE 200      /* customers read from the store at a time */
 
 static const char reconcile_usage[] =
-    "usage: tollgate stripe reconcile -c CONFIG --period YYYY-MM [--customer ID]\n"
+    "usage: tollgate stripe reconcile -c CONFIG --period YYYY-MM [--customer ID] [--json]\n"
     "\n"
     "For stripe.billing: stripe. For each customer whose billing period starts in the month\n"
     "(the same period `tollgate usage --period` shows), compares what tollgate metered and\n"
     "how it prices it (the plan's quote for that usage, as `tollgate quote` computes it) with\n"
     "Stripe's invoice for that period (the customer's invoice whose period overlaps it most),\n"
-    "and prints one row per difference:\n"
+    "and prints one tab-separated row per difference:\n"
     "  usage    a metric's usage vs the quantity of the metered line (price tollgate_PLAN_METRIC)\n"
     "  amount   the amount of the base fee (tollgate_PLAN_base) or of a charge's line\n"
     "  line     a line on one side only (an invoice item, a proration, a minimum commitment)\n"
@@ -46,6 +47,8 @@ static const char reconcile_usage[] =
     "  -c, --config FILE     configuration file (required; its stripe section is used)\n"
     "  -p, --period YYYY-MM  the month whose periods are compared (required)\n"
     "      --customer ID     only this customer\n"
+    "  -j, --json            print {period, customers, differences: [{customer, stripe_invoice,\n"
+    "                        difference, subject, tollgate, stripe}]} instead of rows\n"
     "  -h, --help            print this help\n"
     "\n"
     "Exit status: 0 no differences, 1 differences listed, 2 usage, configuration, store or\n"
@@ -79,11 +82,19 @@ typedef struct {
     const char *customer;     /* the one being compared */
     const char *invoice;      /* its Stripe invoice, or "none" */
     int header_printed;
+    json_t *json; /* --json: the differences, printed at the end; NULL: rows as they come */
 } run_t;
 
 static int print_diff(const tg_recon_diff_t *d, void *arg)
 {
     run_t *r = arg;
+    if (r->json != NULL) {
+        json_array_append_new(json_object_get(r->json, "differences"),
+                              json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "customer", r->customer, "stripe_invoice",
+                                        r->invoice, "difference", tg_recon_kind_name(d->kind), "subject", d->subject,
+                                        "tollgate", d->tollgate, "stripe", d->stripe));
+        return 0;
+    }
     if (!r->header_printed) {
         printf("customer\tstripe_invoice\tdifference\tsubject\ttollgate\tstripe\n");
         r->header_printed = 1;
@@ -196,17 +207,19 @@ int tg_cmd_stripe_reconcile(int argc, char **argv)
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"period", required_argument, NULL, 'p'},
                                          {"customer", required_argument, NULL, 'C'},
+                                         {"json", no_argument, NULL, 'j'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *path = NULL, *period = NULL, *only = NULL;
-    int ch;
+    int ch, as_json = 0;
     optind = 1;
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":c:p:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":c:p:jh", opts, NULL)) != -1) {
         switch (ch) {
         case 'c': path = optarg; break;
         case 'p': period = optarg; break;
         case 'C': only = optarg; break;
+        case 'j': as_json = 1; break;
         case 'h': printf("%s", reconcile_usage); return 0;
         case ':':
             fprintf(stderr, "tollgate stripe reconcile: option %s needs a value\n%s", argv[optind - 1], reconcile_usage);
@@ -265,6 +278,10 @@ int tg_cmd_stripe_reconcile(int argc, char **argv)
                 cfg->storage.database);
         goto out_curl;
     }
+    if (as_json && (r.json = json_pack("{s:s,s:[]}", "period", period, "differences")) == NULL) {
+        fprintf(stderr, "tollgate stripe reconcile: out of memory\n");
+        goto out_curl;
+    }
     r.cfg = cfg;
     r.now = tg_clock_now_ns() / TG_NS_PER_SEC;
     r.st = st;
@@ -290,9 +307,19 @@ int tg_cmd_stripe_reconcile(int argc, char **argv)
             snprintf(page.after, sizeof(page.after), "%s", end.next);
         } while (rc == 0 && end.has_more);
     }
-    fflush(stdout);
     if (rc != 0) {
+        fflush(stdout);
         fprintf(stderr, "tollgate stripe reconcile: %s\n", err.msg);
+    } else if (r.json != NULL) {
+        json_object_set_new(r.json, "customers", json_integer((json_int_t)r.customers));
+        char *text = json_dumps(r.json, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (text == NULL) {
+            fprintf(stderr, "tollgate stripe reconcile: out of memory\n");
+        } else {
+            printf("%s\n", text);
+            free(text);
+            exit_code = r.diffs == 0 ? 0 : 1;
+        }
     } else if (r.diffs == 0) {
         printf("no differences: %zu customer%s with a period starting in %s\n", r.customers,
                r.customers == 1 ? "" : "s", period);
@@ -305,6 +332,7 @@ int tg_cmd_stripe_reconcile(int argc, char **argv)
 out_curl:
     curl_global_cleanup();
 out:
+    json_decref(r.json);
     free(pg.list);
     tg_recon_stripe_free(rs);
     tg_store_close(st);

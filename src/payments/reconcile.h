@@ -55,7 +55,7 @@ typedef struct tg_recon_invoice {
     char currency[8];
     int64_t period_start, period_end;
     int64_t created;
-    int64_t total; /* minor units */
+    int64_t total; /* minor units: total_excluding_tax when Stripe gives it, else total */
     tg_recon_line_t *lines; /* owned (tg_recon_invoice_free) */
     size_t nlines;
 } tg_recon_invoice_t;

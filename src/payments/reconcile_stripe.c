@@ -106,6 +106,9 @@ static int invoice_header(const json_t *o, tg_recon_invoice_t *out)
     copy_str(out->status, sizeof(out->status), json_object_get(o, "status"));
     copy_str(out->currency, sizeof(out->currency), json_object_get(o, "currency"));
     int_field(o, "created", &out->created);
+    /* Tax is Stripe's business alone (tollgate computes none): compare before it when Stripe
+     * says what that is (null unless it computed tax). Discounts stay in: they are a difference. */
+    int_field(o, "total_excluding_tax", &out->total);
     return 0;
 }
 

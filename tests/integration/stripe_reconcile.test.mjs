@@ -178,6 +178,13 @@ test('reconcile: equal usage and invoices are clean; a dropped meter event, a ch
     ]);
     assert.ok(r.stdout.includes(`${b.id}\t${invB.id}\tusage`), 'rows name the Stripe invoice');
     assert.match(r.stdout, /^3 differences in 1 of 2 customers/m);
+    r = await reconcile(s, ['--period', pa.month, '--json']);
+    assert.equal(r.status, 1, r.stderr + r.stdout);
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.customers, 2);
+    assert.deepEqual(j.differences[0], { customer: b.id, stripe_invoice: invB.id, difference: 'usage', subject: 'images',
+      tollgate: '3', stripe: '2' });
+    assert.equal(j.differences.length, 3);
 
     // Back in Stripe: clean again. Then the metered price of API calls is changed in Stripe
     // (0.30 a call; the fake lets the test edit it in place) before A's invoice is made again:

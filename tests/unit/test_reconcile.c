@@ -159,6 +159,25 @@ static void test_missing_lines_and_trial(void **state)
     expect(&g, 0, TG_RECON_AMOUNT, "base fee", "none", "2900");
 }
 
+/* Several Stripe lines of one price (Stripe may show a graduated price a tier a line) add up;
+ * Stripe's total before tax is what is compared (the reader takes total_excluding_tax). */
+static void test_lines_of_one_price_add_up(void **state)
+{
+    (void)state;
+    tg_plan_t p = plan();
+    p.minimum = 0;
+    tg_recon_line_t lines[] = {line("tollgate_recon_base", 1, 1, 2900, "base"),
+                               line("tollgate_recon_api_calls", 1, 5, 75, "calls"),
+                               line("tollgate_recon_images", 1, 1, 0, "first image"),
+                               line("tollgate_recon_images", 1, 2, 300, "next images")};
+    tg_recon_invoice_t inv = {.id = "in_5", .currency = "usd", .total = 3275, .lines = lines, .nlines = 4};
+    got_t g = {0};
+    size_t n = 9;
+    tg_err_t err = {0};
+    assert_int_equal(tg_recon_compare(&p, usage, 4, 1, &inv, collect, &g, &n, &err), 0);
+    assert_int_equal(n, 0);
+}
+
 static void test_no_invoice_and_currency(void **state)
 {
     (void)state;
@@ -228,6 +247,7 @@ int main(void)
         cmocka_unit_test(test_equal_invoice),          cmocka_unit_test(test_each_difference),
         cmocka_unit_test(test_missing_lines_and_trial), cmocka_unit_test(test_no_invoice_and_currency),
         cmocka_unit_test(test_stop_and_errors),        cmocka_unit_test(test_pick_invoice),
+        cmocka_unit_test(test_lines_of_one_price_add_up),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
