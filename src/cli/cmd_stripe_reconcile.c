@@ -79,8 +79,8 @@ typedef struct {
     int64_t month_start, month_end;
     int64_t now; /* seconds */
     size_t customers, with_diffs, diffs;
-    const char *customer;     /* the one being compared */
-    const char *invoice;      /* its Stripe invoice, or "none" */
+    const char *customer; /* the one being compared */
+    const char *invoice;  /* its Stripe invoice, or "none" */
     int header_printed;
     json_t *json; /* --json: the differences, printed at the end; NULL: rows as they come */
 } run_t;
@@ -204,25 +204,34 @@ static int page_cb(const tg_customer_t *c, void *arg)
 
 int tg_cmd_stripe_reconcile(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"period", required_argument, NULL, 'p'},
-                                         {"customer", required_argument, NULL, 'C'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},   {"period", required_argument, NULL, 'p'},
+        {"customer", required_argument, NULL, 'C'}, {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     const char *path = NULL, *period = NULL, *only = NULL;
     int ch, as_json = 0;
     optind = 1;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":c:p:jh", opts, NULL)) != -1) {
         switch (ch) {
-        case 'c': path = optarg; break;
-        case 'p': period = optarg; break;
-        case 'C': only = optarg; break;
-        case 'j': as_json = 1; break;
-        case 'h': printf("%s", reconcile_usage); return 0;
+        case 'c':
+            path = optarg;
+            break;
+        case 'p':
+            period = optarg;
+            break;
+        case 'C':
+            only = optarg;
+            break;
+        case 'j':
+            as_json = 1;
+            break;
+        case 'h':
+            printf("%s", reconcile_usage);
+            return 0;
         case ':':
-            fprintf(stderr, "tollgate stripe reconcile: option %s needs a value\n%s", argv[optind - 1], reconcile_usage);
+            fprintf(stderr, "tollgate stripe reconcile: option %s needs a value\n%s", argv[optind - 1],
+                    reconcile_usage);
             return 2;
         default:
             fprintf(stderr, "tollgate stripe reconcile: unknown option %s\n%s", argv[optind - 1], reconcile_usage);

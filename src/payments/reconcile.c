@@ -21,13 +21,20 @@ void tg_recon_invoice_free(tg_recon_invoice_t *inv)
 const char *tg_recon_kind_name(tg_recon_kind_t k)
 {
     switch (k) {
-    case TG_RECON_NO_STRIPE_CUSTOMER: return "no_stripe_customer";
-    case TG_RECON_NO_INVOICE: return "no_invoice";
-    case TG_RECON_CURRENCY: return "currency";
-    case TG_RECON_USAGE: return "usage";
-    case TG_RECON_AMOUNT: return "amount";
-    case TG_RECON_LINE: return "line";
-    case TG_RECON_TOTAL: return "total";
+    case TG_RECON_NO_STRIPE_CUSTOMER:
+        return "no_stripe_customer";
+    case TG_RECON_NO_INVOICE:
+        return "no_invoice";
+    case TG_RECON_CURRENCY:
+        return "currency";
+    case TG_RECON_USAGE:
+        return "usage";
+    case TG_RECON_AMOUNT:
+        return "amount";
+    case TG_RECON_LINE:
+        return "line";
+    case TG_RECON_TOTAL:
+        return "total";
     }
     return "unknown";
 }
@@ -188,7 +195,8 @@ int tg_recon_compare(const tg_plan_t *plan, const tg_usage_qty_t *usage, size_t 
             continue;
         char subject[TG_RECON_KEY_MAX + 32];
         if (l->lookup_key[0] != '\0')
-            snprintf(subject, sizeof(subject), "%s%s", l->lookup_key, l->subscription_item ? "" : " (not a period line)");
+            snprintf(subject, sizeof(subject), "%s%s", l->lookup_key,
+                     l->subscription_item ? "" : " (not a period line)");
         else
             snprintf(subject, sizeof(subject), "%s", l->description[0] != '\0' ? l->description : l->id);
         report(&s, TG_RECON_LINE, subject, 0, 0, 1, l->amount);

@@ -33,9 +33,9 @@
 #include "payments/stripe_client.h"
 #include "util/err.h"
 
-#define TG_RECON_KEY_MAX 256   /* Stripe's lookup_key is at most 200 characters */
-#define TG_RECON_ID_MAX 256    /* Stripe ids (in_..., price_...) */
-#define TG_RECON_VALUE_MAX 64  /* a value as text: an integer or "none" */
+#define TG_RECON_KEY_MAX 256    /* Stripe's lookup_key is at most 200 characters */
+#define TG_RECON_ID_MAX 256     /* Stripe ids (in_..., price_...) */
+#define TG_RECON_VALUE_MAX 64   /* a value as text: an integer or "none" */
 #define TG_RECON_LINES_MAX 1000 /* lines read from one invoice; more is an error */
 
 /* One line of a Stripe invoice, as the comparison needs it. */
@@ -55,7 +55,7 @@ typedef struct tg_recon_invoice {
     char currency[8];
     int64_t period_start, period_end;
     int64_t created;
-    int64_t total; /* minor units: total_excluding_tax when Stripe gives it, else total */
+    int64_t total;          /* minor units: total_excluding_tax when Stripe gives it, else total */
     tg_recon_line_t *lines; /* owned (tg_recon_invoice_free) */
     size_t nlines;
 } tg_recon_invoice_t;

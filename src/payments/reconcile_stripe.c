@@ -159,9 +159,10 @@ static int parse_line(tg_recon_stripe_t *rs, const json_t *o, tg_recon_line_t *l
     l->quantity = json_is_integer(qty) ? (uint64_t)json_integer_value(qty) : 0;
     const json_t *parent = json_object_get(o, "parent");
     const json_t *sid = json_object_get(parent, "subscription_item_details");
-    l->subscription_item = json_is_string(json_object_get(parent, "type")) &&
-                           strcmp(json_string_value(json_object_get(parent, "type")), "subscription_item_details") == 0 &&
-                           json_is_object(sid) && !json_is_true(json_object_get(sid, "proration"));
+    l->subscription_item =
+        json_is_string(json_object_get(parent, "type")) &&
+        strcmp(json_string_value(json_object_get(parent, "type")), "subscription_item_details") == 0 &&
+        json_is_object(sid) && !json_is_true(json_object_get(sid, "proration"));
     const json_t *price = json_object_get(json_object_get(json_object_get(o, "pricing"), "price_details"), "price");
     if (json_is_object(price)) {
         copy_str(l->lookup_key, sizeof(l->lookup_key), json_object_get(price, "lookup_key"));

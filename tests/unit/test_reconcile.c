@@ -28,8 +28,15 @@ static tg_allowance_t included[] = {{"api_calls", 2}};
 
 static tg_plan_t plan(void)
 {
-    return (tg_plan_t){.id = "recon", .name = "Recon", .price = 2900 * CENT, .currency = "usd", .currency_digits = 2,
-                       .included = included, .nincluded = 1, .charges = charges, .ncharges = 2,
+    return (tg_plan_t){.id = "recon",
+                       .name = "Recon",
+                       .price = 2900 * CENT,
+                       .currency = "usd",
+                       .currency_digits = 2,
+                       .included = included,
+                       .nincluded = 1,
+                       .charges = charges,
+                       .ncharges = 2,
                        .minimum = 500 * CENT};
 }
 
@@ -75,8 +82,8 @@ static tg_recon_invoice_t clean_invoice(void)
     clean_lines[1] = line("tollgate_recon_api_calls", 1, 5, 75, "calls");
     clean_lines[2] = line("tollgate_recon_images", 1, 3, 300, "images");
     clean_lines[3] = line("", 0, 1, 125, "Minimum commitment");
-    tg_recon_invoice_t inv = {.id = "in_1", .status = "open", .currency = "usd", .total = 3400, .lines = clean_lines,
-                              .nlines = 4};
+    tg_recon_invoice_t inv = {
+        .id = "in_1", .status = "open", .currency = "usd", .total = 3400, .lines = clean_lines, .nlines = 4};
     return inv;
 }
 
@@ -113,10 +120,10 @@ static void test_each_difference(void **state)
     p.minimum = 0;
     tg_recon_line_t lines[] = {
         line("tollgate_recon_base", 1, 1, 2900, "base"),
-        line("tollgate_recon_api_calls", 1, 4, 50, "calls"),            /* one call short */
-        line("tollgate_recon_images", 1, 3, 450, "images"),              /* same usage, dearer */
-        line("tollgate_recon_api_calls", 0, 1, -20, "proration"),        /* not a period line */
-        line("", 0, 1, 700, "Late usage"),                               /* an invoice item */
+        line("tollgate_recon_api_calls", 1, 4, 50, "calls"),      /* one call short */
+        line("tollgate_recon_images", 1, 3, 450, "images"),       /* same usage, dearer */
+        line("tollgate_recon_api_calls", 0, 1, -20, "proration"), /* not a period line */
+        line("", 0, 1, 700, "Late usage"),                        /* an invoice item */
     };
     tg_recon_invoice_t inv = {.id = "in_2", .currency = "usd", .total = 4080, .lines = lines, .nlines = 5};
     got_t g = {0};
@@ -166,10 +173,9 @@ static void test_lines_of_one_price_add_up(void **state)
     (void)state;
     tg_plan_t p = plan();
     p.minimum = 0;
-    tg_recon_line_t lines[] = {line("tollgate_recon_base", 1, 1, 2900, "base"),
-                               line("tollgate_recon_api_calls", 1, 5, 75, "calls"),
-                               line("tollgate_recon_images", 1, 1, 0, "first image"),
-                               line("tollgate_recon_images", 1, 2, 300, "next images")};
+    tg_recon_line_t lines[] = {
+        line("tollgate_recon_base", 1, 1, 2900, "base"), line("tollgate_recon_api_calls", 1, 5, 75, "calls"),
+        line("tollgate_recon_images", 1, 1, 0, "first image"), line("tollgate_recon_images", 1, 2, 300, "next images")};
     tg_recon_invoice_t inv = {.id = "in_5", .currency = "usd", .total = 3275, .lines = lines, .nlines = 4};
     got_t g = {0};
     size_t n = 9;
@@ -244,9 +250,12 @@ static void test_pick_invoice(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_equal_invoice),          cmocka_unit_test(test_each_difference),
-        cmocka_unit_test(test_missing_lines_and_trial), cmocka_unit_test(test_no_invoice_and_currency),
-        cmocka_unit_test(test_stop_and_errors),        cmocka_unit_test(test_pick_invoice),
+        cmocka_unit_test(test_equal_invoice),
+        cmocka_unit_test(test_each_difference),
+        cmocka_unit_test(test_missing_lines_and_trial),
+        cmocka_unit_test(test_no_invoice_and_currency),
+        cmocka_unit_test(test_stop_and_errors),
+        cmocka_unit_test(test_pick_invoice),
         cmocka_unit_test(test_lines_of_one_price_add_up),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
