@@ -104,6 +104,14 @@ static int print_diff(const tg_recon_diff_t *d, void *arg)
     return 0;
 }
 
+/* A customer without a Stripe customer: the comparison without an invoice, named as such. */
+static int no_customer_cb(const tg_recon_diff_t *d, void *arg)
+{
+    tg_recon_diff_t nd = *d;
+    nd.kind = TG_RECON_NO_STRIPE_CUSTOMER;
+    return print_diff(&nd, arg);
+}
+
 typedef struct {
     tg_usage_qty_t rows[USAGE_MAX];
     char names[USAGE_MAX][TG_METRIC_MAX];
@@ -162,11 +170,7 @@ static int reconcile_one(run_t *r, const tg_customer_t *c, tg_err_t *err)
         tg_err_t e2 = {0};
         int m = tg_store_stripe_customer_get(r->st, c->id, stripe_id, sizeof(stripe_id), &e2);
         if (m == TG_ENOTFOUND) {
-            tg_recon_diff_t d = {.kind = TG_RECON_NO_STRIPE_CUSTOMER};
-            snprintf(d.tollgate, sizeof(d.tollgate), "%s", c->id);
-            snprintf(d.stripe, sizeof(d.stripe), "none");
-            print_diff(&d, r);
-            n = 1;
+            rc = tg_recon_compare(plan, u->rows, u->n, include_base_fee, NULL, no_customer_cb, r, &n, err);
         } else if (m != 0) {
             *err = e2;
             rc = m;

@@ -63,7 +63,7 @@ typedef struct tg_recon_invoice {
 void tg_recon_invoice_free(tg_recon_invoice_t *inv);
 
 typedef enum tg_recon_kind {
-    TG_RECON_NO_STRIPE_CUSTOMER = 0, /* the customer has no Stripe customer yet */
+    TG_RECON_NO_STRIPE_CUSTOMER = 0, /* the customer has no Stripe customer (yet): tollgate's total, "none" */
     TG_RECON_NO_INVOICE,             /* Stripe has no invoice for the period */
     TG_RECON_CURRENCY,               /* the invoice is in another currency (nothing else compared) */
     TG_RECON_USAGE,                  /* a metric's usage vs the metered line's quantity */

@@ -250,14 +250,26 @@ test('reconcile: usage errors, a configuration without billing: stripe and a fai
     assert.equal(r.status, 2);
     assert.match(r.stderr, /stripe\.billing is tollgate/);
 
-    // One 500 on the invoice list: retried, and the run is clean.
-    await control('POST', '/__control/fail', { count: 1, status: 500, path: '/v1/invoices', method: 'GET' });
+    // A customer Stripe refused to create (the outbox row failed): no Stripe customer, a difference.
+    await control('POST', '/__control/fail', { count: 1, status: 400, path: '/v1/customers', method: 'POST', should_retry: false });
+    const { customer: lone } = await s.customer('recon');
+    await until(async () => {
+      const x = await s.adminCall('GET', `/v1/admin/customers/${lone.id}`);
+      return x.json.stripe && x.json.stripe.state === 'failed';
+    }, 'the refused Stripe customer');
     r = await reconcile(s, ['--period', pa.month]);
+    assert.equal(r.status, 1, r.stderr + r.stdout);
+    assert.deepEqual(rows(r), [[lone.id, 'no_stripe_customer', '-', '2900', 'none']]);
+
+    // One 500 on the invoice list: retried, and the run is clean (the refused customer aside).
+    await control('POST', '/__control/fail', { count: 1, status: 500, path: '/v1/invoices', method: 'GET' });
+    r = await reconcile(s, ['--period', pa.month, '--customer', a.id]);
     assert.equal(r.status, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /^no differences: 1 customer with/m);
     // Stripe failing every time: exit 2 with Stripe's sentence, after three attempts.
     const before = (await control('GET', '/__control/requests')).length;
     await control('POST', '/__control/fail', { count: 3, status: 500, path: '/v1/invoices', method: 'GET' });
-    r = await reconcile(s, ['--period', pa.month]);
+    r = await reconcile(s, ['--period', pa.month, '--customer', a.id]);
     assert.equal(r.status, 2, r.stderr + r.stdout);
     assert.match(r.stderr, new RegExp(`customer ${a.id}: .*500`));
     const seen = (await control('GET', '/__control/requests')).slice(before);
