@@ -230,8 +230,15 @@ test('reconcile: usage errors, a configuration without billing: stripe and a fai
     const sub = await stripe.subscriptions.create({ customer: a.stripeId,
       items: [{ price: cat.base.id }, { price: cat.apiCalls.id }, { price: cat.imagesPrice.id }] });
     await invoice(sub, pa);
+    // 25 newer invoices of another kind (one-off, no period): the period's invoice is on the
+    // second page of the list (20 a page), and is still the one found.
+    for (let i = 0; i < 25; i++) await stripe.invoices.create({ customer: a.stripeId, currency: 'usd' });
+    let r = await reconcile(s, ['--period', pa.month]);
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    const listed = (await control('GET', '/__control/requests')).filter((q) => q.path === '/v1/invoices' && q.method === 'GET');
+    assert.deepEqual(listed.map((q) => q.params.starting_after === undefined), [true, false]);
 
-    let r = await run(['stripe', 'reconcile', '-c', s.config]);
+    r = await run(['stripe', 'reconcile', '-c', s.config]);
     assert.equal(r.status, 2);
     assert.match(r.stderr, /--period YYYY-MM are required/);
     r = await reconcile(s, ['--period', '2026-13']);
