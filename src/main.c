@@ -41,6 +41,8 @@ static void usage_main(FILE *out)
             "  usage CUSTOMER_ID [--period YYYY-MM]               show a customer's usage\n"
             "  invoices run|list|show|upcoming|finalize|void|mark-paid\n"
             "                                                    billing periods and invoices\n"
+            "  stripe reconcile -c FILE --period YYYY-MM         compare usage and invoices with\n"
+            "                                                    Stripe's (billing: stripe)\n"
             "  help                   this text\n"
             "  version                print the version\n");
 }
@@ -284,6 +286,32 @@ out:
     return exit_code;
 }
 
+/* tollgate stripe SUBCOMMAND: the Stripe tools, dispatched by table. */
+static int cmd_stripe(int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        int (*run)(int argc, char **argv);
+    } subs[] = {{"reconcile", tg_cmd_stripe_reconcile}};
+    static const char help[] = "usage: tollgate stripe <subcommand> [options]   (--help for details)\n\n"
+                               "  reconcile -c FILE --period YYYY-MM [--customer ID]\n"
+                               "        compare tollgate's usage and invoice computation with Stripe's\n"
+                               "        invoices (stripe.billing: stripe); exit 1 when they differ\n";
+    if (argc < 2) {
+        fprintf(stderr, "%s", help);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        printf("%s", help);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
+        if (strcmp(argv[1], subs[i].name) == 0)
+            return subs[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "tollgate stripe: unknown subcommand \"%s\"\n\n%s", argv[1], help);
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -309,6 +337,8 @@ int main(int argc, char **argv)
         return tg_cmd_usage(argc, argv);
     if (strcmp(cmd, "invoices") == 0)
         return tg_cmd_invoices(argc, argv);
+    if (strcmp(cmd, "stripe") == 0)
+        return cmd_stripe(argc, argv);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage_main(stdout);
         return 0;

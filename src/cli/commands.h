@@ -7,4 +7,10 @@
  * 0 quoted, 1 configuration or pricing error, 2 usage error. */
 int tg_cmd_quote(int argc, char **argv);
 
+/* tollgate stripe reconcile -c CONFIG --period YYYY-MM [--customer ID]; argv[0] == "reconcile".
+ * Compares tollgate's usage and invoice computation with Stripe's invoices (billing: stripe) and
+ * prints every difference. Returns 0 no differences, 1 differences, 2 usage, configuration,
+ * store or Stripe error. */
+int tg_cmd_stripe_reconcile(int argc, char **argv);
+
 #endif
