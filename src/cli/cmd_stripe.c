@@ -346,7 +346,7 @@ static int execute(const sync_t *y, size_t idx)
     int rc = 0;
     if (e->act == ACT_UPDATE && it->kind == TG_CATALOG_PRODUCT) {
         snprintf(path, sizeof(path), "/v1/products/%s", e->id);
-        rc = tg_form_add(&f, "name", it->fields[0].value, &err);
+        rc = tg_form_add(&f, "name", it->fields[0].value, &err); /* a product's first field is its name */
         if (rc == 0)
             rc = tg_form_add(&f, "active", "true", &err);
         if (rc == 0)
@@ -573,14 +573,23 @@ static int cmd_sync_catalog(int argc, char **argv)
     return rc;
 }
 
+/* The `tollgate stripe` subcommands (others, like reconcile, join this table). */
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv); /* argv[0] is the subcommand */
+} stripe_commands[] = {
+    {"sync-catalog", cmd_sync_catalog},
+};
+
 int tg_cmd_stripe(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         fputs(stripe_usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    if (strcmp(argv[1], "sync-catalog") == 0)
-        return cmd_sync_catalog(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof(stripe_commands) / sizeof(stripe_commands[0]); i++)
+        if (strcmp(argv[1], stripe_commands[i].name) == 0)
+            return stripe_commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "tollgate stripe: unknown subcommand \"%s\"\n\n%s", argv[1], stripe_usage);
     return 2;
 }
