@@ -12,7 +12,9 @@
  *     cannot be changed in Stripe, so that is an error before anything is sent;
  *   - prices by lookup_key. Prices are immutable: one that differs is replaced by a new Price
  *     that takes the lookup key over (transfer_lookup_key=true), and the old one is deactivated
- *     (subscriptions on it keep it; new ones get the new price through the lookup key).
+ *     (subscriptions on it keep it; new ones get the new price through the lookup key). An active
+ *     price this command made on a plan's product that holds no catalog key any more (a charge
+ *     was removed, or a run stopped between a replacement and the deactivation) is retired too.
  * Every POST carries an Idempotency-Key derived from what it sends and from the state it changes
  * (the price it replaces, the product's last update), so a retried call, in this run or in a run
  * started again within Stripe's 24 hours, never makes a second object; and a later change back
@@ -43,7 +45,8 @@ static const char stripe_usage[] =
     "tollgate_PLAN_base), a Billing Meter per charged metric (event_name = the metric, sum) and a\n"
     "metered Price per charge (lookup key tollgate_PLAN_METRIC). It creates what is missing,\n"
     "updates what differs (a changed price becomes a new Price that takes the lookup key over; the\n"
-    "old one is deactivated) and leaves the rest: running it again changes nothing. A plan Stripe\n"
+    "old one is deactivated, as is the price of a charge no longer in the plans) and leaves the\n"
+    "rest: running it again changes nothing. A plan Stripe\n"
     "cannot bill exactly (a minimum or maximum, volume tiers or packages after an included\n"
     "allowance, ...) is refused with its line, and nothing is sent.\n"
     "\n"
@@ -84,6 +87,7 @@ typedef struct sync {
     json_t *products;   /* array: products with metadata[tollgate_plan] */
     json_t *meters;     /* array: active meters */
     json_t *prices;     /* object: lookup_key -> price */
+    json_t *stale;      /* array: active tollgate prices of the plans' products that hold no catalog key */
 } sync_t;
 
 /* ---- calls ---- */
@@ -121,9 +125,10 @@ static int call(const sync_t *y, const char *method, const char *path, const tg_
     return rc;
 }
 
-/* Every object of a list endpoint (following has_more), appended to acc when keep(obj) says so. */
-static int list_all(const sync_t *y, const char *path, const char *filter_key, const char *filter_value,
-                    int (*keep)(const json_t *), json_t *acc)
+/* Every object of a list endpoint (following has_more) with the given filters (NULL, or key, value,
+ * ..., NULL), appended to acc when keep(obj) says so. */
+static int list_all(const sync_t *y, const char *path, const char *const *filters, int (*keep)(const json_t *),
+                    json_t *acc)
 {
     char after[ID_MAX] = "";
     for (int page = 0; page < LIST_PAGES_MAX; page++) {
@@ -131,8 +136,8 @@ static int list_all(const sync_t *y, const char *path, const char *filter_key, c
         tg_form_init(&f, 0);
         tg_err_t err = {0};
         int rc = tg_form_add_int(&f, "limit", 100, &err);
-        if (rc == 0 && filter_key != NULL)
-            rc = tg_form_add(&f, filter_key, filter_value, &err);
+        for (size_t i = 0; filters != NULL && filters[i] != NULL && rc == 0; i += 2)
+            rc = tg_form_add(&f, filters[i], filters[i + 1], &err);
         if (rc == 0 && after[0] != '\0')
             rc = tg_form_add(&f, "starting_after", after, &err);
         tg_stripe_result_t r = {0};
@@ -297,6 +302,55 @@ static void decide_price(const sync_t *y, const tg_catalog_item_t *it, plan_entr
     snprintf(e->prior, sizeof(e->prior), "replaces %s", e->old_id);
 }
 
+static int is_tollgate_price(const json_t *o)
+{
+    return json_is_string(json_object_get(json_object_get(o, "metadata"), "tollgate_plan"));
+}
+
+/* Active prices this command made on the plans' products that no catalog entry holds any more: a
+ * price a run replaced but could not deactivate before it stopped (its lookup key already moved),
+ * or the price of a charge removed from the plans. They are retired (deactivated): subscriptions
+ * on them keep them, new ones cannot pick them. */
+static int find_stale(sync_t *y)
+{
+    for (size_t i = 0; i < y->cat->nitems; i++) {
+        if (y->cat->items[i].kind != TG_CATALOG_PRODUCT || y->plan[i].id[0] == '\0')
+            continue;
+        const char *const filters[] = {"product", y->plan[i].id, "active", "true", NULL};
+        json_t *all = json_array();
+        if (all == NULL)
+            return TG_ENOMEM;
+        int rc = list_all(y, "/v1/prices", filters, is_tollgate_price, all);
+        size_t k;
+        json_t *o;
+        json_array_foreach(all, k, o)
+        {
+            const char *id = str_of(o, "id");
+            int held = 0;
+            const char *lk;
+            json_t *holder;
+            json_object_foreach(y->prices, lk, holder)
+            {
+                if (strcmp(str_of(holder, "id"), id) == 0 && tg_catalog_find(y->cat, TG_CATALOG_PRICE, lk) != NULL)
+                    held = 1;
+            }
+            if (!held && json_is_true(json_object_get(o, "active")))
+                json_array_append(y->stale, o);
+        }
+        json_decref(all);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void print_retire(const json_t *price)
+{
+    const char *lk = str_of(price, "lookup_key");
+    printf("%-8s %-7s %-32s %s (%s)\n", "retire", "price", lk[0] != '\0' ? lk : "(no lookup key)", str_of(price, "id"),
+           lk[0] != '\0' ? "its charge is no longer in the plans" : "replaced, left active by an interrupted run");
+}
+
 /* ---- doing ---- */
 
 /* "tollgate-catalog-" + the first 32 bytes of SHA-256(method, path, body, prior), in hex. */
@@ -450,13 +504,15 @@ static int sync_catalog(const tg_config_t *cfg, int dry_run)
     y.products = json_array();
     y.meters = json_array();
     y.prices = json_object();
+    y.stale = json_array();
     int exit_code = 1;
-    if (y.plan == NULL || y.products == NULL || y.meters == NULL || y.prices == NULL) {
+    if (y.plan == NULL || y.products == NULL || y.meters == NULL || y.prices == NULL || y.stale == NULL) {
         fprintf(stderr, "tollgate stripe sync-catalog: out of memory\n");
         goto out;
     }
-    if (list_all(&y, "/v1/products", NULL, NULL, is_tollgate_product, y.products) != 0 ||
-        list_all(&y, "/v1/billing/meters", "status", "active", NULL, y.meters) != 0 || list_prices(&y) != 0)
+    static const char *const active_meters[] = {"status", "active", NULL};
+    if (list_all(&y, "/v1/products", NULL, is_tollgate_product, y.products) != 0 ||
+        list_all(&y, "/v1/billing/meters", active_meters, NULL, y.meters) != 0 || list_prices(&y) != 0)
         goto out;
 
     size_t n[5] = {0};
@@ -482,29 +538,51 @@ static int sync_catalog(const tg_config_t *cfg, int dry_run)
             }
         goto out;
     }
-    size_t changes = n[ACT_CREATE] + n[ACT_UPDATE] + n[ACT_REPLACE];
+    if (find_stale(&y) != 0)
+        goto out;
+    size_t retire = json_array_size(y.stale);
+    size_t changes = n[ACT_CREATE] + n[ACT_UPDATE] + n[ACT_REPLACE] + retire;
     for (size_t i = 0; i < cat.nitems; i++) {
-        if (!dry_run && execute(&y, i) != 0) {
-            fflush(stdout);
-            fprintf(stderr, "tollgate stripe sync-catalog: stopped; what was done stays done, and running the "
-                            "command again continues from there\n");
-            goto out;
-        }
+        if (!dry_run && execute(&y, i) != 0)
+            goto stopped;
         print_entry(&cat.items[i], &y.plan[i], dry_run);
+    }
+    for (size_t i = 0; i < retire; i++) {
+        const json_t *p = json_array_get(y.stale, i);
+        if (!dry_run) {
+            char path[256], what[256];
+            tg_form_t f;
+            tg_form_init(&f, 0);
+            snprintf(path, sizeof(path), "/v1/prices/%s", str_of(p, "id"));
+            snprintf(what, sizeof(what), "retire price %s", str_of(p, "id"));
+            int rc = tg_form_add(&f, "active", "false", &err);
+            if (rc == 0)
+                rc = post(&y, path, &f, "retire", what, NULL);
+            tg_form_free(&f);
+            if (rc != 0)
+                goto stopped;
+        }
+        print_retire(p);
     }
     if (changes == 0)
         printf("Stripe's catalog is up to date: nothing to change (%zu objects)\n", cat.nitems);
     else if (dry_run)
-        printf("dry run: would create %zu, update %zu, replace %zu, keep %zu; nothing was sent\n", n[ACT_CREATE],
-               n[ACT_UPDATE], n[ACT_REPLACE], n[ACT_KEEP]);
+        printf("dry run: would create %zu, update %zu, replace %zu, retire %zu, keep %zu; nothing was sent\n",
+               n[ACT_CREATE], n[ACT_UPDATE], n[ACT_REPLACE], retire, n[ACT_KEEP]);
     else
-        printf("created %zu, updated %zu, replaced %zu, kept %zu\n", n[ACT_CREATE], n[ACT_UPDATE], n[ACT_REPLACE],
-               n[ACT_KEEP]);
+        printf("created %zu, updated %zu, replaced %zu, retired %zu, kept %zu\n", n[ACT_CREATE], n[ACT_UPDATE],
+               n[ACT_REPLACE], retire, n[ACT_KEEP]);
     exit_code = 0;
+    goto out;
+stopped:
+    fflush(stdout);
+    fprintf(stderr, "tollgate stripe sync-catalog: stopped; what was done stays done, and running the command again "
+                    "continues from there\n");
 out:
     json_decref(y.products);
     json_decref(y.meters);
     json_decref(y.prices);
+    json_decref(y.stale);
     free(y.plan);
     tg_catalog_free(&cat);
     return exit_code;

@@ -94,7 +94,7 @@ test('sync-catalog creates exactly the products, meters and prices of the plans'
   const r = await sync(config(plans()));
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^create +product +starter +prod_/m);
-  assert.match(r.stdout, /created 16, updated 0, replaced 0, kept 0/);
+  assert.match(r.stdout, /created 16, updated 0, replaced 0, retired 0, kept 0/);
 
   const products = await objects('product');
   assert.deepEqual(products.map((p) => [p.metadata.tollgate_plan, p.name, p.active]).sort(),
@@ -175,7 +175,7 @@ test('--dry-run lists the changes and sends no POST', async () => {
   let r = await sync(config(plans()), '--dry-run');
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^create +price +tollgate_tokens_tokens$/m);
-  assert.match(r.stdout, /dry run: would create 16, update 0, replace 0, keep 0; nothing was sent/);
+  assert.match(r.stdout, /dry run: would create 16, update 0, replace 0, retire 0, keep 0; nothing was sent/);
   assert.equal((await posts()).length, 0);
   assert.equal((await objects('product')).length, 0);
 
@@ -185,7 +185,7 @@ test('--dry-run lists the changes and sends no POST', async () => {
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^update +product +starter +prod_\S+ \(name is Starter, not Starter Plus\)$/m);
   assert.match(r.stdout, /^replace +price +tollgate_starter_api_calls +price_\S+ \(tiers\[1\]\[unit_amount_decimal\] is 0\.1, not 0\.2\)$/m);
-  assert.match(r.stdout, /would create 0, update 1, replace 1, keep 14/);
+  assert.match(r.stdout, /would create 0, update 1, replace 1, retire 0, keep 14/);
   assert.equal((await posts()).length, before);
 });
 
@@ -194,7 +194,7 @@ test('a changed price becomes a new price that holds the lookup key; the old one
   const old = byLookup(await objects('price'), 'tollgate_starter_api_calls')[0];
   const r = await sync(config(plans({ starterPrice: '0.002' })));
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /created 0, updated 0, replaced 1, kept 15/);
+  assert.match(r.stdout, /created 0, updated 0, replaced 1, retired 0, kept 15/);
   const prices = await objects('price');
   assert.equal(prices.length, 9);
   const now = byLookup(prices, 'tollgate_starter_api_calls');
@@ -216,6 +216,36 @@ test('a changed price becomes a new price that holds the lookup key; the old one
   assert.deepEqual(final[0].tiers.map((t) => t.unit_amount_decimal), ['0', '0.1']);
   assert.ok(![old.id, now[0].id].includes(final[0].id));
   assert.equal((await sync(config(plans()))).stdout.includes('nothing to change'), true);
+});
+
+test('a replaced price a stopped run left active, and the price of a removed charge, are retired', async () => {
+  assert.equal((await sync(config(plans()))).code, 0);
+  const old = byLookup(await objects('price'), 'tollgate_starter_api_calls')[0];
+  // the new price is made, then Stripe fails every attempt to deactivate the old one
+  await control('POST', '/__control/fail', { count: 4, status: 500, method: 'POST', path: `/v1/prices/${old.id}` });
+  let r = await sync(config(plans({ starterPrice: '0.002' })));
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, new RegExp(`deactivate price ${old.id} \\(tollgate_starter_api_calls\\): Stripe 500`));
+  assert.match(r.stderr, /running the command again continues from there/);
+  let was = (await objects('price')).find((p) => p.id === old.id);
+  assert.deepEqual([was.active, was.lookup_key], [true, null]); // the key moved, the price is still active
+
+  r = await sync(config(plans({ starterPrice: '0.002' })), '--dry-run');
+  assert.match(r.stdout, new RegExp(`^retire +price +\\(no lookup key\\) +${old.id} \\(replaced, left active by an interrupted run\\)$`, 'm'));
+  assert.match(r.stdout, /would create 0, update 0, replace 0, retire 1, keep 16/);
+  r = await sync(config(plans({ starterPrice: '0.002' })));
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /created 0, updated 0, replaced 0, retired 1, kept 16/);
+  was = (await objects('price')).find((p) => p.id === old.id);
+  assert.equal(was.active, false);
+  assert.match((await sync(config(plans({ starterPrice: '0.002' })))).stdout, /nothing to change/);
+
+  // the storage plan loses its charge: its metered price is retired, its lookup key stays with it
+  const gb = byLookup(await objects('price'), 'tollgate_storage_gb')[0];
+  r = await sync(config(plans({ starterPrice: '0.002' }).replace(/\n    charges: \[\{metric: gb.*\n/, '\n')));
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`^retire +price +tollgate_storage_gb +${gb.id} \\(its charge is no longer in the plans\\)$`, 'm'));
+  assert.equal((await objects('price')).find((p) => p.id === gb.id).active, false);
 });
 
 test('a POST whose response is lost is sent again with its key: nothing is made twice', async () => {
