@@ -155,6 +155,17 @@ static int whole_minor(tg_money_t amount, int digits)
     return amount % unit == 0;
 }
 
+/* The digits of the unit Stripe's API counts amounts of the plan's currency in. It is the ISO 4217
+ * minor unit tollgate uses, except where Stripe kept another for compatibility: ISK is zero-decimal
+ * in ISO 4217 but "will remain a two-decimal currency in the Stripe API, and an ISK amount of 100
+ * will continue to represent 1 krona" (Stripe, "Deprecation of fractional ISK charges"). */
+static int stripe_digits(const tg_plan_t *p)
+{
+    if (strcmp(p->currency, "isk") == 0)
+        return 2;
+    return p->currency_digits;
+}
+
 /* Checks what a plan needs and what Stripe cannot express; returns the number of refusals. */
 static size_t check_plan(builder_t *b, const tg_plan_t *p)
 {
@@ -209,7 +220,7 @@ static size_t check_plan(builder_t *b, const tg_plan_t *p)
                 if (tr->unit_price < 0 || tr->flat_price < 0)
                     refuse(b, p, field, "tiers[%zu]: a Stripe price cannot be negative", t);
                 else if (p->currency_digits >= 0 && p->currency_digits <= TG_MONEY_DIGITS &&
-                         !whole_minor(tr->flat_price, p->currency_digits))
+                         !whole_minor(tr->flat_price, stripe_digits(p)))
                     refuse(b, p, field,
                            "tiers[%zu].flat_price: Stripe's flat amounts are whole %s minor units (flat_amount_decimal "
                            "represents an integer), this one has a fraction of one",
@@ -280,7 +291,7 @@ static void recurring(builder_t *b, tg_catalog_item_t *it, const tg_plan_t *p, i
 
 static void add_plan(builder_t *b, const tg_plan_t *p, int prices)
 {
-    int d = p->currency_digits;
+    int d = stripe_digits(p);
     char key[TG_CATALOG_KEY_MAX];
     if (!prices) {
         tg_catalog_item_t *prod = add_item(b, TG_CATALOG_PRODUCT, p->id, p->id, NULL);

@@ -19,7 +19,8 @@
  *     is "a decimal value representing an integer in the minor units");
  *   - a negative amount, a currency without known minor units, a lookup key past 200 characters.
  * Included usage becomes a free first tier where that is exact: per_unit and graduated charges
- * (tiers shifted up by the allowance). Amounts go to Stripe in the currency's minor unit: a base
+ * (tiers shifted up by the allowance). Amounts go to Stripe in the unit Stripe's API counts the
+ * currency in (the ISO minor unit, except ISK, which Stripe counts in hundredths): a base
  * fee as unit_amount when whole, unit_amount_decimal otherwise; usage prices always as decimals.
  * tg_money_t has 9 decimals of the major unit, so at most 9 decimals of the minor unit, within
  * Stripe's 12: no amount is ever too precise for Stripe.

@@ -95,13 +95,15 @@ static void test_product_and_base_prices(void **state)
                                  "  odd: {price: \"9.995\", interval: year}\n"
                                  "  yen: {price: \"1200\", currency: jpy}\n"
                                  "  dinar: {price: \"1.5\", currency: kwd}\n"
-                                 "  free: {}\n");
+                                 "  free: {}\n"
+                                 "  krona: {price: \"1200\", currency: isk}\n");
     tg_catalog_t c;
     build(cfg, &c);
     assert_int_equal(c.nrefusals, 0);
-    assert_int_equal(c.nitems, 10); /* 5 products, no meter, 5 base prices */
+    assert_int_equal(c.nitems, 12); /* 6 products, no meter, 6 base prices */
     assert_int_equal(c.items[0].kind, TG_CATALOG_PRODUCT);
-    assert_int_equal(c.items[5].kind, TG_CATALOG_PRICE);
+    assert_int_equal(c.items[5].kind, TG_CATALOG_PRODUCT);
+    assert_int_equal(c.items[6].kind, TG_CATALOG_PRICE);
     assert_string_equal(form_of(&c, TG_CATALOG_PRODUCT, "pro"), "name=Pro+plan&metadata[tollgate_plan]=pro");
     assert_string_equal(form_of(&c, TG_CATALOG_PRODUCT, "odd"), "name=odd&metadata[tollgate_plan]=odd");
     assert_string_equal(form_of(&c, TG_CATALOG_PRICE, "tollgate_pro_base"),
@@ -121,6 +123,12 @@ static void test_product_and_base_prices(void **state)
                         "product=prod_P&currency=kwd&billing_scheme=per_unit&unit_amount=1500&recurring[interval]="
                         "month&recurring[interval_count]=1&recurring[usage_type]=licensed&"
                         "lookup_key=tollgate_dinar_base&metadata[tollgate_plan]=dinar");
+    /* ISK: zero-decimal in ISO 4217 (tollgate rounds invoices to whole kronur), two-decimal in
+     * Stripe's API: 1200 ISK is 120000 there */
+    assert_string_equal(form_of(&c, TG_CATALOG_PRICE, "tollgate_krona_base"),
+                        "product=prod_P&currency=isk&billing_scheme=per_unit&unit_amount=120000&recurring[interval]="
+                        "month&recurring[interval_count]=1&recurring[usage_type]=licensed&"
+                        "lookup_key=tollgate_krona_base&metadata[tollgate_plan]=krona");
     assert_string_equal(form_of(&c, TG_CATALOG_PRICE, "tollgate_free_base"),
                         PRICE_HEAD "billing_scheme=per_unit&unit_amount=0&recurring[interval]=month&"
                                    "recurring[interval_count]=1&recurring[usage_type]=licensed&"
