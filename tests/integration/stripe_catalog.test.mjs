@@ -248,6 +248,40 @@ test('a replaced price a stopped run left active, and the price of a removed cha
   assert.equal((await objects('price')).find((p) => p.id === gb.id).active, false);
 });
 
+// A call to the fake as an owner in Stripe's dashboard would make it.
+async function stripeApi(path, form) {
+  const r = await fetch(fake.url + path, {
+    method: 'POST', body: form,
+    headers: { authorization: 'Bearer sk_test_dashboard_0123', 'content-type': 'application/x-www-form-urlencoded' },
+  });
+  assert.equal(r.status, 200, await r.clone().text());
+  return r.json();
+}
+
+test('changes made in Stripe are repaired: an archived product, a deactivated price; a meter that cannot be changed is an error', async () => {
+  assert.equal((await sync(config(plans()))).code, 0);
+  const prod = (await objects('product')).find((p) => p.metadata.tollgate_plan === 'vision');
+  const price = byLookup(await objects('price'), 'tollgate_vision_images')[0];
+  await stripeApi(`/v1/products/${prod.id}`, 'active=false');
+  await stripeApi(`/v1/prices/${price.id}`, 'active=false');
+  let r = await sync(config(plans()));
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`^update +product +vision +${prod.id} \\(archived\\)$`, 'm'));
+  assert.match(r.stdout, new RegExp(`^update +price +tollgate_vision_images +${price.id} \\(inactive\\)$`, 'm'));
+  assert.match(r.stdout, /created 0, updated 2, replaced 0, retired 0, kept 14/);
+  assert.equal((await objects('product')).find((p) => p.id === prod.id).active, true);
+  assert.equal((await objects('price')).find((p) => p.id === price.id).active, true);
+
+  // a meter for a metric, made by hand with another aggregation: Stripe cannot change it
+  await control('POST', '/__control/reset');
+  const m = await stripeApi('/v1/billing/meters', 'display_name=Images&event_name=images&default_aggregation[formula]=count');
+  r = await sync(config(plans()));
+  assert.equal(r.code, 1);
+  assert.match(r.stdout, new RegExp(`^conflict meter +images +${m.id} \\(default_aggregation\\[formula\\] is count, not sum\\)$`, 'm'));
+  assert.match(r.stderr, /Stripe cannot change a meter's aggregation or mappings: deactivate it in Stripe and run again\. Nothing was sent\./);
+  assert.equal((await posts()).length, 1); // the meter made above, and nothing from tollgate
+});
+
 test('a POST whose response is lost is sent again with its key: nothing is made twice', async () => {
   // the first price POST is processed by the fake, then its answer is dropped
   await control('POST', '/__control/fail', { count: 1, kind: 'lost', method: 'POST', path: '/v1/prices' });
