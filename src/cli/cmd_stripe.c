@@ -239,7 +239,8 @@ static void decide_product(const sync_t *y, const tg_catalog_item_t *it, plan_en
     {
         if (strcmp(str_of(json_object_get(o, "metadata"), "tollgate_plan"), it->key) != 0)
             continue;
-        if (found == NULL || (!json_is_true(json_object_get(found, "active")) && json_is_true(json_object_get(o, "active"))))
+        if (found == NULL ||
+            (!json_is_true(json_object_get(found, "active")) && json_is_true(json_object_get(o, "active"))))
             found = o; /* an active one wins over an archived one */
     }
     if (found == NULL) {
@@ -412,8 +413,8 @@ static int execute(const sync_t *y, size_t idx)
             rc = post(y, path, &f, e->prior, what, NULL);
     } else { /* create, replace */
         const char *prod = it->kind == TG_CATALOG_PRICE ? ref_id(y, TG_CATALOG_PRODUCT, it->plan) : NULL;
-        const char *meter = it->kind == TG_CATALOG_PRICE && it->metric != NULL ? ref_id(y, TG_CATALOG_METER, it->metric)
-                                                                                : NULL;
+        const char *meter =
+            it->kind == TG_CATALOG_PRICE && it->metric != NULL ? ref_id(y, TG_CATALOG_METER, it->metric) : NULL;
         const char *ep = it->kind == TG_CATALOG_PRODUCT ? "/v1/products"
                          : it->kind == TG_CATALOG_METER ? "/v1/billing/meters"
                                                         : "/v1/prices";
@@ -484,8 +485,8 @@ int tg_stripe_catalog_report(const tg_config_t *cfg)
     int n = (int)c.nrefusals;
     for (size_t i = 0; i < c.nrefusals; i++) {
         const tg_catalog_refusal_t *r = &c.refusals[i];
-        fprintf(stderr, "%s:%d: plans.%s.%s: Stripe cannot bill this exactly (stripe.billing: stripe): %s\n",
-                cfg->path, r->line, r->plan, r->field, r->why);
+        fprintf(stderr, "%s:%d: plans.%s.%s: Stripe cannot bill this exactly (stripe.billing: stripe): %s\n", cfg->path,
+                r->line, r->plan, r->field, r->why);
     }
     tg_catalog_free(&c);
     return n;

@@ -57,8 +57,8 @@ static tg_catalog_item_t *add_item(builder_t *b, tg_catalog_kind_t kind, const c
     return it;
 }
 
-static void add_field(builder_t *b, tg_catalog_item_t *it, tg_catalog_ref_t ref, const char *key, const char *fmt,
-                      ...) __attribute__((format(printf, 5, 6)));
+static void add_field(builder_t *b, tg_catalog_item_t *it, tg_catalog_ref_t ref, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 static void add_field(builder_t *b, tg_catalog_item_t *it, tg_catalog_ref_t ref, const char *key, const char *fmt, ...)
 {
@@ -598,8 +598,8 @@ int tg_catalog_matches(const tg_catalog_item_t *it, const char *product_id, cons
         int same;
         if (is_amount_key(x->key)) {
             amount_text(obj, x->key, have, sizeof(have));
-            same = canon_decimal(have, a, sizeof(a)) == 0 && canon_decimal(want, b, sizeof(b)) == 0 &&
-                   strcmp(a, b) == 0;
+            same =
+                canon_decimal(have, a, sizeof(a)) == 0 && canon_decimal(want, b, sizeof(b)) == 0 && strcmp(a, b) == 0;
         } else {
             const json_t *v = at_key(obj, x->key);
             scalar_text(v, have, sizeof(have));

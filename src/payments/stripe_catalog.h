@@ -36,8 +36,8 @@
 #include "payments/stripe_form.h"
 #include "util/err.h"
 
-#define TG_CATALOG_KEY_MAX 201   /* Stripe's lookup keys have up to 200 characters */
-#define TG_CATALOG_FIELD_MAX 256 /* a form key or value of the catalog (names are up to 200) */
+#define TG_CATALOG_KEY_MAX 201    /* Stripe's lookup keys have up to 200 characters */
+#define TG_CATALOG_FIELD_MAX 256  /* a form key or value of the catalog (names are up to 200) */
 #define TG_CATALOG_FIELDS_MAX 160 /* 32 tiers x 3 fields + the rest */
 
 typedef enum tg_catalog_kind {
@@ -54,8 +54,8 @@ typedef enum tg_catalog_ref {
 } tg_catalog_ref_t;
 
 typedef struct tg_catalog_field {
-    char key[64];                      /* Stripe's form key: "tiers[0][up_to]" */
-    char value[TG_CATALOG_FIELD_MAX];  /* "" for a reference */
+    char key[64];                     /* Stripe's form key: "tiers[0][up_to]" */
+    char value[TG_CATALOG_FIELD_MAX]; /* "" for a reference */
     tg_catalog_ref_t ref;
 } tg_catalog_field_t;
 

@@ -62,7 +62,7 @@ static void build(const tg_config_t *cfg, tg_catalog_t *c)
 
 #define PRICE_HEAD "product=prod_P&currency=usd&"
 #define METERED(plan, metric)                                                                                          \
-    "recurring[interval]=month&recurring[interval_count]=1&recurring[usage_type]=metered&recurring[meter]=mtr_M&"     \
+    "recurring[interval]=month&recurring[interval_count]=1&recurring[usage_type]=metered&recurring[meter]=mtr_M&"      \
     "lookup_key=tollgate_" plan "_" metric "&metadata[tollgate_plan]=" plan "&metadata[tollgate_metric]=" metric
 
 static void test_minor_decimal(void **state)
@@ -189,39 +189,36 @@ static void test_metered_models(void **state)
     assert_string_equal(form_of(&c, TG_CATALOG_PRICE, "tollgate_unit_api_calls"),
                         PRICE_HEAD "billing_scheme=per_unit&unit_amount_decimal=0.05&" METERED("unit", "api_calls"));
     /* per_unit above 1,000 included: a free first tier, then the unit price */
-    assert_string_equal(form_of(&c, TG_CATALOG_PRICE, "tollgate_unitinc_api_calls"),
-                        PRICE_HEAD "billing_scheme=tiered&tiers_mode=graduated&"
-                                   "tiers[0][up_to]=1000&tiers[0][unit_amount_decimal]=0&"
-                                   "tiers[1][up_to]=inf&tiers[1][unit_amount_decimal]=0.1&" METERED("unitinc",
-                                                                                                    "api_calls"));
+    assert_string_equal(form_of(&c, TG_CATALOG_PRICE, "tollgate_unitinc_api_calls"), PRICE_HEAD
+                        "billing_scheme=tiered&tiers_mode=graduated&"
+                        "tiers[0][up_to]=1000&tiers[0][unit_amount_decimal]=0&"
+                        "tiers[1][up_to]=inf&tiers[1][unit_amount_decimal]=0.1&" METERED("unitinc", "api_calls"));
     /* graduated above 100 included: every bound shifted by 100 behind a free tier; flat fees as
      * whole cents; a 1e-9 unit price as 0.0000125 cents */
-    assert_string_equal(form_of(&c, TG_CATALOG_PRICE, "tollgate_grad_tokens"),
-                        PRICE_HEAD "billing_scheme=tiered&tiers_mode=graduated&"
-                                   "tiers[0][up_to]=100&tiers[0][unit_amount_decimal]=0&"
-                                   "tiers[1][up_to]=105&tiers[1][unit_amount_decimal]=700&"
-                                   "tiers[2][up_to]=110&tiers[2][unit_amount_decimal]=650&"
-                                   "tiers[2][flat_amount_decimal]=200&"
-                                   "tiers[3][up_to]=inf&tiers[3][unit_amount_decimal]=0.0000125&" METERED("grad",
-                                                                                                          "tokens"));
-    assert_string_equal(form_of(&c, TG_CATALOG_PRICE, "tollgate_gradzero_tokens"),
-                        PRICE_HEAD "billing_scheme=tiered&tiers_mode=graduated&"
-                                   "tiers[0][up_to]=5&tiers[0][unit_amount_decimal]=100&"
-                                   "tiers[1][up_to]=inf&tiers[1][unit_amount_decimal]=0&" METERED("gradzero", "tokens"));
+    assert_string_equal(form_of(&c, TG_CATALOG_PRICE, "tollgate_grad_tokens"), PRICE_HEAD
+                        "billing_scheme=tiered&tiers_mode=graduated&"
+                        "tiers[0][up_to]=100&tiers[0][unit_amount_decimal]=0&"
+                        "tiers[1][up_to]=105&tiers[1][unit_amount_decimal]=700&"
+                        "tiers[2][up_to]=110&tiers[2][unit_amount_decimal]=650&"
+                        "tiers[2][flat_amount_decimal]=200&"
+                        "tiers[3][up_to]=inf&tiers[3][unit_amount_decimal]=0.0000125&" METERED("grad", "tokens"));
+    assert_string_equal(form_of(&c, TG_CATALOG_PRICE, "tollgate_gradzero_tokens"), PRICE_HEAD
+                        "billing_scheme=tiered&tiers_mode=graduated&"
+                        "tiers[0][up_to]=5&tiers[0][unit_amount_decimal]=100&"
+                        "tiers[1][up_to]=inf&tiers[1][unit_amount_decimal]=0&" METERED("gradzero", "tokens"));
     assert_string_equal(form_of(&c, TG_CATALOG_PRICE, "tollgate_vol_images"),
                         PRICE_HEAD "billing_scheme=tiered&tiers_mode=volume&"
                                    "tiers[0][up_to]=10000&tiers[0][unit_amount_decimal]=0.1&"
                                    "tiers[0][flat_amount_decimal]=1000&"
                                    "tiers[1][up_to]=inf&tiers[1][unit_amount_decimal]=0.04&"
                                    "tiers[1][flat_amount_decimal]=1000&" METERED("vol", "images"));
-    assert_string_equal(form_of(&c, TG_CATALOG_PRICE, "tollgate_pkg_gb"),
-                        PRICE_HEAD "billing_scheme=per_unit&unit_amount_decimal=500&"
-                                   "transform_quantity[divide_by]=100&transform_quantity[round]=up&" METERED("pkg",
-                                                                                                             "gb"));
-    assert_string_equal(form_of(&c, TG_CATALOG_PRICE, "tollgate_pkg_api_calls"),
-                        PRICE_HEAD "billing_scheme=per_unit&unit_amount_decimal=12.5&"
-                                   "transform_quantity[divide_by]=1000&transform_quantity[round]=down&" METERED(
-                                       "pkg", "api_calls"));
+    assert_string_equal(form_of(&c, TG_CATALOG_PRICE, "tollgate_pkg_gb"), PRICE_HEAD
+                        "billing_scheme=per_unit&unit_amount_decimal=500&"
+                        "transform_quantity[divide_by]=100&transform_quantity[round]=up&" METERED("pkg", "gb"));
+    assert_string_equal(
+        form_of(&c, TG_CATALOG_PRICE, "tollgate_pkg_api_calls"),
+        PRICE_HEAD "billing_scheme=per_unit&unit_amount_decimal=12.5&"
+                   "transform_quantity[divide_by]=1000&transform_quantity[round]=down&" METERED("pkg", "api_calls"));
     /* one meter per metric, in the order metrics first appear */
     const char *meters[] = {"api_calls", "tokens", "images", "gb"};
     size_t nmeters = 0;
@@ -259,33 +256,34 @@ static const tg_catalog_refusal_t *refusal(const tg_catalog_t *c, const char *pl
 static void test_refusals(void **state)
 {
     (void)state;
-    tg_config_t *cfg = load(BASE "plans:\n"                                              /* line 5 */
-                                 "  ok:\n"                                               /* 6 */
-                                 "    charges: [{metric: api_calls, model: per_unit, unit_price: \"1\"}]\n"
-                                 "  floor:\n" /* 8 */
-                                 "    minimum: \"10\"\n"
-                                 "    charges: [{metric: api_calls, model: per_unit, unit_price: \"1\"}]\n"
-                                 "  cap:\n" /* 11 */
-                                 "    maximum: \"100\"\n"
-                                 "    charges: [{metric: api_calls, model: per_unit, unit_price: \"1\"}]\n"
-                                 "  volinc:\n" /* 14 */
-                                 "    included: {images: 50}\n"
-                                 "    on_quota: bill\n"
-                                 "    charges:\n"
-                                 "      - {metric: api_calls, model: per_unit, unit_price: \"1\"}\n"
-                                 "      - {metric: images, model: volume, tiers: [{up_to: inf, unit_price: \"1\"}]}\n"
-                                 "  pkginc:\n" /* 20 */
-                                 "    included: {gb: 1}\n"
-                                 "    charges: [{metric: gb, model: package, package_size: 10, package_price: \"1\"}]\n"
-                                 "  flat:\n" /* 23 */
-                                 "    charges:\n"
-                                 "      - metric: tokens\n"
-                                 "        model: graduated\n"
-                                 "        tiers: [{up_to: 10, flat_price: \"0.005\"}, {up_to: inf, unit_price: \"1\"}]\n"
-                                 "  twice:\n" /* 28 */
-                                 "    charges:\n"
-                                 "      - {metric: api_calls, model: per_unit, unit_price: \"1\"}\n"
-                                 "      - {metric: calls2, model: per_unit, unit_price: \"2\"}\n");
+    tg_config_t *cfg =
+        load(BASE "plans:\n" /* line 5 */
+                  "  ok:\n"  /* 6 */
+                  "    charges: [{metric: api_calls, model: per_unit, unit_price: \"1\"}]\n"
+                  "  floor:\n" /* 8 */
+                  "    minimum: \"10\"\n"
+                  "    charges: [{metric: api_calls, model: per_unit, unit_price: \"1\"}]\n"
+                  "  cap:\n" /* 11 */
+                  "    maximum: \"100\"\n"
+                  "    charges: [{metric: api_calls, model: per_unit, unit_price: \"1\"}]\n"
+                  "  volinc:\n" /* 14 */
+                  "    included: {images: 50}\n"
+                  "    on_quota: bill\n"
+                  "    charges:\n"
+                  "      - {metric: api_calls, model: per_unit, unit_price: \"1\"}\n"
+                  "      - {metric: images, model: volume, tiers: [{up_to: inf, unit_price: \"1\"}]}\n"
+                  "  pkginc:\n" /* 20 */
+                  "    included: {gb: 1}\n"
+                  "    charges: [{metric: gb, model: package, package_size: 10, package_price: \"1\"}]\n"
+                  "  flat:\n" /* 23 */
+                  "    charges:\n"
+                  "      - metric: tokens\n"
+                  "        model: graduated\n"
+                  "        tiers: [{up_to: 10, flat_price: \"0.005\"}, {up_to: inf, unit_price: \"1\"}]\n"
+                  "  twice:\n" /* 28 */
+                  "    charges:\n"
+                  "      - {metric: api_calls, model: per_unit, unit_price: \"1\"}\n"
+                  "      - {metric: calls2, model: per_unit, unit_price: \"2\"}\n");
     /* the configuration refuses two charges on one metric itself; the catalog does not rely on it */
     tg_plan_t *twice = &cfg->plans[6];
     char *saved = twice->charges[1].metric;
@@ -447,10 +445,8 @@ static void test_matches(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_minor_decimal),
-        cmocka_unit_test(test_product_and_base_prices),
-        cmocka_unit_test(test_metered_models),
-        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_minor_decimal),  cmocka_unit_test(test_product_and_base_prices),
+        cmocka_unit_test(test_metered_models), cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_matches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
