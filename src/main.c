@@ -41,6 +41,8 @@ static void usage_main(FILE *out)
             "  usage CUSTOMER_ID [--period YYYY-MM]               show a customer's usage\n"
             "  invoices run|list|show|upcoming|finalize|void|mark-paid\n"
             "                                                    billing periods and invoices\n"
+            "  stripe sync-catalog -c FILE [--dry-run]           make Stripe's products, prices and\n"
+            "                                                    meters match the plans (billing: stripe)\n"
             "  stripe reconcile -c FILE --period YYYY-MM         compare usage and invoices with\n"
             "                                                    Stripe's (billing: stripe)\n"
             "  help                   this text\n"
@@ -109,6 +111,10 @@ static int cmd_check_config(int argc, char **argv)
     tg_config_t *cfg = load_config(path);
     if (cfg == NULL)
         return 1;
+    if (tg_stripe_catalog_report(cfg) != 0) { /* billing: stripe and a plan Stripe cannot bill */
+        tg_config_free(cfg);
+        return 1;
+    }
     char *desc = tg_config_describe(cfg);
     printf("%s: configuration OK\n\n%s", path, desc != NULL ? desc : "");
     free(desc);
@@ -172,6 +178,13 @@ static int cmd_serve(int argc, char **argv)
     tg_config_t *cfg = load_config(path);
     if (cfg == NULL)
         return 1;
+    /* With billing: stripe, Stripe prices the usage: a plan it cannot bill exactly must not be
+     * served, or customers would be billed other amounts than the plan says. */
+    if (tg_stripe_catalog_report(cfg) != 0) {
+        fprintf(stderr, "tollgate serve: refusing to start\n");
+        tg_config_free(cfg);
+        return 1;
+    }
 
     /* Signals go to this thread alone, through sigwait; workers inherit the mask. */
     sigset_t sigs;
@@ -286,32 +299,6 @@ out:
     return exit_code;
 }
 
-/* tollgate stripe SUBCOMMAND: the Stripe tools, dispatched by table. */
-static int cmd_stripe(int argc, char **argv)
-{
-    static const struct {
-        const char *name;
-        int (*run)(int argc, char **argv);
-    } subs[] = {{"reconcile", tg_cmd_stripe_reconcile}};
-    static const char help[] = "usage: tollgate stripe <subcommand> [options]   (--help for details)\n\n"
-                               "  reconcile -c FILE --period YYYY-MM [--customer ID]\n"
-                               "        compare tollgate's usage and invoice computation with Stripe's\n"
-                               "        invoices (stripe.billing: stripe); exit 1 when they differ\n";
-    if (argc < 2) {
-        fprintf(stderr, "%s", help);
-        return 2;
-    }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
-        printf("%s", help);
-        return 0;
-    }
-    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
-        if (strcmp(argv[1], subs[i].name) == 0)
-            return subs[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "tollgate stripe: unknown subcommand \"%s\"\n\n%s", argv[1], help);
-    return 2;
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -338,7 +325,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "invoices") == 0)
         return tg_cmd_invoices(argc, argv);
     if (strcmp(cmd, "stripe") == 0)
-        return cmd_stripe(argc, argv);
+        return tg_cmd_stripe(argc, argv);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage_main(stdout);
         return 0;

@@ -13,4 +13,17 @@ int tg_cmd_quote(int argc, char **argv);
  * store or Stripe error. */
 int tg_cmd_stripe_reconcile(int argc, char **argv);
 
+struct tg_config;
+
+/* tollgate stripe sync-catalog|reconcile ...; argv[0] == "stripe". sync-catalog makes Stripe's catalog
+ * match the plans (stripe.billing: stripe), calling Stripe synchronously. Returns the exit code:
+ * 0 done, 1 Stripe error, 2 usage or configuration error (refused plans included). */
+int tg_cmd_stripe(int argc, char **argv);
+
+/* With stripe.billing: stripe, prints to stderr, as "FILE:LINE: plans.P.FIELD: ...", every part
+ * of a plan Stripe cannot bill exactly (payments/stripe_catalog.h), and returns how many; 0 with
+ * any other configuration; -1 when out of memory (also printed). check-config, serve and
+ * sync-catalog refuse such a configuration. */
+int tg_stripe_catalog_report(const struct tg_config *cfg);
+
 #endif
