@@ -170,7 +170,7 @@ static int minor_units(const char *amount, int digits, int64_t *out, tg_err_t *e
 int tg_outbox_enqueue_invoice(tg_store_t *st, const tg_invoice_t *inv, int send_invoice, int days_until_due,
                               tg_err_t *err)
 {
-    int digits = tg_currency_digits(inv->currency);
+    int digits = tg_stripe_currency_digits(inv->currency);
     if (digits < 0 || digits > TG_MONEY_DIGITS)
         return tg_errf(err, TG_EINVAL, "invoice %s: Stripe does not know the currency %.8s", inv->id, inv->currency);
     char cur[4], ph[TG_ID_MAX + 24], path[TG_OUTBOX_PATH_MAX], op[TG_ID_MAX + 24];

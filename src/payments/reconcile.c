@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "payments/stripe_form.h"
 #include "util/money.h"
 
 void tg_recon_invoice_free(tg_recon_invoice_t *inv)
@@ -137,7 +138,7 @@ int tg_recon_compare(const tg_plan_t *plan, const tg_usage_qty_t *usage, size_t 
     int rc = tg_quote_build(plan, usage, nusage, include_base_fee, &q, err);
     if (rc != 0)
         return rc;
-    const int d = plan->currency_digits;
+    const int d = tg_stripe_currency_digits(plan->currency);
     unsigned char *matched = NULL;
     if (inv == NULL) {
         report(&s, TG_RECON_NO_INVOICE, "", 1, to_minor(q.total, d), 0, 0);

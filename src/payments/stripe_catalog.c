@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "payments/stripe_form.h"
 #include "util/money.h"
 
 _Static_assert(TG_MONEY_DIGITS <= 12, "amounts must fit Stripe's 12 decimal places of the minor unit");
@@ -155,15 +156,11 @@ static int whole_minor(tg_money_t amount, int digits)
     return amount % unit == 0;
 }
 
-/* The digits of the unit Stripe's API counts amounts of the plan's currency in. It is the ISO 4217
- * minor unit tollgate uses, except where Stripe kept another for compatibility: ISK is zero-decimal
- * in ISO 4217 but "will remain a two-decimal currency in the Stripe API, and an ISK amount of 100
- * will continue to represent 1 krona" (Stripe, "Deprecation of fractional ISK charges"). */
+/* The digits of the unit Stripe's API counts amounts of the plan's currency in (ISK in hundredths,
+ * see tg_stripe_currency_digits). */
 static int stripe_digits(const tg_plan_t *p)
 {
-    if (strcmp(p->currency, "isk") == 0)
-        return 2;
-    return p->currency_digits;
+    return tg_stripe_currency_digits(p->currency);
 }
 
 /* Checks what a plan needs and what Stripe cannot express; returns the number of refusals. */
