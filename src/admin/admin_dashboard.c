@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "admin/admin_int.h"
+#include "billing/revenue.h"
 #include "store/store_payments.h"
 #include "util/period.h"
 
@@ -123,12 +124,60 @@ static json_t *top(dash_t *d, int (*cmp)(const void *, const void *))
 
 #define NEAR_MAX 100 /* customers listed near their quota; an array that grows with customers */
 
+/* An amount in the currency's own digits ("12.34" usd, "1234" jpy, "1.234" kwd); exact, as every
+ * revenue figure is a whole number of minor units. */
+static json_t *money_in(tg_money_t v, int digits)
+{
+    char buf[TG_MONEY_FMT_MAX];
+    if (tg_money_format(v, digits, buf, sizeof(buf)) < 0)
+        return json_null();
+    return json_string(buf);
+}
+
+/* The revenue split (billing/revenue.c decides every figure; this only renders them). */
+static json_t *revenue_json(const tg_revenue_t *rv)
+{
+    json_t *cur = json_object(), *by_class = json_object();
+    for (size_t i = 0; i < rv->ncur; i++) {
+        const tg_revenue_currency_t *e = &rv->cur[i];
+        tg_money_t arr = 0;
+        int arr_ok = tg_money_mul(e->mrr, 12, &arr) == 0;
+        json_object_set_new(
+            cur, e->currency,
+            json_pack("{s:i,s:o,s:o,s:o,s:o,s:{s:I,s:I,s:I,s:I},s:o,s:o,s:I,s:o,s:I}", "digits", e->digits, "invoiced",
+                      money_in(e->invoiced, e->digits), "collected", money_in(e->collected, e->digits), "outstanding",
+                      money_in(e->outstanding, e->digits), "uncollectible", money_in(e->uncollectible, e->digits),
+                      "invoices", "finalized", (json_int_t)e->n_invoiced, "paid", (json_int_t)e->n_paid, "open",
+                      (json_int_t)e->n_open, "uncollectible", (json_int_t)e->n_uncollectible, "mrr",
+                      money_in(e->mrr, e->digits), "arr", arr_ok ? money_in(arr, e->digits) : json_null(),
+                      "paying_customers", (json_int_t)e->paying, "trial_mrr", money_in(e->trial_mrr, e->digits),
+                      "trialing_customers", (json_int_t)e->trialing));
+    }
+    for (int k = 0; k < TG_MRR_NCLASSES; k++)
+        json_object_set_new(by_class, tg_mrr_class_name((tg_mrr_class_t)k), json_integer((json_int_t)rv->by_class[k]));
+    return json_pack("{s:o,s:o,s:o,s:o}", "from", tg_adm_json_time(rv->from), "to", tg_adm_json_time(rv->to),
+                     "currencies", cur, "customers", by_class);
+}
+
+/* The plans' one currency, or NULL when they use several (then no single MRR figure exists). */
+static const tg_plan_t *single_currency_plan(const tg_config_t *cfg)
+{
+    const tg_plan_t *first = NULL;
+    for (size_t i = 0; i < cfg->nplans; i++) {
+        if (first == NULL)
+            first = &cfg->plans[i];
+        else if (strcmp(first->currency, cfg->plans[i].currency) != 0)
+            return NULL;
+    }
+    return first;
+}
+
 void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
 {
     const tg_config_t *cfg = a->d.cfg;
     dash_t d = {a, NULL, 0, 0, json_object(), tg_adm_now_s(), 0};
-    int64_t unused;
-    tg_period_bounds(0, TG_INTERVAL_MONTH, d.now, &d.month_start, &unused); /* calendar month, UTC */
+    int64_t month_end;
+    tg_period_bounds(0, TG_INTERVAL_MONTH, d.now, &d.month_start, &month_end); /* calendar month, UTC */
     tg_err_t err = {0};
     if (tg_store_customer_list(a->d.store, add_customer_cb, &d, &err) != 0) {
         json_decref(d.daily);
@@ -140,7 +189,7 @@ void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
         tg_meter_flush(a->d.meter);
     json_t *by_plan = json_object(), *by_status = json_object(), *mrr_by_plan = json_object(), *near = json_array();
     size_t near_count = 0;
-    tg_money_t mrr = 0, usage_revenue = 0;
+    tg_money_t usage_revenue = 0;
     int signups = 0, churned = 0, trials_ended = 0, trials_converted = 0;
     for (size_t i = 0; i < d.n; i++) {
         cust_row_t *r = &d.rows[i];
@@ -152,15 +201,15 @@ void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
         json_object_set_new(by_plan, plan->id, json_integer(n != NULL ? json_integer_value(n) + 1 : 1));
         n = json_object_get(by_status, status);
         json_object_set_new(by_status, status, json_integer(n != NULL ? json_integer_value(n) + 1 : 1));
-        if (strcmp(status, "active") == 0) {
-            /* MRR: paying subscriptions' base fees, normalised to a month */
-            tg_money_t monthly = plan->interval == TG_INTERVAL_YEAR ? plan->price / 12 : plan->price;
-            mrr += monthly;
+        tg_money_t monthly;
+        if (tg_mrr_classify(&r->c, plan, d.now) == TG_MRR_PAYING && tg_mrr_monthly_fee(plan, &monthly, &err) == 0) {
+            /* MRR by plan: the paying customers' base fees, normalised to a month (as revenue.c) */
             json_t *m = json_object_get(mrr_by_plan, plan->id);
-            tg_money_t prev = 0;
+            tg_money_t prev = 0, sum;
             if (m != NULL)
                 tg_money_parse(json_string_value(m), strlen(json_string_value(m)), &prev, NULL);
-            json_object_set_new(mrr_by_plan, plan->id, money(prev + monthly));
+            if (tg_money_add(prev, monthly, &sum) == 0)
+                json_object_set_new(mrr_by_plan, plan->id, money_in(sum, plan->currency_digits));
         }
         if (r->c.created_at >= d.month_start)
             signups++;
@@ -187,8 +236,29 @@ void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
     uint64_t total_calls = 0;
     for (size_t i = 0; i < d.n; i++)
         total_calls += d.rows[i].calls;
+    /* Revenue per currency: invoiced, collected, outstanding in this calendar month, and the MRR
+     * of paying customers. mrr/arr stay as one figure while the plans share one currency. */
+    tg_revenue_t *rv = malloc(sizeof(*rv));
+    if (rv == NULL || tg_revenue_compute(a->d.store, cfg, d.month_start, month_end, d.now, rv, &err) != 0) {
+        free(rv);
+        json_decref(by_plan);
+        json_decref(by_status);
+        json_decref(mrr_by_plan);
+        json_decref(near);
+        json_decref(d.daily);
+        free(d.rows);
+        tg_adm_reply_error(res, 500, "internal_error", "Computing revenue failed: %s",
+                           rv == NULL ? "out of memory" : err.msg);
+        return;
+    }
+    const tg_plan_t *one = single_currency_plan(cfg);
+    const tg_revenue_currency_t *rc = one != NULL ? tg_revenue_find(rv, one->currency) : NULL;
+    tg_money_t mrr = rc != NULL ? rc->mrr : 0, arr = 0;
+    int arr_ok = tg_money_mul(mrr, 12, &arr) == 0;
     json_t *j = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:i,s:i,s:o,s:I,s:o}", "as_of", tg_adm_json_time(d.now), "mrr",
-                          money(mrr), "arr", money(mrr * 12), "mrr_by_plan", mrr_by_plan, "customers_by_plan", by_plan,
+                          one != NULL ? money_in(mrr, one->currency_digits) : json_null(), "arr",
+                          one != NULL && arr_ok ? money_in(arr, one->currency_digits) : json_null(), "mrr_by_plan",
+                          mrr_by_plan, "customers_by_plan", by_plan,
                           "customers_by_status", by_status, "signups_this_month", signups, "churned_this_month",
                           churned, "trial_conversion",
                           trials_ended > 0 ? json_real((double)trials_converted / trials_ended) : json_null(),
@@ -196,6 +266,10 @@ void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
     uint64_t upgrades = 0, downgrades = 0;
     tg_store_plan_change_count(a->d.store, "upgrade", d.month_start, d.now, &upgrades, &err);
     tg_store_plan_change_count(a->d.store, "downgrade", d.month_start, d.now, &downgrades, &err);
+    json_object_set_new(j, "paying_customers", json_integer((json_int_t)rv->by_class[TG_MRR_PAYING]));
+    json_object_set_new(j, "trialing_customers", json_integer((json_int_t)rv->by_class[TG_MRR_TRIALING]));
+    json_object_set_new(j, "revenue", revenue_json(rv));
+    free(rv);
     json_object_set_new(j, "usage_revenue_last_period", money(usage_revenue));
     json_object_set_new(j, "upgrades_this_month", json_integer((json_int_t)upgrades));
     json_object_set_new(j, "downgrades_this_month", json_integer((json_int_t)downgrades));
