@@ -3,6 +3,7 @@
 #include "billing/revenue.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void tg_revenue_init(tg_revenue_t *rv, int64_t from, int64_t to)
@@ -186,6 +187,11 @@ static int on_customer(const tg_customer_t *c, void *arg)
     return x->rc != 0;
 }
 
+static int by_code(const void *x, const void *y)
+{
+    return strcmp(((const tg_revenue_currency_t *)x)->currency, ((const tg_revenue_currency_t *)y)->currency);
+}
+
 int tg_revenue_compute(tg_store_t *st, const tg_config_t *cfg, int64_t from, int64_t to, int64_t now,
                        tg_revenue_t *rv, tg_err_t *err)
 {
@@ -194,5 +200,7 @@ int tg_revenue_compute(tg_store_t *st, const tg_config_t *cfg, int64_t from, int
     int rc = tg_store_invoice_totals(st, from, to, on_totals, &x, err);
     if (rc == 0 && x.rc == 0)
         rc = tg_store_customer_list(st, on_customer, &x, err);
+    if (rc == 0 && x.rc == 0 && rv->ncur > 1)
+        qsort(rv->cur, rv->ncur, sizeof(rv->cur[0]), by_code); /* a stable order to show */
     return x.rc != 0 ? x.rc : rc;
 }

@@ -51,7 +51,7 @@ typedef struct tg_revenue_currency {
 typedef struct tg_revenue {
     int64_t from, to; /* the window: invoices with from <= finalized_at < to */
     tg_revenue_currency_t cur[TG_REVENUE_MAX_CURRENCIES];
-    size_t ncur; /* in order of first appearance */
+    size_t ncur; /* in order of first appearance; by code after tg_revenue_compute */
     uint64_t by_class[TG_MRR_NCLASSES]; /* customers per class, all currencies */
 } tg_revenue_t;
 
@@ -78,7 +78,8 @@ int tg_revenue_add_customer(tg_revenue_t *rv, const tg_customer_t *c, const tg_p
                             tg_err_t *err);
 
 /* Fills rv from the store: the invoices finalized in [from, to) and every customer's plan in
- * cfg at `now` (customers on a plan the configuration no longer has are skipped). 0, or the
+ * cfg at `now` (customers on a plan the configuration no longer has are skipped), currencies
+ * sorted by code. 0, or the
  * store's error or one of the errors above. Runs on the thread that owns the store. */
 int tg_revenue_compute(tg_store_t *st, const tg_config_t *cfg, int64_t from, int64_t to, int64_t now,
                        tg_revenue_t *rv, tg_err_t *err);
