@@ -4,14 +4,36 @@ import { api, el, show, num, resume, signIn, signOut } from './lib.js';
 let chart = null;
 const rows = (obj) => Object.entries(obj).map(([k, v]) => el('tr', {}, el('td', {}, k), el('td', { class: 'n' }, num(v))));
 
+// Amounts come as exact decimal strings in each currency's digits: shown as they are, never
+// parsed into floating point. With plans in several currencies there is no single MRR.
+const inCur = (amount, code) => `${amount} ${code.toUpperCase()}`;
+function showRevenue(d) {
+  const cur = Object.entries(d.revenue.currencies);
+  const perCur = (f) => cur.map(([code, c]) => inCur(c[f], code)).join(' · ') || '—';
+  document.getElementById('mrr').textContent = d.mrr !== null ? d.mrr : perCur('mrr');
+  document.getElementById('arr').textContent = d.arr !== null ? d.arr : perCur('arr');
+  document.getElementById('paying').textContent = `${num(d.paying_customers)} paying customer${d.paying_customers === 1 ? '' : 's'}`;
+  document.getElementById('trials').textContent = num(d.trialing_customers);
+  const day = (t) => t.slice(0, 10);
+  document.getElementById('rev-window').textContent =
+    `Invoices finalized from ${day(d.revenue.from)} to ${day(d.revenue.to)} (exclusive), by their state now; drafts and voided invoices are not revenue.`;
+  document.getElementById('revenue').replaceChildren(...cur.map(([code, c]) => el('tr', { 'data-currency': code },
+    el('th', { scope: 'row' }, code.toUpperCase()),
+    ...['invoiced', 'collected', 'outstanding', 'uncollectible', 'mrr'].map((f) => el('td', { class: 'n', 'data-field': f }, c[f])),
+    el('td', { class: 'n' }, num(c.paying_customers)),
+    el('td', { class: 'n' }, c.trialing_customers ? `${num(c.trialing_customers)} (${c.trial_mrr}/month)` : '0'))));
+  const k = d.revenue.customers;
+  document.getElementById('outside-mrr').textContent =
+    `Not in MRR: ${num(k.trialing)} in trial, ${num(k.incomplete)} waiting for a card, ${num(k.suspended)} suspended, ${num(k.canceled)} canceled, ${num(k.free)} on a free plan.`;
+}
+
 async function load() {
   const d = await api('GET', '/v1/admin/dashboard');
   document.getElementById('login-box').classList.add('hidden');
   document.getElementById('dash').classList.remove('hidden');
   document.getElementById('signout').classList.remove('hidden');
   document.getElementById('asof').textContent = `as of ${new Date(d.as_of).toISOString().replace('T', ' ').slice(0, 19)} UTC`;
-  document.getElementById('mrr').textContent = d.mrr;
-  document.getElementById('arr').textContent = d.arr;
+  showRevenue(d);
   document.getElementById('usage-rev').textContent = d.usage_revenue_last_period;
   document.getElementById('upgrades').textContent = num(d.upgrades_this_month);
   document.getElementById('customers').textContent = num(Object.values(d.customers_by_plan).reduce((a, b) => a + b, 0));
