@@ -110,20 +110,6 @@ static json_t *money(tg_money_t v)
     return json_string(buf);
 }
 
-static json_t *top(dash_t *d, int (*cmp)(const void *, const void *))
-{
-    if (d->n > 1) /* with no customers rows is NULL, which qsort must not be given */
-        qsort(d->rows, d->n, sizeof(*d->rows), cmp);
-    json_t *arr = json_array();
-    for (size_t i = 0; i < d->n && i < TOP_N; i++)
-        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:I,s:o}", "id", d->rows[i].c.id, "email",
-                                             d->rows[i].c.email, "plan", d->rows[i].c.plan_id, "calls",
-                                             (json_int_t)d->rows[i].calls, "billed", money(d->rows[i].billed)));
-    return arr;
-}
-
-#define NEAR_MAX 100 /* customers listed near their quota; an array that grows with customers */
-
 /* An amount in the currency's own digits ("12.34" usd, "1234" jpy, "1.234" kwd); exact, as every
  * revenue figure is a whole number of minor units. */
 static json_t *money_in(tg_money_t v, int digits)
@@ -133,6 +119,25 @@ static json_t *money_in(tg_money_t v, int digits)
         return json_null();
     return json_string(buf);
 }
+
+static json_t *top(dash_t *d, int (*cmp)(const void *, const void *))
+{
+    if (d->n > 1) /* with no customers rows is NULL, which qsort must not be given */
+        qsort(d->rows, d->n, sizeof(*d->rows), cmp);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < d->n && i < TOP_N; i++) {
+        /* billed is in the currency of the customer's plan (a plan change keeps the currency) */
+        const tg_plan_t *plan = tg_config_find_plan(d->a->d.cfg, d->rows[i].c.plan_id);
+        json_array_append_new(
+            arr, json_pack("{s:s,s:s,s:s,s:I,s:o,s:s}", "id", d->rows[i].c.id, "email", d->rows[i].c.email, "plan",
+                           d->rows[i].c.plan_id, "calls", (json_int_t)d->rows[i].calls, "billed",
+                           plan != NULL ? money_in(d->rows[i].billed, plan->currency_digits) : money(d->rows[i].billed),
+                           "currency", plan != NULL ? plan->currency : ""));
+    }
+    return arr;
+}
+
+#define NEAR_MAX 100 /* customers listed near their quota; an array that grows with customers */
 
 /* The revenue split (billing/revenue.c decides every figure; this only renders them). */
 static json_t *revenue_json(const tg_revenue_t *rv)
@@ -152,6 +157,8 @@ static json_t *revenue_json(const tg_revenue_t *rv)
                       money_in(e->mrr, e->digits), "arr", arr_ok ? money_in(arr, e->digits) : json_null(),
                       "paying_customers", (json_int_t)e->paying, "trial_mrr", money_in(e->trial_mrr, e->digits),
                       "trialing_customers", (json_int_t)e->trialing));
+        json_object_set_new(json_object_get(cur, e->currency), "usage_revenue_last_period",
+                            money_in(e->usage_last_period, e->digits));
     }
     for (int k = 0; k < TG_MRR_NCLASSES; k++)
         json_object_set_new(by_class, tg_mrr_class_name((tg_mrr_class_t)k), json_integer((json_int_t)rv->by_class[k]));
@@ -189,7 +196,6 @@ void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
         tg_meter_flush(a->d.meter);
     json_t *by_plan = json_object(), *by_status = json_object(), *mrr_by_plan = json_object(), *near = json_array();
     size_t near_count = 0;
-    tg_money_t usage_revenue = 0;
     int signups = 0, churned = 0, trials_ended = 0, trials_converted = 0;
     for (size_t i = 0; i < d.n; i++) {
         cust_row_t *r = &d.rows[i];
@@ -225,7 +231,6 @@ void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
         tg_store_usage_daily(a->d.store, r->c.id, d.now - 30 * 86400, d.now + 86400, daily_cb, d.daily, &err);
         r->now = d.now;
         tg_store_invoice_list(a->d.store, r->c.id, invoice_cb, r, &err);
-        usage_revenue += r->last_usage;
         r->included = tg_plan_included(plan, "api_calls");
         if (r->included != TG_UNLIMITED && r->included > 0 && r->calls * 10 >= r->included * 8 &&
             near_count++ < NEAR_MAX)
@@ -251,6 +256,12 @@ void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
                            rv == NULL ? "out of memory" : err.msg);
         return;
     }
+    for (size_t i = 0; i < d.n; i++) {
+        const tg_plan_t *plan = tg_config_find_plan(cfg, d.rows[i].c.plan_id);
+        tg_err_t ignored = {0}; /* a sum that cannot be exact is left out (rv unchanged), never rounded */
+        if (plan != NULL && d.rows[i].last_usage != 0)
+            (void)tg_revenue_add_usage(rv, plan->currency, d.rows[i].last_usage, &ignored);
+    }
     const tg_plan_t *one = single_currency_plan(cfg);
     const tg_revenue_currency_t *rc = one != NULL ? tg_revenue_find(rv, one->currency) : NULL;
     tg_money_t mrr = rc != NULL ? rc->mrr : 0, arr = 0;
@@ -269,8 +280,10 @@ void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
     json_object_set_new(j, "paying_customers", json_integer((json_int_t)rv->by_class[TG_MRR_PAYING]));
     json_object_set_new(j, "trialing_customers", json_integer((json_int_t)rv->by_class[TG_MRR_TRIALING]));
     json_object_set_new(j, "revenue", revenue_json(rv));
+    json_object_set_new(j, "usage_revenue_last_period",
+                        one != NULL ? money_in(rc != NULL ? rc->usage_last_period : 0, one->currency_digits)
+                                    : json_null());
     free(rv);
-    json_object_set_new(j, "usage_revenue_last_period", money(usage_revenue));
     json_object_set_new(j, "upgrades_this_month", json_integer((json_int_t)upgrades));
     json_object_set_new(j, "downgrades_this_month", json_integer((json_int_t)downgrades));
     json_object_set_new(j, "top_by_calls", top(&d, by_calls));

@@ -100,6 +100,27 @@ int tg_revenue_add_invoices(tg_revenue_t *rv, const char *currency, const char *
     return 0;
 }
 
+int tg_revenue_add_usage(tg_revenue_t *rv, const char *currency, tg_money_t amount, tg_err_t *err)
+{
+    size_t before = rv->ncur;
+    tg_revenue_currency_t *e;
+    tg_money_t sum;
+    int rc = entry(rv, currency, &e, err);
+    if (rc != 0)
+        return rc;
+    if (amount % minor_unit(e->digits) != 0) {
+        undo_entry(rv, before);
+        return tg_errf(err, TG_EINVAL, "A %s usage amount of %lld nano-units is not a whole number of minor units.",
+                       e->currency, (long long)amount);
+    }
+    if (tg_money_add(e->usage_last_period, amount, &sum) != 0) {
+        undo_entry(rv, before);
+        return tg_errf(err, TG_ERANGE, "The %s usage revenue overflows.", e->currency);
+    }
+    e->usage_last_period = sum;
+    return 0;
+}
+
 tg_mrr_class_t tg_mrr_classify(const tg_customer_t *c, const tg_plan_t *plan, int64_t now)
 {
     if (strcmp(c->status, "canceled") == 0 || (c->cancel_at != 0 && c->cancel_at <= now))

@@ -46,6 +46,9 @@ typedef struct tg_revenue_currency {
      * trial would add once it ends (trial_mrr). */
     tg_money_t mrr, trial_mrr;
     uint64_t paying, trialing;
+    /* The usage lines of the invoices for periods that ended in the last 31 days (drafts
+     * included), apart from MRR; added by the caller with tg_revenue_add_usage. */
+    tg_money_t usage_last_period;
 } tg_revenue_currency_t;
 
 typedef struct tg_revenue {
@@ -76,6 +79,10 @@ int tg_mrr_monthly_fee(const tg_plan_t *plan, tg_money_t *out, tg_err_t *err);
  * the plan's currency. TG_ERANGE on overflow or too many currencies; rv unchanged on error. */
 int tg_revenue_add_customer(tg_revenue_t *rv, const tg_customer_t *c, const tg_plan_t *plan, int64_t now,
                             tg_err_t *err);
+
+/* Adds a customer's usage revenue of the last period, in the currency of its invoices (a whole
+ * number of minor units). TG_EINVAL / TG_ERANGE as tg_revenue_add_invoices; rv unchanged on error. */
+int tg_revenue_add_usage(tg_revenue_t *rv, const char *currency, tg_money_t amount, tg_err_t *err);
 
 /* Fills rv from the store: the invoices finalized in [from, to) and every customer's plan in
  * cfg at `now` (customers on a plan the configuration no longer has are skipped), currencies

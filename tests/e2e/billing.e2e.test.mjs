@@ -203,6 +203,9 @@ test('add a card through Checkout, a past_due banner, and the dashboard\'s reven
   assert.equal(await owner.getByTestId('mrr').textContent(), '1200 JPY · 30.00 USD');
   assert.equal(await owner.getByTestId('paying').textContent(), '4 paying customers');
   assert.equal(await owner.getByTestId('trials').textContent(), '1');
+  assert.equal(await owner.getByTestId('usage-rev').textContent(), '0 JPY · 0.00 USD');
+  // each customer's billed total in its own currency and digits
+  assert.match(await owner.getByTestId('top-rev').getByRole('row').filter({ hasText: 'yen-' }).textContent(), /yen\s*1200 JPY$/);
   assert.match(await owner.getByTestId('outside-mrr').textContent(), /1 in trial, 0 waiting for a card, \d+ suspended, 0 canceled, \d+ on a free plan/);
   assert.match(await owner.getByTestId('revenue-window').textContent(), /^Invoices finalized from \d{4}-\d\d-01 to \d{4}-\d\d-01/);
   // the failing payment is still listed (dunning's grace has passed on the moved clock: suspended)

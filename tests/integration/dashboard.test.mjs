@@ -127,6 +127,7 @@ test('revenue per currency: invoiced, collected, outstanding and uncollectible f
       paying_customers: 5,
       trial_mrr: '0.00',
       trialing_customers: 0,
+      usage_revenue_last_period: '0.75', // 3 calls over the allowance x 0.25
     });
     assert.deepEqual(r.currencies.jpy, {
       digits: 0,
@@ -140,7 +141,13 @@ test('revenue per currency: invoiced, collected, outstanding and uncollectible f
       paying_customers: 4,
       trial_mrr: '0',
       trialing_customers: 0,
+      usage_revenue_last_period: '6', // 2 calls x 3 yen
     });
+    // one figure only where there is one currency; each customer's billed in its own
+    assert.equal(d.usage_revenue_last_period, null);
+    const top = d.top_by_revenue.find((x) => x.id === jpy.paid.customer.id);
+    assert.deepEqual([top.billed, top.currency], ['1206', 'jpy']);
+    assert.deepEqual(d.top_by_revenue.filter((x) => x.id === usd.paid.customer.id).map((x) => [x.billed, x.currency]), [['10.75', 'usd']]);
   });
 });
 

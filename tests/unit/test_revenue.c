@@ -212,12 +212,31 @@ static void test_add_customer(void **state)
     assert_memory_equal(&rv, &before, sizeof(rv));
 }
 
+static void test_usage(void **state)
+{
+    (void)state;
+    tg_revenue_t rv, before;
+    tg_err_t err = {0};
+    tg_revenue_init(&rv, 0, 1);
+    assert_int_equal(tg_revenue_add_usage(&rv, "usd", M("0.75"), &err), 0);
+    assert_int_equal(tg_revenue_add_usage(&rv, "usd", M("1.25"), &err), 0);
+    assert_int_equal(tg_revenue_add_usage(&rv, "jpy", M("6"), &err), 0);
+    assert_int_equal(tg_revenue_find(&rv, "usd")->usage_last_period, M("2.00"));
+    assert_int_equal(tg_revenue_find(&rv, "jpy")->usage_last_period, M("6"));
+    assert_int_equal(tg_revenue_find(&rv, "usd")->invoiced, 0); /* apart from the invoiced split */
+    assert_int_equal(tg_revenue_add_usage(&rv, "usd", M("9000000000"), &err), 0);
+    memcpy(&before, &rv, sizeof(rv));
+    assert_int_equal(tg_revenue_add_usage(&rv, "eur", M("0.005"), &err), TG_EINVAL);
+    assert_int_equal(tg_revenue_add_usage(&rv, "usd", M("9000000000"), &err), TG_ERANGE);
+    assert_memory_equal(&rv, &before, sizeof(rv));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_invoice_split), cmocka_unit_test(test_invoice_refusals),
         cmocka_unit_test(test_classify),      cmocka_unit_test(test_monthly_fee),
-        cmocka_unit_test(test_add_customer),
+        cmocka_unit_test(test_add_customer),  cmocka_unit_test(test_usage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

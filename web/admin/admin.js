@@ -34,7 +34,8 @@ async function load() {
   document.getElementById('signout').classList.remove('hidden');
   document.getElementById('asof').textContent = `as of ${new Date(d.as_of).toISOString().replace('T', ' ').slice(0, 19)} UTC`;
   showRevenue(d);
-  document.getElementById('usage-rev').textContent = d.usage_revenue_last_period;
+  document.getElementById('usage-rev').textContent = d.usage_revenue_last_period !== null
+    ? d.usage_revenue_last_period : Object.entries(d.revenue.currencies).map(([code, c]) => inCur(c.usage_revenue_last_period, code)).join(' · ');
   document.getElementById('upgrades').textContent = num(d.upgrades_this_month);
   document.getElementById('customers').textContent = num(Object.values(d.customers_by_plan).reduce((a, b) => a + b, 0));
   document.getElementById('calls').textContent = num(d.calls_this_period);
@@ -44,7 +45,7 @@ async function load() {
   document.getElementById('by-status').replaceChildren(...rows(d.customers_by_status));
   const who = (c) => el('td', {}, el('a', { href: `/admin/customer.html?id=${encodeURIComponent(c.id)}` }, c.email));
   document.getElementById('top-calls').replaceChildren(...d.top_by_calls.map((c) => el('tr', {}, who(c), el('td', {}, c.plan), el('td', { class: 'n' }, num(c.calls)))));
-  document.getElementById('top-rev').replaceChildren(...d.top_by_revenue.map((c) => el('tr', {}, who(c), el('td', {}, c.plan), el('td', { class: 'n' }, c.billed))));
+  document.getElementById('top-rev').replaceChildren(...d.top_by_revenue.map((c) => el('tr', {}, who(c), el('td', {}, c.plan), el('td', { class: 'n' }, c.currency ? inCur(c.billed, c.currency) : c.billed))));
   document.getElementById('near').replaceChildren(...d.near_quota.map((c) => el('tr', {}, who(c), el('td', {}, c.plan), el('td', { class: 'n' }, `${num(c.calls)} / ${num(c.included)}${c.over ? ' (over)' : ''}`))));
   document.getElementById('past-due').replaceChildren(...(d.past_due || []).map((c) => el('tr', {}, who(c), el('td', {}, c.status), el('td', {}, c.past_due_since ? c.past_due_since.slice(0, 10) : '—'))));
   document.getElementById('by-plan-mrr').replaceChildren(...Object.entries(d.mrr_by_plan).map(([p, v]) => el('tr', {}, el('td', {}, p), el('td', { class: 'n' }, v))));
