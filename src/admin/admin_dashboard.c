@@ -269,9 +269,8 @@ void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
     json_t *j = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:i,s:i,s:o,s:I,s:o}", "as_of", tg_adm_json_time(d.now), "mrr",
                           one != NULL ? money_in(mrr, one->currency_digits) : json_null(), "arr",
                           one != NULL && arr_ok ? money_in(arr, one->currency_digits) : json_null(), "mrr_by_plan",
-                          mrr_by_plan, "customers_by_plan", by_plan,
-                          "customers_by_status", by_status, "signups_this_month", signups, "churned_this_month",
-                          churned, "trial_conversion",
+                          mrr_by_plan, "customers_by_plan", by_plan, "customers_by_status", by_status,
+                          "signups_this_month", signups, "churned_this_month", churned, "trial_conversion",
                           trials_ended > 0 ? json_real((double)trials_converted / trials_ended) : json_null(),
                           "calls_this_period", (json_int_t)total_calls, "calls_per_day", d.daily);
     uint64_t upgrades = 0, downgrades = 0;

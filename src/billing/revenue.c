@@ -146,8 +146,7 @@ int tg_mrr_monthly_fee(const tg_plan_t *plan, tg_money_t *out, tg_err_t *err)
     return 0;
 }
 
-int tg_revenue_add_customer(tg_revenue_t *rv, const tg_customer_t *c, const tg_plan_t *plan, int64_t now,
-                            tg_err_t *err)
+int tg_revenue_add_customer(tg_revenue_t *rv, const tg_customer_t *c, const tg_plan_t *plan, int64_t now, tg_err_t *err)
 {
     tg_mrr_class_t k = tg_mrr_classify(c, plan, now);
     if (k == TG_MRR_PAYING || k == TG_MRR_TRIALING) {
@@ -177,7 +176,7 @@ int tg_revenue_add_customer(tg_revenue_t *rv, const tg_customer_t *c, const tg_p
 const char *tg_mrr_class_name(tg_mrr_class_t c)
 {
     static const char *const names[TG_MRR_NCLASSES] = {"paying",    "trialing", "incomplete",
-                                                        "suspended", "canceled", "free"};
+                                                       "suspended", "canceled", "free"};
     return (unsigned)c < TG_MRR_NCLASSES ? names[c] : "unknown";
 }
 
@@ -213,8 +212,8 @@ static int by_code(const void *x, const void *y)
     return strcmp(((const tg_revenue_currency_t *)x)->currency, ((const tg_revenue_currency_t *)y)->currency);
 }
 
-int tg_revenue_compute(tg_store_t *st, const tg_config_t *cfg, int64_t from, int64_t to, int64_t now,
-                       tg_revenue_t *rv, tg_err_t *err)
+int tg_revenue_compute(tg_store_t *st, const tg_config_t *cfg, int64_t from, int64_t to, int64_t now, tg_revenue_t *rv,
+                       tg_err_t *err)
 {
     compute_ctx_t x = {rv, cfg, now, err, 0};
     tg_revenue_init(rv, from, to);

@@ -54,7 +54,7 @@ typedef struct tg_revenue_currency {
 typedef struct tg_revenue {
     int64_t from, to; /* the window: invoices with from <= finalized_at < to */
     tg_revenue_currency_t cur[TG_REVENUE_MAX_CURRENCIES];
-    size_t ncur; /* in order of first appearance; by code after tg_revenue_compute */
+    size_t ncur;                        /* in order of first appearance; by code after tg_revenue_compute */
     uint64_t by_class[TG_MRR_NCLASSES]; /* customers per class, all currencies */
 } tg_revenue_t;
 
@@ -88,8 +88,8 @@ int tg_revenue_add_usage(tg_revenue_t *rv, const char *currency, tg_money_t amou
  * cfg at `now` (customers on a plan the configuration no longer has are skipped), currencies
  * sorted by code. 0, or the
  * store's error or one of the errors above. Runs on the thread that owns the store. */
-int tg_revenue_compute(tg_store_t *st, const tg_config_t *cfg, int64_t from, int64_t to, int64_t now,
-                       tg_revenue_t *rv, tg_err_t *err);
+int tg_revenue_compute(tg_store_t *st, const tg_config_t *cfg, int64_t from, int64_t to, int64_t now, tg_revenue_t *rv,
+                       tg_err_t *err);
 
 /* The currency's entry, or NULL. */
 const tg_revenue_currency_t *tg_revenue_find(const tg_revenue_t *rv, const char *currency);

@@ -122,7 +122,7 @@ static void test_classify(void **state)
     assert_int_equal(tg_mrr_classify(&c, &paid, now), TG_MRR_PAYING);
     assert_int_equal(tg_mrr_classify(&c, &free, now), TG_MRR_FREE);
     assert_int_equal(tg_mrr_classify(&c, &payg, now), TG_MRR_PAYING); /* usage charges: it pays */
-    c = customer("past_due", 0, 0);                                    /* still subscribed, billed */
+    c = customer("past_due", 0, 0);                                   /* still subscribed, billed */
     assert_int_equal(tg_mrr_classify(&c, &paid, now), TG_MRR_PAYING);
     c = customer("trialing", now + 1, 0);
     assert_int_equal(tg_mrr_classify(&c, &paid, now), TG_MRR_TRIALING);
@@ -234,9 +234,8 @@ static void test_usage(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_invoice_split), cmocka_unit_test(test_invoice_refusals),
-        cmocka_unit_test(test_classify),      cmocka_unit_test(test_monthly_fee),
-        cmocka_unit_test(test_add_customer),  cmocka_unit_test(test_usage),
+        cmocka_unit_test(test_invoice_split), cmocka_unit_test(test_invoice_refusals), cmocka_unit_test(test_classify),
+        cmocka_unit_test(test_monthly_fee),   cmocka_unit_test(test_add_customer),     cmocka_unit_test(test_usage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
