@@ -207,16 +207,6 @@ void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
         json_object_set_new(by_plan, plan->id, json_integer(n != NULL ? json_integer_value(n) + 1 : 1));
         n = json_object_get(by_status, status);
         json_object_set_new(by_status, status, json_integer(n != NULL ? json_integer_value(n) + 1 : 1));
-        tg_money_t monthly;
-        if (tg_mrr_classify(&r->c, plan, d.now) == TG_MRR_PAYING && tg_mrr_monthly_fee(plan, &monthly, &err) == 0) {
-            /* MRR by plan: the paying customers' base fees, normalised to a month (as revenue.c) */
-            json_t *m = json_object_get(mrr_by_plan, plan->id);
-            tg_money_t prev = 0, sum;
-            if (m != NULL)
-                tg_money_parse(json_string_value(m), strlen(json_string_value(m)), &prev, NULL);
-            if (tg_money_add(prev, monthly, &sum) == 0)
-                json_object_set_new(mrr_by_plan, plan->id, money_in(sum, plan->currency_digits));
-        }
         if (r->c.created_at >= d.month_start)
             signups++;
         if (r->c.cancel_at != 0 && r->c.cancel_at >= d.month_start && r->c.cancel_at <= d.now)
@@ -244,18 +234,26 @@ void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
     /* Revenue per currency: invoiced, collected, outstanding in this calendar month, and the MRR
      * of paying customers. mrr/arr stay as one figure while the plans share one currency. */
     tg_revenue_t *rv = malloc(sizeof(*rv));
-    if (rv == NULL || tg_revenue_compute(a->d.store, cfg, d.month_start, month_end, d.now, rv, &err) != 0) {
+    tg_revenue_plan_t *per_plan = calloc(cfg->nplans > 0 ? cfg->nplans : 1, sizeof(*per_plan));
+    if (rv == NULL || per_plan == NULL ||
+        tg_revenue_compute(a->d.store, cfg, d.month_start, month_end, d.now, rv, per_plan, &err) != 0) {
+        int oom = rv == NULL || per_plan == NULL;
         free(rv);
+        free(per_plan);
         json_decref(by_plan);
         json_decref(by_status);
         json_decref(mrr_by_plan);
         json_decref(near);
         json_decref(d.daily);
         free(d.rows);
-        tg_adm_reply_error(res, 500, "internal_error", "Computing revenue failed: %s",
-                           rv == NULL ? "out of memory" : err.msg);
+        tg_adm_reply_error(res, 500, "internal_error", "Computing revenue failed: %s", oom ? "out of memory" : err.msg);
         return;
     }
+    for (size_t i = 0; i < cfg->nplans; i++) /* the plans with paying customers, in their currency */
+        if (per_plan[i].paying > 0)
+            json_object_set_new(mrr_by_plan, cfg->plans[i].id,
+                                money_in(per_plan[i].mrr, cfg->plans[i].currency_digits));
+    free(per_plan);
     for (size_t i = 0; i < d.n; i++) {
         const tg_plan_t *plan = tg_config_find_plan(cfg, d.rows[i].c.plan_id);
         tg_err_t ignored = {0}; /* a sum that cannot be exact is left out (rv unchanged), never rounded */

@@ -184,6 +184,7 @@ const char *tg_mrr_class_name(tg_mrr_class_t c)
 
 typedef struct compute_ctx {
     tg_revenue_t *rv;
+    tg_revenue_plan_t *by_plan; /* NULL, or cfg->nplans entries */
     const tg_config_t *cfg;
     int64_t now;
     tg_err_t *err;
@@ -204,6 +205,15 @@ static int on_customer(const tg_customer_t *c, void *arg)
     if (plan == NULL)
         return 0; /* a plan removed from the configuration: nothing to price it with */
     x->rc = tg_revenue_add_customer(x->rv, c, plan, x->now, x->err);
+    if (x->rc == 0 && x->by_plan != NULL && tg_mrr_classify(c, plan, x->now) == TG_MRR_PAYING) {
+        tg_revenue_plan_t *p = &x->by_plan[plan - x->cfg->plans]; /* find returns a pointer into plans */
+        tg_money_t fee, sum;
+        /* the fee was added to the currency's MRR above, so neither can fail here */
+        if (tg_mrr_monthly_fee(plan, &fee, x->err) == 0 && tg_money_add(p->mrr, fee, &sum) == 0) {
+            p->mrr = sum;
+            p->paying++;
+        }
+    }
     return x->rc != 0;
 }
 
@@ -213,9 +223,11 @@ static int by_code(const void *x, const void *y)
 }
 
 int tg_revenue_compute(tg_store_t *st, const tg_config_t *cfg, int64_t from, int64_t to, int64_t now, tg_revenue_t *rv,
-                       tg_err_t *err)
+                       tg_revenue_plan_t *by_plan, tg_err_t *err)
 {
-    compute_ctx_t x = {rv, cfg, now, err, 0};
+    compute_ctx_t x = {rv, by_plan, cfg, now, err, 0};
+    if (by_plan != NULL && cfg->nplans > 0)
+        memset(by_plan, 0, cfg->nplans * sizeof(*by_plan));
     tg_revenue_init(rv, from, to);
     int rc = tg_store_invoice_totals(st, from, to, on_totals, &x, err);
     if (rc == 0 && x.rc == 0)

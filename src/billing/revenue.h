@@ -58,6 +58,12 @@ typedef struct tg_revenue {
     uint64_t by_class[TG_MRR_NCLASSES]; /* customers per class, all currencies */
 } tg_revenue_t;
 
+/* One plan's share of the MRR (in the plan's currency): its paying customers and their fees. */
+typedef struct tg_revenue_plan {
+    tg_money_t mrr;
+    uint64_t paying;
+} tg_revenue_plan_t;
+
 /* Empties rv and sets its window. */
 void tg_revenue_init(tg_revenue_t *rv, int64_t from, int64_t to);
 
@@ -86,10 +92,11 @@ int tg_revenue_add_usage(tg_revenue_t *rv, const char *currency, tg_money_t amou
 
 /* Fills rv from the store: the invoices finalized in [from, to) and every customer's plan in
  * cfg at `now` (customers on a plan the configuration no longer has are skipped), currencies
- * sorted by code. 0, or the
- * store's error or one of the errors above. Runs on the thread that owns the store. */
+ * sorted by code. by_plan, when not NULL, has cfg->nplans entries (caller-owned) and receives
+ * each plan's paying customers and MRR: by_plan[i] is cfg->plans[i]'s. 0, or the store's error
+ * or one of the errors above. Runs on the thread that owns the store. */
 int tg_revenue_compute(tg_store_t *st, const tg_config_t *cfg, int64_t from, int64_t to, int64_t now, tg_revenue_t *rv,
-                       tg_err_t *err);
+                       tg_revenue_plan_t *by_plan, tg_err_t *err);
 
 /* The currency's entry, or NULL. */
 const tg_revenue_currency_t *tg_revenue_find(const tg_revenue_t *rv, const char *currency);

@@ -8,9 +8,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "../support/tmpstore.h"
 #include "billing/revenue.h"
 
 static tg_money_t M(const char *s)
@@ -231,11 +233,92 @@ static void test_usage(void **state)
     assert_memory_equal(&rv, &before, sizeof(rv));
 }
 
+/* tg_revenue_compute on a real store: the invoices of the window and every customer, with the
+ * per-plan MRR the dashboard lists; a customer whose plan left the configuration is skipped. */
+static void test_compute(void **state)
+{
+    (void)state;
+    const int64_t now = 2000000;
+    tg_tmpstore_t t;
+    tg_err_t err = {0};
+    assert_int_equal(tg_tmpstore_open(&t, "revenue"), 0);
+    tg_plan_t plans[4] = {plan("metered", "10", "usd", TG_INTERVAL_MONTH),
+                          plan("starter", "49", "usd", TG_INTERVAL_MONTH), plan("free", "0", "usd", TG_INTERVAL_MONTH),
+                          plan("yen", "1200", "jpy", TG_INTERVAL_MONTH)};
+    tg_config_t cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.plans = plans;
+    cfg.nplans = 4;
+    static const struct {
+        const char *id, *plan, *status;
+        int64_t trial_end;
+    } cs[] = {{"cus_a", "metered", "active", 0},
+              {"cus_b", "metered", "past_due", 0},
+              {"cus_c", "starter", "trialing", now + 10},
+              {"cus_d", "metered", "suspended", 0},
+              {"cus_e", "free", "active", 0},
+              {"cus_f", "yen", "active", 0},
+              {"cus_g", "gone", "active", 0}};
+    for (size_t i = 0; i < sizeof(cs) / sizeof(cs[0]); i++) {
+        tg_customer_t c = customer(cs[i].status, cs[i].trial_end, 0);
+        snprintf(c.id, sizeof(c.id), "%s", cs[i].id);
+        snprintf(c.email, sizeof(c.email), "%s@example.com", cs[i].id);
+        snprintf(c.plan_id, sizeof(c.plan_id), "%s", cs[i].plan);
+        c.created_at = c.anchor_at = 1000;
+        assert_int_equal(tg_store_customer_insert(t.st, &c, &err), 0);
+    }
+    char path[200];
+    snprintf(path, sizeof(path), "%s/t.db", t.dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "INSERT INTO invoices (id, customer_id, period_start, period_end, status, number,"
+                     " currency, total, body, created_at, finalized_at) VALUES"
+                     " ('in_1', 'cus_a', 1, 2, 'paid', 'N1', 'usd', 10750000000, '{}', 1, 1500000),"
+                     " ('in_2', 'cus_b', 1, 2, 'open', 'N2', 'usd', 10000000000, '{}', 1, 1500001),"
+                     " ('in_3', 'cus_d', 1, 2, 'uncollectible', 'N3', 'usd', 10000000000, '{}', 1, 1500002),"
+                     " ('in_4', 'cus_f', 1, 2, 'open', 'N4', 'jpy', 1200000000000, '{}', 1, 1500003),"
+                     " ('in_5', 'cus_a', 2, 3, 'draft', NULL, 'usd', 10000000000, '{}', 1, 0),"
+                     " ('in_6', 'cus_a', 0, 1, 'paid', 'N0', 'usd', 10000000000, '{}', 1, 999999)",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+
+    tg_revenue_t rv;
+    tg_revenue_plan_t by_plan[4];
+    assert_int_equal(tg_revenue_compute(t.st, &cfg, 1000000, now, now, &rv, by_plan, &err), 0);
+    assert_int_equal(rv.ncur, 2);
+    assert_string_equal(rv.cur[0].currency, "jpy"); /* sorted by code */
+    assert_string_equal(rv.cur[1].currency, "usd");
+    const tg_revenue_currency_t *u = &rv.cur[1], *y = &rv.cur[0];
+    assert_int_equal(u->invoiced, M("30.75")); /* in_6 was finalized before the window */
+    assert_int_equal(u->collected, M("10.75"));
+    assert_int_equal(u->outstanding, M("10"));
+    assert_int_equal(u->uncollectible, M("10"));
+    assert_int_equal(u->mrr, M("20")); /* cus_a and cus_b (past_due) */
+    assert_int_equal(u->paying, 2);
+    assert_int_equal(u->trial_mrr, M("49"));
+    assert_int_equal(y->outstanding, M("1200"));
+    assert_int_equal(y->mrr, M("1200"));
+    assert_int_equal(rv.by_class[TG_MRR_PAYING], 3);
+    assert_int_equal(rv.by_class[TG_MRR_SUSPENDED], 1);
+    assert_int_equal(rv.by_class[TG_MRR_FREE], 1);
+    assert_int_equal(rv.by_class[TG_MRR_TRIALING], 1); /* cus_g's plan is gone: not counted */
+    assert_int_equal(by_plan[0].mrr, M("20"));
+    assert_int_equal(by_plan[0].paying, 2);
+    assert_int_equal(by_plan[1].paying, 0); /* a trial is not paying */
+    assert_int_equal(by_plan[2].paying, 0);
+    assert_int_equal(by_plan[3].mrr, M("1200"));
+    assert_int_equal(tg_tmpstore_close(&t), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_invoice_split), cmocka_unit_test(test_invoice_refusals), cmocka_unit_test(test_classify),
         cmocka_unit_test(test_monthly_fee),   cmocka_unit_test(test_add_customer),     cmocka_unit_test(test_usage),
+        cmocka_unit_test(test_compute),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
