@@ -179,12 +179,25 @@ static const tg_plan_t *single_currency_plan(const tg_config_t *cfg)
     return first;
 }
 
-void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
+void tg_adm_dashboard(tg_admin_t *a, const tg_admin_request_t *req, tg_admin_response_t *res)
 {
     const tg_config_t *cfg = a->d.cfg;
+    /* The revenue split's window: this calendar month (UTC), or the one ?period=YYYY-MM names. */
+    int64_t month = 0, rev_from, rev_to;
+    int pm = tg_adm_parse_month(req->query, req->query != NULL ? req->query_len : 0, &month);
+    if (pm < 0) {
+        tg_adm_reply_error(res, 400, "bad_request", "period: expected YYYY-MM.");
+        return;
+    }
     dash_t d = {a, NULL, 0, 0, json_object(), tg_adm_now_s(), 0};
     int64_t month_end;
     tg_period_bounds(0, TG_INTERVAL_MONTH, d.now, &d.month_start, &month_end); /* calendar month, UTC */
+    if (pm == 0) {
+        tg_period_bounds(0, TG_INTERVAL_MONTH, month, &rev_from, &rev_to);
+    } else {
+        rev_from = d.month_start;
+        rev_to = month_end;
+    }
     tg_err_t err = {0};
     if (tg_store_customer_list(a->d.store, add_customer_cb, &d, &err) != 0) {
         json_decref(d.daily);
@@ -231,12 +244,12 @@ void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
     uint64_t total_calls = 0;
     for (size_t i = 0; i < d.n; i++)
         total_calls += d.rows[i].calls;
-    /* Revenue per currency: invoiced, collected, outstanding in this calendar month, and the MRR
-     * of paying customers. mrr/arr stay as one figure while the plans share one currency. */
+    /* Revenue per currency: invoiced, collected, outstanding in the window, and the MRR of paying
+     * customers now. mrr/arr stay as one figure while the plans share one currency. */
     tg_revenue_t *rv = malloc(sizeof(*rv));
     tg_revenue_plan_t *per_plan = calloc(cfg->nplans > 0 ? cfg->nplans : 1, sizeof(*per_plan));
     if (rv == NULL || per_plan == NULL ||
-        tg_revenue_compute(a->d.store, cfg, d.month_start, month_end, d.now, rv, per_plan, &err) != 0) {
+        tg_revenue_compute(a->d.store, cfg, rev_from, rev_to, d.now, rv, per_plan, &err) != 0) {
         int oom = rv == NULL || per_plan == NULL;
         free(rv);
         free(per_plan);

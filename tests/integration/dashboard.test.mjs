@@ -143,6 +143,17 @@ test('revenue per currency: invoiced, collected, outstanding and uncollectible f
       trialing_customers: 0,
       usage_revenue_last_period: '6', // 2 calls x 3 yen
     });
+    // ?period=YYYY-MM moves the revenue window to that month (MRR stays as of now)
+    const ym = (t) => `${t.getUTCFullYear()}-${String(t.getUTCMonth() + 1).padStart(2, '0')}`;
+    const from = new Date(r.from);
+    const same = await s.adminCall('GET', `/v1/admin/dashboard?period=${ym(from)}`);
+    assert.deepEqual(same.json.revenue, r);
+    const prev = new Date(Date.UTC(from.getUTCFullYear(), from.getUTCMonth() - 1, 1));
+    const earlier = (await s.adminCall('GET', `/v1/admin/dashboard?period=${ym(prev)}`)).json.revenue;
+    assert.deepEqual([Date.parse(earlier.from), Date.parse(earlier.to)], [prev.getTime(), from.getTime()]);
+    assert.deepEqual([earlier.currencies.usd.invoiced, earlier.currencies.jpy.collected, earlier.currencies.usd.mrr], ['0.00', '0', '50.00']);
+    const bad = await s.adminCall('GET', '/v1/admin/dashboard?period=2026-13');
+    assert.deepEqual([bad.status, bad.json.error.type], [400, 'bad_request']);
     // one figure only where there is one currency; each customer's billed in its own
     assert.equal(d.usage_revenue_last_period, null);
     const top = d.top_by_revenue.find((x) => x.id === jpy.paid.customer.id);
