@@ -211,6 +211,14 @@ test('add a card through Checkout, a past_due banner, and the dashboard\'s reven
   assert.match(await owner.getByTestId('past-due').getByRole('row').filter({ hasText: email }).textContent(), /past_due|suspended/);
   await snap(owner, 'dashboard-revenue');
 
+  // Another month: the split of the month before has no invoices; MRR stays as of now.
+  const shown = await owner.getByLabel('Month', { exact: true }).inputValue();
+  const [y, m] = shown.split('-').map(Number);
+  const prev = `${m === 1 ? y - 1 : y}-${String(m === 1 ? 12 : m - 1).padStart(2, '0')}`;
+  await owner.getByLabel('Month', { exact: true }).fill(prev);
+  await owner.getByTestId('revenue-window').filter({ hasText: `from ${prev}-01 to ${shown}-01` }).waitFor();
+  assert.deepEqual(await cells(owner, 'usd'), ['0.00', '0.00', '0.00', '0.00', '30.00', '3', '1 (49.00/month)']);
+
   assert.deepEqual(errors, []);
   assert.deepEqual(ownerErrors, []);
   await context.close();

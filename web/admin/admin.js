@@ -15,6 +15,7 @@ function showRevenue(d) {
   document.getElementById('paying').textContent = `${num(d.paying_customers)} paying customer${d.paying_customers === 1 ? '' : 's'}`;
   document.getElementById('trials').textContent = num(d.trialing_customers);
   const day = (t) => t.slice(0, 10);
+  document.getElementById('rev-month').value = d.revenue.from.slice(0, 7);
   document.getElementById('rev-window').textContent =
     `Invoices finalized from ${day(d.revenue.from)} to ${day(d.revenue.to)} (exclusive), by their state now; drafts and voided invoices are not revenue.`;
   document.getElementById('revenue').replaceChildren(...cur.map(([code, c]) => el('tr', { 'data-currency': code },
@@ -27,8 +28,9 @@ function showRevenue(d) {
     `Not in MRR: ${num(k.trialing)} in trial, ${num(k.incomplete)} waiting for a card, ${num(k.suspended)} suspended, ${num(k.canceled)} canceled, ${num(k.free)} on a free plan.`;
 }
 
-async function load() {
-  const d = await api('GET', '/v1/admin/dashboard');
+// period: "YYYY-MM" for the revenue split of that month; absent: this month.
+async function load(period) {
+  const d = await api('GET', `/v1/admin/dashboard${period ? `?period=${encodeURIComponent(period)}` : ''}`);
   document.getElementById('login-box').classList.add('hidden');
   document.getElementById('dash').classList.remove('hidden');
   document.getElementById('signout').classList.remove('hidden');
@@ -65,7 +67,11 @@ document.getElementById('token-form').addEventListener('submit', (e) => {
   const field = document.getElementById('token');
   const token = field.value;
   field.value = ''; // the token is not kept anywhere: the session cookie (HttpOnly) replaces it
-  signIn(token).then(load).catch((err) => show(document.getElementById('msg'), err.message));
+  signIn(token).then(() => load()).catch((err) => show(document.getElementById('msg'), err.message));
+});
+
+document.getElementById('rev-month').addEventListener('change', (e) => {
+  if (e.target.value) load(e.target.value).catch((err) => show(document.getElementById('msg'), err.message));
 });
 
 document.getElementById('signout').addEventListener('click', () => {
