@@ -331,7 +331,7 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
         return;
     }
     if (tg_adm_seg_is(&s, 2, "dashboard") && s.n == 3 && tg_adm_method_is(r, "GET")) {
-        tg_adm_dashboard(a, res);
+        tg_adm_dashboard(a, r, res);
         return;
     }
     if (tg_adm_seg_is(&s, 2, "invoices")) {

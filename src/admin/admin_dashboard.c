@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "admin/admin_int.h"
+#include "billing/revenue.h"
 #include "store/store_payments.h"
 #include "util/period.h"
 
@@ -109,26 +110,94 @@ static json_t *money(tg_money_t v)
     return json_string(buf);
 }
 
+/* An amount in the currency's own digits ("12.34" usd, "1234" jpy, "1.234" kwd); exact, as every
+ * revenue figure is a whole number of minor units. */
+static json_t *money_in(tg_money_t v, int digits)
+{
+    char buf[TG_MONEY_FMT_MAX];
+    if (tg_money_format(v, digits, buf, sizeof(buf)) < 0)
+        return json_null();
+    return json_string(buf);
+}
+
 static json_t *top(dash_t *d, int (*cmp)(const void *, const void *))
 {
     if (d->n > 1) /* with no customers rows is NULL, which qsort must not be given */
         qsort(d->rows, d->n, sizeof(*d->rows), cmp);
     json_t *arr = json_array();
-    for (size_t i = 0; i < d->n && i < TOP_N; i++)
-        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:I,s:o}", "id", d->rows[i].c.id, "email",
-                                             d->rows[i].c.email, "plan", d->rows[i].c.plan_id, "calls",
-                                             (json_int_t)d->rows[i].calls, "billed", money(d->rows[i].billed)));
+    for (size_t i = 0; i < d->n && i < TOP_N; i++) {
+        /* billed is in the currency of the customer's plan (a plan change keeps the currency) */
+        const tg_plan_t *plan = tg_config_find_plan(d->a->d.cfg, d->rows[i].c.plan_id);
+        json_array_append_new(
+            arr, json_pack("{s:s,s:s,s:s,s:I,s:o,s:s}", "id", d->rows[i].c.id, "email", d->rows[i].c.email, "plan",
+                           d->rows[i].c.plan_id, "calls", (json_int_t)d->rows[i].calls, "billed",
+                           plan != NULL ? money_in(d->rows[i].billed, plan->currency_digits) : money(d->rows[i].billed),
+                           "currency", plan != NULL ? plan->currency : ""));
+    }
     return arr;
 }
 
 #define NEAR_MAX 100 /* customers listed near their quota; an array that grows with customers */
 
-void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
+/* The revenue split (billing/revenue.c decides every figure; this only renders them). */
+static json_t *revenue_json(const tg_revenue_t *rv)
+{
+    json_t *cur = json_object(), *by_class = json_object();
+    for (size_t i = 0; i < rv->ncur; i++) {
+        const tg_revenue_currency_t *e = &rv->cur[i];
+        tg_money_t arr = 0;
+        int arr_ok = tg_money_mul(e->mrr, 12, &arr) == 0;
+        json_object_set_new(
+            cur, e->currency,
+            json_pack("{s:i,s:o,s:o,s:o,s:o,s:{s:I,s:I,s:I,s:I},s:o,s:o,s:I,s:o,s:I}", "digits", e->digits, "invoiced",
+                      money_in(e->invoiced, e->digits), "collected", money_in(e->collected, e->digits), "outstanding",
+                      money_in(e->outstanding, e->digits), "uncollectible", money_in(e->uncollectible, e->digits),
+                      "invoices", "finalized", (json_int_t)e->n_invoiced, "paid", (json_int_t)e->n_paid, "open",
+                      (json_int_t)e->n_open, "uncollectible", (json_int_t)e->n_uncollectible, "mrr",
+                      money_in(e->mrr, e->digits), "arr", arr_ok ? money_in(arr, e->digits) : json_null(),
+                      "paying_customers", (json_int_t)e->paying, "trial_mrr", money_in(e->trial_mrr, e->digits),
+                      "trialing_customers", (json_int_t)e->trialing));
+        json_object_set_new(json_object_get(cur, e->currency), "usage_revenue_last_period",
+                            money_in(e->usage_last_period, e->digits));
+    }
+    for (int k = 0; k < TG_MRR_NCLASSES; k++)
+        json_object_set_new(by_class, tg_mrr_class_name((tg_mrr_class_t)k), json_integer((json_int_t)rv->by_class[k]));
+    return json_pack("{s:o,s:o,s:o,s:o}", "from", tg_adm_json_time(rv->from), "to", tg_adm_json_time(rv->to),
+                     "currencies", cur, "customers", by_class);
+}
+
+/* The plans' one currency, or NULL when they use several (then no single MRR figure exists). */
+static const tg_plan_t *single_currency_plan(const tg_config_t *cfg)
+{
+    const tg_plan_t *first = NULL;
+    for (size_t i = 0; i < cfg->nplans; i++) {
+        if (first == NULL)
+            first = &cfg->plans[i];
+        else if (strcmp(first->currency, cfg->plans[i].currency) != 0)
+            return NULL;
+    }
+    return first;
+}
+
+void tg_adm_dashboard(tg_admin_t *a, const tg_admin_request_t *req, tg_admin_response_t *res)
 {
     const tg_config_t *cfg = a->d.cfg;
+    /* The revenue split's window: this calendar month (UTC), or the one ?period=YYYY-MM names. */
+    int64_t month = 0, rev_from, rev_to;
+    int pm = tg_adm_parse_month(req->query, req->query != NULL ? req->query_len : 0, &month);
+    if (pm < 0) {
+        tg_adm_reply_error(res, 400, "bad_request", "period: expected YYYY-MM.");
+        return;
+    }
     dash_t d = {a, NULL, 0, 0, json_object(), tg_adm_now_s(), 0};
-    int64_t unused;
-    tg_period_bounds(0, TG_INTERVAL_MONTH, d.now, &d.month_start, &unused); /* calendar month, UTC */
+    int64_t month_end;
+    tg_period_bounds(0, TG_INTERVAL_MONTH, d.now, &d.month_start, &month_end); /* calendar month, UTC */
+    if (pm == 0) {
+        tg_period_bounds(0, TG_INTERVAL_MONTH, month, &rev_from, &rev_to);
+    } else {
+        rev_from = d.month_start;
+        rev_to = month_end;
+    }
     tg_err_t err = {0};
     if (tg_store_customer_list(a->d.store, add_customer_cb, &d, &err) != 0) {
         json_decref(d.daily);
@@ -140,7 +209,6 @@ void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
         tg_meter_flush(a->d.meter);
     json_t *by_plan = json_object(), *by_status = json_object(), *mrr_by_plan = json_object(), *near = json_array();
     size_t near_count = 0;
-    tg_money_t mrr = 0, usage_revenue = 0;
     int signups = 0, churned = 0, trials_ended = 0, trials_converted = 0;
     for (size_t i = 0; i < d.n; i++) {
         cust_row_t *r = &d.rows[i];
@@ -152,16 +220,6 @@ void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
         json_object_set_new(by_plan, plan->id, json_integer(n != NULL ? json_integer_value(n) + 1 : 1));
         n = json_object_get(by_status, status);
         json_object_set_new(by_status, status, json_integer(n != NULL ? json_integer_value(n) + 1 : 1));
-        if (strcmp(status, "active") == 0) {
-            /* MRR: paying subscriptions' base fees, normalised to a month */
-            tg_money_t monthly = plan->interval == TG_INTERVAL_YEAR ? plan->price / 12 : plan->price;
-            mrr += monthly;
-            json_t *m = json_object_get(mrr_by_plan, plan->id);
-            tg_money_t prev = 0;
-            if (m != NULL)
-                tg_money_parse(json_string_value(m), strlen(json_string_value(m)), &prev, NULL);
-            json_object_set_new(mrr_by_plan, plan->id, money(prev + monthly));
-        }
         if (r->c.created_at >= d.month_start)
             signups++;
         if (r->c.cancel_at != 0 && r->c.cancel_at >= d.month_start && r->c.cancel_at <= d.now)
@@ -176,7 +234,6 @@ void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
         tg_store_usage_daily(a->d.store, r->c.id, d.now - 30 * 86400, d.now + 86400, daily_cb, d.daily, &err);
         r->now = d.now;
         tg_store_invoice_list(a->d.store, r->c.id, invoice_cb, r, &err);
-        usage_revenue += r->last_usage;
         r->included = tg_plan_included(plan, "api_calls");
         if (r->included != TG_UNLIMITED && r->included > 0 && r->calls * 10 >= r->included * 8 &&
             near_count++ < NEAR_MAX)
@@ -187,16 +244,56 @@ void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res)
     uint64_t total_calls = 0;
     for (size_t i = 0; i < d.n; i++)
         total_calls += d.rows[i].calls;
+    /* Revenue per currency: invoiced, collected, outstanding in the window, and the MRR of paying
+     * customers now. mrr/arr stay as one figure while the plans share one currency. */
+    tg_revenue_t *rv = malloc(sizeof(*rv));
+    tg_revenue_plan_t *per_plan = calloc(cfg->nplans > 0 ? cfg->nplans : 1, sizeof(*per_plan));
+    if (rv == NULL || per_plan == NULL ||
+        tg_revenue_compute(a->d.store, cfg, rev_from, rev_to, d.now, rv, per_plan, &err) != 0) {
+        int oom = rv == NULL || per_plan == NULL;
+        free(rv);
+        free(per_plan);
+        json_decref(by_plan);
+        json_decref(by_status);
+        json_decref(mrr_by_plan);
+        json_decref(near);
+        json_decref(d.daily);
+        free(d.rows);
+        tg_adm_reply_error(res, 500, "internal_error", "Computing revenue failed: %s", oom ? "out of memory" : err.msg);
+        return;
+    }
+    for (size_t i = 0; i < cfg->nplans; i++) /* the plans with paying customers, in their currency */
+        if (per_plan[i].paying > 0)
+            json_object_set_new(mrr_by_plan, cfg->plans[i].id,
+                                money_in(per_plan[i].mrr, cfg->plans[i].currency_digits));
+    free(per_plan);
+    for (size_t i = 0; i < d.n; i++) {
+        const tg_plan_t *plan = tg_config_find_plan(cfg, d.rows[i].c.plan_id);
+        tg_err_t ignored = {0}; /* a sum that cannot be exact is left out (rv unchanged), never rounded */
+        if (plan != NULL && d.rows[i].last_usage != 0)
+            (void)tg_revenue_add_usage(rv, plan->currency, d.rows[i].last_usage, &ignored);
+    }
+    const tg_plan_t *one = single_currency_plan(cfg);
+    const tg_revenue_currency_t *rc = one != NULL ? tg_revenue_find(rv, one->currency) : NULL;
+    tg_money_t mrr = rc != NULL ? rc->mrr : 0, arr = 0;
+    int arr_ok = tg_money_mul(mrr, 12, &arr) == 0;
     json_t *j = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:i,s:i,s:o,s:I,s:o}", "as_of", tg_adm_json_time(d.now), "mrr",
-                          money(mrr), "arr", money(mrr * 12), "mrr_by_plan", mrr_by_plan, "customers_by_plan", by_plan,
-                          "customers_by_status", by_status, "signups_this_month", signups, "churned_this_month",
-                          churned, "trial_conversion",
+                          one != NULL ? money_in(mrr, one->currency_digits) : json_null(), "arr",
+                          one != NULL && arr_ok ? money_in(arr, one->currency_digits) : json_null(), "mrr_by_plan",
+                          mrr_by_plan, "customers_by_plan", by_plan, "customers_by_status", by_status,
+                          "signups_this_month", signups, "churned_this_month", churned, "trial_conversion",
                           trials_ended > 0 ? json_real((double)trials_converted / trials_ended) : json_null(),
                           "calls_this_period", (json_int_t)total_calls, "calls_per_day", d.daily);
     uint64_t upgrades = 0, downgrades = 0;
     tg_store_plan_change_count(a->d.store, "upgrade", d.month_start, d.now, &upgrades, &err);
     tg_store_plan_change_count(a->d.store, "downgrade", d.month_start, d.now, &downgrades, &err);
-    json_object_set_new(j, "usage_revenue_last_period", money(usage_revenue));
+    json_object_set_new(j, "paying_customers", json_integer((json_int_t)rv->by_class[TG_MRR_PAYING]));
+    json_object_set_new(j, "trialing_customers", json_integer((json_int_t)rv->by_class[TG_MRR_TRIALING]));
+    json_object_set_new(j, "revenue", revenue_json(rv));
+    json_object_set_new(j, "usage_revenue_last_period",
+                        one != NULL ? money_in(rc != NULL ? rc->usage_last_period : 0, one->currency_digits)
+                                    : json_null());
+    free(rv);
     json_object_set_new(j, "upgrades_this_month", json_integer((json_int_t)upgrades));
     json_object_set_new(j, "downgrades_this_month", json_integer((json_int_t)downgrades));
     json_object_set_new(j, "top_by_calls", top(&d, by_calls));

@@ -147,8 +147,8 @@ void tg_adm_reply_upcoming(tg_admin_t *a, const tg_customer_t *c, tg_admin_respo
 /* The portal and dashboard pages (admin_static.c). Returns 1 if it handled the request. */
 int tg_adm_static(const tg_admin_request_t *r, tg_admin_response_t *res);
 
-/* GET /v1/admin/dashboard (admin_dashboard.c). */
-void tg_adm_dashboard(tg_admin_t *a, tg_admin_response_t *res);
+/* GET /v1/admin/dashboard[?period=YYYY-MM] (admin_dashboard.c). */
+void tg_adm_dashboard(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
 
 /* Developer portal (portal.c): the self-service JSON API under /v1/signup, /v1/login,
  * /v1/logout and /v1/me. Returns 1 if it handled the request. */

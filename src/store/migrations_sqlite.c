@@ -234,6 +234,8 @@ const tg_migration_t tg_sqlite_migrations[] = {
      "  on_file_at INTEGER NOT NULL,"
      "  session_id TEXT NOT NULL,"
      "  event_id TEXT NOT NULL);"},
+    /* 20: the owner's revenue figures sum the invoices finalized in a window (a month). */
+    {20, "invoices by finalization time", "CREATE INDEX invoices_finalized ON invoices(finalized_at);"},
 };
 
 const size_t tg_sqlite_migrations_count = sizeof(tg_sqlite_migrations) / sizeof(tg_sqlite_migrations[0]);

@@ -328,6 +328,14 @@ void tg_store_tx_rollback(tg_store_t *st);
 typedef int (*tg_invoice_cb)(const tg_invoice_t *inv, void *arg);
 /* customer_id NULL lists all, newest period first. */
 int tg_store_invoice_list(tg_store_t *st, const char *customer_id, tg_invoice_cb cb, void *arg, tg_err_t *err);
+/* Totals of the finalized invoices (finalized_at in [from, to)), one call per (currency, status)
+ * in that order: status is open, paid, uncollectible or void, total the sum of their totals
+ * (nano-units), count how many. SQLite's SUM of integers is exact and refuses to overflow (the
+ * call fails then). cb returns non-zero to stop. For the owner's revenue figures. */
+typedef int (*tg_invoice_totals_cb)(const char *currency, const char *status, int64_t total, uint64_t count,
+                                    void *arg);
+int tg_store_invoice_totals(tg_store_t *st, int64_t from, int64_t to, tg_invoice_totals_cb cb, void *arg,
+                            tg_err_t *err);
 /* Invoices of one customer, or all (customer_id NULL), newest period first, a page at a time. */
 int tg_store_invoice_page(tg_store_t *st, const char *customer_id, const tg_page_t *page, tg_invoice_cb cb, void *arg,
                           tg_page_end_t *end, tg_err_t *err);

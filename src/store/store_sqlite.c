@@ -1510,6 +1510,35 @@ int tg_store_invoice_list(tg_store_t *st, const char *customer_id, tg_invoice_cb
     return rc;
 }
 
+int tg_store_invoice_totals(tg_store_t *st, int64_t from, int64_t to, tg_invoice_totals_cb cb, void *arg,
+                            tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    /* finalized_at is 0 for a draft and for a draft voided before it was finalized; migration 20
+     * indexes it, so a month's invoices are a range scan. */
+    int rc = prepare(st,
+                     "SELECT currency, status, SUM(total), COUNT(*) FROM invoices"
+                     " WHERE finalized_at >= ? AND finalized_at < ? AND finalized_at > 0 AND status <> 'draft'"
+                     " GROUP BY currency, status ORDER BY currency, status",
+                     &s, err, "summing invoices");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, from);
+    sqlite3_bind_int64(s, 2, to);
+    int step;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *currency = (const char *)sqlite3_column_text(s, 0);
+        const char *status = (const char *)sqlite3_column_text(s, 1);
+        if (cb(currency != NULL ? currency : "", status != NULL ? status : "", sqlite3_column_int64(s, 2),
+               (uint64_t)sqlite3_column_int64(s, 3), arg) != 0)
+            break;
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = db_error(st, err, "summing invoices"); /* SUM's "integer overflow" included */
+    sqlite3_finalize(s);
+    return rc;
+}
+
 int tg_store_invoice_transition(tg_store_t *st, const char *id, const char *to, int64_t at, tg_err_t *err)
 {
     /* Inside a caller's transaction (a webhook event applied with its mark) this is a savepoint. */

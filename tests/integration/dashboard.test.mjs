@@ -43,3 +43,161 @@ test('MRR, customers by plan and status, calls, top customers and quota alerts',
     assert.equal((await s.adminCall('GET', '/v1/admin/dashboard', undefined, null)).status, 401);
   });
 });
+
+// Issue 11 item 8: the revenue split and the MRR of paying customers, per currency, exact.
+// A second currency with no minor unit (jpy) shows that each figure keeps its currency's digits.
+const YEN = `  yen:
+    price: "1200"
+    currency: jpy
+    rate_limit: 1000/sec
+    burst: 1000
+    charges: [{metric: api_calls, model: per_unit, unit_price: "3"}]
+  payg:
+    price: "0"
+    rate_limit: 1000/sec
+    burst: 1000
+    charges: [{metric: api_calls, model: per_unit, unit_price: "0.01"}]
+  yearly:
+    price: "100"
+    interval: year
+    rate_limit: 1000/sec
+    burst: 1000
+`;
+
+// The customer's one invoice (the period that just closed), after a run.
+async function onlyInvoice(s, id) {
+  const list = await s.adminCall('GET', `/v1/admin/invoices?customer=${id}`);
+  assert.equal(list.json.data.length, 1, list.text);
+  return list.json.data[0];
+}
+
+test('revenue per currency: invoiced, collected, outstanding and uncollectible from the invoices finalized this month', async () => {
+  await withStack({ testClock: true, morePlans: YEN }, async (s) => {
+    const usd = {};
+    for (const name of ['paid', 'open', 'lost', 'voided', 'draft']) usd[name] = await s.customer('metered');
+    const jpy = {};
+    for (const name of ['paid', 'open', 'voided', 'draft']) jpy[name] = await s.customer('yen');
+    // usage: 5 calls on metered = 10.00 + 3 x 0.25; 2 calls on yen = 1200 + 2 x 3
+    for (let i = 0; i < 5; i++) assert.equal((await s.call('/v1/basic/x', { key: usd.paid.key })).status, 200);
+    for (let i = 0; i < 2; i++) assert.equal((await s.call('/v1/basic/x', { key: jpy.paid.key })).status, 200);
+
+    // Nothing finalized yet: no revenue.
+    let d = (await s.adminCall('GET', '/v1/admin/dashboard')).json;
+    assert.equal(d.revenue.currencies.usd.invoiced, '0.00');
+    assert.equal(d.revenue.currencies.jpy.invoiced, '0');
+
+    assert.equal((await s.adminCall('POST', '/v1/admin/clock', { advance_seconds: 32 * 86400 })).status, 200);
+    const run = await s.adminCall('POST', '/v1/admin/invoices/run', {});
+    assert.equal(run.json.created, 9, run.text);
+    const act = async (c, ...steps) => {
+      const inv = await onlyInvoice(s, c.customer.id);
+      for (const step of steps) {
+        const r = await s.adminCall('POST', `/v1/admin/invoices/${inv.id}/${step}`);
+        assert.equal(r.status, 200, `${step}: ${r.text}`);
+      }
+      return inv;
+    };
+    await act(usd.paid, 'finalize', 'mark-paid');
+    await act(usd.open, 'finalize');
+    await act(usd.lost, 'finalize', 'mark-uncollectible');
+    await act(usd.voided, 'finalize', 'void');
+    await act(usd.draft);
+    await act(jpy.paid, 'finalize', 'mark-paid');
+    await act(jpy.open, 'finalize');
+    await act(jpy.voided, 'void'); // a draft voided before it was ever finalized
+    await act(jpy.draft);
+
+    d = (await s.adminCall('GET', '/v1/admin/dashboard')).json;
+    // the plans have two currencies: no single MRR figure (before, 50 dollars and 4800 yen were
+    // added up into "4850.00"), and each plan's MRR in its own digits (yen had two decimals)
+    assert.deepEqual([d.mrr, d.arr], [null, null]);
+    assert.deepEqual(d.mrr_by_plan, { metered: '50.00', yen: '4800' });
+    const r = d.revenue;
+    assert.ok(Date.parse(r.from) <= Date.parse(d.as_of) && Date.parse(d.as_of) < Date.parse(r.to));
+    assert.equal(new Date(r.from).getUTCDate(), 1); // the calendar month (UTC)
+    assert.deepEqual(r.currencies.usd, {
+      digits: 2,
+      invoiced: '30.75', // paid 10.75 + open 10.00 + uncollectible 10.00; void and draft are not revenue
+      collected: '10.75',
+      outstanding: '10.00',
+      uncollectible: '10.00',
+      invoices: { finalized: 3, paid: 1, open: 1, uncollectible: 1 },
+      mrr: '50.00', // the five usd customers, active on metered (a plan without a trial)
+      arr: '600.00',
+      paying_customers: 5,
+      trial_mrr: '0.00',
+      trialing_customers: 0,
+      usage_revenue_last_period: '0.75', // 3 calls over the allowance x 0.25
+    });
+    assert.deepEqual(r.currencies.jpy, {
+      digits: 0,
+      invoiced: '2406', // 1206 paid + 1200 open, in whole yen
+      collected: '1206',
+      outstanding: '1200',
+      uncollectible: '0',
+      invoices: { finalized: 2, paid: 1, open: 1, uncollectible: 0 },
+      mrr: '4800',
+      arr: '57600',
+      paying_customers: 4,
+      trial_mrr: '0',
+      trialing_customers: 0,
+      usage_revenue_last_period: '6', // 2 calls x 3 yen
+    });
+    // ?period=YYYY-MM moves the revenue window to that month (MRR stays as of now)
+    const ym = (t) => `${t.getUTCFullYear()}-${String(t.getUTCMonth() + 1).padStart(2, '0')}`;
+    const from = new Date(r.from);
+    const same = await s.adminCall('GET', `/v1/admin/dashboard?period=${ym(from)}`);
+    assert.deepEqual(same.json.revenue, r);
+    const prev = new Date(Date.UTC(from.getUTCFullYear(), from.getUTCMonth() - 1, 1));
+    const earlier = (await s.adminCall('GET', `/v1/admin/dashboard?period=${ym(prev)}`)).json.revenue;
+    assert.deepEqual([Date.parse(earlier.from), Date.parse(earlier.to)], [prev.getTime(), from.getTime()]);
+    assert.deepEqual([earlier.currencies.usd.invoiced, earlier.currencies.jpy.collected, earlier.currencies.usd.mrr], ['0.00', '0', '50.00']);
+    const bad = await s.adminCall('GET', '/v1/admin/dashboard?period=2026-13');
+    assert.deepEqual([bad.status, bad.json.error.type], [400, 'bad_request']);
+    // one figure only where there is one currency; each customer's billed in its own
+    assert.equal(d.usage_revenue_last_period, null);
+    const top = d.top_by_revenue.find((x) => x.id === jpy.paid.customer.id);
+    assert.deepEqual([top.billed, top.currency], ['1206', 'jpy']);
+    assert.deepEqual(d.top_by_revenue.filter((x) => x.id === usd.paid.customer.id).map((x) => [x.billed, x.currency]), [['10.75', 'usd']]);
+  });
+});
+
+test('MRR counts paying customers only: trials, incomplete, suspended, canceled and free apart; an upgrade counts at once', async () => {
+  await withStack({ morePlans: YEN }, async (s) => {
+    await s.customer('metered'); // paying, 10.00
+    const due = await s.customer('metered'); // payments failing: still subscribed, still paying
+    assert.equal((await s.adminCall('PATCH', `/v1/admin/customers/${due.customer.id}`, { status: 'past_due' })).status, 200);
+    await s.customer('starter'); // 14-day trial: 49.00 apart
+    const susp = await s.customer('metered');
+    assert.equal((await s.adminCall('PATCH', `/v1/admin/customers/${susp.customer.id}`, { status: 'suspended' })).status, 200);
+    const gone = await s.customer('metered');
+    assert.equal((await s.adminCall('POST', `/v1/admin/customers/${gone.customer.id}/cancel`, { at_period_end: false })).status, 200);
+    await s.customer('free');
+    await s.customer('payg'); // no base fee, but usage charges: a paying customer who adds 0.00
+    await s.customer('yearly'); // 100.00 a year: 8.33 a month
+    await s.customer('yen');
+
+    let d = (await s.adminCall('GET', '/v1/admin/dashboard')).json;
+    // by plan first (before, the past_due customer was left out: metered was 10.00)
+    assert.deepEqual(d.mrr_by_plan, { metered: '20.00', yearly: '8.33', payg: '0.00', yen: '1200' });
+    assert.equal(d.revenue.currencies.usd.mrr, '28.33'); // 10 + 10 + 0 + 8.33
+    assert.equal(d.revenue.currencies.usd.paying_customers, 4);
+    assert.equal(d.revenue.currencies.usd.trial_mrr, '49.00');
+    assert.equal(d.revenue.currencies.usd.trialing_customers, 1);
+    assert.equal(d.revenue.currencies.jpy.mrr, '1200');
+    assert.deepEqual(d.revenue.customers, { paying: 5, trialing: 1, incomplete: 0, suspended: 1, canceled: 1, free: 1 });
+    assert.equal(d.paying_customers, 5);
+    assert.equal(d.trialing_customers, 1);
+
+    // An upgrade in the middle of the period: the new plan's fee counts from now on.
+    const tiny = await s.customer('tiny');
+    d = (await s.adminCall('GET', '/v1/admin/dashboard')).json;
+    assert.equal(d.revenue.currencies.usd.mrr, '29.33');
+    const up = await s.adminCall('PATCH', `/v1/admin/customers/${tiny.customer.id}`, { plan: 'metered' });
+    assert.equal(up.status, 200, up.text);
+    d = (await s.adminCall('GET', '/v1/admin/dashboard')).json;
+    assert.equal(d.revenue.currencies.usd.mrr, '38.33'); // tiny's 1.00 became metered's 10.00
+    assert.equal(d.revenue.currencies.usd.paying_customers, 5);
+    assert.equal(d.upgrades_this_month, 1);
+  });
+});

@@ -708,6 +708,67 @@ static void test_usage_journal(void **state)
     tg_store_close(reader);
 }
 
+/* Revenue: the finalized invoices of a window summed per (currency, status); drafts, invoices
+ * finalized outside [from, to) and drafts voided unfinalized are left out; SUM refuses to wrap. */
+typedef struct totals_row {
+    char what[48];
+    long long total, count;
+} totals_row_t;
+
+static int totals_cb(const char *currency, const char *status, int64_t total, uint64_t count, void *arg)
+{
+    totals_row_t *rows = arg;
+    size_t i = 0;
+    while (rows[i].what[0] != '\0')
+        i++;
+    snprintf(rows[i].what, sizeof(rows[i].what), "%s %s", currency, status);
+    rows[i].total = total;
+    rows[i].count = (long long)count;
+    return 0;
+}
+
+static void test_invoice_totals(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    add_customer(f, "cus_1", "a@example.com");
+    /* id, period_start, status, currency, total (nano-units), finalized_at */
+    sql_exec(f, "INSERT INTO invoices (id, customer_id, period_start, period_end, status, number, currency, total,"
+                " body, created_at, finalized_at) VALUES"
+                " ('in_1', 'cus_1', 1, 2, 'paid', 'N1', 'usd', 10750000000, '{}', 100, 150),"
+                " ('in_2', 'cus_1', 2, 3, 'open', 'N2', 'usd', 10000000000, '{}', 100, 160),"
+                " ('in_3', 'cus_1', 3, 4, 'open', 'N3', 'usd', 5000000000, '{}', 100, 199),"
+                " ('in_4', 'cus_1', 4, 5, 'uncollectible', 'N4', 'usd', 1000000000, '{}', 100, 170),"
+                " ('in_5', 'cus_1', 5, 6, 'void', 'N5', 'usd', 7000000000, '{}', 100, 180),"
+                " ('in_6', 'cus_1', 6, 7, 'draft', NULL, 'usd', 9000000000, '{}', 100, 0),"
+                " ('in_7', 'cus_1', 7, 8, 'void', NULL, 'usd', 9000000000, '{}', 100, 0),"
+                " ('in_8', 'cus_1', 8, 9, 'paid', 'N8', 'usd', 3000000000, '{}', 100, 99),"  /* before */
+                " ('in_9', 'cus_1', 9, 10, 'paid', 'N9', 'usd', 3000000000, '{}', 100, 200),"/* at `to` */
+                " ('in_10', 'cus_1', 10, 11, 'paid', 'N10', 'jpy', 1206000000000, '{}', 100, 100)");
+    totals_row_t rows[16];
+    memset(rows, 0, sizeof(rows));
+    assert_int_equal(tg_store_invoice_totals(f->st, 100, 200, totals_cb, rows, &err), 0);
+    assert_string_equal(rows[0].what, "jpy paid");
+    assert_int_equal(rows[0].total, 1206000000000LL);
+    assert_string_equal(rows[1].what, "usd open");
+    assert_int_equal(rows[1].total, 15000000000LL);
+    assert_int_equal(rows[1].count, 2);
+    assert_string_equal(rows[2].what, "usd paid");
+    assert_int_equal(rows[2].total, 10750000000LL);
+    assert_string_equal(rows[3].what, "usd uncollectible");
+    assert_string_equal(rows[4].what, "usd void"); /* finalized, then voided: the caller decides */
+    assert_int_equal(rows[4].total, 7000000000LL);
+    assert_string_equal(rows[5].what, "");
+    /* two totals whose sum leaves int64: an error, never a wrapped sum */
+    sql_exec(f, "INSERT INTO invoices (id, customer_id, period_start, period_end, status, number, currency, total,"
+                " body, created_at, finalized_at) VALUES"
+                " ('in_11', 'cus_1', 11, 12, 'paid', 'N11', 'eur', 9000000000000000000, '{}', 100, 300),"
+                " ('in_12', 'cus_1', 12, 13, 'paid', 'N12', 'eur', 9000000000000000000, '{}', 100, 301)");
+    memset(rows, 0, sizeof(rows));
+    assert_int_equal(tg_store_invoice_totals(f->st, 300, 400, totals_cb, rows, &err), TG_ESTORE);
+    assert_non_null(strstr(err.msg, "overflow"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -723,6 +784,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_usage_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_throughput, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_journal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invoice_totals, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,15 +4,40 @@ import { api, el, show, num, resume, signIn, signOut } from './lib.js';
 let chart = null;
 const rows = (obj) => Object.entries(obj).map(([k, v]) => el('tr', {}, el('td', {}, k), el('td', { class: 'n' }, num(v))));
 
-async function load() {
-  const d = await api('GET', '/v1/admin/dashboard');
+// Amounts come as exact decimal strings in each currency's digits: shown as they are, never
+// parsed into floating point. With plans in several currencies there is no single MRR.
+const inCur = (amount, code) => `${amount} ${code.toUpperCase()}`;
+function showRevenue(d) {
+  const cur = Object.entries(d.revenue.currencies);
+  const perCur = (f) => cur.map(([code, c]) => inCur(c[f], code)).join(' · ') || '—';
+  document.getElementById('mrr').textContent = d.mrr !== null ? d.mrr : perCur('mrr');
+  document.getElementById('arr').textContent = d.arr !== null ? d.arr : perCur('arr');
+  document.getElementById('paying').textContent = `${num(d.paying_customers)} paying customer${d.paying_customers === 1 ? '' : 's'}`;
+  document.getElementById('trials').textContent = num(d.trialing_customers);
+  const day = (t) => t.slice(0, 10);
+  document.getElementById('rev-month').value = d.revenue.from.slice(0, 7);
+  document.getElementById('rev-window').textContent =
+    `Invoices finalized from ${day(d.revenue.from)} to ${day(d.revenue.to)} (exclusive), by their state now; drafts and voided invoices are not revenue.`;
+  document.getElementById('revenue').replaceChildren(...cur.map(([code, c]) => el('tr', { 'data-currency': code },
+    el('th', { scope: 'row' }, code.toUpperCase()),
+    ...['invoiced', 'collected', 'outstanding', 'uncollectible', 'mrr'].map((f) => el('td', { class: 'n', 'data-field': f }, c[f])),
+    el('td', { class: 'n' }, num(c.paying_customers)),
+    el('td', { class: 'n' }, c.trialing_customers ? `${num(c.trialing_customers)} (${c.trial_mrr}/month)` : '0'))));
+  const k = d.revenue.customers;
+  document.getElementById('outside-mrr').textContent =
+    `Not in MRR: ${num(k.trialing)} in trial, ${num(k.incomplete)} waiting for a card, ${num(k.suspended)} suspended, ${num(k.canceled)} canceled, ${num(k.free)} on a free plan.`;
+}
+
+// period: "YYYY-MM" for the revenue split of that month; absent: this month.
+async function load(period) {
+  const d = await api('GET', `/v1/admin/dashboard${period ? `?period=${encodeURIComponent(period)}` : ''}`);
   document.getElementById('login-box').classList.add('hidden');
   document.getElementById('dash').classList.remove('hidden');
   document.getElementById('signout').classList.remove('hidden');
   document.getElementById('asof').textContent = `as of ${new Date(d.as_of).toISOString().replace('T', ' ').slice(0, 19)} UTC`;
-  document.getElementById('mrr').textContent = d.mrr;
-  document.getElementById('arr').textContent = d.arr;
-  document.getElementById('usage-rev').textContent = d.usage_revenue_last_period;
+  showRevenue(d);
+  document.getElementById('usage-rev').textContent = d.usage_revenue_last_period !== null
+    ? d.usage_revenue_last_period : Object.entries(d.revenue.currencies).map(([code, c]) => inCur(c.usage_revenue_last_period, code)).join(' · ');
   document.getElementById('upgrades').textContent = num(d.upgrades_this_month);
   document.getElementById('customers').textContent = num(Object.values(d.customers_by_plan).reduce((a, b) => a + b, 0));
   document.getElementById('calls').textContent = num(d.calls_this_period);
@@ -22,7 +47,7 @@ async function load() {
   document.getElementById('by-status').replaceChildren(...rows(d.customers_by_status));
   const who = (c) => el('td', {}, el('a', { href: `/admin/customer.html?id=${encodeURIComponent(c.id)}` }, c.email));
   document.getElementById('top-calls').replaceChildren(...d.top_by_calls.map((c) => el('tr', {}, who(c), el('td', {}, c.plan), el('td', { class: 'n' }, num(c.calls)))));
-  document.getElementById('top-rev').replaceChildren(...d.top_by_revenue.map((c) => el('tr', {}, who(c), el('td', {}, c.plan), el('td', { class: 'n' }, c.billed))));
+  document.getElementById('top-rev').replaceChildren(...d.top_by_revenue.map((c) => el('tr', {}, who(c), el('td', {}, c.plan), el('td', { class: 'n' }, c.currency ? inCur(c.billed, c.currency) : c.billed))));
   document.getElementById('near').replaceChildren(...d.near_quota.map((c) => el('tr', {}, who(c), el('td', {}, c.plan), el('td', { class: 'n' }, `${num(c.calls)} / ${num(c.included)}${c.over ? ' (over)' : ''}`))));
   document.getElementById('past-due').replaceChildren(...(d.past_due || []).map((c) => el('tr', {}, who(c), el('td', {}, c.status), el('td', {}, c.past_due_since ? c.past_due_since.slice(0, 10) : '—'))));
   document.getElementById('by-plan-mrr').replaceChildren(...Object.entries(d.mrr_by_plan).map(([p, v]) => el('tr', {}, el('td', {}, p), el('td', { class: 'n' }, v))));
@@ -42,7 +67,11 @@ document.getElementById('token-form').addEventListener('submit', (e) => {
   const field = document.getElementById('token');
   const token = field.value;
   field.value = ''; // the token is not kept anywhere: the session cookie (HttpOnly) replaces it
-  signIn(token).then(load).catch((err) => show(document.getElementById('msg'), err.message));
+  signIn(token).then(() => load()).catch((err) => show(document.getElementById('msg'), err.message));
+});
+
+document.getElementById('rev-month').addEventListener('change', (e) => {
+  if (e.target.value) load(e.target.value).catch((err) => show(document.getElementById('msg'), err.message));
 });
 
 document.getElementById('signout').addEventListener('click', () => {
