@@ -380,8 +380,11 @@ int tg_meter_export_run(const tg_sub_ctx_t *x, tg_meter_export_run_t *run, tg_er
     if (rows == NULL)
         return tg_errf(err, TG_ENOMEM, "out of memory sending usage to Stripe");
     size_t n = 0;
-    /* a look outside any transaction first: most passes find nothing and write nothing */
-    int rc = tg_store_meter_due(x->store, hour_before, &cur, rows, 1, &n, err);
+    /* a look outside any transaction first (after folding what is committed): most passes find
+     * nothing and write nothing */
+    int rc = tg_store_usage_fold(x->store, 1, err);
+    if (rc == 0)
+        rc = tg_store_meter_due(x->store, hour_before, &cur, rows, 1, &n, err);
     if (rc == 0 && n == 1 && x->meter != NULL)
         tg_meter_flush(x->meter); /* calls answered before now are in the hours sent now */
     for (int b = 0; rc == 0 && n > 0 && b < MAX_BATCHES; b++) {
