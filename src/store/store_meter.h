@@ -70,4 +70,9 @@ int tg_store_meter_prune(tg_store_t *st, int64_t before_s, size_t limit, size_t 
 int tg_store_meter_customer_backlog(tg_store_t *st, const char *customer_id, uint64_t *hours, uint64_t *units,
                                     tg_err_t *err);
 
+/* The customer's outbox rows of usage (kinds meter_event.create and late_usage.item) waiting to
+ * be sent (*pending) and given up (*failed), for the owner's view of the Stripe sync. */
+int tg_store_meter_outbox_counts(tg_store_t *st, const char *customer_id, uint64_t *pending, uint64_t *failed,
+                                 tg_err_t *err);
+
 #endif

@@ -179,3 +179,26 @@ int tg_store_meter_customer_backlog(tg_store_t *st, const char *customer_id, uin
     sqlite3_finalize(s);
     return rc;
 }
+
+int tg_store_meter_outbox_counts(tg_store_t *st, const char *customer_id, uint64_t *pending, uint64_t *failed,
+                                 tg_err_t *err)
+{
+    *pending = *failed = 0;
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st,
+                               "SELECT COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'failed'), 0)"
+                               " FROM stripe_outbox WHERE customer_id = ? AND state IN ('pending', 'failed')"
+                               " AND kind IN ('meter_event.create', 'late_usage.item')",
+                               &s, err, "counting a customer's usage calls to Stripe");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        *pending = (uint64_t)sqlite3_column_int64(s, 0);
+        *failed = (uint64_t)sqlite3_column_int64(s, 1);
+    } else {
+        rc = tg_sqlite_error(st, err, "counting a customer's usage calls to Stripe");
+    }
+    sqlite3_finalize(s);
+    return rc;
+}

@@ -105,9 +105,13 @@ test('meter events: one per customer, metric and hour, summing to the usage exac
   await control('POST', '/__control/fail', { count: 1, status: 429, path: '/v1/billing/meter_events' });
   await control('POST', '/__control/fail', { count: 1, status: 500, path: '/v1/billing/meter_events' });
   await control('POST', '/__control/fail', { count: 1, kind: 'lost', path: '/v1/billing/meter_events' });
-  // Before the hour has ended (plus the settle delay) nothing is sent.
+  // Before the hour has ended (plus the settle delay) nothing is sent; the owner sees the usage
+  // waiting, summed rather than listed.
   await setClock(H + 3600 + SETTLE - 60);
   assert.equal((await eventsOf(a.stripeId)).length, 0);
+  let view = await s.adminCall('GET', `/v1/admin/customers/${a.customer.id}`);
+  assert.equal(view.status, 200, view.text);
+  assert.deepEqual(view.json.stripe.usage, { pending_calls: 0, failed_calls: 0, unsent_hours: 1, unsent_units: 7 });
   await setClock(H + 3600 + SETTLE + 5);
   await until(async () => sum(await eventsOf(a.stripeId)) === 7 && sum(await eventsOf(b.stripeId)) === 2, 'the meter events');
   const evA = await eventsOf(a.stripeId);
@@ -116,6 +120,8 @@ test('meter events: one per customer, metric and hour, summing to the usage exac
   assert.equal(evA[0].event_name, 'api_calls');
   assert.equal(evA[0].timestamp, H);
   assert.equal(evA[0].payload.value, '7');
+  view = await s.adminCall('GET', `/v1/admin/customers/${a.customer.id}`);
+  assert.deepEqual(view.json.stripe.usage, { pending_calls: 0, failed_calls: 0, unsent_hours: 0, unsent_units: 0 });
   const reqs = (await control('GET', '/__control/requests')).filter((r) => r.path === '/v1/billing/meter_events');
   const keysA = new Set(reqs.filter((r) => r.params.identifier === evA[0].identifier).map((r) => r.idempotency_key));
   assert.deepEqual([...keysA], [`tg_meter_event.create_${evA[0].identifier}`], 'one idempotency key, from the identifier');
