@@ -58,7 +58,7 @@ int tg_store_meter_due(tg_store_t *st, int64_t hour_before, const tg_meter_curso
     sqlite3_bind_int64(s, 5, cursor->period_start);
     sqlite3_bind_text(s, 6, cursor->plan_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 7, (sqlite3_int64)limit);
-    int step;
+    int step = SQLITE_DONE;
     while (*n < limit && (step = sqlite3_step(s)) == SQLITE_ROW)
         read_bucket(s, &out[(*n)++]);
     if (*n < limit && step != SQLITE_DONE)
