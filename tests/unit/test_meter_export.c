@@ -9,12 +9,14 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "config/config.h"
 #include "payments/meter_export.h"
 #include "payments/outbox.h"
 #include "store/store_meter.h"
 #include "store/store_outbox.h"
+#include "util/pack.h"
 
 #include "../support/tmpstore.h"
 
@@ -235,6 +237,57 @@ static void test_hourly_only_while_on(void **state)
     assert_int_equal(b[1].units, 7);
 }
 
+static int day_cb(const char *day, const char *metric, uint64_t units, void *arg)
+{
+    char *out = arg;
+    (void)metric;
+    size_t len = strlen(out);
+    snprintf(out + len, 64 - len, "%s=%llu;", day, (unsigned long long)units);
+    return 0;
+}
+
+/* A journal row written by a binary from before the hour was journaled (day "YYYY-MM-DD"), left
+ * unfolded by a crash, is folded by this one: its units count in the day's first hour, and the
+ * daily totals keep the plain day. */
+static void test_old_journal_entry(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_meter_export_set(f->db.st, 1, H0, &err), 0);
+    unsigned char blob[512], *p = blob;
+    p = tg_pack_str(p, "cus_a", TG_ID_MAX);
+    p = tg_pack_str(p, "metered", TG_PLAN_ID_MAX);
+    p = tg_pack_str(p, "api_calls", TG_METRIC_MAX);
+    p = tg_pack_str(p, "2026-03-01", 16);
+    p = tg_pack_str(p, "GET /v1/x", TG_ENDPOINT_MAX);
+    tg_le_put64(p, (uint64_t)(H0 - 3600));
+    tg_le_put64(p + 8, 9);
+    p += 16;
+    char path[192];
+    snprintf(path, sizeof(path), "%s/t.db", f->db.dir);
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO usage_journal(batch_id, data) VALUES (77, ?)", -1, &s, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_blob(s, 1, blob, (int)(p - blob), SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    assert_int_equal(tg_store_usage_fold(f->db.st, 1, &err), 0);
+    tg_meter_bucket_t b[2];
+    tg_meter_cursor_t cur;
+    memset(&cur, 0, sizeof(cur));
+    size_t n = 0;
+    assert_int_equal(tg_store_meter_due(f->db.st, INT64_MAX, &cur, b, 2, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(b[0].hour_start, H0 - 3600);
+    assert_int_equal(b[0].units, 9);
+    char days[64] = "";
+    assert_int_equal(tg_store_usage_daily(f->db.st, "cus_a", H0 - 3600, H0 + 86400, day_cb, days, &err), 0);
+    assert_string_equal(days, "2026-03-01=9;");
+}
+
 static void test_export_pass(void **state)
 {
     fx_t *f = *state;
@@ -331,6 +384,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_late_amount, setup, teardown),
         cmocka_unit_test(test_duplicate_answer),
         cmocka_unit_test_setup_teardown(test_hourly_only_while_on, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_journal_entry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_export_pass, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_customer_does_not_block, setup, teardown),
     };
