@@ -45,7 +45,21 @@
  * Stripe's limits. About 1,000 meter event calls per second, and one concurrent call per customer
  * and meter: the outbox sends one call at a time, so neither can be passed (and a 429 pauses
  * every call). One event per customer, metric and hour keeps the volume at customers x metrics
- * per hour whatever the traffic. */
+ * per hour whatever the traffic.
+ *
+ * Limits (not handled, said plainly):
+ *  - Stripe keeps identifiers and idempotency keys for at least 24 hours. A meter event whose
+ *    answer was lost and that is sent again more than a day later (tollgate down that long with
+ *    the row pending) could be counted twice; the owner sees such rows in the outbox.
+ *  - A meter event queued in time but still unsent when Stripe finalizes the period's invoice
+ *    (the outbox stuck for the 20 minutes of margin) is accepted and billed by no invoice; one
+ *    queued near the 33-day limit and stuck for two days fails (timestamp too old), visibly
+ *    (stripe.usage.failed_calls), not resent as an item.
+ *  - Late items are priced where the period's sent units stand when they are sent. For a monthly
+ *    plan a late bucket's period is always over, so that is exact; in an open yearly period
+ *    (33 days old, the period still running) with tiered prices, meter events sent after the
+ *    item are priced by Stripe from zero, not after the item's units.
+ *  - Usage folded while export was off (before billing: stripe was set) is never sent. */
 #ifndef TG_METER_EXPORT_H
 #define TG_METER_EXPORT_H
 
