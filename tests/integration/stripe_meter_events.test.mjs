@@ -7,6 +7,8 @@
 //   - usage arriving for an hour already sent -> a second event, seq 1, with only the new units;
 //   - kill -9 of tollgate while the exporter's calls are in flight, restart -> still exact, no
 //     identifier twice (the fake refuses duplicates, and the sum is asserted);
+//   - a counted event whose answer was lost, sent again once Stripe forgot the idempotency key:
+//     Stripe refuses the identifier (400 duplicate_meter_event) and the row is done, not failed;
 //   - usage too late for a meter event (older than Stripe takes, its period invoiced) -> an
 //     invoice item of tollgate's exact price for those units, never lost.
 // tollgate's clock moves with --test-clock (POST /v1/admin/clock); the fake's clock is moved to
@@ -171,6 +173,37 @@ test('meter events: one per customer, metric and hour, summing to the usage exac
   const failed = await s.adminCall('GET', '/v1/admin/stripe/outbox?state=failed');
   assert.equal(failed.status, 200, failed.text);
   assert.equal(failed.json.data.length, 0, failed.text);
+});
+
+test('meter events: a call Stripe counted whose answer was lost, sent again after Stripe forgot the idempotency key, is refused as a duplicate identifier and recorded as done, not failed', async () => {
+  const d = await meteredCustomer();
+  const H = await futureHour();
+  await setClock(H + 10);
+  await calls(d.key, 4);
+  // every answer to a meter event is lost (Stripe processed the first)
+  await control('POST', '/__control/fail', { count: 1000, kind: 'lost', path: '/v1/billing/meter_events' });
+  await setClock(H + 3600 + SETTLE + 5);
+  await until(async () => (await eventsOf(d.stripeId)).length === 1, 'the event counted by Stripe');
+  // tollgate goes down; a day later Stripe has forgotten the key but not the identifier
+  await s.kill9();
+  await control('POST', '/__control/forget_idempotency', { clear_failures: true });
+  await s.start();
+  await setClock(H + 3600 + SETTLE + 5 + 86400);
+  const id = `tg_${d.customer.id}_api_calls_${H}_0`;
+  const row = await until(async () => {
+    const r = await s.adminCall('GET', '/v1/admin/stripe/outbox');
+    const mine = r.json.data.find((o) => o.idempotency_key === `tg_meter_event.create_${id}`);
+    return mine && mine.state !== 'pending' && mine;
+  }, 'the meter event row settled');
+  assert.equal(row.state, 'done', JSON.stringify(row));
+  assert.equal(row.stripe_id, 'duplicate identifier');
+  const reqs = (await control('GET', '/__control/requests')).filter((r) => r.path === '/v1/billing/meter_events' &&
+    r.params.identifier === id);
+  assert.ok(reqs.some((r) => r.status === 400), 'Stripe refused the identifier once');
+  const evs = await eventsOf(d.stripeId);
+  assert.equal(sum(evs), 4);
+  const view = await s.adminCall('GET', `/v1/admin/customers/${d.customer.id}`);
+  assert.equal(view.json.stripe.usage.failed_calls, 0);
 });
 
 test('late usage: units too late for a meter event go on the next invoice as an item of the exact price', async () => {

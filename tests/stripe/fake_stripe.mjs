@@ -52,6 +52,8 @@
 //        complete, a payment method exists and is the customer's default.
 //   POST /__control/clock {now}  the fake's clock reads `now` (seconds) from here on (null: the
 //        real clock again); meter event timestamps are checked against it.
+//   POST /__control/forget_idempotency {clear_failures?}  forget the saved idempotent answers (as
+//        Stripe does after 24 h; meter event identifiers stay), and the queued failures.
 //
 // Usage: `import {startFakeStripe} from '../stripe/fake_stripe.mjs'` then
 // `const fake = await startFakeStripe()` -> {url, port, close(), state}; or
@@ -965,6 +967,14 @@ async function control(state, req, res, u, raw) {
   if (req.method === 'POST' && p === '/__control/clock') {
     clockOffsetS = body.now == null ? 0 : Number(body.now) - Math.floor(Date.now() / 1000);
     return send(res, 200, {now: now()});
+  }
+  // POST /__control/forget_idempotency {clear_failures?}: forget every saved idempotent answer, as
+  // Stripe does after 24 hours (meter event identifiers stay: a request sent again is then
+  // refused as a duplicate identifier); clear_failures also drops the queued failures.
+  if (req.method === 'POST' && p === '/__control/forget_idempotency') {
+    state.idem.clear();
+    if (body.clear_failures) state.failures = [];
+    return send(res, 200, {ok: true});
   }
   // ---- end of meter events part ----
   return send(res, 404, {error: `no control route ${req.method} ${p}`});
