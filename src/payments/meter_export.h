@@ -45,7 +45,10 @@
  * Stripe's limits. About 1,000 meter event calls per second, and one concurrent call per customer
  * and meter: the outbox sends one call at a time, so neither can be passed (and a 429 pauses
  * every call). One event per customer, metric and hour keeps the volume at customers x metrics
- * per hour whatever the traffic.
+ * per hour whatever the traffic. The same sequential outbox bounds it from the other side: at
+ * ~100 ms a call (Stripe's usual latency) it sends ~36,000 calls an hour, so an hour's events
+ * for more customer-metric pairs than that would fall behind (and, at a period's end, past the
+ * 40 minutes); a parallel sender would be the next step there.
  *
  * Limits (not handled, said plainly):
  *  - Stripe keeps identifiers and idempotency keys for at least 24 hours. A meter event whose
