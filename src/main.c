@@ -42,6 +42,10 @@ static void usage_main(FILE *out)
             "  usage CUSTOMER_ID [--period YYYY-MM]               show a customer's usage\n"
             "  invoices run|list|show|upcoming|finalize|void|mark-paid\n"
             "                                                    billing periods and invoices\n"
+            "  stripe sync-catalog -c FILE [--dry-run]           make Stripe's products, prices and\n"
+            "                                                    meters match the plans (billing: stripe)\n"
+            "  stripe reconcile -c FILE --period YYYY-MM         compare usage and invoices with\n"
+            "                                                    Stripe's (billing: stripe)\n"
             "  help                   this text\n"
             "  version                print the version\n");
 }
@@ -108,6 +112,10 @@ static int cmd_check_config(int argc, char **argv)
     tg_config_t *cfg = load_config(path);
     if (cfg == NULL)
         return 1;
+    if (tg_stripe_catalog_report(cfg) != 0) { /* billing: stripe and a plan Stripe cannot bill */
+        tg_config_free(cfg);
+        return 1;
+    }
     char *desc = tg_config_describe(cfg);
     printf("%s: configuration OK\n\n%s", path, desc != NULL ? desc : "");
     free(desc);
@@ -171,6 +179,13 @@ static int cmd_serve(int argc, char **argv)
     tg_config_t *cfg = load_config(path);
     if (cfg == NULL)
         return 1;
+    /* With billing: stripe, Stripe prices the usage: a plan it cannot bill exactly must not be
+     * served, or customers would be billed other amounts than the plan says. */
+    if (tg_stripe_catalog_report(cfg) != 0) {
+        fprintf(stderr, "tollgate serve: refusing to start\n");
+        tg_config_free(cfg);
+        return 1;
+    }
 
     /* Signals go to this thread alone, through sigwait; workers inherit the mask. */
     sigset_t sigs;
@@ -318,6 +333,8 @@ int main(int argc, char **argv)
         return tg_cmd_usage(argc, argv);
     if (strcmp(cmd, "invoices") == 0)
         return tg_cmd_invoices(argc, argv);
+    if (strcmp(cmd, "stripe") == 0)
+        return tg_cmd_stripe(argc, argv);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage_main(stdout);
         return 0;

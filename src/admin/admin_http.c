@@ -80,6 +80,7 @@ static const struct {
     {TG_ENOTFOUND, 404, "not_found"},
     {TG_EEXIST, 409, "conflict"},
     {TG_ESTATE, 409, "conflict"},
+    {TG_EPAYMENT, 409, "payment_method_required"},
     {TG_ELIMIT, 409, "key_limit_reached"},
     {TG_ERANGE, 422, "money_out_of_range"}, /* the customer's data, not the server */
 };

@@ -676,18 +676,9 @@ static void me_plan(tg_admin_t *a, tg_customer_t *c, const tg_admin_request_t *r
         json_decref(body);
         return;
     }
-    const tg_plan_t *to = json_is_string(json_object_get(body, "plan"))
-                              ? tg_config_find_plan(a->d.cfg, json_string_value(json_object_get(body, "plan")))
-                              : NULL;
-    int64_t card = 0;
-    tg_err_t err = {0};
-    if (to != NULL && to->requires_payment_method && a->d.cfg->stripe.enabled &&
-        tg_store_payment_method_get(a->d.store, c->id, &card, &err) != 0)
-        tg_adm_reply_error(res, 500, "internal_error", "Reading the payment method failed: %s", err.msg);
-    else if (to != NULL && to->requires_payment_method && a->d.cfg->stripe.enabled && card == 0)
-        tg_adm_reply_error(res, 409, "payment_method_required",
-                           "The %s plan needs a payment method: add a card in the billing section first.", to->id);
-    else if (!json_is_string(json_object_get(body, "plan")))
+    /* A plan that needs a card is refused without one by the service (TG_EPAYMENT), whichever
+     * door the change comes through. */
+    if (!json_is_string(json_object_get(body, "plan")))
         tg_adm_reply_error(res, 400, "bad_request", "plan: required.");
     else
         tg_adm_patch_customer(a, c, r, res);

@@ -171,6 +171,21 @@ int tg_periods_finalize_due(const tg_sub_ctx_t *x, int *finalized, int *queued, 
             if (err != NULL)
                 *err = e;
         }
+        /* Nobody waits on a tick: a draft that cannot be finalized is listed with the billing
+         * failures (the dashboard counts them) until it can, instead of failing in silence. */
+        tg_invoice_t inv;
+        memset(&inv, 0, sizeof(inv));
+        tg_err_t fe = {0};
+        if (tg_store_invoice_get(x->store, ids[i], &inv, &fe) == 0) {
+            if (rc == 0) {
+                tg_store_billing_failure_clear(x->store, inv.customer_id, &fe);
+            } else {
+                char msg[TG_FAILURE_MSG_MAX];
+                snprintf(msg, sizeof(msg), "Invoice %s could not be finalized: %.400s", ids[i], e.msg);
+                tg_store_billing_failure_set(x->store, inv.customer_id, "finalize_failed", msg, tg_sub_now(x), &fe);
+            }
+            tg_invoice_clear(&inv);
+        }
     }
     return first;
 }

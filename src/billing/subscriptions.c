@@ -107,6 +107,10 @@ int tg_sub_change_compute(const tg_sub_ctx_t *x, const tg_customer_t *c, const t
      * period's end, so waiting would bill the higher plan for the time after the trial that the
      * customer declined. */
     int trial_downgrade = !pc->upgrade && now < c->trial_end;
+    /* An incomplete customer (waiting for a card) has used and owes nothing: any change is at
+     * once and prorates nothing. */
+    if (strcmp(c->status, "incomplete") == 0)
+        return 0;
     if (!trial_downgrade && (when == TG_SUB_WHEN_PERIOD_END || (when == TG_SUB_WHEN_DEFAULT && !pc->upgrade))) {
         pc->at_period_end = 1;
         pc->effective_at = pe;
@@ -147,6 +151,14 @@ static int change_plan(const tg_sub_ctx_t *x, tg_customer_t *c, const tg_plan_t 
     if (rc != 0)
         return rc;
     tg_err_t e = {0};
+    if (to->requires_payment_method && x->stripe_customers && pc.from != to) {
+        int64_t card = 0;
+        if ((rc = tg_store_payment_method_get(x->store, c->id, &card, &e)) != 0)
+            return tg_errf(err, rc, "Reading the payment method failed: %s", e.msg);
+        if (card == 0)
+            return tg_errf(err, TG_EPAYMENT,
+                           "The %s plan needs a payment method: add a card in the billing section first.", to->id);
+    }
     if (pc.at_period_end) {
         snprintf(c->pending_plan_id, sizeof(c->pending_plan_id), "%s", to->id);
         c->pending_at = pc.effective_at;
@@ -162,6 +174,18 @@ static int change_plan(const tg_sub_ctx_t *x, tg_customer_t *c, const tg_plan_t 
     snprintf(c->plan_id, sizeof(c->plan_id), "%s", to->id);
     c->pending_plan_id[0] = '\0';
     c->pending_at = 0;
+    if (strcmp(c->status, "incomplete") == 0 && !to->requires_payment_method) {
+        /* Nothing waits for a card any more: the plan starts now, with its trial if one was
+         * granted at sign-up, as it would have at the card (stripe_events.c). */
+        int64_t now = tg_sub_now(x);
+        int trial = c->trial_end == TG_TRIAL_AT_CARD && to->trial_days > 0;
+        snprintf(c->status, sizeof(c->status), "%s", trial ? "trialing" : "active");
+        c->trial_end = now + (trial ? (int64_t)to->trial_days * 86400 : 0);
+        char reason[160];
+        snprintf(reason, sizeof(reason), "plan changed to %.64s, which needs no payment method", to->id);
+        if ((rc = tg_store_status_history_add(x->store, c->id, "incomplete", c->status, reason, "", now, &e)) != 0)
+            return tg_errf(err, rc, "Recording the status change failed: %s", e.msg);
+    }
     return 0;
 }
 
@@ -273,6 +297,11 @@ int tg_sub_add_item(const tg_sub_ctx_t *x, const tg_customer_t *c, const char *d
     if (plan == NULL)
         return tg_errf(err, TG_ECONFIG, "Customer %s is on plan \"%s\", which the configuration lacks.", c->id,
                        c->plan_id);
+    /* An invoice line is a whole number of minor units: an item of 1.005 would be billed (and
+     * sent to Stripe) as 1.01 while the owner asked for 1.005. */
+    if (tg_money_round(amount, plan->currency_digits) != amount)
+        return tg_errf(err, TG_EINVAL, "amount: %s amounts have %d decimal places at most.", plan->currency,
+                       plan->currency_digits);
     tg_err_t e = {0};
     int rc = item_row(x, c, desc, amount, plan->currency, &e);
     if (rc != 0)

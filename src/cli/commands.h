@@ -7,4 +7,23 @@
  * 0 quoted, 1 configuration or pricing error, 2 usage error. */
 int tg_cmd_quote(int argc, char **argv);
 
+/* tollgate stripe reconcile -c CONFIG --period YYYY-MM [--customer ID]; argv[0] == "reconcile".
+ * Compares tollgate's usage and invoice computation with Stripe's invoices (billing: stripe) and
+ * prints every difference. Returns 0 no differences, 1 differences, 2 usage, configuration,
+ * store or Stripe error. */
+int tg_cmd_stripe_reconcile(int argc, char **argv);
+
+struct tg_config;
+
+/* tollgate stripe sync-catalog|reconcile ...; argv[0] == "stripe". sync-catalog makes Stripe's catalog
+ * match the plans (stripe.billing: stripe), calling Stripe synchronously. Returns the exit code:
+ * 0 done, 1 Stripe error, 2 usage or configuration error (refused plans included). */
+int tg_cmd_stripe(int argc, char **argv);
+
+/* With stripe.billing: stripe, prints to stderr, as "FILE:LINE: plans.P.FIELD: ...", every part
+ * of a plan Stripe cannot bill exactly (payments/stripe_catalog.h), and returns how many; 0 with
+ * any other configuration; -1 when out of memory (also printed). check-config, serve and
+ * sync-catalog refuse such a configuration. */
+int tg_stripe_catalog_report(const struct tg_config *cfg);
+
 #endif

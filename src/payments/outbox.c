@@ -37,6 +37,7 @@
  * customer map stays, and failed rows stay until the owner requeues them. */
 #define KEEP_DONE_S (30 * 86400)
 #define PRUNE_EVERY_MS (3600 * 1000)
+#define CLOCK_SLACK_MS (60 * 1000) /* beyond the backoff cap, before a row counts as mis-scheduled */
 #define PRUNE_BATCH 1000
 
 struct tg_outbox {
@@ -170,7 +171,7 @@ static int minor_units(const char *amount, int digits, int64_t *out, tg_err_t *e
 int tg_outbox_enqueue_invoice(tg_store_t *st, const tg_invoice_t *inv, int send_invoice, int days_until_due,
                               tg_err_t *err)
 {
-    int digits = tg_currency_digits(inv->currency);
+    int digits = tg_stripe_currency_digits(inv->currency);
     if (digits < 0 || digits > TG_MONEY_DIGITS)
         return tg_errf(err, TG_EINVAL, "invoice %s: Stripe does not know the currency %.8s", inv->id, inv->currency);
     char cur[4], ph[TG_ID_MAX + 24], path[TG_OUTBOX_PATH_MAX], op[TG_ID_MAX + 24];
@@ -607,6 +608,10 @@ static void *processor_main(void *arg)
             wait_until(ob, ob->pause_until_ms);
             continue;
         }
+        /* Nothing waits longer than the backoff cap (a dependent row a little longer): a row due
+         * later than that was scheduled before the clock went back, and is due now. */
+        int64_t now = wall_ms();
+        (void)tg_store_outbox_pull_in(ob->st, now + ob->cap_ms + CLOCK_SLACK_MS, now, NULL, &err);
         if (tg_store_outbox_due(ob->st, wall_ms(), rows, DUE_BATCH, &n, &err) != 0)
             n = 0;
         for (size_t i = 0; i < n; i++) {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "store/store_outbox.h"
+#include "payments/stripe_form.h"
 #include "util/money.h"
 
 #define DAY_S INT64_C(86400)
@@ -257,7 +258,7 @@ static int sync_tollgate_invoice(const tg_payments_deps_t *d, json_t *inv, const
         append(ap, "; tollgate invoice %s marked %s", ti.id, to);
         /* Stripe's amounts are in the currency's minor unit; tollgate's totals in nano-units. */
         json_t *paid = json_object_get(inv, "amount_paid");
-        int digits = tg_currency_digits(ti.currency);
+        int digits = tg_stripe_currency_digits(ti.currency);
         int64_t unit = 1;
         for (int i = digits; i >= 0 && i < TG_MONEY_DIGITS; i++)
             unit *= 10;

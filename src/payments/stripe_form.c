@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/money.h"
+
 #define KEY_MAX 512 /* a nested key, before encoding: Stripe's deepest are far shorter */
 
 void tg_form_init(tg_form_t *f, size_t max)
@@ -238,4 +240,16 @@ int tg_form_add_json(tg_form_t *f, const char *prefix, const json_t *v, tg_err_t
             f->buf[before] = '\0';
     }
     return rc;
+}
+
+int tg_stripe_currency_digits(const char *currency)
+{
+    if (currency == NULL || strlen(currency) != 3)
+        return -1;
+    char lower[4];
+    for (int i = 0; i < 4; i++)
+        lower[i] = (char)(currency[i] >= 'A' && currency[i] <= 'Z' ? currency[i] + 32 : currency[i]);
+    if (strcmp(lower, "isk") == 0)
+        return 2;
+    return tg_currency_digits(lower);
 }

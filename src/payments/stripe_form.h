@@ -25,6 +25,13 @@ typedef struct tg_form {
     size_t len, cap, max;
 } tg_form_t;
 
+/* The digits of the unit Stripe's API counts amounts of `currency` (ISO 4217, either case) in:
+ * the ISO minor unit (util/money.h), except where Stripe kept another for compatibility: ISK has
+ * no minor unit in ISO 4217 but "will remain a two-decimal currency in the Stripe API" (an amount
+ * of 100 is 1 krona). -1 for a currency tollgate does not know. Every amount tollgate sends to
+ * Stripe or reads from it is converted with this. */
+int tg_stripe_currency_digits(const char *currency);
+
 /* An empty form that refuses to grow past max bytes (0: TG_FORM_MAX_DEFAULT). */
 void tg_form_init(tg_form_t *f, size_t max);
 /* Frees the buffer; f can be initialised again. */

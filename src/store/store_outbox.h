@@ -87,6 +87,12 @@ int tg_store_outbox_customers_missing(tg_store_t *st, const char *kind, tg_custo
  * gets how many. Failed and pending rows are never deleted, nor the customer map. */
 int tg_store_outbox_prune(tg_store_t *st, int64_t before_s, size_t limit, size_t *deleted, tg_err_t *err);
 
+/* Pending rows due after latest_ms are made due at now_ms; *moved (may be NULL) gets how many.
+ * No retry is ever scheduled further ahead than the backoff cap, so a row due later than
+ * now + cap was scheduled by a clock that has since gone back (a wall-clock step, a restart
+ * without the test clock's offset): without this it would wait out the difference. */
+int tg_store_outbox_pull_in(tg_store_t *st, int64_t latest_ms, int64_t now_ms, uint64_t *moved, tg_err_t *err);
+
 /* The Stripe customer of a tollgate customer into stripe_id (cap bytes); TG_ENOTFOUND if none. */
 int tg_store_stripe_customer_get(tg_store_t *st, const char *customer_id, char *stripe_id, size_t cap, tg_err_t *err);
 

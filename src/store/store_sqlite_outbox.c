@@ -341,6 +341,25 @@ int tg_store_outbox_prune(tg_store_t *st, int64_t before_s, size_t limit, size_t
     return rc;
 }
 
+int tg_store_outbox_pull_in(tg_store_t *st, int64_t latest_ms, int64_t now_ms, uint64_t *moved, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st,
+                               "UPDATE stripe_outbox SET next_attempt_at = ?2"
+                               " WHERE state = 'pending' AND next_attempt_at > ?1",
+                               &s, err, "rescheduling Stripe calls after a clock change");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, latest_ms);
+    sqlite3_bind_int64(s, 2, now_ms);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = tg_sqlite_error(st, err, "rescheduling Stripe calls after a clock change");
+    else if (moved != NULL)
+        *moved = (uint64_t)sqlite3_changes(sqlite3_db_handle(s));
+    sqlite3_finalize(s);
+    return rc;
+}
+
 int tg_store_stripe_customer_get(tg_store_t *st, const char *customer_id, char *stripe_id, size_t cap, tg_err_t *err)
 {
     sqlite3_stmt *s;

@@ -30,6 +30,7 @@ const char *tg_strerror(int code)
     case TG_ERANGE: return "out of range";
     case TG_ELIMIT: return "limit reached";
     case TG_ESTATE: return "not allowed in this state";
+    case TG_EPAYMENT: return "payment method required";
     default: return "unknown error";
     }
 }

@@ -19,6 +19,7 @@ enum {
     TG_ERANGE = -8,    /* a number does not fit */
     TG_ELIMIT = -9,    /* a limit (rate, quota, size) was reached */
     TG_ESTATE = -10,   /* operation not allowed in the current state */
+    TG_EPAYMENT = -11, /* a payment method must be on file first */
 };
 
 #define TG_ERR_MAX 512

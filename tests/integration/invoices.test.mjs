@@ -75,6 +75,10 @@ test('usage through the gateway becomes an exact, numbered invoice', async () =>
     const item = await s.adminCall('POST', `/v1/admin/customers/${customer.id}/items`, { description: 'Goodwill credit', amount: '-2.50' });
     assert.equal(item.status, 201);
     assert.equal((await s.adminCall('POST', `/v1/admin/customers/${customer.id}/items`, { description: 'x', amount: '0.0000000001' })).status, 400);
+    // a line is a whole number of cents: 1.005 would be billed as 1.01, so it is refused, saying why
+    const odd = await s.adminCall('POST', `/v1/admin/customers/${customer.id}/items`, { description: 'x', amount: '1.005' });
+    assert.equal(odd.status, 400, odd.text);
+    assert.match(odd.json.error.message, /usd amounts have 2 decimal places at most/);
     next = await s.adminCall('GET', `/v1/admin/customers/${customer.id}/invoices/upcoming`);
     assert.equal(next.json.total, '7.50');
     assert.equal((await s.adminCall('GET', `/v1/admin/invoices/${id}`)).json.total, '10.75'); // unchanged

@@ -223,6 +223,33 @@ test('plans without the flag are unchanged; an upgrade to a requires_payment_met
   assert.equal(up2.json.plan, 'carded');
 });
 
+test('the admin API refuses a requires_payment_method plan without a card too: the rule is the service\'s, not the portal\'s', async () => {
+  const { customer } = await stack.customer('free');
+  const r = await stack.adminCall('PATCH', `/v1/admin/customers/${customer.id}`, { plan: 'carded' });
+  assert.equal(r.status, 409, r.text);
+  assert.equal(r.json.error.type, 'payment_method_required');
+  assert.equal((await stack.adminCall('GET', `/v1/admin/customers/${customer.id}`)).json.plan, 'free');
+});
+
+test('an incomplete customer who moves to a plan without the flag starts it at once, is served, and owes nothing for the other plan', async () => {
+  const c = await signedUp(stack, 'carded');
+  assert.equal((await c.call('GET', '/v1/me')).json.status, 'incomplete');
+  assert.equal((await stack.call('/v1/basic/x', { key: c.key })).status, 402);
+  const down = await c.call('POST', '/v1/me/plan', { plan: 'free' });
+  assert.equal(down.status, 200, down.text);
+  const me = (await c.call('GET', '/v1/me')).json;
+  assert.equal(me.plan, 'free', 'at once, not at the period end');
+  assert.equal(me.pending_plan, null);
+  assert.equal(me.status, 'active');
+  assert.equal((await stack.call('/v1/basic/x', { key: c.key })).status, 200);
+  const hist = await stack.adminCall('GET', `/v1/admin/customers/${c.id}/status_history`);
+  assert.ok(hist.json.data.some((h) => h.from === 'incomplete' && h.to === 'active' && /needs no payment method/.test(h.reason)),
+    JSON.stringify(hist.json));
+  const up = await stack.adminCall('GET', `/v1/admin/customers/${c.id}/invoices/upcoming`);
+  assert.equal(up.status, 200, up.text);
+  assert.ok(!up.json.lines.some((l) => /carded/i.test(l.description)), JSON.stringify(up.json.lines));
+});
+
 test('dunning: a customer whose payment failed is listed on the owner dashboard as past_due (and not before)', async () => {
   const c = await signedUp(stack, 'free');
   let dash = await stack.adminCall('GET', '/v1/admin/dashboard');

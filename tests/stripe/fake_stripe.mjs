@@ -20,7 +20,8 @@
 //   - for `billing: stripe`: products, prices (lookup_key unique unless transfer_lookup_key;
 //     tiers/tiers_mode, transform_quantity, recurring[usage_type]=metered needs recurring[meter]),
 //     billing meters (one active meter per event_name) and subscriptions (items[i][price],
-//     update by item id, DELETE cancels). No proration or invoice is computed for them.
+//     update by item id, DELETE cancels). No proration is computed for them; a period's invoice
+//     is made on request (POST /__control/subscriptions/:id/invoice below).
 // Webhooks it sends are signed with the official package's
 // `stripe.webhooks.generateTestHeaderString` (the `Stripe-Signature: t=...,v1=...` header).
 //
@@ -50,6 +51,14 @@
 //        invoice.payment_failed), for the test to deliver with send_webhook.
 //   POST /__control/checkout/sessions/:id/complete  the customer added a card: the session is
 //        complete, a payment method exists and is the customer's default.
+//   POST /__control/subscriptions/:id/invoice {period_start, period_end}  what Stripe does at the
+//        end of a subscription's period: a subscription_cycle invoice for its customer (parent
+//        subscription_details), one line per subscription item (licensed: quantity x the price,
+//        for the next period, in advance; metered: the sum of the meter's events for the
+//        customer with timestamps in [period_start, period_end), in arrears), priced per_unit or
+//        tiered (graduated/volume) after transform_quantity, each line rounded half up to the
+//        minor unit; the customer's pending invoice items are swept in; created (draft), then
+//        finalized (open): invoice.created and invoice.finalized are sent. Answers the invoice.
 //   POST /__control/clock {now}  the fake's clock reads `now` (seconds) from here on (null: the
 //        real clock again); meter event timestamps are checked against it.
 //   POST /__control/forget_idempotency {clear_failures?}  forget the saved idempotent answers (as
@@ -402,6 +411,8 @@ const routes = [
   ['GET', /^\/v1\/subscriptions\/([^/]+)$/, (s, p, id) => get(s, id, 'subscription')],
   ['POST', /^\/v1\/subscriptions\/([^/]+)$/, updateSubscription],
   ['DELETE', /^\/v1\/subscriptions\/([^/]+)$/, cancelSubscription],
+  // ---- subscription invoicing (reconcile) ----
+  ['GET', /^\/v1\/invoices\/([^/]+)\/lines$/, listInvoiceLines],
 ];
 
 function route(state, method, path, params) {
@@ -841,6 +852,144 @@ function cancelSubscription(state, p, id) {
   return sub;
 }
 
+// ---- subscription invoicing (reconcile) ----
+// A subscription's period-end invoice, as Stripe makes it (POST /__control/subscriptions/:id/invoice).
+// Money is exact until each line is rounded: amounts are BigInt in units of 1e-12 of the minor
+// unit (unit_amount_decimal has at most 12 decimals), quantities are BigInt.
+
+const DEC_SCALE = 10n ** 12n;
+
+// "0.05" / "12" (minor units, up to 12 decimals) -> BigInt in 1e-12 minor units.
+function parseDecimal(text, what) {
+  const m = /^(\d+)(?:\.(\d{1,12}))?$/.exec(String(text));
+  if (!m) throw new ParamError(`Invalid decimal: ${text}`, what);
+  return BigInt(m[1]) * DEC_SCALE + BigInt((m[2] ?? '').padEnd(12, '0'));
+}
+
+// The price of `quantity` units, exact (1e-12 minor units). transform_quantity (per-unit prices)
+// divides first, rounding up or down; tiers bound inclusively (up_to null: no bound); graduated
+// prices each unit in its tier and add a tier's flat amount once a unit falls in it; volume
+// prices every unit at the one tier the total falls in. Quantity 0 enters no tier.
+export function priceAmountExact(price, quantity) {
+  let q = BigInt(quantity);
+  const t = price.transform_quantity;
+  if (t) {
+    const d = BigInt(t.divide_by);
+    q = t.round === 'up' ? (q + d - 1n) / d : q / d;
+  }
+  if (price.billing_scheme !== 'tiered')
+    return q * parseDecimal(price.unit_amount_decimal ?? price.unit_amount ?? '0', 'unit_amount_decimal');
+  if (q === 0n) return 0n;
+  const tierUnit = (tier) => parseDecimal(tier.unit_amount_decimal ?? tier.unit_amount ?? '0', 'tiers[unit_amount_decimal]');
+  const tierFlat = (tier) => parseDecimal(tier.flat_amount_decimal ?? tier.flat_amount ?? '0', 'tiers[flat_amount_decimal]');
+  if (price.tiers_mode === 'volume') {
+    const tier = price.tiers.find((x) => x.up_to === null || q <= BigInt(x.up_to));
+    return q * tierUnit(tier) + tierFlat(tier);
+  }
+  let total = 0n, below = 0n;
+  for (const tier of price.tiers) {
+    const top = tier.up_to === null ? q : (q < BigInt(tier.up_to) ? q : BigInt(tier.up_to));
+    if (top <= below) break;
+    total += (top - below) * tierUnit(tier) + tierFlat(tier);
+    below = top;
+  }
+  return total;
+}
+
+// To whole minor units, half up (amounts here are never negative).
+export function roundMinor(exact) {
+  return Number((exact + DEC_SCALE / 2n) / DEC_SCALE);
+}
+
+// The sum of a meter's events for one Stripe customer with timestamps in [start, end).
+function meterSum(state, meter, customer, start, end) {
+  const ckey = meter.customer_mapping.event_payload_key, vkey = meter.value_settings.event_payload_key;
+  let sum = 0n;
+  for (const ev of state.meterIdentifiers.values()) {
+    if (ev.event_name !== meter.event_name || ev.payload[ckey] !== customer || ev.timestamp < start || ev.timestamp >= end)
+      continue;
+    const v = String(ev.payload[vkey]);
+    if (!/^\d+$/.test(v)) throw new ParamError(`The fake invoices whole, non-negative meter values only, not ${v}.`, 'payload[value]');
+    sum += BigInt(v);
+  }
+  return sum;
+}
+
+function subscriptionLine(state, inv, sub, item, quantity, period) {
+  const price = item.price;
+  const product = state.objects.get(price.product);
+  const amount = roundMinor(priceAmountExact(price, quantity));
+  return {
+    id: newId(state, 'il'), object: 'line_item', amount, currency: price.currency,
+    description: `${quantity} × ${product ? product.name : price.product}`, discount_amounts: [], discountable: true,
+    discounts: [], invoice: inv.id, livemode: false, metadata: {},
+    parent: {type: 'subscription_item_details', invoice_item_details: null,
+      subscription_item_details: {invoice_item: null, proration: false, proration_details: {credited_items: null},
+        subscription: sub.id, subscription_item: item.id}},
+    period, pretax_credit_amounts: [],
+    pricing: {type: 'price_details', price_details: {price: price.id, product: price.product},
+      unit_amount_decimal: price.billing_scheme === 'tiered' ? null : price.unit_amount_decimal},
+    quantity: Number(quantity), subscription: sub.id, subtotal: amount, taxes: [],
+  };
+}
+
+function invoiceSubscription(state, id, body) {
+  const sub = get(state, id, 'subscription');
+  if (sub.status === 'canceled') throw new ParamError(`The subscription ${id} is canceled.`, undefined, 'subscription_canceled');
+  const start = body.period_start, end = body.period_end;
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || end <= start)
+    throw new ParamError('period_start and period_end: integers (seconds), period_start < period_end.', 'period_start');
+  const customer = liveCustomer(state, sub.customer);
+  // The invoice as POST /v1/invoices makes it, announced only once its lines are on it.
+  const endpoint = state.endpoint;
+  state.endpoint = null;
+  let inv;
+  try {
+    inv = createInvoice(state, {customer: customer.id, currency: sub.currency, collection_method: sub.collection_method,
+      ...(sub.collection_method === 'send_invoice' ? {days_until_due: String(sub.days_until_due ?? 30)} : {})});
+  } finally {
+    state.endpoint = endpoint;
+  }
+  inv.billing_reason = 'subscription_cycle';
+  inv.parent = {type: 'subscription_details', quote_details: null,
+    subscription_details: {metadata: {...sub.metadata}, subscription: sub.id}};
+  inv.period_start = start;
+  inv.period_end = end;
+  inv.auto_advance = true;
+  // Licensed items are billed in advance (the period that starts now), metered ones in arrears.
+  const next = {start: end, end: end + (end - start)};
+  for (const item of sub.items.data) {
+    const metered = item.price.recurring && item.price.recurring.usage_type === 'metered';
+    const quantity = metered
+      ? meterSum(state, get(state, item.price.recurring.meter, 'billing.meter'), customer.id, start, end)
+      : BigInt(item.quantity ?? 1);
+    inv.lines.data.push(subscriptionLine(state, inv, sub, item, quantity, metered ? {start, end} : next));
+    item.current_period_start = next.start;
+    item.current_period_end = next.end;
+  }
+  inv.lines.total_count = inv.lines.data.length;
+  recompute(inv);
+  for (const o of state.objects.values())
+    if (o.object === 'invoiceitem' && o.customer === customer.id && o.invoice === null && o.currency === inv.currency)
+      attach(state, inv, o);
+  sub.latest_invoice = inv.id;
+  emit(state, 'invoice.created', inv);
+  return finalizeInvoice(state, {}, inv.id);
+}
+
+function listInvoiceLines(state, p, id) {
+  const inv = get(state, id, 'invoice');
+  const limit = int(p, 'limit', {min: 1}) ?? 10;
+  if (limit > 100) throw new ParamError('This value must be less than or equal to 100.', 'limit');
+  let from = 0;
+  if (p.starting_after !== undefined) {
+    from = inv.lines.data.findIndex((l) => l.id === p.starting_after) + 1;
+    if (from === 0) throw noSuch('line_item', p.starting_after, 'starting_after');
+  }
+  return {object: 'list', data: inv.lines.data.slice(from, from + limit), has_more: from + limit < inv.lines.data.length,
+    url: `/v1/invoices/${id}/lines`};
+}
+
 // ---- events and signing ----
 
 export function signedHeader(payload, secret, timestamp = now()) {
@@ -958,6 +1107,15 @@ async function control(state, req, res, u, raw) {
     if (c) c.invoice_settings.default_payment_method = pm;
     emit(state, 'checkout.session.completed', s);
     return send(res, 200, {session: s, payment_method: pm, event_type: 'checkout.session.completed'});
+  }
+  // ---- subscription invoicing (reconcile) ----
+  if (req.method === 'POST' && (m = /^\/__control\/subscriptions\/([^/]+)\/invoice$/.exec(p))) {
+    try {
+      return send(res, 200, invoiceSubscription(state, m[1], body));
+    } catch (e) {
+      if (e instanceof StripeError) return send(res, e.status, e.body);
+      throw e;
+    }
   }
   // ---- meter events part (issue 11 item 4) ----
   // POST /__control/clock {now}: the fake's clock reads `now` (seconds) from here on, as a Stripe

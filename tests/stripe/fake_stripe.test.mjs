@@ -278,3 +278,104 @@ test('a registered webhook endpoint gets every state change, signed, in order', 
     sink.close();
   }
 });
+
+// ---- subscription invoicing (reconcile) ----
+test('a subscription period invoice: licensed and metered lines priced by hand, pending items swept in, events sent', async () => {
+  const secret = 'whsec_invoicing_test_0123456789';
+  const got = [];
+  const sink = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      got.push(stripe.webhooks.constructEvent(Buffer.concat(chunks).toString('utf8'), req.headers['stripe-signature'], secret));
+      res.end('{}');
+    });
+  });
+  await new Promise((r) => sink.listen(0, '127.0.0.1', r));
+  try {
+    const prod = await stripe.products.create({name: 'Team plan'});
+    const meter = async (name) => stripe.billing.meters.create({display_name: name, event_name: name, default_aggregation: {formula: 'sum'}});
+    const [calls, storage, emails, tokens] = [await meter('inv_calls'), await meter('inv_storage'), await meter('inv_emails'), await meter('inv_tokens')];
+    const monthly = (m) => ({interval: 'month', usage_type: 'metered', meter: m.id});
+    const base = await stripe.prices.create({product: prod.id, currency: 'usd', unit_amount: 4900, recurring: {interval: 'month'}});
+    const graduated = await stripe.prices.create({product: prod.id, currency: 'usd', billing_scheme: 'tiered', tiers_mode: 'graduated',
+      tiers: [{up_to: 1000, unit_amount: 0}, {up_to: 'inf', unit_amount_decimal: '0.05'}], recurring: monthly(calls)});
+    const volume = await stripe.prices.create({product: prod.id, currency: 'usd', billing_scheme: 'tiered', tiers_mode: 'volume',
+      tiers: [{up_to: 10, unit_amount: 100, flat_amount: 50}, {up_to: 'inf', unit_amount_decimal: '80.5'}], recurring: monthly(storage)});
+    const packaged = await stripe.prices.create({product: prod.id, currency: 'usd', unit_amount: 250, transform_quantity: {divide_by: 1000, round: 'up'},
+      recurring: monthly(emails)});
+    const fractional = await stripe.prices.create({product: prod.id, currency: 'usd', unit_amount_decimal: '0.0015', recurring: monthly(tokens)});
+    const c = await stripe.customers.create({email: 'team@example.com'});
+    const other = await stripe.customers.create({email: 'other@example.com'});
+    const sub = await stripe.subscriptions.create({customer: c.id, metadata: {tollgate_customer: 'cust_team'},
+      items: [{price: base.id}, {price: graduated.id}, {price: volume.id}, {price: packaged.id}, {price: fractional.id}]});
+    const end = Math.floor(Date.now() / 1000) - 3600, start = end - 10 * 86400;
+    let n = 0;
+    const usage = (m, customer, value, timestamp) => stripe.billing.meterEvents.create({event_name: m.event_name,
+      payload: {stripe_customer_id: customer.id, value: String(value)}, identifier: `inv_${n++}`, timestamp});
+    await usage(calls, c, 700, start); // the first second counts
+    await usage(calls, c, 800, end - 1);
+    await usage(calls, c, 5000, end); // the period's end belongs to the next period
+    await usage(calls, c, 5000, start - 1);
+    await usage(calls, other, 9000, start + 10); // another customer's
+    await usage(storage, c, 11, start + 10);
+    await usage(emails, c, 2001, start + 10);
+    await usage(tokens, c, 3333, start + 10);
+    await stripe.invoiceItems.create({customer: c.id, amount: -300, currency: 'usd', description: 'Credit'});
+    await control('POST', '/__control/webhook_endpoint', {url: `http://127.0.0.1:${sink.address().port}/`, secret});
+
+    const inv = await control('POST', `/__control/subscriptions/${sub.id}/invoice`, {period_start: start, period_end: end});
+    assert.equal(inv.object, 'invoice');
+    assert.equal(inv.status, 'open');
+    assert.match(inv.number, /-0001$/);
+    assert.equal(inv.billing_reason, 'subscription_cycle');
+    assert.equal(inv.parent.type, 'subscription_details');
+    assert.equal(inv.parent.subscription_details.subscription, sub.id);
+    assert.deepEqual([inv.period_start, inv.period_end], [start, end]);
+    const byPrice = Object.fromEntries(inv.lines.data.filter((l) => l.pricing).map((l) => [l.pricing.price_details.price, l]));
+    // 1500 calls: 1000 free, 500 x 0.05 = 25
+    assert.deepEqual([byPrice[graduated.id].quantity, byPrice[graduated.id].amount], [1500, 25]);
+    // 11 GB: all at the second tier (volume), 11 x 80.5 = 885.5 -> 886 (half up)
+    assert.deepEqual([byPrice[volume.id].quantity, byPrice[volume.id].amount], [11, 886]);
+    // 2001 emails: 3 packages of 1000 (rounded up) x 250
+    assert.deepEqual([byPrice[packaged.id].quantity, byPrice[packaged.id].amount], [2001, 750]);
+    // 3333 tokens x 0.0015 = 4.9995 -> 5
+    assert.deepEqual([byPrice[fractional.id].quantity, byPrice[fractional.id].amount], [3333, 5]);
+    // the base fee, in advance: the next period
+    assert.deepEqual([byPrice[base.id].quantity, byPrice[base.id].amount], [1, 4900]);
+    assert.deepEqual(byPrice[base.id].period, {start: end, end: end + 10 * 86400});
+    assert.deepEqual(byPrice[graduated.id].period, {start, end});
+    const sd = byPrice[graduated.id].parent.subscription_item_details;
+    assert.equal(byPrice[graduated.id].parent.type, 'subscription_item_details');
+    assert.equal(sd.subscription, sub.id);
+    assert.equal(sd.subscription_item, sub.items.data[1].id);
+    assert.equal(byPrice[graduated.id].pricing.price_details.product, prod.id);
+    const credit = inv.lines.data.find((l) => l.parent.type === 'invoice_item_details');
+    assert.equal(credit.amount, -300);
+    assert.equal(inv.lines.data.length, 6);
+    assert.equal(inv.total, 4900 + 25 + 886 + 750 + 5 - 300);
+    assert.equal(inv.amount_due, 6266);
+    // the same invoice through the official client, and its lines a page at a time
+    const listed = await stripe.invoices.list({customer: c.id});
+    assert.deepEqual(listed.data.map((x) => x.id), [inv.id]);
+    const page1 = await stripe.invoices.listLineItems(inv.id, {limit: 4});
+    assert.equal(page1.data.length, 4);
+    assert.equal(page1.has_more, true);
+    const page2 = await stripe.invoices.listLineItems(inv.id, {limit: 4, starting_after: page1.data[3].id});
+    assert.deepEqual([...page1.data, ...page2.data].map((l) => l.id), inv.lines.data.map((l) => l.id));
+    assert.equal(page2.has_more, false);
+    const deliveries = await control('GET', '/__control/deliveries');
+    assert.ok(deliveries.every((d) => d.status === 200));
+    assert.deepEqual(got.map((e) => e.type), ['invoice.created', 'invoice.finalized']);
+    assert.equal(got[0].data.object.status, 'draft');
+    assert.equal(got[0].data.object.lines.data.length, 6);
+    assert.equal(got[1].data.object.status, 'open');
+    // a canceled subscription has no period to invoice
+    await stripe.subscriptions.cancel(sub.id);
+    const r = await fetch(`${fake.url}/__control/subscriptions/${sub.id}/invoice`, {method: 'POST', body: JSON.stringify({period_start: start, period_end: end})});
+    assert.equal(r.status, 400);
+    await control('POST', '/__control/webhook_endpoint', {url: null});
+  } finally {
+    sink.close();
+  }
+});

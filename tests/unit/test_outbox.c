@@ -576,6 +576,24 @@ static void test_enqueue_invoice(void **state)
     snprintf(inv.currency, sizeof(inv.currency), "XQQ");
     inv.body = body;
     assert_int_equal(tg_outbox_enqueue_invoice(f->db.st, &inv, 0, 0, &err), TG_EINVAL);
+
+    /* ISK has no minor unit in ISO 4217, but Stripe's API counts it in hundredths: 1200 krona is
+     * amount=120000 (1200 would be billed as 12 krona) */
+    char krona[] = "{\"lines\":[{\"description\":\"Base\",\"amount\":\"1200\"}]}";
+    snprintf(inv.id, sizeof(inv.id), "inv_t4");
+    snprintf(inv.currency, sizeof(inv.currency), "isk");
+    inv.body = krona;
+    assert_int_equal(tg_outbox_enqueue_invoice(f->db.st, &inv, 0, 0, &err), 0);
+    assert_int_equal(tg_store_outbox_due(f->db.st, tg_clock_now_ns() / 1000000 + 1000, rows, 8, &n, &err), 0);
+    int seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(rows[i].idempotency_key, "tg_invoice.item_inv_t4_0") == 0) {
+            assert_non_null(strstr(rows[i].params, "&amount=120000&currency=isk"));
+            seen = 1;
+        }
+        tg_outbox_row_clear(&rows[i]);
+    }
+    assert_true(seen);
 }
 
 int main(void)

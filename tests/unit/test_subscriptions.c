@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -326,6 +327,67 @@ static void test_finalize_after_and_hold(void **state)
     assert_int_equal(finalized, 0);
 }
 
+static int on_failure(const tg_billing_failure_t *bf, void *arg)
+{
+    *(tg_billing_failure_t *)arg = *bf;
+    return 0;
+}
+
+/* A draft the finalizer cannot take (here a body without lines, as a damaged row would have) is
+ * listed with the billing failures, and leaves the list once it is finalized. */
+static void test_finalize_failure_is_listed(void **state)
+{
+    fx_t *f = *state;
+    f->cfg->billing.finalize_after_s = 3600;
+    f->cfg->stripe.enabled = 1; /* billing: tollgate: finalizing also queues the Stripe copy */
+    tg_customer_t a = new_customer(f, "starter", 0);
+    tg_err_t err = {0};
+    tg_periods_run_t run;
+    clock_s = FEB1_2026 + 60;
+    assert_int_equal(tg_periods_close(&f->x, NULL, INT64_MAX, &run, &err), 0);
+    tg_periods_run_free(&run);
+    tg_invoice_t listed = invoice_of(f, a.id), ia;
+    assert_int_equal(tg_store_invoice_get(f->db.st, listed.id, &ia, &err), 0);
+    tg_invoice_clear(&listed);
+    assert_non_null(ia.body);
+    sqlite3 *db;
+    char sql[160], *saved = strdup(ia.body);
+    assert_int_equal(sqlite3_open(f->db.url + 7, &db), SQLITE_OK);
+    snprintf(sql, sizeof(sql), "UPDATE invoices SET body = '{}' WHERE id = '%s'", ia.id);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+
+    int finalized = -1, queued = -1;
+    clock_s += 3600;
+    assert_int_equal(tg_periods_finalize_due(&f->x, &finalized, &queued, &err), TG_EINVAL);
+    assert_int_equal(finalized, 0);
+    uint64_t count = 0;
+    assert_int_equal(tg_store_billing_failure_count(f->db.st, &count, &err), 0);
+    assert_int_equal(count, 1);
+    tg_billing_failure_t bf;
+    memset(&bf, 0, sizeof(bf));
+    tg_page_t page = {.limit = 10};
+    tg_page_end_t end;
+    assert_int_equal(tg_store_billing_failure_list(f->db.st, &page, on_failure, &bf, &end, &err), 0);
+    assert_string_equal(bf.customer_id, a.id);
+    assert_string_equal(bf.type, "finalize_failed");
+    assert_non_null(strstr(bf.message, ia.id));
+
+    /* repaired: finalized on the next tick, and no longer listed */
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "UPDATE invoices SET body = ? WHERE id = ?", -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_text(st, 1, saved, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ia.id, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    free(saved);
+    tg_invoice_clear(&ia);
+    assert_int_equal(tg_periods_finalize_due(&f->x, &finalized, &queued, &err), 0);
+    assert_int_equal(finalized, 1);
+    assert_int_equal(tg_store_billing_failure_count(f->db.st, &count, &err), 0);
+    assert_int_equal(count, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -335,6 +397,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_at_period_end_and_now, setup, teardown),
         cmocka_unit_test_setup_teardown(test_items_and_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_finalize_after_and_hold, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_finalize_failure_is_listed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
