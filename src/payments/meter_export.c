@@ -15,6 +15,7 @@
 
 #include "billing/pricing.h"
 #include "payments/outbox.h"
+#include "payments/stripe_form.h"
 #include "store/store_meter.h"
 #include "util/money.h"
 #include "util/period.h"
@@ -86,8 +87,11 @@ int tg_meter_late_amount(const tg_plan_t *plan, const char *metric, uint64_t bef
     uint64_t after;
     if (__builtin_add_overflow(before, late, &after) || after > (uint64_t)INT64_MAX)
         return tg_errf(err, TG_ERANGE, "%s: %" PRIu64 " + %" PRIu64 " units do not fit", metric, before, late);
-    if (plan->currency_digits < 0 || plan->currency_digits > TG_MONEY_DIGITS)
-        return tg_errf(err, TG_EINVAL, "plan %s: bad currency digits", plan->id);
+    /* lines are rounded to the currency's minor unit; Stripe counts in its own (ISK: hundredths,
+     * finer than ISO's krona), so the conversion is exact */
+    int digits = tg_stripe_currency_digits(plan->currency);
+    if (digits < 0 || digits > TG_MONEY_DIGITS)
+        return tg_errf(err, TG_EINVAL, "plan %s: Stripe does not know the currency %.8s", plan->id, plan->currency);
     tg_money_t a = 0, b = 0;
     int rc = usage_price(plan, metric, after, &a, err);
     if (rc == 0)
@@ -95,7 +99,7 @@ int tg_meter_late_amount(const tg_plan_t *plan, const char *metric, uint64_t bef
     if (rc != 0)
         return rc;
     int64_t unit = 1;
-    for (int i = plan->currency_digits; i < TG_MONEY_DIGITS; i++)
+    for (int i = digits; i < TG_MONEY_DIGITS; i++)
         unit *= 10;
     tg_money_t diff;
     if (__builtin_sub_overflow(a, b, &diff))

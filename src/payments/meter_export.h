@@ -97,8 +97,9 @@ int tg_meter_is_late(int64_t now_s, int64_t ts, int64_t period_end);
 
 /* The price of `late` more units of metric on plan after `before` units of the same period:
  * price(before + late) - price(before), each the charge's usage line as an invoice prices it
- * (allowance, tiers, packages; rounded to the minor unit), into *minor in the currency's minor
- * unit. A metric no charge prices costs 0. Pure. 0, TG_EINVAL, TG_ERANGE. */
+ * (allowance, tiers, packages; rounded to the minor unit), into *minor in the unit Stripe counts
+ * the currency in (tg_stripe_currency_digits: ISK in hundredths). A metric no charge prices
+ * costs 0. Pure. 0, TG_EINVAL, TG_ERANGE. */
 int tg_meter_late_amount(const tg_plan_t *plan, const char *metric, uint64_t before, uint64_t late, int64_t *minor,
                          tg_err_t *err);
 

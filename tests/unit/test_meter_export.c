@@ -29,6 +29,7 @@ static const char *yaml =
     "plans:\n"
     "  metered: {price: \"10\", included: {api_calls: 2}, charges: [{metric: api_calls, model: per_unit, unit_price: "
     "\"0.25\"}]}\n"
+    "  krona: {price: \"0\", currency: isk, charges: [{metric: api_calls, model: per_unit, unit_price: \"3\"}]}\n"
     "  tiered: {price: \"0\", charges: [{metric: tokens, model: graduated, tiers: [{up_to: 10, unit_price: \"1\"}, "
     "{up_to: inf, unit_price: \"0.1\"}]}]}\n";
 
@@ -171,6 +172,9 @@ static void test_late_amount(void **state)
     /* graduated 1.00 up to 10, then 0.10: 5 late after 8 = 2 x 1.00 + 3 x 0.10 = 2.30 */
     assert_int_equal(tg_meter_late_amount(t, "tokens", 8, 5, &cents, &err), 0);
     assert_int_equal(cents, 230);
+    /* ISK: whole krona in tollgate, hundredths in Stripe's API: 2 units x 3 ISK = 600 */
+    assert_int_equal(tg_meter_late_amount(tg_config_find_plan(f->cfg, "krona"), "api_calls", 0, 2, &cents, &err), 0);
+    assert_int_equal(cents, 600);
     /* a metric no charge prices costs nothing */
     assert_int_equal(tg_meter_late_amount(m, "images", 0, 5, &cents, &err), 0);
     assert_int_equal(cents, 0);
