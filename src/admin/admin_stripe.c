@@ -47,9 +47,10 @@ json_t *tg_adm_customer_admin_json(tg_admin_t *a, const tg_customer_t *c)
         tg_err_t merr = {0};
         if (tg_store_meter_outbox_counts(a->d.store, c->id, &pending, &failed, &merr) == 0 &&
             tg_store_meter_customer_backlog(a->d.store, c->id, &hours, &units, &merr) == 0)
-            json_object_set_new(s, "usage", json_pack("{s:I,s:I,s:I,s:I}", "pending_calls", (json_int_t)pending,
-                                                      "failed_calls", (json_int_t)failed, "unsent_hours",
-                                                      (json_int_t)hours, "unsent_units", (json_int_t)units));
+            json_object_set_new(s, "usage",
+                                json_pack("{s:I,s:I,s:I,s:I}", "pending_calls", (json_int_t)pending, "failed_calls",
+                                          (json_int_t)failed, "unsent_hours", (json_int_t)hours, "unsent_units",
+                                          (json_int_t)units));
         else
             json_object_set_new(s, "usage", json_pack("{s:s}", "error", merr.msg));
     }

@@ -60,7 +60,7 @@ int tg_store_meter_set_seq(tg_store_t *st, const char *customer_id, const char *
 /* The units of customer_id in the period starting period_start under plan_id, metric, already
  * sent to Stripe (as meter events or invoice items) into *units; 0 when there are none. */
 int tg_store_meter_period_exported(tg_store_t *st, const char *customer_id, int64_t period_start, const char *plan_id,
-                                const char *metric, uint64_t *units, tg_err_t *err);
+                                   const char *metric, uint64_t *units, tg_err_t *err);
 
 /* Deletes up to limit rows fully exported whose hour started before before_s; *deleted (may be
  * NULL) gets how many. */

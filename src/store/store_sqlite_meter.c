@@ -96,8 +96,9 @@ int tg_store_meter_set_seq(tg_store_t *st, const char *customer_id, const char *
                            tg_err_t *err)
 {
     sqlite3_stmt *s;
-    int rc = tg_sqlite_prepare(st, "UPDATE usage_hourly SET seq = MAX(seq, ?) WHERE customer_id = ? AND metric = ? AND ts = ?",
-                               &s, err, "numbering usage sent to Stripe");
+    int rc = tg_sqlite_prepare(
+        st, "UPDATE usage_hourly SET seq = MAX(seq, ?) WHERE customer_id = ? AND metric = ? AND ts = ?", &s, err,
+        "numbering usage sent to Stripe");
     if (rc != 0)
         return rc;
     sqlite3_bind_int64(s, 1, seq);
@@ -110,8 +111,8 @@ int tg_store_meter_set_seq(tg_store_t *st, const char *customer_id, const char *
     return rc;
 }
 
-int tg_store_meter_period_exported(tg_store_t *st, const char *customer_id, int64_t period_start,
-                                   const char *plan_id, const char *metric, uint64_t *units, tg_err_t *err)
+int tg_store_meter_period_exported(tg_store_t *st, const char *customer_id, int64_t period_start, const char *plan_id,
+                                   const char *metric, uint64_t *units, tg_err_t *err)
 {
     *units = 0;
     sqlite3_stmt *s;
