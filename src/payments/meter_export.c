@@ -369,6 +369,80 @@ static int export_batch(pass_t *p, tg_meter_bucket_t *rows, size_t n, tg_err_t *
     return rc;
 }
 
+/* The value of `key` in the form-encoded params (keys as tg_form_add writes them, brackets
+ * unencoded) as a non-negative integer into *v. 0, or -1 if absent or not a number. */
+static int form_int(const char *params, const char *key, uint64_t *v)
+{
+    size_t kl = strlen(key);
+    for (const char *p = params; p != NULL && *p != '\0'; p = strchr(p, '&'), p = p != NULL ? p + 1 : NULL) {
+        if (strncmp(p, key, kl) != 0 || p[kl] != '=')
+            continue;
+        const char *d = p + kl + 1;
+        uint64_t x = 0;
+        if (*d < '0' || *d > '9')
+            return -1;
+        for (; *d >= '0' && *d <= '9'; d++)
+            if (__builtin_mul_overflow(x, 10, &x) || __builtin_add_overflow(x, (uint64_t)(*d - '0'), &x))
+                return -1;
+        if (*d != '\0' && *d != '&')
+            return -1;
+        *v = x;
+        return 0;
+    }
+    return -1;
+}
+
+/* The value of `key` (text up to the next '&', no escapes: a metric name) into out. */
+static int form_word(const char *params, const char *key, char *out, size_t cap)
+{
+    size_t kl = strlen(key);
+    for (const char *p = params; p != NULL && *p != '\0'; p = strchr(p, '&'), p = p != NULL ? p + 1 : NULL) {
+        if (strncmp(p, key, kl) != 0 || p[kl] != '=')
+            continue;
+        size_t n = strcspn(p + kl + 1, "&%+");
+        if (n == 0 || n >= cap || (p[kl + 1 + n] != '\0' && p[kl + 1 + n] != '&'))
+            return -1;
+        memcpy(out, p + kl + 1, n);
+        out[n] = '\0';
+        return 0;
+    }
+    return -1;
+}
+
+/* Meter events Stripe refused for their timestamp counted nothing: when their bucket is now too
+ * old for another event (the outbox was stuck past Stripe's window), their units are taken back,
+ * one transaction each, and the pass that follows sends them as late usage. One refused because
+ * it was ahead of Stripe's clock stays failed, for the owner to see. */
+static int take_back_refused(pass_t *p, tg_err_t *err)
+{
+    enum { REFUSED_BATCH = 64 };
+    tg_meter_refused_t *r = malloc(REFUSED_BATCH * sizeof(*r));
+    size_t n = 0;
+    if (r == NULL)
+        return tg_errf(err, TG_ENOMEM, "out of memory reading refused meter events");
+    int rc = tg_store_meter_refused(p->x->store, r, REFUSED_BATCH, &n, err);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char metric[TG_METRIC_MAX];
+        uint64_t value = 0, ts = 0;
+        if (form_word(r[i].params, "event_name", metric, sizeof(metric)) != 0 ||
+            form_int(r[i].params, "payload[value]", &value) != 0 || form_int(r[i].params, "timestamp", &ts) != 0 ||
+            ts > (uint64_t)INT64_MAX || p->now - (int64_t)ts <= TG_METER_EXPORT_MAX_AGE_S)
+            continue;
+        if ((rc = tg_store_tx_begin(p->x->store, err)) != 0)
+            break;
+        rc = tg_store_meter_take_back(p->x->store, r[i].outbox_id, r[i].customer_id, metric, (int64_t)ts, value, p->now,
+                                      err);
+        if (rc == 0)
+            rc = tg_store_tx_commit(p->x->store, err);
+        if (rc != 0)
+            tg_store_tx_rollback(p->x->store);
+        if (rc == TG_ESTATE) /* requeued meanwhile: the outbox has it */
+            rc = 0;
+    }
+    free(r);
+    return rc;
+}
+
 int tg_meter_export_run(const tg_sub_ctx_t *x, tg_meter_export_run_t *run, tg_err_t *err)
 {
     memset(run, 0, sizeof(*run));
@@ -386,7 +460,9 @@ int tg_meter_export_run(const tg_sub_ctx_t *x, tg_meter_export_run_t *run, tg_er
     size_t n = 0;
     /* a look outside any transaction first (after folding what is committed): most passes find
      * nothing and write nothing */
-    int rc = tg_store_usage_fold(x->store, 1, err);
+    int rc = take_back_refused(&p, err);
+    if (rc == 0)
+        rc = tg_store_usage_fold(x->store, 1, err);
     if (rc == 0)
         rc = tg_store_meter_due(x->store, hour_before, &cur, rows, 1, &n, err);
     if (rc == 0 && n == 1 && x->meter != NULL)

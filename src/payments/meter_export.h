@@ -14,7 +14,10 @@
  * start when a billing period began inside the hour (the timestamp decides which Stripe period
  * bills the units, so the units of a new period must not carry the hour's earlier start). Units
  * that arrive for a bucket after it was sent (a metering log replayed after a crash, a database
- * that was down) go in a later event with seq + 1 carrying only the new units.
+ * that was down) go in a later event with seq + 1 carrying only the new units. An event Stripe
+ * refused for its timestamp (400: nothing counted) whose bucket is now past the 33 days has its
+ * units taken back (its outbox row closed as "sent again as late usage", so a requeue cannot
+ * send it twice) and they go as late usage.
  *
  * Exactly once. Marking and queuing commit together: a crash before the commit leaves the units
  * unexported and nothing queued (the next pass queues the same identifier), after it the outbox
@@ -55,9 +58,9 @@
  *    answer was lost and that is sent again more than a day later (tollgate down that long with
  *    the row pending) could be counted twice; the owner sees such rows in the outbox.
  *  - A meter event queued in time but still unsent when Stripe finalizes the period's invoice
- *    (the outbox stuck for the 20 minutes of margin) is accepted and billed by no invoice; one
- *    queued near the 33-day limit and stuck for two days fails (timestamp too old), visibly
- *    (stripe.usage.failed_calls), not resent as an item.
+ *    (the outbox stuck for the 20 minutes of margin) is accepted and billed by no invoice. (One
+ *    queued near the 33-day limit and stuck past Stripe's 35 days is refused, which counts
+ *    nothing: the next pass takes its units back and sends them as late usage.)
  *  - Late items are priced where the period's sent units stand when they are sent. For a monthly
  *    plan a late bucket's period is always over, so that is exact; in an open yearly period
  *    (33 days old, the period still running) with tiered prices, meter events sent after the

@@ -70,6 +70,25 @@ int tg_store_meter_prune(tg_store_t *st, int64_t before_s, size_t limit, size_t 
 int tg_store_meter_customer_backlog(tg_store_t *st, const char *customer_id, uint64_t *hours, uint64_t *units,
                                     tg_err_t *err);
 
+/* A meter event Stripe refused for its timestamp (a row of the outbox, failed): nothing was
+ * counted, so its units can go again as late usage. */
+typedef struct tg_meter_refused {
+    int64_t outbox_id;
+    char customer_id[TG_ID_MAX];
+    char params[512]; /* the form sent; a meter event's is short */
+} tg_meter_refused_t;
+
+/* Up to limit failed meter event rows whose error names the timestamp, into out; *n gets how
+ * many. */
+int tg_store_meter_refused(tg_store_t *st, tg_meter_refused_t *out, size_t limit, size_t *n, tg_err_t *err);
+
+/* Takes back `units` sent by the refused event outbox_id of (customer_id, metric, ts): lowers
+ * the exported counts of that bucket's rows by them, and closes the outbox row (done, "sent
+ * again as late usage", so that a requeue cannot send it a second time). In the caller's
+ * transaction; TG_ESTATE if the row is no longer failed (nothing changes). */
+int tg_store_meter_take_back(tg_store_t *st, int64_t outbox_id, const char *customer_id, const char *metric, int64_t ts,
+                             uint64_t units, int64_t now, tg_err_t *err);
+
 /* The customer's outbox rows of usage (kinds meter_event.create and late_usage.item) waiting to
  * be sent (*pending) and given up (*failed), for the owner's view of the Stripe sync. */
 int tg_store_meter_outbox_counts(tg_store_t *st, const char *customer_id, uint64_t *pending, uint64_t *failed,

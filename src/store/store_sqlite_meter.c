@@ -203,3 +203,92 @@ int tg_store_meter_outbox_counts(tg_store_t *st, const char *customer_id, uint64
     sqlite3_finalize(s);
     return rc;
 }
+
+int tg_store_meter_refused(tg_store_t *st, tg_meter_refused_t *out, size_t limit, size_t *n, tg_err_t *err)
+{
+    *n = 0;
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st,
+                               "SELECT id, customer_id, params FROM stripe_outbox WHERE state = 'failed'"
+                               " AND kind = 'meter_event.create' AND last_error LIKE 'Stripe 400 %timestamp%'"
+                               " ORDER BY id LIMIT ?",
+                               &s, err, "reading refused meter events");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)limit);
+    int step = SQLITE_DONE;
+    while (*n < limit && (step = sqlite3_step(s)) == SQLITE_ROW) {
+        tg_meter_refused_t *r = &out[*n];
+        memset(r, 0, sizeof(*r));
+        r->outbox_id = sqlite3_column_int64(s, 0);
+        tg_sqlite_text(s, 1, r->customer_id, sizeof(r->customer_id));
+        const unsigned char *b = sqlite3_column_blob(s, 2);
+        int len = sqlite3_column_bytes(s, 2);
+        if (b == NULL || len <= 0 || (size_t)len >= sizeof(r->params))
+            continue; /* not a form this module wrote */
+        memcpy(r->params, b, (size_t)len);
+        (*n)++;
+    }
+    if (*n < limit && step != SQLITE_DONE)
+        rc = tg_sqlite_error(st, err, "reading refused meter events");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_store_meter_take_back(tg_store_t *st, int64_t outbox_id, const char *customer_id, const char *metric, int64_t ts,
+                             uint64_t units, int64_t now, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st,
+                               "UPDATE stripe_outbox SET state = 'done', response_id = 'sent again as late usage',"
+                               " updated_at = ? WHERE id = ? AND state = 'failed'",
+                               &s, err, "taking back a refused meter event");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int64(s, 2, outbox_id);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = tg_sqlite_error(st, err, "taking back a refused meter event");
+    else if (sqlite3_changes(sqlite3_db_handle(s)) != 1)
+        rc = tg_errf(err, TG_ESTATE, "outbox row %lld is no longer failed", (long long)outbox_id);
+    sqlite3_finalize(s);
+    /* the bucket's rows, newest period and plan first: the units came off their exported counts */
+    sqlite3_stmt *sel = NULL, *upd = NULL;
+    if (rc == 0)
+        rc = tg_sqlite_prepare(
+            st,
+            "SELECT hour_start, period_start, plan_id, exported FROM usage_hourly WHERE customer_id = ?"
+            " AND metric = ? AND ts = ? AND exported > 0 ORDER BY period_start DESC, plan_id DESC",
+            &sel, err, "taking back a refused meter event");
+    if (rc == 0)
+        rc = tg_sqlite_prepare(st,
+                               "UPDATE usage_hourly SET exported = exported - ? WHERE customer_id = ? AND metric = ?"
+                               " AND hour_start = ? AND period_start = ? AND plan_id = ?",
+                               &upd, err, "taking back a refused meter event");
+    if (rc == 0) {
+        sqlite3_bind_text(sel, 1, customer_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(sel, 2, metric, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(sel, 3, ts);
+        int step = SQLITE_DONE;
+        while (units > 0 && (step = sqlite3_step(sel)) == SQLITE_ROW) {
+            uint64_t had = (uint64_t)sqlite3_column_int64(sel, 3), off = had < units ? had : units;
+            sqlite3_reset(upd);
+            sqlite3_bind_int64(upd, 1, (sqlite3_int64)off);
+            sqlite3_bind_text(upd, 2, customer_id, -1, SQLITE_STATIC);
+            sqlite3_bind_text(upd, 3, metric, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(upd, 4, sqlite3_column_int64(sel, 0));
+            sqlite3_bind_int64(upd, 5, sqlite3_column_int64(sel, 1));
+            sqlite3_bind_text(upd, 6, (const char *)sqlite3_column_text(sel, 2), -1, SQLITE_TRANSIENT);
+            if (sqlite3_step(upd) != SQLITE_DONE) {
+                rc = tg_sqlite_error(st, err, "taking back a refused meter event");
+                break;
+            }
+            units -= off;
+        }
+        if (rc == 0 && units > 0 && step != SQLITE_DONE)
+            rc = tg_sqlite_error(st, err, "taking back a refused meter event");
+    }
+    sqlite3_finalize(sel);
+    sqlite3_finalize(upd);
+    return rc;
+}

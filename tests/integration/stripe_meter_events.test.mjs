@@ -10,7 +10,8 @@
 //   - a counted event whose answer was lost, sent again once Stripe forgot the idempotency key:
 //     Stripe refuses the identifier (400 duplicate_meter_event) and the row is done, not failed;
 //   - usage too late for a meter event (older than Stripe takes, its period invoiced) -> an
-//     invoice item of tollgate's exact price for those units, never lost.
+//     invoice item of tollgate's exact price for those units, never lost; an event Stripe refused
+//     for its timestamp (nothing counted) -> its units go the same way.
 // tollgate's clock moves with --test-clock (POST /v1/admin/clock); the fake's clock is moved to
 // the same time (POST /__control/clock) so that it checks timestamps as Stripe would then. A
 // restart puts tollgate's clock back to the real time, so the test moves it forward again.
@@ -46,15 +47,15 @@ async function until(fn, what, tries = 600) {
   throw new Error(`timed out waiting for ${what}`);
 }
 
-// Moves tollgate's clock (forward only) and the fake's to `target` seconds.
-async function setClock(target) {
+// Moves tollgate's clock (forward only) and, unless tollgateOnly, the fake's to `target` seconds.
+async function setClock(target, { tollgateOnly = false } = {}) {
   const cur = await s.adminCall('POST', '/v1/admin/clock', { advance_seconds: 0 });
   assert.equal(cur.status, 200, cur.text);
   const nowS = Math.floor(Date.parse(cur.json.now) / 1000);
   assert.ok(target >= nowS, `the clock only moves forward (${target} < ${nowS})`);
   const r = await s.adminCall('POST', '/v1/admin/clock', { advance_seconds: target - nowS });
   assert.equal(r.status, 200, r.text);
-  await control('POST', '/__control/clock', { now: target });
+  if (!tollgateOnly) await control('POST', '/__control/clock', { now: target });
 }
 
 async function restart({ kill = true } = {}) {
@@ -208,6 +209,36 @@ test('meter events: a call Stripe counted whose answer was lost, sent again afte
   assert.equal(sum(evs), 4);
   const view = await s.adminCall('GET', `/v1/admin/customers/${d.customer.id}`);
   assert.equal(view.json.stripe.usage.failed_calls, 0);
+});
+
+test('meter events: an event Stripe refuses for its timestamp counted nothing: its units go as late usage, and its row cannot be sent again', async () => {
+  const e = await meteredCustomer();
+  const H = await futureHour();
+  await setClock(H + 10);
+  await calls(e.key, 3);
+  // Stripe's clock is 36 days ahead of the event when it arrives (the outbox was stuck that long)
+  await control('POST', '/__control/clock', { now: H + 36 * 86400 });
+  await setClock(H + 3600 + SETTLE + 5, { tollgateOnly: true });
+  const id = `tg_${e.customer.id}_api_calls_${H}_0`;
+  const rowOf = async () => {
+    const r = await s.adminCall('GET', '/v1/admin/stripe/outbox');
+    return r.json.data.find((o) => o.idempotency_key === `tg_meter_event.create_${id}`);
+  };
+  const failed = await until(async () => { const o = await rowOf(); return o && o.state === 'failed' && o; }, 'the refused event');
+  assert.match(failed.last_error, /timestamp/);
+  // tollgate's clock catches up: the hour is past 33 days, the 3 units go as an item:
+  // price(3) - price(0) = 1 x 0.25 -> 25 cents
+  await setClock(H + 36 * 86400);
+  const item = await until(async () => {
+    const objs = await control('GET', '/__control/objects?type=invoiceitem');
+    return (objs.invoiceitem || []).find((i) => i.metadata && i.metadata.tollgate_customer === e.customer.id);
+  }, 'the late usage item');
+  assert.equal(item.amount, 25);
+  assert.equal(item.metadata.tollgate_units, '3');
+  const row = await rowOf();
+  assert.equal(row.state, 'done');
+  assert.equal(row.stripe_id, 'sent again as late usage');
+  assert.equal((await eventsOf(e.stripeId)).length, 0);
 });
 
 test('late usage: units too late for a meter event go on the next invoice as an item of the exact price', async () => {

@@ -351,6 +351,54 @@ static void test_export_pass(void **state)
     assert_int_equal(run.events + run.items, 0);
 }
 
+/* An event Stripe refused for its timestamp (the outbox was stuck past 35 days) counted nothing:
+ * once its hour is past 33 days its units go as late usage, and its row can no longer be sent. */
+static void test_refused_event_taken_back(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    tg_meter_export_run_t run;
+    tg_outbox_row_t rows[4];
+    assert_int_equal(tg_store_meter_export_set(f->db.st, 1, H0, &err), 0);
+    use(f, H0 + 10, H0 - 3600, 5);
+    now_value = H0 + 3600 + TG_METER_EXPORT_SETTLE_S;
+    assert_int_equal(tg_meter_export_run(&f->x, &run, &err), 0);
+    assert_int_equal(run.events, 1);
+    size_t n = queued(f, rows, 4);
+    assert_int_equal(n, 1);
+    int64_t id = rows[0].id;
+    clear_rows(rows, n);
+    assert_int_equal(
+        tg_store_outbox_fail(f->db.st, id,
+                             "Stripe 400 invalid_request_error/timestamp_too_far_in_past: Timestamp must be "
+                             "within the past 35 calendar days.",
+                             now_value, &err),
+        0);
+    /* not yet past 33 days: it stays failed */
+    now_value = H0 + 20 * 86400;
+    assert_int_equal(tg_meter_export_run(&f->x, &run, &err), 0);
+    assert_int_equal(run.events + run.items, 0);
+    tg_outbox_row_t r;
+    assert_int_equal(tg_store_outbox_get(f->db.st, id, &r, &err), 0);
+    assert_string_equal(r.state, "failed");
+    /* past 33 days: taken back, and 5 units after 0 sent = 3 x 0.25 */
+    now_value = H0 + 36 * 86400;
+    assert_int_equal(tg_meter_export_run(&f->x, &run, &err), 0);
+    assert_int_equal(run.items, 1);
+    assert_int_equal(tg_store_outbox_get(f->db.st, id, &r, &err), 0);
+    assert_string_equal(r.state, "done");
+    assert_string_equal(r.response_id, "sent again as late usage");
+    assert_int_equal(tg_store_outbox_requeue(f->db.st, id, now_value * 1000, &err), TG_ESTATE);
+    n = queued(f, rows, 4);
+    assert_int_equal(n, 1);
+    assert_string_equal(rows[0].kind, TG_OUTBOX_KIND_LATE_USAGE);
+    assert_non_null(strstr(rows[0].params, "&amount=75&"));
+    assert_non_null(strstr(rows[0].params, "&metadata[tollgate_units]=5&"));
+    clear_rows(rows, n);
+    assert_int_equal(tg_meter_export_run(&f->x, &run, &err), 0);
+    assert_int_equal(run.events + run.items, 0);
+}
+
 static void test_unknown_customer_does_not_block(void **state)
 {
     fx_t *f = *state;
@@ -390,6 +438,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hourly_only_while_on, setup, teardown),
         cmocka_unit_test_setup_teardown(test_old_journal_entry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_export_pass, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_event_taken_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_customer_does_not_block, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
