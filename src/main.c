@@ -21,6 +21,7 @@
 #include "metering/meter.h"
 #include "payments/stripe_events.h"
 #include "store/store.h"
+#include "store/store_meter.h"
 #include "payments/outbox.h"
 #include "util/clock.h"
 
@@ -215,6 +216,14 @@ static int cmd_serve(int argc, char **argv)
         goto out;
     }
     if (tg_store_open(cfg->storage.database, &st, &err) != 0 || tg_store_migrate(st, &err) != 0) {
+        fprintf(stderr, "tollgate serve: %s\n", err.msg);
+        goto out;
+    }
+    /* billing: stripe sends usage as meter events: from now on the fold keeps hourly totals
+     * (store_meter.h); otherwise it stops keeping them. Before the meter starts, so that usage
+     * the last run left in the metering log is counted under the same rule. */
+    if (tg_store_meter_export_set(st, cfg->stripe.enabled && cfg->stripe.billing == TG_STRIPE_BILLING_STRIPE,
+                                  tg_clock_now_ns() / TG_NS_PER_SEC, &err) != 0) {
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }

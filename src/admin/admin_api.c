@@ -12,6 +12,7 @@
 
 #include "admin/admin_int.h"
 #include "billing/invoice.h"
+#include "payments/meter_export.h"
 #include "payments/outbox.h"
 #include "billing/periods.h"
 #include "billing/pricing.h"
@@ -48,6 +49,14 @@ void tg_admin_tick(tg_admin_t *a)
     tg_periods_finalize_due(&a->sub, &finalized, &queued, &ferr); /* likewise */
     if (queued)
         tg_outbox_wake(a->d.outbox);
+    if (a->d.outbox != NULL && a->d.cfg->stripe.billing == TG_STRIPE_BILLING_STRIPE) {
+        /* usage of the hours that ended, to Stripe as meter events (payments/meter_export.h) */
+        tg_meter_export_run_t mrun;
+        tg_err_t merr = {0};
+        tg_meter_export_run(&a->sub, &mrun, &merr); /* a failed batch is tried again next tick */
+        if (mrun.events + mrun.items > 0)
+            tg_outbox_wake(a->d.outbox);
+    }
     tg_adm_payments_tick(a);
 }
 

@@ -7,6 +7,7 @@
 
 #include "admin/admin_int.h"
 #include "payments/outbox.h"
+#include "store/store_meter.h"
 #include "store/store_outbox.h"
 
 static json_t *ms_time(int64_t ms)
@@ -38,6 +39,21 @@ json_t *tg_adm_customer_admin_json(tg_admin_t *a, const tg_customer_t *c)
     else
         s = json_pack("{s:n,s:s,s:i,s:s,s:n}", "customer_id", "state", "unknown", "attempts", 0, "last_error", err.msg,
                       "updated_at");
+    /* billing: stripe: usage goes as one call per customer, metric and hour, so the latest row
+     * is mostly a meter event; the owner sees them summed instead of listed (the outbox page
+     * lists each) */
+    if (s != NULL && a->d.cfg->stripe.billing == TG_STRIPE_BILLING_STRIPE) {
+        uint64_t pending = 0, failed = 0, hours = 0, units = 0;
+        tg_err_t merr = {0};
+        if (tg_store_meter_outbox_counts(a->d.store, c->id, &pending, &failed, &merr) == 0 &&
+            tg_store_meter_customer_backlog(a->d.store, c->id, &hours, &units, &merr) == 0)
+            json_object_set_new(s, "usage",
+                                json_pack("{s:I,s:I,s:I,s:I}", "pending_calls", (json_int_t)pending, "failed_calls",
+                                          (json_int_t)failed, "unsent_hours", (json_int_t)hours, "unsent_units",
+                                          (json_int_t)units));
+        else
+            json_object_set_new(s, "usage", json_pack("{s:s}", "error", merr.msg));
+    }
     json_object_set_new(j, "stripe", s);
     return j;
 }

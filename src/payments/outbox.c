@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "payments/meter_export.h"
 #include "util/clock.h"
 #include "util/money.h"
 
@@ -524,6 +525,13 @@ static void process_row(tg_outbox_t *ob, tg_outbox_row_t *row)
     if (!searched)
         tg_stripe_call(&ob->stripe, row->method, row->path, row->params, row->params_len, row->idempotency_key, &res,
                        &err);
+    if (res.outcome == TG_STRIPE_PERMANENT &&
+        tg_meter_event_duplicate(row->kind, res.status, res.error_code, res.error_param, res.message)) {
+        /* Stripe has an event with this identifier: it was counted (a call whose answer was
+         * lost, sent again after Stripe forgot its idempotency key), which is what was asked */
+        res.outcome = TG_STRIPE_OK;
+        snprintf(res.id, sizeof(res.id), "duplicate identifier");
+    }
     now = wall_ms();
     if (atomic_load(&ob->cancel) && res.outcome != TG_STRIPE_OK) {
         /* cut short by shutdown: the row stays as it was, due, and goes first after a restart */

@@ -41,6 +41,11 @@
 #define TG_OUTBOX_KIND_INVOICE_CREATE "invoice.create"
 #define TG_OUTBOX_KIND_INVOICE_ITEM "invoice.item"
 #define TG_OUTBOX_KIND_INVOICE_FINALIZE "invoice.finalize"
+/* billing: stripe (payments/meter_export.h): a Billing meter event (its identifier is the
+ * operation key; a 400 "duplicate identifier" means it was counted before: done), and the
+ * invoice item of usage too late for one. */
+#define TG_OUTBOX_KIND_METER_EVENT "meter_event.create"
+#define TG_OUTBOX_KIND_LATE_USAGE "late_usage.item"
 
 /* In a form value or the path of an enqueued call: replaced when the call is sent by the Stripe
  * id of the row's customer. A call that names it waits (without using its attempts) until the

@@ -234,6 +234,31 @@ const tg_migration_t tg_sqlite_migrations[] = {
      "  on_file_at INTEGER NOT NULL,"
      "  session_id TEXT NOT NULL,"
      "  event_id TEXT NOT NULL);"},
+    {17, "hourly usage for Stripe meter events",
+     /* usage_hourly: billing: stripe sends usage as Stripe meter events per customer, metric and
+      * hour. The fold that adds committed usage to usage_period adds it here in the same
+      * transaction (while meter_export has its row), so each batch counts once here too.
+      * A row is one (customer, metric, hour, period, plan); ts is the bucket's start: the hour's
+      * start, or the period's start when a period began inside the hour (a meter event's
+      * timestamp decides which Stripe period bills it). exported: units already sent (as meter
+      * events or, when too late for those, as invoice items); seq: sends made so far for
+      * (customer, metric, ts), the last part of the meter event identifier. */
+     "CREATE TABLE usage_hourly ("
+     "  customer_id TEXT NOT NULL,"
+     "  metric TEXT NOT NULL,"
+     "  hour_start INTEGER NOT NULL,"
+     "  period_start INTEGER NOT NULL,"
+     "  plan_id TEXT NOT NULL,"
+     "  ts INTEGER NOT NULL,"
+     "  units INTEGER NOT NULL,"
+     "  exported INTEGER NOT NULL DEFAULT 0,"
+     "  seq INTEGER NOT NULL DEFAULT 0,"
+     "  PRIMARY KEY (customer_id, metric, hour_start, period_start, plan_id)) WITHOUT ROWID;"
+     "CREATE INDEX usage_hourly_group ON usage_hourly(customer_id, metric, ts);"
+     "CREATE INDEX usage_hourly_unexported ON usage_hourly(hour_start) WHERE units > exported;"
+     "CREATE TABLE meter_export ("
+     "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+     "  since INTEGER NOT NULL);"},
     /* 20: the owner's revenue figures sum the invoices finalized in a window (a month). */
     {20, "invoices by finalization time", "CREATE INDEX invoices_finalized ON invoices(finalized_at);"},
 };

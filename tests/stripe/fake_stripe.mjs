@@ -14,7 +14,8 @@
 //     is a 400 `idempotency_error`. As at Stripe, a result is saved only once the endpoint started
 //     executing: a request refused by an injected 429/500/timeout saves nothing, a request whose
 //     response was lost ("lost" below) did execute and is saved;
-//   - meter events are deduplicated by `identifier` (a duplicate is a 400 and is not counted);
+//   - meter events are deduplicated by `identifier` (a duplicate is a 400 `duplicate_meter_event`,
+//     param `identifier`, and is not counted);
 //     timestamps must be within the past 35 days and at most 5 minutes ahead;
 //   - for `billing: stripe`: products, prices (lookup_key unique unless transfer_lookup_key;
 //     tiers/tiers_mode, transform_quantity, recurring[usage_type]=metered needs recurring[meter]),
@@ -58,6 +59,10 @@
 //        tiered (graduated/volume) after transform_quantity, each line rounded half up to the
 //        minor unit; the customer's pending invoice items are swept in; created (draft), then
 //        finalized (open): invoice.created and invoice.finalized are sent. Answers the invoice.
+//   POST /__control/clock {now}  the fake's clock reads `now` (seconds) from here on (null: the
+//        real clock again); meter event timestamps are checked against it.
+//   POST /__control/forget_idempotency {clear_failures?}  forget the saved idempotent answers (as
+//        Stripe does after 24 h; meter event identifiers stay), and the queued failures.
 //
 // Usage: `import {startFakeStripe} from '../stripe/fake_stripe.mjs'` then
 // `const fake = await startFakeStripe()` -> {url, port, close(), state}; or
@@ -246,7 +251,8 @@ function newId(state, prefix) {
   state.seq++;
   return `${prefix}_${crypto.randomBytes(7).toString('hex')}${state.seq.toString(36).padStart(4, '0')}`;
 }
-const now = () => Math.floor(Date.now() / 1000);
+let clockOffsetS = 0; // POST /__control/clock (meter events part)
+const now = () => Math.floor(Date.now() / 1000) + clockOffsetS;
 
 function send(res, status, body, headers = {}) {
   const text = JSON.stringify(body, null, 2);
@@ -673,7 +679,7 @@ function createMeterEvent(state, p) {
   if (identifier.length > 100) throw new ParamError('identifier is longer than 100 characters.', 'identifier');
   if (state.meterIdentifiers.has(identifier))
     throw new StripeError(400, 'invalid_request_error', `An event already exists with identifier ${identifier}.`,
-      {code: 'resource_already_exists', param: 'identifier'});
+      {code: 'duplicate_meter_event', param: 'identifier'}); // the code in Stripe's API specification
   const ev = {object: 'billing.meter_event', created: t, event_name: eventName, identifier, livemode: false,
     payload: {...p.payload}, timestamp};
   state.meterIdentifiers.set(identifier, ev);
@@ -1031,6 +1037,7 @@ async function control(state, req, res, u, raw) {
   if (req.method === 'POST' && p === '/__control/reset') {
     await state.chain;
     Object.assign(state, newState(), {timers: state.timers});
+    clockOffsetS = 0; // meter events part: the real clock again
     return send(res, 200, {ok: true});
   }
   if (req.method === 'GET' && p === '/__control/objects') {
@@ -1110,6 +1117,24 @@ async function control(state, req, res, u, raw) {
       throw e;
     }
   }
+  // ---- meter events part (issue 11 item 4) ----
+  // POST /__control/clock {now}: the fake's clock reads `now` (seconds) from here on, as a Stripe
+  // test clock would; {now: null} goes back to the real clock. The meter event timestamp window
+  // (35 days back, 5 minutes ahead) is checked against it, so a test that moves tollgate's clock
+  // moves this one along.
+  if (req.method === 'POST' && p === '/__control/clock') {
+    clockOffsetS = body.now == null ? 0 : Number(body.now) - Math.floor(Date.now() / 1000);
+    return send(res, 200, {now: now()});
+  }
+  // POST /__control/forget_idempotency {clear_failures?}: forget every saved idempotent answer, as
+  // Stripe does after 24 hours (meter event identifiers stay: a request sent again is then
+  // refused as a duplicate identifier); clear_failures also drops the queued failures.
+  if (req.method === 'POST' && p === '/__control/forget_idempotency') {
+    state.idem.clear();
+    if (body.clear_failures) state.failures = [];
+    return send(res, 200, {ok: true});
+  }
+  // ---- end of meter events part ----
   return send(res, 404, {error: `no control route ${req.method} ${p}`});
 }
 

@@ -110,7 +110,7 @@ test('meter events: deduplicated by identifier, timestamps within 35 days back a
   assert.equal(ev.object, 'billing.meter_event');
   assert.equal(ev.identifier, 'cust_1:api_calls:2026120314');
   await assert.rejects(stripe.billing.meterEvents.create({event_name: 'api_calls', payload: {stripe_customer_id: c.id, value: '25'}, identifier: 'cust_1:api_calls:2026120314'}),
-    (e) => e.statusCode === 400 && e.code === 'resource_already_exists');
+    (e) => e.statusCode === 400 && e.code === 'duplicate_meter_event');
   await assert.rejects(stripe.billing.meterEvents.create({event_name: 'api_calls', payload: {stripe_customer_id: c.id, value: '1'}, timestamp: t - 36 * 86400}), (e) => e.param === 'timestamp');
   await assert.rejects(stripe.billing.meterEvents.create({event_name: 'api_calls', payload: {stripe_customer_id: c.id, value: '1'}, timestamp: t + 600}), (e) => e.param === 'timestamp');
   const objs = await control('GET', '/__control/objects?type=billing.meter_event');

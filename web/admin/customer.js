@@ -17,6 +17,11 @@ async function load() {
     sync.textContent = `Stripe: ${c.stripe.state}${c.stripe.customer_id ? ` · ${c.stripe.customer_id}` : ''}` +
       `${c.stripe.attempts ? ` · ${c.stripe.attempts} attempt${c.stripe.attempts === 1 ? '' : 's'}` : ''}` +
       `${c.stripe.last_error ? ` · last error: ${c.stripe.last_error}` : ''}`;
+    // billing: stripe: usage goes as meter events, one per metric and hour: summed, not listed
+    const mu = c.stripe.usage;
+    if (mu && !mu.error)
+      sync.textContent += ` · usage: ${num(mu.unsent_units)} units in ${num(mu.unsent_hours)} hour${mu.unsent_hours === 1 ? '' : 's'} not sent yet` +
+        `, ${num(mu.pending_calls)} call${mu.pending_calls === 1 ? '' : 's'} pending${mu.failed_calls ? `, ${num(mu.failed_calls)} failed` : ''}`;
   }
   document.getElementById('suspend').classList.toggle('hidden', c.status === 'suspended' || c.status === 'canceled');
   document.getElementById('resume').classList.toggle('hidden', c.status !== 'suspended');
