@@ -109,6 +109,9 @@ test('sign-up -> card -> calls -> invoice in Stripe with the same total -> 3 fai
     return (o.customer || []).find((c) => c.metadata.tollgate_customer === id);
   }, 'the Stripe customer');
   assert.equal(cus.email, email);
+  // ... and recorded it (the fake holds the customer a moment before tollgate has its answer).
+  await until(async () => (await s.adminCall('GET', `/v1/admin/customers/${id}`)).json.stripe.state === 'done',
+    'the Stripe customer recorded');
 
   // The card: Checkout in setup mode, completed; the fake signs and sends the webhook.
   const setup = await me('POST', '/v1/me/billing/setup');
