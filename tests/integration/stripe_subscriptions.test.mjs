@@ -256,6 +256,9 @@ test('an upgrade re-prices the items with proration_behavior=none and sends toll
     assert.ok(oldPart > 0 && newCredit < 0, JSON.stringify(upcoming.json.lines));
     const items = reqs.filter((r) => r.method === 'POST' && r.path === '/v1/invoiceitems');
     assert.equal(items.length, 2);
+    const made = (await control('GET', '/__control/objects?type=invoiceitem')).invoiceitem || [];
+    assert.equal(made.length, 2);
+    for (const ii of made) assert.equal(ii.parent.subscription_details.subscription, before.id);
     for (const it of items) {
       assert.equal(it.params.subscription, before.id);
       assert.equal(it.params.customer, before.customer);
