@@ -1,5 +1,6 @@
 /* outbox.c - the Stripe outbox: enqueue in the caller's transaction, a processor thread that
- * sends (see outbox.h for the contract).
+ * sends (see outbox.h for the contract). The subscription calls of billing: stripe, and the
+ * processor's step that resolves their placeholders, are in outbox_subscriptions.c.
  *
  * Thread ownership:
  *  - the caller of tg_outbox_enqueue* (the admin back thread) owns its store connection and its
