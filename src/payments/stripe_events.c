@@ -452,12 +452,14 @@ static int apply_subscription(const tg_payments_deps_t *d, const tg_stripe_event
     if (rc != 0)
         return tg_errf(err, rc, "%s", nf.msg);
     snprintf(ap->customer_id, sizeof(ap->customer_id), "%s", c.id);
-    int now_canceled = is(status, "canceled"), was_canceled = found && is(cur.status, "canceled");
+    /* canceled and incomplete_expired are final at Stripe: nothing moves a subscription out of them */
+    int now_canceled = is(status, "canceled"),
+        was_canceled = found && (is(cur.status, "canceled") || is(cur.status, "incomplete_expired"));
     if (was_canceled) {
-        snprintf(ap->outcome, sizeof(ap->outcome), "stale: subscription %.64s is canceled already", id);
+        snprintf(ap->outcome, sizeof(ap->outcome), "stale: subscription %.64s is %s already", id, cur.status);
         return 0;
     }
-    if (found && !now_canceled && e->created < cur.status_at) {
+    if (found && !now_canceled && !is(status, "incomplete_expired") && e->created < cur.status_at) {
         snprintf(ap->outcome, sizeof(ap->outcome), "stale: subscription %.64s was %s at a later event", id,
                  cur.status);
         return 0;

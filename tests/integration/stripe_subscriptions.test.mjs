@@ -47,6 +47,15 @@ const MORE_PLANS = `  basic:
     included: {api_calls: 2}
     on_quota: bill
     charges: [{metric: api_calls, model: per_unit, unit_price: "0.05"}]
+  cardpro:
+    price: "100"
+    trial_days: 14
+    requires_payment_method: true
+    rate_limit: 1000/sec
+    burst: 1000
+    included: {api_calls: 2}
+    on_quota: bill
+    charges: [{metric: api_calls, model: per_unit, unit_price: "0.05"}]
 `;
 
 let fake;
@@ -78,7 +87,7 @@ async function catalog() {
     'value_settings[event_payload_key]': 'value',
   });
   const prices = {};
-  for (const [plan, base, unit] of [['basic', 1000, 25], ['plus', 4000, 10], ['trialpro', 10000, 5]]) {
+  for (const [plan, base, unit] of [['basic', 1000, 25], ['plus', 4000, 10], ['trialpro', 10000, 5], ['cardpro', 10000, 5]]) {
     const prod = await api('/v1/products', { name: plan, 'metadata[tollgate_plan]': plan });
     prices[`tollgate_${plan}_base`] = (await api('/v1/prices', {
       product: prod.id, currency: 'usd', unit_amount: String(base), 'recurring[interval]': 'month',
@@ -418,5 +427,33 @@ test('customer.subscription.updated/deleted in any order: the object\'s state wi
     const bh = JSON.stringify((await s.adminCall('GET', `/v1/admin/customers/${b.id}/status_history`)).json);
     assert.doesNotMatch(bh, /canceled in Stripe/);
     await control('POST', '/__control/webhook_endpoint', { url: null });
+  } finally { await s.stop(); }
+});
+
+test('a plan that requires a card: no subscription while incomplete; checkout.session.completed starts it, with the trial from the card', async () => {
+  await control('POST', '/__control/reset');
+  const prices = await catalog();
+  const s = await startStack();
+  try {
+    const c = (await s.adminCall('POST', '/v1/admin/customers', { email: email('card'), name: 'Card', plan: 'cardpro' })).json;
+    assert.equal(c.status, 'incomplete');
+    await synced(s, c.id, 1);
+    assert.equal((await rowsOf(s, c.id)).length, 1, 'the Stripe customer only');
+    const stripeCustomer = (await s.adminCall('GET', `/v1/admin/customers/${c.id}`)).json.stripe.customer_id;
+    const r = await control('POST', '/__control/send_webhook', {
+      url: `${s.admin}/v1/webhooks/stripe`, secret: SECRET, type: 'checkout.session.completed',
+      object: { id: 'cs_test_card_subscriptions_1', object: 'checkout.session', mode: 'setup', status: 'complete',
+        customer: stripeCustomer, metadata: { tollgate_customer: c.id } },
+    });
+    assert.equal(r.delivery.status, 200, r.delivery.body);
+    const started = await until(async () => {
+      const x = (await s.adminCall('GET', `/v1/admin/customers/${c.id}`)).json;
+      return x.status === 'trialing' && x;
+    }, 'the trial started by the card');
+    await synced(s, c.id, 2);
+    const subs = await subsOf(c.id);
+    assert.equal(subs.length, 1);
+    assert.equal(subs[0].trial_end, Math.floor(Date.parse(started.trial_end) / 1000));
+    assert.deepEqual(itemPrices(subs[0]), [prices.tollgate_cardpro_api_calls, prices.tollgate_cardpro_base].sort());
   } finally { await s.stop(); }
 });
