@@ -12,7 +12,7 @@
 #define TG_OUTBOX_PRICE_CACHE 64 /* lookup keys remembered during one pass of the processor */
 
 typedef struct tg_outbox_price {
-    char lookup_key[128];
+    char lookup_key[256]; /* Stripe allows 200 characters */
     char id[TG_OUTBOX_RESPONSE_ID_MAX];
 } tg_outbox_price_t;
 
