@@ -546,11 +546,20 @@ static tg_outbox_prep_t prepare_items(tg_outbox_t *ob, tg_outbox_row_t *row, int
         tg_stripe_result_clear(res);
         return TG_OUTBOX_PREP_HANDLED;
     }
+    json_t *items = json_object_get(res->body, "items");
+    if (json_is_true(json_object_get(items, "has_more"))) {
+        /* a partial list would make the swap add slots that exist: refuse rather than guess */
+        snprintf(why, sizeof(why), "the Stripe subscription %s lists more items than one answer holds",
+                 sub_id_of_path(row));
+        fail_row(ob, row, why, now_ms);
+        tg_stripe_result_clear(res);
+        return TG_OUTBOX_PREP_HANDLED;
+    }
     tg_outbox_sub_item_t cur[TG_OUTBOX_SUB_ITEMS_MAX];
     size_t ncur = 0, i;
     json_t *it;
     memset(cur, 0, sizeof(cur));
-    json_array_foreach(json_object_get(json_object_get(res->body, "items"), "data"), i, it)
+    json_array_foreach(json_object_get(items, "data"), i, it)
     {
         if (ncur == TG_OUTBOX_SUB_ITEMS_MAX)
             break;
