@@ -150,13 +150,12 @@ void tg_adm_patch_customer(tg_admin_t *a, tg_customer_t *c, const tg_admin_reque
     else if (plan_id != NULL && u.plan == NULL)
         tg_adm_reply_error(res, 400, "bad_request", "plan: \"%s\" is not a plan.", plan_id);
     else {
-        /* A new name also goes to the Stripe customer (the service queues it in its transaction). */
-        int renamed = name != NULL && strcmp(name, c->name) != 0;
+        /* A new name goes to the Stripe customer, a plan change or a cancellation to the Stripe
+         * subscription (the service queues them in its transaction). */
         if ((rc = tg_sub_update(&a->sub, c, &u, &err)) != 0)
             tg_adm_reply_svc_error(res, rc, &err);
         else {
-            if (renamed)
-                tg_outbox_wake(a->d.outbox);
+            tg_outbox_wake(a->d.outbox);
             tg_adm_reply_json(res, 200, tg_adm_customer_admin_json(a, c));
         }
     }
@@ -176,8 +175,10 @@ void tg_adm_cancel_customer(tg_admin_t *a, tg_customer_t *c, const tg_admin_requ
         tg_adm_reply_error(res, 400, "bad_request", "at_period_end must be true or false.");
     else if ((rc = tg_sub_cancel(&a->sub, c, ape == NULL || json_is_true(ape), &err)) != 0)
         tg_adm_reply_svc_error(res, rc, &err);
-    else
+    else {
+        tg_outbox_wake(a->d.outbox); /* billing: stripe: the subscription's cancellation */
         tg_adm_reply_json(res, 200, tg_adm_customer_json(a, c));
+    }
     json_decref(body);
 }
 

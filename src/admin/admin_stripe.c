@@ -9,6 +9,7 @@
 #include "payments/outbox.h"
 #include "store/store_meter.h"
 #include "store/store_outbox.h"
+#include "store/store_payments.h"
 
 static json_t *ms_time(int64_t ms)
 {
@@ -54,6 +55,18 @@ json_t *tg_adm_customer_admin_json(tg_admin_t *a, const tg_customer_t *c)
         else
             json_object_set_new(s, "usage", json_pack("{s:s}", "error", merr.msg));
     }
+    /* billing: stripe - the customer's subscription as Stripe's events last told it (status ""
+     * until one did: "created"); null when there is none. */
+    tg_stripe_subscription_t sub;
+    int found = 0;
+    if (a->d.cfg->stripe.billing == TG_STRIPE_BILLING_STRIPE &&
+        tg_store_stripe_subscription_latest(a->d.store, c->id, &sub, &found, &err) == 0 && found)
+        json_object_set_new(s, "subscription",
+                            json_pack("{s:s,s:s,s:o}", "id", sub.subscription_id, "status",
+                                      sub.status[0] ? sub.status : "created", "updated_at",
+                                      tg_adm_json_time(sub.updated_at)));
+    else
+        json_object_set_new(s, "subscription", json_null());
     json_object_set_new(j, "stripe", s);
     return j;
 }

@@ -38,6 +38,70 @@ static void random_id(const char *prefix, char *out, size_t cap)
     snprintf(out, cap, "%s%s", prefix, hex);
 }
 
+/* stripe.billing: stripe: Stripe's subscriptions follow the customer's plan. */
+static int stripe_billing(const tg_sub_ctx_t *x)
+{
+    return x->stripe_customers && x->cfg != NULL && x->cfg->stripe.enabled &&
+           x->cfg->stripe.billing == TG_STRIPE_BILLING_STRIPE;
+}
+
+int tg_sub_stripe_subscribe(const tg_sub_ctx_t *x, const tg_customer_t *c, int again, tg_err_t *err)
+{
+    const tg_plan_t *plan = tg_config_find_plan(x->cfg, c->plan_id);
+    if (!stripe_billing(x) || !tg_outbox_plan_has_items(plan) || strcmp(c->status, "incomplete") == 0 ||
+        strcmp(c->status, "canceled") == 0)
+        return 0;
+    int64_t now = tg_sub_now(x), ps, pe;
+    tg_outbox_sub_terms_t t = {0};
+    t.send_invoice = x->cfg->stripe.collection == TG_STRIPE_SEND_INVOICE;
+    t.days_until_due = x->cfg->stripe.days_until_due;
+    t.trial_end = c->trial_end > now ? c->trial_end : 0;
+    int64_t start = t.trial_end > now ? t.trial_end : now;
+    tg_period_bounds(c->anchor_at, plan->interval, start, &ps, &pe);
+    if (start > ps)
+        t.billing_cycle_anchor = pe;
+    tg_err_t e = {0};
+    int rc = tg_outbox_enqueue_subscription(x->store, c, plan, &t, again, &e);
+    if (rc != 0)
+        return tg_errf(err, rc, "Queuing the Stripe subscription failed: %s", e.msg);
+    return 0;
+}
+
+/* stripe.billing: stripe - queues what makes c's Stripe subscription follow a plan change from
+ * `from` to `to` that takes effect now (pc: its computation; NULL when it was scheduled and its
+ * period is over, so nothing is prorated): the new plan's prices on the subscription, and
+ * tollgate's proration as invoice items on it. A plan without anything to bill has no
+ * subscription: moving to one cancels it (its usage so far invoiced), leaving one creates it. In
+ * the caller's transaction. */
+static int stripe_follow_plan(const tg_sub_ctx_t *x, const tg_customer_t *c, const tg_plan_t *from,
+                              const tg_plan_t *to, const tg_sub_change_t *pc, tg_err_t *err)
+{
+    if (!stripe_billing(x) || from == NULL || from == to || strcmp(c->status, "incomplete") == 0 ||
+        strcmp(c->status, "canceled") == 0)
+        return 0;
+    int had = tg_outbox_plan_has_items(from), has = tg_outbox_plan_has_items(to), rc = 0;
+    tg_err_t e = {0};
+    int prorated = pc != NULL && pc->prorated;
+    if (had && has) {
+        rc = tg_outbox_enqueue_subscription_items(x->store, c, to, &e);
+        if (rc == 0 && prorated && pc->stripe_new_rest != 0)
+            rc = tg_outbox_enqueue_subscription_invoice_item(x->store, c, to->currency, pc->stripe_new_rest,
+                                                             pc->stripe_new_desc, pc->effective_at, pc->period_end, &e);
+        if (rc == 0 && prorated && pc->stripe_old_unused != 0)
+            rc = tg_outbox_enqueue_subscription_invoice_item(x->store, c, to->currency, pc->stripe_old_unused,
+                                                             pc->stripe_old_desc, pc->effective_at, pc->period_end, &e);
+    } else if (had) {
+        rc = tg_outbox_enqueue_subscription_cancel(x->store, c, 0, prorated, &e);
+    } else if (has) {
+        tg_customer_t on = *c;
+        snprintf(on.plan_id, sizeof(on.plan_id), "%s", to->id);
+        return tg_sub_stripe_subscribe(x, &on, 1, err);
+    }
+    if (rc != 0)
+        return tg_errf(err, rc, "Queuing the Stripe subscription change failed: %s", e.msg);
+    return 0;
+}
+
 int tg_sub_customer_create(const tg_sub_ctx_t *x, const char *email, const char *name, const tg_plan_t *plan,
                            int with_trial, tg_customer_t *c, tg_err_t *err)
 {
@@ -68,6 +132,8 @@ int tg_sub_customer_create(const tg_sub_ctx_t *x, const char *email, const char 
         return tg_errf(err, rc, "Storing the customer failed: %s", e.msg);
     if (x->stripe_customers && (rc = tg_outbox_enqueue_customer(x->store, c, &e)) != 0)
         return tg_errf(err, rc, "Queuing the Stripe customer failed: %s", e.msg);
+    if ((rc = tg_sub_stripe_subscribe(x, c, 0, err)) != 0)
+        return rc;
     if ((rc = put_customer(x, c, &e)) != 0)
         return tg_errf(err, rc, "%s", e.msg);
     return 0;
@@ -123,6 +189,21 @@ int tg_sub_change_compute(const tg_sub_ctx_t *x, const tg_customer_t *c, const t
             return tg_errf(err, TG_EINVAL, "The plan change cannot be prorated.");
         pc->prorated = 1;
         pc->new_credit = -pc->new_credit;
+        pc->period_start = ps;
+        pc->period_end = pe;
+        /* billing: stripe (see tg_sub_change_t): what Stripe billed in advance for the period is the
+         * old fee after paid_from; the items bring it to tollgate's new fee + old_part + new_credit. */
+        tg_money_t old_billed, new_full;
+        int d = to->currency_digits;
+        if (tg_prorate(from->price, pe - paid_from, pe - ps, &old_billed) != 0 ||
+            tg_prorate(to->price, pe - paid_from, pe - ps, &new_full) != 0)
+            return tg_errf(err, TG_EINVAL, "The plan change cannot be prorated.");
+        pc->stripe_new_rest = tg_money_round(new_full, d) + tg_money_round(pc->new_credit, d);
+        pc->stripe_old_unused = tg_money_round(pc->old_part, d) - tg_money_round(old_billed, d);
+        snprintf(pc->stripe_new_desc, sizeof(pc->stripe_new_desc), "%s plan from the change to the period's end",
+                 to->name);
+        snprintf(pc->stripe_old_desc, sizeof(pc->stripe_old_desc), "%s plan: unused time after the change",
+                 from->name);
         snprintf(pc->old_desc, sizeof(pc->old_desc), "%s plan until the change (%" PRId64 " of %" PRId64 " days)",
                  from->name, (now - paid_from + 43199) / 86400, (pe - ps + 43199) / 86400);
         snprintf(pc->new_desc, sizeof(pc->new_desc), "%s plan credit for the time before the change", to->name);
@@ -171,6 +252,8 @@ static int change_plan(const tg_sub_ctx_t *x, tg_customer_t *c, const tg_plan_t 
         (rc = tg_store_plan_change_add(x->store, c->id, pc.from->id, to->id, pc.upgrade ? "upgrade" : "downgrade",
                                        pc.effective_at, &e)) != 0)
         return tg_errf(err, rc, "Recording the plan change failed: %s", e.msg);
+    if ((rc = stripe_follow_plan(x, c, pc.from, to, &pc, err)) != 0)
+        return rc;
     snprintf(c->plan_id, sizeof(c->plan_id), "%s", to->id);
     c->pending_plan_id[0] = '\0';
     c->pending_at = 0;
@@ -208,6 +291,14 @@ int tg_sub_update(const tg_sub_ctx_t *x, tg_customer_t *c, const tg_sub_update_t
         return rc;
     }
     int64_t now = tg_sub_now(x);
+    /* The owner cancels: Stripe's subscription ends now too, the usage so far invoiced and the
+     * unused time of the base fee it billed in advance credited (as tg_sub_cancel at once). */
+    if (status != NULL && strcmp(status, "canceled") == 0 && strcmp(c->status, "canceled") != 0 && stripe_billing(x) &&
+        strcmp(c->status, "incomplete") != 0 && tg_outbox_plan_has_items(tg_config_find_plan(x->cfg, c->plan_id)) &&
+        (rc = tg_outbox_enqueue_subscription_cancel(x->store, c, 0, 1, &e)) != 0) {
+        tg_store_tx_rollback(x->store);
+        return tg_errf(err, rc, "Queuing the Stripe cancellation failed: %s", e.msg);
+    }
     if (status != NULL) {
         if (strcmp(status, "active") == 0 && c->trial_end > now)
             status = "trialing"; /* resuming during a trial returns to the trial */
@@ -245,16 +336,32 @@ int tg_sub_cancel(const tg_sub_ctx_t *x, tg_customer_t *c, int at_period_end, tg
     int64_t now = tg_sub_now(x), ps, pe;
     tg_period_bounds(c->anchor_at, plan->interval, now, &ps, &pe);
     tg_err_t e = {0};
-    int rc;
+    /* Stripe's subscription (billing: stripe) ends with the customer: at its period's end, or now
+     * with the usage so far invoiced and the unused base fee credited. Queued in the transaction
+     * that records the cancellation. */
+    int stripe = stripe_billing(x) && tg_outbox_plan_has_items(plan) && strcmp(c->status, "incomplete") != 0;
+    int rc = tg_store_tx_begin(x->store, &e);
+    if (rc != 0)
+        return tg_errf(err, rc, "Canceling failed: %s", e.msg);
     if (at_period_end) {
         c->cancel_at = pe;
-        if ((rc = tg_store_customer_update(x->store, c, &e)) != 0)
+        if ((rc = tg_store_customer_update(x->store, c, &e)) != 0 ||
+            (stripe && (rc = tg_outbox_enqueue_subscription_cancel(x->store, c, 1, 0, &e)) != 0) ||
+            (rc = tg_store_tx_commit(x->store, &e)) != 0) {
+            tg_store_tx_rollback(x->store);
             return tg_errf(err, rc, "Canceling failed: %s", e.msg);
+        }
         return 0;
     }
     c->cancel_at = now;
     snprintf(c->status, sizeof(c->status), "canceled");
-    if ((rc = tg_store_customer_update(x->store, c, &e)) != 0 || (rc = put_customer(x, c, &e)) != 0)
+    if ((rc = tg_store_customer_update(x->store, c, &e)) != 0 ||
+        (stripe && (rc = tg_outbox_enqueue_subscription_cancel(x->store, c, 0, 1, &e)) != 0) ||
+        (rc = tg_store_tx_commit(x->store, &e)) != 0) {
+        tg_store_tx_rollback(x->store);
+        return tg_errf(err, rc, "Canceling failed: %s", e.msg);
+    }
+    if ((rc = put_customer(x, c, &e)) != 0)
         return tg_errf(err, rc, "Canceling failed: %s", e.msg);
     if (x->meter != NULL)
         tg_meter_flush(x->meter); /* the final invoice includes every answered call */
@@ -268,7 +375,9 @@ int tg_sub_apply_scheduled(const tg_sub_ctx_t *x, const tg_customer_t *c, tg_err
     int64_t now = tg_sub_now(x);
     tg_customer_t u = *c;
     int changed = 0, rc;
-    if (u.pending_plan_id[0] != '\0' && now >= u.pending_at && tg_config_find_plan(x->cfg, u.pending_plan_id)) {
+    const tg_plan_t *to = NULL;
+    if (u.pending_plan_id[0] != '\0' && now >= u.pending_at &&
+        (to = tg_config_find_plan(x->cfg, u.pending_plan_id)) != NULL) {
         tg_err_t herr = {0}; /* the history is informative: a failure to record it changes nothing */
         tg_store_plan_change_add(x->store, u.id, u.plan_id, u.pending_plan_id, "downgrade", u.pending_at, &herr);
         snprintf(u.plan_id, sizeof(u.plan_id), "%s", u.pending_plan_id);
@@ -276,14 +385,25 @@ int tg_sub_apply_scheduled(const tg_sub_ctx_t *x, const tg_customer_t *c, tg_err
         u.pending_at = 0;
         changed = 1;
     }
+    /* A cancellation at the period's end was sent to Stripe when it was asked for
+     * (cancel_at_period_end): Stripe ends its subscription by itself. */
     if (u.cancel_at != 0 && now >= u.cancel_at && strcmp(u.status, "canceled") != 0) {
         snprintf(u.status, sizeof(u.status), "canceled");
         changed = 1;
     }
     if (!changed)
         return 0;
-    if ((rc = tg_store_customer_update(x->store, &u, err)) != 0)
+    /* The Stripe subscription takes the lower plan now, in one savepoint with the change (the
+     * period closer's batch transaction is around it: a failure undoes this customer only). */
+    if ((rc = tg_store_savepoint(x->store, "apply_scheduled", err)) != 0)
         return rc;
+    if ((to != NULL && strcmp(u.status, "canceled") != 0 &&
+         (rc = stripe_follow_plan(x, &u, tg_config_find_plan(x->cfg, c->plan_id), to, NULL, err)) != 0) ||
+        (rc = tg_store_customer_update(x->store, &u, err)) != 0 ||
+        (rc = tg_store_savepoint_release(x->store, "apply_scheduled", err)) != 0) {
+        tg_store_savepoint_rollback(x->store, "apply_scheduled");
+        return rc;
+    }
     return put_customer(x, &u, err);
 }
 

@@ -64,6 +64,16 @@ typedef struct tg_sub_change {
     int prorated;
     tg_money_t old_part, new_credit; /* the two proration items (new_credit is negative) */
     char old_desc[TG_NAME_MAX], new_desc[TG_NAME_MAX];
+    /* billing: stripe, when prorated: the same proration as Stripe invoice items. Stripe bills a
+     * licensed base fee in advance, so for this period it has billed the old plan's fee already
+     * (from the trial's end when it ended inside the period); these two make what Stripe bills
+     * for the period equal to what tollgate bills (the new fee, old_part and new_credit):
+     * stripe_new_rest = new fee for the part after paid_from + new_credit (positive), and
+     * stripe_old_unused = old_part - old fee for the part after paid_from (negative), each
+     * rounded to the currency's minor unit as tollgate's lines are. */
+    tg_money_t stripe_new_rest, stripe_old_unused;
+    char stripe_new_desc[TG_NAME_MAX], stripe_old_desc[TG_NAME_MAX];
+    int64_t period_start, period_end; /* the period of the change */
 } tg_sub_change_t;
 
 /* The rules: an upgrade, or when = NOW, takes effect at once; during a paid period it is
@@ -96,6 +106,16 @@ int tg_sub_cancel(const tg_sub_ctx_t *x, tg_customer_t *c, int at_period_end, tg
 /* Applies c's scheduled changes that are due (a pending downgrade, a cancellation at period
  * end). Called by the period closer once c's ended periods are invoiced under the old plan. */
 int tg_sub_apply_scheduled(const tg_sub_ctx_t *x, const tg_customer_t *c, tg_err_t *err);
+
+/* billing: stripe. Queues the creation of c's Stripe subscription to its plan, when the plan has
+ * something to bill in Stripe and c is not waiting for a card (incomplete): called by
+ * tg_sub_customer_create, and when a card puts an incomplete customer on their plan
+ * (payments/stripe_events.c). The subscription starts with the trial that is left
+ * (trial_end), and when it starts inside one of tollgate's periods (a trial that ends inside it,
+ * a customer who comes from a plan without a price) its billing_cycle_anchor is that period's end:
+ * Stripe then bills the part up to it prorated, as tollgate does, and renews on tollgate's
+ * period boundaries. In the caller's transaction; nothing without stripe.billing: stripe. */
+int tg_sub_stripe_subscribe(const tg_sub_ctx_t *x, const tg_customer_t *c, int again, tg_err_t *err);
 
 /* A one-off charge (or, negative, a credit) on c's next invoice, in the plan's currency.
  * Finalized invoices never change; this is how they are corrected. TG_EINVAL for an empty or

@@ -1,5 +1,6 @@
 /* outbox.c - the Stripe outbox: enqueue in the caller's transaction, a processor thread that
- * sends (see outbox.h for the contract).
+ * sends (see outbox.h for the contract). The subscription calls of billing: stripe, and the
+ * processor's step that resolves their placeholders, are in outbox_subscriptions.c.
  *
  * Thread ownership:
  *  - the caller of tg_outbox_enqueue* (the admin back thread) owns its store connection and its
@@ -15,6 +16,7 @@
  * one savepoint with the customer map). kill -9 before that leaves the row pending and due, and
  * the next start sends it again with the same idempotency key: Stripe replays. */
 #include "payments/outbox.h"
+#include "payments/outbox_int.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -40,22 +42,6 @@
 #define CLOCK_SLACK_MS (60 * 1000) /* beyond the backoff cap, before a row counts as mis-scheduled */
 #define PRUNE_BATCH 1000
 
-struct tg_outbox {
-    tg_store_t *st;
-    char *secret_key, *api_base;
-    tg_stripe_settings_t stripe;
-    int64_t base_ms, cap_ms, poll_ms;
-    int max_attempts;
-    pthread_t tid;
-    pthread_mutex_t mu;
-    pthread_cond_t cv; /* CLOCK_MONOTONIC */
-    int stopping, wake;
-    _Atomic uint64_t calls_ok, calls_retry, calls_permanent, rows_failed, pending;
-    _Atomic int cancel; /* set by tg_outbox_stop: cuts the call in flight short */
-    _Atomic uint64_t passes;
-    int64_t pause_until_ms; /* processor only: after a 429, no call before this */
-    int64_t pruned_at_ms;   /* processor only */
-};
 
 int64_t tg_outbox_backoff_ms(int attempts, int64_t base_ms, int64_t cap_ms, uint32_t random)
 {
@@ -318,8 +304,7 @@ static int find_old_customer(tg_outbox_t *ob, const tg_outbox_row_t *row, char *
 #define PLACEHOLDER_ENC "%7Bstripe_customer%7D" /* TG_OUTBOX_STRIPE_CUSTOMER, form-encoded */
 #define DEPENDENCY_WAIT_MS 1000
 
-/* A copy of s (n bytes) with every `from` replaced by `to`; NULL when out of memory. */
-static char *replace_all(const char *s, size_t n, const char *from, const char *to, size_t *out_len)
+char *tg_outbox_replace_all(const char *s, size_t n, const char *from, const char *to, size_t *out_len)
 {
     size_t fl = strlen(from), tl = strlen(to), count = 0;
     for (const char *p = s; (p = strstr(p, from)) != NULL; p += fl)
@@ -407,8 +392,8 @@ static int resolve_customer(tg_outbox_t *ob, tg_outbox_row_t *row, int64_t now)
     }
     char path[TG_OUTBOX_PATH_MAX];
     size_t len = 0;
-    char *p = replace_all(row->path, strlen(row->path), TG_OUTBOX_STRIPE_CUSTOMER, sid, &len);
-    char *q = row->params != NULL ? replace_all(row->params, row->params_len, PLACEHOLDER_ENC, sid, &len) : NULL;
+    char *p = tg_outbox_replace_all(row->path, strlen(row->path), TG_OUTBOX_STRIPE_CUSTOMER, sid, &len);
+    char *q = row->params != NULL ? tg_outbox_replace_all(row->params, row->params_len, PLACEHOLDER_ENC, sid, &len) : NULL;
     if (p == NULL || (row->params != NULL && q == NULL) || strlen(p) >= sizeof(path)) {
         free(p);
         free(q);
@@ -478,8 +463,8 @@ static int resolve_invoice(tg_outbox_t *ob, tg_outbox_row_t *row, int64_t now)
         return 1;
     }
     size_t len = 0;
-    char *p = in_path ? replace_all(row->path, strlen(row->path), wp, dep.response_id, &len) : NULL;
-    char *q = in_params ? replace_all(row->params, row->params_len, wq, dep.response_id, &len) : NULL;
+    char *p = in_path ? tg_outbox_replace_all(row->path, strlen(row->path), wp, dep.response_id, &len) : NULL;
+    char *q = in_params ? tg_outbox_replace_all(row->params, row->params_len, wq, dep.response_id, &len) : NULL;
     if ((in_path && (p == NULL || strlen(p) >= sizeof(row->path))) || (in_params && q == NULL)) {
         free(p);
         free(q);
@@ -509,6 +494,21 @@ static void process_row(tg_outbox_t *ob, tg_outbox_row_t *row)
     memset(&res, 0, sizeof(res));
     if (wait_for_earlier(ob, row, now) != 0 || resolve_customer(ob, row, now) != 0 || resolve_invoice(ob, row, now) != 0)
         return;
+    char done_id[TG_OUTBOX_RESPONSE_ID_MAX] = "";
+    switch (tg_outbox_prepare_subscription(ob, row, now, &res, done_id, sizeof(done_id), &err)) {
+    case TG_OUTBOX_PREP_HANDLED:
+        tg_stripe_result_clear(&res);
+        return;
+    case TG_OUTBOX_PREP_DONE: /* Stripe is as the row wants it: nothing to send */
+        tg_store_outbox_done(ob->st, row->id, done_id, 0, now / 1000, &serr);
+        tg_stripe_result_clear(&res);
+        return;
+    case TG_OUTBOX_PREP_CALL_FAILED: /* a lookup failed: recorded below like the call would be */
+        searched = 1;
+        break;
+    case TG_OUTBOX_PREP_SEND:
+        break;
+    }
     if (strcmp(row->kind, TG_OUTBOX_KIND_CUSTOMER_CREATE) == 0 && now / 1000 - row->created_at > KEY_TRUST_S) {
         char found[TG_OUTBOX_RESPONSE_ID_MAX];
         int old = find_old_customer(ob, row, found, sizeof(found), &err);
@@ -535,6 +535,12 @@ static void process_row(tg_outbox_t *ob, tg_outbox_row_t *row)
     now = wall_ms();
     if (atomic_load(&ob->cancel) && res.outcome != TG_STRIPE_OK) {
         /* cut short by shutdown: the row stays as it was, due, and goes first after a restart */
+        tg_stripe_result_clear(&res);
+        return;
+    }
+    if (res.outcome == TG_STRIPE_OK && strcmp(row->kind, TG_OUTBOX_KIND_SUBSCRIPTION_CREATE) == 0 && res.id[0] != '\0' &&
+        tg_outbox_subscription_created(ob, row, res.id, now / 1000, &serr) != 0) {
+        /* not recorded: the row stays pending and due; the next pass replays the call */
         tg_stripe_result_clear(&res);
         return;
     }
@@ -602,6 +608,7 @@ static void *processor_main(void *arg)
     tg_outbox_row_t rows[DUE_BATCH];
     while (!stopping(ob)) {
         atomic_fetch_add(&ob->passes, 1);
+        ob->nprices = 0; /* prices are looked up afresh each pass (sync-catalog may have replaced one) */
         size_t n = 0;
         tg_err_t err = {0};
         if (wall_ms() < ob->pause_until_ms) { /* rate limited: nothing is sent until then */

@@ -31,10 +31,12 @@
 
 #include <stdint.h>
 
+#include "config/config.h"
 #include "payments/stripe_client.h"
 #include "payments/stripe_form.h"
 #include "store/store.h"
 #include "store/store_outbox.h"
+#include "util/money.h"
 
 #define TG_OUTBOX_KIND_CUSTOMER_CREATE "customer.create"
 #define TG_OUTBOX_KIND_CUSTOMER_UPDATE "customer.update"
@@ -46,6 +48,11 @@
  * invoice item of usage too late for one. */
 #define TG_OUTBOX_KIND_METER_EVENT "meter_event.create"
 #define TG_OUTBOX_KIND_LATE_USAGE "late_usage.item"
+/* billing: stripe (outbox_subscriptions.c) */
+#define TG_OUTBOX_KIND_SUBSCRIPTION_CREATE "subscription.create"
+#define TG_OUTBOX_KIND_SUBSCRIPTION_ITEMS "subscription.items"
+#define TG_OUTBOX_KIND_SUBSCRIPTION_CANCEL "subscription.cancel"
+#define TG_OUTBOX_KIND_SUBSCRIPTION_INVOICE_ITEM "subscription.invoiceitem"
 
 /* In a form value or the path of an enqueued call: replaced when the call is sent by the Stripe
  * id of the row's customer. A call that names it waits (without using its attempts) until the
@@ -58,6 +65,17 @@
  * (found by that row's idempotency key, tg_invoice.create_<id>). The call waits until that row
  * is done, and fails if it failed. */
 #define TG_OUTBOX_STRIPE_INVOICE_PREFIX "{stripe_invoice:"
+
+/* "{stripe_price:<lookup key>}" in a form value: replaced when the call is sent by the id of the
+ * active Stripe price with that lookup key (GET /v1/prices?lookup_keys[]=<key>&active=true,
+ * remembered for the rest of the processor's pass). No such price fails the row ("run tollgate
+ * stripe sync-catalog"); the owner requeues it after the sync. */
+#define TG_OUTBOX_STRIPE_PRICE_PREFIX "{stripe_price:"
+
+/* In a form value or the path: replaced by the Stripe id of the customer's subscription (the
+ * newest one recorded for them, made by their latest "subscription.create" row). Waits while that
+ * row is pending, fails if it failed or if the customer has none, like {stripe_customer}. */
+#define TG_OUTBOX_STRIPE_SUBSCRIPTION "{stripe_subscription}"
 
 typedef struct tg_outbox tg_outbox_t;
 
@@ -106,6 +124,55 @@ int tg_outbox_enqueue_customer_update(tg_store_t *st, const tg_customer_t *c, tg
  * queued before. send_invoice: days_until_due > 0, else 0. */
 int tg_outbox_enqueue_invoice(tg_store_t *st, const tg_invoice_t *inv, int send_invoice, int days_until_due,
                               tg_err_t *err);
+
+/* ---- billing: stripe: the customer's Stripe subscription (outbox_subscriptions.c) ----
+ * The subscription service (billing/subscriptions.c) decides when; these write the calls, in the
+ * caller's transaction. A plan's items follow the catalog that `tollgate stripe sync-catalog`
+ * makes: the base fee (when the plan has one) as {stripe_price:tollgate_<plan>_base}, each charge
+ * as {stripe_price:tollgate_<plan>_<metric>} (metered: no quantity); every item carries
+ * metadata[tollgate_slot] ("base" or the metric), which is how a later plan change finds the
+ * item to re-price. TG_EINVAL for a plan with nothing to subscribe to (no base fee, no charge):
+ * the service does not call them then. */
+
+/* 1 if plan has something to bill in Stripe (a base fee or a charge). */
+int tg_outbox_plan_has_items(const tg_plan_t *plan);
+
+typedef struct tg_outbox_sub_terms {
+    int send_invoice;             /* stripe.collection: send_invoice (with days_until_due) */
+    int days_until_due;
+    int64_t trial_end;            /* 0: no trial */
+    int64_t billing_cycle_anchor; /* 0: Stripe's default (the start, or trial_end); else the end of
+                                   * tollgate's period, Stripe then bills the part up to it prorated */
+} tg_outbox_sub_terms_t;
+
+/* "Create c's subscription to plan": POST /v1/subscriptions (customer, items, collection_method
+ * [+ days_until_due], trial_end, billing_cycle_anchor with proration_behavior=create_prorations,
+ * else proration_behavior=none, metadata[tollgate_customer], metadata[tollgate_plan]). The first
+ * for a customer has the operation key c->id (enqueuing it twice is not an error); again = 1 for
+ * a later one (after the customer left a plan without items), which gets its own key. */
+int tg_outbox_enqueue_subscription(tg_store_t *st, const tg_customer_t *c, const tg_plan_t *plan,
+                                   const tg_outbox_sub_terms_t *t, int again, tg_err_t *err);
+
+/* "Put c's subscription on plan": POST /v1/subscriptions/{stripe_subscription} with
+ * proration_behavior=none, metadata[tollgate_plan] and the plan's items; the processor turns the
+ * items into the changes the subscription needs when the call is sent (outbox_int.h). */
+int tg_outbox_enqueue_subscription_items(tg_store_t *st, const tg_customer_t *c, const tg_plan_t *plan,
+                                         tg_err_t *err);
+
+/* "Cancel c's subscription": at_period_end: POST cancel_at_period_end=true (Stripe ends it, and
+ * bills its last period, at the period's end); else DELETE /v1/subscriptions/{stripe_subscription}
+ * with invoice_now (the metered usage to date is invoiced now) and prorate as given (the unused
+ * time of the base fee Stripe billed in advance is credited). */
+int tg_outbox_enqueue_subscription_cancel(tg_store_t *st, const tg_customer_t *c, int at_period_end, int prorate,
+                                          tg_err_t *err);
+
+/* "Add a one-off amount to the next invoice of c's subscription": POST /v1/invoiceitems
+ * (customer, subscription, amount in the currency's minor unit, currency, description,
+ * period[start]/[end], metadata[tollgate_customer]). TG_EINVAL when amount (nano-units) is not a
+ * whole number of minor units or the currency is unknown. */
+int tg_outbox_enqueue_subscription_invoice_item(tg_store_t *st, const tg_customer_t *c, const char *currency,
+                                                tg_money_t amount, const char *description, int64_t period_start,
+                                                int64_t period_end, tg_err_t *err);
 
 /* Queues "create the Stripe customer" for every customer that has neither a Stripe customer nor
  * such a row (customers from before the stripe section), in transactions of a few hundred;

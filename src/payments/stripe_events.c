@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "billing/subscriptions.h"
+#include "payments/outbox.h"
 #include "store/store_outbox.h"
 #include "payments/stripe_form.h"
 #include "util/money.h"
@@ -396,9 +398,106 @@ static int apply_checkout(const tg_payments_deps_t *d, const tg_stripe_event_row
         (rc = tg_store_status_history_add(d->store, c.id, "incomplete", c.status, reason, e->id, e->created, err)) != 0)
         return rc;
     append(ap, "; customer incomplete -> %s", c.status);
+    /* billing: stripe: the plan starts now, so does its Stripe subscription (same transaction) */
+    tg_sub_ctx_t x = {.cfg = d->cfg, .store = d->store, .stripe_customers = d->cfg->stripe.enabled};
+    if ((rc = tg_sub_stripe_subscribe(&x, &c, 0, err)) != 0)
+        return rc;
     ap->transition = 1;
     ap->customer = c;
     ap->held = 0;
+    return 0;
+}
+
+/* customer.subscription.updated / .deleted (billing: stripe): records the subscription's status
+ * (migration 18), decided from the object, not the arrival order: canceled is final (Stripe never
+ * revives a canceled subscription), and otherwise the event created last wins (an older event
+ * arriving late changes nothing). A subscription tollgate did not make (not in its records and no
+ * metadata[tollgate_customer]) is marked unknown_subscription, not an error.
+ *
+ * A subscription that ends in Stripe while its tollgate customer still has a plan billed in
+ * Stripe (deleted in Stripe's dashboard, or by Stripe's own "cancel after failed retries"
+ * setting) does not cancel the customer: tollgate decides access, and its dunning already
+ * suspends a customer who does not pay; one click in Stripe's dashboard must not silently cut a
+ * paying customer off. It is recorded in the customer's status history (the status unchanged,
+ * the reason saying what happened) and shown as the customer's stripe.subscription, so the owner
+ * sees that their usage is no longer billed and decides (cancel in tollgate, or subscribe again).
+ * The end tollgate asked for (a cancellation, a move to a plan without prices) is expected and
+ * recorded only. */
+static int apply_subscription(const tg_payments_deps_t *d, const tg_stripe_event_row_t *e, json_t *sub,
+                              int64_t now_s, applied_t *ap, tg_err_t *err)
+{
+    const char *id = jstr(sub, "id"), *status = jstr(sub, "status");
+    if (status == NULL && is(e->type, "customer.subscription.deleted"))
+        status = "canceled";
+    if (!valid_id(id, "sub_") || status == NULL || status[0] == '\0' || strlen(status) >= TG_STRIPE_SUB_STATUS_MAX) {
+        snprintf(ap->outcome, sizeof(ap->outcome), "ignored: the subscription has no id or no status");
+        return 0;
+    }
+    tg_stripe_subscription_t cur;
+    int found = 0, rc;
+    if ((rc = tg_store_stripe_subscription_get(d->store, id, &cur, &found, err)) != 0)
+        return rc;
+    const char *cust = found ? cur.customer_id : jstr(json_object_get(sub, "metadata"), "tollgate_customer");
+    if (cust == NULL || strlen(cust) >= TG_ID_MAX) {
+        snprintf(ap->outcome, sizeof(ap->outcome), "unknown_subscription: %.64s was not made by tollgate", id);
+        return 0;
+    }
+    tg_customer_t c;
+    tg_err_t nf = {0};
+    rc = tg_store_customer_get(d->store, cust, &c, &nf);
+    if (rc == TG_ENOTFOUND) {
+        snprintf(ap->outcome, sizeof(ap->outcome), "unknown_subscription: %.64s names the unknown customer %.64s", id,
+                 cust);
+        return 0;
+    }
+    if (rc != 0)
+        return tg_errf(err, rc, "%s", nf.msg);
+    snprintf(ap->customer_id, sizeof(ap->customer_id), "%s", c.id);
+    /* canceled and incomplete_expired are final at Stripe: nothing moves a subscription out of them */
+    int now_canceled = is(status, "canceled"),
+        was_canceled = found && (is(cur.status, "canceled") || is(cur.status, "incomplete_expired"));
+    if (was_canceled) {
+        snprintf(ap->outcome, sizeof(ap->outcome), "stale: subscription %.64s is %s already", id, cur.status);
+        return 0;
+    }
+    if (found && !now_canceled && !is(status, "incomplete_expired") && e->created < cur.status_at) {
+        snprintf(ap->outcome, sizeof(ap->outcome), "stale: subscription %.64s was %s at a later event", id,
+                 cur.status);
+        return 0;
+    }
+    tg_stripe_subscription_t next;
+    memset(&next, 0, sizeof(next));
+    snprintf(next.subscription_id, sizeof(next.subscription_id), "%s", id);
+    snprintf(next.customer_id, sizeof(next.customer_id), "%s", c.id);
+    snprintf(next.status, sizeof(next.status), "%s", status);
+    next.status_at = e->created;
+    snprintf(next.event_id, sizeof(next.event_id), "%s", e->id);
+    next.updated_at = now_s;
+    if ((rc = tg_store_stripe_subscription_put(d->store, &next, err)) != 0)
+        return rc;
+    snprintf(ap->outcome, sizeof(ap->outcome), "subscription %.64s %s", id, status);
+    if (!now_canceled)
+        return 0;
+    /* Ended in Stripe: expected when tollgate asked for it, else shown to the owner. */
+    tg_stripe_subscription_t latest;
+    int have_latest = 0;
+    if ((rc = tg_store_stripe_subscription_latest(d->store, c.id, &latest, &have_latest, err)) != 0)
+        return rc;
+    const tg_plan_t *plan = tg_config_find_plan(d->cfg, c.plan_id);
+    int expected = is(c.status, "canceled") || c.cancel_at != 0 || !tg_outbox_plan_has_items(plan) ||
+                   (have_latest && strcmp(latest.subscription_id, id) != 0);
+    if (expected) {
+        append(ap, "; as tollgate asked");
+        return 0;
+    }
+    char reason[TG_OUTCOME_MAX];
+    snprintf(reason, sizeof(reason),
+             "the Stripe subscription %.64s was canceled in Stripe: the customer stays %s, and their usage is no "
+             "longer billed in Stripe",
+             id, c.status);
+    if ((rc = tg_store_status_history_add(d->store, c.id, c.status, c.status, reason, e->id, e->created, err)) != 0)
+        return rc;
+    append(ap, "; canceled outside tollgate: the customer stays %s (see the status history)", c.status);
     return 0;
 }
 
@@ -417,9 +516,8 @@ static int apply_event(const tg_payments_deps_t *d, const tg_stripe_event_row_t 
         rc = apply_invoice(d, e, obj, now_s, ap, err);
     else if (is(e->type, "checkout.session.completed"))
         rc = apply_checkout(d, e, obj, ap, err);
-    else if (is(e->type, "customer.subscription.updated") ||
-             is(e->type, "customer.subscription.deleted"))
-        snprintf(ap->outcome, sizeof(ap->outcome), "recorded: %s is not acted on by this release", e->type);
+    else if (is(e->type, "customer.subscription.updated") || is(e->type, "customer.subscription.deleted"))
+        rc = apply_subscription(d, e, obj, now_s, ap, err);
     else
         snprintf(ap->outcome, sizeof(ap->outcome), "ignored: %s is not an event tollgate handles", e->type);
     json_decref(ev);

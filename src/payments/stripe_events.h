@@ -13,6 +13,10 @@
  * the gateway's directory (as the admin API's suspend/resume does), so what the gateway enforces
  * is always durable.
  *
+ * customer.subscription.updated/.deleted (billing: stripe) record each subscription's status the
+ * same way (canceled is final, else the later event wins); see apply_subscription for why a
+ * subscription canceled in Stripe does not cancel the customer.
+ *
  * Customers are found through the object's metadata[tollgate_customer] (an invoice's own
  * metadata, or parent.subscription_details.metadata for a subscription's invoice: Stripe copies a
  * subscription's metadata there, never a customer's). Events for unknown customers are recorded

@@ -259,6 +259,22 @@ const tg_migration_t tg_sqlite_migrations[] = {
      "CREATE TABLE meter_export ("
      "  id INTEGER PRIMARY KEY CHECK (id = 1),"
      "  since INTEGER NOT NULL);"},
+    {18, "stripe subscriptions",
+     /* billing: stripe - every Stripe subscription of a tollgate customer: written when the
+      * outbox's "subscription.create" call is answered (status "" until an event tells one), or
+      * by a customer.subscription.* event for a subscription whose metadata names a tollgate
+      * customer. status is Stripe's as of the event created at status_at (seconds, Stripe's
+      * clock): a later event moves it, an older one does not, and canceled is final (see
+      * src/payments/stripe_events.c). The newest row of a customer is their current one. */
+     "CREATE TABLE stripe_subscriptions ("
+     "  subscription_id TEXT PRIMARY KEY,"
+     "  customer_id TEXT NOT NULL,"
+     "  status TEXT NOT NULL,"
+     "  status_at INTEGER NOT NULL,"
+     "  event_id TEXT NOT NULL,"
+     "  created_at INTEGER NOT NULL,"
+     "  updated_at INTEGER NOT NULL);"
+     "CREATE INDEX stripe_subscriptions_customer ON stripe_subscriptions(customer_id, created_at);"},
     /* 20: the owner's revenue figures sum the invoices finalized in a window (a month). */
     {20, "invoices by finalization time", "CREATE INDEX invoices_finalized ON invoices(finalized_at);"},
 };

@@ -325,6 +325,12 @@ int tg_store_invoice_get(tg_store_t *st, const char *id, tg_invoice_t *out, tg_e
 int tg_store_tx_begin(tg_store_t *st, tg_err_t *err);
 int tg_store_tx_commit(tg_store_t *st, tg_err_t *err);
 void tg_store_tx_rollback(tg_store_t *st);
+/* A savepoint `name` (a constant SQL identifier): inside a transaction, a part of it that can be
+ * undone alone (tg_store_savepoint_rollback) without undoing the rest; outside one, a
+ * transaction of its own that tg_store_savepoint_release commits. */
+int tg_store_savepoint(tg_store_t *st, const char *name, tg_err_t *err);
+int tg_store_savepoint_release(tg_store_t *st, const char *name, tg_err_t *err);
+void tg_store_savepoint_rollback(tg_store_t *st, const char *name);
 typedef int (*tg_invoice_cb)(const tg_invoice_t *inv, void *arg);
 /* customer_id NULL lists all, newest period first. */
 int tg_store_invoice_list(tg_store_t *st, const char *customer_id, tg_invoice_cb cb, void *arg, tg_err_t *err);

@@ -112,4 +112,32 @@ int tg_store_payment_method_put(tg_store_t *st, const char *customer_id, int64_t
 /* *on_file_at = 0 when the customer has none on record. */
 int tg_store_payment_method_get(tg_store_t *st, const char *customer_id, int64_t *on_file_at, tg_err_t *err);
 
+
+/* ---- Stripe subscriptions (migration 18, billing: stripe) ---- */
+
+#define TG_STRIPE_SUB_STATUS_MAX 32 /* incomplete_expired is the longest of Stripe's */
+
+typedef struct tg_stripe_subscription {
+    char subscription_id[TG_STRIPE_ID_MAX];
+    char customer_id[TG_ID_MAX];
+    char status[TG_STRIPE_SUB_STATUS_MAX]; /* Stripe's status; "" until an event told it */
+    int64_t status_at;                     /* created time of that event (Stripe's clock); 0: none */
+    char event_id[TG_STRIPE_ID_MAX];
+    int64_t created_at, updated_at; /* seconds, tollgate's clock */
+} tg_stripe_subscription_t;
+
+/* Records that subscription_id is customer_id's (the outbox's create call was answered), its
+ * status unknown; a row that exists already is left as it is. */
+int tg_store_stripe_subscription_map(tg_store_t *st, const char *customer_id, const char *subscription_id,
+                                     int64_t now_s, tg_err_t *err);
+/* One subscription (*found = 0, out zeroed, if it is not recorded). */
+int tg_store_stripe_subscription_get(tg_store_t *st, const char *subscription_id, tg_stripe_subscription_t *out,
+                                     int *found, tg_err_t *err);
+/* The customer's newest subscription (*found = 0 if none). */
+int tg_store_stripe_subscription_latest(tg_store_t *st, const char *customer_id, tg_stripe_subscription_t *out,
+                                        int *found, tg_err_t *err);
+/* Inserts or replaces s's status, status_at, event_id and updated_at (and its customer when the
+ * row is new; created_at is kept). The caller decided that s is newer than what is stored. */
+int tg_store_stripe_subscription_put(tg_store_t *st, const tg_stripe_subscription_t *s, tg_err_t *err);
+
 #endif

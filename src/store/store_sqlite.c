@@ -1468,6 +1468,28 @@ int tg_store_tx_begin(tg_store_t *st, tg_err_t *err)
     return exec(st, "BEGIN IMMEDIATE", err, "starting a transaction");
 }
 
+/* The savepoint's name is one of the caller's constants (an SQL identifier), never outside data. */
+int tg_store_savepoint(tg_store_t *st, const char *name, tg_err_t *err)
+{
+    char sql[96];
+    snprintf(sql, sizeof(sql), "SAVEPOINT %s", name);
+    return exec(st, sql, err, "starting a savepoint");
+}
+
+int tg_store_savepoint_release(tg_store_t *st, const char *name, tg_err_t *err)
+{
+    char sql[96];
+    snprintf(sql, sizeof(sql), "RELEASE %s", name);
+    return exec(st, sql, err, "releasing a savepoint");
+}
+
+void tg_store_savepoint_rollback(tg_store_t *st, const char *name)
+{
+    char sql[160];
+    snprintf(sql, sizeof(sql), "ROLLBACK TO %s; RELEASE %s", name, name);
+    exec(st, sql, NULL, "");
+}
+
 int tg_store_tx_commit(tg_store_t *st, tg_err_t *err)
 {
     int rc = exec(st, "COMMIT", err, "committing a transaction");

@@ -1,4 +1,4 @@
-/* store_sqlite_payments.c - the SQLite side of store_payments.h (migration 12). */
+/* store_sqlite_payments.c - the SQLite side of store_payments.h (migrations 12, 15 and 18). */
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -407,4 +407,92 @@ int tg_store_payment_method_get(tg_store_t *st, const char *customer_id, int64_t
         rc = tg_sqlite_error(st, err, doing);
     sqlite3_finalize(s);
     return rc;
+}
+
+/* ---- Stripe subscriptions (migration 18) ---- */
+
+int tg_store_stripe_subscription_map(tg_store_t *st, const char *customer_id, const char *subscription_id,
+                                     int64_t now_s, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    const char *doing = "recording a Stripe subscription";
+    int rc = tg_sqlite_prepare(st,
+                               "INSERT INTO stripe_subscriptions(subscription_id, customer_id, status, status_at,"
+                               " event_id, created_at, updated_at) VALUES (?1, ?2, '', 0, '', ?3, ?3)"
+                               " ON CONFLICT(subscription_id) DO NOTHING",
+                               &s, err, doing);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, subscription_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, now_s);
+    return run(st, s, doing, err);
+}
+
+static int subscription_row(tg_store_t *st, const char *sql, const char *arg, tg_stripe_subscription_t *out,
+                            int *found, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    const char *doing = "reading a Stripe subscription";
+    memset(out, 0, sizeof(*out));
+    *found = 0;
+    int rc = tg_sqlite_prepare(st, sql, &s, err, doing);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, arg, -1, SQLITE_STATIC);
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW) {
+        tg_sqlite_text(s, 0, out->subscription_id, sizeof(out->subscription_id));
+        tg_sqlite_text(s, 1, out->customer_id, sizeof(out->customer_id));
+        tg_sqlite_text(s, 2, out->status, sizeof(out->status));
+        out->status_at = sqlite3_column_int64(s, 3);
+        tg_sqlite_text(s, 4, out->event_id, sizeof(out->event_id));
+        out->created_at = sqlite3_column_int64(s, 5);
+        out->updated_at = sqlite3_column_int64(s, 6);
+        *found = 1;
+    } else if (step != SQLITE_DONE) {
+        rc = tg_sqlite_error(st, err, doing);
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+#define SUBSCRIPTION_COLUMNS "subscription_id, customer_id, status, status_at, event_id, created_at, updated_at"
+
+int tg_store_stripe_subscription_get(tg_store_t *st, const char *subscription_id, tg_stripe_subscription_t *out,
+                                     int *found, tg_err_t *err)
+{
+    return subscription_row(st, "SELECT " SUBSCRIPTION_COLUMNS " FROM stripe_subscriptions WHERE subscription_id = ?",
+                            subscription_id, out, found, err);
+}
+
+int tg_store_stripe_subscription_latest(tg_store_t *st, const char *customer_id, tg_stripe_subscription_t *out,
+                                        int *found, tg_err_t *err)
+{
+    return subscription_row(st,
+                            "SELECT " SUBSCRIPTION_COLUMNS " FROM stripe_subscriptions WHERE customer_id = ?"
+                            " ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                            customer_id, out, found, err);
+}
+
+int tg_store_stripe_subscription_put(tg_store_t *st, const tg_stripe_subscription_t *r, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    const char *doing = "recording a Stripe subscription's status";
+    int rc = tg_sqlite_prepare(st,
+                               "INSERT INTO stripe_subscriptions(subscription_id, customer_id, status, status_at,"
+                               " event_id, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)"
+                               " ON CONFLICT(subscription_id) DO UPDATE SET status = excluded.status,"
+                               " status_at = excluded.status_at, event_id = excluded.event_id,"
+                               " updated_at = excluded.updated_at",
+                               &s, err, doing);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, r->subscription_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, r->customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, r->status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, r->status_at);
+    sqlite3_bind_text(s, 5, r->event_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 6, r->updated_at);
+    return run(st, s, doing, err);
 }

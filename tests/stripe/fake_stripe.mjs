@@ -20,8 +20,9 @@
 //   - for `billing: stripe`: products, prices (lookup_key unique unless transfer_lookup_key;
 //     tiers/tiers_mode, transform_quantity, recurring[usage_type]=metered needs recurring[meter]),
 //     billing meters (one active meter per event_name) and subscriptions (items[i][price],
-//     update by item id, DELETE cancels). No proration is computed for them; a period's invoice
-//     is made on request (POST /__control/subscriptions/:id/invoice below).
+//     update by item id, DELETE cancels; invoice items may name a subscription of their
+//     customer). No proration is computed for them; a period's invoice is made on request
+//     (POST /__control/subscriptions/:id/invoice below).
 // Webhooks it sends are signed with the official package's
 // `stripe.webhooks.generateTestHeaderString` (the `Stripe-Signature: t=...,v1=...` header).
 //
@@ -426,6 +427,23 @@ function route(state, method, path, params) {
   throw new StripeError(404, 'invalid_request_error',
     pathKnown ? `Unrecognized request URL (${method}: ${path}).` : `Unrecognized request URL (${method}: ${path}). Please see https://stripe.com/docs or we can help at https://support.stripe.com/.`);
 }
+
+// ---- subscriptions (billing: stripe) ----
+// POST /v1/invoiceitems with `subscription`: as at Stripe, the subscription must exist and belong
+// to the item's customer, and the item says so (`parent.subscription_details`, 2025-03-31.basil),
+// to be billed on that subscription's next invoice (the fake computes no subscription invoice).
+routes.unshift(['POST', /^\/v1\/invoiceitems$/, (state, p) => {
+  const subId = str(p, 'subscription');
+  if (subId) {
+    const sub = state.objects.get(subId);
+    if (!sub || sub.object !== 'subscription') throw noSuch('subscription', subId, 'subscription');
+    if (sub.customer !== p.customer) throw new ParamError('The subscription must belong to the customer you specify.', 'subscription');
+  }
+  const item = createInvoiceItem(state, p);
+  if (subId) item.parent = {type: 'subscription_details', subscription_details: {subscription: subId}};
+  return item;
+}]);
+// ---- end subscriptions ----
 
 function get(state, id, type) {
   const o = state.objects.get(id);

@@ -98,7 +98,7 @@ static int setup(void **state)
              "keys: {secret: \"0123456789abcdef0123456789abcdef\"}\n"
              "stripe: {secret_key: sk_test_1, webhook_secret: whsec_1}\n"
              "dunning: {grace_days: 7, suspend_after_failures: 3}\n"
-             "plans: {free: {}, pro: {trial_days: 14}}\n");
+             "plans: {free: {}, pro: {trial_days: 14}, paid: {price: \"10\"}}\n");
     assert_int_equal(tg_config_load_string("t.yaml", yaml, strlen(yaml), &f->cfg, errbuf, sizeof(errbuf)), 0);
     snprintf(url, sizeof(url), "sqlite:%s/t.db", f->dir);
     tg_err_t err = {0};
@@ -309,13 +309,83 @@ static void test_unknown_and_owner(void **state)
     assert_int_equal(tg_stripe_event_record(&f->d, "{\"id\":\"x\"}", 10, T0, &rec, &err), TG_EINVAL);
     assert_int_equal(tg_stripe_event_record(&f->d, "{\"id\":\"evt_1\",\"type\":\"a\",\"created\":1}", 38, T0, &rec, &err),
                      TG_EINVAL);
-    /* Other types are recorded and marked. */
+    /* A subscription tollgate did not make (not recorded, no metadata[tollgate_customer]) is
+     * recorded and marked, not an error. */
     const char *other = "{\"id\":\"evt_x\",\"type\":\"customer.subscription.updated\",\"created\":1,\"data\":{\"object\":"
-                        "{\"id\":\"sub_1\"}}}";
+                        "{\"id\":\"sub_1\",\"status\":\"active\"}}}";
     assert_int_equal(tg_stripe_event_record(&f->d, other, strlen(other), T0, &rec, &err), 0);
     run(f, T0, 1);
     assert_int_equal(tg_store_stripe_event_get(f->st, "evt_x", &e, &err), 0);
-    assert_string_equal(e.outcome, "recorded: customer.subscription.updated is not acted on by this release");
+    assert_string_equal(e.outcome, "unknown_subscription: sub_1 was not made by tollgate");
+    assert_string_equal(e.error, "");
+}
+
+/* Records a customer.subscription.* event for sub (customer NULL: no metadata). */
+static void send_sub(fx_t *f, const char *evt, const char *type, const char *sub, const char *status,
+                     const char *customer, int64_t created)
+{
+    char body[1024], meta[128] = "{}";
+    if (customer != NULL)
+        snprintf(meta, sizeof(meta), "{\"tollgate_customer\": \"%s\"}", customer);
+    snprintf(body, sizeof(body),
+             "{\"id\": \"%s\", \"object\": \"event\", \"type\": \"%s\", \"created\": %lld, \"data\": {\"object\":"
+             " {\"id\": \"%s\", \"object\": \"subscription\", \"status\": \"%s\", \"metadata\": %s}}}",
+             evt, type, (long long)created, sub, status, meta);
+    tg_stripe_recorded_t rec;
+    tg_err_t err = {0};
+    assert_int_equal(tg_stripe_event_record(&f->d, body, strlen(body), T0, &rec, &err), 0);
+}
+
+static const char *outcome_of(fx_t *f, const char *evt)
+{
+    static tg_stripe_event_row_t e;
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_stripe_event_get(f->st, evt, &e, &err), 0);
+    assert_string_equal(e.error, "");
+    return e.outcome;
+}
+
+/* customer.subscription.*: the status follows the object, not the arrival order (the later event
+ * wins, canceled is final); a deletion in Stripe while the customer still has a plan billed there
+ * is put in the status history and does not cancel the customer; one tollgate asked for is not. */
+static void test_subscription_events(void **state)
+{
+    fx_t *f = *state;
+    add_customer(f, "cus_s", "active");
+    add_customer(f, "cus_c", "canceled");
+    tg_customer_t c;
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_customer_get(f->st, "cus_s", &c, &err), 0);
+    snprintf(c.plan_id, sizeof(c.plan_id), "paid");
+    assert_int_equal(tg_store_customer_update(f->st, &c, &err), 0);
+    send_sub(f, "evt_s1", "customer.subscription.updated", "sub_s", "active", "cus_s", T0 + 10);
+    send_sub(f, "evt_s2", "customer.subscription.updated", "sub_s", "past_due", "cus_s", T0 + 5);
+    run(f, T0, 2);
+    assert_string_equal(outcome_of(f, "evt_s1"), "subscription sub_s active");
+    assert_string_equal(outcome_of(f, "evt_s2"), "stale: subscription sub_s was active at a later event");
+    int before = history_count(f, "cus_s");
+    send_sub(f, "evt_s3", "customer.subscription.deleted", "sub_s", "canceled", "cus_s", T0 + 20);
+    send_sub(f, "evt_s4", "customer.subscription.updated", "sub_s", "active", "cus_s", T0 + 30);
+    run(f, T0, 2);
+    assert_non_null(strstr(outcome_of(f, "evt_s3"), "canceled outside tollgate: the customer stays active"));
+    assert_string_equal(outcome_of(f, "evt_s4"), "stale: subscription sub_s is canceled already");
+    assert_string_equal(status_of(f, "cus_s"), "active");
+    assert_int_equal(history_count(f, "cus_s"), before + 1);
+    tg_stripe_subscription_t sub;
+    int found = 0;
+    assert_int_equal(tg_store_stripe_subscription_get(f->st, "sub_s", &sub, &found, &err), 0);
+    assert_true(found);
+    assert_string_equal(sub.status, "canceled");
+    assert_int_equal(sub.status_at, T0 + 20);
+    /* the customer was canceled in tollgate: the deletion is what tollgate asked for */
+    send_sub(f, "evt_c1", "customer.subscription.deleted", "sub_c", "canceled", "cus_c", T0);
+    run(f, T0, 1);
+    assert_string_equal(outcome_of(f, "evt_c1"), "subscription sub_c canceled; as tollgate asked");
+    assert_int_equal(history_count(f, "cus_c"), 0);
+    /* metadata naming nobody: marked */
+    send_sub(f, "evt_n1", "customer.subscription.updated", "sub_n", "active", "cus_nobody", T0);
+    run(f, T0, 1);
+    assert_string_equal(outcome_of(f, "evt_n1"), "unknown_subscription: sub_n names the unknown customer cus_nobody");
 }
 
 static void test_grace_days_and_restart(void **state)
@@ -347,6 +417,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_invoice_by_stripe_customer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_and_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grace_days_and_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_subscription_events, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
