@@ -252,6 +252,19 @@ ${o.morePlans ? PLANS.replace(/^plans:[ \t]*\n/m, `plans:\n${o.morePlans}`) : PL
     return m ? m.used : 0;
   }
 
+  // The CLI without blocking this process: a fake served from the test's own event loop (the
+  // fake Stripe) must keep answering while the command runs. {status, stdout, stderr}.
+  cliAsync(args, env = {}) {
+    return new Promise((resolve, reject) => {
+      const p = spawn(TOLLGATE, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, ...env } });
+      let stdout = '', stderr = '';
+      p.stdout.on('data', (d) => { stdout += d; });
+      p.stderr.on('data', (d) => { stderr += d; });
+      p.on('error', reject);
+      p.on('close', (status) => resolve({ status, stdout, stderr }));
+    });
+  }
+
   cli(args, env = {}) {
     return spawnSync(TOLLGATE, args, {
       encoding: 'utf8',

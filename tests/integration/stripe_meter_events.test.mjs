@@ -28,6 +28,9 @@ before(async () => {
     testClock: true,
     extra: `stripe: {secret_key: "sk_test_meter_events_0123", webhook_secret: "whsec_test_meter_events_0123", api_base: "${fake.url}", billing: stripe}`,
   }).start();
+  // billing: stripe: the catalog first (the customers' subscriptions name its prices)
+  const sync = await s.cliAsync(['stripe', 'sync-catalog', '-c', s.config]);
+  assert.equal(sync.status, 0, sync.stderr + sync.stdout);
 });
 after(async () => { await s.stop(); await fake.close(); });
 
