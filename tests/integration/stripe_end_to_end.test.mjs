@@ -13,6 +13,16 @@ import { Stack, sleep } from './harness.mjs';
 import { startFakeStripe } from '../stripe/fake_stripe.mjs';
 
 const SECRET = 'whsec_test_end_to_end_0123456789';
+// A plan that needs a card before its key works: 20 a month, 2 calls included, 0.35 a call after.
+const CARDED = `  carded:
+    price: "20"
+    requires_payment_method: true
+    rate_limit: 1000/sec
+    burst: 1000
+    included: {api_calls: 2}
+    on_quota: bill
+    charges: [{metric: api_calls, model: per_unit, unit_price: "0.35"}]
+`;
 let fake, s;
 
 before(async () => {
@@ -22,15 +32,7 @@ before(async () => {
     extra: `stripe: {secret_key: "sk_test_end_to_end_0123456789", webhook_secret: "${SECRET}", api_base: "${fake.url}", billing: tollgate}
 billing: {finalize_after: 1h}
 dunning: {grace_days: 7, suspend_after_failures: 3}`,
-    morePlans: `  carded:
-    price: "20"
-    requires_payment_method: true
-    rate_limit: 1000/sec
-    burst: 1000
-    included: {api_calls: 2}
-    on_quota: bill
-    charges: [{metric: api_calls, model: per_unit, unit_price: "0.35"}]
-`,
+    morePlans: CARDED,
   }).start();
 });
 after(async () => {
@@ -75,16 +77,16 @@ function portal(base) {
 }
 
 let serverNow = Math.floor(Date.now() / 1000);
-async function advance(seconds) {
-  const c = await s.adminCall('POST', '/v1/admin/clock', { advance_seconds: seconds });
+async function advance(seconds, stack = s) {
+  const c = await stack.adminCall('POST', '/v1/admin/clock', { advance_seconds: seconds });
   assert.equal(c.status, 200, c.text);
   serverNow = Math.floor(Date.parse(c.json.now) / 1000);
 }
 
 // Sends a Stripe event about a stored fake object, signed at the server's (test) time.
-async function webhook(type, id) {
+async function webhook(type, id, stack = s) {
   const d = await control('POST', '/__control/send_webhook', {
-    url: `${s.admin}/v1/webhooks/stripe`, secret: SECRET, type, object: id, created: serverNow, timestamp: serverNow,
+    url: `${stack.admin}/v1/webhooks/stripe`, secret: SECRET, type, object: id, created: serverNow, timestamp: serverNow,
   });
   assert.equal(d.delivery.status, 200, JSON.stringify(d));
   return d.event;
@@ -235,4 +237,85 @@ test('kill -9 while invoices are going to Stripe, with lost answers: afterwards 
     const lost = (await control('GET', '/__control/requests')).filter((r) => r.status === 'lost');
     assert.equal(lost.length, 5, 'every injected loss happened');
   } finally { await c.stop(); }
+});
+
+test('billing: stripe, end to end: catalog, sign-up -> card -> subscription -> calls -> meter events -> Stripe\'s invoice equal to tollgate\'s -> reconcile clean -> 3 failed payments -> 402 -> paid -> 200 within 1 s', async (t) => {
+  await control('POST', '/__control/reset');
+  const m = await new Stack({
+    testClock: true,
+    extra: `stripe: {secret_key: "sk_test_end_to_end_0123456789", webhook_secret: "${SECRET}", api_base: "${fake.url}", billing: stripe}
+dunning: {grace_days: 7, suspend_after_failures: 3}`,
+    morePlans: CARDED,
+  }).start();
+  try {
+    // The owner makes the catalog once.
+    const sync = await m.cliAsync(['stripe', 'sync-catalog', '-c', m.config]);
+    assert.equal(sync.status, 0, sync.stderr + sync.stdout);
+    const prices = (await control('GET', '/__control/objects?type=price')).price;
+    assert.ok(prices.some((p) => p.lookup_key === 'tollgate_carded_base' && p.unit_amount === 2000));
+    assert.ok(prices.some((p) => p.lookup_key === 'tollgate_carded_api_calls' && p.recurring.usage_type === 'metered'));
+
+    // Sign-up on a plan that needs a card: refused until the card is on file.
+    const me = portal(m.admin);
+    const up = await me('POST', '/v1/signup', { email: `sm-${Math.random().toString(36).slice(2)}@example.com`, password: 'correct horse battery', plan: 'carded' });
+    assert.equal(up.status, 201, up.text);
+    const id = up.json.customer.id, key = up.json.key.secret;
+    assert.equal((await m.call('/v1/basic/x', { key })).status, 402);
+    await until(async () => (await m.adminCall('GET', `/v1/admin/customers/${id}`)).json.stripe.state === 'done', 'the Stripe customer');
+    const setup = await me('POST', '/v1/me/billing/setup');
+    assert.equal(setup.status, 200, setup.text);
+    const session = /\/c\/pay\/([^/?#]+)/.exec(setup.json.url)[1];
+    await control('POST', `/__control/checkout/sessions/${session}/complete`);
+    await webhook('checkout.session.completed', session, m);
+    await until(async () => (await m.call('/v1/basic/x', { key })).status === 200, 'the key to work');
+    for (let i = 0; i < 6; i++) assert.equal((await m.call('/v1/basic/x', { key })).status, 200); // 7 calls in all
+
+    // The card started the plan and its Stripe subscription, on the catalog's prices.
+    const cus = (await control('GET', '/__control/objects?type=customer')).customer.find((c) => c.metadata.tollgate_customer === id);
+    const sub = await until(async () => ((await control('GET', '/__control/objects?type=subscription')).subscription || [])
+      .find((x) => x.customer === cus.id), 'the subscription');
+    assert.deepEqual(sub.items.data.map((i) => i.price.lookup_key).sort(), ['tollgate_carded_api_calls', 'tollgate_carded_base']);
+
+    // The hour ends: meter events carry the 7 calls exactly.
+    await advance(2 * 3600, m);
+    const meterSum = async () => (((await control('GET', '/__control/objects?type=billing.meter_event'))['billing.meter_event']) || [])
+      .filter((e) => e.payload.stripe_customer_id === cus.id).reduce((n, e) => n + Number(e.payload.value), 0);
+    await until(async () => (await meterSum()) === 7, 'meter events summing to 7');
+
+    // The period ends: Stripe invoices the subscription; tollgate computes its own invoice.
+    const period = (await m.adminCall('GET', `/v1/admin/customers/${id}`)).json.current_period;
+    const ps = Math.floor(Date.parse(period.start) / 1000), pe = Math.floor(Date.parse(period.end) / 1000);
+    await advance(pe - serverNow + 60, m);
+    const made = await control('POST', `/__control/subscriptions/${sub.id}/invoice`, { period_start: ps, period_end: pe });
+    const st = made; // the invoice, as Stripe makes it at the period's end
+    assert.equal(st.status, 'open', JSON.stringify(made));
+    const tg = await until(async () => (await m.adminCall('GET', `/v1/admin/invoices?customer=${id}`)).json.data[0], 'tollgate\'s invoice');
+    assert.equal(tg.total, '21.75'); // 20 + 5 x 0.35
+    assert.equal(st.total, cents(tg.total), `Stripe ${st.total} against tollgate ${tg.total}`);
+    assert.equal(await meterSum(), 7, 'no meter event counted twice');
+    const rec = await m.cliAsync(['stripe', 'reconcile', '-c', m.config, '--period', period.start.slice(0, 7)]);
+    assert.equal(rec.status, 0, rec.stdout + rec.stderr);
+    assert.match(rec.stdout, /no differences/);
+
+    // Dunning on Stripe's invoice, as with billing: tollgate.
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      await control('POST', `/__control/invoices/${st.id}/payment`, { succeed: false });
+      const ev = await webhook('invoice.payment_failed', st.id, m);
+      await until(async () => {
+        const r = await m.adminCall('GET', `/v1/admin/stripe/events/${ev.id}`);
+        return r.status === 200 && r.json.processed_at;
+      }, `event ${ev.id} processed`);
+    }
+    const blocked = await m.call('/v1/basic/x', { key });
+    assert.equal(blocked.status, 402);
+    assert.equal(blocked.json.error.type, 'payment_required');
+    await control('POST', `/__control/invoices/${st.id}/payment`, { succeed: true });
+    await webhook('invoice.paid', st.id, m);
+    const t0 = Date.now();
+    await until(async () => (await m.call('/v1/basic/x', { key })).status === 200, 'served again after invoice.paid', 1000);
+    t.diagnostic(`billing: stripe: served again ${Date.now() - t0} ms after invoice.paid was answered`);
+    const objs = await control('GET', '/__control/objects');
+    assert.equal(objs.subscription.filter((x) => x.customer === cus.id).length, 1, 'one subscription');
+    assert.equal(objs.customer.filter((c) => c.metadata.tollgate_customer === id).length, 1, 'one Stripe customer');
+  } finally { await m.stop(); }
 });
