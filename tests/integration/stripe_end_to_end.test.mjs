@@ -248,6 +248,7 @@ dunning: {grace_days: 7, suspend_after_failures: 3}`,
     morePlans: CARDED,
   }).start();
   try {
+    await advance(0, m); // this server's clock, for the signatures below
     // The owner makes the catalog once.
     const sync = await m.cliAsync(['stripe', 'sync-catalog', '-c', m.config]);
     assert.equal(sync.status, 0, sync.stderr + sync.stdout);
