@@ -329,6 +329,31 @@ char *tg_outbox_replace_all(const char *s, size_t n, const char *from, const cha
     return out;
 }
 
+int tg_outbox_row_substitute(tg_outbox_row_t *row, const char *from_path, const char *from_params, const char *to)
+{
+    size_t len = 0;
+    char *p = from_path != NULL ? tg_outbox_replace_all(row->path, strlen(row->path), from_path, to, &len) : NULL;
+    char *q = from_params != NULL && row->params != NULL
+                  ? tg_outbox_replace_all(row->params, row->params_len, from_params, to, &len)
+                  : NULL;
+    if ((from_path != NULL && (p == NULL || strlen(p) >= sizeof(row->path))) ||
+        (from_params != NULL && row->params != NULL && q == NULL)) {
+        free(p);
+        free(q);
+        return -1;
+    }
+    if (p != NULL) {
+        snprintf(row->path, sizeof(row->path), "%s", p);
+        free(p);
+    }
+    if (q != NULL) {
+        free(row->params);
+        row->params = q;
+        row->params_len = len;
+    }
+    return 0;
+}
+
 /* Calls for one customer go in the order they were queued (an invoice item before the invoice it
  * belongs on, a name change after the one before it): a row waits while an earlier row of its
  * customer is pending, until just after that row's next attempt. 1 if it was put off. */
@@ -390,22 +415,9 @@ static int resolve_customer(tg_outbox_t *ob, tg_outbox_row_t *row, int64_t now)
         tg_store_outbox_defer(ob->st, row->id, now + DEPENDENCY_WAIT_MS, err.msg, now / 1000, &serr);
         return 1;
     }
-    char path[TG_OUTBOX_PATH_MAX];
-    size_t len = 0;
-    char *p = tg_outbox_replace_all(row->path, strlen(row->path), TG_OUTBOX_STRIPE_CUSTOMER, sid, &len);
-    char *q = row->params != NULL ? tg_outbox_replace_all(row->params, row->params_len, PLACEHOLDER_ENC, sid, &len) : NULL;
-    if (p == NULL || (row->params != NULL && q == NULL) || strlen(p) >= sizeof(path)) {
-        free(p);
-        free(q);
+    if (tg_outbox_row_substitute(row, TG_OUTBOX_STRIPE_CUSTOMER, PLACEHOLDER_ENC, sid) != 0) {
         tg_store_outbox_defer(ob->st, row->id, now + DEPENDENCY_WAIT_MS, "out of memory", now / 1000, &serr);
         return 1;
-    }
-    snprintf(row->path, sizeof(row->path), "%s", p);
-    free(p);
-    if (q != NULL) {
-        free(row->params);
-        row->params = q;
-        row->params_len = len;
     }
     return 0;
 }
@@ -462,23 +474,9 @@ static int resolve_invoice(tg_outbox_t *ob, tg_outbox_row_t *row, int64_t now)
         }
         return 1;
     }
-    size_t len = 0;
-    char *p = in_path ? tg_outbox_replace_all(row->path, strlen(row->path), wp, dep.response_id, &len) : NULL;
-    char *q = in_params ? tg_outbox_replace_all(row->params, row->params_len, wq, dep.response_id, &len) : NULL;
-    if ((in_path && (p == NULL || strlen(p) >= sizeof(row->path))) || (in_params && q == NULL)) {
-        free(p);
-        free(q);
+    if (tg_outbox_row_substitute(row, in_path ? wp : NULL, in_params ? wq : NULL, dep.response_id) != 0) {
         tg_store_outbox_defer(ob->st, row->id, now + DEPENDENCY_WAIT_MS, "out of memory", now / 1000, &serr);
         return 1;
-    }
-    if (p != NULL) {
-        snprintf(row->path, sizeof(row->path), "%s", p);
-        free(p);
-    }
-    if (q != NULL) {
-        free(row->params);
-        row->params = q;
-        row->params_len = len;
     }
     return 0;
 }

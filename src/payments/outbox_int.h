@@ -41,6 +41,12 @@ struct tg_outbox {
  * out of memory. */
 char *tg_outbox_replace_all(const char *s, size_t n, const char *from, const char *to, size_t *out_len);
 
+/* Resolves a placeholder in a row about to be sent: every from_path in its path and every
+ * from_params (the placeholder's form-encoded spelling) in its params becomes `to` (NULL: that
+ * side has none). 0, or -1 when out of memory or the path would pass its cap (row unchanged: the
+ * caller defers it). */
+int tg_outbox_row_substitute(tg_outbox_row_t *row, const char *from_path, const char *from_params, const char *to);
+
 /* What tg_outbox_prepare_subscription decided about a row. */
 typedef enum tg_outbox_prep {
     TG_OUTBOX_PREP_SEND = 0,   /* send the row as it now is (placeholders resolved, params rewritten) */

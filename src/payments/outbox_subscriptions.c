@@ -351,33 +351,14 @@ static void defer_row(tg_outbox_t *ob, const tg_outbox_row_t *row, int64_t until
     tg_store_outbox_defer(ob->st, row->id, until_ms, why, now_ms / 1000, &serr);
 }
 
-/* Replaces from (in the path when in_path, in the params when in_params) by to. 0, or -1 (out of
- * memory, or the path would be too long: the row is deferred). */
+/* Resolves a placeholder (tg_outbox_row_substitute); a row it cannot rewrite is deferred. */
 static int substitute(tg_outbox_t *ob, tg_outbox_row_t *row, const char *from_path, const char *from_params,
                       const char *to, int64_t now_ms)
 {
-    size_t len = 0;
-    char *p = from_path != NULL ? tg_outbox_replace_all(row->path, strlen(row->path), from_path, to, &len) : NULL;
-    char *q = from_params != NULL && row->params != NULL
-                  ? tg_outbox_replace_all(row->params, row->params_len, from_params, to, &len)
-                  : NULL;
-    if ((from_path != NULL && (p == NULL || strlen(p) >= sizeof(row->path))) ||
-        (from_params != NULL && row->params != NULL && q == NULL)) {
-        free(p);
-        free(q);
-        defer_row(ob, row, now_ms + WAIT_MS, "out of memory", now_ms);
-        return -1;
-    }
-    if (p != NULL) {
-        snprintf(row->path, sizeof(row->path), "%s", p);
-        free(p);
-    }
-    if (q != NULL) {
-        free(row->params);
-        row->params = q;
-        row->params_len = len;
-    }
-    return 0;
+    if (tg_outbox_row_substitute(row, from_path, from_params, to) == 0)
+        return 0;
+    defer_row(ob, row, now_ms + WAIT_MS, "out of memory", now_ms);
+    return -1;
 }
 
 #define SUB_PH_ENC "%7Bstripe_subscription%7D" /* TG_OUTBOX_STRIPE_SUBSCRIPTION, form-encoded */
