@@ -55,12 +55,7 @@ after(async () => {
   await fake?.close();
 });
 
-async function control(method, path, body) {
-  const r = await fetch(fake.url + path, {
-    method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return r.json();
-}
+const control = (method, path, body) => fake.control(method, path, body);
 
 // Polls fn until it returns a truthy value (bounded: 20 s); for the server side only.
 async function until(fn, what) {

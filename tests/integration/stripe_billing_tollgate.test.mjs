@@ -20,12 +20,7 @@ before(async () => {
 });
 after(async () => { await s.stop(); await fake.close(); });
 
-async function control(method, path, body) {
-  const r = await fetch(fake.url + path, {
-    method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return r.json();
-}
+const control = (method, path, body) => fake.control(method, path, body);
 
 async function until(fn, what) {
   for (let i = 0; i < 600; i++) {

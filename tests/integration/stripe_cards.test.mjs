@@ -40,12 +40,7 @@ after(async () => {
   if (fake) await fake.close();
 });
 
-async function control(method, path, body) {
-  const r = await fetch(fake.url + path, {
-    method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return r.json();
-}
+const control = (method, path, body) => fake.control(method, path, body);
 
 // Polls fn until it returns a truthy value (bounded: 20 s).
 async function until(fn, what) {

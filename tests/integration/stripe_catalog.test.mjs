@@ -22,12 +22,7 @@ before(async () => {
 after(async () => { await fake.close(); });
 beforeEach(async () => { await control('POST', '/__control/reset'); });
 
-async function control(method, path, body) {
-  const r = await fetch(fake.url + path, {
-    method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return r.json();
-}
+const control = (method, path, body) => fake.control(method, path, body);
 
 // The plans of the tests; `starterPrice` changes the starter plan's unit price.
 function plans({ starterPrice = '0.001', starterName = 'Starter' } = {}) {

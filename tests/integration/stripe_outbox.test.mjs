@@ -20,12 +20,7 @@ after(async () => { await fake.close(); });
 const stripeYaml = () =>
   `{secret_key: "sk_test_tollgate_outbox_0123", webhook_secret: "whsec_test_outbox_0123", api_base: "${fake.url}"}`;
 
-async function control(method, path, body) {
-  const r = await fetch(fake.url + path, {
-    method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return r.json();
-}
+const control = (method, path, body) => fake.control(method, path, body);
 
 async function stripeCustomersOf(id) {
   const objs = await control('GET', '/__control/objects?type=customer');

@@ -62,12 +62,7 @@ let fake;
 before(async () => { fake = await startFakeStripe(); });
 after(async () => { await fake.close(); });
 
-async function control(method, path, body) {
-  const r = await fetch(fake.url + path, {
-    method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return r.json();
-}
+const control = (method, path, body) => fake.control(method, path, body);
 
 async function api(path, form) {
   const r = await fetch(fake.url + path, {

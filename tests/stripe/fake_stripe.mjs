@@ -206,10 +206,18 @@ export async function startFakeStripe({port = 0, host = '127.0.0.1'} = {}) {
     server.listen(port, host, resolve);
   });
   const actual = server.address().port;
+  const url = `http://${host}:${actual}`;
   return {
     port: actual,
-    url: `http://${host}:${actual}`,
+    url,
     state,
+    // The control API from a test: control('POST', '/__control/fail', {count: 1}) -> its JSON.
+    control: async (method, path, body) => {
+      const r = await fetch(url + path, {
+        method, headers: {'content-type': 'application/json'}, body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return r.json();
+    },
     close: () => new Promise((resolve) => {
       for (const t of state.timers) clearTimeout(t);
       for (const s of sockets) s.destroy();
