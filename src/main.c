@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "admin/admin_api.h"
+#include "billing/subscriptions.h"
 #include "cli/admin_commands.h"
 #include "cli/commands.h"
 #include "config/config.h"
@@ -262,6 +263,16 @@ static int cmd_serve(int argc, char **argv)
         }
         if (queued > 0)
             fprintf(stderr, "tollgate: %zu existing customers queued for Stripe\n", queued);
+        /* billing: stripe: customers from before it (or before the catalog) get their
+         * subscription; their Stripe customer is queued just above, and the subscription waits
+         * for it in the outbox */
+        tg_sub_ctx_t sx = {cfg, st, accounts, meter, NULL, 1};
+        if (tg_sub_stripe_backfill(&sx, &queued, &err) != 0) {
+            fprintf(stderr, "tollgate serve: %s\n", err.msg);
+            goto out;
+        }
+        if (queued > 0)
+            fprintf(stderr, "tollgate: %zu existing customers' Stripe subscriptions queued\n", queued);
         if (tg_outbox_start(&os, &outbox, &err) != 0) {
             fprintf(stderr, "tollgate serve: %s\n", err.msg);
             goto out;

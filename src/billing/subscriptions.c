@@ -4,6 +4,7 @@
 
 #include <inttypes.h>
 #include <sodium.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -65,6 +66,57 @@ int tg_sub_stripe_subscribe(const tg_sub_ctx_t *x, const tg_customer_t *c, int a
     if (rc != 0)
         return tg_errf(err, rc, "Queuing the Stripe subscription failed: %s", e.msg);
     return 0;
+}
+
+int tg_sub_stripe_backfill(const tg_sub_ctx_t *x, size_t *queued, tg_err_t *err)
+{
+    enum { BATCH = 256 };
+    if (queued != NULL)
+        *queued = 0;
+    if (!stripe_billing(x))
+        return 0;
+    char(*ids)[TG_ID_MAX] = malloc(BATCH * sizeof(*ids));
+    int64_t *created = malloc(BATCH * sizeof(*created));
+    int rc = ids == NULL || created == NULL ? tg_errf(err, TG_ENOMEM, "out of memory queuing Stripe subscriptions") : 0;
+    int64_t after_created = INT64_MIN;
+    char after_id[TG_ID_MAX] = "";
+    size_t n = BATCH, total = 0;
+    /* paged by (created_at, id): customers on a free plan are returned and skipped, and must not
+     * come back in the next page */
+    while (rc == 0 && n == BATCH) {
+        if ((rc = tg_store_customers_without_subscription(x->store, TG_OUTBOX_KIND_SUBSCRIPTION_CREATE, after_created,
+                                                          after_id, ids, created, BATCH, &n, err)) != 0 ||
+            n == 0 || (rc = tg_store_tx_begin(x->store, err)) != 0)
+            break;
+        size_t before = total;
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            tg_customer_t c;
+            tg_err_t e = {0};
+            if ((rc = tg_store_customer_get(x->store, ids[i], &c, &e)) != 0) {
+                tg_errf(err, rc, "%s", e.msg);
+                break;
+            }
+            const tg_plan_t *plan = tg_config_find_plan(x->cfg, c.plan_id);
+            if (!tg_outbox_plan_has_items(plan))
+                continue;
+            if ((rc = tg_sub_stripe_subscribe(x, &c, 0, err)) == 0)
+                total++;
+        }
+        if (rc == 0)
+            rc = tg_store_tx_commit(x->store, err);
+        if (rc != 0) {
+            tg_store_tx_rollback(x->store);
+            total = before;
+            break;
+        }
+        after_created = created[n - 1];
+        snprintf(after_id, sizeof(after_id), "%s", ids[n - 1]);
+    }
+    free(ids);
+    free(created);
+    if (queued != NULL)
+        *queued = total;
+    return rc;
 }
 
 /* stripe.billing: stripe - queues what makes c's Stripe subscription follow a plan change from

@@ -117,6 +117,13 @@ int tg_sub_apply_scheduled(const tg_sub_ctx_t *x, const tg_customer_t *c, tg_err
  * period boundaries. In the caller's transaction; nothing without stripe.billing: stripe. */
 int tg_sub_stripe_subscribe(const tg_sub_ctx_t *x, const tg_customer_t *c, int again, tg_err_t *err);
 
+/* billing: stripe. Queues the Stripe subscription of every customer who has none yet (customers
+ * from before billing: stripe was set, or before the catalog existed), as
+ * tg_sub_stripe_subscribe would have at their creation; free plans, canceled and incomplete
+ * customers are skipped. In transactions of a few hundred, on the caller's connection; run at
+ * start. *queued (may be NULL) gets how many. Nothing without stripe.billing: stripe. */
+int tg_sub_stripe_backfill(const tg_sub_ctx_t *x, size_t *queued, tg_err_t *err);
+
 /* A one-off charge (or, negative, a credit) on c's next invoice, in the plan's currency.
  * Finalized invoices never change; this is how they are corrected. TG_EINVAL for an empty or
  * too long description or a zero amount. */

@@ -136,6 +136,13 @@ int tg_store_stripe_subscription_get(tg_store_t *st, const char *subscription_id
 /* The customer's newest subscription (*found = 0 if none). */
 int tg_store_stripe_subscription_latest(tg_store_t *st, const char *customer_id, tg_stripe_subscription_t *out,
                                         int *found, tg_err_t *err);
+/* Up to limit ids of customers who have no Stripe subscription recorded and no outbox row of
+ * `kind` (the subscription create call), are neither canceled nor incomplete, and come after
+ * (after_created, after_id) in (created_at, id) order: the customers from before billing: stripe.
+ * *n gets how many; the last one is the cursor of the next page. */
+int tg_store_customers_without_subscription(tg_store_t *st, const char *kind, int64_t after_created,
+                                            const char *after_id, char (*ids)[TG_ID_MAX], int64_t *created,
+                                            size_t limit, size_t *n, tg_err_t *err);
 /* Inserts or replaces s's status, status_at, event_id and updated_at (and its customer when the
  * row is new; created_at is kept). The caller decided that s is newer than what is stored. */
 int tg_store_stripe_subscription_put(tg_store_t *st, const tg_stripe_subscription_t *s, tg_err_t *err);

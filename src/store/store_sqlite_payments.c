@@ -496,3 +496,33 @@ int tg_store_stripe_subscription_put(tg_store_t *st, const tg_stripe_subscriptio
     sqlite3_bind_int64(s, 6, r->updated_at);
     return run(st, s, doing, err);
 }
+
+int tg_store_customers_without_subscription(tg_store_t *st, const char *kind, int64_t after_created,
+                                            const char *after_id, char (*ids)[TG_ID_MAX], int64_t *created,
+                                            size_t limit, size_t *n, tg_err_t *err)
+{
+    *n = 0;
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st,
+                               "SELECT id, created_at FROM customers c WHERE status NOT IN ('canceled', 'incomplete')"
+                               " AND (created_at > ?2 OR (created_at = ?2 AND id > ?3))"
+                               " AND NOT EXISTS (SELECT 1 FROM stripe_subscriptions x WHERE x.customer_id = c.id)"
+                               " AND NOT EXISTS (SELECT 1 FROM stripe_outbox o WHERE o.customer_id = c.id"
+                               " AND o.kind = ?1) ORDER BY created_at, id LIMIT ?4",
+                               &s, err, "finding customers without a Stripe subscription");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, after_created);
+    sqlite3_bind_text(s, 3, after_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)limit);
+    int step = SQLITE_DONE;
+    while (*n < limit && (step = sqlite3_step(s)) == SQLITE_ROW) {
+        tg_sqlite_text(s, 0, ids[*n], TG_ID_MAX);
+        created[(*n)++] = sqlite3_column_int64(s, 1);
+    }
+    if (*n < limit && step != SQLITE_DONE)
+        rc = tg_sqlite_error(st, err, "finding customers without a Stripe subscription");
+    sqlite3_finalize(s);
+    return rc;
+}

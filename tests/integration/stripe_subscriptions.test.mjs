@@ -452,3 +452,45 @@ test('a plan that requires a card: no subscription while incomplete; checkout.se
     assert.deepEqual(itemPrices(subs[0]), [prices.tollgate_cardpro_api_calls, prices.tollgate_cardpro_base].sort());
   } finally { await s.stop(); }
 });
+
+test('customers from before billing: stripe get their subscription when it is turned on, once; free plans get none', async () => {
+  await control('POST', '/__control/reset');
+  const prices = await catalog();
+  const s = await startStack({
+    extra: `stripe: {secret_key: "${KEY}", webhook_secret: "${SECRET}", api_base: "${fake.url}", billing: tollgate}`,
+  });
+  try {
+    const paid = [], free = [];
+    for (let i = 0; i < 2; i++) {
+      const c = await s.adminCall('POST', '/v1/admin/customers', { email: email('before'), plan: 'basic' });
+      assert.equal(c.status, 201, c.text);
+      paid.push(c.json.id);
+    }
+    const f = await s.adminCall('POST', '/v1/admin/customers', { email: email('before-free'), plan: 'free' });
+    assert.equal(f.status, 201, f.text);
+    free.push(f.json.id);
+    for (const id of [...paid, ...free]) await synced(s, id); // their Stripe customers exist
+    assert.equal(((await control('GET', '/__control/objects?type=subscription')).subscription || []).length, 0,
+      'billing: tollgate keeps no subscription');
+
+    // The owner switches to billing: stripe and restarts.
+    await s.stopServer();
+    s.opts.extra = `stripe: {secret_key: "${KEY}", webhook_secret: "${SECRET}", api_base: "${fake.url}", billing: stripe}`;
+    await s.start();
+    for (const id of paid) {
+      await synced(s, id, 2);
+      const subs = await subsOf(id);
+      assert.equal(subs.length, 1, id);
+      assert.deepEqual(itemPrices(subs[0]), [prices.tollgate_basic_api_calls, prices.tollgate_basic_base].sort());
+    }
+    assert.equal((await subsOf(free[0])).length, 0, 'a free plan has nothing to bill in Stripe');
+    // Another restart queues nothing new.
+    await s.stopServer();
+    await s.start();
+    for (const id of paid) {
+      await synced(s, id, 2);
+      assert.equal((await subsOf(id)).length, 1, id);
+      assert.equal((await rowsOf(s, id)).filter((r) => r.kind === 'subscription.create').length, 1, id);
+    }
+  } finally { await s.stop(); }
+});
