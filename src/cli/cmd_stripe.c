@@ -627,21 +627,11 @@ static int cmd_sync_catalog(int argc, char **argv)
         fprintf(stderr, "tollgate stripe sync-catalog: -c FILE is required\n");
         return 2;
     }
-    char errbuf[8192];
-    tg_config_t *cfg = NULL;
-    if (tg_config_load(path, &cfg, errbuf, sizeof(errbuf)) != 0) {
-        fprintf(stderr, "%s%s", errbuf, errbuf[0] != '\0' && errbuf[strlen(errbuf) - 1] != '\n' ? "\n" : "");
+    tg_config_t *cfg = tg_stripe_cli_config("tollgate stripe sync-catalog", path);
+    if (cfg == NULL)
         return 2;
-    }
     int rc = 2;
-    if (!cfg->stripe.enabled)
-        fprintf(stderr, "tollgate stripe sync-catalog: %s has no stripe section\n", path);
-    else if (cfg->stripe.billing != TG_STRIPE_BILLING_STRIPE)
-        fprintf(stderr,
-                "tollgate stripe sync-catalog: %s has stripe.billing: tollgate, where tollgate computes the invoices "
-                "and Stripe needs no catalog; the catalog is for billing: stripe\n",
-                path);
-    else if (tg_stripe_catalog_report(cfg) != 0)
+    if (tg_stripe_catalog_report(cfg) != 0)
         fprintf(stderr, "tollgate stripe sync-catalog: nothing was sent\n");
     else if (sodium_init() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         fprintf(stderr, "tollgate stripe sync-catalog: libsodium or libcurl failed to initialise\n");
@@ -661,6 +651,27 @@ static const struct {
     {"sync-catalog", cmd_sync_catalog},
     {"reconcile", tg_cmd_stripe_reconcile}, /* cmd_stripe_reconcile.c */
 };
+
+tg_config_t *tg_stripe_cli_config(const char *cmd, const char *path)
+{
+    char errbuf[8192];
+    tg_config_t *cfg = NULL;
+    if (tg_config_load(path, &cfg, errbuf, sizeof(errbuf)) != 0) {
+        fprintf(stderr, "%s%s", errbuf, errbuf[0] != '\0' && errbuf[strlen(errbuf) - 1] != '\n' ? "\n" : "");
+        return NULL;
+    }
+    if (cfg->stripe.enabled && cfg->stripe.billing == TG_STRIPE_BILLING_STRIPE)
+        return cfg;
+    if (!cfg->stripe.enabled)
+        fprintf(stderr, "%s: %s has no stripe section\n", cmd, path);
+    else
+        fprintf(stderr,
+                "%s: %s has stripe.billing: tollgate. When stripe.billing is tollgate, tollgate computes the "
+                "invoices and Stripe's are copies of them, line for line; this command is for billing: stripe\n",
+                cmd, path);
+    tg_config_free(cfg);
+    return NULL;
+}
 
 int tg_cmd_stripe(int argc, char **argv)
 {

@@ -256,25 +256,14 @@ int tg_cmd_stripe_reconcile(int argc, char **argv)
         return 2;
     }
 
-    char errbuf[8192];
-    tg_config_t *cfg = NULL;
-    if (tg_config_load(path, &cfg, errbuf, sizeof(errbuf)) != 0) {
-        fprintf(stderr, "%s%s", errbuf, errbuf[0] != '\0' && errbuf[strlen(errbuf) - 1] != '\n' ? "\n" : "");
+    tg_config_t *cfg = tg_stripe_cli_config("tollgate stripe reconcile", path);
+    if (cfg == NULL)
         return 2;
-    }
     int exit_code = 2;
     tg_err_t err = {0};
     tg_store_t *st = NULL;
     tg_recon_stripe_t *rs = NULL;
     page_t pg = {0};
-    if (!cfg->stripe.enabled || cfg->stripe.billing != TG_STRIPE_BILLING_STRIPE) {
-        fprintf(stderr, "tollgate stripe reconcile: %s: %s\n", path,
-                !cfg->stripe.enabled ? "there is no stripe section"
-                                     : "stripe.billing is tollgate: Stripe's invoices are copies of tollgate's, "
-                                       "line for line; reconcile compares the invoices Stripe computes "
-                                       "(billing: stripe)");
-        goto out;
-    }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "tollgate stripe reconcile: libcurl failed to initialise\n");
         goto out;

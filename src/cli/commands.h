@@ -15,6 +15,10 @@ int tg_cmd_stripe_reconcile(int argc, char **argv);
 
 struct tg_config;
 
+/* For the `tollgate stripe` subcommands: loads the configuration at path and checks it has a
+ * stripe section with stripe.billing: stripe; prints why not (naming `cmd`) and returns NULL. */
+struct tg_config *tg_stripe_cli_config(const char *cmd, const char *path);
+
 /* tollgate stripe sync-catalog|reconcile ...; argv[0] == "stripe". sync-catalog makes Stripe's catalog
  * match the plans (stripe.billing: stripe), calling Stripe synchronously. Returns the exit code:
  * 0 done, 1 Stripe error, 2 usage or configuration error (refused plans included). */
