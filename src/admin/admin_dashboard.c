@@ -248,8 +248,13 @@ void tg_adm_dashboard(tg_admin_t *a, const tg_admin_request_t *req, tg_admin_res
      * customers now. mrr/arr stay as one figure while the plans share one currency. */
     tg_revenue_t *rv = malloc(sizeof(*rv));
     tg_revenue_plan_t *per_plan = calloc(cfg->nplans > 0 ? cfg->nplans : 1, sizeof(*per_plan));
-    if (rv == NULL || per_plan == NULL ||
-        tg_revenue_compute(a->d.store, cfg, rev_from, rev_to, d.now, rv, per_plan, &err) != 0) {
+    int rrc = rv == NULL || per_plan == NULL ? TG_ENOMEM
+                                             : tg_revenue_start(a->d.store, cfg, rev_from, rev_to, rv, per_plan, &err);
+    for (size_t i = 0; i < d.n && rrc == 0; i++) /* the customers read above, not read again */
+        rrc = tg_revenue_customer(rv, per_plan, cfg, &d.rows[i].c, d.now, &err);
+    if (rrc == 0)
+        tg_revenue_finish(rv);
+    if (rrc != 0) {
         int oom = rv == NULL || per_plan == NULL;
         free(rv);
         free(per_plan);

@@ -182,9 +182,28 @@ const char *tg_mrr_class_name(tg_mrr_class_t c)
 
 /* ---- from the store ---- */
 
+int tg_revenue_customer(tg_revenue_t *rv, tg_revenue_plan_t *by_plan, const tg_config_t *cfg, const tg_customer_t *c,
+                        int64_t now, tg_err_t *err)
+{
+    const tg_plan_t *plan = tg_config_find_plan(cfg, c->plan_id);
+    if (plan == NULL)
+        return 0; /* a plan removed from the configuration: nothing to price it with */
+    int rc = tg_revenue_add_customer(rv, c, plan, now, err);
+    if (rc == 0 && by_plan != NULL && tg_mrr_classify(c, plan, now) == TG_MRR_PAYING) {
+        tg_revenue_plan_t *p = &by_plan[plan - cfg->plans]; /* find returns a pointer into plans */
+        tg_money_t fee, sum;
+        /* the fee was added to the currency's MRR above, so neither can fail here */
+        if (tg_mrr_monthly_fee(plan, &fee, err) == 0 && tg_money_add(p->mrr, fee, &sum) == 0) {
+            p->mrr = sum;
+            p->paying++;
+        }
+    }
+    return rc;
+}
+
 typedef struct compute_ctx {
     tg_revenue_t *rv;
-    tg_revenue_plan_t *by_plan; /* NULL, or cfg->nplans entries */
+    tg_revenue_plan_t *by_plan;
     const tg_config_t *cfg;
     int64_t now;
     tg_err_t *err;
@@ -201,19 +220,7 @@ static int on_totals(const char *currency, const char *status, int64_t total, ui
 static int on_customer(const tg_customer_t *c, void *arg)
 {
     compute_ctx_t *x = arg;
-    const tg_plan_t *plan = tg_config_find_plan(x->cfg, c->plan_id);
-    if (plan == NULL)
-        return 0; /* a plan removed from the configuration: nothing to price it with */
-    x->rc = tg_revenue_add_customer(x->rv, c, plan, x->now, x->err);
-    if (x->rc == 0 && x->by_plan != NULL && tg_mrr_classify(c, plan, x->now) == TG_MRR_PAYING) {
-        tg_revenue_plan_t *p = &x->by_plan[plan - x->cfg->plans]; /* find returns a pointer into plans */
-        tg_money_t fee, sum;
-        /* the fee was added to the currency's MRR above, so neither can fail here */
-        if (tg_mrr_monthly_fee(plan, &fee, x->err) == 0 && tg_money_add(p->mrr, fee, &sum) == 0) {
-            p->mrr = sum;
-            p->paying++;
-        }
-    }
+    x->rc = tg_revenue_customer(x->rv, x->by_plan, x->cfg, c, x->now, x->err);
     return x->rc != 0;
 }
 
@@ -222,17 +229,31 @@ static int by_code(const void *x, const void *y)
     return strcmp(((const tg_revenue_currency_t *)x)->currency, ((const tg_revenue_currency_t *)y)->currency);
 }
 
-int tg_revenue_compute(tg_store_t *st, const tg_config_t *cfg, int64_t from, int64_t to, int64_t now, tg_revenue_t *rv,
-                       tg_revenue_plan_t *by_plan, tg_err_t *err)
+int tg_revenue_start(tg_store_t *st, const tg_config_t *cfg, int64_t from, int64_t to, tg_revenue_t *rv,
+                     tg_revenue_plan_t *by_plan, tg_err_t *err)
 {
-    compute_ctx_t x = {rv, by_plan, cfg, now, err, 0};
+    compute_ctx_t x = {rv, by_plan, cfg, 0, err, 0};
     if (by_plan != NULL && cfg->nplans > 0)
         memset(by_plan, 0, cfg->nplans * sizeof(*by_plan));
     tg_revenue_init(rv, from, to);
     int rc = tg_store_invoice_totals(st, from, to, on_totals, &x, err);
-    if (rc == 0 && x.rc == 0)
-        rc = tg_store_customer_list(st, on_customer, &x, err);
-    if (rc == 0 && x.rc == 0 && rv->ncur > 1)
+    return x.rc != 0 ? x.rc : rc;
+}
+
+void tg_revenue_finish(tg_revenue_t *rv)
+{
+    if (rv->ncur > 1)
         qsort(rv->cur, rv->ncur, sizeof(rv->cur[0]), by_code); /* a stable order to show */
+}
+
+int tg_revenue_compute(tg_store_t *st, const tg_config_t *cfg, int64_t from, int64_t to, int64_t now, tg_revenue_t *rv,
+                       tg_revenue_plan_t *by_plan, tg_err_t *err)
+{
+    compute_ctx_t x = {rv, by_plan, cfg, now, err, 0};
+    int rc = tg_revenue_start(st, cfg, from, to, rv, by_plan, err);
+    if (rc == 0)
+        rc = tg_store_customer_list(st, on_customer, &x, err);
+    if (rc == 0 && x.rc == 0)
+        tg_revenue_finish(rv);
     return x.rc != 0 ? x.rc : rc;
 }

@@ -90,6 +90,18 @@ int tg_revenue_add_customer(tg_revenue_t *rv, const tg_customer_t *c, const tg_p
  * number of minor units). TG_EINVAL / TG_ERANGE as tg_revenue_add_invoices; rv unchanged on error. */
 int tg_revenue_add_usage(tg_revenue_t *rv, const char *currency, tg_money_t amount, tg_err_t *err);
 
+/* tg_revenue_compute in three steps, for a caller that has the customers in hand already (the
+ * dashboard lists them for its other figures; reading them twice would double its I/O):
+ * start: rv emptied and filled with the invoices finalized in [from, to), by_plan (NULL, or
+ * cfg->nplans entries) zeroed; customer: one customer, as tg_revenue_add_customer, plus its
+ * plan's entry in by_plan (a customer whose plan cfg lacks is skipped); finish: currencies
+ * sorted by code. Errors as tg_revenue_compute. */
+int tg_revenue_start(tg_store_t *st, const tg_config_t *cfg, int64_t from, int64_t to, tg_revenue_t *rv,
+                     tg_revenue_plan_t *by_plan, tg_err_t *err);
+int tg_revenue_customer(tg_revenue_t *rv, tg_revenue_plan_t *by_plan, const tg_config_t *cfg, const tg_customer_t *c,
+                        int64_t now, tg_err_t *err);
+void tg_revenue_finish(tg_revenue_t *rv);
+
 /* Fills rv from the store: the invoices finalized in [from, to) and every customer's plan in
  * cfg at `now` (customers on a plan the configuration no longer has are skipped), currencies
  * sorted by code. by_plan, when not NULL, has cfg->nplans entries (caller-owned) and receives
