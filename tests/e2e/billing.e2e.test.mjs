@@ -163,6 +163,13 @@ test('add a card through Checkout, a past_due banner, and the dashboard\'s reven
   const failing = owner.getByTestId('past-due').getByRole('row').filter({ hasText: email });
   await failing.waitFor();
   assert.match(await failing.textContent(), /past_due\s*\d{4}-\d\d-\d\d/);
+  // Its page shows the customer's Stripe sync state: the Stripe customer made through the outbox.
+  await failing.getByRole('link', { name: email }).click();
+  const sync = owner.locator('#stripe:not(.hidden)');
+  await sync.waitFor();
+  assert.match(await sync.textContent(), /^Stripe: done · cus_\w+/);
+  await owner.goto(`${s.admin}/admin/`);
+  await owner.getByTestId('past-due').getByRole('row').filter({ hasText: email }).waitFor();
 
   // Invoices: the webhook endpoint is detached first, as the test clock is about to move a month
   // ahead of the signatures' real time; the owner signs out (the session would expire).
