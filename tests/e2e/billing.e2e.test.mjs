@@ -110,6 +110,9 @@ test('add a card through Checkout, a past_due banner, and the dashboard\'s reven
   // The Stripe customer is created by the outbox, off the request path: wait for it.
   await until(async () => ((await control('GET', '/__control/objects?type=customer')).customer || [])
     .find((o) => o.metadata && o.metadata.tollgate_customer === me.id), 'the Stripe customer');
+  // ... and for tollgate to record it (until then "Add a card" answers 409 stripe_customer_pending)
+  await until(async () => (await s.adminCall('GET', `/v1/admin/customers/${me.id}`)).json.stripe.state === 'done',
+    'tollgate to record the Stripe customer');
 
   await page.goto(`${s.admin}/portal/app.html#billing`);
   const card = page.getByTestId('card-state');

@@ -82,11 +82,16 @@ async function signedUp(s, plan = 'free') {
   return c;
 }
 
+// The customer's Stripe customer, once the fake holds it AND tollgate recorded the answer (the fake
+// has the object a moment before: the billing routes answer 409 stripe_customer_pending until then).
 async function stripeCustomerOf(id) {
-  return until(async () => {
+  const cus = await until(async () => {
     const objs = await control('GET', '/__control/objects?type=customer');
     return (objs.customer || []).find((o) => o.metadata && o.metadata.tollgate_customer === id);
   }, 'the Stripe customer');
+  await until(async () => (await stack.adminCall('GET', `/v1/admin/customers/${id}`)).json.stripe.state === 'done',
+    'tollgate to record the Stripe customer');
+  return cus;
 }
 
 test('the setup session is a Checkout Session in setup mode for the Stripe customer, back to the billing section', async () => {
