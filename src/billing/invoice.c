@@ -12,6 +12,7 @@
 #include "billing/pricing.h"
 #include "util/money.h"
 #include "util/period.h"
+#include "store/store.h"
 
 static json_t *money_json(tg_money_t v, int digits)
 {

@@ -13,7 +13,9 @@
 #include <stdint.h>
 
 #include "config/config.h"
-#include "store/store.h"
+#include "model/records.h"
+
+typedef struct tg_store tg_store_t; /* a connection (store/store.h) */
 #include "util/err.h"
 
 /* Fills inv->currency, inv->total and inv->body (malloc'd JSON: lines, subtotal, total) for the

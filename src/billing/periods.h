@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "billing/subscriptions.h"
+#include "store/store.h"
 
 #define TG_PERIODS_FAILURES_LISTED 100
 

@@ -1,6 +1,7 @@
 /* revenue.c - invoiced / collected / outstanding per currency, and the MRR of paying customers
  * (revenue.h). The accumulators are pure; tg_revenue_compute is the one function that reads. */
 #include "billing/revenue.h"
+#include "store/store.h"
 
 #include <stdio.h>
 #include <stdlib.h>

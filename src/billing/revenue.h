@@ -17,7 +17,9 @@
 #include <stdint.h>
 
 #include "config/config.h"
-#include "store/store.h"
+#include "model/records.h"
+
+typedef struct tg_store tg_store_t; /* a connection (store/store.h) */
 #include "util/err.h"
 #include "util/money.h"
 

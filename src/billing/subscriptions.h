@@ -23,7 +23,9 @@
 #include "config/config.h"
 #include "gateway/accounts.h"
 #include "metering/meter.h"
-#include "store/store.h"
+#include "model/records.h"
+
+typedef struct tg_store tg_store_t; /* a connection (store/store.h) */
 #include "util/err.h"
 #include "util/money.h"
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "util/period.h"
+#include "store/store.h"
 
 struct tg_account {
     struct tg_account *next; /* chain in the customer table */

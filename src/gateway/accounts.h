@@ -14,7 +14,9 @@
 #include <stdint.h>
 
 #include "config/config.h"
-#include "store/store.h"
+#include "model/records.h"
+
+typedef struct tg_store tg_store_t; /* a connection (store/store.h) */
 
 typedef struct tg_accounts tg_accounts_t;
 typedef struct tg_account tg_account_t;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "util/clock.h"
+#include "store/store.h"
 
 static int64_t now_s(const tg_keys_ctx_t *x)
 {

@@ -18,7 +18,9 @@
 #include "config/config.h"
 #include "gateway/accounts.h"
 #include "gateway/apikey.h"
-#include "store/store.h"
+#include "model/records.h"
+
+typedef struct tg_store tg_store_t; /* a connection (store/store.h) */
 #include "util/err.h"
 
 typedef struct tg_keys_ctx {

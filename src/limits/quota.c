@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/store.h"
+#include "model/records.h"
 #include "util/err.h"
 #include "util/shardmap.h"
 

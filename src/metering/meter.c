@@ -39,6 +39,7 @@
 
 #include "metering/usage_log.h"
 #include "util/clock.h"
+#include "store/store.h"
 
 #define MAX_ROWS_PER_TX 10000            /* bounds one record's and one transaction's memory and lock time */
 #define BATCH_WAKE_ROWS 4096             /* batched mode logs early once this much is waiting */

@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store/store.h"
+#include "model/records.h"
 #include "util/err.h"
 
 typedef struct tg_meter tg_meter_t;

@@ -1,85 +1,31 @@
-/* store.h - durable state behind one interface: customers, API keys, usage.
+/* store.h - durable state behind one interface: customers, API keys, usage, invoices.
  *
- * The SQLite backend (store_sqlite.c) is the embedded default; PostgreSQL follows behind the same
- * functions. A tg_store_t is one connection: use it from one thread at a time and open one per
- * thread that needs it (the metering writer, the admin thread). Every call blocks on I/O, so
- * none may run on a gateway event loop. */
+ * Every call here goes through the backend chosen by tg_store_open's URL scheme: the embedded
+ * SQLite backend (store_sqlite*.c, "sqlite:PATH", the single-node default) or PostgreSQL
+ * (store_pg*.c, "postgresql://..." or "postgres://...", for any number of gateways). Each
+ * backend fills one operations table (store_ops.h); the functions below dispatch to it, so
+ * callers never know which backend they talk to. The records themselves are in
+ * model/records.h. A tg_store_t is one connection: use it from one thread at a time and open
+ * one per thread that needs it (the metering writer, the admin thread). Every call blocks on
+ * I/O, so none may run on a gateway event loop. */
 #ifndef TG_STORE_H
 #define TG_STORE_H
 
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 
+#include "model/records.h"
 #include "util/err.h"
 
 typedef struct tg_store tg_store_t;
 
-#define TG_ID_MAX 40       /* "cus_" / "key_" + 24 chars + NUL, with room */
-#define TG_PLAN_ID_MAX 64
-#define TG_EMAIL_MAX 256
-#define TG_NAME_MAX 256
-#define TG_METRIC_MAX 64
-#define TG_ENDPOINT_MAX 128
-#define TG_KEY_PREFIX_MAX 24
-#define TG_STATUS_MAX 16
-
-#define TG_TRIAL_AT_CARD 1 /* trial_end of an incomplete customer granted the trial */
-
-typedef struct tg_customer {
-    char id[TG_ID_MAX];
-    char email[TG_EMAIL_MAX];
-    char name[TG_NAME_MAX];
-    char plan_id[TG_PLAN_ID_MAX];
-    char status[TG_STATUS_MAX]; /* trialing | active | past_due | suspended | canceled */
-    int64_t created_at;         /* seconds since epoch */
-    int64_t anchor_at;          /* billing period anchor, seconds */
-    int64_t trial_end;          /* seconds; 0 = no trial; while status is "incomplete",
-                                 * TG_TRIAL_AT_CARD = the plan's trial starts with the card */
-    char pending_plan_id[TG_PLAN_ID_MAX]; /* a downgrade waiting for pending_at; "" = none */
-    int64_t pending_at;
-    int64_t cancel_at; /* access ends then (0 = not canceled) */
-} tg_customer_t;
-
-typedef struct tg_key {
-    char id[TG_ID_MAX];
-    char customer_id[TG_ID_MAX];
-    uint8_t hash[32]; /* HMAC-SHA-256(server secret, key) */
-    char prefix[TG_KEY_PREFIX_MAX]; /* display prefix, e.g. "tg_live_Ab3x" */
-    char name[TG_NAME_MAX];
-    int64_t created_at;
-    int64_t expires_at;   /* 0 = never */
-    int64_t revoked_at;   /* 0 = not revoked */
-    int64_t last_used_at; /* 0 = never */
-} tg_key_t;
-
-/* One metered quantity of one call. A call metering several metrics produces several records
- * with the same event_id. */
-typedef struct tg_usage {
-    uint64_t event_id;
-    char customer_id[TG_ID_MAX];
-    char key_id[TG_ID_MAX];
-    char plan_id[TG_PLAN_ID_MAX];
-    char metric[TG_METRIC_MAX];
-    char endpoint[TG_ENDPOINT_MAX]; /* "METHOD /path" route or path, for breakdowns */
-    uint64_t units;
-    int64_t ts_ns;        /* when the call was decided */
-    int64_t period_start; /* seconds: the customer's billing period it counts against */
-    int status;           /* upstream HTTP status */
-} tg_usage_t;
-
-/* 1 if every string field of u ends inside its array: a row that can be logged and stored.
- * The meter refuses other rows at submit; the log and the store check again at their edge. */
-static inline int tg_usage_terminated(const tg_usage_t *u)
-{
-    return strnlen(u->customer_id, TG_ID_MAX) < TG_ID_MAX && strnlen(u->key_id, TG_ID_MAX) < TG_ID_MAX &&
-           strnlen(u->plan_id, TG_PLAN_ID_MAX) < TG_PLAN_ID_MAX && strnlen(u->metric, TG_METRIC_MAX) < TG_METRIC_MAX &&
-           strnlen(u->endpoint, TG_ENDPOINT_MAX) < TG_ENDPOINT_MAX;
-}
-
-/* Opens "sqlite:PATH" (the directory is created if missing). */
+/* Opens "sqlite:PATH" (the directory is created if missing) or a PostgreSQL URL
+ * ("postgresql://user:password@host:port/db?...", any libpq connection URI). TG_EINVAL names
+ * the URL's problem (no scheme, an unknown one, an empty path). */
 int tg_store_open(const char *url, tg_store_t **out, tg_err_t *err);
 void tg_store_close(tg_store_t *st);
+/* The backend behind st: "sqlite" or "postgresql". */
+const char *tg_store_backend(const tg_store_t *st);
 
 /* Applies every numbered migration not yet applied, each in its own transaction. */
 int tg_store_migrate(tg_store_t *st, tg_err_t *err);
@@ -99,8 +45,7 @@ int tg_store_key_insert(tg_store_t *st, const tg_key_t *k, tg_err_t *err);
 int tg_store_key_get(tg_store_t *st, const char *id, tg_key_t *out, tg_err_t *err);
 /* customer_id NULL lists every key (used to warm the in-memory key table). */
 typedef int (*tg_key_cb)(const tg_key_t *k, void *arg);
-int tg_store_key_list(tg_store_t *st, const char *customer_id, tg_key_cb cb, void *arg,
-                      tg_err_t *err);
+int tg_store_key_list(tg_store_t *st, const char *customer_id, tg_key_cb cb, void *arg, tg_err_t *err);
 int tg_store_key_set_revoked(tg_store_t *st, const char *id, int64_t revoked_at, tg_err_t *err);
 int tg_store_key_set_expires(tg_store_t *st, const char *id, int64_t expires_at, tg_err_t *err);
 int tg_store_key_touch(tg_store_t *st, const char *id, int64_t last_used_at, tg_err_t *err);
@@ -118,8 +63,8 @@ int tg_store_key_touch(tg_store_t *st, const char *id, int64_t last_used_at, tg_
  * The batch lands in a journal that is folded into the totals later, in bulk; every function
  * here that reads the totals folds first, so readers always see every committed batch.
  * *inserted (may be NULL) receives how many rows were applied (0 for a repeated batch). */
-int tg_store_usage_record(tg_store_t *st, uint64_t batch_id, const tg_usage_t *rows, size_t n,
-                          size_t *inserted, tg_err_t *err);
+int tg_store_usage_record(tg_store_t *st, uint64_t batch_id, const tg_usage_t *rows, size_t n, size_t *inserted,
+                          tg_err_t *err);
 
 /* Several batches in one transaction: each id is stored, and the rows of all of them are
  * summed together. Either all of the ids are new (everything is applied) or all were stored
@@ -144,13 +89,13 @@ int tg_store_usage_fold(tg_store_t *st, int force, tg_err_t *err);
 
 /* Totals for one customer's period, by metric. */
 typedef int (*tg_usage_total_cb)(const char *metric, uint64_t units, void *arg);
-int tg_store_usage_period(tg_store_t *st, const char *customer_id, int64_t period_start,
-                          tg_usage_total_cb cb, void *arg, tg_err_t *err);
+int tg_store_usage_period(tg_store_t *st, const char *customer_id, int64_t period_start, tg_usage_total_cb cb,
+                          void *arg, tg_err_t *err);
 
 /* Daily totals for one customer, days in [from_s, to_s) (UTC days as "YYYY-MM-DD"). */
 typedef int (*tg_usage_day_cb)(const char *day, const char *metric, uint64_t units, void *arg);
-int tg_store_usage_daily(tg_store_t *st, const char *customer_id, int64_t from_s, int64_t to_s,
-                         tg_usage_day_cb cb, void *arg, tg_err_t *err);
+int tg_store_usage_daily(tg_store_t *st, const char *customer_id, int64_t from_s, int64_t to_s, tg_usage_day_cb cb,
+                         void *arg, tg_err_t *err);
 
 /* Totals for one customer by endpoint (the route or path metered), days in [from_s, to_s). */
 typedef int (*tg_usage_endpoint_cb)(const char *endpoint, const char *metric, uint64_t units, void *arg);
@@ -158,10 +103,9 @@ int tg_store_usage_endpoints(tg_store_t *st, const char *customer_id, int64_t fr
                              tg_usage_endpoint_cb cb, void *arg, tg_err_t *err);
 
 /* Every customer's totals for periods starting at or after since_s (warms quota counters). */
-typedef int (*tg_usage_load_cb)(const char *customer_id, int64_t period_start, const char *metric,
-                                uint64_t units, void *arg);
-int tg_store_usage_load(tg_store_t *st, int64_t since_s, tg_usage_load_cb cb, void *arg,
-                        tg_err_t *err);
+typedef int (*tg_usage_load_cb)(const char *customer_id, int64_t period_start, const char *metric, uint64_t units,
+                                void *arg);
+int tg_store_usage_load(tg_store_t *st, int64_t since_s, tg_usage_load_cb cb, void *arg, tg_err_t *err);
 
 /* Units of `metric` stored over all customers and periods (for tests and benchmarks). */
 int tg_store_usage_total(tg_store_t *st, const char *metric, uint64_t *units, tg_err_t *err);
@@ -232,15 +176,8 @@ int tg_store_billing_failure_list(tg_store_t *st, const tg_page_t *page, tg_bill
  * tg_customer_t so that it travels no further than the login code. */
 int tg_store_customer_set_password(tg_store_t *st, const char *id, const char *password_hash, tg_err_t *err);
 /* Customer by email (case-insensitive) and its password hash (cap bytes). TG_ENOTFOUND if none. */
-int tg_store_customer_by_email(tg_store_t *st, const char *email, tg_customer_t *out, char *password_hash,
-                               size_t cap, tg_err_t *err);
-
-typedef struct tg_session {
-    uint8_t token_hash[32];
-    char customer_id[TG_ID_MAX];
-    char csrf_token[72];
-    int64_t created_at, expires_at;
-} tg_session_t;
+int tg_store_customer_by_email(tg_store_t *st, const char *email, tg_customer_t *out, char *password_hash, size_t cap,
+                               tg_err_t *err);
 
 int tg_store_session_insert(tg_store_t *st, const tg_session_t *s, tg_err_t *err);
 /* TG_ENOTFOUND if there is no such session. Expiry is the caller's check. */
@@ -263,60 +200,23 @@ int tg_store_plan_change_add(tg_store_t *st, const char *customer_id, const char
 int tg_store_plan_change_count(tg_store_t *st, const char *kind, int64_t since, int64_t until, uint64_t *count,
                                tg_err_t *err);
 
-/* Invoices. Amounts are tg_money_t nano-units; body is the invoice's JSON (lines and totals),
- * written once and never changed after finalization. */
-#define TG_INVOICE_NUMBER_MAX 32
-
-typedef struct tg_invoice {
-    char id[TG_ID_MAX];
-    char customer_id[TG_ID_MAX];
-    int64_t period_start, period_end;
-    char status[TG_STATUS_MAX]; /* draft | open | paid | void | uncollectible */
-    char number[TG_INVOICE_NUMBER_MAX]; /* "" until finalized */
-    char currency[4];
-    int64_t total;
-    char *body; /* malloc'd JSON; tg_invoice_clear frees it */
-    int64_t created_at, finalized_at, closed_at;
-    int held; /* a draft the owner holds: billing.finalize_after leaves it */
-} tg_invoice_t;
-
-void tg_invoice_clear(tg_invoice_t *inv);
-
-/* Unbilled usage of a customer for one plan and metric (units not yet on an invoice). */
-typedef struct tg_unbilled {
-    char plan_id[TG_PLAN_ID_MAX];
-    char metric[TG_METRIC_MAX];
-    uint64_t units;
-} tg_unbilled_t;
-
-/* A one-off amount for the next invoice (e.g. the proration of a plan change). */
-typedef struct tg_invoice_item {
-    int64_t id;
-    char customer_id[TG_ID_MAX];
-    int64_t created_at;
-    char description[TG_NAME_MAX];
-    int64_t amount;
-    char currency[4];
-} tg_invoice_item_t;
-
 int tg_store_invoice_item_add(tg_store_t *st, const tg_invoice_item_t *item, tg_err_t *err);
 
 /* Builds an invoice from the unbilled usage and the pending items (billing code): fills
  * inv->total, inv->currency and inv->body (malloc'd). Returns 0 or an error. */
-typedef int (*tg_invoice_build_cb)(const tg_unbilled_t *rows, size_t n, const tg_invoice_item_t *items,
-                                   size_t nitems, tg_invoice_t *inv, void *arg, tg_err_t *err);
+typedef int (*tg_invoice_build_cb)(const tg_unbilled_t *rows, size_t n, const tg_invoice_item_t *items, size_t nitems,
+                                   tg_invoice_t *inv, void *arg, tg_err_t *err);
 
 /* In one transaction: if the customer has no invoice for period_start, gathers the usage of
  * periods up to period_start not yet invoiced and the items created before period_end, calls
- * build, stores the draft invoice and marks that usage and those items invoiced. *created is 1 if an invoice was made, 0 if one existed (idempotent);
- * *out (may be NULL) receives the (new or existing) invoice. */
-int tg_store_invoice_create(tg_store_t *st, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg,
-                            int *created, tg_invoice_t *out, tg_err_t *err);
+ * build, stores the draft invoice and marks that usage and those items invoiced. *created is 1 if an invoice was made,
+ * 0 if one existed (idempotent); *out (may be NULL) receives the (new or existing) invoice. */
+int tg_store_invoice_create(tg_store_t *st, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg, int *created,
+                            tg_invoice_t *out, tg_err_t *err);
 
 /* The unbilled usage up to period_start and the pending items, without changing anything
  * (previews): build is called as tg_store_invoice_create would, nothing is stored. */
-int tg_store_invoice_preview(tg_store_t *st, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg,
-                             tg_err_t *err);
+int tg_store_invoice_preview(tg_store_t *st, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg, tg_err_t *err);
 
 int tg_store_invoice_get(tg_store_t *st, const char *id, tg_invoice_t *out, tg_err_t *err);
 
@@ -338,8 +238,7 @@ int tg_store_invoice_list(tg_store_t *st, const char *customer_id, tg_invoice_cb
  * in that order: status is open, paid, uncollectible or void, total the sum of their totals
  * (nano-units), count how many. SQLite's SUM of integers is exact and refuses to overflow (the
  * call fails then). cb returns non-zero to stop. For the owner's revenue figures. */
-typedef int (*tg_invoice_totals_cb)(const char *currency, const char *status, int64_t total, uint64_t count,
-                                    void *arg);
+typedef int (*tg_invoice_totals_cb)(const char *currency, const char *status, int64_t total, uint64_t count, void *arg);
 int tg_store_invoice_totals(tg_store_t *st, int64_t from, int64_t to, tg_invoice_totals_cb cb, void *arg,
                             tg_err_t *err);
 /* Invoices of one customer, or all (customer_id NULL), newest period first, a page at a time. */

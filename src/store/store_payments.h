@@ -24,11 +24,11 @@ typedef struct tg_stripe_event_row {
     int64_t created; /* Stripe's created (seconds) */
     char object_id[TG_STRIPE_ID_MAX];
     int64_t received_at;
-    int64_t processed_at;           /* 0: not yet */
-    char customer_id[TG_ID_MAX];    /* "" until resolved */
-    char outcome[TG_OUTCOME_MAX];   /* what processing did */
-    char error[TG_OUTCOME_MAX];     /* "" unless processing failed */
-    char *payload;                  /* tg_store_stripe_event_next: malloc'd, the caller frees */
+    int64_t processed_at;         /* 0: not yet */
+    char customer_id[TG_ID_MAX];  /* "" until resolved */
+    char outcome[TG_OUTCOME_MAX]; /* what processing did */
+    char error[TG_OUTCOME_MAX];   /* "" unless processing failed */
+    char *payload;                /* tg_store_stripe_event_next: malloc'd, the caller frees */
     size_t payload_len;
 } tg_stripe_event_row_t;
 
@@ -111,7 +111,6 @@ int tg_store_payment_method_put(tg_store_t *st, const char *customer_id, int64_t
                                 const char *event_id, int *inserted, tg_err_t *err);
 /* *on_file_at = 0 when the customer has none on record. */
 int tg_store_payment_method_get(tg_store_t *st, const char *customer_id, int64_t *on_file_at, tg_err_t *err);
-
 
 /* ---- Stripe subscriptions (migration 18, billing: stripe) ---- */
 

@@ -6,8 +6,9 @@
 #include "store/store_meter.h"
 #include "store/store_sqlite_int.h"
 
-int tg_store_meter_export_set(tg_store_t *st, int on, int64_t since, tg_err_t *err)
+int tg_sqlite_meter_export_set(tg_store_t *store, int on, int64_t since, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     int rc = tg_sqlite_prepare(st,
                                on ? "INSERT INTO meter_export(id, since) VALUES (1, ?) ON CONFLICT DO NOTHING"
@@ -37,9 +38,10 @@ static void read_bucket(sqlite3_stmt *s, tg_meter_bucket_t *b)
     b->seq = sqlite3_column_int64(s, 8);
 }
 
-int tg_store_meter_due(tg_store_t *st, int64_t hour_before, const tg_meter_cursor_t *cursor, tg_meter_bucket_t *out,
-                       size_t limit, size_t *n, tg_err_t *err)
+int tg_sqlite_meter_due(tg_store_t *store, int64_t hour_before, const tg_meter_cursor_t *cursor, tg_meter_bucket_t *out,
+                        size_t limit, size_t *n, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     *n = 0;
     sqlite3_stmt *s;
     /* the partial index usage_hourly_unexported holds only rows with something to send */
@@ -67,8 +69,9 @@ int tg_store_meter_due(tg_store_t *st, int64_t hour_before, const tg_meter_curso
     return rc;
 }
 
-int tg_store_meter_mark(tg_store_t *st, const tg_meter_bucket_t *b, uint64_t exported, tg_err_t *err)
+int tg_sqlite_meter_mark(tg_store_t *store, const tg_meter_bucket_t *b, uint64_t exported, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     int rc = tg_sqlite_prepare(st,
                                "UPDATE usage_hourly SET exported = ? WHERE customer_id = ? AND metric = ?"
@@ -92,9 +95,10 @@ int tg_store_meter_mark(tg_store_t *st, const tg_meter_bucket_t *b, uint64_t exp
     return rc;
 }
 
-int tg_store_meter_set_seq(tg_store_t *st, const char *customer_id, const char *metric, int64_t ts, int64_t seq,
-                           tg_err_t *err)
+int tg_sqlite_meter_set_seq(tg_store_t *store, const char *customer_id, const char *metric, int64_t ts, int64_t seq,
+                            tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     int rc = tg_sqlite_prepare(
         st, "UPDATE usage_hourly SET seq = MAX(seq, ?) WHERE customer_id = ? AND metric = ? AND ts = ?", &s, err,
@@ -111,9 +115,10 @@ int tg_store_meter_set_seq(tg_store_t *st, const char *customer_id, const char *
     return rc;
 }
 
-int tg_store_meter_period_exported(tg_store_t *st, const char *customer_id, int64_t period_start, const char *plan_id,
-                                   const char *metric, uint64_t *units, tg_err_t *err)
+int tg_sqlite_meter_period_exported(tg_store_t *store, const char *customer_id, int64_t period_start,
+                                    const char *plan_id, const char *metric, uint64_t *units, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     *units = 0;
     sqlite3_stmt *s;
     int rc = tg_sqlite_prepare(st,
@@ -136,8 +141,9 @@ int tg_store_meter_period_exported(tg_store_t *st, const char *customer_id, int6
     return rc;
 }
 
-int tg_store_meter_prune(tg_store_t *st, int64_t before_s, size_t limit, size_t *deleted, tg_err_t *err)
+int tg_sqlite_meter_prune(tg_store_t *store, int64_t before_s, size_t limit, size_t *deleted, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     if (deleted != NULL)
         *deleted = 0;
     sqlite3_stmt *s;
@@ -158,9 +164,10 @@ int tg_store_meter_prune(tg_store_t *st, int64_t before_s, size_t limit, size_t 
     return rc;
 }
 
-int tg_store_meter_customer_backlog(tg_store_t *st, const char *customer_id, uint64_t *hours, uint64_t *units,
-                                    tg_err_t *err)
+int tg_sqlite_meter_customer_backlog(tg_store_t *store, const char *customer_id, uint64_t *hours, uint64_t *units,
+                                     tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     *hours = *units = 0;
     sqlite3_stmt *s;
     int rc = tg_sqlite_prepare(st,
@@ -181,9 +188,10 @@ int tg_store_meter_customer_backlog(tg_store_t *st, const char *customer_id, uin
     return rc;
 }
 
-int tg_store_meter_outbox_counts(tg_store_t *st, const char *customer_id, uint64_t *pending, uint64_t *failed,
-                                 tg_err_t *err)
+int tg_sqlite_meter_outbox_counts(tg_store_t *store, const char *customer_id, uint64_t *pending, uint64_t *failed,
+                                  tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     *pending = *failed = 0;
     sqlite3_stmt *s;
     int rc = tg_sqlite_prepare(st,
@@ -204,8 +212,9 @@ int tg_store_meter_outbox_counts(tg_store_t *st, const char *customer_id, uint64
     return rc;
 }
 
-int tg_store_meter_refused(tg_store_t *st, tg_meter_refused_t *out, size_t limit, size_t *n, tg_err_t *err)
+int tg_sqlite_meter_refused(tg_store_t *store, tg_meter_refused_t *out, size_t limit, size_t *n, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     *n = 0;
     sqlite3_stmt *s;
     int rc = tg_sqlite_prepare(st,
@@ -235,9 +244,10 @@ int tg_store_meter_refused(tg_store_t *st, tg_meter_refused_t *out, size_t limit
     return rc;
 }
 
-int tg_store_meter_take_back(tg_store_t *st, int64_t outbox_id, const char *customer_id, const char *metric, int64_t ts,
-                             uint64_t units, int64_t now, tg_err_t *err)
+int tg_sqlite_meter_take_back(tg_store_t *store, int64_t outbox_id, const char *customer_id, const char *metric,
+                              int64_t ts, uint64_t units, int64_t now, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     int rc = tg_sqlite_prepare(st,
                                "UPDATE stripe_outbox SET state = 'done', response_id = 'sent again as late usage',"

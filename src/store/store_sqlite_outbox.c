@@ -11,12 +11,6 @@
     "id, kind, customer_id, idempotency_key, method, path, state, attempts, next_attempt_at, last_error,"              \
     " response_id, created_at, updated_at"
 
-void tg_outbox_row_clear(tg_outbox_row_t *r)
-{
-    free(r->params);
-    memset(r, 0, sizeof(*r));
-}
-
 static void read_row(sqlite3_stmt *s, tg_outbox_row_t *r)
 {
     memset(r, 0, sizeof(*r));
@@ -40,9 +34,10 @@ static int fits(const char *s, size_t cap)
     return s != NULL && strnlen(s, cap) < cap;
 }
 
-int tg_store_outbox_insert(tg_store_t *st, const tg_outbox_row_t *row, const char *params, size_t params_len,
-                           int64_t now_ms, int64_t *id, tg_err_t *err)
+int tg_sqlite_outbox_insert(tg_store_t *store, const tg_outbox_row_t *row, const char *params, size_t params_len,
+                            int64_t now_ms, int64_t *id, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     if (!fits(row->kind, sizeof(row->kind)) || !fits(row->customer_id, sizeof(row->customer_id)) ||
         !fits(row->idempotency_key, sizeof(row->idempotency_key)) || !fits(row->method, sizeof(row->method)) ||
         !fits(row->path, sizeof(row->path)) || params_len > TG_OUTBOX_PARAMS_MAX)
@@ -72,8 +67,10 @@ int tg_store_outbox_insert(tg_store_t *st, const tg_outbox_row_t *row, const cha
     return rc;
 }
 
-int tg_store_outbox_due(tg_store_t *st, int64_t now_ms, tg_outbox_row_t *out, size_t limit, size_t *n, tg_err_t *err)
+int tg_sqlite_outbox_due(tg_store_t *store, int64_t now_ms, tg_outbox_row_t *out, size_t limit, size_t *n,
+                         tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     *n = 0;
     sqlite3_stmt *s;
     int rc = tg_sqlite_prepare(st,
@@ -110,8 +107,9 @@ int tg_store_outbox_due(tg_store_t *st, int64_t now_ms, tg_outbox_row_t *out, si
     return rc;
 }
 
-int tg_store_outbox_next_due(tg_store_t *st, int64_t *at_ms, uint64_t *pending, tg_err_t *err)
+int tg_sqlite_outbox_next_due(tg_store_t *store, int64_t *at_ms, uint64_t *pending, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     if (pending != NULL)
         *pending = 0;
@@ -132,7 +130,7 @@ int tg_store_outbox_next_due(tg_store_t *st, int64_t *at_ms, uint64_t *pending, 
     return rc;
 }
 
-static int run(tg_store_t *st, const char *sql, tg_err_t *err)
+static int run(tg_sqlite_t *st, const char *sql, tg_err_t *err)
 {
     sqlite3_stmt *s;
     int rc = tg_sqlite_prepare(st, sql, &s, err, "recording a Stripe call");
@@ -145,7 +143,7 @@ static int run(tg_store_t *st, const char *sql, tg_err_t *err)
 }
 
 /* One UPDATE of a pending row; TG_ENOTFOUND if it changed nothing. */
-static int update_pending(tg_store_t *st, const char *sql, int64_t id, const char *text, int64_t num, int64_t now,
+static int update_pending(tg_sqlite_t *st, const char *sql, int64_t id, const char *text, int64_t num, int64_t now,
                           tg_err_t *err)
 {
     sqlite3_stmt *s;
@@ -165,9 +163,10 @@ static int update_pending(tg_store_t *st, const char *sql, int64_t id, const cha
     return rc;
 }
 
-int tg_store_outbox_done(tg_store_t *st, int64_t id, const char *response_id, int map_stripe_customer, int64_t now,
-                         tg_err_t *err)
+int tg_sqlite_outbox_done(tg_store_t *store, int64_t id, const char *response_id, int map_stripe_customer, int64_t now,
+                          tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     /* A savepoint: a transaction of its own, or a part of the caller's. */
     int rc = run(st, "SAVEPOINT outbox_done", err);
     if (rc != 0)
@@ -204,34 +203,38 @@ int tg_store_outbox_done(tg_store_t *st, int64_t id, const char *response_id, in
     return rc;
 }
 
-int tg_store_outbox_retry(tg_store_t *st, int64_t id, int64_t next_attempt_at_ms, const char *last_error, int64_t now,
-                          tg_err_t *err)
+int tg_sqlite_outbox_retry(tg_store_t *store, int64_t id, int64_t next_attempt_at_ms, const char *last_error,
+                           int64_t now, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     return update_pending(st,
                           "UPDATE stripe_outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3,"
                           " updated_at = ?4 WHERE id = ?1 AND state = 'pending'",
                           id, last_error, next_attempt_at_ms, now, err);
 }
 
-int tg_store_outbox_defer(tg_store_t *st, int64_t id, int64_t next_attempt_at_ms, const char *why, int64_t now,
-                          tg_err_t *err)
+int tg_sqlite_outbox_defer(tg_store_t *store, int64_t id, int64_t next_attempt_at_ms, const char *why, int64_t now,
+                           tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     return update_pending(st,
                           "UPDATE stripe_outbox SET last_error = ?2, next_attempt_at = ?3, updated_at = ?4"
                           " WHERE id = ?1 AND state = 'pending'",
                           id, why, next_attempt_at_ms, now, err);
 }
 
-int tg_store_outbox_fail(tg_store_t *st, int64_t id, const char *last_error, int64_t now, tg_err_t *err)
+int tg_sqlite_outbox_fail(tg_store_t *store, int64_t id, const char *last_error, int64_t now, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     return update_pending(st,
                           "UPDATE stripe_outbox SET state = 'failed', attempts = attempts + 1, last_error = ?2,"
                           " updated_at = ?4 WHERE id = ?1 AND state = 'pending' AND ?3 = ?3",
                           id, last_error, 0, now, err);
 }
 
-int tg_store_outbox_requeue(tg_store_t *st, int64_t id, int64_t now_ms, tg_err_t *err)
+int tg_sqlite_outbox_requeue(tg_store_t *store, int64_t id, int64_t now_ms, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     int rc = tg_sqlite_prepare(st,
                                "UPDATE stripe_outbox SET state = 'pending', attempts = 0, next_attempt_at = ?2,"
@@ -246,7 +249,7 @@ int tg_store_outbox_requeue(tg_store_t *st, int64_t id, int64_t now_ms, tg_err_t
         rc = tg_sqlite_error(st, err, "requeuing a Stripe call");
     else if (sqlite3_changes(sqlite3_db_handle(s)) == 0) {
         tg_outbox_row_t r;
-        rc = tg_store_outbox_get(st, id, &r, err);
+        rc = tg_sqlite_outbox_get(&st->base, id, &r, err);
         if (rc == 0)
             rc = tg_errf(err, TG_ESTATE, "outbox row %lld is %s, not failed", (long long)id, r.state);
     }
@@ -254,8 +257,9 @@ int tg_store_outbox_requeue(tg_store_t *st, int64_t id, int64_t now_ms, tg_err_t
     return rc;
 }
 
-int tg_store_outbox_get(tg_store_t *st, int64_t id, tg_outbox_row_t *out, tg_err_t *err)
+int tg_sqlite_outbox_get(tg_store_t *store, int64_t id, tg_outbox_row_t *out, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     int rc =
         tg_sqlite_prepare(st, "SELECT " ROW_COLS " FROM stripe_outbox WHERE id = ?", &s, err, "reading a Stripe call");
@@ -273,8 +277,9 @@ int tg_store_outbox_get(tg_store_t *st, int64_t id, tg_outbox_row_t *out, tg_err
     return rc;
 }
 
-int tg_store_outbox_get_by_key(tg_store_t *st, const char *idempotency_key, tg_outbox_row_t *out, tg_err_t *err)
+int tg_sqlite_outbox_get_by_key(tg_store_t *store, const char *idempotency_key, tg_outbox_row_t *out, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     int rc = tg_sqlite_prepare(st, "SELECT " ROW_COLS " FROM stripe_outbox WHERE idempotency_key = ?", &s, err,
                                "reading a Stripe call");
@@ -292,9 +297,10 @@ int tg_store_outbox_get_by_key(tg_store_t *st, const char *idempotency_key, tg_o
     return rc;
 }
 
-int tg_store_outbox_customers_missing(tg_store_t *st, const char *kind, tg_customer_t *out, size_t limit, size_t *n,
-                                      tg_err_t *err)
+int tg_sqlite_outbox_customers_missing(tg_store_t *store, const char *kind, tg_customer_t *out, size_t limit, size_t *n,
+                                       tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     *n = 0;
     sqlite3_stmt *s;
     int rc =
@@ -321,8 +327,9 @@ int tg_store_outbox_customers_missing(tg_store_t *st, const char *kind, tg_custo
     return rc;
 }
 
-int tg_store_outbox_prune(tg_store_t *st, int64_t before_s, size_t limit, size_t *deleted, tg_err_t *err)
+int tg_sqlite_outbox_prune(tg_store_t *store, int64_t before_s, size_t limit, size_t *deleted, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     int rc =
         tg_sqlite_prepare(st,
@@ -341,8 +348,9 @@ int tg_store_outbox_prune(tg_store_t *st, int64_t before_s, size_t limit, size_t
     return rc;
 }
 
-int tg_store_outbox_pull_in(tg_store_t *st, int64_t latest_ms, int64_t now_ms, uint64_t *moved, tg_err_t *err)
+int tg_sqlite_outbox_pull_in(tg_store_t *store, int64_t latest_ms, int64_t now_ms, uint64_t *moved, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     int rc = tg_sqlite_prepare(st,
                                "UPDATE stripe_outbox SET next_attempt_at = ?2"
@@ -360,8 +368,10 @@ int tg_store_outbox_pull_in(tg_store_t *st, int64_t latest_ms, int64_t now_ms, u
     return rc;
 }
 
-int tg_store_stripe_customer_get(tg_store_t *st, const char *customer_id, char *stripe_id, size_t cap, tg_err_t *err)
+int tg_sqlite_stripe_customer_get(tg_store_t *store, const char *customer_id, char *stripe_id, size_t cap,
+                                  tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     int rc = tg_sqlite_prepare(st, "SELECT stripe_id FROM stripe_customers WHERE customer_id = ?", &s, err,
                                "reading a Stripe customer");
@@ -379,8 +389,10 @@ int tg_store_stripe_customer_get(tg_store_t *st, const char *customer_id, char *
     return rc;
 }
 
-int tg_store_stripe_customer_owner(tg_store_t *st, const char *stripe_id, char customer_id[TG_ID_MAX], tg_err_t *err)
+int tg_sqlite_stripe_customer_owner(tg_store_t *store, const char *stripe_id, char customer_id[TG_ID_MAX],
+                                    tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     int rc = tg_sqlite_prepare(st, "SELECT customer_id FROM stripe_customers WHERE stripe_id = ?", &s, err,
                                "reading a Stripe customer");
@@ -398,8 +410,9 @@ int tg_store_stripe_customer_owner(tg_store_t *st, const char *stripe_id, char c
     return rc;
 }
 
-int tg_store_outbox_customer_latest(tg_store_t *st, const char *customer_id, tg_outbox_row_t *out, tg_err_t *err)
+int tg_sqlite_outbox_customer_latest(tg_store_t *store, const char *customer_id, tg_outbox_row_t *out, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     int rc =
         tg_sqlite_prepare(st, "SELECT " ROW_COLS " FROM stripe_outbox WHERE customer_id = ? ORDER BY id DESC LIMIT 1",
@@ -418,9 +431,10 @@ int tg_store_outbox_customer_latest(tg_store_t *st, const char *customer_id, tg_
     return rc;
 }
 
-int tg_store_outbox_earlier_pending(tg_store_t *st, const char *customer_id, int64_t id, int64_t *earlier_id,
-                                    int64_t *next_ms, tg_err_t *err)
+int tg_sqlite_outbox_earlier_pending(tg_store_t *store, const char *customer_id, int64_t id, int64_t *earlier_id,
+                                     int64_t *next_ms, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     int rc = tg_sqlite_prepare(st,
                                "SELECT id, next_attempt_at FROM stripe_outbox WHERE customer_id = ? AND id < ?"
@@ -442,9 +456,10 @@ int tg_store_outbox_earlier_pending(tg_store_t *st, const char *customer_id, int
     return rc;
 }
 
-int tg_store_outbox_customer_latest_of(tg_store_t *st, const char *customer_id, const char *kind, tg_outbox_row_t *out,
-                                       tg_err_t *err)
+int tg_sqlite_outbox_customer_latest_of(tg_store_t *store, const char *customer_id, const char *kind,
+                                        tg_outbox_row_t *out, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     int rc = tg_sqlite_prepare(st,
                                "SELECT " ROW_COLS " FROM stripe_outbox WHERE customer_id = ? AND kind = ?"
@@ -479,9 +494,10 @@ static int page_row(sqlite3_stmt *s, void *ctx, char key[TG_PAGE_KEY_MAX])
     return c->cb(&r, c->arg);
 }
 
-int tg_store_outbox_page(tg_store_t *st, const char *state, const tg_page_t *page, tg_outbox_row_cb cb, void *arg,
-                         tg_page_end_t *end, tg_err_t *err)
+int tg_sqlite_outbox_page(tg_store_t *store, const char *state, const tg_page_t *page, tg_outbox_row_cb cb, void *arg,
+                          tg_page_end_t *end, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     int64_t before = INT64_MAX;
     if (page->after[0] != '\0' && tg_page_key_parse_num(page->after, &before) != 0)
         return tg_errf(err, TG_EINVAL, "the cursor does not belong to this list");
@@ -502,8 +518,9 @@ int tg_store_outbox_page(tg_store_t *st, const char *state, const tg_page_t *pag
     return tg_sqlite_run_page(st, s, page->limit, page_row, &c, end, "listing Stripe calls", err);
 }
 
-int tg_store_outbox_counts(tg_store_t *st, tg_outbox_counts_t *out, tg_err_t *err)
+int tg_sqlite_outbox_counts(tg_store_t *store, tg_outbox_counts_t *out, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     memset(out, 0, sizeof(*out));
     sqlite3_stmt *s;
     int rc = tg_sqlite_prepare(st, "SELECT state, COUNT(*) FROM stripe_outbox GROUP BY state", &s, err,

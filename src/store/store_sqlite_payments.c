@@ -6,7 +6,7 @@
 #include "store/store_payments.h"
 #include "store/store_sqlite_int.h"
 
-static int run(tg_store_t *st, sqlite3_stmt *s, const char *doing, tg_err_t *err)
+static int run(tg_sqlite_t *st, sqlite3_stmt *s, const char *doing, tg_err_t *err)
 {
     int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : tg_sqlite_error(st, err, doing);
     sqlite3_finalize(s);
@@ -23,8 +23,9 @@ static void bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
 
 /* ---- events ---- */
 
-int tg_store_stripe_event_insert(tg_store_t *st, const tg_stripe_event_row_t *e, int *inserted, tg_err_t *err)
+int tg_sqlite_stripe_event_insert(tg_store_t *store, const tg_stripe_event_row_t *e, int *inserted, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     const char *doing = "recording a Stripe event";
     *inserted = 0;
@@ -69,8 +70,9 @@ static void event_row(sqlite3_stmt *s, tg_stripe_event_row_t *out)
     tg_sqlite_text(s, 8, out->error, sizeof(out->error));
 }
 
-int tg_store_stripe_event_next(tg_store_t *st, tg_stripe_event_row_t *out, int *found, tg_err_t *err)
+int tg_sqlite_stripe_event_next(tg_store_t *store, tg_stripe_event_row_t *out, int *found, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     const char *doing = "reading the next Stripe event";
     *found = 0;
@@ -101,9 +103,10 @@ int tg_store_stripe_event_next(tg_store_t *st, tg_stripe_event_row_t *out, int *
     return rc;
 }
 
-int tg_store_stripe_event_mark(tg_store_t *st, const char *id, int64_t processed_at, const char *customer_id,
-                               const char *outcome, const char *error, tg_err_t *err)
+int tg_sqlite_stripe_event_mark(tg_store_t *store, const char *id, int64_t processed_at, const char *customer_id,
+                                const char *outcome, const char *error, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     const char *doing = "marking a Stripe event";
     int failed = error != NULL && error[0] != '\0';
@@ -124,8 +127,9 @@ int tg_store_stripe_event_mark(tg_store_t *st, const char *id, int64_t processed
     return run(st, s, doing, err);
 }
 
-int tg_store_stripe_event_get(tg_store_t *st, const char *id, tg_stripe_event_row_t *out, tg_err_t *err)
+int tg_sqlite_stripe_event_get(tg_store_t *store, const char *id, tg_stripe_event_row_t *out, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     const char *doing = "reading a Stripe event";
     int rc = tg_sqlite_prepare(st, "SELECT " EVENT_COLUMNS " FROM stripe_events WHERE id = ?", &s, err, doing);
@@ -136,13 +140,15 @@ int tg_store_stripe_event_get(tg_store_t *st, const char *id, tg_stripe_event_ro
     if (step == SQLITE_ROW)
         event_row(s, out);
     else
-        rc = step == SQLITE_DONE ? tg_errf(err, TG_ENOTFOUND, "no Stripe event %.64s", id) : tg_sqlite_error(st, err, doing);
+        rc = step == SQLITE_DONE ? tg_errf(err, TG_ENOTFOUND, "no Stripe event %.64s", id)
+                                 : tg_sqlite_error(st, err, doing);
     sqlite3_finalize(s);
     return rc;
 }
 
-int tg_store_stripe_event_count(tg_store_t *st, uint64_t *count, tg_err_t *err)
+int tg_sqlite_stripe_event_count(tg_store_t *store, uint64_t *count, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     int rc = tg_sqlite_prepare(st, "SELECT COUNT(*) FROM stripe_events", &s, err, "counting Stripe events");
     if (rc != 0)
@@ -157,9 +163,10 @@ int tg_store_stripe_event_count(tg_store_t *st, uint64_t *count, tg_err_t *err)
 
 /* ---- invoice states ---- */
 
-int tg_store_stripe_invoice_get(tg_store_t *st, const char *invoice_id, tg_stripe_invoice_state_t *out, int *found,
-                                tg_err_t *err)
+int tg_sqlite_stripe_invoice_get(tg_store_t *store, const char *invoice_id, tg_stripe_invoice_state_t *out, int *found,
+                                 tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     const char *doing = "reading a Stripe invoice's state";
     memset(out, 0, sizeof(*out));
@@ -188,8 +195,9 @@ int tg_store_stripe_invoice_get(tg_store_t *st, const char *invoice_id, tg_strip
     return rc;
 }
 
-int tg_store_stripe_invoice_put(tg_store_t *st, const tg_stripe_invoice_state_t *v, tg_err_t *err)
+int tg_sqlite_stripe_invoice_put(tg_store_t *store, const tg_stripe_invoice_state_t *v, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     const char *doing = "storing a Stripe invoice's state";
     int rc = tg_sqlite_prepare(st,
@@ -212,18 +220,20 @@ int tg_store_stripe_invoice_put(tg_store_t *st, const tg_stripe_invoice_state_t 
     return run(st, s, doing, err);
 }
 
-int tg_store_stripe_debt(tg_store_t *st, const char *customer_id, tg_stripe_debt_t *out, tg_err_t *err)
+int tg_sqlite_stripe_debt(tg_store_t *store, const char *customer_id, tg_stripe_debt_t *out, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     const char *doing = "summing a customer's unpaid Stripe invoices";
     memset(out, 0, sizeof(*out));
-    int rc = tg_sqlite_prepare(st,
-                               "SELECT COALESCE(SUM(failed_attempts), 0),"
-                               " COALESCE(MAX(status = 'uncollectible'), 0),"
-                               " COALESCE(MAX(status = 'open' AND action_required = 1), 0),"
-                               " COALESCE(SUM(status = 'open' AND failed_attempts > 0), 0)"
-                               " FROM stripe_invoice_states WHERE customer_id = ? AND status IN ('open', 'uncollectible')",
-                               &s, err, doing);
+    int rc =
+        tg_sqlite_prepare(st,
+                          "SELECT COALESCE(SUM(failed_attempts), 0),"
+                          " COALESCE(MAX(status = 'uncollectible'), 0),"
+                          " COALESCE(MAX(status = 'open' AND action_required = 1), 0),"
+                          " COALESCE(SUM(status = 'open' AND failed_attempts > 0), 0)"
+                          " FROM stripe_invoice_states WHERE customer_id = ? AND status IN ('open', 'uncollectible')",
+                          &s, err, doing);
     if (rc != 0)
         return rc;
     sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
@@ -241,14 +251,15 @@ int tg_store_stripe_debt(tg_store_t *st, const char *customer_id, tg_stripe_debt
 
 /* ---- dunning ---- */
 
-int tg_store_dunning_get(tg_store_t *st, const char *customer_id, tg_dunning_row_t *out, int *found, tg_err_t *err)
+int tg_sqlite_dunning_get(tg_store_t *store, const char *customer_id, tg_dunning_row_t *out, int *found, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     const char *doing = "reading a customer's dunning state";
     memset(out, 0, sizeof(*out));
     *found = 0;
-    int rc = tg_sqlite_prepare(st, "SELECT customer_id, past_due_since, held FROM customer_dunning WHERE customer_id = ?",
-                               &s, err, doing);
+    int rc = tg_sqlite_prepare(
+        st, "SELECT customer_id, past_due_since, held FROM customer_dunning WHERE customer_id = ?", &s, err, doing);
     if (rc != 0)
         return rc;
     sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
@@ -265,8 +276,9 @@ int tg_store_dunning_get(tg_store_t *st, const char *customer_id, tg_dunning_row
     return rc;
 }
 
-int tg_store_dunning_put(tg_store_t *st, const tg_dunning_row_t *d, tg_err_t *err)
+int tg_sqlite_dunning_put(tg_store_t *store, const tg_dunning_row_t *d, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     const char *doing = "storing a customer's dunning state";
     int rc = tg_sqlite_prepare(st,
@@ -282,8 +294,9 @@ int tg_store_dunning_put(tg_store_t *st, const tg_dunning_row_t *d, tg_err_t *er
     return run(st, s, doing, err);
 }
 
-int tg_store_dunning_clear(tg_store_t *st, const char *customer_id, tg_err_t *err)
+int tg_sqlite_dunning_clear(tg_store_t *store, const char *customer_id, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     const char *doing = "clearing a customer's dunning state";
     int rc = tg_sqlite_prepare(st, "DELETE FROM customer_dunning WHERE customer_id = ?", &s, err, doing);
@@ -293,12 +306,13 @@ int tg_store_dunning_clear(tg_store_t *st, const char *customer_id, tg_err_t *er
     return run(st, s, doing, err);
 }
 
-int tg_store_dunning_list(tg_store_t *st, tg_dunning_cb cb, void *arg, tg_err_t *err)
+int tg_sqlite_dunning_list(tg_store_t *store, tg_dunning_cb cb, void *arg, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     const char *doing = "listing dunning states";
-    int rc = tg_sqlite_prepare(st, "SELECT customer_id, past_due_since, held FROM customer_dunning ORDER BY customer_id",
-                               &s, err, doing);
+    int rc = tg_sqlite_prepare(
+        st, "SELECT customer_id, past_due_since, held FROM customer_dunning ORDER BY customer_id", &s, err, doing);
     if (rc != 0)
         return rc;
     int step;
@@ -318,15 +332,17 @@ int tg_store_dunning_list(tg_store_t *st, tg_dunning_cb cb, void *arg, tg_err_t 
 
 /* ---- status history ---- */
 
-int tg_store_status_history_add(tg_store_t *st, const char *customer_id, const char *from, const char *to,
-                                const char *reason, const char *source, int64_t at, tg_err_t *err)
+int tg_sqlite_status_history_add(tg_store_t *store, const char *customer_id, const char *from, const char *to,
+                                 const char *reason, const char *source, int64_t at, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     const char *doing = "recording a status change";
-    int rc = tg_sqlite_prepare(st,
-                               "INSERT INTO customer_status_history(customer_id, from_status, to_status, reason, source,"
-                               " at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                               &s, err, doing);
+    int rc =
+        tg_sqlite_prepare(st,
+                          "INSERT INTO customer_status_history(customer_id, from_status, to_status, reason, source,"
+                          " at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                          &s, err, doing);
     if (rc != 0)
         return rc;
     sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
@@ -338,9 +354,10 @@ int tg_store_status_history_add(tg_store_t *st, const char *customer_id, const c
     return run(st, s, doing, err);
 }
 
-int tg_store_status_history_list(tg_store_t *st, const char *customer_id, tg_status_change_cb cb, void *arg,
-                                 tg_err_t *err)
+int tg_sqlite_status_history_list(tg_store_t *store, const char *customer_id, tg_status_change_cb cb, void *arg,
+                                  tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     const char *doing = "listing status changes";
     int rc = tg_sqlite_prepare(st,
@@ -367,9 +384,10 @@ int tg_store_status_history_list(tg_store_t *st, const char *customer_id, tg_sta
     return rc;
 }
 
-int tg_store_payment_method_put(tg_store_t *st, const char *customer_id, int64_t on_file_at, const char *session_id,
-                                const char *event_id, int *inserted, tg_err_t *err)
+int tg_sqlite_payment_method_put(tg_store_t *store, const char *customer_id, int64_t on_file_at, const char *session_id,
+                                 const char *event_id, int *inserted, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     const char *doing = "recording a payment method";
     int rc = tg_sqlite_prepare(st,
@@ -390,13 +408,14 @@ int tg_store_payment_method_put(tg_store_t *st, const char *customer_id, int64_t
     return rc;
 }
 
-int tg_store_payment_method_get(tg_store_t *st, const char *customer_id, int64_t *on_file_at, tg_err_t *err)
+int tg_sqlite_payment_method_get(tg_store_t *store, const char *customer_id, int64_t *on_file_at, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     const char *doing = "reading a payment method";
     *on_file_at = 0;
-    int rc = tg_sqlite_prepare(st, "SELECT on_file_at FROM customer_payment_methods WHERE customer_id = ?", &s, err,
-                               doing);
+    int rc =
+        tg_sqlite_prepare(st, "SELECT on_file_at FROM customer_payment_methods WHERE customer_id = ?", &s, err, doing);
     if (rc != 0)
         return rc;
     sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
@@ -411,9 +430,10 @@ int tg_store_payment_method_get(tg_store_t *st, const char *customer_id, int64_t
 
 /* ---- Stripe subscriptions (migration 18) ---- */
 
-int tg_store_stripe_subscription_map(tg_store_t *st, const char *customer_id, const char *subscription_id,
-                                     int64_t now_s, tg_err_t *err)
+int tg_sqlite_stripe_subscription_map(tg_store_t *store, const char *customer_id, const char *subscription_id,
+                                      int64_t now_s, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     const char *doing = "recording a Stripe subscription";
     int rc = tg_sqlite_prepare(st,
@@ -429,7 +449,7 @@ int tg_store_stripe_subscription_map(tg_store_t *st, const char *customer_id, co
     return run(st, s, doing, err);
 }
 
-static int subscription_row(tg_store_t *st, const char *sql, const char *arg, tg_stripe_subscription_t *out,
+static int subscription_row(tg_sqlite_t *st, const char *sql, const char *arg, tg_stripe_subscription_t *out,
                             int *found, tg_err_t *err)
 {
     sqlite3_stmt *s;
@@ -459,24 +479,27 @@ static int subscription_row(tg_store_t *st, const char *sql, const char *arg, tg
 
 #define SUBSCRIPTION_COLUMNS "subscription_id, customer_id, status, status_at, event_id, created_at, updated_at"
 
-int tg_store_stripe_subscription_get(tg_store_t *st, const char *subscription_id, tg_stripe_subscription_t *out,
-                                     int *found, tg_err_t *err)
+int tg_sqlite_stripe_subscription_get(tg_store_t *store, const char *subscription_id, tg_stripe_subscription_t *out,
+                                      int *found, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     return subscription_row(st, "SELECT " SUBSCRIPTION_COLUMNS " FROM stripe_subscriptions WHERE subscription_id = ?",
                             subscription_id, out, found, err);
 }
 
-int tg_store_stripe_subscription_latest(tg_store_t *st, const char *customer_id, tg_stripe_subscription_t *out,
-                                        int *found, tg_err_t *err)
+int tg_sqlite_stripe_subscription_latest(tg_store_t *store, const char *customer_id, tg_stripe_subscription_t *out,
+                                         int *found, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     return subscription_row(st,
                             "SELECT " SUBSCRIPTION_COLUMNS " FROM stripe_subscriptions WHERE customer_id = ?"
                             " ORDER BY created_at DESC, rowid DESC LIMIT 1",
                             customer_id, out, found, err);
 }
 
-int tg_store_stripe_subscription_put(tg_store_t *st, const tg_stripe_subscription_t *r, tg_err_t *err)
+int tg_sqlite_stripe_subscription_put(tg_store_t *store, const tg_stripe_subscription_t *r, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     const char *doing = "recording a Stripe subscription's status";
     int rc = tg_sqlite_prepare(st,
@@ -497,10 +520,11 @@ int tg_store_stripe_subscription_put(tg_store_t *st, const tg_stripe_subscriptio
     return run(st, s, doing, err);
 }
 
-int tg_store_customers_without_subscription(tg_store_t *st, const char *kind, int64_t after_created,
-                                            const char *after_id, char (*ids)[TG_ID_MAX], int64_t *created,
-                                            size_t limit, size_t *n, tg_err_t *err)
+int tg_sqlite_customers_without_subscription(tg_store_t *store, const char *kind, int64_t after_created,
+                                             const char *after_id, char (*ids)[TG_ID_MAX], int64_t *created,
+                                             size_t limit, size_t *n, tg_err_t *err)
 {
+    tg_sqlite_t *st = tg_sqlite(store);
     *n = 0;
     sqlite3_stmt *s;
     int rc = tg_sqlite_prepare(st,

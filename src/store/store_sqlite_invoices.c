@@ -1,0 +1,470 @@
+/* store_sqlite_invoices.c - invoices in SQLite: drafts built from unbilled usage in one
+ * transaction, gapless numbering at finalization, state changes (store.h). */
+#include <errno.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store/store_sqlite_int.h"
+#include "util/clock.h"
+#include "util/pack.h"
+
+/* ---- invoices ---- */
+
+int tg_sqlite_read_invoice(sqlite3_stmt *s, tg_invoice_t *inv)
+{
+    memset(inv, 0, sizeof(*inv));
+    tg_sqlite_text(s, 0, inv->id, sizeof(inv->id));
+    tg_sqlite_text(s, 1, inv->customer_id, sizeof(inv->customer_id));
+    inv->period_start = sqlite3_column_int64(s, 2);
+    inv->period_end = sqlite3_column_int64(s, 3);
+    tg_sqlite_text(s, 4, inv->status, sizeof(inv->status));
+    tg_sqlite_text(s, 5, inv->number, sizeof(inv->number));
+    tg_sqlite_text(s, 6, inv->currency, sizeof(inv->currency));
+    inv->total = sqlite3_column_int64(s, 7);
+    const unsigned char *b = sqlite3_column_text(s, 8);
+    inv->body = strdup(b != NULL ? (const char *)b : "{}");
+    inv->created_at = sqlite3_column_int64(s, 9);
+    inv->finalized_at = sqlite3_column_int64(s, 10);
+    inv->closed_at = sqlite3_column_int64(s, 11);
+    inv->held = sqlite3_column_int(s, 12) != 0;
+    return inv->body != NULL ? 0 : TG_ENOMEM;
+}
+
+static int find_invoice(tg_sqlite_t *st, const char *sql, const char *key, int64_t num, tg_invoice_t *out,
+                        tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st, sql, &s, err, "reading an invoice");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    if (num != INT64_MIN)
+        sqlite3_bind_int64(s, 2, num);
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW)
+        rc = tg_sqlite_read_invoice(s, out);
+    else if (step == SQLITE_DONE)
+        rc = TG_ENOTFOUND;
+    else
+        rc = tg_sqlite_error(st, err, "reading an invoice");
+    sqlite3_finalize(s);
+    if (rc == TG_ENOTFOUND)
+        tg_errf(err, rc, "no invoice %s", key);
+    return rc;
+}
+
+int tg_sqlite_invoice_get(tg_store_t *store, const char *id, tg_invoice_t *out, tg_err_t *err)
+{
+    tg_sqlite_t *st = tg_sqlite(store);
+    return find_invoice(st, "SELECT " INVOICE_COLS " FROM invoices WHERE id = ?", id, INT64_MIN, out, err);
+}
+
+typedef int (*tg_unbilled_cb)(const tg_unbilled_t *row, void *arg);
+
+static int unbilled_query(tg_sqlite_t *st, const char *customer_id, int64_t period_start, tg_unbilled_cb cb, void *arg,
+                          tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_fold_journal(st, err); /* (inside a transaction the caller folded already) */
+    if (rc != 0)
+        return rc;
+    rc = tg_sqlite_prepare(st,
+                           "SELECT plan_id, metric, TG_SUM(units - invoiced_units) FROM usage_period"
+                           " WHERE customer_id = ? AND period_start <= ? AND units > invoiced_units"
+                           " GROUP BY plan_id, metric ORDER BY plan_id, metric",
+                           &s, err, "reading unbilled usage");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, period_start);
+    int step;
+    tg_unbilled_t row;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        tg_sqlite_text(s, 0, row.plan_id, sizeof(row.plan_id));
+        tg_sqlite_text(s, 1, row.metric, sizeof(row.metric));
+        row.units = (uint64_t)sqlite3_column_int64(s, 2);
+        if (cb(&row, arg) != 0)
+            break;
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = tg_sqlite_error(st, err, "reading unbilled usage");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_sqlite_invoice_item_add(tg_store_t *store, const tg_invoice_item_t *item, tg_err_t *err)
+{
+    tg_sqlite_t *st = tg_sqlite(store);
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st,
+                               "INSERT INTO invoice_items(customer_id, created_at, description, amount, currency)"
+                               " VALUES (?,?,?,?,?)",
+                               &s, err, "storing an invoice item");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, item->customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, item->created_at);
+    sqlite3_bind_text(s, 3, item->description, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, item->amount);
+    sqlite3_bind_text(s, 5, item->currency, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = tg_sqlite_error(st, err, "storing an invoice item");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+typedef struct {
+    tg_invoice_item_t *items;
+    size_t n, cap;
+} item_vec_t;
+
+static int pending_items(tg_sqlite_t *st, const char *customer_id, int64_t before, item_vec_t *v, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st,
+                               "SELECT id, created_at, description, amount, currency FROM invoice_items"
+                               " WHERE customer_id = ? AND invoice_id IS NULL AND created_at < ? ORDER BY id",
+                               &s, err, "reading invoice items");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, before);
+    int step;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        if (v->n == v->cap) {
+            size_t cap = v->cap ? v->cap * 2 : 8;
+            tg_invoice_item_t *ni = realloc(v->items, cap * sizeof(*ni));
+            if (ni == NULL) {
+                rc = tg_errf(err, TG_ENOMEM, "out of memory reading invoice items");
+                break;
+            }
+            v->items = ni;
+            v->cap = cap;
+        }
+        tg_invoice_item_t *it = &v->items[v->n++];
+        memset(it, 0, sizeof(*it));
+        it->id = sqlite3_column_int64(s, 0);
+        snprintf(it->customer_id, sizeof(it->customer_id), "%s", customer_id);
+        it->created_at = sqlite3_column_int64(s, 1);
+        tg_sqlite_text(s, 2, it->description, sizeof(it->description));
+        it->amount = sqlite3_column_int64(s, 3);
+        tg_sqlite_text(s, 4, it->currency, sizeof(it->currency));
+    }
+    if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = tg_sqlite_error(st, err, "reading invoice items");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+typedef struct {
+    tg_unbilled_t *rows;
+    size_t n, cap;
+} unbilled_vec_t;
+
+static int collect_unbilled(const tg_unbilled_t *row, void *arg)
+{
+    unbilled_vec_t *v = arg;
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 16;
+        tg_unbilled_t *r = realloc(v->rows, cap * sizeof(*r));
+        if (r == NULL)
+            return 1;
+        v->rows = r;
+        v->cap = cap;
+    }
+    v->rows[v->n++] = *row;
+    return 0;
+}
+
+int tg_sqlite_invoice_create(tg_store_t *store, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg, int *created,
+                             tg_invoice_t *out, tg_err_t *err)
+{
+    tg_sqlite_t *st = tg_sqlite(store);
+    *created = 0;
+    /* Inside a caller's transaction this is a savepoint; alone it is its own write transaction. */
+    int outer = !sqlite3_get_autocommit(st->db);
+    const char *begin = outer ? "SAVEPOINT invoice" : "BEGIN IMMEDIATE";
+    const char *commit = outer ? "RELEASE invoice" : "COMMIT";
+    const char *rollback = outer ? "ROLLBACK TO invoice; RELEASE invoice" : "ROLLBACK";
+    int rc = tg_sqlite_fold_journal(st, err);
+    if (rc == 0)
+        rc = tg_sqlite_exec(st, begin, err, "creating an invoice");
+    if (rc != 0)
+        return rc;
+    tg_invoice_t existing;
+    rc = find_invoice(st, "SELECT " INVOICE_COLS " FROM invoices WHERE customer_id = ? AND period_start = ?",
+                      draft->customer_id, draft->period_start, out != NULL ? out : &existing, err);
+    if (rc == 0 && out == NULL)
+        tg_invoice_clear(&existing);
+    if (rc == 0 || rc != TG_ENOTFOUND) { /* exists already (idempotent), or failed */
+        tg_sqlite_exec(st, rc == 0 ? commit : rollback, NULL, "");
+        return rc;
+    }
+    unbilled_vec_t v = {0};
+    item_vec_t items = {0};
+    if ((rc = unbilled_query(st, draft->customer_id, draft->period_start, collect_unbilled, &v, err)) != 0 ||
+        (rc = pending_items(st, draft->customer_id, draft->period_end, &items, err)) != 0 ||
+        (rc = build(v.rows, v.n, items.items, items.n, draft, arg, err)) != 0)
+        goto fail;
+    sqlite3_stmt *s;
+    if ((rc = tg_sqlite_prepare(
+             st,
+             "INSERT INTO invoices(id, customer_id, period_start, period_end, status, currency, total, body,"
+             " created_at) VALUES (?,?,?,?,'draft',?,?,?,?)",
+             &s, err, "storing an invoice")) != 0)
+        goto fail;
+    sqlite3_bind_text(s, 1, draft->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, draft->customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, draft->period_start);
+    sqlite3_bind_int64(s, 4, draft->period_end);
+    sqlite3_bind_text(s, 5, draft->currency, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 6, draft->total);
+    sqlite3_bind_text(s, 7, draft->body, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 8, draft->created_at);
+    int step = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (step != SQLITE_DONE) {
+        rc = tg_sqlite_error(st, err, "storing an invoice");
+        goto fail;
+    }
+    if ((rc = tg_sqlite_prepare(
+             st,
+             "UPDATE usage_period SET invoiced_units = units WHERE customer_id = ? AND period_start <= ?"
+             " AND units > invoiced_units",
+             &s, err, "marking usage invoiced")) != 0)
+        goto fail;
+    sqlite3_bind_text(s, 1, draft->customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, draft->period_start);
+    step = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (step != SQLITE_DONE) {
+        rc = tg_sqlite_error(st, err, "marking usage invoiced");
+        goto fail;
+    }
+    for (size_t i = 0; i < items.n; i++) {
+        if ((rc = tg_sqlite_prepare(st, "UPDATE invoice_items SET invoice_id = ? WHERE id = ?", &s, err,
+                                    "marking items invoiced")) != 0)
+            goto fail;
+        sqlite3_bind_text(s, 1, draft->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, items.items[i].id);
+        step = sqlite3_step(s);
+        sqlite3_finalize(s);
+        if (step != SQLITE_DONE) {
+            rc = tg_sqlite_error(st, err, "marking items invoiced");
+            goto fail;
+        }
+    }
+    if ((rc = tg_sqlite_exec(st, commit, err, "committing an invoice")) != 0)
+        goto fail;
+    free(v.rows);
+    free(items.items);
+    *created = 1;
+    return out != NULL ? tg_sqlite_invoice_get(&st->base, draft->id, out, err) : 0;
+fail:
+    free(v.rows);
+    free(items.items);
+    tg_sqlite_exec(st, rollback, NULL, "");
+    return rc;
+}
+
+int tg_sqlite_invoice_preview(tg_store_t *store, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg,
+                              tg_err_t *err)
+{
+    tg_sqlite_t *st = tg_sqlite(store);
+    unbilled_vec_t v = {0};
+    item_vec_t items = {0};
+    int rc = unbilled_query(st, draft->customer_id, draft->period_start, collect_unbilled, &v, err);
+    if (rc == 0)
+        rc = pending_items(st, draft->customer_id, draft->period_end, &items, err);
+    if (rc == 0)
+        rc = build(v.rows, v.n, items.items, items.n, draft, arg, err);
+    free(v.rows);
+    free(items.items);
+    return rc;
+}
+
+int tg_sqlite_invoice_list(tg_store_t *store, const char *customer_id, tg_invoice_cb cb, void *arg, tg_err_t *err)
+{
+    tg_sqlite_t *st = tg_sqlite(store);
+    sqlite3_stmt *s;
+    int rc =
+        tg_sqlite_prepare(st,
+                          customer_id != NULL ? "SELECT " INVOICE_COLS
+                                                " FROM invoices WHERE customer_id = ? ORDER BY period_start DESC, id"
+                                              : "SELECT " INVOICE_COLS " FROM invoices ORDER BY period_start DESC, id",
+                          &s, err, "listing invoices");
+    if (rc != 0)
+        return rc;
+    if (customer_id != NULL)
+        sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
+    int step;
+    tg_invoice_t inv;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        if (tg_sqlite_read_invoice(s, &inv) != 0) {
+            rc = tg_errf(err, TG_ENOMEM, "out of memory listing invoices");
+            break;
+        }
+        int stop = cb(&inv, arg);
+        tg_invoice_clear(&inv);
+        if (stop)
+            break;
+    }
+    if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = tg_sqlite_error(st, err, "listing invoices");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_sqlite_invoice_totals(tg_store_t *store, int64_t from, int64_t to, tg_invoice_totals_cb cb, void *arg,
+                             tg_err_t *err)
+{
+    tg_sqlite_t *st = tg_sqlite(store);
+    sqlite3_stmt *s;
+    /* finalized_at is 0 for a draft and for a draft voided before it was finalized; migration 20
+     * indexes it, so a month's invoices are a range scan. */
+    int rc =
+        tg_sqlite_prepare(st,
+                          "SELECT currency, status, SUM(total), COUNT(*) FROM invoices"
+                          " WHERE finalized_at >= ? AND finalized_at < ? AND finalized_at > 0 AND status <> 'draft'"
+                          " GROUP BY currency, status ORDER BY currency, status",
+                          &s, err, "summing invoices");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, from);
+    sqlite3_bind_int64(s, 2, to);
+    int step;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *currency = (const char *)sqlite3_column_text(s, 0);
+        const char *status = (const char *)sqlite3_column_text(s, 1);
+        if (cb(currency != NULL ? currency : "", status != NULL ? status : "", sqlite3_column_int64(s, 2),
+               (uint64_t)sqlite3_column_int64(s, 3), arg) != 0)
+            break;
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = tg_sqlite_error(st, err, "summing invoices"); /* SUM's "integer overflow" included */
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_sqlite_invoice_transition(tg_store_t *store, const char *id, const char *to, int64_t at, tg_err_t *err)
+{
+    tg_sqlite_t *st = tg_sqlite(store);
+    /* Inside a caller's transaction (a webhook event applied with its mark) this is a savepoint. */
+    int outer = !sqlite3_get_autocommit(st->db);
+    const char *commit = outer ? "RELEASE invoice_change" : "COMMIT";
+    const char *rollback = outer ? "ROLLBACK TO invoice_change; RELEASE invoice_change" : "ROLLBACK";
+    int rc = tg_sqlite_exec(st, outer ? "SAVEPOINT invoice_change" : "BEGIN IMMEDIATE", err, "changing an invoice");
+    if (rc != 0)
+        return rc;
+    tg_invoice_t inv;
+    if ((rc = tg_sqlite_invoice_get(&st->base, id, &inv, err)) != 0) {
+        tg_sqlite_exec(st, rollback, NULL, "");
+        return rc;
+    }
+    const char *from = inv.status;
+    int ok = (strcmp(to, "open") == 0 && strcmp(from, "draft") == 0) ||
+             (strcmp(to, "void") == 0 && (strcmp(from, "draft") == 0 || strcmp(from, "open") == 0)) ||
+             ((strcmp(to, "paid") == 0 || strcmp(to, "uncollectible") == 0) && strcmp(from, "open") == 0);
+    if (!ok) {
+        rc = tg_errf(err, TG_ESTATE, "invoice %s is %s; it cannot become %s", id, from, to);
+        tg_invoice_clear(&inv);
+        tg_sqlite_exec(st, rollback, NULL, "");
+        return rc;
+    }
+    tg_invoice_clear(&inv);
+    sqlite3_stmt *s;
+    char number[TG_INVOICE_NUMBER_MAX] = "";
+    if (strcmp(to, "open") == 0) {
+        time_t t = (time_t)at;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        int year = tm.tm_year + 1900;
+        if ((rc = tg_sqlite_prepare(st,
+                                    "INSERT INTO invoice_numbers(year, last) VALUES (?, 1)"
+                                    " ON CONFLICT(year) DO UPDATE SET last = last + 1 RETURNING last",
+                                    &s, err, "numbering an invoice")) != 0)
+            goto fail;
+        sqlite3_bind_int(s, 1, year);
+        if (sqlite3_step(s) != SQLITE_ROW) {
+            sqlite3_finalize(s);
+            rc = tg_sqlite_error(st, err, "numbering an invoice");
+            goto fail;
+        }
+        snprintf(number, sizeof(number), "TG-%d-%06lld", year, (long long)sqlite3_column_int64(s, 0));
+        sqlite3_finalize(s);
+        rc = tg_sqlite_prepare(st, "UPDATE invoices SET status = 'open', number = ?, finalized_at = ? WHERE id = ?", &s,
+                               err, "finalizing an invoice");
+        if (rc != 0)
+            goto fail;
+        sqlite3_bind_text(s, 1, number, -1, SQLITE_STATIC);
+    } else {
+        rc = tg_sqlite_prepare(st, "UPDATE invoices SET status = ?, closed_at = ? WHERE id = ?", &s, err,
+                               "changing an invoice");
+        if (rc != 0)
+            goto fail;
+        sqlite3_bind_text(s, 1, to, -1, SQLITE_STATIC);
+    }
+    sqlite3_bind_int64(s, 2, at);
+    sqlite3_bind_text(s, 3, id, -1, SQLITE_STATIC);
+    int step = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (step != SQLITE_DONE) {
+        rc = tg_sqlite_error(st, err, "changing an invoice");
+        goto fail;
+    }
+    return tg_sqlite_exec(st, commit, err, "committing an invoice change");
+fail:
+    tg_sqlite_exec(st, rollback, NULL, "");
+    return rc;
+}
+
+int tg_sqlite_invoice_hold(tg_store_t *store, const char *id, int held, tg_err_t *err)
+{
+    tg_sqlite_t *st = tg_sqlite(store);
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st, "UPDATE invoices SET held = ? WHERE id = ? AND status = 'draft'", &s, err,
+                               "holding an invoice");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int(s, 1, held ? 1 : 0);
+    sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+    int step = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (step != SQLITE_DONE)
+        return tg_sqlite_error(st, err, "holding an invoice");
+    if (sqlite3_changes(st->db) == 1)
+        return 0;
+    tg_invoice_t inv;
+    if ((rc = tg_sqlite_invoice_get(&st->base, id, &inv, err)) != 0)
+        return rc;
+    rc = tg_errf(err, TG_ESTATE, "invoice %s is %s; only a draft can be held or released", id, inv.status);
+    tg_invoice_clear(&inv);
+    return rc;
+}
+
+int tg_sqlite_invoice_drafts_due(tg_store_t *store, int64_t created_before, char (*ids)[TG_ID_MAX], size_t limit,
+                                 size_t *n, tg_err_t *err)
+{
+    tg_sqlite_t *st = tg_sqlite(store);
+    *n = 0;
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st,
+                               "SELECT id FROM invoices WHERE status = 'draft' AND held = 0 AND created_at <= ?"
+                               " ORDER BY created_at, id LIMIT ?",
+                               &s, err, "finding drafts to finalize");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, created_before);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)limit);
+    int step = SQLITE_DONE;
+    while (*n < limit && (step = sqlite3_step(s)) == SQLITE_ROW)
+        tg_sqlite_text(s, 0, ids[(*n)++], TG_ID_MAX);
+    if (*n < limit && step != SQLITE_DONE)
+        rc = tg_sqlite_error(st, err, "finding drafts to finalize");
+    sqlite3_finalize(s);
+    return rc;
+}

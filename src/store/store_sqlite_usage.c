@@ -1,0 +1,820 @@
+/* store_sqlite_usage.c - usage in SQLite: batches recorded exactly once into a journal, folded
+ * into the per-period, per-day and per-hour totals in bulk, and read back (store.h). */
+#include <errno.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store/store_sqlite_int.h"
+#include "util/clock.h"
+#include "util/pack.h"
+
+/* The statements of the hot path, prepared once per connection (prepare_hot). */
+static const char *const hot_sql[ST_COUNT] = {
+    "INSERT INTO usage_batches(batch_id, rows, committed_at) VALUES (?,?,?) ON CONFLICT DO NOTHING",
+    /* SQLite turns an integer sum that overflows into a REAL instead of failing, so an update
+     * that would overflow is skipped by its WHERE; the writer sees no change and rolls the batch
+     * back (TG_ERANGE). (Not RETURNING: it builds a temporary table on every execution, which
+     * was a third of the writer's CPU under load.) */
+    "INSERT INTO usage_period(customer_id, period_start, plan_id, metric, units) VALUES (?,?,?,?,?)"
+    " ON CONFLICT(customer_id, period_start, metric, plan_id) DO UPDATE SET units = units + excluded.units"
+    " WHERE units <= 9223372036854775807 - excluded.units",
+    "INSERT INTO usage_daily(customer_id, day, metric, endpoint, units) VALUES (?,?,?,?,?)"
+    " ON CONFLICT(customer_id, day, metric, endpoint) DO UPDATE SET units = units + excluded.units"
+    " WHERE units <= 9223372036854775807 - excluded.units",
+    /* Most totals exist already: a plain UPDATE is tried first (one seek instead of the
+     * upsert's insert attempt then update); the upsert runs only when nothing was changed. */
+    "UPDATE usage_period SET units = units + ?5 WHERE customer_id = ?1 AND period_start = ?2 AND plan_id = ?3"
+    " AND metric = ?4 AND units <= 9223372036854775807 - ?5",
+    "UPDATE usage_daily SET units = units + ?5 WHERE customer_id = ?1 AND day = ?2 AND metric = ?3"
+    " AND endpoint = ?4 AND units <= 9223372036854775807 - ?5",
+    /* A total that would pass 2^63-1 stays there (see tg_sqlite_fold_journal). */
+    "UPDATE usage_period SET units = 9223372036854775807 WHERE customer_id = ?1 AND period_start = ?2"
+    " AND plan_id = ?3 AND metric = ?4 AND ?5 >= 0",
+    "UPDATE usage_daily SET units = 9223372036854775807 WHERE customer_id = ?1 AND day = ?2 AND metric = ?3"
+    " AND endpoint = ?4 AND ?5 >= 0",
+    "INSERT INTO usage_journal(batch_id, data) VALUES (?,?)",
+    "SELECT 1 FROM usage_journal LIMIT 1",
+    "INSERT INTO usage_rejected(batch_id, event_id, customer_id, key_id, plan_id, metric, endpoint, units,"
+    " period_start, ts_ns, status, reason, rejected_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    /* usage_hourly (billing: stripe, migration 17): a new row of a (customer, metric, ts) that
+     * was sent before takes that group's seq, so the next send of the group gets a new
+     * identifier; a total that would pass 2^63-1 stays there. */
+    "INSERT INTO usage_hourly(customer_id, metric, hour_start, period_start, plan_id, ts, units, exported, seq)"
+    " VALUES (?1,?2,?3,?4,?5,?6,?7,0,COALESCE((SELECT MAX(seq) FROM usage_hourly WHERE customer_id = ?1"
+    " AND metric = ?2 AND ts = ?6),0))"
+    " ON CONFLICT(customer_id, metric, hour_start, period_start, plan_id) DO UPDATE SET units ="
+    " CASE WHEN units <= 9223372036854775807 - excluded.units THEN units + excluded.units"
+    " ELSE 9223372036854775807 END",
+    "SELECT 1 FROM meter_export",
+};
+
+/* ---- usage ---- */
+
+/* "YYYY-MM-DD" of the UTC day holding second s (floor, so -1 is 1969-12-31). Seconds far
+ * outside any calendar clamp to the ends, which still order correctly as text. */
+static void utc_day(int64_t s, char out[16])
+{
+    int64_t day = s / 86400 - (s % 86400 < 0);
+    time_t t = (time_t)(day * 86400);
+    struct tm tm;
+    if (day < -354285) /* before 1000-01-01, where %Y would stop giving four digits */
+        snprintf(out, 16, "0000-00-00");
+    else if (day > 2932896 || gmtime_r(&t, &tm) == NULL) /* after 9999-12-31 */
+        snprintf(out, 16, "9999-99-99");
+    else
+        strftime(out, 16, "%Y-%m-%d", &tm);
+}
+
+static int64_t ns_to_s(int64_t ns)
+{
+    return ns / 1000000000 - (ns % 1000000000 < 0);
+}
+
+/* A batch is summed by key before it is journaled (sort, then merge runs), so a batch of
+ * thousands of calls from a few customers is a few entries. Sorting is by a hash of the key
+ * first (set_hashes), so most comparisons are one integer compare; the strings decide only
+ * between equal hashes, which keeps equal keys adjacent. */
+typedef struct agg_ref {
+    const tg_usage_t *u;
+    uint64_t h;
+    char day[16];
+    int64_t hour; /* start of the UTC hour of the call, seconds */
+} agg_ref_t;
+
+static uint64_t fnv_str(uint64_t h, const char *s)
+{
+    do
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    while (*s++ != '\0');
+    return h;
+}
+
+/* The hash of each ref's whole journal key (period key, day, endpoint). */
+static void set_hashes(agg_ref_t *refs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const tg_usage_t *u = refs[i].u;
+        uint64_t h = fnv_str(1469598103934665603ULL, u->customer_id);
+        h = fnv_str(h, u->metric);
+        h = (h ^ (uint64_t)u->period_start) * 1099511628211ULL;
+        h = fnv_str(h, u->plan_id);
+        h = fnv_str(h, refs[i].day);
+        h = (h ^ (uint64_t)refs[i].hour) * 1099511628211ULL;
+        refs[i].h = fnv_str(h, u->endpoint);
+    }
+}
+
+static int bind_total(sqlite3_stmt *s, const agg_ref_t *r, int daily, uint64_t units)
+{
+    const tg_usage_t *u = r->u;
+    sqlite3_reset(s);
+    sqlite3_bind_text(s, 1, u->customer_id, -1, SQLITE_STATIC);
+    if (daily) {
+        sqlite3_bind_text(s, 2, r->day, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, u->metric, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 4, u->endpoint, -1, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_int64(s, 2, u->period_start);
+        sqlite3_bind_text(s, 3, u->plan_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 4, u->metric, -1, SQLITE_STATIC);
+    }
+    sqlite3_bind_int64(s, 5, (sqlite3_int64)units);
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE)
+        rc = sqlite3_reset(s); /* the statement's error code and message */
+    else
+        sqlite3_reset(s);
+    return rc == SQLITE_OK ? SQLITE_ERROR : rc;
+}
+
+/* Adds each run of equal keys in refs (sorted by the period or the daily key) to its total.
+ * Sums saturate at 2^63-1: usage reaching nine quintillion units is not a real account, and
+ * refusing it here would block every later batch behind it. */
+static int upsert_one(tg_sqlite_t *st, const agg_ref_t *r, int daily, uint64_t units)
+{
+    int rc = bind_total(st->hot[daily ? ST_DAILY_ADD : ST_PERIOD_ADD], r, daily, units);
+    if (rc == SQLITE_DONE && sqlite3_changes(st->db) == 0) {
+        /* no such total yet, or it would overflow: the upsert tells which */
+        rc = bind_total(st->hot[daily ? ST_USAGE_DAILY : ST_USAGE_PERIOD], r, daily, units);
+        if (rc == SQLITE_DONE && sqlite3_changes(st->db) == 0)
+            rc = bind_total(st->hot[daily ? ST_DAILY_MAX : ST_PERIOD_MAX], r, daily, units);
+    }
+    return rc;
+}
+
+static uint64_t add_saturating(uint64_t a, uint64_t b)
+{
+    uint64_t s;
+    return __builtin_add_overflow(a, b, &s) || s > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : s;
+}
+
+/* The fold's grouping: an open-addressing table over the whole fixed-size key fields (the
+ * decoded rows are zero-padded), hashed a word at a time. Sorting thousands of rows by their
+ * strings was most of a fold's CPU. */
+typedef struct fold_slot {
+    const agg_ref_t *ref; /* NULL: empty */
+    uint64_t units;
+} fold_slot_t;
+
+static uint64_t mix_words(uint64_t h, const void *p, size_t n) /* n: a multiple of 8 */
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t w;
+        memcpy(&w, b + i, 8);
+        h = (h ^ w) * 0x9E3779B97F4A7C15ULL;
+        h ^= h >> 29;
+    }
+    return h;
+}
+
+_Static_assert(TG_ID_MAX % 8 == 0 && TG_METRIC_MAX % 8 == 0 && TG_PLAN_ID_MAX % 8 == 0 && TG_ENDPOINT_MAX % 8 == 0,
+               "key fields are hashed a word at a time");
+
+/* The three totals a fold adds to, each with its own key. */
+enum { FOLD_PERIOD = 0, FOLD_DAILY = 1, FOLD_HOURLY = 2 };
+
+static uint64_t fold_hash(const agg_ref_t *r, int daily)
+{
+    const tg_usage_t *u = r->u;
+    uint64_t h = mix_words(0x243F6A8885A308D3ULL, u->customer_id, sizeof(u->customer_id));
+    h = mix_words(h, u->metric, sizeof(u->metric));
+    if (daily == FOLD_DAILY)
+        return mix_words(mix_words(h, r->day, sizeof(r->day)), u->endpoint, sizeof(u->endpoint));
+    h = mix_words(h, u->plan_id, sizeof(u->plan_id));
+    if (daily == FOLD_HOURLY)
+        h = (h ^ (uint64_t)r->hour) * 0x9E3779B97F4A7C15ULL;
+    return (h ^ (uint64_t)u->period_start) * 0x9E3779B97F4A7C15ULL;
+}
+
+static int fold_same(const agg_ref_t *a, const agg_ref_t *b, int daily)
+{
+    const tg_usage_t *x = a->u, *y = b->u;
+    if (memcmp(x->customer_id, y->customer_id, sizeof(x->customer_id)) != 0 ||
+        memcmp(x->metric, y->metric, sizeof(x->metric)) != 0)
+        return 0;
+    if (daily == FOLD_DAILY)
+        return memcmp(a->day, b->day, sizeof(a->day)) == 0 &&
+               memcmp(x->endpoint, y->endpoint, sizeof(x->endpoint)) == 0;
+    if (daily == FOLD_HOURLY && a->hour != b->hour)
+        return 0;
+    return x->period_start == y->period_start && memcmp(x->plan_id, y->plan_id, sizeof(x->plan_id)) == 0;
+}
+
+/* Adds units to the usage_hourly row of r's customer, metric, hour, period and plan. */
+static int upsert_hourly(tg_sqlite_t *st, const agg_ref_t *r, uint64_t units)
+{
+    const tg_usage_t *u = r->u;
+    /* the bucket starts with the hour, or with the period when one began inside the hour */
+    int64_t ts = u->period_start > r->hour && u->period_start - r->hour < 3600 ? u->period_start : r->hour;
+    sqlite3_stmt *s = st->hot[ST_HOURLY_UPSERT];
+    sqlite3_reset(s);
+    sqlite3_bind_text(s, 1, u->customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, u->metric, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, r->hour);
+    sqlite3_bind_int64(s, 4, u->period_start);
+    sqlite3_bind_text(s, 5, u->plan_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 6, ts);
+    sqlite3_bind_int64(s, 7, (sqlite3_int64)units);
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE)
+        rc = sqlite3_reset(s);
+    else
+        sqlite3_reset(s);
+    return rc == SQLITE_OK ? SQLITE_ERROR : rc;
+}
+
+/* Sums refs by the period or the daily key in table (cap slots, a power of two above n) and
+ * adds each sum to its total. */
+static int fold_group(tg_sqlite_t *st, const agg_ref_t *refs, size_t n, int daily, fold_slot_t *table, size_t cap)
+{
+    memset(table, 0, cap * sizeof(*table));
+    for (size_t i = 0; i < n; i++) {
+        size_t k = (size_t)fold_hash(&refs[i], daily) & (cap - 1);
+        while (table[k].ref != NULL && !fold_same(table[k].ref, &refs[i], daily))
+            k = (k + 1) & (cap - 1);
+        if (table[k].ref == NULL)
+            table[k].ref = &refs[i];
+        table[k].units = add_saturating(table[k].units, refs[i].u->units);
+    }
+    for (size_t k = 0; k < cap; k++) {
+        if (table[k].ref == NULL)
+            continue;
+        int rc = daily == FOLD_HOURLY ? upsert_hourly(st, table[k].ref, table[k].units)
+                                      : upsert_one(st, table[k].ref, daily, table[k].units);
+        if (rc != SQLITE_DONE)
+            return rc;
+    }
+    return SQLITE_DONE;
+}
+
+/* ---- the usage journal ----
+ * A batch is stored as one journal row (its rows summed by key, packed in a blob): one small
+ * insert and one fsync per batch, whatever the number of customers in it. The journal is
+ * folded into usage_period and usage_daily in bulk (many batches per transaction, so a busy
+ * customer's total is written once per fold, not once per batch), by the writer every
+ * JOURNAL_FOLD_BATCHES batches or JOURNAL_FOLD_ENTRIES entries (or after JOURNAL_FOLD_NS when
+ * traffic is light) and by every reader of the totals before it reads. Folding deletes the rows
+ * it applied in the same transaction, so each batch counts exactly once. A fold holds the
+ * writer (and strict responses) while it runs; measured in strict mode with 1,000 customers:
+ * every 64 batches, 4.7 ms 20 times a second; every 256, 5.8 ms 6 times a second; every 1,024,
+ * 22 ms twice a second (reading and deleting the journal rows starts to dominate). */
+#define JOURNAL_FOLD_NS 1000000000LL
+#define JOURNAL_FOLD_BATCHES 256
+#define JOURNAL_FOLD_ENTRIES 32768
+#define JOURNAL_FOLD_MAX_ROWS 256 /* journal rows per fold transaction */
+
+static int cmp_journal(const void *a, const void *b)
+{
+    const agg_ref_t *ra = a, *rb = b;
+    if (ra->h != rb->h)
+        return ra->h < rb->h ? -1 : 1;
+    const tg_usage_t *x = ra->u, *y = rb->u; /* equal hashes: the whole key decides */
+    int c = strcmp(x->customer_id, y->customer_id);
+    if (c == 0)
+        c = (x->period_start > y->period_start) - (x->period_start < y->period_start);
+    if (c == 0)
+        c = strcmp(x->metric, y->metric);
+    if (c == 0)
+        c = strcmp(x->plan_id, y->plan_id);
+    if (c == 0)
+        c = strcmp(ra->day, rb->day);
+    if (c == 0)
+        c = (ra->hour > rb->hour) - (ra->hour < rb->hour);
+    if (c == 0)
+        c = strcmp(x->endpoint, y->endpoint);
+    return c;
+}
+
+/* Entry: customer, plan, metric, day, endpoint (each a length byte and bytes), period start,
+ * units (little-endian 64-bit). The day is "YYYY-MM-DDTHH", the UTC hour of the calls (for
+ * usage_hourly); entries journaled before the hour was added say "YYYY-MM-DD" and count in the
+ * day's first hour. */
+#define JOURNAL_ENTRY_MAX (5 + TG_ID_MAX + TG_PLAN_ID_MAX + TG_METRIC_MAX + 16 + TG_ENDPOINT_MAX + 16)
+
+/* The usage statements, prepared once per connection (the schema must be migrated first). */
+static int prepare_hot(tg_sqlite_t *st, tg_err_t *err)
+{
+    int rc;
+    for (int i = 0; i < ST_COUNT; i++)
+        if (st->hot[i] == NULL &&
+            (rc = tg_sqlite_prepare(st, hot_sql[i], &st->hot[i], err, "preparing usage statements")) != 0)
+            return rc;
+    return 0;
+}
+
+int tg_sqlite_usage_record(tg_store_t *store, uint64_t batch_id, const tg_usage_t *rows, size_t n, size_t *inserted,
+                           tg_err_t *err)
+{
+    tg_sqlite_t *st = tg_sqlite(store);
+    tg_usage_batch_t b = {batch_id, rows, n};
+    tg_usage_stored_t out;
+    int rc = tg_sqlite_usage_record_many(&st->base, &b, 1, &out, err);
+    if (inserted != NULL)
+        *inserted = rc == 0 ? out.inserted : 0;
+    return rc;
+}
+
+/* Why the store cannot take row u (into why, cap bytes), or 0 if it can. */
+static int row_refused(const tg_usage_t *u, char *why, size_t cap)
+{
+    if (!tg_usage_terminated(u)) {
+        snprintf(why, cap, "a text field of the row has no terminator");
+        return 1;
+    }
+    if (u->units > (uint64_t)INT64_MAX) {
+        snprintf(why, cap, "%llu units of %s do not fit in 63 bits", (unsigned long long)u->units, u->metric);
+        return 1;
+    }
+    return 0;
+}
+
+/* Keeps row u of batch_id aside in usage_rejected (inside the caller's transaction). Fields
+ * are read up to their capacity, since a refused row may lack a terminator. */
+static int reject_row(sqlite3_stmt *ins, uint64_t batch_id, const tg_usage_t *u, const char *why)
+{
+    char units[24];
+    snprintf(units, sizeof(units), "%llu", (unsigned long long)u->units);
+    sqlite3_reset(ins);
+    sqlite3_bind_int64(ins, 1, (sqlite3_int64)batch_id);
+    sqlite3_bind_int64(ins, 2, (sqlite3_int64)(u->event_id & (uint64_t)INT64_MAX));
+    sqlite3_bind_text(ins, 3, u->customer_id, (int)strnlen(u->customer_id, sizeof(u->customer_id)), SQLITE_STATIC);
+    sqlite3_bind_text(ins, 4, u->key_id, (int)strnlen(u->key_id, sizeof(u->key_id)), SQLITE_STATIC);
+    sqlite3_bind_text(ins, 5, u->plan_id, (int)strnlen(u->plan_id, sizeof(u->plan_id)), SQLITE_STATIC);
+    sqlite3_bind_text(ins, 6, u->metric, (int)strnlen(u->metric, sizeof(u->metric)), SQLITE_STATIC);
+    sqlite3_bind_text(ins, 7, u->endpoint, (int)strnlen(u->endpoint, sizeof(u->endpoint)), SQLITE_STATIC);
+    sqlite3_bind_text(ins, 8, units, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ins, 9, u->period_start);
+    sqlite3_bind_int64(ins, 10, u->ts_ns);
+    sqlite3_bind_int(ins, 11, u->status);
+    sqlite3_bind_text(ins, 12, why, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ins, 13, (sqlite3_int64)time(NULL));
+    int step = sqlite3_step(ins);
+    sqlite3_reset(ins);
+    return step;
+}
+
+int tg_sqlite_usage_record_many(tg_store_t *store, const tg_usage_batch_t *batches, size_t nb, tg_usage_stored_t *out,
+                                tg_err_t *err)
+{
+    tg_sqlite_t *st = tg_sqlite(store);
+    int rc;
+    size_t n = 0, nrejected = 0;
+    tg_usage_stored_t ignored;
+    if (out == NULL)
+        out = &ignored;
+    memset(out, 0, sizeof(*out));
+    char why[sizeof(out->reason)];
+    for (size_t k = 0; k < nb; k++) {
+        if (batches[k].id > (uint64_t)INT64_MAX)
+            return tg_errf(err, TG_ERANGE, "storing usage: batch id %llu does not fit",
+                           (unsigned long long)batches[k].id);
+        if (batches[k].n > INT_MAX / JOURNAL_ENTRY_MAX - n) /* the packed rows are bound as one blob (int length) */
+            return tg_errf(err, TG_EINVAL, "storing usage: a batch of %zu rows is too large", n + batches[k].n);
+        n += batches[k].n;
+        for (size_t i = 0; i < batches[k].n; i++)
+            if (row_refused(&batches[k].rows[i], why, sizeof(why)) && nrejected++ == 0)
+                memcpy(out->reason, why, sizeof(why));
+    }
+    n -= nrejected; /* the rows that go to the totals */
+    if (nb == 0)
+        return 0;
+    if ((rc = prepare_hot(st, err)) != 0)
+        return rc;
+    agg_ref_t *refs = malloc((n ? n : 1) * sizeof(*refs));
+    unsigned char *blob = malloc((n ? n : 1) * JOURNAL_ENTRY_MAX);
+    if (refs == NULL || blob == NULL) {
+        free(refs);
+        free(blob);
+        return tg_errf(err, TG_ENOMEM, "out of memory storing %zu usage rows", n);
+    }
+    int64_t last_day = INT64_MIN;
+    size_t at = 0;
+    for (size_t k = 0; k < nb; k++)
+        for (size_t i = 0; i < batches[k].n; i++) {
+            const tg_usage_t *u = &batches[k].rows[i];
+            if (nrejected > 0 && row_refused(u, why, sizeof(why)))
+                continue;
+            int64_t sec = ns_to_s(u->ts_ns), day = sec / 86400 - (sec % 86400 < 0);
+            refs[at].u = u;
+            refs[at].hour = sec / 3600 * 3600 - (sec % 3600 < 0 ? 3600 : 0);
+            if (day == last_day) /* a batch spans a few milliseconds: nearly always the same day */
+                memcpy(refs[at].day, refs[at - 1].day, sizeof(refs[at].day));
+            else
+                utc_day(sec, refs[at].day);
+            last_day = day;
+            at++;
+        }
+    /* Sum the batch by key, then pack it. */
+    set_hashes(refs, n);
+    qsort(refs, n, sizeof(*refs), cmp_journal);
+    unsigned char *p = blob;
+    size_t entries = 0;
+    for (size_t i = 0; i < n;) {
+        uint64_t units = 0;
+        size_t j = i;
+        /* Saturates like the stored totals (upsert_one): one absurd value in a batch must not
+         * refuse the calls of everyone else in it. */
+        for (; j < n && cmp_journal(&refs[i], &refs[j]) == 0; j++)
+            units = add_saturating(units, refs[j].u->units);
+        const tg_usage_t *u = refs[i].u;
+        char day_hour[16];
+        int64_t hour_of_day = (refs[i].hour % 86400 + 86400) % 86400 / 3600;
+        snprintf(day_hour, sizeof(day_hour), "%.10sT%02d", refs[i].day, (int)hour_of_day);
+        p = tg_pack_str(p, u->customer_id, TG_ID_MAX);
+        p = tg_pack_str(p, u->plan_id, TG_PLAN_ID_MAX);
+        p = tg_pack_str(p, u->metric, TG_METRIC_MAX);
+        p = tg_pack_str(p, day_hour, sizeof(day_hour));
+        p = tg_pack_str(p, u->endpoint, TG_ENDPOINT_MAX);
+        tg_le_put64(p, (uint64_t)u->period_start);
+        tg_le_put64(p + 8, units);
+        p += 16;
+        entries++;
+        i = j;
+    }
+    free(refs);
+
+    if ((rc = tg_sqlite_exec(st, "BEGIN IMMEDIATE", err, "storing usage")) != 0) {
+        free(blob);
+        return rc;
+    }
+    sqlite3_stmt *b = st->hot[ST_BATCH_INSERT];
+    int step = SQLITE_DONE;
+    size_t fresh = 0;
+    for (size_t k = 0; k < nb && step == SQLITE_DONE; k++) {
+        sqlite3_reset(b);
+        sqlite3_bind_int64(b, 1, (sqlite3_int64)batches[k].id);
+        sqlite3_bind_int64(b, 2, (sqlite3_int64)batches[k].n);
+        sqlite3_bind_int64(b, 3, (sqlite3_int64)time(NULL));
+        step = sqlite3_step(b);
+        sqlite3_reset(b);
+        fresh += step == SQLITE_DONE && sqlite3_changes(st->db) != 0;
+    }
+    if (step != SQLITE_DONE)
+        goto fail;
+    if (fresh != nb) { /* committed before: apply nothing */
+        free(blob);
+        if (fresh != 0) {
+            tg_sqlite_exec(st, "ROLLBACK", NULL, "");
+            return tg_errf(err, TG_EEXIST, "storing usage: %zu of %zu batches were stored before", nb - fresh, nb);
+        }
+        if ((rc = tg_sqlite_exec(st, "COMMIT", err, "committing usage")) != 0)
+            tg_sqlite_exec(st, "ROLLBACK", NULL, "");
+        return rc;
+    }
+    /* Rows the totals cannot take are kept aside in the same transaction as the batch id: the
+     * rest of the batch is stored, and a replay of the batch adds neither twice. */
+    if (nrejected > 0) {
+        sqlite3_stmt *ins = st->hot[ST_REJECTED_INSERT];
+        for (size_t k = 0; k < nb && step == SQLITE_DONE; k++)
+            for (size_t i = 0; i < batches[k].n && step == SQLITE_DONE; i++)
+                if (row_refused(&batches[k].rows[i], why, sizeof(why)))
+                    step = reject_row(ins, batches[k].id, &batches[k].rows[i], why);
+        if (step != SQLITE_DONE)
+            goto fail;
+    }
+    sqlite3_stmt *j = st->hot[ST_JOURNAL_INSERT];
+    sqlite3_reset(j);
+    sqlite3_bind_int64(j, 1, (sqlite3_int64)batches[0].id);
+    sqlite3_bind_blob(j, 2, blob, (int)(p - blob), SQLITE_STATIC);
+    step = n > 0 ? sqlite3_step(j) : SQLITE_DONE;
+    sqlite3_reset(j);
+    sqlite3_clear_bindings(j);
+    if (step != SQLITE_DONE)
+        goto fail;
+    free(blob);
+    blob = NULL;
+    if ((rc = tg_sqlite_exec(st, "COMMIT", err, "committing usage")) != 0) {
+        tg_sqlite_exec(st, "ROLLBACK", NULL, "");
+        return rc;
+    }
+    st->journal_batches += n > 0;
+    st->journal_entries += entries;
+    out->inserted = n;
+    out->rejected = nrejected;
+    return 0;
+fail:
+    free(blob);
+    rc = tg_sqlite_error(st, err, "storing usage");
+    tg_sqlite_exec(st, "ROLLBACK", NULL, "");
+    return rc;
+}
+
+/* Days from 1970-01-01 to the proleptic Gregorian y-m-d (Howard Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* A journal entry's day field ("YYYY-MM-DDTHH", or "YYYY-MM-DD" from before the hour was
+ * journaled: the day's first hour) -> the hour's start into *hour, and day cut (in place, zero
+ * padded) to "YYYY-MM-DD" for usage_daily. The clamped ends of utc_day ("0000-00-00",
+ * "9999-99-99") keep their text; their hour is only approximate. -1 if the text is no day. */
+static int journal_hour(char day[16], int64_t *hour)
+{
+    size_t len = strnlen(day, 16);
+    int64_t f[4] = {0, 0, 0, 0};
+    static const int at[4] = {0, 5, 8, 11}, width[4] = {4, 2, 2, 2};
+    if (len != 10 && !(len == 13 && day[10] == 'T'))
+        return -1;
+    for (int k = 0; k < (len == 13 ? 4 : 3); k++)
+        for (int i = 0; i < width[k]; i++) {
+            char c = day[at[k] + i];
+            if (c < '0' || c > '9')
+                return -1;
+            f[k] = f[k] * 10 + (c - '0');
+        }
+    if (f[1] > 12)
+        f[1] = 12;
+    *hour = days_from_civil(f[0], f[1] < 1 ? 1 : f[1], f[2] < 1 ? 1 : f[2]) * 86400 + f[3] * 3600;
+    memset(day + 10, 0, 6);
+    return 0;
+}
+
+/* Applies up to JOURNAL_FOLD_MAX_ROWS journal rows in one transaction; *more is set when rows
+ * remain. Inside a caller's transaction it does nothing (the caller folded before starting). */
+static int fold_some(tg_sqlite_t *st, int *more, tg_err_t *err)
+{
+    *more = 0;
+    sqlite3_stmt *sel = NULL;
+    tg_usage_t *rows = NULL;
+    agg_ref_t *refs = NULL;
+    size_t n = 0, cap = 0;
+    int rc = tg_sqlite_exec(st, "BEGIN IMMEDIATE", err, "folding usage");
+    if (rc != 0)
+        return rc;
+    if ((rc = tg_sqlite_prepare(st, "SELECT batch_id, data FROM usage_journal ORDER BY batch_id LIMIT ?", &sel, err,
+                                "folding usage")) != 0)
+        goto done;
+    sqlite3_bind_int(sel, 1, JOURNAL_FOLD_MAX_ROWS);
+    int step, nrows = 0;
+    sqlite3_int64 last = 0;
+    while ((step = sqlite3_step(sel)) == SQLITE_ROW) {
+        nrows++;
+        last = sqlite3_column_int64(sel, 0);
+        const unsigned char *p = sqlite3_column_blob(sel, 1);
+        const unsigned char *end = p != NULL ? p + sqlite3_column_bytes(sel, 1) : NULL;
+        while (p != NULL && p < end) {
+            if (n == cap) {
+                size_t nc = cap ? cap * 2 : 1024;
+                tg_usage_t *r = realloc(rows, nc * sizeof(*r));
+                agg_ref_t *f = r != NULL ? realloc(refs, nc * sizeof(*f)) : NULL;
+                if (r != NULL)
+                    rows = r;
+                if (f == NULL) {
+                    rc = tg_errf(err, TG_ENOMEM, "out of memory folding usage");
+                    goto done;
+                }
+                refs = f;
+                cap = nc;
+            }
+            tg_usage_t *u = memset(&rows[n], 0, sizeof(rows[n])); /* zero padding: fold_group */
+            memset(refs[n].day, 0, sizeof(refs[n].day));
+            uint64_t ps;
+            if (tg_unpack_str(&p, end, u->customer_id, sizeof(u->customer_id)) != 0 ||
+                tg_unpack_str(&p, end, u->plan_id, sizeof(u->plan_id)) != 0 ||
+                tg_unpack_str(&p, end, u->metric, sizeof(u->metric)) != 0 ||
+                tg_unpack_str(&p, end, refs[n].day, sizeof(refs[n].day)) != 0 ||
+                tg_unpack_str(&p, end, u->endpoint, sizeof(u->endpoint)) != 0 || tg_unpack_u64(&p, end, &ps) != 0 ||
+                tg_unpack_u64(&p, end, &u->units) != 0) {
+                rc = tg_errf(err, TG_ESTORE, "folding usage: journal row of batch %lld is malformed", (long long)last);
+                goto done;
+            }
+            u->period_start = (int64_t)ps;
+            if (journal_hour(refs[n].day, &refs[n].hour) != 0) {
+                rc = tg_errf(err, TG_ESTORE, "folding usage: journal row of batch %lld has a bad day", (long long)last);
+                goto done;
+            }
+            n++;
+        }
+    }
+    if (step != SQLITE_DONE) {
+        rc = tg_sqlite_error(st, err, "folding usage");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++)
+        refs[i].u = &rows[i];
+    if (n != 0) {
+        size_t slots = 16;
+        while (slots < 2 * n)
+            slots *= 2;
+        fold_slot_t *table = malloc(slots * sizeof(*table));
+        if (table == NULL) {
+            rc = tg_errf(err, TG_ENOMEM, "out of memory folding usage");
+            goto done;
+        }
+        if ((step = fold_group(st, refs, n, FOLD_PERIOD, table, slots)) == SQLITE_DONE)
+            step = fold_group(st, refs, n, FOLD_DAILY, table, slots);
+        /* Hourly totals only while meter events are exported (billing: stripe). Measured with
+         * 1,000 customers, batches of 1,000 rows folded 64 at a time: 66 ms per fold before the
+         * hour was journaled, 66-69 ms now with export off, 69-74 ms with it on. */
+        if (step == SQLITE_DONE) {
+            sqlite3_stmt *on = st->hot[ST_EXPORT_ON];
+            sqlite3_reset(on);
+            step = sqlite3_step(on);
+            sqlite3_reset(on);
+            if (step == SQLITE_ROW)
+                step = fold_group(st, refs, n, FOLD_HOURLY, table, slots);
+        }
+        free(table);
+    }
+    if (step != SQLITE_DONE) {
+        rc = tg_sqlite_error(st, err, "folding usage");
+        goto done;
+    }
+    if (nrows != 0) {
+        sqlite3_stmt *del;
+        if ((rc = tg_sqlite_prepare(st, "DELETE FROM usage_journal WHERE batch_id <= ?", &del, err, "folding usage")) !=
+            0)
+            goto done;
+        sqlite3_bind_int64(del, 1, last);
+        step = sqlite3_step(del);
+        sqlite3_finalize(del);
+        if (step != SQLITE_DONE) {
+            rc = tg_sqlite_error(st, err, "folding usage");
+            goto done;
+        }
+    }
+    *more = nrows == JOURNAL_FOLD_MAX_ROWS;
+done:
+    sqlite3_finalize(sel);
+    free(rows);
+    free(refs);
+    if (rc == 0 && (rc = tg_sqlite_exec(st, "COMMIT", err, "committing folded usage")) == 0)
+        return 0;
+    tg_sqlite_exec(st, "ROLLBACK", NULL, "");
+    return rc;
+}
+
+int tg_sqlite_fold_journal(tg_sqlite_t *st, tg_err_t *err)
+{
+    if (!sqlite3_get_autocommit(st->db))
+        return 0;
+    int rc;
+    if ((rc = prepare_hot(st, err)) != 0)
+        return rc;
+    /* Cheap when there is nothing to fold: a read, no write lock. */
+    sqlite3_stmt *any = st->hot[ST_JOURNAL_ANY];
+    sqlite3_reset(any);
+    int step = sqlite3_step(any);
+    sqlite3_reset(any);
+    if (step == SQLITE_DONE)
+        return 0;
+    if (step != SQLITE_ROW)
+        return tg_sqlite_error(st, err, "folding usage");
+    int more = 1;
+    while (more)
+        if ((rc = fold_some(st, &more, err)) != 0)
+            return rc;
+    st->journal_batches = 0;
+    st->journal_entries = 0;
+    st->folded_mono_ns = tg_clock_mono_ns();
+    return 0;
+}
+
+int tg_sqlite_usage_fold(tg_store_t *store, int force, tg_err_t *err)
+{
+    tg_sqlite_t *st = tg_sqlite(store);
+    if (!force && st->journal_batches < JOURNAL_FOLD_BATCHES && st->journal_entries < JOURNAL_FOLD_ENTRIES &&
+        (st->journal_batches == 0 || tg_clock_mono_ns() - st->folded_mono_ns < JOURNAL_FOLD_NS))
+        return 0;
+    int rc = tg_sqlite_fold_journal(st, err);
+    if (rc != 0) { /* the batches stay in the journal; try again in JOURNAL_FOLD_NS, not per batch */
+        st->journal_batches = 1;
+        st->journal_entries = 0;
+        st->folded_mono_ns = tg_clock_mono_ns();
+    }
+    return rc;
+}
+
+int tg_sqlite_usage_period(tg_store_t *store, const char *customer_id, int64_t period_start, tg_usage_total_cb cb,
+                           void *arg, tg_err_t *err)
+{
+    tg_sqlite_t *st = tg_sqlite(store);
+    int rc = tg_sqlite_fold_journal(st, err);
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *s;
+    rc = tg_sqlite_prepare(st,
+                           "SELECT metric, TG_SUM(units) FROM usage_period WHERE customer_id = ? AND period_start = ?"
+                           " GROUP BY metric ORDER BY metric",
+                           &s, err, "reading usage");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, period_start);
+    int step;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW)
+        if (cb((const char *)sqlite3_column_text(s, 0), (uint64_t)sqlite3_column_int64(s, 1), arg) != 0)
+            break;
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = tg_sqlite_error(st, err, "reading usage");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* Sums of usage_daily over the UTC days of [from_s, to_s) for one customer, two text columns
+ * and a sum per row (by day or by endpoint). */
+static int daily_query(tg_sqlite_t *st, const char *sql, const char *doing, const char *customer_id, int64_t from_s,
+                       int64_t to_s, tg_usage_day_cb cb, void *arg, tg_err_t *err)
+{
+    char from[16], to[16];
+    if (to_s <= from_s)
+        return 0;
+    int frc = tg_sqlite_fold_journal(st, err);
+    if (frc != 0)
+        return frc;
+    utc_day(from_s, from);
+    utc_day(to_s - 1, to);
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st, sql, &s, err, doing);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, from, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, to, -1, SQLITE_STATIC);
+    int step;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW)
+        if (cb((const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1),
+               (uint64_t)sqlite3_column_int64(s, 2), arg) != 0)
+            break;
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = tg_sqlite_error(st, err, doing);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_sqlite_usage_daily(tg_store_t *store, const char *customer_id, int64_t from_s, int64_t to_s, tg_usage_day_cb cb,
+                          void *arg, tg_err_t *err)
+{
+    tg_sqlite_t *st = tg_sqlite(store);
+    return daily_query(st,
+                       "SELECT day, metric, TG_SUM(units) FROM usage_daily WHERE customer_id = ? AND day >= ?"
+                       " AND day <= ? GROUP BY day, metric ORDER BY day, metric",
+                       "reading daily usage", customer_id, from_s, to_s, cb, arg, err);
+}
+
+int tg_sqlite_usage_endpoints(tg_store_t *store, const char *customer_id, int64_t from_s, int64_t to_s,
+                              tg_usage_endpoint_cb cb, void *arg, tg_err_t *err)
+{
+    tg_sqlite_t *st = tg_sqlite(store);
+    /* tg_usage_endpoint_cb has the shape of tg_usage_day_cb: (endpoint, metric, units, arg). */
+    return daily_query(st,
+                       "SELECT endpoint, metric, TG_SUM(units) FROM usage_daily WHERE customer_id = ? AND day >= ?"
+                       " AND day <= ? GROUP BY endpoint, metric ORDER BY TG_SUM(units) DESC, endpoint",
+                       "reading usage by endpoint", customer_id, from_s, to_s, cb, arg, err);
+}
+
+int tg_sqlite_usage_load(tg_store_t *store, int64_t since_s, tg_usage_load_cb cb, void *arg, tg_err_t *err)
+{
+    tg_sqlite_t *st = tg_sqlite(store);
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_fold_journal(st, err);
+    if (rc != 0)
+        return rc;
+    rc = tg_sqlite_prepare(
+        st,
+        "SELECT customer_id, period_start, metric, TG_SUM(units) FROM usage_period WHERE period_start >= ?"
+        " GROUP BY customer_id, period_start, metric",
+        &s, err, "loading usage totals");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, since_s);
+    int step;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW)
+        if (cb((const char *)sqlite3_column_text(s, 0), sqlite3_column_int64(s, 1),
+               (const char *)sqlite3_column_text(s, 2), (uint64_t)sqlite3_column_int64(s, 3), arg) != 0)
+            break;
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = tg_sqlite_error(st, err, "loading usage totals");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_sqlite_usage_total(tg_store_t *store, const char *metric, uint64_t *units, tg_err_t *err)
+{
+    tg_sqlite_t *st = tg_sqlite(store);
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_fold_journal(st, err);
+    if (rc != 0)
+        return rc;
+    rc = tg_sqlite_prepare(st, "SELECT TG_SUM(units) FROM usage_period WHERE metric = ?", &s, err, "totalling usage");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, metric, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        *units = (uint64_t)sqlite3_column_int64(s, 0);
+    else
+        rc = tg_sqlite_error(st, err, "totalling usage");
+    sqlite3_finalize(s);
+    return rc;
+}
