@@ -36,6 +36,7 @@ struct tg_admin {
     tg_sub_ctx_t sub;   /* the subscription and invoice services' view of d */
     tg_keys_ctx_t keys; /* the key service's */
     int stripe_pending; /* Stripe events were recorded: apply them after the answer (tg_admin_after) */
+    int leader;         /* this node ran the schedulers at the last tick (store_cluster.h) */
 };
 
 /* POST /v1/webhooks/stripe (admin_webhooks.c): the quick part (not configured, method, signature:

@@ -277,6 +277,13 @@ const tg_migration_t tg_sqlite_migrations[] = {
      "CREATE INDEX stripe_subscriptions_customer ON stripe_subscriptions(customer_id, created_at);"},
     /* 20: the owner's revenue figures sum the invoices finalized in a window (a month). */
     {20, "invoices by finalization time", "CREATE INDEX invoices_finalized ON invoices(finalized_at);"},
+    {22, "usage batches per node",
+     /* One node: its batch ids are unique by themselves. The column is here so that both
+      * dialects have the same tables and columns (tollgate migrate --from --to copies them). */
+     "ALTER TABLE usage_batches ADD COLUMN node TEXT NOT NULL DEFAULT '';"},
+    /* PostgreSQL's triggers announce changes to the other gateways; one SQLite node has nobody
+     * to notify. Kept so that a version number means the same schema in both dialects. */
+    {23, "change notifications", ""},
 };
 
 const size_t tg_sqlite_migrations_count = sizeof(tg_sqlite_migrations) / sizeof(tg_sqlite_migrations[0]);

@@ -74,6 +74,9 @@ typedef struct tg_usage_batch {
     uint64_t id;
     const tg_usage_t *rows;
     size_t n;
+    const char *node; /* the gateway that logged it (NULL or "": one node). A batch id is unique
+                       * per node: the store keeps (node, id), so nodes never stand for each
+                       * other. SQLite serves one node and keeps the id alone. */
 } tg_usage_batch_t;
 typedef struct tg_usage_stored {
     size_t inserted;  /* rows added to the totals (0 for batches stored before) */

@@ -311,7 +311,7 @@ int tg_sqlite_usage_record(tg_store_t *store, uint64_t batch_id, const tg_usage_
                            tg_err_t *err)
 {
     tg_sqlite_t *st = tg_sqlite(store);
-    tg_usage_batch_t b = {batch_id, rows, n};
+    tg_usage_batch_t b = {batch_id, rows, n, NULL};
     tg_usage_stored_t out;
     int rc = tg_sqlite_usage_record_many(&st->base, &b, 1, &out, err);
     if (inserted != NULL)
