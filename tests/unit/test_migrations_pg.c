@@ -7,8 +7,7 @@
  * its columns in order with type class, nullability and default, its primary key, unique
  * constraints, named indexes (columns, DESC, unique, partial) and foreign keys. The two
  * descriptions must be equal, but for the differences migrations_pg.c documents (email's
- * NOCASE uniqueness as lower(email), the explicit rowid columns, identity ids, usage_batches'
- * key with the node), which the SQLite side is mapped through here. A migration added to one list only, a column misspelt, a type or
+ * NOCASE uniqueness as lower(email), the explicit rowid columns, identity ids), which the SQLite side is mapped through here. A migration added to one list only, a column misspelt, a type or
  * default changed, an index forgotten: each makes a line differ, printed on failure.
  *
  * scripts/run-tests.sh unit starts a server with scripts/pg-test.sh and sets TG_TEST_PG_URL;
@@ -247,10 +246,6 @@ static void sqlite_describe(sqlite3 *db, schema_t *out)
         while (sqlite3_step(s) == SQLITE_ROW)
             append(pk, sizeof(pk), ", ", (const char *)sqlite3_column_text(s, 0));
         sqlite3_finalize(s);
-        /* migration 22: batch ids are unique per node; PostgreSQL, shared by several nodes, keys
-         * them with the node, one SQLite node by the id alone */
-        if (strcmp(t, "usage_batches") == 0 && strcmp(pk, "batch_id") == 0)
-            snprintf(pk, sizeof(pk), "node, batch_id");
         if (pk[0] != '\0')
             add_line(out, "primary-key %s (%s)", t, pk);
 
