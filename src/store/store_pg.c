@@ -295,23 +295,24 @@ void tg_pg_close(tg_store_t *store)
 
 /* ---- migrations ---- */
 
+/* Two statements: a query naming schema_migrations cannot even be prepared in a database that
+ * does not have the table yet (a CASE around it does not help: names resolve at parse time). */
 int tg_pg_schema_version(tg_store_t *store, int *version, tg_err_t *err)
 {
     tg_pg_t *st = tg_pg(store);
     PGresult *r;
     *version = 0;
-    int rc = tg_pg_query(st,
-                         "SELECT CASE WHEN to_regclass('schema_migrations') IS NULL THEN 0 ELSE"
-                         " (SELECT COALESCE(MAX(version), 0) FROM schema_migrations) END",
-                         NULL, &r, err, "reading the schema version");
-    if (rc != 0) {
-        /* the table appeared since the statement was prepared against its absence: once more */
-        st->nstmts = 0;
-        memset(st->stmts, 0, sizeof(st->stmts));
-        if ((rc = tg_pg_exec(st, "DEALLOCATE ALL", err, "reading the schema version")) != 0)
-            return rc;
-        return tg_pg_schema_version(store, version, err);
-    }
+    int rc = tg_pg_query(st, "SELECT (to_regclass('schema_migrations') IS NOT NULL)::int", NULL, &r, err,
+                         "reading the schema version");
+    if (rc != 0)
+        return rc;
+    int exists = tg_pg_i64(r, 0, 0) != 0;
+    PQclear(r);
+    if (!exists)
+        return 0; /* an empty database */
+    if ((rc = tg_pg_query(st, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", NULL, &r, err,
+                          "reading the schema version")) != 0)
+        return rc;
     *version = (int)tg_pg_i64(r, 0, 0);
     PQclear(r);
     return 0;
