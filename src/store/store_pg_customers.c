@@ -95,23 +95,25 @@ int tg_pg_customer_insert(tg_store_t *store, const tg_customer_t *c, tg_err_t *e
     param_customer(&p, c);
     PGresult *r;
     /* The CTE's insert is invisible to the outer SELECT (one snapshot): EXISTS sees whether the
-     * id was there before, which tells an id conflict from an email one. */
+     * email was there before, which tells an email conflict from an id one (the email is named
+     * when both are taken, as SQLite does). */
     int rc = query_row(st,
                        "WITH ins AS (INSERT INTO customers(" TG_PG_CUSTOMER_COLS ")"
                        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING RETURNING 1)"
-                       " SELECT (SELECT COUNT(*) FROM ins), EXISTS (SELECT 1 FROM customers WHERE id = $1)::int",
+                       " SELECT (SELECT COUNT(*) FROM ins),"
+                       " EXISTS (SELECT 1 FROM customers WHERE lower(email) = lower($2))::int",
                        &p, &r, err, "storing a customer");
     if (rc == TG_EEXIST) /* a conflict with a row another transaction had not committed yet */
         return tg_errf(err, TG_EEXIST, "a customer with the id %s or the email %s exists already", c->id, c->email);
     if (rc != 0)
         return rc;
-    int64_t inserted = tg_pg_i64(r, 0, 0), id_taken = tg_pg_i64(r, 0, 1);
+    int64_t inserted = tg_pg_i64(r, 0, 0), email_taken = tg_pg_i64(r, 0, 1);
     PQclear(r);
     if (inserted == 1)
         return 0;
-    if (id_taken)
-        return tg_errf(err, TG_EEXIST, "a customer with the id %s exists already", c->id);
-    return tg_errf(err, TG_EEXIST, "a customer with the email %s exists already", c->email);
+    if (email_taken)
+        return tg_errf(err, TG_EEXIST, "a customer with the email %s exists already", c->email);
+    return tg_errf(err, TG_EEXIST, "a customer with the id %s exists already", c->id);
 }
 
 /* Runs a one-row SELECT keyed by $1 = id: read fills out from the row; TG_ENOTFOUND names what. */
