@@ -352,6 +352,84 @@ static void test_walks_and_pages(void **state)
     assert_int_equal(tg_store_key_page(t->st, "cus_keys", &kp, on_key, &w, &end, &err), TG_EINVAL);
 }
 
+/* Lists in byte order of ids whatever the database's collation: on PostgreSQL a database made
+ * with an ICU en-US collation (which puts "cus_a" before "cus_B"), on SQLite the usual file. A
+ * page boundary compared in one order and rows sorted in another would skip or repeat rows. */
+static void test_lists_in_byte_order_under_a_locale(void **state)
+{
+    tg_tmpstore_t *t = *state, icu = {0};
+    tg_store_t *st = t->st;
+    tg_err_t err = {0};
+    if (!tg_tmpstore_is_sqlite(t)) {
+        char sql[256];
+        snprintf(icu.pg_server, sizeof(icu.pg_server), "%s", t->pg_server);
+        snprintf(icu.pg_db, sizeof(icu.pg_db), "%.40s_icu", t->pg_db);
+        assert_int_equal(tg_tmpstore_pg_url(icu.pg_server, icu.pg_db, icu.url, sizeof(icu.url)), 0);
+        snprintf(sql, sizeof(sql),
+                 "CREATE DATABASE %s TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8' LOCALE_PROVIDER icu"
+                 " ICU_LOCALE 'en-US'",
+                 icu.pg_db);
+        assert_int_equal(tg_tmpstore_pg_drop(&icu), 0); /* a failed run's leftover */
+        assert_int_equal(tg_tmpstore_pg_exec(icu.pg_server, sql), 0);
+        assert_int_equal(tg_store_open(icu.url, &icu.st, &err), 0);
+        assert_int_equal(tg_store_migrate(icu.st, &err), 0);
+        st = icu.st;
+    }
+    static const char *const ids[] = {"cus_a", "cus_B", "cus_c", "cus_D", "cus_e"};
+    for (size_t i = 0; i < 5; i++) {
+        add_customer(st, ids[i], 1000); /* one second: the ids alone decide the order */
+        char kid[TG_ID_MAX];
+        snprintf(kid, sizeof(kid), "key%s", ids[i] + 3);
+        tg_key_t k = key(kid, "cus_a", (unsigned)i, 2000);
+        assert_int_equal(tg_store_key_insert(st, &k, &err), 0);
+    }
+    static const char *const want[] = {"cus_B", "cus_D", "cus_a", "cus_c", "cus_e"};
+    walked_t w = walked_new();
+    assert_int_equal(tg_store_customer_list(st, on_customer, &w, &err), 0);
+    assert_int_equal(w.n, 5);
+    for (int i = 0; i < 5; i++)
+        assert_string_equal(w.ids[i], want[i]);
+    w.n = 0; /* pages of two: each customer once, in the same order */
+    tg_page_t page = {2, ""};
+    tg_page_end_t end;
+    int pages = 0;
+    do {
+        assert_int_equal(tg_store_customer_page(st, &page, on_customer, &w, &end, &err), 0);
+        memcpy(page.after, end.next, sizeof(page.after));
+    } while (end.has_more && ++pages < 5);
+    assert_int_equal(w.n, 5);
+    for (int i = 0; i < 5; i++)
+        assert_string_equal(w.ids[i], want[i]);
+    w.n = 0;
+    tg_page_t kp = {2, ""};
+    pages = 0;
+    do {
+        assert_int_equal(tg_store_key_page(st, "cus_a", &kp, on_key, &w, &end, &err), 0);
+        memcpy(kp.after, end.next, sizeof(kp.after));
+    } while (end.has_more && ++pages < 5);
+    assert_int_equal(w.n, 5);
+    assert_string_equal(w.ids[0], "key_B");
+    assert_string_equal(w.ids[4], "key_e");
+    w.n = 0;
+    assert_int_equal(tg_store_key_list(st, NULL, on_key, &w, &err), 0);
+    assert_int_equal(w.n, 5);
+    assert_string_equal(w.ids[0], "key_B");
+    assert_string_equal(w.ids[1], "key_D");
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(tg_store_billing_failure_set(st, ids[i], "store", "x", 1, &err), 0);
+    tg_page_t fp = {2, "cus_B"};
+    failures_t seen = {0};
+    assert_int_equal(tg_store_billing_failure_list(st, &fp, on_failure, &seen, &end, &err), 0);
+    assert_int_equal(seen.n, 2);
+    assert_string_equal(seen.f[0].customer_id, "cus_D");
+    assert_string_equal(seen.f[1].customer_id, "cus_a");
+    walked_free(&w);
+    if (icu.st != NULL) {
+        tg_store_close(icu.st);
+        assert_int_equal(tg_tmpstore_pg_drop(&icu), 0);
+    }
+}
+
 typedef struct {
     tg_invoice_t inv[8];
     int n;
@@ -484,6 +562,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_trials_and_plan_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_billing_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_walks_and_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lists_in_byte_order_under_a_locale, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invoice_page, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflicts_keep_the_transaction, setup, teardown),
     };
