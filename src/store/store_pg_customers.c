@@ -143,8 +143,8 @@ static void read_customer_row(const PGresult *res, int row, void *out)
 
 int tg_pg_customer_get(tg_store_t *store, const char *id, tg_customer_t *out, tg_err_t *err)
 {
-    return get_by_id(tg_pg(store), "SELECT " TG_PG_CUSTOMER_COLS " FROM customers WHERE id = $1", id,
-                     read_customer_row, out, "customer", err);
+    return get_by_id(tg_pg(store), "SELECT " TG_PG_CUSTOMER_COLS " FROM customers WHERE id = $1", id, read_customer_row,
+                     out, "customer", err);
 }
 
 int tg_pg_customer_update(tg_store_t *store, const tg_customer_t *c, tg_err_t *err)
@@ -356,8 +356,8 @@ int tg_pg_customer_set_password(tg_store_t *store, const char *id, const char *p
     tg_pg_param_text(&p, password_hash);
     tg_pg_param_text(&p, id);
     PGresult *r;
-    int rc = tg_pg_query(st, "UPDATE customers SET password_hash = $1 WHERE id = $2", &p, &r, err,
-                         "storing a password");
+    int rc =
+        tg_pg_query(st, "UPDATE customers SET password_hash = $1 WHERE id = $2", &p, &r, err, "storing a password");
     if (rc != 0)
         return rc;
     if (tg_pg_affected(r) == 0)
@@ -374,9 +374,9 @@ int tg_pg_customer_by_email(tg_store_t *store, const char *email, tg_customer_t 
     tg_pg_param_text(&p, email);
     PGresult *r;
     /* lower(email) = lower($1): the customers_email_lower index, SQLite's COLLATE NOCASE */
-    int rc = tg_pg_query(st,
-                         "SELECT " TG_PG_CUSTOMER_COLS ", password_hash FROM customers WHERE lower(email) = lower($1)",
-                         &p, &r, err, "finding a customer by email");
+    int rc =
+        tg_pg_query(st, "SELECT " TG_PG_CUSTOMER_COLS ", password_hash FROM customers WHERE lower(email) = lower($1)",
+                    &p, &r, err, "finding a customer by email");
     if (rc != 0)
         return rc;
     if (PQntuples(r) > 0) {
@@ -448,8 +448,7 @@ int tg_pg_session_delete_customer(tg_store_t *store, const char *customer_id, ui
     tg_pg_params_t p = {0};
     tg_pg_param_text(&p, customer_id);
     PGresult *r;
-    int rc = tg_pg_query(tg_pg(store), "DELETE FROM sessions WHERE customer_id = $1", &p, &r, err,
-                         "deleting sessions");
+    int rc = tg_pg_query(tg_pg(store), "DELETE FROM sessions WHERE customer_id = $1", &p, &r, err, "deleting sessions");
     if (rc != 0)
         return rc;
     if (count != NULL)
@@ -489,8 +488,9 @@ int tg_pg_trial_record(tg_store_t *store, const char *email_norm, const char *ad
     tg_pg_param_text(&p, address);
     tg_pg_param_text(&p, customer_id);
     tg_pg_param_i64(&p, at);
-    return tg_pg_query(tg_pg(store), "INSERT INTO signup_trials(email_norm, address, customer_id, at) VALUES ($1, $2, $3, $4)",
-                       &p, NULL, err, "recording a trial");
+    return tg_pg_query(tg_pg(store),
+                       "INSERT INTO signup_trials(email_norm, address, customer_id, at) VALUES ($1, $2, $3, $4)", &p,
+                       NULL, err, "recording a trial");
 }
 
 /* ---- plan change history ---- */
@@ -504,9 +504,9 @@ int tg_pg_plan_change_add(tg_store_t *store, const char *customer_id, const char
     tg_pg_param_text(&p, to_plan);
     tg_pg_param_text(&p, kind);
     tg_pg_param_i64(&p, at);
-    return tg_pg_query(tg_pg(store),
-                       "INSERT INTO plan_changes(customer_id, from_plan, to_plan, kind, at) VALUES ($1, $2, $3, $4, $5)",
-                       &p, NULL, err, "recording a plan change");
+    return tg_pg_query(
+        tg_pg(store), "INSERT INTO plan_changes(customer_id, from_plan, to_plan, kind, at) VALUES ($1, $2, $3, $4, $5)",
+        &p, NULL, err, "recording a plan change");
 }
 
 int tg_pg_plan_change_count(tg_store_t *store, const char *kind, int64_t since, int64_t until, uint64_t *count,
@@ -517,8 +517,8 @@ int tg_pg_plan_change_count(tg_store_t *store, const char *kind, int64_t since, 
     tg_pg_param_i64(&p, since);
     tg_pg_param_i64(&p, until);
     PGresult *r;
-    int rc = query_row(tg_pg(store), "SELECT COUNT(*) FROM plan_changes WHERE kind = $1 AND at >= $2 AND at <= $3",
-                       &p, &r, err, "counting plan changes");
+    int rc = query_row(tg_pg(store), "SELECT COUNT(*) FROM plan_changes WHERE kind = $1 AND at >= $2 AND at <= $3", &p,
+                       &r, err, "counting plan changes");
     if (rc != 0)
         return rc;
     *count = tg_pg_u64(r, 0, 0);

@@ -262,8 +262,8 @@ static int page_row(const PGresult *res, int i, void *ctx, char key[TG_PAGE_KEY_
 /* One page of a list. Parameters: $1 the LIMIT (page + 1), then filter_value if not NULL, then
  * the cursor's num and id if page->after is set; first is the statement of a first page, next
  * of a page after a cursor. */
-static int list_page(tg_pg_t *st, const char *first, const char *next, const char *filter_value,
-                     const tg_page_t *page, page_ctx_t *ctx, tg_page_end_t *end, const char *doing, tg_err_t *err)
+static int list_page(tg_pg_t *st, const char *first, const char *next, const char *filter_value, const tg_page_t *page,
+                     page_ctx_t *ctx, tg_page_end_t *end, const char *doing, tg_err_t *err)
 {
     int64_t after_num = 0;
     char after_id[TG_ID_MAX] = "";
@@ -320,7 +320,8 @@ int tg_pg_invoice_page(tg_store_t *store, const char *customer_id, const tg_page
     page_ctx_t c = {2, (void *)cb, arg, 0};
     if (customer_id != NULL)
         return list_page(tg_pg(store),
-                         "SELECT " TG_PG_INVOICE_COLS " FROM invoices WHERE customer_id = $2" ORDER_DESC("period_start"),
+                         "SELECT " TG_PG_INVOICE_COLS
+                         " FROM invoices WHERE customer_id = $2" ORDER_DESC("period_start"),
                          "SELECT " TG_PG_INVOICE_COLS " FROM invoices WHERE customer_id = $2"
                          " AND " AFTER_DESC("period_start", "$3", "$4") ORDER_DESC("period_start"),
                          customer_id, page, &c, end, "listing invoices", err);

@@ -139,14 +139,12 @@ static void test_trials_and_plan_changes(void **state)
     assert_int_equal(by_email, 1);
     assert_int_equal(by_address, 0);
     /* the address counts from address_since on (inclusive) */
-    assert_int_equal(tg_store_trial_used(t->st, "other@example.com", "203.0.113.0/24", 1000, &by_email, &by_address,
-                                         &err),
-                     0);
+    assert_int_equal(
+        tg_store_trial_used(t->st, "other@example.com", "203.0.113.0/24", 1000, &by_email, &by_address, &err), 0);
     assert_int_equal(by_email, 0);
     assert_int_equal(by_address, 1);
-    assert_int_equal(tg_store_trial_used(t->st, "other@example.com", "203.0.113.0/24", 1001, &by_email, &by_address,
-                                         &err),
-                     0);
+    assert_int_equal(
+        tg_store_trial_used(t->st, "other@example.com", "203.0.113.0/24", 1001, &by_email, &by_address, &err), 0);
     assert_int_equal(by_address, 0);
 
     assert_int_equal(tg_store_plan_change_add(t->st, "cus_1", "free", "pro", "upgrade", 10, &err), 0);
