@@ -294,7 +294,7 @@ static int cmd_serve(int argc, char **argv)
         }
     }
     tg_admin_deps_t adeps = {cfg, st, accounts, quota, meter, (const uint8_t *)cfg->keys.secret,
-                             strlen(cfg->keys.secret), test_clock, outbox};
+                             strlen(cfg->keys.secret), test_clock, outbox, dirsync};
     admin = tg_admin_new(&adeps);
     if (gw == NULL || admin == NULL) {
         fprintf(stderr, "tollgate serve: out of memory\n");

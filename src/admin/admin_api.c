@@ -272,7 +272,7 @@ int tg_admin_handle_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_r
         }
         res->status = 200;
         res->content_type = "text/plain; version=0.0.4";
-        res->body = tg_adm_stripe_metrics(a, tg_metrics_render(a->d.meter));
+        res->body = tg_adm_cluster_metrics(a, tg_adm_stripe_metrics(a, tg_metrics_render(a->d.meter)));
         res->body_len = res->body != NULL ? strlen(res->body) : 0;
         return 1;
     }
