@@ -111,6 +111,17 @@ int tg_pg_customer_insert(tg_store_t *store, const tg_customer_t *c, tg_err_t *e
     PQclear(r);
     if (inserted == 1)
         return 0;
+    if (!email_taken) {
+        /* The conflict may be with a row committed after the statement's snapshot was taken (a
+         * signup on another node that ON CONFLICT waited for): a new statement sees it. */
+        tg_pg_params_t q = {0};
+        tg_pg_param_text(&q, c->email);
+        if ((rc = query_row(st, "SELECT EXISTS (SELECT 1 FROM customers WHERE lower(email) = lower($1))::int", &q, &r,
+                            err, "storing a customer")) != 0)
+            return rc;
+        email_taken = tg_pg_i64(r, 0, 0);
+        PQclear(r);
+    }
     if (email_taken)
         return tg_errf(err, TG_EEXIST, "a customer with the email %s exists already", c->email);
     return tg_errf(err, TG_EEXIST, "a customer with the id %s exists already", c->id);

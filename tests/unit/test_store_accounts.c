@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <libpq-fe.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -553,6 +555,62 @@ static void test_conflicts_keep_the_transaction(void **state)
     assert_int_equal(tg_store_customer_get(t->st, "cus_9", &got, &err), TG_ENOTFOUND);
 }
 
+typedef struct {
+    tg_store_t *st;
+    tg_customer_t c;
+    int rc;
+    tg_err_t err;
+} racer_t;
+
+static void *insert_racer(void *arg)
+{
+    racer_t *r = arg;
+    r->rc = tg_store_customer_insert(r->st, &r->c, &r->err);
+    return NULL;
+}
+
+/* 1 once a session of this database waits for a lock (the racer behind the open transaction);
+ * a bounded poll, not a sleep: 0 if that never happens within about 10 s of polling. */
+static int pg_someone_waits(const char *url)
+{
+    PGconn *c = PQconnectdb(url);
+    int seen = 0;
+    for (int i = 0; i < 20000 && !seen && PQstatus(c) == CONNECTION_OK; i++) {
+        PGresult *r = PQexec(c, "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                " AND wait_event_type = 'Lock'");
+        seen = PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "0") != 0;
+        PQclear(r);
+    }
+    PQfinish(c);
+    return seen;
+}
+
+/* Two nodes sign up the same email at once: the second is told the email is taken (TG_EEXIST
+ * naming the email), whether its insert ran before or after the first one's commit. On
+ * PostgreSQL the race is made certain: the first commits only once the second waits for it. */
+static void test_same_email_from_two_connections(void **state)
+{
+    tg_tmpstore_t *t = *state;
+    tg_err_t err = {0};
+    racer_t r = {0};
+    r.c = customer("cus_2", 2);
+    snprintf(r.c.email, sizeof(r.c.email), "Same@Example.com");
+    assert_int_equal(tg_store_open(t->url, &r.st, &err), 0);
+    tg_customer_t first = customer("cus_1", 1);
+    snprintf(first.email, sizeof(first.email), "same@example.com");
+    assert_int_equal(tg_store_tx_begin(t->st, &err), 0);
+    assert_int_equal(tg_store_customer_insert(t->st, &first, &err), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, insert_racer, &r), 0);
+    if (!tg_tmpstore_is_sqlite(t))
+        assert_true(pg_someone_waits(t->url));
+    assert_int_equal(tg_store_tx_commit(t->st, &err), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(r.rc, TG_EEXIST);
+    assert_non_null(strstr(r.err.msg, "email Same@Example.com"));
+    tg_store_close(r.st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -563,6 +621,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lists_in_byte_order_under_a_locale, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invoice_page, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflicts_keep_the_transaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_same_email_from_two_connections, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
