@@ -161,8 +161,9 @@ static void test_usage_batches_once_across_nodes(void **state)
         assert_int_equal(pthread_create(&t[i], NULL, send_all, &nodes[i]), 0);
     }
     size_t inserted = 0;
+    for (int i = 0; i < NODES; i++)
+        pthread_join(t[i], NULL); /* all of them before any assertion leaves the test */
     for (int i = 0; i < NODES; i++) {
-        pthread_join(t[i], NULL);
         assert_false(nodes[i].failed);
         inserted += nodes[i].inserted;
     }
@@ -223,12 +224,257 @@ static void test_usage_bad_utf8(void **state)
     tg_store_close(st);
 }
 
+/* ---- invoices ---- */
+
+static int build_cb(const tg_unbilled_t *rows, size_t n, const tg_invoice_item_t *items, size_t nitems,
+                    tg_invoice_t *inv, void *arg, tg_err_t *err)
+{
+    (void)items;
+    (void)nitems;
+    (void)err;
+    uint64_t *billed = arg;
+    int64_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += (int64_t)rows[i].units;
+    if (billed != NULL)
+        __atomic_add_fetch(billed, (uint64_t)total, __ATOMIC_RELAXED);
+    inv->total = total;
+    snprintf(inv->currency, sizeof(inv->currency), "usd");
+    inv->body = strdup("{}");
+    return inv->body != NULL ? 0 : TG_ENOMEM;
+}
+
+#define INVOICES 60
+
+typedef struct {
+    const fx_t *f;
+    int node;
+    int failed;
+    int created;
+    uint64_t billed;
+    char id[TG_ID_MAX];
+} inv_node_t;
+
+static void *finalize_some(void *arg)
+{
+    inv_node_t *n = arg;
+    tg_store_t *st;
+    tg_err_t err = {0};
+    if (tg_store_open(n->f->url, &st, &err) != 0) {
+        n->failed = 1;
+        return NULL;
+    }
+    /* every node tries every invoice: each is finalized once, the others see TG_ESTATE */
+    for (int i = 0; i < INVOICES; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "in_%d", (i + n->node * 15) % INVOICES);
+        int rc = tg_store_invoice_transition(st, id, "open", T0 + 100, &err);
+        if (rc == 0)
+            n->created++;
+        else if (rc != TG_ESTATE) {
+            print_error("node %d: %s\n", n->node, err.msg);
+            n->failed = 1;
+        }
+    }
+    tg_store_close(st);
+    return NULL;
+}
+
+static void test_invoice_numbers_gapless_across_nodes(void **state)
+{
+    fx_t *f = *state;
+    if (f == NULL)
+        skip();
+    tg_store_t *st;
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_open(f->url, &st, &err), 0);
+    for (int i = 0; i < INVOICES; i++) {
+        tg_invoice_t d = {0};
+        snprintf(d.id, sizeof(d.id), "in_%d", i);
+        snprintf(d.customer_id, sizeof(d.customer_id), "cus_%d", 1 + i % 2);
+        d.period_start = 1000 + i;
+        d.period_end = 2000 + i;
+        d.created_at = T0;
+        int created = 0;
+        assert_int_equal(tg_store_invoice_create(st, &d, build_cb, NULL, &created, NULL, &err), 0);
+        assert_int_equal(created, 1);
+        tg_invoice_clear(&d);
+    }
+    /* one finalized in another year: its own counter */
+    assert_int_equal(tg_store_invoice_transition(st, "in_0", "open", T0 + 400 * 86400, &err), 0);
+    tg_store_close(st);
+    pthread_t t[NODES];
+    inv_node_t nodes[NODES];
+    for (int i = 0; i < NODES; i++) {
+        nodes[i] = (inv_node_t){.f = f, .node = i};
+        assert_int_equal(pthread_create(&t[i], NULL, finalize_some, &nodes[i]), 0);
+    }
+    int finalized = 0;
+    for (int i = 0; i < NODES; i++)
+        pthread_join(t[i], NULL); /* all of them before any assertion leaves the test */
+    for (int i = 0; i < NODES; i++) {
+        assert_false(nodes[i].failed);
+        finalized += nodes[i].created;
+    }
+    assert_int_equal(finalized, INVOICES - 1);
+    assert_int_equal(int_on(f->url, "SELECT COUNT(DISTINCT number) FROM invoices WHERE number LIKE 'TG-2026-%'"),
+                     INVOICES - 1);
+    assert_int_equal(int_on(f->url, "SELECT MAX(substr(number, 9)::int) FROM invoices WHERE number LIKE 'TG-2026-%'"),
+                     INVOICES - 1); /* 1 .. 59, no gap */
+    assert_int_equal(int_on(f->url, "SELECT COUNT(*) FROM invoices WHERE number = 'TG-2027-000001'"), 1);
+    assert_int_equal(int_on(f->url, "SELECT last FROM invoice_numbers WHERE year = 2026"), INVOICES - 1);
+}
+
+static void *close_period(void *arg)
+{
+    inv_node_t *n = arg;
+    tg_store_t *st;
+    tg_err_t err = {0};
+    if (tg_store_open(n->f->url, &st, &err) != 0) {
+        n->failed = 1;
+        return NULL;
+    }
+    tg_invoice_t d = {0}, out;
+    snprintf(d.id, sizeof(d.id), "in_node%d", n->node); /* each node its own id, as generated */
+    snprintf(d.customer_id, sizeof(d.customer_id), "cus_1");
+    d.period_start = 1000;
+    d.period_end = 2000;
+    d.created_at = T0;
+    if (tg_store_invoice_create(st, &d, build_cb, &n->billed, &n->created, &out, &err) != 0) {
+        print_error("node %d: %s\n", n->node, err.msg);
+        n->failed = 1;
+    } else {
+        snprintf(n->id, sizeof(n->id), "%s", out.id);
+        tg_invoice_clear(&out);
+    }
+    tg_invoice_clear(&d);
+    tg_store_close(st);
+    return NULL;
+}
+
+static void test_invoice_once_across_nodes(void **state)
+{
+    fx_t *f = *state;
+    if (f == NULL)
+        skip();
+    tg_store_t *st;
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_open(f->url, &st, &err), 0);
+    tg_usage_t rows[2] = {row("cus_1", "api_calls", 40), row("cus_1", "tokens", 2)};
+    assert_int_equal(tg_store_usage_record(st, 1, rows, 2, NULL, &err), 0);
+    tg_invoice_item_t item = {0};
+    snprintf(item.customer_id, sizeof(item.customer_id), "cus_1");
+    snprintf(item.description, sizeof(item.description), "proration");
+    snprintf(item.currency, sizeof(item.currency), "usd");
+    item.amount = 5;
+    item.created_at = 1500;
+    assert_int_equal(tg_store_invoice_item_add(st, &item, &err), 0);
+    tg_store_close(st);
+    pthread_t t[NODES];
+    inv_node_t nodes[NODES];
+    for (int i = 0; i < NODES; i++) {
+        nodes[i] = (inv_node_t){.f = f, .node = i};
+        assert_int_equal(pthread_create(&t[i], NULL, close_period, &nodes[i]), 0);
+    }
+    int created = 0;
+    for (int i = 0; i < NODES; i++)
+        pthread_join(t[i], NULL); /* all of them before any assertion leaves the test */
+    for (int i = 0; i < NODES; i++) {
+        assert_false(nodes[i].failed);
+        created += nodes[i].created;
+    }
+    assert_int_equal(created, 1);
+    for (int i = 1; i < NODES; i++)
+        assert_string_equal(nodes[i].id, nodes[0].id); /* every node answers with the one invoice */
+    assert_int_equal(int_on(f->url, "SELECT COUNT(*) FROM invoices"), 1);
+    assert_int_equal(int_on(f->url, "SELECT total FROM invoices"), 42);
+    assert_int_equal(int_on(f->url, "SELECT SUM(invoiced_units) FROM usage_period"), 42);
+    assert_int_equal(int_on(f->url, "SELECT COUNT(*) FROM invoice_items WHERE invoice_id = (SELECT id FROM invoices)"),
+                     1);
+}
+
+/* Usage keeps arriving while periods are invoiced: every unit is either on exactly one invoice
+ * (and marked invoiced) or still unbilled, never marked without being billed. */
+#define LIVE_BATCHES 300
+#define LIVE_INVOICES 40
+
+static void *record_live(void *arg)
+{
+    inv_node_t *n = arg;
+    tg_store_t *st;
+    tg_err_t err = {0};
+    if (tg_store_open(n->f->url, &st, &err) != 0) {
+        n->failed = 1;
+        return NULL;
+    }
+    for (int i = 0; i < LIVE_BATCHES && !n->failed; i++) {
+        tg_usage_t u = row("cus_1", "api_calls", 1);
+        if (tg_store_usage_record(st, (uint64_t)i + 1, &u, 1, NULL, &err) != 0) {
+            print_error("usage: %s\n", err.msg);
+            n->failed = 1;
+        }
+    }
+    tg_store_close(st);
+    return NULL;
+}
+
+static void *invoice_live(void *arg)
+{
+    inv_node_t *n = arg;
+    tg_store_t *st;
+    tg_err_t err = {0};
+    if (tg_store_open(n->f->url, &st, &err) != 0) {
+        n->failed = 1;
+        return NULL;
+    }
+    for (int i = 0; i < LIVE_INVOICES && !n->failed; i++) {
+        tg_invoice_t d = {0};
+        snprintf(d.id, sizeof(d.id), "in_live_%d", i);
+        snprintf(d.customer_id, sizeof(d.customer_id), "cus_1");
+        d.period_start = 1000 + i; /* each bills every period up to its own */
+        d.period_end = 2000 + i;
+        d.created_at = T0;
+        int created = 0;
+        if (tg_store_invoice_create(st, &d, build_cb, &n->billed, &created, NULL, &err) != 0) {
+            print_error("invoice: %s\n", err.msg);
+            n->failed = 1;
+        }
+        n->created += created;
+        tg_invoice_clear(&d);
+    }
+    tg_store_close(st);
+    return NULL;
+}
+
+static void test_invoice_while_usage_arrives(void **state)
+{
+    fx_t *f = *state;
+    if (f == NULL)
+        skip();
+    pthread_t t[2];
+    inv_node_t nodes[2] = {{.f = f, .node = 0}, {.f = f, .node = 1}};
+    assert_int_equal(pthread_create(&t[0], NULL, record_live, &nodes[0]), 0);
+    assert_int_equal(pthread_create(&t[1], NULL, invoice_live, &nodes[1]), 0);
+    pthread_join(t[0], NULL);
+    pthread_join(t[1], NULL);
+    assert_false(nodes[0].failed);
+    assert_false(nodes[1].failed);
+    assert_int_equal(nodes[1].created, LIVE_INVOICES);
+    long long billed = int_on(f->url, "SELECT COALESCE(SUM(total), 0) FROM invoices");
+    assert_int_equal(billed, (long long)nodes[1].billed);
+    assert_int_equal(int_on(f->url, "SELECT SUM(invoiced_units) FROM usage_period"), billed);
+    assert_int_equal(int_on(f->url, "SELECT SUM(units) FROM usage_period"), LIVE_BATCHES);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_usage_batches_once_across_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_saturates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_bad_utf8, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invoice_numbers_gapless_across_nodes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invoice_once_across_nodes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invoice_while_usage_arrives, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
