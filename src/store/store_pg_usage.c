@@ -4,10 +4,11 @@
  *
  * Unlike SQLite there is no journal: SQLite's single writer made a small journal insert plus a
  * bulk fold cheaper than upserts per batch, but PostgreSQL takes concurrent writers (several
- * nodes), and a journal would need a folder elected among them. Here the batch id (usage_batches,
- * primary key) and the totals commit together, so a batch counts once whichever node sends it,
- * however often: a second insert of the same id waits for the first transaction and then finds
- * it (ON CONFLICT DO NOTHING, no row affected). Each total is one upsert of arrays (unnest), three
+ * nodes), and a journal would need a folder elected among them. Here the batch's key (usage_batches:
+ * the node that logged it and its id) and the totals commit together, so a batch counts once
+ * whoever applies it (its node, or tollgate metering recover elsewhere), however often: a second
+ * insert of the same key waits for the first transaction and then finds it (ON CONFLICT DO
+ * NOTHING, no row affected). Each total is one upsert of arrays (unnest), three
  * statements per batch whatever its size, its rows in key order so that concurrent writers take
  * the row locks in one order (no deadlocks between them). */
 #include <stdio.h>
@@ -254,7 +255,7 @@ static int upsert_totals(tg_pg_t *st, const tg_usage_agg_row_t *rows, size_t n, 
 int tg_pg_usage_record(tg_store_t *store, uint64_t batch_id, const tg_usage_t *rows, size_t n, size_t *inserted,
                        tg_err_t *err)
 {
-    tg_usage_batch_t b = {batch_id, rows, n};
+    tg_usage_batch_t b = {batch_id, rows, n, NULL};
     tg_usage_stored_t out;
     int rc = tg_pg_usage_record_many(store, &b, 1, &out, err);
     if (inserted != NULL)
@@ -296,8 +297,9 @@ int tg_pg_usage_record_many(tg_store_t *store, const tg_usage_batch_t *batches, 
         tg_pg_param_i64(&p, (int64_t)batches[k].id);
         tg_pg_param_i64(&p, (int64_t)batches[k].n);
         tg_pg_param_i64(&p, (int64_t)time(NULL));
+        tg_pg_param_text(&p, batches[k].node != NULL ? batches[k].node : "");
         rc = tg_pg_query(st,
-                         "INSERT INTO usage_batches(batch_id, rows, committed_at) VALUES ($1,$2,$3)"
+                         "INSERT INTO usage_batches(batch_id, rows, committed_at, node) VALUES ($1,$2,$3,$4)"
                          " ON CONFLICT DO NOTHING",
                          &p, &r, err, "storing usage");
         if (rc == 0) {

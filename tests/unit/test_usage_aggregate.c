@@ -47,7 +47,7 @@ static void test_refused(void **state)
     /* collect: refused rows are counted and left out, the first reason kept */
     tg_usage_t rows[3] = {row("cus_1", "a", 1, T0), row("cus_1", "a", UINT64_MAX, T0), row("cus_2", "a", 2, T0)};
     memset(rows[2].metric, 'm', sizeof(rows[2].metric));
-    tg_usage_batch_t b = {1, rows, 3};
+    tg_usage_batch_t b = {1, rows, 3, NULL};
     tg_usage_agg_row_t *got;
     size_t n, nrej;
     char reason[160] = "";
@@ -69,7 +69,7 @@ static void test_saturation(void **state)
     assert_int_equal(tg_usage_add_saturating(UINT64_MAX, UINT64_MAX), (uint64_t)INT64_MAX);
     tg_usage_t rows[3] = {row("c", "m", (uint64_t)INT64_MAX, T0), row("c", "m", (uint64_t)INT64_MAX, T0),
                           row("c", "m", 5, T0)};
-    tg_usage_batch_t b = {1, rows, 3};
+    tg_usage_batch_t b = {1, rows, 3, NULL};
     tg_usage_agg_row_t *r;
     tg_usage_sum_t *s;
     size_t n, nrej, ns;
@@ -101,7 +101,7 @@ static void test_days_and_hours(void **state)
 
     tg_usage_t rows[2] = {row("c", "m", 1, T0 + 3599), row("c", "m", 1, -1)};
     rows[0].period_start = T0 + 1800; /* a period that began inside the hour */
-    tg_usage_batch_t b = {1, rows, 2};
+    tg_usage_batch_t b = {1, rows, 2, NULL};
     tg_usage_agg_row_t *r;
     size_t n, nrej;
     tg_err_t err = {0};
@@ -134,7 +134,7 @@ static void test_keys(void **state)
                           row("cus_1", "m", 16, T0),       row("cus_1", "m", 32, T0)};
     snprintf(rows[4].endpoint, sizeof(rows[4].endpoint), "POST /y");
     snprintf(rows[5].plan_id, sizeof(rows[5].plan_id), "pro");
-    tg_usage_batch_t b[2] = {{1, rows, 3}, {2, rows + 3, 3}};
+    tg_usage_batch_t b[2] = {{1, rows, 3, NULL}, {2, rows + 3, 3, NULL}};
     tg_usage_agg_row_t *r;
     tg_usage_sum_t *s;
     size_t n, nrej, ns;
@@ -196,7 +196,7 @@ static void test_many(void **state)
         snprintf(c, sizeof(c), "cus_%d", i % 97);
         rows[i] = row(c, i % 2 ? "a" : "b", (uint64_t)i, T0 + i);
     }
-    tg_usage_batch_t b = {1, rows, N};
+    tg_usage_batch_t b = {1, rows, N, NULL};
     tg_usage_agg_row_t *r;
     tg_usage_sum_t *s;
     size_t n, nrej, ns;
