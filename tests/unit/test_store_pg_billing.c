@@ -224,6 +224,78 @@ static void test_usage_bad_utf8(void **state)
     tg_store_close(st);
 }
 
+/* usage_hourly while meter export is on (store_meter.h): a row per (customer, metric, hour,
+ * period, plan), the bucket starting at a period begun inside the hour, a new row of a group
+ * sent before taking the group's seq, saturation; nothing while export is off. */
+static void test_usage_hourly(void **state)
+{
+    fx_t *f = *state;
+    if (f == NULL)
+        skip();
+    tg_store_t *st;
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_open(f->url, &st, &err), 0);
+    tg_usage_t off = row("cus_1", "api_calls", 1);
+    assert_int_equal(tg_store_usage_record(st, 1, &off, 1, NULL, &err), 0);
+    assert_int_equal(int_on(f->url, "SELECT COUNT(*) FROM usage_hourly"), 0);
+
+    exec_on(f->url, "INSERT INTO meter_export(id, since) VALUES (1, 0)");
+    tg_usage_t rows[3] = {row("cus_1", "api_calls", 2), row("cus_1", "api_calls", 3), row("cus_1", "api_calls", 4)};
+    rows[1].ts_ns += INT64_C(3700) * 1000000000; /* the next hour */
+    rows[2].ts_ns += INT64_C(10) * 1000000000;   /* the first hour again */
+    assert_int_equal(tg_store_usage_record(st, 2, rows, 3, NULL, &err), 0);
+    assert_int_equal(int_on(f->url, "SELECT COUNT(*) FROM usage_hourly"), 2);
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT units FROM usage_hourly WHERE hour_start = %lld AND ts = hour_start", (long long)T0);
+    assert_int_equal(int_on(f->url, sql), 6);
+    snprintf(sql, sizeof(sql), "SELECT units FROM usage_hourly WHERE hour_start = %lld", (long long)T0 + 3600);
+    assert_int_equal(int_on(f->url, sql), 3);
+
+    /* the group (cus_1, api_calls, T0) was sent twice: a new plan's row in it takes seq 2, the
+     * existing row keeps its own */
+    snprintf(sql, sizeof(sql), "UPDATE usage_hourly SET seq = 2, exported = units WHERE ts = %lld", (long long)T0);
+    exec_on(f->url, sql);
+    tg_usage_t pro[2] = {row("cus_1", "api_calls", 5), row("cus_1", "api_calls", (uint64_t)INT64_MAX)};
+    snprintf(pro[0].plan_id, sizeof(pro[0].plan_id), "pro");
+    assert_int_equal(tg_store_usage_record(st, 3, pro, 2, NULL, &err), 0);
+    snprintf(sql, sizeof(sql), "SELECT seq FROM usage_hourly WHERE ts = %lld AND plan_id = 'pro'", (long long)T0);
+    assert_int_equal(int_on(f->url, sql), 2);
+    snprintf(sql, sizeof(sql), "SELECT units FROM usage_hourly WHERE ts = %lld AND plan_id = 'free'", (long long)T0);
+    assert_int_equal(int_on(f->url, sql), INT64_MAX); /* 6 + INT64_MAX, saturated */
+
+    /* a period that began inside the hour: the bucket starts with it */
+    tg_usage_t renewed = row("cus_2", "api_calls", 7);
+    renewed.period_start = T0 + 1800;
+    renewed.ts_ns += INT64_C(2000) * 1000000000;
+    assert_int_equal(tg_store_usage_record(st, 4, &renewed, 1, NULL, &err), 0);
+    snprintf(sql, sizeof(sql), "SELECT ts FROM usage_hourly WHERE customer_id = 'cus_2' AND hour_start = %lld",
+             (long long)T0);
+    assert_int_equal(int_on(f->url, sql), T0 + 1800);
+    tg_store_close(st);
+}
+
+/* A batch id is unique per node (migration 22): the same id from two nodes is two batches. */
+static void test_usage_batch_ids_per_node(void **state)
+{
+    fx_t *f = *state;
+    if (f == NULL)
+        skip();
+    tg_store_t *st;
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_open(f->url, &st, &err), 0);
+    tg_usage_t u = row("cus_1", "api_calls", 1);
+    tg_usage_batch_t b[3] = {{9, &u, 1, "gw-1"}, {9, &u, 1, "gw-2"}, {9, &u, 1, NULL}};
+    tg_usage_stored_t out;
+    assert_int_equal(tg_store_usage_record_many(st, b, 3, &out, &err), 0);
+    assert_int_equal(out.inserted, 3);
+    assert_int_equal(tg_store_usage_record_many(st, b + 1, 1, &out, &err), 0); /* again: once */
+    assert_int_equal(out.inserted, 0);
+    uint64_t n = 0;
+    assert_int_equal(tg_store_usage_total(st, "api_calls", &n, &err), 0);
+    assert_int_equal(n, 3);
+    tg_store_close(st);
+}
+
 /* ---- invoices ---- */
 
 static int build_cb(const tg_unbilled_t *rows, size_t n, const tg_invoice_item_t *items, size_t nitems,
@@ -472,6 +544,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_usage_batches_once_across_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_saturates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_bad_utf8, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_hourly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_batch_ids_per_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invoice_numbers_gapless_across_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invoice_once_across_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invoice_while_usage_arrives, setup, teardown),
