@@ -157,8 +157,8 @@ static int items_from(PGresult *res, const char *customer_id, item_vec_t *v, tg_
 }
 
 /* Runs sql (customer_id, a time) and reads its rows with from. */
-static int gather(tg_pg_t *st, const char *sql, const char *customer_id, int64_t t, const char *id, int items,
-                  void *v, tg_err_t *err, const char *doing)
+static int gather(tg_pg_t *st, const char *sql, const char *customer_id, int64_t t, const char *id, int items, void *v,
+                  tg_err_t *err, const char *doing)
 {
     tg_pg_params_t p = {0};
     PGresult *r;
@@ -253,8 +253,7 @@ int tg_pg_invoice_create(tg_store_t *store, tg_invoice_t *draft, tg_invoice_buil
     return out != NULL ? tg_pg_invoice_get(store, draft->id, out, err) : 0;
 }
 
-int tg_pg_invoice_preview(tg_store_t *store, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg,
-                          tg_err_t *err)
+int tg_pg_invoice_preview(tg_store_t *store, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg, tg_err_t *err)
 {
     tg_pg_t *st = tg_pg(store);
     unbilled_vec_t v = {0};
@@ -311,8 +310,7 @@ int tg_pg_invoice_list(tg_store_t *store, const char *customer_id, tg_invoice_cb
     return rc;
 }
 
-int tg_pg_invoice_totals(tg_store_t *store, int64_t from, int64_t to, tg_invoice_totals_cb cb, void *arg,
-                         tg_err_t *err)
+int tg_pg_invoice_totals(tg_store_t *store, int64_t from, int64_t to, tg_invoice_totals_cb cb, void *arg, tg_err_t *err)
 {
     tg_pg_t *st = tg_pg(store);
     tg_pg_params_t p = {0};
@@ -440,8 +438,8 @@ int tg_pg_invoice_hold(tg_store_t *store, const char *id, int held, tg_err_t *er
     return rc;
 }
 
-int tg_pg_invoice_drafts_due(tg_store_t *store, int64_t created_before, char (*ids)[TG_ID_MAX], size_t limit,
-                             size_t *n, tg_err_t *err)
+int tg_pg_invoice_drafts_due(tg_store_t *store, int64_t created_before, char (*ids)[TG_ID_MAX], size_t limit, size_t *n,
+                             tg_err_t *err)
 {
     tg_pg_t *st = tg_pg(store);
     *n = 0;

@@ -26,8 +26,8 @@
 #define SAT_SUM "LEAST(COALESCE(SUM(units), 0), " INT64_MAX_SQL ")::BIGINT"
 /* New units added to a stored total, stopping at 2^63-1 (excluded.units is never negative). */
 #define SAT_ADD(t)                                                                                                     \
-    "CASE WHEN " t ".units <= " INT64_MAX_SQL " - excluded.units THEN " t ".units + excluded.units ELSE " INT64_MAX_SQL \
-    " END"
+    "CASE WHEN " t ".units <= " INT64_MAX_SQL " - excluded.units THEN " t                                              \
+    ".units + excluded.units ELSE " INT64_MAX_SQL " END"
 
 /* ---- PostgreSQL array literals, the parameters of the bulk upserts ---- */
 
@@ -330,12 +330,12 @@ int tg_pg_usage_record_many(tg_store_t *store, const tg_usage_batch_t *batches, 
             goto fail;
     }
     if (n > 0) {
-        rc = upsert_totals(st, rows, n, TG_USAGE_BY_PERIOD,
-                           "INSERT INTO usage_period AS t (customer_id, period_start, plan_id, metric, units)"
-                           " SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[])"
-                           " ON CONFLICT (customer_id, period_start, metric, plan_id) DO UPDATE SET units = " SAT_ADD(
-                               "t"),
-                           err, "storing usage");
+        rc = upsert_totals(
+            st, rows, n, TG_USAGE_BY_PERIOD,
+            "INSERT INTO usage_period AS t (customer_id, period_start, plan_id, metric, units)"
+            " SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[])"
+            " ON CONFLICT (customer_id, period_start, metric, plan_id) DO UPDATE SET units = " SAT_ADD("t"),
+            err, "storing usage");
         if (rc == 0)
             rc = upsert_totals(st, rows, n, TG_USAGE_BY_DAY,
                                "INSERT INTO usage_daily AS t (customer_id, day, metric, endpoint, units)"
@@ -474,12 +474,13 @@ int tg_pg_usage_load(tg_store_t *store, int64_t since_s, tg_usage_load_cb cb, vo
         tg_pg_param_i64(&p, after_period);
         tg_pg_param_text(&p, after_metric);
         tg_pg_param_i64(&p, LOAD_PAGE);
-        int rc = tg_pg_query(st,
-                             "SELECT customer_id, period_start, metric, " SAT_SUM " FROM usage_period"
-                             " WHERE period_start >= $1 AND ($2 = 1 OR (customer_id, period_start, metric) > ($3, $4, $5))"
-                             " GROUP BY customer_id, period_start, metric ORDER BY customer_id, period_start, metric"
-                             " LIMIT $6",
-                             &p, &r, err, "loading usage totals");
+        int rc =
+            tg_pg_query(st,
+                        "SELECT customer_id, period_start, metric, " SAT_SUM " FROM usage_period"
+                        " WHERE period_start >= $1 AND ($2 = 1 OR (customer_id, period_start, metric) > ($3, $4, $5))"
+                        " GROUP BY customer_id, period_start, metric ORDER BY customer_id, period_start, metric"
+                        " LIMIT $6",
+                        &p, &r, err, "loading usage totals");
         if (rc != 0)
             return rc;
         int rows = PQntuples(r), stop = 0;

@@ -246,7 +246,8 @@ static void test_usage_hourly(void **state)
     assert_int_equal(tg_store_usage_record(st, 2, rows, 3, NULL, &err), 0);
     assert_int_equal(int_on(f->url, "SELECT COUNT(*) FROM usage_hourly"), 2);
     char sql[256];
-    snprintf(sql, sizeof(sql), "SELECT units FROM usage_hourly WHERE hour_start = %lld AND ts = hour_start", (long long)T0);
+    snprintf(sql, sizeof(sql), "SELECT units FROM usage_hourly WHERE hour_start = %lld AND ts = hour_start",
+             (long long)T0);
     assert_int_equal(int_on(f->url, sql), 6);
     snprintf(sql, sizeof(sql), "SELECT units FROM usage_hourly WHERE hour_start = %lld", (long long)T0 + 3600);
     assert_int_equal(int_on(f->url, sql), 3);

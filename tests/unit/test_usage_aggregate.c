@@ -129,9 +129,8 @@ static uint64_t units_of(const tg_usage_sum_t *s, size_t n, const char *customer
 static void test_keys(void **state)
 {
     (void)state;
-    tg_usage_t rows[6] = {row("cus_2", "m", 1, T0),        row("cus_1", "m", 2, T0),
-                          row("cus_1", "m", 4, T0 + 7200), row("cus_1", "m", 8, T0 + 86400),
-                          row("cus_1", "m", 16, T0),       row("cus_1", "m", 32, T0)};
+    tg_usage_t rows[6] = {row("cus_2", "m", 1, T0),         row("cus_1", "m", 2, T0),  row("cus_1", "m", 4, T0 + 7200),
+                          row("cus_1", "m", 8, T0 + 86400), row("cus_1", "m", 16, T0), row("cus_1", "m", 32, T0)};
     snprintf(rows[4].endpoint, sizeof(rows[4].endpoint), "POST /y");
     snprintf(rows[5].plan_id, sizeof(rows[5].plan_id), "pro");
     tg_usage_batch_t b[2] = {{1, rows, 3, NULL}, {2, rows + 3, 3, NULL}};
@@ -219,8 +218,8 @@ static void test_many(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_refused),          cmocka_unit_test(test_saturation), cmocka_unit_test(test_days_and_hours),
-        cmocka_unit_test(test_keys),             cmocka_unit_test(test_many),
+        cmocka_unit_test(test_refused), cmocka_unit_test(test_saturation), cmocka_unit_test(test_days_and_hours),
+        cmocka_unit_test(test_keys),    cmocka_unit_test(test_many),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
