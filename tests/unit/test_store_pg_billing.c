@@ -297,6 +297,57 @@ static void test_usage_batch_ids_per_node(void **state)
     tg_store_close(st);
 }
 
+/* usage_load reads in pages (4096 groups): more groups than a page are each seen once, and a
+ * callback that stops ends the read. */
+typedef struct {
+    int n, stop_at;
+    uint64_t units;
+    unsigned char seen[5000];
+} load_seen_t;
+
+static int on_load(const char *customer_id, int64_t period_start, const char *metric, uint64_t units, void *arg)
+{
+    load_seen_t *l = arg;
+    (void)period_start;
+    (void)metric;
+    long i = strtol(customer_id + 4, NULL, 10);
+    assert_true(i >= 0 && i < 5000);
+    l->seen[i]++;
+    l->units += units;
+    return ++l->n == l->stop_at;
+}
+
+static void test_usage_load_pages(void **state)
+{
+    fx_t *f = *state;
+    if (f == NULL)
+        skip();
+    tg_store_t *st;
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_open(f->url, &st, &err), 0);
+    enum { N = 5000 };
+    tg_usage_t *rows = calloc(N, sizeof(*rows));
+    for (int i = 0; i < N; i++) {
+        char c[16];
+        snprintf(c, sizeof(c), "cus_%d", i);
+        rows[i] = row(c, "api_calls", 2);
+    }
+    assert_int_equal(tg_store_usage_record(st, 1, rows, N, NULL, &err), 0);
+    load_seen_t *l = calloc(1, sizeof(*l));
+    assert_int_equal(tg_store_usage_load(st, 1000, on_load, l, &err), 0);
+    assert_int_equal(l->n, N);
+    assert_int_equal(l->units, 2 * N);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(l->seen[i], 1);
+    memset(l, 0, sizeof(*l));
+    l->stop_at = 4100; /* inside the second page */
+    assert_int_equal(tg_store_usage_load(st, 1000, on_load, l, &err), 0);
+    assert_int_equal(l->n, 4100);
+    free(l);
+    free(rows);
+    tg_store_close(st);
+}
+
 /* ---- invoices ---- */
 
 static int build_cb(const tg_unbilled_t *rows, size_t n, const tg_invoice_item_t *items, size_t nitems,
@@ -546,6 +597,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_usage_saturates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_bad_utf8, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_hourly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_load_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_batch_ids_per_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invoice_numbers_gapless_across_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invoice_once_across_nodes, setup, teardown),
