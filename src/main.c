@@ -153,7 +153,7 @@ static int cmd_migrate(int argc, char **argv)
 
 static int warm_quota_cb(const char *customer_id, int64_t period_start, const char *metric, uint64_t units, void *arg)
 {
-    return tg_quota_add(arg, customer_id, period_start, metric, units) != 0;
+    return tg_quota_seed(arg, customer_id, period_start, metric, units) != 0;
 }
 
 static int cmd_serve(int argc, char **argv)
