@@ -72,7 +72,8 @@ $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libtollgate.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libtollgate.a $(LDLIBS)
 
 # The unit tests of the threaded modules also run under ThreadSanitizer.
-TSAN_UNIT_BINS := build/tsan/tests/test_meter build/tsan/tests/test_limits build/tsan/tests/test_outbox
+TSAN_UNIT_BINS := build/tsan/tests/test_meter build/tsan/tests/test_limits build/tsan/tests/test_outbox \
+                  build/tsan/tests/test_cluster
 
 deps:
 	@scripts/install-deps.sh

@@ -14,8 +14,25 @@ passed=0
 failed=0
 mkdir -p build/test-logs
 
+# The unit tests of shared limits (test_cluster) talk to a real Redis: a throwaway redis-server
+# on a loopback port (scripts/redis-test.sh), started here and stopped on exit.
+redis_dir=
+stop_redis() { [ -z "$redis_dir" ] || { scripts/redis-test.sh stop "$redis_dir"; rm -rf "$redis_dir"; redis_dir=; }; }
+start_redis() {
+  [ -z "$redis_dir" ] || return 0
+  redis_dir=$(mktemp -d "${TMPDIR:-/tmp}/tg-redis.XXXXXX")
+  trap stop_redis EXIT
+  if TG_TEST_REDIS_URL=$(scripts/redis-test.sh start "$redis_dir"); then
+    export TG_TEST_REDIS_URL TG_TEST_REDIS_DIR=$redis_dir
+  else
+    echo "FAIL could not start redis-server for the shared-limit tests"
+    failed=$((failed + 1))
+  fi
+}
+
 run_unit() {
   local bin log p f n=0
+  start_redis
   for bin in build/asan/tests/test_* build/tsan/tests/test_*; do
     [ -x "$bin" ] || continue
     n=$((n + 1))

@@ -19,6 +19,8 @@
 #include "http/server.h"
 #include "limits/limiter.h"
 #include "limits/quota.h"
+#include "limits/quota_shared.h"
+#include "limits/limiter_shared.h"
 #include "metering/meter.h"
 #include "payments/stripe_events.h"
 #include "store/store.h"
@@ -151,6 +153,12 @@ static int cmd_migrate(int argc, char **argv)
     return rc == 0 ? 0 : 1;
 }
 
+static void cluster_log(void *arg, const char *line)
+{
+    (void)arg;
+    fprintf(stderr, "tollgate: %s\n", line);
+}
+
 static int warm_quota_cb(const char *customer_id, int64_t period_start, const char *metric, uint64_t units, void *arg)
 {
     return tg_quota_seed(arg, customer_id, period_start, metric, units) != 0;
@@ -200,6 +208,7 @@ static int cmd_serve(int argc, char **argv)
     tg_accounts_t *accounts = NULL;
     tg_quota_t *quota = NULL;
     tg_limiter_t *limiter = NULL;
+    tg_cluster_t *cluster = NULL;
     tg_meter_t *meter = NULL;
     tg_gateway_t *gw = NULL;
     tg_admin_t *admin = NULL;
@@ -228,8 +237,20 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
-    if ((accounts = tg_accounts_new(cfg)) == NULL || (quota = tg_quota_new()) == NULL ||
-        (limiter = tg_limiter_local_new()) == NULL) {
+    /* With cluster.redis, rate limits and quotas are shared by every node (limits/cluster.h);
+     * a node that cannot reach Redis at start, or whose id another live node holds, does not start. */
+    if (cfg->cluster.redis != NULL) {
+        tg_cluster_settings_t cs = {cfg->cluster.redis, cfg->cluster.node_id, cfg->cluster.sync_ms, cluster_log, NULL};
+        if (tg_cluster_start(&cs, &cluster, &err) != 0) {
+            fprintf(stderr, "tollgate serve: %s\n", err.msg);
+            goto out;
+        }
+        fprintf(stderr, "tollgate: node %s shares its limits through Redis with %u live node(s)\n",
+                cfg->cluster.node_id, tg_cluster_live_nodes(cluster));
+    }
+    if ((accounts = tg_accounts_new(cfg)) == NULL ||
+        (quota = cluster != NULL ? tg_quota_shared_new(cluster) : tg_quota_new()) == NULL ||
+        (limiter = cluster != NULL ? tg_limiter_shared_new(cluster) : tg_limiter_local_new()) == NULL) {
         fprintf(stderr, "tollgate serve: out of memory\n");
         goto out;
     }
@@ -309,8 +330,10 @@ out:
     tg_outbox_stop(outbox); /* after the admin thread, which wakes it */
     tg_admin_free(admin);
     tg_gateway_free(gw);
+    tg_cluster_stop(cluster); /* gives the leases back; before the states it walks are freed */
     tg_limiter_free(limiter);
     tg_quota_free(quota);
+    tg_cluster_free(cluster);
     tg_accounts_free(accounts);
     tg_store_close(st);
     tg_config_free(cfg);
