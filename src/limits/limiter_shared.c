@@ -32,6 +32,7 @@ typedef struct rate_entry {
     _Atomic uint64_t debt;        /* cells spent on that credit, to charge */
     _Atomic uint64_t fill_seen;   /* cells in the shared bucket at the last round */
     _Atomic int64_t low;          /* below this balance a call kicks the sync thread */
+    _Atomic int starved;          /* a call was refused for want of cells since the last round */
     /* sync thread only */
     uint64_t target, seen_policy;
     unsigned idle;
@@ -135,6 +136,8 @@ static int shared_take(tg_limiter_t *base, const char *key, size_t klen, const t
     int64_t low = atomic_load_explicit(&e->low, memory_order_relaxed);
     if (allowed)
         atomic_fetch_add_explicit(&e->consumed, weight, memory_order_relaxed);
+    if (!allowed)
+        atomic_store_explicit(&e->starved, 1, memory_order_relaxed);
     if (after <= low || !allowed) /* running low: an early round (the cluster caps them at 4 an interval) */
         tg_cluster_kick(l->cluster);
 
@@ -182,8 +185,10 @@ static int sync_rate(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err_
     uint64_t policy = atomic_load(&e->policy);
     uint64_t consumed = atomic_exchange(&e->consumed, 0);
     uint64_t mw = atomic_load(&e->max_weight);
-    e->idle = consumed > 0 ? 0 : e->idle + 1;
-    e->target = tg_lease_target(consumed, e->target, mw, tg_lease_rate_cap(burst, v->nodes, mw));
+    int starved = atomic_exchange(&e->starved, 0);
+    /* Idle means no demand: a key whose calls are all refused (its lease ran dry) is not idle. */
+    e->idle = consumed > 0 || starved ? 0 : e->idle + 1;
+    e->target = tg_lease_target(starved ? 2 * e->target : consumed, e->target, mw, tg_lease_rate_cap(burst, v->nodes, mw));
     atomic_store(&e->low, (int64_t)(e->target / 2));
 
     if (v->r == NULL) { /* fallback: this node's 1/N share of the limit, starting as full as the shared one */

@@ -36,8 +36,10 @@ typedef struct quota_entry {
     _Atomic int credit_used;
     _Atomic int64_t low;
     _Atomic int used;            /* a call has touched it (seeding alone does not) */
+    _Atomic int starved;         /* a call was refused for want of a lease since the last round */
     /* sync thread only */
     uint64_t target, fb_budget, fb_spent;
+    uint64_t since_lease; /* units spent since the last lease: the lease follows it */
     int64_t last_lease;
     unsigned idle;
     int fallback;
@@ -144,6 +146,8 @@ static int shared_reserve(tg_quota_t *base, const char *customer_id, int64_t per
     }
     if (ok)
         atomic_fetch_add_explicit(&e->consumed, units, memory_order_relaxed);
+    else
+        atomic_store_explicit(&e->starved, 1, memory_order_relaxed);
     if (block && (after <= atomic_load_explicit(&e->low, memory_order_relaxed) || !ok))
         tg_cluster_kick(q->cluster);
     if (used_after != NULL)
@@ -201,14 +205,24 @@ static int sync_quota(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err
     quota_entry_t *e = (quota_entry_t *)base;
     if (!atomic_load(&e->used))
         return 0; /* only seeded: nothing to share yet */
-    uint64_t included = atomic_load(&e->included), seed = atomic_load(&e->seed), granted = 0, total = 0;
+    uint64_t included = atomic_load(&e->included), granted = 0, total = 0;
+    /* Where a counter Redis lost starts again: the most this node knows was used. */
+    uint64_t seed = atomic_load(&e->seed), seen = atomic_load(&e->total_seen);
+    if (seed < seen)
+        seed = seen;
     int block = atomic_load(&e->block);
     uint64_t consumed = atomic_exchange(&e->consumed, 0), mu = atomic_load(&e->max_units);
-    e->idle = consumed > 0 ? 0 : e->idle + 1;
-    e->target = tg_lease_target(consumed, e->target, mu, tg_lease_quota_cap(included, v->nodes, mu));
-    atomic_store(&e->low, (int64_t)(e->target / 2));
-    uint64_t pending = atomic_exchange(&e->pending, 0);
+    int starved = atomic_exchange(&e->starved, 0);
+    /* Idle means no demand: a key whose calls are all refused (its lease ran dry) is not idle. */
+    e->idle = consumed > 0 || starved ? 0 : e->idle + 1;
+    e->since_lease += consumed;
     int may_lease = v->now_ns - e->last_lease >= v->sync_ns;
+    if (may_lease) { /* sized on the use of a whole interval (leases come once an interval) */
+        e->target = tg_lease_target(starved ? 2 * e->target + e->since_lease : e->since_lease, e->target, mu,
+                                    tg_lease_quota_cap(included, v->nodes, mu));
+        atomic_store(&e->low, (int64_t)(e->target / 2));
+    }
+    uint64_t pending = atomic_exchange(&e->pending, 0);
 
     if (v->r == NULL) { /* fallback: a 1/N share of what was left when last seen */
         if (!e->fallback) {
@@ -226,6 +240,7 @@ static int sync_quota(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err
             e->fb_budget -= g;
             e->fb_spent += g;
             e->last_lease = v->now_ns;
+            e->since_lease = 0;
             if (g > 0)
                 atomic_fetch_add(&e->balance, (int64_t)g);
         }
@@ -268,6 +283,7 @@ static int sync_quota(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err
                            &total, err) != 0)
             return TG_EIO;
         e->last_lease = v->now_ns;
+        e->since_lease = 0;
         if (granted > 0) {
             tg_metrics_count_lease(0);
             atomic_fetch_add(&e->balance, (int64_t)granted);

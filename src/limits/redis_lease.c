@@ -51,15 +51,16 @@ static const char rate_lua[] =
     "redis.call('PEXPIRE', KEYS[1], math.ceil(tau / 1000) + 60000)\n"
     "return {granted, math.ceil((tat - now) / T - 1e-9)}\n";
 
-/* KEYS[1] = tg:q:KEY. ARGV: op, n, included, seed. Returns {granted, total}. The counter lives
- * 400 days after its last use: longer than a yearly period. */
+/* KEYS[1] = tg:q:KEY. ARGV: op, n, included, floor_units. Returns {granted, total}. A missing counter
+ * (first use, or Redis restarted empty) starts from floor_units; an existing one is never raised to it
+ * (a node's view may predate another node's give-back). The counter lives 400 days after its
+ * last use: longer than a yearly period. */
 static const char quota_lua[] =
-    "local g = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+    "local cur = redis.call('GET', KEYS[1])\n"
     "local op = tonumber(ARGV[1])\n"
     "local n = tonumber(ARGV[2])\n"
     "local inc = tonumber(ARGV[3])\n"
-    "local seed = tonumber(ARGV[4])\n"
-    "if g < seed then g = seed end\n"
+    "local g = tonumber(cur or ARGV[4])\n"
     "local granted = 0\n"
     "if op == 0 then\n"
     "  if inc > g then granted = math.min(n, inc - g) end\n"
@@ -270,7 +271,7 @@ int tg_redis_rate(tg_redis_t *r, const char *key, size_t klen, tg_lease_op_t op,
 }
 
 int tg_redis_quota(tg_redis_t *r, const char *key, size_t klen, tg_lease_op_t op, uint64_t n, uint64_t included,
-                   uint64_t seed, uint64_t *granted, uint64_t *total, tg_err_t *err)
+                   uint64_t floor_units, uint64_t *granted, uint64_t *total, tg_err_t *err)
 {
     char k[KEY_CAP], a1[4], a2[24], a3[24], a4[24];
     size_t kl;
@@ -279,7 +280,7 @@ int tg_redis_quota(tg_redis_t *r, const char *key, size_t klen, tg_lease_op_t op
     snprintf(a1, sizeof(a1), "%d", (int)op);
     snprintf(a2, sizeof(a2), "%" PRIu64, n);
     snprintf(a3, sizeof(a3), "%" PRIu64, included);
-    snprintf(a4, sizeof(a4), "%" PRIu64, seed);
+    snprintf(a4, sizeof(a4), "%" PRIu64, floor_units);
     const char *av[] = {k, a1, a2, a3, a4};
     size_t al[] = {kl, strlen(a1), strlen(a2), strlen(a3), strlen(a4)};
     long long res[2];

@@ -40,11 +40,12 @@ int tg_redis_rate(tg_redis_t *r, const char *key, size_t klen, tg_lease_op_t op,
                   uint64_t *granted, uint64_t *fill, tg_err_t *err);
 
 /* One step on the quota counter of key: TAKE grants up to n of what is left of `included`
- * (MERGE adds n whatever is left). A counter below `seed` (what this node's store says was used;
- * Redis lost it, or never had it) is raised to it first. *granted as above; *total: the units
- * granted to all nodes afterwards. Values up to 2^53 (Lua numbers). */
+ * (MERGE adds n whatever is left). A missing counter (first use, or Redis restarted empty)
+ * starts at floor_units: what this node knows was used (its store at start, or the shared total it
+ * saw last). *granted as above; *total: the units granted to all nodes afterwards. Values up to
+ * 2^53 (Lua numbers). */
 int tg_redis_quota(tg_redis_t *r, const char *key, size_t klen, tg_lease_op_t op, uint64_t n, uint64_t included,
-                   uint64_t seed, uint64_t *granted, uint64_t *total, tg_err_t *err);
+                   uint64_t floor_units, uint64_t *granted, uint64_t *total, tg_err_t *err);
 
 /* Claims (or renews) node_id for this process (token: random, this process's), with a TTL of
  * ttl_ms; *live: the nodes that renewed within their TTL, this one included. TG_EEXIST when

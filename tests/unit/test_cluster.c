@@ -331,6 +331,119 @@ static void test_redis_down_fallback_and_back(void **state)
         stop_node(&nodes[i]);
 }
 
+/* Until every node has been refused 5000 times in a row (at least 100 ms: several rounds of the
+ * sync threads, which would have leased anything left), then stops the hammers. */
+static void hammer_until_refused(hammer_t hs[NODES], _Atomic int *stop)
+{
+    for (int spins = 0; spins < 3000; spins++) {
+        int done = 1;
+        for (int i = 0; i < NODES; i++)
+            done &= atomic_load(&hs[i].run_of_denials) >= 5000;
+        if (done)
+            break;
+        run_for(10 * MS);
+    }
+    atomic_store(stop, 1);
+    hammer_join(hs);
+}
+
+/* A block quota of 1000, 600 used, then Redis restarted empty (no persistence): the nodes start
+ * the counter again from the total they last saw, plus what they spent meanwhile, so the
+ * customer does not get a second allowance. The bound is N u + 2 (N - 1) L for the outage. */
+static void test_block_quota_survives_redis_restart(void **state)
+{
+    (void)state;
+    if (skip_without_redis())
+        return;
+    if (redis_dir == NULL || redis_dir[0] == '\0') {
+        print_message("TG_TEST_REDIS_DIR is not set: skipped\n");
+        return;
+    }
+    node_t nodes[NODES];
+    start_nodes(nodes, "restart");
+    char key[64];
+    snprintf(key, sizeof(key), "cus_restart_%d", (int)getpid());
+    _Atomic int stop = 0;
+    hammer_t hs[NODES];
+    hammer_start(hs, nodes, &stop, key, 1, 1000);
+    for (int spins = 0; spins < 3000 && allowed_total(hs) < 600; spins++)
+        run_for(MS);
+    atomic_store(&stop, 1);
+    hammer_join(hs);
+    uint64_t before = allowed_total(hs);
+    run_for(100 * MS); /* a few rounds: the nodes' views of the shared total catch up */
+    assert_int_equal(redis_script("stop"), 0);
+    assert_true(all_in_fallback(nodes, 1));
+    assert_int_equal(redis_script("start"), 0);
+    assert_true(all_in_fallback(nodes, 0));
+    _Atomic int stop2 = 0;
+    hammer_t hs2[NODES];
+    hammer_start(hs2, nodes, &stop2, key, 1, 1000);
+    hammer_until_refused(hs2, &stop2);
+    uint64_t allowed = before + allowed_total(hs2);
+    uint64_t bound = tg_lease_quota_bound(NODES, tg_lease_quota_cap(1000, NODES, 1), 1, 1);
+    print_message("quota (block, 1000), Redis restarted empty after %" PRIu64 ": allowed %" PRIu64
+                  " in all, bound +%" PRIu64 "\n",
+                  before, allowed, bound);
+    assert_true(allowed <= 1000 + bound);
+    assert_true(allowed >= 1000 - NODES);
+    for (int i = 0; i < NODES; i++)
+        stop_node(&nodes[i]);
+}
+
+static uint64_t leases_returned(void)
+{
+    char *m = tg_metrics_render(NULL);
+    assert_non_null(m);
+    const char *p = strstr(m, "tollgate_cluster_leases_total{op=\"returned\"} ");
+    uint64_t n = p != NULL ? strtoull(p + strlen("tollgate_cluster_leases_total{op=\"returned\"} "), NULL, 10) : 0;
+    free(m);
+    return n;
+}
+
+/* A key left alone gives its lease back after about a second; used again, it gets a new one.
+ * (Regression: a key whose lease had gone back counted as idle as long as its calls were refused,
+ * so it never leased again and its customer was refused for good.) */
+static void test_idle_key_gives_back_and_resumes(void **state)
+{
+    (void)state;
+    if (skip_without_redis())
+        return;
+    node_t n;
+    tg_err_t err = {0};
+    char id[64], key[64];
+    snprintf(id, sizeof(id), "unit-idle-%d", (int)getpid());
+    snprintf(key, sizeof(key), "cus_idle_%d", (int)getpid());
+    assert_int_equal(start_node(&n, id, &err), 0);
+    tg_rate_t rate = {1000, SEC};
+    tg_limit_result_t r;
+    uint64_t returned0 = leases_returned(), allowed = 0, units_ok = 0;
+    /* use both until each holds a lease (a few rounds) */
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(tg_limiter_take(n.l, key, strlen(key), &rate, 100, 1, 0, &r), 0);
+        allowed += (uint64_t)r.allowed;
+        units_ok += tg_quota_reserve(n.q, key, 1700000000, "api_calls", 1, 100000, 1, NULL) == 0;
+        run_for(MS);
+    }
+    assert_true(allowed > 100);
+    assert_true(units_ok > 100);
+    /* left alone: both leases go back (bounded wait on the metric) */
+    for (int spins = 0; spins < 500 && leases_returned() < returned0 + 2; spins++)
+        run_for(10 * MS);
+    assert_true(leases_returned() >= returned0 + 2);
+    /* used again: allowed again within a few rounds */
+    int back = 0, qback = 0;
+    for (int i = 0; i < 500 && !(back && qback); i++) {
+        assert_int_equal(tg_limiter_take(n.l, key, strlen(key), &rate, 100, 1, 0, &r), 0);
+        back |= r.allowed;
+        qback |= tg_quota_reserve(n.q, key, 1700000000, "api_calls", 1, 100000, 1, NULL) == 0;
+        run_for(MS);
+    }
+    assert_true(back);
+    assert_true(qback);
+    stop_node(&n);
+}
+
 /* Node ids are unique: a second live node with the same id is refused at start; once the first
  * leaves, the id is free. */
 static void test_node_id_unique(void **state)
@@ -364,6 +477,8 @@ int main(void)
         cmocka_unit_test(test_rate_limit_shared_within_bound),
         cmocka_unit_test(test_block_quota_shared_within_bound),
         cmocka_unit_test(test_redis_down_fallback_and_back),
+        cmocka_unit_test(test_block_quota_survives_redis_restart),
+        cmocka_unit_test(test_idle_key_gives_back_and_resumes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
