@@ -35,14 +35,16 @@ struct tg_cluster {
 
     pthread_t thread;
     int started;
-    pthread_mutex_t mu; /* guards stop, kicked, head */
+    pthread_mutex_t mu; /* guards stop (and pairs with cond) */
     pthread_cond_t cond;
     int stop;
     _Atomic int kicked;
-    tg_lease_entry_t *head;
+    tg_lease_entry_t *_Atomic touched; /* a Treiber stack: calls push, the sync thread takes it all */
+    tg_lease_entry_t *active;          /* the sync thread's rounds */
 
     _Atomic int fallback;
     _Atomic uint32_t nodes;
+    _Atomic uint64_t nactive;
     tg_redis_t *r; /* the sync thread's */
 };
 
@@ -70,6 +72,11 @@ uint32_t tg_cluster_live_nodes(const tg_cluster_t *c)
     return n == 0 ? 1 : n;
 }
 
+uint64_t tg_cluster_active_keys(const tg_cluster_t *c)
+{
+    return atomic_load_explicit(&c->nactive, memory_order_relaxed);
+}
+
 int64_t tg_cluster_sync_ns(const tg_cluster_t *c)
 {
     return c->sync_ns;
@@ -82,23 +89,48 @@ void tg_cluster_kick(tg_cluster_t *c)
         pthread_cond_signal(&c->cond);
 }
 
-void tg_cluster_register(tg_cluster_t *c, tg_lease_entry_t *e, const tg_lease_kind_t *kind,
-                         void (*init)(tg_lease_entry_t *e, void *arg), void *arg)
+void tg_lease_entry_init(tg_lease_entry_t *e, const tg_lease_kind_t *kind, void (*init)(tg_lease_entry_t *e, void *arg),
+                         void *arg)
 {
+    if (atomic_load_explicit(&e->state, memory_order_acquire) == 2)
+        return;
     int expect = 0;
-    if (atomic_compare_exchange_strong(&e->registered, &expect, 1)) {
+    if (atomic_compare_exchange_strong(&e->state, &expect, 1)) {
         e->kind = kind;
         if (init != NULL)
             init(e, arg);
-        pthread_mutex_lock(&c->mu);
-        e->next = c->head;
-        c->head = e;
-        pthread_mutex_unlock(&c->mu);
-        atomic_store(&e->registered, 2);
+        atomic_store_explicit(&e->state, 2, memory_order_release);
         return;
     }
-    while (atomic_load(&e->registered) != 2) /* another thread is copying the key in */
+    while (atomic_load_explicit(&e->state, memory_order_acquire) != 2) /* another thread copies the key in */
         sched_yield();
+}
+
+void tg_cluster_touch(tg_cluster_t *c, tg_lease_entry_t *e)
+{
+    /* seq_cst: pairs with the sync thread clearing active and then asking busy() (leave_rounds) */
+    if (atomic_load(&e->active) || atomic_load(&e->touched) || atomic_exchange(&e->touched, 1))
+        return;
+    tg_lease_entry_t *head = atomic_load(&c->touched);
+    do {
+        atomic_store_explicit(&e->next_touched, head, memory_order_relaxed);
+    } while (!atomic_compare_exchange_weak(&c->touched, &head, e));
+}
+
+/* Moves the touched keys into the rounds (the stack is taken whole: no ABA). */
+static void take_touched(tg_cluster_t *c)
+{
+    tg_lease_entry_t *e = atomic_exchange(&c->touched, NULL);
+    while (e != NULL) {
+        tg_lease_entry_t *next = atomic_load_explicit(&e->next_touched, memory_order_relaxed);
+        atomic_store(&e->touched, 0);
+        if (!atomic_load(&e->active)) {
+            atomic_store(&e->active, 1);
+            e->next_active = c->active;
+            c->active = e;
+        }
+        e = next;
+    }
 }
 
 static void set_fallback(tg_cluster_t *c, int on, const char *why)
@@ -124,23 +156,39 @@ static void drop(tg_cluster_t *c, const tg_err_t *err)
     set_fallback(c, 1, err->msg);
 }
 
-/* One round over every key. Returns 1 when every key reached Redis. */
+/* One round over the keys in use. Returns 1 when every key reached Redis. */
 static int round_all(tg_cluster_t *c, int leaving, int64_t now)
 {
-    pthread_mutex_lock(&c->mu);
-    tg_lease_entry_t *e = c->head;
-    pthread_mutex_unlock(&c->mu);
+    take_touched(c);
     tg_cluster_view_t v = {c->r, now, c->sync_ns, tg_cluster_live_nodes(c), leaving,
                            (unsigned)(IDLE_NS / c->sync_ns < 2 ? 2 : IDLE_NS / c->sync_ns)};
     int all = c->r != NULL;
-    for (; e != NULL; e = e->next) {
+    uint64_t n = 0;
+    tg_lease_entry_t **link = &c->active;
+    while (*link != NULL) {
+        tg_lease_entry_t *e = *link;
         tg_err_t err = {0};
-        if (e->kind->sync(e, &v, &err) != 0) {
+        int rc = e->kind->sync(e, &v, &err);
+        if (rc < 0) {
             drop(c, &err);
             v.r = NULL;
             all = 0;
         }
+        if (rc == 0) {
+            /* Leaves the rounds; a call that updated e but still saw it active did not push it,
+             * so ask after clearing the flag (seq_cst both sides) and keep it if one did. */
+            atomic_store(&e->active, 0);
+            if (!e->kind->busy(e)) {
+                *link = e->next_active;
+                continue;
+            }
+            atomic_store(&e->active, 1);
+        }
+        link = &e->next_active;
+        n++;
     }
+    atomic_store_explicit(&c->nactive, n, memory_order_relaxed);
+    tg_metrics_cluster_keys(n);
     return all;
 }
 

@@ -4,9 +4,9 @@
  * Without cluster.redis there is no cluster and the local limiter and quota decide alone. With
  * it, main starts a cluster (which registers this node in Redis, refusing a node id another live
  * node holds), then makes the shared limiter and quota on it (limiter_shared.h, quota_shared.h).
- * Their per-key states register here on first use; every cluster.sync_ms (or sooner, when a key
- * runs low and kicks it) the sync thread walks them and leases, tops up, gives back and merges
- * their budgets with one Redis script call each. The request path only reads and CASes the local
+ * Every cluster.sync_ms (or sooner, when a key runs low and kicks it) the sync thread walks the
+ * per-key states in use and leases, tops up, gives back and merges their budgets with one Redis
+ * script call each. The request path only reads and CASes the local
  * balances: it never waits for Redis.
  *
  * Redis unreachable: the thread keeps going without it (fallback). Each key then draws from a
@@ -49,6 +49,8 @@ void tg_cluster_free(tg_cluster_t *c);
 int tg_cluster_in_fallback(const tg_cluster_t *c);
 /* The live nodes last seen in Redis (1 or more). Any thread. */
 uint32_t tg_cluster_live_nodes(const tg_cluster_t *c);
+/* Keys in the sync thread's rounds after its last one (keys in use on this node). Any thread. */
+uint64_t tg_cluster_active_keys(const tg_cluster_t *c);
 /* The sync interval, ns. */
 int64_t tg_cluster_sync_ns(const tg_cluster_t *c);
 
@@ -67,24 +69,38 @@ typedef struct tg_cluster_view {
 typedef struct tg_lease_entry tg_lease_entry_t;
 
 typedef struct tg_lease_kind {
-    /* One round for e on the sync thread. Returns 0, or TG_EIO after a Redis error (the thread
-     * then drops the connection and goes on in fallback for the remaining entries). */
+    /* One round for e on the sync thread. Returns 1 to be looked at again next round, 0 when e
+     * holds nothing and needs nothing (it leaves the rounds until a call touches it again), or
+     * TG_EIO after a Redis error (the thread then drops the connection and goes on in fallback
+     * for the remaining entries; e stays in the rounds). */
     int (*sync)(tg_lease_entry_t *e, const tg_cluster_view_t *v, tg_err_t *err);
+    /* Whether a call left something for the sync thread since its last round (spent, refused,
+     * owed). Any thread. */
+    int (*busy)(tg_lease_entry_t *e);
 } tg_lease_kind_t;
 
-/* The first member of a shared backend's per-key state. Zeroed (a shardmap value) until
- * tg_cluster_register; never freed before the cluster stops. */
+/* The first member of a shared backend's per-key state (a shardmap value: zeroed at first, never
+ * freed before the cluster stops). The sync thread's rounds visit only the keys in use: a call
+ * touches its key, which puts it on a lock-free list the thread takes at its next round; the key
+ * stays in the rounds while it holds or owes anything, and leaves when idle and empty. So the
+ * cost of a round follows the keys in use, not the customers known. */
 struct tg_lease_entry {
     const tg_lease_kind_t *kind;
-    tg_lease_entry_t *next;  /* the registry: written before publication, then read-only */
-    _Atomic int registered; /* 0 new, 1 being registered, 2 registered */
+    _Atomic int state;                /* 0 new, 1 being initialised, 2 ready */
+    _Atomic int touched;              /* on the touched list */
+    _Atomic int active;               /* in the sync thread's rounds */
+    tg_lease_entry_t *_Atomic next_touched;
+    tg_lease_entry_t *next_active;    /* sync thread only */
 };
 
-/* Adds e to the entries the sync thread walks, once: the first caller sets kind and calls
- * init(e, arg) before the entry is published; others wait the few instructions that takes.
- * Thread-safe; takes a mutex only the first time a key is seen on this node. */
-void tg_cluster_register(tg_cluster_t *c, tg_lease_entry_t *e, const tg_lease_kind_t *kind,
-                         void (*init)(tg_lease_entry_t *e, void *arg), void *arg);
+/* Initialises e once: the first caller sets kind and runs init(e, arg) (copying the key in);
+ * others wait the few instructions that takes. Thread-safe, lock-free. */
+void tg_lease_entry_init(tg_lease_entry_t *e, const tg_lease_kind_t *kind, void (*init)(tg_lease_entry_t *e, void *arg),
+                         void *arg);
+
+/* Makes sure the sync thread looks at e at its next round: nothing when e is in the rounds
+ * already, else one CAS and a push. Any thread; call it after updating e's atomics. */
+void tg_cluster_touch(tg_cluster_t *c, tg_lease_entry_t *e);
 
 /* Wakes the sync thread for an early round (a key ran low). Cheap; any thread. */
 void tg_cluster_kick(tg_cluster_t *c);

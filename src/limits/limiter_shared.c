@@ -35,6 +35,7 @@ typedef struct rate_entry {
     _Atomic int starved;          /* a call was refused for want of cells since the last round */
     /* sync thread only */
     uint64_t target, seen_policy;
+    int64_t fill_at; /* when fill_seen was read */
     unsigned idle;
     int fallback;
     int64_t fb_tat, fb_T;
@@ -82,16 +83,24 @@ static void set_policy(rate_entry_t *e, int64_t T, uint64_t burst)
 }
 
 static int sync_rate(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err_t *err);
-static const tg_lease_kind_t rate_kind = {sync_rate};
+
+static int busy_rate(tg_lease_entry_t *base)
+{
+    rate_entry_t *e = (rate_entry_t *)base;
+    return atomic_load(&e->consumed) > 0 || atomic_load(&e->starved) || atomic_load(&e->debt) > 0 ||
+           atomic_load(&e->balance) > 0;
+}
+
+static const tg_lease_kind_t rate_kind = {sync_rate, busy_rate};
 
 static rate_entry_t *entry(shared_limiter_t *l, const char *key, size_t klen, int create)
 {
     if (klen > KEY_CAP)
         return NULL;
     rate_entry_t *e = tg_shardmap_get(l->states, key, klen, create);
-    if (e != NULL && atomic_load_explicit(&e->base.registered, memory_order_acquire) != 2) {
+    if (e != NULL) {
         key_arg_t k = {key, klen};
-        tg_cluster_register(l->cluster, &e->base, &rate_kind, init_entry, &k);
+        tg_lease_entry_init(&e->base, &rate_kind, init_entry, &k);
     }
     return e;
 }
@@ -138,6 +147,7 @@ static int shared_take(tg_limiter_t *base, const char *key, size_t klen, const t
         atomic_fetch_add_explicit(&e->consumed, weight, memory_order_relaxed);
     if (!allowed)
         atomic_store_explicit(&e->starved, 1, memory_order_relaxed);
+    tg_cluster_touch(l->cluster, &e->base);
     if (after <= low || !allowed) /* running low: an early round (the cluster caps them at 4 an interval) */
         tg_cluster_kick(l->cluster);
 
@@ -181,7 +191,7 @@ static int sync_rate(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err_
     int64_t T = atomic_load(&e->T);
     uint64_t burst = atomic_load(&e->burst), granted = 0, fill = 0;
     if (T == 0)
-        return 0; /* registered, not yet used */
+        return 0; /* never used */
     uint64_t policy = atomic_load(&e->policy);
     uint64_t consumed = atomic_exchange(&e->consumed, 0);
     uint64_t mw = atomic_load(&e->max_weight);
@@ -194,8 +204,9 @@ static int sync_rate(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err_
     if (v->r == NULL) { /* fallback: this node's 1/N share of the limit, starting as full as the shared one */
         if (!e->fallback || policy != e->seen_policy) {
             tg_lease_fallback_rate(T, burst, v->nodes, &e->fb_T, &e->fb_burst);
-            if (!e->fallback) {
-                uint64_t share = atomic_load(&e->fill_seen) / v->nodes;
+            if (!e->fallback) { /* the shared fill as last seen, drained since at the full rate */
+                uint64_t was = atomic_load(&e->fill_seen), drained = (uint64_t)((v->now_ns - e->fill_at) / T);
+                uint64_t share = (was > drained ? was - drained : 0) / v->nodes;
                 e->fb_tat = v->now_ns + (int64_t)(share > e->fb_burst ? e->fb_burst : share) * e->fb_T;
             }
             e->fallback = 1;
@@ -210,7 +221,7 @@ static int sync_rate(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err_
             if (g > 0 && atomic_load(&e->policy) == policy)
                 atomic_fetch_add(&e->balance, (int64_t)g);
         }
-        return 0;
+        return 1; /* in the rounds until Redis is back and its spending merged */
     }
 
     if (e->fallback) { /* Redis is back: what this node's bucket holds was spent meanwhile */
@@ -219,6 +230,7 @@ static int sync_rate(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err_
             return TG_EIO;
         e->fallback = 0;
         atomic_store(&e->fill_seen, fill);
+        e->fill_at = v->now_ns;
     }
     uint64_t debt = atomic_exchange(&e->debt, 0);
     if (debt > 0 && tg_redis_rate(v->r, e->key, e->klen, TG_LEASE_MERGE, T, burst, debt, &granted, &fill, err) != 0) {
@@ -232,8 +244,9 @@ static int sync_rate(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err_
                 return TG_EIO; /* the cells are lost to this node: errs towards refusing */
             tg_metrics_count_lease(1);
             atomic_store(&e->fill_seen, fill);
+            e->fill_at = v->now_ns;
         }
-        return 0;
+        return 0; /* idle and empty: out of the rounds until a call touches it */
     }
     int64_t b = atomic_load(&e->balance);
     if ((b <= atomic_load(&e->low) || b < (int64_t)mw) && b < (int64_t)e->target) {
@@ -246,8 +259,9 @@ static int sync_rate(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err_
                 atomic_fetch_add(&e->balance, (int64_t)granted);
         }
         atomic_store(&e->fill_seen, fill);
+        e->fill_at = v->now_ns;
     }
-    return 0;
+    return 1;
 }
 
 static void shared_free(tg_limiter_t *base)

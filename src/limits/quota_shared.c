@@ -40,7 +40,7 @@ typedef struct quota_entry {
     /* sync thread only */
     uint64_t target, fb_budget, fb_spent;
     uint64_t since_lease; /* units spent since the last lease: the lease follows it */
-    int64_t last_lease;
+    int64_t last_lease, last_contact;
     unsigned idle;
     int fallback;
     size_t klen;
@@ -65,25 +65,33 @@ static void init_entry(tg_lease_entry_t *base, void *arg)
     memcpy(e->key, k->key, k->klen);
     e->klen = k->klen;
     e->target = 1;
-    e->last_lease = INT64_MIN / 2;
+    e->last_lease = e->last_contact = INT64_MIN / 2;
 }
 
 static int sync_quota(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err_t *err);
-static const tg_lease_kind_t quota_kind = {sync_quota};
+
+static int busy_quota(tg_lease_entry_t *base)
+{
+    quota_entry_t *e = (quota_entry_t *)base;
+    return atomic_load(&e->consumed) > 0 || atomic_load(&e->starved) || atomic_load(&e->pending) > 0 ||
+           atomic_load(&e->balance) > 0;
+}
+
+static const tg_lease_kind_t quota_kind = {sync_quota, busy_quota};
 
 /* "customer:period:metric", readable in redis-cli. Customer ids and metric names hold no ':'
  * (ids are generated; metrics are identifiers), so the key is unambiguous. */
-static quota_entry_t *entry(shared_quota_t *q, const char *customer, int64_t period, const char *metric)
+static quota_entry_t *entry(shared_quota_t *q, const char *customer, int64_t period, const char *metric, int create)
 {
     char key[KEY_CAP];
     int n = snprintf(key, sizeof(key), "%.*s:%020" PRId64 ":%.*s", TG_ID_MAX - 1, customer, period,
                      TG_METRIC_MAX - 1, metric);
     if (n < 0 || (size_t)n >= sizeof(key))
         return NULL;
-    quota_entry_t *e = tg_shardmap_get(q->entries, key, (size_t)n, 1);
-    if (e != NULL && atomic_load_explicit(&e->base.registered, memory_order_acquire) != 2) {
+    quota_entry_t *e = tg_shardmap_get(q->entries, key, (size_t)n, create);
+    if (e != NULL) {
         key_arg_t k = {key, (size_t)n};
-        tg_cluster_register(q->cluster, &e->base, &quota_kind, init_entry, &k);
+        tg_lease_entry_init(&e->base, &quota_kind, init_entry, &k);
     }
     return e;
 }
@@ -119,7 +127,7 @@ static int shared_reserve(tg_quota_t *base, const char *customer_id, int64_t per
     shared_quota_t *q = (shared_quota_t *)base;
     if (units > (uint64_t)INT64_MAX)
         return TG_ERANGE;
-    quota_entry_t *e = entry(q, customer_id, period_start, metric);
+    quota_entry_t *e = entry(q, customer_id, period_start, metric, 1);
     if (e == NULL)
         return TG_ENOMEM;
     atomic_store_explicit(&e->included, included, memory_order_relaxed);
@@ -148,6 +156,7 @@ static int shared_reserve(tg_quota_t *base, const char *customer_id, int64_t per
         atomic_fetch_add_explicit(&e->consumed, units, memory_order_relaxed);
     else
         atomic_store_explicit(&e->starved, 1, memory_order_relaxed);
+    tg_cluster_touch(q->cluster, &e->base);
     if (block && (after <= atomic_load_explicit(&e->low, memory_order_relaxed) || !ok))
         tg_cluster_kick(q->cluster);
     if (used_after != NULL)
@@ -159,21 +168,24 @@ static void shared_release(tg_quota_t *base, const char *customer_id, int64_t pe
                            uint64_t units)
 {
     shared_quota_t *q = (shared_quota_t *)base;
-    quota_entry_t *e = entry(q, customer_id, period_start, metric);
-    if (e != NULL && units <= (uint64_t)INT64_MAX) /* back into the lease: spent again, or given back idle */
+    quota_entry_t *e = entry(q, customer_id, period_start, metric, 1);
+    if (e != NULL && units <= (uint64_t)INT64_MAX) { /* back into the lease: spent again, or given back idle */
         atomic_fetch_add(&e->balance, (int64_t)units);
+        tg_cluster_touch(q->cluster, &e->base);
+    }
 }
 
 static int shared_add(tg_quota_t *base, const char *customer_id, int64_t period_start, const char *metric,
                       uint64_t units)
 {
     shared_quota_t *q = (shared_quota_t *)base;
-    quota_entry_t *e = entry(q, customer_id, period_start, metric);
+    quota_entry_t *e = entry(q, customer_id, period_start, metric, 1);
     if (e == NULL)
         return TG_ENOMEM;
     atomic_store_explicit(&e->used, 1, memory_order_relaxed);
     atomic_fetch_add(&e->pending, units);
     atomic_fetch_add_explicit(&e->consumed, units, memory_order_relaxed);
+    tg_cluster_touch(q->cluster, &e->base);
     return 0;
 }
 
@@ -181,7 +193,7 @@ static int shared_seed(tg_quota_t *base, const char *customer_id, int64_t period
                        uint64_t units)
 {
     shared_quota_t *q = (shared_quota_t *)base;
-    quota_entry_t *e = entry(q, customer_id, period_start, metric);
+    quota_entry_t *e = entry(q, customer_id, period_start, metric, 1);
     if (e == NULL)
         return TG_ENOMEM;
     uint64_t s = atomic_load(&e->seed), next;
@@ -194,7 +206,7 @@ static int shared_seed(tg_quota_t *base, const char *customer_id, int64_t period
 static uint64_t shared_used(tg_quota_t *base, const char *customer_id, int64_t period_start, const char *metric)
 {
     shared_quota_t *q = (shared_quota_t *)base;
-    quota_entry_t *e = entry(q, customer_id, period_start, metric);
+    quota_entry_t *e = entry(q, customer_id, period_start, metric, 0);
     return e != NULL ? view_used(e) : 0;
 }
 
@@ -244,7 +256,7 @@ static int sync_quota(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err
             if (g > 0)
                 atomic_fetch_add(&e->balance, (int64_t)g);
         }
-        return 0;
+        return 1; /* in the rounds until Redis is back and its spending merged */
     }
 
     if (e->fallback) { /* Redis is back: add what this node granted itself meanwhile */
@@ -275,7 +287,7 @@ static int sync_quota(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err
             tg_metrics_count_lease(1);
             atomic_store(&e->total_seen, total);
         }
-        return 0;
+        return 0; /* idle and empty: out of the rounds until a call touches it */
     }
     int64_t b = atomic_load(&e->balance);
     if (block && may_lease && b < (int64_t)e->target && (b <= atomic_load(&e->low) || b < (int64_t)mu)) {
@@ -293,12 +305,15 @@ static int sync_quota(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err
     }
     /* A key in use keeps its view of the shared total at most one interval old: the fallback's
      * share is computed from it. */
-    if (!talked && consumed > 0) {
+    if (!talked && consumed > 0 && v->now_ns - e->last_contact >= v->sync_ns) {
         if (tg_redis_quota(v->r, e->key, e->klen, TG_LEASE_GET, 0, included, seed, &granted, &total, err) != 0)
             return TG_EIO;
         atomic_store(&e->total_seen, total);
+        talked = 1;
     }
-    return 0;
+    if (talked)
+        e->last_contact = v->now_ns;
+    return 1;
 }
 
 static void shared_free(tg_quota_t *base)

@@ -30,6 +30,7 @@ static _Atomic uint64_t leases[2]; /* [0] taken, [1] returned */
 static _Atomic uint64_t redis_errors;
 static _Atomic int cluster_on, cluster_fallback;
 static _Atomic uint32_t cluster_nodes;
+static _Atomic uint64_t cluster_keys;
 
 void tg_metrics_count_decision(tg_outcome_t outcome)
 {
@@ -82,6 +83,11 @@ void tg_metrics_cluster_state(int fallback, uint32_t live_nodes)
     atomic_store_explicit(&cluster_fallback, fallback, memory_order_relaxed);
     atomic_store_explicit(&cluster_nodes, live_nodes, memory_order_relaxed);
     atomic_store_explicit(&cluster_on, 1, memory_order_relaxed);
+}
+
+void tg_metrics_cluster_keys(uint64_t keys_in_use)
+{
+    atomic_store_explicit(&cluster_keys, keys_in_use, memory_order_relaxed);
 }
 
 typedef struct {
@@ -184,10 +190,14 @@ char *tg_metrics_render(tg_meter_t *m)
                    "tollgate_cluster_fallback %d\n"
                    "# HELP tollgate_cluster_live_nodes Live nodes last seen in Redis.\n"
                    "# TYPE tollgate_cluster_live_nodes gauge\n"
-                   "tollgate_cluster_live_nodes %u\n",
+                   "tollgate_cluster_live_nodes %u\n"
+                   "# HELP tollgate_cluster_keys_in_use Keys whose leases the sync thread tends (used within "
+                   "about a second, or holding a lease).\n"
+                   "# TYPE tollgate_cluster_keys_in_use gauge\n"
+                   "tollgate_cluster_keys_in_use %llu\n",
                    (unsigned long long)atomic_load(&leases[0]), (unsigned long long)atomic_load(&leases[1]),
                    (unsigned long long)atomic_load(&redis_errors), atomic_load(&cluster_fallback),
-                   (unsigned)atomic_load(&cluster_nodes));
+                   (unsigned)atomic_load(&cluster_nodes), (unsigned long long)atomic_load(&cluster_keys));
     if (m != NULL) {
         tg_meter_stats_t s;
         tg_meter_get_stats(m, &s);

@@ -444,6 +444,44 @@ static void test_idle_key_gives_back_and_resumes(void **state)
     stop_node(&n);
 }
 
+/* The sync thread's rounds follow the keys in use, not the customers known: 10,000 keys seeded
+ * from the store cost nothing; two used keys are tended, and leave the rounds once idle. */
+static void test_rounds_follow_keys_in_use(void **state)
+{
+    (void)state;
+    if (skip_without_redis())
+        return;
+    node_t n;
+    tg_err_t err = {0};
+    char id[64], key[64];
+    snprintf(id, sizeof(id), "unit-rounds-%d", (int)getpid());
+    assert_int_equal(start_node(&n, id, &err), 0);
+    for (int i = 0; i < 10000; i++) {
+        snprintf(key, sizeof(key), "cus_seed_%d_%d", (int)getpid(), i);
+        assert_int_equal(tg_quota_seed(n.q, key, 1700000000, "api_calls", 5), 0);
+    }
+    snprintf(key, sizeof(key), "cus_seed_%d_7", (int)getpid());
+    assert_int_equal(tg_quota_reserve(n.q, key, 1700000000, "api_calls", 1, 1000, 1, NULL), 0);
+    tg_rate_t rate = {10, SEC};
+    tg_limit_result_t r;
+    assert_int_equal(tg_limiter_take(n.l, key, strlen(key), &rate, 10, 1, 0, &r), 0);
+    assert_true(r.allowed);
+    int seen = 0;
+    for (int spins = 0; spins < 200 && !seen; spins++) {
+        seen = tg_cluster_active_keys(n.c) == 2;
+        run_for(5 * MS);
+    }
+    assert_true(seen);
+    assert_int_equal(tg_quota_used(n.q, key, 1700000000, "api_calls"), 6); /* the seed of 5, and this call */
+    int left = 0;
+    for (int spins = 0; spins < 500 && !left; spins++) {
+        left = tg_cluster_active_keys(n.c) == 0;
+        run_for(10 * MS);
+    }
+    assert_true(left);
+    stop_node(&n);
+}
+
 /* Node ids are unique: a second live node with the same id is refused at start; once the first
  * leaves, the id is free. */
 static void test_node_id_unique(void **state)
@@ -479,6 +517,7 @@ int main(void)
         cmocka_unit_test(test_redis_down_fallback_and_back),
         cmocka_unit_test(test_block_quota_survives_redis_restart),
         cmocka_unit_test(test_idle_key_gives_back_and_resumes),
+        cmocka_unit_test(test_rounds_follow_keys_in_use),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
