@@ -20,10 +20,10 @@
 #include "metrics/metrics.h"
 #include "util/clock.h"
 
-#define BEAT_NS (1000 * 1000000LL)   /* renew the node's claim this often */
-#define NODE_TTL_MS 3000             /* a node not renewed this long is not live */
+#define BEAT_NS (1000 * 1000000LL) /* renew the node's claim this often */
+#define NODE_TTL_MS 3000           /* a node not renewed this long is not live */
 #define RECONNECT_NS (250 * 1000000LL)
-#define IDLE_NS (1000 * 1000000LL)   /* a lease unused this long goes back */
+#define IDLE_NS (1000 * 1000000LL) /* a lease unused this long goes back */
 
 struct tg_cluster {
     char *url, *node_id;
@@ -160,8 +160,9 @@ static void drop(tg_cluster_t *c, const tg_err_t *err)
 static int round_all(tg_cluster_t *c, int leaving, int64_t now)
 {
     take_touched(c);
-    tg_cluster_view_t v = {c->r, now, c->sync_ns, tg_cluster_live_nodes(c), leaving,
-                           (unsigned)(IDLE_NS / c->sync_ns < 2 ? 2 : IDLE_NS / c->sync_ns)};
+    tg_cluster_view_t v = {c->r,       now,
+                           c->sync_ns, tg_cluster_live_nodes(c),
+                           leaving,    (unsigned)(IDLE_NS / c->sync_ns < 2 ? 2 : IDLE_NS / c->sync_ns)};
     int all = c->r != NULL;
     uint64_t n = 0;
     tg_lease_entry_t **link = &c->active;

@@ -59,7 +59,7 @@ int64_t tg_cluster_sync_ns(const tg_cluster_t *c);
 /* What a sync step knows. r is NULL while Redis is unreachable. */
 typedef struct tg_cluster_view {
     tg_redis_t *r;
-    int64_t now_ns;      /* monotonic */
+    int64_t now_ns; /* monotonic */
     int64_t sync_ns;
     uint32_t nodes;      /* live nodes last seen, >= 1 */
     int leaving;         /* the last round: give everything back */
@@ -86,11 +86,11 @@ typedef struct tg_lease_kind {
  * cost of a round follows the keys in use, not the customers known. */
 struct tg_lease_entry {
     const tg_lease_kind_t *kind;
-    _Atomic int state;                /* 0 new, 1 being initialised, 2 ready */
-    _Atomic int touched;              /* on the touched list */
-    _Atomic int active;               /* in the sync thread's rounds */
+    _Atomic int state;   /* 0 new, 1 being initialised, 2 ready */
+    _Atomic int touched; /* on the touched list */
+    _Atomic int active;  /* in the sync thread's rounds */
     tg_lease_entry_t *_Atomic next_touched;
-    tg_lease_entry_t *next_active;    /* sync thread only */
+    tg_lease_entry_t *next_active; /* sync thread only */
 };
 
 /* Initialises e once: the first caller sets kind and runs init(e, arg) (copying the key in);

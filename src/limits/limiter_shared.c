@@ -22,17 +22,17 @@
 typedef struct rate_entry {
     tg_lease_entry_t base;
     /* request path and sync thread */
-    _Atomic int64_t balance;      /* cells this node may spend */
-    _Atomic uint64_t consumed;    /* cells spent since the last round */
-    _Atomic uint64_t policy;      /* bumped when (T, burst) changes: cells held are then dropped */
-    _Atomic int64_t T;            /* ns per cell */
+    _Atomic int64_t balance;   /* cells this node may spend */
+    _Atomic uint64_t consumed; /* cells spent since the last round */
+    _Atomic uint64_t policy;   /* bumped when (T, burst) changes: cells held are then dropped */
+    _Atomic int64_t T;         /* ns per cell */
     _Atomic uint64_t burst;
-    _Atomic uint64_t max_weight;  /* heaviest call seen: a lease is never smaller */
-    _Atomic int credit_used;      /* the first call on this node went through on credit */
-    _Atomic uint64_t debt;        /* cells spent on that credit, to charge */
-    _Atomic uint64_t fill_seen;   /* cells in the shared bucket at the last round */
-    _Atomic int64_t low;          /* below this balance a call kicks the sync thread */
-    _Atomic int starved;          /* a call was refused for want of cells since the last round */
+    _Atomic uint64_t max_weight; /* heaviest call seen: a lease is never smaller */
+    _Atomic int credit_used;     /* the first call on this node went through on credit */
+    _Atomic uint64_t debt;       /* cells spent on that credit, to charge */
+    _Atomic uint64_t fill_seen;  /* cells in the shared bucket at the last round */
+    _Atomic int64_t low;         /* below this balance a call kicks the sync thread */
+    _Atomic int starved;         /* a call was refused for want of cells since the last round */
     /* sync thread only */
     uint64_t target, seen_policy;
     int64_t fill_at; /* when fill_seen was read */
@@ -198,7 +198,8 @@ static int sync_rate(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err_
     int starved = atomic_exchange(&e->starved, 0);
     /* Idle means no demand: a key whose calls are all refused (its lease ran dry) is not idle. */
     e->idle = consumed > 0 || starved ? 0 : e->idle + 1;
-    e->target = tg_lease_target(starved ? 2 * e->target : consumed, e->target, mw, tg_lease_rate_cap(burst, v->nodes, mw));
+    e->target =
+        tg_lease_target(starved ? 2 * e->target : consumed, e->target, mw, tg_lease_rate_cap(burst, v->nodes, mw));
     atomic_store(&e->low, (int64_t)(e->target / 2));
 
     if (v->r == NULL) { /* fallback: this node's 1/N share of the limit, starting as full as the shared one */

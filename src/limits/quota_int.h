@@ -7,8 +7,7 @@
 typedef struct tg_quota_ops {
     int (*reserve)(tg_quota_t *q, const char *customer_id, int64_t period_start, const char *metric, uint64_t units,
                    uint64_t included, int block, uint64_t *used_after);
-    void (*release)(tg_quota_t *q, const char *customer_id, int64_t period_start, const char *metric,
-                    uint64_t units);
+    void (*release)(tg_quota_t *q, const char *customer_id, int64_t period_start, const char *metric, uint64_t units);
     int (*add)(tg_quota_t *q, const char *customer_id, int64_t period_start, const char *metric, uint64_t units);
     int (*seed)(tg_quota_t *q, const char *customer_id, int64_t period_start, const char *metric, uint64_t units);
     uint64_t (*used)(tg_quota_t *q, const char *customer_id, int64_t period_start, const char *metric);

@@ -25,18 +25,18 @@
 typedef struct quota_entry {
     tg_lease_entry_t base;
     /* request path and sync thread */
-    _Atomic int64_t balance;     /* units leased, not spent (a release adds back) */
-    _Atomic uint64_t pending;    /* units spent without a lease, to add to the shared counter */
-    _Atomic uint64_t consumed;   /* units spent since the last round */
-    _Atomic uint64_t included;   /* the plan's allowance, as the last call saw it */
+    _Atomic int64_t balance;   /* units leased, not spent (a release adds back) */
+    _Atomic uint64_t pending;  /* units spent without a lease, to add to the shared counter */
+    _Atomic uint64_t consumed; /* units spent since the last round */
+    _Atomic uint64_t included; /* the plan's allowance, as the last call saw it */
     _Atomic int block;
     _Atomic uint64_t seed;       /* what the store said was used when this node started */
     _Atomic uint64_t total_seen; /* units granted to all nodes at the last round */
     _Atomic uint64_t max_units;
     _Atomic int credit_used;
     _Atomic int64_t low;
-    _Atomic int used;            /* a call has touched it (seeding alone does not) */
-    _Atomic int starved;         /* a call was refused for want of a lease since the last round */
+    _Atomic int used;    /* a call has touched it (seeding alone does not) */
+    _Atomic int starved; /* a call was refused for want of a lease since the last round */
     /* sync thread only */
     uint64_t target, fb_budget, fb_spent;
     uint64_t since_lease; /* units spent since the last lease: the lease follows it */
@@ -84,8 +84,8 @@ static const tg_lease_kind_t quota_kind = {sync_quota, busy_quota};
 static quota_entry_t *entry(shared_quota_t *q, const char *customer, int64_t period, const char *metric, int create)
 {
     char key[KEY_CAP];
-    int n = snprintf(key, sizeof(key), "%.*s:%020" PRId64 ":%.*s", TG_ID_MAX - 1, customer, period,
-                     TG_METRIC_MAX - 1, metric);
+    int n = snprintf(key, sizeof(key), "%.*s:%020" PRId64 ":%.*s", TG_ID_MAX - 1, customer, period, TG_METRIC_MAX - 1,
+                     metric);
     if (n < 0 || (size_t)n >= sizeof(key))
         return NULL;
     quota_entry_t *e = tg_shardmap_get(q->entries, key, (size_t)n, create);
@@ -245,7 +245,8 @@ static int sync_quota(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err
         e->fb_spent += pending;
         e->fb_budget = e->fb_budget > pending ? e->fb_budget - pending : 0;
         int64_t b = atomic_load(&e->balance);
-        if (block && !v->leaving && may_lease && b < (int64_t)e->target && (b <= atomic_load(&e->low) || b < (int64_t)mu)) {
+        if (block && !v->leaving && may_lease && b < (int64_t)e->target &&
+            (b <= atomic_load(&e->low) || b < (int64_t)mu)) {
             uint64_t g = e->target - (uint64_t)b;
             if (g > e->fb_budget)
                 g = e->fb_budget;

@@ -55,47 +55,45 @@ static const char rate_lua[] =
  * (first use, or Redis restarted empty) starts from floor_units; an existing one is never raised to it
  * (a node's view may predate another node's give-back). The counter lives 400 days after its
  * last use: longer than a yearly period. */
-static const char quota_lua[] =
-    "local cur = redis.call('GET', KEYS[1])\n"
-    "local op = tonumber(ARGV[1])\n"
-    "local n = tonumber(ARGV[2])\n"
-    "local inc = tonumber(ARGV[3])\n"
-    "local g = tonumber(cur or ARGV[4])\n"
-    "local granted = 0\n"
-    "if op == 0 then\n"
-    "  if inc > g then granted = math.min(n, inc - g) end\n"
-    "  g = g + granted\n"
-    "elseif op == 1 then\n"
-    "  g = g - n\n"
-    "  if g < 0 then g = 0 end\n"
-    "  granted = n\n"
-    "elseif op == 2 then\n"
-    "  g = g + n\n"
-    "  granted = n\n"
-    "end\n"
-    "redis.call('SET', KEYS[1], string.format('%.0f', g), 'EX', 34560000)\n"
-    "return {granted, g}\n";
+static const char quota_lua[] = "local cur = redis.call('GET', KEYS[1])\n"
+                                "local op = tonumber(ARGV[1])\n"
+                                "local n = tonumber(ARGV[2])\n"
+                                "local inc = tonumber(ARGV[3])\n"
+                                "local g = tonumber(cur or ARGV[4])\n"
+                                "local granted = 0\n"
+                                "if op == 0 then\n"
+                                "  if inc > g then granted = math.min(n, inc - g) end\n"
+                                "  g = g + granted\n"
+                                "elseif op == 1 then\n"
+                                "  g = g - n\n"
+                                "  if g < 0 then g = 0 end\n"
+                                "  granted = n\n"
+                                "elseif op == 2 then\n"
+                                "  g = g + n\n"
+                                "  granted = n\n"
+                                "end\n"
+                                "redis.call('SET', KEYS[1], string.format('%.0f', g), 'EX', 34560000)\n"
+                                "return {granted, g}\n";
 
 /* KEYS[1] = tg:node:ID, KEYS[2] = tg:nodes. ARGV: token, ttl ms, id, leave. Returns
  * {1, live} or {-1, live} when another process holds the id. */
-static const char node_lua[] =
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "local ttl = tonumber(ARGV[2])\n"
-    "local cur = redis.call('GET', KEYS[1])\n"
-    "if cur and cur ~= ARGV[1] then\n"
-    "  return {-1, redis.call('ZCOUNT', KEYS[2], now - ttl, '+inf')}\n"
-    "end\n"
-    "if ARGV[4] == '1' then\n"
-    "  redis.call('DEL', KEYS[1])\n"
-    "  redis.call('ZREM', KEYS[2], ARGV[3])\n"
-    "else\n"
-    "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)\n"
-    "  redis.call('ZADD', KEYS[2], now, ARGV[3])\n"
-    "end\n"
-    "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)\n"
-    "redis.call('PEXPIRE', KEYS[2], ttl * 10)\n"
-    "return {1, redis.call('ZCOUNT', KEYS[2], now - ttl, '+inf')}\n";
+static const char node_lua[] = "local t = redis.call('TIME')\n"
+                               "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+                               "local ttl = tonumber(ARGV[2])\n"
+                               "local cur = redis.call('GET', KEYS[1])\n"
+                               "if cur and cur ~= ARGV[1] then\n"
+                               "  return {-1, redis.call('ZCOUNT', KEYS[2], now - ttl, '+inf')}\n"
+                               "end\n"
+                               "if ARGV[4] == '1' then\n"
+                               "  redis.call('DEL', KEYS[1])\n"
+                               "  redis.call('ZREM', KEYS[2], ARGV[3])\n"
+                               "else\n"
+                               "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)\n"
+                               "  redis.call('ZADD', KEYS[2], now, ARGV[3])\n"
+                               "end\n"
+                               "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)\n"
+                               "redis.call('PEXPIRE', KEYS[2], ttl * 10)\n"
+                               "return {1, redis.call('ZCOUNT', KEYS[2], now - ttl, '+inf')}\n";
 
 enum { SCRIPT_RATE, SCRIPT_QUOTA, SCRIPT_NODE, NSCRIPTS };
 static const char *const script_src[NSCRIPTS] = {rate_lua, quota_lua, node_lua};
@@ -110,7 +108,8 @@ static int reply_error(tg_err_t *err, const char *what, redisContext *c, redisRe
 {
     if (rp == NULL)
         return tg_errf(err, TG_EIO, "redis: %s: %s", what, c->errstr[0] ? c->errstr : "no reply");
-    return tg_errf(err, TG_EIO, "redis: %s: %.200s", what, rp->type == REDIS_REPLY_ERROR ? rp->str : "unexpected reply");
+    return tg_errf(err, TG_EIO, "redis: %s: %.200s", what,
+                   rp->type == REDIS_REPLY_ERROR ? rp->str : "unexpected reply");
 }
 
 static int load_scripts(tg_redis_t *r, tg_err_t *err)

@@ -12,9 +12,9 @@
 
 typedef struct tg_redis_url {
     char host[TG_REDIS_HOST_MAX];
-    int port;                       /* default 6379 */
-    int db;                         /* default 0; 0 to 15 */
-    char user[TG_REDIS_PASS_MAX];   /* empty: none (Redis 6 ACL user) */
+    int port;                         /* default 6379 */
+    int db;                           /* default 0; 0 to 15 */
+    char user[TG_REDIS_PASS_MAX];     /* empty: none (Redis 6 ACL user) */
     char password[TG_REDIS_PASS_MAX]; /* empty: none; a secret, wiped by the caller */
 } tg_redis_url_t;
 

@@ -112,7 +112,7 @@ typedef struct hammer {
     char key[64];
     tg_rate_t rate;
     uint64_t burst;
-    int quota;          /* 1: reserve quota units instead of rate cells */
+    int quota; /* 1: reserve quota units instead of rate cells */
     uint64_t included;
     _Atomic int *stop;
     _Atomic uint64_t allowed, denied, run_of_denials;
@@ -129,9 +129,8 @@ static void *hammer_main(void *arg)
             ok = tg_quota_reserve(h->node->q, h->key, 1700000000, "api_calls", 1, h->included, 1, NULL) == 0;
         } else {
             tg_limit_result_t r;
-            assert_int_equal(tg_limiter_take(h->node->l, h->key, strlen(h->key), &h->rate, h->burst, 1,
-                                             tg_clock_mono_ns(), &r),
-                             0);
+            assert_int_equal(
+                tg_limiter_take(h->node->l, h->key, strlen(h->key), &h->rate, h->burst, 1, tg_clock_mono_ns(), &r), 0);
             ok = r.allowed;
         }
         if (ok) {
@@ -208,8 +207,8 @@ static void test_rate_limit_shared_within_bound(void **state)
     double secs = (double)(t1 - t0) / SEC;
     uint64_t limit = 60 + (uint64_t)(100 * secs);
     uint64_t bound = tg_lease_rate_bound(NODES, tg_lease_rate_cap(60, NODES, 1), 1);
-    print_message("rate: %.2f s, 3 nodes, 100/s burst 60: allowed %" PRIu64 ", GCRA allows %" PRIu64
-                  ", bound +%" PRIu64 ", overshoot %+" PRId64 "\n",
+    print_message("rate: %.2f s, 3 nodes, 100/s burst 60: allowed %" PRIu64 ", GCRA allows %" PRIu64 ", bound +%" PRIu64
+                  ", overshoot %+" PRId64 "\n",
                   secs, allowed, limit, bound, (int64_t)allowed - (int64_t)limit);
     assert_true(allowed <= limit + bound + 1);
     assert_true(allowed + bound + limit / 10 >= limit);

@@ -108,8 +108,9 @@ static void test_bounds(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_caps),          cmocka_unit_test(test_target_adapts), cmocka_unit_test(test_gcra_grant),
-        cmocka_unit_test(test_fallback_shares), cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_caps),       cmocka_unit_test(test_target_adapts),
+        cmocka_unit_test(test_gcra_grant), cmocka_unit_test(test_fallback_shares),
+        cmocka_unit_test(test_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
