@@ -84,8 +84,10 @@ int64_t tg_cluster_sync_ns(const tg_cluster_t *c)
 
 void tg_cluster_kick(tg_cluster_t *c)
 {
-    /* Only the first kick of a round signals: the others find the flag set. */
-    if (atomic_exchange_explicit(&c->kicked, 1, memory_order_acq_rel) == 0)
+    /* Only the first kick of a round signals: the others find the flag set, by a plain load
+     * first, so that worker threads kicking a hot key do not fight over the flag's cache line. */
+    if (atomic_load_explicit(&c->kicked, memory_order_relaxed) == 0 &&
+        atomic_exchange_explicit(&c->kicked, 1, memory_order_acq_rel) == 0)
         pthread_cond_signal(&c->cond);
 }
 
@@ -197,6 +199,7 @@ static void *sync_main(void *arg)
 {
     tg_cluster_t *c = arg;
     int64_t next_beat = 0, next_connect = 0, last_round = 0;
+    int id_taken = 0; /* said once, not every second */
     for (;;) {
         /* A round every interval, or sooner when kicked, but at most 4 per interval: a storm
          * of kicks (keys running dry at their limit) must not turn into a Redis storm. */
@@ -233,8 +236,12 @@ static void *sync_main(void *arg)
             uint32_t live = 1;
             int rc = tg_redis_node(c->r, c->node_id, c->token, NODE_TTL_MS, 0, &live, &err);
             if (rc == TG_EEXIST) { /* our claim expired (Redis restarted, or we stalled) and was taken */
-                say(c, "cluster: %s", err.msg);
+                if (!id_taken)
+                    say(c, "cluster: %s (it expired while this node could not renew it)", err.msg);
+                id_taken = 1;
                 rc = 0;
+            } else if (rc == 0) {
+                id_taken = 0;
             }
             if (rc != 0) {
                 drop(c, &err);

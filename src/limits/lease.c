@@ -31,6 +31,14 @@ uint64_t tg_lease_quota_cap(uint64_t included, uint32_t nodes, uint64_t max_unit
     return cap == 0 ? 1 : cap;
 }
 
+uint64_t tg_lease_floor(uint64_t cap, uint64_t max_call)
+{
+    uint64_t f = cap / 64;
+    if (f < max_call)
+        f = max_call;
+    return f == 0 ? 1 : f;
+}
+
 uint64_t tg_lease_target(uint64_t consumed, uint64_t prev_target, uint64_t floor, uint64_t cap)
 {
     uint64_t t = sat_mul(consumed, 2), decayed = prev_target - prev_target / 4 - (prev_target % 4 != 0);

@@ -21,6 +21,11 @@ uint64_t tg_lease_rate_cap(uint64_t burst, uint32_t nodes, uint64_t max_weight);
  * the nodes, at least the largest call seen. */
 uint64_t tg_lease_quota_cap(uint64_t included, uint32_t nodes, uint64_t max_units);
 
+/* The smallest lease: one call (the heaviest seen), or 1/64 of the cap if that is more, so that
+ * a generous limit (a cap of thousands) is not leased a few cells at a time, a Redis call each:
+ * the bound depends only on the cap. */
+uint64_t tg_lease_floor(uint64_t cap, uint64_t max_call);
+
 /* The next lease size: twice the consumption of the last interval, decaying by a quarter per idle
  * interval, clamped to [floor, cap]. */
 uint64_t tg_lease_target(uint64_t consumed, uint64_t prev_target, uint64_t floor, uint64_t cap);

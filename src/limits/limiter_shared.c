@@ -194,12 +194,11 @@ static int sync_rate(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err_
         return 0; /* never used */
     uint64_t policy = atomic_load(&e->policy);
     uint64_t consumed = atomic_exchange(&e->consumed, 0);
-    uint64_t mw = atomic_load(&e->max_weight);
+    uint64_t mw = atomic_load(&e->max_weight), cap = tg_lease_rate_cap(burst, v->nodes, mw);
     int starved = atomic_exchange(&e->starved, 0);
     /* Idle means no demand: a key whose calls are all refused (its lease ran dry) is not idle. */
     e->idle = consumed > 0 || starved ? 0 : e->idle + 1;
-    e->target =
-        tg_lease_target(starved ? 2 * e->target : consumed, e->target, mw, tg_lease_rate_cap(burst, v->nodes, mw));
+    e->target = tg_lease_target(starved ? 2 * e->target : consumed, e->target, tg_lease_floor(cap, mw), cap);
     atomic_store(&e->low, (int64_t)(e->target / 2));
 
     if (v->r == NULL) { /* fallback: this node's 1/N share of the limit, starting as full as the shared one */

@@ -230,8 +230,10 @@ static int sync_quota(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err
     e->since_lease += consumed;
     int may_lease = v->now_ns - e->last_lease >= v->sync_ns;
     if (may_lease) { /* sized on the use of a whole interval (leases come once an interval) */
-        e->target = tg_lease_target(starved ? 2 * e->target + e->since_lease : e->since_lease, e->target, mu,
-                                    tg_lease_quota_cap(included, v->nodes, mu));
+        /* the floor a sixteenth of the rate limiter's: units a killed node takes with it are lost */
+        uint64_t cap = tg_lease_quota_cap(included, v->nodes, mu);
+        e->target = tg_lease_target(starved ? 2 * e->target + e->since_lease : e->since_lease, e->target,
+                                    tg_lease_floor(cap / 16, mu), cap);
         atomic_store(&e->low, (int64_t)(e->target / 2));
     }
     uint64_t pending = atomic_exchange(&e->pending, 0);

@@ -27,6 +27,16 @@ static void test_caps(void **state)
     assert_int_equal(tg_lease_quota_cap(10, 3, 4), 4);
 }
 
+/* The floor: one call, or 1/64 of a generous cap. */
+static void test_floor(void **state)
+{
+    (void)state;
+    assert_int_equal(tg_lease_floor(10, 1), 1);
+    assert_int_equal(tg_lease_floor(500000, 1), 7812);
+    assert_int_equal(tg_lease_floor(500000, 10000), 10000);
+    assert_int_equal(tg_lease_floor(0, 0), 1);
+}
+
 /* Adaptive: a hot key's lease doubles its use of the last interval, up to the cap; an idle one
  * shrinks by a quarter each interval down to the floor. */
 static void test_target_adapts(void **state)
@@ -108,9 +118,8 @@ static void test_bounds(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_caps),       cmocka_unit_test(test_target_adapts),
-        cmocka_unit_test(test_gcra_grant), cmocka_unit_test(test_fallback_shares),
-        cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_caps),       cmocka_unit_test(test_floor),           cmocka_unit_test(test_target_adapts),
+        cmocka_unit_test(test_gcra_grant), cmocka_unit_test(test_fallback_shares), cmocka_unit_test(test_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
