@@ -132,7 +132,7 @@ case $what in
     run_unit
     run_integration build/tollgate release
     run_integration build/asan/tollgate asan
-    run_integration build/tsan/tollgate tsan tests/integration/concurrency.test.mjs
+    run_integration build/tsan/tollgate tsan "tests/integration/concurrency.test.mjs tests/integration/cluster.test.mjs"
     run_e2e
     run_fuzz
     ;;
