@@ -1095,6 +1095,9 @@ static void test_cluster(void **state)
     (void)state;
     tg_config_t *cfg = load_ok(BASE "plans: {p: {}}\n");
     assert_null(cfg->cluster.redis);
+    char *local = tg_config_describe(cfg);
+    assert_non_null(strstr(local, "limits local to this node (no cluster.redis)\n"));
+    free(local);
     assert_non_null(cfg->cluster.node_id);
     assert_true(strlen(cfg->cluster.node_id) > 0);
     assert_int_equal(cfg->cluster.sync_ms, 20);
@@ -1104,6 +1107,10 @@ static void test_cluster(void **state)
     assert_string_equal(cfg->cluster.redis, "redis://:pw@10.0.0.5:6380/2");
     assert_string_equal(cfg->cluster.node_id, "gw-1");
     assert_int_equal(cfg->cluster.sync_ms, 50);
+    char *d = tg_config_describe(cfg);
+    assert_non_null(strstr(d, "limits shared through Redis 10.0.0.5:6380/2 as node gw-1 (sync every 50 ms)\n"));
+    assert_null(strstr(d, "pw"));
+    free(d);
     tg_config_free(cfg);
     only_error(BASE "cluster: {redis: \"http://127.0.0.1:6379\"}\nplans: {p: {}}\n",
                "test.yaml:4: cluster.redis: the value must be redis://HOST[:PORT][/DB], like redis://127.0.0.1:6379/0");
