@@ -236,7 +236,10 @@ static int sync_quota(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err
                                     tg_lease_floor(cap / 16, mu), cap);
         atomic_store(&e->low, (int64_t)(e->target / 2));
     }
-    uint64_t pending = atomic_exchange(&e->pending, 0);
+    /* Units of keys that never refuse (bill, throttle) go to Redis every 10 intervals, not every
+     * round: their shared total only decides throttling and headers. */
+    int defer = !block && !v->leaving && v->now_ns - e->last_contact < 10 * v->sync_ns;
+    uint64_t pending = defer ? 0 : atomic_exchange(&e->pending, 0);
 
     if (v->r == NULL) { /* fallback: a 1/N share of what was left when last seen */
         if (!e->fallback) {
@@ -306,9 +309,10 @@ static int sync_quota(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err
         atomic_store(&e->total_seen, total);
         talked = 1;
     }
-    /* A key in use keeps its view of the shared total at most one interval old: the fallback's
-     * share is computed from it. */
-    if (!talked && consumed > 0 && v->now_ns - e->last_contact >= v->sync_ns) {
+    /* A block key in use keeps its view of the shared total at most one interval old: the
+     * fallback's share is computed from it. (Other modes never refuse: their view only decides
+     * throttling and headers, and is refreshed by their merges.) */
+    if (!talked && block && consumed > 0 && v->now_ns - e->last_contact >= v->sync_ns) {
         if (tg_redis_quota(v->r, e->key, e->klen, TG_LEASE_GET, 0, included, seed, &granted, &total, err) != 0)
             return TG_EIO;
         atomic_store(&e->total_seen, total);

@@ -481,6 +481,35 @@ static void test_rounds_follow_keys_in_use(void **state)
     stop_node(&n);
 }
 
+/* A quota that never refuses (bill, throttle) counts every node's use: a node in use sees the
+ * others' within a few hundred milliseconds (it decides throttling), and nothing is refused. */
+static void test_bill_quota_counts_all_nodes(void **state)
+{
+    (void)state;
+    if (skip_without_redis())
+        return;
+    node_t nodes[NODES];
+    start_nodes(nodes, "bill");
+    char key[64];
+    snprintf(key, sizeof(key), "cus_bill_%d", (int)getpid());
+    for (int i = 0; i < NODES; i++)
+        for (int k = 0; k < 100; k++)
+            assert_int_equal(tg_quota_reserve(nodes[i].q, key, 1700000000, "api_calls", 1, 50, 0, NULL), 0);
+    int all = 0;
+    for (int spins = 0; spins < 300 && !all; spins++) {
+        all = 1;
+        for (int i = 0; i < NODES; i++) { /* one more call each: the nodes keep using the key */
+            uint64_t used = 0;
+            assert_int_equal(tg_quota_reserve(nodes[i].q, key, 1700000000, "api_calls", 1, 50, 0, &used), 0);
+            all &= used >= 300;
+        }
+        run_for(10 * MS);
+    }
+    assert_true(all);
+    for (int i = 0; i < NODES; i++)
+        stop_node(&nodes[i]);
+}
+
 /* Node ids are unique: a second live node with the same id is refused at start; once the first
  * leaves, the id is free. */
 static void test_node_id_unique(void **state)
@@ -517,6 +546,7 @@ int main(void)
         cmocka_unit_test(test_block_quota_survives_redis_restart),
         cmocka_unit_test(test_idle_key_gives_back_and_resumes),
         cmocka_unit_test(test_rounds_follow_keys_in_use),
+        cmocka_unit_test(test_bill_quota_counts_all_nodes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
