@@ -20,6 +20,8 @@
 #include "http/server.h"
 #include "limits/limiter.h"
 #include "limits/quota.h"
+#include "limits/quota_shared.h"
+#include "limits/limiter_shared.h"
 #include "metering/meter.h"
 #include "payments/stripe_events.h"
 #include "store/store.h"
@@ -154,9 +156,15 @@ static int cmd_migrate(int argc, char **argv)
     return rc == 0 ? 0 : 1;
 }
 
+static void cluster_log(void *arg, const char *line)
+{
+    (void)arg;
+    fprintf(stderr, "tollgate: %s\n", line);
+}
+
 static int warm_quota_cb(const char *customer_id, int64_t period_start, const char *metric, uint64_t units, void *arg)
 {
-    return tg_quota_add(arg, customer_id, period_start, metric, units) != 0;
+    return tg_quota_seed(arg, customer_id, period_start, metric, units) != 0;
 }
 
 static int cmd_serve(int argc, char **argv)
@@ -203,6 +211,7 @@ static int cmd_serve(int argc, char **argv)
     tg_accounts_t *accounts = NULL;
     tg_quota_t *quota = NULL;
     tg_limiter_t *limiter = NULL;
+    tg_cluster_t *cluster = NULL;
     tg_meter_t *meter = NULL;
     tg_gateway_t *gw = NULL;
     tg_admin_t *admin = NULL;
@@ -232,8 +241,20 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
-    if ((accounts = tg_accounts_new(cfg)) == NULL || (quota = tg_quota_new()) == NULL ||
-        (limiter = tg_limiter_local_new()) == NULL) {
+    /* With cluster.redis, rate limits and quotas are shared by every node (limits/cluster.h);
+     * a node that cannot reach Redis at start, or whose id another live node holds, does not start. */
+    if (cfg->cluster.redis != NULL) {
+        tg_cluster_settings_t cs = {cfg->cluster.redis, cfg->cluster.node_id, cfg->cluster.sync_ms, cluster_log, NULL};
+        if (tg_cluster_start(&cs, &cluster, &err) != 0) {
+            fprintf(stderr, "tollgate serve: %s\n", err.msg);
+            goto out;
+        }
+        fprintf(stderr, "tollgate: node %s shares its limits through Redis with %u live node(s)\n",
+                cfg->cluster.node_id, tg_cluster_live_nodes(cluster));
+    }
+    if ((accounts = tg_accounts_new(cfg)) == NULL ||
+        (quota = cluster != NULL ? tg_quota_shared_new(cluster) : tg_quota_new()) == NULL ||
+        (limiter = cluster != NULL ? tg_limiter_shared_new(cluster) : tg_limiter_local_new()) == NULL) {
         fprintf(stderr, "tollgate serve: out of memory\n");
         goto out;
     }
@@ -251,7 +272,10 @@ static int cmd_serve(int argc, char **argv)
      * counters loaded next must include it. */
     tg_meter_opts_t mo = {.store_url = cfg->storage.database,
                           .log_dir = cfg->metering.log_dir,
-                          .node_id = NULL,
+                          /* one node on SQLite keeps the batch ids of its logs under no node
+                           * name, as before migration 22, so a log written by an older
+                           * version replays under the ids it was stored with */
+                          .node_id = strcmp(tg_store_backend(st), "sqlite") == 0 ? "" : cfg->cluster.node_id,
                           .strict = cfg->metering.strict,
                           .flush_ms = cfg->metering.flush_ms};
     if (tg_meter_start_opts(&mo, &meter, &err) != 0) {
@@ -325,8 +349,10 @@ out:
     tg_admin_free(admin);
     tg_dirsync_stop(dirsync); /* before the directory it updates */
     tg_gateway_free(gw);
+    tg_cluster_stop(cluster); /* gives the leases back; before the states it walks are freed */
     tg_limiter_free(limiter);
     tg_quota_free(quota);
+    tg_cluster_free(cluster);
     tg_accounts_free(accounts);
     tg_store_close(st);
     tg_config_free(cfg);
