@@ -9,6 +9,7 @@
  * each section's finish function. Every problem is collected with its line and all of them are
  * reported, sorted by line, as "FILE:LINE: message"; secrets are never echoed. */
 #include "config/config.h"
+#include "model/records.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
