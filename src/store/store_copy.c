@@ -1,0 +1,869 @@
+/* store_copy.c - one node's SQLite database into an empty PostgreSQL database; see store_copy.h.
+ *
+ * How it goes: the source is opened read-only and one read transaction is held from the first
+ * query to the last (SQLite's WAL gives that transaction one snapshot, whatever a writer does
+ * meanwhile). The target is migrated, then everything happens in one PostgreSQL transaction:
+ * tables locked, checked empty, filled with COPY ... FROM STDIN (text format, streamed in chunks:
+ * one round trip per megabyte instead of one per row), identity sequences moved past the copied
+ * ids, every table verified against the source, COMMIT. Any error or difference rolls the whole
+ * copy back: the target is either untouched or complete.
+ *
+ * The table and column lists come from the databases themselves (sqlite_master and PRAGMA
+ * table_info; information_schema on the PostgreSQL side), so a table that a later migration adds
+ * is copied without touching this file; the two lists must agree, or the copy stops naming what
+ * differs. PostgreSQL is authoritative for types: a bigint column takes only SQLite integers (a
+ * text or real value there is an error naming the table and column, never a silent cast).
+ *
+ * The verification does not trust the COPY's own row count alone: per table it compares the row
+ * count and, per column, the count of non-NULL values and the exact sum (integers: usage units,
+ * money, timestamps, ids) or the total byte length (text and bytea: ids, emails, hashes, invoice
+ * bodies), computed by each database over what it holds. Sums are exact: SQLite's side uses an
+ * aggregate of this file with a 128-bit accumulator (SQLite's SUM fails on overflow and a sum of
+ * saturated usage totals can pass 2^63), PostgreSQL's sum(bigint) is numeric. */
+#include "store/store_copy.h"
+
+#include <libpq-fe.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store/migrations.h"
+#include "store/store.h"
+#include "store/store_pg_int.h"
+
+#define NAME_MAX_LEN 63          /* table and column names (PostgreSQL's identifier limit) */
+#define COLS_MAX 64              /* columns per table */
+#define SQL_CAP 16384            /* one generated statement */
+#define COPY_CHUNK (1u << 20)    /* bytes handed to libpq per PQputCopyData */
+#define ROW_CAP (512u << 20)     /* one row's COPY text; larger is refused, not truncated */
+
+enum { COL_INT, COL_TEXT, COL_BYTEA };
+
+typedef struct col {
+    char name[NAME_MAX_LEN + 1];
+    int kind;     /* COL_*, from the PostgreSQL type */
+    int identity; /* PostgreSQL identity column: its sequence is moved past the copied values */
+    int rowid;    /* PostgreSQL's explicit "rowid", filled from SQLite's implicit rowid */
+} col_t;
+
+typedef struct table {
+    char name[NAME_MAX_LEN + 1];
+    col_t cols[COLS_MAX];
+    size_t ncols;
+    uint64_t rows;
+    int copied;
+} table_t;
+
+typedef struct copy {
+    sqlite3 *src;
+    int src_tx;
+    tg_store_t *dst;
+    PGconn *pg; /* the target store's connection: the transaction is the store's */
+    int dst_tx;
+    table_t tables[TG_COPY_TABLES_MAX];
+    size_t ntables;
+    char *buf; /* COPY text waiting to be sent */
+    size_t len, cap;
+} copy_t;
+
+/* ---- exact sums ---- */
+
+typedef struct {
+    __int128 sum;
+} sum_ctx_t;
+
+/* tg_copy_sum(x): the exact sum of integer x as decimal text ("0" over no rows). */
+static void i128_str(__int128 v, char *out, size_t cap)
+{
+    char tmp[48];
+    size_t n = 0;
+    unsigned __int128 u = v < 0 ? -(unsigned __int128)v : (unsigned __int128)v;
+    do {
+        tmp[n++] = (char)('0' + (int)(u % 10));
+        u /= 10;
+    } while (u != 0 && n < sizeof(tmp) - 1);
+    if (v < 0)
+        tmp[n++] = '-';
+    size_t i = 0;
+    for (; i < n && i + 1 < cap; i++)
+        out[i] = tmp[n - 1 - i];
+    out[i] = '\0';
+}
+
+static void sum_step(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    sum_ctx_t *c = sqlite3_aggregate_context(ctx, sizeof(*c));
+    if (c == NULL) {
+        sqlite3_result_error_nomem(ctx);
+        return;
+    }
+    if (sqlite3_value_type(argv[0]) != SQLITE_NULL)
+        c->sum += sqlite3_value_int64(argv[0]);
+}
+
+static void sum_final(sqlite3_context *ctx)
+{
+    sum_ctx_t *c = sqlite3_aggregate_context(ctx, 0);
+    char s[48];
+    i128_str(c != NULL ? c->sum : 0, s, sizeof(s));
+    sqlite3_result_text(ctx, s, -1, SQLITE_TRANSIENT);
+}
+
+/* "10750000000" nano-units -> "10.75" (at least 2 decimals, no trailing zeros beyond). */
+static void money_str(const char *nano, char *out, size_t cap)
+{
+    int neg = nano[0] == '-';
+    const char *d = nano + neg;
+    size_t n = strlen(d);
+    char ip[48] = "0", fp[16] = "000000000";
+    if (n > 9) {
+        snprintf(ip, sizeof(ip), "%.*s", (int)(n - 9), d);
+        memcpy(fp, d + n - 9, 9);
+    } else {
+        memcpy(fp + 9 - n, d, n);
+    }
+    int keep = 9;
+    while (keep > 2 && fp[keep - 1] == '0')
+        keep--;
+    snprintf(out, cap, "%s%s.%.*s", neg ? "-" : "", ip, keep, fp);
+}
+
+/* ---- helpers ---- */
+
+static int sql_add(char *sql, size_t cap, tg_err_t *err, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int sql_add(char *sql, size_t cap, tg_err_t *err, const char *fmt, ...)
+{
+    size_t len = strlen(sql);
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(sql + len, cap - len, fmt, ap);
+    va_end(ap);
+    if (w < 0 || (size_t)w >= cap - len)
+        return tg_errf(err, TG_ESTATE, "copying: a generated statement passes %zu bytes", cap);
+    return 0;
+}
+
+/* Names are spliced into generated SQL (quoted): only what the migrations use gets through. */
+static int safe_name(const char *s, tg_err_t *err)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > NAME_MAX_LEN)
+        return tg_errf(err, TG_ESTATE, "copying: table or column name \"%.80s\" is empty or too long", s);
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return tg_errf(err, TG_ESTATE, "copying: table or column name \"%.80s\" is not [a-z0-9_]", s);
+    return 0;
+}
+
+static int src_error(copy_t *c, tg_err_t *err, const char *doing)
+{
+    return tg_errf(err, TG_ESTORE, "%s: %s", doing, sqlite3_errmsg(c->src));
+}
+
+/* The error of failed result r (cleared here) as TG_ESTORE, or TG_EUNAVAIL when the connection
+ * is gone. */
+static int pg_fail(copy_t *c, PGresult *r, tg_err_t *err, const char *doing)
+{
+    char msg[300];
+    snprintf(msg, sizeof(msg), "%s", r != NULL ? PQresultErrorMessage(r) : PQerrorMessage(c->pg));
+    msg[strcspn(msg, "\n")] = '\0';
+    PQclear(r);
+    return tg_errf(err, PQstatus(c->pg) == CONNECTION_OK ? TG_ESTORE : TG_EUNAVAIL, "%s: %s", doing, msg);
+}
+
+/* A PostgreSQL statement built at run time (names of tables and columns), with its rows. */
+static int pg_run(copy_t *c, const char *sql, PGresult **res, tg_err_t *err, const char *doing)
+{
+    PGresult *r = PQexec(c->pg, sql);
+    ExecStatusType s = PQresultStatus(r);
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
+        return pg_fail(c, r, err, doing);
+    if (res != NULL)
+        *res = r;
+    else
+        PQclear(r);
+    return 0;
+}
+
+static table_t *table_find(copy_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->ntables; i++)
+        if (strcmp(c->tables[i].name, name) == 0)
+            return &c->tables[i];
+    return NULL;
+}
+
+/* ---- the source ---- */
+
+static int src_open(copy_t *c, const char *path, tg_err_t *err)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return tg_errf(err, TG_ENOTFOUND, "source database %s: no such file", path);
+    if (sqlite3_open_v2(path, &c->src, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+        return tg_errf(err, TG_ESTORE, "opening source database %s: %s", path,
+                       c->src != NULL ? sqlite3_errmsg(c->src) : "out of memory");
+    sqlite3_busy_timeout(c->src, 5000);
+    if (sqlite3_create_function_v2(c->src, "tg_copy_sum", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, NULL, sum_step,
+                                   sum_final, NULL) != SQLITE_OK)
+        return src_error(c, err, "opening the source database");
+    return 0;
+}
+
+/* One integer from a query without parameters but text. */
+static int src_int(copy_t *c, const char *sql, const char *arg, int64_t *out, tg_err_t *err, const char *doing)
+{
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(c->src, sql, -1, &s, NULL) != SQLITE_OK)
+        return src_error(c, err, doing);
+    if (arg != NULL)
+        sqlite3_bind_text(s, 1, arg, -1, SQLITE_STATIC);
+    int step = sqlite3_step(s);
+    *out = step == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_finalize(s);
+    return step == SQLITE_ROW || step == SQLITE_DONE ? 0 : src_error(c, err, doing);
+}
+
+/* The source's schema version into *version; TG_ESTATE unless it is this build's. */
+static int src_version(copy_t *c, int *version, tg_err_t *err)
+{
+    int64_t v = 0;
+    int rc = src_int(c, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+                     NULL, &v, err, "reading the source");
+    if (rc != 0)
+        return rc;
+    if (v == 0)
+        return tg_errf(err, TG_ESTATE, "the source is not a tollgate database (it has no schema_migrations table)");
+    if ((rc = src_int(c, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", NULL, &v, err,
+                      "reading the source's schema version")) != 0)
+        return rc;
+    *version = (int)v;
+    int latest = tg_sqlite_migrations[tg_sqlite_migrations_count - 1].version;
+    if (*version != latest)
+        return tg_errf(err, TG_ESTATE, "the source database is at schema version %d and this tollgate's is %d: %s",
+                       *version, latest,
+                       *version < latest ? "upgrade it first (tollgate migrate -c FILE with its configuration)"
+                                         : "use the tollgate that wrote it");
+    return 0;
+}
+
+/* Folds usage batches the journal still holds into the totals, through the SQLite backend (the
+ * fold every reader of the totals does), so that the snapshot's usage_period is whole. */
+static int src_fold(copy_t *c, const char *from_url, tg_err_t *err)
+{
+    int version;
+    int64_t pending = 0;
+    int rc = src_version(c, &version, err);
+    if (rc == 0)
+        rc = src_int(c, "SELECT EXISTS (SELECT 1 FROM usage_journal)", NULL, &pending, err, "reading the source");
+    if (rc != 0 || pending == 0)
+        return rc;
+    tg_store_t *st = NULL;
+    if ((rc = tg_store_open(from_url, &st, err)) == 0)
+        rc = tg_store_usage_fold(st, 1, err);
+    tg_store_close(st);
+    return rc;
+}
+
+/* Opens the snapshot and reads the version and the tables with their column names. */
+static int src_snapshot(copy_t *c, int *version, tg_err_t *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(c->src, "BEGIN", NULL, NULL, &msg) != SQLITE_OK) {
+        int rc = tg_errf(err, TG_ESTORE, "reading the source: %s", msg != NULL ? msg : "BEGIN failed");
+        sqlite3_free(msg);
+        return rc;
+    }
+    c->src_tx = 1;
+    int rc = src_version(c, version, err); /* again: the snapshot's own */
+    if (rc != 0)
+        return rc;
+    int64_t pending = 0;
+    if ((rc = src_int(c, "SELECT count(*) FROM usage_journal", NULL, &pending, err, "reading the source")) != 0)
+        return rc;
+    if (pending != 0)
+        return tg_errf(err, TG_ESTATE,
+                       "the source holds %lld usage batches not yet added to its totals: a gateway is still "
+                       "writing to it; stop it and run the copy again",
+                       (long long)pending);
+
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(c->src,
+                           "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE "
+                           "'\\' AND name <> 'schema_migrations' ORDER BY name",
+                           -1, &s, NULL) != SQLITE_OK)
+        return src_error(c, err, "listing the source's tables");
+    int step;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(s, 0);
+        if ((rc = safe_name(name, err)) != 0)
+            break;
+        if (c->ntables == TG_COPY_TABLES_MAX) {
+            rc = tg_errf(err, TG_ESTATE, "the source has more than %d tables", TG_COPY_TABLES_MAX);
+            break;
+        }
+        snprintf(c->tables[c->ntables++].name, sizeof(c->tables[0].name), "%s", name);
+    }
+    sqlite3_finalize(s);
+    if (rc != 0)
+        return rc;
+    if (step != SQLITE_DONE)
+        return src_error(c, err, "listing the source's tables");
+
+    for (size_t i = 0; i < c->ntables; i++) {
+        table_t *t = &c->tables[i];
+        if (sqlite3_prepare_v2(c->src, "SELECT name FROM pragma_table_info(?) ORDER BY cid", -1, &s, NULL) !=
+            SQLITE_OK)
+            return src_error(c, err, "listing the source's columns");
+        sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+        while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+            const char *name = (const char *)sqlite3_column_text(s, 0);
+            if ((rc = safe_name(name, err)) != 0)
+                break;
+            if (t->ncols == COLS_MAX) {
+                rc = tg_errf(err, TG_ESTATE, "table %s has more than %d columns", t->name, COLS_MAX);
+                break;
+            }
+            snprintf(t->cols[t->ncols].name, sizeof(t->cols[0].name), "%s", name);
+            t->cols[t->ncols].kind = -1; /* until PostgreSQL says */
+            t->ncols++;
+        }
+        sqlite3_finalize(s);
+        if (rc != 0)
+            return rc;
+        if (step != SQLITE_DONE)
+            return src_error(c, err, "listing the source's columns");
+    }
+    return 0;
+}
+
+/* ---- the target's schema against the source's ---- */
+
+static int dst_schema(copy_t *c, tg_err_t *err)
+{
+    tg_pg_t *pg = tg_pg(c->dst);
+    PGresult *r = NULL;
+    int rc = tg_pg_query(pg,
+                         "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+                         " AND table_type = 'BASE TABLE' AND table_name <> 'schema_migrations' ORDER BY 1",
+                         NULL, &r, err, "listing the target's tables");
+    if (rc != 0)
+        return rc;
+    for (int i = 0; i < PQntuples(r) && rc == 0; i++)
+        if (table_find(c, PQgetvalue(r, i, 0)) == NULL)
+            rc = tg_errf(err, TG_ESTATE, "table %.64s is in the target database but not in the source",
+                         PQgetvalue(r, i, 0));
+    int ntarget = PQntuples(r);
+    PQclear(r);
+    if (rc != 0)
+        return rc;
+    if ((size_t)ntarget != c->ntables) /* a source table the target lacks: name it */
+        for (size_t i = 0; i < c->ntables; i++) {
+            tg_pg_params_t p = {0};
+            tg_pg_param_text(&p, c->tables[i].name);
+            if ((rc = tg_pg_query(pg,
+                                  "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema()"
+                                  " AND table_type = 'BASE TABLE' AND table_name = $1",
+                                  &p, &r, err, "listing the target's tables")) != 0)
+                return rc;
+            int found = PQntuples(r) > 0;
+            PQclear(r);
+            if (!found)
+                return tg_errf(err, TG_ESTATE, "table %s is in the source database but not in the target",
+                               c->tables[i].name);
+        }
+
+    for (size_t i = 0; i < c->ntables; i++) {
+        table_t *t = &c->tables[i];
+        tg_pg_params_t p = {0};
+        tg_pg_param_text(&p, t->name);
+        if ((rc = tg_pg_query(pg,
+                              "SELECT column_name, data_type, is_identity FROM information_schema.columns"
+                              " WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+                              &p, &r, err, "listing the target's columns")) != 0)
+            return rc;
+        for (int j = 0; j < PQntuples(r) && rc == 0; j++) {
+            const char *name = PQgetvalue(r, j, 0), *type = PQgetvalue(r, j, 1);
+            int identity = strcmp(PQgetvalue(r, j, 2), "YES") == 0;
+            col_t *col = NULL;
+            for (size_t k = 0; k < t->ncols; k++)
+                if (strcmp(t->cols[k].name, name) == 0)
+                    col = &t->cols[k];
+            if (col == NULL && identity && strcmp(name, "rowid") == 0 && t->ncols < COLS_MAX) {
+                col = &t->cols[t->ncols++]; /* SQLite's implicit rowid, made explicit in PostgreSQL */
+                snprintf(col->name, sizeof(col->name), "rowid");
+                col->rowid = 1;
+            }
+            if (col == NULL) {
+                rc = tg_errf(err, TG_ESTATE, "column %s.%.64s is in the target database but not in the source",
+                             t->name, name);
+                break;
+            }
+            col->identity = identity;
+            if (strcmp(type, "bigint") == 0 || strcmp(type, "integer") == 0 || strcmp(type, "smallint") == 0)
+                col->kind = COL_INT;
+            else if (strcmp(type, "text") == 0 || strcmp(type, "character varying") == 0)
+                col->kind = COL_TEXT;
+            else if (strcmp(type, "bytea") == 0)
+                col->kind = COL_BYTEA;
+            else
+                rc = tg_errf(err, TG_ESTATE, "column %s.%s has type %.40s in the target, which the copy does not take",
+                             t->name, name, type);
+        }
+        PQclear(r);
+        if (rc != 0)
+            return rc;
+        for (size_t k = 0; k < t->ncols; k++)
+            if (t->cols[k].kind < 0)
+                return tg_errf(err, TG_ESTATE, "column %s.%s is in the source database but not in the target",
+                               t->name, t->cols[k].name);
+    }
+    return 0;
+}
+
+/* Locks every table against writers and readers' locks alike (EXCLUSIVE: plain reads go on),
+ * then checks that none has a row: two copies at once, or a gateway writing, cannot slip in
+ * between the check and the COMMIT. */
+static int dst_lock_empty(copy_t *c, tg_err_t *err)
+{
+    char sql[SQL_CAP] = "LOCK TABLE ";
+    int rc = 0;
+    for (size_t i = 0; i < c->ntables && rc == 0; i++)
+        rc = sql_add(sql, sizeof(sql), err, "%s\"%s\"", i > 0 ? ", " : "", c->tables[i].name);
+    if (rc == 0)
+        rc = sql_add(sql, sizeof(sql), err, " IN EXCLUSIVE MODE");
+    if (rc != 0 || (rc = pg_run(c, sql, NULL, err, "locking the target's tables")) != 0)
+        return rc;
+    for (size_t i = 0; i < c->ntables; i++) {
+        PGresult *r = NULL;
+        snprintf(sql, sizeof(sql), "SELECT 1 FROM \"%s\" LIMIT 1", c->tables[i].name);
+        if ((rc = pg_run(c, sql, &r, err, "checking that the target is empty")) != 0)
+            return rc;
+        int rows = PQntuples(r);
+        PQclear(r);
+        if (rows > 0)
+            return tg_errf(err, TG_ESTATE,
+                           "the target database is not empty: table %s has rows (the copy goes into an empty "
+                           "database only; nothing was written)",
+                           c->tables[i].name);
+    }
+    return 0;
+}
+
+/* The order of the copy: a table after every table its foreign keys reference. */
+static int copy_order(copy_t *c, size_t order[], tg_err_t *err)
+{
+    PGresult *r = NULL;
+    int rc = tg_pg_query(tg_pg(c->dst),
+                         "SELECT a.relname, b.relname FROM pg_constraint k JOIN pg_class a ON a.oid = k.conrelid"
+                         " JOIN pg_class b ON b.oid = k.confrelid WHERE k.contype = 'f'"
+                         " AND a.relnamespace = current_schema()::regnamespace",
+                         NULL, &r, err, "reading the target's foreign keys");
+    if (rc != 0)
+        return rc;
+    int placed[TG_COPY_TABLES_MAX] = {0};
+    size_t n = 0;
+    while (n < c->ntables) {
+        size_t before = n;
+        for (size_t i = 0; i < c->ntables; i++) {
+            if (placed[i])
+                continue;
+            int ready = 1;
+            for (int k = 0; k < PQntuples(r) && ready; k++) {
+                if (strcmp(PQgetvalue(r, k, 0), c->tables[i].name) != 0 ||
+                    strcmp(PQgetvalue(r, k, 1), c->tables[i].name) == 0)
+                    continue;
+                table_t *ref = table_find(c, PQgetvalue(r, k, 1));
+                ready = ref == NULL || placed[ref - c->tables];
+            }
+            if (ready) {
+                placed[i] = 1;
+                order[n++] = i;
+            }
+        }
+        if (n == before) {
+            PQclear(r);
+            return tg_errf(err, TG_ESTATE, "the target's foreign keys form a cycle: no order to copy the tables in");
+        }
+    }
+    PQclear(r);
+    return 0;
+}
+
+/* ---- copying ---- */
+
+static int buf_reserve(copy_t *c, size_t more, const table_t *t, tg_err_t *err)
+{
+    if (more > ROW_CAP || c->len > ROW_CAP + COPY_CHUNK - more)
+        return tg_errf(err, TG_ESTATE, "copying %s: a row passes %u MiB", t->name, ROW_CAP >> 20);
+    if (c->len + more <= c->cap)
+        return 0;
+    size_t cap = c->cap != 0 ? c->cap : COPY_CHUNK * 2;
+    while (cap < c->len + more)
+        cap *= 2;
+    char *b = realloc(c->buf, cap);
+    if (b == NULL)
+        return tg_errf(err, TG_ENOMEM, "out of memory copying %s", t->name);
+    c->buf = b;
+    c->cap = cap;
+    return 0;
+}
+
+static int flush(copy_t *c, const table_t *t, tg_err_t *err)
+{
+    if (c->len > 0 && PQputCopyData(c->pg, c->buf, (int)c->len) != 1)
+        return tg_errf(err, TG_EUNAVAIL, "copying %s: %s", t->name, PQerrorMessage(c->pg));
+    c->len = 0;
+    return 0;
+}
+
+/* Appends one value in COPY's text format: \N for NULL; in text, backslash, tab, newline and
+ * carriage return escaped; bytea as \\x and hex (COPY unescapes the backslash, bytea reads hex). */
+static int put_value(copy_t *c, sqlite3_stmt *s, int i, const table_t *t, const col_t *col, tg_err_t *err)
+{
+    static const char hex[] = "0123456789abcdef";
+    int type = sqlite3_column_type(s, i);
+    int rc;
+    if (type == SQLITE_NULL) {
+        if ((rc = buf_reserve(c, 2, t, err)) != 0)
+            return rc;
+        memcpy(c->buf + c->len, "\\N", 2);
+        c->len += 2;
+        return 0;
+    }
+    if (col->kind == COL_INT) {
+        if (type != SQLITE_INTEGER)
+            return tg_errf(err, TG_ESTATE, "copying %s: column %s holds a %s value where the target takes integers",
+                           t->name, col->name, type == SQLITE_FLOAT ? "real" : type == SQLITE_TEXT ? "text" : "blob");
+        if ((rc = buf_reserve(c, 24, t, err)) != 0)
+            return rc;
+        c->len += (size_t)snprintf(c->buf + c->len, 24, "%lld", (long long)sqlite3_column_int64(s, i));
+        return 0;
+    }
+    const unsigned char *v = col->kind == COL_BYTEA && type == SQLITE_BLOB ? sqlite3_column_blob(s, i)
+                                                                            : sqlite3_column_text(s, i);
+    size_t n = (size_t)sqlite3_column_bytes(s, i);
+    if (v == NULL && n > 0)
+        return tg_errf(err, TG_ENOMEM, "out of memory copying %s", t->name);
+    if (col->kind == COL_BYTEA) {
+        if ((rc = buf_reserve(c, 3 + 2 * n, t, err)) != 0)
+            return rc;
+        char *o = c->buf + c->len;
+        *o++ = '\\';
+        *o++ = '\\';
+        *o++ = 'x';
+        for (size_t k = 0; k < n; k++) {
+            *o++ = hex[v[k] >> 4];
+            *o++ = hex[v[k] & 15];
+        }
+        c->len = (size_t)(o - c->buf);
+        return 0;
+    }
+    if (memchr(v, '\0', n) != NULL)
+        return tg_errf(err, TG_ESTATE, "copying %s: column %s holds text with a NUL byte, which PostgreSQL refuses",
+                       t->name, col->name);
+    if ((rc = buf_reserve(c, 2 * n, t, err)) != 0)
+        return rc;
+    char *o = c->buf + c->len;
+    for (size_t k = 0; k < n; k++) {
+        char ch = (char)v[k];
+        if (ch == '\\' || ch == '\t' || ch == '\n' || ch == '\r') {
+            *o++ = '\\';
+            ch = ch == '\t' ? 't' : ch == '\n' ? 'n' : ch == '\r' ? 'r' : '\\';
+        }
+        *o++ = ch;
+    }
+    c->len = (size_t)(o - c->buf);
+    return 0;
+}
+
+static int copy_table(copy_t *c, table_t *t, tg_err_t *err)
+{
+    char sel[SQL_CAP] = "SELECT ", cp[SQL_CAP] = "";
+    int rc = sql_add(cp, sizeof(cp), err, "COPY \"%s\" (", t->name);
+    for (size_t i = 0; i < t->ncols && rc == 0; i++) {
+        const char *sep = i > 0 ? ", " : "";
+        if ((rc = sql_add(sel, sizeof(sel), err, t->cols[i].rowid ? "%srowid" : "%s\"%s\"", sep, t->cols[i].name)) ==
+            0)
+            rc = sql_add(cp, sizeof(cp), err, "%s\"%s\"", sep, t->cols[i].name);
+    }
+    if (rc == 0)
+        rc = sql_add(sel, sizeof(sel), err, " FROM \"%s\"", t->name);
+    if (rc == 0)
+        rc = sql_add(cp, sizeof(cp), err, ") FROM STDIN");
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(c->src, sel, -1, &s, NULL) != SQLITE_OK)
+        return src_error(c, err, "reading the source");
+    char doing[128];
+    snprintf(doing, sizeof(doing), "copying %s", t->name);
+    PGresult *r = PQexec(c->pg, cp);
+    if (PQresultStatus(r) != PGRES_COPY_IN) {
+        sqlite3_finalize(s);
+        return pg_fail(c, r, err, doing);
+    }
+    PQclear(r);
+    c->len = 0;
+    uint64_t rows = 0;
+    int step;
+    while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
+        for (size_t i = 0; i < t->ncols && rc == 0; i++) {
+            if (i > 0 && (rc = buf_reserve(c, 1, t, err)) == 0)
+                c->buf[c->len++] = '\t';
+            if (rc == 0)
+                rc = put_value(c, s, (int)i, t, &t->cols[i], err);
+        }
+        if (rc == 0 && (rc = buf_reserve(c, 1, t, err)) == 0)
+            c->buf[c->len++] = '\n';
+        rows++;
+        if (rc == 0 && c->len >= COPY_CHUNK)
+            rc = flush(c, t, err);
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = src_error(c, err, "reading the source");
+    sqlite3_finalize(s);
+    if (rc == 0)
+        rc = flush(c, t, err);
+    /* An error ends the COPY with a message, which fails it (the transaction rolls back later). */
+    if (PQputCopyEnd(c->pg, rc == 0 ? NULL : "copy abandoned") != 1 && rc == 0)
+        rc = tg_errf(err, TG_EUNAVAIL, "copying %s: %s", t->name, PQerrorMessage(c->pg));
+    while ((r = PQgetResult(c->pg)) != NULL) {
+        if (rc == 0 && PQresultStatus(r) != PGRES_COMMAND_OK) {
+            rc = pg_fail(c, r, err, doing);
+            continue; /* pg_fail cleared r */
+        } else if (rc == 0 && tg_pg_affected(r) != rows) {
+            rc = tg_errf(err, TG_ESTORE, "copying %s: %llu rows read, PostgreSQL took %llu", t->name,
+                         (unsigned long long)rows, (unsigned long long)tg_pg_affected(r));
+        }
+        PQclear(r);
+    }
+    if (rc != 0)
+        return rc;
+    t->rows = rows;
+    t->copied = 1;
+    /* Identity columns: new rows on the target must get ids after the copied ones. */
+    for (size_t i = 0; i < t->ncols; i++) {
+        if (!t->cols[i].identity || rows == 0)
+            continue;
+        char sql[512];
+        snprintf(sql, sizeof(sql),
+                 "SELECT setval(pg_get_serial_sequence('\"%s\"', '%s'), m) FROM (SELECT max(\"%s\") AS m FROM \"%s\") s"
+                 " WHERE m IS NOT NULL",
+                 t->name, t->cols[i].name, t->cols[i].name, t->name);
+        if ((rc = pg_run(c, sql, NULL, err, "moving an identity sequence past the copied ids")) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- verification ---- */
+
+/* Row count, then per column: non-NULL count and exact sum (integers) or total bytes, on both
+ * sides; the first difference is the error. */
+static int verify_table(copy_t *c, const table_t *t, tg_err_t *err)
+{
+    char ssql[SQL_CAP] = "SELECT count(*)", psql[SQL_CAP] = "SELECT count(*)::text";
+    int rc = 0;
+    for (size_t i = 0; i < t->ncols && rc == 0; i++) {
+        const col_t *col = &t->cols[i];
+        char sname[NAME_MAX_LEN + 3];
+        snprintf(sname, sizeof(sname), col->rowid ? "%s" : "\"%s\"", col->name);
+        if (col->kind == COL_INT)
+            rc = sql_add(ssql, sizeof(ssql), err, ", count(%s), tg_copy_sum(%s)", sname, sname);
+        else
+            rc = sql_add(ssql, sizeof(ssql), err, ", count(%s), tg_copy_sum(length(CAST(%s AS BLOB)))", sname, sname);
+        if (rc == 0 && col->kind == COL_INT)
+            rc = sql_add(psql, sizeof(psql), err, ", count(\"%s\")::text, COALESCE(sum(\"%s\"), 0)::text", col->name,
+                         col->name);
+        else if (rc == 0)
+            rc = sql_add(psql, sizeof(psql), err, ", count(\"%s\")::text, COALESCE(sum(octet_length(\"%s\")), 0)::text",
+                         col->name, col->name);
+    }
+    if (rc == 0)
+        rc = sql_add(ssql, sizeof(ssql), err, " FROM \"%s\"", t->name);
+    if (rc == 0)
+        rc = sql_add(psql, sizeof(psql), err, " FROM \"%s\"", t->name);
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(c->src, ssql, -1, &s, NULL) != SQLITE_OK)
+        return src_error(c, err, "verifying the copy");
+    if (sqlite3_step(s) != SQLITE_ROW) {
+        rc = src_error(c, err, "verifying the copy");
+        sqlite3_finalize(s);
+        return rc;
+    }
+    PGresult *r = NULL;
+    if ((rc = pg_run(c, psql, &r, err, "verifying the copy")) != 0) {
+        sqlite3_finalize(s);
+        return rc;
+    }
+    for (int i = 0; i < 1 + 2 * (int)t->ncols && rc == 0; i++) {
+        const char *a = (const char *)sqlite3_column_text(s, i), *b = PQgetvalue(r, 0, i);
+        if (a != NULL && strcmp(a, b) == 0)
+            continue;
+        const char *what = i == 0 ? "rows" : i % 2 == 1 ? "values" : t->cols[(i - 1) / 2].kind == COL_INT ? "sum" : "bytes";
+        rc = tg_errf(err, TG_ESTORE,
+                     "verification failed, nothing was written: %s%s%s %s is %s in the source and %s in the target",
+                     t->name, i == 0 ? "" : ".", i == 0 ? "" : t->cols[(i - 1) / 2].name, what, a != NULL ? a : "?",
+                     b);
+    }
+    PQclear(r);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* The business totals of the report, compared on both sides too: money per currency. */
+static const struct {
+    const char *table, *column, *group;
+    int money;
+} TOTALS[] = {
+    {"usage_period", "units", NULL, 0},         {"usage_period", "invoiced_units", NULL, 0},
+    {"usage_daily", "units", NULL, 0},          {"usage_hourly", "units", NULL, 0},
+    {"invoices", "total", "currency", 1},       {"invoice_items", "amount", "currency", 1},
+};
+
+static int add_total(tg_store_copy_report_t *rep, const char *what, const char *group, const char *value, int money)
+{
+    if (rep->ntotals == TG_COPY_TOTALS_MAX)
+        return 0;
+    tg_store_copy_total_t *t = &rep->totals[rep->ntotals++];
+    snprintf(t->what, sizeof(t->what), "%s%s%.16s", what, group != NULL ? " " : "", group != NULL ? group : "");
+    if (money)
+        money_str(value, t->value, sizeof(t->value));
+    else
+        snprintf(t->value, sizeof(t->value), "%s", value);
+    return 0;
+}
+
+static int verify_totals(copy_t *c, tg_store_copy_report_t *rep, tg_err_t *err)
+{
+    for (size_t i = 0; i < sizeof(TOTALS) / sizeof(TOTALS[0]); i++) {
+        const table_t *t = table_find(c, TOTALS[i].table);
+        if (t == NULL)
+            continue;
+        const char *g = TOTALS[i].group;
+        char ssql[512], psql[512], what[128];
+        snprintf(what, sizeof(what), "%s.%s", TOTALS[i].table, TOTALS[i].column);
+        if (g != NULL) {
+            snprintf(ssql, sizeof(ssql), "SELECT \"%s\", tg_copy_sum(\"%s\") FROM \"%s\" GROUP BY 1 ORDER BY 1", g,
+                     TOTALS[i].column, t->name);
+            snprintf(psql, sizeof(psql),
+                     "SELECT \"%s\", COALESCE(sum(\"%s\"), 0)::text FROM \"%s\" GROUP BY 1 ORDER BY \"%s\" COLLATE \"C\"", g,
+                     TOTALS[i].column, t->name, g);
+        } else {
+            snprintf(ssql, sizeof(ssql), "SELECT '', tg_copy_sum(\"%s\") FROM \"%s\"", TOTALS[i].column, t->name);
+            snprintf(psql, sizeof(psql), "SELECT '', COALESCE(sum(\"%s\"), 0)::text FROM \"%s\"", TOTALS[i].column,
+                     t->name);
+        }
+        sqlite3_stmt *s;
+        if (sqlite3_prepare_v2(c->src, ssql, -1, &s, NULL) != SQLITE_OK)
+            return src_error(c, err, "verifying the totals");
+        PGresult *r = NULL;
+        int rc = pg_run(c, psql, &r, err, "verifying the totals");
+        int row = 0, step = SQLITE_DONE;
+        while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
+            const char *sg = (const char *)sqlite3_column_text(s, 0), *sv = (const char *)sqlite3_column_text(s, 1);
+            if (row >= PQntuples(r) || sg == NULL || sv == NULL || strcmp(sg, PQgetvalue(r, row, 0)) != 0 ||
+                strcmp(sv, PQgetvalue(r, row, 1)) != 0) {
+                rc = tg_errf(err, TG_ESTORE,
+                             "verification failed, nothing was written: %s%s%.16s is %s in the source and %s in the "
+                             "target",
+                             what, g != NULL ? " " : "", g != NULL && sg != NULL ? sg : "", sv != NULL ? sv : "?",
+                             row < PQntuples(r) ? PQgetvalue(r, row, 1) : "absent");
+                break;
+            }
+            add_total(rep, what, g != NULL ? sg : NULL, sv, TOTALS[i].money);
+            row++;
+        }
+        if (rc == 0 && step != SQLITE_DONE)
+            rc = src_error(c, err, "verifying the totals");
+        if (rc == 0 && row != PQntuples(r))
+            rc = tg_errf(err, TG_ESTORE, "verification failed, nothing was written: %s has %d groups in the target, %d in the source",
+                         what, PQntuples(r), row);
+        if (rc == 0 && row == 0 && g != NULL)
+            add_total(rep, what, NULL, "0", TOTALS[i].money);
+        PQclear(r);
+        sqlite3_finalize(s);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- the whole ---- */
+
+static int parse_urls(const char *from_url, const char *to_url, tg_err_t *err)
+{
+    if (from_url == NULL || strncmp(from_url, "sqlite:", 7) != 0 || from_url[7] == '\0')
+        return tg_errf(err, TG_EINVAL, "--from must be sqlite:PATH (the database of one node), not \"%.200s\"",
+                       from_url != NULL ? from_url : "");
+    if (to_url == NULL || (strncmp(to_url, "postgresql://", 13) != 0 && strncmp(to_url, "postgres://", 11) != 0))
+        return tg_errf(err, TG_EINVAL, "--to must be a postgresql:// URL");
+    return 0;
+}
+
+int tg_store_copy(const char *from_url, const char *to_url, tg_store_copy_report_t *report, tg_err_t *err)
+{
+    memset(report, 0, sizeof(*report));
+    int rc = parse_urls(from_url, to_url, err);
+    if (rc != 0)
+        return rc;
+    copy_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return tg_errf(err, TG_ENOMEM, "out of memory");
+    int version = 0, dst_version = 0;
+    size_t order[TG_COPY_TABLES_MAX];
+    if ((rc = src_open(c, from_url + 7, err)) != 0 || (rc = src_fold(c, from_url, err)) != 0 ||
+        (rc = src_snapshot(c, &version, err)) != 0)
+        goto out;
+    if ((rc = tg_store_open(to_url, &c->dst, err)) != 0 || (rc = tg_store_migrate(c->dst, err)) != 0 ||
+        (rc = tg_store_schema_version(c->dst, &dst_version, err)) != 0)
+        goto out;
+    if (dst_version != version) {
+        rc = tg_errf(err, TG_ESTATE, "the target database is at schema version %d, the source at %d", dst_version,
+                     version);
+        goto out;
+    }
+    c->pg = tg_pg(c->dst)->conn;
+    if ((rc = tg_store_tx_begin(c->dst, err)) != 0)
+        goto out;
+    c->dst_tx = 1;
+    if ((rc = dst_schema(c, err)) != 0 || (rc = dst_lock_empty(c, err)) != 0 || (rc = copy_order(c, order, err)) != 0)
+        goto out;
+    for (size_t i = 0; i < c->ntables; i++)
+        if ((rc = copy_table(c, &c->tables[order[i]], err)) != 0)
+            goto out;
+    for (size_t i = 0; i < c->ntables; i++)
+        if ((rc = verify_table(c, &c->tables[order[i]], err)) != 0)
+            goto out;
+    if ((rc = verify_totals(c, report, err)) != 0)
+        goto out;
+    c->dst_tx = 0;
+    if ((rc = tg_store_tx_commit(c->dst, err)) != 0)
+        goto out;
+    report->schema_version = version;
+    snprintf(report->target, sizeof(report->target), "%s", tg_pg(c->dst)->where);
+    report->ntables = c->ntables; /* by name, as the source listed them */
+    for (size_t i = 0; i < c->ntables; i++) {
+        snprintf(report->tables[i].name, sizeof(report->tables[i].name), "%s", c->tables[i].name);
+        report->tables[i].rows = c->tables[i].rows;
+    }
+out:
+    if (rc != 0)
+        report->ntotals = 0;
+    if (c->dst_tx)
+        tg_store_tx_rollback(c->dst);
+    tg_store_close(c->dst);
+    if (c->src_tx)
+        sqlite3_exec(c->src, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(c->src);
+    free(c->buf);
+    free(c);
+    return rc;
+}
