@@ -202,7 +202,8 @@ static int cmd_migrate(int argc, char **argv)
     }
     if (from != NULL || to != NULL) {
         if (from == NULL || to == NULL || path != NULL) {
-            fprintf(stderr, "tollgate migrate: --from and --to go together, without -c (see tollgate migrate --help)\n");
+            fprintf(stderr, "tollgate migrate: --from and --to go together, without -c"
+                            " (see tollgate migrate --help)\n");
             return 2;
         }
         return migrate_copy(from, to);

@@ -34,11 +34,11 @@
 #include "store/store.h"
 #include "store/store_pg_int.h"
 
-#define NAME_MAX_LEN 63          /* table and column names (PostgreSQL's identifier limit) */
-#define COLS_MAX 64              /* columns per table */
-#define SQL_CAP 16384            /* one generated statement */
-#define COPY_CHUNK (1u << 20)    /* bytes handed to libpq per PQputCopyData */
-#define ROW_CAP (512u << 20)     /* one row's COPY text; larger is refused, not truncated */
+#define NAME_MAX_LEN 63       /* table and column names (PostgreSQL's identifier limit) */
+#define COLS_MAX 64           /* columns per table */
+#define SQL_CAP 16384         /* one generated statement */
+#define COPY_CHUNK (1u << 20) /* bytes handed to libpq per PQputCopyData */
+#define ROW_CAP (512u << 20)  /* one row's COPY text; larger is refused, not truncated */
 
 enum { COL_INT, COL_TEXT, COL_BYTEA };
 
@@ -71,10 +71,6 @@ typedef struct copy {
 
 /* ---- exact sums ---- */
 
-typedef struct {
-    __int128 sum;
-} sum_ctx_t;
-
 /* tg_copy_sum(x): the exact sum of integer x as decimal text ("0" over no rows). */
 static void i128_str(__int128 v, char *out, size_t cap)
 {
@@ -93,23 +89,32 @@ static void i128_str(__int128 v, char *out, size_t cap)
     out[i] = '\0';
 }
 
+/* The accumulator lives in SQLite's aggregate context, which is 8-byte aligned: copied in and
+ * out, as __int128 wants 16. */
 static void sum_step(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
     (void)argc;
-    sum_ctx_t *c = sqlite3_aggregate_context(ctx, sizeof(*c));
-    if (c == NULL) {
+    unsigned char *acc = sqlite3_aggregate_context(ctx, sizeof(__int128));
+    if (acc == NULL) {
         sqlite3_result_error_nomem(ctx);
         return;
     }
-    if (sqlite3_value_type(argv[0]) != SQLITE_NULL)
-        c->sum += sqlite3_value_int64(argv[0]);
+    if (sqlite3_value_type(argv[0]) == SQLITE_NULL)
+        return;
+    __int128 sum;
+    memcpy(&sum, acc, sizeof(sum));
+    sum += sqlite3_value_int64(argv[0]);
+    memcpy(acc, &sum, sizeof(sum));
 }
 
 static void sum_final(sqlite3_context *ctx)
 {
-    sum_ctx_t *c = sqlite3_aggregate_context(ctx, 0);
+    unsigned char *acc = sqlite3_aggregate_context(ctx, 0);
+    __int128 sum = 0;
+    if (acc != NULL)
+        memcpy(&sum, acc, sizeof(sum));
     char s[48];
-    i128_str(c != NULL ? c->sum : 0, s, sizeof(s));
+    i128_str(sum, s, sizeof(s));
     sqlite3_result_text(ctx, s, -1, SQLITE_TRANSIENT);
 }
 
@@ -119,7 +124,7 @@ static void money_str(const char *nano, char *out, size_t cap)
     int neg = nano[0] == '-';
     const char *d = nano + neg;
     size_t n = strlen(d);
-    char ip[48] = "0", fp[16] = "000000000";
+    char ip[40] = "0", fp[16] = "000000000";
     if (n > 9) {
         snprintf(ip, sizeof(ip), "%.*s", (int)(n - 9), d);
         memcpy(fp, d + n - 9, 9);
@@ -232,8 +237,8 @@ static int src_int(copy_t *c, const char *sql, const char *arg, int64_t *out, tg
 static int src_version(copy_t *c, int *version, tg_err_t *err)
 {
     int64_t v = 0;
-    int rc = src_int(c, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
-                     NULL, &v, err, "reading the source");
+    int rc = src_int(c, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'", NULL,
+                     &v, err, "reading the source");
     if (rc != 0)
         return rc;
     if (v == 0)
@@ -316,8 +321,7 @@ static int src_snapshot(copy_t *c, int *version, tg_err_t *err)
 
     for (size_t i = 0; i < c->ntables; i++) {
         table_t *t = &c->tables[i];
-        if (sqlite3_prepare_v2(c->src, "SELECT name FROM pragma_table_info(?) ORDER BY cid", -1, &s, NULL) !=
-            SQLITE_OK)
+        if (sqlite3_prepare_v2(c->src, "SELECT name FROM pragma_table_info(?) ORDER BY cid", -1, &s, NULL) != SQLITE_OK)
             return src_error(c, err, "listing the source's columns");
         sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
         while ((step = sqlite3_step(s)) == SQLITE_ROW) {
@@ -399,8 +403,8 @@ static int dst_schema(copy_t *c, tg_err_t *err)
                 col->rowid = 1;
             }
             if (col == NULL) {
-                rc = tg_errf(err, TG_ESTATE, "column %s.%.64s is in the target database but not in the source",
-                             t->name, name);
+                rc = tg_errf(err, TG_ESTATE, "column %s.%.64s is in the target database but not in the source", t->name,
+                             name);
                 break;
             }
             col->identity = identity;
@@ -419,8 +423,8 @@ static int dst_schema(copy_t *c, tg_err_t *err)
             return rc;
         for (size_t k = 0; k < t->ncols; k++)
             if (t->cols[k].kind < 0)
-                return tg_errf(err, TG_ESTATE, "column %s.%s is in the source database but not in the target",
-                               t->name, t->cols[k].name);
+                return tg_errf(err, TG_ESTATE, "column %s.%s is in the source database but not in the target", t->name,
+                               t->cols[k].name);
     }
     return 0;
 }
@@ -538,14 +542,17 @@ static int put_value(copy_t *c, sqlite3_stmt *s, int i, const table_t *t, const 
     if (col->kind == COL_INT) {
         if (type != SQLITE_INTEGER)
             return tg_errf(err, TG_ESTATE, "copying %s: column %s holds a %s value where the target takes integers",
-                           t->name, col->name, type == SQLITE_FLOAT ? "real" : type == SQLITE_TEXT ? "text" : "blob");
+                           t->name, col->name,
+                           type == SQLITE_FLOAT  ? "real"
+                           : type == SQLITE_TEXT ? "text"
+                                                 : "blob");
         if ((rc = buf_reserve(c, 24, t, err)) != 0)
             return rc;
         c->len += (size_t)snprintf(c->buf + c->len, 24, "%lld", (long long)sqlite3_column_int64(s, i));
         return 0;
     }
-    const unsigned char *v = col->kind == COL_BYTEA && type == SQLITE_BLOB ? sqlite3_column_blob(s, i)
-                                                                            : sqlite3_column_text(s, i);
+    const unsigned char *v =
+        col->kind == COL_BYTEA && type == SQLITE_BLOB ? sqlite3_column_blob(s, i) : sqlite3_column_text(s, i);
     size_t n = (size_t)sqlite3_column_bytes(s, i);
     if (v == NULL && n > 0)
         return tg_errf(err, TG_ENOMEM, "out of memory copying %s", t->name);
@@ -563,7 +570,7 @@ static int put_value(copy_t *c, sqlite3_stmt *s, int i, const table_t *t, const 
         c->len = (size_t)(o - c->buf);
         return 0;
     }
-    if (memchr(v, '\0', n) != NULL)
+    if (n > 0 && memchr(v, '\0', n) != NULL)
         return tg_errf(err, TG_ESTATE, "copying %s: column %s holds text with a NUL byte, which PostgreSQL refuses",
                        t->name, col->name);
     if ((rc = buf_reserve(c, 2 * n, t, err)) != 0)
@@ -587,8 +594,7 @@ static int copy_table(copy_t *c, table_t *t, tg_err_t *err)
     int rc = sql_add(cp, sizeof(cp), err, "COPY \"%s\" (", t->name);
     for (size_t i = 0; i < t->ncols && rc == 0; i++) {
         const char *sep = i > 0 ? ", " : "";
-        if ((rc = sql_add(sel, sizeof(sel), err, t->cols[i].rowid ? "%srowid" : "%s\"%s\"", sep, t->cols[i].name)) ==
-            0)
+        if ((rc = sql_add(sel, sizeof(sel), err, t->cols[i].rowid ? "%srowid" : "%s\"%s\"", sep, t->cols[i].name)) == 0)
             rc = sql_add(cp, sizeof(cp), err, "%s\"%s\"", sep, t->cols[i].name);
     }
     if (rc == 0)
@@ -707,11 +713,13 @@ static int verify_table(copy_t *c, const table_t *t, tg_err_t *err)
         const char *a = (const char *)sqlite3_column_text(s, i), *b = PQgetvalue(r, 0, i);
         if (a != NULL && strcmp(a, b) == 0)
             continue;
-        const char *what = i == 0 ? "rows" : i % 2 == 1 ? "values" : t->cols[(i - 1) / 2].kind == COL_INT ? "sum" : "bytes";
+        const char *what = i == 0                                 ? "rows"
+                           : i % 2 == 1                           ? "values"
+                           : t->cols[(i - 1) / 2].kind == COL_INT ? "sum"
+                                                                  : "bytes";
         rc = tg_errf(err, TG_ESTORE,
                      "verification failed, nothing was written: %s%s%s %s is %s in the source and %s in the target",
-                     t->name, i == 0 ? "" : ".", i == 0 ? "" : t->cols[(i - 1) / 2].name, what, a != NULL ? a : "?",
-                     b);
+                     t->name, i == 0 ? "" : ".", i == 0 ? "" : t->cols[(i - 1) / 2].name, what, a != NULL ? a : "?", b);
     }
     PQclear(r);
     sqlite3_finalize(s);
@@ -723,9 +731,9 @@ static const struct {
     const char *table, *column, *group;
     int money;
 } TOTALS[] = {
-    {"usage_period", "units", NULL, 0},         {"usage_period", "invoiced_units", NULL, 0},
-    {"usage_daily", "units", NULL, 0},          {"usage_hourly", "units", NULL, 0},
-    {"invoices", "total", "currency", 1},       {"invoice_items", "amount", "currency", 1},
+    {"usage_period", "units", NULL, 0},   {"usage_period", "invoiced_units", NULL, 0},
+    {"usage_daily", "units", NULL, 0},    {"usage_hourly", "units", NULL, 0},
+    {"invoices", "total", "currency", 1}, {"invoice_items", "amount", "currency", 1},
 };
 
 static int add_total(tg_store_copy_report_t *rep, const char *what, const char *group, const char *value, int money)
@@ -753,9 +761,10 @@ static int verify_totals(copy_t *c, tg_store_copy_report_t *rep, tg_err_t *err)
         if (g != NULL) {
             snprintf(ssql, sizeof(ssql), "SELECT \"%s\", tg_copy_sum(\"%s\") FROM \"%s\" GROUP BY 1 ORDER BY 1", g,
                      TOTALS[i].column, t->name);
-            snprintf(psql, sizeof(psql),
-                     "SELECT \"%s\", COALESCE(sum(\"%s\"), 0)::text FROM \"%s\" GROUP BY 1 ORDER BY \"%s\" COLLATE \"C\"", g,
-                     TOTALS[i].column, t->name, g);
+            snprintf(
+                psql, sizeof(psql),
+                "SELECT \"%s\", COALESCE(sum(\"%s\"), 0)::text FROM \"%s\" GROUP BY 1 ORDER BY \"%s\" COLLATE \"C\"", g,
+                TOTALS[i].column, t->name, g);
         } else {
             snprintf(ssql, sizeof(ssql), "SELECT '', tg_copy_sum(\"%s\") FROM \"%s\"", TOTALS[i].column, t->name);
             snprintf(psql, sizeof(psql), "SELECT '', COALESCE(sum(\"%s\"), 0)::text FROM \"%s\"", TOTALS[i].column,
@@ -784,7 +793,8 @@ static int verify_totals(copy_t *c, tg_store_copy_report_t *rep, tg_err_t *err)
         if (rc == 0 && step != SQLITE_DONE)
             rc = src_error(c, err, "verifying the totals");
         if (rc == 0 && row != PQntuples(r))
-            rc = tg_errf(err, TG_ESTORE, "verification failed, nothing was written: %s has %d groups in the target, %d in the source",
+            rc = tg_errf(err, TG_ESTORE,
+                         "verification failed, nothing was written: %s has %d groups in the target, %d in the source",
                          what, PQntuples(r), row);
         if (rc == 0 && row == 0 && g != NULL)
             add_total(rep, what, NULL, "0", TOTALS[i].money);

@@ -26,13 +26,13 @@ typedef struct tg_store_copy_table {
 /* A verified total: the same exact sum on both sides ("usage_period.units", "invoices.total usd"). */
 typedef struct tg_store_copy_total {
     char what[96];
-    char value[48]; /* decimal, exact (a sum of 64-bit values can pass 2^63) */
+    char value[64]; /* decimal, exact (a sum of 64-bit values can pass 2^63) */
 } tg_store_copy_total_t;
 
 typedef struct tg_store_copy_report {
     int schema_version;
     char target[128]; /* "127.0.0.1:5432/tollgate": where the copy went, without the password */
-    size_t ntables; /* by name */
+    size_t ntables;   /* by name */
     tg_store_copy_table_t tables[TG_COPY_TABLES_MAX];
     size_t ntotals;
     tg_store_copy_total_t totals[TG_COPY_TOTALS_MAX];
