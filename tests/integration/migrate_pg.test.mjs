@@ -5,7 +5,7 @@
 // a second copy into the same database is refused and changes nothing.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -160,5 +160,61 @@ test('migrate copies a stopped SQLite node into PostgreSQL, verified, and refuse
   } finally {
     await s.stop();
     psql(serverUrl, `DROP DATABASE IF EXISTS ${db}`);
+  }
+});
+
+// spawn, not spawnSync: the calls that keep the gateway busy run on this process's event loop.
+function migrateAsync(args) {
+  return new Promise((resolveRun, reject) => {
+    const p = spawn(TOLLGATE, ['migrate', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    p.stdout.on('data', (d) => { stdout += d; });
+    p.stderr.on('data', (d) => { stderr += d; });
+    p.on('error', reject);
+    p.on('close', (status) => resolveRun({ status, stdout, stderr }));
+  });
+}
+
+test('a gateway still running: never a torn copy; refused while usage is unfolded, a snapshot otherwise', async () => {
+  const busyDb = `tg_${process.pid}_migrate_busy`, idleDb = `tg_${process.pid}_migrate_idle`;
+  for (const db of [busyDb, idleDb]) {
+    psql(serverUrl, `DROP DATABASE IF EXISTS ${db}`);
+    psql(serverUrl, `CREATE DATABASE ${db}`);
+  }
+  const s = await new Stack().start();
+  try {
+    const a = await s.customer('load');
+    const from = `sqlite:${join(s.dir, 'tollgate.db')}`;
+    // calls keep landing while the copy runs
+    let stop = false, calls = 0;
+    const load = (async () => {
+      while (!stop) {
+        assert.equal((await s.call('/v1/basic/x', { key: a.key })).status, 200);
+        calls++;
+      }
+    })();
+    for (let i = 0; i < 1000 && calls < 50; i++) await new Promise((r) => setImmediate(r)); // load under way
+    const busy = await migrateAsync(['--from', from, '--to', dbUrl(busyDb)]);
+    stop = true;
+    await load;
+    if (busy.status === 0) {
+      // one snapshot: the period and daily totals come from the same folds, so they agree
+      assert.equal(psql(dbUrl(busyDb), 'SELECT sum(units) FROM usage_period'), psql(dbUrl(busyDb), 'SELECT sum(units) FROM usage_daily'));
+    } else {
+      assert.equal(busy.status, 1);
+      assert.match(busy.stderr, /usage batches not yet added to its totals: a gateway is still writing to it/);
+      assert.equal(psql(dbUrl(busyDb), 'SELECT count(*) FROM customers'), '0');
+    }
+
+    // idle (its usage folded by a read of the totals), still running: a consistent copy
+    const used = await s.usage(a.customer.id);
+    assert.equal(used, calls);
+    const idle = await migrateAsync(['--from', from, '--to', dbUrl(idleDb)]);
+    assert.equal(idle.status, 0, idle.stderr);
+    assert.match(idle.stdout, new RegExp(`^usage_period\\.units: ${calls}$`, 'm'));
+    assert.equal(psql(dbUrl(idleDb), `SELECT sum(units) FROM usage_daily WHERE customer_id = '${a.customer.id}'`), String(calls));
+  } finally {
+    await s.stop();
+    for (const db of [busyDb, idleDb]) psql(serverUrl, `DROP DATABASE IF EXISTS ${db}`);
   }
 });
