@@ -156,7 +156,8 @@ static int migrate_copy(const char *from, const char *to)
     printf("copied %s into PostgreSQL at %s (schema version %d)\n", from, rep->target, rep->schema_version);
     for (size_t i = 0; i < rep->ntables; i++)
         printf("%s: %llu rows\n", rep->tables[i].name, (unsigned long long)rep->tables[i].rows);
-    printf("verified: row counts, non-null counts and sums of every column are equal on both sides\n");
+    printf("verified: row counts, non-null counts, sums or byte lengths of every column, and a SHA-256 digest of\n"
+           "every row are equal on both sides\n");
     for (size_t i = 0; i < rep->ntotals; i++)
         printf("%s: %s\n", rep->totals[i].what, rep->totals[i].value);
     free(rep);

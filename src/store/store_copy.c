@@ -17,12 +17,14 @@
  * The verification does not trust the COPY's own row count alone: per table it compares the row
  * count and, per column, the count of non-NULL values and the exact sum (integers: usage units,
  * money, timestamps, ids) or the total byte length (text and bytea: ids, emails, hashes, invoice
- * bodies), computed by each database over what it holds. Sums are exact: SQLite's side uses an
+ * bodies), computed by each database over what it holds; then a digest of every row's bytes
+ * (below), so that a value changed in place, same length, is caught too. Sums are exact: SQLite's side uses an
  * aggregate of this file with a 128-bit accumulator (SQLite's SUM fails on overflow and a sum of
  * saturated usage totals can pass 2^63), PostgreSQL's sum(bigint) is numeric. */
 #include "store/store_copy.h"
 
 #include <libpq-fe.h>
+#include <sodium.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -54,7 +56,7 @@ typedef struct table {
     col_t cols[COLS_MAX];
     size_t ncols;
     uint64_t rows;
-    int copied;
+    unsigned char digest[16]; /* __int128: the sum of the digests of the rows sent */
 } table_t;
 
 typedef struct copy {
@@ -135,6 +137,49 @@ static void money_str(const char *nano, char *out, size_t cap)
     while (keep > 2 && fp[keep - 1] == '0')
         keep--;
     snprintf(out, cap, "%s%s.%.*s", neg ? "-" : "", ip, keep, fp);
+}
+
+/* ---- row digests ----
+ * Counts, sums and lengths catch a lost, doubled or truncated value, not a changed byte. So each
+ * row's values are also hashed, the same way on both sides: per column, 0x00 for NULL, else 0x01
+ * and then an integer as 8 bytes big-endian (PostgreSQL's int8send), or text and bytea as their
+ * length (4 bytes big-endian, int4send) and bytes; SHA-256 of the row; its first 8 bytes as a
+ * signed big-endian integer; the exact sum of those over the table. A sum, not a running hash:
+ * the order of the rows does not matter, and PostgreSQL computes it in one aggregate. Here it
+ * is taken from the very values streamed into COPY; PostgreSQL's from what it stored. */
+
+static void digest_add(table_t *t, crypto_hash_sha256_state *h)
+{
+    unsigned char out[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_final(h, out);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | out[i];
+    __int128 sum;
+    memcpy(&sum, t->digest, sizeof(sum));
+    sum += (int64_t)v; /* two's complement, as PostgreSQL's bit(64)::bigint */
+    memcpy(t->digest, &sum, sizeof(sum));
+}
+
+static void digest_value(crypto_hash_sha256_state *h, int kind, int is_null, int64_t i, const void *p, size_t n)
+{
+    unsigned char b[9];
+    b[0] = is_null ? 0 : 1;
+    if (is_null) {
+        crypto_hash_sha256_update(h, b, 1);
+        return;
+    }
+    if (kind == COL_INT) {
+        for (int k = 0; k < 8; k++)
+            b[1 + k] = (unsigned char)((uint64_t)i >> (56 - 8 * k));
+        crypto_hash_sha256_update(h, b, 9);
+        return;
+    }
+    for (int k = 0; k < 4; k++)
+        b[1 + k] = (unsigned char)((uint32_t)n >> (24 - 8 * k));
+    crypto_hash_sha256_update(h, b, 5);
+    if (n > 0)
+        crypto_hash_sha256_update(h, p, n);
 }
 
 /* ---- helpers ---- */
@@ -527,12 +572,14 @@ static int flush(copy_t *c, const table_t *t, tg_err_t *err)
 
 /* Appends one value in COPY's text format: \N for NULL; in text, backslash, tab, newline and
  * carriage return escaped; bytea as \\x and hex (COPY unescapes the backslash, bytea reads hex). */
-static int put_value(copy_t *c, sqlite3_stmt *s, int i, const table_t *t, const col_t *col, tg_err_t *err)
+static int put_value(copy_t *c, sqlite3_stmt *s, int i, const table_t *t, const col_t *col, crypto_hash_sha256_state *h,
+                     tg_err_t *err)
 {
     static const char hex[] = "0123456789abcdef";
     int type = sqlite3_column_type(s, i);
     int rc;
     if (type == SQLITE_NULL) {
+        digest_value(h, col->kind, 1, 0, NULL, 0);
         if ((rc = buf_reserve(c, 2, t, err)) != 0)
             return rc;
         memcpy(c->buf + c->len, "\\N", 2);
@@ -548,7 +595,9 @@ static int put_value(copy_t *c, sqlite3_stmt *s, int i, const table_t *t, const 
                                                  : "blob");
         if ((rc = buf_reserve(c, 24, t, err)) != 0)
             return rc;
-        c->len += (size_t)snprintf(c->buf + c->len, 24, "%lld", (long long)sqlite3_column_int64(s, i));
+        int64_t v = sqlite3_column_int64(s, i);
+        digest_value(h, COL_INT, 0, v, NULL, 0);
+        c->len += (size_t)snprintf(c->buf + c->len, 24, "%lld", (long long)v);
         return 0;
     }
     const unsigned char *v =
@@ -556,6 +605,7 @@ static int put_value(copy_t *c, sqlite3_stmt *s, int i, const table_t *t, const 
     size_t n = (size_t)sqlite3_column_bytes(s, i);
     if (v == NULL && n > 0)
         return tg_errf(err, TG_ENOMEM, "out of memory copying %s", t->name);
+    digest_value(h, col->kind, 0, 0, v, n);
     if (col->kind == COL_BYTEA) {
         if ((rc = buf_reserve(c, 3 + 2 * n, t, err)) != 0)
             return rc;
@@ -617,13 +667,17 @@ static int copy_table(copy_t *c, table_t *t, tg_err_t *err)
     c->len = 0;
     uint64_t rows = 0;
     int step;
+    memset(t->digest, 0, sizeof(t->digest));
     while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
+        crypto_hash_sha256_state h;
+        crypto_hash_sha256_init(&h);
         for (size_t i = 0; i < t->ncols && rc == 0; i++) {
             if (i > 0 && (rc = buf_reserve(c, 1, t, err)) == 0)
                 c->buf[c->len++] = '\t';
             if (rc == 0)
-                rc = put_value(c, s, (int)i, t, &t->cols[i], err);
+                rc = put_value(c, s, (int)i, t, &t->cols[i], &h, err);
         }
+        digest_add(t, &h);
         if (rc == 0 && (rc = buf_reserve(c, 1, t, err)) == 0)
             c->buf[c->len++] = '\n';
         rows++;
@@ -651,7 +705,6 @@ static int copy_table(copy_t *c, table_t *t, tg_err_t *err)
     if (rc != 0)
         return rc;
     t->rows = rows;
-    t->copied = 1;
     /* Identity columns: new rows on the target must get ids after the copied ones. */
     for (size_t i = 0; i < t->ncols; i++) {
         if (!t->cols[i].identity || rows == 0)
@@ -668,6 +721,49 @@ static int copy_table(copy_t *c, table_t *t, tg_err_t *err)
 }
 
 /* ---- verification ---- */
+
+/* The table's row digest (see "row digests" above) as PostgreSQL computes it over what it holds,
+ * against the one of the rows streamed into its COPY. */
+static int verify_digest(copy_t *c, const table_t *t, tg_err_t *err)
+{
+    char sql[SQL_CAP] = "SELECT COALESCE(sum(('x' || encode(substr(sha256(";
+    int rc = 0;
+    for (size_t i = 0; i < t->ncols && rc == 0; i++) {
+        const char *n = t->cols[i].name, *sep = i > 0 ? " || " : "";
+        if (t->cols[i].kind == COL_INT)
+            rc = sql_add(sql, sizeof(sql), err,
+                         "%sCASE WHEN \"%s\" IS NULL THEN '\\x00'::bytea ELSE '\\x01'::bytea || int8send(\"%s\") END",
+                         sep, n, n);
+        else if (t->cols[i].kind == COL_BYTEA)
+            rc = sql_add(sql, sizeof(sql), err,
+                         "%sCASE WHEN \"%s\" IS NULL THEN '\\x00'::bytea ELSE '\\x01'::bytea"
+                         " || int4send(octet_length(\"%s\")) || \"%s\" END",
+                         sep, n, n, n);
+        else
+            rc = sql_add(sql, sizeof(sql), err,
+                         "%sCASE WHEN \"%s\" IS NULL THEN '\\x00'::bytea ELSE '\\x01'::bytea"
+                         " || int4send(octet_length(\"%s\")) || convert_to(\"%s\", 'UTF8') END",
+                         sep, n, n, n);
+    }
+    if (rc == 0)
+        rc = sql_add(sql, sizeof(sql), err, "), 1, 8), 'hex'))::bit(64)::bigint), 0)::text FROM \"%s\"", t->name);
+    if (rc != 0)
+        return rc;
+    PGresult *r = NULL;
+    if ((rc = pg_run(c, sql, &r, err, "verifying the copy")) != 0)
+        return rc;
+    __int128 sum;
+    memcpy(&sum, t->digest, sizeof(sum));
+    char sent[48];
+    i128_str(sum, sent, sizeof(sent));
+    if (strcmp(sent, PQgetvalue(r, 0, 0)) != 0)
+        rc = tg_errf(err, TG_ESTORE,
+                     "verification failed, nothing was written: %s: the rows the target holds differ from the rows "
+                     "sent (digest %s sent, %s held)",
+                     t->name, sent, PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return rc;
+}
 
 /* Row count, then per column: non-NULL count and exact sum (integers) or total bytes, on both
  * sides; the first difference is the error. */
@@ -723,7 +819,7 @@ static int verify_table(copy_t *c, const table_t *t, tg_err_t *err)
     }
     PQclear(r);
     sqlite3_finalize(s);
-    return rc;
+    return rc != 0 ? rc : verify_digest(c, t, err);
 }
 
 /* The business totals of the report, compared on both sides too: money per currency. */
@@ -824,6 +920,8 @@ int tg_store_copy(const char *from_url, const char *to_url, tg_store_copy_report
     int rc = parse_urls(from_url, to_url, err);
     if (rc != 0)
         return rc;
+    if (sodium_init() < 0) /* SHA-256 of the row digests; idempotent */
+        return tg_errf(err, TG_ESTATE, "libsodium failed to initialise");
     copy_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return tg_errf(err, TG_ENOMEM, "out of memory");

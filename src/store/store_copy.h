@@ -56,8 +56,8 @@ typedef struct tg_store_copy_report {
  *   mode: a gateway on the target waits), in one transaction.
  * - After the copy and before COMMIT, every table's row count and, per column, the number of
  *   non-NULL values and the exact sum (integers) or total byte length (text, bytea) are compared
- *   on both sides; any difference rolls everything back (TG_ESTORE naming table, column and both
- *   values).
+ *   on both sides, and a digest of every row's values (SHA-256 per row, summed); any difference
+ *   rolls everything back (TG_ESTORE naming the table, and the column and both values).
  * report (caller-owned, may not be NULL) gets the tables with their row counts and the business
  * totals (usage units, invoice totals and invoice items per currency), filled on success only.
  * Returns 0, TG_EINVAL (bad URL), TG_ENOTFOUND (no source file), TG_ESTATE, TG_ESTORE,

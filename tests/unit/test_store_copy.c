@@ -339,8 +339,23 @@ static void test_verification_failure_rolls_back(void **state)
     assert_non_null(strstr(err.msg, "api_keys"));
     assert_string_equal(pg_value(f->db, "SELECT count(*) FROM customers", v, sizeof(v)), "0");
 
-    /* without it, the same copy goes through */
-    pg_do(f->db, "DROP TRIGGER drop_one ON api_keys");
+    /* values changed in place, same length: counts, sums and lengths agree; the row digests do not */
+    pg_do(f->db, "DROP TRIGGER drop_one ON api_keys;"
+                 "CREATE FUNCTION shout() RETURNS trigger LANGUAGE plpgsql AS"
+                 " $$BEGIN NEW.name := upper(NEW.name); RETURN NEW; END$$;"
+                 "CREATE TRIGGER shout BEFORE INSERT ON customers FOR EACH ROW EXECUTE FUNCTION shout()");
+    assert_int_equal(tg_store_copy(f->src.url, f->url, &f->rep, &err), TG_ESTORE);
+    assert_non_null(strstr(err.msg, "customers: the rows the target holds differ from the rows sent"));
+    pg_do(f->db, "DROP TRIGGER shout ON customers;"
+                 "CREATE FUNCTION flip() RETURNS trigger LANGUAGE plpgsql AS"
+                 " $$BEGIN NEW.hash := set_byte(NEW.hash, 31, get_byte(NEW.hash, 31) # 1); RETURN NEW; END$$;"
+                 "CREATE TRIGGER flip BEFORE INSERT ON api_keys FOR EACH ROW EXECUTE FUNCTION flip()");
+    assert_int_equal(tg_store_copy(f->src.url, f->url, &f->rep, &err), TG_ESTORE);
+    assert_non_null(strstr(err.msg, "api_keys: the rows the target holds differ from the rows sent"));
+    assert_string_equal(pg_value(f->db, "SELECT count(*) FROM customers", v, sizeof(v)), "0");
+
+    /* without them, the same copy goes through */
+    pg_do(f->db, "DROP TRIGGER flip ON api_keys");
     assert_int_equal(tg_store_copy(f->src.url, f->url, &f->rep, &err), 0);
 }
 
