@@ -18,6 +18,7 @@
 #include "billing/pricing.h"
 #include "gateway/apikey.h"
 #include "metrics/metrics.h"
+#include "store/store_cluster.h"
 #include "store/store_payments.h"
 #include "util/clock.h"
 #include "util/period.h"
@@ -40,6 +41,17 @@ void tg_admin_tick(tg_admin_t *a)
     tg_accounts_collect_used(a->d.accounts, tg_adm_persist_used_cb, a->d.store);
     if (in_tx && tg_store_tx_commit(a->d.store, &terr) != 0)
         tg_store_tx_rollback(a->d.store);
+    /* The schedulers below run on one node at a time (store_cluster.h): with several gateways
+     * on one database, the one holding the scheduler lock; another takes over when it dies. */
+    int leader = 0;
+    tg_err_t lerr = {0};
+    if (tg_store_leader_try(a->d.store, &leader, &lerr) != 0 || !leader) {
+        a->leader = 0;
+        return;
+    }
+    if (!a->leader)
+        fprintf(stderr, "tollgate: this node runs the schedulers now (period closing, invoicing, dunning)\n");
+    a->leader = 1;
     tg_periods_run_t run;
     tg_err_t err = {0};
     tg_periods_close(&a->sub, NULL, INT64_MAX, &run, &err); /* errors are retried on the next tick */
@@ -260,7 +272,7 @@ int tg_admin_handle_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_r
         }
         res->status = 200;
         res->content_type = "text/plain; version=0.0.4";
-        res->body = tg_adm_stripe_metrics(a, tg_metrics_render(a->d.meter));
+        res->body = tg_adm_cluster_metrics(a, tg_adm_stripe_metrics(a, tg_metrics_render(a->d.meter)));
         res->body_len = res->body != NULL ? strlen(res->body) : 0;
         return 1;
     }

@@ -39,6 +39,9 @@ typedef struct tg_admin_deps {
     /* The Stripe outbox (a stripe section is configured), or NULL: then nothing is sent to
      * Stripe. New customers get a "create the Stripe customer" row in their transaction. */
     struct tg_outbox *outbox;
+    /* Several gateways on PostgreSQL: the thread following the others' changes (for /metrics),
+     * or NULL on one node. */
+    struct tg_dirsync *dirsync;
 } tg_admin_deps_t;
 
 typedef struct tg_admin_request {
