@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Stack, TOLLGATE, KEY_SECRET } from './harness.mjs';
+import { Stack, TOLLGATE, KEY_SECRET, pgDatabaseUrl } from './harness.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 let pgDir = null;
@@ -31,8 +31,16 @@ after(() => {
   rmSync(pgDir, { recursive: true, force: true });
 });
 
-// The server URL with another database in place of /postgres.
-const dbUrl = (name) => serverUrl.replace(/\/[^/?]*(\?|$)/, `/${name}$1`);
+const dbUrl = (name) => pgDatabaseUrl(serverUrl, name);
+
+// A gateway on a SQLite file of its own, whatever backend the other tests run on (the source of
+// the copy is SQLite by definition). {s, from}; the caller stops s and removes dir.
+async function sqliteStack(opts = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'tg-migrate-src-'));
+  const from = `sqlite:${join(dir, 'tollgate.db')}`;
+  const s = await new Stack({ ...opts, database: from }).start();
+  return { s, from, dir };
+}
 
 // psql -At: rows as lines, columns separated by |. Fails the test on any error.
 function psql(url, ...sql) {
@@ -56,7 +64,7 @@ test('migrate copies a stopped SQLite node into PostgreSQL, verified, and refuse
   psql(serverUrl, `DROP DATABASE IF EXISTS ${db}`);
   psql(serverUrl, `CREATE DATABASE ${db}`);
   const target = dbUrl(db);
-  const s = await new Stack({ testClock: true }).start();
+  const { s, from, dir } = await sqliteStack({ testClock: true });
   try {
     // customers, keys and usage through the real proxy
     const a = await s.customer('metered');
@@ -93,7 +101,6 @@ test('migrate copies a stopped SQLite node into PostgreSQL, verified, and refuse
     const invoices = (await s.adminCall('GET', '/v1/admin/invoices?limit=100')).json.data;
     await s.stopServer();
 
-    const from = `sqlite:${join(s.dir, 'tollgate.db')}`;
     const r = migrate(['--from', from, '--to', target]);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /^copied sqlite:.* into PostgreSQL at 127\.0\.0\.1:\d+\/tg_\d+_migrate \(schema version \d+\)$/m);
@@ -153,12 +160,13 @@ test('migrate copies a stopped SQLite node into PostgreSQL, verified, and refuse
 
     // the wrong way round, a missing file, a missing flag
     assert.equal(migrate(['--from', target, '--to', from]).status, 1);
-    const missing = migrate(['--from', `sqlite:${join(s.dir, 'nope.db')}`, '--to', target]);
+    const missing = migrate(['--from', `sqlite:${join(dir, 'nope.db')}`, '--to', target]);
     assert.equal(missing.status, 1);
     assert.match(missing.stderr, /nope\.db: no such file/);
     assert.equal(migrate(['--from', from]).status, 2);
   } finally {
     await s.stop();
+    rmSync(dir, { recursive: true, force: true });
     psql(serverUrl, `DROP DATABASE IF EXISTS ${db}`);
   }
 });
@@ -181,10 +189,9 @@ test('a gateway still running: never a torn copy; refused while usage is unfolde
     psql(serverUrl, `DROP DATABASE IF EXISTS ${db}`);
     psql(serverUrl, `CREATE DATABASE ${db}`);
   }
-  const s = await new Stack().start();
+  const { s, from, dir } = await sqliteStack();
   try {
     const a = await s.customer('load');
-    const from = `sqlite:${join(s.dir, 'tollgate.db')}`;
     // calls keep landing while the copy runs
     let stop = false, calls = 0;
     const load = (async () => {
@@ -215,6 +222,7 @@ test('a gateway still running: never a torn copy; refused while usage is unfolde
     assert.equal(psql(dbUrl(idleDb), `SELECT sum(units) FROM usage_daily WHERE customer_id = '${a.customer.id}'`), String(calls));
   } finally {
     await s.stop();
+    rmSync(dir, { recursive: true, force: true });
     for (const db of [busyDb, idleDb]) psql(serverUrl, `DROP DATABASE IF EXISTS ${db}`);
   }
 });

@@ -24,14 +24,42 @@
 #include "store/store.h"
 #include "store/store_copy.h"
 #include "store/store_payments.h"
-#include "../support/tmpstore.h"
+
+/* The source: always a SQLite file (what the copy reads), whatever backend the other tests use. */
+typedef struct {
+    char dir[64];
+    char url[160];
+    tg_store_t *st;
+} src_t;
+
+static int src_open(src_t *t)
+{
+    tg_err_t err = {0};
+    snprintf(t->dir, sizeof(t->dir), "/tmp/tg_copy_XXXXXX");
+    if (mkdtemp(t->dir) == NULL)
+        return -1;
+    snprintf(t->url, sizeof(t->url), "sqlite:%s/t.db", t->dir);
+    if (tg_store_open(t->url, &t->st, &err) != 0 || tg_store_migrate(t->st, &err) != 0) {
+        print_error("%s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static void src_close(src_t *t)
+{
+    char cmd[128];
+    tg_store_close(t->st);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", t->dir);
+    assert_int_equal(system(cmd), 0);
+}
 
 typedef struct {
     PGconn *admin; /* the server's own database: creates and drops ours */
     PGconn *db;
     char dbname[64];
     char url[512]; /* our database's URL */
-    tg_tmpstore_t src;
+    src_t src;
     tg_store_copy_report_t rep;
 } fx_t;
 
@@ -181,7 +209,7 @@ static int setup(void **state)
     const char *query = strchr(host + 3, '?');
     int base = (int)(slash != NULL ? slash - url : query != NULL ? query - url : (long)strlen(url));
     snprintf(f->url, sizeof(f->url), "%.*s/%s%s", base, url, f->dbname, query != NULL ? query : "");
-    assert_int_equal(tg_tmpstore_open(&f->src, "copy"), 0);
+    assert_int_equal(src_open(&f->src), 0);
     *state = f;
     return 0;
 }
@@ -191,7 +219,7 @@ static int teardown(void **state)
     fx_t *f = *state;
     if (f == NULL)
         return 0;
-    tg_tmpstore_close(&f->src);
+    src_close(&f->src);
     PQfinish(f->db);
     char sql[128];
     snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", f->dbname);
