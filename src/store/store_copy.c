@@ -14,14 +14,11 @@
  * differs. PostgreSQL is authoritative for types: a bigint column takes only SQLite integers (a
  * text or real value there is an error naming the table and column, never a silent cast).
  *
- * The verification does not trust the COPY's own row count alone: per table it compares the row
- * count and, per column, the count of non-NULL values and the exact sum (integers: usage units,
- * money, timestamps, ids) or the total byte length (text and bytea: ids, emails, hashes, invoice
- * bodies), computed by each database over what it holds; then a digest of every row's bytes
- * (below), so that a value changed in place, same length, is caught too. Sums are exact: SQLite's side uses an
- * aggregate of this file with a 128-bit accumulator (SQLite's SUM fails on overflow and a sum of
- * saturated usage totals can pass 2^63), PostgreSQL's sum(bigint) is numeric. */
-#include "store/store_copy.h"
+ * The verification (store_copy_verify.c) does not trust the COPY's own row count alone: per
+ * table it compares the row count, per column the non-NULL values and their exact sum or byte
+ * length, computed by each database over what it holds, and a digest of every row's values
+ * (below), so that a value changed in place, same length, is caught too. */
+#include "store/store_copy_int.h"
 
 #include <libpq-fe.h>
 #include <sodium.h>
@@ -35,109 +32,6 @@
 #include "store/migrations.h"
 #include "store/store.h"
 #include "store/store_pg_int.h"
-
-#define NAME_MAX_LEN 63       /* table and column names (PostgreSQL's identifier limit) */
-#define COLS_MAX 64           /* columns per table */
-#define SQL_CAP 16384         /* one generated statement */
-#define COPY_CHUNK (1u << 20) /* bytes handed to libpq per PQputCopyData */
-#define ROW_CAP (512u << 20)  /* one row's COPY text; larger is refused, not truncated */
-
-enum { COL_INT, COL_TEXT, COL_BYTEA };
-
-typedef struct col {
-    char name[NAME_MAX_LEN + 1];
-    int kind;     /* COL_*, from the PostgreSQL type */
-    int identity; /* PostgreSQL identity column: its sequence is moved past the copied values */
-    int rowid;    /* PostgreSQL's explicit "rowid", filled from SQLite's implicit rowid */
-} col_t;
-
-typedef struct table {
-    char name[NAME_MAX_LEN + 1];
-    col_t cols[COLS_MAX];
-    size_t ncols;
-    uint64_t rows;
-    unsigned char digest[16]; /* __int128: the sum of the digests of the rows sent */
-} table_t;
-
-typedef struct copy {
-    sqlite3 *src;
-    int src_tx;
-    tg_store_t *dst;
-    PGconn *pg; /* the target store's connection: the transaction is the store's */
-    int dst_tx;
-    table_t tables[TG_COPY_TABLES_MAX];
-    size_t ntables;
-    char *buf; /* COPY text waiting to be sent */
-    size_t len, cap;
-} copy_t;
-
-/* ---- exact sums ---- */
-
-/* tg_copy_sum(x): the exact sum of integer x as decimal text ("0" over no rows). */
-static void i128_str(__int128 v, char *out, size_t cap)
-{
-    char tmp[48];
-    size_t n = 0;
-    unsigned __int128 u = v < 0 ? -(unsigned __int128)v : (unsigned __int128)v;
-    do {
-        tmp[n++] = (char)('0' + (int)(u % 10));
-        u /= 10;
-    } while (u != 0 && n < sizeof(tmp) - 1);
-    if (v < 0)
-        tmp[n++] = '-';
-    size_t i = 0;
-    for (; i < n && i + 1 < cap; i++)
-        out[i] = tmp[n - 1 - i];
-    out[i] = '\0';
-}
-
-/* The accumulator lives in SQLite's aggregate context, which is 8-byte aligned: copied in and
- * out, as __int128 wants 16. */
-static void sum_step(sqlite3_context *ctx, int argc, sqlite3_value **argv)
-{
-    (void)argc;
-    unsigned char *acc = sqlite3_aggregate_context(ctx, sizeof(__int128));
-    if (acc == NULL) {
-        sqlite3_result_error_nomem(ctx);
-        return;
-    }
-    if (sqlite3_value_type(argv[0]) == SQLITE_NULL)
-        return;
-    __int128 sum;
-    memcpy(&sum, acc, sizeof(sum));
-    sum += sqlite3_value_int64(argv[0]);
-    memcpy(acc, &sum, sizeof(sum));
-}
-
-static void sum_final(sqlite3_context *ctx)
-{
-    unsigned char *acc = sqlite3_aggregate_context(ctx, 0);
-    __int128 sum = 0;
-    if (acc != NULL)
-        memcpy(&sum, acc, sizeof(sum));
-    char s[48];
-    i128_str(sum, s, sizeof(s));
-    sqlite3_result_text(ctx, s, -1, SQLITE_TRANSIENT);
-}
-
-/* "10750000000" nano-units -> "10.75" (at least 2 decimals, no trailing zeros beyond). */
-static void money_str(const char *nano, char *out, size_t cap)
-{
-    int neg = nano[0] == '-';
-    const char *d = nano + neg;
-    size_t n = strlen(d);
-    char ip[40] = "0", fp[16] = "000000000";
-    if (n > 9) {
-        snprintf(ip, sizeof(ip), "%.*s", (int)(n - 9), d);
-        memcpy(fp, d + n - 9, 9);
-    } else {
-        memcpy(fp + 9 - n, d, n);
-    }
-    int keep = 9;
-    while (keep > 2 && fp[keep - 1] == '0')
-        keep--;
-    snprintf(out, cap, "%s%s.%.*s", neg ? "-" : "", ip, keep, fp);
-}
 
 /* ---- row digests ----
  * Counts, sums and lengths catch a lost, doubled or truncated value, not a changed byte. So each
@@ -184,8 +78,7 @@ static void digest_value(crypto_hash_sha256_state *h, int kind, int is_null, int
 
 /* ---- helpers ---- */
 
-static int sql_add(char *sql, size_t cap, tg_err_t *err, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int sql_add(char *sql, size_t cap, tg_err_t *err, const char *fmt, ...)
+int tg_copy_sql_add(char *sql, size_t cap, tg_err_t *err, const char *fmt, ...)
 {
     size_t len = strlen(sql);
     va_list ap;
@@ -201,7 +94,7 @@ static int sql_add(char *sql, size_t cap, tg_err_t *err, const char *fmt, ...)
 static int safe_name(const char *s, tg_err_t *err)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > NAME_MAX_LEN)
+    if (n == 0 || n > TG_COPY_NAME_MAX)
         return tg_errf(err, TG_ESTATE, "copying: table or column name \"%.80s\" is empty or too long", s);
     for (size_t i = 0; i < n; i++)
         if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
@@ -209,7 +102,7 @@ static int safe_name(const char *s, tg_err_t *err)
     return 0;
 }
 
-static int src_error(copy_t *c, tg_err_t *err, const char *doing)
+int tg_copy_src_error(copy_t *c, tg_err_t *err, const char *doing)
 {
     return tg_errf(err, TG_ESTORE, "%s: %s", doing, sqlite3_errmsg(c->src));
 }
@@ -225,8 +118,7 @@ static int pg_fail(copy_t *c, PGresult *r, tg_err_t *err, const char *doing)
     return tg_errf(err, PQstatus(c->pg) == CONNECTION_OK ? TG_ESTORE : TG_EUNAVAIL, "%s: %s", doing, msg);
 }
 
-/* A PostgreSQL statement built at run time (names of tables and columns), with its rows. */
-static int pg_run(copy_t *c, const char *sql, PGresult **res, tg_err_t *err, const char *doing)
+int tg_copy_pg_run(copy_t *c, const char *sql, PGresult **res, tg_err_t *err, const char *doing)
 {
     PGresult *r = PQexec(c->pg, sql);
     ExecStatusType s = PQresultStatus(r);
@@ -239,7 +131,7 @@ static int pg_run(copy_t *c, const char *sql, PGresult **res, tg_err_t *err, con
     return 0;
 }
 
-static table_t *table_find(copy_t *c, const char *name)
+table_t *tg_copy_table_find(copy_t *c, const char *name)
 {
     for (size_t i = 0; i < c->ntables; i++)
         if (strcmp(c->tables[i].name, name) == 0)
@@ -258,9 +150,8 @@ static int src_open(copy_t *c, const char *path, tg_err_t *err)
         return tg_errf(err, TG_ESTORE, "opening source database %s: %s", path,
                        c->src != NULL ? sqlite3_errmsg(c->src) : "out of memory");
     sqlite3_busy_timeout(c->src, 5000);
-    if (sqlite3_create_function_v2(c->src, "tg_copy_sum", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, NULL, sum_step,
-                                   sum_final, NULL) != SQLITE_OK)
-        return src_error(c, err, "opening the source database");
+    if (tg_copy_register_sum(c->src) != SQLITE_OK)
+        return tg_copy_src_error(c, err, "opening the source database");
     return 0;
 }
 
@@ -269,13 +160,13 @@ static int src_int(copy_t *c, const char *sql, const char *arg, int64_t *out, tg
 {
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(c->src, sql, -1, &s, NULL) != SQLITE_OK)
-        return src_error(c, err, doing);
+        return tg_copy_src_error(c, err, doing);
     if (arg != NULL)
         sqlite3_bind_text(s, 1, arg, -1, SQLITE_STATIC);
     int step = sqlite3_step(s);
     *out = step == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
     sqlite3_finalize(s);
-    return step == SQLITE_ROW || step == SQLITE_DONE ? 0 : src_error(c, err, doing);
+    return step == SQLITE_ROW || step == SQLITE_DONE ? 0 : tg_copy_src_error(c, err, doing);
 }
 
 /* The source's schema version into *version; TG_ESTATE unless it is this build's. */
@@ -346,7 +237,7 @@ static int src_snapshot(copy_t *c, int *version, tg_err_t *err)
                            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE "
                            "'\\' AND name <> 'schema_migrations' ORDER BY name",
                            -1, &s, NULL) != SQLITE_OK)
-        return src_error(c, err, "listing the source's tables");
+        return tg_copy_src_error(c, err, "listing the source's tables");
     int step;
     while ((step = sqlite3_step(s)) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(s, 0);
@@ -362,19 +253,19 @@ static int src_snapshot(copy_t *c, int *version, tg_err_t *err)
     if (rc != 0)
         return rc;
     if (step != SQLITE_DONE)
-        return src_error(c, err, "listing the source's tables");
+        return tg_copy_src_error(c, err, "listing the source's tables");
 
     for (size_t i = 0; i < c->ntables; i++) {
         table_t *t = &c->tables[i];
         if (sqlite3_prepare_v2(c->src, "SELECT name FROM pragma_table_info(?) ORDER BY cid", -1, &s, NULL) != SQLITE_OK)
-            return src_error(c, err, "listing the source's columns");
+            return tg_copy_src_error(c, err, "listing the source's columns");
         sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
         while ((step = sqlite3_step(s)) == SQLITE_ROW) {
             const char *name = (const char *)sqlite3_column_text(s, 0);
             if ((rc = safe_name(name, err)) != 0)
                 break;
-            if (t->ncols == COLS_MAX) {
-                rc = tg_errf(err, TG_ESTATE, "table %s has more than %d columns", t->name, COLS_MAX);
+            if (t->ncols == TG_COPY_COLS_MAX) {
+                rc = tg_errf(err, TG_ESTATE, "table %s has more than %d columns", t->name, TG_COPY_COLS_MAX);
                 break;
             }
             snprintf(t->cols[t->ncols].name, sizeof(t->cols[0].name), "%s", name);
@@ -385,7 +276,7 @@ static int src_snapshot(copy_t *c, int *version, tg_err_t *err)
         if (rc != 0)
             return rc;
         if (step != SQLITE_DONE)
-            return src_error(c, err, "listing the source's columns");
+            return tg_copy_src_error(c, err, "listing the source's columns");
     }
     return 0;
 }
@@ -403,7 +294,7 @@ static int dst_schema(copy_t *c, tg_err_t *err)
     if (rc != 0)
         return rc;
     for (int i = 0; i < PQntuples(r) && rc == 0; i++)
-        if (table_find(c, PQgetvalue(r, i, 0)) == NULL)
+        if (tg_copy_table_find(c, PQgetvalue(r, i, 0)) == NULL)
             rc = tg_errf(err, TG_ESTATE, "table %.64s is in the target database but not in the source",
                          PQgetvalue(r, i, 0));
     int ntarget = PQntuples(r);
@@ -442,7 +333,7 @@ static int dst_schema(copy_t *c, tg_err_t *err)
             for (size_t k = 0; k < t->ncols; k++)
                 if (strcmp(t->cols[k].name, name) == 0)
                     col = &t->cols[k];
-            if (col == NULL && identity && strcmp(name, "rowid") == 0 && t->ncols < COLS_MAX) {
+            if (col == NULL && identity && strcmp(name, "rowid") == 0 && t->ncols < TG_COPY_COLS_MAX) {
                 col = &t->cols[t->ncols++]; /* SQLite's implicit rowid, made explicit in PostgreSQL */
                 snprintf(col->name, sizeof(col->name), "rowid");
                 col->rowid = 1;
@@ -479,18 +370,18 @@ static int dst_schema(copy_t *c, tg_err_t *err)
  * between the check and the COMMIT. */
 static int dst_lock_empty(copy_t *c, tg_err_t *err)
 {
-    char sql[SQL_CAP] = "LOCK TABLE ";
+    char sql[TG_COPY_SQL_CAP] = "LOCK TABLE ";
     int rc = 0;
     for (size_t i = 0; i < c->ntables && rc == 0; i++)
-        rc = sql_add(sql, sizeof(sql), err, "%s\"%s\"", i > 0 ? ", " : "", c->tables[i].name);
+        rc = tg_copy_sql_add(sql, sizeof(sql), err, "%s\"%s\"", i > 0 ? ", " : "", c->tables[i].name);
     if (rc == 0)
-        rc = sql_add(sql, sizeof(sql), err, " IN EXCLUSIVE MODE");
-    if (rc != 0 || (rc = pg_run(c, sql, NULL, err, "locking the target's tables")) != 0)
+        rc = tg_copy_sql_add(sql, sizeof(sql), err, " IN EXCLUSIVE MODE");
+    if (rc != 0 || (rc = tg_copy_pg_run(c, sql, NULL, err, "locking the target's tables")) != 0)
         return rc;
     for (size_t i = 0; i < c->ntables; i++) {
         PGresult *r = NULL;
         snprintf(sql, sizeof(sql), "SELECT 1 FROM \"%s\" LIMIT 1", c->tables[i].name);
-        if ((rc = pg_run(c, sql, &r, err, "checking that the target is empty")) != 0)
+        if ((rc = tg_copy_pg_run(c, sql, &r, err, "checking that the target is empty")) != 0)
             return rc;
         int rows = PQntuples(r);
         PQclear(r);
@@ -526,7 +417,7 @@ static int copy_order(copy_t *c, size_t order[], tg_err_t *err)
                 if (strcmp(PQgetvalue(r, k, 0), c->tables[i].name) != 0 ||
                     strcmp(PQgetvalue(r, k, 1), c->tables[i].name) == 0)
                     continue;
-                table_t *ref = table_find(c, PQgetvalue(r, k, 1));
+                table_t *ref = tg_copy_table_find(c, PQgetvalue(r, k, 1));
                 ready = ref == NULL || placed[ref - c->tables];
             }
             if (ready) {
@@ -547,11 +438,11 @@ static int copy_order(copy_t *c, size_t order[], tg_err_t *err)
 
 static int buf_reserve(copy_t *c, size_t more, const table_t *t, tg_err_t *err)
 {
-    if (more > ROW_CAP || c->len > ROW_CAP + COPY_CHUNK - more)
-        return tg_errf(err, TG_ESTATE, "copying %s: a row passes %u MiB", t->name, ROW_CAP >> 20);
+    if (more > TG_COPY_ROW_CAP || c->len > TG_COPY_ROW_CAP + TG_COPY_CHUNK - more)
+        return tg_errf(err, TG_ESTATE, "copying %s: a row passes %u MiB", t->name, TG_COPY_ROW_CAP >> 20);
     if (c->len + more <= c->cap)
         return 0;
-    size_t cap = c->cap != 0 ? c->cap : COPY_CHUNK * 2;
+    size_t cap = c->cap != 0 ? c->cap : TG_COPY_CHUNK * 2;
     while (cap < c->len + more)
         cap *= 2;
     char *b = realloc(c->buf, cap);
@@ -640,22 +531,23 @@ static int put_value(copy_t *c, sqlite3_stmt *s, int i, const table_t *t, const 
 
 static int copy_table(copy_t *c, table_t *t, tg_err_t *err)
 {
-    char sel[SQL_CAP] = "SELECT ", cp[SQL_CAP] = "";
-    int rc = sql_add(cp, sizeof(cp), err, "COPY \"%s\" (", t->name);
+    char sel[TG_COPY_SQL_CAP] = "SELECT ", cp[TG_COPY_SQL_CAP] = "";
+    int rc = tg_copy_sql_add(cp, sizeof(cp), err, "COPY \"%s\" (", t->name);
     for (size_t i = 0; i < t->ncols && rc == 0; i++) {
         const char *sep = i > 0 ? ", " : "";
-        if ((rc = sql_add(sel, sizeof(sel), err, t->cols[i].rowid ? "%srowid" : "%s\"%s\"", sep, t->cols[i].name)) == 0)
-            rc = sql_add(cp, sizeof(cp), err, "%s\"%s\"", sep, t->cols[i].name);
+        if ((rc = tg_copy_sql_add(sel, sizeof(sel), err, t->cols[i].rowid ? "%srowid" : "%s\"%s\"", sep,
+                                  t->cols[i].name)) == 0)
+            rc = tg_copy_sql_add(cp, sizeof(cp), err, "%s\"%s\"", sep, t->cols[i].name);
     }
     if (rc == 0)
-        rc = sql_add(sel, sizeof(sel), err, " FROM \"%s\"", t->name);
+        rc = tg_copy_sql_add(sel, sizeof(sel), err, " FROM \"%s\"", t->name);
     if (rc == 0)
-        rc = sql_add(cp, sizeof(cp), err, ") FROM STDIN");
+        rc = tg_copy_sql_add(cp, sizeof(cp), err, ") FROM STDIN");
     if (rc != 0)
         return rc;
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(c->src, sel, -1, &s, NULL) != SQLITE_OK)
-        return src_error(c, err, "reading the source");
+        return tg_copy_src_error(c, err, "reading the source");
     char doing[128];
     snprintf(doing, sizeof(doing), "copying %s", t->name);
     PGresult *r = PQexec(c->pg, cp);
@@ -681,11 +573,11 @@ static int copy_table(copy_t *c, table_t *t, tg_err_t *err)
         if (rc == 0 && (rc = buf_reserve(c, 1, t, err)) == 0)
             c->buf[c->len++] = '\n';
         rows++;
-        if (rc == 0 && c->len >= COPY_CHUNK)
+        if (rc == 0 && c->len >= TG_COPY_CHUNK)
             rc = flush(c, t, err);
     }
     if (rc == 0 && step != SQLITE_DONE)
-        rc = src_error(c, err, "reading the source");
+        rc = tg_copy_src_error(c, err, "reading the source");
     sqlite3_finalize(s);
     if (rc == 0)
         rc = flush(c, t, err);
@@ -714,189 +606,7 @@ static int copy_table(copy_t *c, table_t *t, tg_err_t *err)
                  "SELECT setval(pg_get_serial_sequence('\"%s\"', '%s'), m) FROM (SELECT max(\"%s\") AS m FROM \"%s\") s"
                  " WHERE m IS NOT NULL",
                  t->name, t->cols[i].name, t->cols[i].name, t->name);
-        if ((rc = pg_run(c, sql, NULL, err, "moving an identity sequence past the copied ids")) != 0)
-            return rc;
-    }
-    return 0;
-}
-
-/* ---- verification ---- */
-
-/* The table's row digest (see "row digests" above) as PostgreSQL computes it over what it holds,
- * against the one of the rows streamed into its COPY. */
-static int verify_digest(copy_t *c, const table_t *t, tg_err_t *err)
-{
-    char sql[SQL_CAP] = "SELECT COALESCE(sum(('x' || encode(substr(sha256(";
-    int rc = 0;
-    for (size_t i = 0; i < t->ncols && rc == 0; i++) {
-        const char *n = t->cols[i].name, *sep = i > 0 ? " || " : "";
-        if (t->cols[i].kind == COL_INT)
-            rc = sql_add(sql, sizeof(sql), err,
-                         "%sCASE WHEN \"%s\" IS NULL THEN '\\x00'::bytea ELSE '\\x01'::bytea || int8send(\"%s\") END",
-                         sep, n, n);
-        else if (t->cols[i].kind == COL_BYTEA)
-            rc = sql_add(sql, sizeof(sql), err,
-                         "%sCASE WHEN \"%s\" IS NULL THEN '\\x00'::bytea ELSE '\\x01'::bytea"
-                         " || int4send(octet_length(\"%s\")) || \"%s\" END",
-                         sep, n, n, n);
-        else
-            rc = sql_add(sql, sizeof(sql), err,
-                         "%sCASE WHEN \"%s\" IS NULL THEN '\\x00'::bytea ELSE '\\x01'::bytea"
-                         " || int4send(octet_length(\"%s\")) || convert_to(\"%s\", 'UTF8') END",
-                         sep, n, n, n);
-    }
-    if (rc == 0)
-        rc = sql_add(sql, sizeof(sql), err, "), 1, 8), 'hex'))::bit(64)::bigint), 0)::text FROM \"%s\"", t->name);
-    if (rc != 0)
-        return rc;
-    PGresult *r = NULL;
-    if ((rc = pg_run(c, sql, &r, err, "verifying the copy")) != 0)
-        return rc;
-    __int128 sum;
-    memcpy(&sum, t->digest, sizeof(sum));
-    char sent[48];
-    i128_str(sum, sent, sizeof(sent));
-    if (strcmp(sent, PQgetvalue(r, 0, 0)) != 0)
-        rc = tg_errf(err, TG_ESTORE,
-                     "verification failed, nothing was written: %s: the rows the target holds differ from the rows "
-                     "sent (digest %s sent, %s held)",
-                     t->name, sent, PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return rc;
-}
-
-/* Row count, then per column: non-NULL count and exact sum (integers) or total bytes, on both
- * sides; the first difference is the error. */
-static int verify_table(copy_t *c, const table_t *t, tg_err_t *err)
-{
-    char ssql[SQL_CAP] = "SELECT count(*)", psql[SQL_CAP] = "SELECT count(*)::text";
-    int rc = 0;
-    for (size_t i = 0; i < t->ncols && rc == 0; i++) {
-        const col_t *col = &t->cols[i];
-        char sname[NAME_MAX_LEN + 3];
-        snprintf(sname, sizeof(sname), col->rowid ? "%s" : "\"%s\"", col->name);
-        if (col->kind == COL_INT)
-            rc = sql_add(ssql, sizeof(ssql), err, ", count(%s), tg_copy_sum(%s)", sname, sname);
-        else
-            rc = sql_add(ssql, sizeof(ssql), err, ", count(%s), tg_copy_sum(length(CAST(%s AS BLOB)))", sname, sname);
-        if (rc == 0 && col->kind == COL_INT)
-            rc = sql_add(psql, sizeof(psql), err, ", count(\"%s\")::text, COALESCE(sum(\"%s\"), 0)::text", col->name,
-                         col->name);
-        else if (rc == 0)
-            rc = sql_add(psql, sizeof(psql), err, ", count(\"%s\")::text, COALESCE(sum(octet_length(\"%s\")), 0)::text",
-                         col->name, col->name);
-    }
-    if (rc == 0)
-        rc = sql_add(ssql, sizeof(ssql), err, " FROM \"%s\"", t->name);
-    if (rc == 0)
-        rc = sql_add(psql, sizeof(psql), err, " FROM \"%s\"", t->name);
-    if (rc != 0)
-        return rc;
-    sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(c->src, ssql, -1, &s, NULL) != SQLITE_OK)
-        return src_error(c, err, "verifying the copy");
-    if (sqlite3_step(s) != SQLITE_ROW) {
-        rc = src_error(c, err, "verifying the copy");
-        sqlite3_finalize(s);
-        return rc;
-    }
-    PGresult *r = NULL;
-    if ((rc = pg_run(c, psql, &r, err, "verifying the copy")) != 0) {
-        sqlite3_finalize(s);
-        return rc;
-    }
-    for (int i = 0; i < 1 + 2 * (int)t->ncols && rc == 0; i++) {
-        const char *a = (const char *)sqlite3_column_text(s, i), *b = PQgetvalue(r, 0, i);
-        if (a != NULL && strcmp(a, b) == 0)
-            continue;
-        const char *what = i == 0                                 ? "rows"
-                           : i % 2 == 1                           ? "values"
-                           : t->cols[(i - 1) / 2].kind == COL_INT ? "sum"
-                                                                  : "bytes";
-        rc = tg_errf(err, TG_ESTORE,
-                     "verification failed, nothing was written: %s%s%s %s is %s in the source and %s in the target",
-                     t->name, i == 0 ? "" : ".", i == 0 ? "" : t->cols[(i - 1) / 2].name, what, a != NULL ? a : "?", b);
-    }
-    PQclear(r);
-    sqlite3_finalize(s);
-    return rc != 0 ? rc : verify_digest(c, t, err);
-}
-
-/* The business totals of the report, compared on both sides too: money per currency. */
-static const struct {
-    const char *table, *column, *group;
-    int money;
-} TOTALS[] = {
-    {"usage_period", "units", NULL, 0},   {"usage_period", "invoiced_units", NULL, 0},
-    {"usage_daily", "units", NULL, 0},    {"usage_hourly", "units", NULL, 0},
-    {"invoices", "total", "currency", 1}, {"invoice_items", "amount", "currency", 1},
-};
-
-static int add_total(tg_store_copy_report_t *rep, const char *what, const char *group, const char *value, int money)
-{
-    if (rep->ntotals == TG_COPY_TOTALS_MAX)
-        return 0;
-    tg_store_copy_total_t *t = &rep->totals[rep->ntotals++];
-    snprintf(t->what, sizeof(t->what), "%s%s%.16s", what, group != NULL ? " " : "", group != NULL ? group : "");
-    if (money)
-        money_str(value, t->value, sizeof(t->value));
-    else
-        snprintf(t->value, sizeof(t->value), "%s", value);
-    return 0;
-}
-
-static int verify_totals(copy_t *c, tg_store_copy_report_t *rep, tg_err_t *err)
-{
-    for (size_t i = 0; i < sizeof(TOTALS) / sizeof(TOTALS[0]); i++) {
-        const table_t *t = table_find(c, TOTALS[i].table);
-        if (t == NULL)
-            continue;
-        const char *g = TOTALS[i].group;
-        char ssql[512], psql[512], what[128];
-        snprintf(what, sizeof(what), "%s.%s", TOTALS[i].table, TOTALS[i].column);
-        if (g != NULL) {
-            snprintf(ssql, sizeof(ssql), "SELECT \"%s\", tg_copy_sum(\"%s\") FROM \"%s\" GROUP BY 1 ORDER BY 1", g,
-                     TOTALS[i].column, t->name);
-            snprintf(
-                psql, sizeof(psql),
-                "SELECT \"%s\", COALESCE(sum(\"%s\"), 0)::text FROM \"%s\" GROUP BY 1 ORDER BY \"%s\" COLLATE \"C\"", g,
-                TOTALS[i].column, t->name, g);
-        } else {
-            snprintf(ssql, sizeof(ssql), "SELECT '', tg_copy_sum(\"%s\") FROM \"%s\"", TOTALS[i].column, t->name);
-            snprintf(psql, sizeof(psql), "SELECT '', COALESCE(sum(\"%s\"), 0)::text FROM \"%s\"", TOTALS[i].column,
-                     t->name);
-        }
-        sqlite3_stmt *s;
-        if (sqlite3_prepare_v2(c->src, ssql, -1, &s, NULL) != SQLITE_OK)
-            return src_error(c, err, "verifying the totals");
-        PGresult *r = NULL;
-        int rc = pg_run(c, psql, &r, err, "verifying the totals");
-        int row = 0, step = SQLITE_DONE;
-        while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
-            const char *sg = (const char *)sqlite3_column_text(s, 0), *sv = (const char *)sqlite3_column_text(s, 1);
-            if (row >= PQntuples(r) || sg == NULL || sv == NULL || strcmp(sg, PQgetvalue(r, row, 0)) != 0 ||
-                strcmp(sv, PQgetvalue(r, row, 1)) != 0) {
-                rc = tg_errf(err, TG_ESTORE,
-                             "verification failed, nothing was written: %s%s%.16s is %s in the source and %s in the "
-                             "target",
-                             what, g != NULL ? " " : "", g != NULL && sg != NULL ? sg : "", sv != NULL ? sv : "?",
-                             row < PQntuples(r) ? PQgetvalue(r, row, 1) : "absent");
-                break;
-            }
-            add_total(rep, what, g != NULL ? sg : NULL, sv, TOTALS[i].money);
-            row++;
-        }
-        if (rc == 0 && step != SQLITE_DONE)
-            rc = src_error(c, err, "verifying the totals");
-        if (rc == 0 && row != PQntuples(r))
-            rc = tg_errf(err, TG_ESTORE,
-                         "verification failed, nothing was written: %s has %d groups in the target, %d in the source",
-                         what, PQntuples(r), row);
-        if (rc == 0 && row == 0 && g != NULL)
-            add_total(rep, what, NULL, "0", TOTALS[i].money);
-        PQclear(r);
-        sqlite3_finalize(s);
-        if (rc != 0)
+        if ((rc = tg_copy_pg_run(c, sql, NULL, err, "moving an identity sequence past the copied ids")) != 0)
             return rc;
     }
     return 0;
@@ -948,9 +658,9 @@ int tg_store_copy(const char *from_url, const char *to_url, tg_store_copy_report
         if ((rc = copy_table(c, &c->tables[order[i]], err)) != 0)
             goto out;
     for (size_t i = 0; i < c->ntables; i++)
-        if ((rc = verify_table(c, &c->tables[order[i]], err)) != 0)
+        if ((rc = tg_copy_verify_table(c, &c->tables[order[i]], err)) != 0)
             goto out;
-    if ((rc = verify_totals(c, report, err)) != 0)
+    if ((rc = tg_copy_verify_totals(c, report, err)) != 0)
         goto out;
     c->dst_tx = 0;
     if ((rc = tg_store_tx_commit(c->dst, err)) != 0)
