@@ -25,6 +25,7 @@
 #include "metering/meter.h"
 #include "payments/stripe_events.h"
 #include "store/store.h"
+#include "store/store_copy.h"
 #include "store/store_meter.h"
 #include "payments/outbox.h"
 #include "util/clock.h"
@@ -39,6 +40,8 @@ static void usage_main(FILE *out)
             "  serve -c FILE          run the gateway and the admin API\n"
             "  check-config -c FILE   validate a configuration and print the effective plans\n"
             "  migrate -c FILE        create or upgrade the database schema\n"
+            "  migrate --from sqlite:PATH --to postgresql://...  copy one node's data into an\n"
+            "                         empty PostgreSQL database, verified\n"
             "  quote -c FILE --plan ID --usage METRIC=N   price a period's usage\n"
             "  customers add|list|show|set-plan|cancel|add-item|suspend|resume\n"
             "                                                    manage customers (admin API)\n"
@@ -129,20 +132,99 @@ static int cmd_check_config(int argc, char **argv)
     return 0;
 }
 
+#define MIGRATE_HELP                                                                                           \
+    "usage: tollgate migrate -c FILE\n"                                                                          \
+    "       tollgate migrate --from sqlite:PATH --to postgresql://USER@HOST:PORT/DB\n\n"                        \
+    "-c FILE      create the schema of the configuration's storage.database, or apply the\n"                   \
+    "             migrations it lacks\n"                                                                        \
+    "--from --to  copy one node's SQLite database (customers, keys, usage, invoices, sessions,\n"               \
+    "             Stripe state: every table) into an empty PostgreSQL database, in one\n"                      \
+    "             transaction, after migrating it; compare every table's row count and sums\n"                 \
+    "             on both sides before committing. Refuses a target that has any row. Stop\n"                  \
+    "             the gateway that uses the SQLite file first.\n"
+
+/* tollgate migrate --from sqlite:PATH --to postgresql://...: the copy, then what was verified. */
+static int migrate_copy(const char *from, const char *to)
+{
+    tg_store_copy_report_t *rep = calloc(1, sizeof(*rep));
+    if (rep == NULL) {
+        fprintf(stderr, "tollgate migrate: out of memory\n");
+        return 1;
+    }
+    tg_err_t err = {0};
+    int rc = tg_store_copy(from, to, rep, &err);
+    if (rc != 0) {
+        fprintf(stderr, "tollgate migrate: %s\n", err.msg);
+        free(rep);
+        return 1;
+    }
+    printf("copied %s into PostgreSQL at %s (schema version %d)\n", from, rep->target, rep->schema_version);
+    for (size_t i = 0; i < rep->ntables; i++)
+        printf("%s: %llu rows\n", rep->tables[i].name, (unsigned long long)rep->tables[i].rows);
+    printf("verified: row counts, non-null counts, sums or byte lengths of every column, and a SHA-256 digest of\n"
+           "every row are equal on both sides\n");
+    for (size_t i = 0; i < rep->ntotals; i++)
+        printf("%s: %s\n", rep->totals[i].what, rep->totals[i].value);
+    free(rep);
+    return 0;
+}
+
 static int cmd_migrate(int argc, char **argv)
 {
-    const char *path;
-    int rc = parse_config_flag(argc, argv, "migrate",
-                               "Creates the database schema or applies the migrations it lacks.", &path);
-    if (rc != 0)
-        return rc == 1 ? 0 : 2;
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"from", required_argument, NULL, 'f'},
+                                         {"to", required_argument, NULL, 't'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *path = NULL, *from = NULL, *to = NULL;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'f':
+            from = optarg;
+            break;
+        case 't':
+            to = optarg;
+            break;
+        case 'h':
+            printf("%s", MIGRATE_HELP);
+            return 0;
+        case ':':
+            fprintf(stderr, "tollgate migrate: option %s needs a value\n", argv[optind - 1]);
+            return 2;
+        default:
+            fprintf(stderr, "tollgate migrate: unknown option %s (see tollgate migrate --help)\n", argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "tollgate migrate: unexpected argument \"%s\"\n", argv[optind]);
+        return 2;
+    }
+    if (from != NULL || to != NULL) {
+        if (from == NULL || to == NULL || path != NULL) {
+            fprintf(stderr, "tollgate migrate: --from and --to go together, without -c"
+                            " (see tollgate migrate --help)\n");
+            return 2;
+        }
+        return migrate_copy(from, to);
+    }
+    if (path == NULL) {
+        fprintf(stderr, "tollgate migrate: -c FILE, or --from and --to, is required\n");
+        return 2;
+    }
     tg_config_t *cfg = load_config(path);
     if (cfg == NULL)
         return 1;
     tg_err_t err = {0};
     tg_store_t *st = NULL;
     int version = 0;
-    rc = tg_store_open(cfg->storage.database, &st, &err);
+    int rc = tg_store_open(cfg->storage.database, &st, &err);
     if (rc == 0)
         rc = tg_store_migrate(st, &err);
     if (rc == 0)
