@@ -29,7 +29,18 @@ static int tg_adm_persist_used_cb(const char *key_id, int64_t last_used_at, void
     return tg_store_key_touch(arg, key_id, last_used_at, &err) != 0;
 }
 
-void tg_admin_tick(tg_admin_t *a)
+int tg_admin_billing_slice(tg_admin_t *a)
+{
+    tg_periods_run_t run;
+    tg_err_t err = {0};
+    int more = 0;
+    /* errors and failed customers are retried by the next run */
+    tg_periods_close_some(&a->sub, &a->billing, TG_ADMIN_BILLING_SLICE_NS, &run, &more, &err);
+    tg_periods_run_free(&run);
+    return more;
+}
+
+int tg_admin_tick(tg_admin_t *a)
 {
     /* One transaction for all the keys used since the last tick: one fsync, not one per key,
      * which with thousands of active keys held the write lock (and strict responses, waiting on
@@ -40,10 +51,7 @@ void tg_admin_tick(tg_admin_t *a)
     tg_accounts_collect_used(a->d.accounts, tg_adm_persist_used_cb, a->d.store);
     if (in_tx && tg_store_tx_commit(a->d.store, &terr) != 0)
         tg_store_tx_rollback(a->d.store);
-    tg_periods_run_t run;
-    tg_err_t err = {0};
-    tg_periods_close(&a->sub, NULL, INT64_MAX, &run, &err); /* errors are retried on the next tick */
-    tg_periods_run_free(&run);
+    int billing_more = tg_admin_billing_slice(a);
     int finalized = 0, queued = 0;
     tg_err_t ferr = {0};
     tg_periods_finalize_due(&a->sub, &finalized, &queued, &ferr); /* likewise */
@@ -58,6 +66,7 @@ void tg_admin_tick(tg_admin_t *a)
             tg_outbox_wake(a->d.outbox);
     }
     tg_adm_payments_tick(a);
+    return billing_more;
 }
 
 /* ---- dispatch ---- */

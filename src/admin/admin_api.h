@@ -93,8 +93,13 @@ void tg_admin_free(tg_admin_t *a);
 
 /* Periodic work of the admin thread (about every 10 s) and at shutdown: persists API keys'
  * last-used times, which the gateway only records in memory, and closes ended billing periods
- * into draft invoices. */
-void tg_admin_tick(tg_admin_t *a);
+ * into draft invoices. The period closer runs in slices of about TG_ADMIN_BILLING_SLICE_NS
+ * (billing/periods.h, tg_periods_close_some): returns 1 when customers due remain, and the
+ * caller then calls tg_admin_billing_slice between its other jobs until it returns 0, so that a
+ * run over a million customers never holds the admin API for more than a slice. */
+#define TG_ADMIN_BILLING_SLICE_NS (50 * 1000000LL)
+int tg_admin_tick(tg_admin_t *a);
+int tg_admin_billing_slice(tg_admin_t *a);
 
 /* Back thread, after each answer was handed back to the loop: work that requests queued and that
  * must not delay their answers (applying recorded Stripe events). */
