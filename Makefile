@@ -18,7 +18,7 @@ else
   OPT    ?= -O1
 endif
 
-PKGS     := libh2o-evloop yaml-0.1 jansson libsodium sqlite3 libcurl openssl zlib
+PKGS     := libh2o-evloop yaml-0.1 jansson libsodium sqlite3 libpq libcurl openssl zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

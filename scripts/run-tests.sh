@@ -5,7 +5,8 @@
 #   scripts/run-tests.sh            unit (ASan+UBSan binaries) then integration
 #   scripts/run-tests.sh unit|integration|e2e|fuzz
 # Unit tests are the cmocka binaries in build/asan/tests/ (and, for the threaded modules, the
-# ThreadSanitizer builds in build/tsan/tests/). Integration tests (node's test
+# ThreadSanitizer builds in build/tsan/tests/), with a PostgreSQL started by scripts/pg-test.sh
+# (TG_TEST_PG_URL) for the tests of the PostgreSQL schema. Integration tests (node's test
 # runner) start the real build/tollgate, then again the sanitized build/asan/tollgate.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,31 @@ what=${1:-all}
 passed=0
 failed=0
 mkdir -p build/test-logs
+
+# A throwaway PostgreSQL (scripts/pg-test.sh), started once per run by the suites that use it and
+# stopped when this script exits, however it exits. A TG_TEST_PG_URL given by the caller is used
+# as it is (nothing started, nothing stopped). Failing to start is a failure, not a skip.
+pg_dir=""
+stop_pg() {
+  [ -n "$pg_dir" ] || return 0
+  scripts/pg-test.sh stop "$pg_dir" >/dev/null || echo "warning: PostgreSQL in $pg_dir did not stop" >&2
+  rm -rf "$pg_dir"
+  pg_dir=""
+}
+start_pg() {
+  [ -z "${TG_TEST_PG_URL:-}" ] || return 0
+  pg_dir=$(mktemp -d /tmp/tg-pg.XXXXXX)
+  trap stop_pg EXIT
+  trap 'exit 130' INT TERM # exit, so that the EXIT trap stops the server
+  local url
+  if url=$(scripts/pg-test.sh start "$pg_dir"); then
+    export TG_TEST_PG_URL=$url
+    echo "PostgreSQL for the tests: $url"
+  else
+    echo "FAIL could not start PostgreSQL with scripts/pg-test.sh (apt-get install postgresql?)"
+    failed=$((failed + 1))
+  fi
+}
 
 run_unit() {
   local bin log p f n=0
@@ -109,9 +135,10 @@ run_e2e() {
 }
 
 case $what in
-  unit) run_unit ;;
+  unit) start_pg; run_unit ;;
   integration) run_integration build/tollgate release ;;
   all)
+    start_pg
     run_unit
     run_integration build/tollgate release
     run_integration build/asan/tollgate asan

@@ -81,6 +81,7 @@ static const struct {
     {TG_EEXIST, 409, "conflict"},
     {TG_ESTATE, 409, "conflict"},
     {TG_EPAYMENT, 409, "payment_method_required"},
+    {TG_EUNAVAIL, 503, "store_unavailable"},
     {TG_ELIMIT, 409, "key_limit_reached"},
     {TG_ERANGE, 422, "money_out_of_range"}, /* the customer's data, not the server */
 };

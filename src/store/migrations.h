@@ -13,5 +13,8 @@ typedef struct tg_migration {
 
 extern const tg_migration_t tg_sqlite_migrations[];
 extern const size_t tg_sqlite_migrations_count;
+/* The same versions in PostgreSQL's dialect (migrations_pg.c). */
+extern const tg_migration_t tg_pg_migrations[];
+extern const size_t tg_pg_migrations_count;
 
 #endif

@@ -1,9 +1,475 @@
-/* store_pg.c - the PostgreSQL backend of store.h (libpq). */
-#include "store/store_ops.h"
+/* store_pg.c - the PostgreSQL backend of store.h (libpq): connections, statements, migrations,
+ * transactions. The operations live beside it by concern (store_pg_customers.c, _usage.c,
+ * _invoices.c, _lists.c, _outbox.c, _payments.c, _meter.c) and share store_pg_int.h.
+ *
+ * One tg_pg_t is one libpq connection, used by one thread at a time (store.h). Durability is
+ * PostgreSQL's own: a COMMIT returns once the server has flushed its WAL (synchronous_commit
+ * on, the server default); tollgate never lowers it. Several gateways share one database:
+ * everything that must happen once (a migration, a usage batch, an invoice number) is decided
+ * inside PostgreSQL by a constraint or an advisory lock, never by a node's memory. */
+#include "store/store_pg_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store/migrations.h"
+
+/* The advisory lock every migrating node takes (any constant; "tollgat" in ASCII). */
+#define MIGRATION_LOCK "7021893395784052"
+
+/* ---- parameters and results ---- */
+
+static void param_raw(tg_pg_params_t *p, const char *v, int len, int format)
+{
+    if (p->n >= TG_PG_PARAMS_MAX)
+        abort(); /* a statement with more parameters than the array: a programming error */
+    p->v[p->n] = v;
+    p->len[p->n] = len;
+    p->format[p->n] = format;
+    p->n++;
+}
+
+void tg_pg_param_text(tg_pg_params_t *p, const char *s)
+{
+    param_raw(p, s, 0, 0);
+}
+
+void tg_pg_param_i64(tg_pg_params_t *p, int64_t v)
+{
+    snprintf(p->num[p->n < TG_PG_PARAMS_MAX ? p->n : 0], sizeof(p->num[0]), "%" PRId64, v);
+    param_raw(p, p->num[p->n < TG_PG_PARAMS_MAX ? p->n : 0], 0, 0);
+}
+
+void tg_pg_param_u64(tg_pg_params_t *p, uint64_t v)
+{
+    snprintf(p->num[p->n < TG_PG_PARAMS_MAX ? p->n : 0], sizeof(p->num[0]), "%" PRIu64, v);
+    param_raw(p, p->num[p->n < TG_PG_PARAMS_MAX ? p->n : 0], 0, 0);
+}
+
+void tg_pg_param_bytea(tg_pg_params_t *p, const void *data, size_t n)
+{
+    param_raw(p, data, (int)n, 1); /* binary format: the bytes as they are */
+}
+
+int64_t tg_pg_i64(const PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col))
+        return 0;
+    return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+uint64_t tg_pg_u64(const PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col))
+        return 0;
+    const char *v = PQgetvalue(res, row, col);
+    return *v == '-' ? 0 : strtoull(v, NULL, 10);
+}
+
+void tg_pg_text(const PGresult *res, int row, int col, char *out, size_t cap)
+{
+    if (cap == 0)
+        return;
+    const char *v = PQgetisnull(res, row, col) ? "" : PQgetvalue(res, row, col);
+    size_t n = strlen(v);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, v, n);
+    out[n] = '\0';
+}
+
+int tg_pg_bytea(const PGresult *res, int row, int col, void *out, size_t n)
+{
+    memset(out, 0, n);
+    if (PQgetisnull(res, row, col))
+        return -1;
+    size_t len = 0;
+    unsigned char *raw = PQunescapeBytea((const unsigned char *)PQgetvalue(res, row, col), &len);
+    if (raw == NULL)
+        return -1;
+    int ok = len == n;
+    if (ok)
+        memcpy(out, raw, n);
+    PQfreemem(raw);
+    return ok ? 0 : -1;
+}
+
+char *tg_pg_strdup(const PGresult *res, int row, int col, size_t *len)
+{
+    const char *v = PQgetisnull(res, row, col) ? "" : PQgetvalue(res, row, col);
+    size_t n = (size_t)PQgetlength(res, row, col);
+    char *s = malloc(n + 1);
+    if (s == NULL)
+        return NULL;
+    memcpy(s, v, n);
+    s[n] = '\0';
+    if (len != NULL)
+        *len = n;
+    return s;
+}
+
+uint64_t tg_pg_affected(PGresult *res)
+{
+    const char *n = PQcmdTuples(res);
+    return *n != '\0' ? strtoull(n, NULL, 10) : 0;
+}
+
+/* ---- connection ---- */
+
+/* Connects (again). The prepared statements belonged to the old session: they are forgotten. */
+static int connect_now(tg_pg_t *st, tg_err_t *err)
+{
+    if (st->conn != NULL)
+        PQfinish(st->conn);
+    memset(st->stmts, 0, sizeof(st->stmts));
+    st->nstmts = 0;
+    st->depth = 0;
+    st->conn = PQconnectdb(st->url);
+    if (st->conn == NULL)
+        return tg_errf(err, TG_ENOMEM, "out of memory connecting to PostgreSQL");
+    if (PQstatus(st->conn) != CONNECTION_OK) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(st->conn));
+        msg[strcspn(msg, "\n")] = '\0';
+        PQfinish(st->conn);
+        st->conn = NULL;
+        return tg_errf(err, TG_EUNAVAIL, "PostgreSQL at %s is unreachable: %s", st->where, msg);
+    }
+    snprintf(st->where, sizeof(st->where), "%s:%s/%s", PQhost(st->conn), PQport(st->conn), PQdb(st->conn));
+    /* UTC for the few date computations done in SQL; no notices on stderr. */
+    PGresult *r = PQexec(st->conn, "SET TIME ZONE 'UTC'; SET client_min_messages = warning");
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok)
+        return tg_errf(err, TG_ESTORE, "configuring the PostgreSQL session at %s: %s", st->where,
+                       PQerrorMessage(st->conn));
+    return 0;
+}
+
+/* Before each statement: a connection that broke outside a transaction is made again (inside
+ * one, the transaction is lost: the caller's call fails and it retries as a whole). */
+static int ensure_connected(tg_pg_t *st, tg_err_t *err)
+{
+    if (st->conn != NULL && PQstatus(st->conn) == CONNECTION_OK)
+        return 0;
+    if (st->depth > 0)
+        return tg_errf(err, TG_EUNAVAIL, "the connection to PostgreSQL at %s broke inside a transaction", st->where);
+    return connect_now(st, err);
+}
+
+/* A failed result as an error: the SQLSTATE decides the code. */
+static int result_error(tg_pg_t *st, PGresult *res, tg_err_t *err, const char *doing)
+{
+    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    char msg[300];
+    snprintf(msg, sizeof(msg), "%s", res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(st->conn));
+    msg[strcspn(msg, "\n")] = '\0';
+    int code = TG_ESTORE;
+    if (state != NULL && strcmp(state, "23505") == 0)
+        code = TG_EEXIST;
+    else if (PQstatus(st->conn) != CONNECTION_OK || (state != NULL && (strncmp(state, "08", 2) == 0 ||
+                                                                       strcmp(state, "57P01") == 0)))
+        code = TG_EUNAVAIL; /* connection exception, admin shutdown */
+    if (code == TG_EUNAVAIL)
+        return tg_errf(err, code, "%s: PostgreSQL at %s is unreachable: %s", doing, st->where, msg);
+    return tg_errf(err, code, "%s: %s", doing, msg);
+}
+
+static int check(tg_pg_t *st, PGresult *r, PGresult **res, tg_err_t *err, const char *doing)
+{
+    ExecStatusType s = PQresultStatus(r);
+    if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
+        if (res != NULL)
+            *res = r;
+        else
+            PQclear(r);
+        return 0;
+    }
+    int rc = result_error(st, r, err, doing);
+    PQclear(r);
+    return rc;
+}
+
+int tg_pg_exec(tg_pg_t *st, const char *sql, tg_err_t *err, const char *doing)
+{
+    int rc = ensure_connected(st, err);
+    if (rc != 0)
+        return rc;
+    return check(st, PQexec(st->conn, sql), NULL, err, doing);
+}
+
+/* The statement name of sql on this connection, preparing it on first use. */
+static int prepared(tg_pg_t *st, const char *sql, const tg_pg_params_t *p, const char **name, tg_err_t *err,
+                    const char *doing)
+{
+    unsigned h = (unsigned)(((uintptr_t)sql >> 3) % TG_PG_STMT_CACHE);
+    for (unsigned i = 0; i < TG_PG_STMT_CACHE; i++) {
+        tg_pg_stmt_t *s = &st->stmts[(h + i) % TG_PG_STMT_CACHE];
+        if (s->sql == sql) {
+            *name = s->name;
+            return 0;
+        }
+        if (s->sql == NULL) {
+            snprintf(s->name, sizeof(s->name), "tg%u", st->nstmts);
+            PGresult *r = PQprepare(st->conn, s->name, sql, p != NULL ? p->n : 0, NULL);
+            int rc = check(st, r, NULL, err, doing);
+            if (rc != 0)
+                return rc;
+            s->sql = sql;
+            st->nstmts++;
+            *name = s->name;
+            return 0;
+        }
+    }
+    *name = NULL; /* cache full: run unprepared */
+    return 0;
+}
+
+int tg_pg_query(tg_pg_t *st, const char *sql, const tg_pg_params_t *p, PGresult **res, tg_err_t *err,
+                const char *doing)
+{
+    if (res != NULL)
+        *res = NULL;
+    int rc = ensure_connected(st, err);
+    if (rc != 0)
+        return rc;
+    const char *name;
+    if ((rc = prepared(st, sql, p, &name, err, doing)) != 0)
+        return rc;
+    int n = p != NULL ? p->n : 0;
+    const char *const *v = p != NULL ? p->v : NULL;
+    const int *len = p != NULL ? p->len : NULL, *fmt = p != NULL ? p->format : NULL;
+    PGresult *r = name != NULL ? PQexecPrepared(st->conn, name, n, v, len, fmt, 0)
+                               : PQexecParams(st->conn, sql, n, NULL, v, len, fmt, 0);
+    return check(st, r, res, err, doing);
+}
+
+/* The URL without its password, for messages ("postgresql://tollgate@host:5432/db"). */
+static void redact(const char *url, char *out, size_t cap)
+{
+    const char *scheme_end = strstr(url, "://");
+    const char *at = scheme_end != NULL ? strchr(scheme_end + 3, '@') : NULL;
+    const char *colon = at != NULL ? memchr(scheme_end + 3, ':', (size_t)(at - scheme_end - 3)) : NULL;
+    if (colon == NULL)
+        snprintf(out, cap, "%.*s", (int)(cap > 1 ? cap - 1 : 0), url);
+    else
+        snprintf(out, cap, "%.*s:***%s", (int)(colon - url), url, at);
+    char *q = strchr(out, '?'); /* parameters may hold a password too */
+    if (q != NULL)
+        *q = '\0';
+}
 
 int tg_pg_open(const char *url, tg_store_t **out, tg_err_t *err)
 {
-    (void)url;
     *out = NULL;
-    return tg_errf(err, TG_EINVAL, "the PostgreSQL backend is not built yet");
+    tg_pg_t *st = calloc(1, sizeof(*st));
+    if (st == NULL || (st->url = strdup(url)) == NULL) {
+        free(st);
+        return tg_errf(err, TG_ENOMEM, "out of memory opening PostgreSQL");
+    }
+    st->base.ops = &tg_pg_ops;
+    redact(url, st->where, sizeof(st->where));
+    int rc = connect_now(st, err);
+    if (rc != 0) {
+        tg_pg_close(&st->base);
+        return rc;
+    }
+    *out = &st->base;
+    return 0;
 }
+
+void tg_pg_close(tg_store_t *store)
+{
+    tg_pg_t *st = tg_pg(store);
+    if (st == NULL)
+        return;
+    if (st->conn != NULL)
+        PQfinish(st->conn);
+    free(st->url);
+    free(st);
+}
+
+/* ---- migrations ---- */
+
+int tg_pg_schema_version(tg_store_t *store, int *version, tg_err_t *err)
+{
+    tg_pg_t *st = tg_pg(store);
+    PGresult *r;
+    *version = 0;
+    int rc = tg_pg_query(st,
+                         "SELECT CASE WHEN to_regclass('schema_migrations') IS NULL THEN 0 ELSE"
+                         " (SELECT COALESCE(MAX(version), 0) FROM schema_migrations) END",
+                         NULL, &r, err, "reading the schema version");
+    if (rc != 0) {
+        /* the table appeared since the statement was prepared against its absence: once more */
+        st->nstmts = 0;
+        memset(st->stmts, 0, sizeof(st->stmts));
+        if ((rc = tg_pg_exec(st, "DEALLOCATE ALL", err, "reading the schema version")) != 0)
+            return rc;
+        return tg_pg_schema_version(store, version, err);
+    }
+    *version = (int)tg_pg_i64(r, 0, 0);
+    PQclear(r);
+    return 0;
+}
+
+/* Each migration in its own transaction, under an advisory lock that every node takes: nodes
+ * starting together apply each migration once, in order; the others wait, then see it done. */
+int tg_pg_migrate(tg_store_t *store, tg_err_t *err)
+{
+    tg_pg_t *st = tg_pg(store);
+    int rc = tg_pg_exec(st,
+                        "BEGIN; SELECT pg_advisory_xact_lock(" MIGRATION_LOCK ");"
+                        " CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                        " name TEXT NOT NULL, applied_at BIGINT NOT NULL); COMMIT",
+                        err, "creating schema_migrations");
+    if (rc != 0) {
+        tg_pg_exec(st, "ROLLBACK", NULL, "");
+        return rc;
+    }
+    for (size_t i = 0; i < tg_pg_migrations_count; i++) {
+        const tg_migration_t *m = &tg_pg_migrations[i];
+        char doing[128];
+        snprintf(doing, sizeof(doing), "applying migration %d (%s)", m->version, m->name);
+        if ((rc = tg_pg_exec(st, "BEGIN; SELECT pg_advisory_xact_lock(" MIGRATION_LOCK ")", err, doing)) != 0)
+            return rc;
+        st->depth = 1;
+        PGresult *r = PQexec(st->conn, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+        if ((rc = check(st, r, &r, err, doing)) != 0)
+            goto fail;
+        int version = (int)tg_pg_i64(r, 0, 0);
+        PQclear(r);
+        if (version < m->version) {
+            char ins[200];
+            snprintf(ins, sizeof(ins),
+                     "INSERT INTO schema_migrations(version, name, applied_at) VALUES (%d, '%s', %lld)", m->version,
+                     m->name, (long long)time(NULL));
+            if ((rc = tg_pg_exec(st, m->sql, err, doing)) != 0 || (rc = tg_pg_exec(st, ins, err, doing)) != 0)
+                goto fail;
+        }
+        st->depth = 0;
+        if ((rc = tg_pg_exec(st, "COMMIT", err, doing)) != 0)
+            return rc;
+        continue;
+    fail:
+        st->depth = 0;
+        tg_pg_exec(st, "ROLLBACK", NULL, "");
+        return rc;
+    }
+    return 0;
+}
+
+/* ---- transactions ----
+ * Levels: the first opens the transaction (BEGIN), the others are savepoints. A savepoint asked
+ * for outside a transaction opens one (as in SQLite), and its release commits it. */
+
+static int level_push(tg_pg_t *st, const char *name, tg_err_t *err)
+{
+    if (st->depth >= TG_PG_DEPTH_MAX)
+        return tg_errf(err, TG_ESTATE, "transactions nested deeper than %d", TG_PG_DEPTH_MAX);
+    int rc;
+    if (st->depth == 0) {
+        if ((rc = tg_pg_exec(st, "BEGIN", err, "starting a transaction")) != 0)
+            return rc;
+        st->owner[0] = 1;
+    } else {
+        char sql[96];
+        snprintf(sql, sizeof(sql), "SAVEPOINT %s", name);
+        if ((rc = tg_pg_exec(st, sql, err, "starting a savepoint")) != 0)
+            return rc;
+        st->owner[st->depth] = 0;
+    }
+    st->depth++;
+    return 0;
+}
+
+static int level_pop(tg_pg_t *st, const char *name, int commit, tg_err_t *err)
+{
+    if (st->depth == 0)
+        return commit ? tg_errf(err, TG_ESTATE, "no transaction to end") : 0;
+    st->depth--;
+    char sql[200];
+    if (st->owner[st->depth])
+        snprintf(sql, sizeof(sql), commit ? "COMMIT" : "ROLLBACK");
+    else if (commit)
+        snprintf(sql, sizeof(sql), "RELEASE SAVEPOINT %s", name);
+    else
+        snprintf(sql, sizeof(sql), "ROLLBACK TO SAVEPOINT %s; RELEASE SAVEPOINT %s", name, name);
+    if (st->conn == NULL || PQstatus(st->conn) != CONNECTION_OK) {
+        st->depth = st->owner[st->depth] ? 0 : st->depth;
+        return commit ? tg_errf(err, TG_EUNAVAIL, "the connection to PostgreSQL at %s broke inside a transaction",
+                                st->where)
+                      : 0;
+    }
+    int rc = check(st, PQexec(st->conn, sql), NULL, err, commit ? "committing" : "rolling back");
+    if (rc != 0 && commit && !st->owner[st->depth]) /* a failed release leaves the level open */
+        st->depth++;
+    return rc;
+}
+
+int tg_pg_tx_begin(tg_store_t *store, tg_err_t *err)
+{
+    tg_pg_t *st = tg_pg(store);
+    if (st->depth != 0)
+        return tg_errf(err, TG_ESTATE, "a transaction is already open");
+    return level_push(st, "tx", err);
+}
+
+int tg_pg_tx_commit(tg_store_t *store, tg_err_t *err)
+{
+    tg_pg_t *st = tg_pg(store);
+    int rc = level_pop(st, "tx", 1, err);
+    if (rc != 0 && st->depth > 0) { /* COMMIT failed: PostgreSQL rolled back; so do we */
+        st->depth = 0;
+        tg_pg_exec(st, "ROLLBACK", NULL, "");
+    }
+    return rc;
+}
+
+void tg_pg_tx_rollback(tg_store_t *store)
+{
+    tg_pg_t *st = tg_pg(store);
+    if (st->depth > 0) {
+        st->depth = 0;
+        tg_pg_exec(st, "ROLLBACK", NULL, "");
+    }
+}
+
+/* The savepoint's name is one of the caller's constants (an SQL identifier), never outside data. */
+int tg_pg_savepoint(tg_store_t *store, const char *name, tg_err_t *err)
+{
+    return level_push(tg_pg(store), name, err);
+}
+
+int tg_pg_savepoint_release(tg_store_t *store, const char *name, tg_err_t *err)
+{
+    tg_pg_t *st = tg_pg(store);
+    int was_owner = st->depth > 0 && st->owner[st->depth - 1];
+    int rc = level_pop(st, name, 1, err);
+    if (rc != 0 && was_owner)
+        tg_pg_exec(st, "ROLLBACK", NULL, "");
+    return rc;
+}
+
+void tg_pg_savepoint_rollback(tg_store_t *store, const char *name)
+{
+    level_pop(tg_pg(store), name, 0, NULL);
+}
+
+/* ---- the operations table ---- */
+
+const tg_store_ops_t tg_pg_ops = {
+    .name = "postgresql",
+    .close = tg_pg_close,
+    .migrate = tg_pg_migrate,
+    .schema_version = tg_pg_schema_version,
+    .tx_begin = tg_pg_tx_begin,
+    .tx_commit = tg_pg_tx_commit,
+    .tx_rollback = tg_pg_tx_rollback,
+    .savepoint = tg_pg_savepoint,
+    .savepoint_release = tg_pg_savepoint_release,
+    .savepoint_rollback = tg_pg_savepoint_rollback,
+};

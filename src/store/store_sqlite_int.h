@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "store/store_ops.h"
+#include "store/store_page.h"
 
 /* The statements prepared once per connection (hot_sql in store_sqlite.c). */
 enum {
@@ -82,11 +83,6 @@ int tg_sqlite_error(tg_sqlite_t *st, tg_err_t *err, const char *doing);
 int tg_sqlite_exec(tg_sqlite_t *st, const char *sql, tg_err_t *err, const char *doing);
 /* Column col as text into out (cap bytes, cut to fit, "" for NULL). */
 void tg_sqlite_text(sqlite3_stmt *s, int col, char *out, size_t cap);
-
-/* Sort keys of the paged lists: "<int64>", "<int64>/<id>", "<id>". TG_EINVAL if key is not one. */
-int tg_page_key_parse_num(const char *key, int64_t *num);
-int tg_page_key_parse_num_id(const char *key, int64_t *num, char id[TG_ID_MAX]);
-int tg_page_key_parse_id(const char *key, char id[TG_ID_MAX]);
 
 /* Steps s (prepared with LIMIT limit + 1) and hands each row of the page to row, which writes
  * the row's sort key; fills end. Finalizes s. */

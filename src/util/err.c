@@ -31,6 +31,7 @@ const char *tg_strerror(int code)
     case TG_ELIMIT: return "limit reached";
     case TG_ESTATE: return "not allowed in this state";
     case TG_EPAYMENT: return "payment method required";
+    case TG_EUNAVAIL: return "database unavailable";
     default: return "unknown error";
     }
 }

@@ -20,6 +20,7 @@ enum {
     TG_ELIMIT = -9,    /* a limit (rate, quota, size) was reached */
     TG_ESTATE = -10,   /* operation not allowed in the current state */
     TG_EPAYMENT = -11, /* a payment method must be on file first */
+    TG_EUNAVAIL = -12, /* the database cannot be reached now: try again later */
 };
 
 #define TG_ERR_MAX 512
