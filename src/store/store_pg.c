@@ -472,4 +472,6 @@ const tg_store_ops_t tg_pg_ops = {
     .savepoint = tg_pg_savepoint,
     .savepoint_release = tg_pg_savepoint_release,
     .savepoint_rollback = tg_pg_savepoint_rollback,
+    .customers_due = tg_pg_customers_due,
+    .customer_set_next_period_end = tg_pg_customer_set_next_period_end,
 };
