@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "admin/admin_api.h"
+#include "billing/closer.h"
 #include "billing/subscriptions.h"
 #include "cli/admin_commands.h"
 #include "cli/commands.h"
@@ -205,6 +206,7 @@ static int cmd_serve(int argc, char **argv)
     tg_admin_t *admin = NULL;
     tg_server_t *srv = NULL;
     tg_outbox_t *outbox = NULL;
+    tg_closer_t *closer = NULL;
     int exit_code = 1;
 
     if (sodium_init() < 0) {
@@ -278,8 +280,14 @@ static int cmd_serve(int argc, char **argv)
             goto out;
         }
     }
+    /* The period closer on a thread and a connection of its own (billing/closer.h). */
+    tg_closer_settings_t cs = {.database = cfg->storage.database, .cfg = cfg, .accounts = accounts, .meter = meter};
+    if (tg_closer_start(&cs, &closer, &err) != 0) {
+        fprintf(stderr, "tollgate serve: %s\n", err.msg);
+        goto out;
+    }
     tg_admin_deps_t adeps = {cfg, st, accounts, quota, meter, (const uint8_t *)cfg->keys.secret,
-                             strlen(cfg->keys.secret), test_clock, outbox};
+                             strlen(cfg->keys.secret), test_clock, outbox, closer};
     admin = tg_admin_new(&adeps);
     if (gw == NULL || admin == NULL) {
         fprintf(stderr, "tollgate serve: out of memory\n");
@@ -302,6 +310,7 @@ static int cmd_serve(int argc, char **argv)
     exit_code = 0;
 
 out:
+    tg_closer_stop(closer); /* between two batches; before the meter it flushes stops */
     if (meter != NULL)
         tg_meter_stop(meter); /* commits everything queued */
     if (srv != NULL)

@@ -14,6 +14,7 @@
 #include "billing/invoice.h"
 #include "payments/meter_export.h"
 #include "payments/outbox.h"
+#include "billing/closer.h"
 #include "billing/periods.h"
 #include "billing/pricing.h"
 #include "gateway/apikey.h"
@@ -31,6 +32,8 @@ static int tg_adm_persist_used_cb(const char *key_id, int64_t last_used_at, void
 
 int tg_admin_billing_slice(tg_admin_t *a)
 {
+    if (a->d.closer != NULL)
+        return 0; /* the closer's own thread does it */
     tg_periods_run_t run;
     tg_err_t err = {0};
     int more = 0;
@@ -371,6 +374,7 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
             static int64_t offset_s;
             offset_s += json_integer_value(adv);
             tg_clock_set_offset(offset_s * TG_NS_PER_SEC);
+            tg_closer_wake(a->d.closer); /* periods that ended now close without waiting */
             tg_adm_reply_json(res, 200, json_pack("{s:o}", "now", tg_adm_json_time(tg_adm_now_s())));
         }
         json_decref(body);

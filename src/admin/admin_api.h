@@ -39,6 +39,9 @@ typedef struct tg_admin_deps {
     /* The Stripe outbox (a stripe section is configured), or NULL: then nothing is sent to
      * Stripe. New customers get a "create the Stripe customer" row in their transaction. */
     struct tg_outbox *outbox;
+    /* The period closer's own thread (billing/closer.h), or NULL: then the admin thread's tick
+     * closes periods itself, in slices (tg_admin_billing_slice). */
+    struct tg_closer *closer;
 } tg_admin_deps_t;
 
 typedef struct tg_admin_request {
@@ -93,7 +96,8 @@ void tg_admin_free(tg_admin_t *a);
 
 /* Periodic work of the admin thread (about every 10 s) and at shutdown: persists API keys'
  * last-used times, which the gateway only records in memory, and closes ended billing periods
- * into draft invoices. The period closer runs in slices of about TG_ADMIN_BILLING_SLICE_NS
+ * into draft invoices, unless the period closer has its own thread (deps.closer, as in
+ * tollgate serve). Here the closer runs in slices of about TG_ADMIN_BILLING_SLICE_NS
  * (billing/periods.h, tg_periods_close_some): returns 1 when customers due remain, and the
  * caller then calls tg_admin_billing_slice between its other jobs until it returns 0, so that a
  * run over a million customers never holds the admin API for more than a slice. */

@@ -125,16 +125,26 @@ int tg_periods_close_some(const tg_sub_ctx_t *x, tg_periods_cursor_t *cur, int64
             tg_store_tx_rollback(x->store);
             break;
         }
+        /* The batch also ends after TG_PERIODS_BATCH_NS of wall time: the closer may run at a
+         * low CPU priority (billing/closer.h), and a starved thread must not hold the store's
+         * write lock (the metering writer, the admin API) for seconds. The rest of the page is
+         * read again by the next batch. */
         int batch_created = 0;
-        for (size_t i = 0; i < page.n; i++)
-            batch_created += close_one(x, &page.list[i].c, page.list[i].next_end, 1, cur->now, run);
+        int64_t tb = tg_clock_mono_ns();
+        size_t done = 0;
+        while (done < page.n) {
+            batch_created += close_one(x, &page.list[done].c, page.list[done].next_end, 1, cur->now, run);
+            done++;
+            if (tg_clock_mono_ns() - tb >= TG_PERIODS_BATCH_NS)
+                break;
+        }
         if ((rc = tg_store_tx_commit(x->store, err)) != 0)
             break;
         run->created += batch_created;
-        if (page.n < TG_PERIODS_BATCH)
+        if (done == page.n && page.n < TG_PERIODS_BATCH)
             break; /* the run is complete */
-        cur->after_end = page.list[page.n - 1].next_end;
-        snprintf(cur->after_id, sizeof(cur->after_id), "%s", page.list[page.n - 1].c.id);
+        cur->after_end = page.list[done - 1].next_end;
+        snprintf(cur->after_id, sizeof(cur->after_id), "%s", page.list[done - 1].c.id);
         if (budget_ns > 0 && tg_clock_mono_ns() - t0 >= budget_ns) {
             *more = 1;
             break;

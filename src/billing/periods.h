@@ -52,6 +52,8 @@ int tg_periods_close(const tg_sub_ctx_t *x, const char *customer_id, int64_t unt
 /* Customers per batch (per transaction) of a run over the customers due. A batch holds the
  * store's write lock: 500 is about 25 ms of work, so the metering writer waits at most that. */
 #define TG_PERIODS_BATCH 500
+/* ... and at most this much wall time (ns) per batch transaction, whichever comes first. */
+#define TG_PERIODS_BATCH_NS (50 * 1000000LL)
 
 /* Where a run over every customer due stands between two slices (tg_periods_close_some). Zero
  * it (or TG_PERIODS_CURSOR_INIT) before the first slice; the run's clock is fixed at its first
