@@ -14,7 +14,6 @@
 #include "billing/invoice.h"
 #include "payments/meter_export.h"
 #include "payments/outbox.h"
-#include "billing/closer.h"
 #include "billing/periods.h"
 #include "billing/pricing.h"
 #include "gateway/apikey.h"
@@ -374,7 +373,6 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
             static int64_t offset_s;
             offset_s += json_integer_value(adv);
             tg_clock_set_offset(offset_s * TG_NS_PER_SEC);
-            tg_closer_wake(a->d.closer); /* periods that ended now close without waiting */
             tg_adm_reply_json(res, 200, json_pack("{s:o}", "now", tg_adm_json_time(tg_adm_now_s())));
         }
         json_decref(body);

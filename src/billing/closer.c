@@ -2,7 +2,6 @@
 #include "billing/closer.h"
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -21,8 +20,7 @@ struct tg_closer {
     pthread_t tid;
     pthread_mutex_t mu;
     pthread_cond_t cv; /* CLOCK_MONOTONIC */
-    int stopping, wake;
-    atomic_uint_fast64_t runs;
+    int stopping;
     tg_store_t *st;
     tg_sub_ctx_t x;
     int64_t interval_ns;
@@ -36,8 +34,8 @@ static void *closer_main(void *arg)
     /* Linux: a thread's nice value is its own (setpriority on its tid). */
     setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), c->nice);
     tg_periods_cursor_t cur = {0};
-    for (;;) {
-        int more = 1;
+    for (int first = 1;; first = 0) {
+        int more = !first; /* the first run one interval after start, as the admin tick's was */
         while (more) {
             pthread_mutex_lock(&c->mu);
             int stop = c->stopping;
@@ -50,16 +48,14 @@ static void *closer_main(void *arg)
             tg_periods_close_some(&c->x, &cur, SLICE_NS, &run, &more, &err);
             tg_periods_run_free(&run);
         }
-        atomic_fetch_add(&c->runs, 1);
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
         int64_t ns = (int64_t)until.tv_nsec + c->interval_ns;
         until.tv_sec += (time_t)(ns / 1000000000);
         until.tv_nsec = (long)(ns % 1000000000);
         pthread_mutex_lock(&c->mu);
-        while (!c->stopping && !c->wake && pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0)
+        while (!c->stopping && pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0)
             ;
-        c->wake = 0;
         int stop = c->stopping;
         pthread_mutex_unlock(&c->mu);
         if (stop)
@@ -96,21 +92,6 @@ int tg_closer_start(const tg_closer_settings_t *s, tg_closer_t **out, tg_err_t *
     }
     *out = c;
     return 0;
-}
-
-void tg_closer_wake(tg_closer_t *c)
-{
-    if (c == NULL)
-        return;
-    pthread_mutex_lock(&c->mu);
-    c->wake = 1;
-    pthread_cond_signal(&c->cv);
-    pthread_mutex_unlock(&c->mu);
-}
-
-uint64_t tg_closer_runs(tg_closer_t *c)
-{
-    return c != NULL ? (uint64_t)atomic_load(&c->runs) : 0;
 }
 
 void tg_closer_stop(tg_closer_t *c)

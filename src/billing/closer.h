@@ -29,15 +29,10 @@ typedef struct tg_closer_settings {
     int nice;                /* the thread's nice value; 0: 10 (negative values are not taken) */
 } tg_closer_settings_t;
 
-/* Opens the connection and starts the thread; its first run starts at once. 0, or TG_ENOMEM /
- * the store's error with nothing started. */
+/* Opens the connection and starts the thread; its first run starts one interval later (as the
+ * admin tick's did: tests that move the clock and then run invoices themselves rely on it).
+ * 0, or TG_ENOMEM / the store's error with nothing started. */
 int tg_closer_start(const tg_closer_settings_t *s, tg_closer_t **out, tg_err_t *err);
-
-/* Starts a run now instead of at the next interval (any thread). NULL is allowed. */
-void tg_closer_wake(tg_closer_t *c);
-
-/* Runs finished since start (any thread; tests wait on it). */
-uint64_t tg_closer_runs(tg_closer_t *c);
 
 /* Stops the thread between two batches (a batch in flight commits), closes its connection,
  * frees c. NULL is allowed. */
