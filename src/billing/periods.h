@@ -1,7 +1,8 @@
 /* periods.h - the invoice run: closes every ended billing period into a draft invoice, then
  * applies the changes that waited for it (downgrades, cancellations at period end).
  *
- * Called by the admin thread's tick (every ~10 s, tg_admin_tick) and by the admin API's
+ * Called by the period closer's thread (every ~10 s, billing/closer.h; or the admin thread's
+ * tick, tg_admin_tick, where there is no such thread) and by the admin API's
  * POST /v1/admin/invoices/run (through its adapter in src/admin/admin_billing.c); a scheduler
  * or the Stripe side calls the same. Errors are values (subscriptions.h); same thread rules. */
 #ifndef TG_PERIODS_H

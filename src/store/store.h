@@ -181,7 +181,8 @@ int tg_store_billing_failure_list(tg_store_t *st, const tg_page_t *page, tg_bill
  * (next_period_end, id) order, strictly after the position (after_end, after_id) (after_id ""
  * = from the start of after_end), at most limit of them; a page is a range scan of an index,
  * so a run over a million customers reads only the ones due, a page at a time, in bounded
- * memory. *n (may be NULL) gets how many were handed over.
+ * memory. *n (may be NULL) gets how many were handed over. cb must not call the store on this
+ * connection (the page may still be being read): copy what it needs.
  *
  * customer_set_next_period_end moves it for one customer, only while it still holds expected
  * (compare and set: a concurrent tg_store_customer_update that reset it to 0 wins). Setting a
