@@ -53,7 +53,8 @@ $(BUILD)/libtollgate.a: $(LIB_OBJS)
 $(BUILD)/tollgate: $(MAIN_OBJ) $(BUILD)/libtollgate.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libtollgate.a
+# tests/support/*.h are included by the tests only: a change there rebuilds them
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libtollgate.a $(wildcard tests/support/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libtollgate.a $(LDLIBS) -lcmocka
 

@@ -8,6 +8,10 @@
 # ThreadSanitizer builds in build/tsan/tests/), with a PostgreSQL started by scripts/pg-test.sh
 # (TG_TEST_PG_URL) for the tests of the PostgreSQL schema. Integration tests (node's test
 # runner) start the real build/tollgate, then again the sanitized build/asan/tollgate.
+# Store backends: the tests' stores are SQLite files unless TG_TEST_BACKEND=postgres (then each
+# gets a fresh database on the PostgreSQL this script starts; tests/support/tmpstore.h,
+# tests/integration/harness.mjs). TG_TEST_BOTH_BACKENDS=1 adds a second pass on PostgreSQL: the
+# unit tests that take a store from tmpstore.h, and the integration suite on the release build.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -40,20 +44,29 @@ start_pg() {
   fi
 }
 
+both_backends() { [ "${TG_TEST_BOTH_BACKENDS:-0}" = 1 ]; }
+pg_wanted() { both_backends || [[ ${TG_TEST_BACKEND:-} == postgres* ]]; }
+
+# run_unit [postgres]: every unit test binary; with "postgres", those whose source takes its
+# store from tests/support/tmpstore.h (or reads TG_TEST_BACKEND), on PostgreSQL.
 run_unit() {
-  local bin log p f n=0
+  local backend=${1:-} bin log p f n=0 suffix="" env=()
+  if [ -n "$backend" ]; then suffix=-$backend; env=(TG_TEST_BACKEND="$backend"); fi
   for bin in build/asan/tests/test_* build/tsan/tests/test_*; do
     [ -x "$bin" ] || continue
+    if [ -n "$backend" ]; then
+      grep -qE 'tmpstore\.h|TG_TEST_BACKEND' "tests/unit/$(basename "$bin").c" 2>/dev/null || continue
+    fi
     n=$((n + 1))
-    log=build/test-logs/$(basename "$(dirname "$(dirname "$bin")")")-$(basename "$bin").log
-    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    log=build/test-logs/$(basename "$(dirname "$(dirname "$bin")")")-$(basename "$bin")$suffix.log
+    env "${env[@]}" ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
       TSAN_OPTIONS=halt_on_error=1:suppressions=$PWD/tests/tsan.supp timeout 300 "$bin" >"$log" 2>&1
     local rc=$?
     p=$(grep -Eo '\[  PASSED  \] [0-9]+' "$log" | awk '{s+=$4} END {print s+0}')
     f=$(grep -Eo '\[  FAILED  \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi # crashed or sanitizer report
     passed=$((passed + p)); failed=$((failed + f))
-    if [ "$rc" -ne 0 ]; then echo "FAIL $bin (exit $rc):"; tail -n 40 "$log"; else echo "ok   $bin: $p passed"; fi
+    if [ "$rc" -ne 0 ]; then echo "FAIL $bin$suffix (exit $rc):"; tail -n 40 "$log"; else echo "ok   $bin$suffix: $p passed"; fi
   done
   if [ "$n" -eq 0 ]; then # a missing build must not look like a clean run
     echo "FAIL no unit test binaries in build/asan/tests (make SANITIZE=address,undefined unit-bins)"
@@ -65,13 +78,16 @@ run_unit() {
 # frees and reallocates socket buffers as it goes, so the 50 MB test's anonymous-memory bound
 # measured mostly the quarantine, passing or failing by timing. A 32 MB quarantine keeps that
 # bound meaningful (the release-build pass checks the tight one).
+# run_integration BIN LABEL [FILES] [BACKEND]: BACKEND postgres runs the stacks on PostgreSQL.
 run_integration() {
   local bin=$1 label=$2 files=${3:-tests/integration/ tests/security/ tests/stripe/} log=build/test-logs/integration-$2.log
+  local env=()
+  [ -z "${4:-}" ] || env=(TG_TEST_BACKEND="$4")
   # the demo upstream of the same build when there is one, so the ASan pass checks it too
   local upstream=${bin%/tollgate}/demo-upstream
   [ -x "$upstream" ] || upstream=build/demo-upstream
   echo "integration tests against $bin (upstream $upstream)"
-  TOLLGATE_BIN=$bin DEMO_UPSTREAM_BIN=$upstream \
+  env "${env[@]}" TOLLGATE_BIN=$bin DEMO_UPSTREAM_BIN=$upstream \
     ASAN_OPTIONS=detect_leaks=1:quarantine_size_mb=32 LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
     TSAN_OPTIONS=halt_on_error=1:suppressions=$PWD/tests/tsan.supp \
     timeout 900 node --test --test-reporter=tap $files >"$log" 2>&1
@@ -135,12 +151,22 @@ run_e2e() {
 }
 
 case $what in
-  unit) start_pg; run_unit ;;
-  integration) run_integration build/tollgate release ;;
+  unit)
+    start_pg
+    run_unit
+    if both_backends; then run_unit postgres; fi
+    ;;
+  integration)
+    if pg_wanted; then start_pg; fi
+    run_integration build/tollgate release
+    if both_backends; then run_integration build/tollgate release-postgres "" postgres; fi
+    ;;
   all)
     start_pg
     run_unit
+    if both_backends; then run_unit postgres; fi
     run_integration build/tollgate release
+    if both_backends; then run_integration build/tollgate release-postgres "" postgres; fi
     run_integration build/asan/tollgate asan
     run_integration build/tsan/tollgate tsan tests/integration/concurrency.test.mjs
     run_e2e

@@ -12,6 +12,7 @@
 #include "admin/admin_api.h"
 #include "billing/closer.h"
 #include "billing/subscriptions.h"
+#include "cluster/directory_sync.h"
 #include "cli/admin_commands.h"
 #include "cli/commands.h"
 #include "config/config.h"
@@ -48,6 +49,8 @@ static void usage_main(FILE *out)
             "                                                    meters match the plans (billing: stripe)\n"
             "  stripe reconcile -c FILE --period YYYY-MM         compare usage and invoices with\n"
             "                                                    Stripe's (billing: stripe)\n"
+            "  metering recover -c FILE --log-dir DIR            store a lost gateway's metering logs,\n"
+            "                                                    each batch exactly once\n"
             "  help                   this text\n"
             "  version                print the version\n");
 }
@@ -207,6 +210,7 @@ static int cmd_serve(int argc, char **argv)
     tg_server_t *srv = NULL;
     tg_outbox_t *outbox = NULL;
     tg_closer_t *closer = NULL;
+    tg_dirsync_t *dirsync = NULL;
     int exit_code = 1;
 
     if (sodium_init() < 0) {
@@ -239,9 +243,20 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
+    /* Several gateways on one PostgreSQL: follow what the others write (cluster/directory_sync.h). */
+    if (strcmp(tg_store_backend(st), "sqlite") != 0 &&
+        tg_dirsync_start(cfg->storage.database, accounts, 30, &dirsync, &err) != 0) {
+        fprintf(stderr, "tollgate serve: %s\n", err.msg);
+        goto out;
+    }
     /* The meter starts by storing what the last run left in the metering log; the quota
      * counters loaded next must include it. */
-    if (tg_meter_start(cfg->storage.database, cfg->metering.strict, cfg->metering.flush_ms, &meter, &err) != 0) {
+    tg_meter_opts_t mo = {.store_url = cfg->storage.database,
+                          .log_dir = cfg->metering.log_dir,
+                          .node_id = NULL,
+                          .strict = cfg->metering.strict,
+                          .flush_ms = cfg->metering.flush_ms};
+    if (tg_meter_start_opts(&mo, &meter, &err) != 0) {
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
@@ -280,17 +295,19 @@ static int cmd_serve(int argc, char **argv)
             goto out;
         }
     }
-    /* The period closer on a thread and a connection of its own (billing/closer.h). */
-    tg_closer_settings_t cs = {.database = cfg->storage.database, .cfg = cfg, .accounts = accounts, .meter = meter};
-    if (tg_closer_start(&cs, &closer, &err) != 0) {
-        fprintf(stderr, "tollgate serve: %s\n", err.msg);
-        goto out;
-    }
     tg_admin_deps_t adeps = {cfg, st, accounts, quota, meter, (const uint8_t *)cfg->keys.secret,
-                             strlen(cfg->keys.secret), test_clock, outbox, closer};
+                             strlen(cfg->keys.secret), test_clock, outbox, dirsync, 1};
     admin = tg_admin_new(&adeps);
     if (gw == NULL || admin == NULL) {
         fprintf(stderr, "tollgate serve: out of memory\n");
+        goto out;
+    }
+    /* The period closer on a thread and a connection of its own (billing/closer.h), on the node
+     * that runs the schedulers (the admin tick holds the scheduler lock). */
+    tg_closer_settings_t cs = {.database = cfg->storage.database, .cfg = cfg, .accounts = accounts, .meter = meter,
+                               .may_run = tg_admin_leads, .may_run_arg = admin};
+    if (tg_closer_start(&cs, &closer, &err) != 0) {
+        fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
     tg_server_deps_t sdeps = {cfg, gw, admin, meter};
@@ -317,6 +334,7 @@ out:
         tg_server_free(srv);
     tg_outbox_stop(outbox); /* after the admin thread, which wakes it */
     tg_admin_free(admin);
+    tg_dirsync_stop(dirsync); /* before the directory it updates */
     tg_gateway_free(gw);
     tg_limiter_free(limiter);
     tg_quota_free(quota);
@@ -355,6 +373,8 @@ int main(int argc, char **argv)
         return tg_cmd_invoices(argc, argv);
     if (strcmp(cmd, "stripe") == 0)
         return tg_cmd_stripe(argc, argv);
+    if (strcmp(cmd, "metering") == 0)
+        return tg_cmd_metering(argc, argv);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage_main(stdout);
         return 0;

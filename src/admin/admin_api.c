@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "billing/pricing.h"
 #include "gateway/apikey.h"
 #include "metrics/metrics.h"
+#include "store/store_cluster.h"
 #include "store/store_payments.h"
 #include "util/clock.h"
 #include "util/period.h"
@@ -29,10 +31,16 @@ static int tg_adm_persist_used_cb(const char *key_id, int64_t last_used_at, void
     return tg_store_key_touch(arg, key_id, last_used_at, &err) != 0;
 }
 
+int tg_admin_leads(void *admin)
+{
+    tg_admin_t *a = admin;
+    return atomic_load(&a->leader);
+}
+
 int tg_admin_billing_slice(tg_admin_t *a)
 {
-    if (a->d.closer != NULL)
-        return 0; /* the closer's own thread does it */
+    if (a->d.billing_thread || !atomic_load(&a->leader))
+        return 0; /* the closer's own thread does it, or another node */
     tg_periods_run_t run;
     tg_err_t err = {0};
     int more = 0;
@@ -53,6 +61,18 @@ int tg_admin_tick(tg_admin_t *a)
     tg_accounts_collect_used(a->d.accounts, tg_adm_persist_used_cb, a->d.store);
     if (in_tx && tg_store_tx_commit(a->d.store, &terr) != 0)
         tg_store_tx_rollback(a->d.store);
+    /* The schedulers below run on one node at a time (store_cluster.h): with several gateways
+     * on one database, the one holding the scheduler lock; another takes over when it dies. */
+    int leader = 0;
+    tg_err_t lerr = {0};
+    if (tg_store_leader_try(a->d.store, &leader, &lerr) != 0 || !leader) {
+        a->leader = 0;
+        a->billing.active = 0; /* a run in slices stops here; the new leader's runs go on */
+        return 0;
+    }
+    if (!a->leader)
+        fprintf(stderr, "tollgate: this node runs the schedulers now (period closing, invoicing, dunning)\n");
+    a->leader = 1;
     int billing_more = tg_admin_billing_slice(a);
     int finalized = 0, queued = 0;
     tg_err_t ferr = {0};
@@ -271,7 +291,7 @@ int tg_admin_handle_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_r
         }
         res->status = 200;
         res->content_type = "text/plain; version=0.0.4";
-        res->body = tg_adm_stripe_metrics(a, tg_metrics_render(a->d.meter));
+        res->body = tg_adm_cluster_metrics(a, tg_adm_stripe_metrics(a, tg_metrics_render(a->d.meter)));
         res->body_len = res->body != NULL ? strlen(res->body) : 0;
         return 1;
     }

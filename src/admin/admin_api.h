@@ -39,9 +39,13 @@ typedef struct tg_admin_deps {
     /* The Stripe outbox (a stripe section is configured), or NULL: then nothing is sent to
      * Stripe. New customers get a "create the Stripe customer" row in their transaction. */
     struct tg_outbox *outbox;
-    /* The period closer's own thread (billing/closer.h), or NULL: then the admin thread's tick
-     * closes periods itself, in slices (tg_admin_billing_slice). */
-    struct tg_closer *closer;
+    /* Several gateways on PostgreSQL: the thread following the others' changes (for /metrics),
+     * or NULL on one node. */
+    struct tg_dirsync *dirsync;
+    /* tollgate serve closes periods on a thread of its own (billing/closer.h), which asks
+     * tg_admin_leads whether this node runs the schedulers; 0: the admin thread's tick closes
+     * periods itself, in slices (tg_admin_billing_slice). */
+    int billing_thread;
 } tg_admin_deps_t;
 
 typedef struct tg_admin_request {
@@ -104,6 +108,9 @@ void tg_admin_free(tg_admin_t *a);
 #define TG_ADMIN_BILLING_SLICE_NS (50 * 1000000LL)
 int tg_admin_tick(tg_admin_t *a);
 int tg_admin_billing_slice(tg_admin_t *a);
+/* 1 when this node ran the schedulers at the last tick (the scheduler lock, store_cluster.h):
+ * the closer's thread runs only then. Any thread; a is a tg_admin_t *. */
+int tg_admin_leads(void *a);
 
 /* Back thread, after each answer was handed back to the loop: work that requests queued and that
  * must not delay their answers (applying recorded Stripe events). */

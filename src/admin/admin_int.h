@@ -38,12 +38,15 @@ struct tg_admin {
     tg_keys_ctx_t keys; /* the key service's */
     int stripe_pending; /* Stripe events were recorded: apply them after the answer (tg_admin_after) */
     tg_periods_cursor_t billing; /* the period closer's run in slices (tg_admin_billing_slice) */
+    _Atomic int leader; /* this node ran the schedulers at the last tick (store_cluster.h); read by /metrics */
 };
 
 /* POST /v1/webhooks/stripe (admin_webhooks.c): the quick part (not configured, method, signature:
  * 1 when it answered), then, on the back thread, recording. */
 int tg_adm_stripe_webhook_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
 void tg_adm_stripe_webhook(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
+/* /metrics: appends the cluster's figures (scheduler lock, directory sync) to body (admin_cluster.c). */
+char *tg_adm_cluster_metrics(tg_admin_t *a, char *body);
 /* The tick's share of payments: pending events (recorded before a crash), dunning.grace_days. */
 void tg_adm_payments_tick(tg_admin_t *a);
 void tg_adm_get_stripe_event(tg_admin_t *a, const char *id, tg_admin_response_t *res);

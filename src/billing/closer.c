@@ -25,6 +25,8 @@ struct tg_closer {
     tg_sub_ctx_t x;
     int64_t interval_ns;
     int nice;
+    int (*may_run)(void *arg);
+    void *may_run_arg;
 };
 
 static void *closer_main(void *arg)
@@ -36,12 +38,18 @@ static void *closer_main(void *arg)
     tg_periods_cursor_t cur = {0};
     for (int first = 1;; first = 0) {
         int more = !first; /* the first run one interval after start, as the admin tick's was */
+        int64_t wait_ns = c->interval_ns;
         while (more) {
             pthread_mutex_lock(&c->mu);
             int stop = c->stopping;
             pthread_mutex_unlock(&c->mu);
             if (stop)
                 return NULL;
+            if (c->may_run != NULL && !c->may_run(c->may_run_arg)) {
+                cur.active = 0; /* another node closes periods: this run ends here */
+                wait_ns = 1000000000LL; /* and this node looks again in a second, not an interval */
+                break;
+            }
             tg_periods_run_t run;
             tg_err_t err = {0};
             /* an error ends the run (more = 0); the next run starts again */
@@ -50,7 +58,7 @@ static void *closer_main(void *arg)
         }
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
-        int64_t ns = (int64_t)until.tv_nsec + c->interval_ns;
+        int64_t ns = (int64_t)until.tv_nsec + wait_ns;
         until.tv_sec += (time_t)(ns / 1000000000);
         until.tv_nsec = (long)(ns % 1000000000);
         pthread_mutex_lock(&c->mu);
@@ -83,6 +91,8 @@ int tg_closer_start(const tg_closer_settings_t *s, tg_closer_t **out, tg_err_t *
     c->x = (tg_sub_ctx_t){.cfg = s->cfg, .store = c->st, .accounts = s->accounts, .meter = s->meter};
     c->interval_ns = (s->interval_ms > 0 ? s->interval_ms : 10000) * 1000000LL;
     c->nice = s->nice > 0 ? s->nice : 10;
+    c->may_run = s->may_run;
+    c->may_run_arg = s->may_run_arg;
     if (pthread_create(&c->tid, NULL, closer_main, c) != 0) {
         tg_store_close(c->st);
         pthread_cond_destroy(&c->cv);

@@ -27,6 +27,11 @@ typedef struct tg_closer_settings {
     tg_meter_t *meter;       /* flushed at the start of each run; may be NULL */
     int64_t interval_ms;     /* between the starts of two runs; 0: 10000 */
     int nice;                /* the thread's nice value; 0: 10 (negative values are not taken) */
+    /* Whether this node may close periods now (several gateways: only the one holding the
+     * scheduler lock, store_cluster.h), asked before each run and between its slices; a run
+     * stops when it says no. NULL: always. Called on the closer's thread. */
+    int (*may_run)(void *arg);
+    void *may_run_arg;
 } tg_closer_settings_t;
 
 /* Opens the connection and starts the thread; its first run starts one interval later (as the

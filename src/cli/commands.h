@@ -13,6 +13,10 @@ int tg_cmd_quote(int argc, char **argv);
  * store or Stripe error. */
 int tg_cmd_stripe_reconcile(int argc, char **argv);
 
+/* tollgate metering recover -c CONFIG --log-dir DIR; argv[0] == "metering". Stores a lost node's
+ * metering logs (metering/meter.h, tg_meter_recover). Returns 0 done, 1 error, 2 usage. */
+int tg_cmd_metering(int argc, char **argv);
+
 struct tg_config;
 
 /* For the `tollgate stripe` subcommands: loads the configuration at path and checks it has a

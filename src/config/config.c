@@ -471,11 +471,21 @@ static int check_database(const char *s, char *why, size_t cap)
 {
     if (strncmp(s, "sqlite:", 7) == 0 && s[7] != '\0')
         return 0;
-    if (strncmp(s, "postgres://", 11) == 0 || strncmp(s, "postgresql://", 13) == 0)
-        snprintf(why, cap, "is PostgreSQL, which comes in a later release; use sqlite:PATH for now");
-    else
-        snprintf(why, cap, "must be sqlite:PATH, like sqlite:var/tollgate.db");
+    if ((strncmp(s, "postgres://", 11) == 0 && s[11] != '\0') || (strncmp(s, "postgresql://", 13) == 0 && s[13] != '\0'))
+        return 0; /* libpq parses the rest, at start, and names what it refuses */
+    snprintf(why, cap, "must be sqlite:PATH (like sqlite:var/tollgate.db) or postgresql://USER@HOST:PORT/DB");
     return -1;
+}
+
+/* metering.log_dir: a directory path (made at start if missing). */
+static int check_log_dir(const char *s, char *why, size_t cap)
+{
+    for (const char *p = s; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            snprintf(why, cap, "must not contain control characters");
+            return -1;
+        }
+    return 0;
 }
 
 /* stripe.secret_key: a secret or restricted key, never a publishable key or a webhook secret. The
@@ -1046,6 +1056,7 @@ static const directive_t metering_dirs[] = {
     {"bill_429", set_bool, AT(int, tg_config_t, metering.bill_429), 0, 0, 0, NULL, NULL, NULL},
     {"max_units_per_call", set_u64, AT(uint64_t, tg_config_t, metering.max_units_per_call), 1, MAX_QUANTITY, 0, NULL,
      NULL, NULL},
+    {"log_dir", set_str, AT(char *, tg_config_t, metering.log_dir), 1, 1024, 0, check_log_dir, NULL, NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 
 static const section_t server_sec = {server_dirs, 0, NULL};
@@ -1665,6 +1676,11 @@ static void finish_root(diag_t *d, void *obj, const tg_ynode_t *n, int line, con
             report(d, cfg->plans[i].line,
                    "plans.%s.requires_payment_method: needs a stripe section (a card is added through Stripe)",
                    cfg->plans[i].id);
+    if (cfg->storage.database != NULL && strncmp(cfg->storage.database, "sqlite:", 7) != 0 &&
+        cfg->metering.log_dir == NULL)
+        report(d, key_line(n, "storage", line),
+               "metering.log_dir: is required with PostgreSQL (each gateway keeps its metering log on its own disk, "
+               "for example /var/lib/tollgate/metering)");
     if (!cfg->stripe.enabled && given(root_dirs, seen, "dunning"))
         report(d, key_line(n, "dunning", line), "dunning: has no effect without a stripe section (no payment can fail)");
     if (cfg->server.listen != NULL && cfg->server.admin_listen != NULL &&
@@ -1941,6 +1957,7 @@ void tg_config_free(tg_config_t *cfg)
     free_secret(cfg->metrics.token);
     free(cfg->upstream.url);
     free(cfg->storage.database);
+    free(cfg->metering.log_dir);
     free_secret(cfg->admin.token);
     free_secret(cfg->keys.secret);
     free_secret(cfg->stripe.secret_key);

@@ -165,6 +165,7 @@ typedef struct tg_config {
         unsigned billable_classes; /* bit n set = status class n xx billable; default 2,3,4 */
         int bill_429;              /* default 0: 429 from upstream is not billed */
         uint64_t max_units_per_call; /* per metric in Tollgate-Units; more is refused; default 1e9 */
+        char *log_dir; /* the metering logs; NULL: beside the SQLite file (required with PostgreSQL) */
     } metering;
     struct {
         int enabled;              /* 1 when the file has a stripe: section; 0: nothing talks to Stripe */

@@ -28,12 +28,15 @@
  * logged but not stored stay in the log for the next start. */
 #include "metering/meter.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -101,6 +104,8 @@ struct tg_meter {
     /* fixed after start */
     int strict, flush_ms;
     char *url;
+    char *log_dir;             /* NULL: the logs sit beside the SQLite file */
+    char node[TG_NODE_ID_MAX]; /* stored with every batch: ids are unique per node */
     pthread_t writer, applier;
     /* writer thread only */
     tg_usage_log_t *log[2];
@@ -386,7 +391,7 @@ static int store_records(tg_meter_t *m, const logged_t *recs, size_t lo, size_t 
     size_t nb = 0;
     for (size_t i = lo; b != NULL && i < hi; i++)
         if (recs[i].n > 0)
-            b[nb++] = (tg_usage_batch_t){recs[i].id, recs[i].rows, recs[i].n};
+            b[nb++] = (tg_usage_batch_t){recs[i].id, recs[i].rows, recs[i].n, m->node};
     int backoff_ms = 1;
     for (;;) {
         tg_err_t err = {0};
@@ -610,6 +615,7 @@ static void *applier_main(void *arg)
 
 typedef struct replay {
     tg_meter_t *m;
+    const char *node;
     tg_err_t *err;
     size_t records, rows;
 } replay_t;
@@ -617,7 +623,7 @@ typedef struct replay {
 static int replay_record(void *arg, uint64_t batch_id, const tg_usage_t *rows, size_t n)
 {
     replay_t *r = arg;
-    tg_usage_batch_t b = {batch_id, rows, n};
+    tg_usage_batch_t b = {batch_id, rows, n, r->node};
     tg_usage_stored_t stored = {0};
     int rc = tg_store_usage_record_many(r->m->store, &b, 1, &stored, r->err);
     size_t inserted = rc == 0 ? stored.inserted : 0;
@@ -633,33 +639,123 @@ static int replay_record(void *arg, uint64_t batch_id, const tg_usage_t *rows, s
     return rc;
 }
 
+/* The path of log i (0 or 1): "<db>-usagelog.N" beside a SQLite file, or in log_dir
+ * "usage-<node>-N.log" ("usage-N.log" for a node without an id), so that the node a log
+ * belongs to can be read from its name when another machine recovers it. */
+static char *log_path(const char *url, const char *log_dir, const char *node, int i, tg_err_t *err)
+{
+    char *path = NULL;
+    int n;
+    if (log_dir != NULL)
+        n = *node != '\0' ? asprintf(&path, "%s/usage-%s-%d.log", log_dir, node, i + 1)
+                          : asprintf(&path, "%s/usage-%d.log", log_dir, i + 1);
+    else if (strncmp(url, "sqlite:", 7) == 0)
+        n = asprintf(&path, "%s-usagelog.%d", url + 7, i + 1);
+    else {
+        tg_errf(err, TG_EINVAL, "metering needs a log directory (metering.log_dir) with %.40s...", url);
+        return NULL;
+    }
+    if (n < 0) {
+        tg_errf(err, TG_ENOMEM, "out of memory");
+        return NULL;
+    }
+    return path;
+}
+
+/* Applies every record of log to st under `node`, then resets the log. */
+static int replay_log(tg_meter_t *m, tg_usage_log_t *log, const char *node, replay_t *r, tg_err_t *err)
+{
+    *r = (replay_t){m, node, err, 0, 0};
+    int rc = tg_usage_log_replay(log, replay_record, r, err);
+    if (rc == 0 && r->records > 0)
+        fprintf(stderr, "tollgate: meter: stored the usage the last run left in %s (%zu rows, %zu batches)\n",
+                tg_usage_log_path(log), r->rows, r->records);
+    return rc;
+}
+
 static int open_and_replay_logs(tg_meter_t *m, tg_err_t *err)
 {
-    if (strncmp(m->url, "sqlite:", 7) != 0)
-        return tg_errf(err, TG_EINVAL, "metering needs a sqlite: database, not %s", m->url);
-    size_t len = strlen(m->url + 7);
-    char *path = malloc(len + sizeof(LOG_SUFFIX));
-    if (path == NULL)
-        return tg_errf(err, TG_ENOMEM, "out of memory");
-    memcpy(path, m->url + 7, len);
-    memcpy(path + len, LOG_SUFFIX, sizeof(LOG_SUFFIX));
     int rc = 0;
+    if (m->log_dir != NULL && mkdir(m->log_dir, 0750) != 0 && errno != EEXIST)
+        return tg_errf(err, TG_EIO, "creating the metering log directory %s: %s", m->log_dir, strerror(errno));
     for (int i = 0; i < 2 && rc == 0; i++) {
-        path[len + sizeof(LOG_SUFFIX) - 2] = (char)('1' + i);
-        rc = tg_usage_log_open(path, &m->log[i], err);
+        char *path = log_path(m->url, m->log_dir, m->node, i, err);
+        rc = path == NULL ? err->code : tg_usage_log_open(path, &m->log[i], err);
+        free(path);
     }
-    free(path);
     /* Records are applied once each by batch id, in any order: the two logs replay one after
      * the other. */
     for (int i = 0; i < 2 && rc == 0; i++) {
-        replay_t r = {m, err, 0, 0};
-        if ((rc = tg_usage_log_replay(m->log[i], replay_record, &r, err)) == 0 && r.records > 0)
-            fprintf(stderr, "tollgate: meter: stored the usage the last run left in %s (%zu rows, %zu batches)\n",
-                    tg_usage_log_path(m->log[i]), r.rows, r.records);
+        replay_t r;
+        rc = replay_log(m, m->log[i], m->node, &r, err);
     }
     /* Everything replayed is committed (with fsync) in the store: the logs start over. */
     for (int i = 0; i < 2 && rc == 0; i++)
         rc = tg_usage_log_reset(m->log[i], err);
+    return rc;
+}
+
+static void free_meter(tg_meter_t *m);
+static int valid_node(const char *s);
+
+/* ---- recovering another node's logs ---- */
+
+/* The node a log file in a log directory belongs to, from its name: "usage-<node>-N.log" ->
+ * node, "usage-N.log" -> "", "<db>-usagelog.N" -> "". 0 if the name is not a metering log's. */
+static int log_file_node(const char *name, char node[TG_NODE_ID_MAX])
+{
+    size_t n = strlen(name);
+    node[0] = '\0';
+    if (n > 11 && strncmp(name + n - 11, "-usagelog.", 10) == 0 && (name[n - 1] == '1' || name[n - 1] == '2'))
+        return 1;
+    if (n < 11 || strncmp(name, "usage-", 6) != 0 || strcmp(name + n - 4, ".log") != 0 ||
+        (name[n - 5] != '1' && name[n - 5] != '2'))
+        return 0;
+    if (n == 11) /* usage-N.log */
+        return 1;
+    size_t len = n - 6 - 6; /* between "usage-" and "-N.log" */
+    if (name[n - 6] != '-' || len == 0 || len >= TG_NODE_ID_MAX)
+        return 0;
+    memcpy(node, name + 6, len);
+    node[len] = '\0';
+    return valid_node(node);
+}
+
+int tg_meter_recover(const char *store_url, const char *log_dir, tg_meter_recovered_t *out, tg_err_t *err)
+{
+    memset(out, 0, sizeof(*out));
+    DIR *dir = opendir(log_dir);
+    if (dir == NULL)
+        return tg_errf(err, TG_EIO, "reading the metering log directory %s: %s", log_dir, strerror(errno));
+    tg_meter_t *m = calloc(1, sizeof(*m));
+    int rc = m == NULL ? tg_errf(err, TG_ENOMEM, "out of memory") : tg_store_open(store_url, &m->store, err);
+    struct dirent *de;
+    while (rc == 0 && (de = readdir(dir)) != NULL) {
+        char node[TG_NODE_ID_MAX], *path = NULL;
+        if (!log_file_node(de->d_name, node))
+            continue;
+        if (asprintf(&path, "%s/%s", log_dir, de->d_name) < 0) {
+            rc = tg_errf(err, TG_ENOMEM, "out of memory");
+            break;
+        }
+        tg_usage_log_t *log = NULL;
+        replay_t r;
+        rc = tg_usage_log_open(path, &log, err); /* TG_ESTATE: a running gateway holds it */
+        if (rc == 0)
+            rc = replay_log(m, log, node, &r, err);
+        if (rc == 0)
+            rc = tg_usage_log_reset(log, err); /* every record is stored, durably */
+        if (rc == 0) {
+            out->logs++;
+            out->batches += r.records;
+            out->rows += r.rows;
+        }
+        tg_usage_log_close(log);
+        free(path);
+    }
+    closedir(dir);
+    if (m != NULL)
+        free_meter(m);
     return rc;
 }
 
@@ -671,19 +767,49 @@ static void free_meter(tg_meter_t *m)
     tg_usage_log_close(m->log[1]);
     tg_store_close(m->store);
     free(m->url);
+    free(m->log_dir);
     free(m);
 }
 
 int tg_meter_start(const char *store_url, int strict, int flush_ms, tg_meter_t **out, tg_err_t *err)
 {
+    tg_meter_opts_t o = {.store_url = store_url, .strict = strict, .flush_ms = flush_ms};
+    return tg_meter_start_opts(&o, out, err);
+}
+
+/* A node id as it may appear in a file name and a batch key. */
+static int valid_node(const char *s)
+{
+    size_t n = strlen(s);
+    if (n >= TG_NODE_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+              s[i] == '-' || s[i] == '_' || s[i] == '.'))
+            return 0;
+    return 1;
+}
+
+int tg_meter_start_opts(const tg_meter_opts_t *o, tg_meter_t **out, tg_err_t *err)
+{
     *out = NULL;
+    const char *store_url = o->store_url;
+    int strict = o->strict, flush_ms = o->flush_ms;
+    const char *node = o->node_id != NULL ? o->node_id : "";
     if (store_url == NULL)
         return tg_errf(err, TG_EINVAL, "the meter needs a storage URL");
+    if (!valid_node(node))
+        return tg_errf(err, TG_EINVAL, "node id \"%.80s\": use up to %d letters, digits, '-', '_' or '.'", node,
+                       TG_NODE_ID_MAX - 1);
     tg_meter_t *m = calloc(1, sizeof(*m));
-    if (m == NULL || (m->url = strdup(store_url)) == NULL) {
+    if (m == NULL || (m->url = strdup(store_url)) == NULL ||
+        (o->log_dir != NULL && (m->log_dir = strdup(o->log_dir)) == NULL)) {
+        if (m != NULL)
+            free(m->url);
         free(m);
         return tg_errf(err, TG_ENOMEM, "out of memory starting the meter");
     }
+    memcpy(m->node, node, strlen(node) + 1);
     m->strict = strict;
     m->flush_ms = flush_ms > 0 ? flush_ms : 1;
     /* Opened here so that a bad URL, an unreadable database or a log held by another process

@@ -44,9 +44,29 @@ typedef struct tg_meter_stats {
     uint64_t rejected;   /* rows the store kept aside instead of adding them to the totals */
 } tg_meter_stats_t;
 
+typedef struct tg_meter_opts {
+    const char *store_url;
+    const char *log_dir; /* the metering logs; NULL: beside the SQLite file (sqlite: only) */
+    const char *node_id; /* this gateway among several (NULL or "": one node) */
+    int strict, flush_ms;
+} tg_meter_opts_t;
+
 /* Stores what the last run left in the metering log, then starts the threads on `store_url`
  * (the applier opens its own connection). TG_ESTATE if another process holds the log. */
+int tg_meter_start_opts(const tg_meter_opts_t *o, tg_meter_t **out, tg_err_t *err);
+/* One node on SQLite, its logs beside the database file. */
 int tg_meter_start(const char *store_url, int strict, int flush_ms, tg_meter_t **out, tg_err_t *err);
+
+/* Applies the metering logs a node left in log_dir (its files usage-<node>-N.log, usage-N.log,
+ * or *-usagelog.N) to store_url, each record exactly once (the store skips batches it holds),
+ * and empties them: for a node whose machine will not come back, run from another machine
+ * with its disk. TG_ESTATE if a running gateway holds one of the logs. */
+typedef struct tg_meter_recovered {
+    size_t logs;    /* log files found */
+    size_t batches; /* batches stored now */
+    size_t rows;    /* rows stored now */
+} tg_meter_recovered_t;
+int tg_meter_recover(const char *store_url, const char *log_dir, tg_meter_recovered_t *out, tg_err_t *err);
 
 /* Queues copies of n records; cb (may be NULL) fires once after they are durable in the log.
  * Thread-safe; never blocks on I/O. TG_ESTATE after tg_meter_stop began; TG_ERANGE if a record's

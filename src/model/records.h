@@ -17,6 +17,7 @@
 #define TG_ENDPOINT_MAX 128
 #define TG_KEY_PREFIX_MAX 24
 #define TG_STATUS_MAX 16
+#define TG_NODE_ID_MAX 64 /* a gateway's id among several (cluster.node_id), with its NUL */
 
 #define TG_TRIAL_AT_CARD 1 /* trial_end of an incomplete customer granted the trial */
 

@@ -1,5 +1,7 @@
 /* migrations.h - the numbered schema migrations, shared by every SQL backend's runner.
- * Append only: a released migration is never edited; a change is a new number. */
+ * Append only: a released migration is never edited; a change is a new number. A number means
+ * the same change in every dialect; one a dialect does not need (23: PostgreSQL's change
+ * notifications) is empty there. */
 #ifndef TG_MIGRATIONS_H
 #define TG_MIGRATIONS_H
 

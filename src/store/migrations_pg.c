@@ -260,6 +260,31 @@ const tg_migration_t tg_pg_migrations[] = {
      "ALTER TABLE customers ADD COLUMN next_period_end BIGINT NOT NULL DEFAULT 0;"
      "CREATE INDEX customers_due ON customers(next_period_end, id);"
      "DROP INDEX invoices_customer;"},
+    {22, "usage batches per node",
+     /* Batch ids are unique per node (a node's time-ordered sequence), not across nodes: the
+      * node id is part of the key, so two gateways' batches never stand for each other. */
+     "ALTER TABLE usage_batches ADD COLUMN node TEXT NOT NULL DEFAULT '';"
+     "ALTER TABLE usage_batches DROP CONSTRAINT usage_batches_pkey;"
+     "ALTER TABLE usage_batches ADD PRIMARY KEY (node, batch_id);"},
+    {23, "change notifications",
+     /* Every node keeps customers, keys and payment holds in memory: a change written by any
+      * node (or the CLI) is announced on tollgate_changes when its transaction commits, and
+      * each node reloads that customer (store_cluster.h). Keys' last-used times are written
+      * often and change nothing that is enforced: they announce nothing. */
+     "CREATE FUNCTION tg_notify_customer_row() RETURNS trigger LANGUAGE plpgsql AS $$"
+     " BEGIN PERFORM pg_notify('tollgate_changes', 'customer:' || NEW.id); RETURN NULL; END $$;"
+     "CREATE FUNCTION tg_notify_customer_ref() RETURNS trigger LANGUAGE plpgsql AS $$"
+     " BEGIN"
+     "  IF TG_OP = 'DELETE' THEN PERFORM pg_notify('tollgate_changes', 'customer:' || OLD.customer_id);"
+     "  ELSE PERFORM pg_notify('tollgate_changes', 'customer:' || NEW.customer_id); END IF;"
+     "  RETURN NULL;"
+     " END $$;"
+     "CREATE TRIGGER customers_notify AFTER INSERT OR UPDATE ON customers"
+     " FOR EACH ROW EXECUTE FUNCTION tg_notify_customer_row();"
+     "CREATE TRIGGER api_keys_notify AFTER INSERT OR UPDATE OF revoked_at, expires_at, customer_id ON api_keys"
+     " FOR EACH ROW EXECUTE FUNCTION tg_notify_customer_ref();"
+     "CREATE TRIGGER customer_dunning_notify AFTER INSERT OR UPDATE OR DELETE ON customer_dunning"
+     " FOR EACH ROW EXECUTE FUNCTION tg_notify_customer_ref();"},
 };
 
 const size_t tg_pg_migrations_count = sizeof(tg_pg_migrations) / sizeof(tg_pg_migrations[0]);

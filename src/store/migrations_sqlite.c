@@ -288,6 +288,24 @@ const tg_migration_t tg_sqlite_migrations[] = {
      "ALTER TABLE customers ADD COLUMN next_period_end INTEGER NOT NULL DEFAULT 0;"
      "CREATE INDEX customers_due ON customers(next_period_end, id);"
      "DROP INDEX invoices_customer;"},
+    {22, "usage batches per node",
+     /* Batch ids are unique per node (a node's time-ordered sequence), not across nodes: the
+      * node id is part of the key, so that the logs of another node applied here (tollgate
+      * metering recover) never stand for this node's batches. The column comes last, as
+      * PostgreSQL's ALTER TABLE puts it. */
+     "CREATE TABLE usage_batches_22 ("
+     "  batch_id INTEGER NOT NULL,"
+     "  rows INTEGER NOT NULL,"
+     "  committed_at INTEGER NOT NULL,"
+     "  node TEXT NOT NULL DEFAULT '',"
+     "  PRIMARY KEY (node, batch_id)) WITHOUT ROWID;"
+     "INSERT INTO usage_batches_22(batch_id, rows, committed_at, node)"
+     "  SELECT batch_id, rows, committed_at, '' FROM usage_batches;"
+     "DROP TABLE usage_batches;"
+     "ALTER TABLE usage_batches_22 RENAME TO usage_batches;"},
+    /* PostgreSQL's triggers announce changes to the other gateways; one SQLite node has nobody
+     * to notify. Kept so that a version number means the same schema in both dialects. */
+    {23, "change notifications", ""},
 };
 
 const size_t tg_sqlite_migrations_count = sizeof(tg_sqlite_migrations) / sizeof(tg_sqlite_migrations[0]);

@@ -648,3 +648,18 @@ int tg_store_meter_outbox_counts(tg_store_t *st, const char *customer_id, uint64
 {
     return st->ops->meter_outbox_counts(st, customer_id, pending, failed, err);
 }
+
+int tg_store_changes_listen(tg_store_t *st, tg_err_t *err)
+{
+    return st->ops->changes_listen(st, err);
+}
+
+int tg_store_changes_wait(tg_store_t *st, int timeout_ms, tg_change_cb cb, void *arg, size_t *count, tg_err_t *err)
+{
+    return st->ops->changes_wait(st, timeout_ms, cb, arg, count, err);
+}
+
+int tg_store_leader_try(tg_store_t *st, int *leader, tg_err_t *err)
+{
+    return st->ops->leader_try(st, leader, err);
+}

@@ -74,6 +74,9 @@ typedef struct tg_usage_batch {
     uint64_t id;
     const tg_usage_t *rows;
     size_t n;
+    const char *node; /* the gateway that logged it (NULL or "": one node). A batch id is unique
+                       * per node: the store keeps (node, id), so that nodes never stand for
+                       * each other. */
 } tg_usage_batch_t;
 typedef struct tg_usage_stored {
     size_t inserted;  /* rows added to the totals (0 for batches stored before) */

@@ -2,7 +2,7 @@
  *
  * tg_store_open picks a backend by the URL's scheme and the backend's open function returns a
  * connection whose first member is a tg_store_t pointing at its operations table; every
- * tg_store_* call (store.h, store_outbox.h, store_payments.h, store_meter.h) is a one-line
+ * tg_store_* call (store.h, store_outbox.h, store_payments.h, store_meter.h, store_cluster.h) is a one-line
  * dispatch through it (store.c). Each member has the signature and the contract of the
  * tg_store_* function of the same name, documented in those headers. Not for use outside
  * src/store: callers go through the tg_store_* functions. */
@@ -10,6 +10,7 @@
 #define TG_STORE_OPS_H
 
 #include "store/store.h"
+#include "store/store_cluster.h"
 #include "store/store_meter.h"
 #include "store/store_outbox.h"
 #include "store/store_payments.h"
@@ -173,6 +174,10 @@ typedef struct tg_store_ops {
                            uint64_t units, int64_t now, tg_err_t *err);
     int (*meter_outbox_counts)(tg_store_t *st, const char *customer_id, uint64_t *pending, uint64_t *failed,
                                tg_err_t *err);
+    /* store_cluster.h */
+    int (*changes_listen)(tg_store_t *st, tg_err_t *err);
+    int (*changes_wait)(tg_store_t *st, int timeout_ms, tg_change_cb cb, void *arg, size_t *count, tg_err_t *err);
+    int (*leader_try)(tg_store_t *st, int *leader, tg_err_t *err);
 } tg_store_ops_t;
 
 /* The part of a connection that every backend shares: its struct starts with it. */

@@ -127,6 +127,8 @@ static int connect_now(tg_pg_t *st, tg_err_t *err)
     memset(st->stmts, 0, sizeof(st->stmts));
     st->nstmts = 0;
     st->depth = 0;
+    st->listening = 0; /* a new session: its LISTEN and its advisory lock went with the old one */
+    st->leader = 0;
     st->conn = PQconnectdb(st->url);
     if (st->conn == NULL)
         return tg_errf(err, TG_ENOMEM, "out of memory connecting to PostgreSQL");
@@ -170,8 +172,8 @@ static int result_error(tg_pg_t *st, PGresult *res, tg_err_t *err, const char *d
     int code = TG_ESTORE;
     if (state != NULL && strcmp(state, "23505") == 0)
         code = TG_EEXIST;
-    else if (PQstatus(st->conn) != CONNECTION_OK || (state != NULL && (strncmp(state, "08", 2) == 0 ||
-                                                                       strcmp(state, "57P01") == 0)))
+    else if (PQstatus(st->conn) != CONNECTION_OK ||
+             (state != NULL && (strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0)))
         code = TG_EUNAVAIL; /* connection exception, admin shutdown */
     if (code == TG_EUNAVAIL)
         return tg_errf(err, code, "%s: PostgreSQL at %s is unreachable: %s", doing, st->where, msg);
@@ -228,8 +230,7 @@ static int prepared(tg_pg_t *st, const char *sql, const tg_pg_params_t *p, const
     return 0;
 }
 
-int tg_pg_query(tg_pg_t *st, const char *sql, const tg_pg_params_t *p, PGresult **res, tg_err_t *err,
-                const char *doing)
+int tg_pg_query(tg_pg_t *st, const char *sql, const tg_pg_params_t *p, PGresult **res, tg_err_t *err, const char *doing)
 {
     if (res != NULL)
         *res = NULL;
@@ -474,4 +475,7 @@ const tg_store_ops_t tg_pg_ops = {
     .savepoint_rollback = tg_pg_savepoint_rollback,
     .customers_due = tg_pg_customers_due,
     .customer_set_next_period_end = tg_pg_customer_set_next_period_end,
+    .changes_listen = tg_pg_changes_listen,
+    .changes_wait = tg_pg_changes_wait,
+    .leader_try = tg_pg_leader_try,
 };

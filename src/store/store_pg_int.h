@@ -38,8 +38,10 @@ typedef struct tg_pg {
     char where[128]; /* "127.0.0.1:5432/tollgate", for messages (no password) */
     tg_pg_stmt_t stmts[TG_PG_STMT_CACHE];
     unsigned nstmts;
-    int depth;                      /* open transaction levels (BEGIN = 1, each SAVEPOINT + 1) */
-    char owner[TG_PG_DEPTH_MAX];    /* level i began the transaction (its release commits) */
+    int depth;                   /* open transaction levels (BEGIN = 1, each SAVEPOINT + 1) */
+    char owner[TG_PG_DEPTH_MAX]; /* level i began the transaction (its release commits) */
+    int listening;               /* LISTEN tollgate_changes was issued on this session */
+    int leader;                  /* this session holds the scheduler lock */
 } tg_pg_t;
 
 static inline tg_pg_t *tg_pg(tg_store_t *st)
@@ -104,35 +106,51 @@ int tg_pg_key_list(tg_store_t *st, const char *customer_id, tg_key_cb cb, void *
 int tg_pg_key_set_revoked(tg_store_t *st, const char *id, int64_t revoked_at, tg_err_t *err);
 int tg_pg_key_set_expires(tg_store_t *st, const char *id, int64_t expires_at, tg_err_t *err);
 int tg_pg_key_touch(tg_store_t *st, const char *id, int64_t last_used_at, tg_err_t *err);
-int tg_pg_usage_record(tg_store_t *st, uint64_t batch_id, const tg_usage_t *rows, size_t n, size_t *inserted, tg_err_t *err);
-int tg_pg_usage_record_many(tg_store_t *st, const tg_usage_batch_t *batches, size_t nb, tg_usage_stored_t *out, tg_err_t *err);
+int tg_pg_usage_record(tg_store_t *st, uint64_t batch_id, const tg_usage_t *rows, size_t n, size_t *inserted,
+                       tg_err_t *err);
+int tg_pg_usage_record_many(tg_store_t *st, const tg_usage_batch_t *batches, size_t nb, tg_usage_stored_t *out,
+                            tg_err_t *err);
 int tg_pg_usage_fold(tg_store_t *st, int force, tg_err_t *err);
-int tg_pg_usage_period(tg_store_t *st, const char *customer_id, int64_t period_start, tg_usage_total_cb cb, void *arg, tg_err_t *err);
-int tg_pg_usage_daily(tg_store_t *st, const char *customer_id, int64_t from_s, int64_t to_s, tg_usage_day_cb cb, void *arg, tg_err_t *err);
-int tg_pg_usage_endpoints(tg_store_t *st, const char *customer_id, int64_t from_s, int64_t to_s, tg_usage_endpoint_cb cb, void *arg, tg_err_t *err);
+int tg_pg_usage_period(tg_store_t *st, const char *customer_id, int64_t period_start, tg_usage_total_cb cb, void *arg,
+                       tg_err_t *err);
+int tg_pg_usage_daily(tg_store_t *st, const char *customer_id, int64_t from_s, int64_t to_s, tg_usage_day_cb cb,
+                      void *arg, tg_err_t *err);
+int tg_pg_usage_endpoints(tg_store_t *st, const char *customer_id, int64_t from_s, int64_t to_s,
+                          tg_usage_endpoint_cb cb, void *arg, tg_err_t *err);
 int tg_pg_usage_load(tg_store_t *st, int64_t since_s, tg_usage_load_cb cb, void *arg, tg_err_t *err);
 int tg_pg_usage_total(tg_store_t *st, const char *metric, uint64_t *units, tg_err_t *err);
-int tg_pg_customer_page(tg_store_t *st, const tg_page_t *page, tg_customer_cb cb, void *arg, tg_page_end_t *end, tg_err_t *err);
-int tg_pg_key_page(tg_store_t *st, const char *customer_id, const tg_page_t *page, tg_key_cb cb, void *arg, tg_page_end_t *end, tg_err_t *err);
+int tg_pg_customer_page(tg_store_t *st, const tg_page_t *page, tg_customer_cb cb, void *arg, tg_page_end_t *end,
+                        tg_err_t *err);
+int tg_pg_key_page(tg_store_t *st, const char *customer_id, const tg_page_t *page, tg_key_cb cb, void *arg,
+                   tg_page_end_t *end, tg_err_t *err);
 int tg_pg_key_count_active(tg_store_t *st, const char *customer_id, int64_t now, uint64_t *count, tg_err_t *err);
-int tg_pg_usage_rejected_list(tg_store_t *st, const tg_page_t *page, tg_usage_rejected_cb cb, void *arg, tg_page_end_t *end, tg_err_t *err);
+int tg_pg_usage_rejected_list(tg_store_t *st, const tg_page_t *page, tg_usage_rejected_cb cb, void *arg,
+                              tg_page_end_t *end, tg_err_t *err);
 int tg_pg_usage_rejected_count(tg_store_t *st, uint64_t *count, tg_err_t *err);
-int tg_pg_billing_failure_set(tg_store_t *st, const char *customer_id, const char *type, const char *message, int64_t at, tg_err_t *err);
+int tg_pg_billing_failure_set(tg_store_t *st, const char *customer_id, const char *type, const char *message,
+                              int64_t at, tg_err_t *err);
 int tg_pg_billing_failure_clear(tg_store_t *st, const char *customer_id, tg_err_t *err);
 int tg_pg_billing_failure_count(tg_store_t *st, uint64_t *count, tg_err_t *err);
-int tg_pg_billing_failure_list(tg_store_t *st, const tg_page_t *page, tg_billing_failure_cb cb, void *arg, tg_page_end_t *end, tg_err_t *err);
+int tg_pg_billing_failure_list(tg_store_t *st, const tg_page_t *page, tg_billing_failure_cb cb, void *arg,
+                               tg_page_end_t *end, tg_err_t *err);
 int tg_pg_customer_set_password(tg_store_t *st, const char *id, const char *password_hash, tg_err_t *err);
-int tg_pg_customer_by_email(tg_store_t *st, const char *email, tg_customer_t *out, char *password_hash, size_t cap, tg_err_t *err);
+int tg_pg_customer_by_email(tg_store_t *st, const char *email, tg_customer_t *out, char *password_hash, size_t cap,
+                            tg_err_t *err);
 int tg_pg_session_insert(tg_store_t *st, const tg_session_t *s, tg_err_t *err);
 int tg_pg_session_get(tg_store_t *st, const uint8_t token_hash[32], tg_session_t *out, tg_err_t *err);
 int tg_pg_session_delete(tg_store_t *st, const uint8_t token_hash[32], tg_err_t *err);
 int tg_pg_session_delete_customer(tg_store_t *st, const char *customer_id, uint64_t *count, tg_err_t *err);
-int tg_pg_trial_used(tg_store_t *st, const char *email_norm, const char *address, int64_t address_since, int *by_email, int *by_address, tg_err_t *err);
-int tg_pg_trial_record(tg_store_t *st, const char *email_norm, const char *address, const char *customer_id, int64_t at, tg_err_t *err);
-int tg_pg_plan_change_add(tg_store_t *st, const char *customer_id, const char *from_plan, const char *to_plan, const char *kind, int64_t at, tg_err_t *err);
-int tg_pg_plan_change_count(tg_store_t *st, const char *kind, int64_t since, int64_t until, uint64_t *count, tg_err_t *err);
+int tg_pg_trial_used(tg_store_t *st, const char *email_norm, const char *address, int64_t address_since, int *by_email,
+                     int *by_address, tg_err_t *err);
+int tg_pg_trial_record(tg_store_t *st, const char *email_norm, const char *address, const char *customer_id, int64_t at,
+                       tg_err_t *err);
+int tg_pg_plan_change_add(tg_store_t *st, const char *customer_id, const char *from_plan, const char *to_plan,
+                          const char *kind, int64_t at, tg_err_t *err);
+int tg_pg_plan_change_count(tg_store_t *st, const char *kind, int64_t since, int64_t until, uint64_t *count,
+                            tg_err_t *err);
 int tg_pg_invoice_item_add(tg_store_t *st, const tg_invoice_item_t *item, tg_err_t *err);
-int tg_pg_invoice_create(tg_store_t *st, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg, int *created, tg_invoice_t *out, tg_err_t *err);
+int tg_pg_invoice_create(tg_store_t *st, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg, int *created,
+                         tg_invoice_t *out, tg_err_t *err);
 int tg_pg_invoice_preview(tg_store_t *st, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg, tg_err_t *err);
 int tg_pg_invoice_get(tg_store_t *st, const char *id, tg_invoice_t *out, tg_err_t *err);
 int tg_pg_tx_begin(tg_store_t *st, tg_err_t *err);
@@ -143,60 +161,89 @@ int tg_pg_savepoint_release(tg_store_t *st, const char *name, tg_err_t *err);
 void tg_pg_savepoint_rollback(tg_store_t *st, const char *name);
 int tg_pg_invoice_list(tg_store_t *st, const char *customer_id, tg_invoice_cb cb, void *arg, tg_err_t *err);
 int tg_pg_invoice_totals(tg_store_t *st, int64_t from, int64_t to, tg_invoice_totals_cb cb, void *arg, tg_err_t *err);
-int tg_pg_invoice_page(tg_store_t *st, const char *customer_id, const tg_page_t *page, tg_invoice_cb cb, void *arg, tg_page_end_t *end, tg_err_t *err);
+int tg_pg_invoice_page(tg_store_t *st, const char *customer_id, const tg_page_t *page, tg_invoice_cb cb, void *arg,
+                       tg_page_end_t *end, tg_err_t *err);
 int tg_pg_invoice_transition(tg_store_t *st, const char *id, const char *to, int64_t at, tg_err_t *err);
 int tg_pg_invoice_hold(tg_store_t *st, const char *id, int held, tg_err_t *err);
-int tg_pg_invoice_drafts_due(tg_store_t *st, int64_t created_before, char (*ids)[TG_ID_MAX], size_t limit, size_t *n, tg_err_t *err);
-int tg_pg_outbox_insert(tg_store_t *st, const tg_outbox_row_t *row, const char *params, size_t params_len, int64_t now_ms, int64_t *id, tg_err_t *err);
+int tg_pg_invoice_drafts_due(tg_store_t *st, int64_t created_before, char (*ids)[TG_ID_MAX], size_t limit, size_t *n,
+                             tg_err_t *err);
+int tg_pg_outbox_insert(tg_store_t *st, const tg_outbox_row_t *row, const char *params, size_t params_len,
+                        int64_t now_ms, int64_t *id, tg_err_t *err);
 int tg_pg_outbox_due(tg_store_t *st, int64_t now_ms, tg_outbox_row_t *out, size_t limit, size_t *n, tg_err_t *err);
 int tg_pg_outbox_next_due(tg_store_t *st, int64_t *at_ms, uint64_t *pending, tg_err_t *err);
-int tg_pg_outbox_done(tg_store_t *st, int64_t id, const char *response_id, int map_stripe_customer, int64_t now, tg_err_t *err);
-int tg_pg_outbox_retry(tg_store_t *st, int64_t id, int64_t next_attempt_at_ms, const char *last_error, int64_t now, tg_err_t *err);
+int tg_pg_outbox_done(tg_store_t *st, int64_t id, const char *response_id, int map_stripe_customer, int64_t now,
+                      tg_err_t *err);
+int tg_pg_outbox_retry(tg_store_t *st, int64_t id, int64_t next_attempt_at_ms, const char *last_error, int64_t now,
+                       tg_err_t *err);
 int tg_pg_outbox_fail(tg_store_t *st, int64_t id, const char *last_error, int64_t now, tg_err_t *err);
-int tg_pg_outbox_defer(tg_store_t *st, int64_t id, int64_t next_attempt_at_ms, const char *why, int64_t now, tg_err_t *err);
+int tg_pg_outbox_defer(tg_store_t *st, int64_t id, int64_t next_attempt_at_ms, const char *why, int64_t now,
+                       tg_err_t *err);
 int tg_pg_outbox_requeue(tg_store_t *st, int64_t id, int64_t now_ms, tg_err_t *err);
 int tg_pg_outbox_get(tg_store_t *st, int64_t id, tg_outbox_row_t *out, tg_err_t *err);
 int tg_pg_outbox_get_by_key(tg_store_t *st, const char *idempotency_key, tg_outbox_row_t *out, tg_err_t *err);
-int tg_pg_outbox_customers_missing(tg_store_t *st, const char *kind, tg_customer_t *out, size_t limit, size_t *n, tg_err_t *err);
+int tg_pg_outbox_customers_missing(tg_store_t *st, const char *kind, tg_customer_t *out, size_t limit, size_t *n,
+                                   tg_err_t *err);
 int tg_pg_outbox_prune(tg_store_t *st, int64_t before_s, size_t limit, size_t *deleted, tg_err_t *err);
 int tg_pg_outbox_pull_in(tg_store_t *st, int64_t latest_ms, int64_t now_ms, uint64_t *moved, tg_err_t *err);
 int tg_pg_stripe_customer_get(tg_store_t *st, const char *customer_id, char *stripe_id, size_t cap, tg_err_t *err);
 int tg_pg_stripe_customer_owner(tg_store_t *st, const char *stripe_id, char customer_id[TG_ID_MAX], tg_err_t *err);
 int tg_pg_outbox_customer_latest(tg_store_t *st, const char *customer_id, tg_outbox_row_t *out, tg_err_t *err);
-int tg_pg_outbox_earlier_pending(tg_store_t *st, const char *customer_id, int64_t id, int64_t *earlier_id, int64_t *next_ms, tg_err_t *err);
-int tg_pg_outbox_customer_latest_of(tg_store_t *st, const char *customer_id, const char *kind, tg_outbox_row_t *out, tg_err_t *err);
-int tg_pg_outbox_page(tg_store_t *st, const char *state, const tg_page_t *page, tg_outbox_row_cb cb, void *arg, tg_page_end_t *end, tg_err_t *err);
+int tg_pg_outbox_earlier_pending(tg_store_t *st, const char *customer_id, int64_t id, int64_t *earlier_id,
+                                 int64_t *next_ms, tg_err_t *err);
+int tg_pg_outbox_customer_latest_of(tg_store_t *st, const char *customer_id, const char *kind, tg_outbox_row_t *out,
+                                    tg_err_t *err);
+int tg_pg_outbox_page(tg_store_t *st, const char *state, const tg_page_t *page, tg_outbox_row_cb cb, void *arg,
+                      tg_page_end_t *end, tg_err_t *err);
 int tg_pg_outbox_counts(tg_store_t *st, tg_outbox_counts_t *out, tg_err_t *err);
 int tg_pg_stripe_event_insert(tg_store_t *st, const tg_stripe_event_row_t *e, int *inserted, tg_err_t *err);
 int tg_pg_stripe_event_next(tg_store_t *st, tg_stripe_event_row_t *out, int *found, tg_err_t *err);
-int tg_pg_stripe_event_mark(tg_store_t *st, const char *id, int64_t processed_at, const char *customer_id, const char *outcome, const char *error, tg_err_t *err);
+int tg_pg_stripe_event_mark(tg_store_t *st, const char *id, int64_t processed_at, const char *customer_id,
+                            const char *outcome, const char *error, tg_err_t *err);
 int tg_pg_stripe_event_get(tg_store_t *st, const char *id, tg_stripe_event_row_t *out, tg_err_t *err);
 int tg_pg_stripe_event_count(tg_store_t *st, uint64_t *count, tg_err_t *err);
-int tg_pg_stripe_invoice_get(tg_store_t *st, const char *invoice_id, tg_stripe_invoice_state_t *out, int *found, tg_err_t *err);
+int tg_pg_stripe_invoice_get(tg_store_t *st, const char *invoice_id, tg_stripe_invoice_state_t *out, int *found,
+                             tg_err_t *err);
 int tg_pg_stripe_invoice_put(tg_store_t *st, const tg_stripe_invoice_state_t *s, tg_err_t *err);
 int tg_pg_stripe_debt(tg_store_t *st, const char *customer_id, tg_stripe_debt_t *out, tg_err_t *err);
 int tg_pg_dunning_get(tg_store_t *st, const char *customer_id, tg_dunning_row_t *out, int *found, tg_err_t *err);
 int tg_pg_dunning_put(tg_store_t *st, const tg_dunning_row_t *d, tg_err_t *err);
 int tg_pg_dunning_clear(tg_store_t *st, const char *customer_id, tg_err_t *err);
 int tg_pg_dunning_list(tg_store_t *st, tg_dunning_cb cb, void *arg, tg_err_t *err);
-int tg_pg_status_history_add(tg_store_t *st, const char *customer_id, const char *from, const char *to, const char *reason, const char *source, int64_t at, tg_err_t *err);
-int tg_pg_status_history_list(tg_store_t *st, const char *customer_id, tg_status_change_cb cb, void *arg, tg_err_t *err);
-int tg_pg_payment_method_put(tg_store_t *st, const char *customer_id, int64_t on_file_at, const char *session_id, const char *event_id, int *inserted, tg_err_t *err);
+int tg_pg_status_history_add(tg_store_t *st, const char *customer_id, const char *from, const char *to,
+                             const char *reason, const char *source, int64_t at, tg_err_t *err);
+int tg_pg_status_history_list(tg_store_t *st, const char *customer_id, tg_status_change_cb cb, void *arg,
+                              tg_err_t *err);
+int tg_pg_payment_method_put(tg_store_t *st, const char *customer_id, int64_t on_file_at, const char *session_id,
+                             const char *event_id, int *inserted, tg_err_t *err);
 int tg_pg_payment_method_get(tg_store_t *st, const char *customer_id, int64_t *on_file_at, tg_err_t *err);
-int tg_pg_stripe_subscription_map(tg_store_t *st, const char *customer_id, const char *subscription_id, int64_t now_s, tg_err_t *err);
-int tg_pg_stripe_subscription_get(tg_store_t *st, const char *subscription_id, tg_stripe_subscription_t *out, int *found, tg_err_t *err);
-int tg_pg_stripe_subscription_latest(tg_store_t *st, const char *customer_id, tg_stripe_subscription_t *out, int *found, tg_err_t *err);
-int tg_pg_customers_without_subscription(tg_store_t *st, const char *kind, int64_t after_created, const char *after_id, char (*ids)[TG_ID_MAX], int64_t *created, size_t limit, size_t *n, tg_err_t *err);
+int tg_pg_stripe_subscription_map(tg_store_t *st, const char *customer_id, const char *subscription_id, int64_t now_s,
+                                  tg_err_t *err);
+int tg_pg_stripe_subscription_get(tg_store_t *st, const char *subscription_id, tg_stripe_subscription_t *out,
+                                  int *found, tg_err_t *err);
+int tg_pg_stripe_subscription_latest(tg_store_t *st, const char *customer_id, tg_stripe_subscription_t *out, int *found,
+                                     tg_err_t *err);
+int tg_pg_customers_without_subscription(tg_store_t *st, const char *kind, int64_t after_created, const char *after_id,
+                                         char (*ids)[TG_ID_MAX], int64_t *created, size_t limit, size_t *n,
+                                         tg_err_t *err);
 int tg_pg_stripe_subscription_put(tg_store_t *st, const tg_stripe_subscription_t *s, tg_err_t *err);
 int tg_pg_meter_export_set(tg_store_t *st, int on, int64_t since, tg_err_t *err);
-int tg_pg_meter_due(tg_store_t *st, int64_t hour_before, const tg_meter_cursor_t *cursor, tg_meter_bucket_t *out, size_t limit, size_t *n, tg_err_t *err);
+int tg_pg_meter_due(tg_store_t *st, int64_t hour_before, const tg_meter_cursor_t *cursor, tg_meter_bucket_t *out,
+                    size_t limit, size_t *n, tg_err_t *err);
 int tg_pg_meter_mark(tg_store_t *st, const tg_meter_bucket_t *b, uint64_t exported, tg_err_t *err);
-int tg_pg_meter_set_seq(tg_store_t *st, const char *customer_id, const char *metric, int64_t ts, int64_t seq, tg_err_t *err);
-int tg_pg_meter_period_exported(tg_store_t *st, const char *customer_id, int64_t period_start, const char *plan_id, const char *metric, uint64_t *units, tg_err_t *err);
+int tg_pg_meter_set_seq(tg_store_t *st, const char *customer_id, const char *metric, int64_t ts, int64_t seq,
+                        tg_err_t *err);
+int tg_pg_meter_period_exported(tg_store_t *st, const char *customer_id, int64_t period_start, const char *plan_id,
+                                const char *metric, uint64_t *units, tg_err_t *err);
 int tg_pg_meter_prune(tg_store_t *st, int64_t before_s, size_t limit, size_t *deleted, tg_err_t *err);
-int tg_pg_meter_customer_backlog(tg_store_t *st, const char *customer_id, uint64_t *hours, uint64_t *units, tg_err_t *err);
+int tg_pg_meter_customer_backlog(tg_store_t *st, const char *customer_id, uint64_t *hours, uint64_t *units,
+                                 tg_err_t *err);
 int tg_pg_meter_refused(tg_store_t *st, tg_meter_refused_t *out, size_t limit, size_t *n, tg_err_t *err);
-int tg_pg_meter_take_back(tg_store_t *st, int64_t outbox_id, const char *customer_id, const char *metric, int64_t ts, uint64_t units, int64_t now, tg_err_t *err);
-int tg_pg_meter_outbox_counts(tg_store_t *st, const char *customer_id, uint64_t *pending, uint64_t *failed, tg_err_t *err);
+int tg_pg_meter_take_back(tg_store_t *st, int64_t outbox_id, const char *customer_id, const char *metric, int64_t ts,
+                          uint64_t units, int64_t now, tg_err_t *err);
+int tg_pg_meter_outbox_counts(tg_store_t *st, const char *customer_id, uint64_t *pending, uint64_t *failed,
+                              tg_err_t *err);
+int tg_pg_changes_listen(tg_store_t *st, tg_err_t *err);
+int tg_pg_changes_wait(tg_store_t *st, int timeout_ms, tg_change_cb cb, void *arg, size_t *count, tg_err_t *err);
+int tg_pg_leader_try(tg_store_t *st, int *leader, tg_err_t *err);
 
 #endif

@@ -295,6 +295,30 @@ void tg_sqlite_tx_rollback(tg_store_t *store)
         tg_sqlite_exec(st, "ROLLBACK", NULL, "");
 }
 
+/* ---- one node (store_cluster.h) ---- */
+
+int tg_sqlite_changes_listen(tg_store_t *store, tg_err_t *err)
+{
+    (void)store;
+    return tg_errf(err, TG_ESTATE, "SQLite serves one node: there are no changes from other nodes to listen to");
+}
+
+int tg_sqlite_changes_wait(tg_store_t *store, int timeout_ms, tg_change_cb cb, void *arg, size_t *count,
+                           tg_err_t *err)
+{
+    (void)timeout_ms, (void)cb, (void)arg;
+    if (count != NULL)
+        *count = 0;
+    return tg_sqlite_changes_listen(store, err);
+}
+
+int tg_sqlite_leader_try(tg_store_t *store, int *leader, tg_err_t *err)
+{
+    (void)store, (void)err;
+    *leader = 1; /* the only node; a second process (the CLI) runs no scheduler */
+    return 0;
+}
+
 const tg_store_ops_t tg_sqlite_ops = {
     .name = "sqlite",
     .close = tg_sqlite_close,
@@ -406,4 +430,7 @@ const tg_store_ops_t tg_sqlite_ops = {
     .meter_refused = tg_sqlite_meter_refused,
     .meter_take_back = tg_sqlite_meter_take_back,
     .meter_outbox_counts = tg_sqlite_meter_outbox_counts,
+    .changes_listen = tg_sqlite_changes_listen,
+    .changes_wait = tg_sqlite_changes_wait,
+    .leader_try = tg_sqlite_leader_try,
 };

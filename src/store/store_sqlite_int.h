@@ -262,5 +262,8 @@ int tg_sqlite_meter_take_back(tg_store_t *st, int64_t outbox_id, const char *cus
                               int64_t ts, uint64_t units, int64_t now, tg_err_t *err);
 int tg_sqlite_meter_outbox_counts(tg_store_t *st, const char *customer_id, uint64_t *pending, uint64_t *failed,
                                   tg_err_t *err);
+int tg_sqlite_changes_listen(tg_store_t *st, tg_err_t *err);
+int tg_sqlite_changes_wait(tg_store_t *st, int timeout_ms, tg_change_cb cb, void *arg, size_t *count, tg_err_t *err);
+int tg_sqlite_leader_try(tg_store_t *st, int *leader, tg_err_t *err);
 
 #endif

@@ -14,7 +14,7 @@
 
 /* The statements of the hot path, prepared once per connection (prepare_hot). */
 static const char *const hot_sql[ST_COUNT] = {
-    "INSERT INTO usage_batches(batch_id, rows, committed_at) VALUES (?,?,?) ON CONFLICT DO NOTHING",
+    "INSERT INTO usage_batches(batch_id, rows, committed_at, node) VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
     /* SQLite turns an integer sum that overflows into a REAL instead of failing, so an update
      * that would overflow is skipped by its WHERE; the writer sees no change and rolls the batch
      * back (TG_ERANGE). (Not RETURNING: it builds a temporary table on every execution, which
@@ -36,7 +36,9 @@ static const char *const hot_sql[ST_COUNT] = {
     " AND plan_id = ?3 AND metric = ?4 AND ?5 >= 0",
     "UPDATE usage_daily SET units = 9223372036854775807 WHERE customer_id = ?1 AND day = ?2 AND metric = ?3"
     " AND endpoint = ?4 AND ?5 >= 0",
-    "INSERT INTO usage_journal(batch_id, data) VALUES (?,?)",
+    /* The journal's key is its own insertion order (a rowid), not a batch id: batch ids are
+     * unique per node only (migration 22). */
+    "INSERT INTO usage_journal(batch_id, data) VALUES (NULL,?)",
     "SELECT 1 FROM usage_journal LIMIT 1",
     "INSERT INTO usage_rejected(batch_id, event_id, customer_id, key_id, plan_id, metric, endpoint, units,"
     " period_start, ts_ns, status, reason, rejected_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -311,7 +313,7 @@ int tg_sqlite_usage_record(tg_store_t *store, uint64_t batch_id, const tg_usage_
                            tg_err_t *err)
 {
     tg_sqlite_t *st = tg_sqlite(store);
-    tg_usage_batch_t b = {batch_id, rows, n};
+    tg_usage_batch_t b = {batch_id, rows, n, NULL};
     tg_usage_stored_t out;
     int rc = tg_sqlite_usage_record_many(&st->base, &b, 1, &out, err);
     if (inserted != NULL)
@@ -450,6 +452,7 @@ int tg_sqlite_usage_record_many(tg_store_t *store, const tg_usage_batch_t *batch
         sqlite3_bind_int64(b, 1, (sqlite3_int64)batches[k].id);
         sqlite3_bind_int64(b, 2, (sqlite3_int64)batches[k].n);
         sqlite3_bind_int64(b, 3, (sqlite3_int64)time(NULL));
+        sqlite3_bind_text(b, 4, batches[k].node != NULL ? batches[k].node : "", -1, SQLITE_STATIC);
         step = sqlite3_step(b);
         sqlite3_reset(b);
         fresh += step == SQLITE_DONE && sqlite3_changes(st->db) != 0;
@@ -479,8 +482,7 @@ int tg_sqlite_usage_record_many(tg_store_t *store, const tg_usage_batch_t *batch
     }
     sqlite3_stmt *j = st->hot[ST_JOURNAL_INSERT];
     sqlite3_reset(j);
-    sqlite3_bind_int64(j, 1, (sqlite3_int64)batches[0].id);
-    sqlite3_bind_blob(j, 2, blob, (int)(p - blob), SQLITE_STATIC);
+    sqlite3_bind_blob(j, 1, blob, (int)(p - blob), SQLITE_STATIC);
     step = n > 0 ? sqlite3_step(j) : SQLITE_DONE;
     sqlite3_reset(j);
     sqlite3_clear_bindings(j);

@@ -37,6 +37,40 @@ export async function freePort() {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// The store backend of the tests: SQLite files by default; with TG_TEST_BACKEND=postgres, a fresh
+// PostgreSQL database per Stack on the server of TG_TEST_PG_URL (scripts/run-tests.sh starts one
+// with scripts/pg-test.sh), created and dropped with psql.
+export const BACKEND = /^postgres(ql)?$/.test(process.env.TG_TEST_BACKEND || '') ? 'postgres' : 'sqlite';
+
+// server URL with its database replaced: postgresql://u@h:p/postgres?x=y -> postgresql://u@h:p/name?x=y
+export function pgDatabaseUrl(server, name) {
+  const m = /^([a-z][a-z0-9+.-]*:\/\/[^/?]*)(\/[^?]*)?(\?.*)?$/i.exec(server);
+  if (!m) throw new Error(`TG_TEST_PG_URL ${server} is not a postgresql:// URL`);
+  return `${m[1]}/${name}${m[3] || ''}`;
+}
+
+function psql(sql) {
+  const server = process.env.TG_TEST_PG_URL;
+  if (!server) throw new Error('TG_TEST_BACKEND=postgres needs TG_TEST_PG_URL (scripts/pg-test.sh start DIR)');
+  const r = spawnSync('psql', [server, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', sql], { encoding: 'utf8' });
+  if (r.error) throw new Error(`psql: ${r.error.message}`);
+  if (r.status !== 0) throw new Error(`psql ${sql}: exit ${r.status}: ${r.stderr}`);
+}
+
+let pgDatabases = 0;
+// A fresh, empty PostgreSQL database tg_<pid>_<n>: {name, url}. Several Stacks given the same
+// url (opts.database) share it, as the nodes of a cluster do; dropPgDatabase(name) when done.
+export function createPgDatabase() {
+  const name = `tg_${process.pid}_${pgDatabases++}`;
+  psql(`CREATE DATABASE ${name}`);
+  return { name, url: pgDatabaseUrl(process.env.TG_TEST_PG_URL, name) };
+}
+
+// Drops it, with any session still on it (a node killed with SIGKILL may not have closed its own).
+export function dropPgDatabase(name) {
+  psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+}
+
 // A key in tollgate's format with a valid checksum (src/gateway/apikey.c: "tg_live_", 43 base62
 // characters, then the CRC-32 of those 51 characters as 6 base62 digits) that no server issued.
 const B62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
@@ -123,8 +157,30 @@ routes:
   - {match: "POST /v1/vision/*", weight: 10, meter: {api_calls: 1, images: 1}}
 `;
 
+// new Stack(opts): opts.database is storage.database as given (e.g. one createPgDatabase().url for
+// several nodes); without it the Stack makes its own store: sqlite:<dir>/tollgate.db, or with
+// TG_TEST_BACKEND=postgres a fresh database it drops at stop(). opts.meteringLogDir sets
+// metering.log_dir (true: the Stack's temp dir); PostgreSQL has no file to put the metering logs
+// beside, so with it the default is the Stack's temp dir; with SQLite the key is left out.
 export class Stack {
   constructor(opts = {}) { this.opts = opts; this.procs = []; }
+
+  // storage.database for this Stack, made on first use and kept across restarts.
+  storageUrl() {
+    if (this.database) return this.database;
+    if (this.opts.database) this.database = this.opts.database;
+    else if (BACKEND === 'postgres') {
+      const db = createPgDatabase();
+      this.ownPgDatabase = db.name;
+      this.database = db.url;
+    } else this.database = `sqlite:${join(this.dir, 'tollgate.db')}`;
+    return this.database;
+  }
+
+  meteringLogDir() {
+    const d = this.opts.meteringLogDir ?? !this.storageUrl().startsWith('sqlite:');
+    return d === true ? this.dir : d || null;
+  }
 
   async start() {
     try {
@@ -145,10 +201,10 @@ export class Stack {
     writeFileSync(this.config, `
 server: {listen: "127.0.0.1:${this.gwPort}", admin_listen: "127.0.0.1:${this.adminPort}", workers: 2${o.maxBody ? `, max_body_bytes: ${o.maxBody}` : ''}${o.trustedProxies ? `, trusted_proxies: ${JSON.stringify(o.trustedProxies)}` : ''}}
 upstream: {url: "http://127.0.0.1:${o.upstreamPort || this.upPort}", timeout_ms: ${o.timeoutMs || 5000}}
-storage: {database: "sqlite:${join(this.dir, 'tollgate.db')}"}
+storage: {database: ${JSON.stringify(this.storageUrl())}}
 admin: {token: "${ADMIN_TOKEN}", key_grace_seconds: ${o.grace ?? 3600}}
 keys: {secret: "${KEY_SECRET}"${o.maxKeys ? `, max_active_per_customer: ${o.maxKeys}` : ''}}
-metering: {durability: ${o.durability || 'batched'}, flush_ms: 5${o.maxUnitsPerCall ? `, max_units_per_call: ${o.maxUnitsPerCall}` : ''}}
+metering: {durability: ${o.durability || 'batched'}, flush_ms: 5${o.maxUnitsPerCall ? `, max_units_per_call: ${o.maxUnitsPerCall}` : ''}${this.meteringLogDir() ? `, log_dir: ${JSON.stringify(this.meteringLogDir())}` : ''}}
 # Tests sign up many accounts from 127.0.0.1: generous sign-up limits unless a test sets its own.
 portal: ${o.portal || '{signup: {per_address: 1000/hour, global: 10000/hour, trial_address_days: 0}}'}
 ${o.metrics ? `metrics: ${o.metrics}` : ''}
@@ -210,6 +266,7 @@ ${o.morePlans ? PLANS.replace(/^plans:[ \t]*\n/m, `plans:\n${o.morePlans}`) : PL
     try { await this.stopServer(); } finally {
       for (const p of this.procs) if (p.exitCode === null && p.signalCode === null) { p.stopping = true; p.kill('SIGKILL'); }
       rmSync(this.dir, { recursive: true, force: true });
+      if (this.ownPgDatabase) { dropPgDatabase(this.ownPgDatabase); this.ownPgDatabase = null; this.database = null; }
     }
   }
 

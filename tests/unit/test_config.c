@@ -574,10 +574,14 @@ static void test_error_sections(void **state)
         assert_non_null(strstr(errbuf, "test.yaml:1: upstream.url: "));
     }
     only_error(BASE "storage: {database: \"postgres://tg:pw@db/tollgate\"}\nplans: {p: {}}\n",
-               "test.yaml:4: storage.database: \"postgres://***@db/tollgate\" is PostgreSQL, which comes in a later "
-               "release; use sqlite:PATH for now");
+               "test.yaml:4: metering.log_dir: is required with PostgreSQL (each gateway keeps its metering log on its "
+               "own disk, for example /var/lib/tollgate/metering)");
     only_error(BASE "storage: {database: \"var/tollgate.db\"}\nplans: {p: {}}\n",
-               "test.yaml:4: storage.database: \"var/tollgate.db\" must be sqlite:PATH, like sqlite:var/tollgate.db");
+               "test.yaml:4: storage.database: \"var/tollgate.db\" must be sqlite:PATH (like sqlite:var/tollgate.db) "
+               "or postgresql://USER@HOST:PORT/DB");
+    only_error(BASE "storage: {database: \"postgresql://\"}\nplans: {p: {}}\n",
+               "test.yaml:4: storage.database: \"postgresql://\" must be sqlite:PATH (like sqlite:var/tollgate.db) "
+               "or postgresql://USER@HOST:PORT/DB");
 }
 
 static void test_error_routes(void **state)

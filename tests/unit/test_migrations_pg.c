@@ -7,8 +7,7 @@
  * its columns in order with type class, nullability and default, its primary key, unique
  * constraints, named indexes (columns, DESC, unique, partial) and foreign keys. The two
  * descriptions must be equal, but for the differences migrations_pg.c documents (email's
- * NOCASE uniqueness as lower(email), the explicit rowid columns, identity ids), which the SQLite
- * side is mapped through here. A migration added to one list only, a column misspelt, a type or
+ * NOCASE uniqueness as lower(email), the explicit rowid columns, identity ids), which the SQLite side is mapped through here. A migration added to one list only, a column misspelt, a type or
  * default changed, an index forgotten: each makes a line differ, printed on failure.
  *
  * scripts/run-tests.sh unit starts a server with scripts/pg-test.sh and sets TG_TEST_PG_URL;

@@ -8,7 +8,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -267,12 +266,8 @@ static void test_compute(void **state)
         c.created_at = c.anchor_at = 1000;
         assert_int_equal(tg_store_customer_insert(t.st, &c, &err), 0);
     }
-    char path[200];
-    snprintf(path, sizeof(path), "%s/t.db", t.dir);
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(
-        sqlite3_exec(db,
+        tg_tmpstore_exec(&t,
                      "INSERT INTO invoices (id, customer_id, period_start, period_end, status, number,"
                      " currency, total, body, created_at, finalized_at) VALUES"
                      " ('in_1', 'cus_a', 1, 2, 'paid', 'N1', 'usd', 10750000000, '{}', 1, 1500000),"
@@ -280,10 +275,8 @@ static void test_compute(void **state)
                      " ('in_3', 'cus_d', 1, 2, 'uncollectible', 'N3', 'usd', 10000000000, '{}', 1, 1500002),"
                      " ('in_4', 'cus_f', 1, 2, 'open', 'N4', 'jpy', 1200000000000, '{}', 1, 1500003),"
                      " ('in_5', 'cus_a', 2, 3, 'draft', NULL, 'usd', 10000000000, '{}', 1, 0),"
-                     " ('in_6', 'cus_a', 0, 1, 'paid', 'N0', 'usd', 10000000000, '{}', 1, 999999)",
-                     NULL, NULL, NULL),
-        SQLITE_OK);
-    sqlite3_close(db);
+                     " ('in_6', 'cus_a', 0, 1, 'paid', 'N0', 'usd', 10000000000, '{}', 1, 999999)"),
+        0);
 
     tg_revenue_t rv;
     tg_revenue_plan_t by_plan[4];

