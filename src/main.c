@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "admin/admin_api.h"
+#include "billing/closer.h"
 #include "billing/subscriptions.h"
 #include "cluster/directory_sync.h"
 #include "cli/admin_commands.h"
@@ -299,6 +300,7 @@ static int cmd_serve(int argc, char **argv)
     tg_admin_t *admin = NULL;
     tg_server_t *srv = NULL;
     tg_outbox_t *outbox = NULL;
+    tg_closer_t *closer = NULL;
     tg_dirsync_t *dirsync = NULL;
     int exit_code = 1;
 
@@ -400,10 +402,18 @@ static int cmd_serve(int argc, char **argv)
         }
     }
     tg_admin_deps_t adeps = {cfg, st, accounts, quota, meter, (const uint8_t *)cfg->keys.secret,
-                             strlen(cfg->keys.secret), test_clock, outbox, dirsync};
+                             strlen(cfg->keys.secret), test_clock, outbox, dirsync, 1};
     admin = tg_admin_new(&adeps);
     if (gw == NULL || admin == NULL) {
         fprintf(stderr, "tollgate serve: out of memory\n");
+        goto out;
+    }
+    /* The period closer on a thread and a connection of its own (billing/closer.h), on the node
+     * that runs the schedulers (the admin tick holds the scheduler lock). */
+    tg_closer_settings_t cs = {.database = cfg->storage.database, .cfg = cfg, .accounts = accounts, .meter = meter,
+                               .may_run = tg_admin_leads, .may_run_arg = admin};
+    if (tg_closer_start(&cs, &closer, &err) != 0) {
+        fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
     tg_server_deps_t sdeps = {cfg, gw, admin, meter};
@@ -423,6 +433,7 @@ static int cmd_serve(int argc, char **argv)
     exit_code = 0;
 
 out:
+    tg_closer_stop(closer); /* between two batches; before the meter it flushes stops */
     if (meter != NULL)
         tg_meter_stop(meter); /* commits everything queued */
     if (srv != NULL)

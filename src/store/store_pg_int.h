@@ -110,6 +110,10 @@ int tg_pg_customer_insert(tg_store_t *st, const tg_customer_t *c, tg_err_t *err)
 int tg_pg_customer_get(tg_store_t *st, const char *id, tg_customer_t *out, tg_err_t *err);
 int tg_pg_customer_update(tg_store_t *st, const tg_customer_t *c, tg_err_t *err);
 int tg_pg_customer_list(tg_store_t *st, tg_customer_cb cb, void *arg, tg_err_t *err);
+int tg_pg_customers_due(tg_store_t *st, int64_t until, int64_t after_end, const char *after_id, size_t limit,
+                        tg_customer_due_cb cb, void *arg, size_t *n, tg_err_t *err);
+int tg_pg_customer_set_next_period_end(tg_store_t *st, const char *id, int64_t expected, int64_t next_end,
+                                       tg_err_t *err);
 int tg_pg_key_insert(tg_store_t *st, const tg_key_t *k, tg_err_t *err);
 int tg_pg_key_get(tg_store_t *st, const char *id, tg_key_t *out, tg_err_t *err);
 int tg_pg_key_list(tg_store_t *st, const char *customer_id, tg_key_cb cb, void *arg, tg_err_t *err);
