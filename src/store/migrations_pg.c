@@ -279,7 +279,10 @@ const tg_migration_t tg_pg_migrations[] = {
      "  ELSE PERFORM pg_notify('tollgate_changes', 'customer:' || NEW.customer_id); END IF;"
      "  RETURN NULL;"
      " END $$;"
-     "CREATE TRIGGER customers_notify AFTER INSERT OR UPDATE ON customers"
+     /* not on the period closer's own bookkeeping (next_period_end, a million updates a
+      * month) nor on a password: neither changes what the gateway enforces */
+     "CREATE TRIGGER customers_notify AFTER INSERT OR UPDATE OF email, name, plan_id, status, anchor_at, trial_end,"
+     " pending_plan_id, pending_at, cancel_at ON customers"
      " FOR EACH ROW EXECUTE FUNCTION tg_notify_customer_row();"
      "CREATE TRIGGER api_keys_notify AFTER INSERT OR UPDATE OF revoked_at, expires_at, customer_id ON api_keys"
      " FOR EACH ROW EXECUTE FUNCTION tg_notify_customer_ref();"

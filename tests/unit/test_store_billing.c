@@ -249,10 +249,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_due_pages_in_order, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(test_set_next_end_is_compare_and_set, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(test_update_resets_schedule, setup_sqlite, teardown),
-        /* PostgreSQL (its customer_update, which must reset the schedule likewise, is not
-         * there yet: the third test joins these when it is) */
         cmocka_unit_test_setup_teardown(test_due_pages_in_order, setup_pg, teardown),
         cmocka_unit_test_setup_teardown(test_set_next_end_is_compare_and_set, setup_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_update_resets_schedule, setup_pg, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
