@@ -16,8 +16,8 @@
 #include "store/store_meter.h"
 #include "store/store_pg_int.h"
 
-/* SUM(x) of BIGINTs as a BIGINT, 0 for no rows, INT64_MAX past it. */
-#define SATURATED_SUM(x) "LEAST(COALESCE(SUM(" x "), 0), 9223372036854775807)::bigint"
+/* Sums of BIGINTs below: LEAST(COALESCE(SUM(x), 0), INT64_MAX)::bigint, 0 for no rows and
+ * INT64_MAX past it (SUM of BIGINT is NUMERIC: it does not overflow on the way). */
 
 int tg_pg_meter_export_set(tg_store_t *store, int on, int64_t since, tg_err_t *err)
 {
@@ -126,8 +126,8 @@ int tg_pg_meter_period_exported(tg_store_t *store, const char *customer_id, int6
     tg_pg_param_text(&p, metric);
     PGresult *r;
     int rc = tg_pg_query(st,
-                         "SELECT " SATURATED_SUM("exported") " FROM usage_hourly WHERE customer_id = $1"
-                                                             " AND period_start = $2 AND plan_id = $3 AND metric = $4",
+                         "SELECT LEAST(COALESCE(SUM(exported), 0), 9223372036854775807)::bigint FROM usage_hourly"
+                         " WHERE customer_id = $1 AND period_start = $2 AND plan_id = $3 AND metric = $4",
                          &p, &r, err, "reading a period's usage");
     if (rc != 0)
         return rc;
@@ -167,8 +167,8 @@ int tg_pg_meter_customer_backlog(tg_store_t *store, const char *customer_id, uin
     tg_pg_param_text(&p, customer_id);
     PGresult *r;
     int rc = tg_pg_query(st,
-                         "SELECT COUNT(*), " SATURATED_SUM("units - exported") " FROM usage_hourly"
-                                                                               " WHERE customer_id = $1 AND units > exported",
+                         "SELECT COUNT(*), LEAST(COALESCE(SUM(units - exported), 0), 9223372036854775807)::bigint"
+                         " FROM usage_hourly WHERE customer_id = $1 AND units > exported",
                          &p, &r, err, "reading usage not yet sent to Stripe");
     if (rc != 0)
         return rc;

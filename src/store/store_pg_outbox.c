@@ -41,7 +41,7 @@
 
 /* The advisory lock class of outbox claims ("TGOB"); the second key is id mod 2^31. */
 #define CLAIM_CLASS "1413959490"
-#define CLAIM_KEY(col) "(" col " % 2147483648)"
+#define CLAIM_KEY "(id % 2147483648)"
 /* This session's claims, as keys. */
 #define OWN_CLAIMS                                                                                                     \
     "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"                        \
@@ -175,9 +175,9 @@ int tg_pg_outbox_due(tg_store_t *store, int64_t now_ms, tg_outbox_row_t *out, si
                      "WITH own AS (" OWN_CLAIMS "),"
                      " candidates AS MATERIALIZED (SELECT id FROM stripe_outbox WHERE state = 'pending'"
                      " AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $3)"
-                     " SELECT count(*) FROM (SELECT 1 FROM candidates WHERE CASE WHEN " CLAIM_KEY("id")
+                     " SELECT count(*) FROM (SELECT 1 FROM candidates WHERE CASE WHEN " CLAIM_KEY
                      " IN (SELECT objid FROM own) THEN true"
-                     " ELSE pg_try_advisory_lock(" CLAIM_CLASS ", " CLAIM_KEY("id") "::int) END LIMIT $2) AS claimed",
+                     " ELSE pg_try_advisory_lock(" CLAIM_CLASS ", " CLAIM_KEY "::int) END LIMIT $2) AS claimed",
                      &p, NULL, err, "claiming due Stripe calls");
     if (rc != 0)
         return rc;
@@ -189,7 +189,7 @@ int tg_pg_outbox_due(tg_store_t *store, int64_t now_ms, tg_outbox_row_t *out, si
     tg_pg_param_i64(&q, (int64_t)limit);
     rc = tg_pg_query(st,
                      "SELECT " ROW_COLS ", params FROM stripe_outbox WHERE state = 'pending' AND next_attempt_at <= $1"
-                     " AND " CLAIM_KEY("id") " IN (" OWN_CLAIMS ") ORDER BY next_attempt_at, id LIMIT $2",
+                     " AND " CLAIM_KEY " IN (" OWN_CLAIMS ") ORDER BY next_attempt_at, id LIMIT $2",
                      &q, &r, err, "reading due Stripe calls");
     if (rc != 0)
         return rc;
@@ -220,7 +220,7 @@ int tg_pg_outbox_next_due(tg_store_t *store, int64_t *at_ms, uint64_t *pending, 
     /* rows other sessions of this database claimed are theirs to record: not due for this one */
     PGresult *r;
     int rc = tg_pg_query(st,
-                         "SELECT MIN(next_attempt_at) FILTER (WHERE " CLAIM_KEY("id") " NOT IN"
+                         "SELECT MIN(next_attempt_at) FILTER (WHERE " CLAIM_KEY " NOT IN"
                          " (SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted"
                          " AND pid <> pg_backend_pid() AND classid = " CLAIM_CLASS " AND objsubid = 2"
                          " AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))),"
@@ -417,9 +417,9 @@ int tg_pg_outbox_pull_in(tg_store_t *store, int64_t latest_ms, int64_t now_ms, u
     tg_pg_param_i64(&p, latest_ms);
     tg_pg_param_i64(&p, now_ms);
     PGresult *r;
-    int rc = tg_pg_query(st,
-                         "UPDATE stripe_outbox SET next_attempt_at = $2 WHERE state = 'pending' AND next_attempt_at > $1",
-                         &p, &r, err, "rescheduling Stripe calls after a clock change");
+    int rc = tg_pg_query(
+        st, "UPDATE stripe_outbox SET next_attempt_at = $2 WHERE state = 'pending' AND next_attempt_at > $1", &p, &r,
+        err, "rescheduling Stripe calls after a clock change");
     if (rc != 0)
         return rc;
     if (moved != NULL)
@@ -499,8 +499,8 @@ int tg_pg_outbox_earlier_pending(tg_store_t *store, const char *customer_id, int
     return rc;
 }
 
-int tg_pg_outbox_customer_latest_of(tg_store_t *store, const char *customer_id, const char *kind,
-                                    tg_outbox_row_t *out, tg_err_t *err)
+int tg_pg_outbox_customer_latest_of(tg_store_t *store, const char *customer_id, const char *kind, tg_outbox_row_t *out,
+                                    tg_err_t *err)
 {
     char what[128];
     snprintf(what, sizeof(what), "customer %.40s has no %.40s call", customer_id, kind);

@@ -33,10 +33,11 @@ static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof(*f));
     assert_int_equal(tg_tmpstore_open(&f->db, "sobx"), 0);
-    assert_int_equal(tg_tmpstore_exec(&f->db, "INSERT INTO customers(id, email, name, plan_id, status, created_at,"
-                                              " anchor_at) VALUES ('cus_b', 'b@example.com', 'B', 'free', 'active', 5, 5),"
-                                              " ('cus_a', 'a@example.com', 'A', 'free', 'active', 5, 5),"
-                                              " ('cus_old', 'o@example.com', 'O', 'free', 'active', 1, 1)"),
+    assert_int_equal(tg_tmpstore_exec(&f->db,
+                                      "INSERT INTO customers(id, email, name, plan_id, status, created_at,"
+                                      " anchor_at) VALUES ('cus_b', 'b@example.com', 'B', 'free', 'active', 5, 5),"
+                                      " ('cus_a', 'a@example.com', 'A', 'free', 'active', 5, 5),"
+                                      " ('cus_old', 'o@example.com', 'O', 'free', 'active', 1, 1)"),
                      0);
     *state = f;
     return 0;
@@ -440,8 +441,7 @@ static void test_meter_rows(void **state)
     assert_int_equal(tg_store_meter_due(st, INT64_MAX, &cur, b, 8, &n, &err), 0);
     assert_int_equal(n, 4);
     for (size_t i = 0; i < n; i++)
-        assert_false(strcmp(b[i].customer_id, "cus_a") == 0 && strcmp(b[i].metric, "api_calls") == 0 &&
-                     b[i].ts == H0);
+        assert_false(strcmp(b[i].customer_id, "cus_a") == 0 && strcmp(b[i].metric, "api_calls") == 0 && b[i].ts == H0);
 
     /* sums: exported of a period and plan; backlog of a customer, saturating */
     uint64_t units = 9, hours = 0;
@@ -449,13 +449,12 @@ static void test_meter_rows(void **state)
     assert_int_equal(units, 6);
     assert_int_equal(tg_store_meter_period_exported(st, "cus_a", P0, "metered", "none", &units, &err), 0);
     assert_int_equal(units, 0);
-    hourly(f, "cus_a", "images", H0 + 3600, P0, "metered", H0 + 3600, "9223372036854775807", "9223372036854775807",
-           0);
+    hourly(f, "cus_a", "images", H0 + 3600, P0, "metered", H0 + 3600, "9223372036854775807", "9223372036854775807", 0);
     assert_int_equal(tg_store_meter_period_exported(st, "cus_a", P0, "metered", "images", &units, &err), 0);
     assert_int_equal(units, INT64_MAX); /* 4 + INT64_MAX */
     assert_int_equal(tg_store_meter_customer_backlog(st, "cus_a", &hours, &units, &err), 0);
-    assert_int_equal(hours, 3);                            /* Tokens H0, api_calls H0+3600, pro */
-    assert_int_equal(units, INT64_MAX);                    /* INT64_MAX + 1 + 7 */
+    assert_int_equal(hours, 3);         /* Tokens H0, api_calls H0+3600, pro */
+    assert_int_equal(units, INT64_MAX); /* INT64_MAX + 1 + 7 */
     assert_int_equal(tg_store_meter_customer_backlog(st, "cus_B", &hours, &units, &err), 0);
     assert_int_equal(hours, 1);
     assert_int_equal(units, 3);
