@@ -176,6 +176,7 @@ case $what in
     if pg_wanted; then start_pg; fi
     run_integration build/tollgate release
     if both_backends; then run_integration build/tollgate release-postgres "" postgres; fi
+    run_integration build/tollgate cluster tests/cluster/
     ;;
   all)
     start_pg
@@ -183,6 +184,8 @@ case $what in
     if both_backends; then run_unit postgres; fi
     run_integration build/tollgate release
     if both_backends; then run_integration build/tollgate release-postgres "" postgres; fi
+    # several gateways on one PostgreSQL and one Redis (the test starts its own servers)
+    run_integration build/tollgate cluster tests/cluster/
     run_integration build/asan/tollgate asan
     run_integration build/tsan/tollgate tsan "tests/integration/concurrency.test.mjs tests/integration/cluster.test.mjs"
     run_e2e

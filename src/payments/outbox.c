@@ -6,9 +6,12 @@
  *  - the caller of tg_outbox_enqueue* (the admin back thread) owns its store connection and its
  *    transaction; enqueuing only inserts a row;
  *  - the processor thread ("tg-stripe-outbx") owns ob->st, its own connection, and is the
- *    only one that calls Stripe or changes a row's state. One processor per database: rows
- *    are not leased, so two processes running tollgate serve on one database could send a row
- *    twice at once (Stripe's idempotency makes the second a replay, or a 409 retried later);
+ *    only one that calls Stripe or changes a row's state. On SQLite, one processor per
+ *    database: rows are not leased, so two processes on one file could send a row twice at once
+ *    (Stripe's idempotency makes the second a replay, or a 409 retried later). On PostgreSQL
+ *    every gateway runs a processor: tg_store_outbox_due claims the rows it returns for this
+ *    connection until its next read of the queue (store_outbox.h), so each row goes from one
+ *    node at a time;
  *  - ob->mu and ob->cv guard `stopping` and `wake` between the processor and other threads;
  *    the statistics are atomics.
  *

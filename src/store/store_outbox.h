@@ -44,11 +44,18 @@ int tg_store_outbox_insert(tg_store_t *st, const tg_outbox_row_t *row, const cha
                            int64_t now_ms, int64_t *id, tg_err_t *err);
 
 /* Up to limit pending rows due at now_ms (next_attempt_at <= now_ms), earliest first, into out
- * (params included; clear each). *n gets how many. */
+ * (params included; clear each). *n gets how many.
+ * Several gateways on one database (PostgreSQL): the rows returned are claimed by this
+ * connection, and another connection's outbox_due skips them, until this connection calls
+ * outbox_due again outside a transaction (by then it has recorded them) or closes (a node that
+ * dies frees its rows at once). Its own claimed rows come back to it. SQLite: one node, no
+ * claims. */
 int tg_store_outbox_due(tg_store_t *st, int64_t now_ms, tg_outbox_row_t *out, size_t limit, size_t *n, tg_err_t *err);
 
 /* The earliest next_attempt_at of a pending row into *at_ms and how many rows are pending into
- * *pending (may be NULL; 0 with TG_ENOTFOUND); TG_ENOTFOUND if none is pending. */
+ * *pending (may be NULL); TG_ENOTFOUND if none is pending. Rows another connection has claimed
+ * (outbox_due) are that connection's to record: they count in *pending, not in *at_ms, and
+ * TG_ENOTFOUND is returned when they are all the pending rows there are. */
 int tg_store_outbox_next_due(tg_store_t *st, int64_t *at_ms, uint64_t *pending, tg_err_t *err);
 
 /* Records an attempt's result on a pending row (attempts + 1, last_error, updated_at):

@@ -4,7 +4,8 @@
  * twice: still one), the row transitions, and the processor thread against a scripted local
  * server: a 500 and a lost response then success are three attempts with ONE idempotency key
  * and one mapped Stripe customer; a 400 fails the row at once with Stripe's error kept; a
- * retryable failure past max_attempts fails the row. Runs under TSan too (Makefile). */
+ * retryable failure past max_attempts fails the row. On PostgreSQL, two processors on one
+ * database send each row once. Runs under TSan too (Makefile). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -596,6 +597,69 @@ static void test_enqueue_invoice(void **state)
     assert_true(seen);
 }
 
+/* This session's view of the outbox claims other connections hold (store_pg_outbox.c). */
+static int claims_held(fx_t *f)
+{
+    PGconn *c = PQconnectdb(f->db.url);
+    PGresult *r = PQexec(c, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1413959490"
+                            " AND objsubid = 2 AND database = (SELECT oid FROM pg_database"
+                            " WHERE datname = current_database())");
+    int n = PQresultStatus(r) == PGRES_TUPLES_OK ? (int)strtol(PQgetvalue(r, 0, 0), NULL, 10) : -1;
+    PQclear(r);
+    PQfinish(c);
+    return n;
+}
+
+/* Two gateways on one PostgreSQL, each with its outbox processor: every row is sent once. The
+ * Stripe stand-in is held (its thread blocks on its lock) while the first processor is inside
+ * its first call with its batch read; the second processor then reads the queue and, the rows
+ * being claimed, sends nothing and keeps looking (its passes count up). Without claims it read
+ * the same rows and sent the first one again, blocked in the same call (its passes stayed). */
+static void test_two_processors_send_each_row_once(void **state)
+{
+    fx_t *f = *state;
+    if (tg_tmpstore_is_sqlite(&f->db)) {
+        print_message("several processors on one database: PostgreSQL only (SQLite serves one node)\n");
+        skip();
+    }
+    enum { ROWS = 12 };
+    tiny_http_t t;
+    assert_int_equal(tiny_start(&t), 0);
+    for (int i = 0; i < ROWS; i++)
+        tiny_push(&t, "HTTP/1.1 200 OK\r\n", "{\"id\":\"ii_x\",\"object\":\"invoiceitem\"}");
+    tg_err_t err = {0};
+    int64_t now = tg_clock_now_ns() / 1000000;
+    for (int i = 0; i < ROWS; i++) {
+        tg_outbox_row_t row;
+        memset(&row, 0, sizeof(row));
+        snprintf(row.kind, sizeof(row.kind), "invoiceitem.create");
+        snprintf(row.idempotency_key, sizeof(row.idempotency_key), "tg_two_%d", i);
+        snprintf(row.method, sizeof(row.method), "POST");
+        snprintf(row.path, sizeof(row.path), "/v1/invoiceitems");
+        assert_int_equal(tg_store_outbox_insert(f->db.st, &row, "amount=1", 8, now, NULL, &err), 0);
+    }
+    pthread_mutex_lock(&t.mu); /* the stand-in accepts one call, then waits */
+    char base[64];
+    tg_outbox_t *a = start(f, &t, base, sizeof(base), 12);
+    WAIT_FOR(claims_held(f) == ROWS);
+    tg_outbox_t *b = start(f, &t, base, sizeof(base), 12);
+    WAIT_FOR(passes(b) >= 3);
+    pthread_mutex_unlock(&t.mu);
+    tg_outbox_counts_t counts;
+    WAIT_FOR(tg_store_outbox_counts(f->db.st, &counts, &err) == 0 && counts.done == ROWS);
+    tg_outbox_stop(a);
+    tg_outbox_stop(b);
+    tiny_stop(&t);
+    assert_int_equal(t.nreq, ROWS);
+    for (size_t i = 0; i < t.nreq; i++)
+        for (size_t j = i + 1; j < t.nreq; j++) {
+            const char *ki = strstr(t.requests[i], "Idempotency-Key: "), *kj = strstr(t.requests[j], "Idempotency-Key: ");
+            assert_non_null(ki);
+            assert_non_null(kj);
+            assert_true(strncmp(ki, kj, strcspn(ki, "\r") + 1) != 0); /* no key twice (CR included) */
+        }
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -611,6 +675,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_429_pauses_every_call, setup, teardown),
         cmocka_unit_test_setup_teardown(test_calls_of_a_customer_keep_their_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_enqueue_invoice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_processors_send_each_row_once, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
