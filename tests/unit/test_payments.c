@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -433,6 +434,99 @@ static void test_one_node_applies_at_a_time(void **state)
     tg_store_close(other);
 }
 
+/* ---- two nodes applying at once (PostgreSQL) ---- */
+
+#define NODE_CUSTOMERS 12
+
+typedef struct node {
+    const fx_t *f;
+    tg_store_t *st;
+    tg_accounts_t *acc;
+    size_t applied;
+    int rc;
+    tg_err_t err;
+} node_t;
+
+/* One gateway's admin back thread: runs events until none is pending (bounded: the other node
+ * may hold the turn for a while, in which case this one goes round again). */
+static void *node_main(void *arg)
+{
+    node_t *n = arg;
+    tg_payments_deps_t d = {n->f->cfg, n->st, n->acc};
+    for (int round = 0; round < 200000; round++) {
+        tg_stripe_event_row_t e;
+        int found = 0;
+        size_t applied = 0;
+        if ((n->rc = tg_store_stripe_event_next(n->st, &e, &found, &n->err)) != 0)
+            return NULL;
+        if (found)
+            free(e.payload);
+        if (found && (n->rc = tg_stripe_events_run(&d, 1, T0 + 60, &applied, &n->err)) != 0)
+            return NULL;
+        if (!found)
+            return NULL;
+        n->applied += applied;
+    }
+    n->rc = tg_errf(&n->err, TG_ESTATE, "events still pending after the last round");
+    return NULL;
+}
+
+/* Two gateways on one PostgreSQL database apply a backlog of payment failures at once (three per
+ * customer, each customer's in order): every event is applied exactly once, and each customer
+ * ends as one node alone would leave it: past due at the first failure, suspended at the third,
+ * two status changes. Two nodes applying the same event, or two events of one customer at once,
+ * would record a transition twice. */
+static void test_two_nodes_apply_each_event_once(void **state)
+{
+    fx_t *f = *state;
+    if (tg_tmpstore_is_sqlite(&f->db))
+        skip(); /* SQLite: one gateway per database file */
+    char id[32], evt[32], inv[32];
+    for (int c = 0; c < NODE_CUSTOMERS; c++) {
+        snprintf(id, sizeof(id), "cus_%02d", c);
+        add_customer(f, id, "active");
+    }
+    for (int attempt = 1; attempt <= 3; attempt++)
+        for (int c = 0; c < NODE_CUSTOMERS; c++) {
+            snprintf(id, sizeof(id), "cus_%02d", c);
+            snprintf(evt, sizeof(evt), "evt_%02d_%d", c, attempt);
+            snprintf(inv, sizeof(inv), "in_%02d", c);
+            assert_true(send(f, evt, "invoice.payment_failed", inv, "open", attempt, id, T0 + attempt));
+        }
+    node_t nodes[2];
+    pthread_t th[2];
+    tg_err_t err = {0};
+    for (int i = 0; i < 2; i++) {
+        memset(&nodes[i], 0, sizeof(nodes[i]));
+        nodes[i].f = f;
+        assert_int_equal(tg_store_open(f->db.url, &nodes[i].st, &err), 0);
+        assert_non_null(nodes[i].acc = tg_accounts_new(f->cfg));
+    }
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, node_main, &nodes[i]), 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        if (nodes[i].rc != 0)
+            fail_msg("node %d: %d %s", i, nodes[i].rc, nodes[i].err.msg);
+    }
+    assert_int_equal(nodes[0].applied + nodes[1].applied, 3 * NODE_CUSTOMERS);
+    for (int c = 0; c < NODE_CUSTOMERS; c++) {
+        snprintf(id, sizeof(id), "cus_%02d", c);
+        assert_string_equal(status_of(f, id), "suspended");
+        assert_int_equal(history_count(f, id), 2);
+        tg_dunning_row_t dr;
+        int found = 0;
+        assert_int_equal(tg_store_dunning_get(f->st, id, &dr, &found, &err), 0);
+        assert_int_equal(found, 1);
+        assert_int_equal(dr.held, 1);
+        assert_int_equal(dr.past_due_since, T0 + 60);
+    }
+    for (int i = 0; i < 2; i++) {
+        tg_accounts_free(nodes[i].acc);
+        tg_store_close(nodes[i].st);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -444,6 +538,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_grace_days_and_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_subscription_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_node_applies_at_a_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_nodes_apply_each_event_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
