@@ -18,7 +18,7 @@ else
   OPT    ?= -O1
 endif
 
-PKGS     := libh2o-evloop yaml-0.1 jansson libsodium sqlite3 libpq libcurl openssl zlib
+PKGS     := libh2o-evloop yaml-0.1 jansson libsodium sqlite3 libpq libcurl openssl zlib hiredis
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -73,7 +73,8 @@ $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libtollgate.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libtollgate.a $(LDLIBS)
 
 # The unit tests of the threaded modules also run under ThreadSanitizer.
-TSAN_UNIT_BINS := build/tsan/tests/test_meter build/tsan/tests/test_limits build/tsan/tests/test_outbox
+TSAN_UNIT_BINS := build/tsan/tests/test_meter build/tsan/tests/test_limits build/tsan/tests/test_outbox \
+                  build/tsan/tests/test_cluster
 
 deps:
 	@scripts/install-deps.sh

@@ -14,7 +14,8 @@
 # Prints requests/s, p50, p99 and server CPU time per request, and (c)/(b); for tollgate also the
 # calls per metering-log append (strict pays one durable append per group: bench/durable_append.sh
 # measures its cost), and for every setup the share of the machine left idle.
-# Env: DURATION (default 10s), ROUNDS (5), CONNS (64), KEYS (1000), TG_WORKERS.
+# Env: DURATION (default 10s), ROUNDS (5), CONNS (64), KEYS (1000), TG_WORKERS, CLUSTER_REDIS (a
+# redis:// URL: tollgate runs as one node of a cluster sharing its limits there, cluster.redis).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
@@ -127,6 +128,8 @@ run_wrk() { # name url server-pids...
   if grep -q "Non-2xx" "$work/$name.out"; then echo "warning: $name had non-2xx responses:"; grep Non-2xx "$work/$name.out"; fi
 }
 
+cluster_line=
+[ -z "${CLUSTER_REDIS:-}" ] || cluster_line="cluster: {redis: \"$CLUSTER_REDIS\", node_id: bench-gw}"
 start_tollgate() { # durability
   cat > "$work/tollgate.yaml" <<CONF
 server: {listen: "127.0.0.1:$GW", admin_listen: "127.0.0.1:$AD", workers: ${TG_WORKERS:-$(nproc)}}
@@ -135,6 +138,7 @@ storage: {database: "sqlite:$work/tollgate.db"}
 admin: {token: "bench-admin-token-0123456789"}
 keys: {secret: "bench-key-secret-0123456789abcdef0123"}
 metering: {durability: $1, flush_ms: 5}
+$cluster_line
 plans:
   bench: {price: "99", rate_limit: 1000000/sec, burst: 1000000, included: {api_calls: 1000000000}, on_quota: block,
           endpoints: ["/v1/*"]}

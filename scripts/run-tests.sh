@@ -19,27 +19,42 @@ passed=0
 failed=0
 mkdir -p build/test-logs
 
-# A throwaway PostgreSQL (scripts/pg-test.sh), started once per run by the suites that use it and
-# stopped when this script exits, however it exits. A TG_TEST_PG_URL given by the caller is used
-# as it is (nothing started, nothing stopped). Failing to start is a failure, not a skip.
+# Throwaway servers for the tests, on loopback: PostgreSQL (scripts/pg-test.sh) and Redis
+# (scripts/redis-test.sh), each started once per run by the suites that use it and stopped when
+# this script exits, however it exits. A TG_TEST_PG_URL given by the caller is used as it is
+# (nothing started, nothing stopped). Failing to start is a failure, not a skip.
 pg_dir=""
+redis_dir=""
 stop_pg() {
   [ -n "$pg_dir" ] || return 0
   scripts/pg-test.sh stop "$pg_dir" >/dev/null || echo "warning: PostgreSQL in $pg_dir did not stop" >&2
   rm -rf "$pg_dir"
   pg_dir=""
 }
+stop_redis() { [ -z "$redis_dir" ] || { scripts/redis-test.sh stop "$redis_dir"; rm -rf "$redis_dir"; redis_dir=; }; }
+stop_servers() { stop_pg; stop_redis; }
+trap stop_servers EXIT
+trap 'exit 130' INT TERM # exit, so that the EXIT trap stops the servers
 start_pg() {
   [ -z "${TG_TEST_PG_URL:-}" ] || return 0
   pg_dir=$(mktemp -d /tmp/tg-pg.XXXXXX)
-  trap stop_pg EXIT
-  trap 'exit 130' INT TERM # exit, so that the EXIT trap stops the server
   local url
   if url=$(scripts/pg-test.sh start "$pg_dir"); then
     export TG_TEST_PG_URL=$url
     echo "PostgreSQL for the tests: $url"
   else
     echo "FAIL could not start PostgreSQL with scripts/pg-test.sh (apt-get install postgresql?)"
+    failed=$((failed + 1))
+  fi
+}
+# The tests of shared limits talk to a real Redis.
+start_redis() {
+  [ -z "$redis_dir" ] || return 0
+  redis_dir=$(mktemp -d "${TMPDIR:-/tmp}/tg-redis.XXXXXX")
+  if TG_TEST_REDIS_URL=$(scripts/redis-test.sh start "$redis_dir"); then
+    export TG_TEST_REDIS_URL TG_TEST_REDIS_DIR=$redis_dir
+  else
+    echo "FAIL could not start redis-server for the shared-limit tests"
     failed=$((failed + 1))
   fi
 }
@@ -52,6 +67,7 @@ pg_wanted() { both_backends || [[ ${TG_TEST_BACKEND:-} == postgres* ]]; }
 run_unit() {
   local backend=${1:-} bin log p f n=0 suffix="" env=()
   if [ -n "$backend" ]; then suffix=-$backend; env=(TG_TEST_BACKEND="$backend"); fi
+  start_redis
   for bin in build/asan/tests/test_* build/tsan/tests/test_*; do
     [ -x "$bin" ] || continue
     if [ -n "$backend" ]; then
@@ -168,7 +184,7 @@ case $what in
     run_integration build/tollgate release
     if both_backends; then run_integration build/tollgate release-postgres "" postgres; fi
     run_integration build/asan/tollgate asan
-    run_integration build/tsan/tollgate tsan tests/integration/concurrency.test.mjs
+    run_integration build/tsan/tollgate tsan "tests/integration/concurrency.test.mjs tests/integration/cluster.test.mjs"
     run_e2e
     run_fuzz
     ;;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "admin/admin_api.h"
+#include "billing/closer.h"
 #include "billing/subscriptions.h"
 #include "cluster/directory_sync.h"
 #include "cli/admin_commands.h"
@@ -20,9 +21,12 @@
 #include "http/server.h"
 #include "limits/limiter.h"
 #include "limits/quota.h"
+#include "limits/quota_shared.h"
+#include "limits/limiter_shared.h"
 #include "metering/meter.h"
 #include "payments/stripe_events.h"
 #include "store/store.h"
+#include "store/store_copy.h"
 #include "store/store_meter.h"
 #include "payments/outbox.h"
 #include "util/clock.h"
@@ -37,6 +41,8 @@ static void usage_main(FILE *out)
             "  serve -c FILE          run the gateway and the admin API\n"
             "  check-config -c FILE   validate a configuration and print the effective plans\n"
             "  migrate -c FILE        create or upgrade the database schema\n"
+            "  migrate --from sqlite:PATH --to postgresql://...  copy one node's data into an\n"
+            "                         empty PostgreSQL database, verified\n"
             "  quote -c FILE --plan ID --usage METRIC=N   price a period's usage\n"
             "  customers add|list|show|set-plan|cancel|add-item|suspend|resume\n"
             "                                                    manage customers (admin API)\n"
@@ -127,20 +133,99 @@ static int cmd_check_config(int argc, char **argv)
     return 0;
 }
 
+#define MIGRATE_HELP                                                                                           \
+    "usage: tollgate migrate -c FILE\n"                                                                          \
+    "       tollgate migrate --from sqlite:PATH --to postgresql://USER@HOST:PORT/DB\n\n"                        \
+    "-c FILE      create the schema of the configuration's storage.database, or apply the\n"                   \
+    "             migrations it lacks\n"                                                                        \
+    "--from --to  copy one node's SQLite database (customers, keys, usage, invoices, sessions,\n"               \
+    "             Stripe state: every table) into an empty PostgreSQL database, in one\n"                      \
+    "             transaction, after migrating it; compare every table's row count and sums\n"                 \
+    "             on both sides before committing. Refuses a target that has any row. Stop\n"                  \
+    "             the gateway that uses the SQLite file first.\n"
+
+/* tollgate migrate --from sqlite:PATH --to postgresql://...: the copy, then what was verified. */
+static int migrate_copy(const char *from, const char *to)
+{
+    tg_store_copy_report_t *rep = calloc(1, sizeof(*rep));
+    if (rep == NULL) {
+        fprintf(stderr, "tollgate migrate: out of memory\n");
+        return 1;
+    }
+    tg_err_t err = {0};
+    int rc = tg_store_copy(from, to, rep, &err);
+    if (rc != 0) {
+        fprintf(stderr, "tollgate migrate: %s\n", err.msg);
+        free(rep);
+        return 1;
+    }
+    printf("copied %s into PostgreSQL at %s (schema version %d)\n", from, rep->target, rep->schema_version);
+    for (size_t i = 0; i < rep->ntables; i++)
+        printf("%s: %llu rows\n", rep->tables[i].name, (unsigned long long)rep->tables[i].rows);
+    printf("verified: row counts, non-null counts, sums or byte lengths of every column, and a SHA-256 digest of\n"
+           "every row are equal on both sides\n");
+    for (size_t i = 0; i < rep->ntotals; i++)
+        printf("%s: %s\n", rep->totals[i].what, rep->totals[i].value);
+    free(rep);
+    return 0;
+}
+
 static int cmd_migrate(int argc, char **argv)
 {
-    const char *path;
-    int rc = parse_config_flag(argc, argv, "migrate",
-                               "Creates the database schema or applies the migrations it lacks.", &path);
-    if (rc != 0)
-        return rc == 1 ? 0 : 2;
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"from", required_argument, NULL, 'f'},
+                                         {"to", required_argument, NULL, 't'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *path = NULL, *from = NULL, *to = NULL;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'f':
+            from = optarg;
+            break;
+        case 't':
+            to = optarg;
+            break;
+        case 'h':
+            printf("%s", MIGRATE_HELP);
+            return 0;
+        case ':':
+            fprintf(stderr, "tollgate migrate: option %s needs a value\n", argv[optind - 1]);
+            return 2;
+        default:
+            fprintf(stderr, "tollgate migrate: unknown option %s (see tollgate migrate --help)\n", argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "tollgate migrate: unexpected argument \"%s\"\n", argv[optind]);
+        return 2;
+    }
+    if (from != NULL || to != NULL) {
+        if (from == NULL || to == NULL || path != NULL) {
+            fprintf(stderr, "tollgate migrate: --from and --to go together, without -c"
+                            " (see tollgate migrate --help)\n");
+            return 2;
+        }
+        return migrate_copy(from, to);
+    }
+    if (path == NULL) {
+        fprintf(stderr, "tollgate migrate: -c FILE, or --from and --to, is required\n");
+        return 2;
+    }
     tg_config_t *cfg = load_config(path);
     if (cfg == NULL)
         return 1;
     tg_err_t err = {0};
     tg_store_t *st = NULL;
     int version = 0;
-    rc = tg_store_open(cfg->storage.database, &st, &err);
+    int rc = tg_store_open(cfg->storage.database, &st, &err);
     if (rc == 0)
         rc = tg_store_migrate(st, &err);
     if (rc == 0)
@@ -154,9 +239,15 @@ static int cmd_migrate(int argc, char **argv)
     return rc == 0 ? 0 : 1;
 }
 
+static void cluster_log(void *arg, const char *line)
+{
+    (void)arg;
+    fprintf(stderr, "tollgate: %s\n", line);
+}
+
 static int warm_quota_cb(const char *customer_id, int64_t period_start, const char *metric, uint64_t units, void *arg)
 {
-    return tg_quota_add(arg, customer_id, period_start, metric, units) != 0;
+    return tg_quota_seed(arg, customer_id, period_start, metric, units) != 0;
 }
 
 static int cmd_serve(int argc, char **argv)
@@ -203,11 +294,13 @@ static int cmd_serve(int argc, char **argv)
     tg_accounts_t *accounts = NULL;
     tg_quota_t *quota = NULL;
     tg_limiter_t *limiter = NULL;
+    tg_cluster_t *cluster = NULL;
     tg_meter_t *meter = NULL;
     tg_gateway_t *gw = NULL;
     tg_admin_t *admin = NULL;
     tg_server_t *srv = NULL;
     tg_outbox_t *outbox = NULL;
+    tg_closer_t *closer = NULL;
     tg_dirsync_t *dirsync = NULL;
     int exit_code = 1;
 
@@ -232,8 +325,20 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
-    if ((accounts = tg_accounts_new(cfg)) == NULL || (quota = tg_quota_new()) == NULL ||
-        (limiter = tg_limiter_local_new()) == NULL) {
+    /* With cluster.redis, rate limits and quotas are shared by every node (limits/cluster.h);
+     * a node that cannot reach Redis at start, or whose id another live node holds, does not start. */
+    if (cfg->cluster.redis != NULL) {
+        tg_cluster_settings_t cs = {cfg->cluster.redis, cfg->cluster.node_id, cfg->cluster.sync_ms, cluster_log, NULL};
+        if (tg_cluster_start(&cs, &cluster, &err) != 0) {
+            fprintf(stderr, "tollgate serve: %s\n", err.msg);
+            goto out;
+        }
+        fprintf(stderr, "tollgate: node %s shares its limits through Redis with %u live node(s)\n",
+                cfg->cluster.node_id, tg_cluster_live_nodes(cluster));
+    }
+    if ((accounts = tg_accounts_new(cfg)) == NULL ||
+        (quota = cluster != NULL ? tg_quota_shared_new(cluster) : tg_quota_new()) == NULL ||
+        (limiter = cluster != NULL ? tg_limiter_shared_new(cluster) : tg_limiter_local_new()) == NULL) {
         fprintf(stderr, "tollgate serve: out of memory\n");
         goto out;
     }
@@ -251,7 +356,10 @@ static int cmd_serve(int argc, char **argv)
      * counters loaded next must include it. */
     tg_meter_opts_t mo = {.store_url = cfg->storage.database,
                           .log_dir = cfg->metering.log_dir,
-                          .node_id = NULL,
+                          /* one node on SQLite keeps the batch ids of its logs under no node
+                           * name, as before migration 22, so a log written by an older
+                           * version replays under the ids it was stored with */
+                          .node_id = strcmp(tg_store_backend(st), "sqlite") == 0 ? "" : cfg->cluster.node_id,
                           .strict = cfg->metering.strict,
                           .flush_ms = cfg->metering.flush_ms};
     if (tg_meter_start_opts(&mo, &meter, &err) != 0) {
@@ -294,10 +402,18 @@ static int cmd_serve(int argc, char **argv)
         }
     }
     tg_admin_deps_t adeps = {cfg, st, accounts, quota, meter, (const uint8_t *)cfg->keys.secret,
-                             strlen(cfg->keys.secret), test_clock, outbox, dirsync};
+                             strlen(cfg->keys.secret), test_clock, outbox, dirsync, 1};
     admin = tg_admin_new(&adeps);
     if (gw == NULL || admin == NULL) {
         fprintf(stderr, "tollgate serve: out of memory\n");
+        goto out;
+    }
+    /* The period closer on a thread and a connection of its own (billing/closer.h), on the node
+     * that runs the schedulers (the admin tick holds the scheduler lock). */
+    tg_closer_settings_t cs = {.database = cfg->storage.database, .cfg = cfg, .accounts = accounts, .meter = meter,
+                               .may_run = tg_admin_leads, .may_run_arg = admin};
+    if (tg_closer_start(&cs, &closer, &err) != 0) {
+        fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
     tg_server_deps_t sdeps = {cfg, gw, admin, meter};
@@ -317,6 +433,7 @@ static int cmd_serve(int argc, char **argv)
     exit_code = 0;
 
 out:
+    tg_closer_stop(closer); /* between two batches; before the meter it flushes stops */
     if (meter != NULL)
         tg_meter_stop(meter); /* commits everything queued */
     if (srv != NULL)
@@ -325,8 +442,10 @@ out:
     tg_admin_free(admin);
     tg_dirsync_stop(dirsync); /* before the directory it updates */
     tg_gateway_free(gw);
+    tg_cluster_stop(cluster); /* gives the leases back; before the states it walks are freed */
     tg_limiter_free(limiter);
     tg_quota_free(quota);
+    tg_cluster_free(cluster);
     tg_accounts_free(accounts);
     tg_store_close(st);
     tg_config_free(cfg);

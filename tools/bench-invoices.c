@@ -1,7 +1,16 @@
 /* bench-invoices.c - closes a billing period for N customers with usage and reports the rate.
- * Used by bench/invoices.sh. Builds its data with the store API in a temporary SQLite file,
- * then runs the same period-closing code as the server (500 customers per transaction) and
- * checks the sum of all invoices against totals computed directly by the pricing code. */
+ * Used by bench/invoices.sh and bench/invoices-under-load.sh.
+ *
+ *   bench-invoices [CUSTOMERS] [DIR]
+ *       builds the data with the store API in a temporary SQLite file, then runs the server's
+ *       own period closer (tg_periods_close: the customers due, 500 per transaction) and checks
+ *       the sum of all invoices against totals computed directly by the pricing code.
+ *   bench-invoices --populate CUSTOMERS STORE_URL ANCHOR
+ *       only builds the data, anchored at ANCHOR (seconds) with each customer's next period end
+ *       set, into a store a tollgate server then opens; prints the expected sum of invoices.
+ *
+ * Every phase streams: customers and usage are generated, stored and priced a batch at a time,
+ * and the closer pages through the customers due, so peak memory does not grow with N. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,12 +19,15 @@
 #include <unistd.h>
 
 #include "billing/invoice.h"
+#include "billing/periods.h"
 #include "billing/pricing.h"
 #include "config/config.h"
 #include "store/store.h"
+#include "util/period.h"
 
 #define JAN1_2026 INT64_C(1767225600)
 #define FEB1_2026 INT64_C(1769904000)
+#define CHUNK 10000
 
 static const char *yaml =
     "upstream: {url: \"http://127.0.0.1:9\"}\n"
@@ -47,111 +59,176 @@ static int sum_cb(const tg_invoice_t *inv, void *arg)
     return 0;
 }
 
+static double peak_rss_mib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+/* Stores customers 0..n-1 anchored at anchor with their usage, CHUNK per transaction, and adds
+ * what the pricing code says each owes for the period to *expected. With schedule, each
+ * customer's next period end is set (as the server's closer would have after its first look). */
+static int populate(tg_store_t *st, const tg_config_t *cfg, long n, int64_t anchor, int schedule, int64_t *expected)
+{
+    static const char *const plans[] = {"free", "starter", "pro", "enterprise"};
+    tg_usage_t *rows = calloc(2 * CHUNK, sizeof(*rows));
+    tg_err_t err = {0};
+    if (rows == NULL)
+        return fprintf(stderr, "bench-invoices: out of memory\n"), 1;
+    int64_t first_end = tg_period_boundary(anchor, TG_INTERVAL_MONTH, 1);
+    uint64_t event = 0, batch = 0;
+    for (long base = 0; base < n; base += CHUNK) {
+        long end = base + CHUNK < n ? base + CHUNK : n;
+        size_t nrows = 0;
+        if (tg_store_tx_begin(st, &err) != 0)
+            return free(rows), die("begin", &err);
+        for (long i = base; i < end; i++) {
+            tg_customer_t c = {0};
+            snprintf(c.id, sizeof(c.id), "cus_%08ld", i);
+            snprintf(c.email, sizeof(c.email), "c%ld@bench.test", i);
+            snprintf(c.plan_id, sizeof(c.plan_id), "%s", plans[i % 4]);
+            snprintf(c.status, sizeof(c.status), "active");
+            c.created_at = c.anchor_at = anchor;
+            if (tg_store_customer_insert(st, &c, &err) != 0 ||
+                (schedule && tg_store_customer_set_next_period_end(st, c.id, 0, first_end, &err) != 0))
+                return free(rows), die("inserting customers", &err);
+            /* usage spread over the allowance boundaries */
+            uint64_t calls = (uint64_t)(i * 7919 % 700000) + (i % 4 == 3 ? 4900000 : 0);
+            tg_usage_qty_t q[2] = {{"api_calls", calls}, {"images", (uint64_t)(i % 3000)}};
+            tg_usage_t *r = &rows[nrows++];
+            *r = (tg_usage_t){.event_id = ++event, .units = calls, .ts_ns = anchor * 1000000000, .period_start = anchor};
+            snprintf(r->customer_id, sizeof(r->customer_id), "%s", c.id);
+            snprintf(r->plan_id, sizeof(r->plan_id), "%s", c.plan_id);
+            snprintf(r->metric, sizeof(r->metric), "api_calls");
+            size_t nq = 1;
+            if (i % 4 == 2) {
+                rows[nrows] = *r;
+                rows[nrows].event_id = ++event;
+                rows[nrows].units = q[1].used;
+                snprintf(rows[nrows].metric, sizeof(rows[nrows].metric), "images");
+                nrows++;
+                nq = 2;
+            }
+            tg_quote_t quote;
+            if (tg_quote_build(tg_config_find_plan(cfg, c.plan_id), q, nq, 1, &quote, &err) != 0)
+                return free(rows), die("pricing", &err);
+            *expected += quote.total;
+            tg_quote_free(&quote);
+        }
+        if (tg_store_tx_commit(st, &err) != 0)
+            return free(rows), die("commit", &err);
+        if (tg_store_usage_record(st, ++batch, rows, nrows, NULL, &err) != 0)
+            return free(rows), die("recording usage", &err);
+    }
+    free(rows);
+    return tg_store_usage_fold(st, 1, &err) != 0 ? die("folding usage", &err) : 0;
+}
+
+static int64_t bench_clock;
+static int64_t bench_now(void)
+{
+    return bench_clock;
+}
+
+static int load_config(tg_config_t **cfg)
+{
+    char errbuf[4096];
+    if (tg_config_load_string("bench.yaml", yaml, strlen(yaml), cfg, errbuf, sizeof(errbuf)) != 0) {
+        fprintf(stderr, "%s", errbuf);
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_populate(int argc, char **argv)
+{
+    if (argc != 5)
+        return fprintf(stderr, "usage: bench-invoices --populate CUSTOMERS STORE_URL ANCHOR\n"), 2;
+    long n = strtol(argv[2], NULL, 10);
+    int64_t anchor = strtoll(argv[4], NULL, 10);
+    tg_config_t *cfg;
+    tg_err_t err = {0};
+    tg_store_t *st;
+    if (n <= 0 || anchor <= 0)
+        return fprintf(stderr, "bench-invoices: CUSTOMERS and ANCHOR must be positive\n"), 2;
+    if (load_config(&cfg) != 0)
+        return 1;
+    if (tg_store_open(argv[3], &st, &err) != 0 || tg_store_migrate(st, &err) != 0)
+        return die("opening the store", &err);
+    int64_t expected = 0;
+    int rc = populate(st, cfg, n, anchor, 1, &expected);
+    char want[TG_MONEY_FMT_MAX];
+    tg_money_format(expected, 2, want, sizeof(want));
+    if (rc == 0)
+        printf("%s\n", want);
+    tg_store_close(st);
+    tg_config_free(cfg);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--populate") == 0)
+        return cmd_populate(argc, argv);
     long n = argc > 1 ? strtol(argv[1], NULL, 10) : 100000;
     const char *dir = argc > 2 ? argv[2] : "/tmp";
     if (n <= 0) {
         fprintf(stderr, "usage: bench-invoices [CUSTOMERS] [DIR]\n");
         return 2;
     }
-    char url[512], errbuf[4096];
+    char url[512];
     snprintf(url, sizeof(url), "sqlite:%s/bench-invoices-%d.db", dir, (int)getpid());
     tg_config_t *cfg;
-    if (tg_config_load_string("bench.yaml", yaml, strlen(yaml), &cfg, errbuf, sizeof(errbuf)) != 0) {
-        fprintf(stderr, "%s", errbuf);
+    if (load_config(&cfg) != 0)
         return 1;
-    }
     tg_err_t err = {0};
     tg_store_t *st;
     if (tg_store_open(url, &st, &err) != 0 || tg_store_migrate(st, &err) != 0)
         return die("opening the store", &err);
 
-    static const char *const plans[] = {"free", "starter", "pro", "enterprise"};
-    tg_customer_t *cs = calloc((size_t)n, sizeof(*cs));
-    tg_usage_t *rows = calloc(2 * (size_t)n, sizeof(*rows));
     int64_t expected = 0;
-    size_t nrows = 0;
     double t0 = now_s();
-    if (tg_store_tx_begin(st, &err) != 0)
-        return die("begin", &err);
-    for (long i = 0; i < n; i++) {
-        tg_customer_t *c = &cs[i];
-        snprintf(c->id, sizeof(c->id), "cus_%08ld", i);
-        snprintf(c->email, sizeof(c->email), "c%ld@bench.test", i);
-        snprintf(c->plan_id, sizeof(c->plan_id), "%s", plans[i % 4]);
-        snprintf(c->status, sizeof(c->status), "active");
-        c->created_at = c->anchor_at = JAN1_2026;
-        if (tg_store_customer_insert(st, c, &err) != 0)
-            return die("inserting customers", &err);
-        /* usage spread over the allowance boundaries */
-        uint64_t calls = (uint64_t)(i * 7919 % 700000) + (i % 4 == 3 ? 4900000 : 0);
-        tg_usage_qty_t q[2] = {{"api_calls", calls}, {"images", (uint64_t)(i % 3000)}};
-        rows[nrows] = (tg_usage_t){.event_id = (uint64_t)nrows + 1, .units = calls, .ts_ns = JAN1_2026 * 1000000000,
-                                   .period_start = JAN1_2026};
-        snprintf(rows[nrows].customer_id, sizeof(rows[nrows].customer_id), "%s", c->id);
-        snprintf(rows[nrows].plan_id, sizeof(rows[nrows].plan_id), "%s", c->plan_id);
-        snprintf(rows[nrows].metric, sizeof(rows[nrows].metric), "api_calls");
-        nrows++;
-        size_t nq = 1;
-        if (i % 4 == 2) {
-            rows[nrows] = rows[nrows - 1];
-            rows[nrows].units = q[1].used;
-            snprintf(rows[nrows].metric, sizeof(rows[nrows].metric), "images");
-            nrows++;
-            nq = 2;
-        }
-        tg_quote_t quote;
-        if (tg_quote_build(tg_config_find_plan(cfg, c->plan_id), q, nq, 1, &quote, &err) != 0)
-            return die("pricing", &err);
-        expected += quote.total;
-        tg_quote_free(&quote);
-    }
-    if (tg_store_tx_commit(st, &err) != 0)
-        return die("commit", &err);
-    for (size_t off = 0; off < nrows; off += 10000) {
-        size_t k = nrows - off < 10000 ? nrows - off : 10000;
-        if (tg_store_usage_record(st, off + 1, rows + off, k, NULL, &err) != 0)
-            return die("recording usage", &err);
-    }
+    if (populate(st, cfg, n, JAN1_2026, 0, &expected) != 0)
+        return 1;
     double t1 = now_s();
+    double rss_setup = peak_rss_mib();
 
-    int created = 0;
-    for (long i = 0; i < n;) {
-        if (tg_store_tx_begin(st, &err) != 0)
-            return die("begin", &err);
-        long end = i + 500 < n ? i + 500 : n;
-        for (; i < end; i++) {
-            int made = 0;
-            if (tg_invoice_close_periods(st, cfg, &cs[i], FEB1_2026, &made, &err) != 0)
-                return die("closing periods", &err);
-            created += made;
-        }
-        if (tg_store_tx_commit(st, &err) != 0)
-            return die("commit", &err);
-    }
+    /* The server's own run (the admin API's invoices/run and the tick's slices share it), at a
+     * clock of February 1st: every customer's January closes. */
+    bench_clock = FEB1_2026;
+    tg_sub_ctx_t x = {.cfg = cfg, .store = st, .now_s = bench_now};
+    tg_periods_run_t run;
+    if (tg_periods_close(&x, NULL, INT64_MAX, &run, &err) != 0)
+        return die("closing periods", &err);
     double t2 = now_s();
+    if (run.failures > 0)
+        fprintf(stderr, "bench-invoices: %d customers failed: %s\n", run.failures, run.first_error);
+    tg_periods_run_free(&run);
+    /* A second run at the same clock finds nobody due: it reads the index, not the customers. */
+    tg_periods_run_t again;
+    if (tg_periods_close(&x, NULL, INT64_MAX, &again, &err) != 0)
+        return die("closing periods again", &err);
+    double t3 = now_s();
+    tg_periods_run_free(&again);
     int64_t total = 0;
     if (tg_store_invoice_list(st, NULL, sum_cb, &total, &err) != 0)
         return die("listing", &err);
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
     char got[TG_MONEY_FMT_MAX], want[TG_MONEY_FMT_MAX];
     tg_money_format(total, 2, got, sizeof(got));
     tg_money_format(expected, 2, want, sizeof(want));
-    printf("customers:            %ld (setup %.1f s)\n", n, t1 - t0);
-    printf("invoices created:     %d in %.2f s = %.0f customers/s\n", created, t2 - t1, (double)n / (t2 - t1));
-    printf("peak memory (RSS):    %.1f MiB\n", (double)ru.ru_maxrss / 1024.0);
+    printf("customers:            %ld (setup %.1f s, peak RSS after setup %.1f MiB)\n", n, t1 - t0, rss_setup);
+    printf("invoices created:     %d in %.2f s = %.0f customers/s\n", run.created, t2 - t1, (double)n / (t2 - t1));
+    printf("second run:           %d created in %.3f s (nobody due)\n", again.created, t3 - t2);
+    printf("peak memory (RSS):    %.1f MiB\n", peak_rss_mib());
     printf("sum of invoices:      %s usd (expected %s): %s\n", got, want, total == expected ? "exact" : "MISMATCH");
     tg_store_close(st);
     tg_config_free(cfg);
-    free(cs);
-    free(rows);
     unlink(url + 7);
     char side[600];
     snprintf(side, sizeof(side), "%s-wal", url + 7);
     unlink(side);
     snprintf(side, sizeof(side), "%s-shm", url + 7);
     unlink(side);
-    return total == expected && created == n ? 0 : 1;
+    return total == expected && run.created == n && again.created == 0 ? 0 : 1;
 }

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,26 @@ static int tg_adm_persist_used_cb(const char *key_id, int64_t last_used_at, void
     return tg_store_key_touch(arg, key_id, last_used_at, &err) != 0;
 }
 
-void tg_admin_tick(tg_admin_t *a)
+int tg_admin_leads(void *admin)
+{
+    tg_admin_t *a = admin;
+    return atomic_load(&a->leader);
+}
+
+int tg_admin_billing_slice(tg_admin_t *a)
+{
+    if (a->d.billing_thread || !atomic_load(&a->leader))
+        return 0; /* the closer's own thread does it, or another node */
+    tg_periods_run_t run;
+    tg_err_t err = {0};
+    int more = 0;
+    /* errors and failed customers are retried by the next run */
+    tg_periods_close_some(&a->sub, &a->billing, TG_ADMIN_BILLING_SLICE_NS, &run, &more, &err);
+    tg_periods_run_free(&run);
+    return more;
+}
+
+int tg_admin_tick(tg_admin_t *a)
 {
     /* One transaction for all the keys used since the last tick: one fsync, not one per key,
      * which with thousands of active keys held the write lock (and strict responses, waiting on
@@ -47,15 +67,13 @@ void tg_admin_tick(tg_admin_t *a)
     tg_err_t lerr = {0};
     if (tg_store_leader_try(a->d.store, &leader, &lerr) != 0 || !leader) {
         a->leader = 0;
-        return;
+        a->billing.active = 0; /* a run in slices stops here; the new leader's runs go on */
+        return 0;
     }
     if (!a->leader)
         fprintf(stderr, "tollgate: this node runs the schedulers now (period closing, invoicing, dunning)\n");
     a->leader = 1;
-    tg_periods_run_t run;
-    tg_err_t err = {0};
-    tg_periods_close(&a->sub, NULL, INT64_MAX, &run, &err); /* errors are retried on the next tick */
-    tg_periods_run_free(&run);
+    int billing_more = tg_admin_billing_slice(a);
     int finalized = 0, queued = 0;
     tg_err_t ferr = {0};
     tg_periods_finalize_due(&a->sub, &finalized, &queued, &ferr); /* likewise */
@@ -70,6 +88,7 @@ void tg_admin_tick(tg_admin_t *a)
             tg_outbox_wake(a->d.outbox);
     }
     tg_adm_payments_tick(a);
+    return billing_more;
 }
 
 /* ---- dispatch ---- */

@@ -42,6 +42,10 @@ typedef struct tg_admin_deps {
     /* Several gateways on PostgreSQL: the thread following the others' changes (for /metrics),
      * or NULL on one node. */
     struct tg_dirsync *dirsync;
+    /* tollgate serve closes periods on a thread of its own (billing/closer.h), which asks
+     * tg_admin_leads whether this node runs the schedulers; 0: the admin thread's tick closes
+     * periods itself, in slices (tg_admin_billing_slice). */
+    int billing_thread;
 } tg_admin_deps_t;
 
 typedef struct tg_admin_request {
@@ -96,8 +100,17 @@ void tg_admin_free(tg_admin_t *a);
 
 /* Periodic work of the admin thread (about every 10 s) and at shutdown: persists API keys'
  * last-used times, which the gateway only records in memory, and closes ended billing periods
- * into draft invoices. */
-void tg_admin_tick(tg_admin_t *a);
+ * into draft invoices, unless the period closer has its own thread (deps.closer, as in
+ * tollgate serve). Here the closer runs in slices of about TG_ADMIN_BILLING_SLICE_NS
+ * (billing/periods.h, tg_periods_close_some): returns 1 when customers due remain, and the
+ * caller then calls tg_admin_billing_slice between its other jobs until it returns 0, so that a
+ * run over a million customers never holds the admin API for more than a slice. */
+#define TG_ADMIN_BILLING_SLICE_NS (50 * 1000000LL)
+int tg_admin_tick(tg_admin_t *a);
+int tg_admin_billing_slice(tg_admin_t *a);
+/* 1 when this node ran the schedulers at the last tick (the scheduler lock, store_cluster.h):
+ * the closer's thread runs only then. Any thread; a is a tg_admin_t *. */
+int tg_admin_leads(void *a);
 
 /* Back thread, after each answer was handed back to the loop: work that requests queued and that
  * must not delay their answers (applying recorded Stripe events). */

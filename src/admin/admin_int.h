@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "store/store.h"
 #include "gateway/apikey.h"
+#include "billing/periods.h"
 #include "billing/subscriptions.h"
 #include "keys/keys.h"
 
@@ -36,6 +37,7 @@ struct tg_admin {
     tg_sub_ctx_t sub;   /* the subscription and invoice services' view of d */
     tg_keys_ctx_t keys; /* the key service's */
     int stripe_pending; /* Stripe events were recorded: apply them after the answer (tg_admin_after) */
+    tg_periods_cursor_t billing; /* the period closer's run in slices (tg_admin_billing_slice) */
     _Atomic int leader; /* this node ran the schedulers at the last tick (store_cluster.h); read by /metrics */
 };
 

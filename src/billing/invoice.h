@@ -34,6 +34,15 @@ int tg_invoice_close_final(tg_store_t *st, const tg_config_t *cfg, const tg_cust
 int tg_invoice_close_periods(tg_store_t *st, const tg_config_t *cfg, const tg_customer_t *c, int64_t now_s,
                              int *created, tg_err_t *err);
 
+/* The same, starting at the period of c that ends at from_end (the customer's next_period_end
+ * kept by the period closer, store.h; 0 or a time that is not one of c's boundaries = from
+ * the anchor): the closer then looks only at the periods not yet closed, not at every period
+ * since the anchor. *next_end (may be NULL) gets when c next needs the closer: the end of its
+ * first period still open, or earlier a scheduled change or cancellation after now_s;
+ * INT64_MAX when no period will be closed any more (canceled). Set on success only. */
+int tg_invoice_close_due(tg_store_t *st, const tg_config_t *cfg, const tg_customer_t *c, int64_t from_end,
+                         int64_t now_s, int *created, int64_t *next_end, tg_err_t *err);
+
 /* The upcoming invoice of c's current period: the same build, over the usage not yet invoiced,
  * nothing stored. Returns a malloc'd JSON string (caller frees) or NULL with err set. */
 char *tg_invoice_preview(tg_store_t *st, const tg_config_t *cfg, const tg_customer_t *c, int64_t now_s,

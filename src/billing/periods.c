@@ -8,26 +8,7 @@
 
 #include "billing/invoice.h"
 #include "payments/outbox.h"
-
-typedef struct {
-    tg_customer_t *list;
-    size_t n, cap;
-} collect_t;
-
-static int collect_cb(const tg_customer_t *c, void *arg)
-{
-    collect_t *cl = arg;
-    if (cl->n == cl->cap) {
-        size_t cap = cl->cap ? cl->cap * 2 : 64;
-        tg_customer_t *l = realloc(cl->list, cap * sizeof(*l));
-        if (l == NULL)
-            return 1;
-        cl->list = l;
-        cl->cap = cap;
-    }
-    cl->list[cl->n++] = *c;
-    return 0;
-}
+#include "util/clock.h"
 
 const char *tg_periods_failure_type(int rc)
 {
@@ -62,59 +43,147 @@ static void note_failure(tg_periods_run_t *run, const char *customer_id, const c
     snprintf(f->message, sizeof(f->message), "%s", msg);
 }
 
-int tg_periods_close(const tg_sub_ctx_t *x, const char *customer_id, int64_t until, tg_periods_run_t *run,
-                     tg_err_t *err)
+/* Closes c's periods (from from_end, see tg_invoice_close_due) inside the caller's batch
+ * transaction; a failing customer rolls back alone (its invoice's savepoint) and is kept in the
+ * store (billing_failures) until a run invoices it. With schedule, moves c's next period end
+ * (compare and set against from_end) once nothing is left to do for it now. Returns the number
+ * of invoices created. */
+static int close_one(const tg_sub_ctx_t *x, const tg_customer_t *c, int64_t from_end, int schedule, int64_t now,
+                     tg_periods_run_t *run)
 {
-    int rc;
-    collect_t cl = {0};
-    memset(run, 0, sizeof(*run));
-    if (customer_id != NULL) {
-        tg_customer_t c;
-        if ((rc = tg_store_customer_get(x->store, customer_id, &c, err)) != 0) {
-            if (rc == TG_ENOTFOUND)
-                tg_errf(err, rc, "No customer %s.", customer_id);
-            return rc;
-        }
-        if (collect_cb(&c, &cl) != 0)
-            return tg_errf(err, TG_ENOMEM, "Out of memory listing customers.");
-    } else if ((rc = tg_store_customer_list(x->store, collect_cb, &cl, err)) != 0) {
-        free(cl.list);
-        return rc;
+    int made = 0, frc;
+    int64_t next = 0;
+    tg_err_t e = {0}, fe = {0};
+    if ((frc = tg_invoice_close_due(x->store, x->cfg, c, from_end, now, &made, &next, &e)) != 0) {
+        const char *type = tg_periods_failure_type(frc);
+        note_failure(run, c->id, type, e.msg);
+        tg_store_billing_failure_set(x->store, c->id, type, e.msg, tg_sub_now(x), &fe);
+        return 0; /* stays due: the next run tries again */
     }
-    int64_t now = tg_sub_now(x) < until ? tg_sub_now(x) : until;
-    if (x->meter != NULL)
-        tg_meter_flush(x->meter); /* calls answered before now are on this run's invoices */
-    /* Commit every 500 customers: one fsync per batch, not per invoice, and the metering writer
-     * waits at most one batch. Each invoice is a savepoint, so a failing customer rolls back
-     * alone and the run can simply be repeated. */
-    rc = 0;
-    for (size_t i = 0; i < cl.n;) {
+    tg_store_billing_failure_clear(x->store, c->id, &fe);
+    /* Only once its last period is invoiced under the old plan does a scheduled change
+     * (downgrade, cancellation at period end) take effect; a failure is retried on the next
+     * run (the customer stays due). A change applied rewrites the customer, which resets its
+     * next period end (store.h): the next run computes it from the new plan. */
+    int64_t t = tg_sub_now(x);
+    int changes = (c->pending_plan_id[0] != '\0' && t >= c->pending_at) ||
+                  (c->cancel_at != 0 && t >= c->cancel_at && strcmp(c->status, "canceled") != 0);
+    int applied = tg_sub_apply_scheduled(x, c, &fe) == 0;
+    if (schedule && applied && !changes && next != from_end)
+        tg_store_customer_set_next_period_end(x->store, c->id, from_end, next, &fe);
+    return made;
+}
+
+typedef struct {
+    tg_customer_t c;
+    int64_t next_end;
+} due_t;
+
+typedef struct {
+    due_t *list;
+    size_t n;
+} due_page_t;
+
+static int due_cb(const tg_customer_t *c, int64_t next_end, void *arg)
+{
+    due_page_t *p = arg;
+    p->list[p->n].c = *c;
+    p->list[p->n++].next_end = next_end;
+    return 0;
+}
+
+int tg_periods_close_some(const tg_sub_ctx_t *x, tg_periods_cursor_t *cur, int64_t budget_ns, tg_periods_run_t *run,
+                          int *more, tg_err_t *err)
+{
+    memset(run, 0, sizeof(*run));
+    *more = 0;
+    if (!cur->active) {
+        cur->active = 1;
+        cur->now = tg_sub_now(x);
+        cur->after_end = INT64_MIN;
+        cur->after_id[0] = '\0';
+        if (x->meter != NULL)
+            tg_meter_flush(x->meter); /* calls answered before now are on this run's invoices */
+    }
+    due_page_t page = {calloc(TG_PERIODS_BATCH, sizeof(due_t)), 0};
+    if (page.list == NULL) {
+        cur->active = 0;
+        return tg_errf(err, TG_ENOMEM, "Out of memory closing periods.");
+    }
+    int64_t t0 = tg_clock_mono_ns();
+    int rc = 0;
+    /* One transaction per batch: one fsync per batch, not per invoice, and the metering writer
+     * waits at most one batch. The page is read inside the batch's transaction. Customers
+     * invoiced move past the run's clock; the ones that failed stay where they were, and the
+     * cursor steps over them. */
+    for (;;) {
         if ((rc = tg_store_tx_begin(x->store, err)) != 0)
             break;
-        size_t end = i + 500 < cl.n ? i + 500 : cl.n;
+        page.n = 0;
+        if ((rc = tg_store_customers_due(x->store, cur->now, cur->after_end, cur->after_id, TG_PERIODS_BATCH, due_cb,
+                                         &page, NULL, err)) != 0) {
+            tg_store_tx_rollback(x->store);
+            break;
+        }
+        /* The batch also ends after TG_PERIODS_BATCH_NS of wall time: the closer may run at a
+         * low CPU priority (billing/closer.h), and a starved thread must not hold the store's
+         * write lock (the metering writer, the admin API) for seconds. The rest of the page is
+         * read again by the next batch. */
         int batch_created = 0;
-        for (; i < end; i++) {
-            int made = 0, frc;
-            tg_err_t e = {0}, fe = {0};
-            if ((frc = tg_invoice_close_periods(x->store, x->cfg, &cl.list[i], now, &made, &e)) != 0) {
-                /* The failure is kept (billing_failures) until a run invoices the customer. */
-                const char *type = tg_periods_failure_type(frc);
-                note_failure(run, cl.list[i].id, type, e.msg);
-                tg_store_billing_failure_set(x->store, cl.list[i].id, type, e.msg, tg_sub_now(x), &fe);
-                continue;
-            }
-            tg_store_billing_failure_clear(x->store, cl.list[i].id, &fe);
-            /* Only once its last period is invoiced under the old plan does a scheduled change
-             * (downgrade, cancellation at period end) take effect; a failure is retried on the
-             * next run. */
-            tg_sub_apply_scheduled(x, &cl.list[i], &fe);
-            batch_created += made;
+        int64_t tb = tg_clock_mono_ns();
+        size_t done = 0;
+        while (done < page.n) {
+            batch_created += close_one(x, &page.list[done].c, page.list[done].next_end, 1, cur->now, run);
+            done++;
+            if (tg_clock_mono_ns() - tb >= TG_PERIODS_BATCH_NS)
+                break;
         }
         if ((rc = tg_store_tx_commit(x->store, err)) != 0)
             break;
         run->created += batch_created;
+        if (done == page.n && page.n < TG_PERIODS_BATCH)
+            break; /* the run is complete */
+        cur->after_end = page.list[done - 1].next_end;
+        snprintf(cur->after_id, sizeof(cur->after_id), "%s", page.list[done - 1].c.id);
+        if (budget_ns > 0 && tg_clock_mono_ns() - t0 >= budget_ns) {
+            *more = 1;
+            break;
+        }
     }
-    free(cl.list);
+    if (!*more)
+        cur->active = 0;
+    free(page.list);
+    return rc;
+}
+
+int tg_periods_close(const tg_sub_ctx_t *x, const char *customer_id, int64_t until, tg_periods_run_t *run,
+                     tg_err_t *err)
+{
+    int rc;
+    memset(run, 0, sizeof(*run));
+    int64_t now = tg_sub_now(x) < until ? tg_sub_now(x) : until;
+    if (customer_id == NULL) {
+        tg_periods_cursor_t cur = {.active = 1, .now = now, .after_end = INT64_MIN};
+        int more = 0;
+        if (x->meter != NULL)
+            tg_meter_flush(x->meter); /* calls answered before now are on this run's invoices */
+        return tg_periods_close_some(x, &cur, 0, run, &more, err);
+    }
+    tg_customer_t c;
+    if ((rc = tg_store_customer_get(x->store, customer_id, &c, err)) != 0) {
+        if (rc == TG_ENOTFOUND)
+            tg_errf(err, rc, "No customer %s.", customer_id);
+        return rc;
+    }
+    if (x->meter != NULL)
+        tg_meter_flush(x->meter); /* calls answered before now are on this run's invoices */
+    /* One customer: every period since its anchor (the schedule is left to the run over every
+     * customer, which meets this one at its next period end and finds its invoices made). */
+    if ((rc = tg_store_tx_begin(x->store, err)) != 0)
+        return rc;
+    int made = close_one(x, &c, 0, 0, now, run);
+    if ((rc = tg_store_tx_commit(x->store, err)) == 0)
+        run->created += made;
     return rc;
 }
 

@@ -1,7 +1,8 @@
 /* periods.h - the invoice run: closes every ended billing period into a draft invoice, then
  * applies the changes that waited for it (downgrades, cancellations at period end).
  *
- * Called by the admin thread's tick (every ~10 s, tg_admin_tick) and by the admin API's
+ * Called by the period closer's thread (every ~10 s, billing/closer.h; or the admin thread's
+ * tick, tg_admin_tick, where there is no such thread) and by the admin API's
  * POST /v1/admin/invoices/run (through its adapter in src/admin/admin_billing.c); a scheduler
  * or the Stripe side calls the same. Errors are values (subscriptions.h); same thread rules. */
 #ifndef TG_PERIODS_H
@@ -39,9 +40,40 @@ const char *tg_periods_failure_type(int rc);
 /* Closes the periods of one customer (customer_id) or of every customer (NULL) that ended by
  * `until` (seconds; at most now). A customer whose invoice fails rolls back alone and the run
  * goes on; the run can simply be repeated. TG_ENOTFOUND for an unknown customer_id. *run is
- * filled on every return; free it with tg_periods_run_free. */
+ * filled on every return; free it with tg_periods_run_free.
+ *
+ * For every customer it reads only the customers due (store.h, tg_store_customers_due: their
+ * next period end has come), TG_PERIODS_BATCH at a time, each batch one transaction (one
+ * fsync), and moves each invoiced customer's next period end forward; memory does not grow
+ * with the number of customers. It runs to the end: see tg_periods_close_some for a run in
+ * slices. */
 int tg_periods_close(const tg_sub_ctx_t *x, const char *customer_id, int64_t until, tg_periods_run_t *run,
                      tg_err_t *err);
+
+/* Customers per batch (per transaction) of a run over the customers due. A batch holds the
+ * store's write lock: 500 is about 25 ms of work, so the metering writer waits at most that. */
+#define TG_PERIODS_BATCH 500
+/* ... and at most this much wall time (ns) per batch transaction, whichever comes first. */
+#define TG_PERIODS_BATCH_NS (50 * 1000000LL)
+
+/* Where a run over every customer due stands between two slices (tg_periods_close_some). Zero
+ * it (or TG_PERIODS_CURSOR_INIT) before the first slice; the run's clock is fixed at its first
+ * slice. Owned by the caller; one per thread running slices. */
+typedef struct tg_periods_cursor {
+    int active;        /* a run is under way */
+    int64_t now;       /* the run's clock, seconds */
+    int64_t after_end; /* the last customer handed over: (next_period_end, id) */
+    char after_id[TG_ID_MAX];
+} tg_periods_cursor_t;
+
+/* A slice of the run over every customer due at the run's start: batches until budget_ns has
+ * passed (at least one batch; 0 = no limit), so that the thread that runs it (the admin
+ * thread's tick) answers its other work between slices instead of waiting for a million
+ * customers. *more is 1 while customers remain (call again soon), 0 when the run is complete
+ * (cur is then ready for the next run). A customer that fails stays due and is retried by the
+ * next run. Same errors and *run as tg_periods_close; on an error the run restarts next time. */
+int tg_periods_close_some(const tg_sub_ctx_t *x, tg_periods_cursor_t *cur, int64_t budget_ns, tg_periods_run_t *run,
+                          int *more, tg_err_t *err);
 
 void tg_periods_run_free(tg_periods_run_t *run);
 

@@ -9,6 +9,7 @@
  * each section's finish function. Every problem is collected with its line and all of them are
  * reported, sorted by line, as "FILE:LINE: message"; secrets are never echoed. */
 #include "config/config.h"
+#include "model/records.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,9 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "config/yaml_doc.h"
 #include "util/clock.h"
+#include "util/redis_url.h"
+
+#include <sodium.h>
 
 #define MAX_CONFIG_BYTES (1024 * 1024)
 #define MAX_PROBLEMS 200 /* kept for the report; all are counted */
@@ -483,6 +488,27 @@ static int check_log_dir(const char *s, char *why, size_t cap)
     for (const char *p = s; *p != '\0'; p++)
         if ((unsigned char)*p < 0x20 || *p == 0x7f) {
             snprintf(why, cap, "must not contain control characters");
+            return -1;
+        }
+    return 0;
+}
+
+/* cluster.redis: only the shape; whether the server answers is known at start. */
+static int check_redis_url(const char *s, char *why, size_t cap)
+{
+    tg_redis_url_t u;
+    int rc = tg_redis_url_parse(s, &u, why, cap);
+    sodium_memzero(&u, sizeof(u));
+    return rc;
+}
+
+/* cluster.node_id: it names the node in Redis keys and in the metering batch ids. */
+static int check_node_id(const char *s, char *why, size_t cap)
+{
+    for (const char *p = s; *p != '\0'; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+              *p == '_' || *p == '.')) {
+            snprintf(why, cap, "may hold only letters, digits, '-', '_' and '.'");
             return -1;
         }
     return 0;
@@ -1059,7 +1085,14 @@ static const directive_t metering_dirs[] = {
     {"log_dir", set_str, AT(char *, tg_config_t, metering.log_dir), 1, 1024, 0, check_log_dir, NULL, NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 
+static const directive_t cluster_dirs[] = {
+    {"redis", set_str, AT(char *, tg_config_t, cluster.redis), 9, 1024, SECRET, check_redis_url, NULL, NULL},
+    {"node_id", set_str, AT(char *, tg_config_t, cluster.node_id), 1, TG_NODE_ID_MAX - 1, 0, check_node_id, NULL, NULL},
+    {"sync_ms", set_int, AT(int, tg_config_t, cluster.sync_ms), 1, 1000, 0, NULL, NULL, NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+
 static const section_t server_sec = {server_dirs, 0, NULL};
+static const section_t cluster_sec = {cluster_dirs, 0, NULL};
 static const section_t upstream_sec = {upstream_dirs, 0, NULL};
 static const section_t storage_sec = {storage_dirs, 0, NULL};
 static const section_t admin_sec = {admin_dirs, 0, NULL};
@@ -1647,6 +1680,7 @@ static const directive_t root_dirs[] = {{"server", set_section, 0, 0, 0, 0, NULL
                                         {"stripe", set_stripe, 0, 0, 0, 0, NULL, NULL, NULL},
                                         {"billing", set_section, 0, 0, 0, 0, NULL, &billing_sec, NULL},
                                         {"dunning", set_section, 0, 0, 0, 0, NULL, &dunning_sec, NULL},
+                                        {"cluster", set_section, 0, 0, 0, 0, NULL, &cluster_sec, NULL},
                                         {"plans", set_plans, 0, 0, 0, REQUIRED, NULL, NULL, " (at least one plan)"},
                                         {"routes", set_routes, 0, 0, MAX_ROUTES, 0, NULL, NULL, NULL},
                                         {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
@@ -1667,6 +1701,17 @@ static void finish_root(diag_t *d, void *obj, const tg_ynode_t *n, int line, con
         snprintf(url, sizeof(url), "http://%.*s%s", anyhost ? 9 : (int)hl, anyhost ? "localhost" : cfg->server.admin_listen,
                  colon != NULL ? colon : "");
         if ((cfg->portal.public_url = strdup(url)) == NULL)
+            report(d, line, "out of memory");
+    }
+    if (cfg->cluster.node_id == NULL) { /* the host name, cut to the characters a node id may hold */
+        char host[65] = "";
+        if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
+            snprintf(host, sizeof(host), "localhost");
+        for (char *c = host; *c != '\0'; c++)
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-' ||
+                  *c == '_' || *c == '.'))
+                *c = '-';
+        if ((cfg->cluster.node_id = strdup(host)) == NULL)
             report(d, line, "out of memory");
     }
     if (cfg->billing.finalize_after_s < 0) /* not given: by hand as before Stripe, automatic with it */
@@ -1835,6 +1880,7 @@ static int set_defaults(tg_config_t *cfg)
     cfg->stripe.api_base = strdup("https://api.stripe.com");
     cfg->billing.finalize_after_s = -1; /* finish_root picks the default */
     cfg->dunning.grace_days = 7;
+    cfg->cluster.sync_ms = 20;
     cfg->dunning.suspend_after_failures = 3;
     return cfg->server.listen != NULL && cfg->server.admin_listen != NULL && cfg->storage.database != NULL &&
                    cfg->stripe.api_base != NULL
@@ -1958,6 +2004,8 @@ void tg_config_free(tg_config_t *cfg)
     free(cfg->upstream.url);
     free(cfg->storage.database);
     free(cfg->metering.log_dir);
+    free_secret(cfg->cluster.redis);
+    free(cfg->cluster.node_id);
     free_secret(cfg->admin.token);
     free_secret(cfg->keys.secret);
     free_secret(cfg->stripe.secret_key);

@@ -178,6 +178,13 @@ typedef struct tg_config {
         int days_until_due;       /* send_invoice only (required there); 0 otherwise */
     } stripe;
     struct {
+        /* Limits shared by every node through Redis (src/limits/limiter.h); NULL: this node's
+         * limits are its own, as on one machine. A secret (it may hold a password). */
+        char *redis;
+        char *node_id; /* unique per node; default: the host name */
+        int sync_ms;   /* how often leases are topped up and returned; default 20 */
+    } cluster;
+    struct {
         int64_t finalize_after_s; /* drafts finalize themselves after this; 0 = by hand (default
                                    * without stripe), 3600 by default with stripe */
     } billing;

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/redis_url.h"
+
 const tg_plan_t *tg_config_find_plan(const tg_config_t *cfg, const char *id)
 {
     if (cfg == NULL || id == NULL)
@@ -271,6 +273,15 @@ char *tg_config_describe(const tg_config_t *cfg)
     } else {
         put(&s, "stripe off (invoices are finalized and marked paid by the owner)\n");
     }
+    /* cluster: where the limits are shared, never the URL itself (it may hold a password) */
+    tg_redis_url_t ru;
+    char why[160];
+    if (cfg->cluster.redis != NULL && tg_redis_url_parse(cfg->cluster.redis, &ru, why, sizeof(why)) == 0)
+        put(&s, "limits shared through Redis %s:%d/%d as node %s (sync every %d ms)\n", ru.host, ru.port, ru.db,
+            cfg->cluster.node_id, cfg->cluster.sync_ms);
+    else
+        put(&s, "limits local to this node (no cluster.redis)\n");
+    memset(&ru, 0, sizeof(ru));
     if (cfg->billing.finalize_after_s > 0)
         put(&s, "drafts finalized after %" PRId64 " s\n", cfg->billing.finalize_after_s);
     else

@@ -362,9 +362,10 @@ static void *back_main(void *arg)
     job_queue_t *q = &f->back;
     pthread_setname_np(pthread_self(), "tg-admin-back");
     int64_t next_tick = tg_clock_mono_ns() + TICK_NS;
+    int billing_more = 0; /* the period closer has customers left: a slice after each job */
     for (;;) {
         pthread_mutex_lock(&q->mu);
-        while (!atomic_load(&f->stopping) && q->head == NULL && tg_clock_mono_ns() < next_tick) {
+        while (!atomic_load(&f->stopping) && q->head == NULL && !billing_more && tg_clock_mono_ns() < next_tick) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts); /* the condition variable's default clock */
             ts.tv_nsec += 100 * 1000000L;       /* wake up at least every 100 ms for the tick */
@@ -397,8 +398,11 @@ static void *back_main(void *arg)
             tg_admin_after(f->admin); /* the answer is on its way: now the work it queued */
         }
         if (tg_clock_mono_ns() >= next_tick) {
-            tg_admin_tick(f->admin); /* blocks on the store: here, never on the loop */
+            billing_more = tg_admin_tick(f->admin); /* blocks on the store: here, never on the loop */
             next_tick = tg_clock_mono_ns() + TICK_NS;
+        } else if (billing_more) {
+            /* one slice (~50 ms) of a long invoice run, then the next job waiting, if any */
+            billing_more = tg_admin_billing_slice(f->admin);
         }
     }
     return NULL;

@@ -1,4 +1,6 @@
-/* limiter.h - rate limiting behind one interface (local in-process now, Redis later).
+/* limiter.h - rate limiting behind one interface with two backends: local (in-process, below)
+ * and shared across nodes (limiter_shared.h: each node spends cells leased from one GCRA state per
+ * key in Redis, topped up in the background; never a round trip on the request path).
  *
  * The algorithm is GCRA (the generic cell rate algorithm, equivalent to a token bucket that
  * refills continuously): one 64-bit "theoretical arrival time" per key, updated with a
@@ -28,6 +30,7 @@ typedef struct tg_limit_result {
 
 /* A local limiter; keys are arbitrary byte strings (e.g. customer id). Returns NULL on ENOMEM. */
 tg_limiter_t *tg_limiter_local_new(void);
+/* Frees any backend (NULL is fine). */
 void tg_limiter_free(tg_limiter_t *l);
 
 /* Decides one call for `key` at monotonic time now_ns. rate->count == 0 means unlimited

@@ -17,7 +17,7 @@
  * a call decided just before the change, which is what it was, and it is not converted after it;
  * at most one such call per thread and change. Conversions are rare (a plan change), so a call
  * that meets one waiting in a short spin costs nothing in practice. */
-#include "limits/limiter.h"
+#include "limits/limiter_int.h"
 
 #include <sched.h>
 #include <stdatomic.h>
@@ -33,26 +33,34 @@ typedef struct rl_state {
     _Atomic uint64_t burst;   /* burst tat was written under */
 } rl_state_t;
 
-struct tg_limiter {
+typedef struct local_limiter {
+    tg_limiter_t base;
     tg_shardmap_t *states; /* key -> rl_state_t */
-};
+} local_limiter_t;
+
+static int local_take(tg_limiter_t *base, const char *key, size_t klen, const tg_rate_t *rate, uint64_t burst,
+                      uint64_t weight, int64_t now_ns, tg_limit_result_t *out);
+static void local_repolicy(tg_limiter_t *base, const char *key, size_t klen, const tg_rate_t *rate, uint64_t burst,
+                           int64_t now_ns);
+
+static void local_free(tg_limiter_t *base)
+{
+    local_limiter_t *l = (local_limiter_t *)base;
+    tg_shardmap_free(l->states);
+    free(l);
+}
+
+static const tg_limiter_ops_t local_ops = {local_take, local_repolicy, local_free};
 
 tg_limiter_t *tg_limiter_local_new(void)
 {
-    tg_limiter_t *l = calloc(1, sizeof(*l));
+    local_limiter_t *l = calloc(1, sizeof(*l));
     if (l == NULL || (l->states = tg_shardmap_new(sizeof(rl_state_t))) == NULL) {
         free(l);
         return NULL;
     }
-    return l;
-}
-
-void tg_limiter_free(tg_limiter_t *l)
-{
-    if (l == NULL)
-        return;
-    tg_shardmap_free(l->states);
-    free(l);
+    l->base.ops = &local_ops;
+    return &l->base;
 }
 
 /* Emission interval: one cell every period/count ns. Integer division rounds T down, so the
@@ -155,9 +163,10 @@ static int64_t read_state(rl_state_t *s, int64_t T, uint64_t burst, int64_t now)
     }
 }
 
-int tg_limiter_take(tg_limiter_t *l, const char *key, size_t klen, const tg_rate_t *rate, uint64_t burst,
-                    uint64_t weight, int64_t now_ns, tg_limit_result_t *out)
+static int local_take(tg_limiter_t *base, const char *key, size_t klen, const tg_rate_t *rate, uint64_t burst,
+                      uint64_t weight, int64_t now_ns, tg_limit_result_t *out)
 {
+    local_limiter_t *l = (local_limiter_t *)base;
     if (rate->count == 0) {
         *out = (tg_limit_result_t){1, UINT64_MAX, UINT64_MAX, 0, 0};
         return 0;
@@ -178,9 +187,10 @@ int tg_limiter_take(tg_limiter_t *l, const char *key, size_t klen, const tg_rate
     }
 }
 
-void tg_limiter_repolicy(tg_limiter_t *l, const char *key, size_t klen, const tg_rate_t *rate, uint64_t burst,
-                         int64_t now_ns)
+static void local_repolicy(tg_limiter_t *base, const char *key, size_t klen, const tg_rate_t *rate, uint64_t burst,
+                           int64_t now_ns)
 {
+    local_limiter_t *l = (local_limiter_t *)base;
     if (rate->count == 0)
         return;
     rl_state_t *s = tg_shardmap_get(l->states, key, klen, 0);

@@ -1,99 +1,35 @@
-/* quota.c - see quota.h. One atomic counter per (customer, period, metric) in a shardmap. */
-#include "limits/quota.h"
-
-#include <stdatomic.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "model/records.h"
-#include "util/err.h"
-#include "util/shardmap.h"
-
-struct tg_quota {
-    tg_shardmap_t *counters; /* key -> _Atomic uint64_t units used */
-};
-
-#define KEY_MAX (TG_ID_MAX + 8 + TG_METRIC_MAX)
-
-/* customer NUL period(8 bytes) metric: unambiguous because ids and metrics hold no NUL. */
-static size_t make_key(char buf[KEY_MAX], const char *customer, int64_t period, const char *metric)
-{
-    size_t cl = strnlen(customer, TG_ID_MAX - 1), ml = strnlen(metric, TG_METRIC_MAX - 1);
-    memcpy(buf, customer, cl);
-    buf[cl] = '\0';
-    memcpy(buf + cl + 1, &period, sizeof(period));
-    memcpy(buf + cl + 1 + sizeof(period), metric, ml);
-    return cl + 1 + sizeof(period) + ml;
-}
-
-static _Atomic uint64_t *counter(tg_quota_t *q, const char *customer, int64_t period, const char *metric, int create)
-{
-    char key[KEY_MAX];
-    size_t n = make_key(key, customer, period, metric);
-    return tg_shardmap_get(q->counters, key, n, create);
-}
-
-tg_quota_t *tg_quota_new(void)
-{
-    tg_quota_t *q = calloc(1, sizeof(*q));
-    if (q == NULL || (q->counters = tg_shardmap_new(sizeof(_Atomic uint64_t))) == NULL) {
-        free(q);
-        return NULL;
-    }
-    return q;
-}
-
-void tg_quota_free(tg_quota_t *q)
-{
-    if (q == NULL)
-        return;
-    tg_shardmap_free(q->counters);
-    free(q);
-}
+/* quota.c - the quota's public calls, dispatched to the backend (quota_int.h). */
+#include "limits/quota_int.h"
 
 int tg_quota_reserve(tg_quota_t *q, const char *customer_id, int64_t period_start, const char *metric,
                      uint64_t units, uint64_t included, int block, uint64_t *used_after)
 {
-    _Atomic uint64_t *c = counter(q, customer_id, period_start, metric, 1);
-    if (c == NULL)
-        return TG_ENOMEM;
-    uint64_t old = atomic_load_explicit(c, memory_order_relaxed), next;
-    for (;;) {
-        int overflow = __builtin_add_overflow(old, units, &next);
-        if (block && (overflow || next > included)) {
-            if (used_after != NULL)
-                *used_after = old;
-            return TG_ELIMIT;
-        }
-        if (overflow)
-            next = UINT64_MAX;
-        if (atomic_compare_exchange_weak_explicit(c, &old, next, memory_order_acq_rel, memory_order_relaxed))
-            break;
-    }
-    if (used_after != NULL)
-        *used_after = next;
-    return 0;
+    return q->ops->reserve(q, customer_id, period_start, metric, units, included, block, used_after);
 }
 
 void tg_quota_release(tg_quota_t *q, const char *customer_id, int64_t period_start, const char *metric,
                       uint64_t units)
 {
-    _Atomic uint64_t *c = counter(q, customer_id, period_start, metric, 0);
-    if (c == NULL)
-        return;
-    uint64_t old = atomic_load_explicit(c, memory_order_relaxed);
-    while (!atomic_compare_exchange_weak_explicit(c, &old, old > units ? old - units : 0, memory_order_acq_rel,
-                                                  memory_order_relaxed))
-        ;
+    q->ops->release(q, customer_id, period_start, metric, units);
 }
 
 int tg_quota_add(tg_quota_t *q, const char *customer_id, int64_t period_start, const char *metric, uint64_t units)
 {
-    return tg_quota_reserve(q, customer_id, period_start, metric, units, 0, 0, NULL);
+    return q->ops->add(q, customer_id, period_start, metric, units);
+}
+
+int tg_quota_seed(tg_quota_t *q, const char *customer_id, int64_t period_start, const char *metric, uint64_t units)
+{
+    return q->ops->seed(q, customer_id, period_start, metric, units);
 }
 
 uint64_t tg_quota_used(tg_quota_t *q, const char *customer_id, int64_t period_start, const char *metric)
 {
-    _Atomic uint64_t *c = counter(q, customer_id, period_start, metric, 0);
-    return c != NULL ? atomic_load(c) : 0;
+    return q->ops->used(q, customer_id, period_start, metric);
+}
+
+void tg_quota_free(tg_quota_t *q)
+{
+    if (q != NULL)
+        q->ops->free(q);
 }

@@ -1,7 +1,8 @@
-/* quota.h - in-memory per-period usage counters that enforce plan allowances.
- *
- * One counter per (customer, period_start, metric), warmed from the store at start and kept
- * exact under concurrency with atomics. A call reserves its units before it is proxied; if the
+/* quota.h - in-memory per-period usage counters that enforce plan allowances, behind one
+ * interface with two backends: local (one counter per (customer, period_start, metric), warmed
+ * from the store at start and kept exact under concurrency with atomics) and shared across nodes
+ * (quota_shared.h: each node spends a share of the allowance leased from Redis in the
+ * background; the bound on overshoot is in the README). Every call decides in memory. A call reserves its units before it is proxied; if the
  * call turns out not to be billable (upstream 5xx, timeout) the reservation is released, so a
  * call that is not billed uses no quota. */
 #ifndef TG_QUOTA_H
@@ -12,6 +13,7 @@
 
 typedef struct tg_quota tg_quota_t;
 
+/* The local backend. NULL on ENOMEM. */
 tg_quota_t *tg_quota_new(void);
 void tg_quota_free(tg_quota_t *q);
 
@@ -30,7 +32,13 @@ void tg_quota_release(tg_quota_t *q, const char *customer_id, int64_t period_sta
 int tg_quota_add(tg_quota_t *q, const char *customer_id, int64_t period_start, const char *metric,
                  uint64_t units);
 
-/* Current counter (0 if none). */
+/* What the store says was used before this process started (warming at start). The local
+ * backend adds it; the shared one keeps it as a floor for the shared counter (which Redis may have
+ * lost), never adding it again. */
+int tg_quota_seed(tg_quota_t *q, const char *customer_id, int64_t period_start, const char *metric,
+                  uint64_t units);
+
+/* Current counter (0 if none); on the shared backend, this node's view of all nodes' use. */
 uint64_t tg_quota_used(tg_quota_t *q, const char *customer_id, int64_t period_start,
                        const char *metric);
 

@@ -26,6 +26,11 @@ static _Atomic uint64_t upstream_buckets[NBUCKETS + 1];
 static _Atomic uint64_t upstream_sum_ns, upstream_count, upstream_failures;
 static _Atomic uint64_t billed[2];
 static _Atomic uint64_t units_refused;
+static _Atomic uint64_t leases[2]; /* [0] taken, [1] returned */
+static _Atomic uint64_t redis_errors;
+static _Atomic int cluster_on, cluster_fallback;
+static _Atomic uint32_t cluster_nodes;
+static _Atomic uint64_t cluster_keys;
 
 void tg_metrics_count_decision(tg_outcome_t outcome)
 {
@@ -61,6 +66,28 @@ void tg_metrics_count_billed(int billable)
 void tg_metrics_count_units_refused(void)
 {
     atomic_fetch_add_explicit(&units_refused, 1, memory_order_relaxed);
+}
+
+void tg_metrics_count_lease(int returned)
+{
+    atomic_fetch_add_explicit(&leases[returned != 0], 1, memory_order_relaxed);
+}
+
+void tg_metrics_count_redis_error(void)
+{
+    atomic_fetch_add_explicit(&redis_errors, 1, memory_order_relaxed);
+}
+
+void tg_metrics_cluster_state(int fallback, uint32_t live_nodes)
+{
+    atomic_store_explicit(&cluster_fallback, fallback, memory_order_relaxed);
+    atomic_store_explicit(&cluster_nodes, live_nodes, memory_order_relaxed);
+    atomic_store_explicit(&cluster_on, 1, memory_order_relaxed);
+}
+
+void tg_metrics_cluster_keys(uint64_t keys_in_use)
+{
+    atomic_store_explicit(&cluster_keys, keys_in_use, memory_order_relaxed);
 }
 
 typedef struct {
@@ -148,6 +175,29 @@ char *tg_metrics_render(tg_meter_t *m)
                "# TYPE tollgate_upstream_units_refused_total counter\n"
                "tollgate_upstream_units_refused_total %llu\n",
                (unsigned long long)atomic_load(&units_refused));
+    if (atomic_load(&cluster_on))
+        out_printf(&o,
+                   "# HELP tollgate_cluster_leases_total Budget leases taken from and given back to Redis.\n"
+                   "# TYPE tollgate_cluster_leases_total counter\n"
+                   "tollgate_cluster_leases_total{op=\"taken\"} %llu\n"
+                   "tollgate_cluster_leases_total{op=\"returned\"} %llu\n"
+                   "# HELP tollgate_cluster_redis_errors_total Redis calls that failed (connect, timeout, error).\n"
+                   "# TYPE tollgate_cluster_redis_errors_total counter\n"
+                   "tollgate_cluster_redis_errors_total %llu\n"
+                   "# HELP tollgate_cluster_fallback 1 while Redis is unreachable and this node enforces "
+                   "limit / live nodes alone.\n"
+                   "# TYPE tollgate_cluster_fallback gauge\n"
+                   "tollgate_cluster_fallback %d\n"
+                   "# HELP tollgate_cluster_live_nodes Live nodes last seen in Redis.\n"
+                   "# TYPE tollgate_cluster_live_nodes gauge\n"
+                   "tollgate_cluster_live_nodes %u\n"
+                   "# HELP tollgate_cluster_keys_in_use Keys whose leases the sync thread tends (used within "
+                   "about a second, or holding a lease).\n"
+                   "# TYPE tollgate_cluster_keys_in_use gauge\n"
+                   "tollgate_cluster_keys_in_use %llu\n",
+                   (unsigned long long)atomic_load(&leases[0]), (unsigned long long)atomic_load(&leases[1]),
+                   (unsigned long long)atomic_load(&redis_errors), atomic_load(&cluster_fallback),
+                   (unsigned)atomic_load(&cluster_nodes), (unsigned long long)atomic_load(&cluster_keys));
     if (m != NULL) {
         tg_meter_stats_t s;
         tg_meter_get_stats(m, &s);

@@ -33,6 +33,15 @@ void tg_metrics_count_billed(int billable);
 /* A Tollgate-Units value from the upstream over metering.max_units_per_call, not billed. */
 void tg_metrics_count_units_refused(void);
 
+/* Shared limits (cluster.redis; limits/cluster.h). Leases taken from and given back to Redis,
+ * Redis calls that failed, and the cluster's state: whether the node enforces its split of the
+ * limits alone (Redis unreachable) and how many live nodes it last saw. Rendered only once
+ * tg_metrics_cluster_state was called (a node in a cluster). */
+void tg_metrics_count_lease(int returned);
+void tg_metrics_count_redis_error(void);
+void tg_metrics_cluster_state(int fallback, uint32_t live_nodes);
+void tg_metrics_cluster_keys(uint64_t keys_in_use);
+
 /* Renders every metric (plus the meter's stats, if m is not NULL) into a new malloc'd string. */
 char *tg_metrics_render(tg_meter_t *m);
 

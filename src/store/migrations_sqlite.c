@@ -277,6 +277,17 @@ const tg_migration_t tg_sqlite_migrations[] = {
      "CREATE INDEX stripe_subscriptions_customer ON stripe_subscriptions(customer_id, created_at);"},
     /* 20: the owner's revenue figures sum the invoices finalized in a window (a month). */
     {20, "invoices by finalization time", "CREATE INDEX invoices_finalized ON invoices(finalized_at);"},
+    /* 21: billing at scale. next_period_end is the end of the customer's first period not yet
+     * closed (seconds; 0 = not known: the period closer walks from the anchor, as it did for
+     * every customer before this migration, and then sets it). The closer reads only the
+     * customers due (next_period_end <= now) through customers_due, a range scan in
+     * (next_period_end, id) order, instead of every customer and every period since its
+     * anchor. invoices_customer duplicated the index of UNIQUE (customer_id, period_start):
+     * one index less to write per invoice. */
+    {21, "billing at scale",
+     "ALTER TABLE customers ADD COLUMN next_period_end INTEGER NOT NULL DEFAULT 0;"
+     "CREATE INDEX customers_due ON customers(next_period_end, id);"
+     "DROP INDEX invoices_customer;"},
     {22, "usage batches per node",
      /* Batch ids are unique per node (a node's time-ordered sequence), not across nodes: the
       * node id is part of the key, so that the logs of another node applied here (tollgate

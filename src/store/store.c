@@ -216,6 +216,22 @@ int tg_store_billing_failure_list(tg_store_t *st, const tg_page_t *page, tg_bill
     return st->ops->billing_failure_list(st, page, cb, arg, end, err);
 }
 
+int tg_store_customers_due(tg_store_t *st, int64_t until, int64_t after_end, const char *after_id, size_t limit,
+                           tg_customer_due_cb cb, void *arg, size_t *n, tg_err_t *err)
+{
+    if (st->ops->customers_due == NULL) /* a backend still without the schedule of migration 21 */
+        return tg_errf(err, TG_ESTORE, "the %s store cannot list the customers due", st->ops->name);
+    return st->ops->customers_due(st, until, after_end, after_id, limit, cb, arg, n, err);
+}
+
+int tg_store_customer_set_next_period_end(tg_store_t *st, const char *id, int64_t expected, int64_t next_end,
+                                          tg_err_t *err)
+{
+    if (st->ops->customer_set_next_period_end == NULL)
+        return tg_errf(err, TG_ESTORE, "the %s store cannot keep the customers' next period end", st->ops->name);
+    return st->ops->customer_set_next_period_end(st, id, expected, next_end, err);
+}
+
 int tg_store_customer_set_password(tg_store_t *st, const char *id, const char *password_hash, tg_err_t *err)
 {
     return st->ops->customer_set_password(st, id, password_hash, err);

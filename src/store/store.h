@@ -175,6 +175,28 @@ typedef int (*tg_billing_failure_cb)(const tg_billing_failure_t *f, void *arg);
 int tg_store_billing_failure_list(tg_store_t *st, const tg_page_t *page, tg_billing_failure_cb cb, void *arg,
                                   tg_page_end_t *end, tg_err_t *err);
 
+/* The period closer's schedule (billing/periods.c, migration 21). Each customer keeps the end
+ * of its first billing period not yet closed, next_period_end (seconds; 0 = not known yet: a new
+ * customer, or one whose anchor, plan, status, scheduled change or cancellation changed through
+ * tg_store_customer_update, which resets it so that the closer looks again).
+ *
+ * customers_due hands cb (non-zero stops) the customers whose next_period_end <= until, in
+ * (next_period_end, id) order, strictly after the position (after_end, after_id) (after_id ""
+ * = from the start of after_end), at most limit of them; a page is a range scan of an index,
+ * so a run over a million customers reads only the ones due, a page at a time, in bounded
+ * memory. *n (may be NULL) gets how many were handed over. cb must not call the store on this
+ * connection (the page may still be being read): copy what it needs.
+ *
+ * customer_set_next_period_end moves it for one customer, only while it still holds expected
+ * (compare and set: a concurrent tg_store_customer_update that reset it to 0 wins). Setting a
+ * customer that does not exist, or that moved meanwhile, changes nothing and is not an error.
+ * Both run on the caller's thread, inside its transaction if one is open. */
+typedef int (*tg_customer_due_cb)(const tg_customer_t *c, int64_t next_period_end, void *arg);
+int tg_store_customers_due(tg_store_t *st, int64_t until, int64_t after_end, const char *after_id, size_t limit,
+                           tg_customer_due_cb cb, void *arg, size_t *n, tg_err_t *err);
+int tg_store_customer_set_next_period_end(tg_store_t *st, const char *id, int64_t expected, int64_t next_end,
+                                          tg_err_t *err);
+
 /* Portal logins. The password hash is an encoded Argon2id string; it is kept out of
  * tg_customer_t so that it travels no further than the login code. */
 int tg_store_customer_set_password(tg_store_t *st, const char *id, const char *password_hash, tg_err_t *err);

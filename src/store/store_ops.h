@@ -58,6 +58,10 @@ typedef struct tg_store_ops {
     int (*billing_failure_count)(tg_store_t *st, uint64_t *count, tg_err_t *err);
     int (*billing_failure_list)(tg_store_t *st, const tg_page_t *page, tg_billing_failure_cb cb, void *arg,
                                 tg_page_end_t *end, tg_err_t *err);
+    int (*customers_due)(tg_store_t *st, int64_t until, int64_t after_end, const char *after_id, size_t limit,
+                         tg_customer_due_cb cb, void *arg, size_t *n, tg_err_t *err);
+    int (*customer_set_next_period_end)(tg_store_t *st, const char *id, int64_t expected, int64_t next_end,
+                                        tg_err_t *err);
     int (*customer_set_password)(tg_store_t *st, const char *id, const char *password_hash, tg_err_t *err);
     int (*customer_by_email)(tg_store_t *st, const char *email, tg_customer_t *out, char *password_hash, size_t cap,
                              tg_err_t *err);

@@ -295,23 +295,24 @@ void tg_pg_close(tg_store_t *store)
 
 /* ---- migrations ---- */
 
+/* Two statements: a query naming schema_migrations cannot even be prepared in a database that
+ * does not have the table yet (a CASE around it does not help: names resolve at parse time). */
 int tg_pg_schema_version(tg_store_t *store, int *version, tg_err_t *err)
 {
     tg_pg_t *st = tg_pg(store);
     PGresult *r;
     *version = 0;
-    int rc = tg_pg_query(st,
-                         "SELECT CASE WHEN to_regclass('schema_migrations') IS NULL THEN 0 ELSE"
-                         " (SELECT COALESCE(MAX(version), 0) FROM schema_migrations) END",
-                         NULL, &r, err, "reading the schema version");
-    if (rc != 0) {
-        /* the table appeared since the statement was prepared against its absence: once more */
-        st->nstmts = 0;
-        memset(st->stmts, 0, sizeof(st->stmts));
-        if ((rc = tg_pg_exec(st, "DEALLOCATE ALL", err, "reading the schema version")) != 0)
-            return rc;
-        return tg_pg_schema_version(store, version, err);
-    }
+    int rc = tg_pg_query(st, "SELECT (to_regclass('schema_migrations') IS NOT NULL)::int", NULL, &r, err,
+                         "reading the schema version");
+    if (rc != 0)
+        return rc;
+    int exists = tg_pg_i64(r, 0, 0) != 0;
+    PQclear(r);
+    if (!exists)
+        return 0; /* an empty database */
+    if ((rc = tg_pg_query(st, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", NULL, &r, err,
+                          "reading the schema version")) != 0)
+        return rc;
     *version = (int)tg_pg_i64(r, 0, 0);
     PQclear(r);
     return 0;
@@ -467,12 +468,61 @@ const tg_store_ops_t tg_pg_ops = {
     .close = tg_pg_close,
     .migrate = tg_pg_migrate,
     .schema_version = tg_pg_schema_version,
+    .customer_insert = tg_pg_customer_insert,
+    .customer_get = tg_pg_customer_get,
+    .customer_update = tg_pg_customer_update,
+    .customer_list = tg_pg_customer_list,
+    .key_insert = tg_pg_key_insert,
+    .key_get = tg_pg_key_get,
+    .key_list = tg_pg_key_list,
+    .key_set_revoked = tg_pg_key_set_revoked,
+    .key_set_expires = tg_pg_key_set_expires,
+    .key_touch = tg_pg_key_touch,
+    .customer_page = tg_pg_customer_page,
+    .key_page = tg_pg_key_page,
+    .key_count_active = tg_pg_key_count_active,
+    .usage_rejected_list = tg_pg_usage_rejected_list,
+    .usage_rejected_count = tg_pg_usage_rejected_count,
+    .billing_failure_set = tg_pg_billing_failure_set,
+    .billing_failure_clear = tg_pg_billing_failure_clear,
+    .billing_failure_count = tg_pg_billing_failure_count,
+    .billing_failure_list = tg_pg_billing_failure_list,
+    .customer_set_password = tg_pg_customer_set_password,
+    .customer_by_email = tg_pg_customer_by_email,
+    .session_insert = tg_pg_session_insert,
+    .session_get = tg_pg_session_get,
+    .session_delete = tg_pg_session_delete,
+    .session_delete_customer = tg_pg_session_delete_customer,
+    .trial_used = tg_pg_trial_used,
+    .trial_record = tg_pg_trial_record,
+    .plan_change_add = tg_pg_plan_change_add,
+    .plan_change_count = tg_pg_plan_change_count,
+    .usage_record = tg_pg_usage_record,
+    .usage_record_many = tg_pg_usage_record_many,
+    .usage_fold = tg_pg_usage_fold,
+    .usage_period = tg_pg_usage_period,
+    .usage_daily = tg_pg_usage_daily,
+    .usage_endpoints = tg_pg_usage_endpoints,
+    .usage_load = tg_pg_usage_load,
+    .usage_total = tg_pg_usage_total,
+    .invoice_item_add = tg_pg_invoice_item_add,
+    .invoice_create = tg_pg_invoice_create,
+    .invoice_preview = tg_pg_invoice_preview,
+    .invoice_get = tg_pg_invoice_get,
     .tx_begin = tg_pg_tx_begin,
     .tx_commit = tg_pg_tx_commit,
     .tx_rollback = tg_pg_tx_rollback,
     .savepoint = tg_pg_savepoint,
     .savepoint_release = tg_pg_savepoint_release,
     .savepoint_rollback = tg_pg_savepoint_rollback,
+    .invoice_page = tg_pg_invoice_page,
+    .invoice_list = tg_pg_invoice_list,
+    .invoice_totals = tg_pg_invoice_totals,
+    .invoice_transition = tg_pg_invoice_transition,
+    .invoice_hold = tg_pg_invoice_hold,
+    .invoice_drafts_due = tg_pg_invoice_drafts_due,
+    .customers_due = tg_pg_customers_due,
+    .customer_set_next_period_end = tg_pg_customer_set_next_period_end,
     /* store_payments.h */
     .stripe_event_insert = tg_pg_stripe_event_insert,
     .stripe_event_next = tg_pg_stripe_event_next,

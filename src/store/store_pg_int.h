@@ -88,6 +88,20 @@ int tg_pg_bytea(const PGresult *res, int row, int col, void *out, size_t n);
 /* A text column as a malloc'd string (NULL on ENOMEM); *len (may be NULL) gets its length. */
 char *tg_pg_strdup(const PGresult *res, int row, int col, size_t *len);
 
+/* Row readers shared by the backend's files (store_pg_customers.c, store_pg_lists.c, ...): the
+ * columns of a result, from column 0, in the order of TG_PG_CUSTOMER_COLS / TG_PG_KEY_COLS /
+ * the SQLite backend's INVOICE_COLS (store_sqlite_int.h), same names, same order. */
+#define TG_PG_CUSTOMER_COLS                                                                                            \
+    "id, email, name, plan_id, status, created_at, anchor_at, trial_end, pending_plan_id, pending_at, cancel_at"
+#define TG_PG_KEY_COLS "id, customer_id, hash, prefix, name, created_at, expires_at, revoked_at, last_used_at"
+#define TG_PG_INVOICE_COLS                                                                                             \
+    "id, customer_id, period_start, period_end, status, COALESCE(number, ''), currency, total, body, created_at,"      \
+    " finalized_at, closed_at, held"
+void tg_pg_read_customer(const PGresult *res, int row, tg_customer_t *c);
+void tg_pg_read_key(const PGresult *res, int row, tg_key_t *k);
+/* 0, or TG_ENOMEM (inv->body is malloc'd: tg_invoice_clear frees it). */
+int tg_pg_read_invoice(const PGresult *res, int row, tg_invoice_t *inv);
+
 /* The operations (store_ops.h), across the backend's files. */
 void tg_pg_close(tg_store_t *st);
 int tg_pg_migrate(tg_store_t *st, tg_err_t *err);
@@ -96,6 +110,10 @@ int tg_pg_customer_insert(tg_store_t *st, const tg_customer_t *c, tg_err_t *err)
 int tg_pg_customer_get(tg_store_t *st, const char *id, tg_customer_t *out, tg_err_t *err);
 int tg_pg_customer_update(tg_store_t *st, const tg_customer_t *c, tg_err_t *err);
 int tg_pg_customer_list(tg_store_t *st, tg_customer_cb cb, void *arg, tg_err_t *err);
+int tg_pg_customers_due(tg_store_t *st, int64_t until, int64_t after_end, const char *after_id, size_t limit,
+                        tg_customer_due_cb cb, void *arg, size_t *n, tg_err_t *err);
+int tg_pg_customer_set_next_period_end(tg_store_t *st, const char *id, int64_t expected, int64_t next_end,
+                                       tg_err_t *err);
 int tg_pg_key_insert(tg_store_t *st, const tg_key_t *k, tg_err_t *err);
 int tg_pg_key_get(tg_store_t *st, const char *id, tg_key_t *out, tg_err_t *err);
 int tg_pg_key_list(tg_store_t *st, const char *customer_id, tg_key_cb cb, void *arg, tg_err_t *err);

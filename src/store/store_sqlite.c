@@ -135,6 +135,8 @@ void tg_sqlite_close(tg_store_t *store)
         tg_sqlite_fold_journal(st, NULL);
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(st->hot[i]);
+    for (int i = 0; i < SQ_COUNT; i++)
+        sqlite3_finalize(st->cached[i]);
     sqlite3_close(st->db);
     free(st->path);
     free(st);
@@ -206,6 +208,35 @@ int tg_sqlite_prepare(tg_sqlite_t *st, const char *sql, sqlite3_stmt **s, tg_err
     if (sqlite3_prepare_v2(st->db, sql, -1, s, NULL) != SQLITE_OK)
         return tg_sqlite_error(st, err, doing);
     return 0;
+}
+
+int tg_sqlite_cached(tg_sqlite_t *st, int id, const char *sql, sqlite3_stmt **s, tg_err_t *err, const char *doing)
+{
+    if (st->cached[id] == NULL &&
+        sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->cached[id], NULL) != SQLITE_OK) {
+        st->cached[id] = NULL;
+        return tg_sqlite_error(st, err, doing);
+    }
+    *s = st->cached[id];
+    return 0;
+}
+
+void tg_sqlite_done(sqlite3_stmt *s)
+{
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+}
+
+int tg_sqlite_cached_exec(tg_sqlite_t *st, int id, const char *sql, tg_err_t *err, const char *doing)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = tg_sqlite_cached(st, id, sql, &s, err, doing);
+    if (rc != 0)
+        return rc;
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = tg_sqlite_error(st, err, doing);
+    tg_sqlite_done(s);
+    return rc;
 }
 
 void tg_sqlite_text(sqlite3_stmt *s, int col, char *out, size_t cap)
@@ -320,6 +351,8 @@ const tg_store_ops_t tg_sqlite_ops = {
     .billing_failure_clear = tg_sqlite_billing_failure_clear,
     .billing_failure_count = tg_sqlite_billing_failure_count,
     .billing_failure_list = tg_sqlite_billing_failure_list,
+    .customers_due = tg_sqlite_customers_due,
+    .customer_set_next_period_end = tg_sqlite_customer_set_next_period_end,
     .customer_set_password = tg_sqlite_customer_set_password,
     .customer_by_email = tg_sqlite_customer_by_email,
     .session_insert = tg_sqlite_session_insert,

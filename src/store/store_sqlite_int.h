@@ -27,12 +27,32 @@ enum {
     ST_COUNT
 };
 
+/* Statements prepared on first use and kept for the connection's life (tg_sqlite_cached): the
+ * ones the period closer runs once or more per customer, so that closing a million customers'
+ * month parses each of them once, not a million times. */
+enum {
+    SQ_INVOICE_BY_PERIOD,
+    SQ_UNBILLED,
+    SQ_PENDING_ITEMS,
+    SQ_INVOICE_INSERT,
+    SQ_USAGE_INVOICED,
+    SQ_ITEM_INVOICED,
+    SQ_SAVEPOINT_INVOICE,
+    SQ_RELEASE_INVOICE,
+    SQ_ROLLBACK_INVOICE,
+    SQ_FAILURE_CLEAR,
+    SQ_CUSTOMERS_DUE,
+    SQ_SET_NEXT_END,
+    SQ_COUNT
+};
+
 typedef struct tg_sqlite tg_sqlite_t;
 struct tg_sqlite {
     tg_store_t base; /* first: a tg_store_t * is a tg_sqlite_t * */
     sqlite3 *db;
     char *path;
     sqlite3_stmt *hot[ST_COUNT];
+    sqlite3_stmt *cached[SQ_COUNT]; /* SQ_*, NULL until first used */
     unsigned journal_batches; /* batches journaled by this connection since it last folded */
     size_t journal_entries;   /* and the entries in them */
     int64_t folded_mono_ns;   /* when this connection last folded */
@@ -47,6 +67,16 @@ extern const tg_store_ops_t tg_sqlite_ops;
 
 /* Prepares sql on st's connection; on failure fills err with `doing` and SQLite's message. */
 int tg_sqlite_prepare(tg_sqlite_t *st, const char *sql, sqlite3_stmt **s, tg_err_t *err, const char *doing);
+/* The cached statement id (SQ_*), prepared from sql on first use (sql must be the same text at
+ * every call for that id), reset and unbound: ready to bind and step. Give it back with
+ * tg_sqlite_done, never sqlite3_finalize. Not re-entrant per id: a cached statement is not
+ * used again while it is stepping (no store call from inside a row callback). */
+int tg_sqlite_cached(tg_sqlite_t *st, int id, const char *sql, sqlite3_stmt **s, tg_err_t *err, const char *doing);
+/* Resets s (a SELECT left mid-way would keep its read transaction open) and its bindings. */
+void tg_sqlite_done(sqlite3_stmt *s);
+/* Steps a cached statement that returns no rows (SAVEPOINT, RELEASE, ...) and gives it back. */
+int tg_sqlite_cached_exec(tg_sqlite_t *st, int id, const char *sql, tg_err_t *err, const char *doing);
+
 /* The connection's last error as TG_ESTORE (TG_EEXIST for a uniqueness conflict). */
 int tg_sqlite_error(tg_sqlite_t *st, tg_err_t *err, const char *doing);
 /* Runs sql (one or more statements, no results); on failure fills err with `doing`. */
@@ -118,6 +148,10 @@ int tg_sqlite_billing_failure_clear(tg_store_t *st, const char *customer_id, tg_
 int tg_sqlite_billing_failure_count(tg_store_t *st, uint64_t *count, tg_err_t *err);
 int tg_sqlite_billing_failure_list(tg_store_t *st, const tg_page_t *page, tg_billing_failure_cb cb, void *arg,
                                    tg_page_end_t *end, tg_err_t *err);
+int tg_sqlite_customers_due(tg_store_t *st, int64_t until, int64_t after_end, const char *after_id, size_t limit,
+                            tg_customer_due_cb cb, void *arg, size_t *n, tg_err_t *err);
+int tg_sqlite_customer_set_next_period_end(tg_store_t *st, const char *id, int64_t expected, int64_t next_end,
+                                           tg_err_t *err);
 int tg_sqlite_customer_set_password(tg_store_t *st, const char *id, const char *password_hash, tg_err_t *err);
 int tg_sqlite_customer_by_email(tg_store_t *st, const char *email, tg_customer_t *out, char *password_hash, size_t cap,
                                 tg_err_t *err);

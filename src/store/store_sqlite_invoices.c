@@ -72,11 +72,11 @@ static int unbilled_query(tg_sqlite_t *st, const char *customer_id, int64_t peri
     int rc = tg_sqlite_fold_journal(st, err); /* (inside a transaction the caller folded already) */
     if (rc != 0)
         return rc;
-    rc = tg_sqlite_prepare(st,
-                           "SELECT plan_id, metric, TG_SUM(units - invoiced_units) FROM usage_period"
-                           " WHERE customer_id = ? AND period_start <= ? AND units > invoiced_units"
-                           " GROUP BY plan_id, metric ORDER BY plan_id, metric",
-                           &s, err, "reading unbilled usage");
+    rc = tg_sqlite_cached(st, SQ_UNBILLED,
+                          "SELECT plan_id, metric, TG_SUM(units - invoiced_units) FROM usage_period"
+                          " WHERE customer_id = ? AND period_start <= ? AND units > invoiced_units"
+                          " GROUP BY plan_id, metric ORDER BY plan_id, metric",
+                          &s, err, "reading unbilled usage");
     if (rc != 0)
         return rc;
     sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
@@ -92,7 +92,7 @@ static int unbilled_query(tg_sqlite_t *st, const char *customer_id, int64_t peri
     }
     if (step != SQLITE_ROW && step != SQLITE_DONE)
         rc = tg_sqlite_error(st, err, "reading unbilled usage");
-    sqlite3_finalize(s);
+    tg_sqlite_done(s);
     return rc;
 }
 
@@ -125,10 +125,10 @@ typedef struct {
 static int pending_items(tg_sqlite_t *st, const char *customer_id, int64_t before, item_vec_t *v, tg_err_t *err)
 {
     sqlite3_stmt *s;
-    int rc = tg_sqlite_prepare(st,
-                               "SELECT id, created_at, description, amount, currency FROM invoice_items"
-                               " WHERE customer_id = ? AND invoice_id IS NULL AND created_at < ? ORDER BY id",
-                               &s, err, "reading invoice items");
+    int rc = tg_sqlite_cached(st, SQ_PENDING_ITEMS,
+                              "SELECT id, created_at, description, amount, currency FROM invoice_items"
+                              " WHERE customer_id = ? AND invoice_id IS NULL AND created_at < ? ORDER BY id",
+                              &s, err, "reading invoice items");
     if (rc != 0)
         return rc;
     sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
@@ -156,7 +156,7 @@ static int pending_items(tg_sqlite_t *st, const char *customer_id, int64_t befor
     }
     if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE)
         rc = tg_sqlite_error(st, err, "reading invoice items");
-    sqlite3_finalize(s);
+    tg_sqlite_done(s);
     return rc;
 }
 
@@ -180,43 +180,49 @@ static int collect_unbilled(const tg_unbilled_t *row, void *arg)
     return 0;
 }
 
-int tg_sqlite_invoice_create(tg_store_t *store, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg, int *created,
-                             tg_invoice_t *out, tg_err_t *err)
+/* The existing invoice of (customer, period_start) into out (may be NULL: only whether there is
+ * one); TG_ENOTFOUND if none. A cached statement: the period closer asks this for every period
+ * it closes. */
+static int invoice_by_period(tg_sqlite_t *st, const char *customer_id, int64_t period_start, tg_invoice_t *out,
+                             tg_err_t *err)
 {
-    tg_sqlite_t *st = tg_sqlite(store);
-    *created = 0;
-    /* Inside a caller's transaction this is a savepoint; alone it is its own write transaction. */
-    int outer = !sqlite3_get_autocommit(st->db);
-    const char *begin = outer ? "SAVEPOINT invoice" : "BEGIN IMMEDIATE";
-    const char *commit = outer ? "RELEASE invoice" : "COMMIT";
-    const char *rollback = outer ? "ROLLBACK TO invoice; RELEASE invoice" : "ROLLBACK";
-    int rc = tg_sqlite_fold_journal(st, err);
-    if (rc == 0)
-        rc = tg_sqlite_exec(st, begin, err, "creating an invoice");
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_cached(st, SQ_INVOICE_BY_PERIOD,
+                              "SELECT " INVOICE_COLS " FROM invoices WHERE customer_id = ? AND period_start = ?", &s,
+                              err, "reading an invoice");
     if (rc != 0)
         return rc;
-    tg_invoice_t existing;
-    rc = find_invoice(st, "SELECT " INVOICE_COLS " FROM invoices WHERE customer_id = ? AND period_start = ?",
-                      draft->customer_id, draft->period_start, out != NULL ? out : &existing, err);
-    if (rc == 0 && out == NULL)
-        tg_invoice_clear(&existing);
-    if (rc == 0 || rc != TG_ENOTFOUND) { /* exists already (idempotent), or failed */
-        tg_sqlite_exec(st, rc == 0 ? commit : rollback, NULL, "");
-        return rc;
-    }
-    unbilled_vec_t v = {0};
-    item_vec_t items = {0};
-    if ((rc = unbilled_query(st, draft->customer_id, draft->period_start, collect_unbilled, &v, err)) != 0 ||
-        (rc = pending_items(st, draft->customer_id, draft->period_end, &items, err)) != 0 ||
-        (rc = build(v.rows, v.n, items.items, items.n, draft, arg, err)) != 0)
-        goto fail;
+    sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, period_start);
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW)
+        rc = out != NULL ? tg_sqlite_read_invoice(s, out) : 0;
+    else if (step == SQLITE_DONE)
+        rc = tg_errf(err, TG_ENOTFOUND, "no invoice %s", customer_id);
+    else
+        rc = tg_sqlite_error(st, err, "reading an invoice");
+    tg_sqlite_done(s);
+    return rc;
+}
+
+/* Steps a cached write statement once and gives it back. */
+static int step_done(tg_sqlite_t *st, sqlite3_stmt *s, const char *doing, tg_err_t *err)
+{
+    int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : tg_sqlite_error(st, err, doing);
+    tg_sqlite_done(s);
+    return rc;
+}
+
+/* Stores the draft and marks what it bills (usage up to its period, its pending items) invoiced. */
+static int invoice_store(tg_sqlite_t *st, const tg_invoice_t *draft, const item_vec_t *items, tg_err_t *err)
+{
     sqlite3_stmt *s;
-    if ((rc = tg_sqlite_prepare(
-             st,
-             "INSERT INTO invoices(id, customer_id, period_start, period_end, status, currency, total, body,"
-             " created_at) VALUES (?,?,?,?,'draft',?,?,?,?)",
-             &s, err, "storing an invoice")) != 0)
-        goto fail;
+    int rc = tg_sqlite_cached(st, SQ_INVOICE_INSERT,
+                              "INSERT INTO invoices(id, customer_id, period_start, period_end, status, currency, total,"
+                              " body, created_at) VALUES (?,?,?,?,'draft',?,?,?,?)",
+                              &s, err, "storing an invoice");
+    if (rc != 0)
+        return rc;
     sqlite3_bind_text(s, 1, draft->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, draft->customer_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, draft->period_start);
@@ -225,50 +231,71 @@ int tg_sqlite_invoice_create(tg_store_t *store, tg_invoice_t *draft, tg_invoice_
     sqlite3_bind_int64(s, 6, draft->total);
     sqlite3_bind_text(s, 7, draft->body, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 8, draft->created_at);
-    int step = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (step != SQLITE_DONE) {
-        rc = tg_sqlite_error(st, err, "storing an invoice");
-        goto fail;
-    }
-    if ((rc = tg_sqlite_prepare(
-             st,
-             "UPDATE usage_period SET invoiced_units = units WHERE customer_id = ? AND period_start <= ?"
-             " AND units > invoiced_units",
-             &s, err, "marking usage invoiced")) != 0)
-        goto fail;
+    if ((rc = step_done(st, s, "storing an invoice", err)) != 0)
+        return rc;
+    if ((rc = tg_sqlite_cached(st, SQ_USAGE_INVOICED,
+                               "UPDATE usage_period SET invoiced_units = units WHERE customer_id = ?"
+                               " AND period_start <= ? AND units > invoiced_units",
+                               &s, err, "marking usage invoiced")) != 0)
+        return rc;
     sqlite3_bind_text(s, 1, draft->customer_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, draft->period_start);
-    step = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (step != SQLITE_DONE) {
-        rc = tg_sqlite_error(st, err, "marking usage invoiced");
-        goto fail;
-    }
-    for (size_t i = 0; i < items.n; i++) {
-        if ((rc = tg_sqlite_prepare(st, "UPDATE invoice_items SET invoice_id = ? WHERE id = ?", &s, err,
-                                    "marking items invoiced")) != 0)
-            goto fail;
+    if ((rc = step_done(st, s, "marking usage invoiced", err)) != 0)
+        return rc;
+    for (size_t i = 0; i < items->n; i++) {
+        if ((rc = tg_sqlite_cached(st, SQ_ITEM_INVOICED, "UPDATE invoice_items SET invoice_id = ? WHERE id = ?", &s,
+                                   err, "marking items invoiced")) != 0)
+            return rc;
         sqlite3_bind_text(s, 1, draft->id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 2, items.items[i].id);
-        step = sqlite3_step(s);
-        sqlite3_finalize(s);
-        if (step != SQLITE_DONE) {
-            rc = tg_sqlite_error(st, err, "marking items invoiced");
-            goto fail;
-        }
+        sqlite3_bind_int64(s, 2, items->items[i].id);
+        if ((rc = step_done(st, s, "marking items invoiced", err)) != 0)
+            return rc;
     }
-    if ((rc = tg_sqlite_exec(st, commit, err, "committing an invoice")) != 0)
-        goto fail;
-    free(v.rows);
-    free(items.items);
+    return 0;
+}
+
+int tg_sqlite_invoice_create(tg_store_t *store, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg, int *created,
+                             tg_invoice_t *out, tg_err_t *err)
+{
+    tg_sqlite_t *st = tg_sqlite(store);
+    *created = 0;
+    /* Inside a caller's transaction (the period closer's batch) this is a savepoint, through
+     * statements prepared once per connection; alone it is its own write transaction. */
+    int outer = !sqlite3_get_autocommit(st->db);
+    int rc = tg_sqlite_fold_journal(st, err);
+    if (rc == 0)
+        rc = outer ? tg_sqlite_cached_exec(st, SQ_SAVEPOINT_INVOICE, "SAVEPOINT invoice", err, "creating an invoice")
+                   : tg_sqlite_exec(st, "BEGIN IMMEDIATE", err, "creating an invoice");
+    if (rc != 0)
+        return rc;
+    unbilled_vec_t v = {0};
+    item_vec_t items = {0};
+    rc = invoice_by_period(st, draft->customer_id, draft->period_start, out, err);
+    if (rc == 0 || rc != TG_ENOTFOUND) /* exists already (idempotent), or failed */
+        goto end;
+    if ((rc = unbilled_query(st, draft->customer_id, draft->period_start, collect_unbilled, &v, err)) != 0 ||
+        (rc = pending_items(st, draft->customer_id, draft->period_end, &items, err)) != 0 ||
+        (rc = build(v.rows, v.n, items.items, items.n, draft, arg, err)) != 0 ||
+        (rc = invoice_store(st, draft, &items, err)) != 0)
+        goto end;
     *created = 1;
-    return out != NULL ? tg_sqlite_invoice_get(&st->base, draft->id, out, err) : 0;
-fail:
+end:
     free(v.rows);
     free(items.items);
-    tg_sqlite_exec(st, rollback, NULL, "");
-    return rc;
+    if (rc == 0)
+        rc = outer ? tg_sqlite_cached_exec(st, SQ_RELEASE_INVOICE, "RELEASE invoice", err, "committing an invoice")
+                   : tg_sqlite_exec(st, "COMMIT", err, "committing an invoice");
+    if (rc != 0) {
+        *created = 0;
+        if (outer) {
+            tg_sqlite_cached_exec(st, SQ_ROLLBACK_INVOICE, "ROLLBACK TO invoice", NULL, "");
+            tg_sqlite_cached_exec(st, SQ_RELEASE_INVOICE, "RELEASE invoice", NULL, "");
+        } else {
+            tg_sqlite_exec(st, "ROLLBACK", NULL, "");
+        }
+        return rc;
+    }
+    return *created && out != NULL ? tg_sqlite_invoice_get(&st->base, draft->id, out, err) : 0;
 }
 
 int tg_sqlite_invoice_preview(tg_store_t *store, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg,

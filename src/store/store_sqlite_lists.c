@@ -147,12 +147,15 @@ int tg_sqlite_billing_failure_clear(tg_store_t *store, const char *customer_id, 
 {
     tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
-    int rc = tg_sqlite_prepare(st, "DELETE FROM billing_failures WHERE customer_id = ?", &s, err,
-                               "clearing a billing failure");
+    /* cached: the period closer clears every customer it invoices */
+    int rc = tg_sqlite_cached(st, SQ_FAILURE_CLEAR, "DELETE FROM billing_failures WHERE customer_id = ?", &s, err,
+                              "clearing a billing failure");
     if (rc != 0)
         return rc;
     sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
-    return exec_bound(st, s, "clearing a billing failure", err);
+    rc = sqlite3_step(s) == SQLITE_DONE ? 0 : tg_sqlite_error(st, err, "clearing a billing failure");
+    tg_sqlite_done(s);
+    return rc;
 }
 
 typedef struct {

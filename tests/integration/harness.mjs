@@ -208,6 +208,7 @@ metering: {durability: ${o.durability || 'batched'}, flush_ms: 5${o.maxUnitsPerC
 # Tests sign up many accounts from 127.0.0.1: generous sign-up limits unless a test sets its own.
 portal: ${o.portal || '{signup: {per_address: 1000/hour, global: 10000/hour, trial_address_days: 0}}'}
 ${o.metrics ? `metrics: ${o.metrics}` : ''}
+${o.cluster ? `cluster: ${JSON.stringify(o.cluster)}` : ''}
 ${o.extra || ''}
 ${o.morePlans ? PLANS.replace(/^plans:[ \t]*\n/m, `plans:\n${o.morePlans}`) : PLANS}`);
     if (!o.noUpstream && !this.upstream) {

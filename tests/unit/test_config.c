@@ -719,7 +719,7 @@ static void test_yaml_features_and_caps(void **state)
                "features, requires_payment_method)");
     only_error(BASE "defaults: {}\nplans: {p: {}}\n",
                "test.yaml:4: unknown section \"defaults\" (known: server, upstream, storage, admin, keys, metering, "
-               "portal, metrics, stripe, billing, dunning, plans, routes)");
+               "portal, metrics, stripe, billing, dunning, cluster, plans, routes)");
 
     /* Depth cap. */
     char deep[512];
@@ -1092,6 +1092,42 @@ static void test_route_match(void **state)
     tg_config_free(cfg);
 }
 
+/* cluster: the Redis URL's shape and the node id are checked where they are written; without the
+ * section limits stay local (redis NULL) and the node id is the host name. */
+static void test_cluster(void **state)
+{
+    (void)state;
+    tg_config_t *cfg = load_ok(BASE "plans: {p: {}}\n");
+    assert_null(cfg->cluster.redis);
+    char *local = tg_config_describe(cfg);
+    assert_non_null(strstr(local, "limits local to this node (no cluster.redis)\n"));
+    free(local);
+    assert_non_null(cfg->cluster.node_id);
+    assert_true(strlen(cfg->cluster.node_id) > 0);
+    assert_int_equal(cfg->cluster.sync_ms, 20);
+    tg_config_free(cfg);
+    cfg = load_ok(BASE "cluster: {redis: \"redis://:pw@10.0.0.5:6380/2\", node_id: gw-1, sync_ms: 50}\n"
+                       "plans: {p: {}}\n");
+    assert_string_equal(cfg->cluster.redis, "redis://:pw@10.0.0.5:6380/2");
+    assert_string_equal(cfg->cluster.node_id, "gw-1");
+    assert_int_equal(cfg->cluster.sync_ms, 50);
+    char *d = tg_config_describe(cfg);
+    assert_non_null(strstr(d, "limits shared through Redis 10.0.0.5:6380/2 as node gw-1 (sync every 50 ms)\n"));
+    assert_null(strstr(d, "pw"));
+    free(d);
+    tg_config_free(cfg);
+    only_error(BASE "cluster: {redis: \"http://127.0.0.1:6379\"}\nplans: {p: {}}\n",
+               "test.yaml:4: cluster.redis: the value must be redis://HOST[:PORT][/DB], like redis://127.0.0.1:6379/0");
+    only_error(BASE "cluster: {redis: \"redis://:secretpw@127.0.0.1:99999/0\"}\nplans: {p: {}}\n",
+               "test.yaml:4: cluster.redis: the value has a port that is not a number from 1 to 65535");
+    only_error(BASE "cluster: {redis: \"redis://127.0.0.1/16\"}\nplans: {p: {}}\n",
+               "test.yaml:4: cluster.redis: the value has a database that is not a number from 0 to 15");
+    only_error(BASE "cluster:\n  node_id: \"gw 1\"\nplans: {p: {}}\n",
+               "test.yaml:5: cluster.node_id: \"gw 1\" may hold only letters, digits, '-', '_' and '.'");
+    only_error(BASE "cluster: {sync_ms: 0}\nplans: {p: {}}\n",
+               "test.yaml:4: cluster.sync_ms: \"0\" is not a whole number from 1 to 1000");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1118,6 +1154,7 @@ int main(void)
         cmocka_unit_test(test_admin_port_keys),
         cmocka_unit_test(test_stripe_defaults_and_values),
         cmocka_unit_test(test_stripe_errors),
+        cmocka_unit_test(test_cluster),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

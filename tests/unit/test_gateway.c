@@ -1,5 +1,6 @@
 /* test_gateway.c - the decision pipeline end to end in memory: real config, directory, limiter,
- * quota and a meter on a temporary SQLite file. */
+ * quota and a meter on a temporary store (a SQLite file, or with TG_TEST_BACKEND=postgres a fresh
+ * PostgreSQL database: tests/support/tmpstore.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +22,7 @@
 #include "util/clock.h"
 
 #include "../support/customers.h"
+#include "../support/tmpstore.h"
 
 static const char *yaml =
     "server: {listen: \"127.0.0.1:1\", admin_listen: \"127.0.0.1:2\"}\n"
@@ -37,7 +39,7 @@ static const char *yaml =
     "  - {match: \"POST /v1/vision/*\", weight: 10, meter: {api_calls: 1, images: 1}}\n";
 
 typedef struct {
-    char dir[64], url[128];
+    tg_tmpstore_t db;
     tg_config_t *cfg;
     tg_store_t *st;
     tg_accounts_t *acc;
@@ -56,20 +58,18 @@ static void add_customer(fx_t *f, const char *id, const char *plan, const char *
 static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/tg_gw_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->url, sizeof(f->url), "sqlite:%s/t.db", f->dir);
+    assert_int_equal(tg_tmpstore_open(&f->db, "gw"), 0);
+    f->st = f->db.st;
     char errbuf[2048];
     assert_int_equal(tg_config_load_string("test.yaml", yaml, strlen(yaml), &f->cfg, errbuf, sizeof(errbuf)), 0);
     free(f->cfg->storage.database);
-    f->cfg->storage.database = strdup(f->url);
+    f->cfg->storage.database = strdup(f->db.url);
     tg_err_t err = {0};
-    assert_int_equal(tg_store_open(f->url, &f->st, &err), 0);
-    assert_int_equal(tg_store_migrate(f->st, &err), 0);
     f->acc = tg_accounts_new(f->cfg);
     f->lim = tg_limiter_local_new();
     f->quota = tg_quota_new();
-    assert_int_equal(tg_meter_start(f->url, 0, 2, &f->meter, &err), 0);
+    tg_meter_opts_t mo = {.store_url = f->db.url, .log_dir = f->db.dir, .flush_ms = 2}; /* logs beside the store */
+    assert_int_equal(tg_meter_start_opts(&mo, &f->meter, &err), 0);
     tg_gateway_deps_t d = {f->cfg, f->acc, f->lim, f->quota, f->meter};
     f->gw = tg_gateway_new(&d, (const uint8_t *)f->cfg->keys.secret, strlen(f->cfg->keys.secret));
     *state = f;
@@ -84,11 +84,8 @@ static int teardown(void **state)
     tg_quota_free(f->quota);
     tg_limiter_free(f->lim);
     tg_accounts_free(f->acc);
-    tg_store_close(f->st);
     tg_config_free(f->cfg);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(tg_tmpstore_close(&f->db), 0);
     free(f);
     return 0;
 }

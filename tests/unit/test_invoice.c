@@ -1,5 +1,6 @@
-/* test_invoice.c - closing periods into invoices on a real SQLite file: idempotency, late usage,
- * per-plan pricing after a plan change, trial proration, gapless numbering. */
+/* test_invoice.c - closing periods into invoices on a real store (a temporary SQLite file, or with
+ * TG_TEST_BACKEND=postgres a fresh PostgreSQL database: tests/support/tmpstore.h): idempotency,
+ * late usage, per-plan pricing after a plan change, trial proration, gapless numbering. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../support/tmpstore.h"
 #include "billing/invoice.h"
 #include "config/config.h"
 #include "store/store.h"
@@ -28,7 +30,7 @@ static const char *yaml =
     "  pro: {price: \"199\", included: {api_calls: 1000}, charges: [{metric: api_calls, model: per_unit, unit_price: \"0.001\"}]}\n";
 
 typedef struct {
-    char dir[64];
+    tg_tmpstore_t db;
     tg_config_t *cfg;
     tg_store_t *st;
     tg_customer_t c;
@@ -37,14 +39,11 @@ typedef struct {
 static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof(*f));
-    char url[128], errbuf[2048];
-    snprintf(f->dir, sizeof(f->dir), "/tmp/tg_inv_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(url, sizeof(url), "sqlite:%s/t.db", f->dir);
+    char errbuf[2048];
     assert_int_equal(tg_config_load_string("t.yaml", yaml, strlen(yaml), &f->cfg, errbuf, sizeof(errbuf)), 0);
     tg_err_t err = {0};
-    assert_int_equal(tg_store_open(url, &f->st, &err), 0);
-    assert_int_equal(tg_store_migrate(f->st, &err), 0);
+    assert_int_equal(tg_tmpstore_open(&f->db, "inv"), 0);
+    f->st = f->db.st;
     snprintf(f->c.id, sizeof(f->c.id), "cus_1");
     snprintf(f->c.email, sizeof(f->c.email), "a@b.co");
     snprintf(f->c.plan_id, sizeof(f->c.plan_id), "starter");
@@ -58,11 +57,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx_t *f = *state;
-    tg_store_close(f->st);
     tg_config_free(f->cfg);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(tg_tmpstore_close(&f->db), 0);
     free(f);
     return 0;
 }

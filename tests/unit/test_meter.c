@@ -1,6 +1,8 @@
-/* test_meter.c - the metering writer against a real temporary SQLite file: group commit from many
- * threads, exactly-once callbacks, flush, stop, retry of a failing store, the metering log's
- * replay at start, refusal of a record that can never be stored, and event ids. */
+/* test_meter.c - the metering writer against a real store (a temporary SQLite file with its logs
+ * beside it, or with TG_TEST_BACKEND=postgres a fresh PostgreSQL database with the logs in the
+ * test's folder: tests/support/tmpstore.h): group commit from many threads, exactly-once
+ * callbacks, flush, stop, retry of a failing store, the metering log's replay at start, refusal of
+ * a record that can never be stored, and event ids. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +10,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -16,25 +19,25 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "../support/tmpstore.h"
 #include "metering/meter.h"
 #include "metering/usage_log.h"
 #include "store/store.h"
 
 typedef struct {
-    char dir[64], path[128], url[160];
-    tg_store_t *st; /* the test's own connection, for reading back */
+    tg_tmpstore_t db;
+    const char *dir, *url; /* db.dir, db.url */
+    tg_store_t *st;        /* the test's own connection (db.st), for reading back */
 } fx_t;
 
 static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/tg_meter_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/t.db", f->dir);
-    snprintf(f->url, sizeof(f->url), "sqlite:%s", f->path);
-    tg_err_t err = {0};
-    assert_int_equal(tg_store_open(f->url, &f->st, &err), 0);
-    assert_int_equal(tg_store_migrate(f->st, &err), 0);
+    assert_non_null(f);
+    assert_int_equal(tg_tmpstore_open(&f->db, "meter"), 0);
+    f->dir = f->db.dir;
+    f->url = f->db.url;
+    f->st = f->db.st;
     *state = f;
     return 0;
 }
@@ -42,34 +45,70 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx_t *f = *state;
-    tg_store_close(f->st);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(tg_tmpstore_close(&f->db), 0);
     free(f);
     return 0;
 }
 
-/* Plain SQL on the database file from a separate connection (fault injection, counts). */
+static int is_sqlite(const fx_t *f)
+{
+    return tg_tmpstore_is_sqlite(&f->db);
+}
+
+/* The meter of the test's store: on SQLite its logs beside the file ("<db>-usagelog.N"), on
+ * PostgreSQL in the test's folder ("usage-N.log"), as the gateway does by default. */
+static int start_meter(fx_t *f, int strict, int flush_ms, tg_meter_t **m, tg_err_t *err)
+{
+    tg_meter_opts_t o = {.store_url = f->url, .log_dir = is_sqlite(f) ? NULL : f->dir, .strict = strict,
+                         .flush_ms = flush_ms};
+    return tg_meter_start_opts(&o, m, err);
+}
+
+/* The path of metering log i (1 or 2), and a shell pattern of both. */
+static void log_path(fx_t *f, int i, char *out, size_t cap)
+{
+    if (is_sqlite(f))
+        snprintf(out, cap, "%s-usagelog.%d", f->url + strlen("sqlite:"), i);
+    else
+        snprintf(out, cap, "%s/usage-%d.log", f->dir, i);
+}
+
+static void log_glob(fx_t *f, char *out, size_t cap)
+{
+    if (is_sqlite(f))
+        snprintf(out, cap, "%s-usagelog.*", f->url + strlen("sqlite:"));
+    else
+        snprintf(out, cap, "%s/usage-*.log", f->dir);
+}
+
+/* Plain SQL on the database from a separate connection (fault injection, counts). */
 static void sql_exec(fx_t *f, const char *sql)
 {
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    assert_int_equal(tg_tmpstore_exec(&f->db, sql), 0);
 }
 
 static long long sql_int(fx_t *f, const char *sql)
 {
-    sqlite3 *db;
-    sqlite3_stmt *s;
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    long long v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    sqlite3_close(db);
+    long long v;
+    if (is_sqlite(f)) {
+        sqlite3 *db;
+        sqlite3_stmt *s;
+        assert_int_equal(sqlite3_open(f->url + strlen("sqlite:"), &db), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+        v = sqlite3_column_int64(s, 0);
+        sqlite3_finalize(s);
+        sqlite3_close(db);
+        return v;
+    }
+    PGconn *c = PQconnectdb(f->url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_int_equal(PQntuples(r), 1);
+    v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    PQfinish(c);
     return v;
 }
 
@@ -169,7 +208,7 @@ static void run_threads(fx_t *f, int strict, int flush_ms)
 {
     tg_err_t err = {0};
     tg_meter_t *m;
-    assert_int_equal(tg_meter_start(f->url, strict, flush_ms, &m, &err), 0);
+    assert_int_equal(start_meter(f, strict, flush_ms, &m, &err), 0);
     slot_t *slots = calloc(THREADS * PER_THREAD, sizeof(*slots));
     pthread_t t[THREADS];
     worker_t w[THREADS];
@@ -247,7 +286,7 @@ static void test_flush(void **state)
     fx_t *f = *state;
     tg_err_t err = {0};
     counter_t c = {0};
-    assert_int_equal(tg_meter_start(f->url, 0, 60000, &c.m, &err), 0); /* batches of a minute */
+    assert_int_equal(start_meter(f, 0, 60000, &c.m, &err), 0); /* batches of a minute */
     assert_int_equal(tg_meter_flush(c.m), 0);                          /* nothing queued: returns */
     for (int i = 0; i < 100; i++) {
         tg_usage_t u = row("cus_1", "api_calls", 1);
@@ -272,7 +311,7 @@ static void test_batched_commits_on_its_own(void **state)
     fx_t *f = *state;
     tg_err_t err = {0};
     counter_t c = {0};
-    assert_int_equal(tg_meter_start(f->url, 0, 20, &c.m, &err), 0);
+    assert_int_equal(start_meter(f, 0, 20, &c.m, &err), 0);
     tg_usage_t u = row("cus_1", "api_calls", 7);
     assert_int_equal(tg_meter_submit(c.m, &u, 1, on_count, &c), 0);
     tg_meter_stats_t s = {0};
@@ -299,7 +338,7 @@ static void test_stop_commits_everything(void **state)
     fx_t *f = *state;
     tg_err_t err = {0};
     counter_t c = {0};
-    assert_int_equal(tg_meter_start(f->url, 0, 60000, &c.m, &err), 0);
+    assert_int_equal(start_meter(f, 0, 60000, &c.m, &err), 0);
     for (int i = 0; i < 99; i++) {
         tg_usage_t u = row("cus_1", "api_calls", 1);
         assert_int_equal(tg_meter_submit(c.m, &u, 1, on_count, &c), 0);
@@ -320,7 +359,7 @@ static void test_submit_refuses_out_of_range(void **state)
     fx_t *f = *state;
     tg_err_t err = {0};
     counter_t c = {0};
-    assert_int_equal(tg_meter_start(f->url, 1, 5, &c.m, &err), 0);
+    assert_int_equal(start_meter(f, 1, 5, &c.m, &err), 0);
     tg_usage_t u[2] = {row("cus_1", "api_calls", 1), row("cus_1", "tokens", (uint64_t)INT64_MAX + 1)};
     assert_int_equal(tg_meter_submit(c.m, u, 2, on_count, &c), TG_ERANGE);
     assert_int_equal(tg_meter_flush(c.m), 0);
@@ -342,7 +381,7 @@ static void test_bad_record_is_isolated(void **state)
     tg_err_t err = {0};
     counter_t c = {0};
     slot_t slots[6] = {0};
-    assert_int_equal(tg_meter_start(f->url, 0, 60000, &c.m, &err), 0);
+    assert_int_equal(start_meter(f, 0, 60000, &c.m, &err), 0);
     tg_usage_t big = row("cus_big", "api_calls", (uint64_t)INT64_MAX);
     assert_int_equal(tg_meter_submit(c.m, &big, 1, on_slot, &slots[0]), 0);
     for (int i = 1; i < 6; i++) {
@@ -371,8 +410,19 @@ static void test_bad_record_is_isolated(void **state)
 
 /* ---- a failing store ---- */
 
-#define FAULT_ON "CREATE TRIGGER fault BEFORE INSERT ON usage_batches BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
-#define FAULT_OFF "DROP TRIGGER fault"
+/* Every insert into usage_batches fails while the trigger is there (each backend's dialect). */
+static void fault(fx_t *f, int on)
+{
+    if (is_sqlite(f))
+        sql_exec(f, on ? "CREATE TRIGGER fault BEFORE INSERT ON usage_batches BEGIN SELECT RAISE(ABORT, 'injected fault');"
+                         " END"
+                       : "DROP TRIGGER fault");
+    else
+        sql_exec(f, on ? "CREATE FUNCTION fault() RETURNS trigger LANGUAGE plpgsql AS"
+                         " $$ BEGIN RAISE EXCEPTION 'injected fault'; END $$;"
+                         " CREATE TRIGGER fault BEFORE INSERT ON usage_batches FOR EACH ROW EXECUTE FUNCTION fault()"
+                       : "DROP TRIGGER fault ON usage_batches; DROP FUNCTION fault()");
+}
 
 /* The database failing does not hold calls: their usage is durable in the metering log, and
  * the applier retries until the database is back. */
@@ -381,8 +431,8 @@ static void test_retry_until_the_store_recovers(void **state)
     fx_t *f = *state;
     tg_err_t err = {0};
     counter_t c = {0};
-    assert_int_equal(tg_meter_start(f->url, 1, 5, &c.m, &err), 0);
-    sql_exec(f, FAULT_ON);
+    assert_int_equal(start_meter(f, 1, 5, &c.m, &err), 0);
+    fault(f, 1);
     for (int i = 0; i < 50; i++) {
         tg_usage_t u = row("cus_1", "api_calls", 1);
         assert_int_equal(tg_meter_submit(c.m, &u, 1, on_count, &c), 0);
@@ -398,7 +448,7 @@ static void test_retry_until_the_store_recovers(void **state)
     assert_int_equal(s.committed, 50);
     assert_int_equal(s.applied, 0); /* not in the database yet, and not dropped */
     assert_int_equal(s.queued, 0);
-    sql_exec(f, FAULT_OFF);
+    fault(f, 0);
     assert_int_equal(tg_meter_flush(c.m), 0);
     tg_meter_get_stats(c.m, &s);
     assert_int_equal(s.applied, 50);
@@ -420,8 +470,8 @@ static void test_dead_store_at_stop_keeps_usage_for_the_next_start(void **state)
     fx_t *f = *state;
     tg_err_t err = {0};
     counter_t c = {0};
-    assert_int_equal(tg_meter_start(f->url, 1, 5, &c.m, &err), 0);
-    sql_exec(f, FAULT_ON);
+    assert_int_equal(start_meter(f, 1, 5, &c.m, &err), 0);
+    fault(f, 1);
     for (int i = 0; i < 10; i++) {
         tg_usage_t u = row("cus_1", "api_calls", 1);
         assert_int_equal(tg_meter_submit(c.m, &u, 1, on_count, &c), 0);
@@ -430,9 +480,9 @@ static void test_dead_store_at_stop_keeps_usage_for_the_next_start(void **state)
     tg_meter_stop(c.m); /* bounded: a few seconds of retries */
     assert_int_equal(atomic_load(&c.errors), 0);
     assert_int_equal(total(f, "api_calls"), 0);
-    sql_exec(f, FAULT_OFF);
+    fault(f, 0);
     for (int run = 0; run < 2; run++) {
-        assert_int_equal(tg_meter_start(f->url, 1, 5, &c.m, &err), 0);
+        assert_int_equal(start_meter(f, 1, 5, &c.m, &err), 0);
         assert_int_equal(total(f, "api_calls"), 10);
         tg_meter_stop(c.m);
     }
@@ -455,7 +505,7 @@ static size_t logged_rows(fx_t *f)
         char path[192];
         tg_usage_log_t *log;
         tg_err_t err = {0};
-        snprintf(path, sizeof(path), "%s-usagelog.%d", f->path, i);
+        log_path(f, i, path, sizeof(path));
         assert_int_equal(tg_usage_log_open(path, &log, &err), 0);
         assert_int_equal(tg_usage_log_replay(log, count_rows, &n, &err), 0);
         tg_usage_log_close(log);
@@ -467,7 +517,7 @@ static long long file_size(fx_t *f, int i)
 {
     char path[192];
     struct stat sb;
-    snprintf(path, sizeof(path), "%s-usagelog.%d", f->path, i);
+    log_path(f, i, path, sizeof(path));
     assert_int_equal(stat(path, &sb), 0);
     return (long long)sb.st_size;
 }
@@ -483,7 +533,7 @@ static void test_logs_take_turns(void **state)
     tg_usage_t *u = calloc(ROWS, sizeof(*u));
     for (int i = 0; i < ROWS; i++)
         u[i] = row("cus_1", "api_calls", 1);
-    assert_int_equal(tg_meter_start(f->url, 0, 5, &c.m, &err), 0);
+    assert_int_equal(start_meter(f, 0, 5, &c.m, &err), 0);
     assert_int_equal(file_size(f, 2), 4096); /* just a header */
     long long first = 0;
     for (int round = 1; round <= 3; round++) {
@@ -518,8 +568,8 @@ static void test_outage_spills_to_the_log_not_memory(void **state)
     for (int i = 0; i < ROWS; i++)
         u[i] = row("cus_1", "api_calls", 1);
     for (int run = 0; run < 2; run++) {
-        assert_int_equal(tg_meter_start(f->url, 1, 5, &c.m, &err), 0);
-        sql_exec(f, FAULT_ON);
+        assert_int_equal(start_meter(f, 1, 5, &c.m, &err), 0);
+        fault(f, 1);
         atomic_store(&c.fired, 0);
         for (int i = 0; i < SUBMITS; i++) { /* one at a time: the writer may switch logs between them */
             assert_int_equal(tg_meter_submit(c.m, u, ROWS, on_count, &c), 0);
@@ -533,7 +583,7 @@ static void test_outage_spills_to_the_log_not_memory(void **state)
         assert_int_equal(s.held + s.spilled, SUBMITS * ROWS); /* every row is one or the other */
         assert_true(file_size(f, 2) > 4096);                  /* the spill went on in the second log */
         if (run == 0) {                                       /* the database comes back while the meter runs */
-            sql_exec(f, FAULT_OFF);
+            fault(f, 0);
             assert_int_equal(tg_meter_flush(c.m), 0);
             tg_meter_get_stats(c.m, &s);
             assert_int_equal(s.applied, SUBMITS * ROWS);
@@ -543,8 +593,8 @@ static void test_outage_spills_to_the_log_not_memory(void **state)
         } else { /* it comes back only after the stop: the next start stores the rest */
             tg_meter_stop(c.m);
             assert_int_equal(total(f, "api_calls"), SUBMITS * ROWS);
-            sql_exec(f, FAULT_OFF);
-            assert_int_equal(tg_meter_start(f->url, 1, 5, &c.m, &err), 0);
+            fault(f, 0);
+            assert_int_equal(start_meter(f, 1, 5, &c.m, &err), 0);
             tg_meter_stop(c.m);
             assert_int_equal(total(f, "api_calls"), 2 * SUBMITS * ROWS);
         }
@@ -562,21 +612,22 @@ static void test_replay_of_stored_usage_counts_once(void **state)
     fx_t *f = *state;
     tg_err_t err = {0};
     counter_t c = {0};
-    char cmd[512];
-    assert_int_equal(tg_meter_start(f->url, 1, 5, &c.m, &err), 0);
+    char cmd[512], logs[256];
+    assert_int_equal(start_meter(f, 1, 5, &c.m, &err), 0);
     for (int i = 0; i < 100; i++) {
         tg_usage_t u = row("cus_1", "api_calls", 2);
         assert_int_equal(tg_meter_submit(c.m, &u, 1, on_count, &c), 0);
     }
     assert_int_equal(tg_meter_flush(c.m), 0); /* stored in the database */
-    snprintf(cmd, sizeof(cmd), "mkdir %s/saved && cp %s-usagelog.* %s/saved/", f->dir, f->path, f->dir);
+    log_glob(f, logs, sizeof(logs));
+    snprintf(cmd, sizeof(cmd), "mkdir %s/saved && cp %s %s/saved/", f->dir, logs, f->dir);
     assert_int_equal(system(cmd), 0); /* the logs as a crash would leave them */
     tg_meter_stop(c.m);               /* resets them */
     assert_int_equal(total(f, "api_calls"), 200);
     snprintf(cmd, sizeof(cmd), "cp %s/saved/* %s/", f->dir, f->dir);
     assert_int_equal(system(cmd), 0);
     assert_int_equal(logged_rows(f), 100); /* what the replay below finds */
-    assert_int_equal(tg_meter_start(f->url, 1, 5, &c.m, &err), 0);
+    assert_int_equal(start_meter(f, 1, 5, &c.m, &err), 0);
     tg_meter_stop(c.m);
     assert_int_equal(total(f, "api_calls"), 200);
 }
@@ -589,7 +640,7 @@ static void test_absurd_value_does_not_drop_the_record(void **state)
     fx_t *f = *state;
     tg_err_t err = {0};
     counter_t c = {0};
-    assert_int_equal(tg_meter_start(f->url, 0, 60000, &c.m, &err), 0);
+    assert_int_equal(start_meter(f, 0, 60000, &c.m, &err), 0);
     tg_usage_t big = row("cus_big", "api_calls", (uint64_t)INT64_MAX - 1);
     assert_int_equal(tg_meter_submit(c.m, &big, 1, on_count, &c), 0);
     for (int i = 0; i < 5; i++) {
@@ -615,8 +666,8 @@ static void test_replay_keeps_a_refused_row_aside_once(void **state)
 {
     fx_t *f = *state;
     tg_err_t err = {0};
-    char path[192], cmd[512];
-    snprintf(path, sizeof(path), "%s-usagelog.1", f->path);
+    char path[192], cmd[512], logs[256];
+    log_path(f, 1, path, sizeof(path));
     tg_usage_log_t *log;
     assert_int_equal(tg_usage_log_open(path, &log, &err), 0);
     tg_usage_t a[2] = {row("cus_1", "api_calls", 1), row("cus_2", "api_calls", 2)};
@@ -626,11 +677,12 @@ static void test_replay_keeps_a_refused_row_aside_once(void **state)
     assert_int_equal(tg_usage_log_append(log, tg_meter_next_event_id(), b, 3, &err), 0);
     assert_int_equal(tg_usage_log_append(log, tg_meter_next_event_id(), &c3, 1, &err), 0);
     tg_usage_log_close(log);
-    snprintf(cmd, sizeof(cmd), "mkdir %s/saved && cp %s-usagelog.* %s/saved/", f->dir, f->path, f->dir);
+    log_glob(f, logs, sizeof(logs));
+    snprintf(cmd, sizeof(cmd), "mkdir %s/saved && cp %s %s/saved/", f->dir, logs, f->dir);
     assert_int_equal(system(cmd), 0);
     for (int run = 0; run < 2; run++) {
         tg_meter_t *m = NULL;
-        assert_int_equal(tg_meter_start(f->url, 0, 5, &m, &err), 0);
+        assert_int_equal(start_meter(f, 0, 5, &m, &err), 0);
         tg_meter_stats_t st;
         tg_meter_get_stats(m, &st);
         assert_int_equal(st.rejected, run == 0 ? 1 : 0);
@@ -652,11 +704,11 @@ static void test_log_is_held_by_one_meter(void **state)
     fx_t *f = *state;
     tg_err_t err = {0};
     tg_meter_t *a = NULL, *b = NULL;
-    assert_int_equal(tg_meter_start(f->url, 1, 5, &a, &err), 0);
-    assert_int_equal(tg_meter_start(f->url, 1, 5, &b, &err), TG_ESTATE);
+    assert_int_equal(start_meter(f, 1, 5, &a, &err), 0);
+    assert_int_equal(start_meter(f, 1, 5, &b, &err), TG_ESTATE);
     assert_null(b);
     assert_non_null(strstr(err.msg, "in use by another tollgate process"));
-    assert_non_null(strstr(err.msg, "-usagelog.1"));
+    assert_non_null(strstr(err.msg, is_sqlite(f) ? "-usagelog.1" : "usage-1.log"));
     tg_meter_stop(a);
 }
 

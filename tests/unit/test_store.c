@@ -1,35 +1,37 @@
-/* test_store.c - the SQLite store on real temporary database files (the metering writer has
- * test_meter.c). */
+/* test_store.c - the store on real databases: a temporary SQLite file, or with
+ * TG_TEST_BACKEND=postgres a fresh PostgreSQL database (tests/support/tmpstore.h); the same
+ * assertions run on both. What only SQLite has (its file, WAL) is checked on SQLite only. The
+ * metering writer has test_meter.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "../support/tmpstore.h"
 #include "store/migrations.h"
 #include "store/store.h"
 
 typedef struct {
-    char dir[64], path[128], url[160];
-    tg_store_t *st;
+    tg_tmpstore_t db;
+    const char *url; /* db.url */
+    tg_store_t *st;  /* db.st */
 } fx_t;
 
 static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/tg_store_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/sub/dir/t.db", f->dir); /* directories are created */
-    snprintf(f->url, sizeof(f->url), "sqlite:%s", f->path);
-    tg_err_t err = {0};
-    assert_int_equal(tg_store_open(f->url, &f->st, &err), 0);
-    assert_int_equal(tg_store_migrate(f->st, &err), 0);
+    assert_non_null(f);
+    assert_int_equal(tg_tmpstore_open(&f->db, "store"), 0);
+    f->url = f->db.url;
+    f->st = f->db.st;
     *state = f;
     return 0;
 }
@@ -37,12 +39,14 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx_t *f = *state;
-    tg_store_close(f->st);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(tg_tmpstore_close(&f->db), 0);
     free(f);
     return 0;
+}
+
+static int is_sqlite(const fx_t *f)
+{
+    return tg_tmpstore_is_sqlite(&f->db);
 }
 
 static tg_customer_t customer(const char *id, const char *email, int64_t created_at)
@@ -64,17 +68,31 @@ static void add_customer(fx_t *f, const char *id, const char *email)
     assert_int_equal(tg_store_customer_insert(f->st, &c, &err), 0);
 }
 
-/* One value from the database file through a separate plain SQLite connection. */
+/* One integer from the database through a separate plain connection (SQL both backends take). */
 static long long sql_int(fx_t *f, const char *sql)
 {
-    sqlite3 *db;
-    sqlite3_stmt *s;
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    long long v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    sqlite3_close(db);
+    long long v;
+    if (is_sqlite(f)) {
+        sqlite3 *db;
+        sqlite3_stmt *s;
+        assert_int_equal(sqlite3_open(f->url + strlen("sqlite:"), &db), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+        v = sqlite3_column_int64(s, 0);
+        sqlite3_finalize(s);
+        sqlite3_close(db);
+        return v;
+    }
+    PGconn *c = PQconnectdb(f->url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        print_error("PostgreSQL: %s in %s\n", PQerrorMessage(c), sql);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_int_equal(PQntuples(r), 1);
+    v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    PQfinish(c);
     return v;
 }
 
@@ -99,7 +117,9 @@ static void test_migrations(void **state)
     fx_t *f = *state;
     tg_err_t err = {0};
     int v = 0;
-    int latest = tg_sqlite_migrations[tg_sqlite_migrations_count - 1].version;
+    const tg_migration_t *ms = is_sqlite(f) ? tg_sqlite_migrations : tg_pg_migrations;
+    size_t count = is_sqlite(f) ? tg_sqlite_migrations_count : tg_pg_migrations_count;
+    int latest = ms[count - 1].version;
     assert_int_equal(tg_store_schema_version(f->st, &v, &err), 0);
     assert_int_equal(v, latest);
     assert_int_equal(tg_store_migrate(f->st, &err), 0); /* idempotent */
@@ -110,34 +130,39 @@ static void test_migrations(void **state)
     assert_int_equal(tg_store_schema_version(again, &v, &err), 0);
     assert_int_equal(v, latest);
     tg_store_close(again);
-    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM schema_migrations"), (long long)tg_sqlite_migrations_count);
-    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM schema_migrations WHERE applied_at > 0"),
-                     (long long)tg_sqlite_migrations_count);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM schema_migrations"), (long long)count);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM schema_migrations WHERE applied_at > 0"), (long long)count);
     /* the migrations are numbered in ascending order from 1; branches reserve numbers, so there
      * may be gaps (11 belongs to another branch of issue 11) */
-    assert_int_equal(tg_sqlite_migrations[0].version, 1);
-    for (size_t i = 1; i < tg_sqlite_migrations_count; i++)
-        assert_true(tg_sqlite_migrations[i].version > tg_sqlite_migrations[i - 1].version);
+    assert_int_equal(ms[0].version, 1);
+    for (size_t i = 1; i < count; i++)
+        assert_true(ms[i].version > ms[i - 1].version);
 
-    /* WAL is a property of the file: a plain connection sees it */
-    sqlite3 *db;
-    sqlite3_stmt *s;
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
-    sqlite3_finalize(s);
-    sqlite3_close(db);
+    if (is_sqlite(f)) {
+        /* WAL is a property of the file: a plain connection sees it */
+        sqlite3 *db;
+        sqlite3_stmt *s;
+        assert_int_equal(sqlite3_open(f->url + strlen("sqlite:"), &db), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+        assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
+        sqlite3_finalize(s);
+        sqlite3_close(db);
+    }
 
     /* an empty database has version 0 */
-    char url[200];
-    snprintf(url, sizeof(url), "sqlite:%s/empty.db", f->dir);
-    tg_store_t *empty;
-    assert_int_equal(tg_store_open(url, &empty, &err), 0);
+    tg_tmpstore_t empty = {0};
+    if (is_sqlite(f))
+        snprintf(empty.url, sizeof(empty.url), "sqlite:%s/sub/dir/empty.db", f->db.dir); /* folders are made */
+    else
+        assert_int_equal(tg_tmpstore_pg_create(&empty), 0);
+    assert_int_equal(tg_store_open(empty.url, &empty.st, &err), 0);
     v = -1;
-    assert_int_equal(tg_store_schema_version(empty, &v, &err), 0);
+    assert_int_equal(tg_store_schema_version(empty.st, &v, &err), 0);
     assert_int_equal(v, 0);
-    tg_store_close(empty);
+    tg_store_close(empty.st);
+    if (!is_sqlite(f))
+        assert_int_equal(tg_tmpstore_pg_drop(&empty), 0);
 }
 
 typedef struct {
@@ -427,8 +452,10 @@ static void test_usage_range(void **state)
     assert_int_equal(tg_store_usage_record(f->st, 4, rows + 1, 1, &ins, &err), 0);
     assert_int_equal(tg_store_usage_total(f->st, "api_calls", &n, &err), 0);
     assert_int_equal(n, (uint64_t)INT64_MAX);
-    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_period WHERE typeof(units) <> 'integer'"), 0);
-    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_daily WHERE typeof(units) <> 'integer'"), 0);
+    if (is_sqlite(f)) { /* a column's type is per value in SQLite; BIGINT in PostgreSQL's schema */
+        assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_period WHERE typeof(units) <> 'integer'"), 0);
+        assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_daily WHERE typeof(units) <> 'integer'"), 0);
+    }
     assert_int_equal(sql_int(f, "SELECT MAX(units) FROM usage_daily"), INT64_MAX);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_journal"), 0); /* folded by the read */
     /* the connection is still usable */
@@ -652,10 +679,7 @@ static int sum_metric(const char *metric, uint64_t units, void *arg)
 
 static void sql_exec(fx_t *f, const char *sql)
 {
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    assert_int_equal(tg_tmpstore_exec(&f->db, sql), 0);
 }
 
 /* Batches wait in the journal until a reader (any connection) or the writer folds them; each is

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# bench/invoices-under-load.sh - the gateway's latency while a big invoice run closes a month, in
+# one process and one run: tollgate serves wrk's requests while its admin thread closes CUSTOMERS
+# customers' month (the same period closer as bench/invoices.sh, in slices between admin jobs).
+#   1. the data: CUSTOMERS customers with usage, anchored now, in tollgate's SQLite file
+#      (build/bench-invoices --populate, which prints the pricing code's own total)
+#   2. tollgate serve --test-clock on it, KEYS load customers with keys, upstream nginx (1 worker)
+#   3. wrk for DURATION: p50/p99 without the close
+#   4. POST /v1/admin/clock +32 days: the next tick (within 10 s) starts the close; wrk runs in
+#      WINDOW-long windows until every invoice is there: p99 of each window during the close,
+#      and meanwhile the admin API's answer time (GET /v1/admin/customers, twice a second)
+#   5. wrk for DURATION again after the close; the sum of the invoices against the expected total
+# Prints the figures and the server's peak RSS before and after the close.
+# Env: CUSTOMERS (default 100000), KEYS (100), CONNS (32), DURATION (10s), WINDOW (5s).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CUSTOMERS=${CUSTOMERS:-100000}
+KEYS=${KEYS:-100}
+CONNS=${CONNS:-32}
+DURATION=${DURATION:-10s}
+WINDOW=${WINDOW:-5s}
+TG=${TOLLGATE_BIN:-build/tollgate}
+command -v wrk >/dev/null && command -v nginx >/dev/null && command -v sqlite3 >/dev/null || scripts/install-deps.sh
+make -s build/tollgate build/bench-invoices
+
+work=$(mktemp -d /tmp/tollgate-bench-invload.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
+UP=$(port); GW=$(port); AD=$(port)
+TOKEN=bench-admin-token-0123456789
+admin() { curl -s -H "Authorization: Bearer $TOKEN" -H "content-type: application/json" "$@"; }
+wait_http() { for _ in $(seq 600); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+
+mkdir -p "$work/up"
+cat > "$work/up/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+error_log $work/up/error.log warn;
+pid $work/up/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:$UP; location / { default_type application/json; return 200 '{"ok":true}'; } }
+}
+CONF
+nginx -p "$work/up" -c "$work/up/nginx.conf" & pids+=($!)
+
+anchor=$(date +%s)
+t0=$(date +%s.%N)
+expected=$(build/bench-invoices --populate "$CUSTOMERS" "sqlite:$work/tollgate.db" "$anchor")
+echo "populated $CUSTOMERS customers in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s; expected sum of their invoices: $expected usd"
+
+# The plans of tools/bench-invoices.c (the expected total is priced with them) and one for the load.
+cat > "$work/tollgate.yaml" <<CONF
+server: {listen: "127.0.0.1:$GW", admin_listen: "127.0.0.1:$AD", workers: ${TG_WORKERS:-$(nproc)}}
+upstream: {url: "http://127.0.0.1:$UP", timeout_ms: 30000}
+storage: {database: "sqlite:$work/tollgate.db"}
+admin: {token: "$TOKEN"}
+keys: {secret: "bench-key-secret-0123456789abcdef0123"}
+metering: {durability: batched, flush_ms: 5}
+plans:
+  free: {price: "0", included: {api_calls: 1000}}
+  starter: {price: "49", included: {api_calls: 50000}, charges: [{metric: api_calls, model: per_unit, unit_price: "0.001"}]}
+  pro: {price: "199", included: {api_calls: 500000}, charges: [{metric: api_calls, model: per_unit, unit_price: "0.0005"},
+        {metric: images, model: graduated, tiers: [{up_to: 1000, unit_price: "0"}, {up_to: inf, unit_price: "0.002"}]}]}
+  enterprise: {price: "999", included: {api_calls: 5000000}, charges: [{metric: api_calls, model: per_unit, unit_price: "0.0002"}]}
+  load: {price: "0", rate_limit: 1000000/sec, burst: 1000000, included: {api_calls: 1000000000}, on_quota: block,
+         endpoints: ["/v1/*"]}
+CONF
+t0=$(date +%s.%N)
+"$TG" serve --test-clock -c "$work/tollgate.yaml" 2>"$work/tollgate.log" & TGPID=$!
+pids+=("$TGPID")
+wait_http "http://127.0.0.1:$AD/healthz"
+echo "tollgate up in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
+for i in $(seq "$KEYS"); do
+  id=$(admin -d "{\"email\":\"k$i@load.test\",\"plan\":\"load\"}" "http://127.0.0.1:$AD/v1/admin/customers" |
+    sed -E 's/.*"id":"([^"]+)".*/\1/')
+  key=$(admin -d '{}' "http://127.0.0.1:$AD/v1/admin/customers/$id/keys" | sed -E 's/.*"secret":"([^"]+)".*/\1/')
+  case $key in tg_live_*) echo "$key" >> "$work/keys.txt" ;; *) echo "could not create key $i: $key" >&2; exit 1 ;; esac
+done
+cat > "$work/keys.lua" <<'LUA'
+local keys = {}
+for line in io.lines(os.getenv("KEYS_FILE")) do keys[#keys + 1] = line end
+local i = 0
+request = function()
+  i = i % #keys + 1
+  return wrk.format("GET", "/v1/basic/x", { ["Authorization"] = "Bearer " .. keys[i] })
+end
+LUA
+ms() { awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+  printf "%.3f", (u == "us" ? n / 1000 : u == "ms" ? n : u == "s" ? n * 1000 : n) }'; }
+wrk_run() { # duration out
+  KEYS_FILE=$work/keys.txt wrk -t1 -c"$CONNS" -d"$1" --latency -s "$work/keys.lua" "http://127.0.0.1:$GW/v1/basic/x" > "$2"
+  grep -q 'Requests/sec' "$2" || { echo "wrk failed:"; cat "$2"; exit 1; }
+  if grep -q "Non-2xx" "$2"; then echo "warning: non-2xx answers: $(grep Non-2xx "$2")"; fi
+}
+fig() { # out -> "requests/s p50 p99" (ms)
+  echo "$(awk '/Requests\/sec/ {print $2}' "$1") $(ms "$(awk '$1 == "50%" {print $2}' "$1")") $(ms "$(awk '$1 == "99%" {print $2}' "$1")")"
+}
+hwm() { awk '/VmHWM/ { printf "%.1f MiB", $2 / 1024 }' "/proc/$TGPID/status"; }
+count() { sqlite3 "$work/tollgate.db" "PRAGMA busy_timeout=5000; SELECT COUNT(*) FROM invoices" | tail -1; }
+total=$((CUSTOMERS + KEYS))
+
+KEYS_FILE=$work/keys.txt wrk -t1 -c"$CONNS" -d2s -s "$work/keys.lua" "http://127.0.0.1:$GW/v1/basic/x" >/dev/null # warm up
+wrk_run "$DURATION" "$work/before.out"
+read -r rps_b p50_b p99_b <<< "$(fig "$work/before.out")"
+hwm_before=$(hwm)
+echo "without the close:  $rps_b requests/s, p50 $p50_b ms, p99 $p99_b ms (server peak RSS so far $hwm_before)"
+
+admin -d "{\"advance_seconds\": $((32 * 86400))}" "http://127.0.0.1:$AD/v1/admin/clock" >/dev/null
+( # the admin API's answer time during the close, twice a second
+  while :; do
+    curl -s -o /dev/null -w '%{time_total}\n' -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$AD/v1/admin/customers?limit=1" || true
+    sleep 0.5
+  done > "$work/admin.times"
+) & probe=$!
+pids+=("$probe")
+t_adv=$(date +%s.%N)
+during=() n=0 t_first="" t_done=""
+c0=$(count)
+while :; do
+  n=$((n + 1))
+  wrk_run "$WINDOW" "$work/w$n.out"
+  c1=$(count)
+  read -r rps p50 p99 <<< "$(fig "$work/w$n.out")"
+  state="waiting for the tick"
+  if [ "$c1" -gt "$c0" ]; then
+    state="closing ($c1 of $total invoices)"; during+=("$rps $p50 $p99"); [ -n "$t_first" ] || t_first=$(date +%s.%N)
+  fi
+  echo "  window $n: $rps requests/s, p50 $p50 ms, p99 $p99 ms  [$state]"
+  c0=$c1
+  if [ "$c1" -ge "$total" ]; then t_done=$(date +%s.%N); break; fi
+  [ "$n" -lt 200 ] || { echo "the close did not finish"; exit 1; }
+done
+kill "$probe" 2>/dev/null || true; wait "$probe" 2>/dev/null || true
+wrk_run "$DURATION" "$work/after.out"
+read -r rps_a p50_a p99_a <<< "$(fig "$work/after.out")"
+echo "after the close:    $rps_a requests/s, p50 $p50_a ms, p99 $p99_a ms (server peak RSS $(hwm))"
+
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+col() { for r in "${during[@]}"; do echo "$r" | awk -v c="$1" '{ print $c }'; done; }
+# totals are in nano-units (10^-9 of the currency): every invoice total is a whole number of cents
+got=$(sqlite3 "$work/tollgate.db" "SELECT printf('%d.%02d', SUM(total) / 1000000000, SUM(total) / 10000000 % 100) FROM invoices
+  WHERE customer_id IN (SELECT id FROM customers WHERE email LIKE '%@bench.test')")
+admin_max=$(sort -g "$work/admin.times" | tail -1); admin_med=$(median < "$work/admin.times")
+echo
+echo "$CUSTOMERS customers (+ $KEYS load customers), wrk -t1 -c$CONNS, $(nproc) cores, upstream nginx 1 worker"
+echo "close: $total invoices in about $(awk -v a="$t_adv" -v b="$t_done" 'BEGIN { printf "%.0f", b - a }') s after the clock moved (the tick starts it within 10 s)"
+echo "gateway p99: without the close $p99_b ms; during it, median of ${#during[@]} windows $(col 3 | median) ms, worst $(col 3 | sort -g | tail -1) ms; after it $p99_a ms"
+echo "gateway requests/s: without $rps_b; during (median) $(col 1 | median); after $rps_a"
+echo "admin API answer times during the close, slowest five (ms): $(sort -g "$work/admin.times" | tail -5 | awk '{ printf "%.1f ", $1 * 1000 }')"
+echo "admin API during the close: median $(awk -v s="$admin_med" 'BEGIN { printf "%.1f", s * 1000 }') ms, worst $(awk -v s="$admin_max" 'BEGIN { printf "%.1f", s * 1000 }') ms"
+echo "server peak RSS: before the close $hwm_before, after it $(hwm)"
+echo "sum of the invoices: $got usd (expected $expected): $([ "$got" = "$expected" ] && echo exact || echo MISMATCH)"
+[ "$got" = "$expected" ]

@@ -1,0 +1,120 @@
+/* closer.c - see closer.h: the period closer's thread. */
+#include "billing/closer.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "billing/periods.h"
+#include "store/store.h"
+#include "util/clock.h"
+
+/* A slice between two looks at the stop flag: a stop waits at most this and a batch. */
+#define SLICE_NS (200 * 1000000LL)
+
+struct tg_closer {
+    pthread_t tid;
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* CLOCK_MONOTONIC */
+    int stopping;
+    tg_store_t *st;
+    tg_sub_ctx_t x;
+    int64_t interval_ns;
+    int nice;
+    int (*may_run)(void *arg);
+    void *may_run_arg;
+};
+
+static void *closer_main(void *arg)
+{
+    tg_closer_t *c = arg;
+    pthread_setname_np(pthread_self(), "tg-billing");
+    /* Linux: a thread's nice value is its own (setpriority on its tid). */
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), c->nice);
+    tg_periods_cursor_t cur = {0};
+    for (int first = 1;; first = 0) {
+        int more = !first; /* the first run one interval after start, as the admin tick's was */
+        int64_t wait_ns = c->interval_ns;
+        while (more) {
+            pthread_mutex_lock(&c->mu);
+            int stop = c->stopping;
+            pthread_mutex_unlock(&c->mu);
+            if (stop)
+                return NULL;
+            if (c->may_run != NULL && !c->may_run(c->may_run_arg)) {
+                cur.active = 0; /* another node closes periods: this run ends here */
+                wait_ns = 1000000000LL; /* and this node looks again in a second, not an interval */
+                break;
+            }
+            tg_periods_run_t run;
+            tg_err_t err = {0};
+            /* an error ends the run (more = 0); the next run starts again */
+            tg_periods_close_some(&c->x, &cur, SLICE_NS, &run, &more, &err);
+            tg_periods_run_free(&run);
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        int64_t ns = (int64_t)until.tv_nsec + wait_ns;
+        until.tv_sec += (time_t)(ns / 1000000000);
+        until.tv_nsec = (long)(ns % 1000000000);
+        pthread_mutex_lock(&c->mu);
+        while (!c->stopping && pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0)
+            ;
+        int stop = c->stopping;
+        pthread_mutex_unlock(&c->mu);
+        if (stop)
+            return NULL;
+    }
+}
+
+int tg_closer_start(const tg_closer_settings_t *s, tg_closer_t **out, tg_err_t *err)
+{
+    *out = NULL;
+    tg_closer_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return tg_errf(err, TG_ENOMEM, "out of memory starting the period closer");
+    int rc = tg_store_open(s->database, &c->st, err);
+    if (rc != 0) {
+        free(c);
+        return rc;
+    }
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    c->x = (tg_sub_ctx_t){.cfg = s->cfg, .store = c->st, .accounts = s->accounts, .meter = s->meter};
+    c->interval_ns = (s->interval_ms > 0 ? s->interval_ms : 10000) * 1000000LL;
+    c->nice = s->nice > 0 ? s->nice : 10;
+    c->may_run = s->may_run;
+    c->may_run_arg = s->may_run_arg;
+    if (pthread_create(&c->tid, NULL, closer_main, c) != 0) {
+        tg_store_close(c->st);
+        pthread_cond_destroy(&c->cv);
+        pthread_mutex_destroy(&c->mu);
+        free(c);
+        return tg_errf(err, TG_ENOMEM, "cannot start the period closer's thread");
+    }
+    *out = c;
+    return 0;
+}
+
+void tg_closer_stop(tg_closer_t *c)
+{
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->stopping = 1;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->tid, NULL);
+    tg_store_close(c->st);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}

@@ -1,0 +1,337 @@
+/* cluster.c - see cluster.h.
+ *
+ * One thread, one Redis connection. A round: connect if needed (at most every 250 ms while Redis
+ * is away), renew this node's claim about once a second (it expires after three seconds without
+ * one, and the live-node count comes back with it), then one sync step per registered key. The
+ * first Redis error drops the connection; the remaining keys of the round go on in fallback. The
+ * fallback ends at the end of the first round in which every key reached Redis. */
+#include "limits/cluster.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "metrics/metrics.h"
+#include "util/clock.h"
+
+#define BEAT_NS (1000 * 1000000LL) /* renew the node's claim this often */
+#define NODE_TTL_MS 3000           /* a node not renewed this long is not live */
+#define RECONNECT_NS (250 * 1000000LL)
+#define IDLE_NS (1000 * 1000000LL) /* a lease unused this long goes back */
+
+struct tg_cluster {
+    char *url, *node_id;
+    char token[33];
+    int64_t sync_ns;
+    int timeout_ms;
+    void (*log)(void *arg, const char *line);
+    void *log_arg;
+
+    pthread_t thread;
+    int started;
+    pthread_mutex_t mu; /* guards stop (and pairs with cond) */
+    pthread_cond_t cond;
+    int stop;
+    _Atomic int kicked;
+    tg_lease_entry_t *_Atomic touched; /* a Treiber stack: calls push, the sync thread takes it all */
+    tg_lease_entry_t *active;          /* the sync thread's rounds */
+
+    _Atomic int fallback;
+    _Atomic uint32_t nodes;
+    _Atomic uint64_t nactive;
+    tg_redis_t *r; /* the sync thread's */
+};
+
+static void say(tg_cluster_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(tg_cluster_t *c, const char *fmt, ...)
+{
+    if (c->log == NULL)
+        return;
+    char line[TG_ERR_MAX + 200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    c->log(c->log_arg, line);
+}
+
+int tg_cluster_in_fallback(const tg_cluster_t *c)
+{
+    return atomic_load_explicit(&c->fallback, memory_order_relaxed);
+}
+
+uint32_t tg_cluster_live_nodes(const tg_cluster_t *c)
+{
+    uint32_t n = atomic_load_explicit(&c->nodes, memory_order_relaxed);
+    return n == 0 ? 1 : n;
+}
+
+uint64_t tg_cluster_active_keys(const tg_cluster_t *c)
+{
+    return atomic_load_explicit(&c->nactive, memory_order_relaxed);
+}
+
+int64_t tg_cluster_sync_ns(const tg_cluster_t *c)
+{
+    return c->sync_ns;
+}
+
+void tg_cluster_kick(tg_cluster_t *c)
+{
+    /* Only the first kick of a round signals: the others find the flag set, by a plain load
+     * first, so that worker threads kicking a hot key do not fight over the flag's cache line. */
+    if (atomic_load_explicit(&c->kicked, memory_order_relaxed) == 0 &&
+        atomic_exchange_explicit(&c->kicked, 1, memory_order_acq_rel) == 0)
+        pthread_cond_signal(&c->cond);
+}
+
+void tg_lease_entry_init(tg_lease_entry_t *e, const tg_lease_kind_t *kind, void (*init)(tg_lease_entry_t *e, void *arg),
+                         void *arg)
+{
+    if (atomic_load_explicit(&e->state, memory_order_acquire) == 2)
+        return;
+    int expect = 0;
+    if (atomic_compare_exchange_strong(&e->state, &expect, 1)) {
+        e->kind = kind;
+        if (init != NULL)
+            init(e, arg);
+        atomic_store_explicit(&e->state, 2, memory_order_release);
+        return;
+    }
+    while (atomic_load_explicit(&e->state, memory_order_acquire) != 2) /* another thread copies the key in */
+        sched_yield();
+}
+
+void tg_cluster_touch(tg_cluster_t *c, tg_lease_entry_t *e)
+{
+    /* seq_cst: pairs with the sync thread clearing active and then asking busy() (leave_rounds) */
+    if (atomic_load(&e->active) || atomic_load(&e->touched) || atomic_exchange(&e->touched, 1))
+        return;
+    tg_lease_entry_t *head = atomic_load(&c->touched);
+    do {
+        atomic_store_explicit(&e->next_touched, head, memory_order_relaxed);
+    } while (!atomic_compare_exchange_weak(&c->touched, &head, e));
+}
+
+/* Moves the touched keys into the rounds (the stack is taken whole: no ABA). */
+static void take_touched(tg_cluster_t *c)
+{
+    tg_lease_entry_t *e = atomic_exchange(&c->touched, NULL);
+    while (e != NULL) {
+        tg_lease_entry_t *next = atomic_load_explicit(&e->next_touched, memory_order_relaxed);
+        atomic_store(&e->touched, 0);
+        if (!atomic_load(&e->active)) {
+            atomic_store(&e->active, 1);
+            e->next_active = c->active;
+            c->active = e;
+        }
+        e = next;
+    }
+}
+
+static void set_fallback(tg_cluster_t *c, int on, const char *why)
+{
+    if (atomic_exchange(&c->fallback, on) == on)
+        return;
+    uint32_t n = tg_cluster_live_nodes(c);
+    tg_metrics_cluster_state(on, n);
+    if (on)
+        say(c,
+            "cluster: Redis unreachable (%s); limits are split locally: this node enforces each limit / %u "
+            "(the live nodes it last saw) until Redis answers again",
+            why, n);
+    else
+        say(c, "cluster: Redis answers again; limits are shared across the %u live nodes again", n);
+}
+
+static void drop(tg_cluster_t *c, const tg_err_t *err)
+{
+    tg_metrics_count_redis_error();
+    tg_redis_close(c->r);
+    c->r = NULL;
+    set_fallback(c, 1, err->msg);
+}
+
+/* One round over the keys in use. Returns 1 when every key reached Redis. */
+static int round_all(tg_cluster_t *c, int leaving, int64_t now)
+{
+    take_touched(c);
+    tg_cluster_view_t v = {c->r,       now,
+                           c->sync_ns, tg_cluster_live_nodes(c),
+                           leaving,    (unsigned)(IDLE_NS / c->sync_ns < 2 ? 2 : IDLE_NS / c->sync_ns)};
+    int all = c->r != NULL;
+    uint64_t n = 0;
+    tg_lease_entry_t **link = &c->active;
+    while (*link != NULL) {
+        tg_lease_entry_t *e = *link;
+        tg_err_t err = {0};
+        int rc = e->kind->sync(e, &v, &err);
+        if (rc < 0) {
+            drop(c, &err);
+            v.r = NULL;
+            all = 0;
+        }
+        if (rc == 0) {
+            /* Leaves the rounds; a call that updated e but still saw it active did not push it,
+             * so ask after clearing the flag (seq_cst both sides) and keep it if one did. */
+            atomic_store(&e->active, 0);
+            if (!e->kind->busy(e)) {
+                *link = e->next_active;
+                continue;
+            }
+            atomic_store(&e->active, 1);
+        }
+        link = &e->next_active;
+        n++;
+    }
+    atomic_store_explicit(&c->nactive, n, memory_order_relaxed);
+    tg_metrics_cluster_keys(n);
+    return all;
+}
+
+static void *sync_main(void *arg)
+{
+    tg_cluster_t *c = arg;
+    int64_t next_beat = 0, next_connect = 0, last_round = 0;
+    int id_taken = 0; /* said once, not every second */
+    for (;;) {
+        /* A round every interval, or sooner when kicked, but at most 4 per interval: a storm
+         * of kicks (keys running dry at their limit) must not turn into a Redis storm. */
+        pthread_mutex_lock(&c->mu);
+        int64_t now;
+        while (!c->stop) {
+            now = tg_clock_mono_ns();
+            int64_t due = last_round + (atomic_load(&c->kicked) ? c->sync_ns / 4 : c->sync_ns);
+            if (now >= due)
+                break;
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            int64_t at = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec + (due - now);
+            ts.tv_sec = at / 1000000000LL;
+            ts.tv_nsec = at % 1000000000LL;
+            pthread_cond_timedwait(&c->cond, &c->mu, &ts);
+        }
+        int stopping = c->stop;
+        pthread_mutex_unlock(&c->mu);
+        now = tg_clock_mono_ns();
+        atomic_store(&c->kicked, 0);
+        last_round = now;
+
+        tg_err_t err = {0};
+        if (c->r == NULL && now >= next_connect) {
+            next_connect = now + RECONNECT_NS;
+            if (tg_redis_connect(c->url, c->timeout_ms, &c->r, &err) != 0) {
+                drop(c, &err);
+            } else {
+                next_beat = 0;
+            }
+        }
+        if (c->r != NULL && now >= next_beat) {
+            uint32_t live = 1;
+            int rc = tg_redis_node(c->r, c->node_id, c->token, NODE_TTL_MS, 0, &live, &err);
+            if (rc == TG_EEXIST) { /* our claim expired (Redis restarted, or we stalled) and was taken */
+                if (!id_taken)
+                    say(c, "cluster: %s (it expired while this node could not renew it)", err.msg);
+                id_taken = 1;
+                rc = 0;
+            } else if (rc == 0) {
+                id_taken = 0;
+            }
+            if (rc != 0) {
+                drop(c, &err);
+            } else {
+                next_beat = now + BEAT_NS;
+                atomic_store(&c->nodes, live);
+                tg_metrics_cluster_state(tg_cluster_in_fallback(c), live);
+            }
+        }
+        int all = round_all(c, stopping, now);
+        if (all)
+            set_fallback(c, 0, NULL);
+        if (stopping) {
+            if (c->r != NULL)
+                tg_redis_node(c->r, c->node_id, c->token, NODE_TTL_MS, 1, NULL, &err);
+            break;
+        }
+    }
+    return NULL;
+}
+
+int tg_cluster_start(const tg_cluster_settings_t *s, tg_cluster_t **out, tg_err_t *err)
+{
+    *out = NULL;
+    if (sodium_init() < 0)
+        return tg_errf(err, TG_EIO, "libsodium failed to initialise");
+    tg_cluster_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return tg_errf(err, TG_ENOMEM, "out of memory");
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if ((c->url = strdup(s->redis_url)) == NULL || (c->node_id = strdup(s->node_id)) == NULL) {
+        tg_cluster_free(c);
+        return tg_errf(err, TG_ENOMEM, "out of memory");
+    }
+    c->sync_ns = (int64_t)(s->sync_ms > 0 ? s->sync_ms : 20) * 1000000LL;
+    /* A Redis call may take a few intervals, never long enough to stall the fallback for long. */
+    c->timeout_ms = s->sync_ms * 5 < 100 ? 100 : s->sync_ms * 5 > 1000 ? 1000 : s->sync_ms * 5;
+    c->log = s->log;
+    c->log_arg = s->log_arg;
+    uint8_t rnd[16];
+    randombytes_buf(rnd, sizeof(rnd));
+    sodium_bin2hex(c->token, sizeof(c->token), rnd, sizeof(rnd));
+
+    int rc = tg_redis_connect(c->url, c->timeout_ms < 1000 ? 1000 : c->timeout_ms, &c->r, err);
+    uint32_t live = 1;
+    if (rc == 0)
+        rc = tg_redis_node(c->r, c->node_id, c->token, NODE_TTL_MS, 0, &live, err);
+    if (rc != 0) {
+        tg_cluster_free(c);
+        return rc;
+    }
+    atomic_store(&c->nodes, live);
+    tg_metrics_cluster_state(0, live);
+    if (pthread_create(&c->thread, NULL, sync_main, c) != 0) {
+        tg_cluster_free(c);
+        return tg_errf(err, TG_EIO, "cannot start the cluster sync thread");
+    }
+    c->started = 1;
+    *out = c;
+    return 0;
+}
+
+void tg_cluster_stop(tg_cluster_t *c)
+{
+    if (c == NULL || !c->started)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->stop = 1;
+    pthread_cond_signal(&c->cond);
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->thread, NULL);
+    c->started = 0;
+}
+
+void tg_cluster_free(tg_cluster_t *c)
+{
+    if (c == NULL)
+        return;
+    tg_cluster_stop(c);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cond);
+    tg_redis_close(c->r);
+    if (c->url != NULL)
+        sodium_memzero(c->url, strlen(c->url));
+    free(c->url);
+    free(c->node_id);
+    free(c);
+}

@@ -1,0 +1,286 @@
+/* limiter_shared.c - see limiter_shared.h.
+ *
+ * Per key, the request path touches only atomics: balance (cells held), consumed (since the last
+ * sync: the lease's size follows it), the policy the balance was leased under, and a one-time
+ * credit. The sync thread owns everything else. Cells are never created locally except from the
+ * fallback bucket while Redis is away, so every cell spent was granted by one GCRA: the shared one
+ * or this node's 1/N share of it. */
+#include "limits/limiter_shared.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "limits/lease.h"
+#include "limits/limiter_int.h"
+#include "metrics/metrics.h"
+#include "util/err.h"
+#include "util/shardmap.h"
+
+#define KEY_CAP 96
+
+typedef struct rate_entry {
+    tg_lease_entry_t base;
+    /* request path and sync thread */
+    _Atomic int64_t balance;   /* cells this node may spend */
+    _Atomic uint64_t consumed; /* cells spent since the last round */
+    _Atomic uint64_t policy;   /* bumped when (T, burst) changes: cells held are then dropped */
+    _Atomic int64_t T;         /* ns per cell */
+    _Atomic uint64_t burst;
+    _Atomic uint64_t max_weight; /* heaviest call seen: a lease is never smaller */
+    _Atomic int credit_used;     /* the first call on this node went through on credit */
+    _Atomic uint64_t debt;       /* cells spent on that credit, to charge */
+    _Atomic uint64_t fill_seen;  /* cells in the shared bucket at the last round */
+    _Atomic int64_t low;         /* below this balance a call kicks the sync thread */
+    _Atomic int starved;         /* a call was refused for want of cells since the last round */
+    /* sync thread only */
+    uint64_t target, seen_policy;
+    int64_t fill_at; /* when fill_seen was read */
+    unsigned idle;
+    int fallback;
+    int64_t fb_tat, fb_T;
+    uint64_t fb_burst;
+    size_t klen;
+    char key[KEY_CAP];
+} rate_entry_t;
+
+typedef struct shared_limiter {
+    tg_limiter_t base;
+    tg_cluster_t *cluster;
+    tg_shardmap_t *states;
+} shared_limiter_t;
+
+static int64_t interval_of(const tg_rate_t *rate)
+{
+    int64_t T = rate->period_ns / (int64_t)rate->count;
+    return T < 1 ? 1 : T;
+}
+
+typedef struct {
+    const char *key;
+    size_t klen;
+} key_arg_t;
+
+static void init_entry(tg_lease_entry_t *base, void *arg)
+{
+    rate_entry_t *e = (rate_entry_t *)base;
+    const key_arg_t *k = arg;
+    memcpy(e->key, k->key, k->klen);
+    e->klen = k->klen;
+    e->target = 1;
+}
+
+/* Sets the policy a key is limited under; a change drops what was leased under the old one. */
+static void set_policy(rate_entry_t *e, int64_t T, uint64_t burst)
+{
+    if (atomic_load_explicit(&e->T, memory_order_relaxed) == T &&
+        atomic_load_explicit(&e->burst, memory_order_relaxed) == burst)
+        return;
+    atomic_store(&e->T, T);
+    atomic_store(&e->burst, burst);
+    atomic_fetch_add(&e->policy, 1);
+    atomic_store(&e->balance, 0);
+}
+
+static int sync_rate(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err_t *err);
+
+static int busy_rate(tg_lease_entry_t *base)
+{
+    rate_entry_t *e = (rate_entry_t *)base;
+    return atomic_load(&e->consumed) > 0 || atomic_load(&e->starved) || atomic_load(&e->debt) > 0 ||
+           atomic_load(&e->balance) > 0;
+}
+
+static const tg_lease_kind_t rate_kind = {sync_rate, busy_rate};
+
+static rate_entry_t *entry(shared_limiter_t *l, const char *key, size_t klen, int create)
+{
+    if (klen > KEY_CAP)
+        return NULL;
+    rate_entry_t *e = tg_shardmap_get(l->states, key, klen, create);
+    if (e != NULL) {
+        key_arg_t k = {key, klen};
+        tg_lease_entry_init(&e->base, &rate_kind, init_entry, &k);
+    }
+    return e;
+}
+
+static int shared_take(tg_limiter_t *base, const char *key, size_t klen, const tg_rate_t *rate, uint64_t burst,
+                       uint64_t weight, int64_t now_ns, tg_limit_result_t *out)
+{
+    (void)now_ns;
+    shared_limiter_t *l = (shared_limiter_t *)base;
+    if (rate->count == 0) {
+        *out = (tg_limit_result_t){1, UINT64_MAX, UINT64_MAX, 0, 0};
+        return 0;
+    }
+    rate_entry_t *e = entry(l, key, klen, 1);
+    if (e == NULL)
+        return klen > KEY_CAP ? TG_EINVAL : TG_ENOMEM;
+    int64_t T = interval_of(rate);
+    if (burst == 0)
+        burst = 1;
+    if (weight == 0)
+        weight = 1;
+    set_policy(e, T, burst);
+    uint64_t mw = atomic_load_explicit(&e->max_weight, memory_order_relaxed);
+    while (mw < weight && !atomic_compare_exchange_weak(&e->max_weight, &mw, weight))
+        ;
+
+    int allowed = 0;
+    int64_t b = atomic_load_explicit(&e->balance, memory_order_relaxed), after = b;
+    while (b >= (int64_t)weight) {
+        if (atomic_compare_exchange_weak_explicit(&e->balance, &b, b - (int64_t)weight, memory_order_acq_rel,
+                                                  memory_order_relaxed)) {
+            allowed = 1;
+            after = b - (int64_t)weight;
+            break;
+        }
+    }
+    if (!allowed && atomic_load_explicit(&e->credit_used, memory_order_relaxed) == 0 &&
+        atomic_exchange(&e->credit_used, 1) == 0) {
+        atomic_fetch_add(&e->debt, weight);
+        allowed = 1;
+    }
+    int64_t low = atomic_load_explicit(&e->low, memory_order_relaxed);
+    if (allowed)
+        atomic_fetch_add_explicit(&e->consumed, weight, memory_order_relaxed);
+    if (!allowed)
+        atomic_store_explicit(&e->starved, 1, memory_order_relaxed);
+    tg_cluster_touch(l->cluster, &e->base);
+    if (after <= low || !allowed) /* running low: an early round (the cluster caps them at 4 an interval) */
+        tg_cluster_kick(l->cluster);
+
+    uint64_t fill = atomic_load_explicit(&e->fill_seen, memory_order_relaxed);
+    uint64_t rem = fill < burst ? burst - fill : 0;
+    if (after > 0 && (uint64_t)after > rem)
+        rem = (uint64_t)after;
+    out->allowed = allowed;
+    out->limit = burst;
+    out->remaining = rem > burst ? burst : rem;
+    __int128 reset = (__int128)T * fill;
+    out->reset_ns = reset > INT64_MAX ? INT64_MAX : (int64_t)reset;
+    if (allowed) {
+        out->retry_after_ns = 0;
+    } else {
+        /* The next cells come with a round of the sync thread, once the bucket refilled by one. */
+        __int128 wait = (__int128)T * weight;
+        int64_t s = tg_cluster_sync_ns(l->cluster);
+        out->retry_after_ns = wait > INT64_MAX ? INT64_MAX : wait < s ? s : (int64_t)wait;
+    }
+    return 0;
+}
+
+static void shared_repolicy(tg_limiter_t *base, const char *key, size_t klen, const tg_rate_t *rate, uint64_t burst,
+                            int64_t now_ns)
+{
+    (void)now_ns;
+    shared_limiter_t *l = (shared_limiter_t *)base;
+    if (rate->count == 0)
+        return;
+    rate_entry_t *e = entry(l, key, klen, 0);
+    if (e != NULL) /* the Redis state converts itself at the next lease */
+        set_policy(e, interval_of(rate), burst == 0 ? 1 : burst);
+}
+
+/* ---- the sync thread ---- */
+
+static int sync_rate(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err_t *err)
+{
+    rate_entry_t *e = (rate_entry_t *)base;
+    int64_t T = atomic_load(&e->T);
+    uint64_t burst = atomic_load(&e->burst), granted = 0, fill = 0;
+    if (T == 0)
+        return 0; /* never used */
+    uint64_t policy = atomic_load(&e->policy);
+    uint64_t consumed = atomic_exchange(&e->consumed, 0);
+    uint64_t mw = atomic_load(&e->max_weight), cap = tg_lease_rate_cap(burst, v->nodes, mw);
+    int starved = atomic_exchange(&e->starved, 0);
+    /* Idle means no demand: a key whose calls are all refused (its lease ran dry) is not idle. */
+    e->idle = consumed > 0 || starved ? 0 : e->idle + 1;
+    e->target = tg_lease_target(starved ? 2 * e->target : consumed, e->target, tg_lease_floor(cap, mw), cap);
+    atomic_store(&e->low, (int64_t)(e->target / 2));
+
+    if (v->r == NULL) { /* fallback: this node's 1/N share of the limit, starting as full as the shared one */
+        if (!e->fallback || policy != e->seen_policy) {
+            tg_lease_fallback_rate(T, burst, v->nodes, &e->fb_T, &e->fb_burst);
+            if (!e->fallback) { /* the shared fill as last seen, drained since at the full rate */
+                uint64_t was = atomic_load(&e->fill_seen), drained = (uint64_t)((v->now_ns - e->fill_at) / T);
+                uint64_t share = (was > drained ? was - drained : 0) / v->nodes;
+                e->fb_tat = v->now_ns + (int64_t)(share > e->fb_burst ? e->fb_burst : share) * e->fb_T;
+            }
+            e->fallback = 1;
+            e->seen_policy = policy;
+        }
+        uint64_t debt = atomic_exchange(&e->debt, 0);
+        if (debt > 0)
+            e->fb_tat += (int64_t)debt * e->fb_T;
+        int64_t b = atomic_load(&e->balance);
+        if (!v->leaving && b < (int64_t)e->target && (b <= atomic_load(&e->low) || b < (int64_t)mw)) {
+            uint64_t g = tg_lease_gcra_grant(&e->fb_tat, e->fb_T, e->fb_burst, e->target - (uint64_t)b, v->now_ns);
+            if (g > 0 && atomic_load(&e->policy) == policy)
+                atomic_fetch_add(&e->balance, (int64_t)g);
+        }
+        return 1; /* in the rounds until Redis is back and its spending merged */
+    }
+
+    if (e->fallback) { /* Redis is back: what this node's bucket holds was spent meanwhile */
+        uint64_t spent = tg_lease_gcra_fill(e->fb_tat, e->fb_T, v->now_ns);
+        if (spent > 0 && tg_redis_rate(v->r, e->key, e->klen, TG_LEASE_MERGE, T, burst, spent, &granted, &fill, err))
+            return TG_EIO;
+        e->fallback = 0;
+        atomic_store(&e->fill_seen, fill);
+        e->fill_at = v->now_ns;
+    }
+    uint64_t debt = atomic_exchange(&e->debt, 0);
+    if (debt > 0 && tg_redis_rate(v->r, e->key, e->klen, TG_LEASE_MERGE, T, burst, debt, &granted, &fill, err) != 0) {
+        atomic_fetch_add(&e->debt, debt);
+        return TG_EIO;
+    }
+    if (v->leaving || e->idle >= v->idle_ticks) {
+        int64_t b = atomic_exchange(&e->balance, 0);
+        if (b > 0) {
+            if (tg_redis_rate(v->r, e->key, e->klen, TG_LEASE_RETURN, T, burst, (uint64_t)b, &granted, &fill, err) != 0)
+                return TG_EIO; /* the cells are lost to this node: errs towards refusing */
+            tg_metrics_count_lease(1);
+            atomic_store(&e->fill_seen, fill);
+            e->fill_at = v->now_ns;
+        }
+        return 0; /* idle and empty: out of the rounds until a call touches it */
+    }
+    int64_t b = atomic_load(&e->balance);
+    if ((b <= atomic_load(&e->low) || b < (int64_t)mw) && b < (int64_t)e->target) {
+        if (tg_redis_rate(v->r, e->key, e->klen, TG_LEASE_TAKE, T, burst, e->target - (uint64_t)b, &granted, &fill,
+                          err) != 0)
+            return TG_EIO;
+        if (granted > 0) {
+            tg_metrics_count_lease(0);
+            if (atomic_load(&e->policy) == policy)
+                atomic_fetch_add(&e->balance, (int64_t)granted);
+        }
+        atomic_store(&e->fill_seen, fill);
+        e->fill_at = v->now_ns;
+    }
+    return 1;
+}
+
+static void shared_free(tg_limiter_t *base)
+{
+    shared_limiter_t *l = (shared_limiter_t *)base;
+    tg_shardmap_free(l->states);
+    free(l);
+}
+
+static const tg_limiter_ops_t shared_ops = {shared_take, shared_repolicy, shared_free};
+
+tg_limiter_t *tg_limiter_shared_new(tg_cluster_t *c)
+{
+    shared_limiter_t *l = calloc(1, sizeof(*l));
+    if (l == NULL || (l->states = tg_shardmap_new(sizeof(rate_entry_t))) == NULL) {
+        free(l);
+        return NULL;
+    }
+    l->base.ops = &shared_ops;
+    l->cluster = c;
+    return &l->base;
+}

@@ -1,0 +1,314 @@
+/* redis_lease.c - see redis_lease.h.
+ *
+ * Lua numbers are doubles: times are kept in microseconds (2^53 us is 285 years) with the
+ * fraction of a cell's interval, and counts must stay under 2^53. Replies are integers. */
+#include "limits/redis_lease.h"
+
+#include <hiredis.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/redis_url.h"
+
+/* KEYS[1] = tg:r:KEY. ARGV: T (ns per cell), burst, op (0 take, 1 return, 2 merge, 3 get), n.
+ * State: tat (us, may be fractional), T (us), b. Returns {granted, fill}. */
+static const char rate_lua[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "local T = tonumber(ARGV[1]) / 1000\n"
+    "local burst = tonumber(ARGV[2])\n"
+    "local op = tonumber(ARGV[3])\n"
+    "local n = tonumber(ARGV[4])\n"
+    "local h = redis.call('HMGET', KEYS[1], 'tat', 'T', 'b')\n"
+    "local tat = tonumber(h[1]) or now\n"
+    "local oT = tonumber(h[2]) or T\n"
+    "local ob = tonumber(h[3]) or burst\n"
+    "if tat < now then tat = now end\n"
+    "if oT ~= T or ob ~= burst then\n"
+    "  local cells = math.ceil((tat - now) / oT - 1e-9)\n"
+    "  if cells > burst then cells = burst end\n"
+    "  tat = now + cells * T\n"
+    "end\n"
+    "local tau = T * burst\n"
+    "local granted = 0\n"
+    "if op == 0 then\n"
+    "  local room = math.floor((now + tau - tat) / T + 1e-9)\n"
+    "  if room > 0 then granted = math.min(n, room) end\n"
+    "  tat = tat + granted * T\n"
+    "elseif op == 1 then\n"
+    "  tat = tat - n * T\n"
+    "  if tat < now then tat = now end\n"
+    "  granted = n\n"
+    "elseif op == 2 then\n"
+    "  tat = tat + n * T\n"
+    "  if tat > now + tau then tat = now + tau end\n"
+    "  granted = n\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], 'tat', string.format('%.17g', tat), 'T', string.format('%.17g', T), 'b', burst)\n"
+    "redis.call('PEXPIRE', KEYS[1], math.ceil(tau / 1000) + 60000)\n"
+    "return {granted, math.ceil((tat - now) / T - 1e-9)}\n";
+
+/* KEYS[1] = tg:q:KEY. ARGV: op, n, included, floor_units. Returns {granted, total}. A missing counter
+ * (first use, or Redis restarted empty) starts from floor_units; an existing one is never raised to it
+ * (a node's view may predate another node's give-back). The counter lives 400 days after its
+ * last use: longer than a yearly period. */
+static const char quota_lua[] = "local cur = redis.call('GET', KEYS[1])\n"
+                                "local op = tonumber(ARGV[1])\n"
+                                "local n = tonumber(ARGV[2])\n"
+                                "local inc = tonumber(ARGV[3])\n"
+                                "local g = tonumber(cur or ARGV[4])\n"
+                                "local granted = 0\n"
+                                "if op == 0 then\n"
+                                "  if inc > g then granted = math.min(n, inc - g) end\n"
+                                "  g = g + granted\n"
+                                "elseif op == 1 then\n"
+                                "  g = g - n\n"
+                                "  if g < 0 then g = 0 end\n"
+                                "  granted = n\n"
+                                "elseif op == 2 then\n"
+                                "  g = g + n\n"
+                                "  granted = n\n"
+                                "end\n"
+                                "redis.call('SET', KEYS[1], string.format('%.0f', g), 'EX', 34560000)\n"
+                                "return {granted, g}\n";
+
+/* KEYS[1] = tg:node:ID, KEYS[2] = tg:nodes. ARGV: token, ttl ms, id, leave. Returns
+ * {1, live} or {-1, live} when another process holds the id. */
+static const char node_lua[] = "local t = redis.call('TIME')\n"
+                               "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+                               "local ttl = tonumber(ARGV[2])\n"
+                               "local cur = redis.call('GET', KEYS[1])\n"
+                               "if cur and cur ~= ARGV[1] then\n"
+                               "  return {-1, redis.call('ZCOUNT', KEYS[2], now - ttl, '+inf')}\n"
+                               "end\n"
+                               "if ARGV[4] == '1' then\n"
+                               "  redis.call('DEL', KEYS[1])\n"
+                               "  redis.call('ZREM', KEYS[2], ARGV[3])\n"
+                               "else\n"
+                               "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)\n"
+                               "  redis.call('ZADD', KEYS[2], now, ARGV[3])\n"
+                               "end\n"
+                               "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)\n"
+                               "redis.call('PEXPIRE', KEYS[2], ttl * 10)\n"
+                               "return {1, redis.call('ZCOUNT', KEYS[2], now - ttl, '+inf')}\n";
+
+enum { SCRIPT_RATE, SCRIPT_QUOTA, SCRIPT_NODE, NSCRIPTS };
+static const char *const script_src[NSCRIPTS] = {rate_lua, quota_lua, node_lua};
+
+struct tg_redis {
+    redisContext *c;
+    char sha[NSCRIPTS][41];
+};
+
+/* The reply's error text, cut: it may quote our script, never a secret. */
+static int reply_error(tg_err_t *err, const char *what, redisContext *c, redisReply *rp)
+{
+    if (rp == NULL)
+        return tg_errf(err, TG_EIO, "redis: %s: %s", what, c->errstr[0] ? c->errstr : "no reply");
+    return tg_errf(err, TG_EIO, "redis: %s: %.200s", what,
+                   rp->type == REDIS_REPLY_ERROR ? rp->str : "unexpected reply");
+}
+
+static int load_scripts(tg_redis_t *r, tg_err_t *err)
+{
+    for (int i = 0; i < NSCRIPTS; i++) {
+        redisReply *rp = redisCommand(r->c, "SCRIPT LOAD %s", script_src[i]);
+        if (rp == NULL || rp->type != REDIS_REPLY_STRING || rp->len != 40) {
+            int rc = reply_error(err, "SCRIPT LOAD", r->c, rp);
+            if (rp != NULL)
+                freeReplyObject(rp);
+            return rc;
+        }
+        memcpy(r->sha[i], rp->str, 40);
+        r->sha[i][40] = '\0';
+        freeReplyObject(rp);
+    }
+    return 0;
+}
+
+int tg_redis_connect(const char *url, int timeout_ms, tg_redis_t **out, tg_err_t *err)
+{
+    *out = NULL;
+    tg_redis_url_t u;
+    char why[160];
+    if (tg_redis_url_parse(url, &u, why, sizeof(why)) != 0) {
+        sodium_memzero(&u, sizeof(u));
+        return tg_errf(err, TG_EINVAL, "cluster.redis %s", why);
+    }
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    tg_redis_t *r = calloc(1, sizeof(*r));
+    int rc = TG_ENOMEM;
+    if (r == NULL)
+        goto fail;
+    r->c = redisConnectWithTimeout(u.host, u.port, tv);
+    if (r->c == NULL || r->c->err) {
+        rc = tg_errf(err, TG_EIO, "redis: cannot connect to %s:%d: %s", u.host, u.port,
+                     r->c != NULL ? r->c->errstr : "out of memory");
+        goto fail;
+    }
+    if (redisSetTimeout(r->c, tv) != REDIS_OK) {
+        rc = tg_errf(err, TG_EIO, "redis: cannot set the timeout");
+        goto fail;
+    }
+    if (u.password[0] != '\0') {
+        redisReply *rp = u.user[0] != '\0' ? redisCommand(r->c, "AUTH %s %s", u.user, u.password)
+                                           : redisCommand(r->c, "AUTH %s", u.password);
+        int ok = rp != NULL && rp->type == REDIS_REPLY_STATUS;
+        if (!ok)
+            rc = reply_error(err, "AUTH", r->c, rp);
+        if (rp != NULL)
+            freeReplyObject(rp);
+        if (!ok)
+            goto fail;
+    }
+    if (u.db != 0) {
+        redisReply *rp = redisCommand(r->c, "SELECT %d", u.db);
+        int ok = rp != NULL && rp->type == REDIS_REPLY_STATUS;
+        if (!ok)
+            rc = reply_error(err, "SELECT", r->c, rp);
+        if (rp != NULL)
+            freeReplyObject(rp);
+        if (!ok)
+            goto fail;
+    }
+    if ((rc = load_scripts(r, err)) != 0)
+        goto fail;
+    sodium_memzero(&u, sizeof(u));
+    *out = r;
+    return 0;
+fail:
+    sodium_memzero(&u, sizeof(u));
+    tg_redis_close(r);
+    return rc;
+}
+
+void tg_redis_close(tg_redis_t *r)
+{
+    if (r == NULL)
+        return;
+    if (r->c != NULL)
+        redisFree(r->c);
+    free(r);
+}
+
+/* EVALSHA script with one or two keys and the given arguments; a server that forgot the script
+ * (NOSCRIPT: restarted, or SCRIPT FLUSH) gets it again once. Returns the two integers of the
+ * reply. */
+static int eval2(tg_redis_t *r, int script, int nkeys, const char **argv, const size_t *lens, int argc,
+                 long long res[2], tg_err_t *err)
+{
+    char nk[4];
+    snprintf(nk, sizeof(nk), "%d", nkeys);
+    const char *av[12];
+    size_t al[12];
+    if (argc + 3 > 12)
+        return tg_errf(err, TG_EINVAL, "redis: too many arguments");
+    av[0] = "EVALSHA", al[0] = 7;
+    av[1] = r->sha[script], al[1] = 40;
+    av[2] = nk, al[2] = strlen(nk);
+    for (int i = 0; i < argc; i++)
+        av[3 + i] = argv[i], al[3 + i] = lens[i];
+    for (int attempt = 0;; attempt++) {
+        redisReply *rp = redisCommandArgv(r->c, argc + 3, av, al);
+        if (rp != NULL && rp->type == REDIS_REPLY_ERROR && strncmp(rp->str, "NOSCRIPT", 8) == 0 && attempt == 0) {
+            freeReplyObject(rp);
+            int rc = load_scripts(r, err);
+            if (rc != 0)
+                return rc;
+            continue;
+        }
+        if (rp == NULL || rp->type != REDIS_REPLY_ARRAY || rp->elements != 2 ||
+            rp->element[0]->type != REDIS_REPLY_INTEGER || rp->element[1]->type != REDIS_REPLY_INTEGER) {
+            int rc = reply_error(err, "EVALSHA", r->c, rp);
+            if (rp != NULL)
+                freeReplyObject(rp);
+            return rc;
+        }
+        res[0] = rp->element[0]->integer;
+        res[1] = rp->element[1]->integer;
+        freeReplyObject(rp);
+        return 0;
+    }
+}
+
+#define KEY_CAP 320
+
+static int prefixed(char out[KEY_CAP], const char *prefix, const char *key, size_t klen, size_t *len)
+{
+    size_t pl = strlen(prefix);
+    if (pl + klen > KEY_CAP)
+        return -1;
+    memcpy(out, prefix, pl);
+    memcpy(out + pl, key, klen);
+    *len = pl + klen;
+    return 0;
+}
+
+int tg_redis_rate(tg_redis_t *r, const char *key, size_t klen, tg_lease_op_t op, int64_t T, uint64_t burst, uint64_t n,
+                  uint64_t *granted, uint64_t *fill, tg_err_t *err)
+{
+    char k[KEY_CAP], a1[24], a2[24], a3[4], a4[24];
+    size_t kl;
+    if (prefixed(k, "tg:r:", key, klen, &kl) != 0)
+        return tg_errf(err, TG_EINVAL, "redis: key too long");
+    snprintf(a1, sizeof(a1), "%" PRId64, T);
+    snprintf(a2, sizeof(a2), "%" PRIu64, burst);
+    snprintf(a3, sizeof(a3), "%d", (int)op);
+    snprintf(a4, sizeof(a4), "%" PRIu64, n);
+    const char *av[] = {k, a1, a2, a3, a4};
+    size_t al[] = {kl, strlen(a1), strlen(a2), strlen(a3), strlen(a4)};
+    long long res[2];
+    int rc = eval2(r, SCRIPT_RATE, 1, av, al, 5, res, err);
+    if (rc != 0)
+        return rc;
+    *granted = res[0] > 0 ? (uint64_t)res[0] : 0;
+    *fill = res[1] > 0 ? (uint64_t)res[1] : 0;
+    return 0;
+}
+
+int tg_redis_quota(tg_redis_t *r, const char *key, size_t klen, tg_lease_op_t op, uint64_t n, uint64_t included,
+                   uint64_t floor_units, uint64_t *granted, uint64_t *total, tg_err_t *err)
+{
+    char k[KEY_CAP], a1[4], a2[24], a3[24], a4[24];
+    size_t kl;
+    if (prefixed(k, "tg:q:", key, klen, &kl) != 0)
+        return tg_errf(err, TG_EINVAL, "redis: key too long");
+    snprintf(a1, sizeof(a1), "%d", (int)op);
+    snprintf(a2, sizeof(a2), "%" PRIu64, n);
+    snprintf(a3, sizeof(a3), "%" PRIu64, included);
+    snprintf(a4, sizeof(a4), "%" PRIu64, floor_units);
+    const char *av[] = {k, a1, a2, a3, a4};
+    size_t al[] = {kl, strlen(a1), strlen(a2), strlen(a3), strlen(a4)};
+    long long res[2];
+    int rc = eval2(r, SCRIPT_QUOTA, 1, av, al, 5, res, err);
+    if (rc != 0)
+        return rc;
+    *granted = res[0] > 0 ? (uint64_t)res[0] : 0;
+    *total = res[1] > 0 ? (uint64_t)res[1] : 0;
+    return 0;
+}
+
+int tg_redis_node(tg_redis_t *r, const char *node_id, const char *token, int ttl_ms, int leave, uint32_t *live,
+                  tg_err_t *err)
+{
+    char k[KEY_CAP], ttl[16];
+    size_t kl;
+    if (prefixed(k, "tg:node:", node_id, strlen(node_id), &kl) != 0)
+        return tg_errf(err, TG_EINVAL, "redis: node id too long");
+    snprintf(ttl, sizeof(ttl), "%d", ttl_ms);
+    const char *av[] = {k, "tg:nodes", token, ttl, node_id, leave ? "1" : "0"};
+    size_t al[] = {kl, 8, strlen(token), strlen(ttl), strlen(node_id), 1};
+    long long res[2];
+    int rc = eval2(r, SCRIPT_NODE, 2, av, al, 6, res, err);
+    if (rc != 0)
+        return rc;
+    if (live != NULL)
+        *live = res[1] > 0 ? (uint32_t)res[1] : 1;
+    if (res[0] < 0)
+        return tg_errf(err, TG_EEXIST, "cluster.node_id \"%s\" is held by another live node; give each node its own",
+                       node_id);
+    return 0;
+}

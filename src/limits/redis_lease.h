@@ -1,0 +1,56 @@
+/* redis_lease.h - the Redis side of shared limits: one connection (hiredis) and the atomic Lua
+ * scripts that lease, give back and merge budgets, and register this node.
+ *
+ * Only the cluster's sync thread calls these (cluster.h): they block for a round trip (bounded by
+ * the connection's timeout), so they must never run on a request path. Not thread-safe: one
+ * connection, one thread. Scripts are loaded once (SCRIPT LOAD) and run by EVALSHA; a server that
+ * lost them (restarted) gets them again. Every script reads the time from Redis (TIME), so nodes'
+ * clocks never need to agree. Keys: "tg:r:KEY" (a GCRA state: tat, interval, burst), "tg:q:KEY"
+ * (the units of a period's allowance granted to all nodes), "tg:node:ID" and "tg:nodes". All
+ * expire when unused. Redis Cluster (sharded) is not supported: the node script touches two keys. */
+#ifndef TG_REDIS_LEASE_H
+#define TG_REDIS_LEASE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+typedef struct tg_redis tg_redis_t;
+
+typedef enum tg_lease_op {
+    TG_LEASE_TAKE = 0, /* grant up to n (as many as the budget has) */
+    TG_LEASE_RETURN,   /* give back n unused */
+    TG_LEASE_MERGE,    /* charge n spent without a lease (a cold key's credit, or while Redis was away) */
+    TG_LEASE_GET,      /* only read the state */
+} tg_lease_op_t;
+
+/* Connects to url (cluster.redis), authenticates, selects the database and loads the scripts,
+ * each step bounded by timeout_ms. On success *out owns the connection (tg_redis_close). Returns
+ * 0, TG_EINVAL (bad URL), TG_EIO (unreachable or refused) with a sentence in err (never the
+ * password). */
+int tg_redis_connect(const char *url, int timeout_ms, tg_redis_t **out, tg_err_t *err);
+void tg_redis_close(tg_redis_t *r);
+
+/* One step on the rate state of key under the policy (T ns per cell, burst). The state converts
+ * itself when the policy changed, keeping the cells in the bucket (as tg_gcra_convert does).
+ * *granted: cells granted (TAKE) or n; *fill: cells in the bucket afterwards. TG_EIO on any Redis
+ * error (the connection must then be closed). */
+int tg_redis_rate(tg_redis_t *r, const char *key, size_t klen, tg_lease_op_t op, int64_t T, uint64_t burst, uint64_t n,
+                  uint64_t *granted, uint64_t *fill, tg_err_t *err);
+
+/* One step on the quota counter of key: TAKE grants up to n of what is left of `included`
+ * (MERGE adds n whatever is left). A missing counter (first use, or Redis restarted empty)
+ * starts at floor_units: what this node knows was used (its store at start, or the shared total it
+ * saw last). *granted as above; *total: the units granted to all nodes afterwards. Values up to
+ * 2^53 (Lua numbers). */
+int tg_redis_quota(tg_redis_t *r, const char *key, size_t klen, tg_lease_op_t op, uint64_t n, uint64_t included,
+                   uint64_t floor_units, uint64_t *granted, uint64_t *total, tg_err_t *err);
+
+/* Claims (or renews) node_id for this process (token: random, this process's), with a TTL of
+ * ttl_ms; *live: the nodes that renewed within their TTL, this one included. TG_EEXIST when
+ * another live process holds node_id. leave != 0 removes the claim instead (*live may be NULL). */
+int tg_redis_node(tg_redis_t *r, const char *node_id, const char *token, int ttl_ms, int leave, uint32_t *live,
+                  tg_err_t *err);
+
+#endif

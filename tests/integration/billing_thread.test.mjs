@@ -1,0 +1,44 @@
+// billing_thread.test.mjs - the server closes ended periods by itself on a thread of its own
+// (src/billing/closer.h: "tg-billing", at nice 10), not on the admin thread: the admin API
+// answers while it runs. Before, the admin thread's tick closed them (no such thread).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { withStack } from './harness.mjs';
+
+// The threads of pid: [{ tid, name, nice }].
+function threads(pid) {
+  return readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // after "pid (comm) "
+    return { tid, name: readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim(), nice: Number(fields[16]) };
+  });
+}
+
+test('ended periods close by themselves on the billing thread, at a low priority', async () => {
+  await withStack({ testClock: true }, async (s) => {
+    const billing = threads(s.server.pid).filter((t) => t.name === 'tg-billing');
+    assert.equal(billing.length, 1);
+    // its nice value is set by the thread itself once it runs: poll a bounded while
+    for (let i = 0; i < 100 && threads(s.server.pid).find((t) => t.name === 'tg-billing').nice !== 10; i++)
+      await new Promise((r) => setTimeout(r, 50));
+    assert.equal(threads(s.server.pid).find((t) => t.name === 'tg-billing').nice, 10);
+
+    const { key, customer } = await s.customer('metered');
+    for (let i = 0; i < 3; i++) assert.equal((await s.call('/v1/basic/x', { key })).status, 200);
+    assert.equal((await s.adminCall('POST', '/v1/admin/clock', { advance_seconds: 32 * 86400 })).status, 200);
+    // no invoices/run: the thread's next run (within 10 s) makes the invoice
+    let list;
+    for (let i = 0; i < 300; i++) {
+      list = await s.adminCall('GET', `/v1/admin/invoices?customer=${customer.id}`);
+      assert.equal(list.status, 200);
+      if (list.json.data.length > 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(list.json.data.length, 1);
+    assert.equal(list.json.data[0].total, '10.25'); // 10.00 base + (3 - 2 included) x 0.25
+    // and an explicit run finds it made: the same invoice, not a second one
+    const run = await s.adminCall('POST', '/v1/admin/invoices/run', { customer: customer.id });
+    assert.equal(run.json.created, 0);
+  });
+});

@@ -1,0 +1,552 @@
+/* test_cluster.c - limits shared across nodes, against a real Redis: three simulated nodes in one
+ * process (each its own cluster membership, Redis connection, sync thread, shared limiter and
+ * quota) hammer one customer's key from three threads.
+ *
+ * Needs TG_TEST_REDIS_URL (scripts/run-tests.sh starts a throwaway redis-server with
+ * scripts/redis-test.sh and sets it); the tests that stop and restart Redis mid-load also need
+ * TG_TEST_REDIS_DIR, the directory that server was started with. Without them the tests skip.
+ * Every test uses keys of its own (the process id in them), so a shared server is fine. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "limits/cluster.h"
+#include "limits/lease.h"
+#include "limits/limiter_shared.h"
+#include "limits/quota_shared.h"
+#include "metrics/metrics.h"
+#include "util/clock.h"
+#include "util/err.h"
+
+#define NODES 3
+#define MS INT64_C(1000000)
+#define SEC INT64_C(1000000000)
+#define SYNC_MS 20
+
+static const char *redis_url, *redis_dir;
+static _Atomic int logged_down, logged_back;
+
+static void on_log(void *arg, const char *line)
+{
+    (void)arg;
+    if (strstr(line, "unreachable") != NULL)
+        atomic_fetch_add(&logged_down, 1);
+    if (strstr(line, "answers again") != NULL)
+        atomic_fetch_add(&logged_back, 1);
+}
+
+typedef struct node {
+    tg_cluster_t *c;
+    tg_limiter_t *l;
+    tg_quota_t *q;
+} node_t;
+
+static int start_node(node_t *n, const char *id, tg_err_t *err)
+{
+    memset(n, 0, sizeof(*n));
+    tg_cluster_settings_t s = {redis_url, id, SYNC_MS, on_log, NULL};
+    int rc = tg_cluster_start(&s, &n->c, err);
+    if (rc != 0)
+        return rc;
+    n->l = tg_limiter_shared_new(n->c);
+    n->q = tg_quota_shared_new(n->c);
+    assert_non_null(n->l);
+    assert_non_null(n->q);
+    return 0;
+}
+
+static void stop_node(node_t *n)
+{
+    tg_cluster_stop(n->c);
+    tg_limiter_free(n->l);
+    tg_quota_free(n->q);
+    tg_cluster_free(n->c);
+}
+
+static void start_nodes(node_t nodes[NODES], const char *test)
+{
+    for (int i = 0; i < NODES; i++) {
+        char id[64];
+        snprintf(id, sizeof(id), "unit-%s-%d-%d", test, (int)getpid(), i);
+        tg_err_t err = {0};
+        if (start_node(&nodes[i], id, &err) != 0)
+            fail_msg("node %d: %s", i, err.msg);
+    }
+    /* each node learns the others at its next heartbeat (about a second): wait for it */
+    for (int spins = 0; spins < 400; spins++) {
+        int all = 1;
+        for (int i = 0; i < NODES; i++)
+            all &= tg_cluster_live_nodes(nodes[i].c) >= NODES;
+        if (all)
+            return;
+        struct timespec ts = {0, 10 * MS};
+        nanosleep(&ts, NULL); /* poll interval of a bounded wait */
+    }
+    fail_msg("the nodes never saw each other");
+}
+
+static int skip_without_redis(void)
+{
+    if (redis_url == NULL || redis_url[0] == '\0') {
+        print_message("TG_TEST_REDIS_URL is not set: skipped (scripts/run-tests.sh unit sets it)\n");
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- hammering ---- */
+
+typedef struct hammer {
+    node_t *node;
+    char key[64];
+    tg_rate_t rate;
+    uint64_t burst;
+    int quota; /* 1: reserve quota units instead of rate cells */
+    uint64_t included;
+    _Atomic int *stop;
+    _Atomic uint64_t allowed, denied, run_of_denials;
+    pthread_t thread;
+} hammer_t;
+
+static void *hammer_main(void *arg)
+{
+    hammer_t *h = arg;
+    struct timespec pace = {0, 20000}; /* 20 us between calls: a client, not a synchronisation */
+    while (!atomic_load(h->stop)) {
+        int ok;
+        if (h->quota) {
+            ok = tg_quota_reserve(h->node->q, h->key, 1700000000, "api_calls", 1, h->included, 1, NULL) == 0;
+        } else {
+            tg_limit_result_t r;
+            assert_int_equal(
+                tg_limiter_take(h->node->l, h->key, strlen(h->key), &h->rate, h->burst, 1, tg_clock_mono_ns(), &r), 0);
+            ok = r.allowed;
+        }
+        if (ok) {
+            atomic_fetch_add(&h->allowed, 1);
+            atomic_store(&h->run_of_denials, 0);
+        } else {
+            atomic_fetch_add(&h->denied, 1);
+            atomic_fetch_add(&h->run_of_denials, 1);
+        }
+        nanosleep(&pace, NULL);
+    }
+    return NULL;
+}
+
+static void hammer_start(hammer_t hs[NODES], node_t nodes[NODES], _Atomic int *stop, const char *key, int quota,
+                         uint64_t included)
+{
+    for (int i = 0; i < NODES; i++) {
+        memset(&hs[i], 0, sizeof(hs[i]));
+        hs[i].node = &nodes[i];
+        snprintf(hs[i].key, sizeof(hs[i].key), "%s", key);
+        hs[i].rate = (tg_rate_t){100, SEC}; /* 100 a second */
+        hs[i].burst = 60;
+        hs[i].quota = quota;
+        hs[i].included = included;
+        hs[i].stop = stop;
+        assert_int_equal(pthread_create(&hs[i].thread, NULL, hammer_main, &hs[i]), 0);
+    }
+}
+
+static void hammer_join(hammer_t hs[NODES])
+{
+    for (int i = 0; i < NODES; i++)
+        pthread_join(hs[i].thread, NULL);
+}
+
+static uint64_t allowed_total(hammer_t hs[NODES])
+{
+    uint64_t a = 0;
+    for (int i = 0; i < NODES; i++)
+        a += atomic_load(&hs[i].allowed);
+    return a;
+}
+
+static void run_for(int64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / SEC), (long)(ns % SEC)};
+    nanosleep(&ts, NULL); /* the length of a load phase, not a synchronisation */
+}
+
+/* ---- tests ---- */
+
+/* A hot key hammered through three nodes for two seconds: the calls allowed stay within the
+ * GCRA's own allowance (burst + rate x time) plus the stated bound N L + N w, and close to it
+ * (the nodes do not starve each other). */
+static void test_rate_limit_shared_within_bound(void **state)
+{
+    (void)state;
+    if (skip_without_redis())
+        return;
+    node_t nodes[NODES];
+    start_nodes(nodes, "rate");
+    char key[64];
+    snprintf(key, sizeof(key), "cus_rate_%d", (int)getpid());
+    _Atomic int stop = 0;
+    hammer_t hs[NODES];
+    int64_t t0 = tg_clock_mono_ns();
+    hammer_start(hs, nodes, &stop, key, 0, 0);
+    run_for(2 * SEC);
+    atomic_store(&stop, 1);
+    hammer_join(hs);
+    int64_t t1 = tg_clock_mono_ns();
+    uint64_t allowed = allowed_total(hs);
+    double secs = (double)(t1 - t0) / SEC;
+    uint64_t limit = 60 + (uint64_t)(100 * secs);
+    uint64_t bound = tg_lease_rate_bound(NODES, tg_lease_rate_cap(60, NODES, 1), 1);
+    print_message("rate: %.2f s, 3 nodes, 100/s burst 60: allowed %" PRIu64 ", GCRA allows %" PRIu64 ", bound +%" PRIu64
+                  ", overshoot %+" PRId64 "\n",
+                  secs, allowed, limit, bound, (int64_t)allowed - (int64_t)limit);
+    assert_true(allowed <= limit + bound + 1);
+    assert_true(allowed + bound + limit / 10 >= limit);
+    for (int i = 0; i < NODES; i++)
+        assert_true(atomic_load(&hs[i].allowed) > 0); /* every node got a share */
+    for (int i = 0; i < NODES; i++)
+        stop_node(&nodes[i]);
+}
+
+/* A block quota of 1000 hammered through three nodes until every node is refused: exactly the
+ * allowance is allowed (the bound without an outage is N u, one call of credit per node). */
+static void test_block_quota_shared_within_bound(void **state)
+{
+    (void)state;
+    if (skip_without_redis())
+        return;
+    node_t nodes[NODES];
+    start_nodes(nodes, "quota");
+    char key[64];
+    snprintf(key, sizeof(key), "cus_quota_%d", (int)getpid());
+    _Atomic int stop = 0;
+    hammer_t hs[NODES];
+    hammer_start(hs, nodes, &stop, key, 1, 1000);
+    /* until each node has been refused 5000 times in a row (at least 100 ms: several rounds of
+     * the sync threads, which would have leased anything left) */
+    for (int spins = 0; spins < 3000; spins++) {
+        int done = 1;
+        for (int i = 0; i < NODES; i++)
+            done &= atomic_load(&hs[i].run_of_denials) >= 5000;
+        if (done)
+            break;
+        run_for(10 * MS);
+    }
+    atomic_store(&stop, 1);
+    hammer_join(hs);
+    uint64_t allowed = allowed_total(hs), bound = tg_lease_quota_bound(NODES, 0, 1, 0);
+    print_message("quota (block, 1000): allowed %" PRIu64 " over 3 nodes, bound +%" PRIu64 "\n", allowed, bound);
+    assert_true(allowed <= 1000 + bound);
+    assert_true(allowed >= 1000 - bound);
+    for (int i = 0; i < NODES; i++)
+        stop_node(&nodes[i]);
+}
+
+static int redis_script(const char *what)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "scripts/redis-test.sh %s '%s' >/dev/null", what, redis_dir);
+    return system(cmd);
+}
+
+static int all_in_fallback(node_t nodes[NODES], int want)
+{
+    for (int spins = 0; spins < 1000; spins++) {
+        int all = 1;
+        for (int i = 0; i < NODES; i++)
+            all &= tg_cluster_in_fallback(nodes[i].c) == want;
+        if (all)
+            return 1;
+        run_for(10 * MS);
+    }
+    return 0;
+}
+
+/* Redis stopped mid-load: every node says so (metric, log) and enforces 1/3 of the limit, so
+ * the three together stay within it. Redis started again (empty: no persistence): the nodes hand
+ * over what they spent meanwhile, so the first second back allows the rate, not a new burst. */
+static void test_redis_down_fallback_and_back(void **state)
+{
+    (void)state;
+    if (skip_without_redis())
+        return;
+    if (redis_dir == NULL || redis_dir[0] == '\0') {
+        print_message("TG_TEST_REDIS_DIR is not set: skipped\n");
+        return;
+    }
+    node_t nodes[NODES];
+    start_nodes(nodes, "fallback");
+    char key[64];
+    snprintf(key, sizeof(key), "cus_fallback_%d", (int)getpid());
+    _Atomic int stop = 0;
+    hammer_t hs[NODES];
+    int down0 = atomic_load(&logged_down), back0 = atomic_load(&logged_back);
+    hammer_start(hs, nodes, &stop, key, 0, 0);
+    run_for(SEC); /* shared, and the bucket drawn dry */
+
+    assert_int_equal(redis_script("stop"), 0);
+    assert_true(all_in_fallback(nodes, 1));
+    char *m = tg_metrics_render(NULL);
+    assert_non_null(m);
+    assert_non_null(strstr(m, "tollgate_cluster_fallback 1"));
+    free(m);
+    assert_true(atomic_load(&logged_down) >= down0 + 1);
+    uint64_t a0 = allowed_total(hs);
+    int64_t t0 = tg_clock_mono_ns();
+    run_for(SEC);
+    uint64_t in_fallback = allowed_total(hs) - a0;
+    double fb_secs = (double)(tg_clock_mono_ns() - t0) / SEC;
+    uint64_t bound = tg_lease_rate_bound(NODES, tg_lease_rate_cap(60, NODES, 1), 1);
+
+    assert_int_equal(redis_script("start"), 0);
+    assert_true(all_in_fallback(nodes, 0));
+    assert_true(atomic_load(&logged_back) >= back0 + 1);
+    uint64_t a1 = allowed_total(hs);
+    int64_t t1 = tg_clock_mono_ns();
+    run_for(SEC);
+    atomic_store(&stop, 1);
+    hammer_join(hs);
+    uint64_t after = allowed_total(hs) - a1;
+    double back_secs = (double)(tg_clock_mono_ns() - t1) / SEC;
+    print_message("fallback: %.2f s at 1/3 each: allowed %" PRIu64 " (limit %.0f + burst 60, bound +%" PRIu64
+                  "); back: %.2f s: allowed %" PRIu64 " (rate %.0f; a new burst would add 60)\n",
+                  fb_secs, in_fallback, 100 * fb_secs, bound, back_secs, after, 100 * back_secs);
+    /* fallback: each node 1/3 of the rate and of the burst, plus what it held when Redis left */
+    assert_true(in_fallback <= (uint64_t)(100 * fb_secs) + 60 + bound + 1);
+    assert_true(in_fallback >= (uint64_t)(100 * fb_secs) / 2);
+    /* back: the merged spending leaves the shared bucket as drawn as the nodes left it */
+    assert_true(after <= (uint64_t)(100 * back_secs) + bound + 1);
+    for (int i = 0; i < NODES; i++)
+        stop_node(&nodes[i]);
+}
+
+/* Until every node has been refused 5000 times in a row (at least 100 ms: several rounds of the
+ * sync threads, which would have leased anything left), then stops the hammers. */
+static void hammer_until_refused(hammer_t hs[NODES], _Atomic int *stop)
+{
+    for (int spins = 0; spins < 3000; spins++) {
+        int done = 1;
+        for (int i = 0; i < NODES; i++)
+            done &= atomic_load(&hs[i].run_of_denials) >= 5000;
+        if (done)
+            break;
+        run_for(10 * MS);
+    }
+    atomic_store(stop, 1);
+    hammer_join(hs);
+}
+
+/* A block quota of 1000, 600 used, then Redis restarted empty (no persistence): the nodes start
+ * the counter again from the total they last saw, plus what they spent meanwhile, so the
+ * customer does not get a second allowance. The bound is N u + 2 (N - 1) L for the outage. */
+static void test_block_quota_survives_redis_restart(void **state)
+{
+    (void)state;
+    if (skip_without_redis())
+        return;
+    if (redis_dir == NULL || redis_dir[0] == '\0') {
+        print_message("TG_TEST_REDIS_DIR is not set: skipped\n");
+        return;
+    }
+    node_t nodes[NODES];
+    start_nodes(nodes, "restart");
+    char key[64];
+    snprintf(key, sizeof(key), "cus_restart_%d", (int)getpid());
+    _Atomic int stop = 0;
+    hammer_t hs[NODES];
+    hammer_start(hs, nodes, &stop, key, 1, 1000);
+    for (int spins = 0; spins < 3000 && allowed_total(hs) < 600; spins++)
+        run_for(MS);
+    atomic_store(&stop, 1);
+    hammer_join(hs);
+    uint64_t before = allowed_total(hs);
+    run_for(100 * MS); /* a few rounds: the nodes' views of the shared total catch up */
+    assert_int_equal(redis_script("stop"), 0);
+    assert_true(all_in_fallback(nodes, 1));
+    assert_int_equal(redis_script("start"), 0);
+    assert_true(all_in_fallback(nodes, 0));
+    _Atomic int stop2 = 0;
+    hammer_t hs2[NODES];
+    hammer_start(hs2, nodes, &stop2, key, 1, 1000);
+    hammer_until_refused(hs2, &stop2);
+    uint64_t allowed = before + allowed_total(hs2);
+    uint64_t bound = tg_lease_quota_bound(NODES, tg_lease_quota_cap(1000, NODES, 1), 1, 1);
+    print_message("quota (block, 1000), Redis restarted empty after %" PRIu64 ": allowed %" PRIu64
+                  " in all, bound +%" PRIu64 "\n",
+                  before, allowed, bound);
+    assert_true(allowed <= 1000 + bound);
+    assert_true(allowed >= 1000 - NODES);
+    for (int i = 0; i < NODES; i++)
+        stop_node(&nodes[i]);
+}
+
+static uint64_t leases_returned(void)
+{
+    char *m = tg_metrics_render(NULL);
+    assert_non_null(m);
+    const char *p = strstr(m, "tollgate_cluster_leases_total{op=\"returned\"} ");
+    uint64_t n = p != NULL ? strtoull(p + strlen("tollgate_cluster_leases_total{op=\"returned\"} "), NULL, 10) : 0;
+    free(m);
+    return n;
+}
+
+/* A key left alone gives its lease back after about a second; used again, it gets a new one.
+ * (Regression: a key whose lease had gone back counted as idle as long as its calls were refused,
+ * so it never leased again and its customer was refused for good.) */
+static void test_idle_key_gives_back_and_resumes(void **state)
+{
+    (void)state;
+    if (skip_without_redis())
+        return;
+    node_t n;
+    tg_err_t err = {0};
+    char id[64], key[64];
+    snprintf(id, sizeof(id), "unit-idle-%d", (int)getpid());
+    snprintf(key, sizeof(key), "cus_idle_%d", (int)getpid());
+    assert_int_equal(start_node(&n, id, &err), 0);
+    tg_rate_t rate = {1000, SEC};
+    tg_limit_result_t r;
+    uint64_t returned0 = leases_returned(), allowed = 0, units_ok = 0;
+    /* use both until each holds a lease (a few rounds) */
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(tg_limiter_take(n.l, key, strlen(key), &rate, 100, 1, 0, &r), 0);
+        allowed += (uint64_t)r.allowed;
+        units_ok += tg_quota_reserve(n.q, key, 1700000000, "api_calls", 1, 100000, 1, NULL) == 0;
+        run_for(MS);
+    }
+    assert_true(allowed > 100);
+    assert_true(units_ok > 100);
+    /* left alone: both leases go back (bounded wait on the metric) */
+    for (int spins = 0; spins < 500 && leases_returned() < returned0 + 2; spins++)
+        run_for(10 * MS);
+    assert_true(leases_returned() >= returned0 + 2);
+    /* used again: allowed again within a few rounds */
+    int back = 0, qback = 0;
+    for (int i = 0; i < 500 && !(back && qback); i++) {
+        assert_int_equal(tg_limiter_take(n.l, key, strlen(key), &rate, 100, 1, 0, &r), 0);
+        back |= r.allowed;
+        qback |= tg_quota_reserve(n.q, key, 1700000000, "api_calls", 1, 100000, 1, NULL) == 0;
+        run_for(MS);
+    }
+    assert_true(back);
+    assert_true(qback);
+    stop_node(&n);
+}
+
+/* The sync thread's rounds follow the keys in use, not the customers known: 10,000 keys seeded
+ * from the store cost nothing; two used keys are tended, and leave the rounds once idle. */
+static void test_rounds_follow_keys_in_use(void **state)
+{
+    (void)state;
+    if (skip_without_redis())
+        return;
+    node_t n;
+    tg_err_t err = {0};
+    char id[64], key[64];
+    snprintf(id, sizeof(id), "unit-rounds-%d", (int)getpid());
+    assert_int_equal(start_node(&n, id, &err), 0);
+    for (int i = 0; i < 10000; i++) {
+        snprintf(key, sizeof(key), "cus_seed_%d_%d", (int)getpid(), i);
+        assert_int_equal(tg_quota_seed(n.q, key, 1700000000, "api_calls", 5), 0);
+    }
+    snprintf(key, sizeof(key), "cus_seed_%d_7", (int)getpid());
+    assert_int_equal(tg_quota_reserve(n.q, key, 1700000000, "api_calls", 1, 1000, 1, NULL), 0);
+    tg_rate_t rate = {10, SEC};
+    tg_limit_result_t r;
+    assert_int_equal(tg_limiter_take(n.l, key, strlen(key), &rate, 10, 1, 0, &r), 0);
+    assert_true(r.allowed);
+    int seen = 0;
+    for (int spins = 0; spins < 200 && !seen; spins++) {
+        seen = tg_cluster_active_keys(n.c) == 2;
+        run_for(5 * MS);
+    }
+    assert_true(seen);
+    assert_int_equal(tg_quota_used(n.q, key, 1700000000, "api_calls"), 6); /* the seed of 5, and this call */
+    int left = 0;
+    for (int spins = 0; spins < 500 && !left; spins++) {
+        left = tg_cluster_active_keys(n.c) == 0;
+        run_for(10 * MS);
+    }
+    assert_true(left);
+    stop_node(&n);
+}
+
+/* A quota that never refuses (bill, throttle) counts every node's use: a node in use sees the
+ * others' within a few hundred milliseconds (it decides throttling), and nothing is refused. */
+static void test_bill_quota_counts_all_nodes(void **state)
+{
+    (void)state;
+    if (skip_without_redis())
+        return;
+    node_t nodes[NODES];
+    start_nodes(nodes, "bill");
+    char key[64];
+    snprintf(key, sizeof(key), "cus_bill_%d", (int)getpid());
+    for (int i = 0; i < NODES; i++)
+        for (int k = 0; k < 100; k++)
+            assert_int_equal(tg_quota_reserve(nodes[i].q, key, 1700000000, "api_calls", 1, 50, 0, NULL), 0);
+    int all = 0;
+    for (int spins = 0; spins < 300 && !all; spins++) {
+        all = 1;
+        for (int i = 0; i < NODES; i++) { /* one more call each: the nodes keep using the key */
+            uint64_t used = 0;
+            assert_int_equal(tg_quota_reserve(nodes[i].q, key, 1700000000, "api_calls", 1, 50, 0, &used), 0);
+            all &= used >= 300;
+        }
+        run_for(10 * MS);
+    }
+    assert_true(all);
+    for (int i = 0; i < NODES; i++)
+        stop_node(&nodes[i]);
+}
+
+/* Node ids are unique: a second live node with the same id is refused at start; once the first
+ * leaves, the id is free. */
+static void test_node_id_unique(void **state)
+{
+    (void)state;
+    if (skip_without_redis())
+        return;
+    char id[64];
+    snprintf(id, sizeof(id), "unit-dup-%d", (int)getpid());
+    node_t a, b;
+    tg_err_t err = {0};
+    assert_int_equal(start_node(&a, id, &err), 0);
+    assert_int_equal(start_node(&b, id, &err), TG_EEXIST);
+    assert_non_null(strstr(err.msg, "held by another live node"));
+    stop_node(&a);
+    assert_int_equal(start_node(&b, id, &err), 0);
+    stop_node(&b);
+    /* an unreachable Redis refuses the start too (the id could not be checked) */
+    tg_cluster_settings_t s = {"redis://127.0.0.1:1/0", "unit-nowhere", SYNC_MS, NULL, NULL};
+    tg_cluster_t *c = NULL;
+    assert_int_equal(tg_cluster_start(&s, &c, &err), TG_EIO);
+    assert_null(c);
+}
+
+int main(void)
+{
+    redis_url = getenv("TG_TEST_REDIS_URL");
+    redis_dir = getenv("TG_TEST_REDIS_DIR");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_node_id_unique),
+        cmocka_unit_test(test_rate_limit_shared_within_bound),
+        cmocka_unit_test(test_block_quota_shared_within_bound),
+        cmocka_unit_test(test_redis_down_fallback_and_back),
+        cmocka_unit_test(test_block_quota_survives_redis_restart),
+        cmocka_unit_test(test_idle_key_gives_back_and_resumes),
+        cmocka_unit_test(test_rounds_follow_keys_in_use),
+        cmocka_unit_test(test_bill_quota_counts_all_nodes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

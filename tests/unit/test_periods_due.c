@@ -1,0 +1,243 @@
+/* test_periods_due.c - the period closer at scale (billing/periods.c): it reads only the
+ * customers due and moves each one's next period end; a customer never looked at is closed from
+ * its anchor; a failing customer stays due while the run goes on; a run in slices closes every
+ * customer once; a cancellation ends the schedule. On a real SQLite file. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "billing/periods.h"
+#include "config/config.h"
+#include "store/store.h"
+#include "../support/tmpstore.h"
+
+#define NOV1_2025 INT64_C(1761955200)
+#define JAN1_2026 INT64_C(1767225600)
+#define FEB1_2026 INT64_C(1769904000)
+#define FEB15_2026 INT64_C(1771113600)
+#define MAR1_2026 INT64_C(1772323200)
+#define APR1_2026 INT64_C(1775001600)
+
+static const char *yaml = "upstream: {url: \"http://127.0.0.1:3\"}\n"
+                          "admin: {token: \"0123456789abcdef0123\"}\n"
+                          "keys: {secret: \"0123456789abcdef0123456789abcdef\"}\n"
+                          "plans:\n"
+                          "  starter: {price: \"49\", included: {api_calls: 100}}\n";
+
+static int64_t clock_s;
+static int64_t test_now(void)
+{
+    return clock_s;
+}
+
+typedef struct {
+    tg_tmpstore_t t;
+    tg_config_t *cfg;
+    tg_sub_ctx_t x;
+} fx_t;
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof(*f));
+    char errbuf[2048];
+    assert_int_equal(tg_tmpstore_open(&f->t, "pdue"), 0);
+    assert_int_equal(tg_config_load_string("t.yaml", yaml, strlen(yaml), &f->cfg, errbuf, sizeof(errbuf)), 0);
+    f->x = (tg_sub_ctx_t){.cfg = f->cfg, .store = f->t.st, .now_s = test_now};
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    tg_config_free(f->cfg);
+    assert_int_equal(tg_tmpstore_close(&f->t), 0);
+    free(f);
+    return 0;
+}
+
+static void add(fx_t *f, const char *id, const char *plan, int64_t anchor)
+{
+    tg_customer_t c = {0};
+    tg_err_t err = {0};
+    snprintf(c.id, sizeof(c.id), "%s", id);
+    snprintf(c.email, sizeof(c.email), "%s@b.co", id);
+    snprintf(c.plan_id, sizeof(c.plan_id), "%s", plan);
+    snprintf(c.status, sizeof(c.status), "active");
+    c.created_at = c.anchor_at = anchor;
+    assert_int_equal(tg_store_customer_insert(f->t.st, &c, &err), 0);
+}
+
+static int run_at(fx_t *f, int64_t at, int *failures)
+{
+    tg_periods_run_t run;
+    tg_err_t err = {0};
+    clock_s = at;
+    assert_int_equal(tg_periods_close(&f->x, NULL, INT64_MAX, &run, &err), 0);
+    if (failures != NULL)
+        *failures = run.failures;
+    tg_periods_run_free(&run);
+    return run.created;
+}
+
+typedef struct {
+    const char *id;
+    int64_t end;
+    int found;
+} find_t;
+
+static int find_cb(const tg_customer_t *c, int64_t next_end, void *arg)
+{
+    find_t *q = arg;
+    if (strcmp(c->id, q->id) == 0) {
+        q->end = next_end;
+        q->found = 1;
+    }
+    return 0;
+}
+
+/* The customer's next period end as the store keeps it. */
+static int64_t next_end(fx_t *f, const char *id)
+{
+    find_t q = {id, -1, 0};
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_customers_due(f->t.st, INT64_MAX, INT64_MIN, "", 100000, find_cb, &q, NULL, &err), 0);
+    assert_true(q.found);
+    return q.end;
+}
+
+static int count_cb(const tg_invoice_t *inv, void *arg)
+{
+    (void)inv;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static int invoices(fx_t *f, const char *customer_id)
+{
+    int n = 0;
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_invoice_list(f->t.st, customer_id, count_cb, &n, &err), 0);
+    return n;
+}
+
+static void test_only_customers_due_are_read(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    add(f, "cus_a", "starter", JAN1_2026);
+    add(f, "cus_b", "starter", JAN1_2026);
+    assert_int_equal(run_at(f, FEB1_2026, NULL), 2);
+    assert_int_equal(next_end(f, "cus_a"), MAR1_2026);
+    assert_int_equal(next_end(f, "cus_b"), MAR1_2026);
+    /* cus_b's schedule says April: a run in March does not look at it, although its February
+     * ended (before the schedule, every run walked every customer and invoiced it) */
+    assert_int_equal(tg_store_customer_set_next_period_end(f->t.st, "cus_b", MAR1_2026, APR1_2026, &err), 0);
+    assert_int_equal(run_at(f, MAR1_2026, NULL), 1);
+    assert_int_equal(invoices(f, "cus_a"), 2);
+    assert_int_equal(invoices(f, "cus_b"), 1);
+    /* and the same run again finds nobody due */
+    assert_int_equal(run_at(f, MAR1_2026, NULL), 0);
+}
+
+static void test_unknown_schedule_walks_from_anchor(void **state)
+{
+    fx_t *f = *state;
+    add(f, "cus_old", "starter", NOV1_2025); /* migrated customer: next period end 0 */
+    assert_int_equal(run_at(f, FEB1_2026, NULL), 3); /* November, December, January */
+    assert_int_equal(next_end(f, "cus_old"), MAR1_2026);
+    assert_int_equal(run_at(f, FEB1_2026 + 86400, NULL), 0);
+    assert_int_equal(run_at(f, MAR1_2026, NULL), 1);
+    assert_int_equal(invoices(f, "cus_old"), 4);
+}
+
+static void test_failure_stays_due_run_goes_on(void **state)
+{
+    fx_t *f = *state;
+    int failures = 0;
+    uint64_t listed = 0;
+    tg_err_t err = {0};
+    add(f, "cus_a", "starter", JAN1_2026);
+    add(f, "cus_gone", "removed_plan", JAN1_2026);
+    add(f, "cus_z", "starter", JAN1_2026);
+    assert_int_equal(run_at(f, FEB1_2026, &failures), 2);
+    assert_int_equal(failures, 1);
+    assert_int_equal(next_end(f, "cus_gone"), 0); /* still due: the next run tries again */
+    assert_int_equal(next_end(f, "cus_z"), MAR1_2026);
+    assert_int_equal(tg_store_billing_failure_count(f->t.st, &listed, &err), 0);
+    assert_int_equal(listed, 1);
+    assert_int_equal(run_at(f, FEB1_2026 + 60, &failures), 0);
+    assert_int_equal(failures, 1);
+}
+
+static void test_slices_close_every_customer_once(void **state)
+{
+    fx_t *f = *state;
+    enum { N = 2 * TG_PERIODS_BATCH + 37 };
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_tx_begin(f->t.st, &err), 0);
+    for (int i = 0; i < N; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "cus_%05d", i);
+        add(f, id, "starter", JAN1_2026);
+    }
+    assert_int_equal(tg_store_tx_commit(f->t.st, &err), 0);
+    clock_s = FEB1_2026;
+    tg_periods_cursor_t cur = {0};
+    int more = 1, slices = 0, created = 0;
+    while (more) {
+        tg_periods_run_t run;
+        /* a budget of 1 ns: one batch per slice, as a busy admin thread would get */
+        assert_int_equal(tg_periods_close_some(&f->x, &cur, 1, &run, &more, &err), 0);
+        created += run.created;
+        tg_periods_run_free(&run);
+        slices++;
+        assert_true(created <= slices * TG_PERIODS_BATCH); /* one batch per slice */
+        /* a customer added during the run, due at once, is met by this run or the next */
+        if (slices == 1)
+            add(f, "cus_late", "starter", JAN1_2026);
+    }
+    assert_true(slices >= 3);
+    assert_true(created == N || created == N + 1);
+    assert_int_equal(created + run_at(f, FEB1_2026, NULL), N + 1);
+    assert_int_equal(invoices(f, NULL), N + 1);
+    assert_int_equal(invoices(f, "cus_late"), 1);
+}
+
+static void test_cancellation_ends_schedule(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    add(f, "cus_c", "starter", JAN1_2026);
+    tg_customer_t c;
+    assert_int_equal(tg_store_customer_get(f->t.st, "cus_c", &c, &err), 0);
+    c.cancel_at = FEB15_2026; /* at the end of a (shortened) period, status still active */
+    assert_int_equal(tg_store_customer_update(f->t.st, &c, &err), 0);
+    assert_int_equal(run_at(f, FEB1_2026, NULL), 1);
+    assert_int_equal(next_end(f, "cus_c"), FEB15_2026); /* the cancellation takes effect then */
+    assert_int_equal(run_at(f, FEB15_2026, NULL), 0);
+    assert_int_equal(tg_store_customer_get(f->t.st, "cus_c", &c, &err), 0);
+    assert_string_equal(c.status, "canceled");
+    assert_int_equal(run_at(f, MAR1_2026, NULL), 1); /* February, the last period */
+    assert_int_equal(next_end(f, "cus_c"), INT64_MAX);
+    assert_int_equal(run_at(f, APR1_2026, NULL), 0);
+    assert_int_equal(invoices(f, "cus_c"), 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_only_customers_due_are_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_schedule_walks_from_anchor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failure_stays_due_run_goes_on, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slices_close_every_customer_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancellation_ends_schedule, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
