@@ -544,16 +544,23 @@ int tg_stripe_events_run(const tg_payments_deps_t *d, size_t max, int64_t now_s,
     for (size_t i = 0; i < max; i++) {
         tg_stripe_event_row_t e;
         int found = 0;
+        /* A look first, so that an idle tick opens no transaction; then the event is taken again
+         * inside the transaction that applies and marks it: on a database that several gateways
+         * share, that is what keeps the others from applying events meanwhile (store_payments.h).
+         * The second may be another event, or none when another node is at work: its turn. */
         int rc = tg_store_stripe_event_next(d->store, &e, &found, err);
         if (rc != 0 || !found)
             return rc;
+        free(e.payload);
+        if ((rc = tg_store_tx_begin(d->store, err)) != 0)
+            return rc;
+        if ((rc = tg_store_stripe_event_next(d->store, &e, &found, err)) != 0 || !found) {
+            tg_store_tx_rollback(d->store);
+            return rc;
+        }
         applied_t ap;
         memset(&ap, 0, sizeof(ap));
         tg_err_t why = {0};
-        if ((rc = tg_store_tx_begin(d->store, err)) != 0) {
-            free(e.payload);
-            return rc;
-        }
         rc = apply_event(d, &e, now_s, &ap, &why);
         if (rc == 0)
             rc = tg_store_stripe_event_mark(d->store, e.id, now_s, ap.customer_id, ap.outcome, "", &why);

@@ -54,7 +54,9 @@ int tg_stripe_event_record(const tg_payments_deps_t *d, const char *body, size_t
                            tg_stripe_recorded_t *out, tg_err_t *err);
 
 /* Applies up to max pending events, oldest first; *applied gets how many. Stops at the first
- * event that cannot be applied for a store failure (it stays pending, with its error). */
+ * event that cannot be applied for a store failure (it stays pending, with its error). On a
+ * database that several gateways share, one node applies events at a time: while another one is
+ * at it, this returns 0 with what it applied so far (the next tick tries again). */
 int tg_stripe_events_run(const tg_payments_deps_t *d, size_t max, int64_t now_s, size_t *applied, tg_err_t *err);
 
 /* dunning.grace_days: suspends the customers past due for that long. */

@@ -35,10 +35,14 @@ typedef struct tg_stripe_event_row {
 /* Records e (payload/payload_len: the body as received) once: *inserted = 1, or 0 when an event
  * with this id exists already (nothing is changed then). Durable when it returns 0. */
 int tg_store_stripe_event_insert(tg_store_t *st, const tg_stripe_event_row_t *e, int *inserted, tg_err_t *err);
-/* The oldest event not yet processed into *out (*found = 0 if none); out->payload is malloc'd. */
+/* The oldest event not yet processed into *out (*found = 0 if none); out->payload is malloc'd.
+ * To apply it, call it inside the transaction that marks it processed: on a database that
+ * several gateways share (PostgreSQL), it then claims the right to apply events until that
+ * transaction ends, and another node calling it meanwhile gets *found = 0. Outside a
+ * transaction it only looks. */
 int tg_store_stripe_event_next(tg_store_t *st, tg_stripe_event_row_t *out, int *found, tg_err_t *err);
 /* Marks an event processed (outcome, customer_id may be "") or failed (error non-empty: it
- * stays pending, processed_at stays NULL). */
+ * stays pending, processed_at stays NULL; an event already processed is left as it is). */
 int tg_store_stripe_event_mark(tg_store_t *st, const char *id, int64_t processed_at, const char *customer_id,
                                const char *outcome, const char *error, tg_err_t *err);
 /* One event by id (payload not loaded). TG_ENOTFOUND if none. */

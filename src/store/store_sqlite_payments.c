@@ -110,9 +110,13 @@ int tg_sqlite_stripe_event_mark(tg_store_t *store, const char *id, int64_t proce
     sqlite3_stmt *s;
     const char *doing = "marking a Stripe event";
     int failed = error != NULL && error[0] != '\0';
+    /* A failure leaves an event that was applied meanwhile (by another attempt) applied: made
+     * pending again, it would be applied twice. */
     int rc = tg_sqlite_prepare(st,
-                               "UPDATE stripe_events SET processed_at = ?2, customer_id = ?3, outcome = ?4, error = ?5"
-                               " WHERE id = ?1",
+                               failed ? "UPDATE stripe_events SET processed_at = ?2, customer_id = ?3, outcome = ?4,"
+                                        " error = ?5 WHERE id = ?1 AND processed_at IS NULL"
+                                      : "UPDATE stripe_events SET processed_at = ?2, customer_id = ?3, outcome = ?4,"
+                                        " error = ?5 WHERE id = ?1",
                                &s, err, doing);
     if (rc != 0)
         return rc;

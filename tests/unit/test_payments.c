@@ -1,12 +1,14 @@
 /* test_payments.c - the Stripe events service and dunning (src/payments/stripe_events.c): the pure
- * decision, then recording and applying events on a real SQLite store with the gateway's
- * directory, in and out of order. */
+ * decision, then recording and applying events on a real store (SQLite, or PostgreSQL with
+ * TG_TEST_BACKEND=postgres: tests/support/tmpstore.h) with the gateway's directory, in and out of
+ * order, and with another node sharing the database. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,7 @@
 #include "store/store.h"
 #include "store/store_outbox.h"
 #include "store/store_payments.h"
+#include "../support/tmpstore.h"
 
 #define DAY INT64_C(86400)
 #define T0 INT64_C(1764720000)
@@ -79,7 +82,7 @@ static void test_decide(void **state)
 /* ---- the service on a real store ---- */
 
 typedef struct fx {
-    char dir[64];
+    tg_tmpstore_t db;
     tg_config_t *cfg;
     tg_store_t *st;
     tg_accounts_t *acc;
@@ -89,9 +92,7 @@ typedef struct fx {
 static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/tg_pay_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    char yaml[1024], url[128], errbuf[2048];
+    char yaml[1024], errbuf[2048];
     snprintf(yaml, sizeof(yaml),
              "upstream: {url: \"http://127.0.0.1:9000\"}\n"
              "admin: {token: \"0123456789abcdef0123\"}\n"
@@ -100,10 +101,8 @@ static int setup(void **state)
              "dunning: {grace_days: 7, suspend_after_failures: 3}\n"
              "plans: {free: {}, pro: {trial_days: 14}, paid: {price: \"10\"}}\n");
     assert_int_equal(tg_config_load_string("t.yaml", yaml, strlen(yaml), &f->cfg, errbuf, sizeof(errbuf)), 0);
-    snprintf(url, sizeof(url), "sqlite:%s/t.db", f->dir);
-    tg_err_t err = {0};
-    assert_int_equal(tg_store_open(url, &f->st, &err), 0);
-    assert_int_equal(tg_store_migrate(f->st, &err), 0);
+    assert_int_equal(tg_tmpstore_open(&f->db, "pay"), 0);
+    f->st = f->db.st;
     assert_non_null(f->acc = tg_accounts_new(f->cfg));
     f->d = (tg_payments_deps_t){f->cfg, f->st, f->acc};
     *state = f;
@@ -114,11 +113,8 @@ static int teardown(void **state)
 {
     fx_t *f = *state;
     tg_accounts_free(f->acc);
-    tg_store_close(f->st);
     tg_config_free(f->cfg);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(tg_tmpstore_close(&f->db), 0);
     free(f);
     return 0;
 }
@@ -408,6 +404,129 @@ static void test_grace_days_and_restart(void **state)
     tg_accounts_free(fresh);
 }
 
+/* Several gateways share a PostgreSQL database, and the webhook that recorded an event may have
+ * reached any of them: while another node is applying events (it took one inside its
+ * transaction), this node's run applies none, not even the same one a second time; once the
+ * other gives up (rollback), this node applies it, once. */
+static void test_one_node_applies_at_a_time(void **state)
+{
+    fx_t *f = *state;
+    if (tg_tmpstore_is_sqlite(&f->db))
+        skip(); /* SQLite: one writer per file; a second node's transaction cannot even begin */
+    tg_store_t *other = NULL;
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_open(f->db.url, &other, &err), 0);
+    assert_true(send(f, "evt_1", "charge.refunded", "ch_1", "", 0, "", T0));
+    tg_stripe_event_row_t e;
+    int found = 0;
+    assert_int_equal(tg_store_tx_begin(other, &err), 0);
+    assert_int_equal(tg_store_stripe_event_next(other, &e, &found, &err), 0);
+    assert_int_equal(found, 1);
+    free(e.payload);
+    run(f, T0 + 1, 0);
+    assert_int_equal(tg_store_stripe_event_get(f->st, "evt_1", &e, &err), 0);
+    assert_int_equal(e.processed_at, 0);
+    tg_store_tx_rollback(other);
+    run(f, T0 + 2, 1);
+    assert_int_equal(tg_store_stripe_event_get(f->st, "evt_1", &e, &err), 0);
+    assert_int_equal(e.processed_at, T0 + 2);
+    assert_non_null(strstr(e.outcome, "ignored"));
+    tg_store_close(other);
+}
+
+/* ---- two nodes applying at once (PostgreSQL) ---- */
+
+#define NODE_CUSTOMERS 12
+
+typedef struct node {
+    const fx_t *f;
+    tg_store_t *st;
+    tg_accounts_t *acc;
+    size_t applied;
+    int rc;
+    tg_err_t err;
+} node_t;
+
+/* One gateway's admin back thread: runs events until none is pending (bounded: the other node
+ * may hold the turn for a while, in which case this one goes round again). */
+static void *node_main(void *arg)
+{
+    node_t *n = arg;
+    tg_payments_deps_t d = {n->f->cfg, n->st, n->acc};
+    for (int round = 0; round < 200000; round++) {
+        tg_stripe_event_row_t e;
+        int found = 0;
+        size_t applied = 0;
+        if ((n->rc = tg_store_stripe_event_next(n->st, &e, &found, &n->err)) != 0)
+            return NULL;
+        if (found)
+            free(e.payload);
+        if (found && (n->rc = tg_stripe_events_run(&d, 1, T0 + 60, &applied, &n->err)) != 0)
+            return NULL;
+        if (!found)
+            return NULL;
+        n->applied += applied;
+    }
+    n->rc = tg_errf(&n->err, TG_ESTATE, "events still pending after the last round");
+    return NULL;
+}
+
+/* Two gateways on one PostgreSQL database apply a backlog of payment failures at once (three per
+ * customer, each customer's in order): every event is applied exactly once, and each customer
+ * ends as one node alone would leave it: past due at the first failure, suspended at the third,
+ * two status changes. Two nodes applying the same event, or two events of one customer at once,
+ * would record a transition twice. */
+static void test_two_nodes_apply_each_event_once(void **state)
+{
+    fx_t *f = *state;
+    if (tg_tmpstore_is_sqlite(&f->db))
+        skip(); /* SQLite: one gateway per database file */
+    char id[32], evt[32], inv[32];
+    for (int c = 0; c < NODE_CUSTOMERS; c++) {
+        snprintf(id, sizeof(id), "cus_%02d", c);
+        add_customer(f, id, "active");
+    }
+    for (int attempt = 1; attempt <= 3; attempt++)
+        for (int c = 0; c < NODE_CUSTOMERS; c++) {
+            snprintf(id, sizeof(id), "cus_%02d", c);
+            snprintf(evt, sizeof(evt), "evt_%02d_%d", c, attempt);
+            snprintf(inv, sizeof(inv), "in_%02d", c);
+            assert_true(send(f, evt, "invoice.payment_failed", inv, "open", attempt, id, T0 + attempt));
+        }
+    node_t nodes[2];
+    pthread_t th[2];
+    tg_err_t err = {0};
+    for (int i = 0; i < 2; i++) {
+        memset(&nodes[i], 0, sizeof(nodes[i]));
+        nodes[i].f = f;
+        assert_int_equal(tg_store_open(f->db.url, &nodes[i].st, &err), 0);
+        assert_non_null(nodes[i].acc = tg_accounts_new(f->cfg));
+    }
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, node_main, &nodes[i]), 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        if (nodes[i].rc != 0)
+            fail_msg("node %d: %d %s", i, nodes[i].rc, nodes[i].err.msg);
+    }
+    assert_int_equal(nodes[0].applied + nodes[1].applied, 3 * NODE_CUSTOMERS);
+    for (int c = 0; c < NODE_CUSTOMERS; c++) {
+        snprintf(id, sizeof(id), "cus_%02d", c);
+        assert_string_equal(status_of(f, id), "suspended");
+        assert_int_equal(history_count(f, id), 2);
+        tg_dunning_row_t dr;
+        int found = 0;
+        assert_int_equal(tg_store_dunning_get(f->st, id, &dr, &found, &err), 0);
+        assert_int_equal(found, 1);
+        assert_int_equal(dr.held, 1);
+        assert_int_equal(dr.past_due_since, T0 + 60);
+    }
+    for (int i = 0; i < 2; i++) {
+        tg_accounts_free(nodes[i].acc);
+        tg_store_close(nodes[i].st);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -418,6 +537,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_and_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grace_days_and_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_subscription_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_node_applies_at_a_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_nodes_apply_each_event_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
