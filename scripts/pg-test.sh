@@ -75,9 +75,13 @@ start() {
   fi
   # A free port: one nobody answers on, then the server's own bind decides (another process may
   # take the port between the check and the start; the next attempt takes another one).
-  local attempt port
+  # A restart on the same DIR takes the port it had, if it is still free: clients that were
+  # connected (a test stopping and starting PostgreSQL under running gateways) reconnect to it.
+  local attempt port last=""
+  [ -f "$dir/last-port" ] && last=$(cat "$dir/last-port")
   for attempt in 1 2 3 4 5 6 7 8 9 10; do
     port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+    [ "$attempt" -eq 1 ] && [ -n "$last" ] && port=$last
     port_in_use "$port" && continue
     rm -f "$dir/server.log"
     if as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -s \
@@ -115,7 +119,7 @@ stop() {
   # fast: roll back open transactions and disconnect the tests' sessions, then shut down cleanly
   as_pg "$bindir/pg_ctl" -D "$dir/data" -m fast -w -t 60 -s stop >/dev/null ||
     { echo "pg-test: could not stop the server in $dir/data" >&2; exit 1; }
-  rm -f "$dir/port"
+  mv -f "$dir/port" "$dir/last-port" 2>/dev/null || true
 }
 
 case $cmd in

@@ -294,6 +294,19 @@ int tg_cluster_start(const tg_cluster_settings_t *s, tg_cluster_t **out, tg_err_
     uint32_t live = 1;
     if (rc == 0)
         rc = tg_redis_node(c->r, c->node_id, c->token, NODE_TTL_MS, 0, &live, err);
+    /* A node restarted at once after a crash (kill -9, a supervisor's restart) finds its own
+     * last claim, which nobody renews any more: it expires within the TTL. Only a claim still
+     * renewed after that belongs to another live node. */
+    if (rc == TG_EEXIST) {
+        fprintf(stderr, "tollgate: cluster.node_id \"%s\" is claimed; waiting up to %d ms for a dead node's claim to "
+                        "expire\n", c->node_id, NODE_TTL_MS + 1000);
+        int64_t until = tg_clock_mono_ns() + (int64_t)(NODE_TTL_MS + 1000) * 1000000;
+        while (rc == TG_EEXIST && tg_clock_mono_ns() < until) {
+            struct timespec ts = {0, 200 * 1000000L};
+            nanosleep(&ts, NULL);
+            rc = tg_redis_node(c->r, c->node_id, c->token, NODE_TTL_MS, 0, &live, err);
+        }
+    }
     if (rc != 0) {
         tg_cluster_free(c);
         return rc;

@@ -236,8 +236,9 @@ ${o.morePlans ? PLANS.replace(/^plans:[ \t]*\n/m, `plans:\n${o.morePlans}`) : PL
     return p;
   }
 
+  // up to 12 s: a cluster node restarted right after kill -9 first waits for its old Redis claim to expire
   async waitFor(url) {
-    for (let i = 0; i < 200; i++) {
+    for (let i = 0; i < 480; i++) {
       try { const r = await fetch(url); if (r.ok) return; } catch { /* not up yet */ }
       await sleep(25);
     }
