@@ -59,7 +59,7 @@ start_redis() {
   fi
 }
 
-both_backends() { [ "${TG_TEST_BOTH_BACKENDS:-0}" = 1 ]; }
+both_backends() { [ "${TG_TEST_BOTH_BACKENDS:-1}" = 1 ]; }
 pg_wanted() { both_backends || [[ ${TG_TEST_BACKEND:-} == postgres* ]]; }
 
 # run_unit [postgres]: every unit test binary; with "postgres", those whose source takes its
