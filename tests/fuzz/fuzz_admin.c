@@ -48,7 +48,8 @@ static void setup(void)
         fprintf(stderr, "fuzz_admin: setup: %s%s\n", errbuf, err.msg);
         abort();
     }
-    tg_admin_deps_t d = {cfg, st, accounts, quota, meter, (const uint8_t *)KEY_SECRET, strlen(KEY_SECRET), 0, NULL};
+    tg_admin_deps_t d = {.cfg = cfg, .store = st, .accounts = accounts, .quota = quota, .meter = meter,
+                         .key_secret = (const uint8_t *)KEY_SECRET, .key_secret_len = strlen(KEY_SECRET)};
     if ((admin = tg_admin_new(&d)) == NULL)
         abort();
 }
