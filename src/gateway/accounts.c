@@ -309,6 +309,15 @@ int tg_accounts_set_payment_hold(tg_accounts_t *a, const char *customer_id, int 
     return 0;
 }
 
+void tg_accounts_replace_holds(tg_accounts_t *a, int (*held)(const char *customer_id, void *arg), void *arg)
+{
+    pthread_rwlock_rdlock(&a->lock);
+    for (size_t i = 0; i < a->ncustomer_buckets; i++)
+        for (tg_account_t *c = a->customers[i]; c != NULL; c = c->next)
+            atomic_store(&c->payment_hold, held(c->id, arg) != 0);
+    pthread_rwlock_unlock(&a->lock);
+}
+
 int tg_account_payment_hold(const tg_account_t *acct)
 {
     return atomic_load(&((tg_account_t *)acct)->payment_hold);

@@ -74,6 +74,12 @@ void tg_accounts_authenticate(tg_accounts_t *a, const uint8_t hash[32], int64_t 
 int tg_accounts_set_payment_hold(tg_accounts_t *a, const char *customer_id, int hold);
 int tg_account_payment_hold(const tg_account_t *acct);
 
+/* Sets every customer's hold to held(id, arg): the whole directory matches the store at once,
+ * holds lifted elsewhere included (a periodic resync after a missed change notice). Each hold
+ * moves straight from its old value to its new one, so a held customer is never served in
+ * between. held runs under the directory's read lock: it must not call back into a. */
+void tg_accounts_replace_holds(tg_accounts_t *a, int (*held)(const char *customer_id, void *arg), void *arg);
+
 /* Customer by id, or NULL. Thread-safe. */
 tg_account_t *tg_accounts_find(tg_accounts_t *a, const char *customer_id);
 

@@ -629,14 +629,53 @@ int tg_dunning_sweep(const tg_payments_deps_t *d, int64_t now_s, tg_err_t *err)
     return rc;
 }
 
-static int hold_cb(const tg_dunning_row_t *r, void *arg)
+/* The customers the store holds, sorted, to answer "held?" for each one in the directory. */
+typedef struct held_set {
+    char (*ids)[TG_ID_MAX];
+    size_t n, cap;
+    int out_of_memory;
+} held_set_t;
+
+static int collect_held_cb(const tg_dunning_row_t *r, void *arg)
 {
-    if (r->held)
-        tg_accounts_set_payment_hold(arg, r->customer_id, 1);
+    held_set_t *h = arg;
+    if (!r->held)
+        return 0;
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 64;
+        void *ids = realloc(h->ids, cap * sizeof(*h->ids));
+        if (ids == NULL) {
+            h->out_of_memory = 1;
+            return 1;
+        }
+        h->ids = ids;
+        h->cap = cap;
+    }
+    snprintf(h->ids[h->n++], TG_ID_MAX, "%s", r->customer_id);
     return 0;
+}
+
+static int compare_ids(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static int is_held(const char *customer_id, void *arg)
+{
+    const held_set_t *h = arg;
+    return h->n > 0 && bsearch(customer_id, h->ids, h->n, sizeof(*h->ids), compare_ids) != NULL;
 }
 
 int tg_dunning_restore_holds(tg_store_t *st, tg_accounts_t *accounts, tg_err_t *err)
 {
-    return tg_store_dunning_list(st, hold_cb, accounts, err);
+    held_set_t h = {0};
+    int rc = tg_store_dunning_list(st, collect_held_cb, &h, err);
+    if (rc == 0 && h.out_of_memory)
+        rc = tg_errf(err, TG_ENOMEM, "out of memory listing held customers");
+    if (rc == 0) {
+        qsort(h.ids, h.n, sizeof(*h.ids), compare_ids);
+        tg_accounts_replace_holds(accounts, is_held, &h);
+    }
+    free(h.ids);
+    return rc;
 }

@@ -62,7 +62,9 @@ int tg_stripe_events_run(const tg_payments_deps_t *d, size_t max, int64_t now_s,
 /* dunning.grace_days: suspends the customers past due for that long. */
 int tg_dunning_sweep(const tg_payments_deps_t *d, int64_t now_s, tg_err_t *err);
 
-/* At start-up, before the gateway serves: sets the directory's payment holds from the store. */
+/* Sets the directory's payment holds to the store's: at start-up before the gateway serves, and
+ * on each full resync of a node sharing the database (a hold lifted on another node whose change
+ * notice was missed is lifted here too). */
 int tg_dunning_restore_holds(tg_store_t *st, tg_accounts_t *accounts, tg_err_t *err);
 
 /* ---- the decision, pure (no I/O, no clock) ---- */
