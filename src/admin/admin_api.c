@@ -109,24 +109,28 @@ static int bearer_is(const tg_admin_request_t *r, const uint8_t digest[32])
  * Strict cookie scoped to Path=/v1/admin (so the portal's pages never send it, and scripts never
  * see it) and a CSRF token that every state change made with the cookie must carry. GET answers
  * whether the cookie is good ({"signed_in": ...}, with its CSRF token for a reloaded page);
- * DELETE signs out. */
+ * DELETE signs out. The sessions live in the database (only the cookie's hash): every gateway
+ * sharing it honours a sign-in and a sign-out made on any node, and a restart keeps them. */
 
 #define OWNER_SESSION_SECONDS (12 * 3600)
 #define OWNER_COOKIE "tg_admin"
 
-static tg_adm_owner_session_t *owner_session(tg_admin_t *a, const tg_admin_request_t *r)
+/* The session the request's cookie names, in *out: 1 if there is one and it has not expired, 0
+ * if not, a negative TG_E* (err says why) when the database could not answer. */
+static int owner_session(tg_admin_t *a, const tg_admin_request_t *r, tg_session_t *out, tg_err_t *err)
 {
     char token[128];
     if (!tg_adm_cookie(r, OWNER_COOKIE, token, sizeof(token)))
-        return NULL;
+        return 0;
     uint8_t h[32];
     crypto_generichash(h, sizeof(h), (const uint8_t *)token, strlen(token), NULL, 0);
     sodium_memzero(token, sizeof(token));
-    int64_t now = tg_adm_now_s();
-    for (size_t i = 0; i < TG_ADM_OWNER_SESSIONS; i++)
-        if (a->owner[i].expires_at > now && sodium_memcmp(a->owner[i].token_hash, h, sizeof(h)) == 0)
-            return &a->owner[i];
-    return NULL;
+    int rc = tg_store_owner_session_get(a->d.store, h, out, err);
+    if (rc == TG_ENOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    return out->expires_at > tg_adm_now_s();
 }
 
 static void owner_cookie(tg_admin_response_t *res, const char *value, int max_age, int secure)
@@ -157,25 +161,28 @@ static void owner_sign_in(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_r
         return;
     }
     json_decref(body);
-    /* a free slot, else the one that expires first */
-    size_t slot = 0;
-    for (size_t i = 1; i < TG_ADM_OWNER_SESSIONS; i++)
-        if (a->owner[i].expires_at < a->owner[slot].expires_at)
-            slot = i;
-    tg_adm_owner_session_t *os = &a->owner[slot];
+    tg_session_t os = {0};
     uint8_t raw[32], craw[32];
     char token[64];
     randombytes_buf(raw, sizeof(raw));
     randombytes_buf(craw, sizeof(craw));
     sodium_bin2base64(token, sizeof(token), raw, sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    crypto_generichash(os->token_hash, sizeof(os->token_hash), (const uint8_t *)token, strlen(token), NULL, 0);
-    sodium_bin2hex(os->csrf, sizeof(os->csrf), craw, sizeof(craw));
-    os->expires_at = tg_adm_now_s() + OWNER_SESSION_SECONDS;
-    owner_cookie(res, token, OWNER_SESSION_SECONDS, r->secure);
+    crypto_generichash(os.token_hash, sizeof(os.token_hash), (const uint8_t *)token, strlen(token), NULL, 0);
+    sodium_bin2hex(os.csrf_token, sizeof(os.csrf_token), craw, sizeof(craw));
+    os.created_at = tg_adm_now_s();
+    os.expires_at = os.created_at + OWNER_SESSION_SECONDS;
+    tg_err_t err = {0};
+    int rc = tg_store_owner_session_insert(a->d.store, &os, &err);
+    if (rc != 0) {
+        tg_adm_reply_svc_error(res, rc, &err);
+    } else {
+        owner_cookie(res, token, OWNER_SESSION_SECONDS, r->secure);
+        tg_adm_reply_json(res, 200, json_pack("{s:b,s:s,s:o}", "signed_in", 1, "csrf_token", os.csrf_token,
+                                              "expires_at", tg_adm_json_time(os.expires_at)));
+    }
     sodium_memzero(token, sizeof(token));
     sodium_memzero(raw, sizeof(raw));
-    tg_adm_reply_json(res, 200, json_pack("{s:b,s:s,s:o}", "signed_in", 1, "csrf_token", os->csrf, "expires_at",
-                                          tg_adm_json_time(os->expires_at)));
+    sodium_memzero(&os, sizeof(os));
 }
 
 static int csrf_ok(const tg_admin_request_t *r, const char *want)
@@ -189,25 +196,34 @@ static int owner_session_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_a
 {
     if (!(s->n == 3 && tg_adm_seg_is(s, 2, "session")))
         return 0;
-    tg_adm_owner_session_t *os = owner_session(a, r);
+    tg_session_t os;
+    tg_err_t err = {0};
+    int have = owner_session(a, r, &os, &err);
+    if (have < 0 && !tg_adm_method_is(r, "POST")) {
+        tg_adm_reply_svc_error(res, have, &err);
+        return 1;
+    }
     if (tg_adm_method_is(r, "POST")) {
         if (!tg_adm_same_origin(r))
             tg_adm_reply_error(res, 403, "origin_refused", "Sign in from this dashboard's own pages.");
         else
             owner_sign_in(a, r, res);
     } else if (tg_adm_method_is(r, "GET")) {
-        if (os == NULL) /* a question, not a failure: the page asks before it shows the sign-in form */
+        if (!have) /* a question, not a failure: the page asks before it shows the sign-in form */
             tg_adm_reply_json(res, 200, json_pack("{s:b}", "signed_in", 0));
         else
-            tg_adm_reply_json(res, 200, json_pack("{s:b,s:s,s:o}", "signed_in", 1, "csrf_token", os->csrf, "expires_at",
-                                                  tg_adm_json_time(os->expires_at)));
+            tg_adm_reply_json(res, 200, json_pack("{s:b,s:s,s:o}", "signed_in", 1, "csrf_token", os.csrf_token,
+                                                  "expires_at", tg_adm_json_time(os.expires_at)));
     } else if (tg_adm_method_is(r, "DELETE")) {
-        if (os != NULL && (!csrf_ok(r, os->csrf) || !tg_adm_same_origin(r))) {
+        if (have && (!csrf_ok(r, os.csrf_token) || !tg_adm_same_origin(r))) {
             tg_adm_reply_error(res, 403, "csrf_failed", "Signing out needs the X-CSRF-Token header given at sign-in.");
             return 1;
         }
-        if (os != NULL)
-            sodium_memzero(os, sizeof(*os));
+        int rc = have ? tg_store_owner_session_delete(a->d.store, os.token_hash, &err) : 0;
+        if (rc != 0) {
+            tg_adm_reply_svc_error(res, rc, &err);
+            return 1;
+        }
         owner_cookie(res, "", 0, r->secure);
         tg_adm_reply_json(res, 200, json_pack("{s:b}", "signed_out", 1));
     } else {
@@ -217,18 +233,24 @@ static int owner_session_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_a
 }
 
 /* The admin API: the admin token as a Bearer (CLI, scripts), or the owner's dashboard cookie with
- * its CSRF token on state changes. 1 = allowed; otherwise replies 401 or 403 and returns 0. */
+ * its CSRF token on state changes. 1 = allowed; otherwise replies 401, 403 or 503 and returns 0. */
 static int tg_adm_authorized(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
 {
     if (bearer_is(r, a->token_digest))
         return 1;
-    tg_adm_owner_session_t *os = owner_session(a, r);
-    if (os == NULL) {
+    tg_session_t os;
+    tg_err_t err = {0};
+    int have = owner_session(a, r, &os, &err);
+    if (have < 0) {
+        tg_adm_reply_svc_error(res, have, &err);
+        return 0;
+    }
+    if (!have) {
         tg_adm_reply_error(res, 401, "unauthorized",
                            "The admin API needs \"Authorization: Bearer <admin token>\" (or the dashboard's sign-in).");
         return 0;
     }
-    if (!tg_adm_method_is(r, "GET") && !tg_adm_method_is(r, "HEAD") && (!csrf_ok(r, os->csrf) || !tg_adm_same_origin(r))) {
+    if (!tg_adm_method_is(r, "GET") && !tg_adm_method_is(r, "HEAD") && (!csrf_ok(r, os.csrf_token) || !tg_adm_same_origin(r))) {
         tg_adm_reply_error(res, 403, "csrf_failed", "State-changing calls need the X-CSRF-Token header given at sign-in.");
         return 0;
     }
@@ -262,7 +284,6 @@ void tg_admin_free(tg_admin_t *a)
     if (a == NULL)
         return;
     sodium_memzero(a->token_digest, sizeof(a->token_digest));
-    sodium_memzero(a->owner, sizeof(a->owner));
     tg_portal_free(a->portal);
     tg_throttle_free(a->owner_failures);
     free(a);

@@ -18,21 +18,11 @@
 typedef struct tg_portal tg_portal_t;
 typedef struct tg_throttle tg_throttle_t;
 
-/* The owner's dashboard sessions (admin_api.c): in memory only, so a restart signs the owner
- * out; only a hash of each cookie token is kept. */
-#define TG_ADM_OWNER_SESSIONS 32
-typedef struct tg_adm_owner_session {
-    uint8_t token_hash[32];
-    char csrf[65];
-    int64_t expires_at; /* 0: free */
-} tg_adm_owner_session_t;
-
 struct tg_admin {
     tg_admin_deps_t d;
     uint8_t token_digest[32];
     uint8_t metrics_digest[32]; /* metrics.token's, when set */
     tg_portal_t *portal; /* developer portal sessions and login throttling (portal.c) */
-    tg_adm_owner_session_t owner[TG_ADM_OWNER_SESSIONS];
     tg_throttle_t *owner_failures; /* failed owner sign-ins per client address */
     tg_sub_ctx_t sub;   /* the subscription and invoice services' view of d */
     tg_keys_ctx_t keys; /* the key service's */

@@ -288,6 +288,12 @@ const tg_migration_t tg_pg_migrations[] = {
      " FOR EACH ROW EXECUTE FUNCTION tg_notify_customer_ref();"
      "CREATE TRIGGER customer_dunning_notify AFTER INSERT OR UPDATE OR DELETE ON customer_dunning"
      " FOR EACH ROW EXECUTE FUNCTION tg_notify_customer_ref();"},
+    {27, "owner sessions",
+     "CREATE TABLE owner_sessions ("
+     "  token_hash BYTEA PRIMARY KEY,"
+     "  csrf_token TEXT NOT NULL,"
+     "  created_at BIGINT NOT NULL,"
+     "  expires_at BIGINT NOT NULL);"},
 };
 
 const size_t tg_pg_migrations_count = sizeof(tg_pg_migrations) / sizeof(tg_pg_migrations[0]);

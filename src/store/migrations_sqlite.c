@@ -306,6 +306,14 @@ const tg_migration_t tg_sqlite_migrations[] = {
     /* PostgreSQL's triggers announce changes to the other gateways; one SQLite node has nobody
      * to notify. Kept so that a version number means the same schema in both dialects. */
     {23, "change notifications", ""},
+    /* 27: the owner's dashboard sessions, in the database rather than one gateway's memory: behind
+     * a load balancer every node honours a sign-in and a sign-out made on any of them. */
+    {27, "owner sessions",
+     "CREATE TABLE owner_sessions ("
+     "  token_hash BLOB PRIMARY KEY,"
+     "  csrf_token TEXT NOT NULL,"
+     "  created_at INTEGER NOT NULL,"
+     "  expires_at INTEGER NOT NULL);"},
 };
 
 const size_t tg_sqlite_migrations_count = sizeof(tg_sqlite_migrations) / sizeof(tg_sqlite_migrations[0]);

@@ -263,6 +263,21 @@ int tg_store_session_delete_customer(tg_store_t *st, const char *customer_id, ui
     return st->ops->session_delete_customer(st, customer_id, count, err);
 }
 
+int tg_store_owner_session_insert(tg_store_t *st, const tg_session_t *s, tg_err_t *err)
+{
+    return st->ops->owner_session_insert(st, s, err);
+}
+
+int tg_store_owner_session_get(tg_store_t *st, const uint8_t token_hash[32], tg_session_t *out, tg_err_t *err)
+{
+    return st->ops->owner_session_get(st, token_hash, out, err);
+}
+
+int tg_store_owner_session_delete(tg_store_t *st, const uint8_t token_hash[32], tg_err_t *err)
+{
+    return st->ops->owner_session_delete(st, token_hash, err);
+}
+
 int tg_store_trial_used(tg_store_t *st, const char *email_norm, const char *address, int64_t address_since,
                         int *by_email, int *by_address, tg_err_t *err)
 {

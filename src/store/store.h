@@ -211,6 +211,14 @@ int tg_store_session_delete(tg_store_t *st, const uint8_t token_hash[32], tg_err
 /* Ends every session of a customer ("sign out everywhere"); *count gets how many (may be NULL). */
 int tg_store_session_delete_customer(tg_store_t *st, const char *customer_id, uint64_t *count, tg_err_t *err);
 
+/* The owner's dashboard sessions, kept in the database so that every gateway sharing it honours
+ * a sign-in (and a sign-out) made on any of them. Only the token's hash is stored; customer_id is
+ * unused. Inserting also removes the sessions expired by s->created_at. TG_ENOTFOUND from get
+ * when there is no such session; expiry is the caller's check. */
+int tg_store_owner_session_insert(tg_store_t *st, const tg_session_t *s, tg_err_t *err);
+int tg_store_owner_session_get(tg_store_t *st, const uint8_t token_hash[32], tg_session_t *out, tg_err_t *err);
+int tg_store_owner_session_delete(tg_store_t *st, const uint8_t token_hash[32], tg_err_t *err);
+
 /* Trials granted by self-service sign-up: one per normalised email (ever) and per client address
  * (within a window). trial_used: *by_email / *by_address set to 1 when a trial was recorded for
  * email_norm (at any time) / for address at or after address_since. */

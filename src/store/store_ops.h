@@ -69,6 +69,9 @@ typedef struct tg_store_ops {
     int (*session_get)(tg_store_t *st, const uint8_t token_hash[32], tg_session_t *out, tg_err_t *err);
     int (*session_delete)(tg_store_t *st, const uint8_t token_hash[32], tg_err_t *err);
     int (*session_delete_customer)(tg_store_t *st, const char *customer_id, uint64_t *count, tg_err_t *err);
+    int (*owner_session_insert)(tg_store_t *st, const tg_session_t *s, tg_err_t *err);
+    int (*owner_session_get)(tg_store_t *st, const uint8_t token_hash[32], tg_session_t *out, tg_err_t *err);
+    int (*owner_session_delete)(tg_store_t *st, const uint8_t token_hash[32], tg_err_t *err);
     int (*trial_used)(tg_store_t *st, const char *email_norm, const char *address, int64_t address_since, int *by_email,
                       int *by_address, tg_err_t *err);
     int (*trial_record)(tg_store_t *st, const char *email_norm, const char *address, const char *customer_id,

@@ -427,16 +427,14 @@ int tg_pg_session_insert(tg_store_t *store, const tg_session_t *ses, tg_err_t *e
     return rc;
 }
 
-int tg_pg_session_get(tg_store_t *store, const uint8_t token_hash[32], tg_session_t *out, tg_err_t *err)
+/* One session by its token's hash from the query sql (customer_id, csrf_token, created_at,
+ * expires_at; the hash as $1). */
+static int read_session(tg_pg_t *st, const char *sql, const uint8_t token_hash[32], tg_session_t *out, tg_err_t *err)
 {
-    tg_pg_t *st = tg_pg(store);
     tg_pg_params_t p = {0};
     tg_pg_param_bytea(&p, token_hash, 32);
     PGresult *r;
-    int rc = tg_pg_query(st,
-                         "SELECT customer_id, csrf_token, created_at, expires_at FROM sessions"
-                         " WHERE token_hash = $1::bytea",
-                         &p, &r, err, "reading a session");
+    int rc = tg_pg_query(st, sql, &p, &r, err, "reading a session");
     if (rc != 0)
         return rc;
     if (PQntuples(r) > 0) {
@@ -450,6 +448,13 @@ int tg_pg_session_get(tg_store_t *store, const uint8_t token_hash[32], tg_sessio
         rc = TG_ENOTFOUND; /* no message, as in SQLite: an unknown cookie is not an error to log */
     PQclear(r);
     return rc;
+}
+
+int tg_pg_session_get(tg_store_t *store, const uint8_t token_hash[32], tg_session_t *out, tg_err_t *err)
+{
+    return read_session(tg_pg(store),
+                        "SELECT customer_id, csrf_token, created_at, expires_at FROM sessions WHERE token_hash = $1::bytea",
+                        token_hash, out, err);
 }
 
 int tg_pg_session_delete(tg_store_t *store, const uint8_t token_hash[32], tg_err_t *err)
@@ -472,6 +477,41 @@ int tg_pg_session_delete_customer(tg_store_t *store, const char *customer_id, ui
         *count = tg_pg_affected(r);
     PQclear(r);
     return 0;
+}
+
+int tg_pg_owner_session_insert(tg_store_t *store, const tg_session_t *ses, tg_err_t *err)
+{
+    tg_pg_t *st = tg_pg(store);
+    tg_pg_params_t prune = {0};
+    tg_pg_param_i64(&prune, ses->created_at);
+    int rc = tg_pg_query(st, "DELETE FROM owner_sessions WHERE expires_at <= $1", &prune, NULL, err,
+                         "storing an owner session");
+    if (rc != 0)
+        return rc;
+    tg_pg_params_t p = {0};
+    tg_pg_param_bytea(&p, ses->token_hash, sizeof(ses->token_hash));
+    tg_pg_param_text(&p, ses->csrf_token);
+    tg_pg_param_i64(&p, ses->created_at);
+    tg_pg_param_i64(&p, ses->expires_at);
+    return tg_pg_query(st,
+                       "INSERT INTO owner_sessions(token_hash, csrf_token, created_at, expires_at)"
+                       " VALUES ($1::bytea, $2, $3, $4)",
+                       &p, NULL, err, "storing an owner session");
+}
+
+int tg_pg_owner_session_get(tg_store_t *store, const uint8_t token_hash[32], tg_session_t *out, tg_err_t *err)
+{
+    return read_session(tg_pg(store),
+                        "SELECT '', csrf_token, created_at, expires_at FROM owner_sessions WHERE token_hash = $1::bytea",
+                        token_hash, out, err);
+}
+
+int tg_pg_owner_session_delete(tg_store_t *store, const uint8_t token_hash[32], tg_err_t *err)
+{
+    tg_pg_params_t p = {0};
+    tg_pg_param_bytea(&p, token_hash, 32);
+    return tg_pg_query(tg_pg(store), "DELETE FROM owner_sessions WHERE token_hash = $1::bytea", &p, NULL, err,
+                       "deleting an owner session");
 }
 
 /* ---- sign-up trials ---- */

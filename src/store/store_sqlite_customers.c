@@ -329,13 +329,13 @@ int tg_sqlite_session_insert(tg_store_t *store, const tg_session_t *ses, tg_err_
     return rc;
 }
 
-int tg_sqlite_session_get(tg_store_t *store, const uint8_t token_hash[32], tg_session_t *out, tg_err_t *err)
+/* One session by its token's hash from the query sql (customer_id, csrf_token, created_at,
+ * expires_at; the hash as parameter 1). */
+static int read_session(tg_sqlite_t *st, const char *sql, const uint8_t token_hash[32], tg_session_t *out,
+                        tg_err_t *err)
 {
-    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
-    int rc = tg_sqlite_prepare(
-        st, "SELECT customer_id, csrf_token, created_at, expires_at FROM sessions WHERE token_hash = ?", &s, err,
-        "reading a session");
+    int rc = tg_sqlite_prepare(st, sql, &s, err, "reading a session");
     if (rc != 0)
         return rc;
     sqlite3_bind_blob(s, 1, token_hash, 32, SQLITE_STATIC);
@@ -355,18 +355,32 @@ int tg_sqlite_session_get(tg_store_t *store, const uint8_t token_hash[32], tg_se
     return rc;
 }
 
-int tg_sqlite_session_delete(tg_store_t *store, const uint8_t token_hash[32], tg_err_t *err)
+/* Runs sql with the token's hash as its one parameter (a DELETE). */
+static int by_token_hash(tg_sqlite_t *st, const char *sql, const uint8_t token_hash[32], tg_err_t *err,
+                         const char *doing)
 {
-    tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
-    int rc = tg_sqlite_prepare(st, "DELETE FROM sessions WHERE token_hash = ?", &s, err, "deleting a session");
+    int rc = tg_sqlite_prepare(st, sql, &s, err, doing);
     if (rc != 0)
         return rc;
     sqlite3_bind_blob(s, 1, token_hash, 32, SQLITE_STATIC);
     if (sqlite3_step(s) != SQLITE_DONE)
-        rc = tg_sqlite_error(st, err, "deleting a session");
+        rc = tg_sqlite_error(st, err, doing);
     sqlite3_finalize(s);
     return rc;
+}
+
+int tg_sqlite_session_get(tg_store_t *store, const uint8_t token_hash[32], tg_session_t *out, tg_err_t *err)
+{
+    return read_session(tg_sqlite(store),
+                        "SELECT customer_id, csrf_token, created_at, expires_at FROM sessions WHERE token_hash = ?",
+                        token_hash, out, err);
+}
+
+int tg_sqlite_session_delete(tg_store_t *store, const uint8_t token_hash[32], tg_err_t *err)
+{
+    return by_token_hash(tg_sqlite(store), "DELETE FROM sessions WHERE token_hash = ?", token_hash, err,
+                         "deleting a session");
 }
 
 int tg_sqlite_session_delete_customer(tg_store_t *store, const char *customer_id, uint64_t *count, tg_err_t *err)
@@ -383,6 +397,47 @@ int tg_sqlite_session_delete_customer(tg_store_t *store, const char *customer_id
         *count = (uint64_t)sqlite3_changes(st->db);
     sqlite3_finalize(s);
     return rc;
+}
+
+int tg_sqlite_owner_session_insert(tg_store_t *store, const tg_session_t *ses, tg_err_t *err)
+{
+    tg_sqlite_t *st = tg_sqlite(store);
+    sqlite3_stmt *s;
+    const char *doing = "storing an owner session";
+    int rc = tg_sqlite_prepare(st, "DELETE FROM owner_sessions WHERE expires_at <= ?", &s, err, doing);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, ses->created_at);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = tg_sqlite_error(st, err, doing);
+    sqlite3_finalize(s);
+    if (rc != 0)
+        return rc;
+    rc = tg_sqlite_prepare(st, "INSERT INTO owner_sessions(token_hash, csrf_token, created_at, expires_at) VALUES (?,?,?,?)",
+                           &s, err, doing);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_blob(s, 1, ses->token_hash, sizeof(ses->token_hash), SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, ses->csrf_token, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, ses->created_at);
+    sqlite3_bind_int64(s, 4, ses->expires_at);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = tg_sqlite_error(st, err, doing);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_sqlite_owner_session_get(tg_store_t *store, const uint8_t token_hash[32], tg_session_t *out, tg_err_t *err)
+{
+    return read_session(tg_sqlite(store),
+                        "SELECT '', csrf_token, created_at, expires_at FROM owner_sessions WHERE token_hash = ?",
+                        token_hash, out, err);
+}
+
+int tg_sqlite_owner_session_delete(tg_store_t *store, const uint8_t token_hash[32], tg_err_t *err)
+{
+    return by_token_hash(tg_sqlite(store), "DELETE FROM owner_sessions WHERE token_hash = ?", token_hash, err,
+                         "deleting an owner session");
 }
 
 /* ---- sign-up trials ---- */

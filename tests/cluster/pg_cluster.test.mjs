@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Stack, sleep, createPgDatabase, dropPgDatabase } from '../integration/harness.mjs';
+import { Stack, sleep, createPgDatabase, dropPgDatabase, ADMIN_TOKEN } from '../integration/harness.mjs';
 
 const root = resolve(new URL('../..', import.meta.url).pathname);
 const PG = join(root, 'scripts/pg-test.sh');
@@ -94,6 +94,21 @@ test('a key created on node 1 works on node 3 within 1 s; revoked on node 2, it 
     assert.equal(p.status, 200, p.text);
     await until(async () => (await n1.call('/v1/basic/x', { key: b.key })).headers.get('x-ratelimit-limit') === '500', 1000, 'the plan change on node 1');
     process.stdout.write(`# propagation: key created ${created} ms, revoked ${revoked} ms\n`);
+
+    // The owner's dashboard behind a load balancer: signed in on node 1, the cookie works on node
+    // 3; signed out on node 2, it works nowhere (the sessions used to live in one node's memory).
+    const owner = async (s, method, path, { body, headers = {} } = {}) => {
+      const res = await fetch(`${s.admin}${path}`, { method, headers: { 'content-type': 'application/json', ...headers }, body: body && JSON.stringify(body) });
+      return { status: res.status, json: await res.json().catch(() => null), setCookie: res.headers.get('set-cookie') };
+    };
+    const si = await owner(n1, 'POST', '/v1/admin/session', { body: { token: ADMIN_TOKEN } });
+    assert.equal(si.status, 200);
+    const cookie = si.setCookie.split(';')[0];
+    assert.equal((await owner(n3, 'GET', '/v1/admin/dashboard', { headers: { cookie } })).status, 200);
+    assert.equal((await owner(n3, 'GET', '/v1/admin/session', { headers: { cookie } })).json.csrf_token, si.json.csrf_token);
+    const so = await owner(n2, 'DELETE', '/v1/admin/session', { headers: { cookie, 'x-csrf-token': si.json.csrf_token } });
+    assert.equal(so.status, 200);
+    for (const s of c.nodes) assert.equal((await owner(s, 'GET', '/v1/admin/dashboard', { headers: { cookie } })).status, 401);
   } finally {
     await stopCluster(c);
   }

@@ -123,6 +123,26 @@ static void test_logins_and_sessions(void **state)
     assert_int_equal(tg_store_session_get(t->st, s[1].token_hash, &g, &err), TG_ENOTFOUND);
     assert_int_equal(tg_store_session_get(t->st, s[2].token_hash, &g, &err), 0); /* another customer's */
     assert_int_equal(tg_store_session_delete_customer(t->st, "cus_1", NULL, &err), 0);
+
+    /* The owner's dashboard sessions: their own table (no customer), by hash; a new one removes
+     * those expired by its creation time. */
+    tg_session_t o[2];
+    for (int i = 0; i < 2; i++) {
+        memset(&o[i], 0, sizeof(o[i]));
+        memset(o[i].token_hash, 0x40 + i, sizeof(o[i].token_hash));
+        snprintf(o[i].csrf_token, sizeof(o[i].csrf_token), "owner-csrf-%d", i);
+        o[i].created_at = 1000 + 100 * i;
+        o[i].expires_at = 1050 + 100 * i;
+    }
+    assert_int_equal(tg_store_owner_session_insert(t->st, &o[0], &err), 0);
+    assert_int_equal(tg_store_owner_session_get(t->st, o[0].token_hash, &g, &err), 0);
+    assert_memory_equal(&g, &o[0], sizeof(g));
+    assert_int_equal(tg_store_owner_session_get(t->st, s[2].token_hash, &g, &err), TG_ENOTFOUND); /* a portal one */
+    assert_int_equal(tg_store_owner_session_insert(t->st, &o[1], &err), 0);                      /* at 1100 > 1050 */
+    assert_int_equal(tg_store_owner_session_get(t->st, o[0].token_hash, &g, &err), TG_ENOTFOUND);
+    assert_int_equal(tg_store_owner_session_get(t->st, o[1].token_hash, &g, &err), 0);
+    assert_int_equal(tg_store_owner_session_delete(t->st, o[1].token_hash, &err), 0);
+    assert_int_equal(tg_store_owner_session_get(t->st, o[1].token_hash, &g, &err), TG_ENOTFOUND);
 }
 
 static void test_trials_and_plan_changes(void **state)
