@@ -169,8 +169,6 @@ static void *sync_main(void *arg)
 int tg_dirsync_start(const char *store_url, tg_accounts_t *accounts, int resync_s, tg_dirsync_t **out, tg_err_t *err)
 {
     *out = NULL;
-    if (strncmp(store_url, "postgres", 8) != 0)
-        return tg_errf(err, TG_ESTATE, "one node on %s: nothing to follow", store_url);
     tg_dirsync_t *d = calloc(1, sizeof(*d));
     if (d == NULL || (d->url = strdup(store_url)) == NULL ||
         (d->pending = calloc(PENDING_MAX, sizeof(*d->pending))) == NULL) {

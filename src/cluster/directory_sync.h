@@ -25,9 +25,9 @@ typedef struct tg_dirsync_stats {
     int connected;          /* listening now */
 } tg_dirsync_stats_t;
 
-/* Starts the thread on store_url. TG_ESTATE for a backend without notifications (SQLite: one
- * node has nothing to follow); the first connection is made by the thread, so a database down
- * at this moment is retried, not an error. */
+/* Starts the thread on store_url, a backend with change notifications (the caller asks
+ * tg_store_backend: SQLite serves one node, which has nothing to follow). The first connection
+ * is made by the thread, so a database down at this moment is retried, not an error. */
 int tg_dirsync_start(const char *store_url, tg_accounts_t *accounts, int resync_s, tg_dirsync_t **out, tg_err_t *err);
 void tg_dirsync_stop(tg_dirsync_t *d);
 void tg_dirsync_stats(tg_dirsync_t *d, tg_dirsync_stats_t *out);
