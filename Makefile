@@ -32,19 +32,31 @@ endif
 
 SRCS     := $(shell find src -name '*.c' | sort)
 LIB_SRCS := $(filter-out src/main.c,$(SRCS))
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/assets.o
 MAIN_OBJ := $(BUILD)/obj/src/main.o
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRCS  := $(wildcard tools/*.c)
 TOOL_BINS  := $(TOOL_SRCS:tools/%.c=$(BUILD)/%)
 
-.PHONY: all deps test unit integration run fmt lint clean check-config bench fuzz fuzz-bins
+.PHONY: all deps test unit integration run fmt lint clean check-config bench fuzz fuzz-bins install
 all: $(BUILD)/tollgate $(TOOL_BINS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# The portal and dashboard pages, and Chart.js, built into the binary (src/admin/assets.h). The
+# directories are prerequisites too: a file added or removed there changes their time.
+CHARTJS    ?= /usr/share/javascript/chart.js/chart.min.js
+WEB_FILES  := $(shell find web -type f ! -name '.*' | sort)
+$(BUILD)/gen/assets.c: $(WEB_FILES) $(shell find web -type d) $(CHARTJS) scripts/embed-assets.sh
+	@mkdir -p $(dir $@)
+	scripts/embed-assets.sh $@ $(foreach f,$(WEB_FILES),$(f:web%=%)=$(f)) /vendor/chart.min.js=$(CHARTJS)
+
+$(BUILD)/obj/gen/assets.o: $(BUILD)/gen/assets.c src/admin/assets.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/libtollgate.a: $(LIB_OBJS)
 	@mkdir -p $(dir $@)
@@ -52,6 +64,30 @@ $(BUILD)/libtollgate.a: $(LIB_OBJS)
 
 $(BUILD)/tollgate: $(MAIN_OBJ) $(BUILD)/libtollgate.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# make install PREFIX=/usr/local DESTDIR=: the binary (pages built in), tollgate(1) made from its
+# --help texts, an example configuration and the systemd unit (packaging/tollgate.service.in).
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+STATEDIR   ?= /var/lib/tollgate
+BINDIR     := $(PREFIX)/bin
+MANDIR     := $(PREFIX)/share/man
+DATADIR    := $(PREFIX)/share/tollgate
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+
+$(BUILD)/tollgate.1: $(BUILD)/tollgate scripts/make-man.sh
+	scripts/make-man.sh $< > $@.tmp && mv $@.tmp $@
+
+install: $(BUILD)/tollgate $(BUILD)/tollgate.1
+	install -D -m 0755 $(BUILD)/tollgate $(DESTDIR)$(BINDIR)/tollgate
+	install -D -m 0644 $(BUILD)/tollgate.1 $(DESTDIR)$(MANDIR)/man1/tollgate.1
+	install -d -m 0755 $(DESTDIR)$(DATADIR) $(DESTDIR)$(UNITDIR)
+	sed -e 's|sqlite:var/tollgate.db|sqlite:$(STATEDIR)/tollgate.db|' \
+	    -e 's|examples/tollgate.yaml|$(SYSCONFDIR)/tollgate/tollgate.yaml|' \
+	    examples/tollgate.yaml > $(DESTDIR)$(DATADIR)/tollgate.yaml.example
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DATADIR@|$(DATADIR)|g' \
+	    packaging/tollgate.service.in > $(DESTDIR)$(UNITDIR)/tollgate.service
+	chmod 0644 $(DESTDIR)$(DATADIR)/tollgate.yaml.example $(DESTDIR)$(UNITDIR)/tollgate.service
 
 # tests/support/*.h are included by the tests only: a change there rebuilds them
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libtollgate.a $(wildcard tests/support/*.h)

@@ -1,12 +1,13 @@
-/* admin_static.c - the portal and dashboard pages: plain files from the web root, served as is.
+/* admin_static.c - the portal and dashboard pages, served as they are.
  *
- * /portal/... and /admin/... map to files under $TOLLGATE_WEB_ROOT (default "web", relative to
- * the working directory); /portal/vendor/chart.min.js is Debian's Chart.js
- * (/usr/share/javascript/chart.js, or $TOLLGATE_CHARTJS; also at /admin/vendor/ so the dashboard
- * loads nothing from /portal/ but its stylesheet). Paths are checked character by character (no
- * "..", no hidden files), symbolic links below the web root are never followed, files are capped
- * at 2 MiB, and the pages only call the JSON API, so nothing here needs a session. Runs on the
- * admin loop (small local files; tg_admin_handle_quick). */
+ * /portal/... and /admin/... are the files of web/ built into the binary (assets.h);
+ * /portal/vendor/chart.min.js and /admin/vendor/chart.min.js are Debian's Chart.js, built in
+ * too (the dashboard loads nothing from /portal/ but its stylesheet). For editing pages without
+ * rebuilding, $TOLLGATE_WEB_ROOT names a directory laid out like web/ and $TOLLGATE_CHARTJS a
+ * Chart.js file, read on each request instead: there paths are checked character by character
+ * (no "..", no hidden files), symbolic links below the web root are never followed and files are
+ * capped at 2 MiB. The pages only call the JSON API, so nothing here needs a session. Runs on the
+ * admin loop (tg_admin_handle_quick). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "admin/admin_int.h"
+#include "admin/assets.h"
 
 #define MAX_FILE (2 * 1024 * 1024)
 
@@ -110,6 +112,27 @@ static int read_fd(int fd, const char *name, tg_admin_response_t *res)
     return 1;
 }
 
+/* The built-in file at URL path p (n bytes), copied into res; 0 if there is none. */
+static int reply_asset(const char *p, size_t n, tg_admin_response_t *res)
+{
+    for (size_t i = 0; i < tg_assets_count; i++) {
+        const tg_asset_t *f = &tg_assets[i];
+        if (strlen(f->path) != n || memcmp(f->path, p, n) != 0)
+            continue;
+        /* the response owns a malloc'd body; the pages are small and cached by the browser */
+        char *body = malloc(f->size ? f->size : 1);
+        if (body == NULL)
+            return 0;
+        memcpy(body, f->data, f->size);
+        res->status = 200;
+        res->content_type = mime_of(f->path);
+        res->body = body;
+        res->body_len = f->size;
+        return 1;
+    }
+    return 0;
+}
+
 int tg_adm_static(const tg_admin_request_t *r, tg_admin_response_t *res)
 {
     const char *p = r->path;
@@ -123,23 +146,23 @@ int tg_adm_static(const tg_admin_request_t *r, tg_admin_response_t *res)
         return 1;
     }
     char rel[512];
-    int fd;
-    if ((n == strlen("/portal/vendor/chart.min.js") && memcmp(p, "/portal/vendor/chart.min.js", n) == 0) ||
-        (n == strlen("/admin/vendor/chart.min.js") && memcmp(p, "/admin/vendor/chart.min.js", n) == 0)) {
-        const char *chart = getenv("TOLLGATE_CHARTJS"); /* a system file: its links are the distribution's */
-        fd = open(chart != NULL ? chart : "/usr/share/javascript/chart.js/chart.min.js", O_RDONLY | O_CLOEXEC);
-        snprintf(rel, sizeof(rel), "chart.min.js");
+    int dir = p[n - 1] == '/' || n == 6 || n == 7;
+    if (!safe_path(p, n) || snprintf(rel, sizeof(rel), "%.*s%s", (int)n, p,
+                                     dir ? (p[n - 1] == '/' ? "index.html" : "/index.html") : "") >= (int)sizeof(rel)) {
+        tg_adm_reply_error(res, 404, "not_found", "No such page.");
+        return 1;
+    }
+    int served;
+    const char *chart = strstr(rel, "/vendor/chart.min.js");
+    if (chart != NULL && chart == rel + (portal ? 7 : 6) && chart[strlen("/vendor/chart.min.js")] == '\0') {
+        const char *file = getenv("TOLLGATE_CHARTJS"); /* a system file: its links are the distribution's */
+        served = file != NULL ? read_fd(open(file, O_RDONLY | O_CLOEXEC), "chart.min.js", res)
+                              : reply_asset(chart, strlen(chart), res);
     } else {
         const char *root = getenv("TOLLGATE_WEB_ROOT");
-        int dir = p[n - 1] == '/' || n == 6 || n == 7;
-        if (!safe_path(p, n) || snprintf(rel, sizeof(rel), "%.*s%s", (int)n, p,
-                                         dir ? (p[n - 1] == '/' ? "index.html" : "/index.html") : "") >= (int)sizeof(rel)) {
-            tg_adm_reply_error(res, 404, "not_found", "No such page.");
-            return 1;
-        }
-        fd = open_beneath(root != NULL ? root : "web", rel);
+        served = root != NULL ? read_fd(open_beneath(root, rel), rel, res) : reply_asset(rel, strlen(rel), res);
     }
-    if (!read_fd(fd, rel, res))
+    if (!served)
         tg_adm_reply_error(res, 404, "not_found", "No such page.");
     return 1;
 }

@@ -215,15 +215,16 @@ ${o.morePlans ? PLANS.replace(/^plans:[ \t]*\n/m, `plans:\n${o.morePlans}`) : PL
       this.upstream = this.spawn(UPSTREAM, ['--listen', `127.0.0.1:${this.upPort}`]);
       await this.waitFor(`http://127.0.0.1:${this.upPort}/healthz`);
     }
-    this.server = this.spawn(TOLLGATE, ['serve', '-c', this.config, ...(o.testClock ? ['--test-clock'] : [])]);
+    // o.bin: another tollgate binary (an installed one); o.cwd: its working directory
+    this.server = this.spawn(o.bin || TOLLGATE, ['serve', '-c', this.config, ...(o.testClock ? ['--test-clock'] : [])], o.cwd);
     this.gw = `http://127.0.0.1:${this.gwPort}`;
     this.admin = `http://127.0.0.1:${this.adminPort}`;
     await this.waitFor(`${this.admin}/healthz`);
     return this;
   }
 
-  spawn(bin, args) {
-    const p = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  spawn(bin, args, cwd) {
+    const p = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(cwd ? { cwd } : {}) });
     p.output = '';
     p.stdout.on('data', (d) => { p.output += d; });
     p.stderr.on('data', (d) => { p.output += d; });
