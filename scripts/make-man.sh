@@ -20,7 +20,7 @@ ROFF
 "$bin" help | tail -n +3 | esc
 echo ".fi"
 echo ".SH COMMANDS"
-for cmd in serve check-config migrate quote customers keys usage invoices stripe metering; do
+for cmd in serve check-config migrate quote customers keys usage invoices stripe metering backup restore; do
   echo ".SS $cmd"
   echo ".nf"
   "$bin" "$cmd" --help 2>&1 | esc

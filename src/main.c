@@ -56,6 +56,9 @@ static void usage_main(FILE *out)
             "                                                    Stripe's (billing: stripe)\n"
             "  metering recover -c FILE --log-dir DIR            store a lost gateway's metering logs,\n"
             "                                                    each batch exactly once\n"
+            "  backup -c FILE DEST                               an online copy of the SQLite database and\n"
+            "                                                    the metering logs, while serving\n"
+            "  restore -c FILE SRC                               put a backup back in place (stopped)\n"
             "  help                   this text\n"
             "  version                print the version\n");
 }
@@ -483,6 +486,8 @@ int main(int argc, char **argv)
         return tg_cmd_stripe(argc, argv);
     if (strcmp(cmd, "metering") == 0)
         return tg_cmd_metering(argc, argv);
+    if (strcmp(cmd, "backup") == 0 || strcmp(cmd, "restore") == 0)
+        return tg_cmd_backup(argc, argv);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage_main(stdout);
         return 0;

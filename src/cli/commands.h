@@ -17,6 +17,10 @@ int tg_cmd_stripe_reconcile(int argc, char **argv);
  * metering logs (metering/meter.h, tg_meter_recover). Returns 0 done, 1 error, 2 usage. */
 int tg_cmd_metering(int argc, char **argv);
 
+/* tollgate backup -c CONFIG DEST | tollgate restore -c CONFIG SRC; argv[0] == "backup" or
+ * "restore" (ops/backup.h). Returns 0 done, 1 error, 2 usage. */
+int tg_cmd_backup(int argc, char **argv);
+
 struct tg_config;
 
 /* For the `tollgate stripe` subcommands: loads the configuration at path and checks it has a

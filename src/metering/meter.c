@@ -642,7 +642,7 @@ static int replay_record(void *arg, uint64_t batch_id, const tg_usage_t *rows, s
 /* The path of log i (0 or 1): "<db>-usagelog.N" beside a SQLite file, or in log_dir
  * "usage-<node>-N.log" ("usage-N.log" for a node without an id), so that the node a log
  * belongs to can be read from its name when another machine recovers it. */
-static char *log_path(const char *url, const char *log_dir, const char *node, int i, tg_err_t *err)
+char *tg_meter_log_path(const char *url, const char *log_dir, const char *node, int i, tg_err_t *err)
 {
     char *path = NULL;
     int n;
@@ -679,7 +679,7 @@ static int open_and_replay_logs(tg_meter_t *m, tg_err_t *err)
     if (m->log_dir != NULL && mkdir(m->log_dir, 0750) != 0 && errno != EEXIST)
         return tg_errf(err, TG_EIO, "creating the metering log directory %s: %s", m->log_dir, strerror(errno));
     for (int i = 0; i < 2 && rc == 0; i++) {
-        char *path = log_path(m->url, m->log_dir, m->node, i, err);
+        char *path = tg_meter_log_path(m->url, m->log_dir, m->node, i, err);
         rc = path == NULL ? err->code : tg_usage_log_open(path, &m->log[i], err);
         free(path);
     }

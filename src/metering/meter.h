@@ -68,6 +68,24 @@ typedef struct tg_meter_recovered {
 } tg_meter_recovered_t;
 int tg_meter_recover(const char *store_url, const char *log_dir, tg_meter_recovered_t *out, tg_err_t *err);
 
+/* The path of a node's metering log i (0 or 1), as tg_meter_start_opts names it: in log_dir
+ * "usage-<node>-N.log" ("usage-N.log" for node ""), else "<database>-usagelog.N" beside a SQLite
+ * file. malloc'd; NULL with err set (no log_dir with PostgreSQL, ENOMEM). */
+char *tg_meter_log_path(const char *store_url, const char *log_dir, const char *node, int i, tg_err_t *err);
+
+/* For a backup (cli/cmd_backup.c): copies a running node's two metering logs into dest_dir as
+ * usage-1.log and usage-2.log, which tg_meter_recover takes, while the gateway keeps appending.
+ * Each copy is checked by reading its records back; one caught in the middle of a reset (its
+ * header torn) is copied again. A record the copy lacks was appended after the copy or was in
+ * the database before the copy began (a log is reset only once all its records are stored), so
+ * these copies together with a database copy taken AFTER them hold every unit of usage
+ * recorded before the copies. A log that does not exist (never started) is skipped. */
+typedef struct tg_meter_copied {
+    size_t logs, batches, rows;
+} tg_meter_copied_t;
+int tg_meter_copy_logs(const char *store_url, const char *log_dir, const char *node, const char *dest_dir,
+                       tg_meter_copied_t *out, tg_err_t *err);
+
 /* Queues copies of n records; cb (may be NULL) fires once after they are durable in the log.
  * Thread-safe; never blocks on I/O. TG_ESTATE after tg_meter_stop began; TG_ERANGE if a record's
  * units exceed INT64_MAX; TG_EINVAL if a string field is unterminated; TG_ENOMEM. When it

@@ -71,6 +71,16 @@ int tg_store_schema_version(tg_store_t *st, int *version, tg_err_t *err)
     return st->ops->schema_version(st, version, err);
 }
 
+int tg_store_backup_to(tg_store_t *st, const char *dest_path, tg_err_t *err)
+{
+    return st->ops->backup_to(st, dest_path, err);
+}
+
+int tg_store_restore_from(tg_store_t *st, const char *src_path, tg_err_t *err)
+{
+    return st->ops->restore_from(st, src_path, err);
+}
+
 int tg_store_customer_insert(tg_store_t *st, const tg_customer_t *c, tg_err_t *err)
 {
     return st->ops->customer_insert(st, c, err);

@@ -32,6 +32,16 @@ int tg_store_migrate(tg_store_t *st, tg_err_t *err);
 /* Highest migration applied (0 for an empty database). */
 int tg_store_schema_version(tg_store_t *st, int *version, tg_err_t *err);
 
+/* A consistent copy of the whole database into a new file at dest_path while other processes
+ * keep writing (SQLite's online backup: one read transaction, so the copy is one moment of the
+ * database), checked with integrity_check. tg_store_restore_from replaces the whole content of
+ * st's database with the copy at src_path in one step (readers see the old or the new one);
+ * close st after it and open the database again (tg_store_migrate brings an older copy up to
+ * date).
+ * PostgreSQL: TG_ESTATE (pg_dump, or base backups with WAL archiving: docs/operations.md). */
+int tg_store_backup_to(tg_store_t *st, const char *dest_path, tg_err_t *err);
+int tg_store_restore_from(tg_store_t *st, const char *src_path, tg_err_t *err);
+
 /* Customers. insert: TG_EEXIST if id or email (case-insensitive) exists. get/update:
  * TG_ENOTFOUND if absent. */
 int tg_store_customer_insert(tg_store_t *st, const tg_customer_t *c, tg_err_t *err);

@@ -21,6 +21,8 @@ typedef struct tg_store_ops {
     void (*close)(tg_store_t *st);
     int (*migrate)(tg_store_t *st, tg_err_t *err);
     int (*schema_version)(tg_store_t *st, int *version, tg_err_t *err);
+    int (*backup_to)(tg_store_t *st, const char *dest_path, tg_err_t *err);
+    int (*restore_from)(tg_store_t *st, const char *src_path, tg_err_t *err);
     int (*customer_insert)(tg_store_t *st, const tg_customer_t *c, tg_err_t *err);
     int (*customer_get)(tg_store_t *st, const char *id, tg_customer_t *out, tg_err_t *err);
     int (*customer_update)(tg_store_t *st, const tg_customer_t *c, tg_err_t *err);

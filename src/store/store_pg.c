@@ -297,6 +297,24 @@ void tg_pg_close(tg_store_t *store)
 
 /* Two statements: a query naming schema_migrations cannot even be prepared in a database that
  * does not have the table yet (a CASE around it does not help: names resolve at parse time). */
+/* PostgreSQL has its own tools for a consistent copy of a live database, which know its WAL:
+ * tollgate does not redo them (docs/operations.md gives the recipe). */
+int tg_pg_backup_to(tg_store_t *store, const char *dest_path, tg_err_t *err)
+{
+    (void)store;
+    return tg_errf(err, TG_ESTATE,
+                   "backing up PostgreSQL into %s: use pg_dump, or base backups with WAL archiving (docs/operations.md)",
+                   dest_path);
+}
+
+int tg_pg_restore_from(tg_store_t *store, const char *src_path, tg_err_t *err)
+{
+    (void)store;
+    return tg_errf(err, TG_ESTATE,
+                   "restoring %s into PostgreSQL: use pg_restore, or point-in-time recovery (docs/operations.md)",
+                   src_path);
+}
+
 int tg_pg_schema_version(tg_store_t *store, int *version, tg_err_t *err)
 {
     tg_pg_t *st = tg_pg(store);
@@ -468,6 +486,8 @@ const tg_store_ops_t tg_pg_ops = {
     .close = tg_pg_close,
     .migrate = tg_pg_migrate,
     .schema_version = tg_pg_schema_version,
+    .backup_to = tg_pg_backup_to,
+    .restore_from = tg_pg_restore_from,
     .customer_insert = tg_pg_customer_insert,
     .customer_get = tg_pg_customer_get,
     .customer_update = tg_pg_customer_update,

@@ -106,6 +106,8 @@ int tg_pg_read_invoice(const PGresult *res, int row, tg_invoice_t *inv);
 void tg_pg_close(tg_store_t *st);
 int tg_pg_migrate(tg_store_t *st, tg_err_t *err);
 int tg_pg_schema_version(tg_store_t *st, int *version, tg_err_t *err);
+int tg_pg_backup_to(tg_store_t *st, const char *dest_path, tg_err_t *err);
+int tg_pg_restore_from(tg_store_t *st, const char *src_path, tg_err_t *err);
 int tg_pg_customer_insert(tg_store_t *st, const tg_customer_t *c, tg_err_t *err);
 int tg_pg_customer_get(tg_store_t *st, const char *id, tg_customer_t *out, tg_err_t *err);
 int tg_pg_customer_update(tg_store_t *st, const tg_customer_t *c, tg_err_t *err);

@@ -111,6 +111,8 @@ int tg_sqlite_fold_journal(tg_sqlite_t *st, tg_err_t *err);
 void tg_sqlite_close(tg_store_t *st);
 int tg_sqlite_migrate(tg_store_t *st, tg_err_t *err);
 int tg_sqlite_schema_version(tg_store_t *st, int *version, tg_err_t *err);
+int tg_sqlite_backup_to(tg_store_t *st, const char *dest_path, tg_err_t *err);
+int tg_sqlite_restore_from(tg_store_t *st, const char *src_path, tg_err_t *err);
 int tg_sqlite_customer_insert(tg_store_t *st, const tg_customer_t *c, tg_err_t *err);
 int tg_sqlite_customer_get(tg_store_t *st, const char *id, tg_customer_t *out, tg_err_t *err);
 int tg_sqlite_customer_update(tg_store_t *st, const tg_customer_t *c, tg_err_t *err);
