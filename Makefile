@@ -82,7 +82,7 @@ install: $(BUILD)/tollgate $(BUILD)/tollgate.1
 	install -D -m 0755 $(BUILD)/tollgate $(DESTDIR)$(BINDIR)/tollgate
 	install -D -m 0644 $(BUILD)/tollgate.1 $(DESTDIR)$(MANDIR)/man1/tollgate.1
 	install -d -m 0755 $(DESTDIR)$(DATADIR) $(DESTDIR)$(UNITDIR)
-	sed -e 's|sqlite:var/tollgate.db|sqlite:$(STATEDIR)/tollgate.db|' \
+	sed -e 's|sqlite:../var/tollgate.db|sqlite:$(STATEDIR)/tollgate.db|' -e 's|this is the repository.s var/tollgate.db|the state directory of the systemd unit|' \
 	    -e 's|examples/tollgate.yaml|$(SYSCONFDIR)/tollgate/tollgate.yaml|' \
 	    examples/tollgate.yaml > $(DESTDIR)$(DATADIR)/tollgate.yaml.example
 	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DATADIR@|$(DATADIR)|g' \

@@ -1,5 +1,5 @@
 /* admin_cluster.c - /metrics' cluster figures: whether this node runs the schedulers, and how
- * the directory sync follows the other nodes' changes (cluster/directory_sync.h). */
+ * the directory sync follows the other nodes' changes (cluster/directory_sync.h); /readyz. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +7,26 @@
 
 #include "admin/admin_int.h"
 #include "cluster/directory_sync.h"
+#include "metering/meter.h"
+#include "metrics/metrics.h"
+
+void tg_adm_readyz(tg_admin_t *a, tg_admin_response_t *res)
+{
+    tg_meter_stats_t ms = {0};
+    if (a->d.meter != NULL)
+        tg_meter_get_stats(a->d.meter, &ms);
+    tg_dirsync_stats_t ds = {0};
+    if (a->d.dirsync != NULL)
+        tg_dirsync_stats(a->d.dirsync, &ds);
+    int database_ok = !ms.store_failing && (a->d.dirsync == NULL || ds.connected);
+    int log_ok = !ms.log_failing;
+    int shared = a->d.cfg->cluster.redis != NULL, redis_ok = !tg_metrics_cluster_fallback();
+    int ready = database_ok && log_ok && (!shared || redis_ok);
+    tg_adm_reply_json(res, ready ? 200 : 503,
+                      json_pack("{s:s,s:{s:s,s:s,s:s}}", "status", ready ? "ready" : "not_ready", "checks", "database",
+                                database_ok ? "ok" : "failing", "metering_log", log_ok ? "ok" : "failing", "redis",
+                                !shared ? "not_used" : redis_ok ? "ok" : "failing"));
+}
 
 char *tg_adm_cluster_metrics(tg_admin_t *a, char *body)
 {

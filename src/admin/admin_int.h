@@ -36,6 +36,11 @@ struct tg_admin {
 int tg_adm_stripe_webhook_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
 void tg_adm_stripe_webhook(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
 /* /metrics: appends the cluster's figures (scheduler lock, directory sync) to body (admin_cluster.c). */
+/* GET /readyz (admin_cluster.c): 200 {"status": "ready", "checks": {...}} while the metering log
+ * takes appends, the database takes usage (and, on several nodes, its change notices arrive) and
+ * Redis answers when limits are shared; else 503 "not_ready" naming what fails. Reads only
+ * atomics and counters: safe on the admin loop. /healthz stays liveness only. */
+void tg_adm_readyz(tg_admin_t *a, tg_admin_response_t *res);
 char *tg_adm_cluster_metrics(tg_admin_t *a, char *body);
 /* The tick's share of payments: pending events (recorded before a crash), dunning.grace_days. */
 void tg_adm_payments_tick(tg_admin_t *a);

@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1937,6 +1938,53 @@ int tg_config_load_string(const char *name, const char *yaml, size_t len, tg_con
     return load(name != NULL ? name : "<config>", yaml, len, out, errbuf, errcap);
 }
 
+/* ---- paths ----
+ * A relative path in a configuration file (the SQLite database, the metering logs, ...) is
+ * relative to the file's own folder, not to the working directory: the same file means the same
+ * files whether tollgate is started from the source tree, from /, or by systemd. A configuration
+ * given as a string (tg_config_load_string) has no folder; its paths stay as written. */
+
+/* The field becomes dir + "/" + the field (prefix kept in front, e.g. "sqlite:") when it is relative. */
+static int resolve_one(char **field, const char *prefix, const char *dir)
+{
+    size_t np = strlen(prefix);
+    if (*field == NULL || strncmp(*field, prefix, np) != 0)
+        return 0;
+    const char *rel = *field + np;
+    if (*rel == '/' || *rel == '\0' || strcmp(rel, ":memory:") == 0)
+        return 0;
+    while (strncmp(rel, "./", 2) == 0)
+        rel += 2;
+    char *joined = NULL;
+    if (asprintf(&joined, "%s%s/%s", prefix, dir, rel) < 0)
+        return TG_ENOMEM;
+    free(*field);
+    *field = joined;
+    return 0;
+}
+
+static int resolve_paths(tg_config_t *cfg, const char *file)
+{
+    char *copy = strdup(file), *dir = NULL;
+    if (copy == NULL)
+        return TG_ENOMEM;
+    char *slash = strrchr(copy, '/');
+    if (slash == copy)
+        slash[1] = '\0';
+    else if (slash != NULL)
+        *slash = '\0';
+    /* the absolute folder: a later chdir (none today) or a relative -c cannot change what it names */
+    dir = realpath(slash != NULL ? copy : ".", NULL);
+    free(copy);
+    if (dir == NULL)
+        return errno == ENOMEM ? TG_ENOMEM : 0; /* the file was just read: only a race gets here */
+    int rc = resolve_one(&cfg->storage.database, "sqlite:", dir);
+    if (rc == 0)
+        rc = resolve_one(&cfg->metering.log_dir, "", dir);
+    free(dir);
+    return rc;
+}
+
 int tg_config_load(const char *path, tg_config_t **out, char *errbuf, size_t errcap)
 {
     *out = NULL;
@@ -1963,6 +2011,12 @@ int tg_config_load(const char *path, tg_config_t **out, char *errbuf, size_t err
     int rc = load(path, buf, n, out, errbuf, errcap);
     explicit_bzero(buf, n); /* the file may hold secrets inline */
     free(buf);
+    if (rc == 0 && (rc = resolve_paths(*out, path)) != 0) {
+        tg_config_free(*out);
+        *out = NULL;
+        if (errbuf != NULL && errcap > 0)
+            snprintf(errbuf, errcap, "%s: out of memory\n", path);
+    }
     return rc;
 }
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/db_url.h"
 #include "util/redis_url.h"
 
 const tg_plan_t *tg_config_find_plan(const tg_config_t *cfg, const char *id)
@@ -246,8 +247,15 @@ char *tg_config_describe(const tg_config_t *cfg)
     sbuf_t s = {malloc(4096), 0, 4096};
     put(&s, "gateway %s, admin %s, %d worker%s\n", cfg->server.listen, cfg->server.admin_listen, cfg->server.workers,
         cfg->server.workers == 1 ? "" : "s");
-    put(&s, "upstream %s (timeout %d ms)\nstorage %s\nmetering %s", cfg->upstream.url, cfg->upstream.timeout_ms,
-        cfg->storage.database, cfg->metering.strict ? "strict" : "batched");
+    /* paths as resolved (relative to the file's folder), the database's password never */
+    char db[1024];
+    tg_db_url_redact(cfg->storage.database, db, sizeof(db));
+    put(&s, "upstream %s (timeout %d ms)\nstorage %s\n", cfg->upstream.url, cfg->upstream.timeout_ms, db);
+    if (cfg->metering.log_dir != NULL)
+        put(&s, "metering logs in %s\n", cfg->metering.log_dir);
+    else if (strncmp(cfg->storage.database, "sqlite:", 7) == 0)
+        put(&s, "metering logs beside the database: %s-usagelog.1 and .2\n", cfg->storage.database + 7);
+    put(&s, "metering %s", cfg->metering.strict ? "strict" : "batched");
     if (!cfg->metering.strict)
         put(&s, " (commit every %d ms)", cfg->metering.flush_ms);
     put(&s, "; billed statuses:");

@@ -117,6 +117,7 @@ struct tg_meter {
     /* statistics, read by any thread */
     _Atomic uint64_t st_submitted, st_committed, st_applied, st_commits, st_failures, st_spilled, st_rejected;
     _Atomic int64_t st_lag;
+    _Atomic int st_log_failing;
 };
 
 /* ---- event ids ---- */
@@ -220,6 +221,7 @@ static void log_group(tg_meter_t *m, submit_t *subs, size_t lo, size_t hi)
                     memcpy(flat + k, subs[i].rows, subs[i].n * sizeof(*flat));
         rc = flat == NULL ? tg_errf(&err, TG_ENOMEM, "out of memory logging usage")
                           : tg_usage_log_append(m->log[m->active], id, flat, n, &err);
+        atomic_store(&m->st_log_failing, rc != 0);
         if (rc == 0) {
             atomic_fetch_add(&m->st_commits, 1);
             atomic_fetch_add(&m->st_committed, n);
@@ -929,8 +931,10 @@ void tg_meter_get_stats(tg_meter_t *m, tg_meter_stats_t *out)
     out->queued = out->submitted > out->committed ? out->submitted - out->committed : 0;
     out->spilled = atomic_load(&m->st_spilled);
     out->rejected = atomic_load(&m->st_rejected);
+    out->log_failing = atomic_load(&m->st_log_failing);
     pthread_mutex_lock(&m->mu);
     out->held = m->held_rows;
+    out->store_failing = m->store_failing;
     pthread_mutex_unlock(&m->mu);
 }
 

@@ -42,6 +42,8 @@ typedef struct tg_meter_stats {
     uint64_t held;       /* rows logged, not yet stored, and kept in memory (at most 65,536) */
     uint64_t spilled;    /* rows logged but not kept in memory (the store was behind): read back */
     uint64_t rejected;   /* rows the store kept aside instead of adding them to the totals */
+    int log_failing;     /* the last append to the metering log failed (calls wait for it) */
+    int store_failing;   /* the last attempt to store usage in the database failed (it is retried) */
 } tg_meter_stats_t;
 
 typedef struct tg_meter_opts {

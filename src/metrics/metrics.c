@@ -85,6 +85,12 @@ void tg_metrics_cluster_state(int fallback, uint32_t live_nodes)
     atomic_store_explicit(&cluster_on, 1, memory_order_relaxed);
 }
 
+int tg_metrics_cluster_fallback(void)
+{
+    return atomic_load_explicit(&cluster_on, memory_order_relaxed) &&
+           atomic_load_explicit(&cluster_fallback, memory_order_relaxed);
+}
+
 void tg_metrics_cluster_keys(uint64_t keys_in_use)
 {
     atomic_store_explicit(&cluster_keys, keys_in_use, memory_order_relaxed);

@@ -40,6 +40,9 @@ void tg_metrics_count_units_refused(void);
 void tg_metrics_count_lease(int returned);
 void tg_metrics_count_redis_error(void);
 void tg_metrics_cluster_state(int fallback, uint32_t live_nodes);
+/* 1 while this node shares limits through Redis and Redis is unreachable (the last state the
+ * cluster's sync thread reported). Any thread. */
+int tg_metrics_cluster_fallback(void);
 void tg_metrics_cluster_keys(uint64_t keys_in_use);
 
 /* Renders every metric (plus the meter's stats, if m is not NULL) into a new malloc'd string. */

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "store/migrations.h"
+#include "util/db_url.h"
 
 /* The advisory lock every migrating node takes (any constant; "tollgat" in ASCII). */
 #define MIGRATION_LOCK "7021893395784052"
@@ -248,21 +249,6 @@ int tg_pg_query(tg_pg_t *st, const char *sql, const tg_pg_params_t *p, PGresult 
     return check(st, r, res, err, doing);
 }
 
-/* The URL without its password, for messages ("postgresql://tollgate@host:5432/db"). */
-static void redact(const char *url, char *out, size_t cap)
-{
-    const char *scheme_end = strstr(url, "://");
-    const char *at = scheme_end != NULL ? strchr(scheme_end + 3, '@') : NULL;
-    const char *colon = at != NULL ? memchr(scheme_end + 3, ':', (size_t)(at - scheme_end - 3)) : NULL;
-    if (colon == NULL)
-        snprintf(out, cap, "%.*s", (int)(cap > 1 ? cap - 1 : 0), url);
-    else
-        snprintf(out, cap, "%.*s:***%s", (int)(colon - url), url, at);
-    char *q = strchr(out, '?'); /* parameters may hold a password too */
-    if (q != NULL)
-        *q = '\0';
-}
-
 int tg_pg_open(const char *url, tg_store_t **out, tg_err_t *err)
 {
     *out = NULL;
@@ -272,7 +258,7 @@ int tg_pg_open(const char *url, tg_store_t **out, tg_err_t *err)
         return tg_errf(err, TG_ENOMEM, "out of memory opening PostgreSQL");
     }
     st->base.ops = &tg_pg_ops;
-    redact(url, st->where, sizeof(st->where));
+    tg_db_url_redact(url, st->where, sizeof(st->where));
     int rc = connect_now(st, err);
     if (rc != 0) {
         tg_pg_close(&st->base);

@@ -200,9 +200,17 @@ test('PostgreSQL stopped mid-load: the nodes keep answering from memory and spoo
     const w = await n2.adminCall('POST', '/v1/admin/customers', { email: 'down@example.com', name: 'x', plan: 'starter' });
     assert.equal(w.status, 503, w.text);
     assert.equal(w.json.error.type, 'store_unavailable');
+    // a load balancer's readiness probe takes the nodes out, liveness stays; both come back
+    const ready = async (s) => { const r = await fetch(`${s.admin}/readyz`); return { status: r.status, json: await r.json() }; };
+    for (const s of c.nodes) {
+      await until(async () => (await ready(s)).status === 503, 5000, 'not ready while PostgreSQL is down');
+      assert.deepEqual((await ready(s)).json, { status: 'not_ready', checks: { database: 'failing', metering_log: 'ok', redis: 'ok' } });
+      assert.equal((await fetch(`${s.admin}/healthz`)).status, 200);
+    }
     process.env.TG_TEST_PG_URL = execFileSync(PG, ['start', pgDir], { encoding: 'utf8' }).trim();
     await until(async () => { try { return (await n1.usage(a.customer.id)) === answered + 3; } catch { return false; } },
       20000, `usage ${answered + 3} once PostgreSQL is back`);
+    for (const s of c.nodes) await until(async () => (await ready(s)).status === 200, 20000, 'ready again');
   } finally {
     await stopCluster(c);
   }

@@ -3,8 +3,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Stack, withStack, freePort, TOLLGATE, SANITIZED } from './harness.mjs';
-import { spawnSync } from 'node:child_process';
+import { Stack, withStack, freePort, TOLLGATE, SANITIZED, BACKEND, sleep } from './harness.mjs';
+import { spawn, spawnSync } from 'node:child_process';
+
+// Polls cond() until true, for at most ms (a bounded wait on a condition, not a sleep).
+async function until(cond, ms, what) {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (await cond()) return;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(20);
+  }
+}
 
 test('upstream down is 502 upstream_unavailable; a slow upstream is 504; neither is billed', async () => {
   const dead = await freePort();
@@ -146,5 +156,30 @@ test('CLI: customers, keys and usage end to end', async () => {
     r = s.cli(['customers', 'list', '--server', 'http://127.0.0.1:1']);
     assert.equal(r.status, 1);
     assert.match(r.stderr, /cannot reach the admin API/);
+  });
+});
+
+test('/readyz: not ready while the database refuses usage (another process holds its write lock), ready again after; /healthz stays 200', { skip: BACKEND !== 'sqlite' && 'the PostgreSQL outage is in tests/cluster/pg_cluster.test.mjs' }, async () => {
+  await withStack({}, async (s) => {
+    const ready = async () => { const r = await fetch(`${s.admin}/readyz`); return { status: r.status, json: await r.json() }; };
+    assert.deepEqual(await ready(), { status: 200, json: { status: 'ready', checks: { database: 'ok', metering_log: 'ok', redis: 'not_used' } } });
+    const { key, customer } = await s.customer('starter');
+    // a second process takes the database's write lock and keeps it
+    const locker = spawn('sqlite3', [s.storageUrl().slice(7)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    locker.stdout.on('data', (d) => { out += d; });
+    locker.stdin.write("BEGIN IMMEDIATE; SELECT 'locked';\n");
+    await until(() => out.includes('locked'), 5000, 'the lock');
+    try {
+      for (let i = 0; i < 3; i++) assert.equal((await s.call('/v1/basic/x', { key })).status, 200); // answered: in the log
+      await until(async () => (await ready()).status === 503, 15000, 'not ready while the usage cannot be stored');
+      assert.deepEqual((await ready()).json, { status: 'not_ready', checks: { database: 'failing', metering_log: 'ok', redis: 'not_used' } });
+      assert.equal((await fetch(`${s.admin}/healthz`)).status, 200);
+    } finally {
+      locker.stdin.end('COMMIT;\n');
+      await new Promise((r) => locker.on('exit', r));
+    }
+    await until(async () => (await ready()).status === 200, 20000, 'ready once the lock is gone');
+    assert.equal(await s.usage(customer.id), 3);
   });
 });

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, existsSync, mkdirSync, copyFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, existsSync, mkdirSync, copyFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { withStack } from './harness.mjs';
@@ -43,6 +43,38 @@ test('started from another working directory, the portal, the dashboard and Char
     assert.equal(spawnSync('find', [elsewhere, '-mindepth', '1'], { encoding: 'utf8' }).stdout, '');
   } finally {
     if (saved !== undefined) process.env.TOLLGATE_WEB_ROOT = saved;
+    rmSync(elsewhere, { recursive: true, force: true });
+  }
+});
+
+test('relative paths in the configuration are relative to its folder, not the working directory; check-config prints them resolved', async () => {
+  const elsewhere = mkdtempSync(join(tmpdir(), 'tollgate-cwd-'));
+  try {
+    await withStack({ cwd: elsewhere, database: 'sqlite:data/t.db', meteringLogDir: 'logs' }, async (s) => {
+      const { key } = await s.customer('starter');
+      assert.equal((await s.call('/v1/basic/x', { key })).status, 200);
+      assert.ok(existsSync(join(s.dir, 'data/t.db')), 'the database beside the configuration');
+      assert.ok(existsSync(join(s.dir, 'logs/usage-1.log')), 'the metering logs beside the configuration');
+      const check = s.cli(['check-config', '-c', s.config]);
+      assert.equal(check.status, 0, check.stderr);
+      assert.ok(check.stdout.includes(`storage sqlite:${s.dir}/data/t.db\n`), check.stdout);
+      assert.ok(check.stdout.includes(`metering logs in ${s.dir}/logs\n`), check.stdout);
+    });
+    assert.equal(spawnSync('find', [elsewhere, '-mindepth', '1'], { encoding: 'utf8' }).stdout, '');
+    // a PostgreSQL URL is printed without its password, in the userinfo or in the parameters
+    const dir = mkdtempSync(join(tmpdir(), 'tollgate-cfg-'));
+    const cfg = readFileSync(join(root, 'examples/tollgate.yaml'), 'utf8')
+      .replace('sqlite:../var/tollgate.db', 'postgresql://tollgate:hunter2secret@127.0.0.1:5/tg?password=hunter2secret')
+      .replace('metering:\n', 'metering:\n  log_dir: spool\n');
+    writeFileSync(join(dir, 'tollgate.yaml'), cfg);
+    const env = { ...process.env, TOLLGATE_ADMIN_TOKEN: 'adm_0123456789abcdef0123', TOLLGATE_KEY_SECRET: '0123456789abcdef0123456789abcdef' };
+    const out = spawnSync(resolve(root, process.env.TOLLGATE_BIN || 'build/tollgate'), ['check-config', '-c', join(dir, 'tollgate.yaml')], { encoding: 'utf8', env });
+    rmSync(dir, { recursive: true, force: true });
+    assert.equal(out.status, 0, out.stderr);
+    assert.ok(!out.stdout.includes('hunter2'), out.stdout);
+    assert.ok(out.stdout.includes('storage postgresql://tollgate:***@127.0.0.1:5/tg\n'), out.stdout);
+    assert.ok(out.stdout.includes(`metering logs in ${dir}/spool\n`), out.stdout);
+  } finally {
     rmSync(elsewhere, { recursive: true, force: true });
   }
 });

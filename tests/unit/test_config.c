@@ -85,7 +85,12 @@ static void test_example_file(void **state)
     assert_int_equal(cfg->server.workers, 2);
     assert_string_equal(cfg->upstream.url, "http://127.0.0.1:9000");
     assert_int_equal(cfg->upstream.timeout_ms, 30000);
-    assert_string_equal(cfg->storage.database, "sqlite:var/tollgate.db");
+    /* relative to the file's folder, made absolute */
+    char *examples = realpath("examples", NULL), want[4200];
+    assert_non_null(examples);
+    snprintf(want, sizeof(want), "sqlite:%s/../var/tollgate.db", examples);
+    free(examples);
+    assert_string_equal(cfg->storage.database, want);
     assert_string_equal(cfg->admin.token, "admin-token-for-tests-0123");
     assert_int_equal(cfg->admin.key_grace_seconds, 86400);
     assert_string_equal(cfg->keys.secret, "key-secret-for-tests-0123456789abcdef");
