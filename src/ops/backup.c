@@ -227,7 +227,7 @@ static void remove_stage(const char *stage)
 /* ".before-restore-<UTC time>", with "-N" when a restore in the same second used it already. */
 static int pick_suffix(const char *db_path, char *suffix, size_t cap, tg_err_t *err)
 {
-    char stamp[40], probe[4200];
+    char stamp[36], probe[4200];
     time_t now = time(NULL);
     struct tm tm;
     strftime(stamp, sizeof(stamp), ".before-restore-%Y%m%dT%H%M%SZ", gmtime_r(&now, &tm));

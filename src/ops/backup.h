@@ -35,7 +35,7 @@ int tg_backup_make(const char *store_url, const char *log_dir, const char *dest_
 typedef struct tg_restore_summary {
     tg_backup_summary_t backup;  /* as the manifest says, checked */
     int set_aside;               /* the database and logs that were there were moved aside */
-    char aside_suffix[48];       /* ".before-restore-YYYYmmddTHHMMSSZ" */
+    char aside_suffix[64];       /* ".before-restore-YYYYmmddTHHMMSSZ" */
     size_t batches, rows;        /* stored from the log copies now (the rest was in the copy) */
 } tg_restore_summary_t;
 
