@@ -91,7 +91,7 @@ static int busy_rate(tg_lease_entry_t *base)
            atomic_load(&e->balance) > 0;
 }
 
-static const tg_lease_kind_t rate_kind = {sync_rate, busy_rate};
+static const tg_lease_kind_t rate_kind = {sync_rate, busy_rate, NULL, NULL};
 
 static rate_entry_t *entry(shared_limiter_t *l, const char *key, size_t klen, int create)
 {
