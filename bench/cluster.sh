@@ -202,15 +202,19 @@ for r in $(seq "$ROUNDS"); do
 done
 
 # the hot key: HOT_SECONDS of calls through all three nodes at once
-hot_end=$(( $(date +%s) + HOT_SECONDS ))
+hc0=$(redis_cmds); ht0=$(redis_trips)
 for n in $CLUSTER_NODES; do
   KEYS_FILE=$work/hot.keys wrk -t1 -c8 -d"${HOT_SECONDS}s" -s "$work/keys.lua" "http://127.0.0.1:${GWP[$n]}/v1/basic/x" > "$work/hot-$n.out" &
 done
 for n in $CLUSTER_NODES; do while ! grep -q 'Requests/sec' "$work/hot-$n.out" 2>/dev/null; do sleep 0.1; done; done
-allowed=0
+hc1=$(redis_cmds); ht1=$(redis_trips)
+allowed=0; hot_calls=0
 for n in $CLUSTER_NODES; do
   allowed=$((allowed + $(reqs_of "$work/hot-$n.out") - $(non2xx_of "$work/hot-$n.out" || echo 0)))
+  hot_calls=$((hot_calls + $(reqs_of "$work/hot-$n.out")))
 done
+hot_trips=n/a
+[ -n "$ht0" ] && [ -n "$ht1" ] && hot_trips=$((ht1 - ht0))
 allowance=$((HOT_RATE + HOT_RATE * HOT_SECONDS))
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
@@ -224,3 +228,4 @@ for s in nginx single cluster; do
 done
 echo "cluster per proxied call: $(col 3 <<< "${ALL[cluster]}" | median) Redis commands ($(col 3 <<< "${ALL[cluster]}" | spread)), $(col 5 <<< "${ALL[cluster]}" | median) Redis round trips, $(col 4 <<< "${ALL[cluster]}" | median) PostgreSQL transactions"
 echo "hot key ($HOT_RATE/s, burst $HOT_RATE, ${HOT_SECONDS}s, 3 nodes): $allowed calls allowed of an allowance of $allowance ($(awk -v a="$allowed" -v b="$allowance" 'BEGIN { printf "%.3f", a / b }')x)"
+echo "hot key's Redis cost: $((hc1 - hc0)) commands and $hot_trips round trips for $hot_calls calls ($allowed allowed)"
