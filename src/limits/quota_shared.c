@@ -311,7 +311,17 @@ static int sync_quota(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err
         return 0; /* idle and empty: out of the rounds until a call touches it */
     }
     int64_t b = atomic_load(&e->balance);
-    if (block && may_lease && b < (int64_t)e->target && (b <= atomic_load(&e->low) || b < (int64_t)mu)) {
+    int want_lease = block && may_lease && b < (int64_t)e->target && (b <= atomic_load(&e->low) || b < (int64_t)mu);
+    /* Spent when last seen: nothing can be granted until another node gives units back (or the
+     * plan's allowance grows), which the batched read of the total shows. A key hammered past its
+     * allowance on every node would otherwise cost a script call per node per interval. */
+    int spent = atomic_load(&e->total_seen) >= included;
+    if (want_lease && spent && !talked) {
+        e->last_lease = v->now_ns;
+        tg_cluster_want_total(v, &e->base);
+        return 1;
+    }
+    if (want_lease && !spent) {
         if (tg_redis_quota(v->r, e->key, e->klen, TG_LEASE_TAKE, e->target - (uint64_t)b, included, seed, &granted,
                            &total, err) != 0)
             return TG_EIO;
