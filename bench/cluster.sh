@@ -217,7 +217,7 @@ hot_trips=n/a
 [ -n "$ht0" ] && [ -n "$ht1" ] && hot_trips=$((ht1 - ht0))
 allowance=$((HOT_RATE + HOT_RATE * HOT_SECONDS))
 
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+median() { sort -g | awk '$1 == "n/a" { na = 1 } { v[NR] = $1 } END { if (na) print "n/a"; else print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 col() { awk -v c="$1" 'NF { print $c }'; }
 spread() { sort -g | awk '{ v[NR] = $1 } END { printf "%s..%s", v[1], v[NR] }'; }
 echo
