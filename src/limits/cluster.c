@@ -177,8 +177,8 @@ void tg_cluster_want_total(const tg_cluster_view_t *v, tg_lease_entry_t *e)
     v->totals->head = e;
 }
 
-/* Reads the totals the round's steps asked for, in one round trip. Returns 0 or TG_EIO (the
- * entries keep their older views). */
+/* Reads the totals the round's steps asked for, in one round trip. Returns 0, or TG_EIO when
+ * Redis failed (the entries keep their older views). */
 static int read_totals(tg_cluster_t *c, tg_total_batch_t *b, int64_t now, tg_err_t *err)
 {
     size_t n = 0;
@@ -204,8 +204,9 @@ static int read_totals(tg_cluster_t *c, tg_total_batch_t *b, int64_t now, tg_err
     }
     free(keys), free(lens), free(totals), free(found);
     b->head = NULL;
-    /* Out of memory is not Redis' fault: the views stay as they were, the connection too. */
-    return rc == TG_ENOMEM ? 0 : rc;
+    /* Only a Redis failure drops the connection; out of memory (or a key too long, which the
+     * quota's key cap rules out) leaves the views as they were, to be read next round. */
+    return rc == TG_EIO ? TG_EIO : 0;
 }
 
 /* One round over the keys in use. Returns 1 when every key reached Redis. */

@@ -351,9 +351,8 @@ int tg_redis_quota_totals(tg_redis_t *r, const char *const *keys, const size_t *
         r->trips++;
     for (size_t j = 0, at = 0; j < sent; j++, at += chunk) {
         redisReply *rp = NULL;
-        if (redisGetReply(r->c, (void **)&rp) != REDIS_OK || rp == NULL) {
-            return rc != 0 ? rc : reply_error(err, "MGET", r->c, NULL);
-        }
+        if (redisGetReply(r->c, (void **)&rp) != REDIS_OK || rp == NULL)
+            return reply_error(err, "MGET", r->c, NULL); /* the connection is unusable: TG_EIO */
         size_t m = n - at < chunk ? n - at : chunk;
         if (rc == 0 && (rp->type != REDIS_REPLY_ARRAY || rp->elements != m))
             rc = reply_error(err, "MGET", r->c, rp);
