@@ -6,7 +6,8 @@
 #   cluster   3 x wrk (CONNS/3 connections each) -> 3 tollgate nodes (PostgreSQL + Redis) -> upstream
 # Per round: requests/s (the cluster's is the sum of its three nodes), p99 (the cluster's: the
 # worst of its nodes), and for the cluster the Redis commands and PostgreSQL transactions per
-# proxied call (from Redis' INFO and pg_stat_database). Then a hot key: one customer with a rate
+# proxied call (from Redis' INFO and pg_stat_database; the nodes' round trips from their
+# /metrics). Then a hot key: one customer with a rate
 # limit of HOT_RATE/s hammered through all three nodes for HOT_SECONDS; prints the calls allowed
 # against the limit's allowance (burst + rate x seconds) and the bound of the README.
 # Everything runs on the same 2 cores, so three nodes share the CPU that one node has alone: the
@@ -135,6 +136,19 @@ p99_of() { ms "$(awk '$1 == "99%" {print $2}' "$1")"; }
 reqs_of() { awk '/requests in/ {print $1}' "$1"; }
 non2xx_of() { awk '/Non-2xx/ {print $NF} END {}' "$1" | tail -1; }
 redis_cmds() { redis-cli -p "$REDIS_PORT" INFO stats | awk -F: '/^total_commands_processed/ {print $2 + 0}'; }
+# INFO commandstats as "name calls" lines (commands run inside scripts are counted under their own
+# names, and in total_commands_processed, beside the EVALSHA that ran them)
+redis_cmdstats() { redis-cli -p "$REDIS_PORT" INFO commandstats | sed -nE 's/^cmdstat_([^:]+):calls=([0-9]+).*/\1 \2/p'; }
+# the nodes' own count of Redis round trips (a pipeline is one); empty for a binary without it
+redis_trips() {
+  local sum=0 v
+  for n in $CLUSTER_NODES; do
+    v=$(curl -s "http://127.0.0.1:${ADP[$n]}/metrics" | awk '/^tollgate_cluster_redis_round_trips_total / {print $2}')
+    [ -n "$v" ] || { echo ""; return; }
+    sum=$((sum + v))
+  done
+  echo "$sum"
+}
 pg_xacts() { psql "$DB" -qAtXc "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = 'bench'"; }
 
 CLUSTER_NODES="n1 n2 n3"
@@ -161,12 +175,12 @@ for r in $(seq "$ROUNDS"); do
   stop_node single
 
   for n in $CLUSTER_NODES; do start_node "$n" "$DB" "$(cluster_line "$n")"; done
-  c0=$(redis_cmds); x0=$(pg_xacts)
+  c0=$(redis_cmds); x0=$(pg_xacts); s0=$(redis_cmdstats); t0=$(redis_trips)
   for n in $CLUSTER_NODES; do
     KEYS_FILE=$work/cluster.keys wrk -t1 -c$((CONNS / 3)) -d"$DURATION" --latency -s "$work/keys.lua" "http://127.0.0.1:${GWP[$n]}/v1/basic/x" > "$work/$n.out" &
   done
   for n in $CLUSTER_NODES; do while ! grep -q 'Requests/sec' "$work/$n.out" 2>/dev/null; do sleep 0.1; done; done
-  c1=$(redis_cmds); x1=$(pg_xacts)
+  c1=$(redis_cmds); x1=$(pg_xacts); s1=$(redis_cmdstats); t1=$(redis_trips)
   cl_rps=0; cl_p99=0; cl_reqs=0
   for n in $CLUSTER_NODES; do
     cl_rps=$(awk -v a="$cl_rps" -v b="$(rps_of "$work/$n.out")" 'BEGIN { printf "%.2f", a + b }')
@@ -178,24 +192,32 @@ for r in $(seq "$ROUNDS"); do
   echo "round $r of $ROUNDS:"
   printf "  %-22s %12s req/s  p99 %8s ms\n" nginx "$nginx_rps" "$nginx_p99" "tollgate (1, SQLite)" "$single_rps" "$single_p99" \
     "tollgate (3, PG+Redis)" "$cl_rps" "$cl_p99"
-  echo "  cluster: $per_redis Redis commands and $per_pg PostgreSQL transactions per proxied call"
+  per_trip=n/a
+  [ -n "$t0" ] && [ -n "$t1" ] && per_trip=$(awk -v d=$((t1 - t0)) -v n="$cl_reqs" 'BEGIN { printf "%.4f", d / n }')
+  echo "  cluster: $per_redis Redis commands, $per_trip Redis round trips and $per_pg PostgreSQL transactions per proxied call"
+  echo "  Redis commands per proxied call by name: $(awk -v n="$cl_reqs" 'NR == FNR { a[$1] = $2; next }
+    { d = $2 - a[$1]; if (d > 0) printf "%s %.4f  ", $1, d / n }' <(echo "$s0") <(echo "$s1"))"
   ALL[nginx]+="$nginx_rps $nginx_p99"$'\n'; ALL[single]+="$single_rps $single_p99"$'\n'
-  ALL[cluster]+="$cl_rps $cl_p99 $per_redis $per_pg"$'\n'
+  ALL[cluster]+="$cl_rps $cl_p99 $per_redis $per_pg $per_trip"$'\n'
 done
 
 # the hot key: HOT_SECONDS of calls through all three nodes at once
-hot_end=$(( $(date +%s) + HOT_SECONDS ))
+hc0=$(redis_cmds); ht0=$(redis_trips)
 for n in $CLUSTER_NODES; do
   KEYS_FILE=$work/hot.keys wrk -t1 -c8 -d"${HOT_SECONDS}s" -s "$work/keys.lua" "http://127.0.0.1:${GWP[$n]}/v1/basic/x" > "$work/hot-$n.out" &
 done
 for n in $CLUSTER_NODES; do while ! grep -q 'Requests/sec' "$work/hot-$n.out" 2>/dev/null; do sleep 0.1; done; done
-allowed=0
+hc1=$(redis_cmds); ht1=$(redis_trips)
+allowed=0; hot_calls=0
 for n in $CLUSTER_NODES; do
   allowed=$((allowed + $(reqs_of "$work/hot-$n.out") - $(non2xx_of "$work/hot-$n.out" || echo 0)))
+  hot_calls=$((hot_calls + $(reqs_of "$work/hot-$n.out")))
 done
+hot_trips=n/a
+[ -n "$ht0" ] && [ -n "$ht1" ] && hot_trips=$((ht1 - ht0))
 allowance=$((HOT_RATE + HOT_RATE * HOT_SECONDS))
 
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+median() { sort -g | awk '$1 == "n/a" { na = 1 } { v[NR] = $1 } END { if (na) print "n/a"; else print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 col() { awk -v c="$1" 'NF { print $c }'; }
 spread() { sort -g | awk '{ v[NR] = $1 } END { printf "%s..%s", v[1], v[NR] }'; }
 echo
@@ -204,5 +226,6 @@ for s in nginx single cluster; do
   printf "%-10s %12s req/s (%s)   p99 %8s ms (%s)\n" "$s" "$(col 1 <<< "${ALL[$s]}" | median)" "$(col 1 <<< "${ALL[$s]}" | spread)" \
     "$(col 2 <<< "${ALL[$s]}" | median)" "$(col 2 <<< "${ALL[$s]}" | spread)"
 done
-echo "cluster per proxied call: $(col 3 <<< "${ALL[cluster]}" | median) Redis commands, $(col 4 <<< "${ALL[cluster]}" | median) PostgreSQL transactions"
+echo "cluster per proxied call: $(col 3 <<< "${ALL[cluster]}" | median) Redis commands ($(col 3 <<< "${ALL[cluster]}" | spread)), $(col 5 <<< "${ALL[cluster]}" | median) Redis round trips, $(col 4 <<< "${ALL[cluster]}" | median) PostgreSQL transactions"
 echo "hot key ($HOT_RATE/s, burst $HOT_RATE, ${HOT_SECONDS}s, 3 nodes): $allowed calls allowed of an allowance of $allowance ($(awk -v a="$allowed" -v b="$allowance" 'BEGIN { printf "%.3f", a / b }')x)"
+echo "hot key's Redis cost: $((hc1 - hc0)) commands and $hot_trips round trips for $hot_calls calls ($allowed allowed)"

@@ -2,9 +2,10 @@
  *
  * One thread, one Redis connection. A round: connect if needed (at most every 250 ms while Redis
  * is away), renew this node's claim about once a second (it expires after three seconds without
- * one, and the live-node count comes back with it), then one sync step per registered key. The
- * first Redis error drops the connection; the remaining keys of the round go on in fallback. The
- * fallback ends at the end of the first round in which every key reached Redis. */
+ * one, and the live-node count comes back with it), then one sync step per key in use, then one
+ * pipelined read of the quota totals the steps asked for. The first Redis error drops the
+ * connection; the remaining keys of the round go on in fallback. The fallback ends at the end of
+ * the first round in which every key reached Redis. */
 #include "limits/cluster.h"
 
 #include <pthread.h>
@@ -46,6 +47,7 @@ struct tg_cluster {
     _Atomic uint32_t nodes;
     _Atomic uint64_t nactive;
     tg_redis_t *r; /* the sync thread's */
+    uint64_t trips_seen;
 };
 
 static void say(tg_cluster_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -150,21 +152,75 @@ static void set_fallback(tg_cluster_t *c, int on, const char *why)
         say(c, "cluster: Redis answers again; limits are shared across the %u live nodes again", n);
 }
 
+/* Adds the connection's round trips since the last call to the metric. */
+static void count_trips(tg_cluster_t *c)
+{
+    uint64_t t = tg_redis_round_trips(c->r);
+    if (t > c->trips_seen)
+        tg_metrics_count_redis_trips(t - c->trips_seen);
+    c->trips_seen = t;
+}
+
 static void drop(tg_cluster_t *c, const tg_err_t *err)
 {
+    count_trips(c);
+    c->trips_seen = 0;
     tg_metrics_count_redis_error();
     tg_redis_close(c->r);
     c->r = NULL;
     set_fallback(c, 1, err->msg);
 }
 
+void tg_cluster_want_total(const tg_cluster_view_t *v, tg_lease_entry_t *e)
+{
+    e->next_total = v->totals->head;
+    v->totals->head = e;
+}
+
+/* Reads the totals the round's steps asked for, in one round trip. Returns 0, or TG_EIO when
+ * Redis failed (the entries keep their older views). */
+static int read_totals(tg_cluster_t *c, tg_total_batch_t *b, int64_t now, tg_err_t *err)
+{
+    size_t n = 0;
+    for (tg_lease_entry_t *e = b->head; e != NULL; e = e->next_total)
+        n++;
+    if (n == 0)
+        return 0;
+    const char **keys = malloc(n * sizeof(*keys));
+    size_t *lens = malloc(n * sizeof(*lens));
+    uint64_t *totals = malloc(n * sizeof(*totals));
+    int *found = malloc(n * sizeof(*found));
+    int rc = TG_ENOMEM;
+    if (keys != NULL && lens != NULL && totals != NULL && found != NULL) {
+        size_t i = 0;
+        for (tg_lease_entry_t *e = b->head; e != NULL; e = e->next_total, i++)
+            e->kind->total_key(e, &keys[i], &lens[i]);
+        rc = tg_redis_quota_totals(c->r, keys, lens, n, totals, found, err);
+        i = 0;
+        for (tg_lease_entry_t *e = b->head; rc == 0 && e != NULL; e = e->next_total, i++)
+            e->kind->on_total(e, found[i], totals[i], now);
+    } else {
+        tg_errf(err, TG_ENOMEM, "out of memory");
+    }
+    free(keys), free(lens), free(totals), free(found);
+    b->head = NULL;
+    /* Only a Redis failure drops the connection; out of memory (or a key too long, which the
+     * quota's key cap rules out) leaves the views as they were, to be read next round. */
+    return rc == TG_EIO ? TG_EIO : 0;
+}
+
 /* One round over the keys in use. Returns 1 when every key reached Redis. */
 static int round_all(tg_cluster_t *c, int leaving, int64_t now)
 {
     take_touched(c);
-    tg_cluster_view_t v = {c->r,       now,
-                           c->sync_ns, tg_cluster_live_nodes(c),
-                           leaving,    (unsigned)(IDLE_NS / c->sync_ns < 2 ? 2 : IDLE_NS / c->sync_ns)};
+    tg_total_batch_t totals = {NULL};
+    tg_cluster_view_t v = {c->r,
+                           now,
+                           c->sync_ns,
+                           tg_cluster_live_nodes(c),
+                           leaving,
+                           (unsigned)(IDLE_NS / c->sync_ns < 2 ? 2 : IDLE_NS / c->sync_ns),
+                           &totals};
     int all = c->r != NULL;
     uint64_t n = 0;
     tg_lease_entry_t **link = &c->active;
@@ -190,6 +246,15 @@ static int round_all(tg_cluster_t *c, int leaving, int64_t now)
         link = &e->next_active;
         n++;
     }
+    if (v.r != NULL) {
+        tg_err_t err = {0};
+        if (read_totals(c, &totals, now, &err) != 0) {
+            drop(c, &err);
+            all = 0;
+        }
+    }
+    if (c->r != NULL)
+        count_trips(c);
     atomic_store_explicit(&c->nactive, n, memory_order_relaxed);
     tg_metrics_cluster_keys(n);
     return all;

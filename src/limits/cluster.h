@@ -5,9 +5,11 @@
  * it, main starts a cluster (which registers this node in Redis, refusing a node id another live
  * node holds), then makes the shared limiter and quota on it (limiter_shared.h, quota_shared.h).
  * Every cluster.sync_ms (or sooner, when a key runs low and kicks it) the sync thread walks the
- * per-key states in use and leases, tops up, gives back and merges their budgets with one Redis
- * script call each. The request path only reads and CASes the local
- * balances: it never waits for Redis.
+ * per-key states in use; a key costs Redis something only when its lease runs below its low-water
+ * mark (a script call to top it up), when it goes idle (one to give it back) or when it has spent
+ * without a lease (one to merge), and the `block` quotas' views of their shared totals are read
+ * for all keys at once, one MGET per 256 keys in one round trip per round. The request path only
+ * reads and CASes the local balances: it never waits for Redis.
  *
  * Redis unreachable: the thread keeps going without it (fallback). Each key then draws from a
  * local budget of its limit divided by the live nodes last seen (lease.h), the metric
@@ -56,6 +58,14 @@ int64_t tg_cluster_sync_ns(const tg_cluster_t *c);
 
 /* ---- for the shared backends (limiter_shared.c, quota_shared.c) ---- */
 
+typedef struct tg_lease_entry tg_lease_entry_t;
+
+/* A sync step that wants the shared quota total of its key read this round adds its entry here
+ * (tg_cluster_want_total); the round reads them all in one round trip afterwards. */
+typedef struct tg_total_batch {
+    tg_lease_entry_t *head;
+} tg_total_batch_t;
+
 /* What a sync step knows. r is NULL while Redis is unreachable. */
 typedef struct tg_cluster_view {
     tg_redis_t *r;
@@ -64,9 +74,9 @@ typedef struct tg_cluster_view {
     uint32_t nodes;      /* live nodes last seen, >= 1 */
     int leaving;         /* the last round: give everything back */
     unsigned idle_ticks; /* rounds without use after which a lease is given back (about 1 s) */
+    tg_total_batch_t *totals;
 } tg_cluster_view_t;
 
-typedef struct tg_lease_entry tg_lease_entry_t;
 
 typedef struct tg_lease_kind {
     /* One round for e on the sync thread. Returns 1 to be looked at again next round, 0 when e
@@ -77,6 +87,11 @@ typedef struct tg_lease_kind {
     /* Whether a call left something for the sync thread since its last round (spent, refused,
      * owed). Any thread. */
     int (*busy)(tg_lease_entry_t *e);
+    /* Only for kinds that call tg_cluster_want_total (else NULL): e's key as tg_redis_quota names
+     * it, and the total read for it (found 0: Redis has no counter for it; now_ns of the round).
+     * Called on the sync thread after the round's sync steps. */
+    void (*total_key)(tg_lease_entry_t *e, const char **key, size_t *klen);
+    void (*on_total)(tg_lease_entry_t *e, int found, uint64_t total, int64_t now_ns);
 } tg_lease_kind_t;
 
 /* The first member of a shared backend's per-key state (a shardmap value: zeroed at first, never
@@ -91,6 +106,7 @@ struct tg_lease_entry {
     _Atomic int active;  /* in the sync thread's rounds */
     tg_lease_entry_t *_Atomic next_touched;
     tg_lease_entry_t *next_active; /* sync thread only */
+    tg_lease_entry_t *next_total;  /* sync thread only: in the round's tg_total_batch_t */
 };
 
 /* Initialises e once: the first caller sets kind and runs init(e, arg) (copying the key in);
@@ -101,6 +117,10 @@ void tg_lease_entry_init(tg_lease_entry_t *e, const tg_lease_kind_t *kind, void 
 /* Makes sure the sync thread looks at e at its next round: nothing when e is in the rounds
  * already, else one CAS and a push. Any thread; call it after updating e's atomics. */
 void tg_cluster_touch(tg_cluster_t *c, tg_lease_entry_t *e);
+
+/* From a sync step, with Redis reachable: reads e's shared quota total at the end of this round,
+ * with the other keys' in one round trip (e->kind->on_total gets it). Once per round per entry. */
+void tg_cluster_want_total(const tg_cluster_view_t *v, tg_lease_entry_t *e);
 
 /* Wakes the sync thread for an early round (a key ran low). Cheap; any thread. */
 void tg_cluster_kick(tg_cluster_t *c);

@@ -91,7 +91,7 @@ static int busy_rate(tg_lease_entry_t *base)
            atomic_load(&e->balance) > 0;
 }
 
-static const tg_lease_kind_t rate_kind = {sync_rate, busy_rate};
+static const tg_lease_kind_t rate_kind = {sync_rate, busy_rate, NULL, NULL};
 
 static rate_entry_t *entry(shared_limiter_t *l, const char *key, size_t klen, int create)
 {
@@ -185,6 +185,24 @@ static void shared_repolicy(tg_limiter_t *base, const char *key, size_t klen, co
 
 /* ---- the sync thread ---- */
 
+/* Whether a top-up of want cells is worth a Redis call now. A key at its limit finds the shared
+ * bucket nearly full: taking what trickled in since the last reply would cost a script call for a
+ * cell or two, up to 4 times an interval on every node (bench/cluster.sh's hot key: about 15
+ * Redis commands per allowed call). So a node waits until the bucket has room, as far as it can
+ * tell from its last reply (the fill then, drained at one cell per T since), for half its lease or
+ * its heaviest call. The cells wait in the shared bucket, so no allowance is lost; a give-back by
+ * another node goes unseen until then, a wait of at most half a lease's refill (L/2 x T). */
+static int worth_taking(const rate_entry_t *e, int64_t T, uint64_t burst, uint64_t want, uint64_t mw, int64_t now)
+{
+    uint64_t fill = atomic_load(&e->fill_seen);
+    int64_t since = now - e->fill_at;
+    uint64_t drained = since > 0 ? (uint64_t)(since / T) : 0;
+    uint64_t room = burst - (fill < burst ? fill : burst);
+    room = drained > burst - room ? burst : room + drained;
+    uint64_t need = e->target / 2 > mw ? e->target / 2 : mw;
+    return room >= (need < want ? need : want);
+}
+
 static int sync_rate(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err_t *err)
 {
     rate_entry_t *e = (rate_entry_t *)base;
@@ -249,7 +267,8 @@ static int sync_rate(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err_
         return 0; /* idle and empty: out of the rounds until a call touches it */
     }
     int64_t b = atomic_load(&e->balance);
-    if ((b <= atomic_load(&e->low) || b < (int64_t)mw) && b < (int64_t)e->target) {
+    if ((b <= atomic_load(&e->low) || b < (int64_t)mw) && b < (int64_t)e->target &&
+        worth_taking(e, T, burst, e->target - (uint64_t)b, mw, v->now_ns)) {
         if (tg_redis_rate(v->r, e->key, e->klen, TG_LEASE_TAKE, T, burst, e->target - (uint64_t)b, &granted, &fill,
                           err) != 0)
             return TG_EIO;

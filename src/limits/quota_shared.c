@@ -77,7 +77,22 @@ static int busy_quota(tg_lease_entry_t *base)
            atomic_load(&e->balance) > 0;
 }
 
-static const tg_lease_kind_t quota_kind = {sync_quota, busy_quota};
+static void total_key(tg_lease_entry_t *base, const char **key, size_t *klen)
+{
+    quota_entry_t *e = (quota_entry_t *)base;
+    *key = e->key;
+    *klen = e->klen;
+}
+
+static void on_total(tg_lease_entry_t *base, int found, uint64_t total, int64_t now_ns)
+{
+    quota_entry_t *e = (quota_entry_t *)base;
+    if (found) /* a counter Redis lost is created again by this key's next lease or merge */
+        atomic_store(&e->total_seen, total);
+    e->last_contact = now_ns;
+}
+
+static const tg_lease_kind_t quota_kind = {sync_quota, busy_quota, total_key, on_total};
 
 /* "customer:period:metric", readable in redis-cli. Customer ids and metric names hold no ':'
  * (ids are generated; metrics are identifiers), so the key is unambiguous. */
@@ -296,7 +311,17 @@ static int sync_quota(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err
         return 0; /* idle and empty: out of the rounds until a call touches it */
     }
     int64_t b = atomic_load(&e->balance);
-    if (block && may_lease && b < (int64_t)e->target && (b <= atomic_load(&e->low) || b < (int64_t)mu)) {
+    int want_lease = block && may_lease && b < (int64_t)e->target && (b <= atomic_load(&e->low) || b < (int64_t)mu);
+    /* Spent when last seen: nothing can be granted until another node gives units back (or the
+     * plan's allowance grows), which the batched read of the total shows. A key hammered past its
+     * allowance on every node would otherwise cost a script call per node per interval. */
+    int spent = atomic_load(&e->total_seen) >= included;
+    if (want_lease && spent && !talked) {
+        e->last_lease = v->now_ns;
+        tg_cluster_want_total(v, &e->base);
+        return 1;
+    }
+    if (want_lease && !spent) {
         if (tg_redis_quota(v->r, e->key, e->klen, TG_LEASE_TAKE, e->target - (uint64_t)b, included, seed, &granted,
                            &total, err) != 0)
             return TG_EIO;
@@ -311,15 +336,13 @@ static int sync_quota(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err
     }
     /* A block key in use keeps its view of the shared total at most one interval old: the
      * fallback's share is computed from it. (Other modes never refuse: their view only decides
-     * throttling and headers, and is refreshed by their merges.) */
-    if (!talked && block && consumed > 0 && v->now_ns - e->last_contact >= v->sync_ns) {
-        if (tg_redis_quota(v->r, e->key, e->klen, TG_LEASE_GET, 0, included, seed, &granted, &total, err) != 0)
-            return TG_EIO;
-        atomic_store(&e->total_seen, total);
-        talked = 1;
-    }
+     * throttling and headers, and is refreshed by their merges.) The read is batched with the
+     * other keys' of this round: one MGET, one round trip, where a script call per key cost
+     * three Redis commands and a round trip each (bench/cluster.sh: most of Redis' work). */
     if (talked)
         e->last_contact = v->now_ns;
+    else if (block && consumed > 0 && v->now_ns - e->last_contact >= v->sync_ns)
+        tg_cluster_want_total(v, &e->base);
     return 1;
 }
 

@@ -101,7 +101,13 @@ static const char *const script_src[NSCRIPTS] = {rate_lua, quota_lua, node_lua};
 struct tg_redis {
     redisContext *c;
     char sha[NSCRIPTS][41];
+    uint64_t trips;
 };
+
+uint64_t tg_redis_round_trips(const tg_redis_t *r)
+{
+    return r != NULL ? r->trips : 0;
+}
 
 /* The reply's error text, cut: it may quote our script, never a secret. */
 static int reply_error(tg_err_t *err, const char *what, redisContext *c, redisReply *rp)
@@ -116,6 +122,7 @@ static int load_scripts(tg_redis_t *r, tg_err_t *err)
 {
     for (int i = 0; i < NSCRIPTS; i++) {
         redisReply *rp = redisCommand(r->c, "SCRIPT LOAD %s", script_src[i]);
+        r->trips++;
         if (rp == NULL || rp->type != REDIS_REPLY_STRING || rp->len != 40) {
             int rc = reply_error(err, "SCRIPT LOAD", r->c, rp);
             if (rp != NULL)
@@ -213,6 +220,7 @@ static int eval2(tg_redis_t *r, int script, int nkeys, const char **argv, const 
         av[3 + i] = argv[i], al[3 + i] = lens[i];
     for (int attempt = 0;; attempt++) {
         redisReply *rp = redisCommandArgv(r->c, argc + 3, av, al);
+        r->trips++;
         if (rp != NULL && rp->type == REDIS_REPLY_ERROR && strncmp(rp->str, "NOSCRIPT", 8) == 0 && attempt == 0) {
             freeReplyObject(rp);
             int rc = load_scripts(r, err);
@@ -289,6 +297,77 @@ int tg_redis_quota(tg_redis_t *r, const char *key, size_t klen, tg_lease_op_t op
     *granted = res[0] > 0 ? (uint64_t)res[0] : 0;
     *total = res[1] > 0 ? (uint64_t)res[1] : 0;
     return 0;
+}
+
+#define MGET_KEYS 256
+
+/* A counter's value as the quota script writes it ("%.0f" of a count under 2^53). */
+static int parse_total(const redisReply *rp, uint64_t *out)
+{
+    if (rp->len == 0 || rp->len > 20)
+        return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < rp->len; i++) {
+        if (rp->str[i] < '0' || rp->str[i] > '9' || v > (UINT64_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (uint64_t)(rp->str[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int tg_redis_quota_totals(tg_redis_t *r, const char *const *keys, const size_t *klens, size_t n, uint64_t *totals,
+                          int *found, tg_err_t *err)
+{
+    if (n == 0)
+        return 0;
+    size_t chunk = n < MGET_KEYS ? n : MGET_KEYS;
+    const char **av = malloc((chunk + 1) * sizeof(*av));
+    size_t *al = malloc((chunk + 1) * sizeof(*al));
+    char *names = malloc(chunk * KEY_CAP);
+    if (av == NULL || al == NULL || names == NULL) {
+        free(av), free(al), free(names);
+        return tg_errf(err, TG_ENOMEM, "out of memory");
+    }
+    int rc = 0;
+    size_t sent = 0; /* commands appended: each must be read back, or the connection closed */
+    av[0] = "MGET", al[0] = 4;
+    for (size_t at = 0; at < n && rc == 0; at += chunk) {
+        size_t m = n - at < chunk ? n - at : chunk;
+        for (size_t i = 0; i < m && rc == 0; i++) {
+            char *k = names + i * KEY_CAP;
+            if (prefixed(k, "tg:q:", keys[at + i], klens[at + i], &al[1 + i]) != 0)
+                rc = tg_errf(err, TG_EINVAL, "redis: key too long");
+            av[1 + i] = k;
+        }
+        /* hiredis copies the command into its output buffer: names can be reused at once */
+        if (rc == 0 && redisAppendCommandArgv(r->c, (int)m + 1, av, al) != REDIS_OK)
+            rc = tg_errf(err, TG_EIO, "redis: MGET: %s", r->c->errstr[0] ? r->c->errstr : "out of memory");
+        if (rc == 0)
+            sent++;
+    }
+    free(av), free(al), free(names);
+    if (sent > 0)
+        r->trips++;
+    for (size_t j = 0, at = 0; j < sent; j++, at += chunk) {
+        redisReply *rp = NULL;
+        if (redisGetReply(r->c, (void **)&rp) != REDIS_OK || rp == NULL)
+            return reply_error(err, "MGET", r->c, NULL); /* the connection is unusable: TG_EIO */
+        size_t m = n - at < chunk ? n - at : chunk;
+        if (rc == 0 && (rp->type != REDIS_REPLY_ARRAY || rp->elements != m))
+            rc = reply_error(err, "MGET", r->c, rp);
+        for (size_t i = 0; rc == 0 && i < m; i++) {
+            const redisReply *e = rp->element[i];
+            totals[at + i] = 0;
+            found[at + i] = 0;
+            if (e->type == REDIS_REPLY_STRING && parse_total(e, &totals[at + i]) == 0)
+                found[at + i] = 1;
+            else if (e->type != REDIS_REPLY_NIL)
+                rc = tg_errf(err, TG_EIO, "redis: MGET: a quota counter that is not a count");
+        }
+        freeReplyObject(rp);
+    }
+    return rc;
 }
 
 int tg_redis_node(tg_redis_t *r, const char *node_id, const char *token, int ttl_ms, int leave, uint32_t *live,

@@ -47,6 +47,18 @@ int tg_redis_rate(tg_redis_t *r, const char *key, size_t klen, tg_lease_op_t op,
 int tg_redis_quota(tg_redis_t *r, const char *key, size_t klen, tg_lease_op_t op, uint64_t n, uint64_t included,
                    uint64_t floor_units, uint64_t *granted, uint64_t *total, tg_err_t *err);
 
+/* Reads the quota counters of n keys (as tg_redis_quota names them) in one round trip: MGETs of
+ * at most 256 keys each, pipelined (one command per 256 keys, where a GET per key would be one
+ * command and one round trip each). Unlike tg_redis_quota it neither creates nor extends a
+ * counter. totals[i]: the units granted to all nodes; found[i]: 0 when the counter does not
+ * exist (totals[i] is then 0). Returns 0, TG_ENOMEM, TG_EINVAL (a key too long) or TG_EIO (the
+ * connection must then be closed). */
+int tg_redis_quota_totals(tg_redis_t *r, const char *const *keys, const size_t *klens, size_t n, uint64_t *totals,
+                          int *found, tg_err_t *err);
+
+/* The round trips this connection made since it opened (a pipeline counts once). */
+uint64_t tg_redis_round_trips(const tg_redis_t *r);
+
 /* Claims (or renews) node_id for this process (token: random, this process's), with a TTL of
  * ttl_ms; *live: the nodes that renewed within their TTL, this one included. TG_EEXIST when
  * another live process holds node_id. leave != 0 removes the claim instead (*live may be NULL). */

@@ -27,7 +27,7 @@ static _Atomic uint64_t upstream_sum_ns, upstream_count, upstream_failures;
 static _Atomic uint64_t billed[2];
 static _Atomic uint64_t units_refused;
 static _Atomic uint64_t leases[2]; /* [0] taken, [1] returned */
-static _Atomic uint64_t redis_errors;
+static _Atomic uint64_t redis_errors, redis_trips;
 static _Atomic int cluster_on, cluster_fallback;
 static _Atomic uint32_t cluster_nodes;
 static _Atomic uint64_t cluster_keys;
@@ -76,6 +76,11 @@ void tg_metrics_count_lease(int returned)
 void tg_metrics_count_redis_error(void)
 {
     atomic_fetch_add_explicit(&redis_errors, 1, memory_order_relaxed);
+}
+
+void tg_metrics_count_redis_trips(uint64_t n)
+{
+    atomic_fetch_add_explicit(&redis_trips, n, memory_order_relaxed);
 }
 
 void tg_metrics_cluster_state(int fallback, uint32_t live_nodes)
@@ -190,6 +195,10 @@ char *tg_metrics_render(tg_meter_t *m)
                    "# HELP tollgate_cluster_redis_errors_total Redis calls that failed (connect, timeout, error).\n"
                    "# TYPE tollgate_cluster_redis_errors_total counter\n"
                    "tollgate_cluster_redis_errors_total %llu\n"
+                   "# HELP tollgate_cluster_redis_round_trips_total Round trips to Redis (a pipeline of several "
+                   "commands is one).\n"
+                   "# TYPE tollgate_cluster_redis_round_trips_total counter\n"
+                   "tollgate_cluster_redis_round_trips_total %llu\n"
                    "# HELP tollgate_cluster_fallback 1 while Redis is unreachable and this node enforces "
                    "limit / live nodes alone.\n"
                    "# TYPE tollgate_cluster_fallback gauge\n"
@@ -202,7 +211,8 @@ char *tg_metrics_render(tg_meter_t *m)
                    "# TYPE tollgate_cluster_keys_in_use gauge\n"
                    "tollgate_cluster_keys_in_use %llu\n",
                    (unsigned long long)atomic_load(&leases[0]), (unsigned long long)atomic_load(&leases[1]),
-                   (unsigned long long)atomic_load(&redis_errors), atomic_load(&cluster_fallback),
+                   (unsigned long long)atomic_load(&redis_errors), (unsigned long long)atomic_load(&redis_trips),
+                   atomic_load(&cluster_fallback),
                    (unsigned)atomic_load(&cluster_nodes), (unsigned long long)atomic_load(&cluster_keys));
     if (m != NULL) {
         tg_meter_stats_t s;

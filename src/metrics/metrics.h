@@ -39,6 +39,8 @@ void tg_metrics_count_units_refused(void);
  * tg_metrics_cluster_state was called (a node in a cluster). */
 void tg_metrics_count_lease(int returned);
 void tg_metrics_count_redis_error(void);
+/* Redis round trips made (a pipeline of several commands is one). */
+void tg_metrics_count_redis_trips(uint64_t n);
 void tg_metrics_cluster_state(int fallback, uint32_t live_nodes);
 /* 1 while this node shares limits through Redis and Redis is unreachable (the last state the
  * cluster's sync thread reported). Any thread. */

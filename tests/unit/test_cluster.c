@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <hiredis.h>
+
 #include "limits/cluster.h"
 #include "limits/lease.h"
 #include "limits/limiter_shared.h"
@@ -28,6 +30,7 @@
 #include "metrics/metrics.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/redis_url.h"
 
 #define NODES 3
 #define MS INT64_C(1000000)
@@ -181,6 +184,25 @@ static void run_for(int64_t ns)
     nanosleep(&ts, NULL); /* the length of a load phase, not a synchronisation */
 }
 
+/* The commands the Redis server has run (INFO's total_commands_processed: a script's own calls
+ * count beside its EVALSHA). Shared servers make this a ceiling on what the tests' nodes did. */
+static uint64_t redis_commands(void)
+{
+    tg_redis_url_t u;
+    char why[160];
+    assert_int_equal(tg_redis_url_parse(redis_url, &u, why, sizeof(why)), 0);
+    redisContext *c = redisConnect(u.host, u.port);
+    assert_true(c != NULL && c->err == 0);
+    redisReply *rp = redisCommand(c, "INFO stats");
+    assert_true(rp != NULL && rp->type == REDIS_REPLY_STRING);
+    const char *at = strstr(rp->str, "total_commands_processed:");
+    assert_non_null(at);
+    uint64_t n = strtoull(at + strlen("total_commands_processed:"), NULL, 10);
+    freeReplyObject(rp);
+    redisFree(c);
+    return n;
+}
+
 /* ---- tests ---- */
 
 /* A hot key hammered through three nodes for two seconds: the calls allowed stay within the
@@ -197,19 +219,26 @@ static void test_rate_limit_shared_within_bound(void **state)
     snprintf(key, sizeof(key), "cus_rate_%d", (int)getpid());
     _Atomic int stop = 0;
     hammer_t hs[NODES];
+    uint64_t c0 = redis_commands();
     int64_t t0 = tg_clock_mono_ns();
     hammer_start(hs, nodes, &stop, key, 0, 0);
     run_for(2 * SEC);
     atomic_store(&stop, 1);
     hammer_join(hs);
     int64_t t1 = tg_clock_mono_ns();
-    uint64_t allowed = allowed_total(hs);
+    uint64_t allowed = allowed_total(hs), commands = redis_commands() - c0;
     double secs = (double)(t1 - t0) / SEC;
     uint64_t limit = 60 + (uint64_t)(100 * secs);
     uint64_t bound = tg_lease_rate_bound(NODES, tg_lease_rate_cap(60, NODES, 1), 1);
     print_message("rate: %.2f s, 3 nodes, 100/s burst 60: allowed %" PRIu64 ", GCRA allows %" PRIu64 ", bound +%" PRIu64
                   ", overshoot %+" PRId64 "\n",
                   secs, allowed, limit, bound, (int64_t)allowed - (int64_t)limit);
+    /* A node whose lease ran dry tops up once the shared bucket refilled by half a lease (here
+     * L = 10: 5 cells, 20 times a second, each seen by the three nodes at once; a script call is
+     * 5 commands), not at every round it is kicked (up to 4 per interval per node: 600 script
+     * calls a second, 23 commands per allowed call before). */
+    print_message("rate: %" PRIu64 " Redis commands, %.2f per allowed call\n", commands, (double)commands / allowed);
+    assert_true(commands < 6 * allowed);
     assert_true(allowed <= limit + bound + 1);
     assert_true(allowed + bound + limit / 10 >= limit);
     for (int i = 0; i < NODES; i++)
@@ -443,6 +472,82 @@ static void test_idle_key_gives_back_and_resumes(void **state)
     stop_node(&n);
 }
 
+/* A hundred block quotas in use on three nodes, each used every interval: their views of the
+ * shared totals are read in one MGET per round, not a script call (three commands) per key per
+ * round: well under half a Redis command per key, node and interval. */
+static void test_block_quota_views_batched(void **state)
+{
+    (void)state;
+    if (skip_without_redis())
+        return;
+    enum { KEYS = 100, ROUNDS = 50 };
+    node_t nodes[NODES];
+    start_nodes(nodes, "views");
+    char key[64];
+    uint64_t c0 = redis_commands(), allowed = 0;
+    int64_t t0 = tg_clock_mono_ns();
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int i = 0; i < NODES; i++)
+            for (int k = 0; k < KEYS; k++) {
+                snprintf(key, sizeof(key), "cus_views_%d_%d", (int)getpid(), k);
+                /* refused only while a cold key waits for its first lease (a slow machine) */
+                int rc = tg_quota_reserve(nodes[i].q, key, 1700000000, "api_calls", 1, 1000000000, 1, NULL);
+                assert_true(rc == 0 || rc == TG_ELIMIT);
+                allowed += rc == 0;
+            }
+        run_for(SYNC_MS * MS); /* a client's pace: each key is used in every interval */
+    }
+    uint64_t commands = redis_commands() - c0;
+    double intervals = (double)(tg_clock_mono_ns() - t0) / (SYNC_MS * MS);
+    double per = (double)commands / (NODES * KEYS * intervals);
+    print_message("views: %d keys x %d nodes over %.0f intervals: %" PRIu64 " Redis commands, %.3f per key, node "
+                  "and interval\n",
+                  KEYS, NODES, intervals, commands, per);
+    assert_true(per < 0.5);
+    assert_true(allowed > (uint64_t)NODES * KEYS * ROUNDS / 2);
+    for (int i = 0; i < NODES; i++)
+        stop_node(&nodes[i]);
+}
+
+/* A block quota spent, hammered on three nodes: a node that saw the total at the allowance reads
+ * it (batched, one command a round) instead of asking for a lease that cannot be granted (a
+ * script call of three commands per node and interval). */
+static void test_spent_quota_costs_little(void **state)
+{
+    (void)state;
+    if (skip_without_redis())
+        return;
+    node_t nodes[NODES];
+    start_nodes(nodes, "spent");
+    char key[64];
+    snprintf(key, sizeof(key), "cus_spent_%d", (int)getpid());
+    _Atomic int stop = 0;
+    hammer_t hs[NODES];
+    hammer_start(hs, nodes, &stop, key, 1, 10);
+    int refused = 0;
+    for (int spins = 0; spins < 3000 && !refused; spins++) {
+        refused = 1;
+        for (int i = 0; i < NODES; i++)
+            refused &= atomic_load(&hs[i].run_of_denials) >= 1000;
+        run_for(10 * MS);
+    }
+    assert_true(refused);
+    uint64_t c0 = redis_commands();
+    int64_t t0 = tg_clock_mono_ns();
+    run_for(SEC);
+    uint64_t commands = redis_commands() - c0;
+    double intervals = (double)(tg_clock_mono_ns() - t0) / (SYNC_MS * MS);
+    atomic_store(&stop, 1);
+    hammer_join(hs);
+    double per = (double)commands / (NODES * intervals);
+    print_message("spent quota: %" PRIu64 " Redis commands in %.0f intervals, %.2f per node and interval\n", commands,
+                  intervals, per);
+    assert_true(per < 2);
+    assert_true(allowed_total(hs) <= 10 + tg_lease_quota_bound(NODES, 0, 1, 0));
+    for (int i = 0; i < NODES; i++)
+        stop_node(&nodes[i]);
+}
+
 /* The sync thread's rounds follow the keys in use, not the customers known: 10,000 keys seeded
  * from the store cost nothing; two used keys are tended, and leave the rounds once idle. */
 static void test_rounds_follow_keys_in_use(void **state)
@@ -545,6 +650,8 @@ int main(void)
         cmocka_unit_test(test_redis_down_fallback_and_back),
         cmocka_unit_test(test_block_quota_survives_redis_restart),
         cmocka_unit_test(test_idle_key_gives_back_and_resumes),
+        cmocka_unit_test(test_block_quota_views_batched),
+        cmocka_unit_test(test_spent_quota_costs_little),
         cmocka_unit_test(test_rounds_follow_keys_in_use),
         cmocka_unit_test(test_bill_quota_counts_all_nodes),
     };
