@@ -5,7 +5,9 @@
 # grow with the customer count), and checks the sum of all invoices against the pricing code's
 # own computation, to the cent.
 #   bench/invoices.sh [--backend sqlite|postgres|both] [--runs N] [CUSTOMERS]
-# Env: CUSTOMERS (default 100000), BACKEND (sqlite), RUNS (1). With both, the backends alternate
+# Env: CUSTOMERS (default 100000), BACKEND (sqlite), RUNS (1), BENCH_INVOICES_BIN (the closer's
+# build to measure, default build/bench-invoices: a bench-invoices linked with another build's
+# libtollgate.a compares builds). With both, the backends alternate
 # run by run (so that the machine's drift falls on both) and the medians are printed at the end.
 #   sqlite:   build/bench-invoices stores the data through the store API in a temporary file,
 #             then closes the month (one process).
@@ -33,6 +35,7 @@ done
 case $BACKEND in sqlite) backends=(sqlite) ;; postgres) backends=(postgres) ;; both) backends=(sqlite postgres) ;;
   *) echo "unknown backend $BACKEND" >&2; exit 2 ;; esac
 make -s build/tollgate build/bench-invoices
+BI=${BENCH_INVOICES_BIN:-build/bench-invoices}
 
 work=$(mktemp -d /tmp/tollgate-bench-inv.XXXXXX)
 chmod 711 "$work" # PostgreSQL runs as another user when we are root (scripts/pg-test.sh)
@@ -44,7 +47,7 @@ JAN1_2026=1767225600
 FEB1_2026=1769904000
 
 # run_sqlite OUT: one run; the tool's report in OUT.
-run_sqlite() { build/bench-invoices "$CUSTOMERS" "$work" > "$1" || { cat "$1"; return 1; }; }
+run_sqlite() { "$BI" "$CUSTOMERS" "$work" > "$1" || { cat "$1"; return 1; }; }
 
 # run_postgres OUT: one run on a fresh PostgreSQL; the report in OUT, with the expected sum.
 run_postgres() {
@@ -74,7 +77,7 @@ ANALYZE;
 SQL
   rm -f "$work/customers.csv" "$work/usage.csv"
   echo "customers loaded:     $CUSTOMERS with COPY in $(since "$t0") s" > "$1"
-  build/bench-invoices --close "$CUSTOMERS" "$url" "$FEB1_2026" >> "$1"
+  "$BI" --close "$CUSTOMERS" "$url" "$FEB1_2026" >> "$1"
   local got
   got=$(awk '/^sum of invoices/ { print $4 }' "$1")
   sed -i "s/^sum of invoices:.*/& (expected $expected): $([ "$got" = "$expected" ] && echo exact || echo MISMATCH)/" "$1"
