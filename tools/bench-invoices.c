@@ -129,8 +129,8 @@ static int populate(tg_store_t *st, const tg_config_t *cfg, long n, int64_t anch
                 return free(rows), die("inserting customers", &err);
             for (size_t k = 0; k < nq; k++) {
                 tg_usage_t *r = &rows[nrows++];
-                *r = (tg_usage_t){.event_id = ++event, .units = q[k].used, .ts_ns = anchor * 1000000000,
-                                  .period_start = anchor};
+                *r = (tg_usage_t){
+                    .event_id = ++event, .units = q[k].used, .ts_ns = anchor * 1000000000, .period_start = anchor};
                 snprintf(r->customer_id, sizeof(r->customer_id), "%s", c.id);
                 snprintf(r->plan_id, sizeof(r->plan_id), "%s", c.plan_id);
                 snprintf(r->metric, sizeof(r->metric), "%s", q[k].metric);
