@@ -15,6 +15,7 @@
 # Env: DURATION (10s), ROUNDS (3), CONNS (48), KEYS (300), HOT_RATE (200), HOT_SECONDS (10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-48}
@@ -38,46 +39,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
-UP=$(port); NG=$(port)
-mkdir -p "$work/up" "$work/proxy" "$work/pg" "$work/redis"
-cat > "$work/up/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-error_log $work/up/error.log warn;
-pid $work/up/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:$UP; location / { default_type application/json; return 200 '{"ok":true}'; } }
-}
-CONF
-cat > "$work/proxy/nginx.conf" <<CONF
-worker_processes $(nproc);
-daemon off;
-error_log $work/proxy/error.log warn;
-pid $work/proxy/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  upstream api { server 127.0.0.1:$UP; keepalive 64; }
-  server {
-    listen 127.0.0.1:$NG;
-    location / { proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-CONF
-nginx -p "$work/up" -c "$work/up/nginx.conf" & pids+=($!)
-nginx -p "$work/proxy" -c "$work/proxy/nginx.conf" & pids+=($!)
+UP=$(free_port); NG=$(free_port)
+mkdir -p "$work/pg" "$work/redis"
+start_upstream "$work/up" "$UP"
+start_nginx_proxy "$work/proxy" "$NG" "$UP"
 PGURL=$(scripts/pg-test.sh start "$work/pg")
 REDIS=$(scripts/redis-test.sh start "$work/redis")
 REDIS_PORT=${REDIS##*:}; REDIS_PORT=${REDIS_PORT%%/*}
 psql "$PGURL" -qXc "CREATE DATABASE bench" >/dev/null
 DB=${PGURL%/*}/bench
 
-wait_http() { for _ in $(seq 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; echo "no answer from $1" >&2; exit 1; }
 wait_http "http://127.0.0.1:$UP/"
 wait_http "http://127.0.0.1:$NG/"
 
@@ -101,7 +72,7 @@ PLANS="plans:
 declare -A GWP ADP PID
 start_node() {
   local name=$1 db=$2 cluster=${3:-}
-  [ -n "${GWP[$name]:-}" ] || { GWP[$name]=$(port); ADP[$name]=$(port); }
+  [ -n "${GWP[$name]:-}" ] || { GWP[$name]=$(free_port); ADP[$name]=$(free_port); }
   mkdir -p "$work/$name"
   cat > "$work/$name/tollgate.yaml" <<CONF
 server: {listen: "127.0.0.1:${GWP[$name]}", admin_listen: "127.0.0.1:${ADP[$name]}", workers: ${TG_WORKERS:-$(nproc)}}
@@ -129,12 +100,6 @@ make_keys() { # admin-port plan count file
   done
 }
 
-ms() { awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-  printf "%.3f", (u == "us" ? n / 1000 : u == "ms" ? n : u == "s" ? n * 1000 : u == "m" ? n * 60000 : n) }'; }
-rps_of() { awk '/Requests\/sec/ {print $2}' "$1"; }
-p99_of() { ms "$(awk '$1 == "99%" {print $2}' "$1")"; }
-reqs_of() { awk '/requests in/ {print $1}' "$1"; }
-non2xx_of() { awk '/Non-2xx/ {print $NF} END {}' "$1" | tail -1; }
 redis_cmds() { redis-cli -p "$REDIS_PORT" INFO stats | awk -F: '/^total_commands_processed/ {print $2 + 0}'; }
 # INFO commandstats as "name calls" lines (commands run inside scripts are counted under their own
 # names, and in total_commands_processed, beside the EVALSHA that ran them)
@@ -217,9 +182,6 @@ hot_trips=n/a
 [ -n "$ht0" ] && [ -n "$ht1" ] && hot_trips=$((ht1 - ht0))
 allowance=$((HOT_RATE + HOT_RATE * HOT_SECONDS))
 
-median() { sort -g | awk '$1 == "n/a" { na = 1 } { v[NR] = $1 } END { if (na) print "n/a"; else print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
-col() { awk -v c="$1" 'NF { print $c }'; }
-spread() { sort -g | awk '{ v[NR] = $1 } END { printf "%s..%s", v[1], v[NR] }'; }
 echo
 echo "$(nproc) cores, upstream nginx 1 worker, $CONNS connections in all, $KEYS keys, median of $ROUNDS rounds (min..max)"
 for s in nginx single cluster; do

@@ -18,6 +18,7 @@
 # redis:// URL: tollgate runs as one node of a cluster sharing its limits there, cluster.redis).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-5}
 CONNS=${CONNS:-64}
@@ -31,43 +32,9 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-port() { # a free loopback port (node is needed by the tests anyway)
-  node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})' \
-    2>/dev/null || echo $((20000 + RANDOM % 20000))
-}
-UP=$(port); NG=$(port); GW=$(port); AD=$(port)
-mkdir -p "$work/up" "$work/proxy"
-
-cat > "$work/up/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-error_log $work/up/error.log warn;
-pid $work/up/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:$UP; location / { default_type application/json; return 200 '{"ok":true}'; } }
-}
-CONF
-cat > "$work/proxy/nginx.conf" <<CONF
-worker_processes $(nproc);
-daemon off;
-error_log $work/proxy/error.log warn;
-pid $work/proxy/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  upstream api { server 127.0.0.1:$UP; keepalive 64; }
-  server {
-    listen 127.0.0.1:$NG;
-    location / { proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-CONF
-nginx -p "$work/up" -c "$work/up/nginx.conf" & pids+=($!)
-nginx -p "$work/proxy" -c "$work/proxy/nginx.conf" & pids+=($!)
+UP=$(free_port); NG=$(free_port); GW=$(free_port); AD=$(free_port)
+start_upstream "$work/up" "$UP"
+start_nginx_proxy "$work/proxy" "$NG" "$UP"
 
 cpu_ticks() { # "utime stime" of processes (all their threads) and their child processes
   local u=0 s=0 p pu ps
@@ -79,7 +46,6 @@ cpu_ticks() { # "utime stime" of processes (all their threads) and their child p
   echo "$u $s"
 }
 
-wait_http() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; echo "no answer from $1" >&2; exit 1; }
 wait_http "http://127.0.0.1:$UP/"
 wait_http "http://127.0.0.1:$NG/"
 
@@ -117,10 +83,10 @@ run_wrk() { # name url server-pids...
   fi
   [ -n "${BENCH_DEBUG:-}" ] && echo "debug $name pids=$* before=$before after=$after" >&2
   if ! grep -q 'Requests/sec' "$work/$name.out"; then echo "wrk failed for $name:"; cat "$work/$name.out"; exit 1; fi
-  RPS[$name]=$(awk '/Requests\/sec/ {print $2}' "$work/$name.out")
+  RPS[$name]=$(rps_of "$work/$name.out")
   P50[$name]=$(awk '$1 == "50%" {print $2}' "$work/$name.out")
   P99[$name]=$(awk '$1 == "99%" {print $2}' "$work/$name.out")
-  local reqs; reqs=$(awk '/requests in/ {print $1}' "$work/$name.out")
+  local reqs; reqs=$(reqs_of "$work/$name.out")
   local hz; hz=$(getconf CLK_TCK)
   local du=$(( ${after% *} - ${before% *} )) ds=$(( ${after#* } - ${before#* } ))
   per_req() { awk -v t="$1" -v hz="$hz" -v n="$reqs" 'BEGIN { printf "%.1f", (n > 0 ? t / hz * 1e6 / n : 0) }'; }
@@ -166,10 +132,6 @@ SETUPS="nginx tollgate-batched tollgate-strict"
 declare -A ALL
 run_wrk direct "http://127.0.0.1:$UP/v1/basic/x" "$up_pid"
 ALL[direct]="${RPS[direct]} ${P50[direct]} ${P99[direct]} ${CPU[direct]} ${USR[direct]} ${SYS[direct]}"
-ms() { # wrk's latency ("850.00us", "1.23ms", "1.02s", "2.00m") in milliseconds
-  awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-    printf "%.3f", (u == "us" ? n / 1000 : u == "ms" ? n : u == "s" ? n * 1000 : u == "m" ? n * 60000 : n) }'
-}
 row() { printf "%-18s %12s %10s %10s %13s us %18s\n" "$1" "$2" "$3" "$4" "$5" "($6 + $7)"; }
 ratios() { # name: "throughput ratio, p99 difference" against nginx of the same round
   awk -v c="${RPS[$1]}" -v b="${RPS[nginx]}" -v pc="$(ms "${P99[$1]}")" -v pb="$(ms "${P99[nginx]}")" \
@@ -203,8 +165,6 @@ answered=$(cat "$work"/tollgate-*.warm "$work"/tollgate-*.out |
   awk '/requests in/ {s += $1} /Non-2xx/ {s -= $NF} END {print s + 0}')
 runs=$(ls "$work"/tollgate-*.out | wc -l)
 
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
-col() { awk -v c="$1" 'NF { print $c }'; }
 echo
 echo "wrk -t1 -c$CONNS -d$DURATION, $(nproc) cores, upstream: nginx 1 worker; tollgate: $KEYS keys; median of $ROUNDS rounds"
 printf "%-18s %12s %10s %10s %16s %18s\n" "setup" "requests/s" "p50" "p99" "server CPU/req" "(user + kernel)"

@@ -14,6 +14,7 @@
 # Env: CUSTOMERS (default 100000), KEYS (100), CONNS (32), DURATION (10s), WINDOW (5s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 CUSTOMERS=${CUSTOMERS:-100000}
 KEYS=${KEYS:-100}
 CONNS=${CONNS:-32}
@@ -27,26 +28,10 @@ work=$(mktemp -d /tmp/tollgate-bench-invload.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
-UP=$(port); GW=$(port); AD=$(port)
+UP=$(free_port); GW=$(free_port); AD=$(free_port)
 TOKEN=bench-admin-token-0123456789
 admin() { curl -s -H "Authorization: Bearer $TOKEN" -H "content-type: application/json" "$@"; }
-wait_http() { for _ in $(seq 600); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
-
-mkdir -p "$work/up"
-cat > "$work/up/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-error_log $work/up/error.log warn;
-pid $work/up/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:$UP; location / { default_type application/json; return 200 '{"ok":true}'; } }
-}
-CONF
-nginx -p "$work/up" -c "$work/up/nginx.conf" & pids+=($!)
+start_upstream "$work/up" "$UP"
 
 anchor=$(date +%s)
 t0=$(date +%s.%N)
@@ -73,12 +58,14 @@ CONF
 t0=$(date +%s.%N)
 "$TG" serve --test-clock -c "$work/tollgate.yaml" 2>"$work/tollgate.log" & TGPID=$!
 pids+=("$TGPID")
-wait_http "http://127.0.0.1:$AD/healthz"
+wait_http "http://127.0.0.1:$AD/healthz" 600
 echo "tollgate up in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
 for i in $(seq "$KEYS"); do
+  # (a failing curl in these pipelines would end the script in silence under set -e and pipefail)
   id=$(admin -d "{\"email\":\"k$i@load.test\",\"plan\":\"load\"}" "http://127.0.0.1:$AD/v1/admin/customers" |
-    sed -E 's/.*"id":"([^"]+)".*/\1/')
-  key=$(admin -d '{}' "http://127.0.0.1:$AD/v1/admin/customers/$id/keys" | sed -E 's/.*"secret":"([^"]+)".*/\1/')
+    sed -E 's/.*"id":"([^"]+)".*/\1/') || { echo "could not create load customer $i" >&2; exit 1; }
+  key=$(admin -d '{}' "http://127.0.0.1:$AD/v1/admin/customers/$id/keys" | sed -E 's/.*"secret":"([^"]+)".*/\1/') ||
+    { echo "could not create key $i" >&2; exit 1; }
   case $key in tg_live_*) echo "$key" >> "$work/keys.txt" ;; *) echo "could not create key $i: $key" >&2; exit 1 ;; esac
 done
 cat > "$work/keys.lua" <<'LUA'
@@ -90,16 +77,12 @@ request = function()
   return wrk.format("GET", "/v1/basic/x", { ["Authorization"] = "Bearer " .. keys[i] })
 end
 LUA
-ms() { awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-  printf "%.3f", (u == "us" ? n / 1000 : u == "ms" ? n : u == "s" ? n * 1000 : n) }'; }
 wrk_run() { # duration out
   KEYS_FILE=$work/keys.txt wrk -t1 -c"$CONNS" -d"$1" --latency -s "$work/keys.lua" "http://127.0.0.1:$GW/v1/basic/x" > "$2"
   grep -q 'Requests/sec' "$2" || { echo "wrk failed:"; cat "$2"; exit 1; }
   if grep -q "Non-2xx" "$2"; then echo "warning: non-2xx answers: $(grep Non-2xx "$2")"; fi
 }
-fig() { # out -> "requests/s p50 p99" (ms)
-  echo "$(awk '/Requests\/sec/ {print $2}' "$1") $(ms "$(awk '$1 == "50%" {print $2}' "$1")") $(ms "$(awk '$1 == "99%" {print $2}' "$1")")"
-}
+fig() { echo "$(rps_of "$1") $(p50_of "$1") $(p99_of "$1")"; } # out -> "requests/s p50 p99" (ms)
 hwm() { awk '/VmHWM/ { printf "%.1f MiB", $2 / 1024 }' "/proc/$TGPID/status"; }
 count() { sqlite3 "$work/tollgate.db" "PRAGMA busy_timeout=5000; SELECT COUNT(*) FROM invoices" | tail -1; }
 total=$((CUSTOMERS + KEYS))
@@ -108,7 +91,8 @@ KEYS_FILE=$work/keys.txt wrk -t1 -c"$CONNS" -d2s -s "$work/keys.lua" "http://127
 wrk_run "$DURATION" "$work/before.out"
 read -r rps_b p50_b p99_b <<< "$(fig "$work/before.out")"
 hwm_before=$(hwm)
-echo "without the close:  $rps_b requests/s, p50 $p50_b ms, p99 $p99_b ms (server peak RSS so far $hwm_before)"
+load_b=$(load_avg)
+echo "without the close:  $rps_b requests/s, p50 $p50_b ms, p99 $p99_b ms (server peak RSS so far $hwm_before; load $load_b)"
 
 admin -d "{\"advance_seconds\": $((32 * 86400))}" "http://127.0.0.1:$AD/v1/admin/clock" >/dev/null
 ( # the admin API's answer time during the close, twice a second
@@ -130,9 +114,9 @@ while :; do
   if [ "$c1" -gt "$c0" ]; then
     state="closing ($c1 of $total invoices)"; during+=("$rps $p50 $p99"); [ -n "$t_first" ] || t_first=$(date +%s.%N)
   fi
-  echo "  window $n: $rps requests/s, p50 $p50 ms, p99 $p99 ms  [$state]"
+  echo "  window $n: $rps requests/s, p50 $p50 ms, p99 $p99 ms  [$state; load $(load_avg)]"
   c0=$c1
-  if [ "$c1" -ge "$total" ]; then t_done=$(date +%s.%N); break; fi
+  if [ "$c1" -ge "$total" ]; then t_done=$(date +%s.%N); load_d=$(load_avg); break; fi
   [ "$n" -lt 200 ] || { echo "the close did not finish"; exit 1; }
 done
 kill "$probe" 2>/dev/null || true; wait "$probe" 2>/dev/null || true
@@ -140,7 +124,6 @@ wrk_run "$DURATION" "$work/after.out"
 read -r rps_a p50_a p99_a <<< "$(fig "$work/after.out")"
 echo "after the close:    $rps_a requests/s, p50 $p50_a ms, p99 $p99_a ms (server peak RSS $(hwm))"
 
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 col() { for r in "${during[@]}"; do echo "$r" | awk -v c="$1" '{ print $c }'; done; }
 # totals are in nano-units (10^-9 of the currency): every invoice total is a whole number of cents
 got=$(sqlite3 "$work/tollgate.db" "SELECT printf('%d.%02d', SUM(total) / 1000000000, SUM(total) / 10000000 % 100) FROM invoices
@@ -154,5 +137,6 @@ echo "gateway requests/s: without $rps_b; during (median) $(col 1 | median); aft
 echo "admin API answer times during the close, slowest five (ms): $(sort -g "$work/admin.times" | tail -5 | awk '{ printf "%.1f ", $1 * 1000 }')"
 echo "admin API during the close: median $(awk -v s="$admin_med" 'BEGIN { printf "%.1f", s * 1000 }') ms, worst $(awk -v s="$admin_max" 'BEGIN { printf "%.1f", s * 1000 }') ms"
 echo "server peak RSS: before the close $hwm_before, after it $(hwm)"
+echo "load average (1 min, the machine is shared): before the close $load_b, at its end $load_d, after it $(load_avg)"
 echo "sum of the invoices: $got usd (expected $expected): $([ "$got" = "$expected" ] && echo exact || echo MISMATCH)"
 [ "$got" = "$expected" ]

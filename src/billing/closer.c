@@ -33,7 +33,12 @@ static void *closer_main(void *arg)
 {
     tg_closer_t *c = arg;
     pthread_setname_np(pthread_self(), "tg-billing");
-    /* Linux: a thread's nice value is its own (setpriority on its tid). */
+    /* Linux: a thread's nice value is its own (setpriority on its tid). 19, the lowest: on 2
+     * cores at nice 10 the gateway's p99 about doubled during a close. SCHED_IDLE was tried:
+     * no better for the gateway in the same runs, and on a saturated node it would hardly
+     * progress at all (weight 3 against 1,024 per runnable thread; nice 19 has 15). Either way a
+     * closer starved of CPU keeps its batch's write lock meanwhile: on a machine at load 15-20
+     * admin writes waited seconds (README, "Closing a month"). */
     setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), c->nice);
     tg_periods_cursor_t cur = {0};
     for (int first = 1;; first = 0) {
@@ -90,7 +95,7 @@ int tg_closer_start(const tg_closer_settings_t *s, tg_closer_t **out, tg_err_t *
     pthread_condattr_destroy(&ca);
     c->x = (tg_sub_ctx_t){.cfg = s->cfg, .store = c->st, .accounts = s->accounts, .meter = s->meter};
     c->interval_ns = (s->interval_ms > 0 ? s->interval_ms : 10000) * 1000000LL;
-    c->nice = s->nice > 0 ? s->nice : 10;
+    c->nice = s->nice > 0 ? s->nice : 19;
     c->may_run = s->may_run;
     c->may_run_arg = s->may_run_arg;
     if (pthread_create(&c->tid, NULL, closer_main, c) != 0) {

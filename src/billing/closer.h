@@ -5,10 +5,12 @@
  * Why a thread of its own: closing a million customers' month is about a minute of CPU. On the
  * admin thread it delayed the admin API (even in slices, by one slice per job), and at the
  * admin thread's priority it took a full core from the gateway's workers on a small machine.
- * Here it holds nobody's thread; its nice value (+10, as the password-hash workers) makes it
- * yield the CPU to the request path under load and take what is idle otherwise; and the store
- * serialises it with the other writers a batch (one transaction, TG_PERIODS_BATCH customers)
- * at a time. Errors and failing customers are retried by the next run (periods.h). */
+ * Here it holds nobody's thread; at nice 19 it yields the CPU to the request path under load
+ * and takes what is idle otherwise (at nice 10 the gateway's p99 about doubled during a close
+ * on 2 cores: bench/invoices-under-load.sh, README); and the store
+ * serialises it with the other writers a batch (one transaction, TG_PERIODS_BATCH customers or
+ * TG_PERIODS_BATCH_NS) at a time. Errors and failing customers are retried by the next run
+ * (periods.h). */
 #ifndef TG_CLOSER_H
 #define TG_CLOSER_H
 
@@ -26,7 +28,7 @@ typedef struct tg_closer_settings {
     tg_accounts_t *accounts; /* the gateway's directory (scheduled changes); may be NULL */
     tg_meter_t *meter;       /* flushed at the start of each run; may be NULL */
     int64_t interval_ms;     /* between the starts of two runs; 0: 10000 */
-    int nice;                /* the thread's nice value; 0: 10 (negative values are not taken) */
+    int nice;                /* the thread's nice value; 0: 19 (negative values are not taken) */
     /* Whether this node may close periods now (several gateways: only the one holding the
      * scheduler lock, store_cluster.h), asked before each run and between its slices; a run
      * stops when it says no. NULL: always. Called on the closer's thread. */

@@ -174,6 +174,30 @@ static int gather(tg_pg_t *st, const char *sql, const char *customer_id, int64_t
     return rc;
 }
 
+/* The invoice of (customer_id, period_start) that exists already, into *out (NULL: only asked);
+ * TG_ENOTFOUND when there is none. */
+static int existing_invoice(tg_pg_t *st, const char *customer_id, int64_t period_start, tg_invoice_t *out,
+                            tg_err_t *err)
+{
+    static const char sql[] = "SELECT " PG_INVOICE_COLS " FROM invoices WHERE customer_id = $1 AND period_start = $2";
+    tg_pg_params_t key = {0};
+    tg_pg_param_text(&key, customer_id);
+    tg_pg_param_i64(&key, period_start);
+    tg_invoice_t inv;
+    int rc = find_invoice(st, sql, &key, customer_id, out != NULL ? out : &inv, err);
+    if (rc == 0 && out == NULL)
+        tg_invoice_clear(&inv);
+    return rc;
+}
+
+/* No look for an existing invoice first: the INSERT's unique constraint on (customer_id,
+ * period_start) is the look, and an invoice that exists (made by an earlier run, or by another
+ * node meanwhile) rolls this one's marks back with the savepoint. That look cost a round trip
+ * per invoice, and its statement, prepared while the invoices table was known to be empty,
+ * kept a generic plan scanning the whole table until autovacuum analyzed it again: a first
+ * month's close of 30,000 customers took 63 s instead of 14 (pg_stat_statements: 1.2 ms per
+ * look, 57% of the run's time). The look now runs only when the invoice is not inserted or a
+ * step failed, so that an invoice that exists is still the answer (created 0) as before. */
 int tg_pg_invoice_create(tg_store_t *store, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg, int *created,
                          tg_invoice_t *out, tg_err_t *err)
 {
@@ -183,21 +207,6 @@ int tg_pg_invoice_create(tg_store_t *store, tg_invoice_t *draft, tg_invoice_buil
     int rc = tg_pg_savepoint(store, "invoice", err);
     if (rc != 0)
         return rc;
-    tg_pg_params_t key = {0};
-    tg_pg_param_text(&key, draft->customer_id);
-    tg_pg_param_i64(&key, draft->period_start);
-    static const char existing_sql[] =
-        "SELECT " PG_INVOICE_COLS " FROM invoices WHERE customer_id = $1 AND period_start = $2";
-    tg_invoice_t existing;
-    rc = find_invoice(st, existing_sql, &key, draft->customer_id, out != NULL ? out : &existing, err);
-    if (rc == 0 && out == NULL)
-        tg_invoice_clear(&existing);
-    if (rc != TG_ENOTFOUND) { /* exists already (idempotent), or failed */
-        if (rc == 0)
-            return tg_pg_savepoint_release(store, "invoice", err);
-        tg_pg_savepoint_rollback(store, "invoice");
-        return rc;
-    }
     unbilled_vec_t v = {0};
     item_vec_t items = {0};
     /* Read and marked in one statement each: the rows are locked (in the order the usage writers
@@ -237,15 +246,17 @@ int tg_pg_invoice_create(tg_store_t *store, tg_invoice_t *draft, tg_invoice_buil
     }
     if (rc != 0) {
         tg_pg_savepoint_rollback(store, "invoice");
-        return rc;
+        /* an invoice made already is the answer, whatever building this one again said */
+        tg_err_t e2 = {0};
+        return existing_invoice(st, draft->customer_id, draft->period_start, out, &e2) == 0 ? 0 : rc;
     }
     int inserted = tg_pg_affected(r) == 1;
     PQclear(r);
     if (!inserted) {
-        /* Another node made it meanwhile (its transaction committed while this one waited on the
-         * constraint): this one's marks go back, and the invoice is theirs. */
+        /* It exists (an earlier run, or another node whose transaction committed while this one
+         * waited on the constraint): this one's marks go back, and the invoice is theirs. */
         tg_pg_savepoint_rollback(store, "invoice");
-        return out != NULL ? find_invoice(st, existing_sql, &key, draft->customer_id, out, err) : 0;
+        return out != NULL ? existing_invoice(st, draft->customer_id, draft->period_start, out, err) : 0;
     }
     if ((rc = tg_pg_savepoint_release(store, "invoice", err)) != 0)
         return rc;
