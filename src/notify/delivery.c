@@ -228,15 +228,15 @@ static void endpoint_ok(tg_delivery_t *d, tg_webhook_endpoint_t *e, int64_t now)
 }
 
 /* The signatures header: v1 under the secret, and under the previous one while it is valid. */
-static int sign_all(const tg_webhook_endpoint_t *e, const char *msg_id, int64_t ts, const char *body, size_t len,
-                    char *out, size_t cap, tg_err_t *err)
+static int sign_all(const tg_webhook_endpoint_t *e, const char *msg_id, int64_t ts, int64_t now_s, const char *body,
+                    size_t len, char *out, size_t cap, tg_err_t *err)
 {
     char sig[TG_WEBHOOK_SIGNATURE_MAX];
     int rc = tg_webhook_sign(e->secret, msg_id, ts, body, len, sig, err);
     if (rc != 0)
         return rc;
     snprintf(out, cap, "%s", sig);
-    if (e->prev_secret[0] != '\0' && e->prev_secret_until > ts &&
+    if (e->prev_secret[0] != '\0' && e->prev_secret_until > now_s &&
         tg_webhook_sign(e->prev_secret, msg_id, ts, body, len, sig, err) == 0) {
         size_t used = strlen(out);
         snprintf(out + used, cap - used, " %s", sig);
@@ -273,9 +273,13 @@ static void deliver(tg_delivery_t *d, tg_webhook_delivery_t *row)
         tg_event_row_clear(&ev);
     }
     char sigs[2 * TG_WEBHOOK_SIGNATURE_MAX + 2];
-    int64_t ts = now / 1000;
+    /* the receiver compares webhook-timestamp with its own clock: the real time, not the test
+     * clock (serve --test-clock) that moves billing */
+    struct timespec real;
+    clock_gettime(CLOCK_REALTIME, &real);
+    int64_t ts = (int64_t)real.tv_sec;
     if (rc == 0)
-        rc = sign_all(e, row->id, ts, payload, len, sigs, sizeof(sigs), &err);
+        rc = sign_all(e, row->id, ts, now / 1000, payload, len, sigs, sizeof(sigs), &err);
     if (rc == TG_ESTORE || rc == TG_EUNAVAIL || rc == TG_ENOMEM) {
         free(payload); /* the store will answer later: the lease makes the row due again */
         free(e);

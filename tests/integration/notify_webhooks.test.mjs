@@ -289,3 +289,87 @@ ${PLANS}`);
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the domain events reach an owner endpoint: customer, plan, invoice and account changes, each verified', async () => {
+  const rx = await receiver();
+  const s = await new Stack({ extra: OPEN, testClock: true }).start();
+  try {
+    const ep = await s.adminCall('POST', '/v1/admin/webhook-endpoints', { url: rx.url });
+    assert.equal(ep.status, 201, ep.text);
+    const { customer, keyId } = await s.customer('starter');
+    const rot = await s.adminCall('POST', `/v1/admin/keys/${keyId}/rotate`, {});
+    assert.equal(rot.status, 201, rot.text);
+    assert.equal((await s.adminCall('PATCH', `/v1/admin/customers/${customer.id}`, { plan: 'pro' })).status, 200);
+    assert.equal((await s.adminCall('PATCH', `/v1/admin/customers/${customer.id}`, { status: 'suspended' })).status, 200);
+    assert.equal((await s.adminCall('PATCH', `/v1/admin/customers/${customer.id}`, { status: 'active' })).status, 200);
+    assert.equal((await s.adminCall('POST', '/v1/admin/clock', { advance_seconds: 32 * 86400 })).status, 200);
+    const run = await s.adminCall('POST', '/v1/admin/invoices/run', { customer: customer.id });
+    assert.equal(run.status, 200, run.text);
+    const invs = await s.adminCall('GET', `/v1/admin/invoices?customer=${customer.id}`);
+    const inv = invs.json.data[0];
+    assert.ok(inv, invs.text);
+    assert.equal((await s.adminCall('POST', `/v1/admin/invoices/${inv.id}/finalize`)).status, 200);
+    assert.equal((await s.adminCall('POST', `/v1/admin/invoices/${inv.id}/mark-paid`)).status, 200);
+    assert.equal((await s.adminCall('POST', `/v1/admin/customers/${customer.id}/cancel`, { at_period_end: false })).status, 200);
+    const want = ['customer.created', 'key.created', 'key.rotated', 'plan.changed', 'account.suspended', 'account.resumed',
+      'invoice.finalized', 'invoice.paid', 'customer.canceled'];
+    const got = await until(() => {
+      const types = rx.got.map((r) => JSON.parse(r.body).type);
+      return want.every((t) => types.includes(t)) ? rx.got.map((r) => verify(ep.json.secret, r)) : null;
+    }, `every one of ${want.join(", ")} (got ${rx.got.map((r) => JSON.parse(r.body).type)})`);
+    const by = (t) => got.filter((p) => p.type === t);
+    for (const t of want) assert.equal(by(t).length, 1, `${t} once`);
+    assert.ok(got.every((p) => p.customer_id === customer.id));
+    assert.equal(by('key.rotated')[0].data.replaces_key_id, keyId);
+    assert.equal(by('plan.changed')[0].data.from_plan, 'starter');
+    assert.equal(by('plan.changed')[0].data.to_plan, 'pro');
+    assert.equal(by('account.suspended')[0].data.source, 'owner');
+    assert.equal(by('invoice.finalized')[0].data.invoice_id, inv.id);
+    assert.equal(by('invoice.paid')[0].data.invoice_id, inv.id);
+    assert.equal(by('customer.canceled')[0].data.status, 'canceled');
+    // a customer's own endpoint gets its events, never customer.*
+    const feed = await s.adminCall('GET', '/v1/admin/events?limit=2');
+    assert.equal(feed.json.data.length, 2);
+    assert.ok(feed.json.has_more);
+    const next = await s.adminCall('GET', `/v1/admin/events?limit=100&cursor=${feed.json.next_cursor}`);
+    assert.ok(next.json.data.every((e) => !feed.json.data.some((f) => f.id === e.id)), 'pages do not overlap');
+  } finally {
+    await s.stop();
+    await rx.close();
+  }
+});
+
+test('an endpoint that keeps failing opens its breaker, then is disabled with the reason and its owner told', async () => {
+  const rx = await receiver(() => 500);
+  const ok = await receiver();
+  const s = await new Stack({ extra: `${OPEN.replace('breaker_failures: 1000', 'breaker_failures: 2')}  breaker_cooldown_ms: 100\n  disable_after_seconds: 1\n` }).start();
+  try {
+    const bad = await s.adminCall('POST', '/v1/admin/webhook-endpoints', { url: rx.url, events: ['key.created'] });
+    const watcher = await s.adminCall('POST', '/v1/admin/webhook-endpoints', { url: ok.url, events: ['webhook_endpoint.disabled'] });
+    assert.equal(watcher.status, 201, watcher.text);
+    await s.customer('free');
+    const ep = await until(async () => {
+      const e = await s.adminCall('GET', `/v1/admin/webhook-endpoints/${bad.json.id}`);
+      return e.json.enabled === false ? e.json : null;
+    }, 'the endpoint disabled');
+    assert.match(ep.disabled_reason, /^failing since \d{4}-\d\d-\d\dT.*HTTP 500/);
+    assert.ok(ep.consecutive_failures >= 2);
+    const [told] = await until(() => (ok.got.length ? ok.got : null), 'webhook_endpoint.disabled delivered');
+    const p = verify(watcher.json.secret, told);
+    assert.equal(p.type, 'webhook_endpoint.disabled');
+    assert.equal(p.data.endpoint_id, bad.json.id);
+    // enabled again by the owner: the record is cleared, the pending delivery goes out again
+    rx.srv.status = () => 200;
+    const en = await s.adminCall('PATCH', `/v1/admin/webhook-endpoints/${bad.json.id}`, { enabled: true });
+    assert.equal(en.status, 200, en.text);
+    assert.equal(en.json.consecutive_failures, 0);
+    await until(async () => {
+      const l = await s.adminCall('GET', `/v1/admin/webhook-endpoints/${bad.json.id}/deliveries`);
+      return l.json.data[0]?.state === 'delivered';
+    }, 'the delivery after re-enabling');
+  } finally {
+    await s.stop();
+    await rx.close();
+    await ok.close();
+  }
+});
