@@ -373,3 +373,55 @@ test('an endpoint that keeps failing opens its breaker, then is disabled with th
     await ok.close();
   }
 });
+
+test('Stripe payment events become invoice.payment_failed, account.past_due/suspended, invoice.paid, account.resumed, once per Stripe event', async () => {
+  const { startFakeStripe } = await import('../stripe/fake_stripe.mjs');
+  const Stripe = require('../stripe/node_modules/stripe');
+  const stripeLib = new Stripe('sk_test_for_signing_only');
+  const SECRET = 'whsec_tollgate_notify_0123456789';
+  const fake = await startFakeStripe();
+  const rx = await receiver();
+  const s = await new Stack({
+    extra: `${OPEN}stripe: {secret_key: "sk_test_tollgate_notify_0123456789", webhook_secret: "${SECRET}", api_base: "${fake.url}"}
+dunning: {grace_days: 7, suspend_after_failures: 2}`,
+  }).start();
+  try {
+    const ep = await s.adminCall('POST', '/v1/admin/webhook-endpoints', {
+      url: rx.url, events: ['invoice.payment_failed', 'invoice.paid', 'account.past_due', 'account.suspended', 'account.resumed'],
+    });
+    assert.equal(ep.status, 201, ep.text);
+    const { customer } = await s.customer('free');
+    let n = 0;
+    const send = async (type, object, id = `evt_notify_${Date.now().toString(36)}_${n++}`) => {
+      const payload = JSON.stringify({ id, object: 'event', api_version: '2025-03-31.basil', created: Math.floor(Date.now() / 1000),
+        data: { object }, livemode: false, pending_webhooks: 1, request: { id: null, idempotency_key: null }, type }, null, 2);
+      const sig = stripeLib.webhooks.generateTestHeaderString({ payload, secret: SECRET });
+      const r = await fetch(`${s.admin}/v1/webhooks/stripe`, { method: 'POST', headers: { 'content-type': 'application/json', 'stripe-signature': sig }, body: payload });
+      assert.equal(r.status, 200, await r.text());
+      await until(async () => (await s.adminCall('GET', `/v1/admin/stripe/events/${id}`)).json?.processed_at, `Stripe event ${id} applied`);
+      return id;
+    };
+    const inv = (attempts, status = 'open') => ({ id: 'in_notify1', object: 'invoice', status, attempt_count: attempts, amount_due: 4900,
+      amount_paid: status === 'paid' ? 4900 : 0, currency: 'usd', metadata: { tollgate_customer: customer.id } });
+    const first = await send('invoice.payment_failed', inv(1));
+    await send('invoice.payment_failed', inv(1), first); // the same Stripe event again: nothing new
+    await send('invoice.payment_failed', inv(2));
+    await send('invoice.paid', inv(2, 'paid'));
+    const want = { 'invoice.payment_failed': 2, 'account.past_due': 1, 'account.suspended': 1, 'invoice.paid': 1, 'account.resumed': 1 };
+    const got = await until(() => {
+      const types = rx.got.map((r) => JSON.parse(r.body).type);
+      return Object.keys(want).every((t) => types.includes(t)) ? rx.got.map((r) => verify(ep.json.secret, r)) : null;
+    }, 'the payment events');
+    const count = (t) => got.filter((p) => p.type === t).length;
+    for (const [t, k] of Object.entries(want)) assert.equal(count(t), k, `${t} ${k} time(s): ${got.map((p) => p.type)}`);
+    const suspended = got.find((p) => p.type === 'account.suspended');
+    assert.equal(suspended.data.previous_status, 'past_due');
+    assert.match(suspended.data.reason, /2 failed payments/);
+    assert.equal(got.find((p) => p.type === 'invoice.paid').data.amount_paid, 4900);
+    assert.equal(got.find((p) => p.type === 'account.resumed').data.status, 'active');
+  } finally {
+    await s.stop();
+    await rx.close();
+    await fake.close();
+  }
+});
