@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
-import { Stack } from '../integration/harness.mjs';
+import { ADMIN_TOKEN, Stack } from '../integration/harness.mjs';
 
 const require = createRequire(import.meta.url);
 const { Webhook } = require('../notify/node_modules/standardwebhooks');
@@ -76,6 +76,32 @@ test('the portal adds a webhook endpoint, shows its secret once, sends a test ev
   await page.click('#key-form button[type=submit]');
   for (let i = 0; i < 200 && got.length < 2; i++) await page.waitForTimeout(25);
   assert.equal(new Webhook(secret).verify(got[1].body, got[1].headers).type, 'key.created');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('the owner dashboard lists the owner\'s endpoints, their deliveries and the events feed', async () => {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 1000 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(`${s.admin}/admin/`);
+  await page.fill('#token', ADMIN_TOKEN);
+  await page.click('#token-form button[type=submit]');
+  await page.waitForSelector('#wh-form');
+  await page.fill('#wh-url', `http://127.0.0.1:${srv.address().port}/owner`);
+  await page.click('#wh-form button[type=submit]');
+  const shown = await waitForText(page, '[data-testid=webhook-secret]', /whsec_/);
+  const secret = /whsec_[A-Za-z0-9+/=]+/.exec(shown)[0];
+  await waitForText(page, '[data-testid=webhook-endpoints]', /\*\s*api\s*enabled/);
+  const before = got.length;
+  await s.customer('free'); // customer.created and key.created, to the owner's endpoint
+  for (let i = 0; i < 200 && got.length < before + 2; i++) await page.waitForTimeout(25);
+  const types = got.slice(before).map((r) => new Webhook(secret).verify(r.body, r.headers).type).sort();
+  assert.deepEqual(types, ['customer.created', 'key.created']);
+  await page.reload();
+  await waitForText(page, '[data-testid=events]', /customer\.created/);
+  await waitForText(page, '[data-testid=webhook-deliveries]', /key\.created\s*delivered/);
   assert.deepEqual(errors, []);
   await context.close();
 });
