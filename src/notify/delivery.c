@@ -373,16 +373,23 @@ static void *delivery_main(void *arg)
     while (!stopping(d)) {
         size_t n = 0;
         tg_err_t err = {0};
-        if (tg_store_webhook_delivery_claim(d->st, wall_ms(), lease, rows, CLAIM_BATCH, &n, &err) != 0)
+        /* A read first: the claim is a write, and on SQLite a write takes the database's write
+         * lock even when it changes nothing; an idle gateway should not contend with the admin
+         * thread's writes twice a second. */
+        int64_t next = 0, now = wall_ms();
+        int rc = tg_store_webhook_delivery_next_due(d->st, &next, &err);
+        if (rc == 0 && next <= now &&
+            tg_store_webhook_delivery_claim(d->st, now, lease, rows, CLAIM_BATCH, &n, &err) != 0)
             n = 0;
         for (size_t i = 0; i < n && !stopping(d); i++)
             deliver(d, &rows[i]);
         if (n == CLAIM_BATCH)
             continue;
-        int64_t next = 0;
-        if (tg_store_webhook_delivery_next_due(d->st, &next, &err) != 0)
-            next = wall_ms() + POLL_MS;
-        wait_until(d, next);
+        if (n > 0 && tg_store_webhook_delivery_next_due(d->st, &next, &err) != 0)
+            rc = TG_ENOTFOUND;
+        else if (n == 0 && rc == 0 && next <= now)
+            next = now + 50; /* due but taken by another node (or a store error): not a busy loop */
+        wait_until(d, rc == 0 ? next : wall_ms() + POLL_MS);
     }
     free(rows);
     return NULL;
