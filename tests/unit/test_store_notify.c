@@ -348,6 +348,34 @@ static void test_attempt_log(void **state)
     assert_string_equal(ev, "*");
 }
 
+/* Two connections (two gateways on one database) never claim the same delivery: the second gets
+ * the rows the first did not take, and a row comes back only when its lease ends. */
+static void test_claims_between_connections(void **state)
+{
+    fx_t *f = *state;
+    tg_store_t *st = f->db.st, *other = NULL;
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_open(f->db.url, &other, &err), 0);
+    add_endpoint(st, "we_1", "", "*", 1);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(tg_event_emit(st, TG_EVENT_KEY_CREATED, "cus_a", NULL, NULL, &err), 0);
+    int64_t now = tg_clock_now_ns() / 1000000 + 1000;
+    tg_webhook_delivery_t a[3], b[3], c[3];
+    size_t na = 0, nb = 0, nc = 0;
+    assert_int_equal(tg_store_webhook_delivery_claim(st, now, 10000, a, 2, &na, &err), 0);
+    assert_int_equal(tg_store_webhook_delivery_claim(other, now, 10000, b, 3, &nb, &err), 0);
+    assert_int_equal(na, 2);
+    assert_int_equal(nb, 1);
+    for (size_t i = 0; i < na; i++)
+        assert_string_not_equal(a[i].id, b[0].id);
+    assert_int_equal(tg_store_webhook_delivery_claim(st, now + 9999, 10000, c, 3, &nc, &err), 0);
+    assert_int_equal(nc, 0);
+    /* the leases end: every row is due again, once */
+    assert_int_equal(tg_store_webhook_delivery_claim(other, now + 10000, 10000, c, 3, &nc, &err), 0);
+    assert_int_equal(nc, 3);
+    tg_store_close(other);
+}
+
 static void test_event_lists(void **state)
 {
     (void)state;
@@ -368,6 +396,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fanout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_and_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attempt_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claims_between_connections, setup, teardown),
         cmocka_unit_test(test_event_lists),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
