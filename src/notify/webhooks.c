@@ -207,59 +207,73 @@ int tg_webhooks_test(const tg_webhooks_ctx_t *x, const char *customer_id, const 
 /* ---- the owner's endpoints from the configuration ---- */
 
 typedef struct {
-    const tg_webhooks_ctx_t *x;
-    int64_t now;
+    tg_webhook_endpoint_t *rows; /* the stored "config" endpoints, read before any is changed */
+    size_t n, cap;
     int rc;
-    tg_err_t *err;
-    char (*seen)[1]; /* per configured endpoint: already in the store */
-} sync_t;
+} stored_t;
 
-static int sync_cb(const tg_webhook_endpoint_t *e, void *arg)
+static int stored_cb(const tg_webhook_endpoint_t *e, void *arg)
 {
-    sync_t *s = arg;
+    stored_t *s = arg;
     if (strcmp(e->source, "config") != 0)
         return 0;
-    const tg_config_t *cfg = s->x->cfg;
-    for (size_t i = 0; i < cfg->notifications.nendpoints; i++) {
-        const tg_config_webhook_t *w = &cfg->notifications.endpoints[i];
-        if (strcmp(w->url, e->url) != 0)
-            continue;
-        s->seen[i][0] = 1;
-        if (strcmp(w->events, e->events) == 0 && strcmp(w->secret, e->secret) == 0)
-            return 0;
-        tg_webhook_endpoint_t u = *e;
-        snprintf(u.events, sizeof(u.events), "%s", w->events);
-        if (strcmp(w->secret, e->secret) != 0) { /* a new secret in the file: the old one signs for a while */
-            snprintf(u.prev_secret, sizeof(u.prev_secret), "%s", e->secret);
-            u.prev_secret_until = s->now + TG_WEBHOOK_ROTATION_S;
-            snprintf(u.secret, sizeof(u.secret), "%s", w->secret);
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 8;
+        tg_webhook_endpoint_t *rows = realloc(s->rows, cap * sizeof(*rows));
+        if (rows == NULL) {
+            s->rc = TG_ENOMEM;
+            return 1;
         }
-        u.updated_at = s->now;
-        s->rc = tg_store_webhook_endpoint_update(s->x->store, &u, s->err);
-        sodium_memzero(&u, sizeof(u));
-        return s->rc != 0;
+        s->rows = rows;
+        s->cap = cap;
     }
-    s->rc = tg_store_webhook_endpoint_delete(s->x->store, e->id, s->err);
-    return s->rc != 0;
+    s->rows[s->n++] = *e;
+    return 0;
+}
+
+/* The stored endpoint of configured endpoint w, or NULL. */
+static tg_webhook_endpoint_t *stored_for(stored_t *s, const tg_config_webhook_t *w)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->rows[i].url, w->url) == 0)
+            return &s->rows[i];
+    return NULL;
 }
 
 int tg_webhooks_sync_config(const tg_webhooks_ctx_t *x, tg_err_t *err)
 {
     const tg_config_t *cfg = x->cfg;
-    size_t n = cfg->notifications.nendpoints;
-    char(*seen)[1] = calloc(n + 1, 1);
-    if (seen == NULL)
-        return tg_errf(err, TG_ENOMEM, "out of memory");
-    sync_t s = {x, now_ms() / 1000, 0, err, seen};
+    int64_t now = now_ms() / 1000;
+    stored_t s = {NULL, 0, 0, 0};
     int rc = tg_store_tx_begin(x->store, err);
-    if (rc == 0)
-        rc = tg_store_webhook_endpoint_list(x->store, "", sync_cb, &s, err);
-    if (rc == 0)
-        rc = s.rc;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (seen[i][0])
-            continue;
+    if (rc != 0)
+        return rc;
+    /* read first, then write: no row changes under the statement that lists them */
+    if ((rc = tg_store_webhook_endpoint_list(x->store, "", stored_cb, &s, err)) == 0 && s.rc != 0)
+        rc = tg_errf(err, s.rc, "out of memory reading the webhook endpoints");
+    for (size_t i = 0; rc == 0 && i < s.n; i++) { /* gone from the file: deleted */
+        int kept = 0;
+        for (size_t j = 0; j < cfg->notifications.nendpoints && !kept; j++)
+            kept = strcmp(cfg->notifications.endpoints[j].url, s.rows[i].url) == 0;
+        if (!kept)
+            rc = tg_store_webhook_endpoint_delete(x->store, s.rows[i].id, err);
+    }
+    for (size_t i = 0; rc == 0 && i < cfg->notifications.nendpoints; i++) {
         const tg_config_webhook_t *w = &cfg->notifications.endpoints[i];
+        tg_webhook_endpoint_t *have = stored_for(&s, w);
+        if (have != NULL) {
+            if (strcmp(w->events, have->events) == 0 && strcmp(w->secret, have->secret) == 0)
+                continue;
+            snprintf(have->events, sizeof(have->events), "%s", w->events);
+            if (strcmp(w->secret, have->secret) != 0) { /* a new secret in the file: the old one signs for a while */
+                snprintf(have->prev_secret, sizeof(have->prev_secret), "%s", have->secret);
+                have->prev_secret_until = now + TG_WEBHOOK_ROTATION_S;
+                snprintf(have->secret, sizeof(have->secret), "%s", w->secret);
+            }
+            have->updated_at = now;
+            rc = tg_store_webhook_endpoint_update(x->store, have, err);
+            continue;
+        }
         tg_webhook_endpoint_t e;
         memset(&e, 0, sizeof(e));
         /* the id follows from the URL: two gateways starting at once add it once */
@@ -273,7 +287,7 @@ int tg_webhooks_sync_config(const tg_webhooks_ctx_t *x, tg_err_t *err)
         snprintf(e.secret, sizeof(e.secret), "%s", w->secret);
         snprintf(e.source, sizeof(e.source), "config");
         e.enabled = 1;
-        e.created_at = e.updated_at = s.now;
+        e.created_at = e.updated_at = now;
         rc = tg_store_webhook_endpoint_insert(x->store, &e, err);
         if (rc == TG_EEXIST)
             rc = 0;
@@ -283,6 +297,9 @@ int tg_webhooks_sync_config(const tg_webhooks_ctx_t *x, tg_err_t *err)
         rc = tg_store_tx_commit(x->store, err);
     else
         tg_store_tx_rollback(x->store);
-    free(seen);
+    if (s.rows != NULL) {
+        sodium_memzero(s.rows, s.cap * sizeof(*s.rows));
+        free(s.rows);
+    }
     return rc;
 }
