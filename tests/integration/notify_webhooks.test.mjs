@@ -256,6 +256,26 @@ test('owner endpoints from the configuration are used, with FILE:LINE errors for
     assert.equal(verify(secret, req).type, 'key.created');
     const del = await s.adminCall('DELETE', `/v1/admin/webhook-endpoints/${list.json.data[0].id}`);
     assert.equal(del.status, 409);
+    // a new secret in the file: after a restart both sign (the old one for 24 h), same endpoint
+    const secret2 = 'whsec_' + Buffer.alloc(32, 9).toString('base64');
+    await s.stopServer();
+    s.opts.extra = s.opts.extra.replace(secret, secret2);
+    await s.start();
+    const again = await s.adminCall('GET', '/v1/admin/webhook-endpoints');
+    assert.equal(again.json.data.length, 1);
+    assert.equal(again.json.data[0].id, list.json.data[0].id);
+    assert.ok(again.json.data[0].previous_secret_expires_at);
+    const before = rx.got.length;
+    await s.customer('free');
+    await until(() => rx.got.length > before, 'the delivery after the restart');
+    assert.equal(rx.got[before].headers['webhook-signature'].split(' ').length, 2);
+    assert.equal(verify(secret2, rx.got[before]).type, 'key.created');
+    assert.equal(verify(secret, rx.got[before]).type, 'key.created');
+    // gone from the file: gone from the store
+    await s.stopServer();
+    s.opts.extra = OPEN;
+    await s.start();
+    assert.equal((await s.adminCall('GET', '/v1/admin/webhook-endpoints')).json.data.length, 0);
   } finally {
     await s.stop();
     await rx.close();
