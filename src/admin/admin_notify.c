@@ -51,8 +51,7 @@ static json_t *endpoint_json(const tg_webhook_endpoint_t *e, int with_secret)
                           "consecutive_failures", (json_int_t)e->consecutive_failures, "held_until",
                           ms_time(e->hold_until_ms), "previous_secret_expires_at",
                           e->prev_secret[0] != '\0' ? tg_adm_json_time(e->prev_secret_until) : json_null(),
-                          "created_at", tg_adm_json_time(e->created_at), "updated_at",
-                          tg_adm_json_time(e->updated_at));
+                          "created_at", tg_adm_json_time(e->created_at), "updated_at", tg_adm_json_time(e->updated_at));
     if (e->customer_id[0] != '\0')
         json_object_set_new(j, "customer", json_string(e->customer_id));
     if (with_secret)
@@ -156,9 +155,9 @@ static void patch_endpoint(const tg_webhooks_ctx_t *x, const char *customer_id, 
     else if ((url != NULL && !json_is_string(url)) || (enabled != NULL && !json_is_boolean(enabled)))
         tg_adm_reply_error(res, 400, "bad_request", "url: a string; enabled: true or false.");
     else {
-        int rc = tg_webhooks_update(x, customer_id, id, url != NULL ? json_string_value(url) : NULL,
-                                    json_object_get(body, "events"), enabled == NULL ? -1 : json_is_true(enabled), e,
-                                    &err);
+        int rc =
+            tg_webhooks_update(x, customer_id, id, url != NULL ? json_string_value(url) : NULL,
+                               json_object_get(body, "events"), enabled == NULL ? -1 : json_is_true(enabled), e, &err);
         if (rc != 0)
             reply_error(res, rc, &err);
         else {

@@ -197,8 +197,8 @@ static int invoice_event(const tg_sub_ctx_t *x, const char *type, const tg_invoi
     char total[48], key[TG_EVENT_DEDUPE_MAX];
     tg_money_format(inv->total, tg_currency_digits(inv->currency), total, sizeof(total));
     json_t *data = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "invoice_id", inv->id, "number", inv->number, "currency",
-                             inv->currency, "total", total, "period_start", (json_int_t)inv->period_start,
-                             "period_end", (json_int_t)inv->period_end);
+                             inv->currency, "total", total, "period_start", (json_int_t)inv->period_start, "period_end",
+                             (json_int_t)inv->period_end);
     snprintf(key, sizeof(key), "%s:%s", type, inv->id);
     int rc = tg_event_emit(x->store, type, inv->customer_id, data, key, err);
     json_decref(data);
@@ -209,7 +209,7 @@ int tg_periods_invoice_transition(const tg_sub_ctx_t *x, const char *id, const c
 {
     const tg_config_t *cfg = x->cfg;
     int to_stripe = strcmp(to, "open") == 0 && cfg->stripe.enabled && cfg->stripe.billing == TG_STRIPE_BILLING_TOLLGATE;
-    const char *type = strcmp(to, "open") == 0 ? TG_EVENT_INVOICE_FINALIZED
+    const char *type = strcmp(to, "open") == 0   ? TG_EVENT_INVOICE_FINALIZED
                        : strcmp(to, "paid") == 0 ? TG_EVENT_INVOICE_PAID
                                                  : NULL;
     if (queued != NULL)
@@ -224,9 +224,10 @@ int tg_periods_invoice_transition(const tg_sub_ctx_t *x, const char *id, const c
     /* the transition, its event and (tollgate billing through Stripe) the Stripe invoice commit
      * together */
     if ((rc = tg_store_invoice_transition(x->store, id, to, tg_sub_now(x), err)) == 0 &&
-        (rc = tg_store_invoice_get(x->store, id, &inv, err)) == 0 && (type == NULL || (rc = invoice_event(x, type, &inv, err)) == 0) &&
+        (rc = tg_store_invoice_get(x->store, id, &inv, err)) == 0 &&
+        (type == NULL || (rc = invoice_event(x, type, &inv, err)) == 0) &&
         (!to_stripe || (rc = tg_outbox_enqueue_invoice(x->store, &inv, cfg->stripe.collection == TG_STRIPE_SEND_INVOICE,
-                                                        cfg->stripe.days_until_due, err)) == 0))
+                                                       cfg->stripe.days_until_due, err)) == 0))
         rc = tg_store_tx_commit(x->store, err);
     if (rc != 0)
         tg_store_tx_rollback(x->store);

@@ -22,8 +22,8 @@
 #include "util/clock.h"
 
 #define CLAIM_BATCH 16
-#define LEASE_SLACK_MS 5000 /* a claim lasts the attempt's timeout and this (recording an attempt is quick) */
-#define POLL_MS 500          /* deliveries queued by another node (or without a wake) */
+#define LEASE_SLACK_MS 5000         /* a claim lasts the attempt's timeout and this (recording an attempt is quick) */
+#define POLL_MS 500                 /* deliveries queued by another node (or without a wake) */
 #define BODY_READ_MAX (1024 * 1024) /* a response body is read this far, then the attempt ends */
 
 struct tg_delivery {
@@ -93,7 +93,7 @@ static int pick_address(const tg_delivery_t *d, const tg_webhook_target_t *t, ch
     int found = 0;
     for (struct addrinfo *ai = res; ai != NULL && !found; ai = ai->ai_next) {
         char text[INET6_ADDRSTRLEN] = "";
-        const void *a = ai->ai_family == AF_INET ? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
+        const void *a = ai->ai_family == AF_INET    ? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
                         : ai->ai_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
                                                     : NULL;
         if (a == NULL || inet_ntop(ai->ai_family, a, text, sizeof(text)) == NULL)

@@ -42,10 +42,10 @@ void tg_delivery_stop(tg_delivery_t *d);
 
 /* One attempt's outcome (for tests and the delivery thread). */
 typedef struct tg_delivery_result {
-    long status;          /* HTTP status, 0 if none */
+    long status; /* HTTP status, 0 if none */
     int64_t duration_ms;
-    char response[1025];  /* first 1 KiB of the body */
-    char error[512];      /* "" on a 2xx */
+    char response[1025]; /* first 1 KiB of the body */
+    char error[512];     /* "" on a 2xx */
 } tg_delivery_result_t;
 
 #endif

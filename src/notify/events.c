@@ -205,8 +205,8 @@ int tg_event_payload(const tg_event_t *e, char **out, size_t *len, tg_err_t *err
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s?, s:o}", "id", e->id, "type", e->type, "created_at", when,
-                          "customer_id", e->customer_id[0] != '\0' ? e->customer_id : NULL, "data", data);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s?, s:o}", "id", e->id, "type", e->type, "created_at", when, "customer_id",
+                          e->customer_id[0] != '\0' ? e->customer_id : NULL, "data", data);
     if (o == NULL)
         return tg_errf(err, TG_ENOMEM, "out of memory building an event's payload");
     *out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);

@@ -26,8 +26,8 @@ int tg_webhook_secret_key(const char *secret, uint8_t key[TG_WEBHOOK_KEY_MAX], s
         return tg_errf(err, TG_EINVAL, "a webhook secret starts with whsec_");
     const char *b64 = secret + strlen(PREFIX);
     size_t n = 0;
-    if (sodium_base642bin(key, TG_WEBHOOK_KEY_MAX, b64, strlen(b64), NULL, &n, NULL,
-                          sodium_base64_VARIANT_ORIGINAL) != 0) {
+    if (sodium_base642bin(key, TG_WEBHOOK_KEY_MAX, b64, strlen(b64), NULL, &n, NULL, sodium_base64_VARIANT_ORIGINAL) !=
+        0) {
         sodium_memzero(key, TG_WEBHOOK_KEY_MAX);
         return tg_errf(err, TG_EINVAL, "a webhook secret is whsec_ then base64 of at most %d bytes",
                        TG_WEBHOOK_KEY_MAX);

@@ -10,10 +10,10 @@
 
 #include "util/err.h"
 
-#define TG_WEBHOOK_SECRET_BYTES 24   /* a new secret's key: 192 random bits */
-#define TG_WEBHOOK_KEY_MIN 24        /* a configured secret's key: at least this many bytes */
+#define TG_WEBHOOK_SECRET_BYTES 24 /* a new secret's key: 192 random bits */
+#define TG_WEBHOOK_KEY_MIN 24      /* a configured secret's key: at least this many bytes */
 #define TG_WEBHOOK_KEY_MAX 64
-#define TG_WEBHOOK_SIGNATURE_MAX 48  /* "v1," + 44 base64 characters + NUL */
+#define TG_WEBHOOK_SIGNATURE_MAX 48 /* "v1," + 44 base64 characters + NUL */
 
 /* A new secret "whsec_" + base64(24 random bytes) into out (cap >= 40). */
 void tg_webhook_secret_new(char *out, size_t cap);

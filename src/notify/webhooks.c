@@ -25,7 +25,8 @@ static int owner_only(const char *type)
 int tg_webhooks_events_from_json(json_t *events, int owner, char out[TG_WEBHOOK_EVENTS_MAX], tg_err_t *err)
 {
     out[0] = '\0';
-    if (events == NULL || json_is_null(events) || (json_is_string(events) && strcmp(json_string_value(events), "*") == 0)) {
+    if (events == NULL || json_is_null(events) ||
+        (json_is_string(events) && strcmp(json_string_value(events), "*") == 0)) {
         snprintf(out, TG_WEBHOOK_EVENTS_MAX, "*");
         return 0;
     }
@@ -112,7 +113,8 @@ int tg_webhooks_update(const tg_webhooks_ctx_t *x, const char *customer_id, cons
     if (rc != 0)
         return rc;
     if ((url != NULL || events != NULL) && strcmp(out->source, "config") == 0)
-        return tg_errf(err, TG_ESTATE, "this endpoint comes from the configuration (notifications.endpoints): change it there");
+        return tg_errf(err, TG_ESTATE,
+                       "this endpoint comes from the configuration (notifications.endpoints): change it there");
     if (url != NULL) {
         if ((rc = tg_webhook_url_check(url, x->cfg->notifications.allow_http, NULL, err)) != 0)
             return rc;
@@ -128,7 +130,8 @@ int tg_webhooks_update(const tg_webhooks_ctx_t *x, const char *customer_id, cons
         out->hold_until_ms = 0;
     } else if (enabled == 0 && out->enabled) {
         out->enabled = 0;
-        snprintf(out->disabled_reason, sizeof(out->disabled_reason), "disabled by %s", owner ? "the owner" : "the customer");
+        snprintf(out->disabled_reason, sizeof(out->disabled_reason), "disabled by %s",
+                 owner ? "the owner" : "the customer");
     }
     out->updated_at = now_ms() / 1000;
     return tg_store_webhook_endpoint_update(x->store, out, err);
@@ -141,7 +144,8 @@ int tg_webhooks_delete(const tg_webhooks_ctx_t *x, const char *customer_id, cons
         return tg_errf(err, TG_ENOMEM, "out of memory");
     int rc = tg_webhooks_get(x, customer_id, id, e, err);
     if (rc == 0 && strcmp(e->source, "config") == 0)
-        rc = tg_errf(err, TG_ESTATE, "this endpoint comes from the configuration (notifications.endpoints): remove it there");
+        rc = tg_errf(err, TG_ESTATE,
+                     "this endpoint comes from the configuration (notifications.endpoints): remove it there");
     if (rc == 0)
         rc = tg_store_webhook_endpoint_delete(x->store, id, err);
     sodium_memzero(e, sizeof(*e));
@@ -149,8 +153,8 @@ int tg_webhooks_delete(const tg_webhooks_ctx_t *x, const char *customer_id, cons
     return rc;
 }
 
-int tg_webhooks_rotate(const tg_webhooks_ctx_t *x, const char *customer_id, const char *id,
-                       tg_webhook_endpoint_t *out, tg_err_t *err)
+int tg_webhooks_rotate(const tg_webhooks_ctx_t *x, const char *customer_id, const char *id, tg_webhook_endpoint_t *out,
+                       tg_err_t *err)
 {
     int rc = tg_webhooks_get(x, customer_id, id, out, err);
     if (rc != 0)

@@ -43,8 +43,8 @@ int tg_webhooks_update(const tg_webhooks_ctx_t *x, const char *customer_id, cons
                        json_t *events, int enabled, tg_webhook_endpoint_t *out, tg_err_t *err);
 int tg_webhooks_delete(const tg_webhooks_ctx_t *x, const char *customer_id, const char *id, tg_err_t *err);
 /* A new secret; the current one becomes the previous, valid TG_WEBHOOK_ROTATION_S more. */
-int tg_webhooks_rotate(const tg_webhooks_ctx_t *x, const char *customer_id, const char *id,
-                       tg_webhook_endpoint_t *out, tg_err_t *err);
+int tg_webhooks_rotate(const tg_webhooks_ctx_t *x, const char *customer_id, const char *id, tg_webhook_endpoint_t *out,
+                       tg_err_t *err);
 /* The delivery id of one of customer_id's endpoints, due again now (its attempts so far kept,
  * its retry window restarted). */
 int tg_webhooks_resend(const tg_webhooks_ctx_t *x, const char *customer_id, const char *delivery_id,

@@ -195,8 +195,9 @@ int tg_sqlite_webhook_endpoint_insert(tg_store_t *store, const tg_webhook_endpoi
     if (!endpoint_fits(e))
         return tg_errf(err, TG_EINVAL, "a webhook endpoint field is past its cap");
     sqlite3_stmt *s;
-    int rc = tg_sqlite_prepare(st, "INSERT INTO webhook_endpoints(" ENDPOINT_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                               &s, err, "adding a webhook endpoint");
+    int rc =
+        tg_sqlite_prepare(st, "INSERT INTO webhook_endpoints(" ENDPOINT_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                          &s, err, "adding a webhook endpoint");
     if (rc != 0)
         return rc;
     bind_text(s, 1, e->id);
@@ -419,13 +420,14 @@ int tg_sqlite_webhook_delivery_claim(tg_store_t *store, int64_t now_ms, int64_t 
     tg_sqlite_t *st = tg_sqlite(store);
     *n = 0;
     sqlite3_stmt *s;
-    int rc = tg_sqlite_prepare(st,
-                               "UPDATE webhook_deliveries SET next_attempt_at = ?2 WHERE seq IN ("
-                               " SELECT d.seq FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id"
-                               " WHERE d.state = 'pending' AND d.next_attempt_at <= ?1 AND e.enabled = 1"
-                               " AND e.hold_until <= ?1 ORDER BY d.next_attempt_at, d.seq LIMIT ?3)"
-                               " RETURNING " DELIVERY_COLS,
-                               &s, err, "claiming webhook deliveries");
+    int rc =
+        tg_sqlite_prepare(st,
+                          "UPDATE webhook_deliveries SET next_attempt_at = ?2 WHERE seq IN ("
+                          " SELECT d.seq FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id"
+                          " WHERE d.state = 'pending' AND d.next_attempt_at <= ?1 AND e.enabled = 1"
+                          " AND e.hold_until <= ?1 ORDER BY d.next_attempt_at, d.seq LIMIT ?3)"
+                          " RETURNING " DELIVERY_COLS,
+                          &s, err, "claiming webhook deliveries");
     if (rc != 0)
         return rc;
     sqlite3_bind_int64(s, 1, now_ms);

@@ -284,7 +284,6 @@ static void test_claim_and_record(void **state)
     assert_int_equal(tg_store_webhook_delivery_get(st, "msg_none", &g, &err), TG_ENOTFOUND);
     snprintf(g.id, sizeof(g.id), "msg_none");
     assert_int_equal(tg_store_webhook_delivery_update(st, &g, NULL, &err), TG_ENOTFOUND);
-
 }
 
 static int on_attempt(const tg_webhook_attempt_t *a, void *arg)
