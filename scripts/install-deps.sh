@@ -29,3 +29,6 @@ cd "$(dirname "$0")/../tests/e2e"
 # The Stripe tests use the official stripe package (webhook signatures, the fake's reference).
 cd ../stripe
 [ -d node_modules/stripe ] || npm ci --no-audit --no-fund --silent
+# The webhook tests verify tollgate's signatures with the Standard Webhooks reference package.
+cd ../notify
+[ -d node_modules/standardwebhooks ] || npm ci --no-audit --no-fund --silent

@@ -28,6 +28,8 @@
 #include "store/store.h"
 #include "store/store_copy.h"
 #include "store/store_meter.h"
+#include "notify/delivery.h"
+#include "notify/webhooks.h"
 #include "payments/outbox.h"
 #include "util/clock.h"
 
@@ -305,6 +307,7 @@ static int cmd_serve(int argc, char **argv)
     tg_outbox_t *outbox = NULL;
     tg_closer_t *closer = NULL;
     tg_dirsync_t *dirsync = NULL;
+    tg_delivery_t *delivery = NULL;
     int exit_code = 1;
 
     if (sodium_init() < 0) {
@@ -404,6 +407,13 @@ static int cmd_serve(int argc, char **argv)
             goto out;
         }
     }
+    /* Webhooks out: the owner's endpoints of the configuration in the store, then the delivery
+     * thread on a connection of its own (notify/delivery.h). */
+    tg_webhooks_ctx_t wx = {cfg, st};
+    if (tg_webhooks_sync_config(&wx, &err) != 0 || tg_delivery_start(cfg->storage.database, cfg, &delivery, &err) != 0) {
+        fprintf(stderr, "tollgate serve: %s\n", err.msg);
+        goto out;
+    }
     tg_admin_deps_t adeps = {cfg, st, accounts, quota, meter, (const uint8_t *)cfg->keys.secret,
                              strlen(cfg->keys.secret), test_clock, outbox, dirsync, 1};
     admin = tg_admin_new(&adeps);
@@ -442,6 +452,7 @@ out:
     if (srv != NULL)
         tg_server_free(srv);
     tg_outbox_stop(outbox); /* after the admin thread, which wakes it */
+    tg_delivery_stop(delivery);
     tg_admin_free(admin);
     tg_dirsync_stop(dirsync); /* before the directory it updates */
     tg_gateway_free(gw);

@@ -395,6 +395,8 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
             tg_adm_get_stripe_event(a, id, res);
         return;
     }
+    if (s.n >= 3 && tg_adm_notify_route(a, "", &s, 2, r, res))
+        return;
     if (tg_adm_seg_is(&s, 2, "dashboard") && s.n == 3 && tg_adm_method_is(r, "GET")) {
         tg_adm_dashboard(a, r, res);
         return;

@@ -132,6 +132,11 @@ int tg_adm_query_param(const tg_admin_request_t *r, const char *name, char *out,
 int tg_adm_page_parse(const tg_admin_request_t *r, const char *list, tg_page_t *page, tg_admin_response_t *res);
 void tg_adm_reply_page(tg_admin_response_t *res, const char *list, json_t *data, const tg_page_end_t *end);
 void tg_adm_reply_list_error(tg_admin_response_t *res, int rc, const char *what, const tg_err_t *err);
+/* Events and webhooks (admin_notify.c): the routes under /v1/admin (customer_id "": the owner's)
+ * and /v1/me (the signed-in customer's), from segment `at` on. 1 if it answered, 0 if the
+ * route is not one of them. */
+int tg_adm_notify_route(tg_admin_t *a, const char *customer_id, const tg_adm_segs_t *s, size_t at,
+                        const tg_admin_request_t *r, tg_admin_response_t *res);
 void tg_adm_list_rejected(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
 void tg_adm_list_billing_failures(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
 void tg_adm_list_customers(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);

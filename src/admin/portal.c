@@ -913,6 +913,8 @@ int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_reque
     } else if (s->n == 4 && tg_adm_seg_is(s, 2, "billing") &&
                (tg_adm_seg_is(s, 3, "setup") || tg_adm_seg_is(s, 3, "portal")) && tg_adm_method_is(r, "POST")) {
         billing_session(a, &c, r, tg_adm_seg_is(s, 3, "setup"), res);
+    } else if (s->n >= 3 && tg_adm_notify_route(a, c.id, s, 2, r, res)) {
+        /* events and webhook endpoints (admin_notify.c) */
     } else {
         tg_adm_reply_error(res, 404, "not_found", "No such route.");
     }

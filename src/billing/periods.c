@@ -2,13 +2,16 @@
  * invoices/run adapter. */
 #include "billing/periods.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "billing/invoice.h"
+#include "notify/events.h"
 #include "payments/outbox.h"
 #include "util/clock.h"
+#include "util/money.h"
 
 const char *tg_periods_failure_type(int rc)
 {
@@ -187,28 +190,49 @@ int tg_periods_close(const tg_sub_ctx_t *x, const char *customer_id, int64_t unt
     return rc;
 }
 
+/* invoice.finalized / invoice.paid for inv (notify/events.h), once per invoice (the dedupe key
+ * is the invoice's id), in the caller's transaction. */
+static int invoice_event(const tg_sub_ctx_t *x, const char *type, const tg_invoice_t *inv, tg_err_t *err)
+{
+    char total[48], key[TG_EVENT_DEDUPE_MAX];
+    tg_money_format(inv->total, tg_currency_digits(inv->currency), total, sizeof(total));
+    json_t *data = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "invoice_id", inv->id, "number", inv->number, "currency",
+                             inv->currency, "total", total, "period_start", (json_int_t)inv->period_start, "period_end",
+                             (json_int_t)inv->period_end);
+    snprintf(key, sizeof(key), "%s:%s", type, inv->id);
+    int rc = tg_event_emit(x->store, type, inv->customer_id, data, key, err);
+    json_decref(data);
+    return rc == TG_EEXIST ? 0 : rc;
+}
+
 int tg_periods_invoice_transition(const tg_sub_ctx_t *x, const char *id, const char *to, int *queued, tg_err_t *err)
 {
     const tg_config_t *cfg = x->cfg;
     int to_stripe = strcmp(to, "open") == 0 && cfg->stripe.enabled && cfg->stripe.billing == TG_STRIPE_BILLING_TOLLGATE;
+    const char *type = strcmp(to, "open") == 0   ? TG_EVENT_INVOICE_FINALIZED
+                       : strcmp(to, "paid") == 0 ? TG_EVENT_INVOICE_PAID
+                                                 : NULL;
     if (queued != NULL)
         *queued = 0;
-    if (!to_stripe)
+    if (!to_stripe && type == NULL)
         return tg_store_invoice_transition(x->store, id, to, tg_sub_now(x), err);
     tg_invoice_t inv;
     memset(&inv, 0, sizeof(inv));
     int rc = tg_store_tx_begin(x->store, err);
     if (rc != 0)
         return rc;
+    /* the transition, its event and (tollgate billing through Stripe) the Stripe invoice commit
+     * together */
     if ((rc = tg_store_invoice_transition(x->store, id, to, tg_sub_now(x), err)) == 0 &&
         (rc = tg_store_invoice_get(x->store, id, &inv, err)) == 0 &&
-        (rc = tg_outbox_enqueue_invoice(x->store, &inv, cfg->stripe.collection == TG_STRIPE_SEND_INVOICE,
-                                        cfg->stripe.days_until_due, err)) == 0)
+        (type == NULL || (rc = invoice_event(x, type, &inv, err)) == 0) &&
+        (!to_stripe || (rc = tg_outbox_enqueue_invoice(x->store, &inv, cfg->stripe.collection == TG_STRIPE_SEND_INVOICE,
+                                                       cfg->stripe.days_until_due, err)) == 0))
         rc = tg_store_tx_commit(x->store, err);
     if (rc != 0)
         tg_store_tx_rollback(x->store);
     else if (queued != NULL)
-        *queued = 1;
+        *queued = to_stripe;
     tg_invoice_clear(&inv);
     return rc;
 }

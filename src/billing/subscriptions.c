@@ -3,6 +3,7 @@
 #include "billing/subscriptions.h"
 
 #include <inttypes.h>
+#include <jansson.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 
 #include "billing/invoice.h"
 #include "billing/pricing.h"
+#include "notify/events.h"
 #include "payments/outbox.h"
 #include "store/store_payments.h"
 #include "util/clock.h"
@@ -154,6 +156,24 @@ static int stripe_follow_plan(const tg_sub_ctx_t *x, const tg_customer_t *c, con
     return 0;
 }
 
+/* Event `type` about customer c (notify/events.h) in the caller's transaction; data (may be
+ * NULL) is taken. The customer's id, email, plan and status are always in it. */
+static int customer_event(const tg_sub_ctx_t *x, const char *type, const tg_customer_t *c, json_t *data, tg_err_t *err)
+{
+    if (data == NULL)
+        data = json_object();
+    json_object_set_new(data, "customer_id", json_string(c->id));
+    json_object_set_new(data, "email", json_string(c->email));
+    json_object_set_new(data, "plan", json_string(c->plan_id));
+    json_object_set_new(data, "status", json_string(c->status));
+    tg_err_t e = {0};
+    int rc = tg_event_emit(x->store, type, c->id, data, NULL, &e);
+    json_decref(data);
+    if (rc != 0)
+        return tg_errf(err, rc, "Recording the %s event failed: %s", type, e.msg);
+    return 0;
+}
+
 int tg_sub_customer_create(const tg_sub_ctx_t *x, const char *email, const char *name, const tg_plan_t *plan,
                            int with_trial, tg_customer_t *c, tg_err_t *err)
 {
@@ -177,7 +197,17 @@ int tg_sub_customer_create(const tg_sub_ctx_t *x, const char *email, const char 
         snprintf(c->status, sizeof(c->status), "active");
     }
     tg_err_t e = {0};
-    int rc = tg_store_customer_insert(x->store, c, &e);
+    /* the customer and its customer.created event commit together */
+    int rc = tg_store_savepoint(x->store, "customer_create", &e);
+    if (rc != 0)
+        return tg_errf(err, rc, "Storing the customer failed: %s", e.msg);
+    rc = tg_store_customer_insert(x->store, c, &e);
+    if (rc == 0)
+        rc = customer_event(x, TG_EVENT_CUSTOMER_CREATED, c, NULL, &e);
+    if (rc == 0)
+        rc = tg_store_savepoint_release(x->store, "customer_create", &e);
+    else
+        tg_store_savepoint_rollback(x->store, "customer_create");
     if (rc == TG_EEXIST)
         return tg_errf(err, TG_EEXIST, "A customer with the email %s exists already.", email);
     if (rc != 0)
@@ -306,6 +336,12 @@ static int change_plan(const tg_sub_ctx_t *x, tg_customer_t *c, const tg_plan_t 
         return tg_errf(err, rc, "Recording the plan change failed: %s", e.msg);
     if ((rc = stripe_follow_plan(x, c, pc.from, to, &pc, err)) != 0)
         return rc;
+    if (pc.from != NULL && pc.from != to &&
+        (rc = customer_event(x, TG_EVENT_PLAN_CHANGED, c,
+                             json_pack("{s:s,s:s,s:s,s:b}", "from_plan", pc.from->id, "to_plan", to->id, "kind",
+                                       pc.upgrade ? "upgrade" : "downgrade", "prorated", pc.prorated),
+                             err)) != 0)
+        return rc;
     snprintf(c->plan_id, sizeof(c->plan_id), "%s", to->id);
     c->pending_plan_id[0] = '\0';
     c->pending_at = 0;
@@ -354,9 +390,28 @@ int tg_sub_update(const tg_sub_ctx_t *x, tg_customer_t *c, const tg_sub_update_t
     if (status != NULL) {
         if (strcmp(status, "active") == 0 && c->trial_end > now)
             status = "trialing"; /* resuming during a trial returns to the trial */
+        char before[sizeof(c->status)];
+        snprintf(before, sizeof(before), "%s", c->status);
         snprintf(c->status, sizeof(c->status), "%s", status);
         if (strcmp(status, "canceled") == 0 && c->cancel_at == 0)
             c->cancel_at = now;
+        const char *type = NULL;
+        if (strcmp(before, status) == 0)
+            type = NULL;
+        else if (strcmp(status, "canceled") == 0)
+            type = TG_EVENT_CUSTOMER_CANCELED;
+        else if (strcmp(status, "suspended") == 0)
+            type = TG_EVENT_ACCOUNT_SUSPENDED;
+        else if (strcmp(status, "past_due") == 0)
+            type = TG_EVENT_ACCOUNT_PAST_DUE;
+        else if (strcmp(before, "suspended") == 0 || strcmp(before, "past_due") == 0)
+            type = TG_EVENT_ACCOUNT_RESUMED;
+        if (type != NULL &&
+            (rc = customer_event(x, type, c, json_pack("{s:s,s:s}", "previous_status", before, "source", "owner"),
+                                 err)) != 0) {
+            tg_store_tx_rollback(x->store);
+            return rc;
+        }
     }
     int renamed = u->name != NULL && strcmp(u->name, c->name) != 0;
     if (u->name != NULL)
@@ -408,6 +463,7 @@ int tg_sub_cancel(const tg_sub_ctx_t *x, tg_customer_t *c, int at_period_end, tg
     c->cancel_at = now;
     snprintf(c->status, sizeof(c->status), "canceled");
     if ((rc = tg_store_customer_update(x->store, c, &e)) != 0 ||
+        (rc = customer_event(x, TG_EVENT_CUSTOMER_CANCELED, c, json_pack("{s:s}", "source", "cancel"), &e)) != 0 ||
         (stripe && (rc = tg_outbox_enqueue_subscription_cancel(x->store, c, 0, 1, &e)) != 0) ||
         (rc = tg_store_tx_commit(x->store, &e)) != 0) {
         tg_store_tx_rollback(x->store);
@@ -452,6 +508,14 @@ int tg_sub_apply_scheduled(const tg_sub_ctx_t *x, const tg_customer_t *c, tg_err
     if ((to != NULL && strcmp(u.status, "canceled") != 0 &&
          (rc = stripe_follow_plan(x, &u, tg_config_find_plan(x->cfg, c->plan_id), to, NULL, err)) != 0) ||
         (rc = tg_store_customer_update(x->store, &u, err)) != 0 ||
+        (to != NULL &&
+         (rc = customer_event(x, TG_EVENT_PLAN_CHANGED, &u,
+                              json_pack("{s:s,s:s,s:s,s:b}", "from_plan", c->plan_id, "to_plan", to->id, "kind",
+                                        "downgrade", "prorated", 0),
+                              err)) != 0) ||
+        (strcmp(u.status, "canceled") == 0 && strcmp(c->status, "canceled") != 0 &&
+         (rc = customer_event(x, TG_EVENT_CUSTOMER_CANCELED, &u, json_pack("{s:s}", "source", "period_end"), err)) !=
+             0) ||
         (rc = tg_store_savepoint_release(x->store, "apply_scheduled", err)) != 0) {
         tg_store_savepoint_rollback(x->store, "apply_scheduled");
         return rc;

@@ -23,6 +23,9 @@
 #include <unistd.h>
 
 #include "config/yaml_doc.h"
+#include "notify/events.h"
+#include "notify/webhook_sign.h"
+#include "notify/webhook_url.h"
 #include "util/clock.h"
 #include "util/redis_url.h"
 
@@ -1232,6 +1235,185 @@ static const directive_t dunning_dirs[] = {
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 static const section_t dunning_sec = {dunning_dirs, 0, NULL};
 
+/* ---- notifications (issue 13, part A: webhooks out) ---- */
+
+/* notifications.endpoints[i].events: "*" (every type), one type, or a list of types. */
+static int set_event_list(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    (void)dir;
+    tg_config_webhook_t *w = obj;
+    char joined[TG_WEBHOOK_EVENTS_MAX] = "";
+    size_t used = 0;
+    int ok = 1;
+    size_t n = v->type == TG_YNODE_SEQ ? v->n : 1;
+    if (v->type == TG_YNODE_MAP) {
+        report(d, v->line, "%s: expected \"*\" or a list of event types, got %s", path, kind_of(v));
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const tg_ynode_t *item = v->type == TG_YNODE_SEQ ? v->items[i] : v;
+        char sub[MAX_PATH], q[96];
+        index_path(sub, path, i);
+        char *t = scalar(d, item, v->type == TG_YNODE_SEQ ? sub : path, "an event type");
+        if (t == NULL) {
+            ok = 0;
+            continue;
+        }
+        if (strcmp(t, "*") != 0 && !tg_event_type_known(t)) {
+            report(d, item->line, "%s: %s is not an event type (see docs/api.md, Events and webhooks)",
+                   v->type == TG_YNODE_SEQ ? sub : path, quote(t, q));
+            ok = 0;
+        } else {
+            int w2 = snprintf(joined + used, sizeof(joined) - used, "%s%s", used > 0 ? "," : "", t);
+            if (w2 < 0 || (size_t)w2 >= sizeof(joined) - used) {
+                report(d, item->line, "%s: too many event types", path);
+                ok = 0;
+            } else
+                used += (size_t)w2;
+        }
+        free(t);
+    }
+    if (!ok)
+        return -1;
+    if (used == 0) {
+        report(d, v->line, "%s: name at least one event type, or \"*\"", path);
+        return -1;
+    }
+    char *copy = strdup(joined);
+    if (copy == NULL) {
+        report(d, v->line, "%s: out of memory", path);
+        return -1;
+    }
+    free(w->events);
+    w->events = copy;
+    return 0;
+}
+
+static int check_whsec(const char *s, char *why, size_t cap)
+{
+    uint8_t key[TG_WEBHOOK_KEY_MAX];
+    size_t len;
+    tg_err_t err = {0};
+    int rc = tg_webhook_secret_key(s, key, &len, &err);
+    sodium_memzero(key, sizeof(key));
+    if (rc != 0)
+        snprintf(why, cap, "is not valid: %s", err.msg);
+    return rc;
+}
+
+static const directive_t webhook_endpoint_dirs[] = {
+    {"url", set_str, AT(char *, tg_config_webhook_t, url), 1, TG_WEBHOOK_URL_MAX - 1, REQUIRED, NULL, NULL, NULL},
+    {"events", set_event_list, 0, 0, 0, 0, NULL, NULL, NULL},
+    {"secret", set_str, AT(char *, tg_config_webhook_t, secret), 1, TG_WEBHOOK_SECRET_MAX - 1, REQUIRED | SECRET,
+     check_whsec, NULL, " (whsec_ and base64 of 24 or more random bytes)"},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+static const section_t webhook_endpoint_sec = {webhook_endpoint_dirs, 0, NULL};
+
+#define MAX_WEBHOOK_ENDPOINTS 50
+
+static int set_webhook_endpoints(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    tg_config_t *cfg = obj;
+    if (list_of(d, dir, v, path, "endpoints") != 0)
+        return -1;
+    tg_config_webhook_t *list = calloc(v->n + 1, sizeof(*list));
+    if (list == NULL) {
+        report(d, v->line, "%s: out of memory", path);
+        return -1;
+    }
+    for (size_t i = 0; i < v->n; i++) {
+        char sub[MAX_PATH];
+        index_path(sub, path, i);
+        const tg_ynode_t *item = v->items[i];
+        list[i].line = item->line;
+        if (item->type != TG_YNODE_MAP) {
+            report(d, item->line, "%s: expected a mapping {url, events, secret}, got %s", sub, kind_of(item));
+            continue;
+        }
+        apply_section(d, &webhook_endpoint_sec, item, item->line, &list[i], sub);
+        for (size_t j = 0; j < i && list[i].url != NULL; j++)
+            if (list[j].url != NULL && strcmp(list[j].url, list[i].url) == 0)
+                report(d, item->line, "%s.url: the same URL as %s[%zu]", sub, path, j);
+    }
+    cfg->notifications.endpoints = list;
+    cfg->notifications.nendpoints = v->n;
+    return 0;
+}
+
+/* notifications.allow_private_networks: ranges a delivery may reach though not public. */
+static int set_allow_private(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    tg_config_t *cfg = obj;
+    if (list_of(d, dir, v, path, "address ranges") != 0)
+        return -1;
+    tg_cidr_t *list = calloc(v->n + 1, sizeof(*list));
+    if (list == NULL) {
+        report(d, v->line, "%s: out of memory", path);
+        return -1;
+    }
+    size_t n = 0;
+    int ok = 1;
+    for (size_t i = 0; i < v->n; i++) {
+        char sub[MAX_PATH], q[96];
+        index_path(sub, path, i);
+        char *s = scalar(d, v->items[i], sub, "an address range like 127.0.0.0/8");
+        if (s == NULL) {
+            ok = 0;
+            continue;
+        }
+        if (tg_cidr_parse(s, &list[n]) == 0)
+            n++;
+        else {
+            report(d, v->items[i]->line, "%s: %s is not an IPv4 or IPv6 address or range (like 127.0.0.0/8 or ::1/128)",
+                   sub, quote(s, q));
+            ok = 0;
+        }
+        free(s);
+    }
+    free(cfg->notifications.allow_private_networks);
+    cfg->notifications.allow_private_networks = list;
+    cfg->notifications.nallow_private_networks = n;
+    return ok ? 0 : -1;
+}
+
+static void finish_notifications(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path, uint64_t seen,
+                                 uint64_t valid)
+{
+    (void)n;
+    (void)line;
+    (void)seen;
+    (void)valid;
+    tg_config_t *cfg = obj;
+    for (size_t i = 0; i < cfg->notifications.nendpoints; i++) {
+        tg_config_webhook_t *w = &cfg->notifications.endpoints[i];
+        tg_err_t err = {0};
+        if (w->url != NULL && tg_webhook_url_check(w->url, cfg->notifications.allow_http, NULL, &err) != 0)
+            report(d, w->line, "%s.endpoints[%zu].url: %s", path, i, err.msg);
+        if (w->events == NULL && (w->events = strdup("*")) == NULL)
+            report(d, w->line, "out of memory");
+    }
+    if (cfg->notifications.retry_cap_ms < cfg->notifications.retry_base_ms)
+        report(d, line, "%s.retry_cap_ms (%d) is below retry_base_ms (%d)", path, cfg->notifications.retry_cap_ms,
+               cfg->notifications.retry_base_ms);
+}
+
+static const directive_t notifications_dirs[] = {
+    {"endpoints", set_webhook_endpoints, 0, 0, MAX_WEBHOOK_ENDPOINTS, 0, NULL, NULL, NULL},
+    {"allow_private_networks", set_allow_private, 0, 0, 64, 0, NULL, NULL, NULL},
+    {"allow_http", set_bool, AT(int, tg_config_t, notifications.allow_http), 0, 0, 0, NULL, NULL, NULL},
+    {"timeout_ms", set_int, AT(int, tg_config_t, notifications.timeout_ms), 100, 60000, 0, NULL, NULL, NULL},
+    {"retry_base_ms", set_int, AT(int, tg_config_t, notifications.retry_base_ms), 1, 3600000, 0, NULL, NULL, NULL},
+    {"retry_cap_ms", set_int, AT(int, tg_config_t, notifications.retry_cap_ms), 1, 86400000, 0, NULL, NULL, NULL},
+    {"retry_window_seconds", set_int, AT(int, tg_config_t, notifications.retry_window_s), 1, 30 * 86400, 0, NULL, NULL,
+     NULL},
+    {"breaker_failures", set_int, AT(int, tg_config_t, notifications.breaker_failures), 1, 1000, 0, NULL, NULL, NULL},
+    {"breaker_cooldown_ms", set_int, AT(int, tg_config_t, notifications.breaker_cooldown_ms), 1, 86400000, 0, NULL,
+     NULL, NULL},
+    {"disable_after_seconds", set_int, AT(int, tg_config_t, notifications.disable_after_s), 1, 90 * 86400, 0, NULL,
+     NULL, NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+static const section_t notifications_sec = {notifications_dirs, 0, finish_notifications};
+
 /* ---- tiers and charges ---- */
 
 static int set_up_to(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
@@ -1682,6 +1864,7 @@ static const directive_t root_dirs[] = {{"server", set_section, 0, 0, 0, 0, NULL
                                         {"billing", set_section, 0, 0, 0, 0, NULL, &billing_sec, NULL},
                                         {"dunning", set_section, 0, 0, 0, 0, NULL, &dunning_sec, NULL},
                                         {"cluster", set_section, 0, 0, 0, 0, NULL, &cluster_sec, NULL},
+                                        {"notifications", set_section, 0, 0, 0, 0, NULL, &notifications_sec, NULL},
                                         {"plans", set_plans, 0, 0, 0, REQUIRED, NULL, NULL, " (at least one plan)"},
                                         {"routes", set_routes, 0, 0, MAX_ROUTES, 0, NULL, NULL, NULL},
                                         {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
@@ -1883,6 +2066,13 @@ static int set_defaults(tg_config_t *cfg)
     cfg->dunning.grace_days = 7;
     cfg->cluster.sync_ms = 20;
     cfg->dunning.suspend_after_failures = 3;
+    cfg->notifications.timeout_ms = 15000;
+    cfg->notifications.retry_base_ms = 5000;
+    cfg->notifications.retry_cap_ms = 6 * 3600 * 1000;
+    cfg->notifications.retry_window_s = 3 * 86400;
+    cfg->notifications.breaker_failures = 5;
+    cfg->notifications.breaker_cooldown_ms = 60000;
+    cfg->notifications.disable_after_s = 5 * 86400;
     return cfg->server.listen != NULL && cfg->server.admin_listen != NULL && cfg->storage.database != NULL &&
                    cfg->stripe.api_base != NULL
                ? 0
@@ -2067,6 +2257,13 @@ void tg_config_free(tg_config_t *cfg)
         free_secret(cfg->stripe.webhook_secrets[i]);
     free(cfg->stripe.webhook_secrets);
     free(cfg->stripe.api_base);
+    for (size_t i = 0; i < cfg->notifications.nendpoints; i++) {
+        free(cfg->notifications.endpoints[i].url);
+        free(cfg->notifications.endpoints[i].events);
+        free_secret(cfg->notifications.endpoints[i].secret);
+    }
+    free(cfg->notifications.endpoints);
+    free(cfg->notifications.allow_private_networks);
     free(cfg->path);
     free(cfg);
 }

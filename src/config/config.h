@@ -111,6 +111,14 @@ typedef enum tg_stripe_collection {
 
 #define TG_STRIPE_MAX_WEBHOOK_SECRETS 4 /* the current one and those being rolled */
 
+/* notifications.endpoints[i] */
+typedef struct tg_config_webhook {
+    char *url;
+    char *events; /* "*" or a comma-separated list of event types */
+    char *secret; /* "whsec_..."; a secret: never printed */
+    int line;
+} tg_config_webhook_t;
+
 typedef struct tg_config {
     char *path;
     struct {
@@ -192,6 +200,20 @@ typedef struct tg_config {
         int grace_days;             /* past_due this many days, then suspended; default 7 */
         int suspend_after_failures; /* or after this many failed payments; default 3 */
     } dunning;
+    struct { /* notifications: (issue 13) - part A: webhooks out (src/notify/) */
+        tg_config_webhook_t *endpoints; /* the owner's endpoints (source "config") */
+        size_t nendpoints;
+        tg_cidr_t *allow_private_networks; /* addresses a delivery may reach although not public */
+        size_t nallow_private_networks;
+        int allow_http;             /* 1: http:// endpoints are accepted (local set-ups, tests) */
+        int timeout_ms;             /* a delivery attempt's whole time; default 15000 */
+        int retry_base_ms;          /* first retry's backoff ceiling; default 5000 */
+        int retry_cap_ms;           /* longest backoff; default 6 h */
+        int retry_window_s;         /* retries stop this long after the first attempt; default 3 days */
+        int breaker_failures;       /* consecutive failures that open an endpoint's breaker; default 5 */
+        int breaker_cooldown_ms;    /* how long an open breaker holds the endpoint; default 60000 */
+        int disable_after_s;        /* failing this long: the endpoint is disabled; default 5 days */
+    } notifications;
     tg_plan_t *plans;
     size_t nplans;
     tg_route_t *routes;

@@ -1,12 +1,15 @@
 /* keys.c - see keys.h: the API key rules, called by the admin API and portal adapters. */
 #include "keys/keys.h"
 
+#include <jansson.h>
 #include <sodium.h>
+#include <time.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "util/clock.h"
+#include "notify/events.h"
 #include "store/store.h"
+#include "util/clock.h"
 
 static int64_t now_s(const tg_keys_ctx_t *x)
 {
@@ -48,8 +51,42 @@ int tg_keys_room(const tg_keys_ctx_t *x, const char *customer_id, int replacing,
                    customer_id, (unsigned long long)n, (unsigned long long)cap);
 }
 
+/* key.created / key.rotated / key.revoked for k (replaces: the rotated key, or NULL), in the
+ * caller's transaction or savepoint. */
+static int key_event(const tg_keys_ctx_t *x, const char *type, const tg_key_t *k, const tg_key_t *replaces,
+                     tg_err_t *err)
+{
+    char expires[32] = "";
+    if (replaces != NULL && replaces->expires_at != 0) {
+        time_t t = (time_t)replaces->expires_at;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(expires, sizeof(expires), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    }
+    json_t *data = json_pack("{s:s,s:s,s:s,s:s}", "key_id", k->id, "name", k->name, "prefix", k->prefix, "mode",
+                             strncmp(k->prefix, "tg_live_", 8) == 0 ? "live" : "test");
+    if (data == NULL)
+        return tg_errf(err, TG_ENOMEM, "out of memory");
+    if (replaces != NULL) {
+        json_object_set_new(data, "replaces_key_id", json_string(replaces->id));
+        json_object_set_new(data, "replaced_key_expires_at", expires[0] != '\0' ? json_string(expires) : json_null());
+    }
+    int rc = tg_event_emit(x->store, type, k->customer_id, data, NULL, err);
+    json_decref(data);
+    return rc;
+}
+
+static int issue(const tg_keys_ctx_t *x, const char *customer_id, const char *name, int live, tg_key_t *k,
+                 char secret[TG_APIKEY_BUF], int emit_created, tg_err_t *err);
+
 int tg_keys_issue(const tg_keys_ctx_t *x, const char *customer_id, const char *name, int live, tg_key_t *k,
                   char secret[TG_APIKEY_BUF], tg_err_t *err)
+{
+    return issue(x, customer_id, name, live, k, secret, 1, err);
+}
+
+static int issue(const tg_keys_ctx_t *x, const char *customer_id, const char *name, int live, tg_key_t *k,
+                 char secret[TG_APIKEY_BUF], int emit_created, tg_err_t *err)
 {
     memset(k, 0, sizeof(*k));
     if (name != NULL && strlen(name) >= sizeof(k->name))
@@ -66,13 +103,24 @@ int tg_keys_issue(const tg_keys_ctx_t *x, const char *customer_id, const char *n
     tg_apikey_prefix(secret, strlen(secret), k->prefix, sizeof(k->prefix));
     k->created_at = now_s(x);
     tg_err_t e = {0};
-    int rc = tg_store_key_insert(x->store, k, &e);
+    /* the key and its key.created event commit together */
+    int rc = tg_store_savepoint(x->store, "tg_key_issue", &e);
+    if (rc == 0) {
+        rc = tg_store_key_insert(x->store, k, &e);
+        if (rc == 0 && emit_created)
+            rc = key_event(x, TG_EVENT_KEY_CREATED, k, NULL, &e);
+        if (rc == 0)
+            rc = tg_store_savepoint_release(x->store, "tg_key_issue", &e);
+        else
+            tg_store_savepoint_rollback(x->store, "tg_key_issue");
+    }
     if (rc == 0)
         rc = put_key(x, k, &e);
     if (rc != 0) {
         sodium_memzero(secret, TG_APIKEY_BUF);
         return tg_errf(err, rc, "Storing the key failed: %s", e.msg);
     }
+    tg_event_wake();
     return 0;
 }
 
@@ -89,11 +137,23 @@ int tg_keys_revoke(const tg_keys_ctx_t *x, tg_key_t *k, tg_err_t *err)
         return 0;
     tg_err_t e = {0};
     k->revoked_at = now_s(x);
-    int rc = tg_store_key_set_revoked(x->store, k->id, k->revoked_at, &e);
+    int rc = tg_store_savepoint(x->store, "tg_key_revoke", &e);
+    if (rc == 0) {
+        rc = tg_store_key_set_revoked(x->store, k->id, k->revoked_at, &e);
+        if (rc == 0)
+            rc = key_event(x, TG_EVENT_KEY_REVOKED, k, NULL, &e);
+        if (rc == 0)
+            rc = tg_store_savepoint_release(x->store, "tg_key_revoke", &e);
+        else
+            tg_store_savepoint_rollback(x->store, "tg_key_revoke");
+    }
     if (rc == 0)
         rc = put_key(x, k, &e);
-    if (rc != 0)
+    if (rc != 0) {
+        k->revoked_at = 0;
         return tg_errf(err, rc, "Revoking the key failed: %s", e.msg);
+    }
+    tg_event_wake();
     return 0;
 }
 
@@ -114,9 +174,20 @@ int tg_keys_rotate(const tg_keys_ctx_t *x, tg_key_t *old, int64_t grace_s, tg_ke
     if (old->expires_at == 0 || old->expires_at > expires)
         old->expires_at = expires;
     tg_err_t e = {0};
-    if ((rc = tg_store_key_set_expires(x->store, old->id, old->expires_at, &e)) != 0 || (rc = put_key(x, old, &e)) != 0)
+    /* the old key's expiry, the new key and key.rotated commit together */
+    if ((rc = tg_store_savepoint(x->store, "tg_key_rotate", &e)) != 0)
         return tg_errf(err, rc, "Rotating the key failed: %s", e.msg);
-    if ((rc = tg_keys_issue(x, old->customer_id, old->name, live, k, secret, &e)) != 0)
+    if ((rc = tg_store_key_set_expires(x->store, old->id, old->expires_at, &e)) == 0 &&
+        (rc = issue(x, old->customer_id, old->name, live, k, secret, 0, &e)) == 0 &&
+        (rc = key_event(x, TG_EVENT_KEY_ROTATED, k, old, &e)) == 0)
+        rc = tg_store_savepoint_release(x->store, "tg_key_rotate", &e);
+    else
+        tg_store_savepoint_rollback(x->store, "tg_key_rotate");
+    if (rc == 0)
+        rc = put_key(x, old, &e);
+    if (rc != 0) {
+        sodium_memzero(secret, TG_APIKEY_BUF);
         return tg_errf(err, rc, "Rotating the key failed: %s", e.msg);
+    }
     return 0;
 }

@@ -88,7 +88,7 @@ typedef struct tg_outbox_settings {
     int64_t poll_ms;             /* how often the processor looks for new rows; 0: 500 */
 } tg_outbox_settings_t;
 
-/* The wait before retry number `attempts` (1 = the first retry), full jitter: uniform in
+/* tg_backoff_ms (util/backoff.h), kept under this name for the outbox's callers. The wait before retry number `attempts` (1 = the first retry), full jitter: uniform in
  * [0, min(cap_ms, base_ms * 2^(attempts-1))], drawn from `random` (any 32-bit value). Pure. */
 int64_t tg_outbox_backoff_ms(int attempts, int64_t base_ms, int64_t cap_ms, uint32_t random);
 

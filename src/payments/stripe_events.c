@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "billing/subscriptions.h"
+#include "notify/events.h"
 #include "payments/outbox.h"
 #include "store/store_outbox.h"
 #include "payments/stripe_form.h"
@@ -182,6 +183,28 @@ static void append(applied_t *ap, const char *fmt, ...)
     va_end(va);
 }
 
+/* account.past_due / account.suspended / account.resumed when dunning moves customer c from
+ * `from` (notify/events.h), in the caller's transaction. */
+static int dunning_event(const tg_payments_deps_t *d, const tg_customer_t *c, const char *from,
+                         const tg_dunning_decision_t *dec, const char *source, tg_err_t *err)
+{
+    const char *type = is(dec->status, "suspended") ? TG_EVENT_ACCOUNT_SUSPENDED
+                       : is(dec->status, "past_due") ? TG_EVENT_ACCOUNT_PAST_DUE
+                       : (is(from, "suspended") || is(from, "past_due")) ? TG_EVENT_ACCOUNT_RESUMED
+                                                                          : NULL;
+    if (type == NULL)
+        return 0;
+    json_t *data = json_pack("{s:s,s:s,s:s,s:s,s:s}", "customer_id", c->id, "previous_status", from, "status",
+                             dec->status, "reason", dec->reason, "source", source);
+    /* one event per (customer, transition, cause): a Stripe event applied again adds nothing */
+    char key[TG_EVENT_DEDUPE_MAX];
+    snprintf(key, sizeof(key), "%s:%.40s:%.60s:%lld", type, c->id, source,
+             (long long)(dec->past_due_since != 0 ? dec->past_due_since : 0));
+    int rc = tg_event_emit(d->store, type, c->id, data, key, err);
+    json_decref(data);
+    return rc == TG_EEXIST ? 0 : rc;
+}
+
 /* Re-derives the customer's status from their invoices and stores a change (in the caller's
  * transaction). */
 static int apply_dunning(const tg_payments_deps_t *d, tg_customer_t *c, const char *source, int64_t now_s,
@@ -216,6 +239,8 @@ static int apply_dunning(const tg_payments_deps_t *d, tg_customer_t *c, const ch
         snprintf(c->status, sizeof(c->status), "%s", dec.status);
         if ((rc = tg_store_customer_update(d->store, c, err)) == 0)
             rc = tg_store_status_history_add(d->store, c->id, from, dec.status, dec.reason, source, now_s, err);
+        if (rc == 0)
+            rc = dunning_event(d, c, from, &dec, source, err);
     }
     if (rc != 0)
         return rc;
@@ -337,6 +362,22 @@ static int apply_invoice(const tg_payments_deps_t *d, const tg_stripe_event_row_
     }
     if ((rc = tg_store_stripe_invoice_put(d->store, &next, err)) != 0)
         return rc;
+    /* invoice.paid / invoice.payment_failed for the customer, once per Stripe event */
+    if (is(type, "invoice.paid") || is(type, "invoice.payment_failed")) {
+        json_t *due = json_object_get(inv, "amount_due"), *paid = json_object_get(inv, "amount_paid");
+        json_t *data = json_pack("{s:s,s:s?,s:I,s:I,s:s?,s:I}", "stripe_invoice_id", invoice_id, "tollgate_invoice_id",
+                                 jstr(json_object_get(inv, "metadata"), "tollgate_invoice"), "amount_due",
+                                 json_is_integer(due) ? json_integer_value(due) : 0, "amount_paid",
+                                 json_is_integer(paid) ? json_integer_value(paid) : 0, "currency",
+                                 jstr(inv, "currency"), "failed_attempts", (json_int_t)next.failed_attempts);
+        char key[TG_EVENT_DEDUPE_MAX];
+        snprintf(key, sizeof(key), "%.40s:%.100s", type, e->id);
+        rc = tg_event_emit(d->store, is(type, "invoice.paid") ? TG_EVENT_INVOICE_PAID : TG_EVENT_INVOICE_PAYMENT_FAILED,
+                           c.id, data, key, err);
+        json_decref(data);
+        if (rc != 0 && rc != TG_EEXIST)
+            return rc;
+    }
     snprintf(ap->outcome, sizeof(ap->outcome), "invoice %.64s %s, %" PRId64 " failed attempt%s", invoice_id,
              next.status, next.failed_attempts, next.failed_attempts == 1 ? "" : "s");
     if ((rc = sync_tollgate_invoice(d, inv, next.status, c.id, now_s, ap, err)) != 0)

@@ -724,7 +724,7 @@ static void test_yaml_features_and_caps(void **state)
                "features, requires_payment_method)");
     only_error(BASE "defaults: {}\nplans: {p: {}}\n",
                "test.yaml:4: unknown section \"defaults\" (known: server, upstream, storage, admin, keys, metering, "
-               "portal, metrics, stripe, billing, dunning, cluster, plans, routes)");
+               "portal, metrics, stripe, billing, dunning, cluster, notifications, plans, routes)");
 
     /* Depth cap. */
     char deep[512];

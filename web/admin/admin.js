@@ -1,4 +1,5 @@
-// admin.js - the owner's dashboard: every figure from GET /v1/admin/dashboard.
+// admin.js - the owner's dashboard: every figure from GET /v1/admin/dashboard; webhook endpoints,
+// deliveries and the events feed from the notification routes (docs/api.md, Events and webhooks).
 import { api, el, show, num, resume, signIn, signOut } from './lib.js';
 
 let chart = null;
@@ -36,6 +37,7 @@ async function load(period) {
   document.getElementById('signout').classList.remove('hidden');
   document.getElementById('asof').textContent = `as of ${new Date(d.as_of).toISOString().replace('T', ' ').slice(0, 19)} UTC`;
   showRevenue(d);
+  loadNotify().catch((err) => show(msgBox(), err.message));
   document.getElementById('usage-rev').textContent = d.usage_revenue_last_period !== null
     ? d.usage_revenue_last_period : Object.entries(d.revenue.currencies).map(([code, c]) => inCur(c.usage_revenue_last_period, code)).join(' · ');
   document.getElementById('upgrades').textContent = num(d.upgrades_this_month);
@@ -61,6 +63,46 @@ async function load(period) {
     });
   }
 }
+
+// Webhook endpoints (the owner's), their recent deliveries and the events feed.
+const msgBox = () => document.getElementById('msg');
+async function act(fn) {
+  try { await fn(); await loadNotify(); } catch (err) { show(msgBox(), err.message); }
+}
+function revealSecret(e) {
+  const box = document.getElementById('wh-secret');
+  box.textContent = `Signing secret for ${e.url}: ${e.secret}  (shown once — copy it now)`;
+  box.classList.remove('hidden');
+}
+async function loadNotify() {
+  const { data } = await api('GET', '/v1/admin/webhook-endpoints');
+  document.getElementById('wh-endpoints').replaceChildren(...(data.length ? data.map((e) => el('tr', {},
+    el('td', {}, el('code', {}, e.url)), el('td', {}, e.events.join(', ')), el('td', {}, e.source),
+    el('td', {}, e.enabled ? (e.consecutive_failures ? `failing (${e.consecutive_failures} in a row)` : 'enabled') : `disabled: ${e.disabled_reason}`),
+    el('td', {},
+      el('button', { type: 'button', class: 'secondary', onclick: () => act(() => api('POST', `/v1/admin/webhook-endpoints/${e.id}/test`, {})) }, 'Send test'), ' ',
+      e.enabled ? '' : el('button', { type: 'button', class: 'secondary', onclick: () => act(() => api('PATCH', `/v1/admin/webhook-endpoints/${e.id}`, { enabled: true })) }, 'Enable'), ' ',
+      e.source === 'config' ? '' : el('button', { type: 'button', class: 'secondary', onclick: () => act(() => api('POST', `/v1/admin/webhook-endpoints/${e.id}/rotate-secret`, {}).then(revealSecret)) }, 'Rotate secret'), ' ',
+      e.source === 'config' ? '' : el('button', { type: 'button', class: 'danger', onclick: () => confirm('Delete this endpoint and its delivery log?') && act(() => api('DELETE', `/v1/admin/webhook-endpoints/${e.id}`)) }, 'Delete'))))
+    : [el('tr', {}, el('td', { colspan: '5', class: 'muted' }, 'No endpoints.'))]));
+  const log = await api('GET', '/v1/admin/webhook-deliveries?limit=20');
+  document.getElementById('wh-deliveries').replaceChildren(...(log.data.length ? log.data.map((d) => el('tr', {},
+    el('td', {}, d.event_type), el('td', {}, d.state), el('td', { class: 'n' }, num(d.attempts)),
+    el('td', {}, d.last_error || (d.last_status ? `HTTP ${d.last_status}` : '—')),
+    el('td', {}, el('button', { type: 'button', class: 'secondary', onclick: () => act(() => api('POST', `/v1/admin/webhook-deliveries/${d.id}/resend`, {})) }, 'Resend'))))
+    : [el('tr', {}, el('td', { colspan: '5', class: 'muted' }, 'Nothing sent yet.'))]));
+  const ev = await api('GET', '/v1/admin/events?limit=50');
+  document.getElementById('events').replaceChildren(...ev.data.map((e) => el('tr', {},
+    el('td', {}, e.created_at.replace('T', ' ').slice(0, 19)), el('td', {}, e.type),
+    el('td', {}, e.customer_id ? el('a', { href: `/admin/customer.html?id=${encodeURIComponent(e.customer_id)}` }, e.customer_id) : '—'),
+    el('td', {}, el('code', {}, JSON.stringify(e.data).slice(0, 160))))));
+}
+document.getElementById('wh-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const events = document.getElementById('wh-events').value.split(',').map((x) => x.trim()).filter(Boolean);
+  act(() => api('POST', '/v1/admin/webhook-endpoints', { url: document.getElementById('wh-url').value, events: events.length ? events : '*' })
+    .then((r) => { e.target.reset(); revealSecret(r); }));
+});
 
 document.getElementById('token-form').addEventListener('submit', (e) => {
   e.preventDefault();

@@ -1,4 +1,4 @@
-// app.js - a signed-in developer's account: plan, live usage, keys, invoices.
+// app.js - a signed-in developer's account: plan, live usage, keys, webhooks, invoices.
 import { api, apiAll, el, show, fmtDate, num } from './api.js';
 
 const msg = document.getElementById('msg');
@@ -89,6 +89,39 @@ async function loadInvoices() {
     el('td', { class: 'n' }, `${i.total} ${i.currency.toUpperCase()}`))) : [el('tr', {}, el('td', { colspan: '4', class: 'muted' }, 'No invoices yet.'))]));
 }
 
+// Webhook endpoints and their delivery log (/v1/me/webhook-endpoints, /v1/me/webhook-deliveries).
+function revealSecret(e) {
+  const box = document.getElementById('wh-secret');
+  box.textContent = `Signing secret for ${e.url}: ${e.secret}  (shown once — copy it now)`;
+  box.classList.remove('hidden');
+}
+
+async function loadWebhooks() {
+  const { data } = await api('GET', '/v1/me/webhook-endpoints');
+  document.getElementById('wh-endpoints').replaceChildren(...(data.length ? data.map((e) => el('tr', {},
+    el('td', {}, el('code', {}, e.url)), el('td', {}, e.events.join(', ')),
+    el('td', {}, e.enabled ? (e.consecutive_failures ? `failing (${e.consecutive_failures} in a row)` : 'enabled') : `disabled: ${e.disabled_reason}`),
+    el('td', {},
+      el('button', { type: 'button', class: 'secondary', onclick: () => act(() => api('POST', `/v1/me/webhook-endpoints/${e.id}/test`, {})) }, 'Send test'), ' ',
+      el('button', { type: 'button', class: 'secondary', onclick: () => act(() => api('POST', `/v1/me/webhook-endpoints/${e.id}/rotate-secret`, {}).then(revealSecret)) }, 'Rotate secret'), ' ',
+      e.enabled ? '' : el('button', { type: 'button', class: 'secondary', onclick: () => act(() => api('PATCH', `/v1/me/webhook-endpoints/${e.id}`, { enabled: true })) }, 'Enable'), ' ',
+      el('button', { type: 'button', class: 'danger', onclick: () => confirm('Delete this endpoint and its delivery log?') && act(() => api('DELETE', `/v1/me/webhook-endpoints/${e.id}`)) }, 'Delete'))))
+    : [el('tr', {}, el('td', { colspan: '4', class: 'muted' }, 'No endpoints yet.'))]));
+  const log = await api('GET', '/v1/me/webhook-deliveries?limit=20');
+  document.getElementById('wh-deliveries').replaceChildren(...(log.data.length ? log.data.map((d) => el('tr', {},
+    el('td', {}, d.event_type), el('td', {}, d.state), el('td', { class: 'n' }, num(d.attempts)),
+    el('td', {}, d.last_error || (d.last_status ? `HTTP ${d.last_status}` : '—')),
+    el('td', {}, el('button', { type: 'button', class: 'secondary', onclick: () => act(() => api('POST', `/v1/me/webhook-deliveries/${d.id}/resend`, {})) }, 'Resend'))))
+    : [el('tr', {}, el('td', { colspan: '5', class: 'muted' }, 'Nothing sent yet.'))]));
+}
+
+document.getElementById('wh-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const events = document.getElementById('wh-events').value.split(',').map((x) => x.trim()).filter(Boolean);
+  act(() => api('POST', '/v1/me/webhook-endpoints', { url: document.getElementById('wh-url').value, events: events.length ? events : '*' })
+    .then((r) => { e.target.reset(); revealSecret(r); }));
+});
+
 function reveal(k) {
   const box = document.getElementById('key-secret');
   box.textContent = `${k.secret}  (shown once — copy it now)`;
@@ -100,7 +133,7 @@ async function act(fn) {
 }
 
 async function refresh() {
-  await Promise.all([loadAccount(), loadUsage(), loadKeys(), loadInvoices()]);
+  await Promise.all([loadAccount(), loadUsage(), loadKeys(), loadInvoices(), loadWebhooks()]);
 }
 
 document.getElementById('range').addEventListener('change', () => loadUsage().catch((err) => show(msg, err.message)));
