@@ -116,6 +116,11 @@ test('require_email_confirmation: the key answers 403 email_unconfirmed until th
   assert.equal((await client().call('POST', '/v1/confirm-email', { token })).status, 200);
   const afterConfirm = await s.call('/v1/basic/hello', { key });
   assert.equal(afterConfirm.status, 200, afterConfirm.text);
+  const cus = await s.adminCall('GET', `/v1/admin/customers/${r.json.customer.id}`);
+  assert.match(cus.json.email_confirmed_at, /^\d{4}-/);
+  // a customer the owner creates on that plan: the owner vouches for the address
+  const owned = await s.customer('confirmed');
+  assert.equal((await s.call('/v1/basic/hello', { key: owned.key })).status, 200);
   // a plan without the flag: the key works before any confirmation
   const r2 = await client().call('POST', '/v1/signup', { email: email(), password: 'correct horse battery', plan: 'free' });
   assert.equal((await s.call('/v1/basic/hello', { key: r2.json.key.secret })).status, 200);
