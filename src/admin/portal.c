@@ -31,6 +31,7 @@
 #include <strings.h>
 
 #include "admin/admin_int.h"
+#include "notify/mail.h"
 #include "notify/mail_outbox.h"
 #include "payments/outbox.h"
 #include "payments/stripe_client.h"
@@ -408,6 +409,10 @@ static void signup(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response
         tg_adm_reply_error(res, 400, "bad_request", "email, company, password and plan must be strings.");
     else if (email == NULL || !tg_adm_valid_email(email))
         tg_adm_reply_error(res, 400, "bad_request", "email: a valid email address is required.");
+    else if (tg_mail_enabled() && !tg_mail_addr_ok(email, strlen(email)))
+        tg_adm_reply_error(res, 400, "bad_request",
+                           "email: an address mail can be sent to is required (no quotes, spaces, brackets, "
+                           "commas, semicolons, colons or backslashes).");
     else if (password == NULL)
         tg_adm_reply_error(res, 400, "weak_password", "password: required.");
     else if (tg_password_check(password, email, &err) != 0)

@@ -71,7 +71,16 @@ int tg_portal_mail_confirmation(tg_admin_t *a, const tg_customer_t *c, tg_err_t 
 {
     if (!tg_mail_enabled())
         return 0;
-    return mail_link(a, c, "confirm_email", "confirm_email", CONFIRM_TTL_S, "confirm-email.html", err);
+    tg_err_t e = {0};
+    int rc = mail_link(a, c, "confirm_email", "confirm_email", CONFIRM_TTL_S, "confirm-email.html", &e);
+    if (rc == TG_EINVAL || rc == TG_ENOTFOUND || rc == TG_EIO || rc == TG_ELIMIT) {
+        /* a template the owner broke: the sign-up goes on without the mail, the owner is told */
+        fprintf(stderr, "tollgate: the confirmation mail for %s could not be built: %s\n", c->id, e.msg);
+        return 0;
+    }
+    if (rc != 0)
+        tg_errf(err, rc, "%s", e.msg);
+    return rc;
 }
 
 /* The body's "token" if it is a string of a plausible size; NULL after replying 400. */

@@ -199,6 +199,12 @@ test('a header-injection attempt in the customer name adds no header and no reci
   const head = m.raw.toString('latin1').split('\r\n\r\n')[0];
   assert.doesNotMatch(head, /victim|X-Injected/i);
   assert.equal(sink.messages.filter((x) => x.to.includes('victim@example.net')).length, 0);
+  // an address that would break out of the SMTP envelope or a header is refused at sign-up (400),
+  // never a 500 from the mail queue
+  for (const bad of ['a;b@example.com', 'a:b@example.com', 'a\\b@example.com', 'x@example.com\r\nBcc: v@example.net']) {
+    const rb = await client().call('POST', '/v1/signup', { email: bad, password: 'correct horse battery', plan: 'free' });
+    assert.equal(rb.status, 400, bad);
+  }
 });
 
 test('without an email section the account routes do not exist and sign-up says so', async () => {
