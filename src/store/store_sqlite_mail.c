@@ -288,7 +288,7 @@ int tg_sqlite_mail_attempts(tg_store_t *store, int64_t mail_id, tg_mail_attempt_
         return rc;
     sqlite3_bind_int64(s, 1, mail_id);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)limit);
-    int step;
+    int step = SQLITE_DONE;
     while (*n < limit && (step = sqlite3_step(s)) == SQLITE_ROW) {
         tg_mail_attempt_t *a = &out[*n];
         memset(a, 0, sizeof(*a));
