@@ -1326,6 +1326,13 @@ static void finish_email(diag_t *d, void *obj, const tg_ynode_t *n, int line, co
     tg_config_t *cfg = obj;
     if (given(email_dirs, seen, "password") && !given(email_dirs, seen, "username"))
         report(d, key_line(n, "password", line), "%s.password: needs %s.username", path, path);
+    if (cfg->email.username != NULL && !cfg->email.starttls && cfg->email.smtp_url != NULL &&
+        strncmp(cfg->email.smtp_url, "smtp://", 7) == 0 && strncmp(cfg->email.smtp_url + 7, "127.0.0.1", 9) != 0 &&
+        strncmp(cfg->email.smtp_url + 7, "localhost", 9) != 0 && strncmp(cfg->email.smtp_url + 7, "[::1]", 5) != 0)
+        report(d, key_line(n, "username", line),
+               "%s.username: the password would cross the network in clear over smtp:// without TLS; set "
+               "%s.starttls: true or use smtps://",
+               path, path);
     if (cfg->email.starttls && cfg->email.smtp_url != NULL && strncmp(cfg->email.smtp_url, "smtps://", 8) == 0)
         report(d, key_line(n, "starttls", line),
                "%s.starttls: has no effect with smtps:// (TLS from the first byte); use smtp:// for STARTTLS", path);

@@ -60,7 +60,8 @@ int tg_store_mail_next_due(tg_store_t *st, int64_t *at_ms, tg_err_t *err);
 int tg_store_mail_record(tg_store_t *st, int64_t id, const char *outcome, int64_t next_attempt_at_ms, int64_t smtp_code,
                          const char *error, int64_t now_ms, tg_err_t *err);
 
-/* A sent or failed message back to pending, due at now_ms (manual resend). TG_ENOTFOUND;
+/* A sent or failed message back to pending, due at now_ms, its attempts from 0 again (manual
+ * resend; the attempt log keeps the earlier ones). TG_ENOTFOUND;
  * TG_ESTATE if it is pending already or its body was erased (a secret link: ask for a new one). */
 int tg_store_mail_requeue(tg_store_t *st, int64_t id, int64_t now_ms, tg_err_t *err);
 

@@ -188,7 +188,7 @@ int tg_pg_mail_requeue(tg_store_t *store, int64_t id, int64_t now_ms, tg_err_t *
     tg_pg_param_i64(&p, now_ms / 1000);
     PGresult *r;
     int rc = tg_pg_query(tg_pg(store),
-                         "UPDATE mail_outbox SET state = 'pending', next_attempt_at = $2, updated_at = $3"
+                         "UPDATE mail_outbox SET state = 'pending', attempts = 0, next_attempt_at = $2, updated_at = $3"
                          " WHERE id = $1 AND state <> 'pending' AND length(body) > 0",
                          &p, &r, err, "queuing a mail again");
     if (rc != 0)

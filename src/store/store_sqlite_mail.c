@@ -198,7 +198,7 @@ int tg_sqlite_mail_requeue(tg_store_t *store, int64_t id, int64_t now_ms, tg_err
     sqlite3_stmt *s;
     int changed = 0;
     int rc = tg_sqlite_prepare(st,
-                               "UPDATE mail_outbox SET state = 'pending', next_attempt_at = ?2, updated_at = ?3"
+                               "UPDATE mail_outbox SET state = 'pending', attempts = 0, next_attempt_at = ?2, updated_at = ?3"
                                " WHERE id = ?1 AND state <> 'pending' AND length(body) > 0",
                                &s, err, "queuing a mail again");
     if (rc != 0)

@@ -1177,6 +1177,13 @@ static void test_email(void **state)
                "STARTTLS");
     only_error(BASE "email:\n  smtp_url: \"smtp://h\"\n  from: a@b.example\n  starttls: maybe\nplans: {p: {}}\n",
                "test.yaml:7: email.starttls: \"maybe\" is not true or false");
+    only_error(BASE "email:\n  smtp_url: \"smtp://mail.example.com:587\"\n  from: a@b.example\n  username: u\n"
+                    "  password: pw\nplans: {p: {}}\n",
+               "test.yaml:7: email.username: the password would cross the network in clear over smtp:// without TLS; "
+               "set email.starttls: true or use smtps://");
+    cfg = load_ok(BASE "email: {smtp_url: \"smtp://127.0.0.1:2525\", from: a@b.example, username: u, password: pw}\n"
+                       "plans: {p: {}}\n");
+    tg_config_free(cfg);
     only_error(BASE "plans:\n  p: {require_email_confirmation: true}\n",
                "test.yaml:5: plans.p.require_email_confirmation: needs an email section (the confirmation is sent by "
                "mail)");

@@ -89,6 +89,7 @@ static void test_queue(void **state)
     assert_int_equal(at, 1000);
     /* a claim at 1500 takes only a, with its body, and leases it until 60000 */
     tg_mail_row_t rows[4];
+    tg_mail_attempt_t log[4];
     size_t n = 0;
     assert_int_equal(tg_store_mail_claim(st, 1500, 60000, rows, 4, &n, &err), 0);
     assert_int_equal(n, 1);
@@ -117,6 +118,9 @@ static void test_queue(void **state)
     tg_mail_row_t m;
     assert_int_equal(tg_store_mail_get(st, a, &m, &err), 0);
     assert_string_equal(m.state, "pending");
+    assert_int_equal(m.attempts, 0); /* a fresh set of retries; the log keeps the old attempts */
+    assert_int_equal(tg_store_mail_attempts(st, a, log, 4, &n, &err), 0);
+    assert_int_equal(n, 2);
     assert_int_equal(m.attempts, 1);
     assert_int_equal(m.next_attempt_at_ms, 70000);
     assert_int_equal(m.last_code, 451);
@@ -126,7 +130,6 @@ static void test_queue(void **state)
     assert_int_equal(m.attempts, 2);
     assert_int_equal(m.sent_at, 71);
     assert_int_equal(tg_store_mail_record(st, a, "sent", 0, 250, "", 72000, &err), TG_ENOTFOUND); /* not pending */
-    tg_mail_attempt_t log[4];
     assert_int_equal(tg_store_mail_attempts(st, a, log, 4, &n, &err), 0);
     assert_int_equal(n, 2);
     assert_string_equal(log[0].outcome, "retry");
