@@ -252,7 +252,7 @@ int tg_pg_mail_attempts(tg_store_t *store, int64_t mail_id, tg_mail_attempt_t *o
     PGresult *r;
     int rc = tg_pg_query(tg_pg(store),
                          "SELECT at_ms, outcome, smtp_code, error FROM mail_attempts WHERE mail_id = $1"
-                         " ORDER BY at_ms, ctid LIMIT $2",
+                         " ORDER BY at_ms, rowid LIMIT $2",
                          &p, &r, err, "reading mail attempts");
     if (rc != 0)
         return rc;

@@ -193,7 +193,7 @@ static const char *sqlite_type(const char *decl)
 static const char *const IDENTITY[][2] = {
     {"invoice_items", "id"},  {"plan_changes", "id"},           {"usage_rejected", "id"},
     {"stripe_outbox", "id"},  {"customer_status_history", "id"}, {"stripe_events", "rowid"},
-    {"stripe_subscriptions", "rowid"},
+    {"stripe_subscriptions", "rowid"}, {"mail_outbox", "id"}, {"mail_attempts", "rowid"},
 };
 #define IDENTITY_COUNT (sizeof(IDENTITY) / sizeof(IDENTITY[0]))
 
