@@ -20,7 +20,7 @@
 
 #define TG_MAIL_MAX_BYTES (1024 * 1024)  /* a built message past this is refused */
 #define TG_MAIL_ADDR_MAX 254            /* RFC 5321's path limit, less the brackets */
-#define TG_MAIL_SUBJECT_MAX 998         /* RFC 5322's line limit, before encoding */
+#define TG_MAIL_SUBJECT_MAX 900 /* bytes before encoding: "Subject: " and it stay under RFC 5322's 998 */
 
 typedef struct tg_mail_msg {
     const char *from;       /* "Display Name <addr@host>" or "addr@host" (the config's email.from) */

@@ -235,6 +235,22 @@ static void test_header_injection(void **state)
     m.boundary = "plainboundary";
     m.text = "x\n--plainboundary--\n";
     assert_int_equal(tg_mail_build(&m, &out, &len, &err), TG_EINVAL);
+    /* the subject's cap keeps its header line within RFC 5322's 998 characters */
+    char subj[TG_MAIL_SUBJECT_MAX + 2];
+    memset(subj, 's', sizeof(subj) - 1);
+    subj[sizeof(subj) - 1] = '\0';
+    m = base_msg();
+    m.subject = subj;
+    assert_int_equal(tg_mail_build(&m, &out, &len, &err), TG_EINVAL);
+    subj[TG_MAIL_SUBJECT_MAX] = '\0';
+    assert_int_equal(tg_mail_build(&m, &out, &len, &err), 0);
+    for (const char *l = out; l != NULL && *l != '\0';) {
+        const char *e = strstr(l, "\r\n");
+        assert_non_null(e);
+        assert_true(e - l <= 998);
+        l = e + 2;
+    }
+    free(out);
     /* the body cap */
     m = base_msg();
     char *big = malloc(TG_MAIL_MAX_BYTES);
