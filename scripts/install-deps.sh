@@ -29,6 +29,8 @@ cd "$(dirname "$0")/../tests/e2e"
 # The Stripe tests use the official stripe package (webhook signatures, the fake's reference).
 cd ../stripe
 [ -d node_modules/stripe ] || npm ci --no-audit --no-fund --silent
-# The webhook tests verify tollgate's signatures with the Standard Webhooks reference package.
+# The notification tests: the Standard Webhooks reference package verifies tollgate's signatures;
+# a real SMTP server as the mail sink and a MIME parser (nodemailer's smtp-server and mailparser).
 cd ../notify
-[ -d node_modules/standardwebhooks ] || npm ci --no-audit --no-fund --silent
+[ -d node_modules/standardwebhooks ] && [ -d node_modules/smtp-server ] && [ -d node_modules/mailparser ] ||
+  npm ci --no-audit --no-fund --silent

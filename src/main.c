@@ -30,6 +30,7 @@
 #include "store/store_meter.h"
 #include "notify/delivery.h"
 #include "notify/webhooks.h"
+#include "notify/mail_outbox.h"
 #include "payments/outbox.h"
 #include "util/clock.h"
 
@@ -306,6 +307,7 @@ static int cmd_serve(int argc, char **argv)
     tg_server_t *srv = NULL;
     tg_outbox_t *outbox = NULL;
     tg_closer_t *closer = NULL;
+    tg_mail_sender_t *mailer = NULL;
     tg_dirsync_t *dirsync = NULL;
     tg_delivery_t *delivery = NULL;
     int exit_code = 1;
@@ -414,6 +416,16 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
+    /* With an email section, mail queued by any thread goes out from a sender thread with its own
+     * store connection (notify/mail_outbox.h); a failing mail server only delays it. */
+    tg_mail_setup(cfg);
+    if (cfg->email.enabled) {
+        tg_mail_sender_settings_t ms = {.database = cfg->storage.database, .cfg = cfg};
+        if (tg_mail_sender_start(&ms, &mailer, &err) != 0) {
+            fprintf(stderr, "tollgate serve: %s\n", err.msg);
+            goto out;
+        }
+    }
     tg_admin_deps_t adeps = {cfg, st, accounts, quota, meter, (const uint8_t *)cfg->keys.secret,
                              strlen(cfg->keys.secret), test_clock, outbox, dirsync, 1};
     admin = tg_admin_new(&adeps);
@@ -453,6 +465,7 @@ out:
         tg_server_free(srv);
     tg_outbox_stop(outbox); /* after the admin thread, which wakes it */
     tg_delivery_stop(delivery);
+    tg_mail_sender_stop(mailer);
     tg_admin_free(admin);
     tg_dirsync_stop(dirsync); /* before the directory it updates */
     tg_gateway_free(gw);

@@ -405,6 +405,10 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
         tg_adm_invoices_route(a, &s, r, res);
         return;
     }
+    if (tg_adm_seg_is(&s, 2, "emails")) {
+        tg_adm_emails_route(a, &s, r, res);
+        return;
+    }
     if (tg_adm_seg_is(&s, 2, "clock") && s.n == 3 && tg_adm_method_is(r, "POST")) {
         json_t *body = a->d.test_clock ? tg_adm_parse_body(r, res) : NULL;
         if (!a->d.test_clock) {

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "admin/admin_int.h"
+#include "store/store_mail.h"
 #include "billing/invoice.h"
 #include "payments/outbox.h"
 #include "billing/pricing.h"
@@ -45,6 +46,8 @@ json_t *tg_adm_customer_json(tg_admin_t *a, const tg_customer_t *c)
     tg_err_t err = {0};
     if (j != NULL && tg_store_payment_method_get(a->d.store, c->id, &on_file, &err) == 0)
         json_object_set_new(j, "payment_method_on_file_at", tg_adm_json_time(on_file));
+    if (j != NULL) /* null until the sign-up address is confirmed (issue 13) */
+        json_object_set_new(j, "email_confirmed_at", tg_adm_json_time(c->email_confirmed_at));
     if (j != NULL && strcmp(c->status, "incomplete") == 0) /* the trial has not started */
         json_object_set_new(j, "trial_end", json_null());
     return j;
@@ -93,11 +96,16 @@ void tg_adm_create_customer(tg_admin_t *a, const tg_admin_request_t *r, tg_admin
         else if ((rc = tg_sub_customer_create(&a->sub, email, name, plan, 1, &c, &err)) != 0) {
             tg_store_tx_rollback(a->d.store);
             tg_adm_reply_svc_error(res, rc, &err);
-        } else if ((rc = tg_store_tx_commit(a->d.store, &err)) != 0) {
+        } else if ((rc = tg_store_customer_confirm_email(a->d.store, c.id, c.created_at, &err)) != 0 ||
+                   (rc = tg_store_tx_commit(a->d.store, &err)) != 0) {
             tg_store_tx_rollback(a->d.store);
             /* The directory may hold the customer now, without a key: nothing authenticates. */
             tg_adm_reply_svc_error(res, rc, &err);
         } else {
+            /* The owner vouches for an address they enter: it counts as confirmed (a plan's
+             * require_email_confirmation holds back only self-service sign-ups). */
+            c.email_confirmed_at = c.created_at;
+            tg_accounts_put_customer(a->d.accounts, &c, NULL);
             tg_outbox_wake(a->d.outbox);
             tg_adm_reply_json(res, 201, tg_adm_customer_admin_json(a, &c));
         }

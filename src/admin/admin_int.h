@@ -120,6 +120,17 @@ void tg_adm_quote_plan(tg_admin_t *a, const tg_plan_t *plan, const tg_admin_requ
 void tg_adm_reply_invoice(tg_admin_response_t *res, int status, const tg_invoice_t *inv);
 int tg_adm_list_invoice_cb(const tg_invoice_t *inv, void *arg);
 void tg_adm_invoices_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_request_t *r, tg_admin_response_t *res);
+/* admin_mail.c (issue 13 part B): /v1/admin/emails */
+/* portal_account.c (issue 13 part B): address confirmation and password reset by mail */
+struct tg_throttle;
+int tg_portal_mail_confirmation(tg_admin_t *a, const tg_customer_t *c, tg_err_t *err);
+void tg_portal_confirm_email(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
+void tg_portal_forgot_password(tg_admin_t *a, struct tg_throttle *limits, const char *address,
+                               const tg_admin_request_t *r, tg_admin_response_t *res);
+int tg_portal_reset_check(tg_admin_t *a, const char *token, const char *password, tg_customer_t *c,
+                          tg_admin_response_t *res);
+void tg_portal_reset_finish(tg_admin_t *a, const char *token, const char *new_hash, tg_admin_response_t *res);
+void tg_adm_emails_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_request_t *r, tg_admin_response_t *res);
 
 
 void tg_adm_add_item(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);

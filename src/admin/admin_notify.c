@@ -229,6 +229,51 @@ static void list_events(tg_admin_t *a, const char *customer_id, const tg_admin_r
     tg_adm_reply_page(res, "events", arr, &end);
 }
 
+/* GET/PUT notification-settings: {"email_events": "*" | [types]} (a customer's own). */
+static void notification_settings(tg_admin_t *a, const char *customer_id, const tg_admin_request_t *r,
+                                  tg_admin_response_t *res)
+{
+    tg_err_t err = {0};
+    int rc = 0;
+    if (tg_adm_method_is(r, "PUT")) {
+        json_t *body = tg_adm_parse_body(r, res);
+        if (body == NULL)
+            return;
+        json_t *ev = json_object_get(body, "email_events");
+        const char *types[64];
+        size_t n = 0;
+        int all = json_is_string(ev) && strcmp(json_string_value(ev), "*") == 0;
+        if (!all && (!json_is_array(ev) || json_array_size(ev) > 64)) {
+            json_decref(body);
+            tg_adm_reply_error(res, 400, "bad_request", "email_events must be \"*\" or a list of at most 64 event types.");
+            return;
+        }
+        for (size_t i = 0; !all && i < json_array_size(ev); i++)
+            types[n++] = json_string_value(json_array_get(ev, i));
+        rc = tg_event_email_choice_put(a->d.store, customer_id, all, types, n, tg_adm_now_s(), &err);
+        json_decref(body);
+    } else if (!tg_adm_method_is(r, "GET")) {
+        tg_adm_reply_error(res, 405, "method_not_allowed", "Use GET or PUT.");
+        return;
+    }
+    char chosen[2048];
+    int all = 0;
+    if (rc == 0)
+        rc = tg_event_email_choice_get(a->d.store, customer_id, &all, chosen, sizeof(chosen), &err);
+    if (rc != 0) {
+        reply_error(res, rc, &err);
+        return;
+    }
+    json_t *list = all ? json_string("*") : json_array();
+    for (char *p = all ? NULL : chosen, *tok; p != NULL && *p != '\0'; p = tok) {
+        tok = strchr(p, ',');
+        if (tok != NULL)
+            *tok++ = '\0';
+        json_array_append_new(list, json_string(p));
+    }
+    tg_adm_reply_json(res, 200, json_pack("{s:o,s:b}", "email_events", list, "email_enabled", a->d.cfg->email.enabled));
+}
+
 int tg_adm_notify_route(tg_admin_t *a, const char *customer_id, const tg_adm_segs_t *s, size_t at,
                         const tg_admin_request_t *r, tg_admin_response_t *res)
 {
@@ -237,6 +282,10 @@ int tg_adm_notify_route(tg_admin_t *a, const char *customer_id, const tg_adm_seg
     size_t n = s->n - at;
     char id[TG_ID_MAX];
     tg_err_t err = {0};
+    if (tg_adm_seg_is(s, at, "notification-settings") && n == 1 && !owner) {
+        notification_settings(a, customer_id, r, res);
+        return 1;
+    }
     if (tg_adm_seg_is(s, at, "events") && n == 1) {
         if (!tg_adm_method_is(r, "GET"))
             tg_adm_reply_error(res, 405, "method_not_allowed", "Use GET.");

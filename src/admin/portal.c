@@ -31,6 +31,8 @@
 #include <strings.h>
 
 #include "admin/admin_int.h"
+#include "notify/mail.h"
+#include "notify/mail_outbox.h"
 #include "payments/outbox.h"
 #include "payments/stripe_client.h"
 #include "payments/stripe_form.h"
@@ -55,6 +57,7 @@
 struct tg_portal {
     tg_throttle_t *pair, *address, *account; /* sign-in failures */
     tg_throttle_t *signups;                  /* sign-ups per address ("a:ADDR") and in all ("*") */
+    tg_throttle_t *resets; /* "forgot password" per address ("a:ADDR") and per email ("e:EMAIL") */
 };
 
 tg_portal_t *tg_portal_new(void)
@@ -72,7 +75,8 @@ tg_portal_t *tg_portal_new(void)
     p->account = tg_throttle_new(&pol);
     pol.forget_ns = 86400 * TG_NS_PER_SEC; /* longer than any sign-up window (per day at most) */
     p->signups = tg_throttle_new(&pol);
-    if (p->pair == NULL || p->address == NULL || p->account == NULL || p->signups == NULL) {
+    p->resets = tg_throttle_new(&pol);
+    if (p->pair == NULL || p->address == NULL || p->account == NULL || p->signups == NULL || p->resets == NULL) {
         tg_portal_free(p);
         return NULL;
     }
@@ -87,6 +91,7 @@ void tg_portal_free(tg_portal_t *p)
     tg_throttle_free(p->address);
     tg_throttle_free(p->account);
     tg_throttle_free(p->signups);
+    tg_throttle_free(p->resets);
     free(p);
 }
 
@@ -239,7 +244,7 @@ static json_t *session_reply(tg_admin_t *a, const tg_customer_t *c, const char *
 /* The slow half of a sign-up or a sign-in: the Argon2id work, run by a hash worker (see
  * admin_api.h). The password is copied here, wiped as soon as the hash is done, and this object
  * is the only memory the worker touches. */
-enum { SLOW_SIGNUP, SLOW_LOGIN, SLOW_PASSWORD, SLOW_STRIPE };
+enum { SLOW_SIGNUP, SLOW_LOGIN, SLOW_PASSWORD, SLOW_STRIPE, SLOW_RESET };
 
 /* The portal's interactive Stripe calls (a Checkout Session to add a card, a customer portal
  * session): the customer waits for the URL, so they are not queued in the outbox (which is for
@@ -267,6 +272,7 @@ struct tg_admin_slow {
     char plan_id[TG_PLAN_ID_MAX];
     char trial_note[32];                  /* SLOW_SIGNUP: "granted", "not_offered", "already_used" */
     char address[TG_CIDR_TEXT_MAX + 4];   /* the throttle key of the client address */
+    char token[64];                       /* SLOW_RESET: the reset link's token (wiped by slow_free) */
     tg_customer_t customer;               /* SLOW_LOGIN: the account, when found */
     /* SLOW_STRIPE: the call (built on the back thread), its outcome (from the worker) */
     tg_stripe_settings_t stripe;          /* points into the configuration, which outlives us */
@@ -326,7 +332,7 @@ void tg_admin_slow_run(tg_admin_slow_t *w)
                                              crypto_pwhash_OPSLIMIT_INTERACTIVE, crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
             w->new_hash[0] = '\0';
         sodium_memzero(w->new_password, sizeof(w->new_password));
-    } else if (w->kind == SLOW_SIGNUP) {
+    } else if (w->kind == SLOW_SIGNUP || w->kind == SLOW_RESET) {
         if (crypto_pwhash_str(w->hash, w->password, n, crypto_pwhash_OPSLIMIT_INTERACTIVE,
                               crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
             w->hash[0] = '\0';
@@ -403,6 +409,10 @@ static void signup(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response
         tg_adm_reply_error(res, 400, "bad_request", "email, company, password and plan must be strings.");
     else if (email == NULL || !tg_adm_valid_email(email))
         tg_adm_reply_error(res, 400, "bad_request", "email: a valid email address is required.");
+    else if (tg_mail_enabled() && !tg_mail_addr_ok(email, strlen(email)))
+        tg_adm_reply_error(res, 400, "bad_request",
+                           "email: an address mail can be sent to is required (no quotes, spaces, brackets, "
+                           "commas, semicolons, colons or backslashes).");
     else if (password == NULL)
         tg_adm_reply_error(res, 400, "weak_password", "password: required.");
     else if (tg_password_check(password, email, &err) != 0)
@@ -466,6 +476,7 @@ static void signup_finish(tg_admin_t *a, tg_admin_slow_t *w, tg_admin_response_t
     } else if (tg_store_customer_set_password(a->d.store, c.id, w->hash, &err) != 0 ||
              (w->with_trial && tg_store_trial_record(a->d.store, w->email_norm, w->address, c.id, c.created_at, &err) != 0) ||
              tg_keys_issue(&a->keys, c.id, "default", 1, &k, secret, &err) != 0 ||
+             tg_portal_mail_confirmation(a, &c, &err) != 0 || /* with email: the link, in this transaction */
              start_session(a, &c, w->secure, res, csrf, &err) != 0 || tg_store_tx_commit(a->d.store, &err) != 0) {
         tg_store_tx_rollback(a->d.store);
         if (k.id[0] != '\0') { /* the key reached the gateway's memory: take it back there too */
@@ -476,11 +487,14 @@ static void signup_finish(tg_admin_t *a, tg_admin_slow_t *w, tg_admin_response_t
         tg_adm_reply_error(res, 500, "internal_error", "Signing up failed: %s", err.msg);
     } else {
         tg_outbox_wake(a->d.outbox); /* the Stripe customer queued with the account */
+        tg_mail_wake();
         json_t *key = tg_adm_key_json(a, &k);
         json_object_set_new(key, "secret", json_string(secret));
         json_t *j = session_reply(a, &c, csrf);
         json_object_set_new(j, "key", key);
         json_object_set_new(j, "trial", json_string(w->trial_note));
+        json_object_set_new(j, "email_confirmation",
+                            json_string(!tg_mail_enabled() ? "off" : plan->require_email_confirmation ? "required" : "sent"));
         tg_adm_reply_json(res, 201, j);
     }
     sodium_memzero(secret, sizeof(secret));
@@ -625,6 +639,30 @@ static void change_password_finish(tg_admin_t *a, tg_admin_slow_t *w, tg_admin_r
     }
 }
 
+/* POST /v1/reset-password {token, password}: the token and the policy are checked first (the
+ * link stays usable if the password is refused), the hash runs on a worker, then
+ * tg_portal_reset_finish uses the token and ends every session. */
+static void reset_password(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    json_t *body = tg_adm_parse_body(r, res);
+    if (body == NULL)
+        return;
+    int bad = 0;
+    const char *token = tg_adm_opt_string(body, "token", &bad), *password = tg_adm_opt_string(body, "password", &bad);
+    tg_customer_t c;
+    if (bad)
+        tg_adm_reply_error(res, 400, "bad_request", "token and password must be strings.");
+    else if (password != NULL && strlen(password) > PASSWORD_MAX)
+        tg_adm_reply_error(res, 400, "weak_password", "password: at most %d bytes.", PASSWORD_MAX);
+    else if (tg_portal_reset_check(a, token, password, &c, res)) {
+        if ((res->slow = slow_new(SLOW_RESET, password, r)) == NULL)
+            tg_adm_reply_error(res, 503, "service_unavailable", "Out of memory; retry.");
+        else
+            snprintf(res->slow->token, sizeof(res->slow->token), "%s", token);
+    }
+    json_decref(body);
+}
+
 void tg_admin_slow_finish(tg_admin_t *a, tg_admin_slow_t *w, int ran, tg_admin_response_t *res)
 {
     memset(res, 0, sizeof(*res));
@@ -643,6 +681,8 @@ void tg_admin_slow_finish(tg_admin_t *a, tg_admin_slow_t *w, int ran, tg_admin_r
         signup_finish(a, w, res);
     else if (w->kind == SLOW_PASSWORD)
         change_password_finish(a, w, res);
+    else if (w->kind == SLOW_RESET)
+        tg_portal_reset_finish(a, w->token, w->hash, res);
     else
         login_finish(a, w, res);
     slow_free(w);
@@ -808,8 +848,12 @@ int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_reque
 {
     if (!tg_adm_seg_is(s, 0, "v1"))
         return 0;
+    int account = s->n == 2 && (tg_adm_seg_is(s, 1, "confirm-email") || tg_adm_seg_is(s, 1, "forgot-password") ||
+                                tg_adm_seg_is(s, 1, "reset-password"));
+    if (account && !tg_mail_enabled())
+        return 0; /* without email there is no link to confirm or reset with: 404 */
     int portal = tg_adm_seg_is(s, 1, "signup") || tg_adm_seg_is(s, 1, "login") || tg_adm_seg_is(s, 1, "logout") ||
-                 tg_adm_seg_is(s, 1, "me");
+                 tg_adm_seg_is(s, 1, "me") || account;
     if (portal && !tg_adm_method_is(r, "GET") && !tg_adm_method_is(r, "HEAD") && !tg_adm_same_origin(r)) {
         /* A page elsewhere posting here (login CSRF, sign-ups from someone else's site). */
         tg_adm_reply_error(res, 403, "origin_refused", "State changes must come from the portal's own pages (Origin).");
@@ -821,6 +865,24 @@ int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_reque
     }
     if (s->n == 2 && tg_adm_seg_is(s, 1, "login") && tg_adm_method_is(r, "POST")) {
         login(a, r, res);
+        return 1;
+    }
+    if (account && !tg_adm_method_is(r, "POST")) {
+        tg_adm_reply_error(res, 405, "method_not_allowed", "Use POST.");
+        return 1;
+    }
+    if (account && tg_adm_seg_is(s, 1, "confirm-email")) {
+        tg_portal_confirm_email(a, r, res);
+        return 1;
+    }
+    if (account && tg_adm_seg_is(s, 1, "forgot-password")) {
+        char address[TG_CIDR_TEXT_MAX + 4];
+        address_key(r->remote_addr, address, sizeof(address));
+        tg_portal_forgot_password(a, a->portal->resets, address, r, res);
+        return 1;
+    }
+    if (account) { /* reset-password */
+        reset_password(a, r, res);
         return 1;
     }
     int logout = tg_adm_seg_is(s, 1, "logout") && (s->n == 2 || (s->n == 3 && tg_adm_seg_is(s, 2, "all")));

@@ -1413,6 +1413,133 @@ static const directive_t notifications_dirs[] = {
      NULL, NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 static const section_t notifications_sec = {notifications_dirs, 0, finish_notifications};
+/* ---- email ---- */
+
+/* email.smtp_url: smtp:// or smtps:// with a host; libcurl reads the rest. No user:password in
+ * the URL (they go in username/password, which are secrets), no path beyond an optional "/". */
+static int check_smtp_url(const char *s, char *why, size_t cap)
+{
+    const char *rest = strncmp(s, "smtp://", 7) == 0 ? s + 7 : strncmp(s, "smtps://", 8) == 0 ? s + 8 : NULL;
+    if (rest == NULL || *rest == '\0' || *rest == ':' || *rest == '/') {
+        snprintf(why, cap, "is not an smtp://host[:port] or smtps://host[:port] URL");
+        return -1;
+    }
+    for (const char *p = rest; *p != '\0'; p++) {
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
+            snprintf(why, cap, "must not contain spaces or control characters");
+            return -1;
+        }
+        if (*p == '@') {
+            snprintf(why, cap, "must not hold a user or password (use email.username and email.password)");
+            return -1;
+        }
+        if (*p == '/' && p[1] != '\0') {
+            snprintf(why, cap, "must not have a path (smtp://host[:port])");
+            return -1;
+        }
+    }
+    const char *colon = strrchr(rest, ':');
+    if (colon != NULL) {
+        size_t pl = strcspn(colon + 1, "/");
+        if (parse_port(colon + 1, pl) < 0) {
+            snprintf(why, cap, "has a port that is not 1-65535");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A conservative addr-spec: local@domain, printable ASCII without spaces, quotes, angle brackets,
+ * commas or semicolons (what a header and an SMTP envelope both carry as is). */
+static int is_addr_spec(const char *s, size_t n)
+{
+    if (n < 3 || n > 254)
+        return 0;
+    const char *at = memchr(s, '@', n);
+    if (at == NULL || at == s || at == s + n - 1 || memchr(at + 1, '@', (size_t)(s + n - at - 1)) != NULL)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c >= 0x7f || strchr("\"<>(),;:\\[]", c) != NULL)
+            return 0;
+    }
+    return 1;
+}
+
+/* email.from: "Display Name <addr@host>" or "addr@host"; the display name has no control
+ * characters, quotes or angle brackets (it goes into a header as an encoded word if not ASCII). */
+static int check_from(const char *s, char *why, size_t cap)
+{
+    const char *lt = strchr(s, '<');
+    int ok;
+    if (lt == NULL) {
+        ok = is_addr_spec(s, strlen(s));
+    } else {
+        const char *gt = strchr(lt, '>');
+        ok = gt != NULL && gt[1] == '\0' && is_addr_spec(lt + 1, (size_t)(gt - lt - 1));
+        for (const char *p = s; ok && p < lt; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '"' || *p == '>' || *p == '\\')
+                ok = 0;
+    }
+    if (!ok)
+        snprintf(why, cap, "is not \"Name <address@host>\" or \"address@host\"");
+    return ok ? 0 : -1;
+}
+
+static void finish_email(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path, uint64_t seen,
+                         uint64_t valid);
+
+static const directive_t email_dirs[] = {
+    {"smtp_url", set_str, AT(char *, tg_config_t, email.smtp_url), 8, 1024, REQUIRED, check_smtp_url, NULL,
+     " (like smtp://127.0.0.1:2525 or smtps://mail.example.com)"},
+    {"from", set_str, AT(char *, tg_config_t, email.from), 3, 512, REQUIRED, check_from, NULL,
+     " (like \"API billing <billing@example.com>\")"},
+    {"username", set_str, AT(char *, tg_config_t, email.username), 1, 512, 0, check_text, NULL, NULL},
+    {"password", set_str, AT(char *, tg_config_t, email.password), 1, 1024, SECRET, check_text, NULL, NULL},
+    {"starttls", set_bool, AT(int, tg_config_t, email.starttls), 0, 0, 0, NULL, NULL, NULL},
+    {"templates", set_str, AT(char *, tg_config_t, email.templates), 1, 1024, 0, check_log_dir, NULL, NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+static const section_t email_sec = {email_dirs, 0, finish_email};
+
+static void finish_email(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path, uint64_t seen,
+                         uint64_t valid)
+{
+    (void)valid;
+    tg_config_t *cfg = obj;
+    if (given(email_dirs, seen, "password") && !given(email_dirs, seen, "username"))
+        report(d, key_line(n, "password", line), "%s.password: needs %s.username", path, path);
+    if (cfg->email.username != NULL && !cfg->email.starttls && cfg->email.smtp_url != NULL &&
+        strncmp(cfg->email.smtp_url, "smtp://", 7) == 0 && strncmp(cfg->email.smtp_url + 7, "127.0.0.1", 9) != 0 &&
+        strncmp(cfg->email.smtp_url + 7, "localhost", 9) != 0 && strncmp(cfg->email.smtp_url + 7, "[::1]", 5) != 0)
+        report(d, key_line(n, "username", line),
+               "%s.username: the password would cross the network in clear over smtp:// without TLS; set "
+               "%s.starttls: true or use smtps://",
+               path, path);
+    if (cfg->email.starttls && cfg->email.smtp_url != NULL && strncmp(cfg->email.smtp_url, "smtps://", 8) == 0)
+        report(d, key_line(n, "starttls", line),
+               "%s.starttls: has no effect with smtps:// (TLS from the first byte); use smtp:// for STARTTLS", path);
+    if (cfg->email.from != NULL) {
+        const char *lt = strchr(cfg->email.from, '<');
+        size_t alen = lt != NULL ? strcspn(lt + 1, ">") : strlen(cfg->email.from);
+        free(cfg->email.from_addr);
+        cfg->email.from_addr = strndup(lt != NULL ? lt + 1 : cfg->email.from, alen);
+        if (cfg->email.from_addr == NULL)
+            report(d, line, "out of memory");
+    }
+}
+
+/* The email: section turns mail on (like stripe:): absent, nothing asks for its required keys. */
+static int set_email(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    (void)dir;
+    tg_config_t *cfg = obj;
+    if (v->type != TG_YNODE_MAP) {
+        report(d, v->line, "%s: expected a mapping, got %s", path, kind_of(v));
+        return -1;
+    }
+    cfg->email.enabled = 1;
+    return apply_section(d, &email_sec, v, v->line, obj, path);
+}
 
 /* ---- tiers and charges ---- */
 
@@ -1661,6 +1788,8 @@ static const directive_t plan_dirs[] = {
     {"block_at_maximum", set_bool, AT(int, tg_plan_t, block_at_maximum), 0, 0, 0, NULL, NULL, NULL},
     {"features", set_features, 0, 0, MAX_FEATURES, 0, check_text, NULL, NULL},
     {"requires_payment_method", set_bool, AT(int, tg_plan_t, requires_payment_method), 0, 0, 0, NULL, NULL, NULL},
+    {"require_email_confirmation", set_bool, AT(int, tg_plan_t, require_email_confirmation), 0, 0, 0, NULL, NULL,
+     NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 static const section_t plan_sec = {plan_dirs, 0, finish_plan};
 
@@ -1865,6 +1994,7 @@ static const directive_t root_dirs[] = {{"server", set_section, 0, 0, 0, 0, NULL
                                         {"dunning", set_section, 0, 0, 0, 0, NULL, &dunning_sec, NULL},
                                         {"cluster", set_section, 0, 0, 0, 0, NULL, &cluster_sec, NULL},
                                         {"notifications", set_section, 0, 0, 0, 0, NULL, &notifications_sec, NULL},
+                                        {"email", set_email, 0, 0, 0, 0, NULL, NULL, NULL},
                                         {"plans", set_plans, 0, 0, 0, REQUIRED, NULL, NULL, " (at least one plan)"},
                                         {"routes", set_routes, 0, 0, MAX_ROUTES, 0, NULL, NULL, NULL},
                                         {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
@@ -1904,6 +2034,11 @@ static void finish_root(diag_t *d, void *obj, const tg_ynode_t *n, int line, con
         if (cfg->plans[i].requires_payment_method)
             report(d, cfg->plans[i].line,
                    "plans.%s.requires_payment_method: needs a stripe section (a card is added through Stripe)",
+                   cfg->plans[i].id);
+    for (size_t i = 0; i < cfg->nplans && !cfg->email.enabled; i++)
+        if (cfg->plans[i].require_email_confirmation)
+            report(d, cfg->plans[i].line,
+                   "plans.%s.require_email_confirmation: needs an email section (the confirmation is sent by mail)",
                    cfg->plans[i].id);
     if (cfg->storage.database != NULL && strncmp(cfg->storage.database, "sqlite:", 7) != 0 &&
         cfg->metering.log_dir == NULL)
@@ -2171,6 +2306,8 @@ static int resolve_paths(tg_config_t *cfg, const char *file)
     int rc = resolve_one(&cfg->storage.database, "sqlite:", dir);
     if (rc == 0)
         rc = resolve_one(&cfg->metering.log_dir, "", dir);
+    if (rc == 0)
+        rc = resolve_one(&cfg->email.templates, "", dir);
     free(dir);
     return rc;
 }
@@ -2264,6 +2401,12 @@ void tg_config_free(tg_config_t *cfg)
     }
     free(cfg->notifications.endpoints);
     free(cfg->notifications.allow_private_networks);
+    free(cfg->email.smtp_url);
+    free(cfg->email.from);
+    free(cfg->email.from_addr);
+    free(cfg->email.username);
+    free_secret(cfg->email.password);
+    free(cfg->email.templates);
     free(cfg->path);
     free(cfg);
 }

@@ -80,6 +80,7 @@ typedef struct tg_plan {
     char **features;
     size_t nfeatures;
     int requires_payment_method; /* 1: the trial starts (and keys work) once a card is on file */
+    int require_email_confirmation; /* 1: keys answer 403 email_unconfirmed until the address is confirmed */
     int line;
 } tg_plan_t;
 
@@ -214,6 +215,16 @@ typedef struct tg_config {
         int breaker_cooldown_ms;    /* how long an open breaker holds the endpoint; default 60000 */
         int disable_after_s;        /* failing this long: the endpoint is disabled; default 5 days */
     } notifications;
+    struct {
+        int enabled;      /* 1 when the file has an email: section; 0: no mail is queued or sent */
+        char *smtp_url;   /* "smtp://host[:port]" or "smtps://host[:port]" (libcurl's SMTP) */
+        char *from;       /* "Name <addr@host>" or "addr@host" */
+        char *from_addr;  /* the addr-spec part of from (the envelope's MAIL FROM) */
+        char *username;   /* NULL: no AUTH */
+        char *password;   /* a secret: never printed */
+        int starttls;     /* 1: STARTTLS required on smtp:// (CURLUSESSL_ALL); default 0 */
+        char *templates;  /* a folder whose files override the built-in templates; NULL: built-ins only */
+    } email;
     tg_plan_t *plans;
     size_t nplans;
     tg_route_t *routes;

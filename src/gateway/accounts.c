@@ -21,6 +21,7 @@ struct tg_account {
     _Atomic int status;
     _Atomic int64_t trial_end;
     _Atomic int payment_hold; /* suspended by dunning: the gateway answers payment_required */
+    _Atomic int email_confirmed; /* customers.email_confirmed_at != 0 */
     int64_t anchor_at;
 };
 
@@ -200,6 +201,7 @@ int tg_accounts_put_customer(tg_accounts_t *a, const tg_customer_t *c, tg_err_t 
     }
     atomic_store(&acct->status, (int)tg_account_status_parse(c->status));
     atomic_store(&acct->trial_end, c->trial_end);
+    atomic_store(&acct->email_confirmed, c->email_confirmed_at != 0);
     pthread_rwlock_unlock(&a->lock);
     if (was != NULL && was != plan && a->on_plan_change != NULL)
         a->on_plan_change(acct, was, plan, a->on_plan_change_arg);
@@ -316,6 +318,11 @@ void tg_accounts_replace_holds(tg_accounts_t *a, int (*held)(const char *custome
         for (tg_account_t *c = a->customers[i]; c != NULL; c = c->next)
             atomic_store(&c->payment_hold, held(c->id, arg) != 0);
     pthread_rwlock_unlock(&a->lock);
+}
+
+int tg_account_email_confirmed(const tg_account_t *acct)
+{
+    return atomic_load(&((tg_account_t *)acct)->email_confirmed);
 }
 
 int tg_account_payment_hold(const tg_account_t *acct)

@@ -73,6 +73,9 @@ void tg_accounts_authenticate(tg_accounts_t *a, const uint8_t hash[32], int64_t 
  * clear it after storing the resumed one. TG_ENOTFOUND for an unknown customer. Thread-safe. */
 int tg_accounts_set_payment_hold(tg_accounts_t *a, const char *customer_id, int hold);
 int tg_account_payment_hold(const tg_account_t *acct);
+/* 1 when the customer's address is confirmed (customers.email_confirmed_at, as last put). A plan
+ * with require_email_confirmation refuses calls until then. Thread-safe. */
+int tg_account_email_confirmed(const tg_account_t *acct);
 
 /* Sets every customer's hold to held(id, arg): the whole directory matches the store at once,
  * holds lifted elsewhere included (a periodic resync after a missed change notice). Each hold

@@ -231,6 +231,9 @@ int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *c
         return refuse(refusal, 402, "account_suspended", TG_OUT_SUSPENDED,
                       "This account is %s; contact the API provider to restore access.",
                       status == TG_ACCT_SUSPENDED ? "suspended" : "canceled");
+    if (plan->require_email_confirmation && !tg_account_email_confirmed(auth.account))
+        return refuse(refusal, 403, "email_unconfirmed", TG_OUT_SUSPENDED,
+                      "Confirm the account's email address first: open the link mailed to it at sign-up.");
 
     if (!tg_plan_allows(plan, rq->path, rq->path_len)) {
         char others[256];

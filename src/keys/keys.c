@@ -54,7 +54,7 @@ int tg_keys_room(const tg_keys_ctx_t *x, const char *customer_id, int replacing,
 /* key.created / key.rotated / key.revoked for k (replaces: the rotated key, or NULL), in the
  * caller's transaction or savepoint. */
 static int key_event(const tg_keys_ctx_t *x, const char *type, const tg_key_t *k, const tg_key_t *replaces,
-                     tg_err_t *err)
+                     int first_key, tg_err_t *err)
 {
     char expires[32] = "";
     if (replaces != NULL && replaces->expires_at != 0) {
@@ -67,6 +67,8 @@ static int key_event(const tg_keys_ctx_t *x, const char *type, const tg_key_t *k
                              strncmp(k->prefix, "tg_live_", 8) == 0 ? "live" : "test");
     if (data == NULL)
         return tg_errf(err, TG_ENOMEM, "out of memory");
+    if (strcmp(type, TG_EVENT_KEY_CREATED) == 0) /* the sign-up's own: the customer is looking at it */
+        json_object_set_new(data, "first_key", json_boolean(first_key));
     if (replaces != NULL) {
         json_object_set_new(data, "replaces_key_id", json_string(replaces->id));
         json_object_set_new(data, "replaced_key_expires_at", expires[0] != '\0' ? json_string(expires) : json_null());
@@ -76,13 +78,15 @@ static int key_event(const tg_keys_ctx_t *x, const char *type, const tg_key_t *k
     return rc;
 }
 
+/* emit_created: 0 no key.created (a rotation tells its own event), 1 key.created, 2 key.created
+ * for a new customer's first key (first_key: true in its data). */
 static int issue(const tg_keys_ctx_t *x, const char *customer_id, const char *name, int live, tg_key_t *k,
                  char secret[TG_APIKEY_BUF], int emit_created, tg_err_t *err);
 
 int tg_keys_issue(const tg_keys_ctx_t *x, const char *customer_id, const char *name, int live, tg_key_t *k,
                   char secret[TG_APIKEY_BUF], tg_err_t *err)
 {
-    return issue(x, customer_id, name, live, k, secret, 1, err);
+    return issue(x, customer_id, name, live, k, secret, 2, err);
 }
 
 static int issue(const tg_keys_ctx_t *x, const char *customer_id, const char *name, int live, tg_key_t *k,
@@ -108,7 +112,7 @@ static int issue(const tg_keys_ctx_t *x, const char *customer_id, const char *na
     if (rc == 0) {
         rc = tg_store_key_insert(x->store, k, &e);
         if (rc == 0 && emit_created)
-            rc = key_event(x, TG_EVENT_KEY_CREATED, k, NULL, &e);
+            rc = key_event(x, TG_EVENT_KEY_CREATED, k, NULL, emit_created == 2, &e);
         if (rc == 0)
             rc = tg_store_savepoint_release(x->store, "tg_key_issue", &e);
         else
@@ -128,7 +132,7 @@ int tg_keys_create(const tg_keys_ctx_t *x, const char *customer_id, const char *
                    char secret[TG_APIKEY_BUF], tg_err_t *err)
 {
     int rc = tg_keys_room(x, customer_id, 0, err);
-    return rc != 0 ? rc : tg_keys_issue(x, customer_id, name, live, k, secret, err);
+    return rc != 0 ? rc : issue(x, customer_id, name, live, k, secret, 1, err);
 }
 
 int tg_keys_revoke(const tg_keys_ctx_t *x, tg_key_t *k, tg_err_t *err)
@@ -141,7 +145,7 @@ int tg_keys_revoke(const tg_keys_ctx_t *x, tg_key_t *k, tg_err_t *err)
     if (rc == 0) {
         rc = tg_store_key_set_revoked(x->store, k->id, k->revoked_at, &e);
         if (rc == 0)
-            rc = key_event(x, TG_EVENT_KEY_REVOKED, k, NULL, &e);
+            rc = key_event(x, TG_EVENT_KEY_REVOKED, k, NULL, 0, &e);
         if (rc == 0)
             rc = tg_store_savepoint_release(x->store, "tg_key_revoke", &e);
         else
@@ -179,7 +183,7 @@ int tg_keys_rotate(const tg_keys_ctx_t *x, tg_key_t *old, int64_t grace_s, tg_ke
         return tg_errf(err, rc, "Rotating the key failed: %s", e.msg);
     if ((rc = tg_store_key_set_expires(x->store, old->id, old->expires_at, &e)) == 0 &&
         (rc = issue(x, old->customer_id, old->name, live, k, secret, 0, &e)) == 0 &&
-        (rc = key_event(x, TG_EVENT_KEY_ROTATED, k, old, &e)) == 0)
+        (rc = key_event(x, TG_EVENT_KEY_ROTATED, k, old, 0, &e)) == 0)
         rc = tg_store_savepoint_release(x->store, "tg_key_rotate", &e);
     else
         tg_store_savepoint_rollback(x->store, "tg_key_rotate");

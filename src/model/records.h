@@ -34,6 +34,8 @@ typedef struct tg_customer {
     char pending_plan_id[TG_PLAN_ID_MAX]; /* a downgrade waiting for pending_at; "" = none */
     int64_t pending_at;
     int64_t cancel_at; /* access ends then (0 = not canceled) */
+    int64_t email_confirmed_at; /* seconds; 0 = the address is not confirmed (migration 25). Written
+                                 * by tg_store_customer_confirm_email only: customer_update keeps it */
 } tg_customer_t;
 
 typedef struct tg_key {

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "notify/mail_outbox.h"
 #include "store/store.h"
 #include "util/clock.h"
 
@@ -175,6 +176,19 @@ int tg_event_emit_ex(tg_store_t *st, const char *type, const char *customer_id, 
             if (rc == 0)
                 rc = f.rc;
         }
+        /* The customer's email for it (when email is configured and they want this type). Only
+         * the database's refusal undoes the event: an address the mail code cannot take must not
+         * undo the change (a key, a plan) the event tells of; the mail log would be the wrong
+         * place to learn of it, so it is said here. */
+        if (rc == 0 && customer_id[0] != '\0' && only_endpoint == NULL) {
+            tg_err_t merr = {0};
+            int mrc = tg_mail_enqueue_event(st, type, customer_id, data, &merr);
+            if (mrc == TG_ESTORE || mrc == TG_EUNAVAIL || mrc == TG_ENOMEM) {
+                *err = merr;
+                rc = mrc;
+            } else if (mrc != 0)
+                fprintf(stderr, "tollgate: event %s for %s: no email: %s\n", ev.id, customer_id, merr.msg);
+        }
         if (rc == 0)
             rc = tg_store_savepoint_release(st, "tg_event_emit", err);
         else
@@ -215,4 +229,44 @@ int tg_event_payload(const tg_event_t *e, char **out, size_t *len, tg_err_t *err
         return tg_errf(err, TG_ENOMEM, "out of memory building an event's payload");
     *len = strlen(*out);
     return 0;
+}
+
+/* ---- the customer's choice of events by email ---- */
+
+/* Types a customer is told of by email: every type but the owner's and the webhooks' own. */
+static int customer_facing(const char *type)
+{
+    return tg_event_type_known(type) && strcmp(type, TG_EVENT_CUSTOMER_CREATED) != 0 &&
+           strcmp(type, TG_EVENT_CUSTOMER_CANCELED) != 0 && strcmp(type, TG_EVENT_WEBHOOK_TEST) != 0 &&
+           strcmp(type, TG_EVENT_WEBHOOK_ENDPOINT_DISABLED) != 0;
+}
+
+int tg_event_email_choice_put(tg_store_t *st, const char *customer_id, int all, const char *const *types, size_t n,
+                              int64_t now, tg_err_t *err)
+{
+    char joined[2048] = "";
+    size_t used = 0;
+    if (all)
+        snprintf(joined, sizeof(joined), "*");
+    for (size_t i = 0; !all && i < n; i++) {
+        if (types[i] == NULL || !customer_facing(types[i]))
+            return tg_errf(err, TG_EINVAL, "email_events[%zu]: %.60s is not an event a customer is emailed about", i,
+                           types[i] != NULL ? types[i] : "(not a string)");
+        int w = snprintf(joined + used, sizeof(joined) - used, "%s%s", used > 0 ? "," : "", types[i]);
+        if (w < 0 || (size_t)w >= sizeof(joined) - used)
+            return tg_errf(err, TG_EINVAL, "email_events: too many types");
+        used += (size_t)w;
+    }
+    return tg_store_notification_settings_put(st, customer_id, joined, now, err);
+}
+
+int tg_event_email_choice_get(tg_store_t *st, const char *customer_id, int *all, char *out, size_t cap, tg_err_t *err)
+{
+    int rc = tg_store_notification_settings_get(st, customer_id, out, cap, err);
+    if (rc == TG_ENOTFOUND) {
+        snprintf(out, cap, "*");
+        rc = 0;
+    }
+    *all = rc == 0 && strcmp(out, "*") == 0;
+    return rc;
 }

@@ -49,6 +49,15 @@ extern const char *const tg_event_types[];
 
 /* 1 if type is a known event type. */
 int tg_event_type_known(const char *type);
+
+/* A customer's choice of events by email (notification_settings.email_events): all = 1 for every
+ * customer-facing event (also those added later), else the n types listed (0 = none). TG_EINVAL
+ * naming a type that is not a customer-facing event type. The store's errors. */
+int tg_event_email_choice_put(tg_store_t *st, const char *customer_id, int all, const char *const *types, size_t n,
+                              int64_t now, tg_err_t *err);
+/* The customer's choice into *all and out (a comma-separated list, cap bytes): all = 1 when the
+ * customer never chose. */
+int tg_event_email_choice_get(tg_store_t *st, const char *customer_id, int *all, char *out, size_t cap, tg_err_t *err);
 /* 1 if an endpoint of customer_id ("" = the owner's) may receive events of type: the owner's
  * every type; a customer's all but customer.created / customer.canceled. */
 int tg_event_type_for_customer(const char *type, int owner_endpoint);

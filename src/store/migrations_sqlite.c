@@ -376,6 +376,47 @@ const tg_migration_t tg_sqlite_migrations[] = {
      "  customer_id TEXT PRIMARY KEY,"
      "  email_events TEXT NOT NULL DEFAULT '*',"
      "  updated_at INTEGER NOT NULL);"},
+    {25, "email",
+     /* Email (src/notify/mail_outbox.c). mail_outbox holds each message as it will be sent (the
+      * whole RFC 5322 text, built when it was queued in the transaction of the change that
+      * caused it); a sender thread claims due rows by moving next_attempt_at ahead (a lease),
+      * then records the attempt in mail_attempts and the row's new state. A sensitive message
+      * (a confirmation or reset link) has its body erased once sent or failed. email_tokens
+      * keeps only the SHA-256 of each single-use token. email_confirmed_at: 0 = not confirmed. */
+     "CREATE TABLE mail_outbox ("
+     "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+     "  to_addr TEXT NOT NULL,"
+     "  template TEXT NOT NULL,"
+     "  customer_id TEXT NOT NULL DEFAULT '',"
+     "  subject TEXT NOT NULL,"
+     "  message_id TEXT NOT NULL,"
+     "  body TEXT NOT NULL,"
+     "  sensitive INTEGER NOT NULL DEFAULT 0,"
+     "  state TEXT NOT NULL DEFAULT 'pending',"
+     "  attempts INTEGER NOT NULL DEFAULT 0,"
+     "  next_attempt_at INTEGER NOT NULL,"
+     "  last_code INTEGER NOT NULL DEFAULT 0,"
+     "  last_error TEXT NOT NULL DEFAULT '',"
+     "  created_at INTEGER NOT NULL,"
+     "  updated_at INTEGER NOT NULL,"
+     "  sent_at INTEGER NOT NULL DEFAULT 0);"
+     "CREATE INDEX mail_outbox_due ON mail_outbox(state, next_attempt_at);"
+     "CREATE TABLE mail_attempts ("
+     "  mail_id INTEGER NOT NULL REFERENCES mail_outbox(id),"
+     "  at_ms INTEGER NOT NULL,"
+     "  outcome TEXT NOT NULL,"
+     "  smtp_code INTEGER NOT NULL,"
+     "  error TEXT NOT NULL);"
+     "CREATE INDEX mail_attempts_mail ON mail_attempts(mail_id, at_ms);"
+     "CREATE TABLE email_tokens ("
+     "  token_hash BLOB PRIMARY KEY,"
+     "  customer_id TEXT NOT NULL,"
+     "  purpose TEXT NOT NULL,"
+     "  created_at INTEGER NOT NULL,"
+     "  expires_at INTEGER NOT NULL,"
+     "  used_at INTEGER NOT NULL DEFAULT 0);"
+     "CREATE INDEX email_tokens_customer ON email_tokens(customer_id, purpose);"
+     "ALTER TABLE customers ADD COLUMN email_confirmed_at INTEGER NOT NULL DEFAULT 0;"},
     /* 27: the owner's dashboard sessions, in the database rather than one gateway's memory: behind
      * a load balancer every node honours a sign-in and a sign-out made on any of them. */
     {27, "owner sessions",

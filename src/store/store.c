@@ -783,3 +783,71 @@ void tg_event_row_clear(tg_event_row_t *e)
     free(e->data);
     e->data = NULL;
 }
+
+/* ---- store_mail.h (issue 13 part B) ---- */
+
+void tg_mail_row_clear(tg_mail_row_t *r)
+{
+    free(r->body);
+    memset(r, 0, sizeof(*r));
+}
+
+int tg_store_mail_insert(tg_store_t *st, const tg_mail_row_t *row, int64_t now_ms, int64_t *id, tg_err_t *err)
+{
+    return st->ops->mail_insert(st, row, now_ms, id, err);
+}
+
+int tg_store_mail_claim(tg_store_t *st, int64_t now_ms, int64_t lease_until_ms, tg_mail_row_t *out, size_t limit, size_t *n, tg_err_t *err)
+{
+    return st->ops->mail_claim(st, now_ms, lease_until_ms, out, limit, n, err);
+}
+
+int tg_store_mail_next_due(tg_store_t *st, int64_t *at_ms, tg_err_t *err)
+{
+    return st->ops->mail_next_due(st, at_ms, err);
+}
+
+int tg_store_mail_record(tg_store_t *st, int64_t id, const char *outcome, int64_t next_attempt_at_ms, int64_t smtp_code, const char *error, int64_t now_ms, tg_err_t *err)
+{
+    return st->ops->mail_record(st, id, outcome, next_attempt_at_ms, smtp_code, error, now_ms, err);
+}
+
+int tg_store_mail_requeue(tg_store_t *st, int64_t id, int64_t now_ms, tg_err_t *err)
+{
+    return st->ops->mail_requeue(st, id, now_ms, err);
+}
+
+int tg_store_mail_get(tg_store_t *st, int64_t id, tg_mail_row_t *out, tg_err_t *err)
+{
+    return st->ops->mail_get(st, id, out, err);
+}
+
+int tg_store_mail_page(tg_store_t *st, const char *state, const tg_page_t *page, tg_mail_row_cb cb, void *arg, tg_page_end_t *end, tg_err_t *err)
+{
+    return st->ops->mail_page(st, state, page, cb, arg, end, err);
+}
+
+int tg_store_mail_attempts(tg_store_t *st, int64_t mail_id, tg_mail_attempt_t *out, size_t limit, size_t *n, tg_err_t *err)
+{
+    return st->ops->mail_attempts(st, mail_id, out, limit, n, err);
+}
+
+int tg_store_email_token_insert(tg_store_t *st, const uint8_t hash[32], const char *customer_id, const char *purpose, int64_t now, int64_t expires_at, tg_err_t *err)
+{
+    return st->ops->email_token_insert(st, hash, customer_id, purpose, now, expires_at, err);
+}
+
+int tg_store_email_token_use(tg_store_t *st, const uint8_t hash[32], const char *purpose, int64_t now, char customer_id[TG_ID_MAX], tg_err_t *err)
+{
+    return st->ops->email_token_use(st, hash, purpose, now, customer_id, err);
+}
+
+int tg_store_email_token_revoke(tg_store_t *st, const char *customer_id, const char *purpose, int64_t now, tg_err_t *err)
+{
+    return st->ops->email_token_revoke(st, customer_id, purpose, now, err);
+}
+
+int tg_store_customer_confirm_email(tg_store_t *st, const char *customer_id, int64_t at, tg_err_t *err)
+{
+    return st->ops->customer_confirm_email(st, customer_id, at, err);
+}

@@ -11,6 +11,7 @@
 
 #include "store/store.h"
 #include "store/store_cluster.h"
+#include "store/store_mail.h"
 #include "store/store_meter.h"
 #include "store/store_notify.h"
 #include "store/store_outbox.h"
@@ -211,6 +212,19 @@ typedef struct tg_store_ops {
                                      tg_err_t *err);
     int (*notification_settings_put)(tg_store_t *st, const char *customer_id, const char *email_events, int64_t now,
                                      tg_err_t *err);
+    /* store_mail.h (issue 13 part B: email) */
+    int (*mail_insert)(tg_store_t *st, const tg_mail_row_t *row, int64_t now_ms, int64_t *id, tg_err_t *err);
+    int (*mail_claim)(tg_store_t *st, int64_t now_ms, int64_t lease_until_ms, tg_mail_row_t *out, size_t limit, size_t *n, tg_err_t *err);
+    int (*mail_next_due)(tg_store_t *st, int64_t *at_ms, tg_err_t *err);
+    int (*mail_record)(tg_store_t *st, int64_t id, const char *outcome, int64_t next_attempt_at_ms, int64_t smtp_code, const char *error, int64_t now_ms, tg_err_t *err);
+    int (*mail_requeue)(tg_store_t *st, int64_t id, int64_t now_ms, tg_err_t *err);
+    int (*mail_get)(tg_store_t *st, int64_t id, tg_mail_row_t *out, tg_err_t *err);
+    int (*mail_page)(tg_store_t *st, const char *state, const tg_page_t *page, tg_mail_row_cb cb, void *arg, tg_page_end_t *end, tg_err_t *err);
+    int (*mail_attempts)(tg_store_t *st, int64_t mail_id, tg_mail_attempt_t *out, size_t limit, size_t *n, tg_err_t *err);
+    int (*email_token_insert)(tg_store_t *st, const uint8_t hash[32], const char *customer_id, const char *purpose, int64_t now, int64_t expires_at, tg_err_t *err);
+    int (*email_token_use)(tg_store_t *st, const uint8_t hash[32], const char *purpose, int64_t now, char customer_id[TG_ID_MAX], tg_err_t *err);
+    int (*email_token_revoke)(tg_store_t *st, const char *customer_id, const char *purpose, int64_t now, tg_err_t *err);
+    int (*customer_confirm_email)(tg_store_t *st, const char *customer_id, int64_t at, tg_err_t *err);
 } tg_store_ops_t;
 
 /* The part of a connection that every backend shares: its struct starts with it. */

@@ -42,6 +42,7 @@ void tg_pg_read_customer(const PGresult *res, int row, tg_customer_t *c)
     tg_pg_text(res, row, 8, c->pending_plan_id, sizeof(c->pending_plan_id));
     c->pending_at = tg_pg_i64(res, row, 9);
     c->cancel_at = tg_pg_i64(res, row, 10);
+    c->email_confirmed_at = tg_pg_i64(res, row, 11);
 }
 
 void tg_pg_read_key(const PGresult *res, int row, tg_key_t *k)
@@ -73,6 +74,7 @@ static void param_customer(tg_pg_params_t *p, const tg_customer_t *c)
     tg_pg_param_text(p, c->pending_plan_id);
     tg_pg_param_i64(p, c->pending_at);
     tg_pg_param_i64(p, c->cancel_at);
+    tg_pg_param_i64(p, c->email_confirmed_at);
 }
 
 /* Runs a statement answering one row of integers (the counts of the conflict-aware writes). */
@@ -99,7 +101,7 @@ int tg_pg_customer_insert(tg_store_t *store, const tg_customer_t *c, tg_err_t *e
      * when both are taken, as SQLite does). */
     int rc = query_row(st,
                        "WITH ins AS (INSERT INTO customers(" TG_PG_CUSTOMER_COLS ")"
-                       " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING RETURNING 1)"
+                       " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING RETURNING 1)"
                        " SELECT (SELECT COUNT(*) FROM ins),"
                        " EXISTS (SELECT 1 FROM customers WHERE lower(email) = lower($2))::int",
                        &p, &r, err, "storing a customer");
@@ -163,6 +165,7 @@ int tg_pg_customer_update(tg_store_t *store, const tg_customer_t *c, tg_err_t *e
     tg_pg_t *st = tg_pg(store);
     tg_pg_params_t p = {0};
     param_customer(&p, c);
+    p.n--; /* email_confirmed_at: written by customer_confirm_email only */
     PGresult *r;
     /* An email another customer has is checked in the statement rather than left to the unique
      * index, whose violation would abort the caller's transaction (SQLite's only fails the
@@ -398,7 +401,7 @@ int tg_pg_customer_by_email(tg_store_t *store, const char *email, tg_customer_t 
         return rc;
     if (PQntuples(r) > 0) {
         tg_pg_read_customer(r, 0, out);
-        tg_pg_text(r, 0, 11, password_hash, cap);
+        tg_pg_text(r, 0, 12, password_hash, cap);
     } else
         rc = tg_errf(err, TG_ENOTFOUND, "no customer with email %s", email);
     PQclear(r);

@@ -33,7 +33,7 @@ int tg_sqlite_customers_due(tg_store_t *store, int64_t until, int64_t after_end,
         tg_sqlite_read_customer(s, &c);
         if (n != NULL)
             (*n)++;
-        if (cb(&c, sqlite3_column_int64(s, 11), arg) != 0)
+        if (cb(&c, sqlite3_column_int64(s, 12), arg) != 0)
             break;
     }
     if (step != SQLITE_ROW && step != SQLITE_DONE)

@@ -28,6 +28,7 @@ void tg_sqlite_read_customer(sqlite3_stmt *s, tg_customer_t *c)
     tg_sqlite_text(s, 8, c->pending_plan_id, sizeof(c->pending_plan_id));
     c->pending_at = sqlite3_column_int64(s, 9);
     c->cancel_at = sqlite3_column_int64(s, 10);
+    c->email_confirmed_at = sqlite3_column_int64(s, 11);
 }
 
 static void bind_customer(sqlite3_stmt *s, const tg_customer_t *c)
@@ -43,13 +44,14 @@ static void bind_customer(sqlite3_stmt *s, const tg_customer_t *c)
     sqlite3_bind_text(s, 9, c->pending_plan_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 10, c->pending_at);
     sqlite3_bind_int64(s, 11, c->cancel_at);
+    sqlite3_bind_int64(s, 12, c->email_confirmed_at);
 }
 
 int tg_sqlite_customer_insert(tg_store_t *store, const tg_customer_t *c, tg_err_t *err)
 {
     tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
-    int rc = tg_sqlite_prepare(st, "INSERT INTO customers(" CUSTOMER_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?)", &s, err,
+    int rc = tg_sqlite_prepare(st, "INSERT INTO customers(" CUSTOMER_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", &s, err,
                                "storing a customer");
     if (rc != 0)
         return rc;
@@ -299,7 +301,7 @@ int tg_sqlite_customer_by_email(tg_store_t *store, const char *email, tg_custome
     int step = sqlite3_step(s);
     if (step == SQLITE_ROW) {
         tg_sqlite_read_customer(s, out);
-        tg_sqlite_text(s, 11, password_hash, cap);
+        tg_sqlite_text(s, 12, password_hash, cap);
     } else if (step == SQLITE_DONE)
         rc = tg_errf(err, TG_ENOTFOUND, "no customer with email %s", email);
     else

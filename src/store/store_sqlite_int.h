@@ -92,7 +92,8 @@ int tg_sqlite_run_page(tg_sqlite_t *st, sqlite3_stmt *s, size_t limit, tg_sqlite
 
 /* The columns the row readers below expect, in their order. */
 #define CUSTOMER_COLS                                                                                                  \
-    "id, email, name, plan_id, status, created_at, anchor_at, trial_end, pending_plan_id, pending_at, cancel_at"
+    "id, email, name, plan_id, status, created_at, anchor_at, trial_end, pending_plan_id, pending_at, cancel_at,"   \
+    " email_confirmed_at"
 #define KEY_COLS "id, customer_id, hash, prefix, name, created_at, expires_at, revoked_at, last_used_at"
 #define INVOICE_COLS                                                                                                   \
     "id, customer_id, period_start, period_end, status, COALESCE(number, ''), currency, total, body, created_at,"      \
@@ -289,5 +290,19 @@ int tg_sqlite_webhook_delivery_page(tg_store_t *st, const char *endpoint_id, con
 int tg_sqlite_webhook_attempt_list(tg_store_t *st, const char *delivery_id, size_t limit, tg_webhook_attempt_cb cb, void *arg, tg_err_t *err);
 int tg_sqlite_notification_settings_get(tg_store_t *st, const char *customer_id, char *email_events, size_t cap, tg_err_t *err);
 int tg_sqlite_notification_settings_put(tg_store_t *st, const char *customer_id, const char *email_events, int64_t now, tg_err_t *err);
+
+/* store_mail.h (issue 13 part B) */
+int tg_sqlite_mail_insert(tg_store_t *st, const tg_mail_row_t *row, int64_t now_ms, int64_t *id, tg_err_t *err);
+int tg_sqlite_mail_claim(tg_store_t *st, int64_t now_ms, int64_t lease_until_ms, tg_mail_row_t *out, size_t limit, size_t *n, tg_err_t *err);
+int tg_sqlite_mail_next_due(tg_store_t *st, int64_t *at_ms, tg_err_t *err);
+int tg_sqlite_mail_record(tg_store_t *st, int64_t id, const char *outcome, int64_t next_attempt_at_ms, int64_t smtp_code, const char *error, int64_t now_ms, tg_err_t *err);
+int tg_sqlite_mail_requeue(tg_store_t *st, int64_t id, int64_t now_ms, tg_err_t *err);
+int tg_sqlite_mail_get(tg_store_t *st, int64_t id, tg_mail_row_t *out, tg_err_t *err);
+int tg_sqlite_mail_page(tg_store_t *st, const char *state, const tg_page_t *page, tg_mail_row_cb cb, void *arg, tg_page_end_t *end, tg_err_t *err);
+int tg_sqlite_mail_attempts(tg_store_t *st, int64_t mail_id, tg_mail_attempt_t *out, size_t limit, size_t *n, tg_err_t *err);
+int tg_sqlite_email_token_insert(tg_store_t *st, const uint8_t hash[32], const char *customer_id, const char *purpose, int64_t now, int64_t expires_at, tg_err_t *err);
+int tg_sqlite_email_token_use(tg_store_t *st, const uint8_t hash[32], const char *purpose, int64_t now, char customer_id[TG_ID_MAX], tg_err_t *err);
+int tg_sqlite_email_token_revoke(tg_store_t *st, const char *customer_id, const char *purpose, int64_t now, tg_err_t *err);
+int tg_sqlite_customer_confirm_email(tg_store_t *st, const char *customer_id, int64_t at, tg_err_t *err);
 
 #endif

@@ -355,7 +355,7 @@ static void test_error_unknown_key(void **state)
     only_error(BASE "plans:\n  p:\n    colour: red\n",
                "test.yaml:6: unknown key \"colour\" in plans.p (known: name, price, currency, interval, trial_days, "
                "rate_limit, burst, endpoints, included, on_quota, charges, minimum, maximum, block_at_maximum, "
-               "features, requires_payment_method)");
+               "features, requires_payment_method, require_email_confirmation)");
     only_error(BASE "plans: {p: {}}\nrouts: []\n", "test.yaml:5: unknown section \"routs\" (did you mean \"routes\"?)");
     only_error(BASE "plans: {p: {charges: [{metric: x, model: per_unit, unit_price: 1, colour: 2}]}}\n",
                "test.yaml:4: unknown key \"colour\" in plans.p.charges[0] (known: metric, model, unit_price, tiers, "
@@ -721,10 +721,10 @@ static void test_yaml_features_and_caps(void **state)
     only_error(BASE "x-defaults: &d\n  colour: red\nplans: {p: {<<: *d}}\n",
                "test.yaml:5: unknown key \"colour\" in plans.p (known: name, price, currency, interval, trial_days, "
                "rate_limit, burst, endpoints, included, on_quota, charges, minimum, maximum, block_at_maximum, "
-               "features, requires_payment_method)");
+               "features, requires_payment_method, require_email_confirmation)");
     only_error(BASE "defaults: {}\nplans: {p: {}}\n",
                "test.yaml:4: unknown section \"defaults\" (known: server, upstream, storage, admin, keys, metering, "
-               "portal, metrics, stripe, billing, dunning, cluster, notifications, plans, routes)");
+               "portal, metrics, stripe, billing, dunning, cluster, notifications, email, plans, routes)");
 
     /* Depth cap. */
     char deep[512];
@@ -1133,6 +1133,67 @@ static void test_cluster(void **state)
                "test.yaml:4: cluster.sync_ms: \"0\" is not a whole number from 1 to 1000");
 }
 
+/* email: values, defaults, the envelope address, and each bad value with its line. */
+static void test_email(void **state)
+{
+    (void)state;
+    tg_config_t *cfg = load_ok(BASE "plans: {p: {}}\n");
+    assert_int_equal(cfg->email.enabled, 0);
+    tg_config_free(cfg);
+
+    setenv("TG_TEST_SMTP_PASSWORD", "smtp-pass-word", 1);
+    cfg = load_ok(BASE "email:\n  smtp_url: \"smtp://127.0.0.1:2525\"\n"
+                       "  from: \"API billing <billing@example.com>\"\n  username: billing\n"
+                       "  password: \"${TG_TEST_SMTP_PASSWORD}\"\n  starttls: true\n  templates: mail/templates\n"
+                       "plans: {p: {require_email_confirmation: true}}\n");
+    assert_int_equal(cfg->email.enabled, 1);
+    assert_string_equal(cfg->email.smtp_url, "smtp://127.0.0.1:2525");
+    assert_string_equal(cfg->email.from, "API billing <billing@example.com>");
+    assert_string_equal(cfg->email.from_addr, "billing@example.com");
+    assert_string_equal(cfg->email.username, "billing");
+    assert_string_equal(cfg->email.password, "smtp-pass-word");
+    assert_int_equal(cfg->email.starttls, 1);
+    assert_string_equal(cfg->email.templates, "mail/templates");
+    assert_int_equal(cfg->plans[0].require_email_confirmation, 1);
+    tg_config_free(cfg);
+
+    cfg = load_ok(BASE "email: {smtp_url: \"smtps://mail.example.com\", from: \"a@b.example\"}\nplans: {p: {}}\n");
+    assert_string_equal(cfg->email.from_addr, "a@b.example");
+    assert_int_equal(cfg->email.starttls, 0);
+    assert_null(cfg->email.username);
+    tg_config_free(cfg);
+
+    only_error(BASE "email: {from: \"a@b.example\"}\nplans: {p: {}}\n",
+               "test.yaml:4: email.smtp_url is required (like smtp://127.0.0.1:2525 or smtps://mail.example.com)");
+    only_error(BASE "email:\n  smtp_url: \"http://127.0.0.1:25\"\n  from: a@b.example\nplans: {p: {}}\n",
+               "test.yaml:5: email.smtp_url: \"http://127.0.0.1:25\" is not an smtp://host[:port] or "
+               "smtps://host[:port] URL");
+    only_error(BASE "email:\n  smtp_url: \"smtp://h:70000\"\n  from: a@b.example\nplans: {p: {}}\n",
+               "test.yaml:5: email.smtp_url: \"smtp://h:70000\" has a port that is not 1-65535");
+    only_error(BASE "email:\n  smtp_url: \"smtp://h\"\n  from: \"Billing <not an address>\"\nplans: {p: {}}\n",
+               "test.yaml:6: email.from: \"Billing <not an address>\" is not \"Name <address@host>\" or "
+               "\"address@host\"");
+    only_error(BASE "email:\n  smtp_url: \"smtp://h\"\n  from: a@b.example\n  password: \"secret-pw\"\n"
+                    "plans: {p: {}}\n",
+               "test.yaml:7: email.password: needs email.username");
+    assert_null(strstr(errbuf, "secret-pw"));
+    only_error(BASE "email:\n  smtp_url: \"smtps://h\"\n  from: a@b.example\n  starttls: true\nplans: {p: {}}\n",
+               "test.yaml:7: email.starttls: has no effect with smtps:// (TLS from the first byte); use smtp:// for "
+               "STARTTLS");
+    only_error(BASE "email:\n  smtp_url: \"smtp://h\"\n  from: a@b.example\n  starttls: maybe\nplans: {p: {}}\n",
+               "test.yaml:7: email.starttls: \"maybe\" is not true or false");
+    only_error(BASE "email:\n  smtp_url: \"smtp://mail.example.com:587\"\n  from: a@b.example\n  username: u\n"
+                    "  password: pw\nplans: {p: {}}\n",
+               "test.yaml:7: email.username: the password would cross the network in clear over smtp:// without TLS; "
+               "set email.starttls: true or use smtps://");
+    cfg = load_ok(BASE "email: {smtp_url: \"smtp://127.0.0.1:2525\", from: a@b.example, username: u, password: pw}\n"
+                       "plans: {p: {}}\n");
+    tg_config_free(cfg);
+    only_error(BASE "plans:\n  p: {require_email_confirmation: true}\n",
+               "test.yaml:5: plans.p.require_email_confirmation: needs an email section (the confirmation is sent by "
+               "mail)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1160,6 +1221,7 @@ int main(void)
         cmocka_unit_test(test_stripe_defaults_and_values),
         cmocka_unit_test(test_stripe_errors),
         cmocka_unit_test(test_cluster),
+        cmocka_unit_test(test_email),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

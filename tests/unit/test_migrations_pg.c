@@ -196,6 +196,8 @@ static const char *const IDENTITY[][2] = {
     {"stripe_subscriptions", "rowid"},
     /* migration 24 (notifications) */
     {"events", "seq"},        {"webhook_deliveries", "seq"},     {"webhook_attempts", "id"},
+    /* migration 25 (email) */
+    {"mail_outbox", "id"},    {"mail_attempts", "rowid"},
 };
 #define IDENTITY_COUNT (sizeof(IDENTITY) / sizeof(IDENTITY[0]))
 
