@@ -288,6 +288,21 @@ const tg_migration_t tg_pg_migrations[] = {
      " FOR EACH ROW EXECUTE FUNCTION tg_notify_customer_ref();"
      "CREATE TRIGGER customer_dunning_notify AFTER INSERT OR UPDATE OR DELETE ON customer_dunning"
      " FOR EACH ROW EXECUTE FUNCTION tg_notify_customer_ref();"},
+    /* 26 (issue 13, part C): as in migrations_sqlite.c */
+    {26, "thresholds and budgets",
+     "CREATE TABLE notification_marks ("
+     "  customer_id TEXT NOT NULL,"
+     "  period_start BIGINT NOT NULL,"
+     "  kind TEXT NOT NULL,"
+     "  metric TEXT NOT NULL DEFAULT '',"
+     "  level BIGINT NOT NULL,"
+     "  created_at BIGINT NOT NULL,"
+     "  PRIMARY KEY (customer_id, period_start, kind, metric, level));"
+     "CREATE TABLE customer_budgets ("
+     "  customer_id TEXT PRIMARY KEY REFERENCES customers(id),"
+     "  amount BIGINT NOT NULL CHECK (amount > 0),"
+     "  updated_at BIGINT NOT NULL);"
+     "CREATE INDEX customers_trial_end ON customers(trial_end);"},
 };
 
 const size_t tg_pg_migrations_count = sizeof(tg_pg_migrations) / sizeof(tg_pg_migrations[0]);

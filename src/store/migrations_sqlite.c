@@ -306,6 +306,25 @@ const tg_migration_t tg_sqlite_migrations[] = {
     /* PostgreSQL's triggers announce changes to the other gateways; one SQLite node has nobody
      * to notify. Kept so that a version number means the same schema in both dialects. */
     {23, "change notifications", ""},
+    /* 26 (issue 13, part C): a notification decided from usage or time fires once: the
+     * notifier inserts its mark in the transaction that emits the event, and the unique key
+     * refuses the same crossing seen again (after a restart, or on another node). Budgets are
+     * in minor units of the customer's plan's currency. Trials about to end are found by their
+     * end. */
+    {26, "thresholds and budgets",
+     "CREATE TABLE notification_marks ("
+     "  customer_id TEXT NOT NULL,"
+     "  period_start INTEGER NOT NULL,"
+     "  kind TEXT NOT NULL,"
+     "  metric TEXT NOT NULL DEFAULT '',"
+     "  level INTEGER NOT NULL,"
+     "  created_at INTEGER NOT NULL,"
+     "  PRIMARY KEY (customer_id, period_start, kind, metric, level)) WITHOUT ROWID;"
+     "CREATE TABLE customer_budgets ("
+     "  customer_id TEXT PRIMARY KEY REFERENCES customers(id),"
+     "  amount INTEGER NOT NULL CHECK (amount > 0),"
+     "  updated_at INTEGER NOT NULL);"
+     "CREATE INDEX customers_trial_end ON customers(trial_end);"},
 };
 
 const size_t tg_sqlite_migrations_count = sizeof(tg_sqlite_migrations) / sizeof(tg_sqlite_migrations[0]);

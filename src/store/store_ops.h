@@ -14,6 +14,7 @@
 #include "store/store_meter.h"
 #include "store/store_outbox.h"
 #include "store/store_payments.h"
+#include "store/store_thresholds.h"
 
 typedef struct tg_store_ops {
     const char *name; /* "sqlite", "postgresql": for messages */
@@ -178,6 +179,13 @@ typedef struct tg_store_ops {
     int (*changes_listen)(tg_store_t *st, tg_err_t *err);
     int (*changes_wait)(tg_store_t *st, int timeout_ms, tg_change_cb cb, void *arg, size_t *count, tg_err_t *err);
     int (*leader_try)(tg_store_t *st, int *leader, tg_err_t *err);
+    /* part C (issue 13): store_thresholds.h */
+    int (*mark_insert)(tg_store_t *st, const tg_mark_t *m, int *inserted, tg_err_t *err);
+    int (*marks_list)(tg_store_t *st, const char *customer_id, size_t limit, tg_mark_cb cb, void *arg, tg_err_t *err);
+    int (*budget_set)(tg_store_t *st, const char *customer_id, int64_t amount, int64_t now_s, tg_err_t *err);
+    int (*budget_get)(tg_store_t *st, const char *customer_id, int64_t *amount, tg_err_t *err);
+    int (*budgets_list)(tg_store_t *st, const char *after_id, size_t limit, tg_budget_cb cb, void *arg, tg_err_t *err);
+    int (*trials_ending)(tg_store_t *st, int64_t after, int64_t until, size_t limit, tg_trial_cb cb, void *arg, tg_err_t *err);
 } tg_store_ops_t;
 
 /* The part of a connection that every backend shares: its struct starts with it. */

@@ -578,4 +578,11 @@ const tg_store_ops_t tg_pg_ops = {
     .changes_listen = tg_pg_changes_listen,
     .changes_wait = tg_pg_changes_wait,
     .leader_try = tg_pg_leader_try,
+    /* part C (issue 13) */
+    .mark_insert = tg_pg_mark_insert,
+    .marks_list = tg_pg_marks_list,
+    .budget_set = tg_pg_budget_set,
+    .budget_get = tg_pg_budget_get,
+    .budgets_list = tg_pg_budgets_list,
+    .trials_ending = tg_pg_trials_ending,
 };

@@ -260,4 +260,12 @@ int tg_pg_changes_listen(tg_store_t *st, tg_err_t *err);
 int tg_pg_changes_wait(tg_store_t *st, int timeout_ms, tg_change_cb cb, void *arg, size_t *count, tg_err_t *err);
 int tg_pg_leader_try(tg_store_t *st, int *leader, tg_err_t *err);
 
+/* part C (issue 13): store_thresholds.h (store_pg_thresholds.c) */
+int tg_pg_mark_insert(tg_store_t *st, const tg_mark_t *m, int *inserted, tg_err_t *err);
+int tg_pg_marks_list(tg_store_t *st, const char *customer_id, size_t limit, tg_mark_cb cb, void *arg, tg_err_t *err);
+int tg_pg_budget_set(tg_store_t *st, const char *customer_id, int64_t amount, int64_t now_s, tg_err_t *err);
+int tg_pg_budget_get(tg_store_t *st, const char *customer_id, int64_t *amount, tg_err_t *err);
+int tg_pg_budgets_list(tg_store_t *st, const char *after_id, size_t limit, tg_budget_cb cb, void *arg, tg_err_t *err);
+int tg_pg_trials_ending(tg_store_t *st, int64_t after, int64_t until, size_t limit, tg_trial_cb cb, void *arg, tg_err_t *err);
+
 #endif

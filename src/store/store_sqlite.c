@@ -433,4 +433,11 @@ const tg_store_ops_t tg_sqlite_ops = {
     .changes_listen = tg_sqlite_changes_listen,
     .changes_wait = tg_sqlite_changes_wait,
     .leader_try = tg_sqlite_leader_try,
+    /* part C (issue 13) */
+    .mark_insert = tg_sqlite_mark_insert,
+    .marks_list = tg_sqlite_marks_list,
+    .budget_set = tg_sqlite_budget_set,
+    .budget_get = tg_sqlite_budget_get,
+    .budgets_list = tg_sqlite_budgets_list,
+    .trials_ending = tg_sqlite_trials_ending,
 };
