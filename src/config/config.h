@@ -14,6 +14,15 @@
 
 #define TG_UNLIMITED UINT64_MAX
 
+/* Usage thresholds that raise usage.threshold_reached, in percent of an included allowance
+ * (notifications.usage_thresholds, plans.<p>.notify_thresholds): strictly increasing, 1-1000. */
+#define TG_THRESHOLDS_MAX 8
+typedef struct tg_thresholds_cfg {
+    uint16_t pct[TG_THRESHOLDS_MAX];
+    uint8_t n;   /* 0: no usage notifications */
+    uint8_t set; /* written in the file (plans: else the global list applies) */
+} tg_thresholds_cfg_t;
+
 /* "N/sec|min|hour|day": count events per period_ns. count == 0 means no limit. */
 typedef struct tg_rate {
     uint64_t count;
@@ -80,6 +89,7 @@ typedef struct tg_plan {
     char **features;
     size_t nfeatures;
     int requires_payment_method; /* 1: the trial starts (and keys work) once a card is on file */
+    tg_thresholds_cfg_t notify_thresholds; /* notify_thresholds, else notifications.usage_thresholds */
     int line;
 } tg_plan_t;
 
@@ -192,6 +202,11 @@ typedef struct tg_config {
         int grace_days;             /* past_due this many days, then suspended; default 7 */
         int suspend_after_failures; /* or after this many failed payments; default 3 */
     } dunning;
+    struct {
+        /* part C of issue 13: usage thresholds and trial reminders */
+        tg_thresholds_cfg_t usage_thresholds; /* default 80, 100, 120 */
+        int trial_will_end_days;              /* trial.will_end this many days before; default 3, 0 = off */
+    } notifications;
     tg_plan_t *plans;
     size_t nplans;
     tg_route_t *routes;
