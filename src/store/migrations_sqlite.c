@@ -306,6 +306,76 @@ const tg_migration_t tg_sqlite_migrations[] = {
     /* PostgreSQL's triggers announce changes to the other gateways; one SQLite node has nobody
      * to notify. Kept so that a version number means the same schema in both dialects. */
     {23, "change notifications", ""},
+    {24, "events and webhooks",
+     /* Notifications (src/notify): events is the durable record of what happened (the owner's
+      * feed and the source of every delivery), seq its insertion order; dedupe_key (NULL for
+      * most) makes an emit happen once across retries and restarts. webhook_endpoints: the
+      * owner's (customer_id '') and the customers' endpoints, with the secret needed to sign
+      * (and the previous one during a rotation) and the delivery thread's view of its health
+      * (circuit breaker, failing since, disabled with a reason). webhook_deliveries: the durable
+      * outbox, one row per (event, endpoint); its id is the webhook-id of every attempt.
+      * webhook_attempts: every attempt's log. notification_settings: per customer (email
+      * events are part B's, budgets part C's, in their own migrations). */
+     "CREATE TABLE events ("
+     "  seq INTEGER PRIMARY KEY,"
+     "  id TEXT NOT NULL UNIQUE,"
+     "  type TEXT NOT NULL,"
+     "  customer_id TEXT NOT NULL DEFAULT '',"
+     "  created_at INTEGER NOT NULL,"
+     "  data TEXT NOT NULL,"
+     "  dedupe_key TEXT UNIQUE);"
+     "CREATE INDEX events_customer ON events(customer_id, seq);"
+     "CREATE TABLE webhook_endpoints ("
+     "  id TEXT PRIMARY KEY,"
+     "  customer_id TEXT NOT NULL DEFAULT '',"
+     "  url TEXT NOT NULL,"
+     "  events TEXT NOT NULL,"
+     "  secret TEXT NOT NULL,"
+     "  prev_secret TEXT NOT NULL DEFAULT '',"
+     "  prev_secret_until INTEGER NOT NULL DEFAULT 0,"
+     "  source TEXT NOT NULL,"
+     "  enabled INTEGER NOT NULL DEFAULT 1,"
+     "  disabled_reason TEXT NOT NULL DEFAULT '',"
+     "  failing_since INTEGER NOT NULL DEFAULT 0,"
+     "  consecutive_failures INTEGER NOT NULL DEFAULT 0,"
+     "  hold_until INTEGER NOT NULL DEFAULT 0,"
+     "  created_at INTEGER NOT NULL,"
+     "  updated_at INTEGER NOT NULL);"
+     "CREATE INDEX webhook_endpoints_customer ON webhook_endpoints(customer_id, created_at);"
+     "CREATE TABLE webhook_deliveries ("
+     "  seq INTEGER PRIMARY KEY,"
+     "  id TEXT NOT NULL UNIQUE,"
+     "  endpoint_id TEXT NOT NULL,"
+     "  event_id TEXT NOT NULL,"
+     "  event_type TEXT NOT NULL,"
+     "  customer_id TEXT NOT NULL DEFAULT '',"
+     "  state TEXT NOT NULL,"
+     "  attempts INTEGER NOT NULL DEFAULT 0,"
+     "  next_attempt_at INTEGER NOT NULL,"
+     "  first_attempt_at INTEGER NOT NULL DEFAULT 0,"
+     "  last_status INTEGER NOT NULL DEFAULT 0,"
+     "  last_error TEXT NOT NULL DEFAULT '',"
+     "  created_at INTEGER NOT NULL,"
+     "  updated_at INTEGER NOT NULL,"
+     "  delivered_at INTEGER NOT NULL DEFAULT 0,"
+     "  UNIQUE (event_id, endpoint_id));"
+     "CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt_at) WHERE state = 'pending';"
+     "CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries(endpoint_id, seq);"
+     "CREATE TABLE webhook_attempts ("
+     "  id INTEGER PRIMARY KEY,"
+     "  delivery_id TEXT NOT NULL,"
+     "  endpoint_id TEXT NOT NULL,"
+     "  at INTEGER NOT NULL,"
+     "  status INTEGER NOT NULL,"
+     "  duration_ms INTEGER NOT NULL,"
+     "  response TEXT NOT NULL,"
+     "  error TEXT NOT NULL);"
+     "CREATE INDEX webhook_attempts_delivery ON webhook_attempts(delivery_id, id);"
+     "CREATE INDEX webhook_attempts_endpoint ON webhook_attempts(endpoint_id, id);"
+     "CREATE TABLE notification_settings ("
+     "  customer_id TEXT PRIMARY KEY,"
+     "  email_events TEXT NOT NULL DEFAULT '*',"
+     "  updated_at INTEGER NOT NULL);"},
     /* 26 (issue 13, part C): a notification decided from usage or time fires once: the
      * notifier inserts its mark in the transaction that emits the event, and the unique key
      * refuses the same crossing seen again (after a restart, or on another node). Budgets are

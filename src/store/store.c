@@ -664,6 +664,101 @@ int tg_store_leader_try(tg_store_t *st, int *leader, tg_err_t *err)
     return st->ops->leader_try(st, leader, err);
 }
 
+/* ---- store_notify.h (issue 13, part A) ---- */
+
+int tg_store_event_insert(tg_store_t *st, const tg_event_row_t *e, const char *dedupe_key, tg_err_t *err)
+{
+    return st->ops->event_insert(st, e, dedupe_key, err);
+}
+
+int tg_store_event_get(tg_store_t *st, const char *id, tg_event_row_t *out, tg_err_t *err)
+{
+    return st->ops->event_get(st, id, out, err);
+}
+
+int tg_store_event_page(tg_store_t *st, const char *customer_id, const tg_page_t *page, tg_event_row_cb cb, void *arg, tg_page_end_t *end, tg_err_t *err)
+{
+    return st->ops->event_page(st, customer_id, page, cb, arg, end, err);
+}
+
+int tg_store_webhook_endpoint_insert(tg_store_t *st, const tg_webhook_endpoint_t *e, tg_err_t *err)
+{
+    return st->ops->webhook_endpoint_insert(st, e, err);
+}
+
+int tg_store_webhook_endpoint_get(tg_store_t *st, const char *id, tg_webhook_endpoint_t *out, tg_err_t *err)
+{
+    return st->ops->webhook_endpoint_get(st, id, out, err);
+}
+
+int tg_store_webhook_endpoint_update(tg_store_t *st, const tg_webhook_endpoint_t *e, tg_err_t *err)
+{
+    return st->ops->webhook_endpoint_update(st, e, err);
+}
+
+int tg_store_webhook_endpoint_delete(tg_store_t *st, const char *id, tg_err_t *err)
+{
+    return st->ops->webhook_endpoint_delete(st, id, err);
+}
+
+int tg_store_webhook_endpoint_list(tg_store_t *st, const char *customer_id, tg_webhook_endpoint_cb cb, void *arg, tg_err_t *err)
+{
+    return st->ops->webhook_endpoint_list(st, customer_id, cb, arg, err);
+}
+
+int tg_store_webhook_delivery_insert(tg_store_t *st, const tg_webhook_delivery_t *d, tg_err_t *err)
+{
+    return st->ops->webhook_delivery_insert(st, d, err);
+}
+
+int tg_store_webhook_delivery_get(tg_store_t *st, const char *id, tg_webhook_delivery_t *out, tg_err_t *err)
+{
+    return st->ops->webhook_delivery_get(st, id, out, err);
+}
+
+int tg_store_webhook_delivery_claim(tg_store_t *st, int64_t now_ms, int64_t lease_ms, tg_webhook_delivery_t *out, size_t limit, size_t *n, tg_err_t *err)
+{
+    return st->ops->webhook_delivery_claim(st, now_ms, lease_ms, out, limit, n, err);
+}
+
+int tg_store_webhook_delivery_next_due(tg_store_t *st, int64_t *at_ms, tg_err_t *err)
+{
+    return st->ops->webhook_delivery_next_due(st, at_ms, err);
+}
+
+int tg_store_webhook_delivery_update(tg_store_t *st, const tg_webhook_delivery_t *d, const tg_webhook_attempt_t *a, tg_err_t *err)
+{
+    return st->ops->webhook_delivery_update(st, d, a, err);
+}
+
+int tg_store_webhook_delivery_page(tg_store_t *st, const char *endpoint_id, const char *customer_id, const tg_page_t *page, tg_webhook_delivery_cb cb, void *arg, tg_page_end_t *end, tg_err_t *err)
+{
+    return st->ops->webhook_delivery_page(st, endpoint_id, customer_id, page, cb, arg, end, err);
+}
+
+int tg_store_webhook_attempt_list(tg_store_t *st, const char *delivery_id, size_t limit, tg_webhook_attempt_cb cb, void *arg, tg_err_t *err)
+{
+    return st->ops->webhook_attempt_list(st, delivery_id, limit, cb, arg, err);
+}
+
+int tg_store_notification_settings_get(tg_store_t *st, const char *customer_id, char *email_events, size_t cap, tg_err_t *err)
+{
+    return st->ops->notification_settings_get(st, customer_id, email_events, cap, err);
+}
+
+int tg_store_notification_settings_put(tg_store_t *st, const char *customer_id, const char *email_events, int64_t now, tg_err_t *err)
+{
+    return st->ops->notification_settings_put(st, customer_id, email_events, now, err);
+}
+
+void tg_event_row_clear(tg_event_row_t *e)
+{
+    if (e == NULL)
+        return;
+    free(e->data);
+    e->data = NULL;
+}
+
 /* ---- part C (issue 13): store_thresholds.h ---- */
 
 int tg_store_mark_insert(tg_store_t *st, const tg_mark_t *m, int *inserted, tg_err_t *err)

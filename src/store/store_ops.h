@@ -2,7 +2,7 @@
  *
  * tg_store_open picks a backend by the URL's scheme and the backend's open function returns a
  * connection whose first member is a tg_store_t pointing at its operations table; every
- * tg_store_* call (store.h, store_outbox.h, store_payments.h, store_meter.h, store_cluster.h) is a one-line
+ * tg_store_* call (store.h, store_outbox.h, store_payments.h, store_meter.h, store_cluster.h, store_notify.h) is a one-line
  * dispatch through it (store.c). Each member has the signature and the contract of the
  * tg_store_* function of the same name, documented in those headers. Not for use outside
  * src/store: callers go through the tg_store_* functions. */
@@ -12,6 +12,7 @@
 #include "store/store.h"
 #include "store/store_cluster.h"
 #include "store/store_meter.h"
+#include "store/store_notify.h"
 #include "store/store_outbox.h"
 #include "store/store_payments.h"
 #include "store/store_thresholds.h"
@@ -179,6 +180,33 @@ typedef struct tg_store_ops {
     int (*changes_listen)(tg_store_t *st, tg_err_t *err);
     int (*changes_wait)(tg_store_t *st, int timeout_ms, tg_change_cb cb, void *arg, size_t *count, tg_err_t *err);
     int (*leader_try)(tg_store_t *st, int *leader, tg_err_t *err);
+    /* part A (issue 13): store_notify.h */
+    int (*event_insert)(tg_store_t *st, const tg_event_row_t *e, const char *dedupe_key, tg_err_t *err);
+    int (*event_get)(tg_store_t *st, const char *id, tg_event_row_t *out, tg_err_t *err);
+    int (*event_page)(tg_store_t *st, const char *customer_id, const tg_page_t *page, tg_event_row_cb cb, void *arg,
+                      tg_page_end_t *end, tg_err_t *err);
+    int (*webhook_endpoint_insert)(tg_store_t *st, const tg_webhook_endpoint_t *e, tg_err_t *err);
+    int (*webhook_endpoint_get)(tg_store_t *st, const char *id, tg_webhook_endpoint_t *out, tg_err_t *err);
+    int (*webhook_endpoint_update)(tg_store_t *st, const tg_webhook_endpoint_t *e, tg_err_t *err);
+    int (*webhook_endpoint_delete)(tg_store_t *st, const char *id, tg_err_t *err);
+    int (*webhook_endpoint_list)(tg_store_t *st, const char *customer_id, tg_webhook_endpoint_cb cb, void *arg,
+                                 tg_err_t *err);
+    int (*webhook_delivery_insert)(tg_store_t *st, const tg_webhook_delivery_t *d, tg_err_t *err);
+    int (*webhook_delivery_get)(tg_store_t *st, const char *id, tg_webhook_delivery_t *out, tg_err_t *err);
+    int (*webhook_delivery_claim)(tg_store_t *st, int64_t now_ms, int64_t lease_ms, tg_webhook_delivery_t *out,
+                                  size_t limit, size_t *n, tg_err_t *err);
+    int (*webhook_delivery_next_due)(tg_store_t *st, int64_t *at_ms, tg_err_t *err);
+    int (*webhook_delivery_update)(tg_store_t *st, const tg_webhook_delivery_t *d, const tg_webhook_attempt_t *a,
+                                   tg_err_t *err);
+    int (*webhook_delivery_page)(tg_store_t *st, const char *endpoint_id, const char *customer_id,
+                                 const tg_page_t *page, tg_webhook_delivery_cb cb, void *arg, tg_page_end_t *end,
+                                 tg_err_t *err);
+    int (*webhook_attempt_list)(tg_store_t *st, const char *delivery_id, size_t limit, tg_webhook_attempt_cb cb,
+                                void *arg, tg_err_t *err);
+    int (*notification_settings_get)(tg_store_t *st, const char *customer_id, char *email_events, size_t cap,
+                                     tg_err_t *err);
+    int (*notification_settings_put)(tg_store_t *st, const char *customer_id, const char *email_events, int64_t now,
+                                     tg_err_t *err);
     /* part C (issue 13): store_thresholds.h */
     int (*mark_insert)(tg_store_t *st, const tg_mark_t *m, int *inserted, tg_err_t *err);
     int (*marks_list)(tg_store_t *st, const char *customer_id, size_t limit, tg_mark_cb cb, void *arg, tg_err_t *err);

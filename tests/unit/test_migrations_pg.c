@@ -194,6 +194,8 @@ static const char *const IDENTITY[][2] = {
     {"invoice_items", "id"},  {"plan_changes", "id"},           {"usage_rejected", "id"},
     {"stripe_outbox", "id"},  {"customer_status_history", "id"}, {"stripe_events", "rowid"},
     {"stripe_subscriptions", "rowid"},
+    /* migration 24 (notifications) */
+    {"events", "seq"},        {"webhook_deliveries", "seq"},     {"webhook_attempts", "id"},
 };
 #define IDENTITY_COUNT (sizeof(IDENTITY) / sizeof(IDENTITY[0]))
 
