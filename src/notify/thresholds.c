@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "billing/pricing.h"
+#include "notify/events.h"
 #include "util/clock.h"
 #include "util/money.h"
 
@@ -180,16 +181,6 @@ static json_t *json_time(int64_t t)
     return json_string(buf);
 }
 
-/* The event itself. Until the events core (notify/events.h, issue 13 part A) is on this branch,
- * the mark is the whole record of the decision; at the merge this calls
- * tg_event_emit(st, type, customer_id, data, dedupe_key, err) with the same transaction. */
-static int emit_event(tg_store_t *st, const char *type, const char *customer_id, json_t *data, const char *dedupe_key,
-                      tg_err_t *err)
-{
-    (void)st, (void)type, (void)customer_id, (void)data, (void)dedupe_key, (void)err;
-    return 0;
-}
-
 int tg_thresholds_fire(tg_store_t *st, const tg_mark_t *m, const char *type, json_t *data, int *fired, tg_err_t *err)
 {
     *fired = 0;
@@ -204,8 +195,10 @@ int tg_thresholds_fire(tg_store_t *st, const tg_mark_t *m, const char *type, jso
     int inserted = 0;
     rc = tg_store_mark_insert(st, m, &inserted, err);
     if (rc == 0 && inserted) {
-        rc = emit_event(st, type, m->customer_id, data, dedupe, err);
-        if (rc == TG_EEXIST) { /* emitted before the mark existed (not possible once both are here) */
+        /* the dedupe key as well: an event emitted by a path that wrote no mark (an older
+         * version, a repair by hand) is not emitted twice either */
+        rc = tg_event_emit(st, type, m->customer_id, data, dedupe, err);
+        if (rc == TG_EEXIST) {
             rc = 0;
             inserted = 0;
         }
@@ -217,6 +210,8 @@ int tg_thresholds_fire(tg_store_t *st, const tg_mark_t *m, const char *type, jso
     if (rc == 0)
         *fired = inserted;
     atomic_fetch_add(rc != 0 ? &stat_failed : inserted ? &stat_fired : &stat_repeated, 1);
+    if (rc == 0 && inserted)
+        tg_event_wake(); /* the delivery thread, if one runs, sends it now */
     return rc;
 }
 
@@ -243,7 +238,7 @@ static void fire_usage(tg_thresholds_t *t, const tg_crossing_t *c, unsigned mask
                                  json_time(c->period_start), "period_end", json_time(c->period_end));
         tg_err_t err = {0};
         int fired = 0;
-        if (data == NULL || tg_thresholds_fire(t->st, &m, TG_THRESHOLDS_EVT_USAGE, data, &fired, &err) != 0)
+        if (data == NULL || tg_thresholds_fire(t->st, &m, TG_EVENT_USAGE_THRESHOLD_REACHED, data, &fired, &err) != 0)
             log_error("usage.threshold_reached", &err);
         json_decref(data);
     }
@@ -260,7 +255,7 @@ static void fire_exhausted(tg_thresholds_t *t, const tg_crossing_t *c, int64_t n
                              json_time(c->period_end));
     tg_err_t err = {0};
     int fired = 0;
-    if (data == NULL || tg_thresholds_fire(t->st, &m, TG_THRESHOLDS_EVT_EXHAUSTED, data, &fired, &err) != 0)
+    if (data == NULL || tg_thresholds_fire(t->st, &m, TG_EVENT_QUOTA_EXHAUSTED, data, &fired, &err) != 0)
         log_error("quota.exhausted", &err);
     json_decref(data);
 }
@@ -310,7 +305,7 @@ static void check_budget(tg_thresholds_t *t, const char *customer_id, int64_t bu
     json_t *data = json_pack("{s:s,s:s,s:s,s:s,s:o,s:o}", "budget", b, "estimate", e, "currency", plan->currency,
                              "plan", plan->id, "period_start", json_time(ps), "period_end", json_time(pe));
     int fired = 0;
-    if (data == NULL || tg_thresholds_fire(t->st, &m, TG_THRESHOLDS_EVT_BUDGET, data, &fired, &err) != 0)
+    if (data == NULL || tg_thresholds_fire(t->st, &m, TG_EVENT_BUDGET_EXCEEDED, data, &fired, &err) != 0)
         log_error("budget.exceeded", &err);
     json_decref(data);
 }
@@ -514,7 +509,7 @@ static int trial_cb(const char *customer_id, int64_t trial_end, void *arg)
                              acct != NULL ? tg_account_plan(acct)->id : NULL);
     tg_err_t err = {0};
     int fired = 0;
-    if (data == NULL || tg_thresholds_fire(p->st, &m, TG_THRESHOLDS_EVT_TRIAL, data, &fired, &err) != 0)
+    if (data == NULL || tg_thresholds_fire(p->st, &m, TG_EVENT_TRIAL_WILL_END, data, &fired, &err) != 0)
         log_error("trial.will_end", &err);
     json_decref(data);
     p->fired += (size_t)fired;

@@ -31,11 +31,6 @@
 #include "store/store_thresholds.h"
 #include "util/err.h"
 
-/* Event types of this part (the names of notify/events.h's TG_EVENT_*). */
-#define TG_THRESHOLDS_EVT_USAGE "usage.threshold_reached"
-#define TG_THRESHOLDS_EVT_EXHAUSTED "quota.exhausted"
-#define TG_THRESHOLDS_EVT_BUDGET "budget.exceeded"
-#define TG_THRESHOLDS_EVT_TRIAL "trial.will_end"
 
 /* Bit i set when t->pct[i] percent of `included` was reached by moving a counter from before
  * to after (before < level <= after, level = included x pct / 100 exactly, in 128 bits). 0 when
@@ -114,7 +109,9 @@ typedef struct tg_thresholds_stats {
 void tg_thresholds_stats(tg_thresholds_stats_t *out);
 
 /* Fires one notification: in one transaction, inserts mark m and, if it was not there yet,
- * emits event `type` with `data` (borrowed) for m->customer_id. *fired = 1 when the event was
+ * emits event `type` (notify/events.h) with `data` (borrowed) for m->customer_id, with the
+ * dedupe key "threshold:<customer>:<period_start>:<metric>:<level>" (usage; the mark's kind in
+ * place of "threshold" for the others). *fired = 1 when the event was
  * emitted, 0 when the mark existed already (a repeat: nothing written). The caller's thread
  * and store connection (the notifier thread, the admin tick). */
 int tg_thresholds_fire(tg_store_t *st, const tg_mark_t *m, const char *type, json_t *data, int *fired, tg_err_t *err);

@@ -379,8 +379,8 @@ const tg_migration_t tg_sqlite_migrations[] = {
     /* 26 (issue 13, part C): a notification decided from usage or time fires once: the
      * notifier inserts its mark in the transaction that emits the event, and the unique key
      * refuses the same crossing seen again (after a restart, or on another node). Budgets are
-     * in minor units of the customer's plan's currency. Trials about to end are found by their
-     * end. */
+     * tg_money_t (nano-units of the customer's plan's currency, util/money.h). Trials about to
+     * end are found by their end. */
     {26, "thresholds and budgets",
      "CREATE TABLE notification_marks ("
      "  customer_id TEXT NOT NULL,"

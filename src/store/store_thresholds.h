@@ -44,8 +44,8 @@ typedef int (*tg_mark_cb)(const tg_mark_t *m, void *arg);
 int tg_store_marks_list(tg_store_t *st, const char *customer_id, size_t limit, tg_mark_cb cb, void *arg,
                         tg_err_t *err);
 
-/* The customer's monthly budget in minor units of the plan's currency: amount > 0 sets it,
- * 0 removes it. */
+/* The customer's monthly budget, a tg_money_t (nano-units of the plan's currency,
+ * util/money.h): amount > 0 sets it, 0 removes it. */
 int tg_store_budget_set(tg_store_t *st, const char *customer_id, int64_t amount, int64_t now_s, tg_err_t *err);
 /* *amount = the budget, 0 when none is set. */
 int tg_store_budget_get(tg_store_t *st, const char *customer_id, int64_t *amount, tg_err_t *err);

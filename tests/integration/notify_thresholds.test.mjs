@@ -1,8 +1,9 @@
 // notify_thresholds.test.mjs - the notifications decided from usage and time (issue 13, part C):
 // usage.threshold_reached at 80/100/120 % of an allowance, quota.exhausted, budget.exceeded and
 // trial.will_end, each exactly once, driven by real calls through the gateway, also across a
-// kill -9 and a restart. What fired is read from the marks that make each fire once
-// (GET /v1/admin/customers/{id}/notification-marks) and from /metrics'
+// kill -9 and a restart. What fired is read from the events table (the events core of part A;
+// read with the sqlite3 / psql client until its admin feed is here), from the marks that make
+// each fire once (GET /v1/admin/customers/{id}/notification-marks) and from /metrics'
 // tollgate_notifications_decided_total (fired vs repeated: a repeat is a crossing seen again
 // whose mark was there, so nothing was emitted).
 import { test } from 'node:test';
@@ -39,6 +40,25 @@ const MORE_PLANS = `  alerts:
 `;
 
 const opts = (extra = {}) => ({ morePlans: MORE_PLANS, ...extra });
+
+// SQL on the Stack's store through the database's own client (ids are checked before splicing).
+function sql(s, text) {
+  const url = s.storageUrl();
+  const r = url.startsWith('sqlite:')
+    ? spawnSync('sqlite3', [url.slice('sqlite:'.length), text], { encoding: 'utf8' })
+    : spawnSync('psql', [url, '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-c', text], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout.split('\n').filter((l) => l !== '');
+}
+
+// The customer's events in order: [{type, dedupe_key, data}].
+function events(s, id) {
+  assert.match(id, /^[A-Za-z0-9_]+$/);
+  return sql(s, `SELECT type || '|' || COALESCE(dedupe_key, '') || '|' || data FROM events WHERE customer_id = '${id}' ORDER BY seq`)
+    .map((l) => { const [type, dedupe, ...rest] = l.split('|'); return { type, dedupe, data: JSON.parse(rest.join('|')) }; });
+}
+const levels = (evs, metric = 'api_calls') => evs.filter((e) => e.type === 'usage.threshold_reached' && e.data.metric === metric)
+  .map((e) => e.data.threshold_percent).sort((a, b) => a - b);
 
 async function marks(s, id) {
   const r = await s.adminCall('GET', `/v1/admin/customers/${id}/notification-marks`);
@@ -95,6 +115,18 @@ test('usage.threshold_reached fires once at each of 80, 100 and 120 % as real ca
     assert.equal(d.fired, 3);
     assert.equal(d.repeated, 0);
     assert.equal(d.dropped + d.failed, 0);
+    // one event per level, with its payload (docs/api.md)
+    const evs = events(s, customer.id);
+    assert.deepEqual(evs.map((e) => e.type), Array(3).fill('usage.threshold_reached'));
+    assert.deepEqual(levels(evs), [80, 100, 120]);
+    const e80 = evs.find((e) => e.data.threshold_percent === 80);
+    assert.equal(e80.data.metric, 'api_calls');
+    assert.equal(e80.data.used, 8);
+    assert.equal(e80.data.included, 10);
+    assert.equal(e80.data.plan, 'alerts');
+    assert.equal(e80.data.period_start, m80.period_start);
+    assert.match(e80.data.period_end, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    assert.match(e80.dedupe, new RegExp(`^threshold:${customer.id}:\\d+:api_calls:80$`));
   } finally { await s.stop(); }
 });
 
@@ -110,9 +142,11 @@ test('a call whose reservation is released (upstream 5xx) does not fire; the nex
     // time of a few records, then nothing must be there
     for (let i = 0; i < 20 && (await marks(s, customer.id)).length === 0; i++) await sleep(25);
     assert.deepEqual(await marks(s, customer.id), []);
+    assert.deepEqual(events(s, customer.id), []);
     await calls(s, k, 1); // billed 8th unit
     await waitMarks(s, customer.id, (ms) => usageMarks(ms).length === 1, '80 % after the billed call');
     assert.deepEqual(usageMarks(await marks(s, customer.id)), [80]);
+    assert.deepEqual(levels(events(s, customer.id)), [80]);
   } finally { await s.stop(); }
 });
 
@@ -123,6 +157,9 @@ test('units the upstream reports (Tollgate-Units) cross the thresholds of their 
     assert.equal((await s.call('/v1/units?tokens=700', { key: k })).status, 200);
     assert.equal((await s.call('/v1/units?tokens=550', { key: k })).status, 200); // 1250 of 1000: 80, 100, 120 at once
     await waitMarks(s, customer.id, (ms) => usageMarks(ms, 'tokens').length === 3, 'tokens');
+    const evs = events(s, customer.id);
+    assert.deepEqual(levels(evs, 'tokens'), [80, 100, 120]);
+    assert.equal(evs[0].data.used, 1250);
     const h = await s.customer('halfway'); // notify_thresholds: [50] of 4 calls
     await calls(s, h.key, 1);
     await sleep(100);
@@ -153,32 +190,33 @@ test('kill -9 between 80 and 100 %: after the restart 80 is not fired again, 100
     assert.equal(d.fired, 2);
     await calls(s, k, 3);
     assert.deepEqual(usageMarks(await marks(s, customer.id)), [80, 100, 120]);
+    assert.deepEqual(levels(events(s, customer.id)), [80, 100, 120]); // each exactly once
   } finally { await s.stop(); }
 });
 
 test('a crossing lost with the process (queued, not yet marked) fires at the restart, once', async () => {
   // Stands for a kill -9 between the call and the notifier's transaction: the usage is durable
-  // (strict metering) but the mark is not there. Removing the mark by hand makes that state.
+  // (strict metering) but neither the 100 % mark nor its event was written. And the 80 % event
+  // without its mark (written by a path that keeps no mark) must not be emitted twice either:
+  // the event's dedupe key refuses it.
   const s = await new Stack(opts({ durability: 'strict' })).start();
   try {
     const { customer, key: k } = await s.customer('alerts');
     await calls(s, k, 10);
     await waitMarks(s, customer.id, (ms) => usageMarks(ms).length === 2, '80 and 100 %');
+    assert.deepEqual(levels(events(s, customer.id)), [80, 100]);
     await s.kill9();
-    assert.match(customer.id, /^[A-Za-z0-9_]+$/); // safe to splice into the SQL below
-    const sql = `DELETE FROM notification_marks WHERE customer_id = '${customer.id}' AND level = 100`;
-    const url = s.storageUrl();
-    const r = url.startsWith('sqlite:')
-      ? spawnSync('sqlite3', [url.slice('sqlite:'.length), sql], { encoding: 'utf8' })
-      : spawnSync('psql', [url, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', sql], { encoding: 'utf8' });
-    assert.equal(r.status, 0, r.stderr);
+    sql(s, `DELETE FROM notification_marks WHERE customer_id = '${customer.id}'`);
+    sql(s, `DELETE FROM events WHERE customer_id = '${customer.id}' AND dedupe_key LIKE '%:api_calls:100'`);
+    assert.deepEqual(levels(events(s, customer.id)), [80]);
     await s.start();
     const ms = await waitMarks(s, customer.id, (x) => usageMarks(x).length === 2, '100 % again');
     assert.deepEqual(usageMarks(ms), [80, 100]);
     for (let i = 0; i < 200 && (await decided(s)).repeated === 0; i++) await sleep(25);
     const d = await decided(s);
     assert.equal(d.fired, 1); // 100 %
-    assert.equal(d.repeated, 1); // 80 %
+    assert.equal(d.repeated, 1); // 80 %: its event was there
+    assert.deepEqual(levels(events(s, customer.id)), [80, 100]);
   } finally { await s.stop(); }
 });
 
@@ -202,6 +240,11 @@ test('quota.exhausted fires once when a block plan refuses its first call of the
     assert.equal(d.fired, 0);
     assert.equal(d.repeated, 3); // 80 and 100 from the warm counters, exhausted from the refusal
     assert.equal((await marks(s, customer.id)).filter((m) => m.kind === 'exhausted').length, 1);
+    const ex = events(s, customer.id).filter((e) => e.type === 'quota.exhausted');
+    assert.equal(ex.length, 1);
+    assert.equal(ex[0].data.metric, 'api_calls');
+    assert.equal(ex[0].data.included, 3);
+    assert.match(ex[0].data.resets_at, /^\d{4}-/);
   } finally { await s.stop(); }
 });
 
@@ -257,6 +300,11 @@ test('budget.exceeded fires once when the estimated bill passes the budget set i
     for (let i = 0; i < 400 && (await decided(s)).repeated === 0; i++) await sleep(50);
     assert.equal((await marks(s, id)).filter((m) => m.kind === 'budget').length, 1);
     // the admin API removes it
+    const be = events(s, id).filter((e) => e.type === 'budget.exceeded');
+    assert.equal(be.length, 1);
+    assert.equal(be[0].data.budget, '3.00');
+    assert.equal(be[0].data.estimate, '4.00');
+    assert.equal(be[0].data.currency, 'usd');
     const rm = await s.adminCall('PUT', `/v1/admin/customers/${id}/budget`, { amount: null });
     assert.equal(rm.status, 200);
     assert.equal(rm.json.budget, null);
@@ -278,5 +326,11 @@ test('trial.will_end fires once per trial, N days before its end (notifications.
     for (let i = 0; i < 400 && (await decided(s)).repeated === 0; i++) await sleep(50);
     assert.equal((await marks(s, customer.id)).length, 1);
     assert.deepEqual(await marks(s, other.customer.id), []);
+    const te = events(s, customer.id).filter((e) => e.type === 'trial.will_end');
+    assert.equal(te.length, 1);
+    assert.equal(te[0].data.trial_end, customer.trial_end);
+    assert.equal(te[0].data.days_left, 2);
+    assert.equal(te[0].data.plan, 'trial2');
+    assert.deepEqual(events(s, other.customer.id).filter((e) => e.type === 'trial.will_end'), []);
   } finally { await s.stop(); }
 });

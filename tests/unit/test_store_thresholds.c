@@ -13,6 +13,9 @@
 #include <string.h>
 
 #include "../support/tmpstore.h"
+#include "notify/events.h"
+#include "notify/thresholds.h"
+#include "store/store_notify.h"
 #include "store/store_thresholds.h"
 
 static int setup(void **state)
@@ -203,12 +206,81 @@ static void test_trials_ending(void **state)
     assert_string_equal(p.ids[0], "cus_t2");
 }
 
+typedef struct {
+    char types[8][48];
+    char data[8][256];
+    size_t n;
+} evs_t;
+
+static int collect_event(const tg_event_row_t *e, void *arg)
+{
+    evs_t *v = arg;
+    if (v->n < 8) {
+        snprintf(v->types[v->n], sizeof(v->types[0]), "%s", e->type);
+        snprintf(v->data[v->n], sizeof(v->data[0]), "%s", e->data);
+        v->n++;
+    }
+    return 0;
+}
+
+static size_t count_events(tg_store_t *st, const char *customer, evs_t *v)
+{
+    tg_page_t page = {.limit = 100, .after = ""};
+    tg_page_end_t end;
+    tg_err_t err = {0};
+    memset(v, 0, sizeof(*v));
+    assert_int_equal(tg_store_event_page(st, customer, &page, collect_event, v, &end, &err), 0);
+    return v->n;
+}
+
+/* tg_thresholds_fire: the mark and the event in one transaction, once. A repeat writes nothing;
+ * an event already there under the same dedupe key (without its mark) is not written again;
+ * inside a caller's transaction that is rolled back, neither stays. */
+static void test_fire_once(void **state)
+{
+    tg_tmpstore_t *t = *state;
+    tg_err_t err = {0};
+    add_customer(t->st, "cus_f", "active", 0);
+    tg_mark_t m = mark("cus_f", 100, TG_MARK_USAGE, "api_calls", 80);
+    json_t *data = json_pack("{s:s,s:i}", "metric", "api_calls", "threshold_percent", 80);
+    int fired = -1;
+    assert_int_equal(tg_thresholds_fire(t->st, &m, TG_EVENT_USAGE_THRESHOLD_REACHED, data, &fired, &err), 0);
+    assert_int_equal(fired, 1);
+    assert_int_equal(tg_thresholds_fire(t->st, &m, TG_EVENT_USAGE_THRESHOLD_REACHED, data, &fired, &err), 0);
+    assert_int_equal(fired, 0);
+    evs_t v;
+    assert_int_equal(count_events(t->st, "cus_f", &v), 1);
+    assert_string_equal(v.types[0], "usage.threshold_reached");
+    assert_non_null(strstr(v.data[0], "\"threshold_percent\":80"));
+
+    /* the event is there, its mark is not (a repair by hand): the dedupe key refuses it */
+    assert_int_equal(tg_tmpstore_exec(t, "DELETE FROM notification_marks"), 0);
+    assert_int_equal(tg_thresholds_fire(t->st, &m, TG_EVENT_USAGE_THRESHOLD_REACHED, data, &fired, &err), 0);
+    assert_int_equal(fired, 0);
+    assert_int_equal(count_events(t->st, "cus_f", &v), 1);
+    marks_t s = {0};
+    assert_int_equal(tg_store_marks_list(t->st, "cus_f", 10, collect_mark, &s, &err), 0);
+    assert_int_equal(s.n, 1); /* the mark is back */
+
+    /* an unknown event type fails the whole: no mark is left behind */
+    tg_mark_t m2 = mark("cus_f", 100, TG_MARK_USAGE, "api_calls", 100);
+    assert_int_not_equal(tg_thresholds_fire(t->st, &m2, "no.such_type", data, &fired, &err), 0);
+    s.n = 0;
+    assert_int_equal(tg_store_marks_list(t->st, "cus_f", 10, collect_mark, &s, &err), 0);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(tg_thresholds_fire(t->st, &m2, TG_EVENT_USAGE_THRESHOLD_REACHED, data, &fired, &err), 0);
+    assert_int_equal(fired, 1);
+    assert_int_equal(count_events(t->st, "cus_f", &v), 2);
+    json_decref(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_marks_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_budgets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trials_ending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fire_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
