@@ -67,7 +67,21 @@ struct tg_thresholds {
     /* quota.exhausted's filter: a fingerprint of each (customer, period, metric) refused lately;
      * a slot taken by another key only costs a second record, which the mark then refuses */
     _Atomic uint64_t exhausted_seen[EXHAUSTED_SLOTS];
+    /* budget.exceeded decided this period (customer, period_start): the notifier thread's own,
+     * so that the pass every interval does not open a transaction per customer over budget to
+     * find its mark again; a slot lost to another key only costs that transaction */
+    uint64_t budget_seen[EXHAUSTED_SLOTS];
 };
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n);
+
+static uint64_t key_hash(const char *customer_id, int64_t period_start, const char *metric)
+{
+    uint64_t h = fnv1a(UINT64_C(14695981039346656037), customer_id, strlen(customer_id) + 1);
+    h = fnv1a(h, &period_start, sizeof(period_start));
+    h = fnv1a(h, metric, strlen(metric));
+    return h | 1; /* 0 is an empty slot */
+}
 
 int tg_thresholds_push(tg_thresholds_t *t, const tg_crossing_t *c)
 {
@@ -99,10 +113,7 @@ void tg_thresholds_exhausted(tg_thresholds_t *t, const char *customer_id, const 
 {
     if (t == NULL)
         return;
-    uint64_t h = fnv1a(UINT64_C(14695981039346656037), customer_id, strlen(customer_id) + 1);
-    h = fnv1a(h, &period_start, sizeof(period_start));
-    h = fnv1a(h, metric, strlen(metric));
-    h |= 1; /* 0 is an empty slot */
+    uint64_t h = key_hash(customer_id, period_start, metric);
     _Atomic uint64_t *slot = &t->exhausted_seen[(h >> 32) & (EXHAUSTED_SLOTS - 1)];
     if (atomic_load_explicit(slot, memory_order_relaxed) == h || atomic_exchange(slot, h) == h)
         return;
@@ -293,6 +304,9 @@ static void check_budget(tg_thresholds_t *t, const char *customer_id, int64_t bu
     }
     if (total <= budget)
         return;
+    uint64_t *seen = &t->budget_seen[(key_hash(customer_id, ps, "") >> 32) & (EXHAUSTED_SLOTS - 1)];
+    if (*seen == key_hash(customer_id, ps, ""))
+        return; /* fired (or found fired) this period */
     const tg_plan_t *plan = tg_account_plan(acct);
     char b[TG_MONEY_FMT_MAX], e[TG_MONEY_FMT_MAX];
     /* a budget has at most the currency's digits (the API refuses more) */
@@ -307,6 +321,8 @@ static void check_budget(tg_thresholds_t *t, const char *customer_id, int64_t bu
     int fired = 0;
     if (data == NULL || tg_thresholds_fire(t->st, &m, TG_EVENT_BUDGET_EXCEEDED, data, &fired, &err) != 0)
         log_error("budget.exceeded", &err);
+    else
+        *seen = key_hash(customer_id, ps, "");
     json_decref(data);
 }
 

@@ -125,8 +125,10 @@ int tg_pg_trials_ending(tg_store_t *store, int64_t after, int64_t until, size_t 
     tg_pg_param_i64(&p, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
     PGresult *r;
     int rc = tg_pg_query(st,
-                         "SELECT id, trial_end FROM customers WHERE trial_end > $1 AND trial_end <= $2"
-                         " AND status = 'trialing' ORDER BY trial_end, id COLLATE \"C\" LIMIT $3",
+                         "SELECT id, trial_end FROM customers c WHERE trial_end > $1 AND trial_end <= $2"
+                         " AND status = 'trialing' AND NOT EXISTS (SELECT 1 FROM notification_marks m"
+                         " WHERE m.customer_id = c.id AND m.period_start = c.trial_end AND m.kind = 'trial')"
+                         " ORDER BY trial_end, id COLLATE \"C\" LIMIT $3",
                          &p, &r, err, "listing trials about to end");
     if (rc != 0)
         return rc;

@@ -144,8 +144,10 @@ int tg_sqlite_trials_ending(tg_store_t *store, int64_t after, int64_t until, siz
     sqlite3_stmt *s;
     const char *doing = "listing trials about to end";
     int rc = tg_sqlite_prepare(st,
-                               "SELECT id, trial_end FROM customers WHERE trial_end > ?1 AND trial_end <= ?2"
-                               " AND status = 'trialing' ORDER BY trial_end, id LIMIT ?3",
+                               "SELECT id, trial_end FROM customers c WHERE trial_end > ?1 AND trial_end <= ?2"
+                               " AND status = 'trialing' AND NOT EXISTS (SELECT 1 FROM notification_marks m"
+                               " WHERE m.customer_id = c.id AND m.period_start = c.trial_end AND m.kind = 'trial')"
+                               " ORDER BY trial_end, id LIMIT ?3",
                                &s, err, doing);
     if (rc != 0)
         return rc;

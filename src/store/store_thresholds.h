@@ -54,8 +54,9 @@ typedef int (*tg_budget_cb)(const char *customer_id, int64_t amount, void *arg);
 int tg_store_budgets_list(tg_store_t *st, const char *after_id, size_t limit, tg_budget_cb cb, void *arg,
                           tg_err_t *err);
 
-/* Customers in their trial (status trialing) whose trial ends in (after, until], at most
- * `limit`, ordered by trial end. */
+/* Customers in their trial (status trialing) whose trial ends in (after, until] and who have no
+ * trial mark for that end yet (TG_MARK_TRIAL, period_start = trial_end), at most `limit`,
+ * ordered by trial end: each tick reads only the reminders still due. */
 typedef int (*tg_trial_cb)(const char *customer_id, int64_t trial_end, void *arg);
 int tg_store_trials_ending(tg_store_t *st, int64_t after, int64_t until, size_t limit, tg_trial_cb cb, void *arg,
                            tg_err_t *err);

@@ -204,6 +204,13 @@ static void test_trials_ending(void **state)
     assert_int_equal(tg_store_trials_ending(t->st, 10000, 40000, 1, collect_pair, &p, &err), 0);
     assert_int_equal(p.n, 1);
     assert_string_equal(p.ids[0], "cus_t2");
+    /* a trial reminded already (its mark) is not listed again; another end is another trial */
+    assert_int_equal(insert(t->st, mark("cus_t1", 10000, TG_MARK_TRIAL, "", 3)), 1);
+    assert_int_equal(insert(t->st, mark("cus_t2", 19999, TG_MARK_TRIAL, "", 3)), 1);
+    p.n = 0;
+    assert_int_equal(tg_store_trials_ending(t->st, 5000, 20000, 10, collect_pair, &p, &err), 0);
+    assert_int_equal(p.n, 1);
+    assert_string_equal(p.ids[0], "cus_t2");
 }
 
 typedef struct {
