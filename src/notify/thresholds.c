@@ -20,20 +20,22 @@ unsigned tg_thresholds_reached(uint64_t used, uint64_t included, const tg_thresh
 {
     if (included == 0 || included == TG_UNLIMITED)
         return 0;
-    unsigned mask = 0;
-    /* used >= included x pct / 100 exactly: used x 100 >= included x pct, in 128 bits */
+    /* used >= included x pct / 100 exactly: used x 100 >= included x pct, in 128 bits. The
+     * levels increase: the first one not reached ends the walk, so a counter below the first
+     * level (nearly every call) costs one comparison. */
     unsigned __int128 u = (unsigned __int128)used * 100u;
-    for (unsigned i = 0; i < t->n; i++)
-        if (u >= (unsigned __int128)included * t->pct[i])
-            mask |= 1u << i;
-    return mask;
+    unsigned i = 0;
+    while (i < t->n && u >= (unsigned __int128)included * t->pct[i])
+        i++;
+    return (1u << i) - 1;
 }
 
 unsigned tg_thresholds_crossed(uint64_t before, uint64_t after, uint64_t included, const tg_thresholds_cfg_t *t)
 {
     if (after <= before)
         return 0;
-    return tg_thresholds_reached(after, included, t) & ~tg_thresholds_reached(before, included, t);
+    unsigned reached = tg_thresholds_reached(after, included, t);
+    return reached == 0 ? 0 : reached & ~tg_thresholds_reached(before, included, t);
 }
 
 /* ---- the queue ---- */
