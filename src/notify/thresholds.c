@@ -65,7 +65,6 @@ struct tg_thresholds {
     tg_crossing_t *backlog; /* levels found reached when the counters were warmed (start only) */
     size_t nbacklog, backlog_cap;
     int stopping;
-    _Atomic uint64_t processed;
     /* quota.exhausted's filter: a fingerprint of each (customer, period, metric) refused lately;
      * a slot taken by another key only costs a second record, which the mark then refuses */
     _Atomic uint64_t exhausted_seen[EXHAUSTED_SLOTS];
@@ -75,7 +74,13 @@ struct tg_thresholds {
     uint64_t budget_seen[EXHAUSTED_SLOTS];
 };
 
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n);
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * UINT64_C(1099511628211);
+    return h;
+}
 
 static uint64_t key_hash(const char *customer_id, int64_t period_start, const char *metric)
 {
@@ -87,6 +92,8 @@ static uint64_t key_hash(const char *customer_id, int64_t period_start, const ch
 
 int tg_thresholds_push(tg_thresholds_t *t, const tg_crossing_t *c)
 {
+    if (t == NULL)
+        return 0;
     int rc = 0;
     pthread_mutex_lock(&t->mu);
     if (t->count == t->cap || t->stopping) {
@@ -100,14 +107,6 @@ int tg_thresholds_push(tg_thresholds_t *t, const tg_crossing_t *c)
     if (rc != 0)
         atomic_fetch_add_explicit(&stat_dropped, 1, memory_order_relaxed);
     return rc;
-}
-
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * UINT64_C(1099511628211);
-    return h;
 }
 
 void tg_thresholds_exhausted(tg_thresholds_t *t, const char *customer_id, const tg_plan_t *plan, const char *metric,
@@ -129,11 +128,6 @@ void tg_thresholds_exhausted(tg_thresholds_t *t, const char *customer_id, const 
     snprintf(c.metric, sizeof(c.metric), "%s", metric);
     if (tg_thresholds_push(t, &c) != 0)
         atomic_store(slot, 0); /* dropped: the next refusal tries again */
-}
-
-uint64_t tg_thresholds_processed(const tg_thresholds_t *t)
-{
-    return t != NULL ? atomic_load(&((tg_thresholds_t *)t)->processed) : 0;
 }
 
 int tg_thresholds_warmed(tg_thresholds_t *t, tg_accounts_t *accounts, const char *customer_id, int64_t period_start,
@@ -389,7 +383,6 @@ static void process(tg_thresholds_t *t, const tg_crossing_t *c, int64_t now)
         else if (budget > 0)
             check_budget(t, c->customer_id, budget, now);
     }
-    atomic_fetch_add(&t->processed, 1);
 }
 
 static void add_ms(struct timespec *ts, int64_t ms)

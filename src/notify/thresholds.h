@@ -76,8 +76,9 @@ int tg_thresholds_start(const tg_thresholds_settings_t *s, tg_thresholds_t **out
 /* Processes what is queued, stops the thread, closes its connection, frees t. NULL allowed. */
 void tg_thresholds_stop(tg_thresholds_t *t);
 
-/* Queues c (copied) for the notifier. Any thread; holds a mutex for the copy. 0, or TG_ELIMIT
- * when the queue is full (the record is dropped and counted in tg_thresholds_dropped). */
+/* Queues c (copied) for the notifier (t NULL: nothing). Any thread; holds a mutex for the copy.
+ * 0, or TG_ELIMIT when the queue is full or the notifier stops (the record is dropped and
+ * counted in tg_thresholds_stats' dropped). */
 int tg_thresholds_push(tg_thresholds_t *t, const tg_crossing_t *c);
 
 /* A block plan refused a call of customer_id for metric in the period starting period_start:
@@ -86,9 +87,6 @@ int tg_thresholds_push(tg_thresholds_t *t, const tg_crossing_t *c);
  * hammering a used-up allowance are every call. Any thread. */
 void tg_thresholds_exhausted(tg_thresholds_t *t, const char *customer_id, const tg_plan_t *plan, const char *metric,
                              int64_t period_start, int64_t period_end, uint64_t included);
-
-/* Records processed (marks decided, fired or already there). */
-uint64_t tg_thresholds_processed(const tg_thresholds_t *t);
 
 /* A counter warmed from the store at start (used units of metric in the period starting
  * period_start): when it is the customer's open period and it has reached levels already, they
