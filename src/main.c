@@ -251,9 +251,18 @@ static void cluster_log(void *arg, const char *line)
     fprintf(stderr, "tollgate: %s\n", line);
 }
 
+typedef struct {
+    tg_quota_t *quota;
+    tg_thresholds_t *thresholds;
+    tg_accounts_t *accounts;
+    int64_t now_s;
+} warm_ctx_t;
+
 static int warm_quota_cb(const char *customer_id, int64_t period_start, const char *metric, uint64_t units, void *arg)
 {
-    return tg_quota_seed(arg, customer_id, period_start, metric, units) != 0;
+    warm_ctx_t *w = arg;
+    return tg_quota_seed(w->quota, customer_id, period_start, metric, units) != 0 ||
+           tg_thresholds_warmed(w->thresholds, w->accounts, customer_id, period_start, metric, units, w->now_s) != 0;
 }
 
 static int cmd_serve(int argc, char **argv)
@@ -310,6 +319,7 @@ static int cmd_serve(int argc, char **argv)
     tg_mail_sender_t *mailer = NULL;
     tg_dirsync_t *dirsync = NULL;
     tg_delivery_t *delivery = NULL;
+    tg_thresholds_t *thresholds = NULL;
     int exit_code = 1;
 
     if (sodium_init() < 0) {
@@ -374,13 +384,22 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
-    /* Quota counters restart from what is durable; a yearly period is the longest. */
-    int64_t since = tg_clock_now_ns() / TG_NS_PER_SEC - 367 * 86400;
-    if (tg_store_usage_load(st, since, warm_quota_cb, quota, &err) != 0) {
+    /* Usage notifications: crossings found on the counters, marks and events written on a
+     * thread of its own (notify/thresholds.h). */
+    tg_thresholds_settings_t ts = {.database = cfg->storage.database, .cfg = cfg, .quota = quota, .accounts = accounts};
+    if (tg_thresholds_start(&ts, &thresholds, &err) != 0) {
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
-    tg_gateway_deps_t gdeps = {cfg, accounts, limiter, quota, meter};
+    /* Quota counters restart from what is durable; a yearly period is the longest. The levels
+     * they have reached are checked against the marks (thresholds.h: tg_thresholds_warmed). */
+    int64_t since = tg_clock_now_ns() / TG_NS_PER_SEC - 367 * 86400;
+    warm_ctx_t warm = {quota, thresholds, accounts, tg_clock_now_ns() / TG_NS_PER_SEC};
+    if (tg_store_usage_load(st, since, warm_quota_cb, &warm, &err) != 0) {
+        fprintf(stderr, "tollgate serve: %s\n", err.msg);
+        goto out;
+    }
+    tg_gateway_deps_t gdeps = {cfg, accounts, limiter, quota, meter, thresholds};
     gw = tg_gateway_new(&gdeps, (const uint8_t *)cfg->keys.secret, strlen(cfg->keys.secret));
     /* With a stripe section, the outbox thread sends what the admin thread queues (its own
      * store connection; see src/payments/outbox.h). */
@@ -463,6 +482,7 @@ out:
         tg_meter_stop(meter); /* commits everything queued */
     if (srv != NULL)
         tg_server_free(srv);
+    tg_thresholds_stop(thresholds); /* after the gateway's loops, which queue to it */
     tg_outbox_stop(outbox); /* after the admin thread, which wakes it */
     tg_delivery_stop(delivery);
     tg_mail_sender_stop(mailer);

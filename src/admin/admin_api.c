@@ -19,6 +19,7 @@
 #include "billing/pricing.h"
 #include "gateway/apikey.h"
 #include "metrics/metrics.h"
+#include "notify/thresholds.h"
 #include "store/store_cluster.h"
 #include "store/store_payments.h"
 #include "util/clock.h"
@@ -88,6 +89,11 @@ int tg_admin_tick(tg_admin_t *a)
             tg_outbox_wake(a->d.outbox);
     }
     tg_adm_payments_tick(a);
+    /* trial.will_end, once per trial (a mark keyed by the trial's end; notify/thresholds.h) */
+    size_t trials = 0;
+    tg_err_t trerr = {0};
+    if (tg_thresholds_trials(a->d.store, a->d.cfg, a->d.accounts, tg_adm_now_s(), &trials, &trerr) != 0)
+        fprintf(stderr, "tollgate: trial reminders: %s\n", trerr.msg); /* tried again next tick */
     return billing_more;
 }
 
@@ -316,7 +322,8 @@ int tg_admin_handle_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_r
         }
         res->status = 200;
         res->content_type = "text/plain; version=0.0.4";
-        res->body = tg_adm_cluster_metrics(a, tg_adm_stripe_metrics(a, tg_metrics_render(a->d.meter)));
+        res->body = tg_adm_thresholds_metrics(
+            tg_adm_cluster_metrics(a, tg_adm_stripe_metrics(a, tg_metrics_render(a->d.meter))));
         res->body_len = res->body != NULL ? strlen(res->body) : 0;
         return 1;
     }
@@ -441,7 +448,8 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
             return;
         }
         if (s.n > 5 || (s.n == 5 && !tg_adm_seg_is(&s, 4, "keys") && !tg_adm_seg_is(&s, 4, "usage") && !tg_adm_seg_is(&s, 4, "cancel") &&
-                              !tg_adm_seg_is(&s, 4, "items") && !tg_adm_seg_is(&s, 4, "status_history"))) {
+                              !tg_adm_seg_is(&s, 4, "items") && !tg_adm_seg_is(&s, 4, "status_history") &&
+                              !tg_adm_seg_is(&s, 4, "notification-marks") && !tg_adm_seg_is(&s, 4, "budget"))) {
             tg_adm_reply_error(res, 404, "not_found", "No such route.");
             return;
         }
@@ -463,6 +471,10 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
             tg_adm_add_item(a, &c, r, res);
         else if (tg_adm_seg_is(&s, 4, "status_history") && tg_adm_method_is(r, "GET"))
             tg_adm_get_status_history(a, &c, res);
+        else if (tg_adm_seg_is(&s, 4, "notification-marks") && tg_adm_method_is(r, "GET"))
+            tg_adm_notification_marks(a, &c, res);
+        else if (tg_adm_seg_is(&s, 4, "budget"))
+            tg_adm_budget(a, &c, r, res);
         else
             tg_adm_reply_error(res, 405, "method_not_allowed", "Method not allowed here.");
         return;

@@ -172,4 +172,11 @@ tg_portal_t *tg_portal_new(void);
 void tg_portal_free(tg_portal_t *p);
 int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_request_t *r, tg_admin_response_t *res);
 
+/* issue 13 part C (admin_thresholds.c): GET .../notification-marks; GET/PUT a budget (admin
+ * API and portal). */
+void tg_adm_notification_marks(tg_admin_t *a, const tg_customer_t *c, tg_admin_response_t *res);
+void tg_adm_budget(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
+/* Appends the notifier's figures to body (as tg_adm_cluster_metrics). */
+char *tg_adm_thresholds_metrics(char *body);
+
 #endif

@@ -944,6 +944,8 @@ int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_reque
         tg_adm_get_usage(a, &c, r, res);
     } else if (s->n == 3 && tg_adm_seg_is(s, 2, "invoices") && tg_adm_method_is(r, "GET")) {
         tg_adm_list_invoices(a, c.id, 1, r, res);
+    } else if (s->n == 3 && tg_adm_seg_is(s, 2, "budget")) {
+        tg_adm_budget(a, &c, r, res);
     } else if (s->n == 4 && tg_adm_seg_is(s, 2, "invoices") && tg_adm_seg_is(s, 3, "upcoming") &&
                tg_adm_method_is(r, "GET")) {
         tg_adm_reply_upcoming(a, &c, res);

@@ -1019,6 +1019,37 @@ static int set_signup_plans(diag_t *d, const directive_t *dir, const tg_ynode_t 
     return cfg->portal.signup.plans != NULL ? 0 : -1;
 }
 
+
+/* notifications.usage_thresholds, plans.<p>.notify_thresholds: a list of percentages of an
+ * included allowance, each 1 to 1000, strictly increasing (each fires once per period). */
+static int set_thresholds(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    if (list_of(d, dir, v, path, "percentages") != 0)
+        return -1;
+    tg_thresholds_cfg_t t = {{0}, 0, 1};
+    int ok = 1;
+    for (size_t i = 0; i < v->n; i++) {
+        char sub[MAX_PATH];
+        index_path(sub, path, i);
+        uint64_t u;
+        if (whole_value(d, v->items[i], sub, 1, 1000, &u) != 0) {
+            ok = 0;
+            continue;
+        }
+        if (t.n > 0 && u <= t.pct[t.n - 1]) {
+            report(d, v->items[i]->line, "%s: %" PRIu64 " is not above the threshold before it (%u); list them in increasing order",
+                   sub, u, (unsigned)t.pct[t.n - 1]);
+            ok = 0;
+            continue;
+        }
+        t.pct[t.n++] = (uint16_t)u;
+    }
+    if (!ok)
+        return -1;
+    *FIELD(tg_thresholds_cfg_t, obj, dir) = t;
+    return 0;
+}
+
 static const char *const repeat_trial_names[] = {"skip", "refuse", NULL};
 
 static const directive_t server_dirs[] = {
@@ -1411,6 +1442,11 @@ static const directive_t notifications_dirs[] = {
      NULL, NULL},
     {"disable_after_seconds", set_int, AT(int, tg_config_t, notifications.disable_after_s), 1, 90 * 86400, 0, NULL,
      NULL, NULL},
+    /* part C: usage thresholds and trial reminders */
+    {"usage_thresholds", set_thresholds, AT(tg_thresholds_cfg_t, tg_config_t, notifications.usage_thresholds), 0,
+     TG_THRESHOLDS_MAX, 0, NULL, NULL, NULL},
+    {"trial_will_end_days", set_int, AT(int, tg_config_t, notifications.trial_will_end_days), 0, 365, 0, NULL, NULL,
+     NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 static const section_t notifications_sec = {notifications_dirs, 0, finish_notifications};
 /* ---- email ---- */
@@ -1790,6 +1826,8 @@ static const directive_t plan_dirs[] = {
     {"requires_payment_method", set_bool, AT(int, tg_plan_t, requires_payment_method), 0, 0, 0, NULL, NULL, NULL},
     {"require_email_confirmation", set_bool, AT(int, tg_plan_t, require_email_confirmation), 0, 0, 0, NULL, NULL,
      NULL},
+    {"notify_thresholds", set_thresholds, AT(tg_thresholds_cfg_t, tg_plan_t, notify_thresholds), 0,
+     TG_THRESHOLDS_MAX, 0, NULL, NULL, NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 static const section_t plan_sec = {plan_dirs, 0, finish_plan};
 
@@ -2028,6 +2066,9 @@ static void finish_root(diag_t *d, void *obj, const tg_ynode_t *n, int line, con
         if ((cfg->cluster.node_id = strdup(host)) == NULL)
             report(d, line, "out of memory");
     }
+    for (size_t i = 0; i < cfg->nplans; i++) /* a plan without its own list: the global one */
+        if (!cfg->plans[i].notify_thresholds.set)
+            cfg->plans[i].notify_thresholds = cfg->notifications.usage_thresholds;
     if (cfg->billing.finalize_after_s < 0) /* not given: by hand as before Stripe, automatic with it */
         cfg->billing.finalize_after_s = cfg->stripe.enabled ? 3600 : 0;
     for (size_t i = 0; i < cfg->nplans && !cfg->stripe.enabled; i++)
@@ -2208,6 +2249,8 @@ static int set_defaults(tg_config_t *cfg)
     cfg->notifications.breaker_failures = 5;
     cfg->notifications.breaker_cooldown_ms = 60000;
     cfg->notifications.disable_after_s = 5 * 86400;
+    cfg->notifications.usage_thresholds = (tg_thresholds_cfg_t){{80, 100, 120}, 3, 0};
+    cfg->notifications.trial_will_end_days = 3;
     return cfg->server.listen != NULL && cfg->server.admin_listen != NULL && cfg->storage.database != NULL &&
                    cfg->stripe.api_base != NULL
                ? 0

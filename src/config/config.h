@@ -14,6 +14,15 @@
 
 #define TG_UNLIMITED UINT64_MAX
 
+/* Usage thresholds that raise usage.threshold_reached, in percent of an included allowance
+ * (notifications.usage_thresholds, plans.<p>.notify_thresholds): strictly increasing, 1-1000. */
+#define TG_THRESHOLDS_MAX 8
+typedef struct tg_thresholds_cfg {
+    uint16_t pct[TG_THRESHOLDS_MAX];
+    uint8_t n;   /* 0: no usage notifications */
+    uint8_t set; /* written in the file (plans: else the global list applies) */
+} tg_thresholds_cfg_t;
+
 /* "N/sec|min|hour|day": count events per period_ns. count == 0 means no limit. */
 typedef struct tg_rate {
     uint64_t count;
@@ -81,6 +90,7 @@ typedef struct tg_plan {
     size_t nfeatures;
     int requires_payment_method; /* 1: the trial starts (and keys work) once a card is on file */
     int require_email_confirmation; /* 1: keys answer 403 email_unconfirmed until the address is confirmed */
+    tg_thresholds_cfg_t notify_thresholds; /* notify_thresholds, else notifications.usage_thresholds */
     int line;
 } tg_plan_t;
 
@@ -214,6 +224,9 @@ typedef struct tg_config {
         int breaker_failures;       /* consecutive failures that open an endpoint's breaker; default 5 */
         int breaker_cooldown_ms;    /* how long an open breaker holds the endpoint; default 60000 */
         int disable_after_s;        /* failing this long: the endpoint is disabled; default 5 days */
+        /* part C: usage thresholds and trial reminders */
+        tg_thresholds_cfg_t usage_thresholds; /* default 80, 100, 120 */
+        int trial_will_end_days;              /* trial.will_end this many days before; default 3, 0 = off */
     } notifications;
     struct {
         int enabled;      /* 1 when the file has an email: section; 0: no mail is queued or sent */

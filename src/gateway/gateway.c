@@ -176,11 +176,38 @@ static void plans_with_more(const tg_config_t *cfg, const tg_plan_t *current, co
     }
 }
 
+/* ---- usage notifications (notify/thresholds.h) ----
+ * A reservation that crosses a threshold is noted in the call (crossed[i]), and the event is
+ * queued when the call settles as billed, not when it is reserved: a reservation is given back
+ * when the upstream fails (5xx, timeout) or the client leaves, and a notification that 80 % is
+ * used must not be sent for units that are never billed. When such a reservation is given back,
+ * the notifier is asked to look again (RECHECK): other calls may have reached the level in the
+ * meantime without crossing it themselves, and the level must not be missed. The cost on a
+ * call that crosses nothing is a few multiplications and compares, on the call's own memory. */
+
+static void queue_crossing(tg_gateway_t *gw, const tg_call_t *call, tg_crossing_kind_t kind, const char *metric,
+                           unsigned mask, uint64_t used)
+{
+    tg_crossing_t c = {.kind = (uint8_t)kind,
+                       .mask = (uint8_t)mask,
+                       .plan = call->plan,
+                       .period_start = call->period_start,
+                       .period_end = call->period_end,
+                       .used = used,
+                       .included = tg_plan_included(call->plan, metric)};
+    copy_str(c.customer_id, sizeof(c.customer_id), tg_account_id(call->account));
+    copy_str(c.metric, sizeof(c.metric), metric);
+    tg_thresholds_push(gw->deps.thresholds, &c); /* a full queue drops it, counted */
+}
+
 static void release_units(tg_gateway_t *gw, tg_call_t *call, size_t upto)
 {
-    for (size_t i = 0; i < upto; i++)
+    for (size_t i = 0; i < upto; i++) {
         tg_quota_release(gw->deps.quota, tg_account_id(call->account), call->period_start, call->units[i].metric,
                          call->units[i].units);
+        if (call->crossed[i] != 0)
+            queue_crossing(gw, call, TG_CROSSING_RECHECK, call->units[i].metric, call->crossed[i], 0);
+    }
 }
 
 int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *call, tg_refusal_t *refusal)
@@ -282,6 +309,8 @@ int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *c
                                   included, block, &used);
         if (rc == TG_ELIMIT) {
             release_units(gw, call, i);
+            tg_thresholds_exhausted(gw->deps.thresholds, acct_id, plan, units[i].metric, call->period_start,
+                                    call->period_end, included);
             char more[256];
             plans_with_more(cfg, plan, units[i].metric, more, sizeof(more));
             call->has_quota = 1;
@@ -298,6 +327,10 @@ int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *c
             return refuse(refusal, 503, "service_unavailable", TG_OUT_QUOTA_EXCEEDED,
                           "The gateway is out of memory; retry shortly.");
         }
+        call->used_after[i] = used;
+        if (gw->deps.thresholds != NULL && included != TG_UNLIMITED)
+            call->crossed[i] = (uint8_t)tg_thresholds_crossed(used > units[i].units ? used - units[i].units : 0, used,
+                                                              included, &plan->notify_thresholds);
         if (i == 0 && included != TG_UNLIMITED) {
             call->has_quota = 1;
             call->quota_remaining = used >= included ? 0 : included - used;
@@ -425,6 +458,9 @@ int tg_gateway_settle(tg_gateway_t *gw, tg_call_t *call, int status, int upstrea
         return 0;
     }
     tg_metrics_count_billed(1);
+    for (size_t i = 0; i < call->nunits; i++) /* the reservations are billed: their crossings stand */
+        if (call->crossed[i] != 0)
+            queue_crossing(gw, call, TG_CROSSING_USAGE, call->units[i].metric, call->crossed[i], call->used_after[i]);
     tg_usage_t rows[TG_CALL_MAX_METRICS * 2]; /* every field of rows[0, n) is set below */
     size_t n = call->nunits;
     for (size_t i = 0; i < n; i++) {
@@ -441,6 +477,18 @@ int tg_gateway_settle(tg_gateway_t *gw, tg_call_t *call, int status, int upstrea
             }
             tg_quota_add(gw->deps.quota, tg_account_id(call->account), call->period_start, rows[i].metric,
                          rows[i].units);
+            uint64_t included = tg_plan_included(call->plan, rows[i].metric);
+            if (gw->deps.thresholds != NULL && included != TG_UNLIMITED && call->plan->notify_thresholds.n > 0) {
+                /* added, hence billed at once; the counter is read back (another call may have
+                 * added in between: then one of the two sees the level crossed, the mark keeps
+                 * it to one event) */
+                uint64_t after =
+                    tg_quota_used(gw->deps.quota, tg_account_id(call->account), call->period_start, rows[i].metric);
+                uint64_t before = after > rows[i].units ? after - rows[i].units : 0;
+                unsigned mask = tg_thresholds_crossed(before, after, included, &call->plan->notify_thresholds);
+                if (mask != 0)
+                    queue_crossing(gw, call, TG_CROSSING_USAGE, rows[i].metric, mask, after);
+            }
             i++;
         }
         n += extra;

@@ -17,6 +17,7 @@
 #include "limits/limiter.h"
 #include "limits/quota.h"
 #include "metering/meter.h"
+#include "notify/thresholds.h"
 
 #define TG_CALL_MAX_METRICS 8
 
@@ -29,6 +30,7 @@ typedef struct tg_gateway_deps {
     tg_limiter_t *limiter;
     tg_quota_t *quota;
     tg_meter_t *meter;
+    tg_thresholds_t *thresholds; /* usage notifications (notify/thresholds.h); NULL: none */
 } tg_gateway_deps_t;
 
 typedef struct tg_call_request {
@@ -58,6 +60,8 @@ typedef struct tg_call {
     uint64_t quota_remaining;
     size_t nunits;
     tg_meter_unit_t units[TG_CALL_MAX_METRICS]; /* metric names point into the config */
+    uint64_t used_after[TG_CALL_MAX_METRICS];   /* each metric's counter after its reservation */
+    uint8_t crossed[TG_CALL_MAX_METRICS];       /* thresholds the reservation crossed (bits) */
     int settled;
 } tg_call_t;
 

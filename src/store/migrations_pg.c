@@ -392,6 +392,21 @@ const tg_migration_t tg_pg_migrations[] = {
      "CREATE TRIGGER customers_notify AFTER INSERT OR UPDATE OF email, name, plan_id, status, anchor_at, trial_end,"
      " pending_plan_id, pending_at, cancel_at, email_confirmed_at ON customers"
      " FOR EACH ROW EXECUTE FUNCTION tg_notify_customer_row();"},
+    /* 26 (issue 13, part C): as in migrations_sqlite.c */
+    {26, "thresholds and budgets",
+     "CREATE TABLE notification_marks ("
+     "  customer_id TEXT NOT NULL,"
+     "  period_start BIGINT NOT NULL,"
+     "  kind TEXT NOT NULL,"
+     "  metric TEXT NOT NULL DEFAULT '',"
+     "  level BIGINT NOT NULL,"
+     "  created_at BIGINT NOT NULL,"
+     "  PRIMARY KEY (customer_id, period_start, kind, metric, level));"
+     "CREATE TABLE customer_budgets ("
+     "  customer_id TEXT PRIMARY KEY REFERENCES customers(id),"
+     "  amount BIGINT NOT NULL CHECK (amount > 0),"
+     "  updated_at BIGINT NOT NULL);"
+     "CREATE INDEX customers_trial_end ON customers(trial_end);"},
     {27, "owner sessions",
      "CREATE TABLE owner_sessions ("
      "  token_hash BYTEA PRIMARY KEY,"

@@ -417,6 +417,25 @@ const tg_migration_t tg_sqlite_migrations[] = {
      "  used_at INTEGER NOT NULL DEFAULT 0);"
      "CREATE INDEX email_tokens_customer ON email_tokens(customer_id, purpose);"
      "ALTER TABLE customers ADD COLUMN email_confirmed_at INTEGER NOT NULL DEFAULT 0;"},
+    /* 26 (issue 13, part C): a notification decided from usage or time fires once: the
+     * notifier inserts its mark in the transaction that emits the event, and the unique key
+     * refuses the same crossing seen again (after a restart, or on another node). Budgets are
+     * tg_money_t (nano-units of the customer's plan's currency, util/money.h). Trials about to
+     * end are found by their end. */
+    {26, "thresholds and budgets",
+     "CREATE TABLE notification_marks ("
+     "  customer_id TEXT NOT NULL,"
+     "  period_start INTEGER NOT NULL,"
+     "  kind TEXT NOT NULL,"
+     "  metric TEXT NOT NULL DEFAULT '',"
+     "  level INTEGER NOT NULL,"
+     "  created_at INTEGER NOT NULL,"
+     "  PRIMARY KEY (customer_id, period_start, kind, metric, level)) WITHOUT ROWID;"
+     "CREATE TABLE customer_budgets ("
+     "  customer_id TEXT PRIMARY KEY REFERENCES customers(id),"
+     "  amount INTEGER NOT NULL CHECK (amount > 0),"
+     "  updated_at INTEGER NOT NULL);"
+     "CREATE INDEX customers_trial_end ON customers(trial_end);"},
     /* 27: the owner's dashboard sessions, in the database rather than one gateway's memory: behind
      * a load balancer every node honours a sign-in and a sign-out made on any of them. */
     {27, "owner sessions",

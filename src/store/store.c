@@ -851,3 +851,35 @@ int tg_store_customer_confirm_email(tg_store_t *st, const char *customer_id, int
 {
     return st->ops->customer_confirm_email(st, customer_id, at, err);
 }
+
+/* ---- part C (issue 13): store_thresholds.h ---- */
+
+int tg_store_mark_insert(tg_store_t *st, const tg_mark_t *m, int *inserted, tg_err_t *err)
+{
+    return st->ops->mark_insert(st, m, inserted, err);
+}
+
+int tg_store_marks_list(tg_store_t *st, const char *customer_id, size_t limit, tg_mark_cb cb, void *arg, tg_err_t *err)
+{
+    return st->ops->marks_list(st, customer_id, limit, cb, arg, err);
+}
+
+int tg_store_budget_set(tg_store_t *st, const char *customer_id, int64_t amount, int64_t now_s, tg_err_t *err)
+{
+    return st->ops->budget_set(st, customer_id, amount, now_s, err);
+}
+
+int tg_store_budget_get(tg_store_t *st, const char *customer_id, int64_t *amount, tg_err_t *err)
+{
+    return st->ops->budget_get(st, customer_id, amount, err);
+}
+
+int tg_store_budgets_list(tg_store_t *st, const char *after_id, size_t limit, tg_budget_cb cb, void *arg, tg_err_t *err)
+{
+    return st->ops->budgets_list(st, after_id, limit, cb, arg, err);
+}
+
+int tg_store_trials_ending(tg_store_t *st, int64_t after, int64_t until, size_t limit, tg_trial_cb cb, void *arg, tg_err_t *err)
+{
+    return st->ops->trials_ending(st, after, until, limit, cb, arg, err);
+}

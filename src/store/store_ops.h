@@ -16,6 +16,7 @@
 #include "store/store_notify.h"
 #include "store/store_outbox.h"
 #include "store/store_payments.h"
+#include "store/store_thresholds.h"
 
 typedef struct tg_store_ops {
     const char *name; /* "sqlite", "postgresql": for messages */
@@ -225,6 +226,13 @@ typedef struct tg_store_ops {
     int (*email_token_use)(tg_store_t *st, const uint8_t hash[32], const char *purpose, int64_t now, char customer_id[TG_ID_MAX], tg_err_t *err);
     int (*email_token_revoke)(tg_store_t *st, const char *customer_id, const char *purpose, int64_t now, tg_err_t *err);
     int (*customer_confirm_email)(tg_store_t *st, const char *customer_id, int64_t at, tg_err_t *err);
+    /* part C (issue 13): store_thresholds.h */
+    int (*mark_insert)(tg_store_t *st, const tg_mark_t *m, int *inserted, tg_err_t *err);
+    int (*marks_list)(tg_store_t *st, const char *customer_id, size_t limit, tg_mark_cb cb, void *arg, tg_err_t *err);
+    int (*budget_set)(tg_store_t *st, const char *customer_id, int64_t amount, int64_t now_s, tg_err_t *err);
+    int (*budget_get)(tg_store_t *st, const char *customer_id, int64_t *amount, tg_err_t *err);
+    int (*budgets_list)(tg_store_t *st, const char *after_id, size_t limit, tg_budget_cb cb, void *arg, tg_err_t *err);
+    int (*trials_ending)(tg_store_t *st, int64_t after, int64_t until, size_t limit, tg_trial_cb cb, void *arg, tg_err_t *err);
 } tg_store_ops_t;
 
 /* The part of a connection that every backend shares: its struct starts with it. */

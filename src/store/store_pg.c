@@ -617,4 +617,11 @@ const tg_store_ops_t tg_pg_ops = {
     .email_token_use = tg_pg_email_token_use,
     .email_token_revoke = tg_pg_email_token_revoke,
     .customer_confirm_email = tg_pg_customer_confirm_email,
+    /* part C (issue 13) */
+    .mark_insert = tg_pg_mark_insert,
+    .marks_list = tg_pg_marks_list,
+    .budget_set = tg_pg_budget_set,
+    .budget_get = tg_pg_budget_get,
+    .budgets_list = tg_pg_budgets_list,
+    .trials_ending = tg_pg_trials_ending,
 };

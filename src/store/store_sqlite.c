@@ -468,4 +468,11 @@ const tg_store_ops_t tg_sqlite_ops = {
     .email_token_use = tg_sqlite_email_token_use,
     .email_token_revoke = tg_sqlite_email_token_revoke,
     .customer_confirm_email = tg_sqlite_customer_confirm_email,
+    /* part C (issue 13) */
+    .mark_insert = tg_sqlite_mark_insert,
+    .marks_list = tg_sqlite_marks_list,
+    .budget_set = tg_sqlite_budget_set,
+    .budget_get = tg_sqlite_budget_get,
+    .budgets_list = tg_sqlite_budgets_list,
+    .trials_ending = tg_sqlite_trials_ending,
 };

@@ -290,6 +290,13 @@ int tg_sqlite_webhook_delivery_page(tg_store_t *st, const char *endpoint_id, con
 int tg_sqlite_webhook_attempt_list(tg_store_t *st, const char *delivery_id, size_t limit, tg_webhook_attempt_cb cb, void *arg, tg_err_t *err);
 int tg_sqlite_notification_settings_get(tg_store_t *st, const char *customer_id, char *email_events, size_t cap, tg_err_t *err);
 int tg_sqlite_notification_settings_put(tg_store_t *st, const char *customer_id, const char *email_events, int64_t now, tg_err_t *err);
+/* part C (issue 13): store_thresholds.h (store_sqlite_thresholds.c) */
+int tg_sqlite_mark_insert(tg_store_t *st, const tg_mark_t *m, int *inserted, tg_err_t *err);
+int tg_sqlite_marks_list(tg_store_t *st, const char *customer_id, size_t limit, tg_mark_cb cb, void *arg, tg_err_t *err);
+int tg_sqlite_budget_set(tg_store_t *st, const char *customer_id, int64_t amount, int64_t now_s, tg_err_t *err);
+int tg_sqlite_budget_get(tg_store_t *st, const char *customer_id, int64_t *amount, tg_err_t *err);
+int tg_sqlite_budgets_list(tg_store_t *st, const char *after_id, size_t limit, tg_budget_cb cb, void *arg, tg_err_t *err);
+int tg_sqlite_trials_ending(tg_store_t *st, int64_t after, int64_t until, size_t limit, tg_trial_cb cb, void *arg, tg_err_t *err);
 
 /* store_mail.h (issue 13 part B) */
 int tg_sqlite_mail_insert(tg_store_t *st, const tg_mail_row_t *row, int64_t now_ms, int64_t *id, tg_err_t *err);

@@ -355,7 +355,7 @@ static void test_error_unknown_key(void **state)
     only_error(BASE "plans:\n  p:\n    colour: red\n",
                "test.yaml:6: unknown key \"colour\" in plans.p (known: name, price, currency, interval, trial_days, "
                "rate_limit, burst, endpoints, included, on_quota, charges, minimum, maximum, block_at_maximum, "
-               "features, requires_payment_method, require_email_confirmation)");
+               "features, requires_payment_method, require_email_confirmation, notify_thresholds)");
     only_error(BASE "plans: {p: {}}\nrouts: []\n", "test.yaml:5: unknown section \"routs\" (did you mean \"routes\"?)");
     only_error(BASE "plans: {p: {charges: [{metric: x, model: per_unit, unit_price: 1, colour: 2}]}}\n",
                "test.yaml:4: unknown key \"colour\" in plans.p.charges[0] (known: metric, model, unit_price, tiers, "
@@ -721,7 +721,7 @@ static void test_yaml_features_and_caps(void **state)
     only_error(BASE "x-defaults: &d\n  colour: red\nplans: {p: {<<: *d}}\n",
                "test.yaml:5: unknown key \"colour\" in plans.p (known: name, price, currency, interval, trial_days, "
                "rate_limit, burst, endpoints, included, on_quota, charges, minimum, maximum, block_at_maximum, "
-               "features, requires_payment_method, require_email_confirmation)");
+               "features, requires_payment_method, require_email_confirmation, notify_thresholds)");
     only_error(BASE "defaults: {}\nplans: {p: {}}\n",
                "test.yaml:4: unknown section \"defaults\" (known: server, upstream, storage, admin, keys, metering, "
                "portal, metrics, stripe, billing, dunning, cluster, notifications, email, plans, routes)");

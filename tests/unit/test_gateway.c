@@ -18,7 +18,10 @@
 #include "gateway/accounts.h"
 #include "gateway/apikey.h"
 #include "gateway/gateway.h"
+#include "notify/thresholds.h"
 #include "store/store.h"
+#include "store/store_notify.h"
+#include "store/store_thresholds.h"
 #include "util/clock.h"
 
 #include "../support/customers.h"
@@ -35,6 +38,7 @@ static const char *yaml =
     "  pro: {price: \"199\", rate_limit: 1000/sec, burst: 1000, included: {api_calls: 2}, on_quota: bill}\n"
     "  slow: {price: \"9\", rate_limit: 1000/sec, burst: 1000, included: {api_calls: 1}, on_quota: "
     "\"throttle:1/min\"}\n"
+    "  walled: {price: \"1\", rate_limit: 1000/sec, burst: 1000, included: {api_calls: 2}, on_quota: block}\n"
     "routes:\n"
     "  - {match: \"POST /v1/vision/*\", weight: 10, meter: {api_calls: 1, images: 1}}\n";
 
@@ -70,7 +74,7 @@ static int setup(void **state)
     f->quota = tg_quota_new();
     tg_meter_opts_t mo = {.store_url = f->db.url, .log_dir = f->db.dir, .flush_ms = 2}; /* logs beside the store */
     assert_int_equal(tg_meter_start_opts(&mo, &f->meter, &err), 0);
-    tg_gateway_deps_t d = {f->cfg, f->acc, f->lim, f->quota, f->meter};
+    tg_gateway_deps_t d = {f->cfg, f->acc, f->lim, f->quota, f->meter, NULL};
     f->gw = tg_gateway_new(&d, (const uint8_t *)f->cfg->keys.secret, strlen(f->cfg->keys.secret));
     *state = f;
     return 0;
@@ -377,6 +381,122 @@ static void test_revoked_and_expired(void **state)
     assert_non_null(strstr(r.message, "revoked"));
 }
 
+
+typedef struct {
+    char keys[16][128]; /* "kind:metric:level" */
+    size_t n;
+} marks_t;
+
+static int collect_mark(const tg_mark_t *m, void *arg)
+{
+    marks_t *s = arg;
+    if (s->n < 16)
+        snprintf(s->keys[s->n++], sizeof(s->keys[0]), "%s:%s:%lld", m->kind, m->metric, (long long)m->level);
+    return 0;
+}
+
+static size_t count_mark(fx_t *f, const char *cus, const char *key)
+{
+    marks_t s = {0};
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_marks_list(f->st, cus, 100, collect_mark, &s, &err), 0);
+    size_t n = 0;
+    for (size_t i = 0; i < s.n; i++)
+        n += strcmp(s.keys[i], key) == 0;
+    return n;
+}
+
+static int count_event_cb(const tg_event_row_t *e, void *arg)
+{
+    (void)e;
+    ++*(size_t *)arg;
+    return 0;
+}
+
+static size_t count_events(fx_t *f, const char *cus)
+{
+    tg_page_t page = {.limit = 100, .after = ""};
+    tg_page_end_t end;
+    tg_err_t err = {0};
+    size_t n = 0;
+    assert_int_equal(tg_store_event_page(f->st, cus, &page, count_event_cb, &n, &end, &err), 0);
+    return n;
+}
+
+static void call_with(fx_t *f, tg_gateway_t *gw, const char *key, int status)
+{
+    tg_call_t call;
+    tg_refusal_t r;
+    char auth[128];
+    snprintf(auth, sizeof(auth), "Bearer %s", key);
+    tg_call_request_t rq = {"GET", 3, "/v1/basic/x", 11, auth, strlen(auth), NULL, 0};
+    (void)f;
+    if (tg_gateway_admit(gw, &rq, &call, &r) == 1)
+        tg_gateway_settle(gw, &call, status, 0, NULL, 0, NULL, NULL);
+}
+
+/* The gateway finds threshold crossings on its counters and the notifier turns each into one
+ * mark and one event: on billed calls only (a reservation given back on an upstream 503 crossed
+ * 80 and 100 % but fires nothing); quota.exhausted once for several refusals; and after a
+ * "restart" (a new notifier fed the warmed counters) the levels reached are found again and
+ * refused by their marks. Stopping the notifier drains its queue: no waiting in the test. */
+static void test_thresholds_fire_once(void **state)
+{
+    fx_t *f = *state;
+    char kp[TG_APIKEY_BUF], kw[TG_APIKEY_BUF];
+    add_customer(f, "cus_t", "pro", "active", kp);     /* 2 included, bill: levels at 2, 2, 3 */
+    add_customer(f, "cus_w", "walled", "active", kw);  /* 2 included, block */
+    tg_err_t err = {0};
+    tg_thresholds_settings_t ts = {.database = f->db.url, .cfg = f->cfg, .quota = f->quota, .accounts = f->acc};
+    tg_thresholds_t *thr;
+    assert_int_equal(tg_thresholds_start(&ts, &thr, &err), 0);
+    tg_gateway_deps_t d = {f->cfg, f->acc, f->lim, f->quota, f->meter, thr};
+    tg_gateway_t *gw = tg_gateway_new(&d, (const uint8_t *)f->cfg->keys.secret, strlen(f->cfg->keys.secret));
+    tg_thresholds_stats_t s0, s1;
+    tg_thresholds_stats(&s0);
+
+    call_with(f, gw, kp, 200); /* 1 of 2 */
+    call_with(f, gw, kp, 503); /* would be 2: released */
+    assert_int_equal(used(f, "cus_t", "api_calls"), 1);
+    call_with(f, gw, kp, 200); /* 2: 80 and 100 % */
+    call_with(f, gw, kp, 200); /* 3: 120 % */
+    call_with(f, gw, kp, 200); /* 4: nothing new */
+    call_with(f, gw, kw, 200);
+    call_with(f, gw, kw, 200); /* 2 of 2: 80 and 100 % */
+    for (int i = 0; i < 3; i++)
+        call_with(f, gw, kw, 200); /* refused: quota.exhausted once */
+    tg_gateway_free(gw);
+    tg_thresholds_stop(thr);
+
+    assert_int_equal(count_mark(f, "cus_t", "usage:api_calls:80"), 1);
+    assert_int_equal(count_mark(f, "cus_t", "usage:api_calls:100"), 1);
+    assert_int_equal(count_mark(f, "cus_t", "usage:api_calls:120"), 1);
+    assert_int_equal(count_events(f, "cus_t"), 3);
+    assert_int_equal(count_mark(f, "cus_w", "usage:api_calls:80"), 1);
+    assert_int_equal(count_mark(f, "cus_w", "usage:api_calls:100"), 1);
+    assert_int_equal(count_mark(f, "cus_w", "exhausted:api_calls:100"), 1);
+    assert_int_equal(count_events(f, "cus_w"), 3);
+    tg_thresholds_stats(&s1);
+    assert_int_equal(s1.fired - s0.fired, 6);
+    assert_int_equal(s1.dropped - s0.dropped, 0);
+    assert_int_equal(s1.failed - s0.failed, 0);
+
+    /* a restart: the counters come back from the store (here: as they are) and the levels they
+     * reached are checked against the marks: all 5 are there, nothing is emitted */
+    assert_int_equal(tg_thresholds_start(&ts, &thr, &err), 0);
+    int64_t ps, pe, now = tg_clock_now_ns() / TG_NS_PER_SEC;
+    tg_account_period(tg_accounts_find(f->acc, "cus_t"), now, &ps, &pe);
+    assert_int_equal(tg_thresholds_warmed(thr, f->acc, "cus_t", ps, "api_calls", used(f, "cus_t", "api_calls"), now), 0);
+    tg_account_period(tg_accounts_find(f->acc, "cus_w"), now, &ps, &pe);
+    assert_int_equal(tg_thresholds_warmed(thr, f->acc, "cus_w", ps, "api_calls", used(f, "cus_w", "api_calls"), now), 0);
+    assert_int_equal(tg_thresholds_warmed(thr, f->acc, "cus_w", ps - 86400, "api_calls", 2, now), 0); /* a past period: ignored */
+    tg_thresholds_stop(thr);
+    tg_thresholds_stats(&s0);
+    assert_int_equal(s0.fired - s1.fired, 0);
+    assert_int_equal(s0.repeated - s1.repeated, 5);
+    assert_int_equal(count_events(f, "cus_t") + count_events(f, "cus_w"), 6);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -389,6 +509,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bill_route_and_units_header, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throttle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoked_and_expired, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_thresholds_fire_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
