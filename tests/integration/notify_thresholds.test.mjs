@@ -51,10 +51,12 @@ function sql(s, text) {
   return r.stdout.split('\n').filter((l) => l !== '');
 }
 
-// The customer's events in order: [{type, dedupe_key, data}].
+// The customer's usage, budget and trial events in order (not the account's own: customer.created,
+// key.created...): [{type, dedupe_key, data}].
 function events(s, id) {
   assert.match(id, /^[A-Za-z0-9_]+$/);
-  return sql(s, `SELECT type || '|' || COALESCE(dedupe_key, '') || '|' || data FROM events WHERE customer_id = '${id}' ORDER BY seq`)
+  return sql(s, `SELECT type || '|' || COALESCE(dedupe_key, '') || '|' || data FROM events WHERE customer_id = '${id}'`
+    + ` AND type IN ('usage.threshold_reached', 'quota.exhausted', 'budget.exceeded', 'trial.will_end') ORDER BY seq`)
     .map((l) => { const [type, dedupe, ...rest] = l.split('|'); return { type, dedupe, data: JSON.parse(rest.join('|')) }; });
 }
 const levels = (evs, metric = 'api_calls') => evs.filter((e) => e.type === 'usage.threshold_reached' && e.data.metric === metric)
