@@ -173,13 +173,16 @@ static void grow_keys_locked(tg_accounts_t *a)
 
 int tg_accounts_put_customer(tg_accounts_t *a, const tg_customer_t *c, tg_err_t *err)
 {
-    const tg_plan_t *plan = tg_config_find_plan(a->cfg, c->plan_id);
-    if (plan == NULL)
-        return tg_errf(err, TG_EINVAL, "customer %s has plan \"%s\", which the configuration does not define",
-                       c->id, c->plan_id);
     if (strlen(c->id) >= TG_ID_MAX)
         return tg_errf(err, TG_EINVAL, "customer id too long");
     pthread_rwlock_wrlock(&a->lock);
+    /* under the lock: a reload (tg_accounts_rebind) replaces a->cfg and every plan pointer at once */
+    const tg_plan_t *plan = tg_config_find_plan(a->cfg, c->plan_id);
+    if (plan == NULL) {
+        pthread_rwlock_unlock(&a->lock);
+        return tg_errf(err, TG_EINVAL, "customer %s has plan \"%s\", which the configuration does not define",
+                       c->id, c->plan_id);
+    }
     tg_account_t *acct = find_customer_locked(a, c->id);
     const tg_plan_t *was = NULL;
     if (acct == NULL) {
@@ -203,6 +206,54 @@ int tg_accounts_put_customer(tg_accounts_t *a, const tg_customer_t *c, tg_err_t 
     pthread_rwlock_unlock(&a->lock);
     if (was != NULL && was != plan && a->on_plan_change != NULL)
         a->on_plan_change(acct, was, plan, a->on_plan_change_arg);
+    return 0;
+}
+
+int tg_accounts_rebind(tg_accounts_t *a, const tg_config_t *next, tg_err_t *err)
+{
+    pthread_rwlock_wrlock(&a->lock);
+    const tg_config_t *cur = a->cfg;
+    size_t *orphans = calloc(cur->nplans > 0 ? cur->nplans : 1, sizeof(*orphans)), norphaned = 0;
+    if (orphans == NULL) {
+        pthread_rwlock_unlock(&a->lock);
+        return tg_errf(err, TG_ENOMEM, "out of memory checking the customers' plans");
+    }
+    /* First pass: every customer's plan must be in next, or nothing changes. */
+    for (size_t i = 0; i < a->ncustomer_buckets; i++)
+        for (tg_account_t *c = a->customers[i]; c != NULL; c = c->next) {
+            const tg_plan_t *p = atomic_load(&c->plan);
+            if (tg_config_find_plan(next, p->id) != NULL)
+                continue;
+            const tg_plan_t *in_cur = tg_config_find_plan(cur, p->id);
+            if (in_cur != NULL) {
+                orphans[in_cur - cur->plans]++;
+                norphaned++;
+            }
+        }
+    if (norphaned > 0) {
+        char msg[TG_ERR_MAX] = "";
+        size_t used = 0;
+        for (size_t i = 0; i < cur->nplans && used < sizeof(msg); i++) {
+            if (orphans[i] == 0)
+                continue;
+            int w = snprintf(msg + used, sizeof(msg) - used, "%splan \"%s\" is removed but %zu customer%s on it",
+                             used > 0 ? "; " : "", cur->plans[i].id, orphans[i], orphans[i] == 1 ? " is" : "s are");
+            if (w < 0)
+                break;
+            used += (size_t)w;
+        }
+        free(orphans);
+        pthread_rwlock_unlock(&a->lock);
+        return tg_errf(err, TG_ESTATE, "%s; move them to another plan first (tollgate customers set-plan)", msg);
+    }
+    free(orphans);
+    /* Second pass: the same plans, by id, in next. Readers see the old plan or the new one, both
+     * valid (the old configuration is kept, config_live.h). */
+    for (size_t i = 0; i < a->ncustomer_buckets; i++)
+        for (tg_account_t *c = a->customers[i]; c != NULL; c = c->next)
+            atomic_store(&c->plan, tg_config_find_plan(next, atomic_load(&c->plan)->id));
+    a->cfg = next;
+    pthread_rwlock_unlock(&a->lock);
     return 0;
 }
 
