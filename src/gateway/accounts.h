@@ -61,8 +61,9 @@ int tg_accounts_load(tg_accounts_t *a, tg_store_t *st, tg_err_t *err);
 int tg_accounts_put_customer(tg_accounts_t *a, const tg_customer_t *c, tg_err_t *err);
 /* A reload: points every customer at the plan of the same id in `next`, and looks plans up in
  * next from now on. Refused with TG_ESTATE, nothing changed, when a customer's plan is not in
- * next (the message names each such plan and how many customers are on it). next must outlive
- * the directory. Thread-safe (takes the write lock); customers added concurrently are checked. */
+ * next, or is there with another interval or currency (which would split or reprice a period
+ * already partly used); the message names each such plan and how many customers are on it.
+ * next must outlive the directory. Thread-safe (takes the write lock). */
 int tg_accounts_rebind(tg_accounts_t *a, const tg_config_t *next, tg_err_t *err);
 /* Adds a key or updates its expiry and revocation. TG_ENOTFOUND if its customer is unknown. */
 int tg_accounts_put_key(tg_accounts_t *a, const tg_key_t *k, tg_err_t *err);
