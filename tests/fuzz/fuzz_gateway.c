@@ -68,7 +68,7 @@ static void setup(void)
         fprintf(stderr, "fuzz_gateway: %s\n", err.msg);
         abort();
     }
-    tg_gateway_deps_t d = {cfg, acc, lim, quota, meter};
+    tg_gateway_deps_t d = {cfg, acc, lim, quota, meter, NULL};
     if ((gw = tg_gateway_new(&d, (const uint8_t *)SECRET, strlen(SECRET))) == NULL)
         abort();
 }

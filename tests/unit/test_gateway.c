@@ -70,7 +70,7 @@ static int setup(void **state)
     f->quota = tg_quota_new();
     tg_meter_opts_t mo = {.store_url = f->db.url, .log_dir = f->db.dir, .flush_ms = 2}; /* logs beside the store */
     assert_int_equal(tg_meter_start_opts(&mo, &f->meter, &err), 0);
-    tg_gateway_deps_t d = {f->cfg, f->acc, f->lim, f->quota, f->meter};
+    tg_gateway_deps_t d = {f->cfg, f->acc, f->lim, f->quota, f->meter, NULL};
     f->gw = tg_gateway_new(&d, (const uint8_t *)f->cfg->keys.secret, strlen(f->cfg->keys.secret));
     *state = f;
     return 0;
