@@ -16,6 +16,7 @@
 #include "cli/admin_commands.h"
 #include "cli/commands.h"
 #include "config/config.h"
+#include "config/config_live.h"
 #include "gateway/accounts.h"
 #include "gateway/gateway.h"
 #include "http/server.h"
@@ -24,6 +25,7 @@
 #include "limits/quota_shared.h"
 #include "limits/limiter_shared.h"
 #include "metering/meter.h"
+#include "ops/reload.h"
 #include "payments/stripe_events.h"
 #include "store/store.h"
 #include "store/store_copy.h"
@@ -59,6 +61,8 @@ static void usage_main(FILE *out)
             "                                                    Stripe's (billing: stripe)\n"
             "  metering recover -c FILE --log-dir DIR            store a lost gateway's metering logs,\n"
             "                                                    each batch exactly once\n"
+            "  reload -c FILE                                    re-read the running server's configuration\n"
+            "                                                    (as SIGHUP; prints what it refused)\n"
             "  backup -c FILE DEST                               an online copy of the SQLite database and\n"
             "                                                    the metering logs, while serving\n"
             "  restore -c FILE SRC                               put a backup back in place (stopped)\n"
@@ -257,6 +261,12 @@ typedef struct {
     tg_accounts_t *accounts;
     int64_t now_s;
 } warm_ctx_t;
+/* The reloader's log: the operator reads it on standard error (journald under systemd). */
+static void reload_log(void *arg, const char *line)
+{
+    (void)arg;
+    fprintf(stderr, "tollgate: %s\n", line);
+}
 
 static int warm_quota_cb(const char *customer_id, int64_t period_start, const char *metric, uint64_t units, void *arg)
 {
@@ -282,6 +292,7 @@ static int cmd_serve(int argc, char **argv)
     int rc = parse_config_flag(argc, argv, "serve",
                                "Runs the gateway (server.listen) and the admin API (server.admin_listen) until\n"
                                "SIGINT or SIGTERM, then drains requests in flight and commits all usage.\n"
+                               "SIGHUP re-reads FILE: plans, routes and limits change without a restart.\n"
                                "--test-clock  allow POST /v1/admin/clock to move time (tests only)",
                                &path);
     if (rc != 0)
@@ -297,11 +308,23 @@ static int cmd_serve(int argc, char **argv)
         return 1;
     }
 
-    /* Signals go to this thread alone, through sigwait; workers inherit the mask. */
+    /* The configuration in effect from now on; every generation a reload replaces is kept until
+     * the end (config/config_live.h). cfg stays the one the server started with: what only a
+     * restart changes (listeners, storage, cluster...) is read from it. */
+    tg_config_live_t *live = tg_config_live_new(cfg);
+    if (live == NULL) {
+        fprintf(stderr, "tollgate serve: out of memory\n");
+        return 1;
+    }
+
+    /* Signals go to this thread alone, through sigwait (so no signal handler runs at all);
+     * workers inherit the mask. SIGHUP is passed on to the admin back thread as a request to
+     * reload (tg_server_request_reload). */
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
     tg_err_t err = {0};
@@ -320,6 +343,7 @@ static int cmd_serve(int argc, char **argv)
     tg_dirsync_t *dirsync = NULL;
     tg_delivery_t *delivery = NULL;
     tg_thresholds_t *thresholds = NULL;
+    tg_reloader_t *reloader = NULL;
     int exit_code = 1;
 
     if (sodium_init() < 0) {
@@ -399,7 +423,8 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
-    tg_gateway_deps_t gdeps = {cfg, accounts, limiter, quota, meter, thresholds};
+    tg_gateway_deps_t gdeps = {.cfg = cfg, .accounts = accounts, .limiter = limiter, .quota = quota, .meter = meter,
+                               .thresholds = thresholds, .live = live};
     gw = tg_gateway_new(&gdeps, (const uint8_t *)cfg->keys.secret, strlen(cfg->keys.secret));
     /* With a stripe section, the outbox thread sends what the admin thread queues (its own
      * store connection; see src/payments/outbox.h). */
@@ -445,8 +470,15 @@ static int cmd_serve(int argc, char **argv)
             goto out;
         }
     }
+    /* Reloads run on the admin back thread (SIGHUP, POST /v1/admin/reload). TLS certificates
+     * and log files register their reload with tg_reload_add_hook here, before serving. */
+    tg_reload_deps_t rdeps = {.live = live, .accounts = accounts, .log = reload_log};
+    if ((reloader = tg_reloader_new(&rdeps)) == NULL) {
+        fprintf(stderr, "tollgate serve: out of memory\n");
+        goto out;
+    }
     tg_admin_deps_t adeps = {cfg, st, accounts, quota, meter, (const uint8_t *)cfg->keys.secret,
-                             strlen(cfg->keys.secret), test_clock, outbox, dirsync, 1};
+                             strlen(cfg->keys.secret), test_clock, outbox, dirsync, 1, live, reloader};
     admin = tg_admin_new(&adeps);
     if (gw == NULL || admin == NULL) {
         fprintf(stderr, "tollgate serve: out of memory\n");
@@ -455,7 +487,7 @@ static int cmd_serve(int argc, char **argv)
     /* The period closer on a thread and a connection of its own (billing/closer.h), on the node
      * that runs the schedulers (the admin tick holds the scheduler lock). */
     tg_closer_settings_t cs = {.database = cfg->storage.database, .cfg = cfg, .accounts = accounts, .meter = meter,
-                               .may_run = tg_admin_leads, .may_run_arg = admin};
+                               .may_run = tg_admin_leads, .may_run_arg = admin, .live = live};
     if (tg_closer_start(&cs, &closer, &err) != 0) {
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
@@ -470,7 +502,10 @@ static int cmd_serve(int argc, char **argv)
             cfg->metering.strict ? "strict" : "batched");
 
     int sig = 0;
-    sigwait(&sigs, &sig);
+    while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
+        fprintf(stderr, "tollgate: SIGHUP received, reloading %s\n", cfg->path);
+        tg_server_request_reload(srv);
+    }
     fprintf(stderr, "tollgate: %s received, draining\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     tg_server_stop(srv, 5000);
     tg_admin_tick(admin); /* last-used times of keys, before the store closes */
@@ -495,7 +530,8 @@ out:
     tg_cluster_free(cluster);
     tg_accounts_free(accounts);
     tg_store_close(st);
-    tg_config_free(cfg);
+    tg_reloader_free(reloader);
+    tg_config_live_free(live); /* cfg and every configuration a reload replaced */
     if (exit_code == 0)
         fprintf(stderr, "tollgate: stopped\n");
     return exit_code;
@@ -530,6 +566,8 @@ int main(int argc, char **argv)
         return tg_cmd_stripe(argc, argv);
     if (strcmp(cmd, "metering") == 0)
         return tg_cmd_metering(argc, argv);
+    if (strcmp(cmd, "reload") == 0)
+        return tg_cmd_reload(argc, argv);
     if (strcmp(cmd, "backup") == 0 || strcmp(cmd, "restore") == 0)
         return tg_cmd_backup(argc, argv);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

@@ -12,6 +12,8 @@
 #include <time.h>
 
 #include "admin/admin_int.h"
+#include "config/config_live.h"
+#include "ops/reload.h"
 #include "billing/invoice.h"
 #include "payments/meter_export.h"
 #include "payments/outbox.h"
@@ -25,6 +27,7 @@
 #include "util/clock.h"
 #include "util/period.h"
 #include "util/throttle.h"
+#include "util/utf8.h"
 
 static int tg_adm_persist_used_cb(const char *key_id, int64_t last_used_at, void *arg)
 {
@@ -80,7 +83,7 @@ int tg_admin_tick(tg_admin_t *a)
     tg_periods_finalize_due(&a->sub, &finalized, &queued, &ferr); /* likewise */
     if (queued)
         tg_outbox_wake(a->d.outbox);
-    if (a->d.outbox != NULL && a->d.cfg->stripe.billing == TG_STRIPE_BILLING_STRIPE) {
+    if (a->d.outbox != NULL && tg_adm_cfg(a)->stripe.billing == TG_STRIPE_BILLING_STRIPE) {
         /* usage of the hours that ended, to Stripe as meter events (payments/meter_export.h) */
         tg_meter_export_run_t mrun;
         tg_err_t merr = {0};
@@ -263,14 +266,81 @@ static int tg_adm_authorized(tg_admin_t *a, const tg_admin_request_t *r, tg_admi
     return 1;
 }
 
+const tg_config_t *tg_adm_cfg(const tg_admin_t *a)
+{
+    return a->d.live != NULL ? tg_config_live_get(a->d.live) : a->d.cfg;
+}
+
+int tg_admin_reload(tg_admin_t *a, tg_reload_result_t *out)
+{
+    if (a->d.reloader == NULL) {
+        memset(out, 0, sizeof(*out));
+        return out->code = TG_ENOTFOUND;
+    }
+    int rc = tg_reload_run(a->d.reloader, out);
+    /* The services' contexts are used on this thread only: they move here, between two jobs. */
+    a->sub.cfg = a->keys.cfg = tg_adm_cfg(a);
+    return rc;
+}
+
+/* A list of ", " or "\n"-separated items as a JSON array of strings. */
+static json_t *split_list(const char *s, const char *sep)
+{
+    json_t *arr = json_array();
+    size_t seplen = strlen(sep);
+    while (arr != NULL && *s != '\0') {
+        const char *end = strstr(s, sep);
+        size_t n = end != NULL ? (size_t)(end - s) : strlen(s);
+        if (n > 0)
+            json_array_append_new(arr, json_stringn(s, n));
+        s += n + (end != NULL ? seplen : 0);
+    }
+    return arr;
+}
+
+/* POST /v1/admin/reload: the reload's outcome as JSON; a refusal is an error with every
+ * FILE:LINE problem in "errors". */
+static void reload_route(tg_admin_t *a, tg_admin_response_t *res)
+{
+    tg_reload_result_t *out = malloc(sizeof(*out));
+    if (out == NULL) {
+        tg_adm_reply_error(res, 503, "service_unavailable", "Out of memory.");
+        return;
+    }
+    int rc = tg_admin_reload(a, out);
+    if (rc == TG_ENOTFOUND) {
+        tg_adm_reply_error(res, 404, "not_found", "Reloading is not available here.");
+    } else if (rc == 0) {
+        tg_adm_reply_json(res, 200,
+                          json_pack("{s:b,s:s,s:I,s:o,s:o}", "reloaded", 1, "file", tg_adm_cfg(a)->path,
+                                    "generation", (json_int_t)out->generation, "restart_required",
+                                    split_list(out->restart_required, ", "), "hook_errors",
+                                    split_list(out->hook_errors, "; ")));
+    } else {
+        const char *type = rc == TG_ECONFIG ? "config_invalid" : rc == TG_ESTATE ? "plan_in_use" : "reload_refused";
+        int status = rc == TG_ECONFIG ? 422 : rc == TG_ENOMEM ? 503 : 409;
+        json_t *errors = split_list(out->errors, "\n");
+        char msg[512];
+        snprintf(msg, sizeof(msg), "%s%s", rc == TG_ECONFIG ? "The configuration file is invalid; the one in effect stays: " : "",
+                 json_string_value(json_array_get(errors, 0)) != NULL ? json_string_value(json_array_get(errors, 0)) : "");
+        tg_utf8_scrub(msg);
+        char docs[128];
+        snprintf(docs, sizeof(docs), "https://tollgate.dev/docs/errors#%s", type);
+        tg_adm_reply_json(res, status,
+                          json_pack("{s:{s:s,s:s,s:s,s:o}}", "error", "type", type, "message", msg, "docs", docs,
+                                    "errors", errors));
+    }
+    free(out);
+}
+
 tg_admin_t *tg_admin_new(const tg_admin_deps_t *deps)
 {
     tg_admin_t *a = calloc(1, sizeof(*a));
     if (a == NULL)
         return NULL;
     a->d = *deps;
-    a->sub = (tg_sub_ctx_t){deps->cfg, deps->store, deps->accounts, deps->meter, NULL, deps->outbox != NULL};
-    a->keys = (tg_keys_ctx_t){deps->cfg, deps->store, deps->accounts, deps->key_secret, deps->key_secret_len, NULL};
+    a->sub = (tg_sub_ctx_t){tg_adm_cfg(a), deps->store, deps->accounts, deps->meter, NULL, deps->outbox != NULL};
+    a->keys = (tg_keys_ctx_t){tg_adm_cfg(a), deps->store, deps->accounts, deps->key_secret, deps->key_secret_len, NULL};
     tg_throttle_policy_t pol = {1024, 3600 * TG_NS_PER_SEC, 5, TG_NS_PER_SEC, 900 * TG_NS_PER_SEC};
     if ((a->portal = tg_portal_new()) == NULL || (a->owner_failures = tg_throttle_new(&pol)) == NULL) {
         tg_portal_free(a->portal);
@@ -314,8 +384,9 @@ int tg_admin_handle_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_r
     if (s.n == 1 && tg_adm_seg_is(&s, 0, "metrics")) {
         /* Metrics name customers' traffic: a token (metrics.token, or the admin token) unless
          * metrics.open. Only immutable digests are read here: safe on the loop. */
-        if (!a->d.cfg->metrics.open && !bearer_is(r, a->token_digest) &&
-            !(a->d.cfg->metrics.token != NULL && bearer_is(r, a->metrics_digest))) {
+        const tg_config_t *cfg = tg_adm_cfg(a);
+        if (!cfg->metrics.open && !bearer_is(r, a->token_digest) &&
+            !(cfg->metrics.token != NULL && bearer_is(r, a->metrics_digest))) {
             tg_adm_reply_error(res, 401, "unauthorized",
                                "/metrics needs \"Authorization: Bearer <metrics.token or admin token>\" (or metrics.open: true).");
             return 1;
@@ -330,13 +401,14 @@ int tg_admin_handle_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_r
     if (tg_adm_seg_is(&s, 0, "v1") && tg_adm_seg_is(&s, 1, "plans") && tg_adm_method_is(r, "GET")) {
         if (s.n == 2) {
             json_t *arr = json_array();
-            for (size_t i = 0; i < a->d.cfg->nplans; i++)
-                json_array_append_new(arr, tg_adm_plan_json(&a->d.cfg->plans[i]));
+            const tg_config_t *cfg = tg_adm_cfg(a);
+            for (size_t i = 0; i < cfg->nplans; i++)
+                json_array_append_new(arr, tg_adm_plan_json(&cfg->plans[i]));
             tg_adm_reply_json(res, 200, json_pack("{s:o}", "data", arr));
             return 1;
         }
         char id[TG_PLAN_ID_MAX];
-        const tg_plan_t *plan = tg_adm_seg_copy(&s, 2, id, sizeof(id)) == 0 ? tg_config_find_plan(a->d.cfg, id) : NULL;
+        const tg_plan_t *plan = tg_adm_seg_copy(&s, 2, id, sizeof(id)) == 0 ? tg_config_find_plan(tg_adm_cfg(a), id) : NULL;
         if (plan == NULL || s.n > 4 || (s.n == 4 && !tg_adm_seg_is(&s, 3, "quote")))
             tg_adm_reply_error(res, 404, "not_found", "No such plan.");
         else if (s.n == 3)
@@ -414,6 +486,13 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
     }
     if (tg_adm_seg_is(&s, 2, "emails")) {
         tg_adm_emails_route(a, &s, r, res);
+        return;
+    }
+    if (tg_adm_seg_is(&s, 2, "reload") && s.n == 3) {
+        if (tg_adm_method_is(r, "POST"))
+            reload_route(a, res);
+        else
+            tg_adm_reply_error(res, 405, "method_not_allowed", "Use POST.");
         return;
     }
     if (tg_adm_seg_is(&s, 2, "clock") && s.n == 3 && tg_adm_method_is(r, "POST")) {

@@ -46,6 +46,12 @@ typedef struct tg_admin_deps {
      * tg_admin_leads whether this node runs the schedulers; 0: the admin thread's tick closes
      * periods itself, in slices (tg_admin_billing_slice). */
     int billing_thread;
+    /* The configuration in effect (config/config_live.h): when set, every handler reads it
+     * instead of cfg, so plans and the rest follow a reload. May be NULL (tests, tools). */
+    struct tg_config_live *live;
+    /* POST /v1/admin/reload and tg_admin_reload run it (ops/reload.h); NULL: the route answers
+     * 404. */
+    struct tg_reloader *reloader;
 } tg_admin_deps_t;
 
 typedef struct tg_admin_request {
@@ -111,6 +117,12 @@ int tg_admin_billing_slice(tg_admin_t *a);
 /* 1 when this node ran the schedulers at the last tick (the scheduler lock, store_cluster.h):
  * the closer's thread runs only then. Any thread; a is a tg_admin_t *. */
 int tg_admin_leads(void *a);
+
+/* Back thread: re-reads the configuration (ops/reload.h, which logs the outcome) and points the
+ * admin's services at the new one. What SIGHUP runs (http/admin_front.c); POST
+ * /v1/admin/reload answers with the same result. TG_ENOTFOUND without a reloader. */
+struct tg_reload_result;
+int tg_admin_reload(tg_admin_t *a, struct tg_reload_result *out);
 
 /* Back thread, after each answer was handed back to the loop: work that requests queued and that
  * must not delay their answers (applying recorded Stripe events). */

@@ -32,7 +32,7 @@ const char *tg_adm_display_status(const tg_customer_t *c, int64_t now)
 json_t *tg_adm_customer_json(tg_admin_t *a, const tg_customer_t *c)
 {
     int64_t now = tg_adm_now_s(), ps = 0, pe = 0;
-    const tg_plan_t *plan = tg_config_find_plan(a->d.cfg, c->plan_id);
+    const tg_plan_t *plan = tg_config_find_plan(tg_adm_cfg(a), c->plan_id);
     if (plan != NULL)
         tg_period_bounds(c->anchor_at, plan->interval, now, &ps, &pe);
     json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:{s:o,s:o},s:o,s:o,s:o}", "id", c->id, "email", c->email,
@@ -76,7 +76,7 @@ void tg_adm_create_customer(tg_admin_t *a, const tg_admin_request_t *r, tg_admin
     int bad = 0;
     const char *email = tg_adm_opt_string(body, "email", &bad), *name = tg_adm_opt_string(body, "name", &bad),
                *plan_id = tg_adm_opt_string(body, "plan", &bad);
-    const tg_plan_t *plan = plan_id != NULL ? tg_config_find_plan(a->d.cfg, plan_id) : NULL;
+    const tg_plan_t *plan = plan_id != NULL ? tg_config_find_plan(tg_adm_cfg(a), plan_id) : NULL;
     tg_customer_t c;
     if (bad)
         tg_adm_reply_error(res, 400, "bad_request", "email, name and plan must be strings.");
@@ -148,7 +148,7 @@ void tg_adm_patch_customer(tg_admin_t *a, tg_customer_t *c, const tg_admin_reque
     int bad = 0, rc;
     const char *plan_id = tg_adm_opt_string(body, "plan", &bad), *status = tg_adm_opt_string(body, "status", &bad),
                *name = tg_adm_opt_string(body, "name", &bad), *when = tg_adm_opt_string(body, "when", &bad);
-    tg_sub_update_t u = {plan_id != NULL ? tg_config_find_plan(a->d.cfg, plan_id) : NULL, TG_SUB_WHEN_DEFAULT, status,
+    tg_sub_update_t u = {plan_id != NULL ? tg_config_find_plan(tg_adm_cfg(a), plan_id) : NULL, TG_SUB_WHEN_DEFAULT, status,
                          name};
     tg_err_t err = {0};
     if (bad)
@@ -260,7 +260,7 @@ static int usage_endpoint_cb(const char *endpoint, const char *metric, uint64_t 
 
 void tg_adm_get_usage(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res)
 {
-    const tg_plan_t *plan = tg_config_find_plan(a->d.cfg, c->plan_id);
+    const tg_plan_t *plan = tg_config_find_plan(tg_adm_cfg(a), c->plan_id);
     int64_t ps, pe, month = 0;
     int pm = tg_adm_parse_month(r->query, r->query != NULL ? r->query_len : 0, &month);
     if (pm < 0) {
@@ -324,7 +324,7 @@ void tg_adm_add_item(tg_admin_t *a, const tg_customer_t *c, const tg_admin_reque
         return;
     int bad = 0, rc;
     const char *desc = tg_adm_opt_string(body, "description", &bad), *amount = tg_adm_opt_string(body, "amount", &bad);
-    const tg_plan_t *plan = tg_config_find_plan(a->d.cfg, c->plan_id);
+    const tg_plan_t *plan = tg_config_find_plan(tg_adm_cfg(a), c->plan_id);
     tg_money_t v = 0;
     tg_err_t err = {0};
     if (bad || desc == NULL || desc[0] == '\0' || strlen(desc) >= TG_NAME_MAX)

@@ -127,7 +127,7 @@ static json_t *top(dash_t *d, int (*cmp)(const void *, const void *))
     json_t *arr = json_array();
     for (size_t i = 0; i < d->n && i < TOP_N; i++) {
         /* billed is in the currency of the customer's plan (a plan change keeps the currency) */
-        const tg_plan_t *plan = tg_config_find_plan(d->a->d.cfg, d->rows[i].c.plan_id);
+        const tg_plan_t *plan = tg_config_find_plan(tg_adm_cfg(d->a), d->rows[i].c.plan_id);
         json_array_append_new(
             arr, json_pack("{s:s,s:s,s:s,s:I,s:o,s:s}", "id", d->rows[i].c.id, "email", d->rows[i].c.email, "plan",
                            d->rows[i].c.plan_id, "calls", (json_int_t)d->rows[i].calls, "billed",
@@ -181,7 +181,7 @@ static const tg_plan_t *single_currency_plan(const tg_config_t *cfg)
 
 void tg_adm_dashboard(tg_admin_t *a, const tg_admin_request_t *req, tg_admin_response_t *res)
 {
-    const tg_config_t *cfg = a->d.cfg;
+    const tg_config_t *cfg = tg_adm_cfg(a);
     /* The revenue split's window: this calendar month (UTC), or the one ?period=YYYY-MM names. */
     int64_t month = 0, rev_from, rev_to;
     int pm = tg_adm_parse_month(req->query, req->query != NULL ? req->query_len : 0, &month);

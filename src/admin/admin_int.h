@@ -31,6 +31,11 @@ struct tg_admin {
     _Atomic int leader; /* this node ran the schedulers at the last tick (store_cluster.h); read by /metrics */
 };
 
+/* The configuration in effect (deps.live, else deps.cfg): one atomic load; the pointer stays
+ * valid until shutdown (config/config_live.h). Load it once per request where several fields
+ * must agree. Any thread. */
+const tg_config_t *tg_adm_cfg(const tg_admin_t *a);
+
 /* POST /v1/webhooks/stripe (admin_webhooks.c): the quick part (not configured, method, signature:
  * 1 when it answered), then, on the back thread, recording. */
 int tg_adm_stripe_webhook_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);

@@ -43,7 +43,7 @@ json_t *tg_adm_customer_admin_json(tg_admin_t *a, const tg_customer_t *c)
     /* billing: stripe: usage goes as one call per customer, metric and hour, so the latest row
      * is mostly a meter event; the owner sees them summed instead of listed (the outbox page
      * lists each) */
-    if (s != NULL && a->d.cfg->stripe.billing == TG_STRIPE_BILLING_STRIPE) {
+    if (s != NULL && tg_adm_cfg(a)->stripe.billing == TG_STRIPE_BILLING_STRIPE) {
         uint64_t pending = 0, failed = 0, hours = 0, units = 0;
         tg_err_t merr = {0};
         if (tg_store_meter_outbox_counts(a->d.store, c->id, &pending, &failed, &merr) == 0 &&
@@ -59,7 +59,7 @@ json_t *tg_adm_customer_admin_json(tg_admin_t *a, const tg_customer_t *c)
      * until one did: "created"); null when there is none. */
     tg_stripe_subscription_t sub;
     int found = 0;
-    if (a->d.cfg->stripe.billing == TG_STRIPE_BILLING_STRIPE &&
+    if (tg_adm_cfg(a)->stripe.billing == TG_STRIPE_BILLING_STRIPE &&
         tg_store_stripe_subscription_latest(a->d.store, c->id, &sub, &found, &err) == 0 && found)
         json_object_set_new(s, "subscription",
                             json_pack("{s:s,s:s,s:o}", "id", sub.subscription_id, "status",

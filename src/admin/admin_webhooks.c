@@ -19,7 +19,7 @@
  * (and delay) real work. Returns 1 when it answered. */
 int tg_adm_stripe_webhook_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
 {
-    const tg_config_t *cfg = a->d.cfg;
+    const tg_config_t *cfg = tg_adm_cfg(a);
     if (!cfg->stripe.enabled) {
         tg_adm_reply_error(res, 404, "not_found", "Stripe is not configured (no stripe section).");
         return 1;
@@ -43,7 +43,7 @@ int tg_adm_stripe_webhook_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_a
  * (on this thread, on the request's own copy of the body) before this records the event. */
 void tg_adm_stripe_webhook(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
 {
-    const tg_config_t *cfg = a->d.cfg;
+    const tg_config_t *cfg = tg_adm_cfg(a);
     int64_t now_s = tg_clock_now_ns() / TG_NS_PER_SEC;
     tg_err_t err = {0};
     tg_payments_deps_t d = {cfg, a->d.store, a->d.accounts};
@@ -67,7 +67,7 @@ void tg_admin_after(tg_admin_t *a)
 {
     if (!a->stripe_pending)
         return;
-    tg_payments_deps_t d = {a->d.cfg, a->d.store, a->d.accounts};
+    tg_payments_deps_t d = {tg_adm_cfg(a), a->d.store, a->d.accounts};
     size_t n = 0;
     tg_err_t err = {0};
     /* Bounded, so that a burst of events does not keep the back thread from its requests; what
@@ -78,9 +78,9 @@ void tg_admin_after(tg_admin_t *a)
 
 void tg_adm_payments_tick(tg_admin_t *a)
 {
-    if (!a->d.cfg->stripe.enabled)
+    if (!tg_adm_cfg(a)->stripe.enabled)
         return;
-    tg_payments_deps_t d = {a->d.cfg, a->d.store, a->d.accounts};
+    tg_payments_deps_t d = {tg_adm_cfg(a), a->d.store, a->d.accounts};
     size_t n = 0;
     tg_err_t err = {0};
     int64_t now_s = tg_clock_now_ns() / TG_NS_PER_SEC;

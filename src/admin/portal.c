@@ -363,7 +363,7 @@ static int plan_self_service(const tg_config_t *cfg, const char *plan_id)
 /* Sign-ups per client address and in all; 0 or after replying 429. Counts this one. */
 static int signup_allowed(tg_admin_t *a, const char *address, tg_admin_response_t *res)
 {
-    const tg_config_t *cfg = a->d.cfg;
+    const tg_config_t *cfg = tg_adm_cfg(a);
     int64_t now = tg_clock_mono_ns();
     char key[TG_CIDR_TEXT_MAX + 8];
     snprintf(key, sizeof(key), "a:%s", address);
@@ -387,7 +387,7 @@ static int signup_allowed(tg_admin_t *a, const char *address, tg_admin_response_
  * an existing account, the trial), then the hash is handed to a worker. */
 static void signup(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
 {
-    const tg_config_t *cfg = a->d.cfg;
+    const tg_config_t *cfg = tg_adm_cfg(a);
     if (!cfg->portal.signup.enabled) {
         tg_adm_reply_error(res, 403, "signup_disabled", "Self-service sign-up is switched off; contact us for an account.");
         return;
@@ -458,7 +458,7 @@ static void signup(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response
  * the session, in one transaction. The email may have been taken meanwhile: 409 then. */
 static void signup_finish(tg_admin_t *a, tg_admin_slow_t *w, tg_admin_response_t *res)
 {
-    const tg_plan_t *plan = tg_config_find_plan(a->d.cfg, w->plan_id);
+    const tg_plan_t *plan = tg_config_find_plan(tg_adm_cfg(a), w->plan_id);
     tg_customer_t c;
     tg_key_t k;
     memset(&k, 0, sizeof(k));
@@ -738,7 +738,7 @@ static void plan_preview(tg_admin_t *a, const tg_customer_t *c, const tg_admin_r
             memcpy(when, q + 5, (size_t)(stop - q - 5));
         q = stop + 1;
     }
-    const tg_plan_t *to = tg_config_find_plan(a->d.cfg, plan_id);
+    const tg_plan_t *to = tg_config_find_plan(tg_adm_cfg(a), plan_id);
     tg_sub_change_t pc;
     tg_sub_when_t w = TG_SUB_WHEN_DEFAULT;
     tg_err_t err = {0};
@@ -777,7 +777,7 @@ static void plan_preview(tg_admin_t *a, const tg_customer_t *c, const tg_admin_r
 static void billing_session(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, int setup,
                             tg_admin_response_t *res)
 {
-    const tg_config_t *cfg = a->d.cfg;
+    const tg_config_t *cfg = tg_adm_cfg(a);
     char stripe_id[256];
     tg_err_t err = {0};
     if (!cfg->stripe.enabled) {

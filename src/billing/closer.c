@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "billing/periods.h"
+#include "config/config_live.h"
 #include "store/store.h"
 #include "util/clock.h"
 
@@ -23,6 +24,7 @@ struct tg_closer {
     int stopping;
     tg_store_t *st;
     tg_sub_ctx_t x;
+    const tg_config_live_t *live;
     int64_t interval_ns;
     int nice;
     int (*may_run)(void *arg);
@@ -58,6 +60,8 @@ static void *closer_main(void *arg)
             tg_periods_run_t run;
             tg_err_t err = {0};
             /* an error ends the run (more = 0); the next run starts again */
+            if (c->live != NULL) /* each slice prices with the plans in effect (a reload) */
+                c->x.cfg = tg_config_live_get(c->live);
             tg_periods_close_some(&c->x, &cur, SLICE_NS, &run, &more, &err);
             tg_periods_run_free(&run);
         }
@@ -94,6 +98,7 @@ int tg_closer_start(const tg_closer_settings_t *s, tg_closer_t **out, tg_err_t *
     pthread_cond_init(&c->cv, &ca);
     pthread_condattr_destroy(&ca);
     c->x = (tg_sub_ctx_t){.cfg = s->cfg, .store = c->st, .accounts = s->accounts, .meter = s->meter};
+    c->live = s->live;
     c->interval_ns = (s->interval_ms > 0 ? s->interval_ms : 10000) * 1000000LL;
     c->nice = s->nice > 0 ? s->nice : 19;
     c->may_run = s->may_run;

@@ -34,6 +34,8 @@ typedef struct tg_closer_settings {
      * stops when it says no. NULL: always. Called on the closer's thread. */
     int (*may_run)(void *arg);
     void *may_run_arg;
+    /* The configuration in effect (config/config_live.h), read before each slice; NULL: cfg. */
+    const struct tg_config_live *live;
 } tg_closer_settings_t;
 
 /* Opens the connection and starts the thread; its first run starts one interval later (as the

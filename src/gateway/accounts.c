@@ -174,13 +174,16 @@ static void grow_keys_locked(tg_accounts_t *a)
 
 int tg_accounts_put_customer(tg_accounts_t *a, const tg_customer_t *c, tg_err_t *err)
 {
-    const tg_plan_t *plan = tg_config_find_plan(a->cfg, c->plan_id);
-    if (plan == NULL)
-        return tg_errf(err, TG_EINVAL, "customer %s has plan \"%s\", which the configuration does not define",
-                       c->id, c->plan_id);
     if (strlen(c->id) >= TG_ID_MAX)
         return tg_errf(err, TG_EINVAL, "customer id too long");
     pthread_rwlock_wrlock(&a->lock);
+    /* under the lock: a reload (tg_accounts_rebind) replaces a->cfg and every plan pointer at once */
+    const tg_plan_t *plan = tg_config_find_plan(a->cfg, c->plan_id);
+    if (plan == NULL) {
+        pthread_rwlock_unlock(&a->lock);
+        return tg_errf(err, TG_EINVAL, "customer %s has plan \"%s\", which the configuration does not define",
+                       c->id, c->plan_id);
+    }
     tg_account_t *acct = find_customer_locked(a, c->id);
     const tg_plan_t *was = NULL;
     if (acct == NULL) {
@@ -205,6 +208,73 @@ int tg_accounts_put_customer(tg_accounts_t *a, const tg_customer_t *c, tg_err_t 
     pthread_rwlock_unlock(&a->lock);
     if (was != NULL && was != plan && a->on_plan_change != NULL)
         a->on_plan_change(acct, was, plan, a->on_plan_change_arg);
+    return 0;
+}
+
+/* Why a customer's plan cannot move to `to` (NULL: removed), or NULL if it can. The interval
+ * and the currency decide the customer's billing periods, quota counters and invoices: changing
+ * them under customers mid-period would split or reprice a period already partly used. */
+static const char *rebind_problem(const tg_plan_t *from, const tg_plan_t *to)
+{
+    if (to == NULL)
+        return "is removed";
+    if (to->interval != from->interval)
+        return "changes its interval";
+    if (strcmp(to->currency, from->currency) != 0)
+        return "changes its currency";
+    return NULL;
+}
+
+int tg_accounts_rebind(tg_accounts_t *a, const tg_config_t *next, tg_err_t *err)
+{
+    pthread_rwlock_wrlock(&a->lock);
+    const tg_config_t *cur = a->cfg;
+    size_t *blocked = calloc(cur->nplans > 0 ? cur->nplans : 1, sizeof(*blocked)), nblocked = 0;
+    if (blocked == NULL) {
+        pthread_rwlock_unlock(&a->lock);
+        return tg_errf(err, TG_ENOMEM, "out of memory checking the customers' plans");
+    }
+    /* First pass: every customer's plan must be in next, billed the same way, or nothing
+     * changes. Every plan pointer is one of cur's (put_customer and earlier rebinds). */
+    for (size_t i = 0; i < a->ncustomer_buckets; i++)
+        for (tg_account_t *c = a->customers[i]; c != NULL; c = c->next) {
+            const tg_plan_t *p = atomic_load(&c->plan);
+            if (p < cur->plans || p >= cur->plans + cur->nplans) /* the invariant above, broken */
+                abort();
+            if (rebind_problem(p, tg_config_find_plan(next, p->id)) != NULL) {
+                blocked[p - cur->plans]++;
+                nblocked++;
+            }
+        }
+    if (nblocked > 0) {
+        char msg[TG_ERR_MAX] = "";
+        size_t used = 0;
+        for (size_t i = 0; i < cur->nplans && used < sizeof(msg); i++) {
+            if (blocked[i] == 0)
+                continue;
+            const tg_plan_t *p = &cur->plans[i];
+            int w = snprintf(msg + used, sizeof(msg) - used, "%splan \"%s\" %s but %zu customer%s on it",
+                             used > 0 ? "; " : "", p->id, rebind_problem(p, tg_config_find_plan(next, p->id)),
+                             blocked[i], blocked[i] == 1 ? " is" : "s are");
+            if (w < 0)
+                break;
+            used += (size_t)w;
+        }
+        free(blocked);
+        pthread_rwlock_unlock(&a->lock);
+        return tg_errf(err, TG_ESTATE,
+                       "%s; move them to another plan first (tollgate customers set-plan), or add a new plan "
+                       "rather than change this one",
+                       msg);
+    }
+    free(blocked);
+    /* Second pass: the same plans, by id, in next. Readers see the old plan or the new one, both
+     * valid (the old configuration is kept, config_live.h). */
+    for (size_t i = 0; i < a->ncustomer_buckets; i++)
+        for (tg_account_t *c = a->customers[i]; c != NULL; c = c->next)
+            atomic_store(&c->plan, tg_config_find_plan(next, atomic_load(&c->plan)->id));
+    a->cfg = next;
+    pthread_rwlock_unlock(&a->lock);
     return 0;
 }
 

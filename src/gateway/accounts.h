@@ -43,7 +43,7 @@ typedef struct tg_auth {
     char key_id[TG_ID_MAX];
 } tg_auth_t;
 
-/* cfg must outlive the directory (plans are referenced, not copied). */
+/* cfg must outlive the directory (plans are referenced, not copied); see tg_accounts_rebind. */
 tg_accounts_t *tg_accounts_new(const tg_config_t *cfg);
 void tg_accounts_free(tg_accounts_t *a);
 
@@ -59,6 +59,12 @@ int tg_accounts_load(tg_accounts_t *a, tg_store_t *st, tg_err_t *err);
 
 /* Adds a customer or updates its plan, status and trial end. TG_EINVAL for an unknown plan. */
 int tg_accounts_put_customer(tg_accounts_t *a, const tg_customer_t *c, tg_err_t *err);
+/* A reload: points every customer at the plan of the same id in `next`, and looks plans up in
+ * next from now on. Refused with TG_ESTATE, nothing changed, when a customer's plan is not in
+ * next, or is there with another interval or currency (which would split or reprice a period
+ * already partly used); the message names each such plan and how many customers are on it.
+ * next must outlive the directory. Thread-safe (takes the write lock). */
+int tg_accounts_rebind(tg_accounts_t *a, const tg_config_t *next, tg_err_t *err);
 /* Adds a key or updates its expiry and revocation. TG_ENOTFOUND if its customer is unknown. */
 int tg_accounts_put_key(tg_accounts_t *a, const tg_key_t *k, tg_err_t *err);
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "config/config_live.h"
 #include "gateway/apikey.h"
 #include "metrics/metrics.h"
 #include "util/clock.h"
@@ -106,6 +107,12 @@ void tg_gateway_free(tg_gateway_t *gw)
         tg_accounts_on_plan_change(gw->deps.accounts, NULL, NULL);
     tg_apikey_hasher_free(gw->hasher);
     free(gw);
+}
+
+/* The configuration for one call: one atomic load, and the pointer stays valid (config_live.h). */
+static const tg_config_t *current_cfg(const tg_gateway_t *gw)
+{
+    return gw->deps.live != NULL ? tg_config_live_get(gw->deps.live) : gw->deps.cfg;
 }
 
 static int refuse(tg_refusal_t *r, int status, const char *type, tg_outcome_t outcome, const char *fmt, ...)
@@ -212,7 +219,7 @@ static void release_units(tg_gateway_t *gw, tg_call_t *call, size_t upto)
 
 int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *call, tg_refusal_t *refusal)
 {
-    const tg_config_t *cfg = gw->deps.cfg;
+    const tg_config_t *cfg = current_cfg(gw);
     const char *key;
     size_t key_len;
 
@@ -443,7 +450,7 @@ static void refuse_units(tg_gateway_t *gw, const tg_call_t *call, const tg_usage
                 "tollgate: the upstream reported %s=%llu for customer %s on %s, over metering.max_units_per_call "
                 "(%llu): that value is not billed, the call's own units are\n",
                 row->metric, (unsigned long long)row->units, tg_account_id(call->account), call->endpoint,
-                (unsigned long long)gw->deps.cfg->metering.max_units_per_call);
+                (unsigned long long)current_cfg(gw)->metering.max_units_per_call);
 }
 
 int tg_gateway_settle(tg_gateway_t *gw, tg_call_t *call, int status, int upstream_failed, const char *units_header,
@@ -452,7 +459,7 @@ int tg_gateway_settle(tg_gateway_t *gw, tg_call_t *call, int status, int upstrea
     if (call->settled || call->account == NULL)
         return 0;
     call->settled = 1;
-    if (upstream_failed || !is_billable(gw->deps.cfg, status)) {
+    if (upstream_failed || !is_billable(current_cfg(gw), status)) {
         release_units(gw, call, call->nunits);
         tg_metrics_count_billed(0);
         return 0;
@@ -470,7 +477,7 @@ int tg_gateway_settle(tg_gateway_t *gw, tg_call_t *call, int status, int upstrea
     if (units_header != NULL && units_len > 0) {
         size_t extra = tg_gateway_parse_units(units_header, units_len, rows + n, TG_CALL_MAX_METRICS);
         for (size_t i = n; i < n + extra;) {
-            if (rows[i].units > gw->deps.cfg->metering.max_units_per_call) {
+            if (rows[i].units > current_cfg(gw)->metering.max_units_per_call) {
                 refuse_units(gw, call, &rows[i]);
                 rows[i] = rows[n + --extra];
                 continue;

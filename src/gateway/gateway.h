@@ -25,12 +25,15 @@ typedef struct tg_gateway tg_gateway_t;
 
 /* Shared by all workers; none of these are owned by the gateway. */
 typedef struct tg_gateway_deps {
-    const tg_config_t *cfg;
+    const tg_config_t *cfg; /* used when live is NULL (tests, tools) */
     tg_accounts_t *accounts;
     tg_limiter_t *limiter;
     tg_quota_t *quota;
     tg_meter_t *meter;
     tg_thresholds_t *thresholds; /* usage notifications (notify/thresholds.h); NULL: none */
+    /* The configuration in effect (config/config_live.h), read once per call: routes, metering
+     * rules and the other plans named in refusals follow a reload. May be NULL. */
+    struct tg_config_live *live;
 } tg_gateway_deps_t;
 
 typedef struct tg_call_request {

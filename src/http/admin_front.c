@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "http/http_int.h"
+#include "ops/reload.h"
 #include "util/cidr.h"
 #include "util/clock.h"
 
@@ -59,6 +60,7 @@ typedef struct tg_admin_front {
     pthread_t back_tid, hash_tid[HASH_WORKERS];
     int started;
     _Atomic int stopping;
+    _Atomic int reload_pending; /* SIGHUP: tg_server_request_reload */
 } tg_admin_front_t;
 
 struct admin_job {
@@ -365,7 +367,8 @@ static void *back_main(void *arg)
     int billing_more = 0; /* the period closer has customers left: a slice after each job */
     for (;;) {
         pthread_mutex_lock(&q->mu);
-        while (!atomic_load(&f->stopping) && q->head == NULL && !billing_more && tg_clock_mono_ns() < next_tick) {
+        while (!atomic_load(&f->stopping) && q->head == NULL && !billing_more && !atomic_load(&f->reload_pending) &&
+               tg_clock_mono_ns() < next_tick) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts); /* the condition variable's default clock */
             ts.tv_nsec += 100 * 1000000L;       /* wake up at least every 100 ms for the tick */
@@ -379,6 +382,15 @@ static void *back_main(void *arg)
         pthread_mutex_unlock(&q->mu);
         if (atomic_load(&f->stopping))
             break;
+        if (atomic_exchange(&f->reload_pending, 0)) {
+            /* Here, between two jobs: a reload never runs beside an admin request that reads
+             * the services' configuration, and customers' plans move under the directory's
+             * lock (ops/reload.h). The outcome is logged by the reloader. */
+            tg_reload_result_t *rr = malloc(sizeof(*rr));
+            if (rr != NULL)
+                tg_admin_reload(f->admin, rr);
+            free(rr);
+        }
         if (j != NULL) {
             tg_admin_slow_t *slow = j->res.slow;
             if (slow != NULL) { /* back from a hash worker */
@@ -437,6 +449,20 @@ void tg_http_register_admin(struct tg_server *srv, h2o_pathconf_t *pathconf)
     admin_handler_t *handler = (void *)h2o_create_handler(pathconf, sizeof(*handler));
     handler->super.on_req = on_admin_req;
     handler->srv = srv;
+}
+
+/* Any thread (tollgate serve's signal thread, which takes SIGHUP with sigwait: no signal handler
+ * runs, so nothing here is limited to async-signal-safe calls). Reloads asked for while one is
+ * pending are one reload: it reads the file as it is then. */
+void tg_server_request_reload(tg_server_t *srv)
+{
+    tg_admin_front_t *f = srv->admin_front;
+    if (f == NULL || !f->started)
+        return;
+    pthread_mutex_lock(&f->back.mu);
+    atomic_store(&f->reload_pending, 1);
+    pthread_cond_signal(&f->back.cv);
+    pthread_mutex_unlock(&f->back.mu);
 }
 
 int tg_http_admin_init_loop(struct tg_server *srv, tg_worker_t *w)

@@ -27,6 +27,10 @@ typedef struct tg_server_deps {
 /* Binds both listeners and starts the threads. Errors name the address that failed. */
 int tg_server_start(const tg_server_deps_t *deps, tg_server_t **out, tg_err_t *err);
 
+/* Asks the admin back thread to reload the configuration (admin_api.h, tg_admin_reload) between
+ * two of its jobs, and returns at once. Any thread. */
+void tg_server_request_reload(tg_server_t *srv);
+
 /* Stops accepting, lets requests in flight finish (up to drain_ms), joins the threads and frees
  * the server. The meter must still be running (strict responses wait on it). */
 void tg_server_stop(tg_server_t *srv, int drain_ms);

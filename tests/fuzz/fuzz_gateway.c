@@ -68,7 +68,7 @@ static void setup(void)
         fprintf(stderr, "fuzz_gateway: %s\n", err.msg);
         abort();
     }
-    tg_gateway_deps_t d = {cfg, acc, lim, quota, meter, NULL};
+    tg_gateway_deps_t d = {.cfg = cfg, .accounts = acc, .limiter = lim, .quota = quota, .meter = meter};
     if ((gw = tg_gateway_new(&d, (const uint8_t *)SECRET, strlen(SECRET))) == NULL)
         abort();
 }

@@ -103,7 +103,8 @@ test('make install DESTDIR=... installs the binary, tollgate(1), an example conf
     // the unit: its own user, state directory, read-only system, no new privileges, restarts
     const unit = readFileSync(join(dest, 'usr/local/lib/systemd/system/tollgate.service'), 'utf8');
     for (const want of [/^ExecStart=\/usr\/local\/bin\/tollgate serve -c \/etc\/tollgate\/tollgate\.yaml$/m, /^DynamicUser=yes$/m,
-      /^StateDirectory=tollgate$/m, /^ProtectSystem=strict$/m, /^NoNewPrivileges=yes$/m, /^Restart=on-failure$/m])
+      /^StateDirectory=tollgate$/m, /^ProtectSystem=strict$/m, /^NoNewPrivileges=yes$/m, /^Restart=on-failure$/m,
+      /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m])
       assert.match(unit, want);
     assert.doesNotMatch(unit, /@[A-Z]+@/);
 

@@ -74,7 +74,7 @@ static int setup(void **state)
     f->quota = tg_quota_new();
     tg_meter_opts_t mo = {.store_url = f->db.url, .log_dir = f->db.dir, .flush_ms = 2}; /* logs beside the store */
     assert_int_equal(tg_meter_start_opts(&mo, &f->meter, &err), 0);
-    tg_gateway_deps_t d = {f->cfg, f->acc, f->lim, f->quota, f->meter, NULL};
+    tg_gateway_deps_t d = {.cfg = f->cfg, .accounts = f->acc, .limiter = f->lim, .quota = f->quota, .meter = f->meter};
     f->gw = tg_gateway_new(&d, (const uint8_t *)f->cfg->keys.secret, strlen(f->cfg->keys.secret));
     *state = f;
     return 0;
@@ -450,7 +450,8 @@ static void test_thresholds_fire_once(void **state)
     tg_thresholds_settings_t ts = {.database = f->db.url, .cfg = f->cfg, .quota = f->quota, .accounts = f->acc};
     tg_thresholds_t *thr;
     assert_int_equal(tg_thresholds_start(&ts, &thr, &err), 0);
-    tg_gateway_deps_t d = {f->cfg, f->acc, f->lim, f->quota, f->meter, thr};
+    tg_gateway_deps_t d = {.cfg = f->cfg, .accounts = f->acc, .limiter = f->lim, .quota = f->quota, .meter = f->meter,
+                           .thresholds = thr};
     tg_gateway_t *gw = tg_gateway_new(&d, (const uint8_t *)f->cfg->keys.secret, strlen(f->cfg->keys.secret));
     tg_thresholds_stats_t s0, s1;
     tg_thresholds_stats(&s0);

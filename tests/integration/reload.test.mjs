@@ -1,0 +1,196 @@
+// Reloading the configuration while serving (docs/configuration.md, "Reloading"): SIGHUP and
+// `tollgate reload -c FILE` (POST /v1/admin/reload). A valid file is swapped in under load
+// without a failed call, new limits and endpoint lists apply, quota counters are kept; an
+// invalid file, or one that removes a plan customers are on, is refused and the old
+// configuration keeps working; settings only a restart changes are named and kept.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { withStack, freePort, sleep } from './harness.mjs';
+
+const LIVE_PLAN = `
+  live:
+    price: "1"
+    rate_limit: 100000/sec
+    burst: 100000
+    endpoints: ["/v1/basic/*"]
+    included: {api_calls: 1000000}
+    on_quota: block
+  spare:
+    price: "2"
+    rate_limit: 10/sec
+    burst: 10
+`;
+
+// Polls cond() (async) up to ~20 s; returns its last truthy value or fails with what().
+async function until(cond, what) {
+  for (let i = 0; i < 800; i++) {
+    const v = await cond();
+    if (v) return v;
+    await sleep(25);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+function edit(s, fn) {
+  const text = readFileSync(s.config, 'utf8');
+  const next = fn(text);
+  assert.notEqual(next, text, 'the edit changed the file');
+  writeFileSync(s.config, next);
+}
+
+const logOf = (s) => s.server.output;
+
+// Continuous calls from `n` loops until stop(); every answer that is not 200 or 429, and every
+// connection error, is kept.
+function load(s, key, n) {
+  const failures = [];
+  let calls = 0, running = true;
+  const loops = Array.from({ length: n }, async () => {
+    while (running) {
+      try {
+        const r = await fetch(`${s.gw}/v1/basic/load`, { headers: { authorization: `Bearer ${key}` } });
+        await r.arrayBuffer();
+        calls++;
+        if (r.status !== 200 && r.status !== 429) failures.push(`status ${r.status}`);
+      } catch (e) {
+        failures.push(`connection: ${e.cause?.code || e.message}`);
+      }
+    }
+  });
+  return { failures, get calls() { return calls; }, stop: async () => { running = false; await Promise.all(loops); } };
+}
+
+test('SIGHUP under load: new rate limit and endpoints apply, no call fails, quota counters are kept', async () => {
+  await withStack({ morePlans: LIVE_PLAN }, async (s) => {
+    const { customer, key } = await s.customer('live');
+    const first = await s.call('/v1/basic/x', { key });
+    assert.equal(first.status, 200);
+    assert.equal(first.headers.get('x-ratelimit-limit'), '100000');
+    assert.equal((await s.call('/v1/text/x', { key })).status, 403, 'not in the plan before the reload');
+
+    const l = load(s, key, 6);
+    await until(() => l.calls >= 200, 'calls under load');
+    const before = await s.call('/v1/basic/x', { key });
+    const remainingBefore = Number(before.headers.get('x-quota-remaining'));
+    assert.ok(remainingBefore <= 1000000 - 200, `quota counts the load: ${remainingBefore}`);
+
+    edit(s, (t) => t.replace('    rate_limit: 100000/sec\n    burst: 100000\n    endpoints: ["/v1/basic/*"]',
+      '    rate_limit: 50000/sec\n    burst: 50000\n    endpoints: ["/v1/basic/*", "/v1/text/*"]'));
+    const callsAtSignal = l.calls;
+    s.server.kill('SIGHUP');
+    const after = await until(async () => {
+      const r = await s.call('/v1/basic/x', { key });
+      return r.headers.get('x-ratelimit-limit') === '50000' ? r : null;
+    }, 'the new rate limit');
+    assert.equal(after.status, 200);
+    assert.equal((await s.call('/v1/text/x', { key })).status, 200, 'the new endpoint list applies');
+    // the counters were not reset: what was used before the reload is still used
+    assert.ok(Number(after.headers.get('x-quota-remaining')) < remainingBefore,
+      `${after.headers.get('x-quota-remaining')} < ${remainingBefore}`);
+    await until(() => l.calls >= callsAtSignal + 200, 'calls after the reload');
+    await l.stop();
+    assert.deepEqual(l.failures, [], 'no call failed during the reload');
+    assert.match(logOf(s), /reloaded .*tollgate\.yaml \(configuration 2 since the start\)/);
+    const used = await until(async () => { const u = await s.usage(customer.id); return u >= l.calls ? u : 0; },
+      'durable usage of every call');
+    assert.ok(used >= l.calls, `usage ${used} >= ${l.calls} calls`);
+  });
+});
+
+test('a broken file is refused with FILE:LINE in the log, and the configuration in effect keeps working', async () => {
+  await withStack({ morePlans: LIVE_PLAN }, async (s) => {
+    const { key } = await s.customer('live');
+    const good = readFileSync(s.config, 'utf8');
+
+    // bad YAML
+    writeFileSync(s.config, good + '\nplans: [unclosed\n');
+    s.server.kill('SIGHUP');
+    await until(() => /reload of .*tollgate\.yaml refused/.test(logOf(s)), 'the refusal in the log');
+    assert.match(logOf(s), /tollgate\.yaml:\d+/);
+    let r = await s.call('/v1/basic/x', { key });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('x-ratelimit-limit'), '100000');
+
+    // an unknown key in a plan, named with its line
+    const lines = good.split('\n');
+    const at = lines.findIndex((x) => x === '  live:') + 2; // line numbers start at 1: the line after "price"
+    lines.splice(at, 0, '    rate_limt: 5/sec');
+    writeFileSync(s.config, lines.join('\n'));
+    const mark = logOf(s).length;
+    s.server.kill('SIGHUP');
+    await until(() => /refused/.test(logOf(s).slice(mark)), 'the second refusal');
+    assert.match(logOf(s).slice(mark), new RegExp(`tollgate\\.yaml:${at + 1}: .*rate_limt`));
+    r = await s.call('/v1/basic/x', { key });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('x-ratelimit-limit'), '100000', 'the old plan is still in effect');
+  });
+});
+
+test('tollgate reload -c FILE: exit 1 with the errors for a broken file, 0 and the new plans for a good one', async () => {
+  await withStack({ morePlans: LIVE_PLAN }, async (s) => {
+    const { key } = await s.customer('live');
+    const good = readFileSync(s.config, 'utf8');
+
+    writeFileSync(s.config, good.replace('    burst: 100000\n', '    burst: lots\n'));
+    let out = await s.cliAsync(['reload', '-c', s.config]);
+    assert.equal(out.status, 1, out.stdout + out.stderr);
+    assert.match(out.stderr, /tollgate\.yaml:\d+: .*burst/);
+
+    // the server's own answer to a file it refuses: POST /v1/admin/reload lists every error
+    const api = await s.adminCall('POST', '/v1/admin/reload');
+    assert.equal(api.status, 422);
+    assert.equal(api.json.error.type, 'config_invalid');
+    assert.ok(api.json.error.errors.some((e) => /tollgate\.yaml:\d+: .*burst/.test(e)), api.text);
+    assert.equal((await s.call('/v1/basic/x', { key })).headers.get('x-ratelimit-limit'), '100000');
+
+    writeFileSync(s.config, good.replace('    rate_limit: 100000/sec\n    burst: 100000\n',
+      '    rate_limit: 70000/sec\n    burst: 70000\n'));
+    out = await s.cliAsync(['reload', '-c', s.config]);
+    assert.equal(out.status, 0, out.stdout + out.stderr);
+    assert.match(out.stdout, /reloaded .*tollgate\.yaml/);
+    // the next call is decided under the new plan: the reload answered after the swap
+    assert.equal((await s.call('/v1/basic/x', { key })).headers.get('x-ratelimit-limit'), '70000');
+  });
+});
+
+test('removing a plan that customers are on is refused, naming the plan and the count', async () => {
+  await withStack({ morePlans: LIVE_PLAN }, async (s) => {
+    const { key } = await s.customer('spare');
+    await s.customer('spare');
+    const good = readFileSync(s.config, 'utf8');
+    writeFileSync(s.config, good.replace('  spare:\n    price: "2"\n    rate_limit: 10/sec\n    burst: 10\n', ''));
+    const out = await s.cliAsync(['reload', '-c', s.config]);
+    assert.equal(out.status, 1, out.stdout + out.stderr);
+    assert.match(out.stderr, /plan "spare" is removed but 2 customers are on it/);
+    const api = await s.adminCall('POST', '/v1/admin/reload');
+    assert.equal(api.status, 409);
+    assert.equal(api.json.error.type, 'plan_in_use');
+    s.server.kill('SIGHUP');
+    await until(() => (logOf(s).match(/plan "spare" is removed but 2 customers/g) || []).length >= 3, 'the log line');
+    const r = await s.call('/v1/basic/x', { key });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('x-ratelimit-limit'), '10', 'the customers keep their plan');
+    // the plan is still there for new customers too
+    assert.equal((await s.adminCall('GET', '/v1/plans/spare')).status, 200);
+  });
+});
+
+test('a changed listen address is named in the log and kept; the rest of the file applies', async () => {
+  await withStack({ morePlans: LIVE_PLAN }, async (s) => {
+    const { key } = await s.customer('live');
+    const other = await freePort();
+    edit(s, (t) => t.replace(`listen: "127.0.0.1:${s.gwPort}"`, `listen: "127.0.0.1:${other}"`)
+      .replace('    rate_limit: 100000/sec\n    burst: 100000\n', '    rate_limit: 60000/sec\n    burst: 60000\n'));
+    s.server.kill('SIGHUP');
+    await until(() => /kept until a restart: server\.listen/.test(logOf(s)), 'server.listen named in the log');
+    const r = await s.call('/v1/basic/x', { key }); // on the old port
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('x-ratelimit-limit'), '60000');
+    await assert.rejects(fetch(`http://127.0.0.1:${other}/v1/basic/x`), 'nothing listens on the new address');
+    const api = await s.adminCall('POST', '/v1/admin/reload');
+    assert.equal(api.status, 200);
+    assert.deepEqual(api.json.restart_required, ['server.listen']);
+  });
+});
+
