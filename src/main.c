@@ -19,6 +19,7 @@
 #include "gateway/accounts.h"
 #include "gateway/gateway.h"
 #include "http/server.h"
+#include "log/access_log.h"
 #include "limits/limiter.h"
 #include "limits/quota.h"
 #include "limits/quota_shared.h"
@@ -290,6 +291,7 @@ static int cmd_serve(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGUSR1); /* reopen the access log (logrotate) */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
     tg_err_t err = {0};
@@ -305,6 +307,7 @@ static int cmd_serve(int argc, char **argv)
     tg_outbox_t *outbox = NULL;
     tg_closer_t *closer = NULL;
     tg_dirsync_t *dirsync = NULL;
+    tg_access_log_t *access_log = NULL;
     int exit_code = 1;
 
     if (sodium_init() < 0) {
@@ -419,7 +422,11 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
-    tg_server_deps_t sdeps = {cfg, gw, admin, meter};
+    if (cfg->access_log.path != NULL && tg_access_log_open(cfg->access_log.path, &access_log, &err) != 0) {
+        fprintf(stderr, "tollgate serve: %s\n", err.msg);
+        goto out;
+    }
+    tg_server_deps_t sdeps = {cfg, gw, admin, meter, access_log};
     if (tg_server_start(&sdeps, &srv, &err) != 0) {
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
@@ -429,7 +436,8 @@ static int cmd_serve(int argc, char **argv)
             cfg->metering.strict ? "strict" : "batched");
 
     int sig = 0;
-    sigwait(&sigs, &sig);
+    while (sigwait(&sigs, &sig) == 0 && sig == SIGUSR1)
+        tg_access_log_reopen(access_log);
     fprintf(stderr, "tollgate: %s received, draining\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     tg_server_stop(srv, 5000);
     tg_admin_tick(admin); /* last-used times of keys, before the store closes */
@@ -441,6 +449,7 @@ out:
         tg_meter_stop(meter); /* commits everything queued */
     if (srv != NULL)
         tg_server_free(srv);
+    tg_access_log_close(access_log); /* after the workers, its only writers */
     tg_outbox_stop(outbox); /* after the admin thread, which wakes it */
     tg_admin_free(admin);
     tg_dirsync_stop(dirsync); /* before the directory it updates */

@@ -156,6 +156,10 @@ typedef struct tg_config {
         } signup;
     } portal;
     struct {
+        char *path;          /* NULL: no access log; "-": standard output */
+        uint32_t sample_ppm; /* successful calls logged, per million; refusals always; default 1e6 */
+    } access_log;
+    struct {
         char *token; /* a scraper's token for /metrics (the admin token works too) */
         int open;    /* 1: /metrics answers without a token */
     } metrics;

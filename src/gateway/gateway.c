@@ -200,6 +200,7 @@ int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *c
     if (tg_apikey_check_format(key, key_len) != 0)
         return refuse(refusal, 401, "invalid_key", TG_OUT_INVALID_KEY,
                       "The API key is malformed (wrong prefix, length or checksum); check it for a typo.");
+    tg_apikey_prefix(key, key_len, call->key_prefix, sizeof(call->key_prefix));
     uint8_t hash[32];
     tg_apikey_hasher_hash(gw->hasher, key, key_len, hash);
     tg_auth_t auth;
@@ -453,6 +454,11 @@ int tg_gateway_settle(tg_gateway_t *gw, tg_call_t *call, int status, int upstrea
             } else {
                 j++;
             }
+    call->nmetered = n;
+    for (size_t i = 0; i < n; i++) {
+        copy_str(call->metered[i].metric, sizeof(call->metered[i].metric), rows[i].metric);
+        call->metered[i].units = rows[i].units;
+    }
     uint64_t event_id = tg_meter_next_event_id();
     for (size_t i = 0; i < n; i++) {
         rows[i].event_id = event_id;

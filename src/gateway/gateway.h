@@ -59,6 +59,14 @@ typedef struct tg_call {
     size_t nunits;
     tg_meter_unit_t units[TG_CALL_MAX_METRICS]; /* metric names point into the config */
     int settled;
+    char key_prefix[16]; /* the presented key's display prefix once its format checked; else "" */
+    /* What tg_gateway_settle metered (the route's units and the upstream's, merged), for the
+     * access log; nmetered is 0 when the call was not billed. */
+    size_t nmetered;
+    struct {
+        char metric[TG_METRIC_MAX];
+        uint64_t units;
+    } metered[TG_CALL_MAX_METRICS * 2];
 } tg_call_t;
 
 typedef struct tg_refusal {

@@ -26,6 +26,7 @@ static _Atomic uint64_t upstream_buckets[NBUCKETS + 1];
 static _Atomic uint64_t upstream_sum_ns, upstream_count, upstream_failures;
 static _Atomic uint64_t billed[2];
 static _Atomic uint64_t units_refused;
+static _Atomic uint64_t access_log_dropped;
 static _Atomic uint64_t leases[2]; /* [0] taken, [1] returned */
 static _Atomic uint64_t redis_errors;
 static _Atomic int cluster_on, cluster_fallback;
@@ -66,6 +67,11 @@ void tg_metrics_count_billed(int billable)
 void tg_metrics_count_units_refused(void)
 {
     atomic_fetch_add_explicit(&units_refused, 1, memory_order_relaxed);
+}
+
+void tg_metrics_count_access_log_dropped(void)
+{
+    atomic_fetch_add_explicit(&access_log_dropped, 1, memory_order_relaxed);
 }
 
 void tg_metrics_count_lease(int returned)
@@ -181,6 +187,12 @@ char *tg_metrics_render(tg_meter_t *m)
                "# TYPE tollgate_upstream_units_refused_total counter\n"
                "tollgate_upstream_units_refused_total %llu\n",
                (unsigned long long)atomic_load(&units_refused));
+    out_printf(&o,
+               "# HELP tollgate_access_log_dropped_total Access-log lines lost: the writer's buffer was full "
+               "(the request was not held up for it) or the write failed.\n"
+               "# TYPE tollgate_access_log_dropped_total counter\n"
+               "tollgate_access_log_dropped_total %llu\n",
+               (unsigned long long)atomic_load(&access_log_dropped));
     if (atomic_load(&cluster_on))
         out_printf(&o,
                    "# HELP tollgate_cluster_leases_total Budget leases taken from and given back to Redis.\n"

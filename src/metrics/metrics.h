@@ -32,6 +32,8 @@ void tg_metrics_observe_upstream(int64_t latency_ns, int failed);
 void tg_metrics_count_billed(int billable);
 /* A Tollgate-Units value from the upstream over metering.max_units_per_call, not billed. */
 void tg_metrics_count_units_refused(void);
+/* An access-log line lost: its buffer was full, or the write failed (log/access_log.h). */
+void tg_metrics_count_access_log_dropped(void);
 
 /* Shared limits (cluster.redis; limits/cluster.h). Leases taken from and given back to Redis,
  * Redis calls that failed, and the cluster's state: whether the node enforces its split of the
