@@ -20,6 +20,7 @@
 #include "gateway/gateway.h"
 #include "http/server.h"
 #include "log/access_log.h"
+#include "metrics/metrics.h"
 #include "limits/limiter.h"
 #include "limits/quota.h"
 #include "limits/quota_shared.h"
@@ -422,6 +423,7 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
+    tg_metrics_set_version(TG_VERSION);
     if (cfg->access_log.path != NULL && tg_access_log_open(cfg->access_log.path, &access_log, &err) != 0) {
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;

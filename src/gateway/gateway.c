@@ -119,6 +119,7 @@ static int refuse(tg_refusal_t *r, int status, const char *type, tg_outcome_t ou
     tg_utf8_scrub(r->message); /* it may quote the request's path */
     r->status = status;
     r->type = type;
+    r->outcome = (int)outcome;
     tg_metrics_count_decision(outcome);
     return 0;
 }
@@ -183,7 +184,18 @@ static void release_units(tg_gateway_t *gw, tg_call_t *call, size_t upto)
                          call->units[i].units);
 }
 
+static int decide(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *call, tg_refusal_t *refusal);
+
+/* The decision, also counted by plan once the caller's plan is known (metrics/metrics.h). */
 int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *call, tg_refusal_t *refusal)
+{
+    int ok = decide(gw, rq, call, refusal);
+    if (call->plan != NULL)
+        tg_metrics_count_plan_decision(call->plan->id, ok ? TG_OUT_ALLOWED : (tg_outcome_t)refusal->outcome);
+    return ok;
+}
+
+static int decide(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *call, tg_refusal_t *refusal)
 {
     const tg_config_t *cfg = gw->deps.cfg;
     const char *key;

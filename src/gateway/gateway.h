@@ -74,6 +74,7 @@ typedef struct tg_refusal {
     const char *type; /* stable error type, e.g. "invalid_key" */
     char message[512];
     int64_t retry_after_s; /* for 429 and 503; else 0 */
+    int outcome;           /* its tg_outcome_t (metrics/metrics.h) */
 } tg_refusal_t;
 
 tg_gateway_t *tg_gateway_new(const tg_gateway_deps_t *deps, const uint8_t *secret, size_t secret_len);

@@ -87,6 +87,7 @@ static void log_call(gw_req_t *gr);
 static void on_gw_req_dispose(void *p)
 {
     gw_req_t *gr = p;
+    tg_metrics_observe_gateway(tg_clock_mono_ns() - gr->start_mono_ns);
     if (gr->worker->srv->deps.access_log != NULL)
         log_call(gr);
     tg_gateway_abandon(gr->worker->srv->deps.gateway, &gr->call);
@@ -653,10 +654,9 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
     gr->upstream_status = -1;
     worker->in_flight++;
     request_id_of(req, gr);
-    if (srv->deps.access_log != NULL) {
+    gr->start_mono_ns = tg_clock_mono_ns(); /* tollgate_gateway_latency_seconds */
+    if (srv->deps.access_log != NULL)
         gr->start_ns = tg_clock_now_ns();
-        gr->start_mono_ns = tg_clock_mono_ns();
-    }
     if (srv->deps.cfg->server.ntrusted_proxies > 0) { /* read before the client's copies go */
         gr->fw = h2o_mem_alloc_pool(&req->pool, sizeof(*gr->fw));
         tg_http_forwarded(srv->deps.cfg, req, gr->fw);

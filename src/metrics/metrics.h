@@ -25,6 +25,16 @@ typedef enum tg_outcome {
 } tg_outcome_t;
 
 void tg_metrics_count_decision(tg_outcome_t outcome);
+/* The same decision, by the caller's plan (tollgate_plan_decisions_total). Plans are counted in
+ * up to TG_METRICS_MAX_PLANS slots claimed by id on first use (they outlive a configuration
+ * reload); calls of plans past that are not counted here. Any thread. */
+#define TG_METRICS_MAX_PLANS 128
+void tg_metrics_count_plan_decision(const char *plan_id, tg_outcome_t outcome);
+/* One call through the gateway handler, from its head to the end of its answer, refusals
+ * included (tollgate_gateway_latency_seconds). */
+void tg_metrics_observe_gateway(int64_t latency_ns);
+/* The version in tollgate_build_info; a string that outlives the process's metrics (a literal). */
+void tg_metrics_set_version(const char *version);
 /* A response sent to a client of the gateway port, by status code. */
 void tg_metrics_count_response(int status);
 /* One upstream exchange: its latency, and whether the upstream failed (502/504 from us). */
