@@ -20,6 +20,7 @@
 #include "gateway/gateway.h"
 #include "http/server.h"
 #include "log/access_log.h"
+#include "util/log.h"
 #include "metrics/metrics.h"
 #include "limits/limiter.h"
 #include "limits/quota.h"
@@ -247,7 +248,7 @@ static int cmd_migrate(int argc, char **argv)
 static void cluster_log(void *arg, const char *line)
 {
     (void)arg;
-    fprintf(stderr, "tollgate: %s\n", line);
+    tg_log(TG_LOG_INFO, "%s", line);
 }
 
 static int warm_quota_cb(const char *customer_id, int64_t period_start, const char *metric, uint64_t units, void *arg)
@@ -279,10 +280,11 @@ static int cmd_serve(int argc, char **argv)
     tg_config_t *cfg = load_config(path);
     if (cfg == NULL)
         return 1;
+    tg_log_setup((tg_log_level_t)cfg->log.level, cfg->log.syslog); /* before any thread */
     /* With billing: stripe, Stripe prices the usage: a plan it cannot bill exactly must not be
      * served, or customers would be billed other amounts than the plan says. */
     if (tg_stripe_catalog_report(cfg) != 0) {
-        fprintf(stderr, "tollgate serve: refusing to start\n");
+        tg_log(TG_LOG_ERROR, "serve: refusing to start");
         tg_config_free(cfg);
         return 1;
     }
@@ -312,16 +314,16 @@ static int cmd_serve(int argc, char **argv)
     int exit_code = 1;
 
     if (sodium_init() < 0) {
-        fprintf(stderr, "tollgate serve: libsodium failed to initialise\n");
+        tg_log(TG_LOG_ERROR, "serve: libsodium failed to initialise");
         goto out;
     }
     /* libcurl's global state, once, before any thread (the Stripe outbox calls it). */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        fprintf(stderr, "tollgate serve: libcurl failed to initialise\n");
+        tg_log(TG_LOG_ERROR, "serve: libcurl failed to initialise");
         goto out;
     }
     if (tg_store_open(cfg->storage.database, &st, &err) != 0 || tg_store_migrate(st, &err) != 0) {
-        fprintf(stderr, "tollgate serve: %s\n", err.msg);
+        tg_log(TG_LOG_ERROR, "serve: %s", err.msg);
         goto out;
     }
     /* billing: stripe sends usage as meter events: from now on the fold keeps hourly totals
@@ -329,7 +331,7 @@ static int cmd_serve(int argc, char **argv)
      * the last run left in the metering log is counted under the same rule. */
     if (tg_store_meter_export_set(st, cfg->stripe.enabled && cfg->stripe.billing == TG_STRIPE_BILLING_STRIPE,
                                   tg_clock_now_ns() / TG_NS_PER_SEC, &err) != 0) {
-        fprintf(stderr, "tollgate serve: %s\n", err.msg);
+        tg_log(TG_LOG_ERROR, "serve: %s", err.msg);
         goto out;
     }
     /* With cluster.redis, rate limits and quotas are shared by every node (limits/cluster.h);
@@ -337,26 +339,26 @@ static int cmd_serve(int argc, char **argv)
     if (cfg->cluster.redis != NULL) {
         tg_cluster_settings_t cs = {cfg->cluster.redis, cfg->cluster.node_id, cfg->cluster.sync_ms, cluster_log, NULL};
         if (tg_cluster_start(&cs, &cluster, &err) != 0) {
-            fprintf(stderr, "tollgate serve: %s\n", err.msg);
+            tg_log(TG_LOG_ERROR, "serve: %s", err.msg);
             goto out;
         }
-        fprintf(stderr, "tollgate: node %s shares its limits through Redis with %u live node(s)\n",
+        tg_log(TG_LOG_INFO, "node %s shares its limits through Redis with %u live node(s)",
                 cfg->cluster.node_id, tg_cluster_live_nodes(cluster));
     }
     if ((accounts = tg_accounts_new(cfg)) == NULL ||
         (quota = cluster != NULL ? tg_quota_shared_new(cluster) : tg_quota_new()) == NULL ||
         (limiter = cluster != NULL ? tg_limiter_shared_new(cluster) : tg_limiter_local_new()) == NULL) {
-        fprintf(stderr, "tollgate serve: out of memory\n");
+        tg_log(TG_LOG_ERROR, "serve: out of memory");
         goto out;
     }
     if (tg_accounts_load(accounts, st, &err) != 0 || tg_dunning_restore_holds(st, accounts, &err) != 0) {
-        fprintf(stderr, "tollgate serve: %s\n", err.msg);
+        tg_log(TG_LOG_ERROR, "serve: %s", err.msg);
         goto out;
     }
     /* Several gateways on one PostgreSQL: follow what the others write (cluster/directory_sync.h). */
     if (strcmp(tg_store_backend(st), "sqlite") != 0 &&
         tg_dirsync_start(cfg->storage.database, accounts, 30, &dirsync, &err) != 0) {
-        fprintf(stderr, "tollgate serve: %s\n", err.msg);
+        tg_log(TG_LOG_ERROR, "serve: %s", err.msg);
         goto out;
     }
     /* The meter starts by storing what the last run left in the metering log; the quota
@@ -370,13 +372,13 @@ static int cmd_serve(int argc, char **argv)
                           .strict = cfg->metering.strict,
                           .flush_ms = cfg->metering.flush_ms};
     if (tg_meter_start_opts(&mo, &meter, &err) != 0) {
-        fprintf(stderr, "tollgate serve: %s\n", err.msg);
+        tg_log(TG_LOG_ERROR, "serve: %s", err.msg);
         goto out;
     }
     /* Quota counters restart from what is durable; a yearly period is the longest. */
     int64_t since = tg_clock_now_ns() / TG_NS_PER_SEC - 367 * 86400;
     if (tg_store_usage_load(st, since, warm_quota_cb, quota, &err) != 0) {
-        fprintf(stderr, "tollgate serve: %s\n", err.msg);
+        tg_log(TG_LOG_ERROR, "serve: %s", err.msg);
         goto out;
     }
     tg_gateway_deps_t gdeps = {cfg, accounts, limiter, quota, meter};
@@ -388,23 +390,23 @@ static int cmd_serve(int argc, char **argv)
                                    .stripe = {cfg->stripe.secret_key, cfg->stripe.api_base, 30000}};
         size_t queued = 0;
         if (tg_outbox_backfill_customers(st, &queued, &err) != 0) {
-            fprintf(stderr, "tollgate serve: %s\n", err.msg);
+            tg_log(TG_LOG_ERROR, "serve: %s", err.msg);
             goto out;
         }
         if (queued > 0)
-            fprintf(stderr, "tollgate: %zu existing customers queued for Stripe\n", queued);
+            tg_log(TG_LOG_INFO, "%zu existing customers queued for Stripe", queued);
         /* billing: stripe: customers from before it (or before the catalog) get their
          * subscription; their Stripe customer is queued just above, and the subscription waits
          * for it in the outbox */
         tg_sub_ctx_t sx = {cfg, st, accounts, meter, NULL, 1};
         if (tg_sub_stripe_backfill(&sx, &queued, &err) != 0) {
-            fprintf(stderr, "tollgate serve: %s\n", err.msg);
+            tg_log(TG_LOG_ERROR, "serve: %s", err.msg);
             goto out;
         }
         if (queued > 0)
-            fprintf(stderr, "tollgate: %zu existing customers' Stripe subscriptions queued\n", queued);
+            tg_log(TG_LOG_INFO, "%zu existing customers' Stripe subscriptions queued", queued);
         if (tg_outbox_start(&os, &outbox, &err) != 0) {
-            fprintf(stderr, "tollgate serve: %s\n", err.msg);
+            tg_log(TG_LOG_ERROR, "serve: %s", err.msg);
             goto out;
         }
     }
@@ -412,7 +414,7 @@ static int cmd_serve(int argc, char **argv)
                              strlen(cfg->keys.secret), test_clock, outbox, dirsync, 1};
     admin = tg_admin_new(&adeps);
     if (gw == NULL || admin == NULL) {
-        fprintf(stderr, "tollgate serve: out of memory\n");
+        tg_log(TG_LOG_ERROR, "serve: out of memory");
         goto out;
     }
     /* The period closer on a thread and a connection of its own (billing/closer.h), on the node
@@ -420,27 +422,27 @@ static int cmd_serve(int argc, char **argv)
     tg_closer_settings_t cs = {.database = cfg->storage.database, .cfg = cfg, .accounts = accounts, .meter = meter,
                                .may_run = tg_admin_leads, .may_run_arg = admin};
     if (tg_closer_start(&cs, &closer, &err) != 0) {
-        fprintf(stderr, "tollgate serve: %s\n", err.msg);
+        tg_log(TG_LOG_ERROR, "serve: %s", err.msg);
         goto out;
     }
     tg_metrics_set_version(TG_VERSION);
     if (cfg->access_log.path != NULL && tg_access_log_open(cfg->access_log.path, &access_log, &err) != 0) {
-        fprintf(stderr, "tollgate serve: %s\n", err.msg);
+        tg_log(TG_LOG_ERROR, "serve: %s", err.msg);
         goto out;
     }
     tg_server_deps_t sdeps = {cfg, gw, admin, meter, access_log};
     if (tg_server_start(&sdeps, &srv, &err) != 0) {
-        fprintf(stderr, "tollgate serve: %s\n", err.msg);
+        tg_log(TG_LOG_ERROR, "serve: %s", err.msg);
         goto out;
     }
-    fprintf(stderr, "tollgate: gateway on http://%s -> %s, admin on http://%s, %d workers, metering %s\n",
+    tg_log(TG_LOG_INFO, "gateway on http://%s -> %s, admin on http://%s, %d workers, metering %s",
             cfg->server.listen, cfg->upstream.url, cfg->server.admin_listen, cfg->server.workers,
             cfg->metering.strict ? "strict" : "batched");
 
     int sig = 0;
     while (sigwait(&sigs, &sig) == 0 && sig == SIGUSR1)
         tg_access_log_reopen(access_log);
-    fprintf(stderr, "tollgate: %s received, draining\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    tg_log(TG_LOG_INFO, "%s received, draining", sig == SIGINT ? "SIGINT" : "SIGTERM");
     tg_server_stop(srv, 5000);
     tg_admin_tick(admin); /* last-used times of keys, before the store closes */
     exit_code = 0;
@@ -464,7 +466,7 @@ out:
     tg_store_close(st);
     tg_config_free(cfg);
     if (exit_code == 0)
-        fprintf(stderr, "tollgate: stopped\n");
+        tg_log(TG_LOG_INFO, "stopped");
     return exit_code;
 }
 

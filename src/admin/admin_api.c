@@ -24,6 +24,7 @@
 #include "util/clock.h"
 #include "util/period.h"
 #include "util/throttle.h"
+#include "util/log.h"
 
 static int tg_adm_persist_used_cb(const char *key_id, int64_t last_used_at, void *arg)
 {
@@ -71,7 +72,7 @@ int tg_admin_tick(tg_admin_t *a)
         return 0;
     }
     if (!a->leader)
-        fprintf(stderr, "tollgate: this node runs the schedulers now (period closing, invoicing, dunning)\n");
+        tg_log(TG_LOG_INFO, "this node runs the schedulers now (period closing, invoicing, dunning)");
     a->leader = 1;
     int billing_more = tg_admin_billing_slice(a);
     int finalized = 0, queued = 0;

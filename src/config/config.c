@@ -1141,6 +1141,16 @@ static void finish_access_log(diag_t *d, void *obj, const tg_ynode_t *n, int lin
 }
 static const section_t access_log_sec = {access_log_dirs, 0, finish_access_log};
 
+/* ---- log (util/log.h): the diagnostic log ---- */
+
+static const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL}; /* tg_log_level_t order */
+
+static const directive_t log_dirs[] = {
+    {"level", set_choice, AT(int, tg_config_t, log.level), 0, 0, 0, NULL, log_level_names, NULL},
+    {"syslog", set_bool, AT(int, tg_config_t, log.syslog), 0, 0, 0, NULL, NULL, NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+static const section_t log_sec = {log_dirs, 0, NULL};
+
 /* ---- stripe, billing, dunning ---- */
 
 static int given(const directive_t *dirs, uint64_t seen, const char *name);
@@ -1718,6 +1728,7 @@ static const directive_t root_dirs[] = {{"server", set_section, 0, 0, 0, 0, NULL
                                         {"portal", set_section, 0, 0, 0, 0, NULL, &portal_sec, NULL},
                                         {"metrics", set_section, 0, 0, 0, 0, NULL, &metrics_sec, NULL},
                                         {"access_log", set_section, 0, 0, 0, 0, NULL, &access_log_sec, NULL},
+                                        {"log", set_section, 0, 0, 0, 0, NULL, &log_sec, NULL},
                                         {"stripe", set_stripe, 0, 0, 0, 0, NULL, NULL, NULL},
                                         {"billing", set_section, 0, 0, 0, 0, NULL, &billing_sec, NULL},
                                         {"dunning", set_section, 0, 0, 0, 0, NULL, &dunning_sec, NULL},
@@ -1919,6 +1930,7 @@ static int set_defaults(tg_config_t *cfg)
     cfg->metering.max_units_per_call = UINT64_C(1000000000);
     cfg->keys.max_active_per_customer = 20;
     cfg->access_log.sample_ppm = 1000000;
+    cfg->log.level = 2; /* info */
     cfg->stripe.api_base = strdup("https://api.stripe.com");
     cfg->billing.finalize_after_s = -1; /* finish_root picks the default */
     cfg->dunning.grace_days = 7;

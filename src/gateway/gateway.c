@@ -14,6 +14,7 @@
 #include "metrics/metrics.h"
 #include "util/clock.h"
 #include "util/utf8.h"
+#include "util/log.h"
 
 struct tg_gateway {
     tg_gateway_deps_t deps;
@@ -416,9 +417,9 @@ static void refuse_units(tg_gateway_t *gw, const tg_call_t *call, const tg_usage
     tg_metrics_count_units_refused();
     int64_t now = call->decided_ns / TG_NS_PER_SEC, last = atomic_load_explicit(&last_logged_s, memory_order_relaxed);
     if (now != last && atomic_compare_exchange_strong(&last_logged_s, &last, now))
-        fprintf(stderr,
-                "tollgate: the upstream reported %s=%llu for customer %s on %s, over metering.max_units_per_call "
-                "(%llu): that value is not billed, the call's own units are\n",
+        tg_log(TG_LOG_WARN,
+                "the upstream reported %s=%llu for customer %s on %s, over metering.max_units_per_call "
+                "(%llu): that value is not billed, the call's own units are",
                 row->metric, (unsigned long long)row->units, tg_account_id(call->account), call->endpoint,
                 (unsigned long long)gw->deps.cfg->metering.max_units_per_call);
 }
