@@ -204,6 +204,7 @@ static int decide(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *call
 
     memset(call, 0, sizeof(*call));
     memset(refusal, 0, sizeof(*refusal));
+    call->request_id = rq->request_id;
     call->decided_ns = tg_clock_now_ns();
     int64_t now_s = call->decided_ns / TG_NS_PER_SEC;
 
@@ -418,10 +419,11 @@ static void refuse_units(tg_gateway_t *gw, const tg_call_t *call, const tg_usage
     int64_t now = call->decided_ns / TG_NS_PER_SEC, last = atomic_load_explicit(&last_logged_s, memory_order_relaxed);
     if (now != last && atomic_compare_exchange_strong(&last_logged_s, &last, now))
         tg_log(TG_LOG_WARN,
-                "the upstream reported %s=%llu for customer %s on %s, over metering.max_units_per_call "
-                "(%llu): that value is not billed, the call's own units are",
-                row->metric, (unsigned long long)row->units, tg_account_id(call->account), call->endpoint,
-                (unsigned long long)gw->deps.cfg->metering.max_units_per_call);
+               "the upstream reported %s=%llu for customer %s on %s (request %s), over "
+               "metering.max_units_per_call (%llu): that value is not billed, the call's own units are",
+               row->metric, (unsigned long long)row->units, tg_account_id(call->account), call->endpoint,
+               call->request_id != NULL ? call->request_id : "-",
+               (unsigned long long)gw->deps.cfg->metering.max_units_per_call);
 }
 
 int tg_gateway_settle(tg_gateway_t *gw, tg_call_t *call, int status, int upstream_failed, const char *units_header,

@@ -40,6 +40,7 @@ typedef struct tg_call_request {
     size_t authorization_len;
     const char *api_key; /* X-API-Key header value, or NULL */
     size_t api_key_len;
+    const char *request_id; /* NUL-terminated, for log lines about the call; NULL if none */
 } tg_call_request_t;
 
 /* Per-call state, owned by the caller (lives in the request's memory). */
@@ -59,6 +60,7 @@ typedef struct tg_call {
     size_t nunits;
     tg_meter_unit_t units[TG_CALL_MAX_METRICS]; /* metric names point into the config */
     int settled;
+    const char *request_id; /* tg_call_request_t's; the caller keeps it alive as long as the call */
     char key_prefix[16]; /* the presented key's display prefix once its format checked; else "" */
     /* What tg_gateway_settle metered (the route's units and the upstream's, merged), for the
      * access log; nmetered is 0 when the call was not billed. */

@@ -681,8 +681,9 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
     h2o_iovec_t path = req->path_normalized;
     h2o_iovec_t auth = header_value(req, H2O_TOKEN_AUTHORIZATION, NULL, 0);
     h2o_iovec_t api_key = header_value(req, NULL, H2O_STRLIT("x-api-key"));
-    tg_call_request_t rq = {req->method.base, req->method.len, path.base, path.len,
-                            auth.base,        auth.len,        api_key.base, api_key.len};
+    tg_call_request_t rq = {req->method.base, req->method.len, path.base,    path.len,
+                            auth.base,        auth.len,        api_key.base, api_key.len,
+                            gr->request_id};
 
     tg_refusal_t refusal;
     if (!tg_gateway_admit(srv->deps.gateway, &rq, &gr->call, &refusal)) {

@@ -112,9 +112,9 @@ async function echoUpstream() {
   return { server, seen, port: server.address().port, close: () => new Promise((r) => server.close(r)) };
 }
 
-async function withLog(sample, fn) {
+async function withLog(sample, fn, opts = {}) {
   const up = await echoUpstream();
-  const s = new Stack({ noUpstream: true, upstreamPort: up.port });
+  const s = new Stack({ noUpstream: true, upstreamPort: up.port, ...opts });
   s.dir = mkdtempSync(join(tmpdir(), 'tollgate-al-'));
   const file = join(s.dir, 'access.log');
   s.opts.extra = `access_log: {path: ${JSON.stringify(file)}, sample_success: ${sample}}`;
@@ -248,4 +248,16 @@ test('/metrics has the access log\'s drop counter', async () => {
     const r = await s.adminCall('GET', '/metrics');
     assert.match(r.text, /^tollgate_access_log_dropped_total 0$/m);
   });
+});
+
+test('a diagnostic line about a call names its request id', async () => {
+  await withLog('1', async (s, file) => {
+    const { key } = await s.customer('pro');
+    const r = await s.call('/v1/basic/a', { key, headers: { 'x-request-id': 'too-many-units', 'x-units': 'tokens=500' } });
+    assert.equal(r.status, 200);
+    const l = await lineWhere(file, (x) => x.request_id === 'too-many-units');
+    assert.deepEqual(l.units, { api_calls: 1 }, 'the refused value is not metered');
+    for (let i = 0; i < 200 && !s.server.output.includes('(request too-many-units)'); i++) await sleep(10);
+    assert.match(s.server.output, /tokens=500 .*\(request too-many-units\)/);
+  }, { maxUnitsPerCall: 100 });
 });

@@ -95,7 +95,7 @@ static int admit(fx_t *f, const char *method, const char *path, const char *key,
     char auth[128];
     snprintf(auth, sizeof(auth), "Bearer %s", key != NULL ? key : "");
     tg_call_request_t rq = {
-        method, strlen(method), path, strlen(path), key != NULL ? auth : NULL, key != NULL ? strlen(auth) : 0, NULL, 0};
+        method, strlen(method), path, strlen(path), key != NULL ? auth : NULL, key != NULL ? strlen(auth) : 0, NULL, 0, NULL};
     return tg_gateway_admit(f->gw, &rq, call, r);
 }
 
