@@ -2034,6 +2034,8 @@ static int resolve_paths(tg_config_t *cfg, const char *file)
     int rc = resolve_one(&cfg->storage.database, "sqlite:", dir);
     if (rc == 0)
         rc = resolve_one(&cfg->metering.log_dir, "", dir);
+    if (rc == 0 && cfg->access_log.path != NULL && strcmp(cfg->access_log.path, "-") != 0) /* "-": stdout */
+        rc = resolve_one(&cfg->access_log.path, "", dir);
     free(dir);
     return rc;
 }

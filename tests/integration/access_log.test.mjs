@@ -261,3 +261,13 @@ test('a diagnostic line about a call names its request id', async () => {
     assert.match(s.server.output, /tokens=500 .*\(request too-many-units\)/);
   }, { maxUnitsPerCall: 100 });
 });
+
+test('a relative access_log.path is relative to the configuration file\'s folder', async () => {
+  const s = new Stack({ extra: 'access_log: {path: "logs-here.jsonl"}' });
+  s.dir = mkdtempSync(join(tmpdir(), 'tollgate-al-'));
+  await s.start();
+  try {
+    await s.call('/v1/basic/a', { headers: { 'x-request-id': 'relative-path' } });
+    await lineWhere(join(s.dir, 'logs-here.jsonl'), (x) => x.request_id === 'relative-path');
+  } finally { await s.stop(); }
+});
