@@ -240,6 +240,8 @@ size_t tg_access_log_format(const tg_access_record_t *r, char *buf, size_t cap)
 
 /* ---- the writer ---- */
 
+#define GATHER_NS 10000000L /* 10 ms: how long the writer lets lines gather before a write */
+
 struct tg_access_log {
     char *path; /* NULL: standard output */
     int fd;
@@ -249,6 +251,7 @@ struct tg_access_log {
     char *cur, *spare; /* producers fill cur; the writer writes spare */
     size_t cur_len;
     int reopen, stop;
+    int idle; /* the writer waits for a first line: only then does an append signal it */
     _Atomic uint64_t dropped;
 };
 
@@ -278,8 +281,24 @@ static void *writer_main(void *arg)
     tg_access_log_t *log = arg;
     pthread_mutex_lock(&log->mu);
     for (;;) {
-        while (log->cur_len == 0 && !log->reopen && !log->stop)
+        while (log->cur_len == 0 && !log->reopen && !log->stop) {
+            log->idle = 1;
             pthread_cond_wait(&log->cv, &log->mu);
+            log->idle = 0;
+        }
+        /* Let lines gather for a moment: under load one write(2) then carries thousands of
+         * them, and appends find the writer busy rather than idle, so they signal nobody (a
+         * futex wake per line was a visible part of a logged call). */
+        if (!log->reopen && !log->stop && log->cur_len < TG_ACCESS_LOG_BUFFER / 2) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += GATHER_NS;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&log->cv, &log->mu, &until);
+        }
         char *full = log->cur;
         size_t n = log->cur_len;
         int reopen = log->reopen, stop = log->stop;
@@ -353,9 +372,11 @@ int tg_access_log_append(tg_access_log_t *log, const char *line, size_t len)
         tg_metrics_count_access_log_dropped();
         return TG_ELIMIT;
     }
-    int wake = log->cur_len == 0;
+    size_t before = log->cur_len;
     memcpy(log->cur + log->cur_len, line, len);
     log->cur_len += len;
+    /* the idle writer, or the gathering one once half the buffer is used */
+    int wake = log->idle || (before < TG_ACCESS_LOG_BUFFER / 2 && log->cur_len >= TG_ACCESS_LOG_BUFFER / 2);
     pthread_mutex_unlock(&log->mu);
     if (wake)
         pthread_cond_signal(&log->cv);
