@@ -3,8 +3,10 @@
  * Why a double buffer under one mutex rather than a queue of lines: appending is a memcpy of
  * about 400 bytes, so the lock is held for well under a microsecond, no allocation happens per
  * line, and the writer issues one write(2) for everything that arrived since its last one
- * (under load, thousands of lines). The cap is the half's size: what does not fit is dropped
- * and counted instead of waiting for the disk. */
+ * (under load, thousands of lines: it lets them gather for GATHER_NS first). The cap is the
+ * half's size: what does not fit is dropped and counted instead of waiting for the disk.
+ * Measured with bench/access_log.sh (2 workers, 64 connections, every call logged): about
+ * 4 us of CPU per call over the same build without the log, in a call of about 13 us. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
