@@ -284,7 +284,7 @@ static int cmd_serve(int argc, char **argv)
     /* With billing: stripe, Stripe prices the usage: a plan it cannot bill exactly must not be
      * served, or customers would be billed other amounts than the plan says. */
     if (tg_stripe_catalog_report(cfg) != 0) {
-        tg_log(TG_LOG_ERROR, "serve: refusing to start");
+        fprintf(stderr, "tollgate serve: refusing to start\n");
         tg_config_free(cfg);
         return 1;
     }
@@ -314,16 +314,16 @@ static int cmd_serve(int argc, char **argv)
     int exit_code = 1;
 
     if (sodium_init() < 0) {
-        tg_log(TG_LOG_ERROR, "serve: libsodium failed to initialise");
+        fprintf(stderr, "tollgate serve: libsodium failed to initialise\n");
         goto out;
     }
     /* libcurl's global state, once, before any thread (the Stripe outbox calls it). */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        tg_log(TG_LOG_ERROR, "serve: libcurl failed to initialise");
+        fprintf(stderr, "tollgate serve: libcurl failed to initialise\n");
         goto out;
     }
     if (tg_store_open(cfg->storage.database, &st, &err) != 0 || tg_store_migrate(st, &err) != 0) {
-        tg_log(TG_LOG_ERROR, "serve: %s", err.msg);
+        fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
     /* billing: stripe sends usage as meter events: from now on the fold keeps hourly totals
@@ -331,7 +331,7 @@ static int cmd_serve(int argc, char **argv)
      * the last run left in the metering log is counted under the same rule. */
     if (tg_store_meter_export_set(st, cfg->stripe.enabled && cfg->stripe.billing == TG_STRIPE_BILLING_STRIPE,
                                   tg_clock_now_ns() / TG_NS_PER_SEC, &err) != 0) {
-        tg_log(TG_LOG_ERROR, "serve: %s", err.msg);
+        fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
     /* With cluster.redis, rate limits and quotas are shared by every node (limits/cluster.h);
@@ -339,7 +339,7 @@ static int cmd_serve(int argc, char **argv)
     if (cfg->cluster.redis != NULL) {
         tg_cluster_settings_t cs = {cfg->cluster.redis, cfg->cluster.node_id, cfg->cluster.sync_ms, cluster_log, NULL};
         if (tg_cluster_start(&cs, &cluster, &err) != 0) {
-            tg_log(TG_LOG_ERROR, "serve: %s", err.msg);
+            fprintf(stderr, "tollgate serve: %s\n", err.msg);
             goto out;
         }
         tg_log(TG_LOG_INFO, "node %s shares its limits through Redis with %u live node(s)",
@@ -348,17 +348,17 @@ static int cmd_serve(int argc, char **argv)
     if ((accounts = tg_accounts_new(cfg)) == NULL ||
         (quota = cluster != NULL ? tg_quota_shared_new(cluster) : tg_quota_new()) == NULL ||
         (limiter = cluster != NULL ? tg_limiter_shared_new(cluster) : tg_limiter_local_new()) == NULL) {
-        tg_log(TG_LOG_ERROR, "serve: out of memory");
+        fprintf(stderr, "tollgate serve: out of memory\n");
         goto out;
     }
     if (tg_accounts_load(accounts, st, &err) != 0 || tg_dunning_restore_holds(st, accounts, &err) != 0) {
-        tg_log(TG_LOG_ERROR, "serve: %s", err.msg);
+        fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
     /* Several gateways on one PostgreSQL: follow what the others write (cluster/directory_sync.h). */
     if (strcmp(tg_store_backend(st), "sqlite") != 0 &&
         tg_dirsync_start(cfg->storage.database, accounts, 30, &dirsync, &err) != 0) {
-        tg_log(TG_LOG_ERROR, "serve: %s", err.msg);
+        fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
     /* The meter starts by storing what the last run left in the metering log; the quota
@@ -372,13 +372,13 @@ static int cmd_serve(int argc, char **argv)
                           .strict = cfg->metering.strict,
                           .flush_ms = cfg->metering.flush_ms};
     if (tg_meter_start_opts(&mo, &meter, &err) != 0) {
-        tg_log(TG_LOG_ERROR, "serve: %s", err.msg);
+        fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
     /* Quota counters restart from what is durable; a yearly period is the longest. */
     int64_t since = tg_clock_now_ns() / TG_NS_PER_SEC - 367 * 86400;
     if (tg_store_usage_load(st, since, warm_quota_cb, quota, &err) != 0) {
-        tg_log(TG_LOG_ERROR, "serve: %s", err.msg);
+        fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
     tg_gateway_deps_t gdeps = {cfg, accounts, limiter, quota, meter};
@@ -390,7 +390,7 @@ static int cmd_serve(int argc, char **argv)
                                    .stripe = {cfg->stripe.secret_key, cfg->stripe.api_base, 30000}};
         size_t queued = 0;
         if (tg_outbox_backfill_customers(st, &queued, &err) != 0) {
-            tg_log(TG_LOG_ERROR, "serve: %s", err.msg);
+            fprintf(stderr, "tollgate serve: %s\n", err.msg);
             goto out;
         }
         if (queued > 0)
@@ -400,13 +400,13 @@ static int cmd_serve(int argc, char **argv)
          * for it in the outbox */
         tg_sub_ctx_t sx = {cfg, st, accounts, meter, NULL, 1};
         if (tg_sub_stripe_backfill(&sx, &queued, &err) != 0) {
-            tg_log(TG_LOG_ERROR, "serve: %s", err.msg);
+            fprintf(stderr, "tollgate serve: %s\n", err.msg);
             goto out;
         }
         if (queued > 0)
             tg_log(TG_LOG_INFO, "%zu existing customers' Stripe subscriptions queued", queued);
         if (tg_outbox_start(&os, &outbox, &err) != 0) {
-            tg_log(TG_LOG_ERROR, "serve: %s", err.msg);
+            fprintf(stderr, "tollgate serve: %s\n", err.msg);
             goto out;
         }
     }
@@ -414,7 +414,7 @@ static int cmd_serve(int argc, char **argv)
                              strlen(cfg->keys.secret), test_clock, outbox, dirsync, 1};
     admin = tg_admin_new(&adeps);
     if (gw == NULL || admin == NULL) {
-        tg_log(TG_LOG_ERROR, "serve: out of memory");
+        fprintf(stderr, "tollgate serve: out of memory\n");
         goto out;
     }
     /* The period closer on a thread and a connection of its own (billing/closer.h), on the node
@@ -422,17 +422,17 @@ static int cmd_serve(int argc, char **argv)
     tg_closer_settings_t cs = {.database = cfg->storage.database, .cfg = cfg, .accounts = accounts, .meter = meter,
                                .may_run = tg_admin_leads, .may_run_arg = admin};
     if (tg_closer_start(&cs, &closer, &err) != 0) {
-        tg_log(TG_LOG_ERROR, "serve: %s", err.msg);
+        fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
     tg_metrics_set_version(TG_VERSION);
     if (cfg->access_log.path != NULL && tg_access_log_open(cfg->access_log.path, &access_log, &err) != 0) {
-        tg_log(TG_LOG_ERROR, "serve: %s", err.msg);
+        fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
     tg_server_deps_t sdeps = {cfg, gw, admin, meter, access_log};
     if (tg_server_start(&sdeps, &srv, &err) != 0) {
-        tg_log(TG_LOG_ERROR, "serve: %s", err.msg);
+        fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
     tg_log(TG_LOG_INFO, "gateway on http://%s -> %s, admin on http://%s, %d workers, metering %s",
