@@ -20,6 +20,9 @@
 #include "gateway/accounts.h"
 #include "gateway/gateway.h"
 #include "http/server.h"
+#include "log/access_log.h"
+#include "util/log.h"
+#include "metrics/metrics.h"
 #include "limits/limiter.h"
 #include "limits/quota.h"
 #include "limits/quota_shared.h"
@@ -252,7 +255,7 @@ static int cmd_migrate(int argc, char **argv)
 static void cluster_log(void *arg, const char *line)
 {
     (void)arg;
-    fprintf(stderr, "tollgate: %s\n", line);
+    tg_log(TG_LOG_INFO, "%s", line);
 }
 
 typedef struct {
@@ -300,6 +303,7 @@ static int cmd_serve(int argc, char **argv)
     tg_config_t *cfg = load_config(path);
     if (cfg == NULL)
         return 1;
+    tg_log_setup((tg_log_level_t)cfg->log.level, cfg->log.syslog); /* before any thread */
     /* With billing: stripe, Stripe prices the usage: a plan it cannot bill exactly must not be
      * served, or customers would be billed other amounts than the plan says. */
     if (tg_stripe_catalog_report(cfg) != 0) {
@@ -325,6 +329,7 @@ static int cmd_serve(int argc, char **argv)
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGUSR1); /* reopen the access log (logrotate) */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
     tg_err_t err = {0};
@@ -344,6 +349,7 @@ static int cmd_serve(int argc, char **argv)
     tg_delivery_t *delivery = NULL;
     tg_thresholds_t *thresholds = NULL;
     tg_reloader_t *reloader = NULL;
+    tg_access_log_t *access_log = NULL;
     int exit_code = 1;
 
     if (sodium_init() < 0) {
@@ -375,7 +381,7 @@ static int cmd_serve(int argc, char **argv)
             fprintf(stderr, "tollgate serve: %s\n", err.msg);
             goto out;
         }
-        fprintf(stderr, "tollgate: node %s shares its limits through Redis with %u live node(s)\n",
+        tg_log(TG_LOG_INFO, "node %s shares its limits through Redis with %u live node(s)",
                 cfg->cluster.node_id, tg_cluster_live_nodes(cluster));
     }
     if ((accounts = tg_accounts_new(cfg)) == NULL ||
@@ -437,7 +443,7 @@ static int cmd_serve(int argc, char **argv)
             goto out;
         }
         if (queued > 0)
-            fprintf(stderr, "tollgate: %zu existing customers queued for Stripe\n", queued);
+            tg_log(TG_LOG_INFO, "%zu existing customers queued for Stripe", queued);
         /* billing: stripe: customers from before it (or before the catalog) get their
          * subscription; their Stripe customer is queued just above, and the subscription waits
          * for it in the outbox */
@@ -447,7 +453,7 @@ static int cmd_serve(int argc, char **argv)
             goto out;
         }
         if (queued > 0)
-            fprintf(stderr, "tollgate: %zu existing customers' Stripe subscriptions queued\n", queued);
+            tg_log(TG_LOG_INFO, "%zu existing customers' Stripe subscriptions queued", queued);
         if (tg_outbox_start(&os, &outbox, &err) != 0) {
             fprintf(stderr, "tollgate serve: %s\n", err.msg);
             goto out;
@@ -492,21 +498,30 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
-    tg_server_deps_t sdeps = {cfg, gw, admin, meter};
+    tg_metrics_set_version(TG_VERSION);
+    if (cfg->access_log.path != NULL && tg_access_log_open(cfg->access_log.path, &access_log, &err) != 0) {
+        fprintf(stderr, "tollgate serve: %s\n", err.msg);
+        goto out;
+    }
+    tg_server_deps_t sdeps = {cfg, gw, admin, meter, access_log};
     if (tg_server_start(&sdeps, &srv, &err) != 0) {
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
-    fprintf(stderr, "tollgate: gateway on http://%s -> %s, admin on http://%s, %d workers, metering %s\n",
+    tg_log(TG_LOG_INFO, "gateway on http://%s -> %s, admin on http://%s, %d workers, metering %s",
             cfg->server.listen, cfg->upstream.url, cfg->server.admin_listen, cfg->server.workers,
             cfg->metering.strict ? "strict" : "batched");
 
     int sig = 0;
-    while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
-        fprintf(stderr, "tollgate: SIGHUP received, reloading %s\n", cfg->path);
+    while (sigwait(&sigs, &sig) == 0 && (sig == SIGHUP || sig == SIGUSR1)) {
+        if (sig == SIGUSR1) {
+            tg_access_log_reopen(access_log);
+            continue;
+        }
+        tg_log(TG_LOG_INFO, "SIGHUP received, reloading %s", cfg->path);
         tg_server_request_reload(srv);
     }
-    fprintf(stderr, "tollgate: %s received, draining\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    tg_log(TG_LOG_INFO, "%s received, draining", sig == SIGINT ? "SIGINT" : "SIGTERM");
     tg_server_stop(srv, 5000);
     tg_admin_tick(admin); /* last-used times of keys, before the store closes */
     exit_code = 0;
@@ -518,6 +533,7 @@ out:
     if (srv != NULL)
         tg_server_free(srv);
     tg_thresholds_stop(thresholds); /* after the gateway's loops, which queue to it */
+    tg_access_log_close(access_log); /* after the workers, its only writers */
     tg_outbox_stop(outbox); /* after the admin thread, which wakes it */
     tg_delivery_stop(delivery);
     tg_mail_sender_stop(mailer);
@@ -533,7 +549,7 @@ out:
     tg_reloader_free(reloader);
     tg_config_live_free(live); /* cfg and every configuration a reload replaced */
     if (exit_code == 0)
-        fprintf(stderr, "tollgate: stopped\n");
+        tg_log(TG_LOG_INFO, "stopped");
     return exit_code;
 }
 

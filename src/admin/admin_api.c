@@ -28,6 +28,7 @@
 #include "util/period.h"
 #include "util/throttle.h"
 #include "util/utf8.h"
+#include "util/log.h"
 
 static int tg_adm_persist_used_cb(const char *key_id, int64_t last_used_at, void *arg)
 {
@@ -75,7 +76,7 @@ int tg_admin_tick(tg_admin_t *a)
         return 0;
     }
     if (!a->leader)
-        fprintf(stderr, "tollgate: this node runs the schedulers now (period closing, invoicing, dunning)\n");
+        tg_log(TG_LOG_INFO, "this node runs the schedulers now (period closing, invoicing, dunning)");
     a->leader = 1;
     int billing_more = tg_admin_billing_slice(a);
     int finalized = 0, queued = 0;
@@ -96,7 +97,7 @@ int tg_admin_tick(tg_admin_t *a)
     size_t trials = 0;
     tg_err_t trerr = {0};
     if (tg_thresholds_trials(a->d.store, a->d.cfg, a->d.accounts, tg_adm_now_s(), &trials, &trerr) != 0)
-        fprintf(stderr, "tollgate: trial reminders: %s\n", trerr.msg); /* tried again next tick */
+        tg_log(TG_LOG_WARN, "trial reminders: %s", trerr.msg); /* tried again next tick */
     return billing_more;
 }
 

@@ -20,6 +20,7 @@
 #include "store/store_mail.h"
 #include "util/clock.h"
 #include "util/throttle.h"
+#include "util/log.h"
 
 #define CONFIRM_TTL_S 86400
 #define RESET_TTL_S 3600
@@ -75,7 +76,7 @@ int tg_portal_mail_confirmation(tg_admin_t *a, const tg_customer_t *c, tg_err_t 
     int rc = mail_link(a, c, "confirm_email", "confirm_email", CONFIRM_TTL_S, "confirm-email.html", &e);
     if (rc == TG_EINVAL || rc == TG_ENOTFOUND || rc == TG_EIO || rc == TG_ELIMIT) {
         /* a template the owner broke: the sign-up goes on without the mail, the owner is told */
-        fprintf(stderr, "tollgate: the confirmation mail for %s could not be built: %s\n", c->id, e.msg);
+        tg_log(TG_LOG_WARN, "the confirmation mail for %s could not be built: %s", c->id, e.msg);
         return 0;
     }
     if (rc != 0)
@@ -179,7 +180,7 @@ void tg_portal_forgot_password(tg_admin_t *a, tg_throttle_t *limits, const char 
                 tg_store_tx_rollback(a->d.store);
         }
         if (!queued)
-            fprintf(stderr, "tollgate: a password reset mail could not be queued: %s\n", err.msg);
+            tg_log(TG_LOG_WARN, "a password reset mail could not be queued: %s", err.msg);
     }
     sodium_memzero(hash, sizeof(hash));
     json_decref(body);

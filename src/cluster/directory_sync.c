@@ -13,6 +13,7 @@
 #include "store/store_cluster.h"
 #include "store/store_payments.h"
 #include "util/clock.h"
+#include "util/log.h"
 
 #define PENDING_MAX 1024 /* customers named since the last reload; more: resync in full */
 #define BACKOFF_MAX_MS 5000
@@ -129,7 +130,7 @@ static void *sync_main(void *arg)
                 st = NULL;
                 atomic_fetch_add(&d->failures, 1);
                 if (!reported++)
-                    fprintf(stderr, "tollgate: directory sync: %s (serving the directory in memory; retrying)\n",
+                    tg_log(TG_LOG_ERROR, "directory sync: %s (serving the directory in memory; retrying)",
                             err.msg);
                 if (wait_stop(d, backoff_ms))
                     break;
@@ -137,7 +138,7 @@ static void *sync_main(void *arg)
                 continue;
             }
             if (reported)
-                fprintf(stderr, "tollgate: directory sync: following the database's changes again\n");
+                tg_log(TG_LOG_INFO, "directory sync: following the database's changes again");
             reported = 0;
             backoff_ms = 100;
             atomic_store(&d->connected, 1);
@@ -156,7 +157,7 @@ static void *sync_main(void *arg)
         if (rc != 0) { /* reconnect, listen again and resync in full */
             atomic_fetch_add(&d->failures, 1);
             atomic_store(&d->connected, 0);
-            fprintf(stderr, "tollgate: directory sync: %s (reconnecting)\n", err.msg);
+            tg_log(TG_LOG_WARN, "directory sync: %s (reconnecting)", err.msg);
             reported = 1;
             tg_store_close(st);
             st = NULL;

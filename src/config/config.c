@@ -1136,6 +1136,55 @@ static const section_t metering_sec = {metering_dirs, 0, NULL};
 static const section_t portal_sec = {portal_dirs, 0, NULL};
 static const section_t metrics_sec = {metrics_dirs, 0, NULL};
 
+/* ---- access_log (log/access_log.h) ---- */
+
+/* A share from 0 to 1 ("0.25", "1", "0"), kept as parts per million: 1e-6 is as fine as a
+ * sampling rate needs, and the request path then compares integers. */
+static int set_share(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    char *s = scalar(d, v, path, "a number from 0 to 1");
+    if (s == NULL)
+        return -1;
+    char *end = NULL;
+    errno = 0;
+    double x = (*s >= '0' && *s <= '9') || *s == '.' ? strtod(s, &end) : -1;
+    int ok = errno == 0 && end != NULL && *end == '\0' && x >= 0 && x <= 1;
+    if (!ok) {
+        char q[96];
+        report(d, v->line, "%s: %s is not a number from 0 to 1", path, quote(s, q));
+        free(s);
+        return -1;
+    }
+    free(s);
+    *FIELD(uint32_t, obj, dir) = (uint32_t)(x * 1000000.0 + 0.5);
+    return 0;
+}
+
+static const directive_t access_log_dirs[] = {
+    {"path", set_str, AT(char *, tg_config_t, access_log.path), 1, 1024, 0, check_text, NULL, NULL},
+    {"sample_success", set_share, AT(uint32_t, tg_config_t, access_log.sample_ppm), 0, 0, 0, NULL, NULL, NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+
+/* The section is optional, its path is not: an access_log without one is a mistake to name. */
+static void finish_access_log(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path, uint64_t given_,
+                              uint64_t valid)
+{
+    (void)obj, (void)valid;
+    if (n != NULL && !(given_ & 1))
+        report(d, line, "%s.path is required (a file, or \"-\" for standard output)", path);
+}
+static const section_t access_log_sec = {access_log_dirs, 0, finish_access_log};
+
+/* ---- log (util/log.h): the diagnostic log ---- */
+
+static const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL}; /* tg_log_level_t order */
+
+static const directive_t log_dirs[] = {
+    {"level", set_choice, AT(int, tg_config_t, log.level), 0, 0, 0, NULL, log_level_names, NULL},
+    {"syslog", set_bool, AT(int, tg_config_t, log.syslog), 0, 0, 0, NULL, NULL, NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+static const section_t log_sec = {log_dirs, 0, NULL};
+
 /* ---- stripe, billing, dunning ---- */
 
 static int given(const directive_t *dirs, uint64_t seen, const char *name);
@@ -2027,6 +2076,8 @@ static const directive_t root_dirs[] = {{"server", set_section, 0, 0, 0, 0, NULL
                                         {"metering", set_section, 0, 0, 0, 0, NULL, &metering_sec, NULL},
                                         {"portal", set_section, 0, 0, 0, 0, NULL, &portal_sec, NULL},
                                         {"metrics", set_section, 0, 0, 0, 0, NULL, &metrics_sec, NULL},
+                                        {"access_log", set_section, 0, 0, 0, 0, NULL, &access_log_sec, NULL},
+                                        {"log", set_section, 0, 0, 0, 0, NULL, &log_sec, NULL},
                                         {"stripe", set_stripe, 0, 0, 0, 0, NULL, NULL, NULL},
                                         {"billing", set_section, 0, 0, 0, 0, NULL, &billing_sec, NULL},
                                         {"dunning", set_section, 0, 0, 0, 0, NULL, &dunning_sec, NULL},
@@ -2237,6 +2288,8 @@ static int set_defaults(tg_config_t *cfg)
     cfg->portal.signup.trial_address_days = 30;
     cfg->metering.max_units_per_call = UINT64_C(1000000000);
     cfg->keys.max_active_per_customer = 20;
+    cfg->access_log.sample_ppm = 1000000;
+    cfg->log.level = 2; /* info */
     cfg->stripe.api_base = strdup("https://api.stripe.com");
     cfg->billing.finalize_after_s = -1; /* finish_root picks the default */
     cfg->dunning.grace_days = 7;
@@ -2351,6 +2404,8 @@ static int resolve_paths(tg_config_t *cfg, const char *file)
         rc = resolve_one(&cfg->metering.log_dir, "", dir);
     if (rc == 0)
         rc = resolve_one(&cfg->email.templates, "", dir);
+    if (rc == 0 && cfg->access_log.path != NULL && strcmp(cfg->access_log.path, "-") != 0) /* "-": stdout */
+        rc = resolve_one(&cfg->access_log.path, "", dir);
     free(dir);
     return rc;
 }
@@ -2425,6 +2480,7 @@ void tg_config_free(tg_config_t *cfg)
     free_list(cfg->portal.signup.plans, cfg->portal.signup.nplans);
     free(cfg->portal.public_url);
     free_secret(cfg->metrics.token);
+    free(cfg->access_log.path);
     free(cfg->upstream.url);
     free(cfg->storage.database);
     free(cfg->metering.log_dir);

@@ -175,6 +175,14 @@ typedef struct tg_config {
         } signup;
     } portal;
     struct {
+        char *path;          /* NULL: no access log; "-": standard output */
+        uint32_t sample_ppm; /* successful calls logged, per million; refusals always; default 1e6 */
+    } access_log;
+    struct {
+        int level;  /* a tg_log_level_t (util/log.h): 0 error, 1 warn, 2 info (default), 3 debug */
+        int syslog; /* 1: to syslog(3) instead of standard error */
+    } log;
+    struct {
         char *token; /* a scraper's token for /metrics (the admin token works too) */
         int open;    /* 1: /metrics answers without a token */
     } metrics;

@@ -15,6 +15,7 @@
 #include "metrics/metrics.h"
 #include "util/clock.h"
 #include "util/utf8.h"
+#include "util/log.h"
 
 struct tg_gateway {
     tg_gateway_deps_t deps;
@@ -126,6 +127,7 @@ static int refuse(tg_refusal_t *r, int status, const char *type, tg_outcome_t ou
     tg_utf8_scrub(r->message); /* it may quote the request's path */
     r->status = status;
     r->type = type;
+    r->outcome = (int)outcome;
     tg_metrics_count_decision(outcome);
     return 0;
 }
@@ -217,7 +219,18 @@ static void release_units(tg_gateway_t *gw, tg_call_t *call, size_t upto)
     }
 }
 
+static int decide(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *call, tg_refusal_t *refusal);
+
+/* The decision, also counted by plan once the caller's plan is known (metrics/metrics.h). */
 int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *call, tg_refusal_t *refusal)
+{
+    int ok = decide(gw, rq, call, refusal);
+    if (call->plan != NULL)
+        tg_metrics_count_plan_decision(call->plan->id, ok ? TG_OUT_ALLOWED : (tg_outcome_t)refusal->outcome);
+    return ok;
+}
+
+static int decide(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *call, tg_refusal_t *refusal)
 {
     const tg_config_t *cfg = current_cfg(gw);
     const char *key;
@@ -225,6 +238,7 @@ int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *c
 
     memset(call, 0, sizeof(*call));
     memset(refusal, 0, sizeof(*refusal));
+    call->request_id = rq->request_id;
     call->decided_ns = tg_clock_now_ns();
     int64_t now_s = call->decided_ns / TG_NS_PER_SEC;
 
@@ -234,6 +248,7 @@ int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *c
     if (tg_apikey_check_format(key, key_len) != 0)
         return refuse(refusal, 401, "invalid_key", TG_OUT_INVALID_KEY,
                       "The API key is malformed (wrong prefix, length or checksum); check it for a typo.");
+    tg_apikey_prefix(key, key_len, call->key_prefix, sizeof(call->key_prefix));
     uint8_t hash[32];
     tg_apikey_hasher_hash(gw->hasher, key, key_len, hash);
     tg_auth_t auth;
@@ -446,11 +461,12 @@ static void refuse_units(tg_gateway_t *gw, const tg_call_t *call, const tg_usage
     tg_metrics_count_units_refused();
     int64_t now = call->decided_ns / TG_NS_PER_SEC, last = atomic_load_explicit(&last_logged_s, memory_order_relaxed);
     if (now != last && atomic_compare_exchange_strong(&last_logged_s, &last, now))
-        fprintf(stderr,
-                "tollgate: the upstream reported %s=%llu for customer %s on %s, over metering.max_units_per_call "
-                "(%llu): that value is not billed, the call's own units are\n",
-                row->metric, (unsigned long long)row->units, tg_account_id(call->account), call->endpoint,
-                (unsigned long long)current_cfg(gw)->metering.max_units_per_call);
+        tg_log(TG_LOG_WARN,
+               "the upstream reported %s=%llu for customer %s on %s (request %s), over "
+               "metering.max_units_per_call (%llu): that value is not billed, the call's own units are",
+               row->metric, (unsigned long long)row->units, tg_account_id(call->account), call->endpoint,
+               call->request_id != NULL ? call->request_id : "-",
+               (unsigned long long)current_cfg(gw)->metering.max_units_per_call);
 }
 
 int tg_gateway_settle(tg_gateway_t *gw, tg_call_t *call, int status, int upstream_failed, const char *units_header,
@@ -511,6 +527,11 @@ int tg_gateway_settle(tg_gateway_t *gw, tg_call_t *call, int status, int upstrea
             } else {
                 j++;
             }
+    call->nmetered = n;
+    for (size_t i = 0; i < n; i++) {
+        copy_str(call->metered[i].metric, sizeof(call->metered[i].metric), rows[i].metric);
+        call->metered[i].units = rows[i].units;
+    }
     uint64_t event_id = tg_meter_next_event_id();
     for (size_t i = 0; i < n; i++) {
         rows[i].event_id = event_id;

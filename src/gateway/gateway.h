@@ -45,6 +45,7 @@ typedef struct tg_call_request {
     size_t authorization_len;
     const char *api_key; /* X-API-Key header value, or NULL */
     size_t api_key_len;
+    const char *request_id; /* NUL-terminated, for log lines about the call; NULL if none */
 } tg_call_request_t;
 
 /* Per-call state, owned by the caller (lives in the request's memory). */
@@ -66,6 +67,15 @@ typedef struct tg_call {
     uint64_t used_after[TG_CALL_MAX_METRICS];   /* each metric's counter after its reservation */
     uint8_t crossed[TG_CALL_MAX_METRICS];       /* thresholds the reservation crossed (bits) */
     int settled;
+    const char *request_id; /* tg_call_request_t's; the caller keeps it alive as long as the call */
+    char key_prefix[16]; /* the presented key's display prefix once its format checked; else "" */
+    /* What tg_gateway_settle metered (the route's units and the upstream's, merged), for the
+     * access log; nmetered is 0 when the call was not billed. */
+    size_t nmetered;
+    struct {
+        char metric[TG_METRIC_MAX];
+        uint64_t units;
+    } metered[TG_CALL_MAX_METRICS * 2];
 } tg_call_t;
 
 typedef struct tg_refusal {
@@ -73,6 +83,7 @@ typedef struct tg_refusal {
     const char *type; /* stable error type, e.g. "invalid_key" */
     char message[512];
     int64_t retry_after_s; /* for 429 and 503; else 0 */
+    int outcome;           /* its tg_outcome_t (metrics/metrics.h) */
 } tg_refusal_t;
 
 tg_gateway_t *tg_gateway_new(const tg_gateway_deps_t *deps, const uint8_t *secret, size_t secret_len);

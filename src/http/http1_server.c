@@ -66,6 +66,7 @@ typedef struct h1_conn {
     tg_h1_body_kind_t body_kind;
     uint64_t body_left; /* TG_H1_BODY_LENGTH: bytes not yet handed out */
     uint64_t body_total;
+    uint64_t bytes_in, bytes_out; /* body bytes read from and sent to the client (access log) */
     int body_err;
     size_t body_given; /* bytes at the start of the input buffer handed out and not released */
     tg_chunked_t chunked;
@@ -151,6 +152,7 @@ static void start_head(h1_conn_t *c)
     c->has_stash = 0;
     c->body_kind = TG_H1_BODY_NONE;
     c->body_left = c->body_total = 0;
+    c->bytes_in = c->bytes_out = 0;
     c->body_err = 0;
     c->body_given = 0;
     c->body_cb = NULL;
@@ -527,6 +529,8 @@ static void final_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, s
     }
     if (cnt != 0)
         memcpy(v + n, bufs, sizeof(*bufs) * cnt);
+    for (size_t i = 0; i < cnt; i++)
+        c->bytes_out += bufs[i].len;
     n += cnt;
     int more = h2o_send_state_is_in_progress(state);
     c->writing = 1;
@@ -604,6 +608,7 @@ static void on_body_timeout(h2o_timeout_entry_t *entry)
 static void deliver(h1_conn_t *c, size_t n, int last)
 {
     c->body_given = n;
+    c->bytes_in += n;
     c->body_want = 0;
     c->body_done = last;
     timer_set(c, NULL, NULL); /* while the piece is out, the upstream is waited on, not the client */
@@ -701,6 +706,13 @@ void tg_h1_body_abandon(h2o_req_t *req)
 int tg_h1_body_error(h2o_req_t *req)
 {
     return conn_of(req)->body_err;
+}
+
+void tg_h1_byte_counts(h2o_req_t *req, uint64_t *in, uint64_t *out)
+{
+    h1_conn_t *c = conn_of(req);
+    *in = c->bytes_in;
+    *out = c->bytes_out;
 }
 
 /* ---- reading ---- */

@@ -52,4 +52,8 @@ void tg_h1_body_abandon(h2o_req_t *req);
 /* The body error that ended the request (see tg_h1_body_cb), or 0. */
 int tg_h1_body_error(h2o_req_t *req);
 
+/* The request's body bytes read so far, and the response's body bytes sent (the head not
+ * counted, as nginx's $body_bytes_sent). */
+void tg_h1_byte_counts(h2o_req_t *req, uint64_t *in, uint64_t *out);
+
 #endif

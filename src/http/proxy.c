@@ -13,12 +13,14 @@
  * between the request and the meter's completion message, because either may end first; both
  * references are dropped on the worker's loop thread, so the count needs no atomics. */
 #include <netdb.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "http/http1_server.h"
 #include "http/http_int.h"
+#include "log/access_log.h"
 #include "metrics/metrics.h"
 #include "util/clock.h"
 
@@ -40,9 +42,25 @@ typedef struct hold_ostream {
     h2o_send_state_t stash_state;
 } hold_ostream_t;
 
+/* X-Request-Id: a client's value is kept when it is 1-128 characters of [A-Za-z0-9._:-] (what
+ * request ids look like: UUIDs, hex, ULIDs, "trace:span"); anything else, which could carry
+ * header or log injection, is replaced by one of ours (32 hex digits). */
+#define REQUEST_ID_MAX 128
+
 typedef struct gw_req {
     tg_call_t call;
     tg_worker_t *worker;
+    char request_id[REQUEST_ID_MAX + 1];
+    size_t request_id_len;
+    /* for the access log */
+    h2o_req_t *req;
+    int64_t start_ns, start_mono_ns;
+    int64_t upstream_ns; /* -1: not forwarded */
+    int status;          /* of our own answers; else req->res.status */
+    int upstream_status; /* -1: the upstream did not answer */
+    int refused;
+    const char *error; /* static error type, or NULL */
+    tg_forwarded_t *fw; /* when server.trusted_proxies is set; else NULL */
     int64_t forwarded_mono_ns;
     commit_wait_t *wait;
     int failed; /* answered by on_upstream_failed; the prefilter has nothing to do */
@@ -64,9 +82,14 @@ static void wait_release(commit_wait_t *w)
         free(w);
 }
 
+static void log_call(gw_req_t *gr);
+
 static void on_gw_req_dispose(void *p)
 {
     gw_req_t *gr = p;
+    tg_metrics_observe_gateway(tg_clock_mono_ns() - gr->start_mono_ns);
+    if (gr->worker->srv->deps.access_log != NULL)
+        log_call(gr);
     tg_gateway_abandon(gr->worker->srv->deps.gateway, &gr->call);
     if (gr->wait != NULL) {
         gr->wait->req = NULL;
@@ -122,6 +145,143 @@ static void add_header_cb(const char *name, const char *value, size_t value_len,
     h2o_req_t *req = arg;
     h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL,
                           h2o_strdup(&req->pool, value, value_len).base, value_len);
+}
+
+/* ---- X-Request-Id ---- */
+
+/* Request ids from a ChaCha20 stream per worker thread, keyed once from the system's random
+ * source: randombytes_buf itself is a getrandom(2) system call per request. */
+static _Thread_local struct {
+    unsigned char key[crypto_stream_chacha20_KEYBYTES];
+    uint64_t counter;
+    int seeded;
+} id_stream;
+
+static void new_request_id(gw_req_t *gr)
+{
+    unsigned char bin[16], nonce[crypto_stream_chacha20_NONCEBYTES] = {0};
+    if (!id_stream.seeded) {
+        randombytes_buf(id_stream.key, sizeof(id_stream.key));
+        id_stream.seeded = 1;
+    }
+    uint64_t n = id_stream.counter++;
+    memcpy(nonce, &n, sizeof(n) < sizeof(nonce) ? sizeof(n) : sizeof(nonce));
+    crypto_stream_chacha20(bin, sizeof(bin), nonce, id_stream.key);
+    sodium_bin2hex(gr->request_id, sizeof(gr->request_id), bin, sizeof(bin));
+    gr->request_id_len = 2 * sizeof(bin);
+}
+
+static int request_id_ok(h2o_iovec_t v)
+{
+    if (v.len == 0 || v.len > REQUEST_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < v.len; i++) {
+        char c = v.base[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == ':' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* The call's request id: the client's first X-Request-Id when well formed, else a new one. */
+static void request_id_of(h2o_req_t *req, gw_req_t *gr)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
+    if (i != -1 && request_id_ok(req->headers.entries[i].value)) {
+        memcpy(gr->request_id, req->headers.entries[i].value.base, req->headers.entries[i].value.len);
+        gr->request_id_len = req->headers.entries[i].value.len;
+        gr->request_id[gr->request_id_len] = '\0';
+        return;
+    }
+    new_request_id(gr);
+}
+
+/* ---- the access log ---- */
+
+/* A uniform 32-bit number from the worker's stream, for sampling. */
+static uint32_t random_u32(void)
+{
+    unsigned char b[4], nonce[crypto_stream_chacha20_NONCEBYTES] = {0};
+    if (!id_stream.seeded) {
+        randombytes_buf(id_stream.key, sizeof(id_stream.key));
+        id_stream.seeded = 1;
+    }
+    uint64_t n = id_stream.counter++;
+    memcpy(nonce, &n, sizeof(n) < sizeof(nonce) ? sizeof(n) : sizeof(nonce));
+    crypto_stream_chacha20(b, sizeof(b), nonce, id_stream.key);
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+static size_t peer_address(h2o_req_t *req, char *out, int *is_v6);
+
+/* The line of one call, when the request ends (its pool is still whole: the shared entries of a
+ * pool are disposed before its chunks are freed). Answers below 400 are sampled by
+ * access_log.sample_success; refusals, failures and every 4xx and 5xx are always written. */
+static void log_call(gw_req_t *gr)
+{
+    struct tg_server *srv = gr->worker->srv;
+    h2o_req_t *req = gr->req;
+    if (req == NULL)
+        return;
+    int status = gr->status != 0 ? gr->status : req->res.status;
+    uint32_t ppm = srv->deps.cfg->access_log.sample_ppm;
+    if (status < 400 && gr->error == NULL && ppm < 1000000 && (ppm == 0 || random_u32() % 1000000 >= ppm))
+        return;
+
+    char client[NI_MAXHOST];
+    int v6;
+    if (gr->fw != NULL && gr->fw->peer_trusted)
+        snprintf(client, sizeof(client), "%s", gr->fw->client);
+    else
+        client[peer_address(req, client, &v6)] = '\0';
+    const tg_call_t *call = &gr->call;
+    const char *metrics[TG_CALL_MAX_METRICS * 2];
+    uint64_t counts[TG_CALL_MAX_METRICS * 2];
+    for (size_t i = 0; i < call->nmetered; i++) {
+        metrics[i] = call->metered[i].metric;
+        counts[i] = call->metered[i].units;
+    }
+    uint64_t in = 0, out = 0;
+    tg_h1_byte_counts(req, &in, &out);
+    size_t path_len = req->query_at != SIZE_MAX && req->query_at < req->path.len ? req->query_at : req->path.len;
+    tg_access_record_t r = {
+        .time_ns = gr->start_ns,
+        .request_id = gr->request_id,
+        .client = client[0] != '\0' ? client : NULL,
+        .method = req->method.base,
+        .method_len = req->method.len,
+        .path = req->path.base,
+        .path_len = path_len,
+        .route = call->route != NULL ? call->route->pattern : NULL,
+        .customer = call->account != NULL ? tg_account_id(call->account) : NULL,
+        .key_prefix = call->key_prefix[0] != '\0' ? call->key_prefix : NULL,
+        .plan = call->plan != NULL ? call->plan->id : NULL,
+        .decision = gr->refused ? "refused" : "allowed",
+        .error = gr->error,
+        .status = status,
+        .upstream_status = gr->upstream_status,
+        .upstream_ns = gr->upstream_ns,
+        .total_ns = tg_clock_mono_ns() - gr->start_mono_ns,
+        .bytes_in = in,
+        .bytes_out = out,
+        .nunits = call->nmetered,
+        .unit_metrics = metrics,
+        .unit_counts = counts,
+    };
+    char line[TG_ACCESS_LOG_LINE_MAX];
+    size_t n = tg_access_log_format(&r, line, sizeof(line));
+    tg_access_log_append(srv->deps.access_log, line, n);
+}
+
+/* Every answer carries the call's id, the upstream's own X-Request-Id replaced by it. */
+static void set_request_id(h2o_req_t *req, const gw_req_t *gr)
+{
+    ssize_t i;
+    while ((i = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-request-id"), -1)) != -1)
+        h2o_delete_header(&req->res.headers, i);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, gr->request_id,
+                          gr->request_id_len);
 }
 
 static void send_json(h2o_req_t *req, int status, const char *reason, const char *json, size_t len)
@@ -207,7 +367,8 @@ static size_t fold_name(const char *name, size_t n, char *out, size_t cap)
 #define FOLDED_STARTS(f, n, lit) ((n) >= sizeof(lit) - 1 && memcmp((f), (lit), sizeof(lit) - 1) == 0)
 
 /* Request headers the upstream can only ever get from tollgate: the identity it adds, the
- * forwarding headers it writes itself, and the customer's key (a secret). */
+ * forwarding headers it writes itself, the request id it checked (request_id_of), and the
+ * customer's key (a secret). */
 static int is_reserved_request_header(const char *name, size_t len)
 {
     char f[16];
@@ -215,7 +376,8 @@ static int is_reserved_request_header(const char *name, size_t len)
         return 0; /* shorter than any of them (and most headers) */
     size_t n = fold_name(name, len, f, sizeof(f));
     return FOLDED_STARTS(f, n, "x-tollgate-") || FOLDED_STARTS(f, n, "x-forwarded-") || FOLDED_IS(f, n, "forwarded") ||
-           FOLDED_IS(f, n, "x-real-ip") || FOLDED_IS(f, n, "authorization") || FOLDED_IS(f, n, "x-api-key");
+           FOLDED_IS(f, n, "x-real-ip") || FOLDED_IS(f, n, "authorization") || FOLDED_IS(f, n, "x-api-key") ||
+           FOLDED_IS(f, n, "x-request-id");
 }
 
 /* Cookies whose names start with this (after a __Host- or __Secure- prefix) are tollgate's: the
@@ -304,9 +466,10 @@ static char *put(char *p, const char *s, size_t n)
  * forwarding headers were removed with the other reserved names; what a trusted proxy said
  * (fw, NULL when server.trusted_proxies is empty) is carried over: its X-Forwarded-For chain
  * before the peer, its https, and the client it names in Forwarded's for=. */
-static h2o_iovec_t identity_headers(h2o_req_t *req, const tg_call_t *call, h2o_iovec_t client_host,
+static h2o_iovec_t identity_headers(h2o_req_t *req, const gw_req_t *gr, h2o_iovec_t client_host,
                                     const tg_forwarded_t *fw)
 {
+    const tg_call_t *call = &gr->call;
     char peer[NI_MAXHOST];
     int v6;
     size_t peer_len = peer_address(req, peer, &v6);
@@ -324,9 +487,12 @@ static h2o_iovec_t identity_headers(h2o_req_t *req, const tg_call_t *call, h2o_i
     }
     if (!plain_host(client_host))
         client_host = h2o_iovec_init(NULL, 0);
-    size_t cap = 256 + cid_len + plan_len + kid_len + chain_len + peer_len + client_len + 2 * client_host.len;
+    size_t cap = 256 + cid_len + plan_len + kid_len + chain_len + peer_len + client_len + 2 * client_host.len +
+                 gr->request_id_len;
     char *buf = h2o_mem_alloc_pool(&req->pool, cap), *p = buf;
-    p = put(p, H2O_STRLIT("x-tollgate-customer: "));
+    p = put(p, H2O_STRLIT("x-request-id: "));
+    p = put(p, gr->request_id, gr->request_id_len);
+    p = put(p, H2O_STRLIT("\r\nx-tollgate-customer: "));
     p = put(p, cid, cid_len);
     p = put(p, H2O_STRLIT("\r\nx-tollgate-plan: "));
     p = put(p, plan, plan_len);
@@ -377,7 +543,9 @@ static void on_setup_ostream(h2o_req_prefilter_t *_self, h2o_req_t *req, h2o_ost
         h2o_setup_next_prefilter(&self->super, req, slot);
         return;
     }
-    tg_metrics_observe_upstream(tg_clock_mono_ns() - gr->forwarded_mono_ns, 0);
+    gr->upstream_ns = tg_clock_mono_ns() - gr->forwarded_mono_ns;
+    gr->upstream_status = req->res.status;
+    tg_metrics_observe_upstream(gr->upstream_ns, 0);
 
     /* Units the upstream reports are ours, not the client's. */
     const char *units = NULL;
@@ -417,6 +585,7 @@ static void on_setup_ostream(h2o_req_prefilter_t *_self, h2o_req_t *req, h2o_ost
         free(w); /* not billed (or not queued): nothing to wait for */
     }
     tg_gateway_headers(&gr->call, NULL, add_header_cb, req);
+    set_request_id(req, gr);
     tg_metrics_count_response(req->res.status);
     h2o_setup_next_prefilter(&self->super, req, slot);
 }
@@ -451,10 +620,14 @@ static void on_upstream_failed(h2o_req_t *req, void *arg, tg_upstream_failure_t 
     }
     char json[512];
     size_t n = tg_gateway_error_json(type, msg, json, sizeof(json));
-    tg_metrics_observe_upstream(tg_clock_mono_ns() - gr->forwarded_mono_ns, why != TG_UPSTREAM_CLIENT);
+    gr->upstream_ns = tg_clock_mono_ns() - gr->forwarded_mono_ns;
+    gr->status = status;
+    gr->error = type;
+    tg_metrics_observe_upstream(gr->upstream_ns, why != TG_UPSTREAM_CLIENT);
     tg_gateway_settle(srv->deps.gateway, &gr->call, status, 1, NULL, 0, NULL, NULL);
     gr->failed = 1;
     tg_gateway_headers(&gr->call, NULL, add_header_cb, req);
+    set_request_id(req, gr);
     tg_metrics_count_response(status);
     send_json(req, status, reason, json, n);
 }
@@ -472,6 +645,23 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
     struct tg_server *srv = self->srv;
     tg_worker_t *worker = H2O_STRUCT_FROM_MEMBER(tg_worker_t, ctx, req->conn->ctx);
 
+    gw_req_t *gr = h2o_mem_alloc_shared(&req->pool, sizeof(*gr), on_gw_req_dispose);
+    memset(gr, 0, sizeof(*gr));
+    gr->worker = worker;
+    gr->call.settled = 1; /* nothing is reserved until tg_gateway_admit says so */
+    gr->req = req;
+    gr->upstream_ns = -1;
+    gr->upstream_status = -1;
+    worker->in_flight++;
+    request_id_of(req, gr);
+    gr->start_mono_ns = tg_clock_mono_ns(); /* tollgate_gateway_latency_seconds */
+    if (srv->deps.access_log != NULL)
+        gr->start_ns = tg_clock_now_ns();
+    if (srv->deps.cfg->server.ntrusted_proxies > 0) { /* read before the client's copies go */
+        gr->fw = h2o_mem_alloc_pool(&req->pool, sizeof(*gr->fw));
+        tg_http_forwarded(srv->deps.cfg, req, gr->fw);
+    }
+
     /* The head was checked by the HTTP/1 front (http1_server.c): framing, sizes, names. */
     if (ambiguous_path(req->path, req->query_at)) {
         char json[512];
@@ -480,6 +670,8 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
                                          "character or a dot segment with parameters, which upstreams read differently.",
                                          json, sizeof(json));
         tg_metrics_count_response(400);
+        gr->status = 400, gr->error = "bad_path", gr->refused = 1;
+        set_request_id(req, gr);
         send_json(req, 400, "Bad Request", json, n);
         return 0;
     }
@@ -489,13 +681,10 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
     h2o_iovec_t path = req->path_normalized;
     h2o_iovec_t auth = header_value(req, H2O_TOKEN_AUTHORIZATION, NULL, 0);
     h2o_iovec_t api_key = header_value(req, NULL, H2O_STRLIT("x-api-key"));
-    tg_call_request_t rq = {req->method.base, req->method.len, path.base, path.len,
-                            auth.base,        auth.len,        api_key.base, api_key.len};
+    tg_call_request_t rq = {req->method.base, req->method.len, path.base,    path.len,
+                            auth.base,        auth.len,        api_key.base, api_key.len,
+                            gr->request_id};
 
-    gw_req_t *gr = h2o_mem_alloc_shared(&req->pool, sizeof(*gr), on_gw_req_dispose);
-    memset(gr, 0, sizeof(*gr));
-    gr->worker = worker;
-    worker->in_flight++;
     tg_refusal_t refusal;
     if (!tg_gateway_admit(srv->deps.gateway, &rq, &gr->call, &refusal)) {
         char json[TG_ERROR_JSON_MAX];
@@ -509,6 +698,8 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
                              : refusal.status == 429 ? "Too Many Requests"
                                                      : "Service Unavailable";
         gr->call.settled = 1; /* nothing was reserved */
+        gr->status = refusal.status, gr->error = refusal.type, gr->refused = 1;
+        set_request_id(req, gr);
         /* Refused from the head alone: a body is never read, and the front (http1_server.c)
          * then answers with Connection: close; a call without a body keeps its connection. */
         send_json(req, refusal.status, reason, json, n);
@@ -519,11 +710,7 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
      * headers are tollgate's alone. Client headers an upstream could read as either are dropped
      * here, and tollgate's own lines are written after hop-by-hop processing (upstream.c), so a
      * client's Connection header cannot name them away. */
-    tg_forwarded_t *fw = NULL;
-    if (srv->deps.cfg->server.ntrusted_proxies > 0) { /* read before the client's copies go */
-        fw = h2o_mem_alloc_pool(&req->pool, sizeof(*fw));
-        tg_http_forwarded(srv->deps.cfg, req, fw);
-    }
+    tg_forwarded_t *fw = gr->fw;
     for (size_t k = 0; k < req->headers.size;) {
         const h2o_iovec_t *name = req->headers.entries[k].name;
         if (is_reserved_request_header(name->base, name->len))
@@ -531,7 +718,7 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
         else
             k++;
     }
-    h2o_iovec_t extra = identity_headers(req, &gr->call, header_value(req, H2O_TOKEN_HOST, NULL, 0), fw);
+    h2o_iovec_t extra = identity_headers(req, gr, header_value(req, H2O_TOKEN_HOST, NULL, 0), fw);
 
     gw_prefilter_t *pf = (void *)h2o_add_prefilter(req, sizeof(*pf));
     pf->super.on_setup_ostream = on_setup_ostream;

@@ -15,6 +15,7 @@
 #include "http/http1_server.h"
 #include "http/http_int.h"
 #include "util/clock.h"
+#include "util/log.h"
 
 /* "host:port", "[v6]:port" or ":port" into a socket address. */
 static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *len, tg_err_t *err)
@@ -118,7 +119,7 @@ static void setup_loop(struct tg_server *srv, tg_worker_t *w)
     w->queue = h2o_multithread_create_queue(w->ctx.loop);
     h2o_multithread_register_receiver(w->queue, &w->commits, tg_http_on_commits);
     if (w->is_admin && tg_http_admin_init_loop(srv, w) != 0) {
-        fprintf(stderr, "tollgate: cannot start the admin threads\n");
+        tg_log(TG_LOG_ERROR, "cannot start the admin threads");
         abort();
     }
 }

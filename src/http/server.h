@@ -22,6 +22,7 @@ typedef struct tg_server_deps {
     tg_gateway_t *gateway;
     tg_admin_t *admin;
     tg_meter_t *meter;
+    struct tg_access_log *access_log; /* NULL: no access log (log/access_log.h); not owned */
 } tg_server_deps_t;
 
 /* Binds both listeners and starts the threads. Errors name the address that failed. */

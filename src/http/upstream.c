@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 
 #include "http/upstream_int.h"
+#include "util/log.h"
 
 #define MAX_IDLE_PER_WORKER 1024
 #define COPY_LAST_PIECE_MAX 16384
@@ -549,7 +550,7 @@ tg_upstream_t *tg_upstream_create(h2o_loop_t *loop, const h2o_url_t *url, uint64
         memcpy(&up->addr, res->ai_addr, res->ai_addrlen);
         up->addrlen = res->ai_addrlen;
     } else {
-        fprintf(stderr, "tollgate: upstream host \"%s\" does not resolve: %s\n", host,
+        tg_log(TG_LOG_ERROR, "upstream host \"%s\" does not resolve: %s", host,
                 rc != 0 ? gai_strerror(rc) : "no address");
     }
     if (res != NULL)

@@ -20,6 +20,7 @@
 
 #include "metrics/metrics.h"
 #include "util/clock.h"
+#include "util/log.h"
 
 #define BEAT_NS (1000 * 1000000LL) /* renew the node's claim this often */
 #define NODE_TTL_MS 3000           /* a node not renewed this long is not live */
@@ -363,8 +364,8 @@ int tg_cluster_start(const tg_cluster_settings_t *s, tg_cluster_t **out, tg_err_
      * last claim, which nobody renews any more: it expires within the TTL. Only a claim still
      * renewed after that belongs to another live node. */
     if (rc == TG_EEXIST) {
-        fprintf(stderr, "tollgate: cluster.node_id \"%s\" is claimed; waiting up to %d ms for a dead node's claim to "
-                        "expire\n", c->node_id, NODE_TTL_MS + 1000);
+        tg_log(TG_LOG_WARN, "cluster.node_id \"%s\" is claimed; waiting up to %d ms for a dead node's claim to "
+                        "expire", c->node_id, NODE_TTL_MS + 1000);
         int64_t until = tg_clock_mono_ns() + (int64_t)(NODE_TTL_MS + 1000) * 1000000;
         while (rc == TG_EEXIST && tg_clock_mono_ns() < until) {
             struct timespec ts = {0, 200 * 1000000L};

@@ -43,6 +43,7 @@
 #include "metering/usage_log.h"
 #include "util/clock.h"
 #include "store/store.h"
+#include "util/log.h"
 
 #define MAX_ROWS_PER_TX 10000            /* bounds one record's and one transaction's memory and lock time */
 #define BATCH_WAKE_ROWS 4096             /* batched mode logs early once this much is waiting */
@@ -227,12 +228,12 @@ static void log_group(tg_meter_t *m, submit_t *subs, size_t lo, size_t hi)
             atomic_fetch_add(&m->st_committed, n);
             atomic_store(&m->st_lag, tg_clock_mono_ns() - subs[lo].at_ns);
             if (reported)
-                fprintf(stderr, "tollgate: meter: the metering log works again\n");
+                tg_log(TG_LOG_INFO, "meter: the metering log works again");
             break;
         }
         atomic_fetch_add(&m->st_failures, 1);
         if (!reported++)
-            fprintf(stderr, "tollgate: meter: %s (retrying; calls wait)\n", err.msg);
+            tg_log(TG_LOG_ERROR, "meter: %s (retrying; calls wait)", err.msg);
         if (is_permanent(rc) || give_up(m, &m->writer_stop_seen_ns))
             break;
         backoff(&backoff_ms);
@@ -307,7 +308,7 @@ static void switch_logs(tg_meter_t *m)
     pthread_mutex_unlock(&m->mu);
     tg_err_t err = {0};
     if (other_stored && tg_usage_log_used(m->log[other]) > 0 && tg_usage_log_reset(m->log[other], &err) != 0)
-        fprintf(stderr, "tollgate: meter: %s (the log keeps its records; retried later)\n", err.msg);
+        tg_log(TG_LOG_WARN, "meter: %s (the log keeps its records; retried later)", err.msg);
     if (full && tg_usage_log_used(m->log[other]) == 0)
         m->active = other;
 }
@@ -379,9 +380,9 @@ static void *writer_main(void *arg)
 static void report_rejected(tg_meter_t *m, size_t rejected, uint64_t first_batch, size_t nbatches, const char *reason)
 {
     atomic_fetch_add(&m->st_rejected, rejected);
-    fprintf(stderr,
-            "tollgate: meter: %zu usage row(s) of batch %llu%s cannot be added to the totals and were kept aside "
-            "(GET /v1/admin/metering/rejected): %s; the rest of the batch is stored\n",
+    tg_log(TG_LOG_WARN,
+            "meter: %zu usage row(s) of batch %llu%s cannot be added to the totals and were kept aside "
+            "(GET /v1/admin/metering/rejected): %s; the rest of the batch is stored",
             rejected, (unsigned long long)first_batch, nbatches > 1 ? " and the batches stored with it" : "", reason);
 }
 
@@ -413,13 +414,13 @@ static int store_records(tg_meter_t *m, const logged_t *recs, size_t lo, size_t 
             if (stored.rejected > 0)
                 report_rejected(m, stored.rejected, b[0].id, nb, stored.reason);
             if (*reported) {
-                fprintf(stderr, "tollgate: meter: storing usage works again\n");
+                tg_log(TG_LOG_INFO, "meter: storing usage works again");
                 *reported = 0;
             }
         } else if (rc != TG_EEXIST) {
             atomic_fetch_add(&m->st_failures, 1);
             if (!(*reported)++)
-                fprintf(stderr, "tollgate: meter: %s (retrying; the calls are safe in the metering log)\n", err.msg);
+                tg_log(TG_LOG_ERROR, "meter: %s (retrying; the calls are safe in the metering log)", err.msg);
         }
         pthread_mutex_lock(&m->mu);
         m->store_failing = rc != 0 && rc != TG_EEXIST && !is_permanent(rc);
@@ -462,7 +463,7 @@ static size_t store_held(tg_meter_t *m, logged_t *recs, size_t nrecs, int *repor
                  * rest, so what it refuses for good is only a record no run of this meter
                  * writes: a batch id past 2^63-1 or more rows than MAX_ROWS_PER_TX. */
                 if (is_permanent(one))
-                    fprintf(stderr, "tollgate: meter: usage batch %llu can never be stored and is dropped\n",
+                    tg_log(TG_LOG_ERROR, "meter: usage batch %llu can never be stored and is dropped",
                             (unsigned long long)recs[i].id);
                 recs[i].done = one == 0 || is_permanent(one);
             }
@@ -515,7 +516,7 @@ static size_t store_spill(tg_meter_t *m, logged_t *spill, int *reported)
             }
             atomic_fetch_add(&m->st_failures, 1);
             if (!(*reported)++)
-                fprintf(stderr, "tollgate: meter: %s (retrying; the calls are safe in the metering log)\n", err.msg);
+                tg_log(TG_LOG_ERROR, "meter: %s (retrying; the calls are safe in the metering log)", err.msg);
             if (give_up(m, &m->applier_stop_seen_ns))
                 break;
             backoff(&backoff_ms);
@@ -555,9 +556,9 @@ static void store_all(tg_meter_t *m, logged_t *recs, size_t nrecs, int *reported
         i = j;
     }
     if (left > 0)
-        fprintf(stderr,
-                "tollgate: meter: %zu usage rows could not be stored before the stop; they stay in the metering log "
-                "and are stored at the next start\n",
+        tg_log(TG_LOG_WARN,
+                "meter: %zu usage rows could not be stored before the stop; they stay in the metering log "
+                "and are stored at the next start",
                 left);
 }
 
@@ -600,7 +601,7 @@ static void *applier_main(void *arg)
         if (m->store != NULL) {
             tg_err_t ferr = {0};
             if (tg_store_usage_fold(m->store, 0, &ferr) != 0)
-                fprintf(stderr, "tollgate: meter: %s (retried in a second)\n", ferr.msg);
+                tg_log(TG_LOG_ERROR, "meter: %s (retried in a second)", ferr.msg);
         }
         pthread_mutex_lock(&m->mu);
         m->seq_applied += nsubs;
@@ -632,7 +633,7 @@ static int replay_record(void *arg, uint64_t batch_id, const tg_usage_t *rows, s
     if (rc == 0 && stored.rejected > 0)
         report_rejected(r->m, stored.rejected, batch_id, 1, stored.reason);
     if (is_permanent(rc)) { /* the same refusal every start: it must not keep the gateway down */
-        fprintf(stderr, "tollgate: meter: usage batch %llu in the metering log can never be stored: %s\n",
+        tg_log(TG_LOG_ERROR, "meter: usage batch %llu in the metering log can never be stored: %s",
                 (unsigned long long)batch_id, r->err->msg);
         return 0;
     }
@@ -670,7 +671,7 @@ static int replay_log(tg_meter_t *m, tg_usage_log_t *log, const char *node, repl
     *r = (replay_t){m, node, err, 0, 0};
     int rc = tg_usage_log_replay(log, replay_record, r, err);
     if (rc == 0 && r->records > 0)
-        fprintf(stderr, "tollgate: meter: stored the usage the last run left in %s (%zu rows, %zu batches)\n",
+        tg_log(TG_LOG_INFO, "meter: stored the usage the last run left in %s (%zu rows, %zu batches)",
                 tg_usage_log_path(log), r->rows, r->records);
     return rc;
 }
@@ -954,7 +955,7 @@ void tg_meter_stop(tg_meter_t *m)
     for (int i = 0; i < 2; i++)
         if (m->records_stored[i] == m->records_logged[i] && tg_usage_log_used(m->log[i]) > 0 &&
             tg_usage_log_reset(m->log[i], &err) != 0)
-            fprintf(stderr, "tollgate: meter: %s (the log is replayed at the next start)\n", err.msg);
+            tg_log(TG_LOG_WARN, "meter: %s (the log is replayed at the next start)", err.msg);
     pthread_cond_destroy(&m->wake);
     pthread_cond_destroy(&m->apply_wake);
     pthread_cond_destroy(&m->done);

@@ -1,11 +1,13 @@
 /* metrics.c - see metrics.h. */
 #include "metrics/metrics.h"
 
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const outcome_names[TG_OUT_COUNT] = {
     "allowed",      "missing_key",    "invalid_key",       "account_suspended",   "endpoint_not_in_plan",
@@ -26,6 +28,18 @@ static _Atomic uint64_t upstream_buckets[NBUCKETS + 1];
 static _Atomic uint64_t upstream_sum_ns, upstream_count, upstream_failures;
 static _Atomic uint64_t billed[2];
 static _Atomic uint64_t units_refused;
+static _Atomic uint64_t access_log_dropped;
+static _Atomic uint64_t gateway_buckets[NBUCKETS + 1];
+static _Atomic uint64_t gateway_sum_ns, gateway_count;
+static const char *_Atomic build_version;
+
+/* tollgate_plan_decisions_total: slots claimed by plan id (0 free, 1 being claimed, 2 ready). */
+#define PLAN_ID_MAX 64
+static struct plan_slot {
+    _Atomic int state;
+    char id[PLAN_ID_MAX];
+    _Atomic uint64_t n[TG_OUT_COUNT];
+} plan_slots[TG_METRICS_MAX_PLANS];
 static _Atomic uint64_t leases[2]; /* [0] taken, [1] returned */
 static _Atomic uint64_t redis_errors, redis_trips;
 static _Atomic int cluster_on, cluster_fallback;
@@ -36,6 +50,47 @@ void tg_metrics_count_decision(tg_outcome_t outcome)
 {
     if ((unsigned)outcome < TG_OUT_COUNT)
         atomic_fetch_add_explicit(&decisions[outcome], 1, memory_order_relaxed);
+}
+
+void tg_metrics_count_plan_decision(const char *plan_id, tg_outcome_t outcome)
+{
+    if ((unsigned)outcome >= TG_OUT_COUNT || plan_id == NULL)
+        return;
+    for (size_t i = 0; i < TG_METRICS_MAX_PLANS; i++) {
+        struct plan_slot *s = &plan_slots[i];
+        int st = atomic_load_explicit(&s->state, memory_order_acquire);
+        if (st == 0) {
+            int zero = 0;
+            if (atomic_compare_exchange_strong(&s->state, &zero, 1)) {
+                snprintf(s->id, sizeof(s->id), "%s", plan_id);
+                atomic_store_explicit(&s->state, 2, memory_order_release);
+                st = 2;
+            } else {
+                st = zero;
+            }
+        }
+        while (st == 1) /* another thread is writing this slot's id: a few stores away */
+            st = atomic_load_explicit(&s->state, memory_order_acquire);
+        if (strncmp(s->id, plan_id, sizeof(s->id) - 1) == 0) {
+            atomic_fetch_add_explicit(&s->n[outcome], 1, memory_order_relaxed);
+            return;
+        }
+    }
+}
+
+void tg_metrics_observe_gateway(int64_t latency_ns)
+{
+    size_t b = 0;
+    while (b < NBUCKETS && latency_ns > bucket_ns[b])
+        b++;
+    atomic_fetch_add_explicit(&gateway_buckets[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&gateway_sum_ns, (uint64_t)(latency_ns > 0 ? latency_ns : 0), memory_order_relaxed);
+    atomic_fetch_add_explicit(&gateway_count, 1, memory_order_relaxed);
+}
+
+void tg_metrics_set_version(const char *version)
+{
+    atomic_store(&build_version, version);
 }
 
 void tg_metrics_count_response(int status)
@@ -66,6 +121,11 @@ void tg_metrics_count_billed(int billable)
 void tg_metrics_count_units_refused(void)
 {
     atomic_fetch_add_explicit(&units_refused, 1, memory_order_relaxed);
+}
+
+void tg_metrics_count_access_log_dropped(void)
+{
+    atomic_fetch_add_explicit(&access_log_dropped, 1, memory_order_relaxed);
 }
 
 void tg_metrics_count_lease(int returned)
@@ -136,6 +196,86 @@ static void out_printf(out_t *o, const char *fmt, ...)
     }
 }
 
+/* A label value: backslash, quote and newline escaped (the text format's rules). */
+static void out_label(out_t *o, const char *v)
+{
+    char buf[2 * PLAN_ID_MAX + 1];
+    size_t n = 0;
+    for (; *v != '\0' && n + 2 < sizeof(buf); v++) {
+        if (*v == '\\' || *v == '"')
+            buf[n++] = '\\', buf[n++] = *v;
+        else if (*v == '\n')
+            buf[n++] = '\\', buf[n++] = 'n';
+        else
+            buf[n++] = *v;
+    }
+    buf[n] = '\0';
+    out_printf(o, "%s", buf);
+}
+
+/* process_* from /proc/self, as Prometheus's client libraries name them. */
+static void render_process(out_t *o)
+{
+    long hz = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    char buf[1024];
+    FILE *f = fopen("/proc/self/stat", "r");
+    size_t n = f != NULL ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    if (f != NULL)
+        fclose(f);
+    buf[n] = '\0';
+    /* fields after the command name, which is in parentheses and may hold spaces */
+    char *p = strrchr(buf, ')');
+    unsigned long long utime = 0, stime = 0, start = 0;
+    if (p != NULL && hz > 0 &&
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %llu", &utime,
+               &stime, &start) == 3) {
+        out_printf(o,
+                   "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+                   "# TYPE process_cpu_seconds_total counter\n"
+                   "process_cpu_seconds_total %.2f\n",
+                   (double)(utime + stime) / (double)hz);
+        unsigned long long btime = 0;
+        char line[256];
+        if ((f = fopen("/proc/stat", "r")) != NULL) {
+            while (fgets(line, sizeof(line), f) != NULL)
+                if (sscanf(line, "btime %llu", &btime) == 1)
+                    break;
+            fclose(f);
+        }
+        if (btime != 0)
+            out_printf(o,
+                       "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n"
+                       "# TYPE process_start_time_seconds gauge\n"
+                       "process_start_time_seconds %.2f\n",
+                       (double)btime + (double)start / (double)hz);
+    }
+    unsigned long long pages = 0;
+    if ((f = fopen("/proc/self/statm", "r")) != NULL) {
+        if (fscanf(f, "%*u %llu", &pages) != 1)
+            pages = 0;
+        fclose(f);
+    }
+    if (pages != 0 && page > 0)
+        out_printf(o,
+                   "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+                   "# TYPE process_resident_memory_bytes gauge\n"
+                   "process_resident_memory_bytes %llu\n",
+                   pages * (unsigned long long)page);
+    DIR *d = opendir("/proc/self/fd");
+    if (d != NULL) {
+        unsigned long long fds = 0;
+        for (struct dirent *e; (e = readdir(d)) != NULL;)
+            if (e->d_name[0] != '.')
+                fds++;
+        closedir(d);
+        out_printf(o,
+                   "# HELP process_open_fds Number of open file descriptors.\n"
+                   "# TYPE process_open_fds gauge\n"
+                   "process_open_fds %llu\n",
+                   fds - 1); /* not the one opendir holds */
+    }
+}
+
 char *tg_metrics_render(tg_meter_t *m)
 {
     out_t o = {malloc(8192), 0, 8192, 0};
@@ -146,6 +286,39 @@ char *tg_metrics_render(tg_meter_t *m)
     for (int i = 0; i < TG_OUT_COUNT; i++)
         out_printf(&o, "tollgate_decisions_total{outcome=\"%s\"} %llu\n", outcome_names[i],
                    (unsigned long long)atomic_load(&decisions[i]));
+    const char *version = atomic_load(&build_version);
+    out_printf(&o, "# HELP tollgate_build_info The running build.\n"
+                   "# TYPE tollgate_build_info gauge\n"
+                   "tollgate_build_info{version=\"");
+    out_label(&o, version != NULL ? version : "unknown");
+    out_printf(&o, "\"} 1\n");
+    render_process(&o);
+    out_printf(&o, "# HELP tollgate_plan_decisions_total Gateway decisions of authenticated calls by plan.\n"
+                   "# TYPE tollgate_plan_decisions_total counter\n");
+    for (size_t i = 0; i < TG_METRICS_MAX_PLANS && atomic_load(&plan_slots[i].state) == 2; i++)
+        for (int k = 0; k < TG_OUT_COUNT; k++) {
+            uint64_t v = atomic_load(&plan_slots[i].n[k]);
+            if (v == 0)
+                continue;
+            out_printf(&o, "tollgate_plan_decisions_total{plan=\"");
+            out_label(&o, plan_slots[i].id);
+            out_printf(&o, "\",decision=\"%s\"} %llu\n", outcome_names[k], (unsigned long long)v);
+        }
+    out_printf(&o, "# HELP tollgate_gateway_latency_seconds Time from a call's request head to the end of its "
+                   "answer, refusals included.\n"
+                   "# TYPE tollgate_gateway_latency_seconds histogram\n");
+    uint64_t gcum = 0;
+    for (size_t b = 0; b < NBUCKETS; b++) {
+        gcum += atomic_load(&gateway_buckets[b]);
+        out_printf(&o, "tollgate_gateway_latency_seconds_bucket{le=\"%g\"} %llu\n", bucket_bounds[b],
+                   (unsigned long long)gcum);
+    }
+    gcum += atomic_load(&gateway_buckets[NBUCKETS]);
+    out_printf(&o, "tollgate_gateway_latency_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)gcum);
+    uint64_t gsum = atomic_load(&gateway_sum_ns);
+    out_printf(&o, "tollgate_gateway_latency_seconds_sum %llu.%09llu\n", (unsigned long long)(gsum / 1000000000u),
+               (unsigned long long)(gsum % 1000000000u));
+    out_printf(&o, "tollgate_gateway_latency_seconds_count %llu\n", (unsigned long long)atomic_load(&gateway_count));
     out_printf(&o, "# HELP tollgate_requests_total Gateway responses by status code.\n"
                    "# TYPE tollgate_requests_total counter\n");
     for (int c = 1; c < 6; c++)
@@ -186,6 +359,12 @@ char *tg_metrics_render(tg_meter_t *m)
                "# TYPE tollgate_upstream_units_refused_total counter\n"
                "tollgate_upstream_units_refused_total %llu\n",
                (unsigned long long)atomic_load(&units_refused));
+    out_printf(&o,
+               "# HELP tollgate_access_log_dropped_total Access-log lines lost: the writer's buffer was full "
+               "(the request was not held up for it) or the write failed.\n"
+               "# TYPE tollgate_access_log_dropped_total counter\n"
+               "tollgate_access_log_dropped_total %llu\n",
+               (unsigned long long)atomic_load(&access_log_dropped));
     if (atomic_load(&cluster_on))
         out_printf(&o,
                    "# HELP tollgate_cluster_leases_total Budget leases taken from and given back to Redis.\n"

@@ -25,6 +25,16 @@ typedef enum tg_outcome {
 } tg_outcome_t;
 
 void tg_metrics_count_decision(tg_outcome_t outcome);
+/* The same decision, by the caller's plan (tollgate_plan_decisions_total). Plans are counted in
+ * up to TG_METRICS_MAX_PLANS slots claimed by id on first use (they outlive a configuration
+ * reload); calls of plans past that are not counted here. Any thread. */
+#define TG_METRICS_MAX_PLANS 128
+void tg_metrics_count_plan_decision(const char *plan_id, tg_outcome_t outcome);
+/* One call through the gateway handler, from its head to the end of its answer, refusals
+ * included (tollgate_gateway_latency_seconds). */
+void tg_metrics_observe_gateway(int64_t latency_ns);
+/* The version in tollgate_build_info; a string that outlives the process's metrics (a literal). */
+void tg_metrics_set_version(const char *version);
 /* A response sent to a client of the gateway port, by status code. */
 void tg_metrics_count_response(int status);
 /* One upstream exchange: its latency, and whether the upstream failed (502/504 from us). */
@@ -32,6 +42,8 @@ void tg_metrics_observe_upstream(int64_t latency_ns, int failed);
 void tg_metrics_count_billed(int billable);
 /* A Tollgate-Units value from the upstream over metering.max_units_per_call, not billed. */
 void tg_metrics_count_units_refused(void);
+/* An access-log line lost: its buffer was full, or the write failed (log/access_log.h). */
+void tg_metrics_count_access_log_dropped(void);
 
 /* Shared limits (cluster.redis; limits/cluster.h). Leases taken from and given back to Redis,
  * Redis calls that failed, and the cluster's state: whether the node enforces its split of the

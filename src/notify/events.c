@@ -11,6 +11,7 @@
 #include "notify/mail_outbox.h"
 #include "store/store.h"
 #include "util/clock.h"
+#include "util/log.h"
 
 const char *const tg_event_types[] = {
     TG_EVENT_USAGE_THRESHOLD_REACHED,
@@ -187,7 +188,7 @@ int tg_event_emit_ex(tg_store_t *st, const char *type, const char *customer_id, 
                 *err = merr;
                 rc = mrc;
             } else if (mrc != 0)
-                fprintf(stderr, "tollgate: event %s for %s: no email: %s\n", ev.id, customer_id, merr.msg);
+                tg_log(TG_LOG_WARN, "event %s for %s: no email: %s", ev.id, customer_id, merr.msg);
         }
         if (rc == 0)
             rc = tg_store_savepoint_release(st, "tg_event_emit", err);

@@ -13,6 +13,7 @@
 #include "notify/events.h"
 #include "util/clock.h"
 #include "util/money.h"
+#include "util/log.h"
 
 /* ---- the crossing (pure, on the request path) ---- */
 
@@ -226,7 +227,7 @@ int tg_thresholds_fire(tg_store_t *st, const tg_mark_t *m, const char *type, jso
 
 static void log_error(const char *what, const tg_err_t *err)
 {
-    fprintf(stderr, "tollgate: notifications: %s: %s\n", what, err->msg);
+    tg_log(TG_LOG_WARN, "notifications: %s: %s", what, err->msg);
 }
 
 static void fire_usage(tg_thresholds_t *t, const tg_crossing_t *c, unsigned mask, uint64_t used, int64_t now)

@@ -722,9 +722,15 @@ static void test_yaml_features_and_caps(void **state)
                "test.yaml:5: unknown key \"colour\" in plans.p (known: name, price, currency, interval, trial_days, "
                "rate_limit, burst, endpoints, included, on_quota, charges, minimum, maximum, block_at_maximum, "
                "features, requires_payment_method, require_email_confirmation, notify_thresholds)");
+    only_error(BASE "access_log: {sample_success: 0.5}\nplans: {p: {}}\n",
+               "test.yaml:4: access_log.path is required (a file, or \"-\" for standard output)");
+    only_error(BASE "access_log: {path: x.log, sample_success: 1.5}\nplans: {p: {}}\n",
+               "test.yaml:4: access_log.sample_success: \"1.5\" is not a number from 0 to 1");
+    only_error(BASE "log: {level: verbose}\nplans: {p: {}}\n",
+               "test.yaml:4: log.level: \"verbose\" is not error, warn, info or debug");
     only_error(BASE "defaults: {}\nplans: {p: {}}\n",
                "test.yaml:4: unknown section \"defaults\" (known: server, upstream, storage, admin, keys, metering, "
-               "portal, metrics, stripe, billing, dunning, cluster, notifications, email, plans, routes)");
+               "portal, metrics, access_log, log, stripe, billing, dunning, cluster, notifications, email, plans, routes)");
 
     /* Depth cap. */
     char deep[512];

@@ -99,7 +99,7 @@ static int admit(fx_t *f, const char *method, const char *path, const char *key,
     char auth[128];
     snprintf(auth, sizeof(auth), "Bearer %s", key != NULL ? key : "");
     tg_call_request_t rq = {
-        method, strlen(method), path, strlen(path), key != NULL ? auth : NULL, key != NULL ? strlen(auth) : 0, NULL, 0};
+        method, strlen(method), path, strlen(path), key != NULL ? auth : NULL, key != NULL ? strlen(auth) : 0, NULL, 0, NULL};
     return tg_gateway_admit(f->gw, &rq, call, r);
 }
 
@@ -429,7 +429,8 @@ static void call_with(fx_t *f, tg_gateway_t *gw, const char *key, int status)
     tg_refusal_t r;
     char auth[128];
     snprintf(auth, sizeof(auth), "Bearer %s", key);
-    tg_call_request_t rq = {"GET", 3, "/v1/basic/x", 11, auth, strlen(auth), NULL, 0};
+    tg_call_request_t rq = {.method = "GET", .method_len = 3, .path = "/v1/basic/x", .path_len = 11, .authorization = auth,
+                            .authorization_len = strlen(auth)};
     (void)f;
     if (tg_gateway_admit(gw, &rq, &call, &r) == 1)
         tg_gateway_settle(gw, &call, status, 0, NULL, 0, NULL, NULL);

@@ -1,0 +1,159 @@
+/* test_access_log.c - the access log's line: valid JSON (checked with jansson) whatever the
+ * client's method and path hold, cut to the cap rather than overflowing it; and the writer:
+ * lines appended from threads all reach the file, in one piece each. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log/access_log.h"
+
+static json_t *parse_line(const char *buf, size_t n)
+{
+    assert_true(n > 0 && buf[n - 1] == '\n');
+    assert_null(memchr(buf, '\n', n - 1)); /* one line */
+    json_error_t e;
+    json_t *j = json_loadb(buf, n - 1, 0, &e);
+    if (j == NULL)
+        fail_msg("not JSON (%s): %.*s", e.text, (int)n, buf);
+    return j;
+}
+
+static void test_escapes_everything(void **state)
+{
+    (void)state;
+    char path[256];
+    size_t pl = 0;
+    for (int c = 1; c < 0x20; c++)
+        path[pl++] = (char)c;
+    const char tail[] = "\"\\\x7f\xff\xc3\xa9\xed\xa0\x80/end"; /* quote, backslash, DEL, bad byte, é, a surrogate */
+    memcpy(path + pl, tail, sizeof(tail) - 1);
+    pl += sizeof(tail) - 1;
+    const char *metrics[] = {"api_calls", "tokens"};
+    const uint64_t counts[] = {1, 1234};
+    tg_access_record_t r = {.time_ns = INT64_C(1790000000123456789),
+                            .request_id = "abc",
+                            .client = "127.0.0.1",
+                            .method = "G\"ET",
+                            .method_len = 4,
+                            .path = path,
+                            .path_len = pl,
+                            .decision = "allowed",
+                            .status = 200,
+                            .upstream_status = -1,
+                            .upstream_ns = -1,
+                            .total_ns = 1234567,
+                            .bytes_in = 5,
+                            .bytes_out = 6,
+                            .nunits = 2,
+                            .unit_metrics = metrics,
+                            .unit_counts = counts};
+    char buf[4096];
+    size_t n = tg_access_log_format(&r, buf, sizeof(buf));
+    json_t *j = parse_line(buf, n);
+    assert_string_equal(json_string_value(json_object_get(j, "time")), "2026-09-21T14:13:20.123Z");
+    assert_string_equal(json_string_value(json_object_get(j, "method")), "G\"ET");
+    const char *p = json_string_value(json_object_get(j, "path"));
+    assert_non_null(p);
+    for (int c = 1; c < 0x20; c++)
+        assert_int_equal((unsigned char)p[c - 1], c);
+    assert_non_null(strstr(p, "\"\\\x7f\xc3\xbf\xc3\xa9")); /* 0xff read as U+00FF, é kept */
+    assert_true(json_is_null(json_object_get(j, "upstream_status")));
+    assert_true(json_is_null(json_object_get(j, "upstream_ms")));
+    assert_true(json_is_null(json_object_get(j, "customer")));
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "units"), "tokens")), 1234);
+    assert_true(json_real_value(json_object_get(j, "total_ms")) > 1.2339 &&
+                json_real_value(json_object_get(j, "total_ms")) < 1.2341); /* 1234567 ns: 1.234 ms, to the microsecond */
+    json_decref(j);
+}
+
+static void test_long_path_is_cut(void **state)
+{
+    (void)state;
+    size_t pl = 100000;
+    char *path = malloc(pl);
+    assert_non_null(path);
+    memset(path, '"', pl); /* each escapes to two bytes */
+    tg_access_record_t r = {.request_id = "x", .method = "GET", .method_len = 3, .path = path, .path_len = pl,
+                            .status = 200, .upstream_status = 200, .upstream_ns = 1, .total_ns = 2};
+    char buf[TG_ACCESS_LOG_LINE_MAX];
+    size_t n = tg_access_log_format(&r, buf, sizeof(buf));
+    assert_true(n < sizeof(buf));
+    json_t *j = parse_line(buf, n);
+    assert_true(strlen(json_string_value(json_object_get(j, "path"))) > 100);
+    json_decref(j);
+    free(path);
+}
+
+typedef struct {
+    tg_access_log_t *log;
+    int id;
+} writer_arg_t;
+
+static void *append_many(void *p)
+{
+    writer_arg_t *a = p;
+    char line[64];
+    for (int i = 0; i < 2000; i++) {
+        int n = snprintf(line, sizeof(line), "{\"t\":%d,\"i\":%d}\n", a->id, i);
+        while (tg_access_log_append(a->log, line, (size_t)n) != 0)
+            usleep(100); /* the buffer is full: let the writer catch up (the test wants every line) */
+    }
+    return NULL;
+}
+
+static void test_writer_threads(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/tg-access-log-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    tg_access_log_t *log;
+    tg_err_t err;
+    assert_int_equal(tg_access_log_open(path, &log, &err), 0);
+    pthread_t t[4];
+    writer_arg_t a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (writer_arg_t){log, i};
+        pthread_create(&t[i], NULL, append_many, &a[i]);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    tg_access_log_close(log);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[128];
+    int seen[4] = {0};
+    while (fgets(line, sizeof(line), f) != NULL) {
+        json_error_t e;
+        json_t *j = json_loads(line, 0, &e);
+        assert_non_null(j);
+        int id = (int)json_integer_value(json_object_get(j, "t")), i = (int)json_integer_value(json_object_get(j, "i"));
+        assert_int_equal(i, seen[id]); /* each thread's lines in its order */
+        seen[id]++;
+        json_decref(j);
+    }
+    fclose(f);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(seen[i], 2000);
+    unlink(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_escapes_everything),
+        cmocka_unit_test(test_long_path_is_cut),
+        cmocka_unit_test(test_writer_threads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
