@@ -424,9 +424,14 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
-    fprintf(stderr, "tollgate: gateway on http://%s -> %s, admin on http://%s, %d workers, metering %s\n",
-            cfg->server.listen, cfg->upstream.url, cfg->server.admin_listen, cfg->server.workers,
-            cfg->metering.strict ? "strict" : "batched");
+    char where[1024] = "";
+    static const char *const kinds[TG_LISTENER_KINDS] = {"gateway", "portal", "admin", "metrics"};
+    for (int k = 0, off = 0; k < TG_LISTENER_KINDS; k++) /* one line: what answers where */
+        if (cfg->listeners[k].address != NULL && off >= 0 && (size_t)off < sizeof(where))
+            off += snprintf(where + off, sizeof(where) - (size_t)off, "%s on %s://%s, ", kinds[k],
+                            cfg->listeners[k].certificate != NULL ? "https" : "http", cfg->listeners[k].address);
+    fprintf(stderr, "tollgate: %supstream %s, %d workers, metering %s\n", where, cfg->upstream.url,
+            cfg->server.workers, cfg->metering.strict ? "strict" : "batched");
 
     int sig = 0;
     sigwait(&sigs, &sig);
