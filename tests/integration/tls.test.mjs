@@ -21,6 +21,7 @@ function openssl(...args) { execFileSync('openssl', args, { cwd: dir, stdio: 'pi
 function request(port, path, { method = 'GET', token, body, servername = 'localhost' } = {}) {
   return new Promise((resolve, reject) => {
     const headers = { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) };
+    if (typeof body === 'string') body = { raw: body };
     const req = https.request({ host: '127.0.0.1', port, path, method, headers, ca, servername, agent: false, ALPNProtocols: ['http/1.1'] }, (res) => {
       let text = '';
       res.setEncoding('utf8');
@@ -32,7 +33,7 @@ function request(port, path, { method = 'GET', token, body, servername = 'localh
       });
     });
     req.on('error', reject);
-    req.end(body ? JSON.stringify(body) : undefined);
+    req.end(body ? (body.raw ?? JSON.stringify(body)) : undefined);
   });
 }
 
@@ -55,8 +56,12 @@ before(async () => {
   [upPort] = await freePorts(1);
   upstream = https.createServer({ key: readFileSync(join(dir, 'leaf.key')), cert: readFileSync(join(dir, 'leaf.pem')) },
     (req, res) => {
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ upstream: 'https', path: req.url, sni: req.socket.servername || null }));
+      let bytes = 0;
+      req.on('data', (d) => { bytes += d.length; });
+      req.on('end', () => {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ upstream: 'https', path: req.url, sni: req.socket.servername || null, bytes }));
+      });
     });
   await new Promise((r) => upstream.listen(upPort, '::', r)); // dual stack: localhost may resolve to ::1 or 127.0.0.1
 
@@ -97,6 +102,15 @@ test('TLS gateway and admin listeners answer node\'s https client trusting the t
   assert.equal(r.json.path, '/v1/basic/hello');
   assert.equal(r.json.sni, 'localhost', 'the upstream host goes out as SNI');
   assert.equal(r.alpn, 'http/1.1');
+  // a body streamed through the TLS front to the TLS upstream
+  const big = 'x'.repeat(300000);
+  const p = await request(trusting.gwPort, '/v1/basic/upload', { method: 'POST', token: k.json.secret, body: big });
+  assert.equal(p.status, 200, p.text);
+  assert.equal(p.json.bytes, big.length);
+  // a refusal before the body is read (lingering close over TLS) still reaches the client whole
+  const no = await request(trusting.gwPort, '/v1/basic/upload', { method: 'POST', token: 'tg_live_not_a_key', body: big });
+  assert.equal(no.status, 401, no.text);
+  assert.equal(no.json.error.type, 'invalid_key');
 });
 
 test('ALPN offers http/1.1 only, and TLS 1.2 and 1.3 are accepted while TLS 1.1 is refused', async () => {
@@ -213,4 +227,16 @@ test('public_urls: the sign-up answer names the gateway as clients reach it (the
     assert.equal(r2.status, 201, r2.text);
     assert.equal(r2.json.gateway_url, `https://127.0.0.1:${s.gwPort}`);
   } finally { await s.stop(); }
+});
+
+test('API4:2023 unrestricted resource consumption: a connection that never completes its TLS handshake is closed', async () => {
+  const net = await import('node:net');
+  const closed = await new Promise((resolve) => {
+    const sock = net.connect(trusting.gwPort, '127.0.0.1');
+    sock.on('connect', () => sock.write(Buffer.from([0x16, 0x03, 0x01]))); // the start of a ClientHello, then nothing
+    const bound = setTimeout(() => { sock.destroy(); resolve(false); }, 20000); // TLS_HANDSHAKE_TIMEOUT_MS is 10 s
+    sock.on('close', () => { clearTimeout(bound); resolve(true); });
+    sock.on('error', () => {});
+  });
+  assert.equal(closed, true, 'the server closes a stalled handshake');
 });
