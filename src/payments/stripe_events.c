@@ -673,7 +673,8 @@ int tg_dunning_restore_holds(tg_store_t *st, tg_accounts_t *accounts, tg_err_t *
     if (rc == 0 && h.out_of_memory)
         rc = tg_errf(err, TG_ENOMEM, "out of memory listing held customers");
     if (rc == 0) {
-        qsort(h.ids, h.n, sizeof(*h.ids), compare_ids);
+        if (h.n > 0) /* qsort's base must not be NULL, even for no elements (UBSan: nonnull) */
+            qsort(h.ids, h.n, sizeof(*h.ids), compare_ids);
         tg_accounts_replace_holds(accounts, is_held, &h);
     }
     free(h.ids);
