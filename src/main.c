@@ -264,6 +264,14 @@ typedef struct {
     tg_accounts_t *accounts;
     int64_t now_s;
 } warm_ctx_t;
+/* A reload's hook: the listeners' certificates and keys read again (http/server.h). arg is the
+ * server's variable in cmd_serve, set before any reload can run (they run once serving). */
+static int reload_tls(const tg_config_t *next, void *arg, tg_err_t *err)
+{
+    tg_server_t *srv = *(tg_server_t **)arg;
+    return srv != NULL ? tg_server_reload_tls(srv, next, err) : 0;
+}
+
 /* The reloader's log: the operator reads it on standard error (journald under systemd). */
 static void reload_log(void *arg, const char *line)
 {
@@ -479,7 +487,8 @@ static int cmd_serve(int argc, char **argv)
     /* Reloads run on the admin back thread (SIGHUP, POST /v1/admin/reload). TLS certificates
      * and log files register their reload with tg_reload_add_hook here, before serving. */
     tg_reload_deps_t rdeps = {.live = live, .accounts = accounts, .log = reload_log};
-    if ((reloader = tg_reloader_new(&rdeps)) == NULL) {
+    if ((reloader = tg_reloader_new(&rdeps)) == NULL ||
+        tg_reload_add_hook(reloader, "tls certificates", reload_tls, &srv) != 0) {
         fprintf(stderr, "tollgate serve: out of memory\n");
         goto out;
     }
@@ -508,9 +517,14 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
-    tg_log(TG_LOG_INFO, "gateway on http://%s -> %s, admin on http://%s, %d workers, metering %s",
-            cfg->server.listen, cfg->upstream.url, cfg->server.admin_listen, cfg->server.workers,
-            cfg->metering.strict ? "strict" : "batched");
+    char where[1024] = "";
+    static const char *const kinds[TG_LISTENER_KINDS] = {"gateway", "portal", "admin", "metrics"};
+    for (int k = 0, off = 0; k < TG_LISTENER_KINDS; k++) /* one line: what answers where */
+        if (cfg->listeners[k].address != NULL && off >= 0 && (size_t)off < sizeof(where))
+            off += snprintf(where + off, sizeof(where) - (size_t)off, "%s on %s://%s, ", kinds[k],
+                            cfg->listeners[k].certificate != NULL ? "https" : "http", cfg->listeners[k].address);
+    tg_log(TG_LOG_INFO, "%supstream %s, %d workers, metering %s", where, cfg->upstream.url, cfg->server.workers,
+           cfg->metering.strict ? "strict" : "batched");
 
     int sig = 0;
     while (sigwait(&sigs, &sig) == 0 && (sig == SIGHUP || sig == SIGUSR1)) {

@@ -495,6 +495,9 @@ static void signup_finish(tg_admin_t *a, tg_admin_slow_t *w, tg_admin_response_t
         json_object_set_new(j, "trial", json_string(w->trial_note));
         json_object_set_new(j, "email_confirmation",
                             json_string(!tg_mail_enabled() ? "off" : plan->require_email_confirmation ? "required" : "sent"));
+        /* where the new key is used (public_urls.gateway): the portal's curl example */
+        json_object_set_new(j, "gateway_url", a->d.cfg->public_urls.gateway != NULL
+                                                  ? json_string(a->d.cfg->public_urls.gateway) : json_null());
         tg_adm_reply_json(res, 201, j);
     }
     sodium_memzero(secret, sizeof(secret));

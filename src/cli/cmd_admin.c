@@ -62,7 +62,8 @@ static long call_api(const opts_t *o, const char *method, const char *path, json
             return -1;
         }
         if (srv == NULL) {
-            snprintf(server, sizeof(server), "http://%s", cfg->server.admin_listen);
+            snprintf(server, sizeof(server), "%s://%s", /* the admin listener (server.admin_listen is kept equal) */
+                     cfg->listeners[TG_LISTENER_ADMIN].certificate != NULL ? "https" : "http", cfg->server.admin_listen);
             srv = server;
         }
         if (tok == NULL) {

@@ -433,15 +433,12 @@ static int check_listen(const char *s, char *why, size_t cap)
     return -1;
 }
 
-/* http://host[:port][/prefix] - what the proxy can forward to. */
+/* http(s)://host[:port][/prefix] - what the proxy can forward to. */
 static int check_upstream_url(const char *s, char *why, size_t cap)
 {
-    if (strncmp(s, "https://", 8) == 0) {
-        snprintf(why, cap, "is https; only http:// upstreams are supported (put the gateway next to the API)");
-        return -1;
-    }
-    int ok = strncmp(s, "http://", 7) == 0;
-    const char *h = s + 7, *end = ok ? h + strcspn(h, "/") : s;
+    int tls = strncmp(s, "https://", 8) == 0; /* verified against upstream.ca_file or the system's CAs */
+    int ok = tls || strncmp(s, "http://", 7) == 0;
+    const char *h = s + (tls ? 8 : 7), *end = ok ? h + strcspn(h, "/") : s;
     if (ok) {
         const char *port = NULL;
         if (*h == '[') {
@@ -472,7 +469,7 @@ static int check_upstream_url(const char *s, char *why, size_t cap)
     }
     if (ok)
         return 0;
-    snprintf(why, cap, "is not an http://host[:port][/prefix] URL");
+    snprintf(why, cap, "is not an http(s)://host[:port][/prefix] URL");
     return -1;
 }
 
@@ -1090,7 +1087,81 @@ static const directive_t upstream_dirs[] = {
      " (the API being sold, like http://127.0.0.1:9000)"},
     {"timeout_ms", set_int, AT(int, tg_config_t, upstream.timeout_ms), 1, 600000, 0, NULL, NULL, NULL},
     {"keepalive_ms", set_int, AT(int, tg_config_t, upstream.keepalive_ms), 0, 600000, 0, NULL, NULL, NULL},
+    {"ca_file", set_str, AT(char *, tg_config_t, upstream.ca_file), 1, 4096, 0, NULL, NULL, NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+
+/* ---- listeners and public_urls (TLS: src/http/tls.c reads the files at start) ---- */
+
+static void finish_listener(diag_t *d, tg_listener_conf_t *l, int line, const char *path, uint64_t given)
+{
+    l->line = line;
+    if (given != 0 && l->address == NULL)
+        report(d, line, "%s.address is required (host:port)", path);
+}
+
+static void finish_tls(diag_t *d, tg_listener_conf_t *l, int line, const char *path)
+{
+    l->tls_line = line;
+    if ((l->certificate == NULL) != (l->key == NULL))
+        report(d, line, "%s: certificate and key go together (a PEM chain and its private key)", path);
+}
+
+#define LISTENER_TABLES(K, name)                                                                                        \
+    static void finish_tls_##name(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path,              \
+                                  uint64_t given, uint64_t valid)                                                       \
+    {                                                                                                                   \
+        (void)given, (void)valid;                                                                                       \
+        if (n != NULL)                                                                                                  \
+            finish_tls(d, &((tg_config_t *)obj)->listeners[K], line, path);                                             \
+    }                                                                                                                   \
+    static const directive_t tls_dirs_##name[] = {                                                                      \
+        {"certificate", set_str, AT(char *, tg_config_t, listeners[K].certificate), 1, 4096, 0, NULL, NULL, NULL},   \
+        {"key", set_str, AT(char *, tg_config_t, listeners[K].key), 1, 4096, 0, NULL, NULL, NULL},                   \
+        {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};                                                                    \
+    static const section_t tls_sec_##name = {tls_dirs_##name, 0, finish_tls_##name};                                    \
+    static void finish_listener_##name(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path,         \
+                                       uint64_t given, uint64_t valid)                                                  \
+    {                                                                                                                   \
+        (void)valid;                                                                                                    \
+        if (n != NULL)                                                                                                  \
+            finish_listener(d, &((tg_config_t *)obj)->listeners[K], line, path, given | 1);                             \
+    }                                                                                                                   \
+    static const directive_t listener_dirs_##name[] = {                                                                 \
+        {"address", set_str, AT(char *, tg_config_t, listeners[K].address), 1, 255, 0, check_listen, NULL, NULL},    \
+        {"tls", set_section, 0, 0, 0, 0, NULL, &tls_sec_##name, NULL},                                                  \
+        {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};                                                                    \
+    static const section_t listener_sec_##name = {listener_dirs_##name, 0, finish_listener_##name};
+
+LISTENER_TABLES(TG_LISTENER_GATEWAY, gateway)
+LISTENER_TABLES(TG_LISTENER_PORTAL, portal)
+LISTENER_TABLES(TG_LISTENER_ADMIN, admin)
+LISTENER_TABLES(TG_LISTENER_METRICS, metrics)
+
+static const directive_t listeners_dirs[] = {
+    {"gateway", set_section, 0, 0, 0, 0, NULL, &listener_sec_gateway, NULL},
+    {"portal", set_section, 0, 0, 0, 0, NULL, &listener_sec_portal, NULL},
+    {"admin", set_section, 0, 0, 0, 0, NULL, &listener_sec_admin, NULL},
+    {"metrics", set_section, 0, 0, 0, 0, NULL, &listener_sec_metrics, NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+
+static void finish_listeners(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path, uint64_t given,
+                             uint64_t valid)
+{
+    (void)valid;
+    if (n == NULL)
+        return;
+    ((tg_config_t *)obj)->listeners_given = 1;
+    if (given == 0)
+        report(d, line, "%s: needs at least one of gateway, portal, admin, metrics", path);
+}
+static const section_t listeners_sec = {listeners_dirs, 0, finish_listeners};
+
+static int check_public_url(const char *s, char *why, size_t cap);
+static const directive_t public_urls_dirs[] = {
+    {"gateway", set_str, AT(char *, tg_config_t, public_urls.gateway), 1, 512, 0, check_public_url, NULL, NULL},
+    {"portal", set_str, AT(char *, tg_config_t, public_urls.portal), 1, 512, 0, check_public_url, NULL, NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+static const section_t public_urls_sec = {public_urls_dirs, 0, NULL};
 
 static const directive_t storage_dirs[] = {
     {"database", set_str, AT(char *, tg_config_t, storage.database), 1, 4096, 0, check_database, NULL, NULL},
@@ -2069,6 +2140,8 @@ static void finish_root(diag_t *d, void *obj, const tg_ynode_t *n, int line, con
                         uint64_t valid);
 
 static const directive_t root_dirs[] = {{"server", set_section, 0, 0, 0, 0, NULL, &server_sec, NULL},
+                                        {"listeners", set_section, 0, 0, 0, 0, NULL, &listeners_sec, NULL},
+                                        {"public_urls", set_section, 0, 0, 0, 0, NULL, &public_urls_sec, NULL},
                                         {"upstream", set_section, 0, 0, 0, 0, NULL, &upstream_sec, NULL},
                                         {"storage", set_section, 0, 0, 0, 0, NULL, &storage_sec, NULL},
                                         {"admin", set_section, 0, 0, 0, 0, NULL, &admin_sec, NULL},
@@ -2089,12 +2162,71 @@ static const directive_t root_dirs[] = {{"server", set_section, 0, 0, 0, 0, NULL
                                         {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 static const section_t root_sec = {root_dirs, 1, finish_root};
 
+/* "http://" + a listen address as this host reaches it ("*" or no host: localhost). */
+static char *url_of_listen(const char *listen, int tls)
+{
+    const char *colon = strrchr(listen, ':');
+    size_t hl = colon != NULL ? (size_t)(colon - listen) : 0;
+    int anyhost = hl == 0 || (hl == 1 && listen[0] == '*');
+    char url[300];
+    snprintf(url, sizeof(url), "%s://%.*s%s", tls ? "https" : "http", anyhost ? 9 : (int)hl,
+             anyhost ? "localhost" : listen, colon != NULL ? colon : "");
+    return strdup(url);
+}
+
+/* The listeners: section, or the shorthands server.listen and server.admin_listen; the public
+ * URLs that default from them. */
+static void finish_root_listeners(diag_t *d, tg_config_t *cfg, const tg_ynode_t *n, int line)
+{
+    tg_listener_conf_t *ls = cfg->listeners;
+    if (!cfg->listeners_given) {
+        ls[TG_LISTENER_GATEWAY].address = cfg->server.listen != NULL ? strdup(cfg->server.listen) : NULL;
+        ls[TG_LISTENER_ADMIN].address = cfg->server.admin_listen != NULL ? strdup(cfg->server.admin_listen) : NULL;
+    } else {
+        /* server.listen and server.admin_listen keep naming the addresses for the CLI and logs */
+        for (int k = TG_LISTENER_GATEWAY; k <= TG_LISTENER_ADMIN; k += TG_LISTENER_ADMIN) {
+            char **shorthand = k == TG_LISTENER_GATEWAY ? &cfg->server.listen : &cfg->server.admin_listen;
+            if (ls[k].address != NULL) {
+                free(*shorthand);
+                *shorthand = strdup(ls[k].address);
+            }
+        }
+    }
+    int lline = key_line(n, "listeners", line);
+    static const char *const names[] = {"gateway", "portal", "admin", "metrics"};
+    for (int a = 0; a < TG_LISTENER_KINDS; a++)
+        for (int b = a + 1; b < TG_LISTENER_KINDS; b++)
+            if (ls[a].address != NULL && ls[b].address != NULL && strcmp(ls[a].address, ls[b].address) == 0)
+            {
+                if (cfg->listeners_given)
+                    report(d, lline, "listeners.%s.address: must differ from listeners.%s.address (both %s)",
+                           names[b], names[a], ls[a].address);
+                else
+                    report(d, key_line(n, "server", line),
+                           "server.admin_listen: must differ from server.listen (both %s)", ls[a].address);
+            }
+    if (cfg->public_urls.gateway == NULL && ls[TG_LISTENER_GATEWAY].address != NULL &&
+        (cfg->public_urls.gateway =
+             url_of_listen(ls[TG_LISTENER_GATEWAY].address, ls[TG_LISTENER_GATEWAY].certificate != NULL)) == NULL)
+        report(d, line, "out of memory");
+    if (cfg->public_urls.portal == NULL && cfg->portal.public_url == NULL) {
+        const tg_listener_conf_t *p = ls[TG_LISTENER_PORTAL].address != NULL ? &ls[TG_LISTENER_PORTAL]
+                                                                               : &ls[TG_LISTENER_ADMIN];
+        if (p->address != NULL && (cfg->portal.public_url = url_of_listen(p->address, p->certificate != NULL)) == NULL)
+            report(d, line, "out of memory");
+    }
+}
+
 static void finish_root(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path, uint64_t seen,
                         uint64_t valid)
 {
     (void)path;
     (void)valid;
     tg_config_t *cfg = obj;
+    finish_root_listeners(d, cfg, n, line);
+    if (cfg->portal.public_url == NULL && cfg->public_urls.portal != NULL &&
+        (cfg->portal.public_url = strdup(cfg->public_urls.portal)) == NULL)
+        report(d, line, "out of memory");
     if (cfg->portal.public_url == NULL && cfg->server.admin_listen != NULL) {
         /* the admin port as this host knows it: right on one machine, set portal.public_url behind a proxy */
         const char *colon = strrchr(cfg->server.admin_listen, ':');
@@ -2139,10 +2271,6 @@ static void finish_root(diag_t *d, void *obj, const tg_ynode_t *n, int line, con
                "for example /var/lib/tollgate/metering)");
     if (!cfg->stripe.enabled && given(root_dirs, seen, "dunning"))
         report(d, key_line(n, "dunning", line), "dunning: has no effect without a stripe section (no payment can fail)");
-    if (cfg->server.listen != NULL && cfg->server.admin_listen != NULL &&
-        strcmp(cfg->server.listen, cfg->server.admin_listen) == 0)
-        report(d, key_line(n, "server", line), "server.admin_listen: must differ from server.listen (both %s)",
-               cfg->server.listen);
     for (size_t i = 0; i < cfg->portal.signup.nplans; i++)
         if (cfg->nplans > 0 && tg_config_find_plan(cfg, cfg->portal.signup.plans[i]) == NULL)
             report(d, key_line(n, "portal", line), "portal.signup.plans[%zu]: \"%.64s\" is not one of the plans", i,
@@ -2404,6 +2532,13 @@ static int resolve_paths(tg_config_t *cfg, const char *file)
         rc = resolve_one(&cfg->metering.log_dir, "", dir);
     if (rc == 0)
         rc = resolve_one(&cfg->email.templates, "", dir);
+    for (int k = 0; rc == 0 && k < TG_LISTENER_KINDS; k++) {
+        rc = resolve_one(&cfg->listeners[k].certificate, "", dir);
+        if (rc == 0)
+            rc = resolve_one(&cfg->listeners[k].key, "", dir);
+    }
+    if (rc == 0)
+        rc = resolve_one(&cfg->upstream.ca_file, "", dir);
     if (rc == 0 && cfg->access_log.path != NULL && strcmp(cfg->access_log.path, "-") != 0) /* "-": stdout */
         rc = resolve_one(&cfg->access_log.path, "", dir);
     free(dir);
@@ -2476,6 +2611,14 @@ void tg_config_free(tg_config_t *cfg)
     free(cfg->routes);
     free(cfg->server.listen);
     free(cfg->server.admin_listen);
+    for (int k = 0; k < TG_LISTENER_KINDS; k++) {
+        free(cfg->listeners[k].address);
+        free(cfg->listeners[k].certificate);
+        free(cfg->listeners[k].key);
+    }
+    free(cfg->public_urls.gateway);
+    free(cfg->public_urls.portal);
+    free(cfg->upstream.ca_file);
     free(cfg->server.trusted_proxies);
     free_list(cfg->portal.signup.plans, cfg->portal.signup.nplans);
     free(cfg->portal.public_url);

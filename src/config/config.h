@@ -129,9 +129,33 @@ typedef struct tg_config_webhook {
     char *secret; /* "whsec_..."; a secret: never printed */
     int line;
 } tg_config_webhook_t;
+/* listeners: what each address serves (src/http/server.c; docs/configuration.md "Listeners and TLS"). */
+typedef enum tg_listener_kind {
+    TG_LISTENER_GATEWAY = 0, /* API calls, proxied to the upstream */
+    TG_LISTENER_PORTAL,      /* pricing, sign-up, the developer portal and its JSON API, the Stripe webhook */
+    TG_LISTENER_ADMIN,       /* the admin API and the owner's dashboard */
+    TG_LISTENER_METRICS,     /* /metrics, /healthz, /readyz */
+    TG_LISTENER_KINDS
+} tg_listener_kind_t;
+
+typedef struct tg_listener_conf {
+    char *address;     /* "host:port"; NULL: this listener is off */
+    char *certificate; /* PEM chain (leaf first); NULL: plain HTTP */
+    char *key;         /* PEM private key; set exactly when certificate is */
+    int line;          /* of the listener in the file */
+    int tls_line;      /* of its tls: mapping, for errors found at start (unreadable files) */
+} tg_listener_conf_t;
 
 typedef struct tg_config {
     char *path;
+    /* Filled from the listeners: section, or else from the shorthands server.listen (gateway)
+     * and server.admin_listen (admin, which then also answers the portal and metrics routes). */
+    tg_listener_conf_t listeners[TG_LISTENER_KINDS];
+    int listeners_given; /* the listeners: section was written */
+    struct {
+        char *gateway; /* scheme://host[:port] of the gateway as clients reach it; default http://LISTEN */
+        char *portal;  /* of the portal; same as portal.public_url (either may be written) */
+    } public_urls;
     struct {
         char *listen;       /* "host:port" */
         char *admin_listen; /* "host:port" */
@@ -147,6 +171,7 @@ typedef struct tg_config {
         char *url;
         int timeout_ms;
         int keepalive_ms;
+        char *ca_file; /* https:// upstreams: PEM CAs to trust instead of the system's; NULL: system */
     } upstream;
     struct {
         char *database; /* "sqlite:PATH" */

@@ -79,6 +79,7 @@ struct admin_job {
 typedef struct admin_handler {
     h2o_handler_t super;
     struct tg_server *srv;
+    tg_listener_kind_t kind; /* of the listener whose requests it answers */
 } admin_handler_t;
 
 /* ---- queues ---- */
@@ -326,6 +327,23 @@ static admin_job_t *job_new(tg_admin_front_t *f, const tg_admin_request_t *ar)
     return j;
 }
 
+static int path_is(const char *p, size_t n, const char *s, int prefix)
+{
+    size_t sl = strlen(s);
+    return n >= sl && memcmp(p, s, sl) == 0 && (n == sl || (prefix && p[sl] == '/'));
+}
+
+/* Which listener a path belongs to: metrics and probes, the owner's API and dashboard, and
+ * everything else (pages, the portal's JSON API, plans, the Stripe webhook) is the portal's. */
+static tg_listener_kind_t route_kind(const char *p, size_t n)
+{
+    if (path_is(p, n, "/metrics", 0) || path_is(p, n, "/healthz", 0) || path_is(p, n, "/readyz", 0))
+        return TG_LISTENER_METRICS;
+    if (path_is(p, n, "/v1/admin", 1) || path_is(p, n, "/admin", 1))
+        return TG_LISTENER_ADMIN;
+    return TG_LISTENER_PORTAL;
+}
+
 static int on_admin_req(h2o_handler_t *_self, h2o_req_t *req)
 {
     admin_handler_t *self = (void *)_self;
@@ -333,6 +351,16 @@ static int on_admin_req(h2o_handler_t *_self, h2o_req_t *req)
     tg_admin_request_t ar;
     read_request(self->srv, req, &ar);
     tg_admin_response_t res;
+    /* A listener answers its own routes; the admin listener also those of a listener that is
+     * not configured (server.admin_listen alone serves everything, as before listeners). */
+    tg_listener_kind_t kind = route_kind(ar.path, ar.path_len);
+    if (kind != self->kind && !(self->kind == TG_LISTENER_ADMIN && !self->srv->has_listener[kind])) {
+        static const char body[] = "{\"error\":{\"type\":\"not_found\",\"message\":\"No such route on this "
+                                   "listener.\",\"docs\":\"https://tollgate.dev/docs/errors#not_found\"}}";
+        tg_admin_response_t nf = {.status = 404, .body = (char *)body, .body_len = sizeof(body) - 1};
+        respond(req, &nf);
+        return 0;
+    }
     if (tg_admin_handle_quick(f->admin, &ar, &res)) {
         respond(req, &res);
         free(res.body);
@@ -444,11 +472,12 @@ static void *hash_main(void *arg)
 
 /* ---- life cycle ---- */
 
-void tg_http_register_admin(struct tg_server *srv, h2o_pathconf_t *pathconf)
+void tg_http_register_admin(struct tg_server *srv, h2o_pathconf_t *pathconf, tg_listener_kind_t kind)
 {
     admin_handler_t *handler = (void *)h2o_create_handler(pathconf, sizeof(*handler));
     handler->super.on_req = on_admin_req;
     handler->srv = srv;
+    handler->kind = kind;
 }
 
 /* Any thread (tollgate serve's signal thread, which takes SIGHUP with sigwait: no signal handler

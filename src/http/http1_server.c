@@ -132,6 +132,8 @@ static void start_linger(h1_conn_t *c)
 {
     dispose_req(c);
     c->state = C_LINGER;
+    /* Over TLS the FIN comes without a close_notify: the answer was delimited by its
+     * Content-Length, so the client knows it has all of it. */
     shutdown(h2o_socket_get_fd(c->sock), SHUT_WR);
     h2o_buffer_consume(&c->sock->input, c->sock->input->size);
     resume(c);
@@ -385,7 +387,7 @@ static int build_request(h1_conn_t *c, size_t head_len, const char *method, size
 
     req->input.method = h2o_iovec_init(method + shift, method_len);
     req->input.path = h2o_iovec_init(path + shift, path_len);
-    req->input.scheme = &H2O_URL_SCHEME_HTTP;
+    req->input.scheme = c->sock->ssl != NULL ? &H2O_URL_SCHEME_HTTPS : &H2O_URL_SCHEME_HTTP;
     if (host.base != NULL)
         req->input.authority = host;
     req->version = 0x100 | minor;

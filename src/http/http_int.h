@@ -13,14 +13,27 @@
 
 #define ADMIN_MAX_BODY (1024 * 1024)
 
+/* One listening socket on a worker's loop. Gateway workers have one each (SO_REUSEPORT, so the
+ * kernel spreads connections); the admin worker has the portal, admin and metrics listeners
+ * that are configured. */
+typedef struct tg_listener {
+    struct tg_worker *worker;
+    tg_listener_kind_t kind;
+    int fd;
+    h2o_socket_t *sock;
+    h2o_accept_ctx_t accept_ctx; /* admin loop: h2o's HTTP/1 server, with this kind's routes */
+} tg_listener_t;
+
+#define TG_MAX_LOOP_LISTENERS 3
+
 typedef struct tg_worker {
     struct tg_server *srv;
     pthread_t tid;
     int is_admin;
     h2o_context_t ctx;
-    h2o_accept_ctx_t accept_ctx;
-    h2o_socket_t *listener;
-    int listen_fd;
+    tg_listener_t listeners[TG_MAX_LOOP_LISTENERS];
+    int nlisteners;
+    h2o_timeout_t tls_handshake_timeout;
     /* Meter completions (strict mode) arrive from the writer thread through this queue. */
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t commits;
@@ -36,7 +49,17 @@ typedef struct tg_worker {
 struct tg_server {
     tg_server_deps_t deps;
     h2o_globalconf_t gateway_conf;
-    h2o_globalconf_t admin_conf;
+    /* The admin loop's context uses kind_conf[TG_LISTENER_ADMIN]; the portal and metrics
+     * listeners accept into their own confs, whose handler knows which routes it may answer. */
+    h2o_globalconf_t kind_conf[TG_LISTENER_KINDS];
+    int has_listener[TG_LISTENER_KINDS];
+    /* Each listener's TLS context (NULL: plain), swapped by tg_server_reload_tls; a loop takes a
+     * reference under the lock for each handshake, so a swapped-out one lives until its last
+     * connection's SSL is freed. */
+    pthread_mutex_t tls_mu;
+    SSL_CTX *tls[TG_LISTENER_KINDS];
+    int tls_on[TG_LISTENER_KINDS]; /* tls[k] != NULL at start; read-only after */
+    SSL_CTX *upstream_tls; /* https:// upstreams; read-only after start */
     tg_worker_t *workers; /* nworkers gateway workers, then the admin worker */
     int nworkers;
     h2o_url_t upstream;
@@ -50,8 +73,9 @@ struct tg_server {
 int tg_http_register_gateway(struct tg_server *srv, h2o_pathconf_t *pathconf, tg_err_t *err);
 /* Sets up a gateway worker's own upstream client (proxy.c). */
 void tg_http_init_upstream(struct tg_server *srv, tg_worker_t *w);
-/* Registers the admin handler on the admin port's pathconf (admin_front.c). */
-void tg_http_register_admin(struct tg_server *srv, h2o_pathconf_t *pathconf);
+/* Registers the admin handler on the pathconf of a listener of `kind` (portal, admin or
+ * metrics), which answers only that kind's routes (admin also those of absent listeners). */
+void tg_http_register_admin(struct tg_server *srv, h2o_pathconf_t *pathconf, tg_listener_kind_t kind);
 /* On the admin loop's thread, once its queue exists: starts the admin back thread (which owns
  * the tg_admin_t from then on, and runs its periodic tick) and the hash workers. */
 int tg_http_admin_init_loop(struct tg_server *srv, tg_worker_t *w);

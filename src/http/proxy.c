@@ -21,6 +21,7 @@
 #include "http/http1_server.h"
 #include "http/http_int.h"
 #include "log/access_log.h"
+#include "http/tls.h"
 #include "metrics/metrics.h"
 #include "util/clock.h"
 
@@ -601,6 +602,9 @@ static void on_upstream_failed(h2o_req_t *req, void *arg, tg_upstream_failure_t 
     int status = 502;
     if (why == TG_UPSTREAM_TIMEOUT) {
         type = "upstream_timeout", msg = msg_timeout, reason = "Gateway Timeout", status = 504;
+    } else if (why == TG_UPSTREAM_TLS) {
+        type = "upstream_tls_error";
+        msg = "The upstream API's TLS certificate could not be verified (upstream.ca_file). This call was not billed.";
     } else if (why == TG_UPSTREAM_CLIENT) {
         /* the client's body failed while it was being forwarded (http1_server.c says how) */
         switch (tg_h1_body_error(req)) {
@@ -736,7 +740,7 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
 void tg_http_init_upstream(struct tg_server *srv, tg_worker_t *w)
 {
     const tg_config_t *cfg = srv->deps.cfg;
-    w->upstream = tg_upstream_create(w->ctx.loop, &srv->upstream, (uint64_t)cfg->upstream.timeout_ms,
+    w->upstream = tg_upstream_create(w->ctx.loop, &srv->upstream, srv->upstream_tls, (uint64_t)cfg->upstream.timeout_ms,
                                      (uint64_t)cfg->upstream.keepalive_ms);
 }
 
@@ -749,5 +753,13 @@ int tg_http_register_gateway(struct tg_server *srv, h2o_pathconf_t *pathconf, tg
 
     if (h2o_url_parse(cfg->upstream.url, SIZE_MAX, &srv->upstream) != 0)
         return tg_errf(err, TG_ECONFIG, "upstream.url \"%s\" is not a valid URL", cfg->upstream.url);
+    if (srv->upstream.scheme == &H2O_URL_SCHEME_HTTPS) {
+        char host[256];
+        snprintf(host, sizeof(host), "%.*s", (int)srv->upstream.host.len, srv->upstream.host.base);
+        tg_err_t e;
+        int rc = tg_tls_client_ctx(cfg->upstream.ca_file, host, &srv->upstream_tls, &e);
+        if (rc != 0)
+            return tg_errf(err, rc, "upstream.ca_file: %s", e.msg);
+    }
     return 0;
 }

@@ -14,6 +14,7 @@
 
 #include "http/http1_server.h"
 #include "http/http_int.h"
+#include "http/tls.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -84,18 +85,87 @@ static int open_listener(const char *spec, int reuseport, tg_err_t *err)
     return fd;
 }
 
+/* ---- accepting, with or without TLS ---- */
+
+#define TLS_HANDSHAKE_TIMEOUT_MS 10000 /* a client that stalls its handshake is closed */
+
+/* A connection between accept and the end of its TLS handshake. */
+typedef struct tls_pending {
+    tg_listener_t *listener;
+    h2o_socket_t *sock;
+    h2o_timeout_entry_t timer;
+} tls_pending_t;
+
+/* The listener's current TLS context with a reference for the caller, or NULL (plain). */
+static SSL_CTX *tls_take(struct tg_server *srv, tg_listener_kind_t kind)
+{
+    if (!srv->tls_on[kind]) /* fixed at start (a reload cannot turn TLS on): plain needs no lock */
+        return NULL;
+    pthread_mutex_lock(&srv->tls_mu);
+    SSL_CTX *ctx = srv->tls[kind];
+    if (ctx != NULL)
+        SSL_CTX_up_ref(ctx);
+    pthread_mutex_unlock(&srv->tls_mu);
+    return ctx;
+}
+
+/* A connection ready for HTTP (handshake done, or plain): to the gateway's HTTP/1 server or to
+ * h2o's, with the routes of the listener's kind. */
+static void serve(tg_listener_t *l, h2o_socket_t *sock)
+{
+    if (l->kind == TG_LISTENER_GATEWAY)
+        tg_h1_accept(l->worker, sock); /* the gateway has its own HTTP/1 server (http1_server.c) */
+    else
+        h2o_accept(&l->accept_ctx, sock);
+}
+
+static void on_tls_timeout(h2o_timeout_entry_t *entry)
+{
+    tls_pending_t *p = H2O_STRUCT_FROM_MEMBER(tls_pending_t, timer, entry);
+    h2o_socket_close(p->sock);
+    free(p);
+}
+
+static void on_handshake(h2o_socket_t *sock, const char *err)
+{
+    tls_pending_t *p = sock->data;
+    tg_listener_t *l = p->listener;
+    h2o_timeout_unlink(&p->timer);
+    free(p);
+    sock->data = NULL;
+    if (err != NULL) { /* an old protocol, no shared cipher, not TLS at all, or the client left */
+        h2o_socket_close(sock);
+        return;
+    }
+    serve(l, sock);
+}
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
-    tg_worker_t *w = listener->data;
+    tg_listener_t *l = listener->data;
     h2o_socket_t *sock;
     if (err != NULL)
         return;
     if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
         return;
-    if (w->is_admin)
-        h2o_accept(&w->accept_ctx, sock);
-    else
-        tg_h1_accept(w, sock); /* the gateway port has its own HTTP/1 server (http1_server.c) */
+    SSL_CTX *tls = tls_take(l->worker->srv, l->kind);
+    if (tls == NULL) {
+        serve(l, sock);
+        return;
+    }
+    tls_pending_t *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        SSL_CTX_free(tls);
+        h2o_socket_close(sock);
+        return;
+    }
+    p->listener = l;
+    p->sock = sock;
+    p->timer.cb = on_tls_timeout;
+    sock->data = p;
+    h2o_timeout_link(l->worker->ctx.loop, &l->worker->tls_handshake_timeout, &p->timer);
+    h2o_socket_ssl_handshake(sock, tls, NULL, on_handshake); /* its SSL holds its own reference */
+    SSL_CTX_free(tls);
 }
 
 /* ---- workers ---- */
@@ -106,12 +176,17 @@ static void on_accept(h2o_socket_t *listener, const char *err)
  * list (seen as heap corruption under load in strict mode, through the commit queue's pipe). */
 static void setup_loop(struct tg_server *srv, tg_worker_t *w)
 {
-    h2o_context_init(&w->ctx, h2o_evloop_create(), w->is_admin ? &srv->admin_conf : &srv->gateway_conf);
-    w->accept_ctx.ctx = &w->ctx;
-    w->accept_ctx.hosts = w->is_admin ? srv->admin_conf.hosts : srv->gateway_conf.hosts;
-    w->listener = h2o_evloop_socket_create(w->ctx.loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
-    w->listener->data = w;
-    h2o_socket_read_start(w->listener, on_accept);
+    h2o_context_init(&w->ctx, h2o_evloop_create(),
+                     w->is_admin ? &srv->kind_conf[TG_LISTENER_ADMIN] : &srv->gateway_conf);
+    h2o_timeout_init(w->ctx.loop, &w->tls_handshake_timeout, TLS_HANDSHAKE_TIMEOUT_MS);
+    for (int i = 0; i < w->nlisteners; i++) {
+        tg_listener_t *l = &w->listeners[i];
+        l->accept_ctx.ctx = &w->ctx;
+        l->accept_ctx.hosts = srv->kind_conf[l->kind].hosts;
+        l->sock = h2o_evloop_socket_create(w->ctx.loop, l->fd, H2O_SOCKET_FLAG_DONT_READ);
+        l->sock->data = l;
+        h2o_socket_read_start(l->sock, on_accept);
+    }
     if (!w->is_admin) {
         tg_h1_init_worker(w);
         tg_http_init_upstream(srv, w);
@@ -146,9 +221,11 @@ static void *worker_main(void *arg)
         if (!atomic_load(&srv->stopping))
             continue;
         if (!closed) {
-            h2o_socket_read_stop(w->listener);
-            h2o_socket_close(w->listener);
-            w->listener = NULL;
+            for (int i = 0; i < w->nlisteners; i++) {
+                h2o_socket_read_stop(w->listeners[i].sock);
+                h2o_socket_close(w->listeners[i].sock);
+                w->listeners[i].sock = NULL;
+            }
             closed = 1;
         }
         if (w->in_flight == 0 || tg_clock_mono_ns() > atomic_load(&srv->drain_deadline_ns))
@@ -161,16 +238,95 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static int init_worker(struct tg_server *srv, tg_worker_t *w, int is_admin, tg_err_t *err)
+/* Opens the listener of `kind` on w (if that listener is configured). */
+static int add_listener(struct tg_server *srv, tg_worker_t *w, tg_listener_kind_t kind, tg_err_t *err)
 {
-    const tg_config_t *cfg = srv->deps.cfg;
-    w->srv = srv;
-    w->is_admin = is_admin;
-    int fd = open_listener(is_admin ? cfg->server.admin_listen : cfg->server.listen, !is_admin, err);
+    const tg_listener_conf_t *lc = &srv->deps.cfg->listeners[kind];
+    if (lc->address == NULL)
+        return 0;
+    int fd = open_listener(lc->address, kind == TG_LISTENER_GATEWAY, err);
     if (fd < 0)
         return fd;
-    w->listen_fd = fd;
+    tg_listener_t *l = &w->listeners[w->nlisteners++];
+    l->worker = w;
+    l->kind = kind;
+    l->fd = fd;
     return 0;
+}
+
+static int init_worker(struct tg_server *srv, tg_worker_t *w, int is_admin, tg_err_t *err)
+{
+    w->srv = srv;
+    w->is_admin = is_admin;
+    if (!is_admin)
+        return add_listener(srv, w, TG_LISTENER_GATEWAY, err);
+    int rc = 0;
+    for (int k = TG_LISTENER_PORTAL; k <= TG_LISTENER_METRICS && rc == 0; k++)
+        rc = add_listener(srv, w, (tg_listener_kind_t)k, err);
+    return rc;
+}
+
+static const char *const kind_names[TG_LISTENER_KINDS] = {"gateway", "portal", "admin", "metrics"};
+
+/* Builds every listener's TLS context from the files in cfg. All or nothing: on an error
+ * (which names FILE:LINE of the listener) ctxs is left as it was. */
+static int load_tls(const tg_config_t *cfg, SSL_CTX *ctxs[TG_LISTENER_KINDS], tg_err_t *err)
+{
+    SSL_CTX *fresh[TG_LISTENER_KINDS] = {NULL};
+    for (int k = 0; k < TG_LISTENER_KINDS; k++) {
+        const tg_listener_conf_t *lc = &cfg->listeners[k];
+        if (lc->address == NULL || lc->certificate == NULL)
+            continue;
+        tg_err_t e;
+        int rc = tg_tls_server_ctx(lc->certificate, lc->key, &fresh[k], &e);
+        if (rc != 0) {
+            for (int j = 0; j < k; j++)
+                SSL_CTX_free(fresh[j]);
+            return tg_errf(err, rc, "%s:%d: listeners.%s.tls: %s", cfg->path != NULL ? cfg->path : "-", lc->tls_line,
+                           kind_names[k], e.msg);
+        }
+    }
+    memcpy(ctxs, fresh, sizeof(fresh));
+    return 0;
+}
+
+int tg_server_reload_tls(tg_server_t *srv, const tg_config_t *cfg, tg_err_t *err)
+{
+    SSL_CTX *fresh[TG_LISTENER_KINDS];
+    int rc = load_tls(cfg, fresh, err);
+    if (rc != 0)
+        return rc;
+    for (int k = 0; k < TG_LISTENER_KINDS; k++)
+        if (srv->has_listener[k] && (fresh[k] == NULL) != !srv->tls_on[k]) {
+            for (int j = 0; j < TG_LISTENER_KINDS; j++)
+                SSL_CTX_free(fresh[j]);
+            return tg_errf(err, TG_ESTATE, "listeners.%s: turning TLS %s needs a restart", kind_names[k],
+                           srv->tls_on[k] ? "off" : "on");
+        }
+    SSL_CTX *old[TG_LISTENER_KINDS];
+    pthread_mutex_lock(&srv->tls_mu);
+    for (int k = 0; k < TG_LISTENER_KINDS; k++) {
+        old[k] = srv->tls[k];
+        srv->tls[k] = srv->has_listener[k] ? fresh[k] : NULL;
+        if (!srv->has_listener[k])
+            old[k] = fresh[k]; /* a listener that is not open gets no context */
+    }
+    pthread_mutex_unlock(&srv->tls_mu);
+    for (int k = 0; k < TG_LISTENER_KINDS; k++)
+        SSL_CTX_free(old[k]); /* connections using it hold their own references */
+    return 0;
+}
+
+/* The h2o configuration of a listener kind on the admin loop: one host, its routes' handler. */
+static void init_kind_conf(struct tg_server *srv, tg_listener_kind_t kind)
+{
+    h2o_globalconf_t *conf = &srv->kind_conf[kind];
+    h2o_config_init(conf);
+    conf->max_request_entity_size = ADMIN_MAX_BODY;
+    conf->server_name = h2o_iovec_init(H2O_STRLIT("tollgate"));
+    conf->http1.upgrade_to_http2 = 0;
+    h2o_hostconf_t *host = h2o_config_register_host(conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    tg_http_register_admin(srv, h2o_config_register_path(host, "/", 0), kind);
 }
 
 int tg_server_start(const tg_server_deps_t *deps, tg_server_t **out, tg_err_t *err)
@@ -187,6 +343,14 @@ int tg_server_start(const tg_server_deps_t *deps, tg_server_t **out, tg_err_t *e
         return tg_errf(err, TG_ENOMEM, "out of memory starting the server");
     }
     signal(SIGPIPE, SIG_IGN);
+    pthread_mutex_init(&srv->tls_mu, NULL);
+    for (int k = 0; k < TG_LISTENER_KINDS; k++)
+        srv->has_listener[k] = cfg->listeners[k].address != NULL;
+    int rc = load_tls(cfg, srv->tls, err);
+    if (rc != 0)
+        return rc; /* the process exits */
+    for (int k = 0; k < TG_LISTENER_KINDS; k++)
+        srv->tls_on[k] = srv->tls[k] != NULL;
 
     h2o_config_init(&srv->gateway_conf);
     srv->gateway_conf.server_name = h2o_iovec_init(H2O_STRLIT("tollgate"));
@@ -194,17 +358,11 @@ int tg_server_start(const tg_server_deps_t *deps, tg_server_t **out, tg_err_t *e
     srv->gateway_conf.http1.upgrade_to_http2 = 0;
     h2o_hostconf_t *gh = h2o_config_register_host(&srv->gateway_conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *gp = h2o_config_register_path(gh, "/", 0);
-    int rc = tg_http_register_gateway(srv, gp, err);
-    if (rc != 0)
-        return rc; /* config was validated already; not reached in practice */
+    if ((rc = tg_http_register_gateway(srv, gp, err)) != 0)
+        return rc;
 
-    h2o_config_init(&srv->admin_conf);
-    srv->admin_conf.max_request_entity_size = ADMIN_MAX_BODY;
-    srv->admin_conf.server_name = h2o_iovec_init(H2O_STRLIT("tollgate"));
-    srv->admin_conf.http1.upgrade_to_http2 = 0;
-    h2o_hostconf_t *ah = h2o_config_register_host(&srv->admin_conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-    h2o_pathconf_t *ap = h2o_config_register_path(ah, "/", 0);
-    tg_http_register_admin(srv, ap);
+    for (int k = TG_LISTENER_PORTAL; k <= TG_LISTENER_METRICS; k++)
+        init_kind_conf(srv, (tg_listener_kind_t)k);
 
     for (int i = 0; i <= srv->nworkers; i++)
         if ((rc = init_worker(srv, &srv->workers[i], i == srv->nworkers, err)) != 0)

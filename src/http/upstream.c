@@ -288,13 +288,36 @@ static void send_request(fwd_t *f)
     flush(f);
 }
 
+static void on_ready(h2o_socket_t *sock, const char *err, tg_upstream_failure_t why);
+
+/* https:// upstreams: the TCP connection is up, the TLS handshake is next. */
+static void on_handshake(h2o_socket_t *sock, const char *err)
+{
+    /* OpenSSL verified the chain and the name (tls.c puts the host in the context's verify
+     * parameters); h2o 2.2's own name check after it knows DNS names only, so its mismatch
+     * report for an IP address upstream is not a failure. */
+    if (err == h2o_socket_error_ssl_cert_name_mismatch)
+        err = NULL;
+    on_ready(sock, err, TG_UPSTREAM_TLS);
+}
+
 static void on_connect(h2o_socket_t *sock, const char *err)
+{
+    up_conn_t *c = sock->data;
+    if (err == NULL && c->up->tls != NULL) {
+        h2o_socket_ssl_handshake(sock, c->up->tls, c->up->server_name, on_handshake);
+        return;
+    }
+    on_ready(sock, err, TG_UPSTREAM_DOWN);
+}
+
+static void on_ready(h2o_socket_t *sock, const char *err, tg_upstream_failure_t why)
 {
     up_conn_t *c = sock->data;
     fwd_t *f = c->fwd;
     if (err != NULL) {
         if (f != NULL)
-            fail(f, TG_UPSTREAM_DOWN);
+            fail(f, why);
         else
             conn_close(c, 0);
         return;
@@ -524,7 +547,7 @@ void tg_upstream_forward(tg_upstream_t *up, h2o_req_t *req, h2o_iovec_t path, h2
     send_request(f);
 }
 
-tg_upstream_t *tg_upstream_create(h2o_loop_t *loop, const h2o_url_t *url, uint64_t io_timeout_ms,
+tg_upstream_t *tg_upstream_create(h2o_loop_t *loop, const h2o_url_t *url, SSL_CTX *tls, uint64_t io_timeout_ms,
                                   uint64_t keepalive_ms)
 {
     tg_upstream_t *up = calloc(1, sizeof(*up));
@@ -532,8 +555,10 @@ tg_upstream_t *tg_upstream_create(h2o_loop_t *loop, const h2o_url_t *url, uint64
         return NULL;
     up->loop = loop;
     up->authority = url->authority;
+    up->tls = tls;
     char origin[512];
-    int n = snprintf(origin, sizeof(origin), "http://%.*s", (int)url->authority.len, url->authority.base);
+    int n = snprintf(origin, sizeof(origin), "%s://%.*s", tls != NULL ? "https" : "http", (int)url->authority.len,
+                     url->authority.base);
     up->origin = h2o_strdup(NULL, origin, n > 0 && (size_t)n < sizeof(origin) ? (size_t)n : 0);
     h2o_timeout_init(loop, &up->io_timeout, io_timeout_ms);
     h2o_timeout_init(loop, &up->idle_timeout, keepalive_ms);
@@ -543,6 +568,8 @@ tg_upstream_t *tg_upstream_create(h2o_loop_t *loop, const h2o_url_t *url, uint64
      * call a 502 upstream_unavailable, which the operator sees in the log and the metrics. */
     char host[256], port[8];
     snprintf(host, sizeof(host), "%.*s", (int)url->host.len, url->host.base);
+    if (tls != NULL && (up->server_name = strdup(host)) == NULL)
+        up->tls = NULL, up->addrlen = 0; /* out of memory: every call a 502 rather than plain text */
     snprintf(port, sizeof(port), "%u", (unsigned)h2o_url_get_port(url));
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res = NULL;
     int rc = getaddrinfo(host, port, &hints, &res);

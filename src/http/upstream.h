@@ -24,17 +24,25 @@
 typedef struct tg_upstream tg_upstream_t;
 
 /* DOWN: refused, closed or garbage; TIMEOUT: no answer in time; CLIENT: the client's body
- * failed (tg_h1_body_error says how) before the upstream answered. */
-typedef enum { TG_UPSTREAM_DOWN = 1, TG_UPSTREAM_TIMEOUT = 2, TG_UPSTREAM_CLIENT = 3 } tg_upstream_failure_t;
+ * failed (tg_h1_body_error says how) before the upstream answered; TLS: the https:// upstream's
+ * certificate did not verify (unknown CA, wrong name, expired) or the handshake failed. */
+typedef enum {
+    TG_UPSTREAM_DOWN = 1,
+    TG_UPSTREAM_TIMEOUT = 2,
+    TG_UPSTREAM_CLIENT = 3,
+    TG_UPSTREAM_TLS = 4
+} tg_upstream_failure_t;
 
 /* Called instead of a response when the upstream did not answer: the callee must respond to
  * req. Not called once a response has started (a failure then ends the response short). */
 typedef void (*tg_upstream_failed_cb)(h2o_req_t *req, void *arg, tg_upstream_failure_t why);
 
-/* Creates the client of one worker; call on that worker's loop thread. io_timeout_ms bounds
- * each wait on the upstream (connect, the response head, each read of the body);
+/* Creates the client of one worker; call on that worker's loop thread. tls (shared, read-only,
+ * owned by the caller and kept while the client lives) makes it an https:// client: each new
+ * connection does a verified TLS handshake with url's host as SNI. io_timeout_ms bounds each
+ * wait on the upstream (connect and handshake, the response head, each read of the body);
  * keepalive_ms closes connections idle for that long. Resolves url's host once, now. */
-tg_upstream_t *tg_upstream_create(h2o_loop_t *loop, const h2o_url_t *url, uint64_t io_timeout_ms,
+tg_upstream_t *tg_upstream_create(h2o_loop_t *loop, const h2o_url_t *url, SSL_CTX *tls, uint64_t io_timeout_ms,
                                   uint64_t keepalive_ms);
 
 /* Forwards req (its method, the given path with query, end-to-end headers and body) and

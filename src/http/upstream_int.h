@@ -16,7 +16,9 @@ typedef struct fwd fwd_t;
 struct tg_upstream {
     h2o_loop_t *loop;
     h2o_iovec_t authority; /* Host header */
-    h2o_iovec_t origin;    /* "http://authority", for rewriting Location */
+    h2o_iovec_t origin;    /* "http(s)://authority", for rewriting Location */
+    SSL_CTX *tls;          /* https://: verifies the upstream (tls.c); NULL: plain HTTP */
+    char *server_name;     /* https://: the host, sent as SNI and checked against the certificate */
     struct sockaddr_storage addr;
     socklen_t addrlen;
     h2o_timeout_t io_timeout;

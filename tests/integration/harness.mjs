@@ -157,6 +157,8 @@ routes:
   - {match: "POST /v1/vision/*", weight: 10, meter: {api_calls: 1, images: 1}}
 `;
 
+// opts.upstreamUrl replaces upstream.url (an https:// one, with opts.upstreamCaFile as its
+// upstream.ca_file); opts.extra may be a function of the Stack (its ports are known then).
 // new Stack(opts): opts.database is storage.database as given (e.g. one createPgDatabase().url for
 // several nodes); without it the Stack makes its own store: sqlite:<dir>/tollgate.db, or with
 // TG_TEST_BACKEND=postgres a fresh database it drops at stop(). opts.meteringLogDir sets
@@ -200,7 +202,7 @@ export class Stack {
     this.config = join(this.dir, 'tollgate.yaml');
     writeFileSync(this.config, `
 server: {listen: "127.0.0.1:${this.gwPort}", admin_listen: "127.0.0.1:${this.adminPort}", workers: 2${o.maxBody ? `, max_body_bytes: ${o.maxBody}` : ''}${o.trustedProxies ? `, trusted_proxies: ${JSON.stringify(o.trustedProxies)}` : ''}}
-upstream: {url: "http://127.0.0.1:${o.upstreamPort || this.upPort}", timeout_ms: ${o.timeoutMs || 5000}}
+upstream: {url: "${o.upstreamUrl || `http://127.0.0.1:${o.upstreamPort || this.upPort}`}", timeout_ms: ${o.timeoutMs || 5000}${o.upstreamCaFile ? `, ca_file: ${JSON.stringify(o.upstreamCaFile)}` : ''}}
 storage: {database: ${JSON.stringify(this.storageUrl())}}
 admin: {token: "${ADMIN_TOKEN}", key_grace_seconds: ${o.grace ?? 3600}}
 keys: {secret: "${KEY_SECRET}"${o.maxKeys ? `, max_active_per_customer: ${o.maxKeys}` : ''}}
@@ -209,7 +211,7 @@ metering: {durability: ${o.durability || 'batched'}, flush_ms: 5${o.maxUnitsPerC
 portal: ${o.portal || '{signup: {per_address: 1000/hour, global: 10000/hour, trial_address_days: 0}}'}
 ${o.metrics ? `metrics: ${o.metrics}` : ''}
 ${o.cluster ? `cluster: ${JSON.stringify(o.cluster)}` : ''}
-${o.extra || ''}
+${typeof o.extra === 'function' ? o.extra(this) : o.extra || ''}
 ${o.morePlans ? PLANS.replace(/^plans:[ \t]*\n/m, `plans:\n${o.morePlans}`) : PLANS}`);
     if (!o.noUpstream && !this.upstream) {
       this.upstream = this.spawn(UPSTREAM, ['--listen', `127.0.0.1:${this.upPort}`]);

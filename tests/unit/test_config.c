@@ -551,14 +551,11 @@ static void test_error_sections(void **state)
                "localhost, * or nothing; port 1-65535)");
     only_error(BASE "server: {listen: \"127.0.0.1:8081\"}\nplans: {p: {}}\n",
                "test.yaml:4: server.admin_listen: must differ from server.listen (both 127.0.0.1:8081)");
-    only_error("upstream: {url: \"https://api.example.com\"}\nadmin: {token: \"0123456789abcdef0123\"}\n"
-               "keys: {secret: \"0123456789abcdef0123456789abcdef\"}\nplans: {p: {}}\n",
-               "test.yaml:1: upstream.url: \"https://api.example.com\" is https; only http:// upstreams are supported "
-               "(put the gateway next to the API)");
     only_error("upstream: {url: \"http://user:pw@api:99999\"}\nadmin: {token: \"0123456789abcdef0123\"}\n"
                "keys: {secret: \"0123456789abcdef0123456789abcdef\"}\nplans: {p: {}}\n",
-               "test.yaml:1: upstream.url: \"http://***@api:99999\" is not an http://host[:port][/prefix] URL");
-    const char *good_urls[] = {"http://api", "http://api.internal:8080", "http://[::1]:9000/v2", "http://10.1.2.3/"};
+               "test.yaml:1: upstream.url: \"http://***@api:99999\" is not an http(s)://host[:port][/prefix] URL");
+    const char *good_urls[] = {"http://api", "http://api.internal:8080", "http://[::1]:9000/v2", "http://10.1.2.3/",
+                               "https://api.example.com", "https://[::1]:8443/v1"};
     for (size_t i = 0; i < sizeof(good_urls) / sizeof(good_urls[0]); i++) {
         char yaml[512];
         snprintf(yaml, sizeof(yaml),
@@ -587,6 +584,58 @@ static void test_error_sections(void **state)
     only_error(BASE "storage: {database: \"postgresql://\"}\nplans: {p: {}}\n",
                "test.yaml:4: storage.database: \"postgresql://\" must be sqlite:PATH (like sqlite:var/tollgate.db) "
                "or postgresql://USER@HOST:PORT/DB");
+}
+
+/* listeners: the shorthands, the section, TLS pairs, distinct addresses, public_urls. */
+static void test_listeners(void **state)
+{
+    (void)state;
+    tg_config_t *cfg = load_ok(BASE "server: {listen: \"127.0.0.1:7000\", admin_listen: \"127.0.0.1:7001\"}\n"
+                                    "plans: {p: {}}\n");
+    assert_string_equal(cfg->listeners[TG_LISTENER_GATEWAY].address, "127.0.0.1:7000");
+    assert_string_equal(cfg->listeners[TG_LISTENER_ADMIN].address, "127.0.0.1:7001");
+    assert_null(cfg->listeners[TG_LISTENER_PORTAL].address);
+    assert_null(cfg->listeners[TG_LISTENER_METRICS].address);
+    assert_null(cfg->listeners[TG_LISTENER_GATEWAY].certificate);
+    assert_string_equal(cfg->public_urls.gateway, "http://127.0.0.1:7000");
+    assert_string_equal(cfg->portal.public_url, "http://127.0.0.1:7001");
+    tg_config_free(cfg);
+
+    cfg = load_ok(BASE "listeners:\n"
+                       "  gateway: {address: \"*:8443\", tls: {certificate: /etc/a.pem, key: /etc/a.key}}\n"
+                       "  portal:\n"
+                       "    address: \"127.0.0.1:7002\"\n"
+                       "    tls: {certificate: /etc/p.pem, key: /etc/p.key}\n"
+                       "  metrics: {address: \"127.0.0.1:9100\"}\n"
+                       "plans: {p: {}}\n");
+    assert_string_equal(cfg->listeners[TG_LISTENER_GATEWAY].address, "*:8443");
+    assert_string_equal(cfg->listeners[TG_LISTENER_GATEWAY].key, "/etc/a.key");
+    assert_null(cfg->listeners[TG_LISTENER_ADMIN].address); /* the section alone decides */
+    assert_int_equal(cfg->listeners[TG_LISTENER_PORTAL].tls_line, 8);
+    assert_string_equal(cfg->public_urls.gateway, "https://localhost:8443");
+    assert_string_equal(cfg->portal.public_url, "https://127.0.0.1:7002");
+    assert_string_equal(cfg->server.listen, "*:8443"); /* kept equal for the CLI and logs */
+    tg_config_free(cfg);
+
+    cfg = load_ok(BASE "listeners: {gateway: {address: \":80\"}}\n"
+                       "public_urls: {gateway: \"https://api.example.com\", portal: \"https://dev.example.com\"}\n"
+                       "plans: {p: {}}\n");
+    assert_string_equal(cfg->public_urls.gateway, "https://api.example.com");
+    assert_string_equal(cfg->portal.public_url, "https://dev.example.com");
+    tg_config_free(cfg);
+
+    only_error(BASE "listeners: {admin: {address: \"127.0.0.1:1\", tls: {certificate: /c.pem}}}\nplans: {p: {}}\n",
+               "test.yaml:4: listeners.admin.tls: certificate and key go together (a PEM chain and its private key)");
+    only_error(BASE "listeners: {admin: {tls: {certificate: /c.pem, key: /k.pem}}}\nplans: {p: {}}\n",
+               "test.yaml:4: listeners.admin.address is required (host:port)");
+    only_error(BASE "listeners: {portal: {address: \"127.0.0.1:1\"}, metrics: {address: \"127.0.0.1:1\"}}\n"
+                    "plans: {p: {}}\n",
+               "test.yaml:4: listeners.metrics.address: must differ from listeners.portal.address (both 127.0.0.1:1)");
+    only_error(BASE "listeners: {}\nplans: {p: {}}\n",
+               "test.yaml:4: listeners: needs at least one of gateway, portal, admin, metrics");
+    only_error(BASE "public_urls: {gateway: \"https://api.example.com/v1\"}\nplans: {p: {}}\n",
+               "test.yaml:4: public_urls.gateway: \"https://api.example.com/v1\" is not an http(s)://host[:port] URL "
+               "without a path");
 }
 
 static void test_error_routes(void **state)
@@ -729,8 +778,9 @@ static void test_yaml_features_and_caps(void **state)
     only_error(BASE "log: {level: verbose}\nplans: {p: {}}\n",
                "test.yaml:4: log.level: \"verbose\" is not error, warn, info or debug");
     only_error(BASE "defaults: {}\nplans: {p: {}}\n",
-               "test.yaml:4: unknown section \"defaults\" (known: server, upstream, storage, admin, keys, metering, "
-               "portal, metrics, access_log, log, stripe, billing, dunning, cluster, notifications, email, plans, routes)");
+               "test.yaml:4: unknown section \"defaults\" (known: server, listeners, public_urls, upstream, storage, "
+               "admin, keys, metering, portal, metrics, access_log, log, stripe, billing, dunning, cluster, notifications, "
+               "email, plans, routes)");
 
     /* Depth cap. */
     char deep[512];
@@ -1228,6 +1278,7 @@ int main(void)
         cmocka_unit_test(test_stripe_errors),
         cmocka_unit_test(test_cluster),
         cmocka_unit_test(test_email),
+        cmocka_unit_test(test_listeners),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -42,7 +42,7 @@ document.getElementById('signup').addEventListener('submit', async (e) => {
     show(msg, `Welcome, ${r.customer.email}. Your account is ready.`, 'ok');
     document.getElementById('newkey').classList.remove('hidden');
     document.getElementById('newkey-secret').textContent = r.key.secret;
-    const gw = `${location.protocol}//${location.hostname}:8080`;
+    const gw = r.gateway_url || `${location.protocol}//${location.hostname}:8080`; // public_urls.gateway
     document.getElementById('curl').textContent = `curl -H "Authorization: Bearer ${r.key.secret}" ${gw}/v1/basic/geocode?q=Berlin`;
     e.target.reset();
   } catch (err) { show(msg, err.message); }
