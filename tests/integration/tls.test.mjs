@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
 import https from 'node:https';
 import tls from 'node:tls';
 import { tmpdir } from 'node:os';
@@ -239,4 +239,29 @@ test('API4:2023 unrestricted resource consumption: a connection that never compl
     sock.on('error', () => {});
   });
   assert.equal(closed, true, 'the server closes a stalled handshake');
+});
+
+test('a reload (POST /v1/admin/reload, as SIGHUP) swaps the listeners\' certificates: new connections get the new one', async () => {
+  const serial = (port) => new Promise((resolve, reject) => {
+    const sock = tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost', ALPNProtocols: ['http/1.1'] }, () => {
+      const s = sock.getPeerCertificate().serialNumber;
+      sock.end();
+      resolve(s);
+    });
+    sock.on('error', reject);
+  });
+  const before = await serial(trusting.gwPort);
+  // a new leaf from the same CA, written over the files the configuration names
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  openssl('req', ...ec, '-keyout', 'leaf2.key', '-out', 'leaf2.csr', '-subj', '/CN=localhost');
+  openssl('x509', '-req', '-in', 'leaf2.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'leaf2.pem',
+    '-days', '2', '-extfile', 'ext.cnf');
+  copyFileSync(join(dir, 'leaf2.pem'), join(dir, 'leaf.pem'));
+  copyFileSync(join(dir, 'leaf2.key'), join(dir, 'leaf.key'));
+  const r = await request(ports[0], '/v1/admin/reload', { method: 'POST', token: ADMIN_TOKEN, body: {} });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json.hook_errors, []);
+  const after = await serial(trusting.gwPort);
+  assert.notEqual(after, before);
+  assert.equal(after, await serial(ports[0])); // the admin listener too
 });
