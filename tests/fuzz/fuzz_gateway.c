@@ -112,7 +112,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *key = which == 0 ? NULL : which == 4 ? fkey : keys[which - 1];
     size_t klen = which == 0 ? 0 : which == 4 ? key_len : strlen(key);
     char auth[512];
-    tg_call_request_t rq = {line, (size_t)(sp - line), sp + 1, (size_t)(line + line_len - sp - 1), NULL, 0, NULL, 0};
+    tg_call_request_t rq = {.method = line, .method_len = (size_t)(sp - line), .path = sp + 1,
+                            .path_len = (size_t)(line + line_len - sp - 1)};
     if (key != NULL && x_api_key) {
         rq.api_key = key;
         rq.api_key_len = klen;
