@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,11 +265,14 @@ typedef struct {
     tg_accounts_t *accounts;
     int64_t now_s;
 } warm_ctx_t;
-/* A reload's hook: the listeners' certificates and keys read again (http/server.h). arg is the
- * server's variable in cmd_serve, set before any reload can run (they run once serving). */
+
+/* A reload's hook: the listeners' certificates and keys read again (http/server.h). arg is an
+ * atomic pointer to the server: a reload may run on the admin back thread (POST
+ * /v1/admin/reload) as soon as the server's threads serve, before tg_server_start has returned
+ * the pointer to cmd_serve; until then there is nothing to reload. */
 static int reload_tls(const tg_config_t *next, void *arg, tg_err_t *err)
 {
-    tg_server_t *srv = *(tg_server_t **)arg;
+    tg_server_t *srv = atomic_load((_Atomic(tg_server_t *) *)arg);
     return srv != NULL ? tg_server_reload_tls(srv, next, err) : 0;
 }
 
@@ -350,6 +354,7 @@ static int cmd_serve(int argc, char **argv)
     tg_gateway_t *gw = NULL;
     tg_admin_t *admin = NULL;
     tg_server_t *srv = NULL;
+    static _Atomic(tg_server_t *) tls_server; /* srv, for the reload hook (reload_tls) */
     tg_outbox_t *outbox = NULL;
     tg_closer_t *closer = NULL;
     tg_mail_sender_t *mailer = NULL;
@@ -488,7 +493,7 @@ static int cmd_serve(int argc, char **argv)
      * and log files register their reload with tg_reload_add_hook here, before serving. */
     tg_reload_deps_t rdeps = {.live = live, .accounts = accounts, .log = reload_log};
     if ((reloader = tg_reloader_new(&rdeps)) == NULL ||
-        tg_reload_add_hook(reloader, "tls certificates", reload_tls, &srv) != 0) {
+        tg_reload_add_hook(reloader, "tls certificates", reload_tls, &tls_server) != 0) {
         fprintf(stderr, "tollgate serve: out of memory\n");
         goto out;
     }
@@ -517,6 +522,7 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
+    atomic_store(&tls_server, srv);
     char where[1024] = "";
     static const char *const kinds[TG_LISTENER_KINDS] = {"gateway", "portal", "admin", "metrics"};
     for (int k = 0, off = 0; k < TG_LISTENER_KINDS; k++) /* one line: what answers where */
@@ -536,6 +542,7 @@ static int cmd_serve(int argc, char **argv)
         tg_server_request_reload(srv);
     }
     tg_log(TG_LOG_INFO, "%s received, draining", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    atomic_store(&tls_server, NULL); /* no reload hook reaches a stopping server */
     tg_server_stop(srv, 5000);
     tg_admin_tick(admin); /* last-used times of keys, before the store closes */
     exit_code = 0;
