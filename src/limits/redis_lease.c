@@ -13,8 +13,11 @@
 
 #include "util/redis_url.h"
 
-/* KEYS[1] = tg:r:KEY. ARGV: T (ns per cell), burst, op (0 take, 1 return, 2 merge, 3 get), n.
- * State: tat (us, may be fractional), T (us), b. Returns {granted, fill}. */
+/* KEYS[1] = tg:r:KEY. ARGV: T (ns per cell), burst, op (0 take, 1 return, 2 merge, 3 get,
+ * 4 charge), n. State: tat (us, may be fractional), T (us), b. Returns {granted, fill}. A merge
+ * (what a node spent from its own share while Redis was away) stops at a full bucket; a charge
+ * (what a node spent on credit, on its last view of the bucket) does not: the fill may then exceed
+ * the burst, and no lease is granted until the bucket has drained what it owes. */
 static const char rate_lua[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
@@ -46,9 +49,12 @@ static const char rate_lua[] =
     "  tat = tat + n * T\n"
     "  if tat > now + tau then tat = now + tau end\n"
     "  granted = n\n"
+    "elseif op == 4 then\n"
+    "  tat = tat + n * T\n"
+    "  granted = n\n"
     "end\n"
     "redis.call('HSET', KEYS[1], 'tat', string.format('%.17g', tat), 'T', string.format('%.17g', T), 'b', burst)\n"
-    "redis.call('PEXPIRE', KEYS[1], math.ceil(tau / 1000) + 60000)\n"
+    "redis.call('PEXPIRE', KEYS[1], math.ceil(math.max(tau, tat - now) / 1000) + 60000)\n"
     "return {granted, math.ceil((tat - now) / T - 1e-9)}\n";
 
 /* KEYS[1] = tg:q:KEY. ARGV: op, n, included, floor_units. Returns {granted, total}. A missing counter

@@ -21,8 +21,9 @@ typedef struct tg_redis tg_redis_t;
 typedef enum tg_lease_op {
     TG_LEASE_TAKE = 0, /* grant up to n (as many as the budget has) */
     TG_LEASE_RETURN,   /* give back n unused */
-    TG_LEASE_MERGE,    /* charge n spent without a lease (a cold key's credit, or while Redis was away) */
+    TG_LEASE_MERGE,    /* add n spent while Redis was away (a rate limit: no further than a full bucket) */
     TG_LEASE_GET,      /* only read the state */
+    TG_LEASE_CHARGE,   /* a rate limit: charge n spent on credit, in full (the bucket may owe cells after) */
 } tg_lease_op_t;
 
 /* Connects to url (cluster.redis), authenticates, selects the database and loads the scripts,

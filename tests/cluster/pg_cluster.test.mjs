@@ -141,8 +141,9 @@ test('API4:2023 unrestricted resource consumption: a hot key through three nodes
     for (const s of c.nodes) await until(() => ok(s, probe.key), 1000, 'the keys everywhere');
     const statuses = await hammer(c.nodes, free.key, 40, 2);
     const allowed = statuses.filter((x) => x === 200).length;
-    const L = Math.max(1, 10 / (2 * N));
-    const bound = 10 + 1 /* refill during the test, at most 1 cell in 6 s */ + N * L + N * 1;
+    const L = Math.max(1, Math.floor(10 / (2 * N)));
+    const C = Math.max(1, Math.floor(L / 4)); // a cold key's credit per node
+    const bound = 10 + 1 /* refill during the test, at most 1 cell in 6 s */ + N * L + N * C;
     assert.ok(allowed >= 8 && allowed <= bound, `rate limit: ${allowed} of 120 allowed, bound ${bound}`);
     const q = await hammer(c.nodes, tiny.key, 15, 2);
     const qAllowed = q.filter((x) => x === 200).length;
@@ -245,7 +246,8 @@ test('API4:2023 unrestricted resource consumption: Redis stopped and started mid
     // over the whole test the hot key stays within the README bound of one limit: burst + rate x t
     // + N L + N w (L = max(1, 10 / 2N)); a fresh burst once Redis is back would add 10
     const L = Math.max(1, Math.floor(10 / (2 * N)));
-    const bound = 10 + Math.ceil((Date.now() - t0) / 6000) + N * L + N * 1;
+    const C = Math.max(1, Math.floor(L / 4));
+    const bound = 10 + Math.ceil((Date.now() - t0) / 6000) + N * L + N * C;
     assert.ok(allowedDown + allowedBack <= bound,
       `hot key: ${allowedDown} allowed while Redis was down + ${allowedBack} after, bound ${bound}`);
 
@@ -272,11 +274,12 @@ test('PostgreSQL stopped mid-load: the nodes keep answering from memory and spoo
     execFileSync(PG, ['stop', pgDir]);
     const statuses = await hammer(c.nodes, a.key, 40, 2);
     const answered = statuses.filter((x) => x === 200).length;
-    // Every call answered from memory. A few may be 429: the key sat idle while PostgreSQL
-    // stopped, so each node gave its rate-limit lease back to Redis, and calls that arrive before
-    // the node leases again (one sync round, a few ms) are refused (README, "Shared limits").
-    assert.ok(answered > 0 && statuses.every((x) => x === 200 || x === 429),
-      `every call answered while PostgreSQL is down: ${statuses}`);
+    // Every call answered from memory, and allowed: the key sat idle while PostgreSQL stopped, so
+    // each node gave its rate-limit lease back to Redis; its next calls spend the node's credit
+    // (README, "Shared limits") until the sync thread leases again, not a 429 while the shared
+    // bucket is full (120 calls of a burst of 2,000).
+    assert.ok(statuses.every((x) => x === 200), `every call answered and allowed while PostgreSQL is down: ${statuses}`);
+    assert.equal(answered, statuses.length);
     const w = await n2.adminCall('POST', '/v1/admin/customers', { email: 'down@example.com', name: 'x', plan: 'starter' });
     assert.equal(w.status, 503, w.text);
     assert.equal(w.json.error.type, 'store_unavailable');

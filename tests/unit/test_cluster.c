@@ -472,6 +472,60 @@ static void test_idle_key_gives_back_and_resumes(void **state)
     stop_node(&n);
 }
 
+/* An idle key gives its lease back; its next calls on that node, with the shared bucket full, are
+ * allowed at once, before the sync thread can lease again (a credit of C = max(w, L / 4) cells,
+ * charged at the next round). Before the credit was reopened at the give-back, the first call
+ * after it was refused: the node held no lease and had spent its one credit long before. Then the
+ * charge is exact: once the node is idle again, the shared bucket holds what the node spent. */
+static void test_idle_key_first_calls_allowed(void **state)
+{
+    (void)state;
+    if (skip_without_redis())
+        return;
+    node_t n;
+    tg_err_t err = {0};
+    char id[64], key[64];
+    snprintf(id, sizeof(id), "unit-credit-%d", (int)getpid());
+    snprintf(key, sizeof(key), "cus_credit_%d", (int)getpid());
+    assert_int_equal(start_node(&n, id, &err), 0);
+    /* one cell every 10 s, burst 40: L = 20 on one node, C = 5; the first call's cell has not
+     * drained when the lease goes back, so the shared bucket then holds 39 of its 40 cells */
+    tg_rate_t rate = {1, 10 * SEC};
+    const uint64_t burst = 40;
+    tg_limit_result_t r;
+    uint64_t returned0 = leases_returned();
+    assert_int_equal(tg_limiter_take(n.l, key, strlen(key), &rate, burst, 1, tg_clock_mono_ns(), &r), 0);
+    assert_true(r.allowed);
+    /* left alone: the lease goes back (bounded wait on the metric), then the bucket refills */
+    for (int spins = 0; spins < 500 && leases_returned() < returned0 + 1; spins++)
+        run_for(10 * MS);
+    assert_true(leases_returned() >= returned0 + 1);
+    uint64_t credit = tg_lease_rate_credit_cap(tg_lease_rate_cap(burst, tg_cluster_live_nodes(n.c), 1), 1);
+    assert_int_equal(credit, 5);
+    for (uint64_t i = 0; i < credit; i++) {
+        assert_int_equal(tg_limiter_take(n.l, key, strlen(key), &rate, burst, 1, tg_clock_mono_ns(), &r), 0);
+        assert_true(r.allowed);
+    }
+    /* idle again: what the node spent on credit is charged, in full, and what it leased since
+     * is given back: the shared bucket holds the credit's cells and what is left of the first
+     * call's (less what drained since, a cell per 10 s) */
+    uint64_t returned1 = leases_returned();
+    int64_t spent_at = tg_clock_mono_ns();
+    for (int spins = 0; spins < 500 && leases_returned() < returned1 + 1; spins++)
+        run_for(10 * MS);
+    tg_redis_t *rc = NULL;
+    assert_int_equal(tg_redis_connect(redis_url, 1000, &rc, &err), 0);
+    uint64_t granted = 0, fill = 0;
+    assert_int_equal(tg_redis_rate(rc, key, strlen(key), TG_LEASE_GET, 10 * SEC, burst, 0, &granted, &fill, &err), 0);
+    uint64_t drained = (uint64_t)((tg_clock_mono_ns() - spent_at) / (10 * SEC));
+    print_message("credit: %" PRIu64 " calls allowed at once after the give-back; shared fill %" PRIu64
+                  " (%" PRIu64 " on credit + what is left of 1; %" PRIu64 " drained since)\n",
+                  credit, fill, credit, drained);
+    assert_true(fill <= credit + 1 && fill + drained >= credit);
+    tg_redis_close(rc);
+    stop_node(&n);
+}
+
 /* A hundred block quotas in use on three nodes, each used every interval: their views of the
  * shared totals are read in one MGET per round, not a script call (three commands) per key per
  * round: well under half a Redis command per key, node and interval. */
@@ -650,6 +704,7 @@ int main(void)
         cmocka_unit_test(test_redis_down_fallback_and_back),
         cmocka_unit_test(test_block_quota_survives_redis_restart),
         cmocka_unit_test(test_idle_key_gives_back_and_resumes),
+        cmocka_unit_test(test_idle_key_first_calls_allowed),
         cmocka_unit_test(test_block_quota_views_batched),
         cmocka_unit_test(test_spent_quota_costs_little),
         cmocka_unit_test(test_rounds_follow_keys_in_use),
