@@ -15,6 +15,7 @@
  * cells after) and leases; the give-back of an idle lease opens it again. */
 #include "limits/limiter_shared.h"
 
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 
 #define KEY_CAP 96
 #define CREDIT_OPEN (UINT64_C(1) << 63)
+#define NOT_QUEUED INT_MIN /* a call this round did not need (a failed queueing leaves a negative code) */
 
 typedef struct rate_entry {
     tg_lease_entry_t base;
@@ -46,6 +48,10 @@ typedef struct rate_entry {
     /* sync thread only */
     uint64_t target, seen_policy;
     unsigned idle;
+    /* this round's queued calls (slots in the batch, NOT_QUEUED: none) and what they carry */
+    int q_merge, q_charge, q_return, q_take, q_giveback;
+    uint64_t q_debt, q_s0, q_policy;
+    int64_t q_returned;
     int fallback;
     int64_t fb_tat, fb_T;
     uint64_t fb_burst;
@@ -92,7 +98,8 @@ static void set_policy(rate_entry_t *e, int64_t T, uint64_t burst)
     atomic_store(&e->balance, 0);
 }
 
-static int sync_rate(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err_t *err);
+static int sync_rate(tg_lease_entry_t *base, const tg_cluster_view_t *v);
+static int done_rate(tg_lease_entry_t *base, const tg_cluster_view_t *v);
 
 static int busy_rate(tg_lease_entry_t *base)
 {
@@ -101,7 +108,7 @@ static int busy_rate(tg_lease_entry_t *base)
            atomic_load(&e->balance) > 0 || (atomic_load(&e->credit) & ~CREDIT_OPEN) > 0;
 }
 
-static const tg_lease_kind_t rate_kind = {sync_rate, busy_rate, NULL, NULL};
+static const tg_lease_kind_t rate_kind = {sync_rate, done_rate, busy_rate, NULL, NULL};
 
 static rate_entry_t *entry(shared_limiter_t *l, const char *key, size_t klen, int create)
 {
@@ -238,11 +245,13 @@ static void close_credit(rate_entry_t *e, uint64_t charged)
         atomic_fetch_add(&e->debt, c - charged);
 }
 
-static int sync_rate(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err_t *err)
+static int finish_rate(rate_entry_t *e, uint64_t charged);
+
+static int sync_rate(tg_lease_entry_t *base, const tg_cluster_view_t *v)
 {
     rate_entry_t *e = (rate_entry_t *)base;
     int64_t T = atomic_load(&e->T);
-    uint64_t burst = atomic_load(&e->burst), granted = 0, fill = 0;
+    uint64_t burst = atomic_load(&e->burst);
     if (T == 0)
         return 0; /* never used */
     uint64_t policy = atomic_load(&e->policy);
@@ -284,63 +293,117 @@ static int sync_rate(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err_
         return 1; /* in the rounds until Redis is back and its spending merged */
     }
 
+    /* Redis reachable: queue this round's calls, in the order they must run; done_rate applies
+     * their replies, each on its own. */
+    int queued = 0;
+    e->q_merge = e->q_charge = e->q_return = e->q_take = NOT_QUEUED;
+    e->q_giveback = 0;
+    e->q_returned = 0;
     if (e->fallback) { /* Redis is back: what this node's bucket holds was spent meanwhile */
         uint64_t spent = tg_lease_gcra_fill(e->fb_tat, e->fb_T, v->now_ns);
-        if (spent > 0 && tg_redis_rate(v->r, e->key, e->klen, TG_LEASE_MERGE, T, burst, spent, &granted, &fill, err)) {
-            close_credit(e, 0);
-            return TG_EIO;
+        if (spent > 0) {
+            e->q_merge = tg_redis_batch_rate(v->batch, e->key, e->klen, TG_LEASE_MERGE, T, burst, spent);
+            queued = 1;
+        } else {
+            e->fallback = 0;
         }
-        e->fallback = 0;
-        atomic_store(&e->fill_seen, fill);
-        atomic_store(&e->fill_at, v->now_ns);
     }
     /* What was spent on credit: charged in full (the bucket may owe cells after). */
-    uint64_t debt = atomic_exchange(&e->debt, 0), charge = debt + s0;
-    if (charge > 0) {
-        if (tg_redis_rate(v->r, e->key, e->klen, TG_LEASE_CHARGE, T, burst, charge, &granted, &fill, err) != 0) {
-            atomic_fetch_add(&e->debt, debt);
-            close_credit(e, 0);
-            return TG_EIO;
-        }
-        atomic_store(&e->fill_seen, fill);
-        atomic_store(&e->fill_at, v->now_ns);
+    e->q_debt = atomic_exchange(&e->debt, 0);
+    e->q_s0 = s0;
+    if (e->q_debt + s0 > 0) {
+        e->q_charge = tg_redis_batch_rate(v->batch, e->key, e->klen, TG_LEASE_CHARGE, T, burst, e->q_debt + s0);
+        queued = 1;
     }
     if (v->leaving || e->idle >= v->idle_ticks) {
-        int64_t b = atomic_exchange(&e->balance, 0);
-        if (b > 0) {
-            if (tg_redis_rate(v->r, e->key, e->klen, TG_LEASE_RETURN, T, burst, (uint64_t)b, &granted, &fill, err) !=
-                0) {
-                close_credit(e, s0);
-                return TG_EIO; /* the cells are lost to this node: errs towards refusing */
-            }
+        e->q_giveback = 1;
+        e->q_returned = atomic_exchange(&e->balance, 0);
+        if (e->q_returned > 0) {
+            e->q_return =
+                tg_redis_batch_rate(v->batch, e->key, e->klen, TG_LEASE_RETURN, T, burst, (uint64_t)e->q_returned);
+            queued = 1;
+        }
+    } else {
+        int64_t b = atomic_load(&e->balance);
+        if ((b <= atomic_load(&e->low) || b < (int64_t)mw) && b < (int64_t)e->target &&
+            worth_taking(e, T, burst, e->target - (uint64_t)b, mw, v->now_ns)) {
+            e->q_policy = policy;
+            e->q_take = tg_redis_batch_rate(v->batch, e->key, e->klen, TG_LEASE_TAKE, T, burst, e->target - (uint64_t)b);
+            queued = 1;
+        }
+    }
+    if (queued)
+        return TG_LEASE_PENDING;
+    return finish_rate(e, 0);
+}
+
+/* The end of a round for e: the credit closes, or opens again after a give-back. */
+static int finish_rate(rate_entry_t *e, uint64_t charged)
+{
+    close_credit(e, charged);
+    if (!e->q_giveback)
+        return 1;
+    /* No lease held: the key's next calls here may spend on credit until a round leases,
+     * measured against the last reply (or an older view, drained since at the full rate). */
+    atomic_store_explicit(&e->credit, CREDIT_OPEN, memory_order_release);
+    return 0; /* idle and empty: out of the rounds until a call touches it (round_all asks busy) */
+}
+
+static void saw_fill(rate_entry_t *e, uint64_t fill, int64_t now)
+{
+    atomic_store(&e->fill_seen, fill);
+    atomic_store(&e->fill_at, now);
+}
+
+static int done_rate(tg_lease_entry_t *base, const tg_cluster_view_t *v)
+{
+    rate_entry_t *e = (rate_entry_t *)base;
+    uint64_t granted = 0, fill = 0, charged = 0;
+    int rc;
+    if (e->fallback) { /* a merge was due */
+        if (tg_redis_batch_result(v->batch, e->q_merge, &granted, &fill) == 0) {
+            e->fallback = 0;
+            saw_fill(e, fill, v->now_ns);
+        } else {
+            tg_metrics_count_redis_error(); /* still in fallback: merged next round */
+        }
+    }
+    if (e->q_debt + e->q_s0 > 0) {
+        if (tg_redis_batch_result(v->batch, e->q_charge, &granted, &fill) == 0) {
+            charged = e->q_s0;
+            saw_fill(e, fill, v->now_ns);
+        } else { /* charged next round (may count twice if it ran without a reply: errs towards refusing) */
+            tg_metrics_count_redis_error();
+            atomic_fetch_add(&e->debt, e->q_debt);
+        }
+    }
+    if (e->q_returned > 0) {
+        rc = tg_redis_batch_result(v->batch, e->q_return, &granted, &fill);
+        if (rc == 0) {
             tg_metrics_count_lease(1);
-            atomic_store(&e->fill_seen, fill);
-            atomic_store(&e->fill_at, v->now_ns);
+            saw_fill(e, fill, v->now_ns);
+        } else {
+            tg_metrics_count_redis_error();
+            if (rc != TG_EIO) { /* it did not run: the cells are still this node's */
+                atomic_fetch_add(&e->balance, e->q_returned);
+                e->q_giveback = 0;
+            } /* else it may have run: lost to this node, errs towards refusing */
         }
-        /* No lease held: the key's next calls here may spend on credit until a round leases,
-         * measured against the reply above (or an older view, drained since at the full rate). */
-        close_credit(e, s0);
-        atomic_store_explicit(&e->credit, CREDIT_OPEN, memory_order_release);
-        return 0; /* idle and empty: out of the rounds until a call touches it (round_all asks busy) */
     }
-    int64_t b = atomic_load(&e->balance);
-    if ((b <= atomic_load(&e->low) || b < (int64_t)mw) && b < (int64_t)e->target &&
-        worth_taking(e, T, burst, e->target - (uint64_t)b, mw, v->now_ns)) {
-        if (tg_redis_rate(v->r, e->key, e->klen, TG_LEASE_TAKE, T, burst, e->target - (uint64_t)b, &granted, &fill,
-                          err) != 0) {
-            close_credit(e, s0);
-            return TG_EIO;
+    if (e->q_take != NOT_QUEUED) {
+        rc = tg_redis_batch_result(v->batch, e->q_take, &granted, &fill);
+        if (rc == 0) {
+            if (granted > 0) {
+                tg_metrics_count_lease(0);
+                if (atomic_load(&e->policy) == e->q_policy)
+                    atomic_fetch_add(&e->balance, (int64_t)granted);
+            }
+            saw_fill(e, fill, v->now_ns);
+        } else {
+            tg_metrics_count_redis_error();
         }
-        if (granted > 0) {
-            tg_metrics_count_lease(0);
-            if (atomic_load(&e->policy) == policy)
-                atomic_fetch_add(&e->balance, (int64_t)granted);
-        }
-        atomic_store(&e->fill_seen, fill);
-        atomic_store(&e->fill_at, v->now_ns);
     }
-    close_credit(e, s0);
-    return 1;
+    return finish_rate(e, charged);
 }
 
 static void shared_free(tg_limiter_t *base)
