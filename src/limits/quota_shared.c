@@ -165,8 +165,9 @@ static int shared_reserve(tg_quota_t *base, const char *customer_id, int64_t per
         ok = 1;
     }
     if (!ok && atomic_load(&e->credit_used) == 0) {
-        /* A key's first call on this node, before any lease: allowed if what the store and Redis
-         * said leaves room for it. */
+        /* A key's first call on this node since it last held a lease (its first here, or its
+         * first after the node gave an idle lease back): allowed if what the store and Redis
+         * said leaves room for it, rather than refused until the sync thread leases. */
         uint64_t seed = atomic_load(&e->seed), total = atomic_load(&e->total_seen);
         uint64_t known = total > seed ? total : seed;
         if (known <= included && units <= included - known && atomic_exchange(&e->credit_used, 1) == 0) {
@@ -316,7 +317,8 @@ static int sync_quota(tg_lease_entry_t *base, const tg_cluster_view_t *v)
         }
         if (!queued) {
             e->fallback = 0;
-            return 0; /* idle and empty: out of the rounds until a call touches it */
+            atomic_store(&e->credit_used, 0); /* no lease held: the next call may go on credit */
+            return 0;                         /* idle and empty: out of the rounds until a call touches it */
         }
         return TG_LEASE_PENDING;
     }
@@ -406,7 +408,12 @@ static int done_quota(tg_lease_entry_t *base, const tg_cluster_view_t *v)
     }
     if (talked)
         e->last_contact = v->now_ns;
-    return e->q_giveback ? 0 : 1;
+    if (!e->q_giveback)
+        return 1;
+    /* No lease held: the key's next call here may go on credit, checked against the total just
+     * read (one call per node, as a cold key's: the bound stays allowance + N u). */
+    atomic_store(&e->credit_used, 0);
+    return 0;
 }
 
 static void shared_free(tg_quota_t *base)

@@ -534,6 +534,42 @@ static void test_idle_key_first_calls_allowed(void **state)
     stop_node(&n);
 }
 
+/* The same for a block quota: after the node gave an idle lease back, the key's next call is
+ * allowed at once on credit (the total it read leaves room), not refused until a round leases.
+ * Before, the one call of credit was a cold key's only, once per process. */
+static void test_idle_quota_first_call_allowed(void **state)
+{
+    (void)state;
+    if (skip_without_redis())
+        return;
+    node_t n;
+    tg_err_t err = {0};
+    char id[64], key[64];
+    snprintf(id, sizeof(id), "unit-qcredit-%d", (int)getpid());
+    snprintf(key, sizeof(key), "cus_qcredit_%d", (int)getpid());
+    assert_int_equal(start_node(&n, id, &err), 0);
+    for (int round = 0; round < 2; round++) {
+        uint64_t returned0 = leases_returned();
+        assert_int_equal(tg_quota_reserve(n.q, key, 1700000000, "api_calls", 1, 1000, 1, NULL), 0);
+        /* left alone: the lease goes back (bounded wait on the metric) */
+        for (int spins = 0; spins < 500 && leases_returned() < returned0 + 1; spins++)
+            run_for(10 * MS);
+        assert_true(leases_returned() >= returned0 + 1);
+    }
+    /* once more, at once after the give-back */
+    assert_int_equal(tg_quota_reserve(n.q, key, 1700000000, "api_calls", 1, 1000, 1, NULL), 0);
+    stop_node(&n);
+    /* exact: three units used, all leases given back */
+    tg_redis_t *rc = NULL;
+    assert_int_equal(tg_redis_connect(redis_url, 1000, &rc, &err), 0);
+    char qkey[96];
+    int len = snprintf(qkey, sizeof(qkey), "%s:%020d:api_calls", key, 1700000000);
+    uint64_t granted = 0, total = 0;
+    assert_int_equal(tg_redis_quota(rc, qkey, (size_t)len, TG_LEASE_GET, 0, 1000, 0, &granted, &total, &err), 0);
+    assert_int_equal(total, 3);
+    tg_redis_close(rc);
+}
+
 /* A command on a connection of the test's own (SCRIPT FLUSH, ...). */
 static void redis_do(const char *cmd)
 {
@@ -805,6 +841,7 @@ int main(void)
         cmocka_unit_test(test_idle_key_gives_back_and_resumes),
         cmocka_unit_test(test_idle_key_first_calls_allowed),
         cmocka_unit_test(test_lease_calls_pipelined),
+        cmocka_unit_test(test_idle_quota_first_call_allowed),
         cmocka_unit_test(test_block_quota_views_batched),
         cmocka_unit_test(test_spent_quota_costs_little),
         cmocka_unit_test(test_rounds_follow_keys_in_use),
