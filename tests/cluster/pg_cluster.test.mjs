@@ -244,7 +244,7 @@ test('API4:2023 unrestricted resource consumption: Redis stopped and started mid
     const back = await hammer(c.nodes, hot.key, 40, 2);
     const allowedBack = back.filter((x) => x === 200).length;
     // over the whole test the hot key stays within the README bound of one limit: burst + rate x t
-    // + N L + N w (L = max(1, 10 / 2N)); a fresh burst once Redis is back would add 10
+    // + N L + N C (L = max(1, 10 / 2N), C = max(1, L / 4)); a fresh burst once Redis is back would add 10
     const L = Math.max(1, Math.floor(10 / (2 * N)));
     const C = Math.max(1, Math.floor(L / 4));
     const bound = 10 + Math.ceil((Date.now() - t0) / 6000) + N * L + N * C;

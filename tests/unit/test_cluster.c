@@ -206,7 +206,7 @@ static uint64_t redis_commands(void)
 /* ---- tests ---- */
 
 /* A hot key hammered through three nodes for two seconds: the calls allowed stay within the
- * GCRA's own allowance (burst + rate x time) plus the stated bound N L + N w, and close to it
+ * GCRA's own allowance (burst + rate x time) plus the stated bound N L + N C (C = max(w, L / 4)), and close to it
  * (the nodes do not starve each other). */
 static void test_rate_limit_shared_within_bound(void **state)
 {
