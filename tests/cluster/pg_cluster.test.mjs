@@ -272,6 +272,13 @@ test('PostgreSQL stopped mid-load: the nodes keep answering from memory and spoo
     const a = await n1.customer('enterprise');
     for (const s of c.nodes) await until(() => ok(s, a.key), 1000, 'the key everywhere');
     execFileSync(PG, ['stop', pgDir]);
+    // the key sits idle until every node has given its rate-limit lease back (after a second
+    // unused): its next calls find no lease on any node
+    const returned = async (s) => {
+      const m = /^tollgate_cluster_leases_total\{op="returned"\} (\d+)/m.exec(await (await fetch(`${s.admin}/metrics`)).text());
+      return m ? Number(m[1]) : 0;
+    };
+    for (const s of c.nodes) await until(async () => (await returned(s)) >= 1, 5000, 'the idle lease given back');
     const statuses = await hammer(c.nodes, a.key, 40, 2);
     const answered = statuses.filter((x) => x === 200).length;
     // Every call answered from memory, and allowed: the key sat idle while PostgreSQL stopped, so
@@ -295,6 +302,9 @@ test('PostgreSQL stopped mid-load: the nodes keep answering from memory and spoo
       20000, `usage ${answered + 3} once PostgreSQL is back`);
     for (const s of c.nodes) await until(async () => (await ready(s)).status === 200, 20000, 'ready again');
   } finally {
+    // a failed assertion above left PostgreSQL stopped: start it, so that the cleanup (and the
+    // next tests) can reach it and the failure reported is the assertion's
+    try { process.env.TG_TEST_PG_URL = execFileSync(PG, ['start', pgDir], { encoding: 'utf8' }).trim(); } catch { /* running */ }
     await stopCluster(c);
   }
 });
