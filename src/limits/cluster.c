@@ -49,7 +49,7 @@ struct tg_cluster {
     _Atomic int fallback;
     _Atomic uint32_t nodes;
     _Atomic uint64_t nactive;
-    tg_redis_t *r; /* the sync thread's */
+    tg_redis_t *r;           /* the sync thread's */
     tg_redis_batch_t *batch; /* the sync thread's: a round's script calls */
     uint64_t trips_seen;
 };

@@ -82,7 +82,6 @@ typedef struct tg_cluster_view {
     tg_total_batch_t *totals;
 } tg_cluster_view_t;
 
-
 /* A sync step that queued script calls: its done() decides once their replies are in. */
 #define TG_LEASE_PENDING 2
 
@@ -116,8 +115,8 @@ struct tg_lease_entry {
     _Atomic int touched; /* on the touched list */
     _Atomic int active;  /* in the sync thread's rounds */
     tg_lease_entry_t *_Atomic next_touched;
-    tg_lease_entry_t *next_active; /* sync thread only */
-    tg_lease_entry_t *next_total;  /* sync thread only: in the round's tg_total_batch_t */
+    tg_lease_entry_t *next_active;  /* sync thread only */
+    tg_lease_entry_t *next_total;   /* sync thread only: in the round's tg_total_batch_t */
     tg_lease_entry_t *next_pending; /* sync thread only: waiting for the round's replies */
     int leave;                      /* sync thread only: done() let it go */
 };

@@ -47,7 +47,7 @@ uint64_t tg_lease_fallback_quota(uint64_t included, uint64_t granted_seen, uint3
 
 /* A rate limit's credit: what a node that holds no lease of a key (its first use, or after it gave
  * an idle lease back) may spend before its sync thread leases, so that the key's first calls are
- * not refused while the shared bucket has cells. At most C = max(w, L / 4) cells (lease cap L,
+ * not refused while the shared bucket has room. At most C = max(w, L / 4) cells (lease cap L,
  * heaviest call w), and no more than the room the node last saw in the shared bucket: `fill` cells
  * in it at its last reply, `drained` cells' time ago. The sync thread charges what was spent at its
  * next round, in full (past the burst if need be: the bucket then owes it, and the next leases wait

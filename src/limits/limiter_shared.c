@@ -8,7 +8,7 @@
  *
  * The credit: a node that holds no lease of a key (its first call here, or its first after the
  * node gave an idle lease back) would refuse the calls that come before its sync thread leases
- * (one round: a round trip, or the rest of an interval), though the shared bucket has cells. So
+ * (one round: a round trip, or the rest of an interval), though the shared bucket has room. So
  * while it holds no lease it may spend up to C = max(w, L / 4) cells on credit, as long as the
  * shared bucket had room for them as it last saw it (lease.h, tg_lease_rate_credit). The first
  * round that sees the key closes the credit, charges what was spent (in full: the bucket may owe
@@ -328,7 +328,8 @@ static int sync_rate(tg_lease_entry_t *base, const tg_cluster_view_t *v)
         if ((b <= atomic_load(&e->low) || b < (int64_t)mw) && b < (int64_t)e->target &&
             worth_taking(e, T, burst, e->target - (uint64_t)b, mw, v->now_ns)) {
             e->q_policy = policy;
-            e->q_take = tg_redis_batch_rate(v->batch, e->key, e->klen, TG_LEASE_TAKE, T, burst, e->target - (uint64_t)b);
+            e->q_take =
+                tg_redis_batch_rate(v->batch, e->key, e->klen, TG_LEASE_TAKE, T, burst, e->target - (uint64_t)b);
             queued = 1;
         }
     }

@@ -335,8 +335,8 @@ static int sync_quota(tg_lease_entry_t *base, const tg_cluster_view_t *v)
         return 1;
     }
     if (want_lease && !spent) {
-        e->q_take = tg_redis_batch_quota(v->batch, e->key, e->klen, TG_LEASE_TAKE, e->target - (uint64_t)b, included,
-                                         seed);
+        e->q_take =
+            tg_redis_batch_quota(v->batch, e->key, e->klen, TG_LEASE_TAKE, e->target - (uint64_t)b, included, seed);
         e->last_lease = v->now_ns;
         e->since_lease = 0;
         queued = 1;

@@ -526,8 +526,8 @@ static void test_idle_key_first_calls_allowed(void **state)
     uint64_t granted = 0, fill = 0;
     assert_int_equal(tg_redis_rate(rc, key, strlen(key), TG_LEASE_GET, 10 * SEC, burst, 0, &granted, &fill, &err), 0);
     uint64_t drained = (uint64_t)((tg_clock_mono_ns() - spent_at) / (10 * SEC));
-    print_message("credit: %" PRIu64 " calls allowed at once after the give-back; shared fill %" PRIu64
-                  " (%" PRIu64 " on credit + what is left of 1; %" PRIu64 " drained since)\n",
+    print_message("credit: %" PRIu64 " calls allowed at once after the give-back; shared fill %" PRIu64 " (%" PRIu64
+                  " on credit + what is left of 1; %" PRIu64 " drained since)\n",
                   credit, fill, credit, drained);
     assert_true(fill <= credit + 1 && fill + drained >= credit);
     tg_redis_close(rc);
@@ -618,8 +618,8 @@ static void check_cold_keys_exact(const char *tag, int keys, const tg_rate_t *ra
     for (int k = 0; k < keys; k++) {
         uint64_t granted = 0, fill = 0, total = 0;
         int len = snprintf(key, sizeof(key), "cus_pipe_%s_%d_%d", tag, (int)getpid(), k);
-        assert_int_equal(tg_redis_rate(rc, key, (size_t)len, TG_LEASE_GET, rate->period_ns / (int64_t)rate->count, burst,
-                                       0, &granted, &fill, &err),
+        assert_int_equal(tg_redis_rate(rc, key, (size_t)len, TG_LEASE_GET, rate->period_ns / (int64_t)rate->count,
+                                       burst, 0, &granted, &fill, &err),
                          0);
         assert_int_equal(fill, 1); /* a cell per minute: not drained yet */
         len = snprintf(key, sizeof(key), "cus_pipe_%s_%d_%d:%020d:api_calls", tag, (int)getpid(), k, 1700000000);

@@ -112,11 +112,11 @@ static void test_credit(void **state)
     assert_int_equal(tg_lease_rate_credit_cap(1, 1), 1);
     assert_int_equal(tg_lease_rate_credit_cap(10, 7), 7);
     assert_int_equal(tg_lease_rate_credit_cap(0, 0), 1);
-    assert_int_equal(tg_lease_rate_credit(40, 1, 100, 0, 0), 10);    /* empty bucket: the whole credit */
-    assert_int_equal(tg_lease_rate_credit(40, 1, 100, 96, 0), 4);    /* full but 4 cells */
-    assert_int_equal(tg_lease_rate_credit(40, 1, 100, 100, 0), 0);   /* full: nothing on credit */
-    assert_int_equal(tg_lease_rate_credit(40, 1, 100, 100, 3), 3);   /* 3 cells drained since */
-    assert_int_equal(tg_lease_rate_credit(40, 1, 100, 130, 20), 0);  /* still owes 10 cells */
+    assert_int_equal(tg_lease_rate_credit(40, 1, 100, 0, 0), 10);   /* nothing spent: the whole credit */
+    assert_int_equal(tg_lease_rate_credit(40, 1, 100, 96, 0), 4);   /* 96 of 100 spent: room for 4 */
+    assert_int_equal(tg_lease_rate_credit(40, 1, 100, 100, 0), 0);  /* no room: nothing on credit */
+    assert_int_equal(tg_lease_rate_credit(40, 1, 100, 100, 3), 3);  /* 3 cells drained since */
+    assert_int_equal(tg_lease_rate_credit(40, 1, 100, 130, 20), 0); /* the bucket still owes 10 cells */
     assert_int_equal(tg_lease_rate_credit(40, 1, 100, 130, 1000), 10);
 }
 
