@@ -2,10 +2,12 @@
  *
  * One thread, one Redis connection. A round: connect if needed (at most every 250 ms while Redis
  * is away), renew this node's claim about once a second (it expires after three seconds without
- * one, and the live-node count comes back with it), then one sync step per key in use, then one
- * pipelined read of the quota totals the steps asked for. The first Redis error drops the
- * connection; the remaining keys of the round go on in fallback. The fallback ends at the end of
- * the first round in which every key reached Redis. */
+ * one, and the live-node count comes back with it), then one sync step per key in use, each of
+ * which queues the script calls it needs; then the batch of them all and the reads of the quota
+ * totals the steps asked for, pipelined: one round trip; then each step's done() with its
+ * results. An error reply fails that call only; a connection that fails drops (the keys whose
+ * replies did not come treat them as failed, and go on in fallback next round). The fallback ends
+ * at the end of the first round in which every key reached Redis. */
 #include "limits/cluster.h"
 
 #include <pthread.h>
@@ -47,7 +49,8 @@ struct tg_cluster {
     _Atomic int fallback;
     _Atomic uint32_t nodes;
     _Atomic uint64_t nactive;
-    tg_redis_t *r; /* the sync thread's */
+    tg_redis_t *r;           /* the sync thread's */
+    tg_redis_batch_t *batch; /* the sync thread's: a round's script calls */
     uint64_t trips_seen;
 };
 
@@ -178,36 +181,52 @@ void tg_cluster_want_total(const tg_cluster_view_t *v, tg_lease_entry_t *e)
     v->totals->head = e;
 }
 
-/* Reads the totals the round's steps asked for, in one round trip. Returns 0, or TG_EIO when
- * Redis failed (the entries keep their older views). */
-static int read_totals(tg_cluster_t *c, tg_total_batch_t *b, int64_t now, tg_err_t *err)
+/* Sends the round's script calls and the reads of the totals its steps asked for, in one round
+ * trip, and hands the totals out. Returns 0, or TG_EIO when the connection failed (the entries
+ * keep their older views; the calls without a reply report TG_EIO). */
+static int run_batch(tg_cluster_t *c, tg_total_batch_t *b, int64_t now, tg_err_t *err)
 {
     size_t n = 0;
     for (tg_lease_entry_t *e = b->head; e != NULL; e = e->next_total)
         n++;
-    if (n == 0)
+    if (n == 0 && tg_redis_batch_size(c->batch) == 0)
         return 0;
-    const char **keys = malloc(n * sizeof(*keys));
-    size_t *lens = malloc(n * sizeof(*lens));
-    uint64_t *totals = malloc(n * sizeof(*totals));
-    int *found = malloc(n * sizeof(*found));
-    int rc = TG_ENOMEM;
-    if (keys != NULL && lens != NULL && totals != NULL && found != NULL) {
-        size_t i = 0;
-        for (tg_lease_entry_t *e = b->head; e != NULL; e = e->next_total, i++)
-            e->kind->total_key(e, &keys[i], &lens[i]);
-        rc = tg_redis_quota_totals(c->r, keys, lens, n, totals, found, err);
-        i = 0;
-        for (tg_lease_entry_t *e = b->head; rc == 0 && e != NULL; e = e->next_total, i++)
-            e->kind->on_total(e, found[i], totals[i], now);
-    } else {
-        tg_errf(err, TG_ENOMEM, "out of memory");
+    const char **keys = NULL;
+    size_t *lens = NULL;
+    uint64_t *totals = NULL;
+    int *found = NULL;
+    if (n > 0) {
+        keys = malloc(n * sizeof(*keys));
+        lens = malloc(n * sizeof(*lens));
+        totals = malloc(n * sizeof(*totals));
+        found = malloc(n * sizeof(*found));
+        if (keys == NULL || lens == NULL || totals == NULL || found == NULL)
+            n = 0; /* out of memory: the views are read next round, the calls go now */
     }
+    size_t i = 0;
+    for (tg_lease_entry_t *e = b->head; n > 0 && e != NULL; e = e->next_total, i++)
+        e->kind->total_key(e, &keys[i], &lens[i]);
+    int rc = tg_redis_batch_run(c->r, c->batch, keys, lens, n, totals, found, err);
+    i = 0;
+    for (tg_lease_entry_t *e = b->head; rc == 0 && n > 0 && e != NULL; e = e->next_total, i++)
+        e->kind->on_total(e, found[i], totals[i], now);
     free(keys), free(lens), free(totals), free(found);
     b->head = NULL;
-    /* Only a Redis failure drops the connection; out of memory (or a key too long, which the
-     * quota's key cap rules out) leaves the views as they were, to be read next round. */
+    /* Only a connection failure drops it; anything else (a key too long, which the quota's key
+     * cap rules out) leaves the views as they were, to be read next round. */
     return rc == TG_EIO ? TG_EIO : 0;
+}
+
+/* Takes e out of the rounds unless a call updated it meanwhile: one that still saw it active did
+ * not push it, so ask after clearing the flag (seq_cst both sides) and keep it if one did.
+ * Returns 1 when it left. */
+static int leave_rounds(tg_lease_entry_t *e)
+{
+    atomic_store(&e->active, 0);
+    if (!e->kind->busy(e))
+        return 1;
+    atomic_store(&e->active, 1);
+    return 0;
 }
 
 /* One round over the keys in use. Returns 1 when every key reached Redis. */
@@ -215,44 +234,55 @@ static int round_all(tg_cluster_t *c, int leaving, int64_t now)
 {
     take_touched(c);
     tg_total_batch_t totals = {NULL};
+    tg_redis_batch_reset(c->batch);
     tg_cluster_view_t v = {c->r,
+                           c->r != NULL ? c->batch : NULL,
                            now,
                            c->sync_ns,
                            tg_cluster_live_nodes(c),
                            leaving,
                            (unsigned)(IDLE_NS / c->sync_ns < 2 ? 2 : IDLE_NS / c->sync_ns),
                            &totals};
-    int all = c->r != NULL;
+    int all = c->r != NULL, some_leave = 0;
     uint64_t n = 0;
+    tg_lease_entry_t *pending = NULL;
     tg_lease_entry_t **link = &c->active;
     while (*link != NULL) {
         tg_lease_entry_t *e = *link;
-        tg_err_t err = {0};
-        int rc = e->kind->sync(e, &v, &err);
-        if (rc < 0) {
-            drop(c, &err);
-            v.r = NULL;
-            all = 0;
-        }
-        if (rc == 0) {
-            /* Leaves the rounds; a call that updated e but still saw it active did not push it,
-             * so ask after clearing the flag (seq_cst both sides) and keep it if one did. */
-            atomic_store(&e->active, 0);
-            if (!e->kind->busy(e)) {
-                *link = e->next_active;
-                continue;
-            }
-            atomic_store(&e->active, 1);
+        int rc = e->kind->sync(e, &v);
+        if (rc == TG_LEASE_PENDING) { /* stays until its done() says */
+            e->next_pending = pending;
+            pending = e;
+        } else if (rc == 0 && leave_rounds(e)) {
+            *link = e->next_active;
+            continue;
         }
         link = &e->next_active;
         n++;
     }
     if (v.r != NULL) {
         tg_err_t err = {0};
-        if (read_totals(c, &totals, now, &err) != 0) {
+        if (run_batch(c, &totals, now, &err) != 0) {
             drop(c, &err);
+            v.r = NULL;
             all = 0;
         }
+    }
+    for (tg_lease_entry_t *e = pending; e != NULL; e = e->next_pending) {
+        e->leave = e->kind->done(e, &v) == 0;
+        some_leave |= e->leave;
+    }
+    for (link = &c->active; some_leave && *link != NULL;) {
+        tg_lease_entry_t *e = *link;
+        if (e->leave) {
+            e->leave = 0;
+            if (leave_rounds(e)) {
+                *link = e->next_active;
+                n--;
+                continue;
+            }
+        }
+        link = &e->next_active;
     }
     if (c->r != NULL)
         count_trips(c);
@@ -343,7 +373,8 @@ int tg_cluster_start(const tg_cluster_settings_t *s, tg_cluster_t **out, tg_err_
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&c->cond, &ca);
     pthread_condattr_destroy(&ca);
-    if ((c->url = strdup(s->redis_url)) == NULL || (c->node_id = strdup(s->node_id)) == NULL) {
+    if ((c->url = strdup(s->redis_url)) == NULL || (c->node_id = strdup(s->node_id)) == NULL ||
+        (c->batch = tg_redis_batch_new()) == NULL) {
         tg_cluster_free(c);
         return tg_errf(err, TG_ENOMEM, "out of memory");
     }
@@ -408,6 +439,7 @@ void tg_cluster_free(tg_cluster_t *c)
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cond);
     tg_redis_close(c->r);
+    tg_redis_batch_free(c->batch);
     if (c->url != NULL)
         sodium_memzero(c->url, strlen(c->url));
     free(c->url);

@@ -7,9 +7,11 @@
  * Every cluster.sync_ms (or sooner, when a key runs low and kicks it) the sync thread walks the
  * per-key states in use; a key costs Redis something only when its lease runs below its low-water
  * mark (a script call to top it up), when it goes idle (one to give it back) or when it has spent
- * without a lease (one to merge), and the `block` quotas' views of their shared totals are read
- * for all keys at once, one MGET per 256 keys in one round trip per round. The request path only
- * reads and CASes the local balances: it never waits for Redis.
+ * without a lease (one to merge or charge), and the `block` quotas' views of their shared totals
+ * are read for all keys at once, one MGET per 256 keys. All of a round's script calls and reads
+ * go to Redis pipelined: one round trip per round, however many keys need Redis (a second only
+ * when Redis lost the scripts), besides the node's claim, renewed once a second. The request path
+ * only reads and CASes the local balances: it never waits for Redis.
  *
  * Redis unreachable: the thread keeps going without it (fallback). Each key then draws from a
  * local budget of its limit divided by the live nodes last seen (lease.h), the metric
@@ -66,9 +68,12 @@ typedef struct tg_total_batch {
     tg_lease_entry_t *head;
 } tg_total_batch_t;
 
-/* What a sync step knows. r is NULL while Redis is unreachable. */
+/* What a sync step knows. r and batch are NULL while Redis is unreachable. */
 typedef struct tg_cluster_view {
     tg_redis_t *r;
+    /* The round's script calls: a step queues its own (tg_redis_batch_rate / _quota), keeps their
+     * slots, returns TG_LEASE_PENDING, and gets the results in its kind's done(). */
+    tg_redis_batch_t *batch;
     int64_t now_ns; /* monotonic */
     int64_t sync_ns;
     uint32_t nodes;      /* live nodes last seen, >= 1 */
@@ -77,13 +82,18 @@ typedef struct tg_cluster_view {
     tg_total_batch_t *totals;
 } tg_cluster_view_t;
 
+/* A sync step that queued script calls: its done() decides once their replies are in. */
+#define TG_LEASE_PENDING 2
 
 typedef struct tg_lease_kind {
     /* One round for e on the sync thread. Returns 1 to be looked at again next round, 0 when e
      * holds nothing and needs nothing (it leaves the rounds until a call touches it again), or
-     * TG_EIO after a Redis error (the thread then drops the connection and goes on in fallback
-     * for the remaining entries; e stays in the rounds). */
-    int (*sync)(tg_lease_entry_t *e, const tg_cluster_view_t *v, tg_err_t *err);
+     * TG_LEASE_PENDING when it queued calls in v->batch (only with Redis reachable). */
+    int (*sync)(tg_lease_entry_t *e, const tg_cluster_view_t *v);
+    /* After the round's batch ran (all its replies read, or the connection failed: then
+     * v->r is NULL and the calls without a reply say TG_EIO), for each entry whose sync returned
+     * TG_LEASE_PENDING: applies the results, each call's on its own. Returns 1 or 0 as sync. */
+    int (*done)(tg_lease_entry_t *e, const tg_cluster_view_t *v);
     /* Whether a call left something for the sync thread since its last round (spent, refused,
      * owed). Any thread. */
     int (*busy)(tg_lease_entry_t *e);
@@ -105,8 +115,10 @@ struct tg_lease_entry {
     _Atomic int touched; /* on the touched list */
     _Atomic int active;  /* in the sync thread's rounds */
     tg_lease_entry_t *_Atomic next_touched;
-    tg_lease_entry_t *next_active; /* sync thread only */
-    tg_lease_entry_t *next_total;  /* sync thread only: in the round's tg_total_batch_t */
+    tg_lease_entry_t *next_active;  /* sync thread only */
+    tg_lease_entry_t *next_total;   /* sync thread only: in the round's tg_total_batch_t */
+    tg_lease_entry_t *next_pending; /* sync thread only: waiting for the round's replies */
+    int leave;                      /* sync thread only: done() let it go */
 };
 
 /* Initialises e once: the first caller sets kind and runs init(e, arg) (copying the key in);

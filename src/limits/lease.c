@@ -87,9 +87,25 @@ uint64_t tg_lease_fallback_quota(uint64_t included, uint64_t granted_seen, uint3
     return (included - granted_seen) / (nodes == 0 ? 1 : nodes);
 }
 
+uint64_t tg_lease_rate_credit_cap(uint64_t lease, uint64_t max_weight)
+{
+    uint64_t c = lease / 4;
+    if (c < max_weight)
+        c = max_weight;
+    return c == 0 ? 1 : c;
+}
+
+uint64_t tg_lease_rate_credit(uint64_t lease, uint64_t max_weight, uint64_t burst, uint64_t fill, uint64_t drained)
+{
+    uint64_t c = tg_lease_rate_credit_cap(lease, max_weight);
+    uint64_t now_fill = fill > drained ? fill - drained : 0; /* may exceed burst: a bucket that owes cells */
+    uint64_t room = now_fill < burst ? burst - now_fill : 0;
+    return c < room ? c : room;
+}
+
 uint64_t tg_lease_rate_bound(uint32_t nodes, uint64_t lease, uint64_t weight)
 {
-    return sat_add(sat_mul(nodes, lease), sat_mul(nodes, weight));
+    return sat_add(sat_mul(nodes, lease), sat_mul(nodes, tg_lease_rate_credit_cap(lease, weight)));
 }
 
 uint64_t tg_lease_quota_bound(uint32_t nodes, uint64_t lease, uint64_t units, unsigned outages)

@@ -45,10 +45,21 @@ void tg_lease_fallback_rate(int64_t T, uint64_t burst, uint32_t nodes, int64_t *
 /* For a quota: the allowance left when last seen (included - granted_seen) divided by N. */
 uint64_t tg_lease_fallback_quota(uint64_t included, uint64_t granted_seen, uint32_t nodes);
 
+/* A rate limit's credit: what a node that holds no lease of a key (its first use, or after it gave
+ * an idle lease back) may spend before its sync thread leases, so that the key's first calls are
+ * not refused while the shared bucket has room. At most C = max(w, L / 4) cells (lease cap L,
+ * heaviest call w), and no more than the room the node last saw in the shared bucket: `fill` cells
+ * in it at its last reply, `drained` cells' time ago. The sync thread charges what was spent at its
+ * next round, in full (past the burst if need be: the bucket then owes it, and the next leases wait
+ * as long). */
+uint64_t tg_lease_rate_credit_cap(uint64_t lease, uint64_t max_weight);
+uint64_t tg_lease_rate_credit(uint64_t lease, uint64_t max_weight, uint64_t burst, uint64_t fill, uint64_t drained);
+
 /* The overshoot bounds the README states (see "Shared limits across nodes"), in cells or units.
- * Rate limit, over any window: N * L (cells leased and not yet spent) + N * w (a cold key's first
- * call on each node is allowed on credit). Quota in block mode: N * u for the credit, plus
- * 2 * (N - 1) * L per Redis outage (leases other nodes took since this node's last sync). */
+ * Rate limit, over any window: N * L (cells leased and not yet spent) + N * C (the credit a node
+ * spends on its last view of the shared bucket while it holds no lease, C above; w is the
+ * heaviest call). Quota in block mode: N * u for the credit, plus 2 * (N - 1) * L per Redis outage
+ * (leases other nodes took since this node's last sync). */
 uint64_t tg_lease_rate_bound(uint32_t nodes, uint64_t lease, uint64_t weight);
 uint64_t tg_lease_quota_bound(uint32_t nodes, uint64_t lease, uint64_t units, unsigned outages);
 

@@ -1,12 +1,21 @@
 /* limiter_shared.c - see limiter_shared.h.
  *
  * Per key, the request path touches only atomics: balance (cells held), consumed (since the last
- * sync: the lease's size follows it), the policy the balance was leased under, and a one-time
- * credit. The sync thread owns everything else. Cells are never created locally except from the
- * fallback bucket while Redis is away, so every cell spent was granted by one GCRA: the shared one
- * or this node's 1/N share of it. */
+ * sync: the lease's size follows it), the policy the balance was leased under, and the credit.
+ * The sync thread owns everything else. Cells are never created locally except from the fallback
+ * bucket while Redis is away, so every cell spent was granted by one GCRA (the shared one or this
+ * node's 1/N share of it), or spent on credit and charged to the shared one afterwards.
+ *
+ * The credit: a node that holds no lease of a key (its first call here, or its first after the
+ * node gave an idle lease back) would refuse the calls that come before its sync thread leases
+ * (one round: a round trip, or the rest of an interval), though the shared bucket has room. So
+ * while it holds no lease it may spend up to C = max(w, L / 4) cells on credit, as long as the
+ * shared bucket had room for them as it last saw it (lease.h, tg_lease_rate_credit). The first
+ * round that sees the key closes the credit, charges what was spent (in full: the bucket may owe
+ * cells after) and leases; the give-back of an idle lease opens it again. */
 #include "limits/limiter_shared.h"
 
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +27,8 @@
 #include "util/shardmap.h"
 
 #define KEY_CAP 96
+#define CREDIT_OPEN (UINT64_C(1) << 63)
+#define NOT_QUEUED INT_MIN /* a call this round did not need (a failed queueing leaves a negative code) */
 
 typedef struct rate_entry {
     tg_lease_entry_t base;
@@ -28,15 +39,19 @@ typedef struct rate_entry {
     _Atomic int64_t T;         /* ns per cell */
     _Atomic uint64_t burst;
     _Atomic uint64_t max_weight; /* heaviest call seen: a lease is never smaller */
-    _Atomic int credit_used;     /* the first call on this node went through on credit */
-    _Atomic uint64_t debt;       /* cells spent on that credit, to charge */
-    _Atomic uint64_t fill_seen;  /* cells in the shared bucket at the last round */
+    _Atomic uint64_t credit;     /* CREDIT_OPEN while the credit is open; low bits: cells spent on it */
+    _Atomic uint64_t debt;       /* cells spent on credit that a failed round could not charge */
+    _Atomic uint64_t fill_seen;  /* cells in the shared bucket at the last reply (may exceed burst) */
+    _Atomic int64_t fill_at;     /* when fill_seen was read (monotonic ns) */
     _Atomic int64_t low;         /* below this balance a call kicks the sync thread */
     _Atomic int starved;         /* a call was refused for want of cells since the last round */
     /* sync thread only */
     uint64_t target, seen_policy;
-    int64_t fill_at; /* when fill_seen was read */
     unsigned idle;
+    /* this round's queued calls (slots in the batch, NOT_QUEUED: none) and what they carry */
+    int q_merge, q_charge, q_return, q_take, q_giveback;
+    uint64_t q_debt, q_s0, q_policy;
+    int64_t q_returned;
     int fallback;
     int64_t fb_tat, fb_T;
     uint64_t fb_burst;
@@ -68,6 +83,7 @@ static void init_entry(tg_lease_entry_t *base, void *arg)
     memcpy(e->key, k->key, k->klen);
     e->klen = k->klen;
     e->target = 1;
+    atomic_store_explicit(&e->credit, CREDIT_OPEN, memory_order_relaxed); /* published by the entry's state */
 }
 
 /* Sets the policy a key is limited under; a change drops what was leased under the old one. */
@@ -82,16 +98,17 @@ static void set_policy(rate_entry_t *e, int64_t T, uint64_t burst)
     atomic_store(&e->balance, 0);
 }
 
-static int sync_rate(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err_t *err);
+static int sync_rate(tg_lease_entry_t *base, const tg_cluster_view_t *v);
+static int done_rate(tg_lease_entry_t *base, const tg_cluster_view_t *v);
 
 static int busy_rate(tg_lease_entry_t *base)
 {
     rate_entry_t *e = (rate_entry_t *)base;
     return atomic_load(&e->consumed) > 0 || atomic_load(&e->starved) || atomic_load(&e->debt) > 0 ||
-           atomic_load(&e->balance) > 0;
+           atomic_load(&e->balance) > 0 || (atomic_load(&e->credit) & ~CREDIT_OPEN) > 0;
 }
 
-static const tg_lease_kind_t rate_kind = {sync_rate, busy_rate, NULL, NULL};
+static const tg_lease_kind_t rate_kind = {sync_rate, done_rate, busy_rate, NULL, NULL};
 
 static rate_entry_t *entry(shared_limiter_t *l, const char *key, size_t klen, int create)
 {
@@ -105,10 +122,29 @@ static rate_entry_t *entry(shared_limiter_t *l, const char *key, size_t klen, in
     return e;
 }
 
+/* Spends weight cells on credit if it is open and the shared bucket, as this node last saw it
+ * (drained since at one cell per T), has room for them besides what was spent on it already. */
+static int spend_credit(shared_limiter_t *l, rate_entry_t *e, int64_t T, uint64_t burst, uint64_t weight, uint64_t mw,
+                        int64_t now_ns)
+{
+    uint64_t c = atomic_load_explicit(&e->credit, memory_order_acquire);
+    if (!(c & CREDIT_OPEN))
+        return 0;
+    int64_t since = now_ns - atomic_load_explicit(&e->fill_at, memory_order_relaxed);
+    uint64_t lease = tg_lease_rate_cap(burst, tg_cluster_live_nodes(l->cluster), mw);
+    uint64_t limit = tg_lease_rate_credit(lease, mw, burst, atomic_load_explicit(&e->fill_seen, memory_order_relaxed),
+                                          since > 0 ? (uint64_t)(since / T) : 0);
+    while ((c & CREDIT_OPEN) && (c & ~CREDIT_OPEN) + weight <= limit) {
+        if (atomic_compare_exchange_weak_explicit(&e->credit, &c, c + weight, memory_order_acq_rel,
+                                                  memory_order_acquire))
+            return 1;
+    }
+    return 0;
+}
+
 static int shared_take(tg_limiter_t *base, const char *key, size_t klen, const tg_rate_t *rate, uint64_t burst,
                        uint64_t weight, int64_t now_ns, tg_limit_result_t *out)
 {
-    (void)now_ns;
     shared_limiter_t *l = (shared_limiter_t *)base;
     if (rate->count == 0) {
         *out = (tg_limit_result_t){1, UINT64_MAX, UINT64_MAX, 0, 0};
@@ -137,11 +173,8 @@ static int shared_take(tg_limiter_t *base, const char *key, size_t klen, const t
             break;
         }
     }
-    if (!allowed && atomic_load_explicit(&e->credit_used, memory_order_relaxed) == 0 &&
-        atomic_exchange(&e->credit_used, 1) == 0) {
-        atomic_fetch_add(&e->debt, weight);
-        allowed = 1;
-    }
+    if (!allowed)
+        allowed = spend_credit(l, e, T, burst, weight, mw < weight ? weight : mw, now_ns);
     int64_t low = atomic_load_explicit(&e->low, memory_order_relaxed);
     if (allowed)
         atomic_fetch_add_explicit(&e->consumed, weight, memory_order_relaxed);
@@ -195,7 +228,7 @@ static void shared_repolicy(tg_limiter_t *base, const char *key, size_t klen, co
 static int worth_taking(const rate_entry_t *e, int64_t T, uint64_t burst, uint64_t want, uint64_t mw, int64_t now)
 {
     uint64_t fill = atomic_load(&e->fill_seen);
-    int64_t since = now - e->fill_at;
+    int64_t since = now - atomic_load(&e->fill_at);
     uint64_t drained = since > 0 ? (uint64_t)(since / T) : 0;
     uint64_t room = burst - (fill < burst ? fill : burst);
     room = drained > burst - room ? burst : room + drained;
@@ -203,33 +236,51 @@ static int worth_taking(const rate_entry_t *e, int64_t T, uint64_t burst, uint64
     return room >= (need < want ? need : want);
 }
 
-static int sync_rate(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err_t *err)
+/* Closes the credit (calls then wait for the lease) and owes what was spent on it beyond the
+ * `charged` cells this round charged already. */
+static void close_credit(rate_entry_t *e, uint64_t charged)
+{
+    uint64_t c = atomic_exchange(&e->credit, 0) & ~CREDIT_OPEN;
+    if (c > charged)
+        atomic_fetch_add(&e->debt, c - charged);
+}
+
+static int finish_rate(rate_entry_t *e, uint64_t charged);
+
+static int sync_rate(tg_lease_entry_t *base, const tg_cluster_view_t *v)
 {
     rate_entry_t *e = (rate_entry_t *)base;
     int64_t T = atomic_load(&e->T);
-    uint64_t burst = atomic_load(&e->burst), granted = 0, fill = 0;
+    uint64_t burst = atomic_load(&e->burst);
     if (T == 0)
         return 0; /* never used */
     uint64_t policy = atomic_load(&e->policy);
     uint64_t consumed = atomic_exchange(&e->consumed, 0);
     uint64_t mw = atomic_load(&e->max_weight), cap = tg_lease_rate_cap(burst, v->nodes, mw);
     int starved = atomic_exchange(&e->starved, 0);
+    /* The credit stays open until this round's lease has landed, so that the calls meanwhile are
+     * not refused; what it spent so far (s0) is charged now, the rest at the next round. */
+    uint64_t c0 = atomic_load(&e->credit), s0 = c0 & ~CREDIT_OPEN;
     /* Idle means no demand: a key whose calls are all refused (its lease ran dry) is not idle. */
     e->idle = consumed > 0 || starved ? 0 : e->idle + 1;
     e->target = tg_lease_target(starved ? 2 * e->target : consumed, e->target, tg_lease_floor(cap, mw), cap);
+    if ((c0 & CREDIT_OPEN) && e->target < tg_lease_rate_credit_cap(cap, mw)) /* the lease takes the credit over */
+        e->target = tg_lease_rate_credit_cap(cap, mw);
     atomic_store(&e->low, (int64_t)(e->target / 2));
 
     if (v->r == NULL) { /* fallback: this node's 1/N share of the limit, starting as full as the shared one */
         if (!e->fallback || policy != e->seen_policy) {
             tg_lease_fallback_rate(T, burst, v->nodes, &e->fb_T, &e->fb_burst);
             if (!e->fallback) { /* the shared fill as last seen, drained since at the full rate */
-                uint64_t was = atomic_load(&e->fill_seen), drained = (uint64_t)((v->now_ns - e->fill_at) / T);
+                uint64_t was = atomic_load(&e->fill_seen);
+                uint64_t drained = (uint64_t)((v->now_ns - atomic_load(&e->fill_at)) / T);
                 uint64_t share = (was > drained ? was - drained : 0) / v->nodes;
                 e->fb_tat = v->now_ns + (int64_t)(share > e->fb_burst ? e->fb_burst : share) * e->fb_T;
             }
             e->fallback = 1;
             e->seen_policy = policy;
         }
+        close_credit(e, 0); /* the local bucket grants at once: no wait to bridge */
         uint64_t debt = atomic_exchange(&e->debt, 0);
         if (debt > 0)
             e->fb_tat += (int64_t)debt * e->fb_T;
@@ -242,45 +293,118 @@ static int sync_rate(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err_
         return 1; /* in the rounds until Redis is back and its spending merged */
     }
 
+    /* Redis reachable: queue this round's calls, in the order they must run; done_rate applies
+     * their replies, each on its own. */
+    int queued = 0;
+    e->q_merge = e->q_charge = e->q_return = e->q_take = NOT_QUEUED;
+    e->q_giveback = 0;
+    e->q_returned = 0;
     if (e->fallback) { /* Redis is back: what this node's bucket holds was spent meanwhile */
         uint64_t spent = tg_lease_gcra_fill(e->fb_tat, e->fb_T, v->now_ns);
-        if (spent > 0 && tg_redis_rate(v->r, e->key, e->klen, TG_LEASE_MERGE, T, burst, spent, &granted, &fill, err))
-            return TG_EIO;
-        e->fallback = 0;
-        atomic_store(&e->fill_seen, fill);
-        e->fill_at = v->now_ns;
+        if (spent > 0) {
+            e->q_merge = tg_redis_batch_rate(v->batch, e->key, e->klen, TG_LEASE_MERGE, T, burst, spent);
+            queued = 1;
+        } else {
+            e->fallback = 0;
+        }
     }
-    uint64_t debt = atomic_exchange(&e->debt, 0);
-    if (debt > 0 && tg_redis_rate(v->r, e->key, e->klen, TG_LEASE_MERGE, T, burst, debt, &granted, &fill, err) != 0) {
-        atomic_fetch_add(&e->debt, debt);
-        return TG_EIO;
+    /* What was spent on credit: charged in full (the bucket may owe cells after). */
+    e->q_debt = atomic_exchange(&e->debt, 0);
+    e->q_s0 = s0;
+    if (e->q_debt + s0 > 0) {
+        e->q_charge = tg_redis_batch_rate(v->batch, e->key, e->klen, TG_LEASE_CHARGE, T, burst, e->q_debt + s0);
+        queued = 1;
     }
     if (v->leaving || e->idle >= v->idle_ticks) {
-        int64_t b = atomic_exchange(&e->balance, 0);
-        if (b > 0) {
-            if (tg_redis_rate(v->r, e->key, e->klen, TG_LEASE_RETURN, T, burst, (uint64_t)b, &granted, &fill, err) != 0)
-                return TG_EIO; /* the cells are lost to this node: errs towards refusing */
+        e->q_giveback = 1;
+        e->q_returned = atomic_exchange(&e->balance, 0);
+        if (e->q_returned > 0) {
+            e->q_return =
+                tg_redis_batch_rate(v->batch, e->key, e->klen, TG_LEASE_RETURN, T, burst, (uint64_t)e->q_returned);
+            queued = 1;
+        }
+    } else {
+        int64_t b = atomic_load(&e->balance);
+        if ((b <= atomic_load(&e->low) || b < (int64_t)mw) && b < (int64_t)e->target &&
+            worth_taking(e, T, burst, e->target - (uint64_t)b, mw, v->now_ns)) {
+            e->q_policy = policy;
+            e->q_take =
+                tg_redis_batch_rate(v->batch, e->key, e->klen, TG_LEASE_TAKE, T, burst, e->target - (uint64_t)b);
+            queued = 1;
+        }
+    }
+    if (queued)
+        return TG_LEASE_PENDING;
+    return finish_rate(e, 0);
+}
+
+/* The end of a round for e: the credit closes, or opens again after a give-back. */
+static int finish_rate(rate_entry_t *e, uint64_t charged)
+{
+    close_credit(e, charged);
+    if (!e->q_giveback)
+        return 1;
+    /* No lease held: the key's next calls here may spend on credit until a round leases,
+     * measured against the last reply (or an older view, drained since at the full rate). */
+    atomic_store_explicit(&e->credit, CREDIT_OPEN, memory_order_release);
+    return 0; /* idle and empty: out of the rounds until a call touches it (round_all asks busy) */
+}
+
+static void saw_fill(rate_entry_t *e, uint64_t fill, int64_t now)
+{
+    atomic_store(&e->fill_seen, fill);
+    atomic_store(&e->fill_at, now);
+}
+
+static int done_rate(tg_lease_entry_t *base, const tg_cluster_view_t *v)
+{
+    rate_entry_t *e = (rate_entry_t *)base;
+    uint64_t granted = 0, fill = 0, charged = 0;
+    int rc;
+    if (e->fallback) { /* a merge was due */
+        if (tg_redis_batch_result(v->batch, e->q_merge, &granted, &fill) == 0) {
+            e->fallback = 0;
+            saw_fill(e, fill, v->now_ns);
+        } else {
+            tg_metrics_count_redis_error(); /* still in fallback: merged next round */
+        }
+    }
+    if (e->q_debt + e->q_s0 > 0) {
+        if (tg_redis_batch_result(v->batch, e->q_charge, &granted, &fill) == 0) {
+            charged = e->q_s0;
+            saw_fill(e, fill, v->now_ns);
+        } else { /* charged next round (may count twice if it ran without a reply: errs towards refusing) */
+            tg_metrics_count_redis_error();
+            atomic_fetch_add(&e->debt, e->q_debt);
+        }
+    }
+    if (e->q_returned > 0) {
+        rc = tg_redis_batch_result(v->batch, e->q_return, &granted, &fill);
+        if (rc == 0) {
             tg_metrics_count_lease(1);
-            atomic_store(&e->fill_seen, fill);
-            e->fill_at = v->now_ns;
+            saw_fill(e, fill, v->now_ns);
+        } else {
+            tg_metrics_count_redis_error();
+            if (rc != TG_EIO) { /* it did not run: the cells are still this node's */
+                atomic_fetch_add(&e->balance, e->q_returned);
+                e->q_giveback = 0;
+            } /* else it may have run: lost to this node, errs towards refusing */
         }
-        return 0; /* idle and empty: out of the rounds until a call touches it */
     }
-    int64_t b = atomic_load(&e->balance);
-    if ((b <= atomic_load(&e->low) || b < (int64_t)mw) && b < (int64_t)e->target &&
-        worth_taking(e, T, burst, e->target - (uint64_t)b, mw, v->now_ns)) {
-        if (tg_redis_rate(v->r, e->key, e->klen, TG_LEASE_TAKE, T, burst, e->target - (uint64_t)b, &granted, &fill,
-                          err) != 0)
-            return TG_EIO;
-        if (granted > 0) {
-            tg_metrics_count_lease(0);
-            if (atomic_load(&e->policy) == policy)
-                atomic_fetch_add(&e->balance, (int64_t)granted);
+    if (e->q_take != NOT_QUEUED) {
+        rc = tg_redis_batch_result(v->batch, e->q_take, &granted, &fill);
+        if (rc == 0) {
+            if (granted > 0) {
+                tg_metrics_count_lease(0);
+                if (atomic_load(&e->policy) == e->q_policy)
+                    atomic_fetch_add(&e->balance, (int64_t)granted);
+            }
+            saw_fill(e, fill, v->now_ns);
+        } else {
+            tg_metrics_count_redis_error();
         }
-        atomic_store(&e->fill_seen, fill);
-        e->fill_at = v->now_ns;
     }
-    return 1;
+    return finish_rate(e, charged);
 }
 
 static void shared_free(tg_limiter_t *base)

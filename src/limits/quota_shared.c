@@ -8,6 +8,7 @@
 #include "limits/quota_shared.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "util/shardmap.h"
 
 #define KEY_CAP (TG_ID_MAX + 24 + TG_METRIC_MAX)
+#define NOT_QUEUED INT_MIN /* a call this round did not need (a failed queueing leaves a negative code) */
 
 typedef struct quota_entry {
     tg_lease_entry_t base;
@@ -43,6 +45,10 @@ typedef struct quota_entry {
     int64_t last_lease, last_contact;
     unsigned idle;
     int fallback;
+    /* this round's queued calls (slots in the batch, NOT_QUEUED: none) and what they carry */
+    int q_fb, q_merge, q_return, q_take, q_giveback;
+    uint64_t q_fb_spent, q_pending;
+    int64_t q_returned;
     size_t klen;
     char key[KEY_CAP];
 } quota_entry_t;
@@ -68,7 +74,8 @@ static void init_entry(tg_lease_entry_t *base, void *arg)
     e->last_lease = e->last_contact = INT64_MIN / 2;
 }
 
-static int sync_quota(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err_t *err);
+static int sync_quota(tg_lease_entry_t *base, const tg_cluster_view_t *v);
+static int done_quota(tg_lease_entry_t *base, const tg_cluster_view_t *v);
 
 static int busy_quota(tg_lease_entry_t *base)
 {
@@ -92,7 +99,7 @@ static void on_total(tg_lease_entry_t *base, int found, uint64_t total, int64_t 
     e->last_contact = now_ns;
 }
 
-static const tg_lease_kind_t quota_kind = {sync_quota, busy_quota, total_key, on_total};
+static const tg_lease_kind_t quota_kind = {sync_quota, done_quota, busy_quota, total_key, on_total};
 
 /* "customer:period:metric", readable in redis-cli. Customer ids and metric names hold no ':'
  * (ids are generated; metrics are identifiers), so the key is unambiguous. */
@@ -158,8 +165,9 @@ static int shared_reserve(tg_quota_t *base, const char *customer_id, int64_t per
         ok = 1;
     }
     if (!ok && atomic_load(&e->credit_used) == 0) {
-        /* A key's first call on this node, before any lease: allowed if what the store and Redis
-         * said leaves room for it. */
+        /* A key's first call on this node since it last held a lease (its first here, or its
+         * first after the node gave an idle lease back): allowed if what the store and Redis
+         * said leaves room for it, rather than refused until the sync thread leases. */
         uint64_t seed = atomic_load(&e->seed), total = atomic_load(&e->total_seen);
         uint64_t known = total > seed ? total : seed;
         if (known <= included && units <= included - known && atomic_exchange(&e->credit_used, 1) == 0) {
@@ -227,12 +235,12 @@ static uint64_t shared_used(tg_quota_t *base, const char *customer_id, int64_t p
 
 /* ---- the sync thread ---- */
 
-static int sync_quota(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err_t *err)
+static int sync_quota(tg_lease_entry_t *base, const tg_cluster_view_t *v)
 {
     quota_entry_t *e = (quota_entry_t *)base;
     if (!atomic_load(&e->used))
         return 0; /* only seeded: nothing to share yet */
-    uint64_t included = atomic_load(&e->included), granted = 0, total = 0;
+    uint64_t included = atomic_load(&e->included);
     /* Where a counter Redis lost starts again: the most this node knows was used. */
     uint64_t seed = atomic_load(&e->seed), seen = atomic_load(&e->total_seen);
     if (seed < seen)
@@ -280,35 +288,39 @@ static int sync_quota(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err
         return 1; /* in the rounds until Redis is back and its spending merged */
     }
 
+    /* Redis reachable: queue this round's calls, in the order they must run; done_quota applies
+     * their replies, each on its own. */
+    int queued = 0;
+    e->q_fb = e->q_merge = e->q_return = e->q_take = NOT_QUEUED;
+    e->q_giveback = 0;
+    e->q_returned = 0;
+    e->q_fb_spent = 0;
+    e->q_pending = pending;
     if (e->fallback) { /* Redis is back: add what this node granted itself meanwhile */
-        if (e->fb_spent > 0 &&
-            tg_redis_quota(v->r, e->key, e->klen, TG_LEASE_MERGE, e->fb_spent, included, seed, &granted, &total, err)) {
-            atomic_fetch_add(&e->pending, pending);
-            return TG_EIO;
+        e->q_fb_spent = e->fb_spent;
+        if (e->fb_spent > 0) {
+            e->q_fb = tg_redis_batch_quota(v->batch, e->key, e->klen, TG_LEASE_MERGE, e->fb_spent, included, seed);
+            queued = 1;
         }
-        e->fallback = 0;
-        e->fb_spent = 0;
-        atomic_store(&e->total_seen, total);
     }
-    int talked = 0;
     if (pending > 0) {
-        if (tg_redis_quota(v->r, e->key, e->klen, TG_LEASE_MERGE, pending, included, seed, &granted, &total, err)) {
-            atomic_fetch_add(&e->pending, pending);
-            return TG_EIO;
-        }
-        atomic_store(&e->total_seen, total);
-        talked = 1;
+        e->q_merge = tg_redis_batch_quota(v->batch, e->key, e->klen, TG_LEASE_MERGE, pending, included, seed);
+        queued = 1;
     }
     if (v->leaving || e->idle >= v->idle_ticks) {
-        int64_t b = atomic_exchange(&e->balance, 0);
-        if (b > 0) {
-            if (tg_redis_quota(v->r, e->key, e->klen, TG_LEASE_RETURN, (uint64_t)b, included, seed, &granted, &total,
-                               err) != 0)
-                return TG_EIO; /* lost to this node: errs towards refusing */
-            tg_metrics_count_lease(1);
-            atomic_store(&e->total_seen, total);
+        e->q_giveback = 1;
+        e->q_returned = atomic_exchange(&e->balance, 0);
+        if (e->q_returned > 0) {
+            e->q_return = tg_redis_batch_quota(v->batch, e->key, e->klen, TG_LEASE_RETURN, (uint64_t)e->q_returned,
+                                               included, seed);
+            queued = 1;
         }
-        return 0; /* idle and empty: out of the rounds until a call touches it */
+        if (!queued) {
+            e->fallback = 0;
+            atomic_store(&e->credit_used, 0); /* no lease held: the next call may go on credit */
+            return 0;                         /* idle and empty: out of the rounds until a call touches it */
+        }
+        return TG_LEASE_PENDING;
     }
     int64_t b = atomic_load(&e->balance);
     int want_lease = block && may_lease && b < (int64_t)e->target && (b <= atomic_load(&e->low) || b < (int64_t)mu);
@@ -316,34 +328,92 @@ static int sync_quota(tg_lease_entry_t *base, const tg_cluster_view_t *v, tg_err
      * plan's allowance grows), which the batched read of the total shows. A key hammered past its
      * allowance on every node would otherwise cost a script call per node per interval. */
     int spent = atomic_load(&e->total_seen) >= included;
-    if (want_lease && spent && !talked) {
+    if (want_lease && spent && !queued) {
         e->last_lease = v->now_ns;
         tg_cluster_want_total(v, &e->base);
+        e->fallback = 0;
         return 1;
     }
     if (want_lease && !spent) {
-        if (tg_redis_quota(v->r, e->key, e->klen, TG_LEASE_TAKE, e->target - (uint64_t)b, included, seed, &granted,
-                           &total, err) != 0)
-            return TG_EIO;
+        e->q_take =
+            tg_redis_batch_quota(v->batch, e->key, e->klen, TG_LEASE_TAKE, e->target - (uint64_t)b, included, seed);
         e->last_lease = v->now_ns;
         e->since_lease = 0;
-        if (granted > 0) {
-            tg_metrics_count_lease(0);
-            atomic_fetch_add(&e->balance, (int64_t)granted);
-        }
-        atomic_store(&e->total_seen, total);
-        talked = 1;
+        queued = 1;
     }
+    if (queued)
+        return TG_LEASE_PENDING;
+    e->fallback = 0; /* nothing spent in it to merge */
     /* A block key in use keeps its view of the shared total at most one interval old: the
      * fallback's share is computed from it. (Other modes never refuse: their view only decides
      * throttling and headers, and is refreshed by their merges.) The read is batched with the
-     * other keys' of this round: one MGET, one round trip, where a script call per key cost
-     * three Redis commands and a round trip each (bench/cluster.sh: most of Redis' work). */
-    if (talked)
-        e->last_contact = v->now_ns;
-    else if (block && consumed > 0 && v->now_ns - e->last_contact >= v->sync_ns)
+     * other keys' of this round: one MGET in the round's one round trip, where a script call per
+     * key cost three Redis commands (bench/cluster.sh: most of Redis' work). */
+    if (block && consumed > 0 && v->now_ns - e->last_contact >= v->sync_ns)
         tg_cluster_want_total(v, &e->base);
     return 1;
+}
+
+static int done_quota(tg_lease_entry_t *base, const tg_cluster_view_t *v)
+{
+    quota_entry_t *e = (quota_entry_t *)base;
+    uint64_t granted = 0, total = 0;
+    int talked = 0, rc;
+    if (e->q_fb_spent > 0) {
+        if (tg_redis_batch_result(v->batch, e->q_fb, &granted, &total) == 0) {
+            e->fallback = 0;
+            e->fb_spent = 0;
+            atomic_store(&e->total_seen, total);
+            talked = 1;
+        } else {
+            tg_metrics_count_redis_error(); /* still in fallback: merged next round */
+        }
+    } else {
+        e->fallback = 0;
+    }
+    if (e->q_pending > 0) {
+        if (tg_redis_batch_result(v->batch, e->q_merge, &granted, &total) == 0) {
+            atomic_store(&e->total_seen, total);
+            talked = 1;
+        } else { /* merged next round (may count twice if it ran without a reply: errs towards refusing) */
+            tg_metrics_count_redis_error();
+            atomic_fetch_add(&e->pending, e->q_pending);
+        }
+    }
+    if (e->q_returned > 0) {
+        rc = tg_redis_batch_result(v->batch, e->q_return, &granted, &total);
+        if (rc == 0) {
+            tg_metrics_count_lease(1);
+            atomic_store(&e->total_seen, total);
+            talked = 1;
+        } else {
+            tg_metrics_count_redis_error();
+            if (rc != TG_EIO) { /* it did not run: the units are still this node's */
+                atomic_fetch_add(&e->balance, e->q_returned);
+                e->q_giveback = 0;
+            } /* else it may have run: lost to this node, errs towards refusing */
+        }
+    }
+    if (e->q_take != NOT_QUEUED) {
+        if (tg_redis_batch_result(v->batch, e->q_take, &granted, &total) == 0) {
+            if (granted > 0) {
+                tg_metrics_count_lease(0);
+                atomic_fetch_add(&e->balance, (int64_t)granted);
+            }
+            atomic_store(&e->total_seen, total);
+            talked = 1;
+        } else {
+            tg_metrics_count_redis_error();
+        }
+    }
+    if (talked)
+        e->last_contact = v->now_ns;
+    if (!e->q_giveback)
+        return 1;
+    /* No lease held: the key's next call here may go on credit, checked against the total just
+     * read (one call per node, as a cold key's: the bound stays allowance + N u). */
+    atomic_store(&e->credit_used, 0);
+    return 0;
 }
 
 static void shared_free(tg_quota_t *base)

@@ -13,8 +13,11 @@
 
 #include "util/redis_url.h"
 
-/* KEYS[1] = tg:r:KEY. ARGV: T (ns per cell), burst, op (0 take, 1 return, 2 merge, 3 get), n.
- * State: tat (us, may be fractional), T (us), b. Returns {granted, fill}. */
+/* KEYS[1] = tg:r:KEY. ARGV: T (ns per cell), burst, op (0 take, 1 return, 2 merge, 3 get,
+ * 4 charge), n. State: tat (us, may be fractional), T (us), b. Returns {granted, fill}. A merge
+ * (what a node spent from its own share while Redis was away) stops at a full bucket; a charge
+ * (what a node spent on credit, on its last view of the bucket) does not: the fill may then exceed
+ * the burst, and no lease is granted until the bucket has drained what it owes. */
 static const char rate_lua[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
@@ -46,9 +49,12 @@ static const char rate_lua[] =
     "  tat = tat + n * T\n"
     "  if tat > now + tau then tat = now + tau end\n"
     "  granted = n\n"
+    "elseif op == 4 then\n"
+    "  tat = tat + n * T\n"
+    "  granted = n\n"
     "end\n"
     "redis.call('HSET', KEYS[1], 'tat', string.format('%.17g', tat), 'T', string.format('%.17g', T), 'b', burst)\n"
-    "redis.call('PEXPIRE', KEYS[1], math.ceil(tau / 1000) + 60000)\n"
+    "redis.call('PEXPIRE', KEYS[1], math.ceil(math.max(tau, tat - now) / 1000) + 60000)\n"
     "return {granted, math.ceil((tat - now) / T - 1e-9)}\n";
 
 /* KEYS[1] = tg:q:KEY. ARGV: op, n, included, floor_units. Returns {granted, total}. A missing counter
@@ -316,9 +322,13 @@ static int parse_total(const redisReply *rp, uint64_t *out)
     return 0;
 }
 
-int tg_redis_quota_totals(tg_redis_t *r, const char *const *keys, const size_t *klens, size_t n, uint64_t *totals,
-                          int *found, tg_err_t *err)
+/* Appends the MGETs of n quota counters (one per MGET_KEYS keys) to the connection's output;
+ * *sent: the commands appended, each of which must be read back (totals_read) or the connection
+ * closed. */
+static int totals_append(tg_redis_t *r, const char *const *keys, const size_t *klens, size_t n, size_t *sent,
+                         tg_err_t *err)
 {
+    *sent = 0;
     if (n == 0)
         return 0;
     size_t chunk = n < MGET_KEYS ? n : MGET_KEYS;
@@ -330,7 +340,6 @@ int tg_redis_quota_totals(tg_redis_t *r, const char *const *keys, const size_t *
         return tg_errf(err, TG_ENOMEM, "out of memory");
     }
     int rc = 0;
-    size_t sent = 0; /* commands appended: each must be read back, or the connection closed */
     av[0] = "MGET", al[0] = 4;
     for (size_t at = 0; at < n && rc == 0; at += chunk) {
         size_t m = n - at < chunk ? n - at : chunk;
@@ -344,11 +353,17 @@ int tg_redis_quota_totals(tg_redis_t *r, const char *const *keys, const size_t *
         if (rc == 0 && redisAppendCommandArgv(r->c, (int)m + 1, av, al) != REDIS_OK)
             rc = tg_errf(err, TG_EIO, "redis: MGET: %s", r->c->errstr[0] ? r->c->errstr : "out of memory");
         if (rc == 0)
-            sent++;
+            (*sent)++;
     }
     free(av), free(al), free(names);
-    if (sent > 0)
-        r->trips++;
+    return rc;
+}
+
+/* Reads the replies of the `sent` MGETs totals_append appended for n keys. rc: an earlier error
+ * (the replies are still read, so that the connection stays in step). */
+static int totals_read(tg_redis_t *r, size_t n, size_t sent, uint64_t *totals, int *found, int rc, tg_err_t *err)
+{
+    size_t chunk = n < MGET_KEYS ? n : MGET_KEYS;
     for (size_t j = 0, at = 0; j < sent; j++, at += chunk) {
         redisReply *rp = NULL;
         if (redisGetReply(r->c, (void **)&rp) != REDIS_OK || rp == NULL)
@@ -368,6 +383,211 @@ int tg_redis_quota_totals(tg_redis_t *r, const char *const *keys, const size_t *
         freeReplyObject(rp);
     }
     return rc;
+}
+
+int tg_redis_quota_totals(tg_redis_t *r, const char *const *keys, const size_t *klens, size_t n, uint64_t *totals,
+                          int *found, tg_err_t *err)
+{
+    size_t sent = 0;
+    int rc = totals_append(r, keys, klens, n, &sent, err);
+    if (sent > 0)
+        r->trips++;
+    return totals_read(r, n, sent, totals, found, rc, err);
+}
+
+/* ---- batches ---- */
+
+enum { SLOT_QUEUED, SLOT_OK, SLOT_REFUSED, SLOT_NOSCRIPT, SLOT_NO_REPLY };
+
+/* One queued script call: everything needed to send it again after a NOSCRIPT. */
+typedef struct slot {
+    int script, state;
+    size_t kl;
+    char key[KEY_CAP];
+    char arg[4][24];
+    long long res[2];
+} slot_t;
+
+struct tg_redis_batch {
+    slot_t *slots;
+    size_t n, cap;
+};
+
+tg_redis_batch_t *tg_redis_batch_new(void)
+{
+    return calloc(1, sizeof(tg_redis_batch_t));
+}
+
+void tg_redis_batch_free(tg_redis_batch_t *b)
+{
+    if (b == NULL)
+        return;
+    free(b->slots);
+    free(b);
+}
+
+void tg_redis_batch_reset(tg_redis_batch_t *b)
+{
+    b->n = 0;
+}
+
+size_t tg_redis_batch_size(const tg_redis_batch_t *b)
+{
+    return b->n;
+}
+
+/* A new slot for script on "prefix KEY", or NULL (out of memory, key too long: *rc says). */
+static slot_t *batch_slot(tg_redis_batch_t *b, int script, const char *prefix, const char *key, size_t klen, int *rc)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap == 0 ? 64 : b->cap * 2;
+        slot_t *s = cap > SIZE_MAX / sizeof(*s) ? NULL : realloc(b->slots, cap * sizeof(*s));
+        if (s == NULL) {
+            *rc = TG_ENOMEM;
+            return NULL;
+        }
+        b->slots = s;
+        b->cap = cap;
+    }
+    slot_t *s = &b->slots[b->n];
+    if (prefixed(s->key, prefix, key, klen, &s->kl) != 0) {
+        *rc = TG_EINVAL;
+        return NULL;
+    }
+    s->script = script;
+    s->state = SLOT_QUEUED;
+    s->res[0] = s->res[1] = 0;
+    *rc = (int)b->n++;
+    return s;
+}
+
+int tg_redis_batch_rate(tg_redis_batch_t *b, const char *key, size_t klen, tg_lease_op_t op, int64_t T, uint64_t burst,
+                        uint64_t n)
+{
+    int rc;
+    slot_t *s = batch_slot(b, SCRIPT_RATE, "tg:r:", key, klen, &rc);
+    if (s == NULL)
+        return rc;
+    snprintf(s->arg[0], sizeof(s->arg[0]), "%" PRId64, T);
+    snprintf(s->arg[1], sizeof(s->arg[1]), "%" PRIu64, burst);
+    snprintf(s->arg[2], sizeof(s->arg[2]), "%d", (int)op);
+    snprintf(s->arg[3], sizeof(s->arg[3]), "%" PRIu64, n);
+    return rc;
+}
+
+int tg_redis_batch_quota(tg_redis_batch_t *b, const char *key, size_t klen, tg_lease_op_t op, uint64_t n,
+                         uint64_t included, uint64_t floor_units)
+{
+    int rc;
+    slot_t *s = batch_slot(b, SCRIPT_QUOTA, "tg:q:", key, klen, &rc);
+    if (s == NULL)
+        return rc;
+    snprintf(s->arg[0], sizeof(s->arg[0]), "%d", (int)op);
+    snprintf(s->arg[1], sizeof(s->arg[1]), "%" PRIu64, n);
+    snprintf(s->arg[2], sizeof(s->arg[2]), "%" PRIu64, included);
+    snprintf(s->arg[3], sizeof(s->arg[3]), "%" PRIu64, floor_units);
+    return rc;
+}
+
+/* Appends the EVALSHA of every slot in state `which` to the connection's output; *sent: how
+ * many. Every one appended must be read back (read_slots) or the connection closed. */
+static int append_slots(tg_redis_t *r, tg_redis_batch_t *b, int which, size_t *sent, tg_err_t *err)
+{
+    *sent = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        slot_t *s = &b->slots[i];
+        if (s->state != which)
+            continue;
+        const char *av[] = {"EVALSHA", r->sha[s->script], "1", s->key, s->arg[0], s->arg[1], s->arg[2], s->arg[3]};
+        size_t al[] = {7, 40, 1, s->kl, strlen(s->arg[0]), strlen(s->arg[1]), strlen(s->arg[2]), strlen(s->arg[3])};
+        if (redisAppendCommandArgv(r->c, 8, av, al) != REDIS_OK)
+            return tg_errf(err, TG_EIO, "redis: EVALSHA: %s", r->c->errstr[0] ? r->c->errstr : "out of memory");
+        s->state = SLOT_NO_REPLY; /* until its reply is read */
+        (*sent)++;
+    }
+    return 0;
+}
+
+/* Reads the replies of the `sent` slots append_slots sent (in order: those in SLOT_NO_REPLY).
+ * Returns 0, or TG_EIO when the connection failed (the slots left without a reply stay so). */
+static int read_slots(tg_redis_t *r, tg_redis_batch_t *b, size_t sent, size_t *noscript, tg_err_t *err)
+{
+    *noscript = 0;
+    for (size_t i = 0; i < b->n && sent > 0; i++) {
+        slot_t *s = &b->slots[i];
+        if (s->state != SLOT_NO_REPLY)
+            continue;
+        sent--;
+        redisReply *rp = NULL;
+        if (redisGetReply(r->c, (void **)&rp) != REDIS_OK || rp == NULL)
+            return reply_error(err, "EVALSHA", r->c, NULL);
+        if (rp->type == REDIS_REPLY_ERROR && strncmp(rp->str, "NOSCRIPT", 8) == 0) {
+            s->state = SLOT_NOSCRIPT;
+            (*noscript)++;
+        } else if (rp->type == REDIS_REPLY_ARRAY && rp->elements == 2 && rp->element[0]->type == REDIS_REPLY_INTEGER &&
+                   rp->element[1]->type == REDIS_REPLY_INTEGER) {
+            s->res[0] = rp->element[0]->integer;
+            s->res[1] = rp->element[1]->integer;
+            s->state = SLOT_OK;
+        } else {
+            s->state = SLOT_REFUSED; /* this key's call only: the others' replies follow */
+        }
+        freeReplyObject(rp);
+    }
+    return 0;
+}
+
+int tg_redis_batch_run(tg_redis_t *r, tg_redis_batch_t *b, const char *const *tkeys, const size_t *tklens, size_t nt,
+                       uint64_t *totals, int *found, tg_err_t *err)
+{
+    size_t sent = 0, tsent = 0, noscript = 0;
+    int rc = append_slots(r, b, SLOT_QUEUED, &sent, err);
+    if (rc != 0)
+        return rc; /* a partial command may be in the output buffer: the connection must go */
+    rc = totals_append(r, tkeys, tklens, nt, &tsent, err);
+    if (rc == TG_EIO)
+        return rc;
+    if (sent + tsent == 0)
+        return rc;
+    r->trips++; /* hiredis writes the whole output buffer before it reads the first reply */
+    int rrc = read_slots(r, b, sent, &noscript, err);
+    if (rrc != 0)
+        return rrc;
+    rc = totals_read(r, nt, tsent, totals, found, rc, err);
+    if (rc == TG_EIO)
+        return rc;
+    if (noscript > 0) { /* they did not run: load the scripts, send them again, once */
+        if ((rrc = load_scripts(r, err)) != 0)
+            return rrc == TG_EIO ? rrc : tg_errf(err, TG_EIO, "redis: SCRIPT LOAD failed");
+        if ((rrc = append_slots(r, b, SLOT_NOSCRIPT, &sent, err)) != 0)
+            return rrc;
+        r->trips++;
+        if ((rrc = read_slots(r, b, sent, &noscript, err)) != 0)
+            return rrc;
+        for (size_t i = 0; i < b->n; i++) /* refused twice: the server keeps losing them */
+            if (b->slots[i].state == SLOT_NOSCRIPT)
+                b->slots[i].state = SLOT_REFUSED;
+    }
+    return rc;
+}
+
+int tg_redis_batch_result(const tg_redis_batch_t *b, int slot, uint64_t *granted, uint64_t *value)
+{
+    *granted = *value = 0;
+    if (slot < 0 || (size_t)slot >= b->n)
+        return TG_EINVAL;
+    const slot_t *s = &b->slots[slot];
+    switch (s->state) {
+    case SLOT_OK:
+        *granted = s->res[0] > 0 ? (uint64_t)s->res[0] : 0;
+        *value = s->res[1] > 0 ? (uint64_t)s->res[1] : 0;
+        return 0;
+    case SLOT_REFUSED:
+    case SLOT_NOSCRIPT:
+        return TG_ESTORE;
+    default:
+        return TG_EIO;
+    }
 }
 
 int tg_redis_node(tg_redis_t *r, const char *node_id, const char *token, int ttl_ms, int leave, uint32_t *live,

@@ -4,7 +4,8 @@
 // PostgreSQL cluster test shares one database instead). The test starts its own throwaway
 // redis-server with scripts/redis-test.sh, and stops and restarts it mid-load.
 // The bound checked is the README's ("Shared limits across nodes"): over any window a hot key
-// gets at most the GCRA's allowance + N L + N w; a block quota at most its allowance + N u.
+// gets at most the GCRA's allowance + N L + N C (C = max(w, L / 4), the credit of a node that
+// holds no lease); a block quota at most its allowance + N u.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -100,7 +101,8 @@ test('API4:2023 unrestricted resource consumption: a hot key through three nodes
     const secs = (Date.now() - t0) / 1000;
     const allowed = st.filter((s) => s === 200).length;
     assert.ok(st.every((s) => s === 200 || s === 429), `only 200 and 429: ${[...new Set(st)]}`);
-    // free: burst 10, 10/min. Lease L = max(1, 10 / (2 N)) = 1, w = 1: bound N L + N w = 6.
+    // free: burst 10, 10/min. Lease L = max(1, 10 / (2 N)) = 1, credit C = max(w, L / 4) = 1:
+    // bound N L + N C = 6.
     const limit = 10 + Math.ceil((10 * secs) / 60);
     console.log(`rate: ${N} nodes, free plan (10/min, burst 10), ${secs.toFixed(2)} s: allowed ${allowed} of ${st.length}, limit ${limit}, bound +6 (local limits would allow ${N * limit})`);
     assert.ok(allowed <= limit + 6, `allowed ${allowed} > ${limit} + 6`);

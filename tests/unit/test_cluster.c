@@ -206,7 +206,7 @@ static uint64_t redis_commands(void)
 /* ---- tests ---- */
 
 /* A hot key hammered through three nodes for two seconds: the calls allowed stay within the
- * GCRA's own allowance (burst + rate x time) plus the stated bound N L + N w, and close to it
+ * GCRA's own allowance (burst + rate x time) plus the stated bound N L + N C (C = max(w, L / 4)), and close to it
  * (the nodes do not starve each other). */
 static void test_rate_limit_shared_within_bound(void **state)
 {
@@ -419,14 +419,22 @@ static void test_block_quota_survives_redis_restart(void **state)
         stop_node(&nodes[i]);
 }
 
-static uint64_t leases_returned(void)
+/* A counter of this process's metrics ("name{labels} " as rendered), 0 when absent. */
+static uint64_t metric(const char *name)
 {
     char *m = tg_metrics_render(NULL);
     assert_non_null(m);
-    const char *p = strstr(m, "tollgate_cluster_leases_total{op=\"returned\"} ");
-    uint64_t n = p != NULL ? strtoull(p + strlen("tollgate_cluster_leases_total{op=\"returned\"} "), NULL, 10) : 0;
+    char line[128];
+    snprintf(line, sizeof(line), "\n%s ", name);
+    const char *p = strstr(m, line);
+    uint64_t n = p != NULL ? strtoull(p + strlen(line), NULL, 10) : 0;
     free(m);
     return n;
+}
+
+static uint64_t leases_returned(void)
+{
+    return metric("tollgate_cluster_leases_total{op=\"returned\"}");
 }
 
 /* A key left alone gives its lease back after about a second; used again, it gets a new one.
@@ -470,6 +478,187 @@ static void test_idle_key_gives_back_and_resumes(void **state)
     assert_true(back);
     assert_true(qback);
     stop_node(&n);
+}
+
+/* An idle key gives its lease back; its next calls on that node, with the shared bucket full, are
+ * allowed at once, before the sync thread can lease again (a credit of C = max(w, L / 4) cells,
+ * charged at the next round). Before the credit was reopened at the give-back, the first call
+ * after it was refused: the node held no lease and had spent its one credit long before. Then the
+ * charge is exact: once the node is idle again, the shared bucket holds what the node spent. */
+static void test_idle_key_first_calls_allowed(void **state)
+{
+    (void)state;
+    if (skip_without_redis())
+        return;
+    node_t n;
+    tg_err_t err = {0};
+    char id[64], key[64];
+    snprintf(id, sizeof(id), "unit-credit-%d", (int)getpid());
+    snprintf(key, sizeof(key), "cus_credit_%d", (int)getpid());
+    assert_int_equal(start_node(&n, id, &err), 0);
+    /* one cell every 10 s, burst 40: L = 20 on one node, C = 5; the first call's cell has not
+     * drained when the lease goes back, so the shared bucket then holds 39 of its 40 cells */
+    tg_rate_t rate = {1, 10 * SEC};
+    const uint64_t burst = 40;
+    tg_limit_result_t r;
+    uint64_t returned0 = leases_returned();
+    assert_int_equal(tg_limiter_take(n.l, key, strlen(key), &rate, burst, 1, tg_clock_mono_ns(), &r), 0);
+    assert_true(r.allowed);
+    /* left alone: the lease goes back (bounded wait on the metric), then the bucket refills */
+    for (int spins = 0; spins < 500 && leases_returned() < returned0 + 1; spins++)
+        run_for(10 * MS);
+    assert_true(leases_returned() >= returned0 + 1);
+    uint64_t credit = tg_lease_rate_credit_cap(tg_lease_rate_cap(burst, tg_cluster_live_nodes(n.c), 1), 1);
+    assert_int_equal(credit, 5);
+    for (uint64_t i = 0; i < credit; i++) {
+        assert_int_equal(tg_limiter_take(n.l, key, strlen(key), &rate, burst, 1, tg_clock_mono_ns(), &r), 0);
+        assert_true(r.allowed);
+    }
+    /* idle again: what the node spent on credit is charged, in full, and what it leased since
+     * is given back: the shared bucket holds the credit's cells and what is left of the first
+     * call's (less what drained since, a cell per 10 s) */
+    uint64_t returned1 = leases_returned();
+    int64_t spent_at = tg_clock_mono_ns();
+    for (int spins = 0; spins < 500 && leases_returned() < returned1 + 1; spins++)
+        run_for(10 * MS);
+    tg_redis_t *rc = NULL;
+    assert_int_equal(tg_redis_connect(redis_url, 1000, &rc, &err), 0);
+    uint64_t granted = 0, fill = 0;
+    assert_int_equal(tg_redis_rate(rc, key, strlen(key), TG_LEASE_GET, 10 * SEC, burst, 0, &granted, &fill, &err), 0);
+    uint64_t drained = (uint64_t)((tg_clock_mono_ns() - spent_at) / (10 * SEC));
+    print_message("credit: %" PRIu64 " calls allowed at once after the give-back; shared fill %" PRIu64 " (%" PRIu64
+                  " on credit + what is left of 1; %" PRIu64 " drained since)\n",
+                  credit, fill, credit, drained);
+    assert_true(fill <= credit + 1 && fill + drained >= credit);
+    tg_redis_close(rc);
+    stop_node(&n);
+}
+
+/* The same for a block quota: after the node gave an idle lease back, the key's next call is
+ * allowed at once on credit (the total it read leaves room), not refused until a round leases.
+ * Before, the one call of credit was a cold key's only, once per process. */
+static void test_idle_quota_first_call_allowed(void **state)
+{
+    (void)state;
+    if (skip_without_redis())
+        return;
+    node_t n;
+    tg_err_t err = {0};
+    char id[64], key[64];
+    snprintf(id, sizeof(id), "unit-qcredit-%d", (int)getpid());
+    snprintf(key, sizeof(key), "cus_qcredit_%d", (int)getpid());
+    assert_int_equal(start_node(&n, id, &err), 0);
+    for (int round = 0; round < 2; round++) {
+        uint64_t returned0 = leases_returned();
+        assert_int_equal(tg_quota_reserve(n.q, key, 1700000000, "api_calls", 1, 1000, 1, NULL), 0);
+        /* left alone: the lease goes back (bounded wait on the metric) */
+        for (int spins = 0; spins < 500 && leases_returned() < returned0 + 1; spins++)
+            run_for(10 * MS);
+        assert_true(leases_returned() >= returned0 + 1);
+    }
+    /* once more, at once after the give-back */
+    assert_int_equal(tg_quota_reserve(n.q, key, 1700000000, "api_calls", 1, 1000, 1, NULL), 0);
+    stop_node(&n);
+    /* exact: three units used, all leases given back */
+    tg_redis_t *rc = NULL;
+    assert_int_equal(tg_redis_connect(redis_url, 1000, &rc, &err), 0);
+    char qkey[96];
+    int len = snprintf(qkey, sizeof(qkey), "%s:%020d:api_calls", key, 1700000000);
+    uint64_t granted = 0, total = 0;
+    assert_int_equal(tg_redis_quota(rc, qkey, (size_t)len, TG_LEASE_GET, 0, 1000, 0, &granted, &total, &err), 0);
+    assert_int_equal(total, 3);
+    tg_redis_close(rc);
+}
+
+/* A command on a connection of the test's own (SCRIPT FLUSH, ...). */
+static void redis_do(const char *cmd)
+{
+    tg_redis_url_t u;
+    char why[160];
+    assert_int_equal(tg_redis_url_parse(redis_url, &u, why, sizeof(why)), 0);
+    redisContext *c = redisConnect(u.host, u.port);
+    assert_true(c != NULL && c->err == 0);
+    redisReply *rp = redisCommand(c, cmd);
+    assert_true(rp != NULL && rp->type != REDIS_REPLY_ERROR);
+    freeReplyObject(rp);
+    redisFree(c);
+}
+
+/* Uses `keys` fresh keys once each, as a rate limit and a block quota, and waits until the node
+ * leased for all of them: each key's first call is on credit, so the next round charges it and
+ * takes a lease (a rate limit) or merges it and takes a lease (a quota): four script calls a key.
+ * Returns the Redis round trips the node made meanwhile. */
+static uint64_t cold_keys(node_t *n, const char *tag, int keys, const tg_rate_t *rate, uint64_t burst)
+{
+    uint64_t trips0 = metric("tollgate_cluster_redis_round_trips_total");
+    uint64_t taken0 = metric("tollgate_cluster_leases_total{op=\"taken\"}");
+    char key[64];
+    for (int k = 0; k < keys; k++) {
+        tg_limit_result_t r;
+        snprintf(key, sizeof(key), "cus_pipe_%s_%d_%d", tag, (int)getpid(), k);
+        assert_int_equal(tg_limiter_take(n->l, key, strlen(key), rate, burst, 1, tg_clock_mono_ns(), &r), 0);
+        assert_true(r.allowed);
+        assert_int_equal(tg_quota_reserve(n->q, key, 1700000000, "api_calls", 1, 1000, 1, NULL), 0);
+    }
+    for (int spins = 0; spins < 500 && metric("tollgate_cluster_leases_total{op=\"taken\"}") < taken0 + 2 * keys;
+         spins++)
+        run_for(10 * MS);
+    assert_true(metric("tollgate_cluster_leases_total{op=\"taken\"}") >= taken0 + 2 * (uint64_t)keys);
+    return metric("tollgate_cluster_redis_round_trips_total") - trips0;
+}
+
+/* After the node stopped (its last round gave every lease back): each key's rate state holds the
+ * one cell it spent and its quota counter the one unit, exactly. */
+static void check_cold_keys_exact(const char *tag, int keys, const tg_rate_t *rate, uint64_t burst)
+{
+    tg_redis_t *rc = NULL;
+    tg_err_t err = {0};
+    assert_int_equal(tg_redis_connect(redis_url, 1000, &rc, &err), 0);
+    char key[96];
+    for (int k = 0; k < keys; k++) {
+        uint64_t granted = 0, fill = 0, total = 0;
+        int len = snprintf(key, sizeof(key), "cus_pipe_%s_%d_%d", tag, (int)getpid(), k);
+        assert_int_equal(tg_redis_rate(rc, key, (size_t)len, TG_LEASE_GET, rate->period_ns / (int64_t)rate->count,
+                                       burst, 0, &granted, &fill, &err),
+                         0);
+        assert_int_equal(fill, 1); /* a cell per minute: not drained yet */
+        len = snprintf(key, sizeof(key), "cus_pipe_%s_%d_%d:%020d:api_calls", tag, (int)getpid(), k, 1700000000);
+        assert_int_equal(tg_redis_quota(rc, key, (size_t)len, TG_LEASE_GET, 0, 1000, 0, &granted, &total, &err), 0);
+        assert_int_equal(total, 1);
+    }
+    tg_redis_close(rc);
+}
+
+/* Two hundred keys that need Redis in the same rounds (a charge and a lease each, as a rate limit
+ * and as a quota: 800 script calls) cost a round trip per round, not one per call: the node's
+ * rounds pipeline them. Then the server loses its scripts (SCRIPT FLUSH): the next rounds load
+ * them again and send the refused calls once more, without falling back. Every key's totals are
+ * exact afterwards: nothing lost, nothing counted twice. */
+static void test_lease_calls_pipelined(void **state)
+{
+    (void)state;
+    if (skip_without_redis())
+        return;
+    enum { KEYS = 200 };
+    node_t n;
+    tg_err_t err = {0};
+    char id[64];
+    snprintf(id, sizeof(id), "unit-pipe-%d", (int)getpid());
+    assert_int_equal(start_node(&n, id, &err), 0);
+    tg_rate_t rate = {1, 60 * SEC}; /* a cell a minute, burst 40: L = 20, C = 5 */
+    uint64_t errors0 = metric("tollgate_cluster_redis_errors_total");
+    uint64_t trips = cold_keys(&n, "a", KEYS, &rate, 40);
+    print_message("pipelined: %d keys x 4 script calls: %" PRIu64 " round trips\n", KEYS, trips);
+    assert_true(trips <= 40); /* a round trip per round with work (a few), a heartbeat; one per call: 800 */
+    redis_do("SCRIPT FLUSH");
+    trips = cold_keys(&n, "b", KEYS, &rate, 40);
+    print_message("after SCRIPT FLUSH: %d keys x 4 script calls: %" PRIu64 " round trips\n", KEYS, trips);
+    assert_true(trips <= 45); /* + one per round that found the scripts gone, and their loading (3) */
+    assert_false(tg_cluster_in_fallback(n.c));
+    assert_int_equal(metric("tollgate_cluster_redis_errors_total"), errors0);
+    stop_node(&n);
+    check_cold_keys_exact("a", KEYS, &rate, 40);
+    check_cold_keys_exact("b", KEYS, &rate, 40);
 }
 
 /* A hundred block quotas in use on three nodes, each used every interval: their views of the
@@ -650,6 +839,9 @@ int main(void)
         cmocka_unit_test(test_redis_down_fallback_and_back),
         cmocka_unit_test(test_block_quota_survives_redis_restart),
         cmocka_unit_test(test_idle_key_gives_back_and_resumes),
+        cmocka_unit_test(test_idle_key_first_calls_allowed),
+        cmocka_unit_test(test_lease_calls_pipelined),
+        cmocka_unit_test(test_idle_quota_first_call_allowed),
         cmocka_unit_test(test_block_quota_views_batched),
         cmocka_unit_test(test_spent_quota_costs_little),
         cmocka_unit_test(test_rounds_follow_keys_in_use),

@@ -103,12 +103,30 @@ static void test_fallback_shares(void **state)
     assert_int_equal(tg_lease_fallback_quota(1000, 0, 0), 1000);
 }
 
+/* A cold key's credit: a quarter of a lease (at least the heaviest call), never more than the
+ * room the node last saw in the shared bucket, which drains meanwhile. */
+static void test_credit(void **state)
+{
+    (void)state;
+    assert_int_equal(tg_lease_rate_credit_cap(333, 1), 83);
+    assert_int_equal(tg_lease_rate_credit_cap(1, 1), 1);
+    assert_int_equal(tg_lease_rate_credit_cap(10, 7), 7);
+    assert_int_equal(tg_lease_rate_credit_cap(0, 0), 1);
+    assert_int_equal(tg_lease_rate_credit(40, 1, 100, 0, 0), 10);   /* nothing spent: the whole credit */
+    assert_int_equal(tg_lease_rate_credit(40, 1, 100, 96, 0), 4);   /* 96 of 100 spent: room for 4 */
+    assert_int_equal(tg_lease_rate_credit(40, 1, 100, 100, 0), 0);  /* no room: nothing on credit */
+    assert_int_equal(tg_lease_rate_credit(40, 1, 100, 100, 3), 3);  /* 3 cells drained since */
+    assert_int_equal(tg_lease_rate_credit(40, 1, 100, 130, 20), 0); /* the bucket still owes 10 cells */
+    assert_int_equal(tg_lease_rate_credit(40, 1, 100, 130, 1000), 10);
+}
+
 /* The bounds of the README, for its example: 3 nodes, a 100/s limit with burst 60 (L = 10), and a
  * block quota of 10,000 a month (L = 833). */
 static void test_bounds(void **state)
 {
     (void)state;
-    assert_int_equal(tg_lease_rate_bound(3, tg_lease_rate_cap(60, 3, 1), 1), 33);
+    assert_int_equal(tg_lease_rate_bound(3, tg_lease_rate_cap(60, 3, 1), 1), 36); /* 3 x 10 + 3 x 2 */
+    assert_int_equal(tg_lease_rate_bound(3, tg_lease_rate_cap(10, 3, 1), 1), 6);  /* L = 1, C = 1 */
     assert_int_equal(tg_lease_quota_bound(3, tg_lease_quota_cap(10000, 3, 1), 1, 0), 3);
     assert_int_equal(tg_lease_quota_bound(3, tg_lease_quota_cap(10000, 3, 1), 1, 1), 3 + 2 * 2 * 833);
     assert_int_equal(tg_lease_quota_bound(1, 833, 1, 5), 1); /* one node: nobody else to race */
@@ -119,7 +137,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_caps),       cmocka_unit_test(test_floor),           cmocka_unit_test(test_target_adapts),
-        cmocka_unit_test(test_gcra_grant), cmocka_unit_test(test_fallback_shares), cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_gcra_grant), cmocka_unit_test(test_fallback_shares), cmocka_unit_test(test_credit),
+        cmocka_unit_test(test_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
