@@ -21,6 +21,7 @@
 #include "billing/pricing.h"
 #include "gateway/apikey.h"
 #include "metrics/metrics.h"
+#include "metrics/notify_metrics.h"
 #include "notify/retention.h"
 #include "notify/thresholds.h"
 #include "store/store_cluster.h"
@@ -405,8 +406,8 @@ int tg_admin_handle_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_r
         }
         res->status = 200;
         res->content_type = "text/plain; version=0.0.4";
-        res->body = tg_adm_thresholds_metrics(
-            tg_adm_cluster_metrics(a, tg_adm_stripe_metrics(a, tg_metrics_render(a->d.meter))));
+        res->body = tg_notify_metrics_append(tg_adm_thresholds_metrics(
+            tg_adm_cluster_metrics(a, tg_adm_stripe_metrics(a, tg_metrics_render(a->d.meter)))));
         res->body_len = res->body != NULL ? strlen(res->body) : 0;
         return 1;
     }
