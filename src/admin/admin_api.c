@@ -107,7 +107,8 @@ int tg_admin_tick(tg_admin_t *a)
                         TG_NOTIFY_PRUNE_BATCH, TG_ADMIN_PRUNE_BUDGET_NS, &prun, &prerr) != 0)
         tg_log(TG_LOG_WARN, "pruning notifications: %s", prerr.msg); /* tried again next tick */
     else if (prun.events + prun.deliveries + prun.mails > 0)
-        tg_log(TG_LOG_INFO, "pruned notifications: %zu events, %zu webhook deliveries (%zu attempts), %zu mails (%zu attempts)%s",
+        tg_log(TG_LOG_INFO,
+               "pruned notifications: %zu events, %zu webhook deliveries (%zu attempts), %zu mails (%zu attempts)%s",
                prun.events, prun.deliveries, prun.delivery_attempts, prun.mails, prun.mail_attempts,
                prun.more ? "; more next tick" : "");
     return billing_more;

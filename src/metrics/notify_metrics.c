@@ -113,7 +113,7 @@ char *tg_notify_metrics_append(char *body)
     size_t len = strlen(body);
     out_t o = {body, len, len + 1, 0};
     static const char *const names[2][TG_NOTIFY_RESULT_COUNT] = {{"delivered", "failed", "retry"},
-                                                                  {"sent", "failed", "retry"}};
+                                                                 {"sent", "failed", "retry"}};
     out(&o, "# HELP tollgate_webhook_deliveries_total Webhook delivery attempts recorded by this node, by result:"
             " delivered (a 2xx), retry (failed, tried again later), failed (failed for good).\n"
             "# TYPE tollgate_webhook_deliveries_total counter\n");

@@ -19,7 +19,11 @@ typedef enum tg_notify_result {
     TG_NOTIFY_RESULT_COUNT
 } tg_notify_result_t;
 
-typedef enum tg_notify_queue { TG_NOTIFY_QUEUE_WEBHOOKS = 0, TG_NOTIFY_QUEUE_EMAILS, TG_NOTIFY_QUEUE_COUNT } tg_notify_queue_t;
+typedef enum tg_notify_queue {
+    TG_NOTIFY_QUEUE_WEBHOOKS = 0,
+    TG_NOTIFY_QUEUE_EMAILS,
+    TG_NOTIFY_QUEUE_COUNT
+} tg_notify_queue_t;
 
 /* One recorded webhook attempt (tollgate_webhook_deliveries_total{result}) and, when the request
  * was sent (sent != 0), its time to the answer or the error (tollgate_webhook_delivery_seconds). */

@@ -356,7 +356,8 @@ static int64_t count_pending(tg_store_t *st, tg_notify_queue_t q, int64_t last_m
         return last_ms;
     int64_t n = 0;
     tg_err_t err = {0};
-    if (tg_store_notify_pending(st, q == TG_NOTIFY_QUEUE_WEBHOOKS ? TG_NOTIFY_DELIVERIES : TG_NOTIFY_MAILS, &n, &err) == 0)
+    tg_notify_table_t t = q == TG_NOTIFY_QUEUE_WEBHOOKS ? TG_NOTIFY_DELIVERIES : TG_NOTIFY_MAILS;
+    if (tg_store_notify_pending(st, t, &n, &err) == 0)
         tg_notify_metrics_set_pending(q, n);
     return now;
 }

@@ -208,7 +208,9 @@ static void send_one(tg_mail_sender_t *ms, tg_mail_row_t *row)
     tg_err_t rerr = {0};
     /* on error the row stays pending; its lease runs out and it is sent again */
     if (tg_store_mail_record(ms->st, row->id, outcome, next, code, rc != 0 ? err.msg : "", now, &rerr) == 0)
-        tg_notify_metrics_email(outcome[0] == 's' ? TG_NOTIFY_DONE : outcome[0] == 'r' ? TG_NOTIFY_RETRY : TG_NOTIFY_FAILED);
+        tg_notify_metrics_email(outcome[0] == 's'   ? TG_NOTIFY_DONE
+                                : outcome[0] == 'r' ? TG_NOTIFY_RETRY
+                                                    : TG_NOTIFY_FAILED);
 }
 
 static void wait_until(tg_mail_sender_t *ms, int64_t at_ms)
@@ -248,7 +250,8 @@ static int64_t count_pending(tg_store_t *st, tg_notify_queue_t q, int64_t last_m
         return last_ms;
     int64_t n = 0;
     tg_err_t err = {0};
-    if (tg_store_notify_pending(st, q == TG_NOTIFY_QUEUE_WEBHOOKS ? TG_NOTIFY_DELIVERIES : TG_NOTIFY_MAILS, &n, &err) == 0)
+    tg_notify_table_t t = q == TG_NOTIFY_QUEUE_WEBHOOKS ? TG_NOTIFY_DELIVERIES : TG_NOTIFY_MAILS;
+    if (tg_store_notify_pending(st, t, &n, &err) == 0)
         tg_notify_metrics_set_pending(q, n);
     return now;
 }

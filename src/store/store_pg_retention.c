@@ -16,6 +16,8 @@
 
 #define PRUNE_LIMIT_MAX 10000
 
+/* SQL text reads best as written: */
+/* clang-format off */
 #define BELOW_CUTOFF(table, key)                                                                                       \
     key " < COALESCE((SELECT " key " FROM " table " WHERE created_at >= $1 ORDER BY " key " LIMIT 1),"                 \
         " 9223372036854775807)"
@@ -47,6 +49,7 @@ static const struct {
                          " SELECT (SELECT count(*) FROM x), (SELECT count(*) FROM a)",
                          "pruning finished mail"},
 };
+/* clang-format on */
 
 int tg_pg_notify_prune(tg_store_t *store, tg_notify_table_t what, int64_t cutoff_s, size_t limit, size_t *deleted,
                        size_t *attempts, tg_err_t *err)

@@ -15,6 +15,8 @@
 
 #define PRUNE_LIMIT_MAX 10000
 
+/* SQL text reads best as written: */
+/* clang-format off */
 /* The rows of a table below the first one created at or after ?1 (seconds). */
 #define BELOW_CUTOFF(table, key)                                                                                       \
     key " < IFNULL((SELECT " key " FROM " table " WHERE created_at >= ?1 ORDER BY " key " LIMIT 1),"                   \
@@ -42,6 +44,7 @@ static const struct {
     [TG_NOTIFY_MAILS] = {"DELETE FROM mail_attempts WHERE mail_id IN (SELECT id" MAILS_DONE ")",
                          "DELETE FROM mail_outbox WHERE id IN (SELECT id" MAILS_DONE ")", "pruning finished mail"},
 };
+/* clang-format on */
 
 static int run_delete(tg_sqlite_t *st, const char *sql, int64_t cutoff_s, size_t limit, size_t *changed,
                       const char *doing, tg_err_t *err)

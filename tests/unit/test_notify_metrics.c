@@ -44,11 +44,11 @@ static void counts_and_render(void **state)
     long long retry = sample(b0, "tollgate_webhook_deliveries_total{result=\"retry\"}");
     assert_true(delivered >= 0 && retry >= 0);
 
-    tg_notify_metrics_webhook(TG_NOTIFY_RETRY, 1, 5);      /* bucket 0.010 */
-    tg_notify_metrics_webhook(TG_NOTIFY_RETRY, 1, 15000);  /* 15.000 */
-    tg_notify_metrics_webhook(TG_NOTIFY_RETRY, 1, 90000);  /* +Inf only */
-    tg_notify_metrics_webhook(TG_NOTIFY_DONE, 1, 120);     /* 0.250 */
-    tg_notify_metrics_webhook(TG_NOTIFY_FAILED, 0, 0);     /* not sent: no time */
+    tg_notify_metrics_webhook(TG_NOTIFY_RETRY, 1, 5);     /* bucket 0.010 */
+    tg_notify_metrics_webhook(TG_NOTIFY_RETRY, 1, 15000); /* 15.000 */
+    tg_notify_metrics_webhook(TG_NOTIFY_RETRY, 1, 90000); /* +Inf only */
+    tg_notify_metrics_webhook(TG_NOTIFY_DONE, 1, 120);    /* 0.250 */
+    tg_notify_metrics_webhook(TG_NOTIFY_FAILED, 0, 0);    /* not sent: no time */
     tg_notify_metrics_email(TG_NOTIFY_RETRY);
     tg_notify_metrics_email(TG_NOTIFY_DONE);
     tg_notify_metrics_event("key.created");
@@ -63,7 +63,8 @@ static void counts_and_render(void **state)
     assert_int_equal(sample(b, "tollgate_webhook_deliveries_total{result=\"retry\"}"), retry + 3);
     assert_int_equal(sample(b, "tollgate_webhook_deliveries_total{result=\"failed\"}"),
                      sample(b0, "tollgate_webhook_deliveries_total{result=\"failed\"}") + 1);
-    assert_int_equal(sample(b, "tollgate_webhook_delivery_seconds_count"), sample(b0, "tollgate_webhook_delivery_seconds_count") + 4);
+    assert_int_equal(sample(b, "tollgate_webhook_delivery_seconds_count"),
+                     sample(b0, "tollgate_webhook_delivery_seconds_count") + 4);
     assert_int_equal(sample(b, "tollgate_webhook_delivery_seconds_bucket{le=\"0.010\"}"),
                      sample(b0, "tollgate_webhook_delivery_seconds_bucket{le=\"0.010\"}") + 1);
     assert_int_equal(sample(b, "tollgate_webhook_delivery_seconds_bucket{le=\"0.250\"}"),
@@ -77,8 +78,10 @@ static void counts_and_render(void **state)
     assert_non_null(strstr(b, "\ntollgate_webhook_delivery_seconds_sum "));
     assert_int_equal(sample(b, "tollgate_webhook_queue_pending"), 7);
     assert_int_equal(sample(b, "tollgate_email_queue_pending"), 0);
-    assert_int_equal(sample(b, "tollgate_emails_total{result=\"retry\"}"), sample(b0, "tollgate_emails_total{result=\"retry\"}") + 1);
-    assert_int_equal(sample(b, "tollgate_emails_total{result=\"sent\"}"), sample(b0, "tollgate_emails_total{result=\"sent\"}") + 1);
+    assert_int_equal(sample(b, "tollgate_emails_total{result=\"retry\"}"),
+                     sample(b0, "tollgate_emails_total{result=\"retry\"}") + 1);
+    assert_int_equal(sample(b, "tollgate_emails_total{result=\"sent\"}"),
+                     sample(b0, "tollgate_emails_total{result=\"sent\"}") + 1);
     assert_int_equal(sample(b, "tollgate_events_total{type=\"key.created\"}"),
                      sample(b0, "tollgate_events_total{type=\"key.created\"}") + 2);
     assert_null(strstr(b, "no.such.type"));
@@ -126,9 +129,11 @@ static void exact_across_threads(void **state)
     assert_int_equal(sample(b, "tollgate_webhook_deliveries_total{result=\"delivered\"}") -
                          sample(b0, "tollgate_webhook_deliveries_total{result=\"delivered\"}"),
                      want);
-    assert_int_equal(sample(b, "tollgate_webhook_delivery_seconds_count") - sample(b0, "tollgate_webhook_delivery_seconds_count"),
+    assert_int_equal(sample(b, "tollgate_webhook_delivery_seconds_count") -
+                         sample(b0, "tollgate_webhook_delivery_seconds_count"),
                      want);
-    assert_int_equal(sample(b, "tollgate_emails_total{result=\"failed\"}") - sample(b0, "tollgate_emails_total{result=\"failed\"}"),
+    assert_int_equal(sample(b, "tollgate_emails_total{result=\"failed\"}") -
+                         sample(b0, "tollgate_emails_total{result=\"failed\"}"),
                      want);
     assert_int_equal(sample(b, "tollgate_events_total{type=\"invoice.paid\"}") -
                          sample(b0, "tollgate_events_total{type=\"invoice.paid\"}"),

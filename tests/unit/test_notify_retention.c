@@ -12,7 +12,7 @@
 #include "notify/retention.h"
 
 #define BASE                                                                                                           \
-    "server: {listen: \"127.0.0.1:8080\", admin_listen: \"127.0.0.1:8081\"}\n"                                      \
+    "server: {listen: \"127.0.0.1:8080\", admin_listen: \"127.0.0.1:8081\"}\n"                                         \
     "upstream: {url: \"http://127.0.0.1:9000\"}\n"                                                                     \
     "storage: {database: \"sqlite:/tmp/x.db\"}\n"                                                                      \
     "admin: {token: \"0123456789abcdef0123\"}\n"                                                                       \
@@ -48,7 +48,8 @@ static void retention_days(void **state)
     assert_non_null(strstr(errbuf, "t.yaml:8: notifications.retention_days: 6 is below 7 days (0 keeps everything)"));
     y = BASE "notifications: {retention_days: 3651}\nplans: {p: {}}\n";
     assert_int_equal(tg_config_load_string("t.yaml", y, strlen(y), &cfg, errbuf, sizeof(errbuf)), TG_ECONFIG);
-    assert_non_null(strstr(errbuf, "t.yaml:6: notifications.retention_days: \"3651\" is not a whole number from 0 to 3650"));
+    assert_non_null(
+        strstr(errbuf, "t.yaml:6: notifications.retention_days: \"3651\" is not a whole number from 0 to 3650"));
     y = BASE "notifications: {retention_days: -1}\nplans: {p: {}}\n";
     assert_int_equal(tg_config_load_string("t.yaml", y, strlen(y), &cfg, errbuf, sizeof(errbuf)), TG_ECONFIG);
     assert_non_null(strstr(errbuf, "t.yaml:6: notifications.retention_days: \"-1\" is not a whole number"));
