@@ -21,6 +21,8 @@
 #include "billing/pricing.h"
 #include "gateway/apikey.h"
 #include "metrics/metrics.h"
+#include "metrics/notify_metrics.h"
+#include "notify/retention.h"
 #include "notify/thresholds.h"
 #include "store/store_cluster.h"
 #include "store/store_payments.h"
@@ -98,6 +100,17 @@ int tg_admin_tick(tg_admin_t *a)
     tg_err_t trerr = {0};
     if (tg_thresholds_trials(a->d.store, a->d.cfg, a->d.accounts, tg_adm_now_s(), &trials, &trerr) != 0)
         tg_log(TG_LOG_WARN, "trial reminders: %s", trerr.msg); /* tried again next tick */
+    /* finished notifications past notifications.retention_days (notify/retention.h) */
+    tg_notify_prune_run_t prun;
+    tg_err_t prerr = {0};
+    if (tg_notify_prune(a->d.store, tg_adm_cfg(a)->notifications.retention_days, tg_adm_now_s(),
+                        TG_NOTIFY_PRUNE_BATCH, TG_ADMIN_PRUNE_BUDGET_NS, &prun, &prerr) != 0)
+        tg_log(TG_LOG_WARN, "pruning notifications: %s", prerr.msg); /* tried again next tick */
+    else if (prun.events + prun.deliveries + prun.mails > 0)
+        tg_log(TG_LOG_INFO,
+               "pruned notifications: %zu events, %zu webhook deliveries (%zu attempts), %zu mails (%zu attempts)%s",
+               prun.events, prun.deliveries, prun.delivery_attempts, prun.mails, prun.mail_attempts,
+               prun.more ? "; more next tick" : "");
     return billing_more;
 }
 
@@ -394,8 +407,8 @@ int tg_admin_handle_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_r
         }
         res->status = 200;
         res->content_type = "text/plain; version=0.0.4";
-        res->body = tg_adm_thresholds_metrics(
-            tg_adm_cluster_metrics(a, tg_adm_stripe_metrics(a, tg_metrics_render(a->d.meter))));
+        res->body = tg_notify_metrics_append(tg_adm_thresholds_metrics(
+            tg_adm_cluster_metrics(a, tg_adm_stripe_metrics(a, tg_metrics_render(a->d.meter)))));
         res->body_len = res->body != NULL ? strlen(res->body) : 0;
         return 1;
     }

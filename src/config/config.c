@@ -24,6 +24,7 @@
 
 #include "config/yaml_doc.h"
 #include "notify/events.h"
+#include "notify/retention.h"
 #include "notify/webhook_sign.h"
 #include "notify/webhook_url.h"
 #include "util/clock.h"
@@ -1530,8 +1531,6 @@ static int set_allow_private(diag_t *d, const directive_t *dir, const tg_ynode_t
 static void finish_notifications(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path, uint64_t seen,
                                  uint64_t valid)
 {
-    (void)n;
-    (void)line;
     (void)seen;
     (void)valid;
     tg_config_t *cfg = obj;
@@ -1546,6 +1545,12 @@ static void finish_notifications(diag_t *d, void *obj, const tg_ynode_t *n, int 
     if (cfg->notifications.retry_cap_ms < cfg->notifications.retry_base_ms)
         report(d, line, "%s.retry_cap_ms (%d) is below retry_base_ms (%d)", path, cfg->notifications.retry_cap_ms,
                cfg->notifications.retry_base_ms);
+    /* An event's dedupe key lives as long as the event: a week covers every source that may
+     * emit the same event again (Stripe resends its events for three days). */
+    int keep = cfg->notifications.retention_days;
+    if (keep > 0 && keep < TG_NOTIFY_RETENTION_MIN_DAYS)
+        report(d, key_line(n, "retention_days", line), "%s.retention_days: %d is below %d days (0 keeps everything)",
+               path, keep, TG_NOTIFY_RETENTION_MIN_DAYS);
 }
 
 static const directive_t notifications_dirs[] = {
@@ -1567,6 +1572,8 @@ static const directive_t notifications_dirs[] = {
      TG_THRESHOLDS_MAX, 0, NULL, NULL, NULL},
     {"trial_will_end_days", set_int, AT(int, tg_config_t, notifications.trial_will_end_days), 0, 365, 0, NULL, NULL,
      NULL},
+    /* finished events, deliveries and mails are deleted this long after (notify/retention.h) */
+    {"retention_days", set_int, AT(int, tg_config_t, notifications.retention_days), 0, 3650, 0, NULL, NULL, NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 static const section_t notifications_sec = {notifications_dirs, 0, finish_notifications};
 /* ---- email ---- */
@@ -2432,6 +2439,7 @@ static int set_defaults(tg_config_t *cfg)
     cfg->notifications.disable_after_s = 5 * 86400;
     cfg->notifications.usage_thresholds = (tg_thresholds_cfg_t){{80, 100, 120}, 3, 0};
     cfg->notifications.trial_will_end_days = 3;
+    cfg->notifications.retention_days = 30;
     return cfg->server.listen != NULL && cfg->server.admin_listen != NULL && cfg->storage.database != NULL &&
                    cfg->stripe.api_base != NULL
                ? 0

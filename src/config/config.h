@@ -260,6 +260,7 @@ typedef struct tg_config {
         /* part C: usage thresholds and trial reminders */
         tg_thresholds_cfg_t usage_thresholds; /* default 80, 100, 120 */
         int trial_will_end_days;              /* trial.will_end this many days before; default 3, 0 = off */
+        int retention_days; /* finished events, deliveries, mails deleted after; default 30, 0 = kept */
     } notifications;
     struct {
         int enabled;      /* 1 when the file has an email: section; 0: no mail is queued or sent */

@@ -13,11 +13,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "metrics/notify_metrics.h"
 #include "notify/events.h"
 #include "notify/webhook_sign.h"
 #include "notify/webhook_url.h"
 #include "store/store.h"
 #include "store/store_notify.h"
+#include "store/store_retention.h"
 #include "util/backoff.h"
 #include "util/clock.h"
 
@@ -25,6 +27,7 @@
 #define LEASE_SLACK_MS 5000         /* a claim lasts the attempt's timeout and this (recording an attempt is quick) */
 #define POLL_MS 500                 /* deliveries queued by another node (or without a wake) */
 #define BODY_READ_MAX (1024 * 1024) /* a response body is read this far, then the attempt ends */
+#define PENDING_COUNT_MS 1000     /* the queue gauge is counted again at most this often */
 
 struct tg_delivery {
     const tg_config_t *cfg;
@@ -285,6 +288,7 @@ static void deliver(tg_delivery_t *d, tg_webhook_delivery_t *row)
         free(e);
         return;
     }
+    int sent = rc == 0;
     if (rc != 0)
         snprintf(res.error, sizeof(res.error), "cannot build the request: %.400s", err.msg);
     else
@@ -306,11 +310,14 @@ static void deliver(tg_delivery_t *d, tg_webhook_delivery_t *row)
     snprintf(row->last_error, sizeof(row->last_error), "%s", res.error);
     row->updated_at = now / 1000;
     int ok = res.error[0] == '\0';
+    tg_notify_result_t result = TG_NOTIFY_RETRY;
     if (ok) {
         snprintf(row->state, sizeof(row->state), "delivered");
         row->delivered_at = now / 1000;
+        result = TG_NOTIFY_DONE;
     } else if (now - row->first_attempt_at_ms >= (int64_t)d->cfg->notifications.retry_window_s * 1000) {
         snprintf(row->state, sizeof(row->state), "failed");
+        result = TG_NOTIFY_FAILED;
     } else {
         int attempts = row->attempts > 1000 ? 1000 : (int)row->attempts;
         row->next_attempt_at_ms = now + tg_backoff_ms(attempts, d->cfg->notifications.retry_base_ms,
@@ -329,11 +336,31 @@ static void deliver(tg_delivery_t *d, tg_webhook_delivery_t *row)
             rc = tg_store_tx_commit(d->st, &err);
         else
             tg_store_tx_rollback(d->st);
+        /* counted once recorded: an attempt whose record failed is made again after its lease,
+         * and counted then */
+        if (rc == 0)
+            tg_notify_metrics_webhook(result, sent, res.duration_ms);
     }
     free(e);
 }
 
 /* ---- the thread ---- */
+
+/* The queue gauge (metrics/notify_metrics.h): counted again when a second has passed since
+ * last_ms (monotonic ms); returns the time of the count in effect. A failed count keeps the last
+ * value (tried again next time). */
+static int64_t count_pending(tg_store_t *st, tg_notify_queue_t q, int64_t last_ms)
+{
+    int64_t now = tg_clock_mono_ns() / 1000000;
+    if (last_ms != 0 && now - last_ms < PENDING_COUNT_MS)
+        return last_ms;
+    int64_t n = 0;
+    tg_err_t err = {0};
+    tg_notify_table_t t = q == TG_NOTIFY_QUEUE_WEBHOOKS ? TG_NOTIFY_DELIVERIES : TG_NOTIFY_MAILS;
+    if (tg_store_notify_pending(st, t, &n, &err) == 0)
+        tg_notify_metrics_set_pending(q, n);
+    return now;
+}
 
 static int stopping(tg_delivery_t *d)
 {
@@ -370,9 +397,11 @@ static void *delivery_main(void *arg)
     if (rows == NULL)
         return NULL;
     int64_t lease = (int64_t)d->cfg->notifications.timeout_ms + LEASE_SLACK_MS;
+    int64_t counted_at = 0; /* monotonic ms of the last count for the queue gauge */
     while (!stopping(d)) {
         size_t n = 0;
         tg_err_t err = {0};
+        counted_at = count_pending(d->st, TG_NOTIFY_QUEUE_WEBHOOKS, counted_at);
         /* A read first: the claim is a write, and on SQLite a write takes the database's write
          * lock even when it changes nothing; an idle gateway should not contend with the admin
          * thread's writes twice a second. */

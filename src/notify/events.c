@@ -1,6 +1,8 @@
 /* events.c - recording events and fanning them out into webhook deliveries (events.h). */
 #include "notify/events.h"
 
+#include "metrics/notify_metrics.h"
+
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -194,6 +196,8 @@ int tg_event_emit_ex(tg_store_t *st, const char *type, const char *customer_id, 
             rc = tg_store_savepoint_release(st, "tg_event_emit", err);
         else
             tg_store_savepoint_rollback(st, "tg_event_emit");
+        if (rc == 0)
+            tg_notify_metrics_event(type); /* a caller's transaction rolled back later still counts */
     }
     if (rc == 0 && id_out != NULL)
         snprintf(id_out, TG_ID_MAX, "%s", ev.id);

@@ -18,15 +18,18 @@
 #include <string.h>
 #include <time.h>
 
+#include "metrics/notify_metrics.h"
 #include "notify/mail.h"
 #include "notify/mail_template.h"
 #include "payments/outbox.h" /* tg_outbox_backoff_ms: the same full-jitter schedule */
 #include "store/store_mail.h"
 #include "store/store_notify.h"
+#include "store/store_retention.h"
 #include "util/clock.h"
 
 #define CLAIM_BATCH 8
 #define LEASE_MS (5 * 60 * 1000) /* longer than any SMTP exchange (timeout_ms) */
+#define PENDING_COUNT_MS 1000 /* the queue gauge is counted again at most this often */
 
 static const tg_config_t *g_cfg;
 
@@ -204,7 +207,10 @@ static void send_one(tg_mail_sender_t *ms, tg_mail_row_t *row)
     }
     tg_err_t rerr = {0};
     /* on error the row stays pending; its lease runs out and it is sent again */
-    (void)tg_store_mail_record(ms->st, row->id, outcome, next, code, rc != 0 ? err.msg : "", now, &rerr);
+    if (tg_store_mail_record(ms->st, row->id, outcome, next, code, rc != 0 ? err.msg : "", now, &rerr) == 0)
+        tg_notify_metrics_email(outcome[0] == 's'   ? TG_NOTIFY_DONE
+                                : outcome[0] == 'r' ? TG_NOTIFY_RETRY
+                                                    : TG_NOTIFY_FAILED);
 }
 
 static void wait_until(tg_mail_sender_t *ms, int64_t at_ms)
@@ -234,14 +240,32 @@ static int stopping(tg_mail_sender_t *ms)
     return s;
 }
 
+/* The queue gauge (metrics/notify_metrics.h): counted again when a second has passed since
+ * last_ms (monotonic ms); returns the time of the count in effect. A failed count keeps the last
+ * value (tried again next time). */
+static int64_t count_pending(tg_store_t *st, tg_notify_queue_t q, int64_t last_ms)
+{
+    int64_t now = tg_clock_mono_ns() / 1000000;
+    if (last_ms != 0 && now - last_ms < PENDING_COUNT_MS)
+        return last_ms;
+    int64_t n = 0;
+    tg_err_t err = {0};
+    tg_notify_table_t t = q == TG_NOTIFY_QUEUE_WEBHOOKS ? TG_NOTIFY_DELIVERIES : TG_NOTIFY_MAILS;
+    if (tg_store_notify_pending(st, t, &n, &err) == 0)
+        tg_notify_metrics_set_pending(q, n);
+    return now;
+}
+
 static void *sender_main(void *arg)
 {
     tg_mail_sender_t *ms = arg;
     pthread_setname_np(pthread_self(), "tg-mail");
     tg_mail_row_t rows[CLAIM_BATCH];
+    int64_t counted_at = 0; /* monotonic ms of the last count for the queue gauge */
     while (!stopping(ms)) {
         size_t n = 0;
         tg_err_t err = {0};
+        counted_at = count_pending(ms->st, TG_NOTIFY_QUEUE_EMAILS, counted_at);
         int64_t now = wall_ms();
         if (tg_store_mail_claim(ms->st, now, now + LEASE_MS, rows, CLAIM_BATCH, &n, &err) != 0)
             n = 0;

@@ -883,3 +883,16 @@ int tg_store_trials_ending(tg_store_t *st, int64_t after, int64_t until, size_t 
 {
     return st->ops->trials_ending(st, after, until, limit, cb, arg, err);
 }
+
+/* ---- store_retention.h ---- */
+
+int tg_store_notify_prune(tg_store_t *st, tg_notify_table_t what, int64_t cutoff_s, size_t limit, size_t *deleted,
+                          size_t *attempts, tg_err_t *err)
+{
+    return st->ops->notify_prune(st, what, cutoff_s, limit, deleted, attempts, err);
+}
+
+int tg_store_notify_pending(tg_store_t *st, tg_notify_table_t what, int64_t *n, tg_err_t *err)
+{
+    return st->ops->notify_pending(st, what, n, err);
+}

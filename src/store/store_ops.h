@@ -14,6 +14,7 @@
 #include "store/store_mail.h"
 #include "store/store_meter.h"
 #include "store/store_notify.h"
+#include "store/store_retention.h"
 #include "store/store_outbox.h"
 #include "store/store_payments.h"
 #include "store/store_thresholds.h"
@@ -233,6 +234,10 @@ typedef struct tg_store_ops {
     int (*budget_get)(tg_store_t *st, const char *customer_id, int64_t *amount, tg_err_t *err);
     int (*budgets_list)(tg_store_t *st, const char *after_id, size_t limit, tg_budget_cb cb, void *arg, tg_err_t *err);
     int (*trials_ending)(tg_store_t *st, int64_t after, int64_t until, size_t limit, tg_trial_cb cb, void *arg, tg_err_t *err);
+    /* store_retention.h (issue 13: pruning and queue sizes) */
+    int (*notify_prune)(tg_store_t *st, tg_notify_table_t what, int64_t cutoff_s, size_t limit, size_t *deleted,
+                        size_t *attempts, tg_err_t *err);
+    int (*notify_pending)(tg_store_t *st, tg_notify_table_t what, int64_t *n, tg_err_t *err);
 } tg_store_ops_t;
 
 /* The part of a connection that every backend shares: its struct starts with it. */

@@ -624,4 +624,6 @@ const tg_store_ops_t tg_pg_ops = {
     .budget_get = tg_pg_budget_get,
     .budgets_list = tg_pg_budgets_list,
     .trials_ending = tg_pg_trials_ending,
+    .notify_prune = tg_pg_notify_prune,
+    .notify_pending = tg_pg_notify_pending,
 };

@@ -475,4 +475,6 @@ const tg_store_ops_t tg_sqlite_ops = {
     .budget_get = tg_sqlite_budget_get,
     .budgets_list = tg_sqlite_budgets_list,
     .trials_ending = tg_sqlite_trials_ending,
+    .notify_prune = tg_sqlite_notify_prune,
+    .notify_pending = tg_sqlite_notify_pending,
 };

@@ -312,4 +312,9 @@ int tg_sqlite_email_token_use(tg_store_t *st, const uint8_t hash[32], const char
 int tg_sqlite_email_token_revoke(tg_store_t *st, const char *customer_id, const char *purpose, int64_t now, tg_err_t *err);
 int tg_sqlite_customer_confirm_email(tg_store_t *st, const char *customer_id, int64_t at, tg_err_t *err);
 
+/* store_retention.h */
+int tg_sqlite_notify_prune(tg_store_t *st, tg_notify_table_t what, int64_t cutoff_s, size_t limit, size_t *deleted,
+                       size_t *attempts, tg_err_t *err);
+int tg_sqlite_notify_pending(tg_store_t *st, tg_notify_table_t what, int64_t *n, tg_err_t *err);
+
 #endif

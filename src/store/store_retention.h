@@ -1,0 +1,47 @@
+/* store_retention.h - housekeeping of the notification tables (migrations 24 and 25): deleting
+ * finished rows past their retention, and counting the work still queued. The retention policy
+ * (how old, how often, which node) is notify/retention.h's; these functions only delete and
+ * count rows. Same threading rule as store.h: one connection per thread.
+ *
+ * What "finished" means, per table; work still to do is never deleted:
+ *  - deliveries: state delivered or failed (never pending: queued or retrying), both created and
+ *    last updated before the cut-off; deleted with their attempts (webhook_attempts);
+ *  - mails: state sent or failed (never pending), created and updated before the cut-off;
+ *    deleted with their attempts (mail_attempts);
+ *  - events: created before the cut-off and referred to by no delivery at all (a pending one
+ *    needs the event's payload to send it, a failed one to be resent): prune the deliveries
+ *    first.
+ *
+ * Cost: no index covers (state, updated_at) on these tables. A batch walks the table in its
+ * insertion order (the primary key) and stops at the first row created after the cut-off, so
+ * it reads the old rows only, not the whole table: rows past the retention that must stay
+ * (pending work) are read again by every batch, and there are few of them. */
+#ifndef TG_STORE_RETENTION_H
+#define TG_STORE_RETENTION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+typedef enum tg_notify_table {
+    TG_NOTIFY_EVENTS = 0,
+    TG_NOTIFY_DELIVERIES, /* webhook_deliveries (+ webhook_attempts) */
+    TG_NOTIFY_MAILS,      /* mail_outbox (+ mail_attempts) */
+} tg_notify_table_t;
+
+/* Deletes up to limit (1 to 10000) of the oldest finished rows of `what` older than cutoff_s
+ * (seconds; see above for "finished"), with their attempts, in one transaction (a savepoint of
+ * the caller's, if one is open). *deleted gets the rows deleted from the table itself, *attempts
+ * (may be NULL) the attempt rows deleted with them (0 for events). *deleted < limit means
+ * nothing more is due now. TG_EINVAL for a limit out of bounds; the store's errors (nothing
+ * deleted then). */
+int tg_store_notify_prune(tg_store_t *st, tg_notify_table_t what, int64_t cutoff_s, size_t limit, size_t *deleted,
+                          size_t *attempts, tg_err_t *err);
+
+/* How many deliveries (TG_NOTIFY_DELIVERIES) or mails (TG_NOTIFY_MAILS) are pending (queued or
+ * waiting for a retry; in the database, whichever node queued them) into *n. TG_EINVAL for
+ * TG_NOTIFY_EVENTS. Reads the partial index of pending rows: cheap while the queue is short. */
+int tg_store_notify_pending(tg_store_t *st, tg_notify_table_t what, int64_t *n, tg_err_t *err);
+
+#endif

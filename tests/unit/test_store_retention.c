@@ -1,0 +1,342 @@
+/* test_store_retention.c - pruning finished notifications (store/store_retention.h) and the
+ * retention policy over it (notify/retention.h), on the backend of TG_TEST_BACKEND (SQLite by
+ * default, PostgreSQL with TG_TEST_BACKEND=postgres): old finished rows go with their attempts,
+ * pending work and recent rows stay, a batch deletes at most its limit. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../support/tmpstore.h"
+#include "notify/retention.h"
+#include "store/store_mail.h"
+#include "store/store_notify.h"
+#include "store/store_retention.h"
+
+#define NOW_S INT64_C(1772326800) /* 2026-03-01 01:00:00 UTC */
+#define DAY INT64_C(86400)
+#define OLD_S (NOW_S - 40 * DAY) /* past a 30-day retention */
+#define CUTOFF_S (NOW_S - 30 * DAY)
+
+typedef struct {
+    tg_tmpstore_t db;
+} fx_t;
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof(*f));
+    assert_int_equal(tg_tmpstore_open(&f->db, "sret"), 0);
+    *state = f;
+    tg_webhook_endpoint_t e;
+    memset(&e, 0, sizeof(e));
+    snprintf(e.id, sizeof(e.id), "we_1");
+    snprintf(e.url, sizeof(e.url), "https://hooks.example.com/1");
+    snprintf(e.events, sizeof(e.events), "*");
+    snprintf(e.secret, sizeof(e.secret), "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    snprintf(e.source, sizeof(e.source), "api");
+    e.enabled = 1;
+    e.created_at = e.updated_at = OLD_S;
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_webhook_endpoint_insert(f->db.st, &e, &err), 0);
+    snprintf(e.id, sizeof(e.id), "we_2");
+    snprintf(e.url, sizeof(e.url), "https://hooks.example.com/2");
+    assert_int_equal(tg_store_webhook_endpoint_insert(f->db.st, &e, &err), 0);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    int rc = tg_tmpstore_close(&f->db);
+    free(f);
+    return rc;
+}
+
+static void add_event(tg_store_t *st, const char *id, int64_t created_at)
+{
+    tg_event_row_t e;
+    memset(&e, 0, sizeof(e));
+    snprintf(e.id, sizeof(e.id), "%s", id);
+    snprintf(e.type, sizeof(e.type), "key.created");
+    e.created_at = created_at;
+    e.data = "{}";
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_event_insert(st, &e, NULL, &err), 0);
+}
+
+/* A delivery of event_id to endpoint we_1 (an id ending in "_2": we_2) created at created_at,
+ * then (state not "pending") finished at updated_at after `attempts` attempts, each logged. */
+static void add_delivery(tg_store_t *st, const char *id, const char *event_id, const char *state, int64_t created_at,
+                         int64_t updated_at, int attempts)
+{
+    tg_webhook_delivery_t d;
+    memset(&d, 0, sizeof(d));
+    snprintf(d.id, sizeof(d.id), "%s", id);
+    size_t idlen = strlen(id);
+    const char *endpoint = idlen > 2 && strcmp(id + idlen - 2, "_2") == 0 ? "we_2" : "we_1";
+    snprintf(d.endpoint_id, sizeof(d.endpoint_id), "%s", endpoint);
+    snprintf(d.event_id, sizeof(d.event_id), "%s", event_id);
+    snprintf(d.event_type, sizeof(d.event_type), "key.created");
+    snprintf(d.state, sizeof(d.state), "pending");
+    d.next_attempt_at_ms = created_at * 1000;
+    d.created_at = d.updated_at = created_at;
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_webhook_delivery_insert(st, &d, &err), 0);
+    for (int i = 0; i < attempts; i++) {
+        tg_webhook_attempt_t a;
+        memset(&a, 0, sizeof(a));
+        snprintf(a.delivery_id, sizeof(a.delivery_id), "%s", id);
+        snprintf(a.endpoint_id, sizeof(a.endpoint_id), "%s", endpoint);
+        a.at_ms = updated_at * 1000;
+        a.status = i + 1 == attempts && strcmp(state, "delivered") == 0 ? 200 : 500;
+        d.attempts++;
+        d.updated_at = updated_at;
+        if (i + 1 == attempts)
+            snprintf(d.state, sizeof(d.state), "%s", state);
+        assert_int_equal(tg_store_webhook_delivery_update(st, &d, &a, &err), 0);
+    }
+}
+
+static int count_attempt(const tg_webhook_attempt_t *a, void *arg)
+{
+    (void)a;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+static size_t attempts_of(tg_store_t *st, const char *delivery_id)
+{
+    size_t n = 0;
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_webhook_attempt_list(st, delivery_id, 100, count_attempt, &n, &err), 0);
+    return n;
+}
+
+static int delivery_exists(tg_store_t *st, const char *id)
+{
+    tg_webhook_delivery_t d;
+    tg_err_t err = {0};
+    int rc = tg_store_webhook_delivery_get(st, id, &d, &err);
+    assert_true(rc == 0 || rc == TG_ENOTFOUND);
+    return rc == 0;
+}
+
+static int event_exists(tg_store_t *st, const char *id)
+{
+    tg_event_row_t e;
+    tg_err_t err = {0};
+    int rc = tg_store_event_get(st, id, &e, &err);
+    assert_true(rc == 0 || rc == TG_ENOTFOUND);
+    if (rc == 0)
+        tg_event_row_clear(&e);
+    return rc == 0;
+}
+
+static void test_deliveries_and_events(void **state)
+{
+    fx_t *f = *state;
+    tg_store_t *st = f->db.st;
+    tg_err_t err = {0};
+    add_event(st, "evt_old_done", OLD_S);
+    add_event(st, "evt_old_pending", OLD_S);
+    add_event(st, "evt_old_alone", OLD_S);
+    add_event(st, "evt_old_resent", OLD_S);
+    add_event(st, "evt_new", NOW_S - DAY);
+    add_delivery(st, "msg_old_delivered", "evt_old_done", "delivered", OLD_S, OLD_S + 60, 3);
+    add_delivery(st, "msg_old_failed_2", "evt_old_done", "failed", OLD_S, OLD_S + 3 * DAY, 2);
+    /* retrying for 40 days (an endpoint that was re-enabled): never pruned, nor its event */
+    add_delivery(st, "msg_old_pending", "evt_old_pending", "pending", OLD_S, NOW_S - 60, 2);
+    /* created long ago but resent and delivered yesterday: recent */
+    add_delivery(st, "msg_old_resent", "evt_old_resent", "delivered", OLD_S, NOW_S - DAY, 1);
+    add_delivery(st, "msg_new", "evt_new", "delivered", NOW_S - DAY, NOW_S - DAY, 1);
+
+    int64_t pending = -1;
+    assert_int_equal(tg_store_notify_pending(st, TG_NOTIFY_DELIVERIES, &pending, &err), 0);
+    assert_int_equal(pending, 1);
+
+    /* events first: all old ones still have a delivery, nothing goes */
+    size_t deleted = 99, attempts = 99;
+    assert_int_equal(tg_store_notify_prune(st, TG_NOTIFY_EVENTS, CUTOFF_S, 100, &deleted, &attempts, &err), 0);
+    assert_int_equal(deleted, 1); /* evt_old_alone only */
+    assert_int_equal(attempts, 0);
+    assert_false(event_exists(st, "evt_old_alone"));
+    assert_true(event_exists(st, "evt_old_done"));
+
+    assert_int_equal(tg_store_notify_prune(st, TG_NOTIFY_DELIVERIES, CUTOFF_S, 100, &deleted, &attempts, &err), 0);
+    assert_int_equal(deleted, 2);
+    assert_int_equal(attempts, 5);
+    assert_false(delivery_exists(st, "msg_old_delivered"));
+    assert_false(delivery_exists(st, "msg_old_failed_2"));
+    assert_int_equal(attempts_of(st, "msg_old_delivered"), 0);
+    assert_int_equal(attempts_of(st, "msg_old_failed_2"), 0);
+    assert_true(delivery_exists(st, "msg_old_pending"));
+    assert_int_equal(attempts_of(st, "msg_old_pending"), 2);
+    assert_true(delivery_exists(st, "msg_old_resent"));
+    assert_int_equal(attempts_of(st, "msg_old_resent"), 1);
+    assert_true(delivery_exists(st, "msg_new"));
+
+    /* now the event of the pruned deliveries goes; the pending one's and the recent stay */
+    assert_int_equal(tg_store_notify_prune(st, TG_NOTIFY_EVENTS, CUTOFF_S, 100, &deleted, &attempts, &err), 0);
+    assert_int_equal(deleted, 1);
+    assert_false(event_exists(st, "evt_old_done"));
+    assert_true(event_exists(st, "evt_old_pending"));
+    assert_true(event_exists(st, "evt_old_resent"));
+    assert_true(event_exists(st, "evt_new"));
+
+    /* nothing left to do: a second pass deletes nothing */
+    assert_int_equal(tg_store_notify_prune(st, TG_NOTIFY_DELIVERIES, CUTOFF_S, 100, &deleted, &attempts, &err), 0);
+    assert_int_equal(deleted, 0);
+    assert_int_equal(tg_store_notify_prune(st, TG_NOTIFY_EVENTS, CUTOFF_S, 100, &deleted, NULL, &err), 0);
+    assert_int_equal(deleted, 0);
+    assert_int_equal(tg_store_notify_pending(st, TG_NOTIFY_DELIVERIES, &pending, &err), 0);
+    assert_int_equal(pending, 1);
+    /* bad arguments */
+    assert_int_equal(tg_store_notify_prune(st, TG_NOTIFY_EVENTS, CUTOFF_S, 0, &deleted, NULL, &err), TG_EINVAL);
+    assert_int_equal(tg_store_notify_prune(st, TG_NOTIFY_EVENTS, CUTOFF_S, 10001, &deleted, NULL, &err), TG_EINVAL);
+    assert_int_equal(tg_store_notify_pending(st, TG_NOTIFY_EVENTS, &pending, &err), TG_EINVAL);
+}
+
+static void test_batches_are_bounded(void **state)
+{
+    fx_t *f = *state;
+    tg_store_t *st = f->db.st;
+    tg_err_t err = {0};
+    char id[32];
+    for (int i = 0; i < 25; i++) {
+        snprintf(id, sizeof(id), "evt_%02d", i);
+        add_event(st, id, OLD_S + i);
+        char mid[32];
+        snprintf(mid, sizeof(mid), "msg_%02d", i);
+        add_delivery(st, mid, id, i % 2 ? "delivered" : "failed", OLD_S + i, OLD_S + i, 2);
+    }
+    size_t deleted = 0, attempts = 0;
+    assert_int_equal(tg_store_notify_prune(st, TG_NOTIFY_DELIVERIES, CUTOFF_S, 10, &deleted, &attempts, &err), 0);
+    assert_int_equal(deleted, 10);
+    assert_int_equal(attempts, 20);
+    /* the oldest went first */
+    assert_false(delivery_exists(st, "msg_09"));
+    assert_true(delivery_exists(st, "msg_10"));
+    assert_int_equal(attempts_of(st, "msg_10"), 2);
+    assert_int_equal(tg_store_notify_prune(st, TG_NOTIFY_DELIVERIES, CUTOFF_S, 10, &deleted, &attempts, &err), 0);
+    assert_int_equal(deleted, 10);
+    assert_int_equal(tg_store_notify_prune(st, TG_NOTIFY_DELIVERIES, CUTOFF_S, 10, &deleted, &attempts, &err), 0);
+    assert_int_equal(deleted, 5);
+    assert_int_equal(attempts, 10);
+    assert_int_equal(tg_store_notify_prune(st, TG_NOTIFY_EVENTS, CUTOFF_S, 10, &deleted, NULL, &err), 0);
+    assert_int_equal(deleted, 10);
+
+    /* the policy: the rest in batches of 4 within one call; nothing when retention is 0 */
+    tg_notify_prune_run_t run;
+    assert_int_equal(tg_notify_prune(st, 0, NOW_S, 4, INT64_C(10000000000), &run, &err), 0);
+    assert_int_equal(run.events + run.batches, 0);
+    assert_true(event_exists(st, "evt_24"));
+    assert_int_equal(tg_notify_prune(st, 30, NOW_S, 4, INT64_C(10000000000), &run, &err), 0);
+    assert_int_equal(run.events, 15);
+    assert_int_equal(run.deliveries, 0);
+    assert_int_equal(run.more, 0);
+    /* deliveries: 1 empty batch; mails: 1; events: 4+4+4+3 */
+    assert_int_equal(run.batches, 6);
+    assert_false(event_exists(st, "evt_24"));
+    /* a budget already spent: one batch per table, and it says there is more */
+    add_event(st, "evt_a", OLD_S);
+    add_event(st, "evt_b", OLD_S);
+    add_event(st, "evt_c", OLD_S);
+    assert_int_equal(tg_notify_prune(st, 30, NOW_S, 2, 0, &run, &err), 0);
+    assert_int_equal(run.events, 2);
+    assert_int_equal(run.more, 1);
+    assert_int_equal(tg_notify_prune(st, 30, NOW_S, 2, 0, &run, &err), 0);
+    assert_int_equal(run.events, 1);
+    assert_int_equal(run.more, 0);
+}
+
+static int64_t queue_mail(tg_store_t *st, int64_t now_s)
+{
+    tg_mail_row_t r;
+    memset(&r, 0, sizeof(r));
+    snprintf(r.to, sizeof(r.to), "a@example.com");
+    snprintf(r.template_name, sizeof(r.template_name), "key.created");
+    snprintf(r.customer_id, sizeof(r.customer_id), "cus_a");
+    snprintf(r.subject, sizeof(r.subject), "Hello");
+    snprintf(r.message_id, sizeof(r.message_id), "<x@example.com>");
+    r.body = "Subject: Hello\r\n\r\nbody\r\n";
+    r.body_len = strlen(r.body);
+    int64_t id = 0;
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_mail_insert(st, &r, now_s * 1000, &id, &err), 0);
+    return id;
+}
+
+static size_t mail_attempts(tg_store_t *st, int64_t id)
+{
+    tg_mail_attempt_t a[8];
+    size_t n = 0;
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_mail_attempts(st, id, a, 8, &n, &err), 0);
+    return n;
+}
+
+static int mail_exists(tg_store_t *st, int64_t id)
+{
+    tg_mail_row_t r;
+    tg_err_t err = {0};
+    int rc = tg_store_mail_get(st, id, &r, &err);
+    assert_true(rc == 0 || rc == TG_ENOTFOUND);
+    if (rc == 0)
+        tg_mail_row_clear(&r);
+    return rc == 0;
+}
+
+static void test_mails(void **state)
+{
+    fx_t *f = *state;
+    tg_store_t *st = f->db.st;
+    tg_err_t err = {0};
+    int64_t sent = queue_mail(st, OLD_S), failed = queue_mail(st, OLD_S), retrying = queue_mail(st, OLD_S),
+            queued = queue_mail(st, OLD_S), recent = queue_mail(st, NOW_S - DAY);
+    int64_t t = OLD_S * 1000;
+    assert_int_equal(tg_store_mail_record(st, sent, "retry", t + 1000, 451, "later", t, &err), 0);
+    assert_int_equal(tg_store_mail_record(st, sent, "sent", t, 250, "", t + 1000, &err), 0);
+    assert_int_equal(tg_store_mail_record(st, failed, "failed", t, 550, "no such user", t, &err), 0);
+    /* a mail server down for weeks: still retrying, never pruned */
+    assert_int_equal(tg_store_mail_record(st, retrying, "retry", t + 60000, 451, "later", t, &err), 0);
+    assert_int_equal(tg_store_mail_record(st, recent, "sent", 0, 250, "", (NOW_S - DAY) * 1000, &err), 0);
+
+    int64_t pending = -1;
+    assert_int_equal(tg_store_notify_pending(st, TG_NOTIFY_MAILS, &pending, &err), 0);
+    assert_int_equal(pending, 2);
+
+    size_t deleted = 0, attempts = 0;
+    assert_int_equal(tg_store_notify_prune(st, TG_NOTIFY_MAILS, CUTOFF_S, 1, &deleted, &attempts, &err), 0);
+    assert_int_equal(deleted, 1); /* a batch of one */
+    assert_int_equal(attempts, 2);
+    assert_false(mail_exists(st, sent));
+    assert_int_equal(mail_attempts(st, sent), 0);
+    assert_int_equal(tg_store_notify_prune(st, TG_NOTIFY_MAILS, CUTOFF_S, 100, &deleted, &attempts, &err), 0);
+    assert_int_equal(deleted, 1);
+    assert_int_equal(attempts, 1);
+    assert_false(mail_exists(st, failed));
+    assert_true(mail_exists(st, retrying));
+    assert_int_equal(mail_attempts(st, retrying), 1);
+    assert_true(mail_exists(st, queued));
+    assert_true(mail_exists(st, recent));
+    assert_int_equal(mail_attempts(st, recent), 1);
+    assert_int_equal(tg_store_notify_prune(st, TG_NOTIFY_MAILS, CUTOFF_S, 100, &deleted, &attempts, &err), 0);
+    assert_int_equal(deleted, 0);
+    assert_int_equal(tg_store_notify_pending(st, TG_NOTIFY_MAILS, &pending, &err), 0);
+    assert_int_equal(pending, 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_deliveries_and_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batches_are_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mails, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
