@@ -8,6 +8,8 @@
  * - the same batch again makes nothing and bills nothing twice; the next period bills only its
  *   own usage;
  * - an entry whose build fails leaves nothing behind and the others are made;
+ * - an invoice made by someone else while a batch is being built (PostgreSQL: several writers)
+ *   is kept, and the batch, tried again, makes the others once;
  * - a process killed in the middle of a batch (transaction open, nothing committed) leaves
  *   nothing, and the batch run again makes every invoice once, with all the usage. */
 #include <setjmp.h>
@@ -40,6 +42,8 @@ static const char body[] = "{\"note\":\"a \\\"q\\\", b\\\\c {x} NULL\"}";
 /* What build saw for an entry, and whether it fails (an injected TG_ERANGE). */
 typedef struct {
     int fail;
+    const tg_tmpstore_t *race; /* non-NULL: its first build inserts race_sql's invoice meanwhile */
+    const char *race_sql;
     int calls;
     uint64_t units;
     size_t nitems;
@@ -50,6 +54,8 @@ static int build_sum(const tg_unbilled_t *rows, size_t n, const tg_invoice_item_
                      tg_invoice_t *inv, void *arg, tg_err_t *err)
 {
     seen_t *s = arg;
+    if (s->race != NULL && s->calls == 0) /* another node, on its own connection, commits first */
+        assert_int_equal(tg_tmpstore_exec(s->race, s->race_sql), 0);
     s->calls++;
     s->units = 0;
     for (size_t i = 0; i < n; i++)
@@ -350,11 +356,51 @@ static void test_killed_mid_batch_leaves_nothing(void **state)
     free_bodies(e, NIDS);
 }
 
+/* PostgreSQL only (SQLite has one writer: nobody can insert while a batch holds the lock): a
+ * node inserts the invoice of one of the batch's customers after the batch looked for existing
+ * ones and before it inserts its own. The batch's insert meets the unique (customer_id,
+ * period_start), tries again, finds that invoice and makes the others once. */
+static void test_invoice_made_meanwhile_is_kept(void **state)
+{
+    tg_tmpstore_t *t = *state;
+    if (tg_tmpstore_is_sqlite(t))
+        skip();
+    tg_err_t err = {0};
+    tg_invoice_close_t e[3];
+    seen_t seen[3];
+    char sql[512];
+    for (size_t i = 0; i < 3; i++)
+        add_customer(t, i);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO invoices(id, customer_id, period_start, period_end, status, currency, total, body,"
+             " created_at) VALUES ('inv_other', '%s', %lld, %lld, 'draft', 'usd', 1, '{}', %lld)",
+             ids[1], (long long)JAN1_2026, (long long)FEB1_2026, (long long)FEB1_2026);
+    memset(seen, 0, sizeof(seen));
+    seen[0].race = t;
+    seen[0].race_sql = sql;
+    entries(e, seen, 3, JAN1_2026, FEB1_2026, "race");
+    assert_int_equal(tg_store_invoice_close_batch(t->st, e, 3, build_sum, &err), 0);
+    assert_int_equal(e[0].created, 1);
+    assert_int_equal(e[1].created, 0); /* theirs */
+    assert_int_equal(e[1].rc, 0);
+    assert_int_equal(e[2].created, 1);
+    assert_int_equal(seen[0].calls, 2); /* built, rolled back, built again */
+    assert_int_equal(seen[0].units, 15); /* all of it on the second try: the first try's marks went back */
+    sum_t s = invoices_of(t, ids[1]);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.total, 1);
+    assert_int_equal(next_end(t, ids[1]), MAR1_2026); /* done for now: its invoice exists */
+    assert_int_equal(invoices_of(t, ids[0]).n, 1);
+    assert_int_equal(invoices_of(t, ids[2]).n, 1);
+    free_bodies(e, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_batch_bills_each_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_entry_leaves_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invoice_made_meanwhile_is_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_mid_batch_leaves_nothing, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
