@@ -42,8 +42,8 @@ typedef struct {
     int64_t period_start;
     char plan_id[TG_PLAN_ID_MAX];
     char metric[TG_METRIC_MAX];
-    uint64_t units;  /* billed now */
-    int64_t before;  /* invoiced_units before the mark */
+    uint64_t units; /* billed now */
+    int64_t before; /* invoiced_units before the mark */
 } marked_t;
 
 typedef struct {
@@ -72,7 +72,8 @@ static int cmp_marked_item(const void *a, const void *b)
  * start and returns it, with the entry's ordinal (1-based) and the row's invoiced units before. */
 static const char mark_usage_sql[] =
     "UPDATE usage_period u SET invoiced_units = u.units FROM (SELECT up.customer_id, up.period_start, up.metric,"
-    " up.plan_id, up.invoiced_units AS before, d.i FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS d(cid, ps, i)"
+    " up.plan_id, up.invoiced_units AS before, d.i"
+    " FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS d(cid, ps, i)"
     " JOIN usage_period up ON up.customer_id = d.cid AND up.period_start <= d.ps WHERE up.units > up.invoiced_units"
     " ORDER BY up.customer_id, up.period_start, up.metric, up.plan_id FOR UPDATE OF up) o"
     " WHERE u.customer_id = o.customer_id AND u.period_start = o.period_start AND u.metric = o.metric"
@@ -373,7 +374,8 @@ static int close_once(tg_pg_t *st, tg_invoice_close_t *e, size_t n, tg_invoice_b
             tg_pg_array_text(&x.a[0], e[i].draft.customer_id);
             tg_pg_array_i64(&x.a[1], e[i].draft.period_start);
         }
-    if (rc == 0 && na > 0 && (rc = run_arrays(st, mark_usage_sql, &x, 2, &res, err, "reading a batch's unbilled usage")) == 0) {
+    if (rc == 0 && na > 0 &&
+        (rc = run_arrays(st, mark_usage_sql, &x, 2, &res, err, "reading a batch's unbilled usage")) == 0) {
         rc = read_marked(res, act, na, &m, &nm, err);
         PQclear(res);
         res = NULL;
@@ -392,8 +394,6 @@ static int close_once(tg_pg_t *st, tg_invoice_close_t *e, size_t n, tg_invoice_b
     if (rc == 0)
         rc = build_all(e, act, na, m, nm, mi, nmi, build, err);
     free(mi);
-    /* The schedule before the invoices: the invoices' foreign key then finds each customer's
-     * row already updated by this transaction and takes no lock of its own on it. */
     if (rc == 0)
         rc = schedule(st, e, n, err);
     if (rc == 0)

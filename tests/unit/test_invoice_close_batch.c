@@ -384,7 +384,7 @@ static void test_invoice_made_meanwhile_is_kept(void **state)
     assert_int_equal(e[1].created, 0); /* theirs */
     assert_int_equal(e[1].rc, 0);
     assert_int_equal(e[2].created, 1);
-    assert_int_equal(seen[0].calls, 2); /* built, rolled back, built again */
+    assert_int_equal(seen[0].calls, 2);  /* built, rolled back, built again */
     assert_int_equal(seen[0].units, 15); /* all of it on the second try: the first try's marks went back */
     sum_t s = invoices_of(t, ids[1]);
     assert_int_equal(s.n, 1);
