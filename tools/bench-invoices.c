@@ -73,6 +73,15 @@ static double peak_rss_mib(void)
     return (double)ru.ru_maxrss / 1024.0;
 }
 
+/* CPU seconds this process has used, user and system. */
+static void cpu_s(double *user, double *sys)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    *user = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6;
+    *sys = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
 static const char *const bench_plans[] = {"free", "starter", "pro", "enterprise"};
 
 /* Customer i of the bench: its plan, and its usage (spread over the allowance boundaries) in
@@ -271,10 +280,13 @@ static int cmd_close(int argc, char **argv)
     double rss0 = peak_rss_mib();
     tg_sub_ctx_t x = {.cfg = cfg, .store = st, .now_s = bench_now};
     tg_periods_run_t run, again;
+    double u1, s1, u2, s2;
+    cpu_s(&u1, &s1);
     double t1 = now_s();
     if (tg_periods_close(&x, NULL, INT64_MAX, &run, &err) != 0)
         return die("closing periods", &err);
     double t2 = now_s();
+    cpu_s(&u2, &s2);
     if (run.failures > 0)
         fprintf(stderr, "bench-invoices: %d customers failed: %s\n", run.failures, run.first_error);
     tg_periods_run_free(&run);
@@ -290,6 +302,7 @@ static int cmd_close(int argc, char **argv)
     tg_money_format(total, 2, got, sizeof(got));
     printf("customers:            %ld (peak RSS before the close %.1f MiB)\n", n, rss0);
     printf("invoices created:     %d in %.2f s = %.0f customers/s\n", run.created, t2 - t1, (double)n / (t2 - t1));
+    printf("closer's CPU:         %.2f s user + %.2f s system during the close\n", u2 - u1, s2 - s1);
     printf("second run:           %d created in %.3f s (nobody due)\n", again.created, t3 - t2);
     printf("peak memory (RSS):    %.1f MiB after the close (%.1f MiB after the check's listing)\n", rss_close,
            peak_rss_mib());
@@ -339,9 +352,13 @@ int main(int argc, char **argv)
     bench_clock = FEB1_2026;
     tg_sub_ctx_t x = {.cfg = cfg, .store = st, .now_s = bench_now};
     tg_periods_run_t run;
+    double u1, s1, u2, s2;
+    cpu_s(&u1, &s1);
+    t1 = now_s();
     if (tg_periods_close(&x, NULL, INT64_MAX, &run, &err) != 0)
         return die("closing periods", &err);
     double t2 = now_s();
+    cpu_s(&u2, &s2);
     if (run.failures > 0)
         fprintf(stderr, "bench-invoices: %d customers failed: %s\n", run.failures, run.first_error);
     tg_periods_run_free(&run);
@@ -360,6 +377,7 @@ int main(int argc, char **argv)
     tg_money_format(expected, 2, want, sizeof(want));
     printf("customers:            %ld (setup %.1f s, peak RSS after setup %.1f MiB)\n", n, t1 - t0, rss_setup);
     printf("invoices created:     %d in %.2f s = %.0f customers/s\n", run.created, t2 - t1, (double)n / (t2 - t1));
+    printf("closer's CPU:         %.2f s user + %.2f s system during the close\n", u2 - u1, s2 - s1);
     printf("second run:           %d created in %.3f s (nobody due)\n", again.created, t3 - t2);
     printf("peak memory (RSS):    %.1f MiB after the close (%.1f MiB after the check's listing)\n", rss_close,
            peak_rss_mib());

@@ -150,15 +150,10 @@ int tg_invoice_build(const tg_config_t *cfg, const tg_customer_t *c, const tg_un
     return 0;
 }
 
-typedef struct {
-    const tg_config_t *cfg;
-    const tg_customer_t *c;
-} build_ctx_t;
-
-static int build_cb(const tg_unbilled_t *rows, size_t n, const tg_invoice_item_t *items, size_t nitems,
-                    tg_invoice_t *inv, void *arg, tg_err_t *err)
+int tg_invoice_on_build(const tg_unbilled_t *rows, size_t n, const tg_invoice_item_t *items, size_t nitems,
+                        tg_invoice_t *inv, void *arg, tg_err_t *err)
 {
-    build_ctx_t *b = arg;
+    const tg_invoice_build_arg_t *b = arg;
     return tg_invoice_build(b->cfg, b->c, rows, n, items, nitems, inv, err);
 }
 
@@ -193,11 +188,59 @@ int tg_invoice_close_final(tg_store_t *st, const tg_config_t *cfg, const tg_cust
     new_invoice_id(draft.id, sizeof(draft.id));
     snprintf(draft.customer_id, sizeof(draft.customer_id), "%s", c->id);
     draft.created_at = now_s;
-    build_ctx_t b = {cfg, c};
+    tg_invoice_build_arg_t b = {cfg, c};
     int made = 0;
-    int rc = tg_store_invoice_create(st, &draft, build_cb, &b, &made, NULL, err);
+    int rc = tg_store_invoice_create(st, &draft, tg_invoice_on_build, &b, &made, NULL, err);
     free(draft.body);
     return rc;
+}
+
+/* The start of the first period of c (on plan) to look at from from_end: the one ending at
+ * from_end when that is one of c's boundaries (the schedule says every earlier one is closed),
+ * else the first one. */
+static int64_t first_start(const tg_customer_t *c, const tg_plan_t *plan, int64_t from_end)
+{
+    int64_t ps = tg_period_boundary(c->anchor_at, plan->interval, 0);
+    if (from_end > ps) {
+        int64_t s0, e0;
+        tg_period_bounds(c->anchor_at, plan->interval, from_end - 1, &s0, &e0);
+        if (e0 == from_end)
+            ps = s0;
+    }
+    return ps;
+}
+
+/* Whether the period [ps, pe) of c is one to close at now_s. */
+static int period_due(const tg_customer_t *c, int64_t ps, int64_t pe, int64_t now_s)
+{
+    return pe <= now_s && !(c->cancel_at != 0 && ps >= c->cancel_at);
+}
+
+/* When c next needs the closer once every period before ps (ending at pe) is closed: see
+ * tg_invoice_close_due. */
+static int64_t next_after(const tg_customer_t *c, int64_t ps, int64_t pe, int64_t now_s)
+{
+    /* Nothing more to close for a customer whose next period starts at or after its
+     * cancellation: INT64_MAX, until a change to the customer resets it (store.h). */
+    int64_t next = c->cancel_at != 0 && ps >= c->cancel_at ? INT64_MAX : pe;
+    /* ... but the closer also applies the changes scheduled at a period's end (a downgrade, the
+     * cancellation taking effect): it comes back for them when they are due. */
+    if (c->pending_plan_id[0] != '\0' && c->pending_at > now_s && c->pending_at < next)
+        next = c->pending_at;
+    if (c->cancel_at > now_s && strcmp(c->status, "canceled") != 0 && c->cancel_at < next)
+        next = c->cancel_at;
+    return next;
+}
+
+/* A draft of c for [ps, pe) with a new id, created at now_s. */
+static void new_draft(tg_invoice_t *draft, const tg_customer_t *c, int64_t ps, int64_t pe, int64_t now_s)
+{
+    memset(draft, 0, sizeof(*draft));
+    new_invoice_id(draft->id, sizeof(draft->id));
+    snprintf(draft->customer_id, sizeof(draft->customer_id), "%s", c->id);
+    draft->period_start = ps;
+    draft->period_end = pe;
+    draft->created_at = now_s;
 }
 
 int tg_invoice_close_due(tg_store_t *st, const tg_config_t *cfg, const tg_customer_t *c, int64_t from_end,
@@ -208,46 +251,43 @@ int tg_invoice_close_due(tg_store_t *st, const tg_config_t *cfg, const tg_custom
     if (plan == NULL)
         return tg_errf(err, TG_ECONFIG, "customer %s is on plan \"%s\", which the configuration lacks", c->id,
                        c->plan_id);
-    build_ctx_t b = {cfg, c};
-    /* The first period to look at: the one ending at from_end when that is one of c's
-     * boundaries (the schedule says every earlier one is closed), else the first one. */
-    int64_t ps = tg_period_boundary(c->anchor_at, plan->interval, 0), pe;
-    if (from_end > ps) {
-        int64_t s0, e0;
-        tg_period_bounds(c->anchor_at, plan->interval, from_end - 1, &s0, &e0);
-        if (e0 == from_end)
-            ps = s0;
-    }
+    tg_invoice_build_arg_t b = {cfg, c};
+    int64_t ps = first_start(c, plan, from_end), pe;
     for (;; ps = pe) {
         int64_t s0;
         tg_period_bounds(c->anchor_at, plan->interval, ps, &s0, &pe);
-        if (pe > now_s || (c->cancel_at != 0 && ps >= c->cancel_at))
+        if (!period_due(c, ps, pe, now_s))
             break;
-        tg_invoice_t draft = {0};
-        new_invoice_id(draft.id, sizeof(draft.id));
-        snprintf(draft.customer_id, sizeof(draft.customer_id), "%s", c->id);
-        draft.period_start = ps;
-        draft.period_end = pe;
-        draft.created_at = now_s;
+        tg_invoice_t draft;
+        new_draft(&draft, c, ps, pe, now_s);
         int made = 0;
-        int rc = tg_store_invoice_create(st, &draft, build_cb, &b, &made, NULL, err);
+        int rc = tg_store_invoice_create(st, &draft, tg_invoice_on_build, &b, &made, NULL, err);
         free(draft.body);
         if (rc != 0)
             return rc;
         *created += made;
     }
-    /* Nothing more to close for a customer whose next period starts at or after its
-     * cancellation: INT64_MAX, until a change to the customer resets it (store.h). */
-    int64_t next = c->cancel_at != 0 && ps >= c->cancel_at ? INT64_MAX : pe;
-    /* ... but the closer also applies the changes scheduled at a period's end (a downgrade, the
-     * cancellation taking effect): it comes back for them when they are due. */
-    if (c->pending_plan_id[0] != '\0' && c->pending_at > now_s && c->pending_at < next)
-        next = c->pending_at;
-    if (c->cancel_at > now_s && strcmp(c->status, "canceled") != 0 && c->cancel_at < next)
-        next = c->cancel_at;
     if (next_end != NULL)
-        *next_end = next;
+        *next_end = next_after(c, ps, pe, now_s);
     return 0;
+}
+
+int tg_invoice_due_single(const tg_config_t *cfg, const tg_customer_t *c, int64_t from_end, int64_t now_s,
+                          tg_invoice_t *draft, int64_t *next_end)
+{
+    const tg_plan_t *plan = tg_config_find_plan(cfg, c->plan_id);
+    if (plan == NULL)
+        return 0; /* tg_invoice_close_due says why */
+    int64_t ps = first_start(c, plan, from_end), pe, s0, pe2;
+    tg_period_bounds(c->anchor_at, plan->interval, ps, &s0, &pe);
+    if (!period_due(c, ps, pe, now_s))
+        return 0;
+    tg_period_bounds(c->anchor_at, plan->interval, pe, &s0, &pe2);
+    if (period_due(c, pe, pe2, now_s))
+        return 0; /* more than one: the loop of tg_invoice_close_due */
+    new_draft(draft, c, ps, pe, now_s);
+    *next_end = next_after(c, pe, pe2, now_s);
+    return 1;
 }
 
 int tg_invoice_close_periods(tg_store_t *st, const tg_config_t *cfg, const tg_customer_t *c, int64_t now_s,
@@ -267,9 +307,9 @@ char *tg_invoice_preview(tg_store_t *st, const tg_config_t *cfg, const tg_custom
     tg_period_bounds(c->anchor_at, plan->interval, now_s, &inv.period_start, &inv.period_end);
     snprintf(inv.customer_id, sizeof(inv.customer_id), "%s", c->id);
     snprintf(inv.status, sizeof(inv.status), "upcoming");
-    build_ctx_t b = {cfg, c};
+    tg_invoice_build_arg_t b = {cfg, c};
     char *out = NULL;
-    if (tg_store_invoice_preview(st, &inv, build_cb, &b, err) == 0)
+    if (tg_store_invoice_preview(st, &inv, tg_invoice_on_build, &b, err) == 0)
         out = tg_invoice_to_json(&inv);
     free(inv.body);
     return out;

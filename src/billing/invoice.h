@@ -24,6 +24,15 @@ typedef struct tg_store tg_store_t; /* a connection (store/store.h) */
 int tg_invoice_build(const tg_config_t *cfg, const tg_customer_t *c, const tg_unbilled_t *rows, size_t n,
                      const tg_invoice_item_t *items, size_t nitems, tg_invoice_t *inv, tg_err_t *err);
 
+/* The build callback of the store's invoice calls (store.h, tg_invoice_build_cb) for a customer
+ * priced with a configuration: arg is a tg_invoice_build_arg_t, both of which outlive the call. */
+typedef struct tg_invoice_build_arg {
+    const tg_config_t *cfg;
+    const tg_customer_t *c;
+} tg_invoice_build_arg_t;
+int tg_invoice_on_build(const tg_unbilled_t *rows, size_t n, const tg_invoice_item_t *items, size_t nitems,
+                        tg_invoice_t *inv, void *arg, tg_err_t *err);
+
 /* The final invoice of a customer canceled at once: the current period up to now_s. */
 int tg_invoice_close_final(tg_store_t *st, const tg_config_t *cfg, const tg_customer_t *c, int64_t now_s,
                            tg_err_t *err);
@@ -42,6 +51,14 @@ int tg_invoice_close_periods(tg_store_t *st, const tg_config_t *cfg, const tg_cu
  * INT64_MAX when no period will be closed any more (canceled). Set on success only. */
 int tg_invoice_close_due(tg_store_t *st, const tg_config_t *cfg, const tg_customer_t *c, int64_t from_end,
                          int64_t now_s, int *created, int64_t *next_end, tg_err_t *err);
+
+/* For the period closer's batches: 1 when c has exactly one period to close at now_s from
+ * from_end (as tg_invoice_close_due would see it), with *draft set for it (a new id, c's id, the
+ * period, created at now_s; no body) and *next_end what tg_invoice_close_due would give once it
+ * is closed; 0 when c has none, several, or an unknown plan (tg_invoice_close_due then). Pure:
+ * no store. */
+int tg_invoice_due_single(const tg_config_t *cfg, const tg_customer_t *c, int64_t from_end, int64_t now_s,
+                          tg_invoice_t *draft, int64_t *next_end);
 
 /* The upcoming invoice of c's current period: the same build, over the usage not yet invoiced,
  * nothing stored. Returns a malloc'd JSON string (caller frees) or NULL with err set. */

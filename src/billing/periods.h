@@ -53,6 +53,9 @@ int tg_periods_close(const tg_sub_ctx_t *x, const char *customer_id, int64_t unt
 /* Customers per batch (per transaction) of a run over the customers due. A batch holds the
  * store's write lock: 500 is about 25 ms of work, so the metering writer waits at most that. */
 #define TG_PERIODS_BATCH 500
+/* Customers per store call inside a batch (tg_store_invoice_close_batch): the wall time is
+ * looked at between two calls. */
+#define TG_PERIODS_CHUNK 500
 /* ... and at most this much wall time (ns) per batch transaction, whichever comes first. */
 #define TG_PERIODS_BATCH_NS (50 * 1000000LL)
 

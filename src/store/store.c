@@ -323,6 +323,18 @@ int tg_store_invoice_create(tg_store_t *st, tg_invoice_t *draft, tg_invoice_buil
     return st->ops->invoice_create(st, draft, build, arg, created, out, err);
 }
 
+int tg_store_invoice_close_batch(tg_store_t *st, tg_invoice_close_t *e, size_t n, tg_invoice_build_cb build,
+                                 tg_err_t *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        e[i].rc = 0;
+        e[i].created = 0;
+        e[i].err.code = 0;
+        e[i].err.msg[0] = '\0';
+    }
+    return n == 0 ? 0 : st->ops->invoice_close_batch(st, e, n, build, err);
+}
+
 int tg_store_invoice_preview(tg_store_t *st, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg, tg_err_t *err)
 {
     return st->ops->invoice_preview(st, draft, build, arg, err);

@@ -257,6 +257,32 @@ typedef int (*tg_invoice_build_cb)(const tg_unbilled_t *rows, size_t n, const tg
 int tg_store_invoice_create(tg_store_t *st, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg, int *created,
                             tg_invoice_t *out, tg_err_t *err);
 
+/* The period closer's batch (billing/periods.c): for each entry e[i], what
+ * tg_store_invoice_create does for its draft (with build and e[i].build_arg), and then, for an
+ * entry whose invoice was made or existed already, what the closer does for a customer done
+ * for now: moves its next period end from next_expected to next_end (compare and set, as
+ * tg_store_customer_set_next_period_end; nothing when they are equal) and clears its billing
+ * failure. The caller sets each draft's id, customer_id, period_start, period_end and
+ * created_at; the customers are distinct. An entry that fails alone (build's error: money out of
+ * range, an unknown plan) gets e[i].rc and e[i].err, and leaves nothing behind (its usage and
+ * items stay unbilled, its schedule where it was); the others are unaffected. The whole batch
+ * is one savepoint (a transaction of its own outside one): the backend may read all the
+ * entries' usage and write all their invoices with a few statements, so that a batch costs a
+ * few round trips, not several per customer. Returns 0 when every entry has its outcome
+ * (e[i].rc, e[i].created; e[i].draft.body is malloc'd for the caller to free), or an error of
+ * the store, after which nothing of the batch is kept (the caller rolls its transaction back).
+ * On the caller's thread. */
+typedef struct tg_invoice_close {
+    tg_invoice_t draft;
+    void *build_arg;
+    int64_t next_expected, next_end;
+    int rc;      /* out: 0 or this entry's error (err) */
+    int created; /* out: 1 made, 0 existed */
+    tg_err_t err;
+} tg_invoice_close_t;
+int tg_store_invoice_close_batch(tg_store_t *st, tg_invoice_close_t *e, size_t n, tg_invoice_build_cb build,
+                                 tg_err_t *err);
+
 /* The unbilled usage up to period_start and the pending items, without changing anything
  * (previews): build is called as tg_store_invoice_create would, nothing is stored. */
 int tg_store_invoice_preview(tg_store_t *st, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg, tg_err_t *err);

@@ -89,6 +89,8 @@ typedef struct tg_store_ops {
     int (*invoice_item_add)(tg_store_t *st, const tg_invoice_item_t *item, tg_err_t *err);
     int (*invoice_create)(tg_store_t *st, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg, int *created,
                           tg_invoice_t *out, tg_err_t *err);
+    int (*invoice_close_batch)(tg_store_t *st, tg_invoice_close_t *e, size_t n, tg_invoice_build_cb build,
+                               tg_err_t *err);
     int (*invoice_preview)(tg_store_t *st, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg, tg_err_t *err);
     int (*invoice_get)(tg_store_t *st, const char *id, tg_invoice_t *out, tg_err_t *err);
     int (*tx_begin)(tg_store_t *st, tg_err_t *err);

@@ -44,6 +44,88 @@ void tg_pg_param_i64(tg_pg_params_t *p, int64_t v)
     param_raw(p, p->num[p->n < TG_PG_PARAMS_MAX ? p->n : 0], 0, 0);
 }
 
+/* Makes room for need more bytes (and a NUL) in a, doubling; 0 or -1 (a->failed set). */
+static int array_reserve(tg_pg_array_t *a, size_t need)
+{
+    if (a->failed)
+        return -1;
+    if (need > TG_PG_ARRAY_MAX - a->len - 1) {
+        a->failed = 1;
+        return -1;
+    }
+    if (a->len + need + 1 <= a->cap)
+        return 0;
+    size_t cap = a->cap != 0 ? a->cap : 4096;
+    while (cap < a->len + need + 1)
+        cap *= 2;
+    if (cap > TG_PG_ARRAY_MAX)
+        cap = TG_PG_ARRAY_MAX;
+    char *b = realloc(a->buf, cap);
+    if (b == NULL) {
+        a->failed = 1;
+        return -1;
+    }
+    a->buf = b;
+    a->cap = cap;
+    return 0;
+}
+
+/* The separator before the next element: '{' first, ',' after. */
+static int array_next(tg_pg_array_t *a, size_t need)
+{
+    if (array_reserve(a, need + 1) != 0)
+        return -1;
+    a->buf[a->len++] = a->n++ == 0 ? '{' : ',';
+    return 0;
+}
+
+void tg_pg_array_text(tg_pg_array_t *a, const char *s)
+{
+    size_t len = strlen(s), quoted = 2;
+    for (size_t i = 0; i < len; i++)
+        quoted += (s[i] == '"' || s[i] == '\\') ? 2 : 1;
+    if (array_next(a, quoted) != 0)
+        return;
+    a->buf[a->len++] = '"';
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '"' || s[i] == '\\')
+            a->buf[a->len++] = '\\';
+        a->buf[a->len++] = s[i];
+    }
+    a->buf[a->len++] = '"';
+}
+
+void tg_pg_array_i64(tg_pg_array_t *a, int64_t v)
+{
+    char num[24];
+    int len = snprintf(num, sizeof(num), "%" PRId64, v);
+    if (array_next(a, (size_t)len) != 0)
+        return;
+    memcpy(a->buf + a->len, num, (size_t)len);
+    a->len += (size_t)len;
+}
+
+const char *tg_pg_array_end(tg_pg_array_t *a)
+{
+    if (a->n == 0) { /* the empty array */
+        if (array_reserve(a, 2) != 0)
+            return NULL;
+        a->buf[0] = '{';
+        a->len = 1;
+    }
+    if (array_reserve(a, 1) != 0)
+        return NULL;
+    a->buf[a->len] = '}';
+    a->buf[a->len + 1] = '\0';
+    return a->buf;
+}
+
+void tg_pg_array_free(tg_pg_array_t *a)
+{
+    free(a->buf);
+    memset(a, 0, sizeof(*a));
+}
+
 void tg_pg_param_u64(tg_pg_params_t *p, uint64_t v)
 {
     snprintf(p->num[p->n < TG_PG_PARAMS_MAX ? p->n : 0], sizeof(p->num[0]), "%" PRIu64, v);
@@ -517,6 +599,7 @@ const tg_store_ops_t tg_pg_ops = {
     .invoice_item_add = tg_pg_invoice_item_add,
     .invoice_create = tg_pg_invoice_create,
     .invoice_preview = tg_pg_invoice_preview,
+    .invoice_close_batch = tg_pg_invoice_close_batch,
     .invoice_get = tg_pg_invoice_get,
     .tx_begin = tg_pg_tx_begin,
     .tx_commit = tg_pg_tx_commit,

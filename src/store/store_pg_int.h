@@ -67,6 +67,25 @@ void tg_pg_param_i64(tg_pg_params_t *p, int64_t v);
 void tg_pg_param_u64(tg_pg_params_t *p, uint64_t v); /* as text digits: for NUMERIC or checked BIGINT */
 void tg_pg_param_bytea(tg_pg_params_t *p, const void *data, size_t n);
 
+/* A PostgreSQL array literal built an element at a time ({"a","b"}), for the statements that
+ * take a whole batch as arrays ($1::text[] in unnest(...)) instead of a round trip per row.
+ * Every text element is quoted, with '"' and '\\' escaped, so that any text (commas, braces,
+ * quotes, backslashes, spaces, an element spelled NULL, the empty string) reads back as itself;
+ * numbers are written bare. A literal is capped at TG_PG_ARRAY_MAX bytes: past it, or out of
+ * memory, the builder fails once and tg_pg_array_end says so. Zero-initialise, then free. */
+#define TG_PG_ARRAY_MAX ((size_t)256 << 20)
+typedef struct tg_pg_array {
+    char *buf;
+    size_t len, cap;
+    size_t n;   /* elements */
+    int failed; /* out of memory or over the cap */
+} tg_pg_array_t;
+void tg_pg_array_text(tg_pg_array_t *a, const char *s);
+void tg_pg_array_i64(tg_pg_array_t *a, int64_t v);
+/* The literal, owned by a (valid until the next call on a); NULL if the builder failed. */
+const char *tg_pg_array_end(tg_pg_array_t *a);
+void tg_pg_array_free(tg_pg_array_t *a);
+
 /* Runs sql (prepared once per connection) with p (may be NULL). On success returns 0 and, if
  * res is not NULL, the result (the caller PQclear()s it); a statement returning no rows
  * (PGRES_COMMAND_OK) is success too. On failure: TG_EEXIST for a unique violation (23505),
@@ -171,6 +190,8 @@ int tg_pg_plan_change_count(tg_store_t *st, const char *kind, int64_t since, int
 int tg_pg_invoice_item_add(tg_store_t *st, const tg_invoice_item_t *item, tg_err_t *err);
 int tg_pg_invoice_create(tg_store_t *st, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg, int *created,
                          tg_invoice_t *out, tg_err_t *err);
+int tg_pg_invoice_close_batch(tg_store_t *st, tg_invoice_close_t *e, size_t n, tg_invoice_build_cb build,
+                              tg_err_t *err);
 int tg_pg_invoice_preview(tg_store_t *st, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg, tg_err_t *err);
 int tg_pg_invoice_get(tg_store_t *st, const char *id, tg_invoice_t *out, tg_err_t *err);
 int tg_pg_tx_begin(tg_store_t *st, tg_err_t *err);

@@ -371,6 +371,7 @@ const tg_store_ops_t tg_sqlite_ops = {
     .invoice_item_add = tg_sqlite_invoice_item_add,
     .invoice_create = tg_sqlite_invoice_create,
     .invoice_preview = tg_sqlite_invoice_preview,
+    .invoice_close_batch = tg_sqlite_invoice_close_batch,
     .invoice_get = tg_sqlite_invoice_get,
     .tx_begin = tg_sqlite_tx_begin,
     .tx_commit = tg_sqlite_tx_commit,

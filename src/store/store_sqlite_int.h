@@ -176,6 +176,8 @@ int tg_sqlite_plan_change_count(tg_store_t *st, const char *kind, int64_t since,
 int tg_sqlite_invoice_item_add(tg_store_t *st, const tg_invoice_item_t *item, tg_err_t *err);
 int tg_sqlite_invoice_create(tg_store_t *st, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg, int *created,
                              tg_invoice_t *out, tg_err_t *err);
+int tg_sqlite_invoice_close_batch(tg_store_t *st, tg_invoice_close_t *e, size_t n, tg_invoice_build_cb build,
+                                  tg_err_t *err);
 int tg_sqlite_invoice_preview(tg_store_t *st, tg_invoice_t *draft, tg_invoice_build_cb build, void *arg, tg_err_t *err);
 int tg_sqlite_invoice_get(tg_store_t *st, const char *id, tg_invoice_t *out, tg_err_t *err);
 int tg_sqlite_tx_begin(tg_store_t *st, tg_err_t *err);

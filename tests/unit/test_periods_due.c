@@ -28,7 +28,8 @@ static const char *yaml = "upstream: {url: \"http://127.0.0.1:3\"}\n"
                           "admin: {token: \"0123456789abcdef0123\"}\n"
                           "keys: {secret: \"0123456789abcdef0123456789abcdef\"}\n"
                           "plans:\n"
-                          "  starter: {price: \"49\", included: {api_calls: 100}}\n";
+                          "  starter: {price: \"49\", included: {api_calls: 100}}\n"
+                          "  free: {price: \"0\"}\n";
 
 static int64_t clock_s;
 static int64_t test_now(void)
@@ -230,6 +231,34 @@ static void test_cancellation_ends_schedule(void **state)
     assert_int_equal(invoices(f, "cus_c"), 2);
 }
 
+/* One run, one batch: the customers with one period to close go to the store together
+ * (tg_store_invoice_close_batch), the others one by one (several periods, a change scheduled at
+ * the period's end), in the same transaction; each is closed once either way. */
+static void test_batch_and_one_by_one_in_one_run(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    add(f, "cus_a", "starter", JAN1_2026);
+    assert_int_equal(tg_store_customer_set_next_period_end(f->t.st, "cus_a", 0, FEB1_2026, &err), 0);
+    add(f, "cus_old", "starter", NOV1_2025); /* three periods */
+    add(f, "cus_down", "starter", JAN1_2026);
+    tg_customer_t c;
+    assert_int_equal(tg_store_customer_get(f->t.st, "cus_down", &c, &err), 0);
+    snprintf(c.pending_plan_id, sizeof(c.pending_plan_id), "free");
+    c.pending_at = FEB1_2026;
+    assert_int_equal(tg_store_customer_update(f->t.st, &c, &err), 0);
+    assert_int_equal(run_at(f, FEB1_2026, NULL), 1 + 3 + 1);
+    assert_int_equal(next_end(f, "cus_a"), MAR1_2026);
+    assert_int_equal(next_end(f, "cus_old"), MAR1_2026);
+    assert_int_equal(tg_store_customer_get(f->t.st, "cus_down", &c, &err), 0);
+    assert_string_equal(c.plan_id, "free"); /* applied after its last invoice under starter */
+    assert_int_equal(run_at(f, FEB1_2026, NULL), 0);
+    assert_int_equal(invoices(f, "cus_a"), 1);
+    assert_int_equal(invoices(f, "cus_old"), 3);
+    assert_int_equal(invoices(f, "cus_down"), 1);
+    assert_int_equal(run_at(f, MAR1_2026, NULL), 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -238,6 +267,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failure_stays_due_run_goes_on, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slices_close_every_customer_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancellation_ends_schedule, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_and_one_by_one_in_one_run, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
