@@ -276,6 +276,22 @@ static int reload_tls(const tg_config_t *next, void *arg, tg_err_t *err)
     return srv != NULL ? tg_server_reload_tls(srv, next, err) : 0;
 }
 
+/* A reload's hook: the owner's webhook endpoints of the new file (notifications.endpoints)
+ * synced into the store, as at start. Live rather than at the next restart because nothing
+ * holds them but the store: the delivery thread reads an endpoint (URL, secret) per delivery
+ * and the event fan-out lists them per event, and the sync is one transaction. arg is the admin
+ * back thread's store connection: reloads run on that thread (ops/reload.h). */
+static int reload_webhooks(const tg_config_t *next, void *arg, tg_err_t *err)
+{
+    tg_webhooks_ctx_t wx = {next, arg};
+    tg_webhooks_sync_counts_t k;
+    int rc = tg_webhooks_sync_config(&wx, &k, err);
+    if (rc == 0 && k.added + k.changed + k.removed > 0)
+        tg_log(TG_LOG_INFO, "reload: notifications.endpoints applied: %zu added, %zu changed, %zu removed", k.added,
+               k.changed, k.removed);
+    return rc;
+}
+
 /* The reloader's log: the operator reads it on standard error (journald under systemd). */
 static void reload_log(void *arg, const char *line)
 {
@@ -475,7 +491,7 @@ static int cmd_serve(int argc, char **argv)
     /* Webhooks out: the owner's endpoints of the configuration in the store, then the delivery
      * thread on a connection of its own (notify/delivery.h). */
     tg_webhooks_ctx_t wx = {cfg, st};
-    if (tg_webhooks_sync_config(&wx, &err) != 0 || tg_delivery_start(cfg->storage.database, cfg, &delivery, &err) != 0) {
+    if (tg_webhooks_sync_config(&wx, NULL, &err) != 0 || tg_delivery_start(cfg->storage.database, cfg, &delivery, &err) != 0) {
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
@@ -493,7 +509,8 @@ static int cmd_serve(int argc, char **argv)
      * and log files register their reload with tg_reload_add_hook here, before serving. */
     tg_reload_deps_t rdeps = {.live = live, .accounts = accounts, .log = reload_log};
     if ((reloader = tg_reloader_new(&rdeps)) == NULL ||
-        tg_reload_add_hook(reloader, "tls certificates", reload_tls, &tls_server) != 0) {
+        tg_reload_add_hook(reloader, "tls certificates", reload_tls, &tls_server) != 0 ||
+        tg_reload_add_hook(reloader, "webhook endpoints", reload_webhooks, st) != 0) {
         fprintf(stderr, "tollgate serve: out of memory\n");
         goto out;
     }
