@@ -89,7 +89,7 @@ static void on_gw_req_dispose(void *p)
 {
     gw_req_t *gr = p;
     tg_metrics_observe_gateway(tg_clock_mono_ns() - gr->start_mono_ns);
-    if (gr->worker->srv->deps.access_log != NULL)
+    if (tg_access_log_enabled(gr->worker->srv->deps.access_log))
         log_call(gr);
     tg_gateway_abandon(gr->worker->srv->deps.gateway, &gr->call);
     if (gr->wait != NULL) {
@@ -226,7 +226,7 @@ static void log_call(gw_req_t *gr)
     if (req == NULL)
         return;
     int status = gr->status != 0 ? gr->status : req->res.status;
-    uint32_t ppm = srv->deps.cfg->access_log.sample_ppm;
+    uint32_t ppm = tg_access_log_sample_ppm(srv->deps.access_log); /* a reload may change it */
     if (status < 400 && gr->error == NULL && ppm < 1000000 && (ppm == 0 || random_u32() % 1000000 >= ppm))
         return;
 
@@ -247,7 +247,8 @@ static void log_call(gw_req_t *gr)
     tg_h1_byte_counts(req, &in, &out);
     size_t path_len = req->query_at != SIZE_MAX && req->query_at < req->path.len ? req->query_at : req->path.len;
     tg_access_record_t r = {
-        .time_ns = gr->start_ns,
+        .time_ns = gr->start_ns != 0 ? gr->start_ns /* 0: the log was turned on during the call */
+                                     : tg_clock_now_ns() - (tg_clock_mono_ns() - gr->start_mono_ns),
         .request_id = gr->request_id,
         .client = client[0] != '\0' ? client : NULL,
         .method = req->method.base,
@@ -659,7 +660,7 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
     worker->in_flight++;
     request_id_of(req, gr);
     gr->start_mono_ns = tg_clock_mono_ns(); /* tollgate_gateway_latency_seconds */
-    if (srv->deps.access_log != NULL)
+    if (tg_access_log_enabled(srv->deps.access_log))
         gr->start_ns = tg_clock_now_ns();
     if (srv->deps.cfg->server.ntrusted_proxies > 0) { /* read before the client's copies go */
         gr->fw = h2o_mem_alloc_pool(&req->pool, sizeof(*gr->fw));

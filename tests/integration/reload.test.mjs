@@ -5,7 +5,8 @@
 // configuration keeps working; settings only a restart changes are named and kept.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createServer } from 'node:http';
 import { Stack, withStack, freePort, sleep } from './harness.mjs';
 
@@ -252,4 +253,57 @@ test('notifications.endpoints apply at the reload endpoint by endpoint (secret, 
     await a.close();
     await b.close();
   }
+});
+
+// The access log's lines of a file, parsed ([] when there is no file yet).
+function accessLines(file) {
+  if (!existsSync(file)) return [];
+  const text = readFileSync(file, 'utf8');
+  if (text === '') return [];
+  assert.ok(text.endsWith('\n'), `${file} ends with a whole line`);
+  return text.slice(0, -1).split('\n').map((l) => JSON.parse(l));
+}
+
+test('log settings apply at the reload: log.level debug from then on, access_log.path switched under load with every call in one file or the other', async () => {
+  const s = new Stack({ extra: (st) => `access_log: {path: ${JSON.stringify(join(st.dir, 'before.log'))}}` });
+  const before = () => join(s.dir, 'before.log'), after = () => join(s.dir, 'after.log');
+  await s.start();
+  try {
+    const { key } = await s.customer('load');
+    assert.doesNotMatch(logOf(s), /^tollgate: debug: /m, 'info level: no debug lines');
+    // load from 4 loops while the reload switches the file and the level
+    const l = load(s, key, 4);
+    await until(() => l.calls >= 50, 'calls before the reload');
+    edit(s, (t) => t.replace('before.log', 'after.log') + '\nlog: {level: debug}\n');
+    const r = await s.adminCall('POST', '/v1/admin/reload');
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json.restart_required, []);
+    assert.deepEqual(r.json.hook_errors, []);
+    const atReload = l.calls;
+    await until(() => l.calls >= atReload + 50, 'calls after the reload');
+    await l.stop();
+    assert.deepEqual(l.failures, []);
+    // after the reload returned: these land in the new file only
+    for (let i = 0; i < 5; i++) assert.equal((await s.call(`/v1/basic/after-${i}`, { key })).status, 200);
+    // debug lines only from the level change on (an admin request is one)
+    await s.adminCall('GET', '/v1/admin/customers');
+    await until(() => /^tollgate: debug: admin: GET \/v1\/admin\/customers -> 200$/m.test(logOf(s)), 'a debug line');
+    const out = logOf(s), reloadAt = out.search(/^tollgate: reloaded /m);
+    assert.ok(reloadAt > 0);
+    assert.equal(out.slice(0, reloadAt).search(/^tollgate: debug: /m), -1, 'no debug line before the reload');
+
+    const total = l.calls + 5;
+    const both = await until(() => {
+      const b = accessLines(before()), a = accessLines(after());
+      return b.length + a.length >= total ? { b, a } : null;
+    }, 'every call in the access logs');
+    assert.equal(both.b.length + both.a.length, total, 'one line per call: none lost, none twice');
+    assert.ok(both.b.length >= 50 && both.a.length >= 55, `${both.b.length} before, ${both.a.length} after`);
+    const ids = new Set([...both.b, ...both.a].map((x) => x.request_id));
+    assert.equal(ids.size, total);
+    for (let i = 0; i < 5; i++) {
+      assert.ok(both.a.some((x) => x.path === `/v1/basic/after-${i}`), `after-${i} in the new file`);
+      assert.ok(!both.b.some((x) => x.path === `/v1/basic/after-${i}`), `after-${i} not in the old file`);
+    }
+  } finally { await s.stop(); }
 });
