@@ -263,6 +263,10 @@ struct tg_access_log {
     int pending_fd;
     char *pending_path;
     size_t pending_cut;
+    /* the configuring side's own (open, then tg_access_log_configure, one call at a time): the
+     * path as last configured ("-", a file, or NULL: off); never read by the writer, which owns
+     * fd and path above (SIGUSR1 replaces fd without the lock) */
+    char *conf_path;
     _Atomic uint32_t sample_ppm;
     _Atomic int enabled; /* a lock-free copy of on, for callers deciding whether to build a line */
     _Atomic uint64_t dropped;
@@ -395,6 +399,11 @@ int tg_access_log_open(const char *path, uint32_t sample_ppm, tg_access_log_t **
         free(log);
         return rc;
     }
+    if (path != NULL && (log->conf_path = strdup(path)) == NULL) {
+        switch_to(log, -1, NULL);
+        free(log);
+        return tg_errf(err, TG_ENOMEM, "out of memory");
+    }
     log->on = log->fd >= 0;
     atomic_init(&log->enabled, log->on);
     atomic_init(&log->sample_ppm, sample_ppm);
@@ -407,6 +416,7 @@ int tg_access_log_open(const char *path, uint32_t sample_ppm, tg_access_log_t **
         free(log->cur);
         free(log->spare);
         switch_to(log, -1, NULL);
+        free(log->conf_path);
         pthread_mutex_destroy(&log->mu);
         pthread_cond_destroy(&log->cv);
         pthread_cond_destroy(&log->applied);
@@ -417,27 +427,24 @@ int tg_access_log_open(const char *path, uint32_t sample_ppm, tg_access_log_t **
     return 0;
 }
 
-static int same_destination(const tg_access_log_t *log, const char *path)
-{
-    if (path == NULL)
-        return log->fd < 0;
-    if (strcmp(path, "-") == 0)
-        return log->fd == STDOUT_FILENO && log->path == NULL;
-    return log->path != NULL && strcmp(log->path, path) == 0;
-}
-
 int tg_access_log_configure(tg_access_log_t *log, const char *path, uint32_t sample_ppm, tg_err_t *err)
 {
     atomic_store_explicit(&log->sample_ppm, sample_ppm, memory_order_relaxed);
-    /* log->path and log->fd change only when the writer applies a change, and changes come
-     * one at a time from here (the caller serialises calls): both are stable now. */
-    if (same_destination(log, path))
+    if ((path == NULL && log->conf_path == NULL) ||
+        (path != NULL && log->conf_path != NULL && strcmp(path, log->conf_path) == 0))
         return 0;
+    char *conf = NULL;
+    if (path != NULL && (conf = strdup(path)) == NULL)
+        return tg_errf(err, TG_ENOMEM, "out of memory");
     int fd;
     char *name;
     int rc = open_destination(path, &fd, &name, err); /* here: an error leaves all as it was */
-    if (rc != 0)
+    if (rc != 0) {
+        free(conf);
         return rc;
+    }
+    free(log->conf_path);
+    log->conf_path = conf;
     pthread_mutex_lock(&log->mu);
     log->pending = 1;
     log->pending_fd = fd;
@@ -511,6 +518,7 @@ void tg_access_log_close(tg_access_log_t *log)
     pthread_mutex_unlock(&log->mu);
     pthread_join(log->thread, NULL);
     switch_to(log, -1, NULL);
+    free(log->conf_path);
     free(log->cur);
     free(log->spare);
     pthread_mutex_destroy(&log->mu);
