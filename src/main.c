@@ -276,6 +276,32 @@ static int reload_tls(const tg_config_t *next, void *arg, tg_err_t *err)
     return srv != NULL ? tg_server_reload_tls(srv, next, err) : 0;
 }
 
+/* A reload's hook: the owner's webhook endpoints of the new file (notifications.endpoints)
+ * synced into the store, as at start. Live rather than at the next restart because nothing
+ * holds them but the store: the delivery thread reads an endpoint (URL, secret) per delivery
+ * and the event fan-out lists them per event, and the sync is one transaction. arg is the admin
+ * back thread's store connection: reloads run on that thread (ops/reload.h). */
+static int reload_webhooks(const tg_config_t *next, void *arg, tg_err_t *err)
+{
+    tg_webhooks_ctx_t wx = {next, arg};
+    tg_webhooks_sync_counts_t k;
+    int rc = tg_webhooks_sync_config(&wx, &k, err);
+    if (rc == 0 && k.added + k.changed + k.removed > 0)
+        tg_log(TG_LOG_INFO, "reload: notifications.endpoints applied: %zu added, %zu changed, %zu removed", k.added,
+               k.changed, k.removed);
+    return rc;
+}
+
+/* A reload's hook: log.level and log.syslog of the new file, then the access log's destination
+ * and sampling (access_log.path, .sample_success; a new file is opened before the switch, and
+ * each line lands whole in the old file or the new one, log/access_log.h). arg: the access log.
+ * Nothing of the logs needs a restart. */
+static int reload_logs(const tg_config_t *next, void *arg, tg_err_t *err)
+{
+    tg_log_setup((tg_log_level_t)next->log.level, next->log.syslog);
+    return tg_access_log_configure(arg, next->access_log.path, next->access_log.sample_ppm, err);
+}
+
 /* The reloader's log: the operator reads it on standard error (journald under systemd). */
 static void reload_log(void *arg, const char *line)
 {
@@ -475,7 +501,7 @@ static int cmd_serve(int argc, char **argv)
     /* Webhooks out: the owner's endpoints of the configuration in the store, then the delivery
      * thread on a connection of its own (notify/delivery.h). */
     tg_webhooks_ctx_t wx = {cfg, st};
-    if (tg_webhooks_sync_config(&wx, &err) != 0 || tg_delivery_start(cfg->storage.database, cfg, &delivery, &err) != 0) {
+    if (tg_webhooks_sync_config(&wx, NULL, &err) != 0 || tg_delivery_start(cfg->storage.database, cfg, &delivery, &err) != 0) {
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
@@ -489,11 +515,19 @@ static int cmd_serve(int argc, char **argv)
             goto out;
         }
     }
+    /* Opened even without access_log.path (off, its writer idle), so that a reload can turn it
+     * on without a restart. */
+    if (tg_access_log_open(cfg->access_log.path, cfg->access_log.sample_ppm, &access_log, &err) != 0) {
+        fprintf(stderr, "tollgate serve: %s\n", err.msg);
+        goto out;
+    }
     /* Reloads run on the admin back thread (SIGHUP, POST /v1/admin/reload). TLS certificates
      * and log files register their reload with tg_reload_add_hook here, before serving. */
     tg_reload_deps_t rdeps = {.live = live, .accounts = accounts, .log = reload_log};
     if ((reloader = tg_reloader_new(&rdeps)) == NULL ||
-        tg_reload_add_hook(reloader, "tls certificates", reload_tls, &tls_server) != 0) {
+        tg_reload_add_hook(reloader, "logs", reload_logs, access_log) != 0 ||
+        tg_reload_add_hook(reloader, "tls certificates", reload_tls, &tls_server) != 0 ||
+        tg_reload_add_hook(reloader, "webhook endpoints", reload_webhooks, st) != 0) {
         fprintf(stderr, "tollgate serve: out of memory\n");
         goto out;
     }
@@ -513,10 +547,6 @@ static int cmd_serve(int argc, char **argv)
         goto out;
     }
     tg_metrics_set_version(TG_VERSION);
-    if (cfg->access_log.path != NULL && tg_access_log_open(cfg->access_log.path, &access_log, &err) != 0) {
-        fprintf(stderr, "tollgate serve: %s\n", err.msg);
-        goto out;
-    }
     tg_server_deps_t sdeps = {cfg, gw, admin, meter, access_log};
     if (tg_server_start(&sdeps, &srv, &err) != 0) {
         fprintf(stderr, "tollgate serve: %s\n", err.msg);

@@ -138,6 +138,27 @@ static int lists_eq(char *const *a, size_t na, char *const *b, size_t nb)
     return 1;
 }
 
+/* CIDR lists compare by value, in order (tg_cidr_t is plain bytes, parsed the same way). */
+static int cidrs_eq(const tg_cidr_t *a, size_t na, const tg_cidr_t *b, size_t nb)
+{
+    return na == nb && (na == 0 || memcmp(a, b, na * sizeof(*a)) == 0);
+}
+
+/* Replaces the list (owned by next) with a copy of src. */
+static int keep_cidrs(tg_cidr_t **dst, size_t *ndst, const tg_cidr_t *src, size_t n)
+{
+    tg_cidr_t *copy = NULL;
+    if (n > 0) {
+        if ((copy = malloc(n * sizeof(*copy))) == NULL)
+            return TG_ENOMEM;
+        memcpy(copy, src, n * sizeof(*copy));
+    }
+    free(*dst);
+    *dst = copy;
+    *ndst = n;
+    return 0;
+}
+
 static int keep_webhook_secrets(tg_config_t *next, const tg_config_t *cur)
 {
     char **copy = cur->stripe.nwebhook_secrets > 0 ? calloc(cur->stripe.nwebhook_secrets, sizeof(*copy)) : NULL;
@@ -170,19 +191,11 @@ int tg_config_keep_restart_settings(tg_config_t *next, const tg_config_t *cur, c
     KEEP_INT(server.workers, "server.workers");
     KEEP_INT(server.max_header_bytes, "server.max_header_bytes");
     KEEP_INT(server.max_body_bytes, "server.max_body_bytes");
-    if (next->server.ntrusted_proxies != cur->server.ntrusted_proxies ||
-        (cur->server.ntrusted_proxies > 0 &&
-         memcmp(next->server.trusted_proxies, cur->server.trusted_proxies,
-                cur->server.ntrusted_proxies * sizeof(tg_cidr_t)) != 0)) {
-        tg_cidr_t *copy = NULL;
-        if (cur->server.ntrusted_proxies > 0) {
-            if ((copy = malloc(cur->server.ntrusted_proxies * sizeof(*copy))) == NULL)
-                return TG_ENOMEM;
-            memcpy(copy, cur->server.trusted_proxies, cur->server.ntrusted_proxies * sizeof(*copy));
-        }
-        free(next->server.trusted_proxies);
-        next->server.trusted_proxies = copy;
-        next->server.ntrusted_proxies = cur->server.ntrusted_proxies;
+    if (!cidrs_eq(next->server.trusted_proxies, next->server.ntrusted_proxies, cur->server.trusted_proxies,
+                  cur->server.ntrusted_proxies)) {
+        if (keep_cidrs(&next->server.trusted_proxies, &next->server.ntrusted_proxies, cur->server.trusted_proxies,
+                       cur->server.ntrusted_proxies) != 0)
+            return TG_ENOMEM;
         note(names, cap, "server.trusted_proxies");
         n++;
     }
@@ -232,9 +245,16 @@ int tg_config_keep_restart_settings(tg_config_t *next, const tg_config_t *cur, c
     KEEP_INT(notifications.breaker_failures, "notifications.breaker_failures");
     KEEP_INT(notifications.breaker_cooldown_ms, "notifications.breaker_cooldown_ms");
     KEEP_INT(notifications.disable_after_s, "notifications.disable_after_seconds");
-    if (next->notifications.nendpoints != cur->notifications.nendpoints ||
-        next->notifications.nallow_private_networks != cur->notifications.nallow_private_networks) {
-        note(names, cap, "notifications.endpoints/allow_private_networks (synced at the next start)");
+    /* notifications.endpoints are not kept: a reload hook (main.c, reload_webhooks) syncs them
+     * into the store, where the delivery thread and the event fan-out read them per event. The
+     * private networks a delivery may reach are read by the delivery thread from its start
+     * configuration. */
+    if (!cidrs_eq(next->notifications.allow_private_networks, next->notifications.nallow_private_networks,
+                  cur->notifications.allow_private_networks, cur->notifications.nallow_private_networks)) {
+        if (keep_cidrs(&next->notifications.allow_private_networks, &next->notifications.nallow_private_networks,
+                       cur->notifications.allow_private_networks, cur->notifications.nallow_private_networks) != 0)
+            return TG_ENOMEM;
+        note(names, cap, "notifications.allow_private_networks");
         n++;
     }
     if (!lists_eq(next->stripe.webhook_secrets, next->stripe.nwebhook_secrets, cur->stripe.webhook_secrets,

@@ -33,6 +33,7 @@
 
 #include "http/http_int.h"
 #include "ops/reload.h"
+#include "util/log.h"
 #include "util/cidr.h"
 #include "util/clock.h"
 
@@ -434,6 +435,9 @@ static void *back_main(void *arg)
                 j->res.slow = NULL;
                 tg_admin_slow_finish(f->admin, slow, 0, &j->res);
             }
+            if (tg_log_enabled(TG_LOG_DEBUG)) /* the path without its query: no tokens */
+                tg_log(TG_LOG_DEBUG, "admin: %.*s %.*s -> %d", (int)(j->ar.method_len > 16 ? 16 : j->ar.method_len),
+                       j->ar.method, (int)(j->ar.path_len > 256 ? 256 : j->ar.path_len), j->ar.path, j->res.status);
             h2o_multithread_send_message(&f->done, &j->msg);
             tg_admin_after(f->admin); /* the answer is on its way: now the work it queued */
         }

@@ -40,7 +40,10 @@
 #include "http/http1_server.h"
 #include "http/http_int.h"
 #include "http/phr.h"
+#include "http/request_id.h"
+#include "log/access_log.h"
 #include "metrics/metrics.h"
+#include "util/clock.h"
 
 #define MAX_HEADERS 128
 
@@ -78,7 +81,13 @@ typedef struct h1_conn {
     h2o_send_state_t stash_state;
     int has_stash;
     h2o_ostream_t ostr_final;
-    char errbuf[800]; /* an answer written by the front itself (reply_error) */
+    char errbuf[1024]; /* an answer written by the front itself (reply_error) */
+    /* While handle_head checks a parsed head: what reply_error needs for the X-Request-Id and
+     * the access-log line of a refusal (pointers into the input buffer; NULL otherwise). */
+    const struct phr_header *early_hdrs;
+    size_t early_nh;
+    const char *early_method, *early_path;
+    size_t early_method_len, early_path_len;
     h2o_req_t req;    /* last: large */
 } h1_conn_t;
 
@@ -196,14 +205,71 @@ static void on_error_sent(h2o_socket_t *sock, const char *err)
         start_linger(c);
 }
 
+/* The refusal's request id into out (TG_REQUEST_ID_MAX + 1 bytes): the client's first
+ * X-Request-Id when the head parsed and the value is well formed, else a new one. */
+static size_t early_request_id(const h1_conn_t *c, char *out)
+{
+    for (size_t i = 0; c->early_hdrs != NULL && i < c->early_nh; i++) {
+        const struct phr_header *h = &c->early_hdrs[i];
+        if (h->name == NULL || h->name_len != 12 || strncasecmp(h->name, "x-request-id", 12) != 0)
+            continue;
+        if (!tg_request_id_ok(h->value, h->value_len))
+            break;
+        memcpy(out, h->value, h->value_len);
+        out[h->value_len] = '\0';
+        return h->value_len;
+    }
+    return tg_request_id_new(out);
+}
+
+/* The access-log line of a refusal answered here, before routing: always written (refusals are
+ * not sampled). Method and path are the client's when the request line parsed, else null; the
+ * client is the TCP peer (the forwarding headers of a refused head are not read). */
+static void log_refusal(h1_conn_t *c, int status, const char *type, const char *rid, uint64_t bytes_out)
+{
+    tg_access_log_t *log = c->worker->srv->deps.access_log;
+    if (!tg_access_log_enabled(log))
+        return;
+    char client[NI_MAXHOST];
+    int v6;
+    client[tg_http_peer_address(&c->super, client, &v6)] = '\0';
+    size_t path_len = c->early_path_len;
+    const char *q = c->early_path != NULL ? memchr(c->early_path, '?', path_len) : NULL;
+    if (q != NULL)
+        path_len = (size_t)(q - c->early_path);
+    tg_access_record_t r = {
+        .time_ns = tg_clock_now_ns(),
+        .request_id = rid,
+        .client = client[0] != '\0' ? client : NULL,
+        .method = c->early_method,
+        .method_len = c->early_method_len,
+        .path = c->early_path,
+        .path_len = path_len,
+        .decision = "refused",
+        .error = type,
+        .status = status,
+        .upstream_status = -1,
+        .upstream_ns = -1,
+        .total_ns = 0,
+        .bytes_out = bytes_out,
+    };
+    char line[TG_ACCESS_LOG_LINE_MAX];
+    size_t n = tg_access_log_format(&r, line, sizeof(line));
+    tg_access_log_append(log, line, n);
+}
+
 static void reply_error(h1_conn_t *c, int status, const char *reason, const char *type, const char *message)
 {
-    char json[512];
+    char json[512], rid[TG_REQUEST_ID_MAX + 1];
     size_t n = tg_gateway_error_json(type, message, json, sizeof(json));
+    size_t rid_len = early_request_id(c, rid);
+    /* head at most ~150 bytes + the id: within errbuf beside the JSON */
     int len = snprintf(c->errbuf, sizeof(c->errbuf) - sizeof(json),
                        "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: application/json\r\n"
-                       "Content-Length: %zu\r\nServer: tollgate\r\n\r\n", status, reason, n);
+                       "Content-Length: %zu\r\nX-Request-Id: %.*s\r\nServer: tollgate\r\n\r\n",
+                       status, reason, n, (int)rid_len, rid);
     memcpy(c->errbuf + len, json, n);
+    log_refusal(c, status, type, rid, n);
     h2o_iovec_t v = h2o_iovec_init(c->errbuf, (size_t)len + n);
     tg_metrics_count_response(status);
     timer_set(c, NULL, NULL);
@@ -428,7 +494,15 @@ static void handle_head(h1_conn_t *c)
     h2o_init_request(&c->req, &c->super, NULL);
     c->req_live = 1;
     c->req._ostr_top = &c->ostr_final;
-    if (build_request(c, (size_t)rc, method, method_len, path, path_len, minor, hdrs, nh) != 0)
+    c->early_hdrs = hdrs;
+    c->early_nh = nh;
+    c->early_method = method, c->early_method_len = method_len;
+    c->early_path = path, c->early_path_len = path_len;
+    int refused = build_request(c, (size_t)rc, method, method_len, path, path_len, minor, hdrs, nh);
+    c->early_hdrs = NULL; /* hdrs is on this stack frame */
+    c->early_method = c->early_path = NULL;
+    c->early_nh = c->early_method_len = c->early_path_len = 0;
+    if (refused != 0)
         return;
     h2o_buffer_consume(&c->sock->input, (size_t)rc);
     c->state = C_BUSY;

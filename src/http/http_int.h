@@ -82,6 +82,9 @@ int tg_http_admin_init_loop(struct tg_server *srv, tg_worker_t *w);
 /* After the admin loop stopped: stops and joins those threads; the caller may use the
  * tg_admin_t again when it returns. */
 void tg_http_admin_stop(struct tg_server *srv);
+/* The connection's TCP peer as a numeric address into out (NI_MAXHOST bytes, no NUL); returns
+ * its length, 0 if unknown; *is_v6 says IPv6 (proxy.c). */
+size_t tg_http_peer_address(h2o_conn_t *conn, char *out, int *is_v6);
 /* Receives meter completions on a worker's loop (proxy.c). */
 void tg_http_on_commits(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
 

@@ -20,6 +20,7 @@
 
 #include "http/http1_server.h"
 #include "http/http_int.h"
+#include "http/request_id.h"
 #include "log/access_log.h"
 #include "http/tls.h"
 #include "metrics/metrics.h"
@@ -43,15 +44,11 @@ typedef struct hold_ostream {
     h2o_send_state_t stash_state;
 } hold_ostream_t;
 
-/* X-Request-Id: a client's value is kept when it is 1-128 characters of [A-Za-z0-9._:-] (what
- * request ids look like: UUIDs, hex, ULIDs, "trace:span"); anything else, which could carry
- * header or log injection, is replaced by one of ours (32 hex digits). */
-#define REQUEST_ID_MAX 128
 
 typedef struct gw_req {
     tg_call_t call;
     tg_worker_t *worker;
-    char request_id[REQUEST_ID_MAX + 1];
+    char request_id[TG_REQUEST_ID_MAX + 1]; /* X-Request-Id (http/request_id.h) */
     size_t request_id_len;
     /* for the access log */
     h2o_req_t *req;
@@ -89,7 +86,7 @@ static void on_gw_req_dispose(void *p)
 {
     gw_req_t *gr = p;
     tg_metrics_observe_gateway(tg_clock_mono_ns() - gr->start_mono_ns);
-    if (gr->worker->srv->deps.access_log != NULL)
+    if (tg_access_log_enabled(gr->worker->srv->deps.access_log))
         log_call(gr);
     tg_gateway_abandon(gr->worker->srv->deps.gateway, &gr->call);
     if (gr->wait != NULL) {
@@ -150,71 +147,21 @@ static void add_header_cb(const char *name, const char *value, size_t value_len,
 
 /* ---- X-Request-Id ---- */
 
-/* Request ids from a ChaCha20 stream per worker thread, keyed once from the system's random
- * source: randombytes_buf itself is a getrandom(2) system call per request. */
-static _Thread_local struct {
-    unsigned char key[crypto_stream_chacha20_KEYBYTES];
-    uint64_t counter;
-    int seeded;
-} id_stream;
-
-static void new_request_id(gw_req_t *gr)
-{
-    unsigned char bin[16], nonce[crypto_stream_chacha20_NONCEBYTES] = {0};
-    if (!id_stream.seeded) {
-        randombytes_buf(id_stream.key, sizeof(id_stream.key));
-        id_stream.seeded = 1;
-    }
-    uint64_t n = id_stream.counter++;
-    memcpy(nonce, &n, sizeof(n) < sizeof(nonce) ? sizeof(n) : sizeof(nonce));
-    crypto_stream_chacha20(bin, sizeof(bin), nonce, id_stream.key);
-    sodium_bin2hex(gr->request_id, sizeof(gr->request_id), bin, sizeof(bin));
-    gr->request_id_len = 2 * sizeof(bin);
-}
-
-static int request_id_ok(h2o_iovec_t v)
-{
-    if (v.len == 0 || v.len > REQUEST_ID_MAX)
-        return 0;
-    for (size_t i = 0; i < v.len; i++) {
-        char c = v.base[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == ':' || c == '-'))
-            return 0;
-    }
-    return 1;
-}
-
 /* The call's request id: the client's first X-Request-Id when well formed, else a new one. */
 static void request_id_of(h2o_req_t *req, gw_req_t *gr)
 {
     ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
-    if (i != -1 && request_id_ok(req->headers.entries[i].value)) {
+    if (i != -1 && tg_request_id_ok(req->headers.entries[i].value.base, req->headers.entries[i].value.len)) {
         memcpy(gr->request_id, req->headers.entries[i].value.base, req->headers.entries[i].value.len);
         gr->request_id_len = req->headers.entries[i].value.len;
         gr->request_id[gr->request_id_len] = '\0';
         return;
     }
-    new_request_id(gr);
+    gr->request_id_len = tg_request_id_new(gr->request_id);
 }
 
 /* ---- the access log ---- */
 
-/* A uniform 32-bit number from the worker's stream, for sampling. */
-static uint32_t random_u32(void)
-{
-    unsigned char b[4], nonce[crypto_stream_chacha20_NONCEBYTES] = {0};
-    if (!id_stream.seeded) {
-        randombytes_buf(id_stream.key, sizeof(id_stream.key));
-        id_stream.seeded = 1;
-    }
-    uint64_t n = id_stream.counter++;
-    memcpy(nonce, &n, sizeof(n) < sizeof(nonce) ? sizeof(n) : sizeof(nonce));
-    crypto_stream_chacha20(b, sizeof(b), nonce, id_stream.key);
-    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-}
-
-static size_t peer_address(h2o_req_t *req, char *out, int *is_v6);
 
 /* The line of one call, when the request ends (its pool is still whole: the shared entries of a
  * pool are disposed before its chunks are freed). Answers below 400 are sampled by
@@ -226,8 +173,8 @@ static void log_call(gw_req_t *gr)
     if (req == NULL)
         return;
     int status = gr->status != 0 ? gr->status : req->res.status;
-    uint32_t ppm = srv->deps.cfg->access_log.sample_ppm;
-    if (status < 400 && gr->error == NULL && ppm < 1000000 && (ppm == 0 || random_u32() % 1000000 >= ppm))
+    uint32_t ppm = tg_access_log_sample_ppm(srv->deps.access_log); /* a reload may change it */
+    if (status < 400 && gr->error == NULL && ppm < 1000000 && (ppm == 0 || tg_request_id_random_u32() % 1000000 >= ppm))
         return;
 
     char client[NI_MAXHOST];
@@ -235,7 +182,7 @@ static void log_call(gw_req_t *gr)
     if (gr->fw != NULL && gr->fw->peer_trusted)
         snprintf(client, sizeof(client), "%s", gr->fw->client);
     else
-        client[peer_address(req, client, &v6)] = '\0';
+        client[tg_http_peer_address(req->conn, client, &v6)] = '\0';
     const tg_call_t *call = &gr->call;
     const char *metrics[TG_CALL_MAX_METRICS * 2];
     uint64_t counts[TG_CALL_MAX_METRICS * 2];
@@ -247,7 +194,8 @@ static void log_call(gw_req_t *gr)
     tg_h1_byte_counts(req, &in, &out);
     size_t path_len = req->query_at != SIZE_MAX && req->query_at < req->path.len ? req->query_at : req->path.len;
     tg_access_record_t r = {
-        .time_ns = gr->start_ns,
+        .time_ns = gr->start_ns != 0 ? gr->start_ns /* 0: the log was turned on during the call */
+                                     : tg_clock_now_ns() - (tg_clock_mono_ns() - gr->start_mono_ns),
         .request_id = gr->request_id,
         .client = client[0] != '\0' ? client : NULL,
         .method = req->method.base,
@@ -417,10 +365,10 @@ static int upstream_may_not_set(const h2o_header_t *h, int status)
 
 /* The peer's numeric address into out (NI_MAXHOST); IPv4 by hand: getnameinfo formats through
  * sprintf, which was a visible part of a proxied request's CPU. Returns its length, 0 if none. */
-static size_t peer_address(h2o_req_t *req, char *out, int *is_v6)
+size_t tg_http_peer_address(h2o_conn_t *conn, char *out, int *is_v6)
 {
     struct sockaddr_storage ss;
-    socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    socklen_t sl = conn->callbacks->get_peername(conn, (struct sockaddr *)&ss);
     *is_v6 = 0;
     if (sl == 0)
         return 0;
@@ -473,7 +421,7 @@ static h2o_iovec_t identity_headers(h2o_req_t *req, const gw_req_t *gr, h2o_iove
     const tg_call_t *call = &gr->call;
     char peer[NI_MAXHOST];
     int v6;
-    size_t peer_len = peer_address(req, peer, &v6);
+    size_t peer_len = tg_http_peer_address(req->conn, peer, &v6);
     const char *cid = tg_account_id(call->account), *plan = call->plan->id;
     size_t cid_len = strlen(cid), plan_len = strlen(plan), kid_len = strnlen(call->key_id, sizeof(call->key_id));
     const char *client = peer;
@@ -659,7 +607,7 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
     worker->in_flight++;
     request_id_of(req, gr);
     gr->start_mono_ns = tg_clock_mono_ns(); /* tollgate_gateway_latency_seconds */
-    if (srv->deps.access_log != NULL)
+    if (tg_access_log_enabled(srv->deps.access_log))
         gr->start_ns = tg_clock_now_ns();
     if (srv->deps.cfg->server.ntrusted_proxies > 0) { /* read before the client's copies go */
         gr->fw = h2o_mem_alloc_pool(&req->pool, sizeof(*gr->fw));

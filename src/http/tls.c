@@ -71,6 +71,19 @@ int tg_tls_server_ctx(const char *certificate, const char *key, SSL_CTX **out, t
     return 0;
 }
 
+/* Info callback of the client context of an IP address upstream: RFC 6066 3 forbids a literal
+ * IP address in server_name, and h2o 2.2's h2o_socket_ssl_handshake sets the name it is given
+ * on every client SSL (NULL there means "be the server"). HANDSHAKE_START runs inside the
+ * first SSL_connect, before the ClientHello is built, so clearing the name here keeps the
+ * extension out. The name to verify is in the context's X509_VERIFY_PARAM, not in SNI, so the
+ * IP SAN is still checked. */
+static void on_ip_client_info(const SSL *ssl, int where, int ret)
+{
+    (void)ret;
+    if (where & SSL_CB_HANDSHAKE_START)
+        SSL_set_tlsext_host_name((SSL *)ssl, NULL); /* NULL: frees and clears the name */
+}
+
 int tg_tls_client_ctx(const char *ca_file, const char *host, SSL_CTX **out, tg_err_t *err)
 {
     char why[256];
@@ -100,6 +113,8 @@ int tg_tls_client_ctx(const char *ca_file, const char *host, SSL_CTX **out, tg_e
         return rc;
     }
     X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (is_ip)
+        SSL_CTX_set_info_callback(ctx, on_ip_client_info);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     static const unsigned char alpn[] = "\x08http/1.1";
     SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1);

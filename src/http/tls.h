@@ -19,7 +19,8 @@ int tg_tls_server_ctx(const char *certificate, const char *key, SSL_CTX **out, t
 
 /* A client context for the upstream `host`: the peer's chain is verified against `ca_file`
  * (PEM, NULL: the system's store) and its certificate must name `host` (a DNS name, or an IP
- * address matched against the IP SANs); a failure ends the handshake with an error. */
+ * address matched against the IP SANs); a failure ends the handshake with an error. SNI carries
+ * a DNS name only: for an IP address no server_name is sent (RFC 6066 3). */
 int tg_tls_client_ctx(const char *ca_file, const char *host, SSL_CTX **out, tg_err_t *err);
 
 #endif

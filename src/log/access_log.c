@@ -245,15 +245,30 @@ size_t tg_access_log_format(const tg_access_record_t *r, char *buf, size_t cap)
 #define GATHER_NS 10000000L /* 10 ms: how long the writer lets lines gather before a write */
 
 struct tg_access_log {
-    char *path; /* NULL: standard output */
-    int fd;
+    /* the writer's own: where lines go now (changed only by the writer, at a swap) */
+    char *path; /* NULL: standard output, or off */
+    int fd;     /* -1: off (lines are not taken) */
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;      /* the writer waits on it */
+    pthread_cond_t applied; /* tg_access_log_configure waits on it */
     pthread_t thread;
     char *cur, *spare; /* producers fill cur; the writer writes spare */
     size_t cur_len;
     int reopen, stop;
     int idle; /* the writer waits for a first line: only then does an append signal it */
+    int on;   /* under mu: appends are taken (a destination is set, or will be at the cut) */
+    /* A destination change waiting for the writer's next swap: the bytes of cur before
+     * pending_cut were appended before it and go to the old destination, the rest to the new. */
+    int pending;
+    int pending_fd;
+    char *pending_path;
+    size_t pending_cut;
+    /* the configuring side's own (open, then tg_access_log_configure, one call at a time): the
+     * path as last configured ("-", a file, or NULL: off); never read by the writer, which owns
+     * fd and path above (SIGUSR1 replaces fd without the lock) */
+    char *conf_path;
+    _Atomic uint32_t sample_ppm;
+    _Atomic int enabled; /* a lock-free copy of on, for callers deciding whether to build a line */
     _Atomic uint64_t dropped;
 };
 
@@ -264,6 +279,8 @@ static int open_file(const char *path)
 
 static void write_all(tg_access_log_t *log, const char *p, size_t n)
 {
+    if (log->fd < 0)
+        return; /* off: nothing was taken after the cut, but an old buffer may still end here */
     while (n > 0) {
         ssize_t w = write(log->fd, p, n);
         if (w < 0 && errno == EINTR)
@@ -278,12 +295,22 @@ static void write_all(tg_access_log_t *log, const char *p, size_t n)
     }
 }
 
+/* Closes the current destination (never standard output) and makes fd/path the new one. */
+static void switch_to(tg_access_log_t *log, int fd, char *path)
+{
+    if (log->fd >= 0 && log->path != NULL)
+        close(log->fd);
+    free(log->path);
+    log->fd = fd;
+    log->path = path;
+}
+
 static void *writer_main(void *arg)
 {
     tg_access_log_t *log = arg;
     pthread_mutex_lock(&log->mu);
     for (;;) {
-        while (log->cur_len == 0 && !log->reopen && !log->stop) {
+        while (log->cur_len == 0 && !log->reopen && !log->stop && !log->pending) {
             log->idle = 1;
             pthread_cond_wait(&log->cv, &log->mu);
             log->idle = 0;
@@ -291,7 +318,7 @@ static void *writer_main(void *arg)
         /* Let lines gather for a moment: under load one write(2) then carries thousands of
          * them, and appends find the writer busy rather than idle, so they signal nobody (a
          * futex wake per line was a visible part of a logged call). */
-        if (!log->reopen && !log->stop && log->cur_len < TG_ACCESS_LOG_BUFFER / 2) {
+        if (!log->reopen && !log->stop && !log->pending && log->cur_len < TG_ACCESS_LOG_BUFFER / 2) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
             until.tv_nsec += GATHER_NS;
@@ -303,13 +330,20 @@ static void *writer_main(void *arg)
         }
         char *full = log->cur;
         size_t n = log->cur_len;
-        int reopen = log->reopen, stop = log->stop;
+        int reopen = log->reopen, stop = log->stop, change = log->pending;
+        int new_fd = log->pending_fd;
+        char *new_path = log->pending_path;
+        size_t cut = change ? log->pending_cut : n;
         log->cur = log->spare;
         log->cur_len = 0;
         log->reopen = 0;
         pthread_mutex_unlock(&log->mu);
 
-        write_all(log, full, n); /* lines before the signal go to the old file */
+        write_all(log, full, cut); /* lines before the signal or the change: the old file */
+        if (change) {
+            switch_to(log, new_fd, new_path);
+            write_all(log, full + cut, n - cut);
+        }
         if (reopen && log->path != NULL) {
             int fd = open_file(log->path);
             if (fd >= 0) { /* if the new name cannot be opened, keep writing to the old file */
@@ -320,44 +354,72 @@ static void *writer_main(void *arg)
 
         pthread_mutex_lock(&log->mu);
         log->spare = full;
-        if (stop && log->cur_len == 0)
+        if (change) {
+            log->pending = 0;
+            log->pending_path = NULL;
+            pthread_cond_broadcast(&log->applied);
+        }
+        if (stop && log->cur_len == 0 && !log->pending)
             break;
     }
     pthread_mutex_unlock(&log->mu);
     return NULL;
 }
 
-int tg_access_log_open(const char *path, tg_access_log_t **out, tg_err_t *err)
+/* The destination of path: its descriptor and a copy of its name (NULL for "-" and off). */
+static int open_destination(const char *path, int *fd, char **name, tg_err_t *err)
+{
+    *fd = -1;
+    *name = NULL;
+    if (path == NULL)
+        return 0;
+    if (strcmp(path, "-") == 0) {
+        *fd = STDOUT_FILENO;
+        return 0;
+    }
+    if ((*name = strdup(path)) == NULL)
+        return tg_errf(err, TG_ENOMEM, "out of memory");
+    if ((*fd = open_file(path)) < 0) {
+        int e = errno;
+        free(*name);
+        *name = NULL;
+        return tg_errf(err, TG_EIO, "access_log.path %s: cannot open: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+int tg_access_log_open(const char *path, uint32_t sample_ppm, tg_access_log_t **out, tg_err_t *err)
 {
     *out = NULL;
     tg_access_log_t *log = calloc(1, sizeof(*log));
     if (log == NULL)
         return tg_errf(err, TG_ENOMEM, "out of memory");
-    log->fd = STDOUT_FILENO;
-    if (strcmp(path, "-") != 0) {
-        if ((log->path = strdup(path)) == NULL) {
-            free(log);
-            return tg_errf(err, TG_ENOMEM, "out of memory");
-        }
-        if ((log->fd = open_file(path)) < 0) {
-            int e = errno;
-            free(log->path);
-            free(log);
-            return tg_errf(err, TG_EIO, "access_log.path %s: cannot open: %s", path, strerror(e));
-        }
+    int rc = open_destination(path, &log->fd, &log->path, err);
+    if (rc != 0) {
+        free(log);
+        return rc;
     }
+    if (path != NULL && (log->conf_path = strdup(path)) == NULL) {
+        switch_to(log, -1, NULL);
+        free(log);
+        return tg_errf(err, TG_ENOMEM, "out of memory");
+    }
+    log->on = log->fd >= 0;
+    atomic_init(&log->enabled, log->on);
+    atomic_init(&log->sample_ppm, sample_ppm);
     log->cur = malloc(TG_ACCESS_LOG_BUFFER);
     log->spare = malloc(TG_ACCESS_LOG_BUFFER);
     pthread_mutex_init(&log->mu, NULL);
     pthread_cond_init(&log->cv, NULL);
+    pthread_cond_init(&log->applied, NULL);
     if (log->cur == NULL || log->spare == NULL || pthread_create(&log->thread, NULL, writer_main, log) != 0) {
         free(log->cur);
         free(log->spare);
-        if (log->path != NULL)
-            close(log->fd);
-        free(log->path);
+        switch_to(log, -1, NULL);
+        free(log->conf_path);
         pthread_mutex_destroy(&log->mu);
         pthread_cond_destroy(&log->cv);
+        pthread_cond_destroy(&log->applied);
         free(log);
         return tg_errf(err, TG_ENOMEM, "access log: cannot start its writer thread");
     }
@@ -365,9 +427,55 @@ int tg_access_log_open(const char *path, tg_access_log_t **out, tg_err_t *err)
     return 0;
 }
 
+int tg_access_log_configure(tg_access_log_t *log, const char *path, uint32_t sample_ppm, tg_err_t *err)
+{
+    atomic_store_explicit(&log->sample_ppm, sample_ppm, memory_order_relaxed);
+    if ((path == NULL && log->conf_path == NULL) ||
+        (path != NULL && log->conf_path != NULL && strcmp(path, log->conf_path) == 0))
+        return 0;
+    char *conf = NULL;
+    if (path != NULL && (conf = strdup(path)) == NULL)
+        return tg_errf(err, TG_ENOMEM, "out of memory");
+    int fd;
+    char *name;
+    int rc = open_destination(path, &fd, &name, err); /* here: an error leaves all as it was */
+    if (rc != 0) {
+        free(conf);
+        return rc;
+    }
+    free(log->conf_path);
+    log->conf_path = conf;
+    pthread_mutex_lock(&log->mu);
+    log->pending = 1;
+    log->pending_fd = fd;
+    log->pending_path = name;
+    log->pending_cut = log->cur_len;
+    log->on = fd >= 0;
+    atomic_store_explicit(&log->enabled, log->on, memory_order_relaxed);
+    pthread_cond_signal(&log->cv);
+    while (log->pending) /* the writer's next swap: at most one write of the old half away */
+        pthread_cond_wait(&log->applied, &log->mu);
+    pthread_mutex_unlock(&log->mu);
+    return 0;
+}
+
+int tg_access_log_enabled(const tg_access_log_t *log)
+{
+    return log != NULL && atomic_load_explicit(&((tg_access_log_t *)log)->enabled, memory_order_relaxed);
+}
+
+uint32_t tg_access_log_sample_ppm(const tg_access_log_t *log)
+{
+    return atomic_load_explicit(&((tg_access_log_t *)log)->sample_ppm, memory_order_relaxed);
+}
+
 int tg_access_log_append(tg_access_log_t *log, const char *line, size_t len)
 {
     pthread_mutex_lock(&log->mu);
+    if (!log->on) { /* turned off by a reload after the call began: not a drop */
+        pthread_mutex_unlock(&log->mu);
+        return 0;
+    }
     if (len > TG_ACCESS_LOG_BUFFER - log->cur_len) {
         pthread_mutex_unlock(&log->mu);
         atomic_fetch_add_explicit(&log->dropped, 1, memory_order_relaxed);
@@ -409,12 +517,12 @@ void tg_access_log_close(tg_access_log_t *log)
     pthread_cond_signal(&log->cv);
     pthread_mutex_unlock(&log->mu);
     pthread_join(log->thread, NULL);
-    if (log->path != NULL)
-        close(log->fd);
-    free(log->path);
+    switch_to(log, -1, NULL);
+    free(log->conf_path);
     free(log->cur);
     free(log->spare);
     pthread_mutex_destroy(&log->mu);
     pthread_cond_destroy(&log->cv);
+    pthread_cond_destroy(&log->applied);
     free(log);
 }

@@ -8,8 +8,14 @@
  * (tollgate_access_log_dropped_total), the request goes on. SIGUSR1 (main.c) asks the writer
  * to reopen the file by its name, for logrotate's rename-then-signal.
  *
- * Threads: append from any thread; reopen from any thread (it only sets a flag); open and
- * close from the thread that owns the log (main). */
+ * A reload changes the destination and the sampling (tg_access_log_configure): the new file is
+ * opened first (a failure changes nothing), then the writer switches at a cut in the buffer:
+ * every line appended before the call goes to the old destination, every line after it to the
+ * new one, each line whole in exactly one of them.
+ *
+ * Threads: append from any thread; reopen from any thread (it only sets a flag); configure
+ * from one thread at a time (the reload's); open and close from the thread that owns the log
+ * (main). */
 #ifndef TG_ACCESS_LOG_H
 #define TG_ACCESS_LOG_H
 
@@ -58,11 +64,26 @@ typedef struct tg_access_record {
  * UTF-8 are written as \u00XX of the byte, so the line stays valid JSON). */
 size_t tg_access_log_format(const tg_access_record_t *r, char *buf, size_t cap);
 
-/* Opens path for appending ("-": standard output) and starts the writer thread. */
-int tg_access_log_open(const char *path, tg_access_log_t **out, tg_err_t *err);
+/* Opens path for appending ("-": standard output, NULL: off until a configure turns it on) and
+ * starts the writer thread. sample_ppm: successful calls logged per million
+ * (access_log.sample_success). TG_EIO naming the path when it cannot be opened. */
+int tg_access_log_open(const char *path, uint32_t sample_ppm, tg_access_log_t **out, tg_err_t *err);
 
-/* Queues one line (copied). Returns 0, or TG_ELIMIT when the buffer is full and the line was
- * dropped (counted). Never blocks on I/O. */
+/* Makes path (as in open) the destination and sample_ppm the sampling. A new path is opened
+ * here, on the calling thread; TG_EIO (nothing changed) when it cannot be. Returns once the
+ * writer has switched (after writing what was queued before the call to the old file, which it
+ * then closes), so a line appended after the return is in the new file. The same path: only
+ * the sampling changes. */
+int tg_access_log_configure(tg_access_log_t *log, const char *path, uint32_t sample_ppm, tg_err_t *err);
+
+/* 1 when lines are taken (a destination is set); NULL gives 0. Lock-free, any thread. */
+int tg_access_log_enabled(const tg_access_log_t *log);
+
+/* The sampling of successful calls, per million. Lock-free, any thread. */
+uint32_t tg_access_log_sample_ppm(const tg_access_log_t *log);
+
+/* Queues one line (copied). Returns 0 (also when the log is off: the line is not taken), or
+ * TG_ELIMIT when the buffer is full and the line was dropped (counted). Never blocks on I/O. */
 int tg_access_log_append(tg_access_log_t *log, const char *line, size_t len);
 
 /* Asks the writer to reopen the file by its name after writing what it holds (no-op on

@@ -244,9 +244,10 @@ static tg_webhook_endpoint_t *stored_for(stored_t *s, const tg_config_webhook_t 
     return NULL;
 }
 
-int tg_webhooks_sync_config(const tg_webhooks_ctx_t *x, tg_err_t *err)
+int tg_webhooks_sync_config(const tg_webhooks_ctx_t *x, tg_webhooks_sync_counts_t *counts, tg_err_t *err)
 {
     const tg_config_t *cfg = x->cfg;
+    tg_webhooks_sync_counts_t k = {0, 0, 0};
     int64_t now = now_ms() / 1000;
     stored_t s = {NULL, 0, 0, 0};
     int rc = tg_store_tx_begin(x->store, err);
@@ -259,8 +260,8 @@ int tg_webhooks_sync_config(const tg_webhooks_ctx_t *x, tg_err_t *err)
         int kept = 0;
         for (size_t j = 0; j < cfg->notifications.nendpoints && !kept; j++)
             kept = strcmp(cfg->notifications.endpoints[j].url, s.rows[i].url) == 0;
-        if (!kept)
-            rc = tg_store_webhook_endpoint_delete(x->store, s.rows[i].id, err);
+        if (!kept && (rc = tg_store_webhook_endpoint_delete(x->store, s.rows[i].id, err)) == 0)
+            k.removed++;
     }
     for (size_t i = 0; rc == 0 && i < cfg->notifications.nendpoints; i++) {
         const tg_config_webhook_t *w = &cfg->notifications.endpoints[i];
@@ -275,7 +276,8 @@ int tg_webhooks_sync_config(const tg_webhooks_ctx_t *x, tg_err_t *err)
                 snprintf(have->secret, sizeof(have->secret), "%s", w->secret);
             }
             have->updated_at = now;
-            rc = tg_store_webhook_endpoint_update(x->store, have, err);
+            if ((rc = tg_store_webhook_endpoint_update(x->store, have, err)) == 0)
+                k.changed++;
             continue;
         }
         tg_webhook_endpoint_t e;
@@ -293,7 +295,9 @@ int tg_webhooks_sync_config(const tg_webhooks_ctx_t *x, tg_err_t *err)
         e.enabled = 1;
         e.created_at = e.updated_at = now;
         rc = tg_store_webhook_endpoint_insert(x->store, &e, err);
-        if (rc == TG_EEXIST)
+        if (rc == 0)
+            k.added++;
+        else if (rc == TG_EEXIST)
             rc = 0;
         sodium_memzero(&e, sizeof(e));
     }
@@ -305,5 +309,7 @@ int tg_webhooks_sync_config(const tg_webhooks_ctx_t *x, tg_err_t *err)
         sodium_memzero(s.rows, s.cap * sizeof(*s.rows));
         free(s.rows);
     }
+    if (rc == 0 && counts != NULL)
+        *counts = k;
     return rc;
 }

@@ -52,8 +52,17 @@ int tg_webhooks_resend(const tg_webhooks_ctx_t *x, const char *customer_id, cons
 /* Queues a webhook.test event to the endpoint alone; its id into event_id. */
 int tg_webhooks_test(const tg_webhooks_ctx_t *x, const char *customer_id, const char *id, char event_id[TG_ID_MAX],
                      tg_err_t *err);
+/* What tg_webhooks_sync_config changed in the store. */
+typedef struct tg_webhooks_sync_counts {
+    size_t added, changed, removed;
+} tg_webhooks_sync_counts_t;
+
 /* Makes the owner's "config" endpoints those of notifications.endpoints: adds the new ones,
- * updates events and secret of the kept ones (matched by URL), deletes the ones gone. */
-int tg_webhooks_sync_config(const tg_webhooks_ctx_t *x, tg_err_t *err);
+ * updates events and secret of the kept ones (matched by URL; a new secret leaves the old one
+ * signing for TG_WEBHOOK_ROTATION_S), deletes the ones gone; in one transaction, so the
+ * delivery thread and the event fan-out (which read the store per event) see the old set or
+ * the new one. Run at start and by every accepted reload (main.c), on the thread that owns
+ * x->store. counts (may be NULL) gets what changed, on success. */
+int tg_webhooks_sync_config(const tg_webhooks_ctx_t *x, tg_webhooks_sync_counts_t *counts, tg_err_t *err);
 
 #endif

@@ -1,38 +1,47 @@
 /* log.c - see log.h. */
 #include "util/log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <syslog.h>
 #include <unistd.h>
 
-static tg_log_level_t max_level = TG_LOG_INFO;
-static int to_syslog;
+/* Atomics: a reload changes them (tg_log_setup) while every thread logs. A line that races the
+ * change goes by the old setting or the new one, whole either way. */
+static _Atomic int max_level = TG_LOG_INFO;
+static _Atomic int to_syslog;
+static pthread_mutex_t setup_mu = PTHREAD_MUTEX_INITIALIZER; /* openlog/closelog pairs */
 
 void tg_log_setup(tg_log_level_t level, int use_syslog)
 {
-    max_level = level;
-    if (use_syslog && !to_syslog)
+    pthread_mutex_lock(&setup_mu);
+    int was = atomic_load(&to_syslog);
+    if (use_syslog && !was)
         openlog("tollgate", LOG_PID | LOG_NDELAY, LOG_DAEMON);
-    else if (!use_syslog && to_syslog)
-        closelog();
-    to_syslog = use_syslog;
+    atomic_store(&to_syslog, use_syslog);
+    if (!use_syslog && was)
+        closelog(); /* a line still on its way to syslog(3) reopens it: glibc serialises both */
+    atomic_store(&max_level, (int)level);
+    pthread_mutex_unlock(&setup_mu);
 }
 
 int tg_log_enabled(tg_log_level_t level)
 {
-    return level <= max_level;
+    return (int)level <= atomic_load_explicit(&max_level, memory_order_relaxed);
 }
 
 void tg_log(tg_log_level_t level, const char *fmt, ...)
 {
-    if (level > max_level)
+    if (!tg_log_enabled(level))
         return;
+    int syslogged = atomic_load_explicit(&to_syslog, memory_order_relaxed);
     static const char *const prefix[] = {"tollgate: error: ", "tollgate: warning: ", "tollgate: ", "tollgate: debug: "};
     static const int priority[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
     char line[TG_LOG_LINE_MAX];
     size_t n = 0;
-    if (!to_syslog) {
+    if (!syslogged) {
         int p = snprintf(line, sizeof(line), "%s", prefix[level]);
         n = p > 0 ? (size_t)p : 0;
     }
@@ -43,7 +52,7 @@ void tg_log(tg_log_level_t level, const char *fmt, ...)
     if (m < 0)
         return;
     n += (size_t)m < sizeof(line) - n - 1 ? (size_t)m : sizeof(line) - n - 2;
-    if (to_syslog) {
+    if (syslogged) {
         syslog(priority[level], "%s", line);
         return;
     }

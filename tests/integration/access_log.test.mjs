@@ -24,8 +24,8 @@ const LINE_SCHEMA = {
     time: { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\\.\\d{3}Z$' },
     request_id: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,128}$' },
     client: { type: 'string' },
-    method: { type: 'string' },
-    path: { type: 'string' },
+    method: NULLABLE_STRING, // null: a refusal before the request line parsed (400 malformed, 431)
+    path: NULLABLE_STRING,
     route: NULLABLE_STRING,
     customer: NULLABLE_STRING,
     key_prefix: { type: ['string', 'null'], pattern: '^tg_(live|test)_[A-Za-z0-9]{4}$' },
@@ -205,6 +205,57 @@ test('a hostile method and path are escaped: every line stays one valid JSON obj
     assert.equal(l.path, '/v1/basic/q"uo\\te\u00ffé', 'bytes kept, escaped; invalid UTF-8 as \\u00XX');
     assert.ok(!readFileSync(file, 'utf8').includes('secret=1'), 'the query string is not logged');
   });
+});
+
+// Sends raw bytes on a new connection; resolves with what came back until the server closed.
+function rawExchange(port, raw) {
+  return new Promise((resolve, reject) => {
+    const c = net.connect(port, '127.0.0.1', () => c.write(raw));
+    let out = '';
+    c.on('data', (d) => { out += d; });
+    c.on('end', () => resolve(out));
+    c.on('error', (e) => (e.code === 'ECONNRESET' && out ? resolve(out) : reject(e)));
+  });
+}
+
+test('refusals of the HTTP/1 front before routing (400, 431, 505, 413) return X-Request-Id and write one line each, even with sample_success 0', async () => {
+  await withLog('0', async (s, file) => {
+    const cases = [
+      { what: 'malformed head', raw: 'GET /v1/basic/x HTTP/1.1\r\nHost: a\r\nX-Request-Id: not-read-1\r\nNo colon here\r\n\r\n',
+        status: 400, error: 'bad_request', given: null, method: null, path: null },
+      { what: 'no Host in HTTP/1.1', raw: 'GET /v1/basic/x?k=secret HTTP/1.1\r\nX-Request-Id: early-400\r\n\r\n',
+        status: 400, error: 'bad_request', given: 'early-400', method: 'GET', path: '/v1/basic/x' },
+      { what: 'headers too large', raw: `GET /v1/basic/x HTTP/1.1\r\nHost: a\r\nX-Request-Id: not-read-2\r\nX-Big: ${'b'.repeat(70000)}\r\n\r\n`,
+        status: 431, error: 'request_header_too_large', given: null, method: null, path: null },
+      { what: 'HTTP/1.2', raw: 'GET /v1/basic/x HTTP/1.2\r\nHost: a\r\nX-Request-Id: early-505\r\n\r\n',
+        status: 505, error: 'http_version_not_supported', given: 'early-505', method: 'GET', path: '/v1/basic/x' },
+      { what: 'a request id that is not well formed', raw: 'GET /v1/basic/x HTTP/1.2\r\nHost: a\r\nX-Request-Id: bad id;<x>\r\n\r\n',
+        status: 505, error: 'http_version_not_supported', given: null, method: 'GET', path: '/v1/basic/x' },
+      { what: 'declared body too large', raw: 'POST /v1/basic/up HTTP/1.1\r\nHost: a\r\nX-Request-Id: early-413\r\nContent-Length: 5000\r\n\r\n',
+        status: 413, error: 'request_too_large', given: 'early-413', method: 'POST', path: '/v1/basic/up' },
+    ];
+    for (const c of cases) {
+      const got = await rawExchange(s.gwPort, c.raw);
+      assert.match(got, new RegExp(`^HTTP/1\\.1 ${c.status} `), `${c.what}: ${got.slice(0, 200)}`);
+      const m = /\r\nx-request-id: ([^\r]*)\r\n/i.exec(got);
+      assert.ok(m, `${c.what}: X-Request-Id in ${got.slice(0, 300)}`);
+      const rid = m[1];
+      if (c.given) assert.equal(rid, c.given, c.what);
+      else assert.match(rid, /^[0-9a-f]{32}$/, `${c.what}: a generated id`);
+      const l = await lineWhere(file, (x) => x.request_id === rid); // schema-checked by lines()
+      assert.equal(lines(file).filter((x) => x.request_id === rid).length, 1, `${c.what}: one line`);
+      assert.equal(l.status, c.status, c.what);
+      assert.equal(l.error, c.error, c.what);
+      assert.equal(l.decision, 'refused');
+      assert.equal(l.client, '127.0.0.1');
+      assert.equal(l.method, c.method, c.what);
+      assert.equal(l.path, c.path, c.what);
+      assert.equal(l.upstream_status, null);
+      assert.deepEqual(l.units, {});
+    }
+    assert.ok(!readFileSync(file, 'utf8').includes('secret'), 'the query string is not logged');
+    assert.ok(!readFileSync(file, 'utf8').includes('not-read'), 'ids of heads that did not parse are not taken');
+  }, { maxBody: 1000 });
 });
 
 test('sample_success 0: refusals are logged, successful calls are not', async () => {

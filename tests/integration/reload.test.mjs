@@ -5,8 +5,10 @@
 // configuration keeps working; settings only a restart changes are named and kept.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { withStack, freePort, sleep } from './harness.mjs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createServer } from 'node:http';
+import { Stack, withStack, freePort, sleep } from './harness.mjs';
 
 const LIVE_PLAN = `
   live:
@@ -194,3 +196,114 @@ test('a changed listen address is named in the log and kept; the rest of the fil
   });
 });
 
+
+// A webhook receiver on loopback: keeps every request's body.
+async function receiver() {
+  const got = [];
+  const srv = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => { got.push(JSON.parse(body)); res.writeHead(204); res.end(); });
+  });
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  return { got, url: `http://127.0.0.1:${srv.address().port}/hooks`, close: () => new Promise((r) => srv.close(r)) };
+}
+
+test('notifications.endpoints apply at the reload endpoint by endpoint (secret, events, added, removed); a changed allow_private_networks is named', async () => {
+  const a = await receiver(), b = await receiver();
+  const secret1 = 'whsec_' + Buffer.alloc(24, 1).toString('base64');
+  const secret2 = 'whsec_' + Buffer.alloc(24, 2).toString('base64');
+  const open = 'notifications:\n  allow_http: true\n  allow_private_networks: ["127.0.0.0/8", "::1/128"]\n  retry_base_ms: 50\n  retry_cap_ms: 100\n';
+  const s = new Stack({ extra: `${open}  endpoints:\n    - {url: "${a.url}", events: [key.revoked], secret: "${secret1}"}\n` });
+  try {
+    await s.start();
+    const first = (await s.adminCall('GET', '/v1/admin/webhook-endpoints')).json.data;
+    assert.equal(first.length, 1);
+    assert.deepEqual(first[0].events, ['key.revoked']);
+
+    // the same count of endpoints: a new secret and new events for A (the count-only comparison missed it)
+    edit(s, (t) => t.replace(`events: [key.revoked], secret: "${secret1}"`, `events: [key.created], secret: "${secret2}"`));
+    let r = await s.adminCall('POST', '/v1/admin/reload');
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json.restart_required, []);
+    const changed = (await s.adminCall('GET', '/v1/admin/webhook-endpoints')).json.data;
+    assert.equal(changed.length, 1);
+    assert.equal(changed[0].id, first[0].id);
+    assert.deepEqual(changed[0].events, ['key.created']);
+    assert.ok(changed[0].previous_secret_expires_at, 'the old secret signs for a while');
+    await until(() => /notifications\.endpoints applied: 0 added, 1 changed, 0 removed/.test(logOf(s)), 'the change in the log');
+    await s.customer('free');
+    await until(() => a.got.some((e) => e.type === 'key.created'), 'A gets key.created now');
+
+    // B added, A removed, and the private networks narrowed (one range changed, same count: named, kept)
+    edit(s, (t) => t.replace(a.url, b.url).replace('"::1/128"', '"::2/128"'));
+    r = await s.adminCall('POST', '/v1/admin/reload');
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json.restart_required, ['notifications.allow_private_networks']);
+    await until(() => /kept until a restart: notifications\.allow_private_networks/.test(logOf(s)), 'named in the log');
+    await until(() => /notifications\.endpoints applied: 1 added, 0 changed, 1 removed/.test(logOf(s)), 'the change in the log');
+    const now = (await s.adminCall('GET', '/v1/admin/webhook-endpoints')).json.data;
+    assert.deepEqual(now.map((e) => e.url), [b.url]);
+    const before = a.got.length;
+    await s.customer('free');
+    await until(() => b.got.some((e) => e.type === 'key.created'), 'B gets key.created');
+    assert.equal(a.got.length, before, 'A, removed, gets nothing more');
+  } finally {
+    await s.stop();
+    await a.close();
+    await b.close();
+  }
+});
+
+// The access log's lines of a file, parsed ([] when there is no file yet).
+function accessLines(file) {
+  if (!existsSync(file)) return [];
+  const text = readFileSync(file, 'utf8');
+  if (text === '') return [];
+  assert.ok(text.endsWith('\n'), `${file} ends with a whole line`);
+  return text.slice(0, -1).split('\n').map((l) => JSON.parse(l));
+}
+
+test('log settings apply at the reload: log.level debug from then on, access_log.path switched under load with every call in one file or the other', async () => {
+  const s = new Stack({ extra: (st) => `access_log: {path: ${JSON.stringify(join(st.dir, 'before.log'))}}` });
+  const before = () => join(s.dir, 'before.log'), after = () => join(s.dir, 'after.log');
+  await s.start();
+  try {
+    const { key } = await s.customer('load');
+    assert.doesNotMatch(logOf(s), /^tollgate: debug: /m, 'info level: no debug lines');
+    // load from 4 loops while the reload switches the file and the level
+    const l = load(s, key, 4);
+    await until(() => l.calls >= 50, 'calls before the reload');
+    edit(s, (t) => t.replace('before.log', 'after.log') + '\nlog: {level: debug}\n');
+    const r = await s.adminCall('POST', '/v1/admin/reload');
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json.restart_required, []);
+    assert.deepEqual(r.json.hook_errors, []);
+    const atReload = l.calls;
+    await until(() => l.calls >= atReload + 50, 'calls after the reload');
+    await l.stop();
+    assert.deepEqual(l.failures, []);
+    // after the reload returned: these land in the new file only
+    for (let i = 0; i < 5; i++) assert.equal((await s.call(`/v1/basic/after-${i}`, { key })).status, 200);
+    // debug lines only from the level change on (an admin request is one)
+    await s.adminCall('GET', '/v1/admin/customers');
+    await until(() => /^tollgate: debug: admin: GET \/v1\/admin\/customers -> 200$/m.test(logOf(s)), 'a debug line');
+    const out = logOf(s), reloadAt = out.search(/^tollgate: reloaded /m);
+    assert.ok(reloadAt > 0);
+    assert.equal(out.slice(0, reloadAt).search(/^tollgate: debug: /m), -1, 'no debug line before the reload');
+
+    const total = l.calls + 5;
+    const both = await until(() => {
+      const b = accessLines(before()), a = accessLines(after());
+      return b.length + a.length >= total ? { b, a } : null;
+    }, 'every call in the access logs');
+    assert.equal(both.b.length + both.a.length, total, 'one line per call: none lost, none twice');
+    assert.ok(both.b.length >= 50 && both.a.length >= 55, `${both.b.length} before, ${both.a.length} after`);
+    const ids = new Set([...both.b, ...both.a].map((x) => x.request_id));
+    assert.equal(ids.size, total);
+    for (let i = 0; i < 5; i++) {
+      assert.ok(both.a.some((x) => x.path === `/v1/basic/after-${i}`), `after-${i} in the new file`);
+      assert.ok(!both.b.some((x) => x.path === `/v1/basic/after-${i}`), `after-${i} not in the old file`);
+    }
+  } finally { await s.stop(); }
+});

@@ -188,6 +188,42 @@ test('an https:// upstream whose certificate does not name the host is a 502 ups
   } finally { await s.stop(); }
 });
 
+test('an https:// upstream given by IP address gets no SNI (RFC 6066 3) and its IP SAN is still verified', async () => {
+  // a leaf that names 127.0.0.1 only, by an IP SAN (its CN is no address)
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  openssl('req', ...ec, '-keyout', 'ip.key', '-out', 'ip.csr', '-subj', '/CN=ip-only upstream');
+  writeFileSync(join(dir, 'ip.cnf'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+  openssl('x509', '-req', '-in', 'ip.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'ip.pem',
+    '-days', '2', '-extfile', 'ip.cnf');
+  const hellos = []; // the server_name of every ClientHello: SNICallback runs only when one is sent
+  let sniCalls = 0;
+  const server = https.createServer({
+    key: readFileSync(join(dir, 'ip.key')), cert: readFileSync(join(dir, 'ip.pem')),
+    SNICallback: (name, cb) => { sniCalls++; cb(null, null); },
+  }, (req, res) => {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ upstream: 'https-ip', sni: req.socket.servername || null }));
+  });
+  server.on('secureConnection', (sock) => hellos.push(sock.servername));
+  const [port] = await freePorts(1);
+  await new Promise((r) => server.listen(port, '127.0.0.1', r));
+  const s = new Stack({ noUpstream: true, upstreamUrl: `https://127.0.0.1:${port}`, upstreamCaFile: join(dir, 'ca.pem') });
+  try {
+    await s.start();
+    const { key } = await s.customer('free');
+    const r = await s.call('/v1/basic/hello', { key });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.upstream, 'https-ip');
+    assert.equal(r.json.sni, null);
+    assert.ok(hellos.length >= 1);
+    for (const name of hellos) assert.ok(!name, `ClientHello carried server_name ${name}`);
+    assert.equal(sniCalls, 0);
+  } finally {
+    await s.stop();
+    server.close();
+  }
+});
+
 test('unreadable or mismatched certificate files stop the start with FILE:LINE', async () => {
   const [p1, p2, p3] = await freePorts(3);
   const run = (tlsYaml) => new Promise((resolve) => {

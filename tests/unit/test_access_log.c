@@ -119,7 +119,7 @@ static void test_writer_threads(void **state)
     close(fd);
     tg_access_log_t *log;
     tg_err_t err;
-    assert_int_equal(tg_access_log_open(path, &log, &err), 0);
+    assert_int_equal(tg_access_log_open(path, 1000000, &log, &err), 0);
     pthread_t t[4];
     writer_arg_t a[4];
     for (int i = 0; i < 4; i++) {
@@ -148,12 +148,97 @@ static void test_writer_threads(void **state)
     unlink(path);
 }
 
+/* Reads path's lines into seen[thread]: each thread's lines continue its sequence from seen[]
+ * on (none lost, none twice, none cut); a line {"marker":1} sets *marker. */
+static void read_lines(const char *path, int seen[4], int *marker)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[128];
+    while (fgets(line, sizeof(line), f) != NULL) {
+        json_error_t e;
+        json_t *j = json_loads(line, 0, &e);
+        assert_non_null(j);
+        if (json_object_get(j, "marker") != NULL) {
+            *marker = 1;
+        } else {
+            int id = (int)json_integer_value(json_object_get(j, "t"));
+            assert_int_equal((int)json_integer_value(json_object_get(j, "i")), seen[id]);
+            seen[id]++;
+        }
+        json_decref(j);
+    }
+    fclose(f);
+}
+
+/* A reload's new path while four threads append: every line is whole in the old file or the
+ * new one, each thread's lines in the old file come before those in the new one, and a line
+ * appended after configure returned is in the new file. */
+static void test_configure_switches_at_a_cut(void **state)
+{
+    (void)state;
+    char p1[] = "/tmp/tg-access-log-XXXXXX", p2[] = "/tmp/tg-access-log-XXXXXX";
+    int fd1 = mkstemp(p1), fd2 = mkstemp(p2);
+    assert_true(fd1 >= 0 && fd2 >= 0);
+    close(fd1);
+    close(fd2);
+    tg_access_log_t *log;
+    tg_err_t err;
+    assert_int_equal(tg_access_log_open(p1, 1000000, &log, &err), 0);
+    assert_int_equal(tg_access_log_enabled(log), 1);
+    pthread_t t[4];
+    writer_arg_t a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (writer_arg_t){log, i};
+        pthread_create(&t[i], NULL, append_many, &a[i]);
+    }
+    /* a path that cannot be opened changes nothing */
+    assert_int_equal(tg_access_log_configure(log, "/nonexistent-dir/x.log", 5, &err), TG_EIO);
+    assert_non_null(strstr(err.msg, "/nonexistent-dir/x.log"));
+    assert_int_equal(tg_access_log_configure(log, p2, 250000, &err), 0);
+    assert_int_equal(tg_access_log_sample_ppm(log), 250000);
+    static const char marker[] = "{\"marker\":1}\n";
+    assert_int_equal(tg_access_log_append(log, marker, sizeof(marker) - 1), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    tg_access_log_close(log);
+    int seen[4] = {0}, m1 = 0, m2 = 0;
+    read_lines(p1, seen, &m1);
+    read_lines(p2, seen, &m2);
+    assert_int_equal(m1, 0);
+    assert_int_equal(m2, 1);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(seen[i], 2000);
+    unlink(p1);
+    unlink(p2);
+
+    /* off (NULL) and on again: nothing is taken while off */
+    char p3[] = "/tmp/tg-access-log-XXXXXX";
+    int fd3 = mkstemp(p3);
+    assert_true(fd3 >= 0);
+    close(fd3);
+    assert_int_equal(tg_access_log_open(NULL, 1000000, &log, &err), 0);
+    assert_int_equal(tg_access_log_enabled(log), 0);
+    assert_int_equal(tg_access_log_append(log, marker, sizeof(marker) - 1), 0);
+    assert_int_equal(tg_access_log_configure(log, p3, 1000000, &err), 0);
+    assert_int_equal(tg_access_log_enabled(log), 1);
+    static const char one[] = "{\"t\":0,\"i\":0}\n";
+    assert_int_equal(tg_access_log_append(log, one, sizeof(one) - 1), 0);
+    tg_access_log_close(log);
+    int s3[4] = {0}, m3 = 0;
+    read_lines(p3, s3, &m3);
+    assert_int_equal(m3, 0);
+    assert_int_equal(s3[0], 1);
+    unlink(p3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_escapes_everything),
         cmocka_unit_test(test_long_path_is_cut),
         cmocka_unit_test(test_writer_threads),
+        cmocka_unit_test(test_configure_switches_at_a_cut),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
