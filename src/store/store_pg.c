@@ -624,4 +624,7 @@ const tg_store_ops_t tg_pg_ops = {
     .budget_get = tg_pg_budget_get,
     .budgets_list = tg_pg_budgets_list,
     .trials_ending = tg_pg_trials_ending,
+    /* issue 14 */
+    .audit_append = tg_pg_audit_append,
+    .audit_page = tg_pg_audit_page,
 };

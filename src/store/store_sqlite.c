@@ -475,4 +475,7 @@ const tg_store_ops_t tg_sqlite_ops = {
     .budget_get = tg_sqlite_budget_get,
     .budgets_list = tg_sqlite_budgets_list,
     .trials_ending = tg_sqlite_trials_ending,
+    /* issue 14 */
+    .audit_append = tg_sqlite_audit_append,
+    .audit_page = tg_sqlite_audit_page,
 };

@@ -312,4 +312,9 @@ int tg_sqlite_email_token_use(tg_store_t *st, const uint8_t hash[32], const char
 int tg_sqlite_email_token_revoke(tg_store_t *st, const char *customer_id, const char *purpose, int64_t now, tg_err_t *err);
 int tg_sqlite_customer_confirm_email(tg_store_t *st, const char *customer_id, int64_t at, tg_err_t *err);
 
+/* store_sqlite_audit.c (issue 14) */
+int tg_sqlite_audit_append(tg_store_t *st, const tg_audit_row_t *r, int64_t *id, tg_err_t *err);
+int tg_sqlite_audit_page(tg_store_t *st, const tg_audit_filter_t *f, const tg_page_t *page, tg_audit_row_cb cb, void *arg,
+                     tg_page_end_t *end, tg_err_t *err);
+
 #endif
