@@ -97,7 +97,7 @@ int tg_pg_audit_page(tg_store_t *store, const tg_audit_filter_t *f, const tg_pag
                          " AND ($3::text IS NULL OR substr(action, 1, length($3)) = $3)"
                          " AND ($4::text IS NULL OR target_type = $4)"
                          " AND ($5::text IS NULL OR target_id = $5)"
-                         " AND at >= $6 AND ($7 = 0 OR at < $7)"
+                         " AND at >= $6::bigint AND ($7::bigint = 0 OR at < $7::bigint)"
                          " ORDER BY id DESC LIMIT $8",
                          &p, &res, err, "listing the audit log");
     if (rc != 0)

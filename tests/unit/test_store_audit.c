@@ -125,6 +125,11 @@ static void test_filters(void **state)
     assert_int_equal(list(st, &by_target, &s), 2);
     tg_audit_filter_t by_type = {.target_type = "key"};
     assert_int_equal(list(st, &by_type, &s), 2);
+    /* times in milliseconds do not fit 32 bits: the bounds must be bound as 64-bit values */
+    append(st, INT64_C(1796357376223), "fp_c", "clock.advance", "clock", "", NULL, NULL);
+    tg_audit_filter_t late = {.from_ms = INT64_C(1796357376000), .to_ms = INT64_C(1796357377000)};
+    assert_int_equal(list(st, &late, &s), 1);
+    assert_string_equal(s.actions[0], "clock.advance");
     tg_audit_filter_t by_time = {.from_ms = 2000, .to_ms = 4000}; /* [from, to) */
     assert_int_equal(list(st, &by_time, &s), 2);
     assert_string_equal(s.actions[0], "key.create");
