@@ -68,10 +68,20 @@ static const audit_route_t ADMIN_ROUTES[] = {
     {"POST", {"webhook-endpoints"}, "webhook_endpoint.create", "webhook_endpoint", ID_FROM_RESPONSE, SNAP_ENDPOINT, 0},
     {"PATCH", {"webhook-endpoints", "*"}, "webhook_endpoint.update", "webhook_endpoint", 1, SNAP_ENDPOINT, 0},
     {"DELETE", {"webhook-endpoints", "*"}, "webhook_endpoint.delete", "webhook_endpoint", 1, SNAP_ENDPOINT, 0},
-    {"POST", {"webhook-endpoints", "*", "rotate-secret"}, "webhook_endpoint.rotate_secret", "webhook_endpoint", 1,
-     SNAP_ENDPOINT, 0},
+    {"POST",
+     {"webhook-endpoints", "*", "rotate-secret"},
+     "webhook_endpoint.rotate_secret",
+     "webhook_endpoint",
+     1,
+     SNAP_ENDPOINT,
+     0},
     {"POST", {"webhook-endpoints", "*", "test"}, "webhook_endpoint.test", "webhook_endpoint", 1, SNAP_NONE, AFTER_BODY},
-    {"POST", {"webhook-deliveries", "*", "resend"}, "webhook_delivery.resend", "webhook_delivery", 1, SNAP_NONE,
+    {"POST",
+     {"webhook-deliveries", "*", "resend"},
+     "webhook_delivery.resend",
+     "webhook_delivery",
+     1,
+     SNAP_NONE,
      AFTER_BODY},
 };
 
@@ -86,17 +96,26 @@ static const audit_route_t PORTAL_ROUTES[] = {
     {"POST", {"webhook-endpoints"}, "webhook_endpoint.create", "webhook_endpoint", ID_FROM_RESPONSE, SNAP_ENDPOINT, 0},
     {"PATCH", {"webhook-endpoints", "*"}, "webhook_endpoint.update", "webhook_endpoint", 1, SNAP_ENDPOINT, 0},
     {"DELETE", {"webhook-endpoints", "*"}, "webhook_endpoint.delete", "webhook_endpoint", 1, SNAP_ENDPOINT, 0},
-    {"POST", {"webhook-endpoints", "*", "rotate-secret"}, "webhook_endpoint.rotate_secret", "webhook_endpoint", 1,
-     SNAP_ENDPOINT, 0},
+    {"POST",
+     {"webhook-endpoints", "*", "rotate-secret"},
+     "webhook_endpoint.rotate_secret",
+     "webhook_endpoint",
+     1,
+     SNAP_ENDPOINT,
+     0},
     {"POST", {"webhook-endpoints", "*", "test"}, "webhook_endpoint.test", "webhook_endpoint", 1, SNAP_NONE, AFTER_BODY},
-    {"POST", {"webhook-deliveries", "*", "resend"}, "webhook_delivery.resend", "webhook_delivery", 1, SNAP_NONE,
+    {"POST",
+     {"webhook-deliveries", "*", "resend"},
+     "webhook_delivery.resend",
+     "webhook_delivery",
+     1,
+     SNAP_NONE,
      AFTER_BODY},
 };
 
 /* ---- actors ---- */
 
-void tg_adm_audit_actor(const tg_admin_request_t *r, tg_audit_actor_kind_t kind, const char *id,
-                        tg_audit_actor_t *who)
+void tg_adm_audit_actor(const tg_admin_request_t *r, tg_audit_actor_kind_t kind, const char *id, tg_audit_actor_t *who)
 {
     memset(who, 0, sizeof(*who));
     /* the tollgate command says so (a claim: it holds the admin token either way) */
@@ -138,16 +157,16 @@ static json_t *snapshot(tg_admin_t *a, snap_t kind, const char *id)
         tg_invoice_t inv;
         if (tg_store_invoice_get(a->d.store, id, &inv, &err) != 0)
             return NULL;
-        json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:I,s:s,s:b}", "id", inv.id, "customer", inv.customer_id, "status",
-                              inv.status, "number", inv.number, "total", (json_int_t)inv.total, "currency",
-                              inv.currency, "held", inv.held);
+        json_t *j =
+            json_pack("{s:s,s:s,s:s,s:s,s:I,s:s,s:b}", "id", inv.id, "customer", inv.customer_id, "status", inv.status,
+                      "number", inv.number, "total", (json_int_t)inv.total, "currency", inv.currency, "held", inv.held);
         tg_invoice_clear(&inv);
         return j;
     }
     case SNAP_ENDPOINT: {
         tg_webhook_endpoint_t *e = malloc(sizeof(*e));
-        json_t *j = e != NULL && tg_store_webhook_endpoint_get(a->d.store, id, e, &err) == 0 ? endpoint_snapshot(e)
-                                                                                            : NULL;
+        json_t *j =
+            e != NULL && tg_store_webhook_endpoint_get(a->d.store, id, e, &err) == 0 ? endpoint_snapshot(e) : NULL;
         if (e != NULL)
             sodium_memzero(e, sizeof(*e));
         free(e);
@@ -159,11 +178,11 @@ static json_t *snapshot(tg_admin_t *a, snap_t kind, const char *id)
         int rc = tg_store_budget_get(a->d.store, id, &amount, &err);
         if (rc != 0 && rc != TG_ENOTFOUND)
             return NULL;
-        const tg_plan_t *plan = tg_store_customer_get(a->d.store, id, &c, &err) == 0
-                                    ? tg_config_find_plan(tg_adm_cfg(a), c.plan_id)
-                                    : NULL;
+        const tg_plan_t *plan =
+            tg_store_customer_get(a->d.store, id, &c, &err) == 0 ? tg_config_find_plan(tg_adm_cfg(a), c.plan_id) : NULL;
         char buf[TG_MONEY_FMT_MAX];
-        if (rc != 0 || amount <= 0 || plan == NULL || tg_money_format(amount, plan->currency_digits, buf, sizeof(buf)) < 0)
+        if (rc != 0 || amount <= 0 || plan == NULL ||
+            tg_money_format(amount, plan->currency_digits, buf, sizeof(buf)) < 0)
             return json_pack("{s:n}", "budget");
         return json_pack("{s:s,s:s}", "budget", buf, "currency", plan->currency);
     }
@@ -195,13 +214,13 @@ static int route_matches(const audit_route_t *rt, const tg_adm_segs_t *s, size_t
     return 1;
 }
 
-void tg_adm_audit_begin(tg_admin_t *a, tg_adm_audit_t *au, const tg_audit_actor_t *who, int portal,
-                        const char *self_id, const tg_adm_segs_t *s, size_t at, const tg_admin_request_t *r)
+void tg_adm_audit_begin(tg_admin_t *a, tg_adm_audit_t *au, const tg_audit_actor_t *who, int portal, const char *self_id,
+                        const tg_adm_segs_t *s, size_t at, const tg_admin_request_t *r)
 {
     memset(au, 0, sizeof(*au));
     const audit_route_t *table = portal ? PORTAL_ROUTES : ADMIN_ROUTES;
-    size_t count = portal ? sizeof(PORTAL_ROUTES) / sizeof(PORTAL_ROUTES[0])
-                          : sizeof(ADMIN_ROUTES) / sizeof(ADMIN_ROUTES[0]);
+    size_t count =
+        portal ? sizeof(PORTAL_ROUTES) / sizeof(PORTAL_ROUTES[0]) : sizeof(ADMIN_ROUTES) / sizeof(ADMIN_ROUTES[0]);
     const audit_route_t *rt = NULL;
     for (size_t i = 0; i < count && rt == NULL; i++)
         if (route_matches(&table[i], s, at, r))
@@ -347,9 +366,9 @@ void tg_adm_audit_list(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_resp
         const char *name;
         char *out;
         size_t cap;
-    } params[] = {{"actor", actor, sizeof(actor)},          {"action", action, sizeof(action)},
-                  {"target_type", type, sizeof(type)},      {"target_id", target, sizeof(target)},
-                  {"from", from, sizeof(from)},             {"to", to, sizeof(to)}};
+    } params[] = {{"actor", actor, sizeof(actor)},     {"action", action, sizeof(action)},
+                  {"target_type", type, sizeof(type)}, {"target_id", target, sizeof(target)},
+                  {"from", from, sizeof(from)},        {"to", to, sizeof(to)}};
     for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
         int got = tg_adm_query_param(r, params[i].name, params[i].out, params[i].cap);
         if (got < 0) {
@@ -362,11 +381,13 @@ void tg_adm_audit_list(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_resp
     }
     tg_audit_filter_t f = {actor, action, type, target, 0, 0};
     if (from[0] != '\0' && parse_time_ms(from, &f.from_ms) != 0) {
-        tg_adm_reply_error(res, 400, "invalid_parameter", "from: milliseconds since 1970 or a UTC time such as 2026-03-01T00:00:00Z.");
+        tg_adm_reply_error(res, 400, "invalid_parameter",
+                           "from: milliseconds since 1970 or a UTC time such as 2026-03-01T00:00:00Z.");
         return;
     }
     if (to[0] != '\0' && parse_time_ms(to, &f.to_ms) != 0) {
-        tg_adm_reply_error(res, 400, "invalid_parameter", "to: milliseconds since 1970 or a UTC time such as 2026-03-01T00:00:00Z.");
+        tg_adm_reply_error(res, 400, "invalid_parameter",
+                           "to: milliseconds since 1970 or a UTC time such as 2026-03-01T00:00:00Z.");
         return;
     }
     tg_page_t page;

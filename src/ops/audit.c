@@ -63,7 +63,8 @@ static void redact(json_t *v, int depth)
     if (json_is_object(v)) {
         const char *k;
         json_t *m;
-        json_object_foreach(v, k, m) {
+        json_object_foreach(v, k, m)
+        {
             if (secret_name(k) && !json_is_null(m))
                 json_object_set_new(v, k, json_string("[redacted]"));
             else

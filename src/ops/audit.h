@@ -32,9 +32,9 @@ typedef enum tg_audit_actor_kind {
 
 typedef struct tg_audit_actor {
     tg_audit_actor_kind_t kind;
-    char id[TG_AUDIT_ACTOR_MAX];               /* never a secret; "" if none */
-    char source[TG_AUDIT_SOURCE_MAX];          /* the client's address, or "" */
-    char request_id[TG_AUDIT_REQUEST_ID_MAX];  /* X-Request-Id, or "" */
+    char id[TG_AUDIT_ACTOR_MAX];              /* never a secret; "" if none */
+    char source[TG_AUDIT_SOURCE_MAX];         /* the client's address, or "" */
+    char request_id[TG_AUDIT_REQUEST_ID_MAX]; /* X-Request-Id, or "" */
 } tg_audit_actor_t;
 
 /* "admin_token", "owner_session", "customer", "cli", "system". */

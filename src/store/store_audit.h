@@ -15,12 +15,12 @@
 
 #include "store/store.h"
 
-#define TG_AUDIT_KIND_MAX 24      /* admin_token | owner_session | customer | cli | system */
-#define TG_AUDIT_ACTOR_MAX 160    /* a token's fingerprint, a customer id, an email */
-#define TG_AUDIT_SOURCE_MAX 64    /* the client's address */
+#define TG_AUDIT_KIND_MAX 24   /* admin_token | owner_session | customer | cli | system */
+#define TG_AUDIT_ACTOR_MAX 160 /* a token's fingerprint, a customer id, an email */
+#define TG_AUDIT_SOURCE_MAX 64 /* the client's address */
 #define TG_AUDIT_REQUEST_ID_MAX 129
-#define TG_AUDIT_ACTION_MAX 64    /* "customer.plan_change", "key.revoke", ... */
-#define TG_AUDIT_TYPE_MAX 32      /* "customer", "key", "invoice", ... */
+#define TG_AUDIT_ACTION_MAX 64 /* "customer.plan_change", "key.revoke", ... */
+#define TG_AUDIT_TYPE_MAX 32   /* "customer", "key", "invoice", ... */
 #define TG_AUDIT_TARGET_MAX 128
 #define TG_AUDIT_JSON_MAX (64 * 1024) /* each of before and after, serialised */
 

@@ -63,10 +63,11 @@ int tg_sqlite_audit_append(tg_store_t *store, const tg_audit_row_t *r, int64_t *
     if (!tg_audit_row_fits(r))
         return tg_errf(err, TG_EINVAL, "an audit field is empty or past its cap");
     sqlite3_stmt *s;
-    int rc = tg_sqlite_prepare(st,
-                               "INSERT INTO audit_log(at, actor_kind, actor_id, source, request_id, action, target_type,"
-                               " target_id, before_json, after_json) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                               &s, err, "recording an audit entry");
+    int rc =
+        tg_sqlite_prepare(st,
+                          "INSERT INTO audit_log(at, actor_kind, actor_id, source, request_id, action, target_type,"
+                          " target_id, before_json, after_json) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                          &s, err, "recording an audit entry");
     if (rc != 0)
         return rc;
     sqlite3_bind_int64(s, 1, r->at_ms);

@@ -36,8 +36,8 @@ static int teardown(void **state)
     return rc;
 }
 
-static void append(tg_store_t *st, int64_t at, const char *actor, const char *action, const char *type,
-                   const char *id, const char *before, const char *after)
+static void append(tg_store_t *st, int64_t at, const char *actor, const char *action, const char *type, const char *id,
+                   const char *before, const char *after)
 {
     tg_audit_row_t r;
     memset(&r, 0, sizeof(r));
@@ -234,9 +234,9 @@ static void test_redaction(void **state)
                               "TOPSECRET4", "signing_secret", "TOPSECRET5", "items", "password_hash", "TOPSECRET6",
                               "token", "" /* null stays null */);
     json_object_set_new(after, "token", json_null());
-    assert_int_equal(tg_audit_record(st, &who, "webhook_endpoint.rotate_secret", "webhook_endpoint", "we_1", before,
-                                     after, &err),
-                     0);
+    assert_int_equal(
+        tg_audit_record(st, &who, "webhook_endpoint.rotate_secret", "webhook_endpoint", "we_1", before, after, &err),
+        0);
     /* the caller's objects are not changed */
     assert_string_equal(json_string_value(json_object_get(before, "secret")), "whsec_TOPSECRET1");
     json_decref(before);
