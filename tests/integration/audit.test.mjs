@@ -250,3 +250,20 @@ test('never editable: no route writes to it, and the database refuses UPDATE and
   }
   assert.deepEqual(await audit(), before);
 });
+
+test('reloads: POST /v1/admin/reload is the admin token\'s, SIGHUP the system\'s', async () => {
+  const r = await s.adminCall('POST', '/v1/admin/reload');
+  assert.equal(r.status, 200, r.text);
+  const byApi = (await audit('action=config.reload')).filter((e) => e.actor.kind === 'admin_token');
+  assert.equal(byApi.length, 1);
+  assert.equal(byApi[0].after.generation, r.json.generation);
+  s.server.kill('SIGHUP');
+  let bySignal = [];
+  for (let i = 0; i < 400 && bySignal.length === 0; i++) { // bounded poll: the reload runs on the admin thread
+    bySignal = (await audit('action=config.reload')).filter((e) => e.actor.kind === 'system');
+    if (bySignal.length === 0) await new Promise((res) => setTimeout(res, 25));
+  }
+  assert.equal(bySignal.length, 1);
+  assert.equal(bySignal[0].actor.id, 'SIGHUP');
+  assert.equal(bySignal[0].after.generation, r.json.generation + 1);
+});
