@@ -267,3 +267,24 @@ test('reloads: POST /v1/admin/reload is the admin token\'s, SIGHUP the system\'s
   assert.equal(bySignal[0].actor.id, 'SIGHUP');
   assert.equal(bySignal[0].after.generation, r.json.generation + 1);
 });
+
+test('tollgate restore is in the restored database\'s log, after the backup\'s entries', { skip: BACKEND !== 'sqlite' && 'SQLite only (restore puts a SQLite database back)' }, async () => {
+  const r = await new Stack().start();
+  try {
+    const kept = await r.adminCall('POST', '/v1/admin/customers', { email: email(), plan: 'free' });
+    const backup = `${r.dir}/backup-1`;
+    const b = r.cli(['backup', '-c', r.config, backup]);
+    assert.equal(b.status, 0, b.stderr);
+    const lost = await r.adminCall('POST', '/v1/admin/customers', { email: email(), plan: 'free' });
+    await r.stopServer();
+    const res = r.cli(['restore', '-c', r.config, backup]);
+    assert.equal(res.status, 0, res.stderr);
+    await r.start();
+    const log = (await r.adminCall('GET', '/v1/admin/audit')).json.data;
+    assert.equal(log[0].action, 'database.restore');
+    assert.equal(log[0].actor.kind, 'cli');
+    assert.equal(log[0].after.backup, backup);
+    assert.ok(log.some((e) => e.target.id === kept.json.id));
+    assert.equal(log.some((e) => e.target.id === lost.json.id), false); // rolled back with the database
+  } finally { await r.stop(); }
+});
