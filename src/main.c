@@ -67,6 +67,8 @@ static void usage_main(FILE *out)
             "                                                    each batch exactly once\n"
             "  reload -c FILE                                    re-read the running server's configuration\n"
             "                                                    (as SIGHUP; prints what it refused)\n"
+            "  audit [--actor ID] [--action PREFIX] [--from T]   the audit log: who changed what, before\n"
+            "                                                    and after (read-only)\n"
             "  backup -c FILE DEST                               an online copy of the SQLite database and\n"
             "                                                    the metering logs, while serving\n"
             "  restore -c FILE SRC                               put a backup back in place (stopped)\n"
@@ -635,6 +637,8 @@ int main(int argc, char **argv)
         return tg_cmd_metering(argc, argv);
     if (strcmp(cmd, "reload") == 0)
         return tg_cmd_reload(argc, argv);
+    if (strcmp(cmd, "audit") == 0)
+        return tg_cmd_audit(argc, argv);
     if (strcmp(cmd, "backup") == 0 || strcmp(cmd, "restore") == 0)
         return tg_cmd_backup(argc, argv);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

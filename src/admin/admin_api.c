@@ -183,6 +183,8 @@ static void owner_sign_in(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_r
         json_decref(body);
         return;
     }
+    char token_fp[TG_AUDIT_FINGERPRINT_MAX];
+    tg_audit_fingerprint(tok, strlen(tok), token_fp);
     json_decref(body);
     tg_session_t os = {0};
     uint8_t raw[32], craw[32];
@@ -199,6 +201,15 @@ static void owner_sign_in(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_r
     if (rc != 0) {
         tg_adm_reply_svc_error(res, rc, &err);
     } else {
+        /* the admin token that opened the session, and the session's own name, which its
+         * later changes carry as their actor */
+        tg_audit_actor_t who;
+        char session_fp[TG_AUDIT_FINGERPRINT_MAX];
+        tg_audit_fingerprint(os.token_hash, sizeof(os.token_hash), session_fp);
+        tg_adm_audit_actor(r, TG_AUDIT_ADMIN_TOKEN, token_fp, &who);
+        json_t *after = json_pack("{s:s,s:I}", "session", session_fp, "expires_at", (json_int_t)os.expires_at);
+        tg_adm_audit_now(a, &who, "owner.sign_in", "owner_session", session_fp, NULL, after);
+        json_decref(after);
         owner_cookie(res, token, OWNER_SESSION_SECONDS, r->secure);
         tg_adm_reply_json(res, 200, json_pack("{s:b,s:s,s:o}", "signed_in", 1, "csrf_token", os.csrf_token,
                                               "expires_at", tg_adm_json_time(os.expires_at)));
@@ -247,6 +258,13 @@ static int owner_session_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_a
             tg_adm_reply_svc_error(res, rc, &err);
             return 1;
         }
+        if (have) {
+            tg_audit_actor_t who;
+            char session_fp[TG_AUDIT_FINGERPRINT_MAX];
+            tg_audit_fingerprint(os.token_hash, sizeof(os.token_hash), session_fp);
+            tg_adm_audit_actor(r, TG_AUDIT_OWNER_SESSION, session_fp, &who);
+            tg_adm_audit_now(a, &who, "owner.sign_out", "owner_session", session_fp, NULL, NULL);
+        }
         owner_cookie(res, "", 0, r->secure);
         tg_adm_reply_json(res, 200, json_pack("{s:b}", "signed_out", 1));
     } else {
@@ -256,11 +274,18 @@ static int owner_session_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_a
 }
 
 /* The admin API: the admin token as a Bearer (CLI, scripts), or the owner's dashboard cookie with
- * its CSRF token on state changes. 1 = allowed; otherwise replies 401, 403 or 503 and returns 0. */
-static int tg_adm_authorized(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
+ * its CSRF token on state changes. 1 = allowed, with who is asking in *who (for the audit log:
+ * a fingerprint of the token or of the session, never either); otherwise replies 401, 403 or
+ * 503 and returns 0. */
+static int tg_adm_authorized(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res,
+                             tg_audit_actor_t *who)
 {
-    if (bearer_is(r, a->token_digest))
+    char fp[TG_AUDIT_FINGERPRINT_MAX];
+    if (bearer_is(r, a->token_digest)) {
+        tg_audit_fingerprint(r->authorization + 7, r->authorization_len - 7, fp);
+        tg_adm_audit_actor(r, TG_AUDIT_ADMIN_TOKEN, fp, who);
         return 1;
+    }
     tg_session_t os;
     tg_err_t err = {0};
     int have = owner_session(a, r, &os, &err);
@@ -277,6 +302,8 @@ static int tg_adm_authorized(tg_admin_t *a, const tg_admin_request_t *r, tg_admi
         tg_adm_reply_error(res, 403, "csrf_failed", "State-changing calls need the X-CSRF-Token header given at sign-in.");
         return 0;
     }
+    tg_audit_fingerprint(os.token_hash, sizeof(os.token_hash), fp);
+    tg_adm_audit_actor(r, TG_AUDIT_OWNER_SESSION, fp, who);
     return 1;
 }
 
@@ -285,7 +312,7 @@ const tg_config_t *tg_adm_cfg(const tg_admin_t *a)
     return a->d.live != NULL ? tg_config_live_get(a->d.live) : a->d.cfg;
 }
 
-int tg_admin_reload(tg_admin_t *a, tg_reload_result_t *out)
+static int reload_run(tg_admin_t *a, tg_reload_result_t *out)
 {
     if (a->d.reloader == NULL) {
         memset(out, 0, sizeof(*out));
@@ -294,6 +321,19 @@ int tg_admin_reload(tg_admin_t *a, tg_reload_result_t *out)
     int rc = tg_reload_run(a->d.reloader, out);
     /* The services' contexts are used on this thread only: they move here, between two jobs. */
     a->sub.cfg = a->keys.cfg = tg_adm_cfg(a);
+    return rc;
+}
+
+/* SIGHUP's reload: the system is the actor (POST /v1/admin/reload is audited as the admin's). */
+int tg_admin_reload(tg_admin_t *a, tg_reload_result_t *out)
+{
+    int rc = reload_run(a, out);
+    if (rc == 0) {
+        tg_audit_actor_t who = {.kind = TG_AUDIT_SYSTEM, .id = "SIGHUP"};
+        json_t *after = json_pack("{s:s,s:I}", "file", tg_adm_cfg(a)->path, "generation", (json_int_t)out->generation);
+        tg_adm_audit_now(a, &who, "config.reload", "config", "", NULL, after);
+        json_decref(after);
+    }
     return rc;
 }
 
@@ -321,7 +361,7 @@ static void reload_route(tg_admin_t *a, tg_admin_response_t *res)
         tg_adm_reply_error(res, 503, "service_unavailable", "Out of memory.");
         return;
     }
-    int rc = tg_admin_reload(a, out);
+    int rc = reload_run(a, out);
     if (rc == TG_ENOTFOUND) {
         tg_adm_reply_error(res, 404, "not_found", "Reloading is not available here.");
     } else if (rc == 0) {
@@ -436,6 +476,9 @@ int tg_admin_handle_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_r
     return tg_adm_static(r, res);
 }
 
+static void admin_dispatch(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_request_t *r,
+                           tg_admin_response_t *res);
+
 void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
 {
     tg_adm_segs_t s;
@@ -454,8 +497,24 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
                     r->path);
         return;
     }
-    if (owner_session_route(a, &s, r, res) || !tg_adm_authorized(a, r, res))
+    tg_audit_actor_t who;
+    if (owner_session_route(a, &s, r, res) || !tg_adm_authorized(a, r, res, &who))
         return;
+    if (tg_adm_seg_is(&s, 2, "audit") && s.n == 3) {
+        tg_adm_audit_list(a, r, res);
+        return;
+    }
+    tg_adm_audit_t au;
+    tg_adm_audit_begin(a, &au, &who, 0, NULL, &s, 2, r);
+    admin_dispatch(a, &s, r, res);
+    tg_adm_audit_end(a, &au, res);
+}
+
+/* The admin API's routes, once the caller is known to be the owner. */
+static void admin_dispatch(tg_admin_t *a, const tg_adm_segs_t *sp, const tg_admin_request_t *r,
+                           tg_admin_response_t *res)
+{
+    tg_adm_segs_t s = *sp;
     tg_customer_t c;
     tg_key_t k;
     if (tg_adm_seg_is(&s, 2, "customers") && s.n == 3) {

@@ -83,6 +83,11 @@ typedef struct tg_admin_request {
     /* The client's IP address, for throttles and trials: the TCP peer, or what a trusted proxy
      * (server.trusted_proxies) forwarded (see tg_client_addr in util/cidr.h). */
     char remote_addr[64];
+    /* For the audit log (ops/audit.h): the client's X-Request-Id when well formed (1 to 128 of
+     * [A-Za-z0-9._:-]), else ""; and X-Tollgate-Client ("cli" from the tollgate command: a
+     * claim, which only names the admin token's user), else "". */
+    char request_id[129];
+    char client[16];
 } tg_admin_request_t;
 
 /* Work that a request left to do off the back thread (see above). Opaque. */

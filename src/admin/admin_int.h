@@ -14,6 +14,7 @@
 #include "billing/periods.h"
 #include "billing/subscriptions.h"
 #include "keys/keys.h"
+#include "ops/audit.h"
 
 typedef struct tg_portal tg_portal_t;
 typedef struct tg_throttle tg_throttle_t;
@@ -134,7 +135,9 @@ void tg_portal_forgot_password(tg_admin_t *a, struct tg_throttle *limits, const 
                                const tg_admin_request_t *r, tg_admin_response_t *res);
 int tg_portal_reset_check(tg_admin_t *a, const char *token, const char *password, tg_customer_t *c,
                           tg_admin_response_t *res);
-void tg_portal_reset_finish(tg_admin_t *a, const char *token, const char *new_hash, tg_admin_response_t *res);
+/* who: the audit log's actor (its id becomes the customer's); the entry commits with the reset. */
+void tg_portal_reset_finish(tg_admin_t *a, const char *token, const char *new_hash, tg_audit_actor_t *who,
+                            tg_admin_response_t *res);
 void tg_adm_emails_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_request_t *r, tg_admin_response_t *res);
 
 
@@ -183,5 +186,30 @@ void tg_adm_notification_marks(tg_admin_t *a, const tg_customer_t *c, tg_admin_r
 void tg_adm_budget(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
 /* Appends the notifier's figures to body (as tg_adm_cluster_metrics). */
 char *tg_adm_thresholds_metrics(char *body);
+
+/* The audit log (admin_audit.c, issue 14). The routers call begin before dispatching a request
+ * and end after it: when the request is one of the changes the tables there name and it
+ * succeeded (2xx, not left to a slow worker), end records who did what to which target, with
+ * its state before and after. tg_adm_audit_now records one entry directly (changes finished
+ * elsewhere: sign-up, passwords, sign-in). tg_adm_audit_actor fills who from the request (the
+ * CLI's X-Tollgate-Client turns an admin token into "cli"). GET /v1/admin/audit:
+ * tg_adm_audit_list. */
+typedef struct tg_adm_audit {
+    int on;
+    tg_audit_actor_t who;
+    char action[TG_AUDIT_ACTION_MAX];
+    char target_type[TG_AUDIT_TYPE_MAX];
+    char target_id[TG_AUDIT_TARGET_MAX];
+    int snap, after_body, id_from_response;
+    json_t *before;
+} tg_adm_audit_t;
+void tg_adm_audit_actor(const tg_admin_request_t *r, tg_audit_actor_kind_t kind, const char *id,
+                        tg_audit_actor_t *who);
+void tg_adm_audit_begin(tg_admin_t *a, tg_adm_audit_t *au, const tg_audit_actor_t *who, int portal,
+                        const char *self_id, const tg_adm_segs_t *s, size_t at, const tg_admin_request_t *r);
+void tg_adm_audit_end(tg_admin_t *a, tg_adm_audit_t *au, const tg_admin_response_t *res);
+void tg_adm_audit_now(tg_admin_t *a, const tg_audit_actor_t *who, const char *action, const char *target_type,
+                      const char *target_id, const json_t *before, const json_t *after);
+void tg_adm_audit_list(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
 
 #endif

@@ -273,6 +273,7 @@ struct tg_admin_slow {
     char trial_note[32];                  /* SLOW_SIGNUP: "granted", "not_offered", "already_used" */
     char address[TG_CIDR_TEXT_MAX + 4];   /* the throttle key of the client address */
     char token[64];                       /* SLOW_RESET: the reset link's token (wiped by slow_free) */
+    tg_audit_actor_t who;                 /* the audit log's actor (its id set once known) */
     tg_customer_t customer;               /* SLOW_LOGIN: the account, when found */
     /* SLOW_STRIPE: the call (built on the back thread), its outcome (from the worker) */
     tg_stripe_settings_t stripe;          /* points into the configuration, which outlives us */
@@ -295,6 +296,7 @@ static tg_admin_slow_t *slow_new(int kind, const char *password, const tg_admin_
     w->secure = r->secure;
     snprintf(w->password, sizeof(w->password), "%s", password);
     address_key(r->remote_addr, w->address, sizeof(w->address));
+    tg_adm_audit_actor(r, TG_AUDIT_CUSTOMER, "", &w->who);
     return w;
 }
 
@@ -454,8 +456,25 @@ static void signup(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response
     json_decref(body);
 }
 
-/* Back thread, after the hash: the account, its password, its trial record, its first key and
- * the session, in one transaction. The email may have been taken meanwhile: 409 then. */
+/* The sign-up's audit entry, in its transaction: the new customer (and its first key's id) as
+ * the actor and the target. */
+static int audit_signup(tg_admin_t *a, tg_admin_slow_t *w, const tg_customer_t *c, const tg_key_t *k, tg_err_t *err)
+{
+    snprintf(w->who.id, sizeof(w->who.id), "%s", c->id);
+    json_t *after = tg_adm_customer_json(a, c);
+    if (after != NULL) {
+        json_object_set_new(after, "first_key", json_string(k->id));
+        json_object_set_new(after, "trial", json_string(w->trial_note));
+    }
+    int rc = after != NULL ? tg_audit_record(a->d.store, &w->who, "customer.signup", "customer", c->id, NULL, after, err)
+                           : tg_errf(err, TG_ENOMEM, "out of memory recording the sign-up");
+    json_decref(after);
+    return rc;
+}
+
+/* Back thread, after the hash: the account, its password, its trial record, its first key, the
+ * session and the audit entry, in one transaction. The email may have been taken meanwhile: 409
+ * then. */
 static void signup_finish(tg_admin_t *a, tg_admin_slow_t *w, tg_admin_response_t *res)
 {
     const tg_plan_t *plan = tg_config_find_plan(tg_adm_cfg(a), w->plan_id);
@@ -477,7 +496,8 @@ static void signup_finish(tg_admin_t *a, tg_admin_slow_t *w, tg_admin_response_t
              (w->with_trial && tg_store_trial_record(a->d.store, w->email_norm, w->address, c.id, c.created_at, &err) != 0) ||
              tg_keys_issue(&a->keys, c.id, "default", 1, &k, secret, &err) != 0 ||
              tg_portal_mail_confirmation(a, &c, &err) != 0 || /* with email: the link, in this transaction */
-             start_session(a, &c, w->secure, res, csrf, &err) != 0 || tg_store_tx_commit(a->d.store, &err) != 0) {
+             start_session(a, &c, w->secure, res, csrf, &err) != 0 || audit_signup(a, w, &c, &k, &err) != 0 ||
+             tg_store_tx_commit(a->d.store, &err) != 0) {
         tg_store_tx_rollback(a->d.store);
         if (k.id[0] != '\0') { /* the key reached the gateway's memory: take it back there too */
             k.revoked_at = tg_adm_now_s();
@@ -615,6 +635,17 @@ static void change_password(tg_admin_t *a, const tg_customer_t *c, const tg_admi
     json_decref(body);
 }
 
+/* A password's audit entry, in the change's transaction: that it changed and how many sessions
+ * ended; never the password nor its hash. */
+static int audit_password(tg_admin_t *a, tg_admin_slow_t *w, const char *action, uint64_t ended, tg_err_t *err)
+{
+    snprintf(w->who.id, sizeof(w->who.id), "%s", w->customer.id);
+    json_t *after = json_pack("{s:b,s:I}", "password_changed", 1, "sessions_ended", (json_int_t)ended);
+    int rc = tg_audit_record(a->d.store, &w->who, action, "customer", w->customer.id, NULL, after, err);
+    json_decref(after);
+    return rc;
+}
+
 static void change_password_finish(tg_admin_t *a, tg_admin_slow_t *w, tg_admin_response_t *res)
 {
     char pair[TG_EMAIL_MAX + TG_CIDR_TEXT_MAX + 8], acct[TG_EMAIL_MAX], csrf[72];
@@ -632,7 +663,9 @@ static void change_password_finish(tg_admin_t *a, tg_admin_slow_t *w, tg_admin_r
         tg_adm_reply_error(res, 500, "internal_error", "%s", err.msg);
     else if (tg_store_customer_set_password(a->d.store, w->customer.id, w->new_hash, &err) != 0 ||
              tg_store_session_delete_customer(a->d.store, w->customer.id, &ended, &err) != 0 ||
-             start_session(a, &w->customer, w->secure, res, csrf, &err) != 0 || tg_store_tx_commit(a->d.store, &err) != 0) {
+             start_session(a, &w->customer, w->secure, res, csrf, &err) != 0 ||
+             audit_password(a, w, "customer.password_change", ended, &err) != 0 ||
+             tg_store_tx_commit(a->d.store, &err) != 0) {
         tg_store_tx_rollback(a->d.store);
         res->set_cookie[0] = '\0';
         tg_adm_reply_error(res, 500, "internal_error", "Changing the password failed: %s", err.msg);
@@ -685,7 +718,7 @@ void tg_admin_slow_finish(tg_admin_t *a, tg_admin_slow_t *w, int ran, tg_admin_r
     else if (w->kind == SLOW_PASSWORD)
         change_password_finish(a, w, res);
     else if (w->kind == SLOW_RESET)
-        tg_portal_reset_finish(a, w->token, w->hash, res);
+        tg_portal_reset_finish(a, w->token, w->hash, &w->who, res);
     else
         login_finish(a, w, res);
     slow_free(w);
@@ -908,6 +941,10 @@ int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_reque
     int creates = tg_adm_method_is(r, "POST") && ((s->n == 3 && tg_adm_seg_is(s, 2, "keys")) ||
                                                   (s->n == 5 && tg_adm_seg_is(s, 2, "keys")) ||
                                                   (s->n == 3 && tg_adm_seg_is(s, 2, "plan")));
+    tg_audit_actor_t who;
+    tg_adm_audit_actor(r, TG_AUDIT_CUSTOMER, c.id, &who);
+    tg_adm_audit_t au;
+    tg_adm_audit_begin(a, &au, &who, 1, c.id, s, 2, r);
     if (logout) {
         uint64_t ended = 1;
         if (s->n == 3) /* sign out everywhere */
@@ -985,5 +1022,6 @@ int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_reque
     } else {
         tg_adm_reply_error(res, 404, "not_found", "No such route.");
     }
+    tg_adm_audit_end(a, &au, res);
     return 1;
 }

@@ -85,6 +85,18 @@ int tg_portal_mail_confirmation(tg_admin_t *a, const tg_customer_t *c, tg_err_t 
 }
 
 /* The body's "token" if it is a string of a plausible size; NULL after replying 400. */
+/* An account change's audit entry, in its transaction: the customer the link belongs to is the
+ * actor (whoever holds the link acts for it). Takes after (may be NULL: out of memory). */
+static int audit_account(tg_admin_t *a, tg_audit_actor_t *who, const char *customer_id, const char *action,
+                         json_t *after, tg_err_t *err)
+{
+    snprintf(who->id, sizeof(who->id), "%s", customer_id);
+    int rc = after != NULL ? tg_audit_record(a->d.store, who, action, "customer", customer_id, NULL, after, err)
+                           : tg_errf(err, TG_ENOMEM, "out of memory recording %s", action);
+    json_decref(after);
+    return rc;
+}
+
 static const char *body_token(json_t *body, tg_admin_response_t *res)
 {
     int bad = 0;
@@ -113,10 +125,14 @@ void tg_portal_confirm_email(tg_admin_t *a, const tg_admin_request_t *r, tg_admi
     tg_customer_t c;
     tg_err_t err = {0};
     int64_t now = tg_adm_now_s();
+    tg_audit_actor_t who;
+    tg_adm_audit_actor(r, TG_AUDIT_CUSTOMER, "", &who);
     int rc = tg_store_tx_begin(a->d.store, &err);
     if (rc == 0 && (rc = tg_store_email_token_use(a->d.store, h, "confirm_email", now, cid, &err)) == 0 &&
         (rc = tg_store_customer_confirm_email(a->d.store, cid, now, &err)) == 0 &&
-        (rc = tg_store_customer_get(a->d.store, cid, &c, &err)) == 0)
+        (rc = tg_store_customer_get(a->d.store, cid, &c, &err)) == 0 &&
+        (rc = audit_account(a, &who, cid, "customer.email_confirm",
+                            json_pack("{s:s,s:I}", "email", c.email, "email_confirmed_at", (json_int_t)now), &err)) == 0)
         rc = tg_store_tx_commit(a->d.store, &err);
     if (rc != 0) {
         tg_store_tx_rollback(a->d.store);
@@ -232,7 +248,8 @@ int tg_portal_reset_check(tg_admin_t *a, const char *token, const char *password
 
 /* After the hash: uses the token (now for good), sets the password, ends every session of the
  * customer and every other reset link, in one transaction. */
-void tg_portal_reset_finish(tg_admin_t *a, const char *token, const char *new_hash, tg_admin_response_t *res)
+void tg_portal_reset_finish(tg_admin_t *a, const char *token, const char *new_hash, tg_audit_actor_t *who,
+                            tg_admin_response_t *res)
 {
     uint8_t h[32];
     char cid[TG_ID_MAX];
@@ -248,7 +265,9 @@ void tg_portal_reset_finish(tg_admin_t *a, const char *token, const char *new_ha
     if (rc == 0 && (rc = tg_store_email_token_use(a->d.store, h, "reset_password", now, cid, &err)) == 0 &&
         (rc = tg_store_customer_set_password(a->d.store, cid, new_hash, &err)) == 0 &&
         (rc = tg_store_session_delete_customer(a->d.store, cid, &ended, &err)) == 0 &&
-        (rc = tg_store_email_token_revoke(a->d.store, cid, "reset_password", now, &err)) == 0)
+        (rc = tg_store_email_token_revoke(a->d.store, cid, "reset_password", now, &err)) == 0 &&
+        (rc = audit_account(a, who, cid, "customer.password_reset",
+                            json_pack("{s:b,s:I}", "password_reset", 1, "sessions_ended", (json_int_t)ended), &err)) == 0)
         rc = tg_store_tx_commit(a->d.store, &err);
     if (rc != 0) {
         tg_store_tx_rollback(a->d.store);

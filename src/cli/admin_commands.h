@@ -10,5 +10,7 @@ int tg_cmd_usage(int argc, char **argv);
 int tg_cmd_invoices(int argc, char **argv);
 /* tollgate reload -c FILE: POST /v1/admin/reload; 1 when the server refuses the file. */
 int tg_cmd_reload(int argc, char **argv);
+/* tollgate audit [filters]: GET /v1/admin/audit, every page. */
+int tg_cmd_audit(int argc, char **argv);
 
 #endif

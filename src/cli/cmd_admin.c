@@ -20,6 +20,7 @@ typedef struct opts {
     const char *config;
     int json;
     const char *name, *email, *plan, *period, *customer, *when, *description, *amount;
+    const char *actor, *action, *target_type, *target_id, *from, *to; /* tollgate audit */
     int test_mode, daily, now;
     long grace;
     int argc;
@@ -90,6 +91,8 @@ static long call_api(const opts_t *o, const char *method, const char *path, json
     }
     struct curl_slist *hdrs = curl_slist_append(NULL, auth);
     hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+    /* the audit log names the tollgate command as the actor ("cli") rather than a script */
+    hdrs = curl_slist_append(hdrs, "X-Tollgate-Client: cli");
     char *payload = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
     buf_t b = {NULL, 0};
     curl_easy_setopt(h, CURLOPT_URL, url);
@@ -211,6 +214,9 @@ static int parse_opts(int argc, char **argv, opts_t *o, const char *usage)
         {"customer", required_argument, NULL, 'C'}, {"when", required_argument, NULL, 'W'},
         {"now", no_argument, NULL, 'N'},          {"description", required_argument, NULL, 'D'},
         {"amount", required_argument, NULL, 'A'}, {"help", no_argument, NULL, 'h'},
+        {"actor", required_argument, NULL, 1},    {"action", required_argument, NULL, 2},
+        {"target-type", required_argument, NULL, 3}, {"target-id", required_argument, NULL, 4},
+        {"from", required_argument, NULL, 5},     {"to", required_argument, NULL, 6},
         {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof(*o));
     o->grace = -1;
@@ -231,6 +237,12 @@ static int parse_opts(int argc, char **argv, opts_t *o, const char *usage)
         case 'N': o->now = 1; break;
         case 'D': o->description = optarg; break;
         case 'A': o->amount = optarg; break;
+        case 1: o->actor = optarg; break;
+        case 2: o->action = optarg; break;
+        case 3: o->target_type = optarg; break;
+        case 4: o->target_id = optarg; break;
+        case 5: o->from = optarg; break;
+        case 6: o->to = optarg; break;
         case 't': o->test_mode = 1; break;
         case 'd': o->daily = 1; break;
         case 'g': {
@@ -775,6 +787,92 @@ int tg_cmd_invoices(int argc, char **argv)
     }
     json_decref(body);
     json_decref(res);
+    curl_global_cleanup();
+    return exit_code;
+}
+
+static const char audit_usage[] =
+    "usage: tollgate audit [--actor ID] [--action PREFIX] [--target-type T] [--target-id ID]\n"
+    "                      [--from TIME] [--to TIME]\n"
+    "The audit log (GET /v1/admin/audit), newest first: who changed what through the admin API,\n"
+    "the portal or this command. --action matches the start (\"key.\" = every key action); TIME is\n"
+    "milliseconds since 1970 or a UTC time such as 2026-03-01T00:00:00Z (--from inclusive, --to not).\n"
+    "options: --server URL (admin API, default http://127.0.0.1:8081) -c CONFIG --json\n"
+    "The admin token comes from TOLLGATE_ADMIN_TOKEN or the config's admin.token.\n";
+
+int tg_cmd_audit(int argc, char **argv)
+{
+    opts_t o;
+    int rc = parse_opts(argc, argv, &o, audit_usage);
+    if (rc != 0)
+        return rc == 1 ? 0 : 2;
+    if (o.argc != 0) {
+        fprintf(stderr, "tollgate audit: unexpected argument \"%s\"\n%s", o.argv[0], audit_usage);
+        return 2;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    CURL *esc = curl_easy_init();
+    char path[1024] = "/v1/admin/audit";
+    size_t len = strlen(path);
+    const struct {
+        const char *name, *value;
+    } params[] = {{"actor", o.actor},         {"action", o.action}, {"target_type", o.target_type},
+                  {"target_id", o.target_id}, {"from", o.from},     {"to", o.to}};
+    int exit_code = esc != NULL ? 0 : 1;
+    for (size_t i = 0; exit_code == 0 && i < sizeof(params) / sizeof(params[0]); i++) {
+        if (params[i].value == NULL)
+            continue;
+        char *v = curl_easy_escape(esc, params[i].value, 0);
+        int n = v != NULL ? snprintf(path + len, sizeof(path) - len, "%c%s=%s", len == strlen("/v1/admin/audit") ? '?' : '&',
+                                     params[i].name, v)
+                          : -1;
+        curl_free(v);
+        if (n < 0 || (size_t)n >= sizeof(path) - len) {
+            fprintf(stderr, "tollgate audit: the filters are too long\n");
+            exit_code = 2;
+        } else
+            len += (size_t)n;
+    }
+    json_t *res = NULL;
+    if (exit_code == 0) {
+        long status = call_api_all(&o, path, &res);
+        if (status != 200)
+            exit_code = api_failed(status, res);
+        else if (o.json)
+            print_json(res);
+        else {
+            json_t *data = json_object_get(res, "data"), *e;
+            size_t n = json_array_size(data), i;
+            const char **cells = calloc(n * 5 + 1, sizeof(char *));
+            char (*who)[200] = calloc(n + 1, sizeof(*who)), (*what)[200] = calloc(n + 1, sizeof(*what));
+            if (cells == NULL || who == NULL || what == NULL) {
+                fprintf(stderr, "tollgate audit: out of memory\n");
+                exit_code = 1;
+                n = 0;
+            }
+            json_array_foreach(data, i, e)
+            {
+                if (i >= n)
+                    break;
+                json_t *actor = json_object_get(e, "actor"), *target = json_object_get(e, "target");
+                snprintf(who[i], sizeof(who[i]), "%s:%s", str(actor, "kind"), str(actor, "id"));
+                snprintf(what[i], sizeof(what[i]), "%s/%s", str(target, "type"), str(target, "id"));
+                cells[i * 5] = str(e, "at");
+                cells[i * 5 + 1] = who[i];
+                cells[i * 5 + 2] = str(e, "source");
+                cells[i * 5 + 3] = str(e, "action");
+                cells[i * 5 + 4] = what[i];
+            }
+            static const char *const head[] = {"AT", "ACTOR", "SOURCE", "ACTION", "TARGET"};
+            if (exit_code == 0)
+                print_table(head, 5, cells, n);
+            free(cells);
+            free(who);
+            free(what);
+        }
+    }
+    json_decref(res);
+    curl_easy_cleanup(esc);
     curl_global_cleanup();
     return exit_code;
 }

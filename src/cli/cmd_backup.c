@@ -1,10 +1,14 @@
 /* cmd_backup.c - tollgate backup and tollgate restore (ops/backup.h): parse, call, print. */
 #include <getopt.h>
+#include <jansson.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "config/config.h"
+#include "ops/audit.h"
 #include "ops/backup.h"
 
 static void usage_backup(FILE *f)
@@ -53,6 +57,33 @@ static int parse(int argc, char **argv, void (*usage)(FILE *), const char **conf
     return 0;
 }
 
+/* The restore's entry in the audit log of the database just put back (whose log ends at the
+ * backup): who restored what, so that the gap after it is explained. Only on a schema that has
+ * the log (28 on); a failure is reported, the restore stands. */
+static void audit_restore(const char *store_url, const char *dir, const tg_restore_summary_t *s)
+{
+    tg_store_t *st = NULL;
+    tg_err_t err = {0};
+    int version = 0;
+    if (tg_store_open(store_url, &st, &err) != 0 || tg_store_schema_version(st, &version, &err) != 0) {
+        fprintf(stderr, "tollgate restore: the restore is not in the audit log: %s\n", err.msg);
+        tg_store_close(st);
+        return;
+    }
+    if (version >= 28) {
+        tg_audit_actor_t who = {.kind = TG_AUDIT_CLI};
+        const struct passwd *pw = getpwuid(geteuid());
+        snprintf(who.id, sizeof(who.id), "%s", pw != NULL ? pw->pw_name : "");
+        json_t *after = json_pack("{s:s,s:i,s:I,s:I,s:s}", "backup", dir, "schema", s->backup.schema_version, "batches",
+                                  (json_int_t)s->batches, "rows", (json_int_t)s->rows, "set_aside",
+                                  s->set_aside ? s->aside_suffix : "");
+        if (tg_audit_record(st, &who, "database.restore", "database", "", NULL, after, &err) != 0)
+            fprintf(stderr, "tollgate restore: the restore is not in the audit log: %s\n", err.msg);
+        json_decref(after);
+    }
+    tg_store_close(st);
+}
+
 int tg_cmd_backup(int argc, char **argv)
 {
     int restore = strcmp(argv[0], "restore") == 0;
@@ -83,6 +114,7 @@ int tg_cmd_backup(int argc, char **argv)
                    s.backup.schema_version, cfg->storage.database, s.batches, s.rows);
             if (s.set_aside)
                 printf("what was there is kept with the suffix %s\n", s.aside_suffix);
+            audit_restore(cfg->storage.database, dir, &s);
         }
     }
     if (rc != 0)

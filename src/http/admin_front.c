@@ -238,6 +238,18 @@ static h2o_iovec_t header_value(h2o_req_t *req, const h2o_token_t *token, const 
     return i != -1 ? req->headers.entries[i].value : h2o_iovec_init(NULL, 0);
 }
 
+/* 1 if v is 1 or more of [A-Za-z0-9._:-] (a request id, a client's name). */
+static int header_token_ok(h2o_iovec_t v)
+{
+    for (size_t i = 0; i < v.len; i++) {
+        char c = v.base[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == ':' || c == '-'))
+            return 0;
+    }
+    return v.len > 0;
+}
+
 /* Fills ar from req; its strings point into req's memory. */
 static void read_request(struct tg_server *srv, h2o_req_t *req, tg_admin_request_t *ar)
 {
@@ -274,6 +286,17 @@ static void read_request(struct tg_server *srv, h2o_req_t *req, tg_admin_request
     ar->stripe_signature_len = v.len;
     ar->host = req->input.authority.base;
     ar->host_len = req->input.authority.len;
+    /* for the audit log only: copied when well formed, never trusted for anything else */
+    v = header_value(req, NULL, H2O_STRLIT("x-request-id"));
+    if (v.len > 0 && v.len < sizeof(ar->request_id) && header_token_ok(v)) {
+        memcpy(ar->request_id, v.base, v.len);
+        ar->request_id[v.len] = '\0';
+    }
+    v = header_value(req, NULL, H2O_STRLIT("x-tollgate-client"));
+    if (v.len > 0 && v.len < sizeof(ar->client) && header_token_ok(v)) {
+        memcpy(ar->client, v.base, v.len);
+        ar->client[v.len] = '\0';
+    }
 
     /* The client: the TCP peer, or what a trusted proxy says (util/cidr.h). */
     const tg_config_t *cfg = srv->deps.cfg;

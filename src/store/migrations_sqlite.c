@@ -444,6 +444,31 @@ const tg_migration_t tg_sqlite_migrations[] = {
      "  csrf_token TEXT NOT NULL,"
      "  created_at INTEGER NOT NULL,"
      "  expires_at INTEGER NOT NULL);"},
+    /* 28 (issue 14): the audit log - every change made through the admin API, the portal and the
+     * CLI (who, what, before, after), ops/audit.h. Append-only by the database itself: the
+     * triggers refuse any UPDATE or DELETE, whoever runs it (a bug, a plugin, a person with
+     * sqlite3), so the store has no call that edits a row and could not have one. at is in
+     * milliseconds; before_json/after_json are JSON text with secrets already redacted. */
+    {28, "audit log",
+     "CREATE TABLE audit_log ("
+     "  id INTEGER PRIMARY KEY,"
+     "  at INTEGER NOT NULL,"
+     "  actor_kind TEXT NOT NULL,"
+     "  actor_id TEXT NOT NULL DEFAULT '',"
+     "  source TEXT NOT NULL DEFAULT '',"
+     "  request_id TEXT NOT NULL DEFAULT '',"
+     "  action TEXT NOT NULL,"
+     "  target_type TEXT NOT NULL DEFAULT '',"
+     "  target_id TEXT NOT NULL DEFAULT '',"
+     "  before_json TEXT,"
+     "  after_json TEXT);"
+     "CREATE INDEX audit_log_at ON audit_log(at);"
+     "CREATE INDEX audit_log_target ON audit_log(target_type, target_id, id);"
+     "CREATE INDEX audit_log_actor ON audit_log(actor_id, id);"
+     "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log"
+     " BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;"
+     "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log"
+     " BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;"},
 };
 
 const size_t tg_sqlite_migrations_count = sizeof(tg_sqlite_migrations) / sizeof(tg_sqlite_migrations[0]);

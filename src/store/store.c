@@ -908,3 +908,38 @@ int tg_store_notify_pending(tg_store_t *st, tg_notify_table_t what, int64_t *n, 
 {
     return st->ops->notify_pending(st, what, n, err);
 }
+/* ---- store_audit.h (issue 14) ---- */
+
+int tg_store_audit_append(tg_store_t *st, const tg_audit_row_t *r, int64_t *id, tg_err_t *err)
+{
+    return st->ops->audit_append(st, r, id, err);
+}
+
+int tg_store_audit_page(tg_store_t *st, const tg_audit_filter_t *f, const tg_page_t *page, tg_audit_row_cb cb,
+                        void *arg, tg_page_end_t *end, tg_err_t *err)
+{
+    return st->ops->audit_page(st, f, page, cb, arg, end, err);
+}
+
+void tg_audit_row_clear(tg_audit_row_t *r)
+{
+    free(r->before_json);
+    free(r->after_json);
+    r->before_json = r->after_json = NULL;
+}
+
+static int audit_fits(const char *s, size_t cap)
+{
+    return s != NULL && strnlen(s, cap) < cap;
+}
+
+int tg_audit_row_fits(const tg_audit_row_t *r)
+{
+    return r->action[0] != '\0' && audit_fits(r->actor_kind, sizeof(r->actor_kind)) &&
+           audit_fits(r->actor_id, sizeof(r->actor_id)) && audit_fits(r->source, sizeof(r->source)) &&
+           audit_fits(r->request_id, sizeof(r->request_id)) && audit_fits(r->action, sizeof(r->action)) &&
+           audit_fits(r->target_type, sizeof(r->target_type)) && audit_fits(r->target_id, sizeof(r->target_id)) &&
+           (r->before_json == NULL || strnlen(r->before_json, TG_AUDIT_JSON_MAX + 1) <= TG_AUDIT_JSON_MAX) &&
+           (r->after_json == NULL || strnlen(r->after_json, TG_AUDIT_JSON_MAX + 1) <= TG_AUDIT_JSON_MAX);
+}
+

@@ -2,7 +2,7 @@
  *
  * tg_store_open picks a backend by the URL's scheme and the backend's open function returns a
  * connection whose first member is a tg_store_t pointing at its operations table; every
- * tg_store_* call (store.h, store_outbox.h, store_payments.h, store_meter.h, store_cluster.h, store_notify.h) is a one-line
+ * tg_store_* call (store.h, store_audit.h, store_outbox.h, store_payments.h, store_meter.h, store_cluster.h, store_notify.h) is a one-line
  * dispatch through it (store.c). Each member has the signature and the contract of the
  * tg_store_* function of the same name, documented in those headers. Not for use outside
  * src/store: callers go through the tg_store_* functions. */
@@ -10,6 +10,7 @@
 #define TG_STORE_OPS_H
 
 #include "store/store.h"
+#include "store/store_audit.h"
 #include "store/store_cluster.h"
 #include "store/store_mail.h"
 #include "store/store_meter.h"
@@ -240,6 +241,10 @@ typedef struct tg_store_ops {
     int (*notify_prune)(tg_store_t *st, tg_notify_table_t what, int64_t cutoff_s, size_t limit, size_t *deleted,
                         size_t *attempts, tg_err_t *err);
     int (*notify_pending)(tg_store_t *st, tg_notify_table_t what, int64_t *n, tg_err_t *err);
+    /* issue 14: store_audit.h */
+    int (*audit_append)(tg_store_t *st, const tg_audit_row_t *r, int64_t *id, tg_err_t *err);
+    int (*audit_page)(tg_store_t *st, const tg_audit_filter_t *f, const tg_page_t *page, tg_audit_row_cb cb, void *arg,
+                      tg_page_end_t *end, tg_err_t *err);
 } tg_store_ops_t;
 
 /* The part of a connection that every backend shares: its struct starts with it. */

@@ -709,4 +709,7 @@ const tg_store_ops_t tg_pg_ops = {
     .trials_ending = tg_pg_trials_ending,
     .notify_prune = tg_pg_notify_prune,
     .notify_pending = tg_pg_notify_pending,
+    /* issue 14 */
+    .audit_append = tg_pg_audit_append,
+    .audit_page = tg_pg_audit_page,
 };

@@ -478,4 +478,7 @@ const tg_store_ops_t tg_sqlite_ops = {
     .trials_ending = tg_sqlite_trials_ending,
     .notify_prune = tg_sqlite_notify_prune,
     .notify_pending = tg_sqlite_notify_pending,
+    /* issue 14 */
+    .audit_append = tg_sqlite_audit_append,
+    .audit_page = tg_sqlite_audit_page,
 };

@@ -198,6 +198,8 @@ static const char *const IDENTITY[][2] = {
     {"events", "seq"},        {"webhook_deliveries", "seq"},     {"webhook_attempts", "id"},
     /* migration 25 (email) */
     {"mail_outbox", "id"},    {"mail_attempts", "rowid"},
+    /* migration 28 (audit log) */
+    {"audit_log", "id"},
 };
 #define IDENTITY_COUNT (sizeof(IDENTITY) / sizeof(IDENTITY[0]))
 

@@ -130,6 +130,8 @@ static void check_complete(const tg_store_ops_t *ops)
     OP(meter_refused)
     OP(meter_take_back)
     OP(meter_outbox_counts)
+    OP(audit_append)
+    OP(audit_page)
 #undef OP
 }
 
