@@ -66,8 +66,8 @@ int tg_email_confirmation_resend(tg_store_t *st, const char *public_url, const c
     if (rc == 0 && c.email_confirmed_at != 0)
         rc = tg_errf(err, TG_EEXIST, "%s is confirmed already", c.email);
     if (rc == 0)
-        rc = tg_account_mail_link(st, public_url, &c, TG_PURPOSE_CONFIRM_EMAIL, TG_CONFIRM_TTL_S,
-                                  "confirm-email.html", now, err);
+        rc = tg_account_mail_link(st, public_url, &c, TG_PURPOSE_CONFIRM_EMAIL, TG_CONFIRM_TTL_S, "confirm-email.html",
+                                  now, err);
     if (rc == 0)
         rc = tg_store_tx_commit(st, err);
     if (rc != 0) {
