@@ -230,7 +230,10 @@ test('events reach the customer by email as they choose: key.created mailed by d
   assert.equal(k0.status, 201);
   const first = await sink.waitFor((x) => x.to.includes(to) && /A new API key was created/.test(x.raw.toString()), `key.created to ${to}`);
   assert.match(first.parsed.text, new RegExp(`a new API key \\(${k0.json.prefix}\\.\\.\\.\\) was created on your account`));
-  assert.deepEqual((await c.call('GET', '/v1/me/notification-settings')).json, { email_events: '*', email_enabled: true });
+  assert.deepEqual((await c.call('GET', '/v1/me/notification-settings')).json, { email_events: '*', email_enabled: true,
+    email_choices: ['usage.threshold_reached', 'quota.exhausted', 'budget.exceeded', 'trial.will_end', 'invoice.finalized',
+      'invoice.paid', 'invoice.payment_failed', 'account.past_due', 'account.suspended', 'account.resumed', 'key.created',
+      'key.rotated', 'key.revoked', 'plan.changed'] });
   // an owner-only or unknown type cannot be chosen
   assert.equal((await c.call('PUT', '/v1/me/notification-settings', { email_events: ['customer.created'] })).status, 400);
   assert.equal((await c.call('PUT', '/v1/me/notification-settings', { email_events: ['key.nope'] })).status, 400);
