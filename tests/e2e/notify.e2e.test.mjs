@@ -109,6 +109,14 @@ test('the owner dashboard lists the owner\'s endpoints, their deliveries and the
   await page.reload();
   await waitForText(page, '[data-testid=events]', /customer\.created/);
   await waitForText(page, '[data-testid=webhook-deliveries]', /key\.created\s*delivered/);
+  // a test-send from the dashboard, and its attempts
+  await page.click('[data-testid=webhook-endpoints] button:text("Send test")');
+  await waitForText(page, '#wh-msg', /A test event \(webhook\.test\) is on its way/);
+  for (let i = 0; i < 200 && got.length < before + 3; i++) await page.waitForTimeout(25);
+  await page.reload();
+  await waitForText(page, '[data-testid=webhook-deliveries]', /webhook\.test\s*delivered/);
+  await page.click('[data-testid=webhook-deliveries] tr:has-text("webhook.test") button:text("Details")');
+  await waitForText(page, '[data-testid=attempts]', /UTC: HTTP 204 in \d+ ms/);
   assert.deepEqual(errors, []);
   await context.close();
 });
