@@ -2,13 +2,14 @@
 // (Debian's chromium driven by playwright-core) at 1280 and 390 px: a developer signs up, sets a
 // monthly budget typed as a decimal, unticks an event they do not want by email, reloads and finds
 // both kept; the API confirms the budget was stored as exact minor units. The page asks for a new
-// confirmation link while the address is unconfirmed (a real SMTP sink receives it). No console
+// confirmation link while the address is unconfirmed (a real SMTP sink receives it; the older
+// link's page then refuses and points to the account page, the new one confirms). No console
 // errors, no Content-Security-Policy violation, no horizontal scrolling.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 import { Stack } from '../integration/harness.mjs';
-import { startSink } from '../notify/sink.mjs';
+import { startSink, simpleParser } from '../notify/sink.mjs';
 
 let s, sink, browser;
 before(async () => {
@@ -108,6 +109,22 @@ for (const [width, typed, minor] of [[1280, '49.50', 4950], [390, '0.29', 29]]) 
     await page.getByRole('button', { name: 'Send me a new confirmation link' }).click();
     await waitForText(page, '#confirm-msg', /new link is on its way/);
     await sink.waitFor((x) => x.to.includes(to) && sink.messages.filter((y) => y.to.includes(to)).length > n, `the new link to ${to}`);
+    const mails = await Promise.all(sink.messages.filter((x) => x.to.includes(to)).map((x) => simpleParser(x.raw)));
+    const links = mails.map((m) => /\/portal\/confirm-email\.html#token=[A-Za-z0-9_-]{43}/.exec(m.text)[0]);
+    assert.equal(links.length, 2);
+    // the sign-up's link no longer works, and its page says where to get a new one
+    const seen = errors.length;
+    await page.goto(`${s.admin}${links[0]}`);
+    await page.click('#confirm button[type=submit]');
+    await waitForText(page, '#msg', /not valid.*Sign in and ask for a new link/);
+    // the one error expected: the browser logs the refused link's 400
+    assert.deepEqual(errors.splice(seen), ['Failed to load resource: the server responded with a status of 400 (Bad Request)']);
+    await page.goto(`${s.admin}${links[1]}`);
+    await page.click('#confirm button[type=submit]');
+    await waitForText(page, '#msg', new RegExp(`${to.replace(/[.]/g, '\\.')} is confirmed`));
+    await page.goto(`${s.admin}/portal/app.html#notifications`);
+    await waitForText(page, '[data-testid=budget-state]', /budget/);
+    assert.equal(await page.isVisible('[data-testid=confirm-box]'), false);
 
     // "Remove budget" clears it
     await page.click('#budget-clear');
