@@ -131,6 +131,10 @@ void tg_adm_invoices_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin
 struct tg_throttle;
 int tg_portal_mail_confirmation(tg_admin_t *a, const tg_customer_t *c, tg_err_t *err);
 void tg_portal_confirm_email(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
+/* POST /v1/me/confirmation: a new confirmation link for the signed-in customer c (address: the
+ * client's, as the throttle keys it). */
+void tg_portal_resend_confirmation(tg_admin_t *a, struct tg_throttle *limits, const char *address,
+                                   const tg_customer_t *c, tg_admin_response_t *res);
 void tg_portal_forgot_password(tg_admin_t *a, struct tg_throttle *limits, const char *address,
                                const tg_admin_request_t *r, tg_admin_response_t *res);
 int tg_portal_reset_check(tg_admin_t *a, const char *token, const char *password, tg_customer_t *c,

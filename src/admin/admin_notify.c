@@ -229,7 +229,9 @@ static void list_events(tg_admin_t *a, const char *customer_id, const tg_admin_r
     tg_adm_reply_page(res, "events", arr, &end);
 }
 
-/* GET/PUT notification-settings: {"email_events": "*" | [types]} (a customer's own). */
+/* GET/PUT notification-settings: {"email_events": "*" | [types]} (a customer's own); the answer
+ * adds email_enabled (an email: section is configured) and email_choices (the types to choose
+ * from). */
 static void notification_settings(tg_admin_t *a, const char *customer_id, const tg_admin_request_t *r,
                                   tg_admin_response_t *res)
 {
@@ -271,7 +273,14 @@ static void notification_settings(tg_admin_t *a, const char *customer_id, const 
             *tok++ = '\0';
         json_array_append_new(list, json_string(p));
     }
-    tg_adm_reply_json(res, 200, json_pack("{s:o,s:b}", "email_events", list, "email_enabled", a->d.cfg->email.enabled));
+    /* The types the customer may choose from, in the order of events.h: the page offers these. */
+    json_t *choices = json_array();
+    for (size_t i = 0; tg_event_types[i] != NULL; i++)
+        if (tg_event_emailable(tg_event_types[i]))
+            json_array_append_new(choices, json_string(tg_event_types[i]));
+    tg_adm_reply_json(res, 200,
+                      json_pack("{s:o,s:b,s:o}", "email_events", list, "email_enabled", a->d.cfg->email.enabled,
+                                "email_choices", choices));
 }
 
 int tg_adm_notify_route(tg_admin_t *a, const char *customer_id, const tg_adm_segs_t *s, size_t at,

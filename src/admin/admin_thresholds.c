@@ -4,7 +4,7 @@
  *        (usage thresholds, quota exhausted, budget, trial), each once per period: the record
  *        that makes them fire once (store_thresholds.h)
  *   GET  /v1/admin/customers/{id}/budget, /v1/me/budget  the monthly budget and the estimate
- *   PUT  the same, {"amount": "50.00"} sets it, {"amount": null} removes it
+ *   PUT  the same, {"amount": "50.00"} or {"amount_minor": 5000} sets it, null removes it
  * and /metrics' tollgate_notifications_decided_total.
  * The decisions are notify/budget.h's; this file only speaks HTTP. */
 #include <jansson.h>
@@ -56,14 +56,26 @@ void tg_adm_budget(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request
         json_t *body = tg_adm_parse_body(r, res);
         if (body == NULL)
             return;
-        json_t *amount = json_object_get(body, "amount");
-        int rc;
-        if (amount == NULL || !(json_is_null(amount) || json_is_string(amount)))
-            rc = tg_errf(&err, TG_EINVAL, "amount: a decimal string of %s, like \"50.00\", or null to remove the budget",
+        json_t *amount = json_object_get(body, "amount"), *minor = json_object_get(body, "amount_minor");
+        tg_money_t v = 0;
+        int rc = 0;
+        if ((amount == NULL) == (minor == NULL))
+            rc = tg_errf(&err, TG_EINVAL,
+                         "amount: a decimal string of %s, like \"50.00\", or amount_minor: a whole number of its minor "
+                         "units, like 5000 (one of the two; null removes the budget)",
                          plan->currency);
-        else
-            rc = tg_budget_set(a->d.store, plan, c->id, json_is_null(amount) ? NULL : json_string_value(amount), now,
-                               &err);
+        else if (amount != NULL && !json_is_null(amount) && !json_is_string(amount))
+            rc =
+                tg_errf(&err, TG_EINVAL, "amount: a decimal string of %s, like \"50.00\", or null to remove the budget",
+                        plan->currency);
+        else if (minor != NULL && !json_is_null(minor) && !json_is_integer(minor))
+            rc = tg_errf(&err, TG_EINVAL, "amount_minor: a whole number of %s's minor units, or null", plan->currency);
+        else if (json_is_string(amount))
+            rc = tg_budget_parse(plan, json_string_value(amount), &v, &err);
+        else if (json_is_integer(minor))
+            rc = tg_budget_from_minor(plan, json_integer_value(minor), &v, &err);
+        if (rc == 0)
+            rc = tg_budget_set_value(a->d.store, c->id, v, now, &err);
         json_decref(body);
         if (rc != 0) {
             tg_adm_reply_svc_error(res, rc, &err);
@@ -79,11 +91,19 @@ void tg_adm_budget(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request
         tg_adm_reply_svc_error(res, rc, &err);
         return;
     }
-    tg_adm_reply_json(res, 200,
-                      json_pack("{s:o,s:s,s:o,s:b,s:o,s:o}", "budget",
-                                v.budget > 0 ? money_json(v.budget, plan) : json_null(), "currency", plan->currency,
-                                "estimate", money_json(v.estimate, plan), "exceeded", v.exceeded, "period_start",
-                                tg_adm_json_time(v.period_start), "period_end", tg_adm_json_time(v.period_end)));
+    json_t *j =
+        json_pack("{s:o,s:s,s:o,s:b,s:o,s:o}", "budget", v.budget > 0 ? money_json(v.budget, plan) : json_null(),
+                  "currency", plan->currency, "estimate", money_json(v.estimate, plan), "exceeded", v.exceeded,
+                  "period_start", tg_adm_json_time(v.period_start), "period_end", tg_adm_json_time(v.period_end));
+    /* The same amounts in whole minor units, and the currency's digits: what a client that
+     * parses "49.50" itself sends and compares, with no floating point anywhere. */
+    json_object_set_new(j, "budget_minor",
+                        v.budget > 0 ? json_integer((json_int_t)tg_budget_minor(plan, v.budget)) : json_null());
+    json_object_set_new(
+        j, "estimate_minor",
+        json_integer((json_int_t)tg_budget_minor(plan, tg_money_round(v.estimate, plan->currency_digits))));
+    json_object_set_new(j, "currency_digits", json_integer(plan->currency_digits));
+    tg_adm_reply_json(res, 200, j);
 }
 
 char *tg_adm_thresholds_metrics(char *body)

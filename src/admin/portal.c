@@ -57,7 +57,8 @@
 struct tg_portal {
     tg_throttle_t *pair, *address, *account; /* sign-in failures */
     tg_throttle_t *signups;                  /* sign-ups per address ("a:ADDR") and in all ("*") */
-    tg_throttle_t *resets; /* "forgot password" per address ("a:ADDR") and per email ("e:EMAIL") */
+    tg_throttle_t *resets; /* "forgot password" per address ("a:ADDR") and per email ("e:EMAIL"); new
+                            * confirmation links per customer ("c:ID") and per address ("r:ADDR") */
 };
 
 tg_portal_t *tg_portal_new(void)
@@ -963,6 +964,14 @@ int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_reque
                            "The account is %s: it can read its invoices, but not create keys or change plans.", status);
     } else if (s->n == 3 && tg_adm_seg_is(s, 2, "password") && tg_adm_method_is(r, "POST")) {
         change_password(a, &c, r, res);
+    } else if (s->n == 3 && tg_adm_seg_is(s, 2, "confirmation") && tg_mail_enabled()) {
+        /* a new confirmation link (portal_account.c); without email there is none: 404 below */
+        char address[TG_CIDR_TEXT_MAX + 4];
+        address_key(r->remote_addr, address, sizeof(address));
+        if (!tg_adm_method_is(r, "POST"))
+            tg_adm_reply_error(res, 405, "method_not_allowed", "Use POST.");
+        else
+            tg_portal_resend_confirmation(a, a->portal->resets, address, &c, res);
     } else if (s->n == 2 && tg_adm_method_is(r, "GET")) {
         json_t *j = tg_adm_customer_json(a, &c);
         json_object_set_new(j, "csrf_token", json_string(ses.csrf_token));

@@ -1,14 +1,14 @@
 /* portal_account.c - the account mails of the developer portal (issue 13): the address
- * confirmation a sign-up sends, POST /v1/confirm-email, POST /v1/forgot-password and the two
- * halves of POST /v1/reset-password (the Argon2id hash between them runs on a hash worker:
- * portal.c's SLOW_RESET). Present only with an email: section; without one these routes are 404.
+ * confirmation a sign-up sends, POST /v1/confirm-email, POST /v1/me/confirmation (a new
+ * confirmation link), POST /v1/forgot-password and the two halves of POST /v1/reset-password
+ * (the Argon2id hash between them runs on a hash worker: portal.c's SLOW_RESET). Present only
+ * with an email: section; without one these routes are 404.
  *
- * Tokens are 256 random bits in base64url, mailed in a link's fragment (#token=..., never sent
- * to a server by the browser, so never in an access log or a Referer); only their SHA-256 is
- * stored. Each is single-use (used_at, set by an UPDATE that only one caller can win) and
- * expires: 24 h for a confirmation, 1 h for a reset. A new token of a purpose ends the older ones
- * of that customer. "Forgot password" answers 202 whatever the address: whether an account exists
- * is never revealed; it is rate limited per client address and per address asked about.
+ * The tokens' rules (single use, expiry, a new link ending the older ones) are
+ * notify/account_mail.c's; this file parses, rate limits and answers. "Forgot password" answers
+ * 202 whatever the address: whether an account exists is never revealed; it is rate limited
+ * per client address and per address asked about. A new confirmation link answers 202 whether
+ * or not one was sent, rate limited per account and per client address.
  * Runs on the admin back thread. */
 #include <sodium.h>
 #include <stdio.h>
@@ -16,64 +16,26 @@
 
 #include "admin/admin_int.h"
 #include "admin/password_policy.h"
+#include "notify/account_mail.h"
 #include "notify/mail_outbox.h"
 #include "store/store_mail.h"
+#include "util/cidr.h"
 #include "util/clock.h"
 #include "util/throttle.h"
 #include "util/log.h"
 
-#define CONFIRM_TTL_S 86400
-#define RESET_TTL_S 3600
-#define TOKEN_TEXT_MAX 64
 #define FORGOT_PER_ADDRESS 10 /* per hour */
 #define FORGOT_PER_EMAIL 5    /* per hour */
-
-static void token_hash(const char *token, uint8_t out[32])
-{
-    crypto_hash_sha256(out, (const unsigned char *)token, strlen(token));
-}
-
-/* A new token for (customer, purpose), stored as its hash; older unused ones of the purpose end. */
-static int token_issue(tg_store_t *st, const char *customer_id, const char *purpose, int64_t ttl_s,
-                       char out[TOKEN_TEXT_MAX], tg_err_t *err)
-{
-    uint8_t raw[32], h[32];
-    randombytes_buf(raw, sizeof(raw));
-    sodium_bin2base64(out, TOKEN_TEXT_MAX, raw, sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    sodium_memzero(raw, sizeof(raw));
-    token_hash(out, h);
-    int64_t now = tg_adm_now_s();
-    int rc = tg_store_email_token_revoke(st, customer_id, purpose, now, err);
-    if (rc == 0)
-        rc = tg_store_email_token_insert(st, h, customer_id, purpose, now, now + ttl_s, err);
-    return rc;
-}
-
-/* Queues the mail of template `tmpl` for c with a fresh token's link to page. */
-static int mail_link(tg_admin_t *a, const tg_customer_t *c, const char *tmpl, const char *purpose, int64_t ttl_s,
-                     const char *page, tg_err_t *err)
-{
-    char token[TOKEN_TEXT_MAX], link[1024];
-    int rc = token_issue(a->d.store, c->id, purpose, ttl_s, token, err);
-    if (rc != 0)
-        return rc;
-    snprintf(link, sizeof(link), "%s/portal/%s#token=%s", a->d.cfg->portal.public_url, page, token);
-    json_t *vars = json_pack("{s:s,s:s,s:s}", "customer_name", c->name[0] ? c->name : c->email, "customer_email",
-                             c->email, "link", link);
-    rc = vars != NULL ? tg_mail_enqueue_id(a->d.store, c->email, tmpl, vars, c->id, NULL, err)
-                      : tg_errf(err, TG_ENOMEM, "out of memory");
-    json_decref(vars);
-    sodium_memzero(token, sizeof(token));
-    sodium_memzero(link, sizeof(link));
-    return rc;
-}
+#define RESEND_PER_ACCOUNT 5  /* new confirmation links per hour */
+#define RESEND_PER_ADDRESS 10 /* per hour, from one client address */
 
 int tg_portal_mail_confirmation(tg_admin_t *a, const tg_customer_t *c, tg_err_t *err)
 {
     if (!tg_mail_enabled())
         return 0;
     tg_err_t e = {0};
-    int rc = mail_link(a, c, "confirm_email", "confirm_email", CONFIRM_TTL_S, "confirm-email.html", &e);
+    int rc = tg_account_mail_link(a->d.store, a->d.cfg->portal.public_url, c, TG_PURPOSE_CONFIRM_EMAIL,
+                                  TG_CONFIRM_TTL_S, "confirm-email.html", tg_adm_now_s(), &e);
     if (rc == TG_EINVAL || rc == TG_ENOTFOUND || rc == TG_EIO || rc == TG_ELIMIT) {
         /* a template the owner broke: the sign-up goes on without the mail, the owner is told */
         tg_log(TG_LOG_WARN, "the confirmation mail for %s could not be built: %s", c->id, e.msg);
@@ -101,7 +63,7 @@ static const char *body_token(json_t *body, tg_admin_response_t *res)
 {
     int bad = 0;
     const char *t = tg_adm_opt_string(body, "token", &bad);
-    if (bad || t == NULL || strlen(t) == 0 || strlen(t) >= TOKEN_TEXT_MAX) {
+    if (bad || t == NULL || strlen(t) == 0 || strlen(t) >= TG_ACCOUNT_TOKEN_MAX) {
         tg_adm_reply_error(res, 400, "invalid_token", "This link is not valid: it was used, it expired or it was never issued.");
         return NULL;
     }
@@ -114,37 +76,63 @@ void tg_portal_confirm_email(tg_admin_t *a, const tg_admin_request_t *r, tg_admi
     if (body == NULL)
         return;
     const char *token = body_token(body, res);
-    if (token == NULL) {
-        json_decref(body);
-        return;
-    }
-    uint8_t h[32];
-    token_hash(token, h);
-    json_decref(body);
-    char cid[TG_ID_MAX];
     tg_customer_t c;
     tg_err_t err = {0};
-    int64_t now = tg_adm_now_s();
     tg_audit_actor_t who;
     tg_adm_audit_actor(r, TG_AUDIT_CUSTOMER, "", &who);
-    int rc = tg_store_tx_begin(a->d.store, &err);
-    if (rc == 0 && (rc = tg_store_email_token_use(a->d.store, h, "confirm_email", now, cid, &err)) == 0 &&
-        (rc = tg_store_customer_confirm_email(a->d.store, cid, now, &err)) == 0 &&
-        (rc = tg_store_customer_get(a->d.store, cid, &c, &err)) == 0 &&
-        (rc = audit_account(a, &who, cid, "customer.email_confirm",
-                            json_pack("{s:s,s:I}", "email", c.email, "email_confirmed_at", (json_int_t)now), &err)) == 0)
-        rc = tg_store_tx_commit(a->d.store, &err);
+    int rc = token != NULL ? tg_email_confirm(a->d.store, token, tg_adm_now_s(), &who, &c, &err) : 1;
+    json_decref(body);
+    if (rc == 1)
+        return; /* body_token replied */
+    if (rc == TG_ENOTFOUND) {
+        tg_adm_reply_error(res, 400, "invalid_token", "This link is not valid: it was used, it expired or it was never issued.");
+        return;
+    }
     if (rc != 0) {
-        tg_store_tx_rollback(a->d.store);
-        if (rc == TG_ENOTFOUND)
-            tg_adm_reply_error(res, 400, "invalid_token",
-                               "This link is not valid: it was used, it expired or it was never issued.");
-        else
-            tg_adm_reply_error(res, 500, "internal_error", "Confirming the address failed: %s", err.msg);
+        tg_adm_reply_error(res, 500, "internal_error", "Confirming the address failed: %s", err.msg);
         return;
     }
     tg_accounts_put_customer(a->d.accounts, &c, NULL); /* the gateway lets its keys through now */
     tg_adm_reply_json(res, 200, json_pack("{s:b,s:s}", "email_confirmed", 1, "email", c.email));
+}
+
+/* Seconds to wait from a throttle's answer in nanoseconds, for Retry-After (1 s to 1 hour). */
+static int retry_seconds(int64_t wait_ns)
+{
+    int64_t s = (wait_ns + TG_NS_PER_SEC - 1) / TG_NS_PER_SEC;
+    return s < 1 ? 1 : s > 3600 ? 3600 : (int)s;
+}
+
+void tg_portal_resend_confirmation(tg_admin_t *a, tg_throttle_t *limits, const char *address, const tg_customer_t *c,
+                                   tg_admin_response_t *res)
+{
+    /* Limited per account and per client address, like "forgot password": a session cannot be
+     * used to flood its own inbox (or the mail server's reputation), nor can one client with
+     * many accounts. Every request counts, sent or not. */
+    char key[TG_ID_MAX + TG_CIDR_TEXT_MAX + 8];
+    int64_t now = tg_clock_mono_ns(), hour = 3600 * TG_NS_PER_SEC;
+    snprintf(key, sizeof(key), "c:%s", c->id);
+    int64_t wait = tg_throttle_hit(limits, key, RESEND_PER_ACCOUNT, hour, now);
+    if (wait == 0) {
+        snprintf(key, sizeof(key), "r:%s", address);
+        wait = tg_throttle_hit(limits, key, RESEND_PER_ADDRESS, hour, now);
+    }
+    if (wait > 0) {
+        res->retry_after = retry_seconds(wait);
+        tg_adm_reply_error(res, 429, "rate_limited", "Too many confirmation links asked for; retry in %d seconds.",
+                           res->retry_after);
+        return;
+    }
+    tg_err_t err = {0};
+    int rc = tg_email_confirmation_resend(a->d.store, a->d.cfg->portal.public_url, c->id, tg_adm_now_s(), &err);
+    /* Confirmed already: nothing is sent, and the answer is the same (the page knows the state
+     * from GET /v1/me; this answer never says more than that). Other errors are the owner's to
+     * see in the log. */
+    if (rc != 0 && rc != TG_EEXIST)
+        tg_log(TG_LOG_WARN, "a new confirmation link for %s could not be queued: %s", c->id, err.msg);
+    tg_adm_reply_json(res, 202,
+                      json_pack("{s:s}", "message",
+                                "If your address is not confirmed yet, a new link is on its way; earlier links no longer work."));
 }
 
 void tg_portal_forgot_password(tg_admin_t *a, tg_throttle_t *limits, const char *address, const tg_admin_request_t *r,
@@ -174,8 +162,7 @@ void tg_portal_forgot_password(tg_admin_t *a, tg_throttle_t *limits, const char 
         wait = tg_throttle_hit(limits, key, FORGOT_PER_EMAIL, hour, now);
     }
     if (wait > 0) {
-        int64_t s = (wait + TG_NS_PER_SEC - 1) / TG_NS_PER_SEC;
-        res->retry_after = s < 1 ? 1 : s > 3600 ? 3600 : (int)s;
+        res->retry_after = retry_seconds(wait);
         tg_adm_reply_error(res, 429, "rate_limited", "Too many password resets asked for; retry in %d seconds.",
                            res->retry_after);
         json_decref(body);
@@ -189,7 +176,8 @@ void tg_portal_forgot_password(tg_admin_t *a, tg_throttle_t *limits, const char 
      * answer is the same 202: an error is the owner's to see in the log, not the caller's. */
     if (tg_store_customer_by_email(a->d.store, email, &c, hash, sizeof(hash), &err) == 0 && hash[0] != '\0') {
         if (tg_store_tx_begin(a->d.store, &err) == 0) {
-            if (mail_link(a, &c, "reset_password", "reset_password", RESET_TTL_S, "reset-password.html", &err) == 0 &&
+            if (tg_account_mail_link(a->d.store, a->d.cfg->portal.public_url, &c, TG_PURPOSE_RESET_PASSWORD,
+                                     TG_RESET_TTL_S, "reset-password.html", tg_adm_now_s(), &err) == 0 &&
                 tg_store_tx_commit(a->d.store, &err) == 0)
                 queued = 1;
             else
@@ -215,14 +203,14 @@ int tg_portal_reset_check(tg_admin_t *a, const char *token, const char *password
     uint8_t h[32];
     char cid[TG_ID_MAX];
     tg_err_t err = {0};
-    if (token == NULL || strlen(token) == 0 || strlen(token) >= TOKEN_TEXT_MAX) {
+    if (token == NULL || strlen(token) == 0 || strlen(token) >= TG_ACCOUNT_TOKEN_MAX) {
         tg_adm_reply_error(res, 400, "invalid_token", "This link is not valid: it was used, it expired or it was never issued.");
         return 0;
     }
-    token_hash(token, h);
+    tg_account_token_hash(token, h);
     int rc = tg_store_tx_begin(a->d.store, &err);
     if (rc == 0) {
-        rc = tg_store_email_token_use(a->d.store, h, "reset_password", tg_adm_now_s(), cid, &err);
+        rc = tg_store_email_token_use(a->d.store, h, TG_PURPOSE_RESET_PASSWORD, tg_adm_now_s(), cid, &err);
         if (rc == 0)
             rc = tg_store_customer_get(a->d.store, cid, c, &err);
         tg_store_tx_rollback(a->d.store);
@@ -256,16 +244,16 @@ void tg_portal_reset_finish(tg_admin_t *a, const char *token, const char *new_ha
     tg_err_t err = {0};
     uint64_t ended = 0;
     int64_t now = tg_adm_now_s();
-    token_hash(token, h);
+    tg_account_token_hash(token, h);
     if (new_hash[0] == '\0') {
         tg_adm_reply_error(res, 503, "service_unavailable", "Out of memory hashing the password; retry.");
         return;
     }
     int rc = tg_store_tx_begin(a->d.store, &err);
-    if (rc == 0 && (rc = tg_store_email_token_use(a->d.store, h, "reset_password", now, cid, &err)) == 0 &&
+    if (rc == 0 && (rc = tg_store_email_token_use(a->d.store, h, TG_PURPOSE_RESET_PASSWORD, now, cid, &err)) == 0 &&
         (rc = tg_store_customer_set_password(a->d.store, cid, new_hash, &err)) == 0 &&
         (rc = tg_store_session_delete_customer(a->d.store, cid, &ended, &err)) == 0 &&
-        (rc = tg_store_email_token_revoke(a->d.store, cid, "reset_password", now, &err)) == 0 &&
+        (rc = tg_store_email_token_revoke(a->d.store, cid, TG_PURPOSE_RESET_PASSWORD, now, &err)) == 0 &&
         (rc = audit_account(a, who, cid, "customer.password_reset",
                             json_pack("{s:b,s:I}", "password_reset", 1, "sessions_ended", (json_int_t)ended), &err)) == 0)
         rc = tg_store_tx_commit(a->d.store, &err);

@@ -29,6 +29,36 @@ int tg_budget_parse(const tg_plan_t *plan, const char *text, tg_money_t *out, tg
     return 0;
 }
 
+/* Nano-units per minor unit of a currency with `digits` minor digits (0 to 9). */
+static int64_t minor_scale(int digits)
+{
+    int64_t k = 1;
+    for (int i = digits; i < TG_MONEY_DIGITS; i++)
+        k *= 10;
+    return k;
+}
+
+int tg_budget_from_minor(const tg_plan_t *plan, int64_t minor, tg_money_t *out, tg_err_t *err)
+{
+    int64_t k = minor_scale(plan->currency_digits);
+    if (minor <= 0)
+        return tg_errf(err, TG_EINVAL, "amount_minor: must be above zero (remove the budget with null)");
+    if (minor > BUDGET_MAX / k) /* checked before multiplying: no overflow */
+        return tg_errf(err, TG_ERANGE, "amount_minor: at most 1000000000 %s", plan->currency);
+    *out = minor * k;
+    return 0;
+}
+
+int64_t tg_budget_minor(const tg_plan_t *plan, tg_money_t v)
+{
+    return v / minor_scale(plan->currency_digits);
+}
+
+int tg_budget_set_value(tg_store_t *st, const char *customer_id, tg_money_t v, int64_t now_s, tg_err_t *err)
+{
+    return tg_store_budget_set(st, customer_id, v, now_s, err);
+}
+
 int tg_budget_set(tg_store_t *st, const tg_plan_t *plan, const char *customer_id, const char *text, int64_t now_s,
                   tg_err_t *err)
 {

@@ -18,6 +18,19 @@
  * minor digits, under a billion major units. TG_EINVAL / TG_ERANGE with a sentence in err. */
 int tg_budget_parse(const tg_plan_t *plan, const char *text, tg_money_t *out, tg_err_t *err);
 
+/* The same from an amount in minor units of plan's currency (4950 = 49.50 usd; 5000 = 5000 jpy):
+ * what the portal sends, having parsed the customer's decimal text itself, so that no
+ * floating-point number stands between the text and the amount. Positive, under a billion major
+ * units; TG_EINVAL / TG_ERANGE with a sentence in err. */
+int tg_budget_from_minor(const tg_plan_t *plan, int64_t minor, tg_money_t *out, tg_err_t *err);
+
+/* v (a whole number of plan's minor units, as every budget and estimate is) in minor units. */
+int64_t tg_budget_minor(const tg_plan_t *plan, tg_money_t v);
+
+/* Sets customer_id's budget to v (from tg_budget_parse or tg_budget_from_minor; 0 removes it).
+ * The store's error. */
+int tg_budget_set_value(tg_store_t *st, const char *customer_id, tg_money_t v, int64_t now_s, tg_err_t *err);
+
 /* Sets customer_id's budget to text (NULL removes it). TG_EINVAL for a bad amount, or the
  * store's error. */
 int tg_budget_set(tg_store_t *st, const tg_plan_t *plan, const char *customer_id, const char *text, int64_t now_s,

@@ -238,8 +238,7 @@ int tg_event_payload(const tg_event_t *e, char **out, size_t *len, tg_err_t *err
 
 /* ---- the customer's choice of events by email ---- */
 
-/* Types a customer is told of by email: every type but the owner's and the webhooks' own. */
-static int customer_facing(const char *type)
+int tg_event_emailable(const char *type)
 {
     return tg_event_type_known(type) && strcmp(type, TG_EVENT_CUSTOMER_CREATED) != 0 &&
            strcmp(type, TG_EVENT_CUSTOMER_CANCELED) != 0 && strcmp(type, TG_EVENT_WEBHOOK_TEST) != 0 &&
@@ -254,7 +253,7 @@ int tg_event_email_choice_put(tg_store_t *st, const char *customer_id, int all, 
     if (all)
         snprintf(joined, sizeof(joined), "*");
     for (size_t i = 0; !all && i < n; i++) {
-        if (types[i] == NULL || !customer_facing(types[i]))
+        if (types[i] == NULL || !tg_event_emailable(types[i]))
             return tg_errf(err, TG_EINVAL, "email_events[%zu]: %.60s is not an event a customer is emailed about", i,
                            types[i] != NULL ? types[i] : "(not a string)");
         int w = snprintf(joined + used, sizeof(joined) - used, "%s%s", used > 0 ? "," : "", types[i]);

@@ -50,6 +50,11 @@ extern const char *const tg_event_types[];
 /* 1 if type is a known event type. */
 int tg_event_type_known(const char *type);
 
+/* 1 if a customer may choose to be told of type by email: every known type but the owner's
+ * (customer.created, customer.canceled) and the webhooks' own (webhook.test,
+ * webhook_endpoint.disabled). */
+int tg_event_emailable(const char *type);
+
 /* A customer's choice of events by email (notification_settings.email_events): all = 1 for every
  * customer-facing event (also those added later), else the n types listed (0 = none). TG_EINVAL
  * naming a type that is not a customer-facing event type. The store's errors. */

@@ -66,11 +66,18 @@ test('the portal adds a webhook endpoint, shows its secret once, sends a test ev
   const secret = /whsec_[A-Za-z0-9+/=]+/.exec(shown)[0];
   await waitForText(page, '[data-testid=webhook-endpoints]', /key\.created, invoice\.paid\s*enabled/);
   await page.click('[data-testid=webhook-endpoints] button:text("Send test")');
+  await waitForText(page, '#wh-msg', /A test event \(webhook\.test\) is on its way/);
   for (let i = 0; i < 200 && got.length === 0; i++) await page.waitForTimeout(25);
   assert.equal(got.length, 1);
   assert.equal(new Webhook(secret).verify(got[0].body, got[0].headers).type, 'webhook.test');
   await page.reload();
   await waitForText(page, '[data-testid=webhook-deliveries]', /webhook\.test\s*delivered\s*1/);
+  // the delivery's attempts: status, response time, the endpoint; folded away by a second click
+  await page.click('[data-testid=webhook-deliveries] button:text("Details")');
+  await waitForText(page, '[data-testid=attempts]', /UTC: HTTP 204 in \d+ ms/);
+  assert.match(await page.textContent('[data-testid=webhook-deliveries]'), new RegExp(`To http://127\\.0\\.0\\.1:${srv.address().port}/hooks, webhook-id msg_`));
+  await page.click('[data-testid=webhook-deliveries] button:text("Details")');
+  assert.equal(await page.$('[data-testid=attempts]'), null);
   // a new key: key.created reaches the endpoint too
   await page.fill('#key-name', 'second');
   await page.click('#key-form button[type=submit]');
@@ -102,6 +109,14 @@ test('the owner dashboard lists the owner\'s endpoints, their deliveries and the
   await page.reload();
   await waitForText(page, '[data-testid=events]', /customer\.created/);
   await waitForText(page, '[data-testid=webhook-deliveries]', /key\.created\s*delivered/);
+  // a test-send from the dashboard, and its attempts
+  await page.click('[data-testid=webhook-endpoints] button:text("Send test")');
+  await waitForText(page, '#wh-msg', /A test event \(webhook\.test\) is on its way/);
+  for (let i = 0; i < 200 && got.length < before + 3; i++) await page.waitForTimeout(25);
+  await page.reload();
+  await waitForText(page, '[data-testid=webhook-deliveries]', /webhook\.test\s*delivered/);
+  await page.click('[data-testid=webhook-deliveries] tr:has-text("webhook.test") button:text("Details")');
+  await waitForText(page, '[data-testid=attempts]', /UTC: HTTP 204 in \d+ ms/);
   assert.deepEqual(errors, []);
   await context.close();
 });

@@ -36,7 +36,7 @@ function client() {
     if (json && json.csrf_token) csrf = json.csrf_token;
     return { status: r.status, json };
   };
-  return { call };
+  return { call, cookie: () => cookie };
 }
 
 const email = () => `dev-${Math.random().toString(36).slice(2)}@example.com`;
@@ -230,7 +230,10 @@ test('events reach the customer by email as they choose: key.created mailed by d
   assert.equal(k0.status, 201);
   const first = await sink.waitFor((x) => x.to.includes(to) && /A new API key was created/.test(x.raw.toString()), `key.created to ${to}`);
   assert.match(first.parsed.text, new RegExp(`a new API key \\(${k0.json.prefix}\\.\\.\\.\\) was created on your account`));
-  assert.deepEqual((await c.call('GET', '/v1/me/notification-settings')).json, { email_events: '*', email_enabled: true });
+  assert.deepEqual((await c.call('GET', '/v1/me/notification-settings')).json, { email_events: '*', email_enabled: true,
+    email_choices: ['usage.threshold_reached', 'quota.exhausted', 'budget.exceeded', 'trial.will_end', 'invoice.finalized',
+      'invoice.paid', 'invoice.payment_failed', 'account.past_due', 'account.suspended', 'account.resumed', 'key.created',
+      'key.rotated', 'key.revoked', 'plan.changed'] });
   // an owner-only or unknown type cannot be chosen
   assert.equal((await c.call('PUT', '/v1/me/notification-settings', { email_events: ['customer.created'] })).status, 400);
   assert.equal((await c.call('PUT', '/v1/me/notification-settings', { email_events: ['key.nope'] })).status, 400);
@@ -244,4 +247,46 @@ test('events reach the customer by email as they choose: key.created mailed by d
   assert.equal((await c.call('DELETE', `/v1/me/keys/${k.json.id}`)).status, 200);
   assert.equal((await sent('key.revoked')).length, 1);
   await sink.waitFor((x) => x.to.includes(to) && /revoked/i.test(x.raw.toString()), `key.revoked to ${to}`);
+});
+
+test('POST /v1/me/confirmation mails a new confirmation link: the older link stops working, the new one confirms; once confirmed, the same answer and no mail', async () => {
+  const to = email();
+  const c = client();
+  assert.equal((await c.call('POST', '/v1/signup', { email: to, password: 'correct horse battery', plan: 'confirmed' })).status, 201);
+  const isConfirmation = (x) => x.to.includes(to) && /Subject: Confirm your email/.test(x.raw.toString());
+  const first = await sink.waitFor(isConfirmation, `the sign-up's confirmation to ${to}`);
+  const old = tokenOf(first.parsed.text, 'confirm-email.html').token;
+  assert.equal((await c.call('GET', '/v1/me')).json.email_confirmed_at, null);
+
+  const n = sink.messages.length;
+  const again = await c.call('POST', '/v1/me/confirmation');
+  assert.equal(again.status, 202);
+  assert.match(again.json.message, /new link is on its way/);
+  const second = await sink.waitFor((x) => sink.messages.indexOf(x) >= n && isConfirmation(x), `the new confirmation to ${to}`);
+  assert.equal(second.parsed.subject, 'Confirm your email address');
+  assert.deepEqual(second.parsed.to.value.map((v) => v.address), [to]);
+  const fresh = tokenOf(second.parsed.text, 'confirm-email.html').token;
+  assert.notEqual(fresh, old);
+  // only the newest link works: the older one was ended when the new one was issued
+  const stale = await client().call('POST', '/v1/confirm-email', { token: old });
+  assert.equal(stale.status, 400);
+  assert.equal(stale.json.error.type, 'invalid_token');
+  const ok = await client().call('POST', '/v1/confirm-email', { token: fresh });
+  assert.equal(ok.status, 200);
+  assert.equal(ok.json.email, to);
+  assert.match((await c.call('GET', '/v1/me')).json.email_confirmed_at, /^\d{4}-/);
+
+  // confirmed: the same answer, and nothing queued (the mail rows are written in the request's
+  // own transaction, so none now means none ever)
+  const done = await c.call('POST', '/v1/me/confirmation');
+  assert.equal(done.status, 202);
+  assert.deepEqual(done.json, again.json);
+  const rows = (await s.adminCall('GET', '/v1/admin/emails?limit=100')).json.data.filter((m) => m.to === to && m.template === 'confirm_email');
+  assert.equal(rows.length, 2);
+
+  // a session and its CSRF token are needed; GET is not a way to send one
+  assert.equal((await client().call('POST', '/v1/me/confirmation')).status, 401);
+  const r = await fetch(`${s.admin}/v1/me/confirmation`, { method: 'POST', headers: { cookie: c.cookie() } });
+  assert.equal(r.status, 403);
+  assert.equal((await c.call('GET', '/v1/me/confirmation')).status, 405);
 });

@@ -278,6 +278,20 @@ test('budget.exceeded fires once when the estimated bill passes the budget set i
     assert.equal((await portal('PUT', '/v1/me/budget', { amount: '3.005' })).status, 400);
     assert.equal((await portal('PUT', '/v1/me/budget', { amount: 3 })).status, 400);
     assert.equal((await portal('PUT', '/v1/me/budget', { amount: '-1' })).status, 400);
+    // or whole minor units (what the portal page sends, having parsed the text itself)
+    b = await portal('PUT', '/v1/me/budget', { amount_minor: 4950 });
+    assert.equal(b.status, 200, JSON.stringify(b.json));
+    assert.equal(b.json.budget, '49.50');
+    assert.equal(b.json.budget_minor, 4950);
+    assert.equal(b.json.currency_digits, 2);
+    assert.equal(b.json.estimate_minor, 100);
+    assert.equal((await portal('PUT', '/v1/me/budget', { amount_minor: 4950.5 })).status, 400);
+    assert.equal((await portal('PUT', '/v1/me/budget', { amount_minor: '4950' })).status, 400);
+    assert.equal((await portal('PUT', '/v1/me/budget', { amount_minor: 0 })).status, 400);
+    assert.equal((await portal('PUT', '/v1/me/budget', { amount_minor: 100000000001 })).status, 422); // money_out_of_range, as the text form's
+    assert.equal((await portal('PUT', '/v1/me/budget', { amount: '1.00', amount_minor: 100 })).status, 400);
+    assert.equal((await portal('PUT', '/v1/me/budget', {})).status, 400);
+    assert.equal((await portal('GET', '/v1/me/budget')).json.budget_minor, 4950);
     b = await portal('PUT', '/v1/me/budget', { amount: '3.00' });
     assert.equal(b.status, 200, JSON.stringify(b.json));
     assert.equal(b.json.budget, '3.00');
@@ -308,6 +322,7 @@ test('budget.exceeded fires once when the estimated bill passes the budget set i
     const rm = await s.adminCall('PUT', `/v1/admin/customers/${id}/budget`, { amount: null });
     assert.equal(rm.status, 200);
     assert.equal(rm.json.budget, null);
+    assert.equal(rm.json.budget_minor, null);
   } finally { await s.stop(); }
 });
 

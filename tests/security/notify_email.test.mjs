@@ -115,3 +115,39 @@ test('API4:2023 unrestricted resource consumption: forgot-password is rate limit
     assert.ok(refusedAt > 0 && refusedAt <= 10, `refused at ${refusedAt}`);
   } finally { await own.stop(); }
 });
+
+test('API4:2023 unrestricted resource consumption: new confirmation links are rate limited per account and per client (no mail bombing from a session)', async () => {
+  const own = await new Stack({
+    extra: `email: {smtp_url: "smtp://127.0.0.1:${sink.port}", from: "API billing <billing@example.com>"}`,
+  }).start();
+  try {
+    // a signed-in browser: the session cookie and the CSRF token of the sign-up
+    const account = async () => {
+      const r = await fetch(`${own.admin}/v1/signup`, { method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: email(), password: 'correct horse battery', plan: 'free' }) });
+      assert.equal(r.status, 201);
+      const cookie = r.headers.get('set-cookie').split(';')[0], csrf = (await r.json()).csrf_token;
+      return async () => {
+        const a = await fetch(`${own.admin}/v1/me/confirmation`, { method: 'POST', headers: { cookie, 'x-csrf-token': csrf } });
+        return { status: a.status, text: await a.text(), retryAfter: a.headers.get('retry-after') };
+      };
+    };
+    const ask1 = await account();
+    const answers = [];
+    for (let i = 0; i < 6; i++) answers.push(await ask1());
+    assert.deepEqual(answers.map((a) => a.status), [202, 202, 202, 202, 202, 429]); // 5 an hour per account
+    assert.ok(Number(answers[5].retryAfter) >= 1);
+    assert.match(answers[5].text, /rate_limited/);
+    assert.equal(new Set(answers.slice(0, 5).map((a) => a.text)).size, 1); // always the same answer
+    // the 5 links above were queued (each ending the one before): 6 confirmation mails with the sign-up's
+    const rows = (await own.adminCall('GET', '/v1/admin/emails?limit=100')).json.data.filter((m) => m.template === 'confirm_email');
+    assert.equal(rows.length, 6);
+    // many accounts from one client address: at most 10 an hour from it in all
+    const ask2 = await account(), ask3 = await account();
+    const more = [];
+    for (let i = 0; i < 5; i++) more.push((await ask2()).status);
+    assert.deepEqual(more, [202, 202, 202, 202, 202]);
+    const third = await ask3();
+    assert.equal(third.status, 429, 'the 11th link asked for from one client address');
+  } finally { await own.stop(); }
+});

@@ -150,6 +150,34 @@ static void budget_amounts(void **state)
     assert_int_equal(tg_budget_parse(&usd, "99999999999999", &v, &err), TG_ERANGE);
 }
 
+/* The portal's minor units: 4950 cents is exactly "49.50", both ways; the bounds of the text form. */
+static void budget_minor_units(void **state)
+{
+    (void)state;
+    tg_plan_t usd = {.currency = "usd", .currency_digits = 2}, jpy = {.currency = "jpy", .currency_digits = 0},
+              kwd = {.currency = "kwd", .currency_digits = 3};
+    tg_money_t v, t;
+    tg_err_t err = {0};
+    assert_int_equal(tg_budget_from_minor(&usd, 4950, &v, &err), 0);
+    assert_int_equal(tg_budget_parse(&usd, "49.50", &t, &err), 0);
+    assert_int_equal(v, t);
+    assert_int_equal(tg_budget_minor(&usd, v), 4950);
+    /* 0.29 * 100 is 28.999999999999996 in binary floating point: here it is 29 */
+    assert_int_equal(tg_budget_from_minor(&usd, 29, &v, &err), 0);
+    assert_int_equal(tg_budget_parse(&usd, "0.29", &t, &err), 0);
+    assert_int_equal(v, t);
+    assert_int_equal(tg_budget_from_minor(&jpy, 5000, &v, &err), 0);
+    assert_int_equal(v, 5000 * TG_MONEY_SCALE);
+    assert_int_equal(tg_budget_minor(&jpy, v), 5000);
+    assert_int_equal(tg_budget_from_minor(&kwd, 1250, &v, &err), 0);
+    assert_int_equal(tg_budget_minor(&kwd, v), 1250);
+    assert_int_equal(tg_budget_from_minor(&usd, 0, &v, &err), TG_EINVAL);
+    assert_int_equal(tg_budget_from_minor(&usd, -1, &v, &err), TG_EINVAL);
+    assert_int_equal(tg_budget_from_minor(&usd, INT64_C(100000000000), &v, &err), 0); /* a billion dollars */
+    assert_int_equal(tg_budget_from_minor(&usd, INT64_C(100000000001), &v, &err), TG_ERANGE);
+    assert_int_equal(tg_budget_from_minor(&usd, INT64_MAX, &v, &err), TG_ERANGE); /* no overflow */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -158,6 +186,7 @@ int main(void)
         cmocka_unit_test(config_defaults_and_overrides),
         cmocka_unit_test(config_errors),
         cmocka_unit_test(budget_amounts),
+        cmocka_unit_test(budget_minor_units),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

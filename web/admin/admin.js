@@ -74,13 +74,34 @@ function revealSecret(e) {
   box.textContent = `Signing secret for ${e.url}: ${e.secret}  (shown once — copy it now)`;
   box.classList.remove('hidden');
 }
+// A delivery's attempts (when, HTTP status or none, response time, the answer's first bytes or
+// the error), in a row under its own; a second click folds it away.
+async function showAttempts(d, urls, btn) {
+  const tr = btn.closest('tr');
+  if (tr.nextElementSibling?.dataset.attemptsOf === d.id) {
+    tr.nextElementSibling.remove();
+    btn.setAttribute('aria-expanded', 'false');
+    return;
+  }
+  const full = await api('GET', `/v1/admin/webhook-deliveries/${encodeURIComponent(d.id)}`);
+  const items = full.attempts.map((a) => el('li', {},
+    `${a.at.replace('T', ' ').slice(0, 19)} UTC: ${a.status ? `HTTP ${a.status}` : 'no HTTP answer'} in ${num(a.response_ms)} ms${a.error ? ` — ${a.error}` : ''}`,
+    a.response_excerpt ? el('pre', {}, a.response_excerpt) : ''));
+  tr.after(el('tr', { 'data-attempts-of': d.id }, el('td', { colspan: '5' },
+    el('p', { class: 'muted' }, `To ${urls[d.endpoint] || d.endpoint}, webhook-id ${d.id}${full.next_attempt_at ? `; next attempt ${full.next_attempt_at.replace('T', ' ').slice(0, 19)} UTC` : ''}`),
+    items.length ? el('ul', { class: 'attempts', 'data-testid': 'attempts' }, items) : el('p', { class: 'muted' }, 'Not attempted yet.'))));
+  btn.setAttribute('aria-expanded', 'true');
+}
+
 async function loadNotify() {
   const { data } = await api('GET', '/v1/admin/webhook-endpoints');
+  const urls = Object.fromEntries(data.map((e) => [e.id, e.url]));
   document.getElementById('wh-endpoints').replaceChildren(...(data.length ? data.map((e) => el('tr', {},
     el('td', {}, el('code', {}, e.url)), el('td', {}, e.events.join(', ')), el('td', {}, e.source),
     el('td', {}, e.enabled ? (e.consecutive_failures ? `failing (${e.consecutive_failures} in a row)` : 'enabled') : `disabled: ${e.disabled_reason}`),
     el('td', {},
-      el('button', { type: 'button', class: 'secondary', onclick: () => act(() => api('POST', `/v1/admin/webhook-endpoints/${e.id}/test`, {})) }, 'Send test'), ' ',
+      el('button', { type: 'button', class: 'secondary', onclick: () => act(() => api('POST', `/v1/admin/webhook-endpoints/${e.id}/test`, {})
+        .then(() => show(document.getElementById('wh-msg'), `A test event (webhook.test) is on its way to ${e.url}: its delivery shows below.`, 'ok'))) }, 'Send test'), ' ',
       e.enabled ? '' : el('button', { type: 'button', class: 'secondary', onclick: () => act(() => api('PATCH', `/v1/admin/webhook-endpoints/${e.id}`, { enabled: true })) }, 'Enable'), ' ',
       e.source === 'config' ? '' : el('button', { type: 'button', class: 'secondary', onclick: () => act(() => api('POST', `/v1/admin/webhook-endpoints/${e.id}/rotate-secret`, {}).then(revealSecret)) }, 'Rotate secret'), ' ',
       e.source === 'config' ? '' : el('button', { type: 'button', class: 'danger', onclick: () => confirm('Delete this endpoint and its delivery log?') && act(() => api('DELETE', `/v1/admin/webhook-endpoints/${e.id}`)) }, 'Delete'))))
@@ -89,7 +110,8 @@ async function loadNotify() {
   document.getElementById('wh-deliveries').replaceChildren(...(log.data.length ? log.data.map((d) => el('tr', {},
     el('td', {}, d.event_type), el('td', {}, d.state), el('td', { class: 'n' }, num(d.attempts)),
     el('td', {}, d.last_error || (d.last_status ? `HTTP ${d.last_status}` : '—')),
-    el('td', {}, el('button', { type: 'button', class: 'secondary', onclick: () => act(() => api('POST', `/v1/admin/webhook-deliveries/${d.id}/resend`, {})) }, 'Resend'))))
+    el('td', {}, el('button', { type: 'button', class: 'secondary', 'aria-expanded': 'false', onclick: (ev) => showAttempts(d, urls, ev.currentTarget).catch((err) => show(msgBox(), err.message)) }, 'Details'), ' ',
+      el('button', { type: 'button', class: 'secondary', onclick: () => act(() => api('POST', `/v1/admin/webhook-deliveries/${d.id}/resend`, {})) }, 'Resend'))))
     : [el('tr', {}, el('td', { colspan: '5', class: 'muted' }, 'Nothing sent yet.'))]));
   const ev = await api('GET', '/v1/admin/events?limit=50');
   document.getElementById('events').replaceChildren(...ev.data.map((e) => el('tr', {},

@@ -2,7 +2,9 @@
 // fragment (#token=...), which the browser never sends to a server; it is posted once.
 import { api } from './api.js';
 
-const token = new URLSearchParams(location.hash.slice(1)).get('token') || '';
+// Read when the form is sent, not when the page loads: opening a second link in the same tab
+// changes only the fragment, which does not load the page again.
+const linkToken = () => new URLSearchParams(location.hash.slice(1)).get('token') || '';
 const msg = document.getElementById('msg');
 const say = (text) => { msg.textContent = text; };
 
@@ -11,20 +13,29 @@ if (confirm) {
   confirm.addEventListener('submit', async (e) => {
     e.preventDefault();
     try {
-      const r = await api('POST', '/v1/confirm-email', { token });
+      const r = await api('POST', '/v1/confirm-email', { token: linkToken() });
       say(`${r.email} is confirmed. Your API keys work now.`);
       confirm.hidden = true;
-    } catch (err) { say(err.message); }
+    } catch (err) {
+      say(err.message);
+      // an old or expired link: the account page mails a new one (POST /v1/me/confirmation)
+      if (err.data?.error?.type === 'invalid_token') {
+        const a = document.createElement('a');
+        a.href = '/portal/app.html#notifications';
+        a.textContent = 'Sign in and ask for a new link';
+        msg.append(' ', a, '.');
+      }
+    }
   });
 }
 
 const reset = document.getElementById('reset');
 if (reset) {
-  if (!token) reset.hidden = true;
+  if (!linkToken()) reset.hidden = true;
   reset.addEventListener('submit', async (e) => {
     e.preventDefault();
     try {
-      await api('POST', '/v1/reset-password', { token, password: reset.password.value });
+      await api('POST', '/v1/reset-password', { token: linkToken(), password: reset.password.value });
       say('Your password is changed and every session is signed out. Sign in with the new password.');
       reset.hidden = true;
     } catch (err) { say(err.message); }
@@ -41,3 +52,10 @@ if (forgot) {
     } catch (err) { say(err.message); }
   });
 }
+
+// Another link opened in this tab: its form again, and no answer of the previous one.
+window.addEventListener('hashchange', () => {
+  say('');
+  if (confirm) confirm.hidden = false;
+  if (reset) reset.hidden = !linkToken();
+});
