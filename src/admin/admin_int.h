@@ -156,6 +156,11 @@ int tg_adm_notify_route(tg_admin_t *a, const char *customer_id, const tg_adm_seg
 void tg_adm_list_rejected(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
 void tg_adm_list_billing_failures(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
 void tg_adm_list_customers(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
+/* admin_search.c (issue 15): the customer list with q, plan, status, sort, order; and a query
+ * parameter percent-decoded ('+' a space) into out: 1 found, 0 absent, -1 longer than cap-1, a
+ * bad escape, a NUL or not UTF-8. */
+void tg_adm_search_customers(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
+int tg_adm_query_text(const tg_admin_request_t *r, const char *name, char *out, size_t cap);
 void tg_adm_list_keys(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
 /* customer_id NULL: every customer's; hide_drafts: the portal's view (drafts are the owner's). A
  * page may then hold fewer than `limit` items; has_more still tells whether to go on. */

@@ -13,7 +13,7 @@
 #include "admin/admin_int.h"
 
 #define LIMIT_DEFAULT 100
-#define CURSOR_MAX 256 /* base64 of "<list>|" and a TG_PAGE_KEY_MAX key, with room */
+#define CURSOR_MAX 1024 /* base64 of "<list>|" and a TG_PAGE_KEY_MAX key, with room */
 
 int tg_adm_query_param(const tg_admin_request_t *r, const char *name, char *out, size_t cap)
 {
@@ -160,6 +160,13 @@ void tg_adm_list_billing_failures(tg_admin_t *a, const tg_admin_request_t *r, tg
 
 void tg_adm_list_customers(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
 {
+    static const char *const search[] = {"q", "plan", "status", "sort", "order"};
+    char v[2];
+    for (size_t i = 0; i < sizeof(search) / sizeof(search[0]); i++)
+        if (tg_adm_query_param(r, search[i], v, sizeof(v)) != 0) { /* present, even empty or long */
+            tg_adm_search_customers(a, r, res);
+            return;
+        }
     tg_page_t page;
     if (tg_adm_page_parse(r, "customers", &page, res) != 0)
         return;

@@ -413,6 +413,10 @@ const tg_migration_t tg_pg_migrations[] = {
      "  csrf_token TEXT NOT NULL,"
      "  created_at BIGINT NOT NULL,"
      "  expires_at BIGINT NOT NULL);"},
+    /* 30 (issue 15): as in migrations_sqlite.c, in the bytewise order the search compares in */
+    {30, "customer list orders",
+     "CREATE INDEX customers_email_order ON customers ((lower(email)) COLLATE \"C\", id COLLATE \"C\");"
+     "CREATE INDEX customers_name_order ON customers ((lower(name)) COLLATE \"C\", id COLLATE \"C\");"},
 };
 
 const size_t tg_pg_migrations_count = sizeof(tg_pg_migrations) / sizeof(tg_pg_migrations[0]);

@@ -444,6 +444,11 @@ const tg_migration_t tg_sqlite_migrations[] = {
      "  csrf_token TEXT NOT NULL,"
      "  created_at INTEGER NOT NULL,"
      "  expires_at INTEGER NOT NULL);"},
+    /* 30 (issue 15): the owner's customer list sorted by email or name (tg_store_customer_search),
+     * in the order of these indexes (ASCII case folded, ties by id), so a page is a range scan. */
+    {30, "customer list orders",
+     "CREATE INDEX customers_email_order ON customers(email COLLATE NOCASE, id);"
+     "CREATE INDEX customers_name_order ON customers(name COLLATE NOCASE, id);"},
 };
 
 const size_t tg_sqlite_migrations_count = sizeof(tg_sqlite_migrations) / sizeof(tg_sqlite_migrations[0]);

@@ -345,6 +345,7 @@ const tg_store_ops_t tg_sqlite_ops = {
     .usage_load = tg_sqlite_usage_load,
     .usage_total = tg_sqlite_usage_total,
     .customer_page = tg_sqlite_customer_page,
+    .customer_search = tg_sqlite_customer_search,
     .key_page = tg_sqlite_key_page,
     .key_count_active = tg_sqlite_key_count_active,
     .usage_rejected_list = tg_sqlite_usage_rejected_list,
