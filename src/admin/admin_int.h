@@ -147,6 +147,9 @@ void tg_adm_add_item(tg_admin_t *a, const tg_customer_t *c, const tg_admin_reque
 int tg_adm_query_param(const tg_admin_request_t *r, const char *name, char *out, size_t cap);
 int tg_adm_page_parse(const tg_admin_request_t *r, const char *list, tg_page_t *page, tg_admin_response_t *res);
 void tg_adm_reply_page(tg_admin_response_t *res, const char *list, json_t *data, const tg_page_end_t *end);
+/* The same with one more member `name` (takes value; NULL: none). */
+void tg_adm_reply_page_with(tg_admin_response_t *res, const char *list, json_t *data, const tg_page_end_t *end,
+                            const char *name, json_t *value);
 void tg_adm_reply_list_error(tg_admin_response_t *res, int rc, const char *what, const tg_err_t *err);
 /* Events and webhooks (admin_notify.c): the routes under /v1/admin (customer_id "": the owner's)
  * and /v1/me (the signed-in customer's), from segment `at` on. 1 if it answered, 0 if the
@@ -160,6 +163,9 @@ void tg_adm_list_customers(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_
  * parameter percent-decoded ('+' a space) into out: 1 found, 0 absent, -1 longer than cap-1, a
  * bad escape, a NUL or not UTF-8. */
 void tg_adm_search_customers(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
+/* GET /v1/admin/invoices?customer=&status=&currency=&from=&to= (admin_search.c): the page, and on
+ * the first page the totals of every matching invoice per currency. */
+void tg_adm_search_invoices(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
 int tg_adm_query_text(const tg_admin_request_t *r, const char *name, char *out, size_t cap);
 void tg_adm_list_keys(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
 /* customer_id NULL: every customer's; hide_drafts: the portal's view (drafts are the owner's). A

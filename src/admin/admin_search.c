@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "admin/admin_int.h"
+#include "util/money.h"
 #include "util/utf8.h"
 
 static int hexval(char c)
@@ -123,4 +124,130 @@ void tg_adm_search_customers(tg_admin_t *a, const tg_admin_request_t *r, tg_admi
         return;
     }
     tg_adm_reply_page(res, list, lc.arr, &end);
+}
+
+/* ---- GET /v1/admin/invoices?customer=&status=&currency=&from=&to= ---- */
+
+/* "YYYY-MM-DD" as the seconds of that UTC midnight; -1 if it is not such a date (1970 to 9999). */
+static int64_t parse_day(const char *s)
+{
+    int y = 0, m = 0, d = 0;
+    for (int i = 0; i < 10; i++)
+        if ((i == 4 || i == 7) ? s[i] != '-' : (s[i] < '0' || s[i] > '9'))
+            return -1;
+    if (s[10] != '\0')
+        return -1;
+    y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+    m = (s[5] - '0') * 10 + (s[6] - '0');
+    d = (s[8] - '0') * 10 + (s[9] - '0');
+    static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (y < 1970 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1] || (m == 2 && d == 29 && !leap))
+        return -1;
+    /* days from 1970-01-01 (Howard Hinnant's days_from_civil) */
+    int64_t yy = y - (m <= 2), era = yy / 400, yoe = yy - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1, doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return (era * 146097 + doe - 719468) * 86400;
+}
+
+typedef struct {
+    json_t *totals;
+    int failed;
+} totals_ctx_t;
+
+/* {"usd": {"count", "invoiced", "by_status": {"paid": {"count", "total"}, ...}}}: each currency
+ * apart; invoiced = open + paid + uncollectible (finalized and not void), as the revenue figures. */
+static int on_totals(const char *currency, const char *status, int64_t total, uint64_t count, void *arg)
+{
+    totals_ctx_t *t = arg;
+    int digits = tg_currency_digits(currency);
+    json_t *cur = json_object_get(t->totals, currency);
+    if (cur == NULL) {
+        cur = json_pack("{s:I,s:I,s:{}}", "count", (json_int_t)0, "invoiced_minor", (json_int_t)0, "by_status");
+        json_object_set_new(t->totals, currency, cur);
+    }
+    if (cur == NULL || digits < 0)
+        return t->failed = 1;
+    json_object_set_new(json_object_get(cur, "by_status"), status,
+                        json_pack("{s:I,s:o}", "count", (json_int_t)count, "total", tg_adm_money_json(total, digits)));
+    json_object_set_new(cur, "count",
+                        json_integer(json_integer_value(json_object_get(cur, "count")) + (json_int_t)count));
+    if (strcmp(status, "open") == 0 || strcmp(status, "paid") == 0 || strcmp(status, "uncollectible") == 0) {
+        tg_money_t sum = (tg_money_t)json_integer_value(json_object_get(cur, "invoiced_minor"));
+        if (tg_money_add(sum, total, &sum) != 0)
+            return t->failed = 1;
+        json_object_set_new(cur, "invoiced_minor", json_integer((json_int_t)sum));
+    }
+    return 0;
+}
+
+void tg_adm_search_invoices(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    static const char *const statuses[] = {"draft", "open", "paid", "void", "uncollectible", NULL};
+    char cust[TG_ID_MAX] = "", status[TG_STATUS_MAX] = "", cur[8] = "", from[16] = "", to[16] = "";
+    tg_invoice_query_t q = {0};
+    if (tg_adm_query_param(r, "customer", cust, sizeof(cust)) < 0) {
+        tg_adm_reply_error(res, 400, "invalid_parameter", "customer: not a customer id.");
+        return;
+    }
+    if (tg_adm_query_text(r, "status", status, sizeof(status)) < 0 ||
+        (status[0] != '\0' && !one_of(status, statuses))) {
+        tg_adm_reply_error(res, 400, "invalid_parameter", "status: draft, open, paid, void or uncollectible.");
+        return;
+    }
+    int got = tg_adm_query_text(r, "currency", cur, sizeof(cur));
+    for (char *p = cur; *p != '\0'; p++)
+        *p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+    if (got < 0 || (cur[0] != '\0' && (strlen(cur) != 3 || tg_currency_digits(cur) < 0))) {
+        tg_adm_reply_error(res, 400, "invalid_parameter", "currency: an ISO 4217 code such as usd.");
+        return;
+    }
+    if (tg_adm_query_text(r, "from", from, sizeof(from)) < 0 ||
+        (from[0] != '\0' && (q.period_from = parse_day(from)) < 0)) {
+        tg_adm_reply_error(res, 400, "invalid_parameter", "from: a date, YYYY-MM-DD.");
+        return;
+    }
+    if (tg_adm_query_text(r, "to", to, sizeof(to)) < 0 || (to[0] != '\0' && (q.period_to = parse_day(to)) < 0)) {
+        tg_adm_reply_error(res, 400, "invalid_parameter", "to: a date, YYYY-MM-DD.");
+        return;
+    }
+    q.customer_id = cust;
+    q.status = status;
+    q.currency = cur;
+    tg_page_t page;
+    if (tg_adm_page_parse(r, "invoices", &page, res) != 0) /* the plain list's cursors: the same order */
+        return;
+    tg_err_t err = {0};
+    tg_page_end_t end;
+    json_t *arr = json_array();
+    int rc = tg_store_invoice_search(a->d.store, &q, &page, tg_adm_list_invoice_cb, arr, &end, &err);
+    if (rc != 0) {
+        json_decref(arr);
+        tg_adm_reply_list_error(res, rc, "invoices", &err);
+        return;
+    }
+    /* the totals of every matching invoice, not of this page: on the first page only, so that a
+     * client walking the pages pays for them once */
+    totals_ctx_t t = {NULL, 0};
+    if (page.after[0] == '\0') {
+        t.totals = json_object();
+        rc = tg_store_invoice_search_totals(a->d.store, &q, on_totals, &t, &err);
+        if (rc != 0 || t.failed) {
+            json_decref(arr);
+            json_decref(t.totals);
+            tg_adm_reply_error(res, 500, "internal_error", "Summing invoices failed: %s",
+                               rc != 0 ? err.msg : "a total leaves the money range");
+            return;
+        }
+        const char *code;
+        json_t *c;
+        json_object_foreach(t.totals, code, c)
+        {
+            json_object_set_new(c, "invoiced",
+                                tg_adm_money_json((tg_money_t)json_integer_value(json_object_get(c, "invoiced_minor")),
+                                                  tg_currency_digits(code)));
+            json_object_del(c, "invoiced_minor");
+        }
+    }
+    tg_adm_reply_page_with(res, "invoices", arr, &end, "totals", t.totals);
 }

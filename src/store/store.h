@@ -317,6 +317,23 @@ int tg_store_invoice_totals(tg_store_t *st, int64_t from, int64_t to, tg_invoice
 int tg_store_invoice_page(tg_store_t *st, const char *customer_id, const tg_page_t *page, tg_invoice_cb cb, void *arg,
                           tg_page_end_t *end, tg_err_t *err);
 
+/* The owner's invoice list with filters (GET /v1/admin/invoices, issue 15): the invoices of
+ * tg_store_invoice_page (the same order and sort keys) that match every filter set: customer,
+ * status and currency by equality, period_start in [period_from, period_to) (0: unbounded).
+ * search_totals hands cb (non-zero stops) one call per (currency, status) of every matching
+ * invoice, ordered by currency then status: how many and the sum of their totals (nano-units).
+ * Currencies are never added together. A sum past int64 is TG_ERANGE (SQLite: TG_ESTORE). */
+typedef struct tg_invoice_query {
+    const char *customer_id; /* NULL or "": any */
+    const char *status;      /* NULL or "": any */
+    const char *currency;    /* NULL or "": any; lowercase */
+    int64_t period_from, period_to;
+} tg_invoice_query_t;
+int tg_store_invoice_search(tg_store_t *st, const tg_invoice_query_t *q, const tg_page_t *page, tg_invoice_cb cb,
+                            void *arg, tg_page_end_t *end, tg_err_t *err);
+int tg_store_invoice_search_totals(tg_store_t *st, const tg_invoice_query_t *q, tg_invoice_totals_cb cb, void *arg,
+                                   tg_err_t *err);
+
 /* State changes. finalize: draft -> open with the next number of the year of `at`
  * ("TG-2026-000042"), gapless. void: draft|open -> void. paid / uncollectible: open -> that.
  * TG_ESTATE for any other transition. */

@@ -223,6 +223,118 @@ static void test_search_cursors(void **state)
     assert_string_equal(seen.ids[1], "cus_gus");
 }
 
+/* ---- invoices ---- */
+
+typedef struct {
+    char ids[16][TG_ID_MAX];
+    int n;
+} inv_seen_t;
+
+static int on_invoice(const tg_invoice_t *inv, void *arg)
+{
+    inv_seen_t *s = arg;
+    assert_true(s->n < 16);
+    snprintf(s->ids[s->n++], TG_ID_MAX, "%s", inv->id);
+    return 0;
+}
+
+static void add_invoices(tg_tmpstore_t *db)
+{
+    /* cus_ada: usd; cus_bob: usd and eur (a plan change across currencies is refused, but the
+     * store does not know that); periods 100..600 */
+    assert_int_equal(tg_tmpstore_exec(db,
+                                      "INSERT INTO invoices (id, customer_id, period_start, period_end, status,"
+                                      " number, currency, total, body, created_at, finalized_at) VALUES"
+                                      " ('in_1', 'cus_ada', 100, 200, 'paid', 'N1', 'usd', 10000000000, '{}', 1, 2),"
+                                      " ('in_2', 'cus_ada', 200, 300, 'open', 'N2', 'usd', 2500000000, '{}', 1, 2),"
+                                      " ('in_3', 'cus_bob', 200, 300, 'paid', 'N3', 'eur', 7000000000, '{}', 1, 2),"
+                                      " ('in_4', 'cus_bob', 300, 400, 'void', 'N4', 'eur', 1000000000, '{}', 1, 2),"
+                                      " ('in_5', 'cus_ada', 400, 500, 'draft', NULL, 'usd', 500000000, '{}', 1, 0),"
+                                      " ('in_6', 'cus_bob', 500, 600, 'uncollectible', 'N6', 'usd', 300000000,"
+                                      " '{}', 1, 2)"),
+                     0);
+}
+
+static void expect_invoices(tg_store_t *st, const tg_invoice_query_t *q, const char *const *want, int nwant)
+{
+    for (size_t limit = 1; limit <= 7; limit++) {
+        inv_seen_t seen = {0};
+        tg_err_t err = {0};
+        tg_page_t page = {limit, ""};
+        tg_page_end_t end;
+        int pages = 0;
+        do {
+            assert_int_equal(tg_store_invoice_search(st, q, &page, on_invoice, &seen, &end, &err), 0);
+            memcpy(page.after, end.next, sizeof(page.after));
+        } while (end.has_more && ++pages < 20);
+        assert_int_equal(seen.n, nwant);
+        for (int i = 0; i < nwant; i++)
+            assert_string_equal(seen.ids[i], want[i]);
+    }
+}
+
+typedef struct {
+    char line[8][64];
+    int n;
+} sums_t;
+
+static int on_sum(const char *currency, const char *status, int64_t total, uint64_t count, void *arg)
+{
+    sums_t *s = arg;
+    assert_true(s->n < 8);
+    snprintf(s->line[s->n++], 64, "%s %s %lld x%llu", currency, status, (long long)total, (unsigned long long)count);
+    return 0;
+}
+
+static void test_invoice_search(void **state)
+{
+    tg_tmpstore_t *db = *state;
+    add_invoices(db);
+    /* no filter: the invoices list's order, newest period first, ties by id */
+    tg_invoice_query_t q = {0};
+    expect_invoices(db->st, &q, (const char *const[]){"in_6", "in_5", "in_4", "in_2", "in_3", "in_1"}, 6);
+    q.customer_id = "cus_bob";
+    expect_invoices(db->st, &q, (const char *const[]){"in_6", "in_4", "in_3"}, 3);
+    q.currency = "eur";
+    expect_invoices(db->st, &q, (const char *const[]){"in_4", "in_3"}, 2);
+    q = (tg_invoice_query_t){.status = "paid"};
+    expect_invoices(db->st, &q, (const char *const[]){"in_3", "in_1"}, 2);
+    q = (tg_invoice_query_t){.period_from = 200, .period_to = 400}; /* [from, to) */
+    expect_invoices(db->st, &q, (const char *const[]){"in_4", "in_2", "in_3"}, 3);
+    q.status = "' OR 1=1 --";
+    expect_invoices(db->st, &q, NULL, 0);
+
+    /* totals: per currency and status, never across currencies */
+    sums_t sums = {0};
+    tg_err_t err = {0};
+    q = (tg_invoice_query_t){0};
+    assert_int_equal(tg_store_invoice_search_totals(db->st, &q, on_sum, &sums, &err), 0);
+    assert_int_equal(sums.n, 6);
+    static const char *const want[] = {"eur paid 7000000000 x1",  "eur void 1000000000 x1",
+                                       "usd draft 500000000 x1",  "usd open 2500000000 x1",
+                                       "usd paid 10000000000 x1", "usd uncollectible 300000000 x1"};
+    for (int i = 0; i < 6; i++)
+        assert_string_equal(sums.line[i], want[i]);
+    sums.n = 0;
+    q.customer_id = "cus_ada";
+    q.period_to = 400;
+    assert_int_equal(tg_store_invoice_search_totals(db->st, &q, on_sum, &sums, &err), 0);
+    assert_int_equal(sums.n, 2);
+    assert_string_equal(sums.line[0], "usd open 2500000000 x1");
+    assert_string_equal(sums.line[1], "usd paid 10000000000 x1");
+
+    /* a sum past int64 is an error, not a wrapped figure */
+    assert_int_equal(tg_tmpstore_exec(db, "INSERT INTO invoices (id, customer_id, period_start, period_end, status,"
+                                          " number, currency, total, body, created_at, finalized_at) VALUES"
+                                          " ('in_7', 'cus_ada', 700, 800, 'paid', 'N7', 'usd', 9000000000000000000,"
+                                          " '{}', 1, 2), ('in_8', 'cus_ada', 800, 900, 'paid', 'N8', 'usd',"
+                                          " 9000000000000000000, '{}', 1, 2)"),
+                     0);
+    q = (tg_invoice_query_t){0};
+    sums.n = 0;
+    assert_true(tg_store_invoice_search_totals(db->st, &q, on_sum, &sums, &err) != 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -230,6 +342,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_search_filters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_search_orders, setup, teardown),
         cmocka_unit_test_setup_teardown(test_search_cursors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invoice_search, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

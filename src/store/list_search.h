@@ -1,9 +1,10 @@
-/* customer_search.h - the owner's customer search (tg_store_customer_search, store.h) as one SQL
- * statement, written once for both backends: they differ only in the placeholder ("?3" or
+/* list_search.h - the owner's searches (tg_store_customer_search, tg_store_invoice_search and
+ * tg_store_invoice_search_totals, store.h) as SQL statements, written once for both backends: they differ only in the
+ * placeholder ("?3" or
  * "$3") and in PostgreSQL's COLLATE "C" (bytewise, SQLite's BINARY: a page boundary compared in
  * one order and sorted in another would skip or repeat rows). Not for use outside src/store. */
-#ifndef TG_CUSTOMER_SEARCH_H
-#define TG_CUSTOMER_SEARCH_H
+#ifndef TG_LIST_SEARCH_H
+#define TG_LIST_SEARCH_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -43,5 +44,12 @@ int tg_csearch_build(tg_csearch_t *b, const tg_customer_query_t *q, const tg_pag
  * TG_ERANGE if it does not fit (the cursor would then be wrong: the page fails instead). */
 int tg_csearch_key(const tg_csearch_t *b, const char *id, int64_t created_at, const char *text,
                    char key[TG_PAGE_KEY_MAX]);
+
+/* The invoice search's page (INVOICE_COLS from column 0, in the invoices list's order: period_start
+ * DESC, id; sort key "<period_start>/<id>") or, totals set, its sums: "SELECT currency, status,
+ * COUNT(*), SUM(total) ... GROUP BY currency, status ORDER BY currency, status" (page unused).
+ * TG_EINVAL for a bad cursor or page size. Pure. */
+int tg_isearch_build(tg_csearch_t *b, const tg_invoice_query_t *q, const tg_page_t *page, const char *cols, int pg,
+                     int totals, tg_err_t *err);
 
 #endif

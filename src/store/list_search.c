@@ -1,5 +1,5 @@
-/* customer_search.c - the owner's customer search as one parameterised statement for either
- * backend (customer_search.h). Nothing the client sent becomes SQL text: the search, the plan,
+/* list_search.c - the owner's customer and invoice searches as parameterised statements for either
+ * backend (list_search.h). Nothing the client sent becomes SQL text: the search, the plan,
  * the status and the cursor's key are bound as values; only the choice of order (an enum) and
  * of the filters present picks fragments written here.
  *
@@ -7,7 +7,7 @@
  * `v <= $v AND (v < $v OR id > $id)` (and with >= / > ascending): the first conjunct is an
  * index bound, so PostgreSQL starts the scan at the cursor (store_pg_lists.c says why), and
  * SQLite reads it as well. */
-#include "store/customer_search.h"
+#include "store/list_search.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -135,4 +135,50 @@ int tg_csearch_key(const tg_csearch_t *b, const char *id, int64_t created_at, co
     int n = b->text_key ? snprintf(key, TG_PAGE_KEY_MAX, ":%s/%s", id, text != NULL ? text : "")
                         : snprintf(key, TG_PAGE_KEY_MAX, "%lld/%s", (long long)created_at, id);
     return n >= 0 && n < TG_PAGE_KEY_MAX ? 0 : TG_ERANGE;
+}
+
+/* The invoice filters as " AND ..." conditions. */
+static void invoice_filters(sqlbuf_t *s, tg_csearch_t *b, const tg_invoice_query_t *q, int pg)
+{
+    ph_t n;
+    if (q->customer_id != NULL && q->customer_id[0] != '\0')
+        put(s, " AND customer_id = %s", ph(b, pg, q->customer_id, 0, n));
+    if (q->status != NULL && q->status[0] != '\0')
+        put(s, " AND status = %s", ph(b, pg, q->status, 0, n));
+    if (q->currency != NULL && q->currency[0] != '\0')
+        put(s, " AND currency = %s", ph(b, pg, q->currency, 0, n));
+    if (q->period_from != 0)
+        put(s, " AND period_start >= %s", ph(b, pg, NULL, q->period_from, n));
+    if (q->period_to != 0)
+        put(s, " AND period_start < %s", ph(b, pg, NULL, q->period_to, n));
+}
+
+int tg_isearch_build(tg_csearch_t *b, const tg_invoice_query_t *q, const tg_page_t *page, const char *cols, int pg,
+                     int totals, tg_err_t *err)
+{
+    memset(b, 0, sizeof(*b));
+    sqlbuf_t s = {b->sql, sizeof(b->sql), 0, 0};
+    ph_t n, v;
+    if (totals) {
+        put(&s, "SELECT currency, status, COUNT(*), SUM(total) FROM invoices WHERE TRUE");
+        invoice_filters(&s, b, q, pg);
+        put(&s, " GROUP BY currency, status ORDER BY currency, status");
+        return s.over ? tg_errf(err, TG_EINVAL, "summing invoices: query too long") : 0;
+    }
+    if (page->limit < 1 || page->limit > TG_PAGE_MAX)
+        return tg_errf(err, TG_EINVAL, "a page holds 1 to %d items", TG_PAGE_MAX);
+    int after = page->after[0] != '\0';
+    if (after && tg_page_key_parse_num_id(page->after, &b->after_num, b->after_id) != 0)
+        return tg_errf(err, TG_EINVAL, "the cursor does not belong to this list");
+    const char *collate = pg ? " COLLATE \"C\"" : "";
+    put(&s, "SELECT %s FROM invoices WHERE TRUE", cols);
+    invoice_filters(&s, b, q, pg);
+    if (after) {
+        ph(b, pg, NULL, b->after_num, v);
+        put(&s, " AND period_start <= %s AND (period_start < %s OR id%s > %s)", v, v, collate,
+            ph(b, pg, b->after_id, 0, n));
+    }
+    b->limit_plus_one = (int64_t)page->limit + 1;
+    put(&s, " ORDER BY period_start DESC, id%s LIMIT %s", collate, ph(b, pg, NULL, b->limit_plus_one, n));
+    return s.over ? tg_errf(err, TG_EINVAL, "listing invoices: query too long") : 0;
 }
