@@ -485,6 +485,10 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
         tg_adm_invoices_route(a, &s, r, res);
         return;
     }
+    if (tg_adm_seg_is(&s, 2, "export") && s.n == 4) {
+        tg_adm_export(a, &s, r, res);
+        return;
+    }
     if (tg_adm_seg_is(&s, 2, "emails")) {
         tg_adm_emails_route(a, &s, r, res);
         return;

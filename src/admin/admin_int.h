@@ -162,6 +162,21 @@ void tg_adm_list_customers(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_
 /* admin_search.c (issue 15): the customer list with q, plan, status, sort, order; and a query
  * parameter percent-decoded ('+' a space) into out: 1 found, 0 absent, -1 longer than cap-1, a
  * bad escape, a NUL or not UTF-8. */
+/* The customer list's parameters (q, plan, status, sort, order) parsed into q_, which points
+ * into the struct's own buffers; list is the cursors' list name. -1 after a 400 reply. */
+typedef struct tg_adm_customer_params {
+    char q[TG_CUSTOMER_SEARCH_MAX], plan[TG_PLAN_ID_MAX], status[TG_STATUS_MAX], sort[16], list[40];
+    tg_customer_query_t q_;
+} tg_adm_customer_params_t;
+int tg_adm_customer_query_parse(const tg_admin_request_t *r, tg_adm_customer_params_t *p, tg_admin_response_t *res);
+/* The invoice list's filters (customer, status, currency, from, to), the same way. */
+typedef struct tg_adm_invoice_params {
+    char customer[TG_ID_MAX], status[TG_STATUS_MAX], currency[8];
+    tg_invoice_query_t q_;
+} tg_adm_invoice_params_t;
+int tg_adm_invoice_query_parse(const tg_admin_request_t *r, tg_adm_invoice_params_t *p, tg_admin_response_t *res);
+/* GET /v1/admin/export/{customers,invoices,usage}.csv (admin_export.c). */
+void tg_adm_export(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_request_t *r, tg_admin_response_t *res);
 void tg_adm_search_customers(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
 /* GET /v1/admin/invoices?customer=&status=&currency=&from=&to= (admin_search.c): the page, and on
  * the first page the totals of every matching invoice per currency. */

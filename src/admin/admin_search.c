@@ -7,6 +7,7 @@
  * its order in the list's name ("customers.email.asc"): a cursor of one order passed with
  * another is a 400, never a page that silently skips rows; the filters may change between pages
  * (the cursor is a position in the order, not in the result). */
+#include <stdio.h>
 #include <string.h>
 
 #include "admin/admin_int.h"
@@ -69,61 +70,69 @@ static int valid_plan_id(const char *s)
     return 1;
 }
 
-void tg_adm_search_customers(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
+int tg_adm_customer_query_parse(const tg_admin_request_t *r, tg_adm_customer_params_t *p, tg_admin_response_t *res)
 {
     static const char *const statuses[] = {"trialing", "active",     "past_due", "suspended",
                                            "canceled", "incomplete", NULL};
     static const char *const sorts[] = {"created", "email", "name", NULL};
-    char q[TG_CUSTOMER_SEARCH_MAX] = "", plan[TG_PLAN_ID_MAX] = "", status[TG_STATUS_MAX] = "", sort[16] = "created",
-         order[8] = "";
-    if (tg_adm_query_text(r, "q", q, sizeof(q)) < 0) {
+    memset(p, 0, sizeof(*p));
+    snprintf(p->sort, sizeof(p->sort), "created");
+    if (tg_adm_query_text(r, "q", p->q, sizeof(p->q)) < 0) {
         tg_adm_reply_error(res, 400, "invalid_parameter", "q: at most %d bytes of percent-encoded UTF-8.",
                            TG_CUSTOMER_SEARCH_MAX - 1);
-        return;
+        return -1;
     }
-    if (tg_adm_query_text(r, "plan", plan, sizeof(plan)) < 0 || !valid_plan_id(plan)) {
+    if (tg_adm_query_text(r, "plan", p->plan, sizeof(p->plan)) < 0 || !valid_plan_id(p->plan)) {
         tg_adm_reply_error(res, 400, "invalid_parameter", "plan: a plan id.");
-        return;
+        return -1;
     }
-    if (tg_adm_query_text(r, "status", status, sizeof(status)) < 0 ||
-        (status[0] != '\0' && !one_of(status, statuses))) {
+    if (tg_adm_query_text(r, "status", p->status, sizeof(p->status)) < 0 ||
+        (p->status[0] != '\0' && !one_of(p->status, statuses))) {
         tg_adm_reply_error(res, 400, "invalid_parameter",
                            "status: trialing, active, past_due, suspended, canceled or incomplete.");
-        return;
+        return -1;
     }
-    if (tg_adm_query_text(r, "sort", sort, sizeof(sort)) < 0 || !one_of(sort, sorts)) {
+    if (tg_adm_query_text(r, "sort", p->sort, sizeof(p->sort)) < 0 || !one_of(p->sort, sorts)) {
         tg_adm_reply_error(res, 400, "invalid_parameter", "sort: created, email or name.");
-        return;
+        return -1;
     }
-    tg_customer_query_t cq = {q, plan, status, tg_adm_now_s(), TG_CUSTOMER_SORT_CREATED, 0};
-    cq.sort = strcmp(sort, "email") == 0  ? TG_CUSTOMER_SORT_EMAIL
-              : strcmp(sort, "name") == 0 ? TG_CUSTOMER_SORT_NAME
-                                          : TG_CUSTOMER_SORT_CREATED;
-    cq.ascending = cq.sort != TG_CUSTOMER_SORT_CREATED; /* newest first; A to Z */
+    tg_customer_query_t *cq = &p->q_;
+    *cq = (tg_customer_query_t){p->q, p->plan, p->status, tg_adm_now_s(), TG_CUSTOMER_SORT_CREATED, 0};
+    cq->sort = strcmp(p->sort, "email") == 0  ? TG_CUSTOMER_SORT_EMAIL
+               : strcmp(p->sort, "name") == 0 ? TG_CUSTOMER_SORT_NAME
+                                              : TG_CUSTOMER_SORT_CREATED;
+    cq->ascending = cq->sort != TG_CUSTOMER_SORT_CREATED; /* newest first; A to Z */
+    char order[8] = "";
     int got = tg_adm_query_text(r, "order", order, sizeof(order));
     if (got < 0 || (got > 0 && strcmp(order, "asc") != 0 && strcmp(order, "desc") != 0)) {
         tg_adm_reply_error(res, 400, "invalid_parameter", "order: asc or desc.");
-        return;
+        return -1;
     }
     if (got > 0)
-        cq.ascending = strcmp(order, "asc") == 0;
+        cq->ascending = strcmp(order, "asc") == 0;
     /* the historical order keeps its cursors' list name: its keys are the same */
-    char list[40] = "customers";
-    if (cq.sort != TG_CUSTOMER_SORT_CREATED || cq.ascending)
-        snprintf(list, sizeof(list), "customers.%s.%s", sort, cq.ascending ? "asc" : "desc");
+    snprintf(p->list, sizeof(p->list), "customers");
+    if (cq->sort != TG_CUSTOMER_SORT_CREATED || cq->ascending)
+        snprintf(p->list, sizeof(p->list), "customers.%s.%s", p->sort, cq->ascending ? "asc" : "desc");
+    return 0;
+}
+
+void tg_adm_search_customers(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    tg_adm_customer_params_t p;
     tg_page_t page;
-    if (tg_adm_page_parse(r, list, &page, res) != 0)
+    if (tg_adm_customer_query_parse(r, &p, res) != 0 || tg_adm_page_parse(r, p.list, &page, res) != 0)
         return;
     tg_err_t err = {0};
     tg_page_end_t end;
     tg_adm_list_ctx_t lc = {a, json_array()};
-    int rc = tg_store_customer_search(a->d.store, &cq, &page, tg_adm_list_customer_cb, &lc, &end, &err);
+    int rc = tg_store_customer_search(a->d.store, &p.q_, &page, tg_adm_list_customer_cb, &lc, &end, &err);
     if (rc != 0) {
         json_decref(lc.arr);
         tg_adm_reply_list_error(res, rc, "customers", &err);
         return;
     }
-    tg_adm_reply_page(res, list, lc.arr, &end);
+    tg_adm_reply_page(res, p.list, lc.arr, &end);
 }
 
 /* ---- GET /v1/admin/invoices?customer=&status=&currency=&from=&to= ---- */
@@ -181,39 +190,49 @@ static int on_totals(const char *currency, const char *status, int64_t total, ui
     return 0;
 }
 
-void tg_adm_search_invoices(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
+int tg_adm_invoice_query_parse(const tg_admin_request_t *r, tg_adm_invoice_params_t *p, tg_admin_response_t *res)
 {
     static const char *const statuses[] = {"draft", "open", "paid", "void", "uncollectible", NULL};
-    char cust[TG_ID_MAX] = "", status[TG_STATUS_MAX] = "", cur[8] = "", from[16] = "", to[16] = "";
-    tg_invoice_query_t q = {0};
-    if (tg_adm_query_param(r, "customer", cust, sizeof(cust)) < 0) {
+    char from[16] = "", to[16] = "";
+    memset(p, 0, sizeof(*p));
+    tg_invoice_query_t *q = &p->q_;
+    if (tg_adm_query_param(r, "customer", p->customer, sizeof(p->customer)) < 0) {
         tg_adm_reply_error(res, 400, "invalid_parameter", "customer: not a customer id.");
-        return;
+        return -1;
     }
-    if (tg_adm_query_text(r, "status", status, sizeof(status)) < 0 ||
-        (status[0] != '\0' && !one_of(status, statuses))) {
+    if (tg_adm_query_text(r, "status", p->status, sizeof(p->status)) < 0 ||
+        (p->status[0] != '\0' && !one_of(p->status, statuses))) {
         tg_adm_reply_error(res, 400, "invalid_parameter", "status: draft, open, paid, void or uncollectible.");
-        return;
+        return -1;
     }
-    int got = tg_adm_query_text(r, "currency", cur, sizeof(cur));
-    for (char *p = cur; *p != '\0'; p++)
-        *p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
-    if (got < 0 || (cur[0] != '\0' && (strlen(cur) != 3 || tg_currency_digits(cur) < 0))) {
+    int got = tg_adm_query_text(r, "currency", p->currency, sizeof(p->currency));
+    for (char *c = p->currency; *c != '\0'; c++)
+        *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+    if (got < 0 || (p->currency[0] != '\0' && (strlen(p->currency) != 3 || tg_currency_digits(p->currency) < 0))) {
         tg_adm_reply_error(res, 400, "invalid_parameter", "currency: an ISO 4217 code such as usd.");
-        return;
+        return -1;
     }
     if (tg_adm_query_text(r, "from", from, sizeof(from)) < 0 ||
-        (from[0] != '\0' && (q.period_from = parse_day(from)) < 0)) {
+        (from[0] != '\0' && (q->period_from = parse_day(from)) < 0)) {
         tg_adm_reply_error(res, 400, "invalid_parameter", "from: a date, YYYY-MM-DD.");
-        return;
+        return -1;
     }
-    if (tg_adm_query_text(r, "to", to, sizeof(to)) < 0 || (to[0] != '\0' && (q.period_to = parse_day(to)) < 0)) {
+    if (tg_adm_query_text(r, "to", to, sizeof(to)) < 0 || (to[0] != '\0' && (q->period_to = parse_day(to)) < 0)) {
         tg_adm_reply_error(res, 400, "invalid_parameter", "to: a date, YYYY-MM-DD.");
-        return;
+        return -1;
     }
-    q.customer_id = cust;
-    q.status = status;
-    q.currency = cur;
+    q->customer_id = p->customer;
+    q->status = p->status;
+    q->currency = p->currency;
+    return 0;
+}
+
+void tg_adm_search_invoices(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    tg_adm_invoice_params_t p;
+    if (tg_adm_invoice_query_parse(r, &p, res) != 0)
+        return;
+    tg_invoice_query_t q = p.q_;
     tg_page_t page;
     if (tg_adm_page_parse(r, "invoices", &page, res) != 0) /* the plain list's cursors: the same order */
         return;
