@@ -21,9 +21,10 @@ function showRevenue(d) {
     `Invoices finalized from ${day(d.revenue.from)} to ${day(d.revenue.to)} (exclusive), by their state now; drafts and voided invoices are not revenue.`;
   document.getElementById('revenue').replaceChildren(...cur.map(([code, c]) => el('tr', { 'data-currency': code },
     el('th', { scope: 'row' }, code.toUpperCase()),
-    ...['invoiced', 'collected', 'outstanding', 'uncollectible', 'mrr'].map((f) => el('td', { class: 'n', 'data-field': f }, c[f])),
-    el('td', { class: 'n' }, num(c.paying_customers)),
-    el('td', { class: 'n' }, c.trialing_customers ? `${num(c.trialing_customers)} (${c.trial_mrr}/month)` : '0'))));
+    ...['invoiced', 'collected', 'outstanding', 'uncollectible', 'mrr'].map((f) =>
+      el('td', { class: 'n', 'data-field': f, 'data-label': f === 'mrr' ? 'MRR' : f[0].toUpperCase() + f.slice(1) }, c[f])),
+    el('td', { class: 'n', 'data-label': 'Paying customers' }, num(c.paying_customers)),
+    el('td', { class: 'n', 'data-label': 'In trial' }, c.trialing_customers ? `${num(c.trialing_customers)} (${c.trial_mrr}/month)` : '0'))));
   const k = d.revenue.customers;
   document.getElementById('outside-mrr').textContent =
     `Not in MRR: ${num(k.trialing)} in trial, ${num(k.incomplete)} waiting for a card, ${num(k.suspended)} suspended, ${num(k.canceled)} canceled, ${num(k.free)} on a free plan.`;

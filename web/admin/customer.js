@@ -66,8 +66,9 @@ document.getElementById('plan-form').addEventListener('submit', (e) => {
 document.getElementById('suspend').addEventListener('click', () => act(() => api('PATCH', base, { status: 'suspended' })));
 document.getElementById('resume').addEventListener('click', () => act(() => api('PATCH', base, { status: 'active' })));
 
-if (document.referrer.startsWith(`${location.origin}/admin/customers.html`))
-  document.getElementById('back').href = document.referrer;
+// back to the list as the owner left it (its filters, kept by customers.js for this tab)
+const listQuery = sessionStorage.getItem('tg.customers.query');
+if (listQuery && listQuery.startsWith('?')) document.getElementById('back').href = `/admin/customers.html${listQuery}`;
 
 resume().then((yes) => {
   if (!yes) location.href = '/admin/';

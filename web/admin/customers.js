@@ -54,6 +54,7 @@ function reload() {
   at = 0;
   const p = filters();
   history.replaceState(null, '', `${location.pathname}${p.toString() ? `?${p}` : ''}`);
+  sessionStorage.setItem('tg.customers.query', location.search); // the customer page's way back
   load().catch((err) => show(msg, err.message));
 }
 
@@ -67,5 +68,6 @@ resume().then(async (yes) => {
   const plans = await api('GET', '/v1/plans');
   form.plan.append(...plans.data.map((p) => el('option', { value: p.id }, p.name || p.id)));
   fromUrl();
+  sessionStorage.setItem('tg.customers.query', location.search);
   await load();
 }).catch((err) => show(msg, err.message));
