@@ -124,7 +124,7 @@ test('the owner finds a customer, filters by plan, changes the plan and sees the
 
   // open the customer, change the plan
   await page.getByRole('link', { name: 'ops@acme-rockets.example' }).click();
-  await page.waitForURL(new RegExp(`/admin/customer\\.html\\?id=${acme.id}$`));
+  await page.waitForURL(new RegExp(`/admin/customer\\.html\\?id=${acme.id}&list=`));
   await page.getByTestId('profile').filter({ hasText: 'plan free' }).waitFor();
   await page.selectOption('#plan-select', 'starter');
   await page.getByRole('button', { name: 'Change plan' }).click();

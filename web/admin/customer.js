@@ -66,9 +66,12 @@ document.getElementById('plan-form').addEventListener('submit', (e) => {
 document.getElementById('suspend').addEventListener('click', () => act(() => api('PATCH', base, { status: 'suspended' })));
 document.getElementById('resume').addEventListener('click', () => act(() => api('PATCH', base, { status: 'active' })));
 
-// back to the list as the owner left it (its filters, kept by customers.js for this tab)
-const listQuery = sessionStorage.getItem('tg.customers.query');
-if (listQuery && listQuery.startsWith('?')) document.getElementById('back').href = `/admin/customers.html${listQuery}`;
+// back to the list as the owner left it: customers.js passes its filters in ?list= (only the
+// list's own parameters are carried over)
+const listed = new URLSearchParams(new URLSearchParams(location.search).get('list') || '');
+const back = new URLSearchParams();
+for (const k of ['q', 'plan', 'status', 'sort', 'order']) if (listed.get(k)) back.set(k, listed.get(k));
+if (back.toString()) document.getElementById('back').href = `/admin/customers.html?${back}`;
 
 resume().then((yes) => {
   if (!yes) location.href = '/admin/';

@@ -34,11 +34,13 @@ async function load() {
   p.set('limit', String(PAGE));
   if (cursors[at]) p.set('cursor', cursors[at]);
   const page = await api('GET', `/v1/admin/customers?${p}`);
+  const f = filters().toString(); // the customer page's way back to this list
+  const back = f ? `&list=${encodeURIComponent(f)}` : '';
   cursors = cursors.slice(0, at + 1);
   if (page.has_more) cursors.push(page.next_cursor);
   const rows = document.getElementById('rows');
   rows.replaceChildren(...(page.data.length ? page.data.map((c) => el('tr', { 'data-id': c.id },
-    el('td', { 'data-label': 'Email' }, el('a', { href: `/admin/customer.html?id=${encodeURIComponent(c.id)}` }, c.email)),
+    el('td', { 'data-label': 'Email' }, el('a', { href: `/admin/customer.html?id=${encodeURIComponent(c.id)}${back}` }, c.email)),
     el('td', { 'data-label': 'Name' }, c.name || '—'),
     el('td', { 'data-label': 'Plan' }, c.plan),
     el('td', { 'data-label': 'Status' }, c.status.replace('_', ' ')),
@@ -54,7 +56,6 @@ function reload() {
   at = 0;
   const p = filters();
   history.replaceState(null, '', `${location.pathname}${p.toString() ? `?${p}` : ''}`);
-  sessionStorage.setItem('tg.customers.query', location.search); // the customer page's way back
   load().catch((err) => show(msg, err.message));
 }
 
@@ -68,6 +69,5 @@ resume().then(async (yes) => {
   const plans = await api('GET', '/v1/plans');
   form.plan.append(...plans.data.map((p) => el('option', { value: p.id }, p.name || p.id)));
   fromUrl();
-  sessionStorage.setItem('tg.customers.query', location.search);
   await load();
 }).catch((err) => show(msg, err.message));
