@@ -557,6 +557,10 @@ static void admin_dispatch(tg_admin_t *a, const tg_adm_segs_t *sp, const tg_admi
         tg_adm_invoices_route(a, &s, r, res);
         return;
     }
+    if (tg_adm_seg_is(&s, 2, "export") && s.n == 4) {
+        tg_adm_export(a, &s, r, res);
+        return;
+    }
     if (tg_adm_seg_is(&s, 2, "emails")) {
         tg_adm_emails_route(a, &s, r, res);
         return;

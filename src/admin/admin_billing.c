@@ -213,12 +213,7 @@ void tg_adm_invoices_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin
         return;
     }
     if (s->n == 3 && tg_adm_method_is(r, "GET")) {
-        char cust[TG_ID_MAX] = "";
-        if (tg_adm_query_param(r, "customer", cust, sizeof(cust)) < 0) {
-            tg_adm_reply_error(res, 400, "invalid_parameter", "customer: not a customer id.");
-            return;
-        }
-        tg_adm_list_invoices(a, cust[0] ? cust : NULL, 0, r, res);
+        tg_adm_search_invoices(a, r, res); /* with its filters and totals (admin_search.c) */
         return;
     }
     char id[TG_ID_MAX];

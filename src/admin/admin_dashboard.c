@@ -18,6 +18,7 @@
 
 typedef struct cust_row {
     tg_customer_t c;
+    char currency[4]; /* of its plan: billed is in it (a plan change keeps the currency) */
     uint64_t calls;
     uint64_t included;
     int64_t billed;     /* sum of invoice totals, nano-units */
@@ -97,10 +98,15 @@ static int by_calls(const void *x, const void *y)
     return a->calls < b->calls ? 1 : a->calls > b->calls ? -1 : 0;
 }
 
+/* By currency, then by amount billed, largest first: amounts of two currencies are never
+ * compared (1200 yen is not more than 49 dollars). */
 static int by_billed(const void *x, const void *y)
 {
     const cust_row_t *a = x, *b = y;
-    return a->billed < b->billed ? 1 : a->billed > b->billed ? -1 : 0;
+    int c = strcmp(a->currency, b->currency);
+    if (c != 0)
+        return c;
+    return a->billed < b->billed ? 1 : a->billed > b->billed ? -1 : strcmp(a->c.id, b->c.id);
 }
 
 static json_t *money(tg_money_t v)
@@ -120,12 +126,22 @@ static json_t *money_in(tg_money_t v, int digits)
     return json_string(buf);
 }
 
-static json_t *top(dash_t *d, int (*cmp)(const void *, const void *))
+/* The first TOP_N rows in cmp's order; per_currency: the first TOP_N of each currency (rows
+ * sorted by currency first), so that every currency has its own ranking. */
+static json_t *top(dash_t *d, int (*cmp)(const void *, const void *), int per_currency)
 {
     if (d->n > 1) /* with no customers rows is NULL, which qsort must not be given */
         qsort(d->rows, d->n, sizeof(*d->rows), cmp);
     json_t *arr = json_array();
-    for (size_t i = 0; i < d->n && i < TOP_N; i++) {
+    size_t rank = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        if (per_currency && i > 0 && strcmp(d->rows[i].currency, d->rows[i - 1].currency) != 0)
+            rank = 0;
+        if (rank++ >= TOP_N) {
+            if (!per_currency)
+                break;
+            continue;
+        }
         /* billed is in the currency of the customer's plan (a plan change keeps the currency) */
         const tg_plan_t *plan = tg_config_find_plan(tg_adm_cfg(d->a), d->rows[i].c.plan_id);
         json_array_append_new(
@@ -215,6 +231,7 @@ void tg_adm_dashboard(tg_admin_t *a, const tg_admin_request_t *req, tg_admin_res
         const tg_plan_t *plan = tg_config_find_plan(cfg, r->c.plan_id);
         if (plan == NULL)
             continue;
+        snprintf(r->currency, sizeof(r->currency), "%s", plan->currency);
         const char *status = tg_adm_display_status(&r->c, d.now);
         json_t *n = json_object_get(by_plan, plan->id);
         json_object_set_new(by_plan, plan->id, json_integer(n != NULL ? json_integer_value(n) + 1 : 1));
@@ -267,10 +284,13 @@ void tg_adm_dashboard(tg_admin_t *a, const tg_admin_request_t *req, tg_admin_res
         tg_adm_reply_error(res, 500, "internal_error", "Computing revenue failed: %s", oom ? "out of memory" : err.msg);
         return;
     }
+    json_t *mrr_cur = json_object(); /* which currency each mrr_by_plan figure is in */
     for (size_t i = 0; i < cfg->nplans; i++) /* the plans with paying customers, in their currency */
-        if (per_plan[i].paying > 0)
+        if (per_plan[i].paying > 0) {
             json_object_set_new(mrr_by_plan, cfg->plans[i].id,
                                 money_in(per_plan[i].mrr, cfg->plans[i].currency_digits));
+            json_object_set_new(mrr_cur, cfg->plans[i].id, json_string(cfg->plans[i].currency));
+        }
     free(per_plan);
     for (size_t i = 0; i < d.n; i++) {
         const tg_plan_t *plan = tg_config_find_plan(cfg, d.rows[i].c.plan_id);
@@ -292,6 +312,7 @@ void tg_adm_dashboard(tg_admin_t *a, const tg_admin_request_t *req, tg_admin_res
     uint64_t upgrades = 0, downgrades = 0;
     tg_store_plan_change_count(a->d.store, "upgrade", d.month_start, d.now, &upgrades, &err);
     tg_store_plan_change_count(a->d.store, "downgrade", d.month_start, d.now, &downgrades, &err);
+    json_object_set_new(j, "mrr_by_plan_currency", mrr_cur);
     json_object_set_new(j, "paying_customers", json_integer((json_int_t)rv->by_class[TG_MRR_PAYING]));
     json_object_set_new(j, "trialing_customers", json_integer((json_int_t)rv->by_class[TG_MRR_TRIALING]));
     json_object_set_new(j, "revenue", revenue_json(rv));
@@ -301,8 +322,8 @@ void tg_adm_dashboard(tg_admin_t *a, const tg_admin_request_t *req, tg_admin_res
     free(rv);
     json_object_set_new(j, "upgrades_this_month", json_integer((json_int_t)upgrades));
     json_object_set_new(j, "downgrades_this_month", json_integer((json_int_t)downgrades));
-    json_object_set_new(j, "top_by_calls", top(&d, by_calls));
-    json_object_set_new(j, "top_by_revenue", top(&d, by_billed));
+    json_object_set_new(j, "top_by_calls", top(&d, by_calls, 0));
+    json_object_set_new(j, "top_by_revenue", top(&d, by_billed, 1)); /* each currency's own top */
     json_object_set_new(j, "near_quota", near); /* the first NEAR_MAX; the count says how many in all */
     json_object_set_new(j, "near_quota_count", json_integer((json_int_t)near_count));
     /* What needs the owner: customers whose invoice cannot be made, usage kept aside. */

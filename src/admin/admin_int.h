@@ -154,6 +154,9 @@ void tg_adm_add_item(tg_admin_t *a, const tg_customer_t *c, const tg_admin_reque
 int tg_adm_query_param(const tg_admin_request_t *r, const char *name, char *out, size_t cap);
 int tg_adm_page_parse(const tg_admin_request_t *r, const char *list, tg_page_t *page, tg_admin_response_t *res);
 void tg_adm_reply_page(tg_admin_response_t *res, const char *list, json_t *data, const tg_page_end_t *end);
+/* The same with one more member `name` (takes value; NULL: none). */
+void tg_adm_reply_page_with(tg_admin_response_t *res, const char *list, json_t *data, const tg_page_end_t *end,
+                            const char *name, json_t *value);
 void tg_adm_reply_list_error(tg_admin_response_t *res, int rc, const char *what, const tg_err_t *err);
 /* Events and webhooks (admin_notify.c): the routes under /v1/admin (customer_id "": the owner's)
  * and /v1/me (the signed-in customer's), from segment `at` on. 1 if it answered, 0 if the
@@ -163,6 +166,29 @@ int tg_adm_notify_route(tg_admin_t *a, const char *customer_id, const tg_adm_seg
 void tg_adm_list_rejected(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
 void tg_adm_list_billing_failures(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
 void tg_adm_list_customers(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
+/* admin_search.c (issue 15): the customer list with q, plan, status, sort, order; and a query
+ * parameter percent-decoded ('+' a space) into out: 1 found, 0 absent, -1 longer than cap-1, a
+ * bad escape, a NUL or not UTF-8. */
+/* The customer list's parameters (q, plan, status, sort, order) parsed into q_, which points
+ * into the struct's own buffers; list is the cursors' list name. -1 after a 400 reply. */
+typedef struct tg_adm_customer_params {
+    char q[TG_CUSTOMER_SEARCH_MAX], plan[TG_PLAN_ID_MAX], status[TG_STATUS_MAX], sort[16], list[40];
+    tg_customer_query_t q_;
+} tg_adm_customer_params_t;
+int tg_adm_customer_query_parse(const tg_admin_request_t *r, tg_adm_customer_params_t *p, tg_admin_response_t *res);
+/* The invoice list's filters (customer, status, currency, from, to), the same way. */
+typedef struct tg_adm_invoice_params {
+    char customer[TG_ID_MAX], status[TG_STATUS_MAX], currency[8];
+    tg_invoice_query_t q_;
+} tg_adm_invoice_params_t;
+int tg_adm_invoice_query_parse(const tg_admin_request_t *r, tg_adm_invoice_params_t *p, tg_admin_response_t *res);
+/* GET /v1/admin/export/{customers,invoices,usage}.csv (admin_export.c). */
+void tg_adm_export(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_request_t *r, tg_admin_response_t *res);
+void tg_adm_search_customers(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
+/* GET /v1/admin/invoices?customer=&status=&currency=&from=&to= (admin_search.c): the page, and on
+ * the first page the totals of every matching invoice per currency. */
+void tg_adm_search_invoices(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
+int tg_adm_query_text(const tg_admin_request_t *r, const char *name, char *out, size_t cap);
 void tg_adm_list_keys(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
 /* customer_id NULL: every customer's; hide_drafts: the portal's view (drafts are the owner's). A
  * page may then hold fewer than `limit` items; has_more still tells whether to go on. */

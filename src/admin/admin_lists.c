@@ -13,7 +13,7 @@
 #include "admin/admin_int.h"
 
 #define LIMIT_DEFAULT 100
-#define CURSOR_MAX 256 /* base64 of "<list>|" and a TG_PAGE_KEY_MAX key, with room */
+#define CURSOR_MAX 1024 /* base64 of "<list>|" and a TG_PAGE_KEY_MAX key, with room */
 
 int tg_adm_query_param(const tg_admin_request_t *r, const char *name, char *out, size_t cap)
 {
@@ -71,6 +71,12 @@ int tg_adm_page_parse(const tg_admin_request_t *r, const char *list, tg_page_t *
 
 void tg_adm_reply_page(tg_admin_response_t *res, const char *list, json_t *data, const tg_page_end_t *end)
 {
+    tg_adm_reply_page_with(res, list, data, end, NULL, NULL);
+}
+
+void tg_adm_reply_page_with(tg_admin_response_t *res, const char *list, json_t *data, const tg_page_end_t *end,
+                            const char *name, json_t *value)
+{
     json_t *next = json_null();
     if (end->has_more) {
         char raw[CURSOR_MAX], b64[CURSOR_MAX * 2];
@@ -82,8 +88,12 @@ void tg_adm_reply_page(tg_admin_response_t *res, const char *list, json_t *data,
             next = json_string(b64);
         }
     }
-    tg_adm_reply_json(res, 200,
-                      json_pack("{s:o,s:b,s:o}", "data", data, "has_more", end->has_more, "next_cursor", next));
+    json_t *j = json_pack("{s:o,s:b,s:o}", "data", data, "has_more", end->has_more, "next_cursor", next);
+    if (name != NULL && value != NULL)
+        json_object_set_new(j, name, value);
+    else
+        json_decref(value);
+    tg_adm_reply_json(res, 200, j);
 }
 
 /* A store error on a paged list: a cursor whose key the store refused is the client's (400). */
@@ -160,6 +170,13 @@ void tg_adm_list_billing_failures(tg_admin_t *a, const tg_admin_request_t *r, tg
 
 void tg_adm_list_customers(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res)
 {
+    static const char *const search[] = {"q", "plan", "status", "sort", "order"};
+    char v[2];
+    for (size_t i = 0; i < sizeof(search) / sizeof(search[0]); i++)
+        if (tg_adm_query_param(r, search[i], v, sizeof(v)) != 0) { /* present, even empty or long */
+            tg_adm_search_customers(a, r, res);
+            return;
+        }
     tg_page_t page;
     if (tg_adm_page_parse(r, "customers", &page, res) != 0)
         return;

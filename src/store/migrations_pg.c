@@ -437,6 +437,10 @@ const tg_migration_t tg_pg_migrations[] = {
      " FOR EACH ROW EXECUTE FUNCTION tg_audit_log_append_only();"
      "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log"
      " FOR EACH STATEMENT EXECUTE FUNCTION tg_audit_log_append_only();"},
+    /* 30 (issue 15): as in migrations_sqlite.c, in the bytewise order the search compares in */
+    {30, "customer list orders",
+     "CREATE INDEX customers_email_order ON customers ((lower(email)) COLLATE \"C\", id COLLATE \"C\");"
+     "CREATE INDEX customers_name_order ON customers ((lower(name)) COLLATE \"C\", id COLLATE \"C\");"},
 };
 
 const size_t tg_pg_migrations_count = sizeof(tg_pg_migrations) / sizeof(tg_pg_migrations[0]);

@@ -469,6 +469,11 @@ const tg_migration_t tg_sqlite_migrations[] = {
      " BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;"
      "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log"
      " BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;"},
+    /* 30 (issue 15): the owner's customer list sorted by email or name (tg_store_customer_search),
+     * in the order of these indexes (ASCII case folded, ties by id), so a page is a range scan. */
+    {30, "customer list orders",
+     "CREATE INDEX customers_email_order ON customers(email COLLATE NOCASE, id);"
+     "CREATE INDEX customers_name_order ON customers(name COLLATE NOCASE, id);"},
 };
 
 const size_t tg_sqlite_migrations_count = sizeof(tg_sqlite_migrations) / sizeof(tg_sqlite_migrations[0]);

@@ -182,6 +182,24 @@ int tg_store_customer_page(tg_store_t *st, const tg_page_t *page, tg_customer_cb
     return st->ops->customer_page(st, page, cb, arg, end, err);
 }
 
+int tg_store_customer_search(tg_store_t *st, const tg_customer_query_t *q, const tg_page_t *page, tg_customer_cb cb,
+                             void *arg, tg_page_end_t *end, tg_err_t *err)
+{
+    return st->ops->customer_search(st, q, page, cb, arg, end, err);
+}
+
+int tg_store_invoice_search(tg_store_t *st, const tg_invoice_query_t *q, const tg_page_t *page, tg_invoice_cb cb,
+                            void *arg, tg_page_end_t *end, tg_err_t *err)
+{
+    return st->ops->invoice_search(st, q, page, cb, arg, end, err);
+}
+
+int tg_store_invoice_search_totals(tg_store_t *st, const tg_invoice_query_t *q, tg_invoice_totals_cb cb, void *arg,
+                                   tg_err_t *err)
+{
+    return st->ops->invoice_search_totals(st, q, cb, arg, err);
+}
+
 int tg_store_key_page(tg_store_t *st, const char *customer_id, const tg_page_t *page, tg_key_cb cb, void *arg,
                       tg_page_end_t *end, tg_err_t *err)
 {

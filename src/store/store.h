@@ -130,7 +130,7 @@ int tg_store_usage_total(tg_store_t *st, const char *metric, uint64_t *units, tg
  * key is the list's own text (for example "1764547200/cus_abc"); one that does not parse is
  * TG_EINVAL. end->has_more says whether more items follow, end->next is the key to pass next. */
 #define TG_PAGE_MAX 1000
-#define TG_PAGE_KEY_MAX 96
+#define TG_PAGE_KEY_MAX 600 /* room for an email or a name and an id (customer search) */
 typedef struct tg_page {
     size_t limit;                /* 1..TG_PAGE_MAX */
     char after[TG_PAGE_KEY_MAX]; /* "" for the first page */
@@ -146,6 +146,35 @@ int tg_store_customer_page(tg_store_t *st, const tg_page_t *page, tg_customer_cb
                            tg_err_t *err);
 int tg_store_key_page(tg_store_t *st, const char *customer_id, const tg_page_t *page, tg_key_cb cb, void *arg,
                       tg_page_end_t *end, tg_err_t *err);
+/* The owner's customer list (GET /v1/admin/customers with parameters): search, filters and an
+ * order of the owner's choice, a page at a time.
+ * - search: a case-insensitive substring of the email, the name or the id; LIKE's wildcards
+ *   in it (%, _ and the backslash) match themselves. Substring, not prefix: owners look a
+ *   customer up by a part of the address ("acme" in ops@acme.io) or of the company's name. It
+ *   cannot use a B-tree index: the query walks the order's index and stops at limit + 1
+ *   matches, so a common term costs a page, a rare one a scan of the table.
+ * - plan_id, status: equality; status as the API shows it (tg_adm_display_status): "active"
+ *   includes a "trialing" customer whose trial ended by `now`, "trialing" only those in trial.
+ * - sort: created_at (sort key "<created_at>/<id>", the list's historical order when
+ *   descending), or email or name, case-insensitive (":<id>/<text>"); ties by id
+ *   ascending. Migration 30 indexes the two text orders.
+ * TG_EINVAL for a key of another order or a search longer than TG_CUSTOMER_SEARCH_MAX - 1. */
+#define TG_CUSTOMER_SEARCH_MAX 128
+typedef enum tg_customer_sort {
+    TG_CUSTOMER_SORT_CREATED = 0,
+    TG_CUSTOMER_SORT_EMAIL = 1,
+    TG_CUSTOMER_SORT_NAME = 2
+} tg_customer_sort_t;
+typedef struct tg_customer_query {
+    const char *search;  /* NULL or "": every customer */
+    const char *plan_id; /* NULL or "": any plan */
+    const char *status;  /* NULL or "": any status */
+    int64_t now;         /* seconds, for status */
+    tg_customer_sort_t sort;
+    int ascending;
+} tg_customer_query_t;
+int tg_store_customer_search(tg_store_t *st, const tg_customer_query_t *q, const tg_page_t *page, tg_customer_cb cb,
+                             void *arg, tg_page_end_t *end, tg_err_t *err);
 /* Keys of a customer that work at `now` (not revoked, not expired), for the key cap. */
 int tg_store_key_count_active(tg_store_t *st, const char *customer_id, int64_t now, uint64_t *count, tg_err_t *err);
 
@@ -313,6 +342,23 @@ int tg_store_invoice_totals(tg_store_t *st, int64_t from, int64_t to, tg_invoice
 /* Invoices of one customer, or all (customer_id NULL), newest period first, a page at a time. */
 int tg_store_invoice_page(tg_store_t *st, const char *customer_id, const tg_page_t *page, tg_invoice_cb cb, void *arg,
                           tg_page_end_t *end, tg_err_t *err);
+
+/* The owner's invoice list with filters (GET /v1/admin/invoices, issue 15): the invoices of
+ * tg_store_invoice_page (the same order and sort keys) that match every filter set: customer,
+ * status and currency by equality, period_start in [period_from, period_to) (0: unbounded).
+ * search_totals hands cb (non-zero stops) one call per (currency, status) of every matching
+ * invoice, ordered by currency then status: how many and the sum of their totals (nano-units).
+ * Currencies are never added together. A sum past int64 is TG_ERANGE (SQLite: TG_ESTORE). */
+typedef struct tg_invoice_query {
+    const char *customer_id; /* NULL or "": any */
+    const char *status;      /* NULL or "": any */
+    const char *currency;    /* NULL or "": any; lowercase */
+    int64_t period_from, period_to;
+} tg_invoice_query_t;
+int tg_store_invoice_search(tg_store_t *st, const tg_invoice_query_t *q, const tg_page_t *page, tg_invoice_cb cb,
+                            void *arg, tg_page_end_t *end, tg_err_t *err);
+int tg_store_invoice_search_totals(tg_store_t *st, const tg_invoice_query_t *q, tg_invoice_totals_cb cb, void *arg,
+                                   tg_err_t *err);
 
 /* State changes. finalize: draft -> open with the next number of the year of `at`
  * ("TG-2026-000042"), gapless. void: draft|open -> void. paid / uncollectible: open -> that.

@@ -53,6 +53,12 @@ typedef struct tg_store_ops {
     int (*usage_total)(tg_store_t *st, const char *metric, uint64_t *units, tg_err_t *err);
     int (*customer_page)(tg_store_t *st, const tg_page_t *page, tg_customer_cb cb, void *arg, tg_page_end_t *end,
                          tg_err_t *err);
+    int (*customer_search)(tg_store_t *st, const tg_customer_query_t *q, const tg_page_t *page, tg_customer_cb cb,
+                           void *arg, tg_page_end_t *end, tg_err_t *err);
+    int (*invoice_search)(tg_store_t *st, const tg_invoice_query_t *q, const tg_page_t *page, tg_invoice_cb cb,
+                          void *arg, tg_page_end_t *end, tg_err_t *err);
+    int (*invoice_search_totals)(tg_store_t *st, const tg_invoice_query_t *q, tg_invoice_totals_cb cb, void *arg,
+                                 tg_err_t *err);
     int (*key_page)(tg_store_t *st, const char *customer_id, const tg_page_t *page, tg_key_cb cb, void *arg,
                     tg_page_end_t *end, tg_err_t *err);
     int (*key_count_active)(tg_store_t *st, const char *customer_id, int64_t now, uint64_t *count, tg_err_t *err);

@@ -57,3 +57,22 @@ int tg_page_key_parse_id(const char *key, char id[TG_ID_MAX])
     return 0;
 }
 
+
+int tg_page_key_parse_id_text(const char *key, char id[TG_ID_MAX], char *text, size_t cap)
+{
+    if (key[0] != ':')
+        return TG_EINVAL;
+    key++;
+    const char *slash = strchr(key, '/');
+    size_t il = slash != NULL ? (size_t)(slash - key) : 0, tl = slash != NULL ? strlen(slash + 1) : 0;
+    char tmp[TG_ID_MAX];
+    if (slash == NULL || il == 0 || il >= TG_ID_MAX || tl >= cap)
+        return TG_EINVAL;
+    memcpy(tmp, key, il);
+    tmp[il] = '\0';
+    if (!valid_id(tmp))
+        return TG_EINVAL;
+    memcpy(id, tmp, il + 1);
+    memcpy(text, slash + 1, tl + 1);
+    return 0;
+}

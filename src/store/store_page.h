@@ -2,6 +2,7 @@
 #ifndef TG_STORE_PAGE_H
 #define TG_STORE_PAGE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "model/records.h"
@@ -12,5 +13,9 @@
 int tg_page_key_parse_num(const char *key, int64_t *num);
 int tg_page_key_parse_num_id(const char *key, int64_t *num, char id[TG_ID_MAX]);
 int tg_page_key_parse_id(const char *key, char id[TG_ID_MAX]);
+/* ":<id>/<text>" (the customer search's text orders; the ':' tells it from "<int64>/<id>", since
+ * an id may be all digits): the id up to the first '/', then any text of fewer than cap bytes
+ * (it may hold '/'). */
+int tg_page_key_parse_id_text(const char *key, char id[TG_ID_MAX], char *text, size_t cap);
 
 #endif

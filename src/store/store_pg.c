@@ -331,6 +331,17 @@ int tg_pg_query(tg_pg_t *st, const char *sql, const tg_pg_params_t *p, PGresult 
     return check(st, r, res, err, doing);
 }
 
+int tg_pg_query_unprepared(tg_pg_t *st, const char *sql, const tg_pg_params_t *p, PGresult **res, tg_err_t *err,
+                           const char *doing)
+{
+    if (res != NULL)
+        *res = NULL;
+    int rc = ensure_connected(st, err);
+    if (rc != 0)
+        return rc;
+    return check(st, PQexecParams(st->conn, sql, p->n, NULL, p->v, p->len, p->format, 0), res, err, doing);
+}
+
 int tg_pg_open(const char *url, tg_store_t **out, tg_err_t *err)
 {
     *out = NULL;
@@ -567,6 +578,9 @@ const tg_store_ops_t tg_pg_ops = {
     .key_set_expires = tg_pg_key_set_expires,
     .key_touch = tg_pg_key_touch,
     .customer_page = tg_pg_customer_page,
+    .customer_search = tg_pg_customer_search,
+    .invoice_search = tg_pg_invoice_search,
+    .invoice_search_totals = tg_pg_invoice_search_totals,
     .key_page = tg_pg_key_page,
     .key_count_active = tg_pg_key_count_active,
     .usage_rejected_list = tg_pg_usage_rejected_list,

@@ -93,6 +93,10 @@ void tg_pg_array_free(tg_pg_array_t *a);
  * server's message in err; *res is NULL. */
 int tg_pg_query(tg_pg_t *st, const char *sql, const tg_pg_params_t *p, PGresult **res, tg_err_t *err,
                 const char *doing);
+/* As tg_pg_query for a statement built at run time (sql in a buffer: the statement cache is
+ * keyed by the text's address, so it must not see one): planned for each call, with its values. */
+int tg_pg_query_unprepared(tg_pg_t *st, const char *sql, const tg_pg_params_t *p, PGresult **res, tg_err_t *err,
+                           const char *doing);
 /* Runs one or more statements without parameters or results (DDL, BEGIN, ...), unprepared. */
 int tg_pg_exec(tg_pg_t *st, const char *sql, tg_err_t *err, const char *doing);
 /* Rows changed by the command that produced res. */
@@ -157,6 +161,12 @@ int tg_pg_usage_load(tg_store_t *st, int64_t since_s, tg_usage_load_cb cb, void 
 int tg_pg_usage_total(tg_store_t *st, const char *metric, uint64_t *units, tg_err_t *err);
 int tg_pg_customer_page(tg_store_t *st, const tg_page_t *page, tg_customer_cb cb, void *arg, tg_page_end_t *end,
                         tg_err_t *err);
+int tg_pg_customer_search(tg_store_t *st, const tg_customer_query_t *q, const tg_page_t *page, tg_customer_cb cb,
+    void *arg, tg_page_end_t *end, tg_err_t *err);
+int tg_pg_invoice_search(tg_store_t *st, const tg_invoice_query_t *q, const tg_page_t *page, tg_invoice_cb cb,
+    void *arg, tg_page_end_t *end, tg_err_t *err);
+int tg_pg_invoice_search_totals(tg_store_t *st, const tg_invoice_query_t *q, tg_invoice_totals_cb cb, void *arg,
+    tg_err_t *err);
 int tg_pg_key_page(tg_store_t *st, const char *customer_id, const tg_page_t *page, tg_key_cb cb, void *arg,
                    tg_page_end_t *end, tg_err_t *err);
 int tg_pg_key_count_active(tg_store_t *st, const char *customer_id, int64_t now, uint64_t *count, tg_err_t *err);

@@ -139,6 +139,12 @@ int tg_sqlite_usage_load(tg_store_t *st, int64_t since_s, tg_usage_load_cb cb, v
 int tg_sqlite_usage_total(tg_store_t *st, const char *metric, uint64_t *units, tg_err_t *err);
 int tg_sqlite_customer_page(tg_store_t *st, const tg_page_t *page, tg_customer_cb cb, void *arg, tg_page_end_t *end,
                             tg_err_t *err);
+int tg_sqlite_customer_search(tg_store_t *st, const tg_customer_query_t *q, const tg_page_t *page, tg_customer_cb cb,
+    void *arg, tg_page_end_t *end, tg_err_t *err);
+int tg_sqlite_invoice_search(tg_store_t *st, const tg_invoice_query_t *q, const tg_page_t *page, tg_invoice_cb cb,
+    void *arg, tg_page_end_t *end, tg_err_t *err);
+int tg_sqlite_invoice_search_totals(tg_store_t *st, const tg_invoice_query_t *q, tg_invoice_totals_cb cb, void *arg,
+    tg_err_t *err);
 int tg_sqlite_key_page(tg_store_t *st, const char *customer_id, const tg_page_t *page, tg_key_cb cb, void *arg,
                        tg_page_end_t *end, tg_err_t *err);
 int tg_sqlite_key_count_active(tg_store_t *st, const char *customer_id, int64_t now, uint64_t *count, tg_err_t *err);

@@ -33,7 +33,8 @@ test('API8:2023 security misconfiguration: every page and API answer carries CSP
   await withStack({}, async (s) => {
     const paths = [['GET', '/portal/'], ['GET', '/portal/app.html'], ['GET', '/admin/'], ['GET', '/admin/customer.html'],
       ['GET', '/portal/index.js'], ['GET', '/healthz'], ['GET', '/v1/plans'], ['GET', '/v1/me'], ['GET', '/nope'],
-      ['GET', '/v1/admin/customers'], ['POST', '/v1/login']];
+      ['GET', '/v1/admin/customers'], ['POST', '/v1/login'], ['GET', '/admin/customers.html'], ['GET', '/admin/invoices.html'],
+      ['GET', '/v1/admin/export/customers.csv']];
     for (const [m, p] of paths) {
       const r = await req(s, m, p, m === 'POST' ? { body: {} } : {});
       const csp = r.headers.get('content-security-policy') || '';
@@ -51,17 +52,17 @@ test('API8:2023 security misconfiguration: every page and API answer carries CSP
 
 test('API8:2023 security misconfiguration: pages have no inline script, handler or style, and the dashboard loads none of the portal\'s scripts', async () => {
   await withStack({}, async (s) => {
-    for (const p of ['/portal/', '/portal/app.html', '/admin/', '/admin/customer.html']) {
+    for (const p of ['/portal/', '/portal/app.html', '/admin/', '/admin/customer.html', '/admin/customers.html', '/admin/invoices.html']) {
       const html = (await req(s, 'GET', p)).text;
       assert.doesNotMatch(html, /<script(?![^>]*\bsrc=)[^>]*>/i, `${p}: inline <script>`);
       assert.doesNotMatch(html, /\son[a-z]+\s*=/i, `${p}: inline event handler`);
       assert.doesNotMatch(html, /\sstyle\s*=/i, `${p}: inline style attribute`);
     }
-    for (const p of ['/admin/', '/admin/customer.html']) {
+    for (const p of ['/admin/', '/admin/customer.html', '/admin/customers.html', '/admin/invoices.html']) {
       const html = (await req(s, 'GET', p)).text;
       for (const [, src] of html.matchAll(/<script[^>]*\bsrc="([^"]+)"/g)) assert.match(src, /^\/admin\//, `${p} loads ${src}`);
     }
-    for (const p of ['/admin/admin.js', '/admin/customer.js', '/admin/lib.js']) {
+    for (const p of ['/admin/admin.js', '/admin/customer.js', '/admin/lib.js', '/admin/customers.js', '/admin/invoices.js']) {
       const js = (await req(s, 'GET', p)).text;
       assert.doesNotMatch(js, /from\s+'\/portal\//, `${p} imports the portal's scripts`);
       assert.doesNotMatch(js, /sessionStorage|localStorage/, `${p} keeps something in web storage`);

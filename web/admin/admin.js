@@ -21,9 +21,10 @@ function showRevenue(d) {
     `Invoices finalized from ${day(d.revenue.from)} to ${day(d.revenue.to)} (exclusive), by their state now; drafts and voided invoices are not revenue.`;
   document.getElementById('revenue').replaceChildren(...cur.map(([code, c]) => el('tr', { 'data-currency': code },
     el('th', { scope: 'row' }, code.toUpperCase()),
-    ...['invoiced', 'collected', 'outstanding', 'uncollectible', 'mrr'].map((f) => el('td', { class: 'n', 'data-field': f }, c[f])),
-    el('td', { class: 'n' }, num(c.paying_customers)),
-    el('td', { class: 'n' }, c.trialing_customers ? `${num(c.trialing_customers)} (${c.trial_mrr}/month)` : '0'))));
+    ...['invoiced', 'collected', 'outstanding', 'uncollectible', 'mrr'].map((f) =>
+      el('td', { class: 'n', 'data-field': f, 'data-label': f === 'mrr' ? 'MRR' : f[0].toUpperCase() + f.slice(1) }, c[f])),
+    el('td', { class: 'n', 'data-label': 'Paying customers' }, num(c.paying_customers)),
+    el('td', { class: 'n', 'data-label': 'In trial' }, c.trialing_customers ? `${num(c.trialing_customers)} (${c.trial_mrr}/month)` : '0'))));
   const k = d.revenue.customers;
   document.getElementById('outside-mrr').textContent =
     `Not in MRR: ${num(k.trialing)} in trial, ${num(k.incomplete)} waiting for a card, ${num(k.suspended)} suspended, ${num(k.canceled)} canceled, ${num(k.free)} on a free plan.`;
@@ -49,10 +50,19 @@ async function load(period) {
   document.getElementById('by-status').replaceChildren(...rows(d.customers_by_status));
   const who = (c) => el('td', {}, el('a', { href: `/admin/customer.html?id=${encodeURIComponent(c.id)}` }, c.email));
   document.getElementById('top-calls').replaceChildren(...d.top_by_calls.map((c) => el('tr', {}, who(c), el('td', {}, c.plan), el('td', { class: 'n' }, num(c.calls)))));
-  document.getElementById('top-rev').replaceChildren(...d.top_by_revenue.map((c) => el('tr', {}, who(c), el('td', {}, c.plan), el('td', { class: 'n' }, c.currency ? inCur(c.billed, c.currency) : c.billed))));
+  // each currency ranked on its own (the server never compares amounts across currencies)
+  const topRev = [];
+  d.top_by_revenue.forEach((c, i) => {
+    if (c.currency && (i === 0 || d.top_by_revenue[i - 1].currency !== c.currency))
+      topRev.push(el('tr', { 'data-currency': c.currency }, el('th', { colspan: '3', scope: 'rowgroup' }, c.currency.toUpperCase())));
+    topRev.push(el('tr', {}, who(c), el('td', {}, c.plan), el('td', { class: 'n' }, c.currency ? inCur(c.billed, c.currency) : c.billed)));
+  });
+  document.getElementById('top-rev').replaceChildren(...topRev);
   document.getElementById('near').replaceChildren(...d.near_quota.map((c) => el('tr', {}, who(c), el('td', {}, c.plan), el('td', { class: 'n' }, `${num(c.calls)} / ${num(c.included)}${c.over ? ' (over)' : ''}`))));
   document.getElementById('past-due').replaceChildren(...(d.past_due || []).map((c) => el('tr', {}, who(c), el('td', {}, c.status), el('td', {}, c.past_due_since ? c.past_due_since.slice(0, 10) : '—'))));
-  document.getElementById('by-plan-mrr').replaceChildren(...Object.entries(d.mrr_by_plan).map(([p, v]) => el('tr', {}, el('td', {}, p), el('td', { class: 'n' }, v))));
+  const planCur = d.mrr_by_plan_currency || {};
+  document.getElementById('by-plan-mrr').replaceChildren(...Object.entries(d.mrr_by_plan).map(([p, v]) => el('tr', {}, el('td', {}, p),
+    el('td', { class: 'n', 'data-currency': planCur[p] || '' }, planCur[p] ? inCur(v, planCur[p]) : v))));
   document.getElementById('trial').textContent = d.trial_conversion === null ? '—' : `${Math.round(d.trial_conversion * 100)}%`;
   const labels = Object.keys(d.calls_per_day).sort();
   if (window.Chart) {

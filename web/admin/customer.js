@@ -23,6 +23,7 @@ async function load() {
       sync.textContent += ` · usage: ${num(mu.unsent_units)} units in ${num(mu.unsent_hours)} hour${mu.unsent_hours === 1 ? '' : 's'} not sent yet` +
         `, ${num(mu.pending_calls)} call${mu.pending_calls === 1 ? '' : 's'} pending${mu.failed_calls ? `, ${num(mu.failed_calls)} failed` : ''}`;
   }
+  await fillPlans(c);
   document.getElementById('suspend').classList.toggle('hidden', c.status === 'suspended' || c.status === 'canceled');
   document.getElementById('resume').classList.toggle('hidden', c.status !== 'suspended');
   const u = await api('GET', `${base}/usage`);
@@ -43,8 +44,34 @@ async function act(fn) {
   try { await fn(); await load(); } catch (err) { show(msg, err.message); }
 }
 
+// Plan change: the plans of the customer's currency (a change across currencies is a 400).
+let plans = null;
+async function fillPlans(c) {
+  plans = plans || (await api('GET', '/v1/plans')).data;
+  const cur = plans.find((p) => p.id === c.plan)?.currency;
+  const sel = document.getElementById('plan-select');
+  sel.replaceChildren(...plans.filter((p) => !cur || p.currency === cur).map((p) =>
+    el('option', { value: p.id }, `${p.name || p.id} (${p.price} ${p.currency.toUpperCase()}/${p.interval})`)));
+  sel.value = c.pending_plan || c.plan;
+}
+document.getElementById('plan-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const plan = document.getElementById('plan-select').value;
+  act(async () => {
+    const c = await api('PATCH', base, { plan });
+    show(msg, c.pending_plan ? `Moves to ${c.pending_plan} on ${fmtDate(c.pending_at)}.` : `Now on ${c.plan}.`, 'ok');
+  });
+});
+
 document.getElementById('suspend').addEventListener('click', () => act(() => api('PATCH', base, { status: 'suspended' })));
 document.getElementById('resume').addEventListener('click', () => act(() => api('PATCH', base, { status: 'active' })));
+
+// back to the list as the owner left it: customers.js passes its filters in ?list= (only the
+// list's own parameters are carried over)
+const listed = new URLSearchParams(new URLSearchParams(location.search).get('list') || '');
+const back = new URLSearchParams();
+for (const k of ['q', 'plan', 'status', 'sort', 'order']) if (listed.get(k)) back.set(k, listed.get(k));
+if (back.toString()) document.getElementById('back').href = `/admin/customers.html?${back}`;
 
 resume().then((yes) => {
   if (!yes) location.href = '/admin/';
