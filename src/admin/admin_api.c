@@ -371,7 +371,7 @@ int tg_admin_handle_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_r
     tg_adm_segs_t s;
     memset(res, 0, sizeof(*res));
     if (tg_adm_split_path(r->path, r->path_len, &s) != 0) {
-        tg_adm_reply_error(res, 404, "not_found", "No such route.");
+        tg_adm_reply_error(res, 404, "route_not_found", "No such route.");
         return 1;
     }
     if (s.n == 1 && tg_adm_seg_is(&s, 0, "healthz")) { /* liveness: the process answers */
@@ -437,7 +437,7 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
     if (tg_portal_handle(a, &s, r, res))
         return;
     if (!(tg_adm_seg_is(&s, 0, "v1") && tg_adm_seg_is(&s, 1, "admin"))) {
-        tg_adm_reply_error(res, 404, "not_found", "No such route: %.*s", (int)(r->path_len > 200 ? 200 : r->path_len),
+        tg_adm_reply_error(res, 404, "route_not_found", "No such route: %.*s", (int)(r->path_len > 200 ? 200 : r->path_len),
                     r->path);
         return;
     }
@@ -530,7 +530,7 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
         if (s.n > 5 || (s.n == 5 && !tg_adm_seg_is(&s, 4, "keys") && !tg_adm_seg_is(&s, 4, "usage") && !tg_adm_seg_is(&s, 4, "cancel") &&
                               !tg_adm_seg_is(&s, 4, "items") && !tg_adm_seg_is(&s, 4, "status_history") &&
                               !tg_adm_seg_is(&s, 4, "notification-marks") && !tg_adm_seg_is(&s, 4, "budget"))) {
-            tg_adm_reply_error(res, 404, "not_found", "No such route.");
+            tg_adm_reply_error(res, 404, "route_not_found", "No such route.");
             return;
         }
         if (tg_adm_load_customer(a, &s, 3, &c, res) != 0)
@@ -578,5 +578,5 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
             tg_adm_reply_json(res, 200, tg_adm_key_json(a, &k));
         return;
     }
-    tg_adm_reply_error(res, 404, "not_found", "No such route: %.*s", (int)(r->path_len > 200 ? 200 : r->path_len), r->path);
+    tg_adm_reply_error(res, 404, "route_not_found", "No such route: %.*s", (int)(r->path_len > 200 ? 200 : r->path_len), r->path);
 }

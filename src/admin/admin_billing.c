@@ -224,7 +224,7 @@ void tg_adm_invoices_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin
     char id[TG_ID_MAX];
     tg_invoice_t inv;
     if (s->n < 4 || s->n > 5 || tg_adm_seg_copy(s, 3, id, sizeof(id)) != 0) {
-        tg_adm_reply_error(res, 404, "not_found", "No such route.");
+        tg_adm_reply_error(res, 404, "route_not_found", "No such route.");
         return;
     }
     int rc = tg_store_invoice_get(a->d.store, id, &inv, &err);

@@ -298,7 +298,7 @@ int tg_adm_notify_route(tg_admin_t *a, const char *customer_id, const tg_adm_seg
             list_deliveries(a, customer_id, NULL, r, res);
         else if (n < 2 || n > 3 || tg_adm_seg_copy(s, at + 1, id, sizeof(id)) != 0 ||
                  (n == 3 && !tg_adm_seg_is(s, at + 2, "resend")))
-            tg_adm_reply_error(res, 404, "not_found", "No such route.");
+            tg_adm_reply_error(res, 404, "route_not_found", "No such route.");
         else if (n == 2 && tg_adm_method_is(r, "GET"))
             get_delivery(a, customer_id, id, res);
         else if (n == 3 && tg_adm_method_is(r, "POST")) {
@@ -368,7 +368,7 @@ int tg_adm_notify_route(tg_admin_t *a, const char *customer_id, const tg_adm_seg
             list_deliveries(a, customer_id, id, r, res);
     } else if (n == 3 && !tg_adm_seg_is(s, at + 2, "rotate-secret") && !tg_adm_seg_is(s, at + 2, "test") &&
                !tg_adm_seg_is(s, at + 2, "deliveries")) {
-        tg_adm_reply_error(res, 404, "not_found", "No such route.");
+        tg_adm_reply_error(res, 404, "route_not_found", "No such route.");
     } else {
         tg_adm_reply_error(res, 405, "method_not_allowed", "Method not allowed here.");
     }

@@ -355,8 +355,8 @@ static int on_admin_req(h2o_handler_t *_self, h2o_req_t *req)
      * not configured (server.admin_listen alone serves everything, as before listeners). */
     tg_listener_kind_t kind = route_kind(ar.path, ar.path_len);
     if (kind != self->kind && !(self->kind == TG_LISTENER_ADMIN && !self->srv->has_listener[kind])) {
-        static const char body[] = "{\"error\":{\"type\":\"not_found\",\"message\":\"No such route on this "
-                                   "listener.\",\"docs\":\"https://tollgate.dev/docs/errors#not_found\"}}";
+        static const char body[] = "{\"error\":{\"type\":\"route_not_found\",\"message\":\"No such route on this "
+                                   "listener.\",\"docs\":\"https://tollgate.dev/docs/errors#route_not_found\"}}";
         tg_admin_response_t nf = {.status = 404, .body = (char *)body, .body_len = sizeof(body) - 1};
         respond(req, &nf);
         return 0;

@@ -147,7 +147,7 @@ test('each listener serves only its own routes', async () => {
   for (const p of ['/portal/', '/v1/plans', '/metrics', '/healthz']) {
     const r = await request(admin, p, { token: ADMIN_TOKEN });
     assert.equal(r.status, 404, `${p} on the admin listener: ${r.text}`);
-    assert.equal(r.json.error.type, 'not_found');
+    assert.equal(r.json.error.type, 'route_not_found');
   }
   // portal listener: pages, plans, sign-up; not the admin API, the dashboard or metrics
   assert.equal((await plain(portal, '/portal/')).status, 200);
