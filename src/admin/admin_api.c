@@ -374,6 +374,11 @@ int tg_admin_handle_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_r
         tg_adm_reply_error(res, 404, "route_not_found", "No such route.");
         return 1;
     }
+    if (s.n == 1 && (tg_adm_seg_is(&s, 0, "healthz") || tg_adm_seg_is(&s, 0, "readyz") || tg_adm_seg_is(&s, 0, "metrics")) &&
+        !tg_adm_method_is(r, "GET") && !tg_adm_method_is(r, "HEAD")) {
+        tg_adm_reply_error(res, 405, "method_not_allowed", "Use GET.");
+        return 1;
+    }
     if (s.n == 1 && tg_adm_seg_is(&s, 0, "healthz")) { /* liveness: the process answers */
         tg_adm_reply_json(res, 200, json_pack("{s:s}", "status", "ok"));
         return 1;
@@ -410,7 +415,9 @@ int tg_admin_handle_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_r
         }
         char id[TG_PLAN_ID_MAX];
         const tg_plan_t *plan = tg_adm_seg_copy(&s, 2, id, sizeof(id)) == 0 ? tg_config_find_plan(tg_adm_cfg(a), id) : NULL;
-        if (plan == NULL || s.n > 4 || (s.n == 4 && !tg_adm_seg_is(&s, 3, "quote")))
+        if (s.n > 4 || (s.n == 4 && !tg_adm_seg_is(&s, 3, "quote")))
+            tg_adm_reply_error(res, 404, "route_not_found", "No such route.");
+        else if (plan == NULL)
             tg_adm_reply_error(res, 404, "not_found", "No such plan.");
         else if (s.n == 3)
             tg_adm_reply_json(res, 200, tg_adm_plan_json(plan));
