@@ -383,6 +383,8 @@ int tg_admin_handle_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_r
         tg_adm_reply_json(res, 200, json_pack("{s:s}", "status", "ok"));
         return 1;
     }
+    if (s.n == 1 && tg_adm_seg_is(&s, 0, "openapi.json"))
+        return tg_adm_openapi(r, res);
     if (s.n == 1 && tg_adm_seg_is(&s, 0, "readyz")) {
         tg_adm_readyz(a, res);
         return 1;

@@ -333,13 +333,14 @@ static int path_is(const char *p, size_t n, const char *s, int prefix)
     return n >= sl && memcmp(p, s, sl) == 0 && (n == sl || (prefix && p[sl] == '/'));
 }
 
-/* Which listener a path belongs to: metrics and probes, the owner's API and dashboard, and
- * everything else (pages, the portal's JSON API, plans, the Stripe webhook) is the portal's. */
+/* Which listener a path belongs to: metrics and probes, the owner's API and dashboard (and the
+ * API description, /openapi.json), and everything else (pages, the portal's JSON API, plans, the
+ * Stripe webhook) is the portal's. */
 static tg_listener_kind_t route_kind(const char *p, size_t n)
 {
     if (path_is(p, n, "/metrics", 0) || path_is(p, n, "/healthz", 0) || path_is(p, n, "/readyz", 0))
         return TG_LISTENER_METRICS;
-    if (path_is(p, n, "/v1/admin", 1) || path_is(p, n, "/admin", 1))
+    if (path_is(p, n, "/v1/admin", 1) || path_is(p, n, "/admin", 1) || path_is(p, n, "/openapi.json", 0))
         return TG_LISTENER_ADMIN;
     return TG_LISTENER_PORTAL;
 }
