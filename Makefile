@@ -50,9 +50,22 @@ $(BUILD)/obj/%.o: %.c
 # directories are prerequisites too: a file added or removed there changes their time.
 CHARTJS    ?= /usr/share/javascript/chart.js/chart.min.js
 WEB_FILES  := $(shell find web -type f ! -name '.*' | sort)
-$(BUILD)/gen/assets.c: $(WEB_FILES) $(shell find web -type d) $(CHARTJS) scripts/embed-assets.sh
+$(BUILD)/gen/assets.c: $(WEB_FILES) $(shell find web -type d) $(CHARTJS) $(BUILD)/gen/openapi.json scripts/embed-assets.sh
 	@mkdir -p $(dir $@)
-	scripts/embed-assets.sh $@ $(foreach f,$(WEB_FILES),$(f:web%=%)=$(f)) /vendor/chart.min.js=$(CHARTJS)
+	scripts/embed-assets.sh $@ $(foreach f,$(WEB_FILES),$(f:web%=%)=$(f)) /vendor/chart.min.js=$(CHARTJS) \
+	  /openapi.json=$(BUILD)/gen/openapi.json
+
+# docs/openapi.yaml as JSON, served at /openapi.json on the admin port: converted here by a host
+# tool (tools/gen/yaml2json.c, the config loader's YAML reader and jansson), built with the plain
+# flags because it runs inside the sanitizer and fuzzer builds too. A broken document breaks make.
+HOSTCC      ?= gcc
+HOST_CFLAGS := -std=c17 -D_GNU_SOURCE -O1 $(WARN) -Isrc $(shell pkg-config --cflags yaml-0.1 jansson 2>/dev/null)
+$(BUILD)/gen/yaml2json: tools/gen/yaml2json.c src/config/yaml_doc.c src/config/yaml_doc.h
+	@mkdir -p $(dir $@)
+	$(HOSTCC) $(HOST_CFLAGS) -o $@ tools/gen/yaml2json.c src/config/yaml_doc.c $(shell pkg-config --libs yaml-0.1 jansson 2>/dev/null)
+
+$(BUILD)/gen/openapi.json: docs/openapi.yaml $(BUILD)/gen/yaml2json
+	$(BUILD)/gen/yaml2json $< $@
 
 $(BUILD)/obj/gen/assets.o: $(BUILD)/gen/assets.c src/admin/assets.h
 	@mkdir -p $(dir $@)

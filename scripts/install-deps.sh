@@ -34,3 +34,7 @@ cd ../stripe
 cd ../notify
 [ -d node_modules/standardwebhooks ] && [ -d node_modules/smtp-server ] && [ -d node_modules/mailparser ] ||
   npm ci --no-audit --no-fund --silent
+# docs/openapi.yaml is checked by an OpenAPI 3.1 schema validator, and the server's answers by
+# ajv against the document's schemas (tests/openapi/).
+cd ../openapi
+[ -d node_modules/@seriousme/openapi-schema-validator ] && [ -d node_modules/ajv ] || npm ci --no-audit --no-fund --silent

@@ -96,7 +96,7 @@ run_unit() {
 # bound meaningful (the release-build pass checks the tight one).
 # run_integration BIN LABEL [FILES] [BACKEND]: BACKEND postgres runs the stacks on PostgreSQL.
 run_integration() {
-  local bin=$1 label=$2 files=${3:-tests/integration/ tests/security/ tests/stripe/} log=build/test-logs/integration-$2.log
+  local bin=$1 label=$2 files=${3:-tests/integration/ tests/security/ tests/stripe/ tests/openapi/} log=build/test-logs/integration-$2.log
   local env=()
   [ -z "${4:-}" ] || env=(TG_TEST_BACKEND="$4")
   # the demo upstream of the same build when there is one, so the ASan pass checks it too

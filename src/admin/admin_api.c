@@ -424,13 +424,20 @@ int tg_admin_handle_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_r
     tg_adm_segs_t s;
     memset(res, 0, sizeof(*res));
     if (tg_adm_split_path(r->path, r->path_len, &s) != 0) {
-        tg_adm_reply_error(res, 404, "not_found", "No such route.");
+        tg_adm_reply_error(res, 404, "route_not_found", "No such route.");
+        return 1;
+    }
+    if (s.n == 1 && (tg_adm_seg_is(&s, 0, "healthz") || tg_adm_seg_is(&s, 0, "readyz") || tg_adm_seg_is(&s, 0, "metrics")) &&
+        !tg_adm_method_is(r, "GET") && !tg_adm_method_is(r, "HEAD")) {
+        tg_adm_reply_error(res, 405, "method_not_allowed", "Use GET.");
         return 1;
     }
     if (s.n == 1 && tg_adm_seg_is(&s, 0, "healthz")) { /* liveness: the process answers */
         tg_adm_reply_json(res, 200, json_pack("{s:s}", "status", "ok"));
         return 1;
     }
+    if (s.n == 1 && tg_adm_seg_is(&s, 0, "openapi.json"))
+        return tg_adm_openapi(r, res);
     if (s.n == 1 && tg_adm_seg_is(&s, 0, "readyz")) {
         tg_adm_readyz(a, res);
         return 1;
@@ -463,7 +470,9 @@ int tg_admin_handle_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_r
         }
         char id[TG_PLAN_ID_MAX];
         const tg_plan_t *plan = tg_adm_seg_copy(&s, 2, id, sizeof(id)) == 0 ? tg_config_find_plan(tg_adm_cfg(a), id) : NULL;
-        if (plan == NULL || s.n > 4 || (s.n == 4 && !tg_adm_seg_is(&s, 3, "quote")))
+        if (s.n > 4 || (s.n == 4 && !tg_adm_seg_is(&s, 3, "quote")))
+            tg_adm_reply_error(res, 404, "route_not_found", "No such route.");
+        else if (plan == NULL)
             tg_adm_reply_error(res, 404, "not_found", "No such plan.");
         else if (s.n == 3)
             tg_adm_reply_json(res, 200, tg_adm_plan_json(plan));
@@ -493,7 +502,7 @@ void tg_admin_handle(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_respon
     if (tg_portal_handle(a, &s, r, res))
         return;
     if (!(tg_adm_seg_is(&s, 0, "v1") && tg_adm_seg_is(&s, 1, "admin"))) {
-        tg_adm_reply_error(res, 404, "not_found", "No such route: %.*s", (int)(r->path_len > 200 ? 200 : r->path_len),
+        tg_adm_reply_error(res, 404, "route_not_found", "No such route: %.*s", (int)(r->path_len > 200 ? 200 : r->path_len),
                     r->path);
         return;
     }
@@ -606,7 +615,7 @@ static void admin_dispatch(tg_admin_t *a, const tg_adm_segs_t *sp, const tg_admi
         if (s.n > 5 || (s.n == 5 && !tg_adm_seg_is(&s, 4, "keys") && !tg_adm_seg_is(&s, 4, "usage") && !tg_adm_seg_is(&s, 4, "cancel") &&
                               !tg_adm_seg_is(&s, 4, "items") && !tg_adm_seg_is(&s, 4, "status_history") &&
                               !tg_adm_seg_is(&s, 4, "notification-marks") && !tg_adm_seg_is(&s, 4, "budget"))) {
-            tg_adm_reply_error(res, 404, "not_found", "No such route.");
+            tg_adm_reply_error(res, 404, "route_not_found", "No such route.");
             return;
         }
         if (tg_adm_load_customer(a, &s, 3, &c, res) != 0)
@@ -654,5 +663,5 @@ static void admin_dispatch(tg_admin_t *a, const tg_adm_segs_t *sp, const tg_admi
             tg_adm_reply_json(res, 200, tg_adm_key_json(a, &k));
         return;
     }
-    tg_adm_reply_error(res, 404, "not_found", "No such route: %.*s", (int)(r->path_len > 200 ? 200 : r->path_len), r->path);
+    tg_adm_reply_error(res, 404, "route_not_found", "No such route: %.*s", (int)(r->path_len > 200 ? 200 : r->path_len), r->path);
 }

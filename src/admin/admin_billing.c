@@ -216,10 +216,25 @@ void tg_adm_invoices_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin
         tg_adm_search_invoices(a, r, res); /* with its filters and totals (admin_search.c) */
         return;
     }
+    /* The route's shape and method first, then the invoice: a wrong URL is route_not_found or
+     * 405 whatever the id, never "no such invoice". */
+    static const char *const actions[] = {"finalize", "void", "mark-paid", "mark-uncollectible", "hold", "release"};
+    int action = 0;
+    for (size_t i = 0; s->n == 5 && i < sizeof(actions) / sizeof(actions[0]); i++)
+        action |= tg_adm_seg_is(s, 4, actions[i]);
+    int run = tg_adm_seg_is(s, 3, "run");
+    if (s->n < 4 || s->n > 5 || (run && s->n == 5) || (s->n == 5 && !action && !tg_adm_seg_is(s, 4, "html"))) {
+        tg_adm_reply_error(res, 404, "route_not_found", "No such route.");
+        return;
+    }
+    if (!tg_adm_method_is(r, run || action ? "POST" : "GET")) {
+        tg_adm_reply_error(res, 405, "method_not_allowed", "Use %s.", run || action ? "POST" : "GET");
+        return;
+    }
     char id[TG_ID_MAX];
     tg_invoice_t inv;
-    if (s->n < 4 || s->n > 5 || tg_adm_seg_copy(s, 3, id, sizeof(id)) != 0) {
-        tg_adm_reply_error(res, 404, "not_found", "No such route.");
+    if (tg_adm_seg_copy(s, 3, id, sizeof(id)) != 0) {
+        tg_adm_reply_error(res, 404, "not_found", "No such invoice.");
         return;
     }
     int rc = tg_store_invoice_get(a->d.store, id, &inv, &err);

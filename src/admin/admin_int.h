@@ -198,6 +198,10 @@ void tg_adm_list_invoices(tg_admin_t *a, const char *customer_id, int hide_draft
 /* The upcoming invoice of c's current period (admin and portal). */
 void tg_adm_reply_upcoming(tg_admin_t *a, const tg_customer_t *c, tg_admin_response_t *res);
 
+/* GET /openapi.json: this port's API description (docs/openapi.yaml, built in as JSON). Always
+ * answers (1). Admin loop. */
+int tg_adm_openapi(const tg_admin_request_t *r, tg_admin_response_t *res);
+
 /* The portal and dashboard pages (admin_static.c). Returns 1 if it handled the request. */
 int tg_adm_static(const tg_admin_request_t *r, tg_admin_response_t *res);
 

@@ -108,5 +108,5 @@ void tg_adm_emails_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_r
     else if (s->n == 3 || (s->n == 5 && tg_adm_seg_is(s, 4, "resend")))
         tg_adm_reply_error(res, 405, "method_not_allowed", "Use %s.", s->n == 3 ? "GET" : "POST");
     else
-        tg_adm_reply_error(res, 404, "not_found", "No such route.");
+        tg_adm_reply_error(res, 404, "route_not_found", "No such route.");
 }

@@ -307,7 +307,7 @@ int tg_adm_notify_route(tg_admin_t *a, const char *customer_id, const tg_adm_seg
             list_deliveries(a, customer_id, NULL, r, res);
         else if (n < 2 || n > 3 || tg_adm_seg_copy(s, at + 1, id, sizeof(id)) != 0 ||
                  (n == 3 && !tg_adm_seg_is(s, at + 2, "resend")))
-            tg_adm_reply_error(res, 404, "not_found", "No such route.");
+            tg_adm_reply_error(res, 404, "route_not_found", "No such route.");
         else if (n == 2 && tg_adm_method_is(r, "GET"))
             get_delivery(a, customer_id, id, res);
         else if (n == 3 && tg_adm_method_is(r, "POST")) {
@@ -337,7 +337,21 @@ int tg_adm_notify_route(tg_admin_t *a, const char *customer_id, const tg_adm_seg
             tg_adm_reply_error(res, 405, "method_not_allowed", "Use GET or POST.");
         return 1;
     }
-    if (n > 3 || tg_adm_seg_copy(s, at + 1, id, sizeof(id)) != 0) {
+    /* The route's shape and method first, then the endpoint (route_not_found or 405, never "no
+     * such webhook endpoint", for a wrong URL). */
+    int deliveries = n == 3 && tg_adm_seg_is(s, at + 2, "deliveries");
+    int action = n == 3 && (tg_adm_seg_is(s, at + 2, "rotate-secret") || tg_adm_seg_is(s, at + 2, "test"));
+    if (n > 3 || (n == 3 && !deliveries && !action)) {
+        tg_adm_reply_error(res, 404, "route_not_found", "No such route.");
+        return 1;
+    }
+    if (n == 2 ? !tg_adm_method_is(r, "GET") && !tg_adm_method_is(r, "PATCH") && !tg_adm_method_is(r, "DELETE")
+               : !tg_adm_method_is(r, deliveries ? "GET" : "POST")) {
+        tg_adm_reply_error(res, 405, "method_not_allowed", "%s",
+                           n == 2 ? "Use GET, PATCH or DELETE." : deliveries ? "Use GET." : "Use POST.");
+        return 1;
+    }
+    if (tg_adm_seg_copy(s, at + 1, id, sizeof(id)) != 0) {
         tg_adm_reply_error(res, 404, "not_found", "No such webhook endpoint.");
         return 1;
     }
@@ -375,11 +389,8 @@ int tg_adm_notify_route(tg_admin_t *a, const char *customer_id, const tg_adm_seg
             reply_error(res, rc, &err);
         else
             list_deliveries(a, customer_id, id, r, res);
-    } else if (n == 3 && !tg_adm_seg_is(s, at + 2, "rotate-secret") && !tg_adm_seg_is(s, at + 2, "test") &&
-               !tg_adm_seg_is(s, at + 2, "deliveries")) {
-        tg_adm_reply_error(res, 404, "not_found", "No such route.");
     } else {
-        tg_adm_reply_error(res, 405, "method_not_allowed", "Method not allowed here.");
+        tg_adm_reply_error(res, 405, "method_not_allowed", "Method not allowed here."); /* checked above */
     }
     sodium_memzero(e, sizeof(*e));
     free(e);

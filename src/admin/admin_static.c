@@ -7,7 +7,10 @@
  * Chart.js file, read on each request instead: there paths are checked character by character
  * (no "..", no hidden files), symbolic links below the web root are never followed and files are
  * capped at 2 MiB. The pages only call the JSON API, so nothing here needs a session. Runs on the
- * admin loop (tg_admin_handle_quick). */
+ * admin loop (tg_admin_handle_quick).
+ *
+ * /openapi.json is docs/openapi.yaml, the description of this port's API, converted to JSON when
+ * the binary was built (tools/gen/yaml2json.c) and public like the pricing API it describes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +38,8 @@ static const char *mime_of(const char *path)
         return "image/svg+xml";
     if (strcmp(dot, ".png") == 0)
         return "image/png";
+    if (strcmp(dot, ".json") == 0)
+        return "application/json";
     return "application/octet-stream";
 }
 
@@ -164,5 +169,14 @@ int tg_adm_static(const tg_admin_request_t *r, tg_admin_response_t *res)
     }
     if (!served)
         tg_adm_reply_error(res, 404, "not_found", "No such page.");
+    return 1;
+}
+
+int tg_adm_openapi(const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    if (!tg_adm_method_is(r, "GET") && !tg_adm_method_is(r, "HEAD"))
+        tg_adm_reply_error(res, 405, "method_not_allowed", "Use GET.");
+    else if (!reply_asset("/openapi.json", strlen("/openapi.json"), res))
+        tg_adm_reply_error(res, 503, "service_unavailable", "Out of memory.");
     return 1;
 }

@@ -185,5 +185,5 @@ void tg_adm_stripe_outbox_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_
     else if (s->n == 4 || (s->n == 6 && tg_adm_seg_is(s, 5, "retry")))
         tg_adm_reply_error(res, 405, "method_not_allowed", "Use %s.", s->n == 4 ? "GET" : "POST");
     else
-        tg_adm_reply_error(res, 404, "not_found", "No such route.");
+        tg_adm_reply_error(res, 404, "route_not_found", "No such route.");
 }

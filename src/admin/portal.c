@@ -1029,7 +1029,7 @@ int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_reque
     } else if (s->n >= 3 && tg_adm_notify_route(a, c.id, s, 2, r, res)) {
         /* events and webhook endpoints (admin_notify.c) */
     } else {
-        tg_adm_reply_error(res, 404, "not_found", "No such route.");
+        tg_adm_reply_error(res, 404, "route_not_found", "No such route.");
     }
     tg_adm_audit_end(a, &au, res);
     return 1;

@@ -357,13 +357,14 @@ static int path_is(const char *p, size_t n, const char *s, int prefix)
     return n >= sl && memcmp(p, s, sl) == 0 && (n == sl || (prefix && p[sl] == '/'));
 }
 
-/* Which listener a path belongs to: metrics and probes, the owner's API and dashboard, and
- * everything else (pages, the portal's JSON API, plans, the Stripe webhook) is the portal's. */
+/* Which listener a path belongs to: metrics and probes, the owner's API and dashboard (and the
+ * API description, /openapi.json), and everything else (pages, the portal's JSON API, plans, the
+ * Stripe webhook) is the portal's. */
 static tg_listener_kind_t route_kind(const char *p, size_t n)
 {
     if (path_is(p, n, "/metrics", 0) || path_is(p, n, "/healthz", 0) || path_is(p, n, "/readyz", 0))
         return TG_LISTENER_METRICS;
-    if (path_is(p, n, "/v1/admin", 1) || path_is(p, n, "/admin", 1))
+    if (path_is(p, n, "/v1/admin", 1) || path_is(p, n, "/admin", 1) || path_is(p, n, "/openapi.json", 0))
         return TG_LISTENER_ADMIN;
     return TG_LISTENER_PORTAL;
 }
@@ -379,8 +380,8 @@ static int on_admin_req(h2o_handler_t *_self, h2o_req_t *req)
      * not configured (server.admin_listen alone serves everything, as before listeners). */
     tg_listener_kind_t kind = route_kind(ar.path, ar.path_len);
     if (kind != self->kind && !(self->kind == TG_LISTENER_ADMIN && !self->srv->has_listener[kind])) {
-        static const char body[] = "{\"error\":{\"type\":\"not_found\",\"message\":\"No such route on this "
-                                   "listener.\",\"docs\":\"https://tollgate.dev/docs/errors#not_found\"}}";
+        static const char body[] = "{\"error\":{\"type\":\"route_not_found\",\"message\":\"No such route on this "
+                                   "listener.\",\"docs\":\"https://tollgate.dev/docs/errors#route_not_found\"}}";
         tg_admin_response_t nf = {.status = 404, .body = (char *)body, .body_len = sizeof(body) - 1};
         respond(req, &nf);
         return 0;

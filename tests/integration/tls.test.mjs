@@ -144,10 +144,15 @@ test('each listener serves only its own routes', async () => {
   // admin listener: admin API and dashboard; not the portal, plans or metrics (they have listeners)
   assert.equal((await request(admin, '/v1/admin/customers', { token: ADMIN_TOKEN })).status, 200);
   assert.equal((await request(admin, '/admin/')).status, 200);
+  // the API description is the admin listener's (docs/openapi.yaml), not the public portal's
+  const doc = await request(admin, '/openapi.json');
+  assert.equal(doc.status, 200, doc.text);
+  assert.equal(doc.json.openapi, '3.1.0');
+  assert.equal((await plain(portal, '/openapi.json')).status, 404);
   for (const p of ['/portal/', '/v1/plans', '/metrics', '/healthz']) {
     const r = await request(admin, p, { token: ADMIN_TOKEN });
     assert.equal(r.status, 404, `${p} on the admin listener: ${r.text}`);
-    assert.equal(r.json.error.type, 'not_found');
+    assert.equal(r.json.error.type, 'route_not_found');
   }
   // portal listener: pages, plans, sign-up; not the admin API, the dashboard or metrics
   assert.equal((await plain(portal, '/portal/')).status, 200);

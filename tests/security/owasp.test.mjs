@@ -177,7 +177,7 @@ test('API9:2023 improper inventory management: only documented routes answer; te
   for (const p of ['/v1/admin/nothing', '/v1/debug', '/v2/admin/customers', '/v1/internal/config', '/v1/admin/customers/x/y/z']) {
     const r = await s.adminCall('GET', p);
     assert.equal(r.status, 404, `${p}: ${r.status}`);
-    assert.equal(r.json.error.type, 'not_found');
+    assert.equal(r.json.error.type, 'route_not_found');
   }
   for (const p of ['/v1/admin/customers', '/v1/admin/customers/../dashboard', '/v1/me/../admin/customers']) {
     const viaSession = await c.call('GET', p);
