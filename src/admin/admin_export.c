@@ -245,5 +245,5 @@ void tg_adm_export(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_request
     else if (tg_adm_seg_is(s, 3, "usage.csv"))
         export_usage(a, r, res);
     else
-        tg_adm_reply_error(res, 404, "not_found", "Exports: customers.csv, invoices.csv, usage.csv.");
+        tg_adm_reply_error(res, 404, "route_not_found", "No such export: the exports are customers.csv, invoices.csv and usage.csv.");
 }
