@@ -28,14 +28,17 @@ function exchange(head, body = Buffer.alloc(0)) {
     const sock = net.connect(Number(new URL(s.admin).port), '127.0.0.1');
     const chunks = [];
     sock.on('data', (d) => chunks.push(d));
-    sock.on('error', reject);
+    let reset = false;
+    // A server that answers before the body is read and then closes may reset the connection
+    // while the client still writes (h2o's 413 does not linger): the answer, if it arrived, stands.
+    sock.on('error', (e) => { if (e.code === 'ECONNRESET' || e.code === 'EPIPE') reset = true; else reject(e); });
     sock.on('close', () => {
       const text = Buffer.concat(chunks).toString('latin1');
       const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
       const i = text.indexOf('\r\n\r\n');
       let json = null;
       try { json = JSON.parse(text.slice(i + 4)); } catch { /* not JSON */ }
-      resolve({ status: m ? Number(m[1]) : 0, json, text });
+      resolve({ status: m ? Number(m[1]) : 0, json, text, reset });
     });
     sock.write(Buffer.concat([Buffer.from(head.replace(/\n/g, '\r\n'), 'latin1'), body]));
   });
@@ -80,7 +83,13 @@ test('API4:2023 unrestricted resource consumption: a webhook body over the admin
   const base = JSON.parse(event());
   base.data.object.description = 'x'.repeat(1024 * 1024);
   const p = JSON.stringify(base);
-  const r = await exchange(`POST /v1/webhooks/stripe HTTP/1.1\nHost: x\nStripe-Signature: ${sign(p)}\nContent-Type: application/json\nContent-Length: ${Buffer.byteLength(p)}\nConnection: close\n\n`, Buffer.from(p));
+  const head = `POST /v1/webhooks/stripe HTTP/1.1\nHost: x\nStripe-Signature: ${sign(p)}\nContent-Type: application/json\nContent-Length: ${Buffer.byteLength(p)}\nConnection: close\n\n`;
+  // The head alone is enough to refuse: the answer comes before any of the body is sent.
+  let r = await exchange(head);
   assert.equal(r.status, 413, r.text.slice(0, 300));
+  // Head and body written at once: refused; the client reads the 413 unless the close reset the
+  // connection under its write first. Either way nothing is stored.
+  r = await exchange(head, Buffer.from(p));
+  assert.ok(r.status === 413 || (r.status === 0 && r.reset), `status ${r.status}: ${r.text.slice(0, 300)}`);
   assert.equal(await recorded(base.id), false);
 });
