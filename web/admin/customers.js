@@ -64,6 +64,7 @@ for (const f of [form.plan, form.status, form.sort]) f.addEventListener('change'
 document.getElementById('next').addEventListener('click', () => { at++; load().catch((err) => show(msg, err.message)); });
 document.getElementById('prev').addEventListener('click', () => { at = Math.max(0, at - 1); load().catch((err) => show(msg, err.message)); });
 
+fromUrl(); // the search box shows the list's filters at once; the plan again once its options arrive
 resume().then(async (yes) => {
   if (!yes) { location.href = '/admin/'; return; }
   const plans = await api('GET', '/v1/plans');
