@@ -22,6 +22,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "apiref/openapi.h"
 #include "config/yaml_doc.h"
 #include "notify/events.h"
 #include "notify/retention.h"
@@ -1073,7 +1074,20 @@ static const directive_t signup_dirs[] = {
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 static const section_t signup_sec = {signup_dirs, 0, NULL};
 
+/* portal.openapi: a file name, kept with its line; the document is read once the paths are
+ * resolved (load_portal_openapi). */
+static int set_portal_openapi(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    tg_config_t *cfg = obj;
+    if (set_str(d, dir, v, obj, path) != 0)
+        return -1;
+    cfg->portal.openapi_line = v->line;
+    return 0;
+}
+
 static const directive_t portal_dirs[] = {{"signup", set_section, 0, 0, 0, 0, NULL, &signup_sec, NULL},
+                                          {"openapi", set_portal_openapi, AT(char *, tg_config_t, portal.openapi), 1,
+                                           1024, 0, NULL, NULL, NULL},
                                           {"public_url", set_str, AT(char *, tg_config_t, portal.public_url), 1, 512, 0,
                                            check_public_url, NULL, NULL},
                                           {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
@@ -2489,10 +2503,39 @@ static int load(const char *name, const char *yaml, size_t len, tg_config_t **ou
     return 0;
 }
 
+/* portal.openapi: reads the document the (resolved) file name names; its problems are reported as
+ * "CONFIG:LINE: portal.openapi: DOC:LINE: message", one per line. On failure *cfg is freed. */
+static int load_portal_openapi(tg_config_t **cfg, char *errbuf, size_t errcap)
+{
+    tg_config_t *c = *cfg;
+    if (c->portal.openapi == NULL)
+        return 0;
+    char inner[4096];
+    int rc = tg_openapi_load(c->portal.openapi, &c->portal.openapi_doc, inner, sizeof(inner));
+    if (rc == 0)
+        return 0;
+    if (errbuf != NULL && errcap > 0) {
+        size_t len = 0;
+        errbuf[0] = '\0';
+        for (const char *line = inner; *line != '\0' && len + 1 < errcap;) {
+            const char *nl = strchr(line, '\n');
+            int n = nl != NULL ? (int)(nl - line) : (int)strlen(line);
+            int w = snprintf(errbuf + len, errcap - len, "%s:%d: portal.openapi: %.*s\n", c->path,
+                             c->portal.openapi_line, n, line);
+            len = w < 0 ? len : (size_t)w >= errcap - len ? errcap - 1 : len + (size_t)w;
+            line += n + (nl != NULL);
+        }
+    }
+    tg_config_free(c);
+    *cfg = NULL;
+    return rc == TG_ENOMEM ? TG_ENOMEM : TG_ECONFIG;
+}
+
 int tg_config_load_string(const char *name, const char *yaml, size_t len, tg_config_t **out, char *errbuf,
                           size_t errcap)
 {
-    return load(name != NULL ? name : "<config>", yaml, len, out, errbuf, errcap);
+    int rc = load(name != NULL ? name : "<config>", yaml, len, out, errbuf, errcap);
+    return rc == 0 ? load_portal_openapi(out, errbuf, errcap) : rc;
 }
 
 /* ---- paths ----
@@ -2547,6 +2590,8 @@ static int resolve_paths(tg_config_t *cfg, const char *file)
     }
     if (rc == 0)
         rc = resolve_one(&cfg->upstream.ca_file, "", dir);
+    if (rc == 0)
+        rc = resolve_one(&cfg->portal.openapi, "", dir);
     if (rc == 0 && cfg->access_log.path != NULL && strcmp(cfg->access_log.path, "-") != 0) /* "-": stdout */
         rc = resolve_one(&cfg->access_log.path, "", dir);
     free(dir);
@@ -2585,6 +2630,8 @@ int tg_config_load(const char *path, tg_config_t **out, char *errbuf, size_t err
         if (errbuf != NULL && errcap > 0)
             snprintf(errbuf, errcap, "%s: out of memory\n", path);
     }
+    if (rc == 0)
+        rc = load_portal_openapi(out, errbuf, errcap);
     return rc;
 }
 
@@ -2630,6 +2677,8 @@ void tg_config_free(tg_config_t *cfg)
     free(cfg->server.trusted_proxies);
     free_list(cfg->portal.signup.plans, cfg->portal.signup.nplans);
     free(cfg->portal.public_url);
+    free(cfg->portal.openapi);
+    tg_openapi_free(cfg->portal.openapi_doc);
     free_secret(cfg->metrics.token);
     free(cfg->access_log.path);
     free(cfg->upstream.url);

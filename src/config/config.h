@@ -198,6 +198,11 @@ typedef struct tg_config {
             int trial_address_days;     /* one trial per client address within this many days; 30 */
             int repeat_trial_refuse;    /* repeat_trial: skip (0, default: no trial) | refuse (1) */
         } signup;
+        /* portal.openapi (issue 15): the upstream API's OpenAPI document, read and checked at load
+         * (apiref/openapi.h) and served as the portal's API reference; NULL: no reference. */
+        char *openapi;
+        int openapi_line;
+        struct tg_openapi *openapi_doc;
     } portal;
     struct {
         char *path;          /* NULL: no access log; "-": standard output */

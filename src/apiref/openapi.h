@@ -1,0 +1,49 @@
+/* openapi.h - the upstream API's OpenAPI document (portal.openapi), loaded once and enriched with
+ * what tollgate's own configuration says about each operation.
+ *
+ * The document is read at configuration load (so `check-config` and a reload report a bad file
+ * as FILE:LINE, like the configuration itself) and kept, immutable, beside the tg_config_t that
+ * named it. The portal serves it through tg_openapi_enrich: every operation gains an
+ * "x-tollgate" object saying which plans include it and what one call costs, computed with the
+ * gateway's own matching (tg_plan_allows, tg_config_match_route), so the reference cannot
+ * disagree with what the gateway answers. No I/O after load; no globals. */
+#ifndef TG_OPENAPI_H
+#define TG_OPENAPI_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "config/config.h"
+
+#define TG_OPENAPI_MAX_BYTES (4 * 1024 * 1024) /* the file */
+#define TG_OPENAPI_MAX_OPERATIONS 2000          /* method + path pairs */
+
+typedef struct tg_openapi tg_openapi_t;
+
+/* Reads and validates the OpenAPI 3.0 or 3.1 document at `path` (YAML, or JSON when the first
+ * non-blank byte is '{'). On success *out owns it (free with tg_openapi_free) and 0 is returned.
+ * Otherwise TG_ECONFIG (or TG_ENOMEM) with every problem found, one per line as
+ * "PATH:LINE: message", in errbuf (truncated to errcap). Never prints; thread-safe. */
+int tg_openapi_load(const char *path, tg_openapi_t **out, char *errbuf, size_t errcap);
+
+/* Same from memory; `name` stands for the file in messages. */
+int tg_openapi_load_string(const char *name, const char *text, size_t len, tg_openapi_t **out, char *errbuf,
+                           size_t errcap);
+
+void tg_openapi_free(tg_openapi_t *doc);
+
+/* The number of operations (method + path) in the document. */
+size_t tg_openapi_operations(const tg_openapi_t *doc);
+
+/* A new JSON copy of the document (the caller owns it; NULL when out of memory) in which:
+ *  - servers is [{url: cfg->public_urls.gateway}] (Try it calls the gateway, never the upstream);
+ *  - every operation has "x-tollgate": {"plans": [ids of the plans whose endpoints allow the path,
+ *    in configuration order], "weight": N, "meter": [{"metric","units"}]} from the first matching
+ *    route (else weight 1 and one api_calls, as the gateway counts);
+ *  - the root has "x-tollgate": {"gateway": URL, "plans": [{"id","name","self_service"}]}.
+ * A path parameter is matched as its literal "{name}" text: a plan includes the operation only if
+ * one of its patterns covers every value of the parameter (a '*'), the conservative answer.
+ * Safe from any thread (reads only). */
+json_t *tg_openapi_enrich(const tg_openapi_t *doc, const tg_config_t *cfg);
+
+#endif
