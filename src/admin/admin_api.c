@@ -459,6 +459,8 @@ int tg_admin_handle_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_r
         res->body_len = res->body != NULL ? strlen(res->body) : 0;
         return 1;
     }
+    if (tg_adm_reference(a, &s, r, res))
+        return 1;
     if (tg_adm_seg_is(&s, 0, "v1") && tg_adm_seg_is(&s, 1, "plans") && tg_adm_method_is(r, "GET")) {
         if (s.n == 2) {
             json_t *arr = json_array();
@@ -482,7 +484,10 @@ int tg_admin_handle_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_r
     }
     if (s.n == 3 && tg_adm_seg_is(&s, 0, "v1") && tg_adm_seg_is(&s, 1, "webhooks") && tg_adm_seg_is(&s, 2, "stripe"))
         return tg_adm_stripe_webhook_quick(a, r, res); /* 0: verified, recorded on the back thread */
-    return tg_adm_static(r, res);
+    if (!tg_adm_static(r, res))
+        return 0;
+    tg_adm_reference_page(a, r, res);
+    return 1;
 }
 
 static void admin_dispatch(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_request_t *r,

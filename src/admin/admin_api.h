@@ -101,6 +101,9 @@ typedef struct tg_admin_response {
     char set_cookie[256]; /* a Set-Cookie header value, or "" */
     int retry_after;      /* > 0: a Retry-After header (seconds) */
     int inline_style;     /* the page has a <style> element (invoices): CSP allows inline styles */
+    /* Non-NULL: one more origin the page may fetch from (CSP connect-src), e.g. the gateway for
+     * the API reference's Try it. Points into the configuration, which outlives the response. */
+    const char *connect_src;
     /* Non-NULL: not answered yet. The caller runs tg_admin_slow_run on a worker, then
      * tg_admin_slow_finish on the back thread, which fills this response. */
     tg_admin_slow_t *slow;

@@ -127,6 +127,10 @@ void tg_adm_reply_invoice(tg_admin_response_t *res, int status, const tg_invoice
 int tg_adm_list_invoice_cb(const tg_invoice_t *inv, void *arg);
 void tg_adm_invoices_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_request_t *r, tg_admin_response_t *res);
 /* admin_mail.c (issue 13 part B): /v1/admin/emails */
+/* portal_reference.c (issue 15): GET /v1/reference; 0 when the path is another one */
+int tg_adm_reference(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_request_t *r, tg_admin_response_t *res);
+/* The reference page itself (a static file, already in res): lets it fetch from the gateway. */
+void tg_adm_reference_page(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
 /* portal_account.c (issue 13 part B): address confirmation and password reset by mail */
 struct tg_throttle;
 int tg_portal_mail_confirmation(tg_admin_t *a, const tg_customer_t *c, tg_err_t *err);

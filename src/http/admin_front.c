@@ -176,7 +176,18 @@ static void respond(h2o_req_t *req, const tg_admin_response_t *res)
 #define CSP_TAIL                                                                                                       \
     "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'; "           \
     "form-action 'self'"
-    if (res->inline_style)
+    if (res->connect_src != NULL) { /* the API reference: Try it calls the gateway (public_urls.gateway) */
+        char csp[1024];
+        int n = snprintf(csp, sizeof(csp),
+                         CSP_HEAD "style-src 'self'; img-src 'self' data:; connect-src 'self' %s; frame-ancestors "
+                                  "'none'; object-src 'none'; base-uri 'none'; form-action 'self'",
+                         res->connect_src);
+        if (n > 0 && (size_t)n < sizeof(csp))
+            h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("content-security-policy"), 0, NULL,
+                                  h2o_strdup(&req->pool, csp, (size_t)n).base, (size_t)n);
+        else
+            add_header(req, "content-security-policy", CSP_HEAD "style-src 'self'; " CSP_TAIL);
+    } else if (res->inline_style)
         add_header(req, "content-security-policy", CSP_HEAD "style-src 'self' 'unsafe-inline'; " CSP_TAIL);
     else
         add_header(req, "content-security-policy", CSP_HEAD "style-src 'self'; " CSP_TAIL);

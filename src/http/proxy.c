@@ -62,6 +62,7 @@ typedef struct gw_req {
     int64_t forwarded_mono_ns;
     commit_wait_t *wait;
     int failed; /* answered by on_upstream_failed; the prefilter has nothing to do */
+    h2o_iovec_t cors_origin; /* the portal's origin when the call came from its Try it; else empty */
 } gw_req_t;
 
 typedef struct gw_prefilter {
@@ -240,6 +241,61 @@ static void send_json(h2o_req_t *req, int status, const char *reason, const char
     h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/json"), 1);
     req->res.content_length = len; /* without it h2o 2.2 closes the connection after the reply */
     h2o_send_inline(req, json, len);
+}
+
+/* ---- CORS, for the portal's "Try it" (issue 15) ----
+ * The API reference page (portal origin) calls the gateway from the browser with the customer's
+ * key in a header. The gateway allows exactly that origin - portal.public_url, and only while a
+ * reference is published (portal.openapi) - and no other: no credentials (the key is a header,
+ * never a cookie), a fixed list of request headers, and the rate-limit and quota headers exposed
+ * so the page can explain them. A preflight is answered here, unbilled and before any key check;
+ * an upstream's own Access-Control-* headers are dropped on those calls so the answer is ours. */
+#define CORS_EXPOSE                                                                                                    \
+    "x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset, ratelimit, ratelimit-policy, x-quota-remaining, "     \
+    "x-quota-reset, retry-after, x-request-id"
+
+static h2o_iovec_t cors_origin_of(const tg_config_t *cfg, h2o_req_t *req)
+{
+    const char *portal = cfg->portal.public_url;
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("origin"), -1);
+    if (cfg->portal.openapi_doc == NULL || portal == NULL || i == -1)
+        return h2o_iovec_init(NULL, 0);
+    h2o_iovec_t o = req->headers.entries[i].value;
+    return o.len == strlen(portal) && memcmp(o.base, portal, o.len) == 0 ? o : h2o_iovec_init(NULL, 0);
+}
+
+static void add_cors_headers(h2o_req_t *req, const gw_req_t *gr)
+{
+    if (gr->cors_origin.len == 0)
+        return;
+    for (size_t k = 0; k < req->res.headers.size;) {
+        const h2o_iovec_t *name = req->res.headers.entries[k].name;
+        if (name->len >= 15 && strncasecmp(name->base, "access-control-", 15) == 0)
+            h2o_delete_header(&req->res.headers, (ssize_t)k);
+        else
+            k++;
+    }
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN, NULL, gr->cors_origin.base,
+                   gr->cors_origin.len);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-expose-headers"), 0, NULL,
+                          H2O_STRLIT(CORS_EXPOSE));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VARY, NULL, H2O_STRLIT("origin"));
+}
+
+/* A preflight from the portal: 204 with what Try it may send. */
+static void send_preflight(h2o_req_t *req, const gw_req_t *gr)
+{
+    req->res.status = 204;
+    req->res.reason = "No Content";
+    add_cors_headers(req, gr);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-methods"), 0, NULL,
+                          H2O_STRLIT("GET, POST, PUT, PATCH, DELETE, HEAD"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-headers"), 0, NULL,
+                          H2O_STRLIT("authorization, x-api-key, content-type, x-request-id"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-max-age"), 0, NULL,
+                          H2O_STRLIT("600"));
+    req->res.content_length = 0;
+    h2o_send_inline(req, "", 0);
 }
 
 /* ---- what the upstream may rely on (docs/api.md "What the upstream sees") ---- */
@@ -534,6 +590,7 @@ static void on_setup_ostream(h2o_req_prefilter_t *_self, h2o_req_t *req, h2o_ost
         free(w); /* not billed (or not queued): nothing to wait for */
     }
     tg_gateway_headers(&gr->call, NULL, add_header_cb, req);
+    add_cors_headers(req, gr);
     set_request_id(req, gr);
     tg_metrics_count_response(req->res.status);
     h2o_setup_next_prefilter(&self->super, req, slot);
@@ -579,6 +636,7 @@ static void on_upstream_failed(h2o_req_t *req, void *arg, tg_upstream_failure_t 
     tg_gateway_settle(srv->deps.gateway, &gr->call, status, 1, NULL, 0, NULL, NULL);
     gr->failed = 1;
     tg_gateway_headers(&gr->call, NULL, add_header_cb, req);
+    add_cors_headers(req, gr);
     set_request_id(req, gr);
     tg_metrics_count_response(status);
     send_json(req, status, reason, json, n);
@@ -613,6 +671,14 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
         gr->fw = h2o_mem_alloc_pool(&req->pool, sizeof(*gr->fw));
         tg_http_forwarded(srv->deps.cfg, req, gr->fw);
     }
+    gr->cors_origin = cors_origin_of(srv->deps.cfg, req);
+    if (gr->cors_origin.len > 0 && h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS")) &&
+        h2o_find_header_by_str(&req->headers, H2O_STRLIT("access-control-request-method"), -1) != -1) {
+        gr->status = 204, gr->refused = 1; /* not a call: never admitted, metered or forwarded */
+        tg_metrics_count_response(204);
+        send_preflight(req, gr);
+        return 0;
+    }
 
     /* The head was checked by the HTTP/1 front (http1_server.c): framing, sizes, names. */
     if (ambiguous_path(req->path, req->query_at)) {
@@ -623,6 +689,7 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
                                          json, sizeof(json));
         tg_metrics_count_response(400);
         gr->status = 400, gr->error = "bad_path", gr->refused = 1;
+        add_cors_headers(req, gr);
         set_request_id(req, gr);
         send_json(req, 400, "Bad Request", json, n);
         return 0;
@@ -651,6 +718,7 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
                                                      : "Service Unavailable";
         gr->call.settled = 1; /* nothing was reserved */
         gr->status = refusal.status, gr->error = refusal.type, gr->refused = 1;
+        add_cors_headers(req, gr);
         set_request_id(req, gr);
         /* Refused from the head alone: a body is never read, and the front (http1_server.c)
          * then answers with Connection: close; a call without a body keeps its connection. */
