@@ -12,7 +12,9 @@ async function loadAccount() {
   const { data } = await api('GET', '/v1/plans');
   const sel = document.getElementById('plan-select');
   sel.replaceChildren(...data.map((p) => el('option', { value: p.id }, `${p.name} — ${p.price} ${p.currency.toUpperCase()}/${p.interval}`)));
-  sel.value = me.plan;
+  // The API reference's "Upgrade to X" links here with ?plan=X: that plan is chosen, not yet changed.
+  const wanted = new URLSearchParams(location.search).get('plan');
+  sel.value = wanted && data.some((p) => p.id === wanted) ? wanted : me.plan;
   showBilling(me);
   return me;
 }
