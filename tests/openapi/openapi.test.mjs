@@ -105,6 +105,8 @@ before(async () => {
   resolved = validator.resolveRefs();
   stack = await new Stack({
     testClock: true,
+    // portal.openapi: GET /v1/reference answers 200 (the demo upstream's document)
+    portal: `{openapi: ${JSON.stringify(join(root, 'examples/demo-upstream.openapi.yaml'))}, signup: {per_address: 1000/hour, global: 10000/hour, trial_address_days: 0}}`,
     // every optional part on, so that its routes answer; nothing listens on port 9 (the mail and
     // the Stripe calls queue and retry, unseen by these tests)
     extra: `stripe: {secret_key: "sk_test_openapi_0123456789", webhook_secret: "whsec_openapi_0123456789", api_base: "http://127.0.0.1:9"}
