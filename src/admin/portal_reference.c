@@ -7,6 +7,7 @@
  * so it answers on the admin loop (the quick path); the document is immutable and lives as long
  * as the configuration that named it. */
 #include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "admin/admin_int.h"
@@ -26,12 +27,17 @@ int tg_adm_reference(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_reque
                            "This service publishes no API reference (portal.openapi is not set).");
         return 1;
     }
-    json_t *doc = tg_openapi_enrich(cfg->portal.openapi_doc, cfg);
-    if (doc == NULL) {
-        tg_adm_reply_error(res, 500, "internal_error", "The API reference could not be built (out of memory).");
+    /* rendered once when the configuration loaded (tg_openapi_prepare): a copy, not a rebuild */
+    size_t len;
+    const char *body = tg_openapi_body(cfg->portal.openapi_doc, &len);
+    if (body == NULL || (res->body = malloc(len + 1)) == NULL) {
+        tg_adm_reply_error(res, 500, "internal_error", "The API reference could not be served (out of memory).");
         return 1;
     }
-    tg_adm_reply_json(res, 200, doc);
+    memcpy(res->body, body, len + 1);
+    res->body_len = len;
+    res->status = 200;
+    res->content_type = "application/json";
     return 1;
 }
 

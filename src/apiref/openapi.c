@@ -21,8 +21,10 @@
 #define MAX_PROBLEMS 50
 
 struct tg_openapi {
-    json_t *doc; /* the document as JSON, keys in file order */
+    json_t *doc; /* the document as JSON, keys in file order; NULL once prepared */
     size_t noperations;
+    char *body; /* tg_openapi_prepare's rendering, or NULL */
+    size_t body_len;
 };
 
 static const char *const METHODS[] = {"get", "put", "post", "delete", "options", "head", "patch", "trace"};
@@ -401,6 +403,7 @@ void tg_openapi_free(tg_openapi_t *doc)
     if (doc == NULL)
         return;
     json_decref(doc->doc);
+    free(doc->body);
     free(doc);
 }
 
@@ -452,6 +455,8 @@ static json_t *operation_info(const tg_config_t *cfg, const char *method, const 
 
 json_t *tg_openapi_enrich(const tg_openapi_t *doc, const tg_config_t *cfg)
 {
+    if (doc->doc == NULL)
+        return NULL; /* prepared: only the rendered bytes remain */
     json_t *out = json_deep_copy(doc->doc);
     if (out == NULL)
         return NULL;
@@ -484,4 +489,25 @@ json_t *tg_openapi_enrich(const tg_openapi_t *doc, const tg_config_t *cfg)
         return NULL;
     }
     return out;
+}
+
+int tg_openapi_prepare(tg_openapi_t *doc, const tg_config_t *cfg)
+{
+    json_t *j = tg_openapi_enrich(doc, cfg);
+    char *body = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(j);
+    if (body == NULL)
+        return TG_ENOMEM;
+    free(doc->body);
+    doc->body = body;
+    doc->body_len = strlen(body);
+    json_decref(doc->doc);
+    doc->doc = NULL;
+    return 0;
+}
+
+const char *tg_openapi_body(const tg_openapi_t *doc, size_t *len)
+{
+    *len = doc->body_len;
+    return doc->body;
 }

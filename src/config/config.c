@@ -2512,8 +2512,10 @@ static int load_portal_openapi(tg_config_t **cfg, char *errbuf, size_t errcap)
         return 0;
     char inner[4096];
     int rc = tg_openapi_load(c->portal.openapi, &c->portal.openapi_doc, inner, sizeof(inner));
-    if (rc == 0)
+    if (rc == 0 && (rc = tg_openapi_prepare(c->portal.openapi_doc, c)) == 0)
         return 0;
+    if (rc == TG_ENOMEM)
+        snprintf(inner, sizeof(inner), "%s: out of memory\n", c->portal.openapi);
     if (errbuf != NULL && errcap > 0) {
         size_t len = 0;
         errbuf[0] = '\0';

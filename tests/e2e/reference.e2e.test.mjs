@@ -133,6 +133,9 @@ for (const width of [1280, 390]) {
     await link.click();
     await page.waitForURL(/app\.html\?plan=/);
     await waitForText(page, '[data-testid=account]', /plan free/);
+    // the options arrive with /v1/plans, after the account line: poll (bounded) for the choice
+    const until = Date.now() + 8000;
+    while (await page.inputValue('#plan-select') !== target && Date.now() < until) await page.waitForTimeout(50);
     assert.equal(await page.inputValue('#plan-select'), target);
 
     assert.deepEqual(errors, []);
