@@ -10,10 +10,13 @@
 #include "apiref/openapi.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config/yaml_doc.h"
 #include "util/err.h"
@@ -377,11 +380,24 @@ int tg_openapi_load_string(const char *name, const char *text, size_t len, tg_op
 int tg_openapi_load(const char *path, tg_openapi_t **out, char *errbuf, size_t errcap)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
+    /* A regular file only: a FIFO or a device (/dev/stdin, /dev/zero) named by mistake would
+     * block the load or feed it forever; O_NONBLOCK keeps even the open from waiting on a FIFO. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        int e = errno;
         if (errbuf != NULL && errcap > 0)
-            snprintf(errbuf, errcap, "%s: cannot open: %s\n", path, strerror(errno));
+            snprintf(errbuf, errcap, "%s: cannot open: %s\n", path, fd < 0 ? strerror(e) : "not a regular file");
+        if (fd >= 0)
+            close(fd);
         return TG_ECONFIG;
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (f == NULL) {
+        close(fd);
+        if (errbuf != NULL && errcap > 0)
+            snprintf(errbuf, errcap, "%s: out of memory\n", path);
+        return TG_ENOMEM;
     }
     char *buf = malloc(TG_OPENAPI_MAX_BYTES + 1); /* one byte past the cap tells "larger" */
     size_t n = buf != NULL ? fread(buf, 1, TG_OPENAPI_MAX_BYTES + 1, f) : 0;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "apiref/openapi.h"
@@ -147,6 +148,18 @@ static void test_limits(void **state)
     /* a file that does not exist */
     assert_int_equal(tg_openapi_load("/nonexistent/api.yaml", &doc, err, sizeof(err)), TG_ECONFIG);
     assert_non_null(strstr(err, "/nonexistent/api.yaml: cannot open"));
+    /* not a regular file: refused at once, not read (a device) nor waited on (a FIFO) */
+    assert_int_equal(tg_openapi_load("/dev/zero", &doc, err, sizeof(err)), TG_ECONFIG);
+    assert_non_null(strstr(err, "/dev/zero: cannot open: not a regular file"));
+    char fifo[] = "/tmp/tg-openapi-fifo-XXXXXX";
+    assert_non_null(mkdtemp(fifo));
+    char fifo_path[64];
+    snprintf(fifo_path, sizeof(fifo_path), "%s/p", fifo);
+    assert_int_equal(mkfifo(fifo_path, 0600), 0);
+    assert_int_equal(tg_openapi_load(fifo_path, &doc, err, sizeof(err)), TG_ECONFIG);
+    assert_non_null(strstr(err, "not a regular file"));
+    unlink(fifo_path);
+    rmdir(fifo);
 }
 
 static const char CONFIG[] = "upstream: {url: 'http://127.0.0.1:9'}\n"
