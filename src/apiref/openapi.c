@@ -122,8 +122,7 @@ static void check_refs(diag_t *d, const tg_ynode_t *root, const tg_ynode_t *n)
                 if (v->type != TG_YNODE_SCALAR)
                     report(d, v->line, "$ref must be a string");
                 else if (v->text[0] != '#')
-                    report(d, v->line, "$ref \"%.200s\" points outside the document: bundle it into one file",
-                           v->text);
+                    report(d, v->line, "$ref \"%.200s\" points outside the document: bundle it into one file", v->text);
                 else if (resolve_ref(root, v->text) == NULL)
                     report(d, v->line, "$ref \"%.200s\" does not resolve", v->text);
             }
@@ -176,7 +175,8 @@ static size_t check_document(diag_t *d, const tg_ynode_t *root)
     if (v == NULL)
         report(d, root->line, "openapi is required (\"3.0.3\" or \"3.1.0\"; Swagger 2.0 documents need converting)");
     else if (v->type != TG_YNODE_SCALAR || (strncmp(v->text, "3.0.", 4) != 0 && strncmp(v->text, "3.1.", 4) != 0))
-        report(d, v->line, "openapi: \"%.32s\" is not a 3.0.x or 3.1.x version", v->type == TG_YNODE_SCALAR ? v->text : "");
+        report(d, v->line, "openapi: \"%.32s\" is not a 3.0.x or 3.1.x version",
+               v->type == TG_YNODE_SCALAR ? v->text : "");
     const tg_ynode_t *info = map_get(root, "info");
     const tg_ynode_t *title = map_get(info, "title");
     if (info == NULL || info->type != TG_YNODE_MAP)
@@ -457,15 +457,16 @@ static json_t *operation_info(const tg_config_t *cfg, const char *method, const 
     const tg_route_t *r = tg_config_match_route(cfg, upper, strlen(upper), path, pl);
     if (r != NULL && r->nmeter > 0)
         for (size_t i = 0; meter != NULL && i < r->nmeter; i++)
-            json_array_append_new(meter, json_pack("{s:s,s:I}", "metric", r->meter[i].metric, "units",
-                                                   (json_int_t)r->meter[i].units));
+            json_array_append_new(
+                meter, json_pack("{s:s,s:I}", "metric", r->meter[i].metric, "units", (json_int_t)r->meter[i].units));
     else if (meter != NULL)
         json_array_append_new(meter, json_pack("{s:s,s:i}", "metric", "api_calls", "units", 1));
-    json_t *o = json_pack("{s:o*,s:I,s:o*}", "plans", plans, "weight", (json_int_t)(r != NULL ? r->weight : 1),
-                          "meter", meter);
+    json_t *o =
+        json_pack("{s:o*,s:I,s:o*}", "plans", plans, "weight", (json_int_t)(r != NULL ? r->weight : 1), "meter", meter);
     if (o != NULL && r != NULL && r->pattern != NULL)
-        json_object_set_new(o, "route", json_sprintf("%s%s%s", r->method != NULL ? r->method : "",
-                                                     r->method != NULL ? " " : "", r->pattern));
+        json_object_set_new(
+            o, "route",
+            json_sprintf("%s%s%s", r->method != NULL ? r->method : "", r->method != NULL ? " " : "", r->pattern));
     return o;
 }
 
@@ -481,10 +482,12 @@ json_t *tg_openapi_enrich(const tg_openapi_t *doc, const tg_config_t *cfg)
     json_t *paths = json_object_get(out, "paths");
     const char *path;
     json_t *item;
-    json_object_foreach(paths, path, item) {
+    json_object_foreach(paths, path, item)
+    {
         const char *method;
         json_t *op;
-        json_object_foreach(item, method, op) {
+        json_object_foreach(item, method, op)
+        {
             if (!is_method(method) || !json_is_object(op))
                 continue;
             json_t *info = operation_info(cfg, method, path);

@@ -16,7 +16,7 @@
 #include "config/config.h"
 
 #define TG_OPENAPI_MAX_BYTES (4 * 1024 * 1024) /* the file */
-#define TG_OPENAPI_MAX_OPERATIONS 2000          /* method + path pairs */
+#define TG_OPENAPI_MAX_OPERATIONS 2000         /* method + path pairs */
 
 typedef struct tg_openapi tg_openapi_t;
 

@@ -65,13 +65,17 @@ static void test_bad_documents(void **state)
         {"openapi: 3.0.0\ninfo: {title: x}\n", "paths must be a mapping"},
         {"openapi: 3.0.0\ninfo: {title: x}\npaths:\n  v1/a: {}\n", "api.yaml:4: paths: \"v1/a\" must start with '/'"},
         {"openapi: 3.0.0\ninfo: {title: x}\npaths:\n  /a:\n    get: 3\n", "api.yaml:5: paths./a.get must be a mapping"},
-        {"openapi: 3.0.0\ninfo: {title: x}\npaths:\n  /a:\n    get:\n      parameters:\n        - {name: q, in: body}\n",
+        {"openapi: 3.0.0\ninfo: {title: x}\npaths:\n  /a:\n    get:\n      parameters:\n        - {name: q, in: "
+         "body}\n",
          "api.yaml:7: paths./a.get.parameters[0].in must be path, query, header or cookie"},
-        {"openapi: 3.0.0\ninfo: {title: x}\npaths:\n  /a:\n    get:\n      responses:\n        '200': {$ref: '#/nope'}\n",
+        {"openapi: 3.0.0\ninfo: {title: x}\npaths:\n  /a:\n    get:\n      responses:\n        '200': {$ref: "
+         "'#/nope'}\n",
          "api.yaml:7: $ref \"#/nope\" does not resolve"},
-        {"openapi: 3.0.0\ninfo: {title: x}\npaths:\n  /a:\n    get:\n      responses:\n        '200': {$ref: 'other.yaml#/x'}\n",
+        {"openapi: 3.0.0\ninfo: {title: x}\npaths:\n  /a:\n    get:\n      responses:\n        '200': {$ref: "
+         "'other.yaml#/x'}\n",
          "api.yaml:7: $ref \"other.yaml#/x\" points outside the document"},
-        {"openapi: 3.0.0\ninfo: {title: x}\npaths:\n  /a: {get: {tags: x}}\n", "api.yaml:4: paths./a.get.tags must be a list"},
+        {"openapi: 3.0.0\ninfo: {title: x}\npaths:\n  /a: {get: {tags: x}}\n",
+         "api.yaml:4: paths./a.get.tags must be a list"},
         {"openapi: 3.0.0\ninfo: {title: x\npaths: {}\n", "api.yaml:"}, /* YAML syntax: libyaml's words */
         {"openapi: 3.0.0\nopenapi: 3.0.1\ninfo: {title: x}\npaths: {}\n", "api.yaml:2: duplicate key \"openapi\""},
     };
@@ -187,8 +191,8 @@ static void write_file(const char *path, const char *text)
 
 static json_t *op_of(json_t *doc, const char *path, const char *method)
 {
-    json_t *x = json_object_get(json_object_get(json_object_get(json_object_get(doc, "paths"), path), method),
-                                "x-tollgate");
+    json_t *x =
+        json_object_get(json_object_get(json_object_get(json_object_get(doc, "paths"), path), method), "x-tollgate");
     assert_non_null(x);
     return x;
 }
