@@ -101,6 +101,7 @@ typedef struct tg_admin_response {
     char set_cookie[256]; /* a Set-Cookie header value, or "" */
     int retry_after;      /* > 0: a Retry-After header (seconds) */
     int inline_style;     /* the page has a <style> element (invoices): CSP allows inline styles */
+    char img_origin[300]; /* "" or "https://host[:port]": the CSP's img-src also allows it (portal.logo) */
     /* Non-NULL: not answered yet. The caller runs tg_admin_slow_run on a worker, then
      * tg_admin_slow_finish on the back thread, which fills this response. */
     tg_admin_slow_t *slow;

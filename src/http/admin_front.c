@@ -173,10 +173,19 @@ static void respond(h2o_req_t *req, const tg_admin_response_t *res)
      * script or handler anywhere in web/), no framing, no plugins, no <base> games; the invoice
      * page alone has an inline <style>. */
 #define CSP_HEAD "default-src 'self'; script-src 'self'; "
-#define CSP_TAIL                                                                                                       \
-    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'; "           \
-    "form-action 'self'"
-    if (res->inline_style)
+#define CSP_REST "connect-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'; form-action 'self'"
+#define CSP_TAIL "img-src 'self' data:; " CSP_REST
+    if (res->img_origin[0] != '\0') {
+        /* portal.logo on another origin (checked by the config: a bare scheme://host[:port]) */
+        char csp[600];
+        int n = snprintf(csp, sizeof(csp), CSP_HEAD "style-src 'self'%s; img-src 'self' data: %s; " CSP_REST,
+                         res->inline_style ? " 'unsafe-inline'" : "", res->img_origin);
+        if (n > 0 && (size_t)n < sizeof(csp))
+            h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("content-security-policy"), 0, NULL,
+                                  h2o_strdup(&req->pool, csp, (size_t)n).base, (size_t)n);
+        else
+            add_header(req, "content-security-policy", CSP_HEAD "style-src 'self'; " CSP_TAIL);
+    } else if (res->inline_style)
         add_header(req, "content-security-policy", CSP_HEAD "style-src 'self' 'unsafe-inline'; " CSP_TAIL);
     else
         add_header(req, "content-security-policy", CSP_HEAD "style-src 'self'; " CSP_TAIL);
