@@ -69,3 +69,9 @@ test('the printable invoice: the metric\'s display name, money in its currency, 
     assert.doesNotMatch(page, /\d\.\d\d (usd|USD)|Total \(usd\)/);
   });
 });
+
+test('the dashboard\'s format.js is the portal\'s (the dashboard loads no portal script)', async () => {
+  const { readFileSync } = await import('node:fs');
+  const body = (f) => readFileSync(new URL(`../../web/${f}/format.js`, import.meta.url), 'utf8').split('\n').slice(6).join('\n');
+  assert.equal(body('admin'), body('portal'));
+});
