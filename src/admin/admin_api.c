@@ -485,7 +485,8 @@ int tg_admin_handle_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_r
         return tg_adm_stripe_webhook_quick(a, r, res); /* 0: verified, recorded on the back thread */
     if (!tg_adm_static(r, res))
         return 0;
-    tg_adm_brand_csp(tg_adm_cfg(a), res);
+    if (r->path_len >= 8 && memcmp(r->path, "/portal/", 8) == 0) /* the dashboard shows no logo */
+        tg_adm_brand_csp(tg_adm_cfg(a), res);
     return 1;
 }
 

@@ -23,13 +23,13 @@ test('GET /v1/plans: display names and units, branding; money stays exact text',
     assert.equal(starter.charges[0].metric, 'api_calls'); // ids in the API, names beside them
     assert.equal(starter.charges[0].unit_price, '0.001');
 
-    // the logo's origin in img-src, on HTML pages only
-    for (const path of ['/portal/', '/portal/app.html', '/admin/']) {
+    // the logo's origin in img-src, on the portal's HTML pages only
+    for (const path of ['/portal/', '/portal/app.html', '/portal/reset-password.html']) {
       const h = (await fetch(`${s.admin}${path}`)).headers.get('content-security-policy');
       assert.match(h, /img-src 'self' data: https:\/\/cdn\.acme\.example:8443; /, path);
       assert.match(h, /script-src 'self'; style-src 'self';/, path);
     }
-    for (const path of ['/v1/plans', '/portal/app.js']) {
+    for (const path of ['/v1/plans', '/portal/app.js', '/admin/']) {
       const h = (await fetch(`${s.admin}${path}`)).headers.get('content-security-policy');
       assert.match(h, /img-src 'self' data:; /, path);
     }
