@@ -328,5 +328,14 @@ char *tg_config_describe(const tg_config_t *cfg)
         put(&s, "\n");
     }
     put(&s, "  anything else: weight 1, meters api_calls=1\n");
+    if (cfg->metering.nmetrics > 0) {
+        put(&s, "\nmetrics as people read them (metering.metrics):\n");
+        for (size_t i = 0; i < cfg->metering.nmetrics; i++)
+            put(&s, "  %s: \"%s\", priced per %s\n", cfg->metering.metrics[i].metric,
+                tg_config_metric_name(cfg, cfg->metering.metrics[i].metric),
+                tg_config_metric_unit(cfg, cfg->metering.metrics[i].metric));
+    }
+    if (cfg->portal.title != NULL)
+        put(&s, "portal title \"%s\"\n", cfg->portal.title);
     return s.b;
 }
