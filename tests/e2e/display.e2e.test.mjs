@@ -7,10 +7,26 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
+import { mkdirSync, copyFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 import { Stack, ADMIN_TOKEN } from '../integration/harness.mjs';
 
 const LOGO = '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="32"><rect width="64" height="32" fill="#0a7d5a"/></svg>';
+
+const root = resolve(new URL('../..', import.meta.url).pathname);
+const shots = resolve(root, 'build/test-output/screenshots');
+mkdirSync(shots, { recursive: true });
+
+// build/test-output/screenshots, and docs/screenshots with UPDATE_SCREENSHOTS=1
+async function snap(page, name) {
+  const file = resolve(shots, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  if (process.env.UPDATE_SCREENSHOTS) {
+    mkdirSync(resolve(root, 'docs/screenshots'), { recursive: true });
+    copyFileSync(file, resolve(root, 'docs/screenshots', `${name}.png`));
+  }
+}
 
 let s, browser, logoServer, logoOrigin;
 before(async () => {
@@ -132,6 +148,7 @@ for (const width of [1280, 390]) {
     await page.click('#calc button[type=submit]');
     await waitForText(page, '[data-testid=quote-total]', /^€69\.00$/); // 19 + 100,000 × 0.0005
     assert.match(await page.textContent('#calc-out'), /API calls above 1000 included \(per unit\)\s*€50\.00/);
+    if (width === 1280) await snap(page, 'pricing-branded');
 
     // sign up on the euro plan, call the API, and read the account page
     const email = `display-${width}-${Date.now()}@example.com`;
@@ -150,6 +167,7 @@ for (const width of [1280, 390]) {
     // the key's creation time in the viewer's zone (Tokyo), with the zone named
     assert.match(await page.textContent('#keys'), /[A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d\d [AP]M GMT\+9/);
     assert.doesNotMatch(await page.textContent('main'), /\d\.\d\d (USD|EUR)/);
+    if (width === 1280) await snap(page, 'account-branded');
 
     // the reset-password page is branded too (it loads no plans of its own)
     const reset = await page.goto(`${s.admin}/portal/reset-password.html`);
