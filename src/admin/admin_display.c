@@ -15,9 +15,9 @@ static void add_metric(json_t *metrics, const tg_config_t *cfg, const char *id)
 {
     if (id == NULL || json_object_get(metrics, id) != NULL)
         return;
-    json_object_set_new(metrics, id,
-                        json_pack("{s:s,s:s}", "name", tg_config_metric_name(cfg, id), "unit",
-                                  tg_config_metric_unit(cfg, id)));
+    json_object_set_new(
+        metrics, id,
+        json_pack("{s:s,s:s}", "name", tg_config_metric_name(cfg, id), "unit", tg_config_metric_unit(cfg, id)));
 }
 
 static json_t *str_or_null(const char *s)
@@ -56,8 +56,7 @@ void tg_adm_brand_csp(const tg_config_t *cfg, tg_admin_response_t *res)
 {
     res->img_origin[0] = '\0';
     const char *logo = cfg->portal.logo;
-    if (logo == NULL || logo[0] == '/' || res->content_type == NULL ||
-        strncmp(res->content_type, "text/html", 9) != 0)
+    if (logo == NULL || logo[0] == '/' || res->content_type == NULL || strncmp(res->content_type, "text/html", 9) != 0)
         return;
     /* scheme://host[:port]: the config checked that the host holds no ';', ',', quote or space */
     const char *host = strstr(logo, "://");

@@ -8,10 +8,9 @@
 
 static const struct {
     const char *code, *symbol;
-} symbols[] = {{"usd", "$"},   {"eur", "€"},   {"gbp", "£"},  {"jpy", "¥"},  {"cny", "CN¥"},
-               {"inr", "₹"},   {"krw", "₩"},   {"cad", "CA$"}, {"aud", "A$"}, {"nzd", "NZ$"},
-               {"brl", "R$"},  {"mxn", "MX$"}, {"hkd", "HK$"}, {"ils", "₪"},  {"vnd", "₫"},
-               {"twd", "NT$"}, {"php", "₱"}};
+} symbols[] = {{"usd", "$"},   {"eur", "€"},   {"gbp", "£"},  {"jpy", "¥"},   {"cny", "CN¥"}, {"inr", "₹"},
+               {"krw", "₩"},   {"cad", "CA$"}, {"aud", "A$"}, {"nzd", "NZ$"}, {"brl", "R$"},  {"mxn", "MX$"},
+               {"hkd", "HK$"}, {"ils", "₪"},   {"vnd", "₫"},  {"twd", "NT$"}, {"php", "₱"}};
 
 /* Appends s (n bytes) at *used; -1 if it does not fit with the final NUL. */
 static int put(char *buf, size_t cap, size_t *used, const char *s, size_t n)
