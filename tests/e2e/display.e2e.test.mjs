@@ -160,6 +160,8 @@ for (const width of [1280, 390]) {
     assert.equal((await s.call('/v1/basic/ping', { key: secret })).status, 200);
     const app = await page.goto(`${s.admin}/portal/app.html`);
     await page.waitForSelector('[data-metric=api_calls]');
+    // named from the first drawing on, not only after a refresh
+    assert.match(await page.textContent('[data-metric=api_calls]'), /^API calls /);
     await checkBranding(page, app);
     await waitForText(page, '[data-metric=api_calls]', /^API calls 1 used of 1,000 included/, 8000);
     assert.equal(await page.textContent('[data-testid=estimate]'), '€19.00');

@@ -6,16 +6,25 @@ import { money, num, day as fmtDate, dateTime, metricName, quantity, lineText } 
 const msg = document.getElementById('msg');
 let chart = null;
 let metrics = {}; // GET /v1/plans's display names and units
+// The plans' display names and branding, applied before anything that shows a metric is drawn:
+// the first fetch is shared by loadAccount and loadUsage (which run together); later refreshes
+// of the account fetch the plans again.
+let firstPlans = null, accountShown = false;
+function usePlans(p) {
+  metrics = p.metrics || {};
+  applyBrand(p.portal);
+  return p;
+}
+const plansReady = () => (firstPlans ||= api('GET', '/v1/plans').then(usePlans));
 
 async function loadAccount() {
   const me = await api('GET', '/v1/me');
   const trial = me.status === 'trialing' ? `, trial until ${fmtDate(me.trial_end)} (${Math.max(0, Math.ceil((Date.parse(me.trial_end) - Date.now()) / 864e5))} days left)` : '';
   const pending = me.pending_plan ? ` Changes to ${me.pending_plan} on ${fmtDate(me.pending_at)}.` : '';
   document.getElementById('acct').textContent = `${me.email} — plan ${me.plan}, ${me.status}${trial}. Period ${fmtDate(me.current_period.start)} to ${fmtDate(me.current_period.end)}.${pending}`;
-  const plans = await api('GET', '/v1/plans');
+  const plans = accountShown ? usePlans(await api('GET', '/v1/plans')) : await plansReady();
+  accountShown = true;
   const { data } = plans;
-  metrics = plans.metrics || {};
-  applyBrand(plans.portal);
   const sel = document.getElementById('plan-select');
   sel.replaceChildren(...data.map((p) => el('option', { value: p.id }, `${p.name} — ${money(p.price, p.currency, { whole: true })}/${p.interval}`)));
   sel.value = me.plan;
@@ -53,7 +62,7 @@ function bar(pct) {
 }
 
 async function loadUsage() {
-  const u = await api('GET', '/v1/me/usage');
+  const [u] = await Promise.all([api('GET', '/v1/me/usage'), plansReady()]);
   document.getElementById('usage').replaceChildren(...u.metrics.map((m) => {
     const pct = m.included ? Math.min(100, (100 * m.used) / m.included) : 0;
     return el('div', { 'data-metric': m.metric },
@@ -70,7 +79,7 @@ async function loadUsage() {
   if (window.Chart) {
     if (chart) chart.destroy();
     chart = new window.Chart(document.getElementById('daily'), {
-      type: 'bar', data: { labels, datasets: [{ label: `${metricName(metrics, 'api_calls')} per day`, data: labels.map((l) => days[l]), backgroundColor: '#2457d6' }] },
+      type: 'bar', data: { labels, datasets: [{ label: `${metricName(metrics, 'api_calls')} per day`, data: labels.map((l) => days[l]), backgroundColor: getComputedStyle(document.documentElement).getPropertyValue('--accent').trim() || '#2457d6' }] },
       options: { animation: false, plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true } } },
     });
   }
