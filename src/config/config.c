@@ -1113,8 +1113,14 @@ static int check_web_url(const char *s, char *why, size_t cap)
 /* portal.logo: an http(s) URL, or a path on the portal's own origin ("/static/logo.svg"). */
 static int check_logo(const char *s, char *why, size_t cap)
 {
-    if (s[0] != '/')
+    if (s[0] != '/') {
+        const char *h = strstr(s, "://");
+        if (h != NULL && h[3] == '[') { /* CSP host-sources have no IPv6 literals: the logo would be blocked */
+            snprintf(why, cap, "names an IPv6 address, which a Content-Security-Policy cannot allow; use a host name");
+            return -1;
+        }
         return check_web_url(s, why, cap);
+    }
     if (s[1] == '/') {
         snprintf(why, cap, "is a scheme-relative URL; write https://HOST/... or a path starting with one '/'");
         return -1;

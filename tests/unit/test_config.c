@@ -931,6 +931,9 @@ static void test_display(void **state)
     only_error(BASE "portal: {logo: \"https://evil.example;script-src/x.png\"}\nplans: {free: {}}\n",
                "test.yaml:4: portal.logo: \"https://evil.example;script-src/x.png\" has no valid host[:port] after "
                "the scheme");
+    only_error(BASE "portal: {logo: \"http://[::1]:8080/logo.png\"}\nplans: {free: {}}\n",
+               "test.yaml:4: portal.logo: \"http://[::1]:8080/logo.png\" names an IPv6 address, which a "
+               "Content-Security-Policy cannot allow; use a host name");
     only_error(BASE "portal: {terms_url: \"https://a.example:99999/t\"}\nplans: {free: {}}\n",
                "test.yaml:4: portal.terms_url: \"https://a.example:99999/t\" has no valid host[:port] after the scheme");
     only_error(BASE "metering: {metrics: [api_calls]}\nplans: {free: {}}\n",
