@@ -467,7 +467,8 @@ int tg_admin_handle_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_r
             const tg_config_t *cfg = tg_adm_cfg(a);
             for (size_t i = 0; i < cfg->nplans; i++)
                 json_array_append_new(arr, tg_adm_plan_json(&cfg->plans[i]));
-            tg_adm_reply_json(res, 200, json_pack("{s:o}", "data", arr));
+            tg_adm_reply_json(res, 200, json_pack("{s:o,s:o,s:o}", "data", arr, "metrics", tg_adm_metrics_json(cfg),
+                                                  "portal", tg_adm_portal_brand_json(cfg)));
             return 1;
         }
         char id[TG_PLAN_ID_MAX];
@@ -487,6 +488,8 @@ int tg_admin_handle_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_r
     if (!tg_adm_static(r, res))
         return 0;
     tg_adm_reference_page(a, r, res);
+    if (r->path_len >= 8 && memcmp(r->path, "/portal/", 8) == 0) /* the dashboard shows no logo */
+        tg_adm_brand_csp(tg_adm_cfg(a), res);
     return 1;
 }
 

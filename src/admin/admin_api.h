@@ -104,6 +104,7 @@ typedef struct tg_admin_response {
     /* Non-NULL: one more origin the page may fetch from (CSP connect-src), e.g. the gateway for
      * the API reference's Try it. Points into the configuration, which outlives the response. */
     const char *connect_src;
+    char img_origin[300]; /* "" or "https://host[:port]": the CSP's img-src also allows it (portal.logo) */
     /* Non-NULL: not answered yet. The caller runs tg_admin_slow_run on a worker, then
      * tg_admin_slow_finish on the back thread, which fills this response. */
     tg_admin_slow_t *slow;

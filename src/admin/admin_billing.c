@@ -255,7 +255,7 @@ void tg_adm_invoices_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin
         res->status = 200;
         res->content_type = "text/html; charset=utf-8";
         res->inline_style = 1; /* the invoice's own <style> */
-        res->body = tg_invoice_to_html(&inv, have ? &c : NULL);
+        res->body = tg_invoice_to_html(&inv, have ? &c : NULL, tg_adm_cfg(a));
         res->body_len = res->body != NULL ? strlen(res->body) : 0;
     } else if (s->n == 5 && tg_adm_method_is(r, "POST")) {
         const char *to = tg_adm_seg_is(s, 4, "finalize")             ? "open"

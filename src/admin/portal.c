@@ -1013,7 +1013,7 @@ int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_reque
                 res->status = 200;
                 res->content_type = "text/html; charset=utf-8";
                 res->inline_style = 1;
-                res->body = tg_invoice_to_html(&inv, &c);
+                res->body = tg_invoice_to_html(&inv, &c, tg_adm_cfg(a));
                 res->body_len = res->body != NULL ? strlen(res->body) : 0;
             }
             tg_invoice_clear(&inv);

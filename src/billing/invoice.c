@@ -12,6 +12,7 @@
 #include "billing/pricing.h"
 #include "util/clock.h"
 #include "util/money.h"
+#include "util/money_text.h"
 #include "util/period.h"
 #include "store/store.h"
 
@@ -349,7 +350,27 @@ static void html_escape(FILE *f, const char *s)
         }
 }
 
-char *tg_invoice_to_html(const tg_invoice_t *inv, const tg_customer_t *c)
+/* An amount of the invoice body ("49.00") in its currency ("$49.00"); as given if it is not a
+ * plain decimal. */
+static void html_money(FILE *f, const char *amount, const char *currency)
+{
+    char text[80];
+    html_escape(f, tg_money_text(amount, currency, text, sizeof(text)) >= 0 ? text : amount);
+}
+
+/* A line's description with its metric's display name in place of the id it starts with (the
+ * stored text names the id: "api_calls above 1000 included (per unit)"). */
+static void html_line_text(FILE *f, const char *desc, const char *metric, const tg_config_t *cfg)
+{
+    size_t n = metric != NULL ? strlen(metric) : 0;
+    if (cfg != NULL && desc != NULL && n > 0 && strncmp(desc, metric, n) == 0) {
+        html_escape(f, tg_config_metric_name(cfg, metric));
+        desc += n;
+    }
+    html_escape(f, desc);
+}
+
+char *tg_invoice_to_html(const tg_invoice_t *inv, const tg_customer_t *c, const tg_config_t *cfg)
 {
     json_t *b = json_loads(inv->body != NULL ? inv->body : "{}", 0, NULL);
     if (b == NULL)
@@ -374,6 +395,11 @@ char *tg_invoice_to_html(const tg_invoice_t *inv, const tg_customer_t *c)
           "td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}tfoot td{font-weight:600;border:0}"
           ".muted{color:#666}@media print{body{margin:0}}</style></head><body>",
           f);
+    if (cfg != NULL && cfg->portal.title != NULL) {
+        fputs("<p class=\"muted\">", f);
+        html_escape(f, cfg->portal.title);
+        fputs("</p>", f);
+    }
     fputs("<h1>Invoice ", f);
     html_escape(f, inv->number[0] ? inv->number : "(draft)");
     fputs("</h1><p class=\"muted\">Status: ", f);
@@ -393,15 +419,18 @@ char *tg_invoice_to_html(const tg_invoice_t *inv, const tg_customer_t *c)
     json_array_foreach(json_object_get(b, "lines"), i, l)
     {
         fputs("<tr><td>", f);
-        html_escape(f, json_string_value(json_object_get(l, "description")));
-        fprintf(f, "</td><td class=\"n\">%lld</td><td class=\"n\">", (long long)json_integer_value(json_object_get(l, "quantity")));
-        html_escape(f, json_string_value(json_object_get(l, "amount")));
+        html_line_text(f, json_string_value(json_object_get(l, "description")),
+                       json_string_value(json_object_get(l, "metric")), cfg);
+        json_int_t qty = json_integer_value(json_object_get(l, "quantity"));
+        char count[32];
+        if (qty < 0 || tg_count_text((uint64_t)qty, count, sizeof(count)) < 0)
+            snprintf(count, sizeof(count), "%lld", (long long)qty);
+        fprintf(f, "</td><td class=\"n\">%s</td><td class=\"n\">", count);
+        html_money(f, json_string_value(json_object_get(l, "amount")), inv->currency);
         fputs("</td></tr>", f);
     }
-    fputs("</tbody><tfoot><tr><td colspan=\"2\">Total (", f);
-    html_escape(f, inv->currency);
-    fputs(")</td><td class=\"n\">", f);
-    html_escape(f, json_string_value(json_object_get(b, "total")));
+    fputs("</tbody><tfoot><tr><td colspan=\"2\">Total</td><td class=\"n\" data-testid=\"total\">", f);
+    html_money(f, json_string_value(json_object_get(b, "total")), inv->currency);
     fputs("</td></tr></tfoot></table></body></html>\n", f);
     fclose(f);
     json_decref(b);

@@ -68,7 +68,10 @@ char *tg_invoice_preview(tg_store_t *st, const tg_config_t *cfg, const tg_custom
 /* Public JSON of a stored invoice (body plus id, number, status, dates). malloc'd, or NULL. */
 char *tg_invoice_to_json(const tg_invoice_t *inv);
 
-/* A printable HTML page for a stored invoice. malloc'd, or NULL. */
-char *tg_invoice_to_html(const tg_invoice_t *inv, const tg_customer_t *c);
+/* A printable HTML page for a stored invoice, for people: amounts in the invoice's currency
+ * ("$49.00"), counts grouped by thousands, each usage line under its metric's display name
+ * (metering.metrics) and the issuer's name (portal.title) when cfg gives them (cfg may be NULL).
+ * malloc'd, or NULL. */
+char *tg_invoice_to_html(const tg_invoice_t *inv, const tg_customer_t *c, const tg_config_t *cfg);
 
 #endif

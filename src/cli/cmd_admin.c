@@ -12,6 +12,7 @@
 
 #include "cli/admin_commands.h"
 #include "config/config.h"
+#include "util/money_text.h"
 
 #define MAX_RESPONSE (16 * 1024 * 1024)
 
@@ -176,6 +177,18 @@ static const char *str(json_t *o, const char *k)
 {
     const char *s = json_string_value(json_object_get(o, k));
     return s != NULL && *s != '\0' ? s : "-";
+}
+
+/* An amount of o's currency for people ("$49.00", "€0.50"), right-aligned in `width` columns
+ * (the symbol may take several bytes for one column); as given when it is not a plain decimal. */
+static void print_money(const char *amount, const char *currency, int width)
+{
+    char text[80];
+    const char *t = tg_money_text(amount, currency, text, sizeof(text)) >= 0 ? text : amount;
+    int cols = 0;
+    for (const char *p = t; *p != '\0'; p++)
+        cols += ((unsigned char)*p & 0xC0) != 0x80; /* UTF-8: count lead bytes */
+    printf("%*s%s", cols < width ? width - cols : 0, "", t);
 }
 
 static void print_json(json_t *j)
@@ -382,8 +395,11 @@ int tg_cmd_customers(int argc, char **argv)
         else if (cancel)
             print_change(res);
         else
-            printf("Added \"%s\" (%s %s) to the next invoice of %s\n", str(res, "description"), str(res, "amount"),
-                   str(res, "currency"), str(res, "customer"));
+        {
+            printf("Added \"%s\" (", str(res, "description"));
+            print_money(str(res, "amount"), str(res, "currency"), 0);
+            printf(") to the next invoice of %s\n", str(res, "customer"));
+        }
     } else if (strcmp(sub, "show") == 0 || strcmp(sub, "set-plan") == 0 || strcmp(sub, "suspend") == 0 ||
                strcmp(sub, "resume") == 0) {
         int need = strcmp(sub, "set-plan") == 0 ? 2 : 1;
@@ -687,9 +703,14 @@ static void print_invoice(json_t *inv)
                str(per, "start"), str(per, "end"));
     size_t i;
     json_array_foreach(json_object_get(inv, "lines"), i, l)
-        printf("  %-56s %8lld %14s\n", str(l, "description"), (long long)json_integer_value(json_object_get(l, "quantity")),
-               str(l, "amount"));
-    printf("\n  %-56s %8s %14s %s\n", "Total", "", str(inv, "total"), str(inv, "currency"));
+    {
+        printf("  %-56s %8lld ", str(l, "description"), (long long)json_integer_value(json_object_get(l, "quantity")));
+        print_money(str(l, "amount"), str(inv, "currency"), 14);
+        printf("\n");
+    }
+    printf("\n  %-56s %8s ", "Total", "");
+    print_money(str(inv, "total"), str(inv, "currency"), 14);
+    printf("\n");
 }
 
 int tg_cmd_invoices(int argc, char **argv)

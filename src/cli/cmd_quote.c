@@ -12,6 +12,7 @@
 #include "billing/pricing.h"
 #include "cli/commands.h"
 #include "config/config.h"
+#include "util/money_text.h"
 
 #define MAX_USAGE 64  /* --usage options; a plan prices at most as many metrics as it has charges */
 #define METRIC_MAX 64 /* as tg_line_t.metric */
@@ -73,6 +74,17 @@ static void upper(char *dst, size_t cap, const char *src)
 }
 
 /* The human table: one row per line, an indented row explaining each usage line, the total. */
+/* "$49.00" right-aligned in 14 columns (a symbol may take several bytes for one column). */
+static void print_money(const char *amount, const char *currency)
+{
+    char text[80];
+    const char *t = tg_money_text(amount, currency, text, sizeof(text)) >= 0 ? text : amount;
+    int cols = 0;
+    for (const char *p = t; *p != '\0'; p++)
+        cols += ((unsigned char)*p & 0xC0) != 0x80;
+    printf("%*s%s\n", cols < 14 ? 14 - cols : 0, "", t);
+}
+
 static void print_table(const tg_plan_t *plan, const tg_quote_t *q)
 {
     int d = plan->currency_digits;
@@ -83,7 +95,8 @@ static void print_table(const tg_plan_t *plan, const tg_quote_t *q)
     for (size_t i = 0; i < q->nlines; i++) {
         const tg_line_t *l = &q->lines[i];
         tg_money_format(l->amount, d, amount, sizeof(amount));
-        printf("  %-52s %14s %s\n", l->description, amount, cur);
+        printf("  %-52s ", l->description);
+        print_money(amount, plan->currency);
         if (l->kind != TG_LINE_USAGE)
             continue;
         printf("      %" PRIu64 " used", l->used);
@@ -125,7 +138,8 @@ static void print_table(const tg_plan_t *plan, const tg_quote_t *q)
         }
     }
     tg_money_format(q->total, d, amount, sizeof(amount));
-    printf("  %-52s %14s %s\n", "Total", amount, cur);
+    printf("  %-52s ", "Total");
+    print_money(amount, plan->currency);
 }
 
 int tg_cmd_quote(int argc, char **argv)

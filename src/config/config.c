@@ -1049,6 +1049,208 @@ static int set_thresholds(diag_t *d, const directive_t *dir, const tg_ynode_t *v
     return 0;
 }
 
+/* ---- display: metric names and units, portal branding (issue 15) ----
+ * Only what people read: none of it changes what is metered, priced or billed. */
+
+#define MAX_DISPLAY_METRICS 64
+
+static int is_addr_spec(const char *s, size_t n);
+
+/* portal.primary_color: "#rrggbb" (it becomes a CSS custom property as is). */
+static int check_color(const char *s, char *why, size_t cap)
+{
+    int ok = strlen(s) == 7 && s[0] == '#';
+    for (size_t i = 1; ok && i < 7; i++)
+        ok = (s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') || (s[i] >= 'A' && s[i] <= 'F');
+    if (!ok)
+        snprintf(why, cap, "is not a color like \"#2457d6\" (#rrggbb)");
+    return ok ? 0 : -1;
+}
+
+/* portal.terms_url, portal.privacy_url, an absolute portal.logo: http(s)://host[:port][/path].
+ * The host is letters, digits, '.' and '-' (or a bracketed IPv6 address): the logo's origin goes
+ * into the Content-Security-Policy header as is. The path is printable ASCII without spaces,
+ * quotes, angle brackets or backslashes (it goes into an HTML attribute and a link). */
+static int check_web_url(const char *s, char *why, size_t cap)
+{
+    const char *h = strncmp(s, "https://", 8) == 0 ? s + 8 : strncmp(s, "http://", 7) == 0 ? s + 7 : NULL;
+    if (h == NULL) {
+        snprintf(why, cap, "is not an http:// or https:// URL");
+        return -1;
+    }
+    size_t hl = strcspn(h, "/?#");
+    size_t port_at = hl;
+    int ok = hl > 0;
+    if (ok && h[0] == '[') {
+        const char *rb = memchr(h, ']', hl);
+        ok = rb != NULL && rb > h + 1;
+        for (const char *p = h + 1; ok && p < rb; p++)
+            ok = (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || (*p >= 'A' && *p <= 'F') || *p == ':' ||
+                 *p == '.';
+        port_at = ok ? (size_t)(rb - h) + 1 : hl;
+    } else {
+        const char *colon = memchr(h, ':', hl);
+        port_at = colon != NULL ? (size_t)(colon - h) : hl;
+        for (size_t i = 0; ok && i < port_at; i++)
+            ok = (h[i] >= 'a' && h[i] <= 'z') || (h[i] >= 'A' && h[i] <= 'Z') || (h[i] >= '0' && h[i] <= '9') ||
+                 h[i] == '.' || h[i] == '-';
+        ok = ok && port_at > 0;
+    }
+    if (ok && port_at < hl)
+        ok = h[port_at] == ':' && parse_port(h + port_at + 1, hl - port_at - 1) > 0;
+    if (!ok) {
+        snprintf(why, cap, "has no valid host[:port] after the scheme");
+        return -1;
+    }
+    for (const char *p = h + hl; *p != '\0'; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || strchr("\"'<>\\`", *p) != NULL) {
+            snprintf(why, cap, "must not contain spaces, quotes, angle brackets, backslashes or non-ASCII characters "
+                               "(percent-encode them)");
+            return -1;
+        }
+    return 0;
+}
+
+/* portal.logo: an http(s) URL, or a path on the portal's own origin ("/static/logo.svg"). */
+static int check_logo(const char *s, char *why, size_t cap)
+{
+    if (s[0] != '/') {
+        const char *h = strstr(s, "://");
+        if (h != NULL && h[3] == '[') { /* CSP host-sources have no IPv6 literals: the logo would be blocked */
+            snprintf(why, cap, "names an IPv6 address, which a Content-Security-Policy cannot allow; use a host name");
+            return -1;
+        }
+        return check_web_url(s, why, cap);
+    }
+    if (s[1] == '/') {
+        snprintf(why, cap, "is a scheme-relative URL; write https://HOST/... or a path starting with one '/'");
+        return -1;
+    }
+    for (const char *p = s; *p != '\0'; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || strchr("\"'<>\\`", *p) != NULL) {
+            snprintf(why, cap, "must not contain spaces, quotes, angle brackets, backslashes or non-ASCII characters");
+            return -1;
+        }
+    return 0;
+}
+
+static int check_support_email(const char *s, char *why, size_t cap)
+{
+    if (is_addr_spec(s, strlen(s)))
+        return 0;
+    snprintf(why, cap, "is not an address like support@example.com");
+    return -1;
+}
+
+static const directive_t metric_display_dirs[] = {
+    {"name", set_str, AT(char *, tg_metric_display_t, name), 1, 100, 0, check_text, NULL, NULL},
+    {"unit", set_str, AT(char *, tg_metric_display_t, unit), 1, 40, 0, check_text, NULL, NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+static const section_t metric_display_sec = {metric_display_dirs, 0, NULL};
+
+/* metering.metrics: metric id -> {name, unit}. */
+static int set_metric_display(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    (void)dir;
+    tg_config_t *cfg = obj;
+    if (v->type != TG_YNODE_MAP) {
+        report(d, v->line, "%s: expected a mapping of metric: {name, unit}, got %s", path, kind_of(v));
+        return -1;
+    }
+    if (v->n / 2 > MAX_DISPLAY_METRICS) {
+        report(d, v->line, "%s: at most %d metrics (found %zu)", path, MAX_DISPLAY_METRICS, v->n / 2);
+        return -1;
+    }
+    tg_metric_display_t *list = calloc(v->n / 2 + 1, sizeof(*list));
+    if (list == NULL) {
+        report(d, v->line, "%s: out of memory", path);
+        return -1;
+    }
+    size_t n = 0;
+    int ok = 1;
+    for (size_t i = 0; i + 1 < v->n; i += 2) {
+        const tg_ynode_t *k = v->items[i], *mv = v->items[i + 1];
+        char sub[MAX_PATH], why[160], q[96];
+        if (k->type != TG_YNODE_SCALAR) {
+            report(d, k->line, "%s: a metric name must be a single word, not %s", path, kind_of(k));
+            ok = 0;
+            continue;
+        }
+        if (check_metric(k->text, why, sizeof(why)) != 0) {
+            report(d, k->line, "%s: %s %s", path, quote(k->text, q), why);
+            ok = 0;
+            continue;
+        }
+        int dup = 0;
+        for (size_t j = 0; j < n; j++)
+            dup |= strcmp(list[j].metric, k->text) == 0;
+        if (dup) {
+            report(d, k->line, "%s: metric %s is listed twice", path, quote(k->text, q));
+            ok = 0;
+            continue;
+        }
+        tg_metric_display_t *m = &list[n];
+        if ((m->metric = strdup(k->text)) == NULL) {
+            report(d, k->line, "%s: out of memory", path);
+            ok = 0;
+            continue;
+        }
+        m->line = k->line;
+        n++;
+        join_path(sub, path, m->metric);
+        apply_section(d, &metric_display_sec, tg_ynode_is_null(mv) ? NULL : mv, k->line, m, sub);
+    }
+    cfg->metering.metrics = list;
+    cfg->metering.nmetrics = n;
+    return ok ? 0 : -1;
+}
+
+static int metric_known(const tg_config_t *cfg, const char *metric)
+{
+    if (strcmp(metric, "api_calls") == 0) /* every route meters it unless told otherwise */
+        return 1;
+    for (size_t i = 0; i < cfg->nplans; i++) {
+        const tg_plan_t *p = &cfg->plans[i];
+        for (size_t j = 0; j < p->nincluded; j++)
+            if (strcmp(p->included[j].metric, metric) == 0)
+                return 1;
+        for (size_t j = 0; j < p->ncharges; j++)
+            if (p->charges[j].metric != NULL && strcmp(p->charges[j].metric, metric) == 0)
+                return 1;
+    }
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        for (size_t j = 0; j < cfg->routes[i].nmeter; j++)
+            if (strcmp(cfg->routes[i].meter[j].metric, metric) == 0)
+                return 1;
+    return 0;
+}
+
+/* A name for a metric nothing meters or prices is a typo more often than not. */
+static void finish_display(diag_t *d, const tg_config_t *cfg)
+{
+    for (size_t i = 0; i < cfg->metering.nmetrics; i++)
+        if (!metric_known(cfg, cfg->metering.metrics[i].metric))
+            report(d, cfg->metering.metrics[i].line,
+                   "metering.metrics.%s: no route meters it and no plan includes or prices it (a typo?)",
+                   cfg->metering.metrics[i].metric);
+}
+
+static void free_display(tg_config_t *cfg)
+{
+    for (size_t i = 0; i < cfg->metering.nmetrics; i++) {
+        free(cfg->metering.metrics[i].metric);
+        free(cfg->metering.metrics[i].name);
+        free(cfg->metering.metrics[i].unit);
+    }
+    free(cfg->metering.metrics);
+    free(cfg->portal.title);
+    free(cfg->portal.logo);
+    free(cfg->portal.primary_color);
+    free(cfg->portal.support_email);
+    free(cfg->portal.terms_url);
+    free(cfg->portal.privacy_url);
+}
+
 static const char *const repeat_trial_names[] = {"skip", "refuse", NULL};
 
 static const directive_t server_dirs[] = {
@@ -1090,6 +1292,19 @@ static const directive_t portal_dirs[] = {{"signup", set_section, 0, 0, 0, 0, NU
                                            1024, 0, NULL, NULL, NULL},
                                           {"public_url", set_str, AT(char *, tg_config_t, portal.public_url), 1, 512, 0,
                                            check_public_url, NULL, NULL},
+                                          /* branding (issue 15) */
+                                          {"title", set_str, AT(char *, tg_config_t, portal.title), 1, 100, 0,
+                                           check_text, NULL, NULL},
+                                          {"logo", set_str, AT(char *, tg_config_t, portal.logo), 1, 2048, 0,
+                                           check_logo, NULL, NULL},
+                                          {"primary_color", set_str, AT(char *, tg_config_t, portal.primary_color), 1,
+                                           100, 0, check_color, NULL, NULL},
+                                          {"support_email", set_str, AT(char *, tg_config_t, portal.support_email), 3,
+                                           254, 0, check_support_email, NULL, NULL},
+                                          {"terms_url", set_str, AT(char *, tg_config_t, portal.terms_url), 1, 2048, 0,
+                                           check_web_url, NULL, NULL},
+                                          {"privacy_url", set_str, AT(char *, tg_config_t, portal.privacy_url), 1, 2048,
+                                           0, check_web_url, NULL, NULL},
                                           {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 
 static const directive_t metrics_dirs[] = {
@@ -1204,6 +1419,7 @@ static const directive_t metering_dirs[] = {
     {"max_units_per_call", set_u64, AT(uint64_t, tg_config_t, metering.max_units_per_call), 1, MAX_QUANTITY, 0, NULL,
      NULL, NULL},
     {"log_dir", set_str, AT(char *, tg_config_t, metering.log_dir), 1, 1024, 0, check_log_dir, NULL, NULL},
+    {"metrics", set_metric_display, 0, 0, MAX_DISPLAY_METRICS, 0, NULL, NULL, NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 
 static const directive_t cluster_dirs[] = {
@@ -2296,6 +2512,7 @@ static void finish_root(diag_t *d, void *obj, const tg_ynode_t *n, int line, con
         if (cfg->nplans > 0 && tg_config_find_plan(cfg, cfg->portal.signup.plans[i]) == NULL)
             report(d, key_line(n, "portal", line), "portal.signup.plans[%zu]: \"%.64s\" is not one of the plans", i,
                    cfg->portal.signup.plans[i]);
+    finish_display(d, cfg);
 }
 
 /* ---- the engine ---- */
@@ -2681,6 +2898,7 @@ void tg_config_free(tg_config_t *cfg)
     free(cfg->portal.public_url);
     free(cfg->portal.openapi);
     tg_openapi_free(cfg->portal.openapi_doc);
+    free_display(cfg);
     free_secret(cfg->metrics.token);
     free(cfg->access_log.path);
     free(cfg->upstream.url);

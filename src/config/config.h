@@ -94,6 +94,14 @@ typedef struct tg_plan {
     int line;
 } tg_plan_t;
 
+/* metering.metrics.<id>: how people read a metric (issue 15): "API calls", priced "per call". */
+typedef struct tg_metric_display {
+    char *metric; /* the id, as in included, charges and routes[].meter */
+    char *name;   /* display name; defaults to the id */
+    char *unit;   /* one unit, singular ("call", "image", "GB"); defaults to "unit" */
+    int line;
+} tg_metric_display_t;
+
 typedef struct tg_meter_unit {
     char *metric;
     uint64_t units;
@@ -203,6 +211,13 @@ typedef struct tg_config {
         char *openapi;
         int openapi_line;
         struct tg_openapi *openapi_doc;
+        /* Branding (issue 15); NULL: not set, the pages keep their own. */
+        char *title;         /* the site's name, in page titles and the header */
+        char *logo;          /* http(s) URL or a path on the portal's origin ("/...") */
+        char *primary_color; /* "#rrggbb" */
+        char *support_email; /* addr@host */
+        char *terms_url;     /* http(s) URL */
+        char *privacy_url;   /* http(s) URL */
     } portal;
     struct {
         char *path;          /* NULL: no access log; "-": standard output */
@@ -223,6 +238,8 @@ typedef struct tg_config {
         int bill_429;              /* default 0: 429 from upstream is not billed */
         uint64_t max_units_per_call; /* per metric in Tollgate-Units; more is refused; default 1e9 */
         char *log_dir; /* the metering logs; NULL: beside the SQLite file (required with PostgreSQL) */
+        tg_metric_display_t *metrics; /* display names and units (metering.metrics); may be empty */
+        size_t nmetrics;
     } metering;
     struct {
         int enabled;              /* 1 when the file has a stripe: section; 0: nothing talks to Stripe */
@@ -299,6 +316,11 @@ const tg_plan_t *tg_config_find_plan(const tg_config_t *cfg, const char *id);
 
 /* Allowance of `metric` under plan, or TG_UNLIMITED if the plan has none for it. */
 uint64_t tg_plan_included(const tg_plan_t *plan, const char *metric);
+
+/* How people read a metric: its metering.metrics name (else the id itself) and unit (else
+ * "unit"). Never NULL; the strings live as long as cfg. */
+const char *tg_config_metric_name(const tg_config_t *cfg, const char *metric);
+const char *tg_config_metric_unit(const tg_config_t *cfg, const char *metric);
 
 /* 1 if plan allows `path` (its endpoints list, or no list). */
 int tg_plan_allows(const tg_plan_t *plan, const char *path, size_t len);

@@ -24,6 +24,26 @@ const tg_plan_t *tg_config_find_plan(const tg_config_t *cfg, const char *id)
     return NULL;
 }
 
+static const tg_metric_display_t *metric_display(const tg_config_t *cfg, const char *metric)
+{
+    for (size_t i = 0; cfg != NULL && metric != NULL && i < cfg->metering.nmetrics; i++)
+        if (strcmp(cfg->metering.metrics[i].metric, metric) == 0)
+            return &cfg->metering.metrics[i];
+    return NULL;
+}
+
+const char *tg_config_metric_name(const tg_config_t *cfg, const char *metric)
+{
+    const tg_metric_display_t *m = metric_display(cfg, metric);
+    return m != NULL && m->name != NULL ? m->name : metric != NULL ? metric : "";
+}
+
+const char *tg_config_metric_unit(const tg_config_t *cfg, const char *metric)
+{
+    const tg_metric_display_t *m = metric_display(cfg, metric);
+    return m != NULL && m->unit != NULL ? m->unit : "unit";
+}
+
 uint64_t tg_plan_included(const tg_plan_t *plan, const char *metric)
 {
     for (size_t i = 0; i < plan->nincluded; i++)
@@ -308,5 +328,14 @@ char *tg_config_describe(const tg_config_t *cfg)
         put(&s, "\n");
     }
     put(&s, "  anything else: weight 1, meters api_calls=1\n");
+    if (cfg->metering.nmetrics > 0) {
+        put(&s, "\nmetrics as people read them (metering.metrics):\n");
+        for (size_t i = 0; i < cfg->metering.nmetrics; i++)
+            put(&s, "  %s: \"%s\", priced per %s\n", cfg->metering.metrics[i].metric,
+                tg_config_metric_name(cfg, cfg->metering.metrics[i].metric),
+                tg_config_metric_unit(cfg, cfg->metering.metrics[i].metric));
+    }
+    if (cfg->portal.title != NULL)
+        put(&s, "portal title \"%s\"\n", cfg->portal.title);
     return s.b;
 }

@@ -173,15 +173,17 @@ static void respond(h2o_req_t *req, const tg_admin_response_t *res)
      * script or handler anywhere in web/), no framing, no plugins, no <base> games; the invoice
      * page alone has an inline <style>. */
 #define CSP_HEAD "default-src 'self'; script-src 'self'; "
-#define CSP_TAIL                                                                                                       \
-    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'; "           \
-    "form-action 'self'"
-    if (res->connect_src != NULL) { /* the API reference: Try it calls the gateway (public_urls.gateway) */
+#define CSP_REST "frame-ancestors 'none'; object-src 'none'; base-uri 'none'; form-action 'self'"
+#define CSP_TAIL "img-src 'self' data:; connect-src 'self'; " CSP_REST
+    if (res->connect_src != NULL || res->img_origin[0] != '\0') {
+        /* the API reference: Try it calls the gateway (public_urls.gateway); portal.logo on another
+         * origin (checked by the config: a bare scheme://host[:port]) */
         char csp[1024];
         int n = snprintf(csp, sizeof(csp),
-                         CSP_HEAD "style-src 'self'; img-src 'self' data:; connect-src 'self' %s; frame-ancestors "
-                                  "'none'; object-src 'none'; base-uri 'none'; form-action 'self'",
-                         res->connect_src);
+                         CSP_HEAD "style-src 'self'%s; img-src 'self' data:%s%s; connect-src 'self'%s%s; " CSP_REST,
+                         res->inline_style ? " 'unsafe-inline'" : "", res->img_origin[0] != '\0' ? " " : "",
+                         res->img_origin, res->connect_src != NULL ? " " : "",
+                         res->connect_src != NULL ? res->connect_src : "");
         if (n > 0 && (size_t)n < sizeof(csp))
             h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("content-security-policy"), 0, NULL,
                                   h2o_strdup(&req->pool, csp, (size_t)n).base, (size_t)n);

@@ -26,6 +26,7 @@
 #include "store/store_notify.h"
 #include "store/store_retention.h"
 #include "util/clock.h"
+#include "util/money_text.h"
 
 #define CLAIM_BATCH 8
 #define LEASE_MS (5 * 60 * 1000) /* longer than any SMTP exchange (timeout_ms) */
@@ -62,6 +63,36 @@ static int is_sensitive(const char *template_name)
     return strcmp(template_name, "confirm_email") == 0 || strcmp(template_name, "reset_password") == 0;
 }
 
+/* What people read (issue 15), beside the raw values an owner's template may still use:
+ * metric_name (metering.metrics), used_text and included_text ("50,000"), and for each amount
+ * with a currency, <amount>_text ("$49.00"). */
+static void add_display_vars(json_t *v, const tg_config_t *cfg)
+{
+    const char *metric = json_string_value(json_object_get(v, "metric"));
+    if (metric != NULL && json_object_get(v, "metric_name") == NULL)
+        json_object_set_new(v, "metric_name", json_string(tg_config_metric_name(cfg, metric)));
+    static const char *const counts[] = {"used", "included"};
+    for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+        json_t *n = json_object_get(v, counts[i]);
+        char key[32], text[32];
+        snprintf(key, sizeof(key), "%s_text", counts[i]);
+        if (json_is_integer(n) && json_integer_value(n) >= 0 && json_object_get(v, key) == NULL &&
+            tg_count_text((uint64_t)json_integer_value(n), text, sizeof(text)) >= 0)
+            json_object_set_new(v, key, json_string(text));
+    }
+    const char *currency = json_string_value(json_object_get(v, "currency"));
+    static const char *const amounts[] = {"total", "estimate", "budget", "amount"};
+    for (size_t i = 0; currency != NULL && i < sizeof(amounts) / sizeof(amounts[0]); i++) {
+        const char *a = json_string_value(json_object_get(v, amounts[i]));
+        char key[32], text[80];
+        snprintf(key, sizeof(key), "%s_text", amounts[i]);
+        if (json_object_get(v, key) == NULL)
+            json_object_set_new(v, key, json_string(a != NULL && tg_money_text(a, currency, text, sizeof(text)) >= 0
+                                                        ? text
+                                                        : a != NULL ? a : ""));
+    }
+}
+
 int tg_mail_enqueue_id(tg_store_t *st, const char *to, const char *template_name, json_t *vars, const char *customer_id,
                        int64_t *mail_id, tg_err_t *err)
 {
@@ -78,6 +109,7 @@ int tg_mail_enqueue_id(tg_store_t *st, const char *to, const char *template_name
         snprintf(portal, sizeof(portal), "%s/portal/", cfg->portal.public_url != NULL ? cfg->portal.public_url : "");
         json_object_set_new(v, "portal_url", json_string(portal));
     }
+    add_display_vars(v, cfg);
     tg_mail_rendered_t r;
     int rc = tg_mail_template_render(cfg->email.templates, template_name, v, &r, err);
     json_decref(v);

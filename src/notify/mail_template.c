@@ -60,34 +60,34 @@ static const builtin_t builtins[] = {
      "</body></html>\n"
      ""},
     {"usage.threshold_reached",
-     "Subject: You have used {{threshold_percent}}% of your {{metric}} allowance\n"
+     "Subject: You have used {{threshold_percent}}% of your {{metric_name}} allowance\n"
      "Hello {{customer_name}},\n"
      "\n"
-     "your usage of {{metric}} reached {{threshold_percent}}% of the allowance included in your plan this period ({{used}} of {{included}}).\n"
+     "your usage of {{metric_name}} reached {{threshold_percent}}% of the allowance included in your plan this period ({{used_text}} of {{included_text}}).\n"
      "\n"
      "See your usage: {{portal_url}}app.html#usage\n"
      "",
-     "Subject: You have used {{threshold_percent}}% of your {{metric}} allowance\n"
+     "Subject: You have used {{threshold_percent}}% of your {{metric_name}} allowance\n"
      "<!doctype html>\n"
      "<html><body style=\"font-family:sans-serif\">\n"
      "<p>Hello {{customer_name}},</p>\n"
-     "<p>your usage of <b>{{metric}}</b> reached <b>{{threshold_percent}}%</b> of the allowance included in your plan this period ({{used}} of {{included}}).</p>\n"
+     "<p>your usage of <b>{{metric_name}}</b> reached <b>{{threshold_percent}}%</b> of the allowance included in your plan this period ({{used_text}} of {{included_text}}).</p>\n"
      "<p><a href=\"{{portal_url}}app.html#usage\">See your usage</a></p>\n"
      "</body></html>\n"
      ""},
     {"quota.exhausted",
-     "Subject: Your {{metric}} quota is used up\n"
+     "Subject: Your {{metric_name}} quota is used up\n"
      "Hello {{customer_name}},\n"
      "\n"
-     "your plan's allowance of {{metric}} for this period is used up: calls are refused until the period ends or you change plans.\n"
+     "your plan's allowance of {{metric_name}} for this period is used up: calls are refused until the period ends or you change plans.\n"
      "\n"
      "Change plan: {{portal_url}}app.html#plan\n"
      "",
-     "Subject: Your {{metric}} quota is used up\n"
+     "Subject: Your {{metric_name}} quota is used up\n"
      "<!doctype html>\n"
      "<html><body style=\"font-family:sans-serif\">\n"
      "<p>Hello {{customer_name}},</p>\n"
-     "<p>your plan's allowance of <b>{{metric}}</b> for this period is used up: calls are refused until the period ends or you change plans.</p>\n"
+     "<p>your plan's allowance of <b>{{metric_name}}</b> for this period is used up: calls are refused until the period ends or you change plans.</p>\n"
      "<p><a href=\"{{portal_url}}app.html#plan\">Change plan</a></p>\n"
      "</body></html>\n"
      ""},
@@ -95,7 +95,7 @@ static const builtin_t builtins[] = {
      "Subject: Your estimated bill passed your budget\n"
      "Hello {{customer_name}},\n"
      "\n"
-     "the estimated bill for this period ({{estimate}} {{currency}}) passed the budget you set ({{budget}} {{currency}}).\n"
+     "the estimated bill for this period ({{estimate_text}}) passed the budget you set ({{budget_text}}).\n"
      "\n"
      "See your usage: {{portal_url}}app.html#usage\n"
      "",
@@ -103,7 +103,7 @@ static const builtin_t builtins[] = {
      "<!doctype html>\n"
      "<html><body style=\"font-family:sans-serif\">\n"
      "<p>Hello {{customer_name}},</p>\n"
-     "<p>the estimated bill for this period (<b>{{estimate}} {{currency}}</b>) passed the budget you set ({{budget}} {{currency}}).</p>\n"
+     "<p>the estimated bill for this period (<b>{{estimate_text}}</b>) passed the budget you set ({{budget_text}}).</p>\n"
      "<p><a href=\"{{portal_url}}app.html#usage\">See your usage</a></p>\n"
      "</body></html>\n"
      ""},
@@ -127,7 +127,7 @@ static const builtin_t builtins[] = {
      "Subject: Your invoice {{number}}\n"
      "Hello {{customer_name}},\n"
      "\n"
-     "your invoice {{number}} for {{total}} {{currency}} is ready.\n"
+     "your invoice {{number}} for {{total_text}} is ready.\n"
      "\n"
      "See it: {{portal_url}}app.html#invoices\n"
      "",
@@ -135,7 +135,7 @@ static const builtin_t builtins[] = {
      "<!doctype html>\n"
      "<html><body style=\"font-family:sans-serif\">\n"
      "<p>Hello {{customer_name}},</p>\n"
-     "<p>your invoice <b>{{number}}</b> for <b>{{total}} {{currency}}</b> is ready.</p>\n"
+     "<p>your invoice <b>{{number}}</b> for <b>{{total_text}}</b> is ready.</p>\n"
      "<p><a href=\"{{portal_url}}app.html#invoices\">See it</a></p>\n"
      "</body></html>\n"
      ""},
@@ -143,7 +143,7 @@ static const builtin_t builtins[] = {
      "Subject: Payment received for invoice {{number}}\n"
      "Hello {{customer_name}},\n"
      "\n"
-     "thank you: invoice {{number}} ({{total}} {{currency}}) is paid.\n"
+     "thank you: invoice {{number}} ({{total_text}}) is paid.\n"
      "\n"
      "Your invoices: {{portal_url}}app.html#invoices\n"
      "",
@@ -151,7 +151,7 @@ static const builtin_t builtins[] = {
      "<!doctype html>\n"
      "<html><body style=\"font-family:sans-serif\">\n"
      "<p>Hello {{customer_name}},</p>\n"
-     "<p>thank you: invoice <b>{{number}}</b> ({{total}} {{currency}}) is paid.</p>\n"
+     "<p>thank you: invoice <b>{{number}}</b> ({{total_text}}) is paid.</p>\n"
      "<p><a href=\"{{portal_url}}app.html#invoices\">Your invoices</a></p>\n"
      "</body></html>\n"
      ""},
@@ -159,7 +159,7 @@ static const builtin_t builtins[] = {
      "Subject: Payment failed for invoice {{number}}\n"
      "Hello {{customer_name}},\n"
      "\n"
-     "we could not collect the payment of invoice {{number}} ({{total}} {{currency}}). Please check your payment method.\n"
+     "we could not collect the payment of invoice {{number}} ({{total_text}}). Please check your payment method.\n"
      "\n"
      "Billing: {{portal_url}}app.html#billing\n"
      "",
@@ -167,7 +167,7 @@ static const builtin_t builtins[] = {
      "<!doctype html>\n"
      "<html><body style=\"font-family:sans-serif\">\n"
      "<p>Hello {{customer_name}},</p>\n"
-     "<p>we could not collect the payment of invoice <b>{{number}}</b> ({{total}} {{currency}}). Please check your payment method.</p>\n"
+     "<p>we could not collect the payment of invoice <b>{{number}}</b> ({{total_text}}). Please check your payment method.</p>\n"
      "<p><a href=\"{{portal_url}}app.html#billing\">Billing</a></p>\n"
      "</body></html>\n"
      ""},

@@ -199,17 +199,17 @@ test('add a card through Checkout, a past_due banner, and the dashboard\'s reven
   await owner.click('#token-form button[type=submit]');
   const usd = owner.getByTestId('revenue').getByRole('row').filter({ hasText: 'USD' });
   await usd.waitFor();
-  assert.deepEqual(await cells(owner, 'usd'), ['30.00', '10.00', '10.00', '10.00', '30.00', '3', '1 (49.00/month)']);
-  assert.deepEqual(await cells(owner, 'jpy'), ['1200', '1200', '0', '0', '1200', '1', '0']);
+  assert.deepEqual(await cells(owner, 'usd'), ['$30.00', '$10.00', '$10.00', '$10.00', '$30.00', '3', '1 ($49.00/month)']);
+  assert.deepEqual(await cells(owner, 'jpy'), ['¥1,200', '¥1,200', '¥0', '¥0', '¥1,200', '1', '0']);
   assert.deepEqual(await owner.getByRole('columnheader').allTextContents().then((h) => h.slice(0, 8)),
     ['Currency', 'Invoiced', 'Collected', 'Outstanding', 'Uncollectible', 'MRR', 'Paying customers', 'In trial']);
   // two currencies: the MRR tile gives each, never a sum of both
-  assert.equal(await owner.getByTestId('mrr').textContent(), '1200 JPY · 30.00 USD');
+  assert.equal(await owner.getByTestId('mrr').textContent(), '¥1,200 · $30.00');
   assert.equal(await owner.getByTestId('paying').textContent(), '4 paying customers');
   assert.equal(await owner.getByTestId('trials').textContent(), '1');
-  assert.equal(await owner.getByTestId('usage-rev').textContent(), '0 JPY · 0.00 USD');
+  assert.equal(await owner.getByTestId('usage-rev').textContent(), '¥0 · $0.00');
   // each customer's billed total in its own currency and digits
-  assert.match(await owner.getByTestId('top-rev').getByRole('row').filter({ hasText: 'yen-' }).textContent(), /yen\s*1200 JPY$/);
+  assert.match(await owner.getByTestId('top-rev').getByRole('row').filter({ hasText: 'yen-' }).textContent(), /yen\s*¥1,200$/);
   assert.match(await owner.getByTestId('outside-mrr').textContent(), /1 in trial, 0 waiting for a card, \d+ suspended, 0 canceled, \d+ on a free plan/);
   assert.match(await owner.getByTestId('revenue-window').textContent(), /^Invoices finalized from \d{4}-\d\d-01 to \d{4}-\d\d-01/);
   // the failing payment is still listed (dunning's grace has passed on the moved clock: suspended)
@@ -222,7 +222,7 @@ test('add a card through Checkout, a past_due banner, and the dashboard\'s reven
   const prev = `${m === 1 ? y - 1 : y}-${String(m === 1 ? 12 : m - 1).padStart(2, '0')}`;
   await owner.getByLabel('Month', { exact: true }).fill(prev);
   await owner.getByTestId('revenue-window').filter({ hasText: `from ${prev}-01 to ${shown}-01` }).waitFor();
-  assert.deepEqual(await cells(owner, 'usd'), ['0.00', '0.00', '0.00', '0.00', '30.00', '3', '1 (49.00/month)']);
+  assert.deepEqual(await cells(owner, 'usd'), ['$0.00', '$0.00', '$0.00', '$0.00', '$30.00', '3', '1 ($49.00/month)']);
 
   assert.deepEqual(errors, []);
   assert.deepEqual(ownerErrors, []);

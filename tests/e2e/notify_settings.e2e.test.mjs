@@ -65,7 +65,7 @@ for (const [width, typed, minor] of [[1280, '49.50', 4950], [390, '0.29', 29]]) 
     await page.click('#signup button[type=submit]');
     await page.waitForSelector('[data-testid=secret]:not(:empty)');
     await page.goto(`${s.admin}/portal/app.html#notifications`);
-    await waitForText(page, '[data-testid=budget-state]', /No budget set\. Estimated bill so far this period: 0\.00 USD/);
+    await waitForText(page, '[data-testid=budget-state]', /No budget set\. Estimated bill so far this period: \$0\.00\./);
 
     // the controls are found by their accessible names
     const amount = page.getByLabel('Budget per period (USD)');
@@ -80,8 +80,8 @@ for (const [width, typed, minor] of [[1280, '49.50', 4950], [390, '0.29', 29]]) 
 
     await amount.fill(typed);
     await page.click('#budget-form button[type=submit]');
-    await waitForText(page, '#budget-msg', new RegExp(`Budget saved: ${typed.replace('.', '\\.')} USD`));
-    await waitForText(page, '[data-testid=budget-state]', new RegExp(`0\\.00 USD of your ${typed.replace('.', '\\.')} USD budget \\(0 %\\)`));
+    await waitForText(page, '#budget-msg', new RegExp(`Budget saved: \\$${typed.replace('.', '\\.')} a period`));
+    await waitForText(page, '[data-testid=budget-state]', new RegExp(`\\$0\\.00 of your \\$${typed.replace('.', '\\.')} budget \\(0 %\\)`));
 
     await keyCreated.uncheck();
     await page.click('#email-form button[type=submit]');
@@ -89,7 +89,7 @@ for (const [width, typed, minor] of [[1280, '49.50', 4950], [390, '0.29', 29]]) 
 
     // kept across a reload
     await page.reload();
-    await waitForText(page, '[data-testid=budget-state]', new RegExp(`of your ${typed.replace('.', '\\.')} USD budget`));
+    await waitForText(page, '[data-testid=budget-state]', new RegExp(`of your \\$${typed.replace('.', '\\.')} budget`));
     assert.equal(await amount.inputValue(), typed);
     await page.waitForSelector('[data-testid=email-events] input[type=checkbox]');
     assert.equal(await keyCreated.isChecked(), false);

@@ -3,12 +3,15 @@
  * rounding gives a multiple of the unit at most half a unit away, ties away from zero, and is
  * idempotent (at the very ends of the range, where that would leave int64, it returns the
  * amount unchanged, as documented); multiplication and
- * addition either give the exact result or refuse with TG_ERANGE (UBSan sees any overflow). */
+ * addition either give the exact result or refuse with TG_ERANGE (UBSan sees any overflow); the
+ * text for people (tg_money_text) of that decimal, without its symbol and thousands separators,
+ * is the decimal itself. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util/money.h"
+#include "util/money_text.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -24,6 +27,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int n = tg_money_format(a, 9, buf, sizeof(buf));
     tg_money_t back;
     if (n <= 0 || tg_money_parse(buf, (size_t)n, &back, &err) != 0 || back != a)
+        abort();
+    char shown[80], plain[80];
+    int m = tg_money_text(buf, "usd", shown, sizeof(shown));
+    if (m <= 0)
+        abort();
+    size_t k = 0;
+    for (const char *c = shown; *c != '\0'; c++)
+        if (*c != '$' && *c != ',')
+            plain[k++] = *c;
+    plain[k] = '\0';
+    if (strcmp(plain, buf) != 0)
         abort();
     for (int digits = 0; digits <= 9; digits++) {
         tg_money_t r = tg_money_round(a, digits);

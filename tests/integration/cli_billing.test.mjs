@@ -68,7 +68,7 @@ test('CLI: customers add-item (charge and credit) and invoices upcoming', async 
     const { customer } = await s.customer('metered');
     let r = s.cli(['customers', 'add-item', customer.id, '--description', 'Setup', '--amount', '25', ...srv]);
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /Added "Setup" \(25\.00 usd\) to the next invoice of cus_/);
+    assert.match(r.stdout, /Added "Setup" \(\$25\.00\) to the next invoice of cus_/);
     r = s.cli(['customers', 'add-item', customer.id, '--description', 'Goodwill credit', '--amount', '-10.50', '--json', ...srv]);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).amount, '-10.50');
@@ -81,9 +81,9 @@ test('CLI: customers add-item (charge and credit) and invoices upcoming', async 
     r = s.cli(['invoices', 'upcoming', customer.id, ...srv]);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /upcoming invoice/);
-    assert.match(r.stdout, /Setup\s+1\s+25\.00/);
-    assert.match(r.stdout, /Goodwill credit\s+1\s+-10\.50/);
-    assert.match(r.stdout, /Total\s+24\.50 usd/); // 10.00 base + 25.00 - 10.50
+    assert.match(r.stdout, /Setup\s+1\s+\$25\.00\n/);
+    assert.match(r.stdout, /Goodwill credit\s+1\s+-\$10\.50\n/);
+    assert.match(r.stdout, /Total\s+\$24\.50\n/); // 10.00 base + 25.00 - 10.50
     r = s.cli(['invoices', 'upcoming', customer.id, '--json', ...srv]);
     const inv = JSON.parse(r.stdout);
     assert.equal(inv.total, '24.50');

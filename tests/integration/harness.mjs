@@ -159,6 +159,7 @@ routes:
 
 // opts.upstreamUrl replaces upstream.url (an https:// one, with opts.upstreamCaFile as its
 // upstream.ca_file); opts.extra may be a function of the Stack (its ports are known then).
+// opts.meteringMetrics: metering.metrics (display names and units), as YAML flow text.
 // new Stack(opts): opts.database is storage.database as given (e.g. one createPgDatabase().url for
 // several nodes); without it the Stack makes its own store: sqlite:<dir>/tollgate.db, or with
 // TG_TEST_BACKEND=postgres a fresh database it drops at stop(). opts.meteringLogDir sets
@@ -206,7 +207,7 @@ upstream: {url: "${o.upstreamUrl || `http://127.0.0.1:${o.upstreamPort || this.u
 storage: {database: ${JSON.stringify(this.storageUrl())}}
 admin: {token: "${ADMIN_TOKEN}", key_grace_seconds: ${o.grace ?? 3600}}
 keys: {secret: "${KEY_SECRET}"${o.maxKeys ? `, max_active_per_customer: ${o.maxKeys}` : ''}}
-metering: {durability: ${o.durability || 'batched'}, flush_ms: 5${o.maxUnitsPerCall ? `, max_units_per_call: ${o.maxUnitsPerCall}` : ''}${this.meteringLogDir() ? `, log_dir: ${JSON.stringify(this.meteringLogDir())}` : ''}}
+metering: {durability: ${o.durability || 'batched'}, flush_ms: 5${o.maxUnitsPerCall ? `, max_units_per_call: ${o.maxUnitsPerCall}` : ''}${this.meteringLogDir() ? `, log_dir: ${JSON.stringify(this.meteringLogDir())}` : ''}${o.meteringMetrics ? `, metrics: ${o.meteringMetrics}` : ''}}
 # Tests sign up many accounts from 127.0.0.1: generous sign-up limits unless a test sets its own.
 portal: ${o.portal || '{signup: {per_address: 1000/hour, global: 10000/hour, trial_address_days: 0}}'}
 ${o.metrics ? `metrics: ${o.metrics}` : ''}

@@ -66,7 +66,7 @@ test('usage through the gateway becomes an exact, numbered invoice', async () =>
     assert.equal(cli.status, 0, cli.stderr);
     assert.match(cli.stdout, new RegExp(`${inv.json.number}\\s+${customer.id}\\s+\\S+\\s+paid\\s+10\\.75`));
     const show = s.cli(['invoices', 'show', id, '--server', s.admin]);
-    assert.match(show.stdout, /Total\s+10\.75 usd/);
+    assert.match(show.stdout, /Total\s+\$10\.75\n/);
 
     // the next period's upcoming invoice has the two later calls, within the allowance
     let next = await s.adminCall('GET', `/v1/admin/customers/${customer.id}/invoices/upcoming`);

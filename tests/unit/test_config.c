@@ -855,6 +855,91 @@ static void test_admin_port_keys(void **state)
                "test.yaml:4: metrics.token is too short (5 characters; at least 16)");
 }
 
+/* Issue 15: metering.metrics (display names, units) and portal branding. */
+static void test_display(void **state)
+{
+    (void)state;
+    tg_config_t *cfg = load_ok(BASE "plans: {free: {included: {api_calls: 10}}}\n");
+    assert_int_equal(cfg->metering.nmetrics, 0);
+    assert_string_equal(tg_config_metric_name(cfg, "api_calls"), "api_calls"); /* the id, when not named */
+    assert_string_equal(tg_config_metric_unit(cfg, "api_calls"), "unit");
+    assert_null(cfg->portal.title);
+    assert_null(cfg->portal.logo);
+    tg_config_free(cfg);
+
+    cfg = load_ok(BASE "metering:\n"
+                       "  metrics:\n"
+                       "    api_calls: {name: \"API calls\", unit: call}\n"
+                       "    images: {name: \"Images\"}\n"
+                       "    gb: \n"
+                       "portal:\n"
+                       "  title: \"Acme API\"\n"
+                       "  logo: \"https://cdn.example.com:8443/acme/logo.svg\"\n"
+                       "  primary_color: \"#A0b1c2\"\n"
+                       "  support_email: help@acme.example\n"
+                       "  terms_url: \"https://acme.example/terms?v=2\"\n"
+                       "  privacy_url: \"http://[::1]:8080/privacy\"\n"
+                       "plans: {free: {included: {images: 5}, charges: [{metric: gb, model: per_unit, unit_price: \"0.1\"}]}}\n");
+    assert_int_equal(cfg->metering.nmetrics, 3);
+    assert_string_equal(tg_config_metric_name(cfg, "api_calls"), "API calls");
+    assert_string_equal(tg_config_metric_unit(cfg, "api_calls"), "call");
+    assert_string_equal(tg_config_metric_name(cfg, "images"), "Images");
+    assert_string_equal(tg_config_metric_unit(cfg, "images"), "unit");
+    assert_string_equal(tg_config_metric_name(cfg, "gb"), "gb");
+    assert_int_equal(cfg->metering.metrics[1].line, 7);
+    assert_string_equal(cfg->portal.title, "Acme API");
+    assert_string_equal(cfg->portal.logo, "https://cdn.example.com:8443/acme/logo.svg");
+    assert_string_equal(cfg->portal.primary_color, "#A0b1c2");
+    assert_string_equal(cfg->portal.support_email, "help@acme.example");
+    assert_string_equal(cfg->portal.terms_url, "https://acme.example/terms?v=2");
+    assert_string_equal(cfg->portal.privacy_url, "http://[::1]:8080/privacy");
+    tg_config_free(cfg);
+    cfg = load_ok(BASE "portal: {logo: /portal/logo.svg}\nplans: {free: {}}\n");
+    assert_string_equal(cfg->portal.logo, "/portal/logo.svg");
+    tg_config_free(cfg);
+
+    /* every problem at once, each on its line */
+    load_err(BASE "metering:\n"
+                  "  metrics:\n"
+                  "    API-Calls: {name: x}\n"
+                  "    api_calls: {name: \"\", unit: call, plural: calls}\n"
+                  "    imagez: {name: Images}\n"
+                  "    api_calls: {name: again}\n"
+                  "portal:\n"
+                  "  logo: \"ftp://example.com/logo.png\"\n"
+                  "  primary_color: blue\n"
+                  "  support_email: \"not an address\"\n"
+                  "  terms_url: \"https://acme.example/terms of use\"\n"
+                  "  privacy_url: \"https://\"\n"
+                  "plans: {free: {}}\n");
+    has_line("test.yaml:6: metering.metrics: \"API-Calls\" is not a metric name (1 to 63 of a-z, 0-9, _)");
+    has_line("test.yaml:7: metering.metrics.api_calls.name must not be empty");
+    has_line("test.yaml:7: unknown key \"plural\" in metering.metrics.api_calls (known: name, unit)");
+    has_line("test.yaml:8: metering.metrics.imagez: no route meters it and no plan includes or prices it (a typo?)");
+    has_line("test.yaml:9: metering.metrics: metric \"api_calls\" is listed twice");
+    has_line("test.yaml:11: portal.logo: \"ftp://example.com/logo.png\" is not an http:// or https:// URL");
+    has_line("test.yaml:12: portal.primary_color: \"blue\" is not a color like \"#2457d6\" (#rrggbb)");
+    has_line("test.yaml:13: portal.support_email: \"not an address\" is not an address like support@example.com");
+    has_line("test.yaml:14: portal.terms_url: \"https://acme.example/terms of use\" must not contain spaces, quotes, "
+             "angle brackets, backslashes or non-ASCII characters (percent-encode them)");
+    has_line("test.yaml:15: portal.privacy_url: \"https://\" has no valid host[:port] after the scheme");
+    only_error(BASE "portal: {primary_color: \"#12345g\"}\nplans: {free: {}}\n",
+               "test.yaml:4: portal.primary_color: \"#12345g\" is not a color like \"#2457d6\" (#rrggbb)");
+    only_error(BASE "portal: {logo: \"//cdn.example.com/x.png\"}\nplans: {free: {}}\n",
+               "test.yaml:4: portal.logo: \"//cdn.example.com/x.png\" is a scheme-relative URL; write https://HOST/... "
+               "or a path starting with one '/'");
+    only_error(BASE "portal: {logo: \"https://evil.example;script-src/x.png\"}\nplans: {free: {}}\n",
+               "test.yaml:4: portal.logo: \"https://evil.example;script-src/x.png\" has no valid host[:port] after "
+               "the scheme");
+    only_error(BASE "portal: {logo: \"http://[::1]:8080/logo.png\"}\nplans: {free: {}}\n",
+               "test.yaml:4: portal.logo: \"http://[::1]:8080/logo.png\" names an IPv6 address, which a "
+               "Content-Security-Policy cannot allow; use a host name");
+    only_error(BASE "portal: {terms_url: \"https://a.example:99999/t\"}\nplans: {free: {}}\n",
+               "test.yaml:4: portal.terms_url: \"https://a.example:99999/t\" has no valid host[:port] after the scheme");
+    only_error(BASE "metering: {metrics: [api_calls]}\nplans: {free: {}}\n",
+               "test.yaml:4: metering.metrics: expected a mapping of metric: {name, unit}, got a list");
+}
+
 /* Lines 4-5 of the stripe tests: a valid stripe section on one line. */
 #define STRIPE_OK "stripe: {secret_key: sk_test_abc123, webhook_secret: whsec_xyz}\n"
 
@@ -1279,6 +1364,7 @@ int main(void)
         cmocka_unit_test(test_cluster),
         cmocka_unit_test(test_email),
         cmocka_unit_test(test_listeners),
+        cmocka_unit_test(test_display),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

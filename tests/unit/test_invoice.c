@@ -25,6 +25,8 @@ static const char *yaml =
     "upstream: {url: \"http://127.0.0.1:3\"}\n"
     "admin: {token: \"0123456789abcdef0123\"}\n"
     "keys: {secret: \"0123456789abcdef0123456789abcdef\"}\n"
+    "metering: {metrics: {api_calls: {name: \"API calls\", unit: call}}}\n"
+    "portal: {title: \"Acme <API>\"}\n"
     "plans:\n"
     "  starter: {price: \"49\", included: {api_calls: 100}, charges: [{metric: api_calls, model: per_unit, unit_price: \"0.01\"}]}\n"
     "  pro: {price: \"199\", included: {api_calls: 1000}, charges: [{metric: api_calls, model: per_unit, unit_price: \"0.001\"}]}\n";
@@ -117,6 +119,17 @@ static void test_close_idempotent_and_late_usage(void **state)
     list(f, &v);
     assert_int_equal(v.n, 1);
     assert_int_equal(v.inv[0].total, INT64_C(49500000000)); /* 49.00 + 0.50 */
+    /* the printable page: the metric's display name, counts and money for people, the issuer */
+    char *html = tg_invoice_to_html(&v.inv[0], &f->c, f->cfg);
+    assert_non_null(html);
+    assert_non_null(strstr(html, "<td>API calls above 100 included (per unit)</td><td class=\"n\">50</td><td class=\"n\">$0.50</td>"));
+    assert_non_null(strstr(html, "<td class=\"n\" data-testid=\"total\">$49.50</td>"));
+    assert_non_null(strstr(html, "<p class=\"muted\">Acme &lt;API&gt;</p>"));
+    assert_null(strstr(html, "USD"));
+    free(html);
+    html = tg_invoice_to_html(&v.inv[0], &f->c, NULL); /* no config: the stored text as it is */
+    assert_non_null(strstr(html, "<td>api_calls above 100 included (per unit)</td>"));
+    free(html);
 
     /* Late usage for January arrives after its invoice, plus February's own usage. */
     usage(f, 2, "starter", JAN1_2026, 10);

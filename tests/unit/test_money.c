@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "util/money.h"
+#include "util/money_text.h"
 
 static tg_money_t M(const char *s)
 {
@@ -248,12 +249,46 @@ static void test_currency_digits(void **state)
     assert_int_equal(tg_currency_digits(NULL), -1);
 }
 
+/* Money for people in mail and HTML invoices: the digits as given, a symbol, thousands grouped. */
+static void test_money_text(void **state)
+{
+    (void)state;
+    char b[64];
+    assert_int_equal(tg_money_text("49.00", "usd", b, sizeof(b)), 6);
+    assert_string_equal(b, "$49.00");
+    tg_money_text("0.0005", "EUR", b, sizeof(b));
+    assert_string_equal(b, "€0.0005");
+    tg_money_text("1200", "jpy", b, sizeof(b));
+    assert_string_equal(b, "¥1,200");
+    tg_money_text("-1234567.5", "gbp", b, sizeof(b));
+    assert_string_equal(b, "-£1,234,567.5");
+    tg_money_text("10.00", "chf", b, sizeof(b));
+    assert_string_equal(b, "CHF 10.00");
+    tg_money_text("999", "usd", b, sizeof(b));
+    assert_string_equal(b, "$999");
+    /* not a plain decimal, or no room: -1 and "" */
+    assert_int_equal(tg_money_text("1e3", "usd", b, sizeof(b)), -1);
+    assert_string_equal(b, "");
+    assert_int_equal(tg_money_text(".5", "usd", b, sizeof(b)), -1);
+    assert_int_equal(tg_money_text("5.", "usd", b, sizeof(b)), -1);
+    assert_int_equal(tg_money_text("5", "us", b, sizeof(b)), -1);
+    assert_int_equal(tg_money_text("1000.00", "usd", b, 9), -1); /* "$1,000.00" needs 10 bytes */
+    assert_int_equal(tg_money_text("1000.00", "usd", b, 10), 9);
+    assert_int_equal(tg_count_text(0, b, sizeof(b)), 1);
+    assert_string_equal(b, "0");
+    tg_count_text(50000, b, sizeof(b));
+    assert_string_equal(b, "50,000");
+    tg_count_text(UINT64_MAX, b, sizeof(b));
+    assert_string_equal(b, "18,446,744,073,709,551,615");
+    assert_int_equal(tg_count_text(1000, b, 5), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse),           cmocka_unit_test(test_parse_range), cmocka_unit_test(test_format),
         cmocka_unit_test(test_round),           cmocka_unit_test(test_mul_add),     cmocka_unit_test(test_scale),
-        cmocka_unit_test(test_currency_digits),
+        cmocka_unit_test(test_currency_digits), cmocka_unit_test(test_money_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

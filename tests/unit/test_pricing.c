@@ -1273,17 +1273,17 @@ static void test_cli_human(void **state)
     assert_string_equal(err_buf, "");
     assert_non_null(strstr(out_buf, "Starter (starter), per month, in USD\n"));
     assert_non_null(strstr(out_buf, "Starter plan, 1 month"));
-    assert_non_null(strstr(out_buf, "49.00 USD\n"));
+    assert_non_null(strstr(out_buf, " $49.00\n"));
     assert_non_null(strstr(out_buf, "api_calls above 50000 included (per unit)"));
-    assert_non_null(strstr(out_buf, "73.46 USD\n"));
+    assert_non_null(strstr(out_buf, " $73.46\n"));
     assert_non_null(strstr(out_buf, "123456 used, 50000 included, 73456 billable x 0.001 = 73.456\n"));
     const char *total = strstr(out_buf, "  Total ");
     assert_non_null(total);
-    assert_non_null(strstr(total, "122.46 USD\n"));
+    assert_non_null(strstr(total, " $122.46\n"));
     /* --trial drops the base fee */
     assert_int_equal(RUN("-c", cfg_path, "--plan", "starter", "--usage", "api_calls=123456", "--trial"), 0);
     assert_null(strstr(out_buf, "Starter plan"));
-    assert_non_null(strstr(strstr(out_buf, "  Total "), "73.46 USD\n"));
+    assert_non_null(strstr(strstr(out_buf, "  Total "), " $73.46\n"));
 
     /* tiers, packages and the minimum, in EUR */
     assert_int_equal(RUN("-c", cfg_path, "-p", "fonts", "-u", "fonts=20", "-u", "gb=101"), 0);
@@ -1292,12 +1292,12 @@ static void test_cli_human(void **state)
     assert_non_null(strstr(out_buf, "units 11-20: 10 x 6.00 = 60.00\n"));
     assert_non_null(strstr(out_buf, "2 packages of 100 x 5.00 = 10.00\n"));
     assert_null(strstr(out_buf, "Minimum")); /* 137.50 of usage is above 50 */
-    assert_non_null(strstr(strstr(out_buf, "  Total "), "147.50 EUR\n"));
+    assert_non_null(strstr(strstr(out_buf, "  Total "), " €147.50\n"));
     assert_int_equal(RUN("-c", cfg_path, "-p", "fonts", "-u", "fonts=1"), 0);
     assert_non_null(strstr(out_buf, "      unit 1: 1 x 7.00 = 7.00\n"));
     assert_non_null(strstr(out_buf, "Minimum commitment top-up (usage to 50.00)"));
-    assert_non_null(strstr(out_buf, "43.00 EUR\n"));
-    assert_non_null(strstr(strstr(out_buf, "  Total "), "60.00 EUR\n"));
+    assert_non_null(strstr(out_buf, " €43.00\n"));
+    assert_non_null(strstr(strstr(out_buf, "  Total "), " €60.00\n"));
 }
 
 static void test_cli_json(void **state)

@@ -1,18 +1,24 @@
 // admin.js - the owner's dashboard: every figure from GET /v1/admin/dashboard; webhook endpoints,
 // deliveries and the events feed from the notification routes (docs/api.md, Events and webhooks).
-import { api, el, show, num, resume, signIn, signOut } from './lib.js';
+import { api, el, show, resume, signIn, signOut } from './lib.js';
+import { money, num, dateTime } from './format.js';
 
 let chart = null;
 const rows = (obj) => Object.entries(obj).map(([k, v]) => el('tr', {}, el('td', {}, k), el('td', { class: 'n' }, num(v))));
 
-// Amounts come as exact decimal strings in each currency's digits: shown as they are, never
-// parsed into floating point. With plans in several currencies there is no single MRR.
-const inCur = (amount, code) => `${amount} ${code.toUpperCase()}`;
+// Amounts come as exact decimal strings in each currency's digits, formatted from that text
+// (format.js), never through floating point. With plans in several currencies there is no single
+// MRR: the server's mrr is then null and each currency shows its own.
+const inCur = (amount, code) => money(amount, code);
+let oneCurrency = null; // the only currency of the plans, if there is one
 function showRevenue(d) {
   const cur = Object.entries(d.revenue.currencies);
   const perCur = (f) => cur.map(([code, c]) => inCur(c[f], code)).join(' · ') || '—';
-  document.getElementById('mrr').textContent = d.mrr !== null ? d.mrr : perCur('mrr');
-  document.getElementById('arr').textContent = d.arr !== null ? d.arr : perCur('arr');
+  const codes = new Set([...cur.map(([code]) => code), ...Object.values(d.mrr_by_plan_currency || {})]);
+  oneCurrency = codes.size === 1 ? [...codes][0] : null;
+  const single = (v) => (oneCurrency ? inCur(v, oneCurrency) : v);
+  document.getElementById('mrr').textContent = d.mrr !== null ? single(d.mrr) : perCur('mrr');
+  document.getElementById('arr').textContent = d.arr !== null ? single(d.arr) : perCur('arr');
   document.getElementById('paying').textContent = `${num(d.paying_customers)} paying customer${d.paying_customers === 1 ? '' : 's'}`;
   document.getElementById('trials').textContent = num(d.trialing_customers);
   const day = (t) => t.slice(0, 10);
@@ -22,9 +28,9 @@ function showRevenue(d) {
   document.getElementById('revenue').replaceChildren(...cur.map(([code, c]) => el('tr', { 'data-currency': code },
     el('th', { scope: 'row' }, code.toUpperCase()),
     ...['invoiced', 'collected', 'outstanding', 'uncollectible', 'mrr'].map((f) =>
-      el('td', { class: 'n', 'data-field': f, 'data-label': f === 'mrr' ? 'MRR' : f[0].toUpperCase() + f.slice(1) }, c[f])),
+      el('td', { class: 'n', 'data-field': f, 'data-label': f === 'mrr' ? 'MRR' : f[0].toUpperCase() + f.slice(1) }, inCur(c[f], code))),
     el('td', { class: 'n', 'data-label': 'Paying customers' }, num(c.paying_customers)),
-    el('td', { class: 'n', 'data-label': 'In trial' }, c.trialing_customers ? `${num(c.trialing_customers)} (${c.trial_mrr}/month)` : '0'))));
+    el('td', { class: 'n', 'data-label': 'In trial' }, c.trialing_customers ? `${num(c.trialing_customers)} (${inCur(c.trial_mrr, code)}/month)` : '0'))));
   const k = d.revenue.customers;
   document.getElementById('outside-mrr').textContent =
     `Not in MRR: ${num(k.trialing)} in trial, ${num(k.incomplete)} waiting for a card, ${num(k.suspended)} suspended, ${num(k.canceled)} canceled, ${num(k.free)} on a free plan.`;
@@ -36,11 +42,11 @@ async function load(period) {
   document.getElementById('login-box').classList.add('hidden');
   document.getElementById('dash').classList.remove('hidden');
   document.getElementById('signout').classList.remove('hidden');
-  document.getElementById('asof').textContent = `as of ${new Date(d.as_of).toISOString().replace('T', ' ').slice(0, 19)} UTC`;
+  document.getElementById('asof').textContent = `as of ${dateTime(d.as_of)}`;
   showRevenue(d);
   loadNotify().catch((err) => show(msgBox(), err.message));
   document.getElementById('usage-rev').textContent = d.usage_revenue_last_period !== null
-    ? d.usage_revenue_last_period : Object.entries(d.revenue.currencies).map(([code, c]) => inCur(c.usage_revenue_last_period, code)).join(' · ');
+    ? (oneCurrency ? inCur(d.usage_revenue_last_period, oneCurrency) : d.usage_revenue_last_period) : Object.entries(d.revenue.currencies).map(([code, c]) => inCur(c.usage_revenue_last_period, code)).join(' · ');
   document.getElementById('upgrades').textContent = num(d.upgrades_this_month);
   document.getElementById('customers').textContent = num(Object.values(d.customers_by_plan).reduce((a, b) => a + b, 0));
   document.getElementById('calls').textContent = num(d.calls_this_period);
@@ -95,10 +101,10 @@ async function showAttempts(d, urls, btn) {
   }
   const full = await api('GET', `/v1/admin/webhook-deliveries/${encodeURIComponent(d.id)}`);
   const items = full.attempts.map((a) => el('li', {},
-    `${a.at.replace('T', ' ').slice(0, 19)} UTC: ${a.status ? `HTTP ${a.status}` : 'no HTTP answer'} in ${num(a.response_ms)} ms${a.error ? ` — ${a.error}` : ''}`,
+    `${dateTime(a.at)}: ${a.status ? `HTTP ${a.status}` : 'no HTTP answer'} in ${num(a.response_ms)} ms${a.error ? ` — ${a.error}` : ''}`,
     a.response_excerpt ? el('pre', {}, a.response_excerpt) : ''));
   tr.after(el('tr', { 'data-attempts-of': d.id }, el('td', { colspan: '5' },
-    el('p', { class: 'muted' }, `To ${urls[d.endpoint] || d.endpoint}, webhook-id ${d.id}${full.next_attempt_at ? `; next attempt ${full.next_attempt_at.replace('T', ' ').slice(0, 19)} UTC` : ''}`),
+    el('p', { class: 'muted' }, `To ${urls[d.endpoint] || d.endpoint}, webhook-id ${d.id}${full.next_attempt_at ? `; next attempt ${dateTime(full.next_attempt_at)}` : ''}`),
     items.length ? el('ul', { class: 'attempts', 'data-testid': 'attempts' }, items) : el('p', { class: 'muted' }, 'Not attempted yet.'))));
   btn.setAttribute('aria-expanded', 'true');
 }
@@ -125,7 +131,7 @@ async function loadNotify() {
     : [el('tr', {}, el('td', { colspan: '5', class: 'muted' }, 'Nothing sent yet.'))]));
   const ev = await api('GET', '/v1/admin/events?limit=50');
   document.getElementById('events').replaceChildren(...ev.data.map((e) => el('tr', {},
-    el('td', {}, e.created_at.replace('T', ' ').slice(0, 19)), el('td', {}, e.type),
+    el('td', {}, dateTime(e.created_at)), el('td', {}, e.type),
     el('td', {}, e.customer_id ? el('a', { href: `/admin/customer.html?id=${encodeURIComponent(e.customer_id)}` }, e.customer_id) : '—'),
     el('td', {}, el('code', {}, JSON.stringify(e.data).slice(0, 160))))));
 }

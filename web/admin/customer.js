@@ -1,6 +1,7 @@
 // customer.js - one customer for the owner: profile, Stripe sync state, usage, keys (revoke), invoices,
 // suspend/resume.
-import { api, apiAll, el, show, fmtDate, num, resume } from './lib.js';
+import { api, apiAll, el, show, fmtDate, resume } from './lib.js';
+import { money, num, dateTime, metricName } from './format.js';
 
 const id = new URLSearchParams(location.search).get('id');
 const msg = document.getElementById('msg');
@@ -24,19 +25,20 @@ async function load() {
         `, ${num(mu.pending_calls)} call${mu.pending_calls === 1 ? '' : 's'} pending${mu.failed_calls ? `, ${num(mu.failed_calls)} failed` : ''}`;
   }
   await fillPlans(c);
+  const metrics = planInfo.metrics || {};
   document.getElementById('suspend').classList.toggle('hidden', c.status === 'suspended' || c.status === 'canceled');
   document.getElementById('resume').classList.toggle('hidden', c.status !== 'suspended');
   const u = await api('GET', `${base}/usage`);
-  document.getElementById('usage').replaceChildren(...u.metrics.map((m) => el('tr', {}, el('td', {}, m.metric),
+  document.getElementById('usage').replaceChildren(...u.metrics.map((m) => el('tr', { 'data-metric': m.metric }, el('td', {}, metricName(metrics, m.metric)),
     el('td', { class: 'n' }, num(m.used)), el('td', { class: 'n' }, num(m.included)), el('td', { class: 'n' }, num(m.overage)))));
   const { data: keys } = await apiAll(`${base}/keys`);
   document.getElementById('keys').replaceChildren(...keys.map((k) => el('tr', {}, el('td', {}, k.name || '—'),
-    el('td', {}, el('code', {}, `${k.prefix}…`)), el('td', {}, k.status), el('td', {}, fmtDate(k.last_used_at)),
+    el('td', {}, el('code', {}, `${k.prefix}…`)), el('td', {}, k.status), el('td', {}, k.last_used_at ? dateTime(k.last_used_at) : 'never'),
     el('td', {}, k.status === 'active' || k.status === 'expiring'
       ? el('button', { type: 'button', class: 'danger', onclick: () => act(() => api('DELETE', `/v1/admin/keys/${k.id}`)) }, 'Revoke') : ''))));
   const { data: invs } = await apiAll(`/v1/admin/invoices?customer=${encodeURIComponent(id)}`);
   document.getElementById('invoices').replaceChildren(...(invs.length ? invs.map((i) => el('tr', {}, el('td', {}, i.number || 'draft'),
-    el('td', {}, `${fmtDate(i.period.start)} – ${fmtDate(i.period.end)}`), el('td', {}, i.status), el('td', { class: 'n' }, `${i.total} ${i.currency.toUpperCase()}`)))
+    el('td', {}, `${fmtDate(i.period.start)} – ${fmtDate(i.period.end)}`), el('td', {}, i.status), el('td', { class: 'n' }, money(i.total, i.currency))))
     : [el('tr', {}, el('td', { colspan: '4', class: 'muted' }, 'No invoices yet.'))]));
 }
 
@@ -45,13 +47,16 @@ async function act(fn) {
 }
 
 // Plan change: the plans of the customer's currency (a change across currencies is a 400).
-let plans = null;
+let plans = null, planInfo = {};
 async function fillPlans(c) {
-  plans = plans || (await api('GET', '/v1/plans')).data;
+  if (!plans) {
+    planInfo = await api('GET', '/v1/plans');
+    plans = planInfo.data;
+  }
   const cur = plans.find((p) => p.id === c.plan)?.currency;
   const sel = document.getElementById('plan-select');
   sel.replaceChildren(...plans.filter((p) => !cur || p.currency === cur).map((p) =>
-    el('option', { value: p.id }, `${p.name || p.id} (${p.price} ${p.currency.toUpperCase()}/${p.interval})`)));
+    el('option', { value: p.id }, `${p.name || p.id} (${money(p.price, p.currency, { whole: true })}/${p.interval})`)));
   sel.value = c.pending_plan || c.plan;
 }
 document.getElementById('plan-form').addEventListener('submit', (e) => {

@@ -1,6 +1,7 @@
 // invoices.js - the owner's invoice list: filters (status, currency, customer, period), totals per
 // currency (never added across currencies) and pages, from GET /v1/admin/invoices (docs/api.md).
 import { api, el, show, fmtDate, num, resume } from './lib.js';
+import { money } from './format.js';
 
 const PAGE = 25;
 const msg = document.getElementById('msg');
@@ -15,7 +16,6 @@ function filters() {
   return p;
 }
 
-const money = (amount, code) => `${amount} ${code.toUpperCase()}`;
 
 function showTotals(totals) {
   const rows = Object.entries(totals).map(([code, t]) => el('tr', { 'data-currency': code },

@@ -1,6 +1,9 @@
 // account.js - the confirm-email and reset-password pages. The token comes in the link's
 // fragment (#token=...), which the browser never sends to a server; it is posted once.
 import { api } from './api.js';
+import { loadBrand } from './brand.js';
+
+loadBrand(api).catch(() => {}); // the pages work unbranded if the plans cannot be read
 
 // Read when the form is sent, not when the page loads: opening a second link in the same tab
 // changes only the fragment, which does not load the page again.

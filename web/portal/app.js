@@ -1,17 +1,32 @@
 // app.js - a signed-in developer's account: plan, live usage, keys, webhooks, invoices.
-import { api, apiAll, el, show, fmtDate, num } from './api.js';
+import { api, apiAll, el, show } from './api.js';
+import { applyBrand } from './brand.js';
+import { money, num, day as fmtDate, dateTime, metricName, quantity, lineText } from './format.js';
 
 const msg = document.getElementById('msg');
 let chart = null;
+let metrics = {}; // GET /v1/plans's display names and units
+// The plans' display names and branding, applied before anything that shows a metric is drawn:
+// the first fetch is shared by loadAccount and loadUsage (which run together); later refreshes
+// of the account fetch the plans again.
+let firstPlans = null, accountShown = false;
+function usePlans(p) {
+  metrics = p.metrics || {};
+  applyBrand(p.portal);
+  return p;
+}
+const plansReady = () => (firstPlans ||= api('GET', '/v1/plans').then(usePlans));
 
 async function loadAccount() {
   const me = await api('GET', '/v1/me');
   const trial = me.status === 'trialing' ? `, trial until ${fmtDate(me.trial_end)} (${Math.max(0, Math.ceil((Date.parse(me.trial_end) - Date.now()) / 864e5))} days left)` : '';
   const pending = me.pending_plan ? ` Changes to ${me.pending_plan} on ${fmtDate(me.pending_at)}.` : '';
   document.getElementById('acct').textContent = `${me.email} — plan ${me.plan}, ${me.status}${trial}. Period ${fmtDate(me.current_period.start)} to ${fmtDate(me.current_period.end)}.${pending}`;
-  const { data } = await api('GET', '/v1/plans');
+  const plans = accountShown ? usePlans(await api('GET', '/v1/plans')) : await plansReady();
+  accountShown = true;
+  const { data } = plans;
   const sel = document.getElementById('plan-select');
-  sel.replaceChildren(...data.map((p) => el('option', { value: p.id }, `${p.name} — ${p.price} ${p.currency.toUpperCase()}/${p.interval}`)));
+  sel.replaceChildren(...data.map((p) => el('option', { value: p.id }, `${p.name} — ${money(p.price, p.currency, { whole: true })}/${p.interval}`)));
   // The API reference's "Upgrade to X" links here with ?plan=X: that plan is chosen, not yet changed.
   const wanted = new URLSearchParams(location.search).get('plan');
   sel.value = wanted && data.some((p) => p.id === wanted) ? wanted : me.plan;
@@ -49,15 +64,15 @@ function bar(pct) {
 }
 
 async function loadUsage() {
-  const u = await api('GET', '/v1/me/usage');
+  const [u] = await Promise.all([api('GET', '/v1/me/usage'), plansReady()]);
   document.getElementById('usage').replaceChildren(...u.metrics.map((m) => {
     const pct = m.included ? Math.min(100, (100 * m.used) / m.included) : 0;
     return el('div', { 'data-metric': m.metric },
-      el('p', {}, el('strong', {}, m.metric), ` ${num(m.used)} used`, m.included !== null ? ` of ${num(m.included)} included` : '', m.overage ? `, ${num(m.overage)} over` : ''),
-      m.included !== null ? el('div', { class: m.used > m.included ? 'bar over' : 'bar', role: 'progressbar', 'aria-valuenow': String(Math.round(pct)), 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-label': `${m.metric} used` }, bar(pct)) : '');
+      el('p', {}, el('strong', {}, metricName(metrics, m.metric)), ` ${num(m.used)} used`, m.included !== null ? ` of ${num(m.included)} included` : '', m.overage ? `, ${num(m.overage)} over` : ''),
+      m.included !== null ? el('div', { class: m.used > m.included ? 'bar over' : 'bar', role: 'progressbar', 'aria-valuenow': String(Math.round(pct)), 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-label': `${metricName(metrics, m.metric)} used` }, bar(pct)) : '');
   }));
   document.getElementById('endpoints').replaceChildren(...(u.endpoints.length ? u.endpoints.map((e) =>
-    el('tr', {}, el('td', {}, el('code', {}, e.endpoint)), el('td', {}, e.metric), el('td', { class: 'n' }, num(e.units))))
+    el('tr', {}, el('td', {}, el('code', {}, e.endpoint)), el('td', {}, metricName(metrics, e.metric)), el('td', { class: 'n' }, num(e.units))))
     : [el('tr', {}, el('td', { colspan: '3', class: 'muted' }, 'No calls yet this period.'))]));
   const days = {};
   const series = document.getElementById('range').value === '90' ? u.last_90_days : u.daily;
@@ -66,19 +81,19 @@ async function loadUsage() {
   if (window.Chart) {
     if (chart) chart.destroy();
     chart = new window.Chart(document.getElementById('daily'), {
-      type: 'bar', data: { labels, datasets: [{ label: 'API calls per day', data: labels.map((l) => days[l]), backgroundColor: '#2457d6' }] },
+      type: 'bar', data: { labels, datasets: [{ label: `${metricName(metrics, 'api_calls')} per day`, data: labels.map((l) => days[l]), backgroundColor: getComputedStyle(document.documentElement).getPropertyValue('--accent').trim() || '#2457d6' }] },
       options: { animation: false, plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true } } },
     });
   }
   const up = await api('GET', '/v1/me/invoices/upcoming');
-  document.getElementById('estimate').textContent = `${up.total} ${up.currency.toUpperCase()}`;
+  document.getElementById('estimate').textContent = money(up.total, up.currency);
 }
 
 async function loadKeys() {
   const { data } = await apiAll('/v1/me/keys');
   document.getElementById('keys').replaceChildren(...data.map((k) => el('tr', {},
     el('td', {}, k.name || '—'), el('td', {}, el('code', {}, `${k.prefix}…`)), el('td', {}, k.status),
-    el('td', {}, fmtDate(k.created_at)), el('td', {}, fmtDate(k.last_used_at)),
+    el('td', {}, dateTime(k.created_at)), el('td', {}, k.last_used_at ? dateTime(k.last_used_at) : 'never'),
     el('td', {}, k.status === 'active' ? [
       el('button', { type: 'button', class: 'secondary', onclick: () => act(() => api('POST', `/v1/me/keys/${k.id}/rotate`, {}).then(reveal)) }, 'Rotate'), ' ',
       el('button', { type: 'button', class: 'danger', onclick: () => confirm('Revoke this key? Calls with it will fail within a second.') && act(() => api('DELETE', `/v1/me/keys/${k.id}`)) }, 'Revoke')] : ''))));
@@ -88,7 +103,7 @@ async function loadInvoices() {
   const { data } = await apiAll('/v1/me/invoices');
   document.getElementById('invoices').replaceChildren(...(data.length ? data.map((i) => el('tr', {},
     el('td', {}, el('a', { href: `/v1/me/invoices/${i.id}/html`, target: '_blank', rel: 'noopener' }, i.number)), el('td', {}, `${fmtDate(i.period.start)} – ${fmtDate(i.period.end)}`), el('td', {}, i.status),
-    el('td', { class: 'n' }, `${i.total} ${i.currency.toUpperCase()}`))) : [el('tr', {}, el('td', { colspan: '4', class: 'muted' }, 'No invoices yet.'))]));
+    el('td', { class: 'n' }, money(i.total, i.currency)))) : [el('tr', {}, el('td', { colspan: '4', class: 'muted' }, 'No invoices yet.'))]));
 }
 
 // Webhook endpoints and their delivery log (/v1/me/webhook-endpoints, /v1/me/webhook-deliveries).
@@ -109,10 +124,10 @@ async function showAttempts(base, d, urls, btn) {
   }
   const full = await api('GET', `${base}/webhook-deliveries/${encodeURIComponent(d.id)}`);
   const items = full.attempts.map((a) => el('li', {},
-    `${a.at.replace('T', ' ').slice(0, 19)} UTC: ${a.status ? `HTTP ${a.status}` : 'no HTTP answer'} in ${num(a.response_ms)} ms${a.error ? ` — ${a.error}` : ''}`,
+    `${dateTime(a.at)}: ${a.status ? `HTTP ${a.status}` : 'no HTTP answer'} in ${num(a.response_ms)} ms${a.error ? ` — ${a.error}` : ''}`,
     a.response_excerpt ? el('pre', {}, a.response_excerpt) : ''));
   tr.after(el('tr', { 'data-attempts-of': d.id }, el('td', { colspan: '5' },
-    el('p', { class: 'muted' }, `To ${urls[d.endpoint] || d.endpoint}, webhook-id ${d.id}${full.next_attempt_at ? `; next attempt ${full.next_attempt_at.replace('T', ' ').slice(0, 19)} UTC` : ''}`),
+    el('p', { class: 'muted' }, `To ${urls[d.endpoint] || d.endpoint}, webhook-id ${d.id}${full.next_attempt_at ? `; next attempt ${dateTime(full.next_attempt_at)}` : ''}`),
     items.length ? el('ul', { class: 'attempts', 'data-testid': 'attempts' }, items) : el('p', { class: 'muted' }, 'Not attempted yet.'))));
   btn.setAttribute('aria-expanded', 'true');
 }
@@ -175,11 +190,11 @@ document.getElementById('plan-form').addEventListener('submit', (e) => {
     // Show what changes, and the prorated amounts, before anything is changed.
     const p = await api('GET', `/v1/me/plan/preview?plan=${encodeURIComponent(plan)}`);
     const limits = p.plan.rate_limit ? `${num(p.plan.rate_limit.count)} calls/${p.plan.rate_limit.per}` : 'no rate limit';
-    const inc = Object.entries(p.plan.included).map(([m, n]) => `${num(n)} ${m}`).join(', ') || 'no allowance';
+    const inc = Object.entries(p.plan.included).map(([m, n]) => quantity(n, metrics, m)).join(', ') || 'no allowance';
     note.replaceChildren(
-      el('p', { 'data-testid': 'plan-preview' }, `${p.from} → ${p.to}: ${p.plan.price} ${p.plan.currency.toUpperCase()}/${p.plan.interval}, ${limits}, ${inc}. `,
-        p.effective === 'now' ? 'Takes effect now.' : `Takes effect on ${new Date(p.effective_at).toISOString().slice(0, 10)}.`),
-      p.proration.length ? el('ul', {}, p.proration.map((i) => el('li', {}, `${i.description}: ${i.amount} ${p.plan.currency.toUpperCase()}`))) : '',
+      el('p', { 'data-testid': 'plan-preview' }, `${p.from} → ${p.to}: ${money(p.plan.price, p.plan.currency, { whole: true })}/${p.plan.interval}, ${limits}, ${inc}. `,
+        p.effective === 'now' ? 'Takes effect now.' : `Takes effect on ${fmtDate(p.effective_at)}.`),
+      p.proration.length ? el('ul', {}, p.proration.map((i) => el('li', {}, `${lineText(i, metrics)}: ${money(i.amount, p.plan.currency)}`))) : '',
       el('button', { type: 'button', id: 'confirm-plan', onclick: () => act(async () => {
         const c = await api('POST', '/v1/me/plan', { plan });
         note.textContent = c.pending_plan ? `Your plan changes to ${c.pending_plan} at the end of this period.` : `You are now on ${c.plan}.`;

@@ -1,17 +1,32 @@
 // index.js - pricing, calculator, sign-up and sign-in.
-import { api, el, show, num } from './api.js';
+import { api, el, show } from './api.js';
+import { applyBrand } from './brand.js';
+import { money, num, quantity, perUnit, metricName, metricUnit, lineText } from './format.js';
 
 const rate = (r) => (r ? `${num(r.count)} calls / ${r.per}, bursts of ${num(r.burst)}` : 'no rate limit');
+let metrics = {};
+
+// "€0.0005 per call", "$2.50 per 10 GB"; tiered charges by their model's name.
+function chargeText(c, p) {
+  const cur = p.currency, beyond = p.included[c.metric] !== undefined ? ' beyond the included' : '';
+  if (c.unit_price) return /^[0.]*$/.test(c.unit_price) ? '' : `${perUnit(c.unit_price, cur, metrics, c.metric)}${beyond}`;
+  if (c.package_price) return `${money(c.package_price, cur)} per ${num(c.package_size)} ${metricUnit(metrics, c.metric)}`;
+  return `${metricName(metrics, c.metric)}: ${c.model} pricing`;
+}
 
 async function loadPlans() {
-  const { data } = await api('GET', '/v1/plans');
+  const r = await api('GET', '/v1/plans');
+  const { data } = r;
+  metrics = r.metrics || {};
+  applyBrand(r.portal);
+  document.querySelector('label[for="calc-calls"]').textContent = `${metricName(metrics, 'api_calls')} a month`;
   const box = document.getElementById('plans');
   box.replaceChildren(...data.map((p) => {
-    const inc = Object.entries(p.included).map(([m, n]) => `${num(n)} ${m}`).join(', ') || 'pay as you go';
-    const over = p.charges.filter((c) => c.unit_price && c.unit_price !== '0.00').map((c) => `${c.unit_price} ${p.currency.toUpperCase()} per extra ${c.metric}`);
+    const inc = Object.entries(p.included).map(([m, n]) => quantity(n, metrics, m)).join(', ') || 'pay as you go';
+    const over = p.charges.map((c) => chargeText(c, p)).filter(Boolean);
     return el('article', { class: 'plan', 'data-plan': p.id },
       el('h3', {}, p.name),
-      el('div', { class: 'price' }, `${p.price} ${p.currency.toUpperCase()}`), el('div', { class: 'muted' }, `per ${p.interval}${p.trial_days ? `, ${p.trial_days}-day free trial` : ''}`),
+      el('div', { class: 'price', 'data-testid': 'price' }, money(p.price, p.currency, { whole: true })), el('div', { class: 'muted' }, `per ${p.interval}${p.trial_days ? `, ${p.trial_days}-day free trial` : ''}`),
       el('p', {}, `Includes ${inc}.`), over.length ? el('p', { class: 'muted' }, over.join('; ')) : '',
       el('p', { class: 'muted' }, rate(p.rate_limit)),
       el('p', { class: 'muted' }, p.endpoints ? `Endpoints: ${p.endpoints.join(', ')}` : 'All endpoints'),
@@ -29,8 +44,8 @@ document.getElementById('calc').addEventListener('submit', async (e) => {
   try {
     const q = await api('GET', `/v1/plans/${encodeURIComponent(plan)}/quote?api_calls=${encodeURIComponent(calls)}`);
     out.replaceChildren(el('table', {}, el('tbody', {},
-      q.lines.map((l) => el('tr', {}, el('td', {}, l.description), el('td', { class: 'n' }, `${l.amount} ${q.currency.toUpperCase()}`))),
-      el('tr', {}, el('th', {}, 'Total per period'), el('th', { class: 'n', 'data-testid': 'quote-total' }, `${q.total} ${q.currency.toUpperCase()}`)))));
+      q.lines.map((l) => el('tr', {}, el('td', {}, lineText(l, metrics)), el('td', { class: 'n' }, money(l.amount, q.currency)))),
+      el('tr', {}, el('th', {}, 'Total per period'), el('th', { class: 'n', 'data-testid': 'quote-total' }, money(q.total, q.currency))))));
   } catch (err) { show(out, err.message); }
 });
 

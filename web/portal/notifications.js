@@ -5,6 +5,7 @@
 // typed as text, parsed here into whole minor units (amount_minor) and shown from the server's
 // exact decimal strings.
 import { api, el, show } from './api.js';
+import { money } from './format.js';
 
 // What each event means to the customer; the list itself comes from the server (email_choices),
 // so a type added later shows up under its own name until it gets a sentence here.
@@ -49,11 +50,11 @@ function showBudget(b) {
   $('budget-cur').textContent = cur;
   const bar = $('budget-bar');
   if (b.budget === null) {
-    $('budget-state').textContent = `No budget set. Estimated bill so far this period: ${b.estimate} ${cur}.`;
+    $('budget-state').textContent = `No budget set. Estimated bill so far this period: ${money(b.estimate, cur)}.`;
     bar.classList.add('hidden');
   } else {
     const pct = b.budget_minor > 0 ? Math.min(100, Math.round((100 * b.estimate_minor) / b.budget_minor)) : 0;
-    $('budget-state').textContent = `Estimated bill so far: ${b.estimate} ${cur} of your ${b.budget} ${cur} budget${b.exceeded ? ' — over budget' : ` (${pct} %)`}.`;
+    $('budget-state').textContent = `Estimated bill so far: ${money(b.estimate, cur)} of your ${money(b.budget, cur)} budget${b.exceeded ? ' — over budget' : ` (${pct} %)`}.`;
     bar.classList.remove('hidden');
     bar.classList.toggle('over', b.exceeded);
     bar.setAttribute('aria-valuenow', String(pct));
@@ -96,7 +97,7 @@ $('budget-form').addEventListener('submit', async (e) => {
     const minor = parseMinor($('budget-amount').value, digits);
     const b = await api('PUT', '/v1/me/budget', { amount_minor: minor });
     showBudget(b);
-    show(box, b.budget === null ? 'Budget removed.' : `Budget saved: ${b.budget} ${b.currency.toUpperCase()} a period.`, 'ok');
+    show(box, b.budget === null ? 'Budget removed.' : `Budget saved: ${money(b.budget, b.currency)} a period.`, 'ok');
   } catch (err) { show(box, err.message); }
 });
 

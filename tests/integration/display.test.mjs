@@ -1,0 +1,77 @@
+// display.test.mjs - issue 15 over HTTP: GET /v1/plans carries each metric's display name and unit
+// and the portal's branding; the Content-Security-Policy lets an absolute logo's origin into the
+// img-src of HTML pages only; the printable invoice reads the metric's name and money in its
+// currency, while the JSON keeps ids and exact decimal strings.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { withStack, ADMIN_TOKEN } from './harness.mjs';
+
+const BRAND = `{title: "Acme Data", logo: "https://cdn.acme.example:8443/brand/logo.svg", primary_color: "#0a7d5a",
+  support_email: help@acme.example, terms_url: "https://acme.example/terms", privacy_url: "https://acme.example/privacy",
+  signup: {per_address: 1000/hour, global: 10000/hour, trial_address_days: 0}}`;
+
+test('GET /v1/plans: display names and units, branding; money stays exact text', async () => {
+  await withStack({ meteringMetrics: '{api_calls: {name: "API calls", unit: call}}', portal: BRAND }, async (s) => {
+    const r = await fetch(`${s.admin}/v1/plans`).then((x) => x.json());
+    assert.deepEqual(r.metrics.api_calls, { name: 'API calls', unit: 'call' });
+    assert.deepEqual(r.portal, {
+      title: 'Acme Data', logo: 'https://cdn.acme.example:8443/brand/logo.svg', primary_color: '#0a7d5a',
+      support_email: 'help@acme.example', terms_url: 'https://acme.example/terms', privacy_url: 'https://acme.example/privacy',
+    });
+    const starter = r.data.find((p) => p.id === 'starter');
+    assert.equal(starter.price, '49.00');
+    assert.equal(starter.charges[0].metric, 'api_calls'); // ids in the API, names beside them
+    assert.equal(starter.charges[0].unit_price, '0.001');
+
+    // the logo's origin in img-src, on the portal's HTML pages only
+    for (const path of ['/portal/', '/portal/app.html', '/portal/reset-password.html']) {
+      const h = (await fetch(`${s.admin}${path}`)).headers.get('content-security-policy');
+      assert.match(h, /img-src 'self' data: https:\/\/cdn\.acme\.example:8443; /, path);
+      assert.match(h, /script-src 'self'; style-src 'self';/, path);
+    }
+    for (const path of ['/v1/plans', '/portal/app.js', '/admin/']) {
+      const h = (await fetch(`${s.admin}${path}`)).headers.get('content-security-policy');
+      assert.match(h, /img-src 'self' data:; /, path);
+    }
+  });
+});
+
+test('without metering.metrics or branding: ids, "unit", nulls, the plain CSP', async () => {
+  await withStack({}, async (s) => {
+    const r = await fetch(`${s.admin}/v1/plans`).then((x) => x.json());
+    assert.deepEqual(r.metrics.api_calls, { name: 'api_calls', unit: 'unit' });
+    assert.deepEqual(Object.values(r.portal), [null, null, null, null, null, null]);
+    assert.match((await fetch(`${s.admin}/portal/`)).headers.get('content-security-policy'), /img-src 'self' data:; /);
+  });
+});
+
+test('a logo on the portal\'s own origin adds nothing to the CSP', async () => {
+  await withStack({ portal: '{logo: /portal/logo.svg}' }, async (s) => {
+    assert.match((await fetch(`${s.admin}/portal/`)).headers.get('content-security-policy'), /img-src 'self' data:; /);
+  });
+});
+
+test('the printable invoice: the metric\'s display name, money in its currency, the issuer', async () => {
+  await withStack({ testClock: true, meteringMetrics: '{api_calls: {name: "API calls", unit: call}}', portal: BRAND }, async (s) => {
+    const { key, customer } = await s.customer('metered');
+    for (let i = 0; i < 5; i++) assert.equal((await s.call('/v1/basic/x', { key })).status, 200);
+    assert.equal((await s.adminCall('POST', '/v1/admin/clock', { advance_seconds: 32 * 86400 })).status, 200);
+    assert.equal((await s.adminCall('POST', '/v1/admin/invoices/run', { customer: customer.id })).json.created, 1);
+    const inv = (await s.adminCall('GET', `/v1/admin/invoices?customer=${customer.id}`)).json.data[0];
+    assert.equal(inv.total, '10.75');
+    const full = (await s.adminCall('GET', `/v1/admin/invoices/${inv.id}`)).json;
+    assert.match(full.lines[1].description, /^api_calls above 2 included/); // the stored line keeps the id
+    const r = await fetch(`${s.admin}/v1/admin/invoices/${inv.id}/html`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    const page = await r.text();
+    assert.match(page, /<td>API calls above 2 included \(per unit\)<\/td><td class="n">3<\/td><td class="n">\$0\.75<\/td>/);
+    assert.match(page, /data-testid="total">\$10\.75</);
+    assert.match(page, /<p class="muted">Acme Data<\/p>/);
+    assert.doesNotMatch(page, /\d\.\d\d (usd|USD)|Total \(usd\)/);
+  });
+});
+
+test('the dashboard\'s format.js is the portal\'s (the dashboard loads no portal script)', async () => {
+  const { readFileSync } = await import('node:fs');
+  const body = (f) => readFileSync(new URL(`../../web/${f}/format.js`, import.meta.url), 'utf8').split('\n').slice(6).join('\n');
+  assert.equal(body('admin'), body('portal'));
+});
