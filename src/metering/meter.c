@@ -1095,6 +1095,7 @@ void tg_meter_batch_commit(tg_meter_batch_t *b)
     }
     if (rc == 0) {
         if (b->reported) {
+            atomic_store(&m->st_log_failing, 0);
             tg_log(TG_LOG_INFO, "meter: writing the metering log works again");
             b->reported = 0;
         }
