@@ -32,8 +32,9 @@
  * the applier as the writer does; the writer then only retries what a loop could not write,
  * fdatasyncs the logs every flush_ms and switches them. Appends to the active log, from any
  * thread, and the switch of the active log are serialised by log_mu; log_mu is taken before mu,
- * and a record is counted in records_logged under both, so that a log is never reset while an
- * append to it has not been counted. Nothing slow (a sync, a backoff) happens under log_mu. */
+ * and a record is counted in records_logged under both (append_record), so that a log is never
+ * reset while an append to it has not been counted. Nothing but the write happens under log_mu:
+ * no sync, no backoff, no callback. */
 #include "metering/meter.h"
 
 #include <dirent.h>
@@ -107,8 +108,9 @@ struct tg_meter {
     logged_t *a;
     size_t alen, acap, arows;
     size_t held_rows; /* rows of logged records kept in memory, in a and with the applier */
-    /* counted in submits, FIFO: seq_applied <= n means submits 1..n are stored */
-    uint64_t seq_submitted, seq_logged, seq_applied, flush_seq;
+    /* counted in submits, FIFO: seq_applied <= n means submits 1..n are stored; seq_called counts
+     * the submits whose callbacks have fired (flush waits for them too) */
+    uint64_t seq_submitted, seq_logged, seq_applied, seq_called, flush_seq;
     uint64_t records_logged[2], records_stored[2]; /* records with rows, per log, since the start */
     int stopping, writer_done, apply_now, store_failing;
     /* fixed after start */
@@ -212,13 +214,36 @@ static void lower_priority(void)
 
 /* ---- writer ---- */
 
-/* With log_mu held (after the append of record `id` to log li, whose records began at pos), or
- * without it for a record that was not logged (n == 0): hands the record to the applier. flat
- * (owned, may be NULL) becomes the record's rows; NULL, or more rows than HELD_ROWS_MAX allows,
- * makes it a spill (read back from the log). nsubs submits are logged by it; `submitted` says
- * they were never queued (a batch) and are counted as submitted now. */
+/* Appends record `id` to the active log, with log_mu held only for the write: 0 with *li the log
+ * and [*pos, *end) where the record is in it (tg_usage_log_used() values), or an error. The
+ * record is counted in records_logged before log_mu is released, so switch_logs never resets a
+ * log holding a record the applier has not been given yet. */
+static int append_record(tg_meter_t *m, uint64_t id, const tg_usage_t *rows, size_t n, int *li, uint64_t *pos,
+                         uint64_t *end, tg_err_t *err)
+{
+    pthread_mutex_lock(&m->log_mu);
+    *li = m->active;
+    *pos = tg_usage_log_used(m->log[*li]);
+    int rc = tg_usage_log_append(m->log[*li], id, rows, n, err);
+    if (rc == 0) {
+        *end = tg_usage_log_used(m->log[*li]);
+        m->unsynced[*li] = 1;
+        pthread_mutex_lock(&m->mu);
+        m->records_logged[*li]++;
+        pthread_mutex_unlock(&m->mu);
+    }
+    pthread_mutex_unlock(&m->log_mu);
+    return rc;
+}
+
+/* Hands record `id` (n rows at [pos, end) of log li, counted by append_record), or a record that
+ * was not logged (n == 0), to the applier. flat (owned, may be NULL) becomes the record's rows;
+ * NULL, or more rows than HELD_ROWS_MAX allows, makes it a spill (read back from the log). nsubs
+ * submits are logged by it (flush counts them once the applier is done); `batch` says they were
+ * never queued and are counted as submitted now, their callbacks already fired (a batch's fire
+ * before this, on the loop); the writer counts its callbacks in seq_called after firing them. */
 static void hand_to_applier(tg_meter_t *m, int li, uint64_t id, tg_usage_t *flat, size_t n, uint64_t nsubs,
-                            int64_t at_ns, uint64_t pos, int submitted)
+                            int64_t at_ns, uint64_t pos, uint64_t end, int batch)
 {
     pthread_mutex_lock(&m->mu);
     if (m->alen == m->acap) { /* rare: grows by doubling; a failed growth waits and retries */
@@ -237,7 +262,6 @@ static void hand_to_applier(tg_meter_t *m, int li, uint64_t id, tg_usage_t *flat
         free(flat);
         flat = NULL;
         atomic_fetch_add(&m->st_spilled, n);
-        uint64_t end = tg_usage_log_used(m->log[li]);
         if (last != NULL && last->spilled > 0 && last->log == li && last->spill_end == pos) {
             last->n += n; /* extends the spill before it: one entry however long the outage */
             last->nsubs += nsubs;
@@ -252,10 +276,11 @@ static void hand_to_applier(tg_meter_t *m, int li, uint64_t id, tg_usage_t *flat
         m->a[m->alen++] = (logged_t){.id = id, .rows = flat, .n = n, .nsubs = nsubs, .at_ns = at_ns, .log = li};
     }
     m->arows += n;
-    if (submitted)
+    if (batch) {
         m->seq_submitted += nsubs;
+        m->seq_called += nsubs;
+    }
     m->seq_logged += nsubs;
-    m->records_logged[li] += n > 0;
     if (m->alen == 1 || m->arows >= MAX_ROWS_PER_TX || m->flush_seq > m->seq_applied)
         pthread_cond_signal(&m->apply_wake);
     pthread_mutex_unlock(&m->mu);
@@ -273,28 +298,16 @@ static void log_group(tg_meter_t *m, submit_t *subs, size_t lo, size_t hi)
         flat = subs[lo].rows;
         subs[lo].rows = NULL;
     }
-    uint64_t id = tg_meter_next_event_id();
-    int rc = 0, backoff_ms = 1, reported = 0, handed = 0;
+    uint64_t id = tg_meter_next_event_id(), pos = 0, end = 0;
+    int rc = 0, backoff_ms = 1, reported = 0, li = 0;
     while (n > 0) {
         tg_err_t err = {0};
         if (flat == NULL && (flat = malloc(n * sizeof(*flat))) != NULL)
             for (size_t i = lo, k = 0; i < hi; k += subs[i].n, i++)
                 if (subs[i].n > 0)
                     memcpy(flat + k, subs[i].rows, subs[i].n * sizeof(*flat));
-        if (flat == NULL) {
-            rc = tg_errf(&err, TG_ENOMEM, "out of memory logging usage");
-        } else {
-            pthread_mutex_lock(&m->log_mu);
-            int li = m->active;
-            uint64_t pos = tg_usage_log_used(m->log[li]);
-            rc = tg_usage_log_append(m->log[li], id, flat, n, &err);
-            if (rc == 0) {
-                m->unsynced[li] = 1;
-                hand_to_applier(m, li, id, flat, n, hi - lo, subs[lo].at_ns, pos, 0);
-                handed = 1;
-            }
-            pthread_mutex_unlock(&m->log_mu);
-        }
+        rc = flat == NULL ? tg_errf(&err, TG_ENOMEM, "out of memory logging usage")
+                          : append_record(m, id, flat, n, &li, &pos, &end, &err);
         atomic_store(&m->st_log_failing, rc != 0);
         if (rc == 0) {
             atomic_fetch_add(&m->st_commits, 1);
@@ -311,15 +324,21 @@ static void log_group(tg_meter_t *m, submit_t *subs, size_t lo, size_t hi)
             break;
         backoff(&backoff_ms);
     }
-    if (!handed) { /* nothing, or given up on: still counted as done for flush */
+    if (rc != 0) { /* given up on: still counted as done for flush */
         free(flat);
-        pthread_mutex_lock(&m->log_mu);
-        hand_to_applier(m, m->active, 0, NULL, 0, hi - lo, subs[lo].at_ns, 0, 0);
-        pthread_mutex_unlock(&m->log_mu);
+        flat = NULL;
+        n = 0;
     }
+    /* Handed over before the callbacks fire, so that a call answered from its callback is
+     * already held or spilled (the statistics add up); flush waits for the callbacks anyway. */
+    hand_to_applier(m, li, id, flat, n, hi - lo, subs[lo].at_ns, pos, end, 0);
     for (size_t i = lo; i < hi; i++)
         if (subs[i].cb != NULL)
             subs[i].cb(subs[i].arg, rc);
+    pthread_mutex_lock(&m->mu);
+    m->seq_called += hi - lo;
+    pthread_cond_broadcast(&m->done);
+    pthread_mutex_unlock(&m->mu);
 }
 
 /* Two logs take turns, so that retiring one never holds an append: once the active log holds
@@ -1069,29 +1088,31 @@ void tg_meter_batch_commit(tg_meter_batch_t *b)
     int rc = 0;
     tg_err_t err = {0};
     if (b->n > 0) {
-        /* The applier's copy is made before the append, so that nothing but the write and the
-         * hand-over runs under log_mu; without it the record is a spill, read back from the log. */
+        /* The applier's copy is made before the append, so that nothing but the write runs under
+         * log_mu; without it the record is a spill, read back from the log. */
         tg_usage_t *flat = malloc(b->n * sizeof(*flat));
         if (flat != NULL)
             memcpy(flat, b->rows, b->n * sizeof(*flat));
-        uint64_t id = tg_meter_next_event_id();
-        pthread_mutex_lock(&m->log_mu);
-        int li = m->active;
-        uint64_t pos = tg_usage_log_used(m->log[li]);
-        rc = tg_usage_log_append(m->log[li], id, b->rows, b->n, &err);
-        if (rc == 0) {
-            m->unsynced[li] = 1;
-            hand_to_applier(m, li, id, flat, b->n, b->ncalls, b->first_ns, pos, 1);
-        }
-        pthread_mutex_unlock(&m->log_mu);
+        uint64_t id = tg_meter_next_event_id(), pos = 0, end = 0;
+        int li = 0;
+        rc = append_record(m, id, b->rows, b->n, &li, &pos, &end, &err);
         if (rc == 0) {
             atomic_fetch_add(&m->st_submitted, b->n);
             atomic_fetch_add(&m->st_committed, b->n);
             atomic_fetch_add(&m->st_commits, 1);
             atomic_store(&m->st_lag, tg_clock_mono_ns() - b->first_ns);
+            for (size_t i = 0; i < b->ncalls; i++)
+                if (b->calls[i].cb != NULL)
+                    b->calls[i].cb(b->calls[i].arg, 0);
+            hand_to_applier(m, li, id, flat, b->n, b->ncalls, b->first_ns, pos, end, 1);
         } else {
             free(flat);
         }
+    } else { /* calls without rows: nothing to write, done at once */
+        for (size_t i = 0; i < b->ncalls; i++)
+            if (b->calls[i].cb != NULL)
+                b->calls[i].cb(b->calls[i].arg, 0);
+        hand_to_applier(m, 0, 0, NULL, 0, b->ncalls, b->first_ns, 0, 0, 1);
     }
     if (rc == 0) {
         if (b->reported) {
@@ -1099,9 +1120,6 @@ void tg_meter_batch_commit(tg_meter_batch_t *b)
             tg_log(TG_LOG_INFO, "meter: writing the metering log works again");
             b->reported = 0;
         }
-        for (size_t i = 0; i < b->ncalls; i++)
-            if (b->calls[i].cb != NULL)
-                b->calls[i].cb(b->calls[i].arg, 0);
     } else {
         /* The writer thread retries with backoff, which must not happen on an event loop; the
          * calls wait for it, as in strict mode. */
@@ -1138,7 +1156,7 @@ int tg_meter_flush(tg_meter_t *m)
         pthread_cond_signal(&m->wake);
         pthread_cond_signal(&m->apply_wake);
     }
-    while (m->seq_applied < target)
+    while (m->seq_applied < target || m->seq_called < target)
         pthread_cond_wait(&m->done, &m->mu);
     pthread_mutex_unlock(&m->mu);
     return 0;
