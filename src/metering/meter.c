@@ -1080,39 +1080,46 @@ int tg_meter_batch_pending(const tg_meter_batch_t *b)
     return b->ncalls > 0;
 }
 
+/* Fires the callbacks of calls [0, ncalls) with status. b->calls is read afresh each time: a
+ * callback may add to the batch (a response released from it that leads to another call being
+ * settled on the same loop), which may move the array. */
+static void batch_fire(tg_meter_batch_t *b, size_t ncalls, int status)
+{
+    for (size_t i = 0; i < ncalls; i++)
+        if (b->calls[i].cb != NULL)
+            b->calls[i].cb(b->calls[i].arg, status);
+}
+
 void tg_meter_batch_commit(tg_meter_batch_t *b)
 {
     tg_meter_t *m = b->m;
-    if (b->ncalls == 0)
+    size_t ncalls = b->ncalls, n = b->n; /* what this commit writes; adds from callbacks wait */
+    if (ncalls == 0)
         return;
     int rc = 0;
     tg_err_t err = {0};
-    if (b->n > 0) {
+    if (n > 0) {
         /* The applier's copy is made before the append, so that nothing but the write runs under
          * log_mu; without it the record is a spill, read back from the log. */
-        tg_usage_t *flat = malloc(b->n * sizeof(*flat));
+        tg_usage_t *flat = malloc(n * sizeof(*flat));
         if (flat != NULL)
-            memcpy(flat, b->rows, b->n * sizeof(*flat));
+            memcpy(flat, b->rows, n * sizeof(*flat));
         uint64_t id = tg_meter_next_event_id(), pos = 0, end = 0;
         int li = 0;
-        rc = append_record(m, id, b->rows, b->n, &li, &pos, &end, &err);
+        rc = append_record(m, id, b->rows, n, &li, &pos, &end, &err);
         if (rc == 0) {
-            atomic_fetch_add(&m->st_submitted, b->n);
-            atomic_fetch_add(&m->st_committed, b->n);
+            atomic_fetch_add(&m->st_submitted, n);
+            atomic_fetch_add(&m->st_committed, n);
             atomic_fetch_add(&m->st_commits, 1);
             atomic_store(&m->st_lag, tg_clock_mono_ns() - b->first_ns);
-            for (size_t i = 0; i < b->ncalls; i++)
-                if (b->calls[i].cb != NULL)
-                    b->calls[i].cb(b->calls[i].arg, 0);
-            hand_to_applier(m, li, id, flat, b->n, b->ncalls, b->first_ns, pos, end, 1);
+            batch_fire(b, ncalls, 0);
+            hand_to_applier(m, li, id, flat, n, ncalls, b->first_ns, pos, end, 1);
         } else {
             free(flat);
         }
     } else { /* calls without rows: nothing to write, done at once */
-        for (size_t i = 0; i < b->ncalls; i++)
-            if (b->calls[i].cb != NULL)
-                b->calls[i].cb(b->calls[i].arg, 0);
-        hand_to_applier(m, 0, 0, NULL, 0, b->ncalls, b->first_ns, 0, 0, 1);
+        batch_fire(b, ncalls, 0);
+        hand_to_applier(m, 0, 0, NULL, 0, ncalls, b->first_ns, 0, 0, 1);
     }
     if (rc == 0) {
         if (b->reported) {
@@ -1127,21 +1134,33 @@ void tg_meter_batch_commit(tg_meter_batch_t *b)
         atomic_store(&m->st_log_failing, 1);
         if (!b->reported++)
             tg_log(TG_LOG_ERROR, "meter: %s (the writer thread retries; calls wait)", err.msg);
-        for (size_t i = 0; i < b->ncalls; i++) {
-            batch_call_t *c = &b->calls[i];
-            int src = tg_meter_submit(m, b->rows + c->lo, c->n, c->cb, c->arg);
-            if (src != 0 && c->cb != NULL)
-                c->cb(c->arg, src);
+        for (size_t i = 0; i < ncalls; i++) {
+            batch_call_t c = b->calls[i];
+            int src = tg_meter_submit(m, b->rows + c.lo, c.n, c.cb, c.arg);
+            if (src != 0 && c.cb != NULL)
+                c.cb(c.arg, src);
         }
     }
-    b->n = b->ncalls = 0;
+    /* Keeps what callbacks added meanwhile, for the next commit. */
+    size_t keep_calls = b->ncalls - ncalls, keep_rows = b->n - n;
+    if (keep_calls > 0) {
+        memmove(b->calls, b->calls + ncalls, keep_calls * sizeof(*b->calls));
+        for (size_t i = 0; i < keep_calls; i++)
+            b->calls[i].lo -= n;
+        if (keep_rows > 0)
+            memmove(b->rows, b->rows + n, keep_rows * sizeof(*b->rows));
+        b->first_ns = tg_clock_mono_ns();
+    }
+    b->ncalls = keep_calls;
+    b->n = keep_rows;
 }
 
 void tg_meter_batch_free(tg_meter_batch_t *b)
 {
     if (b == NULL)
         return;
-    tg_meter_batch_commit(b);
+    while (b->ncalls > 0) /* callbacks may add more */
+        tg_meter_batch_commit(b);
     free(b->rows);
     free(b->calls);
     free(b);

@@ -131,7 +131,8 @@ int tg_meter_batch_pending(const tg_meter_batch_t *b);
  * callbacks with status 0 on the calling thread, before returning. If the append fails, each
  * call's records go to the writer thread instead (tg_meter_submit), which retries until they
  * are logged and then fires their callbacks on its own thread; if even that is refused, the
- * callback fires here with the error. Either way the batch is empty afterwards. */
+ * callback fires here with the error. Calls a callback adds to the batch meanwhile stay in it,
+ * for the next commit; the others are gone from it afterwards. */
 void tg_meter_batch_commit(tg_meter_batch_t *b);
 
 /* Commits what is pending, then frees b; before tg_meter_stop. NULL is ignored. */

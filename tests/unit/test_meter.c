@@ -62,8 +62,8 @@ static int is_sqlite(const fx_t *f)
  * PostgreSQL in the test's folder ("usage-N.log"), as the gateway does by default. */
 static int start_meter(fx_t *f, int strict, int flush_ms, tg_meter_t **m, tg_err_t *err)
 {
-    tg_meter_opts_t o = {.store_url = f->url, .log_dir = is_sqlite(f) ? NULL : f->dir, .durability = strict,
-                         .flush_ms = flush_ms};
+    tg_meter_opts_t o = {
+        .store_url = f->url, .log_dir = is_sqlite(f) ? NULL : f->dir, .durability = strict, .flush_ms = flush_ms};
     return tg_meter_start_opts(&o, m, err);
 }
 
@@ -290,7 +290,7 @@ static void test_flush(void **state)
     tg_err_t err = {0};
     counter_t c = {0};
     assert_int_equal(start_meter(f, 0, 60000, &c.m, &err), 0); /* batches of a minute */
-    assert_int_equal(tg_meter_flush(c.m), 0);                          /* nothing queued: returns */
+    assert_int_equal(tg_meter_flush(c.m), 0);                  /* nothing queued: returns */
     for (int i = 0; i < 100; i++) {
         tg_usage_t u = row("cus_1", "api_calls", 1);
         assert_int_equal(tg_meter_submit(c.m, &u, 1, on_count, &c), 0);
@@ -417,9 +417,10 @@ static void test_bad_record_is_isolated(void **state)
 static void fault(fx_t *f, int on)
 {
     if (is_sqlite(f))
-        sql_exec(f, on ? "CREATE TRIGGER fault BEFORE INSERT ON usage_batches BEGIN SELECT RAISE(ABORT, 'injected fault');"
-                         " END"
-                       : "DROP TRIGGER fault");
+        sql_exec(f,
+                 on ? "CREATE TRIGGER fault BEFORE INSERT ON usage_batches BEGIN SELECT RAISE(ABORT, 'injected fault');"
+                      " END"
+                    : "DROP TRIGGER fault");
     else
         sql_exec(f, on ? "CREATE FUNCTION fault() RETURNS trigger LANGUAGE plpgsql AS"
                          " $$ BEGIN RAISE EXCEPTION 'injected fault'; END $$;"
@@ -649,6 +650,53 @@ static void test_process_batches_from_many_loops(void **state)
     assert_int_equal(total(f, "tokens"), 3 * CALLS);
     assert_int_equal(sql_int(f, "SELECT SUM(rows) FROM usage_batches"), 2 * CALLS);
     assert_int_equal(logged_rows(f), 0);
+}
+
+/* A callback that settles another call on the same loop (a released response leading to the
+ * next call) adds to the batch being committed: that call stays for the next commit, once. */
+typedef struct {
+    tg_meter_batch_t *b;
+    counter_t *c;
+    int added, add_rc;
+} readd_t;
+
+static void on_readd(void *arg, int status)
+{
+    readd_t *r = arg;
+    on_count(r->c, status);
+    if (r->added++ == 0) {
+        tg_usage_t u = row("cus_2", "api_calls", 5);
+        r->add_rc = tg_meter_batch_add(r->b, &u, 1, on_count, r->c);
+    }
+}
+
+static void test_process_callback_adds_to_the_batch(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    counter_t c = {0};
+    assert_int_equal(start_meter(f, TG_METER_PROCESS, 5, &c.m, &err), 0);
+    tg_meter_batch_t *b = tg_meter_batch_new(c.m);
+    assert_non_null(b);
+    readd_t r = {.b = b, .c = &c};
+    for (int i = 0; i < 3; i++) {
+        tg_usage_t u = row("cus_1", "api_calls", 1);
+        assert_int_equal(tg_meter_batch_add(b, &u, 1, i == 0 ? on_readd : on_count, i == 0 ? (void *)&r : (void *)&c),
+                         0);
+    }
+    tg_meter_batch_commit(b);
+    assert_int_equal(r.add_rc, 0);
+    assert_int_equal(atomic_load(&c.fired), 3); /* the three committed */
+    assert_true(tg_meter_batch_pending(b));     /* the one added meanwhile waits */
+    tg_meter_batch_commit(b);
+    assert_int_equal(atomic_load(&c.fired), 4);
+    assert_false(tg_meter_batch_pending(b));
+    tg_meter_batch_free(b);
+    assert_int_equal(tg_meter_flush(c.m), 0);
+    assert_int_equal(total(f, "api_calls"), 3 + 5);
+    tg_meter_stop(c.m);
+    assert_int_equal(atomic_load(&c.errors), 0);
+    assert_int_equal(total(f, "api_calls"), 3 + 5);
 }
 
 /* A process that committed batches and is killed with SIGKILL (no stop, no sync): the next
@@ -912,6 +960,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_process_logs_take_turns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_process_batches_from_many_loops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_process_kill_9_loses_nothing_committed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_process_callback_adds_to_the_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_is_held_by_one_meter, setup, teardown),
         cmocka_unit_test(test_event_ids),
     };
