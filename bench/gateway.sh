@@ -3,7 +3,7 @@
 #   (a) wrk -> upstream                       (direct)
 #   (b) wrk -> nginx proxy_pass -> upstream   (one worker per core, upstream keepalive)
 #   (c) wrk -> tollgate -> upstream           (auth + rate limit + quota + metering, 1,000 keys),
-#       once with metering batched and once strict
+#       once per metering durability: batched, process and strict
 # The upstream is nginx with one worker answering a small JSON body. Nothing is pinned.
 # Every setup gets the same requests from the same wrk script (each with one of the 1,000 keys in
 # an Authorization header, which nginx and the upstream ignore): on 2 shared cores the client's
@@ -13,7 +13,8 @@
 # summary gives the median of each setup and of each ratio.
 # Prints requests/s, p50, p99 and server CPU time per request, and (c)/(b); for tollgate also the
 # calls per metering-log append (strict pays one durable append per group: bench/durable_append.sh
-# measures its cost), and for every setup the share of the machine left idle.
+# measures its cost; process one buffered write per event-loop iteration), and for every setup the
+# share of the machine left idle. MODES (default "batched process strict") picks the modes.
 # Env: DURATION (default 10s), ROUNDS (5), CONNS (64), KEYS (1000), TG_WORKERS, CLUSTER_REDIS (a
 # redis:// URL: tollgate runs as one node of a cluster sharing its limits there, cluster.redis).
 set -euo pipefail
@@ -128,7 +129,8 @@ echo "created $(wc -l < "$work/keys.txt") customers with keys"
 
 up_pid=$(cat "$work/up/nginx.pid"); ng_pid=$(cat "$work/proxy/nginx.pid")
 kill -TERM "$TGPID"; wait "$TGPID" || true
-SETUPS="nginx tollgate-batched tollgate-strict"
+MODES=${MODES:-batched process strict}
+SETUPS="nginx"; for mode in $MODES; do SETUPS+=" tollgate-$mode"; done
 declare -A ALL
 run_wrk direct "http://127.0.0.1:$UP/v1/basic/x" "$up_pid"
 ALL[direct]="${RPS[direct]} ${P50[direct]} ${P99[direct]} ${CPU[direct]} ${USR[direct]} ${SYS[direct]}"
@@ -139,7 +141,7 @@ ratios() { # name: "throughput ratio, p99 difference" against nginx of the same 
 }
 for r in $(seq "$ROUNDS"); do
   run_wrk nginx "http://127.0.0.1:$NG/v1/basic/x" "$ng_pid"
-  for mode in batched strict; do
+  for mode in $MODES; do
     start_tollgate "$mode"
     run_wrk "tollgate-$mode" "http://127.0.0.1:$GW/v1/basic/x" "$TGPID"
     mv "$work/tollgate-$mode.out" "$work/tollgate-$mode.$r.out"; mv "$work/tollgate-$mode.warm" "$work/tollgate-$mode.$r.warm"
@@ -150,12 +152,13 @@ for r in $(seq "$ROUNDS"); do
     row "  $n" "${RPS[$n]}" "${P50[$n]}" "${P99[$n]}" "${CPU[$n]}" "${USR[$n]}" "${SYS[$n]}"
     ALL[$n]+="${RPS[$n]} ${P50[$n]} ${P99[$n]} ${CPU[$n]} ${USR[$n]} ${SYS[$n]}"$'\n'
   done
-  for n in tollgate-batched tollgate-strict; do
+  for mode in $MODES; do
+    n=tollgate-$mode
     read -r ratio dp99 < <(ratios "$n")
     echo "  $n vs nginx: throughput ratio $ratio, p99 $dp99 ms; ${PERAPP[$n]} calls per metering-log append"
     ALL[$n-ratio]+="$ratio $dp99 ${PERAPP[$n]}"$'\n'
   done
-  echo "  machine idle: nginx ${IDLE[nginx]}%, tollgate-batched ${IDLE[tollgate-batched]}%, tollgate-strict ${IDLE[tollgate-strict]}%"
+  echo "  machine idle: $(for n in $SETUPS; do printf '%s %s%%, ' "${n#tollgate-}" "${IDLE[$n]}"; done | sed 's/, $//')"
   for n in $SETUPS; do ALL[$n-idle]+="${IDLE[$n]}"$'\n'; done
 done
 rows=$(sqlite3 "$work/tollgate.db" "SELECT SUM(units) FROM usage_period" 2>/dev/null || echo "?")
@@ -177,11 +180,12 @@ for n in $SETUPS; do
   p99=$(for v in $(col 3 <<< "${ALL[$n]}"); do ms "$v"; echo; done | median)
   row "$n" "${m[0]}" "${p50}ms" "${p99}ms" "${m[1]}" "${m[2]}" "${m[3]}"
 done
-for n in tollgate-batched tollgate-strict; do
+for mode in $MODES; do
+  n=tollgate-$mode
   echo "$n vs nginx: throughput ratio $(col 1 <<< "${ALL[$n-ratio]}" | median) (rounds: $(col 1 <<< "${ALL[$n-ratio]}" | paste -sd' ')), p99 $(col 2 <<< "${ALL[$n-ratio]}" | median) ms (rounds: $(col 2 <<< "${ALL[$n-ratio]}" | paste -sd' '))"
 done
-echo "calls per metering-log append (median): batched $(col 3 <<< "${ALL[tollgate-batched-ratio]}" | median), strict $(col 3 <<< "${ALL[tollgate-strict-ratio]}" | median)"
-echo "machine idle during the runs (median): nginx $(col 1 <<< "${ALL[nginx-idle]}" | median)%, batched $(col 1 <<< "${ALL[tollgate-batched-idle]}" | median)%, strict $(col 1 <<< "${ALL[tollgate-strict-idle]}" | median)%"
+echo "calls per metering-log append (median): $(for mode in $MODES; do printf '%s %s, ' "$mode" "$(col 3 <<< "${ALL[tollgate-$mode-ratio]}" | median)"; done | sed 's/, $//')"
+echo "machine idle during the runs (median): $(for n in $SETUPS; do printf '%s %s%%, ' "${n#tollgate-}" "$(col 1 <<< "${ALL[$n-idle]}" | median)"; done | sed 's/, $//')"
 echo "calls metered (all tollgate runs, warm-ups included): $rows; 2xx answers counted by wrk: $answered"
 if [ "$rows" != "?" ] && { [ "$rows" -lt "$answered" ] || [ "$rows" -gt $((answered + 2 * runs * CONNS)) ]; }; then
   echo "METERING MISMATCH: $rows metered, $answered answered (+ at most $((2 * runs * CONNS)) in flight)"

@@ -449,7 +449,7 @@ static int cmd_serve(int argc, char **argv)
                            * name, as before migration 22, so a log written by an older
                            * version replays under the ids it was stored with */
                           .node_id = strcmp(tg_store_backend(st), "sqlite") == 0 ? "" : cfg->cluster.node_id,
-                          .strict = cfg->metering.strict,
+                          .durability = cfg->metering.durability,
                           .flush_ms = cfg->metering.flush_ms};
     if (tg_meter_start_opts(&mo, &meter, &err) != 0) {
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
@@ -562,7 +562,9 @@ static int cmd_serve(int argc, char **argv)
             off += snprintf(where + off, sizeof(where) - (size_t)off, "%s on %s://%s, ", kinds[k],
                             cfg->listeners[k].certificate != NULL ? "https" : "http", cfg->listeners[k].address);
     tg_log(TG_LOG_INFO, "%supstream %s, %d workers, metering %s", where, cfg->upstream.url, cfg->server.workers,
-           cfg->metering.strict ? "strict" : "batched");
+           cfg->metering.durability == TG_METER_STRICT    ? "strict"
+           : cfg->metering.durability == TG_METER_PROCESS ? "process"
+                                                          : "batched");
 
     int sig = 0;
     while (sigwait(&sigs, &sig) == 0 && (sig == SIGHUP || sig == SIGUSR1)) {

@@ -813,7 +813,7 @@ static int choose(diag_t *d, const directive_t *dir, const tg_ynode_t *v, const 
     return found;
 }
 
-/* int field = index of the name: durability {batched, strict} -> strict, round {down, up} -> round_up. */
+/* int field = index of the name: durability {batched, strict, process} -> durability, round {down, up} -> round_up. */
 static int set_choice(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
 {
     int i = choose(d, dir, v, path);
@@ -943,7 +943,7 @@ static int metric_map_ok(diag_t *d, const tg_ynode_t *v, const char *path, size_
 
 /* ---- sections: server, upstream, storage, admin, keys, metering ---- */
 
-static const char *const durability_names[] = {"batched", "strict", NULL};
+static const char *const durability_names[] = {"batched", "strict", "process", NULL};
 
 static int set_status_classes(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
 {
@@ -1411,7 +1411,7 @@ static const directive_t keys_dirs[] = {
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 
 static const directive_t metering_dirs[] = {
-    {"durability", set_choice, AT(int, tg_config_t, metering.strict), 0, 0, 0, NULL, durability_names, NULL},
+    {"durability", set_choice, AT(int, tg_config_t, metering.durability), 0, 0, 0, NULL, durability_names, NULL},
     {"flush_ms", set_int, AT(int, tg_config_t, metering.flush_ms), 1, 10000, 0, NULL, NULL, NULL},
     {"billable_status", set_status_classes, AT(unsigned, tg_config_t, metering.billable_classes), 0, 5, 0, NULL, NULL,
      NULL},
@@ -2644,7 +2644,7 @@ static int set_defaults(tg_config_t *cfg)
     cfg->upstream.keepalive_ms = 30000;
     cfg->storage.database = strdup("sqlite:var/tollgate.db");
     cfg->admin.key_grace_seconds = 86400;
-    cfg->metering.strict = 0;
+    cfg->metering.durability = 0;
     cfg->metering.flush_ms = 5;
     cfg->metering.billable_classes = (1u << 2) | (1u << 3) | (1u << 4);
     cfg->metering.bill_429 = 0;

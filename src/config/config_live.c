@@ -205,7 +205,7 @@ int tg_config_keep_restart_settings(tg_config_t *next, const tg_config_t *cur, c
     KEEP_INT(upstream.keepalive_ms, "upstream.keepalive_ms");
     /* connections and threads opened at start */
     KEEP_STR(storage.database, "storage.database", 0);
-    KEEP_INT(metering.strict, "metering.durability");
+    KEEP_INT(metering.durability, "metering.durability");
     KEEP_INT(metering.flush_ms, "metering.flush_ms");
     KEEP_STR(metering.log_dir, "metering.log_dir", 0);
     KEEP_STR(cluster.redis, "cluster.redis", 1);

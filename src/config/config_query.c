@@ -275,9 +275,12 @@ char *tg_config_describe(const tg_config_t *cfg)
         put(&s, "metering logs in %s\n", cfg->metering.log_dir);
     else if (strncmp(cfg->storage.database, "sqlite:", 7) == 0)
         put(&s, "metering logs beside the database: %s-usagelog.1 and .2\n", cfg->storage.database + 7);
-    put(&s, "metering %s", cfg->metering.strict ? "strict" : "batched");
-    if (!cfg->metering.strict)
+    static const char *const durability[] = {"batched", "strict", "process"};
+    put(&s, "metering %s", durability[cfg->metering.durability]);
+    if (cfg->metering.durability == 0)
         put(&s, " (commit every %d ms)", cfg->metering.flush_ms);
+    else if (cfg->metering.durability == 2)
+        put(&s, " (fdatasync every %d ms)", cfg->metering.flush_ms);
     put(&s, "; billed statuses:");
     int any = 0;
     for (int c = 1; c <= 5; c++)

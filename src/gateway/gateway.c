@@ -472,6 +472,12 @@ static void refuse_units(tg_gateway_t *gw, const tg_call_t *call, const tg_usage
 int tg_gateway_settle(tg_gateway_t *gw, tg_call_t *call, int status, int upstream_failed, const char *units_header,
                       size_t units_len, tg_meter_done_cb cb, void *arg)
 {
+    return tg_gateway_settle_to(gw, call, status, upstream_failed, units_header, units_len, NULL, cb, arg);
+}
+
+int tg_gateway_settle_to(tg_gateway_t *gw, tg_call_t *call, int status, int upstream_failed, const char *units_header,
+                         size_t units_len, tg_meter_batch_t *batch, tg_meter_done_cb cb, void *arg)
+{
     if (call->settled || call->account == NULL)
         return 0;
     call->settled = 1;
@@ -543,7 +549,8 @@ int tg_gateway_settle(tg_gateway_t *gw, tg_call_t *call, int status, int upstrea
         rows[i].period_start = call->period_start;
         rows[i].status = status;
     }
-    int rc = tg_meter_submit(gw->deps.meter, rows, n, cb, arg);
+    int rc =
+        batch != NULL ? tg_meter_batch_add(batch, rows, n, cb, arg) : tg_meter_submit(gw->deps.meter, rows, n, cb, arg);
     return rc == 0 ? 1 : rc;
 }
 

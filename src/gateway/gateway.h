@@ -101,6 +101,11 @@ int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *c
  * meter error (usage could not be queued; the reservation is kept, as the call was served). */
 int tg_gateway_settle(tg_gateway_t *gw, tg_call_t *call, int status, int upstream_failed, const char *units_header,
                       size_t units_len, tg_meter_done_cb cb, void *arg);
+/* The same, with the usage added to batch (process durability: the calling loop's own, see
+ * meter.h) instead of submitted to the meter, when batch is not NULL; cb then fires when the
+ * loop commits the batch. */
+int tg_gateway_settle_to(tg_gateway_t *gw, tg_call_t *call, int status, int upstream_failed, const char *units_header,
+                         size_t units_len, tg_meter_batch_t *batch, tg_meter_done_cb cb, void *arg);
 
 /* The request ended without a response (client went away): releases the reservation. */
 void tg_gateway_abandon(tg_gateway_t *gw, tg_call_t *call);

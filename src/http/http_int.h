@@ -37,6 +37,12 @@ typedef struct tg_worker {
     /* Meter completions (strict mode) arrive from the writer thread through this queue. */
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t commits;
+    /* Process durability (proxy.c): the usage of the calls this loop finished, written by the
+     * loop once per iteration (a zero timeout, which h2o runs after the iteration's I/O) before
+     * their responses are released. NULL in the other modes and on the admin loop. */
+    tg_meter_batch_t *batch;
+    h2o_timeout_t commit_timeout;
+    h2o_timeout_entry_t commit_entry;
     size_t in_flight; /* proxied requests not yet disposed; loop thread only */
     /* This worker's client to the upstream and its keep-alive connections (never shared:
      * h2o 2.2 sockets and their buffers belong to the thread that made them). */
@@ -71,8 +77,11 @@ struct tg_server {
 
 /* Registers the gateway handler on pathconf (proxy.c). */
 int tg_http_register_gateway(struct tg_server *srv, h2o_pathconf_t *pathconf, tg_err_t *err);
-/* Sets up a gateway worker's own upstream client (proxy.c). */
+/* Sets up a gateway worker's own upstream client and, in process durability, its metering batch
+ * (proxy.c). */
 void tg_http_init_upstream(struct tg_server *srv, tg_worker_t *w);
+/* After the worker's loop stopped, on its thread: commits and frees its batch (proxy.c). */
+void tg_http_fini_gateway(tg_worker_t *w);
 /* Registers the admin handler on the pathconf of a listener of `kind` (portal, admin or
  * metrics), which answers only that kind's routes (admin also those of absent listeners). */
 void tg_http_register_admin(struct tg_server *srv, h2o_pathconf_t *pathconf, tg_listener_kind_t kind);

@@ -4,8 +4,10 @@
  * JSON error. An admitted call has its key stripped and identity headers added, gets a
  * request-scoped prefilter (on_setup_ostream) and is forwarded by upstream.c. When the
  * upstream's response head has arrived, the prefilter settles the call (meter or release),
- * adds the rate-limit headers, removes Tollgate-Units, and in strict mode inserts an ostream
- * that holds the response until its usage is committed. An upstream that does not answer is
+ * adds the rate-limit headers, removes Tollgate-Units, and in strict and process modes inserts an
+ * ostream that holds the response until its usage is committed: in strict mode by the meter's
+ * writer thread (durable), in process mode by this loop itself at the end of its iteration, one
+ * buffered write for all the calls it finished (on_commit_batch). An upstream that does not answer is
  * reported to on_upstream_failed instead, which answers 502/504 as JSON, unbilled.
  *
  * Memory: gw_req_t lives in the request's pool (shared, with a dispose hook that releases an
@@ -98,12 +100,32 @@ static void on_gw_req_dispose(void *p)
     gr->worker->in_flight--;
 }
 
-/* Writer thread: the usage of one response is durable. Hop to the request's loop. */
+/* On the request's loop: its usage is committed; releases the response. */
+static void release_held(commit_wait_t *w)
+{
+    w->committed = 1;
+    if (w->req != NULL && w->hold != NULL && w->hold->has_stash) {
+        hold_ostream_t *h = w->hold;
+        h->has_stash = 0;
+        h2o_ostream_send_next(&h->super, w->req, h->stash, h->stash_cnt, h->stash_state);
+    }
+    wait_release(w);
+}
+
+/* Set while this thread's loop commits its batch: completions then arrive on the loop itself. */
+static __thread int committing_on_loop;
+
+/* The usage of one response is committed: on the writer thread (strict, or a process-mode write
+ * that failed and was retried there), hop to the request's loop; on the loop (process), release
+ * the response now. */
 static void on_usage_committed(void *arg, int status)
 {
     (void)status; /* a failure at shutdown still releases the response: it was served */
     commit_wait_t *w = arg;
-    h2o_multithread_send_message(&w->worker->commits, &w->msg);
+    if (committing_on_loop)
+        release_held(w);
+    else
+        h2o_multithread_send_message(&w->worker->commits, &w->msg);
 }
 
 void tg_http_on_commits(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
@@ -112,14 +134,23 @@ void tg_http_on_commits(h2o_multithread_receiver_t *receiver, h2o_linklist_t *me
     while (!h2o_linklist_is_empty(messages)) {
         commit_wait_t *w = H2O_STRUCT_FROM_MEMBER(commit_wait_t, msg.link, messages->next);
         h2o_linklist_unlink(&w->msg.link);
-        w->committed = 1;
-        if (w->req != NULL && w->hold != NULL && w->hold->has_stash) {
-            hold_ostream_t *h = w->hold;
-            h->has_stash = 0;
-            h2o_ostream_send_next(&h->super, w->req, h->stash, h->stash_cnt, h->stash_state);
-        }
-        wait_release(w);
+        release_held(w);
     }
+}
+
+/* Process durability: h2o runs timeouts after the iteration's I/O callbacks, and a zero timeout
+ * linked during the iteration fires in the same one. So every call whose upstream answered in
+ * this iteration is written with one append, and released, before the loop polls again. */
+static void commit_batch(tg_worker_t *w)
+{
+    committing_on_loop = 1;
+    tg_meter_batch_commit(w->batch);
+    committing_on_loop = 0;
+}
+
+static void on_commit_batch(h2o_timeout_entry_t *entry)
+{
+    commit_batch(H2O_STRUCT_FROM_MEMBER(tg_worker_t, commit_entry, entry));
 }
 
 static void hold_do_send(h2o_ostream_t *_self, h2o_req_t *req, h2o_iovec_t *bufs, size_t cnt,
@@ -571,13 +602,18 @@ static void on_setup_ostream(h2o_req_prefilter_t *_self, h2o_req_t *req, h2o_ost
     }
 
     commit_wait_t *w = NULL;
-    if (srv->deps.cfg->metering.strict && (w = calloc(1, sizeof(*w))) != NULL) {
+    tg_meter_batch_t *batch = gr->worker->batch; /* process durability */
+    if ((batch != NULL || srv->deps.cfg->metering.durability == TG_METER_STRICT) &&
+        (w = calloc(1, sizeof(*w))) != NULL) {
         w->worker = gr->worker;
         w->req = req;
         w->refs = 2; /* the request, and the meter's completion */
     }
-    int billed = tg_gateway_settle(srv->deps.gateway, &gr->call, req->res.status, 0, units, units_len,
-                                   w != NULL ? on_usage_committed : NULL, w);
+    /* Without the hold (out of memory) a process-mode call is submitted as in batched mode. */
+    int billed = tg_gateway_settle_to(srv->deps.gateway, &gr->call, req->res.status, 0, units, units_len,
+                                      w != NULL ? batch : NULL, w != NULL ? on_usage_committed : NULL, w);
+    if (w != NULL && batch != NULL && billed == 1 && !h2o_timeout_is_linked(&gr->worker->commit_entry))
+        h2o_timeout_link(gr->worker->ctx.loop, &gr->worker->commit_timeout, &gr->worker->commit_entry);
     if (w != NULL && billed == 1) {
         gr->wait = w;
         hold_ostream_t *h = (void *)h2o_add_ostream(req, sizeof(*h), slot);
@@ -758,6 +794,23 @@ void tg_http_init_upstream(struct tg_server *srv, tg_worker_t *w)
     const tg_config_t *cfg = srv->deps.cfg;
     w->upstream = tg_upstream_create(w->ctx.loop, &srv->upstream, srv->upstream_tls, (uint64_t)cfg->upstream.timeout_ms,
                                      (uint64_t)cfg->upstream.keepalive_ms);
+    if (cfg->metering.durability == TG_METER_PROCESS) {
+        /* Without a batch (out of memory) the loop submits to the meter as in batched mode. */
+        w->batch = tg_meter_batch_new(srv->deps.meter);
+        h2o_timeout_init(w->ctx.loop, &w->commit_timeout, 0);
+        w->commit_entry = (h2o_timeout_entry_t){.cb = on_commit_batch};
+    }
+}
+
+void tg_http_fini_gateway(tg_worker_t *w)
+{
+    if (w->batch == NULL)
+        return;
+    if (h2o_timeout_is_linked(&w->commit_entry))
+        h2o_timeout_unlink(&w->commit_entry);
+    commit_batch(w); /* nothing is left by a drained loop; a timed-out drain may leave some */
+    tg_meter_batch_free(w->batch);
+    w->batch = NULL;
 }
 
 int tg_http_register_gateway(struct tg_server *srv, h2o_pathconf_t *pathconf, tg_err_t *err)

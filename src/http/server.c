@@ -233,8 +233,10 @@ static void *worker_main(void *arg)
     }
     /* Deliver completions that arrived while draining, on this thread, so no hold is left. */
     h2o_evloop_run(w->ctx.loop, 0);
-    if (!w->is_admin)
+    if (!w->is_admin) {
+        tg_http_fini_gateway(w);
         tg_h1_close_all(w);
+    }
     return NULL;
 }
 

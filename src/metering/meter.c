@@ -25,7 +25,16 @@
  * records are (one entry, a spill, for a run of them), and the applier reads them back from
  * the log when it gets to them. At shutdown a failing log or store is
  * given STOP_GIVE_UP_NS: callbacks of calls that could not be logged get the error; records
- * logged but not stored stay in the log for the next start. */
+ * logged but not stored stay in the log for the next start.
+ *
+ * Process durability moves the append onto the gateway's event loops: each loop commits its own
+ * batch (tg_meter_batch_commit), one buffered write per loop iteration, and hands the record to
+ * the applier as the writer does; the writer then only retries what a loop could not write,
+ * fdatasyncs the logs every flush_ms and switches them. Appends to the active log, from any
+ * thread, and the switch of the active log are serialised by log_mu; log_mu is taken before mu,
+ * and a record is counted in records_logged under both (append_record), so that a log is never
+ * reset while an append to it has not been counted. Nothing but the write happens under log_mu:
+ * no sync, no backoff, no callback. */
 #include "metering/meter.h"
 
 #include <dirent.h>
@@ -88,6 +97,7 @@ typedef struct logged {
 } logged_t;
 
 struct tg_meter {
+    pthread_mutex_t log_mu; /* appends to the active log, `active`, `unsynced`; before mu */
     pthread_mutex_t mu;
     pthread_cond_t wake;       /* the writer waits here: work queued, flush or stop */
     pthread_cond_t apply_wake; /* the applier waits here: records logged, flush, reset or stop */
@@ -98,20 +108,24 @@ struct tg_meter {
     logged_t *a;
     size_t alen, acap, arows;
     size_t held_rows; /* rows of logged records kept in memory, in a and with the applier */
-    /* counted in submits, FIFO: seq_applied <= n means submits 1..n are stored */
-    uint64_t seq_submitted, seq_logged, seq_applied, flush_seq;
+    /* counted in submits, FIFO: seq_applied <= n means submits 1..n are stored; seq_called counts
+     * the submits whose callbacks have fired (flush waits for them too) */
+    uint64_t seq_submitted, seq_logged, seq_applied, seq_called, flush_seq;
     uint64_t records_logged[2], records_stored[2]; /* records with rows, per log, since the start */
     int stopping, writer_done, apply_now, store_failing;
     /* fixed after start */
-    int strict, flush_ms;
+    int durability, flush_ms;
     char *url;
     char *log_dir;             /* NULL: the logs sit beside the SQLite file */
     char node[TG_NODE_ID_MAX]; /* stored with every batch: ids are unique per node */
     pthread_t writer, applier;
-    /* writer thread only */
     tg_usage_log_t *log[2];
-    int active; /* the log appended to */
-    int64_t writer_stop_seen_ns;
+    /* under log_mu */
+    int active;      /* the log appended to; changed only by the writer */
+    int unsynced[2]; /* process mode: buffered appends since the last fdatasync of that log */
+    /* writer thread only */
+    int64_t writer_stop_seen_ns, last_sync_ns;
+    int sync_reported;
     /* applier thread only */
     tg_store_t *store;
     int64_t applier_stop_seen_ns;
@@ -200,8 +214,80 @@ static void lower_priority(void)
 
 /* ---- writer ---- */
 
-/* Appends the rows of subs[lo, hi) as one record, retrying failures; fires their callbacks and
- * hands the record to the applier. */
+/* Appends record `id` to the active log, with log_mu held only for the write: 0 with *li the log
+ * and [*pos, *end) where the record is in it (tg_usage_log_used() values), or an error. The
+ * record is counted in records_logged before log_mu is released, so switch_logs never resets a
+ * log holding a record the applier has not been given yet. */
+static int append_record(tg_meter_t *m, uint64_t id, const tg_usage_t *rows, size_t n, int *li, uint64_t *pos,
+                         uint64_t *end, tg_err_t *err)
+{
+    pthread_mutex_lock(&m->log_mu);
+    *li = m->active;
+    *pos = tg_usage_log_used(m->log[*li]);
+    int rc = tg_usage_log_append(m->log[*li], id, rows, n, err);
+    if (rc == 0) {
+        *end = tg_usage_log_used(m->log[*li]);
+        m->unsynced[*li] = 1;
+        pthread_mutex_lock(&m->mu);
+        m->records_logged[*li]++;
+        pthread_mutex_unlock(&m->mu);
+    }
+    pthread_mutex_unlock(&m->log_mu);
+    return rc;
+}
+
+/* Hands record `id` (n rows at [pos, end) of log li, counted by append_record), or a record that
+ * was not logged (n == 0), to the applier. flat (owned, may be NULL) becomes the record's rows;
+ * NULL, or more rows than HELD_ROWS_MAX allows, makes it a spill (read back from the log). nsubs
+ * submits are logged by it (flush counts them once the applier is done); `batch` says they were
+ * never queued and are counted as submitted now, their callbacks already fired (a batch's fire
+ * before this, on the loop); the writer counts its callbacks in seq_called after firing them. */
+static void hand_to_applier(tg_meter_t *m, int li, uint64_t id, tg_usage_t *flat, size_t n, uint64_t nsubs,
+                            int64_t at_ns, uint64_t pos, uint64_t end, int batch)
+{
+    pthread_mutex_lock(&m->mu);
+    if (m->alen == m->acap) { /* rare: grows by doubling; a failed growth waits and retries */
+        size_t cap = m->acap ? m->acap * 2 : 64;
+        logged_t *a;
+        while ((a = realloc(m->a, cap * sizeof(*a))) == NULL) {
+            pthread_mutex_unlock(&m->mu);
+            sleep_ms(10);
+            pthread_mutex_lock(&m->mu);
+        }
+        m->a = a;
+        m->acap = cap;
+    }
+    logged_t *last = m->alen > 0 ? &m->a[m->alen - 1] : NULL;
+    if (n > 0 && (flat == NULL || m->held_rows + n > HELD_ROWS_MAX)) { /* a spill: the rows stay only in the log */
+        free(flat);
+        flat = NULL;
+        atomic_fetch_add(&m->st_spilled, n);
+        if (last != NULL && last->spilled > 0 && last->log == li && last->spill_end == pos) {
+            last->n += n; /* extends the spill before it: one entry however long the outage */
+            last->nsubs += nsubs;
+            last->spilled++;
+            last->spill_end = end;
+        } else {
+            m->a[m->alen++] = (logged_t){
+                .n = n, .nsubs = nsubs, .at_ns = at_ns, .log = li, .spilled = 1, .spill_start = pos, .spill_end = end};
+        }
+    } else {
+        m->held_rows += n;
+        m->a[m->alen++] = (logged_t){.id = id, .rows = flat, .n = n, .nsubs = nsubs, .at_ns = at_ns, .log = li};
+    }
+    m->arows += n;
+    if (batch) {
+        m->seq_submitted += nsubs;
+        m->seq_called += nsubs;
+    }
+    m->seq_logged += nsubs;
+    if (m->alen == 1 || m->arows >= MAX_ROWS_PER_TX || m->flush_seq > m->seq_applied)
+        pthread_cond_signal(&m->apply_wake);
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* Appends the rows of subs[lo, hi) as one record, retrying failures; hands the record to the
+ * applier and fires the callbacks. */
 static void log_group(tg_meter_t *m, submit_t *subs, size_t lo, size_t hi)
 {
     size_t n = 0;
@@ -212,8 +298,8 @@ static void log_group(tg_meter_t *m, submit_t *subs, size_t lo, size_t hi)
         flat = subs[lo].rows;
         subs[lo].rows = NULL;
     }
-    uint64_t id = tg_meter_next_event_id(), pos = tg_usage_log_used(m->log[m->active]);
-    int rc = 0, backoff_ms = 1, reported = 0;
+    uint64_t id = tg_meter_next_event_id(), pos = 0, end = 0;
+    int rc = 0, backoff_ms = 1, reported = 0, li = 0;
     while (n > 0) {
         tg_err_t err = {0};
         if (flat == NULL && (flat = malloc(n * sizeof(*flat))) != NULL)
@@ -221,7 +307,7 @@ static void log_group(tg_meter_t *m, submit_t *subs, size_t lo, size_t hi)
                 if (subs[i].n > 0)
                     memcpy(flat + k, subs[i].rows, subs[i].n * sizeof(*flat));
         rc = flat == NULL ? tg_errf(&err, TG_ENOMEM, "out of memory logging usage")
-                          : tg_usage_log_append(m->log[m->active], id, flat, n, &err);
+                          : append_record(m, id, flat, n, &li, &pos, &end, &err);
         atomic_store(&m->st_log_failing, rc != 0);
         if (rc == 0) {
             atomic_fetch_add(&m->st_commits, 1);
@@ -238,56 +324,20 @@ static void log_group(tg_meter_t *m, submit_t *subs, size_t lo, size_t hi)
             break;
         backoff(&backoff_ms);
     }
-    for (size_t i = lo; i < hi; i++)
-        if (subs[i].cb != NULL)
-            subs[i].cb(subs[i].arg, rc);
-    if (rc != 0) {
+    if (rc != 0) { /* given up on: still counted as done for flush */
         free(flat);
         flat = NULL;
         n = 0;
     }
+    /* Handed over before the callbacks fire, so that a call answered from its callback is
+     * already held or spilled (the statistics add up); flush waits for the callbacks anyway. */
+    hand_to_applier(m, li, id, flat, n, hi - lo, subs[lo].at_ns, pos, end, 0);
+    for (size_t i = lo; i < hi; i++)
+        if (subs[i].cb != NULL)
+            subs[i].cb(subs[i].arg, rc);
     pthread_mutex_lock(&m->mu);
-    if (m->alen == m->acap) { /* rare: grows by doubling; a failed growth waits and retries */
-        size_t cap = m->acap ? m->acap * 2 : 64;
-        logged_t *a;
-        while ((a = realloc(m->a, cap * sizeof(*a))) == NULL) {
-            pthread_mutex_unlock(&m->mu);
-            sleep_ms(10);
-            pthread_mutex_lock(&m->mu);
-        }
-        m->a = a;
-        m->acap = cap;
-    }
-    logged_t *last = m->alen > 0 ? &m->a[m->alen - 1] : NULL;
-    if (n > 0 && m->held_rows + n > HELD_ROWS_MAX) { /* a spill: the rows stay only in the log */
-        free(flat);
-        flat = NULL;
-        atomic_fetch_add(&m->st_spilled, n);
-        uint64_t end = tg_usage_log_used(m->log[m->active]);
-        if (last != NULL && last->spilled > 0 && last->log == m->active && last->spill_end == pos) {
-            last->n += n; /* extends the spill before it: one entry however long the outage */
-            last->nsubs += hi - lo;
-            last->spilled++;
-            last->spill_end = end;
-        } else {
-            m->a[m->alen++] = (logged_t){.n = n,
-                                         .nsubs = hi - lo,
-                                         .at_ns = subs[lo].at_ns,
-                                         .log = m->active,
-                                         .spilled = 1,
-                                         .spill_start = pos,
-                                         .spill_end = end};
-        }
-    } else {
-        m->held_rows += n;
-        m->a[m->alen++] =
-            (logged_t){.id = id, .rows = flat, .n = n, .nsubs = hi - lo, .at_ns = subs[lo].at_ns, .log = m->active};
-    }
-    m->arows += n;
-    m->seq_logged += hi - lo;
-    m->records_logged[m->active] += n > 0;
-    if (m->alen == 1 || m->arows >= MAX_ROWS_PER_TX || m->flush_seq > m->seq_applied)
-        pthread_cond_signal(&m->apply_wake);
+    m->seq_called += hi - lo;
+    pthread_cond_broadcast(&m->done);
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -297,6 +347,10 @@ static void log_group(tg_meter_t *m, submit_t *subs, size_t lo, size_t hi)
  * the active log just grows. */
 static void switch_logs(tg_meter_t *m)
 {
+    /* Under log_mu every append to `other` has been counted in records_logged (it is not the
+     * active log, and only this thread makes it so); it is then reset without the lock, as
+     * nobody appends to it, so the loops' appends never wait for the reset's sync. */
+    pthread_mutex_lock(&m->log_mu);
     int other = 1 - m->active;
     int full = tg_usage_log_used(m->log[m->active]) >= LOG_SWITCH_BYTES;
     pthread_mutex_lock(&m->mu);
@@ -306,11 +360,44 @@ static void switch_logs(tg_meter_t *m)
         pthread_cond_signal(&m->apply_wake);
     }
     pthread_mutex_unlock(&m->mu);
+    pthread_mutex_unlock(&m->log_mu);
     tg_err_t err = {0};
     if (other_stored && tg_usage_log_used(m->log[other]) > 0 && tg_usage_log_reset(m->log[other], &err) != 0)
         tg_log(TG_LOG_WARN, "meter: %s (the log keeps its records; retried later)", err.msg);
+    pthread_mutex_lock(&m->log_mu);
     if (full && tg_usage_log_used(m->log[other]) == 0)
         m->active = other;
+    pthread_mutex_unlock(&m->log_mu);
+}
+
+/* Process mode, writer thread: fdatasyncs each log that buffered appends wrote to since its last
+ * sync, so that a power cut loses at most about flush_ms of answered calls. A failed sync is
+ * said once and retried at the next tick (the appends stay in the page cache meanwhile). */
+static void sync_logs(tg_meter_t *m)
+{
+    m->last_sync_ns = tg_clock_mono_ns();
+    for (int i = 0; i < 2; i++) {
+        pthread_mutex_lock(&m->log_mu);
+        int dirty = m->unsynced[i];
+        m->unsynced[i] = 0;
+        pthread_mutex_unlock(&m->log_mu);
+        tg_err_t err = {0};
+        if (!dirty)
+            continue;
+        if (tg_usage_log_sync(m->log[i], &err) == 0) {
+            if (m->sync_reported) {
+                tg_log(TG_LOG_INFO, "meter: syncing the metering log works again");
+                m->sync_reported = 0;
+            }
+            continue;
+        }
+        atomic_fetch_add(&m->st_failures, 1);
+        if (!m->sync_reported++)
+            tg_log(TG_LOG_ERROR, "meter: %s (retried every flush_ms; answered calls are in the page cache)", err.msg);
+        pthread_mutex_lock(&m->log_mu);
+        m->unsynced[i] = 1;
+        pthread_mutex_unlock(&m->log_mu);
+    }
 }
 
 /* Batched mode: with mu held and the queue not empty, waits until the oldest submit is flush_ms
@@ -339,15 +426,32 @@ static void *writer_main(void *arg)
 {
     tg_meter_t *m = arg;
     pthread_setname_np(pthread_self(), "tg-meter");
-    if (!m->strict) /* in strict mode responses wait for the writer */
+    if (m->durability != TG_METER_STRICT) /* in strict mode responses wait for the writer */
         lower_priority();
+    int process = m->durability == TG_METER_PROCESS;
+    m->last_sync_ns = tg_clock_mono_ns();
     pthread_mutex_lock(&m->mu);
     for (;;) {
-        while (m->qlen == 0 && !m->stopping)
-            pthread_cond_wait(&m->wake, &m->mu);
+        while (m->qlen == 0 && !m->stopping) {
+            if (!process) {
+                pthread_cond_wait(&m->wake, &m->mu);
+                continue;
+            }
+            /* process: a tick every flush_ms syncs what the loops wrote and switches the logs */
+            int64_t deadline = m->last_sync_ns + (int64_t)m->flush_ms * 1000000;
+            if (tg_clock_mono_ns() >= deadline) {
+                pthread_mutex_unlock(&m->mu);
+                sync_logs(m);
+                switch_logs(m);
+                pthread_mutex_lock(&m->mu);
+                continue;
+            }
+            struct timespec abs_ts = {(time_t)(deadline / 1000000000), (long)(deadline % 1000000000)};
+            pthread_cond_timedwait(&m->wake, &m->mu, &abs_ts);
+        }
         if (m->qlen == 0) /* stopping, and everything is logged */
             break;
-        if (!m->strict && !m->stopping)
+        if (m->durability == TG_METER_BATCHED && !m->stopping)
             wait_for_batch(m);
         /* Group commit: take everything queued so far; what arrives meanwhile is the next group. */
         submit_t *subs = m->q;
@@ -366,6 +470,10 @@ static void *writer_main(void *arg)
         switch_logs(m);
         pthread_mutex_lock(&m->mu);
     }
+    pthread_mutex_unlock(&m->mu);
+    if (process) /* a clean stop leaves nothing the disk lacks */
+        sync_logs(m);
+    pthread_mutex_lock(&m->mu);
     m->writer_done = 1;
     pthread_cond_signal(&m->apply_wake);
     pthread_mutex_unlock(&m->mu);
@@ -681,9 +789,10 @@ static int open_and_replay_logs(tg_meter_t *m, tg_err_t *err)
     int rc = 0;
     if (m->log_dir != NULL && mkdir(m->log_dir, 0750) != 0 && errno != EEXIST)
         return tg_errf(err, TG_EIO, "creating the metering log directory %s: %s", m->log_dir, strerror(errno));
+    tg_usage_log_mode_t mode = m->durability == TG_METER_PROCESS ? TG_USAGE_LOG_BUFFERED : TG_USAGE_LOG_DURABLE;
     for (int i = 0; i < 2 && rc == 0; i++) {
         char *path = tg_meter_log_path(m->url, m->log_dir, m->node, i, err);
-        rc = path == NULL ? err->code : tg_usage_log_open(path, &m->log[i], err);
+        rc = path == NULL ? err->code : tg_usage_log_open_mode(path, mode, &m->log[i], err);
         free(path);
     }
     /* Records are applied once each by batch id, in any order: the two logs replay one after
@@ -774,9 +883,9 @@ static void free_meter(tg_meter_t *m)
     free(m);
 }
 
-int tg_meter_start(const char *store_url, int strict, int flush_ms, tg_meter_t **out, tg_err_t *err)
+int tg_meter_start(const char *store_url, int durability, int flush_ms, tg_meter_t **out, tg_err_t *err)
 {
-    tg_meter_opts_t o = {.store_url = store_url, .strict = strict, .flush_ms = flush_ms};
+    tg_meter_opts_t o = {.store_url = store_url, .durability = durability, .flush_ms = flush_ms};
     return tg_meter_start_opts(&o, out, err);
 }
 
@@ -797,10 +906,12 @@ int tg_meter_start_opts(const tg_meter_opts_t *o, tg_meter_t **out, tg_err_t *er
 {
     *out = NULL;
     const char *store_url = o->store_url;
-    int strict = o->strict, flush_ms = o->flush_ms;
+    int durability = o->durability, flush_ms = o->flush_ms;
     const char *node = o->node_id != NULL ? o->node_id : "";
     if (store_url == NULL)
         return tg_errf(err, TG_EINVAL, "the meter needs a storage URL");
+    if (durability != TG_METER_BATCHED && durability != TG_METER_STRICT && durability != TG_METER_PROCESS)
+        return tg_errf(err, TG_EINVAL, "durability %d: batched (0), strict (1) or process (2)", durability);
     if (!valid_node(node))
         return tg_errf(err, TG_EINVAL, "node id \"%.80s\": use up to %d letters, digits, '-', '_' or '.'", node,
                        TG_NODE_ID_MAX - 1);
@@ -813,7 +924,7 @@ int tg_meter_start_opts(const tg_meter_opts_t *o, tg_meter_t **out, tg_err_t *er
         return tg_errf(err, TG_ENOMEM, "out of memory starting the meter");
     }
     memcpy(m->node, node, strlen(node) + 1);
-    m->strict = strict;
+    m->durability = durability;
     m->flush_ms = flush_ms > 0 ? flush_ms : 1;
     /* Opened here so that a bad URL, an unreadable database or a log held by another process
      * fails the start, not the first call; from now on only the applier uses the store. */
@@ -827,6 +938,7 @@ int tg_meter_start_opts(const tg_meter_opts_t *o, tg_meter_t **out, tg_err_t *er
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&m->log_mu, NULL);
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->wake, &ca);
     pthread_cond_init(&m->apply_wake, &ca);
@@ -847,6 +959,7 @@ int tg_meter_start_opts(const tg_meter_opts_t *o, tg_meter_t **out, tg_err_t *er
         pthread_cond_destroy(&m->apply_wake);
         pthread_cond_destroy(&m->done);
         pthread_mutex_destroy(&m->mu);
+        pthread_mutex_destroy(&m->log_mu);
         free_meter(m);
         return rc;
     }
@@ -899,6 +1012,160 @@ int tg_meter_submit(tg_meter_t *m, const tg_usage_t *rows, size_t n, tg_meter_do
     return 0;
 }
 
+/* ---- process durability: a loop's own batch ---- */
+
+typedef struct batch_call {
+    size_t lo, n; /* its rows in the batch */
+    tg_meter_done_cb cb;
+    void *arg;
+} batch_call_t;
+
+struct tg_meter_batch {
+    tg_meter_t *m;
+    tg_usage_t *rows; /* reused from commit to commit */
+    size_t n, cap;
+    batch_call_t *calls;
+    size_t ncalls, callcap;
+    int64_t first_ns; /* monotonic time of the first add since the last commit */
+    int reported;     /* a failed append was said; said again when one works */
+};
+
+tg_meter_batch_t *tg_meter_batch_new(tg_meter_t *m)
+{
+    tg_meter_batch_t *b = calloc(1, sizeof(*b));
+    if (b != NULL)
+        b->m = m;
+    return b;
+}
+
+int tg_meter_batch_add(tg_meter_batch_t *b, const tg_usage_t *rows, size_t n, tg_meter_done_cb cb, void *arg)
+{
+    for (size_t i = 0; i < n; i++) { /* as tg_meter_submit */
+        if (rows[i].units > (uint64_t)INT64_MAX)
+            return TG_ERANGE;
+        if (!tg_usage_terminated(&rows[i]))
+            return TG_EINVAL;
+    }
+    if (n > SIZE_MAX / sizeof(*rows) / 2 - b->n)
+        return TG_ENOMEM;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->n + n)
+            cap *= 2;
+        tg_usage_t *r = realloc(b->rows, cap * sizeof(*r));
+        if (r == NULL)
+            return TG_ENOMEM;
+        b->rows = r;
+        b->cap = cap;
+    }
+    if (b->ncalls == b->callcap) {
+        size_t cap = b->callcap ? b->callcap * 2 : 64;
+        batch_call_t *c = realloc(b->calls, cap * sizeof(*c));
+        if (c == NULL)
+            return TG_ENOMEM;
+        b->calls = c;
+        b->callcap = cap;
+    }
+    if (b->ncalls == 0)
+        b->first_ns = tg_clock_mono_ns();
+    if (n > 0)
+        memcpy(b->rows + b->n, rows, n * sizeof(*rows));
+    b->calls[b->ncalls++] = (batch_call_t){b->n, n, cb, arg};
+    b->n += n;
+    return 0;
+}
+
+int tg_meter_batch_pending(const tg_meter_batch_t *b)
+{
+    return b->ncalls > 0;
+}
+
+/* Fires the callbacks of calls [0, ncalls) with status. b->calls is read afresh each time: a
+ * callback may add to the batch (a response released from it that leads to another call being
+ * settled on the same loop), which may move the array. */
+static void batch_fire(tg_meter_batch_t *b, size_t ncalls, int status)
+{
+    for (size_t i = 0; i < ncalls; i++)
+        if (b->calls[i].cb != NULL)
+            b->calls[i].cb(b->calls[i].arg, status);
+}
+
+void tg_meter_batch_commit(tg_meter_batch_t *b)
+{
+    tg_meter_t *m = b->m;
+    size_t ncalls = b->ncalls, n = b->n; /* what this commit writes; adds from callbacks wait */
+    if (ncalls == 0)
+        return;
+    int rc = 0;
+    tg_err_t err = {0};
+    if (n > 0) {
+        /* The applier's copy is made before the append, so that nothing but the write runs under
+         * log_mu; without it the record is a spill, read back from the log. */
+        tg_usage_t *flat = malloc(n * sizeof(*flat));
+        if (flat != NULL)
+            memcpy(flat, b->rows, n * sizeof(*flat));
+        uint64_t id = tg_meter_next_event_id(), pos = 0, end = 0;
+        int li = 0;
+        rc = append_record(m, id, b->rows, n, &li, &pos, &end, &err);
+        if (rc == 0) {
+            atomic_fetch_add(&m->st_submitted, n);
+            atomic_fetch_add(&m->st_committed, n);
+            atomic_fetch_add(&m->st_commits, 1);
+            atomic_store(&m->st_lag, tg_clock_mono_ns() - b->first_ns);
+            batch_fire(b, ncalls, 0);
+            hand_to_applier(m, li, id, flat, n, ncalls, b->first_ns, pos, end, 1);
+        } else {
+            free(flat);
+        }
+    } else { /* calls without rows: nothing to write, done at once */
+        batch_fire(b, ncalls, 0);
+        hand_to_applier(m, 0, 0, NULL, 0, ncalls, b->first_ns, 0, 0, 1);
+    }
+    if (rc == 0) {
+        if (b->reported) {
+            atomic_store(&m->st_log_failing, 0);
+            tg_log(TG_LOG_INFO, "meter: writing the metering log works again");
+            b->reported = 0;
+        }
+    } else {
+        /* The writer thread retries with backoff, which must not happen on an event loop; the
+         * calls wait for it, as in strict mode. */
+        atomic_fetch_add(&m->st_failures, 1);
+        atomic_store(&m->st_log_failing, 1);
+        if (!b->reported++)
+            tg_log(TG_LOG_ERROR, "meter: %s (the writer thread retries; calls wait)", err.msg);
+        for (size_t i = 0; i < ncalls; i++) {
+            batch_call_t c = b->calls[i];
+            int src = tg_meter_submit(m, b->rows + c.lo, c.n, c.cb, c.arg);
+            if (src != 0 && c.cb != NULL)
+                c.cb(c.arg, src);
+        }
+    }
+    /* Keeps what callbacks added meanwhile, for the next commit. */
+    size_t keep_calls = b->ncalls - ncalls, keep_rows = b->n - n;
+    if (keep_calls > 0) {
+        memmove(b->calls, b->calls + ncalls, keep_calls * sizeof(*b->calls));
+        for (size_t i = 0; i < keep_calls; i++)
+            b->calls[i].lo -= n;
+        if (keep_rows > 0)
+            memmove(b->rows, b->rows + n, keep_rows * sizeof(*b->rows));
+        b->first_ns = tg_clock_mono_ns();
+    }
+    b->ncalls = keep_calls;
+    b->n = keep_rows;
+}
+
+void tg_meter_batch_free(tg_meter_batch_t *b)
+{
+    if (b == NULL)
+        return;
+    while (b->ncalls > 0) /* callbacks may add more */
+        tg_meter_batch_commit(b);
+    free(b->rows);
+    free(b->calls);
+    free(b);
+}
+
 int tg_meter_flush(tg_meter_t *m)
 {
     pthread_mutex_lock(&m->mu);
@@ -908,7 +1175,7 @@ int tg_meter_flush(tg_meter_t *m)
         pthread_cond_signal(&m->wake);
         pthread_cond_signal(&m->apply_wake);
     }
-    while (m->seq_applied < target)
+    while (m->seq_applied < target || m->seq_called < target)
         pthread_cond_wait(&m->done, &m->mu);
     pthread_mutex_unlock(&m->mu);
     return 0;
@@ -960,5 +1227,6 @@ void tg_meter_stop(tg_meter_t *m)
     pthread_cond_destroy(&m->apply_wake);
     pthread_cond_destroy(&m->done);
     pthread_mutex_destroy(&m->mu);
+    pthread_mutex_destroy(&m->log_mu);
     free_meter(m);
 }

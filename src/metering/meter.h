@@ -10,6 +10,14 @@
  *            call is on disk: neither kill -9 nor a power cut loses it.
  *   batched: the writer logs every flush_ms; callbacks still fire after the append, but callers
  *            do not wait for them. Loss window: at most flush_ms plus one append.
+ *   process: each gateway event loop collects the usage of the calls it finished in one
+ *            iteration in a tg_meter_batch_t and writes it to the log itself, one pwrite into the
+ *            page cache, no fdatasync (tg_meter_batch_commit), before it releases their
+ *            responses: kill -9 loses nothing answered. The writer thread fdatasyncs the log
+ *            every flush_ms in the background, so a power cut loses at most what was written
+ *            in the last flush_ms (plus one fdatasync), or less when the kernel's writeback
+ *            (vm.dirty_expire_centisecs, 30 s by default) got there first. A write that fails
+ *            goes to the writer thread, which retries it like strict; those calls wait.
  * Records logged but not yet stored when the process dies are stored by the next tg_meter_start,
  * each batch once. While the database is down or behind, at most 65,536 logged rows stay in
  * memory; later records stay only in the log and are read back from it when the database takes
@@ -26,6 +34,13 @@
 
 typedef struct tg_meter tg_meter_t;
 
+/* metering.durability; the values are the config's (config.h). */
+typedef enum tg_meter_durability {
+    TG_METER_BATCHED = 0,
+    TG_METER_STRICT = 1,
+    TG_METER_PROCESS = 2
+} tg_meter_durability_t;
+
 /* Called on the writer thread after the records of one submit are committed (status 0), or at
  * shutdown if they could not be (status < 0). Must not block; typically posts a message to the
  * submitting event loop. */
@@ -33,7 +48,7 @@ typedef void (*tg_meter_done_cb)(void *arg, int status);
 
 typedef struct tg_meter_stats {
     uint64_t submitted;  /* records accepted by tg_meter_submit */
-    uint64_t committed;  /* records durable in the metering log */
+    uint64_t committed;  /* records in the metering log (durable, or written in process mode) */
     uint64_t applied;    /* records stored in the database */
     uint64_t commits;    /* transactions */
     uint64_t queued;     /* records waiting now */
@@ -50,14 +65,15 @@ typedef struct tg_meter_opts {
     const char *store_url;
     const char *log_dir; /* the metering logs; NULL: beside the SQLite file (sqlite: only) */
     const char *node_id; /* this gateway among several (NULL or "": one node) */
-    int strict, flush_ms;
+    int durability;      /* a tg_meter_durability_t */
+    int flush_ms;        /* batched: how often the writer logs; process: how often it fdatasyncs */
 } tg_meter_opts_t;
 
 /* Stores what the last run left in the metering log, then starts the threads on `store_url`
  * (the applier opens its own connection). TG_ESTATE if another process holds the log. */
 int tg_meter_start_opts(const tg_meter_opts_t *o, tg_meter_t **out, tg_err_t *err);
 /* One node on SQLite, its logs beside the database file. */
-int tg_meter_start(const char *store_url, int strict, int flush_ms, tg_meter_t **out, tg_err_t *err);
+int tg_meter_start(const char *store_url, int durability, int flush_ms, tg_meter_t **out, tg_err_t *err);
 
 /* Applies the metering logs a node left in log_dir (its files usage-<node>-N.log, usage-N.log,
  * or *-usagelog.N) to store_url, each record exactly once (the store skips batches it holds),
@@ -93,6 +109,34 @@ int tg_meter_copy_logs(const char *store_url, const char *log_dir, const char *n
  * units exceed INT64_MAX; TG_EINVAL if a string field is unterminated; TG_ENOMEM. When it
  * returns an error, cb never fires. */
 int tg_meter_submit(tg_meter_t *m, const tg_usage_t *rows, size_t n, tg_meter_done_cb cb, void *arg);
+
+/* Process durability: the usage of the calls one event loop finished in one iteration, written
+ * to the log with one append by the loop itself. A batch belongs to one thread (no locking);
+ * several batches, on several threads, share the meter. */
+typedef struct tg_meter_batch tg_meter_batch_t;
+
+/* A new, empty batch on m (a meter in any mode: the append is buffered only in process mode).
+ * NULL when out of memory. */
+tg_meter_batch_t *tg_meter_batch_new(tg_meter_t *m);
+
+/* Adds copies of n records of one call to the batch; cb (may be NULL) fires once, after
+ * tg_meter_batch_commit wrote them, as for tg_meter_submit. TG_ERANGE, TG_EINVAL, TG_ENOMEM as
+ * tg_meter_submit; when it returns an error, cb never fires. */
+int tg_meter_batch_add(tg_meter_batch_t *b, const tg_usage_t *rows, size_t n, tg_meter_done_cb cb, void *arg);
+
+/* 1 if records were added since the last commit. */
+int tg_meter_batch_pending(const tg_meter_batch_t *b);
+
+/* Appends everything added as one record (one write), hands it to the applier and fires the
+ * callbacks with status 0 on the calling thread, before returning. If the append fails, each
+ * call's records go to the writer thread instead (tg_meter_submit), which retries until they
+ * are logged and then fires their callbacks on its own thread; if even that is refused, the
+ * callback fires here with the error. Calls a callback adds to the batch meanwhile stay in it,
+ * for the next commit; the others are gone from it afterwards. */
+void tg_meter_batch_commit(tg_meter_batch_t *b);
+
+/* Commits what is pending, then frees b; before tg_meter_stop. NULL is ignored. */
+void tg_meter_batch_free(tg_meter_batch_t *b);
 
 /* Blocks until everything submitted before the call is stored in the database (readable). */
 int tg_meter_flush(tg_meter_t *m);

@@ -25,8 +25,9 @@
 #define RECORD_ROWS_MAX 1000000 /* far above the meter's 10,000 per transaction */
 
 struct tg_usage_log {
-    int fd;  /* header, replay, growth */
-    int dfd; /* appends: O_DIRECT | O_DSYNC, or -1 where the filesystem has no direct I/O */
+    int fd;       /* header, replay, growth */
+    int dfd;      /* appends: O_DIRECT | O_DSYNC, or -1 where the filesystem has no direct I/O */
+    int buffered; /* TG_USAGE_LOG_BUFFERED: appends are a pwrite each, no sync, no growth ahead */
     char *path;
     uint64_t generation;
     uint64_t offset;    /* where the next record goes */
@@ -119,6 +120,11 @@ static int sync_dir(const char *path, tg_err_t *err)
 
 int tg_usage_log_open(const char *path, tg_usage_log_t **out, tg_err_t *err)
 {
+    return tg_usage_log_open_mode(path, TG_USAGE_LOG_DURABLE, out, err);
+}
+
+int tg_usage_log_open_mode(const char *path, tg_usage_log_mode_t mode, tg_usage_log_t **out, tg_err_t *err)
+{
     *out = NULL;
     tg_usage_log_t *log = calloc(1, sizeof(*log));
     if (log == NULL || (log->path = strdup(path)) == NULL) {
@@ -127,6 +133,7 @@ int tg_usage_log_open(const char *path, tg_usage_log_t **out, tg_err_t *err)
     }
     int rc = 0;
     log->dfd = -1;
+    log->buffered = mode == TG_USAGE_LOG_BUFFERED;
     if ((log->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
         rc = tg_errf(err, TG_EIO, "opening the metering log %s: %s", path, strerror(errno));
         goto fail;
@@ -162,7 +169,7 @@ int tg_usage_log_open(const char *path, tg_usage_log_t **out, tg_err_t *err)
         log->allocated = (uint64_t)sb.st_size;
     }
     const char *buffered = getenv("TOLLGATE_USAGE_LOG_BUFFERED"); /* an escape hatch, and the tests' */
-    if ((buffered == NULL || strcmp(buffered, "1") != 0) &&
+    if (!log->buffered && (buffered == NULL || strcmp(buffered, "1") != 0) &&
         (log->dfd = open(path, O_RDWR | O_CLOEXEC | O_DIRECT | O_DSYNC)) < 0 && errno != EINVAL) {
         rc = tg_errf(err, TG_EIO, "opening the metering log %s: %s", path, strerror(errno));
         goto fail;
@@ -339,6 +346,19 @@ int tg_usage_log_append(tg_usage_log_t *log, uint64_t batch_id, const tg_usage_t
     uint64_t block = log->offset / BLOCK * BLOCK; /* direct I/O writes from here */
     size_t head = (size_t)(log->offset - block), padded = (head + RECORD_HEAD + len + BLOCK - 1) / BLOCK * BLOCK;
     uint64_t file_end = log->dfd >= 0 ? block + padded : end;
+    if (log->buffered) {
+        /* Process durability: one write into the page cache, nothing else on the caller's path
+         * (the caller is a gateway event loop). Nothing is written ahead: growing by a megabyte
+         * of zeros is there so that fdatasync has no metadata to write, and no append syncs here.
+         * Measured (bench/durable_append.sh): a page-cache write of an 11-row group costs about
+         * 3.5 us, a durable append 86 us. */
+        if ((rc = write_all(log, log->fd, log->buf, RECORD_HEAD + len, log->offset, err)) != 0)
+            return rc;
+        log->offset = end;
+        if (end > log->allocated)
+            log->allocated = end;
+        return 0;
+    }
     if (file_end > log->allocated) { /* grow by zeros ahead of the records, so most appends keep the size */
         static const unsigned char zeros[65536];
         uint64_t to = file_end + GROW_BYTES - file_end % GROW_BYTES;
@@ -371,6 +391,11 @@ int tg_usage_log_append(tg_usage_log_t *log, uint64_t batch_id, const tg_usage_t
     memmove(log->dbuf, log->dbuf + (last - block), (size_t)(end - last));
     log->offset = end;
     return 0;
+}
+
+int tg_usage_log_sync(tg_usage_log_t *log, tg_err_t *err)
+{
+    return sync_log(log, err);
 }
 
 int tg_usage_log_reset(tg_usage_log_t *log, tg_err_t *err)

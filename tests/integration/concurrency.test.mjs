@@ -1,4 +1,4 @@
-// concurrency.test.mjs - both gateway workers under load, in strict and batched metering.
+// concurrency.test.mjs - both gateway workers under load, in strict, process and batched metering.
 // scripts/run-tests.sh also runs this file against the ThreadSanitizer build: a race report
 // makes tollgate exit non-zero on SIGTERM, which stopServer turns into a failure.
 // Regression: in strict mode the commit queue's pipe socket was created on the main thread, and
@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Stack } from './harness.mjs';
 
-for (const durability of ['strict', 'batched']) {
+for (const durability of ['strict', 'process', 'batched']) {
   test(`${durability}: 64 concurrent clients, 20 customers, exact usage, clean stop`, async () => {
     const s = await new Stack({ durability }).start();
     try {

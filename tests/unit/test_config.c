@@ -94,7 +94,7 @@ static void test_example_file(void **state)
     assert_string_equal(cfg->admin.token, "admin-token-for-tests-0123");
     assert_int_equal(cfg->admin.key_grace_seconds, 86400);
     assert_string_equal(cfg->keys.secret, "key-secret-for-tests-0123456789abcdef");
-    assert_int_equal(cfg->metering.strict, 0);
+    assert_int_equal(cfg->metering.durability, 0);
     assert_int_equal(cfg->metering.flush_ms, 5);
 
     assert_int_equal(cfg->nplans, 4);
@@ -195,9 +195,19 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->upstream.keepalive_ms, 30000);
     assert_string_equal(cfg->storage.database, "sqlite:var/tollgate.db");
     assert_int_equal(cfg->admin.key_grace_seconds, 86400);
-    assert_int_equal(cfg->metering.strict, 0);
+    assert_int_equal(cfg->metering.durability, 0);
     assert_int_equal(cfg->metering.flush_ms, 5);
     assert_int_equal(cfg->metering.billable_classes, (1u << 2) | (1u << 3) | (1u << 4));
+    /* the three levels, in the order of tg_meter_durability_t */
+    static const char *const levels[] = {"batched", "strict", "process"};
+    for (int i = 0; i < 3; i++) {
+        char yaml[256];
+        snprintf(yaml, sizeof(yaml), BASE "metering: {durability: %s, flush_ms: 20}\nplans: {p: {}}\n", levels[i]);
+        tg_config_t *c = load_ok(yaml);
+        assert_int_equal(c->metering.durability, i);
+        assert_int_equal(c->metering.flush_ms, 20);
+        tg_config_free(c);
+    }
     assert_int_equal(cfg->metering.bill_429, 0);
     assert_int_equal(cfg->metering.max_units_per_call, 1000000000);
     assert_int_equal(cfg->keys.max_active_per_customer, 20);
@@ -268,7 +278,7 @@ static void test_every_key(void **state)
     assert_int_equal(cfg->upstream.timeout_ms, 600000);
     assert_int_equal(cfg->upstream.keepalive_ms, 0);
     assert_string_equal(cfg->storage.database, "sqlite:/tmp/x.db");
-    assert_int_equal(cfg->metering.strict, 1);
+    assert_int_equal(cfg->metering.durability, 1);
     assert_int_equal(cfg->metering.flush_ms, 10000);
     assert_int_equal(cfg->metering.billable_classes, (1u << 2) | (1u << 5));
     assert_int_equal(cfg->metering.bill_429, 1);
@@ -441,7 +451,7 @@ static void test_error_types(void **state)
                "test.yaml:4: plans.p.block_at_maximum: \"maybe\" is not true or false");
     only_error(BASE "plans: {p: {interval: week}}\n", "test.yaml:4: plans.p.interval: \"week\" is not month or year");
     only_error(BASE "metering: {durability: sometimes}\nplans: {p: {}}\n",
-               "test.yaml:4: metering.durability: \"sometimes\" is not batched or strict");
+               "test.yaml:4: metering.durability: \"sometimes\" is not batched, strict or process");
     only_error(BASE "metering: {billable_status: [\"200\"]}\nplans: {p: {}}\n",
                "test.yaml:4: metering.billable_status[0]: \"200\" is not a status class (1xx to 5xx)");
     only_error(BASE "server: {max_body_bytes: 1099511627777}\nplans: {p: {}}\n",

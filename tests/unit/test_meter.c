@@ -2,7 +2,8 @@
  * beside it, or with TG_TEST_BACKEND=postgres a fresh PostgreSQL database with the logs in the
  * test's folder: tests/support/tmpstore.h): group commit from many threads, exactly-once
  * callbacks, flush, stop, retry of a failing store, the metering log's replay at start, refusal of
- * a record that can never be stored, and event ids. */
+ * a record that can never be stored, event ids; and process durability: batches committed by
+ * several loop threads at once, and a process killed with SIGKILL right after its commits. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "../support/tmpstore.h"
@@ -59,8 +62,8 @@ static int is_sqlite(const fx_t *f)
  * PostgreSQL in the test's folder ("usage-N.log"), as the gateway does by default. */
 static int start_meter(fx_t *f, int strict, int flush_ms, tg_meter_t **m, tg_err_t *err)
 {
-    tg_meter_opts_t o = {.store_url = f->url, .log_dir = is_sqlite(f) ? NULL : f->dir, .strict = strict,
-                         .flush_ms = flush_ms};
+    tg_meter_opts_t o = {
+        .store_url = f->url, .log_dir = is_sqlite(f) ? NULL : f->dir, .durability = strict, .flush_ms = flush_ms};
     return tg_meter_start_opts(&o, m, err);
 }
 
@@ -287,7 +290,7 @@ static void test_flush(void **state)
     tg_err_t err = {0};
     counter_t c = {0};
     assert_int_equal(start_meter(f, 0, 60000, &c.m, &err), 0); /* batches of a minute */
-    assert_int_equal(tg_meter_flush(c.m), 0);                          /* nothing queued: returns */
+    assert_int_equal(tg_meter_flush(c.m), 0);                  /* nothing queued: returns */
     for (int i = 0; i < 100; i++) {
         tg_usage_t u = row("cus_1", "api_calls", 1);
         assert_int_equal(tg_meter_submit(c.m, &u, 1, on_count, &c), 0);
@@ -414,9 +417,10 @@ static void test_bad_record_is_isolated(void **state)
 static void fault(fx_t *f, int on)
 {
     if (is_sqlite(f))
-        sql_exec(f, on ? "CREATE TRIGGER fault BEFORE INSERT ON usage_batches BEGIN SELECT RAISE(ABORT, 'injected fault');"
-                         " END"
-                       : "DROP TRIGGER fault");
+        sql_exec(f,
+                 on ? "CREATE TRIGGER fault BEFORE INSERT ON usage_batches BEGIN SELECT RAISE(ABORT, 'injected fault');"
+                      " END"
+                    : "DROP TRIGGER fault");
     else
         sql_exec(f, on ? "CREATE FUNCTION fault() RETURNS trigger LANGUAGE plpgsql AS"
                          " $$ BEGIN RAISE EXCEPTION 'injected fault'; END $$;"
@@ -526,16 +530,15 @@ static long long file_size(fx_t *f, int i)
 
 /* Past 8 MiB the writer moves to the other log, and back once the first is stored and reset;
  * every call is counted once throughout. */
-static void test_logs_take_turns(void **state)
+static void logs_take_turns(fx_t *f, int durability)
 {
-    fx_t *f = *state;
     tg_err_t err = {0};
     counter_t c = {0};
     enum { ROWS = 1000, SUBMITS = 150 }; /* about 10 MB of log per round (70 bytes a row) */
     tg_usage_t *u = calloc(ROWS, sizeof(*u));
     for (int i = 0; i < ROWS; i++)
         u[i] = row("cus_1", "api_calls", 1);
-    assert_int_equal(start_meter(f, 0, 5, &c.m, &err), 0);
+    assert_int_equal(start_meter(f, durability, 5, &c.m, &err), 0);
     assert_int_equal(file_size(f, 2), 4096); /* just a header */
     long long first = 0;
     for (int round = 1; round <= 3; round++) {
@@ -554,6 +557,186 @@ static void test_logs_take_turns(void **state)
     assert_int_equal(total(f, "api_calls"), 3 * SUBMITS * ROWS);
     assert_int_equal(logged_rows(f), 0); /* a clean stop leaves nothing to replay */
     free(u);
+}
+
+static void test_logs_take_turns(void **state)
+{
+    logs_take_turns(*state, TG_METER_BATCHED);
+}
+
+/* Process durability through tg_meter_submit: the writer thread's buffered appends (the path a
+ * loop's failed write takes), and the switch its periodic tick makes. */
+static void test_process_logs_take_turns(void **state)
+{
+    logs_take_turns(*state, TG_METER_PROCESS);
+}
+
+/* ---- process durability: the loops' own batches ---- */
+
+enum { LOOPS = 4, ITERATIONS = 500, CALLS_PER_ITERATION = 8 };
+
+typedef struct {
+    tg_meter_t *m;
+    slot_t *slots;
+    int loop;
+    int refused, early, late; /* counted here, asserted by the main thread */
+} loop_t;
+
+/* One event loop: each iteration finishes CALLS_PER_ITERATION calls (api_calls 1, tokens 3 each)
+ * and commits them; every callback fires inside the commit, on this thread, once. */
+static void *loop_main(void *arg)
+{
+    loop_t *l = arg;
+    char cus[16];
+    snprintf(cus, sizeof(cus), "cus_%d", l->loop);
+    tg_meter_batch_t *b = tg_meter_batch_new(l->m);
+    if (b == NULL) {
+        l->refused++;
+        return NULL;
+    }
+    for (int it = 0; it < ITERATIONS; it++) {
+        slot_t *slots = &l->slots[(l->loop * ITERATIONS + it) * CALLS_PER_ITERATION];
+        for (int i = 0; i < CALLS_PER_ITERATION; i++) {
+            tg_usage_t u[2] = {row(cus, "api_calls", 1), row(cus, "tokens", 3)};
+            u[1].event_id = u[0].event_id;
+            if (tg_meter_batch_add(b, u, 2, on_slot, &slots[i]) != 0)
+                l->refused++;
+        }
+        for (int i = 0; i < CALLS_PER_ITERATION; i++)
+            l->early += atomic_load(&slots[i].fired) != 0;
+        if (!tg_meter_batch_pending(b))
+            l->refused++;
+        tg_meter_batch_commit(b);
+        for (int i = 0; i < CALLS_PER_ITERATION; i++)
+            l->late += atomic_load(&slots[i].fired) != 1 || atomic_load(&slots[i].status) != 0;
+    }
+    tg_meter_batch_free(b); /* nothing pending */
+    return NULL;
+}
+
+static void test_process_batches_from_many_loops(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    tg_meter_t *m;
+    assert_int_equal(start_meter(f, TG_METER_PROCESS, 5, &m, &err), 0);
+    enum { CALLS = LOOPS * ITERATIONS * CALLS_PER_ITERATION };
+    slot_t *slots = calloc(CALLS, sizeof(*slots));
+    pthread_t t[LOOPS];
+    loop_t l[LOOPS];
+    for (int i = 0; i < LOOPS; i++) {
+        l[i] = (loop_t){.m = m, .slots = slots, .loop = i};
+        assert_int_equal(pthread_create(&t[i], NULL, loop_main, &l[i]), 0);
+    }
+    for (int i = 0; i < LOOPS; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(l[i].refused, 0);
+        assert_int_equal(l[i].early, 0); /* nothing fires before the commit */
+        assert_int_equal(l[i].late, 0);  /* everything fires in it, once, with 0 */
+    }
+    tg_meter_stats_t s;
+    tg_meter_get_stats(m, &s);
+    assert_int_equal(s.submitted, 2 * CALLS);
+    assert_int_equal(s.committed, 2 * CALLS);
+    assert_int_equal(s.commits, LOOPS * ITERATIONS); /* one append per iteration */
+    assert_int_equal(s.failures, 0);
+    assert_int_equal(tg_meter_flush(m), 0);
+    assert_int_equal(total(f, "api_calls"), CALLS);
+    tg_meter_stop(m);
+    for (int i = 0; i < CALLS; i++)
+        assert_int_equal(atomic_load(&slots[i].fired), 1);
+    free(slots);
+    assert_int_equal(total(f, "api_calls"), CALLS);
+    assert_int_equal(total(f, "tokens"), 3 * CALLS);
+    assert_int_equal(sql_int(f, "SELECT SUM(rows) FROM usage_batches"), 2 * CALLS);
+    assert_int_equal(logged_rows(f), 0);
+}
+
+/* A callback that settles another call on the same loop (a released response leading to the
+ * next call) adds to the batch being committed: that call stays for the next commit, once. */
+typedef struct {
+    tg_meter_batch_t *b;
+    counter_t *c;
+    int added, add_rc;
+} readd_t;
+
+static void on_readd(void *arg, int status)
+{
+    readd_t *r = arg;
+    on_count(r->c, status);
+    if (r->added++ == 0) {
+        tg_usage_t u = row("cus_2", "api_calls", 5);
+        r->add_rc = tg_meter_batch_add(r->b, &u, 1, on_count, r->c);
+    }
+}
+
+static void test_process_callback_adds_to_the_batch(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    counter_t c = {0};
+    assert_int_equal(start_meter(f, TG_METER_PROCESS, 5, &c.m, &err), 0);
+    tg_meter_batch_t *b = tg_meter_batch_new(c.m);
+    assert_non_null(b);
+    readd_t r = {.b = b, .c = &c};
+    for (int i = 0; i < 3; i++) {
+        tg_usage_t u = row("cus_1", "api_calls", 1);
+        assert_int_equal(tg_meter_batch_add(b, &u, 1, i == 0 ? on_readd : on_count, i == 0 ? (void *)&r : (void *)&c),
+                         0);
+    }
+    tg_meter_batch_commit(b);
+    assert_int_equal(r.add_rc, 0);
+    assert_int_equal(atomic_load(&c.fired), 3); /* the three committed */
+    assert_true(tg_meter_batch_pending(b));     /* the one added meanwhile waits */
+    tg_meter_batch_commit(b);
+    assert_int_equal(atomic_load(&c.fired), 4);
+    assert_false(tg_meter_batch_pending(b));
+    tg_meter_batch_free(b);
+    assert_int_equal(tg_meter_flush(c.m), 0);
+    assert_int_equal(total(f, "api_calls"), 3 + 5);
+    tg_meter_stop(c.m);
+    assert_int_equal(atomic_load(&c.errors), 0);
+    assert_int_equal(total(f, "api_calls"), 3 + 5);
+}
+
+/* A process that committed batches and is killed with SIGKILL (no stop, no sync): the next
+ * start stores every committed call, those the applier had stored before the kill once. */
+static void test_process_kill_9_loses_nothing_committed(void **state)
+{
+    fx_t *f = *state;
+    enum { COMMITS = 200, PER_COMMIT = 5 };
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* the gateway: commits, then dies at once */
+        tg_err_t err = {0};
+        tg_meter_t *m;
+        if (start_meter(f, TG_METER_PROCESS, 5, &m, &err) != 0)
+            _exit(1);
+        tg_meter_batch_t *b = tg_meter_batch_new(m);
+        for (int i = 0; b != NULL && i < COMMITS; i++) {
+            for (int k = 0; k < PER_COMMIT; k++) {
+                tg_usage_t u = row("cus_1", "api_calls", 1);
+                if (tg_meter_batch_add(b, &u, 1, NULL, NULL) != 0)
+                    _exit(1);
+            }
+            tg_meter_batch_commit(b);
+            if (i % 50 == 49)
+                sleep_ms(10); /* lets the applier store some of them before the kill */
+        }
+        raise(SIGKILL);
+        _exit(1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    tg_err_t err = {0};
+    for (int run = 0; run < 2; run++) { /* the second start finds nothing left */
+        tg_meter_t *m;
+        assert_int_equal(start_meter(f, TG_METER_PROCESS, 5, &m, &err), 0);
+        assert_int_equal(total(f, "api_calls"), COMMITS * PER_COMMIT);
+        tg_meter_stop(m);
+    }
+    assert_int_equal(sql_int(f, "SELECT SUM(rows) FROM usage_batches"), COMMITS * PER_COMMIT);
 }
 
 /* While the database is down, logged rows beyond 65,536 are not kept in memory: they are read
@@ -774,6 +957,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_absurd_value_does_not_drop_the_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_keeps_a_refused_row_aside_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logs_take_turns, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_process_logs_take_turns, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_process_batches_from_many_loops, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_process_kill_9_loses_nothing_committed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_process_callback_adds_to_the_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_is_held_by_one_meter, setup, teardown),
         cmocka_unit_test(test_event_ids),
     };

@@ -1,6 +1,8 @@
 /* test_usage_log.c - the metering log on a real file: every field survives a reopen, replay stops
  * at a torn record, a reset retires the old generation even where its bytes remain, and a file
- * that is not a log is refused by name. */
+ * that is not a log is refused by name; each in the three ways of appending (direct I/O, write +
+ * fdatasync, and buffered writes for process durability), and buffered appends survive the
+ * death of the process that wrote them. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,10 +13,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "metering/usage_log.h"
+
+/* How this group's tests open the log (main runs them once per way). */
+static tg_usage_log_mode_t open_mode = TG_USAGE_LOG_DURABLE;
+
+static int open_log(const char *path, tg_usage_log_t **log, tg_err_t *err)
+{
+    return tg_usage_log_open_mode(path, open_mode, log, err);
+}
 
 typedef struct {
     char dir[64], path[128];
@@ -94,7 +106,7 @@ static seen_t reopen_and_replay(fx_t *f)
     tg_usage_log_t *log;
     tg_err_t err = {0};
     seen_t s = {0};
-    assert_int_equal(tg_usage_log_open(f->path, &log, &err), 0);
+    assert_int_equal(open_log(f->path, &log, &err), 0);
     assert_int_equal(tg_usage_log_replay(log, on_record, &s, &err), 0);
     tg_usage_log_close(log);
     return s;
@@ -107,7 +119,7 @@ static tg_usage_log_t *reopen_for_appends(fx_t *f, size_t *replayed)
     tg_usage_log_t *log;
     tg_err_t err = {0};
     seen_t seen = {0};
-    assert_int_equal(tg_usage_log_open(f->path, &log, &err), 0);
+    assert_int_equal(open_log(f->path, &log, &err), 0);
     assert_int_equal(tg_usage_log_replay(log, on_record, &seen, &err), 0);
     if (replayed != NULL)
         *replayed = seen.n;
@@ -119,7 +131,7 @@ static void test_records_survive_a_reopen(void **state)
     fx_t *f = *state;
     tg_usage_log_t *log;
     tg_err_t err = {0};
-    assert_int_equal(tg_usage_log_open(f->path, &log, &err), 0);
+    assert_int_equal(open_log(f->path, &log, &err), 0);
     assert_int_equal(tg_usage_log_used(log), 0);
     append(log, 1, 3);
     append(log, 2, 10);
@@ -150,7 +162,7 @@ static void test_replay_stops_at_a_torn_record(void **state)
     fx_t *f = *state;
     tg_usage_log_t *log;
     tg_err_t err = {0};
-    assert_int_equal(tg_usage_log_open(f->path, &log, &err), 0);
+    assert_int_equal(open_log(f->path, &log, &err), 0);
     append(log, 1, 2);
     append(log, 2, 2);
     uint64_t end = 4096 + tg_usage_log_used(log);
@@ -182,7 +194,7 @@ static void test_reset_retires_the_old_generation(void **state)
     fx_t *f = *state;
     tg_usage_log_t *log;
     tg_err_t err = {0};
-    assert_int_equal(tg_usage_log_open(f->path, &log, &err), 0);
+    assert_int_equal(open_log(f->path, &log, &err), 0);
     append(log, 1, 10);
     append(log, 2, 10);
     append(log, 3, 10);
@@ -191,7 +203,7 @@ static void test_reset_retires_the_old_generation(void **state)
     tg_usage_log_close(log);
     assert_int_equal(reopen_and_replay(f).n, 0);
 
-    assert_int_equal(tg_usage_log_open(f->path, &log, &err), 0);
+    assert_int_equal(open_log(f->path, &log, &err), 0);
     append(log, 5, 1); /* shorter than record 1: record 2 starts right after the new bytes */
     tg_usage_log_close(log);
     seen_t s = reopen_and_replay(f);
@@ -210,13 +222,13 @@ static void test_bad_files_and_rows_are_refused(void **state)
     for (int i = 0; i < 5000; i++)
         fputs("not a log ", fp);
     fclose(fp);
-    assert_int_equal(tg_usage_log_open(f->path, &log, &err), TG_ESTORE);
+    assert_int_equal(open_log(f->path, &log, &err), TG_ESTORE);
     assert_null(log);
     assert_non_null(strstr(err.msg, f->path));
     assert_non_null(strstr(err.msg, "not a tollgate metering log"));
 
     unlink(f->path);
-    assert_int_equal(tg_usage_log_open(f->path, &log, &err), 0);
+    assert_int_equal(open_log(f->path, &log, &err), 0);
     tg_usage_t u = row(0);
     memset(u.metric, 'x', sizeof(u.metric)); /* unterminated */
     assert_int_equal(tg_usage_log_append(log, 1, &u, 1, &err), TG_EINVAL);
@@ -235,7 +247,7 @@ static void test_read_back_by_position(void **state)
     fx_t *f = *state;
     tg_usage_log_t *log;
     tg_err_t err = {0};
-    assert_int_equal(tg_usage_log_open(f->path, &log, &err), 0);
+    assert_int_equal(open_log(f->path, &log, &err), 0);
     append(log, 1, 1);
     uint64_t from = tg_usage_log_used(log);
     for (uint64_t b = 2; b <= 6; b++)
@@ -275,7 +287,7 @@ static void test_appends_at_every_alignment(void **state)
     fx_t *f = *state;
     tg_usage_log_t *log;
     tg_err_t err = {0};
-    assert_int_equal(tg_usage_log_open(f->path, &log, &err), 0);
+    assert_int_equal(open_log(f->path, &log, &err), 0);
     for (uint64_t b = 1; b <= 200; b++) {
         append(log, b, 1 + (size_t)(b * 7 % 10));
         if (b == 100) { /* the second half appends after a replay */
@@ -288,6 +300,68 @@ static void test_appends_at_every_alignment(void **state)
     tg_usage_log_close(log);
     seen_t s = reopen_and_replay(f);
     assert_int_equal(s.n, 200);
+    assert_int_equal(s.mismatch, 0);
+}
+
+/* Buffered (process durability): the file grows with the appends, nothing is written ahead; a
+ * record cut short, as a power cut during writeback can leave it, ends the replay. */
+static void test_buffered_file_grows_with_its_appends(void **state)
+{
+    fx_t *f = *state;
+    tg_usage_log_t *log;
+    tg_err_t err = {0};
+    assert_int_equal(tg_usage_log_open_mode(f->path, TG_USAGE_LOG_BUFFERED, &log, &err), 0);
+    append(log, 1, 2);
+    append(log, 2, 5);
+    append(log, 3, 10);
+    uint64_t end = 4096 + tg_usage_log_used(log);
+    struct stat sb;
+    assert_int_equal(stat(f->path, &sb), 0);
+    assert_int_equal((uint64_t)sb.st_size, end);
+    assert_int_equal(tg_usage_log_sync(log, &err), 0);
+    tg_usage_log_close(log);
+    assert_int_equal(truncate(f->path, (off_t)end - 7), 0);
+    seen_t s = reopen_and_replay(f);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.ids[1], 2);
+    assert_int_equal(s.mismatch, 0);
+    log = reopen_for_appends(f, NULL);
+    append(log, 4, 1); /* over the cut one */
+    tg_usage_log_close(log);
+    s = reopen_and_replay(f);
+    assert_int_equal(s.n, 3);
+    assert_int_equal(s.ids[2], 4);
+    assert_int_equal(s.mismatch, 0);
+}
+
+/* Buffered: what an append wrote is the kernel's once it returns, so a process killed with
+ * SIGKILL right after its appends, with no sync and no close, loses none of them. */
+static void test_buffered_appends_survive_kill_9(void **state)
+{
+    fx_t *f = *state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        tg_usage_log_t *log;
+        tg_err_t err = {0};
+        if (tg_usage_log_open_mode(f->path, TG_USAGE_LOG_BUFFERED, &log, &err) != 0)
+            _exit(1);
+        tg_usage_t rows[10];
+        for (uint64_t b = 1; b <= 12; b++) {
+            for (size_t i = 0; i < 10; i++)
+                rows[i] = row((int)(b * 10 + i));
+            if (tg_usage_log_append(log, b, rows, 10, &err) != 0)
+                _exit(1);
+        }
+        raise(SIGKILL);
+        _exit(1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    seen_t s = reopen_and_replay(f);
+    assert_int_equal(s.n, 12);
+    assert_int_equal(s.ids[11], 12);
     assert_int_equal(s.mismatch, 0);
 }
 
@@ -304,11 +378,21 @@ static int run(const char *label)
     return _cmocka_run_group_tests(label, tests, sizeof(tests) / sizeof(tests[0]), NULL, NULL);
 }
 
-/* Both ways of appending: direct I/O (where the filesystem has it) and write + fdatasync. */
+/* The three ways of appending: direct I/O (where the filesystem has it), write + fdatasync, and
+ * buffered writes without a sync (process durability). */
 int main(void)
 {
     unsetenv("TOLLGATE_USAGE_LOG_BUFFERED");
     int failed = run("usage log, direct I/O");
     setenv("TOLLGATE_USAGE_LOG_BUFFERED", "1", 1);
-    return failed + run("usage log, write and fdatasync");
+    failed += run("usage log, write and fdatasync");
+    unsetenv("TOLLGATE_USAGE_LOG_BUFFERED");
+    open_mode = TG_USAGE_LOG_BUFFERED;
+    failed += run("usage log, buffered (process durability)");
+    const struct CMUnitTest buffered[] = {
+        cmocka_unit_test_setup_teardown(test_buffered_file_grows_with_its_appends, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_buffered_appends_survive_kill_9, setup, teardown),
+    };
+    return failed + _cmocka_run_group_tests("usage log, buffered only", buffered,
+                                            sizeof(buffered) / sizeof(buffered[0]), NULL, NULL);
 }
