@@ -97,6 +97,7 @@ install: $(BUILD)/tollgate $(BUILD)/tollgate.1
 	install -d -m 0755 $(DESTDIR)$(DATADIR) $(DESTDIR)$(UNITDIR)
 	sed -e 's|sqlite:../var/tollgate.db|sqlite:$(STATEDIR)/tollgate.db|' -e 's|this is the repository.s var/tollgate.db|the state directory of the systemd unit|' \
 	    -e 's|examples/tollgate.yaml|$(SYSCONFDIR)/tollgate/tollgate.yaml|' \
+	    -e 's|^  openapi: demo-upstream.openapi.yaml  |  # openapi: your-api.openapi.yaml|' \
 	    examples/tollgate.yaml > $(DESTDIR)$(DATADIR)/tollgate.yaml.example
 	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DATADIR@|$(DATADIR)|g' \
 	    packaging/tollgate.service.in > $(DESTDIR)$(UNITDIR)/tollgate.service

@@ -67,6 +67,8 @@ test('relative paths in the configuration are relative to its folder, not the wo
       .replace('sqlite:../var/tollgate.db', 'postgresql://tollgate:hunter2secret@127.0.0.1:5/tg?password=hunter2secret')
       .replace('metering:\n', 'metering:\n  log_dir: spool\n');
     writeFileSync(join(dir, 'tollgate.yaml'), cfg);
+    // the example names the demo upstream's OpenAPI document beside it (portal.openapi)
+    copyFileSync(join(root, 'examples/demo-upstream.openapi.yaml'), join(dir, 'demo-upstream.openapi.yaml'));
     const env = { ...process.env, TOLLGATE_ADMIN_TOKEN: 'adm_0123456789abcdef0123', TOLLGATE_KEY_SECRET: '0123456789abcdef0123456789abcdef' };
     const out = spawnSync(resolve(root, process.env.TOLLGATE_BIN || 'build/tollgate'), ['check-config', '-c', join(dir, 'tollgate.yaml')], { encoding: 'utf8', env });
     rmSync(dir, { recursive: true, force: true });
