@@ -4,10 +4,12 @@
 # batch). Prints customers/s, peak memory (RSS of the process running the closer: it must not
 # grow with the customer count), and checks the sum of all invoices against the pricing code's
 # own computation, to the cent.
-#   bench/invoices.sh [--backend sqlite|postgres|both] [--runs N] [CUSTOMERS]
+#   bench/invoices.sh [--backend sqlite|postgres|both] [--runs N] [--connections N] [CUSTOMERS]
 # Env: CUSTOMERS (default 100000), BACKEND (sqlite), RUNS (1), BENCH_INVOICES_BIN (the closer's
 # build to measure, default build/bench-invoices: a bench-invoices linked with another build's
-# libtollgate.a compares builds). With both, the backends alternate
+# libtollgate.a compares builds), CONNECTIONS (the closer's connections on PostgreSQL,
+# billing.close_connections; default the closer's own default, 2; builds before it take none).
+# With both, the backends alternate
 # run by run (so that the machine's drift falls on both) and the medians are printed at the end.
 #   sqlite:   build/bench-invoices stores the data through the store API in a temporary file,
 #             then closes the month (one process).
@@ -23,13 +25,15 @@ cd "$(dirname "$0")/.."
 
 BACKEND=${BACKEND:-sqlite}
 RUNS=${RUNS:-1}
+CONNECTIONS=${CONNECTIONS:-}
 CUSTOMERS=${CUSTOMERS:-100000}
 while [ $# -gt 0 ]; do
   case $1 in
     --backend) BACKEND=$2; shift 2 ;;
     --runs) RUNS=$2; shift 2 ;;
+    --connections) CONNECTIONS=$2; shift 2 ;;
     [0-9]*) CUSTOMERS=$1; shift ;;
-    *) echo "usage: $0 [--backend sqlite|postgres|both] [--runs N] [CUSTOMERS]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--backend sqlite|postgres|both] [--runs N] [--connections N] [CUSTOMERS]" >&2; exit 2 ;;
   esac
 done
 case $BACKEND in sqlite) backends=(sqlite) ;; postgres) backends=(postgres) ;; both) backends=(sqlite postgres) ;;
@@ -87,7 +91,7 @@ SQL
   pm=$(head -1 "$pg_dir/data/postmaster.pid")
   kids=$(pgrep -c -P "$pm" || true)
   cpu0=$(pg_cpu "$pm")
-  "$BI" --close "$CUSTOMERS" "$url" "$FEB1_2026" >> "$1"
+  "$BI" --close "$CUSTOMERS" "$url" "$FEB1_2026" ${CONNECTIONS:+"$CONNECTIONS"} >> "$1"
   # the closer's backend is counted once the postmaster has reaped it (bounded wait)
   for i in $(seq 100); do [ "$(pgrep -c -P "$pm" || true)" -gt "$kids" ] || break; sleep 0.05; done
   echo "PostgreSQL's CPU:     $(awk -v a="$cpu0" -v b="$(pg_cpu "$pm")" 'BEGIN { printf "%.2f", b - a }') s (server processes, over the close, the second run and the listing)" >> "$1"
