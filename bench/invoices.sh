@@ -7,7 +7,8 @@
 #   bench/invoices.sh [--backend sqlite|postgres|both] [--runs N] [--connections N] [CUSTOMERS]
 # Env: CUSTOMERS (default 100000), BACKEND (sqlite), RUNS (1), BENCH_INVOICES_BIN (the closer's
 # build to measure, default build/bench-invoices: a bench-invoices linked with another build's
-# libtollgate.a compares builds), CONNECTIONS (the closer's connections on PostgreSQL,
+# libtollgate.a compares builds; TOLLGATE_BIN, default build/tollgate, the build whose
+# `tollgate migrate` makes the PostgreSQL schema: give both to measure another build), CONNECTIONS (the closer's connections on PostgreSQL,
 # billing.close_connections; default the closer's own default, 2; builds before it take none).
 # With both, the backends alternate
 # run by run (so that the machine's drift falls on both) and the medians are printed at the end.
@@ -40,6 +41,7 @@ case $BACKEND in sqlite) backends=(sqlite) ;; postgres) backends=(postgres) ;; b
   *) echo "unknown backend $BACKEND" >&2; exit 2 ;; esac
 make -s build/tollgate build/bench-invoices
 BI=${BENCH_INVOICES_BIN:-build/bench-invoices}
+TG=${TOLLGATE_BIN:-build/tollgate} # its migrate makes the schema: that build's, with BENCH_INVOICES_BIN
 
 work=$(mktemp -d /tmp/tollgate-bench-inv.XXXXXX)
 chmod 711 "$work" # PostgreSQL runs as another user when we are root (scripts/pg-test.sh)
@@ -71,14 +73,26 @@ storage: {database: "$url"}
 metering: {log_dir: "$work/meterlog"}
 plans: {free: {price: "0"}}
 CONF
-  build/tollgate migrate -c "$work/migrate.yaml" >/dev/null
+  "$TG" migrate -c "$work/migrate.yaml" >/dev/null
   t0=$(now)
   expected=$(build/bench-invoices --csv "$CUSTOMERS" "$JAN1_2026" "$work")
   # the customers' change notifications (for other gateways) are for the admin API's writes, not
   # for a bulk load nobody listens to
   psql -q -v ON_ERROR_STOP=1 "$url" <<SQL
 ALTER TABLE customers DISABLE TRIGGER customers_notify;
-\copy customers(id, email, plan_id, status, created_at, anchor_at, next_period_end) FROM '$work/customers.csv' WITH (FORMAT csv)
+-- the schedule in a table of its own since migration 31 (customer_schedule); in customers before
+SELECT to_regclass('customer_schedule') IS NOT NULL AS narrow \\gset
+\\if :narrow
+CREATE TEMP TABLE load(id text, email text, plan_id text, status text, created_at bigint, anchor_at bigint,
+  next_period_end bigint);
+\\copy load FROM '$work/customers.csv' WITH (FORMAT csv)
+INSERT INTO customers(id, email, plan_id, status, created_at, anchor_at)
+  SELECT id, email, plan_id, status, created_at, anchor_at FROM load;
+INSERT INTO customer_schedule(customer_id, next_period_end) SELECT id, next_period_end FROM load;
+DROP TABLE load;
+\\else
+\\copy customers(id, email, plan_id, status, created_at, anchor_at, next_period_end) FROM '$work/customers.csv' WITH (FORMAT csv)
+\\endif
 \copy usage_period(customer_id, period_start, plan_id, metric, units) FROM '$work/usage.csv' WITH (FORMAT csv)
 ALTER TABLE customers ENABLE TRIGGER customers_notify;
 ANALYZE;
