@@ -238,7 +238,7 @@ typedef struct {
     int64_t now;
     int64_t after_end;
     char after_id[TG_ID_MAX];
-    int done;    /* the last page has been handed out, or a worker failed or was told to stop */
+    int done; /* the last page has been handed out, or a worker failed or was told to stop */
     int (*keep_going)(void *arg);
     void *keep_going_arg;
 } pool_share_t;

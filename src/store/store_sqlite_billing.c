@@ -50,8 +50,8 @@ int tg_sqlite_customer_set_next_period_end(tg_store_t *store, const char *id, in
     sqlite3_stmt *s;
     int rc = tg_sqlite_cached(st, SQ_SET_NEXT_END,
                               "UPDATE customer_schedule SET next_period_end = ?3"
-                              " WHERE customer_id = ?1 AND next_period_end = ?2", &s,
-                              err, "scheduling a customer's next period");
+                              " WHERE customer_id = ?1 AND next_period_end = ?2",
+                              &s, err, "scheduling a customer's next period");
     if (rc != 0)
         return rc;
     sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
