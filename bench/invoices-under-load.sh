@@ -2,8 +2,10 @@
 # bench/invoices-under-load.sh - the gateway's latency while a big invoice run closes a month, in
 # one process and one run: tollgate serves wrk's requests while its admin thread closes CUSTOMERS
 # customers' month (the same period closer as bench/invoices.sh, in slices between admin jobs).
-#   1. the data: CUSTOMERS customers with usage, anchored now, in tollgate's SQLite file
-#      (build/bench-invoices --populate, which prints the pricing code's own total)
+#   1. the data: CUSTOMERS customers with usage, anchored now, in tollgate's SQLite file, or with
+#      --backend postgres in a throwaway PostgreSQL (scripts/pg-test.sh; the closer then uses
+#      billing.close_connections, default 2) (build/bench-invoices --populate, which prints the
+#      pricing code's own total)
 #   2. tollgate serve --test-clock on it, KEYS load customers with keys, upstream nginx (1 worker)
 #   3. wrk for DURATION: p50/p99 without the close
 #   4. POST /v1/admin/clock +32 days: the next tick (within 10 s) starts the close; wrk runs in
@@ -11,11 +13,23 @@
 #      and meanwhile the admin API's answer time (GET /v1/admin/customers, twice a second)
 #   5. wrk for DURATION again after the close; the sum of the invoices against the expected total
 # Prints the figures and the server's peak RSS before and after the close.
-# Env: CUSTOMERS (default 100000), KEYS (100), CONNS (32), DURATION (10s), WINDOW (5s).
+#   bench/invoices-under-load.sh [--backend sqlite|postgres] [CUSTOMERS]
+# Env: CUSTOMERS (default 100000), BACKEND (sqlite), KEYS (100), CONNS (32), DURATION (10s),
+# WINDOW (5s), TOLLGATE_BIN (build/tollgate), CLOSE_CONNECTIONS (billing.close_connections; unset:
+# its default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 CUSTOMERS=${CUSTOMERS:-100000}
+BACKEND=${BACKEND:-sqlite}
+while [ $# -gt 0 ]; do
+  case $1 in
+    --backend) BACKEND=$2; shift 2 ;;
+    [0-9]*) CUSTOMERS=$1; shift ;;
+    *) echo "usage: $0 [--backend sqlite|postgres] [CUSTOMERS]" >&2; exit 2 ;;
+  esac
+done
+case $BACKEND in sqlite|postgres) ;; *) echo "unknown backend $BACKEND" >&2; exit 2 ;; esac
 KEYS=${KEYS:-100}
 CONNS=${CONNS:-32}
 DURATION=${DURATION:-10s}
@@ -25,27 +39,49 @@ command -v wrk >/dev/null && command -v nginx >/dev/null && command -v sqlite3 >
 make -s build/tollgate build/bench-invoices
 
 work=$(mktemp -d /tmp/tollgate-bench-invload.XXXXXX)
+chmod 711 "$work" # PostgreSQL runs as another user when we are root (scripts/pg-test.sh)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+pg_dir=""
+cleanup() {
+  local rc=$?
+  # a failed run shows what the server said
+  [ "$rc" -eq 0 ] || [ ! -s "$work/tollgate.log" ] || { echo "tollgate's log:"; tail -20 "$work/tollgate.log"; } >&2
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [ -z "$pg_dir" ] || scripts/pg-test.sh stop "$pg_dir" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 UP=$(free_port); GW=$(free_port); AD=$(free_port)
 TOKEN=bench-admin-token-0123456789
 admin() { curl -s -H "Authorization: Bearer $TOKEN" -H "content-type: application/json" "$@"; }
 start_upstream "$work/up" "$UP"
 
+if [ "$BACKEND" = postgres ]; then
+  pg_dir=$work/pg
+  db=$(scripts/pg-test.sh start "$pg_dir")
+  sql() { psql -qtA -v ON_ERROR_STOP=1 "$db" -c "$1"; }
+else
+  db=sqlite:$work/tollgate.db
+  sql() { sqlite3 "$work/tollgate.db" "PRAGMA busy_timeout=5000; $1" | tail -1; }
+fi
 anchor=$(date +%s)
 t0=$(date +%s.%N)
-expected=$(build/bench-invoices --populate "$CUSTOMERS" "sqlite:$work/tollgate.db" "$anchor")
+expected=$(build/bench-invoices --populate "$CUSTOMERS" "$db" "$anchor")
 echo "populated $CUSTOMERS customers in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s; expected sum of their invoices: $expected usd"
 
+billing_yaml="" log_dir=""
+[ "$BACKEND" = sqlite ] || log_dir=", log_dir: \"$work/meterlog\"" # required with PostgreSQL
+[ -z "${CLOSE_CONNECTIONS:-}" ] || billing_yaml="billing: {close_connections: $CLOSE_CONNECTIONS}"
 # The plans of tools/bench-invoices.c (the expected total is priced with them) and one for the load.
 cat > "$work/tollgate.yaml" <<CONF
 server: {listen: "127.0.0.1:$GW", admin_listen: "127.0.0.1:$AD", workers: ${TG_WORKERS:-$(nproc)}}
 upstream: {url: "http://127.0.0.1:$UP", timeout_ms: 30000}
-storage: {database: "sqlite:$work/tollgate.db"}
+storage: {database: "$db"}
+$billing_yaml
 admin: {token: "$TOKEN"}
 keys: {secret: "bench-key-secret-0123456789abcdef0123"}
-metering: {durability: batched, flush_ms: 5}
+metering: {durability: batched, flush_ms: 5$log_dir}
 plans:
   free: {price: "0", included: {api_calls: 1000}}
   starter: {price: "49", included: {api_calls: 50000}, charges: [{metric: api_calls, model: per_unit, unit_price: "0.001"}]}
@@ -84,7 +120,7 @@ wrk_run() { # duration out
 }
 fig() { echo "$(rps_of "$1") $(p50_of "$1") $(p99_of "$1")"; } # out -> "requests/s p50 p99" (ms)
 hwm() { awk '/VmHWM/ { printf "%.1f MiB", $2 / 1024 }' "/proc/$TGPID/status"; }
-count() { sqlite3 "$work/tollgate.db" "PRAGMA busy_timeout=5000; SELECT COUNT(*) FROM invoices" | tail -1; }
+count() { sql "SELECT COUNT(*) FROM invoices"; }
 total=$((CUSTOMERS + KEYS))
 
 KEYS_FILE=$work/keys.txt wrk -t1 -c"$CONNS" -d2s -s "$work/keys.lua" "http://127.0.0.1:$GW/v1/basic/x" >/dev/null # warm up
@@ -126,11 +162,15 @@ echo "after the close:    $rps_a requests/s, p50 $p50_a ms, p99 $p99_a ms (serve
 
 col() { for r in "${during[@]}"; do echo "$r" | awk -v c="$1" '{ print $c }'; done; }
 # totals are in nano-units (10^-9 of the currency): every invoice total is a whole number of cents
-got=$(sqlite3 "$work/tollgate.db" "SELECT printf('%d.%02d', SUM(total) / 1000000000, SUM(total) / 10000000 % 100) FROM invoices
-  WHERE customer_id IN (SELECT id FROM customers WHERE email LIKE '%@bench.test')")
+bench_total="SELECT SUM(total) AS s FROM invoices WHERE customer_id IN (SELECT id FROM customers WHERE email LIKE '%@bench.test')"
+if [ "$BACKEND" = postgres ]; then
+  got=$(sql "SELECT div(s, 1000000000) || '.' || lpad((div(s, 10000000) % 100)::text, 2, '0') FROM ($bench_total) t")
+else
+  got=$(sql "SELECT printf('%d.%02d', s / 1000000000, s / 10000000 % 100) FROM ($bench_total)")
+fi
 admin_max=$(sort -g "$work/admin.times" | tail -1); admin_med=$(median < "$work/admin.times")
 echo
-echo "$CUSTOMERS customers (+ $KEYS load customers), wrk -t1 -c$CONNS, $(nproc) cores, upstream nginx 1 worker"
+echo "$BACKEND, $CUSTOMERS customers (+ $KEYS load customers), wrk -t1 -c$CONNS, $(nproc) cores, upstream nginx 1 worker"
 echo "close: $total invoices in about $(awk -v a="$t_adv" -v b="$t_done" 'BEGIN { printf "%.0f", b - a }') s after the clock moved (the tick starts it within 10 s)"
 echo "gateway p99: without the close $p99_b ms; during it, median of ${#during[@]} windows $(col 3 | median) ms, worst $(col 3 | sort -g | tail -1) ms; after it $p99_a ms"
 echo "gateway requests/s: without $rps_b; during (median) $(col 1 | median); after $rps_a"

@@ -4,10 +4,13 @@
 # batch). Prints customers/s, peak memory (RSS of the process running the closer: it must not
 # grow with the customer count), and checks the sum of all invoices against the pricing code's
 # own computation, to the cent.
-#   bench/invoices.sh [--backend sqlite|postgres|both] [--runs N] [CUSTOMERS]
+#   bench/invoices.sh [--backend sqlite|postgres|both] [--runs N] [--connections N] [CUSTOMERS]
 # Env: CUSTOMERS (default 100000), BACKEND (sqlite), RUNS (1), BENCH_INVOICES_BIN (the closer's
 # build to measure, default build/bench-invoices: a bench-invoices linked with another build's
-# libtollgate.a compares builds). With both, the backends alternate
+# libtollgate.a compares builds; TOLLGATE_BIN, default build/tollgate, the build whose
+# `tollgate migrate` makes the PostgreSQL schema: give both to measure another build), CONNECTIONS (the closer's connections on PostgreSQL,
+# billing.close_connections; default the closer's own default, 2; builds before it take none).
+# With both, the backends alternate
 # run by run (so that the machine's drift falls on both) and the medians are printed at the end.
 #   sqlite:   build/bench-invoices stores the data through the store API in a temporary file,
 #             then closes the month (one process).
@@ -23,19 +26,22 @@ cd "$(dirname "$0")/.."
 
 BACKEND=${BACKEND:-sqlite}
 RUNS=${RUNS:-1}
+CONNECTIONS=${CONNECTIONS:-}
 CUSTOMERS=${CUSTOMERS:-100000}
 while [ $# -gt 0 ]; do
   case $1 in
     --backend) BACKEND=$2; shift 2 ;;
     --runs) RUNS=$2; shift 2 ;;
+    --connections) CONNECTIONS=$2; shift 2 ;;
     [0-9]*) CUSTOMERS=$1; shift ;;
-    *) echo "usage: $0 [--backend sqlite|postgres|both] [--runs N] [CUSTOMERS]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--backend sqlite|postgres|both] [--runs N] [--connections N] [CUSTOMERS]" >&2; exit 2 ;;
   esac
 done
 case $BACKEND in sqlite) backends=(sqlite) ;; postgres) backends=(postgres) ;; both) backends=(sqlite postgres) ;;
   *) echo "unknown backend $BACKEND" >&2; exit 2 ;; esac
 make -s build/tollgate build/bench-invoices
 BI=${BENCH_INVOICES_BIN:-build/bench-invoices}
+TG=${TOLLGATE_BIN:-build/tollgate} # its migrate makes the schema: that build's, with BENCH_INVOICES_BIN
 
 work=$(mktemp -d /tmp/tollgate-bench-inv.XXXXXX)
 chmod 711 "$work" # PostgreSQL runs as another user when we are root (scripts/pg-test.sh)
@@ -67,14 +73,26 @@ storage: {database: "$url"}
 metering: {log_dir: "$work/meterlog"}
 plans: {free: {price: "0"}}
 CONF
-  build/tollgate migrate -c "$work/migrate.yaml" >/dev/null
+  "$TG" migrate -c "$work/migrate.yaml" >/dev/null
   t0=$(now)
   expected=$(build/bench-invoices --csv "$CUSTOMERS" "$JAN1_2026" "$work")
   # the customers' change notifications (for other gateways) are for the admin API's writes, not
   # for a bulk load nobody listens to
   psql -q -v ON_ERROR_STOP=1 "$url" <<SQL
 ALTER TABLE customers DISABLE TRIGGER customers_notify;
-\copy customers(id, email, plan_id, status, created_at, anchor_at, next_period_end) FROM '$work/customers.csv' WITH (FORMAT csv)
+-- the schedule in a table of its own since migration 31 (customer_schedule); in customers before
+SELECT to_regclass('customer_schedule') IS NOT NULL AS narrow \\gset
+\\if :narrow
+CREATE TEMP TABLE load(id text, email text, plan_id text, status text, created_at bigint, anchor_at bigint,
+  next_period_end bigint);
+\\copy load FROM '$work/customers.csv' WITH (FORMAT csv)
+INSERT INTO customers(id, email, plan_id, status, created_at, anchor_at)
+  SELECT id, email, plan_id, status, created_at, anchor_at FROM load;
+INSERT INTO customer_schedule(customer_id, next_period_end) SELECT id, next_period_end FROM load;
+DROP TABLE load;
+\\else
+\\copy customers(id, email, plan_id, status, created_at, anchor_at, next_period_end) FROM '$work/customers.csv' WITH (FORMAT csv)
+\\endif
 \copy usage_period(customer_id, period_start, plan_id, metric, units) FROM '$work/usage.csv' WITH (FORMAT csv)
 ALTER TABLE customers ENABLE TRIGGER customers_notify;
 ANALYZE;
@@ -87,7 +105,7 @@ SQL
   pm=$(head -1 "$pg_dir/data/postmaster.pid")
   kids=$(pgrep -c -P "$pm" || true)
   cpu0=$(pg_cpu "$pm")
-  "$BI" --close "$CUSTOMERS" "$url" "$FEB1_2026" >> "$1"
+  "$BI" --close "$CUSTOMERS" "$url" "$FEB1_2026" ${CONNECTIONS:+"$CONNECTIONS"} >> "$1"
   # the closer's backend is counted once the postmaster has reaped it (bounded wait)
   for i in $(seq 100); do [ "$(pgrep -c -P "$pm" || true)" -gt "$kids" ] || break; sleep 0.05; done
   echo "PostgreSQL's CPU:     $(awk -v a="$cpu0" -v b="$(pg_cpu "$pm")" 'BEGIN { printf "%.2f", b - a }') s (server processes, over the close, the second run and the listing)" >> "$1"

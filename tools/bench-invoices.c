@@ -264,8 +264,8 @@ static int cmd_csv(int argc, char **argv)
  * printed sum with the one --csv or --populate printed. */
 static int cmd_close(int argc, char **argv)
 {
-    if (argc != 5)
-        return fprintf(stderr, "usage: bench-invoices --close CUSTOMERS STORE_URL AT\n"), 2;
+    if (argc != 5 && argc != 6)
+        return fprintf(stderr, "usage: bench-invoices --close CUSTOMERS STORE_URL AT [CONNECTIONS]\n"), 2;
     long n = strtol(argv[2], NULL, 10);
     bench_clock = strtoll(argv[4], NULL, 10);
     tg_config_t *cfg;
@@ -277,13 +277,23 @@ static int cmd_close(int argc, char **argv)
         return 1;
     if (tg_store_open(argv[3], &st, &err) != 0 || tg_store_migrate(st, &err) != 0)
         return die("opening the store", &err);
+    /* billing.close_connections: its default unless given (2 on PostgreSQL, 1 on SQLite) */
+    long conns = argc == 6 ? strtol(argv[5], NULL, 10) : strcmp(tg_store_backend(st), "sqlite") == 0 ? 1 : 2;
+    if (conns < 1 || conns > 16)
+        return fprintf(stderr, "bench-invoices: CONNECTIONS must be 1 to 16\n"), 2;
+    tg_store_t *more[16];
+    for (long k = 1; k < conns; k++)
+        if (tg_store_open(argv[3], &more[k - 1], &err) != 0)
+            return die("opening the store", &err);
     double rss0 = peak_rss_mib();
     tg_sub_ctx_t x = {.cfg = cfg, .store = st, .now_s = bench_now};
     tg_periods_run_t run, again;
     double u1, s1, u2, s2;
     cpu_s(&u1, &s1);
     double t1 = now_s();
-    if (tg_periods_close(&x, NULL, INT64_MAX, &run, &err) != 0)
+    /* one connection: tg_periods_close, as the closer does without a pool */
+    if ((conns > 1 ? tg_periods_close_pool(&x, more, (size_t)conns - 1, bench_now(), NULL, NULL, &run, &err)
+                   : tg_periods_close(&x, NULL, INT64_MAX, &run, &err)) != 0)
         return die("closing periods", &err);
     double t2 = now_s();
     cpu_s(&u2, &s2);
@@ -301,12 +311,15 @@ static int cmd_close(int argc, char **argv)
     char got[TG_MONEY_FMT_MAX];
     tg_money_format(total, 2, got, sizeof(got));
     printf("customers:            %ld (peak RSS before the close %.1f MiB)\n", n, rss0);
+    printf("closer connections:   %ld\n", conns);
     printf("invoices created:     %d in %.2f s = %.0f customers/s\n", run.created, t2 - t1, (double)n / (t2 - t1));
     printf("closer's CPU:         %.2f s user + %.2f s system during the close\n", u2 - u1, s2 - s1);
     printf("second run:           %d created in %.3f s (nobody due)\n", again.created, t3 - t2);
     printf("peak memory (RSS):    %.1f MiB after the close (%.1f MiB after the check's listing)\n", rss_close,
            peak_rss_mib());
     printf("sum of invoices:      %s usd\n", got);
+    for (long k = 1; k < conns; k++)
+        tg_store_close(more[k - 1]);
     tg_store_close(st);
     tg_config_free(cfg);
     return run.created == n && again.created == 0 ? 0 : 1;

@@ -29,7 +29,36 @@ struct tg_closer {
     int nice;
     int (*may_run)(void *arg);
     void *may_run_arg;
+    /* billing.close_connections - 1 more connections (PostgreSQL only), each used by one of the
+     * pool's threads during a run (tg_periods_close_pool); none: one connection, in slices */
+    tg_store_t **more;
+    size_t nmore;
 };
+
+/* The pool's keep_going (any of its threads): not stopping, and still the node that closes. */
+static int closer_keep_going(void *arg)
+{
+    tg_closer_t *c = arg;
+    pthread_mutex_lock(&c->mu);
+    int stop = c->stopping;
+    pthread_mutex_unlock(&c->mu);
+    return !stop && (c->may_run == NULL || c->may_run(c->may_run_arg));
+}
+
+/* One run with the pool: 0 when this node may not close now (another does). */
+static int closer_run_pool(tg_closer_t *c)
+{
+    if (c->may_run != NULL && !c->may_run(c->may_run_arg))
+        return 0;
+    if (c->live != NULL) /* the run prices with the plans in effect at its start */
+        c->x.cfg = tg_config_live_get(c->live);
+    tg_periods_run_t run;
+    tg_err_t err = {0};
+    /* an error ends the run; the next one starts again */
+    tg_periods_close_pool(&c->x, c->more, c->nmore, tg_sub_now(&c->x), closer_keep_going, c, &run, &err);
+    tg_periods_run_free(&run);
+    return 1;
+}
 
 static void *closer_main(void *arg)
 {
@@ -46,6 +75,11 @@ static void *closer_main(void *arg)
     for (int first = 1;; first = 0) {
         int more = !first; /* the first run one interval after start, as the admin tick's was */
         int64_t wait_ns = c->interval_ns;
+        if (more && c->nmore > 0) {
+            more = 0; /* the pool runs to the end (it asks closer_keep_going before every page) */
+            if (!closer_run_pool(c))
+                wait_ns = 1000000000LL; /* another node closes periods: look again in a second */
+        }
         while (more) {
             pthread_mutex_lock(&c->mu);
             int stop = c->stopping;
@@ -80,6 +114,18 @@ static void *closer_main(void *arg)
     }
 }
 
+/* Closes c's connections and frees it (its thread has ended, or never started). */
+static void closer_free(tg_closer_t *c)
+{
+    for (size_t k = 0; k < c->nmore; k++)
+        tg_store_close(c->more[k]);
+    free(c->more);
+    tg_store_close(c->st);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
 int tg_closer_start(const tg_closer_settings_t *s, tg_closer_t **out, tg_err_t *err)
 {
     *out = NULL;
@@ -103,11 +149,19 @@ int tg_closer_start(const tg_closer_settings_t *s, tg_closer_t **out, tg_err_t *
     c->nice = s->nice > 0 ? s->nice : 19;
     c->may_run = s->may_run;
     c->may_run_arg = s->may_run_arg;
+    /* SQLite has one writer: more connections would only wait for it */
+    int conns = strcmp(tg_store_backend(c->st), "sqlite") == 0 ? 1 : s->cfg->billing.close_connections;
+    if (conns > 1 && (c->more = calloc((size_t)conns - 1, sizeof(*c->more))) == NULL)
+        rc = tg_errf(err, TG_ENOMEM, "out of memory starting the period closer");
+    for (int k = 1; k < conns && rc == 0; k++)
+        if ((rc = tg_store_open(s->database, &c->more[c->nmore], err)) == 0)
+            c->nmore++;
+    if (rc != 0) {
+        closer_free(c);
+        return rc;
+    }
     if (pthread_create(&c->tid, NULL, closer_main, c) != 0) {
-        tg_store_close(c->st);
-        pthread_cond_destroy(&c->cv);
-        pthread_mutex_destroy(&c->mu);
-        free(c);
+        closer_free(c);
         return tg_errf(err, TG_ENOMEM, "cannot start the period closer's thread");
     }
     *out = c;
@@ -123,8 +177,5 @@ void tg_closer_stop(tg_closer_t *c)
     pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
     pthread_join(c->tid, NULL);
-    tg_store_close(c->st);
-    pthread_cond_destroy(&c->cv);
-    pthread_mutex_destroy(&c->mu);
-    free(c);
+    closer_free(c);
 }

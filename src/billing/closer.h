@@ -10,7 +10,12 @@
  * on 2 cores: bench/invoices-under-load.sh, README); and the store
  * serialises it with the other writers a batch (one transaction, TG_PERIODS_BATCH customers or
  * TG_PERIODS_BATCH_NS) at a time. Errors and failing customers are retried by the next run
- * (periods.h). */
+ * (periods.h).
+ *
+ * With billing.close_connections N > 1 on PostgreSQL the closer opens N - 1 more connections at
+ * start, and each run is tg_periods_close_pool over all N: this thread and N - 1 threads started
+ * for the run (inheriting its nice value), each closing its own pages of the customers due;
+ * the stop flag and may_run are asked before every page. SQLite keeps one connection. */
 #ifndef TG_CLOSER_H
 #define TG_CLOSER_H
 

@@ -3,6 +3,7 @@
 #include "billing/periods.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +130,43 @@ static int close_chunk(const tg_sub_ctx_t *x, tg_invoice_close_t *e, size_t nb, 
     return rc;
 }
 
+/* Closes page->list[*done ..] inside the caller's open transaction until the page ends or
+ * TG_PERIODS_BATCH_NS of wall time has passed since tb: the closer may run at a low CPU priority
+ * (billing/closer.h), and a starved thread must not hold the store's write lock (the metering
+ * writer, the admin API) for seconds. The customers with one period to close and nothing
+ * scheduled (nearly all, at a month's end) go to the store TG_PERIODS_CHUNK at a time
+ * (tg_store_invoice_close_batch: on PostgreSQL a few statements per chunk instead of about seven
+ * round trips per customer); the others one by one (close_one). *created counts the invoices
+ * made; an error of the store ends the batch (the caller rolls it back). */
+static int close_batch(const tg_sub_ctx_t *x, due_page_t *page, size_t *done, int64_t now, int64_t tb, chunk_t *chunk,
+                       tg_periods_run_t *run, int *created, tg_err_t *err)
+{
+    int late = 0;
+    while (*done < page->n && !late) {
+        size_t nb = 0;
+        int64_t t = tg_sub_now(x);
+        while (*done < page->n && nb < TG_PERIODS_CHUNK && !late) {
+            due_t *d = &page->list[(*done)++];
+            tg_invoice_close_t *e = &chunk->e[nb];
+            if (!change_due(&d->c, t) &&
+                tg_invoice_due_single(x->cfg, &d->c, d->next_end, now, &e->draft, &e->next_end)) {
+                chunk->args[nb] = (tg_invoice_build_arg_t){x->cfg, &d->c};
+                e->build_arg = &chunk->args[nb];
+                e->next_expected = d->next_end;
+                nb++;
+            } else {
+                *created += close_one(x, &d->c, d->next_end, 1, now, run);
+                late = tg_clock_mono_ns() - tb >= TG_PERIODS_BATCH_NS;
+            }
+        }
+        int rc = close_chunk(x, chunk->e, nb, run, created, err);
+        if (rc != 0)
+            return rc;
+        late = late || tg_clock_mono_ns() - tb >= TG_PERIODS_BATCH_NS;
+    }
+    return 0;
+}
+
 int tg_periods_close_some(const tg_sub_ctx_t *x, tg_periods_cursor_t *cur, int64_t budget_ns, tg_periods_run_t *run,
                           int *more, tg_err_t *err)
 {
@@ -155,7 +193,8 @@ int tg_periods_close_some(const tg_sub_ctx_t *x, tg_periods_cursor_t *cur, int64
     /* One transaction per batch: one fsync per batch, not per invoice, and the metering writer
      * waits at most one batch. The page is read inside the batch's transaction. Customers
      * invoiced move past the run's clock; the ones that failed stay where they were, and the
-     * cursor steps over them. */
+     * cursor steps over them. A batch cut short by TG_PERIODS_BATCH_NS leaves the rest of its
+     * page to be read again by the next batch. */
     for (;;) {
         if ((rc = tg_store_tx_begin(x->store, err)) != 0)
             break;
@@ -165,39 +204,9 @@ int tg_periods_close_some(const tg_sub_ctx_t *x, tg_periods_cursor_t *cur, int64
             tg_store_tx_rollback(x->store);
             break;
         }
-        /* The batch also ends after TG_PERIODS_BATCH_NS of wall time: the closer may run at a
-         * low CPU priority (billing/closer.h), and a starved thread must not hold the store's
-         * write lock (the metering writer, the admin API) for seconds. The rest of the page is
-         * read again by the next batch. The customers with one period to close and nothing
-         * scheduled (nearly all, at a month's end) go to the store TG_PERIODS_CHUNK at a time
-         * (tg_store_invoice_close_batch: on PostgreSQL a few statements per chunk instead of
-         * about seven round trips per customer); the others one by one (close_one). */
         int batch_created = 0;
-        int64_t tb = tg_clock_mono_ns();
         size_t done = 0;
-        int late = 0;
-        while (done < page.n && !late) {
-            size_t nb = 0;
-            int64_t t = tg_sub_now(x);
-            while (done < page.n && nb < TG_PERIODS_CHUNK && !late) {
-                due_t *d = &page.list[done++];
-                tg_invoice_close_t *e = &chunk.e[nb];
-                if (!change_due(&d->c, t) &&
-                    tg_invoice_due_single(x->cfg, &d->c, d->next_end, cur->now, &e->draft, &e->next_end)) {
-                    chunk.args[nb] = (tg_invoice_build_arg_t){x->cfg, &d->c};
-                    e->build_arg = &chunk.args[nb];
-                    e->next_expected = d->next_end;
-                    nb++;
-                } else {
-                    batch_created += close_one(x, &d->c, d->next_end, 1, cur->now, run);
-                    late = tg_clock_mono_ns() - tb >= TG_PERIODS_BATCH_NS;
-                }
-            }
-            if ((rc = close_chunk(x, chunk.e, nb, run, &batch_created, err)) != 0)
-                break;
-            late = late || tg_clock_mono_ns() - tb >= TG_PERIODS_BATCH_NS;
-        }
-        if (rc != 0) {
+        if ((rc = close_batch(x, &page, &done, cur->now, tg_clock_mono_ns(), &chunk, run, &batch_created, err)) != 0) {
             tg_store_tx_rollback(x->store);
             break;
         }
@@ -217,6 +226,161 @@ int tg_periods_close_some(const tg_sub_ctx_t *x, tg_periods_cursor_t *cur, int64
         cur->active = 0;
     free(page.list);
     free(chunk.e);
+    return rc;
+}
+
+/* ---- several connections (billing.close_connections) ---- */
+
+/* What the workers of one pooled run share: the cursor over the customers due, moved a page at
+ * a time under mu, so that the pages, and so the customers, are disjoint. */
+typedef struct {
+    pthread_mutex_t mu;
+    int64_t now;
+    int64_t after_end;
+    char after_id[TG_ID_MAX];
+    int done; /* the last page has been handed out, or a worker failed or was told to stop */
+    int (*keep_going)(void *arg);
+    void *keep_going_arg;
+} pool_share_t;
+
+typedef struct {
+    pool_share_t *sh;
+    tg_sub_ctx_t x; /* with the worker's own store */
+    tg_periods_run_t run;
+    int rc;
+    tg_err_t err;
+} pool_worker_t;
+
+/* Takes the next page of the run for w (on w's own connection, outside any transaction: on
+ * PostgreSQL at read committed a page read inside the batch's transaction is no fresher), and
+ * moves the shared cursor past it. 0 with page->n == 0 when the run is over for everyone. */
+static int pool_take_page(pool_worker_t *w, due_page_t *page, tg_err_t *err)
+{
+    pool_share_t *sh = w->sh;
+    int rc = 0;
+    page->n = 0;
+    pthread_mutex_lock(&sh->mu);
+    if (!sh->done && sh->keep_going != NULL && !sh->keep_going(sh->keep_going_arg))
+        sh->done = 1;
+    if (!sh->done) {
+        rc = tg_store_customers_due(w->x.store, sh->now, sh->after_end, sh->after_id, TG_PERIODS_BATCH, due_cb, page,
+                                    NULL, err);
+        if (rc != 0 || page->n < TG_PERIODS_BATCH) {
+            sh->done = 1; /* the last page (or an error: the next run starts again) */
+        } else {
+            sh->after_end = page->list[page->n - 1].next_end;
+            snprintf(sh->after_id, sizeof(sh->after_id), "%s", page->list[page->n - 1].c.id);
+        }
+    }
+    pthread_mutex_unlock(&sh->mu);
+    return rc;
+}
+
+/* A worker: pages from the shared cursor until there are none, each page in one or more
+ * transactions (a new one after TG_PERIODS_BATCH_NS; the rest of the page stays this worker's,
+ * as no other can take it). An error stops every worker after its current page. */
+static void *pool_worker_main(void *arg)
+{
+    pool_worker_t *w = arg;
+    due_page_t page = {calloc(TG_PERIODS_BATCH, sizeof(due_t)), 0};
+    chunk_t *chunk = calloc(1, sizeof(*chunk));
+    if (chunk != NULL)
+        chunk->e = calloc(TG_PERIODS_CHUNK, sizeof(tg_invoice_close_t));
+    if (page.list == NULL || chunk == NULL || chunk->e == NULL) {
+        w->rc = tg_errf(&w->err, TG_ENOMEM, "Out of memory closing periods.");
+    }
+    while (w->rc == 0) {
+        if ((w->rc = pool_take_page(w, &page, &w->err)) != 0 || page.n == 0)
+            break;
+        size_t done = 0;
+        while (done < page.n && w->rc == 0) {
+            int created = 0;
+            if ((w->rc = tg_store_tx_begin(w->x.store, &w->err)) != 0)
+                break;
+            w->rc = close_batch(&w->x, &page, &done, w->sh->now, tg_clock_mono_ns(), chunk, &w->run, &created, &w->err);
+            if (w->rc == 0)
+                w->rc = tg_store_tx_commit(w->x.store, &w->err);
+            else
+                tg_store_tx_rollback(w->x.store);
+            if (w->rc == 0)
+                w->run.created += created;
+        }
+    }
+    if (w->rc != 0) { /* the others stop after their page: the next run starts again */
+        pthread_mutex_lock(&w->sh->mu);
+        w->sh->done = 1;
+        pthread_mutex_unlock(&w->sh->mu);
+    }
+    free(page.list);
+    if (chunk != NULL)
+        free(chunk->e);
+    free(chunk);
+    return NULL;
+}
+
+static void *pool_thread_main(void *arg)
+{
+    pthread_setname_np(pthread_self(), "tg-billing");
+    return pool_worker_main(arg);
+}
+
+/* Adds w's run to run: the counts, the first error, the listed failures (up to the cap). */
+static void run_merge(tg_periods_run_t *run, const tg_periods_run_t *w)
+{
+    run->created += w->created;
+    if (run->failures == 0 && w->failures > 0)
+        snprintf(run->first_error, sizeof(run->first_error), "%s", w->first_error);
+    for (size_t i = 0; i < w->nfailed; i++)
+        note_failure(run, w->failed[i].customer_id, w->failed[i].type, w->failed[i].message);
+    run->failures += w->failures - (int)w->nfailed; /* note_failure counted the listed ones */
+}
+
+int tg_periods_close_pool(const tg_sub_ctx_t *x, tg_store_t *const *more, size_t nmore, int64_t now,
+                          int (*keep_going)(void *arg), void *arg, tg_periods_run_t *run, tg_err_t *err)
+{
+    memset(run, 0, sizeof(*run));
+    pool_share_t sh = {.now = now, .after_end = INT64_MIN, .keep_going = keep_going, .keep_going_arg = arg};
+    pool_worker_t *w = calloc(nmore + 1, sizeof(*w));
+    pthread_t *tid = calloc(nmore + 1, sizeof(*tid));
+    int *started = calloc(nmore + 1, sizeof(*started));
+    if (w == NULL || tid == NULL || started == NULL) {
+        free(w);
+        free(tid);
+        free(started);
+        return tg_errf(err, TG_ENOMEM, "Out of memory closing periods.");
+    }
+    pthread_mutex_init(&sh.mu, NULL);
+    if (x->meter != NULL)
+        tg_meter_flush(x->meter); /* calls answered before now are on this run's invoices */
+    for (size_t k = 0; k <= nmore; k++) {
+        w[k].sh = &sh;
+        w[k].x = *x;
+        if (k > 0)
+            w[k].x.store = more[k - 1];
+    }
+    /* worker 0 is the calling thread, on x->store; a thread that cannot start leaves its share
+     * to the others */
+    for (size_t k = 1; k <= nmore; k++)
+        started[k] = pthread_create(&tid[k], NULL, pool_thread_main, &w[k]) == 0;
+    pool_worker_main(&w[0]);
+    int rc = 0;
+    for (size_t k = 0; k <= nmore; k++) {
+        if (k > 0 && !started[k])
+            continue;
+        if (k > 0)
+            pthread_join(tid[k], NULL);
+        run_merge(run, &w[k].run);
+        tg_periods_run_free(&w[k].run);
+        if (rc == 0 && w[k].rc != 0) {
+            rc = w[k].rc;
+            if (err != NULL)
+                *err = w[k].err;
+        }
+    }
+    pthread_mutex_destroy(&sh.mu);
+    free(w);
+    free(tid);
+    free(started);
     return rc;
 }
 

@@ -78,6 +78,24 @@ typedef struct tg_periods_cursor {
 int tg_periods_close_some(const tg_sub_ctx_t *x, tg_periods_cursor_t *cur, int64_t budget_ns, tg_periods_run_t *run,
                           int *more, tg_err_t *err);
 
+/* The run over every customer due at `now` (seconds), shared by 1 + nmore store connections
+ * (billing.close_connections): the calling thread closes on x->store and one thread per store of
+ * `more` (each used by that thread alone until the call returns) on its own. They take the
+ * customers due a page (TG_PERIODS_BATCH) at a time from one cursor under a mutex, so no customer
+ * is handed to two of them and none is skipped; each closes its pages as tg_periods_close_some
+ * closes a batch (one transaction per page, a new one after TG_PERIODS_BATCH_NS). Why: on
+ * PostgreSQL one connection keeps at most one core busy, the closer pricing while the server
+ * waits and the other way round; two keep both busy (bench/invoices.sh, README). SQLite gains
+ * nothing (one writer) but is correct too.
+ *
+ * keep_going (may be NULL) is asked before every page, from any of the threads (it must be
+ * thread-safe); once it says no, the workers stop after their current page and the customers
+ * left stay due for the next run. The first error stops every worker after its page and is
+ * returned; *run (free with tg_periods_run_free) adds up every worker's. Runs on the calling
+ * thread, which it blocks until the run ends. */
+int tg_periods_close_pool(const tg_sub_ctx_t *x, tg_store_t *const *more, size_t nmore, int64_t now,
+                          int (*keep_going)(void *arg), void *arg, tg_periods_run_t *run, tg_err_t *err);
+
 void tg_periods_run_free(tg_periods_run_t *run);
 
 /* Moves invoice id to `to` (tg_store_invoice_transition: "open" finalizes it, "void", "paid",

@@ -1607,6 +1607,7 @@ static int set_stripe(diag_t *d, const directive_t *dir, const tg_ynode_t *v, vo
 
 static const directive_t billing_dirs[] = {
     {"finalize_after", set_duration, AT(int64_t, tg_config_t, billing.finalize_after_s), 0, 0, 0, NULL, NULL, NULL},
+    {"close_connections", set_int, AT(int, tg_config_t, billing.close_connections), 1, 16, 0, NULL, NULL, NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 static const section_t billing_sec = {billing_dirs, 0, NULL};
 
@@ -2491,6 +2492,10 @@ static void finish_root(diag_t *d, void *obj, const tg_ynode_t *n, int line, con
             cfg->plans[i].notify_thresholds = cfg->notifications.usage_thresholds;
     if (cfg->billing.finalize_after_s < 0) /* not given: by hand as before Stripe, automatic with it */
         cfg->billing.finalize_after_s = cfg->stripe.enabled ? 3600 : 0;
+    /* not given: 2 on PostgreSQL (one connection keeps about one core busy at a time, server and
+     * closer taking turns), 1 on SQLite (one writer: more connections would only wait) */
+    if (cfg->billing.close_connections == 0)
+        cfg->billing.close_connections = (cfg->storage.database != NULL && strncmp(cfg->storage.database, "postgres", 8) == 0) ? 2 : 1;
     for (size_t i = 0; i < cfg->nplans && !cfg->stripe.enabled; i++)
         if (cfg->plans[i].requires_payment_method)
             report(d, cfg->plans[i].line,

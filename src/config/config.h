@@ -261,6 +261,9 @@ typedef struct tg_config {
     struct {
         int64_t finalize_after_s; /* drafts finalize themselves after this; 0 = by hand (default
                                    * without stripe), 3600 by default with stripe */
+        int close_connections;    /* the period closer's store connections, each closing its own
+                                   * customers (billing/periods.h, tg_periods_close_pool); default 2
+                                   * on PostgreSQL, 1 on SQLite (always 1 there: one writer) */
     } billing;
     struct {
         int grace_days;             /* past_due this many days, then suspended; default 7 */

@@ -441,6 +441,26 @@ const tg_migration_t tg_pg_migrations[] = {
     {30, "customer list orders",
      "CREATE INDEX customers_email_order ON customers ((lower(email)) COLLATE \"C\", id COLLATE \"C\");"
      "CREATE INDEX customers_name_order ON customers ((lower(name)) COLLATE \"C\", id COLLATE \"C\");"},
+    /* 31: the closer's schedule table - see migrations_sqlite.c. Here the store's customer insert
+     * makes the schedule row in the same statement (store_pg_customers.c), not a trigger: a
+     * trigger would also fire for the customers `tollgate migrate --from sqlite` copies, whose
+     * schedule rows are copied after them. The reset is a trigger, as in SQLite. */
+    {31, "period closer schedule table",
+     "CREATE TABLE customer_schedule ("
+     "  customer_id TEXT PRIMARY KEY REFERENCES customers(id),"
+     "  next_period_end BIGINT NOT NULL DEFAULT 0);"
+     "INSERT INTO customer_schedule(customer_id, next_period_end) SELECT id, next_period_end FROM customers;"
+     "CREATE INDEX customer_schedule_due ON customer_schedule(next_period_end, customer_id);"
+     "DROP INDEX customers_due;"
+     "ALTER TABLE customers DROP COLUMN next_period_end;"
+     "CREATE FUNCTION tg_customer_schedule_reset() RETURNS trigger LANGUAGE plpgsql AS $$"
+     " BEGIN UPDATE customer_schedule SET next_period_end = 0 WHERE customer_id = NEW.id; RETURN NULL; END $$;"
+     "CREATE TRIGGER customers_schedule_reset AFTER UPDATE OF anchor_at, plan_id, status, pending_plan_id,"
+     " pending_at, cancel_at ON customers FOR EACH ROW"
+     " WHEN (OLD.anchor_at IS DISTINCT FROM NEW.anchor_at OR OLD.plan_id IS DISTINCT FROM NEW.plan_id"
+     " OR OLD.status IS DISTINCT FROM NEW.status OR OLD.pending_plan_id IS DISTINCT FROM NEW.pending_plan_id"
+     " OR OLD.pending_at IS DISTINCT FROM NEW.pending_at OR OLD.cancel_at IS DISTINCT FROM NEW.cancel_at)"
+     " EXECUTE FUNCTION tg_customer_schedule_reset();"},
 };
 
 const size_t tg_pg_migrations_count = sizeof(tg_pg_migrations) / sizeof(tg_pg_migrations[0]);

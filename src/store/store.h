@@ -214,10 +214,12 @@ typedef int (*tg_billing_failure_cb)(const tg_billing_failure_t *f, void *arg);
 int tg_store_billing_failure_list(tg_store_t *st, const tg_page_t *page, tg_billing_failure_cb cb, void *arg,
                                   tg_page_end_t *end, tg_err_t *err);
 
-/* The period closer's schedule (billing/periods.c, migration 21). Each customer keeps the end
- * of its first billing period not yet closed, next_period_end (seconds; 0 = not known yet: a new
- * customer, or one whose anchor, plan, status, scheduled change or cancellation changed through
- * tg_store_customer_update, which resets it so that the closer looks again).
+/* The period closer's schedule (billing/periods.c, migrations 21 and 31). Each customer keeps the
+ * end of its first billing period not yet closed, next_period_end (seconds; 0 = not known yet: a
+ * new customer, or one whose anchor, plan, status, scheduled change or cancellation changed,
+ * which resets it so that the closer looks again). It lives in a narrow table of its own,
+ * customer_schedule (one row per customer, made with the customer by tg_store_customer_insert),
+ * so that moving it does not rewrite the customer's row and its many indexes.
  *
  * customers_due hands cb (non-zero stops) the customers whose next_period_end <= until, in
  * (next_period_end, id) order, strictly after the position (after_end, after_id) (after_id ""

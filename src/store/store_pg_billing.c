@@ -9,10 +9,13 @@
 
 #include "store/store_pg_int.h"
 
-static const char due_sql[] = "SELECT id, email, name, plan_id, status, created_at, anchor_at, trial_end,"
-                              " pending_plan_id, pending_at, cancel_at, next_period_end FROM customers"
-                              " WHERE next_period_end <= $1 AND (next_period_end, id) > ($2, $3)"
-                              " ORDER BY next_period_end, id LIMIT $4";
+/* The page is a range scan of customer_schedule_due (migration 31: the schedule's narrow table),
+ * each row's customer by its primary key. */
+static const char due_sql[] = "SELECT c.id, c.email, c.name, c.plan_id, c.status, c.created_at, c.anchor_at,"
+                              " c.trial_end, c.pending_plan_id, c.pending_at, c.cancel_at, s.next_period_end"
+                              " FROM customer_schedule s JOIN customers c ON c.id = s.customer_id"
+                              " WHERE s.next_period_end <= $1 AND (s.next_period_end, s.customer_id) > ($2, $3)"
+                              " ORDER BY s.next_period_end, s.customer_id LIMIT $4";
 
 int tg_pg_customers_due(tg_store_t *store, int64_t until, int64_t after_end, const char *after_id, size_t limit,
                         tg_customer_due_cb cb, void *arg, size_t *n, tg_err_t *err)
@@ -54,7 +57,8 @@ int tg_pg_customers_due(tg_store_t *store, int64_t until, int64_t after_end, con
     return 0;
 }
 
-static const char set_sql[] = "UPDATE customers SET next_period_end = $3 WHERE id = $1 AND next_period_end = $2";
+static const char set_sql[] =
+    "UPDATE customer_schedule SET next_period_end = $3 WHERE customer_id = $1 AND next_period_end = $2";
 
 int tg_pg_customer_set_next_period_end(tg_store_t *store, const char *id, int64_t expected, int64_t next_end,
                                        tg_err_t *err)

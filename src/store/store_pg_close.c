@@ -102,8 +102,8 @@ static const char unmark_usage_sql[] =
 static const char unmark_items_sql[] = "UPDATE invoice_items SET invoice_id = NULL WHERE invoice_id = ANY($1::text[])";
 
 static const char schedule_sql[] =
-    "UPDATE customers c SET next_period_end = d.next FROM unnest($1::text[], $2::bigint[], $3::bigint[])"
-    " AS d(id, expected, next) WHERE c.id = d.id AND c.next_period_end = d.expected";
+    "UPDATE customer_schedule c SET next_period_end = d.next FROM unnest($1::text[], $2::bigint[], $3::bigint[])"
+    " AS d(id, expected, next) WHERE c.customer_id = d.id AND c.next_period_end = d.expected";
 
 static const char failures_sql[] = "DELETE FROM billing_failures WHERE customer_id = ANY($1::text[])";
 

@@ -101,7 +101,9 @@ int tg_pg_customer_insert(tg_store_t *store, const tg_customer_t *c, tg_err_t *e
      * when both are taken, as SQLite does). */
     int rc = query_row(st,
                        "WITH ins AS (INSERT INTO customers(" TG_PG_CUSTOMER_COLS ")"
-                       " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING RETURNING 1)"
+                       " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING RETURNING 1),"
+                       /* its row of the closer's schedule (migration 31): next period end not known */
+                       " sched AS (INSERT INTO customer_schedule(customer_id) SELECT $1 FROM ins)"
                        " SELECT (SELECT COUNT(*) FROM ins),"
                        " EXISTS (SELECT 1 FROM customers WHERE lower(email) = lower($2))::int",
                        &p, &r, err, "storing a customer");
@@ -174,12 +176,9 @@ int tg_pg_customer_update(tg_store_t *store, const tg_customer_t *c, tg_err_t *e
                        "WITH clash AS (SELECT 1 FROM customers WHERE lower(email) = lower($2) AND id <> $1),"
                        " upd AS (UPDATE customers SET email = $2, name = $3, plan_id = $4, status = $5,"
                        " created_at = $6, anchor_at = $7, trial_end = $8, pending_plan_id = $9, pending_at = $10,"
-                       " cancel_at = $11,"
-                       /* what decides when periods end resets the closer's schedule (as in SQLite:
-                        * store_sqlite_customers.c); the right-hand sides see the old row */
-                       " next_period_end = CASE WHEN anchor_at = $7 AND plan_id = $4 AND status = $5"
-                       " AND pending_plan_id = $9 AND pending_at = $10 AND cancel_at = $11"
-                       " THEN next_period_end ELSE 0 END"
+                       " cancel_at = $11"
+                       /* what decides when periods end resets the closer's schedule: the trigger
+                        * customers_schedule_reset (migration 31) */
                        " WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM clash) RETURNING 1)"
                        " SELECT (SELECT COUNT(*) FROM upd), EXISTS (SELECT 1 FROM clash)::int,"
                        " EXISTS (SELECT 1 FROM customers WHERE id = $1)::int",

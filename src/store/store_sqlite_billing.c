@@ -14,12 +14,13 @@ int tg_sqlite_customers_due(tg_store_t *store, int64_t until, int64_t after_end,
     sqlite3_stmt *s;
     if (n != NULL)
         *n = 0;
-    /* (next_period_end, id) > (?2, ?3) as a row value: one seek into customers_due, then a
-     * range scan; the page is the LIMIT. */
+    /* (next_period_end, customer_id) > (?2, ?3) as a row value: one seek into
+     * customer_schedule_due (migration 31), then a range scan; the page is the LIMIT. */
     int rc = tg_sqlite_cached(st, SQ_CUSTOMERS_DUE,
-                              "SELECT " CUSTOMER_COLS ", next_period_end FROM customers"
-                              " WHERE next_period_end <= ?1 AND (next_period_end, id) > (?2, ?3)"
-                              " ORDER BY next_period_end, id LIMIT ?4",
+                              "SELECT " CUSTOMER_COLS_C ", s.next_period_end FROM customer_schedule s"
+                              " JOIN customers c ON c.id = s.customer_id"
+                              " WHERE s.next_period_end <= ?1 AND (s.next_period_end, s.customer_id) > (?2, ?3)"
+                              " ORDER BY s.next_period_end, s.customer_id LIMIT ?4",
                               &s, err, "listing the customers due");
     if (rc != 0)
         return rc;
@@ -48,8 +49,9 @@ int tg_sqlite_customer_set_next_period_end(tg_store_t *store, const char *id, in
     tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     int rc = tg_sqlite_cached(st, SQ_SET_NEXT_END,
-                              "UPDATE customers SET next_period_end = ?3 WHERE id = ?1 AND next_period_end = ?2", &s,
-                              err, "scheduling a customer's next period");
+                              "UPDATE customer_schedule SET next_period_end = ?3"
+                              " WHERE customer_id = ?1 AND next_period_end = ?2",
+                              &s, err, "scheduling a customer's next period");
     if (rc != 0)
         return rc;
     sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);

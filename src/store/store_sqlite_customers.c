@@ -106,16 +106,14 @@ int tg_sqlite_customer_update(tg_store_t *store, const tg_customer_t *c, tg_err_
     tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     /* A change of what decides when the customer's periods end or what the closer does at their
-     * end (anchor, plan, status, scheduled change, cancellation) resets next_period_end to 0
+     * end (anchor, plan, status, scheduled change, cancellation) resets its next period end to 0
      * ("not known"), so that the period closer looks at the customer again (store.h,
-     * customers_due); the right-hand sides see the row's old values. */
+     * customers_due): the trigger customers_schedule_reset does, in this statement (migration
+     * 31). */
     int rc =
         tg_sqlite_prepare(st,
                           "UPDATE customers SET email = ?2, name = ?3, plan_id = ?4, status = ?5, created_at = ?6,"
-                          " anchor_at = ?7, trial_end = ?8, pending_plan_id = ?9, pending_at = ?10, cancel_at = ?11,"
-                          " next_period_end = CASE WHEN anchor_at = ?7 AND plan_id = ?4 AND status = ?5"
-                          " AND pending_plan_id = ?9 AND pending_at = ?10 AND cancel_at = ?11"
-                          " THEN next_period_end ELSE 0 END"
+                          " anchor_at = ?7, trial_end = ?8, pending_plan_id = ?9, pending_at = ?10, cancel_at = ?11"
                           " WHERE id = ?1",
                           &s, err, "updating a customer");
     if (rc != 0)

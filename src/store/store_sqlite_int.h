@@ -94,6 +94,10 @@ int tg_sqlite_run_page(tg_sqlite_t *st, sqlite3_stmt *s, size_t limit, tg_sqlite
 #define CUSTOMER_COLS                                                                                                  \
     "id, email, name, plan_id, status, created_at, anchor_at, trial_end, pending_plan_id, pending_at, cancel_at,"   \
     " email_confirmed_at"
+/* the same, qualified by the alias c (a join with another table that has an id) */
+#define CUSTOMER_COLS_C                                                                                                \
+    "c.id, c.email, c.name, c.plan_id, c.status, c.created_at, c.anchor_at, c.trial_end, c.pending_plan_id,"       \
+    " c.pending_at, c.cancel_at, c.email_confirmed_at"
 #define KEY_COLS "id, customer_id, hash, prefix, name, created_at, expires_at, revoked_at, last_used_at"
 #define INVOICE_COLS                                                                                                   \
     "id, customer_id, period_start, period_end, status, COALESCE(number, ''), currency, total, body, created_at,"      \

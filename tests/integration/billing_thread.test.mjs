@@ -53,3 +53,38 @@ test('ended periods close by themselves on the billing thread, at the lowest pri
     assert.equal(run.json.created, 0);
   });
 });
+
+// billing.close_connections: 3 (on PostgreSQL three connections take the customers due a page
+// at a time from one cursor; SQLite, one writer, ignores it): every customer is invoiced once.
+test('with billing.close_connections 3 every customer due is invoiced once', async () => {
+  await withStack({ testClock: true, extra: 'billing: {close_connections: 3}' }, async (s) => {
+    const customers = [];
+    for (let i = 0; i < 6; i++) {
+      const { key, customer } = await s.customer('metered');
+      for (let j = 0; j < i; j++) assert.equal((await s.call('/v1/basic/x', { key })).status, 200);
+      customers.push(customer);
+    }
+    assert.equal((await s.adminCall('POST', '/v1/admin/clock', { advance_seconds: 32 * 86400 })).status, 200);
+    const invoicesOf = async (id) => {
+      const list = await s.adminCall('GET', `/v1/admin/invoices?customer=${id}`);
+      assert.equal(list.status, 200);
+      return list.json.data;
+    };
+    for (let i = 0; i < 300; i++) {
+      if ((await invoicesOf(customers.at(-1).id)).length > 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    for (const [i, c] of customers.entries()) {
+      let got = [];
+      for (let t = 0; t < 100 && got.length === 0; t++) {
+        got = await invoicesOf(c.id);
+        if (got.length === 0) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(got.length, 1, c.id);
+      // 10.00 base + the calls over the 2 included at 0.25
+      assert.equal(got[0].total, (10 + Math.max(0, i - 2) * 0.25).toFixed(2), c.id);
+    }
+    const run = await s.adminCall('POST', '/v1/admin/invoices/run', {});
+    assert.equal(run.json.created, 0);
+  });
+});

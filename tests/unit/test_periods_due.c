@@ -1,13 +1,15 @@
 /* test_periods_due.c - the period closer at scale (billing/periods.c): it reads only the
  * customers due and moves each one's next period end; a customer never looked at is closed from
  * its anchor; a failing customer stays due while the run goes on; a run in slices closes every
- * customer once; a cancellation ends the schedule. On a real SQLite file. */
+ * customer once; a cancellation ends the schedule; several connections (tg_periods_close_pool)
+ * close every customer once. On a real SQLite file, or PostgreSQL (TG_TEST_BACKEND). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,6 +261,79 @@ static void test_batch_and_one_by_one_in_one_run(void **state)
     assert_int_equal(run_at(f, MAR1_2026, NULL), 3);
 }
 
+/* Counts the calls and says no from the `stop_at`-th on (0: never). Called from every worker. */
+typedef struct {
+    pthread_mutex_t mu;
+    int calls;
+    int stop_at;
+} keep_t;
+
+static int keep_cb(void *arg)
+{
+    keep_t *k = arg;
+    pthread_mutex_lock(&k->mu);
+    int go = k->stop_at == 0 || ++k->calls < k->stop_at;
+    pthread_mutex_unlock(&k->mu);
+    return go;
+}
+
+/* Three connections on one run, pages taken from one cursor: every customer due is closed by
+ * exactly one of them (a customer handed to two would fail twice or be made once and found
+ * once), the one that fails is listed once and stays due, the customers with several periods
+ * or a change scheduled go one by one as with one connection, and the run again finds nobody.
+ * A run told to stop (keep_going) leaves the rest due for the next, which closes it. */
+static void test_pool_closes_every_customer_once(void **state)
+{
+    fx_t *f = *state;
+    enum { N = 3 * TG_PERIODS_BATCH + 37 };
+    tg_err_t err = {0};
+    tg_store_t *more[2];
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(tg_store_open(f->t.url, &more[k], &err), 0);
+    assert_int_equal(tg_store_tx_begin(f->t.st, &err), 0);
+    for (int i = 0; i < N; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "cus_%05d", i);
+        add(f, id, "starter", JAN1_2026);
+    }
+    add(f, "cus_gone", "removed_plan", JAN1_2026);
+    add(f, "cus_old", "starter", NOV1_2025); /* three periods: one by one */
+    assert_int_equal(tg_store_tx_commit(f->t.st, &err), 0);
+    clock_s = FEB1_2026;
+    tg_periods_run_t run;
+    assert_int_equal(tg_periods_close_pool(&f->x, more, 2, FEB1_2026, NULL, NULL, &run, &err), 0);
+    assert_int_equal(run.created, N + 3);
+    assert_int_equal(run.failures, 1);
+    assert_int_equal(run.nfailed, 1);
+    assert_string_equal(run.failed[0].customer_id, "cus_gone");
+    tg_periods_run_free(&run);
+    assert_int_equal(invoices(f, NULL), N + 3);
+    assert_int_equal(invoices(f, "cus_old"), 3);
+    assert_int_equal(next_end(f, "cus_00000"), MAR1_2026);
+    assert_int_equal(next_end(f, "cus_00999"), MAR1_2026);
+    assert_int_equal(next_end(f, "cus_gone"), 0); /* still due */
+    assert_int_equal(tg_periods_close_pool(&f->x, more, 2, FEB1_2026, NULL, NULL, &run, &err), 0);
+    assert_int_equal(run.created, 0);
+    assert_int_equal(run.failures, 1);
+    tg_periods_run_free(&run);
+
+    /* March, stopped after two pages handed out: some left due, closed by the next run */
+    keep_t k = {.stop_at = 3};
+    pthread_mutex_init(&k.mu, NULL);
+    clock_s = MAR1_2026;
+    assert_int_equal(tg_periods_close_pool(&f->x, more, 2, MAR1_2026, keep_cb, &k, &run, &err), 0);
+    int first = run.created;
+    tg_periods_run_free(&run);
+    assert_true(first > 0 && first <= 2 * TG_PERIODS_BATCH);
+    assert_int_equal(tg_periods_close_pool(&f->x, more, 2, MAR1_2026, NULL, NULL, &run, &err), 0);
+    assert_int_equal(first + run.created, N + 1);
+    tg_periods_run_free(&run);
+    assert_int_equal(invoices(f, NULL), (N + 3) + (N + 1));
+    pthread_mutex_destroy(&k.mu);
+    for (int i = 0; i < 2; i++)
+        tg_store_close(more[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -268,6 +343,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_slices_close_every_customer_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancellation_ends_schedule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_and_one_by_one_in_one_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pool_closes_every_customer_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -132,10 +132,13 @@ static void add_to(fx_t *f, const char *id, int64_t next_end)
     tg_err_t err = {0};
     if (f->db != NULL) {
         char sql[400];
+        /* a customer row by SQL comes with its schedule row, as tg_store_customer_insert makes
+         * it (migration 31) */
         snprintf(sql, sizeof(sql),
                  "INSERT INTO customers(id, email, plan_id, status, created_at, anchor_at) VALUES"
-                 " ('%s', '%s@b.co', 'starter', 'active', 1000, 1000)",
-                 id, id); /* the test's own constant ids */
+                 " ('%s', '%s@b.co', 'starter', 'active', 1000, 1000);"
+                 " INSERT INTO customer_schedule(customer_id) VALUES ('%s')",
+                 id, id, id); /* the test's own constant ids */
         pg_ok(f->db, sql);
         if (next_end != 0)
             assert_int_equal(tg_store_customer_set_next_period_end(f->st, id, 0, next_end, &err), 0);

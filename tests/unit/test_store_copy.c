@@ -332,7 +332,7 @@ static void test_refuses_non_empty_target(void **state)
     /* one row in one table is enough: the next database gets a single meter_export row */
     pg_do(f->db, "DELETE FROM sessions; DELETE FROM api_keys; DELETE FROM invoice_items; DELETE FROM plan_changes;"
                  " DELETE FROM usage_batches; DELETE FROM usage_period; DELETE FROM usage_daily;"
-                 " DELETE FROM customers; INSERT INTO meter_export (id, since) VALUES (1, 0)");
+                 " DELETE FROM customer_schedule; DELETE FROM customers; INSERT INTO meter_export (id, since) VALUES (1, 0)");
     assert_int_equal(tg_store_copy(f->src.url, f->url, &f->rep, &err), TG_ESTATE);
     assert_non_null(strstr(err.msg, "table meter_export has rows"));
     assert_string_equal(pg_value(f->db, "SELECT count(*) FROM customers", v, sizeof(v)), "0");
