@@ -161,6 +161,32 @@ int tg_keys_revoke(const tg_keys_ctx_t *x, tg_key_t *k, tg_err_t *err)
     return 0;
 }
 
+/* The replacing key's name: the old key's, without an earlier " (rotated DATE)", plus
+ * " (rotated DATE)" (UTC), so the old key in its grace period and its replacement are told apart
+ * and repeated rotations do not stack suffixes. The base is cut to fit the name's size. */
+static void rotated_name(const char *old, int64_t now, char out[TG_NAME_MAX])
+{
+    static const char tag[] = " (rotated ";
+    size_t n = strlen(old);
+    const char *t = strstr(old, tag);
+    for (const char *q = t; q != NULL; q = strstr(q + 1, tag))
+        t = q;
+    if (t != NULL && n > 0 && old[n - 1] == ')' && (size_t)(old + n - t) == sizeof(tag) - 1 + 10 + 1)
+        n = (size_t)(t - old);
+    char date[16];
+    time_t tt = (time_t)now;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(date, sizeof(date), "%Y-%m-%d", &tm);
+    size_t room = TG_NAME_MAX - 1 - (n > 0 ? sizeof(tag) - 1 : sizeof("rotated ") - 1) - strlen(date) - (n > 0 ? 1 : 0);
+    if (n > room)
+        n = room;
+    if (n > 0)
+        snprintf(out, TG_NAME_MAX, "%.*s%s%s)", (int)n, old, tag, date);
+    else
+        snprintf(out, TG_NAME_MAX, "rotated %s", date);
+}
+
 int tg_keys_rotate(const tg_keys_ctx_t *x, tg_key_t *old, int64_t grace_s, tg_key_t *k, char secret[TG_APIKEY_BUF],
                    tg_err_t *err)
 {
@@ -175,6 +201,8 @@ int tg_keys_rotate(const tg_keys_ctx_t *x, tg_key_t *old, int64_t grace_s, tg_ke
     if ((rc = tg_keys_room(x, old->customer_id, 1, err)) != 0)
         return rc;
     int64_t expires = now + grace_s;
+    char name[TG_NAME_MAX];
+    rotated_name(old->name, now, name);
     if (old->expires_at == 0 || old->expires_at > expires)
         old->expires_at = expires;
     tg_err_t e = {0};
@@ -182,7 +210,7 @@ int tg_keys_rotate(const tg_keys_ctx_t *x, tg_key_t *old, int64_t grace_s, tg_ke
     if ((rc = tg_store_savepoint(x->store, "tg_key_rotate", &e)) != 0)
         return tg_errf(err, rc, "Rotating the key failed: %s", e.msg);
     if ((rc = tg_store_key_set_expires(x->store, old->id, old->expires_at, &e)) == 0 &&
-        (rc = issue(x, old->customer_id, old->name, live, k, secret, 0, &e)) == 0 &&
+        (rc = issue(x, old->customer_id, name, live, k, secret, 0, &e)) == 0 &&
         (rc = key_event(x, TG_EVENT_KEY_ROTATED, k, old, 0, &e)) == 0)
         rc = tg_store_savepoint_release(x->store, "tg_key_rotate", &e);
     else

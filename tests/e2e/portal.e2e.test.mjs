@@ -193,3 +193,57 @@ test('sign up, use the key, watch usage, upgrade, sign out and in; the owner see
   assert.deepEqual(violations, [], 'no Content-Security-Policy violation on any page');
   await context.close();
 });
+
+// The keys table at desktop and phone widths: a rotated key's replacement is named apart, the old
+// one says when it stops working and can still be revoked, and a shown secret goes once its key
+// is revoked.
+for (const width of [1280, 390]) {
+  test(`keys at ${width} px: rotate, both revocable, the expiry shown, the secret gone after revoke`, async () => {
+    const context = await browser.newContext({ viewport: { width, height: 900 } });
+    const violations = await watchCsp(context);
+    const page = await context.newPage();
+    const errors = watchConsole(page);
+    page.on('dialog', (d) => d.accept());
+    assertCsp(await page.goto(`${s.admin}/portal/`));
+    await page.waitForSelector('[data-plan="free"]');
+    await page.fill('#su-email', `keys-${width}-${Date.now()}@example.com`);
+    await page.fill('#su-password', 'a long enough password');
+    await page.selectOption('#su-plan', 'free');
+    await page.click('#signup button[type=submit]');
+    await page.waitForSelector('[data-testid=secret]:not(:empty)');
+    assertCsp(await page.goto(`${s.admin}/portal/app.html`));
+    await page.waitForSelector('#keys tr');
+
+    await page.fill('#key-name', 'ci');
+    await page.click('#key-form button[type=submit]');
+    await waitForText(page, '[data-testid=new-secret]', /^ci: tg_live_/);
+    const oldId = await page.getAttribute('[data-testid=new-secret]', 'data-key-id');
+    await page.click(`tr[data-key="${oldId}"] button:has-text("Rotate")`);
+    const day = new Date().toISOString().slice(0, 10);
+    await waitForText(page, '[data-testid=new-secret]', new RegExp(`^ci \\(rotated ${day}\\): tg_live_`));
+    const newId = await page.getAttribute('[data-testid=new-secret]', 'data-key-id');
+    assert.notEqual(newId, oldId);
+    await waitForText(page, `tr[data-key="${oldId}"]`, /expiring — stops working/);
+    // the expiry, as the page's own formatter writes it in the viewer's zone
+    const key = (await s.adminCall('GET', `/v1/admin/keys/${oldId}`)).json;
+    const shown = await page.evaluate((iso) => import('/portal/format.js').then((f) => f.dateTime(iso)), key.expires_at);
+    assert.ok((await page.textContent(`tr[data-key="${oldId}"]`)).includes(shown), `the expiry ${shown}`);
+    assert.match(await page.textContent(`tr[data-key="${newId}"]`), new RegExp(`ci \\(rotated ${day}\\)`));
+    assert.equal(await page.locator(`tr[data-key="${oldId}"] button:has-text("Rotate")`).count(), 0);
+    await snap(page, `keys-rotated-${width}`);
+
+    // the old key, in its grace period, is revoked from the page; the new key's secret stays
+    await page.click(`tr[data-key="${oldId}"] button:has-text("Revoke")`);
+    await waitForText(page, `tr[data-key="${oldId}"]`, /revoked/);
+    assert.match(await page.textContent('[data-testid=new-secret]'), /tg_live_/);
+    // revoking the new key takes its secret off the page
+    await page.click(`tr[data-key="${newId}"] button:has-text("Revoke")`);
+    await waitForText(page, `tr[data-key="${newId}"]`, /revoked/);
+    await page.waitForSelector('[data-testid=new-secret].hidden', { state: 'attached' });
+    assert.equal(await page.textContent('[data-testid=new-secret]'), '');
+
+    assert.deepEqual(errors, []);
+    assert.deepEqual(violations, [], 'no Content-Security-Policy violation');
+    await context.close();
+  });
+}

@@ -162,3 +162,42 @@ test('every portal endpoint: no session is 401, a state change without the CSRF 
   const junk = await fetch(`${s.admin}/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"email":' });
   assert.equal(junk.status, 400);
 });
+
+test('a rotated key from the portal: the replacement is named apart, both work and both can be revoked', async () => {
+  const c = client();
+  const r = await c.call('POST', '/v1/signup', { email: email(), company: 'Rot', password: 'correct horse battery', plan: 'free' });
+  assert.equal(r.status, 201);
+  const first = await c.call('POST', '/v1/me/keys', { name: 'production' });
+  assert.equal(first.status, 201);
+  const day = new Date().toISOString().slice(0, 10);
+  const rot = await c.call('POST', `/v1/me/keys/${first.json.id}/rotate`, {});
+  assert.equal(rot.status, 201);
+  assert.equal(rot.json.name, `production (rotated ${day})`);
+  // rotating the replacement again replaces the suffix instead of adding a second one
+  const again = await c.call('POST', `/v1/me/keys/${rot.json.id}/rotate`, {});
+  assert.equal(again.status, 201);
+  assert.equal(again.json.name, `production (rotated ${day})`);
+  const list = (await c.call('GET', '/v1/me/keys')).json.data;
+  const byId = Object.fromEntries(list.map((k) => [k.id, k]));
+  assert.equal(byId[first.json.id].status, 'expiring');
+  assert.equal(byId[first.json.id].name, 'production');
+  assert.ok(Date.parse(byId[first.json.id].expires_at) > Date.now(), 'the old key works until its grace period ends');
+  assert.equal(byId[rot.json.id].status, 'expiring');
+  assert.equal(byId[again.json.id].status, 'active');
+  assert.equal(byId[again.json.id].expires_at, null);
+  for (const k of [first.json, rot.json, again.json]) assert.equal((await s.call('/v1/basic/x', { key: k.secret })).status, 200);
+  // the old key in its grace period is revoked from the portal and stops working
+  const rev = await c.call('DELETE', `/v1/me/keys/${first.json.id}`);
+  assert.equal(rev.status, 200);
+  assert.equal(rev.json.status, 'revoked');
+  let st = 0;
+  for (let i = 0; i < 100 && st !== 401; i++) {
+    st = (await s.call('/v1/basic/x', { key: first.json.secret })).status;
+    if (st !== 401) await new Promise((res) => setImmediate(res));
+  }
+  assert.equal(st, 401);
+  assert.equal((await c.call('DELETE', `/v1/me/keys/${again.json.id}`)).json.status, 'revoked');
+  // an unnamed key's replacement still gets a telling name
+  const plain = await c.call('POST', '/v1/me/keys', {});
+  assert.equal((await c.call('POST', `/v1/me/keys/${plain.json.id}/rotate`, {})).json.name, `rotated ${day}`);
+});

@@ -89,14 +89,24 @@ async function loadUsage() {
   document.getElementById('estimate').textContent = money(up.total, up.currency);
 }
 
+// A working key (active, or rotated and in its grace period) can be revoked; only an active one
+// rotated. An expiring key says when it stops working, in the viewer's time zone. A secret shown
+// after create or rotate disappears once its key is no longer working.
 async function loadKeys() {
   const { data } = await apiAll('/v1/me/keys');
-  document.getElementById('keys').replaceChildren(...data.map((k) => el('tr', {},
-    el('td', {}, k.name || '—'), el('td', {}, el('code', {}, `${k.prefix}…`)), el('td', {}, k.status),
+  const box = document.getElementById('key-secret');
+  if (box.dataset.keyId && !data.some((k) => k.id === box.dataset.keyId && (k.status === 'active' || k.status === 'expiring'))) {
+    box.textContent = '';
+    delete box.dataset.keyId;
+    box.classList.add('hidden');
+  }
+  document.getElementById('keys').replaceChildren(...data.map((k) => el('tr', { 'data-key': k.id },
+    el('td', {}, k.name || '—'), el('td', {}, el('code', {}, `${k.prefix}…`)),
+    el('td', {}, k.status === 'expiring' ? `expiring — stops working ${dateTime(k.expires_at)}` : k.status === 'expired' ? `expired ${dateTime(k.expires_at)}` : k.status),
     el('td', {}, dateTime(k.created_at)), el('td', {}, k.last_used_at ? dateTime(k.last_used_at) : 'never'),
-    el('td', {}, k.status === 'active' ? [
-      el('button', { type: 'button', class: 'secondary', onclick: () => act(() => api('POST', `/v1/me/keys/${k.id}/rotate`, {}).then(reveal)) }, 'Rotate'), ' ',
-      el('button', { type: 'button', class: 'danger', onclick: () => confirm('Revoke this key? Calls with it will fail within a second.') && act(() => api('DELETE', `/v1/me/keys/${k.id}`)) }, 'Revoke')] : ''))));
+    el('td', {}, [
+      k.status === 'active' ? el('button', { type: 'button', class: 'secondary', onclick: () => act(() => api('POST', `/v1/me/keys/${k.id}/rotate`, {}).then(reveal)) }, 'Rotate') : '', ' ',
+      k.status === 'active' || k.status === 'expiring' ? el('button', { type: 'button', class: 'danger', 'aria-label': `Revoke ${k.name || k.prefix}`, onclick: () => confirm('Revoke this key? Calls with it will fail within a second.') && act(() => api('DELETE', `/v1/me/keys/${k.id}`)) }, 'Revoke') : '']))));
 }
 
 async function loadInvoices() {
@@ -163,7 +173,8 @@ document.getElementById('wh-form').addEventListener('submit', (e) => {
 
 function reveal(k) {
   const box = document.getElementById('key-secret');
-  box.textContent = `${k.secret}  (shown once — copy it now)`;
+  box.textContent = `${k.name ? `${k.name}: ` : ''}${k.secret}  (shown once — copy it now)`;
+  box.dataset.keyId = k.id;
   box.classList.remove('hidden');
 }
 
