@@ -110,6 +110,8 @@ test('sign up, use the key, watch usage, upgrade, sign out and in; the owner see
   await page.waitForSelector('[data-metric=api_calls]');
   assert.match(await page.textContent('[data-metric=api_calls]'), /3 used of 1,000 included/);
   assert.equal(await page.textContent('[data-testid=estimate]'), '$0.00');
+  assert.match(await page.textContent('[data-testid=estimate-lines]'), /Nothing to pay so far: no base fee this period and no usage beyond the allowance\./);
+  assert.match(await page.textContent('[data-testid=estimate-note]'), /Usage counted up to now; the bill closes on \w+/);
   await s.call('/v1/basic/x', { key });
   await waitForText(page, '[data-metric=api_calls]', /4 used/, 8000);
   assert.match(await page.textContent('[data-testid=endpoints]'), /GET \/v1\/basic\/x\s*api_calls\s*1/);
@@ -125,6 +127,8 @@ test('sign up, use the key, watch usage, upgrade, sign out and in; the owner see
   await snap(page, 'plan-preview');
   await page.click('#confirm-plan');
   await waitForText(page, '[data-testid=account]', /plan pro/);
+  // the estimate now says it holds the base fee (its own line, with its amount)
+  await waitForText(page, '[data-testid=estimate-lines]', /plan, (\d+ of \d+ days[^:]*|1 month): \$[\d,.]+/i);
   assert.equal((await s.call('/v1/vision/tag', { key })).status, 200);
   assert.equal((await s.call('/v1/basic/x', { key })).headers.get('x-ratelimit-limit'), '500');
 

@@ -87,6 +87,14 @@ async function loadUsage() {
   }
   const up = await api('GET', '/v1/me/invoices/upcoming');
   document.getElementById('estimate').textContent = money(up.total, up.currency);
+  // What the estimate is made of: the invoice's own lines (the base fee, prorated after a trial;
+  // usage priced so far; items), and when the period closes.
+  const lines = up.lines || [];
+  document.getElementById('estimate-lines').replaceChildren(...(lines.length
+    ? lines.map((l) => el('li', {}, `${lineText(l, metrics)}: ${money(l.amount, up.currency)}`))
+    : [el('li', { class: 'muted' }, 'Nothing to pay so far: no base fee this period and no usage beyond the allowance.')]));
+  document.getElementById('estimate-note').textContent = up.period?.end
+    ? `Usage counted up to now; the bill closes on ${fmtDate(up.period.end)}.` : 'Usage counted up to now.';
 }
 
 // A working key (active, or rotated and in its grace period) can be revoked; only an active one
