@@ -975,6 +975,9 @@ int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_reque
     } else if (s->n == 2 && tg_adm_method_is(r, "GET")) {
         json_t *j = tg_adm_customer_json(a, &c);
         json_object_set_new(j, "csrf_token", json_string(ses.csrf_token));
+        /* where the keys are used (public_urls.gateway): the account page's "Getting started" */
+        json_object_set_new(j, "gateway_url", a->d.cfg->public_urls.gateway != NULL
+                                                  ? json_string(a->d.cfg->public_urls.gateway) : json_null());
         tg_adm_reply_json(res, 200, j);
     } else if (s->n == 3 && tg_adm_seg_is(s, 2, "keys") && tg_adm_method_is(r, "GET")) {
         tg_adm_list_keys(a, &c, r, res);

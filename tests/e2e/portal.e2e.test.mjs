@@ -215,8 +215,18 @@ for (const width of [1280, 390]) {
     await page.selectOption('#su-plan', 'free');
     await page.click('#signup button[type=submit]');
     await page.waitForSelector('[data-testid=secret]:not(:empty)');
+    const signupKey = (await page.textContent('[data-testid=secret]')).trim();
     assertCsp(await page.goto(`${s.admin}/portal/app.html`));
     await page.waitForSelector('#keys tr');
+    // "Getting started": the gateway's real address and a call the free plan includes, which works
+    // with the key put in for the placeholder
+    await waitForText(page, '[data-testid=start-curl]', /^curl /);
+    assert.equal(await page.textContent('[data-testid=gateway-url]'), s.gw);
+    const curl = await page.textContent('[data-testid=start-curl]');
+    const m = curl.match(/^curl -H "Authorization: Bearer YOUR_API_KEY" "([^"]+)"$/);
+    assert.ok(m, curl);
+    assert.ok(m[1].startsWith(`${s.gw}/v1/basic/`), m[1]);
+    assert.equal((await fetch(m[1], { headers: { authorization: `Bearer ${signupKey}` } })).status, 200);
 
     await page.fill('#key-name', 'ci');
     await page.click('#key-form button[type=submit]');
@@ -229,8 +239,8 @@ for (const width of [1280, 390]) {
     assert.notEqual(newId, oldId);
     await waitForText(page, `tr[data-key="${oldId}"]`, /expiring — stops working/);
     // the expiry, as the page's own formatter writes it in the viewer's zone
-    const key = (await s.adminCall('GET', `/v1/admin/keys/${oldId}`)).json;
-    const shown = await page.evaluate((iso) => import('/portal/format.js').then((f) => f.dateTime(iso)), key.expires_at);
+    const oldKey = (await s.adminCall('GET', `/v1/admin/keys/${oldId}`)).json;
+    const shown = await page.evaluate((iso) => import('/portal/format.js').then((f) => f.dateTime(iso)), oldKey.expires_at);
     assert.ok((await page.textContent(`tr[data-key="${oldId}"]`)).includes(shown), `the expiry ${shown}`);
     assert.match(await page.textContent(`tr[data-key="${newId}"]`), new RegExp(`ci \\(rotated ${day}\\)`));
     assert.equal(await page.locator(`tr[data-key="${oldId}"] button:has-text("Rotate")`).count(), 0);

@@ -201,3 +201,13 @@ test('a rotated key from the portal: the replacement is named apart, both work a
   const plain = await c.call('POST', '/v1/me/keys', {});
   assert.equal((await c.call('POST', `/v1/me/keys/${plain.json.id}/rotate`, {})).json.name, `rotated ${day}`);
 });
+
+test('GET /v1/me names the gateway the keys are used at (public_urls.gateway, here the listener\'s own address)', async () => {
+  const c = client();
+  const r = await c.call('POST', '/v1/signup', { email: email(), password: 'correct horse battery', plan: 'starter' });
+  assert.equal(r.status, 201);
+  const me = await c.call('GET', '/v1/me');
+  assert.equal(me.status, 200);
+  assert.equal(me.json.gateway_url, s.gw);
+  assert.equal(me.json.gateway_url, r.json.gateway_url);
+});

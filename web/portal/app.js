@@ -31,7 +31,19 @@ async function loadAccount() {
   const wanted = new URLSearchParams(location.search).get('plan');
   sel.value = wanted && data.some((p) => p.id === wanted) ? wanted : me.plan;
   showBilling(me);
+  showStart(me, data.find((p) => p.id === me.plan));
   return me;
+}
+
+// "Getting started": the gateway's public address (public_urls.gateway, or this host on the
+// gateway's default port) and a curl call to an endpoint the customer's plan includes (its first
+// pattern, a trailing "*" filled in; every path when the plan lists none).
+function showStart(me, plan) {
+  const gw = (me.gateway_url || `${location.protocol}//${location.hostname}:8080`).replace(/\/+$/, '');
+  const pattern = plan?.endpoints?.[0];
+  const path = !pattern || pattern === '/v1/basic/*' ? '/v1/basic/geocode?q=Berlin' : pattern.replace(/\*$/, 'example');
+  document.getElementById('gateway-url').textContent = gw;
+  document.getElementById('start-curl').textContent = `curl -H "Authorization: Bearer YOUR_API_KEY" "${gw}${path}"`;
 }
 
 // The card on file, and a banner while payments fail (dunning) or the plan waits for a card.
