@@ -91,6 +91,7 @@ static const audit_route_t PORTAL_ROUTES[] = {
     {"DELETE", {"keys", "*"}, "key.revoke", "key", 1, SNAP_KEY, 0},
     {"POST", {"keys", "*", "rotate"}, "key.rotate", "key", 1, SNAP_KEY, AFTER_BODY},
     {"POST", {"plan"}, "customer.plan_change", "customer", ID_SELF, SNAP_CUSTOMER, 0},
+    {"POST", {"cancel"}, "customer.cancel", "customer", ID_SELF, SNAP_CUSTOMER, 0},
     {"PUT", {"budget"}, "customer.budget", "customer", ID_SELF, SNAP_BUDGET, 0},
     {"PUT", {"notification-settings"}, "customer.notification_settings", "customer", ID_SELF, SNAP_SETTINGS, 0},
     {"POST", {"webhook-endpoints"}, "webhook_endpoint.create", "webhook_endpoint", ID_FROM_RESPONSE, SNAP_ENDPOINT, 0},

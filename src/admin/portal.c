@@ -1026,6 +1026,15 @@ int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_reque
         plan_preview(a, &c, r, res);
     } else if (s->n == 3 && tg_adm_seg_is(s, 2, "plan") && tg_adm_method_is(r, "POST")) {
         me_plan(a, &c, r, res);
+    } else if (s->n == 3 && tg_adm_seg_is(s, 2, "cancel") && tg_adm_method_is(r, "POST")) {
+        /* self-service cancellation: always at the period's end, by the admin route's service */
+        int rc = tg_sub_cancel(&a->sub, &c, 1, &err);
+        if (rc != 0)
+            tg_adm_reply_svc_error(res, rc, &err);
+        else {
+            tg_outbox_wake(a->d.outbox); /* billing: stripe: the subscription's cancellation */
+            tg_adm_reply_json(res, 200, tg_adm_customer_json(a, &c));
+        }
     } else if (s->n == 4 && tg_adm_seg_is(s, 2, "billing") &&
                (tg_adm_seg_is(s, 3, "setup") || tg_adm_seg_is(s, 3, "portal")) && tg_adm_method_is(r, "POST")) {
         billing_session(a, &c, r, tg_adm_seg_is(s, 3, "setup"), res);

@@ -256,6 +256,21 @@ for (const width of [1280, 390]) {
     await page.waitForSelector('[data-testid=new-secret].hidden', { state: 'attached' });
     assert.equal(await page.textContent('[data-testid=new-secret]'), '');
 
+    // self-service cancellation, at the period's end, after a confirm step; a change of mind keeps it
+    await page.click('#cancel-sub');
+    await page.waitForSelector('#confirm-cancel');
+    await page.click('[data-testid=cancel-note] button.secondary');
+    await waitForText(page, '[data-testid=cancel-note]', /^$/);
+    await page.click('#cancel-sub');
+    await page.waitForSelector('#confirm-cancel');
+    assert.match(await page.textContent('[data-testid=cancel-note]'), /keep working until/);
+    await page.click('#confirm-cancel');
+    await waitForText(page, '[data-testid=account]', /Cancels on /);
+    const me = (await page.evaluate(() => fetch('/v1/me').then((r) => r.json())));
+    assert.ok(me.cancel_at, 'cancel_at set');
+    await page.waitForSelector('#cancel-sub.hidden', { state: 'attached' });
+    await snap(page, `cancel-${width}`);
+
     assert.deepEqual(errors, []);
     assert.deepEqual(violations, [], 'no Content-Security-Policy violation');
     await context.close();

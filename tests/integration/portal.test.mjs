@@ -211,3 +211,25 @@ test('GET /v1/me names the gateway the keys are used at (public_urls.gateway, he
   assert.equal(me.json.gateway_url, s.gw);
   assert.equal(me.json.gateway_url, r.json.gateway_url);
 });
+
+test('self-service cancellation: at the period\'s end, by the admin route\'s service, audited; a second one is 409', async () => {
+  const c = client();
+  const r = await c.call('POST', '/v1/signup', { email: email(), password: 'correct horse battery', plan: 'free' });
+  assert.equal(r.status, 201);
+  const id = r.json.customer.id;
+  const me = (await c.call('GET', '/v1/me')).json;
+  assert.equal(me.cancel_at, null);
+  const cancel = await c.call('POST', '/v1/me/cancel', {});
+  assert.equal(cancel.status, 200, JSON.stringify(cancel.json));
+  assert.equal(cancel.json.cancel_at, me.current_period.end);
+  assert.equal(cancel.json.status, me.status); // access until the period ends
+  const admin = await s.adminCall('GET', `/v1/admin/customers/${id}`);
+  assert.equal(admin.json.cancel_at, me.current_period.end);
+  assert.equal((await s.call('/v1/basic/x', { key: r.json.key.secret })).status, 200);
+  assert.equal((await c.call('POST', '/v1/me/cancel', {}, { noCsrf: true })).status, 403);
+  const log = (await s.adminCall('GET', `/v1/admin/audit?target_id=${id}&limit=100`)).json.data.filter((e) => e.action === 'customer.cancel');
+  assert.equal(log.length, 1);
+  assert.equal(log[0].actor.kind, 'customer');
+  assert.equal(log[0].before.cancel_at, null);
+  assert.equal(log[0].after.cancel_at, me.current_period.end);
+});

@@ -21,7 +21,10 @@ async function loadAccount() {
   const me = await api('GET', '/v1/me');
   const trial = me.status === 'trialing' ? `, trial until ${fmtDate(me.trial_end)} (${Math.max(0, Math.ceil((Date.parse(me.trial_end) - Date.now()) / 864e5))} days left)` : '';
   const pending = me.pending_plan ? ` Changes to ${me.pending_plan} on ${fmtDate(me.pending_at)}.` : '';
-  document.getElementById('acct').textContent = `${me.email} — plan ${me.plan}, ${me.status}${trial}. Period ${fmtDate(me.current_period.start)} to ${fmtDate(me.current_period.end)}.${pending}`;
+  const cancels = me.cancel_at && me.status !== 'canceled' ? ` Cancels on ${fmtDate(me.cancel_at)}.` : '';
+  document.getElementById('acct').textContent = `${me.email} — plan ${me.plan}, ${me.status}${trial}. Period ${fmtDate(me.current_period.start)} to ${fmtDate(me.current_period.end)}.${pending}${cancels}`;
+  // Cancelling is offered until it is scheduled (there is no undo in the billing service yet).
+  document.getElementById('cancel-sub').classList.toggle('hidden', Boolean(me.cancel_at) || me.status === 'canceled');
   const plans = accountShown ? usePlans(await api('GET', '/v1/plans')) : await plansReady();
   accountShown = true;
   const { data } = plans;
@@ -230,6 +233,21 @@ document.getElementById('plan-form').addEventListener('submit', (e) => {
         const c = await api('POST', '/v1/me/plan', { plan });
         note.textContent = c.pending_plan ? `Your plan changes to ${c.pending_plan} at the end of this period.` : `You are now on ${c.plan}.`;
       }) }, 'Confirm change'));
+  })().catch((err) => show(msg, err.message));
+});
+
+// Self-service cancellation, at the period's end, after a confirm step that says what happens.
+document.getElementById('cancel-sub').addEventListener('click', () => {
+  (async () => {
+    const me = await api('GET', '/v1/me');
+    const note = document.getElementById('cancel-note');
+    note.replaceChildren(
+      el('p', {}, `Your plan and API keys keep working until ${fmtDate(me.current_period.end)}; this period is billed as usual, then the subscription ends. This cannot be undone here.`),
+      el('button', { type: 'button', id: 'confirm-cancel', class: 'danger', onclick: () => act(async () => {
+        const c = await api('POST', '/v1/me/cancel', {});
+        note.textContent = `Cancels on ${fmtDate(c.cancel_at)}.`;
+      }) }, 'Confirm cancellation'), ' ',
+      el('button', { type: 'button', class: 'secondary', onclick: () => note.replaceChildren() }, 'Keep my subscription'));
   })().catch((err) => show(msg, err.message));
 });
 
