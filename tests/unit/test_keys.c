@@ -105,7 +105,7 @@ static void test_rotate_keeps_old_key_for_grace(void **state)
     /* at the cap, one rotation at a time: the old key works until the grace ends */
     assert_int_equal(tg_keys_rotate(&f->x, &k1, -1, &n1, s, &err), 0);
     assert_int_equal(k1.expires_at, T0 + 100 + 3600); /* admin.key_grace_seconds */
-    assert_string_equal(n1.name, "main");
+    assert_string_equal(n1.name, "main (rotated 2026-01-01)"); /* told apart from the old "main" */
     assert_string_equal(n1.customer_id, "cus_1");
     tg_key_t stored;
     assert_int_equal(tg_store_key_get(f->db.st, k1.id, &stored, &err), 0);
@@ -124,6 +124,37 @@ static void test_rotate_keeps_old_key_for_grace(void **state)
     assert_int_equal(working(f), 2);
     assert_int_equal(tg_keys_rotate(&f->x, &k2, 60, &n2, s, &err), 0);
     assert_int_equal(k2.expires_at, clock_s + 60);
+}
+
+/* The replacement's name: one " (rotated DATE)" suffix (an earlier one replaced), the base cut to
+ * fit; an unnamed key's replacement is "rotated DATE". */
+static void test_rotated_names(void **state)
+{
+    fx_t *f = *state;
+    tg_key_t k, n, m;
+    char s[TG_APIKEY_BUF], longname[TG_NAME_MAX];
+    tg_err_t err = {0};
+    assert_int_equal(tg_keys_create(&f->x, "cus_1", "main", 1, &k, s, &err), 0);
+    assert_int_equal(tg_keys_rotate(&f->x, &k, 0, &n, s, &err), 0);
+    clock_s = T0 + 86400 * 2; /* 2026-01-03 */
+    assert_int_equal(tg_keys_rotate(&f->x, &n, 0, &m, s, &err), 0);
+    assert_string_equal(m.name, "main (rotated 2026-01-03)");
+    assert_int_equal(tg_keys_revoke(&f->x, &m, &err), 0);
+    /* a name that only looks alike keeps its text */
+    assert_int_equal(tg_keys_create(&f->x, "cus_1", "x (rotated soon)", 1, &k, s, &err), 0);
+    assert_int_equal(tg_keys_rotate(&f->x, &k, 0, &n, s, &err), 0);
+    assert_string_equal(n.name, "x (rotated soon) (rotated 2026-01-03)");
+    assert_int_equal(tg_keys_revoke(&f->x, &n, &err), 0);
+    assert_int_equal(tg_keys_create(&f->x, "cus_1", NULL, 1, &k, s, &err), 0);
+    assert_int_equal(tg_keys_rotate(&f->x, &k, 0, &n, s, &err), 0);
+    assert_string_equal(n.name, "rotated 2026-01-03");
+    assert_int_equal(tg_keys_revoke(&f->x, &n, &err), 0);
+    memset(longname, 'a', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    assert_int_equal(tg_keys_create(&f->x, "cus_1", longname, 1, &k, s, &err), 0);
+    assert_int_equal(tg_keys_rotate(&f->x, &k, 0, &n, s, &err), 0);
+    assert_int_equal(strlen(n.name), TG_NAME_MAX - 1);
+    assert_string_equal(n.name + TG_NAME_MAX - 1 - strlen(" (rotated 2026-01-03)"), " (rotated 2026-01-03)");
 }
 
 static void test_revoke(void **state)
@@ -150,6 +181,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rotated_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotate_keeps_old_key_for_grace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke, setup, teardown),
     };
