@@ -1477,6 +1477,29 @@ static void finish_access_log(diag_t *d, void *obj, const tg_ynode_t *n, int lin
 }
 static const section_t access_log_sec = {access_log_dirs, 0, finish_access_log};
 
+/* ---- decide (gateway/reservations.h, http/decide_http.c): the decision API ---- */
+
+static const char *const on_timeout_names[] = {"bill", "release", NULL}; /* tg_reservation_timeout_rule_t */
+
+static const directive_t decide_dirs[] = {
+    {"token", set_str, AT(char *, tg_config_t, decide.token), 16, 1024, REQUIRED | SECRET, check_text, NULL,
+     " (at least 16 characters; use \"${TOLLGATE_DECIDE_TOKEN}\")"},
+    {"syslog", set_str, AT(char *, tg_config_t, decide.syslog), 1, 255, 0, check_listen, NULL, NULL},
+    {"settle_timeout_ms", set_int, AT(int, tg_config_t, decide.settle_timeout_ms), 100, 86400000, 0, NULL, NULL, NULL},
+    {"on_timeout", set_choice, AT(int, tg_config_t, decide.on_timeout), 0, 0, 0, NULL, on_timeout_names, NULL},
+    {"max_pending", set_int, AT(int, tg_config_t, decide.max_pending), 1, 10000000, 0, NULL, NULL, NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+
+/* Written at all: the decision API's paths are answered (and an upstream's own are shadowed). */
+static void finish_decide(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path, uint64_t given_,
+                          uint64_t valid)
+{
+    (void)d, (void)line, (void)path, (void)given_, (void)valid;
+    if (n != NULL)
+        ((tg_config_t *)obj)->decide.enabled = 1;
+}
+static const section_t decide_sec = {decide_dirs, 0, finish_decide};
+
 /* ---- log (util/log.h): the diagnostic log ---- */
 
 static const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL}; /* tg_log_level_t order */
@@ -2389,6 +2412,7 @@ static const directive_t root_dirs[] = {{"server", set_section, 0, 0, 0, 0, NULL
                                         {"metrics", set_section, 0, 0, 0, 0, NULL, &metrics_sec, NULL},
                                         {"access_log", set_section, 0, 0, 0, 0, NULL, &access_log_sec, NULL},
                                         {"log", set_section, 0, 0, 0, 0, NULL, &log_sec, NULL},
+                                        {"decide", set_section, 0, 0, 0, 0, NULL, &decide_sec, NULL},
                                         {"stripe", set_stripe, 0, 0, 0, 0, NULL, NULL, NULL},
                                         {"billing", set_section, 0, 0, 0, 0, NULL, &billing_sec, NULL},
                                         {"dunning", set_section, 0, 0, 0, 0, NULL, &dunning_sec, NULL},
@@ -2660,6 +2684,8 @@ static int set_defaults(tg_config_t *cfg)
     cfg->metering.max_units_per_call = UINT64_C(1000000000);
     cfg->keys.max_active_per_customer = 20;
     cfg->access_log.sample_ppm = 1000000;
+    cfg->decide.settle_timeout_ms = 60000;
+    cfg->decide.max_pending = 65536;
     cfg->log.level = 2; /* info */
     cfg->stripe.api_base = strdup("https://api.stripe.com");
     cfg->billing.finalize_after_s = -1; /* finish_root picks the default */
@@ -2905,6 +2931,8 @@ void tg_config_free(tg_config_t *cfg)
     tg_openapi_free(cfg->portal.openapi_doc);
     free_display(cfg);
     free_secret(cfg->metrics.token);
+    free_secret(cfg->decide.token);
+    free(cfg->decide.syslog);
     free(cfg->access_log.path);
     free(cfg->upstream.url);
     free(cfg->storage.database);
