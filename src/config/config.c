@@ -1482,21 +1482,24 @@ static const section_t access_log_sec = {access_log_dirs, 0, finish_access_log};
 static const char *const on_timeout_names[] = {"bill", "release", NULL}; /* tg_reservation_timeout_rule_t */
 
 static const directive_t decide_dirs[] = {
-    {"token", set_str, AT(char *, tg_config_t, decide.token), 16, 1024, REQUIRED | SECRET, check_text, NULL,
-     " (at least 16 characters; use \"${TOLLGATE_DECIDE_TOKEN}\")"},
+    {"token", set_str, AT(char *, tg_config_t, decide.token), 16, 1024, SECRET, check_text, NULL, NULL},
     {"syslog", set_str, AT(char *, tg_config_t, decide.syslog), 1, 255, 0, check_listen, NULL, NULL},
     {"settle_timeout_ms", set_int, AT(int, tg_config_t, decide.settle_timeout_ms), 100, 86400000, 0, NULL, NULL, NULL},
     {"on_timeout", set_choice, AT(int, tg_config_t, decide.on_timeout), 0, 0, 0, NULL, on_timeout_names, NULL},
     {"max_pending", set_int, AT(int, tg_config_t, decide.max_pending), 1, 10000000, 0, NULL, NULL, NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 
-/* Written at all: the decision API's paths are answered (and an upstream's own are shadowed). */
+/* Written at all: the decision API's paths are answered (and an upstream's own are shadowed).
+ * The section is optional, its token is not: without one anybody could settle calls. */
 static void finish_decide(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path, uint64_t given_,
                           uint64_t valid)
 {
-    (void)d, (void)line, (void)path, (void)given_, (void)valid;
-    if (n != NULL)
-        ((tg_config_t *)obj)->decide.enabled = 1;
+    (void)valid;
+    if (n == NULL)
+        return;
+    ((tg_config_t *)obj)->decide.enabled = 1;
+    if (!(given_ & 1))
+        report(d, line, "%s.token is required (at least 16 characters; use \"${TOLLGATE_DECIDE_TOKEN}\")", path);
 }
 static const section_t decide_sec = {decide_dirs, 0, finish_decide};
 

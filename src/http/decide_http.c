@@ -9,8 +9,10 @@
  *                    2xx, 401 and 403 into 500), with the real status in X-Tollgate-Status, the
  *                    error type in X-Tollgate-Error and Retry-After, for error_page to answer
  *                    (examples/nginx/tollgate.conf).
- *   POST /v1/check   {"key", "method", "path"} -> 200 {"allowed", ..., "reservation"} or
- *                    200 {"allowed": false, "status", "error", "retry_after"}.
+ *   POST /v1/check   {"key", "method", "path", "units"?} -> 200 {"allowed", ..., "reservation"} or
+ *                    200 {"allowed": false, "status", "error", "retry_after"}. "units" ({"metric":
+ *                    count}) reserves those instead of the route's units; metrics the
+ *                    configuration does not name are refused (400), so none can be invented.
  *   POST /v1/report  {"reservation", "status", "units"} -> 200 {"billed"}, or 404 when that
  *                    reservation is not open (unknown, already reported, or expired).
  * Every call needs the service token (decide.token) in X-Tollgate-Token, compared in constant
@@ -155,7 +157,8 @@ static int token_ok(const tg_config_t *cfg, h2o_req_t *req)
  * headers. Returns 1 and holds the call (id in rid), 0 refused (refusal filled; call->account
  * set when authenticated), or -1 after answering the request itself (bad path, table full). */
 static int admit(decide_req_t *dr, h2o_iovec_t method, h2o_iovec_t uri, h2o_iovec_t auth, h2o_iovec_t api_key,
-                 tg_call_t *call, tg_refusal_t *refusal, char rid[TG_RESERVATION_ID_MAX])
+                 const tg_meter_unit_t *units, size_t nunits, tg_call_t *call, tg_refusal_t *refusal,
+                 char rid[TG_RESERVATION_ID_MAX])
 {
     h2o_req_t *req = dr->req;
     if (uri.len == 0 || uri.base[0] != '/' || method.len == 0 || method.len > 32) {
@@ -172,8 +175,16 @@ static int admit(decide_req_t *dr, h2o_iovec_t method, h2o_iovec_t uri, h2o_iove
     }
     if (query_at != SIZE_MAX && query_at < path.len) /* the normalised path keeps no query, but be sure */
         path.len = query_at;
-    tg_call_request_t rq = {method.base, method.len, path.base, path.len, auth.base, auth.len,
-                            api_key.base, api_key.len, NULL};
+    tg_call_request_t rq = {.method = method.base,
+                            .method_len = method.len,
+                            .path = path.base,
+                            .path_len = path.len,
+                            .authorization = auth.base,
+                            .authorization_len = auth.len,
+                            .api_key = api_key.base,
+                            .api_key_len = api_key.len,
+                            .units = units,
+                            .nunits = nunits};
     if (!tg_gateway_admit(dr->srv->deps.gateway, &rq, call, refusal))
         return 0;
     tg_err_t err;
@@ -212,8 +223,8 @@ static void serve_decide(decide_req_t *dr)
     tg_refusal_t refusal;
     char rid[TG_RESERVATION_ID_MAX];
     int ok = admit(dr, header_value(req, H2O_STRLIT("x-original-method")), header_value(req, H2O_STRLIT("x-original-uri")),
-                   header_value(req, H2O_STRLIT("authorization")), header_value(req, H2O_STRLIT("x-api-key")), &call,
-                   &refusal, rid);
+                   header_value(req, H2O_STRLIT("authorization")), header_value(req, H2O_STRLIT("x-api-key")), NULL, 0,
+                   &call, &refusal, rid);
     if (ok < 0)
         return;
     if (ok == 1) {
@@ -269,10 +280,40 @@ static void serve_check(decide_req_t *dr, json_t *body)
         send_error(req, 400, "bad_request", "The body needs the strings \"key\", \"method\" and \"path\".");
         return;
     }
+    tg_meter_unit_t units[TG_CALL_MAX_METRICS];
+    size_t nunits = 0;
+    json_t *ju = json_object_get(body, "units");
+    if (ju != NULL && !json_is_null(ju)) {
+        const char *metric;
+        json_t *v;
+        uint64_t max = dr->srv->deps.cfg->metering.max_units_per_call;
+        if (!json_is_object(ju) || json_object_size(ju) == 0 || json_object_size(ju) > TG_CALL_MAX_METRICS) {
+            send_error(req, 400, "bad_request", "\"units\" is an object of 1 to 8 {\"metric\": count}.");
+            return;
+        }
+        json_object_foreach(ju, metric, v)
+        {
+            const char *known = tg_gateway_config_metric(dr->srv->deps.gateway, metric, strlen(metric));
+            if (known == NULL || !json_is_integer(v) || json_integer_value(v) < 1 ||
+                (uint64_t)json_integer_value(v) > max) {
+                char msg[256];
+                snprintf(msg, sizeof(msg),
+                         "\"units\": each metric must be one the configuration names (plans' included, routes' "
+                         "meter, metering.metrics) with a count from 1 to metering.max_units_per_call (%llu).",
+                         (unsigned long long)max);
+                send_error(req, 400, "bad_request", msg);
+                return;
+            }
+            units[nunits].metric = (char *)known; /* the configuration's string, never written */
+            units[nunits].units = (uint64_t)json_integer_value(v);
+            nunits++;
+        }
+    }
     tg_call_t call;
     tg_refusal_t refusal;
     char rid[TG_RESERVATION_ID_MAX];
-    int ok = admit(dr, method, path, h2o_iovec_init(NULL, 0), key, &call, &refusal, rid);
+    int ok = admit(dr, method, path, h2o_iovec_init(NULL, 0), key, nunits > 0 ? units : NULL, nunits, &call, &refusal,
+                   rid);
     if (ok < 0)
         return;
     json_t *o = json_object();
