@@ -36,17 +36,17 @@ typedef enum tg_reservation_timeout_rule {
 } tg_reservation_timeout_rule_t;
 
 typedef struct tg_reservations_opts {
-    size_t capacity;        /* reservations held at once, at most */
-    int64_t timeout_ns;     /* after this, tg_reservations_expire settles by the rule */
-    int on_timeout;         /* a tg_reservation_timeout_rule_t */
+    size_t capacity;    /* reservations held at once, at most */
+    int64_t timeout_ns; /* after this, tg_reservations_expire settles by the rule */
+    int on_timeout;     /* a tg_reservation_timeout_rule_t */
 } tg_reservations_opts_t;
 
 typedef struct tg_reservations_stats {
-    uint64_t held;     /* open now */
-    uint64_t settled;  /* settled by their id */
-    uint64_t expired;  /* settled by the timeout rule */
-    uint64_t full;     /* calls refused because the table was full */
-    uint64_t unknown;  /* settlements naming no open reservation (unknown, settled, expired) */
+    uint64_t held;    /* open now */
+    uint64_t settled; /* settled by their id */
+    uint64_t expired; /* settled by the timeout rule */
+    uint64_t full;    /* calls refused because the table was full */
+    uint64_t unknown; /* settlements naming no open reservation (unknown, settled, expired) */
 } tg_reservations_stats_t;
 
 /* gw settles the calls and must outlive the table. NULL when out of memory. */

@@ -76,16 +76,26 @@ static void on_decide_req_dispose(void *p)
 static const char *reason_of(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 402: return "Payment Required";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Content Too Large";
-    case 429: return "Too Many Requests";
-    default: return "Service Unavailable";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 402:
+        return "Payment Required";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 413:
+        return "Content Too Large";
+    case 429:
+        return "Too Many Requests";
+    default:
+        return "Service Unavailable";
     }
 }
 
@@ -123,9 +133,9 @@ static void json_limits_cb(const char *name, const char *value, size_t value_len
 {
     static const struct {
         const char *header, *field;
-    } fields[] = {{"x-ratelimit-limit", "limit"},          {"x-ratelimit-remaining", "remaining"},
-                  {"x-ratelimit-reset", "reset"},          {"x-quota-remaining", "quota_remaining"},
-                  {"x-quota-reset", "quota_reset"},        {"retry-after", "retry_after"}};
+    } fields[] = {{"x-ratelimit-limit", "limit"},   {"x-ratelimit-remaining", "remaining"},
+                  {"x-ratelimit-reset", "reset"},   {"x-quota-remaining", "quota_remaining"},
+                  {"x-quota-reset", "quota_reset"}, {"retry-after", "retry_after"}};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         if (strcmp(name, fields[i].header) == 0) {
             char digits[24];
@@ -222,9 +232,9 @@ static void serve_decide(decide_req_t *dr)
     tg_call_t call;
     tg_refusal_t refusal;
     char rid[TG_RESERVATION_ID_MAX];
-    int ok = admit(dr, header_value(req, H2O_STRLIT("x-original-method")), header_value(req, H2O_STRLIT("x-original-uri")),
-                   header_value(req, H2O_STRLIT("authorization")), header_value(req, H2O_STRLIT("x-api-key")), NULL, 0,
-                   &call, &refusal, rid);
+    int ok = admit(dr, header_value(req, H2O_STRLIT("x-original-method")),
+                   header_value(req, H2O_STRLIT("x-original-uri")), header_value(req, H2O_STRLIT("authorization")),
+                   header_value(req, H2O_STRLIT("x-api-key")), NULL, 0, &call, &refusal, rid);
     if (ok < 0)
         return;
     if (ok == 1) {
@@ -312,8 +322,8 @@ static void serve_check(decide_req_t *dr, json_t *body)
     tg_call_t call;
     tg_refusal_t refusal;
     char rid[TG_RESERVATION_ID_MAX];
-    int ok = admit(dr, method, path, h2o_iovec_init(NULL, 0), key, nunits > 0 ? units : NULL, nunits, &call, &refusal,
-                   rid);
+    int ok =
+        admit(dr, method, path, h2o_iovec_init(NULL, 0), key, nunits > 0 ? units : NULL, nunits, &call, &refusal, rid);
     if (ok < 0)
         return;
     json_t *o = json_object();
@@ -378,8 +388,8 @@ static int units_text(json_t *units, char *out, size_t cap, size_t *len)
     {
         if (!json_is_integer(v) || json_integer_value(v) < 0 || strlen(metric) >= TG_METRIC_MAX)
             return -1;
-        int n = snprintf(out + *len, cap - *len, "%s%s=%lld", *len ? ", " : "", metric,
-                         (long long)json_integer_value(v));
+        int n =
+            snprintf(out + *len, cap - *len, "%s%s=%lld", *len ? ", " : "", metric, (long long)json_integer_value(v));
         if (n < 0 || (size_t)n >= cap - *len)
             return -1;
         *len += (size_t)n;

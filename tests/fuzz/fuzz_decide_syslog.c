@@ -26,7 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcmp(s.reservation, "rsv_", 4) != 0)
         abort();
     for (size_t i = 4; i < s.reservation_len; i++)
-        if (!((s.reservation[i] >= '0' && s.reservation[i] <= '9') || (s.reservation[i] >= 'a' && s.reservation[i] <= 'f')))
+        if (!((s.reservation[i] >= '0' && s.reservation[i] <= '9') ||
+              (s.reservation[i] >= 'a' && s.reservation[i] <= 'f')))
             abort();
     if (s.status < 100 || s.status > 599)
         abort();
@@ -38,9 +39,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
     }
     char line[TG_DECIDE_LINE_MAX];
-    int n = snprintf(line, sizeof(line), "<190>Dec  4 14:30:00 tollgate: tollgate1 %.*s %d %.*s\n",
-                     (int)s.reservation_len, s.reservation, s.status, s.units != NULL ? (int)s.units_len : 1,
-                     s.units != NULL ? s.units : "-");
+    int n =
+        snprintf(line, sizeof(line), "<190>Dec  4 14:30:00 tollgate: tollgate1 %.*s %d %.*s\n", (int)s.reservation_len,
+                 s.reservation, s.status, s.units != NULL ? (int)s.units_len : 1, s.units != NULL ? s.units : "-");
     tg_decide_settlement_t again;
     if (n < 0 || (size_t)n >= sizeof(line) || tg_decide_syslog_parse(line, (size_t)n, &again) != 0)
         abort();

@@ -169,7 +169,7 @@ static void test_timeout_rules(void **state)
         hold(r, &call, 0, a);
         admit_ok(f, "POST", "/v1/vision/x", &call);
         hold(r, &call, 500 * TG_NS_PER_SEC, b);
-        assert_int_equal(tg_reservations_expire(r, 999 * TG_NS_PER_SEC), 0); /* not yet */
+        assert_int_equal(tg_reservations_expire(r, 999 * TG_NS_PER_SEC), 0);  /* not yet */
         assert_int_equal(tg_reservations_expire(r, 1000 * TG_NS_PER_SEC), 1); /* a's deadline */
         assert_int_equal(used(f, "images"), before + (rule == TG_RESERVATION_BILL ? 2 : 1));
         /* a late settlement finds nothing */
