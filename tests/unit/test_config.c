@@ -785,12 +785,28 @@ static void test_yaml_features_and_caps(void **state)
                "test.yaml:4: access_log.path is required (a file, or \"-\" for standard output)");
     only_error(BASE "access_log: {path: x.log, sample_success: 1.5}\nplans: {p: {}}\n",
                "test.yaml:4: access_log.sample_success: \"1.5\" is not a number from 0 to 1");
+    /* decide: optional; written, it needs its token; off without it */
+    only_error(BASE "decide: {syslog: \"127.0.0.1:5514\"}\nplans: {p: {}}\n",
+               "test.yaml:4: decide.token is required (at least 16 characters; use \"${TOLLGATE_DECIDE_TOKEN}\")");
+    only_error(BASE "decide: {token: \"0123456789abcdef\", on_timeout: never}\nplans: {p: {}}\n",
+               "test.yaml:4: decide.on_timeout: \"never\" is not bill or release");
+    cfg = load_ok(BASE "plans: {p: {}}\n");
+    assert_int_equal(cfg->decide.enabled, 0);
+    tg_config_free(cfg);
+    cfg = load_ok(BASE "decide: {token: \"0123456789abcdef\", syslog: \"127.0.0.1:5514\", on_timeout: release}\n"
+                       "plans: {p: {}}\n");
+    assert_int_equal(cfg->decide.enabled, 1);
+    assert_string_equal(cfg->decide.syslog, "127.0.0.1:5514");
+    assert_int_equal(cfg->decide.on_timeout, 1);
+    assert_int_equal(cfg->decide.settle_timeout_ms, 60000);
+    assert_int_equal(cfg->decide.max_pending, 65536);
+    tg_config_free(cfg);
     only_error(BASE "log: {level: verbose}\nplans: {p: {}}\n",
                "test.yaml:4: log.level: \"verbose\" is not error, warn, info or debug");
     only_error(BASE "defaults: {}\nplans: {p: {}}\n",
                "test.yaml:4: unknown section \"defaults\" (known: server, listeners, public_urls, upstream, storage, "
-               "admin, keys, metering, portal, metrics, access_log, log, stripe, billing, dunning, cluster, notifications, "
-               "email, plans, routes)");
+               "admin, keys, metering, portal, metrics, access_log, log, decide, stripe, billing, dunning, cluster, "
+               "notifications, email, plans, routes)");
 
     /* Depth cap. */
     char deep[512];
