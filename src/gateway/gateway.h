@@ -5,7 +5,9 @@
  * that a refused call consumes nothing: quota is reserved before the rate limiter is asked and
  * released again if the limiter refuses. When the upstream's status is known,
  * tg_gateway_settle either meters the call (exactly once, through the meter) or releases its
- * reservation. Everything here runs on gateway event loops and never blocks. */
+ * reservation. Everything here runs on gateway event loops and never blocks; admit, settle and
+ * abandon are thread-safe (several loops call them at once, and the decision API's receiver
+ * thread settles calls held in gateway/reservations.h). */
 #ifndef TG_GATEWAY_H
 #define TG_GATEWAY_H
 
