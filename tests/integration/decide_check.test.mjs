@@ -158,3 +158,25 @@ test('without a decide: section the paths are the upstream\'s, proxied like any 
     await plain.stop();
   }
 });
+
+test('a full reservations table refuses new calls with 503 decide_unavailable instead of admitting them unrecorded', async () => {
+  const small = await new Stack({ extra: `decide: {token: "${TOKEN}", max_pending: 2}` }).start();
+  try {
+    const { key, customer } = await small.customer('pro');
+    const c1 = await post('/v1/check', { key, method: 'GET', path: '/v1/basic/x' }, { stack: small });
+    const c2 = await post('/v1/check', { key, method: 'GET', path: '/v1/basic/x' }, { stack: small });
+    assert.equal(c1.json.allowed && c2.json.allowed, true);
+    const full = await post('/v1/check', { key, method: 'GET', path: '/v1/basic/x' }, { stack: small });
+    assert.equal(full.status, 503);
+    assert.equal(full.json.error.type, 'decide_unavailable');
+    const r = await post('/v1/report', { reservation: c1.json.reservation, status: 200 }, { stack: small });
+    assert.equal(r.json.billed, true);
+    const again = await post('/v1/check', { key, method: 'GET', path: '/v1/basic/x' }, { stack: small });
+    assert.equal(again.json.allowed, true);
+    // three reserved (one billed, two held); the refused call gave its reservation back
+    assert.equal(again.json.quota_remaining, 500000 - 3);
+    assert.ok(await until(async () => (await small.usage(customer.id)) === 1));
+  } finally {
+    await small.stop();
+  }
+});
