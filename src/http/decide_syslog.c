@@ -150,6 +150,9 @@ static void *receiver_main(void *arg)
         size_t n = tg_reservations_expire(rc->reservations, tg_clock_mono_ns());
         if (n > 0)
             tg_metrics_count_decide_expired(n);
+        tg_reservations_stats_t st;
+        tg_reservations_get_stats(rc->reservations, &st);
+        tg_metrics_decide_table(st.held, st.full);
     }
     if (rc->fd >= 0)
         drain(rc); /* what nginx sent before the stop */

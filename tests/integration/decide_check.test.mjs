@@ -3,7 +3,7 @@
 // Strict durability: a report is answered once its usage is durable. decide.on_timeout: release.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Stack } from './harness.mjs';
+import { Stack, ADMIN_TOKEN } from './harness.mjs';
 
 const TOKEN = 'decide-token-check-0123456789';
 let s;
@@ -176,6 +176,9 @@ test('a full reservations table refuses new calls with 503 decide_unavailable in
     // three reserved (one billed, two held); the refused call gave its reservation back
     assert.equal(again.json.quota_remaining, 500000 - 3);
     assert.ok(await until(async () => (await small.usage(customer.id)) === 1));
+    const metrics = async () => (await fetch(`${small.admin}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).text();
+    assert.ok(await until(async () => /tollgate_decide_reservations_open 2\n/.test(await metrics())), await metrics());
+    assert.match(await metrics(), /tollgate_decide_refused_full_total 1\n/);
   } finally {
     await small.stop();
   }
