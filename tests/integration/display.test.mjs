@@ -16,7 +16,7 @@ test('GET /v1/plans: display names and units, branding; money stays exact text',
     assert.deepEqual(r.metrics.api_calls, { name: 'API calls', unit: 'call' });
     assert.deepEqual(r.portal, {
       title: 'Acme Data', logo: 'https://cdn.acme.example:8443/brand/logo.svg', primary_color: '#0a7d5a',
-      support_email: 'help@acme.example', terms_url: 'https://acme.example/terms', privacy_url: 'https://acme.example/privacy',
+      support_email: 'help@acme.example', terms_url: 'https://acme.example/terms', privacy_url: 'https://acme.example/privacy', highlight: null,
     });
     const starter = r.data.find((p) => p.id === 'starter');
     assert.equal(starter.price, '49.00');
@@ -40,7 +40,7 @@ test('without metering.metrics or branding: ids, "unit", nulls, the plain CSP', 
   await withStack({}, async (s) => {
     const r = await fetch(`${s.admin}/v1/plans`).then((x) => x.json());
     assert.deepEqual(r.metrics.api_calls, { name: 'api_calls', unit: 'unit' });
-    assert.deepEqual(Object.values(r.portal), [null, null, null, null, null, null]);
+    assert.deepEqual(Object.values(r.portal), [null, null, null, null, null, null, null]);
     assert.match((await fetch(`${s.admin}/portal/`)).headers.get('content-security-policy'), /img-src 'self' data:; /);
   });
 });
