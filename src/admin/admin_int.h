@@ -206,6 +206,8 @@ void tg_adm_search_customers(tg_admin_t *a, const tg_admin_request_t *r, tg_admi
  * the first page the totals of every matching invoice per currency. */
 void tg_adm_search_invoices(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
 int tg_adm_query_text(const tg_admin_request_t *r, const char *name, char *out, size_t cap);
+/* "YYYY-MM-DD" as the seconds of that UTC midnight; -1 if it is not such a date (1970 to 9999). */
+int64_t tg_adm_parse_day(const char *s);
 void tg_adm_list_keys(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
 /* customer_id NULL: every customer's; hide_drafts: the portal's view (drafts are the owner's). A
  * page may then hold fewer than `limit` items; has_more still tells whether to go on. */

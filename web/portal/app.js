@@ -124,10 +124,10 @@ async function loadKeys() {
     box.classList.add('hidden');
   }
   document.getElementById('keys').replaceChildren(...data.map((k) => el('tr', { 'data-key': k.id },
-    el('td', {}, k.name || '—'), el('td', {}, el('code', {}, `${k.prefix}…`)),
-    el('td', {}, k.status === 'expiring' ? `expiring — stops working ${dateTime(k.expires_at)}` : k.status === 'expired' ? `expired ${dateTime(k.expires_at)}` : k.status),
-    el('td', {}, dateTime(k.created_at)), el('td', {}, k.last_used_at ? dateTime(k.last_used_at) : 'never'),
-    el('td', {}, [
+    el('td', { 'data-label': 'Name' }, k.name || '—'), el('td', { 'data-label': 'Prefix' }, el('code', {}, `${k.prefix}…`)),
+    el('td', { 'data-label': 'Status' }, k.status === 'expiring' ? `expiring — stops working ${dateTime(k.expires_at)}` : k.status === 'expired' ? `expired ${dateTime(k.expires_at)}` : k.status),
+    el('td', { 'data-label': 'Created' }, dateTime(k.created_at)), el('td', { 'data-label': 'Last used' }, k.last_used_at ? dateTime(k.last_used_at) : 'never'),
+    el('td', { class: 'actions' }, [
       k.status === 'active' ? el('button', { type: 'button', class: 'secondary', onclick: () => act(() => api('POST', `/v1/me/keys/${k.id}/rotate`, {}).then(reveal)) }, 'Rotate') : '', ' ',
       k.status === 'active' || k.status === 'expiring' ? el('button', { type: 'button', class: 'danger', 'aria-label': `Revoke ${k.name || k.prefix}`, onclick: () => confirm('Revoke this key? Calls with it will fail within a second.') && act(() => api('DELETE', `/v1/me/keys/${k.id}`)) }, 'Revoke') : '']))));
 }
