@@ -158,7 +158,7 @@ async function showAttempts(base, d, urls, btn) {
   const full = await api('GET', `${base}/webhook-deliveries/${encodeURIComponent(d.id)}`);
   const items = full.attempts.map((a) => el('li', {},
     `${dateTime(a.at)}: ${a.status ? `HTTP ${a.status}` : 'no HTTP answer'} in ${num(a.response_ms)} ms${a.error ? ` — ${a.error}` : ''}`,
-    a.response_excerpt ? el('pre', {}, a.response_excerpt) : ''));
+    a.response_excerpt ? el('pre', { tabindex: '0' }, a.response_excerpt) : ''));
   tr.after(el('tr', { 'data-attempts-of': d.id }, el('td', { colspan: '5' },
     el('p', { class: 'muted' }, `To ${urls[d.endpoint] || d.endpoint}, webhook-id ${d.id}${full.next_attempt_at ? `; next attempt ${dateTime(full.next_attempt_at)}` : ''}`),
     items.length ? el('ul', { class: 'attempts', 'data-testid': 'attempts' }, items) : el('p', { class: 'muted' }, 'Not attempted yet.'))));
