@@ -183,14 +183,17 @@ document.getElementById('rev-month').addEventListener('change', (e) => {
   if (e.target.value) load(e.target.value).catch((err) => show(document.getElementById('msg'), err.message));
 });
 
+// A new range reloads the figures; a refused one (from after to) is said, and cleared by the next.
 const custom = () => document.getElementById('range').value === 'custom';
+const reloadRange = () => load().then(() => { msgBox().className = ''; msgBox().replaceChildren(); })
+  .catch((err) => show(msgBox(), err.message));
 document.getElementById('range').addEventListener('change', () => {
   for (const e of document.querySelectorAll('.custom-range')) e.classList.toggle('hidden', !custom());
-  if (!custom()) load().catch((err) => show(document.getElementById('msg'), err.message));
+  if (!custom()) reloadRange();
 });
 document.getElementById('range-form').addEventListener('submit', (e) => {
   e.preventDefault();
-  load().catch((err) => show(document.getElementById('msg'), err.message));
+  reloadRange();
 });
 
 document.getElementById('signout').addEventListener('click', () => {
