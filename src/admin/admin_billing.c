@@ -140,8 +140,8 @@ void tg_adm_quote_plan(tg_admin_t *a, const tg_plan_t *plan, const tg_admin_requ
     for (size_t i = 0; blocked != NULL && i < n; i++) {
         uint64_t allowance;
         if (tg_plan_blocks_before(plan, usage[i].metric, usage[i].used, &allowance)) {
-            json_array_append_new(blocked, json_pack("{s:s,s:I}", "metric", usage[i].metric, "after",
-                                                     (json_int_t)allowance));
+            json_array_append_new(blocked,
+                                  json_pack("{s:s,s:I}", "metric", usage[i].metric, "after", (json_int_t)allowance));
             usage[i].used = allowance;
         }
     }

@@ -73,8 +73,7 @@ static int daily_cb(const char *day, const char *metric, uint64_t units, void *a
 /* The usage chart's window, whole UTC days [*from, *to) from ?from=YYYY-MM-DD&to=YYYY-MM-DD (both
  * days included; either alone keeps USAGE_DAYS_DEFAULT days, ending today when neither is given),
  * at most USAGE_DAYS_MAX days. -1 after a 400 reply. */
-static int usage_window(const tg_admin_request_t *r, int64_t now, int64_t *from, int64_t *to,
-                        tg_admin_response_t *res)
+static int usage_window(const tg_admin_request_t *r, int64_t now, int64_t *from, int64_t *to, tg_admin_response_t *res)
 {
     char f[16] = "", t[16] = "";
     int64_t first = -1, last = -1;

@@ -216,7 +216,8 @@ int tg_adm_invoice_query_parse(const tg_admin_request_t *r, tg_adm_invoice_param
         tg_adm_reply_error(res, 400, "invalid_parameter", "from: a date, YYYY-MM-DD.");
         return -1;
     }
-    if (tg_adm_query_text(r, "to", to, sizeof(to)) < 0 || (to[0] != '\0' && (q->period_to = tg_adm_parse_day(to)) < 0)) {
+    if (tg_adm_query_text(r, "to", to, sizeof(to)) < 0 ||
+        (to[0] != '\0' && (q->period_to = tg_adm_parse_day(to)) < 0)) {
         tg_adm_reply_error(res, 400, "invalid_parameter", "to: a date, YYYY-MM-DD.");
         return -1;
     }

@@ -567,9 +567,7 @@ static int pattern_words(plan_words_t *w, const json_t *paths, const char *patte
             continue;
         const char *method;
         json_t *op;
-        json_object_foreach(item, method, op)
-            if (is_method(method) && json_is_object(op))
-                matched++;
+        json_object_foreach(item, method, op) if (is_method(method) && json_is_object(op)) matched++;
     }
     if (matched == 0)
         return add_word(w, pattern);
@@ -585,8 +583,8 @@ static int pattern_words(plan_words_t *w, const json_t *paths, const char *patte
             if (!is_method(method) || !json_is_object(op))
                 continue;
             const char *summary = short_text(json_object_get(op, "summary")), *tag = first_tag(op);
-            const char *word = matched <= WORDS_BY_SUMMARY ? (summary != NULL ? summary : tag)
-                                                           : (tag != NULL ? tag : summary);
+            const char *word =
+                matched <= WORDS_BY_SUMMARY ? (summary != NULL ? summary : tag) : (tag != NULL ? tag : summary);
             if (word != NULL && (rc = add_word(w, word)) != 0)
                 return rc;
         }

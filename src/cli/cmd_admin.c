@@ -634,8 +634,11 @@ static const char *metric_name(json_t *metrics, const char *id)
 {
     size_t i;
     json_t *m;
-    json_array_foreach(metrics, i, m) if (strcmp(str(m, "metric"), id) == 0 && json_is_string(json_object_get(m, "name")))
-        return str(m, "name");
+    json_array_foreach(metrics, i, m)
+    {
+        if (strcmp(str(m, "metric"), id) == 0 && json_is_string(json_object_get(m, "name")))
+            return str(m, "name");
+    }
     return id;
 }
 
@@ -684,9 +687,9 @@ int tg_cmd_usage(int argc, char **argv)
         if (o.daily) {
             json_t *daily = json_object_get(res, "daily"), *d;
             printf("\n");
-            json_array_foreach(daily, i, d) printf("%s  %-20s %lld\n", str(d, "day"),
-                                                   metric_name(metrics, str(d, "metric")),
-                                                   (long long)json_integer_value(json_object_get(d, "units")));
+            json_array_foreach(daily, i, d)
+                printf("%s  %-20s %lld\n", str(d, "day"), metric_name(metrics, str(d, "metric")),
+                       (long long)json_integer_value(json_object_get(d, "units")));
         }
     }
     json_decref(res);
