@@ -130,6 +130,9 @@ for (const width of [1280, 390]) {
       assert.equal(await page.locator('[data-testid=my-keys]').evaluate((t) => t.closest('table').querySelector('thead').getBoundingClientRect().height <= 1), true);
       await rows.first().scrollIntoViewIfNeeded();
       await snap(page, 'account-phone');
+      const keysShot = resolve(shots, 'account-keys-phone.png'); // the keys section alone
+      await page.locator('section[aria-labelledby=keys-h]').screenshot({ path: keysShot });
+      if (process.env.UPDATE_SCREENSHOTS) copyFileSync(keysShot, resolve(root, 'docs/screenshots', 'account-keys-phone.png'));
     } else {
       // a table: the fields side by side on one row
       for (let i = 1; i < boxes.length; i++) assert.equal(Math.round(boxes[i].y), Math.round(boxes[0].y), `cell ${i} on the row`);
