@@ -129,9 +129,21 @@ void tg_adm_quote_plan(tg_admin_t *a, const tg_plan_t *plan, const tg_admin_requ
         }
         memcpy(names[n], q, (size_t)(eq - q));
         names[n][eq - q] = '\0';
-        usage[n].metric = names[n];
-        usage[n].used = v;
-        n++;
+        /* a metric named twice adds up here, so that whether a plan blocks is judged on the total */
+        size_t same = 0;
+        while (same < n && strcmp(names[same], names[n]) != 0)
+            same++;
+        if (same < n && v > UINT64_MAX - usage[same].used) {
+            tg_adm_reply_error(res, 400, "bad_request", "%s: the total is too large.", names[n]);
+            return;
+        }
+        if (same < n) {
+            usage[same].used += v;
+        } else {
+            usage[n].metric = names[n];
+            usage[n].used = v;
+            n++;
+        }
         q = stop + 1;
     }
     /* A plan that blocks at its allowance never bills past it: the quote prices what the gateway

@@ -61,6 +61,12 @@ test('a quote on a plan that blocks: where it stops, priced only up to the allow
   assert.equal(q.total, '5.00');
   q = await fetch(`${s.admin}/v1/plans/nowhere/quote?api_calls=10&images=3`).then((x) => x.json());
   assert.deepEqual(q.blocked, [{ metric: 'images', after: 2 }]); // the allowance itself still passes
+  // a metric named twice is judged on its total
+  q = await fetch(`${s.admin}/v1/plans/nowhere/quote?api_calls=6&api_calls=6`).then((x) => x.json());
+  assert.deepEqual(q.blocked, [{ metric: 'api_calls', after: 10 }]);
+  const big = await fetch(`${s.admin}/v1/plans/nowhere/quote?api_calls=18446744073709551615&api_calls=1`);
+  assert.equal(big.status, 400);
+  assert.match((await big.json()).error.message, /api_calls: the total is too large/);
   // a plan that bills never blocks
   q = await fetch(`${s.admin}/v1/plans/starter/quote?api_calls=123456`).then((x) => x.json());
   assert.deepEqual(q.blocked, []);
