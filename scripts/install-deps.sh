@@ -25,7 +25,7 @@ fi
 # Browser tests drive Debian's chromium with playwright-core from the npm registry (no browser
 # download: playwright-core has none).
 cd "$(dirname "$0")/../tests/e2e"
-[ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --silent
+[ -d node_modules/playwright-core ] && [ -d node_modules/axe-core ] || npm ci --no-audit --no-fund --silent
 # The Stripe tests use the official stripe package (webhook signatures, the fake's reference).
 cd ../stripe
 [ -d node_modules/stripe ] || npm ci --no-audit --no-fund --silent

@@ -179,6 +179,10 @@ test('add a card through Checkout, a past_due banner, and the dashboard\'s reven
   await control('POST', '/__control/webhook_endpoint', { url: null });
   await owner.getByRole('button', { name: 'Sign out' }).click();
   await owner.locator('#login-box:not(.hidden)').waitFor();
+  // and so does the customer: the account page polls its usage every 5 s, and a poll after the
+  // clock moved would meet an expired session (a 401 in the console; the page then signs in again)
+  await page.click('#logout');
+  await page.waitForURL(/\/portal\/$/);
   const metered = [];
   for (let i = 0; i < 3; i++) metered.push((await s.customer('metered')).customer.id);
   const yen = (await s.customer('yen')).customer.id;

@@ -274,4 +274,12 @@ refresh().catch((err) => {
   if (err.status === 401) location.href = '/portal/#login';
   else show(msg, err.message);
 });
-live = setInterval(() => { inflight = loadUsage().catch(() => {}); }, 5000); // live usage
+// live usage; a session that ended meanwhile (expired, or signed out on another device) stops
+// the polling and goes to the sign-in form instead of failing every 5 s
+live = setInterval(() => {
+  inflight = loadUsage().catch((err) => {
+    if (err.status !== 401) return;
+    clearInterval(live);
+    location.href = '/portal/#login';
+  });
+}, 5000);
