@@ -56,13 +56,15 @@ $(BUILD)/gen/assets.c: $(WEB_FILES) $(shell find web -type d) $(CHARTJS) $(BUILD
 	  /openapi.json=$(BUILD)/gen/openapi.json
 
 # docs/openapi.yaml as JSON, served at /openapi.json on the admin port: converted here by a host
-# tool (tools/gen/yaml2json.c, the config loader's YAML reader and jansson), built with the plain
+# tool (tools/gen/yaml2json.c with the library's own src/config/yaml_doc.c and yaml_json.c, the
+# very conversion portal.openapi goes through, and jansson), built with the plain
 # flags because it runs inside the sanitizer and fuzzer builds too. A broken document breaks make.
 HOSTCC      ?= gcc
 HOST_CFLAGS := -std=c17 -D_GNU_SOURCE -O1 $(WARN) -Isrc $(shell pkg-config --cflags yaml-0.1 jansson 2>/dev/null)
-$(BUILD)/gen/yaml2json: tools/gen/yaml2json.c src/config/yaml_doc.c src/config/yaml_doc.h
+YAML2JSON_SRCS := tools/gen/yaml2json.c src/config/yaml_doc.c src/config/yaml_json.c
+$(BUILD)/gen/yaml2json: $(YAML2JSON_SRCS) src/config/yaml_doc.h src/config/yaml_json.h src/util/err.h
 	@mkdir -p $(dir $@)
-	$(HOSTCC) $(HOST_CFLAGS) -o $@ tools/gen/yaml2json.c src/config/yaml_doc.c $(shell pkg-config --libs yaml-0.1 jansson 2>/dev/null)
+	$(HOSTCC) $(HOST_CFLAGS) -o $@ $(YAML2JSON_SRCS) $(shell pkg-config --libs yaml-0.1 jansson 2>/dev/null)
 
 $(BUILD)/gen/openapi.json: docs/openapi.yaml $(BUILD)/gen/yaml2json
 	$(BUILD)/gen/yaml2json $< $@

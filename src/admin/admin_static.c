@@ -9,6 +9,10 @@
  * capped at 2 MiB. The pages only call the JSON API, so nothing here needs a session. Runs on the
  * admin loop (tg_admin_handle_quick).
  *
+ * A few URLs are another file under a second name (SHARED_FILES): the dashboard's /admin/format.js
+ * is web/portal/format.js: one source for both sites' money and number formatting, while the
+ * dashboard's modules keep importing './format.js' and load no script from /portal/.
+ *
  * /openapi.json is docs/openapi.yaml, the description of this port's API, converted to JSON when
  * the binary was built (tools/gen/yaml2json.c) and public like the pricing API it describes. */
 #include <stdio.h>
@@ -22,6 +26,22 @@
 #include "admin/assets.h"
 
 #define MAX_FILE (2 * 1024 * 1024)
+
+/* URL path -> the web/ path whose bytes it serves (in the binary and under TOLLGATE_WEB_ROOT). */
+static const struct {
+    const char *url, *file;
+} SHARED_FILES[] = {
+    {"/admin/format.js", "/portal/format.js"},
+};
+
+/* The web/ path for the URL path rel: its SHARED_FILES target, or rel itself. */
+static const char *shared_file(const char *rel)
+{
+    for (size_t i = 0; i < sizeof(SHARED_FILES) / sizeof(SHARED_FILES[0]); i++)
+        if (strcmp(rel, SHARED_FILES[i].url) == 0)
+            return SHARED_FILES[i].file;
+    return rel;
+}
 
 static const char *mime_of(const char *path)
 {
@@ -164,8 +184,8 @@ int tg_adm_static(const tg_admin_request_t *r, tg_admin_response_t *res)
         served = file != NULL ? read_fd(open(file, O_RDONLY | O_CLOEXEC), "chart.min.js", res)
                               : reply_asset(chart, strlen(chart), res);
     } else {
-        const char *root = getenv("TOLLGATE_WEB_ROOT");
-        served = root != NULL ? read_fd(open_beneath(root, rel), rel, res) : reply_asset(rel, strlen(rel), res);
+        const char *root = getenv("TOLLGATE_WEB_ROOT"), *file = shared_file(rel);
+        served = root != NULL ? read_fd(open_beneath(root, file), file, res) : reply_asset(file, strlen(file), res);
     }
     if (!served)
         tg_adm_reply_error(res, 404, "not_found", "No such page.");

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "config/yaml_doc.h"
+#include "config/yaml_json.h"
 #include "util/err.h"
 
 #define MAX_PROBLEMS 50
@@ -243,99 +244,6 @@ static size_t check_document(diag_t *d, const tg_ynode_t *root)
     return nops;
 }
 
-/* ---- YAML to JSON (YAML 1.2 core schema for plain scalars; keys are strings) ---- */
-
-static int is_int(const char *s)
-{
-    const char *p = s + (*s == '-');
-    if (*p == '0')
-        return p[1] == '\0';
-    if (*p < '1' || *p > '9')
-        return 0;
-    while (*p >= '0' && *p <= '9')
-        p++;
-    return *p == '\0';
-}
-
-static int is_decimal(const char *s)
-{
-    const char *p = s + (*s == '-');
-    if (*p == '0')
-        p++;
-    else if (*p >= '1' && *p <= '9')
-        while (*p >= '0' && *p <= '9')
-            p++;
-    else
-        return 0;
-    if (*p == '.') {
-        if (!(*++p >= '0' && *p <= '9'))
-            return 0;
-        while (*p >= '0' && *p <= '9')
-            p++;
-    }
-    if (*p == 'e' || *p == 'E') {
-        p++;
-        if (*p == '+' || *p == '-')
-            p++;
-        if (!(*p >= '0' && *p <= '9'))
-            return 0;
-        while (*p >= '0' && *p <= '9')
-            p++;
-    }
-    return *p == '\0';
-}
-
-static json_t *convert(diag_t *d, const tg_ynode_t *n)
-{
-    if (n == NULL)
-        return json_null();
-    if (n->type == TG_YNODE_SCALAR) {
-        if (!n->plain)
-            return json_stringn(n->text, n->len);
-        if (tg_ynode_is_null(n))
-            return json_null();
-        if (strcmp(n->text, "true") == 0 || strcmp(n->text, "false") == 0)
-            return json_boolean(n->text[0] == 't');
-        if (is_int(n->text)) {
-            errno = 0;
-            long long v = strtoll(n->text, NULL, 10);
-            if (errno == 0)
-                return json_integer((json_int_t)v);
-        }
-        if (is_decimal(n->text))
-            return json_real(strtod(n->text, NULL));
-        return json_stringn(n->text, n->len);
-    }
-    json_t *out = n->type == TG_YNODE_SEQ ? json_array() : json_object();
-    for (size_t i = 0; out != NULL && i < n->n; i += n->type == TG_YNODE_SEQ ? 1 : 2) {
-        if (n->type == TG_YNODE_SEQ) {
-            json_t *v = convert(d, n->items[i]);
-            if (v == NULL || json_array_append_new(out, v) != 0) {
-                json_decref(out);
-                return NULL;
-            }
-            continue;
-        }
-        const tg_ynode_t *k = n->items[i];
-        if (k->type != TG_YNODE_SCALAR) {
-            report(d, k->line, "a mapping key must be a scalar");
-            json_decref(out);
-            return NULL;
-        }
-        if (json_object_get(out, k->text) != NULL) {
-            report(d, k->line, "duplicate key \"%.200s\"", k->text);
-            json_decref(out);
-            return NULL;
-        }
-        json_t *v = convert(d, n->items[i + 1]);
-        if (v == NULL || json_object_set_new(out, k->text, v) != 0) {
-            json_decref(out);
-            return NULL;
-        }
-    }
-    return out;
-}
-
 /* ---- loading ---- */
 
 int tg_openapi_load_string(const char *name, const char *text, size_t len, tg_openapi_t **out, char *errbuf,
@@ -370,8 +278,8 @@ int tg_openapi_load_string(const char *name, const char *text, size_t len, tg_op
         return rc == TG_ENOMEM ? TG_ENOMEM : TG_ECONFIG;
     }
     size_t nops = check_document(&d, root);
-    if (d.count == 0 && doc == NULL && (doc = convert(&d, root)) == NULL && d.count == 0)
-        report(&d, 0, "out of memory");
+    if (d.count == 0 && doc == NULL && tg_yaml_to_json(root, &doc, &ye) != 0)
+        report(&d, ye.line, "%s", ye.msg);
     tg_ydoc_free(root);
     tg_openapi_t *o = d.count == 0 ? calloc(1, sizeof(*o)) : NULL;
     if (o == NULL) {

@@ -65,6 +65,7 @@ typedef struct gw_req {
     commit_wait_t *wait;
     int failed; /* answered by on_upstream_failed; the prefilter has nothing to do */
     h2o_iovec_t cors_origin; /* the portal's origin when the call came from its Try it; else empty */
+    int cors_enabled;        /* Try it is on (cors_enabled()): every answer then depends on Origin */
 } gw_req_t;
 
 typedef struct gw_prefilter {
@@ -280,16 +281,25 @@ static void send_json(h2o_req_t *req, int status, const char *reason, const char
  * reference is published (portal.openapi) - and no other: no credentials (the key is a header,
  * never a cookie), a fixed list of request headers, and the rate-limit and quota headers exposed
  * so the page can explain them. A preflight is answered here, unbilled and before any key check;
- * an upstream's own Access-Control-* headers are dropped on those calls so the answer is ours. */
+ * an upstream's own Access-Control-* headers are dropped on those calls so the answer is ours.
+ * While Try it is on, every answer says `Vary: Origin`, the portal's and everyone else's: they
+ * differ by Origin (Access-Control-* or not, a preflight or a call), so a shared cache must not
+ * serve the one kept for a request without Origin to the portal, nor the portal's to others. */
 #define CORS_EXPOSE                                                                                                    \
     "x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset, ratelimit, ratelimit-policy, x-quota-remaining, "     \
     "x-quota-reset, retry-after, x-request-id"
+
+/* Try it is on: a reference is published and the portal has an origin to allow. */
+static int cors_enabled(const tg_config_t *cfg)
+{
+    return cfg->portal.openapi_doc != NULL && cfg->portal.public_url != NULL;
+}
 
 static h2o_iovec_t cors_origin_of(const tg_config_t *cfg, h2o_req_t *req)
 {
     const char *portal = cfg->portal.public_url;
     ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("origin"), -1);
-    if (cfg->portal.openapi_doc == NULL || portal == NULL || i == -1)
+    if (!cors_enabled(cfg) || i == -1)
         return h2o_iovec_init(NULL, 0);
     h2o_iovec_t o = req->headers.entries[i].value;
     return o.len == strlen(portal) && memcmp(o.base, portal, o.len) == 0 ? o : h2o_iovec_init(NULL, 0);
@@ -297,6 +307,8 @@ static h2o_iovec_t cors_origin_of(const tg_config_t *cfg, h2o_req_t *req)
 
 static void add_cors_headers(h2o_req_t *req, const gw_req_t *gr)
 {
+    if (gr->cors_enabled)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VARY, NULL, H2O_STRLIT("origin"));
     if (gr->cors_origin.len == 0)
         return;
     for (size_t k = 0; k < req->res.headers.size;) {
@@ -310,7 +322,6 @@ static void add_cors_headers(h2o_req_t *req, const gw_req_t *gr)
                    gr->cors_origin.len);
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-expose-headers"), 0, NULL,
                           H2O_STRLIT(CORS_EXPOSE));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VARY, NULL, H2O_STRLIT("origin"));
 }
 
 /* A preflight from the portal: 204 with what Try it may send. */
@@ -709,6 +720,7 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
         gr->fw = h2o_mem_alloc_pool(&req->pool, sizeof(*gr->fw));
         tg_http_forwarded(srv->deps.cfg, req, gr->fw);
     }
+    gr->cors_enabled = cors_enabled(srv->deps.cfg);
     gr->cors_origin = cors_origin_of(srv->deps.cfg, req);
     if (gr->cors_origin.len > 0 && h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS")) &&
         h2o_find_header_by_str(&req->headers, H2O_STRLIT("access-control-request-method"), -1) != -1) {

@@ -15,15 +15,9 @@
 // Screenshots go to build/test-output/screenshots (and docs/screenshots with UPDATE_SCREENSHOTS=1).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, copyFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { chromium } from 'playwright-core';
 import { Stack, ADMIN_TOKEN, sleep } from '../integration/harness.mjs';
+import { launchBrowser, snap, watchConsole } from './support.mjs';
 import { startFakeStripe } from '../stripe/fake_stripe.mjs';
-
-const root = resolve(new URL('../..', import.meta.url).pathname);
-const shots = resolve(root, 'build/test-output/screenshots');
-mkdirSync(shots, { recursive: true });
 
 const SECRET = 'whsec_tollgate_e2e_billing_0123456789';
 const KEY = 'sk_test_tollgate_e2e_billing_0123456789';
@@ -43,11 +37,7 @@ before(async () => {
   });
   await s.start();
   await control('POST', '/__control/webhook_endpoint', { url: `${s.admin}/v1/webhooks/stripe`, secret: SECRET });
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchBrowser();
 });
 after(async () => {
   await browser?.close();
@@ -67,19 +57,9 @@ async function until(fn, what) {
   throw new Error(`timed out waiting for ${what}`);
 }
 
-async function snap(page, name) {
-  const file = resolve(shots, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  if (process.env.UPDATE_SCREENSHOTS) {
-    mkdirSync(resolve(root, 'docs/screenshots'), { recursive: true });
-    copyFileSync(file, resolve(root, 'docs/screenshots', `${name}.png`));
-  }
-}
-
-function watchConsole(page) {
-  const errors = [];
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(`${m.text()} (${m.location().url})`); });
-  page.on('pageerror', (e) => errors.push(String(e)));
+// Console errors and uncaught exceptions (support.mjs), and every request that failed
+function watchConsoleAndRequests(page) {
+  const errors = watchConsole(page);
   page.on('requestfailed', (r) => errors.push(`failed: ${r.url()}`));
   return errors;
 }
@@ -95,7 +75,7 @@ test('add a card through Checkout, a past_due banner, and the dashboard\'s reven
     return route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><link rel="icon" href="data:,"><title>Checkout</title><h1>Stripe Checkout</h1>' });
   });
   const page = await context.newPage();
-  const errors = watchConsole(page);
+  const errors = watchConsoleAndRequests(page);
   const email = `billing-e2e-${Date.now()}@example.com`;
 
   // Sign up on the portal's page.
@@ -159,7 +139,7 @@ test('add a card through Checkout, a past_due banner, and the dashboard\'s reven
 
   // The owner: the failing payment is listed; then a month of invoices in two currencies.
   const owner = await context.newPage();
-  const ownerErrors = watchConsole(owner);
+  const ownerErrors = watchConsoleAndRequests(owner);
   await owner.goto(`${s.admin}/admin/`);
   await owner.fill('#token', ADMIN_TOKEN);
   await owner.click('#token-form button[type=submit]');

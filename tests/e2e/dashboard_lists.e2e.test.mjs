@@ -7,55 +7,19 @@
 // Screenshots go to build/test-output/screenshots (and docs/screenshots with UPDATE_SCREENSHOTS=1).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, copyFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { chromium } from 'playwright-core';
 import { Stack, ADMIN_TOKEN } from '../integration/harness.mjs';
-
-const root = resolve(new URL('../..', import.meta.url).pathname);
-const shots = resolve(root, 'build/test-output/screenshots');
-mkdirSync(shots, { recursive: true });
+import { launchBrowser, snap, watchConsole, watchCsp } from './support.mjs';
 
 let s, browser;
 before(async () => {
   s = new Stack();
   await s.start();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchBrowser();
 });
 after(async () => {
   await browser?.close();
   await s?.stop();
 });
-
-async function snap(page, name) {
-  const file = resolve(shots, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  if (process.env.UPDATE_SCREENSHOTS) {
-    mkdirSync(resolve(root, 'docs/screenshots'), { recursive: true });
-    copyFileSync(file, resolve(root, 'docs/screenshots', `${name}.png`));
-  }
-}
-
-function watch(page, context) {
-  const errors = [];
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(`${m.text()} (${m.location().url})`); });
-  page.on('pageerror', (e) => errors.push(String(e)));
-  return errors;
-}
-
-async function watchCsp(context) {
-  const violations = [];
-  await context.exposeBinding('__cspViolation', (_src, v) => violations.push(v));
-  await context.addInitScript(() => {
-    document.addEventListener('securitypolicyviolation', (e) =>
-      window.__cspViolation(`${location.pathname}: ${e.violatedDirective} ${e.blockedURI}`));
-  });
-  return violations;
-}
 
 // The emails in the customers table, once it shows `want` (polled, bounded).
 // unordered: the same emails in any order (customers made in the same second tie on the time and
@@ -91,7 +55,7 @@ test('the owner finds a customer, filters by plan, changes the plan and sees the
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const violations = await watchCsp(context);
   const page = await context.newPage();
-  const errors = watch(page, context);
+  const errors = watchConsole(page);
 
   // sign in on the dashboard, go to the customers page by its link
   await page.goto(`${s.admin}/admin/`);

@@ -7,26 +7,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { mkdirSync, copyFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { chromium } from 'playwright-core';
 import { Stack, ADMIN_TOKEN } from '../integration/harness.mjs';
+import { launchBrowser, snap, waitForText, watchConsole, watchCsp } from './support.mjs';
 
 const LOGO = '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="32"><rect width="64" height="32" fill="#0a7d5a"/></svg>';
-
-const root = resolve(new URL('../..', import.meta.url).pathname);
-const shots = resolve(root, 'build/test-output/screenshots');
-mkdirSync(shots, { recursive: true });
-
-// build/test-output/screenshots, and docs/screenshots with UPDATE_SCREENSHOTS=1
-async function snap(page, name) {
-  const file = resolve(shots, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  if (process.env.UPDATE_SCREENSHOTS) {
-    mkdirSync(resolve(root, 'docs/screenshots'), { recursive: true });
-    copyFileSync(file, resolve(root, 'docs/screenshots', `${name}.png`));
-  }
-}
 
 let s, browser, logoServer, logoOrigin;
 before(async () => {
@@ -52,43 +36,13 @@ before(async () => {
 `,
   });
   await s.start();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchBrowser();
 });
 after(async () => {
   await browser?.close();
   await s?.stop();
   await new Promise((r) => (logoServer ? logoServer.close(r) : r()));
 });
-
-function watch(page, errors) {
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(`${new URL(page.url()).pathname}: ${m.text()}`); });
-  page.on('pageerror', (e) => errors.push(String(e)));
-}
-
-async function watchCsp(context) {
-  const violations = [];
-  await context.exposeBinding('__cspViolation', (_src, v) => violations.push(v));
-  await context.addInitScript(() => {
-    document.addEventListener('securitypolicyviolation', (e) =>
-      window.__cspViolation(`${location.pathname}: ${e.violatedDirective} ${e.blockedURI}`));
-  });
-  return violations;
-}
-
-// Polls an element's text (page.waitForFunction would evaluate a string, which the CSP refuses).
-async function waitForText(page, selector, re, timeout = 5000) {
-  const until = Date.now() + timeout;
-  for (;;) {
-    const text = await page.textContent(selector).catch(() => '');
-    if (re.test(text || '')) return text;
-    if (Date.now() > until) throw new Error(`${selector}: ${JSON.stringify(text)} never matched ${re}`);
-    await page.waitForTimeout(50);
-  }
-}
 
 async function checkBranding(page, response) {
   // the logo's origin, and only it, is added to img-src
@@ -127,7 +81,7 @@ for (const width of [1280, 390]) {
     const violations = await watchCsp(context);
     const errors = [];
     const page = await context.newPage();
-    watch(page, errors);
+    watchConsole(page, errors);
 
     // the pricing page
     const res = await page.goto(`${s.admin}/portal/`);
@@ -177,7 +131,7 @@ for (const width of [1280, 390]) {
 
     // the owner's dashboard: money in its currency, the customer's usage by display name
     const owner = await context.newPage();
-    watch(owner, errors);
+    watchConsole(owner, errors);
     await owner.goto(`${s.admin}/admin/`);
     await owner.fill('#token', ADMIN_TOKEN);
     await owner.click('#token-form button[type=submit]');

@@ -6,8 +6,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
-import { chromium } from 'playwright-core';
 import { ADMIN_TOKEN, Stack } from '../integration/harness.mjs';
+import { launchBrowser, waitForText, watchConsole } from './support.mjs';
 
 const require = createRequire(import.meta.url);
 const { Webhook } = require('../notify/node_modules/standardwebhooks');
@@ -22,11 +22,7 @@ before(async () => {
   });
   await new Promise((r) => srv.listen(0, '127.0.0.1', r));
   s = await new Stack({ extra: 'notifications: {allow_http: true, allow_private_networks: ["127.0.0.0/8"]}' }).start();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchBrowser();
 });
 after(async () => {
   await browser?.close();
@@ -34,21 +30,10 @@ after(async () => {
   await new Promise((r) => srv.close(r));
 });
 
-async function waitForText(page, selector, re, timeout = 8000) {
-  const until = Date.now() + timeout;
-  for (;;) {
-    const text = await page.textContent(selector).catch(() => '');
-    if (re.test(text || '')) return text;
-    if (Date.now() > until) throw new Error(`${selector}: ${JSON.stringify(text)} never matched ${re}`);
-    await page.waitForTimeout(50);
-  }
-}
-
 test('the portal adds a webhook endpoint, shows its secret once, sends a test event the receiver verifies', async () => {
   const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
   const page = await context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
+  const errors = watchConsole(page);
   await page.goto(`${s.admin}/portal/`);
   await page.waitForSelector('[data-plan="free"]');
   await page.fill('#su-email', `hooks-${Date.now()}@example.com`);
@@ -90,8 +75,7 @@ test('the portal adds a webhook endpoint, shows its secret once, sends a test ev
 test('the owner dashboard lists the owner\'s endpoints, their deliveries and the events feed', async () => {
   const context = await browser.newContext({ viewport: { width: 1200, height: 1000 } });
   const page = await context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
+  const errors = watchConsole(page);
   await page.goto(`${s.admin}/admin/`);
   await page.fill('#token', ADMIN_TOKEN);
   await page.click('#token-form button[type=submit]');

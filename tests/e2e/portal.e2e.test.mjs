@@ -5,69 +5,25 @@
 // UPDATE_SCREENSHOTS=1).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, copyFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { chromium } from 'playwright-core';
 import { Stack, ADMIN_TOKEN } from '../integration/harness.mjs';
-
-const root = resolve(new URL('../..', import.meta.url).pathname);
-const shots = resolve(root, 'build/test-output/screenshots');
-mkdirSync(shots, { recursive: true });
+import { launchBrowser, snap, waitForText, watchConsole, watchCsp } from './support.mjs';
 
 let s, browser;
 before(async () => {
   s = new Stack();
   await s.start();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchBrowser();
 });
 after(async () => {
   await browser?.close();
   await s?.stop();
 });
 
-async function snap(page, name) {
-  const file = resolve(shots, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  if (process.env.UPDATE_SCREENSHOTS) {
-    mkdirSync(resolve(root, 'docs/screenshots'), { recursive: true });
-    copyFileSync(file, resolve(root, 'docs/screenshots', `${name}.png`));
-  }
-}
-
-// Console errors, uncaught exceptions and Content-Security-Policy violations (each page load
-// reports the violations it saw through a binding, so none is lost across navigations).
-function watchConsole(page) {
-  const errors = [];
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-  page.on('pageerror', (e) => errors.push(String(e)));
-  page.on('response', (r) => { if (r.status() === 401) errors.push(`401 from ${new URL(r.url()).pathname}`); }); // which call, if any
+// Console errors and uncaught exceptions (support.mjs), and which call answered 401, if any
+function watchConsoleAnd401s(page) {
+  const errors = watchConsole(page);
+  page.on('response', (r) => { if (r.status() === 401) errors.push(`401 from ${new URL(r.url()).pathname}`); });
   return errors;
-}
-
-async function watchCsp(context) {
-  const violations = [];
-  await context.exposeBinding('__cspViolation', (_src, v) => violations.push(v));
-  await context.addInitScript(() => {
-    document.addEventListener('securitypolicyviolation', (e) =>
-      window.__cspViolation(`${location.pathname}: ${e.violatedDirective} ${e.blockedURI}`));
-  });
-  return violations;
-}
-
-// Polls an element's text from here: page.waitForFunction evaluates a string in the page, which
-// the pages' Content-Security-Policy (no 'unsafe-eval') rightly refuses.
-async function waitForText(page, selector, re, timeout = 5000) {
-  const until = Date.now() + timeout;
-  for (;;) {
-    const text = await page.textContent(selector).catch(() => '');
-    if (re.test(text || '')) return;
-    if (Date.now() > until) throw new Error(`${selector}: ${JSON.stringify(text)} never matched ${re}`);
-    await page.waitForTimeout(50);
-  }
 }
 
 // Every page is served under the strict policy.
@@ -82,7 +38,7 @@ test('sign up, use the key, watch usage, upgrade, sign out and in; the owner see
   const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
   const violations = await watchCsp(context);
   const page = await context.newPage();
-  const errors = watchConsole(page);
+  const errors = watchConsoleAnd401s(page);
   const email = `e2e-${Date.now()}@example.com`;
 
   assertCsp(await page.goto(`${s.admin}/portal/`));
@@ -149,7 +105,7 @@ test('sign up, use the key, watch usage, upgrade, sign out and in; the owner see
 
   // the owner's dashboard: signed in by an HttpOnly cookie for /v1/admin, nothing in storage
   const owner = await context.newPage();
-  const ownerErrors = watchConsole(owner);
+  const ownerErrors = watchConsoleAnd401s(owner);
   assertCsp(await owner.goto(`${s.admin}/admin/`));
   await owner.fill('#token', ADMIN_TOKEN);
   await owner.click('#token-form button[type=submit]');
@@ -206,7 +162,7 @@ for (const width of [1280, 390]) {
     const context = await browser.newContext({ viewport: { width, height: 900 } });
     const violations = await watchCsp(context);
     const page = await context.newPage();
-    const errors = watchConsole(page);
+    const errors = watchConsoleAnd401s(page);
     page.on('dialog', (d) => d.accept());
     assertCsp(await page.goto(`${s.admin}/portal/`));
     await page.waitForSelector('[data-plan="free"]');

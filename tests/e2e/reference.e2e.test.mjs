@@ -6,57 +6,26 @@
 // account page with that plan chosen. No horizontal overflow, console error or CSP violation.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { chromium } from 'playwright-core';
 import { Stack } from '../integration/harness.mjs';
+import { launchBrowser, openPage, overflow, root, shots, waitForText } from './support.mjs';
 
-const root = resolve(new URL('../..', import.meta.url).pathname);
-const shots = resolve(root, 'build/test-output/screenshots');
-mkdirSync(shots, { recursive: true });
 const DEMO_DOC = resolve(root, 'examples/demo-upstream.openapi.yaml');
 
 let s, browser;
 before(async () => {
   s = new Stack({ portal: `{openapi: ${JSON.stringify(DEMO_DOC)}, signup: {per_address: 1000/hour, global: 10000/hour, trial_address_days: 0}}` });
   await s.start();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchBrowser();
 });
 after(async () => {
   await browser?.close();
   await s?.stop();
 });
 
-// Polls an element's text from here (page.waitForFunction would evaluate a string in the page,
-// which the Content-Security-Policy refuses).
-async function waitForText(page, selector, re, timeout = 8000) {
-  const until = Date.now() + timeout;
-  for (;;) {
-    const text = await page.textContent(selector).catch(() => '');
-    if (re.test(text || '')) return text;
-    if (Date.now() > until) throw new Error(`${selector}: ${JSON.stringify(text)} never matched ${re}`);
-    await page.waitForTimeout(50);
-  }
-}
-
-const overflow = (page) => page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
-
 for (const width of [1280, 390]) {
   test(`the reference at ${width} px: badges, Try it, the upgrade path`, async () => {
-    const context = await browser.newContext({ viewport: { width, height: 900 } });
-    const violations = [];
-    await context.exposeBinding('__cspViolation', (_src, v) => violations.push(v));
-    await context.addInitScript(() => {
-      document.addEventListener('securitypolicyviolation', (e) => window.__cspViolation(`${location.pathname}: ${e.violatedDirective} ${e.blockedURI}`));
-    });
-    const page = await context.newPage();
-    const errors = [];
-    page.on('console', (m) => { if (m.type() === 'error') errors.push(`${m.text()} (${m.location().url})`); });
-    page.on('pageerror', (e) => errors.push(String(e)));
+    const { context, page, errors, violations } = await openPage(browser, { viewport: { width, height: 900 } });
 
     // sign up on the free plan from the portal's own page; its key is shown once
     await page.goto(`${s.admin}/portal/`);

@@ -70,10 +70,31 @@ test('the printable invoice: the metric\'s display name, money in its currency, 
   });
 });
 
-test('the dashboard\'s format.js is the portal\'s (the dashboard loads no portal script)', async () => {
-  const { readFileSync } = await import('node:fs');
-  const body = (f) => readFileSync(new URL(`../../web/${f}/format.js`, import.meta.url), 'utf8').split('\n').slice(6).join('\n');
-  assert.equal(body('admin'), body('portal'));
+// One web/portal/format.js served under both names (admin_static.c's SHARED_FILES): the built-in
+// copy, and the file itself when TOLLGATE_WEB_ROOT points at a directory laid out like web/.
+test('/admin/format.js answers the same bytes as /portal/format.js, as JavaScript', async () => {
+  const { readFileSync, existsSync } = await import('node:fs');
+  const source = readFileSync(new URL('../../web/portal/format.js', import.meta.url));
+  assert.equal(existsSync(new URL('../../web/admin/format.js', import.meta.url)), false, 'no second copy in web/admin');
+  const web = new URL('../../web', import.meta.url).pathname;
+  const saved = process.env.TOLLGATE_WEB_ROOT;
+  try {
+    for (const root of [undefined, web]) {
+      if (root === undefined) delete process.env.TOLLGATE_WEB_ROOT; else process.env.TOLLGATE_WEB_ROOT = root;
+      await withStack({}, async (s) => {
+        for (const path of ['/portal/format.js', '/admin/format.js']) {
+          const r = await fetch(`${s.admin}${path}`);
+          assert.equal(r.status, 200, `${path} (web root ${root})`);
+          assert.equal(r.headers.get('content-type'), 'text/javascript; charset=utf-8', path);
+          assert.deepEqual(Buffer.from(await r.arrayBuffer()), source, `${path} (web root ${root})`);
+          const head = await fetch(`${s.admin}${path}`, { method: 'HEAD' });
+          assert.equal(head.status, 200, `HEAD ${path}`);
+        }
+      });
+    }
+  } finally {
+    if (saved === undefined) delete process.env.TOLLGATE_WEB_ROOT; else process.env.TOLLGATE_WEB_ROOT = saved;
+  }
 });
 
 test('the usage report and `tollgate usage` read each metric by its display name', async () => {

@@ -124,6 +124,34 @@ test('CORS: the portal origin may call the gateway (preflight unbilled, headers 
   }
 });
 
+// The answers differ by Origin while Try it is on, so every one of them must say so: a shared cache
+// that kept an answer to a request without Origin (no Access-Control-*) would otherwise serve it
+// to the portal's page, and the portal's answer to everyone else.
+test('CORS: while Try it is on, every gateway answer says Vary: Origin, whatever the Origin', async () => {
+  const c = await s.customer('free');
+  const portal = s.admin;
+  const varies = (r, what) => assert.match(r.headers.get('vary') ?? '', /(^|,)\s*origin\s*(,|$)/i, what);
+  for (const headers of [{}, { origin: 'http://evil.example' }, { origin: portal }]) {
+    const what = headers.origin ?? 'no origin';
+    const ok = await s.call('/v1/basic/geocode?q=x', { key: c.key, headers });
+    assert.equal(ok.status, 200, what);
+    varies(ok, `a forwarded call, ${what}`);
+    const refused = await fetch(`${s.gw}/v1/basic/geocode?q=x`, { headers }); // no key
+    assert.equal(refused.status, 401, what);
+    varies(refused, `a refusal, ${what}`);
+    const badPath = await fetch(`${s.gw}/v1/basic/a%2fb`, { headers: { ...headers, authorization: `Bearer ${c.key}` } });
+    assert.equal(badPath.status, 400, what);
+    varies(badPath, `a bad path, ${what}`);
+    const pre = await fetch(`${s.gw}/v1/basic/geocode`, { method: 'OPTIONS', headers: { ...headers, 'access-control-request-method': 'GET' } });
+    assert.equal(pre.status, headers.origin === portal ? 204 : 401, what); // only the portal's is a preflight
+    varies(pre, `a preflight, ${what}`);
+  }
+  // without a reference nothing depends on Origin: no Vary for it
+  const plain = await bare.call('/v1/basic/geocode?q=x', { key: (await bare.customer('free')).key, headers: { origin: bare.admin } });
+  assert.equal(plain.status, 200);
+  assert.doesNotMatch(plain.headers.get('vary') ?? '', /origin/i);
+});
+
 test('the reference page may fetch from the gateway (CSP connect-src); other pages may not', async () => {
   const page = await fetch(`${s.admin}/portal/reference.html`);
   assert.equal(page.status, 200);

@@ -8,82 +8,18 @@
  * is built for the build host with the plain flags, not the sanitizer or fuzzer ones, since it
  * runs as part of those builds.
  *
- * Scalars follow the YAML 1.2 core schema: a plain (unquoted) `null`/`~`/empty is null,
- * `true`/`false` booleans, decimal integers and decimals numbers; everything quoted, and every
- * mapping key, is a string (OpenAPI's status-code keys such as 200 must be strings). A duplicate
- * key is an error. */
+ * The conversion itself (scalar types, duplicate keys, caps) is src/config/yaml_json.c, the same
+ * file the library uses for portal.openapi documents; the Makefile compiles it into this tool. */
 #include <errno.h>
 #include <jansson.h>
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config/yaml_doc.h"
+#include "config/yaml_json.h"
 
 #define MAX_INPUT (4 * 1024 * 1024)
-
-static int matches(const char *pattern, const char *s)
-{
-    regex_t re;
-    if (regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB) != 0)
-        return 0;
-    int ok = regexec(&re, s, 0, NULL, 0) == 0;
-    regfree(&re);
-    return ok;
-}
-
-/* The JSON value of n, or NULL with a sentence on stderr. */
-static json_t *convert(const tg_ynode_t *n, const char *file)
-{
-    if (n == NULL)
-        return json_null();
-    if (n->type == TG_YNODE_SCALAR) {
-        if (!n->plain)
-            return json_stringn(n->text, n->len);
-        if (tg_ynode_is_null(n))
-            return json_null();
-        if (strcmp(n->text, "true") == 0 || strcmp(n->text, "false") == 0)
-            return json_boolean(n->text[0] == 't');
-        if (matches("^-?(0|[1-9][0-9]*)$", n->text)) {
-            errno = 0;
-            long long v = strtoll(n->text, NULL, 10);
-            if (errno == 0)
-                return json_integer((json_int_t)v);
-        }
-        if (matches("^-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][-+]?[0-9]+)?$", n->text))
-            return json_real(strtod(n->text, NULL));
-        return json_stringn(n->text, n->len);
-    }
-    json_t *out = n->type == TG_YNODE_SEQ ? json_array() : json_object();
-    for (size_t i = 0; out != NULL && i < n->n; i += n->type == TG_YNODE_SEQ ? 1 : 2) {
-        if (n->type == TG_YNODE_SEQ) {
-            json_t *v = convert(n->items[i], file);
-            if (v == NULL || json_array_append_new(out, v) != 0) {
-                json_decref(out);
-                return NULL;
-            }
-            continue;
-        }
-        const tg_ynode_t *k = n->items[i];
-        if (k->type != TG_YNODE_SCALAR) {
-            fprintf(stderr, "%s:%d: a mapping key must be a scalar\n", file, k->line);
-            json_decref(out);
-            return NULL;
-        }
-        if (json_object_get(out, k->text) != NULL) {
-            fprintf(stderr, "%s:%d: duplicate key \"%s\"\n", file, k->line, k->text);
-            json_decref(out);
-            return NULL;
-        }
-        json_t *v = convert(n->items[i + 1], file);
-        if (v == NULL || json_object_set_new(out, k->text, v) != 0) {
-            json_decref(out);
-            return NULL;
-        }
-    }
-    return out;
-}
 
 int main(int argc, char **argv)
 {
@@ -110,10 +46,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s:%d: %s\n", argv[1], e.line, e.msg);
         return 1;
     }
-    json_t *doc = convert(root, argv[1]);
+    json_t *doc = NULL;
+    rc = tg_yaml_to_json(root, &doc, &e);
     tg_ydoc_free(root);
-    if (doc == NULL)
+    if (rc != 0) {
+        fprintf(stderr, "%s:%d: %s\n", argv[1], e.line, e.msg);
         return 1;
+    }
     char tmp[4096];
     if (snprintf(tmp, sizeof(tmp), "%s.tmp", argv[2]) >= (int)sizeof(tmp)) {
         json_decref(doc);

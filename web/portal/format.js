@@ -3,7 +3,7 @@
 // (metering.metrics, from GET /v1/plans). A module with no side effect (the CSP allows no inline
 // script). The API sends money as exact decimal strings (or whole minor units, amount_minor): it
 // is formatted from that text, never rounded through arithmetic, and Intl.NumberFormat takes the
-// decimal string as it is. web/admin/format.js is the same file for the dashboard.
+// decimal string as it is. The dashboard gets this file too, as /admin/format.js (admin_static.c).
 const locale = undefined; // the browser's own
 
 const digitCache = new Map();
