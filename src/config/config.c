@@ -1467,6 +1467,25 @@ static const directive_t access_log_dirs[] = {
     {"sample_success", set_share, AT(uint32_t, tg_config_t, access_log.sample_ppm), 0, 0, 0, NULL, NULL, NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 
+/* ---- decide (issue 16): the decision API for a proxy in front of the upstream ---- */
+
+static const directive_t decide_dirs[] = {
+    {"token", set_str, AT(char *, tg_config_t, decide.token), 16, 1024, SECRET, check_text, NULL, NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+
+/* The section is optional (without it no decision path is answered); its token is not. */
+static void finish_decide(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path, uint64_t given_,
+                          uint64_t valid)
+{
+    (void)obj, (void)valid;
+    if (n != NULL && !(given_ & 1))
+        report(d, line,
+               "%s.token is required (the proxy's service token, at least 16 characters; use "
+               "\"${TOLLGATE_DECIDE_TOKEN}\")",
+               path);
+}
+static const section_t decide_sec = {decide_dirs, 0, finish_decide};
+
 /* The section is optional, its path is not: an access_log without one is a mistake to name. */
 static void finish_access_log(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path, uint64_t given_,
                               uint64_t valid)
@@ -2395,6 +2414,7 @@ static const directive_t root_dirs[] = {{"server", set_section, 0, 0, 0, 0, NULL
                                         {"cluster", set_section, 0, 0, 0, 0, NULL, &cluster_sec, NULL},
                                         {"notifications", set_section, 0, 0, 0, 0, NULL, &notifications_sec, NULL},
                                         {"email", set_email, 0, 0, 0, 0, NULL, NULL, NULL},
+                                        {"decide", set_section, 0, 0, 0, 0, NULL, &decide_sec, NULL},
                                         {"plans", set_plans, 0, 0, 0, REQUIRED, NULL, NULL, " (at least one plan)"},
                                         {"routes", set_routes, 0, 0, MAX_ROUTES, 0, NULL, NULL, NULL},
                                         {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
@@ -2905,6 +2925,7 @@ void tg_config_free(tg_config_t *cfg)
     tg_openapi_free(cfg->portal.openapi_doc);
     free_display(cfg);
     free_secret(cfg->metrics.token);
+    free_secret(cfg->decide.token);
     free(cfg->access_log.path);
     free(cfg->upstream.url);
     free(cfg->storage.database);

@@ -297,6 +297,12 @@ typedef struct tg_config {
         int starttls;     /* 1: STARTTLS required on smtp:// (CURLUSESSL_ALL); default 0 */
         char *templates;  /* a folder whose files override the built-in templates; NULL: built-ins only */
     } email;
+    /* decide: (issue 16) - the decision API that a proxy in front of the upstream calls instead of
+     * sending the traffic through tollgate (Envoy's ext_authz: http/decide_envoy.c). */
+    struct {
+        char *token; /* the proxy's service token; NULL: no decision path is answered (they are
+                      * proxied like any other path) */
+    } decide;
     tg_plan_t *plans;
     size_t nplans;
     tg_route_t *routes;

@@ -215,6 +215,7 @@ int tg_config_keep_restart_settings(tg_config_t *next, const tg_config_t *cur, c
      * secret would also turn every stored key hash invalid */
     KEEP_STR(admin.token, "admin.token", 1);
     KEEP_STR(metrics.token, "metrics.token", 1);
+    KEEP_STR(decide.token, "decide.token", 1); /* its digest, and whether the paths are answered */
     KEEP_STR(keys.secret, "keys.secret", 1);
     KEEP_STR(portal.public_url, "portal.public_url", 0);
     /* the Stripe outbox thread and its client settings (payments/outbox.h) */

@@ -94,6 +94,13 @@ void tg_http_admin_stop(struct tg_server *srv);
 /* The connection's TCP peer as a numeric address into out (NI_MAXHOST bytes, no NUL); returns
  * its length, 0 if unknown; *is_v6 says IPv6 (proxy.c). */
 size_t tg_http_peer_address(h2o_conn_t *conn, char *out, int *is_v6);
+/* 1 if the path (its first query_at bytes; SIZE_MAX: all of it) is one that upstreams could
+ * resolve differently from tollgate's normalised form, and is refused as 400 bad_path (proxy.c
+ * says which; docs/api.md "Request framing"). */
+int tg_http_ambiguous_path(h2o_iovec_t path, size_t query_at);
+/* Registers, on the gateway's pathconf and before the gateway handler, the handler of Envoy's
+ * ext_authz checks under /v1/decide/envoy (decide_envoy.c). Only when decide.token is set. */
+void tg_http_register_decide_envoy(struct tg_server *srv, h2o_pathconf_t *pathconf);
 /* Receives meter completions on a worker's loop (proxy.c). */
 void tg_http_on_commits(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
 

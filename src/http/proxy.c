@@ -342,7 +342,7 @@ static int hexv(char ch)
     return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
 }
 
-static int ambiguous_path(h2o_iovec_t path, size_t query_at)
+int tg_http_ambiguous_path(h2o_iovec_t path, size_t query_at)
 {
     size_t n = query_at != SIZE_MAX && query_at < path.len ? query_at : path.len;
     const char *s = path.base;
@@ -717,7 +717,7 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
     }
 
     /* The head was checked by the HTTP/1 front (http1_server.c): framing, sizes, names. */
-    if (ambiguous_path(req->path, req->query_at)) {
+    if (tg_http_ambiguous_path(req->path, req->query_at)) {
         char json[512];
         size_t n = tg_gateway_error_json("bad_path",
                                          "The path has an encoded slash or backslash, a double encoding, a control "
