@@ -14,6 +14,12 @@
 //    unless the document lists that path and method. The server's routes are if-chains, not a
 //    table, so there is no list to compare with: the probes ask the binary itself.
 //
+// 4. Paths marked `x-listener: gateway` are served on the gateway port (the decision API for a
+//    proxy in front of the upstream, with decide.token set): each of their methods is called
+//    there without the service token and must be refused by tollgate's own route (401
+//    unauthorized), not proxied (which would answer 401 missing_key); on the admin port, the
+//    probes of 3. still find nothing.
+//
 // Adding a route: add its path and method to docs/openapi.yaml (and, for a new path parameter,
 // its probe value under x-probe); `make` rebuilds /openapi.json.
 import { test, before, after } from 'node:test';
@@ -51,13 +57,23 @@ function operations() {
   const ops = [];
   for (const [template, item] of Object.entries(spec.paths)) {
     const re = new RegExp(`^${template.replace(/[.]/g, '\\.').replace(/\{[^}]+\}/g, '[^/]+')}$`);
-    for (const method of METHODS) if (item[method]) ops.push({ template, method, op: item[method], re });
+    const gateway = item['x-listener'] === 'gateway';
+    for (const method of METHODS) if (item[method]) ops.push({ template, method, op: item[method], re, gateway });
   }
   return ops;
 }
 
 function documented(ops, path, method) {
-  return ops.some((o) => o.method === method && o.re.test(path));
+  return ops.some((o) => o.method === method && !o.gateway && o.re.test(path));
+}
+
+// A gateway-listener route of tollgate's own (4. above), called without its service token.
+async function callGateway(method, path) {
+  const r = await fetch(stack.gw + path, { method: method.toUpperCase() });
+  const text = await r.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: r.status, json, text };
 }
 
 // The template with each parameter replaced by its x-probe value (@name: an object made below).
@@ -110,7 +126,8 @@ before(async () => {
     // every optional part on, so that its routes answer; nothing listens on port 9 (the mail and
     // the Stripe calls queue and retry, unseen by these tests)
     extra: `stripe: {secret_key: "sk_test_openapi_0123456789", webhook_secret: "whsec_openapi_0123456789", api_base: "http://127.0.0.1:9"}
-email: {smtp_url: "smtp://127.0.0.1:9", from: "Billing <billing@example.com>"}`,
+email: {smtp_url: "smtp://127.0.0.1:9", from: "Billing <billing@example.com>"}
+decide: {token: "openapi-decide-token-0123456789"}`,
   }).start();
   // The portal side: a customer signed up with a session, its key and a webhook endpoint.
   fx = { cookie: '', csrf: '', admin: { plan: 'starter' }, me: { plan: 'starter' } };
@@ -218,6 +235,12 @@ test('every documented path and method exists on the server, and its 2xx answers
   const missing = [], mismatched = [];
   for (const o of ops) {
     const path = concrete(o.template);
+    if (o.gateway) {
+      const g = await callGateway(o.method, path);
+      if (g.status !== 401 || g.json?.error?.type !== 'unauthorized')
+        missing.push(`${o.method.toUpperCase()} ${o.template} (${path}) on the gateway port -> ${g.status} ${g.text.slice(0, 120)}`);
+      continue;
+    }
     const r = await call(o.method, path);
     if (noRoute(r)) {
       missing.push(`${o.method.toUpperCase()} ${o.template} (${path}) -> ${r.status} ${r.text.slice(0, 120)}`);
