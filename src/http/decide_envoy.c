@@ -102,15 +102,14 @@ static void add_str(h2o_req_t *req, const char *name, const char *value)
     add_header_cb(name, value, strlen(value), req);
 }
 
-/* A response to HEAD has no body: its Content-Length is said, its bytes are not sent (Envoy
- * passes the method on, and would read a body as the start of the next response). */
+/* Envoy passes HEAD on as the method: the HTTP/1 front (http1_server.c) then sends the
+ * Content-Length and not the body, so the connection stays in step. */
 static void send_answer(h2o_req_t *req, int status, const char *reason, const char *body, size_t len)
 {
     req->res.status = status;
     req->res.reason = reason;
     req->res.content_length = len; /* without it h2o 2.2 closes the connection after the reply */
-    int head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
-    h2o_send_inline(req, head ? "" : body, head ? 0 : len);
+    h2o_send_inline(req, body, len);
 }
 
 static void send_error(h2o_req_t *req, int status, const char *type, const char *message)
