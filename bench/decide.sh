@@ -97,7 +97,7 @@ local i = 0
 request = function()
   i = i % #keys + 1
   local h = { ["Host"] = "api.example.com", ["Authorization"] = "Bearer " .. keys[i], ["Content-Length"] = "0",
-              ["X-Tollgate-Decide-Token"] = os.getenv("DECIDE_TOKEN"), ["X-Envoy-Internal"] = "true",
+              ["X-Tollgate-Token"] = os.getenv("DECIDE_TOKEN"), ["X-Envoy-Internal"] = "true",
               ["X-Forwarded-For"] = "10.0.0.2", ["X-Envoy-Expected-Rq-Timeout-Ms"] = "250" }
   if extra ~= "-" then
     local c = extra:find(":")

@@ -15,8 +15,9 @@
  * failure_mode_allow, which must therefore stay off).
  *
  * So, with decide.token set, a request whose raw path is /v1/decide/envoy followed by '/', '?'
- * or nothing is answered here: the service token is checked (X-Tollgate-Decide-Token, compared
- * as digests in constant time; missing or wrong: 401 unauthorized, and nothing else happens),
+ * or nothing is answered here: the service token is checked (X-Tollgate-Token, compared
+ * as digests in constant time; missing or wrong: 403 decide_token_invalid, as for nginx's
+ * decision routes (decide_http.c), and nothing else happens),
  * the rest of the path is normalised as the proxy normalises a call's path, and
  * tg_gateway_admit decides on the method, that path and the key, exactly as for a proxied call.
  * A refusal is answered with the proxy's status, JSON error, Retry-After and rate-limit headers.
@@ -44,7 +45,7 @@
 #include "metering/meter.h"
 
 #define ENVOY_PREFIX "/v1/decide/envoy"
-#define TOKEN_HEADER "x-tollgate-decide-token"
+#define TOKEN_HEADER "x-tollgate-token"
 /* Request headers that carried the customer's key: Envoy removes them before the upstream sees
  * the call, as the proxy strips them (the key is the customer's secret). */
 #define KEY_HEADERS "authorization, x-api-key"
@@ -229,8 +230,8 @@ static int on_envoy_req(h2o_handler_t *_self, h2o_req_t *req)
                           strlen(er->request_id));
 
     if (!token_ok(self, req)) {
-        send_error(req, 401, "unauthorized",
-                   "The decision API needs the proxy's service token (decide.token) in X-Tollgate-Decide-Token.");
+        send_error(req, 403, "decide_token_invalid",
+                   "The decision API needs the proxy's service token (decide.token) in X-Tollgate-Token.");
         return 0;
     }
 

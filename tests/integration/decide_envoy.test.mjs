@@ -43,7 +43,7 @@ class EnvoyCheck {
     if (key && keyHeader === 'bearer') lines.push(`authorization: Bearer ${key}`);
     if (key && keyHeader === 'x-api-key') lines.push(`x-api-key: ${key}`);
     if (requestId) lines.push(`x-request-id: ${requestId}`);
-    if (token !== null) lines.push(`x-tollgate-decide-token: ${token}`);
+    if (token !== null) lines.push(`x-tollgate-token: ${token}`);
     lines.push('x-envoy-internal: true', 'x-forwarded-for: 10.0.0.2', 'x-envoy-expected-rq-timeout-ms: 200');
     this.sock.write(`${lines.join('\r\n')}\r\n\r\n`);
     const m = await readMessage(this.rd, { response: true, method });
@@ -181,8 +181,8 @@ test('a missing or wrong service token is refused before the key is looked at, a
   const { key, customer } = await s.customer('pro');
   for (const token of [null, '', 'decide-service-token-012345678X', `${TOKEN}x`, TOKEN.slice(0, -1)]) {
     const r = await envoy.check({ path: '/v1/basic/x', key, token });
-    assert.equal(r.status, 401, `token ${token}`);
-    assert.equal(r.json.error.type, 'unauthorized');
+    assert.equal(r.status, 403, `token ${token}`);
+    assert.equal(r.json.error.type, 'decide_token_invalid');
     assert.equal(r.get('x-tollgate-customer'), undefined);
     assert.equal(r.get('x-ratelimit-remaining'), undefined);
   }
@@ -231,7 +231,7 @@ test('without decide.token the path is not answered by tollgate: it is an ordina
   const st = await new Stack().start();
   try {
     const { key, customer } = await st.customer('pro');
-    const r = await st.call(`${PREFIX}/v1/basic/x`, { key, headers: { 'x-tollgate-decide-token': TOKEN } });
+    const r = await st.call(`${PREFIX}/v1/basic/x`, { key, headers: { 'x-tollgate-token': TOKEN } });
     assert.equal(r.status, 404); // the demo upstream's own answer, billed as any 4xx
     assert.equal(r.headers.get('x-ratelimit-remaining'), '499');
     assert.equal(await st.usage(customer.id), 1);

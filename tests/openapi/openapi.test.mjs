@@ -16,8 +16,8 @@
 //
 // 4. Paths marked `x-listener: gateway` are served on the gateway port (the decision API for a
 //    proxy in front of the upstream, with decide.token set): each of their methods is called
-//    there without the service token and must be refused by tollgate's own route (401
-//    unauthorized), not proxied (which would answer 401 missing_key); on the admin port, the
+//    there without the service token and must be refused by tollgate's own route (403
+//    decide_token_invalid), not proxied (which would answer 401 missing_key); on the admin port, the
 //    probes of 3. still find nothing.
 //
 // Adding a route: add its path and method to docs/openapi.yaml (and, for a new path parameter,
@@ -237,7 +237,7 @@ test('every documented path and method exists on the server, and its 2xx answers
     const path = concrete(o.template);
     if (o.gateway) {
       const g = await callGateway(o.method, path);
-      if (g.status !== 401 || g.json?.error?.type !== 'unauthorized')
+      if (g.status !== 403 || g.json?.error?.type !== 'decide_token_invalid')
         missing.push(`${o.method.toUpperCase()} ${o.template} (${path}) on the gateway port -> ${g.status} ${g.text.slice(0, 120)}`);
       continue;
     }
