@@ -790,7 +790,7 @@ static void test_yaml_features_and_caps(void **state)
     only_error(BASE "defaults: {}\nplans: {p: {}}\n",
                "test.yaml:4: unknown section \"defaults\" (known: server, listeners, public_urls, upstream, storage, "
                "admin, keys, metering, portal, metrics, access_log, log, stripe, billing, dunning, cluster, notifications, "
-               "email, plans, routes)");
+               "email, decide, plans, routes)");
 
     /* Depth cap. */
     char deep[512];
@@ -863,6 +863,26 @@ static void test_admin_port_keys(void **state)
                "test.yaml:4: portal.signup.repeat_trial: \"maybe\" is not skip or refuse");
     only_error(BASE "metrics: {token: short}\nplans: {free: {}}\n",
                "test.yaml:4: metrics.token is too short (5 characters; at least 16)");
+}
+
+/* Issue 16: the decide section (the decision API for a proxy in front, e.g. Envoy's ext_authz):
+ * absent means no decision path is answered; given, its token is required and capped. */
+static void test_decide(void **state)
+{
+    (void)state;
+    tg_config_t *cfg = load_ok(BASE "plans: {free: {}}\n");
+    assert_null(cfg->decide.token);
+    tg_config_free(cfg);
+    cfg = load_ok(BASE "decide: {token: \"decide-token-0123456789\"}\nplans: {free: {}}\n");
+    assert_string_equal(cfg->decide.token, "decide-token-0123456789");
+    tg_config_free(cfg);
+    only_error(BASE "decide: {}\nplans: {free: {}}\n",
+               "test.yaml:4: decide.token is required (the proxy's service token, at least 16 characters; use "
+               "\"${TOLLGATE_DECIDE_TOKEN}\")");
+    only_error(BASE "decide: {token: short}\nplans: {free: {}}\n",
+               "test.yaml:4: decide.token is too short (5 characters; at least 16)");
+    only_error(BASE "decide: {token: \"decide-token-0123456789\", path: /x}\nplans: {free: {}}\n",
+               "test.yaml:4: unknown key \"path\" in decide (known: token)");
 }
 
 /* Issue 15: metering.metrics (display names, units) and portal branding. */
@@ -1375,6 +1395,7 @@ int main(void)
         cmocka_unit_test(test_email),
         cmocka_unit_test(test_listeners),
         cmocka_unit_test(test_display),
+        cmocka_unit_test(test_decide),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
