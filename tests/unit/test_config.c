@@ -872,9 +872,16 @@ static void test_decide(void **state)
     (void)state;
     tg_config_t *cfg = load_ok(BASE "plans: {free: {}}\n");
     assert_null(cfg->decide.token);
+    char *text = tg_config_describe(cfg);
+    assert_null(strstr(text, "decision API"));
+    free(text);
     tg_config_free(cfg);
     cfg = load_ok(BASE "decide: {token: \"decide-token-0123456789\"}\nplans: {free: {}}\n");
     assert_string_equal(cfg->decide.token, "decide-token-0123456789");
+    text = tg_config_describe(cfg); /* check-config says so, without the token */
+    assert_non_null(strstr(text, "decision API on the gateway port: Envoy ext_authz at /v1/decide/envoy"));
+    assert_null(strstr(text, "decide-token-0123456789"));
+    free(text);
     tg_config_free(cfg);
     only_error(BASE "decide: {}\nplans: {free: {}}\n",
                "test.yaml:4: decide.token is required (the proxy's service token, at least 16 characters; use "
