@@ -14,8 +14,9 @@
 # after, and the share of the machine left idle during each run.
 #
 # Adding an endpoint is one line in SETUPS below: name, server (nginx | tollgate), method, path,
-# and an extra header ("-" for none), e.g. nginx's auth_request subrequest:
-#   "nginx-authreq tollgate GET /v1/decide X-Original-URI:/v1/basic/x"
+# and extra headers ("-" for none; "Name:value;Name:value", no spaces), e.g. nginx's auth_request
+# subrequest to GET /v1/decide:
+#   "nginx-authreq tollgate GET /v1/decide X-Original-Method:GET;X-Original-URI:/v1/basic/x"
 # Each round runs every setup at each concurrency of CONNS: 64 connections measure throughput
 # (and p99 under a full queue), 1 connection the time of one decision (p50 and p99 in
 # microseconds: the round trip over loopback plus the decision).
@@ -100,8 +101,10 @@ request = function()
               ["X-Tollgate-Token"] = os.getenv("DECIDE_TOKEN"), ["X-Envoy-Internal"] = "true",
               ["X-Forwarded-For"] = "10.0.0.2", ["X-Envoy-Expected-Rq-Timeout-Ms"] = "250" }
   if extra ~= "-" then
-    local c = extra:find(":")
-    h[extra:sub(1, c - 1)] = extra:sub(c + 1)
+    for item in extra:gmatch("[^;]+") do
+      local c = item:find(":")
+      h[item:sub(1, c - 1)] = item:sub(c + 1)
+    end
   end
   return wrk.format(method, path, h)
 end
