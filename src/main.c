@@ -20,6 +20,8 @@
 #include "config/config_live.h"
 #include "gateway/accounts.h"
 #include "gateway/gateway.h"
+#include "gateway/reservations.h"
+#include "http/decide_syslog.h"
 #include "http/server.h"
 #include "log/access_log.h"
 #include "util/log.h"
@@ -391,6 +393,8 @@ static int cmd_serve(int argc, char **argv)
     tg_thresholds_t *thresholds = NULL;
     tg_reloader_t *reloader = NULL;
     tg_access_log_t *access_log = NULL;
+    tg_reservations_t *reservations = NULL; /* the decision API's, when decide: is configured */
+    tg_decide_receiver_t *decide_rx = NULL;
     int exit_code = 1;
 
     if (sodium_init() < 0) {
@@ -549,7 +553,22 @@ static int cmd_serve(int argc, char **argv)
         goto out;
     }
     tg_metrics_set_version(TG_VERSION);
-    tg_server_deps_t sdeps = {cfg, gw, admin, meter, access_log};
+    /* The decision API (issue 16): admitted calls wait for their settlement here; the receiver
+     * thread takes nginx's log lines and applies decide.on_timeout. */
+    if (cfg->decide.enabled) {
+        tg_reservations_opts_t ro = {.capacity = (size_t)cfg->decide.max_pending,
+                                     .timeout_ns = (int64_t)cfg->decide.settle_timeout_ms * 1000000,
+                                     .on_timeout = cfg->decide.on_timeout};
+        if ((reservations = tg_reservations_new(gw, &ro)) == NULL) {
+            fprintf(stderr, "tollgate serve: out of memory for decide.max_pending\n");
+            goto out;
+        }
+        if (tg_decide_receiver_start(cfg->decide.syslog, reservations, &decide_rx, &err) != 0) {
+            fprintf(stderr, "tollgate serve: %s\n", err.msg);
+            goto out;
+        }
+    }
+    tg_server_deps_t sdeps = {cfg, gw, admin, meter, access_log, reservations};
     if (tg_server_start(&sdeps, &srv, &err) != 0) {
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
@@ -583,6 +602,8 @@ static int cmd_serve(int argc, char **argv)
 
 out:
     tg_closer_stop(closer); /* between two batches; before the meter it flushes stops */
+    tg_decide_receiver_stop(decide_rx); /* after the loops that hold; what nginx sent is settled */
+    tg_reservations_free(reservations); /* the open ones by decide.on_timeout; the meter still runs */
     if (meter != NULL)
         tg_meter_stop(meter); /* commits everything queued */
     if (srv != NULL)

@@ -1467,24 +1467,6 @@ static const directive_t access_log_dirs[] = {
     {"sample_success", set_share, AT(uint32_t, tg_config_t, access_log.sample_ppm), 0, 0, 0, NULL, NULL, NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 
-/* ---- decide (issue 16): the decision API for a proxy in front of the upstream ---- */
-
-static const directive_t decide_dirs[] = {
-    {"token", set_str, AT(char *, tg_config_t, decide.token), 16, 1024, SECRET, check_text, NULL, NULL},
-    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
-
-/* The section is optional (without it no decision path is answered); its token is not. */
-static void finish_decide(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path, uint64_t given_,
-                          uint64_t valid)
-{
-    (void)obj, (void)valid;
-    if (n != NULL && !(given_ & 1))
-        report(d, line,
-               "%s.token is required (the proxy's service token, at least 16 characters; use "
-               "\"${TOLLGATE_DECIDE_TOKEN}\")",
-               path);
-}
-static const section_t decide_sec = {decide_dirs, 0, finish_decide};
 
 /* The section is optional, its path is not: an access_log without one is a mistake to name. */
 static void finish_access_log(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path, uint64_t given_,
@@ -1495,6 +1477,32 @@ static void finish_access_log(diag_t *d, void *obj, const tg_ynode_t *n, int lin
         report(d, line, "%s.path is required (a file, or \"-\" for standard output)", path);
 }
 static const section_t access_log_sec = {access_log_dirs, 0, finish_access_log};
+
+/* ---- decide (gateway/reservations.h, http/decide_http.c): the decision API ---- */
+
+static const char *const on_timeout_names[] = {"bill", "release", NULL}; /* tg_reservation_timeout_rule_t */
+
+static const directive_t decide_dirs[] = {
+    {"token", set_str, AT(char *, tg_config_t, decide.token), 16, 1024, SECRET, check_text, NULL, NULL},
+    {"syslog", set_str, AT(char *, tg_config_t, decide.syslog), 1, 255, 0, check_listen, NULL, NULL},
+    {"settle_timeout_ms", set_int, AT(int, tg_config_t, decide.settle_timeout_ms), 100, 86400000, 0, NULL, NULL, NULL},
+    {"on_timeout", set_choice, AT(int, tg_config_t, decide.on_timeout), 0, 0, 0, NULL, on_timeout_names, NULL},
+    {"max_pending", set_int, AT(int, tg_config_t, decide.max_pending), 1, 10000000, 0, NULL, NULL, NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+
+/* Written at all: the decision API's paths are answered (and an upstream's own are shadowed).
+ * The section is optional, its token is not: without one anybody could settle calls. */
+static void finish_decide(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path, uint64_t given_,
+                          uint64_t valid)
+{
+    (void)valid;
+    if (n == NULL)
+        return;
+    ((tg_config_t *)obj)->decide.enabled = 1;
+    if (!(given_ & 1))
+        report(d, line, "%s.token is required (at least 16 characters; use \"${TOLLGATE_DECIDE_TOKEN}\")", path);
+}
+static const section_t decide_sec = {decide_dirs, 0, finish_decide};
 
 /* ---- log (util/log.h): the diagnostic log ---- */
 
@@ -2408,13 +2416,13 @@ static const directive_t root_dirs[] = {{"server", set_section, 0, 0, 0, 0, NULL
                                         {"metrics", set_section, 0, 0, 0, 0, NULL, &metrics_sec, NULL},
                                         {"access_log", set_section, 0, 0, 0, 0, NULL, &access_log_sec, NULL},
                                         {"log", set_section, 0, 0, 0, 0, NULL, &log_sec, NULL},
+                                        {"decide", set_section, 0, 0, 0, 0, NULL, &decide_sec, NULL},
                                         {"stripe", set_stripe, 0, 0, 0, 0, NULL, NULL, NULL},
                                         {"billing", set_section, 0, 0, 0, 0, NULL, &billing_sec, NULL},
                                         {"dunning", set_section, 0, 0, 0, 0, NULL, &dunning_sec, NULL},
                                         {"cluster", set_section, 0, 0, 0, 0, NULL, &cluster_sec, NULL},
                                         {"notifications", set_section, 0, 0, 0, 0, NULL, &notifications_sec, NULL},
                                         {"email", set_email, 0, 0, 0, 0, NULL, NULL, NULL},
-                                        {"decide", set_section, 0, 0, 0, 0, NULL, &decide_sec, NULL},
                                         {"plans", set_plans, 0, 0, 0, REQUIRED, NULL, NULL, " (at least one plan)"},
                                         {"routes", set_routes, 0, 0, MAX_ROUTES, 0, NULL, NULL, NULL},
                                         {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
@@ -2680,6 +2688,8 @@ static int set_defaults(tg_config_t *cfg)
     cfg->metering.max_units_per_call = UINT64_C(1000000000);
     cfg->keys.max_active_per_customer = 20;
     cfg->access_log.sample_ppm = 1000000;
+    cfg->decide.settle_timeout_ms = 60000;
+    cfg->decide.max_pending = 65536;
     cfg->log.level = 2; /* info */
     cfg->stripe.api_base = strdup("https://api.stripe.com");
     cfg->billing.finalize_after_s = -1; /* finish_root picks the default */
@@ -2926,6 +2936,7 @@ void tg_config_free(tg_config_t *cfg)
     free_display(cfg);
     free_secret(cfg->metrics.token);
     free_secret(cfg->decide.token);
+    free(cfg->decide.syslog);
     free(cfg->access_log.path);
     free(cfg->upstream.url);
     free(cfg->storage.database);

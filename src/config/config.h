@@ -224,6 +224,17 @@ typedef struct tg_config {
         uint32_t sample_ppm; /* successful calls logged, per million; refusals always; default 1e6 */
     } access_log;
     struct {
+        /* The decision API (issue 16): GET /v1/decide for nginx's auth_request, POST /v1/check
+         * and /v1/report for any gateway or backend, on the gateway listener, only when the file
+         * has a decide: section (otherwise those paths are the upstream's, proxied as any). */
+        int enabled;
+        char *token;           /* the service token callers send in X-Tollgate-Token; a secret */
+        char *syslog;          /* "host:port": UDP receiver of nginx's access log; NULL: none */
+        int settle_timeout_ms; /* a reservation not settled within this follows on_timeout; 60000 */
+        int on_timeout;        /* bill (0, default) | release (1): tg_reservation_timeout_rule_t */
+        int max_pending;       /* reservations held at once; default 65536 */
+    } decide;
+    struct {
         int level;  /* a tg_log_level_t (util/log.h): 0 error, 1 warn, 2 info (default), 3 debug */
         int syslog; /* 1: to syslog(3) instead of standard error */
     } log;
@@ -297,12 +308,6 @@ typedef struct tg_config {
         int starttls;     /* 1: STARTTLS required on smtp:// (CURLUSESSL_ALL); default 0 */
         char *templates;  /* a folder whose files override the built-in templates; NULL: built-ins only */
     } email;
-    /* decide: (issue 16) - the decision API that a proxy in front of the upstream calls instead of
-     * sending the traffic through tollgate (Envoy's ext_authz: http/decide_envoy.c). */
-    struct {
-        char *token; /* the proxy's service token; NULL: no decision path is answered (they are
-                      * proxied like any other path) */
-    } decide;
     tg_plan_t *plans;
     size_t nplans;
     tg_route_t *routes;

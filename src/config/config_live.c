@@ -215,9 +215,16 @@ int tg_config_keep_restart_settings(tg_config_t *next, const tg_config_t *cur, c
      * secret would also turn every stored key hash invalid */
     KEEP_STR(admin.token, "admin.token", 1);
     KEEP_STR(metrics.token, "metrics.token", 1);
-    KEEP_STR(decide.token, "decide.token", 1); /* its digest, and whether the paths are answered */
     KEEP_STR(keys.secret, "keys.secret", 1);
     KEEP_STR(portal.public_url, "portal.public_url", 0);
+    /* the decision API: its table, receiver socket and thread are made at start (main.c); its
+     * handler reads the token of the start configuration */
+    KEEP_INT(decide.enabled, "decide");
+    KEEP_STR(decide.token, "decide.token", 1);
+    KEEP_STR(decide.syslog, "decide.syslog", 0);
+    KEEP_INT(decide.settle_timeout_ms, "decide.settle_timeout_ms");
+    KEEP_INT(decide.on_timeout, "decide.on_timeout");
+    KEEP_INT(decide.max_pending, "decide.max_pending");
     /* the Stripe outbox thread and its client settings (payments/outbox.h) */
     KEEP_INT(stripe.enabled, "stripe");
     KEEP_STR(stripe.secret_key, "stripe.secret_key", 1);

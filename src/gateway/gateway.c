@@ -221,6 +221,31 @@ static void release_units(tg_gateway_t *gw, tg_call_t *call, size_t upto)
 
 static int decide(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *call, tg_refusal_t *refusal);
 
+static int same_metric(const char *name, const char *metric, size_t len)
+{
+    return name != NULL && strncmp(name, metric, len) == 0 && name[len] == '\0';
+}
+
+/* Configurations replaced by a reload live until exit (config_live.h), so their strings do. */
+const char *tg_gateway_config_metric(tg_gateway_t *gw, const char *metric, size_t len)
+{
+    const tg_config_t *cfg = current_cfg(gw);
+    if (same_metric(default_units[0].metric, metric, len))
+        return default_units[0].metric;
+    for (size_t i = 0; i < cfg->nplans; i++)
+        for (size_t j = 0; j < cfg->plans[i].nincluded; j++)
+            if (same_metric(cfg->plans[i].included[j].metric, metric, len))
+                return cfg->plans[i].included[j].metric;
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        for (size_t j = 0; j < cfg->routes[i].nmeter; j++)
+            if (same_metric(cfg->routes[i].meter[j].metric, metric, len))
+                return cfg->routes[i].meter[j].metric;
+    for (size_t i = 0; i < cfg->metering.nmetrics; i++)
+        if (same_metric(cfg->metering.metrics[i].metric, metric, len))
+            return cfg->metering.metrics[i].metric;
+    return NULL;
+}
+
 /* The decision, also counted by plan once the caller's plan is known (metrics/metrics.h). */
 int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *call, tg_refusal_t *refusal)
 {
@@ -307,7 +332,10 @@ static int decide(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *call
     uint64_t weight = route != NULL ? route->weight : 1;
     const tg_meter_unit_t *units = default_units;
     size_t nunits = 1;
-    if (route != NULL && route->nmeter > 0) {
+    if (rq->units != NULL && rq->nunits > 0) {
+        units = rq->units;
+        nunits = rq->nunits < TG_CALL_MAX_METRICS ? rq->nunits : TG_CALL_MAX_METRICS;
+    } else if (route != NULL && route->nmeter > 0) {
         units = route->meter;
         nunits = route->nmeter < TG_CALL_MAX_METRICS ? route->nmeter : TG_CALL_MAX_METRICS;
     }

@@ -5,7 +5,9 @@
  * that a refused call consumes nothing: quota is reserved before the rate limiter is asked and
  * released again if the limiter refuses. When the upstream's status is known,
  * tg_gateway_settle either meters the call (exactly once, through the meter) or releases its
- * reservation. Everything here runs on gateway event loops and never blocks. */
+ * reservation. Everything here runs on gateway event loops and never blocks; admit, settle and
+ * abandon are thread-safe (several loops call them at once, and the decision API's receiver
+ * thread settles calls held in gateway/reservations.h). */
 #ifndef TG_GATEWAY_H
 #define TG_GATEWAY_H
 
@@ -46,6 +48,11 @@ typedef struct tg_call_request {
     const char *api_key; /* X-API-Key header value, or NULL */
     size_t api_key_len;
     const char *request_id; /* NUL-terminated, for log lines about the call; NULL if none */
+    /* What the call reserves instead of its route's units (POST /v1/check's "units"); NULL: the
+     * route's. Each metric must be the configuration's own string (tg_gateway_config_metric):
+     * the call keeps the pointer. At most TG_CALL_MAX_METRICS are used. */
+    const tg_meter_unit_t *units;
+    size_t nunits;
 } tg_call_request_t;
 
 /* Per-call state, owned by the caller (lives in the request's memory). */
@@ -88,6 +95,11 @@ typedef struct tg_refusal {
 
 tg_gateway_t *tg_gateway_new(const tg_gateway_deps_t *deps, const uint8_t *secret, size_t secret_len);
 void tg_gateway_free(tg_gateway_t *gw);
+
+/* The configuration's own copy of a metric's name (a plan's included, a route's meter,
+ * metering.metrics, or "api_calls"), which stays valid as long as the process; NULL when the
+ * configuration names no such metric. Any thread. */
+const char *tg_gateway_config_metric(tg_gateway_t *gw, const char *metric, size_t len);
 
 /* Decides one call. Returns 1 if it may be forwarded (call filled), 0 if refused (refusal
  * filled; call->account is set when the caller was authenticated, so its headers can still be

@@ -37,6 +37,9 @@ typedef struct tg_worker {
     /* Meter completions (strict mode) arrive from the writer thread through this queue. */
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t commits;
+    /* Strict and process durability: POST /v1/report answers once its usage is durable; the
+     * meter's completions arrive here (decide_http.c). */
+    h2o_multithread_receiver_t reports;
     /* Process durability (proxy.c): the usage of the calls this loop finished, written by the
      * loop once per iteration (a zero timeout, which h2o runs after the iteration's I/O) before
      * their responses are released. NULL in the other modes and on the admin loop. */
@@ -94,15 +97,26 @@ void tg_http_admin_stop(struct tg_server *srv);
 /* The connection's TCP peer as a numeric address into out (NI_MAXHOST bytes, no NUL); returns
  * its length, 0 if unknown; *is_v6 says IPv6 (proxy.c). */
 size_t tg_http_peer_address(h2o_conn_t *conn, char *out, int *is_v6);
-/* 1 if the path (its first query_at bytes; SIZE_MAX: all of it) is one that upstreams could
- * resolve differently from tollgate's normalised form, and is refused as 400 bad_path (proxy.c
- * says which; docs/api.md "Request framing"). */
-int tg_http_ambiguous_path(h2o_iovec_t path, size_t query_at);
-/* Registers, on the gateway's pathconf and before the gateway handler, the handler of Envoy's
- * ext_authz checks under /v1/decide/envoy (decide_envoy.c). Only when decide.token is set. */
-void tg_http_register_decide_envoy(struct tg_server *srv, h2o_pathconf_t *pathconf);
 /* Receives meter completions on a worker's loop (proxy.c). */
 void tg_http_on_commits(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+
+/* "host:port", "[v6]:port" or ":port" into a socket address (server.c); TG_ECONFIG naming it. */
+int tg_http_parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *len, tg_err_t *err);
+
+/* The path of a request (query at query_at, SIZE_MAX: none) has a form that upstreams read
+ * differently from tollgate's normalised one: an encoded '/' or '\\', a double encoding, an
+ * encoded control character, a dot segment with ';' parameters (proxy.c says why). */
+int tg_http_ambiguous_path(h2o_iovec_t path, size_t query_at);
+
+/* The decision API (decide_http.c), when decide: is configured: answers GET /v1/decide, POST
+ * /v1/check and POST /v1/report on the gateway listener and returns 1; 0 for any other path
+ * (the caller proxies it). On the worker's loop. */
+int tg_http_decide(struct tg_server *srv, tg_worker_t *worker, h2o_req_t *req);
+/* Receives the meter's completions of /v1/report on a worker's loop (decide_http.c). */
+void tg_http_on_reports(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+/* Registers, on the gateway's pathconf and before the gateway handler, the handler of Envoy's
+ * ext_authz checks under /v1/decide/envoy (decide_envoy.c). Only when decide: is configured. */
+void tg_http_register_decide_envoy(struct tg_server *srv, h2o_pathconf_t *pathconf);
 
 /* The client as the trusted reverse proxies in front of tollgate describe it (forwarded.c).
  * X-Forwarded-For, Forwarded and X-Forwarded-Proto count only when the TCP peer is in

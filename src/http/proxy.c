@@ -690,6 +690,8 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
     gateway_handler_t *self = (void *)_self;
     struct tg_server *srv = self->srv;
     tg_worker_t *worker = H2O_STRUCT_FROM_MEMBER(tg_worker_t, ctx, req->conn->ctx);
+    if (srv->deps.reservations != NULL && tg_http_decide(srv, worker, req)) /* decide_http.c */
+        return 0;
 
     gw_req_t *gr = h2o_mem_alloc_shared(&req->pool, sizeof(*gr), on_gw_req_dispose);
     memset(gr, 0, sizeof(*gr));
@@ -736,9 +738,15 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
     h2o_iovec_t path = req->path_normalized;
     h2o_iovec_t auth = header_value(req, H2O_TOKEN_AUTHORIZATION, NULL, 0);
     h2o_iovec_t api_key = header_value(req, NULL, H2O_STRLIT("x-api-key"));
-    tg_call_request_t rq = {req->method.base, req->method.len, path.base,    path.len,
-                            auth.base,        auth.len,        api_key.base, api_key.len,
-                            gr->request_id};
+    tg_call_request_t rq = {.method = req->method.base,
+                            .method_len = req->method.len,
+                            .path = path.base,
+                            .path_len = path.len,
+                            .authorization = auth.base,
+                            .authorization_len = auth.len,
+                            .api_key = api_key.base,
+                            .api_key_len = api_key.len,
+                            .request_id = gr->request_id};
 
     tg_refusal_t refusal;
     if (!tg_gateway_admit(srv->deps.gateway, &rq, &gr->call, &refusal)) {

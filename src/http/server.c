@@ -19,7 +19,7 @@
 #include "util/log.h"
 
 /* "host:port", "[v6]:port" or ":port" into a socket address. */
-static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *len, tg_err_t *err)
+int tg_http_parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *len, tg_err_t *err)
 {
     char host[128];
     const char *colon = strrchr(spec, ':');
@@ -68,7 +68,7 @@ static int open_listener(const char *spec, int reuseport, tg_err_t *err)
 {
     struct sockaddr_storage ss;
     socklen_t len = 0;
-    int rc = parse_listen(spec, &ss, &len, err);
+    int rc = tg_http_parse_listen(spec, &ss, &len, err);
     if (rc != 0)
         return rc;
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
@@ -193,6 +193,7 @@ static void setup_loop(struct tg_server *srv, tg_worker_t *w)
     }
     w->queue = h2o_multithread_create_queue(w->ctx.loop);
     h2o_multithread_register_receiver(w->queue, &w->commits, tg_http_on_commits);
+    h2o_multithread_register_receiver(w->queue, &w->reports, tg_http_on_reports);
     if (w->is_admin && tg_http_admin_init_loop(srv, w) != 0) {
         tg_log(TG_LOG_ERROR, "cannot start the admin threads");
         abort();
@@ -360,7 +361,7 @@ int tg_server_start(const tg_server_deps_t *deps, tg_server_t **out, tg_err_t *e
     srv->gateway_conf.http1.upgrade_to_http2 = 0;
     h2o_hostconf_t *gh = h2o_config_register_host(&srv->gateway_conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *gp = h2o_config_register_path(gh, "/", 0);
-    if (cfg->decide.token != NULL) /* first: it passes every other path on to the gateway */
+    if (cfg->decide.enabled && cfg->decide.token != NULL) /* first: it passes other paths on */
         tg_http_register_decide_envoy(srv, gp);
     if ((rc = tg_http_register_gateway(srv, gp, err)) != 0)
         return rc;

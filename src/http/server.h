@@ -24,6 +24,9 @@ typedef struct tg_server_deps {
     tg_admin_t *admin;
     tg_meter_t *meter;
     struct tg_access_log *access_log; /* NULL: no access log (log/access_log.h); not owned */
+    /* The decision API's admitted calls (gateway/reservations.h); NULL: decide: is not
+     * configured and /v1/decide, /v1/check, /v1/report are proxied like any path. Not owned. */
+    struct tg_reservations *reservations;
 } tg_server_deps_t;
 
 /* Binds the configured listeners (cfg->listeners), loads their TLS certificates and starts the

@@ -28,6 +28,7 @@ static _Atomic uint64_t upstream_buckets[NBUCKETS + 1];
 static _Atomic uint64_t upstream_sum_ns, upstream_count, upstream_failures;
 static _Atomic uint64_t billed[2];
 static _Atomic uint64_t units_refused;
+static _Atomic uint64_t decide_lines[3], decide_expired, decide_open, decide_full;
 static _Atomic uint64_t access_log_dropped;
 static _Atomic uint64_t gateway_buckets[NBUCKETS + 1];
 static _Atomic uint64_t gateway_sum_ns, gateway_count;
@@ -116,6 +117,23 @@ void tg_metrics_observe_upstream(int64_t latency_ns, int failed)
 void tg_metrics_count_billed(int billable)
 {
     atomic_fetch_add_explicit(&billed[billable ? 1 : 0], 1, memory_order_relaxed);
+}
+
+void tg_metrics_count_decide_line(int outcome)
+{
+    if (outcome >= 0 && outcome < 3)
+        atomic_fetch_add_explicit(&decide_lines[outcome], 1, memory_order_relaxed);
+}
+
+void tg_metrics_count_decide_expired(uint64_t n)
+{
+    atomic_fetch_add_explicit(&decide_expired, n, memory_order_relaxed);
+}
+
+void tg_metrics_decide_table(uint64_t open, uint64_t refused_full)
+{
+    atomic_store_explicit(&decide_open, open, memory_order_relaxed);
+    atomic_store_explicit(&decide_full, refused_full, memory_order_relaxed);
 }
 
 void tg_metrics_count_units_refused(void)
@@ -359,6 +377,29 @@ char *tg_metrics_render(tg_meter_t *m)
                "# TYPE tollgate_upstream_units_refused_total counter\n"
                "tollgate_upstream_units_refused_total %llu\n",
                (unsigned long long)atomic_load(&units_refused));
+    out_printf(&o,
+               "# HELP tollgate_decide_settlement_lines_total Lines the decision API's syslog receiver got "
+               "(decide.syslog), by result: settled, malformed (ignored), unknown (no open reservation: "
+               "never given, settled already, or expired).\n"
+               "# TYPE tollgate_decide_settlement_lines_total counter\n"
+               "tollgate_decide_settlement_lines_total{result=\"settled\"} %llu\n"
+               "tollgate_decide_settlement_lines_total{result=\"malformed\"} %llu\n"
+               "tollgate_decide_settlement_lines_total{result=\"unknown\"} %llu\n"
+               "# HELP tollgate_decide_expired_total Reservations settled by decide.on_timeout: no settlement "
+               "came within decide.settle_timeout_ms.\n"
+               "# TYPE tollgate_decide_expired_total counter\n"
+               "tollgate_decide_expired_total %llu\n"
+               "# HELP tollgate_decide_reservations_open Calls the decision API admitted that wait for their "
+               "settlement (decide.max_pending at most).\n"
+               "# TYPE tollgate_decide_reservations_open gauge\n"
+               "tollgate_decide_reservations_open %llu\n"
+               "# HELP tollgate_decide_refused_full_total Calls refused (503 decide_unavailable) because "
+               "decide.max_pending reservations were open.\n"
+               "# TYPE tollgate_decide_refused_full_total counter\n"
+               "tollgate_decide_refused_full_total %llu\n",
+               (unsigned long long)atomic_load(&decide_lines[0]), (unsigned long long)atomic_load(&decide_lines[1]),
+               (unsigned long long)atomic_load(&decide_lines[2]), (unsigned long long)atomic_load(&decide_expired),
+               (unsigned long long)atomic_load(&decide_open), (unsigned long long)atomic_load(&decide_full));
     out_printf(&o,
                "# HELP tollgate_access_log_dropped_total Access-log lines lost: the writer's buffer was full "
                "(the request was not held up for it) or the write failed.\n"

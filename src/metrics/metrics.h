@@ -42,6 +42,15 @@ void tg_metrics_observe_upstream(int64_t latency_ns, int failed);
 void tg_metrics_count_billed(int billable);
 /* A Tollgate-Units value from the upstream over metering.max_units_per_call, not billed. */
 void tg_metrics_count_units_refused(void);
+/* Settlement lines received by the decision API's syslog receiver (http/decide_syslog.h), by
+ * what became of them: 0 settled, 1 malformed (not tollgate's format, or not a settlement), 2 for
+ * no open reservation (unknown, settled already, or expired). */
+void tg_metrics_count_decide_line(int outcome);
+/* Reservations settled by decide.on_timeout because no settlement came in time. */
+void tg_metrics_count_decide_expired(uint64_t n);
+/* The decision API's table, as its receiver thread last saw it (every 100 ms): reservations open,
+ * and calls refused so far because it was full (decide.max_pending). */
+void tg_metrics_decide_table(uint64_t open, uint64_t refused_full);
 /* An access-log line lost: its buffer was full, or the write failed (log/access_log.h). */
 void tg_metrics_count_access_log_dropped(void);
 

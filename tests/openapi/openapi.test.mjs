@@ -14,11 +14,9 @@
 //    unless the document lists that path and method. The server's routes are if-chains, not a
 //    table, so there is no list to compare with: the probes ask the binary itself.
 //
-// 4. Paths marked `x-listener: gateway` are served on the gateway port (the decision API for a
-//    proxy in front of the upstream, with decide.token set): each of their methods is called
-//    there without the service token and must be refused by tollgate's own route (403
-//    decide_token_invalid), not proxied (which would answer 401 missing_key); on the admin port, the
-//    probes of 3. still find nothing.
+// The decision API (x-listener: gateway on its path) is on the gateway listener: its operations
+// are called there (with decide: configured and its token), and probed on the admin listener as
+// undocumented there.
 //
 // Adding a route: add its path and method to docs/openapi.yaml (and, for a new path parameter,
 // its probe value under x-probe); `make` rebuilds /openapi.json.
@@ -37,6 +35,7 @@ const METHODS = ['get', 'post', 'put', 'patch', 'delete'];
 // The pages (web/, served as files) are not an API: tests/e2e covers them.
 const PAGE_PREFIXES = ['/portal', '/admin'];
 const PASSWORD = 'openapi-route-probe-9';
+const DECIDE_TOKEN = 'openapi-decide-token-0123456789';
 
 let stack, spec, resolved, fx;
 
@@ -57,23 +56,14 @@ function operations() {
   const ops = [];
   for (const [template, item] of Object.entries(spec.paths)) {
     const re = new RegExp(`^${template.replace(/[.]/g, '\\.').replace(/\{[^}]+\}/g, '[^/]+')}$`);
-    const gateway = item['x-listener'] === 'gateway';
-    for (const method of METHODS) if (item[method]) ops.push({ template, method, op: item[method], re, gateway });
+    const listener = item['x-listener'] || 'admin';
+    for (const method of METHODS) if (item[method]) ops.push({ template, method, op: item[method], re, listener });
   }
   return ops;
 }
 
-function documented(ops, path, method) {
-  return ops.some((o) => o.method === method && !o.gateway && o.re.test(path));
-}
-
-// A gateway-listener route of tollgate's own (4. above), called without its service token.
-async function callGateway(method, path) {
-  const r = await fetch(stack.gw + path, { method: method.toUpperCase() });
-  const text = await r.text();
-  let json = null;
-  try { json = JSON.parse(text); } catch { /* not JSON */ }
-  return { status: r.status, json, text };
+function documented(ops, path, method, listener = 'admin') {
+  return ops.some((o) => o.method === method && o.listener === listener && o.re.test(path));
 }
 
 // The template with each parameter replaced by its x-probe value (@name: an object made below).
@@ -91,12 +81,12 @@ function concrete(template) {
 
 // One call with every credential: the admin token, the portal session's cookie and CSRF token.
 // No Origin: non-browser clients pass the origin checks.
-async function call(method, path, body) {
-  const r = await fetch(stack.admin + path, {
+async function call(method, path, body, listener = 'admin') {
+  const r = await fetch((listener === 'gateway' ? stack.gw : stack.admin) + path, {
     method: method.toUpperCase(),
     headers: {
       authorization: `Bearer ${ADMIN_TOKEN}`, cookie: fx.cookie, 'x-csrf-token': fx.csrf,
-      'content-type': 'application/json',
+      'content-type': 'application/json', 'x-tollgate-token': DECIDE_TOKEN,
     },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
@@ -127,7 +117,7 @@ before(async () => {
     // the Stripe calls queue and retry, unseen by these tests)
     extra: `stripe: {secret_key: "sk_test_openapi_0123456789", webhook_secret: "whsec_openapi_0123456789", api_base: "http://127.0.0.1:9"}
 email: {smtp_url: "smtp://127.0.0.1:9", from: "Billing <billing@example.com>"}
-decide: {token: "openapi-decide-token-0123456789"}`,
+decide: {token: "${DECIDE_TOKEN}"}`,
   }).start();
   // The portal side: a customer signed up with a session, its key and a webhook endpoint.
   fx = { cookie: '', csrf: '', admin: { plan: 'starter' }, me: { plan: 'starter' } };
@@ -221,6 +211,15 @@ test('routes undocumented in docs/openapi.yaml do not answer (every method on ev
     const r = await call(m, p);
     if (!noRoute(r)) answered.push(`${m.toUpperCase()} ${p} -> ${r.status} ${r.text.slice(0, 120)}`);
   }
+  // the gateway listener's documented paths: their other methods answer nothing
+  for (const p of [...new Set(ops.filter((o) => o.listener === 'gateway').map((o) => concrete(o.template)))]) {
+    for (const m of METHODS) {
+      if (documented(ops, p, m, 'gateway')) continue;
+      probes.push([m, p]);
+      const r = await call(m, p, undefined, 'gateway');
+      if (!noRoute(r)) answered.push(`gateway ${m.toUpperCase()} ${p} -> ${r.status} ${r.text.slice(0, 120)}`);
+    }
+  }
   t.diagnostic(`${probes.length} probes of undocumented paths and methods`);
   assert.ok(probes.length > 1000, `${probes.length} probes`);
   assert.deepEqual(answered.sort(), [], `routes that answer but are not in docs/openapi.yaml:\n${answered.join('\n')}`);
@@ -235,13 +234,7 @@ test('every documented path and method exists on the server, and its 2xx answers
   const missing = [], mismatched = [];
   for (const o of ops) {
     const path = concrete(o.template);
-    if (o.gateway) {
-      const g = await callGateway(o.method, path);
-      if (g.status !== 403 || g.json?.error?.type !== 'decide_token_invalid')
-        missing.push(`${o.method.toUpperCase()} ${o.template} (${path}) on the gateway port -> ${g.status} ${g.text.slice(0, 120)}`);
-      continue;
-    }
-    const r = await call(o.method, path);
+    const r = await call(o.method, path, undefined, o.listener);
     if (noRoute(r)) {
       missing.push(`${o.method.toUpperCase()} ${o.template} (${path}) -> ${r.status} ${r.text.slice(0, 120)}`);
       continue;

@@ -785,12 +785,28 @@ static void test_yaml_features_and_caps(void **state)
                "test.yaml:4: access_log.path is required (a file, or \"-\" for standard output)");
     only_error(BASE "access_log: {path: x.log, sample_success: 1.5}\nplans: {p: {}}\n",
                "test.yaml:4: access_log.sample_success: \"1.5\" is not a number from 0 to 1");
+    /* decide: optional; written, it needs its token; off without it */
+    only_error(BASE "decide: {syslog: \"127.0.0.1:5514\"}\nplans: {p: {}}\n",
+               "test.yaml:4: decide.token is required (at least 16 characters; use \"${TOLLGATE_DECIDE_TOKEN}\")");
+    only_error(BASE "decide: {token: \"0123456789abcdef\", on_timeout: never}\nplans: {p: {}}\n",
+               "test.yaml:4: decide.on_timeout: \"never\" is not bill or release");
+    cfg = load_ok(BASE "plans: {p: {}}\n");
+    assert_int_equal(cfg->decide.enabled, 0);
+    tg_config_free(cfg);
+    cfg = load_ok(BASE "decide: {token: \"0123456789abcdef\", syslog: \"127.0.0.1:5514\", on_timeout: release}\n"
+                       "plans: {p: {}}\n");
+    assert_int_equal(cfg->decide.enabled, 1);
+    assert_string_equal(cfg->decide.syslog, "127.0.0.1:5514");
+    assert_int_equal(cfg->decide.on_timeout, 1);
+    assert_int_equal(cfg->decide.settle_timeout_ms, 60000);
+    assert_int_equal(cfg->decide.max_pending, 65536);
+    tg_config_free(cfg);
     only_error(BASE "log: {level: verbose}\nplans: {p: {}}\n",
                "test.yaml:4: log.level: \"verbose\" is not error, warn, info or debug");
     only_error(BASE "defaults: {}\nplans: {p: {}}\n",
                "test.yaml:4: unknown section \"defaults\" (known: server, listeners, public_urls, upstream, storage, "
-               "admin, keys, metering, portal, metrics, access_log, log, stripe, billing, dunning, cluster, notifications, "
-               "email, decide, plans, routes)");
+               "admin, keys, metering, portal, metrics, access_log, log, decide, stripe, billing, dunning, cluster, "
+               "notifications, email, plans, routes)");
 
     /* Depth cap. */
     char deep[512];
@@ -865,8 +881,8 @@ static void test_admin_port_keys(void **state)
                "test.yaml:4: metrics.token is too short (5 characters; at least 16)");
 }
 
-/* Issue 16: the decide section (the decision API for a proxy in front, e.g. Envoy's ext_authz):
- * absent means no decision path is answered; given, its token is required and capped. */
+/* Issue 16: check-config says when the decision API (with Envoy's ext_authz) is on, never the
+ * token; the token's bounds (the section's other rules: test_yaml_features_and_caps). */
 static void test_decide(void **state)
 {
     (void)state;
@@ -878,18 +894,13 @@ static void test_decide(void **state)
     tg_config_free(cfg);
     cfg = load_ok(BASE "decide: {token: \"decide-token-0123456789\"}\nplans: {free: {}}\n");
     assert_string_equal(cfg->decide.token, "decide-token-0123456789");
-    text = tg_config_describe(cfg); /* check-config says so, without the token */
-    assert_non_null(strstr(text, "decision API on the gateway port: Envoy ext_authz at /v1/decide/envoy"));
+    text = tg_config_describe(cfg);
+    assert_non_null(strstr(text, "Envoy ext_authz at /v1/decide/envoy (token in X-Tollgate-Token)"));
     assert_null(strstr(text, "decide-token-0123456789"));
     free(text);
     tg_config_free(cfg);
-    only_error(BASE "decide: {}\nplans: {free: {}}\n",
-               "test.yaml:4: decide.token is required (the proxy's service token, at least 16 characters; use "
-               "\"${TOLLGATE_DECIDE_TOKEN}\")");
     only_error(BASE "decide: {token: short}\nplans: {free: {}}\n",
                "test.yaml:4: decide.token is too short (5 characters; at least 16)");
-    only_error(BASE "decide: {token: \"decide-token-0123456789\", path: /x}\nplans: {free: {}}\n",
-               "test.yaml:4: unknown key \"path\" in decide (known: token)");
 }
 
 /* Issue 15: metering.metrics (display names, units) and portal branding. */

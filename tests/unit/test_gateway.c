@@ -98,8 +98,12 @@ static int admit(fx_t *f, const char *method, const char *path, const char *key,
 {
     char auth[128];
     snprintf(auth, sizeof(auth), "Bearer %s", key != NULL ? key : "");
-    tg_call_request_t rq = {
-        method, strlen(method), path, strlen(path), key != NULL ? auth : NULL, key != NULL ? strlen(auth) : 0, NULL, 0, NULL};
+    tg_call_request_t rq = {.method = method,
+                            .method_len = strlen(method),
+                            .path = path,
+                            .path_len = strlen(path),
+                            .authorization = key != NULL ? auth : NULL,
+                            .authorization_len = key != NULL ? strlen(auth) : 0};
     return tg_gateway_admit(f->gw, &rq, call, r);
 }
 

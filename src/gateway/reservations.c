@@ -1,0 +1,252 @@
+/* reservations.c - see reservations.h.
+ *
+ * 16 shards, each a chained hash table and a FIFO of its entries in the order they were held.
+ * Every reservation has the same timeout, so the FIFO is also the order of their deadlines and
+ * expiry only looks at each shard's head. The shard and bucket come from the id's random bytes,
+ * so an attacker cannot crowd one bucket. The capacity is counted once for the whole table (an
+ * atomic), so a small table is not refused early by an unlucky shard. An entry is unlinked under
+ * its shard's lock and settled after the lock is dropped: the first to unlink it is the only one
+ * to settle it, and the meter is never called under a lock. */
+#include "gateway/reservations.h"
+
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NSHARDS 16
+#define ID_PREFIX "rsv_"
+#define ID_PREFIX_LEN 4
+
+typedef struct entry {
+    struct entry *hnext;       /* bucket chain */
+    struct entry *prev, *next; /* the shard's FIFO */
+    int64_t deadline_ns;
+    uint64_t hash;
+    char id[TG_RESERVATION_ID_MAX];
+    tg_call_t call;
+} entry_t;
+
+typedef struct shard {
+    pthread_mutex_t mu;
+    entry_t **buckets;
+    size_t mask;
+    entry_t *head, *tail; /* oldest first */
+} shard_t;
+
+struct tg_reservations {
+    tg_gateway_t *gw;
+    tg_reservations_opts_t opts;
+    shard_t shards[NSHARDS];
+    _Atomic uint64_t held, settled, expired, full, unknown;
+};
+
+tg_reservations_t *tg_reservations_new(tg_gateway_t *gw, const tg_reservations_opts_t *opts)
+{
+    tg_reservations_t *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->gw = gw;
+    r->opts = *opts;
+    /* about two entries per bucket when full; at least 16 buckets a shard */
+    size_t nb = 16;
+    while (nb * NSHARDS * 2 < opts->capacity && nb < ((size_t)1 << 24))
+        nb <<= 1;
+    for (int i = 0; i < NSHARDS; i++) {
+        shard_t *s = &r->shards[i];
+        pthread_mutex_init(&s->mu, NULL);
+        s->mask = nb - 1;
+        if ((s->buckets = calloc(nb, sizeof(*s->buckets))) == NULL) {
+            for (int j = 0; j <= i; j++) {
+                free(r->shards[j].buckets);
+                pthread_mutex_destroy(&r->shards[j].mu);
+            }
+            free(r);
+            return NULL;
+        }
+    }
+    return r;
+}
+
+/* Settles an entry that nobody else can reach any more by the timeout rule, and frees it. */
+static void settle_by_rule(tg_reservations_t *r, entry_t *e)
+{
+    if (r->opts.on_timeout == TG_RESERVATION_RELEASE)
+        tg_gateway_abandon(r->gw, &e->call);
+    else /* answered, as far as anyone knows: billed with the route's units */
+        tg_gateway_settle(r->gw, &e->call, 200, 0, NULL, 0, NULL, NULL);
+    free(e);
+}
+
+void tg_reservations_free(tg_reservations_t *r)
+{
+    if (r == NULL)
+        return;
+    for (int i = 0; i < NSHARDS; i++) {
+        shard_t *s = &r->shards[i];
+        for (entry_t *e = s->head, *next; e != NULL; e = next) {
+            next = e->next;
+            settle_by_rule(r, e);
+        }
+        free(s->buckets);
+        pthread_mutex_destroy(&s->mu);
+    }
+    free(r);
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* The hash of a well-formed id (its first 8 random bytes); 0 and *ok = 0 if it is not one. */
+static uint64_t id_hash(const char *id, size_t len, int *ok)
+{
+    *ok = 0;
+    if (len != TG_RESERVATION_ID_LEN || memcmp(id, ID_PREFIX, ID_PREFIX_LEN) != 0)
+        return 0;
+    uint64_t h = 0;
+    for (size_t i = ID_PREFIX_LEN; i < len; i++) {
+        int v = hexval(id[i]);
+        if (v < 0)
+            return 0;
+        if (i < ID_PREFIX_LEN + 16)
+            h = h << 4 | (uint64_t)v;
+    }
+    *ok = 1;
+    return h;
+}
+
+static void fifo_unlink(shard_t *s, entry_t *e)
+{
+    if (e->prev != NULL)
+        e->prev->next = e->next;
+    else
+        s->head = e->next;
+    if (e->next != NULL)
+        e->next->prev = e->prev;
+    else
+        s->tail = e->prev;
+}
+
+static void bucket_unlink(shard_t *s, entry_t *e)
+{
+    entry_t **p = &s->buckets[(e->hash >> 4) & s->mask];
+    while (*p != e)
+        p = &(*p)->hnext;
+    *p = e->hnext;
+}
+
+int tg_reservations_hold(tg_reservations_t *r, tg_call_t *call, int64_t now_mono_ns, char id_out[TG_RESERVATION_ID_MAX],
+                         tg_err_t *err)
+{
+    if (atomic_fetch_add(&r->held, 1) >= r->opts.capacity) {
+        atomic_fetch_sub(&r->held, 1);
+        atomic_fetch_add(&r->full, 1);
+        return tg_errf(err, TG_ELIMIT, "%zu calls are waiting for their settlement (decide.max_pending)",
+                       r->opts.capacity);
+    }
+    entry_t *e = malloc(sizeof(*e));
+    if (e == NULL) {
+        atomic_fetch_sub(&r->held, 1);
+        return tg_errf(err, TG_ENOMEM, "out of memory holding a reservation");
+    }
+    uint8_t raw[16];
+    randombytes_buf(raw, sizeof(raw));
+    memcpy(e->id, ID_PREFIX, ID_PREFIX_LEN);
+    sodium_bin2hex(e->id + ID_PREFIX_LEN, TG_RESERVATION_ID_MAX - ID_PREFIX_LEN, raw, sizeof(raw));
+    int ok;
+    e->hash = id_hash(e->id, TG_RESERVATION_ID_LEN, &ok);
+    e->deadline_ns = now_mono_ns + r->opts.timeout_ns;
+    e->call = *call;
+    e->call.request_id = NULL; /* the caller's memory; the call now outlives its request */
+    call->settled = 1;         /* ours from now on: the caller's abandon does nothing */
+    memcpy(id_out, e->id, TG_RESERVATION_ID_MAX);
+
+    shard_t *s = &r->shards[e->hash & (NSHARDS - 1)];
+    pthread_mutex_lock(&s->mu);
+    entry_t **b = &s->buckets[(e->hash >> 4) & s->mask];
+    e->hnext = *b;
+    *b = e;
+    e->next = NULL;
+    e->prev = s->tail;
+    if (s->tail != NULL)
+        s->tail->next = e;
+    else
+        s->head = e;
+    s->tail = e;
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+/* Unlinks and returns the entry with this id, or NULL. */
+static entry_t *take(tg_reservations_t *r, const char *id, size_t id_len)
+{
+    int ok;
+    uint64_t h = id_hash(id, id_len, &ok);
+    if (!ok)
+        return NULL;
+    shard_t *s = &r->shards[h & (NSHARDS - 1)];
+    pthread_mutex_lock(&s->mu);
+    entry_t *e = s->buckets[(h >> 4) & s->mask];
+    while (e != NULL && !(e->hash == h && sodium_memcmp(e->id, id, TG_RESERVATION_ID_LEN) == 0))
+        e = e->hnext;
+    if (e != NULL) {
+        bucket_unlink(s, e);
+        fifo_unlink(s, e);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+int tg_reservations_settle(tg_reservations_t *r, const char *id, size_t id_len, int status, int upstream_failed,
+                           const char *units_header, size_t units_len, tg_meter_done_cb cb, void *arg)
+{
+    entry_t *e = take(r, id, id_len);
+    if (e == NULL) {
+        atomic_fetch_add(&r->unknown, 1);
+        return TG_ENOTFOUND;
+    }
+    atomic_fetch_sub(&r->held, 1);
+    atomic_fetch_add(&r->settled, 1);
+    int rc = tg_gateway_settle(r->gw, &e->call, status, upstream_failed, units_header, units_len, cb, arg);
+    free(e);
+    return rc;
+}
+
+size_t tg_reservations_expire(tg_reservations_t *r, int64_t now_mono_ns)
+{
+    size_t n = 0;
+    for (int i = 0; i < NSHARDS; i++) {
+        shard_t *s = &r->shards[i];
+        entry_t *due = NULL, **tail = &due;
+        pthread_mutex_lock(&s->mu);
+        while (s->head != NULL && s->head->deadline_ns <= now_mono_ns) {
+            entry_t *e = s->head;
+            bucket_unlink(s, e);
+            fifo_unlink(s, e);
+            e->next = NULL;
+            *tail = e;
+            tail = &e->next;
+        }
+        pthread_mutex_unlock(&s->mu);
+        for (entry_t *e = due, *next; e != NULL; e = next) {
+            next = e->next;
+            atomic_fetch_sub(&r->held, 1);
+            atomic_fetch_add(&r->expired, 1);
+            settle_by_rule(r, e);
+            n++;
+        }
+    }
+    return n;
+}
+
+void tg_reservations_get_stats(tg_reservations_t *r, tg_reservations_stats_t *out)
+{
+    out->held = atomic_load(&r->held);
+    out->settled = atomic_load(&r->settled);
+    out->expired = atomic_load(&r->expired);
+    out->full = atomic_load(&r->full);
+    out->unknown = atomic_load(&r->unknown);
+}

@@ -1,0 +1,81 @@
+/* reservations.h - admitted calls waiting for their settlement, for the decision API.
+ *
+ * When tollgate proxies a call it settles it itself (gateway.h): it sees the upstream's answer.
+ * When another program forwards the call (nginx's auth_request, an API's own code through POST
+ * /v1/check), tollgate only decides; the answer comes back later and separately (nginx's access
+ * log over syslog, POST /v1/report). Between the two the admitted call - its quota reservation,
+ * its identity, its units - waits here, under an unguessable id handed to the forwarder.
+ *
+ * Each reservation is settled exactly once: by tg_reservations_settle (the first settlement
+ * wins; a repeated one finds nothing), or, when none arrives within the timeout, by
+ * tg_reservations_expire under the configured rule: BILL meters the call as answered with its
+ * route's units (a lost log line must not make a call free), RELEASE gives the reservation back
+ * (nothing billed). The table is bounded: when it is full a new call is refused (TG_ELIMIT), never
+ * admitted without a record. Thread-safe: gateway loops hold, the settlement receiver and
+ * POST /v1/report settle, one thread expires; nothing here blocks on I/O (metering hands the usage
+ * to the meter, meter.h). Sharded locks, held only to link or unlink an entry. */
+#ifndef TG_RESERVATIONS_H
+#define TG_RESERVATIONS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gateway/gateway.h"
+#include "util/err.h"
+
+/* "rsv_" and 32 lowercase hex digits (16 random bytes), plus the NUL. */
+#define TG_RESERVATION_ID_LEN 36
+#define TG_RESERVATION_ID_MAX (TG_RESERVATION_ID_LEN + 1)
+
+typedef struct tg_reservations tg_reservations_t;
+
+/* decide.on_timeout; the values are the config's (config.h). */
+typedef enum tg_reservation_timeout_rule {
+    TG_RESERVATION_BILL = 0,
+    TG_RESERVATION_RELEASE = 1
+} tg_reservation_timeout_rule_t;
+
+typedef struct tg_reservations_opts {
+    size_t capacity;    /* reservations held at once, at most */
+    int64_t timeout_ns; /* after this, tg_reservations_expire settles by the rule */
+    int on_timeout;     /* a tg_reservation_timeout_rule_t */
+} tg_reservations_opts_t;
+
+typedef struct tg_reservations_stats {
+    uint64_t held;    /* open now */
+    uint64_t settled; /* settled by their id */
+    uint64_t expired; /* settled by the timeout rule */
+    uint64_t full;    /* calls refused because the table was full */
+    uint64_t unknown; /* settlements naming no open reservation (unknown, settled, expired) */
+} tg_reservations_stats_t;
+
+/* gw settles the calls and must outlive the table. NULL when out of memory. */
+tg_reservations_t *tg_reservations_new(tg_gateway_t *gw, const tg_reservations_opts_t *opts);
+
+/* Settles every open reservation by the timeout rule (the meter must still run), then frees. */
+void tg_reservations_free(tg_reservations_t *r);
+
+/* Takes over an admitted, unsettled call (a copy is kept; the caller's call is marked settled so
+ * that its own abandon does nothing) and writes its new id into id_out. TG_ELIMIT when the table
+ * is full, TG_ENOMEM: the call is then left to the caller, unsettled. now_mono_ns starts its
+ * timeout. Any thread. */
+int tg_reservations_hold(tg_reservations_t *r, tg_call_t *call, int64_t now_mono_ns, char id_out[TG_RESERVATION_ID_MAX],
+                         tg_err_t *err);
+
+/* The call held under id was answered with `status` (a 5xx, or upstream_failed, releases it, as
+ * for proxied calls), the upstream reporting units_header ("metric=n, ..." as Tollgate-Units;
+ * NULL: none). Returns 1 when billed (cb, if not NULL, fires once the usage is durable, as
+ * tg_gateway_settle), 0 when released (cb does not fire), TG_ENOTFOUND when no open reservation
+ * has that id (never held, already settled, or expired: a repeated settlement does nothing), or
+ * a negative meter error (usage could not be queued; cb does not fire). Any thread. */
+int tg_reservations_settle(tg_reservations_t *r, const char *id, size_t id_len, int status, int upstream_failed,
+                           const char *units_header, size_t units_len, tg_meter_done_cb cb, void *arg);
+
+/* Settles, by the timeout rule, every reservation held for longer than the timeout at
+ * now_mono_ns; returns how many. Call it often (the decision API's receiver thread does, every
+ * 100 ms); any thread. */
+size_t tg_reservations_expire(tg_reservations_t *r, int64_t now_mono_ns);
+
+void tg_reservations_get_stats(tg_reservations_t *r, tg_reservations_stats_t *out);
+
+#endif

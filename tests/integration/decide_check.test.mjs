@@ -1,0 +1,185 @@
+// decide_check.test.mjs - POST /v1/check and POST /v1/report (issue 16): an API's own code asks
+// tollgate before serving a call and reports the outcome after, as with Unkey's verify call.
+// Strict durability: a report is answered once its usage is durable. decide.on_timeout: release.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Stack, ADMIN_TOKEN } from './harness.mjs';
+
+const TOKEN = 'decide-token-check-0123456789';
+let s;
+
+async function until(fn, ms = 10000) {
+  const t0 = Date.now();
+  let v;
+  while (!(v = await fn()) && Date.now() - t0 < ms) await new Promise((r) => setImmediate(r));
+  return v;
+}
+
+async function post(path, body, { token = TOKEN, method = 'POST', stack = s } = {}) {
+  const headers = { 'content-type': 'application/json' };
+  if (token) headers['x-tollgate-token'] = token;
+  const r = await fetch(stack.gw + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await r.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: r.status, json, text };
+}
+
+const check = (key, path = '/v1/basic/x', extra = {}) => post('/v1/check', { key, method: 'GET', path, ...extra });
+const report = (reservation, status = 200, units) => post('/v1/report', { reservation, status, ...(units ? { units } : {}) });
+
+before(async () => {
+  s = await new Stack({
+    durability: 'strict',
+    extra: `decide: {token: "${TOKEN}", settle_timeout_ms: 1000, on_timeout: release}`,
+  }).start();
+});
+after(async () => { await s.stop(); });
+
+test('an allowed check names the customer, plan, limits and a reservation; its report bills it once', async () => {
+  const { key, customer, keyId } = await s.customer('pro');
+  const c = await check(key);
+  assert.equal(c.status, 200, c.text);
+  assert.equal(c.json.allowed, true);
+  assert.equal(c.json.customer, customer.id);
+  assert.equal(c.json.plan, 'pro');
+  assert.equal(c.json.key_id, keyId);
+  assert.equal(c.json.limit, 500);
+  assert.equal(c.json.remaining, 499);
+  assert.ok(c.json.reset >= 0);
+  assert.equal(c.json.quota_remaining, 499999);
+  assert.match(c.json.reservation, /^rsv_[0-9a-f]{32}$/);
+
+  const r1 = await report(c.json.reservation, 200, { tokens: 4 });
+  assert.equal(r1.status, 200, r1.text);
+  assert.deepEqual(r1.json, { reservation: c.json.reservation, billed: true });
+  // strict: answered once durable; the store applies it shortly after
+  assert.ok(await until(async () => (await s.usage(customer.id)) === 1 && (await s.usage(customer.id, 'tokens')) === 4));
+
+  const r2 = await report(c.json.reservation, 200, { tokens: 4 });
+  assert.equal(r2.status, 404);
+  assert.equal(r2.json.error.type, 'reservation_not_found');
+  assert.equal(await s.usage(customer.id, 'tokens'), 4);
+});
+
+test('refusals: 401, 403, 429 with retry_after, 402, as for proxied calls', async () => {
+  let c = await check('tg_live_nope');
+  assert.equal(c.status, 200);
+  assert.equal(c.json.allowed, false);
+  assert.equal(c.json.status, 401);
+  assert.equal(c.json.error.type, 'invalid_key');
+  assert.equal(c.json.reservation, undefined);
+
+  const free = await s.customer('free');
+  c = await check(free.key, '/v1/text/summarize');
+  assert.equal(c.json.status, 403);
+  assert.equal(c.json.error.type, 'endpoint_not_in_plan');
+  assert.equal(c.json.customer, free.customer.id);
+
+  for (let i = 0; i < 9; i++) assert.equal((await check(free.key)).json.allowed, true); // burst 10 (one used above? no: refused calls take nothing)
+  c = await check(free.key);
+  assert.equal(c.json.allowed, true);
+  c = await check(free.key);
+  assert.equal(c.json.allowed, false);
+  assert.equal(c.json.status, 429);
+  assert.equal(c.json.error.type, 'rate_limited');
+  assert.ok(c.json.retry_after >= 1);
+  assert.equal(c.json.remaining, 0);
+
+  const sus = await s.customer('pro');
+  await s.adminCall('PATCH', `/v1/admin/customers/${sus.customer.id}`, { status: 'suspended' });
+  c = await check(sus.key);
+  assert.equal(c.json.status, 402);
+  assert.equal(c.json.error.type, 'account_suspended');
+});
+
+test('a failed call is reported unbilled; unknown reservations are 404', async () => {
+  const { key, customer } = await s.customer('pro');
+  const c = await check(key);
+  const r = await report(c.json.reservation, 502);
+  assert.deepEqual(r.json, { reservation: c.json.reservation, billed: false });
+  const u = await report('rsv_' + '0'.repeat(32));
+  assert.equal(u.status, 404);
+  assert.equal((await report('not-an-id')).status, 404);
+  assert.equal(await s.usage(customer.id), 0);
+});
+
+test('an unreported reservation is released after decide.settle_timeout_ms (on_timeout: release)', async () => {
+  const { key, customer } = await s.customer('tiny'); // 5 calls, block
+  for (let i = 0; i < 5; i++) assert.equal((await check(key)).json.allowed, true);
+  const over = await check(key);
+  assert.equal(over.json.status, 429);
+  assert.equal(over.json.error.type, 'quota_exceeded');
+  // the five reservations expire and are given back: the quota is free again
+  const again = await until(async () => (await check(key)).json.allowed, 5000);
+  assert.ok(again, 'the released quota is usable again');
+  assert.equal(await s.usage(customer.id), 0);
+});
+
+test('"units" reserves the given metrics instead of the route\'s; unknown metrics are refused', async () => {
+  const { key, customer } = await s.customer('load');
+  const c = await check(key, '/v1/basic/x', { units: { images: 3 } });
+  assert.equal(c.json.allowed, true, c.text);
+  assert.equal((await report(c.json.reservation, 200)).json.billed, true);
+  assert.ok(await until(async () => (await s.usage(customer.id, 'images')) === 3));
+  assert.equal(await s.usage(customer.id), 0);
+  const bad = await check(key, '/v1/basic/x', { units: { invented: 1 } });
+  assert.equal(bad.status, 400);
+  assert.equal((await check(key, '/v1/basic/x', { units: { images: 0 } })).status, 400);
+});
+
+test('the service token is required; bodies are checked', async () => {
+  const { key } = await s.customer('pro');
+  let r = await post('/v1/check', { key, method: 'GET', path: '/v1/basic/x' }, { token: null });
+  assert.equal(r.status, 403);
+  assert.equal(r.json.error.type, 'decide_token_invalid');
+  r = await post('/v1/report', { reservation: 'rsv_' + '0'.repeat(32), status: 200 }, { token: 'wrong-token-0123456789' });
+  assert.equal(r.status, 403);
+  assert.equal((await post('/v1/check', undefined, { method: 'GET' })).status, 405);
+  assert.equal((await post('/v1/check', { key })).status, 400);
+  assert.equal((await post('/v1/report', { reservation: 'rsv_x', status: 99 })).status, 400);
+  const big = await post('/v1/check', { key, method: 'GET', path: '/' + 'a'.repeat(9000) });
+  assert.equal(big.status, 413);
+  const c = await check(key, '/v1/basic/%2e%2e;/x');
+  assert.equal(c.status, 400);
+  assert.equal(c.json.error.type, 'bad_path');
+});
+
+test('without a decide: section the paths are the upstream\'s, proxied like any other', async () => {
+  const plain = await new Stack().start();
+  try {
+    const { key } = await plain.customer('pro');
+    const r = await post('/v1/check', { key, method: 'GET', path: '/v1/basic/x' }, { stack: plain });
+    assert.equal(r.status, 401); // the gateway wants the caller's own key: a proxied call
+    assert.equal(r.json.error.type, 'missing_key');
+    const d = await plain.call('/v1/decide', { key });
+    assert.equal(d.status, 404); // the demo upstream's answer for a path it does not have
+  } finally {
+    await plain.stop();
+  }
+});
+
+test('a full reservations table refuses new calls with 503 decide_unavailable instead of admitting them unrecorded', async () => {
+  const small = await new Stack({ extra: `decide: {token: "${TOKEN}", max_pending: 2}` }).start();
+  try {
+    const { key, customer } = await small.customer('pro');
+    const c1 = await post('/v1/check', { key, method: 'GET', path: '/v1/basic/x' }, { stack: small });
+    const c2 = await post('/v1/check', { key, method: 'GET', path: '/v1/basic/x' }, { stack: small });
+    assert.equal(c1.json.allowed && c2.json.allowed, true);
+    const full = await post('/v1/check', { key, method: 'GET', path: '/v1/basic/x' }, { stack: small });
+    assert.equal(full.status, 503);
+    assert.equal(full.json.error.type, 'decide_unavailable');
+    const r = await post('/v1/report', { reservation: c1.json.reservation, status: 200 }, { stack: small });
+    assert.equal(r.json.billed, true);
+    const again = await post('/v1/check', { key, method: 'GET', path: '/v1/basic/x' }, { stack: small });
+    assert.equal(again.json.allowed, true);
+    // three reserved (one billed, two held); the refused call gave its reservation back
+    assert.equal(again.json.quota_remaining, 500000 - 3);
+    assert.ok(await until(async () => (await small.usage(customer.id)) === 1));
+    const metrics = async () => (await fetch(`${small.admin}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).text();
+    assert.ok(await until(async () => /tollgate_decide_reservations_open 2\n/.test(await metrics())), await metrics());
+    assert.match(await metrics(), /tollgate_decide_refused_full_total 1\n/);
+  } finally {
+    await small.stop();
+  }
+});

@@ -1,0 +1,314 @@
+/* test_reservations.c - the decision API's reservations (gateway/reservations.h) on the real
+ * decision pipeline: config, directory, limiter, quota and a meter on a temporary store. Each
+ * reservation settles once; the timeout rules bill or release; the table is bounded; threads
+ * holding and settling at once lose nothing and count nothing twice (also built with TSan). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/accounts.h"
+#include "gateway/apikey.h"
+#include "gateway/gateway.h"
+#include "gateway/reservations.h"
+#include "util/clock.h"
+
+#include "../support/customers.h"
+#include "../support/tmpstore.h"
+
+static const char *yaml = "server: {listen: \"127.0.0.1:1\", admin_listen: \"127.0.0.1:2\"}\n"
+                          "upstream: {url: \"http://127.0.0.1:3\"}\n"
+                          "admin: {token: \"0123456789abcdef0123\"}\n"
+                          "keys: {secret: \"0123456789abcdef0123456789abcdef\"}\n"
+                          "plans:\n"
+                          "  big: {price: \"1\", rate_limit: 1000000/sec, burst: 1000000, included: {api_calls: "
+                          "1000000, images: 100}, on_quota: block}\n"
+                          "routes:\n"
+                          "  - {match: \"POST /v1/vision/*\", meter: {api_calls: 1, images: 1}}\n";
+
+typedef struct {
+    tg_tmpstore_t db;
+    tg_config_t *cfg;
+    tg_accounts_t *acc;
+    tg_limiter_t *lim;
+    tg_quota_t *quota;
+    tg_meter_t *meter;
+    tg_gateway_t *gw;
+    char key[TG_APIKEY_BUF];
+    char auth[TG_APIKEY_BUF + 8];
+} fx_t;
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof(*f));
+    assert_int_equal(tg_tmpstore_open(&f->db, "rsv"), 0);
+    char errbuf[2048];
+    assert_int_equal(tg_config_load_string("test.yaml", yaml, strlen(yaml), &f->cfg, errbuf, sizeof(errbuf)), 0);
+    free(f->cfg->storage.database);
+    f->cfg->storage.database = strdup(f->db.url);
+    tg_err_t err = {0};
+    f->acc = tg_accounts_new(f->cfg);
+    f->lim = tg_limiter_local_new();
+    f->quota = tg_quota_new();
+    tg_meter_opts_t mo = {.store_url = f->db.url, .log_dir = f->db.dir, .flush_ms = 2};
+    assert_int_equal(tg_meter_start_opts(&mo, &f->meter, &err), 0);
+    tg_gateway_deps_t d = {.cfg = f->cfg, .accounts = f->acc, .limiter = f->lim, .quota = f->quota, .meter = f->meter};
+    f->gw = tg_gateway_new(&d, (const uint8_t *)f->cfg->keys.secret, strlen(f->cfg->keys.secret));
+    assert_int_equal(tg_test_add_customer(f->cfg, f->db.st, f->acc, "cus_r", "big", "active", f->key, &err), 0);
+    snprintf(f->auth, sizeof(f->auth), "Bearer %s", f->key);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    tg_meter_stop(f->meter);
+    tg_gateway_free(f->gw);
+    tg_quota_free(f->quota);
+    tg_limiter_free(f->lim);
+    tg_accounts_free(f->acc);
+    tg_config_free(f->cfg);
+    assert_int_equal(tg_tmpstore_close(&f->db), 0);
+    free(f);
+    return 0;
+}
+
+static void admit_ok(fx_t *f, const char *method, const char *path, tg_call_t *call)
+{
+    tg_call_request_t rq = {.method = method,
+                            .method_len = strlen(method),
+                            .path = path,
+                            .path_len = strlen(path),
+                            .authorization = f->auth,
+                            .authorization_len = strlen(f->auth)};
+    tg_refusal_t r;
+    assert_int_equal(tg_gateway_admit(f->gw, &rq, call, &r), 1);
+}
+
+static uint64_t used(fx_t *f, const char *metric)
+{
+    tg_account_t *a = tg_accounts_find(f->acc, "cus_r");
+    int64_t ps, pe;
+    tg_account_period(a, tg_clock_now_ns() / TG_NS_PER_SEC, &ps, &pe);
+    return tg_quota_used(f->quota, "cus_r", ps, metric);
+}
+
+static tg_reservations_t *table(fx_t *f, size_t cap, int rule)
+{
+    tg_reservations_opts_t o = {.capacity = cap, .timeout_ns = 1000 * TG_NS_PER_SEC, .on_timeout = rule};
+    tg_reservations_t *r = tg_reservations_new(f->gw, &o);
+    assert_non_null(r);
+    return r;
+}
+
+static void hold(tg_reservations_t *r, tg_call_t *call, int64_t now, char id[TG_RESERVATION_ID_MAX])
+{
+    tg_err_t err;
+    assert_int_equal(tg_reservations_hold(r, call, now, id, &err), 0);
+    assert_int_equal(strlen(id), TG_RESERVATION_ID_LEN);
+    assert_memory_equal(id, "rsv_", 4);
+}
+
+static void test_settles_once(void **state)
+{
+    fx_t *f = *state;
+    tg_reservations_t *r = table(f, 16, TG_RESERVATION_BILL);
+    tg_call_t call;
+    char id[TG_RESERVATION_ID_MAX], other[TG_RESERVATION_ID_MAX];
+    admit_ok(f, "POST", "/v1/vision/x", &call);
+    hold(r, &call, 0, id);
+    assert_int_equal(call.settled, 1); /* the caller's copy no longer releases anything */
+    tg_gateway_abandon(f->gw, &call);
+    assert_int_equal(used(f, "images"), 1);
+
+    admit_ok(f, "GET", "/v1/basic/x", &call);
+    hold(r, &call, 0, other);
+    assert_string_not_equal(id, other);
+
+    assert_int_equal(tg_reservations_settle(r, id, strlen(id), 200, 0, "images=2", 8, NULL, NULL), 1);
+    assert_int_equal(used(f, "images"), 3); /* the reservation's 1 and the reported 2 */
+    assert_int_equal(tg_reservations_settle(r, id, strlen(id), 200, 0, "images=2", 8, NULL, NULL), TG_ENOTFOUND);
+    assert_int_equal(used(f, "images"), 3);
+
+    char forged[TG_RESERVATION_ID_MAX];
+    memcpy(forged, other, sizeof(forged));
+    forged[TG_RESERVATION_ID_LEN - 1] = forged[TG_RESERVATION_ID_LEN - 1] == '0' ? '1' : '0';
+    assert_int_equal(tg_reservations_settle(r, forged, strlen(forged), 200, 0, NULL, 0, NULL, NULL), TG_ENOTFOUND);
+    assert_int_equal(tg_reservations_settle(r, "rsv_", 4, 200, 0, NULL, 0, NULL, NULL), TG_ENOTFOUND);
+    assert_int_equal(tg_reservations_settle(r, "RSV_0123", 8, 200, 0, NULL, 0, NULL, NULL), TG_ENOTFOUND);
+
+    /* a 5xx gives the reservation back, as for proxied calls */
+    assert_int_equal(used(f, "api_calls"), 2);
+    assert_int_equal(tg_reservations_settle(r, other, strlen(other), 503, 0, NULL, 0, NULL, NULL), 0);
+    assert_int_equal(used(f, "api_calls"), 1);
+
+    tg_reservations_stats_t st;
+    tg_reservations_get_stats(r, &st);
+    assert_int_equal(st.held, 0);
+    assert_int_equal(st.settled, 2);
+    assert_int_equal(st.unknown, 4);
+    tg_reservations_free(r);
+}
+
+static void test_timeout_rules(void **state)
+{
+    fx_t *f = *state;
+    for (int rule = TG_RESERVATION_BILL; rule <= TG_RESERVATION_RELEASE; rule++) {
+        tg_reservations_t *r = table(f, 16, rule);
+        uint64_t before = used(f, "images");
+        tg_call_t call;
+        char a[TG_RESERVATION_ID_MAX], b[TG_RESERVATION_ID_MAX];
+        admit_ok(f, "POST", "/v1/vision/x", &call);
+        hold(r, &call, 0, a);
+        admit_ok(f, "POST", "/v1/vision/x", &call);
+        hold(r, &call, 500 * TG_NS_PER_SEC, b);
+        assert_int_equal(tg_reservations_expire(r, 999 * TG_NS_PER_SEC), 0);  /* not yet */
+        assert_int_equal(tg_reservations_expire(r, 1000 * TG_NS_PER_SEC), 1); /* a's deadline */
+        assert_int_equal(used(f, "images"), before + (rule == TG_RESERVATION_BILL ? 2 : 1));
+        /* a late settlement finds nothing */
+        assert_int_equal(tg_reservations_settle(r, a, strlen(a), 200, 0, NULL, 0, NULL, NULL), TG_ENOTFOUND);
+        tg_reservations_stats_t st;
+        tg_reservations_get_stats(r, &st);
+        assert_int_equal(st.expired, 1);
+        assert_int_equal(st.held, 1);
+        tg_reservations_free(r); /* b is settled by the same rule */
+        assert_int_equal(used(f, "images"), before + (rule == TG_RESERVATION_BILL ? 2 : 0));
+    }
+}
+
+static void test_bounded(void **state)
+{
+    fx_t *f = *state;
+    tg_reservations_t *r = table(f, 2, TG_RESERVATION_BILL);
+    tg_call_t call;
+    char a[TG_RESERVATION_ID_MAX], b[TG_RESERVATION_ID_MAX], c[TG_RESERVATION_ID_MAX];
+    admit_ok(f, "GET", "/v1/basic/x", &call);
+    hold(r, &call, 0, a);
+    admit_ok(f, "GET", "/v1/basic/x", &call);
+    hold(r, &call, 0, b);
+    uint64_t before = used(f, "api_calls");
+    admit_ok(f, "GET", "/v1/basic/x", &call);
+    tg_err_t err;
+    assert_int_equal(tg_reservations_hold(r, &call, 0, c, &err), TG_ELIMIT);
+    assert_non_null(strstr(err.msg, "decide.max_pending"));
+    assert_int_equal(call.settled, 0); /* still the caller's to release */
+    tg_gateway_abandon(f->gw, &call);
+    assert_int_equal(used(f, "api_calls"), before); /* its reservation given back */
+    assert_int_equal(tg_reservations_settle(r, a, strlen(a), 200, 0, NULL, 0, NULL, NULL), 1);
+    admit_ok(f, "GET", "/v1/basic/x", &call);
+    hold(r, &call, 0, c);
+    tg_reservations_stats_t st;
+    tg_reservations_get_stats(r, &st);
+    assert_int_equal(st.full, 1);
+    tg_reservations_free(r);
+}
+
+static void test_units_override(void **state)
+{
+    fx_t *f = *state;
+    assert_null(tg_gateway_config_metric(f->gw, "invented", 8));
+    const char *images = tg_gateway_config_metric(f->gw, "images", 6);
+    assert_non_null(images);
+    assert_string_equal(images, "images");
+    tg_meter_unit_t units[1] = {{(char *)images, 7}};
+    tg_call_request_t rq = {.method = "GET",
+                            .method_len = 3,
+                            .path = "/v1/basic/x",
+                            .path_len = 11,
+                            .authorization = f->auth,
+                            .authorization_len = strlen(f->auth),
+                            .units = units,
+                            .nunits = 1};
+    tg_call_t call;
+    tg_refusal_t rf;
+    uint64_t before = used(f, "images"), calls = used(f, "api_calls");
+    assert_int_equal(tg_gateway_admit(f->gw, &rq, &call, &rf), 1);
+    assert_int_equal(used(f, "images"), before + 7);
+    assert_int_equal(used(f, "api_calls"), calls); /* instead of the route's units, not beside them */
+    tg_gateway_abandon(f->gw, &call);
+    /* more than the allowance is refused as any call over quota */
+    units[0].units = 1000;
+    assert_int_equal(tg_gateway_admit(f->gw, &rq, &call, &rf), 0);
+    assert_int_equal(rf.status, 429);
+}
+
+/* Threads hold and settle at once (each its own ids, plus every id settled by two threads). */
+#define THREADS 4
+#define PER_THREAD 2000
+typedef struct {
+    fx_t *f;
+    tg_reservations_t *r;
+    char (*ids)[TG_RESERVATION_ID_MAX];
+    int billed;
+} worker_t;
+
+static void *hold_settle(void *arg)
+{
+    worker_t *w = arg;
+    for (int i = 0; i < PER_THREAD; i++) {
+        tg_call_t call;
+        admit_ok(w->f, "GET", "/v1/basic/x", &call);
+        tg_err_t err;
+        if (tg_reservations_hold(w->r, &call, 0, w->ids[i], &err) != 0)
+            abort();
+    }
+    return NULL;
+}
+
+static void *settle_all(void *arg)
+{
+    worker_t *w = arg;
+    for (int i = 0; i < THREADS * PER_THREAD; i++)
+        if (tg_reservations_settle(w->r, w->ids[i], TG_RESERVATION_ID_LEN, 200, 0, NULL, 0, NULL, NULL) == 1)
+            w->billed++;
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    fx_t *f = *state;
+    tg_reservations_t *r = table(f, THREADS * PER_THREAD, TG_RESERVATION_RELEASE);
+    char(*ids)[TG_RESERVATION_ID_MAX] = calloc(THREADS * PER_THREAD, TG_RESERVATION_ID_MAX);
+    uint64_t before = used(f, "api_calls");
+    pthread_t t[THREADS];
+    worker_t w[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (worker_t){f, r, ids + i * PER_THREAD, 0};
+        pthread_create(&t[i], NULL, hold_settle, &w[i]);
+    }
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 2; i++) { /* two settlers race over every id */
+        w[i] = (worker_t){f, r, ids, 0};
+        pthread_create(&t[i], NULL, settle_all, &w[i]);
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(w[0].billed + w[1].billed, THREADS * PER_THREAD);
+    assert_int_equal(used(f, "api_calls"), before + THREADS * PER_THREAD);
+    tg_reservations_stats_t st;
+    tg_reservations_get_stats(r, &st);
+    assert_int_equal(st.held, 0);
+    assert_int_equal(st.unknown, THREADS * PER_THREAD);
+    tg_reservations_free(r);
+    free(ids);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_settles_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_units_override, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
