@@ -466,7 +466,7 @@ int tg_admin_handle_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_r
             json_t *arr = json_array();
             const tg_config_t *cfg = tg_adm_cfg(a);
             for (size_t i = 0; i < cfg->nplans; i++)
-                json_array_append_new(arr, tg_adm_plan_json(&cfg->plans[i]));
+                json_array_append_new(arr, tg_adm_public_plan_json(cfg, &cfg->plans[i]));
             tg_adm_reply_json(res, 200, json_pack("{s:o,s:o,s:o}", "data", arr, "metrics", tg_adm_metrics_json(cfg),
                                                   "portal", tg_adm_portal_brand_json(cfg)));
             return 1;
@@ -478,7 +478,7 @@ int tg_admin_handle_quick(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_r
         else if (plan == NULL)
             tg_adm_reply_error(res, 404, "not_found", "No such plan.");
         else if (s.n == 3)
-            tg_adm_reply_json(res, 200, tg_adm_plan_json(plan));
+            tg_adm_reply_json(res, 200, tg_adm_public_plan_json(tg_adm_cfg(a), plan));
         else
             tg_adm_quote_plan(a, plan, r, res);
         return 1;

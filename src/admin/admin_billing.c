@@ -95,7 +95,9 @@ json_t *tg_adm_plan_json(const tg_plan_t *p)
     return j;
 }
 
-/* GET /v1/plans/{id}/quote?api_calls=N&images=M: the same pricing code as invoices. */
+/* GET /v1/plans/{id}/quote?api_calls=N&images=M: the same pricing code as invoices, plus
+ * "blocked": [{metric, after}] for each metric the plan would stop at its allowance (on_quota
+ * block), whose usage is then priced only up to it. */
 void tg_adm_quote_plan(tg_admin_t *a, const tg_plan_t *plan, const tg_admin_request_t *r, tg_admin_response_t *res)
 {
     enum { MAX_Q = 16 };
@@ -127,22 +129,51 @@ void tg_adm_quote_plan(tg_admin_t *a, const tg_plan_t *plan, const tg_admin_requ
         }
         memcpy(names[n], q, (size_t)(eq - q));
         names[n][eq - q] = '\0';
-        usage[n].metric = names[n];
-        usage[n].used = v;
-        n++;
+        /* a metric named twice adds up here, so that whether a plan blocks is judged on the total */
+        size_t same = 0;
+        while (same < n && strcmp(names[same], names[n]) != 0)
+            same++;
+        if (same < n && v > UINT64_MAX - usage[same].used) {
+            tg_adm_reply_error(res, 400, "bad_request", "%s: the total is too large.", names[n]);
+            return;
+        }
+        if (same < n) {
+            usage[same].used += v;
+        } else {
+            usage[n].metric = names[n];
+            usage[n].used = v;
+            n++;
+        }
         q = stop + 1;
+    }
+    /* A plan that blocks at its allowance never bills past it: the quote prices what the gateway
+     * would let through, and says where it would stop. */
+    json_t *blocked = json_array();
+    for (size_t i = 0; blocked != NULL && i < n; i++) {
+        uint64_t allowance;
+        if (tg_plan_blocks_before(plan, usage[i].metric, usage[i].used, &allowance)) {
+            json_array_append_new(blocked,
+                                  json_pack("{s:s,s:I}", "metric", usage[i].metric, "after", (json_int_t)allowance));
+            usage[i].used = allowance;
+        }
     }
     tg_quote_t quote;
     tg_err_t err = {0};
     if (tg_quote_build(plan, usage, n, 1, &quote, &err) != 0) {
+        json_decref(blocked);
         tg_adm_reply_error(res, 400, "bad_request", "%s", err.msg);
         return;
     }
-    res->status = 200;
-    res->content_type = "application/json";
-    res->body = tg_quote_to_json(&quote);
-    res->body_len = res->body != NULL ? strlen(res->body) : 0;
+    char *text = tg_quote_to_json(&quote);
     tg_quote_free(&quote);
+    json_t *body = text != NULL ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    if (body == NULL || blocked == NULL || json_object_set_new(body, "blocked", blocked) != 0) {
+        json_decref(body);
+        tg_adm_reply_error(res, 500, "internal_error", "The quote could not be built (out of memory).");
+        return;
+    }
+    tg_adm_reply_json(res, 200, body);
 }
 
 /* ---- invoices ---- */

@@ -308,6 +308,15 @@ void tg_adm_get_usage(tg_admin_t *a, const tg_customer_t *c, const tg_admin_requ
         if (!found)
             tg_adm_usage_total_cb(plan->included[i].metric, 0, &u);
     }
+    /* how people read each metric (metering.metrics), beside its id: the pages and the CLI show it */
+    size_t k;
+    json_t *m;
+    json_array_foreach(u.metrics, k, m)
+    {
+        const char *id = json_string_value(json_object_get(m, "metric"));
+        json_object_set_new(m, "name", json_string(tg_config_metric_name(tg_adm_cfg(a), id)));
+        json_object_set_new(m, "unit", json_string(tg_config_metric_unit(tg_adm_cfg(a), id)));
+    }
     tg_adm_reply_json(res, 200,
                       json_pack("{s:s,s:s,s:{s:o,s:o},s:o,s:o,s:o,s:o}", "customer", c->id, "plan", c->plan_id,
                                 "period", "start", tg_adm_json_time(ps), "end", tg_adm_json_time(pe), "metrics",

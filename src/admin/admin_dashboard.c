@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "admin/admin_int.h"
 #include "billing/revenue.h"
@@ -15,6 +16,8 @@
 #include "util/period.h"
 
 #define TOP_N 10
+#define USAGE_DAYS_DEFAULT 30 /* the usage chart's window when the query names none */
+#define USAGE_DAYS_MAX 366
 
 typedef struct cust_row {
     tg_customer_t c;
@@ -30,7 +33,7 @@ typedef struct dash {
     tg_admin_t *a;
     cust_row_t *rows;
     size_t n, cap;
-    json_t *daily; /* day -> calls */
+    json_t *daily; /* metric -> day -> units, in the usage chart's window */
     int64_t now, month_start;
 } dash_t;
 
@@ -59,11 +62,54 @@ static int calls_cb(const char *metric, uint64_t units, void *arg)
 
 static int daily_cb(const char *day, const char *metric, uint64_t units, void *arg)
 {
-    if (strcmp(metric, "api_calls") != 0)
-        return 0;
-    json_t *daily = arg, *v = json_object_get(daily, day);
+    json_t *daily = json_object_get(arg, metric);
+    if (daily == NULL && json_object_set_new(arg, metric, daily = json_object()) != 0)
+        return 1;
+    json_t *v = json_object_get(daily, day);
     json_object_set_new(daily, day, json_integer((v != NULL ? json_integer_value(v) : 0) + (json_int_t)units));
     return 0;
+}
+
+/* The usage chart's window, whole UTC days [*from, *to) from ?from=YYYY-MM-DD&to=YYYY-MM-DD (both
+ * days included; either alone keeps USAGE_DAYS_DEFAULT days, ending today when neither is given),
+ * at most USAGE_DAYS_MAX days. -1 after a 400 reply. */
+static int usage_window(const tg_admin_request_t *r, int64_t now, int64_t *from, int64_t *to, tg_admin_response_t *res)
+{
+    char f[16] = "", t[16] = "";
+    int64_t first = -1, last = -1;
+    if (tg_adm_query_text(r, "from", f, sizeof(f)) < 0 || (f[0] != '\0' && (first = tg_adm_parse_day(f)) < 0)) {
+        tg_adm_reply_error(res, 400, "invalid_parameter", "from: a date, YYYY-MM-DD.");
+        return -1;
+    }
+    if (tg_adm_query_text(r, "to", t, sizeof(t)) < 0 || (t[0] != '\0' && (last = tg_adm_parse_day(t)) < 0)) {
+        tg_adm_reply_error(res, 400, "invalid_parameter", "to: a date, YYYY-MM-DD.");
+        return -1;
+    }
+    if (last < 0)
+        last = first >= 0 ? first + (USAGE_DAYS_DEFAULT - 1) * 86400 : now - now % 86400;
+    if (first < 0)
+        first = last - (USAGE_DAYS_DEFAULT - 1) * 86400;
+    if (first > last) {
+        tg_adm_reply_error(res, 400, "invalid_parameter", "from: %s is after to: %s.", f, t);
+        return -1;
+    }
+    if ((last - first) / 86400 + 1 > USAGE_DAYS_MAX) {
+        tg_adm_reply_error(res, 400, "invalid_parameter", "from, to: at most %d days.", USAGE_DAYS_MAX);
+        return -1;
+    }
+    *from = first;
+    *to = last + 86400;
+    return 0;
+}
+
+static json_t *day_json(int64_t t)
+{
+    char buf[16];
+    struct tm tm;
+    time_t tt = (time_t)t;
+    gmtime_r(&tt, &tm);
+    strftime(buf, sizeof(buf), "%Y-%m-%d", &tm);
+    return json_string(buf);
 }
 
 static int invoice_cb(const tg_invoice_t *inv, void *arg)
@@ -205,7 +251,11 @@ void tg_adm_dashboard(tg_admin_t *a, const tg_admin_request_t *req, tg_admin_res
         tg_adm_reply_error(res, 400, "bad_request", "period: expected YYYY-MM.");
         return;
     }
-    dash_t d = {a, NULL, 0, 0, json_object(), tg_adm_now_s(), 0};
+    dash_t d = {a, NULL, 0, 0, NULL, tg_adm_now_s(), 0};
+    int64_t usage_from, usage_to;
+    if (usage_window(req, d.now, &usage_from, &usage_to, res) != 0)
+        return;
+    d.daily = json_object();
     int64_t month_end;
     tg_period_bounds(0, TG_INTERVAL_MONTH, d.now, &d.month_start, &month_end); /* calendar month, UTC */
     if (pm == 0) {
@@ -248,7 +298,7 @@ void tg_adm_dashboard(tg_admin_t *a, const tg_admin_request_t *req, tg_admin_res
         int64_t ps, pe;
         tg_period_bounds(r->c.anchor_at, plan->interval, d.now, &ps, &pe);
         tg_store_usage_period(a->d.store, r->c.id, ps, calls_cb, &r->calls, &err);
-        tg_store_usage_daily(a->d.store, r->c.id, d.now - 30 * 86400, d.now + 86400, daily_cb, d.daily, &err);
+        tg_store_usage_daily(a->d.store, r->c.id, usage_from, usage_to, daily_cb, d.daily, &err);
         r->now = d.now;
         tg_store_invoice_list(a->d.store, r->c.id, invoice_cb, r, &err);
         r->included = tg_plan_included(plan, "api_calls");
@@ -302,13 +352,20 @@ void tg_adm_dashboard(tg_admin_t *a, const tg_admin_request_t *req, tg_admin_res
     const tg_revenue_currency_t *rc = one != NULL ? tg_revenue_find(rv, one->currency) : NULL;
     tg_money_t mrr = rc != NULL ? rc->mrr : 0, arr = 0;
     int arr_ok = tg_money_mul(mrr, 12, &arr) == 0;
+    json_t *calls_per_day = json_object_get(d.daily, "api_calls"); /* kept for the clients that read it */
+    calls_per_day = calls_per_day != NULL ? json_deep_copy(calls_per_day) : json_object();
     json_t *j = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:i,s:i,s:o,s:I,s:o}", "as_of", tg_adm_json_time(d.now), "mrr",
                           one != NULL ? money_in(mrr, one->currency_digits) : json_null(), "arr",
                           one != NULL && arr_ok ? money_in(arr, one->currency_digits) : json_null(), "mrr_by_plan",
                           mrr_by_plan, "customers_by_plan", by_plan, "customers_by_status", by_status,
                           "signups_this_month", signups, "churned_this_month", churned, "trial_conversion",
                           trials_ended > 0 ? json_real((double)trials_converted / trials_ended) : json_null(),
-                          "calls_this_period", (json_int_t)total_calls, "calls_per_day", d.daily);
+                          "calls_this_period", (json_int_t)total_calls, "calls_per_day", calls_per_day);
+    /* the usage chart: every metric per day in the window, and how people read each metric */
+    json_object_set_new(j, "usage_per_day", d.daily);
+    json_object_set_new(j, "usage_window",
+                        json_pack("{s:o,s:o}", "from", day_json(usage_from), "to", day_json(usage_to - 86400)));
+    json_object_set_new(j, "metrics", tg_adm_metrics_json(cfg));
     uint64_t upgrades = 0, downgrades = 0;
     tg_store_plan_change_count(a->d.store, "upgrade", d.month_start, d.now, &upgrades, &err);
     tg_store_plan_change_count(a->d.store, "downgrade", d.month_start, d.now, &downgrades, &err);

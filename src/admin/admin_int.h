@@ -123,12 +123,17 @@ json_t *tg_adm_money_json(tg_money_t v, int digits);
 const char *tg_adm_rate_unit(int64_t period_ns);
 json_t *tg_adm_plan_json(const tg_plan_t *p);
 /* admin_display.c (issue 15): {id: {name, unit}} for every metric the configuration names; the
- * portal's branding {title, logo, primary_color, support_email, terms_url, privacy_url} (null
+ * portal's branding {title, logo, primary_color, support_email, terms_url, privacy_url, highlight} (null
  * when unset); and, for an HTML answer (the caller passes the portal's pages only),
  * res->img_origin = the logo's origin when it is an absolute URL (the CSP's img-src then allows
  * it). Admin loop. */
 json_t *tg_adm_metrics_json(const tg_config_t *cfg);
 json_t *tg_adm_portal_brand_json(const tg_config_t *cfg);
+/* A plan as GET /v1/plans shows it: tg_adm_plan_json plus "endpoint_names", its endpoints in
+ * words (apiref/openapi.h's tg_openapi_plan_words; the patterns themselves without portal.openapi),
+ * null for a plan with no endpoints list (every path), and "self_service" (sign-up may choose it:
+ * tg_config_self_service). NULL when out of memory. Admin loop. */
+json_t *tg_adm_public_plan_json(const tg_config_t *cfg, const tg_plan_t *p);
 void tg_adm_brand_csp(const tg_config_t *cfg, tg_admin_response_t *res);
 void tg_adm_quote_plan(tg_admin_t *a, const tg_plan_t *plan, const tg_admin_request_t *r, tg_admin_response_t *res);
 void tg_adm_reply_invoice(tg_admin_response_t *res, int status, const tg_invoice_t *inv);
@@ -201,6 +206,8 @@ void tg_adm_search_customers(tg_admin_t *a, const tg_admin_request_t *r, tg_admi
  * the first page the totals of every matching invoice per currency. */
 void tg_adm_search_invoices(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
 int tg_adm_query_text(const tg_admin_request_t *r, const char *name, char *out, size_t cap);
+/* "YYYY-MM-DD" as the seconds of that UTC midnight; -1 if it is not such a date (1970 to 9999). */
+int64_t tg_adm_parse_day(const char *s);
 void tg_adm_list_keys(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
 /* customer_id NULL: every customer's; hide_drafts: the portal's view (drafts are the owner's). A
  * page may then hold fewer than `limit` items; has_more still tells whether to go on. */

@@ -137,8 +137,7 @@ void tg_adm_search_customers(tg_admin_t *a, const tg_admin_request_t *r, tg_admi
 
 /* ---- GET /v1/admin/invoices?customer=&status=&currency=&from=&to= ---- */
 
-/* "YYYY-MM-DD" as the seconds of that UTC midnight; -1 if it is not such a date (1970 to 9999). */
-static int64_t parse_day(const char *s)
+int64_t tg_adm_parse_day(const char *s)
 {
     int y = 0, m = 0, d = 0;
     for (int i = 0; i < 10; i++)
@@ -213,11 +212,12 @@ int tg_adm_invoice_query_parse(const tg_admin_request_t *r, tg_adm_invoice_param
         return -1;
     }
     if (tg_adm_query_text(r, "from", from, sizeof(from)) < 0 ||
-        (from[0] != '\0' && (q->period_from = parse_day(from)) < 0)) {
+        (from[0] != '\0' && (q->period_from = tg_adm_parse_day(from)) < 0)) {
         tg_adm_reply_error(res, 400, "invalid_parameter", "from: a date, YYYY-MM-DD.");
         return -1;
     }
-    if (tg_adm_query_text(r, "to", to, sizeof(to)) < 0 || (to[0] != '\0' && (q->period_to = parse_day(to)) < 0)) {
+    if (tg_adm_query_text(r, "to", to, sizeof(to)) < 0 ||
+        (to[0] != '\0' && (q->period_to = tg_adm_parse_day(to)) < 0)) {
         tg_adm_reply_error(res, 400, "invalid_parameter", "to: a date, YYYY-MM-DD.");
         return -1;
     }

@@ -353,16 +353,6 @@ void tg_admin_slow_run(tg_admin_slow_t *w)
     sodium_memzero(w->password, sizeof(w->password));
 }
 
-static int plan_self_service(const tg_config_t *cfg, const char *plan_id)
-{
-    if (cfg->portal.signup.plans == NULL)
-        return 1;
-    for (size_t i = 0; i < cfg->portal.signup.nplans; i++)
-        if (strcmp(cfg->portal.signup.plans[i], plan_id) == 0)
-            return 1;
-    return 0;
-}
-
 /* Sign-ups per client address and in all; 0 or after replying 429. Counts this one. */
 static int signup_allowed(tg_admin_t *a, const char *address, tg_admin_response_t *res)
 {
@@ -424,7 +414,7 @@ static void signup(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response
         tg_adm_reply_error(res, 400, "bad_request", "company: at most %d characters.", TG_NAME_MAX - 1);
     else if (plan == NULL)
         tg_adm_reply_error(res, 400, "bad_request", "plan: \"%s\" is not one of the plans.", plan_id ? plan_id : "");
-    else if (!plan_self_service(cfg, plan->id))
+    else if (!tg_config_self_service(cfg, plan->id)) /* sign-up is on: checked above */
         tg_adm_reply_error(res, 403, "plan_not_available",
                            "plan: \"%s\" is not open to self-service sign-up; contact us for it.", plan->id);
     else if (!signup_allowed(a, address, res))

@@ -23,11 +23,20 @@
 
 #define MAX_PROBLEMS 50
 
+/* One plan's endpoints in words (tg_openapi_plan_words), computed by tg_openapi_prepare. */
+typedef struct plan_words {
+    char *plan; /* the plan's id */
+    char **words;
+    size_t nwords;
+} plan_words_t;
+
 struct tg_openapi {
     json_t *doc; /* the document as JSON, keys in file order; NULL once prepared */
     size_t noperations;
     char *body; /* tg_openapi_prepare's rendering, or NULL */
     size_t body_len;
+    plan_words_t *plans; /* one per plan of the configuration prepared for */
+    size_t nplans;
 };
 
 static const char *const METHODS[] = {"get", "put", "post", "delete", "options", "head", "patch", "trace"};
@@ -414,10 +423,24 @@ int tg_openapi_load(const char *path, tg_openapi_t **out, char *errbuf, size_t e
     return rc;
 }
 
+static void free_plan_words(tg_openapi_t *doc)
+{
+    for (size_t i = 0; i < doc->nplans; i++) {
+        for (size_t j = 0; j < doc->plans[i].nwords; j++)
+            free(doc->plans[i].words[j]);
+        free(doc->plans[i].words);
+        free(doc->plans[i].plan);
+    }
+    free(doc->plans);
+    doc->plans = NULL;
+    doc->nplans = 0;
+}
+
 void tg_openapi_free(tg_openapi_t *doc)
 {
     if (doc == NULL)
         return;
+    free_plan_words(doc);
     json_decref(doc->doc);
     free(doc->body);
     free(doc);
@@ -429,18 +452,6 @@ size_t tg_openapi_operations(const tg_openapi_t *doc)
 }
 
 /* ---- enrichment ---- */
-
-static int plan_self_service(const tg_config_t *cfg, const char *id)
-{
-    if (!cfg->portal.signup.enabled)
-        return 0;
-    if (cfg->portal.signup.plans == NULL)
-        return 1;
-    for (size_t i = 0; i < cfg->portal.signup.nplans; i++)
-        if (strcmp(cfg->portal.signup.plans[i], id) == 0)
-            return 1;
-    return 0;
-}
 
 static json_t *operation_info(const tg_config_t *cfg, const char *method, const char *path)
 {
@@ -501,7 +512,7 @@ json_t *tg_openapi_enrich(const tg_openapi_t *doc, const tg_config_t *cfg)
     for (size_t i = 0; plans != NULL && i < cfg->nplans; i++)
         json_array_append_new(plans, json_pack("{s:s,s:s,s:b}", "id", cfg->plans[i].id, "name",
                                                cfg->plans[i].name != NULL ? cfg->plans[i].name : cfg->plans[i].id,
-                                               "self_service", plan_self_service(cfg, cfg->plans[i].id)));
+                                               "self_service", tg_config_self_service(cfg, cfg->plans[i].id)));
     json_t *x = json_pack("{s:s,s:o*}", "gateway", gw, "plans", plans);
     if (x == NULL || json_object_set_new(out, "x-tollgate", x) != 0) {
         json_decref(out);
@@ -510,8 +521,116 @@ json_t *tg_openapi_enrich(const tg_openapi_t *doc, const tg_config_t *cfg)
     return out;
 }
 
+/* ---- a plan's endpoints in words ---- */
+
+/* Adds `word` to w unless it is there already or w is full. 0, or TG_ENOMEM. */
+static int add_word(plan_words_t *w, const char *word)
+{
+    if (w->nwords >= TG_OPENAPI_MAX_PLAN_WORDS)
+        return 0;
+    for (size_t i = 0; i < w->nwords; i++)
+        if (strcmp(w->words[i], word) == 0)
+            return 0;
+    if (w->words == NULL && (w->words = calloc(TG_OPENAPI_MAX_PLAN_WORDS, sizeof(*w->words))) == NULL)
+        return TG_ENOMEM;
+    if ((w->words[w->nwords] = strdup(word)) == NULL)
+        return TG_ENOMEM;
+    w->nwords++;
+    return 0;
+}
+
+/* A short text of the operation, or NULL: a longer one would not fit a plan's card. */
+static const char *short_text(const json_t *s)
+{
+    const char *t = json_string_value(s);
+    return t != NULL && t[0] != '\0' && strlen(t) <= TG_OPENAPI_MAX_WORD_BYTES ? t : NULL;
+}
+
+static const char *first_tag(const json_t *op)
+{
+    return short_text(json_array_get(json_object_get(op, "tags"), 0));
+}
+
+/* The words for one endpoint pattern of a plan. A few operations (up to WORDS_BY_SUMMARY) are
+ * named by their summaries ("Geocode a place name"); more by their tags ("text"), which is what
+ * the document groups them under, so a card does not list a whole API. An operation with neither
+ * adds nothing, and a pattern that no operation matches is shown as written. */
+static int pattern_words(plan_words_t *w, const json_t *paths, const char *pattern)
+{
+    enum { WORDS_BY_SUMMARY = 4 };
+    size_t matched = 0;
+    const char *path;
+    json_t *item;
+    json_object_foreach((json_t *)paths, path, item)
+    {
+        if (!tg_path_match(pattern, path, strlen(path)))
+            continue;
+        const char *method;
+        json_t *op;
+        json_object_foreach(item, method, op) if (is_method(method) && json_is_object(op)) matched++;
+    }
+    if (matched == 0)
+        return add_word(w, pattern);
+    int rc = 0;
+    json_object_foreach((json_t *)paths, path, item)
+    {
+        if (!tg_path_match(pattern, path, strlen(path)))
+            continue;
+        const char *method;
+        json_t *op;
+        json_object_foreach(item, method, op)
+        {
+            if (!is_method(method) || !json_is_object(op))
+                continue;
+            const char *summary = short_text(json_object_get(op, "summary")), *tag = first_tag(op);
+            const char *word =
+                matched <= WORDS_BY_SUMMARY ? (summary != NULL ? summary : tag) : (tag != NULL ? tag : summary);
+            if (word != NULL && (rc = add_word(w, word)) != 0)
+                return rc;
+        }
+    }
+    return rc;
+}
+
+/* Every plan's endpoints in words, into doc->plans. 0, or TG_ENOMEM (doc->plans then empty). */
+static int prepare_plan_words(tg_openapi_t *doc, const tg_config_t *cfg)
+{
+    free_plan_words(doc);
+    if (cfg->nplans == 0)
+        return 0;
+    if ((doc->plans = calloc(cfg->nplans, sizeof(*doc->plans))) == NULL)
+        return TG_ENOMEM;
+    doc->nplans = cfg->nplans;
+    const json_t *paths = json_object_get(doc->doc, "paths");
+    for (size_t i = 0; i < cfg->nplans; i++) {
+        const tg_plan_t *p = &cfg->plans[i];
+        if ((doc->plans[i].plan = strdup(p->id)) == NULL)
+            goto oom;
+        for (size_t j = 0; j < p->nendpoints; j++)
+            if (pattern_words(&doc->plans[i], paths, p->endpoints[j]) != 0)
+                goto oom;
+    }
+    return 0;
+oom:
+    free_plan_words(doc);
+    return TG_ENOMEM;
+}
+
+size_t tg_openapi_plan_words(const tg_openapi_t *doc, const char *plan_id, const char *const **words)
+{
+    *words = NULL;
+    for (size_t i = 0; doc != NULL && i < doc->nplans; i++)
+        if (strcmp(doc->plans[i].plan, plan_id) == 0) {
+            *words = (const char *const *)doc->plans[i].words;
+            return doc->plans[i].nwords;
+        }
+    return 0;
+}
+
 int tg_openapi_prepare(tg_openapi_t *doc, const tg_config_t *cfg)
 {
+    if (doc->doc != NULL && prepare_plan_words(doc, cfg) != 0)
+        return TG_ENOMEM;
     json_t *j = tg_openapi_enrich(doc, cfg);
     char *body = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(j);

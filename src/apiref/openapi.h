@@ -17,6 +17,8 @@
 
 #define TG_OPENAPI_MAX_BYTES (4 * 1024 * 1024) /* the file */
 #define TG_OPENAPI_MAX_OPERATIONS 2000         /* method + path pairs */
+#define TG_OPENAPI_MAX_PLAN_WORDS 24           /* a plan's endpoints in words (tg_openapi_plan_words) */
+#define TG_OPENAPI_MAX_WORD_BYTES 120          /* a summary or tag longer than this is not used */
 
 typedef struct tg_openapi tg_openapi_t;
 
@@ -53,6 +55,15 @@ json_t *tg_openapi_enrich(const tg_openapi_t *doc, const tg_config_t *cfg);
  * loop (measured: a 4 MiB, 2000-operation document took 170-600 ms per request to rebuild).
  * Returns 0, or TG_ENOMEM. */
 int tg_openapi_prepare(tg_openapi_t *doc, const tg_config_t *cfg);
+
+/* A plan's endpoints in words, for the pricing page: computed by tg_openapi_prepare for each
+ * plan of cfg, from the operations each of the plan's endpoint patterns matches (the gateway's
+ * own tg_path_match): their summaries when a pattern matches a few, their tags when it matches
+ * more, the pattern itself when it matches none; no word twice, at most
+ * TG_OPENAPI_MAX_PLAN_WORDS. Returns how many and points *words at them (owned by doc, immutable,
+ * valid as long as doc); 0 and NULL for a plan with no endpoints list (every path) or an id the
+ * configuration did not have. Safe from any thread (reads only). */
+size_t tg_openapi_plan_words(const tg_openapi_t *doc, const char *plan_id, const char *const **words);
 
 /* The bytes tg_openapi_prepare rendered (owned by doc), or NULL before it. */
 const char *tg_openapi_body(const tg_openapi_t *doc, size_t *len);

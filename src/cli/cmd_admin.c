@@ -628,6 +628,20 @@ static void num_or_dash(json_t *v, char *buf, size_t cap)
         snprintf(buf, cap, "-");
 }
 
+/* A metric's display name from the report's own metrics list (the server's metering.metrics), or
+ * the id when the list does not name it. */
+static const char *metric_name(json_t *metrics, const char *id)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(metrics, i, m)
+    {
+        if (strcmp(str(m, "metric"), id) == 0 && json_is_string(json_object_get(m, "name")))
+            return str(m, "name");
+    }
+    return id;
+}
+
 int tg_cmd_usage(int argc, char **argv)
 {
     opts_t o;
@@ -662,7 +676,7 @@ int tg_cmd_usage(int argc, char **argv)
             num_or_dash(json_object_get(m, "included"), nums[i][1], 24);
             num_or_dash(json_object_get(m, "overage"), nums[i][2], 24);
             num_or_dash(json_object_get(m, "remaining"), nums[i][3], 24);
-            cells[i * 5] = str(m, "metric");
+            cells[i * 5] = json_is_string(json_object_get(m, "name")) ? str(m, "name") : str(m, "metric");
             for (int k = 0; k < 4; k++)
                 cells[i * 5 + 1 + k] = nums[i][k];
         }
@@ -673,8 +687,9 @@ int tg_cmd_usage(int argc, char **argv)
         if (o.daily) {
             json_t *daily = json_object_get(res, "daily"), *d;
             printf("\n");
-            json_array_foreach(daily, i, d) printf("%s  %-12s %lld\n", str(d, "day"), str(d, "metric"),
-                                                   (long long)json_integer_value(json_object_get(d, "units")));
+            json_array_foreach(daily, i, d)
+                printf("%s  %-20s %lld\n", str(d, "day"), metric_name(metrics, str(d, "metric")),
+                       (long long)json_integer_value(json_object_get(d, "units")));
         }
     }
     json_decref(res);

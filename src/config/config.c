@@ -1249,6 +1249,7 @@ static void free_display(tg_config_t *cfg)
     free(cfg->portal.support_email);
     free(cfg->portal.terms_url);
     free(cfg->portal.privacy_url);
+    free(cfg->portal.highlight);
 }
 
 static const char *const repeat_trial_names[] = {"skip", "refuse", NULL};
@@ -1287,6 +1288,17 @@ static int set_portal_openapi(diag_t *d, const directive_t *dir, const tg_ynode_
     return 0;
 }
 
+/* portal.highlight: a plan id, kept with its line: the plans may be declared after the portal
+ * section, so the id is checked once every plan is known (check_cross). */
+static int set_portal_highlight(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    tg_config_t *cfg = obj;
+    if (set_str(d, dir, v, obj, path) != 0)
+        return -1;
+    cfg->portal.highlight_line = v->line;
+    return 0;
+}
+
 static const directive_t portal_dirs[] = {{"signup", set_section, 0, 0, 0, 0, NULL, &signup_sec, NULL},
                                           {"openapi", set_portal_openapi, AT(char *, tg_config_t, portal.openapi), 1,
                                            1024, 0, NULL, NULL, NULL},
@@ -1305,6 +1317,8 @@ static const directive_t portal_dirs[] = {{"signup", set_section, 0, 0, 0, 0, NU
                                            check_web_url, NULL, NULL},
                                           {"privacy_url", set_str, AT(char *, tg_config_t, portal.privacy_url), 1, 2048,
                                            0, check_web_url, NULL, NULL},
+                                          {"highlight", set_portal_highlight, AT(char *, tg_config_t, portal.highlight),
+                                           1, TG_PLAN_ID_MAX - 1, 0, check_text, NULL, NULL},
                                           {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 
 static const directive_t metrics_dirs[] = {
@@ -2545,6 +2559,9 @@ static void finish_root(diag_t *d, void *obj, const tg_ynode_t *n, int line, con
         if (cfg->nplans > 0 && tg_config_find_plan(cfg, cfg->portal.signup.plans[i]) == NULL)
             report(d, key_line(n, "portal", line), "portal.signup.plans[%zu]: \"%.64s\" is not one of the plans", i,
                    cfg->portal.signup.plans[i]);
+    if (cfg->portal.highlight != NULL && cfg->nplans > 0 && tg_config_find_plan(cfg, cfg->portal.highlight) == NULL)
+        report(d, cfg->portal.highlight_line, "portal.highlight: \"%.64s\" is not one of the plans",
+               cfg->portal.highlight);
     finish_display(d, cfg);
 }
 

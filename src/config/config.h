@@ -218,6 +218,10 @@ typedef struct tg_config {
         char *support_email; /* addr@host */
         char *terms_url;     /* http(s) URL */
         char *privacy_url;   /* http(s) URL */
+        /* portal.highlight: the id of the plan the pricing page sets apart ("most popular");
+         * NULL: none. Checked against the plans at load (FILE:LINE for an unknown id). */
+        char *highlight;
+        int highlight_line;
     } portal;
     struct {
         char *path;          /* NULL: no access log; "-": standard output */
@@ -330,6 +334,14 @@ const tg_plan_t *tg_config_find_plan(const tg_config_t *cfg, const char *id);
 
 /* Allowance of `metric` under plan, or TG_UNLIMITED if the plan has none for it. */
 uint64_t tg_plan_included(const tg_plan_t *plan, const char *metric);
+/* Whether `plan` refuses calls (429 quota_exceeded) once a period's usage of `metric` reaches its
+ * allowance, and that allowance is below `used`: on_quota block and an included amount for the
+ * metric (a metric with none is unlimited, as the gateway counts). Returns 1 and sets *allowance
+ * (NULL allowed) to the included amount, the last unit the gateway lets through; 0 otherwise. */
+int tg_plan_blocks_before(const tg_plan_t *plan, const char *metric, uint64_t used, uint64_t *allowance);
+/* Whether a customer may sign up for plan_id on the portal: portal.signup.enabled and the plan in
+ * portal.signup.plans (every plan when that list is not set). */
+int tg_config_self_service(const tg_config_t *cfg, const char *plan_id);
 
 /* How people read a metric: its metering.metrics name (else the id itself) and unit (else
  * "unit"). Never NULL; the strings live as long as cfg. */

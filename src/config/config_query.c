@@ -52,6 +52,28 @@ uint64_t tg_plan_included(const tg_plan_t *plan, const char *metric)
     return TG_UNLIMITED;
 }
 
+int tg_plan_blocks_before(const tg_plan_t *plan, const char *metric, uint64_t used, uint64_t *allowance)
+{
+    uint64_t included = tg_plan_included(plan, metric);
+    if (plan->on_quota != TG_QUOTA_BLOCK || included == TG_UNLIMITED || used <= included)
+        return 0;
+    if (allowance != NULL)
+        *allowance = included;
+    return 1;
+}
+
+int tg_config_self_service(const tg_config_t *cfg, const char *plan_id)
+{
+    if (!cfg->portal.signup.enabled)
+        return 0;
+    if (cfg->portal.signup.plans == NULL)
+        return 1;
+    for (size_t i = 0; i < cfg->portal.signup.nplans; i++)
+        if (strcmp(cfg->portal.signup.plans[i], plan_id) == 0)
+            return 1;
+    return 0;
+}
+
 int tg_path_match(const char *pattern, const char *path, size_t len)
 {
     /* Glob with one backtrack point: on a mismatch, let the last '*' swallow one more character.

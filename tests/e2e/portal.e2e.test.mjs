@@ -93,7 +93,7 @@ test('sign up, use the key, watch usage, upgrade, sign out and in; the owner see
   await page.click('#calc button[type=submit]');
   await page.waitForSelector('[data-testid=quote-total]');
   assert.equal(await page.textContent('[data-testid=quote-total]'), '$122.46');
-  await snap(page, 'pricing');
+  await snap(page, 'pricing-signup');
 
   await page.fill('#su-email', email);
   await page.fill('#su-company', 'E2E Inc');
@@ -190,7 +190,7 @@ test('sign up, use the key, watch usage, upgrade, sign out and in; the owner see
   await page.setViewportSize({ width: 390, height: 844 });
   await page.goto(`${s.admin}/portal/`);
   await page.waitForSelector('[data-plan="free"]');
-  await snap(page, 'pricing-phone');
+  await snap(page, 'pricing-signup-phone');
 
   assert.deepEqual(errors, []);
   assert.deepEqual(ownerErrors, []);

@@ -201,3 +201,43 @@ test('MRR counts paying customers only: trials, incomplete, suspended, canceled 
     assert.equal(d.upgrades_this_month, 1);
   });
 });
+
+// Issue 15: the usage chart's window (?from, ?to, UTC days, both included), every metric per day,
+// and each metric's display name beside it.
+test('the usage chart: every metric per day in the window ?from..?to names, with display names', async () => {
+  await withStack({ meteringMetrics: '{api_calls: {name: "API calls", unit: call}, images: {name: "Images", unit: image}}' }, async (s) => {
+    const { key } = await s.customer('pro');
+    for (let i = 0; i < 3; i++) assert.equal((await s.call('/v1/basic/x', { key })).status, 200);
+    assert.equal((await s.call('/v1/vision/classify', { key, method: 'POST', body: 'x' })).status, 200); // api_calls 1, images 1
+    const day = (t) => new Date(t).toISOString().slice(0, 10);
+    const today = day(Date.now()), D = 86400e3;
+
+    const d = (await s.adminCall('GET', '/v1/admin/dashboard')).json;
+    assert.deepEqual(d.usage_window, { from: day(Date.parse(today) - 29 * D), to: today }); // the 30 days up to today
+    assert.deepEqual(d.usage_per_day, { api_calls: { [today]: 4 }, images: { [today]: 1 } });
+    assert.deepEqual(d.calls_per_day, { [today]: 4 });
+    assert.deepEqual(d.metrics.images, { name: 'Images', unit: 'image' });
+
+    let r = await s.adminCall('GET', `/v1/admin/dashboard?from=${today}&to=${today}`);
+    assert.deepEqual(r.json.usage_per_day, { api_calls: { [today]: 4 }, images: { [today]: 1 } });
+    const tomorrow = day(Date.parse(today) + D);
+    r = await s.adminCall('GET', `/v1/admin/dashboard?from=${tomorrow}`); // 30 days from then: nothing yet
+    assert.deepEqual(r.json.usage_window, { from: tomorrow, to: day(Date.parse(today) + 30 * D) });
+    assert.deepEqual(r.json.usage_per_day, {});
+    assert.deepEqual(r.json.calls_per_day, {});
+    r = await s.adminCall('GET', `/v1/admin/dashboard?to=${day(Date.parse(today) - D)}`); // the 30 days before today
+    assert.deepEqual(r.json.usage_per_day, {});
+    // ?period (the revenue month) and the chart's window together
+    r = await s.adminCall('GET', `/v1/admin/dashboard?period=${today.slice(0, 7)}&from=${day(Date.parse(today) - 89 * D)}`);
+    assert.equal(r.status, 200);
+    assert.equal(r.json.usage_window.from, day(Date.parse(today) - 89 * D));
+
+    for (const [q, msg] of [['from=2026-02-30', /from: a date, YYYY-MM-DD/], ['to=yesterday', /to: a date, YYYY-MM-DD/],
+      ['from=2026-03-02&to=2026-03-01', /from: 2026-03-02 is after to: 2026-03-01/], ['from=2025-01-01&to=2026-01-02', /at most 366 days/]]) {
+      r = await s.adminCall('GET', `/v1/admin/dashboard?${q}`);
+      assert.equal(r.status, 400, q);
+      assert.equal(r.json.error.type, 'invalid_parameter', q);
+      assert.match(r.json.error.message, msg, q);
+    }
+  });
+});

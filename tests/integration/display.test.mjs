@@ -16,7 +16,7 @@ test('GET /v1/plans: display names and units, branding; money stays exact text',
     assert.deepEqual(r.metrics.api_calls, { name: 'API calls', unit: 'call' });
     assert.deepEqual(r.portal, {
       title: 'Acme Data', logo: 'https://cdn.acme.example:8443/brand/logo.svg', primary_color: '#0a7d5a',
-      support_email: 'help@acme.example', terms_url: 'https://acme.example/terms', privacy_url: 'https://acme.example/privacy',
+      support_email: 'help@acme.example', terms_url: 'https://acme.example/terms', privacy_url: 'https://acme.example/privacy', highlight: null,
     });
     const starter = r.data.find((p) => p.id === 'starter');
     assert.equal(starter.price, '49.00');
@@ -40,7 +40,7 @@ test('without metering.metrics or branding: ids, "unit", nulls, the plain CSP', 
   await withStack({}, async (s) => {
     const r = await fetch(`${s.admin}/v1/plans`).then((x) => x.json());
     assert.deepEqual(r.metrics.api_calls, { name: 'api_calls', unit: 'unit' });
-    assert.deepEqual(Object.values(r.portal), [null, null, null, null, null, null]);
+    assert.deepEqual(Object.values(r.portal), [null, null, null, null, null, null, null]);
     assert.match((await fetch(`${s.admin}/portal/`)).headers.get('content-security-policy'), /img-src 'self' data:; /);
   });
 });
@@ -74,4 +74,22 @@ test('the dashboard\'s format.js is the portal\'s (the dashboard loads no portal
   const { readFileSync } = await import('node:fs');
   const body = (f) => readFileSync(new URL(`../../web/${f}/format.js`, import.meta.url), 'utf8').split('\n').slice(6).join('\n');
   assert.equal(body('admin'), body('portal'));
+});
+
+test('the usage report and `tollgate usage` read each metric by its display name', async () => {
+  await withStack({ meteringMetrics: '{api_calls: {name: "API calls", unit: call}, images: {name: "Images analysed", unit: image}}' }, async (s) => {
+    const { key, customer } = await s.customer('pro');
+    for (let i = 0; i < 3; i++) assert.equal((await s.call('/v1/basic/x', { key })).status, 200);
+    assert.equal((await s.call('/v1/vision/classify', { key, method: 'POST', body: 'x' })).status, 200);
+    const u = (await s.adminCall('GET', `/v1/admin/customers/${customer.id}/usage`)).json;
+    const calls = u.metrics.find((m) => m.metric === 'api_calls');
+    assert.deepEqual([calls.name, calls.unit, calls.used], ['API calls', 'call', 4]); // the id stays beside it
+    const r = s.cli(['usage', customer.id, '--daily', '--server', s.admin]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^API calls\s+4\s+500000\s+0\s+499996\s*$/m);
+    assert.match(r.stdout, /^Images analysed\s+1\s+-/m);
+    assert.match(r.stdout, /^\d{4}-\d\d-\d\d {2}API calls\s+4$/m);
+    assert.match(r.stdout, /^\d{4}-\d\d-\d\d {2}Images analysed\s+1$/m);
+    assert.doesNotMatch(r.stdout, /api_calls|images\b/);
+  });
 });

@@ -945,6 +945,12 @@ static void test_display(void **state)
     cfg = load_ok(BASE "portal: {logo: /portal/logo.svg}\nplans: {free: {}}\n");
     assert_string_equal(cfg->portal.logo, "/portal/logo.svg");
     tg_config_free(cfg);
+    /* portal.highlight: a plan declared after the portal section; an unknown one at its line */
+    cfg = load_ok(BASE "portal: {highlight: pro}\nplans: {free: {}, pro: {price: \"49\"}}\n");
+    assert_string_equal(cfg->portal.highlight, "pro");
+    tg_config_free(cfg);
+    only_error(BASE "portal:\n  title: x\n  highlight: platinum\nplans: {free: {}, pro: {}}\n",
+               "test.yaml:6: portal.highlight: \"platinum\" is not one of the plans");
 
     /* every problem at once, each on its line */
     load_err(BASE "metering:\n"

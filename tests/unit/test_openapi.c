@@ -274,6 +274,69 @@ static void test_config_key_and_enrich(void **state)
     rmdir(dir);
 }
 
+/* A plan's endpoints in words (tg_openapi_plan_words): the summaries of the few operations a
+ * pattern matches, the tags of many, the pattern itself when none matches; each word once. */
+static const char WORDS_DOC[] = "openapi: 3.0.3\n"
+                                "info: {title: Words, version: '1'}\n"
+                                "paths:\n"
+                                "  /v1/few/a: {get: {summary: Read an A, tags: [few]}, post: {summary: Write an A}}\n"
+                                "  /v1/few/b: {get: {tags: [few]}}\n"
+                                "  /v1/many/1: {get: {summary: One, tags: [Bulk data]}}\n"
+                                "  /v1/many/2: {get: {summary: Two, tags: [Bulk data]}}\n"
+                                "  /v1/many/3: {get: {summary: Three, tags: [Exports]}}\n"
+                                "  /v1/many/4: {get: {summary: Four}}\n"
+                                "  /v1/many/5: {get: {summary: Five, tags: [Bulk data]}}\n"
+                                "  /v1/plain: {get: {}}\n";
+static const char WORDS_CONFIG[] = "upstream: {url: 'http://127.0.0.1:9'}\n"
+                                   "admin: {token: 'tok-0123456789abcdef'}\n"
+                                   "keys: {secret: '0123456789abcdef0123456789abcdef'}\n"
+                                   "portal: {openapi: words.yaml}\n"
+                                   "plans:\n"
+                                   "  few: {endpoints: ['/v1/few/*', '/v1/few/a', '/v1/none/*']}\n"
+                                   "  many: {endpoints: ['/v1/many/*', '/v1/plain']}\n"
+                                   "  none: {endpoints: []}\n"
+                                   "  all: {}\n";
+
+static void assert_words(const tg_config_t *cfg, const char *plan, const char *const *want, size_t n)
+{
+    const char *const *words;
+    size_t got = tg_openapi_plan_words(cfg->portal.openapi_doc, plan, &words);
+    assert_int_equal(got, n);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(words[i], want[i]);
+}
+
+static void test_plan_words(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/tg-openapi-words-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char api[300], cfgpath[300], err[4096];
+    snprintf(api, sizeof(api), "%s/words.yaml", dir);
+    snprintf(cfgpath, sizeof(cfgpath), "%s/tollgate.yaml", dir);
+    write_file(api, WORDS_DOC);
+    write_file(cfgpath, WORDS_CONFIG);
+    tg_config_t *cfg = NULL;
+    if (tg_config_load(cfgpath, &cfg, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    /* 3 operations: their summaries (the tag for the one without), then the pattern no operation matches */
+    static const char *const few[] = {"Read an A", "Write an A", "few", "/v1/none/*"};
+    assert_words(cfg, "few", few, 4);
+    /* 5 operations: their tags (the summary for the one without); an operation with neither adds nothing */
+    static const char *const many[] = {"Bulk data", "Exports", "Four"};
+    assert_words(cfg, "many", many, 3);
+    assert_words(cfg, "none", NULL, 0);
+    const char *const *words;
+    assert_int_equal(tg_openapi_plan_words(cfg->portal.openapi_doc, "all", &words), 0); /* every path */
+    assert_null(words);
+    assert_int_equal(tg_openapi_plan_words(cfg->portal.openapi_doc, "nosuch", &words), 0);
+    assert_int_equal(tg_openapi_plan_words(NULL, "few", &words), 0);
+    tg_config_free(cfg);
+    unlink(api);
+    unlink(cfgpath);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -283,6 +346,7 @@ int main(void)
         cmocka_unit_test(test_all_problems_reported),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_config_key_and_enrich),
+        cmocka_unit_test(test_plan_words),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

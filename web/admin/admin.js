@@ -1,7 +1,7 @@
 // admin.js - the owner's dashboard: every figure from GET /v1/admin/dashboard; webhook endpoints,
 // deliveries and the events feed from the notification routes (docs/api.md, Events and webhooks).
 import { api, el, show, resume, signIn, signOut } from './lib.js';
-import { money, num, dateTime } from './format.js';
+import { money, num, dateTime, day, metricName } from './format.js';
 
 let chart = null;
 const rows = (obj) => Object.entries(obj).map(([k, v]) => el('tr', {}, el('td', {}, k), el('td', { class: 'n' }, num(v))));
@@ -36,9 +36,45 @@ function showRevenue(d) {
     `Not in MRR: ${num(k.trialing)} in trial, ${num(k.incomplete)} waiting for a card, ${num(k.suspended)} suspended, ${num(k.canceled)} canceled, ${num(k.free)} on a free plan.`;
 }
 
+// The usage chart's window: the last N days (UTC, ending today), or the custom from/to dates.
+function rangeQuery() {
+  const range = document.getElementById('range').value;
+  if (range === 'custom') {
+    const from = document.getElementById('range-from').value, to = document.getElementById('range-to').value;
+    return [from && `from=${encodeURIComponent(from)}`, to && `to=${encodeURIComponent(to)}`].filter(Boolean);
+  }
+  const today = new Date().toISOString().slice(0, 10);
+  return [`from=${new Date(Date.parse(today) - (Number(range) - 1) * 86400e3).toISOString().slice(0, 10)}`, `to=${today}`];
+}
+
+// Every day of the window (the API lists only days with usage), one line per metric under its
+// display name, and the same in words for those who do not see the chart.
+const palette = ['#2457d6', '#1d7a46', '#b25b00', '#8e44ad', '#b42318', '#0f766e'];
+function showUsage(d) {
+  const days = [];
+  for (let t = Date.parse(d.usage_window.from); t <= Date.parse(d.usage_window.to); t += 86400e3) days.push(new Date(t).toISOString().slice(0, 10));
+  const series = Object.entries(d.usage_per_day).sort(([a], [b]) => (a === 'api_calls' ? -1 : b === 'api_calls' ? 1 : a.localeCompare(b)));
+  const name = (m) => metricName(d.metrics, m);
+  const totals = series.map(([m, per]) => `${num(Object.values(per).reduce((a, b) => a + b, 0))} ${name(m)}`);
+  document.getElementById('usage-window').textContent =
+    `${day(`${d.usage_window.from}T00:00:00Z`)} to ${day(`${d.usage_window.to}T00:00:00Z`)} (UTC, ${days.length} days): ${totals.join(', ') || 'no usage'}.`;
+  document.getElementById('range-from').value = d.usage_window.from;
+  document.getElementById('range-to').value = d.usage_window.to;
+  if (!window.Chart) return;
+  if (chart) chart.destroy();
+  chart = new window.Chart(document.getElementById('daily'), {
+    type: 'line',
+    data: { labels: days, datasets: series.map(([m, per], i) => ({ label: name(m), data: days.map((x) => per[x] || 0), borderColor: palette[i % palette.length], backgroundColor: palette[i % palette.length] })) },
+    options: { animation: false, plugins: { legend: { display: series.length > 0 } }, scales: { y: { beginAtZero: true } } },
+  });
+}
+
 // period: "YYYY-MM" for the revenue split of that month; absent: this month.
-async function load(period) {
-  const d = await api('GET', `/v1/admin/dashboard${period ? `?period=${encodeURIComponent(period)}` : ''}`);
+let revPeriod;
+async function load(period = revPeriod) {
+  revPeriod = period;
+  const q = [period && `period=${encodeURIComponent(period)}`, ...rangeQuery()].filter(Boolean);
+  const d = await api('GET', `/v1/admin/dashboard${q.length ? `?${q.join('&')}` : ''}`);
   document.getElementById('login-box').classList.add('hidden');
   document.getElementById('dash').classList.remove('hidden');
   document.getElementById('signout').classList.remove('hidden');
@@ -70,14 +106,7 @@ async function load(period) {
   document.getElementById('by-plan-mrr').replaceChildren(...Object.entries(d.mrr_by_plan).map(([p, v]) => el('tr', {}, el('td', {}, p),
     el('td', { class: 'n', 'data-currency': planCur[p] || '' }, planCur[p] ? inCur(v, planCur[p]) : v))));
   document.getElementById('trial').textContent = d.trial_conversion === null ? '—' : `${Math.round(d.trial_conversion * 100)}%`;
-  const labels = Object.keys(d.calls_per_day).sort();
-  if (window.Chart) {
-    if (chart) chart.destroy();
-    chart = new window.Chart(document.getElementById('daily'), {
-      type: 'line', data: { labels, datasets: [{ label: 'calls', data: labels.map((l) => d.calls_per_day[l]), borderColor: '#2457d6' }] },
-      options: { animation: false, plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true } } },
-    });
-  }
+  showUsage(d);
 }
 
 // Webhook endpoints (the owner's), their recent deliveries and the events feed.
@@ -102,7 +131,7 @@ async function showAttempts(d, urls, btn) {
   const full = await api('GET', `/v1/admin/webhook-deliveries/${encodeURIComponent(d.id)}`);
   const items = full.attempts.map((a) => el('li', {},
     `${dateTime(a.at)}: ${a.status ? `HTTP ${a.status}` : 'no HTTP answer'} in ${num(a.response_ms)} ms${a.error ? ` — ${a.error}` : ''}`,
-    a.response_excerpt ? el('pre', {}, a.response_excerpt) : ''));
+    a.response_excerpt ? el('pre', { tabindex: '0' }, a.response_excerpt) : ''));
   tr.after(el('tr', { 'data-attempts-of': d.id }, el('td', { colspan: '5' },
     el('p', { class: 'muted' }, `To ${urls[d.endpoint] || d.endpoint}, webhook-id ${d.id}${full.next_attempt_at ? `; next attempt ${dateTime(full.next_attempt_at)}` : ''}`),
     items.length ? el('ul', { class: 'attempts', 'data-testid': 'attempts' }, items) : el('p', { class: 'muted' }, 'Not attempted yet.'))));
@@ -152,6 +181,19 @@ document.getElementById('token-form').addEventListener('submit', (e) => {
 
 document.getElementById('rev-month').addEventListener('change', (e) => {
   if (e.target.value) load(e.target.value).catch((err) => show(document.getElementById('msg'), err.message));
+});
+
+// A new range reloads the figures; a refused one (from after to) is said, and cleared by the next.
+const custom = () => document.getElementById('range').value === 'custom';
+const reloadRange = () => load().then(() => { msgBox().className = ''; msgBox().replaceChildren(); })
+  .catch((err) => show(msgBox(), err.message));
+document.getElementById('range').addEventListener('change', () => {
+  for (const e of document.querySelectorAll('.custom-range')) e.classList.toggle('hidden', !custom());
+  if (!custom()) reloadRange();
+});
+document.getElementById('range-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  reloadRange();
 });
 
 document.getElementById('signout').addEventListener('click', () => {

@@ -124,10 +124,10 @@ async function loadKeys() {
     box.classList.add('hidden');
   }
   document.getElementById('keys').replaceChildren(...data.map((k) => el('tr', { 'data-key': k.id },
-    el('td', {}, k.name || '—'), el('td', {}, el('code', {}, `${k.prefix}…`)),
-    el('td', {}, k.status === 'expiring' ? `expiring — stops working ${dateTime(k.expires_at)}` : k.status === 'expired' ? `expired ${dateTime(k.expires_at)}` : k.status),
-    el('td', {}, dateTime(k.created_at)), el('td', {}, k.last_used_at ? dateTime(k.last_used_at) : 'never'),
-    el('td', {}, [
+    el('td', { 'data-label': 'Name' }, k.name || '—'), el('td', { 'data-label': 'Prefix' }, el('code', {}, `${k.prefix}…`)),
+    el('td', { 'data-label': 'Status' }, k.status === 'expiring' ? `expiring — stops working ${dateTime(k.expires_at)}` : k.status === 'expired' ? `expired ${dateTime(k.expires_at)}` : k.status),
+    el('td', { 'data-label': 'Created' }, dateTime(k.created_at)), el('td', { 'data-label': 'Last used' }, k.last_used_at ? dateTime(k.last_used_at) : 'never'),
+    el('td', { class: 'actions' }, [
       k.status === 'active' ? el('button', { type: 'button', class: 'secondary', onclick: () => act(() => api('POST', `/v1/me/keys/${k.id}/rotate`, {}).then(reveal)) }, 'Rotate') : '', ' ',
       k.status === 'active' || k.status === 'expiring' ? el('button', { type: 'button', class: 'danger', 'aria-label': `Revoke ${k.name || k.prefix}`, onclick: () => confirm('Revoke this key? Calls with it will fail within a second.') && act(() => api('DELETE', `/v1/me/keys/${k.id}`)) }, 'Revoke') : '']))));
 }
@@ -158,7 +158,7 @@ async function showAttempts(base, d, urls, btn) {
   const full = await api('GET', `${base}/webhook-deliveries/${encodeURIComponent(d.id)}`);
   const items = full.attempts.map((a) => el('li', {},
     `${dateTime(a.at)}: ${a.status ? `HTTP ${a.status}` : 'no HTTP answer'} in ${num(a.response_ms)} ms${a.error ? ` — ${a.error}` : ''}`,
-    a.response_excerpt ? el('pre', {}, a.response_excerpt) : ''));
+    a.response_excerpt ? el('pre', { tabindex: '0' }, a.response_excerpt) : ''));
   tr.after(el('tr', { 'data-attempts-of': d.id }, el('td', { colspan: '5' },
     el('p', { class: 'muted' }, `To ${urls[d.endpoint] || d.endpoint}, webhook-id ${d.id}${full.next_attempt_at ? `; next attempt ${dateTime(full.next_attempt_at)}` : ''}`),
     items.length ? el('ul', { class: 'attempts', 'data-testid': 'attempts' }, items) : el('p', { class: 'muted' }, 'Not attempted yet.'))));

@@ -140,7 +140,7 @@ function bodyView(rb) {
   rb = deref(rb);
   if (!rb || !rb.content) return '';
   return Object.entries(rb.content).map(([ct, media]) => el('details', { open: '' }, el('summary', {}, `Request body (${ct})${rb.required ? ', required' : ''}`),
-    media.schema ? schemaView(media.schema) : '', mediaExample(media) !== undefined ? el('pre', {}, pretty(mediaExample(media))) : ''));
+    media.schema ? schemaView(media.schema) : '', mediaExample(media) !== undefined ? el('pre', { tabindex: '0' }, pretty(mediaExample(media))) : ''));
 }
 
 function responsesView(responses) {
@@ -149,7 +149,7 @@ function responsesView(responses) {
     const [ct, media] = Object.entries(r?.content || {})[0] || [];
     const ex = mediaExample(media);
     return el('details', {}, el('summary', {}, `${status} ${r?.description || ''}`),
-      ct ? el('p', { class: 'muted' }, ct) : '', media?.schema ? schemaView(media.schema) : '', ex !== undefined ? el('pre', {}, pretty(ex)) : '');
+      ct ? el('p', { class: 'muted' }, ct) : '', media?.schema ? schemaView(media.schema) : '', ex !== undefined ? el('pre', { tabindex: '0' }, pretty(ex)) : '');
   });
 }
 
@@ -207,7 +207,7 @@ function showResult(box, r, text, x) {
     el('p', {}, 'Status ', el('strong', { class: `status ${r.ok ? 'ok' : 'bad'}`, 'data-testid': 'try-status' }, String(r.status)), type ? ` — ${type}` : ''),
     type === 'endpoint_not_in_plan' || type === 'endpoint_not_allowed' ? upgradeBox(x) : '',
     rows.length ? el('dl', { 'data-testid': 'try-headers' }, ...rows) : '',
-    el('pre', { 'data-testid': 'try-body' }, shown));
+    el('pre', { 'data-testid': 'try-body', tabindex: '0' }, shown));
 }
 
 async function setupKeys() {
