@@ -5,12 +5,16 @@
 #   (b) wrk -> tollgate GET /v1/decide   (auth_request's call: key, endpoints, quota reservation,
 #       rate limit, the reservation held; what nginx would send, with the 1,000 keys in turn)
 #   (c) wrk -> tollgate POST /v1/check   (the same decision from a JSON body, JSON answer)
-# The three run in ROUNDS alternating rounds (the machine's speed drifts, and other work on it
-# falls on all three); each round prints its figures, the summary gives medians and the load
+#   (d) wrk -> tollgate /v1/decide/envoy/v1/basic/x (Envoy's ext_authz in HTTP mode: the client's
+#       method and path after path_prefix, Content-Length: 0, what tests/integration/
+#       decide_envoy.test.mjs cites Envoy as sending; the call is metered at the decision)
+# They run in ROUNDS alternating rounds (the machine's speed drifts, and other work on it
+# falls on all of them); each round prints its figures, the summary gives medians and the load
 # average. Reservations are settled by the timeout rule (decide.settle_timeout_ms: 200,
 # on_timeout: release), so that cost is in tollgate's CPU figures too, as a settlement would be.
 # Prints requests/s, p50, p99, server CPU per request and the share of the machine left idle.
-# Env: DURATION (default 10s), ROUNDS (3), CONNS (32), KEYS (1000), TG_WORKERS (default nproc).
+# Env: DURATION (default 10s), ROUNDS (3), CONNS (32; CONNS=1 gives the time of one decision),
+# KEYS (1000), TG_WORKERS (default nproc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -70,7 +74,7 @@ done
 echo "created $(wc -l < "$work/keys.txt") customers with keys"
 
 # Every setup gets requests from the same kind of script (a key per request, in turn), so that
-# wrk's own CPU per request, on the same 2 cores, is alike in all three.
+# wrk's own CPU per request, on the same 2 cores, is alike in all of them.
 cat > "$work/decide.lua" <<LUA
 local keys = {}
 for line in io.lines(os.getenv("KEYS_FILE")) do keys[#keys + 1] = line end
@@ -89,6 +93,17 @@ request = function()
   i = i % #keys + 1
   return wrk.format("POST", "/v1/check", { ["Content-Type"] = "application/json", ["X-Tollgate-Token"] = "$TOKEN" },
     '{"key":"' .. keys[i] .. '","method":"GET","path":"/v1/basic/x"}')
+end
+LUA
+cat > "$work/envoy.lua" <<LUA
+local keys = {}
+for line in io.lines(os.getenv("KEYS_FILE")) do keys[#keys + 1] = line end
+local i = 0
+request = function()
+  i = i % #keys + 1
+  return wrk.format("GET", "/v1/decide/envoy/v1/basic/x?q=1", { ["Host"] = "api.example.com",
+    ["Authorization"] = "Bearer " .. keys[i], ["Content-Length"] = "0", ["X-Tollgate-Token"] = "$TOKEN",
+    ["X-Envoy-Internal"] = "true", ["X-Forwarded-For"] = "10.0.0.2", ["X-Envoy-Expected-Rq-Timeout-Ms"] = "250" })
 end
 LUA
 cat > "$work/static.lua" <<LUA
@@ -133,13 +148,14 @@ run_wrk() { # name url script server-pids...
 }
 
 ng_pid=$(cat "$work/ng/nginx.pid")
-SETUPS="nginx-204 decide check"
+SETUPS="nginx-204 decide check envoy"
 row() { printf "%-22s %12s %10s %10s %16s %8s\n" "$@"; }
 echo "load average before: $(cat /proc/loadavg)"
 for r in $(seq "$ROUNDS"); do
   run_wrk nginx-204 "http://127.0.0.1:$NG/v1/decide" "$work/static.lua" "$ng_pid"
   run_wrk decide "http://127.0.0.1:$GW/v1/decide" "$work/decide.lua" "$TGPID"
   run_wrk check "http://127.0.0.1:$GW/v1/check" "$work/check.lua" "$TGPID"
+  run_wrk envoy "http://127.0.0.1:$GW/v1/decide/envoy/v1/basic/x?q=1" "$work/envoy.lua" "$TGPID"
   echo "round $r of $ROUNDS (load average $(load_avg)):"
   for n in $SETUPS; do
     row "  $n" "${RPS[$n]}" "${P50[$n]}ms" "${P99[$n]}ms" "${CPU[$n]} us/req" "${IDLE[$n]}%"
@@ -154,7 +170,7 @@ for n in $SETUPS; do
   row "$n" "$(col 1 <<< "${ALL[$n]}" | median)" "$(col 2 <<< "${ALL[$n]}" | median)ms" \
     "$(col 3 <<< "${ALL[$n]}" | median)ms" "$(col 4 <<< "${ALL[$n]}" | median) us" "$(col 5 <<< "${ALL[$n]}" | median)%"
 done
-for n in decide check; do
+for n in decide check envoy; do
   echo "$n vs nginx's 204: throughput ratio $(awk -v a="$(col 1 <<< "${ALL[$n]}" | median)" -v b="$(col 1 <<< "${ALL[nginx-204]}" | median)" 'BEGIN { printf "%.3f", a / b }')"
 done
 grep -q "ERROR\|AddressSanitizer" "$work/tollgate.log" && { echo "tollgate logged errors:"; tail -20 "$work/tollgate.log"; exit 1; }

@@ -187,7 +187,7 @@ case $what in
     # several gateways on one PostgreSQL and one Redis (the test starts its own servers)
     run_integration build/tollgate cluster tests/cluster/
     run_integration build/asan/tollgate asan
-    run_integration build/tsan/tollgate tsan "tests/integration/concurrency.test.mjs tests/integration/cluster.test.mjs tests/integration/reload.test.mjs tests/integration/billing_thread.test.mjs tests/integration/decide_nginx.test.mjs"
+    run_integration build/tsan/tollgate tsan "tests/integration/concurrency.test.mjs tests/integration/cluster.test.mjs tests/integration/reload.test.mjs tests/integration/billing_thread.test.mjs tests/integration/decide_nginx.test.mjs tests/integration/decide_envoy.test.mjs"
     run_e2e
     run_fuzz
     ;;

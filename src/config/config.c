@@ -1481,6 +1481,7 @@ static const directive_t access_log_dirs[] = {
     {"sample_success", set_share, AT(uint32_t, tg_config_t, access_log.sample_ppm), 0, 0, 0, NULL, NULL, NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 
+
 /* The section is optional, its path is not: an access_log without one is a mistake to name. */
 static void finish_access_log(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path, uint64_t given_,
                               uint64_t valid)

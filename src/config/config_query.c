@@ -339,6 +339,9 @@ char *tg_config_describe(const tg_config_t *cfg)
         put(&s, "drafts finalized after %" PRId64 " s\n", cfg->billing.finalize_after_s);
     else
         put(&s, "drafts finalized by hand\n");
+    if (cfg->decide.enabled) /* never the token itself */
+        put(&s, "decision API on the gateway port: GET /v1/decide, POST /v1/check and /v1/report, Envoy ext_authz "
+                "at /v1/decide/envoy (token in X-Tollgate-Token)\n");
     for (size_t i = 0; i < cfg->nplans; i++) {
         put(&s, "\n");
         put_plan(&s, &cfg->plans[i]);

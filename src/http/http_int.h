@@ -114,6 +114,9 @@ int tg_http_ambiguous_path(h2o_iovec_t path, size_t query_at);
 int tg_http_decide(struct tg_server *srv, tg_worker_t *worker, h2o_req_t *req);
 /* Receives the meter's completions of /v1/report on a worker's loop (decide_http.c). */
 void tg_http_on_reports(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+/* Registers, on the gateway's pathconf and before the gateway handler, the handler of Envoy's
+ * ext_authz checks under /v1/decide/envoy (decide_envoy.c). Only when decide: is configured. */
+void tg_http_register_decide_envoy(struct tg_server *srv, h2o_pathconf_t *pathconf);
 
 /* The client as the trusted reverse proxies in front of tollgate describe it (forwarded.c).
  * X-Forwarded-For, Forwarded and X-Forwarded-Proto count only when the TCP peer is in

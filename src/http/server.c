@@ -361,6 +361,8 @@ int tg_server_start(const tg_server_deps_t *deps, tg_server_t **out, tg_err_t *e
     srv->gateway_conf.http1.upgrade_to_http2 = 0;
     h2o_hostconf_t *gh = h2o_config_register_host(&srv->gateway_conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *gp = h2o_config_register_path(gh, "/", 0);
+    if (cfg->decide.enabled && cfg->decide.token != NULL) /* first: it passes other paths on */
+        tg_http_register_decide_envoy(srv, gp);
     if ((rc = tg_http_register_gateway(srv, gp, err)) != 0)
         return rc;
 

@@ -881,6 +881,28 @@ static void test_admin_port_keys(void **state)
                "test.yaml:4: metrics.token is too short (5 characters; at least 16)");
 }
 
+/* Issue 16: check-config says when the decision API (with Envoy's ext_authz) is on, never the
+ * token; the token's bounds (the section's other rules: test_yaml_features_and_caps). */
+static void test_decide(void **state)
+{
+    (void)state;
+    tg_config_t *cfg = load_ok(BASE "plans: {free: {}}\n");
+    assert_null(cfg->decide.token);
+    char *text = tg_config_describe(cfg);
+    assert_null(strstr(text, "decision API"));
+    free(text);
+    tg_config_free(cfg);
+    cfg = load_ok(BASE "decide: {token: \"decide-token-0123456789\"}\nplans: {free: {}}\n");
+    assert_string_equal(cfg->decide.token, "decide-token-0123456789");
+    text = tg_config_describe(cfg);
+    assert_non_null(strstr(text, "Envoy ext_authz at /v1/decide/envoy (token in X-Tollgate-Token)"));
+    assert_null(strstr(text, "decide-token-0123456789"));
+    free(text);
+    tg_config_free(cfg);
+    only_error(BASE "decide: {token: short}\nplans: {free: {}}\n",
+               "test.yaml:4: decide.token is too short (5 characters; at least 16)");
+}
+
 /* Issue 15: metering.metrics (display names, units) and portal branding. */
 static void test_display(void **state)
 {
@@ -1397,6 +1419,7 @@ int main(void)
         cmocka_unit_test(test_email),
         cmocka_unit_test(test_listeners),
         cmocka_unit_test(test_display),
+        cmocka_unit_test(test_decide),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -82,6 +82,26 @@ static void test_keep_restart_settings(void **state)
     assert_string_equal(names, "");
     tg_config_free(cur);
     tg_config_free(next);
+
+    /* decide: the decision paths (Envoy's among them) are registered, and their token hashed, at
+     * start, so a reload neither turns them on or off nor changes the token */
+    char with_decide[1024];
+    snprintf(with_decide, sizeof(with_decide), "decide: {token: \"decide-token-0123456789\"}\n%s", v1);
+    cur = load(v1), next = load(with_decide);
+    assert_int_equal(tg_config_keep_restart_settings(next, cur, names, sizeof(names)), 2);
+    assert_string_equal(names, "decide, decide.token");
+    assert_int_equal(next->decide.enabled, 0);
+    assert_null(next->decide.token);
+    tg_config_free(next);
+    next = load(with_decide);
+    tg_config_t *other = load(v1);
+    tg_config_free(cur);
+    cur = next, next = other;
+    assert_int_equal(tg_config_keep_restart_settings(next, cur, names, sizeof(names)), 2);
+    assert_int_equal(next->decide.enabled, 1);
+    assert_string_equal(next->decide.token, "decide-token-0123456789");
+    tg_config_free(cur);
+    tg_config_free(next);
 }
 
 static void test_rebind_moves_plans_by_id(void **state)
