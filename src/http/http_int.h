@@ -37,6 +37,7 @@ typedef struct tg_worker {
     /* Meter completions (strict mode) arrive from the writer thread through this queue. */
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t commits;
+    h2o_multithread_receiver_t events_done; /* POST /v1/events answers (events_http.c) */
     /* Process durability (proxy.c): the usage of the calls this loop finished, written by the
      * loop once per iteration (a zero timeout, which h2o runs after the iteration's I/O) before
      * their responses are released. NULL in the other modes and on the admin loop. */
@@ -80,6 +81,9 @@ int tg_http_register_gateway(struct tg_server *srv, h2o_pathconf_t *pathconf, tg
 /* Sets up a gateway worker's own upstream client and, in process durability, its metering batch
  * (proxy.c). */
 void tg_http_init_upstream(struct tg_server *srv, tg_worker_t *w);
+/* Process durability: makes sure the worker's batch is committed at the end of this loop
+ * iteration (proxy.c); for anything added to w->batch. */
+void tg_http_schedule_commit(tg_worker_t *w);
 /* After the worker's loop stopped, on its thread: commits and frees its batch (proxy.c). */
 void tg_http_fini_gateway(tg_worker_t *w);
 /* Registers the admin handler on the pathconf of a listener of `kind` (portal, admin or

@@ -24,6 +24,7 @@ typedef struct tg_server_deps {
     tg_admin_t *admin;
     tg_meter_t *meter;
     struct tg_access_log *access_log; /* NULL: no access log (log/access_log.h); not owned */
+    struct tg_events *events; /* POST /v1/events (metering/events.h); NULL: not answered; not owned */
 } tg_server_deps_t;
 
 /* Binds the configured listeners (cfg->listeners), loads their TLS certificates and starts the
