@@ -8,10 +8,7 @@
  * /v1/events is an ordinary path proxied to the upstream (whose own /v1/events is then not
  * shadowed).
  *
- * Body: {"events": [{"id", "customer" | "key", "metric", "value", "timestamp", "properties"}]}.
- * Caps: the body (events.max_body_bytes), the batch (events.max_batch), properties (an object
- * of at most 4 KiB serialised and 8 levels deep; kept out of the metering, which has no use for
- * them yet). Answer 200: {"accepted", "duplicates", "refused", "results": [{"index", "status",
+ * The body is read by events_body.c (its caps are there), up to events.max_body_bytes. Answer 200: {"accepted", "duplicates", "refused", "results": [{"index", "status",
  * "field", "message"}]}, one result per event, in order.
  *
  * Memory: the request's state (events_req_t) is malloc'd and reference-counted between the
@@ -21,15 +18,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "http/events_body.h"
 #include "http/events_http.h"
 #include "http/http1_server.h"
 #include "http/http_int.h"
 #include "metering/events.h"
 #include "metrics/metrics.h"
 #include "util/clock.h"
-
-#define PROPERTIES_MAX_BYTES 4096
-#define PROPERTIES_MAX_DEPTH 8
 
 typedef struct events_req {
     h2o_multithread_message_t msg; /* first: the completion message is the object */
@@ -154,121 +149,27 @@ static void on_ingested(void *arg, int status)
 
 /* ---- the body ---- */
 
-static int depth_ok(json_t *v, int depth)
-{
-    if (depth > PROPERTIES_MAX_DEPTH)
-        return 0;
-    if (json_is_object(v)) {
-        const char *k;
-        json_t *x;
-        json_object_foreach(v, k, x) if (!depth_ok(x, depth + 1)) return 0;
-    } else if (json_is_array(v)) {
-        size_t i;
-        json_t *x;
-        json_array_foreach(v, i, x) if (!depth_ok(x, depth + 1)) return 0;
-    }
-    return 1;
-}
-
-static void bad(tg_event_in_t *e, const char *field, const char *message)
-{
-    if (e->bad_field == NULL) {
-        e->bad_field = field;
-        e->bad_message = message;
-    }
-}
-
-static void read_string(json_t *o, const char *name, tg_event_in_t *e, const char **s, size_t *len)
-{
-    json_t *v = json_object_get(o, name);
-    if (v == NULL || json_is_null(v))
-        return;
-    if (!json_is_string(v)) {
-        bad(e, name, "must be a string");
-        return;
-    }
-    *s = json_string_value(v);
-    *len = json_string_length(v);
-    if (memchr(*s, '\0', *len) != NULL)
-        bad(e, name, "must not contain a NUL character");
-}
-
-/* One element of "events" into e. Types are checked here; the rules are the service's. */
-static void read_event(json_t *o, tg_event_in_t *e)
-{
-    memset(e, 0, sizeof(*e));
-    if (!json_is_object(o)) {
-        bad(e, "", "each event must be a JSON object");
-        return;
-    }
-    read_string(o, "id", e, &e->id, &e->id_len);
-    read_string(o, "customer", e, &e->customer, &e->customer_len);
-    read_string(o, "key", e, &e->key, &e->key_len);
-    read_string(o, "metric", e, &e->metric, &e->metric_len);
-    read_string(o, "timestamp", e, &e->timestamp, &e->timestamp_len);
-    json_t *v = json_object_get(o, "value");
-    if (v != NULL && !json_is_null(v)) {
-        if (!json_is_integer(v)) /* jansson refuses integers past INT64's range at parse time */
-            bad(e, "value", "must be a whole number from 1 to 9223372036854775807");
-        else
-            e->has_value = 1, e->value = (int64_t)json_integer_value(v);
-    }
-    json_t *p = json_object_get(o, "properties");
-    if (p != NULL && !json_is_null(p)) {
-        if (!json_is_object(p))
-            bad(e, "properties", "must be a JSON object");
-        else if (!depth_ok(p, 1))
-            bad(e, "properties", "is nested more than 8 levels deep");
-        else if (json_dumpb(p, NULL, 0, JSON_COMPACT) > PROPERTIES_MAX_BYTES)
-            bad(e, "properties", "is larger than 4096 bytes");
-    }
-    const char *k;
-    json_t *x;
-    json_object_foreach(o, k, x)
-    {
-        if (strcmp(k, "id") != 0 && strcmp(k, "customer") != 0 && strcmp(k, "key") != 0 && strcmp(k, "metric") != 0 &&
-            strcmp(k, "value") != 0 && strcmp(k, "timestamp") != 0 && strcmp(k, "properties") != 0) {
-            bad(e, "", "has an unknown field (allowed: id, customer, key, metric, value, timestamp, properties)");
-            break;
-        }
-    }
-}
-
 static void take_batch(events_req_t *er)
 {
     h2o_req_t *req = er->req;
     struct tg_server *srv = er->worker->srv;
     const tg_config_t *cfg = srv->deps.cfg;
-    json_error_t jerr;
-    er->doc = json_loadb(er->body, er->len, JSON_REJECT_DUPLICATES, &jerr);
-    json_t *list = er->doc != NULL ? json_object_get(er->doc, "events") : NULL;
-    if (er->doc == NULL || !json_is_object(er->doc) || !json_is_array(list)) {
-        char msg[300];
-        snprintf(msg, sizeof(msg), "The body must be a JSON object {\"events\": [...]}%s%.200s",
-                 er->doc == NULL ? ": " : ".", er->doc == NULL ? jerr.text : "");
-        send_error(req, 400, "Bad Request", "invalid_body", msg);
+    tg_err_t perr = {0};
+    int prc = tg_events_body_parse(er->body, er->len, (size_t)cfg->events.max_batch, &er->doc, &er->in, &er->n, &perr);
+    if (prc == TG_ELIMIT) {
+        send_error(req, 413, "Content Too Large", "batch_too_large", perr.msg);
         return;
     }
-    er->n = json_array_size(list);
-    if (er->n == 0) {
-        send_error(req, 400, "Bad Request", "invalid_body", "The batch has no events.");
+    if (prc != 0) {
+        send_error(req, prc == TG_ENOMEM ? 503 : 400, prc == TG_ENOMEM ? "Service Unavailable" : "Bad Request",
+                   prc == TG_ENOMEM ? "unavailable" : "invalid_body", perr.msg);
         return;
     }
-    if (er->n > (size_t)cfg->events.max_batch) {
-        char msg[200];
-        snprintf(msg, sizeof(msg), "The batch has %zu events; at most %d are taken at once (events.max_batch).", er->n,
-                 cfg->events.max_batch);
-        send_error(req, 413, "Content Too Large", "batch_too_large", msg);
-        return;
-    }
-    er->in = calloc(er->n, sizeof(*er->in));
     er->results = calloc(er->n, sizeof(*er->results));
-    if (er->in == NULL || er->results == NULL) {
+    if (er->results == NULL) {
         send_error(req, 503, "Service Unavailable", "unavailable", "Out of memory: send the batch again.");
         return;
     }
-    for (size_t i = 0; i < er->n; i++)
-        read_event(json_array_get(list, i), &er->in[i]);
     tg_err_t err = {0};
     tg_meter_batch_t *batch = er->worker->batch; /* process durability: this loop's own */
     er->refs++;                                  /* the service's completion */

@@ -108,7 +108,7 @@ test('each field is checked and named; the batch limit and the body are enforced
     assert.equal((await post(s, '{"events": [')).status, 400);
     assert.equal((await post(s, '[]')).status, 400);
     // nothing of a refused batch counted
-    assert.equal(await usageReaches(s, customer.id, 'api_calls', 1), 1);
+    assert.equal(await usageReaches(s, customer.id, 'api_calls', 1), 1, JSON.stringify((await s.adminCall('GET', `/v1/admin/customers/${customer.id}/usage`)).json));
   });
 });
 
@@ -178,5 +178,35 @@ test('without an events section /v1/events is the upstream\'s path', async () =>
     const r = await post(s, { events: [] });
     assert.equal(r.status, 401);
     assert.notEqual(r.json.error.type, 'invalid_ingest_token'); // the gateway asked for an API key
+  });
+});
+
+test('late usage: into its own period until that period is invoiced, then onto the next invoice', async () => {
+  await withStack({ extra: eventsSection(), testClock: true }, async (s) => {
+    const { customer } = await s.customer('metered'); // 10.00 a month, 2 included, 0.25 each after
+    const t0 = Date.now();
+    const at = (ms) => new Date(t0 + ms).toISOString();
+    const ev = (id, ms, value) => ({ id, customer: customer.id, metric: 'api_calls', value, timestamp: at(ms) });
+    assert.equal((await post(s, { events: [ev('p1-a', 60e3, 2)] })).json.accepted, 1);
+    assert.equal((await s.adminCall('POST', '/v1/admin/clock', { advance_seconds: 32 * 86400 })).status, 200);
+
+    // the first period ended but is not invoiced yet: a late event counts there. The marker of
+    // the second period is in the same batch, so once it is stored, so is the late one.
+    const late = await post(s, { events: [ev('p1-late', 2 * 86400e3, 3), ev('p2-marker', 32 * 86400e3, 1)] });
+    assert.equal(late.json.accepted, 2, late.text);
+    assert.equal(await usageReaches(s, customer.id, 'api_calls', 1), 1, JSON.stringify((await s.adminCall('GET', `/v1/admin/customers/${customer.id}/usage`)).json));
+    const run = await s.adminCall('POST', '/v1/admin/invoices/run', { customer: customer.id });
+    assert.equal(run.json.created, 1);
+    const list = await s.adminCall('GET', `/v1/admin/invoices?customer=${customer.id}`);
+    const first = await s.adminCall('GET', `/v1/admin/invoices/${list.json.data[0].id}`);
+    assert.equal(first.json.total, '10.75'); // 10.00 + (2 + 3 - 2) x 0.25
+
+    // once the period is invoiced, a later event dated in it goes onto the next invoice
+    const later = await post(s, { events: [ev('p1-later', 3 * 86400e3, 4), ev('p2-marker-2', 32 * 86400e3, 1)] });
+    assert.equal(later.json.accepted, 2, later.text);
+    assert.equal(await usageReaches(s, customer.id, 'api_calls', 2), 2);
+    assert.equal((await s.adminCall('GET', `/v1/admin/invoices/${list.json.data[0].id}`)).json.total, '10.75');
+    const up = await s.adminCall('GET', `/v1/admin/customers/${customer.id}/invoices/upcoming`);
+    assert.equal(up.json.total, '11.00', up.text); // 10.00 + (4 late + 2 this period - 2 included) x 0.25
   });
 });
