@@ -143,6 +143,7 @@ run() { # name url
 echo "events: $TOTAL in batches of $BATCH over $CONNS connections, $CUSTOMERS customers, durability $DURABILITY; $(nproc) cores, load $(load_avg)"
 run nginx-discard "http://127.0.0.1:$NG/v1/events"
 run tollgate "http://127.0.0.1:$GW/v1/events"
+[ -z "${BENCH_DEBUG:-}" ] || cat "$work/tollgate.1.out"
 grep -h '^ANSWERS' "$work"/tollgate.*.out | awk '{ split($2, a, "="); split($3, d, "="); A += a[2]; D += d[2] }
   END { printf "tollgate answered: %d accepted, %d duplicates\n", A, D }'
 echo "durable-append ceiling ($BATCH rows per append, fdatasync each, in $work):"

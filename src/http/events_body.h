@@ -19,11 +19,17 @@
 #define TG_EVENT_PROPERTIES_MAX_BYTES 4096
 #define TG_EVENT_PROPERTIES_MAX_DEPTH 8
 
-/* Parses body (len bytes, not NUL-terminated). 0 with *doc (owns the strings that in[] points
- * to: json_decref it after in), *in (calloc'd, n events, n >= 1); TG_EINVAL with err's message
- * when the body is not such an object or has no events; TG_ELIMIT when it has more than
- * max_batch (*n says how many); TG_ENOMEM. On an error nothing is left to free. */
+/* Parses body (len bytes, not NUL-terminated). 0 with *in (calloc'd, n events, n >= 1) whose
+ * strings point into *doc when it is not NULL (json_decref it after in), else into body (a plain
+ * batch is read in place: body must then outlive in); TG_EINVAL with err's message when the body
+ * is not such an object or has no events; TG_ELIMIT when it has more than max_batch (*n says how
+ * many); TG_ENOMEM. On an error nothing is left to free. */
 int tg_events_body_parse(const char *body, size_t len, size_t max_batch, json_t **doc, tg_event_in_t **in,
                          size_t *n, tg_err_t *err);
+
+/* The same through jansson's tree always (the path for every body the in-place reader gives up
+ * on); for the fuzz target, which checks that both read the same events. */
+int tg_events_body_parse_tree(const char *body, size_t len, size_t max_batch, json_t **doc, tg_event_in_t **in,
+                              size_t *n, tg_err_t *err);
 
 #endif
