@@ -8,7 +8,7 @@
 #       carries at most one batch here, so its appends/s x BATCH bounds events/s in strict mode)
 # The same Lua script makes the bodies for (a) and (b): each batch has BATCH - BATCH/100 new ids
 # and BATCH/100 ids of the batch before (duplicates, counted once). The answer's counts are
-# checked: tollgate must report exactly the new ids accepted and the repeats as duplicates.
+# checked: the usage stored must be exactly the distinct events (each has value 1).
 # Each side sends for DURATION (40s) or until TOTAL events are sent; wrk then idles out the
 # duration (it cannot end early), so a side that reached TOTAL reports a lower bound, marked '>='.
 # Env: TOTAL, BATCH, DURATION, CONNS (4), CUSTOMERS (100), DURABILITY (strict), TOLLGATE_BIN.
@@ -75,6 +75,8 @@ for i in $(seq "$CUSTOMERS"); do
   curl -s -H "Authorization: Bearer bench-admin-token-0123456789" -H "content-type: application/json" \
     -d "{\"email\":\"c$i@bench.test\",\"plan\":\"bench\"}" "http://127.0.0.1:$AD/v1/admin/customers" |
     sed -E 's/.*"id":"([^"]+)".*/\1/' >> "$work/customers.txt"
+  echo >> "$work/customers.txt" # the answer has no newline of its own
+  grep -qE '^cus_[0-9a-z]+$' <(tail -n 1 "$work/customers.txt") || { echo "could not create customer $i"; exit 1; }
 done
 
 cat > "$work/events.lua" <<'LUA'
@@ -87,10 +89,7 @@ local repeats = math.floor(batch / 100)
 local ts = os.date("!%Y-%m-%dT%H:%M:%SZ")
 local prefix = os.getenv("PREFIX") .. "-"
 local seq, sent, answered = 0, 0, 0
-accepted, dups = 0, 0 -- globals: done() reads them through thread:get
 local prev = {}
-local threads = {}
-setup = function(thread) table.insert(threads, thread) end
 request = function()
   sent = sent + 1
   local parts = {}
@@ -100,7 +99,7 @@ request = function()
     else
       seq = seq + 1
       parts[k] = '{"id":"' .. prefix .. seq .. '","customer":"' .. customers[seq % #customers + 1] ..
-                 '","metric":"tokens","value":' .. (seq % 97 + 1) .. ',"timestamp":"' .. ts .. '"}'
+                 '","metric":"tokens","value":1,"timestamp":"' .. ts .. '"}'
     end
   end
   prev = {}
@@ -110,16 +109,7 @@ request = function()
 end
 response = function(status, headers, body)
   answered = answered + 1
-  local a = body:match('"accepted":(%d+)')
-  local d = body:match('"duplicates":(%d+)')
-  if a then accepted = accepted + tonumber(a) end
-  if d then dups = dups + tonumber(d) end
   if answered >= limit / conns then wrk.thread:stop() end
-end
-done = function(summary, latency, requests)
-  local a, d = 0, 0
-  for _, t in ipairs(threads) do a = a + (t:get("accepted") or 0); d = d + (t:get("dups") or 0) end
-  io.write(string.format("ANSWERS accepted=%d duplicates=%d\n", a, d))
 end
 LUA
 # each wrk connection runs its own Lua state in one thread here: -t1 -c1 per process, CONNS processes
@@ -143,8 +133,22 @@ run() { # name url
 echo "events: $TOTAL in batches of $BATCH over $CONNS connections, $CUSTOMERS customers, durability $DURABILITY; $(nproc) cores, load $(load_avg)"
 run nginx-discard "http://127.0.0.1:$NG/v1/events"
 run tollgate "http://127.0.0.1:$GW/v1/events"
-[ -z "${BENCH_DEBUG:-}" ] || cat "$work/tollgate.1.out"
-grep -h '^ANSWERS' "$work"/tollgate.*.out | awk '{ split($2, a, "="); split($3, d, "="); A += a[2]; D += d[2] }
-  END { printf "tollgate answered: %d accepted, %d duplicates\n", A, D }'
+# Exactly once: every event has value 1, so the tokens stored are the distinct events counted.
+# Each connection's first batch has no repeats; a batch still in flight when wrk stopped may have
+# been counted too, hence a range.
+reqs=0; for i in $(seq "$CONNS"); do reqs=$((reqs + $(reqs_of "$work/tollgate.$i.out"))); done
+rep=$((BATCH / 100)); lo=$((reqs * (BATCH - rep) + CONNS * rep)); hi=$((lo + CONNS * BATCH))
+sleep 1 # the applier stores the log about every 50 ms; the usage API reads the store
+stored=$(AD=$AD node -e '
+  const ids = require("fs").readFileSync(process.argv[1], "utf8").split("\n").filter(Boolean);
+  (async () => { let t = 0;
+    for (const c of ids) {
+      const r = await fetch(`http://127.0.0.1:${process.env.AD}/v1/admin/customers/${c}/usage`,
+        { headers: { authorization: "Bearer bench-admin-token-0123456789" } });
+      const m = (await r.json()).metrics.find((x) => x.metric === "tokens"); t += m ? m.used : 0;
+    }
+    console.log(t); })();' "$work/customers.txt")
+echo "exactly once: $stored tokens stored for $reqs answered batches (distinct events sent: $lo to $hi)"
+[ "$stored" -ge "$lo" ] && [ "$stored" -le "$hi" ] || { echo "MISMATCH: events lost or counted twice"; exit 1; }
 echo "durable-append ceiling ($BATCH rows per append, fdatasync each, in $work):"
 build/bench-durable-append "$work" 2000 "$BATCH" | sed 's/^/  /'
