@@ -86,7 +86,7 @@ static void read_event(json_t *o, tg_event_in_t *e)
 }
 
 int tg_events_body_parse_tree(const char *body, size_t len, size_t max_batch, json_t **doc, tg_event_in_t **in,
-                         size_t *n, tg_err_t *err)
+                              size_t *n, tg_err_t *err)
 {
     *doc = NULL;
     *in = NULL;
@@ -181,8 +181,8 @@ static int plain_integer(scan_t *s, int64_t *out)
     skip_ws(s);
     int neg = s->p < s->end && *s->p == '-';
     s->p += neg;
-    if (s->p >= s->end || *s->p < '0' || *s->p > '9' || (*s->p == '0' && s->p + 1 < s->end && s->p[1] >= '0' &&
-                                                         s->p[1] <= '9'))
+    if (s->p >= s->end || *s->p < '0' || *s->p > '9' ||
+        (*s->p == '0' && s->p + 1 < s->end && s->p[1] >= '0' && s->p[1] <= '9'))
         return 0;
     uint64_t v = 0;
     while (s->p < s->end && *s->p >= '0' && *s->p <= '9') {
@@ -269,8 +269,8 @@ give_up:
     return 0;
 }
 
-int tg_events_body_parse(const char *body, size_t len, size_t max_batch, json_t **doc, tg_event_in_t **in,
-                         size_t *n, tg_err_t *err)
+int tg_events_body_parse(const char *body, size_t len, size_t max_batch, json_t **doc, tg_event_in_t **in, size_t *n,
+                         tg_err_t *err)
 {
     *doc = NULL;
     if (fast_parse(body, len, max_batch, in, n))

@@ -24,8 +24,8 @@
  * batch is read in place: body must then outlive in); TG_EINVAL with err's message when the body
  * is not such an object or has no events; TG_ELIMIT when it has more than max_batch (*n says how
  * many); TG_ENOMEM. On an error nothing is left to free. */
-int tg_events_body_parse(const char *body, size_t len, size_t max_batch, json_t **doc, tg_event_in_t **in,
-                         size_t *n, tg_err_t *err);
+int tg_events_body_parse(const char *body, size_t len, size_t max_batch, json_t **doc, tg_event_in_t **in, size_t *n,
+                         tg_err_t *err);
 
 /* The same through jansson's tree always (the path for every body the in-place reader gives up
  * on); for the fuzz target, which checks that both read the same events. */

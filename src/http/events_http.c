@@ -8,8 +8,8 @@
  * /v1/events is an ordinary path proxied to the upstream (whose own /v1/events is then not
  * shadowed).
  *
- * The body is read by events_body.c (its caps are there), up to events.max_body_bytes. Answer 200: {"accepted", "duplicates", "refused", "results": [{"index", "status",
- * "field", "message"}]}, one result per event, in order.
+ * The body is read by events_body.c (its caps are there), up to events.max_body_bytes. Answer 200: {"accepted",
+ * "duplicates", "refused", "results": [{"index", "status", "field", "message"}]}, one result per event, in order.
  *
  * Memory: the request's state (events_req_t) is malloc'd and reference-counted between the
  * request and the service's completion, which may outlive the client: both drop their reference
@@ -121,11 +121,12 @@ static void answer(events_req_t *er)
         counts[er->results[i].outcome]++;
     size_t cap = 160 + er->n * RESULT_MAX;
     char *buf = h2o_mem_alloc_pool(&req->pool, cap), *p = buf, *end = buf + cap;
-    p += snprintf(p, (size_t)(end - p), "{\"accepted\":%zu,\"duplicates\":%zu,\"refused\":%zu,\"results\":[", counts[0], counts[1],
-                 counts[2]);
+    p += snprintf(p, (size_t)(end - p), "{\"accepted\":%zu,\"duplicates\":%zu,\"refused\":%zu,\"results\":[", counts[0],
+                  counts[1], counts[2]);
     for (size_t i = 0; i < er->n; i++) {
         const tg_event_result_t *r = &er->results[i];
-        p += snprintf(p, (size_t)(end - p), "%s{\"index\":%zu,\"status\":\"%s\"", i ? "," : "", i, outcome_name(r->outcome));
+        p += snprintf(p, (size_t)(end - p), "%s{\"index\":%zu,\"status\":\"%s\"", i ? "," : "", i,
+                      outcome_name(r->outcome));
         if (er->in[i].id != NULL && er->in[i].id_len <= TG_EVENT_ID_MAX) {
             memcpy(p, ",\"id\":\"", 7);
             p = put_escaped(p + 7, er->in[i].id, er->in[i].id_len);
@@ -289,7 +290,8 @@ void tg_http_events_req(tg_worker_t *worker, h2o_req_t *req)
         return;
     }
     if (kind == TG_H1_BODY_LENGTH && length > cfg->events.max_body_bytes) {
-        send_error(req, 413, "Content Too Large", "request_too_large", "The request body exceeds events.max_body_bytes.");
+        send_error(req, 413, "Content Too Large", "request_too_large",
+                   "The request body exceeds events.max_body_bytes.");
         return;
     }
     events_req_t *er = calloc(1, sizeof(*er));

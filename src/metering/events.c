@@ -45,7 +45,7 @@ typedef struct ticket {
     struct accepted {
         size_t at; /* index in the batch */
         uint8_t key[TG_EVENT_KEY_BYTES];
-    } *acc;
+    } * acc;
     tg_usage_t *rows; /* acc[i]'s row, for giving quota back on failure */
 } ticket_t;
 
@@ -214,8 +214,7 @@ char *tg_events_index_path(const char *store_url, const char *log_dir, const cha
     else if (strncmp(store_url, "sqlite:", 7) == 0)
         n = asprintf(&path, "%s-events.idx", store_url + 7);
     else
-        return tg_errf(err, TG_EINVAL, "usage events need a log directory (metering.log_dir) with PostgreSQL"),
-               NULL;
+        return tg_errf(err, TG_EINVAL, "usage events need a log directory (metering.log_dir) with PostgreSQL"), NULL;
     if (n < 0) {
         tg_errf(err, TG_ENOMEM, "out of memory");
         return NULL;
@@ -348,8 +347,10 @@ static int check_event(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_ev
     if (e->bad_field != NULL)
         return refuse(r, e->bad_field, "%s", e->bad_message != NULL ? e->bad_message : "is not valid");
     if (e->id == NULL)
-        return refuse(r, "id", "is required: a unique id for this event (1 to %d characters), so that a retry "
-                               "counts once", TG_EVENT_ID_MAX);
+        return refuse(r, "id",
+                      "is required: a unique id for this event (1 to %d characters), so that a retry "
+                      "counts once",
+                      TG_EVENT_ID_MAX);
     if (e->id_len == 0 || e->id_len > TG_EVENT_ID_MAX || !printable(e->id, e->id_len))
         return refuse(r, "id", "must be 1 to %d printable ASCII characters", TG_EVENT_ID_MAX);
     if ((e->customer == NULL) == (e->key == NULL))
@@ -376,8 +377,10 @@ static int check_event(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_ev
     memcpy(row->metric, e->metric, e->metric_len);
     row->metric[e->metric_len] = '\0';
     if (!tg_config_metric_defined(ev->cfg, row->metric))
-        return refuse(r, "metric", "\"%s\" is not defined: no plan includes or prices it, no route meters it and "
-                                   "metering.metrics does not name it", row->metric);
+        return refuse(r, "metric",
+                      "\"%s\" is not defined: no plan includes or prices it, no route meters it and "
+                      "metering.metrics does not name it",
+                      row->metric);
     if (!e->has_value)
         return refuse(r, "value", "is required");
     if (e->value < 1)
@@ -390,8 +393,9 @@ static int check_event(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_ev
     if (ts > now_ns + (int64_t)TG_EVENT_FUTURE_S * NS_PER_S)
         return refuse(r, "timestamp", "is more than %d minutes ahead of the gateway's clock", TG_EVENT_FUTURE_S / 60);
     if (ts < now_ns - ev->cfg->events.dedup_window_s * NS_PER_S)
-        return refuse(r, "timestamp", "is older than the dedup window (events.dedup_window, %lld days): it can no "
-                                      "longer be counted exactly once",
+        return refuse(r, "timestamp",
+                      "is older than the dedup window (events.dedup_window, %lld days): it can no "
+                      "longer be counted exactly once",
                       (long long)(ev->cfg->events.dedup_window_s / 86400));
     snprintf(row->customer_id, sizeof(row->customer_id), "%s", cid);
     if (e->key != NULL)
@@ -425,8 +429,12 @@ static void count_units(tg_events_t *ev, tg_account_t *acct, const tg_usage_t *r
     unsigned mask = tg_thresholds_crossed(before, after, included, &plan->notify_thresholds);
     if (mask == 0)
         return;
-    tg_crossing_t c = {.kind = TG_CROSSING_USAGE, .mask = (uint8_t)mask, .plan = plan,
-                       .period_start = row->period_start, .used = after, .included = included};
+    tg_crossing_t c = {.kind = TG_CROSSING_USAGE,
+                       .mask = (uint8_t)mask,
+                       .plan = plan,
+                       .period_start = row->period_start,
+                       .used = after,
+                       .included = included};
     int64_t start;
     tg_account_period(acct, row->ts_ns / NS_PER_S, &start, &c.period_end);
     snprintf(c.customer_id, sizeof(c.customer_id), "%s", row->customer_id);
@@ -444,8 +452,9 @@ static void unwind(ticket_t *t)
     for (size_t i = 0; i < t->n; i++) {
         const tg_usage_t *u = &t->rows[i];
         tg_quota_release(t->ev->quota, u->customer_id, u->period_start, u->metric, u->units);
-        refuse(&t->results[t->acc[i].at], "", "could not be recorded now (the metering log is unavailable); "
-                                              "nothing in this batch was counted: send it again");
+        refuse(&t->results[t->acc[i].at], "",
+               "could not be recorded now (the metering log is unavailable); "
+               "nothing in this batch was counted: send it again");
     }
 }
 
@@ -473,14 +482,14 @@ static void on_logged(void *arg, int status)
     cb(cb_arg, status);
 }
 
-int tg_events_ingest(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_event_in_t *in, size_t n,
-                     int64_t now_ns, tg_event_result_t *results, tg_meter_batch_t *batch, tg_events_done_cb cb,
-                     void *arg, tg_err_t *err)
+int tg_events_ingest(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_event_in_t *in, size_t n, int64_t now_ns,
+                     tg_event_result_t *results, tg_meter_batch_t *batch, tg_events_done_cb cb, void *arg,
+                     tg_err_t *err)
 {
     ticket_t *t = calloc(1, sizeof(*t));
     tg_account_t **accts = calloc(n ? n : 1, sizeof(*accts));
-    if (t == NULL || accts == NULL || (n > 0 && ((t->acc = calloc(n, sizeof(*t->acc))) == NULL ||
-                                                 (t->rows = calloc(n, sizeof(*t->rows))) == NULL))) {
+    if (t == NULL || accts == NULL ||
+        (n > 0 && ((t->acc = calloc(n, sizeof(*t->acc))) == NULL || (t->rows = calloc(n, sizeof(*t->rows))) == NULL))) {
         free(accts);
         if (t != NULL)
             ticket_free(t);

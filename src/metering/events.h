@@ -46,16 +46,16 @@
 #include "notify/thresholds.h"
 #include "util/err.h"
 
-#define TG_EVENT_ID_MAX 128     /* bytes of an event id */
-#define TG_EVENT_FUTURE_S 300   /* how far ahead of this node's clock a timestamp may be */
+#define TG_EVENT_ID_MAX 128   /* bytes of an event id */
+#define TG_EVENT_FUTURE_S 300 /* how far ahead of this node's clock a timestamp may be */
 #define TG_EVENT_ENDPOINT "POST /v1/events"
 
 typedef struct tg_events tg_events_t;
 
 typedef struct tg_events_opts {
-    const tg_config_t *cfg;      /* events: section, plans, metrics; outlives the service */
-    const char *index_path;      /* the on-disk dedup index (tg_events_index_path) */
-    const uint8_t *secret;       /* keys.secret: keys the event hashes and the token hashes */
+    const tg_config_t *cfg; /* events: section, plans, metrics; outlives the service */
+    const char *index_path; /* the on-disk dedup index (tg_events_index_path) */
+    const uint8_t *secret;  /* keys.secret: keys the event hashes and the token hashes */
     size_t secret_len;
     /* The metering logs this node left (tg_meter_log_path 0 and 1), read at open to settle the
      * claims a crash left pending: an event whose row is in a log was logged (committed), any
@@ -132,9 +132,9 @@ typedef void (*tg_events_done_cb)(void *arg, int status);
  * duplicate or refused): results are final and cb never fires; negative TG_E* when the batch
  * could not be taken at all (the index could not grow: TG_EIO/TG_ENOMEM; err says why), with
  * cb never fired and nothing counted. */
-int tg_events_ingest(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_event_in_t *in, size_t n,
-                     int64_t now_ns, tg_event_result_t *results, tg_meter_batch_t *batch, tg_events_done_cb cb,
-                     void *arg, tg_err_t *err);
+int tg_events_ingest(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_event_in_t *in, size_t n, int64_t now_ns,
+                     tg_event_result_t *results, tg_meter_batch_t *batch, tg_events_done_cb cb, void *arg,
+                     tg_err_t *err);
 
 /* Parses an RFC 3339 date-time strictly ("2026-12-04T14:20:45Z", fractional seconds up to
  * nanoseconds, "Z" or "+hh:mm"/"-hh:mm"; 'T' and 'Z' in either case) into nanoseconds since the

@@ -168,16 +168,16 @@ static void test_rfc3339(void **state)
     assert_int_equal(tg_events_parse_time("2024-02-29T00:00:00-00:30", 25, &ns), 0);
     assert_int_equal(ns, utc(2024, 2, 29, 0, 30, 0) * INT64_C(1000000000));
     static const char *const bad[] = {
-        "2026-02-29T00:00:00Z",     /* not a leap year */
-        "2026-04-31T00:00:00Z",     /* April has 30 days */
-        "2026-12-04 14:20:45Z",     /* a space is not RFC 3339's 'T' */
-        "2026-12-04T14:20:45",      /* no offset */
-        "2026-12-04T24:00:00Z",     /* hour 24 */
-        "2026-12-04T14:20:60Z",     /* leap seconds are not taken */
-        "2026-12-04T14:20:45.Z",    /* empty fraction */
+        "2026-02-29T00:00:00Z",            /* not a leap year */
+        "2026-04-31T00:00:00Z",            /* April has 30 days */
+        "2026-12-04 14:20:45Z",            /* a space is not RFC 3339's 'T' */
+        "2026-12-04T14:20:45",             /* no offset */
+        "2026-12-04T24:00:00Z",            /* hour 24 */
+        "2026-12-04T14:20:60Z",            /* leap seconds are not taken */
+        "2026-12-04T14:20:45.Z",           /* empty fraction */
         "2026-12-04T14:20:45.1234567891Z", /* past nanoseconds */
-        "2026-12-04T14:20:45+0200", /* offset without ':' */
-        "1969-12-31T23:59:59Z",     /* before the epoch */
+        "2026-12-04T14:20:45+0200",        /* offset without ':' */
+        "1969-12-31T23:59:59Z",            /* before the epoch */
         "2026-12-04T14:20:45Zjunk",
         "+2026-12-04T14:20:45Z",
         "",
