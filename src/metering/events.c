@@ -339,6 +339,14 @@ static int metric_chars(const char *s, size_t n)
     return 1;
 }
 
+/* A bounded copy (a thousand rows a batch: snprintf's formatting showed in the profile). */
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 /* Checks e; on success fills the row's customer, key, plan, metric, units, times and period,
  * and *acct. -1 with r refused otherwise. */
 static int check_event(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_event_in_t *e, int64_t now_ns,
@@ -397,13 +405,10 @@ static int check_event(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_ev
                       "is older than the dedup window (events.dedup_window, %lld days): it can no "
                       "longer be counted exactly once",
                       (long long)(ev->cfg->events.dedup_window_s / 86400));
-    snprintf(row->customer_id, sizeof(row->customer_id), "%s", cid);
-    if (e->key != NULL)
-        snprintf(row->key_id, sizeof(row->key_id), "%s", id);
-    else
-        row->key_id[0] = '\0';
-    snprintf(row->plan_id, sizeof(row->plan_id), "%s", tg_account_plan(*acct)->id);
-    snprintf(row->endpoint, sizeof(row->endpoint), "%s", TG_EVENT_ENDPOINT);
+    copy_str(row->customer_id, sizeof(row->customer_id), cid);
+    copy_str(row->key_id, sizeof(row->key_id), e->key != NULL ? id : "");
+    copy_str(row->plan_id, sizeof(row->plan_id), tg_account_plan(*acct)->id);
+    memcpy(row->endpoint, TG_EVENT_ENDPOINT, sizeof(TG_EVENT_ENDPOINT));
     row->units = (uint64_t)e->value;
     row->ts_ns = ts;
     row->status = 200;
