@@ -18,6 +18,8 @@
 
 #include "metering/event_index.h"
 #include "metering/events.h"
+#include "metering/usage_log.h"
+#include "config/config.h"
 
 static char dir[64];
 static char path[128];
@@ -196,6 +198,70 @@ static void test_rfc3339(void **state)
     }
 }
 
+/* A crash between a claim and its commit leaves it pending; tg_events_open settles it against the
+ * metering log: a claim whose row is in the log is committed (a retry is a duplicate), any other
+ * withdrawn (a retry counts). */
+static void test_pending_settled_against_the_log(void **state)
+{
+    (void)state;
+    tg_event_index_t *ix;
+    tg_err_t err = {0};
+    uint8_t logged[16], lost[16], done[16];
+    key_of(7, logged);
+    key_of(8, lost);
+    key_of(9, done);
+    assert_int_equal(tg_event_index_open(path, 35, &ix, &err), 0);
+    uint32_t today = (uint32_t)(time(NULL) / 86400);
+    assert_int_equal(tg_event_index_claim(ix, logged, today, &err), 1);
+    assert_int_equal(tg_event_index_claim(ix, lost, today, &err), 1);
+    assert_int_equal(tg_event_index_claim(ix, done, today, &err), 1);
+    tg_event_index_commit(ix, done);
+    tg_event_index_close(ix); /* the process died here */
+
+    char log_path[160];
+    snprintf(log_path, sizeof(log_path), "%s/usage-1.log", dir);
+    tg_usage_log_t *log;
+    assert_int_equal(tg_usage_log_open(log_path, &log, &err), 0);
+    tg_usage_t row = {0};
+    uint64_t id;
+    memcpy(&id, logged, 8);
+    row.event_id = id | (UINT64_C(1) << 63); /* events.c's row id: the key's first 64 bits */
+    snprintf(row.customer_id, sizeof(row.customer_id), "cus_x");
+    snprintf(row.metric, sizeof(row.metric), "tokens");
+    snprintf(row.endpoint, sizeof(row.endpoint), "%s", TG_EVENT_ENDPOINT);
+    row.units = 5;
+    assert_int_equal(tg_usage_log_append(log, 1, &row, 1, &err), 0);
+    tg_usage_log_close(log);
+
+    static const char yaml[] = "upstream: {url: \"http://127.0.0.1:9000\"}\n"
+                               "admin: {token: \"0123456789abcdef0123\"}\n"
+                               "keys: {secret: \"0123456789abcdef0123456789abcdef\"}\n"
+                               "events: {}\nplans: {p: {}}\n";
+    tg_config_t *cfg;
+    char errbuf[1024];
+    assert_int_equal(tg_config_load_string("t.yaml", yaml, strlen(yaml), &cfg, errbuf, sizeof(errbuf)), 0);
+    tg_events_opts_t o = {.cfg = cfg,
+                          .index_path = path,
+                          .secret = (const uint8_t *)"0123456789abcdef0123456789abcdef",
+                          .secret_len = 32,
+                          .log_paths = {log_path, NULL}};
+    tg_events_t *ev;
+    assert_int_equal(tg_events_open(&o, &ev, &err), 0);
+    tg_events_close(ev);
+    tg_config_free(cfg);
+
+    assert_int_equal(tg_event_index_open(path, 35, &ix, &err), 0);
+    uint8_t(*pending)[TG_EVENT_KEY_BYTES];
+    size_t n;
+    assert_int_equal(tg_event_index_pending(ix, &pending, &n, &err), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(tg_event_index_claim(ix, logged, today, &err), 0); /* in the log: counted */
+    assert_int_equal(tg_event_index_claim(ix, done, today, &err), 0);
+    assert_int_equal(tg_event_index_claim(ix, lost, today, &err), 1); /* never logged: counts on retry */
+    tg_event_index_close(ix);
+    unlink(log_path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -203,6 +269,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_survives_reopen_and_lists_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grows_without_losing_a_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refuses_foreign_file_and_second_opener, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pending_settled_against_the_log, setup, teardown),
         cmocka_unit_test(test_rfc3339),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
