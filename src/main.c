@@ -30,6 +30,7 @@
 #include "limits/quota.h"
 #include "limits/quota_shared.h"
 #include "limits/limiter_shared.h"
+#include "metering/events.h"
 #include "metering/meter.h"
 #include "ops/reload.h"
 #include "payments/stripe_events.h"
@@ -391,6 +392,7 @@ static int cmd_serve(int argc, char **argv)
     tg_dirsync_t *dirsync = NULL;
     tg_delivery_t *delivery = NULL;
     tg_thresholds_t *thresholds = NULL;
+    tg_events_t *events = NULL;
     tg_reloader_t *reloader = NULL;
     tg_access_log_t *access_log = NULL;
     tg_reservations_t *reservations = NULL; /* the decision API's, when decide: is configured */
@@ -455,6 +457,23 @@ static int cmd_serve(int argc, char **argv)
                           .node_id = strcmp(tg_store_backend(st), "sqlite") == 0 ? "" : cfg->cluster.node_id,
                           .durability = cfg->metering.durability,
                           .flush_ms = cfg->metering.flush_ms};
+    /* Usage events (issue 16): the dedup index settles the claims a crash left pending against
+     * the metering logs, so it opens before the meter replays and empties them. */
+    if (cfg->events.enabled) {
+        char *logs[2] = {tg_meter_log_path(mo.store_url, mo.log_dir, mo.node_id, 0, &err),
+                         tg_meter_log_path(mo.store_url, mo.log_dir, mo.node_id, 1, &err)};
+        char *ipath = tg_events_index_path(mo.store_url, mo.log_dir, mo.node_id, &err);
+        tg_events_opts_t eo = {.cfg = cfg, .index_path = ipath, .secret = (const uint8_t *)cfg->keys.secret,
+                               .secret_len = strlen(cfg->keys.secret), .log_paths = {logs[0], logs[1]}};
+        int erc = ipath == NULL ? TG_EINVAL : tg_events_open(&eo, &events, &err);
+        free(logs[0]);
+        free(logs[1]);
+        free(ipath);
+        if (erc != 0) {
+            fprintf(stderr, "tollgate serve: %s\n", err.msg);
+            goto out;
+        }
+    }
     if (tg_meter_start_opts(&mo, &meter, &err) != 0) {
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
@@ -477,6 +496,8 @@ static int cmd_serve(int argc, char **argv)
     tg_gateway_deps_t gdeps = {.cfg = cfg, .accounts = accounts, .limiter = limiter, .quota = quota, .meter = meter,
                                .thresholds = thresholds, .live = live};
     gw = tg_gateway_new(&gdeps, (const uint8_t *)cfg->keys.secret, strlen(cfg->keys.secret));
+    if (events != NULL)
+        tg_events_attach(events, accounts, quota, meter, thresholds);
     /* With a stripe section, the outbox thread sends what the admin thread queues (its own
      * store connection; see src/payments/outbox.h). */
     if (cfg->stripe.enabled) {
@@ -568,7 +589,8 @@ static int cmd_serve(int argc, char **argv)
             goto out;
         }
     }
-    tg_server_deps_t sdeps = {cfg, gw, admin, meter, access_log, reservations};
+    tg_server_deps_t sdeps = {.cfg = cfg, .gateway = gw, .admin = admin, .meter = meter, .access_log = access_log,
+                              .reservations = reservations, .events = events};
     if (tg_server_start(&sdeps, &srv, &err) != 0) {
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
@@ -609,6 +631,7 @@ out:
     if (srv != NULL)
         tg_server_free(srv);
     tg_thresholds_stop(thresholds); /* after the gateway's loops, which queue to it */
+    tg_events_close(events);        /* after the meter, whose callbacks commit its claims */
     tg_access_log_close(access_log); /* after the workers, its only writers */
     tg_outbox_stop(outbox); /* after the admin thread, which wakes it */
     tg_delivery_stop(delivery);

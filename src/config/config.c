@@ -1225,6 +1225,16 @@ static int metric_known(const tg_config_t *cfg, const char *metric)
     return 0;
 }
 
+int tg_config_metric_defined(const tg_config_t *cfg, const char *metric)
+{
+    if (metric_known(cfg, metric))
+        return 1;
+    for (size_t i = 0; i < cfg->metering.nmetrics; i++)
+        if (strcmp(cfg->metering.metrics[i].metric, metric) == 0)
+            return 1;
+    return 0;
+}
+
 /* A name for a metric nothing meters or prices is a typo more often than not. */
 static void finish_display(diag_t *d, const tg_config_t *cfg)
 {
@@ -2413,6 +2423,94 @@ static int set_routes(diag_t *d, const directive_t *dir, const tg_ynode_t *v, vo
     return 0;
 }
 
+/* ---- events: usage reported by the owner's own jobs (issue 16) ---- */
+
+static int check_customer_id(const char *s, char *why, size_t cap)
+{
+    if (strncmp(s, "cus_", 4) != 0 || strlen(s) >= TG_ID_MAX) {
+        snprintf(why, cap, "is not a customer id (cus_...)");
+        return -1;
+    }
+    return 0;
+}
+
+static const directive_t ingest_token_dirs[] = {
+    {"name", set_str, AT(char *, tg_ingest_token_t, name), 1, 64, REQUIRED, check_text, NULL, NULL},
+    {"token", set_str, AT(char *, tg_ingest_token_t, token), 24, 1024, REQUIRED | SECRET, check_text, NULL,
+     " (24+ characters; use \"${TOLLGATE_INGEST_TOKEN}\")"},
+    {"customer", set_str, AT(char *, tg_ingest_token_t, customer), 5, TG_ID_MAX - 1, 0, check_customer_id, NULL,
+     NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+static const section_t ingest_token_sec = {ingest_token_dirs, 0, NULL};
+
+#define MAX_INGEST_TOKENS 100
+
+static int set_ingest_tokens(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    tg_config_t *cfg = obj;
+    if (list_of(d, dir, v, path, "tokens") != 0)
+        return -1;
+    tg_ingest_token_t *list = calloc(v->n + 1, sizeof(*list));
+    if (list == NULL) {
+        report(d, v->line, "%s: out of memory", path);
+        return -1;
+    }
+    for (size_t i = 0; i < v->n; i++) {
+        char sub[MAX_PATH];
+        index_path(sub, path, i);
+        const tg_ynode_t *item = v->items[i];
+        list[i].line = item->line;
+        if (item->type != TG_YNODE_MAP) {
+            report(d, item->line, "%s: expected a mapping {name, token, customer}, got %s", sub, kind_of(item));
+            continue;
+        }
+        apply_section(d, &ingest_token_sec, item, item->line, &list[i], sub);
+        for (size_t j = 0; j < i; j++) {
+            if (list[i].name != NULL && list[j].name != NULL && strcmp(list[j].name, list[i].name) == 0)
+                report(d, item->line, "%s.name: the same name as %s[%zu]", sub, path, j);
+            if (list[i].token != NULL && list[j].token != NULL && strcmp(list[j].token, list[i].token) == 0)
+                report(d, item->line, "%s.token: the same token as %s[%zu]", sub, path, j);
+        }
+    }
+    cfg->events.tokens = list;
+    cfg->events.ntokens = v->n;
+    return 0;
+}
+
+static void finish_events(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path, uint64_t seen,
+                          uint64_t valid)
+{
+    (void)seen;
+    (void)valid;
+    tg_config_t *cfg = obj;
+    /* Stripe takes meter events up to 35 days back; a longer window would keep ids that no
+     * later export could use, a shorter one under a day would let a retried batch count twice. */
+    if (cfg->events.dedup_window_s < 86400 || cfg->events.dedup_window_s > 365 * 86400)
+        report(d, key_line(n, "dedup_window", line), "%s.dedup_window: must be between 1d and 365d", path);
+}
+
+static const directive_t events_dirs[] = {
+    {"tokens", set_ingest_tokens, 0, 0, MAX_INGEST_TOKENS, 0, NULL, NULL, NULL},
+    {"max_batch", set_int, AT(int, tg_config_t, events.max_batch), 1, 100000, 0, NULL, NULL, NULL},
+    {"dedup_window", set_duration, AT(int64_t, tg_config_t, events.dedup_window_s), 0, 0, 0, NULL, NULL, NULL},
+    {"max_body_bytes", set_u64, AT(uint64_t, tg_config_t, events.max_body_bytes), 1024, 268435456, 0, NULL, NULL,
+     NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+static const section_t events_sec = {events_dirs, 0, finish_events};
+
+/* The events: section turns POST /v1/events on: absent, the path is the upstream's. */
+static int set_events(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    (void)dir;
+    tg_config_t *cfg = obj;
+    if (v->type != TG_YNODE_MAP && !tg_ynode_is_null(v)) {
+        report(d, v->line, "%s: expected a mapping, got %s", path, kind_of(v));
+        return -1;
+    }
+    cfg->events.enabled = 1;
+    return apply_section(d, &events_sec, tg_ynode_is_null(v) ? NULL : v, v->line, obj, path);
+}
+
 /* ---- the top level ---- */
 
 static void finish_root(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path, uint64_t seen,
@@ -2437,6 +2535,7 @@ static const directive_t root_dirs[] = {{"server", set_section, 0, 0, 0, 0, NULL
                                         {"cluster", set_section, 0, 0, 0, 0, NULL, &cluster_sec, NULL},
                                         {"notifications", set_section, 0, 0, 0, 0, NULL, &notifications_sec, NULL},
                                         {"email", set_email, 0, 0, 0, 0, NULL, NULL, NULL},
+                                        {"events", set_events, 0, 0, 0, 0, NULL, NULL, NULL},
                                         {"plans", set_plans, 0, 0, 0, REQUIRED, NULL, NULL, " (at least one plan)"},
                                         {"routes", set_routes, 0, 0, MAX_ROUTES, 0, NULL, NULL, NULL},
                                         {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
@@ -2723,6 +2822,9 @@ static int set_defaults(tg_config_t *cfg)
     cfg->notifications.usage_thresholds = (tg_thresholds_cfg_t){{80, 100, 120}, 3, 0};
     cfg->notifications.trial_will_end_days = 3;
     cfg->notifications.retention_days = 30;
+    cfg->events.max_batch = 1000;
+    cfg->events.dedup_window_s = 35 * 86400;
+    cfg->events.max_body_bytes = 4 * 1024 * 1024;
     return cfg->server.listen != NULL && cfg->server.admin_listen != NULL && cfg->storage.database != NULL &&
                    cfg->stripe.api_base != NULL
                ? 0
@@ -2973,6 +3075,12 @@ void tg_config_free(tg_config_t *cfg)
         free_secret(cfg->notifications.endpoints[i].secret);
     }
     free(cfg->notifications.endpoints);
+    for (size_t i = 0; i < cfg->events.ntokens; i++) {
+        free(cfg->events.tokens[i].name);
+        free_secret(cfg->events.tokens[i].token);
+        free(cfg->events.tokens[i].customer);
+    }
+    free(cfg->events.tokens);
     free(cfg->notifications.allow_private_networks);
     free(cfg->email.smtp_url);
     free(cfg->email.from);

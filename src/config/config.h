@@ -137,6 +137,14 @@ typedef struct tg_config_webhook {
     char *secret; /* "whsec_..."; a secret: never printed */
     int line;
 } tg_config_webhook_t;
+/* events.tokens[i]: a token that may post usage events to POST /v1/events (issue 16). */
+typedef struct tg_ingest_token {
+    char *name;     /* how it is named in logs and answers (never the token itself) */
+    char *token;    /* a secret: compared as a hash, never printed */
+    char *customer; /* "cus_...": the only customer it may report for; NULL: any customer */
+    int line;
+} tg_ingest_token_t;
+
 /* listeners: what each address serves (src/http/server.c; docs/configuration.md "Listeners and TLS"). */
 typedef enum tg_listener_kind {
     TG_LISTENER_GATEWAY = 0, /* API calls, proxied to the upstream */
@@ -312,6 +320,14 @@ typedef struct tg_config {
         int starttls;     /* 1: STARTTLS required on smtp:// (CURLUSESSL_ALL); default 0 */
         char *templates;  /* a folder whose files override the built-in templates; NULL: built-ins only */
     } email;
+    struct { /* events: usage that is not an API call (issue 16; src/metering/events.h) */
+        int enabled;             /* 1 when the file has an events: section: POST /v1/events is answered */
+        tg_ingest_token_t *tokens;
+        size_t ntokens;
+        int max_batch;           /* events in one request; default 1000 */
+        int64_t dedup_window_s;  /* an event id counts once this long, and older events are refused; default 35 d */
+        uint64_t max_body_bytes; /* a request body; default 4 MiB */
+    } events;
     tg_plan_t *plans;
     size_t nplans;
     tg_route_t *routes;
@@ -342,6 +358,10 @@ int tg_plan_blocks_before(const tg_plan_t *plan, const char *metric, uint64_t us
 /* Whether a customer may sign up for plan_id on the portal: portal.signup.enabled and the plan in
  * portal.signup.plans (every plan when that list is not set). */
 int tg_config_self_service(const tg_config_t *cfg, const char *plan_id);
+
+/* 1 if usage of `metric` can be reported as events: a route meters it, a plan includes or
+ * prices it, or metering.metrics names it. */
+int tg_config_metric_defined(const tg_config_t *cfg, const char *metric);
 
 /* How people read a metric: its metering.metrics name (else the id itself) and unit (else
  * "unit"). Never NULL; the strings live as long as cfg. */

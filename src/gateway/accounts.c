@@ -408,6 +408,15 @@ tg_account_t *tg_accounts_find(tg_accounts_t *a, const char *customer_id)
     return acct;
 }
 
+tg_account_t *tg_accounts_find_by_key_id(tg_accounts_t *a, const char *key_id)
+{
+    pthread_rwlock_rdlock(&a->lock);
+    key_entry_t *k = find_key_by_id_locked(a, key_id);
+    tg_account_t *acct = k != NULL ? k->account : NULL;
+    pthread_rwlock_unlock(&a->lock);
+    return acct;
+}
+
 int64_t tg_accounts_key_last_used(tg_accounts_t *a, const char *key_id)
 {
     pthread_rwlock_rdlock(&a->lock);

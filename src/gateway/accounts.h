@@ -92,6 +92,10 @@ void tg_accounts_replace_holds(tg_accounts_t *a, int (*held)(const char *custome
 /* Customer by id, or NULL. Thread-safe. */
 tg_account_t *tg_accounts_find(tg_accounts_t *a, const char *customer_id);
 
+/* The customer owning the key whose id is key_id (revoked and expired keys included: usage
+ * reported for an earlier call still belongs to it), or NULL. Thread-safe. */
+tg_account_t *tg_accounts_find_by_key_id(tg_accounts_t *a, const char *key_id);
+
 /* Last-used time (seconds) recorded in memory for a key, 0 if never. */
 int64_t tg_accounts_key_last_used(tg_accounts_t *a, const char *key_id);
 

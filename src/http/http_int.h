@@ -40,6 +40,7 @@ typedef struct tg_worker {
     /* Strict and process durability: POST /v1/report answers once its usage is durable; the
      * meter's completions arrive here (decide_http.c). */
     h2o_multithread_receiver_t reports;
+    h2o_multithread_receiver_t events_done; /* POST /v1/events answers (events_http.c) */
     /* Process durability (proxy.c): the usage of the calls this loop finished, written by the
      * loop once per iteration (a zero timeout, which h2o runs after the iteration's I/O) before
      * their responses are released. NULL in the other modes and on the admin loop. */
@@ -83,6 +84,9 @@ int tg_http_register_gateway(struct tg_server *srv, h2o_pathconf_t *pathconf, tg
 /* Sets up a gateway worker's own upstream client and, in process durability, its metering batch
  * (proxy.c). */
 void tg_http_init_upstream(struct tg_server *srv, tg_worker_t *w);
+/* Process durability: makes sure the worker's batch is committed at the end of this loop
+ * iteration (proxy.c); for anything added to w->batch. */
+void tg_http_schedule_commit(tg_worker_t *w);
 /* After the worker's loop stopped, on its thread: commits and frees its batch (proxy.c). */
 void tg_http_fini_gateway(tg_worker_t *w);
 /* Registers the admin handler on the pathconf of a listener of `kind` (portal, admin or

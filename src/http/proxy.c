@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http/events_http.h"
 #include "http/http1_server.h"
 #include "http/http_int.h"
 #include "http/request_id.h"
@@ -147,6 +148,12 @@ static void commit_batch(tg_worker_t *w)
     committing_on_loop = 1;
     tg_meter_batch_commit(w->batch);
     committing_on_loop = 0;
+}
+
+void tg_http_schedule_commit(tg_worker_t *w)
+{
+    if (w->batch != NULL && !h2o_timeout_is_linked(&w->commit_entry))
+        h2o_timeout_link(w->ctx.loop, &w->commit_timeout, &w->commit_entry);
 }
 
 static void on_commit_batch(h2o_timeout_entry_t *entry)
@@ -623,8 +630,8 @@ static void on_setup_ostream(h2o_req_prefilter_t *_self, h2o_req_t *req, h2o_ost
     /* Without the hold (out of memory) a process-mode call is submitted as in batched mode. */
     int billed = tg_gateway_settle_to(srv->deps.gateway, &gr->call, req->res.status, 0, units, units_len,
                                       w != NULL ? batch : NULL, w != NULL ? on_usage_committed : NULL, w);
-    if (w != NULL && batch != NULL && billed == 1 && !h2o_timeout_is_linked(&gr->worker->commit_entry))
-        h2o_timeout_link(gr->worker->ctx.loop, &gr->worker->commit_timeout, &gr->worker->commit_entry);
+    if (w != NULL && batch != NULL && billed == 1)
+        tg_http_schedule_commit(gr->worker);
     if (w != NULL && billed == 1) {
         gr->wait = w;
         hold_ostream_t *h = (void *)h2o_add_ostream(req, sizeof(*h), slot);
@@ -703,6 +710,10 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
     tg_worker_t *worker = H2O_STRUCT_FROM_MEMBER(tg_worker_t, ctx, req->conn->ctx);
     if (srv->deps.reservations != NULL && tg_http_decide(srv, worker, req)) /* decide_http.c */
         return 0;
+    if (tg_http_is_events_path(srv, req)) { /* usage events: tollgate's own, not the upstream's */
+        tg_http_events_req(worker, req);
+        return 0;
+    }
 
     gw_req_t *gr = h2o_mem_alloc_shared(&req->pool, sizeof(*gr), on_gw_req_dispose);
     memset(gr, 0, sizeof(*gr));

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "http/http1_server.h"
+#include "http/events_http.h"
 #include "http/http_int.h"
 #include "http/tls.h"
 #include "util/clock.h"
@@ -194,6 +195,7 @@ static void setup_loop(struct tg_server *srv, tg_worker_t *w)
     w->queue = h2o_multithread_create_queue(w->ctx.loop);
     h2o_multithread_register_receiver(w->queue, &w->commits, tg_http_on_commits);
     h2o_multithread_register_receiver(w->queue, &w->reports, tg_http_on_reports);
+    h2o_multithread_register_receiver(w->queue, &w->events_done, tg_http_on_events_done);
     if (w->is_admin && tg_http_admin_init_loop(srv, w) != 0) {
         tg_log(TG_LOG_ERROR, "cannot start the admin threads");
         abort();

@@ -27,6 +27,7 @@ typedef struct tg_server_deps {
     /* The decision API's admitted calls (gateway/reservations.h); NULL: decide: is not
      * configured and /v1/decide, /v1/check, /v1/report are proxied like any path. Not owned. */
     struct tg_reservations *reservations;
+    struct tg_events *events; /* POST /v1/events (metering/events.h); NULL: not answered; not owned */
 } tg_server_deps_t;
 
 /* Binds the configured listeners (cfg->listeners), loads their TLS certificates and starts the

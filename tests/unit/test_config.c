@@ -806,7 +806,7 @@ static void test_yaml_features_and_caps(void **state)
     only_error(BASE "defaults: {}\nplans: {p: {}}\n",
                "test.yaml:4: unknown section \"defaults\" (known: server, listeners, public_urls, upstream, storage, "
                "admin, keys, metering, portal, metrics, access_log, log, decide, stripe, billing, dunning, cluster, "
-               "notifications, email, plans, routes)");
+               "notifications, email, events, plans, routes)");
 
     /* Depth cap. */
     char deep[512];
@@ -1389,6 +1389,52 @@ static void test_email(void **state)
                "mail)");
 }
 
+/* events: (issue 16): absent, POST /v1/events is not answered; each token's rules; the window. */
+static void test_events_section(void **state)
+{
+    (void)state;
+    tg_config_t *cfg = load_ok(BASE "plans: {p: {charges: [{metric: tokens, model: per_unit, unit_price: \"1\"}]}}\n");
+    assert_int_equal(cfg->events.enabled, 0);
+    assert_int_equal(cfg->events.max_batch, 1000);
+    assert_int_equal(cfg->events.dedup_window_s, 35 * 86400);
+    assert_true(tg_config_metric_defined(cfg, "tokens"));
+    assert_true(tg_config_metric_defined(cfg, "api_calls"));
+    assert_false(tg_config_metric_defined(cfg, "images"));
+    tg_config_free(cfg);
+
+    cfg = load_ok(BASE "events:\n"
+                       "  max_batch: 5\n"
+                       "  dedup_window: 2d\n"
+                       "  tokens:\n"
+                       "    - {name: jobs, token: \"ingest-token-0123456789abcdef\"}\n"
+                       "    - {name: one, token: \"ingest-token-0123456789abcdeX\", customer: cus_abc}\n"
+                       "plans: {p: {}}\n");
+    assert_int_equal(cfg->events.enabled, 1);
+    assert_int_equal(cfg->events.max_batch, 5);
+    assert_int_equal(cfg->events.dedup_window_s, 2 * 86400);
+    assert_int_equal(cfg->events.ntokens, 2);
+    assert_null(cfg->events.tokens[0].customer);
+    assert_string_equal(cfg->events.tokens[1].customer, "cus_abc");
+    tg_config_free(cfg);
+
+    cfg = load_ok(BASE "events: {}\nplans: {p: {}}\n"); /* empty: on, no token */
+    assert_int_equal(cfg->events.enabled, 1);
+    assert_int_equal(cfg->events.ntokens, 0);
+    tg_config_free(cfg);
+
+    only_error(BASE "events: {tokens: [{name: a, token: \"short\"}]}\nplans: {p: {}}\n",
+               "test.yaml:4: events.tokens[0].token is too short (5 characters; at least 24)");
+    only_error(BASE "events: {tokens: [{name: a, token: \"ingest-token-0123456789abcdef\", customer: bobby}]}\n"
+                    "plans: {p: {}}\n",
+               "test.yaml:4: events.tokens[0].customer: \"bobby\" is not a customer id (cus_...)");
+    load_err(BASE "events: {tokens: [{name: a, token: \"ingest-token-0123456789abcdef\"},"
+                  " {name: b, token: \"ingest-token-0123456789abcdef\"}]}\nplans: {p: {}}\n");
+    assert_non_null(strstr(errbuf, "the same token as events.tokens[0]"));
+    assert_null(strstr(errbuf, "ingest-token-0123456789abcdef")); /* a secret is never echoed */
+    only_error(BASE "events: {dedup_window: 12h}\nplans: {p: {}}\n",
+               "test.yaml:4: events.dedup_window: must be between 1d and 365d");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1420,6 +1466,7 @@ int main(void)
         cmocka_unit_test(test_listeners),
         cmocka_unit_test(test_display),
         cmocka_unit_test(test_decide),
+        cmocka_unit_test(test_events_section),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

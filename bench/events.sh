@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# bench/events.sh - POST /v1/events (issue 16): batches of BATCH events (default 1,000) with 1 %
+# repeated ids, TOTAL events in all (default 10,000,000), events/s and p99 per batch, beside a
+# reference in the same run:
+#   (a) wrk -> nginx that reads each body and discards it (the HTTP ceiling for these bodies)
+#   (b) wrk -> tollgate, durable before the answer (DURABILITY: strict by default, or process)
+#   (c) the durable-append ceiling: bench-durable-append with BATCH rows per append (one append
+#       carries at most one batch here, so its appends/s x BATCH bounds events/s in strict mode)
+# The same Lua script makes the bodies for (a) and (b): each batch has BATCH - BATCH/100 new ids
+# and BATCH/100 ids of the batch before (duplicates, counted once). The answer's counts are
+# checked: the usage stored must be exactly the distinct events (each has value 1).
+# nginx gets the whole DURATION (40s); tollgate sends for DURATION or until TOTAL events are sent,
+# and wrk then idles out the duration (it cannot end early), so reaching TOTAL reports a lower
+# bound, marked '>='.
+# Env: TOTAL, BATCH, DURATION, CONNS (4), CUSTOMERS (100), DURABILITY (strict), TOLLGATE_BIN.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. bench/lib.sh
+TOTAL=${TOTAL:-10000000}
+BATCH=${BATCH:-1000}
+CONNS=${CONNS:-4}
+CUSTOMERS=${CUSTOMERS:-100}
+DURABILITY=${DURABILITY:-strict}
+DURATION=${DURATION:-40s}
+TG=${TOLLGATE_BIN:-build/tollgate}
+command -v wrk >/dev/null && command -v nginx >/dev/null || scripts/install-deps.sh
+[ -x "$TG" ] && [ -x build/bench-durable-append ] || make -s all
+BATCHES=$((TOTAL / BATCH))
+
+work=$(mktemp -d /tmp/tollgate-bench-events.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+NG=$(free_port); GW=$(free_port); AD=$(free_port); UP=$(free_port)
+mkdir -p "$work/sink"
+# "return" answers before reading the body; proxying to a closed location forces nginx to read it
+# whole into memory and discard it, as tollgate must read it.
+cat > "$work/sink/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+error_log $work/sink/error.log warn;
+pid $work/sink/nginx.pid;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_max_body_size 64m;
+  client_body_buffer_size 4m;
+  server { listen 127.0.0.1:$NG;
+    location / { client_body_in_single_buffer on; proxy_pass http://127.0.0.1:$UP/sink; }
+  }
+  server { listen 127.0.0.1:$UP; location /sink { default_type application/json; return 200 '{"ok":true}'; } }
+}
+CONF
+nginx -p "$work/sink" -c "$work/sink/nginx.conf" & pids+=($!)
+
+cat > "$work/tollgate.yaml" <<CONF
+server: {listen: "127.0.0.1:$GW", admin_listen: "127.0.0.1:$AD", workers: $(nproc)}
+upstream: {url: "http://127.0.0.1:$UP", timeout_ms: 30000}
+storage: {database: "sqlite:$work/tollgate.db"}
+admin: {token: "bench-admin-token-0123456789"}
+keys: {secret: "bench-key-secret-0123456789abcdef0123"}
+metering: {durability: $DURABILITY, flush_ms: 5}
+events:
+  max_batch: $BATCH
+  tokens: [{name: bench, token: "bench-ingest-token-0123456789"}]
+plans:
+  bench: {price: "99", rate_limit: 1000000/sec, burst: 1000000, included: {tokens: 1000000000000},
+          charges: [{metric: tokens, model: per_unit, unit_price: "0.000001"}]}
+CONF
+"$TG" serve -c "$work/tollgate.yaml" 2>"$work/tollgate.log" & TGPID=$!; pids+=("$TGPID")
+wait_http "http://127.0.0.1:$AD/healthz"
+wait_http "http://127.0.0.1:$NG/" 
+for i in $(seq "$CUSTOMERS"); do
+  curl -s -H "Authorization: Bearer bench-admin-token-0123456789" -H "content-type: application/json" \
+    -d "{\"email\":\"c$i@bench.test\",\"plan\":\"bench\"}" "http://127.0.0.1:$AD/v1/admin/customers" |
+    sed -E 's/.*"id":"([^"]+)".*/\1/' >> "$work/customers.txt"
+  echo >> "$work/customers.txt" # the answer has no newline of its own
+  grep -qE '^cus_[0-9a-z]+$' <(tail -n 1 "$work/customers.txt") || { echo "could not create customer $i"; exit 1; }
+done
+
+cat > "$work/events.lua" <<'LUA'
+local customers = {}
+for line in io.lines(os.getenv("CUSTOMERS_FILE")) do customers[#customers + 1] = line end
+local batch = tonumber(os.getenv("BATCH"))
+local limit = tonumber(os.getenv("BATCHES"))
+local conns = tonumber(os.getenv("CONNS"))
+local repeats = math.floor(batch / 100)
+local ts = os.date("!%Y-%m-%dT%H:%M:%SZ")
+local prefix = os.getenv("PREFIX") .. "-"
+local seq, sent, answered = 0, 0, 0
+local prev = {}
+request = function()
+  sent = sent + 1
+  local parts = {}
+  for k = 1, batch do
+    if k <= repeats and #prev > 0 then
+      parts[k] = prev[k] -- the same event again (same customer and id): a duplicate
+    else
+      seq = seq + 1
+      parts[k] = '{"id":"' .. prefix .. seq .. '","customer":"' .. customers[seq % #customers + 1] ..
+                 '","metric":"tokens","value":1,"timestamp":"' .. ts .. '"}'
+    end
+  end
+  prev = {}
+  for k = 1, repeats do prev[k] = parts[batch - k + 1] end
+  return wrk.format("POST", "/v1/events", { ["Authorization"] = "Bearer bench-ingest-token-0123456789",
+    ["Content-Type"] = "application/json" }, '{"events":[' .. table.concat(parts, ",") .. ']}')
+end
+response = function(status, headers, body)
+  answered = answered + 1
+  if answered >= limit / conns then wrk.thread:stop() end
+end
+LUA
+# each wrk connection runs its own Lua state in one thread here: -t1 -c1 per process, CONNS processes
+run() { # name url batches
+  local name=$1 url=$2 limit=$3 i
+  for i in $(seq "$CONNS"); do
+    PREFIX=$name$i CUSTOMERS_FILE=$work/customers.txt BATCH=$BATCH BATCHES=$((limit / CONNS)) CONNS=1 \
+      wrk -t1 -c1 -d"$DURATION" --timeout 30s --latency -s "$work/events.lua" "$url" > "$work/$name.$i.out" 2>&1 & w[$i]=$!
+  done
+  for i in $(seq "$CONNS"); do wait "${w[$i]}" || { echo "wrk failed ($name):"; cat "$work/$name.$i.out"; exit 1; }; done
+  local reqs=0 p99=0
+  for i in $(seq "$CONNS"); do
+    reqs=$((reqs + $(reqs_of "$work/$name.$i.out")))
+    p99=$(awk -v a="$p99" -v b="$(ms "$(awk '$1 == "99%" {print $2}' "$work/$name.$i.out")")" 'BEGIN { print (b > a ? b : a) }')
+  done
+  local secs; secs=$(awk -v d="$DURATION" 'BEGIN { n = d + 0; u = d; sub(/^[0-9.]+/, "", u); print (u == "m" ? n * 60 : n) }')
+  awk -v n="$name" -v r="$reqs" -v b="$BATCH" -v t="$secs" -v p="$p99" -v l="$(load_avg)" -v all="$limit" \
+    'BEGIN { printf "%-16s %8d batches %s%10.0f events/s   p99/batch %8.2f ms   load %s\n", n, r,
+             (r >= all ? ">=" : "  "), r * b / t, p, l }'
+}
+echo "events: $TOTAL in batches of $BATCH over $CONNS connections, $CUSTOMERS customers, durability $DURABILITY; $(nproc) cores, load $(load_avg)"
+run nginx-discard "http://127.0.0.1:$NG/v1/events" 1000000000 # the reference: the whole DURATION
+run tollgate "http://127.0.0.1:$GW/v1/events" "$BATCHES"
+# Exactly once: every event has value 1, so the tokens stored are the distinct events counted.
+# Each connection's first batch has no repeats; a batch still in flight when wrk stopped may have
+# been counted too, hence a range.
+reqs=0; for i in $(seq "$CONNS"); do reqs=$((reqs + $(reqs_of "$work/tollgate.$i.out"))); done
+rep=$((BATCH / 100)); lo=$((reqs * (BATCH - rep) + CONNS * rep)); hi=$((lo + CONNS * BATCH))
+sleep 1 # the applier stores the log about every 50 ms; the usage API reads the store
+stored=$(AD=$AD node -e '
+  const ids = require("fs").readFileSync(process.argv[1], "utf8").split("\n").filter(Boolean);
+  (async () => { let t = 0;
+    for (const c of ids) {
+      const r = await fetch(`http://127.0.0.1:${process.env.AD}/v1/admin/customers/${c}/usage`,
+        { headers: { authorization: "Bearer bench-admin-token-0123456789" } });
+      const m = (await r.json()).metrics.find((x) => x.metric === "tokens"); t += m ? m.used : 0;
+    }
+    console.log(t); })();' "$work/customers.txt")
+echo "exactly once: $stored tokens stored for $reqs answered batches (distinct events sent: $lo to $hi)"
+[ "$stored" -ge "$lo" ] && [ "$stored" -le "$hi" ] || { echo "MISMATCH: events lost or counted twice"; exit 1; }
+echo "durable-append ceiling ($BATCH rows per append, fdatasync each, in $work):"
+build/bench-durable-append "$work" 2000 "$BATCH" | sed 's/^/  /'

@@ -1,0 +1,56 @@
+/* event_index.h - the usage events this node has counted (issue 16): an on-disk set of 16-byte
+ * keys (keyed hashes of customer and event id, made by src/metering/events.c), so that an event
+ * posted again within the dedup window is answered "duplicate" and counted once.
+ *
+ * Why on disk, and why this shape: at a million events a second a database round trip per
+ * event is out of the question, and 35 days of ids do not belong in the heap. The set is one
+ * file, mmap'd: an open-addressing table (linear probing) of 32-byte slots {key, day, state}.
+ * A lookup is one hash and, nearly always, one cache line. Slots are written in place through
+ * the shared mapping, so they are in the kernel's page cache the moment they are written: a
+ * killed process (kill -9) loses none of them; a power cut may lose those not yet written back
+ * (see the README). Expiry needs no sweep: a slot whose day is older than the window counts as
+ * free and is reused by the probe that meets it; when the table is 70 % full (live, tombstones
+ * and expired slots together) it is rebuilt into a new file twice the live size, written beside
+ * it and renamed over it, so a crash during a rebuild leaves the old table whole.
+ *
+ * States: a claimed key is PENDING until its usage is in the metering log, then COMMITTED; a
+ * claim whose usage could not be logged is withdrawn (a tombstone). At open, PENDING slots are
+ * what a crash left between the claim and the answer: the caller resolves each one against
+ * the metering log (tg_event_index_pending / tg_event_index_resolve).
+ *
+ * Not thread-safe: the caller (events.c) serialises calls with its own lock. */
+#ifndef TG_EVENT_INDEX_H
+#define TG_EVENT_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+#define TG_EVENT_KEY_BYTES 16
+
+typedef struct tg_event_index tg_event_index_t;
+
+/* Opens (or creates) the index file at path; window_days is the dedup window. TG_EIO, TG_ESTORE
+ * for a file that is not an index or is damaged (its header), TG_ENOMEM. */
+int tg_event_index_open(const char *path, int window_days, tg_event_index_t **out, tg_err_t *err);
+void tg_event_index_close(tg_event_index_t *ix);
+
+/* Claims key on `today` (days since the epoch): 1 if it was new (now PENDING), 0 if it is held
+ * within the window (a duplicate), negative TG_EIO / TG_ENOMEM if the table could not grow. */
+int tg_event_index_claim(tg_event_index_t *ix, const uint8_t key[TG_EVENT_KEY_BYTES], uint32_t today, tg_err_t *err);
+
+/* A claimed key's usage is in the metering log: PENDING -> COMMITTED. */
+void tg_event_index_commit(tg_event_index_t *ix, const uint8_t key[TG_EVENT_KEY_BYTES]);
+
+/* A claimed key's usage could not be logged: the claim is withdrawn (a later post counts). */
+void tg_event_index_withdraw(tg_event_index_t *ix, const uint8_t key[TG_EVENT_KEY_BYTES]);
+
+/* The keys left PENDING (by a crash), into a malloc'd array of n keys (NULL, 0 when none).
+ * TG_ENOMEM. */
+int tg_event_index_pending(tg_event_index_t *ix, uint8_t (**keys)[TG_EVENT_KEY_BYTES], size_t *n, tg_err_t *err);
+
+/* Live keys (pending and committed, within the window) and slots, for stats and tests. */
+void tg_event_index_counts(const tg_event_index_t *ix, uint64_t *live, uint64_t *slots);
+
+#endif

@@ -1,0 +1,554 @@
+/* events.c - see events.h. */
+#include "metering/events.h"
+
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "metering/event_index.h"
+#include "metering/usage_log.h"
+#include "metrics/metrics.h"
+#include "util/pack.h"
+
+#define NS_PER_S INT64_C(1000000000)
+#define EVENT_ROW_BIT (UINT64_C(1) << 63) /* event rows' event_id; tg_meter_next_event_id's stay below */
+
+typedef struct token_hash {
+    uint8_t hash[32];
+    const tg_ingest_token_t *conf;
+} token_hash_t;
+
+struct tg_events {
+    const tg_config_t *cfg;
+    tg_accounts_t *accounts;
+    tg_quota_t *quota;
+    tg_meter_t *meter;
+    tg_thresholds_t *thresholds;
+    uint8_t event_key[crypto_generichash_KEYBYTES]; /* keys the (customer, id) hashes */
+    uint8_t token_key[crypto_generichash_KEYBYTES]; /* keys the token hashes */
+    token_hash_t *tokens;
+    size_t ntokens;
+    pthread_mutex_t mu; /* the index */
+    tg_event_index_t *index;
+};
+
+/* A submitted batch, until the meter says its rows are logged. */
+typedef struct ticket {
+    tg_events_t *ev;
+    tg_events_done_cb cb;
+    void *arg;
+    tg_event_result_t *results;
+    size_t n; /* accepted events */
+    struct accepted {
+        size_t at; /* index in the batch */
+        uint8_t key[TG_EVENT_KEY_BYTES];
+    } * acc;
+    tg_usage_t *rows; /* acc[i]'s row, for giving quota back on failure */
+} ticket_t;
+
+/* ---- keys ---- */
+
+static void derive(const uint8_t *secret, size_t len, const char *purpose, uint8_t out[crypto_generichash_KEYBYTES])
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, secret, len < crypto_generichash_KEYBYTES_MAX ? len : crypto_generichash_KEYBYTES_MAX,
+                            crypto_generichash_KEYBYTES);
+    crypto_generichash_update(&st, (const unsigned char *)purpose, strlen(purpose));
+    crypto_generichash_final(&st, out, crypto_generichash_KEYBYTES);
+}
+
+/* (customer, id) -> 16 bytes. The customer's NUL separates the two (an id cannot hold one). */
+static void event_key(const tg_events_t *ev, const char *customer, const char *id, size_t id_len,
+                      uint8_t out[TG_EVENT_KEY_BYTES])
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, ev->event_key, sizeof(ev->event_key), TG_EVENT_KEY_BYTES);
+    crypto_generichash_update(&st, (const unsigned char *)customer, strlen(customer) + 1);
+    crypto_generichash_update(&st, (const unsigned char *)id, id_len);
+    crypto_generichash_final(&st, out, TG_EVENT_KEY_BYTES);
+}
+
+static uint64_t row_event_id(const uint8_t key[TG_EVENT_KEY_BYTES])
+{
+    return tg_le_get64(key) | EVENT_ROW_BIT;
+}
+
+/* ---- open: settle what a crash left pending ---- */
+
+typedef struct logged_ids {
+    uint64_t *ids;
+    size_t n, cap;
+    int oom;
+} logged_ids_t;
+
+static int collect_row_ids(void *arg, uint64_t batch_id, const tg_usage_t *rows, size_t n)
+{
+    (void)batch_id;
+    logged_ids_t *l = arg;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(rows[i].endpoint, TG_EVENT_ENDPOINT) != 0 || (rows[i].event_id & EVENT_ROW_BIT) == 0)
+            continue;
+        if (l->n == l->cap) {
+            size_t cap = l->cap != 0 ? l->cap * 2 : 1024;
+            uint64_t *ids = realloc(l->ids, cap * sizeof(*ids));
+            if (ids == NULL) {
+                l->oom = 1;
+                return TG_ENOMEM;
+            }
+            l->ids = ids, l->cap = cap;
+        }
+        l->ids[l->n++] = rows[i].event_id;
+    }
+    return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* A claim is pending when the process died between claiming it and hearing from the meter. Its
+ * row is in a metering log if and only if it was logged: the log is reset only after its rows
+ * are stored, which happens on the writer's next rounds, after the callbacks that would have
+ * committed the claim (see README, "Metering usage that is not an API call"). */
+static int settle_pending(tg_events_t *ev, const tg_events_opts_t *o, tg_err_t *err)
+{
+    uint8_t(*keys)[TG_EVENT_KEY_BYTES] = NULL;
+    size_t n = 0;
+    int rc = tg_event_index_pending(ev->index, &keys, &n, err);
+    if (rc != 0 || n == 0)
+        return rc;
+    logged_ids_t l = {0};
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        if (o->log_paths[i] == NULL || access(o->log_paths[i], F_OK) != 0)
+            continue;
+        tg_usage_log_t *log;
+        if ((rc = tg_usage_log_open(o->log_paths[i], &log, err)) != 0)
+            break;
+        rc = tg_usage_log_replay(log, collect_row_ids, &l, err);
+        if (l.oom)
+            rc = tg_errf(err, TG_ENOMEM, "out of memory reading the metering log");
+        tg_usage_log_close(log);
+    }
+    if (rc == 0) {
+        qsort(l.ids, l.n, sizeof(*l.ids), cmp_u64);
+        for (size_t i = 0; i < n; i++) {
+            uint64_t id = row_event_id(keys[i]);
+            if (l.n > 0 && bsearch(&id, l.ids, l.n, sizeof(*l.ids), cmp_u64) != NULL)
+                tg_event_index_commit(ev->index, keys[i]);
+            else
+                tg_event_index_withdraw(ev->index, keys[i]);
+        }
+    }
+    free(l.ids);
+    free(keys);
+    return rc;
+}
+
+int tg_events_open(const tg_events_opts_t *o, tg_events_t **out, tg_err_t *err)
+{
+    *out = NULL;
+    tg_events_t *ev = calloc(1, sizeof(*ev));
+    if (ev == NULL || pthread_mutex_init(&ev->mu, NULL) != 0) {
+        free(ev);
+        return tg_errf(err, TG_ENOMEM, "out of memory starting usage events");
+    }
+    ev->cfg = o->cfg;
+    derive(o->secret, o->secret_len, "tollgate usage event id v1", ev->event_key);
+    derive(o->secret, o->secret_len, "tollgate ingest token v1", ev->token_key);
+    int rc = 0;
+    ev->ntokens = o->cfg->events.ntokens;
+    if (ev->ntokens > 0 && (ev->tokens = calloc(ev->ntokens, sizeof(*ev->tokens))) == NULL) {
+        rc = tg_errf(err, TG_ENOMEM, "out of memory starting usage events");
+        goto fail;
+    }
+    for (size_t i = 0; i < ev->ntokens; i++) {
+        const tg_ingest_token_t *t = &o->cfg->events.tokens[i];
+        ev->tokens[i].conf = t;
+        crypto_generichash(ev->tokens[i].hash, sizeof(ev->tokens[i].hash), (const unsigned char *)t->token,
+                           strlen(t->token), ev->token_key, sizeof(ev->token_key));
+    }
+    int window_days = (int)((o->cfg->events.dedup_window_s + 86399) / 86400);
+    if ((rc = tg_event_index_open(o->index_path, window_days, &ev->index, err)) != 0 ||
+        (rc = settle_pending(ev, o, err)) != 0)
+        goto fail;
+    *out = ev;
+    return 0;
+fail:
+    tg_events_close(ev);
+    return rc;
+}
+
+void tg_events_attach(tg_events_t *ev, tg_accounts_t *accounts, tg_quota_t *quota, tg_meter_t *meter,
+                      tg_thresholds_t *thresholds)
+{
+    ev->accounts = accounts;
+    ev->quota = quota;
+    ev->meter = meter;
+    ev->thresholds = thresholds;
+}
+
+void tg_events_close(tg_events_t *ev)
+{
+    if (ev == NULL)
+        return;
+    tg_event_index_close(ev->index);
+    sodium_memzero(ev->event_key, sizeof(ev->event_key));
+    sodium_memzero(ev->token_key, sizeof(ev->token_key));
+    free(ev->tokens);
+    pthread_mutex_destroy(&ev->mu);
+    free(ev);
+}
+
+char *tg_events_index_path(const char *store_url, const char *log_dir, const char *node, tg_err_t *err)
+{
+    char *path = NULL;
+    int n;
+    if (log_dir != NULL)
+        n = node != NULL && *node != '\0' ? asprintf(&path, "%s/events-%s.idx", log_dir, node)
+                                          : asprintf(&path, "%s/events.idx", log_dir);
+    else if (strncmp(store_url, "sqlite:", 7) == 0)
+        n = asprintf(&path, "%s-events.idx", store_url + 7);
+    else
+        return tg_errf(err, TG_EINVAL, "usage events need a log directory (metering.log_dir) with PostgreSQL"), NULL;
+    if (n < 0) {
+        tg_errf(err, TG_ENOMEM, "out of memory");
+        return NULL;
+    }
+    return path;
+}
+
+/* ---- tokens ---- */
+
+int tg_events_authenticate(tg_events_t *ev, const char *token, size_t len, tg_ingest_auth_t *out)
+{
+    uint8_t h[32];
+    crypto_generichash(h, sizeof(h), (const unsigned char *)token, len, ev->token_key, sizeof(ev->token_key));
+    const tg_ingest_token_t *match = NULL;
+    for (size_t i = 0; i < ev->ntokens; i++) /* every one, so the time does not say which matched */
+        if (sodium_memcmp(h, ev->tokens[i].hash, sizeof(h)) == 0)
+            match = ev->tokens[i].conf;
+    sodium_memzero(h, sizeof(h));
+    if (match == NULL)
+        return TG_ENOTFOUND;
+    out->name = match->name;
+    out->customer = match->customer;
+    return 0;
+}
+
+/* ---- RFC 3339 ---- */
+
+static int digits(const char *s, size_t n, int *out)
+{
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian; H. Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+int tg_events_parse_time(const char *s, size_t len, int64_t *ns)
+{
+    int y, mo, d, h, mi, sec;
+    if (len < 20 || len > 35 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' ||
+        s[16] != ':' || digits(s, 4, &y) != 0 || digits(s + 5, 2, &mo) != 0 || digits(s + 8, 2, &d) != 0 ||
+        digits(s + 11, 2, &h) != 0 || digits(s + 14, 2, &mi) != 0 || digits(s + 17, 2, &sec) != 0)
+        return -1;
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap) || h > 23 || mi > 59 ||
+        sec > 59)
+        return -1;
+    size_t i = 19;
+    int64_t frac = 0;
+    if (s[i] == '.') {
+        size_t start = ++i;
+        while (i < len && s[i] >= '0' && s[i] <= '9')
+            i++;
+        size_t nd = i - start;
+        if (nd == 0 || nd > 9)
+            return -1;
+        for (size_t k = 0; k < 9; k++)
+            frac = frac * 10 + (k < nd ? s[start + k] - '0' : 0);
+    }
+    int64_t offset_s = 0;
+    if (i + 1 == len && (s[i] == 'Z' || s[i] == 'z')) {
+        offset_s = 0;
+    } else if (i + 6 == len && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
+        int oh, om;
+        if (digits(s + i + 1, 2, &oh) != 0 || digits(s + i + 4, 2, &om) != 0 || oh > 23 || om > 59)
+            return -1;
+        offset_s = (int64_t)(oh * 3600 + om * 60) * (s[i] == '-' ? -1 : 1);
+    } else {
+        return -1;
+    }
+    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset_s;
+    if (secs < 0 || secs > INT64_MAX / NS_PER_S - 1)
+        return -1;
+    *ns = secs * NS_PER_S + frac;
+    return 0;
+}
+
+/* ---- one event ---- */
+
+static int refuse(tg_event_result_t *r, const char *field, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int refuse(tg_event_result_t *r, const char *field, const char *fmt, ...)
+{
+    r->outcome = TG_EVENT_REFUSED;
+    r->field = field;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->message, sizeof(r->message), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int printable(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+            return 0;
+    return 1;
+}
+
+static int metric_chars(const char *s, size_t n)
+{
+    if (n == 0 || n >= TG_METRIC_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return 0;
+    return 1;
+}
+
+/* A bounded copy (a thousand rows a batch: snprintf's formatting showed in the profile). */
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* Checks e; on success fills the row's customer, key, plan, metric, units, times and period,
+ * and *acct. -1 with r refused otherwise. */
+static int check_event(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_event_in_t *e, int64_t now_ns,
+                       tg_event_result_t *r, tg_usage_t *row, tg_account_t **acct)
+{
+    if (e->bad_field != NULL)
+        return refuse(r, e->bad_field, "%s", e->bad_message != NULL ? e->bad_message : "is not valid");
+    if (e->id == NULL)
+        return refuse(r, "id",
+                      "is required: a unique id for this event (1 to %d characters), so that a retry "
+                      "counts once",
+                      TG_EVENT_ID_MAX);
+    if (e->id_len == 0 || e->id_len > TG_EVENT_ID_MAX || !printable(e->id, e->id_len))
+        return refuse(r, "id", "must be 1 to %d printable ASCII characters", TG_EVENT_ID_MAX);
+    if ((e->customer == NULL) == (e->key == NULL))
+        return refuse(r, e->customer == NULL ? "customer" : "key",
+                      "give exactly one of customer (a cus_ id) and key (the id of one of the customer's keys)");
+    const char *field = e->customer != NULL ? "customer" : "key";
+    const char *ref = e->customer != NULL ? e->customer : e->key;
+    size_t ref_len = e->customer != NULL ? e->customer_len : e->key_len;
+    char id[TG_ID_MAX];
+    if (ref_len == 0 || ref_len >= TG_ID_MAX || !printable(ref, ref_len))
+        return refuse(r, field, "is not a %s id", field);
+    memcpy(id, ref, ref_len);
+    id[ref_len] = '\0';
+    *acct = e->customer != NULL ? tg_accounts_find(ev->accounts, id) : tg_accounts_find_by_key_id(ev->accounts, id);
+    if (*acct == NULL)
+        return refuse(r, field, "no %s has the id \"%s\"", e->customer != NULL ? "customer" : "API key", id);
+    const char *cid = tg_account_id(*acct);
+    if (who->customer != NULL && strcmp(who->customer, cid) != 0)
+        return refuse(r, field, "the ingest token \"%s\" reports usage for %s only", who->name, who->customer);
+    if (e->metric == NULL)
+        return refuse(r, "metric", "is required");
+    if (!metric_chars(e->metric, e->metric_len))
+        return refuse(r, "metric", "must be lowercase letters, digits and '_' (under %d characters)", TG_METRIC_MAX);
+    memcpy(row->metric, e->metric, e->metric_len);
+    row->metric[e->metric_len] = '\0';
+    if (!tg_config_metric_defined(ev->cfg, row->metric))
+        return refuse(r, "metric",
+                      "\"%s\" is not defined: no plan includes or prices it, no route meters it and "
+                      "metering.metrics does not name it",
+                      row->metric);
+    if (!e->has_value)
+        return refuse(r, "value", "is required");
+    if (e->value < 1)
+        return refuse(r, "value", "must be a whole number from 1 to 9223372036854775807");
+    if (e->timestamp == NULL)
+        return refuse(r, "timestamp", "is required (RFC 3339, for example 2026-12-04T14:20:45Z)");
+    int64_t ts;
+    if (tg_events_parse_time(e->timestamp, e->timestamp_len, &ts) != 0)
+        return refuse(r, "timestamp", "is not an RFC 3339 date-time (for example 2026-12-04T14:20:45Z)");
+    if (ts > now_ns + (int64_t)TG_EVENT_FUTURE_S * NS_PER_S)
+        return refuse(r, "timestamp", "is more than %d minutes ahead of the gateway's clock", TG_EVENT_FUTURE_S / 60);
+    if (ts < now_ns - ev->cfg->events.dedup_window_s * NS_PER_S)
+        return refuse(r, "timestamp",
+                      "is older than the dedup window (events.dedup_window, %lld days): it can no "
+                      "longer be counted exactly once",
+                      (long long)(ev->cfg->events.dedup_window_s / 86400));
+    copy_str(row->customer_id, sizeof(row->customer_id), cid);
+    copy_str(row->key_id, sizeof(row->key_id), e->key != NULL ? id : "");
+    copy_str(row->plan_id, sizeof(row->plan_id), tg_account_plan(*acct)->id);
+    memcpy(row->endpoint, TG_EVENT_ENDPOINT, sizeof(TG_EVENT_ENDPOINT));
+    row->units = (uint64_t)e->value;
+    row->ts_ns = ts;
+    row->status = 200;
+    int64_t end;
+    tg_account_period(*acct, ts / NS_PER_S, &row->period_start, &end);
+    r->outcome = TG_EVENT_ACCEPTED;
+    r->field = NULL;
+    r->message[0] = '\0';
+    return 0;
+}
+
+/* The units count against the quota now, as a call's reported units do; a crossing of a
+ * notification level is queued as the gateway queues it (gateway.c). */
+static void count_units(tg_events_t *ev, tg_account_t *acct, const tg_usage_t *row)
+{
+    tg_quota_add(ev->quota, row->customer_id, row->period_start, row->metric, row->units);
+    const tg_plan_t *plan = tg_account_plan(acct);
+    uint64_t included = tg_plan_included(plan, row->metric);
+    if (ev->thresholds == NULL || included == TG_UNLIMITED || plan->notify_thresholds.n == 0)
+        return;
+    uint64_t after = tg_quota_used(ev->quota, row->customer_id, row->period_start, row->metric);
+    uint64_t before = after > row->units ? after - row->units : 0;
+    unsigned mask = tg_thresholds_crossed(before, after, included, &plan->notify_thresholds);
+    if (mask == 0)
+        return;
+    tg_crossing_t c = {.kind = TG_CROSSING_USAGE,
+                       .mask = (uint8_t)mask,
+                       .plan = plan,
+                       .period_start = row->period_start,
+                       .used = after,
+                       .included = included};
+    int64_t start;
+    tg_account_period(acct, row->ts_ns / NS_PER_S, &start, &c.period_end);
+    snprintf(c.customer_id, sizeof(c.customer_id), "%s", row->customer_id);
+    snprintf(c.metric, sizeof(c.metric), "%s", row->metric);
+    tg_thresholds_push(ev->thresholds, &c);
+}
+
+/* The rows are not logged: claims withdrawn, quota given back, accepted outcomes refused. */
+static void unwind(ticket_t *t)
+{
+    pthread_mutex_lock(&t->ev->mu);
+    for (size_t i = 0; i < t->n; i++)
+        tg_event_index_withdraw(t->ev->index, t->acc[i].key);
+    pthread_mutex_unlock(&t->ev->mu);
+    for (size_t i = 0; i < t->n; i++) {
+        const tg_usage_t *u = &t->rows[i];
+        tg_quota_release(t->ev->quota, u->customer_id, u->period_start, u->metric, u->units);
+        refuse(&t->results[t->acc[i].at], "",
+               "could not be recorded now (the metering log is unavailable); "
+               "nothing in this batch was counted: send it again");
+    }
+}
+
+static void ticket_free(ticket_t *t)
+{
+    free(t->acc);
+    free(t->rows);
+    free(t);
+}
+
+static void on_logged(void *arg, int status)
+{
+    ticket_t *t = arg;
+    if (status == 0) {
+        pthread_mutex_lock(&t->ev->mu);
+        for (size_t i = 0; i < t->n; i++)
+            tg_event_index_commit(t->ev->index, t->acc[i].key);
+        pthread_mutex_unlock(&t->ev->mu);
+    } else {
+        unwind(t);
+    }
+    tg_events_done_cb cb = t->cb;
+    void *cb_arg = t->arg;
+    ticket_free(t);
+    cb(cb_arg, status);
+}
+
+int tg_events_ingest(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_event_in_t *in, size_t n, int64_t now_ns,
+                     tg_event_result_t *results, tg_meter_batch_t *batch, tg_events_done_cb cb, void *arg,
+                     tg_err_t *err)
+{
+    ticket_t *t = calloc(1, sizeof(*t));
+    tg_account_t **accts = calloc(n ? n : 1, sizeof(*accts));
+    if (t == NULL || accts == NULL ||
+        (n > 0 && ((t->acc = calloc(n, sizeof(*t->acc))) == NULL || (t->rows = calloc(n, sizeof(*t->rows))) == NULL))) {
+        free(accts);
+        if (t != NULL)
+            ticket_free(t);
+        return tg_errf(err, TG_ENOMEM, "out of memory taking %zu events", n);
+    }
+    *t = (ticket_t){ev, cb, arg, results, 0, t->acc, t->rows};
+    /* check every event first, without the lock */
+    for (size_t i = 0; i < n; i++) {
+        tg_usage_t *row = &t->rows[t->n];
+        if (check_event(ev, who, &in[i], now_ns, &results[i], row, &accts[t->n]) != 0)
+            continue;
+        t->acc[t->n].at = i;
+        event_key(ev, row->customer_id, in[i].id, in[i].id_len, t->acc[t->n].key);
+        row->event_id = row_event_id(t->acc[t->n].key);
+        t->n++;
+    }
+    /* then claim them all under one lock: a key held (or repeated in this batch) is a duplicate */
+    uint32_t today = (uint32_t)(now_ns / NS_PER_S / 86400);
+    size_t kept = 0;
+    int rc = 0;
+    pthread_mutex_lock(&ev->mu);
+    for (size_t k = 0; k < t->n; k++) {
+        int claimed = tg_event_index_claim(ev->index, t->acc[k].key, today, err);
+        if (claimed < 0) {
+            rc = claimed;
+            for (size_t j = 0; j < kept; j++)
+                tg_event_index_withdraw(ev->index, t->acc[j].key);
+            break;
+        }
+        if (claimed == 0) {
+            results[t->acc[k].at].outcome = TG_EVENT_DUPLICATE;
+            continue;
+        }
+        t->acc[kept] = t->acc[k];
+        t->rows[kept] = t->rows[k];
+        accts[kept] = accts[k];
+        kept++;
+    }
+    pthread_mutex_unlock(&ev->mu);
+    t->n = kept;
+    if (rc != 0 || kept == 0) {
+        free(accts);
+        ticket_free(t);
+        return rc;
+    }
+    for (size_t k = 0; k < kept; k++)
+        count_units(ev, accts[k], &t->rows[k]);
+    free(accts);
+    rc = batch != NULL ? tg_meter_batch_add(batch, t->rows, kept, on_logged, t)
+                       : tg_meter_submit(ev->meter, t->rows, kept, on_logged, t);
+    if (rc != 0) { /* not queued: nothing of it is counted, and the answer says so */
+        unwind(t);
+        ticket_free(t);
+        return 0;
+    }
+    return 1;
+}

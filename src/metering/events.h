@@ -1,0 +1,144 @@
+/* events.h - usage that is not an API call (issue 16): events reported by the owner's own jobs
+ * (tokens generated in the background, images processed from a queue, storage held), counted
+ * exactly like the usage of proxied calls.
+ *
+ * The domain service behind POST /v1/events (the HTTP adapter is src/http/events_http.c, which
+ * parses JSON and answers; nothing here knows HTTP). For one batch it:
+ *  1. authenticates the ingest token (tg_events_authenticate: a keyed hash compared in constant
+ *     time with every configured token's; a token scoped to one customer reports for no other);
+ *  2. checks each event (tg_events_ingest) and gives it an outcome as a value: accepted,
+ *     duplicate, or refused with the field and a sentence. The checks: id 1-128 printable
+ *     bytes; exactly one of customer (an existing cus_ id) and key (an existing key id); a
+ *     metric that is defined (tg_config_metric_defined); value 1 to INT64_MAX; timestamp RFC
+ *     3339, not older than events.dedup_window and not more than 5 minutes ahead;
+ *  3. claims each checked event's key - a keyed BLAKE2b-128 of (customer, id) - in this node's
+ *     on-disk index (event_index.h): a key held within the window is a duplicate, as is an id
+ *     repeated inside the batch;
+ *  4. turns each accepted event into one tg_usage_t row (endpoint "POST /v1/events", period:
+ *     the customer's billing period containing the event's timestamp), adds it to the quota
+ *     counters and the usage notifications as a call's reported units are, and submits all
+ *     rows of the batch to the meter at once;
+ *  5. when the meter says they are in the metering log, marks the keys committed and fires the
+ *     caller's callback: the caller answers then, so an accepted event is in the log before
+ *     its answer, in every durability mode (batched mode only adds its flush_ms).
+ * A batch whose rows could not be logged (the meter refused them) withdraws its claims and its
+ * quota units and turns every accepted outcome into a refusal ("unavailable"): a batch is never
+ * half-applied silently; the client retries it whole and nothing counts twice.
+ *
+ * Late usage: an event dated in a closed period counts in that period (usage_period keeps per
+ * period totals); if that period's invoice is still a draft it is priced there when the draft
+ * is recomputed, otherwise the store's invoiced_units mark leaves it for the customer's next
+ * invoice (billing/invoice.c), as for any usage that arrives after its period was invoiced.
+ *
+ * Threads: tg_events_ingest runs on gateway event loops; the index is behind one mutex, taken
+ * once per batch. The callback fires on the meter's writer thread or on the loop that commits
+ * the batch (process durability). */
+#ifndef TG_EVENTS_H
+#define TG_EVENTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "gateway/accounts.h"
+#include "limits/quota.h"
+#include "metering/meter.h"
+#include "notify/thresholds.h"
+#include "util/err.h"
+
+#define TG_EVENT_ID_MAX 128   /* bytes of an event id */
+#define TG_EVENT_FUTURE_S 300 /* how far ahead of this node's clock a timestamp may be */
+#define TG_EVENT_ENDPOINT "POST /v1/events"
+
+typedef struct tg_events tg_events_t;
+
+typedef struct tg_events_opts {
+    const tg_config_t *cfg; /* events: section, plans, metrics; outlives the service */
+    const char *index_path; /* the on-disk dedup index (tg_events_index_path) */
+    const uint8_t *secret;  /* keys.secret: keys the event hashes and the token hashes */
+    size_t secret_len;
+    /* The metering logs this node left (tg_meter_log_path 0 and 1), read at open to settle the
+     * claims a crash left pending: an event whose row is in a log was logged (committed), any
+     * other was not (withdrawn). NULL entries are skipped. Must be read before tg_meter_start
+     * replays and empties them. */
+    const char *log_paths[2];
+} tg_events_opts_t;
+
+/* Opens the index and settles pending claims against the metering logs. Call before the meter
+ * starts. TG_EIO, TG_ESTORE, TG_ESTATE (another process holds the index), TG_ENOMEM. */
+int tg_events_open(const tg_events_opts_t *o, tg_events_t **out, tg_err_t *err);
+
+/* What the service counts with, once they exist (after tg_events_open, before serving). None
+ * owned. thresholds may be NULL. */
+void tg_events_attach(tg_events_t *ev, tg_accounts_t *accounts, tg_quota_t *quota, tg_meter_t *meter,
+                      tg_thresholds_t *thresholds);
+
+void tg_events_close(tg_events_t *ev);
+
+/* Where a node keeps its dedup index: beside its first metering log, "events-<node>.idx" in
+ * log_dir ("events.idx" for node ""), else "<database>-events.idx". malloc'd; NULL with err set. */
+char *tg_events_index_path(const char *store_url, const char *log_dir, const char *node, tg_err_t *err);
+
+/* The ingest token that authenticates a request. */
+typedef struct tg_ingest_auth {
+    const char *name;     /* the token's name (configuration) */
+    const char *customer; /* the only customer it reports for; NULL: any */
+} tg_ingest_auth_t;
+
+/* 0 with *out filled when token (len bytes, the Bearer credential) is one of events.tokens,
+ * else TG_ENOTFOUND. Compares every token's hash in constant time. */
+int tg_events_authenticate(tg_events_t *ev, const char *token, size_t len, tg_ingest_auth_t *out);
+
+/* One event as the adapter read it. Strings are borrowed and need not be NUL-terminated; a NULL
+ * pointer is a field that was absent. bad_field/bad_message: the adapter already refused it (a
+ * field of the wrong JSON type); the service then only reports that. */
+typedef struct tg_event_in {
+    const char *id;
+    size_t id_len;
+    const char *customer;
+    size_t customer_len;
+    const char *key;
+    size_t key_len;
+    const char *metric;
+    size_t metric_len;
+    int has_value;
+    int64_t value;
+    const char *timestamp;
+    size_t timestamp_len;
+    const char *bad_field;
+    const char *bad_message;
+} tg_event_in_t;
+
+typedef enum tg_event_outcome {
+    TG_EVENT_ACCEPTED = 0,
+    TG_EVENT_DUPLICATE = 1,
+    TG_EVENT_REFUSED = 2,
+} tg_event_outcome_t;
+
+typedef struct tg_event_result {
+    tg_event_outcome_t outcome;
+    const char *field; /* refused: the field at fault ("customer", "value", ...), static */
+    char message[192]; /* refused: why, for people */
+} tg_event_result_t;
+
+/* Fires once the batch's accepted events are in the metering log (status 0), or could not be
+ * (status < 0; their outcomes were turned into refusals). results is the array passed in. */
+typedef void (*tg_events_done_cb)(void *arg, int status);
+
+/* Checks, dedups and submits n events (n <= events.max_batch) for `who` at wall time now_ns,
+ * writing results[0..n). The rows go into batch when it is not NULL (process durability: the
+ * calling loop commits it), else to the meter. Returns 1 when rows were submitted: cb fires
+ * later, and results must stay alive until it does; 0 when nothing was accepted (every event a
+ * duplicate or refused): results are final and cb never fires; negative TG_E* when the batch
+ * could not be taken at all (the index could not grow: TG_EIO/TG_ENOMEM; err says why), with
+ * cb never fired and nothing counted. */
+int tg_events_ingest(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_event_in_t *in, size_t n, int64_t now_ns,
+                     tg_event_result_t *results, tg_meter_batch_t *batch, tg_events_done_cb cb, void *arg,
+                     tg_err_t *err);
+
+/* Parses an RFC 3339 date-time strictly ("2026-12-04T14:20:45Z", fractional seconds up to
+ * nanoseconds, "Z" or "+hh:mm"/"-hh:mm"; 'T' and 'Z' in either case) into nanoseconds since the
+ * epoch. 0, or -1 for anything else (including a date that does not exist, or a leap second). */
+int tg_events_parse_time(const char *s, size_t len, int64_t *ns);
+
+#endif

@@ -1,0 +1,212 @@
+// events.test.mjs - POST /v1/events (issue 16): usage that is not an API call, counted exactly
+// once, durable before the answer, seen by quotas and priced on invoices.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Stack, withStack } from './harness.mjs';
+
+const TOKEN = 'ingest-token-0123456789abcdef';
+const eventsSection = (max = 5, scoped = '') => `
+events:
+  max_batch: ${max}
+  tokens:
+    - {name: jobs, token: "${TOKEN}"}
+${scoped}`;
+
+const now = () => new Date().toISOString();
+
+async function post(s, body, token = TOKEN) {
+  const r = await fetch(`${s.gw}/v1/events`, {
+    method: 'POST',
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), 'content-type': 'application/json' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await r.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: r.status, json, text };
+}
+
+// Stored usage is read after the applier's next pass: poll it, bounded.
+async function usageReaches(s, customer, metric, want) {
+  let got;
+  for (let i = 0; i < 200; i++) {
+    got = await s.usage(customer, metric);
+    if (got === want) return got;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return got;
+}
+
+test('events are accepted, duplicates acknowledged, refusals explained per event; usage is priced', async () => {
+  await withStack({ extra: eventsSection(), durability: 'strict' }, async (s) => {
+    const { customer, keyId } = await s.customer('metered');
+    const r = await post(s, { events: [
+      { id: 'e1', customer: customer.id, metric: 'api_calls', value: 4, timestamp: now(), properties: { job: 'nightly' } },
+      { id: 'e2', key: keyId, metric: 'api_calls', value: 6, timestamp: now() },
+      { id: 'e1', customer: customer.id, metric: 'api_calls', value: 4, timestamp: now() }, // repeated in the batch
+      { id: 'e3', customer: customer.id, metric: 'api_calls', value: 0, timestamp: now() },
+      { id: 'e4', customer: customer.id, metric: 'no_such_metric', value: 1, timestamp: now() },
+    ] });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.accepted, 2);
+    assert.equal(r.json.duplicates, 1);
+    assert.equal(r.json.refused, 2);
+    assert.deepEqual(r.json.results.map((x) => [x.index, x.id, x.status]),
+      [[0, 'e1', 'accepted'], [1, 'e2', 'accepted'], [2, 'e1', 'duplicate'], [3, 'e3', 'refused'], [4, 'e4', 'refused']]);
+    assert.equal(r.json.results[3].field, 'value');
+    assert.match(r.json.results[3].message, /from 1 to 9223372036854775807/);
+    assert.equal(r.json.results[4].field, 'metric');
+    assert.match(r.json.results[4].message, /"no_such_metric" is not defined/);
+
+    // the same batch again: the accepted ones are duplicates now, nothing counts twice
+    const again = await post(s, { events: [
+      { id: 'e1', customer: customer.id, metric: 'api_calls', value: 4, timestamp: now() },
+      { id: 'e2', key: keyId, metric: 'api_calls', value: 6, timestamp: now() },
+    ] });
+    assert.deepEqual(again.json.results.map((x) => x.status), ['duplicate', 'duplicate']);
+    assert.equal(await usageReaches(s, customer.id, 'api_calls', 10), 10);
+
+    // priced like calls: 10.00 base + (10 - 2 included) x 0.25
+    const up = await s.adminCall('GET', `/v1/admin/customers/${customer.id}/invoices/upcoming`);
+    assert.equal(up.json.total, '12.00');
+  });
+});
+
+test('each field is checked and named; the batch limit and the body are enforced', async () => {
+  await withStack({ extra: eventsSection(3) }, async (s) => {
+    const { customer } = await s.customer('metered');
+    const base = { customer: customer.id, metric: 'api_calls', value: 1 };
+    const old = new Date(Date.now() - 36 * 86400 * 1000).toISOString();
+    const ahead = new Date(Date.now() + 10 * 60 * 1000).toISOString();
+    const r = await post(s, { events: [
+      { ...base, id: 'old', timestamp: old },
+      { ...base, id: 'ahead', timestamp: ahead },
+      { ...base, id: 'badtime', timestamp: '2026-02-30T00:00:00Z' },
+    ] });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json.results.map((x) => [x.status, x.field]),
+      [['refused', 'timestamp'], ['refused', 'timestamp'], ['refused', 'timestamp']]);
+    assert.match(r.json.results[0].message, /older than the dedup window/);
+    assert.match(r.json.results[1].message, /ahead/);
+
+    const r2 = await post(s, { events: [
+      { ...base, timestamp: now() }, // no id
+      { ...base, id: 'x', customer: 'cus_nobody', timestamp: now() },
+      { ...base, id: 'y', value: '5', timestamp: now() },
+    ] });
+    assert.deepEqual(r2.json.results.map((x) => x.field), ['id', 'customer', 'value']);
+    // a value past INT64_MAX cannot be read at all: the whole body is refused, nothing counted
+    const huge = await post(s, `{"events": [{"id": "z", "customer": "${customer.id}", "metric": "api_calls", "timestamp": "${now()}", "value": 9223372036854775808}]}`);
+    assert.equal(huge.status, 400);
+    assert.match(huge.json.error.message, /too big/);
+    const neg = await post(s, { events: [{ ...base, id: 'z', timestamp: now() }, { ...base, id: 'w', timestamp: now(), value: -1 }] });
+    assert.deepEqual(neg.json.results.map((x) => x.status), ['accepted', 'refused']);
+
+    const big = await post(s, { events: [1, 2, 3, 4].map((i) => ({ ...base, id: `b${i}`, timestamp: now() })) });
+    assert.equal(big.status, 413);
+    assert.equal(big.json.error.type, 'batch_too_large');
+    assert.equal((await post(s, '{"events": [')).status, 400);
+    assert.equal((await post(s, '[]')).status, 400);
+    // nothing of a refused batch counted
+    assert.equal(await usageReaches(s, customer.id, 'api_calls', 1), 1, JSON.stringify((await s.adminCall('GET', `/v1/admin/customers/${customer.id}/usage`)).json));
+  });
+});
+
+test('ingest tokens: none or a wrong one is 401; a token scoped to one customer reports for it only', async () => {
+  const s = new Stack({ extra: eventsSection() });
+  await s.start();
+  try {
+    const a = await s.customer('metered');
+    const b = await s.customer('metered');
+    const ev = (c, id) => ({ id, customer: c.customer.id, metric: 'api_calls', value: 1, timestamp: now() });
+    assert.equal((await post(s, { events: [ev(a, 'n')] }, null)).status, 401);
+    const wrong = await post(s, { events: [ev(a, 'n')] }, 'ingest-token-0123456789abcdeX');
+    assert.equal(wrong.status, 401);
+    assert.equal(wrong.json.error.type, 'invalid_ingest_token');
+    // an API key is not an ingest token
+    assert.equal((await post(s, { events: [ev(a, 'n')] }, a.key)).status, 401);
+
+    // a scoped token, configured after the customer exists (a restart: the index is on disk)
+    assert.equal((await post(s, { events: [ev(a, 'kept')] })).json.accepted, 1);
+    await s.stopServer();
+    s.opts.extra = eventsSection(5, `    - {name: a-only, token: "scoped-token-0123456789abcdef", customer: ${a.customer.id}}`);
+    await s.startOnce();
+    const scoped = await post(s, { events: [ev(a, 's1'), ev(b, 's2')] }, 'scoped-token-0123456789abcdef');
+    assert.deepEqual(scoped.json.results.map((x) => x.status), ['accepted', 'refused']);
+    assert.equal(scoped.json.results[1].field, 'customer');
+    assert.match(scoped.json.results[1].message, /a-only/);
+    // after the restart the event counted before is still a duplicate
+    assert.equal((await post(s, { events: [ev(a, 'kept')] })).json.results[0].status, 'duplicate');
+    assert.equal(await usageReaches(s, a.customer.id, 'api_calls', 2), 2);
+    assert.equal(await usageReaches(s, b.customer.id, 'api_calls', 0), 0);
+  } finally {
+    await s.stop();
+  }
+});
+
+test('an event answered accepted survives kill -9 and still counts once', async () => {
+  const s = new Stack({ extra: eventsSection(), durability: 'process' });
+  await s.start();
+  try {
+    const { customer } = await s.customer('metered');
+    const evs = [1, 2, 3].map((i) => ({ id: `k${i}`, customer: customer.id, metric: 'api_calls', value: 5, timestamp: now() }));
+    assert.equal((await post(s, { events: evs })).json.accepted, 3);
+    await s.kill9();
+    await s.startOnce();
+    const again = await post(s, { events: evs });
+    assert.deepEqual(again.json.results.map((x) => x.status), ['duplicate', 'duplicate', 'duplicate']);
+    assert.equal(await usageReaches(s, customer.id, 'api_calls', 15), 15);
+  } finally {
+    await s.stop();
+  }
+});
+
+test('quota sees events: a block plan refuses calls once events used the allowance', async () => {
+  await withStack({ extra: eventsSection() }, async (s) => {
+    const { customer, key } = await s.customer('tiny'); // 5 api_calls included, then block
+    assert.equal((await s.call('/v1/basic/x', { key })).status, 200);
+    const r = await post(s, { events: [{ id: 'q', customer: customer.id, metric: 'api_calls', value: 4, timestamp: now() }] });
+    assert.equal(r.json.accepted, 1);
+    const refused = await s.call('/v1/basic/x', { key });
+    assert.notEqual(refused.status, 200);
+    assert.match(refused.json.error.type, /quota/);
+  });
+});
+
+test('without an events section /v1/events is the upstream\'s path', async () => {
+  await withStack({}, async (s) => {
+    const r = await post(s, { events: [] });
+    assert.equal(r.status, 401);
+    assert.notEqual(r.json.error.type, 'invalid_ingest_token'); // the gateway asked for an API key
+  });
+});
+
+test('late usage: into its own period until that period is invoiced, then onto the next invoice', async () => {
+  await withStack({ extra: eventsSection(), testClock: true }, async (s) => {
+    const { customer } = await s.customer('metered'); // 10.00 a month, 2 included, 0.25 each after
+    const t0 = Date.now();
+    const at = (ms) => new Date(t0 + ms).toISOString();
+    const ev = (id, ms, value) => ({ id, customer: customer.id, metric: 'api_calls', value, timestamp: at(ms) });
+    assert.equal((await post(s, { events: [ev('p1-a', 60e3, 2)] })).json.accepted, 1);
+    assert.equal((await s.adminCall('POST', '/v1/admin/clock', { advance_seconds: 32 * 86400 })).status, 200);
+
+    // the first period ended but is not invoiced yet: a late event counts there. The marker of
+    // the second period is in the same batch, so once it is stored, so is the late one.
+    const late = await post(s, { events: [ev('p1-late', 2 * 86400e3, 3), ev('p2-marker', 32 * 86400e3, 1)] });
+    assert.equal(late.json.accepted, 2, late.text);
+    assert.equal(await usageReaches(s, customer.id, 'api_calls', 1), 1, JSON.stringify((await s.adminCall('GET', `/v1/admin/customers/${customer.id}/usage`)).json));
+    const run = await s.adminCall('POST', '/v1/admin/invoices/run', { customer: customer.id });
+    assert.equal(run.json.created, 1);
+    const list = await s.adminCall('GET', `/v1/admin/invoices?customer=${customer.id}`);
+    const first = await s.adminCall('GET', `/v1/admin/invoices/${list.json.data[0].id}`);
+    assert.equal(first.json.total, '10.75'); // 10.00 + (2 + 3 - 2) x 0.25
+
+    // once the period is invoiced, a later event dated in it goes onto the next invoice
+    const later = await post(s, { events: [ev('p1-later', 3 * 86400e3, 4), ev('p2-marker-2', 32 * 86400e3, 1)] });
+    assert.equal(later.json.accepted, 2, later.text);
+    assert.equal(await usageReaches(s, customer.id, 'api_calls', 2), 2);
+    assert.equal((await s.adminCall('GET', `/v1/admin/invoices/${list.json.data[0].id}`)).json.total, '10.75');
+    const up = await s.adminCall('GET', `/v1/admin/customers/${customer.id}/invoices/upcoming`);
+    assert.equal(up.json.total, '11.00', up.text); // 10.00 + (4 late + 2 this period - 2 included) x 0.25
+  });
+});

@@ -1,0 +1,276 @@
+/* test_events.c - the usage events' dedup index (src/metering/event_index.c) and RFC 3339 parser
+ * (tg_events_parse_time in src/metering/events.c): a claimed key is a duplicate until withdrawn
+ * or past the window; claims survive closing and reopening the file (the kill -9 case: the
+ * mapping is the file); pending claims are listed for settling; the table grows by rebuilding
+ * without losing a key; a damaged header is refused. Timestamps: accepted forms, every refused
+ * form the service promises to refuse, and a cross-check against timegm. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "metering/event_index.h"
+#include "metering/events.h"
+#include "metering/usage_log.h"
+#include "config/config.h"
+
+static char dir[64];
+static char path[128];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/tg-test-events-XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    snprintf(path, sizeof(path), "%s/events.idx", dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    unlink(path);
+    rmdir(dir);
+    return 0;
+}
+
+static void key_of(uint64_t i, uint8_t key[TG_EVENT_KEY_BYTES])
+{
+    /* spread like the keyed hashes events.c makes (splitmix64) */
+    uint64_t z = i + UINT64_C(0x9e3779b97f4a7c15), w;
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    w = z ^ (z >> 31);
+    memcpy(key, &w, 8);
+    memcpy(key + 8, &i, 8);
+}
+
+static void test_claim_duplicate_withdraw(void **state)
+{
+    (void)state;
+    tg_event_index_t *ix;
+    tg_err_t err = {0};
+    assert_int_equal(tg_event_index_open(path, 35, &ix, &err), 0);
+    uint8_t a[16], b[16];
+    key_of(1, a);
+    key_of(2, b);
+    assert_int_equal(tg_event_index_claim(ix, a, 20000, &err), 1);
+    assert_int_equal(tg_event_index_claim(ix, a, 20000, &err), 0); /* pending: a duplicate already */
+    tg_event_index_commit(ix, a);
+    assert_int_equal(tg_event_index_claim(ix, a, 20001, &err), 0);
+    assert_int_equal(tg_event_index_claim(ix, b, 20000, &err), 1);
+    tg_event_index_withdraw(ix, b); /* not logged: a retry counts */
+    assert_int_equal(tg_event_index_claim(ix, b, 20000, &err), 1);
+    /* within the window on its last day, then past it: counted again */
+    assert_int_equal(tg_event_index_claim(ix, a, 20035, &err), 0);
+    assert_int_equal(tg_event_index_claim(ix, a, 20036, &err), 1);
+    tg_event_index_close(ix);
+}
+
+static void test_survives_reopen_and_lists_pending(void **state)
+{
+    (void)state;
+    tg_event_index_t *ix;
+    tg_err_t err = {0};
+    assert_int_equal(tg_event_index_open(path, 35, &ix, &err), 0);
+    uint8_t k[16];
+    for (uint64_t i = 0; i < 100; i++) {
+        key_of(i, k);
+        assert_int_equal(tg_event_index_claim(ix, k, 20000, &err), 1);
+        if (i % 10 != 0)
+            tg_event_index_commit(ix, k);
+    }
+    tg_event_index_close(ix); /* as a killed process leaves it: no flush of its own */
+    assert_int_equal(tg_event_index_open(path, 35, &ix, &err), 0);
+    uint8_t(*pending)[TG_EVENT_KEY_BYTES];
+    size_t n;
+    assert_int_equal(tg_event_index_pending(ix, &pending, &n, &err), 0);
+    assert_int_equal(n, 10);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t id;
+        memcpy(&id, pending[i] + 8, 8);
+        assert_int_equal(id % 10, 0);
+    }
+    free(pending);
+    for (uint64_t i = 0; i < 100; i++) {
+        key_of(i, k);
+        assert_int_equal(tg_event_index_claim(ix, k, 20000, &err), 0);
+    }
+    tg_event_index_close(ix);
+}
+
+static void test_grows_without_losing_a_key(void **state)
+{
+    (void)state;
+    tg_event_index_t *ix;
+    tg_err_t err = {0};
+    assert_int_equal(tg_event_index_open(path, 35, &ix, &err), 0);
+    uint8_t k[16];
+    const uint64_t n = 200000; /* past 70 % of 65,536 slots: two rebuilds */
+    for (uint64_t i = 0; i < n; i++) {
+        key_of(i, k);
+        assert_int_equal(tg_event_index_claim(ix, k, 20000, &err), 1);
+        tg_event_index_commit(ix, k);
+    }
+    uint64_t live, slots;
+    tg_event_index_counts(ix, &live, &slots);
+    assert_int_equal(live, n);
+    assert_true(slots >= n * 10 / 7);
+    tg_event_index_close(ix);
+    assert_int_equal(tg_event_index_open(path, 35, &ix, &err), 0);
+    for (uint64_t i = 0; i < n; i++) {
+        key_of(i, k);
+        assert_int_equal(tg_event_index_claim(ix, k, 20000, &err), 0);
+    }
+    key_of(n, k);
+    assert_int_equal(tg_event_index_claim(ix, k, 20000, &err), 1);
+    tg_event_index_close(ix);
+}
+
+static void test_refuses_foreign_file_and_second_opener(void **state)
+{
+    (void)state;
+    tg_event_index_t *ix, *ix2;
+    tg_err_t err = {0};
+    assert_int_equal(tg_event_index_open(path, 35, &ix, &err), 0);
+    assert_int_equal(tg_event_index_open(path, 35, &ix2, &err), TG_ESTATE);
+    tg_event_index_close(ix);
+    FILE *f = fopen(path, "r+");
+    assert_non_null(f);
+    fputs("NOTANIDX", f);
+    fclose(f);
+    assert_int_equal(tg_event_index_open(path, 35, &ix, &err), TG_ESTORE);
+    assert_non_null(strstr(err.msg, "not a tollgate event index"));
+}
+
+static int64_t utc(int y, int mo, int d, int h, int mi, int s)
+{
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi, .tm_sec = s};
+    return (int64_t)timegm(&tm);
+}
+
+static void test_rfc3339(void **state)
+{
+    (void)state;
+    int64_t ns;
+    assert_int_equal(tg_events_parse_time("2026-12-04T14:20:45Z", 20, &ns), 0);
+    assert_int_equal(ns, utc(2026, 12, 4, 14, 20, 45) * INT64_C(1000000000));
+    assert_int_equal(tg_events_parse_time("2026-12-04t14:20:45.5z", 22, &ns), 0);
+    assert_int_equal(ns, utc(2026, 12, 4, 14, 20, 45) * INT64_C(1000000000) + 500000000);
+    assert_int_equal(tg_events_parse_time("2026-12-04T16:20:45.123456789+02:00", 35, &ns), 0);
+    assert_int_equal(ns, utc(2026, 12, 4, 14, 20, 45) * INT64_C(1000000000) + 123456789);
+    assert_int_equal(tg_events_parse_time("2024-02-29T00:00:00-00:30", 25, &ns), 0);
+    assert_int_equal(ns, utc(2024, 2, 29, 0, 30, 0) * INT64_C(1000000000));
+    static const char *const bad[] = {
+        "2026-02-29T00:00:00Z",            /* not a leap year */
+        "2026-04-31T00:00:00Z",            /* April has 30 days */
+        "2026-12-04 14:20:45Z",            /* a space is not RFC 3339's 'T' */
+        "2026-12-04T14:20:45",             /* no offset */
+        "2026-12-04T24:00:00Z",            /* hour 24 */
+        "2026-12-04T14:20:60Z",            /* leap seconds are not taken */
+        "2026-12-04T14:20:45.Z",           /* empty fraction */
+        "2026-12-04T14:20:45.1234567891Z", /* past nanoseconds */
+        "2026-12-04T14:20:45+0200",        /* offset without ':' */
+        "1969-12-31T23:59:59Z",            /* before the epoch */
+        "2026-12-04T14:20:45Zjunk",
+        "+2026-12-04T14:20:45Z",
+        "",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(tg_events_parse_time(bad[i], strlen(bad[i]), &ns), -1);
+    /* every day of 1970-2100 at noon, against timegm */
+    char buf[32];
+    for (int64_t t = utc(1970, 1, 1, 12, 0, 0); t < utc(2100, 1, 1, 0, 0, 0); t += 86400) {
+        time_t tt = (time_t)t;
+        struct tm tm;
+        gmtime_r(&tt, &tm);
+        size_t len = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        assert_int_equal(tg_events_parse_time(buf, len, &ns), 0);
+        assert_int_equal(ns, t * INT64_C(1000000000));
+    }
+}
+
+/* A crash between a claim and its commit leaves it pending; tg_events_open settles it against the
+ * metering log: a claim whose row is in the log is committed (a retry is a duplicate), any other
+ * withdrawn (a retry counts). */
+static void test_pending_settled_against_the_log(void **state)
+{
+    (void)state;
+    tg_event_index_t *ix;
+    tg_err_t err = {0};
+    uint8_t logged[16], lost[16], done[16];
+    key_of(7, logged);
+    key_of(8, lost);
+    key_of(9, done);
+    assert_int_equal(tg_event_index_open(path, 35, &ix, &err), 0);
+    uint32_t today = (uint32_t)(time(NULL) / 86400);
+    assert_int_equal(tg_event_index_claim(ix, logged, today, &err), 1);
+    assert_int_equal(tg_event_index_claim(ix, lost, today, &err), 1);
+    assert_int_equal(tg_event_index_claim(ix, done, today, &err), 1);
+    tg_event_index_commit(ix, done);
+    tg_event_index_close(ix); /* the process died here */
+
+    char log_path[160];
+    snprintf(log_path, sizeof(log_path), "%s/usage-1.log", dir);
+    tg_usage_log_t *log;
+    assert_int_equal(tg_usage_log_open(log_path, &log, &err), 0);
+    tg_usage_t row = {0};
+    uint64_t id;
+    memcpy(&id, logged, 8);
+    row.event_id = id | (UINT64_C(1) << 63); /* events.c's row id: the key's first 64 bits */
+    snprintf(row.customer_id, sizeof(row.customer_id), "cus_x");
+    snprintf(row.metric, sizeof(row.metric), "tokens");
+    snprintf(row.endpoint, sizeof(row.endpoint), "%s", TG_EVENT_ENDPOINT);
+    row.units = 5;
+    assert_int_equal(tg_usage_log_append(log, 1, &row, 1, &err), 0);
+    tg_usage_log_close(log);
+
+    static const char yaml[] = "upstream: {url: \"http://127.0.0.1:9000\"}\n"
+                               "admin: {token: \"0123456789abcdef0123\"}\n"
+                               "keys: {secret: \"0123456789abcdef0123456789abcdef\"}\n"
+                               "events: {}\nplans: {p: {}}\n";
+    tg_config_t *cfg;
+    char errbuf[1024];
+    assert_int_equal(tg_config_load_string("t.yaml", yaml, strlen(yaml), &cfg, errbuf, sizeof(errbuf)), 0);
+    tg_events_opts_t o = {.cfg = cfg,
+                          .index_path = path,
+                          .secret = (const uint8_t *)"0123456789abcdef0123456789abcdef",
+                          .secret_len = 32,
+                          .log_paths = {log_path, NULL}};
+    tg_events_t *ev;
+    assert_int_equal(tg_events_open(&o, &ev, &err), 0);
+    tg_events_close(ev);
+    tg_config_free(cfg);
+
+    assert_int_equal(tg_event_index_open(path, 35, &ix, &err), 0);
+    uint8_t(*pending)[TG_EVENT_KEY_BYTES];
+    size_t n;
+    assert_int_equal(tg_event_index_pending(ix, &pending, &n, &err), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(tg_event_index_claim(ix, logged, today, &err), 0); /* in the log: counted */
+    assert_int_equal(tg_event_index_claim(ix, done, today, &err), 0);
+    assert_int_equal(tg_event_index_claim(ix, lost, today, &err), 1); /* never logged: counts on retry */
+    tg_event_index_close(ix);
+    unlink(log_path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_claim_duplicate_withdraw, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_survives_reopen_and_lists_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grows_without_losing_a_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refuses_foreign_file_and_second_opener, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pending_settled_against_the_log, setup, teardown),
+        cmocka_unit_test(test_rfc3339),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
