@@ -100,7 +100,7 @@ json_t *tg_adm_plan_json(const tg_plan_t *p)
  * block), whose usage is then priced only up to it. */
 void tg_adm_quote_plan(tg_admin_t *a, const tg_plan_t *plan, const tg_admin_request_t *r, tg_admin_response_t *res)
 {
-    enum { MAX_Q = 16 };
+    enum { MAX_Q = TG_QUOTE_MAX_METRICS };
     char names[MAX_Q][TG_METRIC_MAX];
     tg_usage_qty_t usage[MAX_Q];
     size_t n = 0;
@@ -129,38 +129,16 @@ void tg_adm_quote_plan(tg_admin_t *a, const tg_plan_t *plan, const tg_admin_requ
         }
         memcpy(names[n], q, (size_t)(eq - q));
         names[n][eq - q] = '\0';
-        /* a metric named twice adds up here, so that whether a plan blocks is judged on the total */
-        size_t same = 0;
-        while (same < n && strcmp(names[same], names[n]) != 0)
-            same++;
-        if (same < n && v > UINT64_MAX - usage[same].used) {
-            tg_adm_reply_error(res, 400, "bad_request", "%s: the total is too large.", names[n]);
-            return;
-        }
-        if (same < n) {
-            usage[same].used += v;
-        } else {
-            usage[n].metric = names[n];
-            usage[n].used = v;
-            n++;
-        }
+        usage[n].metric = names[n];
+        usage[n].used = v;
+        n++;
         q = stop + 1;
     }
-    /* A plan that blocks at its allowance never bills past it: the quote prices what the gateway
-     * would let through, and says where it would stop. */
-    json_t *blocked = json_array();
-    for (size_t i = 0; blocked != NULL && i < n; i++) {
-        uint64_t allowance;
-        if (tg_plan_blocks_before(plan, usage[i].metric, usage[i].used, &allowance)) {
-            json_array_append_new(blocked,
-                                  json_pack("{s:s,s:I}", "metric", usage[i].metric, "after", (json_int_t)allowance));
-            usage[i].used = allowance;
-        }
-    }
+    /* An estimate: a metric named twice adds up, and a plan that blocks at its allowance is
+     * priced only up to it, with where it would stop (pricing.h, tg_quote_estimate). */
     tg_quote_t quote;
     tg_err_t err = {0};
-    if (tg_quote_build(plan, usage, n, 1, &quote, &err) != 0) {
-        json_decref(blocked);
+    if (tg_quote_estimate(plan, usage, n, 1, &quote, &err) != 0) {
         tg_adm_reply_error(res, 400, "bad_request", "%s", err.msg);
         return;
     }
@@ -168,8 +146,7 @@ void tg_adm_quote_plan(tg_admin_t *a, const tg_plan_t *plan, const tg_admin_requ
     tg_quote_free(&quote);
     json_t *body = text != NULL ? json_loads(text, 0, NULL) : NULL;
     free(text);
-    if (body == NULL || blocked == NULL || json_object_set_new(body, "blocked", blocked) != 0) {
-        json_decref(body);
+    if (body == NULL) {
         tg_adm_reply_error(res, 500, "internal_error", "The quote could not be built (out of memory).");
         return;
     }

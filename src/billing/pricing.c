@@ -303,6 +303,47 @@ int tg_quote_build(const tg_plan_t *plan, const tg_usage_qty_t *usage, size_t nu
     return 0;
 }
 
+int tg_quote_estimate(const tg_plan_t *plan, const tg_usage_qty_t *usage, size_t nusage, int include_base_fee,
+                      tg_quote_t *out, tg_err_t *err)
+{
+    tg_usage_qty_t total[TG_QUOTE_MAX_METRICS];
+    size_t n = 0;
+    memset(out, 0, sizeof(*out));
+    for (size_t i = 0; usage != NULL && i < nusage; i++) {
+        size_t same = 0;
+        while (same < n && strcmp(total[same].metric, usage[i].metric) != 0)
+            same++;
+        if (same == n) {
+            if (n == TG_QUOTE_MAX_METRICS)
+                return tg_errf(err, TG_EINVAL, "more than %d metrics in one quote", TG_QUOTE_MAX_METRICS);
+            total[n].metric = usage[i].metric;
+            total[n++].used = 0;
+        }
+        if (usage[i].used > UINT64_MAX - total[same].used)
+            return tg_errf(err, TG_ERANGE, "%s: the total is too large", usage[i].metric);
+        total[same].used += usage[i].used;
+    }
+    tg_quote_block_t blocked[TG_QUOTE_MAX_METRICS];
+    size_t nblocked = 0;
+    for (size_t i = 0; plan != NULL && i < n; i++) {
+        uint64_t allowance;
+        if (tg_plan_blocks_before(plan, total[i].metric, total[i].used, &allowance)) {
+            size_t len = strnlen(total[i].metric, TG_METRIC_MAX - 1);
+            memcpy(blocked[nblocked].metric, total[i].metric, len);
+            blocked[nblocked].metric[len] = '\0';
+            blocked[nblocked++].after = allowance;
+            total[i].used = allowance;
+        }
+    }
+    int rc = tg_quote_build(plan, total, n, include_base_fee, out, err);
+    if (rc != 0)
+        return rc;
+    out->estimate = 1;
+    out->nblocked = nblocked;
+    memcpy(out->blocked, blocked, nblocked * sizeof(blocked[0]));
+    return 0;
+}
+
 void tg_quote_free(tg_quote_t *q)
 {
     if (q == NULL)
@@ -372,6 +413,13 @@ char *tg_quote_to_json(const tg_quote_t *q)
         ok = json_array_append_new(lines, line_json(&q->lines[i], d)) == 0;
     if (ok)
         ok = json_object_set_new(root, "total", money_json(q->total, d)) == 0;
+    if (ok && q->estimate) {
+        json_t *blocked = json_array();
+        ok = json_object_set_new(root, "blocked", blocked) == 0;
+        for (size_t i = 0; ok && i < q->nblocked; i++)
+            ok = json_array_append_new(blocked, json_pack("{s:s,s:I}", "metric", q->blocked[i].metric, "after",
+                                                          (json_int_t)q->blocked[i].after)) == 0;
+    }
     char *s = ok ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(lines);
     json_decref(root);

@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "model/records.h"
 #include "util/err.h"
 #include "util/money.h"
 
@@ -80,12 +81,24 @@ typedef struct tg_usage_qty {
     uint64_t used; /* several entries of one metric add up */
 } tg_usage_qty_t;
 
+#define TG_QUOTE_MAX_METRICS 16
+
+/* A metric the plan would stop at its allowance (tg_plan_blocks_before) instead of billing past it. */
+typedef struct tg_quote_block {
+    char metric[TG_METRIC_MAX];
+    uint64_t after; /* the allowance: the last unit the gateway lets through */
+} tg_quote_block_t;
+
 typedef struct tg_quote {
     const tg_plan_t *plan; /* borrowed: must outlive the quote */
     tg_line_t *lines;      /* owned; tg_quote_free */
     size_t nlines;
     tg_money_t usage_total; /* usage lines plus the minimum/maximum adjustment */
     tg_money_t total;       /* sum of every line's rounded amount */
+    /* Set by tg_quote_estimate only (tg_quote_build leaves estimate 0 and nblocked 0). */
+    int estimate;
+    size_t nblocked;
+    tg_quote_block_t blocked[TG_QUOTE_MAX_METRICS];
 } tg_quote_t;
 
 /* Prices `quantity` billable units of one charge: *exact receives the amount before rounding.
@@ -106,6 +119,14 @@ int tg_price_charge(const tg_charge_t *c, uint64_t quantity, tg_money_t *exact, 
 int tg_quote_build(const tg_plan_t *plan, const tg_usage_qty_t *usage, size_t nusage, int include_base_fee,
                    tg_quote_t *out, tg_err_t *err);
 
+/* What a prospective customer would pay for this usage, as the calculator and `tollgate quote`
+ * show it: entries of one metric are added up first, and a metric the plan blocks at its
+ * allowance (on_quota block) is priced only up to that allowance, as the gateway would refuse
+ * the rest, and listed in out->blocked. Otherwise as tg_quote_build; also TG_EINVAL for more
+ * than TG_QUOTE_MAX_METRICS distinct metrics, TG_ERANGE when a metric's total overflows. */
+int tg_quote_estimate(const tg_plan_t *plan, const tg_usage_qty_t *usage, size_t nusage, int include_base_fee,
+                      tg_quote_t *out, tg_err_t *err);
+
 /* Frees the lines of a quote and empties it; safe on an empty or already freed quote. */
 void tg_quote_free(tg_quote_t *q);
 
@@ -115,7 +136,8 @@ void tg_quote_free(tg_quote_t *q);
  * unlimited), "exact" and, when they have a breakdown, "tiers":[{"from","to","quantity",
  * "unit_price","flat_price","amount"}]. Amounts are exact decimal strings in the major unit with
  * the currency's digits ("61.50"; "exact" and tier amounts show more digits only when they have
- * them). Returns a malloc'd string the caller frees, or NULL when out of memory. */
+ * them). An estimate (tg_quote_estimate) adds "blocked":[{"metric","after"}] after "total".
+ * Returns a malloc'd string the caller frees, or NULL when out of memory. */
 char *tg_quote_to_json(const tg_quote_t *q);
 
 /* *out = amount x remaining_s / period_s, rounded half away from zero to a nano-unit (128-bit

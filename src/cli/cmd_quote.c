@@ -140,6 +140,10 @@ static void print_table(const tg_plan_t *plan, const tg_quote_t *q)
     tg_money_format(q->total, d, amount, sizeof(amount));
     printf("  %-52s ", "Total");
     print_money(amount, plan->currency);
+    for (size_t i = 0; i < q->nblocked; i++)
+        printf("\n  Blocked after %" PRIu64 " %s on this plan: calls past the allowance are refused (429), not "
+               "billed.\n",
+               q->blocked[i].after, q->blocked[i].metric);
 }
 
 int tg_cmd_quote(int argc, char **argv)
@@ -216,7 +220,7 @@ int tg_cmd_quote(int argc, char **argv)
     }
     tg_quote_t q;
     tg_err_t err = {0};
-    if (tg_quote_build(plan, usage, nusage, !trial, &q, &err) != 0) {
+    if (tg_quote_estimate(plan, usage, nusage, !trial, &q, &err) != 0) {
         fprintf(stderr, "tollgate quote: %s\n", err.msg);
         tg_config_free(cfg);
         return 1;

@@ -73,6 +73,19 @@ test('a quote on a plan that blocks: where it stops, priced only up to the allow
   assert.equal(q.total, '122.46');
 });
 
+test('tollgate quote: the same estimate as the calculator, blocked metrics said', async () => {
+  const usage = ['--usage', 'api_calls=6', '--usage', 'api_calls=44', '--usage', 'images=1'];
+  const json = s.cli(['quote', '-c', s.config, '--plan', 'nowhere', ...usage, '--json']);
+  assert.equal(json.status, 0, json.stderr);
+  const api = await fetch(`${s.admin}/v1/plans/nowhere/quote?api_calls=50&images=1`).then((x) => x.json());
+  assert.deepEqual(JSON.parse(json.stdout), api);
+  assert.deepEqual(api.blocked, [{ metric: 'api_calls', after: 10 }]);
+  const table = s.cli(['quote', '-c', s.config, '--plan', 'nowhere', ...usage]);
+  assert.equal(table.status, 0, table.stderr);
+  assert.match(table.stdout, /Blocked after 10 api_calls on this plan/);
+  assert.doesNotMatch(table.stdout, /images on this plan/);
+});
+
 test('check-config: an unknown portal.highlight at its line', async () => {
   const cfg = readFileSync(s.config, 'utf8').replace('highlight: starter', 'highlight: platinum');
   const file = resolve(s.dir, 'bad-highlight.yaml');
