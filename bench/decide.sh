@@ -74,47 +74,34 @@ done
 echo "created $(wc -l < "$work/keys.txt") customers with keys"
 
 # Every setup gets requests from the same kind of script (a key per request, in turn), so that
-# wrk's own CPU per request, on the same 2 cores, is alike in all of them.
-cat > "$work/decide.lua" <<LUA
+# wrk's own CPU per request, on the same 2 cores, is alike in all of them: nginx's 204 is sent
+# decide's request. wrk_script NAME writes $work/NAME.lua; stdin is the body of request(), in
+# which keys[i] is this request's key.
+wrk_script() {
+  {
+    cat <<'LUA'
 local keys = {}
 for line in io.lines(os.getenv("KEYS_FILE")) do keys[#keys + 1] = line end
 local i = 0
 request = function()
   i = i % #keys + 1
+LUA
+    cat
+    echo end
+  } > "$work/$1.lua"
+}
+wrk_script decide <<LUA
   return wrk.format("GET", "/v1/decide", { ["Authorization"] = "Bearer " .. keys[i],
     ["X-Original-Method"] = "GET", ["X-Original-URI"] = "/v1/basic/x?q=1", ["X-Tollgate-Token"] = "$TOKEN" })
-end
 LUA
-cat > "$work/check.lua" <<LUA
-local keys = {}
-for line in io.lines(os.getenv("KEYS_FILE")) do keys[#keys + 1] = line end
-local i = 0
-request = function()
-  i = i % #keys + 1
+wrk_script check <<LUA
   return wrk.format("POST", "/v1/check", { ["Content-Type"] = "application/json", ["X-Tollgate-Token"] = "$TOKEN" },
     '{"key":"' .. keys[i] .. '","method":"GET","path":"/v1/basic/x"}')
-end
 LUA
-cat > "$work/envoy.lua" <<LUA
-local keys = {}
-for line in io.lines(os.getenv("KEYS_FILE")) do keys[#keys + 1] = line end
-local i = 0
-request = function()
-  i = i % #keys + 1
+wrk_script envoy <<LUA
   return wrk.format("GET", "/v1/decide/envoy/v1/basic/x?q=1", { ["Host"] = "api.example.com",
     ["Authorization"] = "Bearer " .. keys[i], ["Content-Length"] = "0", ["X-Tollgate-Token"] = "$TOKEN",
     ["X-Envoy-Internal"] = "true", ["X-Forwarded-For"] = "10.0.0.2", ["X-Envoy-Expected-Rq-Timeout-Ms"] = "250" })
-end
-LUA
-cat > "$work/static.lua" <<LUA
-local keys = {}
-for line in io.lines(os.getenv("KEYS_FILE")) do keys[#keys + 1] = line end
-local i = 0
-request = function()
-  i = i % #keys + 1
-  return wrk.format("GET", "/v1/decide", { ["Authorization"] = "Bearer " .. keys[i],
-    ["X-Original-Method"] = "GET", ["X-Original-URI"] = "/v1/basic/x?q=1", ["X-Tollgate-Token"] = "$TOKEN" })
-end
 LUA
 
 cpu_ticks() { # "utime stime" of processes (all their threads) and their child processes
@@ -147,15 +134,18 @@ run_wrk() { # name url script server-pids...
     'BEGIN { printf "%.1f", (n > 0 ? t / hz * 1e6 / n : 0) }')
 }
 
-ng_pid=$(cat "$work/ng/nginx.pid")
-SETUPS="nginx-204 decide check envoy"
+# The setups, in the order each round runs them: name, URL, script (wrk_script's name), server pid.
+declare -A URL SCRIPT SERVER
+SETUPS=""
+setup() { SETUPS+="${SETUPS:+ }$1"; URL[$1]=$2; SCRIPT[$1]=$3; SERVER[$1]=$4; }
+setup nginx-204 "http://127.0.0.1:$NG/v1/decide" decide "$(cat "$work/ng/nginx.pid")"
+setup decide "http://127.0.0.1:$GW/v1/decide" decide "$TGPID"
+setup check "http://127.0.0.1:$GW/v1/check" check "$TGPID"
+setup envoy "http://127.0.0.1:$GW/v1/decide/envoy/v1/basic/x?q=1" envoy "$TGPID"
 row() { printf "%-22s %12s %10s %10s %16s %8s\n" "$@"; }
 echo "load average before: $(cat /proc/loadavg)"
 for r in $(seq "$ROUNDS"); do
-  run_wrk nginx-204 "http://127.0.0.1:$NG/v1/decide" "$work/static.lua" "$ng_pid"
-  run_wrk decide "http://127.0.0.1:$GW/v1/decide" "$work/decide.lua" "$TGPID"
-  run_wrk check "http://127.0.0.1:$GW/v1/check" "$work/check.lua" "$TGPID"
-  run_wrk envoy "http://127.0.0.1:$GW/v1/decide/envoy/v1/basic/x?q=1" "$work/envoy.lua" "$TGPID"
+  for n in $SETUPS; do run_wrk "$n" "${URL[$n]}" "$work/${SCRIPT[$n]}.lua" "${SERVER[$n]}"; done
   echo "round $r of $ROUNDS (load average $(load_avg)):"
   for n in $SETUPS; do
     row "  $n" "${RPS[$n]}" "${P50[$n]}ms" "${P99[$n]}ms" "${CPU[$n]} us/req" "${IDLE[$n]}%"

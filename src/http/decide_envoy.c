@@ -252,17 +252,9 @@ static int on_envoy_req(h2o_handler_t *_self, h2o_req_t *req)
         return 0;
     }
 
-    h2o_iovec_t auth = header_value(req, H2O_TOKEN_AUTHORIZATION, NULL, 0);
-    h2o_iovec_t api_key = header_value(req, NULL, H2O_STRLIT("x-api-key"));
-    tg_call_request_t rq = {.method = req->method.base,
-                            .method_len = req->method.len,
-                            .path = path.base,
-                            .path_len = path.len,
-                            .authorization = auth.base,
-                            .authorization_len = auth.len,
-                            .api_key = api_key.base,
-                            .api_key_len = api_key.len,
-                            .request_id = er->request_id};
+    tg_call_request_t rq = tg_http_call_request(req->method, path, header_value(req, H2O_TOKEN_AUTHORIZATION, NULL, 0),
+                                                header_value(req, NULL, H2O_STRLIT("x-api-key")));
+    rq.request_id = er->request_id;
     tg_refusal_t refusal;
     if (!tg_gateway_admit(srv->deps.gateway, &rq, &er->call, &refusal)) {
         er->call.settled = 1; /* nothing was reserved */

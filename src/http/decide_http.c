@@ -185,16 +185,8 @@ static int admit(decide_req_t *dr, h2o_iovec_t method, h2o_iovec_t uri, h2o_iove
     }
     if (query_at != SIZE_MAX && query_at < path.len) /* the normalised path keeps no query, but be sure */
         path.len = query_at;
-    tg_call_request_t rq = {.method = method.base,
-                            .method_len = method.len,
-                            .path = path.base,
-                            .path_len = path.len,
-                            .authorization = auth.base,
-                            .authorization_len = auth.len,
-                            .api_key = api_key.base,
-                            .api_key_len = api_key.len,
-                            .units = units,
-                            .nunits = nunits};
+    tg_call_request_t rq = tg_http_call_request(method, path, auth, api_key);
+    rq.units = units, rq.nunits = nunits;
     if (!tg_gateway_admit(dr->srv->deps.gateway, &rq, call, refusal))
         return 0;
     tg_err_t err;

@@ -112,6 +112,14 @@ int tg_http_parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_
  * encoded control character, a dot segment with ';' parameters (proxy.c says why). */
 int tg_http_ambiguous_path(h2o_iovec_t path, size_t query_at);
 
+/* The call a client's request describes, for tg_gateway_admit: its method, its path (normalised
+ * by the caller, no query) and its Authorization and X-API-Key values (empty: absent). The result
+ * points into them; request_id, units and nunits are left for the caller (NULL, 0). The proxy and
+ * Envoy's check read these from the request itself, /v1/decide and /v1/check from X-Original-*
+ * headers or a JSON body (proxy.c). */
+tg_call_request_t tg_http_call_request(h2o_iovec_t method, h2o_iovec_t path, h2o_iovec_t authorization,
+                                       h2o_iovec_t api_key);
+
 /* The decision API (decide_http.c), when decide: is configured: answers GET /v1/decide, POST
  * /v1/check and POST /v1/report on the gateway listener and returns 1; 0 for any other path
  * (the caller proxies it). On the worker's loop. */

@@ -703,6 +703,19 @@ static h2o_iovec_t header_value(h2o_req_t *req, const h2o_token_t *token, const 
     return i == -1 ? h2o_iovec_init(NULL, 0) : req->headers.entries[i].value;
 }
 
+tg_call_request_t tg_http_call_request(h2o_iovec_t method, h2o_iovec_t path, h2o_iovec_t authorization,
+                                       h2o_iovec_t api_key)
+{
+    return (tg_call_request_t){.method = method.base,
+                               .method_len = method.len,
+                               .path = path.base,
+                               .path_len = path.len,
+                               .authorization = authorization.base,
+                               .authorization_len = authorization.len,
+                               .api_key = api_key.base,
+                               .api_key_len = api_key.len};
+}
+
 static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
 {
     gateway_handler_t *self = (void *)_self;
@@ -758,18 +771,10 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
 
     /* Decide on the normalized path (percent-decoded, dot segments resolved) so that
      * "/v1/basic/../vision" cannot slip past the plan's endpoint list. */
-    h2o_iovec_t path = req->path_normalized;
-    h2o_iovec_t auth = header_value(req, H2O_TOKEN_AUTHORIZATION, NULL, 0);
-    h2o_iovec_t api_key = header_value(req, NULL, H2O_STRLIT("x-api-key"));
-    tg_call_request_t rq = {.method = req->method.base,
-                            .method_len = req->method.len,
-                            .path = path.base,
-                            .path_len = path.len,
-                            .authorization = auth.base,
-                            .authorization_len = auth.len,
-                            .api_key = api_key.base,
-                            .api_key_len = api_key.len,
-                            .request_id = gr->request_id};
+    tg_call_request_t rq = tg_http_call_request(req->method, req->path_normalized,
+                                                header_value(req, H2O_TOKEN_AUTHORIZATION, NULL, 0),
+                                                header_value(req, NULL, H2O_STRLIT("x-api-key")));
+    rq.request_id = gr->request_id;
 
     tg_refusal_t refusal;
     if (!tg_gateway_admit(srv->deps.gateway, &rq, &gr->call, &refusal)) {

@@ -9,25 +9,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { mkdirSync, copyFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { chromium } from 'playwright-core';
 import { Stack, ADMIN_TOKEN } from '../integration/harness.mjs';
+import { launchBrowser, openPage, root, snap } from './support.mjs';
 
 const require = createRequire(import.meta.url);
 const AXE = require.resolve('axe-core/axe.min.js');
-const root = resolve(new URL('../..', import.meta.url).pathname);
 const DEMO_DOC = resolve(root, 'examples/demo-upstream.openapi.yaml');
 const EMAIL = 'a11y@example.com', PASSWORD = 'a long enough password';
-const shots = resolve(root, 'build/test-output/screenshots');
-mkdirSync(shots, { recursive: true });
-
-// build/test-output/screenshots, and docs/screenshots with UPDATE_SCREENSHOTS=1
-async function snap(page, name) {
-  const file = resolve(shots, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  if (process.env.UPDATE_SCREENSHOTS) copyFileSync(file, resolve(root, 'docs/screenshots', `${name}.png`));
-}
 
 let s, browser, customerId;
 before(async () => {
@@ -51,11 +40,7 @@ before(async () => {
   const inv = (await s.adminCall('GET', `/v1/admin/invoices?customer=${customerId}`)).json.data[0];
   assert.equal((await s.adminCall('POST', `/v1/admin/invoices/${inv.id}/finalize`, {})).status, 200);
   assert.equal((await s.call('/v1/basic/x', { key: j.key.secret })).status, 200);
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchBrowser();
 });
 after(async () => {
   await browser?.close();
@@ -82,11 +67,7 @@ async function check(page, what, errors) {
 
 for (const width of [1280, 390]) {
   test(`the portal's pages at ${width} px: no serious or critical axe violation, no sideways scrolling, no console error`, async () => {
-    const context = await browser.newContext({ viewport: { width, height: 900 }, bypassCSP: true });
-    const page = await context.newPage();
-    const errors = [];
-    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-    page.on('pageerror', (e) => errors.push(String(e)));
+    const { context, page, errors } = await openPage(browser, { viewport: { width, height: 900 }, bypassCSP: true });
 
     await page.goto(`${s.admin}/portal/`);
     await page.waitForSelector('[data-plan="starter"]');
@@ -130,9 +111,7 @@ for (const width of [1280, 390]) {
       assert.equal(await page.locator('[data-testid=my-keys]').evaluate((t) => t.closest('table').querySelector('thead').getBoundingClientRect().height <= 1), true);
       await rows.first().scrollIntoViewIfNeeded();
       await snap(page, 'account-phone');
-      const keysShot = resolve(shots, 'account-keys-phone.png'); // the keys section alone
-      await page.locator('section[aria-labelledby=keys-h]').screenshot({ path: keysShot });
-      if (process.env.UPDATE_SCREENSHOTS) copyFileSync(keysShot, resolve(root, 'docs/screenshots', 'account-keys-phone.png'));
+      await snap(page.locator('section[aria-labelledby=keys-h]'), 'account-keys-phone'); // the keys section alone
     } else {
       // a table: the fields side by side on one row
       for (let i = 1; i < boxes.length; i++) assert.equal(Math.round(boxes[i].y), Math.round(boxes[0].y), `cell ${i} on the row`);
@@ -141,11 +120,7 @@ for (const width of [1280, 390]) {
   });
 
   test(`the dashboard's pages at ${width} px: no serious or critical axe violation, no sideways scrolling, no console error`, async () => {
-    const context = await browser.newContext({ viewport: { width, height: 900 }, bypassCSP: true });
-    const page = await context.newPage();
-    const errors = [];
-    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-    page.on('pageerror', (e) => errors.push(String(e)));
+    const { context, page, errors } = await openPage(browser, { viewport: { width, height: 900 }, bypassCSP: true });
     await page.goto(`${s.admin}/admin/`);
     await check(page, 'dashboard sign-in', errors);
     await page.fill('#token', ADMIN_TOKEN);

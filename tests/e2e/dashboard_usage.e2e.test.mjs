@@ -4,20 +4,8 @@
 // words beside the chart. Screenshot: docs/screenshots/dashboard-usage.png (UPDATE_SCREENSHOTS=1).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, copyFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { chromium } from 'playwright-core';
 import { Stack, ADMIN_TOKEN } from '../integration/harness.mjs';
-
-const root = resolve(new URL('../..', import.meta.url).pathname);
-const shots = resolve(root, 'build/test-output/screenshots');
-mkdirSync(shots, { recursive: true });
-
-async function snap(page, name) {
-  const file = resolve(shots, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  if (process.env.UPDATE_SCREENSHOTS) copyFileSync(file, resolve(root, 'docs/screenshots', `${name}.png`));
-}
+import { launchBrowser, openPage, snap } from './support.mjs';
 
 let s, browser;
 before(async () => {
@@ -26,11 +14,7 @@ before(async () => {
   const { key } = await s.customer('pro');
   for (let i = 0; i < 5; i++) assert.equal((await s.call('/v1/basic/x', { key })).status, 200);
   for (let i = 0; i < 2; i++) assert.equal((await s.call('/v1/vision/classify', { key, method: 'POST', body: 'x' })).status, 200);
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchBrowser();
 });
 after(async () => {
   await browser?.close();
@@ -55,11 +39,7 @@ async function chartDays(page, n) {
 }
 
 test('the usage chart: 7, 30, 90 days or custom dates, each metric under its display name', async () => {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US' });
-  const page = await context.newPage();
-  const errors = [];
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-  page.on('pageerror', (e) => errors.push(String(e)));
+  const { context, page, errors, violations } = await openPage(browser, { viewport: { width: 1280, height: 900 }, locale: 'en-US' });
   const asked = [];
   page.on('request', (r) => { if (r.url().includes('/v1/admin/dashboard')) asked.push(new URL(r.url()).search); });
   await page.goto(`${s.admin}/admin/`);
@@ -111,5 +91,6 @@ test('the usage chart: 7, 30, 90 days or custom dates, each metric under its dis
   await page.locator('#usage-h').scrollIntoViewIfNeeded();
   await snap(page, 'dashboard-usage');
   assert.deepEqual(errors, []);
+  assert.deepEqual(violations, [], 'no Content-Security-Policy violation');
   await context.close();
 });

@@ -7,21 +7,11 @@
 // UPDATE_SCREENSHOTS=1 (the page before this work: docs/screenshots/before/pricing.png).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, copyFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { chromium } from 'playwright-core';
 import { Stack } from '../integration/harness.mjs';
+import { launchBrowser, openPage, overflow, root, snap } from './support.mjs';
 
-const root = resolve(new URL('../..', import.meta.url).pathname);
-const shots = resolve(root, 'build/test-output/screenshots');
-mkdirSync(shots, { recursive: true });
 const DEMO_DOC = resolve(root, 'examples/demo-upstream.openapi.yaml');
-
-async function snap(page, name) {
-  const file = resolve(shots, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  if (process.env.UPDATE_SCREENSHOTS) copyFileSync(file, resolve(root, 'docs/screenshots', `${name}.png`));
-}
 
 let s, browser;
 before(async () => {
@@ -40,11 +30,7 @@ before(async () => {
 `,
   });
   await s.start();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchBrowser();
 });
 after(async () => {
   await browser?.close();
@@ -53,11 +39,7 @@ after(async () => {
 
 for (const width of [1280, 390]) {
   test(`the pricing page at ${width} px: highlight, one call to action a plan, words, the calculator`, async () => {
-    const context = await browser.newContext({ viewport: { width, height: 900 }, locale: 'en-US' });
-    const page = await context.newPage();
-    const errors = [];
-    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-    page.on('pageerror', (e) => errors.push(String(e)));
+    const { context, page, errors, violations } = await openPage(browser, { viewport: { width, height: 900 }, locale: 'en-US' });
     await page.goto(`${s.admin}/portal/`);
     await page.waitForSelector('[data-plan="vision"]');
 
@@ -115,9 +97,9 @@ for (const width of [1280, 390]) {
     await page.waitForSelector('[data-testid=quote-total]');
     assert.equal(await page.textContent('[data-testid=quote-total]'), '$122.46');
 
-    const [scroll, client] = await page.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
-    assert.ok(scroll <= client, `${scroll}px wide in a ${client}px viewport`);
+    assert.ok(await overflow(page) <= 0, `the page scrolls sideways at ${width} px by ${await overflow(page)} px`);
     assert.deepEqual(errors, []);
+    assert.deepEqual(violations, [], 'no Content-Security-Policy violation');
     await snap(page, width === 1280 ? 'pricing' : 'pricing-phone');
     await context.close();
   });

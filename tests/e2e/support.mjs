@@ -20,10 +20,12 @@ export function launchBrowser() {
   });
 }
 
-// build/test-output/screenshots/NAME.png, and docs/screenshots with UPDATE_SCREENSHOTS=1.
-export async function snap(page, name) {
+// build/test-output/screenshots/NAME.png, and docs/screenshots with UPDATE_SCREENSHOTS=1: the
+// whole of a page, or one element when target is a locator.
+export async function snap(target, name) {
   const file = resolve(shots, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
+  const isPage = typeof target.goto === 'function';
+  await target.screenshot(isPage ? { path: file, fullPage: true } : { path: file });
   if (process.env.UPDATE_SCREENSHOTS) {
     mkdirSync(resolve(root, 'docs/screenshots'), { recursive: true });
     copyFileSync(file, resolve(root, 'docs/screenshots', `${name}.png`));
@@ -52,7 +54,8 @@ export async function watchCsp(context) {
 }
 
 // A new context (options as browser.newContext's) and page, both watched: { context, page,
-// errors, violations }.
+// errors, violations }. With { bypassCSP: true } (a11y.e2e.test.mjs, to inject axe) the page's
+// CSP is not applied, so violations stays empty.
 export async function openPage(browser, options) {
   const context = await browser.newContext(options);
   const violations = await watchCsp(context);
