@@ -99,7 +99,7 @@ tg_stripe_sig_result_t tg_stripe_signature_verify(const char *const *secrets, si
     if (t_out != NULL)
         *t_out = p.t_value;
     uint8_t given[TG_STRIPE_SIG_MAX_V1][crypto_auth_hmacsha256_BYTES];
-    int decoded[TG_STRIPE_SIG_MAX_V1];
+    int decoded[TG_STRIPE_SIG_MAX_V1] = {0}; /* every entry below p.nv1 is set; zero keeps the rest (and cppcheck) defined */
     for (size_t j = 0; j < p.nv1; j++) {
         size_t bin_len = 0;
         decoded[j] = p.v1_len[j] == 2 * crypto_auth_hmacsha256_BYTES &&
