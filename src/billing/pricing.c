@@ -320,7 +320,8 @@ int tg_quote_estimate(const tg_plan_t *plan, const tg_usage_qty_t *usage, size_t
             total[n++].used = 0;
         }
         if (usage[i].used > UINT64_MAX - total[same].used)
-            return tg_errf(err, TG_ERANGE, "%s: the total is too large", usage[i].metric);
+            return tg_errf(err, TG_ERANGE, "plan %s: the usage of %s overflows a 64-bit count",
+                           plan != NULL && plan->id != NULL ? plan->id : "(unnamed)", usage[i].metric);
         total[same].used += usage[i].used;
     }
     tg_quote_block_t blocked[TG_QUOTE_MAX_METRICS];

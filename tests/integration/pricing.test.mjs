@@ -66,7 +66,7 @@ test('a quote on a plan that blocks: where it stops, priced only up to the allow
   assert.deepEqual(q.blocked, [{ metric: 'api_calls', after: 10 }]);
   const big = await fetch(`${s.admin}/v1/plans/nowhere/quote?api_calls=18446744073709551615&api_calls=1`);
   assert.equal(big.status, 400);
-  assert.match((await big.json()).error.message, /api_calls: the total is too large/);
+  assert.match((await big.json()).error.message, /plan nowhere: the usage of api_calls overflows a 64-bit count/);
   // a plan that bills never blocks
   q = await fetch(`${s.admin}/v1/plans/starter/quote?api_calls=123456`).then((x) => x.json());
   assert.deepEqual(q.blocked, []);
