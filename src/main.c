@@ -498,6 +498,11 @@ static int cmd_serve(int argc, char **argv)
     gw = tg_gateway_new(&gdeps, (const uint8_t *)cfg->keys.secret, strlen(cfg->keys.secret));
     if (events != NULL)
         tg_events_attach(events, accounts, quota, meter, thresholds);
+    /* the ingest tokens made in the admin API, held in memory for the gateway (ingest_tokens.h) */
+    if (events != NULL && tg_events_tokens_load(events, st, &err) != 0) {
+        fprintf(stderr, "tollgate serve: %s\n", err.msg);
+        goto out;
+    }
     /* With a stripe section, the outbox thread sends what the admin thread queues (its own
      * store connection; see src/payments/outbox.h). */
     if (cfg->stripe.enabled) {
@@ -559,7 +564,7 @@ static int cmd_serve(int argc, char **argv)
         goto out;
     }
     tg_admin_deps_t adeps = {cfg, st, accounts, quota, meter, (const uint8_t *)cfg->keys.secret,
-                             strlen(cfg->keys.secret), test_clock, outbox, dirsync, 1, live, reloader};
+                             strlen(cfg->keys.secret), test_clock, outbox, dirsync, 1, live, reloader, events};
     admin = tg_admin_new(&adeps);
     if (gw == NULL || admin == NULL) {
         fprintf(stderr, "tollgate serve: out of memory\n");
