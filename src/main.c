@@ -503,6 +503,8 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
     }
+    if (events != NULL) /* several gateways: a token made or revoked on another node (PostgreSQL) */
+        tg_dirsync_follow_ingest_tokens(dirsync, events);
     /* With a stripe section, the outbox thread sends what the admin thread queues (its own
      * store connection; see src/payments/outbox.h). */
     if (cfg->stripe.enabled) {
@@ -636,13 +638,13 @@ out:
     if (srv != NULL)
         tg_server_free(srv);
     tg_thresholds_stop(thresholds); /* after the gateway's loops, which queue to it */
+    tg_dirsync_stop(dirsync);       /* before the directory it updates and the events' token table */
     tg_events_close(events);        /* after the meter, whose callbacks commit its claims */
     tg_access_log_close(access_log); /* after the workers, its only writers */
     tg_outbox_stop(outbox); /* after the admin thread, which wakes it */
     tg_delivery_stop(delivery);
     tg_mail_sender_stop(mailer);
     tg_admin_free(admin);
-    tg_dirsync_stop(dirsync); /* before the directory it updates */
     tg_gateway_free(gw);
     tg_cluster_stop(cluster); /* gives the leases back; before the states it walks are freed */
     tg_limiter_free(limiter);

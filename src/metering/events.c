@@ -312,26 +312,50 @@ int tg_events_token_put(tg_events_t *ev, const tg_ingest_token_row_t *t)
 }
 
 typedef struct load_ctx {
-    tg_events_t *ev;
-    int rc;
+    tg_ingest_token_row_t *rows;
+    size_t n, cap;
+    int oom;
 } load_ctx_t;
 
 static int load_one(const tg_ingest_token_row_t *t, void *arg)
 {
     load_ctx_t *l = arg;
-    l->rc = stored_put_locked(l->ev, t);
-    return l->rc != 0;
+    if (l->n == l->cap) {
+        size_t cap = l->cap != 0 ? l->cap * 2 : 16;
+        tg_ingest_token_row_t *p = calloc(cap, sizeof(*p));
+        if (p == NULL) {
+            l->oom = 1;
+            return 1;
+        }
+        if (l->n > 0)
+            memcpy(p, l->rows, l->n * sizeof(*p));
+        if (l->rows != NULL)
+            sodium_memzero(l->rows, l->cap * sizeof(*l->rows));
+        free(l->rows);
+        l->rows = p, l->cap = cap;
+    }
+    l->rows[l->n++] = *t;
+    return 0;
 }
 
 int tg_events_tokens_load(tg_events_t *ev, tg_store_t *st, tg_err_t *err)
 {
-    load_ctx_t l = {ev, 0};
-    pthread_rwlock_wrlock(&ev->stored_mu);
-    ev->nstored = 0; /* the store's tokens in force replace the table */
+    /* read without the lock (the store may take milliseconds), swap under it */
+    load_ctx_t l = {0};
     int rc = tg_store_ingest_token_list_active(st, load_one, &l, err);
-    pthread_rwlock_unlock(&ev->stored_mu);
-    if (rc == 0 && l.rc != 0)
-        rc = tg_errf(err, l.rc, "out of memory loading the ingest tokens");
+    if (rc == 0 && l.oom)
+        rc = tg_errf(err, TG_ENOMEM, "out of memory loading the ingest tokens");
+    if (rc == 0) {
+        pthread_rwlock_wrlock(&ev->stored_mu);
+        tg_ingest_token_row_t *old = ev->stored;
+        size_t old_cap = ev->stored_cap;
+        ev->stored = l.rows, ev->nstored = l.n, ev->stored_cap = l.cap;
+        pthread_rwlock_unlock(&ev->stored_mu);
+        l.rows = old, l.cap = old_cap;
+    }
+    if (l.rows != NULL)
+        sodium_memzero(l.rows, l.cap * sizeof(*l.rows));
+    free(l.rows);
     return rc;
 }
 

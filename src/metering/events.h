@@ -99,8 +99,10 @@ void tg_events_token_hash(const uint8_t *secret, size_t secret_len, const char *
 
 /* The table of stored tokens, refreshed on change (the admin thread calls put after each
  * create or revoke, before it answers): a row with revoked_at 0 is added (or replaced, by id),
- * a revoked one removed. load replaces the table with the store's tokens in force (at start).
- * TG_ENOMEM (the table is unchanged) / the store's errors. Any thread; requests in flight keep
+ * a revoked one removed. load replaces the table with the store's tokens in force (at start, and
+ * on the directory sync's thread when another node changed one): it reads the store without the
+ * lock and swaps the table under it, so requests never wait on the database. TG_ENOMEM / the
+ * store's errors, with the table unchanged. Any thread; requests in flight keep
  * the copy they authenticated with. */
 int tg_events_token_put(tg_events_t *ev, const tg_ingest_token_row_t *t);
 int tg_events_tokens_load(tg_events_t *ev, tg_store_t *st, tg_err_t *err);
