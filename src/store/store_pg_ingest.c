@@ -83,6 +83,20 @@ int tg_pg_ingest_token_set_revoked(tg_store_t *store, const char *id, int64_t re
     return rc;
 }
 
+typedef struct {
+    tg_ingest_token_cb cb;
+    void *arg;
+} page_ctx_t;
+
+static int page_row(const PGresult *res, int i, void *ctx, char key[TG_PAGE_KEY_MAX])
+{
+    page_ctx_t *c = ctx;
+    tg_ingest_token_row_t t;
+    read_token(res, i, &t);
+    snprintf(key, TG_PAGE_KEY_MAX, "%lld/%s", (long long)t.created_at, t.id);
+    return c->cb(&t, c->arg);
+}
+
 int tg_pg_ingest_token_page(tg_store_t *store, const tg_page_t *page, tg_ingest_token_cb cb, void *arg,
                             tg_page_end_t *end, tg_err_t *err)
 {
@@ -103,21 +117,8 @@ int tg_pg_ingest_token_page(tg_store_t *store, const tg_page_t *page, tg_ingest_
                          &p, &r, err, "listing ingest tokens");
     if (rc != 0)
         return rc;
-    int rows = PQntuples(r);
-    char key[TG_PAGE_KEY_MAX] = "";
-    for (int i = 0; i < rows; i++) {
-        if ((size_t)i == page->limit) {
-            end->has_more = 1;
-            memcpy(end->next, key, sizeof(key));
-            break;
-        }
-        tg_ingest_token_row_t t;
-        read_token(r, i, &t);
-        snprintf(key, sizeof(key), "%lld/%s", (long long)t.created_at, t.id);
-        if (cb(&t, arg) != 0)
-            break;
-    }
-    PQclear(r);
+    page_ctx_t c = {cb, arg};
+    tg_pg_run_page(r, page->limit, page_row, &c, end);
     return 0;
 }
 
