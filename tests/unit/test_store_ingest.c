@@ -7,7 +7,10 @@
  * - the service (metering/ingest_tokens.h) with the events service's table: a made token
  *   authenticates at once and only its hash is stored, a scoped one carries its customer, a
  *   revoked one stops at once, a restart (tg_events_tokens_load) brings back exactly the tokens
- *   in force, and bad input names its field. */
+ *   in force, and bad input names its field;
+ * - threads: gateway loops authenticating while the admin thread makes, revokes and reloads
+ *   tokens always see the configured token, and a token in force only as itself (build with
+ *   SANITIZE=thread for the races). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +19,9 @@
 
 #include <sodium.h>
 
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,6 +245,56 @@ static void test_service_names_the_field(void **state)
     assert_int_equal(s.n, 0); /* nothing stored for a refusal */
 }
 
+typedef struct {
+    fx_t *f;
+    const char *stable;
+    _Atomic int stop;
+    _Atomic long checks, wrong;
+} race_t;
+
+static void *authenticate_loop(void *arg)
+{
+    race_t *r = arg;
+    tg_ingest_auth_t who;
+    while (!atomic_load(&r->stop)) {
+        if (auth(r->f, "configured-token-0123456789", &who) != 0 || strcmp(who.name, "jobs") != 0)
+            atomic_fetch_add(&r->wrong, 1);
+        if (auth(r->f, r->stable, &who) != 0 || strcmp(who.name, "stable") != 0 || strcmp(who.customer, "cus_b") != 0)
+            atomic_fetch_add(&r->wrong, 1);
+        atomic_fetch_add(&r->checks, 1);
+    }
+    return NULL;
+}
+
+static void test_tokens_change_while_gateways_read(void **state)
+{
+    fx_t *f = *state;
+    tg_ingest_tokens_ctx_t x = {f->db.st, f->ev, (const uint8_t *)SECRET, strlen(SECRET)};
+    tg_err_t err = {0};
+    tg_ingest_token_row_t t;
+    char stable[TG_INGEST_SECRET_BUF], other[TG_INGEST_SECRET_BUF];
+    assert_int_equal(tg_ingest_token_create(&x, "stable", "cus_b", 1000, &t, stable, &err), 0);
+    race_t r = {.f = f, .stable = stable};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, authenticate_loop, &r), 0);
+    for (int i = 0; i < 60; i++) { /* grows the table past its first capacity (16) and back */
+        assert_int_equal(tg_ingest_token_create(&x, "churn", NULL, 1000 + i, &t, other, &err), 0);
+        if (i % 3 == 0)
+            assert_int_equal(tg_ingest_token_revoke(&x, t.id, 2000 + i, &t, &err), 0);
+        if (i % 20 == 0)
+            assert_int_equal(tg_events_tokens_load(f->ev, f->db.st, &err), 0);
+    }
+    while (atomic_load(&r.checks) < 1000) /* bounded by the threads' progress, not by time */
+        sched_yield();
+    atomic_store(&r.stop, 1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(atomic_load(&r.wrong), 0);
+    tg_ingest_auth_t who;
+    assert_int_equal(auth(f, other, &who), 0); /* the last one, i = 59, is in force */
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -247,6 +303,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_round_trip_and_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_create_authenticate_revoke, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_names_the_field, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tokens_change_while_gateways_read, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
