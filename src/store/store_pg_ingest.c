@@ -125,8 +125,8 @@ int tg_pg_ingest_token_page(tg_store_t *store, const tg_page_t *page, tg_ingest_
 int tg_pg_ingest_token_list_active(tg_store_t *store, tg_ingest_token_cb cb, void *arg, tg_err_t *err)
 {
     PGresult *r;
-    int rc = tg_pg_query(tg_pg(store), "SELECT " INGEST_COLS " FROM ingest_tokens WHERE revoked_at = 0", NULL, &r,
-                         err, "loading ingest tokens");
+    int rc = tg_pg_query(tg_pg(store), "SELECT " INGEST_COLS " FROM ingest_tokens WHERE revoked_at = 0", NULL, &r, err,
+                         "loading ingest tokens");
     if (rc != 0)
         return rc;
     int rows = PQntuples(r);

@@ -67,10 +67,11 @@ int tg_sqlite_ingest_token_set_revoked(tg_store_t *store, const char *id, int64_
     tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
     /* the first revocation's time stays: a second DELETE finds the row and changes nothing */
-    int rc = tg_sqlite_prepare(st,
-                               "UPDATE ingest_tokens SET revoked_at = CASE WHEN revoked_at = 0 THEN ? ELSE revoked_at END"
-                               " WHERE id = ?",
-                               &s, err, "revoking an ingest token");
+    int rc =
+        tg_sqlite_prepare(st,
+                          "UPDATE ingest_tokens SET revoked_at = CASE WHEN revoked_at = 0 THEN ? ELSE revoked_at END"
+                          " WHERE id = ?",
+                          &s, err, "revoking an ingest token");
     if (rc != 0)
         return rc;
     sqlite3_bind_int64(s, 1, revoked_at);

@@ -58,8 +58,8 @@ static void add_customer(tg_store_t *st, const char *id)
 
 static void open_events(fx_t *f)
 {
-    tg_events_opts_t o = {.cfg = f->cfg, .index_path = f->idx, .secret = (const uint8_t *)SECRET,
-                          .secret_len = strlen(SECRET)};
+    tg_events_opts_t o = {
+        .cfg = f->cfg, .index_path = f->idx, .secret = (const uint8_t *)SECRET, .secret_len = strlen(SECRET)};
     tg_err_t err = {0};
     assert_int_equal(tg_events_open(&o, &f->ev, &err), 0);
 }
@@ -125,8 +125,7 @@ static void test_store_round_trip_and_pages(void **state)
     fx_t *f = *state;
     tg_store_t *st = f->db.st;
     tg_err_t err = {0};
-    tg_ingest_token_row_t a = row("itk_a", "", 1, 100), b = row("itk_b", "cus_a", 2, 200),
-                          c = row("itk_c", "", 3, 200);
+    tg_ingest_token_row_t a = row("itk_a", "", 1, 100), b = row("itk_b", "cus_a", 2, 200), c = row("itk_c", "", 3, 200);
     assert_int_equal(tg_store_ingest_token_insert(st, &a, &err), 0);
     assert_int_equal(tg_store_ingest_token_insert(st, &b, &err), 0);
     assert_int_equal(tg_store_ingest_token_insert(st, &c, &err), 0);
