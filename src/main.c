@@ -498,6 +498,13 @@ static int cmd_serve(int argc, char **argv)
     gw = tg_gateway_new(&gdeps, (const uint8_t *)cfg->keys.secret, strlen(cfg->keys.secret));
     if (events != NULL)
         tg_events_attach(events, accounts, quota, meter, thresholds);
+    /* the ingest tokens made in the admin API, held in memory for the gateway (ingest_tokens.h) */
+    if (events != NULL && tg_events_tokens_load(events, st, &err) != 0) {
+        fprintf(stderr, "tollgate serve: %s\n", err.msg);
+        goto out;
+    }
+    if (events != NULL) /* several gateways: a token made or revoked on another node (PostgreSQL) */
+        tg_dirsync_follow_ingest_tokens(dirsync, events);
     /* With a stripe section, the outbox thread sends what the admin thread queues (its own
      * store connection; see src/payments/outbox.h). */
     if (cfg->stripe.enabled) {
@@ -559,7 +566,7 @@ static int cmd_serve(int argc, char **argv)
         goto out;
     }
     tg_admin_deps_t adeps = {cfg, st, accounts, quota, meter, (const uint8_t *)cfg->keys.secret,
-                             strlen(cfg->keys.secret), test_clock, outbox, dirsync, 1, live, reloader};
+                             strlen(cfg->keys.secret), test_clock, outbox, dirsync, 1, live, reloader, events};
     admin = tg_admin_new(&adeps);
     if (gw == NULL || admin == NULL) {
         fprintf(stderr, "tollgate serve: out of memory\n");
@@ -631,13 +638,13 @@ out:
     if (srv != NULL)
         tg_server_free(srv);
     tg_thresholds_stop(thresholds); /* after the gateway's loops, which queue to it */
+    tg_dirsync_stop(dirsync);       /* before the directory it updates and the events' token table */
     tg_events_close(events);        /* after the meter, whose callbacks commit its claims */
     tg_access_log_close(access_log); /* after the workers, its only writers */
     tg_outbox_stop(outbox); /* after the admin thread, which wakes it */
     tg_delivery_stop(delivery);
     tg_mail_sender_stop(mailer);
     tg_admin_free(admin);
-    tg_dirsync_stop(dirsync); /* before the directory it updates */
     tg_gateway_free(gw);
     tg_cluster_stop(cluster); /* gives the leases back; before the states it walks are freed */
     tg_limiter_free(limiter);

@@ -552,6 +552,10 @@ static void admin_dispatch(tg_admin_t *a, const tg_adm_segs_t *sp, const tg_admi
         tg_adm_list_billing_failures(a, r, res);
         return;
     }
+    if (tg_adm_seg_is(&s, 2, "ingest-tokens")) {
+        tg_adm_ingest_tokens_route(a, &s, r, res);
+        return;
+    }
     if (tg_adm_seg_is(&s, 2, "stripe") && tg_adm_seg_is(&s, 3, "outbox")) {
         tg_adm_stripe_outbox_route(a, &s, r, res);
         return;

@@ -52,6 +52,9 @@ typedef struct tg_admin_deps {
     /* POST /v1/admin/reload and tg_admin_reload run it (ops/reload.h); NULL: the route answers
      * 404. */
     struct tg_reloader *reloader;
+    /* The usage events service (an events section is configured), or NULL: ingest tokens made
+     * or revoked in the admin API update its in-memory table (metering/ingest_tokens.h). */
+    struct tg_events *events;
 } tg_admin_deps_t;
 
 typedef struct tg_admin_request {

@@ -31,7 +31,7 @@
 #include "util/money.h"
 
 /* How the target's state is read before and after. */
-typedef enum { SNAP_NONE, SNAP_CUSTOMER, SNAP_KEY, SNAP_INVOICE, SNAP_ENDPOINT, SNAP_BUDGET, SNAP_SETTINGS } snap_t;
+typedef enum { SNAP_NONE, SNAP_CUSTOMER, SNAP_KEY, SNAP_INVOICE, SNAP_ENDPOINT, SNAP_BUDGET, SNAP_SETTINGS, SNAP_INGEST_TOKEN } snap_t;
 
 #define ID_FROM_RESPONSE (-1) /* a creation: the new thing's "id" in the answer */
 #define ID_NONE (-2)          /* no target id (config, clock, a billing run) */
@@ -59,6 +59,9 @@ static const audit_route_t ADMIN_ROUTES[] = {
     {"PUT", {"customers", "*", "budget"}, "customer.budget", "customer", 1, SNAP_BUDGET, 0},
     {"DELETE", {"keys", "*"}, "key.revoke", "key", 1, SNAP_KEY, 0},
     {"POST", {"keys", "*", "rotate"}, "key.rotate", "key", 1, SNAP_KEY, AFTER_BODY},
+    /* the states are read from the store: the token shown once never reaches the log */
+    {"POST", {"ingest-tokens"}, "ingest_token.create", "ingest_token", ID_FROM_RESPONSE, SNAP_INGEST_TOKEN, 0},
+    {"DELETE", {"ingest-tokens", "*"}, "ingest_token.revoke", "ingest_token", 1, SNAP_INGEST_TOKEN, 0},
     {"POST", {"reload"}, "config.reload", "config", ID_NONE, SNAP_NONE, AFTER_BODY},
     {"POST", {"clock"}, "clock.advance", "clock", ID_NONE, SNAP_NONE, AFTER_BODY},
     {"POST", {"invoices", "run"}, "invoice.run", "billing", ID_NONE, SNAP_NONE, AFTER_BODY},
@@ -186,6 +189,10 @@ static json_t *snapshot(tg_admin_t *a, snap_t kind, const char *id)
             tg_money_format(amount, plan->currency_digits, buf, sizeof(buf)) < 0)
             return json_pack("{s:n}", "budget");
         return json_pack("{s:s,s:s}", "budget", buf, "currency", plan->currency);
+    }
+    case SNAP_INGEST_TOKEN: {
+        tg_ingest_token_row_t t;
+        return tg_store_ingest_token_get(a->d.store, id, &t, &err) == 0 ? tg_adm_ingest_token_json(&t) : NULL;
     }
     case SNAP_SETTINGS: {
         char chosen[2048];

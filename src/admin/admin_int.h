@@ -4,6 +4,7 @@
 #ifndef TG_ADMIN_INT_H
 #define TG_ADMIN_INT_H
 
+#include "store/store_ingest.h"
 #include <jansson.h>
 #include <stdint.h>
 
@@ -180,6 +181,10 @@ void tg_adm_reply_list_error(tg_admin_response_t *res, int rc, const char *what,
  * route is not one of them. */
 int tg_adm_notify_route(tg_admin_t *a, const char *customer_id, const tg_adm_segs_t *s, size_t at,
                         const tg_admin_request_t *r, tg_admin_response_t *res);
+/* admin_ingest.c (issue 16): /v1/admin/ingest-tokens[/{id}] (segment 2 is "ingest-tokens") */
+void tg_adm_ingest_tokens_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_request_t *r,
+                                tg_admin_response_t *res);
+json_t *tg_adm_ingest_token_json(const tg_ingest_token_row_t *t);
 void tg_adm_list_rejected(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
 void tg_adm_list_billing_failures(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);
 void tg_adm_list_customers(tg_admin_t *a, const tg_admin_request_t *r, tg_admin_response_t *res);

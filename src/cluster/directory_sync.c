@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "metering/events.h"
 #include "payments/stripe_events.h"
 #include "store/store.h"
 #include "store/store_cluster.h"
@@ -30,6 +31,9 @@ struct tg_dirsync {
     char (*pending)[TG_ID_MAX];
     size_t npending;
     int overflow;
+    int tokens_changed; /* an ingest token was announced since the last reload */
+    _Atomic(tg_events_t *) events;
+    _Atomic int follow_from_now; /* set by tg_dirsync_follow_ingest_tokens: load once */
     _Atomic uint64_t notifications, reloads, resyncs, failures;
     _Atomic int connected;
 };
@@ -65,6 +69,10 @@ static void on_change(const char *kind, const char *id, void *arg)
 {
     tg_dirsync_t *d = arg;
     atomic_fetch_add(&d->notifications, 1);
+    if (strcmp(kind, "ingest_token") == 0) {
+        d->tokens_changed = 1;
+        return;
+    }
     if (strcmp(kind, "customer") != 0 || strnlen(id, TG_ID_MAX) >= TG_ID_MAX)
         return;
     for (size_t i = 0; i < d->npending; i++)
@@ -103,11 +111,21 @@ static int reload_customer(tg_dirsync_t *d, tg_store_t *st, const char *id, tg_e
     return rc;
 }
 
+static int reload_tokens(tg_dirsync_t *d, tg_store_t *st, tg_err_t *err)
+{
+    tg_events_t *ev = atomic_load(&d->events);
+    if (ev == NULL)
+        return 0;
+    return tg_events_tokens_load(ev, st, err);
+}
+
 static int resync(tg_dirsync_t *d, tg_store_t *st, tg_err_t *err)
 {
     int rc = tg_accounts_load(d->accounts, st, err);
     if (rc == 0)
         rc = tg_dunning_restore_holds(st, d->accounts, err);
+    if (rc == 0)
+        rc = reload_tokens(d, st, err);
     if (rc == 0)
         atomic_fetch_add(&d->resyncs, 1);
     return rc;
@@ -146,10 +164,13 @@ static void *sync_main(void *arg)
         }
         d->npending = 0;
         d->overflow = 0;
+        d->tokens_changed = atomic_exchange(&d->follow_from_now, 0);
         /* short waits: a stop is noticed within 250 ms */
         int rc = tg_store_changes_wait(st, 250, on_change, d, NULL, &err);
         for (size_t i = 0; rc == 0 && !d->overflow && i < d->npending; i++)
             rc = reload_customer(d, st, d->pending[i], &err);
+        if (rc == 0 && d->tokens_changed)
+            rc = reload_tokens(d, st, &err);
         if (rc == 0 && (d->overflow || tg_clock_mono_ns() >= next_resync)) {
             rc = resync(d, st, &err);
             next_resync = tg_clock_mono_ns() + (int64_t)d->resync_s * TG_NS_PER_SEC;
@@ -212,6 +233,14 @@ void tg_dirsync_stop(tg_dirsync_t *d)
     free(d->pending);
     free(d->url);
     free(d);
+}
+
+void tg_dirsync_follow_ingest_tokens(tg_dirsync_t *d, tg_events_t *ev)
+{
+    if (d == NULL)
+        return;
+    atomic_store(&d->events, ev);
+    atomic_store(&d->follow_from_now, 1);
 }
 
 void tg_dirsync_stats(tg_dirsync_t *d, tg_dirsync_stats_t *out)

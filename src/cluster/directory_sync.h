@@ -1,5 +1,6 @@
 /* directory_sync.h - keeps this node's in-memory directory (customers, keys, payment holds:
- * gateway/accounts.h) in step with what every other node writes to the shared database.
+ * gateway/accounts.h) and, once followed, its table of ingest tokens (metering/events.h) in
+ * step with what every other node writes to the shared database.
  *
  * A thread with its own store connection listens for change notifications (store_cluster.h)
  * and reloads each customer named, with its keys and payment hold, within milliseconds of the
@@ -30,6 +31,11 @@ typedef struct tg_dirsync_stats {
  * is made by the thread, so a database down at this moment is retried, not an error. */
 int tg_dirsync_start(const char *store_url, tg_accounts_t *accounts, int resync_s, tg_dirsync_t **out, tg_err_t *err);
 void tg_dirsync_stop(tg_dirsync_t *d);
+/* From now on also reload ev's ingest tokens (tg_events_tokens_load) when one is made or revoked
+ * on any node, and at each full resync; once at once, to cover what changed before. ev must
+ * outlive d (stop d first). d NULL: nothing. */
+struct tg_events;
+void tg_dirsync_follow_ingest_tokens(tg_dirsync_t *d, struct tg_events *ev);
 void tg_dirsync_stats(tg_dirsync_t *d, tg_dirsync_stats_t *out);
 
 #endif

@@ -29,8 +29,13 @@ struct tg_events {
     tg_thresholds_t *thresholds;
     uint8_t event_key[crypto_generichash_KEYBYTES]; /* keys the (customer, id) hashes */
     uint8_t token_key[crypto_generichash_KEYBYTES]; /* keys the token hashes */
-    token_hash_t *tokens;
+    token_hash_t *tokens; /* events.tokens: fixed for the service's life */
     size_t ntokens;
+    /* Stored tokens (admin API): replaced by tg_events_token_put / tg_events_tokens_load on the
+     * admin thread, read by every gateway loop. */
+    pthread_rwlock_t stored_mu;
+    tg_ingest_token_row_t *stored;
+    size_t nstored, stored_cap;
     pthread_mutex_t mu; /* the index */
     tg_event_index_t *index;
 };
@@ -157,6 +162,11 @@ int tg_events_open(const tg_events_opts_t *o, tg_events_t **out, tg_err_t *err)
         free(ev);
         return tg_errf(err, TG_ENOMEM, "out of memory starting usage events");
     }
+    if (pthread_rwlock_init(&ev->stored_mu, NULL) != 0) {
+        pthread_mutex_destroy(&ev->mu);
+        free(ev);
+        return tg_errf(err, TG_ENOMEM, "out of memory starting usage events");
+    }
     ev->cfg = o->cfg;
     derive(o->secret, o->secret_len, "tollgate usage event id v1", ev->event_key);
     derive(o->secret, o->secret_len, "tollgate ingest token v1", ev->token_key);
@@ -200,6 +210,10 @@ void tg_events_close(tg_events_t *ev)
     sodium_memzero(ev->event_key, sizeof(ev->event_key));
     sodium_memzero(ev->token_key, sizeof(ev->token_key));
     free(ev->tokens);
+    if (ev->stored != NULL)
+        sodium_memzero(ev->stored, ev->stored_cap * sizeof(*ev->stored));
+    free(ev->stored);
+    pthread_rwlock_destroy(&ev->stored_mu);
     pthread_mutex_destroy(&ev->mu);
     free(ev);
 }
@@ -232,12 +246,117 @@ int tg_events_authenticate(tg_events_t *ev, const char *token, size_t len, tg_in
     for (size_t i = 0; i < ev->ntokens; i++) /* every one, so the time does not say which matched */
         if (sodium_memcmp(h, ev->tokens[i].hash, sizeof(h)) == 0)
             match = ev->tokens[i].conf;
+    int found = match != NULL;
+    if (match != NULL) {
+        snprintf(out->name, sizeof(out->name), "%s", match->name);
+        snprintf(out->customer, sizeof(out->customer), "%s", match->customer != NULL ? match->customer : "");
+    }
+    pthread_rwlock_rdlock(&ev->stored_mu);
+    for (size_t i = 0; i < ev->nstored; i++)
+        if (sodium_memcmp(h, ev->stored[i].hash, sizeof(h)) == 0 && !found) {
+            found = 1;
+            memcpy(out->name, ev->stored[i].name, sizeof(out->name));
+            memcpy(out->customer, ev->stored[i].customer_id, sizeof(out->customer));
+        }
+    pthread_rwlock_unlock(&ev->stored_mu);
     sodium_memzero(h, sizeof(h));
-    if (match == NULL)
-        return TG_ENOTFOUND;
-    out->name = match->name;
-    out->customer = match->customer;
+    return found ? 0 : TG_ENOTFOUND;
+}
+
+void tg_events_token_hash(const uint8_t *secret, size_t secret_len, const char *token, size_t len, uint8_t out[32])
+{
+    uint8_t key[crypto_generichash_KEYBYTES];
+    derive(secret, secret_len, "tollgate ingest token v1", key);
+    crypto_generichash(out, 32, (const unsigned char *)token, len, key, sizeof(key));
+    sodium_memzero(key, sizeof(key));
+}
+
+/* Under the write lock. */
+static int stored_put_locked(tg_events_t *ev, const tg_ingest_token_row_t *t)
+{
+    size_t i = 0;
+    while (i < ev->nstored && strcmp(ev->stored[i].id, t->id) != 0)
+        i++;
+    if (t->revoked_at != 0) {
+        if (i < ev->nstored) {
+            ev->stored[i] = ev->stored[--ev->nstored];
+            sodium_memzero(&ev->stored[ev->nstored], sizeof(ev->stored[0]));
+        }
+        return 0;
+    }
+    if (i == ev->nstored) {
+        if (ev->nstored == ev->stored_cap) {
+            size_t cap = ev->stored_cap != 0 ? ev->stored_cap * 2 : 16;
+            tg_ingest_token_row_t *p = calloc(cap, sizeof(*p));
+            if (p == NULL)
+                return TG_ENOMEM;
+            if (ev->nstored > 0)
+                memcpy(p, ev->stored, ev->nstored * sizeof(*p));
+            if (ev->stored != NULL)
+                sodium_memzero(ev->stored, ev->stored_cap * sizeof(*ev->stored));
+            free(ev->stored);
+            ev->stored = p, ev->stored_cap = cap;
+        }
+        ev->nstored++;
+    }
+    ev->stored[i] = *t;
     return 0;
+}
+
+int tg_events_token_put(tg_events_t *ev, const tg_ingest_token_row_t *t)
+{
+    pthread_rwlock_wrlock(&ev->stored_mu);
+    int rc = stored_put_locked(ev, t);
+    pthread_rwlock_unlock(&ev->stored_mu);
+    return rc;
+}
+
+typedef struct load_ctx {
+    tg_ingest_token_row_t *rows;
+    size_t n, cap;
+    int oom;
+} load_ctx_t;
+
+static int load_one(const tg_ingest_token_row_t *t, void *arg)
+{
+    load_ctx_t *l = arg;
+    if (l->n == l->cap) {
+        size_t cap = l->cap != 0 ? l->cap * 2 : 16;
+        tg_ingest_token_row_t *p = calloc(cap, sizeof(*p));
+        if (p == NULL) {
+            l->oom = 1;
+            return 1;
+        }
+        if (l->n > 0)
+            memcpy(p, l->rows, l->n * sizeof(*p));
+        if (l->rows != NULL)
+            sodium_memzero(l->rows, l->cap * sizeof(*l->rows));
+        free(l->rows);
+        l->rows = p, l->cap = cap;
+    }
+    l->rows[l->n++] = *t;
+    return 0;
+}
+
+int tg_events_tokens_load(tg_events_t *ev, tg_store_t *st, tg_err_t *err)
+{
+    /* read without the lock (the store may take milliseconds), swap under it */
+    load_ctx_t l = {0};
+    int rc = tg_store_ingest_token_list_active(st, load_one, &l, err);
+    if (rc == 0 && l.oom)
+        rc = tg_errf(err, TG_ENOMEM, "out of memory loading the ingest tokens");
+    if (rc == 0) {
+        pthread_rwlock_wrlock(&ev->stored_mu);
+        tg_ingest_token_row_t *old = ev->stored;
+        size_t old_cap = ev->stored_cap;
+        ev->stored = l.rows, ev->nstored = l.n, ev->stored_cap = l.cap;
+        pthread_rwlock_unlock(&ev->stored_mu);
+        l.rows = old, l.cap = old_cap;
+    }
+    if (l.rows != NULL)
+        sodium_memzero(l.rows, l.cap * sizeof(*l.rows));
+    free(l.rows);
+    return rc;
 }
 
 /* ---- RFC 3339 ---- */
@@ -376,7 +495,7 @@ static int check_event(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_ev
     if (*acct == NULL)
         return refuse(r, field, "no %s has the id \"%s\"", e->customer != NULL ? "customer" : "API key", id);
     const char *cid = tg_account_id(*acct);
-    if (who->customer != NULL && strcmp(who->customer, cid) != 0)
+    if (who->customer[0] != '\0' && strcmp(who->customer, cid) != 0)
         return refuse(r, field, "the ingest token \"%s\" reports usage for %s only", who->name, who->customer);
     if (e->metric == NULL)
         return refuse(r, "metric", "is required");

@@ -5,7 +5,8 @@
  * The domain service behind POST /v1/events (the HTTP adapter is src/http/events_http.c, which
  * parses JSON and answers; nothing here knows HTTP). For one batch it:
  *  1. authenticates the ingest token (tg_events_authenticate: a keyed hash compared in constant
- *     time with every configured token's; a token scoped to one customer reports for no other);
+ *     time with every configured token's and every stored token's - those created in the admin
+ *     API, held in memory; a token scoped to one customer reports for no other);
  *  2. checks each event (tg_events_ingest) and gives it an outcome as a value: accepted,
  *     duplicate, or refused with the field and a sentence. The checks: id 1-128 printable
  *     bytes; exactly one of customer (an existing cus_ id) and key (an existing key id); a
@@ -44,6 +45,7 @@
 #include "limits/quota.h"
 #include "metering/meter.h"
 #include "notify/thresholds.h"
+#include "store/store_ingest.h"
 #include "util/err.h"
 
 #define TG_EVENT_ID_MAX 128   /* bytes of an event id */
@@ -79,15 +81,31 @@ void tg_events_close(tg_events_t *ev);
  * log_dir ("events.idx" for node ""), else "<database>-events.idx". malloc'd; NULL with err set. */
 char *tg_events_index_path(const char *store_url, const char *log_dir, const char *node, tg_err_t *err);
 
-/* The ingest token that authenticates a request. */
+/* The ingest token that authenticates a request: a copy, so that it outlives a revocation that
+ * happens while its batch is in flight. */
 typedef struct tg_ingest_auth {
-    const char *name;     /* the token's name (configuration) */
-    const char *customer; /* the only customer it reports for; NULL: any */
+    char name[TG_NAME_MAX];   /* the token's name (configuration or admin API) */
+    char customer[TG_ID_MAX]; /* the only customer it reports for; "": any */
 } tg_ingest_auth_t;
 
-/* 0 with *out filled when token (len bytes, the Bearer credential) is one of events.tokens,
- * else TG_ENOTFOUND. Compares every token's hash in constant time. */
+/* 0 with *out filled when token (len bytes, the Bearer credential) is one of events.tokens or
+ * one of the stored tokens in force (tg_events_token_put), else TG_ENOTFOUND. Compares every
+ * token's hash in constant time; no I/O (stored tokens are held in memory). Any thread. */
 int tg_events_authenticate(tg_events_t *ev, const char *token, size_t len, tg_ingest_auth_t *out);
+
+/* The keyed hash a stored ingest token is kept and compared as (store_ingest.h): BLAKE2b-256
+ * keyed with a key derived from keys.secret, the same key tg_events_authenticate uses. */
+void tg_events_token_hash(const uint8_t *secret, size_t secret_len, const char *token, size_t len, uint8_t out[32]);
+
+/* The table of stored tokens, refreshed on change (the admin thread calls put after each
+ * create or revoke, before it answers): a row with revoked_at 0 is added (or replaced, by id),
+ * a revoked one removed. load replaces the table with the store's tokens in force (at start, and
+ * on the directory sync's thread when another node changed one): it reads the store without the
+ * lock and swaps the table under it, so requests never wait on the database. TG_ENOMEM / the
+ * store's errors, with the table unchanged. Any thread; requests in flight keep
+ * the copy they authenticated with. */
+int tg_events_token_put(tg_events_t *ev, const tg_ingest_token_row_t *t);
+int tg_events_tokens_load(tg_events_t *ev, tg_store_t *st, tg_err_t *err);
 
 /* One event as the adapter read it. Strings are borrowed and need not be NUL-terminated; a NULL
  * pointer is a field that was absent. bad_field/bad_message: the adapter already refused it (a

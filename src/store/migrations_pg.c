@@ -461,6 +461,23 @@ const tg_migration_t tg_pg_migrations[] = {
      " OR OLD.status IS DISTINCT FROM NEW.status OR OLD.pending_plan_id IS DISTINCT FROM NEW.pending_plan_id"
      " OR OLD.pending_at IS DISTINCT FROM NEW.pending_at OR OLD.cancel_at IS DISTINCT FROM NEW.cancel_at)"
      " EXECUTE FUNCTION tg_customer_schedule_reset();"},
+    /* 32 (issue 16): ingest tokens - see migrations_sqlite.c */
+    {32, "ingest tokens",
+     "CREATE TABLE ingest_tokens ("
+     "  id TEXT PRIMARY KEY,"
+     "  name TEXT NOT NULL,"
+     "  customer_id TEXT NOT NULL DEFAULT '',"
+     "  hash BYTEA NOT NULL UNIQUE,"
+     "  prefix TEXT NOT NULL,"
+     "  created_at BIGINT NOT NULL,"
+     "  revoked_at BIGINT NOT NULL DEFAULT 0);"
+     "CREATE INDEX ingest_tokens_order ON ingest_tokens(created_at, id COLLATE \"C\");"
+     /* every node holds the tokens in force in memory: a token made or revoked on any node is
+      * announced on tollgate_changes (store_cluster.h) and each node reloads them */
+     "CREATE FUNCTION tg_notify_ingest_token() RETURNS trigger LANGUAGE plpgsql AS $$"
+     " BEGIN PERFORM pg_notify('tollgate_changes', 'ingest_token:' || NEW.id); RETURN NULL; END $$;"
+     "CREATE TRIGGER ingest_tokens_notify AFTER INSERT OR UPDATE ON ingest_tokens"
+     " FOR EACH ROW EXECUTE FUNCTION tg_notify_ingest_token();"},
 };
 
 const size_t tg_pg_migrations_count = sizeof(tg_pg_migrations) / sizeof(tg_pg_migrations[0]);

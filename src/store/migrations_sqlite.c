@@ -498,6 +498,18 @@ const tg_migration_t tg_sqlite_migrations[] = {
      " OR OLD.pending_plan_id IS NOT NEW.pending_plan_id OR OLD.pending_at IS NOT NEW.pending_at"
      " OR OLD.cancel_at IS NOT NEW.cancel_at"
      " BEGIN UPDATE customer_schedule SET next_period_end = 0 WHERE customer_id = NEW.id; END;"},
+    /* 32 (issue 16): ingest tokens created in the admin API (store_ingest.h): the keyed hash of
+     * the token, never the token; revoked, never deleted. customer_id "": any customer. */
+    {32, "ingest tokens",
+     "CREATE TABLE ingest_tokens ("
+     "  id TEXT PRIMARY KEY,"
+     "  name TEXT NOT NULL,"
+     "  customer_id TEXT NOT NULL DEFAULT '',"
+     "  hash BLOB NOT NULL UNIQUE,"
+     "  prefix TEXT NOT NULL,"
+     "  created_at INTEGER NOT NULL,"
+     "  revoked_at INTEGER NOT NULL DEFAULT 0);"
+     "CREATE INDEX ingest_tokens_order ON ingest_tokens(created_at, id);"},
 };
 
 const size_t tg_sqlite_migrations_count = sizeof(tg_sqlite_migrations) / sizeof(tg_sqlite_migrations[0]);

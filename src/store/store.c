@@ -961,3 +961,31 @@ int tg_audit_row_fits(const tg_audit_row_t *r)
            (r->after_json == NULL || strnlen(r->after_json, TG_AUDIT_JSON_MAX + 1) <= TG_AUDIT_JSON_MAX);
 }
 
+
+/* ---- issue 16: store_ingest.h ---- */
+
+int tg_store_ingest_token_insert(tg_store_t *st, const tg_ingest_token_row_t *t, tg_err_t *err)
+{
+    return st->ops->ingest_token_insert(st, t, err);
+}
+
+int tg_store_ingest_token_get(tg_store_t *st, const char *id, tg_ingest_token_row_t *out, tg_err_t *err)
+{
+    return st->ops->ingest_token_get(st, id, out, err);
+}
+
+int tg_store_ingest_token_set_revoked(tg_store_t *st, const char *id, int64_t revoked_at, tg_err_t *err)
+{
+    return st->ops->ingest_token_set_revoked(st, id, revoked_at, err);
+}
+
+int tg_store_ingest_token_page(tg_store_t *st, const tg_page_t *page, tg_ingest_token_cb cb, void *arg,
+                               tg_page_end_t *end, tg_err_t *err)
+{
+    return st->ops->ingest_token_page(st, page, cb, arg, end, err);
+}
+
+int tg_store_ingest_token_list_active(tg_store_t *st, tg_ingest_token_cb cb, void *arg, tg_err_t *err)
+{
+    return st->ops->ingest_token_list_active(st, cb, arg, err);
+}

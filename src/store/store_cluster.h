@@ -4,7 +4,8 @@
  *
  * On PostgreSQL, triggers (migration 23) publish "customer:<id>" on the channel
  * tollgate_changes whenever a customer, one of its keys (created, revoked, expiry changed) or
- * its dunning state changes, delivered to every listening connection when the writing
+ * its dunning state changes, and (migration 32) "ingest_token:<id>" when an ingest token is made
+ * or revoked, delivered to every listening connection when the writing
  * transaction commits, whichever node or process wrote. On SQLite (one node) there is nothing
  * to listen to: the node that writes also updates its own memory. */
 #ifndef TG_STORE_CLUSTER_H

@@ -12,6 +12,7 @@
 #include "store/store.h"
 #include "store/store_audit.h"
 #include "store/store_cluster.h"
+#include "store/store_ingest.h"
 #include "store/store_mail.h"
 #include "store/store_meter.h"
 #include "store/store_notify.h"
@@ -251,6 +252,13 @@ typedef struct tg_store_ops {
     int (*audit_append)(tg_store_t *st, const tg_audit_row_t *r, int64_t *id, tg_err_t *err);
     int (*audit_page)(tg_store_t *st, const tg_audit_filter_t *f, const tg_page_t *page, tg_audit_row_cb cb, void *arg,
                       tg_page_end_t *end, tg_err_t *err);
+    /* issue 16: store_ingest.h */
+    int (*ingest_token_insert)(tg_store_t *st, const tg_ingest_token_row_t *t, tg_err_t *err);
+    int (*ingest_token_get)(tg_store_t *st, const char *id, tg_ingest_token_row_t *out, tg_err_t *err);
+    int (*ingest_token_set_revoked)(tg_store_t *st, const char *id, int64_t revoked_at, tg_err_t *err);
+    int (*ingest_token_page)(tg_store_t *st, const tg_page_t *page, tg_ingest_token_cb cb, void *arg, tg_page_end_t *end,
+                             tg_err_t *err);
+    int (*ingest_token_list_active)(tg_store_t *st, tg_ingest_token_cb cb, void *arg, tg_err_t *err);
 } tg_store_ops_t;
 
 /* The part of a connection that every backend shares: its struct starts with it. */

@@ -726,4 +726,9 @@ const tg_store_ops_t tg_pg_ops = {
     /* issue 14 */
     .audit_append = tg_pg_audit_append,
     .audit_page = tg_pg_audit_page,
+    .ingest_token_insert = tg_pg_ingest_token_insert,
+    .ingest_token_get = tg_pg_ingest_token_get,
+    .ingest_token_set_revoked = tg_pg_ingest_token_set_revoked,
+    .ingest_token_page = tg_pg_ingest_token_page,
+    .ingest_token_list_active = tg_pg_ingest_token_list_active,
 };

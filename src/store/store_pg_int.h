@@ -346,4 +346,18 @@ int tg_pg_audit_append(tg_store_t *st, const tg_audit_row_t *r, int64_t *id, tg_
 int tg_pg_audit_page(tg_store_t *st, const tg_audit_filter_t *f, const tg_page_t *page, tg_audit_row_cb cb, void *arg,
                      tg_page_end_t *end, tg_err_t *err);
 
+/* store_pg_lists.c: hands the rows of res (fetched with LIMIT limit + 1) to row, which writes each
+ * row's sort key; a row past limit only sets end->has_more, with the key of the page's last row.
+ * A non-zero return of row stops the page. Clears res. */
+typedef int (*tg_pg_page_row_fn)(const PGresult *res, int i, void *ctx, char key[TG_PAGE_KEY_MAX]);
+void tg_pg_run_page(PGresult *res, size_t limit, tg_pg_page_row_fn row, void *ctx, tg_page_end_t *end);
+
+/* store_pg_ingest.c (issue 16) */
+#include "store/store_ingest.h"
+int tg_pg_ingest_token_insert(tg_store_t *st, const tg_ingest_token_row_t *t, tg_err_t *err);
+int tg_pg_ingest_token_get(tg_store_t *st, const char *id, tg_ingest_token_row_t *out, tg_err_t *err);
+int tg_pg_ingest_token_set_revoked(tg_store_t *st, const char *id, int64_t revoked_at, tg_err_t *err);
+int tg_pg_ingest_token_page(tg_store_t *st, const tg_page_t *page, tg_ingest_token_cb cb, void *arg, tg_page_end_t *end, tg_err_t *err);
+int tg_pg_ingest_token_list_active(tg_store_t *st, tg_ingest_token_cb cb, void *arg, tg_err_t *err);
+
 #endif

@@ -39,12 +39,7 @@ int tg_pg_read_invoice(const PGresult *res, int row, tg_invoice_t *inv)
     return inv->body != NULL ? 0 : TG_ENOMEM;
 }
 
-/* Hands the rows of res (fetched with LIMIT limit + 1) to row, which writes each row's sort key;
- * a row past limit only sets end->has_more, with the key of the page's last row. A non-zero
- * return of row stops the page. Clears res. */
-typedef int (*page_row_fn)(const PGresult *res, int i, void *ctx, char key[TG_PAGE_KEY_MAX]);
-
-static void run_page(PGresult *res, size_t limit, page_row_fn row, void *ctx, tg_page_end_t *end)
+void tg_pg_run_page(PGresult *res, size_t limit, tg_pg_page_row_fn row, void *ctx, tg_page_end_t *end)
 {
     memset(end, 0, sizeof(*end));
     char key[TG_PAGE_KEY_MAX] = "";
@@ -114,7 +109,7 @@ int tg_pg_usage_rejected_list(tg_store_t *store, const tg_page_t *page, tg_usage
     if (rc != 0)
         return rc;
     rejected_ctx_t c = {cb, arg};
-    run_page(r, page->limit, rejected_row, &c, end);
+    tg_pg_run_page(r, page->limit, rejected_row, &c, end);
     return 0;
 }
 
@@ -218,7 +213,7 @@ int tg_pg_billing_failure_list(tg_store_t *store, const tg_page_t *page, tg_bill
     if (rc != 0)
         return rc;
     failure_ctx_t c = {cb, arg};
-    run_page(r, page->limit, failure_row, &c, end);
+    tg_pg_run_page(r, page->limit, failure_row, &c, end);
     return 0;
 }
 
@@ -284,7 +279,7 @@ static int list_page(tg_pg_t *st, const char *first, const char *next, const cha
     int rc = tg_pg_query(st, after ? next : first, &p, &r, err, doing);
     if (rc != 0)
         return rc;
-    run_page(r, page->limit, page_row, ctx, end);
+    tg_pg_run_page(r, page->limit, page_row, ctx, end);
     if (ctx->failed)
         return tg_errf(err, TG_ENOMEM, "%s: out of memory", doing);
     return 0;

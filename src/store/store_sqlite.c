@@ -484,4 +484,9 @@ const tg_store_ops_t tg_sqlite_ops = {
     /* issue 14 */
     .audit_append = tg_sqlite_audit_append,
     .audit_page = tg_sqlite_audit_page,
+    .ingest_token_insert = tg_sqlite_ingest_token_insert,
+    .ingest_token_get = tg_sqlite_ingest_token_get,
+    .ingest_token_set_revoked = tg_sqlite_ingest_token_set_revoked,
+    .ingest_token_page = tg_sqlite_ingest_token_page,
+    .ingest_token_list_active = tg_sqlite_ingest_token_list_active,
 };

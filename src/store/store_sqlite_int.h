@@ -333,4 +333,12 @@ int tg_sqlite_audit_append(tg_store_t *st, const tg_audit_row_t *r, int64_t *id,
 int tg_sqlite_audit_page(tg_store_t *st, const tg_audit_filter_t *f, const tg_page_t *page, tg_audit_row_cb cb, void *arg,
                      tg_page_end_t *end, tg_err_t *err);
 
+/* store_sqlite_ingest.c (issue 16) */
+#include "store/store_ingest.h"
+int tg_sqlite_ingest_token_insert(tg_store_t *st, const tg_ingest_token_row_t *t, tg_err_t *err);
+int tg_sqlite_ingest_token_get(tg_store_t *st, const char *id, tg_ingest_token_row_t *out, tg_err_t *err);
+int tg_sqlite_ingest_token_set_revoked(tg_store_t *st, const char *id, int64_t revoked_at, tg_err_t *err);
+int tg_sqlite_ingest_token_page(tg_store_t *st, const tg_page_t *page, tg_ingest_token_cb cb, void *arg, tg_page_end_t *end, tg_err_t *err);
+int tg_sqlite_ingest_token_list_active(tg_store_t *st, tg_ingest_token_cb cb, void *arg, tg_err_t *err);
+
 #endif
