@@ -2495,6 +2495,8 @@ static const directive_t events_dirs[] = {
     {"dedup_window", set_duration, AT(int64_t, tg_config_t, events.dedup_window_s), 0, 0, 0, NULL, NULL, NULL},
     {"max_body_bytes", set_u64, AT(uint64_t, tg_config_t, events.max_body_bytes), 1024, 268435456, 0, NULL, NULL,
      NULL},
+    /* a billion ids: a 64 GiB index file, already beyond the disks this is meant for */
+    {"index_keys", set_u64, AT(uint64_t, tg_config_t, events.index_keys), 0, 1000000000, 0, NULL, NULL, NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 static const section_t events_sec = {events_dirs, 0, finish_events};
 

@@ -327,6 +327,7 @@ typedef struct tg_config {
         int max_batch;           /* events in one request; default 1000 */
         int64_t dedup_window_s;  /* an event id counts once this long, and older events are refused; default 35 d */
         uint64_t max_body_bytes; /* a request body; default 4 MiB */
+        uint64_t index_keys;     /* the dedup index is sized at start for this many ids; default 0 (grows) */
     } events;
     tg_plan_t *plans;
     size_t nplans;

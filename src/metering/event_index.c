@@ -97,6 +97,20 @@ static int create_file(const char *path, uint64_t cap, int *fd_out, tg_err_t *er
     return 0;
 }
 
+/* The slots for `keys` keys below the 70 % that triggers a rebuild (at least MIN_SLOTS), or 0
+ * when no table is that large. */
+static uint64_t slots_for(uint64_t keys)
+{
+    if (keys > MAX_SLOTS / 10 * 7)
+        return 0;
+    uint64_t cap = MIN_SLOTS;
+    while (keys * 10 > cap * 7)
+        cap <<= 1;
+    return cap;
+}
+
+static int rebuild(tg_event_index_t *ix, uint64_t min_cap, tg_err_t *err);
+
 static void count(tg_event_index_t *ix)
 {
     ix->used = ix->live = 0;
@@ -113,9 +127,14 @@ static void count(tg_event_index_t *ix)
             ix->live++;
 }
 
-int tg_event_index_open(const char *path, int window_days, tg_event_index_t **out, tg_err_t *err)
+int tg_event_index_open(const char *path, int window_days, uint64_t expected_keys, tg_event_index_t **out,
+                        tg_err_t *err)
 {
     *out = NULL;
+    uint64_t want = slots_for(expected_keys);
+    if (want == 0)
+        return tg_errf(err, TG_ENOMEM, "the event index cannot be sized for %llu keys (at most %llu)",
+                       (unsigned long long)expected_keys, (unsigned long long)(MAX_SLOTS / 10 * 7));
     tg_event_index_t *ix = calloc(1, sizeof(*ix));
     if (ix == NULL || (ix->path = strdup(path)) == NULL) {
         free(ix);
@@ -132,7 +151,7 @@ int tg_event_index_open(const char *path, int window_days, tg_event_index_t **ou
     unlink(tmp); /* a rebuild that a crash interrupted: the old file is whole */
     ix->fd = open(path, O_RDWR | O_CLOEXEC);
     if (ix->fd < 0 && errno == ENOENT) {
-        if ((rc = create_file(path, MIN_SLOTS, &ix->fd, err)) != 0)
+        if ((rc = create_file(path, want, &ix->fd, err)) != 0)
             goto fail;
     } else if (ix->fd < 0) {
         rc = tg_errf(err, TG_EIO, "opening the event index %s: %s", path, strerror(errno));
@@ -158,6 +177,8 @@ int tg_event_index_open(const char *path, int window_days, tg_event_index_t **ou
     if ((rc = map_file(ix, ix->fd, cap, err)) != 0)
         goto fail;
     count(ix);
+    if (ix->cap < want && (rc = rebuild(ix, want, err)) != 0)
+        goto fail;
     *out = ix;
     return 0;
 fail:
@@ -198,14 +219,15 @@ static slot_t *probe(tg_event_index_t *ix, const uint8_t key[TG_EVENT_KEY_BYTES]
     }
 }
 
-/* Rebuilds into a table about four times the live keys (at least MIN_SLOTS): tombstones and
- * expired keys are dropped. The new file is complete and synced before it replaces the old. */
-static int rebuild(tg_event_index_t *ix, tg_err_t *err)
+/* Rebuilds into a table about four times the live keys (at least min_cap slots, a power of two
+ * not below MIN_SLOTS): tombstones and expired keys are dropped. The new file is complete and
+ * synced before it replaces the old. */
+static int rebuild(tg_event_index_t *ix, uint64_t min_cap, tg_err_t *err)
 {
     uint64_t live = 0;
     for (uint64_t i = 0; i < ix->cap; i++)
         live += holds(ix, &ix->slots[i]);
-    uint64_t cap = MIN_SLOTS;
+    uint64_t cap = min_cap;
     while (cap < live * 4 && cap < MAX_SLOTS)
         cap <<= 1;
     if (live * 10 >= cap * 7)
@@ -255,7 +277,7 @@ int tg_event_index_claim(tg_event_index_t *ix, const uint8_t key[TG_EVENT_KEY_BY
     if (today > ix->today)
         ix->today = today;
     if ((ix->used + 1) * 10 > ix->cap * 7) {
-        int rc = rebuild(ix, err);
+        int rc = rebuild(ix, MIN_SLOTS, err);
         if (rc != 0)
             return rc;
     }

@@ -183,7 +183,7 @@ int tg_events_open(const tg_events_opts_t *o, tg_events_t **out, tg_err_t *err)
                            strlen(t->token), ev->token_key, sizeof(ev->token_key));
     }
     int window_days = (int)((o->cfg->events.dedup_window_s + 86399) / 86400);
-    if ((rc = tg_event_index_open(o->index_path, window_days, &ev->index, err)) != 0 ||
+    if ((rc = tg_event_index_open(o->index_path, window_days, o->cfg->events.index_keys, &ev->index, err)) != 0 ||
         (rc = settle_pending(ev, o, err)) != 0)
         goto fail;
     *out = ev;

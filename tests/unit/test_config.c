@@ -1397,6 +1397,7 @@ static void test_events_section(void **state)
     assert_int_equal(cfg->events.enabled, 0);
     assert_int_equal(cfg->events.max_batch, 1000);
     assert_int_equal(cfg->events.dedup_window_s, 35 * 86400);
+    assert_int_equal(cfg->events.index_keys, 0); /* the dedup index grows as it needs */
     assert_true(tg_config_metric_defined(cfg, "tokens"));
     assert_true(tg_config_metric_defined(cfg, "api_calls"));
     assert_false(tg_config_metric_defined(cfg, "images"));
@@ -1405,6 +1406,7 @@ static void test_events_section(void **state)
     cfg = load_ok(BASE "events:\n"
                        "  max_batch: 5\n"
                        "  dedup_window: 2d\n"
+                       "  index_keys: 10000000\n"
                        "  tokens:\n"
                        "    - {name: jobs, token: \"ingest-token-0123456789abcdef\"}\n"
                        "    - {name: one, token: \"ingest-token-0123456789abcdeX\", customer: cus_abc}\n"
@@ -1412,6 +1414,7 @@ static void test_events_section(void **state)
     assert_int_equal(cfg->events.enabled, 1);
     assert_int_equal(cfg->events.max_batch, 5);
     assert_int_equal(cfg->events.dedup_window_s, 2 * 86400);
+    assert_int_equal(cfg->events.index_keys, 10000000);
     assert_int_equal(cfg->events.ntokens, 2);
     assert_null(cfg->events.tokens[0].customer);
     assert_string_equal(cfg->events.tokens[1].customer, "cus_abc");
@@ -1433,6 +1436,8 @@ static void test_events_section(void **state)
     assert_null(strstr(errbuf, "ingest-token-0123456789abcdef")); /* a secret is never echoed */
     only_error(BASE "events: {dedup_window: 12h}\nplans: {p: {}}\n",
                "test.yaml:4: events.dedup_window: must be between 1d and 365d");
+    only_error(BASE "events: {index_keys: 1000000001}\nplans: {p: {}}\n",
+               "test.yaml:4: events.index_keys: \"1000000001\" is not a whole number from 0 to 1000000000");
 }
 
 int main(void)

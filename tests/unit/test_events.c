@@ -58,7 +58,7 @@ static void test_claim_duplicate_withdraw(void **state)
     (void)state;
     tg_event_index_t *ix;
     tg_err_t err = {0};
-    assert_int_equal(tg_event_index_open(path, 35, &ix, &err), 0);
+    assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), 0);
     uint8_t a[16], b[16];
     key_of(1, a);
     key_of(2, b);
@@ -80,7 +80,7 @@ static void test_survives_reopen_and_lists_pending(void **state)
     (void)state;
     tg_event_index_t *ix;
     tg_err_t err = {0};
-    assert_int_equal(tg_event_index_open(path, 35, &ix, &err), 0);
+    assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), 0);
     uint8_t k[16];
     for (uint64_t i = 0; i < 100; i++) {
         key_of(i, k);
@@ -89,7 +89,7 @@ static void test_survives_reopen_and_lists_pending(void **state)
             tg_event_index_commit(ix, k);
     }
     tg_event_index_close(ix); /* as a killed process leaves it: no flush of its own */
-    assert_int_equal(tg_event_index_open(path, 35, &ix, &err), 0);
+    assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), 0);
     uint8_t(*pending)[TG_EVENT_KEY_BYTES];
     size_t n;
     assert_int_equal(tg_event_index_pending(ix, &pending, &n, &err), 0);
@@ -112,7 +112,7 @@ static void test_grows_without_losing_a_key(void **state)
     (void)state;
     tg_event_index_t *ix;
     tg_err_t err = {0};
-    assert_int_equal(tg_event_index_open(path, 35, &ix, &err), 0);
+    assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), 0);
     uint8_t k[16];
     const uint64_t n = 200000; /* past 70 % of 65,536 slots: two rebuilds */
     for (uint64_t i = 0; i < n; i++) {
@@ -125,7 +125,7 @@ static void test_grows_without_losing_a_key(void **state)
     assert_int_equal(live, n);
     assert_true(slots >= n * 10 / 7);
     tg_event_index_close(ix);
-    assert_int_equal(tg_event_index_open(path, 35, &ix, &err), 0);
+    assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), 0);
     for (uint64_t i = 0; i < n; i++) {
         key_of(i, k);
         assert_int_equal(tg_event_index_claim(ix, k, 20000, &err), 0);
@@ -135,19 +135,73 @@ static void test_grows_without_losing_a_key(void **state)
     tg_event_index_close(ix);
 }
 
+/* expected_keys sizes the table at open so that a run of that many keys never rebuilds (a
+ * rebuild holds the claim lock while it writes the whole new file); an existing smaller index is
+ * rebuilt to that size at open, keeping every key. */
+static void test_sized_at_open_for_expected_keys(void **state)
+{
+    (void)state;
+    tg_event_index_t *ix;
+    tg_err_t err = {0};
+    const uint64_t first = 1000, n = 300000;
+    assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), 0);
+    uint8_t k[16];
+    for (uint64_t i = 0; i < first; i++) {
+        key_of(i, k);
+        assert_int_equal(tg_event_index_claim(ix, k, 20000, &err), 1);
+        if (i % 2 == 0)
+            tg_event_index_commit(ix, k); /* the odd ones stay pending, as a crash leaves them */
+    }
+    uint64_t live, slots;
+    tg_event_index_counts(ix, &live, &slots);
+    assert_int_equal(slots, 65536);
+    tg_event_index_close(ix);
+
+    assert_int_equal(tg_event_index_open(path, 35, n, &ix, &err), 0);
+    tg_event_index_counts(ix, &live, &slots);
+    assert_int_equal(live, first);
+    assert_true(n * 10 <= slots * 7);
+    const uint64_t sized = slots;
+    uint8_t(*pending)[TG_EVENT_KEY_BYTES];
+    size_t npending;
+    assert_int_equal(tg_event_index_pending(ix, &pending, &npending, &err), 0);
+    assert_int_equal(npending, first / 2);
+    free(pending);
+    for (uint64_t i = 0; i < n; i++) {
+        key_of(i, k);
+        assert_int_equal(tg_event_index_claim(ix, k, 20000, &err), i < first ? 0 : 1);
+    }
+    tg_event_index_counts(ix, &live, &slots);
+    assert_int_equal(live, n);
+    assert_int_equal(slots, sized); /* n keys in, no rebuild */
+    tg_event_index_close(ix);
+
+    /* a larger file than asked for is kept as it is, keys and all */
+    assert_int_equal(tg_event_index_open(path, 35, 10, &ix, &err), 0);
+    tg_event_index_counts(ix, &live, &slots);
+    assert_int_equal(slots, sized);
+    key_of(n - 1, k);
+    assert_int_equal(tg_event_index_claim(ix, k, 20000, &err), 0);
+    tg_event_index_close(ix);
+
+    /* beyond the largest table: refused at open, naming the count */
+    assert_int_equal(tg_event_index_open(path, 35, UINT64_C(4000000000), &ix, &err), TG_ENOMEM);
+    assert_non_null(strstr(err.msg, "4000000000"));
+}
+
 static void test_refuses_foreign_file_and_second_opener(void **state)
 {
     (void)state;
     tg_event_index_t *ix, *ix2;
     tg_err_t err = {0};
-    assert_int_equal(tg_event_index_open(path, 35, &ix, &err), 0);
-    assert_int_equal(tg_event_index_open(path, 35, &ix2, &err), TG_ESTATE);
+    assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), 0);
+    assert_int_equal(tg_event_index_open(path, 35, 0, &ix2, &err), TG_ESTATE);
     tg_event_index_close(ix);
     FILE *f = fopen(path, "r+");
     assert_non_null(f);
     fputs("NOTANIDX", f);
     fclose(f);
-    assert_int_equal(tg_event_index_open(path, 35, &ix, &err), TG_ESTORE);
+    assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), TG_ESTORE);
     assert_non_null(strstr(err.msg, "not a tollgate event index"));
 }
 
@@ -210,7 +264,7 @@ static void test_pending_settled_against_the_log(void **state)
     key_of(7, logged);
     key_of(8, lost);
     key_of(9, done);
-    assert_int_equal(tg_event_index_open(path, 35, &ix, &err), 0);
+    assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), 0);
     uint32_t today = (uint32_t)(time(NULL) / 86400);
     assert_int_equal(tg_event_index_claim(ix, logged, today, &err), 1);
     assert_int_equal(tg_event_index_claim(ix, lost, today, &err), 1);
@@ -250,7 +304,7 @@ static void test_pending_settled_against_the_log(void **state)
     tg_events_close(ev);
     tg_config_free(cfg);
 
-    assert_int_equal(tg_event_index_open(path, 35, &ix, &err), 0);
+    assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), 0);
     uint8_t(*pending)[TG_EVENT_KEY_BYTES];
     size_t n;
     assert_int_equal(tg_event_index_pending(ix, &pending, &n, &err), 0);
@@ -268,6 +322,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_claim_duplicate_withdraw, setup, teardown),
         cmocka_unit_test_setup_teardown(test_survives_reopen_and_lists_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grows_without_losing_a_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sized_at_open_for_expected_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refuses_foreign_file_and_second_opener, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_settled_against_the_log, setup, teardown),
         cmocka_unit_test(test_rfc3339),
