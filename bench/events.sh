@@ -13,8 +13,9 @@
 # and wrk then idles out the duration (it cannot end early), so reaching TOTAL reports a lower
 # bound, marked '>='.
 # The dedup index is sized at start for TOTAL ids (events.index_keys), so that the run measures
-# ingest and not the index's rebuilds (each one holds every claim while it writes the new file);
-# INDEX_KEYS=0 leaves it to grow (and must be used with a tollgate built before that directive).
+# ingest and not the index's rebuilds (each one holds every claim while it writes the new file;
+# sized for the default 10,000,000 the index is a 512 MiB file in the run's temporary directory);
+# INDEX_KEYS=0 leaves it to grow (needed for a tollgate built before that directive).
 # Env: TOTAL, BATCH, DURATION, CONNS (4), CUSTOMERS (100), DURABILITY (strict), INDEX_KEYS (TOTAL),
 # TOLLGATE_BIN.
 set -euo pipefail
@@ -137,7 +138,7 @@ run() { # name url batches
     'BEGIN { printf "%-16s %8d batches %s%10.0f events/s   p99/batch %8.2f ms   load %s\n", n, r,
              (r >= all ? ">=" : "  "), r * b / t, p, l }'
 }
-echo "events: $TOTAL in batches of $BATCH over $CONNS connections, $CUSTOMERS customers, durability $DURABILITY, index sized for $INDEX_KEYS; $(nproc) cores, load $(load_avg)"
+echo "events: $TOTAL in batches of $BATCH over $CONNS connections, $CUSTOMERS customers, durability $DURABILITY, index_keys $INDEX_KEYS; $(nproc) cores, load $(load_avg)"
 run nginx-discard "http://127.0.0.1:$NG/v1/events" 1000000000 # the reference: the whole DURATION
 run tollgate "http://127.0.0.1:$GW/v1/events" "$BATCHES"
 # Exactly once: every event has value 1, so the tokens stored are the distinct events counted.
