@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "admin/admin_int.h"
+#include "util/period.h"
 #include "util/money.h"
 #include "util/utf8.h"
 
@@ -152,10 +153,7 @@ int64_t tg_adm_parse_day(const char *s)
     int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     if (y < 1970 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1] || (m == 2 && d == 29 && !leap))
         return -1;
-    /* days from 1970-01-01 (Howard Hinnant's days_from_civil) */
-    int64_t yy = y - (m <= 2), era = yy / 400, yoe = yy - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1, doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return (era * 146097 + doe - 719468) * 86400;
+    return tg_days_from_civil(y, m, d) * 86400;
 }
 
 typedef struct {

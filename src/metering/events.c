@@ -11,6 +11,7 @@
 #include "metering/event_index.h"
 #include "metering/usage_log.h"
 #include "metrics/metrics.h"
+#include "util/period.h"
 #include "util/pack.h"
 
 #define NS_PER_S INT64_C(1000000000)
@@ -373,17 +374,6 @@ static int digits(const char *s, size_t n, int *out)
     return 0;
 }
 
-/* Days from 1970-01-01 to y-m-d (proleptic Gregorian; H. Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 int tg_events_parse_time(const char *s, size_t len, int64_t *ns)
 {
     int y, mo, d, h, mi, sec;
@@ -419,7 +409,7 @@ int tg_events_parse_time(const char *s, size_t len, int64_t *ns)
     } else {
         return -1;
     }
-    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset_s;
+    int64_t secs = tg_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset_s;
     if (secs < 0 || secs > INT64_MAX / NS_PER_S - 1)
         return -1;
     *ns = secs * NS_PER_S + frac;

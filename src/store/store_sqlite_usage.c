@@ -10,6 +10,7 @@
 
 #include "store/store_sqlite_int.h"
 #include "store/usage_aggregate.h"
+#include "util/period.h"
 #include "util/clock.h"
 #include "util/pack.h"
 
@@ -327,17 +328,6 @@ fail:
     return rc;
 }
 
-/* Days from 1970-01-01 to the proleptic Gregorian y-m-d (Howard Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 /* A journal entry's day field ("YYYY-MM-DDTHH", or "YYYY-MM-DD" from before the hour was
  * journaled: the day's first hour) -> the hour's start into *hour, and day cut (in place, zero
  * padded) to "YYYY-MM-DD" for usage_daily. The clamped ends of tg_usage_utc_day ("0000-00-00",
@@ -358,7 +348,7 @@ static int journal_hour(char day[16], int64_t *hour)
         }
     if (f[1] > 12)
         f[1] = 12;
-    *hour = days_from_civil(f[0], f[1] < 1 ? 1 : f[1], f[2] < 1 ? 1 : f[2]) * 86400 + f[3] * 3600;
+    *hour = tg_days_from_civil(f[0], (int)(f[1] < 1 ? 1 : f[1]), (int)(f[2] < 1 ? 1 : f[2])) * 86400 + f[3] * 3600;
     memset(day + 10, 0, 6);
     return 0;
 }

@@ -3,7 +3,7 @@
  * everywhere and go through time_t. */
 #include "util/period.h"
 
-static int64_t days_from_civil(int64_t y, int m, int d)
+int64_t tg_days_from_civil(int64_t y, int m, int d)
 {
     y -= m <= 2;
     int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -62,7 +62,7 @@ int64_t tg_period_boundary(int64_t anchor_s, tg_interval_t interval, int64_t n)
     int nd = d > dim ? dim : d;
     /* The day count fits easily; only its conversion to seconds can leave int64. */
     int64_t s;
-    if (__builtin_mul_overflow(days_from_civil(ny, nm, nd), INT64_C(86400), &s) ||
+    if (__builtin_mul_overflow(tg_days_from_civil(ny, nm, nd), INT64_C(86400), &s) ||
         __builtin_add_overflow(s, secs, &s))
         return n > 0 ? INT64_MAX : INT64_MIN;
     return s;

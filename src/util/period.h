@@ -21,4 +21,8 @@ void tg_period_bounds(int64_t anchor_s, tg_interval_t interval, int64_t now_s, i
 /* Days in a month (month 1..12) of a proleptic Gregorian year. */
 int tg_days_in_month(int64_t year, int month);
 
+/* Days from 1970-01-01 to y-m-d of the proleptic Gregorian calendar (negative before it); m is
+ * 1..12, d 1..31, not checked against the month. Howard Hinnant's days_from_civil. */
+int64_t tg_days_from_civil(int64_t y, int m, int d);
+
 #endif
