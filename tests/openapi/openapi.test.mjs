@@ -16,7 +16,8 @@
 //
 // The decision API (x-listener: gateway on its path) is on the gateway listener: its operations
 // are called there (with decide: configured and its token), and probed on the admin listener as
-// undocumented there.
+// undocumented there. So is the usage events API (events: configured; the probes' Bearer token is
+// also its ingest token, so a probe reaches its body checks).
 //
 // Adding a route: add its path and method to docs/openapi.yaml (and, for a new path parameter,
 // its probe value under x-probe); `make` rebuilds /openapi.json.
@@ -117,7 +118,8 @@ before(async () => {
     // the Stripe calls queue and retry, unseen by these tests)
     extra: `stripe: {secret_key: "sk_test_openapi_0123456789", webhook_secret: "whsec_openapi_0123456789", api_base: "http://127.0.0.1:9"}
 email: {smtp_url: "smtp://127.0.0.1:9", from: "Billing <billing@example.com>"}
-decide: {token: "${DECIDE_TOKEN}"}`,
+decide: {token: "${DECIDE_TOKEN}"}
+events: {tokens: [{name: probe, token: "${ADMIN_TOKEN}"}]}`,
   }).start();
   // The portal side: a customer signed up with a session, its key and a webhook endpoint.
   fx = { cookie: '', csrf: '', admin: { plan: 'starter' }, me: { plan: 'starter' } };
