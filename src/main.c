@@ -586,7 +586,9 @@ static int cmd_serve(int argc, char **argv)
     if (cfg->decide.enabled) {
         tg_reservations_opts_t ro = {.capacity = (size_t)cfg->decide.max_pending,
                                      .timeout_ns = (int64_t)cfg->decide.settle_timeout_ms * 1000000,
-                                     .on_timeout = cfg->decide.on_timeout};
+                                     .on_timeout = cfg->decide.on_timeout,
+                                     .on_end = tg_http_decide_log_end,
+                                     .on_end_arg = access_log};
         if ((reservations = tg_reservations_new(gw, &ro)) == NULL) {
             fprintf(stderr, "tollgate serve: out of memory for decide.max_pending\n");
             goto out;

@@ -76,6 +76,8 @@ static void settle_by_rule(tg_reservations_t *r, entry_t *e)
         tg_gateway_abandon(r->gw, &e->call);
     else /* answered, as far as anyone knows: billed with the route's units */
         tg_gateway_settle(r->gw, &e->call, 200, 0, NULL, 0, NULL, NULL);
+    if (r->opts.on_end != NULL)
+        r->opts.on_end(r->opts.on_end_arg, &e->call, e->id, 0, 1);
     free(e);
 }
 
@@ -211,6 +213,8 @@ int tg_reservations_settle(tg_reservations_t *r, const char *id, size_t id_len, 
     atomic_fetch_sub(&r->held, 1);
     atomic_fetch_add(&r->settled, 1);
     int rc = tg_gateway_settle(r->gw, &e->call, status, upstream_failed, units_header, units_len, cb, arg);
+    if (r->opts.on_end != NULL)
+        r->opts.on_end(r->opts.on_end_arg, &e->call, e->id, status, 0);
     free(e);
     return rc;
 }

@@ -39,6 +39,12 @@ typedef struct tg_reservations_opts {
     size_t capacity;    /* reservations held at once, at most */
     int64_t timeout_ns; /* after this, tg_reservations_expire settles by the rule */
     int on_timeout;     /* a tg_reservation_timeout_rule_t */
+    /* Called once per reservation when it ends, after the gateway billed or released its call
+     * (call->nmetered: what was billed, 0 for nothing): by its settlement (expired 0, status as
+     * reported) or by the timeout rule (expired 1, status 0), also when the table is freed. For
+     * the access log; any thread, must not block. NULL: nothing is called. */
+    void (*on_end)(void *arg, const tg_call_t *call, const char *id, int status, int expired);
+    void *on_end_arg;
 } tg_reservations_opts_t;
 
 typedef struct tg_reservations_stats {

@@ -43,6 +43,7 @@
 #include "http/http_int.h"
 #include "http/request_id.h"
 #include "metering/meter.h"
+#include "util/clock.h"
 
 #define ENVOY_PREFIX "/v1/decide/envoy"
 #define TOKEN_HEADER "x-tollgate-token"
@@ -72,7 +73,24 @@ typedef struct envoy_req {
     tg_worker_t *worker;
     decide_wait_t *wait; /* the allow answer waits for the meter; NULL otherwise */
     char request_id[TG_REQUEST_ID_MAX + 1];
+    int64_t start_ns, start_mono_ns; /* when the check arrived, for its access-log line */
 } envoy_req_t;
+
+/* The check's access-log line (decide_log.c): the client's method and path, without its query. */
+static void log_check(struct tg_server *srv, h2o_req_t *req, const envoy_req_t *er, h2o_iovec_t raw,
+                      const tg_refusal_t *refusal)
+{
+    const char *q = memchr(raw.base, '?', raw.len);
+    tg_decide_line_t line = {.via = "envoy",
+                             .method = req->method,
+                             .path = h2o_iovec_init(raw.base, q != NULL ? (size_t)(q - raw.base) : raw.len),
+                             .call = &er->call,
+                             .refusal = refusal,
+                             .request_id = er->request_id,
+                             .start_ns = er->start_ns,
+                             .start_mono_ns = er->start_mono_ns};
+    tg_http_decide_log(srv, req, &line);
+}
 
 static void wait_release(decide_wait_t *w)
 {
@@ -224,6 +242,8 @@ static int on_envoy_req(h2o_handler_t *_self, h2o_req_t *req)
     memset(er, 0, sizeof(*er));
     er->worker = worker;
     er->call.settled = 1; /* nothing is reserved until tg_gateway_admit says so */
+    er->start_ns = tg_clock_now_ns();
+    er->start_mono_ns = tg_clock_mono_ns();
     worker->in_flight++;
     request_id_of(req, er);
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, er->request_id,
@@ -258,6 +278,7 @@ static int on_envoy_req(h2o_handler_t *_self, h2o_req_t *req)
     tg_refusal_t refusal;
     if (!tg_gateway_admit(srv->deps.gateway, &rq, &er->call, &refusal)) {
         er->call.settled = 1; /* nothing was reserved */
+        log_check(srv, req, er, raw, &refusal);
         if (er->call.account != NULL)
             tg_gateway_headers(&er->call, &refusal, add_header_cb, req);
         send_error(req, refusal.status, refusal.type, refusal.message);
@@ -283,6 +304,7 @@ static int on_envoy_req(h2o_handler_t *_self, h2o_req_t *req)
                    "Usage cannot be recorded right now, so this call is not allowed. Retry in a few seconds.");
         return 0;
     }
+    log_check(srv, req, er, raw, NULL);
     allow_headers(req, er);
     if (w != NULL && billed == 1) {
         er->wait = w;

@@ -58,6 +58,7 @@ typedef struct decide_req {
     size_t body_len;
     char *body; /* DECIDE_MAX_BODY + 1 bytes from the pool, for the POST routes */
     report_wait_t *wait;
+    int64_t start_ns, start_mono_ns; /* when the request arrived, for its access-log line */
 } decide_req_t;
 
 static void on_decide_req_dispose(void *p)
@@ -202,6 +203,23 @@ static int admit(decide_req_t *dr, h2o_iovec_t method, h2o_iovec_t uri, h2o_iove
     return 1;
 }
 
+/* The decision's access-log line: the decided call's method and path (without its query, which
+ * may hold secrets, as for proxied calls). */
+static void log_decision(const decide_req_t *dr, const char *via, h2o_iovec_t method, h2o_iovec_t uri,
+                         const tg_call_t *call, const tg_refusal_t *refusal, const char *rid)
+{
+    const char *q = memchr(uri.base, '?', uri.len);
+    tg_decide_line_t line = {.via = via,
+                             .method = method,
+                             .path = h2o_iovec_init(uri.base, q != NULL ? (size_t)(q - uri.base) : uri.len),
+                             .call = call,
+                             .refusal = refusal,
+                             .reservation = rid,
+                             .start_ns = dr->start_ns,
+                             .start_mono_ns = dr->start_mono_ns};
+    tg_http_decide_log(dr->srv, dr->req, &line);
+}
+
 static h2o_iovec_t header_value(h2o_req_t *req, const char *name, size_t len)
 {
     ssize_t i = h2o_find_header_by_str(&req->headers, name, len, -1);
@@ -224,11 +242,13 @@ static void serve_decide(decide_req_t *dr)
     tg_call_t call;
     tg_refusal_t refusal;
     char rid[TG_RESERVATION_ID_MAX];
-    int ok = admit(dr, header_value(req, H2O_STRLIT("x-original-method")),
-                   header_value(req, H2O_STRLIT("x-original-uri")), header_value(req, H2O_STRLIT("authorization")),
+    h2o_iovec_t method = header_value(req, H2O_STRLIT("x-original-method")),
+                uri = header_value(req, H2O_STRLIT("x-original-uri"));
+    int ok = admit(dr, method, uri, header_value(req, H2O_STRLIT("authorization")),
                    header_value(req, H2O_STRLIT("x-api-key")), NULL, 0, &call, &refusal, rid);
     if (ok < 0)
         return;
+    log_decision(dr, "decide", method, uri, &call, ok == 1 ? NULL : &refusal, ok == 1 ? rid : NULL);
     if (ok == 1) {
         add_header(req, "x-tollgate-reservation", rid, TG_RESERVATION_ID_LEN);
         identity_headers(req, &call);
@@ -318,6 +338,7 @@ static void serve_check(decide_req_t *dr, json_t *body)
         admit(dr, method, path, h2o_iovec_init(NULL, 0), key, nunits > 0 ? units : NULL, nunits, &call, &refusal, rid);
     if (ok < 0)
         return;
+    log_decision(dr, "check", method, path, &call, ok == 1 ? NULL : &refusal, ok == 1 ? rid : NULL);
     json_t *o = json_object();
     json_object_set_new(o, "allowed", json_boolean(ok == 1));
     if (call.account != NULL) {
@@ -490,6 +511,8 @@ int tg_http_decide(struct tg_server *srv, tg_worker_t *worker, h2o_req_t *req)
     dr->worker = worker;
     dr->req = req;
     dr->route = route;
+    dr->start_ns = tg_clock_now_ns();
+    dr->start_mono_ns = tg_clock_mono_ns();
     worker->in_flight++;
     if (!token_ok(srv->deps.cfg, req)) {
         send_error(req, 403, "decide_token_invalid",

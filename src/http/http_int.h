@@ -124,6 +124,21 @@ tg_call_request_t tg_http_call_request(h2o_iovec_t method, h2o_iovec_t path, h2o
  * /v1/check and POST /v1/report on the gateway listener and returns 1; 0 for any other path
  * (the caller proxies it). On the worker's loop. */
 int tg_http_decide(struct tg_server *srv, tg_worker_t *worker, h2o_req_t *req);
+/* One decided call's access-log line (decide_log.c): via "decide", "check" or "envoy"; method and
+ * path are the decided call's (not the decision request's); refusal NULL when allowed;
+ * reservation NULL when none is held (refused, or Envoy's, billed at once); request_id NULL: the
+ * decision request's well-formed X-Request-Id, else a new id. Sampled as proxied calls' lines. */
+typedef struct tg_decide_line {
+    const char *via;
+    h2o_iovec_t method, path;
+    const tg_call_t *call;
+    const tg_refusal_t *refusal;
+    const char *reservation;
+    const char *request_id;
+    int64_t start_ns;      /* wall clock when the decision request arrived */
+    int64_t start_mono_ns; /* the same instant, monotonic */
+} tg_decide_line_t;
+void tg_http_decide_log(struct tg_server *srv, h2o_req_t *req, const tg_decide_line_t *line);
 /* Receives the meter's completions of /v1/report on a worker's loop (decide_http.c). */
 void tg_http_on_reports(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
 /* Registers, on the gateway's pathconf and before the gateway handler, the handler of Envoy's

@@ -30,6 +30,10 @@ typedef struct tg_server_deps {
     struct tg_events *events; /* POST /v1/events (metering/events.h); NULL: not answered; not owned */
 } tg_server_deps_t;
 
+/* The end of a decision API reservation as an access-log line (decide_log.c): the
+ * tg_reservations_opts_t.on_end hook, with the access log (NULL: none) as its argument. */
+void tg_http_decide_log_end(void *access_log, const tg_call_t *call, const char *id, int status, int expired);
+
 /* Binds the configured listeners (cfg->listeners), loads their TLS certificates and starts the
  * threads. Errors name the address or the FILE:LINE of the certificate that failed. */
 int tg_server_start(const tg_server_deps_t *deps, tg_server_t **out, tg_err_t *err);

@@ -197,6 +197,12 @@ static void format_into(const tg_access_record_t *r, out_t *o, size_t path_len)
     put_cstr(o, r->decision);
     PUT_LIT(o, ",\"error\":");
     put_cstr(o, r->error);
+    if (r->via != NULL) {
+        PUT_LIT(o, ",\"via\":");
+        put_cstr(o, r->via);
+        PUT_LIT(o, ",\"reservation\":");
+        put_cstr(o, r->reservation);
+    }
     PUT_LIT(o, ",\"status\":");
     put_int(o, r->status);
     PUT_LIT(o, ",\"upstream_status\":");

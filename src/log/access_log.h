@@ -47,6 +47,11 @@ typedef struct tg_access_record {
     const char *plan;
     const char *decision; /* "allowed" or "refused" */
     const char *error;    /* the error type of a refusal or failure, else NULL */
+    /* The decision API's lines only (NULL for a proxied call: both fields are left out): how the
+     * call reached tollgate ("decide", "check", "envoy" for a decision; "settlement", "timeout"
+     * for the end of an admitted call) and its reservation id, which joins the two lines. */
+    const char *via;
+    const char *reservation;
     int status;
     int upstream_status; /* -1: the upstream did not answer (or was not asked) */
     int64_t upstream_ns; /* -1: not forwarded */

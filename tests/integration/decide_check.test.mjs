@@ -3,6 +3,9 @@
 // Strict durability: a report is answered once its usage is durable. decide.on_timeout: release.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Stack, ADMIN_TOKEN } from './harness.mjs';
 
 const TOKEN = 'decide-token-check-0123456789';
@@ -181,5 +184,71 @@ test('a full reservations table refuses new calls with 503 decide_unavailable in
     assert.match(await metrics(), /tollgate_decide_refused_full_total 1\n/);
   } finally {
     await small.stop();
+  }
+});
+
+test('every decision and every end of a reservation is an access-log line, the two joined by the reservation id', async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'tollgate-decide-log-')), 'access.log');
+  const st = await new Stack({
+    durability: 'strict',
+    extra: `decide: {token: "${TOKEN}", settle_timeout_ms: 300, on_timeout: release}
+access_log: {path: ${JSON.stringify(file)}, sample_success: 1.0}`,
+  }).start();
+  try {
+    const { key, customer } = await st.customer('pro');
+    const ok = await post('/v1/check', { key, method: 'GET', path: '/v1/basic/x?secret=1' }, { stack: st });
+    assert.equal(ok.json.allowed, true, ok.text);
+    const rep = await post('/v1/report', { reservation: ok.json.reservation, status: 201, units: { tokens: 3 } }, { stack: st });
+    assert.equal(rep.json.billed, true, rep.text);
+    const no = await post('/v1/check', { key: 'tg_live_nope', method: 'POST', path: '/v1/vision/y' }, { stack: st });
+    assert.equal(no.json.allowed, false);
+    const left = await post('/v1/check', { key, method: 'GET', path: '/v1/basic/z' }, { stack: st }); // never reported
+    assert.equal(left.json.allowed, true);
+    const proxied = await st.call('/v1/basic/x', { key });
+    assert.equal(proxied.status, 200);
+
+    const lines = () => (existsSync(file) ? readFileSync(file, 'utf8') : '').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const find = async (pred, what) => {
+      for (let i = 0; i < 500; i++) {
+        const l = lines().find(pred);
+        if (l) return l;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.fail(`no access-log line for ${what}:\n${lines().map((l) => JSON.stringify(l)).join('\n')}`);
+    };
+    const decided = await find((l) => l.via === 'check' && l.reservation === ok.json.reservation, 'the allowed check');
+    assert.equal(decided.decision, 'allowed');
+    assert.equal(decided.method, 'GET');
+    assert.equal(decided.path, '/v1/basic/x', 'the decided call\'s path, without its query');
+    assert.equal(decided.customer, customer.id);
+    assert.equal(decided.plan, 'pro');
+    assert.equal(decided.status, 200);
+    assert.equal(decided.upstream_status, null);
+    assert.deepEqual(decided.units, {}, 'nothing is billed at the decision');
+
+    const settled = await find((l) => l.via === 'settlement' && l.reservation === ok.json.reservation, 'the report');
+    assert.equal(settled.decision, 'allowed');
+    assert.equal(settled.status, 201);
+    assert.equal(settled.customer, customer.id);
+    assert.equal(settled.units.tokens, 3);
+
+    const refused = await find((l) => l.via === 'check' && l.decision === 'refused', 'the refused check');
+    assert.equal(refused.error, 'invalid_key');
+    assert.equal(refused.status, 401);
+    assert.equal(refused.reservation, null);
+    assert.equal(refused.method, 'POST');
+    assert.equal(refused.path, '/v1/vision/y');
+
+    // released by decide.on_timeout: a line, nothing billed
+    const timedOut = await find((l) => l.via === 'timeout' && l.reservation === left.json.reservation, 'the timeout');
+    assert.deepEqual(timedOut.units, {});
+    assert.equal(timedOut.status, null);
+
+    // a proxied call's line has no decision API fields
+    const own = await find((l) => l.via === undefined && l.path === '/v1/basic/x', 'the proxied call');
+    assert.equal('reservation' in own, false);
+    assert.equal(own.upstream_status, 200);
+  } finally {
+    await st.stop();
   }
 });

@@ -19,6 +19,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Stack, wellFormedKey } from './harness.mjs';
 import { Reader, readMessage } from '../security/rawhttp.mjs';
 
@@ -58,8 +61,12 @@ class EnvoyCheck {
 }
 
 let s, envoy;
+const ACCESS_LOG = join(mkdtempSync(join(tmpdir(), 'tollgate-envoy-log-')), 'access.log');
 before(async () => {
-  s = await new Stack({ extra: `decide: {token: "${TOKEN}"}`, morePlans: DAILY }).start();
+  s = await new Stack({
+    extra: `decide: {token: "${TOKEN}"}\naccess_log: {path: ${JSON.stringify(ACCESS_LOG)}, sample_success: 1.0}`,
+    morePlans: DAILY,
+  }).start();
   envoy = await EnvoyCheck.open(s.gwPort);
 });
 after(async () => { envoy.close(); await s.stop(); });
@@ -84,6 +91,36 @@ test('allowed: 200 with identity for the upstream, budget for the client, the ke
   assert.equal(r2.status, 200);
   assert.equal(r2.get('x-ratelimit-remaining'), '8');
   assert.equal(await s.usage(customer.id), 2);
+});
+
+test('each check is one access-log line with the client\'s method, path and request id, and what it billed', async () => {
+  const { key, customer } = await s.customer('free');
+  assert.equal((await envoy.check({ method: 'GET', path: '/v1/basic/logged?token=secret', key, requestId: 'envoy-log-1' })).status, 200);
+  assert.equal((await envoy.check({ path: '/v1/basic/logged', key: 'tg_live_unknown', requestId: 'envoy-log-2' })).status, 401);
+  const lineOf = async (id) => {
+    for (let i = 0; i < 500; i++) {
+      const text = existsSync(ACCESS_LOG) ? readFileSync(ACCESS_LOG, 'utf8') : '';
+      const l = text.split('\n').filter(Boolean).map((x) => JSON.parse(x)).find((x) => x.request_id === id);
+      if (l) return l;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.fail(`no access-log line with request_id ${id}`);
+  };
+  const allowed = await lineOf('envoy-log-1');
+  assert.equal(allowed.via, 'envoy');
+  assert.equal(allowed.decision, 'allowed');
+  assert.equal(allowed.method, 'GET');
+  assert.equal(allowed.path, '/v1/basic/logged', 'without the query');
+  assert.equal(allowed.customer, customer.id);
+  assert.equal(allowed.status, 200);
+  assert.equal(allowed.reservation, null, 'billed at the decision: no reservation');
+  assert.deepEqual(allowed.units, { api_calls: 1 });
+  const refused = await lineOf('envoy-log-2');
+  assert.equal(refused.via, 'envoy');
+  assert.equal(refused.decision, 'refused');
+  assert.equal(refused.error, 'invalid_key');
+  assert.equal(refused.status, 401);
+  assert.deepEqual(refused.units, {});
 });
 
 test('every method arrives as the client sent it, and the route for that method meters and weighs', async () => {
