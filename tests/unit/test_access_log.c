@@ -72,6 +72,40 @@ static void test_escapes_everything(void **state)
     assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "units"), "tokens")), 1234);
     assert_true(json_real_value(json_object_get(j, "total_ms")) > 1.2339 &&
                 json_real_value(json_object_get(j, "total_ms")) < 1.2341); /* 1234567 ns: 1.234 ms, to the microsecond */
+    assert_null(json_object_get(j, "via")); /* a proxied call's line has no decision API fields */
+    assert_null(json_object_get(j, "reservation"));
+    json_decref(j);
+}
+
+/* The decision API's lines: "via" and "reservation" (null when none), nulls where the line has
+ * no call of its own (a settlement: no method, path, request id or client). */
+static void test_decision_fields(void **state)
+{
+    (void)state;
+    tg_access_record_t r = {.time_ns = 1,
+                            .decision = "allowed",
+                            .via = "settlement",
+                            .reservation = "rsv_00112233445566778899aabbccddeeff",
+                            .status = 201,
+                            .upstream_status = -1,
+                            .upstream_ns = -1,
+                            .total_ns = -1};
+    char buf[4096];
+    size_t n = tg_access_log_format(&r, buf, sizeof(buf));
+    json_t *j = parse_line(buf, n);
+    assert_string_equal(json_string_value(json_object_get(j, "via")), "settlement");
+    assert_string_equal(json_string_value(json_object_get(j, "reservation")), "rsv_00112233445566778899aabbccddeeff");
+    assert_true(json_is_null(json_object_get(j, "method")));
+    assert_true(json_is_null(json_object_get(j, "path")));
+    assert_true(json_is_null(json_object_get(j, "request_id")));
+    assert_true(json_is_null(json_object_get(j, "total_ms")));
+    json_decref(j);
+    r.via = "check";
+    r.reservation = NULL;
+    n = tg_access_log_format(&r, buf, sizeof(buf));
+    j = parse_line(buf, n);
+    assert_string_equal(json_string_value(json_object_get(j, "via")), "check");
+    assert_true(json_is_null(json_object_get(j, "reservation")));
     json_decref(j);
 }
 
@@ -236,6 +270,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_escapes_everything),
+        cmocka_unit_test(test_decision_fields),
         cmocka_unit_test(test_long_path_is_cut),
         cmocka_unit_test(test_writer_threads),
         cmocka_unit_test(test_configure_switches_at_a_cut),

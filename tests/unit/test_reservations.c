@@ -183,6 +183,71 @@ static void test_timeout_rules(void **state)
     }
 }
 
+/* What the on_end hook saw (the access log's view). */
+typedef struct ends {
+    int n;
+    char ids[4][TG_RESERVATION_ID_MAX];
+    int status[4], expired[4];
+    uint64_t images[4]; /* units billed for "images" */
+} ends_t;
+
+static void on_end(void *arg, const tg_call_t *call, const char *id, int status, int expired)
+{
+    ends_t *e = arg;
+    assert_true(e->n < 4);
+    memcpy(e->ids[e->n], id, TG_RESERVATION_ID_MAX);
+    e->status[e->n] = status;
+    e->expired[e->n] = expired;
+    for (size_t i = 0; i < call->nmetered; i++)
+        if (strcmp(call->metered[i].metric, "images") == 0)
+            e->images[e->n] = call->metered[i].units;
+    e->n++;
+}
+
+static void test_end_hook(void **state)
+{
+    fx_t *f = *state;
+    ends_t ends = {0};
+    tg_reservations_opts_t o = {.capacity = 16,
+                                .timeout_ns = 1000 * TG_NS_PER_SEC,
+                                .on_timeout = TG_RESERVATION_RELEASE,
+                                .on_end = on_end,
+                                .on_end_arg = &ends};
+    tg_reservations_t *r = tg_reservations_new(f->gw, &o);
+    assert_non_null(r);
+    tg_call_t call;
+    char a[TG_RESERVATION_ID_MAX], b[TG_RESERVATION_ID_MAX], c[TG_RESERVATION_ID_MAX];
+    admit_ok(f, "POST", "/v1/vision/x", &call);
+    hold(r, &call, 0, a);
+    admit_ok(f, "POST", "/v1/vision/x", &call);
+    hold(r, &call, 0, b);
+    admit_ok(f, "POST", "/v1/vision/x", &call);
+    hold(r, &call, 10 * TG_NS_PER_SEC, c);
+    assert_int_equal(ends.n, 0);
+
+    /* settled: once, with the reported status and the units billed */
+    assert_int_equal(tg_reservations_settle(r, a, strlen(a), 201, 0, "images=2", 8, NULL, NULL), 1);
+    assert_int_equal(tg_reservations_settle(r, a, strlen(a), 201, 0, NULL, 0, NULL, NULL), TG_ENOTFOUND);
+    assert_int_equal(ends.n, 1);
+    assert_string_equal(ends.ids[0], a);
+    assert_int_equal(ends.status[0], 201);
+    assert_int_equal(ends.expired[0], 0);
+    assert_int_equal(ends.images[0], 3); /* the route's 1 and the reported 2 */
+
+    /* expired by the rule (release): nothing billed */
+    assert_int_equal(tg_reservations_expire(r, 1000 * TG_NS_PER_SEC), 1);
+    assert_int_equal(ends.n, 2);
+    assert_string_equal(ends.ids[1], b);
+    assert_int_equal(ends.expired[1], 1);
+    assert_int_equal(ends.images[1], 0);
+
+    /* still open when the table is freed: ended by the rule too */
+    tg_reservations_free(r);
+    assert_int_equal(ends.n, 3);
+    assert_string_equal(ends.ids[2], c);
+    assert_int_equal(ends.expired[2], 1);
+}
+
 static void test_bounded(void **state)
 {
     fx_t *f = *state;
@@ -306,6 +371,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_settles_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_end_hook, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_units_override, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
