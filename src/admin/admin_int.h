@@ -137,7 +137,7 @@ json_t *tg_adm_portal_brand_json(const tg_config_t *cfg);
 json_t *tg_adm_public_plan_json(const tg_config_t *cfg, const tg_plan_t *p);
 void tg_adm_brand_csp(const tg_config_t *cfg, tg_admin_response_t *res);
 void tg_adm_quote_plan(tg_admin_t *a, const tg_plan_t *plan, const tg_admin_request_t *r, tg_admin_response_t *res);
-void tg_adm_reply_invoice(tg_admin_response_t *res, int status, const tg_invoice_t *inv);
+void tg_adm_reply_invoice(const tg_admin_t *a, tg_admin_response_t *res, int status, const tg_invoice_t *inv);
 int tg_adm_list_invoice_cb(const tg_invoice_t *inv, void *arg);
 void tg_adm_invoices_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_request_t *r, tg_admin_response_t *res);
 /* admin_mail.c (issue 13 part B): /v1/admin/emails */

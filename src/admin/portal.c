@@ -1001,7 +1001,7 @@ int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_reque
             if (strcmp(inv.customer_id, c.id) != 0 || strcmp(inv.status, "draft") == 0)
                 tg_adm_reply_error(res, 404, "not_found", "No such invoice."); /* drafts are the owner's */
             else if (s->n == 4)
-                tg_adm_reply_invoice(res, 200, &inv);
+                tg_adm_reply_invoice(a, res, 200, &inv);
             else {
                 res->status = 200;
                 res->content_type = "text/html; charset=utf-8";
