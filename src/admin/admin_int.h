@@ -110,6 +110,7 @@ int tg_adm_list_customer_cb(const tg_customer_t *c, void *arg);
 int tg_adm_load_customer(tg_admin_t *a, const tg_adm_segs_t *s, size_t idx, tg_customer_t *c, tg_admin_response_t *res);
 void tg_adm_patch_customer(tg_admin_t *a, tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
 void tg_adm_cancel_customer(tg_admin_t *a, tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
+void tg_adm_resume_customer(tg_admin_t *a, tg_customer_t *c, tg_admin_response_t *res);
 json_t *tg_adm_key_json(tg_admin_t *a, const tg_key_t *k);
 void tg_adm_create_key(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
 int tg_adm_list_key_cb(const tg_key_t *k, void *arg);

@@ -52,6 +52,7 @@
 #define TG_OUTBOX_KIND_SUBSCRIPTION_CREATE "subscription.create"
 #define TG_OUTBOX_KIND_SUBSCRIPTION_ITEMS "subscription.items"
 #define TG_OUTBOX_KIND_SUBSCRIPTION_CANCEL "subscription.cancel"
+#define TG_OUTBOX_KIND_SUBSCRIPTION_RESUME "subscription.resume"
 #define TG_OUTBOX_KIND_SUBSCRIPTION_INVOICE_ITEM "subscription.invoiceitem"
 
 /* In a form value or the path of an enqueued call: replaced when the call is sent by the Stripe
@@ -166,6 +167,10 @@ int tg_outbox_enqueue_subscription_items(tg_store_t *st, const tg_customer_t *c,
  * time of the base fee Stripe billed in advance is credited). */
 int tg_outbox_enqueue_subscription_cancel(tg_store_t *st, const tg_customer_t *c, int at_period_end, int prorate,
                                           tg_err_t *err);
+
+/* "Keep c's subscription": POST /v1/subscriptions/{stripe_subscription} cancel_at_period_end=false,
+ * undoing a cancellation at the period's end queued before it (sent after it, in c's order). */
+int tg_outbox_enqueue_subscription_resume(tg_store_t *st, const tg_customer_t *c, tg_err_t *err);
 
 /* "Add a one-off amount to the next invoice of c's subscription": POST /v1/invoiceitems
  * (customer, subscription, amount in the currency's minor unit, currency, description,
