@@ -32,8 +32,9 @@ const char *tg_line_text(const tg_config_t *cfg, const json_t *line, char *out, 
     const char *desc = json_string_value(json_object_get(line, "description"));
     const char *metric = json_string_value(json_object_get(line, "metric"));
     const json_t *included = json_object_get(line, "included");
+    const char *kind = json_string_value(json_object_get(line, "kind")); /* absent on usage lines so far */
     const char *model = desc != NULL ? usage_model(desc) : NULL;
-    if (metric == NULL || !json_is_integer(included) || model == NULL) {
+    if (metric == NULL || !json_is_integer(included) || model == NULL || (kind != NULL && strcmp(kind, "usage") != 0)) {
         snprintf(out, cap, "%s", desc != NULL ? desc : "");
     } else {
         /* included is a uint64 in the body: the unlimited allowance (UINT64_MAX) reads back as -1 */

@@ -6,8 +6,10 @@
  * display name and unit (metering.metrics) and the allowance grouped by thousands ("API calls
  * above 50,000 included (per call)"). Composing at display time, not storing the text, means a
  * display name changed after an invoice was issued shows on it, and invoices stored before this
- * existed render the same way: the stored JSON is unchanged. Any other line (the base fee, a
- * minimum or cap, a one-off item, a kind added later) is shown as its stored description.
+ * existed render the same way: the stored JSON is unchanged. A usage line is one with a metric,
+ * an "included" count and a description ending in its pricing model, and no "kind" other than
+ * "usage"; any other line (the base fee, a minimum or cap, a one-off item, a kind added later,
+ * which says so in "kind") is shown as its stored description.
  *
  * Pure: no I/O, no globals; safe on any thread. */
 #ifndef TG_LINE_TEXT_H

@@ -134,6 +134,14 @@ static void test_line_text(void **state)
                  "Starter plan, 1 month");
     line_text_is(f->cfg, "{\"description\":\"Late usage of api_calls for December\",\"metric\":\"api_calls\"}",
                  "Late usage of api_calls for December");
+    line_text_is(f->cfg,
+                 "{\"kind\":\"late\",\"description\":\"api_calls above 5 included (per unit), late\",\"metric\":"
+                 "\"api_calls\",\"included\":5}",
+                 "api_calls above 5 included (per unit), late");
+    line_text_is(f->cfg,
+                 "{\"kind\":\"late\",\"description\":\"api_calls above 5 included (per unit)\",\"metric\":"
+                 "\"api_calls\",\"included\":5}",
+                 "api_calls above 5 included (per unit)");
     line_text_is(f->cfg, "{\"description\":\"api_calls written elsewhere\",\"metric\":\"api_calls\",\"included\":5}",
                  "api_calls written elsewhere");
     line_text_is(f->cfg, "[]", "");
