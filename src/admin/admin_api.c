@@ -625,7 +625,7 @@ static void admin_dispatch(tg_admin_t *a, const tg_adm_segs_t *sp, const tg_admi
             return;
         }
         if (s.n > 5 || (s.n == 5 && !tg_adm_seg_is(&s, 4, "keys") && !tg_adm_seg_is(&s, 4, "usage") && !tg_adm_seg_is(&s, 4, "cancel") &&
-                              !tg_adm_seg_is(&s, 4, "items") && !tg_adm_seg_is(&s, 4, "status_history") &&
+                              !tg_adm_seg_is(&s, 4, "resume") && !tg_adm_seg_is(&s, 4, "items") && !tg_adm_seg_is(&s, 4, "status_history") &&
                               !tg_adm_seg_is(&s, 4, "notification-marks") && !tg_adm_seg_is(&s, 4, "budget"))) {
             tg_adm_reply_error(res, 404, "route_not_found", "No such route.");
             return;
@@ -644,6 +644,8 @@ static void admin_dispatch(tg_admin_t *a, const tg_adm_segs_t *sp, const tg_admi
             tg_adm_get_usage(a, &c, r, res);
         else if (tg_adm_seg_is(&s, 4, "cancel") && tg_adm_method_is(r, "POST"))
             tg_adm_cancel_customer(a, &c, r, res);
+        else if (tg_adm_seg_is(&s, 4, "resume") && tg_adm_method_is(r, "POST"))
+            tg_adm_resume_customer(a, &c, res);
         else if (tg_adm_seg_is(&s, 4, "items") && tg_adm_method_is(r, "POST"))
             tg_adm_add_item(a, &c, r, res);
         else if (tg_adm_seg_is(&s, 4, "status_history") && tg_adm_method_is(r, "GET"))

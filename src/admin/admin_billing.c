@@ -11,6 +11,7 @@
 
 #include "admin/admin_int.h"
 #include "billing/invoice.h"
+#include "billing/line_text.h"
 #include "billing/periods.h"
 #include "billing/pricing.h"
 #include "gateway/apikey.h"
@@ -146,7 +147,8 @@ void tg_adm_quote_plan(tg_admin_t *a, const tg_plan_t *plan, const tg_admin_requ
     tg_quote_free(&quote);
     json_t *body = text != NULL ? json_loads(text, 0, NULL) : NULL;
     free(text);
-    if (body == NULL) {
+    if (body == NULL || tg_lines_add_text(tg_adm_cfg(a), json_object_get(body, "lines")) != 0) {
+        json_decref(body);
         tg_adm_reply_error(res, 500, "internal_error", "The quote could not be built (out of memory).");
         return;
     }
@@ -156,12 +158,23 @@ void tg_adm_quote_plan(tg_admin_t *a, const tg_plan_t *plan, const tg_admin_requ
 /* ---- invoices ---- */
 
 
-void tg_adm_reply_invoice(tg_admin_response_t *res, int status, const tg_invoice_t *inv)
+/* Answers an invoice's JSON (json, malloc'd, taken; NULL = out of memory) with each line's text
+ * for people (billing/line_text.h) under the configuration in force now. */
+static void reply_invoice_json(const tg_admin_t *a, tg_admin_response_t *res, int status, char *json)
 {
-    res->status = status;
-    res->content_type = "application/json";
-    res->body = tg_invoice_to_json(inv);
-    res->body_len = res->body != NULL ? strlen(res->body) : 0;
+    json_t *j = json != NULL ? json_loads(json, 0, NULL) : NULL;
+    free(json);
+    if (j == NULL || tg_lines_add_text(tg_adm_cfg(a), json_object_get(j, "lines")) != 0) {
+        json_decref(j);
+        tg_adm_reply_error(res, 500, "internal_error", "The invoice could not be rendered (out of memory).");
+        return;
+    }
+    tg_adm_reply_json(res, status, j);
+}
+
+void tg_adm_reply_invoice(const tg_admin_t *a, tg_admin_response_t *res, int status, const tg_invoice_t *inv)
+{
+    reply_invoice_json(a, res, status, tg_invoice_to_json(inv));
 }
 
 int tg_adm_list_invoice_cb(const tg_invoice_t *inv, void *arg)
@@ -255,7 +268,7 @@ void tg_adm_invoices_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin
         return;
     }
     if (s->n == 4 && tg_adm_method_is(r, "GET"))
-        tg_adm_reply_invoice(res, 200, &inv);
+        tg_adm_reply_invoice(a, res, 200, &inv);
     else if (s->n == 5 && tg_adm_seg_is(s, 4, "html") && tg_adm_method_is(r, "GET")) {
         tg_customer_t c;
         tg_err_t e2 = {0};
@@ -280,7 +293,7 @@ void tg_adm_invoices_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin
             else {
                 tg_invoice_clear(&inv);
                 if (tg_store_invoice_get(a->d.store, id, &inv, &err) == 0)
-                    tg_adm_reply_invoice(res, 200, &inv);
+                    tg_adm_reply_invoice(a, res, 200, &inv);
                 else
                     tg_adm_reply_error(res, 500, "internal_error", "%s", err.msg);
             }
@@ -297,7 +310,7 @@ void tg_adm_invoices_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin
                 tg_outbox_wake(a->d.outbox);
             tg_invoice_clear(&inv);
             if (tg_store_invoice_get(a->d.store, id, &inv, &err) == 0)
-                tg_adm_reply_invoice(res, 200, &inv);
+                tg_adm_reply_invoice(a, res, 200, &inv);
             else
                 tg_adm_reply_error(res, 500, "internal_error", "%s", err.msg);
         }
@@ -315,8 +328,5 @@ void tg_adm_reply_upcoming(tg_admin_t *a, const tg_customer_t *c, tg_admin_respo
         tg_adm_reply_svc_error(res, err.code, &err);
         return;
     }
-    res->status = 200;
-    res->content_type = "application/json";
-    res->body = json;
-    res->body_len = strlen(json);
+    reply_invoice_json(a, res, 200, json);
 }

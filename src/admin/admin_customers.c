@@ -190,6 +190,19 @@ void tg_adm_cancel_customer(tg_admin_t *a, tg_customer_t *c, const tg_admin_requ
     json_decref(body);
 }
 
+/* POST /v1/admin/customers/{id}/resume and the portal's POST /v1/me/resume: see tg_sub_resume. */
+void tg_adm_resume_customer(tg_admin_t *a, tg_customer_t *c, tg_admin_response_t *res)
+{
+    tg_err_t err = {0};
+    int rc = tg_sub_resume(&a->sub, c, &err);
+    if (rc != 0)
+        tg_adm_reply_svc_error(res, rc, &err);
+    else {
+        tg_outbox_wake(a->d.outbox); /* billing: stripe: cancel_at_period_end=false */
+        tg_adm_reply_json(res, 200, tg_adm_customer_json(a, c));
+    }
+}
+
 /* ---- usage ---- */
 
 typedef struct {

@@ -110,6 +110,7 @@ int tg_adm_list_customer_cb(const tg_customer_t *c, void *arg);
 int tg_adm_load_customer(tg_admin_t *a, const tg_adm_segs_t *s, size_t idx, tg_customer_t *c, tg_admin_response_t *res);
 void tg_adm_patch_customer(tg_admin_t *a, tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
 void tg_adm_cancel_customer(tg_admin_t *a, tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
+void tg_adm_resume_customer(tg_admin_t *a, tg_customer_t *c, tg_admin_response_t *res);
 json_t *tg_adm_key_json(tg_admin_t *a, const tg_key_t *k);
 void tg_adm_create_key(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
 int tg_adm_list_key_cb(const tg_key_t *k, void *arg);
@@ -137,7 +138,7 @@ json_t *tg_adm_portal_brand_json(const tg_config_t *cfg);
 json_t *tg_adm_public_plan_json(const tg_config_t *cfg, const tg_plan_t *p);
 void tg_adm_brand_csp(const tg_config_t *cfg, tg_admin_response_t *res);
 void tg_adm_quote_plan(tg_admin_t *a, const tg_plan_t *plan, const tg_admin_request_t *r, tg_admin_response_t *res);
-void tg_adm_reply_invoice(tg_admin_response_t *res, int status, const tg_invoice_t *inv);
+void tg_adm_reply_invoice(const tg_admin_t *a, tg_admin_response_t *res, int status, const tg_invoice_t *inv);
 int tg_adm_list_invoice_cb(const tg_invoice_t *inv, void *arg);
 void tg_adm_invoices_route(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_request_t *r, tg_admin_response_t *res);
 /* admin_mail.c (issue 13 part B): /v1/admin/emails */

@@ -1001,7 +1001,7 @@ int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_reque
             if (strcmp(inv.customer_id, c.id) != 0 || strcmp(inv.status, "draft") == 0)
                 tg_adm_reply_error(res, 404, "not_found", "No such invoice."); /* drafts are the owner's */
             else if (s->n == 4)
-                tg_adm_reply_invoice(res, 200, &inv);
+                tg_adm_reply_invoice(a, res, 200, &inv);
             else {
                 res->status = 200;
                 res->content_type = "text/html; charset=utf-8";
@@ -1025,6 +1025,8 @@ int tg_portal_handle(tg_admin_t *a, const tg_adm_segs_t *s, const tg_admin_reque
             tg_outbox_wake(a->d.outbox); /* billing: stripe: the subscription's cancellation */
             tg_adm_reply_json(res, 200, tg_adm_customer_json(a, &c));
         }
+    } else if (s->n == 3 && tg_adm_seg_is(s, 2, "resume") && tg_adm_method_is(r, "POST")) {
+        tg_adm_resume_customer(a, &c, res); /* "Keep my subscription", until the period ends */
     } else if (s->n == 4 && tg_adm_seg_is(s, 2, "billing") &&
                (tg_adm_seg_is(s, 3, "setup") || tg_adm_seg_is(s, 3, "portal")) && tg_adm_method_is(r, "POST")) {
         billing_session(a, &c, r, tg_adm_seg_is(s, 3, "setup"), res);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "billing/line_text.h"
 #include "billing/pricing.h"
 #include "util/clock.h"
 #include "util/money.h"
@@ -358,18 +359,6 @@ static void html_money(FILE *f, const char *amount, const char *currency)
     html_escape(f, tg_money_text(amount, currency, text, sizeof(text)) >= 0 ? text : amount);
 }
 
-/* A line's description with its metric's display name in place of the id it starts with (the
- * stored text names the id: "api_calls above 1000 included (per unit)"). */
-static void html_line_text(FILE *f, const char *desc, const char *metric, const tg_config_t *cfg)
-{
-    size_t n = metric != NULL ? strlen(metric) : 0;
-    if (cfg != NULL && desc != NULL && n > 0 && strncmp(desc, metric, n) == 0) {
-        html_escape(f, tg_config_metric_name(cfg, metric));
-        desc += n;
-    }
-    html_escape(f, desc);
-}
-
 char *tg_invoice_to_html(const tg_invoice_t *inv, const tg_customer_t *c, const tg_config_t *cfg)
 {
     json_t *b = json_loads(inv->body != NULL ? inv->body : "{}", 0, NULL);
@@ -418,9 +407,9 @@ char *tg_invoice_to_html(const tg_invoice_t *inv, const tg_customer_t *c, const 
     json_t *l;
     json_array_foreach(json_object_get(b, "lines"), i, l)
     {
+        char text[TG_LINE_TEXT_MAX];
         fputs("<tr><td>", f);
-        html_line_text(f, json_string_value(json_object_get(l, "description")),
-                       json_string_value(json_object_get(l, "metric")), cfg);
+        html_escape(f, tg_line_text(cfg, l, text, sizeof(text)));
         json_int_t qty = json_integer_value(json_object_get(l, "quantity"));
         char count[32];
         if (qty < 0 || tg_count_text((uint64_t)qty, count, sizeof(count)) < 0)

@@ -451,7 +451,7 @@ int tg_periods_invoice_transition(const tg_sub_ctx_t *x, const char *id, const c
     if ((rc = tg_store_invoice_transition(x->store, id, to, tg_sub_now(x), err)) == 0 &&
         (rc = tg_store_invoice_get(x->store, id, &inv, err)) == 0 &&
         (type == NULL || (rc = invoice_event(x, type, &inv, err)) == 0) &&
-        (!to_stripe || (rc = tg_outbox_enqueue_invoice(x->store, &inv, cfg->stripe.collection == TG_STRIPE_SEND_INVOICE,
+        (!to_stripe || (rc = tg_outbox_enqueue_invoice(x->store, cfg, &inv, cfg->stripe.collection == TG_STRIPE_SEND_INVOICE,
                                                        cfg->stripe.days_until_due, err)) == 0))
         rc = tg_store_tx_commit(x->store, err);
     if (rc != 0)

@@ -478,6 +478,32 @@ int tg_sub_cancel(const tg_sub_ctx_t *x, tg_customer_t *c, int at_period_end, tg
     return 0;
 }
 
+int tg_sub_resume(const tg_sub_ctx_t *x, tg_customer_t *c, tg_err_t *err)
+{
+    if (strcmp(c->status, "canceled") == 0 || (c->cancel_at != 0 && tg_sub_now(x) >= c->cancel_at))
+        return tg_errf(err, TG_ESTATE, "Customer %s is canceled already: a new subscription is a new sign-up.", c->id);
+    if (c->cancel_at == 0)
+        return tg_errf(err, TG_ESTATE, "Customer %s has no cancellation to undo.", c->id);
+    const tg_plan_t *plan = tg_config_find_plan(x->cfg, c->plan_id);
+    /* the same condition as the cancellation's: Stripe was told to cancel exactly when it holds */
+    int stripe = plan != NULL && stripe_billing(x) && tg_outbox_plan_has_items(plan) &&
+                 strcmp(c->status, "incomplete") != 0;
+    tg_err_t e = {0};
+    int64_t was = c->cancel_at;
+    int rc = tg_store_tx_begin(x->store, &e);
+    if (rc != 0)
+        return tg_errf(err, rc, "Keeping the subscription failed: %s", e.msg);
+    c->cancel_at = 0;
+    if ((rc = tg_store_customer_update(x->store, c, &e)) != 0 ||
+        (stripe && (rc = tg_outbox_enqueue_subscription_resume(x->store, c, &e)) != 0) ||
+        (rc = tg_store_tx_commit(x->store, &e)) != 0) {
+        tg_store_tx_rollback(x->store);
+        c->cancel_at = was;
+        return tg_errf(err, rc, "Keeping the subscription failed: %s", e.msg);
+    }
+    return 0;
+}
+
 int tg_sub_apply_scheduled(const tg_sub_ctx_t *x, const tg_customer_t *c, tg_err_t *err)
 {
     int64_t now = tg_sub_now(x);

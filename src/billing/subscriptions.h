@@ -105,6 +105,12 @@ int tg_sub_update(const tg_sub_ctx_t *x, tg_customer_t *c, const tg_sub_update_t
  * TG_ESTATE if canceled already. */
 int tg_sub_cancel(const tg_sub_ctx_t *x, tg_customer_t *c, int at_period_end, tg_err_t *err);
 
+/* Undoes a cancellation at the period's end while that period lasts: c keeps its plan and is
+ * billed on as if it had never been asked for (the Stripe subscription too, billing: stripe).
+ * TG_ESTATE when c has no cancellation scheduled, or is canceled already (the period ended, or it
+ * was canceled at once). */
+int tg_sub_resume(const tg_sub_ctx_t *x, tg_customer_t *c, tg_err_t *err);
+
 /* Applies c's scheduled changes that are due (a pending downgrade, a cancellation at period
  * end). Called by the period closer once c's ended periods are invoiced under the old plan. */
 int tg_sub_apply_scheduled(const tg_sub_ctx_t *x, const tg_customer_t *c, tg_err_t *err);

@@ -719,7 +719,9 @@ static void print_invoice(json_t *inv)
     size_t i;
     json_array_foreach(json_object_get(inv, "lines"), i, l)
     {
-        printf("  %-56s %8lld ", str(l, "description"), (long long)json_integer_value(json_object_get(l, "quantity")));
+        /* the line as people read it (the server's "text"), else as stored */
+        const char *text = json_is_string(json_object_get(l, "text")) ? str(l, "text") : str(l, "description");
+        printf("  %-56s %8lld ", text, (long long)json_integer_value(json_object_get(l, "quantity")));
         print_money(str(l, "amount"), str(inv, "currency"), 14);
         printf("\n");
     }

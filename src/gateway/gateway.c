@@ -116,6 +116,11 @@ static const tg_config_t *current_cfg(const tg_gateway_t *gw)
     return gw->deps.live != NULL ? tg_config_live_get(gw->deps.live) : gw->deps.cfg;
 }
 
+const tg_config_t *tg_gateway_config(const tg_gateway_t *gw)
+{
+    return current_cfg(gw);
+}
+
 static int refuse(tg_refusal_t *r, int status, const char *type, tg_outcome_t outcome, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 static int refuse(tg_refusal_t *r, int status, const char *type, tg_outcome_t outcome, const char *fmt, ...)

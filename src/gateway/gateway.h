@@ -96,6 +96,10 @@ typedef struct tg_refusal {
 tg_gateway_t *tg_gateway_new(const tg_gateway_deps_t *deps, const uint8_t *secret, size_t secret_len);
 void tg_gateway_free(tg_gateway_t *gw);
 
+/* The configuration in effect for the next call (the latest reload's, config/config_live.h): one
+ * atomic load; the pointer stays valid until shutdown. Any thread. */
+const tg_config_t *tg_gateway_config(const tg_gateway_t *gw);
+
 /* The configuration's own copy of a metric's name (a plan's included, a route's meter,
  * metering.metrics, or "api_calls"), which stays valid as long as the process; NULL when the
  * configuration names no such metric. Any thread. */

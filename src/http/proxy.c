@@ -744,8 +744,11 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
         gr->fw = h2o_mem_alloc_pool(&req->pool, sizeof(*gr->fw));
         tg_http_forwarded(srv->deps.cfg, req, gr->fw);
     }
-    gr->cors_enabled = cors_enabled(srv->deps.cfg);
-    gr->cors_origin = cors_origin_of(srv->deps.cfg, req);
+    /* Try it follows a reload (portal.openapi published or withdrawn): the configuration in
+     * effect for this call, not the one the server started with */
+    const tg_config_t *live = srv->deps.gateway != NULL ? tg_gateway_config(srv->deps.gateway) : srv->deps.cfg;
+    gr->cors_enabled = cors_enabled(live);
+    gr->cors_origin = cors_origin_of(live, req);
     if (gr->cors_origin.len > 0 && h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS")) &&
         h2o_find_header_by_str(&req->headers, H2O_STRLIT("access-control-request-method"), -1) != -1) {
         gr->status = 204, gr->refused = 1; /* not a call: never admitted, metered or forwarded */

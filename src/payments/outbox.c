@@ -32,6 +32,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "billing/line_text.h"
 #include "payments/meter_export.h"
 #include "util/backoff.h"
 #include "util/clock.h"
@@ -146,8 +147,8 @@ static int minor_units(const char *amount, int digits, int64_t *out, tg_err_t *e
     return 0;
 }
 
-int tg_outbox_enqueue_invoice(tg_store_t *st, const tg_invoice_t *inv, int send_invoice, int days_until_due,
-                              tg_err_t *err)
+int tg_outbox_enqueue_invoice(tg_store_t *st, const tg_config_t *cfg, const tg_invoice_t *inv, int send_invoice,
+                              int days_until_due, tg_err_t *err)
 {
     int digits = tg_stripe_currency_digits(inv->currency);
     if (digits < 0 || digits > TG_MONEY_DIGITS)
@@ -192,8 +193,8 @@ int tg_outbox_enqueue_invoice(tg_store_t *st, const tg_invoice_t *inv, int send_
         if (rc != 0)
             break;
         int64_t amount = 0;
-        char lineno[24];
-        const char *desc = json_string_value(json_object_get(l, "description"));
+        char lineno[24], desc[TG_LINE_TEXT_MAX];
+        tg_line_text(cfg, l, desc, sizeof(desc)); /* Stripe's invoice is read by the customer */
         if ((rc = minor_units(json_string_value(json_object_get(l, "amount")), digits, &amount, err)) != 0)
             break;
         snprintf(lineno, sizeof(lineno), "%zu", i);
@@ -206,7 +207,7 @@ int tg_outbox_enqueue_invoice(tg_store_t *st, const tg_invoice_t *inv, int send_
             rc = tg_form_add_int(&f, "amount", amount, err);
         if (rc == 0)
             rc = tg_form_add(&f, "currency", cur, err);
-        if (rc == 0 && desc != NULL)
+        if (rc == 0 && desc[0] != '\0')
             rc = tg_form_add(&f, "description", desc, err);
         if (rc == 0)
             rc = tg_form_add_int(&f, "period[start]", inv->period_start, err);

@@ -52,6 +52,7 @@
 #define TG_OUTBOX_KIND_SUBSCRIPTION_CREATE "subscription.create"
 #define TG_OUTBOX_KIND_SUBSCRIPTION_ITEMS "subscription.items"
 #define TG_OUTBOX_KIND_SUBSCRIPTION_CANCEL "subscription.cancel"
+#define TG_OUTBOX_KIND_SUBSCRIPTION_RESUME "subscription.resume"
 #define TG_OUTBOX_KIND_SUBSCRIPTION_INVOICE_ITEM "subscription.invoiceitem"
 
 /* In a form value or the path of an enqueued call: replaced when the call is sent by the Stripe
@@ -115,15 +116,16 @@ int tg_outbox_enqueue_customer_update(tg_store_t *st, const tg_customer_t *c, tg
  * (+ days_until_due when collection is send_invoice), pending_invoice_items_behavior=exclude,
  * auto_advance=true, metadata[tollgate_invoice], metadata[tollgate_customer]), then one
  * POST /v1/invoiceitems per line of inv->body onto that invoice (invoice={stripe_invoice:..},
- * amount in the currency's minor unit, negative for credits, currency, description,
+ * amount in the currency's minor unit, negative for credits, currency, description (the line's
+ * text for people under cfg, billing/line_text.h; cfg may be NULL),
  * period[start]/[end], metadata[tollgate_invoice], metadata[tollgate_line]), then
  * POST /v1/invoices/{id}/finalize. The items name the invoice rather than being swept in as
  * "pending" items, so nothing else pending on the Stripe customer (an item made in Stripe's
  * dashboard) lands on it: its total is tollgate's. TG_EINVAL when an amount is not a whole
  * number of minor units or the currency is unknown; TG_EEXIST (nothing written) if inv was
  * queued before. send_invoice: days_until_due > 0, else 0. */
-int tg_outbox_enqueue_invoice(tg_store_t *st, const tg_invoice_t *inv, int send_invoice, int days_until_due,
-                              tg_err_t *err);
+int tg_outbox_enqueue_invoice(tg_store_t *st, const tg_config_t *cfg, const tg_invoice_t *inv, int send_invoice,
+                              int days_until_due, tg_err_t *err);
 
 /* ---- billing: stripe: the customer's Stripe subscription (outbox_subscriptions.c) ----
  * The subscription service (billing/subscriptions.c) decides when; these write the calls, in the
@@ -165,6 +167,10 @@ int tg_outbox_enqueue_subscription_items(tg_store_t *st, const tg_customer_t *c,
  * time of the base fee Stripe billed in advance is credited). */
 int tg_outbox_enqueue_subscription_cancel(tg_store_t *st, const tg_customer_t *c, int at_period_end, int prorate,
                                           tg_err_t *err);
+
+/* "Keep c's subscription": POST /v1/subscriptions/{stripe_subscription} cancel_at_period_end=false,
+ * undoing a cancellation at the period's end queued before it (sent after it, in c's order). */
+int tg_outbox_enqueue_subscription_resume(tg_store_t *st, const tg_customer_t *c, tg_err_t *err);
 
 /* "Add a one-off amount to the next invoice of c's subscription": POST /v1/invoiceitems
  * (customer, subscription, amount in the currency's minor unit, currency, description,

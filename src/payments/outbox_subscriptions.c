@@ -157,6 +157,20 @@ int tg_outbox_enqueue_subscription_cancel(tg_store_t *st, const tg_customer_t *c
     return rc;
 }
 
+int tg_outbox_enqueue_subscription_resume(tg_store_t *st, const tg_customer_t *c, tg_err_t *err)
+{
+    char op[TG_ID_MAX + 24];
+    fresh_op(c, op, sizeof(op));
+    tg_form_t f;
+    tg_form_init(&f, 0);
+    int rc = tg_form_add(&f, "cancel_at_period_end", "false", err);
+    if (rc == 0)
+        rc = tg_outbox_enqueue(st, TG_OUTBOX_KIND_SUBSCRIPTION_RESUME, c->id, op, "POST",
+                               "/v1/subscriptions/" TG_OUTBOX_STRIPE_SUBSCRIPTION, &f, err);
+    tg_form_free(&f);
+    return rc;
+}
+
 int tg_outbox_enqueue_subscription_invoice_item(tg_store_t *st, const tg_customer_t *c, const char *currency,
                                                 tg_money_t amount, const char *description, int64_t period_start,
                                                 int64_t period_end, tg_err_t *err)

@@ -101,7 +101,8 @@ for (const width of [1280, 390]) {
     await page.fill('#calc-calls', '101000');
     await page.click('#calc button[type=submit]');
     await waitForText(page, '[data-testid=quote-total]', /^€69\.00$/); // 19 + 100,000 × 0.0005
-    assert.match(await page.textContent('#calc-out'), /API calls above 1000 included \(per unit\)\s*€50\.00/);
+    // the line reads the metric's name and unit, the allowance grouped (never "api_calls above 1000 (per unit)")
+    assert.match(await page.textContent('#calc-out'), /API calls above 1,000 included \(per call\)\s*€50\.00/);
     if (width === 1280) await snap(page, 'pricing-branded');
 
     // sign up on the euro plan, call the API, and read the account page
@@ -119,6 +120,8 @@ for (const width of [1280, 390]) {
     await checkBranding(page, app);
     await waitForText(page, '[data-metric=api_calls]', /^API calls 1 used of 1,000 included/, 8000);
     assert.equal(await page.textContent('[data-testid=estimate]'), '€19.00');
+    // the upcoming invoice's lines, as the invoice will read
+    assert.match(await page.textContent('[data-testid=estimate-lines]'), /API calls above 1,000 included \(per call\): €0\.00/);
     assert.match(await page.textContent('#plan-select'), /Euro — €19\/month/);
     // the key's creation time in the viewer's zone (Tokyo), with the zone named
     assert.match(await page.textContent('#keys'), /[A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d\d [AP]M GMT\+9/);

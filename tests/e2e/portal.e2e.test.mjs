@@ -226,6 +226,13 @@ for (const width of [1280, 390]) {
     assert.ok(me.cancel_at, 'cancel_at set');
     await page.waitForSelector('#cancel-sub.hidden', { state: 'attached' });
     await snap(page, `cancel-${width}`);
+    // until the period ends, "Keep my subscription" undoes it
+    await page.getByRole('button', { name: 'Keep my subscription' }).click();
+    await waitForText(page, '[data-testid=cancel-note]', /Your subscription continues/);
+    await page.waitForSelector('#resume-sub.hidden', { state: 'attached' });
+    await page.waitForSelector('#cancel-sub:not(.hidden)');
+    assert.doesNotMatch(await page.textContent('[data-testid=account]'), /Cancels on /);
+    assert.equal((await page.evaluate(() => fetch('/v1/me').then((r) => r.json()))).cancel_at, null);
 
     assert.deepEqual(errors, []);
     assert.deepEqual(violations, [], 'no Content-Security-Policy violation');

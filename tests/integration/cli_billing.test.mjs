@@ -63,9 +63,10 @@ test('CLI: customers cancel (at the period end, or --now with a final invoice)',
 });
 
 test('CLI: customers add-item (charge and credit) and invoices upcoming', async () => {
-  await withStack({}, async (s) => {
+  await withStack({ meteringMetrics: '{api_calls: {name: "API calls", unit: call}}' }, async (s) => {
     const srv = ['--server', s.admin];
-    const { customer } = await s.customer('metered');
+    const { key, customer } = await s.customer('metered');
+    assert.equal((await s.call('/v1/basic/x', { key })).status, 200); // a usage line, within the allowance
     let r = s.cli(['customers', 'add-item', customer.id, '--description', 'Setup', '--amount', '25', ...srv]);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /Added "Setup" \(\$25\.00\) to the next invoice of cus_/);
@@ -81,13 +82,14 @@ test('CLI: customers add-item (charge and credit) and invoices upcoming', async 
     r = s.cli(['invoices', 'upcoming', customer.id, ...srv]);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /upcoming invoice/);
+    assert.match(r.stdout, /API calls above 2 included \(per call\)\s+0\s+\$0\.00\n/); // the line as people read it
     assert.match(r.stdout, /Setup\s+1\s+\$25\.00\n/);
     assert.match(r.stdout, /Goodwill credit\s+1\s+-\$10\.50\n/);
     assert.match(r.stdout, /Total\s+\$24\.50\n/); // 10.00 base + 25.00 - 10.50
     r = s.cli(['invoices', 'upcoming', customer.id, '--json', ...srv]);
     const inv = JSON.parse(r.stdout);
     assert.equal(inv.total, '24.50');
-    assert.deepEqual(inv.lines.map((l) => l.amount), ['10.00', '25.00', '-10.50']);
+    assert.deepEqual(inv.lines.map((l) => l.amount), ['10.00', '0.00', '25.00', '-10.50']);
     r = s.cli(['invoices', 'upcoming', 'cus_nobody', ...srv]);
     assert.equal(r.status, 1);
     assert.match(r.stderr, /404 not_found/);

@@ -1,7 +1,8 @@
 // display.test.mjs - issue 15 over HTTP: GET /v1/plans carries each metric's display name and unit
 // and the portal's branding; the Content-Security-Policy lets an absolute logo's origin into the
 // img-src of HTML pages only; the printable invoice reads the metric's name and money in its
-// currency, while the JSON keeps ids and exact decimal strings.
+// currency, while the JSON keeps ids and exact decimal strings; every line carries beside its
+// stored description the text people read (billing/line_text.h).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { withStack, ADMIN_TOKEN } from './harness.mjs';
@@ -60,13 +61,34 @@ test('the printable invoice: the metric\'s display name, money in its currency, 
     const inv = (await s.adminCall('GET', `/v1/admin/invoices?customer=${customer.id}`)).json.data[0];
     assert.equal(inv.total, '10.75');
     const full = (await s.adminCall('GET', `/v1/admin/invoices/${inv.id}`)).json;
-    assert.match(full.lines[1].description, /^api_calls above 2 included/); // the stored line keeps the id
+    assert.match(full.lines[1].description, /^api_calls above 2 included \(per unit\)$/); // the stored line keeps the id
+    // beside it, the text people read: the display name and the unit, composed when answered
+    assert.equal(full.lines[1].text, 'API calls above 2 included (per call)');
+    assert.equal(full.lines[0].text, full.lines[0].description); // the base fee reads as stored
     const r = await fetch(`${s.admin}/v1/admin/invoices/${inv.id}/html`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
     const page = await r.text();
-    assert.match(page, /<td>API calls above 2 included \(per unit\)<\/td><td class="n">3<\/td><td class="n">\$0\.75<\/td>/);
+    assert.match(page, /<td>API calls above 2 included \(per call\)<\/td><td class="n">3<\/td><td class="n">\$0\.75<\/td>/);
     assert.match(page, /data-testid="total">\$10\.75</);
     assert.match(page, /<p class="muted">Acme Data<\/p>/);
     assert.doesNotMatch(page, /\d\.\d\d (usd|USD)|Total \(usd\)/);
+  });
+});
+
+test('quote and upcoming lines: the display name, the allowance grouped by thousands, per the unit', async () => {
+  await withStack({ meteringMetrics: '{api_calls: {name: "API calls", unit: call}}' }, async (s) => {
+    const q = await fetch(`${s.admin}/v1/plans/starter/quote?api_calls=50003`).then((x) => x.json());
+    const usage = q.lines.find((l) => l.metric === 'api_calls');
+    assert.equal(usage.description, 'api_calls above 50000 included (per unit)');
+    assert.equal(usage.text, 'API calls above 50,000 included (per call)');
+    const { key, customer } = await s.customer('pro');
+    assert.equal((await s.call('/v1/basic/x', { key })).status, 200); // a usage line on the upcoming invoice
+    const up = (await s.adminCall('GET', `/v1/admin/customers/${customer.id}/invoices/upcoming`)).json;
+    assert.equal(up.lines.find((l) => l.metric === 'api_calls').text, 'API calls above 500,000 included (per call)');
+  });
+  // without metering.metrics: the id and "unit", still grouped
+  await withStack({}, async (s) => {
+    const q = await fetch(`${s.admin}/v1/plans/starter/quote?api_calls=1`).then((x) => x.json());
+    assert.equal(q.lines.find((l) => l.metric === 'api_calls').text, 'api_calls above 50,000 included (per unit)');
   });
 });
 

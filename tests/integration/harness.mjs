@@ -201,7 +201,8 @@ export class Stack {
     if (!this.gwPort) [this.gwPort, this.adminPort, this.upPort] = await freePorts(3);
     const o = this.opts;
     this.config = join(this.dir, 'tollgate.yaml');
-    writeFileSync(this.config, `
+    // o.configText(stack): the whole file instead (a test of a shipped configuration; its ports are known)
+    writeFileSync(this.config, o.configText ? o.configText(this) : `
 server: {listen: "127.0.0.1:${this.gwPort}", admin_listen: "127.0.0.1:${this.adminPort}", workers: 2${o.maxBody ? `, max_body_bytes: ${o.maxBody}` : ''}${o.trustedProxies ? `, trusted_proxies: ${JSON.stringify(o.trustedProxies)}` : ''}}
 upstream: {url: "${o.upstreamUrl || `http://127.0.0.1:${o.upstreamPort || this.upPort}`}", timeout_ms: ${o.timeoutMs || 5000}${o.upstreamCaFile ? `, ca_file: ${JSON.stringify(o.upstreamCaFile)}` : ''}}
 storage: {database: ${JSON.stringify(this.storageUrl())}}

@@ -212,7 +212,7 @@ test('GET /v1/me names the gateway the keys are used at (public_urls.gateway, he
   assert.equal(me.json.gateway_url, r.json.gateway_url);
 });
 
-test('self-service cancellation: at the period\'s end, by the admin route\'s service, audited; a second one is 409', async () => {
+test('self-service cancellation: at the period\'s end, by the admin route\'s service, audited; a second one is 409; undone by resume', async () => {
   const c = client();
   const r = await c.call('POST', '/v1/signup', { email: email(), password: 'correct horse battery', plan: 'free' });
   assert.equal(r.status, 201);
@@ -232,4 +232,38 @@ test('self-service cancellation: at the period\'s end, by the admin route\'s ser
   assert.equal(log[0].actor.kind, 'customer');
   assert.equal(log[0].before.cancel_at, null);
   assert.equal(log[0].after.cancel_at, me.current_period.end);
+
+  // "Keep my subscription" while the period lasts: the cancellation is undone, audited, and can be
+  // asked for again; with nothing to undo it is a 409
+  assert.equal((await c.call('POST', '/v1/me/resume', {}, { noCsrf: true })).status, 403);
+  const resume = await c.call('POST', '/v1/me/resume', {});
+  assert.equal(resume.status, 200, JSON.stringify(resume.json));
+  assert.equal(resume.json.cancel_at, null);
+  assert.equal(resume.json.status, me.status);
+  assert.equal((await s.adminCall('GET', `/v1/admin/customers/${id}`)).json.cancel_at, null);
+  const again = await c.call('POST', '/v1/me/resume', {});
+  assert.equal(again.status, 409);
+  assert.match(again.json.error.message, /no cancellation to undo/);
+  const resumed = (await s.adminCall('GET', `/v1/admin/audit?target_id=${id}&limit=100`)).json.data.filter((e) => e.action === 'customer.resume');
+  assert.equal(resumed.length, 1);
+  assert.equal(resumed[0].actor.kind, 'customer');
+  assert.equal(resumed[0].before.cancel_at, me.current_period.end);
+  assert.equal(resumed[0].after.cancel_at, null);
+  assert.equal((await c.call('POST', '/v1/me/cancel', {})).json.cancel_at, me.current_period.end);
+  // the owner can undo it too
+  const owner = await s.adminCall('POST', `/v1/admin/customers/${id}/resume`);
+  assert.equal(owner.status, 200, owner.text);
+  assert.equal(owner.json.cancel_at, null);
+});
+
+test('a customer canceled at once cannot resume: 409, still canceled', async () => {
+  const c = client();
+  const r = await c.call('POST', '/v1/signup', { email: email(), password: 'correct horse battery', plan: 'free' });
+  assert.equal(r.status, 201);
+  const id = r.json.customer.id;
+  assert.equal((await s.adminCall('POST', `/v1/admin/customers/${id}/cancel`, { at_period_end: false })).status, 200);
+  const resume = await c.call('POST', '/v1/me/resume', {});
+  assert.equal(resume.status, 409);
+  assert.match(resume.json.error.message, /canceled already/);
+  assert.equal((await s.adminCall('GET', `/v1/admin/customers/${id}`)).json.status, 'canceled');
 });

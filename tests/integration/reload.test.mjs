@@ -178,6 +178,29 @@ test('removing a plan that customers are on is refused, naming the plan and the 
   });
 });
 
+test('Try it\'s CORS follows a reload: portal.openapi published allows the portal\'s origin, withdrawn refuses it', async () => {
+  const doc = new URL('../../examples/demo-upstream.openapi.yaml', import.meta.url).pathname;
+  await withStack({}, async (s) => {
+    const portal = s.admin; // portal.public_url defaults to the admin listener
+    const preflight = () => fetch(`${s.gw}/v1/basic/x`, {
+      method: 'OPTIONS', headers: { origin: portal, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' },
+    });
+    assert.equal((await preflight()).headers.get('access-control-allow-origin'), null, 'no reference, no Try it');
+    edit(s, (t) => t.replace(/^portal: \{/m, `portal: {openapi: ${JSON.stringify(doc)}, `));
+    const on = await s.adminCall('POST', '/v1/admin/reload');
+    assert.equal(on.status, 200, on.text);
+    assert.deepEqual(on.json.restart_required, []);
+    const pre = await preflight();
+    assert.equal(pre.status, 204);
+    assert.equal(pre.headers.get('access-control-allow-origin'), portal);
+    assert.match(pre.headers.get('vary') || '', /origin/i);
+    edit(s, (t) => t.replace(`openapi: ${JSON.stringify(doc)}, `, ''));
+    assert.equal((await s.adminCall('POST', '/v1/admin/reload')).status, 200);
+    const off = await preflight();
+    assert.equal(off.headers.get('access-control-allow-origin'), null, 'withdrawn with the reference');
+  });
+});
+
 test('a changed listen address is named in the log and kept; the rest of the file applies', async () => {
   await withStack({ morePlans: LIVE_PLAN }, async (s) => {
     const { key } = await s.customer('live');

@@ -8,7 +8,7 @@
 //      proration as two invoice items on the subscription, equal to tollgate's own lines;
 //   3. a downgrade waits for the period's end (test clock) and is sent when tollgate applies it;
 //   4. cancellation: at once is a DELETE (subscription canceled), at period end is
-//      cancel_at_period_end; a plan without prices has no subscription, and leaving it creates one
+//      cancel_at_period_end, and keeping the subscription sets it back to false; a plan without prices has no subscription, and leaving it creates one
 //      anchored on tollgate's period;
 //   5. 429 and lost responses on create and swap, and kill -9 mid-way: one subscription, right
 //      prices, no idempotency error;
@@ -313,6 +313,18 @@ test('cancellation: at once deletes the subscription, at the period\'s end sets 
     assert.equal(del[0].path, `/v1/subscriptions/${sa.id}`);
     assert.equal(del[0].params.invoice_now, 'true');
     assert.equal(del[0].params.prorate, 'true');
+
+    // keeping the subscription before the period ends: cancel_at_period_end=false on the same one
+    const kept = await s.adminCall('POST', `/v1/admin/customers/${b.id}/resume`);
+    assert.equal(kept.status, 200, kept.text);
+    assert.equal(kept.json.cancel_at, null);
+    await synced(s, b.id, 4);
+    const [kb] = await subsOf(b.id);
+    assert.equal(kb.id, sb.id);
+    assert.equal(kb.status, 'active');
+    assert.equal(kb.cancel_at_period_end, false);
+    const sent = (await control('GET', '/__control/requests')).filter((r) => r.path === `/v1/subscriptions/${sb.id}` && r.method === 'POST');
+    assert.deepEqual(sent.map((r) => r.params.cancel_at_period_end), ['true', 'false']);
   } finally { await s.stop(); }
 });
 

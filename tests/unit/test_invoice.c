@@ -14,6 +14,7 @@
 
 #include "../support/tmpstore.h"
 #include "billing/invoice.h"
+#include "billing/line_text.h"
 #include "config/config.h"
 #include "store/store.h"
 
@@ -103,6 +104,54 @@ static void list(fx_t *f, invs_t *v)
     assert_int_equal(tg_store_invoice_list(f->st, "cus_1", grab, v, &err), 0);
 }
 
+/* A line as people read it: a usage line composed from its fields (lines stored before the text
+ * existed read the same), the unlimited allowance, other models keep their names; a line of any
+ * other kind, or a usage line whose description ends otherwise, is its stored description; the
+ * text is cut at a character boundary. */
+static void line_text_is(const tg_config_t *cfg, const char *line, const char *want)
+{
+    json_t *l = json_loads(line, 0, NULL);
+    assert_non_null(l);
+    char out[TG_LINE_TEXT_MAX];
+    assert_string_equal(tg_line_text(cfg, l, out, sizeof(out)), want);
+    json_decref(l);
+}
+
+static void test_line_text(void **state)
+{
+    fx_t *f = *state;
+    line_text_is(f->cfg,
+                 "{\"description\":\"api_calls above 50000 included (per unit)\",\"plan\":\"starter\",\"metric\":"
+                 "\"api_calls\",\"quantity\":3,\"amount\":\"0.01\",\"used\":50003,\"included\":50000}",
+                 "API calls above 50,000 included (per call)");
+    line_text_is(f->cfg, "{\"description\":\"api_calls, unlimited included (per unit)\",\"metric\":\"api_calls\",\"included\":-1}",
+                 "API calls, unlimited included (per call)");
+    line_text_is(f->cfg, "{\"description\":\"images (graduated)\",\"metric\":\"images\",\"included\":0}", "images (graduated)");
+    line_text_is(NULL, "{\"description\":\"api_calls above 1234567 included (package)\",\"metric\":\"api_calls\",\"included\":1234567}",
+                 "api_calls above 1,234,567 included (package)");
+    /* not usage lines: the base fee, an item, a kind added later (no "included") */
+    line_text_is(f->cfg, "{\"description\":\"Starter plan, 1 month\",\"metric\":null,\"amount\":\"49.00\"}",
+                 "Starter plan, 1 month");
+    line_text_is(f->cfg, "{\"description\":\"Late usage of api_calls for December\",\"metric\":\"api_calls\"}",
+                 "Late usage of api_calls for December");
+    line_text_is(f->cfg,
+                 "{\"kind\":\"late\",\"description\":\"api_calls above 5 included (per unit), late\",\"metric\":"
+                 "\"api_calls\",\"included\":5}",
+                 "api_calls above 5 included (per unit), late");
+    line_text_is(f->cfg,
+                 "{\"kind\":\"late\",\"description\":\"api_calls above 5 included (per unit)\",\"metric\":"
+                 "\"api_calls\",\"included\":5}",
+                 "api_calls above 5 included (per unit)");
+    line_text_is(f->cfg, "{\"description\":\"api_calls written elsewhere\",\"metric\":\"api_calls\",\"included\":5}",
+                 "api_calls written elsewhere");
+    line_text_is(f->cfg, "[]", "");
+    /* cut inside a character: dropped whole */
+    json_t *l = json_pack("{s:s}", "description", "\xc3\xa9\xc3\xa9");
+    char small[4];
+    assert_string_equal(tg_line_text(f->cfg, l, small, sizeof(small)), "\xc3\xa9");
+    json_decref(l);
+}
+
 static void test_close_idempotent_and_late_usage(void **state)
 {
     fx_t *f = *state;
@@ -122,7 +171,7 @@ static void test_close_idempotent_and_late_usage(void **state)
     /* the printable page: the metric's display name, counts and money for people, the issuer */
     char *html = tg_invoice_to_html(&v.inv[0], &f->c, f->cfg);
     assert_non_null(html);
-    assert_non_null(strstr(html, "<td>API calls above 100 included (per unit)</td><td class=\"n\">50</td><td class=\"n\">$0.50</td>"));
+    assert_non_null(strstr(html, "<td>API calls above 100 included (per call)</td><td class=\"n\">50</td><td class=\"n\">$0.50</td>"));
     assert_non_null(strstr(html, "<td class=\"n\" data-testid=\"total\">$49.50</td>"));
     assert_non_null(strstr(html, "<p class=\"muted\">Acme &lt;API&gt;</p>"));
     assert_null(strstr(html, "USD"));
@@ -206,6 +255,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_close_idempotent_and_late_usage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_line_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plan_change_and_numbering, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trial_prorates_base_fee, setup, teardown),
     };

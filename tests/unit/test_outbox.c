@@ -526,7 +526,8 @@ static void test_stop_cuts_a_call_in_flight(void **state)
 }
 
 /* billing: tollgate: a finalized invoice is queued as create, one item per line (minor units,
- * negative credits, the line's index), finalize; the items and the finalize name the invoice by
+ * negative credits, the line's index, a usage line described for people: its metric's display
+ * name and unit, the allowance grouped), finalize; the items and the finalize name the invoice by
  * placeholder; an amount that is not whole minor units or an unknown currency is refused. */
 static void test_enqueue_invoice(void **state)
 {
@@ -540,17 +541,23 @@ static void test_enqueue_invoice(void **state)
     inv.period_start = 1767225600;
     inv.period_end = 1769904000;
     char body[] = "{\"lines\":[{\"description\":\"Starter plan, 1 month\",\"amount\":\"49.00\"},"
-                  "{\"description\":\"Credit\",\"amount\":\"-3.50\"}],\"total\":\"45.50\"}";
+                  "{\"description\":\"Credit\",\"amount\":\"-3.50\"},"
+                  "{\"description\":\"api_calls above 50000 included (per unit)\",\"metric\":\"api_calls\","
+                  "\"quantity\":2,\"amount\":\"0.50\",\"used\":50002,\"included\":50000}],\"total\":\"46.00\"}";
     inv.body = body;
+    tg_metric_display_t calls = {.metric = "api_calls", .name = "API calls", .unit = "call"};
+    tg_config_t cfg = {0};
+    cfg.metering.metrics = &calls;
+    cfg.metering.nmetrics = 1;
     assert_int_equal(tg_store_tx_begin(f->db.st, &err), 0);
-    assert_int_equal(tg_outbox_enqueue_invoice(f->db.st, &inv, 1, 30, &err), 0);
+    assert_int_equal(tg_outbox_enqueue_invoice(f->db.st, &cfg, &inv, 1, 30, &err), 0);
     assert_int_equal(tg_store_tx_commit(f->db.st, &err), 0);
-    assert_int_equal(tg_outbox_enqueue_invoice(f->db.st, &inv, 1, 30, &err), TG_EEXIST); /* once */
+    assert_int_equal(tg_outbox_enqueue_invoice(f->db.st, &cfg, &inv, 1, 30, &err), TG_EEXIST); /* once */
 
     tg_outbox_row_t rows[8];
     size_t n = 0;
     assert_int_equal(tg_store_outbox_due(f->db.st, tg_clock_now_ns() / 1000000 + 1000, rows, 8, &n, &err), 0);
-    assert_int_equal(n, 4);
+    assert_int_equal(n, 5);
     assert_string_equal(rows[0].idempotency_key, "tg_invoice.create_inv_t1");
     assert_string_equal(rows[0].path, "/v1/invoices");
     assert_string_equal(rows[0].params,
@@ -563,8 +570,10 @@ static void test_enqueue_invoice(void **state)
     assert_non_null(strstr(rows[2].params, "&amount=-350&"));
     assert_non_null(strstr(rows[2].params, "period[start]=1767225600&period[end]=1769904000"));
     assert_non_null(strstr(rows[2].params, "metadata[tollgate_line]=1"));
-    assert_string_equal(rows[3].idempotency_key, "tg_invoice.finalize_inv_t1");
-    assert_string_equal(rows[3].path, "/v1/invoices/{stripe_invoice:inv_t1}/finalize");
+    assert_string_equal(rows[3].idempotency_key, "tg_invoice.item_inv_t1_2");
+    assert_non_null(strstr(rows[3].params, "&description=API+calls+above+50%2C000+included+%28per+call%29&"));
+    assert_string_equal(rows[4].idempotency_key, "tg_invoice.finalize_inv_t1");
+    assert_string_equal(rows[4].path, "/v1/invoices/{stripe_invoice:inv_t1}/finalize");
     for (size_t i = 0; i < n; i++)
         tg_outbox_row_clear(&rows[i]);
 
@@ -572,11 +581,11 @@ static void test_enqueue_invoice(void **state)
     char bad[] = "{\"lines\":[{\"description\":\"x\",\"amount\":\"1.005\"}]}";
     snprintf(inv.id, sizeof(inv.id), "inv_t2");
     inv.body = bad;
-    assert_int_equal(tg_outbox_enqueue_invoice(f->db.st, &inv, 0, 0, &err), TG_EINVAL);
+    assert_int_equal(tg_outbox_enqueue_invoice(f->db.st, NULL, &inv, 0, 0, &err), TG_EINVAL);
     snprintf(inv.id, sizeof(inv.id), "inv_t3");
     snprintf(inv.currency, sizeof(inv.currency), "XQQ");
     inv.body = body;
-    assert_int_equal(tg_outbox_enqueue_invoice(f->db.st, &inv, 0, 0, &err), TG_EINVAL);
+    assert_int_equal(tg_outbox_enqueue_invoice(f->db.st, NULL, &inv, 0, 0, &err), TG_EINVAL);
 
     /* ISK has no minor unit in ISO 4217, but Stripe's API counts it in hundredths: 1200 krona is
      * amount=120000 (1200 would be billed as 12 krona) */
@@ -584,7 +593,7 @@ static void test_enqueue_invoice(void **state)
     snprintf(inv.id, sizeof(inv.id), "inv_t4");
     snprintf(inv.currency, sizeof(inv.currency), "isk");
     inv.body = krona;
-    assert_int_equal(tg_outbox_enqueue_invoice(f->db.st, &inv, 0, 0, &err), 0);
+    assert_int_equal(tg_outbox_enqueue_invoice(f->db.st, NULL, &inv, 0, 0, &err), 0);
     assert_int_equal(tg_store_outbox_due(f->db.st, tg_clock_now_ns() / 1000000 + 1000, rows, 8, &n, &err), 0);
     int seen = 0;
     for (size_t i = 0; i < n; i++) {

@@ -234,6 +234,41 @@ static void test_cancel_at_period_end_and_now(void **state)
     assert_string_equal(a.status, "canceled");
 }
 
+/* Keeping the subscription: a cancellation at the period's end is undone while the period lasts
+ * (the period then closes as usual and the customer stays active); nothing to undo, a customer
+ * canceled at once and one whose period ended are TG_ESTATE, and nothing changes. */
+static void test_resume(void **state)
+{
+    fx_t *f = *state;
+    tg_customer_t a = new_customer(f, "starter", 0), b = new_customer(f, "pro", 0), c = new_customer(f, "free", 0);
+    tg_err_t err = {0};
+    clock_s = JAN1_2026 + 15 * DAY;
+    assert_int_equal(tg_sub_resume(&f->x, &a, &err), TG_ESTATE); /* nothing scheduled */
+    assert_int_equal(tg_sub_cancel(&f->x, &a, 1, &err), 0);
+    assert_int_equal(tg_sub_resume(&f->x, &a, &err), 0);
+    a = reload(f, a.id);
+    assert_int_equal(a.cancel_at, 0);
+    assert_string_equal(a.status, "active");
+    assert_int_equal(tg_sub_resume(&f->x, &a, &err), TG_ESTATE);
+
+    assert_int_equal(tg_sub_cancel(&f->x, &b, 0, &err), 0); /* at once: no way back */
+    assert_int_equal(tg_sub_resume(&f->x, &b, &err), TG_ESTATE);
+    b = reload(f, b.id);
+    assert_string_equal(b.status, "canceled");
+
+    assert_int_equal(tg_sub_cancel(&f->x, &c, 1, &err), 0);
+    clock_s = FEB1_2026 + 60; /* the period ended: too late, even before the closer ran */
+    assert_int_equal(tg_sub_resume(&f->x, &c, &err), TG_ESTATE);
+    assert_int_equal(reload(f, c.id).cancel_at, FEB1_2026);
+
+    tg_periods_run_t run;
+    assert_int_equal(tg_periods_close(&f->x, a.id, INT64_MAX, &run, &err), 0);
+    assert_int_equal(run.created, 1);
+    tg_periods_run_free(&run);
+    a = reload(f, a.id);
+    assert_string_equal(a.status, "active"); /* resumed: the period's end changed nothing */
+}
+
 static void test_items_and_errors(void **state)
 {
     fx_t *f = *state;
@@ -393,6 +428,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_downgrade_waits_for_period_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_downgrade_during_trial_is_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_at_period_end_and_now, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_items_and_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_finalize_after_and_hold, setup, teardown),
         cmocka_unit_test_setup_teardown(test_finalize_failure_is_listed, setup, teardown),

@@ -23,8 +23,10 @@ async function loadAccount() {
   const pending = me.pending_plan ? ` Changes to ${me.pending_plan} on ${fmtDate(me.pending_at)}.` : '';
   const cancels = me.cancel_at && me.status !== 'canceled' ? ` Cancels on ${fmtDate(me.cancel_at)}.` : '';
   document.getElementById('acct').textContent = `${me.email} — plan ${me.plan}, ${me.status}${trial}. Period ${fmtDate(me.current_period.start)} to ${fmtDate(me.current_period.end)}.${pending}${cancels}`;
-  // Cancelling is offered until it is scheduled (there is no undo in the billing service yet).
+  // Cancelling is offered until it is scheduled; then, until the period ends, keeping the subscription.
+  const scheduled = Boolean(me.cancel_at) && me.status !== 'canceled';
   document.getElementById('cancel-sub').classList.toggle('hidden', Boolean(me.cancel_at) || me.status === 'canceled');
+  document.getElementById('resume-sub').classList.toggle('hidden', !scheduled);
   const plans = accountShown ? usePlans(await api('GET', '/v1/plans')) : await plansReady();
   accountShown = true;
   const { data } = plans;
@@ -242,7 +244,7 @@ document.getElementById('cancel-sub').addEventListener('click', () => {
     const me = await api('GET', '/v1/me');
     const note = document.getElementById('cancel-note');
     note.replaceChildren(
-      el('p', {}, `Your plan and API keys keep working until ${fmtDate(me.current_period.end)}; this period is billed as usual, then the subscription ends. This cannot be undone here.`),
+      el('p', {}, `Your plan and API keys keep working until ${fmtDate(me.current_period.end)}; this period is billed as usual, then the subscription ends. Until then you can keep it.`),
       el('button', { type: 'button', id: 'confirm-cancel', class: 'danger', onclick: () => act(async () => {
         const c = await api('POST', '/v1/me/cancel', {});
         note.textContent = `Cancels on ${fmtDate(c.cancel_at)}.`;
@@ -250,6 +252,12 @@ document.getElementById('cancel-sub').addEventListener('click', () => {
       el('button', { type: 'button', class: 'secondary', onclick: () => note.replaceChildren() }, 'Keep my subscription'));
   })().catch((err) => show(msg, err.message));
 });
+
+// Undoes the cancellation while its period lasts (POST /v1/me/resume).
+document.getElementById('resume-sub').addEventListener('click', () => act(async () => {
+  await api('POST', '/v1/me/resume', {});
+  document.getElementById('cancel-note').textContent = 'Your subscription continues; nothing was canceled.';
+}));
 
 document.getElementById('pw-form').addEventListener('submit', (e) => {
   e.preventDefault();

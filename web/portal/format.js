@@ -70,8 +70,11 @@ export const metricUnit = (metrics, id) => metrics?.[id]?.unit || 'unit';
 export const quantity = (n, metrics, id) => `${num(n)} ${metricName(metrics, id)}`;
 // "€0.0005 per call"
 export const perUnit = (amount, currency, metrics, id) => `${money(amount, currency)} per ${metricUnit(metrics, id)}`;
-// An invoice or quote line: its metric's display name in place of the id it starts with.
+// An invoice or quote line as people read it: the API's "text" (composed by the server from the
+// line's fields with the display names and units in force: "API calls above 50,000 included (per
+// call)"); else (an answer without it) the description with the metric's display name for its id.
 export function lineText(line, metrics) {
+  if (typeof line.text === 'string' && line.text) return line.text;
   const d = line.description || '';
   return line.metric && d.startsWith(line.metric) ? metricName(metrics, line.metric) + d.slice(line.metric.length) : d;
 }

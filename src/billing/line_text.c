@@ -1,0 +1,69 @@
+/* line_text.c - see line_text.h. */
+#include "billing/line_text.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util/money_text.h"
+#include "util/utf8.h"
+
+/* The pricing model a usage line was priced under, for people: pricing.c ends the stored
+ * description with it in parentheses (tg_price_model_name), the only place a line records it.
+ * "per unit" reads as "per call" with the metric's unit; the others keep their names. NULL when
+ * the description ends otherwise (a line written by something else: shown as stored). */
+static const char *usage_model(const char *desc)
+{
+    static const char *const models[] = {"per unit", "graduated", "volume", "package"};
+    size_t n = strlen(desc);
+    for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++) {
+        size_t m = strlen(models[i]);
+        if (n >= m + 2 && desc[n - 1] == ')' && desc[n - m - 2] == '(' && strncmp(desc + n - m - 1, models[i], m) == 0)
+            return models[i];
+    }
+    return NULL;
+}
+
+const char *tg_line_text(const tg_config_t *cfg, const json_t *line, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (!json_is_object(line))
+        return out;
+    const char *desc = json_string_value(json_object_get(line, "description"));
+    const char *metric = json_string_value(json_object_get(line, "metric"));
+    const json_t *included = json_object_get(line, "included");
+    const char *kind = json_string_value(json_object_get(line, "kind")); /* absent on usage lines so far */
+    const char *model = desc != NULL ? usage_model(desc) : NULL;
+    if (metric == NULL || !json_is_integer(included) || model == NULL || (kind != NULL && strcmp(kind, "usage") != 0)) {
+        snprintf(out, cap, "%s", desc != NULL ? desc : "");
+    } else {
+        /* included is a uint64 in the body: the unlimited allowance (UINT64_MAX) reads back as -1 */
+        uint64_t allowance = (uint64_t)json_integer_value(included);
+        const char *name = tg_config_metric_name(cfg, metric);
+        char count[32], allowance_text[48] = "";
+        if (allowance == TG_UNLIMITED)
+            snprintf(allowance_text, sizeof(allowance_text), ", unlimited included");
+        else if (allowance > 0 && tg_count_text(allowance, count, sizeof(count)) >= 0)
+            snprintf(allowance_text, sizeof(allowance_text), " above %s included", count);
+        if (strcmp(model, "per unit") == 0)
+            snprintf(out, cap, "%s%s (per %s)", name, allowance_text, tg_config_metric_unit(cfg, metric));
+        else
+            snprintf(out, cap, "%s%s (%s)", name, allowance_text, model);
+    }
+    tg_utf8_scrub(out); /* snprintf may have cut a long name inside a character */
+    return out;
+}
+
+int tg_lines_add_text(const tg_config_t *cfg, json_t *lines)
+{
+    size_t i;
+    json_t *l;
+    char text[TG_LINE_TEXT_MAX];
+    json_array_foreach(lines, i, l)
+    {
+        if (json_is_object(l) &&
+            json_object_set_new(l, "text", json_string(tg_line_text(cfg, l, text, sizeof(text)))) != 0)
+            return -1;
+    }
+    return 0;
+}
