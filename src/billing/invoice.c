@@ -103,10 +103,10 @@ static int late_line(json_t *lines, const tg_customer_t *c, const tg_plan_t *up,
     strftime(first, sizeof(first), "%Y-%m-%d", gmtime_r(&t0, &tm));
     strftime(last, sizeof(last), "%Y-%m-%d", gmtime_r(&t1, &tm));
     snprintf(desc, sizeof(desc), "%s used %s to %s, reported after that period's invoice", u->metric, first, last);
-    json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:o,s:I,s:{s:o,s:o}}", "description", desc, "plan", up->id, "metric",
-                          u->metric, "quantity", (json_int_t)u->units, "amount", money_json(amount, d), "invoiced",
-                          (json_int_t)u->invoiced, "late_period", "start", time_json(u->period_start), "end",
-                          time_json(end));
+    json_t *j =
+        json_pack("{s:s,s:s,s:s,s:I,s:o,s:I,s:{s:o,s:o}}", "description", desc, "plan", up->id, "metric", u->metric,
+                  "quantity", (json_int_t)u->units, "amount", money_json(amount, d), "invoiced",
+                  (json_int_t)u->invoiced, "late_period", "start", time_json(u->period_start), "end", time_json(end));
     if (j == NULL || json_array_append_new(lines, j) != 0)
         return tg_errf(err, TG_ENOMEM, "out of memory rendering an invoice");
     return 0;

@@ -364,16 +364,16 @@ static int metric_charges(const tg_plan_t *plan, const char *metric, uint64_t us
     return rc;
 }
 
-int tg_price_late_usage(const tg_plan_t *plan, const char *metric, uint64_t invoiced, uint64_t late,
-                        tg_money_t *amount, tg_err_t *err)
+int tg_price_late_usage(const tg_plan_t *plan, const char *metric, uint64_t invoiced, uint64_t late, tg_money_t *amount,
+                        tg_err_t *err)
 {
     *amount = 0;
     if (plan == NULL || metric == NULL)
         return tg_errf(err, TG_EINVAL, "no plan or metric to price late usage with");
     uint64_t all;
     if (__builtin_add_overflow(invoiced, late, &all))
-        return tg_errf(err, TG_ERANGE, "%s: %" PRIu64 " late units after %" PRIu64 " overflow a 64-bit count",
-                       metric, late, invoiced);
+        return tg_errf(err, TG_ERANGE, "%s: %" PRIu64 " late units after %" PRIu64 " overflow a 64-bit count", metric,
+                       late, invoiced);
     tg_money_t before, after;
     int rc = metric_charges(plan, metric, invoiced, &before, err);
     if (rc == 0)

@@ -137,8 +137,8 @@ int tg_quote_estimate(const tg_plan_t *plan, const tg_usage_qty_t *usage, size_t
  * closed earlier settled. Returns 0; TG_EINVAL (no plan or metric, a malformed plan as in
  * tg_quote_build), TG_ERANGE when invoiced + late or an amount overflows, TG_ENOMEM; *amount is
  * then 0. Pure. */
-int tg_price_late_usage(const tg_plan_t *plan, const char *metric, uint64_t invoiced, uint64_t late,
-                        tg_money_t *amount, tg_err_t *err);
+int tg_price_late_usage(const tg_plan_t *plan, const char *metric, uint64_t invoiced, uint64_t late, tg_money_t *amount,
+                        tg_err_t *err);
 
 /* Frees the lines of a quote and empties it; safe on an empty or already freed quote. */
 void tg_quote_free(tg_quote_t *q);

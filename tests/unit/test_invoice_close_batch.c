@@ -53,6 +53,15 @@ typedef struct {
     int64_t item_amount;
 } seen_t;
 
+/* Whether a comes strictly before b in (period, plan, metric) byte order: store.h's order. */
+static int row_before(const tg_unbilled_t *a, const tg_unbilled_t *b)
+{
+    if (a->period_start != b->period_start)
+        return a->period_start < b->period_start;
+    int c = strcmp(a->plan_id, b->plan_id);
+    return c != 0 ? c < 0 : strcmp(a->metric, b->metric) < 0;
+}
+
 static int build_sum(const tg_unbilled_t *rows, size_t n, const tg_invoice_item_t *items, size_t nitems,
                      tg_invoice_t *inv, void *arg, tg_err_t *err)
 {
@@ -70,11 +79,7 @@ static int build_sum(const tg_unbilled_t *rows, size_t n, const tg_invoice_item_
             s->late_invoiced += rows[i].invoiced;
             s->late_period = rows[i].period_start;
         }
-        if (i > 0 && (rows[i - 1].period_start > rows[i].period_start ||
-                      (rows[i - 1].period_start == rows[i].period_start &&
-                       (strcmp(rows[i - 1].plan_id, rows[i].plan_id) > 0 ||
-                        (strcmp(rows[i - 1].plan_id, rows[i].plan_id) == 0 &&
-                         strcmp(rows[i - 1].metric, rows[i].metric) >= 0)))))
+        if (i > 0 && !row_before(&rows[i - 1], &rows[i]))
             s->ordered = 0;
     }
     s->nitems = nitems;
@@ -235,7 +240,7 @@ static void test_batch_bills_each_once(void **state)
         assert_int_equal(seen[i].late_units, 5); /* December's row apart, nothing of it billed before */
         assert_int_equal(seen[i].late_invoiced, 0);
         assert_int_equal(seen[i].late_period, DEC1_2025);
-        assert_int_equal(seen[i].nitems, 1);     /* the item before February 1st */
+        assert_int_equal(seen[i].nitems, 1); /* the item before February 1st */
         assert_int_equal(seen[i].item_amount, 7);
         sum_t s = invoices_of(t, ids[i]);
         assert_int_equal(s.n, 1);

@@ -1133,7 +1133,9 @@ static tg_money_t ref_line(const tg_charge_t *c, uint64_t included, uint64_t use
     uint64_t q = used > included ? used - included : 0;
     tg_money_t exact = 0;
     switch (c->model) {
-    case TG_MODEL_PER_UNIT: exact = c->unit_price * (tg_money_t)q; break;
+    case TG_MODEL_PER_UNIT:
+        exact = c->unit_price * (tg_money_t)q;
+        break;
     case TG_MODEL_PACKAGE: {
         uint64_t packs = q / c->package_size + (c->round_up && q % c->package_size != 0 ? 1 : 0);
         exact = c->package_price * (tg_money_t)packs;
