@@ -527,7 +527,8 @@ static void test_stop_cuts_a_call_in_flight(void **state)
 
 /* billing: tollgate: a finalized invoice is queued as create, one item per line (minor units,
  * negative credits, the line's index), finalize; the items and the finalize name the invoice by
- * placeholder; an amount that is not whole minor units or an unknown currency is refused. */
+ * placeholder; a late usage line's item is dated with its own period (issue 16); an amount that
+ * is not whole minor units or an unknown currency is refused. */
 static void test_enqueue_invoice(void **state)
 {
     fx_t *f = *state;
@@ -540,7 +541,11 @@ static void test_enqueue_invoice(void **state)
     inv.period_start = 1767225600;
     inv.period_end = 1769904000;
     char body[] = "{\"lines\":[{\"description\":\"Starter plan, 1 month\",\"amount\":\"49.00\"},"
-                  "{\"description\":\"Credit\",\"amount\":\"-3.50\"}],\"total\":\"45.50\"}";
+                  "{\"description\":\"Credit\",\"amount\":\"-3.50\"},"
+                  "{\"description\":\"api_calls used 2025-12-01 to 2025-12-31, reported after that period's invoice\","
+                  "\"metric\":\"api_calls\",\"quantity\":4,\"amount\":\"1.00\",\"invoiced\":5,"
+                  "\"late_period\":{\"start\":\"2025-12-01T00:00:00Z\",\"end\":\"2026-01-01T00:00:00Z\"}}],"
+                  "\"total\":\"46.50\"}";
     inv.body = body;
     assert_int_equal(tg_store_tx_begin(f->db.st, &err), 0);
     assert_int_equal(tg_outbox_enqueue_invoice(f->db.st, &inv, 1, 30, &err), 0);
@@ -550,7 +555,7 @@ static void test_enqueue_invoice(void **state)
     tg_outbox_row_t rows[8];
     size_t n = 0;
     assert_int_equal(tg_store_outbox_due(f->db.st, tg_clock_now_ns() / 1000000 + 1000, rows, 8, &n, &err), 0);
-    assert_int_equal(n, 4);
+    assert_int_equal(n, 5);
     assert_string_equal(rows[0].idempotency_key, "tg_invoice.create_inv_t1");
     assert_string_equal(rows[0].path, "/v1/invoices");
     assert_string_equal(rows[0].params,
@@ -563,8 +568,12 @@ static void test_enqueue_invoice(void **state)
     assert_non_null(strstr(rows[2].params, "&amount=-350&"));
     assert_non_null(strstr(rows[2].params, "period[start]=1767225600&period[end]=1769904000"));
     assert_non_null(strstr(rows[2].params, "metadata[tollgate_line]=1"));
-    assert_string_equal(rows[3].idempotency_key, "tg_invoice.finalize_inv_t1");
-    assert_string_equal(rows[3].path, "/v1/invoices/{stripe_invoice:inv_t1}/finalize");
+    assert_string_equal(rows[3].idempotency_key, "tg_invoice.item_inv_t1_2");
+    assert_non_null(strstr(rows[3].params, "&amount=100&"));
+    assert_non_null(strstr(rows[3].params, "period[start]=1764547200&period[end]=1767225600"));
+    assert_non_null(strstr(rows[3].params, "description=api_calls"));
+    assert_string_equal(rows[4].idempotency_key, "tg_invoice.finalize_inv_t1");
+    assert_string_equal(rows[4].path, "/v1/invoices/{stripe_invoice:inv_t1}/finalize");
     for (size_t i = 0; i < n; i++)
         tg_outbox_row_clear(&rows[i]);
 
