@@ -61,6 +61,58 @@ static json_t *line_json(const tg_line_t *l, const char *plan_id, int d)
     return j;
 }
 
+/* The plan usage metered under plan_id is priced with: that plan, or the customer's current
+ * one (plan) when the configuration no longer has it. NULL (err set) when its currency is not the
+ * invoice's. */
+static const tg_plan_t *usage_plan(const tg_config_t *cfg, const tg_plan_t *plan, const tg_customer_t *c,
+                                   const char *plan_id, tg_err_t *err)
+{
+    const tg_plan_t *up = tg_config_find_plan(cfg, plan_id);
+    if (up == NULL)
+        up = plan; /* a plan since removed from the config: price under the current one */
+    if (up->currency_digits != plan->currency_digits || strcmp(up->currency, plan->currency) != 0) {
+        tg_errf(err, TG_ECONFIG, "usage of %s under plan %s is in %s, the invoice in %s", c->id, up->id, up->currency,
+                plan->currency);
+        return NULL;
+    }
+    return up;
+}
+
+/* Appends to lines the line of late usage row u (a period before the invoice's), priced with
+ * plan up as that period's invoice would have priced it on top of what it billed
+ * (tg_price_late_usage), and adds its amount to *total. The description starts with the metric
+ * id, as usage lines do, so that pages show the metric's display name in its place
+ * (html_line_text, the portal's lineText). Returns 0, or TG_ERANGE, TG_ENOMEM, TG_EINVAL (a
+ * malformed plan) with err set. */
+static int late_line(json_t *lines, const tg_customer_t *c, const tg_plan_t *up, const tg_unbilled_t *u, int d,
+                     tg_money_t *total, tg_err_t *err)
+{
+    tg_money_t amount;
+    int rc = tg_price_late_usage(up, u->metric, u->invoiced, u->units, &amount, err);
+    if (rc != 0)
+        return rc;
+    /* amount is on the minor-unit grid already: a difference of rounded lines */
+    if (tg_money_add(*total, amount, total) != 0)
+        return tg_errf(err, TG_ERANGE, "the invoice of %s overflows the money range", c->id);
+    int64_t start, end;
+    tg_period_bounds(c->anchor_at, up->interval, u->period_start, &start, &end);
+    if (start != u->period_start) /* metered under other boundaries (the interval changed since) */
+        tg_period_bounds(u->period_start, up->interval, u->period_start, &start, &end);
+    char first[16], last[16], desc[TG_METRIC_MAX + 96];
+    time_t t0 = (time_t)u->period_start, t1 = (time_t)(end - 1);
+    struct tm tm;
+    strftime(first, sizeof(first), "%Y-%m-%d", gmtime_r(&t0, &tm));
+    strftime(last, sizeof(last), "%Y-%m-%d", gmtime_r(&t1, &tm));
+    snprintf(desc, sizeof(desc), "%s used %s to %s, reported after that period's invoice", u->metric, first, last);
+    json_t *j =
+        json_pack("{s:s,s:s,s:s,s:I,s:o,s:I,s:{s:o,s:o}}", "description", desc, "plan", up->id, "metric", u->metric,
+                  "quantity", (json_int_t)u->units, "amount", money_json(amount, d), "invoiced",
+                  (json_int_t)u->invoiced, "late_period", "start", time_json(u->period_start), "end", time_json(end));
+    if (j == NULL || json_array_append_new(lines, j) != 0)
+        return tg_errf(err, TG_ENOMEM, "out of memory rendering an invoice");
+    return 0;
+}
+
 int tg_invoice_build(const tg_config_t *cfg, const tg_customer_t *c, const tg_unbilled_t *rows, size_t n,
                      const tg_invoice_item_t *items, size_t nitems, tg_invoice_t *inv, tg_err_t *err)
 {
@@ -100,21 +152,24 @@ int tg_invoice_build(const tg_config_t *cfg, const tg_customer_t *c, const tg_un
         total += rounded;
     }
 
-    /* Usage, priced per plan it was metered under. */
+    /* Usage of this period, priced per plan it was metered under: rows come in (period, plan,
+     * metric) order (store.h), so this period's rows of one plan are adjacent. */
     for (size_t i = 0; i < n && rc == 0; i++) {
-        if (i > 0 && strcmp(rows[i].plan_id, rows[i - 1].plan_id) == 0)
-            continue; /* rows are grouped by plan: handle each plan once */
-        const tg_plan_t *up = tg_config_find_plan(cfg, rows[i].plan_id);
-        if (up == NULL)
-            up = plan; /* a plan since removed from the config: price under the current one */
-        if (up->currency_digits != d || strcmp(up->currency, plan->currency) != 0) {
-            rc = tg_errf(err, TG_ECONFIG, "usage of %s under plan %s is in %s, the invoice in %s", c->id, up->id,
-                         up->currency, plan->currency);
+        if (rows[i].period_start < ps)
+            continue; /* late usage: below */
+        if (i > 0 && rows[i - 1].period_start == rows[i].period_start &&
+            strcmp(rows[i].plan_id, rows[i - 1].plan_id) == 0)
+            continue; /* handle each plan once */
+        const tg_plan_t *up = usage_plan(cfg, plan, c, rows[i].plan_id, err);
+        if (up == NULL) {
+            rc = TG_ECONFIG;
             break;
         }
         tg_usage_qty_t usage[64];
         size_t nu = 0;
-        for (size_t k = i; k < n && strcmp(rows[k].plan_id, rows[i].plan_id) == 0 && nu < 64; k++)
+        for (size_t k = i; k < n && rows[k].period_start == rows[i].period_start &&
+                           strcmp(rows[k].plan_id, rows[i].plan_id) == 0 && nu < 64;
+             k++)
             usage[nu++] = (tg_usage_qty_t){rows[k].metric, rows[k].units};
         tg_quote_t q;
         if ((rc = tg_quote_build(up, usage, nu, 0, &q, err)) != 0)
@@ -124,6 +179,18 @@ int tg_invoice_build(const tg_config_t *cfg, const tg_customer_t *c, const tg_un
         if (tg_money_add(total, q.total, &total) != 0)
             rc = tg_errf(err, TG_ERANGE, "the invoice of %s overflows the money range", c->id);
         tg_quote_free(&q);
+    }
+    /* Late usage: one dated line per earlier (period, plan, metric), apart from this period's so
+     * that it neither takes this period's allowance nor moves this period's tiers. */
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (rows[i].period_start >= ps || rows[i].units == 0)
+            continue;
+        const tg_plan_t *up = usage_plan(cfg, plan, c, rows[i].plan_id, err);
+        if (up == NULL) {
+            rc = TG_ECONFIG;
+            break;
+        }
+        rc = late_line(lines, c, up, &rows[i], d, &total, err);
     }
     for (size_t i = 0; i < nitems && rc == 0; i++) {
         if (strcmp(items[i].currency, plan->currency) != 0) {

@@ -5,7 +5,11 @@
  * plan it was metered under (usage totals are kept per plan), so a mid-period plan change does
  * not reprice what happened before it. The base fee is the plan in force at the period's end;
  * a trial covering part of the period prorates it by seconds, a trial covering all of it waives
- * it. Usage that arrived after its own period was invoiced is billed on the next invoice. */
+ * it. Usage that arrived after its own period was invoiced is billed on the next invoice, one
+ * dated line per earlier (period, plan, metric) apart from the period's own usage (it takes
+ * none of its allowance): "api_calls used 2026-01-01 to 2026-01-31, reported after that
+ * period's invoice", with late_period {start, end}, quantity, invoiced (units of it billed
+ * before) and amount = tg_price_late_usage under the plan it was metered under. */
 #ifndef TG_INVOICE_H
 #define TG_INVOICE_H
 

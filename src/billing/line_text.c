@@ -34,7 +34,13 @@ const char *tg_line_text(const tg_config_t *cfg, const json_t *line, char *out, 
     const json_t *included = json_object_get(line, "included");
     const char *kind = json_string_value(json_object_get(line, "kind")); /* absent on usage lines so far */
     const char *model = desc != NULL ? usage_model(desc) : NULL;
-    if (metric == NULL || !json_is_integer(included) || model == NULL || (kind != NULL && strcmp(kind, "usage") != 0)) {
+    size_t mlen = metric != NULL ? strlen(metric) : 0;
+    if (metric != NULL && desc != NULL && json_is_object(json_object_get(line, "late_period")) &&
+        strncmp(desc, metric, mlen) == 0 && desc[mlen] == ' ') {
+        /* late usage (invoice.c): "api_calls used 2026-01-01 to 2026-01-31, reported after ...",
+         * its dates already for people; only the metric's id becomes its name */
+        snprintf(out, cap, "%s%s", tg_config_metric_name(cfg, metric), desc + mlen);
+    } else if (metric == NULL || !json_is_integer(included) || model == NULL || (kind != NULL && strcmp(kind, "usage") != 0)) {
         snprintf(out, cap, "%s", desc != NULL ? desc : "");
     } else {
         /* included is a uint64 in the body: the unlimited allowance (UINT64_MAX) reads back as -1 */

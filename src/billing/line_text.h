@@ -8,7 +8,8 @@
  * display name changed after an invoice was issued shows on it, and invoices stored before this
  * existed render the same way: the stored JSON is unchanged. A usage line is one with a metric,
  * an "included" count and a description ending in its pricing model, and no "kind" other than
- * "usage"; any other line (the base fee, a minimum or cap, a one-off item, a kind added later,
+ * "usage". A late usage line (one with "late_period") reads as stored with the metric's display
+ * name in place of its id. Any other line (the base fee, a minimum or cap, a one-off item, a kind added later,
  * which says so in "kind") is shown as its stored description.
  *
  * Pure: no I/O, no globals; safe on any thread. */

@@ -345,6 +345,47 @@ int tg_quote_estimate(const tg_plan_t *plan, const tg_usage_qty_t *usage, size_t
     return 0;
 }
 
+/* The sum of the rounded usage lines of `metric` in a quote of plan for `used` units of it: what
+ * an invoice of that period charged for the metric (several charges may price one metric). */
+static int metric_charges(const tg_plan_t *plan, const char *metric, uint64_t used, tg_money_t *out, tg_err_t *err)
+{
+    tg_usage_qty_t u = {metric, used};
+    tg_quote_t q;
+    int rc = tg_quote_build(plan, &u, 1, 0, &q, err);
+    if (rc != 0)
+        return rc;
+    tg_money_t sum = 0;
+    for (size_t i = 0; i < q.nlines && rc == 0; i++)
+        if (q.lines[i].kind == TG_LINE_USAGE && strcmp(q.lines[i].metric, metric) == 0 &&
+            tg_money_add(sum, q.lines[i].amount, &sum) != 0)
+            rc = tg_errf(err, TG_ERANGE, "the charges of %s overflow the money range", metric);
+    tg_quote_free(&q);
+    *out = rc == 0 ? sum : 0;
+    return rc;
+}
+
+int tg_price_late_usage(const tg_plan_t *plan, const char *metric, uint64_t invoiced, uint64_t late, tg_money_t *amount,
+                        tg_err_t *err)
+{
+    *amount = 0;
+    if (plan == NULL || metric == NULL)
+        return tg_errf(err, TG_EINVAL, "no plan or metric to price late usage with");
+    uint64_t all;
+    if (__builtin_add_overflow(invoiced, late, &all))
+        return tg_errf(err, TG_ERANGE, "%s: %" PRIu64 " late units after %" PRIu64 " overflow a 64-bit count", metric,
+                       late, invoiced);
+    tg_money_t before, after;
+    int rc = metric_charges(plan, metric, invoiced, &before, err);
+    if (rc == 0)
+        rc = metric_charges(plan, metric, all, &after, err);
+    if (rc != 0)
+        return rc;
+    /* both are sums of lines of one quote shape, each within the money range and of one sign: the
+     * difference of two non-negative amounts cannot overflow */
+    *amount = after - before;
+    return 0;
+}
+
 void tg_quote_free(tg_quote_t *q)
 {
     if (q == NULL)

@@ -127,6 +127,19 @@ int tg_quote_build(const tg_plan_t *plan, const tg_usage_qty_t *usage, size_t nu
 int tg_quote_estimate(const tg_plan_t *plan, const tg_usage_qty_t *usage, size_t nusage, int include_base_fee,
                       tg_quote_t *out, tg_err_t *err);
 
+/* Late usage (issue 16): `late` units of `metric` that arrived after their period was invoiced
+ * with `invoiced` units of it. *amount = what the usage lines of that metric in plan's quote
+ * come to for invoiced + late units, less what they come to for invoiced units: exactly what the
+ * customer would have paid had the units arrived in time, the allowance, tiers and packages
+ * already entered counted once, each side rounded per line as its invoice was. It may be
+ * negative under volume pricing (more units can fall in a cheaper tier). The plan's minimum and
+ * maximum are not applied again: they bound a whole period's usage lines, which an invoice
+ * closed earlier settled. Returns 0; TG_EINVAL (no plan or metric, a malformed plan as in
+ * tg_quote_build), TG_ERANGE when invoiced + late or an amount overflows, TG_ENOMEM; *amount is
+ * then 0. Pure. */
+int tg_price_late_usage(const tg_plan_t *plan, const char *metric, uint64_t invoiced, uint64_t late, tg_money_t *amount,
+                        tg_err_t *err);
+
 /* Frees the lines of a quote and empties it; safe on an empty or already freed quote. */
 void tg_quote_free(tg_quote_t *q);
 

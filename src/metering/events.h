@@ -27,9 +27,11 @@
  * half-applied silently; the client retries it whole and nothing counts twice.
  *
  * Late usage: an event dated in a closed period counts in that period (usage_period keeps per
- * period totals); if that period's invoice is still a draft it is priced there when the draft
- * is recomputed, otherwise the store's invoiced_units mark leaves it for the customer's next
- * invoice (billing/invoice.c), as for any usage that arrives after its period was invoiced.
+ * period totals). While that period has no invoice it is priced there with the rest of its
+ * usage; once the period closer made its invoice (a draft is not priced again), the store's
+ * invoiced_units mark leaves it for the customer's next invoice, where billing/invoice.c puts it
+ * on a dated line of its own priced as that period would have priced it (tg_price_late_usage),
+ * as for any usage that arrives after its period was invoiced.
  *
  * Threads: tg_events_ingest runs on gateway event loops; the index is behind one mutex, taken
  * once per batch. The callback fires on the meter's writer thread or on the loop that commits

@@ -100,11 +100,16 @@ typedef struct tg_invoice {
 
 void tg_invoice_clear(tg_invoice_t *inv);
 
-/* Unbilled usage of a customer for one plan and metric (units not yet on an invoice). */
+/* Unbilled usage of a customer for one period, plan and metric: units of that period not yet on
+ * an invoice. A period before the invoice's own is late usage (it arrived after that period was
+ * invoiced): invoiced says how many units of it the earlier invoice billed already, so that the
+ * late units are priced after them (billing/invoice.c). */
 typedef struct tg_unbilled {
     char plan_id[TG_PLAN_ID_MAX];
     char metric[TG_METRIC_MAX];
     uint64_t units;
+    int64_t period_start; /* the period the usage was metered in */
+    uint64_t invoiced;    /* units of that (period, plan, metric) on an invoice already */
 } tg_unbilled_t;
 
 /* A one-off amount for the next invoice (e.g. the proration of a plan change). */

@@ -63,23 +63,6 @@ int tg_meter_is_late(int64_t now_s, int64_t ts, int64_t period_end)
     return now_s - ts > TG_METER_EXPORT_MAX_AGE_S || now_s - period_end >= TG_METER_EXPORT_GRACE_S;
 }
 
-/* The usage line of metric in a quote of plan for `used` units, rounded, into *amount (0 when no
- * charge prices the metric). */
-static int usage_price(const tg_plan_t *plan, const char *metric, uint64_t used, tg_money_t *amount, tg_err_t *err)
-{
-    *amount = 0;
-    tg_usage_qty_t q = {metric, used};
-    tg_quote_t quote;
-    int rc = tg_quote_build(plan, &q, 1, 0, &quote, err);
-    if (rc != 0)
-        return rc;
-    for (size_t i = 0; i < quote.nlines; i++)
-        if (quote.lines[i].kind == TG_LINE_USAGE && strcmp(quote.lines[i].metric, metric) == 0)
-            *amount = quote.lines[i].amount;
-    tg_quote_free(&quote);
-    return 0;
-}
-
 int tg_meter_late_amount(const tg_plan_t *plan, const char *metric, uint64_t before, uint64_t late, int64_t *minor,
                          tg_err_t *err)
 {
@@ -92,18 +75,13 @@ int tg_meter_late_amount(const tg_plan_t *plan, const char *metric, uint64_t bef
     int digits = tg_stripe_currency_digits(plan->currency);
     if (digits < 0 || digits > TG_MONEY_DIGITS)
         return tg_errf(err, TG_EINVAL, "plan %s: Stripe does not know the currency %.8s", plan->id, plan->currency);
-    tg_money_t a = 0, b = 0;
-    int rc = usage_price(plan, metric, after, &a, err);
-    if (rc == 0)
-        rc = usage_price(plan, metric, before, &b, err);
+    tg_money_t diff; /* the same price as a late line on tollgate's own invoice */
+    int rc = tg_price_late_usage(plan, metric, before, late, &diff, err);
     if (rc != 0)
         return rc;
     int64_t unit = 1;
     for (int i = digits; i < TG_MONEY_DIGITS; i++)
         unit *= 10;
-    tg_money_t diff;
-    if (__builtin_sub_overflow(a, b, &diff))
-        return tg_errf(err, TG_ERANGE, "%s: the price of the late units does not fit", metric);
     if (diff % unit != 0) /* lines are rounded to the minor unit: cannot happen */
         return tg_errf(err, TG_EINVAL, "%s: the price of the late units is not whole minor units", metric);
     *minor = diff / unit;

@@ -147,6 +147,28 @@ static int minor_units(const char *amount, int digits, int64_t *out, tg_err_t *e
     return 0;
 }
 
+/* Seconds since the epoch of a time as invoice.c writes it ("2026-01-01T00:00:00Z"); 0 if v is
+ * not one. */
+static int64_t body_time(const json_t *v)
+{
+    const char *s = json_string_value(v);
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *rest = s != NULL ? strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm) : NULL;
+    return rest != NULL && *rest == '\0' ? (int64_t)timegm(&tm) : 0;
+}
+
+/* The period of a line's Stripe item: a late usage line's own (late_period, issue 16: the
+ * units belong to that earlier period), otherwise the invoice's. */
+static void line_period(const json_t *l, const tg_invoice_t *inv, int64_t *start, int64_t *end)
+{
+    const json_t *late = json_object_get(l, "late_period");
+    int64_t s = body_time(json_object_get(late, "start")), e = body_time(json_object_get(late, "end"));
+    int own = late != NULL && s > 0 && e > s;
+    *start = own ? s : inv->period_start;
+    *end = own ? e : inv->period_end;
+}
+
 int tg_outbox_enqueue_invoice(tg_store_t *st, const tg_config_t *cfg, const tg_invoice_t *inv, int send_invoice,
                               int days_until_due, tg_err_t *err)
 {
@@ -209,10 +231,12 @@ int tg_outbox_enqueue_invoice(tg_store_t *st, const tg_config_t *cfg, const tg_i
             rc = tg_form_add(&f, "currency", cur, err);
         if (rc == 0 && desc[0] != '\0')
             rc = tg_form_add(&f, "description", desc, err);
+        int64_t from, to;
+        line_period(l, inv, &from, &to);
         if (rc == 0)
-            rc = tg_form_add_int(&f, "period[start]", inv->period_start, err);
+            rc = tg_form_add_int(&f, "period[start]", from, err);
         if (rc == 0)
-            rc = tg_form_add_int(&f, "period[end]", inv->period_end, err);
+            rc = tg_form_add_int(&f, "period[end]", to, err);
         if (rc == 0)
             rc = tg_form_add(&f, "metadata[tollgate_invoice]", inv->id, err);
         if (rc == 0)

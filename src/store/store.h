@@ -277,7 +277,10 @@ int tg_store_plan_change_count(tg_store_t *st, const char *kind, int64_t since, 
 int tg_store_invoice_item_add(tg_store_t *st, const tg_invoice_item_t *item, tg_err_t *err);
 
 /* Builds an invoice from the unbilled usage and the pending items (billing code): fills
- * inv->total, inv->currency and inv->body (malloc'd). Returns 0 or an error. */
+ * inv->total, inv->currency and inv->body (malloc'd). Returns 0 or an error. The usage comes
+ * one row per (period_start, plan_id, metric) with units not yet invoiced, in that order (byte
+ * order for the ids), both backends alike: the invoice's own period apart from earlier ones
+ * (late usage), each with the units of it invoiced already. */
 typedef int (*tg_invoice_build_cb)(const tg_unbilled_t *rows, size_t n, const tg_invoice_item_t *items, size_t nitems,
                                    tg_invoice_t *inv, void *arg, tg_err_t *err);
 

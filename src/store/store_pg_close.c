@@ -34,7 +34,6 @@
 #include <string.h>
 
 #include "store/store_pg_int.h"
-#include "store/usage_aggregate.h"
 
 /* A usage row the batch marked: whose (entry i), which row, and what it held before. */
 typedef struct {
@@ -56,6 +55,8 @@ static int cmp_marked(const void *a, const void *b)
     const marked_t *x = a, *y = b;
     if (x->i != y->i)
         return x->i < y->i ? -1 : 1;
+    if (x->period_start != y->period_start)
+        return x->period_start < y->period_start ? -1 : 1;
     int c = strcmp(x->plan_id, y->plan_id);
     return c != 0 ? c : strcmp(x->metric, y->metric);
 }
@@ -151,7 +152,7 @@ static long entry_of(const PGresult *res, int r, int col, size_t n)
     return i >= 1 && (uint64_t)i <= n ? (long)(i - 1) : -1;
 }
 
-/* Statement 2's rows into *out (*nout), sorted by (entry, plan, metric); act maps the statement's
+/* Statement 2's rows into *out (*nout), sorted by (entry, period, plan, metric); act maps the statement's
  * ordinals to entries. */
 static int read_marked(const PGresult *res, const size_t *act, size_t na, marked_t **out, size_t *nout, tg_err_t *err)
 {
@@ -208,9 +209,9 @@ static int read_items(const PGresult *res, const tg_invoice_close_t *e, const si
 }
 
 /* Builds every active entry's draft (act, na: in entry order) with build from its marked usage
- * (rows of equal plan and metric over several periods summed, saturating, in (plan, metric) byte
- * order as tg_pg_invoice_create hands them) and its items (by id). A build error is the entry's
- * alone. */
+ * (one row per period, plan and metric, with the units invoiced before, in (period, plan,
+ * metric) byte order as tg_pg_invoice_create hands them: late usage of earlier periods apart)
+ * and its items (by id). A build error is the entry's alone. */
 static int build_all(tg_invoice_close_t *e, const size_t *act, size_t na, const marked_t *m, size_t nm,
                      const marked_item_t *mi, size_t nmi, tg_invoice_build_cb build, tg_err_t *err)
 {
@@ -225,15 +226,12 @@ static int build_all(tg_invoice_close_t *e, const size_t *act, size_t na, const 
     for (size_t k = 0; k < na; k++) {
         size_t i = act[k], nr = 0, ni = 0;
         for (; um < nm && m[um].i == i; um++) {
-            if (nr > 0 && strcmp(rows[nr - 1].plan_id, m[um].plan_id) == 0 &&
-                strcmp(rows[nr - 1].metric, m[um].metric) == 0) {
-                rows[nr - 1].units = tg_usage_add_saturating(rows[nr - 1].units, m[um].units);
-                continue;
-            }
             tg_unbilled_t *u = &rows[nr++];
             memcpy(u->plan_id, m[um].plan_id, sizeof(u->plan_id));
             memcpy(u->metric, m[um].metric, sizeof(u->metric));
             u->units = m[um].units;
+            u->period_start = m[um].period_start;
+            u->invoiced = m[um].before > 0 ? (uint64_t)m[um].before : 0;
         }
         for (; ui < nmi && mi[ui].i == i; ui++)
             items[ni++] = mi[ui].item;

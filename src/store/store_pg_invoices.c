@@ -17,7 +17,6 @@
 #include <time.h>
 
 #include "store/store_pg_int.h"
-#include "store/usage_aggregate.h"
 
 /* The columns tg_pg_invoice_row reads, in the order of INVOICE_COLS (store_sqlite_int.h). */
 #define PG_INVOICE_COLS                                                                                                \
@@ -98,12 +97,14 @@ typedef struct {
 static int cmp_unbilled(const void *a, const void *b)
 {
     const tg_unbilled_t *x = a, *y = b;
+    if (x->period_start != y->period_start)
+        return x->period_start < y->period_start ? -1 : 1;
     int c = strcmp(x->plan_id, y->plan_id);
     return c != 0 ? c : strcmp(x->metric, y->metric);
 }
 
-/* Rows of (plan_id, metric, units) in res into v, units of equal (plan, metric) summed
- * (saturating), in (plan, metric) byte order as SQLite's unbilled query. */
+/* Rows of (period_start, plan_id, metric, units, invoiced) in res into v, in (period, plan,
+ * metric) byte order as SQLite's unbilled query (one row per key: it is usage_period's). */
 static int unbilled_from(PGresult *res, unbilled_vec_t *v, tg_err_t *err)
 {
     int n = PQntuples(res);
@@ -113,19 +114,13 @@ static int unbilled_from(PGresult *res, unbilled_vec_t *v, tg_err_t *err)
         return tg_errf(err, TG_ENOMEM, "out of memory reading unbilled usage");
     for (int i = 0; i < n; i++) {
         tg_unbilled_t *u = &v->rows[v->n++];
-        tg_pg_text(res, i, 0, u->plan_id, sizeof(u->plan_id));
-        tg_pg_text(res, i, 1, u->metric, sizeof(u->metric));
-        u->units = tg_pg_u64(res, i, 2);
+        u->period_start = tg_pg_i64(res, i, 0);
+        tg_pg_text(res, i, 1, u->plan_id, sizeof(u->plan_id));
+        tg_pg_text(res, i, 2, u->metric, sizeof(u->metric));
+        u->units = tg_pg_u64(res, i, 3);
+        u->invoiced = tg_pg_u64(res, i, 4);
     }
     qsort(v->rows, v->n, sizeof(*v->rows), cmp_unbilled);
-    size_t out = 0;
-    for (size_t i = 0; i < v->n; i++) {
-        if (out > 0 && cmp_unbilled(&v->rows[out - 1], &v->rows[i]) == 0)
-            v->rows[out - 1].units = tg_usage_add_saturating(v->rows[out - 1].units, v->rows[i].units);
-        else
-            v->rows[out++] = v->rows[i];
-    }
-    v->n = out;
     return 0;
 }
 
@@ -216,7 +211,8 @@ int tg_pg_invoice_create(tg_store_t *store, tg_invoice_t *draft, tg_invoice_buil
                 " plan_id, invoiced_units AS before FROM usage_period WHERE customer_id = $1 AND period_start <= $2"
                 " AND units > invoiced_units ORDER BY period_start, plan_id COLLATE \"C\", metric COLLATE \"C\""
                 " FOR UPDATE) o WHERE u.customer_id = o.customer_id AND u.period_start = o.period_start"
-                " AND u.metric = o.metric AND u.plan_id = o.plan_id RETURNING u.plan_id, u.metric, u.units - o.before",
+                " AND u.metric = o.metric AND u.plan_id = o.plan_id"
+                " RETURNING u.period_start, u.plan_id, u.metric, u.units - o.before, o.before",
                 draft->customer_id, draft->period_start, NULL, 0, &v, err, "reading unbilled usage");
     if (rc == 0)
         rc = gather(st,
@@ -270,9 +266,8 @@ int tg_pg_invoice_preview(tg_store_t *store, tg_invoice_t *draft, tg_invoice_bui
     unbilled_vec_t v = {0};
     item_vec_t items = {0};
     int rc = gather(st,
-                    "SELECT plan_id, metric, LEAST(SUM(units - invoiced_units), 9223372036854775807)::BIGINT"
-                    " FROM usage_period WHERE customer_id = $1 AND period_start <= $2 AND units > invoiced_units"
-                    " GROUP BY plan_id, metric",
+                    "SELECT period_start, plan_id, metric, units - invoiced_units, invoiced_units"
+                    " FROM usage_period WHERE customer_id = $1 AND period_start <= $2 AND units > invoiced_units",
                     draft->customer_id, draft->period_start, NULL, 0, &v, err, "reading unbilled usage");
     if (rc == 0)
         rc = gather(st,

@@ -73,9 +73,9 @@ static int unbilled_query(tg_sqlite_t *st, const char *customer_id, int64_t peri
     if (rc != 0)
         return rc;
     rc = tg_sqlite_cached(st, SQ_UNBILLED,
-                          "SELECT plan_id, metric, TG_SUM(units - invoiced_units) FROM usage_period"
-                          " WHERE customer_id = ? AND period_start <= ? AND units > invoiced_units"
-                          " GROUP BY plan_id, metric ORDER BY plan_id, metric",
+                          "SELECT period_start, plan_id, metric, units - invoiced_units, invoiced_units"
+                          " FROM usage_period WHERE customer_id = ? AND period_start <= ? AND units > invoiced_units"
+                          " ORDER BY period_start, plan_id, metric",
                           &s, err, "reading unbilled usage");
     if (rc != 0)
         return rc;
@@ -84,9 +84,11 @@ static int unbilled_query(tg_sqlite_t *st, const char *customer_id, int64_t peri
     int step;
     tg_unbilled_t row;
     while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-        tg_sqlite_text(s, 0, row.plan_id, sizeof(row.plan_id));
-        tg_sqlite_text(s, 1, row.metric, sizeof(row.metric));
-        row.units = (uint64_t)sqlite3_column_int64(s, 2);
+        row.period_start = sqlite3_column_int64(s, 0);
+        tg_sqlite_text(s, 1, row.plan_id, sizeof(row.plan_id));
+        tg_sqlite_text(s, 2, row.metric, sizeof(row.metric));
+        row.units = (uint64_t)sqlite3_column_int64(s, 3);
+        row.invoiced = (uint64_t)sqlite3_column_int64(s, 4);
         if (cb(&row, arg) != 0)
             break;
     }

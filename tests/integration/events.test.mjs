@@ -201,12 +201,42 @@ test('late usage: into its own period until that period is invoiced, then onto t
     const first = await s.adminCall('GET', `/v1/admin/invoices/${list.json.data[0].id}`);
     assert.equal(first.json.total, '10.75'); // 10.00 + (2 + 3 - 2) x 0.25
 
-    // once the period is invoiced, a later event dated in it goes onto the next invoice
+    // once the period is invoiced, a later event dated in it goes onto the next invoice, as a
+    // line of its own dated with its period and priced as that period would have priced it
     const later = await post(s, { events: [ev('p1-later', 3 * 86400e3, 4), ev('p2-marker-2', 32 * 86400e3, 1)] });
     assert.equal(later.json.accepted, 2, later.text);
     assert.equal(await usageReaches(s, customer.id, 'api_calls', 2), 2);
     assert.equal((await s.adminCall('GET', `/v1/admin/invoices/${list.json.data[0].id}`)).json.total, '10.75');
     const up = await s.adminCall('GET', `/v1/admin/customers/${customer.id}/invoices/upcoming`);
-    assert.equal(up.json.total, '11.00', up.text); // 10.00 + (4 late + 2 this period - 2 included) x 0.25
+    // 10.00 + this period's 2 calls (inside its own allowance of 2: 0.00) + the 4 late calls,
+    // priced after the 5 January billed (3 over its allowance already): 4 x 0.25
+    assert.equal(up.json.total, '11.00', up.text);
+    const own = up.json.lines.find((l) => l.metric === 'api_calls' && !l.late_period);
+    assert.equal(own.used, 2, up.text); // the late calls do not take this period's allowance
+    assert.equal(own.quantity, 0);
+    assert.equal(own.amount, '0.00');
+    const lateLines = up.json.lines.filter((l) => l.late_period);
+    assert.equal(lateLines.length, 1, up.text);
+    const [line] = lateLines;
+    const p1 = first.json.period;
+    const lastDay = new Date(Date.parse(p1.end) - 1000).toISOString().slice(0, 10);
+    assert.deepEqual(line.late_period, { start: p1.start, end: p1.end });
+    assert.equal(line.description, `api_calls used ${p1.start.slice(0, 10)} to ${lastDay}, reported after that period's invoice`);
+    assert.equal(line.metric, 'api_calls');
+    assert.equal(line.plan, 'metered');
+    assert.equal(line.quantity, 4);
+    assert.equal(line.invoiced, 5);
+    assert.equal(line.amount, '1.00');
+
+    // the next period's invoice bills it once; its page shows it under the metric's name
+    assert.equal((await s.adminCall('POST', '/v1/admin/clock', { advance_seconds: 31 * 86400 })).status, 200);
+    assert.equal((await s.adminCall('POST', '/v1/admin/invoices/run', { customer: customer.id })).json.created, 1);
+    const all = await s.adminCall('GET', `/v1/admin/invoices?customer=${customer.id}`);
+    assert.equal(all.json.data.length, 2);
+    const second = await s.adminCall('GET', `/v1/admin/invoices/${all.json.data[0].id}`);
+    assert.equal(second.json.total, '11.00', second.text);
+    assert.deepEqual(second.json.lines.filter((l) => l.late_period), lateLines);
+    const again = await s.adminCall('GET', `/v1/admin/customers/${customer.id}/invoices/upcoming`);
+    assert.equal(again.json.lines.filter((l) => l.late_period).length, 0, again.text); // not twice
   });
 });

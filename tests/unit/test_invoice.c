@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +145,12 @@ static void test_line_text(void **state)
                  "api_calls above 5 included (per unit)");
     line_text_is(f->cfg, "{\"description\":\"api_calls written elsewhere\",\"metric\":\"api_calls\",\"included\":5}",
                  "api_calls written elsewhere");
+    /* late usage (a dated line): the display name in place of the id, the rest as stored */
+    line_text_is(f->cfg,
+                 "{\"description\":\"api_calls used 2026-01-01 to 2026-01-31, reported after that period's invoice\","
+                 "\"metric\":\"api_calls\",\"quantity\":4,\"invoiced\":5,\"late_period\":{\"start\":"
+                 "\"2026-01-01T00:00:00Z\",\"end\":\"2026-02-01T00:00:00Z\"}}",
+                 "API calls used 2026-01-01 to 2026-01-31, reported after that period's invoice");
     line_text_is(f->cfg, "[]", "");
     /* cut inside a character: dropped whole */
     json_t *l = json_pack("{s:s}", "description", "\xc3\xa9\xc3\xa9");
@@ -187,10 +194,41 @@ static void test_close_idempotent_and_late_usage(void **state)
     assert_int_equal(created, 1);
     list(f, &v);
     assert_int_equal(v.n, 2);
-    /* newest first: February bills 110 calls, 10 over: 49.00 + 0.10; January is unchanged */
+    /* newest first: February bills its own 100 calls, all inside its allowance, and January's
+     * 10 late calls on a dated line at what January would have charged for them on top of its
+     * 150 (10 x 0.01): 49.00 + 0.00 + 0.10; January is unchanged */
     assert_int_equal(v.inv[0].period_start, FEB1_2026);
     assert_int_equal(v.inv[0].total, INT64_C(49100000000));
     assert_int_equal(v.inv[1].total, INT64_C(49500000000));
+    json_t *body = json_loads(v.inv[0].body, 0, NULL);
+    json_t *lines = json_object_get(body, "lines");
+    assert_int_equal(json_array_size(lines), 3);
+    json_t *own = json_array_get(lines, 1), *late = json_array_get(lines, 2);
+    assert_int_equal(json_integer_value(json_object_get(own, "used")), 100); /* not 110 */
+    assert_int_equal(json_integer_value(json_object_get(own, "quantity")), 0);
+    assert_string_equal(json_string_value(json_object_get(late, "description")),
+                        "api_calls used 2026-01-01 to 2026-01-31, reported after that period's invoice");
+    assert_string_equal(json_string_value(json_object_get(late, "metric")), "api_calls");
+    assert_string_equal(json_string_value(json_object_get(late, "plan")), "starter");
+    assert_int_equal(json_integer_value(json_object_get(late, "quantity")), 10);
+    assert_int_equal(json_integer_value(json_object_get(late, "invoiced")), 150);
+    assert_string_equal(json_string_value(json_object_get(late, "amount")), "0.10");
+    json_t *lp = json_object_get(late, "late_period");
+    assert_string_equal(json_string_value(json_object_get(lp, "start")), "2026-01-01T00:00:00Z");
+    assert_string_equal(json_string_value(json_object_get(lp, "end")), "2026-02-01T00:00:00Z");
+    json_decref(body);
+    html = tg_invoice_to_html(&v.inv[0], &f->c, f->cfg);
+    assert_non_null(html);
+    assert_non_null(strstr(html, "<td>API calls used 2026-01-01 to 2026-01-31, reported after that period's invoice"
+                                 "</td><td class=\"n\">10</td><td class=\"n\">$0.10</td>"));
+    free(html);
+
+    /* More late January usage while February is only previewed: priced after the 160 billed */
+    usage(f, 4, "starter", JAN1_2026, 5);
+    char *up = tg_invoice_preview(f->st, f->cfg, &f->c, MAR1_2026 + 60, &err);
+    assert_non_null(up);
+    assert_non_null(strstr(up, "\"quantity\":5,\"amount\":\"0.05\",\"invoiced\":160"));
+    free(up);
     list(f, &v);
     for (size_t i = 0; i < v.n; i++)
         tg_invoice_clear(&v.inv[i]);

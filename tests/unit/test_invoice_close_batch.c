@@ -46,9 +46,21 @@ typedef struct {
     const char *race_sql;
     int calls;
     uint64_t units;
+    uint64_t late_units, late_invoiced; /* rows of periods before the invoice's (late usage) */
+    int64_t late_period;                /* the last such row's period */
+    int ordered;                        /* rows came in (period, plan, metric) order, one per key */
     size_t nitems;
     int64_t item_amount;
 } seen_t;
+
+/* Whether a comes strictly before b in (period, plan, metric) byte order: store.h's order. */
+static int row_before(const tg_unbilled_t *a, const tg_unbilled_t *b)
+{
+    if (a->period_start != b->period_start)
+        return a->period_start < b->period_start;
+    int c = strcmp(a->plan_id, b->plan_id);
+    return c != 0 ? c < 0 : strcmp(a->metric, b->metric) < 0;
+}
 
 static int build_sum(const tg_unbilled_t *rows, size_t n, const tg_invoice_item_t *items, size_t nitems,
                      tg_invoice_t *inv, void *arg, tg_err_t *err)
@@ -57,9 +69,19 @@ static int build_sum(const tg_unbilled_t *rows, size_t n, const tg_invoice_item_
     if (s->race != NULL && s->calls == 0) /* another node, on its own connection, commits first */
         assert_int_equal(tg_tmpstore_exec(s->race, s->race_sql), 0);
     s->calls++;
-    s->units = 0;
-    for (size_t i = 0; i < n; i++)
+    s->units = s->late_units = s->late_invoiced = 0;
+    s->late_period = 0;
+    s->ordered = 1;
+    for (size_t i = 0; i < n; i++) {
         s->units += rows[i].units;
+        if (rows[i].period_start < inv->period_start) {
+            s->late_units += rows[i].units;
+            s->late_invoiced += rows[i].invoiced;
+            s->late_period = rows[i].period_start;
+        }
+        if (i > 0 && !row_before(&rows[i - 1], &rows[i]))
+            s->ordered = 0;
+    }
     s->nitems = nitems;
     s->item_amount = 0;
     for (size_t i = 0; i < nitems; i++)
@@ -214,7 +236,11 @@ static void test_batch_bills_each_once(void **state)
         assert_int_equal(e[i].rc, 0);
         assert_int_equal(e[i].created, 1);
         assert_int_equal(seen[i].units, 15 + i); /* December and January, not February */
-        assert_int_equal(seen[i].nitems, 1);     /* the item before February 1st */
+        assert_true(seen[i].ordered);
+        assert_int_equal(seen[i].late_units, 5); /* December's row apart, nothing of it billed before */
+        assert_int_equal(seen[i].late_invoiced, 0);
+        assert_int_equal(seen[i].late_period, DEC1_2025);
+        assert_int_equal(seen[i].nitems, 1); /* the item before February 1st */
         assert_int_equal(seen[i].item_amount, 7);
         sum_t s = invoices_of(t, ids[i]);
         assert_int_equal(s.n, 1);
@@ -245,7 +271,9 @@ static void test_batch_bills_each_once(void **state)
     }
     free_bodies(e, NIDS);
 
-    /* February bills February's usage and item only */
+    /* February bills February's usage and item, and January's late usage apart with what
+     * January billed of it (issue 16) */
+    exec_sql(t, "UPDATE usage_period SET units = units + 3 WHERE period_start = %lld", (long long)JAN1_2026);
     memset(seen, 0, sizeof(seen));
     entries(e, seen, NIDS, FEB1_2026, MAR1_2026, "feb");
     for (size_t i = 0; i < NIDS; i++)
@@ -253,7 +281,11 @@ static void test_batch_bills_each_once(void **state)
     assert_int_equal(tg_store_invoice_close_batch(t->st, e, NIDS, build_sum, &err), 0);
     for (size_t i = 0; i < NIDS; i++) {
         assert_int_equal(e[i].created, 1);
-        assert_int_equal(seen[i].units, 1000);
+        assert_int_equal(seen[i].units, 1003);
+        assert_true(seen[i].ordered);
+        assert_int_equal(seen[i].late_units, 3);
+        assert_int_equal(seen[i].late_invoiced, 10 + i);
+        assert_int_equal(seen[i].late_period, JAN1_2026);
         assert_int_equal(seen[i].item_amount, 100);
         assert_int_equal(invoices_of(t, ids[i]).n, 2);
     }

@@ -528,7 +528,8 @@ static void test_stop_cuts_a_call_in_flight(void **state)
 /* billing: tollgate: a finalized invoice is queued as create, one item per line (minor units,
  * negative credits, the line's index, a usage line described for people: its metric's display
  * name and unit, the allowance grouped), finalize; the items and the finalize name the invoice by
- * placeholder; an amount that is not whole minor units or an unknown currency is refused. */
+ * placeholder; a late usage line's item is dated with its own period (issue 16); an amount that
+ * is not whole minor units or an unknown currency is refused. */
 static void test_enqueue_invoice(void **state)
 {
     fx_t *f = *state;
@@ -543,7 +544,11 @@ static void test_enqueue_invoice(void **state)
     char body[] = "{\"lines\":[{\"description\":\"Starter plan, 1 month\",\"amount\":\"49.00\"},"
                   "{\"description\":\"Credit\",\"amount\":\"-3.50\"},"
                   "{\"description\":\"api_calls above 50000 included (per unit)\",\"metric\":\"api_calls\","
-                  "\"quantity\":2,\"amount\":\"0.50\",\"used\":50002,\"included\":50000}],\"total\":\"46.00\"}";
+                  "\"quantity\":2,\"amount\":\"0.50\",\"used\":50002,\"included\":50000},"
+                  "{\"description\":\"api_calls used 2025-12-01 to 2025-12-31, reported after that period's invoice\","
+                  "\"metric\":\"api_calls\",\"quantity\":4,\"amount\":\"1.00\",\"invoiced\":5,"
+                  "\"late_period\":{\"start\":\"2025-12-01T00:00:00Z\",\"end\":\"2026-01-01T00:00:00Z\"}}],"
+                  "\"total\":\"47.00\"}";
     inv.body = body;
     tg_metric_display_t calls = {.metric = "api_calls", .name = "API calls", .unit = "call"};
     tg_config_t cfg = {0};
@@ -557,7 +562,7 @@ static void test_enqueue_invoice(void **state)
     tg_outbox_row_t rows[8];
     size_t n = 0;
     assert_int_equal(tg_store_outbox_due(f->db.st, tg_clock_now_ns() / 1000000 + 1000, rows, 8, &n, &err), 0);
-    assert_int_equal(n, 5);
+    assert_int_equal(n, 6);
     assert_string_equal(rows[0].idempotency_key, "tg_invoice.create_inv_t1");
     assert_string_equal(rows[0].path, "/v1/invoices");
     assert_string_equal(rows[0].params,
@@ -572,8 +577,12 @@ static void test_enqueue_invoice(void **state)
     assert_non_null(strstr(rows[2].params, "metadata[tollgate_line]=1"));
     assert_string_equal(rows[3].idempotency_key, "tg_invoice.item_inv_t1_2");
     assert_non_null(strstr(rows[3].params, "&description=API+calls+above+50%2C000+included+%28per+call%29&"));
-    assert_string_equal(rows[4].idempotency_key, "tg_invoice.finalize_inv_t1");
-    assert_string_equal(rows[4].path, "/v1/invoices/{stripe_invoice:inv_t1}/finalize");
+    assert_string_equal(rows[4].idempotency_key, "tg_invoice.item_inv_t1_3");
+    assert_non_null(strstr(rows[4].params, "&amount=100&"));
+    assert_non_null(strstr(rows[4].params, "period[start]=1764547200&period[end]=1767225600"));
+    assert_non_null(strstr(rows[4].params, "description=API+calls+used+2025-12-01+to+2025-12-31"));
+    assert_string_equal(rows[5].idempotency_key, "tg_invoice.finalize_inv_t1");
+    assert_string_equal(rows[5].path, "/v1/invoices/{stripe_invoice:inv_t1}/finalize");
     for (size_t i = 0; i < n; i++)
         tg_outbox_row_clear(&rows[i]);
 

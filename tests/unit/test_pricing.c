@@ -1122,6 +1122,119 @@ static tg_money_t prorated_line(const char *amount, int64_t anchor, tg_interval_
     return tg_money_round(exact, digits);
 }
 
+/* ---- late usage (issue 16): tg_price_late_usage against a straightforward computation ---- */
+
+/* What `used` units of c cost with `included` free, computed the plain way: unit by unit for
+ * graduated tiers (each unit at its tier's price, each tier's flat fee once it is entered), the
+ * one tier of the total for volume, whole packages for package; then rounded half away from
+ * zero to cents, as one invoice line. */
+static tg_money_t ref_line(const tg_charge_t *c, uint64_t included, uint64_t used)
+{
+    uint64_t q = used > included ? used - included : 0;
+    tg_money_t exact = 0;
+    switch (c->model) {
+    case TG_MODEL_PER_UNIT:
+        exact = c->unit_price * (tg_money_t)q;
+        break;
+    case TG_MODEL_PACKAGE: {
+        uint64_t packs = q / c->package_size + (c->round_up && q % c->package_size != 0 ? 1 : 0);
+        exact = c->package_price * (tg_money_t)packs;
+        break;
+    }
+    case TG_MODEL_GRADUATED:
+        for (uint64_t k = 1; k <= q; k++) {
+            size_t t = 0;
+            while (k > c->tiers[t].up_to)
+                t++;
+            exact += c->tiers[t].unit_price;
+            if (k == 1 || k - 1 <= (t > 0 ? c->tiers[t - 1].up_to : 0))
+                exact += c->tiers[t].flat_price; /* the first unit of this tier */
+        }
+        break;
+    case TG_MODEL_VOLUME:
+        if (q > 0) {
+            size_t t = 0;
+            while (q > c->tiers[t].up_to)
+                t++;
+            exact = c->tiers[t].unit_price * (tg_money_t)q + c->tiers[t].flat_price;
+        }
+        break;
+    }
+    const tg_money_t cent = 10000000; /* nano-units in a cent */
+    tg_money_t whole = exact / cent, rest = exact % cent;
+    return (whole + (rest * 2 >= cent ? 1 : 0)) * cent; /* exact >= 0 here */
+}
+
+static void late_matches_reference(const tg_charge_t *c, uint64_t included)
+{
+    tg_allowance_t inc = {c->metric, included};
+    tg_plan_t p = plan_usd("late", "10");
+    p.charges = (tg_charge_t *)c;
+    p.ncharges = 1;
+    p.included = &inc;
+    p.nincluded = 1;
+    p.minimum = M("1"); /* bounds of a whole period: not applied to a late line */
+    for (uint64_t invoiced = 0; invoiced <= 40; invoiced++)
+        for (uint64_t late = 0; late <= 30; late++) {
+            tg_money_t got = 1;
+            tg_err_t err = {0};
+            if (tg_price_late_usage(&p, c->metric, invoiced, late, &got, &err) != 0)
+                fail_msg("late usage: %s", err.msg);
+            tg_money_t want = ref_line(c, included, invoiced + late) - ref_line(c, included, invoiced);
+            if (got != want)
+                fail_msg("%s: %llu late after %llu invoiced (%llu included): %lld, the reference says %lld",
+                         tg_price_model_name(c->model), (unsigned long long)late, (unsigned long long)invoiced,
+                         (unsigned long long)included, (long long)got, (long long)want);
+        }
+}
+
+static void test_late_usage_pricing(void **state)
+{
+    (void)state;
+    tg_charge_t per_unit = {.metric = "calls", .model = TG_MODEL_PER_UNIT, .unit_price = M("0.004")};
+    late_matches_reference(&per_unit, 0);
+    late_matches_reference(&per_unit, 7);
+    tg_tier_t tiers[] = {{5, M("0.013"), M("0.50")}, {12, M("0.007"), M("0.25")}, {TG_UNLIMITED, M("0.001"), 0}};
+    tg_charge_t grad = {.metric = "calls", .model = TG_MODEL_GRADUATED, .tiers = tiers, .ntiers = 3};
+    late_matches_reference(&grad, 0);
+    late_matches_reference(&grad, 9);
+    tg_charge_t vol = {.metric = "calls", .model = TG_MODEL_VOLUME, .tiers = tiers, .ntiers = 3};
+    late_matches_reference(&vol, 0);
+    late_matches_reference(&vol, 3);
+    tg_charge_t pkg_up = {
+        .metric = "calls", .model = TG_MODEL_PACKAGE, .package_size = 4, .package_price = M("1.005"), .round_up = 1};
+    tg_charge_t pkg_down = pkg_up;
+    pkg_down.round_up = 0;
+    late_matches_reference(&pkg_up, 0);
+    late_matches_reference(&pkg_up, 6);
+    late_matches_reference(&pkg_down, 6);
+
+    /* Worked by hand: graduated, 9 included, 10 invoiced (1 billable: tier 1's 0.013 + 0.50 =
+     * 0.51 rounded), 6 late -> 7 billable: 5 x 0.013 + 0.50 + 2 x 0.007 + 0.25 = 0.829 -> 0.83:
+     * the late line is 0.32. */
+    tg_allowance_t inc = {"calls", 9};
+    tg_plan_t p = plan_usd("late", "10");
+    p.charges = &grad;
+    p.ncharges = 1;
+    p.included = &inc;
+    p.nincluded = 1;
+    tg_money_t a;
+    tg_err_t err = {0};
+    assert_int_equal(tg_price_late_usage(&p, "calls", 10, 6, &a, &err), 0);
+    assert_int_equal(a, M("0.32"));
+    /* volume: 12 units at 0.007 + 0.25 = 0.334; 13 at 0.001 = 0.013: one late unit is a credit */
+    p.charges = &vol;
+    p.nincluded = 0;
+    assert_int_equal(tg_price_late_usage(&p, "calls", 12, 1, &a, &err), 0);
+    assert_int_equal(a, M("0.01") - M("0.33"));
+    /* a metric the plan does not price costs nothing; counts past 64 bits are refused */
+    assert_int_equal(tg_price_late_usage(&p, "other", 0, 5, &a, &err), 0);
+    assert_int_equal(a, 0);
+    assert_int_equal(tg_price_late_usage(&p, "calls", UINT64_MAX, 1, &a, &err), TG_ERANGE);
+    assert_int_equal(a, 0);
+    assert_int_equal(tg_price_late_usage(NULL, "calls", 0, 1, &a, &err), TG_EINVAL);
+}
+
 static void test_proration(void **state)
 {
     (void)state;
@@ -1387,6 +1500,7 @@ int main(void)
         cmocka_unit_test(test_invalid_plans),
         cmocka_unit_test(test_overflow),
         cmocka_unit_test(test_json),
+        cmocka_unit_test(test_late_usage_pricing),
         cmocka_unit_test(test_proration),
         cmocka_unit_test_setup_teardown(test_cli_human, setup_cli, teardown_cli),
         cmocka_unit_test_setup_teardown(test_cli_json, setup_cli, teardown_cli),
