@@ -559,9 +559,9 @@ static void test_enqueue_invoice(void **state)
     assert_int_equal(tg_store_tx_commit(f->db.st, &err), 0);
     assert_int_equal(tg_outbox_enqueue_invoice(f->db.st, &cfg, &inv, 1, 30, &err), TG_EEXIST); /* once */
 
-    tg_outbox_row_t rows[8];
+    tg_outbox_row_t rows[16];
     size_t n = 0;
-    assert_int_equal(tg_store_outbox_due(f->db.st, tg_clock_now_ns() / 1000000 + 1000, rows, 8, &n, &err), 0);
+    assert_int_equal(tg_store_outbox_due(f->db.st, tg_clock_now_ns() / 1000000 + 1000, rows, 16, &n, &err), 0);
     assert_int_equal(n, 6);
     assert_string_equal(rows[0].idempotency_key, "tg_invoice.create_inv_t1");
     assert_string_equal(rows[0].path, "/v1/invoices");
@@ -603,7 +603,7 @@ static void test_enqueue_invoice(void **state)
     snprintf(inv.currency, sizeof(inv.currency), "isk");
     inv.body = krona;
     assert_int_equal(tg_outbox_enqueue_invoice(f->db.st, NULL, &inv, 0, 0, &err), 0);
-    assert_int_equal(tg_store_outbox_due(f->db.st, tg_clock_now_ns() / 1000000 + 1000, rows, 8, &n, &err), 0);
+    assert_int_equal(tg_store_outbox_due(f->db.st, tg_clock_now_ns() / 1000000 + 1000, rows, 16, &n, &err), 0);
     int seen = 0;
     for (size_t i = 0; i < n; i++) {
         if (strcmp(rows[i].idempotency_key, "tg_invoice.item_inv_t4_0") == 0) {
