@@ -16,6 +16,7 @@
 
 #define NS_PER_S INT64_C(1000000000)
 #define EVENT_ROW_BIT (UINT64_C(1) << 63) /* event rows' event_id; tg_meter_next_event_id's stay below */
+#define PREFETCH_AHEAD 8 /* keys whose index slots load while one is probed (event_index.h) */
 
 typedef struct token_hash {
     uint8_t hash[32];
@@ -584,8 +585,11 @@ static void on_logged(void *arg, int status)
     ticket_t *t = arg;
     if (status == 0) {
         pthread_mutex_lock(&t->ev->mu);
-        for (size_t i = 0; i < t->n; i++)
+        for (size_t i = 0; i < t->n; i++) {
+            if (i + PREFETCH_AHEAD < t->n)
+                tg_event_index_prefetch(t->ev->index, t->acc[i + PREFETCH_AHEAD].key);
             tg_event_index_commit(t->ev->index, t->acc[i].key);
+        }
         pthread_mutex_unlock(&t->ev->mu);
     } else {
         unwind(t);
@@ -626,6 +630,8 @@ int tg_events_ingest(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_even
     int rc = 0;
     pthread_mutex_lock(&ev->mu);
     for (size_t k = 0; k < t->n; k++) {
+        if (k + PREFETCH_AHEAD < t->n)
+            tg_event_index_prefetch(ev->index, t->acc[k + PREFETCH_AHEAD].key);
         int claimed = tg_event_index_claim(ev->index, t->acc[k].key, today, err);
         if (claimed < 0) {
             rc = claimed;
