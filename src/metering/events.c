@@ -530,17 +530,18 @@ static int check_event(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_ev
     return 0;
 }
 
-/* The units count against the quota now, as a call's reported units do; a crossing of a
- * notification level is queued as the gateway queues it (gateway.c). */
-static void count_units(tg_events_t *ev, tg_account_t *acct, const tg_usage_t *row)
+/* `units` (one event's, or a group's of one batch) count against the quota now, as a call's
+ * reported units do; a crossing of a notification level is queued as the gateway queues it
+ * (gateway.c). row gives the customer, period, metric and timestamp. */
+static void count_units(tg_events_t *ev, tg_account_t *acct, const tg_usage_t *row, uint64_t units)
 {
-    tg_quota_add(ev->quota, row->customer_id, row->period_start, row->metric, row->units);
+    tg_quota_add(ev->quota, row->customer_id, row->period_start, row->metric, units);
     const tg_plan_t *plan = tg_account_plan(acct);
     uint64_t included = tg_plan_included(plan, row->metric);
     if (ev->thresholds == NULL || included == TG_UNLIMITED || plan->notify_thresholds.n == 0)
         return;
     uint64_t after = tg_quota_used(ev->quota, row->customer_id, row->period_start, row->metric);
-    uint64_t before = after > row->units ? after - row->units : 0;
+    uint64_t before = after > units ? after - units : 0;
     unsigned mask = tg_thresholds_crossed(before, after, included, &plan->notify_thresholds);
     if (mask == 0)
         return;
@@ -555,6 +556,55 @@ static void count_units(tg_events_t *ev, tg_account_t *acct, const tg_usage_t *r
     snprintf(c.customer_id, sizeof(c.customer_id), "%s", row->customer_id);
     snprintf(c.metric, sizeof(c.metric), "%s", row->metric);
     tg_thresholds_push(ev->thresholds, &c);
+}
+
+/* The events of one batch with the same account, period and metric: their units are counted
+ * at once. A thousand events naming a hundred customers touch the quota counters a hundred
+ * times rather than a thousand (the counters' lookups were 7 % of bench/events.sh's profile).
+ * The counters saturate at UINT64_MAX, and so does a group's sum: the same totals. */
+typedef struct unit_group {
+    tg_account_t *acct;    /* NULL: a free slot */
+    const tg_usage_t *row; /* the group's first row */
+    uint64_t units;
+} unit_group_t;
+
+static uint64_t group_hash(const tg_account_t *acct, int64_t period_start, const char *metric)
+{
+    uint64_t h = (uint64_t)(uintptr_t)acct ^ (uint64_t)period_start * UINT64_C(0x9e3779b97f4a7c15);
+    for (const char *m = metric; *m != '\0'; m++)
+        h = (h ^ (unsigned char)*m) * UINT64_C(0x100000001b3);
+    h ^= h >> 33; /* murmur3's finaliser: the low bits depend on every bit of acct's address */
+    h *= UINT64_C(0xff51afd7ed558ccd);
+    h ^= h >> 33;
+    return h;
+}
+
+static void count_batch(tg_events_t *ev, tg_account_t *const *accts, const tg_usage_t *rows, size_t n)
+{
+    size_t cap = 16;
+    while (cap < n * 2)
+        cap <<= 1;
+    unit_group_t *g = calloc(cap, sizeof(*g));
+    if (g == NULL) { /* the same counts, event by event */
+        for (size_t k = 0; k < n; k++)
+            count_units(ev, accts[k], &rows[k], rows[k].units);
+        return;
+    }
+    for (size_t k = 0; k < n; k++) {
+        const tg_usage_t *r = &rows[k];
+        size_t i = group_hash(accts[k], r->period_start, r->metric) & (cap - 1);
+        while (g[i].acct != NULL && (g[i].acct != accts[k] || g[i].row->period_start != r->period_start ||
+                                     strcmp(g[i].row->metric, r->metric) != 0))
+            i = (i + 1) & (cap - 1);
+        if (g[i].acct == NULL)
+            g[i] = (unit_group_t){accts[k], r, 0};
+        if (__builtin_add_overflow(g[i].units, r->units, &g[i].units))
+            g[i].units = UINT64_MAX;
+    }
+    for (size_t i = 0; i < cap; i++)
+        if (g[i].acct != NULL)
+            count_units(ev, g[i].acct, g[i].row, g[i].units);
+    free(g);
 }
 
 /* The rows are not logged: claims withdrawn, quota given back, accepted outcomes refused. */
@@ -643,9 +693,11 @@ int tg_events_ingest(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_even
             results[t->acc[k].at].outcome = TG_EVENT_DUPLICATE;
             continue;
         }
-        t->acc[kept] = t->acc[k];
-        t->rows[kept] = t->rows[k];
-        accts[kept] = accts[k];
+        if (kept != k) { /* a row is 400 bytes: no copy onto itself */
+            t->acc[kept] = t->acc[k];
+            t->rows[kept] = t->rows[k];
+            accts[kept] = accts[k];
+        }
         kept++;
     }
     pthread_mutex_unlock(&ev->mu);
@@ -655,8 +707,7 @@ int tg_events_ingest(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_even
         ticket_free(t);
         return rc;
     }
-    for (size_t k = 0; k < kept; k++)
-        count_units(ev, accts[k], &t->rows[k]);
+    count_batch(ev, accts, t->rows, kept);
     free(accts);
     rc = batch != NULL ? tg_meter_batch_add(batch, t->rows, kept, on_logged, t)
                        : tg_meter_submit(ev->meter, t->rows, kept, on_logged, t);
