@@ -16,7 +16,7 @@
 
 #define NS_PER_S INT64_C(1000000000)
 #define EVENT_ROW_BIT (UINT64_C(1) << 63) /* event rows' event_id; tg_meter_next_event_id's stay below */
-#define PREFETCH_AHEAD 8 /* keys whose index slots load while one is probed (event_index.h) */
+#define PREFETCH_AHEAD 8                  /* keys whose index slots load while one is probed (event_index.h) */
 
 typedef struct token_hash {
     uint8_t hash[32];
@@ -681,7 +681,8 @@ int tg_events_ingest(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_even
     ticket_t *t = calloc(1, sizeof(*t));
     tg_account_t **accts = calloc(n ? n : 1, sizeof(*accts));
     if (t == NULL || accts == NULL ||
-        (n > 0 && ((t->acc = calloc(n, sizeof(*t->acc))) == NULL || (t->rows = malloc(n * sizeof(*t->rows))) == NULL))) {
+        (n > 0 &&
+         ((t->acc = calloc(n, sizeof(*t->acc))) == NULL || (t->rows = malloc(n * sizeof(*t->rows))) == NULL))) {
         free(accts);
         if (t != NULL)
             ticket_free(t);

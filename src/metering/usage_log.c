@@ -338,7 +338,8 @@ int tg_usage_log_append(tg_usage_log_t *log, uint64_t batch_id, const tg_usage_t
         tg_le_put64(p + 24, (uint64_t)u->period_start);
         tg_le_put32(p + 32, (uint32_t)u->status);
         p += ROW_FIXED;
-        if ((p = pack_field(p, u->customer_id, TG_ID_MAX)) == NULL || (p = pack_field(p, u->key_id, TG_ID_MAX)) == NULL ||
+        if ((p = pack_field(p, u->customer_id, TG_ID_MAX)) == NULL ||
+            (p = pack_field(p, u->key_id, TG_ID_MAX)) == NULL ||
             (p = pack_field(p, u->plan_id, TG_PLAN_ID_MAX)) == NULL ||
             (p = pack_field(p, u->metric, TG_METRIC_MAX)) == NULL ||
             (p = pack_field(p, u->endpoint, TG_ENDPOINT_MAX)) == NULL)
