@@ -8,7 +8,10 @@
 #       carries at most one batch here, so its appends/s x BATCH bounds events/s in strict mode)
 # The same Lua script makes the bodies for (a) and (b): each batch has BATCH - BATCH/100 new ids
 # and BATCH/100 ids of the batch before (duplicates, counted once). The answer's counts are
-# checked: the usage stored must be exactly the distinct events (each has value 1).
+# checked: the usage stored must be exactly the distinct events (each has value 1). Each line
+# also gives the server's CPU per event (user + system, all its threads: for tollgate the
+# metering log's writer and the store's applier too), which moves less than events/s when other
+# work shares the machine.
 # nginx gets the whole DURATION (40s); tollgate sends for DURATION or until TOTAL events are sent,
 # and wrk then idles out the duration (it cannot end early), so reaching TOTAL reports a lower
 # bound, marked '>='.
@@ -59,7 +62,7 @@ http {
   server { listen 127.0.0.1:$UP; location /sink { default_type application/json; return 200 '{"ok":true}'; } }
 }
 CONF
-nginx -p "$work/sink" -c "$work/sink/nginx.conf" & pids+=($!)
+nginx -p "$work/sink" -c "$work/sink/nginx.conf" & NGPID=$!; pids+=("$NGPID")
 
 cat > "$work/tollgate.yaml" <<CONF
 server: {listen: "127.0.0.1:$GW", admin_listen: "127.0.0.1:$AD", workers: $(nproc)}
@@ -121,26 +124,38 @@ response = function(status, headers, body)
 end
 LUA
 # each wrk connection runs its own Lua state in one thread here: -t1 -c1 per process, CONNS processes
-run() { # name url batches
-  local name=$1 url=$2 limit=$3 i
+# cpu_ticks PID: user + system CPU of PID and its children alive now (nginx's worker), in clock
+# ticks; the difference over a run, per event, is what a machine shared with other work does not
+# change much, unlike events/s.
+cpu_ticks() {
+  local p t=0
+  for p in "$1" $(pgrep -P "$1" || true); do
+    t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$t"
+}
+run() { # name url batches pid
+  local name=$1 url=$2 limit=$3 pid=$4 i cpu0
+  cpu0=$(cpu_ticks "$pid")
   for i in $(seq "$CONNS"); do
     PREFIX=$name$i CUSTOMERS_FILE=$work/customers.txt BATCH=$BATCH BATCHES=$((limit / CONNS)) CONNS=1 \
       wrk -t1 -c1 -d"$DURATION" --timeout 30s --latency -s "$work/events.lua" "$url" > "$work/$name.$i.out" 2>&1 & w[$i]=$!
   done
   for i in $(seq "$CONNS"); do wait "${w[$i]}" || { echo "wrk failed ($name):"; cat "$work/$name.$i.out"; exit 1; }; done
-  local reqs=0 p99=0
+  local cpu=$(($(cpu_ticks "$pid") - cpu0)) reqs=0 p99=0
   for i in $(seq "$CONNS"); do
     reqs=$((reqs + $(reqs_of "$work/$name.$i.out")))
     p99=$(awk -v a="$p99" -v b="$(ms "$(awk '$1 == "99%" {print $2}' "$work/$name.$i.out")")" 'BEGIN { print (b > a ? b : a) }')
   done
   local secs; secs=$(awk -v d="$DURATION" 'BEGIN { n = d + 0; u = d; sub(/^[0-9.]+/, "", u); print (u == "m" ? n * 60 : n) }')
   awk -v n="$name" -v r="$reqs" -v b="$BATCH" -v t="$secs" -v p="$p99" -v l="$(load_avg)" -v all="$limit" \
-    'BEGIN { printf "%-16s %8d batches %s%10.0f events/s   p99/batch %8.2f ms   load %s\n", n, r,
-             (r >= all ? ">=" : "  "), r * b / t, p, l }'
+    -v c="$cpu" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { printf "%-16s %8d batches %s%10.0f events/s   p99/batch %8.2f ms   CPU %6.2f us/event   load %s\n",
+             n, r, (r >= all ? ">=" : "  "), r * b / t, p, (r > 0 ? c / hz * 1e6 / (r * b) : 0), l }'
 }
 echo "events: $TOTAL in batches of $BATCH over $CONNS connections, $CUSTOMERS customers, durability $DURABILITY, index_keys $INDEX_KEYS; $(nproc) cores, load $(load_avg)"
-run nginx-discard "http://127.0.0.1:$NG/v1/events" 1000000000 # the reference: the whole DURATION
-run tollgate "http://127.0.0.1:$GW/v1/events" "$BATCHES"
+run nginx-discard "http://127.0.0.1:$NG/v1/events" 1000000000 "$NGPID" # the reference: the whole DURATION
+run tollgate "http://127.0.0.1:$GW/v1/events" "$BATCHES" "$TGPID"
 # Exactly once: every event has value 1, so the tokens stored are the distinct events counted.
 # Each connection's first batch has no repeats; a batch still in flight when wrk stopped may have
 # been counted too, hence a range.

@@ -107,6 +107,20 @@ static char *put_escaped(char *p, const char *s, size_t n)
     return p;
 }
 
+/* n in decimal at p; the end. (snprintf per result was 1.5 % of bench/events.sh's profile.) */
+static char *put_decimal(char *p, size_t n)
+{
+    char digits[20];
+    size_t k = 0;
+    do {
+        digits[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n != 0);
+    while (k > 0)
+        *p++ = digits[--k];
+    return p;
+}
+
 /* Room for one result: the fixed text, an index, an id of up to TG_EVENT_ID_MAX bytes, a field
  * name and a message, each byte escaped to at most 6. */
 #define RESULT_MAX (96 + 20 + TG_EVENT_ID_MAX * 6 + 32 + sizeof(((tg_event_result_t *)0)->message) * 6)
@@ -125,8 +139,16 @@ static void answer(events_req_t *er)
                   counts[1], counts[2]);
     for (size_t i = 0; i < er->n; i++) {
         const tg_event_result_t *r = &er->results[i];
-        p += snprintf(p, (size_t)(end - p), "%s{\"index\":%zu,\"status\":\"%s\"", i ? "," : "", i,
-                      outcome_name(r->outcome));
+        if (i > 0)
+            *p++ = ',';
+        memcpy(p, "{\"index\":", 9);
+        p = put_decimal(p + 9, i);
+        const char *status = outcome_name(r->outcome);
+        size_t status_len = strlen(status);
+        memcpy(p, ",\"status\":\"", 11);
+        memcpy(p + 11, status, status_len);
+        p += 11 + status_len;
+        *p++ = '"';
         if (er->in[i].id != NULL && er->in[i].id_len <= TG_EVENT_ID_MAX) {
             memcpy(p, ",\"id\":\"", 7);
             p = put_escaped(p + 7, er->in[i].id, er->in[i].id_len);

@@ -272,6 +272,12 @@ static int rebuild(tg_event_index_t *ix, uint64_t min_cap, tg_err_t *err)
     return 0;
 }
 
+void tg_event_index_prefetch(const tg_event_index_t *ix, const uint8_t key[TG_EVENT_KEY_BYTES])
+{
+    /* a prefetch never faults: an address of a table a rebuild since replaced costs nothing */
+    __builtin_prefetch(&ix->slots[slot_hash(key) & (ix->cap - 1)], 1, 3);
+}
+
 int tg_event_index_claim(tg_event_index_t *ix, const uint8_t key[TG_EVENT_KEY_BYTES], uint32_t today, tg_err_t *err)
 {
     if (today > ix->today)

@@ -16,9 +16,10 @@
  *     on-disk index (event_index.h): a key held within the window is a duplicate, as is an id
  *     repeated inside the batch;
  *  4. turns each accepted event into one tg_usage_t row (endpoint "POST /v1/events", period:
- *     the customer's billing period containing the event's timestamp), adds it to the quota
- *     counters and the usage notifications as a call's reported units are, and submits all
- *     rows of the batch to the meter at once;
+ *     the customer's billing period containing the event's timestamp), adds its units to the
+ *     quota counters and the usage notifications as a call's reported units are (summed per
+ *     customer, period and metric within the batch: one counter update per group), and submits
+ *     all rows of the batch to the meter at once;
  *  5. when the meter says they are in the metering log, marks the keys committed and fires the
  *     caller's callback: the caller answers then, so an accepted event is in the log before
  *     its answer, in every durability mode (batched mode only adds its flush_ms).

@@ -304,6 +304,19 @@ static int reserve_dbuf(tg_usage_log_t *log, size_t cap, tg_err_t *err)
     return 0;
 }
 
+/* s (a field of cap bytes, cap < 256) packed as tg_pack_str does, or NULL when s does not end
+ * inside its field (tg_usage_terminated's check, with one strnlen per field instead of two:
+ * the meter's writer spent 2 % of tollgate's CPU in strnlen in bench/events.sh's profile). */
+static unsigned char *pack_field(unsigned char *p, const char *s, size_t cap)
+{
+    size_t n = strnlen(s, cap);
+    if (n >= cap)
+        return NULL;
+    *p++ = (unsigned char)n;
+    memcpy(p, s, n);
+    return p + n;
+}
+
 int tg_usage_log_append(tg_usage_log_t *log, uint64_t batch_id, const tg_usage_t *rows, size_t n, tg_err_t *err)
 {
     if (n == 0 || n > RECORD_ROWS_MAX)
@@ -319,19 +332,18 @@ int tg_usage_log_append(tg_usage_log_t *log, uint64_t batch_id, const tg_usage_t
     unsigned char *p = log->buf + RECORD_HEAD;
     for (size_t i = 0; i < n; i++) {
         const tg_usage_t *u = &rows[i];
-        if (!tg_usage_terminated(u))
-            return tg_errf(err, TG_EINVAL, "usage row %zu has an unterminated field", i);
         tg_le_put64(p, u->event_id);
         tg_le_put64(p + 8, u->units);
         tg_le_put64(p + 16, (uint64_t)u->ts_ns);
         tg_le_put64(p + 24, (uint64_t)u->period_start);
         tg_le_put32(p + 32, (uint32_t)u->status);
         p += ROW_FIXED;
-        p = tg_pack_str(p, u->customer_id, TG_ID_MAX);
-        p = tg_pack_str(p, u->key_id, TG_ID_MAX);
-        p = tg_pack_str(p, u->plan_id, TG_PLAN_ID_MAX);
-        p = tg_pack_str(p, u->metric, TG_METRIC_MAX);
-        p = tg_pack_str(p, u->endpoint, TG_ENDPOINT_MAX);
+        if ((p = pack_field(p, u->customer_id, TG_ID_MAX)) == NULL ||
+            (p = pack_field(p, u->key_id, TG_ID_MAX)) == NULL ||
+            (p = pack_field(p, u->plan_id, TG_PLAN_ID_MAX)) == NULL ||
+            (p = pack_field(p, u->metric, TG_METRIC_MAX)) == NULL ||
+            (p = pack_field(p, u->endpoint, TG_ENDPOINT_MAX)) == NULL)
+            return tg_errf(err, TG_EINVAL, "usage row %zu has an unterminated field", i);
     }
     size_t len = (size_t)(p - log->buf) - RECORD_HEAD;
     unsigned char *h = log->buf;

@@ -240,3 +240,36 @@ test('late usage: into its own period until that period is invoiced, then onto t
     assert.equal(again.json.lines.filter((l) => l.late_period).length, 0, again.text); // not twice
   });
 });
+
+// The service counts a batch's units once per (customer, period, metric) and remembers the
+// periods it computed per customer: interleaved customers and periods must still land each
+// event's units on its own customer's counter and its own period.
+test('one batch, customers interleaved: each customer\'s quota sees exactly its own events', async () => {
+  await withStack({ extra: eventsSection() }, async (s) => {
+    const a = await s.customer('tiny'); // 5 api_calls included, then block
+    const b = await s.customer('tiny');
+    const ev = (id, c, value) => ({ id, customer: c.customer.id, metric: 'api_calls', value, timestamp: now() });
+    const r = await post(s, { events: [ev('a1', a, 2), ev('b1', b, 3), ev('a2', a, 2), ev('b2', b, 1), ev('a1', a, 2)] });
+    assert.deepEqual(r.json.results.map((x) => x.status), ['accepted', 'accepted', 'accepted', 'accepted', 'duplicate']);
+    // a used 4 of 5: one call passes, the next is refused; b used 4 too
+    for (const c of [a, b]) {
+      assert.equal((await s.call('/v1/basic/x', { key: c.key })).status, 200);
+      const refused = await s.call('/v1/basic/x', { key: c.key });
+      assert.match(refused.json.error.type, /quota/);
+    }
+  });
+});
+
+test('one batch, periods interleaved: each event counts in the period of its timestamp', async () => {
+  await withStack({ extra: eventsSection(), testClock: true }, async (s) => {
+    const { customer } = await s.customer('metered');
+    const t0 = Date.now();
+    const at = (ms) => new Date(t0 + ms).toISOString();
+    const ev = (id, ms, value) => ({ id, customer: customer.id, metric: 'api_calls', value, timestamp: at(ms) });
+    assert.equal((await s.adminCall('POST', '/v1/admin/clock', { advance_seconds: 32 * 86400 })).status, 200);
+    // this period, the period before, this period again
+    const r = await post(s, { events: [ev('now-1', 32 * 86400e3, 1), ev('before', 60e3, 2), ev('now-2', 32 * 86400e3, 4)] });
+    assert.equal(r.json.accepted, 3, r.text);
+    assert.equal(await usageReaches(s, customer.id, 'api_calls', 5), 5);
+  });
+});
