@@ -21,6 +21,7 @@
 #include "gateway/accounts.h"
 #include "gateway/gateway.h"
 #include "gateway/reservations.h"
+#include "gateway/reservation_file.h"
 #include "http/decide_syslog.h"
 #include "http/server.h"
 #include "log/access_log.h"
@@ -397,6 +398,7 @@ static int cmd_serve(int argc, char **argv)
     tg_access_log_t *access_log = NULL;
     tg_reservations_t *reservations = NULL; /* the decision API's, when decide: is configured */
     tg_decide_receiver_t *decide_rx = NULL;
+    tg_reservation_file_t *reservation_file = NULL; /* where they outlive the process */
     int exit_code = 1;
 
     if (sodium_init() < 0) {
@@ -459,24 +461,59 @@ static int cmd_serve(int argc, char **argv)
                           .flush_ms = cfg->metering.flush_ms};
     /* Usage events (issue 16): the dedup index settles the claims a crash left pending against
      * the metering logs, so it opens before the meter replays and empties them. */
+    char *logs[2] = {NULL, NULL};
+    if (cfg->events.enabled || cfg->decide.enabled) {
+        logs[0] = tg_meter_log_path(mo.store_url, mo.log_dir, mo.node_id, 0, &err);
+        logs[1] = tg_meter_log_path(mo.store_url, mo.log_dir, mo.node_id, 1, &err);
+    }
     if (cfg->events.enabled) {
-        char *logs[2] = {tg_meter_log_path(mo.store_url, mo.log_dir, mo.node_id, 0, &err),
-                         tg_meter_log_path(mo.store_url, mo.log_dir, mo.node_id, 1, &err)};
         char *ipath = tg_events_index_path(mo.store_url, mo.log_dir, mo.node_id, &err);
         tg_events_opts_t eo = {.cfg = cfg, .index_path = ipath, .secret = (const uint8_t *)cfg->keys.secret,
                                .secret_len = strlen(cfg->keys.secret), .log_paths = {logs[0], logs[1]}};
         int erc = ipath == NULL ? TG_EINVAL : tg_events_open(&eo, &events, &err);
-        free(logs[0]);
-        free(logs[1]);
         free(ipath);
         if (erc != 0) {
+            free(logs[0]);
+            free(logs[1]);
             fprintf(stderr, "tollgate serve: %s\n", err.msg);
             goto out;
         }
     }
+    /* The decision API's reservations a dead process left open (gateway/reservation_file.h):
+     * checked against the metering logs before the meter replays and empties them. */
+    if (cfg->decide.enabled) {
+        char *rpath = tg_reservation_file_path(mo.store_url, mo.log_dir, mo.node_id, &err);
+        int rrc = rpath == NULL ? TG_EINVAL
+                                : tg_reservation_file_open(rpath, (const char *const[2]){logs[0], logs[1]},
+                                                           &reservation_file, &err);
+        free(rpath);
+        if (rrc != 0) {
+            free(logs[0]);
+            free(logs[1]);
+            fprintf(stderr, "tollgate serve: %s\n", err.msg);
+            goto out;
+        }
+    }
+    free(logs[0]);
+    free(logs[1]);
     if (tg_meter_start_opts(&mo, &meter, &err) != 0) {
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;
+    }
+    /* ... and settled by decide.on_timeout before the quota counters are loaded, which then
+     * include what they billed. */
+    if (reservation_file != NULL) {
+        tg_reservation_recovered_t rec;
+        if (tg_reservation_file_recover(reservation_file, meter, cfg->decide.on_timeout, (size_t)cfg->decide.max_pending,
+                                        &rec, &err) != 0) {
+            fprintf(stderr, "tollgate serve: %s\n", err.msg);
+            goto out;
+        }
+        if (rec.left > 0)
+            tg_log(TG_LOG_INFO,
+                   "decision API: %zu reservation(s) left open by the last run: %zu billed (decide.on_timeout), "
+                   "%zu already in the metering log, %zu released",
+                   rec.left, rec.billed, rec.logged, rec.released);
     }
     /* Usage notifications: crossings found on the counters, marks and events written on a
      * thread of its own (notify/thresholds.h). */
@@ -588,7 +625,8 @@ static int cmd_serve(int argc, char **argv)
                                      .timeout_ns = (int64_t)cfg->decide.settle_timeout_ms * 1000000,
                                      .on_timeout = cfg->decide.on_timeout,
                                      .on_end = tg_http_decide_log_end,
-                                     .on_end_arg = access_log};
+                                     .on_end_arg = access_log,
+                                     .file = reservation_file};
         if ((reservations = tg_reservations_new(gw, &ro)) == NULL) {
             fprintf(stderr, "tollgate serve: out of memory for decide.max_pending\n");
             goto out;
@@ -637,6 +675,7 @@ out:
     tg_reservations_free(reservations); /* the open ones by decide.on_timeout; the meter still runs */
     if (meter != NULL)
         tg_meter_stop(meter); /* commits everything queued */
+    tg_reservation_file_close(reservation_file); /* after the meter, whose callbacks free its slots */
     if (srv != NULL)
         tg_server_free(srv);
     tg_thresholds_stop(thresholds); /* after the gateway's loops, which queue to it */

@@ -571,7 +571,7 @@ int tg_gateway_settle_to(tg_gateway_t *gw, tg_call_t *call, int status, int upst
         copy_str(call->metered[i].metric, sizeof(call->metered[i].metric), rows[i].metric);
         call->metered[i].units = rows[i].units;
     }
-    uint64_t event_id = tg_meter_next_event_id();
+    uint64_t event_id = call->event_id != 0 ? call->event_id : tg_meter_next_event_id();
     for (size_t i = 0; i < n; i++) {
         rows[i].event_id = event_id;
         copy_str(rows[i].customer_id, sizeof(rows[i].customer_id), tg_account_id(call->account));

@@ -6,8 +6,16 @@
  * so an attacker cannot crowd one bucket. The capacity is counted once for the whole table (an
  * atomic), so a small table is not refused early by an unlucky shard. An entry is unlinked under
  * its shard's lock and settled after the lock is dropped: the first to unlink it is the only one
- * to settle it, and the meter is never called under a lock. */
+ * to settle it, and the meter is never called under a lock.
+ *
+ * With a file, an entry also owns a slot (reservation_file.h), written before the entry is
+ * linked. A billed entry's slot is freed by the meter's callback, once its rows are in the
+ * metering log, so the entry then has two owners, the settling thread and the callback: the
+ * last to let go frees it. A released entry's slot is freed at once; one whose usage the meter
+ * refused (or could not log, at shutdown) stays open, for the next start to bill. */
 #include "gateway/reservations.h"
+
+#include "gateway/reservation_file.h"
 
 #include <pthread.h>
 #include <sodium.h>
@@ -26,6 +34,11 @@ typedef struct entry {
     uint64_t hash;
     char id[TG_RESERVATION_ID_MAX];
     tg_call_t call;
+    tg_reservation_file_t *file; /* NULL: no slot */
+    int64_t slot;
+    _Atomic int owners;     /* the settling thread, and the meter's callback while it is due */
+    tg_meter_done_cb cb;    /* the settlement's, called from on_logged */
+    void *cb_arg;
 } entry_t;
 
 typedef struct shard {
@@ -69,16 +82,57 @@ tg_reservations_t *tg_reservations_new(tg_gateway_t *gw, const tg_reservations_o
     return r;
 }
 
-/* Settles an entry that nobody else can reach any more by the timeout rule, and frees it. */
+static void let_go(entry_t *e)
+{
+    if (atomic_fetch_sub_explicit(&e->owners, 1, memory_order_acq_rel) == 1)
+        free(e);
+}
+
+/* The meter's callback for a billed entry with a slot: its rows are in the metering log (status
+ * 0), so the slot is free; if they could not be logged (shutdown), it stays open for the next
+ * start. Then the settlement's own callback. */
+static void on_logged(void *arg, int status)
+{
+    entry_t *e = arg;
+    if (status == 0)
+        tg_reservation_file_free_slot(e->file, e->slot);
+    if (e->cb != NULL)
+        e->cb(e->cb_arg, status);
+    let_go(e);
+}
+
+/* tg_gateway_settle for an entry nobody else can reach any more, its slot handed on with the
+ * usage (see the top of the file); the entry is still the caller's when it returns. */
+static int settle_entry(tg_reservations_t *r, entry_t *e, int status, int upstream_failed, const char *units_header,
+                        size_t units_len, tg_meter_done_cb cb, void *arg)
+{
+    if (e->file == NULL)
+        return tg_gateway_settle(r->gw, &e->call, status, upstream_failed, units_header, units_len, cb, arg);
+    e->cb = cb;
+    e->cb_arg = arg;
+    atomic_store_explicit(&e->owners, 2, memory_order_relaxed);
+    int rc = tg_gateway_settle(r->gw, &e->call, status, upstream_failed, units_header, units_len, on_logged, e);
+    if (rc != 1) { /* on_logged will not fire */
+        atomic_store_explicit(&e->owners, 1, memory_order_relaxed);
+        if (rc == 0) /* released; a refused usage leaves the slot open: billed at the next start */
+            tg_reservation_file_free_slot(e->file, e->slot);
+    }
+    return rc;
+}
+
+/* Settles an entry that nobody else can reach any more by the timeout rule, and lets it go. */
 static void settle_by_rule(tg_reservations_t *r, entry_t *e)
 {
-    if (r->opts.on_timeout == TG_RESERVATION_RELEASE)
+    if (r->opts.on_timeout == TG_RESERVATION_RELEASE) {
         tg_gateway_abandon(r->gw, &e->call);
-    else /* answered, as far as anyone knows: billed with the route's units */
-        tg_gateway_settle(r->gw, &e->call, 200, 0, NULL, 0, NULL, NULL);
+        if (e->file != NULL)
+            tg_reservation_file_free_slot(e->file, e->slot);
+    } else { /* answered, as far as anyone knows: billed with the route's units */
+        settle_entry(r, e, 200, 0, NULL, 0, NULL, NULL);
+    }
     if (r->opts.on_end != NULL)
         r->opts.on_end(r->opts.on_end_arg, &e->call, e->id, 0, 1);
-    free(e);
+    let_go(e);
 }
 
 void tg_reservations_free(tg_reservations_t *r)
@@ -154,6 +208,17 @@ int tg_reservations_hold(tg_reservations_t *r, tg_call_t *call, int64_t now_mono
         atomic_fetch_sub(&r->held, 1);
         return tg_errf(err, TG_ENOMEM, "out of memory holding a reservation");
     }
+    e->file = r->opts.file;
+    e->slot = -1;
+    atomic_init(&e->owners, 1);
+    /* A slot left open by a refused usage (see the top) is not given back: then fewer are free
+     * than the count says. */
+    if (e->file != NULL && (e->slot = tg_reservation_file_take(e->file)) < 0) {
+        free(e);
+        atomic_fetch_sub(&r->held, 1);
+        atomic_fetch_add(&r->full, 1);
+        return tg_errf(err, TG_ELIMIT, "no free slot for a reservation (decide.max_pending)");
+    }
     uint8_t raw[16];
     randombytes_buf(raw, sizeof(raw));
     memcpy(e->id, ID_PREFIX, ID_PREFIX_LEN);
@@ -163,8 +228,11 @@ int tg_reservations_hold(tg_reservations_t *r, tg_call_t *call, int64_t now_mono
     e->deadline_ns = now_mono_ns + r->opts.timeout_ns;
     e->call = *call;
     e->call.request_id = NULL; /* the caller's memory; the call now outlives its request */
+    e->call.event_id = tg_meter_next_event_id(); /* the slot's and the rows': one id, checked at restart */
     call->settled = 1;         /* ours from now on: the caller's abandon does nothing */
     memcpy(id_out, e->id, TG_RESERVATION_ID_MAX);
+    if (e->file != NULL)
+        tg_reservation_file_open_slot(e->file, e->slot, &e->call, e->id);
 
     shard_t *s = &r->shards[e->hash & (NSHARDS - 1)];
     pthread_mutex_lock(&s->mu);
@@ -212,10 +280,10 @@ int tg_reservations_settle(tg_reservations_t *r, const char *id, size_t id_len, 
     }
     atomic_fetch_sub(&r->held, 1);
     atomic_fetch_add(&r->settled, 1);
-    int rc = tg_gateway_settle(r->gw, &e->call, status, upstream_failed, units_header, units_len, cb, arg);
+    int rc = settle_entry(r, e, status, upstream_failed, units_header, units_len, cb, arg);
     if (r->opts.on_end != NULL)
         r->opts.on_end(r->opts.on_end_arg, &e->call, e->id, status, 0);
-    free(e);
+    let_go(e);
     return rc;
 }
 

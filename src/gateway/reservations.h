@@ -13,7 +13,15 @@
  * (nothing billed). The table is bounded: when it is full a new call is refused (TG_ELIMIT), never
  * admitted without a record. Thread-safe: gateway loops hold, the settlement receiver and
  * POST /v1/report settle, one thread expires; nothing here blocks on I/O (metering hands the usage
- * to the meter, meter.h). Sharded locks, held only to link or unlink an entry. */
+ * to the meter, meter.h). Sharded locks, held only to link or unlink an entry.
+ *
+ * With a file (opts.file, reservation_file.h), every open reservation also has a slot in a
+ * shared file mapping, so that a process death (kill -9, OOM, a crash) does not make the calls
+ * it admitted free: the next start settles them by the timeout rule before serving, each once
+ * (a reservation whose usage reached the metering log before the death is not billed again).
+ * A slot is written when the call is held, with plain stores into the page cache (no syscall,
+ * no lock), and freed once its usage is in the metering log (the meter's callback) or it was
+ * released. Without a file, a hard kill loses the reservations open at that moment. */
 #ifndef TG_RESERVATIONS_H
 #define TG_RESERVATIONS_H
 
@@ -28,6 +36,7 @@
 #define TG_RESERVATION_ID_MAX (TG_RESERVATION_ID_LEN + 1)
 
 typedef struct tg_reservations tg_reservations_t;
+typedef struct tg_reservation_file tg_reservation_file_t;
 
 /* decide.on_timeout; the values are the config's (config.h). */
 typedef enum tg_reservation_timeout_rule {
@@ -45,6 +54,10 @@ typedef struct tg_reservations_opts {
      * the access log; any thread, must not block. NULL: nothing is called. */
     void (*on_end)(void *arg, const tg_call_t *call, const char *id, int status, int expired);
     void *on_end_arg;
+    /* Where the open reservations outlive the process: recovered (tg_reservation_file_recover)
+     * for at least `capacity` slots; must outlive the table and the meter (its callbacks free
+     * slots), so close it after tg_meter_stop. NULL: in memory only. */
+    tg_reservation_file_t *file;
 } tg_reservations_opts_t;
 
 typedef struct tg_reservations_stats {

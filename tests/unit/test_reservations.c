@@ -1,7 +1,9 @@
 /* test_reservations.c - the decision API's reservations (gateway/reservations.h) on the real
  * decision pipeline: config, directory, limiter, quota and a meter on a temporary store. Each
  * reservation settles once; the timeout rules bill or release; the table is bounded; threads
- * holding and settling at once lose nothing and count nothing twice (also built with TSan). */
+ * holding and settling at once lose nothing and count nothing twice (also built with TSan). The
+ * reservation file (gateway/reservation_file.h): open slots outlive their writer and are billed
+ * once at the next start, not when their rows already reached the metering log. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,7 +18,9 @@
 #include "gateway/accounts.h"
 #include "gateway/apikey.h"
 #include "gateway/gateway.h"
+#include "gateway/reservation_file.h"
 #include "gateway/reservations.h"
+#include "metering/usage_log.h"
 #include "util/clock.h"
 
 #include "../support/customers.h"
@@ -366,6 +370,171 @@ static void test_threads(void **state)
     free(ids);
 }
 
+/* ---- the reservation file ---- */
+
+static char *slots_path(fx_t *f)
+{
+    static char path[128];
+    snprintf(path, sizeof(path), "%s/reservations.slots", f->db.dir);
+    return path;
+}
+
+/* Opens the file, checking it against the metering log at log_path (NULL: none). */
+static tg_reservation_file_t *file_open(fx_t *f, const char *log_path)
+{
+    tg_err_t err = {0};
+    tg_reservation_file_t *rf = NULL;
+    const char *const logs[2] = {log_path, NULL};
+    assert_int_equal(tg_reservation_file_open(slots_path(f), logs, &rf, &err), 0);
+    return rf;
+}
+
+static tg_reservation_recovered_t file_recover(fx_t *f, tg_reservation_file_t *rf, int rule, size_t cap)
+{
+    tg_err_t err = {0};
+    tg_reservation_recovered_t rec;
+    assert_int_equal(tg_reservation_file_recover(rf, f->meter, rule, cap, &rec, &err), 0);
+    return rec;
+}
+
+static uint64_t submitted(fx_t *f)
+{
+    tg_meter_stats_t ms;
+    tg_meter_get_stats(f->meter, &ms);
+    return ms.submitted;
+}
+
+/* An admitted call of the vision route (api_calls 1, images 1) in a slot, as a hold writes it. */
+static uint64_t open_slot(fx_t *f, tg_reservation_file_t *rf, const char *id)
+{
+    tg_call_t call;
+    admit_ok(f, "POST", "/v1/vision/x", &call);
+    call.event_id = tg_meter_next_event_id();
+    int64_t slot = tg_reservation_file_take(rf);
+    assert_true(slot >= 0);
+    tg_reservation_file_open_slot(rf, slot, &call, id);
+    return call.event_id;
+}
+
+static void test_file_slots_survive_reopen(void **state)
+{
+    fx_t *f = *state;
+    tg_reservation_file_t *rf = file_open(f, NULL);
+    tg_reservation_recovered_t rec = file_recover(f, rf, TG_RESERVATION_BILL, 4);
+    assert_int_equal(rec.left, 0);
+    open_slot(f, rf, "rsv_00000000000000000000000000000001");
+    open_slot(f, rf, "rsv_00000000000000000000000000000002");
+    int64_t slot = tg_reservation_file_take(rf);
+    tg_call_t call;
+    admit_ok(f, "POST", "/v1/vision/x", &call);
+    tg_reservation_file_open_slot(rf, slot, &call, "rsv_00000000000000000000000000000003");
+    tg_reservation_file_free_slot(rf, slot); /* settled: not left open */
+    /* the process dies: its slots are never freed, the file is just closed */
+    tg_reservation_file_close(rf);
+
+    uint64_t before = submitted(f);
+    rf = file_open(f, NULL);
+    rec = file_recover(f, rf, TG_RESERVATION_BILL, 4);
+    assert_int_equal(rec.left, 2);
+    assert_int_equal(rec.billed, 2);
+    assert_int_equal(rec.logged, 0);
+    assert_int_equal(submitted(f), before + 4); /* api_calls and images, each */
+    tg_reservation_file_close(rf);
+
+    rf = file_open(f, NULL); /* billed once: nothing is left for the start after */
+    rec = file_recover(f, rf, TG_RESERVATION_BILL, 8);
+    assert_int_equal(rec.left, 0);
+    assert_int_equal(submitted(f), before + 4);
+    for (int i = 0; i < 8; i++) /* resized for the new capacity */
+        assert_true(tg_reservation_file_take(rf) >= 0);
+    assert_int_equal(tg_reservation_file_take(rf), -1);
+    tg_reservation_file_close(rf);
+}
+
+static void test_file_logged_not_billed_again(void **state)
+{
+    fx_t *f = *state;
+    tg_reservation_file_t *rf = file_open(f, NULL);
+    file_recover(f, rf, TG_RESERVATION_BILL, 4);
+    uint64_t logged_id = open_slot(f, rf, "rsv_00000000000000000000000000000001");
+    open_slot(f, rf, "rsv_00000000000000000000000000000002");
+    tg_reservation_file_close(rf);
+
+    /* the first one's usage reached a metering log just before the death */
+    char log_path[128];
+    snprintf(log_path, sizeof(log_path), "%s/dead-usage.log", f->db.dir);
+    tg_err_t err = {0};
+    tg_usage_log_t *log;
+    assert_int_equal(tg_usage_log_open(log_path, &log, &err), 0);
+    tg_usage_t row = {.event_id = logged_id, .units = 1, .status = 200};
+    strcpy(row.customer_id, "cus_r");
+    strcpy(row.metric, "api_calls");
+    assert_int_equal(tg_usage_log_append(log, 7, &row, 1, &err), 0);
+    tg_usage_log_close(log);
+
+    uint64_t before = submitted(f);
+    rf = file_open(f, log_path);
+    tg_reservation_recovered_t rec = file_recover(f, rf, TG_RESERVATION_BILL, 4);
+    assert_int_equal(rec.left, 2);
+    assert_int_equal(rec.logged, 1);
+    assert_int_equal(rec.billed, 1);
+    assert_int_equal(submitted(f), before + 2); /* the second one's two metrics only */
+    tg_reservation_file_close(rf);
+}
+
+static void test_file_release_rule(void **state)
+{
+    fx_t *f = *state;
+    tg_reservation_file_t *rf = file_open(f, NULL);
+    file_recover(f, rf, TG_RESERVATION_RELEASE, 2);
+    open_slot(f, rf, "rsv_00000000000000000000000000000001");
+    tg_reservation_file_close(rf);
+    uint64_t before = submitted(f);
+    rf = file_open(f, NULL);
+    tg_reservation_recovered_t rec = file_recover(f, rf, TG_RESERVATION_RELEASE, 2);
+    assert_int_equal(rec.left, 1);
+    assert_int_equal(rec.released, 1);
+    assert_int_equal(submitted(f), before);
+    tg_reservation_file_close(rf);
+}
+
+/* The table frees a billed call's slot once the meter logged it, a released one at once; a
+ * second process on the same file is refused. */
+static void test_file_table_frees_slots(void **state)
+{
+    fx_t *f = *state;
+    tg_reservation_file_t *rf = file_open(f, NULL);
+    file_recover(f, rf, TG_RESERVATION_BILL, 4);
+    tg_err_t err = {0};
+    tg_reservation_file_t *second = NULL;
+    const char *const none[2] = {NULL, NULL};
+    assert_int_equal(tg_reservation_file_open(slots_path(f), none, &second, &err), TG_ESTATE);
+    assert_null(second);
+
+    tg_reservations_opts_t o = {.capacity = 4, .timeout_ns = 1000, .on_timeout = TG_RESERVATION_BILL, .file = rf};
+    tg_reservations_t *r = tg_reservations_new(f->gw, &o);
+    assert_non_null(r);
+    tg_call_t call;
+    char a[TG_RESERVATION_ID_MAX], b[TG_RESERVATION_ID_MAX], c[TG_RESERVATION_ID_MAX];
+    admit_ok(f, "POST", "/v1/vision/x", &call);
+    hold(r, &call, 0, a);
+    admit_ok(f, "POST", "/v1/vision/x", &call);
+    hold(r, &call, 0, b);
+    admit_ok(f, "POST", "/v1/vision/x", &call);
+    hold(r, &call, 0, c);
+    assert_int_equal(tg_reservations_settle(r, a, strlen(a), 200, 0, NULL, 0, NULL, NULL), 1);
+    assert_int_equal(tg_reservations_settle(r, b, strlen(b), 503, 0, NULL, 0, NULL, NULL), 0);
+    assert_int_equal(tg_reservations_expire(r, 10000), 1); /* c, billed by the rule */
+    assert_int_equal(tg_meter_flush(f->meter), 0);
+    tg_reservations_free(r);
+    tg_reservation_file_close(rf);
+
+    rf = file_open(f, NULL);
+    tg_reservation_recovered_t rec = file_recover(f, rf, TG_RESERVATION_BILL, 4);
+    assert_int_equal(rec.left, 0);
+    tg_reservation_file_close(rf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -375,6 +544,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_units_override, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_slots_survive_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_logged_not_billed_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_release_rule, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_table_frees_slots, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
