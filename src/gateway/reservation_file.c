@@ -315,6 +315,11 @@ static void push_free(tg_reservation_file_t *f, uint32_t i)
     } while (!atomic_compare_exchange_weak_explicit(&f->top, &old, next, memory_order_release, memory_order_relaxed));
 }
 
+size_t tg_reservation_file_slots(size_t capacity)
+{
+    return capacity + capacity / 4 + 64;
+}
+
 int tg_reservation_file_recover(tg_reservation_file_t *f, tg_meter_t *meter, int on_timeout, size_t capacity,
                                 tg_reservation_recovered_t *out, tg_err_t *err)
 {
@@ -347,20 +352,21 @@ int tg_reservation_file_recover(tg_reservation_file_t *f, tg_meter_t *meter, int
     free(f->left);
     f->left = NULL;
     f->nleft = 0;
-    if (capacity > UINT32_MAX - 1)
-        return tg_errf(err, TG_EINVAL, "decide.max_pending: at most %u slots", UINT32_MAX - 1);
-    if (f->nslots != capacity || f->map == NULL) {
-        if ((rc = size_file(f, capacity, err)) != 0)
+    if (capacity > (UINT32_MAX - 65) / 5 * 4)
+        return tg_errf(err, TG_EINVAL, "decide.max_pending: %zu is too many for the reservations file", capacity);
+    size_t nslots = tg_reservation_file_slots(capacity);
+    if (f->nslots != nslots || f->map == NULL) {
+        if ((rc = size_file(f, nslots, err)) != 0)
             return rc;
     } else {
         for (size_t i = 0; i < f->nslots; i++) /* all free: the logged and released ones too */
             atomic_store_explicit(&slot_at(f, i)->state, SLOT_FREE, memory_order_release);
     }
     free((void *)f->below);
-    if ((f->below = calloc(capacity, sizeof(*f->below))) == NULL)
+    if ((f->below = calloc(nslots, sizeof(*f->below))) == NULL)
         return tg_errf(err, TG_ENOMEM, "out of memory for decide.max_pending");
     atomic_store(&f->top, STACK_EMPTY);
-    for (size_t i = capacity; i-- > 0;) /* slot 0 on top: the file is written from its start */
+    for (size_t i = nslots; i-- > 0;) /* slot 0 on top: the file is written from its start */
         push_free(f, (uint32_t)i);
     return 0;
 }

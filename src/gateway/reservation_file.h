@@ -60,9 +60,16 @@ typedef struct tg_reservation_recovered {
     size_t released; /* dropped by decide.on_timeout: release */
 } tg_reservation_recovered_t;
 
+/* The slots a file for a table of `capacity` reservations has: a quarter more, and 64, for the
+ * calls settled as billed whose usage is still on its way to the metering log (batched
+ * durability: up to metering.flush_ms), which keep their slot until it is there. When even
+ * these run out, new calls are refused as when the table is full. */
+size_t tg_reservation_file_slots(size_t capacity);
+
 /* Settles the slots left open as described above (on_timeout: a tg_reservation_timeout_rule_t),
- * waits for the store (tg_meter_flush), frees every slot, then sizes the file for `capacity`
- * slots (ftruncate and posix_fallocate: a full disk fails here, not later). Before serving; the
+ * waits for the store (tg_meter_flush), frees every slot, then sizes the file for
+ * tg_reservation_file_slots(capacity) slots (ftruncate and posix_fallocate: a full disk fails
+ * here, not later). Before serving; the
  * meter must run. TG_EIO (disk full: the slots are kept), meter errors. */
 int tg_reservation_file_recover(tg_reservation_file_t *f, tg_meter_t *meter, int on_timeout, size_t capacity,
                                 tg_reservation_recovered_t *out, tg_err_t *err);

@@ -340,10 +340,22 @@ static void *settle_all(void *arg)
     return NULL;
 }
 
+static tg_reservation_file_t *file_open(fx_t *f, const char *log_path);
+static tg_reservation_recovered_t file_recover(fx_t *f, tg_reservation_file_t *rf, int rule, size_t cap);
+
+/* Also with the reservation file: its slots are taken and freed by every thread at once, and
+ * none is left open afterwards. */
 static void test_threads(void **state)
 {
     fx_t *f = *state;
-    tg_reservations_t *r = table(f, THREADS * PER_THREAD, TG_RESERVATION_RELEASE);
+    tg_reservation_file_t *rf = file_open(f, NULL);
+    file_recover(f, rf, TG_RESERVATION_RELEASE, THREADS * PER_THREAD);
+    tg_reservations_opts_t o = {.capacity = THREADS * PER_THREAD,
+                                .timeout_ns = 1000 * TG_NS_PER_SEC,
+                                .on_timeout = TG_RESERVATION_RELEASE,
+                                .file = rf};
+    tg_reservations_t *r = tg_reservations_new(f->gw, &o);
+    assert_non_null(r);
     char(*ids)[TG_RESERVATION_ID_MAX] = calloc(THREADS * PER_THREAD, TG_RESERVATION_ID_MAX);
     uint64_t before = used(f, "api_calls");
     pthread_t t[THREADS];
@@ -366,8 +378,13 @@ static void test_threads(void **state)
     tg_reservations_get_stats(r, &st);
     assert_int_equal(st.held, 0);
     assert_int_equal(st.unknown, THREADS * PER_THREAD);
+    assert_int_equal(tg_meter_flush(f->meter), 0); /* the meter's callbacks freed the billed slots */
     tg_reservations_free(r);
     free(ids);
+    tg_reservation_file_close(rf);
+    rf = file_open(f, NULL);
+    assert_int_equal(file_recover(f, rf, TG_RESERVATION_RELEASE, THREADS * PER_THREAD).left, 0);
+    tg_reservation_file_close(rf);
 }
 
 /* ---- the reservation file ---- */
@@ -445,7 +462,8 @@ static void test_file_slots_survive_reopen(void **state)
     rec = file_recover(f, rf, TG_RESERVATION_BILL, 8);
     assert_int_equal(rec.left, 0);
     assert_int_equal(submitted(f), before + 4);
-    for (int i = 0; i < 8; i++) /* resized for the new capacity */
+    assert_int_equal(tg_reservation_file_slots(8), 8 + 2 + 64);
+    for (size_t i = 0; i < tg_reservation_file_slots(8); i++) /* resized for the new capacity */
         assert_true(tg_reservation_file_take(rf) >= 0);
     assert_int_equal(tg_reservation_file_take(rf), -1);
     tg_reservation_file_close(rf);
