@@ -2,10 +2,11 @@
  *
  * The file: a 64-byte header (magic, version, slot size, slot count), then the slots, each
  * padded to a multiple of 64 bytes so that two threads holding at once do not share a cache
- * line. A new file is all zeroes: every slot free. The mapping is populated at start
- * (MAP_POPULATE) so that the decision path does not take the first-touch page faults; the kernel
- * still takes a minor fault when a page written back to the disk is written again (it tracks
- * dirty pages), about once per page per writeback interval. */
+ * line. A new file is all zeroes: every slot free. Free slots are a stack, so the slots in use
+ * are the few pages at its top, whatever max_pending is: the mapping is not populated up front
+ * (a million slots would be a gigabyte of page cache); a page takes one minor fault when first
+ * written, and another when written again after the kernel wrote it back (it tracks dirty
+ * pages), about once per page per writeback interval. */
 #include "gateway/reservation_file.h"
 
 #include <errno.h>
@@ -105,7 +106,7 @@ char *tg_reservation_file_path(const char *store_url, const char *log_dir, const
 static int map_file(tg_reservation_file_t *f, tg_err_t *err)
 {
     f->map_len = HEADER_SIZE + f->nslots * SLOT_SIZE;
-    void *p = mmap(NULL, f->map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, f->fd, 0);
+    void *p = mmap(NULL, f->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
     if (p == MAP_FAILED) {
         f->map = NULL;
         return tg_errf(err, TG_EIO, "mapping %s: %s", f->path, strerror(errno));
@@ -349,9 +350,6 @@ int tg_reservation_file_recover(tg_reservation_file_t *f, tg_meter_t *meter, int
         rc = tg_errf(err, rc, "storing the reservations left open");
     if (rc != 0)
         return rc;
-    free(f->left);
-    f->left = NULL;
-    f->nleft = 0;
     if (capacity > (UINT32_MAX - 65) / 5 * 4)
         return tg_errf(err, TG_EINVAL, "decide.max_pending: %zu is too many for the reservations file", capacity);
     size_t nslots = tg_reservation_file_slots(capacity);
@@ -359,9 +357,12 @@ int tg_reservation_file_recover(tg_reservation_file_t *f, tg_meter_t *meter, int
         if ((rc = size_file(f, nslots, err)) != 0)
             return rc;
     } else {
-        for (size_t i = 0; i < f->nslots; i++) /* all free: the logged and released ones too */
-            atomic_store_explicit(&slot_at(f, i)->state, SLOT_FREE, memory_order_release);
+        for (size_t i = 0; i < f->nleft; i++) /* the only open ones: the logged and released too */
+            atomic_store_explicit(&slot_at(f, f->left[i].slot)->state, SLOT_FREE, memory_order_release);
     }
+    free(f->left);
+    f->left = NULL;
+    f->nleft = 0;
     free((void *)f->below);
     if ((f->below = calloc(nslots, sizeof(*f->below))) == NULL)
         return tg_errf(err, TG_ENOMEM, "out of memory for decide.max_pending");
