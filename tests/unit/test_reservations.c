@@ -120,6 +120,14 @@ static void hold(tg_reservations_t *r, tg_call_t *call, int64_t now, char id[TG_
     assert_memory_equal(id, "rsv_", 4);
 }
 
+/* A call of the vision route admitted and held; the caller's copy is not needed afterwards. */
+static void admit_and_hold(fx_t *f, tg_reservations_t *r, int64_t now, char id[TG_RESERVATION_ID_MAX])
+{
+    tg_call_t call;
+    admit_ok(f, "POST", "/v1/vision/x", &call);
+    hold(r, &call, now, id);
+}
+
 static void test_settles_once(void **state)
 {
     fx_t *f = *state;
@@ -219,14 +227,10 @@ static void test_end_hook(void **state)
                                 .on_end_arg = &ends};
     tg_reservations_t *r = tg_reservations_new(f->gw, &o);
     assert_non_null(r);
-    tg_call_t call;
     char a[TG_RESERVATION_ID_MAX], b[TG_RESERVATION_ID_MAX], c[TG_RESERVATION_ID_MAX];
-    admit_ok(f, "POST", "/v1/vision/x", &call);
-    hold(r, &call, 0, a);
-    admit_ok(f, "POST", "/v1/vision/x", &call);
-    hold(r, &call, 0, b);
-    admit_ok(f, "POST", "/v1/vision/x", &call);
-    hold(r, &call, 10 * TG_NS_PER_SEC, c);
+    admit_and_hold(f, r, 0, a);
+    admit_and_hold(f, r, 0, b);
+    admit_and_hold(f, r, 10 * TG_NS_PER_SEC, c);
     assert_int_equal(ends.n, 0);
 
     /* settled: once, with the reported status and the units billed */
@@ -532,14 +536,10 @@ static void test_file_table_frees_slots(void **state)
     tg_reservations_opts_t o = {.capacity = 4, .timeout_ns = 1000, .on_timeout = TG_RESERVATION_BILL, .file = rf};
     tg_reservations_t *r = tg_reservations_new(f->gw, &o);
     assert_non_null(r);
-    tg_call_t call;
     char a[TG_RESERVATION_ID_MAX], b[TG_RESERVATION_ID_MAX], c[TG_RESERVATION_ID_MAX];
-    admit_ok(f, "POST", "/v1/vision/x", &call);
-    hold(r, &call, 0, a);
-    admit_ok(f, "POST", "/v1/vision/x", &call);
-    hold(r, &call, 0, b);
-    admit_ok(f, "POST", "/v1/vision/x", &call);
-    hold(r, &call, 0, c);
+    admit_and_hold(f, r, 0, a);
+    admit_and_hold(f, r, 0, b);
+    admit_and_hold(f, r, 0, c);
     assert_int_equal(tg_reservations_settle(r, a, strlen(a), 200, 0, NULL, 0, NULL, NULL), 1);
     assert_int_equal(tg_reservations_settle(r, b, strlen(b), 503, 0, NULL, 0, NULL, NULL), 0);
     assert_int_equal(tg_reservations_expire(r, 10000), 1); /* c, billed by the rule */
