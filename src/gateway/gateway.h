@@ -74,8 +74,9 @@ typedef struct tg_call {
     uint64_t used_after[TG_CALL_MAX_METRICS];   /* each metric's counter after its reservation */
     uint8_t crossed[TG_CALL_MAX_METRICS];       /* thresholds the reservation crossed (bits) */
     int settled;
-    uint64_t event_id; /* its usage rows' event_id: 0 draws one at settlement (tg_meter_next_event_id); a
-                        * reservation draws it when held, as its file keeps it (reservation_file.h) */
+    /* Its usage rows' event_id: 0 draws one at settlement (tg_meter_next_event_id); a reservation
+     * draws it when held, as its file keeps it (reservation_file.h). */
+    uint64_t event_id;
     const char *request_id; /* tg_call_request_t's; the caller keeps it alive as long as the call */
     char key_prefix[16]; /* the presented key's display prefix once its format checked; else "" */
     /* What tg_gateway_settle metered (the route's units and the upstream's, merged), for the

@@ -54,9 +54,9 @@ int tg_reservation_file_open(const char *path, const char *const log_paths[2], t
                              tg_err_t *err);
 
 typedef struct tg_reservation_recovered {
-    size_t left;   /* slots a dead process left open */
-    size_t billed; /* metered now, by decide.on_timeout: bill */
-    size_t logged; /* dropped: their usage was already in the metering log */
+    size_t left;     /* slots a dead process left open */
+    size_t billed;   /* metered now, by decide.on_timeout: bill */
+    size_t logged;   /* dropped: their usage was already in the metering log */
     size_t released; /* dropped by decide.on_timeout: release */
 } tg_reservation_recovered_t;
 

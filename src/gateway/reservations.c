@@ -36,8 +36,8 @@ typedef struct entry {
     tg_call_t call;
     tg_reservation_file_t *file; /* NULL: no slot */
     int64_t slot;
-    _Atomic int owners;     /* the settling thread, and the meter's callback while it is due */
-    tg_meter_done_cb cb;    /* the settlement's, called from on_logged */
+    _Atomic int owners;  /* the settling thread, and the meter's callback while it is due */
+    tg_meter_done_cb cb; /* the settlement's, called from on_logged */
     void *cb_arg;
 } entry_t;
 
@@ -228,9 +228,10 @@ int tg_reservations_hold(tg_reservations_t *r, tg_call_t *call, int64_t now_mono
     e->deadline_ns = now_mono_ns + r->opts.timeout_ns;
     e->call = *call;
     e->call.request_id = NULL; /* the caller's memory; the call now outlives its request */
-    e->call.event_id = tg_meter_next_event_id(); /* the slot's and the rows': one id, checked at restart */
     call->settled = 1;         /* ours from now on: the caller's abandon does nothing */
     memcpy(id_out, e->id, TG_RESERVATION_ID_MAX);
+    /* drawn now, so that the slot and the usage rows carry the same one (checked at restart) */
+    e->call.event_id = tg_meter_next_event_id();
     if (e->file != NULL)
         tg_reservation_file_open_slot(e->file, e->slot, &e->call, e->id);
 
