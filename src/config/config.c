@@ -853,6 +853,63 @@ static int list_of(diag_t *d, const directive_t *dir, const tg_ynode_t *v, const
     return 0;
 }
 
+/* A key whose value must differ between the items of a list of sections: the item's string at
+ * `offset` (a char *), named `key` in the error's path and `noun` in its sentence. */
+typedef struct {
+    const char *key;
+    size_t offset;
+    const char *noun;
+} list_key_t;
+
+/* A list of mappings, each item read by one section into an array of structs (webhook
+ * endpoints, ingest tokens). */
+typedef struct {
+    const section_t *item;
+    size_t item_size;
+    size_t line_offset;       /* of the item's int line, kept for checks made after the list */
+    const char *what;         /* the list's noun: "expected a list of WHAT" */
+    const char *shape;        /* an item's keys: "expected a mapping SHAPE" */
+    const list_key_t *unique; /* ended by a NULL key */
+} section_list_t;
+
+/* The items of `v` read into a new array of v->n structs (plus a zeroed one), which the caller
+ * owns and frees as the list's owner does (each item's strings, then the array). A problem in
+ * an item is reported at its FILE:LINE and the next item is read, so every problem is listed;
+ * an item that is not a mapping stays zeroed but for its line. A unique key equal to an earlier
+ * item's is reported at the later item, naming the earlier one (never echoing the value: it may
+ * be a secret). NULL, after reporting, when `v` is not a list, is too long, or memory ran out. */
+static void *apply_section_list(diag_t *d, const directive_t *dir, const tg_ynode_t *v, const char *path,
+                                const section_list_t *spec)
+{
+    if (list_of(d, dir, v, path, spec->what) != 0)
+        return NULL;
+    char *list = calloc(v->n + 1, spec->item_size);
+    if (list == NULL) {
+        report(d, v->line, "%s: out of memory", path);
+        return NULL;
+    }
+    for (size_t i = 0; i < v->n; i++) {
+        char sub[MAX_PATH];
+        index_path(sub, path, i);
+        const tg_ynode_t *item = v->items[i];
+        char *obj = list + i * spec->item_size;
+        *(int *)(void *)(obj + spec->line_offset) = item->line;
+        if (item->type != TG_YNODE_MAP) {
+            report(d, item->line, "%s: expected a mapping %s, got %s", sub, spec->shape, kind_of(item));
+            continue;
+        }
+        apply_section(d, spec->item, item, item->line, obj, sub);
+        for (size_t j = 0; j < i; j++)
+            for (const list_key_t *u = spec->unique; u->key != NULL; u++) {
+                const char *mine = *(char **)(void *)(obj + u->offset);
+                const char *theirs = *(char **)(void *)(list + j * spec->item_size + u->offset);
+                if (mine != NULL && theirs != NULL && strcmp(mine, theirs) == 0)
+                    report(d, item->line, "%s.%s: the same %s as %s[%zu]", sub, u->key, u->noun, path, j);
+            }
+    }
+    return list;
+}
+
 /* A list of strings, each checked with dir->check; NULL (count 0) if nothing valid. */
 static char **string_list(diag_t *d, const directive_t *dir, const tg_ynode_t *v, const char *path, size_t *count)
 {
@@ -1745,30 +1802,21 @@ static const section_t webhook_endpoint_sec = {webhook_endpoint_dirs, 0, NULL};
 
 #define MAX_WEBHOOK_ENDPOINTS 50
 
+static const list_key_t webhook_endpoint_unique[] = {{"url", AT(char *, tg_config_webhook_t, url), "URL"},
+                                                     {NULL, 0, NULL}};
+static const section_list_t webhook_endpoint_list = {&webhook_endpoint_sec,
+                                                     sizeof(tg_config_webhook_t),
+                                                     AT(int, tg_config_webhook_t, line),
+                                                     "endpoints",
+                                                     "{url, events, secret}",
+                                                     webhook_endpoint_unique};
+
 static int set_webhook_endpoints(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
 {
     tg_config_t *cfg = obj;
-    if (list_of(d, dir, v, path, "endpoints") != 0)
+    tg_config_webhook_t *list = apply_section_list(d, dir, v, path, &webhook_endpoint_list);
+    if (list == NULL)
         return -1;
-    tg_config_webhook_t *list = calloc(v->n + 1, sizeof(*list));
-    if (list == NULL) {
-        report(d, v->line, "%s: out of memory", path);
-        return -1;
-    }
-    for (size_t i = 0; i < v->n; i++) {
-        char sub[MAX_PATH];
-        index_path(sub, path, i);
-        const tg_ynode_t *item = v->items[i];
-        list[i].line = item->line;
-        if (item->type != TG_YNODE_MAP) {
-            report(d, item->line, "%s: expected a mapping {url, events, secret}, got %s", sub, kind_of(item));
-            continue;
-        }
-        apply_section(d, &webhook_endpoint_sec, item, item->line, &list[i], sub);
-        for (size_t j = 0; j < i && list[i].url != NULL; j++)
-            if (list[j].url != NULL && strcmp(list[j].url, list[i].url) == 0)
-                report(d, item->line, "%s.url: the same URL as %s[%zu]", sub, path, j);
-    }
     cfg->notifications.endpoints = list;
     cfg->notifications.nendpoints = v->n;
     return 0;
@@ -2445,33 +2493,22 @@ static const section_t ingest_token_sec = {ingest_token_dirs, 0, NULL};
 
 #define MAX_INGEST_TOKENS 100
 
+static const list_key_t ingest_token_unique[] = {{"name", AT(char *, tg_ingest_token_t, name), "name"},
+                                                 {"token", AT(char *, tg_ingest_token_t, token), "token"},
+                                                 {NULL, 0, NULL}};
+static const section_list_t ingest_token_list = {&ingest_token_sec,
+                                                 sizeof(tg_ingest_token_t),
+                                                 AT(int, tg_ingest_token_t, line),
+                                                 "tokens",
+                                                 "{name, token, customer}",
+                                                 ingest_token_unique};
+
 static int set_ingest_tokens(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
 {
     tg_config_t *cfg = obj;
-    if (list_of(d, dir, v, path, "tokens") != 0)
+    tg_ingest_token_t *list = apply_section_list(d, dir, v, path, &ingest_token_list);
+    if (list == NULL)
         return -1;
-    tg_ingest_token_t *list = calloc(v->n + 1, sizeof(*list));
-    if (list == NULL) {
-        report(d, v->line, "%s: out of memory", path);
-        return -1;
-    }
-    for (size_t i = 0; i < v->n; i++) {
-        char sub[MAX_PATH];
-        index_path(sub, path, i);
-        const tg_ynode_t *item = v->items[i];
-        list[i].line = item->line;
-        if (item->type != TG_YNODE_MAP) {
-            report(d, item->line, "%s: expected a mapping {name, token, customer}, got %s", sub, kind_of(item));
-            continue;
-        }
-        apply_section(d, &ingest_token_sec, item, item->line, &list[i], sub);
-        for (size_t j = 0; j < i; j++) {
-            if (list[i].name != NULL && list[j].name != NULL && strcmp(list[j].name, list[i].name) == 0)
-                report(d, item->line, "%s.name: the same name as %s[%zu]", sub, path, j);
-            if (list[i].token != NULL && list[j].token != NULL && strcmp(list[j].token, list[i].token) == 0)
-                report(d, item->line, "%s.token: the same token as %s[%zu]", sub, path, j);
-        }
-    }
     cfg->events.tokens = list;
     cfg->events.ntokens = v->n;
     return 0;
