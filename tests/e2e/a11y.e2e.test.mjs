@@ -15,7 +15,10 @@ import { Stack, ADMIN_TOKEN } from '../integration/harness.mjs';
 import { launchBrowser, openPage, checkPage, waitForText, root, snap } from './support.mjs';
 
 const DEMO_DOC = resolve(root, 'examples/demo-upstream.openapi.yaml');
-const EMAIL = 'a11y@example.com', PASSWORD = 'a long enough password';
+// a long address and a company name that is one long word (a German compound), as real customers
+// have: shown on the dashboard's customer page and the invoice, they must wrap on a phone
+const EMAIL = 'accounts-payable.department@a-rather-long-company-domain.example', PASSWORD = 'a long enough password';
+const COMPANY = 'Donaudampfschiffahrtselektrizitätenhauptbetriebswerkbauunterbeamtengesellschaft AG';
 
 let s, browser, customerId, secret, invoiceId;
 before(async () => {
@@ -28,7 +31,7 @@ before(async () => {
   await s.start();
   // a customer with usage, a second key and a closed period's invoice
   const r = await fetch(`${s.admin}/v1/signup`, { method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ email: EMAIL, password: PASSWORD, plan: 'metered', company: 'A11y Ltd' }) });
+    body: JSON.stringify({ email: EMAIL, password: PASSWORD, plan: 'metered', company: COMPANY }) });
   assert.equal(r.status, 201, await r.clone().text());
   const j = await r.json();
   customerId = j.customer.id;
@@ -138,6 +141,7 @@ for (const width of [1280, 390]) {
     // the printable invoice, as the account page links it
     await page.goto(`${s.admin}/v1/me/invoices/${invoiceId}/html`);
     await page.waitForSelector('table');
+    assert.ok((await page.textContent('body')).includes(COMPANY), 'the invoice names the company');
     await checkPage(page, 'printable invoice (portal)', watch);
 
     // Try it with its answer shown
@@ -176,6 +180,7 @@ for (const width of [1280, 390]) {
     await checkPage(page, 'customers', watch);
     await page.goto(`${s.admin}/admin/customer.html?id=${customerId}`);
     await page.waitForSelector('[data-testid=keys] tr');
+    assert.ok((await page.textContent('main')).includes(COMPANY), 'the customer page names the company');
     await checkPage(page, 'customer', watch);
     // a plan change and its answer (put back through the API after, so both widths start alike)
     await page.selectOption('#plan-select', 'starter');
@@ -185,6 +190,7 @@ for (const width of [1280, 390]) {
     assert.equal((await s.adminCall('PATCH', `/v1/admin/customers/${customerId}`, { plan: 'metered' })).status, 200);
     await page.goto(`${s.admin}/v1/admin/invoices/${invoiceId}/html`);
     await page.waitForSelector('table');
+    assert.ok((await page.textContent('body')).includes(COMPANY), 'the invoice names the company');
     await checkPage(page, 'printable invoice (dashboard)', watch);
     await page.goto(`${s.admin}/admin/invoices.html`);
     await page.waitForSelector('[data-testid=invoices] tr');
