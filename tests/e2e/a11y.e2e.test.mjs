@@ -51,18 +51,32 @@ after(async () => {
   await s?.stop();
 });
 
-// The console errors a refused call logs (the browser's own "Failed to load resource: ... 401"),
-// taken out of errors after checking that they are those and nothing else.
-function takeRefusedCalls(errors, status) {
-  const taken = errors.splice(0);
-  assert.ok(taken.length > 0 && taken.every((e) => e.includes(`status of ${status}`)), `only the refused call: ${taken.join('; ')}`);
+// A refused sign-in (the form filled with a wrong secret): its message shown in msg and checked.
+// The console has the browser's own "Failed to load resource: ... 401" for the refused call,
+// taken out of errors after checking that it is that and nothing else.
+async function checkRefusedSignIn(page, { fields, submit, msg }, what, watch) {
+  for (const [selector, value] of Object.entries(fields)) await page.fill(selector, value);
+  await page.click(submit);
+  await waitForText(page, msg, /\S/);
+  await page.waitForLoadState('networkidle');
+  const refused = watch.errors.splice(0);
+  assert.ok(refused.length > 0 && refused.every((e) => e.includes('status of 401')), `only the refused call: ${refused.join('; ')}`);
+  await checkPage(page, what, watch);
+}
+
+// The printable invoice at path (the portal's link or the dashboard's), naming the long company.
+async function checkInvoice(page, path, what, watch) {
+  await page.goto(`${s.admin}${path}`);
+  await page.waitForSelector('table');
+  assert.ok((await page.textContent('body')).includes(COMPANY), `${what} names the company`);
+  await checkPage(page, what, watch);
 }
 
 const keyCount = async () => (await s.adminCall('GET', `/v1/admin/customers/${customerId}/keys?limit=100`)).json.data.length;
 
 for (const width of [1280, 390]) {
   test(`the portal's pages at ${width} px: no serious or critical axe violation, no sideways scrolling, no console error`, async () => {
-    const { context, page, ...watch } = await openPage(browser, { viewport: { width, height: 900 }, });
+    const { context, page, ...watch } = await openPage(browser, { viewport: { width, height: 900 } });
 
     await page.goto(`${s.admin}/portal/`);
     await page.waitForSelector('[data-plan="starter"]');
@@ -86,13 +100,8 @@ for (const width of [1280, 390]) {
 
     // a refused sign-in: the message, read out (role=alert), and nothing else wrong
     await page.goto(`${s.admin}/portal/`);
-    await page.fill('#li-email', EMAIL);
-    await page.fill('#li-password', 'not the password at all');
-    await page.click('#login button[type=submit]');
-    await waitForText(page, '#login-msg', /\S/);
-    await page.waitForLoadState('networkidle');
-    takeRefusedCalls(watch.errors, 401);
-    await checkPage(page, 'pricing, a refused sign-in', watch);
+    await checkRefusedSignIn(page, { fields: { '#li-email': EMAIL, '#li-password': 'not the password at all' },
+      submit: '#login button[type=submit]', msg: '#login-msg' }, 'pricing, a refused sign-in', watch);
 
     // signed in: the account page, with its keys one card per key on a phone
     await page.goto(`${s.admin}/portal/`);
@@ -139,10 +148,7 @@ for (const width of [1280, 390]) {
     await checkPage(page, 'account, a new key\'s secret', watch);
 
     // the printable invoice, as the account page links it
-    await page.goto(`${s.admin}/v1/me/invoices/${invoiceId}/html`);
-    await page.waitForSelector('table');
-    assert.ok((await page.textContent('body')).includes(COMPANY), 'the invoice names the company');
-    await checkPage(page, 'printable invoice (portal)', watch);
+    await checkInvoice(page, `/v1/me/invoices/${invoiceId}/html`, 'printable invoice (portal)', watch);
 
     // Try it with its answer shown
     await page.goto(`${s.admin}/portal/reference.html`);
@@ -161,15 +167,11 @@ for (const width of [1280, 390]) {
   });
 
   test(`the dashboard's pages at ${width} px: no serious or critical axe violation, no sideways scrolling, no console error`, async () => {
-    const { context, page, ...watch } = await openPage(browser, { viewport: { width, height: 900 }, });
+    const { context, page, ...watch } = await openPage(browser, { viewport: { width, height: 900 } });
     await page.goto(`${s.admin}/admin/`);
     await checkPage(page, 'dashboard sign-in', watch);
-    await page.fill('#token', 'not-the-admin-token-at-all');
-    await page.click('#token-form button[type=submit]');
-    await waitForText(page, '#msg', /\S/);
-    await page.waitForLoadState('networkidle');
-    takeRefusedCalls(watch.errors, 401);
-    await checkPage(page, 'dashboard, a refused sign-in', watch);
+    await checkRefusedSignIn(page, { fields: { '#token': 'not-the-admin-token-at-all' }, submit: '#token-form button[type=submit]',
+      msg: '#msg' }, 'dashboard, a refused sign-in', watch);
     await page.fill('#token', ADMIN_TOKEN);
     await page.click('#token-form button[type=submit]');
     await page.waitForSelector('#dash:not(.hidden)');
@@ -188,10 +190,7 @@ for (const width of [1280, 390]) {
     await waitForText(page, '#msg', /\S/);
     await checkPage(page, 'customer, a plan changed', watch);
     assert.equal((await s.adminCall('PATCH', `/v1/admin/customers/${customerId}`, { plan: 'metered' })).status, 200);
-    await page.goto(`${s.admin}/v1/admin/invoices/${invoiceId}/html`);
-    await page.waitForSelector('table');
-    assert.ok((await page.textContent('body')).includes(COMPANY), 'the invoice names the company');
-    await checkPage(page, 'printable invoice (dashboard)', watch);
+    await checkInvoice(page, `/v1/admin/invoices/${invoiceId}/html`, 'printable invoice (dashboard)', watch);
     await page.goto(`${s.admin}/admin/invoices.html`);
     await page.waitForSelector('[data-testid=invoices] tr');
     await checkPage(page, 'invoices', watch);
