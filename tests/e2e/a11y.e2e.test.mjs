@@ -158,10 +158,12 @@ for (const width of [1280, 390]) {
     await page.fill('#key-secret', secret);
     await page.click('#try-key button[type=submit]');
     await waitForText(page, '#key-msg', /Try it now calls the gateway/);
-    const geo = '[data-op="GET /v1/basic/geocode"]';
-    await page.click(`${geo} .try-box summary`);
-    await page.click(`${geo} .try button[type=submit]`);
-    await waitForText(page, `${geo} [data-testid=try-status]`, /^200$/);
+    // a GET with its parameters, and a POST with its body's text area, both answered
+    for (const op of ['[data-op="GET /v1/basic/geocode"]', '[data-op="POST /v1/vision/classify"]']) {
+      await page.click(`${op} .try-box summary`);
+      await page.click(`${op} .try button[type=submit]`);
+      await waitForText(page, `${op} [data-testid=try-status]`, /^200$/);
+    }
     await checkPage(page, 'API reference, Try it answered', watch);
     await context.close();
   });
@@ -189,7 +191,12 @@ for (const width of [1280, 390]) {
     await page.click('#plan-form button[type=submit]');
     await waitForText(page, '#msg', /\S/);
     await checkPage(page, 'customer, a plan changed', watch);
-    assert.equal((await s.adminCall('PATCH', `/v1/admin/customers/${customerId}`, { plan: 'metered' })).status, 200);
+    // starter costs more than metered: the upgrade took effect at once, and going back is a
+    // downgrade, which waits for the period's end unless made now
+    const back = await s.adminCall('PATCH', `/v1/admin/customers/${customerId}`, { plan: 'metered', when: 'now' });
+    assert.equal(back.status, 200, JSON.stringify(back.json));
+    assert.equal(back.json.plan, 'metered');
+    assert.ok(!back.json.pending_plan, 'no plan change left pending');
     await checkInvoice(page, `/v1/admin/invoices/${invoiceId}/html`, 'printable invoice (dashboard)', watch);
     await page.goto(`${s.admin}/admin/invoices.html`);
     await page.waitForSelector('[data-testid=invoices] tr');
