@@ -862,11 +862,13 @@ typedef struct {
 } list_key_t;
 
 /* A list of mappings, each item read by one section into an array of structs (webhook
- * endpoints, ingest tokens). */
+ * endpoints, ingest tokens): the arg of a set_section_list directive, whose offset is that of
+ * the array's pointer. */
 typedef struct {
     const section_t *item;
     size_t item_size;
     size_t line_offset;       /* of the item's int line, kept for checks made after the list */
+    size_t count_offset;      /* of the size_t count beside the array */
     const char *what;         /* the list's noun: "expected a list of WHAT" */
     const char *shape;        /* an item's keys: "expected a mapping SHAPE" */
     const list_key_t *unique; /* ended by a NULL key */
@@ -908,6 +910,19 @@ static void *apply_section_list(diag_t *d, const directive_t *dir, const tg_ynod
             }
     }
     return list;
+}
+
+/* A list of sections (dir->arg, a section_list_t) stored as its array and count. */
+static int set_section_list(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    const section_list_t *spec = dir->arg;
+    void *list = apply_section_list(d, dir, v, path, spec);
+    if (list == NULL)
+        return -1;
+    /* the field is a pointer to the item's type: copied as bytes, not written through a void ** */
+    memcpy((char *)obj + dir->offset, &list, sizeof(list));
+    *(size_t *)(void *)((char *)obj + spec->count_offset) = v->n;
+    return 0;
 }
 
 /* A list of strings, each checked with dir->check; NULL (count 0) if nothing valid. */
@@ -1807,20 +1822,10 @@ static const list_key_t webhook_endpoint_unique[] = {{"url", AT(char *, tg_confi
 static const section_list_t webhook_endpoint_list = {&webhook_endpoint_sec,
                                                      sizeof(tg_config_webhook_t),
                                                      AT(int, tg_config_webhook_t, line),
+                                                     AT(size_t, tg_config_t, notifications.nendpoints),
                                                      "endpoints",
                                                      "{url, events, secret}",
                                                      webhook_endpoint_unique};
-
-static int set_webhook_endpoints(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
-{
-    tg_config_t *cfg = obj;
-    tg_config_webhook_t *list = apply_section_list(d, dir, v, path, &webhook_endpoint_list);
-    if (list == NULL)
-        return -1;
-    cfg->notifications.endpoints = list;
-    cfg->notifications.nendpoints = v->n;
-    return 0;
-}
 
 /* notifications.allow_private_networks: ranges a delivery may reach though not public. */
 static int set_allow_private(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
@@ -1884,7 +1889,8 @@ static void finish_notifications(diag_t *d, void *obj, const tg_ynode_t *n, int 
 }
 
 static const directive_t notifications_dirs[] = {
-    {"endpoints", set_webhook_endpoints, 0, 0, MAX_WEBHOOK_ENDPOINTS, 0, NULL, NULL, NULL},
+    {"endpoints", set_section_list, AT(tg_config_webhook_t *, tg_config_t, notifications.endpoints), 0,
+     MAX_WEBHOOK_ENDPOINTS, 0, NULL, &webhook_endpoint_list, NULL},
     {"allow_private_networks", set_allow_private, 0, 0, 64, 0, NULL, NULL, NULL},
     {"allow_http", set_bool, AT(int, tg_config_t, notifications.allow_http), 0, 0, 0, NULL, NULL, NULL},
     {"timeout_ms", set_int, AT(int, tg_config_t, notifications.timeout_ms), 100, 60000, 0, NULL, NULL, NULL},
@@ -2499,20 +2505,10 @@ static const list_key_t ingest_token_unique[] = {{"name", AT(char *, tg_ingest_t
 static const section_list_t ingest_token_list = {&ingest_token_sec,
                                                  sizeof(tg_ingest_token_t),
                                                  AT(int, tg_ingest_token_t, line),
+                                                 AT(size_t, tg_config_t, events.ntokens),
                                                  "tokens",
                                                  "{name, token, customer}",
                                                  ingest_token_unique};
-
-static int set_ingest_tokens(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
-{
-    tg_config_t *cfg = obj;
-    tg_ingest_token_t *list = apply_section_list(d, dir, v, path, &ingest_token_list);
-    if (list == NULL)
-        return -1;
-    cfg->events.tokens = list;
-    cfg->events.ntokens = v->n;
-    return 0;
-}
 
 static void finish_events(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path, uint64_t seen,
                           uint64_t valid)
@@ -2527,7 +2523,8 @@ static void finish_events(diag_t *d, void *obj, const tg_ynode_t *n, int line, c
 }
 
 static const directive_t events_dirs[] = {
-    {"tokens", set_ingest_tokens, 0, 0, MAX_INGEST_TOKENS, 0, NULL, NULL, NULL},
+    {"tokens", set_section_list, AT(tg_ingest_token_t *, tg_config_t, events.tokens), 0, MAX_INGEST_TOKENS, 0, NULL,
+     &ingest_token_list, NULL},
     {"max_batch", set_int, AT(int, tg_config_t, events.max_batch), 1, 100000, 0, NULL, NULL, NULL},
     {"dedup_window", set_duration, AT(int64_t, tg_config_t, events.dedup_window_s), 0, 0, 0, NULL, NULL, NULL},
     {"max_body_bytes", set_u64, AT(uint64_t, tg_config_t, events.max_body_bytes), 1024, 268435456, 0, NULL, NULL,
