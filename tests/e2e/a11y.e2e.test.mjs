@@ -1,6 +1,7 @@
 // a11y.e2e.test.mjs - every page of the developer portal and of the owner's dashboard, and the
-// states a user passes through on them (the plan change's preview, the cancellation's confirm
-// step, a new key's secret, Try it's answer, a refused sign-in, the printable invoice), in
+// states a user passes through on them (the portal's plan-change preview, cancellation confirm
+// step and new key's secret, Try it's answer, a refused sign-in on either, the dashboard's plan
+// change, the printable invoice from either), in
 // Debian's chromium at 1280 and 390 px: axe-core finds no serious or critical violation, the page
 // is no wider than the screen (no horizontal scrolling), and the console shows no error and the
 // Content-Security-Policy no violation. Pages are checked with their data: a customer with usage,
