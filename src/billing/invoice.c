@@ -445,8 +445,13 @@ char *tg_invoice_to_html(const tg_invoice_t *inv, const tg_customer_t *c, const 
     strftime(end, sizeof(end), "%Y-%m-%d", gmtime_r(&t1, &tm));
     fputs("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Invoice ", f);
     html_escape(f, inv->number[0] ? inv->number : "draft");
-    fputs("</title><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><style>"
-          "body{font:15px/1.5 system-ui,sans-serif;max-width:760px;margin:2em auto;padding:0 1em;color:#111}"
+    /* The icon link as web/'s pages have it: without one the browser asks for /favicon.ico, a 404
+     * in the console of every invoice opened. A name or email that is one long word breaks
+     * rather than widening the page on a phone. (tests/e2e/a11y.e2e.test.mjs) */
+    fputs("</title><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+          "<link rel=\"icon\" href=\"data:,\"><style>"
+          "body{font:15px/1.5 system-ui,sans-serif;max-width:760px;margin:2em auto;padding:0 1em;color:#111;"
+          "overflow-wrap:break-word}"
           "table{width:100%;border-collapse:collapse}td,th{padding:.4em;border-bottom:1px solid #ddd;text-align:left}"
           "td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}tfoot td{font-weight:600;border:0}"
           ".muted{color:#666}@media print{body{margin:0}}</style></head><body>",

@@ -853,6 +853,78 @@ static int list_of(diag_t *d, const directive_t *dir, const tg_ynode_t *v, const
     return 0;
 }
 
+/* A key whose value must differ between the items of a list of sections: the item's string at
+ * `offset` (a char *), named `key` in the error's path and `noun` in its sentence. */
+typedef struct {
+    const char *key;
+    size_t offset;
+    const char *noun;
+} list_key_t;
+
+/* A list of mappings, each item read by one section into an array of structs (webhook
+ * endpoints, ingest tokens): the arg of a set_section_list directive, whose offset is that of
+ * the array's pointer. */
+typedef struct {
+    const section_t *item;
+    size_t item_size;
+    size_t line_offset;       /* of the item's int line, kept for checks made after the list */
+    size_t count_offset;      /* of the size_t count beside the array */
+    const char *what;         /* the list's noun: "expected a list of WHAT" */
+    const char *shape;        /* an item's keys: "expected a mapping SHAPE" */
+    const list_key_t *unique; /* ended by a NULL key */
+} section_list_t;
+
+/* The items of `v` read into a new array of v->n structs (plus a zeroed one), which the caller
+ * owns and frees as the list's owner does (each item's strings, then the array). A problem in
+ * an item is reported at its FILE:LINE and the next item is read, so every problem is listed;
+ * an item that is not a mapping stays zeroed but for its line. A unique key equal to an earlier
+ * item's is reported at the later item, naming the earlier one (never echoing the value: it may
+ * be a secret). NULL, after reporting, when `v` is not a list, is too long, or memory ran out. */
+static void *apply_section_list(diag_t *d, const directive_t *dir, const tg_ynode_t *v, const char *path,
+                                const section_list_t *spec)
+{
+    if (list_of(d, dir, v, path, spec->what) != 0)
+        return NULL;
+    char *list = calloc(v->n + 1, spec->item_size);
+    if (list == NULL) {
+        report(d, v->line, "%s: out of memory", path);
+        return NULL;
+    }
+    for (size_t i = 0; i < v->n; i++) {
+        char sub[MAX_PATH];
+        index_path(sub, path, i);
+        const tg_ynode_t *item = v->items[i];
+        char *obj = list + i * spec->item_size;
+        *(int *)(void *)(obj + spec->line_offset) = item->line;
+        if (item->type != TG_YNODE_MAP) {
+            report(d, item->line, "%s: expected a mapping %s, got %s", sub, spec->shape, kind_of(item));
+            continue;
+        }
+        apply_section(d, spec->item, item, item->line, obj, sub);
+        for (size_t j = 0; j < i; j++)
+            for (const list_key_t *u = spec->unique; u->key != NULL; u++) {
+                const char *mine = *(char **)(void *)(obj + u->offset);
+                const char *theirs = *(char **)(void *)(list + j * spec->item_size + u->offset);
+                if (mine != NULL && theirs != NULL && strcmp(mine, theirs) == 0)
+                    report(d, item->line, "%s.%s: the same %s as %s[%zu]", sub, u->key, u->noun, path, j);
+            }
+    }
+    return list;
+}
+
+/* A list of sections (dir->arg, a section_list_t) stored as its array and count. */
+static int set_section_list(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
+{
+    const section_list_t *spec = dir->arg;
+    void *list = apply_section_list(d, dir, v, path, spec);
+    if (list == NULL)
+        return -1;
+    /* the field is a pointer to the item's type: copied as bytes, not written through a void ** */
+    memcpy((char *)obj + dir->offset, &list, sizeof(list));
+    *(size_t *)(void *)((char *)obj + spec->count_offset) = v->n;
+    return 0;
+}
+
 /* A list of strings, each checked with dir->check; NULL (count 0) if nothing valid. */
 static char **string_list(diag_t *d, const directive_t *dir, const tg_ynode_t *v, const char *path, size_t *count)
 {
@@ -1745,34 +1817,15 @@ static const section_t webhook_endpoint_sec = {webhook_endpoint_dirs, 0, NULL};
 
 #define MAX_WEBHOOK_ENDPOINTS 50
 
-static int set_webhook_endpoints(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
-{
-    tg_config_t *cfg = obj;
-    if (list_of(d, dir, v, path, "endpoints") != 0)
-        return -1;
-    tg_config_webhook_t *list = calloc(v->n + 1, sizeof(*list));
-    if (list == NULL) {
-        report(d, v->line, "%s: out of memory", path);
-        return -1;
-    }
-    for (size_t i = 0; i < v->n; i++) {
-        char sub[MAX_PATH];
-        index_path(sub, path, i);
-        const tg_ynode_t *item = v->items[i];
-        list[i].line = item->line;
-        if (item->type != TG_YNODE_MAP) {
-            report(d, item->line, "%s: expected a mapping {url, events, secret}, got %s", sub, kind_of(item));
-            continue;
-        }
-        apply_section(d, &webhook_endpoint_sec, item, item->line, &list[i], sub);
-        for (size_t j = 0; j < i && list[i].url != NULL; j++)
-            if (list[j].url != NULL && strcmp(list[j].url, list[i].url) == 0)
-                report(d, item->line, "%s.url: the same URL as %s[%zu]", sub, path, j);
-    }
-    cfg->notifications.endpoints = list;
-    cfg->notifications.nendpoints = v->n;
-    return 0;
-}
+static const list_key_t webhook_endpoint_unique[] = {{"url", AT(char *, tg_config_webhook_t, url), "URL"},
+                                                     {NULL, 0, NULL}};
+static const section_list_t webhook_endpoint_list = {&webhook_endpoint_sec,
+                                                     sizeof(tg_config_webhook_t),
+                                                     AT(int, tg_config_webhook_t, line),
+                                                     AT(size_t, tg_config_t, notifications.nendpoints),
+                                                     "endpoints",
+                                                     "{url, events, secret}",
+                                                     webhook_endpoint_unique};
 
 /* notifications.allow_private_networks: ranges a delivery may reach though not public. */
 static int set_allow_private(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
@@ -1836,7 +1889,8 @@ static void finish_notifications(diag_t *d, void *obj, const tg_ynode_t *n, int 
 }
 
 static const directive_t notifications_dirs[] = {
-    {"endpoints", set_webhook_endpoints, 0, 0, MAX_WEBHOOK_ENDPOINTS, 0, NULL, NULL, NULL},
+    {"endpoints", set_section_list, AT(tg_config_webhook_t *, tg_config_t, notifications.endpoints), 0,
+     MAX_WEBHOOK_ENDPOINTS, 0, NULL, &webhook_endpoint_list, NULL},
     {"allow_private_networks", set_allow_private, 0, 0, 64, 0, NULL, NULL, NULL},
     {"allow_http", set_bool, AT(int, tg_config_t, notifications.allow_http), 0, 0, 0, NULL, NULL, NULL},
     {"timeout_ms", set_int, AT(int, tg_config_t, notifications.timeout_ms), 100, 60000, 0, NULL, NULL, NULL},
@@ -2445,37 +2499,16 @@ static const section_t ingest_token_sec = {ingest_token_dirs, 0, NULL};
 
 #define MAX_INGEST_TOKENS 100
 
-static int set_ingest_tokens(diag_t *d, const directive_t *dir, const tg_ynode_t *v, void *obj, const char *path)
-{
-    tg_config_t *cfg = obj;
-    if (list_of(d, dir, v, path, "tokens") != 0)
-        return -1;
-    tg_ingest_token_t *list = calloc(v->n + 1, sizeof(*list));
-    if (list == NULL) {
-        report(d, v->line, "%s: out of memory", path);
-        return -1;
-    }
-    for (size_t i = 0; i < v->n; i++) {
-        char sub[MAX_PATH];
-        index_path(sub, path, i);
-        const tg_ynode_t *item = v->items[i];
-        list[i].line = item->line;
-        if (item->type != TG_YNODE_MAP) {
-            report(d, item->line, "%s: expected a mapping {name, token, customer}, got %s", sub, kind_of(item));
-            continue;
-        }
-        apply_section(d, &ingest_token_sec, item, item->line, &list[i], sub);
-        for (size_t j = 0; j < i; j++) {
-            if (list[i].name != NULL && list[j].name != NULL && strcmp(list[j].name, list[i].name) == 0)
-                report(d, item->line, "%s.name: the same name as %s[%zu]", sub, path, j);
-            if (list[i].token != NULL && list[j].token != NULL && strcmp(list[j].token, list[i].token) == 0)
-                report(d, item->line, "%s.token: the same token as %s[%zu]", sub, path, j);
-        }
-    }
-    cfg->events.tokens = list;
-    cfg->events.ntokens = v->n;
-    return 0;
-}
+static const list_key_t ingest_token_unique[] = {{"name", AT(char *, tg_ingest_token_t, name), "name"},
+                                                 {"token", AT(char *, tg_ingest_token_t, token), "token"},
+                                                 {NULL, 0, NULL}};
+static const section_list_t ingest_token_list = {&ingest_token_sec,
+                                                 sizeof(tg_ingest_token_t),
+                                                 AT(int, tg_ingest_token_t, line),
+                                                 AT(size_t, tg_config_t, events.ntokens),
+                                                 "tokens",
+                                                 "{name, token, customer}",
+                                                 ingest_token_unique};
 
 static void finish_events(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path, uint64_t seen,
                           uint64_t valid)
@@ -2490,7 +2523,8 @@ static void finish_events(diag_t *d, void *obj, const tg_ynode_t *n, int line, c
 }
 
 static const directive_t events_dirs[] = {
-    {"tokens", set_ingest_tokens, 0, 0, MAX_INGEST_TOKENS, 0, NULL, NULL, NULL},
+    {"tokens", set_section_list, AT(tg_ingest_token_t *, tg_config_t, events.tokens), 0, MAX_INGEST_TOKENS, 0, NULL,
+     &ingest_token_list, NULL},
     {"max_batch", set_int, AT(int, tg_config_t, events.max_batch), 1, 100000, 0, NULL, NULL, NULL},
     {"dedup_window", set_duration, AT(int64_t, tg_config_t, events.dedup_window_s), 0, 0, 0, NULL, NULL, NULL},
     {"max_body_bytes", set_u64, AT(uint64_t, tg_config_t, events.max_body_bytes), 1024, 268435456, 0, NULL, NULL,

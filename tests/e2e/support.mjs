@@ -2,8 +2,10 @@
 // with the same flags, screenshots, watchers for console errors, uncaught exceptions and
 // Content-Security-Policy violations, and polling helpers that run from here (page.waitForFunction
 // would evaluate a string in the page, which the pages' CSP, without 'unsafe-eval', refuses).
-import { mkdirSync, copyFileSync } from 'node:fs';
+import { mkdirSync, copyFileSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
+import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 
 export const root = resolve(new URL('../..', import.meta.url).pathname);
@@ -54,14 +56,42 @@ export async function watchCsp(context) {
 }
 
 // A new context (options as browser.newContext's) and page, both watched: { context, page,
-// errors, violations }. With { bypassCSP: true } (a11y.e2e.test.mjs, to inject axe) the page's
-// CSP is not applied, so violations stays empty.
+// errors, violations }. Every violation also reaches the console as an error ("Refused to ..."),
+// so a test that checks errors checks the CSP too; violations says which directive.
 export async function openPage(browser, options) {
   const context = await browser.newContext(options);
   const violations = await watchCsp(context);
   const page = await context.newPage();
   const errors = watchConsole(page);
   return { context, page, errors, violations };
+}
+
+// axe-core's source, run in the page through the DevTools protocol (page.evaluate of a string is
+// Runtime.evaluate, which the page's Content-Security-Policy does not govern): the page is
+// checked under the CSP its users get, not one bypassed for the checker.
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+// axe's serious and critical violations on the page as it is now, one line each with the
+// elements they concern ([] when none).
+export async function axeProblems(page) {
+  if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(AXE_SOURCE);
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  assert.ok(result.passes.length > 10, 'axe ran its rules'); // not an empty page or a script that never loaded
+  return result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.help}: ${v.nodes.slice(0, 5).map((n) => n.target.join(' ')).join(', ')}`);
+}
+
+// What a user sees of page, `what` naming the state in messages: no wider than the viewport, no
+// serious or critical axe violation, no CSP violation and no console error since the last check
+// (errors and violations, as openPage returns them, are emptied).
+export async function checkPage(page, what, { errors, violations }) {
+  await page.waitForLoadState('networkidle');
+  const [scroll, client] = await page.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
+  const problems = await axeProblems(page);
+  assert.ok(scroll <= client, `${what}: ${scroll}px wide in a ${client}px viewport`);
+  assert.deepEqual(problems, [], `${what}: axe found\n  ${problems.join('\n  ')}`);
+  assert.deepEqual(violations.splice(0), [], `${what}: Content-Security-Policy violations`);
+  assert.deepEqual(errors.splice(0), [], `${what}: console errors`);
 }
 
 // Polls selector's text until it matches re (bounded by timeout ms); returns the text.

@@ -1440,6 +1440,87 @@ static void test_events_section(void **state)
                "test.yaml:4: events.index_keys: \"1000000001\" is not a whole number from 0 to 1000000000");
 }
 
+/* The two lists of sections, events.tokens and notifications.endpoints: each item is checked
+ * by its own section, an item that is not a mapping is named, and a name (or URL, or token)
+ * given twice is refused at the line of the second, naming the first. */
+#define WHSEC "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3" /* base64 of 24 bytes */
+#define TOKEN_A "ingest-token-0123456789abcdef"
+#define TOKEN_B "ingest-token-0123456789abcdeX"
+
+static void test_section_lists(void **state)
+{
+    (void)state;
+    tg_config_t *cfg = load_ok(BASE "notifications:\n"
+                                    "  endpoints:\n"
+                                    "    - {url: \"https://hooks.example.com/a\", secret: \"" WHSEC "\"}\n"
+                                    "    - {url: \"https://hooks.example.com/b\", secret: \"" WHSEC "\","
+                                    " events: [key.created]}\n"
+                                    "plans: {p: {}}\n");
+    assert_int_equal(cfg->notifications.nendpoints, 2);
+    assert_string_equal(cfg->notifications.endpoints[0].url, "https://hooks.example.com/a");
+    assert_string_equal(cfg->notifications.endpoints[0].events, "*");
+    assert_int_equal(cfg->notifications.endpoints[0].line, 6);
+    assert_string_equal(cfg->notifications.endpoints[1].events, "key.created");
+    assert_int_equal(cfg->notifications.endpoints[1].line, 7);
+    tg_config_free(cfg);
+
+    /* the same URL twice: the second is named, with the first */
+    only_error(BASE "notifications:\n"
+                    "  endpoints:\n"
+                    "    - {url: \"https://hooks.example.com/a\", secret: \"" WHSEC "\"}\n"
+                    "    - {url: \"https://hooks.example.com/b\", secret: \"" WHSEC "\"}\n"
+                    "    - {url: \"https://hooks.example.com/a\", secret: \"" WHSEC "\"}\n"
+                    "plans: {p: {}}\n",
+               "test.yaml:8: notifications.endpoints[2].url: the same URL as notifications.endpoints[0]");
+    /* an item that is not a mapping, and an item whose own section refuses a key */
+    only_error(BASE "notifications:\n"
+                    "  endpoints:\n"
+                    "    - \"https://hooks.example.com/a\"\n"
+                    "plans: {p: {}}\n",
+               "test.yaml:6: notifications.endpoints[0]: expected a mapping {url, events, secret}, got a single value");
+    only_error(BASE "notifications:\n"
+                    "  endpoints:\n"
+                    "    - {url: \"https://hooks.example.com/a\", secret: \"" WHSEC "\"}\n"
+                    "    - [url]\n"
+                    "plans: {p: {}}\n",
+               "test.yaml:7: notifications.endpoints[1]: expected a mapping {url, events, secret}, got a list");
+    load_err(BASE "notifications: {endpoints: [{url: \"https://hooks.example.com/a\", secret: \"" WHSEC "\","
+                  " events: [no.such]}]}\nplans: {p: {}}\n");
+    has_line("test.yaml:4: notifications.endpoints[0].events[0]: \"no.such\" is not an event type (see docs/api.md, "
+             "Events and webhooks)");
+    only_error(BASE "notifications: {endpoints: {url: \"https://hooks.example.com/a\"}}\nplans: {p: {}}\n",
+               "test.yaml:4: notifications.endpoints: expected a list of endpoints, got a mapping");
+
+    /* events.tokens: the same name twice, the same token twice, both at once */
+    only_error(BASE "events:\n"
+                    "  tokens:\n"
+                    "    - {name: jobs, token: \"" TOKEN_A "\"}\n"
+                    "    - {name: jobs, token: \"" TOKEN_B "\"}\n"
+                    "plans: {p: {}}\n",
+               "test.yaml:7: events.tokens[1].name: the same name as events.tokens[0]");
+    load_err(BASE "events:\n"
+                  "  tokens:\n"
+                  "    - {name: jobs, token: \"" TOKEN_A "\"}\n"
+                  "    - {name: other, token: \"" TOKEN_B "\"}\n"
+                  "    - {name: jobs, token: \"" TOKEN_B "\"}\n"
+                  "plans: {p: {}}\n");
+    has_line("test.yaml:8: events.tokens[2].name: the same name as events.tokens[0]");
+    has_line("test.yaml:8: events.tokens[2].token: the same token as events.tokens[1]");
+    assert_int_equal(count_lines(errbuf), 2);
+    assert_null(strstr(errbuf, TOKEN_B)); /* a secret is never echoed */
+    /* an item that is not a mapping, and an item whose own section refuses a key */
+    only_error(BASE "events:\n"
+                    "  tokens:\n"
+                    "    - {name: jobs, token: \"" TOKEN_A "\"}\n"
+                    "    - jobs\n"
+                    "plans: {p: {}}\n",
+               "test.yaml:7: events.tokens[1]: expected a mapping {name, token, customer}, got a single value");
+    only_error(BASE "events: {tokens: [{name: jobs, token: \"" TOKEN_A "\", owner: me}]}\nplans: {p: {}}\n",
+               "test.yaml:4: unknown key \"owner\" in events.tokens[0] (known: name, token, customer)");
+    only_error(BASE "events: {tokens: [{token: \"" TOKEN_A "\"}]}\nplans: {p: {}}\n",
+               "test.yaml:4: events.tokens[0].name is required");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1472,6 +1553,7 @@ int main(void)
         cmocka_unit_test(test_display),
         cmocka_unit_test(test_decide),
         cmocka_unit_test(test_events_section),
+        cmocka_unit_test(test_section_lists),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
