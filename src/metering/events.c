@@ -96,7 +96,7 @@ static int collect_row_ids(void *arg, uint64_t batch_id, const tg_usage_t *rows,
     (void)batch_id;
     logged_ids_t *l = arg;
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(rows[i].endpoint, TG_EVENT_ENDPOINT) != 0 || (rows[i].event_id & EVENT_ROW_BIT) == 0)
+        if (!tg_usage_is_event(&rows[i]))
             continue;
         if (l->n == l->cap) {
             size_t cap = l->cap != 0 ? l->cap * 2 : 1024;
