@@ -71,7 +71,8 @@
 
 #define TG_EVENT_ID_MAX 128   /* bytes of an event id */
 #define TG_EVENT_FUTURE_S 300 /* how far ahead of this node's clock a timestamp may be */
-#define TG_EVENT_ENDPOINT TG_USAGE_EVENT_ENDPOINT /* model/records.h: the store knows event rows by it */
+/* model/records.h: the store knows event rows by it */
+#define TG_EVENT_ENDPOINT TG_USAGE_EVENT_ENDPOINT
 
 typedef struct tg_events tg_events_t;
 

@@ -7,7 +7,8 @@
  * - a call's row that happens to carry the same event_id (bit 63 clear: it cannot, but its
  *   endpoint differs too) is counted every time, as calls always are;
  * - pruning deletes the ids of events older than the cut-off, only those, and an event whose id
- *   was pruned counts again (the ingest refuses such old events before they reach the store). */
+ *   was pruned counts again (the ingest refuses such old events before they reach the store);
+ *   the retention tick's cut-off is events.dedup_window and a day. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +21,7 @@
 
 #include "../support/tmpstore.h"
 #include "store/store.h"
+#include "notify/retention.h"
 #include "store/store_meter.h"
 
 #define EVENT_TS_S INT64_C(1769853600) /* 2026-01-31T10:00:00Z */
@@ -107,7 +109,8 @@ static void test_same_event_from_two_nodes_counts_once(void **state)
     assert_int_equal(out.inserted, 1);
     assert_int_equal(out.duplicates, 2);
     /* node 3 applies a third copy, in a transaction with a batch of its own */
-    tg_usage_t node3 = event_row("cus_a", 42, "tokens", 500, EVENT_TS_S), other = event_row("cus_b", 42, "tokens", 1, EVENT_TS_S);
+    tg_usage_t node3 = event_row("cus_a", 42, "tokens", 500, EVENT_TS_S),
+               other = event_row("cus_b", 42, "tokens", 1, EVENT_TS_S);
     tg_usage_batch_t b3[2] = {{7, &node3, 1, "node3"}, {8, &other, 1, "node3"}};
     assert_int_equal(tg_store_usage_record_many(t->st, b3, 2, &out, &err), 0);
     assert_int_equal(out.inserted, 1); /* cus_b's event 42 is another event */
@@ -168,12 +171,39 @@ static void test_prune_forgets_old_ids_only(void **state)
     assert_int_equal(total(t->st, "tokens"), 111 + 11);
 }
 
+/* The retention tick's policy: events.dedup_window and a day of margin, in batches until none
+ * are due. */
+static void test_retention_keeps_window_and_margin(void **state)
+{
+    tg_tmpstore_t *t = *state;
+    tg_err_t err = {0};
+    const int64_t window = 35 * 86400, now = EVENT_TS_S;
+    tg_usage_t rows[4] = {event_row("cus_a", 1, "tokens", 1, now - window - TG_EVENT_IDS_MARGIN_S - 1),
+                          event_row("cus_a", 2, "tokens", 1, now - window - TG_EVENT_IDS_MARGIN_S - 60),
+                          event_row("cus_b", 3, "tokens", 1, now - window - TG_EVENT_IDS_MARGIN_S), /* kept */
+                          event_row("cus_b", 4, "tokens", 1, now - window - 1)};                    /* kept */
+    tg_usage_batch_t b = {400, rows, 4, "node1"};
+    assert_int_equal(tg_store_usage_record_many(t->st, &b, 1, NULL, &err), 0);
+    size_t deleted = 0;
+    int more = 1;
+    assert_int_equal(tg_event_ids_prune(t->st, window, now, 1, INT64_C(1000000000), &deleted, &more, &err), 0);
+    assert_int_equal(deleted, 2);
+    assert_int_equal(more, 0);
+    tg_usage_batch_t again = {1, rows, 4, "node2"};
+    tg_usage_stored_t out;
+    assert_int_equal(tg_store_usage_record_many(t->st, &again, 1, &out, &err), 0);
+    assert_int_equal(out.inserted, 2); /* the two pruned ones */
+    assert_int_equal(out.duplicates, 2);
+    assert_int_equal(tg_event_ids_prune(t->st, 0, now, 1, 0, &deleted, &more, &err), TG_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_same_event_from_two_nodes_counts_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_calls_are_not_deduplicated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune_forgets_old_ids_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_keeps_window_and_margin, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
