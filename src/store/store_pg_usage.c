@@ -271,8 +271,8 @@ static int cmp_fresh(const void *a, const void *b)
  * transaction, and drops from rows, in place, the rows whose id was there already (applied by
  * any node before, or earlier in this batch); *n becomes the rows kept, *dups the rows dropped.
  * One statement for the batch; nothing at all for a batch of calls only. The ids go in key order
- * (COLLATE "C"): two nodes applying the same events wait for each other in one order, never in
- * a cycle. A second insert of an id waits for the transaction that holds it, then finds it
+ * (event_id, customer_id): two nodes applying the same events wait for each other in one order,
+ * never in a cycle. A second insert of an id waits for the transaction that holds it, then finds it
  * committed (skipped) or rolled back (inserted): exact. */
 static int apply_event_ids(tg_pg_t *st, tg_usage_agg_row_t *rows, size_t *n, size_t *dups, tg_err_t *err)
 {
@@ -304,7 +304,7 @@ static int apply_event_ids(tg_pg_t *st, tg_usage_agg_row_t *rows, size_t *n, siz
     int rc = tg_pg_query(st,
                          "INSERT INTO usage_event_ids(customer_id, event_id, ts)"
                          " SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(c, e, t)"
-                         " ORDER BY v.c COLLATE \"C\", v.e ON CONFLICT DO NOTHING RETURNING customer_id, event_id",
+                         " ORDER BY v.e, v.c ON CONFLICT DO NOTHING RETURNING customer_id, event_id",
                          &p, &r, err, "storing usage events");
     arrs_free(a, 3);
     if (rc != 0)
