@@ -78,6 +78,9 @@ static void event_key(const tg_events_t *ev, const char *customer, const char *i
     crypto_generichash_final(&st, out, TG_EVENT_KEY_BYTES);
 }
 
+/* The store knows event rows by this bit (model/records.h) */
+_Static_assert(EVENT_ROW_BIT == TG_USAGE_EVENT_BIT, "event rows' mark");
+
 static uint64_t row_event_id(const uint8_t key[TG_EVENT_KEY_BYTES])
 {
     return tg_le_get64(key) | EVENT_ROW_BIT;
