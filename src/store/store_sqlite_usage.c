@@ -356,7 +356,7 @@ int tg_sqlite_usage_record_many(tg_store_t *store, const tg_usage_batch_t *batch
      * before the transaction, assuming none were, and is packed again without them if some
      * were (rare: a retry on another node). Each id is a random key, so each insert costs a
      * B-tree page of its own (measured on a 2-core machine at load 11-21, one batch of 1,000
-     * per transaction: 11-19k event rows/s applied, against 133-282k before the check; the
+     * per transaction: 11-17k event rows/s applied, against 133-282k before the check; the
      * metering writer stores the batches logged meanwhile together, and kept up with 120k
      * events/s). Checking at the journal's fold instead, 33k ids per transaction, measured the
      * same rate (17-19k/s) and would hold the writer, and the strict answers behind it, for
