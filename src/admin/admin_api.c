@@ -111,6 +111,16 @@ int tg_admin_tick(tg_admin_t *a)
                "pruned notifications: %zu events, %zu webhook deliveries (%zu attempts), %zu mails (%zu attempts)%s",
                prun.events, prun.deliveries, prun.delivery_attempts, prun.mails, prun.mail_attempts,
                prun.more ? "; more next tick" : "");
+    /* usage event ids past events.dedup_window (store.h: the cross-node dedup of /v1/events) */
+    size_t ids = 0;
+    int ids_more = 0;
+    tg_err_t iderr = {0};
+    if (tg_event_ids_prune(a->d.store, tg_adm_cfg(a)->events.dedup_window_s, tg_adm_now_s(), TG_NOTIFY_PRUNE_BATCH,
+                           TG_ADMIN_PRUNE_BUDGET_NS, &ids, &ids_more, &iderr) != 0)
+        tg_log(TG_LOG_WARN, "pruning usage event ids: %s", iderr.msg); /* tried again next tick */
+    else if (ids > 0)
+        tg_log(TG_LOG_INFO, "pruned %zu usage event ids older than events.dedup_window%s", ids,
+               ids_more ? "; more next tick" : "");
     return billing_more;
 }
 

@@ -78,6 +78,9 @@ static void event_key(const tg_events_t *ev, const char *customer, const char *i
     crypto_generichash_final(&st, out, TG_EVENT_KEY_BYTES);
 }
 
+/* The store knows event rows by this bit (model/records.h) */
+_Static_assert(EVENT_ROW_BIT == TG_USAGE_EVENT_BIT, "event rows' mark");
+
 static uint64_t row_event_id(const uint8_t key[TG_EVENT_KEY_BYTES])
 {
     return tg_le_get64(key) | EVENT_ROW_BIT;
@@ -96,7 +99,7 @@ static int collect_row_ids(void *arg, uint64_t batch_id, const tg_usage_t *rows,
     (void)batch_id;
     logged_ids_t *l = arg;
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(rows[i].endpoint, TG_EVENT_ENDPOINT) != 0 || (rows[i].event_id & EVENT_ROW_BIT) == 0)
+        if (!tg_usage_is_event(&rows[i]))
             continue;
         if (l->n == l->cap) {
             size_t cap = l->cap != 0 ? l->cap * 2 : 1024;

@@ -14,7 +14,8 @@
  *     3339, not older than events.dedup_window and not more than 5 minutes ahead;
  *  3. claims each checked event's key - a keyed BLAKE2b-128 of (customer, id) - in this node's
  *     on-disk index (event_index.h): a key held within the window is a duplicate, as is an id
- *     repeated inside the batch;
+ *     repeated inside the batch (the fast answer, per node; the store's check below is the exact
+ *     one, across nodes);
  *  4. turns each accepted event into one tg_usage_t row (endpoint "POST /v1/events", period:
  *     the customer's billing period containing the event's timestamp), adds its units to the
  *     quota counters and the usage notifications as a call's reported units are (summed per
@@ -26,6 +27,23 @@
  * A batch whose rows could not be logged (the meter refused them) withdraws its claims and its
  * quota units and turns every accepted outcome into a refusal ("unavailable"): a batch is never
  * half-applied silently; the client retries it whole and nothing counts twice.
+ *
+ * Across nodes: the index is this node's. The row's event_id is bit 63 and the key's first 63
+ * bits - keyed from keys.secret, which every node shares, so the same on every node - and the
+ * store adds an event row to the totals only if its (customer, event_id) was not applied before,
+ * in the batch's own transaction (store.h, tg_store_usage_record_many; ids kept for
+ * events.dedup_window and a day, then pruned by the retention tick). So the same event posted
+ * to two nodes, or retried on another node, is stored once. What that check cannot change:
+ *  - the answer: each node answered "accepted" from its own index, before the store saw the
+ *    row; a duplicate found at apply is dropped silently (no outcome is revised, no error);
+ *  - the quota counters and usage notifications of the accepting node, which added the units at
+ *    once (step 4): the counter of that customer's current period holds up to the value of each
+ *    such duplicate too much (a block plan may refuse that much early), never stored usage or
+ *    an invoice. Local counters are rebuilt from stored usage at the node's next start
+ *    (tg_store_usage_load -> tg_quota_seed), which corrects them; the shared Redis counter only
+ *    takes stored usage as a floor, so there the extra units stay until the period ends.
+ * Two different events of one customer sharing a 63-bit id count once: with n events of a
+ * customer in the window, at most n(n-1)/2^64 (10^6 events: 5e-8; 10^8: 5e-4).
  *
  * Late usage: an event dated in a closed period counts in that period (usage_period keeps per
  * period totals). While that period has no invoice it is priced there with the rest of its
@@ -53,7 +71,8 @@
 
 #define TG_EVENT_ID_MAX 128   /* bytes of an event id */
 #define TG_EVENT_FUTURE_S 300 /* how far ahead of this node's clock a timestamp may be */
-#define TG_EVENT_ENDPOINT "POST /v1/events"
+/* model/records.h: the store knows event rows by it */
+#define TG_EVENT_ENDPOINT TG_USAGE_EVENT_ENDPOINT
 
 typedef struct tg_events tg_events_t;
 

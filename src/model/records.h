@@ -65,6 +65,20 @@ typedef struct tg_usage {
     int status;           /* upstream HTTP status */
 } tg_usage_t;
 
+/* Rows of POST /v1/events (metering/events.h) are told apart from calls' rows by both marks:
+ * their endpoint, and bit 63 of event_id (calls' ids, tg_meter_next_event_id, stay below it).
+ * Their other 63 bits are a keyed BLAKE2b of (customer, event id), keyed from keys.secret, so
+ * the same event gets the same event_id on every node: the store counts each (customer_id,
+ * event_id) once, whichever node logged it (store.h, tg_store_usage_record_many). */
+#define TG_USAGE_EVENT_ENDPOINT "POST /v1/events"
+#define TG_USAGE_EVENT_BIT (UINT64_C(1) << 63)
+
+static inline int tg_usage_is_event(const tg_usage_t *u)
+{
+    return (u->event_id & TG_USAGE_EVENT_BIT) != 0 &&
+           strncmp(u->endpoint, TG_USAGE_EVENT_ENDPOINT, sizeof(u->endpoint)) == 0;
+}
+
 /* 1 if every string field of u ends inside its array: a row that can be logged and stored.
  * The meter refuses other rows at submit; the log and the store check again at their edge. */
 static inline int tg_usage_terminated(const tg_usage_t *u)

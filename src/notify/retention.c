@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "store/store.h"
 #include "store/store_retention.h"
 #include "util/clock.h"
 
@@ -47,4 +48,28 @@ int tg_notify_prune(tg_store_t *st, int retention_days, int64_t now_s, size_t ba
         }
     }
     return 0;
+}
+
+int tg_event_ids_prune(tg_store_t *st, int64_t window_s, int64_t now_s, size_t batch, int64_t budget_ns,
+                       size_t *deleted, int *more, tg_err_t *err)
+{
+    *deleted = 0;
+    *more = 0;
+    if (window_s <= 0 || batch == 0)
+        return tg_errf(err, TG_EINVAL, "a dedup window of %lld s in batches of %zu ids", (long long)window_s, batch);
+    int64_t cutoff = now_s - window_s - TG_EVENT_IDS_MARGIN_S;
+    int64_t deadline = tg_clock_mono_ns() + budget_ns;
+    for (;;) {
+        size_t rows = 0;
+        int rc = tg_store_usage_event_ids_prune(st, cutoff, batch, &rows, err);
+        if (rc != 0)
+            return rc;
+        *deleted += rows;
+        if (rows < batch)
+            return 0;
+        if (tg_clock_mono_ns() >= deadline) {
+            *more = 1;
+            return 0;
+        }
+    }
 }

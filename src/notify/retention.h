@@ -37,4 +37,15 @@ typedef struct tg_notify_prune_run {
 int tg_notify_prune(tg_store_t *st, int retention_days, int64_t now_s, size_t batch, int64_t budget_ns,
                     tg_notify_prune_run_t *run, tg_err_t *err);
 
+/* The applied usage event ids (store.h, tg_store_usage_record_many) are kept for
+ * events.dedup_window (window_s) and a margin of TG_EVENT_IDS_MARGIN_S past it, then deleted by
+ * event time: an event older than the window is refused at ingest on every node, so its id can
+ * no longer match. The margin covers the nodes' clock skew and the time an accepted event may
+ * wait in a metering log before it is applied (a database outage shorter than a day). Same
+ * batches, budget and thread as tg_notify_prune, called by the same scheduler tick; *deleted
+ * gets the ids deleted, *more 1 when the budget ran out with ids still due. */
+#define TG_EVENT_IDS_MARGIN_S 86400
+int tg_event_ids_prune(tg_store_t *st, int64_t window_s, int64_t now_s, size_t batch, int64_t budget_ns,
+                       size_t *deleted, int *more, tg_err_t *err);
+
 #endif

@@ -478,6 +478,17 @@ const tg_migration_t tg_pg_migrations[] = {
      " BEGIN PERFORM pg_notify('tollgate_changes', 'ingest_token:' || NEW.id); RETURN NULL; END $$;"
      "CREATE TRIGGER ingest_tokens_notify AFTER INSERT OR UPDATE ON ingest_tokens"
      " FOR EACH ROW EXECUTE FUNCTION tg_notify_ingest_token();"},
+    /* 33 (issue 16): usage event ids - see migrations_sqlite.c. Every node's batches meet here:
+     * a second insert of the same key waits for the first transaction, then finds it. ts is
+     * indexed by BRIN: rows arrive in about the order of ts, and the prune only needs the old
+     * block ranges; a B-tree would be a second random insert per event. */
+    {33, "usage event ids",
+     "CREATE TABLE usage_event_ids ("
+     "  event_id BIGINT NOT NULL,"
+     "  customer_id TEXT COLLATE \"C\" NOT NULL,"
+     "  ts BIGINT NOT NULL,"
+     "  PRIMARY KEY (event_id, customer_id));"
+     "CREATE INDEX usage_event_ids_ts ON usage_event_ids USING brin (ts);"},
 };
 
 const size_t tg_pg_migrations_count = sizeof(tg_pg_migrations) / sizeof(tg_pg_migrations[0]);

@@ -510,6 +510,18 @@ const tg_migration_t tg_sqlite_migrations[] = {
      "  created_at INTEGER NOT NULL,"
      "  revoked_at INTEGER NOT NULL DEFAULT 0);"
      "CREATE INDEX ingest_tokens_order ON ingest_tokens(created_at, id);"},
+    /* 33 (issue 16): the usage events applied to the totals, by (customer, event_id): the same
+     * event logged by two nodes (posted to each, or retried on another) is added once, whichever
+     * batch reaches the store first (tg_store_usage_record_many). ts: the event's time, seconds;
+     * rows older than events.dedup_window are pruned (tg_store_usage_event_ids_prune). The key
+     * leads with the id (a hash: two keys nearly always differ in their first column). */
+    {33, "usage event ids",
+     "CREATE TABLE usage_event_ids ("
+     "  event_id INTEGER NOT NULL,"
+     "  customer_id TEXT NOT NULL,"
+     "  ts INTEGER NOT NULL,"
+     "  PRIMARY KEY (event_id, customer_id)) WITHOUT ROWID;"
+     "CREATE INDEX usage_event_ids_ts ON usage_event_ids(ts);"},
 };
 
 const size_t tg_sqlite_migrations_count = sizeof(tg_sqlite_migrations) / sizeof(tg_sqlite_migrations[0]);

@@ -143,6 +143,14 @@ int tg_store_usage_record_many(tg_store_t *st, const tg_usage_batch_t *batches, 
     return st->ops->usage_record_many(st, batches, nb, out, err);
 }
 
+int tg_store_usage_event_ids_prune(tg_store_t *st, int64_t before_s, size_t limit, size_t *deleted, tg_err_t *err)
+{
+    *deleted = 0;
+    if (limit == 0 || limit > 10000)
+        return tg_errf(err, TG_EINVAL, "pruning event ids: a batch of %zu rows (1 to 10000)", limit);
+    return st->ops->usage_event_ids_prune(st, before_s, limit, deleted, err);
+}
+
 int tg_store_usage_fold(tg_store_t *st, int force, tg_err_t *err)
 {
     return st->ops->usage_fold(st, force, err);

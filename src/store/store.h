@@ -89,12 +89,28 @@ typedef struct tg_usage_batch {
                        * each other. */
 } tg_usage_batch_t;
 typedef struct tg_usage_stored {
-    size_t inserted;  /* rows added to the totals (0 for batches stored before) */
-    size_t rejected;  /* rows kept aside in the rejected usage */
-    char reason[160]; /* why the first of them was refused */
+    size_t inserted;   /* rows added to the totals (0 for batches stored before) */
+    size_t rejected;   /* rows kept aside in the rejected usage */
+    size_t duplicates; /* event rows whose (customer, event_id) was applied before: not added */
+    char reason[160];  /* why the first of them was refused */
 } tg_usage_stored_t;
+/* Event rows (tg_usage_is_event: POST /v1/events) count once per (customer_id, event_id) across
+ * all batches of all nodes: in the batch's transaction each one's id is inserted into the
+ * applied event ids (usage_event_ids, with the event's time), and a row whose id was there
+ * already - applied from another node's batch, an earlier batch, or earlier in this one - adds
+ * nothing to any total (period, day, hour) and is counted in duplicates, not inserted. The
+ * first batch to commit wins; a concurrent one (PostgreSQL) waits for it, then skips the row.
+ * Calls' rows are never looked up. The id is 63 bits of a keyed hash (model/records.h): two
+ * different events of one customer share it with probability n(n-1)/2^64 over the n events of
+ * that customer in the window (10^6: 5e-8; 10^8: 5e-4), and then the later one is not counted. */
 int tg_store_usage_record_many(tg_store_t *st, const tg_usage_batch_t *batches, size_t nb, tg_usage_stored_t *out,
                                tg_err_t *err);
+
+/* Deletes up to limit (1 to 10000) applied event ids (see above) whose event time is before
+ * before_s, in one short transaction; *deleted gets how many (fewer than limit: none are left).
+ * The retention job calls it with now - events.dedup_window - a day of margin (notify/
+ * retention.h): an older event is refused at ingest, so its id can no longer be needed. */
+int tg_store_usage_event_ids_prune(tg_store_t *st, int64_t before_s, size_t limit, size_t *deleted, tg_err_t *err);
 
 /* Folds the usage journal into the totals: always if force, else once enough batches have been
  * journaled by this connection (the metering writer calls it after each commit). */

@@ -604,6 +604,7 @@ const tg_store_ops_t tg_pg_ops = {
     .plan_change_count = tg_pg_plan_change_count,
     .usage_record = tg_pg_usage_record,
     .usage_record_many = tg_pg_usage_record_many,
+    .usage_event_ids_prune = tg_pg_usage_event_ids_prune,
     .usage_fold = tg_pg_usage_fold,
     .usage_period = tg_pg_usage_period,
     .usage_daily = tg_pg_usage_daily,

@@ -252,6 +252,92 @@ static int upsert_totals(tg_pg_t *st, const tg_usage_agg_row_t *rows, size_t n, 
     return rc;
 }
 
+/* One applied event id of a batch: the key PostgreSQL said it inserted. */
+typedef struct fresh_id {
+    int64_t event_id;
+    const char *customer_id; /* into the result */
+    int used;                /* taken by a row of the batch already */
+} fresh_id_t;
+
+static int cmp_fresh(const void *a, const void *b)
+{
+    const fresh_id_t *x = a, *y = b;
+    if (x->event_id != y->event_id)
+        return x->event_id < y->event_id ? -1 : 1;
+    return strcmp(x->customer_id, y->customer_id);
+}
+
+/* Records the id of every event row of rows[0..*n) in usage_event_ids, in the batch's
+ * transaction, and drops from rows, in place, the rows whose id was there already (applied by
+ * any node before, or earlier in this batch); *n becomes the rows kept, *dups the rows dropped.
+ * One statement for the batch; nothing at all for a batch of calls only. The ids go in key order
+ * (event_id, customer_id): two nodes applying the same events wait for each other in one order,
+ * never in a cycle. A second insert of an id waits for the transaction that holds it, then finds it
+ * committed (skipped) or rolled back (inserted): exact. */
+static int apply_event_ids(tg_pg_t *st, tg_usage_agg_row_t *rows, size_t *n, size_t *dups, tg_err_t *err)
+{
+    *dups = 0;
+    pg_array_t a[3];
+    memset(a, 0, sizeof(a));
+    size_t events = 0;
+    for (size_t i = 0; i < *n; i++) {
+        const tg_usage_t *u = rows[i].u;
+        if (!tg_usage_is_event(u))
+            continue;
+        arr_text(&a[0], u->customer_id);
+        arr_i64(&a[1], (int64_t)(u->event_id & (uint64_t)INT64_MAX));
+        arr_i64(&a[2], tg_usage_ns_to_s(u->ts_ns));
+        events++;
+    }
+    if (events == 0)
+        return 0;
+    tg_pg_params_t p = {0};
+    for (int c = 0; c < 3; c++) {
+        const char *v = arr_end(&a[c]);
+        if (v == NULL) {
+            arrs_free(a, 3);
+            return tg_errf(err, TG_ENOMEM, "storing usage events: out of memory");
+        }
+        tg_pg_param_text(&p, v);
+    }
+    PGresult *r;
+    int rc = tg_pg_query(st,
+                         "INSERT INTO usage_event_ids(customer_id, event_id, ts)"
+                         " SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(c, e, t)"
+                         " ORDER BY v.e, v.c ON CONFLICT DO NOTHING RETURNING customer_id, event_id",
+                         &p, &r, err, "storing usage events");
+    arrs_free(a, 3);
+    if (rc != 0)
+        return rc;
+    size_t nf = (size_t)PQntuples(r);
+    fresh_id_t *fresh = malloc((nf ? nf : 1) * sizeof(*fresh));
+    if (fresh == NULL) {
+        PQclear(r);
+        return tg_errf(err, TG_ENOMEM, "storing usage events: out of memory");
+    }
+    for (size_t i = 0; i < nf; i++)
+        fresh[i] = (fresh_id_t){tg_pg_i64(r, (int)i, 1), PQgetvalue(r, (int)i, 0), 0};
+    qsort(fresh, nf, sizeof(*fresh), cmp_fresh);
+    size_t kept = 0;
+    for (size_t i = 0; i < *n; i++) {
+        const tg_usage_t *u = rows[i].u;
+        if (tg_usage_is_event(u)) {
+            fresh_id_t key = {(int64_t)(u->event_id & (uint64_t)INT64_MAX), u->customer_id, 0};
+            fresh_id_t *f = nf > 0 ? bsearch(&key, fresh, nf, sizeof(*fresh), cmp_fresh) : NULL;
+            if (f == NULL || f->used) { /* applied before, or a second row of the same event */
+                (*dups)++;
+                continue;
+            }
+            f->used = 1;
+        }
+        rows[kept++] = rows[i];
+    }
+    *n = kept;
+    free(fresh);
+    PQclear(r);
+    return 0;
+}
+
 int tg_pg_usage_record(tg_store_t *store, uint64_t batch_id, const tg_usage_t *rows, size_t n, size_t *inserted,
                        tg_err_t *err)
 {
@@ -329,6 +415,9 @@ int tg_pg_usage_record_many(tg_store_t *store, const tg_usage_batch_t *batches, 
         if (rc != 0)
             goto fail;
     }
+    size_t dups = 0;
+    if ((rc = apply_event_ids(st, rows, &n, &dups, err)) != 0)
+        goto fail;
     if (n > 0) {
         rc = upsert_totals(
             st, rows, n, TG_USAGE_BY_PERIOD,
@@ -366,6 +455,7 @@ int tg_pg_usage_record_many(tg_store_t *store, const tg_usage_batch_t *batches, 
         goto done; /* the transaction is gone: nothing was stored */
     out->inserted = n;
     out->rejected = nrejected;
+    out->duplicates = dups;
     goto done;
 fail:
     tg_pg_savepoint_rollback(store, "usage");
@@ -508,6 +598,27 @@ int tg_pg_usage_total(tg_store_t *store, const char *metric, uint64_t *units, tg
     if (rc != 0)
         return rc;
     *units = tg_pg_u64(r, 0, 0);
+    PQclear(r);
+    return 0;
+}
+
+int tg_pg_usage_event_ids_prune(tg_store_t *store, int64_t before_s, size_t limit, size_t *deleted, tg_err_t *err)
+{
+    tg_pg_t *st = tg_pg(store);
+    *deleted = 0;
+    tg_pg_params_t p = {0};
+    tg_pg_param_i64(&p, before_s);
+    tg_pg_param_i64(&p, (int64_t)limit);
+    PGresult *r;
+    /* the oldest first, by the ts index; SKIP LOCKED: an id a batch is inserting right now is not
+     * waited for (it is not old anyway) */
+    int rc = tg_pg_query(st,
+                         "DELETE FROM usage_event_ids WHERE (customer_id, event_id) IN (SELECT customer_id, event_id"
+                         " FROM usage_event_ids WHERE ts < $1 ORDER BY ts LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                         &p, &r, err, "pruning applied event ids");
+    if (rc != 0)
+        return rc;
+    *deleted = (size_t)tg_pg_affected(r);
     PQclear(r);
     return 0;
 }

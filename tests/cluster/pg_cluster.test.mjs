@@ -141,6 +141,42 @@ test('an ingest token made on node 1 is taken by node 3 within 1 s; revoked on n
   }
 });
 
+test('an event posted to node 1 and to node 2, and retried on node 3, is stored once (dedup at the store, across nodes)', async () => {
+  const token = 'ingest-token-0123456789abcdef';
+  const c = await startCluster('evd', { extra: `\nevents: {tokens: [{name: jobs, token: "${token}"}]}\n` });
+  try {
+    const a = await c.nodes[0].customer('starter');
+    const markers = [];
+    for (let i = 0; i < N; i++) markers.push((await c.nodes[0].customer('starter')).customer.id);
+    const ts = new Date().toISOString();
+    // The same two events to every node; each node's batch also carries an event of a customer of
+    // its own, so that its usage shows when that node's batch is in the database.
+    const results = [];
+    for (let i = 0; i < N; i++) {
+      const r = await fetch(`${c.nodes[i].gw}/v1/events`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ events: [
+          { id: 'job-1', customer: a.customer.id, metric: 'api_calls', value: 100, timestamp: ts },
+          { id: 'job-2', customer: a.customer.id, metric: 'api_calls', value: 10, timestamp: ts },
+          { id: `marker-${i}`, customer: markers[i], metric: 'api_calls', value: 1, timestamp: ts },
+        ] }),
+      });
+      assert.equal(r.status, 200);
+      results.push((await r.json()).results.map((x) => x.status));
+    }
+    // Each node's own index has not seen the events: each accepts them (an answer given stays
+    // given; README, "Metering usage that is not an API call").
+    for (const r of results) assert.deepEqual(r, ['accepted', 'accepted', 'accepted']);
+    for (let i = 0; i < N; i++) {
+      await until(async () => (await c.nodes[(i + 1) % N].usage(markers[i])) === 1, 10000, `node ${i + 1}'s batch in the database`);
+    }
+    for (const s of c.nodes) assert.equal(await s.usage(a.customer.id), 110); // once, not 330
+  } finally {
+    await stopCluster(c);
+  }
+});
+
 // `perNode` calls through each node, `conc` at a time per node; returns the statuses.
 async function hammer(nodes, key, perNode, conc = 4) {
   const statuses = [];

@@ -99,16 +99,18 @@ static const char *pg_value(PGconn *c, const char *sql, char *out, size_t cap)
     return out;
 }
 
-static void add_usage(tg_store_t *st, uint64_t batch, const char *customer, const char *metric, uint64_t units)
+/* A call's row, or with `event` a usage event's (POST /v1/events: its id lands in usage_event_ids). */
+static void add_usage(tg_store_t *st, uint64_t batch, const char *customer, const char *metric, uint64_t units,
+                      int event)
 {
     tg_usage_t u;
     memset(&u, 0, sizeof(u));
-    u.event_id = batch;
+    u.event_id = event ? batch | TG_USAGE_EVENT_BIT : batch;
     snprintf(u.customer_id, sizeof(u.customer_id), "%s", customer);
     snprintf(u.key_id, sizeof(u.key_id), "key_%s", customer);
     snprintf(u.plan_id, sizeof(u.plan_id), "pro");
     snprintf(u.metric, sizeof(u.metric), "%s", metric);
-    snprintf(u.endpoint, sizeof(u.endpoint), "GET /v1/x");
+    snprintf(u.endpoint, sizeof(u.endpoint), "%s", event ? TG_USAGE_EVENT_ENDPOINT : "GET /v1/x");
     u.units = units;
     u.ts_ns = INT64_C(1767225600) * 1000000000; /* 2026-01-01 */
     u.period_start = 1767225600;
@@ -145,10 +147,10 @@ static void fill(tg_store_t *st)
         k.created_at = c.created_at;
         assert_int_equal(tg_store_key_insert(st, &k, &err), 0);
     }
-    add_usage(st, 1, "cus_a", "api_calls", 5);
-    add_usage(st, 2, "cus_a", "api_calls", 7);
-    add_usage(st, 3, "cus_b", "tokens", INT64_MAX); /* sums past 2^63 must stay exact */
-    add_usage(st, 4, "cus_a", "tokens", INT64_MAX);
+    add_usage(st, 1, "cus_a", "api_calls", 5, 0);
+    add_usage(st, 2, "cus_a", "api_calls", 7, 1);
+    add_usage(st, 3, "cus_b", "tokens", INT64_MAX, 0); /* sums past 2^63 must stay exact */
+    add_usage(st, 4, "cus_a", "tokens", INT64_MAX, 0);
     tg_session_t s;
     memset(&s, 0, sizeof(s));
     memset(s.token_hash, 0xab, sizeof(s.token_hash));
@@ -269,6 +271,7 @@ static void test_copy_into_empty(void **state)
     assert_int_equal(report_rows(&f->rep, "api_keys"), 2);
     assert_int_equal(report_rows(&f->rep, "usage_batches"), 4);
     assert_int_equal(report_rows(&f->rep, "usage_journal"), 0);
+    assert_int_equal(report_rows(&f->rep, "usage_event_ids"), 1); /* the nodes' dedup goes along */
     assert_int_equal(report_rows(&f->rep, "sessions"), 1);
     assert_int_equal(report_rows(&f->rep, "invoice_items"), 2);
     assert_int_equal(report_rows(&f->rep, "plan_changes"), 1);
