@@ -143,12 +143,9 @@ void tg_adm_quote_plan(tg_admin_t *a, const tg_plan_t *plan, const tg_admin_requ
         tg_adm_reply_error(res, 400, "bad_request", "%s", err.msg);
         return;
     }
-    char *text = tg_quote_to_json(&quote);
+    json_t *body = tg_quote_json_for_people(tg_adm_cfg(a), &quote);
     tg_quote_free(&quote);
-    json_t *body = text != NULL ? json_loads(text, 0, NULL) : NULL;
-    free(text);
-    if (body == NULL || tg_lines_add_text(tg_adm_cfg(a), json_object_get(body, "lines")) != 0) {
-        json_decref(body);
+    if (body == NULL) {
         tg_adm_reply_error(res, 500, "internal_error", "The quote could not be built (out of memory).");
         return;
     }

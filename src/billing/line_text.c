@@ -3,8 +3,10 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "billing/pricing.h"
 #include "util/money_text.h"
 #include "util/utf8.h"
 
@@ -72,4 +74,16 @@ int tg_lines_add_text(const tg_config_t *cfg, json_t *lines)
             return -1;
     }
     return 0;
+}
+
+json_t *tg_quote_json_for_people(const tg_config_t *cfg, const struct tg_quote *q)
+{
+    char *text = tg_quote_to_json(q);
+    json_t *body = text != NULL ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    if (body != NULL && tg_lines_add_text(cfg, json_object_get(body, "lines")) != 0) {
+        json_decref(body);
+        body = NULL;
+    }
+    return body;
 }

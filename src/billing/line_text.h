@@ -34,4 +34,9 @@ const char *tg_line_text(const tg_config_t *cfg, const json_t *line, char *out, 
  * pages; lines that are not an array are left alone. Returns 0, or -1 when out of memory. */
 int tg_lines_add_text(const tg_config_t *cfg, json_t *lines);
 
+/* The quote as JSON (tg_quote_to_json) with each line's "text": what the calculator's API and
+ * `tollgate quote --json` answer, the same for both. NULL when out of memory. */
+struct tg_quote;
+json_t *tg_quote_json_for_people(const tg_config_t *cfg, const struct tg_quote *q);
+
 #endif

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "billing/line_text.h"
 #include "billing/pricing.h"
 #include "cli/commands.h"
 #include "config/config.h"
@@ -227,7 +228,8 @@ int tg_cmd_quote(int argc, char **argv)
     }
     int rc = 0;
     if (json) {
-        char *s = tg_quote_to_json(&q);
+        json_t *j = tg_quote_json_for_people(cfg, &q); /* the calculator API's answer */
+        char *s = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
         if (s != NULL)
             printf("%s\n", s);
         else {
@@ -235,6 +237,7 @@ int tg_cmd_quote(int argc, char **argv)
             rc = 1;
         }
         free(s);
+        json_decref(j);
     } else {
         print_table(plan, &q);
     }
