@@ -37,6 +37,21 @@ typedef struct tg_invoice_build_arg {
 int tg_invoice_on_build(const tg_unbilled_t *rows, size_t n, const tg_invoice_item_t *items, size_t nitems,
                         tg_invoice_t *inv, void *arg, tg_err_t *err);
 
+/* Late usage while inv is a draft (issue 16): replaces the usage lines of inv's own period in
+ * its body with fresh ones priced from rows (every row of that period with all its units, as
+ * tg_store_invoice_draft_refresh hands them) as tg_invoice_build prices them, under the plan the
+ * draft was made with (its body's "plan"; c's current one if the configuration lacks it), and
+ * sets the body's subtotal and total and inv->total to the sum of its lines. The base fee, the
+ * late lines and the items (credits) on the draft are kept as they are. inv->body is replaced
+ * (the old one freed) on success only. TG_EINVAL (a body without lines or with a bad amount),
+ * TG_ECONFIG (no plan in the invoice's currency), TG_ERANGE, TG_ENOMEM. */
+int tg_invoice_refresh_usage(const tg_config_t *cfg, const tg_customer_t *c, const tg_unbilled_t *rows, size_t n,
+                             tg_invoice_t *inv, tg_err_t *err);
+/* tg_invoice_refresh_usage as the store's callback (tg_store_invoice_draft_refresh); arg is a
+ * tg_invoice_build_arg_t. */
+int tg_invoice_on_refresh(const tg_unbilled_t *rows, size_t n, const tg_invoice_item_t *items, size_t nitems,
+                          tg_invoice_t *inv, void *arg, tg_err_t *err);
+
 /* The final invoice of a customer canceled at once: the current period up to now_s. */
 int tg_invoice_close_final(tg_store_t *st, const tg_config_t *cfg, const tg_customer_t *c, int64_t now_s,
                            tg_err_t *err);
