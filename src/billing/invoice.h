@@ -5,7 +5,9 @@
  * plan it was metered under (usage totals are kept per plan), so a mid-period plan change does
  * not reprice what happened before it. The base fee is the plan in force at the period's end;
  * a trial covering part of the period prorates it by seconds, a trial covering all of it waives
- * it. Usage that arrived after its own period was invoiced is billed on the next invoice, one
+ * it. Usage of a period that arrived while its invoice is a draft goes onto that invoice when it
+ * is finalized (tg_invoice_refresh_usage). Usage that arrived after its own period's invoice was
+ * finalized (or after the next period's was drafted) is billed on the next invoice, one
  * dated line per earlier (period, plan, metric) apart from the period's own usage (it takes
  * none of its allowance): "api_calls used 2026-01-01 to 2026-01-31, reported after that
  * period's invoice", with late_period {start, end}, quantity, invoiced (units of it billed
