@@ -278,11 +278,11 @@ int tg_invoice_refresh_usage(const tg_config_t *cfg, const tg_customer_t *c, con
                        inv->currency, c->id);
     }
     int d = plan->currency_digits, seen_usage = 0, placed = 0;
-    tg_money_t usage_total = 0, total = 0;
+    tg_money_t usage_total = 0, total = 0; /* total: summed over every line of the result below */
     json_t *fresh = json_array(), *lines = json_array();
-    int rc = fresh != NULL && lines != NULL ? usage_lines(cfg, plan, c, rows, n, inv->period_start, d, fresh,
-                                                          &usage_total, err)
-                                            : tg_errf(err, TG_ENOMEM, "out of memory rendering an invoice");
+    int rc = fresh != NULL && lines != NULL
+                 ? usage_lines(cfg, plan, c, rows, n, inv->period_start, d, fresh, &usage_total, err)
+                 : tg_errf(err, TG_ENOMEM, "out of memory rendering an invoice");
     /* The draft's lines as they were, its period's usage lines replaced by fresh ones: the base
      * fee, late lines and items (credits included) are kept. */
     size_t i;

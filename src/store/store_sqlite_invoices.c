@@ -511,8 +511,8 @@ static int draft_store(tg_sqlite_t *st, const tg_invoice_t *inv, tg_err_t *err)
     return rc;
 }
 
-int tg_sqlite_invoice_draft_refresh(tg_store_t *store, const char *id, tg_invoice_build_cb build, void *arg, int *changed,
-                                    tg_err_t *err)
+int tg_sqlite_invoice_draft_refresh(tg_store_t *store, const char *id, tg_invoice_build_cb build, void *arg,
+                                    int *changed, tg_err_t *err)
 {
     tg_sqlite_t *st = tg_sqlite(store);
     *changed = 0;
@@ -532,8 +532,7 @@ int tg_sqlite_invoice_draft_refresh(tg_store_t *store, const char *id, tg_invoic
         return rc;
     }
     int fresh = 0;
-    if (strcmp(inv.status, "draft") == 0 &&
-        (rc = period_usage(st, inv.customer_id, inv.period_start, &v, err)) == 0)
+    if (strcmp(inv.status, "draft") == 0 && (rc = period_usage(st, inv.customer_id, inv.period_start, &v, err)) == 0)
         for (size_t i = 0; i < v.n; i++)
             fresh |= v.rows[i].units > v.rows[i].invoiced;
     if (rc == 0 && fresh && (rc = build(v.rows, v.n, NULL, 0, &inv, arg, err)) == 0 &&
