@@ -113,6 +113,46 @@ static int late_line(json_t *lines, const tg_customer_t *c, const tg_plan_t *up,
     return 0;
 }
 
+/* Appends to lines the usage lines of the period starting at ps (the rows of that period),
+ * priced per plan it was metered under, each plan's as its quote (tg_quote_build: one line per
+ * charge, then a minimum or maximum line), and adds their amounts to *total. Rows of earlier
+ * periods are left to late_line. The closer's drafts and their refresh at finalization
+ * (tg_invoice_refresh_usage) price usage here alike. Returns 0 or an error with err set. */
+static int usage_lines(const tg_config_t *cfg, const tg_plan_t *plan, const tg_customer_t *c, const tg_unbilled_t *rows,
+                       size_t n, int64_t ps, int d, json_t *lines, tg_money_t *total, tg_err_t *err)
+{
+    int rc = 0;
+    /* rows come in (period, plan, metric) order (store.h), so this period's rows of one plan
+     * are adjacent */
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (rows[i].period_start < ps)
+            continue; /* late usage: late_line */
+        if (i > 0 && rows[i - 1].period_start == rows[i].period_start &&
+            strcmp(rows[i].plan_id, rows[i - 1].plan_id) == 0)
+            continue; /* handle each plan once */
+        const tg_plan_t *up = usage_plan(cfg, plan, c, rows[i].plan_id, err);
+        if (up == NULL) {
+            rc = TG_ECONFIG;
+            break;
+        }
+        tg_usage_qty_t usage[64];
+        size_t nu = 0;
+        for (size_t k = i; k < n && rows[k].period_start == rows[i].period_start &&
+                           strcmp(rows[k].plan_id, rows[i].plan_id) == 0 && nu < 64;
+             k++)
+            usage[nu++] = (tg_usage_qty_t){rows[k].metric, rows[k].units};
+        tg_quote_t q;
+        if ((rc = tg_quote_build(up, usage, nu, 0, &q, err)) != 0)
+            break;
+        for (size_t l = 0; l < q.nlines; l++)
+            json_array_append_new(lines, line_json(&q.lines[l], up->id, d));
+        if (tg_money_add(*total, q.total, total) != 0)
+            rc = tg_errf(err, TG_ERANGE, "the invoice of %s overflows the money range", c->id);
+        tg_quote_free(&q);
+    }
+    return rc;
+}
+
 int tg_invoice_build(const tg_config_t *cfg, const tg_customer_t *c, const tg_unbilled_t *rows, size_t n,
                      const tg_invoice_item_t *items, size_t nitems, tg_invoice_t *inv, tg_err_t *err)
 {
@@ -152,34 +192,9 @@ int tg_invoice_build(const tg_config_t *cfg, const tg_customer_t *c, const tg_un
         total += rounded;
     }
 
-    /* Usage of this period, priced per plan it was metered under: rows come in (period, plan,
-     * metric) order (store.h), so this period's rows of one plan are adjacent. */
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        if (rows[i].period_start < ps)
-            continue; /* late usage: below */
-        if (i > 0 && rows[i - 1].period_start == rows[i].period_start &&
-            strcmp(rows[i].plan_id, rows[i - 1].plan_id) == 0)
-            continue; /* handle each plan once */
-        const tg_plan_t *up = usage_plan(cfg, plan, c, rows[i].plan_id, err);
-        if (up == NULL) {
-            rc = TG_ECONFIG;
-            break;
-        }
-        tg_usage_qty_t usage[64];
-        size_t nu = 0;
-        for (size_t k = i; k < n && rows[k].period_start == rows[i].period_start &&
-                           strcmp(rows[k].plan_id, rows[i].plan_id) == 0 && nu < 64;
-             k++)
-            usage[nu++] = (tg_usage_qty_t){rows[k].metric, rows[k].units};
-        tg_quote_t q;
-        if ((rc = tg_quote_build(up, usage, nu, 0, &q, err)) != 0)
-            break;
-        for (size_t l = 0; l < q.nlines; l++)
-            json_array_append_new(lines, line_json(&q.lines[l], up->id, d));
-        if (tg_money_add(total, q.total, &total) != 0)
-            rc = tg_errf(err, TG_ERANGE, "the invoice of %s overflows the money range", c->id);
-        tg_quote_free(&q);
-    }
+    /* Usage of this period, then late usage of earlier ones. */
+    if (rc == 0)
+        rc = usage_lines(cfg, plan, c, rows, n, ps, d, lines, &total, err);
     /* Late usage: one dated line per earlier (period, plan, metric), apart from this period's so
      * that it neither takes this period's allowance nor moves this period's tiers. */
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -224,6 +239,106 @@ int tg_invoice_on_build(const tg_unbilled_t *rows, size_t n, const tg_invoice_it
 {
     const tg_invoice_build_arg_t *b = arg;
     return tg_invoice_build(b->cfg, b->c, rows, n, items, nitems, inv, err);
+}
+
+/* What a stored line is, for tg_invoice_refresh_usage: lines come in tg_invoice_build's order
+ * (the base fee, the period's usage, late lines, items). A usage plan's quote starts with a
+ * charge's line (metric set); its minimum or maximum line (metric null) follows one, so a line
+ * without a metric before any usage line is the base fee. */
+typedef enum { LINE_BASE, LINE_USAGE, LINE_OTHER } stored_line_t;
+
+static stored_line_t stored_line(const json_t *l, int *seen_usage)
+{
+    if (json_object_get(l, "late_period") != NULL || !json_is_string(json_object_get(l, "plan")))
+        return LINE_OTHER; /* late usage, or an item */
+    if (json_is_string(json_object_get(l, "metric")) || *seen_usage) {
+        *seen_usage = 1;
+        return LINE_USAGE;
+    }
+    return LINE_BASE;
+}
+
+int tg_invoice_refresh_usage(const tg_config_t *cfg, const tg_customer_t *c, const tg_unbilled_t *rows, size_t n,
+                             tg_invoice_t *inv, tg_err_t *err)
+{
+    json_t *body = json_loads(inv->body != NULL ? inv->body : "", 0, NULL);
+    json_t *old = json_object_get(body, "lines");
+    if (!json_is_array(old)) {
+        json_decref(body);
+        return tg_errf(err, TG_EINVAL, "invoice %s has no lines to bring up to date", inv->id);
+    }
+    /* priced under the plan the draft was made with, not the one c has moved to since */
+    const char *plan_id = json_string_value(json_object_get(body, "plan"));
+    const tg_plan_t *plan = tg_config_find_plan(cfg, plan_id != NULL ? plan_id : c->plan_id);
+    if (plan == NULL)
+        plan = tg_config_find_plan(cfg, c->plan_id);
+    if (plan == NULL || strcmp(plan->currency, inv->currency) != 0) {
+        json_decref(body);
+        return tg_errf(err, TG_ECONFIG, "invoice %s: no plan in %s to price the usage of %s with", inv->id,
+                       inv->currency, c->id);
+    }
+    int d = plan->currency_digits, seen_usage = 0, placed = 0;
+    tg_money_t usage_total = 0, total = 0; /* total: summed over every line of the result below */
+    json_t *fresh = json_array(), *lines = json_array();
+    int rc = fresh != NULL && lines != NULL
+                 ? usage_lines(cfg, plan, c, rows, n, inv->period_start, d, fresh, &usage_total, err)
+                 : tg_errf(err, TG_ENOMEM, "out of memory rendering an invoice");
+    /* The draft's lines as they were, its period's usage lines replaced by fresh ones: the base
+     * fee, late lines and items (credits included) are kept. */
+    size_t i;
+    json_t *l;
+    json_array_foreach(old, i, l)
+    {
+        if (rc != 0)
+            break;
+        stored_line_t kind = stored_line(l, &seen_usage);
+        if (kind == LINE_USAGE)
+            continue;
+        if (kind == LINE_OTHER && !placed) {
+            placed = 1;
+            json_array_extend(lines, fresh);
+        }
+        json_array_append(lines, l);
+    }
+    if (rc == 0 && !placed)
+        json_array_extend(lines, fresh);
+    json_array_foreach(lines, i, l)
+    {
+        if (rc != 0)
+            break;
+        const char *a = json_string_value(json_object_get(l, "amount"));
+        tg_money_t amount;
+        if (a == NULL || tg_money_parse(a, strlen(a), &amount, err) != 0)
+            rc = tg_errf(err, TG_EINVAL, "invoice %s has a line without a valid amount", inv->id);
+        else if (tg_money_add(total, amount, &total) != 0)
+            rc = tg_errf(err, TG_ERANGE, "the invoice of %s overflows the money range", c->id);
+    }
+    char *text = NULL;
+    if (rc == 0) {
+        json_object_set(body, "lines", lines);
+        json_object_set_new(body, "subtotal", money_json(total, d));
+        json_object_set_new(body, "total", money_json(total, d));
+        if ((text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL)
+            rc = tg_errf(err, TG_ENOMEM, "out of memory rendering an invoice");
+    }
+    json_decref(fresh);
+    json_decref(lines);
+    json_decref(body);
+    if (rc != 0)
+        return rc;
+    free(inv->body);
+    inv->body = text;
+    inv->total = total;
+    return 0;
+}
+
+int tg_invoice_on_refresh(const tg_unbilled_t *rows, size_t n, const tg_invoice_item_t *items, size_t nitems,
+                          tg_invoice_t *inv, void *arg, tg_err_t *err)
+{
+    (void)items; /* the draft's items are on it already */
+    (void)nitems;
+    const tg_invoice_build_arg_t *b = arg;
+    return tg_invoice_refresh_usage(b->cfg, b->c, rows, n, inv, err);
 }
 
 /* "inv_" and 24 hex digits: the wall clock's milliseconds (48 bits, big-endian) then 48 random

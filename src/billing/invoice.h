@@ -5,7 +5,9 @@
  * plan it was metered under (usage totals are kept per plan), so a mid-period plan change does
  * not reprice what happened before it. The base fee is the plan in force at the period's end;
  * a trial covering part of the period prorates it by seconds, a trial covering all of it waives
- * it. Usage that arrived after its own period was invoiced is billed on the next invoice, one
+ * it. Usage of a period that arrived while its invoice is a draft goes onto that invoice when it
+ * is finalized (tg_invoice_refresh_usage). Usage that arrived after its own period's invoice was
+ * finalized (or after the next period's was drafted) is billed on the next invoice, one
  * dated line per earlier (period, plan, metric) apart from the period's own usage (it takes
  * none of its allowance): "api_calls used 2026-01-01 to 2026-01-31, reported after that
  * period's invoice", with late_period {start, end}, quantity, invoiced (units of it billed
@@ -36,6 +38,21 @@ typedef struct tg_invoice_build_arg {
 } tg_invoice_build_arg_t;
 int tg_invoice_on_build(const tg_unbilled_t *rows, size_t n, const tg_invoice_item_t *items, size_t nitems,
                         tg_invoice_t *inv, void *arg, tg_err_t *err);
+
+/* Late usage while inv is a draft (issue 16): replaces the usage lines of inv's own period in
+ * its body with fresh ones priced from rows (every row of that period with all its units, as
+ * tg_store_invoice_draft_refresh hands them) as tg_invoice_build prices them, under the plan the
+ * draft was made with (its body's "plan"; c's current one if the configuration lacks it), and
+ * sets the body's subtotal and total and inv->total to the sum of its lines. The base fee, the
+ * late lines and the items (credits) on the draft are kept as they are. inv->body is replaced
+ * (the old one freed) on success only. TG_EINVAL (a body without lines or with a bad amount),
+ * TG_ECONFIG (no plan in the invoice's currency), TG_ERANGE, TG_ENOMEM. */
+int tg_invoice_refresh_usage(const tg_config_t *cfg, const tg_customer_t *c, const tg_unbilled_t *rows, size_t n,
+                             tg_invoice_t *inv, tg_err_t *err);
+/* tg_invoice_refresh_usage as the store's callback (tg_store_invoice_draft_refresh); arg is a
+ * tg_invoice_build_arg_t. */
+int tg_invoice_on_refresh(const tg_unbilled_t *rows, size_t n, const tg_invoice_item_t *items, size_t nitems,
+                          tg_invoice_t *inv, void *arg, tg_err_t *err);
 
 /* The final invoice of a customer canceled at once: the current period up to now_s. */
 int tg_invoice_close_final(tg_store_t *st, const tg_config_t *cfg, const tg_customer_t *c, int64_t now_s,

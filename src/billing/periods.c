@@ -430,6 +430,28 @@ static int invoice_event(const tg_sub_ctx_t *x, const char *type, const tg_invoi
     return rc == TG_EEXIST ? 0 : rc;
 }
 
+/* Before draft id is finalized, in the finalizing transaction: the usage of its period that
+ * arrived while it was a draft goes onto it (tg_store_invoice_draft_refresh), not onto the next
+ * invoice as a late line. An id that is not a draft is left to the transition to refuse. */
+static int refresh_draft(const tg_sub_ctx_t *x, const char *id, tg_err_t *err)
+{
+    tg_invoice_t inv;
+    memset(&inv, 0, sizeof(inv));
+    int rc = tg_store_invoice_get(x->store, id, &inv, err);
+    if (rc != 0 || strcmp(inv.status, "draft") != 0) {
+        tg_invoice_clear(&inv);
+        return rc == TG_ENOTFOUND ? 0 : rc; /* the transition says so */
+    }
+    tg_customer_t c;
+    rc = tg_store_customer_get(x->store, inv.customer_id, &c, err);
+    tg_invoice_clear(&inv);
+    if (rc != 0)
+        return rc;
+    tg_invoice_build_arg_t b = {x->cfg, &c};
+    int changed = 0;
+    return tg_store_invoice_draft_refresh(x->store, id, tg_invoice_on_refresh, &b, &changed, err);
+}
+
 int tg_periods_invoice_transition(const tg_sub_ctx_t *x, const char *id, const char *to, int *queued, tg_err_t *err)
 {
     const tg_config_t *cfg = x->cfg;
@@ -446,9 +468,10 @@ int tg_periods_invoice_transition(const tg_sub_ctx_t *x, const char *id, const c
     int rc = tg_store_tx_begin(x->store, err);
     if (rc != 0)
         return rc;
-    /* the transition, its event and (tollgate billing through Stripe) the Stripe invoice commit
-     * together */
-    if ((rc = tg_store_invoice_transition(x->store, id, to, tg_sub_now(x), err)) == 0 &&
+    /* the draft brought up to date (finalizing), the transition, its event and (tollgate billing
+     * through Stripe) the Stripe invoice commit together */
+    if ((strcmp(to, "open") != 0 || (rc = refresh_draft(x, id, err)) == 0) &&
+        (rc = tg_store_invoice_transition(x->store, id, to, tg_sub_now(x), err)) == 0 &&
         (rc = tg_store_invoice_get(x->store, id, &inv, err)) == 0 &&
         (type == NULL || (rc = invoice_event(x, type, &inv, err)) == 0) &&
         (!to_stripe || (rc = tg_outbox_enqueue_invoice(x->store, cfg, &inv, cfg->stripe.collection == TG_STRIPE_SEND_INVOICE,

@@ -99,7 +99,10 @@ int tg_periods_close_pool(const tg_sub_ctx_t *x, tg_store_t *const *more, size_t
 void tg_periods_run_free(tg_periods_run_t *run);
 
 /* Moves invoice id to `to` (tg_store_invoice_transition: "open" finalizes it, "void", "paid",
- * "uncollectible") at the service's clock. When it finalizes and a stripe section with
+ * "uncollectible") at the service's clock. Finalizing first brings the draft up to date, in the
+ * same transaction: usage of its period that arrived while it was a draft goes on its own usage
+ * lines, at its own tiers (tg_store_invoice_draft_refresh, tg_invoice_refresh_usage); usage that
+ * arrives after that goes onto the next invoice as a dated line. When it finalizes and a stripe section with
  * billing: tollgate is configured, the Stripe invoice, its items and its finalization are queued
  * in the outbox in the same transaction (tg_outbox_enqueue_invoice): the number and the promise
  * to bill in Stripe commit together or not at all. TG_ENOTFOUND, TG_ESTATE, TG_EINVAL (a line

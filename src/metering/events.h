@@ -47,10 +47,12 @@
  *
  * Late usage: an event dated in a closed period counts in that period (usage_period keeps per
  * period totals). While that period has no invoice it is priced there with the rest of its
- * usage; once the period closer made its invoice (a draft is not priced again), the store's
+ * usage. While its invoice is a draft, finalizing the draft prices it there too, on the period's
+ * own usage lines (tg_periods_invoice_transition, tg_store_invoice_draft_refresh). Once that
+ * invoice is finalized (or the next period's invoice was drafted first), the store's
  * invoiced_units mark leaves it for the customer's next invoice, where billing/invoice.c puts it
  * on a dated line of its own priced as that period would have priced it (tg_price_late_usage),
- * as for any usage that arrives after its period was invoiced.
+ * as for any usage that arrives after its period was invoiced. Every unit is billed once.
  *
  * Threads: tg_events_ingest runs on gateway event loops; the index is behind one mutex, taken
  * once per batch. The callback fires on the meter's writer thread or on the loop that commits

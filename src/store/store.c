@@ -422,6 +422,12 @@ int tg_store_invoice_transition(tg_store_t *st, const char *id, const char *to, 
     return st->ops->invoice_transition(st, id, to, at, err);
 }
 
+int tg_store_invoice_draft_refresh(tg_store_t *st, const char *id, tg_invoice_build_cb build, void *arg, int *changed,
+                                   tg_err_t *err)
+{
+    return st->ops->invoice_draft_refresh(st, id, build, arg, changed, err);
+}
+
 int tg_store_invoice_hold(tg_store_t *st, const char *id, int held, tg_err_t *err)
 {
     return st->ops->invoice_hold(st, id, held, err);

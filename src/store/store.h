@@ -386,6 +386,19 @@ int tg_store_invoice_search_totals(tg_store_t *st, const tg_invoice_query_t *q, 
  * TG_ESTATE for any other transition. */
 int tg_store_invoice_transition(tg_store_t *st, const char *id, const char *to, int64_t at, tg_err_t *err);
 
+/* Late usage while an invoice is a draft (issue 16): usage of the draft's own period stored after
+ * it was drafted belongs on it, at its own tiers, not on the next invoice. Called before the
+ * draft is finalized, in the finalizing transaction. In one savepoint (a transaction of its own
+ * outside one): when invoice id is a draft and some (plan, metric) of its customer's usage for
+ * its period_start has units not yet invoiced, calls build with every row of that period (units:
+ * all of the period's units; invoiced: the units marked before), no items, and inv = the stored
+ * invoice; build replaces inv->body (freeing the old one) and inv->total. The store then writes
+ * them to the draft and marks that period's usage invoiced, so that it is not billed again as
+ * late usage. *changed is 1 then; 0 (nothing written) when the invoice is not a draft or nothing
+ * arrived since. TG_ENOTFOUND, build's error (nothing changes), TG_ESTORE. */
+int tg_store_invoice_draft_refresh(tg_store_t *st, const char *id, tg_invoice_build_cb build, void *arg, int *changed,
+                                   tg_err_t *err);
+
 /* Holds (held 1) or releases (0) a draft: a held draft is not finalized by billing.finalize_after.
  * TG_ENOTFOUND, TG_ESTATE if the invoice is not a draft. */
 int tg_store_invoice_hold(tg_store_t *st, const char *id, int held, tg_err_t *err);

@@ -113,6 +113,8 @@ typedef struct tg_store_ops {
     int (*invoice_page)(tg_store_t *st, const char *customer_id, const tg_page_t *page, tg_invoice_cb cb, void *arg,
                         tg_page_end_t *end, tg_err_t *err);
     int (*invoice_transition)(tg_store_t *st, const char *id, const char *to, int64_t at, tg_err_t *err);
+    int (*invoice_draft_refresh)(tg_store_t *st, const char *id, tg_invoice_build_cb build, void *arg, int *changed,
+                                 tg_err_t *err);
     int (*invoice_hold)(tg_store_t *st, const char *id, int held, tg_err_t *err);
     int (*invoice_drafts_due)(tg_store_t *st, int64_t created_before, char (*ids)[TG_ID_MAX], size_t limit, size_t *n,
                               tg_err_t *err);

@@ -626,6 +626,7 @@ const tg_store_ops_t tg_pg_ops = {
     .invoice_list = tg_pg_invoice_list,
     .invoice_totals = tg_pg_invoice_totals,
     .invoice_transition = tg_pg_invoice_transition,
+    .invoice_draft_refresh = tg_pg_invoice_draft_refresh,
     .invoice_hold = tg_pg_invoice_hold,
     .invoice_drafts_due = tg_pg_invoice_drafts_due,
     .customers_due = tg_pg_customers_due,

@@ -421,6 +421,60 @@ fail:
     return rc;
 }
 
+int tg_pg_invoice_draft_refresh(tg_store_t *store, const char *id, tg_invoice_build_cb build, void *arg, int *changed,
+                                tg_err_t *err)
+{
+    tg_pg_t *st = tg_pg(store);
+    *changed = 0;
+    /* Inside a caller's transaction (the finalization) this is a savepoint. */
+    int rc = tg_pg_savepoint(store, "draft_refresh", err);
+    if (rc != 0)
+        return rc;
+    tg_invoice_t inv;
+    tg_pg_params_t p = {0};
+    tg_pg_param_text(&p, id);
+    /* The invoice stays locked to the end, as tg_pg_invoice_transition locks it: two
+     * finalizations of one draft take turns, and the second finds it open. */
+    if ((rc = find_invoice(st, "SELECT " PG_INVOICE_COLS " FROM invoices WHERE id = $1 FOR UPDATE", &p, id, &inv,
+                           err)) != 0) {
+        tg_pg_savepoint_rollback(store, "draft_refresh");
+        return rc;
+    }
+    unbilled_vec_t v = {0};
+    int fresh = 0;
+    /* The period's rows, locked in the order the usage writers take them and marked in the same
+     * statement; each returned with all its units and the units marked before. Nothing new: the
+     * savepoint takes the marks back. */
+    if (strcmp(inv.status, "draft") == 0 &&
+        (rc = gather(st,
+                     "UPDATE usage_period u SET invoiced_units = u.units FROM (SELECT customer_id, period_start,"
+                     " metric, plan_id, invoiced_units AS before FROM usage_period WHERE customer_id = $1"
+                     " AND period_start = $2 ORDER BY plan_id COLLATE \"C\", metric COLLATE \"C\" FOR UPDATE) o"
+                     " WHERE u.customer_id = o.customer_id AND u.period_start = o.period_start"
+                     " AND u.metric = o.metric AND u.plan_id = o.plan_id"
+                     " RETURNING u.period_start, u.plan_id, u.metric, u.units, o.before",
+                     inv.customer_id, inv.period_start, NULL, 0, &v, err, "reading a period's usage")) == 0)
+        for (size_t i = 0; i < v.n; i++)
+            fresh |= v.rows[i].units > v.rows[i].invoiced;
+    if (rc == 0 && fresh && (rc = build(v.rows, v.n, NULL, 0, &inv, arg, err)) == 0) {
+        tg_pg_params_t u = {0};
+        tg_pg_param_text(&u, inv.body);
+        tg_pg_param_i64(&u, inv.total);
+        tg_pg_param_text(&u, inv.id);
+        rc = tg_pg_query(st, "UPDATE invoices SET body = $1, total = $2 WHERE id = $3", &u, NULL, err,
+                         "updating a draft");
+    }
+    free(v.rows);
+    tg_invoice_clear(&inv);
+    if (rc != 0 || !fresh) {
+        tg_pg_savepoint_rollback(store, "draft_refresh");
+        return rc;
+    }
+    if ((rc = tg_pg_savepoint_release(store, "draft_refresh", err)) == 0)
+        *changed = 1;
+    return rc;
+}
+
 int tg_pg_invoice_hold(tg_store_t *store, const char *id, int held, tg_err_t *err)
 {
     tg_pg_t *st = tg_pg(store);

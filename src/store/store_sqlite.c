@@ -387,6 +387,7 @@ const tg_store_ops_t tg_sqlite_ops = {
     .invoice_totals = tg_sqlite_invoice_totals,
     .invoice_page = tg_sqlite_invoice_page,
     .invoice_transition = tg_sqlite_invoice_transition,
+    .invoice_draft_refresh = tg_sqlite_invoice_draft_refresh,
     .invoice_hold = tg_sqlite_invoice_hold,
     .invoice_drafts_due = tg_sqlite_invoice_drafts_due,
     .outbox_insert = tg_sqlite_outbox_insert,

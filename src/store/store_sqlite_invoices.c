@@ -451,6 +451,104 @@ fail:
     return rc;
 }
 
+/* Every (plan, metric) row of customer_id's usage for period_start into v: all its units, and
+ * the units marked invoiced before. */
+static int period_usage(tg_sqlite_t *st, const char *customer_id, int64_t period_start, unbilled_vec_t *v,
+                        tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st,
+                               "SELECT period_start, plan_id, metric, units, invoiced_units FROM usage_period"
+                               " WHERE customer_id = ? AND period_start = ? ORDER BY plan_id, metric",
+                               &s, err, "reading a period's usage");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, period_start);
+    int step;
+    tg_unbilled_t row;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        row.period_start = sqlite3_column_int64(s, 0);
+        tg_sqlite_text(s, 1, row.plan_id, sizeof(row.plan_id));
+        tg_sqlite_text(s, 2, row.metric, sizeof(row.metric));
+        row.units = (uint64_t)sqlite3_column_int64(s, 3);
+        row.invoiced = (uint64_t)sqlite3_column_int64(s, 4);
+        if (collect_unbilled(&row, v) != 0) {
+            rc = tg_errf(err, TG_ENOMEM, "out of memory reading a period's usage");
+            break;
+        }
+    }
+    if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = tg_sqlite_error(st, err, "reading a period's usage");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* Writes the refreshed draft inv and marks its period's usage invoiced. */
+static int draft_store(tg_sqlite_t *st, const tg_invoice_t *inv, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st, "UPDATE invoices SET body = ?, total = ? WHERE id = ? AND status = 'draft'", &s, err,
+                               "updating a draft");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, inv->body, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, inv->total);
+    sqlite3_bind_text(s, 3, inv->id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s) == SQLITE_DONE ? 0 : tg_sqlite_error(st, err, "updating a draft");
+    sqlite3_finalize(s);
+    if (rc != 0)
+        return rc;
+    if ((rc = tg_sqlite_prepare(st,
+                                "UPDATE usage_period SET invoiced_units = units WHERE customer_id = ?"
+                                " AND period_start = ? AND units > invoiced_units",
+                                &s, err, "marking usage invoiced")) != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, inv->customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, inv->period_start);
+    rc = sqlite3_step(s) == SQLITE_DONE ? 0 : tg_sqlite_error(st, err, "marking usage invoiced");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_sqlite_invoice_draft_refresh(tg_store_t *store, const char *id, tg_invoice_build_cb build, void *arg,
+                                    int *changed, tg_err_t *err)
+{
+    tg_sqlite_t *st = tg_sqlite(store);
+    *changed = 0;
+    /* Inside a caller's transaction (the finalization) this is a savepoint. */
+    int outer = !sqlite3_get_autocommit(st->db);
+    const char *commit = outer ? "RELEASE draft_refresh" : "COMMIT";
+    const char *rollback = outer ? "ROLLBACK TO draft_refresh; RELEASE draft_refresh" : "ROLLBACK";
+    int rc = tg_sqlite_fold_journal(st, err); /* the usage counted so far is in usage_period */
+    if (rc == 0)
+        rc = tg_sqlite_exec(st, outer ? "SAVEPOINT draft_refresh" : "BEGIN IMMEDIATE", err, "refreshing a draft");
+    if (rc != 0)
+        return rc;
+    tg_invoice_t inv;
+    unbilled_vec_t v = {0};
+    if ((rc = tg_sqlite_invoice_get(&st->base, id, &inv, err)) != 0) {
+        tg_sqlite_exec(st, rollback, NULL, "");
+        return rc;
+    }
+    int fresh = 0;
+    if (strcmp(inv.status, "draft") == 0 && (rc = period_usage(st, inv.customer_id, inv.period_start, &v, err)) == 0)
+        for (size_t i = 0; i < v.n; i++)
+            fresh |= v.rows[i].units > v.rows[i].invoiced;
+    if (rc == 0 && fresh && (rc = build(v.rows, v.n, NULL, 0, &inv, arg, err)) == 0 &&
+        (rc = draft_store(st, &inv, err)) == 0)
+        *changed = 1;
+    free(v.rows);
+    tg_invoice_clear(&inv);
+    if (rc == 0)
+        rc = tg_sqlite_exec(st, commit, err, "committing a draft");
+    if (rc != 0) {
+        *changed = 0;
+        tg_sqlite_exec(st, rollback, NULL, "");
+    }
+    return rc;
+}
+
 int tg_sqlite_invoice_hold(tg_store_t *store, const char *id, int held, tg_err_t *err)
 {
     tg_sqlite_t *st = tg_sqlite(store);

@@ -241,6 +241,53 @@ test('late usage: into its own period until that period is invoiced, then onto t
   });
 });
 
+test('late usage while its period\'s invoice is a draft: onto that invoice when it is finalized, not onto the next', async () => {
+  await withStack({ extra: eventsSection(), testClock: true }, async (s) => {
+    const { customer } = await s.customer('metered'); // 10.00 a month, 2 included, 0.25 each after
+    const t0 = Date.now();
+    const at = (ms) => new Date(t0 + ms).toISOString();
+    const ev = (id, ms, value) => ({ id, customer: customer.id, metric: 'api_calls', value, timestamp: at(ms) });
+    assert.equal((await post(s, { events: [ev('d1-a', 60e3, 2)] })).json.accepted, 1);
+    assert.equal((await s.adminCall('POST', '/v1/admin/clock', { advance_seconds: 32 * 86400 })).status, 200);
+    assert.equal((await s.adminCall('POST', '/v1/admin/invoices/run', { customer: customer.id })).json.created, 1);
+    const list = await s.adminCall('GET', `/v1/admin/invoices?customer=${customer.id}`);
+    const id = list.json.data[0].id;
+    const draft = await s.adminCall('GET', `/v1/admin/invoices/${id}`);
+    assert.equal(draft.json.status, 'draft');
+    assert.equal(draft.json.total, '10.00'); // 2 calls, inside the allowance
+
+    // 3 calls dated in the drafted period (the marker of the current one in the same batch:
+    // once it is stored, so is the late event)
+    const late = await post(s, { events: [ev('d1-late', 2 * 86400e3, 3), ev('d2-marker', 32 * 86400e3, 1)] });
+    assert.equal(late.json.accepted, 2, late.text);
+    assert.equal(await usageReaches(s, customer.id, 'api_calls', 1), 1);
+    const fin = await s.adminCall('POST', `/v1/admin/invoices/${id}/finalize`);
+    assert.equal(fin.status, 200, fin.text);
+    const open = await s.adminCall('GET', `/v1/admin/invoices/${id}`);
+    assert.equal(open.json.status, 'open');
+    assert.equal(open.json.total, '10.75', open.text); // 10.00 + (2 + 3 - 2) x 0.25, at its own tiers
+    const own = open.json.lines.filter((l) => l.metric === 'api_calls');
+    assert.equal(own.length, 1, open.text);
+    assert.equal(own[0].used, 5);
+    assert.equal(own[0].quantity, 3);
+    assert.equal(own[0].amount, '0.75');
+    let up = await s.adminCall('GET', `/v1/admin/customers/${customer.id}/invoices/upcoming`);
+    assert.equal(up.json.lines.filter((l) => l.late_period).length, 0, up.text); // not billed twice
+
+    // after finalization, usage dated in that period is a dated line on the next invoice
+    const after = await post(s, { events: [ev('d1-after', 3 * 86400e3, 4), ev('d2-marker-2', 32 * 86400e3, 1)] });
+    assert.equal(after.json.accepted, 2, after.text);
+    assert.equal(await usageReaches(s, customer.id, 'api_calls', 2), 2);
+    assert.equal((await s.adminCall('GET', `/v1/admin/invoices/${id}`)).json.total, '10.75');
+    up = await s.adminCall('GET', `/v1/admin/customers/${customer.id}/invoices/upcoming`);
+    const lateLines = up.json.lines.filter((l) => l.late_period);
+    assert.equal(lateLines.length, 1, up.text);
+    assert.equal(lateLines[0].quantity, 4);
+    assert.equal(lateLines[0].invoiced, 5);
+    assert.equal(lateLines[0].amount, '1.00');
+  });
+});
+
 // The service counts a batch's units once per (customer, period, metric) and remembers the
 // periods it computed per customer: interleaved customers and periods must still land each
 // event's units on its own customer's counter and its own period.

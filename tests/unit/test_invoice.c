@@ -1,6 +1,7 @@
 /* test_invoice.c - closing periods into invoices on a real store (a temporary SQLite file, or with
  * TG_TEST_BACKEND=postgres a fresh PostgreSQL database: tests/support/tmpstore.h): idempotency,
- * late usage, per-plan pricing after a plan change, trial proration, gapless numbering. */
+ * late usage (onto the draft of its period until it is finalized, then a dated line on the next
+ * invoice), per-plan pricing after a plan change, trial proration, gapless numbering. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 #include "../support/tmpstore.h"
 #include "billing/invoice.h"
 #include "billing/line_text.h"
+#include "billing/periods.h"
 #include "config/config.h"
 #include "store/store.h"
 
@@ -234,6 +236,97 @@ static void test_close_idempotent_and_late_usage(void **state)
         tg_invoice_clear(&v.inv[i]);
 }
 
+static int64_t clock_now;
+static int64_t test_clock(void)
+{
+    return clock_now;
+}
+
+/* Finalizes invoice id as the admin API and billing.finalize_after do, at clock_now. */
+static int finalize(fx_t *f, const char *id, tg_err_t *err)
+{
+    tg_sub_ctx_t x = {.cfg = f->cfg, .store = f->st, .now_s = test_clock};
+    return tg_periods_invoice_transition(&x, id, "open", NULL, err);
+}
+
+static json_t *line_of(json_t *body, size_t i)
+{
+    return json_array_get(json_object_get(body, "lines"), i);
+}
+
+/* Issue 16: usage of a period that arrives while its invoice is a draft goes onto that invoice
+ * when it is finalized, on its own usage line at its own tiers (the allowance counted once), and
+ * not again onto the next invoice as a late line; the draft's item is kept. Usage that arrives
+ * after finalization is a dated line on the next invoice. */
+static void test_late_usage_onto_draft(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    int created = 0;
+    usage(f, 1, "starter", JAN1_2026, 80); /* inside the allowance of 100 */
+    tg_invoice_item_t credit = {0};
+    snprintf(credit.customer_id, sizeof(credit.customer_id), "cus_1");
+    snprintf(credit.description, sizeof(credit.description), "Goodwill credit");
+    snprintf(credit.currency, sizeof(credit.currency), "usd");
+    credit.created_at = JAN1_2026 + 86400;
+    credit.amount = -INT64_C(5000000000); /* -5.00 */
+    assert_int_equal(tg_store_invoice_item_add(f->st, &credit, &err), 0);
+    assert_int_equal(tg_invoice_close_periods(f->st, f->cfg, &f->c, FEB1_2026, &created, &err), 0);
+    invs_t v = {0};
+    list(f, &v);
+    assert_int_equal(v.inv[0].total, INT64_C(44000000000)); /* 49.00 + 0.00 - 5.00 */
+    char jan[TG_ID_MAX];
+    snprintf(jan, sizeof(jan), "%s", v.inv[0].id);
+
+    /* 70 January calls reported while January is a draft: 150 in all, 50 over the allowance */
+    usage(f, 2, "starter", JAN1_2026, 70);
+    clock_now = FEB1_2026 + 3600;
+    assert_int_equal(finalize(f, jan, &err), 0);
+    list(f, &v);
+    assert_string_equal(v.inv[0].status, "open");
+    assert_int_equal(v.inv[0].total, INT64_C(44500000000)); /* 49.00 + 0.50 - 5.00 */
+    json_t *body = json_loads(v.inv[0].body, 0, NULL);
+    assert_int_equal(json_array_size(json_object_get(body, "lines")), 3);
+    assert_string_equal(json_string_value(json_object_get(line_of(body, 0), "amount")), "49.00");
+    assert_int_equal(json_integer_value(json_object_get(line_of(body, 1), "used")), 150);
+    assert_int_equal(json_integer_value(json_object_get(line_of(body, 1), "quantity")), 50);
+    assert_string_equal(json_string_value(json_object_get(line_of(body, 1), "amount")), "0.50");
+    assert_string_equal(json_string_value(json_object_get(line_of(body, 2), "description")), "Goodwill credit");
+    assert_string_equal(json_string_value(json_object_get(line_of(body, 2), "amount")), "-5.00");
+    assert_string_equal(json_string_value(json_object_get(body, "total")), "44.50");
+    json_decref(body);
+
+    /* after finalization: 10 more January calls are a dated line on February's invoice, priced
+     * on top of the 150 January billed; the 70 are not billed again */
+    usage(f, 3, "starter", JAN1_2026, 10);
+    usage(f, 4, "starter", FEB1_2026, 20);
+    assert_int_equal(tg_invoice_close_periods(f->st, f->cfg, &f->c, MAR1_2026, &created, &err), 0);
+    list(f, &v);
+    assert_int_equal(v.n, 2);
+    assert_int_equal(v.inv[0].period_start, FEB1_2026);
+    assert_int_equal(v.inv[0].total, INT64_C(49100000000)); /* 49.00 + 0.00 + 0.10 */
+    body = json_loads(v.inv[0].body, 0, NULL);
+    assert_int_equal(json_array_size(json_object_get(body, "lines")), 3);
+    json_t *late = line_of(body, 2);
+    assert_non_null(json_object_get(late, "late_period"));
+    assert_int_equal(json_integer_value(json_object_get(late, "quantity")), 10);
+    assert_int_equal(json_integer_value(json_object_get(late, "invoiced")), 150);
+    json_decref(body);
+
+    /* finalizing February with nothing new leaves its lines as the closer drafted them */
+    char *before = strdup(v.inv[0].body);
+    clock_now = MAR1_2026 + 3600;
+    assert_int_equal(finalize(f, v.inv[0].id, &err), 0);
+    list(f, &v);
+    assert_string_equal(v.inv[0].status, "open");
+    assert_string_equal(v.inv[0].body, before);
+    assert_int_equal(v.inv[0].total, INT64_C(49100000000));
+    free(before);
+    assert_int_equal(finalize(f, v.inv[0].id, &err), TG_ESTATE); /* once */
+    for (size_t i = 0; i < v.n; i++)
+        tg_invoice_clear(&v.inv[i]);
+}
+
 static void test_plan_change_and_numbering(void **state)
 {
     fx_t *f = *state;
@@ -293,6 +386,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_close_idempotent_and_late_usage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_late_usage_onto_draft, setup, teardown),
         cmocka_unit_test_setup_teardown(test_line_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plan_change_and_numbering, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trial_prorates_base_fee, setup, teardown),
