@@ -213,8 +213,8 @@ void tg_adm_plan_preview(tg_admin_t *a, const tg_customer_t *c, const tg_admin_r
     }
     tg_adm_reply_json(res, 200,
                       json_pack("{s:s,s:s,s:s,s:o,s:o,s:o}", "from", c->plan_id, "to", to->id, "effective",
-                                pc.at_period_end ? "period_end" : "now", "effective_at", tg_adm_json_time(pc.effective_at),
-                                "proration", items, "plan", tg_adm_plan_json(to)));
+                                pc.at_period_end ? "period_end" : "now", "effective_at",
+                                tg_adm_json_time(pc.effective_at), "proration", items, "plan", tg_adm_plan_json(to)));
 }
 
 /* POST /v1/admin/customers/{id}/cancel {"at_period_end": true} (the default): see tg_sub_cancel. */
