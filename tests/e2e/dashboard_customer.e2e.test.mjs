@@ -2,8 +2,8 @@
 // (Debian's chromium driven by playwright-core, on the real binary) at 1280 and 390 px: the owner
 // previews a plan change (the prorated amounts the API's preview gives, then Confirm: the profile
 // shows the new plan), adds a credit (refused when not a positive amount of the currency; once
-// added it is on the upcoming invoice, GET .../invoices/upcoming, and listed on the page), and
-// cancels at the period's end and keeps the subscription. Assertions read what the owner sees
+// added it is on the upcoming invoice, GET .../invoices/upcoming, and listed on the page),
+// cancels at the period's end and keeps the subscription, then cancels at once. Assertions read what the owner sees
 // and what the API then answers; waits poll with a bound, never sleep.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -102,6 +102,17 @@ for (const width of [1280, 390]) {
     assert.equal((await s.adminCall('GET', base)).json.cancel_at, null);
     assert.equal(await page.getByRole('button', { name: 'Keep subscription' }).isVisible(), false);
     await checkPage(page, 'customer, the subscription kept', watch);
+
+    // cancel at once: access stops, the page says so and offers neither button
+    await page.getByRole('button', { name: 'Cancel subscription' }).click();
+    await waitForText(page, '[data-testid=cancel-note]', /Now: access stops/);
+    await page.getByRole('button', { name: 'Cancel now' }).click();
+    await page.getByRole('alert').filter({ hasText: 'Canceled now.' }).waitFor();
+    await waitForText(page, '[data-testid=sub-state]', /^Canceled\.$/);
+    assert.equal((await s.adminCall('GET', base)).json.status, 'canceled');
+    for (const name of ['Cancel subscription', 'Keep subscription'])
+      assert.equal(await page.getByRole('button', { name }).isVisible(), false, name);
+    await checkPage(page, 'customer, canceled at once', watch);
     await context.close();
   });
 }
