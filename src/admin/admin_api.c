@@ -629,6 +629,14 @@ static void admin_dispatch(tg_admin_t *a, const tg_adm_segs_t *sp, const tg_admi
             tg_adm_reply_upcoming(a, &c, res);
         return;
     }
+    if (tg_adm_seg_is(&s, 2, "customers") && s.n == 6 && tg_adm_seg_is(&s, 4, "plan") &&
+        tg_adm_seg_is(&s, 5, "preview")) {
+        if (!tg_adm_method_is(r, "GET"))
+            tg_adm_reply_error(res, 405, "method_not_allowed", "Use GET.");
+        else if (tg_adm_load_customer(a, &s, 3, &c, res) == 0)
+            tg_adm_plan_preview(a, &c, r, res);
+        return;
+    }
     if (tg_adm_seg_is(&s, 2, "customers") && s.n >= 4) {
         if (s.n == 4 && !tg_adm_method_is(r, "GET") && !tg_adm_method_is(r, "PATCH")) {
             tg_adm_reply_error(res, 405, "method_not_allowed", "Use GET or PATCH.");

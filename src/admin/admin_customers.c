@@ -170,6 +170,53 @@ void tg_adm_patch_customer(tg_admin_t *a, tg_customer_t *c, const tg_admin_reque
     json_decref(body);
 }
 
+/* GET /v1/me/plan/preview and GET /v1/admin/customers/{id}/plan/preview (?plan=pro[&when=period_end]):
+ * what a change would do, before confirming. One adapter for both doors, so the owner sees exactly
+ * what the customer would; the decision is tg_sub_change_compute's. */
+void tg_adm_plan_preview(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res)
+{
+    char plan_id[TG_PLAN_ID_MAX] = "", when[16] = "";
+    const char *q = r->query, *end = r->query != NULL ? r->query + r->query_len : NULL;
+    while (q != NULL && q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q)), *stop = amp != NULL ? amp : end;
+        if ((size_t)(stop - q) > 5 && memcmp(q, "plan=", 5) == 0 && (size_t)(stop - q - 5) < sizeof(plan_id))
+            memcpy(plan_id, q + 5, (size_t)(stop - q - 5));
+        if ((size_t)(stop - q) > 5 && memcmp(q, "when=", 5) == 0 && (size_t)(stop - q - 5) < sizeof(when))
+            memcpy(when, q + 5, (size_t)(stop - q - 5));
+        q = stop + 1;
+    }
+    const tg_plan_t *to = tg_config_find_plan(tg_adm_cfg(a), plan_id);
+    tg_sub_change_t pc;
+    tg_sub_when_t w = TG_SUB_WHEN_DEFAULT;
+    tg_err_t err = {0};
+    int rc;
+    if (to == NULL) {
+        tg_adm_reply_error(res, 400, "bad_request", "plan: \"%s\" is not one of the plans.", plan_id);
+        return;
+    }
+    if (when[0] != '\0' && strcmp(when, "now") != 0 && strcmp(when, "period_end") != 0) {
+        tg_adm_reply_error(res, 400, "bad_request", "when: \"now\" or \"period_end\".");
+        return;
+    }
+    if ((rc = tg_sub_when_parse(when[0] ? when : NULL, &w, &err)) != 0 ||
+        (rc = tg_sub_change_compute(&a->sub, c, to, w, &pc, &err)) != 0) {
+        tg_adm_reply_svc_error(res, rc, &err);
+        return;
+    }
+    json_t *items = json_array();
+    char buf[TG_MONEY_FMT_MAX];
+    if (pc.prorated) {
+        tg_money_format(tg_money_round(pc.old_part, to->currency_digits), to->currency_digits, buf, sizeof(buf));
+        json_array_append_new(items, json_pack("{s:s,s:s}", "description", pc.old_desc, "amount", buf));
+        tg_money_format(tg_money_round(pc.new_credit, to->currency_digits), to->currency_digits, buf, sizeof(buf));
+        json_array_append_new(items, json_pack("{s:s,s:s}", "description", pc.new_desc, "amount", buf));
+    }
+    tg_adm_reply_json(res, 200,
+                      json_pack("{s:s,s:s,s:s,s:o,s:o,s:o}", "from", c->plan_id, "to", to->id, "effective",
+                                pc.at_period_end ? "period_end" : "now", "effective_at",
+                                tg_adm_json_time(pc.effective_at), "proration", items, "plan", tg_adm_plan_json(to)));
+}
+
 /* POST /v1/admin/customers/{id}/cancel {"at_period_end": true} (the default): see tg_sub_cancel. */
 void tg_adm_cancel_customer(tg_admin_t *a, tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res)
 {

@@ -109,6 +109,10 @@ void tg_adm_create_customer(tg_admin_t *a, const tg_admin_request_t *r, tg_admin
 int tg_adm_list_customer_cb(const tg_customer_t *c, void *arg);
 int tg_adm_load_customer(tg_admin_t *a, const tg_adm_segs_t *s, size_t idx, tg_customer_t *c, tg_admin_response_t *res);
 void tg_adm_patch_customer(tg_admin_t *a, tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
+/* GET .../plan/preview?plan=ID[&when=now|period_end] (the portal's /v1/me and the owner's
+ * /v1/admin/customers/{id}): the PlanPreview of changing c to that plan, changing nothing; 400 for
+ * an unknown plan or when, the service's error otherwise (tg_sub_change_compute). Admin loop. */
+void tg_adm_plan_preview(tg_admin_t *a, const tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
 void tg_adm_cancel_customer(tg_admin_t *a, tg_customer_t *c, const tg_admin_request_t *r, tg_admin_response_t *res);
 void tg_adm_resume_customer(tg_admin_t *a, tg_customer_t *c, tg_admin_response_t *res);
 json_t *tg_adm_key_json(tg_admin_t *a, const tg_key_t *k);

@@ -1,7 +1,8 @@
 // a11y.e2e.test.mjs - every page of the developer portal and of the owner's dashboard, and the
 // states a user passes through on them (the portal's plan-change preview, cancellation confirm
 // step and new key's secret, Try it's answer, a refused sign-in on either, the dashboard's plan
-// change, the printable invoice from either), in
+// change's preview and answer, a credit refused and added, the cancellation's confirm step and a
+// scheduled cancellation, the printable invoice from either), in
 // Debian's chromium at 1280 and 390 px: axe-core finds no serious or critical violation, the page
 // is no wider than the screen (no horizontal scrolling), and the console shows no error and the
 // Content-Security-Policy no violation. Pages are checked with their data: a customer with usage,
@@ -187,11 +188,36 @@ for (const width of [1280, 390]) {
     await page.waitForSelector('[data-testid=keys] tr');
     assert.ok((await page.textContent('main')).includes(COMPANY), 'the customer page names the company');
     await checkPage(page, 'customer', watch);
-    // a plan change and its answer (put back through the API after, so both widths start alike)
+    // a plan change's preview, then its answer (put back through the API after, so both widths
+    // start alike)
     await page.selectOption('#plan-select', 'starter');
     await page.click('#plan-form button[type=submit]');
+    await waitForText(page, '[data-testid=plan-note]', /metered → starter/);
+    await checkPage(page, 'customer, a plan change previewed', watch);
+    await page.click('#confirm-plan');
     await waitForText(page, '#msg', /\S/);
     await checkPage(page, 'customer, a plan changed', watch);
+    // a credit refused (an error in the alert, the field marked invalid), then added and listed
+    // on the upcoming invoice
+    await page.fill('#credit-desc', 'Goodwill credit for the outage');
+    await page.fill('#credit-amount', '1.005');
+    await page.click('#credit-form button[type=submit]');
+    await waitForText(page, '#msg', /^Credit: a positive amount/);
+    await checkPage(page, 'customer, a credit refused', watch);
+    await page.fill('#credit-amount', '2.50');
+    await page.click('#credit-form button[type=submit]');
+    await waitForText(page, '#msg', /^Credit of /);
+    await waitForText(page, '[data-testid=upcoming]', /Goodwill credit for the outage/);
+    await checkPage(page, 'customer, a credit added', watch);
+    // the cancellation's confirm step, a cancellation scheduled, and the subscription kept
+    await page.click('#cancel-sub');
+    await waitForText(page, '[data-testid=cancel-note]', /Now: access stops/);
+    await checkPage(page, "customer, the cancellation's confirm step", watch);
+    await page.click('#confirm-cancel-end');
+    await waitForText(page, '[data-testid=sub-state]', /^Cancels at the end/);
+    await checkPage(page, 'customer, a cancellation scheduled', watch);
+    await page.click('#keep-sub');
+    await waitForText(page, '[data-testid=sub-state]', /^Renews on/);
     // starter costs more than metered: the upgrade took effect at once, and going back is a
     // downgrade, which waits for the period's end unless made now
     const back = await s.adminCall('PATCH', `/v1/admin/customers/${customerId}`, { plan: 'metered', when: 'now' });

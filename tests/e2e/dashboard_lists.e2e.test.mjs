@@ -91,7 +91,8 @@ test('the owner finds a customer, filters by plan, changes the plan and sees the
   await page.waitForURL(new RegExp(`/admin/customer\\.html\\?id=${acme.id}&list=`));
   await page.getByTestId('profile').filter({ hasText: 'plan free' }).waitFor();
   await page.selectOption('#plan-select', 'starter');
-  await page.getByRole('button', { name: 'Change plan' }).click();
+  await page.getByRole('button', { name: 'Preview change' }).click();
+  await page.getByRole('button', { name: 'Confirm change' }).click();
   await page.getByTestId('profile').filter({ hasText: 'plan starter' }).waitFor();
   await page.getByRole('alert').filter({ hasText: 'Now on starter.' }).waitFor();
   await noOverflow(page, 'customer at 1280');
