@@ -351,23 +351,30 @@ int tg_pg_invoice_totals(tg_store_t *store, int64_t from, int64_t to, tg_invoice
 
 /* ---- state changes ---- */
 
+/* Opens savepoint `name` and reads invoice id into inv, its row locked to the end of the
+ * transaction: two nodes changing one invoice take turns, and the second sees the first's
+ * status. On an error the savepoint is rolled back. */
+static int lock_invoice(tg_store_t *store, const char *name, const char *id, tg_invoice_t *inv, tg_err_t *err)
+{
+    int rc = tg_pg_savepoint(store, name, err);
+    if (rc != 0)
+        return rc;
+    tg_pg_params_t p = {0};
+    tg_pg_param_text(&p, id);
+    if ((rc = find_invoice(tg_pg(store), "SELECT " PG_INVOICE_COLS " FROM invoices WHERE id = $1 FOR UPDATE", &p, id,
+                           inv, err)) != 0)
+        tg_pg_savepoint_rollback(store, name);
+    return rc;
+}
+
 int tg_pg_invoice_transition(tg_store_t *store, const char *id, const char *to, int64_t at, tg_err_t *err)
 {
     tg_pg_t *st = tg_pg(store);
     /* Inside a caller's transaction (a webhook event applied with its mark) this is a savepoint. */
-    int rc = tg_pg_savepoint(store, "invoice_change", err);
+    tg_invoice_t inv;
+    int rc = lock_invoice(store, "invoice_change", id, &inv, err);
     if (rc != 0)
         return rc;
-    tg_invoice_t inv;
-    tg_pg_params_t p = {0};
-    tg_pg_param_text(&p, id);
-    /* The row stays locked to the end: two nodes changing one invoice take turns, and the second
-     * sees the first's status. */
-    if ((rc = find_invoice(st, "SELECT " PG_INVOICE_COLS " FROM invoices WHERE id = $1 FOR UPDATE", &p, id, &inv,
-                           err)) != 0) {
-        tg_pg_savepoint_rollback(store, "invoice_change");
-        return rc;
-    }
     const char *from = inv.status;
     int ok = (strcmp(to, "open") == 0 && strcmp(from, "draft") == 0) ||
              (strcmp(to, "void") == 0 && (strcmp(from, "draft") == 0 || strcmp(from, "open") == 0)) ||
@@ -379,7 +386,7 @@ int tg_pg_invoice_transition(tg_store_t *store, const char *id, const char *to, 
         return rc;
     }
     tg_invoice_clear(&inv);
-    p = (tg_pg_params_t){0};
+    tg_pg_params_t p = {0};
     if (strcmp(to, "open") == 0) {
         time_t t = (time_t)at;
         struct tm tm;
@@ -426,20 +433,12 @@ int tg_pg_invoice_draft_refresh(tg_store_t *store, const char *id, tg_invoice_bu
 {
     tg_pg_t *st = tg_pg(store);
     *changed = 0;
-    /* Inside a caller's transaction (the finalization) this is a savepoint. */
-    int rc = tg_pg_savepoint(store, "draft_refresh", err);
+    /* Inside a caller's transaction (the finalization) this is a savepoint; two finalizations of
+     * one draft take turns on its lock, and the second finds it open. */
+    tg_invoice_t inv;
+    int rc = lock_invoice(store, "draft_refresh", id, &inv, err);
     if (rc != 0)
         return rc;
-    tg_invoice_t inv;
-    tg_pg_params_t p = {0};
-    tg_pg_param_text(&p, id);
-    /* The invoice stays locked to the end, as tg_pg_invoice_transition locks it: two
-     * finalizations of one draft take turns, and the second finds it open. */
-    if ((rc = find_invoice(st, "SELECT " PG_INVOICE_COLS " FROM invoices WHERE id = $1 FOR UPDATE", &p, id, &inv,
-                           err)) != 0) {
-        tg_pg_savepoint_rollback(store, "draft_refresh");
-        return rc;
-    }
     unbilled_vec_t v = {0};
     int fresh = 0;
     /* The period's rows, locked in the order the usage writers take them and marked in the same

@@ -65,6 +65,16 @@ int tg_sqlite_invoice_get(tg_store_t *store, const char *id, tg_invoice_t *out, 
 
 typedef int (*tg_unbilled_cb)(const tg_unbilled_t *row, void *arg);
 
+/* One row of (period_start, plan_id, metric, units, invoiced_units), in that column order. */
+static void read_unbilled(sqlite3_stmt *s, tg_unbilled_t *row)
+{
+    row->period_start = sqlite3_column_int64(s, 0);
+    tg_sqlite_text(s, 1, row->plan_id, sizeof(row->plan_id));
+    tg_sqlite_text(s, 2, row->metric, sizeof(row->metric));
+    row->units = (uint64_t)sqlite3_column_int64(s, 3);
+    row->invoiced = (uint64_t)sqlite3_column_int64(s, 4);
+}
+
 static int unbilled_query(tg_sqlite_t *st, const char *customer_id, int64_t period_start, tg_unbilled_cb cb, void *arg,
                           tg_err_t *err)
 {
@@ -84,11 +94,7 @@ static int unbilled_query(tg_sqlite_t *st, const char *customer_id, int64_t peri
     int step;
     tg_unbilled_t row;
     while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-        row.period_start = sqlite3_column_int64(s, 0);
-        tg_sqlite_text(s, 1, row.plan_id, sizeof(row.plan_id));
-        tg_sqlite_text(s, 2, row.metric, sizeof(row.metric));
-        row.units = (uint64_t)sqlite3_column_int64(s, 3);
-        row.invoiced = (uint64_t)sqlite3_column_int64(s, 4);
+        read_unbilled(s, &row);
         if (cb(&row, arg) != 0)
             break;
     }
@@ -468,11 +474,7 @@ static int period_usage(tg_sqlite_t *st, const char *customer_id, int64_t period
     int step;
     tg_unbilled_t row;
     while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-        row.period_start = sqlite3_column_int64(s, 0);
-        tg_sqlite_text(s, 1, row.plan_id, sizeof(row.plan_id));
-        tg_sqlite_text(s, 2, row.metric, sizeof(row.metric));
-        row.units = (uint64_t)sqlite3_column_int64(s, 3);
-        row.invoiced = (uint64_t)sqlite3_column_int64(s, 4);
+        read_unbilled(s, &row);
         if (collect_unbilled(&row, v) != 0) {
             rc = tg_errf(err, TG_ENOMEM, "out of memory reading a period's usage");
             break;
