@@ -270,7 +270,8 @@ static void on_body(void *arg, h2o_iovec_t data, int last, int status)
         }
         er->body = b, er->cap = cap;
     }
-    memcpy(er->body + er->len, data.base, data.len);
+    if (data.len > 0) /* an empty body has no buffer yet: memcpy must not see NULL */
+        memcpy(er->body + er->len, data.base, data.len);
     er->len += data.len;
     if (last)
         take_batch(er);
