@@ -55,6 +55,7 @@ for (const width of [1280, 390]) {
     assert.ok(note.includes(`${money(Math.abs(net) / 100)} ${net > 0 ? 'charged' : 'credited'} on the next invoice`), note);
     assert.equal((await s.adminCall('GET', base)).json.plan, 'tiny', 'a preview changes nothing');
     await checkPage(page, 'customer, a plan change previewed', watch);
+    if (width === 1280) await snap(page, 'dashboard-customer-preview'); // the README's picture
     await page.getByRole('button', { name: 'Confirm change' }).click();
     await page.getByTestId('profile').filter({ hasText: 'plan starter' }).waitFor();
     await page.getByRole('alert').filter({ hasText: 'Now on starter.' }).waitFor();

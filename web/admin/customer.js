@@ -95,7 +95,8 @@ document.getElementById('plan-form').addEventListener('submit', (e) => {
         if (minors.every((m) => m !== null)) {
           const net = minors.reduce((a, b) => a + b, 0n);
           parts.push(el('p', {}, net === 0n ? 'Net: nothing to charge or credit.' : net > 0n
-            ? `Net: ${moneyMinor(net, cur)} charged on the next invoice.` : `Net: ${moneyMinor(-net, cur)} credited on the next invoice.`));
+            ? `Net: ${moneyMinor(net, cur)} charged on the next invoice, beside the plan's fee.`
+            : `Net: ${moneyMinor(-net, cur)} credited on the next invoice, beside the plan's fee.`));
         }
       } else parts.push(el('p', {}, 'Nothing is prorated (no paid time in this period yet).'));
     }
