@@ -206,6 +206,10 @@ test('late usage: into its own period until that period is invoiced, then onto t
     const list = await s.adminCall('GET', `/v1/admin/invoices?customer=${customer.id}`);
     const first = await s.adminCall('GET', `/v1/admin/invoices/${list.json.data[0].id}`);
     assert.equal(first.json.total, '10.75'); // 10.00 + (2 + 3 - 2) x 0.25
+    // finalized: from now on its period's usage is no longer the draft's (the next test covers a
+    // draft, whose late usage the upcoming invoice leaves to it)
+    const fin = await s.adminCall('POST', `/v1/admin/invoices/${list.json.data[0].id}/finalize`);
+    assert.equal(fin.status, 200, fin.text);
 
     // once the period is invoiced, a later event dated in it goes onto the next invoice, as a
     // line of its own dated with its period and priced as that period would have priced it
