@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "admin/admin_int.h"
+#include "billing/line_text.h"
 #include "billing/revenue.h"
 #include "store/store_payments.h"
 #include "util/period.h"
@@ -119,8 +120,9 @@ static int invoice_cb(const tg_invoice_t *inv, void *arg)
         return 0;
     if (strcmp(inv->status, "draft") != 0)
         row->billed += inv->total;
-    /* Usage revenue of the last period, apart from MRR: the usage lines (those with a metric)
-     * of invoices for periods that ended within the last 31 days, drafts included. */
+    /* Usage revenue of the last period, apart from MRR: the usage lines (kinds "usage" and
+     * "late_usage"; in invoices stored before kinds, those with a metric: the same lines) of
+     * invoices for periods that ended within the last 31 days, drafts included. */
     if (inv->period_end <= row->now && inv->period_end > row->now - 31 * 86400) {
         json_t *body = json_loads(inv->body != NULL ? inv->body : "{}", 0, NULL);
         size_t i;
@@ -129,8 +131,11 @@ static int invoice_cb(const tg_invoice_t *inv, void *arg)
         {
             const char *amount = json_string_value(json_object_get(l, "amount"));
             tg_money_t v;
-            if (json_is_string(json_object_get(l, "metric")) && amount != NULL &&
-                tg_money_parse(amount, strlen(amount), &v, NULL) == 0)
+            tg_line_kind_t kind;
+            int rc = tg_line_stored_kind(l, &kind);
+            int usage = rc == TG_ENOTFOUND ? json_is_string(json_object_get(l, "metric"))
+                                           : rc == 0 && (kind == TG_LINE_USAGE || kind == TG_LINE_LATE_USAGE);
+            if (usage && amount != NULL && tg_money_parse(amount, strlen(amount), &v, NULL) == 0)
                 row->last_usage += v;
         }
         json_decref(body);

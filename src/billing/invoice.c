@@ -38,9 +38,10 @@ static json_t *time_json(int64_t t)
 
 static json_t *line_json(const tg_line_t *l, const char *plan_id, int d)
 {
-    json_t *j = json_pack("{s:s,s:s,s:o,s:I,s:o}", "description", l->description, "plan", plan_id, "metric",
-                          l->metric[0] ? json_string(l->metric) : json_null(), "quantity", (json_int_t)l->quantity,
-                          "amount", money_json(l->amount, d));
+    json_t *j =
+        json_pack("{s:s,s:s,s:s,s:o,s:I,s:o}", "kind", tg_line_kind_name(l->kind), "description", l->description,
+                  "plan", plan_id, "metric", l->metric[0] ? json_string(l->metric) : json_null(), "quantity",
+                  (json_int_t)l->quantity, "amount", money_json(l->amount, d));
     if (l->kind == TG_LINE_USAGE) {
         json_object_set_new(j, "used", json_integer((json_int_t)l->used));
         json_object_set_new(j, "included", json_integer((json_int_t)l->included));
@@ -78,20 +79,14 @@ static const tg_plan_t *usage_plan(const tg_config_t *cfg, const tg_plan_t *plan
     return up;
 }
 
-/* Appends to lines the line of late usage row u (a period before the invoice's), priced with
- * plan up as that period's invoice would have priced it on top of what it billed
- * (tg_price_late_usage), and adds its amount to *total. The description starts with the metric
- * id, as usage lines do, so that pages show the metric's display name in its place
- * (html_line_text, the portal's lineText). Returns 0, or TG_ERANGE, TG_ENOMEM, TG_EINVAL (a
- * malformed plan) with err set. */
-static int late_line(json_t *lines, const tg_customer_t *c, const tg_plan_t *up, const tg_unbilled_t *u, int d,
-                     tg_money_t *total, tg_err_t *err)
+/* Appends to lines the line of late usage row u (a period before the invoice's) of `amount`,
+ * under plan up, and adds amount to *total. The description starts with the metric id, as usage
+ * lines do, so that pages show the metric's display name in its place (tg_line_text, the
+ * portal's lineText). Returns 0, or TG_ERANGE, TG_ENOMEM with err set. */
+static int late_line(json_t *lines, const tg_customer_t *c, const tg_plan_t *up, const tg_unbilled_t *u,
+                     tg_money_t amount, int d, tg_money_t *total, tg_err_t *err)
 {
-    tg_money_t amount;
-    int rc = tg_price_late_usage(up, u->metric, u->invoiced, u->units, &amount, err);
-    if (rc != 0)
-        return rc;
-    /* amount is on the minor-unit grid already: a difference of rounded lines */
+    /* amount is on the minor-unit grid already: a difference of rounded usage totals */
     if (tg_money_add(*total, amount, total) != 0)
         return tg_errf(err, TG_ERANGE, "the invoice of %s overflows the money range", c->id);
     int64_t start, end;
@@ -104,10 +99,10 @@ static int late_line(json_t *lines, const tg_customer_t *c, const tg_plan_t *up,
     strftime(first, sizeof(first), "%Y-%m-%d", gmtime_r(&t0, &tm));
     strftime(last, sizeof(last), "%Y-%m-%d", gmtime_r(&t1, &tm));
     snprintf(desc, sizeof(desc), "%s used %s to %s, reported after that period's invoice", u->metric, first, last);
-    json_t *j =
-        json_pack("{s:s,s:s,s:s,s:I,s:o,s:I,s:{s:o,s:o}}", "description", desc, "plan", up->id, "metric", u->metric,
-                  "quantity", (json_int_t)u->units, "amount", money_json(amount, d), "invoiced",
-                  (json_int_t)u->invoiced, "late_period", "start", time_json(u->period_start), "end", time_json(end));
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:I,s:o,s:I,s:{s:o,s:o}}", "kind", tg_line_kind_name(TG_LINE_LATE_USAGE),
+                          "description", desc, "plan", up->id, "metric", u->metric, "quantity", (json_int_t)u->units,
+                          "amount", money_json(amount, d), "invoiced", (json_int_t)u->invoiced, "late_period", "start",
+                          time_json(u->period_start), "end", time_json(end));
     if (j == NULL || json_array_append_new(lines, j) != 0)
         return tg_errf(err, TG_ENOMEM, "out of memory rendering an invoice");
     return 0;
@@ -153,6 +148,49 @@ static int usage_lines(const tg_config_t *cfg, const tg_plan_t *plan, const tg_c
     return rc;
 }
 
+/* Late usage: one dated line per earlier (period, plan, metric) in rows, apart from this
+ * period's (ps) so that it neither takes this period's allowance nor moves this period's tiers,
+ * appended to lines and added to *total. Each is priced as its period's invoice would have
+ * priced it on top of what that period billed under that plan, its minimum and cap included
+ * (tg_price_late_in_period): the store hands every metric of such a (period, plan) with its
+ * invoiced units, those without late units too (units 0, no line), and the lines of one
+ * (period, plan) are priced one after the other, each on top of the ones before. */
+static int late_lines(const tg_config_t *cfg, const tg_plan_t *plan, const tg_customer_t *c, const tg_unbilled_t *rows,
+                      size_t n, int64_t ps, int d, json_t *lines, tg_money_t *total, tg_err_t *err)
+{
+    int rc = 0;
+    size_t end;
+    for (size_t i = 0; i < n && rc == 0; i = end) {
+        /* rows come in (period, plan, metric) order (store.h): [i, end) is one (period, plan) */
+        for (end = i + 1; end < n && rows[end].period_start == rows[i].period_start &&
+                          strcmp(rows[end].plan_id, rows[i].plan_id) == 0;
+             end++)
+            ;
+        if (rows[i].period_start >= ps)
+            continue; /* this period's own usage: usage_lines */
+        const tg_plan_t *up = usage_plan(cfg, plan, c, rows[i].plan_id, err);
+        if (up == NULL)
+            return TG_ECONFIG;
+        tg_usage_qty_t *billed = malloc((end - i) * sizeof(*billed));
+        if (billed == NULL)
+            return tg_errf(err, TG_ENOMEM, "out of memory pricing the late usage of %s", c->id);
+        for (size_t k = i; k < end; k++)
+            billed[k - i] = (tg_usage_qty_t){rows[k].metric, rows[k].invoiced};
+        for (size_t k = i; k < end && rc == 0; k++) {
+            if (rows[k].units == 0)
+                continue; /* billed before and nothing since: only what the others build on */
+            tg_money_t amount;
+            rc = tg_price_late_in_period(up, billed, end - i, rows[k].metric, rows[k].units, &amount, err);
+            if (rc == 0)
+                rc = late_line(lines, c, up, &rows[k], amount, d, total, err);
+            /* cannot overflow: pricing added invoiced and late up without overflowing */
+            billed[k - i].used += rows[k].units;
+        }
+        free(billed);
+    }
+    return rc;
+}
+
 int tg_invoice_build(const tg_config_t *cfg, const tg_customer_t *c, const tg_unbilled_t *rows, size_t n,
                      const tg_invoice_item_t *items, size_t nitems, tg_invoice_t *inv, tg_err_t *err)
 {
@@ -174,8 +212,10 @@ int tg_invoice_build(const tg_config_t *cfg, const tg_customer_t *c, const tg_un
         paid_from = pe; /* no card yet: the plan has not started (its trial_end is set then) */
     if (paid_from < pe && plan->price != 0) {
         tg_money_t base = plan->price;
+        tg_line_kind_t kind = TG_LINE_BASE;
         char desc[192];
         if (paid_from > ps || pe < natural_end) {
+            kind = TG_LINE_PRORATION;
             if ((rc = tg_prorate(plan->price, pe - paid_from, natural_end - ps, &base)) != 0) {
                 json_decref(lines);
                 return tg_errf(err, rc, "prorating the base fee of %s", c->id);
@@ -187,26 +227,17 @@ int tg_invoice_build(const tg_config_t *cfg, const tg_customer_t *c, const tg_un
             snprintf(desc, sizeof(desc), "%s plan, 1 %s", plan->name, plan->interval == TG_INTERVAL_YEAR ? "year" : "month");
         }
         tg_money_t rounded = tg_money_round(base, d);
-        json_array_append_new(lines, json_pack("{s:s,s:s,s:n,s:i,s:o}", "description", desc, "plan", plan->id,
-                                               "metric", "quantity", 1, "amount", money_json(rounded, d)));
+        json_array_append_new(lines, json_pack("{s:s,s:s,s:s,s:n,s:i,s:o}", "kind", tg_line_kind_name(kind),
+                                               "description", desc, "plan", plan->id, "metric", "quantity", 1, "amount",
+                                               money_json(rounded, d)));
         total += rounded;
     }
 
     /* Usage of this period, then late usage of earlier ones. */
     if (rc == 0)
         rc = usage_lines(cfg, plan, c, rows, n, ps, d, lines, &total, err);
-    /* Late usage: one dated line per earlier (period, plan, metric), apart from this period's so
-     * that it neither takes this period's allowance nor moves this period's tiers. */
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        if (rows[i].period_start >= ps || rows[i].units == 0)
-            continue;
-        const tg_plan_t *up = usage_plan(cfg, plan, c, rows[i].plan_id, err);
-        if (up == NULL) {
-            rc = TG_ECONFIG;
-            break;
-        }
-        rc = late_line(lines, c, up, &rows[i], d, &total, err);
-    }
+    if (rc == 0)
+        rc = late_lines(cfg, plan, c, rows, n, ps, d, lines, &total, err);
     for (size_t i = 0; i < nitems && rc == 0; i++) {
         if (strcmp(items[i].currency, plan->currency) != 0) {
             rc = tg_errf(err, TG_ECONFIG, "an item of %s is in %s, the invoice in %s", c->id, items[i].currency,
@@ -214,8 +245,10 @@ int tg_invoice_build(const tg_config_t *cfg, const tg_customer_t *c, const tg_un
             break;
         }
         tg_money_t amount = tg_money_round(items[i].amount, d);
-        json_array_append_new(lines, json_pack("{s:s,s:n,s:n,s:i,s:o}", "description", items[i].description, "plan",
-                                               "metric", "quantity", 1, "amount", money_json(amount, d)));
+        json_array_append_new(lines, json_pack("{s:s,s:s,s:n,s:n,s:i,s:o}", "kind",
+                                               tg_line_kind_name(amount < 0 ? TG_LINE_CREDIT : TG_LINE_ITEM),
+                                               "description", items[i].description, "plan", "metric", "quantity", 1,
+                                               "amount", money_json(amount, d)));
         if (tg_money_add(total, amount, &total) != 0)
             rc = tg_errf(err, TG_ERANGE, "the invoice of %s overflows the money range", c->id);
     }
@@ -241,14 +274,36 @@ int tg_invoice_on_build(const tg_unbilled_t *rows, size_t n, const tg_invoice_it
     return tg_invoice_build(b->cfg, b->c, rows, n, items, nitems, inv, err);
 }
 
-/* What a stored line is, for tg_invoice_refresh_usage: lines come in tg_invoice_build's order
- * (the base fee, the period's usage, late lines, items). A usage plan's quote starts with a
- * charge's line (metric set); its minimum or maximum line (metric null) follows one, so a line
- * without a metric before any usage line is the base fee. */
+/* What a stored line is, for tg_invoice_refresh_usage: its "kind" says so. Lines stored before
+ * kinds existed are told apart by their shape, as they were then: they come in
+ * tg_invoice_build's order (the base fee, the period's usage, late lines, items); a usage plan's
+ * quote starts with a charge's line (metric set) and its minimum or maximum line (metric null)
+ * follows one, so a line without a metric before any usage line is the base fee. (That rule
+ * misreads a plan with no charges but a minimum, whose quote is its top-up line alone: kept as
+ * if it were a base fee. Only invoices without kinds are read that way.) A kind this version
+ * does not know is kept as it is. */
 typedef enum { LINE_BASE, LINE_USAGE, LINE_OTHER } stored_line_t;
 
 static stored_line_t stored_line(const json_t *l, int *seen_usage)
 {
+    tg_line_kind_t kind;
+    int rc = tg_line_stored_kind(l, &kind);
+    if (rc == TG_EINVAL)
+        return LINE_OTHER;
+    if (rc == 0) {
+        switch (kind) {
+        case TG_LINE_USAGE:
+        case TG_LINE_MINIMUM:
+        case TG_LINE_MAXIMUM:
+            *seen_usage = 1;
+            return LINE_USAGE;
+        case TG_LINE_BASE:
+        case TG_LINE_PRORATION:
+            return LINE_BASE;
+        default:
+            return LINE_OTHER; /* late usage, items and credits */
+        }
+    }
     if (json_object_get(l, "late_period") != NULL || !json_is_string(json_object_get(l, "plan")))
         return LINE_OTHER; /* late usage, or an item */
     if (json_is_string(json_object_get(l, "metric")) || *seen_usage) {
@@ -256,6 +311,40 @@ static stored_line_t stored_line(const json_t *l, int *seen_usage)
         return LINE_USAGE;
     }
     return LINE_BASE;
+}
+
+/* The units of (plan_id, metric) the draft's own usage lines priced (their "used"), 0 when it has
+ * none for them. */
+static uint64_t used_on_draft(const json_t *old, const char *plan_id, const char *metric)
+{
+    int seen_usage = 0;
+    size_t i;
+    json_t *l;
+    json_array_foreach(old, i, l)
+    {
+        const char *p = json_string_value(json_object_get(l, "plan"));
+        const char *m = json_string_value(json_object_get(l, "metric"));
+        json_int_t used = json_integer_value(json_object_get(l, "used"));
+        if (stored_line(l, &seen_usage) == LINE_USAGE && p != NULL && m != NULL && strcmp(p, plan_id) == 0 &&
+            strcmp(m, metric) == 0 && used > 0)
+            return (uint64_t)used;
+    }
+    return 0;
+}
+
+/* The units of the draft's period to price on it: each row's units less those billed on other
+ * invoices meanwhile. A row's invoiced units are the draft's own (its usage lines' "used") plus
+ * any the next period's invoice took as late usage while this one stayed a draft (store.h:
+ * usage arriving after the next period was drafted goes there); those are billed already and
+ * must not be billed again here. kept (n entries) is the caller's. */
+static void units_for_draft(const json_t *old, const tg_unbilled_t *rows, size_t n, tg_unbilled_t *kept)
+{
+    for (size_t i = 0; i < n; i++) {
+        kept[i] = rows[i];
+        uint64_t own = used_on_draft(old, rows[i].plan_id, rows[i].metric);
+        uint64_t elsewhere = rows[i].invoiced > own ? rows[i].invoiced - own : 0;
+        kept[i].units = rows[i].units > elsewhere ? rows[i].units - elsewhere : 0;
+    }
 }
 
 int tg_invoice_refresh_usage(const tg_config_t *cfg, const tg_customer_t *c, const tg_unbilled_t *rows, size_t n,
@@ -280,9 +369,13 @@ int tg_invoice_refresh_usage(const tg_config_t *cfg, const tg_customer_t *c, con
     int d = plan->currency_digits, seen_usage = 0, placed = 0;
     tg_money_t usage_total = 0, total = 0; /* total: summed over every line of the result below */
     json_t *fresh = json_array(), *lines = json_array();
-    int rc = fresh != NULL && lines != NULL
-                 ? usage_lines(cfg, plan, c, rows, n, inv->period_start, d, fresh, &usage_total, err)
+    tg_unbilled_t *own = malloc((n > 0 ? n : 1) * sizeof(*own));
+    if (own != NULL)
+        units_for_draft(old, rows, n, own);
+    int rc = fresh != NULL && lines != NULL && own != NULL
+                 ? usage_lines(cfg, plan, c, own, n, inv->period_start, d, fresh, &usage_total, err)
                  : tg_errf(err, TG_ENOMEM, "out of memory rendering an invoice");
+    free(own);
     /* The draft's lines as they were, its period's usage lines replaced by fresh ones: the base
      * fee, late lines and items (credits included) are kept. */
     size_t i;
@@ -480,6 +573,54 @@ int tg_invoice_close_periods(tg_store_t *st, const tg_config_t *cfg, const tg_cu
     return tg_invoice_close_due(st, cfg, c, 0, now_s, created, NULL, err);
 }
 
+/* The preview's build (tg_invoice_preview): the periods of c whose invoice is still a draft. */
+typedef struct preview_arg {
+    tg_invoice_build_arg_t build;
+    int64_t *drafts; /* their period starts */
+    size_t ndrafts, cap;
+    int nomem;
+} preview_arg_t;
+
+static int on_draft(const tg_invoice_t *inv, void *arg)
+{
+    preview_arg_t *p = arg;
+    if (p->ndrafts == p->cap) {
+        size_t cap = p->cap ? 2 * p->cap : 8;
+        int64_t *d = cap <= SIZE_MAX / sizeof(*d) ? realloc(p->drafts, cap * sizeof(*d)) : NULL;
+        if (d == NULL) {
+            p->nomem = 1;
+            return 1;
+        }
+        p->drafts = d;
+        p->cap = cap;
+    }
+    p->drafts[p->ndrafts++] = inv->period_start;
+    return 0;
+}
+
+/* Builds the preview from the rows of periods that have no draft: usage of a period whose invoice
+ * is a draft goes onto that draft when it is finalized (tg_invoice_refresh_usage), not onto the
+ * upcoming invoice, so the preview leaves it out rather than show it as a late line. */
+static int on_preview_build(const tg_unbilled_t *rows, size_t n, const tg_invoice_item_t *items, size_t nitems,
+                            tg_invoice_t *inv, void *arg, tg_err_t *err)
+{
+    const preview_arg_t *p = arg;
+    tg_unbilled_t *kept = malloc((n > 0 ? n : 1) * sizeof(*kept));
+    if (kept == NULL)
+        return tg_errf(err, TG_ENOMEM, "out of memory previewing an invoice");
+    size_t nk = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = 0;
+        while (k < p->ndrafts && p->drafts[k] != rows[i].period_start)
+            k++;
+        if (k == p->ndrafts || rows[i].period_start >= inv->period_start)
+            kept[nk++] = rows[i];
+    }
+    int rc = tg_invoice_build(p->build.cfg, p->build.c, kept, nk, items, nitems, inv, err);
+    free(kept);
+    return rc;
+}
+
 char *tg_invoice_preview(tg_store_t *st, const tg_config_t *cfg, const tg_customer_t *c, int64_t now_s, tg_err_t *err)
 {
     const tg_plan_t *plan = tg_config_find_plan(cfg, c->plan_id);
@@ -491,10 +632,21 @@ char *tg_invoice_preview(tg_store_t *st, const tg_config_t *cfg, const tg_custom
     tg_period_bounds(c->anchor_at, plan->interval, now_s, &inv.period_start, &inv.period_end);
     snprintf(inv.customer_id, sizeof(inv.customer_id), "%s", c->id);
     snprintf(inv.status, sizeof(inv.status), "upcoming");
-    tg_invoice_build_arg_t b = {cfg, c};
+    preview_arg_t p = {.build = {cfg, c}};
+    tg_invoice_query_t drafts = {.customer_id = c->id, .status = "draft"};
+    tg_page_t page = {.limit = TG_PAGE_MAX};
+    tg_page_end_t end = {0};
+    int rc;
+    do {
+        rc = tg_store_invoice_search(st, &drafts, &page, on_draft, &p, &end, err);
+        if (p.nomem)
+            rc = tg_errf(err, TG_ENOMEM, "out of memory previewing an invoice");
+        memcpy(page.after, end.next, sizeof(page.after));
+    } while (rc == 0 && end.has_more);
     char *out = NULL;
-    if (tg_store_invoice_preview(st, &inv, tg_invoice_on_build, &b, err) == 0)
+    if (rc == 0 && tg_store_invoice_preview(st, &inv, on_preview_build, &p, err) == 0)
         out = tg_invoice_to_json(&inv);
+    free(p.drafts);
     free(inv.body);
     return out;
 }

@@ -11,7 +11,15 @@
  * dated line per earlier (period, plan, metric) apart from the period's own usage (it takes
  * none of its allowance): "api_calls used 2026-01-01 to 2026-01-31, reported after that
  * period's invoice", with late_period {start, end}, quantity, invoiced (units of it billed
- * before) and amount = tg_price_late_usage under the plan it was metered under. */
+ * before) and amount = tg_price_late_in_period under the plan it was metered under: what that
+ * period's usage total (its usage lines and its minimum top-up or cap adjustment, over all its
+ * metrics) grows by, the late lines of one period and plan taken one after the other.
+ *
+ * Every line written says what it is in "kind" (pricing.h, tg_line_kind_name): "base_fee", or
+ * "proration" for a base fee prorated by a trial or a cancellation; "usage", "minimum" and
+ * "maximum" for a usage plan's quote; "late_usage"; "item" and "credit" (a negative item) for the
+ * pending items, such as a plan change's prorations. Invoices stored before kinds existed have
+ * none; their readers go by the lines' shape as they did then. */
 #ifndef TG_INVOICE_H
 #define TG_INVOICE_H
 
@@ -39,11 +47,15 @@ typedef struct tg_invoice_build_arg {
 int tg_invoice_on_build(const tg_unbilled_t *rows, size_t n, const tg_invoice_item_t *items, size_t nitems,
                         tg_invoice_t *inv, void *arg, tg_err_t *err);
 
-/* Late usage while inv is a draft (issue 16): replaces the usage lines of inv's own period in
- * its body with fresh ones priced from rows (every row of that period with all its units, as
+/* Late usage while inv is a draft (issue 16): replaces the usage lines of inv's own period (kinds
+ * "usage", "minimum", "maximum"; in a body without kinds, told by their shape) in its body with
+ * fresh ones priced from rows (every row of that period with all its units, as
  * tg_store_invoice_draft_refresh hands them) as tg_invoice_build prices them, under the plan the
  * draft was made with (its body's "plan"; c's current one if the configuration lacks it), and
- * sets the body's subtotal and total and inv->total to the sum of its lines. The base fee, the
+ * sets the body's subtotal and total and inv->total to the sum of its lines. Units of a row that
+ * another invoice billed meanwhile (the next period's, as late usage, while this one stayed a
+ * draft: the row's invoiced units beyond what the draft's own usage lines say they "used") are
+ * left out, so that no unit is billed twice. The base fee, the
  * late lines and the items (credits) on the draft are kept as they are. inv->body is replaced
  * (the old one freed) on success only. TG_EINVAL (a body without lines or with a bad amount),
  * TG_ECONFIG (no plan in the invoice's currency), TG_ERANGE, TG_ENOMEM. */
@@ -82,7 +94,9 @@ int tg_invoice_due_single(const tg_config_t *cfg, const tg_customer_t *c, int64_
                           tg_invoice_t *draft, int64_t *next_end);
 
 /* The upcoming invoice of c's current period: the same build, over the usage not yet invoiced,
- * nothing stored. Returns a malloc'd JSON string (caller frees) or NULL with err set. */
+ * nothing stored. Usage of a period whose invoice is still a draft is left out: finalizing that
+ * draft puts it there (tg_invoice_refresh_usage), so it is not the upcoming invoice's. Returns a
+ * malloc'd JSON string (caller frees) or NULL with err set (TG_ECONFIG, the store's errors). */
 char *tg_invoice_preview(tg_store_t *st, const tg_config_t *cfg, const tg_customer_t *c, int64_t now_s,
                          tg_err_t *err);
 

@@ -26,6 +26,32 @@ static const char *usage_model(const char *desc)
     return NULL;
 }
 
+/* The kind of a line for its text: its "kind" (-1 for a name this version does not know); for a
+ * line stored without one, guessed from its shape as before kinds existed: a late line has
+ * "late_period", a usage line a metric, an "included" count and a description ending in its
+ * pricing model; anything else reads as stored (TG_LINE_ITEM stands for those). */
+static int text_kind(const json_t *line, const char *desc, const char *metric)
+{
+    tg_line_kind_t kind;
+    int rc = tg_line_stored_kind(line, &kind);
+    if (rc != TG_ENOTFOUND)
+        return rc == 0 ? (int)kind : -1;
+    if (json_is_object(json_object_get(line, "late_period")))
+        return TG_LINE_LATE_USAGE;
+    if (metric != NULL && json_is_integer(json_object_get(line, "included")) && desc != NULL &&
+        usage_model(desc) != NULL)
+        return TG_LINE_USAGE;
+    return TG_LINE_ITEM;
+}
+
+int tg_line_stored_kind(const json_t *line, tg_line_kind_t *out)
+{
+    const json_t *named = json_object_get(line, "kind");
+    if (named == NULL)
+        return TG_ENOTFOUND;
+    return tg_line_kind_parse(json_string_value(named), out);
+}
+
 const char *tg_line_text(const tg_config_t *cfg, const json_t *line, char *out, size_t cap)
 {
     out[0] = '\0';
@@ -34,15 +60,17 @@ const char *tg_line_text(const tg_config_t *cfg, const json_t *line, char *out, 
     const char *desc = json_string_value(json_object_get(line, "description"));
     const char *metric = json_string_value(json_object_get(line, "metric"));
     const json_t *included = json_object_get(line, "included");
-    const char *kind = json_string_value(json_object_get(line, "kind")); /* absent on usage lines so far */
+    int kind = text_kind(line, desc, metric);
+    /* the pricing model is only in the description's ending (pricing.c): a usage line written
+     * otherwise reads as stored */
     const char *model = desc != NULL ? usage_model(desc) : NULL;
     size_t mlen = metric != NULL ? strlen(metric) : 0;
-    if (metric != NULL && desc != NULL && json_is_object(json_object_get(line, "late_period")) &&
-        strncmp(desc, metric, mlen) == 0 && desc[mlen] == ' ') {
+    if (kind == TG_LINE_LATE_USAGE && metric != NULL && desc != NULL && strncmp(desc, metric, mlen) == 0 &&
+        desc[mlen] == ' ') {
         /* late usage (invoice.c): "api_calls used 2026-01-01 to 2026-01-31, reported after ...",
          * its dates already for people; only the metric's id becomes its name */
         snprintf(out, cap, "%s%s", tg_config_metric_name(cfg, metric), desc + mlen);
-    } else if (metric == NULL || !json_is_integer(included) || model == NULL || (kind != NULL && strcmp(kind, "usage") != 0)) {
+    } else if (kind != TG_LINE_USAGE || metric == NULL || !json_is_integer(included) || model == NULL) {
         snprintf(out, cap, "%s", desc != NULL ? desc : "");
     } else {
         /* included is a uint64 in the body: the unlimited allowance (UINT64_MAX) reads back as -1 */

@@ -6,11 +6,14 @@
  * display name and unit (metering.metrics) and the allowance grouped by thousands ("API calls
  * above 50,000 included (per call)"). Composing at display time, not storing the text, means a
  * display name changed after an invoice was issued shows on it, and invoices stored before this
- * existed render the same way: the stored JSON is unchanged. A usage line is one with a metric,
- * an "included" count and a description ending in its pricing model, and no "kind" other than
- * "usage". A late usage line (one with "late_period") reads as stored with the metric's display
- * name in place of its id. Any other line (the base fee, a minimum or cap, a one-off item, a kind added later,
- * which says so in "kind") is shown as its stored description.
+ * existed render the same way: the stored JSON is unchanged. What a line is comes from its
+ * "kind" (pricing.h, tg_line_kind_name): a "usage" line is composed from its fields, with the
+ * pricing model its description ends in (a usage line whose description ends otherwise reads as
+ * stored); a "late_usage" line reads as stored with the metric's display name in place of its id;
+ * any other kind (the base fee, a proration, a minimum or cap, an item, a credit, a kind this
+ * version does not know) is its stored description. Lines stored before kinds existed are read
+ * by their shape: a usage line is one with a metric, an "included" count and a description
+ * ending in its pricing model; a late line one with "late_period".
  *
  * Pure: no I/O, no globals; safe on any thread. */
 #ifndef TG_LINE_TEXT_H
@@ -19,7 +22,14 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "billing/pricing.h"
 #include "config/config.h"
+
+/* The kind of a line of an invoice body (an object of its "lines"): 0 with *out set from its
+ * "kind"; TG_ENOTFOUND when it has none (stored before kinds existed: the caller reads its shape
+ * as it did then); TG_EINVAL when "kind" is not a name this version knows (the caller keeps the
+ * line as it is). */
+int tg_line_stored_kind(const json_t *line, tg_line_kind_t *out);
 
 /* Longest text written (NUL included); longer is cut at a character boundary. */
 #define TG_LINE_TEXT_MAX 320

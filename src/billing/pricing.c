@@ -12,6 +12,28 @@
 
 #include "util/utf8.h"
 
+/* Indexed by tg_line_kind_t: the names stored in invoice bodies, which never change. */
+static const char *const line_kind_names[TG_LINE_KIND_COUNT] = {
+    [TG_LINE_BASE] = "base_fee",         [TG_LINE_USAGE] = "usage",         [TG_LINE_MINIMUM] = "minimum",
+    [TG_LINE_MAXIMUM] = "maximum",       [TG_LINE_PRORATION] = "proration", [TG_LINE_CREDIT] = "credit",
+    [TG_LINE_LATE_USAGE] = "late_usage", [TG_LINE_ITEM] = "item",
+};
+
+const char *tg_line_kind_name(tg_line_kind_t kind)
+{
+    return (unsigned)kind < TG_LINE_KIND_COUNT ? line_kind_names[kind] : "";
+}
+
+int tg_line_kind_parse(const char *name, tg_line_kind_t *out)
+{
+    for (int k = 0; name != NULL && k < TG_LINE_KIND_COUNT; k++)
+        if (strcmp(name, line_kind_names[k]) == 0) {
+            *out = (tg_line_kind_t)k;
+            return 0;
+        }
+    return TG_EINVAL;
+}
+
 static const char *metric_name(const tg_charge_t *c)
 {
     return c->metric != NULL ? c->metric : "(unnamed metric)";
@@ -386,6 +408,51 @@ int tg_price_late_usage(const tg_plan_t *plan, const char *metric, uint64_t invo
     return 0;
 }
 
+/* The usage total of plan's quote (usage lines and the minimum/maximum adjustment) for usage. */
+static int usage_total_of(const tg_plan_t *plan, const tg_usage_qty_t *usage, size_t n, tg_money_t *out, tg_err_t *err)
+{
+    tg_quote_t q;
+    int rc = tg_quote_build(plan, usage, n, 0, &q, err);
+    *out = rc == 0 ? q.usage_total : 0;
+    tg_quote_free(&q);
+    return rc;
+}
+
+int tg_price_late_in_period(const tg_plan_t *plan, const tg_usage_qty_t *invoiced, size_t ninvoiced, const char *metric,
+                            uint64_t late, tg_money_t *amount, tg_err_t *err)
+{
+    *amount = 0;
+    if (plan == NULL || metric == NULL)
+        return tg_errf(err, TG_EINVAL, "no plan or metric to price late usage with");
+    if (invoiced == NULL)
+        ninvoiced = 0;
+    if (ninvoiced > SIZE_MAX / sizeof(*invoiced) - 1)
+        return tg_errf(err, TG_ERANGE, "%s: too many metrics to price late usage with", metric);
+    /* the period as billed, then with the late units: one more entry of the metric (quote
+     * building adds the entries of one metric up, refusing a sum past 64 bits) */
+    tg_usage_qty_t *with = malloc((ninvoiced + 1) * sizeof(*with));
+    if (with == NULL)
+        return tg_errf(err, TG_ENOMEM, "out of memory pricing late usage of %s", metric);
+    int billed_any = 0;
+    for (size_t i = 0; i < ninvoiced; i++) {
+        with[i] = invoiced[i];
+        billed_any |= invoiced[i].used > 0;
+    }
+    with[ninvoiced] = (tg_usage_qty_t){metric, late};
+    tg_money_t before = 0, after = 0;
+    /* nothing invoiced: the period's invoice had no usage of this plan, hence no quote of it and
+     * no minimum top-up to build on */
+    int rc = billed_any ? usage_total_of(plan, invoiced, ninvoiced, &before, err) : 0;
+    if (rc == 0)
+        rc = usage_total_of(plan, with, ninvoiced + 1, &after, err);
+    free(with);
+    if (rc != 0)
+        return rc;
+    /* both are usage totals within the money range and >= 0: their difference cannot overflow */
+    *amount = after - before;
+    return 0;
+}
+
 void tg_quote_free(tg_quote_t *q)
 {
     if (q == NULL)
@@ -410,7 +477,8 @@ static json_t *line_json(const tg_line_t *l, int d)
     json_t *j = json_object();
     if (j == NULL)
         return NULL;
-    int ok = json_object_set_new(j, "description", json_string(l->description)) == 0 &&
+    int ok = json_object_set_new(j, "kind", json_string(tg_line_kind_name(l->kind))) == 0 &&
+             json_object_set_new(j, "description", json_string(l->description)) == 0 &&
              json_object_set_new(j, "metric", l->metric[0] ? json_string(l->metric) : json_null()) == 0 &&
              json_object_set_new(j, "quantity", json_integer((json_int_t)l->quantity)) == 0 &&
              json_object_set_new(j, "amount", money_json(l->amount, d)) == 0;

@@ -53,14 +53,29 @@ typedef struct tg_tier_part {
     tg_money_t amount;
 } tg_tier_part_t;
 
+/* What a line is. Every invoice line stored says so in its "kind" (tg_line_kind_name), so that
+ * readers (the draft refresh, the text for people, the Stripe export, the dashboard) need not
+ * guess it from which fields the line has; invoices stored before "kind" existed have none and
+ * their readers fall back to the shape rules they used then. The set is closed: a reader meeting
+ * a name it does not know treats the line as one it must keep and show as stored. */
 typedef enum tg_line_kind {
-    TG_LINE_BASE = 0, /* the plan's base fee */
-    TG_LINE_USAGE,    /* one charge */
-    TG_LINE_MINIMUM,  /* minimum commitment top-up, > 0 */
-    TG_LINE_MAXIMUM,  /* spending cap adjustment, < 0 */
-    TG_LINE_PRORATION,
-    TG_LINE_CREDIT,
+    TG_LINE_BASE = 0,   /* "base_fee": the plan's base fee for the whole period */
+    TG_LINE_USAGE,      /* "usage": one charge of the period's own usage */
+    TG_LINE_MINIMUM,    /* "minimum": minimum commitment top-up, > 0 */
+    TG_LINE_MAXIMUM,    /* "maximum": spending cap adjustment, < 0 */
+    TG_LINE_PRORATION,  /* "proration": the base fee for part of the period (a trial ended in it,
+                         * or a cancellation cut it short) */
+    TG_LINE_CREDIT,     /* "credit": a one-off item with a negative amount */
+    TG_LINE_LATE_USAGE, /* "late_usage": usage of an earlier period, reported after its invoice */
+    TG_LINE_ITEM,       /* "item": a one-off item with an amount >= 0 (a plan change's proration,
+                         * an owner's charge) */
 } tg_line_kind_t;
+#define TG_LINE_KIND_COUNT 8
+
+/* The stored name of kind ("base_fee", ...); "" for a value outside the enum. */
+const char *tg_line_kind_name(tg_line_kind_t kind);
+/* The kind named `name`: 0 with *out set, or TG_EINVAL (NULL or an unknown name; *out untouched). */
+int tg_line_kind_parse(const char *name, tg_line_kind_t *out);
 
 typedef struct tg_line {
     tg_line_kind_t kind;
@@ -127,30 +142,46 @@ int tg_quote_build(const tg_plan_t *plan, const tg_usage_qty_t *usage, size_t nu
 int tg_quote_estimate(const tg_plan_t *plan, const tg_usage_qty_t *usage, size_t nusage, int include_base_fee,
                       tg_quote_t *out, tg_err_t *err);
 
-/* Late usage (issue 16): `late` units of `metric` that arrived after their period was invoiced
- * with `invoiced` units of it. *amount = what the usage lines of that metric in plan's quote
- * come to for invoiced + late units, less what they come to for invoiced units: exactly what the
- * customer would have paid had the units arrived in time, the allowance, tiers and packages
- * already entered counted once, each side rounded per line as its invoice was. It may be
- * negative under volume pricing (more units can fall in a cheaper tier). The plan's minimum and
- * maximum are not applied again: they bound a whole period's usage lines, which an invoice
- * closed earlier settled. Returns 0; TG_EINVAL (no plan or metric, a malformed plan as in
- * tg_quote_build), TG_ERANGE when invoiced + late or an amount overflows, TG_ENOMEM; *amount is
- * then 0. Pure. */
+/* Late usage of one metric alone, as Stripe's metered prices see it (payments/meter_export.c:
+ * Stripe has no minimum or cap to apply): `late` units of `metric` that arrived after their
+ * period was billed with `invoiced` units of it. *amount = what the usage lines of that metric in
+ * plan's quote come to for invoiced + late units, less what they come to for invoiced units, the
+ * allowance, tiers and packages already entered counted once, each side rounded per line. It may
+ * be negative under volume pricing (more units can fall in a cheaper tier). The plan's minimum
+ * and maximum are not applied (tg_price_late_in_period does, for tollgate's own invoices).
+ * Returns 0; TG_EINVAL (no plan or metric, a malformed plan as in tg_quote_build), TG_ERANGE when
+ * invoiced + late or an amount overflows, TG_ENOMEM; *amount is then 0. Pure. */
 int tg_price_late_usage(const tg_plan_t *plan, const char *metric, uint64_t invoiced, uint64_t late, tg_money_t *amount,
                         tg_err_t *err);
+
+/* Late usage on tollgate's own invoice (issue 16): `late` units of `metric` that arrived after
+ * their period was invoiced, when the period's usage under `plan` billed so far is `invoiced`
+ * (ninvoiced entries, every metric of that period and plan, entries of one metric adding up; NULL
+ * when 0). *amount = the usage total of plan's quote (its usage lines plus the minimum top-up or
+ * cap adjustment: tg_quote_t.usage_total) for invoiced with the late units added, less what was
+ * billed for invoiced: that quote's usage total, or 0 when nothing was invoiced (no quote of the
+ * period was billed under this plan, so no minimum either). Exactly what the period's invoice
+ * would have said had the units arrived in time: a period at its minimum pays nothing more until
+ * its usage passes the minimum, a capped period never more than its cap. Several late lines of one
+ * period and plan are priced one after the other, each on top of the ones before (add each one's
+ * units to invoiced): their sum is then the difference for all of them. May be negative (volume
+ * pricing). Returns 0; TG_EINVAL (no plan or metric, a malformed plan), TG_ERANGE (a count or an
+ * amount overflows), TG_ENOMEM; *amount is then 0. Pure. */
+int tg_price_late_in_period(const tg_plan_t *plan, const tg_usage_qty_t *invoiced, size_t ninvoiced, const char *metric,
+                            uint64_t late, tg_money_t *amount, tg_err_t *err);
 
 /* Frees the lines of a quote and empties it; safe on an empty or already freed quote. */
 void tg_quote_free(tg_quote_t *q);
 
 /* The quote as compact JSON, keys in this order:
- *   {"plan","currency","lines":[{"description","metric","quantity","amount", ...}],"total"}
- * metric is null for lines that are not usage; usage lines add "used", "included" (null when
- * unlimited), "exact" and, when they have a breakdown, "tiers":[{"from","to","quantity",
- * "unit_price","flat_price","amount"}]. Amounts are exact decimal strings in the major unit with
- * the currency's digits ("61.50"; "exact" and tier amounts show more digits only when they have
- * them). An estimate (tg_quote_estimate) adds "blocked":[{"metric","after"}] after "total".
- * Returns a malloc'd string the caller frees, or NULL when out of memory. */
+ *   {"plan","currency","lines":[{"kind","description","metric","quantity","amount", ...}],"total"}
+ * kind is tg_line_kind_name's; metric is null for lines that are not usage; usage lines add
+ * "used", "included" (null when unlimited), "exact" and, when they have a breakdown,
+ * "tiers":[{"from","to","quantity","unit_price","flat_price","amount"}]. Amounts are exact
+ * decimal strings in the major unit with the currency's digits ("61.50"; "exact" and tier amounts
+ * show more digits only when they have them). An estimate (tg_quote_estimate) adds
+ * "blocked":[{"metric","after"}] after "total". Returns a malloc'd string the caller frees, or
+ * NULL when out of memory. */
 char *tg_quote_to_json(const tg_quote_t *q);
 
 /* *out = amount x remaining_s / period_s, rounded half away from zero to a nano-unit (128-bit

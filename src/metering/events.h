@@ -51,7 +51,8 @@
  * own usage lines (tg_periods_invoice_transition, tg_store_invoice_draft_refresh). Once that
  * invoice is finalized (or the next period's invoice was drafted first), the store's
  * invoiced_units mark leaves it for the customer's next invoice, where billing/invoice.c puts it
- * on a dated line of its own priced as that period would have priced it (tg_price_late_usage),
+ * on a dated line of its own priced as that period would have priced it, its minimum and cap
+ * included (tg_price_late_in_period),
  * as for any usage that arrives after its period was invoiced. Every unit is billed once.
  *
  * Threads: tg_events_ingest runs on gateway event loops; the index is behind one mutex, taken

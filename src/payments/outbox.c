@@ -158,13 +158,18 @@ static int64_t body_time(const json_t *v)
     return rest != NULL && *rest == '\0' ? (int64_t)timegm(&tm) : 0;
 }
 
-/* The period of a line's Stripe item: a late usage line's own (late_period, issue 16: the
- * units belong to that earlier period), otherwise the invoice's. */
+/* The period of a line's Stripe item: a late usage line's own (kind "late_usage", or a line
+ * stored before kinds with a late_period; issue 16: the units belong to that earlier period),
+ * otherwise the invoice's. */
 static void line_period(const json_t *l, const tg_invoice_t *inv, int64_t *start, int64_t *end)
 {
+    tg_line_kind_t kind;
+    int rc = tg_line_stored_kind(l, &kind);
+    int is_late =
+        rc == TG_ENOTFOUND ? json_object_get(l, "late_period") != NULL : rc == 0 && kind == TG_LINE_LATE_USAGE;
     const json_t *late = json_object_get(l, "late_period");
     int64_t s = body_time(json_object_get(late, "start")), e = body_time(json_object_get(late, "end"));
-    int own = late != NULL && s > 0 && e > s;
+    int own = is_late && s > 0 && e > s;
     *start = own ? s : inv->period_start;
     *end = own ? e : inv->period_end;
 }

@@ -70,12 +70,16 @@ static int cmp_marked_item(const void *a, const void *b)
 }
 
 /* Statement 2: marks every unbilled usage row of every active entry's customer up to its period
- * start and returns it, with the entry's ordinal (1-based) and the row's invoiced units before. */
+ * start and returns it, with the entry's ordinal (1-based) and the row's invoiced units before;
+ * with, for an earlier period and plan that has late units, its other metrics' rows too (units
+ * 0: marking them changes nothing), for the late lines' pricing (tg_invoice_build_cb). */
 static const char mark_usage_sql[] =
     "UPDATE usage_period u SET invoiced_units = u.units FROM (SELECT up.customer_id, up.period_start, up.metric,"
     " up.plan_id, up.invoiced_units AS before, d.i"
     " FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS d(cid, ps, i)"
-    " JOIN usage_period up ON up.customer_id = d.cid AND up.period_start <= d.ps WHERE up.units > up.invoiced_units"
+    " JOIN usage_period up ON up.customer_id = d.cid AND up.period_start <= d.ps WHERE (up.units > up.invoiced_units"
+    " OR (up.period_start < d.ps AND EXISTS (SELECT 1 FROM usage_period w WHERE w.customer_id = up.customer_id"
+    " AND w.period_start = up.period_start AND w.plan_id = up.plan_id AND w.units > w.invoiced_units)))"
     " ORDER BY up.customer_id, up.period_start, up.metric, up.plan_id FOR UPDATE OF up) o"
     " WHERE u.customer_id = o.customer_id AND u.period_start = o.period_start AND u.metric = o.metric"
     " AND u.plan_id = o.plan_id RETURNING o.i, u.period_start, u.plan_id, u.metric, u.units - o.before, o.before";

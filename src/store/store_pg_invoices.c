@@ -103,6 +103,16 @@ static int cmp_unbilled(const void *a, const void *b)
     return c != 0 ? c : strcmp(x->metric, y->metric);
 }
 
+/* Which rows of usage_period (no alias; $1 the customer, $2 the invoice's period start) an
+ * invoice's build gets (store.h, tg_invoice_build_cb): those with units not yet invoiced and, for
+ * an earlier period and plan with late units, its other metrics too (nothing unbilled: units 0,
+ * with their invoiced units), so that late lines are priced on top of the whole period as billed,
+ * its minimum and cap included (tg_price_late_in_period). As SQLite's unbilled query. */
+#define PG_UNBILLED_OR_LATE_GROUP                                                                                      \
+    "(units > invoiced_units OR (period_start < $2 AND EXISTS (SELECT 1 FROM usage_period w"                           \
+    " WHERE w.customer_id = $1 AND w.period_start = usage_period.period_start"                                         \
+    " AND w.plan_id = usage_period.plan_id AND w.units > w.invoiced_units)))"
+
 /* Rows of (period_start, plan_id, metric, units, invoiced) in res into v, in (period, plan,
  * metric) byte order as SQLite's unbilled query (one row per key: it is usage_period's). */
 static int unbilled_from(PGresult *res, unbilled_vec_t *v, tg_err_t *err)
@@ -209,7 +219,7 @@ int tg_pg_invoice_create(tg_store_t *store, tg_invoice_t *draft, tg_invoice_buil
     rc = gather(st,
                 "UPDATE usage_period u SET invoiced_units = u.units FROM (SELECT customer_id, period_start, metric,"
                 " plan_id, invoiced_units AS before FROM usage_period WHERE customer_id = $1 AND period_start <= $2"
-                " AND units > invoiced_units ORDER BY period_start, plan_id COLLATE \"C\", metric COLLATE \"C\""
+                " AND " PG_UNBILLED_OR_LATE_GROUP " ORDER BY period_start, plan_id COLLATE \"C\", metric COLLATE \"C\""
                 " FOR UPDATE) o WHERE u.customer_id = o.customer_id AND u.period_start = o.period_start"
                 " AND u.metric = o.metric AND u.plan_id = o.plan_id"
                 " RETURNING u.period_start, u.plan_id, u.metric, u.units - o.before, o.before",
@@ -267,7 +277,7 @@ int tg_pg_invoice_preview(tg_store_t *store, tg_invoice_t *draft, tg_invoice_bui
     item_vec_t items = {0};
     int rc = gather(st,
                     "SELECT period_start, plan_id, metric, units - invoiced_units, invoiced_units"
-                    " FROM usage_period WHERE customer_id = $1 AND period_start <= $2 AND units > invoiced_units",
+                    " FROM usage_period WHERE customer_id = $1 AND period_start <= $2 AND " PG_UNBILLED_OR_LATE_GROUP,
                     draft->customer_id, draft->period_start, NULL, 0, &v, err, "reading unbilled usage");
     if (rc == 0)
         rc = gather(st,

@@ -75,6 +75,10 @@ static void read_unbilled(sqlite3_stmt *s, tg_unbilled_t *row)
     row->invoiced = (uint64_t)sqlite3_column_int64(s, 4);
 }
 
+/* The unbilled rows (store.h, tg_invoice_build_cb): and, for an earlier period and plan with late
+ * units, its other metrics too, with nothing unbilled (units 0) and their invoiced units, for the
+ * late lines' pricing on top of the whole period as billed (its minimum and cap:
+ * tg_price_late_in_period). */
 static int unbilled_query(tg_sqlite_t *st, const char *customer_id, int64_t period_start, tg_unbilled_cb cb, void *arg,
                           tg_err_t *err)
 {
@@ -84,8 +88,10 @@ static int unbilled_query(tg_sqlite_t *st, const char *customer_id, int64_t peri
         return rc;
     rc = tg_sqlite_cached(st, SQ_UNBILLED,
                           "SELECT period_start, plan_id, metric, units - invoiced_units, invoiced_units"
-                          " FROM usage_period WHERE customer_id = ? AND period_start <= ? AND units > invoiced_units"
-                          " ORDER BY period_start, plan_id, metric",
+                          " FROM usage_period WHERE customer_id = ?1 AND period_start <= ?2 AND (units > invoiced_units"
+                          " OR (period_start < ?2 AND (period_start, plan_id) IN (SELECT period_start, plan_id"
+                          " FROM usage_period WHERE customer_id = ?1 AND period_start < ?2"
+                          " AND units > invoiced_units))) ORDER BY period_start, plan_id, metric",
                           &s, err, "reading unbilled usage");
     if (rc != 0)
         return rc;

@@ -206,6 +206,10 @@ test('late usage: into its own period until that period is invoiced, then onto t
     const list = await s.adminCall('GET', `/v1/admin/invoices?customer=${customer.id}`);
     const first = await s.adminCall('GET', `/v1/admin/invoices/${list.json.data[0].id}`);
     assert.equal(first.json.total, '10.75'); // 10.00 + (2 + 3 - 2) x 0.25
+    // finalized: from now on its period's usage is no longer the draft's (the next test covers a
+    // draft, whose late usage the upcoming invoice leaves to it)
+    const fin = await s.adminCall('POST', `/v1/admin/invoices/${list.json.data[0].id}/finalize`);
+    assert.equal(fin.status, 200, fin.text);
 
     // once the period is invoiced, a later event dated in it goes onto the next invoice, as a
     // line of its own dated with its period and priced as that period would have priced it
@@ -267,6 +271,13 @@ test('late usage while its period\'s invoice is a draft: onto that invoice when 
     const late = await post(s, { events: [ev('d1-late', 2 * 86400e3, 3), ev('d2-marker', 32 * 86400e3, 1)] });
     assert.equal(late.json.accepted, 2, late.text);
     assert.equal(await usageReaches(s, customer.id, 'api_calls', 1), 1);
+    // while the period's invoice is a draft those calls are the draft's: the upcoming invoice
+    // leaves them out (finalizing puts them on the draft), and says what each line is
+    let up = await s.adminCall('GET', `/v1/admin/customers/${customer.id}/invoices/upcoming`);
+    assert.equal(up.json.lines.filter((l) => l.late_period || l.kind === 'late_usage').length, 0, up.text);
+    assert.equal(up.json.total, '10.00', up.text); // the base fee; 1 call of its own, inside the allowance
+    assert.deepEqual(up.json.lines.map((l) => l.kind), ['base_fee', 'usage'], up.text);
+    assert.deepEqual(draft.json.lines.map((l) => l.kind), ['base_fee', 'usage'], draft.text);
     const fin = await s.adminCall('POST', `/v1/admin/invoices/${id}/finalize`);
     assert.equal(fin.status, 200, fin.text);
     const open = await s.adminCall('GET', `/v1/admin/invoices/${id}`);
@@ -277,7 +288,7 @@ test('late usage while its period\'s invoice is a draft: onto that invoice when 
     assert.equal(own[0].used, 5);
     assert.equal(own[0].quantity, 3);
     assert.equal(own[0].amount, '0.75');
-    let up = await s.adminCall('GET', `/v1/admin/customers/${customer.id}/invoices/upcoming`);
+    up = await s.adminCall('GET', `/v1/admin/customers/${customer.id}/invoices/upcoming`);
     assert.equal(up.json.lines.filter((l) => l.late_period).length, 0, up.text); // not billed twice
 
     // after finalization, usage dated in that period is a dated line on the next invoice
@@ -291,6 +302,7 @@ test('late usage while its period\'s invoice is a draft: onto that invoice when 
     assert.equal(lateLines[0].quantity, 4);
     assert.equal(lateLines[0].invoiced, 5);
     assert.equal(lateLines[0].amount, '1.00');
+    assert.equal(lateLines[0].kind, 'late_usage');
   });
 });
 

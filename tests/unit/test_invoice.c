@@ -32,8 +32,15 @@ static const char *yaml =
     "metering: {metrics: {api_calls: {name: \"API calls\", unit: call}}}\n"
     "portal: {title: \"Acme <API>\"}\n"
     "plans:\n"
-    "  starter: {price: \"49\", included: {api_calls: 100}, charges: [{metric: api_calls, model: per_unit, unit_price: \"0.01\"}]}\n"
-    "  pro: {price: \"199\", included: {api_calls: 1000}, charges: [{metric: api_calls, model: per_unit, unit_price: \"0.001\"}]}\n";
+    "  starter: {price: \"49\", included: {api_calls: 100}, charges: [{metric: api_calls, model: per_unit, unit_price: "
+    "\"0.01\"}]}\n"
+    "  pro: {price: \"199\", included: {api_calls: 1000}, charges: [{metric: api_calls, model: per_unit, unit_price: "
+    "\"0.001\"}]}\n"
+    /* a minimum and no charges: its quote is the top-up line alone */
+    "  floor: {price: \"10\", minimum: \"100\"}\n"
+    "  committed: {price: \"10\", minimum: \"100\", charges: [{metric: api_calls, model: per_unit, unit_price: \"1\"},"
+    " {metric: images, model: per_unit, unit_price: \"1\"}]}\n"
+    "  capped: {price: \"10\", maximum: \"100\", charges: [{metric: api_calls, model: per_unit, unit_price: \"1\"}]}\n";
 
 typedef struct {
     tg_tmpstore_t db;
@@ -69,19 +76,25 @@ static int teardown(void **state)
     return 0;
 }
 
-static void usage(fx_t *f, uint64_t batch, const char *plan, int64_t period, uint64_t units)
+static void usage_of(fx_t *f, const char *customer, uint64_t batch, const char *plan, const char *metric,
+                     int64_t period, uint64_t units)
 {
     tg_usage_t u = {0};
     u.event_id = batch;
-    snprintf(u.customer_id, sizeof(u.customer_id), "cus_1");
+    snprintf(u.customer_id, sizeof(u.customer_id), "%s", customer);
     snprintf(u.plan_id, sizeof(u.plan_id), "%s", plan);
-    snprintf(u.metric, sizeof(u.metric), "api_calls");
+    snprintf(u.metric, sizeof(u.metric), "%s", metric);
     snprintf(u.endpoint, sizeof(u.endpoint), "GET /x");
     u.units = units;
     u.ts_ns = period * 1000000000;
     u.period_start = period;
     tg_err_t err = {0};
     assert_int_equal(tg_store_usage_record(f->st, batch, &u, 1, NULL, &err), 0);
+}
+
+static void usage(fx_t *f, uint64_t batch, const char *plan, int64_t period, uint64_t units)
+{
+    usage_of(f, "cus_1", batch, plan, "api_calls", period, units);
 }
 
 typedef struct {
@@ -98,13 +111,36 @@ static int grab(const tg_invoice_t *inv, void *arg)
     return 0;
 }
 
-static void list(fx_t *f, invs_t *v)
+static void list_of(fx_t *f, const char *customer, invs_t *v)
 {
     tg_err_t err = {0};
     for (size_t i = 0; i < v->n; i++)
         tg_invoice_clear(&v->inv[i]);
     v->n = 0;
-    assert_int_equal(tg_store_invoice_list(f->st, "cus_1", grab, v, &err), 0);
+    assert_int_equal(tg_store_invoice_list(f->st, customer, grab, v, &err), 0);
+}
+
+static void list(fx_t *f, invs_t *v)
+{
+    list_of(f, "cus_1", v);
+}
+
+static int64_t clock_now;
+static int64_t test_clock(void)
+{
+    return clock_now;
+}
+
+/* Finalizes invoice id as the admin API and billing.finalize_after do, at clock_now. */
+static int finalize(fx_t *f, const char *id, tg_err_t *err)
+{
+    tg_sub_ctx_t x = {.cfg = f->cfg, .store = f->st, .now_s = test_clock};
+    return tg_periods_invoice_transition(&x, id, "open", NULL, err);
+}
+
+static json_t *line_of(json_t *body, size_t i)
+{
+    return json_array_get(json_object_get(body, "lines"), i);
 }
 
 /* A line as people read it: a usage line composed from its fields (lines stored before the text
@@ -153,6 +189,29 @@ static void test_line_text(void **state)
                  "\"metric\":\"api_calls\",\"quantity\":4,\"invoiced\":5,\"late_period\":{\"start\":"
                  "\"2026-01-01T00:00:00Z\",\"end\":\"2026-02-01T00:00:00Z\"}}",
                  "API calls used 2026-01-01 to 2026-01-31, reported after that period's invoice");
+    /* lines with a kind go by it, not by their shape: a usage line is composed, a late line (even
+     * without late_period) gets the display name, any other kind reads as stored even when it is
+     * shaped like a usage line */
+    line_text_is(f->cfg,
+                 "{\"kind\":\"usage\",\"description\":\"api_calls above 100 included (per unit)\",\"metric\":"
+                 "\"api_calls\",\"included\":100}",
+                 "API calls above 100 included (per call)");
+    line_text_is(f->cfg,
+                 "{\"kind\":\"usage\",\"description\":\"api_calls written elsewhere\",\"metric\":\"api_calls\","
+                 "\"included\":100}",
+                 "api_calls written elsewhere");
+    line_text_is(f->cfg,
+                 "{\"kind\":\"late_usage\",\"description\":\"api_calls used 2026-01-01 to 2026-01-31, reported "
+                 "after that period's invoice\",\"metric\":\"api_calls\",\"quantity\":4}",
+                 "API calls used 2026-01-01 to 2026-01-31, reported after that period's invoice");
+    line_text_is(f->cfg,
+                 "{\"kind\":\"item\",\"description\":\"api_calls above 100 included (per unit)\",\"metric\":"
+                 "\"api_calls\",\"included\":100}",
+                 "api_calls above 100 included (per unit)");
+    line_text_is(f->cfg,
+                 "{\"kind\":\"minimum\",\"description\":\"Minimum commitment top-up (usage to 100.00)\","
+                 "\"metric\":null}",
+                 "Minimum commitment top-up (usage to 100.00)");
     line_text_is(f->cfg, "[]", "");
     /* cut inside a character: dropped whole */
     json_t *l = json_pack("{s:s}", "description", "\xc3\xa9\xc3\xa9");
@@ -225,33 +284,35 @@ static void test_close_idempotent_and_late_usage(void **state)
                                  "</td><td class=\"n\">10</td><td class=\"n\">$0.10</td>"));
     free(html);
 
-    /* More late January usage while February is only previewed: priced after the 160 billed */
+    /* More late January usage while January's invoice is still a draft: it is that draft's (its
+     * finalization takes it), so March's upcoming invoice leaves it out */
     usage(f, 4, "starter", JAN1_2026, 5);
     char *up = tg_invoice_preview(f->st, f->cfg, &f->c, MAR1_2026 + 60, &err);
     assert_non_null(up);
-    assert_non_null(strstr(up, "\"quantity\":5,\"amount\":\"0.05\",\"invoiced\":160"));
+    assert_null(strstr(up, "late_period"));
+    assert_non_null(strstr(up, "\"total\":\"49.00\""));
+    free(up);
+    /* finalizing January takes those 5, and not the 10 billed on February's invoice already:
+     * 150 + 5 = 155 calls, 55 over (0.55), each unit billed once */
+    list(f, &v);
+    clock_now = MAR1_2026 + 120;
+    assert_int_equal(finalize(f, v.inv[1].id, &err), 0);
+    list(f, &v);
+    assert_string_equal(v.inv[1].status, "open");
+    assert_int_equal(v.inv[1].total, INT64_C(49550000000));
+    body = json_loads(v.inv[1].body, 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(line_of(body, 1), "used")), 155);
+    json_decref(body);
+    /* and with January open, more January usage is the upcoming invoice's late line, priced on top
+     * of the 165 billed (155 on January, 10 on February) */
+    usage(f, 5, "starter", JAN1_2026, 5);
+    up = tg_invoice_preview(f->st, f->cfg, &f->c, MAR1_2026 + 180, &err);
+    assert_non_null(up);
+    assert_non_null(strstr(up, "\"quantity\":5,\"amount\":\"0.05\",\"invoiced\":165"));
     free(up);
     list(f, &v);
     for (size_t i = 0; i < v.n; i++)
         tg_invoice_clear(&v.inv[i]);
-}
-
-static int64_t clock_now;
-static int64_t test_clock(void)
-{
-    return clock_now;
-}
-
-/* Finalizes invoice id as the admin API and billing.finalize_after do, at clock_now. */
-static int finalize(fx_t *f, const char *id, tg_err_t *err)
-{
-    tg_sub_ctx_t x = {.cfg = f->cfg, .store = f->st, .now_s = test_clock};
-    return tg_periods_invoice_transition(&x, id, "open", NULL, err);
-}
-
-static json_t *line_of(json_t *body, size_t i)
-{
-    return json_array_get(json_object_get(body, "lines"), i);
 }
 
 /* Issue 16: usage of a period that arrives while its invoice is a draft goes onto that invoice
@@ -278,8 +339,14 @@ static void test_late_usage_onto_draft(void **state)
     char jan[TG_ID_MAX];
     snprintf(jan, sizeof(jan), "%s", v.inv[0].id);
 
-    /* 70 January calls reported while January is a draft: 150 in all, 50 over the allowance */
+    /* 70 January calls reported while January is a draft: 150 in all, 50 over the allowance.
+     * They are the draft's: February's upcoming invoice does not list them as late usage. */
     usage(f, 2, "starter", JAN1_2026, 70);
+    char *up = tg_invoice_preview(f->st, f->cfg, &f->c, FEB1_2026 + 1800, &err);
+    assert_non_null(up);
+    assert_null(strstr(up, "late_period"));
+    assert_non_null(strstr(up, "\"total\":\"49.00\""));
+    free(up);
     clock_now = FEB1_2026 + 3600;
     assert_int_equal(finalize(f, jan, &err), 0);
     list(f, &v);
@@ -300,6 +367,10 @@ static void test_late_usage_onto_draft(void **state)
      * on top of the 150 January billed; the 70 are not billed again */
     usage(f, 3, "starter", JAN1_2026, 10);
     usage(f, 4, "starter", FEB1_2026, 20);
+    up = tg_invoice_preview(f->st, f->cfg, &f->c, FEB1_2026 + 7200, &err); /* January is open now */
+    assert_non_null(up);
+    assert_non_null(strstr(up, "\"quantity\":10,\"amount\":\"0.10\",\"invoiced\":150"));
+    free(up);
     assert_int_equal(tg_invoice_close_periods(f->st, f->cfg, &f->c, MAR1_2026, &created, &err), 0);
     list(f, &v);
     assert_int_equal(v.n, 2);
@@ -325,6 +396,255 @@ static void test_late_usage_onto_draft(void **state)
     assert_int_equal(finalize(f, v.inv[0].id, &err), TG_ESTATE); /* once */
     for (size_t i = 0; i < v.n; i++)
         tg_invoice_clear(&v.inv[i]);
+}
+
+/* The kinds a line can have (pricing.h), as stored. */
+static int known_kind(const json_t *l)
+{
+    static const char *const kinds[] = {"base_fee", "proration", "usage",      "minimum",
+                                        "maximum",  "item",      "late_usage", "credit"};
+    const char *k = json_string_value(json_object_get(l, "kind"));
+    for (size_t i = 0; k != NULL && i < sizeof(kinds) / sizeof(kinds[0]); i++)
+        if (strcmp(k, kinds[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* The kinds of body's lines, comma-separated, into out; fails if a line has none known. */
+static const char *kinds_of(const char *body, char *out, size_t cap)
+{
+    json_t *b = json_loads(body, 0, NULL);
+    assert_non_null(b);
+    size_t i, len = 0;
+    json_t *l;
+    out[0] = '\0';
+    json_array_foreach(json_object_get(b, "lines"), i, l)
+    {
+        if (!known_kind(l))
+            fail_msg("line %zu has no known kind: %s", i, body);
+        len +=
+            (size_t)snprintf(out + len, cap - len, "%s%s", i ? "," : "", json_string_value(json_object_get(l, "kind")));
+        assert_true(len < cap);
+    }
+    json_decref(b);
+    return out;
+}
+
+static void add_item(fx_t *f, const char *customer, const char *desc, int64_t amount, int64_t at)
+{
+    tg_invoice_item_t it = {0};
+    tg_err_t err = {0};
+    snprintf(it.customer_id, sizeof(it.customer_id), "%s", customer);
+    snprintf(it.description, sizeof(it.description), "%s", desc);
+    snprintf(it.currency, sizeof(it.currency), "usd");
+    it.created_at = at;
+    it.amount = amount;
+    assert_int_equal(tg_store_invoice_item_add(f->st, &it, &err), 0);
+}
+
+/* Every line of a new invoice says what it is; and late usage is priced with the period's
+ * minimum over all its metrics (issue 16): a January billed at its $100 minimum for $50 of usage
+ * (30 calls and 20 images at $1) pays $20 for 70 late images ($120 in all), not $70. */
+static void test_kinds_and_late_minimum(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    int created = 0;
+    snprintf(f->c.plan_id, sizeof(f->c.plan_id), "committed");
+    f->c.trial_end = JAN1_2026 + 10 * 86400; /* the base fee is prorated: 21 of 31 days */
+    usage_of(f, "cus_1", 1, "committed", "api_calls", JAN1_2026, 30);
+    usage_of(f, "cus_1", 2, "committed", "images", JAN1_2026, 20);
+    add_item(f, "cus_1", "Setup", INT64_C(5000000000), JAN1_2026 + 86400);
+    add_item(f, "cus_1", "Goodwill credit", -INT64_C(3000000000), JAN1_2026 + 86400);
+    assert_int_equal(tg_invoice_close_periods(f->st, f->cfg, &f->c, FEB1_2026, &created, &err), 0);
+    invs_t v = {0};
+    list(f, &v);
+    char kinds[256];
+    assert_string_equal(kinds_of(v.inv[0].body, kinds, sizeof(kinds)), "proration,usage,usage,minimum,item,credit");
+    /* 10 x 21/31 = 6.77 + 30 + 20 + top-up 50 + 5 - 3 */
+    assert_int_equal(v.inv[0].total, INT64_C(108770000000));
+    clock_now = FEB1_2026 + 3600;
+    assert_int_equal(finalize(f, v.inv[0].id, &err), 0);
+
+    /* 70 January images after January's invoice was finalized */
+    usage_of(f, "cus_1", 3, "committed", "images", JAN1_2026, 70);
+    assert_int_equal(tg_invoice_close_periods(f->st, f->cfg, &f->c, MAR1_2026, &created, &err), 0);
+    list(f, &v);
+    assert_int_equal(v.inv[0].period_start, FEB1_2026);
+    /* February: no usage of its own, so no quote and no minimum; the base fee and the late line */
+    assert_string_equal(kinds_of(v.inv[0].body, kinds, sizeof(kinds)), "base_fee,late_usage");
+    json_t *body = json_loads(v.inv[0].body, 0, NULL);
+    json_t *late = line_of(body, 1);
+    assert_string_equal(json_string_value(json_object_get(late, "metric")), "images");
+    assert_int_equal(json_integer_value(json_object_get(late, "quantity")), 70);
+    assert_int_equal(json_integer_value(json_object_get(late, "invoiced")), 20);
+    assert_string_equal(json_string_value(json_object_get(late, "amount")), "20.00");
+    assert_string_equal(json_string_value(json_object_get(body, "total")), "30.00");
+    json_decref(body);
+    for (size_t i = 0; i < v.n; i++)
+        tg_invoice_clear(&v.inv[i]);
+}
+
+/* A period billed at its cap pays nothing for late usage; one billed at its minimum nothing until
+ * its usage passes it ($80 of $100: $10 late is covered, $15 more is $5). */
+static void test_late_usage_cap_and_minimum(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    int created = 0;
+    tg_customer_t capped = f->c;
+    snprintf(capped.id, sizeof(capped.id), "cus_2");
+    snprintf(capped.email, sizeof(capped.email), "b@b.co");
+    snprintf(capped.plan_id, sizeof(capped.plan_id), "capped");
+    assert_int_equal(tg_store_customer_insert(f->st, &capped, &err), 0);
+    snprintf(f->c.plan_id, sizeof(f->c.plan_id), "committed");
+    usage_of(f, "cus_2", 1, "capped", "api_calls", JAN1_2026, 120);   /* $120, capped at $100 */
+    usage_of(f, "cus_1", 2, "committed", "api_calls", JAN1_2026, 80); /* $80, topped up to $100 */
+    assert_int_equal(tg_invoice_close_periods(f->st, f->cfg, &capped, FEB1_2026, &created, &err), 0);
+    assert_int_equal(tg_invoice_close_periods(f->st, f->cfg, &f->c, FEB1_2026, &created, &err), 0);
+    invs_t v = {0}, w = {0};
+    list_of(f, "cus_2", &w);
+    list(f, &v);
+    char kinds[256];
+    assert_string_equal(kinds_of(w.inv[0].body, kinds, sizeof(kinds)), "base_fee,usage,maximum");
+    assert_int_equal(w.inv[0].total, INT64_C(110000000000));
+    assert_string_equal(kinds_of(v.inv[0].body, kinds, sizeof(kinds)), "base_fee,usage,usage,minimum");
+    assert_int_equal(v.inv[0].total, INT64_C(110000000000));
+    clock_now = FEB1_2026 + 3600;
+    assert_int_equal(finalize(f, w.inv[0].id, &err), 0);
+    assert_int_equal(finalize(f, v.inv[0].id, &err), 0);
+
+    usage_of(f, "cus_2", 3, "capped", "api_calls", JAN1_2026, 30);
+    usage_of(f, "cus_1", 4, "committed", "api_calls", JAN1_2026, 10);
+    assert_int_equal(tg_invoice_close_periods(f->st, f->cfg, &capped, MAR1_2026, &created, &err), 0);
+    assert_int_equal(tg_invoice_close_periods(f->st, f->cfg, &f->c, MAR1_2026, &created, &err), 0);
+    list_of(f, "cus_2", &w);
+    list(f, &v);
+    json_t *b = json_loads(w.inv[0].body, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(line_of(b, 1), "kind")), "late_usage");
+    assert_string_equal(json_string_value(json_object_get(line_of(b, 1), "amount")), "0.00");
+    json_decref(b);
+    b = json_loads(v.inv[0].body, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(line_of(b, 1), "amount")), "0.00");
+    json_decref(b);
+
+    /* March: 15 more January calls for cus_1, on top of the 90 billed: $105, $5 above the minimum */
+    clock_now = MAR1_2026 + 3600;
+    assert_int_equal(finalize(f, v.inv[0].id, &err), 0);
+    usage_of(f, "cus_1", 5, "committed", "api_calls", JAN1_2026, 15);
+    char *up = tg_invoice_preview(f->st, f->cfg, &f->c, MAR1_2026 + 7200, &err);
+    assert_non_null(up);
+    assert_non_null(strstr(up, "\"quantity\":15,\"amount\":\"5.00\",\"invoiced\":90"));
+    free(up);
+    for (size_t i = 0; i < v.n; i++)
+        tg_invoice_clear(&v.inv[i]);
+    for (size_t i = 0; i < w.n; i++)
+        tg_invoice_clear(&w.inv[i]);
+}
+
+/* A plan with a minimum and no charges: its draft's quote is the top-up line alone. Usage
+ * arriving while it is a draft prices that line again on finalization, rather than keeping it
+ * beside a fresh one (before kinds, it was taken for a base fee and billed twice). */
+static void test_minimum_only_plan_refresh(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    int created = 0;
+    snprintf(f->c.plan_id, sizeof(f->c.plan_id), "floor");
+    usage_of(f, "cus_1", 1, "floor", "api_calls", JAN1_2026, 5);
+    assert_int_equal(tg_invoice_close_periods(f->st, f->cfg, &f->c, FEB1_2026, &created, &err), 0);
+    invs_t v = {0};
+    list(f, &v);
+    char kinds[256];
+    assert_string_equal(kinds_of(v.inv[0].body, kinds, sizeof(kinds)), "base_fee,minimum");
+    assert_int_equal(v.inv[0].total, INT64_C(110000000000));
+    usage_of(f, "cus_1", 2, "floor", "api_calls", JAN1_2026, 7); /* while January is a draft */
+    clock_now = FEB1_2026 + 3600;
+    assert_int_equal(finalize(f, v.inv[0].id, &err), 0);
+    list(f, &v);
+    assert_string_equal(v.inv[0].status, "open");
+    assert_string_equal(kinds_of(v.inv[0].body, kinds, sizeof(kinds)), "base_fee,minimum");
+    assert_int_equal(v.inv[0].total, INT64_C(110000000000));
+    tg_invoice_clear(&v.inv[0]);
+}
+
+/* An invoice stored before kinds existed (lines as tg_invoice_build wrote them then): its draft
+ * refresh replaces its usage line by its shape, keeping the base fee, the late line and the credit
+ * byte for byte; and it renders exactly as the same invoice with kinds. */
+#define OLD_BASE                                                                                                       \
+    "{\"description\":\"Starter plan, 1 month\",\"plan\":\"starter\",\"metric\":null,"                                 \
+    "\"quantity\":1,\"amount\":\"49.00\"}"
+#define OLD_USAGE                                                                                                      \
+    "{\"description\":\"api_calls above 100 included (per unit)\",\"plan\":\"starter\",\"metric\":\"api_calls\","      \
+    "\"quantity\":50,\"amount\":\"0.50\",\"used\":150,\"included\":100,\"unit_price\":\"0.01\"}"
+#define OLD_LATE                                                                                                       \
+    "{\"description\":\"api_calls used 2025-12-01 to 2025-12-31, reported after that period's invoice\",\"plan\":"     \
+    "\"starter\",\"metric\":\"api_calls\",\"quantity\":4,\"amount\":\"0.04\",\"invoiced\":200,\"late_period\":"        \
+    "{\"start\":\"2025-12-01T00:00:00Z\",\"end\":\"2026-01-01T00:00:00Z\"}}"
+#define OLD_CREDIT                                                                                                     \
+    "{\"description\":\"Goodwill credit\",\"plan\":null,\"metric\":null,\"quantity\":1,\"amount\":\"-5.00\"}"
+
+static char *with_kinds(const char *body, const char *const *kinds)
+{
+    json_t *b = json_loads(body, 0, NULL);
+    size_t i;
+    json_t *l;
+    json_array_foreach(json_object_get(b, "lines"), i, l) json_object_set_new(l, "kind", json_string(kinds[i]));
+    char *s = json_dumps(b, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(b);
+    return s;
+}
+
+static void test_old_body_without_kinds(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    const char *old_body = "{\"customer\":\"cus_1\",\"plan\":\"starter\",\"lines\":[" OLD_BASE "," OLD_USAGE
+                           "," OLD_LATE "," OLD_CREDIT "],\"subtotal\":\"44.54\",\"total\":\"44.54\"}";
+    tg_invoice_t inv = {0};
+    snprintf(inv.id, sizeof(inv.id), "inv_old");
+    snprintf(inv.customer_id, sizeof(inv.customer_id), "cus_1");
+    snprintf(inv.currency, sizeof(inv.currency), "usd");
+    snprintf(inv.status, sizeof(inv.status), "draft");
+    inv.period_start = JAN1_2026;
+    inv.period_end = FEB1_2026;
+    inv.body = strdup(old_body);
+
+    /* it renders as the same invoice with kinds does, line for line */
+    static const char *const kinds[] = {"base_fee", "usage", "late_usage", "credit"};
+    tg_invoice_t kinded = inv;
+    kinded.body = with_kinds(old_body, kinds);
+    char *html_old = tg_invoice_to_html(&inv, &f->c, f->cfg), *html_new = tg_invoice_to_html(&kinded, &f->c, f->cfg);
+    assert_non_null(strstr(html_old, "<td>API calls above 100 included (per call)</td>"));
+    assert_non_null(
+        strstr(html_old, "<td>API calls used 2025-12-01 to 2025-12-31, reported after that period's invoice</td>"));
+    assert_non_null(strstr(html_old, "<td>Starter plan, 1 month</td>"));
+    assert_string_equal(html_old, html_new);
+    free(html_old);
+    free(html_new);
+    free(kinded.body);
+
+    /* 20 more January calls while it is a draft: 170 in all, 70 over */
+    tg_unbilled_t rows[] = {{"starter", "api_calls", 170, JAN1_2026, 150}};
+    assert_int_equal(tg_invoice_refresh_usage(f->cfg, &f->c, rows, 1, &inv, &err), 0);
+    json_t *b = json_loads(inv.body, 0, NULL);
+    assert_int_equal(json_array_size(json_object_get(b, "lines")), 4);
+    json_t *want = json_loads(OLD_BASE, 0, NULL);
+    assert_true(json_equal(line_of(b, 0), want));
+    json_decref(want);
+    assert_int_equal(json_integer_value(json_object_get(line_of(b, 1), "used")), 170);
+    assert_int_equal(json_integer_value(json_object_get(line_of(b, 1), "quantity")), 70);
+    assert_string_equal(json_string_value(json_object_get(line_of(b, 1), "amount")), "0.70");
+    want = json_loads(OLD_LATE, 0, NULL);
+    assert_true(json_equal(line_of(b, 2), want));
+    json_decref(want);
+    want = json_loads(OLD_CREDIT, 0, NULL);
+    assert_true(json_equal(line_of(b, 3), want));
+    json_decref(want);
+    assert_string_equal(json_string_value(json_object_get(b, "total")), "44.74"); /* 49 + 0.70 + 0.04 - 5 */
+    assert_int_equal(inv.total, INT64_C(44740000000));
+    json_decref(b);
+    free(inv.body);
 }
 
 static void test_plan_change_and_numbering(void **state)
@@ -388,6 +708,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close_idempotent_and_late_usage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_late_usage_onto_draft, setup, teardown),
         cmocka_unit_test_setup_teardown(test_line_text, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kinds_and_late_minimum, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_late_usage_cap_and_minimum, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_minimum_only_plan_refresh, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_body_without_kinds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plan_change_and_numbering, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trial_prorates_base_fee, setup, teardown),
     };

@@ -49,6 +49,9 @@ typedef struct {
     uint64_t late_units, late_invoiced; /* rows of periods before the invoice's (late usage) */
     int64_t late_period;                /* the last such row's period */
     int ordered;                        /* rows came in (period, plan, metric) order, one per key */
+    size_t nzero;                       /* rows with nothing unbilled (a late period's other metrics) */
+    uint64_t zero_invoiced;             /* their invoiced units */
+    char zero_key[80];                  /* the last one's "plan/metric" */
     size_t nitems;
     int64_t item_amount;
 } seen_t;
@@ -72,8 +75,15 @@ static int build_sum(const tg_unbilled_t *rows, size_t n, const tg_invoice_item_
     s->units = s->late_units = s->late_invoiced = 0;
     s->late_period = 0;
     s->ordered = 1;
+    s->nzero = 0;
+    s->zero_invoiced = 0;
     for (size_t i = 0; i < n; i++) {
         s->units += rows[i].units;
+        if (rows[i].units == 0) {
+            s->nzero++;
+            s->zero_invoiced += rows[i].invoiced;
+            snprintf(s->zero_key, sizeof(s->zero_key), "%s/%s", rows[i].plan_id, rows[i].metric);
+        }
         if (rows[i].period_start < inv->period_start) {
             s->late_units += rows[i].units;
             s->late_invoiced += rows[i].invoiced;
@@ -292,6 +302,43 @@ static void test_batch_bills_each_once(void **state)
     free_bodies(e, NIDS);
 }
 
+/* A late period's (period, plan) with late units comes with its other metrics too, billed
+ * already and with nothing new (units 0, their invoiced units), so that the late lines can be
+ * priced on top of the whole period (its minimum and cap); a (period, plan) without late units
+ * does not come. Both backends' batch statements. */
+static void test_batch_late_group_rows(void **state)
+{
+    tg_tmpstore_t *t = *state;
+    tg_invoice_close_t e[2];
+    seen_t seen[2];
+    tg_err_t err = {0};
+    add_customer(t, 0);
+    add_customer(t, 1);
+    exec_sql(t,
+             "INSERT INTO usage_period(customer_id, period_start, plan_id, metric, units, invoiced_units) VALUES"
+             " ('%s', %lld, 'starter', 'images', 4, 4), ('%s', %lld, 'pro', 'images', 6, 6)",
+             ids[0], (long long)DEC1_2025, ids[1], (long long)DEC1_2025);
+    memset(seen, 0, sizeof(seen));
+    entries(e, seen, 2, JAN1_2026, FEB1_2026, "jan");
+    assert_int_equal(tg_store_invoice_close_batch(t->st, e, 2, build_sum, &err), 0);
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(e[i].rc, 0);
+        assert_int_equal(e[i].created, 1);
+        assert_true(seen[i].ordered);
+        assert_int_equal(seen[i].late_units, 5);
+        assert_int_equal(seen[i].units, 15 + i);
+    }
+    /* customer 0: December's starter images, billed before, beside its late api_calls */
+    assert_int_equal(seen[0].nzero, 1);
+    assert_int_equal(seen[0].zero_invoiced, 4);
+    assert_string_equal(seen[0].zero_key, "starter/images");
+    assert_int_equal(seen[0].late_invoiced, 4);
+    /* customer 1: December under pro has nothing late: not handed over */
+    assert_int_equal(seen[1].nzero, 0);
+    assert_int_equal(seen[1].late_invoiced, 0);
+    free_bodies(e, 2);
+}
+
 static void test_failing_entry_leaves_nothing(void **state)
 {
     tg_tmpstore_t *t = *state;
@@ -431,6 +478,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_batch_bills_each_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_late_group_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_entry_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invoice_made_meanwhile_is_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_mid_batch_leaves_nothing, setup, teardown),

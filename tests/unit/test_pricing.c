@@ -1025,8 +1025,8 @@ static void test_json(void **state)
     assert_non_null(s);
     /* key order is part of the format */
     assert_true(strncmp(s, "{\"plan\":\"starter\",\"currency\":\"usd\",\"lines\":[", 44) == 0);
-    assert_non_null(strstr(s, "{\"description\":\"Starter plan, 1 month\",\"metric\":null,\"quantity\":1,"
-                              "\"amount\":\"61.50\"}"));
+    assert_non_null(strstr(s, "{\"kind\":\"base_fee\",\"description\":\"Starter plan, 1 month\",\"metric\":null,"
+                              "\"quantity\":1,\"amount\":\"61.50\"}"));
     json_error_t jerr;
     json_t *root = json_loads(s, 0, &jerr);
     assert_non_null(root);
@@ -1037,6 +1037,7 @@ static void test_json(void **state)
     json_t *lines = json_object_get(root, "lines");
     assert_int_equal(json_array_size(lines), 5);
     json_t *api = json_array_get(lines, 1);
+    assert_string_equal(json_string_value(json_object_get(api, "kind")), "usage");
     assert_string_equal(json_string_value(json_object_get(api, "metric")), "api_calls");
     assert_int_equal(json_integer_value(json_object_get(api, "quantity")), 73456);
     assert_int_equal(json_integer_value(json_object_get(api, "used")), 123456);
@@ -1058,6 +1059,7 @@ static void test_json(void **state)
     json_t *seats = json_array_get(lines, 3);
     assert_true(json_is_null(json_object_get(seats, "included")));
     json_t *mn = json_array_get(lines, 4);
+    assert_string_equal(json_string_value(json_object_get(mn, "kind")), "minimum");
     assert_true(json_is_null(json_object_get(mn, "metric")));
     assert_string_equal(json_string_value(json_object_get(mn, "amount")), "77.54");
     assert_null(json_object_get(mn, "used"));
@@ -1173,7 +1175,7 @@ static void late_matches_reference(const tg_charge_t *c, uint64_t included)
     p.ncharges = 1;
     p.included = &inc;
     p.nincluded = 1;
-    p.minimum = M("1"); /* bounds of a whole period: not applied to a late line */
+    p.minimum = M("1"); /* Stripe's metered prices have no minimum: not applied here */
     for (uint64_t invoiced = 0; invoiced <= 40; invoiced++)
         for (uint64_t late = 0; late <= 30; late++) {
             tg_money_t got = 1;
@@ -1233,6 +1235,150 @@ static void test_late_usage_pricing(void **state)
     assert_int_equal(tg_price_late_usage(&p, "calls", UINT64_MAX, 1, &a, &err), TG_ERANGE);
     assert_int_equal(a, 0);
     assert_int_equal(tg_price_late_usage(NULL, "calls", 0, 1, &a, &err), TG_EINVAL);
+}
+
+/* ---- late usage on tollgate's own invoices: tg_price_late_in_period ---- */
+
+/* What a period's usage under the plan of late_in_period_matches comes to, the plain way: each
+ * charge's line (ref_line: `calls` priced by c with `included` free, `other` at 0.25 each), their
+ * sum, then raised to the minimum or lowered to the cap (0: none). */
+static tg_money_t ref_period(const tg_charge_t *c, uint64_t included, uint64_t calls, uint64_t other,
+                             tg_money_t minimum, tg_money_t maximum)
+{
+    tg_money_t sum = ref_line(c, included, calls) + (tg_money_t)other * M("0.25");
+    if (minimum > 0 && sum < minimum)
+        return minimum;
+    if (maximum > 0 && sum > maximum)
+        return maximum;
+    return sum;
+}
+
+static void late_in_period_matches(const tg_charge_t *c, uint64_t included)
+{
+    tg_charge_t ch[2] = {*c, {.metric = "other", .model = TG_MODEL_PER_UNIT, .unit_price = M("0.25")}};
+    tg_allowance_t inc = {c->metric, included};
+    tg_plan_t p = plan_usd("late", "10");
+    p.charges = ch;
+    p.ncharges = 2;
+    p.included = &inc;
+    p.nincluded = 1;
+    const struct {
+        const char *minimum, *maximum;
+    } bounds[] = {{"0", "0"}, {"0.90", "0"}, {"0", "1.10"}, {"0.90", "1.10"}};
+    for (size_t b = 0; b < sizeof(bounds) / sizeof(bounds[0]); b++) {
+        p.minimum = M(bounds[b].minimum);
+        p.maximum = M(bounds[b].maximum);
+        for (uint64_t calls = 0; calls <= 30; calls++)
+            for (uint64_t other = 0; other <= 5; other += 5)
+                for (uint64_t late = 0; late <= 20; late++)
+                    for (int which = 0; which < 2; which++) {
+                        tg_usage_qty_t billed[] = {{"calls", calls}, {"other", other}};
+                        const char *metric = which == 0 ? "calls" : "other";
+                        tg_money_t got = 1;
+                        tg_err_t err = {0};
+                        if (tg_price_late_in_period(&p, billed, 2, metric, late, &got, &err) != 0)
+                            fail_msg("late usage: %s", err.msg);
+                        /* nothing billed before: that period's invoice had no quote of this plan,
+                         * so no minimum was billed either */
+                        tg_money_t before =
+                            calls + other > 0 ? ref_period(c, included, calls, other, p.minimum, p.maximum) : 0;
+                        tg_money_t want = ref_period(c, included, calls + (which == 0 ? late : 0),
+                                                     other + (which == 1 ? late : 0), p.minimum, p.maximum) -
+                                          before;
+                        if (got != want)
+                            fail_msg("%s, minimum %s, maximum %s: %llu late %s after %llu calls and %llu other "
+                                     "(%llu included): %lld, the reference says %lld",
+                                     tg_price_model_name(c->model), bounds[b].minimum, bounds[b].maximum,
+                                     (unsigned long long)late, metric, (unsigned long long)calls,
+                                     (unsigned long long)other, (unsigned long long)included, (long long)got,
+                                     (long long)want);
+                    }
+    }
+}
+
+static void test_late_in_period_pricing(void **state)
+{
+    (void)state;
+    tg_charge_t per_unit = {.metric = "calls", .model = TG_MODEL_PER_UNIT, .unit_price = M("0.004")};
+    late_in_period_matches(&per_unit, 0);
+    late_in_period_matches(&per_unit, 7);
+    tg_tier_t tiers[] = {{5, M("0.013"), M("0.50")}, {12, M("0.007"), M("0.25")}, {TG_UNLIMITED, M("0.001"), 0}};
+    tg_charge_t grad = {.metric = "calls", .model = TG_MODEL_GRADUATED, .tiers = tiers, .ntiers = 3};
+    late_in_period_matches(&grad, 0);
+    late_in_period_matches(&grad, 9);
+    tg_charge_t vol = {.metric = "calls", .model = TG_MODEL_VOLUME, .tiers = tiers, .ntiers = 3};
+    late_in_period_matches(&vol, 3);
+    tg_charge_t pkg = {
+        .metric = "calls", .model = TG_MODEL_PACKAGE, .package_size = 4, .package_price = M("0.105"), .round_up = 1};
+    late_in_period_matches(&pkg, 6);
+    pkg.round_up = 0;
+    late_in_period_matches(&pkg, 0);
+
+    /* The worked case of the review (issue 16): $1 a call, a $100 minimum, billed at it for $80
+     * of usage. $10 late is still covered; $25 late takes usage to $105: $5. */
+    tg_charge_t dollar = {.metric = "calls", .model = TG_MODEL_PER_UNIT, .unit_price = M("1")};
+    tg_plan_t p = plan_usd("committed", "10");
+    p.charges = &dollar;
+    p.ncharges = 1;
+    p.minimum = M("100");
+    tg_usage_qty_t billed = {"calls", 80};
+    tg_money_t a = 1;
+    tg_err_t err = {0};
+    assert_int_equal(tg_price_late_in_period(&p, &billed, 1, "calls", 10, &a, &err), 0);
+    assert_int_equal(a, 0);
+    assert_int_equal(tg_price_late_in_period(&p, &billed, 1, "calls", 25, &a, &err), 0);
+    assert_int_equal(a, M("5"));
+    /* nothing billed under the plan that period: the late usage is its whole quote, minimum too */
+    assert_int_equal(tg_price_late_in_period(&p, NULL, 0, "calls", 10, &a, &err), 0);
+    assert_int_equal(a, M("100"));
+    /* a cap of $100, billed $100 for $120: late usage adds nothing */
+    p.minimum = 0;
+    p.maximum = M("100");
+    billed.used = 120;
+    assert_int_equal(tg_price_late_in_period(&p, &billed, 1, "calls", 30, &a, &err), 0);
+    assert_int_equal(a, 0);
+    /* two late lines of one period, one after the other: together what the period's total grows
+     * by. $90 billed of a $100 cap; 5 late calls ($5), then 8 late images ($8): 5 + 5, not 5 + 8 */
+    tg_charge_t two[] = {dollar, {.metric = "images", .model = TG_MODEL_PER_UNIT, .unit_price = M("1")}};
+    p.charges = two;
+    p.ncharges = 2;
+    tg_usage_qty_t period[] = {{"calls", 60}, {"images", 30}};
+    assert_int_equal(tg_price_late_in_period(&p, period, 2, "calls", 5, &a, &err), 0);
+    assert_int_equal(a, M("5"));
+    period[0].used += 5;
+    assert_int_equal(tg_price_late_in_period(&p, period, 2, "images", 8, &a, &err), 0);
+    assert_int_equal(a, M("5"));
+    /* errors: counts past 64 bits, no plan, a malformed plan; *amount is 0 */
+    period[0].used = UINT64_MAX;
+    assert_int_equal(tg_price_late_in_period(&p, period, 2, "calls", 1, &a, &err), TG_ERANGE);
+    assert_int_equal(a, 0);
+    assert_int_equal(tg_price_late_in_period(NULL, period, 2, "calls", 1, &a, &err), TG_EINVAL);
+    assert_int_equal(tg_price_late_in_period(&p, period, 2, NULL, 1, &a, &err), TG_EINVAL);
+    p.minimum = M("200"); /* above the maximum */
+    period[0].used = 1;
+    a = 1;
+    assert_int_equal(tg_price_late_in_period(&p, period, 2, "calls", 1, &a, &err), TG_EINVAL);
+    assert_int_equal(a, 0);
+}
+
+/* Line kinds have fixed names, both ways. */
+static void test_line_kind_names(void **state)
+{
+    (void)state;
+    const char *names[] = {"base_fee", "usage", "minimum", "maximum", "proration", "credit", "late_usage", "item"};
+    assert_int_equal(sizeof(names) / sizeof(names[0]), TG_LINE_KIND_COUNT);
+    for (int k = 0; k < TG_LINE_KIND_COUNT; k++) {
+        tg_line_kind_t back = TG_LINE_KIND_COUNT;
+        assert_string_equal(tg_line_kind_name((tg_line_kind_t)k), names[k]);
+        assert_int_equal(tg_line_kind_parse(names[k], &back), 0);
+        assert_int_equal(back, k);
+    }
+    tg_line_kind_t untouched = TG_LINE_ITEM;
+    assert_int_equal(tg_line_kind_parse("late", &untouched), TG_EINVAL);
+    assert_int_equal(tg_line_kind_parse("Usage", &untouched), TG_EINVAL);
+    assert_int_equal(tg_line_kind_parse(NULL, &untouched), TG_EINVAL);
+    assert_int_equal(untouched, TG_LINE_ITEM);
+    assert_string_equal(tg_line_kind_name((tg_line_kind_t)TG_LINE_KIND_COUNT), "");
 }
 
 static void test_proration(void **state)
@@ -1501,6 +1647,8 @@ int main(void)
         cmocka_unit_test(test_overflow),
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_late_usage_pricing),
+        cmocka_unit_test(test_late_in_period_pricing),
+        cmocka_unit_test(test_line_kind_names),
         cmocka_unit_test(test_proration),
         cmocka_unit_test_setup_teardown(test_cli_human, setup_cli, teardown_cli),
         cmocka_unit_test_setup_teardown(test_cli_json, setup_cli, teardown_cli),
