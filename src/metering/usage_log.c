@@ -25,9 +25,9 @@
 #define RECORD_ROWS_MAX 1000000 /* far above the meter's 10,000 per transaction */
 
 struct tg_usage_log {
-    int fd;       /* header, replay, growth */
-    int dfd;      /* appends: O_DIRECT | O_DSYNC, or -1 where the filesystem has no direct I/O */
-    int buffered; /* TG_USAGE_LOG_BUFFERED: appends are a pwrite each, no sync, no growth ahead */
+    int fd;           /* header, replay, growth */
+    int dfd;          /* appends: O_DIRECT | O_DSYNC, or -1 where the filesystem has no direct I/O */
+    int buffered;     /* TG_USAGE_LOG_BUFFERED: appends are a pwrite each, no sync, no growth ahead */
     int whole_blocks; /* direct I/O and buffered: appends write whole BLOCKs (dbuf) */
     char *path;
     uint64_t generation;

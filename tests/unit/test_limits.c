@@ -336,11 +336,15 @@ static void test_quota(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_key_format),   cmocka_unit_test(test_hmac_is_standard),
+        cmocka_unit_test(test_key_format),
+        cmocka_unit_test(test_hmac_is_standard),
         cmocka_unit_test(test_prepared_hmac_matches_the_stored_one),
-        cmocka_unit_test(test_gcra_basics),  cmocka_unit_test(test_gcra_exact_under_threads),
-        cmocka_unit_test(test_quota),        cmocka_unit_test(test_plan_change_converts_state),
-        cmocka_unit_test(test_gcra_convert), cmocka_unit_test(test_plan_change_under_threads),
+        cmocka_unit_test(test_gcra_basics),
+        cmocka_unit_test(test_gcra_exact_under_threads),
+        cmocka_unit_test(test_quota),
+        cmocka_unit_test(test_plan_change_converts_state),
+        cmocka_unit_test(test_gcra_convert),
+        cmocka_unit_test(test_plan_change_under_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
