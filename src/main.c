@@ -458,7 +458,8 @@ static int cmd_serve(int argc, char **argv)
                            * version replays under the ids it was stored with */
                           .node_id = strcmp(tg_store_backend(st), "sqlite") == 0 ? "" : cfg->cluster.node_id,
                           .durability = cfg->metering.durability,
-                          .flush_ms = cfg->metering.flush_ms};
+                          .flush_ms = cfg->metering.flush_ms,
+                          .sync_ms = cfg->metering.sync_ms};
     /* Usage events (issue 16): the dedup index settles the claims a crash left pending against
      * the metering logs, so it opens before the meter replays and empties them. */
     char *logs[2] = {NULL, NULL};

@@ -1509,6 +1509,7 @@ static const directive_t keys_dirs[] = {
 static const directive_t metering_dirs[] = {
     {"durability", set_choice, AT(int, tg_config_t, metering.durability), 0, 0, 0, NULL, durability_names, NULL},
     {"flush_ms", set_int, AT(int, tg_config_t, metering.flush_ms), 1, 10000, 0, NULL, NULL, NULL},
+    {"sync_ms", set_int, AT(int, tg_config_t, metering.sync_ms), 1, 60000, 0, NULL, NULL, NULL},
     {"billable_status", set_status_classes, AT(unsigned, tg_config_t, metering.billable_classes), 0, 5, 0, NULL, NULL,
      NULL},
     {"bill_429", set_bool, AT(int, tg_config_t, metering.bill_429), 0, 0, 0, NULL, NULL, NULL},
@@ -2831,6 +2832,7 @@ static int set_defaults(tg_config_t *cfg)
     cfg->admin.key_grace_seconds = 86400;
     cfg->metering.durability = 0;
     cfg->metering.flush_ms = 5;
+    cfg->metering.sync_ms = 1000;
     cfg->metering.billable_classes = (1u << 2) | (1u << 3) | (1u << 4);
     cfg->metering.bill_429 = 0;
     cfg->portal.signup.enabled = 1;

@@ -256,7 +256,8 @@ typedef struct tg_config {
     } metrics;
     struct {
         int durability; /* batched (0) | strict (1) | process (2): tg_meter_durability_t's values */
-        int flush_ms;   /* batched: commit interval; process: fdatasync interval */
+        int flush_ms;   /* batched: commit interval; process: how often the logs are looked at */
+        int sync_ms;    /* process: fdatasync interval (the power-cut window) */
         unsigned billable_classes; /* bit n set = status class n xx billable; default 2,3,4 */
         int bill_429;              /* default 0: 429 from upstream is not billed */
         uint64_t max_units_per_call; /* per metric in Tollgate-Units; more is refused; default 1e9 */

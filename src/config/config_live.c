@@ -207,6 +207,7 @@ int tg_config_keep_restart_settings(tg_config_t *next, const tg_config_t *cur, c
     KEEP_STR(storage.database, "storage.database", 0);
     KEEP_INT(metering.durability, "metering.durability");
     KEEP_INT(metering.flush_ms, "metering.flush_ms");
+    KEEP_INT(metering.sync_ms, "metering.sync_ms");
     KEEP_STR(metering.log_dir, "metering.log_dir", 0);
     KEEP_STR(cluster.redis, "cluster.redis", 1);
     KEEP_STR(cluster.node_id, "cluster.node_id", 0);

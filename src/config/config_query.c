@@ -302,7 +302,7 @@ char *tg_config_describe(const tg_config_t *cfg)
     if (cfg->metering.durability == 0)
         put(&s, " (commit every %d ms)", cfg->metering.flush_ms);
     else if (cfg->metering.durability == 2)
-        put(&s, " (fdatasync every %d ms)", cfg->metering.flush_ms);
+        put(&s, " (fdatasync every %d ms)", cfg->metering.sync_ms);
     put(&s, "; billed statuses:");
     int any = 0;
     for (int c = 1; c <= 5; c++)

@@ -26,8 +26,10 @@ void tg_apikey_hash(const uint8_t *secret, size_t secret_len, const char *key, s
                     uint8_t out[32]);
 
 /* The same HMAC with the key schedule done once: the request path hashes every call's key, and
- * half of an HMAC of a short key is hashing the secret's pads. Safe to share between threads
- * (each hash works on a copy of the prepared state). */
+ * half of an HMAC of a short key is hashing the secret's pads. It runs on OpenSSL's SHA-256 (the
+ * CPU's SHA instructions where it has them: about a quarter of the time of tg_apikey_hash's
+ * libsodium); the MAC is the same. Safe to share between threads (each hash works on a copy of
+ * the prepared state). */
 typedef struct tg_apikey_hasher tg_apikey_hasher_t;
 tg_apikey_hasher_t *tg_apikey_hasher_new(const uint8_t *secret, size_t secret_len);
 void tg_apikey_hasher_hash(const tg_apikey_hasher_t *h, const char *key, size_t len, uint8_t out[32]);

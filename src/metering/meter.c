@@ -30,7 +30,7 @@
  * Process durability moves the append onto the gateway's event loops: each loop commits its own
  * batch (tg_meter_batch_commit), one buffered write per loop iteration, and hands the record to
  * the applier as the writer does; the writer then only retries what a loop could not write,
- * fdatasyncs the logs every flush_ms and switches them. Appends to the active log, from any
+ * switches the logs every flush_ms and fdatasyncs them every sync_ms. Appends to the active log, from any
  * thread, and the switch of the active log are serialised by log_mu; log_mu is taken before mu,
  * and a record is counted in records_logged under both (append_record), so that a log is never
  * reset while an append to it has not been counted. Nothing but the write happens under log_mu:
@@ -114,7 +114,7 @@ struct tg_meter {
     uint64_t records_logged[2], records_stored[2]; /* records with rows, per log, since the start */
     int stopping, writer_done, apply_now, store_failing;
     /* fixed after start */
-    int durability, flush_ms;
+    int durability, flush_ms, sync_ms;
     char *url;
     char *log_dir;             /* NULL: the logs sit beside the SQLite file */
     char node[TG_NODE_ID_MAX]; /* stored with every batch: ids are unique per node */
@@ -124,13 +124,13 @@ struct tg_meter {
     int active;      /* the log appended to; changed only by the writer */
     int unsynced[2]; /* process mode: buffered appends since the last fdatasync of that log */
     /* writer thread only */
-    int64_t writer_stop_seen_ns, last_sync_ns;
+    int64_t writer_stop_seen_ns, last_tick_ns, last_sync_ns;
     int sync_reported;
     /* applier thread only */
     tg_store_t *store;
     int64_t applier_stop_seen_ns;
     /* statistics, read by any thread */
-    _Atomic uint64_t st_submitted, st_committed, st_applied, st_commits, st_failures, st_spilled, st_rejected;
+    _Atomic uint64_t st_submitted, st_committed, st_applied, st_commits, st_failures, st_spilled, st_rejected, st_syncs;
     _Atomic int64_t st_lag;
     _Atomic int st_log_failing;
 };
@@ -371,7 +371,7 @@ static void switch_logs(tg_meter_t *m)
 }
 
 /* Process mode, writer thread: fdatasyncs each log that buffered appends wrote to since its last
- * sync, so that a power cut loses at most about flush_ms of answered calls. A failed sync is
+ * sync, so that a power cut loses at most about sync_ms of answered calls. A failed sync is
  * said once and retried at the next tick (the appends stay in the page cache meanwhile). */
 static void sync_logs(tg_meter_t *m)
 {
@@ -385,6 +385,7 @@ static void sync_logs(tg_meter_t *m)
         if (!dirty)
             continue;
         if (tg_usage_log_sync(m->log[i], &err) == 0) {
+            atomic_fetch_add(&m->st_syncs, 1);
             if (m->sync_reported) {
                 tg_log(TG_LOG_INFO, "meter: syncing the metering log works again");
                 m->sync_reported = 0;
@@ -393,7 +394,7 @@ static void sync_logs(tg_meter_t *m)
         }
         atomic_fetch_add(&m->st_failures, 1);
         if (!m->sync_reported++)
-            tg_log(TG_LOG_ERROR, "meter: %s (retried every flush_ms; answered calls are in the page cache)", err.msg);
+            tg_log(TG_LOG_ERROR, "meter: %s (retried every sync_ms; answered calls are in the page cache)", err.msg);
         pthread_mutex_lock(&m->log_mu);
         m->unsynced[i] = 1;
         pthread_mutex_unlock(&m->log_mu);
@@ -429,7 +430,7 @@ static void *writer_main(void *arg)
     if (m->durability != TG_METER_STRICT) /* in strict mode responses wait for the writer */
         lower_priority();
     int process = m->durability == TG_METER_PROCESS;
-    m->last_sync_ns = tg_clock_mono_ns();
+    m->last_tick_ns = m->last_sync_ns = tg_clock_mono_ns();
     pthread_mutex_lock(&m->mu);
     for (;;) {
         while (m->qlen == 0 && !m->stopping) {
@@ -437,11 +438,14 @@ static void *writer_main(void *arg)
                 pthread_cond_wait(&m->wake, &m->mu);
                 continue;
             }
-            /* process: a tick every flush_ms syncs what the loops wrote and switches the logs */
-            int64_t deadline = m->last_sync_ns + (int64_t)m->flush_ms * 1000000;
-            if (tg_clock_mono_ns() >= deadline) {
+            /* process: a tick every flush_ms switches the logs, and every sync_ms it first
+             * syncs what the loops wrote */
+            int64_t deadline = m->last_tick_ns + (int64_t)m->flush_ms * 1000000, now = tg_clock_mono_ns();
+            if (now >= deadline) {
                 pthread_mutex_unlock(&m->mu);
-                sync_logs(m);
+                m->last_tick_ns = now;
+                if (now - m->last_sync_ns >= (int64_t)m->sync_ms * 1000000)
+                    sync_logs(m);
                 switch_logs(m);
                 pthread_mutex_lock(&m->mu);
                 continue;
@@ -926,6 +930,7 @@ int tg_meter_start_opts(const tg_meter_opts_t *o, tg_meter_t **out, tg_err_t *er
     memcpy(m->node, node, strlen(node) + 1);
     m->durability = durability;
     m->flush_ms = flush_ms > 0 ? flush_ms : 1;
+    m->sync_ms = o->sync_ms > 0 ? o->sync_ms : TG_METER_SYNC_MS_DEFAULT;
     /* Opened here so that a bad URL, an unreadable database or a log held by another process
      * fails the start, not the first call; from now on only the applier uses the store. */
     int rc = tg_store_open(store_url, &m->store, err);
@@ -1199,6 +1204,7 @@ void tg_meter_get_stats(tg_meter_t *m, tg_meter_stats_t *out)
     out->queued = out->submitted > out->committed ? out->submitted - out->committed : 0;
     out->spilled = atomic_load(&m->st_spilled);
     out->rejected = atomic_load(&m->st_rejected);
+    out->syncs = atomic_load(&m->st_syncs);
     out->log_failing = atomic_load(&m->st_log_failing);
     pthread_mutex_lock(&m->mu);
     out->held = m->held_rows;

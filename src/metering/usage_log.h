@@ -19,8 +19,11 @@
  * A log opened TG_USAGE_LOG_BUFFERED (process durability) appends with one pwrite into the page
  * cache and no sync: the record survives the death of the process once the append returns, and
  * a power cut once tg_usage_log_sync or the kernel's writeback has put it on the disk. The file
- * then grows with its appends (nothing is written ahead), and a record torn by the crash or by
- * a writeback that stopped half-way fails its CRC at replay like any other. */
+ * then grows with its appends (nothing is written ahead), a 4 KiB block at a time: as with direct
+ * I/O, each append rewrites the block the previous record ended in and pads its last block with
+ * zeros, so that the kernel never has to read a block from the disk to complete a partial one.
+ * A record torn by the crash or by a writeback that stopped half-way fails its CRC at replay
+ * like any other. */
 #ifndef TG_USAGE_LOG_H
 #define TG_USAGE_LOG_H
 

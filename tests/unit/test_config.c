@@ -197,15 +197,18 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->admin.key_grace_seconds, 86400);
     assert_int_equal(cfg->metering.durability, 0);
     assert_int_equal(cfg->metering.flush_ms, 5);
+    assert_int_equal(cfg->metering.sync_ms, 1000); /* process: fdatasync once a second, as appendfsync everysec */
     assert_int_equal(cfg->metering.billable_classes, (1u << 2) | (1u << 3) | (1u << 4));
     /* the three levels, in the order of tg_meter_durability_t */
     static const char *const levels[] = {"batched", "strict", "process"};
     for (int i = 0; i < 3; i++) {
         char yaml[256];
-        snprintf(yaml, sizeof(yaml), BASE "metering: {durability: %s, flush_ms: 20}\nplans: {p: {}}\n", levels[i]);
+        snprintf(yaml, sizeof(yaml), BASE "metering: {durability: %s, flush_ms: 20, sync_ms: 60000}\nplans: {p: {}}\n",
+                 levels[i]);
         tg_config_t *c = load_ok(yaml);
         assert_int_equal(c->metering.durability, i);
         assert_int_equal(c->metering.flush_ms, 20);
+        assert_int_equal(c->metering.sync_ms, 60000);
         tg_config_free(c);
     }
     assert_int_equal(cfg->metering.bill_429, 0);
@@ -355,6 +358,8 @@ static void test_error_resource_bounds(void **state)
     only_error(BASE "metering: {max_units_per_call: 1000000000000000001}\nplans: {p: {}}\n",
                "test.yaml:4: metering.max_units_per_call: \"1000000000000000001\" is not a whole number from 1 to "
                "1000000000000000000");
+    only_error(BASE "metering: {durability: process, sync_ms: 0}\nplans: {p: {}}\n",
+               "test.yaml:4: metering.sync_ms: \"0\" is not a whole number from 1 to 60000");
 }
 
 static void test_error_unknown_key(void **state)

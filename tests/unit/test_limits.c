@@ -70,6 +70,40 @@ static void test_hmac_is_standard(void **state)
     tg_apikey_hasher_free(h);
 }
 
+/* The request path's prepared HMAC (OpenSSL's SHA-256) and the one keys are stored with at
+ * issuance (tg_apikey_hash, libsodium's) are two implementations of one MAC: they agree for
+ * secrets shorter than, as long as and longer than a SHA-256 block (hashed first) and messages
+ * of every length around the block boundaries; and the prepared one meets RFC 4231 case 6. */
+static void test_prepared_hmac_matches_the_stored_one(void **state)
+{
+    (void)state;
+    uint8_t secret[200], msg[200], want[32], got[32];
+    for (size_t i = 0; i < sizeof(secret); i++)
+        secret[i] = (uint8_t)(i * 37 + 11), msg[i] = (uint8_t)('0' + i % 75);
+    static const size_t secret_lens[] = {1, 32, 63, 64, 65, 128, 200};
+    for (size_t s = 0; s < sizeof(secret_lens) / sizeof(secret_lens[0]); s++) {
+        tg_apikey_hasher_t *h = tg_apikey_hasher_new(secret, secret_lens[s]);
+        assert_non_null(h);
+        for (size_t n = 0; n <= 130; n++) {
+            tg_apikey_hash(secret, secret_lens[s], (const char *)msg, n, want);
+            tg_apikey_hasher_hash(h, (const char *)msg, n, got);
+            assert_memory_equal(got, want, 32);
+        }
+        tg_apikey_hasher_free(h);
+    }
+    uint8_t long_key[131];
+    memset(long_key, 0xaa, sizeof(long_key));
+    const char *data = "Test Using Larger Than Block-Size Key - Hash Key First";
+    static const uint8_t rfc4231_6[32] = {0x60, 0xe4, 0x31, 0x59, 0x1e, 0xe0, 0xb6, 0x7f, 0x0d, 0x8a, 0x26,
+                                          0xaa, 0xcb, 0xf5, 0xb7, 0x7f, 0x8e, 0x0b, 0xc6, 0x21, 0x37, 0x28,
+                                          0xc5, 0x14, 0x05, 0x46, 0x04, 0x0f, 0x0e, 0xe3, 0x7f, 0x54};
+    tg_apikey_hasher_t *h = tg_apikey_hasher_new(long_key, sizeof(long_key));
+    assert_non_null(h);
+    tg_apikey_hasher_hash(h, data, strlen(data), got);
+    assert_memory_equal(got, rfc4231_6, 32);
+    tg_apikey_hasher_free(h);
+}
+
 static void test_gcra_basics(void **state)
 {
     (void)state;
@@ -302,10 +336,15 @@ static void test_quota(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_key_format),   cmocka_unit_test(test_hmac_is_standard),
-        cmocka_unit_test(test_gcra_basics),  cmocka_unit_test(test_gcra_exact_under_threads),
-        cmocka_unit_test(test_quota),        cmocka_unit_test(test_plan_change_converts_state),
-        cmocka_unit_test(test_gcra_convert), cmocka_unit_test(test_plan_change_under_threads),
+        cmocka_unit_test(test_key_format),
+        cmocka_unit_test(test_hmac_is_standard),
+        cmocka_unit_test(test_prepared_hmac_matches_the_stored_one),
+        cmocka_unit_test(test_gcra_basics),
+        cmocka_unit_test(test_gcra_exact_under_threads),
+        cmocka_unit_test(test_quota),
+        cmocka_unit_test(test_plan_change_converts_state),
+        cmocka_unit_test(test_gcra_convert),
+        cmocka_unit_test(test_plan_change_under_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

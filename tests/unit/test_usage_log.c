@@ -303,8 +303,9 @@ static void test_appends_at_every_alignment(void **state)
     assert_int_equal(s.mismatch, 0);
 }
 
-/* Buffered (process durability): the file grows with the appends, nothing is written ahead; a
- * record cut short, as a power cut during writeback can leave it, ends the replay. */
+/* Buffered (process durability): the file grows with the appends, a block at a time, nothing
+ * is written ahead; a record cut short, as a power cut during writeback can leave it, ends the
+ * replay. */
 static void test_buffered_file_grows_with_its_appends(void **state)
 {
     fx_t *f = *state;
@@ -317,7 +318,7 @@ static void test_buffered_file_grows_with_its_appends(void **state)
     uint64_t end = 4096 + tg_usage_log_used(log);
     struct stat sb;
     assert_int_equal(stat(f->path, &sb), 0);
-    assert_int_equal((uint64_t)sb.st_size, end);
+    assert_int_equal((uint64_t)sb.st_size, (end + 4095) / 4096 * 4096);
     assert_int_equal(tg_usage_log_sync(log, &err), 0);
     tg_usage_log_close(log);
     assert_int_equal(truncate(f->path, (off_t)end - 7), 0);
@@ -331,6 +332,50 @@ static void test_buffered_file_grows_with_its_appends(void **state)
     s = reopen_and_replay(f);
     assert_int_equal(s.n, 3);
     assert_int_equal(s.ids[2], 4);
+    assert_int_equal(s.mismatch, 0);
+}
+
+/* Bytes this process has made the kernel read from the storage (/proc/self/io). */
+static uint64_t disk_bytes_read(void)
+{
+    FILE *io = fopen("/proc/self/io", "r");
+    assert_non_null(io);
+    char line[128];
+    unsigned long long n = 0;
+    int found = 0;
+    while (!found && fgets(line, sizeof(line), io) != NULL)
+        found = sscanf(line, "read_bytes: %llu", &n) == 1;
+    fclose(io);
+    assert_true(found);
+    return n;
+}
+
+/* Buffered: appends over blocks the page cache does not hold - a log reused after a reset whose
+ * pages the kernel dropped, or that a run in another mode wrote with direct I/O - read nothing
+ * from the disk. A write of part of such a block made the kernel read it first, synchronously,
+ * on the gateway's event loop (on a filesystem in memory, tmpfs, nothing is ever read). */
+static void test_buffered_appends_read_nothing_from_the_disk(void **state)
+{
+    fx_t *f = *state;
+    tg_usage_log_t *log;
+    tg_err_t err = {0};
+    assert_int_equal(tg_usage_log_open_mode(f->path, TG_USAGE_LOG_BUFFERED, &log, &err), 0);
+    for (uint64_t b = 1; b <= 64; b++)
+        append(log, b, 1 + (size_t)(b % 10));
+    assert_int_equal(tg_usage_log_sync(log, &err), 0);
+    assert_int_equal(tg_usage_log_reset(log, &err), 0); /* the next generation overwrites those blocks */
+    int fd = open(f->path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0); /* clean pages: dropped */
+    close(fd);
+    uint64_t before = disk_bytes_read();
+    for (uint64_t b = 1; b <= 64; b++)
+        append(log, b, 1 + (size_t)(b % 10));
+    uint64_t after = disk_bytes_read();
+    tg_usage_log_close(log);
+    assert_int_equal(after - before, 0);
+    seen_t s = reopen_and_replay(f);
+    assert_int_equal(s.n, 64);
     assert_int_equal(s.mismatch, 0);
 }
 
@@ -392,6 +437,7 @@ int main(void)
     const struct CMUnitTest buffered[] = {
         cmocka_unit_test_setup_teardown(test_buffered_file_grows_with_its_appends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_buffered_appends_survive_kill_9, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_buffered_appends_read_nothing_from_the_disk, setup, teardown),
     };
     return failed + _cmocka_run_group_tests("usage log, buffered only", buffered,
                                             sizeof(buffered) / sizeof(buffered[0]), NULL, NULL);
