@@ -40,7 +40,8 @@ struct tg_event_index {
     uint64_t used; /* slots not S_EMPTY (live, tombstones, expired) */
     uint64_t live; /* pending or committed, within the window, as of the last count */
     int window_days;
-    uint32_t today; /* the newest day seen: what "expired" is measured from */
+    uint32_t today;      /* the newest day seen: what "expired" is measured from */
+    uint64_t generation; /* rebuilds so far: a tg_event_slot_t of an older table is stale */
 };
 
 static uint64_t slot_hash(const uint8_t key[TG_EVENT_KEY_BYTES])
@@ -269,6 +270,7 @@ static int rebuild(tg_event_index_t *ix, uint64_t min_cap, tg_err_t *err)
     ix->slots = next.slots;
     ix->cap = cap;
     ix->used = ix->live = live;
+    ix->generation++;
     return 0;
 }
 
@@ -278,7 +280,8 @@ void tg_event_index_prefetch(const tg_event_index_t *ix, const uint8_t key[TG_EV
     __builtin_prefetch(&ix->slots[slot_hash(key) & (ix->cap - 1)], 1, 3);
 }
 
-int tg_event_index_claim(tg_event_index_t *ix, const uint8_t key[TG_EVENT_KEY_BYTES], uint32_t today, tg_err_t *err)
+int tg_event_index_claim(tg_event_index_t *ix, const uint8_t key[TG_EVENT_KEY_BYTES], uint32_t today,
+                         tg_event_slot_t *where, tg_err_t *err)
 {
     if (today > ix->today)
         ix->today = today;
@@ -298,6 +301,8 @@ int tg_event_index_claim(tg_event_index_t *ix, const uint8_t key[TG_EVENT_KEY_BY
     s->day = ix->today;
     s->state = S_PENDING;
     ix->live++;
+    if (where != NULL)
+        *where = (tg_event_slot_t){(uint64_t)(s - ix->slots), ix->generation};
     return 1;
 }
 
@@ -307,6 +312,24 @@ void tg_event_index_commit(tg_event_index_t *ix, const uint8_t key[TG_EVENT_KEY_
     slot_t *s = probe(ix, key, &found);
     if (found && s->state == S_PENDING)
         s->state = S_COMMITTED;
+}
+
+void tg_event_index_commit_at(tg_event_index_t *ix, const tg_event_slot_t *where, const uint8_t key[TG_EVENT_KEY_BYTES])
+{
+    if (where->generation == ix->generation && where->slot < ix->cap) {
+        slot_t *s = &ix->slots[where->slot];
+        if (s->state == S_PENDING && memcmp(s->key, key, TG_EVENT_KEY_BYTES) == 0) {
+            s->state = S_COMMITTED;
+            return;
+        }
+    }
+    tg_event_index_commit(ix, key);
+}
+
+void tg_event_index_prefetch_at(const tg_event_index_t *ix, const tg_event_slot_t *where)
+{
+    if (where->generation == ix->generation && where->slot < ix->cap)
+        __builtin_prefetch(&ix->slots[where->slot], 1, 3);
 }
 
 void tg_event_index_withdraw(tg_event_index_t *ix, const uint8_t key[TG_EVENT_KEY_BYTES])

@@ -44,9 +44,18 @@ int tg_event_index_open(const char *path, int window_days, uint64_t expected_key
                         tg_err_t *err);
 void tg_event_index_close(tg_event_index_t *ix);
 
-/* Claims key on `today` (days since the epoch): 1 if it was new (now PENDING), 0 if it is held
- * within the window (a duplicate), negative TG_EIO / TG_ENOMEM if the table could not grow. */
-int tg_event_index_claim(tg_event_index_t *ix, const uint8_t key[TG_EVENT_KEY_BYTES], uint32_t today, tg_err_t *err);
+/* Where a claim put its key, so that its commit needs no second probe: valid until the table is
+ * rebuilt (the generation says which table it was). */
+typedef struct tg_event_slot {
+    uint64_t slot;
+    uint64_t generation;
+} tg_event_slot_t;
+
+/* Claims key on `today` (days since the epoch): 1 if it was new (now PENDING; *where, when not
+ * NULL, says where), 0 if it is held within the window (a duplicate), negative TG_EIO /
+ * TG_ENOMEM if the table could not grow. */
+int tg_event_index_claim(tg_event_index_t *ix, const uint8_t key[TG_EVENT_KEY_BYTES], uint32_t today,
+                         tg_event_slot_t *where, tg_err_t *err);
 
 /* A hint, no effect on the set: starts loading the cache line key's probe will read first. A
  * caller with many keys at hand (a batch) calls it some keys ahead of claim/commit/withdraw, so
@@ -57,6 +66,15 @@ void tg_event_index_prefetch(const tg_event_index_t *ix, const uint8_t key[TG_EV
 
 /* A claimed key's usage is in the metering log: PENDING -> COMMITTED. */
 void tg_event_index_commit(tg_event_index_t *ix, const uint8_t key[TG_EVENT_KEY_BYTES]);
+
+/* The same, for a key claimed at *where: one slot read when the table is the claim's and the
+ * slot still holds the key pending (always, unless a rebuild came between), else commit's
+ * probe. */
+void tg_event_index_commit_at(tg_event_index_t *ix, const tg_event_slot_t *where,
+                              const uint8_t key[TG_EVENT_KEY_BYTES]);
+
+/* A hint like tg_event_index_prefetch, for a commit at *where. */
+void tg_event_index_prefetch_at(const tg_event_index_t *ix, const tg_event_slot_t *where);
 
 /* A claimed key's usage could not be logged: the claim is withdrawn (a later post counts). */
 void tg_event_index_withdraw(tg_event_index_t *ix, const uint8_t key[TG_EVENT_KEY_BYTES]);

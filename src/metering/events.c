@@ -52,6 +52,7 @@ typedef struct ticket {
     struct accepted {
         size_t at; /* index in the batch */
         uint8_t key[TG_EVENT_KEY_BYTES];
+        tg_event_slot_t slot; /* where the claim put it */
     } * acc;
     tg_usage_t *rows; /* acc[i]'s row, for giving quota back on failure */
 } ticket_t;
@@ -664,8 +665,8 @@ static void on_logged(void *arg, int status)
         pthread_mutex_lock(&t->ev->mu);
         for (size_t i = 0; i < t->n; i++) {
             if (i + PREFETCH_AHEAD < t->n)
-                tg_event_index_prefetch(t->ev->index, t->acc[i + PREFETCH_AHEAD].key);
-            tg_event_index_commit(t->ev->index, t->acc[i].key);
+                tg_event_index_prefetch_at(t->ev->index, &t->acc[i + PREFETCH_AHEAD].slot);
+            tg_event_index_commit_at(t->ev->index, &t->acc[i].slot, t->acc[i].key);
         }
         pthread_mutex_unlock(&t->ev->mu);
     } else {
@@ -711,7 +712,7 @@ int tg_events_ingest(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_even
     for (size_t k = 0; k < t->n; k++) {
         if (k + PREFETCH_AHEAD < t->n)
             tg_event_index_prefetch(ev->index, t->acc[k + PREFETCH_AHEAD].key);
-        int claimed = tg_event_index_claim(ev->index, t->acc[k].key, today, err);
+        int claimed = tg_event_index_claim(ev->index, t->acc[k].key, today, &t->acc[k].slot, err);
         if (claimed < 0) {
             rc = claimed;
             for (size_t j = 0; j < kept; j++)

@@ -57,6 +57,7 @@ struct tg_sqlite {
     unsigned journal_batches; /* batches journaled by this connection since it last folded */
     size_t journal_entries;   /* and the entries in them */
     int64_t folded_mono_ns;   /* when this connection last folded */
+    int usage_writer;         /* stores usage (tg_sqlite_usage_record_many): its cache is sized for that */
 };
 
 static inline tg_sqlite_t *tg_sqlite(tg_store_t *st)

@@ -62,16 +62,16 @@ static void test_claim_duplicate_withdraw(void **state)
     uint8_t a[16], b[16];
     key_of(1, a);
     key_of(2, b);
-    assert_int_equal(tg_event_index_claim(ix, a, 20000, &err), 1);
-    assert_int_equal(tg_event_index_claim(ix, a, 20000, &err), 0); /* pending: a duplicate already */
+    assert_int_equal(tg_event_index_claim(ix, a, 20000, NULL, &err), 1);
+    assert_int_equal(tg_event_index_claim(ix, a, 20000, NULL, &err), 0); /* pending: a duplicate already */
     tg_event_index_commit(ix, a);
-    assert_int_equal(tg_event_index_claim(ix, a, 20001, &err), 0);
-    assert_int_equal(tg_event_index_claim(ix, b, 20000, &err), 1);
+    assert_int_equal(tg_event_index_claim(ix, a, 20001, NULL, &err), 0);
+    assert_int_equal(tg_event_index_claim(ix, b, 20000, NULL, &err), 1);
     tg_event_index_withdraw(ix, b); /* not logged: a retry counts */
-    assert_int_equal(tg_event_index_claim(ix, b, 20000, &err), 1);
+    assert_int_equal(tg_event_index_claim(ix, b, 20000, NULL, &err), 1);
     /* within the window on its last day, then past it: counted again */
-    assert_int_equal(tg_event_index_claim(ix, a, 20035, &err), 0);
-    assert_int_equal(tg_event_index_claim(ix, a, 20036, &err), 1);
+    assert_int_equal(tg_event_index_claim(ix, a, 20035, NULL, &err), 0);
+    assert_int_equal(tg_event_index_claim(ix, a, 20036, NULL, &err), 1);
     tg_event_index_close(ix);
 }
 
@@ -84,7 +84,7 @@ static void test_survives_reopen_and_lists_pending(void **state)
     uint8_t k[16];
     for (uint64_t i = 0; i < 100; i++) {
         key_of(i, k);
-        assert_int_equal(tg_event_index_claim(ix, k, 20000, &err), 1);
+        assert_int_equal(tg_event_index_claim(ix, k, 20000, NULL, &err), 1);
         if (i % 10 != 0)
             tg_event_index_commit(ix, k);
     }
@@ -102,7 +102,7 @@ static void test_survives_reopen_and_lists_pending(void **state)
     free(pending);
     for (uint64_t i = 0; i < 100; i++) {
         key_of(i, k);
-        assert_int_equal(tg_event_index_claim(ix, k, 20000, &err), 0);
+        assert_int_equal(tg_event_index_claim(ix, k, 20000, NULL, &err), 0);
     }
     tg_event_index_close(ix);
 }
@@ -117,7 +117,7 @@ static void test_grows_without_losing_a_key(void **state)
     const uint64_t n = 200000; /* past 70 % of 65,536 slots: two rebuilds */
     for (uint64_t i = 0; i < n; i++) {
         key_of(i, k);
-        assert_int_equal(tg_event_index_claim(ix, k, 20000, &err), 1);
+        assert_int_equal(tg_event_index_claim(ix, k, 20000, NULL, &err), 1);
         tg_event_index_commit(ix, k);
     }
     uint64_t live, slots;
@@ -128,10 +128,50 @@ static void test_grows_without_losing_a_key(void **state)
     assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), 0);
     for (uint64_t i = 0; i < n; i++) {
         key_of(i, k);
-        assert_int_equal(tg_event_index_claim(ix, k, 20000, &err), 0);
+        assert_int_equal(tg_event_index_claim(ix, k, 20000, NULL, &err), 0);
     }
     key_of(n, k);
-    assert_int_equal(tg_event_index_claim(ix, k, 20000, &err), 1);
+    assert_int_equal(tg_event_index_claim(ix, k, 20000, NULL, &err), 1);
+    tg_event_index_close(ix);
+}
+
+/* A commit at the slot its claim reported marks that key committed, also when a rebuild moved
+ * the key since (the slot is then stale and the commit probes): nothing is left pending, and a
+ * slot now holding another key is not touched. */
+static void test_commit_at_the_claims_slot(void **state)
+{
+    (void)state;
+    tg_event_index_t *ix;
+    tg_err_t err = {0};
+    assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), 0);
+    enum { N = 60000 }; /* past 70 % of 65,536 slots: the claims after the first rebuild */
+    static tg_event_slot_t where[N];
+    uint8_t k[16];
+    for (uint64_t i = 0; i < N; i++) {
+        key_of(i, k);
+        assert_int_equal(tg_event_index_claim(ix, k, 20000, &where[i], &err), 1);
+    }
+    uint64_t live, slots;
+    tg_event_index_counts(ix, &live, &slots);
+    assert_true(slots > 65536);                                  /* rebuilt while claiming */
+    assert_true(where[0].generation != where[N - 1].generation); /* the first claims' slots are stale */
+    /* a slot that holds another key: the commit finds its own key by probing */
+    tg_event_slot_t wrong = where[N - 1];
+    key_of(0, k);
+    tg_event_index_commit_at(ix, &wrong, k);
+    uint8_t(*pending)[TG_EVENT_KEY_BYTES];
+    size_t npending;
+    assert_int_equal(tg_event_index_pending(ix, &pending, &npending, &err), 0);
+    assert_int_equal(npending, N - 1); /* key 0 committed, key N-1 (at that slot) still pending */
+    free(pending);
+    for (uint64_t i = 1; i < N; i++) {
+        key_of(i, k);
+        tg_event_index_prefetch_at(ix, &where[i]);
+        tg_event_index_commit_at(ix, &where[i], k);
+    }
+    assert_int_equal(tg_event_index_pending(ix, &pending, &npending, &err), 0);
+    assert_int_equal(npending, 0);
+    free(pending);
     tg_event_index_close(ix);
 }
 
@@ -148,7 +188,7 @@ static void test_sized_at_open_for_expected_keys(void **state)
     uint8_t k[16];
     for (uint64_t i = 0; i < first; i++) {
         key_of(i, k);
-        assert_int_equal(tg_event_index_claim(ix, k, 20000, &err), 1);
+        assert_int_equal(tg_event_index_claim(ix, k, 20000, NULL, &err), 1);
         if (i % 2 == 0)
             tg_event_index_commit(ix, k); /* the odd ones stay pending, as a crash leaves them */
     }
@@ -169,7 +209,7 @@ static void test_sized_at_open_for_expected_keys(void **state)
     free(pending);
     for (uint64_t i = 0; i < n; i++) {
         key_of(i, k);
-        assert_int_equal(tg_event_index_claim(ix, k, 20000, &err), i < first ? 0 : 1);
+        assert_int_equal(tg_event_index_claim(ix, k, 20000, NULL, &err), i < first ? 0 : 1);
     }
     tg_event_index_counts(ix, &live, &slots);
     assert_int_equal(live, n);
@@ -181,7 +221,7 @@ static void test_sized_at_open_for_expected_keys(void **state)
     tg_event_index_counts(ix, &live, &slots);
     assert_int_equal(slots, sized);
     key_of(n - 1, k);
-    assert_int_equal(tg_event_index_claim(ix, k, 20000, &err), 0);
+    assert_int_equal(tg_event_index_claim(ix, k, 20000, NULL, &err), 0);
     tg_event_index_close(ix);
 
     /* beyond the largest table: refused at open, naming the count */
@@ -266,9 +306,9 @@ static void test_pending_settled_against_the_log(void **state)
     key_of(9, done);
     assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), 0);
     uint32_t today = (uint32_t)(time(NULL) / 86400);
-    assert_int_equal(tg_event_index_claim(ix, logged, today, &err), 1);
-    assert_int_equal(tg_event_index_claim(ix, lost, today, &err), 1);
-    assert_int_equal(tg_event_index_claim(ix, done, today, &err), 1);
+    assert_int_equal(tg_event_index_claim(ix, logged, today, NULL, &err), 1);
+    assert_int_equal(tg_event_index_claim(ix, lost, today, NULL, &err), 1);
+    assert_int_equal(tg_event_index_claim(ix, done, today, NULL, &err), 1);
     tg_event_index_commit(ix, done);
     tg_event_index_close(ix); /* the process died here */
 
@@ -309,9 +349,9 @@ static void test_pending_settled_against_the_log(void **state)
     size_t n;
     assert_int_equal(tg_event_index_pending(ix, &pending, &n, &err), 0);
     assert_int_equal(n, 0);
-    assert_int_equal(tg_event_index_claim(ix, logged, today, &err), 0); /* in the log: counted */
-    assert_int_equal(tg_event_index_claim(ix, done, today, &err), 0);
-    assert_int_equal(tg_event_index_claim(ix, lost, today, &err), 1); /* never logged: counts on retry */
+    assert_int_equal(tg_event_index_claim(ix, logged, today, NULL, &err), 0); /* in the log: counted */
+    assert_int_equal(tg_event_index_claim(ix, done, today, NULL, &err), 0);
+    assert_int_equal(tg_event_index_claim(ix, lost, today, NULL, &err), 1); /* never logged: counts on retry */
     tg_event_index_close(ix);
     unlink(log_path);
 }
@@ -323,6 +363,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_survives_reopen_and_lists_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grows_without_losing_a_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sized_at_open_for_expected_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_at_the_claims_slot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refuses_foreign_file_and_second_opener, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_settled_against_the_log, setup, teardown),
         cmocka_unit_test(test_rfc3339),
