@@ -101,10 +101,12 @@ static int unbilled_query(tg_sqlite_t *st, const char *customer_id, int64_t peri
     tg_unbilled_t row;
     while ((step = sqlite3_step(s)) == SQLITE_ROW) {
         read_unbilled(s, &row);
-        if (cb(&row, arg) != 0)
+        if (cb(&row, arg) != 0) { /* out of memory: a partial list must not be billed and marked */
+            rc = tg_errf(err, TG_ENOMEM, "out of memory reading unbilled usage");
             break;
+        }
     }
-    if (step != SQLITE_ROW && step != SQLITE_DONE)
+    if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE)
         rc = tg_sqlite_error(st, err, "reading unbilled usage");
     tg_sqlite_done(s);
     return rc;
