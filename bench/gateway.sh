@@ -69,6 +69,9 @@ appends() { # "records appends" so far: the metering log's appends (each a group
 run_wrk() { # name url server-pids...
   local name=$1 url=$2; shift 2
   local script=(-s "$work/keys.lua") before after
+  # What the setup before left dirty (strict's database writes, a stopped tollgate's last store)
+  # is written back now, not during this setup's window: each one starts from a clean disk.
+  sync
   KEYS_FILE=$work/keys.txt wrk -t1 -c"$CONNS" -d2s "${script[@]}" "$url" >"$work/$name.warm" 2>&1 || true # warm up
   local m0 m1 s0 s1
   [[ $name == tollgate-* ]] && m0=$(appends)
