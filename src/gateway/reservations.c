@@ -34,6 +34,7 @@ typedef struct entry {
     uint64_t hash;
     char id[TG_RESERVATION_ID_MAX];
     tg_call_t call;
+    tg_reservation_label_t label;
     tg_reservation_file_t *file; /* NULL: no slot */
     int64_t slot;
     _Atomic int owners;  /* the settling thread, and the meter's callback while it is due */
@@ -131,7 +132,7 @@ static void settle_by_rule(tg_reservations_t *r, entry_t *e)
         settle_entry(r, e, 200, 0, NULL, 0, NULL, NULL);
     }
     if (r->opts.on_end != NULL)
-        r->opts.on_end(r->opts.on_end_arg, &e->call, e->id, 0, 1);
+        r->opts.on_end(r->opts.on_end_arg, &e->call, &e->label, e->id, 0, 1);
     let_go(e);
 }
 
@@ -194,8 +195,27 @@ static void bucket_unlink(shard_t *s, entry_t *e)
     *p = e->hnext;
 }
 
-int tg_reservations_hold(tg_reservations_t *r, tg_call_t *call, int64_t now_mono_ns, char id_out[TG_RESERVATION_ID_MAX],
-                         tg_err_t *err)
+static void copy_cut(char *dst, size_t cap, const char *src, size_t len)
+{
+    if (src == NULL)
+        len = 0;
+    if (len > cap - 1)
+        len = cap - 1;
+    if (len > 0)
+        memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
+void tg_reservation_label_set(tg_reservation_label_t *label, const char *method, size_t method_len, const char *path,
+                              size_t path_len, const char *request_id, size_t request_id_len)
+{
+    copy_cut(label->method, sizeof(label->method), method, method_len);
+    copy_cut(label->path, sizeof(label->path), path, path_len);
+    copy_cut(label->request_id, sizeof(label->request_id), request_id, request_id_len);
+}
+
+int tg_reservations_hold(tg_reservations_t *r, tg_call_t *call, const tg_reservation_label_t *label,
+                         int64_t now_mono_ns, char id_out[TG_RESERVATION_ID_MAX], tg_err_t *err)
 {
     if (atomic_fetch_add(&r->held, 1) >= r->opts.capacity) {
         atomic_fetch_sub(&r->held, 1);
@@ -228,7 +248,11 @@ int tg_reservations_hold(tg_reservations_t *r, tg_call_t *call, int64_t now_mono
     e->deadline_ns = now_mono_ns + r->opts.timeout_ns;
     e->call = *call;
     e->call.request_id = NULL; /* the caller's memory; the call now outlives its request */
-    call->settled = 1;         /* ours from now on: the caller's abandon does nothing */
+    if (label != NULL)
+        e->label = *label;
+    else
+        tg_reservation_label_set(&e->label, NULL, 0, NULL, 0, NULL, 0);
+    call->settled = 1; /* ours from now on: the caller's abandon does nothing */
     memcpy(id_out, e->id, TG_RESERVATION_ID_MAX);
     /* drawn now, so that the slot and the usage rows carry the same one (checked at restart) */
     e->call.event_id = tg_meter_next_event_id();
@@ -283,7 +307,7 @@ int tg_reservations_settle(tg_reservations_t *r, const char *id, size_t id_len, 
     atomic_fetch_add(&r->settled, 1);
     int rc = settle_entry(r, e, status, upstream_failed, units_header, units_len, cb, arg);
     if (r->opts.on_end != NULL)
-        r->opts.on_end(r->opts.on_end_arg, &e->call, e->id, status, 0);
+        r->opts.on_end(r->opts.on_end_arg, &e->call, &e->label, e->id, status, 0);
     let_go(e);
     return rc;
 }

@@ -44,15 +44,35 @@ typedef enum tg_reservation_timeout_rule {
     TG_RESERVATION_RELEASE = 1
 } tg_reservation_timeout_rule_t;
 
+/* What the forwarder said about the decided call, kept with its reservation so that the line
+ * written when it ends (the on_end hook: the access log) names the call by itself, without a
+ * join on the reservation id. Bounded copies: longer values are cut (the method at 15 bytes, the
+ * path at 255, the request id at 128), and an empty string means "not given". About 400 bytes
+ * per open reservation (decide.max_pending of them at most). */
+#define TG_RESERVATION_METHOD_MAX 16
+#define TG_RESERVATION_PATH_MAX 256
+#define TG_RESERVATION_REQUEST_ID_MAX 129
+typedef struct tg_reservation_label {
+    char method[TG_RESERVATION_METHOD_MAX];
+    char path[TG_RESERVATION_PATH_MAX];
+    char request_id[TG_RESERVATION_REQUEST_ID_MAX];
+} tg_reservation_label_t;
+
+/* Fills label from the given bytes (any of them NULL or empty: ""), cutting each to its size. */
+void tg_reservation_label_set(tg_reservation_label_t *label, const char *method, size_t method_len, const char *path,
+                              size_t path_len, const char *request_id, size_t request_id_len);
+
 typedef struct tg_reservations_opts {
     size_t capacity;    /* reservations held at once, at most */
     int64_t timeout_ns; /* after this, tg_reservations_expire settles by the rule */
     int on_timeout;     /* a tg_reservation_timeout_rule_t */
     /* Called once per reservation when it ends, after the gateway billed or released its call
      * (call->nmetered: what was billed, 0 for nothing): by its settlement (expired 0, status as
-     * reported) or by the timeout rule (expired 1, status 0), also when the table is freed. For
-     * the access log; any thread, must not block. NULL: nothing is called. */
-    void (*on_end)(void *arg, const tg_call_t *call, const char *id, int status, int expired);
+     * reported) or by the timeout rule (expired 1, status 0), also when the table is freed, with
+     * the label it was held with. For the access log; any thread, must not block. NULL: nothing
+     * is called. */
+    void (*on_end)(void *arg, const tg_call_t *call, const tg_reservation_label_t *label, const char *id, int status,
+                   int expired);
     void *on_end_arg;
     /* Where the open reservations outlive the process: recovered (tg_reservation_file_recover)
      * for at least `capacity` slots; must outlive the table and the meter (its callbacks free
@@ -74,12 +94,12 @@ tg_reservations_t *tg_reservations_new(tg_gateway_t *gw, const tg_reservations_o
 /* Settles every open reservation by the timeout rule (the meter must still run), then frees. */
 void tg_reservations_free(tg_reservations_t *r);
 
-/* Takes over an admitted, unsettled call (a copy is kept; the caller's call is marked settled so
- * that its own abandon does nothing) and writes its new id into id_out. TG_ELIMIT when the table
- * is full, TG_ENOMEM: the call is then left to the caller, unsettled. now_mono_ns starts its
- * timeout. Any thread. */
-int tg_reservations_hold(tg_reservations_t *r, tg_call_t *call, int64_t now_mono_ns, char id_out[TG_RESERVATION_ID_MAX],
-                         tg_err_t *err);
+/* Takes over an admitted, unsettled call (a copy is kept, and of label when not NULL; the
+ * caller's call is marked settled so that its own abandon does nothing) and writes its new id
+ * into id_out. TG_ELIMIT when the table is full, TG_ENOMEM: the call is then left to the caller,
+ * unsettled. now_mono_ns starts its timeout. Any thread. */
+int tg_reservations_hold(tg_reservations_t *r, tg_call_t *call, const tg_reservation_label_t *label,
+                         int64_t now_mono_ns, char id_out[TG_RESERVATION_ID_MAX], tg_err_t *err);
 
 /* The call held under id was answered with `status` (a 5xx, or upstream_failed, releases it, as
  * for proxied calls), the upstream reporting units_header ("metric=n, ..." as Tollgate-Units;

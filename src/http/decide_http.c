@@ -58,7 +58,8 @@ typedef struct decide_req {
     size_t body_len;
     char *body; /* DECIDE_MAX_BODY + 1 bytes from the pool, for the POST routes */
     report_wait_t *wait;
-    int64_t start_ns, start_mono_ns; /* when the request arrived, for its access-log line */
+    int64_t start_ns, start_mono_ns;        /* when the request arrived, for its access-log line */
+    char request_id[TG_REQUEST_ID_MAX + 1]; /* the decision's (tg_http_decide_request_id); "" until admit */
 } decide_req_t;
 
 static void on_decide_req_dispose(void *p)
@@ -190,8 +191,15 @@ static int admit(decide_req_t *dr, h2o_iovec_t method, h2o_iovec_t uri, h2o_iove
     rq.units = units, rq.nunits = nunits;
     if (!tg_gateway_admit(dr->srv->deps.gateway, &rq, call, refusal))
         return 0;
+    /* The settlement's access-log line names the call as the decision's does: the method, the
+     * path as sent without its query (which may hold secrets), the request id. */
+    size_t rid_len = tg_http_decide_request_id(req, dr->request_id);
+    const char *q = memchr(uri.base, '?', uri.len);
+    tg_reservation_label_t label;
+    tg_reservation_label_set(&label, method.base, method.len, uri.base, q != NULL ? (size_t)(q - uri.base) : uri.len,
+                             dr->request_id, rid_len);
     tg_err_t err;
-    int rc = tg_reservations_hold(dr->srv->deps.reservations, call, tg_clock_mono_ns(), rid, &err);
+    int rc = tg_reservations_hold(dr->srv->deps.reservations, call, &label, tg_clock_mono_ns(), rid, &err);
     if (rc != 0) {
         tg_gateway_abandon(dr->srv->deps.gateway, call);
         send_error(req, 503, "decide_unavailable",
@@ -215,6 +223,7 @@ static void log_decision(const decide_req_t *dr, const char *via, h2o_iovec_t me
                              .call = call,
                              .refusal = refusal,
                              .reservation = rid,
+                             .request_id = dr->request_id[0] != '\0' ? dr->request_id : NULL,
                              .start_ns = dr->start_ns,
                              .start_mono_ns = dr->start_mono_ns};
     tg_http_decide_log(dr->srv, dr->req, &line);

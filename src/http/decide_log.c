@@ -5,7 +5,8 @@
  * "check" or "envoy"; allowed, or refused with the status the client gets), and a call admitted
  * under a reservation gets one more when the reservation ends ("via": "settlement" with the
  * status the forwarder reported and the units billed, or "timeout" when decide.settle_timeout_ms
- * passed and decide.on_timeout decided). The reservation id joins the two lines. Envoy's calls
+ * passed and decide.on_timeout decided), with the decided call's method, path and request id as
+ * they were when it was held; the reservation id also joins the two lines. Envoy's calls
  * are billed when decided, so their one line has the units. Lines are sampled as proxied calls'
  * are: refusals and every 4xx and 5xx always, the rest by access_log.sample_success. */
 #include <netdb.h>
@@ -41,6 +42,18 @@ static void append(tg_access_log_t *log, const tg_access_record_t *r)
     tg_access_log_append(log, line, n);
 }
 
+size_t tg_http_decide_request_id(h2o_req_t *req, char out[TG_REQUEST_ID_MAX + 1])
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
+    if (i != -1 && tg_request_id_ok(req->headers.entries[i].value.base, req->headers.entries[i].value.len)) {
+        memcpy(out, req->headers.entries[i].value.base, req->headers.entries[i].value.len);
+        out[req->headers.entries[i].value.len] = '\0';
+    } else {
+        tg_request_id_new(out);
+    }
+    return strlen(out);
+}
+
 void tg_http_decide_log(struct tg_server *srv, h2o_req_t *req, const tg_decide_line_t *l)
 {
     tg_access_log_t *log = srv->deps.access_log;
@@ -56,13 +69,7 @@ void tg_http_decide_log(struct tg_server *srv, h2o_req_t *req, const tg_decide_l
     char rid[TG_REQUEST_ID_MAX + 1];
     const char *request_id = l->request_id;
     if (request_id == NULL) {
-        ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
-        if (i != -1 && tg_request_id_ok(req->headers.entries[i].value.base, req->headers.entries[i].value.len)) {
-            memcpy(rid, req->headers.entries[i].value.base, req->headers.entries[i].value.len);
-            rid[req->headers.entries[i].value.len] = '\0';
-        } else {
-            tg_request_id_new(rid);
-        }
+        tg_http_decide_request_id(req, rid);
         request_id = rid;
     }
     char client[NI_MAXHOST + 1];
@@ -97,7 +104,8 @@ void tg_http_decide_log(struct tg_server *srv, h2o_req_t *req, const tg_decide_l
     append(log, &r);
 }
 
-void tg_http_decide_log_end(void *access_log, const tg_call_t *call, const char *id, int status, int expired)
+void tg_http_decide_log_end(void *access_log, const tg_call_t *call, const tg_reservation_label_t *label, const char *id,
+                            int status, int expired)
 {
     tg_access_log_t *log = access_log;
     if (!tg_access_log_enabled(log) || sampled_out(log, expired ? 0 : status, NULL))
@@ -106,6 +114,12 @@ void tg_http_decide_log_end(void *access_log, const tg_call_t *call, const char 
     uint64_t counts[TG_CALL_MAX_METRICS * 2];
     tg_access_record_t r = {
         .time_ns = tg_clock_now_ns(),
+        /* the decided call, as the forwarder named it when it was held (cut to the label's sizes) */
+        .request_id = label->request_id[0] != '\0' ? label->request_id : NULL,
+        .method = label->method[0] != '\0' ? label->method : NULL,
+        .method_len = strlen(label->method),
+        .path = label->path[0] != '\0' ? label->path : NULL,
+        .path_len = strlen(label->path),
         .route = call->route != NULL ? call->route->pattern : NULL,
         .customer = call->account != NULL ? tg_account_id(call->account) : NULL,
         .key_prefix = call->key_prefix[0] != '\0' ? call->key_prefix : NULL,

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 
 #include "h2o.h"
+#include "http/request_id.h"
 #include "http/server.h"
 #include "http/upstream.h"
 #include "util/cidr.h"
@@ -139,6 +140,10 @@ typedef struct tg_decide_line {
     int64_t start_mono_ns; /* the same instant, monotonic */
 } tg_decide_line_t;
 void tg_http_decide_log(struct tg_server *srv, h2o_req_t *req, const tg_decide_line_t *line);
+/* The request id of a decision (decide_log.c): the request's X-Request-Id when well formed (the
+ * forwarder's, e.g. nginx's $request_id), else a new one, into out (NUL-terminated); its length.
+ * The decision's line and, through the reservation's label, its settlement's line carry it. */
+size_t tg_http_decide_request_id(h2o_req_t *req, char out[TG_REQUEST_ID_MAX + 1]);
 /* Receives the meter's completions of /v1/report on a worker's loop (decide_http.c). */
 void tg_http_on_reports(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
 /* Registers, on the gateway's pathconf and before the gateway handler, the handler of Envoy's

@@ -14,6 +14,7 @@
 #include "admin/admin_api.h"
 #include "config/config.h"
 #include "gateway/gateway.h"
+#include "gateway/reservations.h"
 #include "util/err.h"
 
 typedef struct tg_server tg_server_t;
@@ -32,7 +33,8 @@ typedef struct tg_server_deps {
 
 /* The end of a decision API reservation as an access-log line (decide_log.c): the
  * tg_reservations_opts_t.on_end hook, with the access log (NULL: none) as its argument. */
-void tg_http_decide_log_end(void *access_log, const tg_call_t *call, const char *id, int status, int expired);
+void tg_http_decide_log_end(void *access_log, const tg_call_t *call, const tg_reservation_label_t *label, const char *id,
+                            int status, int expired);
 
 /* Binds the configured listeners (cfg->listeners), loads their TLS certificates and starts the
  * threads. Errors name the address or the FILE:LINE of the certificate that failed. */

@@ -187,7 +187,7 @@ test('a full reservations table refuses new calls with 503 decide_unavailable in
   }
 });
 
-test('every decision and every end of a reservation is an access-log line, the two joined by the reservation id', async () => {
+test('every decision and every end of a reservation is an access-log line, the two joined by the reservation id, the end naming the call by itself', async () => {
   const file = join(mkdtempSync(join(tmpdir(), 'tollgate-decide-log-')), 'access.log');
   const st = await new Stack({
     durability: 'strict',
@@ -231,6 +231,11 @@ access_log: {path: ${JSON.stringify(file)}, sample_success: 1.0}`,
     assert.equal(settled.status, 201);
     assert.equal(settled.customer, customer.id);
     assert.equal(settled.units.tokens, 3);
+    // the settlement names the call by itself, as its decision did (no join needed)
+    assert.equal(settled.method, 'GET');
+    assert.equal(settled.path, '/v1/basic/x', 'the decided call\'s path, without its query');
+    assert.ok(decided.request_id, JSON.stringify(decided));
+    assert.equal(settled.request_id, decided.request_id);
 
     const refused = await find((l) => l.via === 'check' && l.decision === 'refused', 'the refused check');
     assert.equal(refused.error, 'invalid_key');
@@ -243,6 +248,10 @@ access_log: {path: ${JSON.stringify(file)}, sample_success: 1.0}`,
     const timedOut = await find((l) => l.via === 'timeout' && l.reservation === left.json.reservation, 'the timeout');
     assert.deepEqual(timedOut.units, {});
     assert.equal(timedOut.status, null);
+    const leftDecided = await find((l) => l.via === 'check' && l.reservation === left.json.reservation, 'the unreported check');
+    assert.equal(timedOut.method, 'GET');
+    assert.equal(timedOut.path, '/v1/basic/z');
+    assert.equal(timedOut.request_id, leftDecided.request_id);
 
     // a proxied call's line has no decision API fields
     const own = await find((l) => l.via === undefined && l.path === '/v1/basic/x', 'the proxied call');

@@ -112,12 +112,18 @@ static tg_reservations_t *table(fx_t *f, size_t cap, int rule)
     return r;
 }
 
-static void hold(tg_reservations_t *r, tg_call_t *call, int64_t now, char id[TG_RESERVATION_ID_MAX])
+static void hold_labelled(tg_reservations_t *r, tg_call_t *call, const tg_reservation_label_t *label, int64_t now,
+                          char id[TG_RESERVATION_ID_MAX])
 {
     tg_err_t err;
-    assert_int_equal(tg_reservations_hold(r, call, now, id, &err), 0);
+    assert_int_equal(tg_reservations_hold(r, call, label, now, id, &err), 0);
     assert_int_equal(strlen(id), TG_RESERVATION_ID_LEN);
     assert_memory_equal(id, "rsv_", 4);
+}
+
+static void hold(tg_reservations_t *r, tg_call_t *call, int64_t now, char id[TG_RESERVATION_ID_MAX])
+{
+    hold_labelled(r, call, NULL, now, id);
 }
 
 /* A call of the vision route admitted and held; the caller's copy is not needed afterwards. */
@@ -201,13 +207,16 @@ typedef struct ends {
     char ids[4][TG_RESERVATION_ID_MAX];
     int status[4], expired[4];
     uint64_t images[4]; /* units billed for "images" */
+    tg_reservation_label_t labels[4];
 } ends_t;
 
-static void on_end(void *arg, const tg_call_t *call, const char *id, int status, int expired)
+static void on_end(void *arg, const tg_call_t *call, const tg_reservation_label_t *label, const char *id, int status,
+                   int expired)
 {
     ends_t *e = arg;
     assert_true(e->n < 4);
     memcpy(e->ids[e->n], id, TG_RESERVATION_ID_MAX);
+    e->labels[e->n] = *label;
     e->status[e->n] = status;
     e->expired[e->n] = expired;
     for (size_t i = 0; i < call->nmetered; i++)
@@ -228,8 +237,19 @@ static void test_end_hook(void **state)
     tg_reservations_t *r = tg_reservations_new(f->gw, &o);
     assert_non_null(r);
     char a[TG_RESERVATION_ID_MAX], b[TG_RESERVATION_ID_MAX], c[TG_RESERVATION_ID_MAX];
-    admit_and_hold(f, r, 0, a);
-    admit_and_hold(f, r, 0, b);
+    /* a is held with the forwarder's names for the call: its end carries them, cut to size */
+    char long_path[600], long_method[40];
+    memset(long_path, 'p', sizeof(long_path));
+    long_path[0] = '/';
+    memset(long_method, 'M', sizeof(long_method));
+    tg_reservation_label_t label;
+    tg_reservation_label_set(&label, "POST", 4, "/v1/vision/x", 12, "req-42", 6);
+    tg_call_t call;
+    admit_ok(f, "POST", "/v1/vision/x", &call);
+    hold_labelled(r, &call, &label, 0, a);
+    tg_reservation_label_set(&label, long_method, sizeof(long_method), long_path, sizeof(long_path), NULL, 0);
+    admit_ok(f, "POST", "/v1/vision/x", &call);
+    hold_labelled(r, &call, &label, 0, b);
     admit_and_hold(f, r, 10 * TG_NS_PER_SEC, c);
     assert_int_equal(ends.n, 0);
 
@@ -241,6 +261,9 @@ static void test_end_hook(void **state)
     assert_int_equal(ends.status[0], 201);
     assert_int_equal(ends.expired[0], 0);
     assert_int_equal(ends.images[0], 3); /* the route's 1 and the reported 2 */
+    assert_string_equal(ends.labels[0].method, "POST");
+    assert_string_equal(ends.labels[0].path, "/v1/vision/x");
+    assert_string_equal(ends.labels[0].request_id, "req-42");
 
     /* expired by the rule (release): nothing billed */
     assert_int_equal(tg_reservations_expire(r, 1000 * TG_NS_PER_SEC), 1);
@@ -248,12 +271,18 @@ static void test_end_hook(void **state)
     assert_string_equal(ends.ids[1], b);
     assert_int_equal(ends.expired[1], 1);
     assert_int_equal(ends.images[1], 0);
+    assert_int_equal(strlen(ends.labels[1].method), TG_RESERVATION_METHOD_MAX - 1);
+    assert_int_equal(strlen(ends.labels[1].path), TG_RESERVATION_PATH_MAX - 1);
+    assert_memory_equal(ends.labels[1].path, long_path, TG_RESERVATION_PATH_MAX - 1);
+    assert_string_equal(ends.labels[1].request_id, "");
 
     /* still open when the table is freed: ended by the rule too */
     tg_reservations_free(r);
     assert_int_equal(ends.n, 3);
     assert_string_equal(ends.ids[2], c);
     assert_int_equal(ends.expired[2], 1);
+    assert_string_equal(ends.labels[2].method, ""); /* held without a label */
+    assert_string_equal(ends.labels[2].path, "");
 }
 
 static void test_bounded(void **state)
@@ -269,7 +298,7 @@ static void test_bounded(void **state)
     uint64_t before = used(f, "api_calls");
     admit_ok(f, "GET", "/v1/basic/x", &call);
     tg_err_t err;
-    assert_int_equal(tg_reservations_hold(r, &call, 0, c, &err), TG_ELIMIT);
+    assert_int_equal(tg_reservations_hold(r, &call, NULL, 0, c, &err), TG_ELIMIT);
     assert_non_null(strstr(err.msg, "decide.max_pending"));
     assert_int_equal(call.settled, 0); /* still the caller's to release */
     tg_gateway_abandon(f->gw, &call);
@@ -329,7 +358,7 @@ static void *hold_settle(void *arg)
         tg_call_t call;
         admit_ok(w->f, "GET", "/v1/basic/x", &call);
         tg_err_t err;
-        if (tg_reservations_hold(w->r, &call, 0, w->ids[i], &err) != 0)
+        if (tg_reservations_hold(w->r, &call, NULL, 0, w->ids[i], &err) != 0)
             abort();
     }
     return NULL;
