@@ -732,6 +732,38 @@ static void test_process_syncs_in_the_background(void **state)
     assert_int_equal(total(f, "api_calls"), 1);
 }
 
+/* sync_ms, not flush_ms, paces the fdatasyncs: with a 1 ms tick and a 60 s sync interval, a
+ * record written by a loop is switched out and stored by the applier (tens of ms of ticks later)
+ * without any fdatasync; every tick would have synced it at once when the tick paced them. */
+static void test_process_does_not_sync_every_tick(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    tg_meter_t *m;
+    tg_meter_opts_t o = {.store_url = f->url,
+                         .log_dir = is_sqlite(f) ? NULL : f->dir,
+                         .durability = TG_METER_PROCESS,
+                         .flush_ms = 1,
+                         .sync_ms = 60000};
+    assert_int_equal(tg_meter_start_opts(&o, &m, &err), 0);
+    tg_meter_batch_t *b = tg_meter_batch_new(m);
+    assert_non_null(b);
+    tg_usage_t u = row("cus_1", "api_calls", 1);
+    assert_int_equal(tg_meter_batch_add(b, &u, 1, NULL, NULL), 0);
+    tg_meter_batch_commit(b);
+    tg_meter_stats_t s = {0};
+    for (int i = 0; i < 500 && s.applied == 0; i++) { /* bounded: 5 s */
+        tg_meter_get_stats(m, &s);
+        if (s.applied == 0)
+            sleep_ms(10);
+    }
+    assert_true(s.applied >= 1);
+    assert_int_equal(s.syncs, 0);
+    tg_meter_batch_free(b);
+    tg_meter_stop(m); /* a clean stop syncs what is left */
+    assert_int_equal(total(f, "api_calls"), 1);
+}
+
 static void test_process_kill_9_loses_nothing_committed(void **state)
 {
     fx_t *f = *state;
@@ -999,6 +1031,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_process_batches_from_many_loops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_process_kill_9_loses_nothing_committed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_process_syncs_in_the_background, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_process_does_not_sync_every_tick, setup, teardown),
         cmocka_unit_test_setup_teardown(test_process_callback_adds_to_the_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_is_held_by_one_meter, setup, teardown),
         cmocka_unit_test(test_event_ids),
