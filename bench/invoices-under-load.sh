@@ -18,9 +18,18 @@
 # Env: CUSTOMERS (default 100000), BACKEND (sqlite), PG_NICE (PostgreSQL's nice value: 19 stands in
 # for a server on a machine of its own, as in production; unset: the same priority as the gateway), KEYS (100), CONNS (32), DURATION (10s),
 # WINDOW (5s), TOLLGATE_BIN (build/tollgate), CLOSE_CONNECTIONS (billing.close_connections; unset:
-# its default).
+# its default), RATE (requests/s offered: each of the CONNS connections waits CONNS/RATE between its
+# answer and its next request, so the gateway runs below its capacity, with CPU to spare, as a
+# production gateway does; unset: as fast as the answers come, which saturates both cores and then
+# measures how much CPU the close takes from the gateway rather than how it disturbs it),
+# PG_CPUS and GATEWAY_CPUS (taskset CPU lists: PostgreSQL's server on the first, everything else
+# (wrk, nginx, tollgate with its closer) on the second, standing in for a database on a machine of
+# its own with one that shares nothing but the memory and the last-level cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ -n "${GATEWAY_CPUS:-}" ] && [ -z "${TG_BENCH_PINNED:-}" ]; then
+  TG_BENCH_PINNED=1 exec taskset -c "$GATEWAY_CPUS" "$0" "$@" # every process started below inherits it
+fi
 . bench/lib.sh
 CUSTOMERS=${CUSTOMERS:-100000}
 BACKEND=${BACKEND:-sqlite}
@@ -62,6 +71,10 @@ start_upstream "$work/up" "$UP"
 if [ "$BACKEND" = postgres ]; then
   pg_dir=$work/pg
   db=$(scripts/pg-test.sh start "$pg_dir")
+  if [ -n "${PG_CPUS:-}" ]; then
+    pm=$(head -1 "$pg_dir/data/postmaster.pid") # its backends, forked later, inherit the CPUs
+    for p in $pm $(pgrep -P "$pm"); do taskset -a -c -p "$PG_CPUS" "$p" >/dev/null; done
+  fi
   if [ -n "${PG_NICE:-}" ]; then
     # PostgreSQL on its own machine, as in production, stood in for by the lowest CPU priority
     # on this one: its backends (forked later from the postmaster) inherit the nice value.
@@ -117,6 +130,8 @@ for i in $(seq "$KEYS"); do
   case $key in tg_live_*) echo "$key" >> "$work/keys.txt" ;; *) echo "could not create key $i: $key" >&2; exit 1 ;; esac
 done
 cat > "$work/keys.lua" <<'LUA'
+local pause = tonumber(os.getenv("PAUSE_MS") or "0")
+if pause > 0 then delay = function() return pause end end
 local keys = {}
 for line in io.lines(os.getenv("KEYS_FILE")) do keys[#keys + 1] = line end
 local i = 0
@@ -125,6 +140,9 @@ request = function()
   return wrk.format("GET", "/v1/basic/x", { ["Authorization"] = "Bearer " .. keys[i] })
 end
 LUA
+PAUSE_MS=0
+[ -z "${RATE:-}" ] || PAUSE_MS=$(( (CONNS * 1000 + RATE / 2) / RATE ))
+export PAUSE_MS
 wrk_run() { # duration out
   KEYS_FILE=$work/keys.txt wrk -t1 -c"$CONNS" -d"$1" --latency -s "$work/keys.lua" "http://127.0.0.1:$GW/v1/basic/x" > "$2"
   grep -q 'Requests/sec' "$2" || { echo "wrk failed:"; cat "$2"; exit 1; }
@@ -185,7 +203,7 @@ else
 fi
 admin_max=$(sort -g "$work/admin.during" | tail -1); admin_med=$(median < "$work/admin.during")
 echo
-echo "$BACKEND, $CUSTOMERS customers (+ $KEYS load customers), wrk -t1 -c$CONNS, $(nproc) cores, upstream nginx 1 worker"
+echo "$BACKEND, $CUSTOMERS customers (+ $KEYS load customers), wrk -t1 -c$CONNS$([ "$PAUSE_MS" = 0 ] || echo " pausing $PAUSE_MS ms between a connection's requests (RATE=$RATE)"), $(nproc --all) cores$([ -z "${GATEWAY_CPUS:-}" ] || echo " (all but PostgreSQL on CPUs $GATEWAY_CPUS)")$([ -z "${PG_CPUS:-}" ] || echo " (PostgreSQL on CPUs $PG_CPUS)"), upstream nginx 1 worker"
 echo "close: $total invoices in about $(awk -v a="$t_adv" -v b="$t_done" 'BEGIN { printf "%.0f", b - a }') s after the clock moved (the tick starts it within 10 s)"
 echo "gateway p99: without the close $p99_b ms; during it, median of ${#during[@]} windows $(col 3 | median) ms, worst $(col 3 | sort -g | tail -1) ms; after it $p99_a ms"
 echo "gateway requests/s: without $rps_b; during (median) $(col 1 | median); after $rps_a"
