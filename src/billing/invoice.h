@@ -13,8 +13,10 @@
  * as it was for a period with usage; waived with the base fee in a period the trial (or a plan
  * not started yet, status incomplete) covers whole. A period with usage under several plans (a
  * plan change inside it) bills each plan's quote as before, the period's plan among them at most
- * once; a plan without a minimum gets no lines of 0.00. Usage of a period that arrived while its invoice is a draft goes onto that invoice when it
- * is finalized (tg_invoice_refresh_usage). Usage that arrived after its own period's invoice was
+ * once; a plan without a minimum gets no lines of 0.00.
+ *
+ * Usage of a period that arrived while its invoice is a draft goes onto that invoice when it is
+ * finalized (tg_invoice_refresh_usage). Usage that arrived after its own period's invoice was
  * finalized (or after the next period's was drafted) is billed on the next invoice, one
  * dated line per earlier (period, plan, metric) apart from the period's own usage (it takes
  * none of its allowance): "api_calls used 2026-01-01 to 2026-01-31, reported after that
