@@ -108,15 +108,39 @@ static int late_line(json_t *lines, const tg_customer_t *c, const tg_plan_t *up,
     return 0;
 }
 
+/* Appends to lines the lines of plan up's quote for usage (nu entries; none: every metric at 0)
+ * and adds their amounts to *total. Returns 0 or an error with err set. */
+static int quote_lines(const tg_plan_t *up, const tg_customer_t *c, const tg_usage_qty_t *usage, size_t nu, int d,
+                       json_t *lines, tg_money_t *total, tg_err_t *err)
+{
+    tg_quote_t q;
+    int rc = tg_quote_build(up, usage, nu, 0, &q, err);
+    if (rc != 0)
+        return rc;
+    for (size_t l = 0; l < q.nlines; l++)
+        json_array_append_new(lines, line_json(&q.lines[l], up->id, d));
+    if (tg_money_add(*total, q.total, total) != 0)
+        rc = tg_errf(err, TG_ERANGE, "the invoice of %s overflows the money range", c->id);
+    tg_quote_free(&q);
+    return rc;
+}
+
 /* Appends to lines the usage lines of the period starting at ps (the rows of that period),
  * priced per plan it was metered under, each plan's as its quote (tg_quote_build: one line per
  * charge, then a minimum or maximum line), and adds their amounts to *total. Rows of earlier
  * periods are left to late_line. The closer's drafts and their refresh at finalization
- * (tg_invoice_refresh_usage) price usage here alike. Returns 0 or an error with err set. */
+ * (tg_invoice_refresh_usage) price usage here alike.
+ *
+ * A minimum commitment is not escaped by not calling: with bill_minimum set (the period is
+ * billed under `plan`, the invoice's plan: see tg_invoice_build), a plan with a minimum that
+ * priced none of the rows still gets its quote, every metric at 0, which is its charges' lines at
+ * 0 and the top-up to the minimum (kind "minimum"). A quote of plan from rows already has the
+ * minimum, so it is never billed twice; a plan without a minimum gets no lines of 0.00. Returns 0
+ * or an error with err set. */
 static int usage_lines(const tg_config_t *cfg, const tg_plan_t *plan, const tg_customer_t *c, const tg_unbilled_t *rows,
-                       size_t n, int64_t ps, int d, json_t *lines, tg_money_t *total, tg_err_t *err)
+                       size_t n, int64_t ps, int bill_minimum, int d, json_t *lines, tg_money_t *total, tg_err_t *err)
 {
-    int rc = 0;
+    int rc = 0, plan_quoted = 0;
     /* rows come in (period, plan, metric) order (store.h), so this period's rows of one plan
      * are adjacent */
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -136,15 +160,11 @@ static int usage_lines(const tg_config_t *cfg, const tg_plan_t *plan, const tg_c
                            strcmp(rows[k].plan_id, rows[i].plan_id) == 0 && nu < 64;
              k++)
             usage[nu++] = (tg_usage_qty_t){rows[k].metric, rows[k].units};
-        tg_quote_t q;
-        if ((rc = tg_quote_build(up, usage, nu, 0, &q, err)) != 0)
-            break;
-        for (size_t l = 0; l < q.nlines; l++)
-            json_array_append_new(lines, line_json(&q.lines[l], up->id, d));
-        if (tg_money_add(*total, q.total, total) != 0)
-            rc = tg_errf(err, TG_ERANGE, "the invoice of %s overflows the money range", c->id);
-        tg_quote_free(&q);
+        plan_quoted |= up == plan; /* plan's own rows, or those of a plan since removed */
+        rc = quote_lines(up, c, usage, nu, d, lines, total, err);
     }
+    if (rc == 0 && bill_minimum && !plan_quoted && plan->minimum > 0)
+        rc = quote_lines(plan, c, NULL, 0, d, lines, total, err);
     return rc;
 }
 
@@ -153,8 +173,10 @@ static int usage_lines(const tg_config_t *cfg, const tg_plan_t *plan, const tg_c
  * appended to lines and added to *total. Each is priced as its period's invoice would have
  * priced it on top of what that period billed under that plan, its minimum and cap included
  * (tg_price_late_in_period): the store hands every metric of such a (period, plan) with its
- * invoiced units, those without late units too (units 0, no line), and the lines of one
- * (period, plan) are priced one after the other, each on top of the ones before. */
+ * invoiced units, those without late units too (units 0, no line), and, when none was invoiced,
+ * whether that period's invoice billed the plan's minimum all the same (quoted: a period without
+ * usage, usage_lines); the lines of one (period, plan) are priced one after the other, each on
+ * top of the ones before. */
 static int late_lines(const tg_config_t *cfg, const tg_plan_t *plan, const tg_customer_t *c, const tg_unbilled_t *rows,
                       size_t n, int64_t ps, int d, json_t *lines, tg_money_t *total, tg_err_t *err)
 {
@@ -174,13 +196,16 @@ static int late_lines(const tg_config_t *cfg, const tg_plan_t *plan, const tg_cu
         tg_usage_qty_t *billed = malloc((end - i) * sizeof(*billed));
         if (billed == NULL)
             return tg_errf(err, TG_ENOMEM, "out of memory pricing the late usage of %s", c->id);
-        for (size_t k = i; k < end; k++)
+        int quoted = 0; /* the period billed up's minimum with none of its usage (store.h) */
+        for (size_t k = i; k < end; k++) {
             billed[k - i] = (tg_usage_qty_t){rows[k].metric, rows[k].invoiced};
+            quoted |= rows[k].quoted;
+        }
         for (size_t k = i; k < end && rc == 0; k++) {
             if (rows[k].units == 0)
                 continue; /* billed before and nothing since: only what the others build on */
             tg_money_t amount;
-            rc = tg_price_late_in_period(up, billed, end - i, rows[k].metric, rows[k].units, &amount, err);
+            rc = tg_price_late_in_period(up, billed, end - i, quoted, rows[k].metric, rows[k].units, &amount, err);
             if (rc == 0)
                 rc = late_line(lines, c, up, &rows[k], amount, d, total, err);
             /* cannot overflow: pricing added invoiced and late up without overflowing */
@@ -233,9 +258,12 @@ int tg_invoice_build(const tg_config_t *cfg, const tg_customer_t *c, const tg_un
         total += rounded;
     }
 
-    /* Usage of this period, then late usage of earlier ones. */
+    /* Usage of this period, then late usage of earlier ones. The plan's minimum applies when its
+     * base fee would, whatever the usage: not in a period the trial (or a plan not started yet)
+     * covers whole, in full otherwise (a period part trial or cut short by a cancellation too,
+     * as a period with usage always had it). */
     if (rc == 0)
-        rc = usage_lines(cfg, plan, c, rows, n, ps, d, lines, &total, err);
+        rc = usage_lines(cfg, plan, c, rows, n, ps, paid_from < pe, d, lines, &total, err);
     if (rc == 0)
         rc = late_lines(cfg, plan, c, rows, n, ps, d, lines, &total, err);
     for (size_t i = 0; i < nitems && rc == 0; i++) {
@@ -332,6 +360,24 @@ static uint64_t used_on_draft(const json_t *old, const char *plan_id, const char
     return 0;
 }
 
+/* Whether the draft's own usage lines include a quote of plan_id: then the draft billed the
+ * period under that plan with its minimum, from usage or without any (usage_lines), and its
+ * refresh keeps doing so. A draft made before periods without usage were billed at their
+ * minimum has no such lines when its plan had no usage, and keeps its old rule. */
+static int draft_quoted(const json_t *old, const char *plan_id)
+{
+    int seen_usage = 0;
+    size_t i;
+    json_t *l;
+    json_array_foreach(old, i, l)
+    {
+        const char *p = json_string_value(json_object_get(l, "plan"));
+        if (stored_line(l, &seen_usage) == LINE_USAGE && p != NULL && strcmp(p, plan_id) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 /* The units of the draft's period to price on it: each row's units less those billed on other
  * invoices meanwhile. A row's invoiced units are the draft's own (its usage lines' "used") plus
  * any the next period's invoice took as late usage while this one stayed a draft (store.h:
@@ -373,7 +419,8 @@ int tg_invoice_refresh_usage(const tg_config_t *cfg, const tg_customer_t *c, con
     if (own != NULL)
         units_for_draft(old, rows, n, own);
     int rc = fresh != NULL && lines != NULL && own != NULL
-                 ? usage_lines(cfg, plan, c, own, n, inv->period_start, d, fresh, &usage_total, err)
+                 ? usage_lines(cfg, plan, c, own, n, inv->period_start, draft_quoted(old, plan->id), d, fresh,
+                               &usage_total, err)
                  : tg_errf(err, TG_ENOMEM, "out of memory rendering an invoice");
     free(own);
     /* The draft's lines as they were, its period's usage lines replaced by fresh ones: the base

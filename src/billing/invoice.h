@@ -5,15 +5,29 @@
  * plan it was metered under (usage totals are kept per plan), so a mid-period plan change does
  * not reprice what happened before it. The base fee is the plan in force at the period's end;
  * a trial covering part of the period prorates it by seconds, a trial covering all of it waives
- * it. Usage of a period that arrived while its invoice is a draft goes onto that invoice when it
- * is finalized (tg_invoice_refresh_usage). Usage that arrived after its own period's invoice was
+ * it. That plan's minimum commitment is billed whenever its base fee would be (even when its
+ * price is 0), usage or not: a period without usage under it gets its quote all the same, every
+ * metric at 0, that is its charges' lines at 0.00 and the top-up line (kind "minimum") to the
+ * minimum, so that a customer pays the same minimum for no call as for one cheap call. Not
+ * prorated: the minimum is whole in a period that a trial ends in or a cancellation cuts short,
+ * as it was for a period with usage; waived with the base fee in a period the trial (or a plan
+ * not started yet, status incomplete) covers whole. A period with usage under several plans (a
+ * plan change inside it) bills each plan's quote as before, the period's plan among them at most
+ * once; a plan without a minimum gets no lines of 0.00.
+ *
+ * Usage of a period that arrived while its invoice is a draft goes onto that invoice when it is
+ * finalized (tg_invoice_refresh_usage). Usage that arrived after its own period's invoice was
  * finalized (or after the next period's was drafted) is billed on the next invoice, one
  * dated line per earlier (period, plan, metric) apart from the period's own usage (it takes
  * none of its allowance): "api_calls used 2026-01-01 to 2026-01-31, reported after that
  * period's invoice", with late_period {start, end}, quantity, invoiced (units of it billed
  * before) and amount = tg_price_late_in_period under the plan it was metered under: what that
  * period's usage total (its usage lines and its minimum top-up or cap adjustment, over all its
- * metrics) grows by, the late lines of one period and plan taken one after the other.
+ * metrics) grows by, the late lines of one period and plan taken one after the other. A period
+ * billed at its minimum without usage counts as billed at its minimum: late units inside it cost
+ * nothing more. The store says so (tg_unbilled_t.quoted) from the "minimum" line of the plan on
+ * that period's invoice; an invoice made before this rule, without usage and so without that
+ * line, billed no minimum, and its late usage pays the plan's whole quote as it did then.
  *
  * Every line written says what it is in "kind" (pricing.h, tg_line_kind_name): "base_fee", or
  * "proration" for a base fee prorated by a trial or a cancellation; "usage", "minimum" and
@@ -55,8 +69,11 @@ int tg_invoice_on_build(const tg_unbilled_t *rows, size_t n, const tg_invoice_it
  * sets the body's subtotal and total and inv->total to the sum of its lines. Units of a row that
  * another invoice billed meanwhile (the next period's, as late usage, while this one stayed a
  * draft: the row's invoiced units beyond what the draft's own usage lines say they "used") are
- * left out, so that no unit is billed twice. The base fee, the
- * late lines and the items (credits) on the draft are kept as they are. inv->body is replaced
+ * left out, so that no unit is billed twice. The draft's plan keeps its quote (and so its
+ * minimum) when the draft had one, with usage or without (tg_invoice_build); a draft made before
+ * periods without usage were billed at their minimum keeps not billing it until usage of its
+ * plan comes. The base fee, the late lines and the items (credits) on the draft are kept as they
+ * are. inv->body is replaced
  * (the old one freed) on success only. TG_EINVAL (a body without lines or with a bad amount),
  * TG_ECONFIG (no plan in the invoice's currency), TG_ERANGE, TG_ENOMEM. */
 int tg_invoice_refresh_usage(const tg_config_t *cfg, const tg_customer_t *c, const tg_unbilled_t *rows, size_t n,

@@ -418,8 +418,8 @@ static int usage_total_of(const tg_plan_t *plan, const tg_usage_qty_t *usage, si
     return rc;
 }
 
-int tg_price_late_in_period(const tg_plan_t *plan, const tg_usage_qty_t *invoiced, size_t ninvoiced, const char *metric,
-                            uint64_t late, tg_money_t *amount, tg_err_t *err)
+int tg_price_late_in_period(const tg_plan_t *plan, const tg_usage_qty_t *invoiced, size_t ninvoiced, int quoted,
+                            const char *metric, uint64_t late, tg_money_t *amount, tg_err_t *err)
 {
     *amount = 0;
     if (plan == NULL || metric == NULL)
@@ -433,16 +433,16 @@ int tg_price_late_in_period(const tg_plan_t *plan, const tg_usage_qty_t *invoice
     tg_usage_qty_t *with = malloc((ninvoiced + 1) * sizeof(*with));
     if (with == NULL)
         return tg_errf(err, TG_ENOMEM, "out of memory pricing late usage of %s", metric);
-    int billed_any = 0;
+    int billed_quote = quoted != 0;
     for (size_t i = 0; i < ninvoiced; i++) {
         with[i] = invoiced[i];
-        billed_any |= invoiced[i].used > 0;
+        billed_quote |= invoiced[i].used > 0;
     }
     with[ninvoiced] = (tg_usage_qty_t){metric, late};
     tg_money_t before = 0, after = 0;
-    /* nothing invoiced: the period's invoice had no usage of this plan, hence no quote of it and
-     * no minimum top-up to build on */
-    int rc = billed_any ? usage_total_of(plan, invoiced, ninvoiced, &before, err) : 0;
+    /* nothing invoiced and not quoted: the period's invoice had no quote of this plan, hence no
+     * minimum top-up to build on */
+    int rc = billed_quote ? usage_total_of(plan, invoiced, ninvoiced, &before, err) : 0;
     if (rc == 0)
         rc = usage_total_of(plan, with, ninvoiced + 1, &after, err);
     free(with);

@@ -159,16 +159,22 @@ int tg_price_late_usage(const tg_plan_t *plan, const char *metric, uint64_t invo
  * (ninvoiced entries, every metric of that period and plan, entries of one metric adding up; NULL
  * when 0). *amount = the usage total of plan's quote (its usage lines plus the minimum top-up or
  * cap adjustment: tg_quote_t.usage_total) for invoiced with the late units added, less what was
- * billed for invoiced: that quote's usage total, or 0 when nothing was invoiced (no quote of the
- * period was billed under this plan, so no minimum either). Exactly what the period's invoice
- * would have said had the units arrived in time: a period at its minimum pays nothing more until
- * its usage passes the minimum, a capped period never more than its cap. Several late lines of one
- * period and plan are priced one after the other, each on top of the ones before (add each one's
- * units to invoiced): their sum is then the difference for all of them. May be negative (volume
- * pricing). Returns 0; TG_EINVAL (no plan or metric, a malformed plan), TG_ERANGE (a count or an
- * amount overflows), TG_ENOMEM; *amount is then 0. Pure. */
-int tg_price_late_in_period(const tg_plan_t *plan, const tg_usage_qty_t *invoiced, size_t ninvoiced, const char *metric,
-                            uint64_t late, tg_money_t *amount, tg_err_t *err);
+ * billed for invoiced: that quote's usage total when the period's invoice billed a quote of plan,
+ * else 0. It did when some of invoiced is above 0, and, with nothing invoiced, when `quoted` is
+ * set: the period had no usage under plan and its invoice billed plan's minimum all the same
+ * (invoice.h: a period billed under a plan with a minimum bills at least the minimum), so late
+ * units inside the minimum cost nothing more. With nothing invoiced and quoted 0 (the period's
+ * invoice had no quote of plan: another plan's period, or an invoice made before minimums applied
+ * to periods without usage) nothing was billed, no minimum either, and the late units pay plan's
+ * whole quote, minimum included. Exactly what the period's invoice would have said had the units
+ * arrived in time: a period at its minimum pays nothing more until its usage passes the minimum,
+ * a capped period never more than its cap. Several late lines of one period and plan are priced
+ * one after the other, each on top of the ones before (add each one's units to invoiced): their
+ * sum is then the difference for all of them. May be negative (volume pricing). Returns 0;
+ * TG_EINVAL (no plan or metric, a malformed plan), TG_ERANGE (a count or an amount overflows),
+ * TG_ENOMEM; *amount is then 0. Pure. */
+int tg_price_late_in_period(const tg_plan_t *plan, const tg_usage_qty_t *invoiced, size_t ninvoiced, int quoted,
+                            const char *metric, uint64_t late, tg_money_t *amount, tg_err_t *err);
 
 /* Frees the lines of a quote and empties it; safe on an empty or already freed quote. */
 void tg_quote_free(tg_quote_t *q);

@@ -124,6 +124,12 @@ typedef struct tg_unbilled {
     uint64_t units;
     int64_t period_start; /* the period the usage was metered in */
     uint64_t invoiced;    /* units of that (period, plan, metric) on an invoice already */
+    /* Late usage (a period before the invoice's) of which nothing was invoiced: 1 when that
+     * period's invoice billed plan_id's minimum all the same (a line of kind "minimum" of that
+     * plan: a period without usage billed at its minimum, billing/invoice.h), so that the late
+     * units are priced on top of it (tg_price_late_in_period's quoted); 0 otherwise, and always
+     * for usage of the invoice's own period. */
+    int quoted;
 } tg_unbilled_t;
 
 /* A one-off amount for the next invoice (e.g. the proration of a plan change). */

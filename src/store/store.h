@@ -296,7 +296,9 @@ int tg_store_invoice_item_add(tg_store_t *st, const tg_invoice_item_t *item, tg_
  * inv->total, inv->currency and inv->body (malloc'd). Returns 0 or an error. The usage comes
  * one row per (period_start, plan_id, metric) with units not yet invoiced, in that order (byte
  * order for the ids), both backends alike: the invoice's own period apart from earlier ones
- * (late usage), each with the units of it invoiced already. */
+ * (late usage), each with the units of it invoiced already and, for late rows with none
+ * invoiced, whether their period's invoice billed their plan's minimum all the same (quoted: that
+ * invoice has a line of kind "minimum" of the plan, billing/invoice.h). */
 typedef int (*tg_invoice_build_cb)(const tg_unbilled_t *rows, size_t n, const tg_invoice_item_t *items, size_t nitems,
                                    tg_invoice_t *inv, void *arg, tg_err_t *err);
 

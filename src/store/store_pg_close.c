@@ -43,6 +43,7 @@ typedef struct {
     char metric[TG_METRIC_MAX];
     uint64_t units; /* billed now */
     int64_t before; /* invoiced_units before the mark */
+    int quoted;     /* tg_unbilled_t.quoted */
 } marked_t;
 
 typedef struct {
@@ -72,17 +73,19 @@ static int cmp_marked_item(const void *a, const void *b)
 /* Statement 2: marks every unbilled usage row of every active entry's customer up to its period
  * start and returns it, with the entry's ordinal (1-based) and the row's invoiced units before;
  * with, for an earlier period and plan that has late units, its other metrics' rows too (units
- * 0: marking them changes nothing), for the late lines' pricing (tg_invoice_build_cb). */
+ * 0: marking them changes nothing), for the late lines' pricing (tg_invoice_build_cb), and
+ * whether a late row's period billed its plan's minimum with nothing invoiced (quoted). */
 static const char mark_usage_sql[] =
     "UPDATE usage_period u SET invoiced_units = u.units FROM (SELECT up.customer_id, up.period_start, up.metric,"
-    " up.plan_id, up.invoiced_units AS before, d.i"
+    " up.plan_id, up.invoiced_units AS before, d.i, " TG_PG_LATE_QUOTED("up", "d.ps", "up.customer_id") " AS quoted"
     " FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS d(cid, ps, i)"
     " JOIN usage_period up ON up.customer_id = d.cid AND up.period_start <= d.ps WHERE (up.units > up.invoiced_units"
     " OR (up.period_start < d.ps AND EXISTS (SELECT 1 FROM usage_period w WHERE w.customer_id = up.customer_id"
     " AND w.period_start = up.period_start AND w.plan_id = up.plan_id AND w.units > w.invoiced_units)))"
     " ORDER BY up.customer_id, up.period_start, up.metric, up.plan_id FOR UPDATE OF up) o"
     " WHERE u.customer_id = o.customer_id AND u.period_start = o.period_start AND u.metric = o.metric"
-    " AND u.plan_id = o.plan_id RETURNING o.i, u.period_start, u.plan_id, u.metric, u.units - o.before, o.before";
+    " AND u.plan_id = o.plan_id RETURNING o.i, u.period_start, u.plan_id, u.metric, u.units - o.before, o.before,"
+    " o.quoted";
 
 /* Statement 3: attaches each customer's pending items created before its period end to its
  * draft, returning them. */
@@ -176,6 +179,7 @@ static int read_marked(const PGresult *res, const size_t *act, size_t na, marked
         tg_pg_text(res, r, 3, m[r].metric, sizeof(m[r].metric));
         m[r].units = tg_pg_u64(res, r, 4);
         m[r].before = tg_pg_i64(res, r, 5);
+        m[r].quoted = tg_pg_i64(res, r, 6) != 0;
     }
     qsort(m, (size_t)rows, sizeof(*m), cmp_marked);
     *out = m;
@@ -236,6 +240,7 @@ static int build_all(tg_invoice_close_t *e, const size_t *act, size_t na, const 
             u->units = m[um].units;
             u->period_start = m[um].period_start;
             u->invoiced = m[um].before > 0 ? (uint64_t)m[um].before : 0;
+            u->quoted = m[um].quoted;
         }
         for (; ui < nmi && mi[ui].i == i; ui++)
             items[ni++] = mi[ui].item;

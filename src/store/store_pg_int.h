@@ -121,6 +121,19 @@ char *tg_pg_strdup(const PGresult *res, int row, int col, size_t *len);
 #define TG_PG_INVOICE_COLS                                                                                             \
     "id, customer_id, period_start, period_end, status, COALESCE(number, ''), currency, total, body, created_at,"      \
     " finalized_at, closed_at, held"
+/* The quoted column of an invoice build's usage row (store.h, tg_unbilled_t.quoted): 1 for a late
+ * row (its period ROW.period_start before PS, the invoice's) with nothing invoiced whose period's
+ * invoice has a line of kind "minimum" of the row's plan, else 0. ROW is usage_period's name or
+ * alias in the statement, CUSTOMER the customer's id. The nested CASE keeps the invoice's body
+ * from being read for any other row (nearly all: the closer's usual rows); the LIKE keeps it from
+ * being parsed as JSON unless it has a minimum line; jsonb_path_exists (lax) does not fail on a
+ * body of another shape. As SQLite's unbilled query. */
+#define TG_PG_LATE_QUOTED(ROW, PS, CUSTOMER)                                                                           \
+    "CASE WHEN " ROW ".period_start < " PS " AND " ROW ".invoiced_units = 0 THEN CASE WHEN EXISTS (SELECT 1"           \
+    " FROM invoices v WHERE v.customer_id = " CUSTOMER " AND v.period_start = " ROW ".period_start"                    \
+    " AND CASE WHEN v.body LIKE '%\"minimum\"%' THEN jsonb_path_exists(v.body::jsonb,"                                \
+    " '$.lines[*] ? (@.kind == \"minimum\" && @.plan == $plan)', jsonb_build_object('plan', " ROW ".plan_id))"         \
+    " ELSE false END) THEN 1 ELSE 0 END ELSE 0 END"
 void tg_pg_read_customer(const PGresult *res, int row, tg_customer_t *c);
 void tg_pg_read_key(const PGresult *res, int row, tg_key_t *k);
 /* 0, or TG_ENOMEM (inv->body is malloc'd: tg_invoice_clear frees it). */

@@ -113,8 +113,8 @@ static int cmp_unbilled(const void *a, const void *b)
     " WHERE w.customer_id = $1 AND w.period_start = usage_period.period_start"                                         \
     " AND w.plan_id = usage_period.plan_id AND w.units > w.invoiced_units)))"
 
-/* Rows of (period_start, plan_id, metric, units, invoiced) in res into v, in (period, plan,
- * metric) byte order as SQLite's unbilled query (one row per key: it is usage_period's). */
+/* Rows of (period_start, plan_id, metric, units, invoiced[, quoted]) in res into v, in (period,
+ * plan, metric) byte order as SQLite's unbilled query (one row per key: it is usage_period's). */
 static int unbilled_from(PGresult *res, unbilled_vec_t *v, tg_err_t *err)
 {
     int n = PQntuples(res);
@@ -129,6 +129,7 @@ static int unbilled_from(PGresult *res, unbilled_vec_t *v, tg_err_t *err)
         tg_pg_text(res, i, 2, u->metric, sizeof(u->metric));
         u->units = tg_pg_u64(res, i, 3);
         u->invoiced = tg_pg_u64(res, i, 4);
+        u->quoted = PQnfields(res) > 5 && tg_pg_i64(res, i, 5) != 0;
     }
     qsort(v->rows, v->n, sizeof(*v->rows), cmp_unbilled);
     return 0;
@@ -218,11 +219,12 @@ int tg_pg_invoice_create(tg_store_t *store, tg_invoice_t *draft, tg_invoice_buil
      * take them: key order) and their unbilled units returned as they were when marked. */
     rc = gather(st,
                 "UPDATE usage_period u SET invoiced_units = u.units FROM (SELECT customer_id, period_start, metric,"
-                " plan_id, invoiced_units AS before FROM usage_period WHERE customer_id = $1 AND period_start <= $2"
+                " plan_id, invoiced_units AS before, " TG_PG_LATE_QUOTED("usage_period", "$2", "$1") " AS quoted"
+                " FROM usage_period WHERE customer_id = $1 AND period_start <= $2"
                 " AND " PG_UNBILLED_OR_LATE_GROUP " ORDER BY period_start, plan_id COLLATE \"C\", metric COLLATE \"C\""
-                " FOR UPDATE) o WHERE u.customer_id = o.customer_id AND u.period_start = o.period_start"
+                " FOR UPDATE OF usage_period) o WHERE u.customer_id = o.customer_id AND u.period_start = o.period_start"
                 " AND u.metric = o.metric AND u.plan_id = o.plan_id"
-                " RETURNING u.period_start, u.plan_id, u.metric, u.units - o.before, o.before",
+                " RETURNING u.period_start, u.plan_id, u.metric, u.units - o.before, o.before, o.quoted",
                 draft->customer_id, draft->period_start, NULL, 0, &v, err, "reading unbilled usage");
     if (rc == 0)
         rc = gather(st,
@@ -276,7 +278,8 @@ int tg_pg_invoice_preview(tg_store_t *store, tg_invoice_t *draft, tg_invoice_bui
     unbilled_vec_t v = {0};
     item_vec_t items = {0};
     int rc = gather(st,
-                    "SELECT period_start, plan_id, metric, units - invoiced_units, invoiced_units"
+                    "SELECT period_start, plan_id, metric, units - invoiced_units, invoiced_units, "
+                    TG_PG_LATE_QUOTED("usage_period", "$2", "$1")
                     " FROM usage_period WHERE customer_id = $1 AND period_start <= $2 AND " PG_UNBILLED_OR_LATE_GROUP,
                     draft->customer_id, draft->period_start, NULL, 0, &v, err, "reading unbilled usage");
     if (rc == 0)

@@ -65,7 +65,8 @@ int tg_sqlite_invoice_get(tg_store_t *store, const char *id, tg_invoice_t *out, 
 
 typedef int (*tg_unbilled_cb)(const tg_unbilled_t *row, void *arg);
 
-/* One row of (period_start, plan_id, metric, units, invoiced_units), in that column order. */
+/* One row of (period_start, plan_id, metric, units, invoiced_units[, quoted]), in that column
+ * order; quoted when the statement has a sixth column. */
 static void read_unbilled(sqlite3_stmt *s, tg_unbilled_t *row)
 {
     row->period_start = sqlite3_column_int64(s, 0);
@@ -73,12 +74,16 @@ static void read_unbilled(sqlite3_stmt *s, tg_unbilled_t *row)
     tg_sqlite_text(s, 2, row->metric, sizeof(row->metric));
     row->units = (uint64_t)sqlite3_column_int64(s, 3);
     row->invoiced = (uint64_t)sqlite3_column_int64(s, 4);
+    row->quoted = sqlite3_column_count(s) > 5 && sqlite3_column_int(s, 5) != 0;
 }
 
 /* The unbilled rows (store.h, tg_invoice_build_cb): and, for an earlier period and plan with late
  * units, its other metrics too, with nothing unbilled (units 0) and their invoiced units, for the
  * late lines' pricing on top of the whole period as billed (its minimum and cap:
- * tg_price_late_in_period). */
+ * tg_price_late_in_period). A late row with nothing invoiced says whether its period's invoice
+ * billed the plan's minimum all the same (quoted: a line of kind "minimum" of that plan; asked
+ * only of those rows, which are rare, so that the closer's usual rows never read a body). A
+ * body that is not JSON (none tollgate wrote) counts as no such line. */
 static int unbilled_query(tg_sqlite_t *st, const char *customer_id, int64_t period_start, tg_unbilled_cb cb, void *arg,
                           tg_err_t *err)
 {
@@ -87,7 +92,12 @@ static int unbilled_query(tg_sqlite_t *st, const char *customer_id, int64_t peri
     if (rc != 0)
         return rc;
     rc = tg_sqlite_cached(st, SQ_UNBILLED,
-                          "SELECT period_start, plan_id, metric, units - invoiced_units, invoiced_units"
+                          "SELECT period_start, plan_id, metric, units - invoiced_units, invoiced_units,"
+                          " CASE WHEN period_start < ?2 AND invoiced_units = 0 THEN EXISTS (SELECT 1 FROM invoices v,"
+                          " json_each(CASE WHEN json_valid(v.body) THEN v.body ELSE '{}' END, '$.lines') l"
+                          " WHERE v.customer_id = ?1 AND v.period_start = usage_period.period_start"
+                          " AND json_extract(l.value, '$.kind') = 'minimum'"
+                          " AND json_extract(l.value, '$.plan') = usage_period.plan_id) ELSE 0 END"
                           " FROM usage_period WHERE customer_id = ?1 AND period_start <= ?2 AND (units > invoiced_units"
                           " OR (period_start < ?2 AND (period_start, plan_id) IN (SELECT period_start, plan_id"
                           " FROM usage_period WHERE customer_id = ?1 AND period_start < ?2"

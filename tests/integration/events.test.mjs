@@ -338,3 +338,41 @@ test('one batch, periods interleaved: each event counts in the period of its tim
     assert.equal(await usageReaches(s, customer.id, 'api_calls', 5), 5);
   });
 });
+
+// A period without usage is billed at its plan's minimum; usage of it reported after its invoice
+// is priced on top of that minimum: 40 late calls at $1 are inside the $100 and cost nothing.
+const COMMITTED = `  committed:
+    price: "10"
+    rate_limit: 1000/sec
+    burst: 1000
+    minimum: "100"
+    on_quota: bill
+    charges: [{metric: api_calls, model: per_unit, unit_price: "1"}]
+`;
+
+test('late usage of a period billed at its minimum without usage costs nothing inside the minimum', async () => {
+  await withStack({ extra: eventsSection(), testClock: true, morePlans: COMMITTED }, async (s) => {
+    const { customer } = await s.customer('committed');
+    const t0 = Date.now();
+    const at = (ms) => new Date(t0 + ms).toISOString();
+    const ev = (id, ms, value) => ({ id, customer: customer.id, metric: 'api_calls', value, timestamp: at(ms) });
+    assert.equal((await s.adminCall('POST', '/v1/admin/clock', { advance_seconds: 32 * 86400 })).status, 200);
+    assert.equal((await s.adminCall('POST', '/v1/admin/invoices/run', { customer: customer.id })).json.created, 1);
+    const list = await s.adminCall('GET', `/v1/admin/invoices?customer=${customer.id}`);
+    const first = await s.adminCall('GET', `/v1/admin/invoices/${list.json.data[0].id}`);
+    assert.deepEqual(first.json.lines.map((l) => [l.kind, l.amount]),
+      [['base_fee', '10.00'], ['usage', '0.00'], ['minimum', '100.00']]);
+    assert.equal((await s.adminCall('POST', `/v1/admin/invoices/${first.json.id}/finalize`)).status, 200);
+
+    // 40 calls of the first period, and a marker of the second in the same batch
+    const late = await post(s, { events: [ev('p1-late', 2 * 86400e3, 40), ev('p2-marker', 32 * 86400e3, 2)] });
+    assert.equal(late.json.accepted, 2, late.text);
+    assert.equal(await usageReaches(s, customer.id, 'api_calls', 2), 2);
+    const up = await s.adminCall('GET', `/v1/admin/customers/${customer.id}/invoices/upcoming`);
+    const [line] = up.json.lines.filter((l) => l.late_period);
+    assert.equal(line.quantity, 40, up.text);
+    assert.equal(line.invoiced, 0);
+    assert.equal(line.amount, '0.00', up.text); // before: 100.00, the minimum billed a second time
+    assert.equal(up.json.total, '110.00', up.text); // 10 + this period's $2 topped up to $100 + 0
+  });
+});

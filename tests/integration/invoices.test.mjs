@@ -122,3 +122,35 @@ test('a customer on each of the four example plans gets the exact invoice', asyn
     }
   });
 });
+
+// A minimum commitment is billed for a period without usage (a customer escaped it by not calling,
+// while one cheap call paid it whole): the upcoming invoice and the period's invoice have the
+// charge at 0.00 and the top-up line (admin API).
+const COMMITTED = `  committed:
+    price: "10"
+    rate_limit: 1000/sec
+    burst: 1000
+    minimum: "100"
+    on_quota: bill
+    charges: [{metric: api_calls, model: per_unit, unit_price: "1"}]
+`;
+
+test('a plan minimum is billed for a period without usage', async () => {
+  await withStack({ testClock: true, morePlans: COMMITTED }, async (s) => {
+    const { customer } = await s.customer('committed');
+    const up = await s.adminCall('GET', `/v1/admin/customers/${customer.id}/invoices/upcoming`);
+    assert.equal(up.status, 200, up.text);
+    assert.deepEqual(up.json.lines.map((l) => [l.kind, l.amount]),
+      [['base_fee', '10.00'], ['usage', '0.00'], ['minimum', '100.00']]);
+    assert.equal(up.json.total, '110.00');
+
+    await s.adminCall('POST', '/v1/admin/clock', { advance_seconds: 32 * 86400 });
+    const run = await s.adminCall('POST', '/v1/admin/invoices/run', { customer: customer.id });
+    assert.equal(run.json.created, 1);
+    const list = await s.adminCall('GET', `/v1/admin/invoices?customer=${customer.id}`);
+    const inv = await s.adminCall('GET', `/v1/admin/invoices/${list.json.data[0].id}`);
+    assert.deepEqual(inv.json.lines.map((l) => [l.kind, l.amount]),
+      [['base_fee', '10.00'], ['usage', '0.00'], ['minimum', '100.00']]);
+    assert.equal(inv.json.total, '110.00');
+  });
+});

@@ -143,6 +143,13 @@ static json_t *line_of(json_t *body, size_t i)
     return json_array_get(json_object_get(body, "lines"), i);
 }
 
+/* The amount of body's line i; "(none)" when it has none. */
+static const char *amount_of(json_t *body, size_t i)
+{
+    const char *a = json_string_value(json_object_get(line_of(body, i), "amount"));
+    return a != NULL ? a : "(none)";
+}
+
 /* A line as people read it: a usage line composed from its fields (lines stored before the text
  * existed read the same), the unlimited allowance, other models keep their names; a line of any
  * other kind, or a usage line whose description ends otherwise, is its stored description; the
@@ -471,15 +478,17 @@ static void test_kinds_and_late_minimum(void **state)
     assert_int_equal(tg_invoice_close_periods(f->st, f->cfg, &f->c, MAR1_2026, &created, &err), 0);
     list(f, &v);
     assert_int_equal(v.inv[0].period_start, FEB1_2026);
-    /* February: no usage of its own, so no quote and no minimum; the base fee and the late line */
-    assert_string_equal(kinds_of(v.inv[0].body, kinds, sizeof(kinds)), "base_fee,late_usage");
+    /* February: no usage of its own, billed at its minimum all the same (its charges at 0 and
+     * the $100 top-up), then January's late line */
+    assert_string_equal(kinds_of(v.inv[0].body, kinds, sizeof(kinds)), "base_fee,usage,usage,minimum,late_usage");
     json_t *body = json_loads(v.inv[0].body, 0, NULL);
-    json_t *late = line_of(body, 1);
+    assert_string_equal(json_string_value(json_object_get(line_of(body, 3), "amount")), "100.00");
+    json_t *late = line_of(body, 4);
     assert_string_equal(json_string_value(json_object_get(late, "metric")), "images");
     assert_int_equal(json_integer_value(json_object_get(late, "quantity")), 70);
     assert_int_equal(json_integer_value(json_object_get(late, "invoiced")), 20);
     assert_string_equal(json_string_value(json_object_get(late, "amount")), "20.00");
-    assert_string_equal(json_string_value(json_object_get(body, "total")), "30.00");
+    assert_string_equal(json_string_value(json_object_get(body, "total")), "130.00");
     json_decref(body);
     for (size_t i = 0; i < v.n; i++)
         tg_invoice_clear(&v.inv[i]);
@@ -525,7 +534,10 @@ static void test_late_usage_cap_and_minimum(void **state)
     assert_string_equal(json_string_value(json_object_get(line_of(b, 1), "amount")), "0.00");
     json_decref(b);
     b = json_loads(v.inv[0].body, 0, NULL);
-    assert_string_equal(json_string_value(json_object_get(line_of(b, 1), "amount")), "0.00");
+    /* February's own minimum (no usage of its own) comes first: base fee, 0, 0, top-up */
+    assert_non_null(json_string_value(json_object_get(line_of(b, 4), "kind")));
+    assert_string_equal(json_string_value(json_object_get(line_of(b, 4), "kind")), "late_usage");
+    assert_string_equal(amount_of(b, 4), "0.00");
     json_decref(b);
 
     /* March: 15 more January calls for cus_1, on top of the 90 billed: $105, $5 above the minimum */
@@ -625,7 +637,7 @@ static void test_old_body_without_kinds(void **state)
     free(kinded.body);
 
     /* 20 more January calls while it is a draft: 170 in all, 70 over */
-    tg_unbilled_t rows[] = {{"starter", "api_calls", 170, JAN1_2026, 150}};
+    tg_unbilled_t rows[] = {{"starter", "api_calls", 170, JAN1_2026, 150, 0}};
     assert_int_equal(tg_invoice_refresh_usage(f->cfg, &f->c, rows, 1, &inv, &err), 0);
     json_t *b = json_loads(inv.body, 0, NULL);
     assert_int_equal(json_array_size(json_object_get(b, "lines")), 4);
@@ -702,6 +714,188 @@ static void test_trial_prorates_base_fee(void **state)
     tg_invoice_clear(&w.inv[0]);
 }
 
+/* A minimum commitment is billed for a period without usage (review: a customer escaped it by not
+ * calling, while one cheap call paid it whole): the base fee, the charges at 0 and the $100
+ * top-up, on the draft, in the upcoming invoice, and after the draft's refresh. */
+static void test_zero_usage_bills_minimum(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    int created = 0;
+    snprintf(f->c.plan_id, sizeof(f->c.plan_id), "committed");
+    /* the upcoming invoice of January, nothing used yet */
+    char *up = tg_invoice_preview(f->st, f->cfg, &f->c, JAN1_2026 + 86400, &err);
+    assert_non_null(up);
+    json_t *b = json_loads(up, 0, NULL);
+    char kinds[256];
+    char *text = json_dumps(b, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    assert_string_equal(kinds_of(text, kinds, sizeof(kinds)), "base_fee,usage,usage,minimum");
+    assert_string_equal(amount_of(b, 3), "100.00");
+    assert_string_equal(json_string_value(json_object_get(b, "total")), "110.00");
+    free(text);
+    json_decref(b);
+    free(up);
+
+    assert_int_equal(tg_invoice_close_periods(f->st, f->cfg, &f->c, FEB1_2026, &created, &err), 0);
+    assert_int_equal(created, 1);
+    invs_t v = {0};
+    list(f, &v);
+    assert_string_equal(kinds_of(v.inv[0].body, kinds, sizeof(kinds)), "base_fee,usage,usage,minimum");
+    assert_int_equal(v.inv[0].total, INT64_C(110000000000));
+    /* 40 January calls while it is a draft: priced on it at finalization, still $100 in all */
+    usage(f, 1, "committed", JAN1_2026, 40);
+    clock_now = FEB1_2026 + 3600;
+    assert_int_equal(finalize(f, v.inv[0].id, &err), 0);
+    list(f, &v);
+    assert_string_equal(kinds_of(v.inv[0].body, kinds, sizeof(kinds)), "base_fee,usage,usage,minimum");
+    b = json_loads(v.inv[0].body, 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(line_of(b, 1), "used")), 40);
+    assert_string_equal(amount_of(b, 3), "60.00");
+    json_decref(b);
+    assert_int_equal(v.inv[0].total, INT64_C(110000000000));
+    for (size_t i = 0; i < v.n; i++)
+        tg_invoice_clear(&v.inv[i]);
+}
+
+/* Late usage of a period billed at its minimum without usage is priced on top of that minimum:
+ * 40 late calls ($40) are inside January's $100 and cost nothing, 70 more take it to $110: $10.
+ * A period invoiced before this rule (a zero-usage invoice without a minimum line) billed no
+ * minimum, and its late usage pays the whole quote as it did then: $100 for 40 calls. */
+static void test_late_usage_after_zero_usage_minimum(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    int created = 0;
+    snprintf(f->c.plan_id, sizeof(f->c.plan_id), "committed");
+    tg_customer_t old = f->c;
+    snprintf(old.id, sizeof(old.id), "cus_old");
+    snprintf(old.email, sizeof(old.email), "old@b.co");
+    assert_int_equal(tg_store_customer_insert(f->st, &old, &err), 0);
+    assert_int_equal(tg_invoice_close_periods(f->st, f->cfg, &f->c, FEB1_2026, &created, &err), 0);
+    /* cus_old's January as the version before made it: the base fee alone */
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO invoices(id, customer_id, period_start, period_end, status, currency, total, body,"
+             " created_at) VALUES ('inv_old', 'cus_old', %lld, %lld, 'open', 'usd', 10000000000,"
+             " '{\"customer\":\"cus_old\",\"plan\":\"committed\",\"lines\":[{\"kind\":\"base_fee\","
+             "\"description\":\"committed plan, 1 month\",\"plan\":\"committed\",\"metric\":null,"
+             "\"quantity\":1,\"amount\":\"10.00\"}],\"subtotal\":\"10.00\",\"total\":\"10.00\"}', %lld)",
+             (long long)JAN1_2026, (long long)FEB1_2026, (long long)FEB1_2026);
+    assert_int_equal(tg_tmpstore_exec(&f->db, sql), 0);
+    invs_t v = {0};
+    list(f, &v);
+    clock_now = FEB1_2026 + 3600;
+    assert_int_equal(finalize(f, v.inv[0].id, &err), 0);
+
+    usage(f, 1, "committed", JAN1_2026, 40);
+    usage_of(f, "cus_old", 2, "committed", "api_calls", JAN1_2026, 40);
+    /* the upcoming February shows it as the invoice will */
+    char *up = tg_invoice_preview(f->st, f->cfg, &f->c, FEB1_2026 + 7200, &err);
+    assert_non_null(up);
+    assert_non_null(strstr(up, "\"quantity\":40,\"amount\":\"0.00\",\"invoiced\":0"));
+    free(up);
+    assert_int_equal(tg_invoice_close_periods(f->st, f->cfg, &f->c, MAR1_2026, &created, &err), 0);
+    assert_int_equal(tg_invoice_close_periods(f->st, f->cfg, &old, MAR1_2026, &created, &err), 0);
+    char kinds[256];
+    list(f, &v);
+    assert_string_equal(kinds_of(v.inv[0].body, kinds, sizeof(kinds)), "base_fee,usage,usage,minimum,late_usage");
+    json_t *b = json_loads(v.inv[0].body, 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(line_of(b, 4), "quantity")), 40);
+    assert_string_equal(amount_of(b, 4), "0.00");
+    assert_string_equal(json_string_value(json_object_get(b, "total")), "110.00");
+    json_decref(b);
+    invs_t w = {0};
+    list_of(f, "cus_old", &w);
+    b = json_loads(w.inv[0].body, 0, NULL);
+    assert_string_equal(amount_of(b, 4), "100.00");
+    json_decref(b);
+
+    /* March: 70 more January calls, on top of the 40 billed: $110, $10 above the minimum */
+    clock_now = MAR1_2026 + 3600;
+    assert_int_equal(finalize(f, v.inv[0].id, &err), 0);
+    usage(f, 3, "committed", JAN1_2026, 70);
+    up = tg_invoice_preview(f->st, f->cfg, &f->c, MAR1_2026 + 7200, &err);
+    assert_non_null(up);
+    assert_non_null(strstr(up, "\"quantity\":70,\"amount\":\"10.00\",\"invoiced\":40"));
+    free(up);
+    for (size_t i = 0; i < v.n; i++)
+        tg_invoice_clear(&v.inv[i]);
+    for (size_t i = 0; i < w.n; i++)
+        tg_invoice_clear(&w.inv[i]);
+}
+
+/* The minimum follows the base fee through a trial: a trial covering the whole period waives
+ * both; a trial ending inside it prorates the base fee and bills the minimum whole, as a period
+ * with usage always did (one call then paid it whole). */
+static void test_zero_usage_minimum_and_trial(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    int created = 0;
+    snprintf(f->c.plan_id, sizeof(f->c.plan_id), "committed");
+    f->c.trial_end = FEB1_2026 + 86400;
+    tg_customer_t part = f->c;
+    snprintf(part.id, sizeof(part.id), "cus_2");
+    snprintf(part.email, sizeof(part.email), "b@b.co");
+    part.trial_end = JAN1_2026 + 10 * 86400; /* 21 of 31 days paid */
+    assert_int_equal(tg_store_customer_insert(f->st, &part, &err), 0);
+    assert_int_equal(tg_invoice_close_periods(f->st, f->cfg, &f->c, FEB1_2026, &created, &err), 0);
+    assert_int_equal(tg_invoice_close_periods(f->st, f->cfg, &part, FEB1_2026, &created, &err), 0);
+    invs_t v = {0}, w = {0};
+    list(f, &v);
+    list_of(f, "cus_2", &w);
+    char kinds[256];
+    assert_string_equal(kinds_of(v.inv[0].body, kinds, sizeof(kinds)), "");
+    assert_int_equal(v.inv[0].total, 0);
+    assert_string_equal(kinds_of(w.inv[0].body, kinds, sizeof(kinds)), "proration,usage,usage,minimum");
+    assert_int_equal(w.inv[0].total, INT64_C(106770000000)); /* 10 x 21/31 = 6.77, and 100 */
+    for (size_t i = 0; i < v.n; i++)
+        tg_invoice_clear(&v.inv[i]);
+    for (size_t i = 0; i < w.n; i++)
+        tg_invoice_clear(&w.inv[i]);
+}
+
+/* A plan change inside a period: each plan's usage is its own quote, as before; the period's
+ * plan (the base fee's) bills its minimum once: with usage under it, its quote's top-up; without,
+ * its quote at 0. A plan without a minimum gets no lines of 0.00. */
+static void test_minimum_once_across_plan_change(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    int created = 0;
+    usage(f, 1, "starter", JAN1_2026, 300); /* 200 above starter's allowance: $2 */
+    snprintf(f->c.plan_id, sizeof(f->c.plan_id), "committed");
+    tg_customer_t both = f->c;
+    snprintf(both.id, sizeof(both.id), "cus_2");
+    snprintf(both.email, sizeof(both.email), "b@b.co");
+    assert_int_equal(tg_store_customer_insert(f->st, &both, &err), 0);
+    usage_of(f, "cus_2", 2, "starter", "api_calls", JAN1_2026, 300);
+    usage_of(f, "cus_2", 3, "committed", "api_calls", JAN1_2026, 30);
+    tg_customer_t free_plan = f->c;
+    snprintf(free_plan.id, sizeof(free_plan.id), "cus_3");
+    snprintf(free_plan.email, sizeof(free_plan.email), "c@b.co");
+    snprintf(free_plan.plan_id, sizeof(free_plan.plan_id), "starter");
+    assert_int_equal(tg_store_customer_insert(f->st, &free_plan, &err), 0);
+    assert_int_equal(tg_invoice_close_periods(f->st, f->cfg, &f->c, FEB1_2026, &created, &err), 0);
+    assert_int_equal(tg_invoice_close_periods(f->st, f->cfg, &both, FEB1_2026, &created, &err), 0);
+    assert_int_equal(tg_invoice_close_periods(f->st, f->cfg, &free_plan, FEB1_2026, &created, &err), 0);
+    invs_t v = {0};
+    char kinds[256];
+    list(f, &v);
+    /* starter's usage, then committed at 0 topped up: 10 + 2 + 100 */
+    assert_string_equal(kinds_of(v.inv[0].body, kinds, sizeof(kinds)), "base_fee,usage,usage,usage,minimum");
+    assert_int_equal(v.inv[0].total, INT64_C(112000000000));
+    list_of(f, "cus_2", &v);
+    /* committed's 30 calls topped up once ($70), starter's $2 beside: 10 + 30 + 70 + 2 */
+    assert_string_equal(kinds_of(v.inv[0].body, kinds, sizeof(kinds)), "base_fee,usage,usage,minimum,usage");
+    assert_int_equal(v.inv[0].total, INT64_C(112000000000));
+    list_of(f, "cus_3", &v);
+    assert_string_equal(kinds_of(v.inv[0].body, kinds, sizeof(kinds)), "base_fee");
+    assert_int_equal(v.inv[0].total, INT64_C(49000000000));
+    for (size_t i = 0; i < v.n; i++)
+        tg_invoice_clear(&v.inv[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -714,6 +908,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_old_body_without_kinds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plan_change_and_numbering, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trial_prorates_base_fee, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_zero_usage_bills_minimum, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_late_usage_after_zero_usage_minimum, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_zero_usage_minimum_and_trial, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_minimum_once_across_plan_change, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,7 +11,9 @@
  * - an invoice made by someone else while a batch is being built (PostgreSQL: several writers)
  *   is kept, and the batch, tried again, makes the others once;
  * - a process killed in the middle of a batch (transaction open, nothing committed) leaves
- *   nothing, and the batch run again makes every invoice once, with all the usage. */
+ *   nothing, and the batch run again makes every invoice once, with all the usage;
+ * - with the billing code's build: a period without usage bills its plan's minimum, and late
+ *   usage of such a period is priced on top of that minimum (of one made before that rule: not). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +27,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
+#include "billing/invoice.h"
+#include "config/config.h"
 #include "store/store.h"
 #include "../support/tmpstore.h"
 
@@ -474,11 +480,119 @@ static void test_invoice_made_meanwhile_is_kept(void **state)
     free_bodies(e, 3);
 }
 
+/* The batch with the billing code's build (tg_invoice_on_build), as the period closer runs it. */
+static const char minimum_yaml[] =
+    "upstream: {url: \"http://127.0.0.1:3\"}\n"
+    "admin: {token: \"0123456789abcdef0123\"}\n"
+    "keys: {secret: \"0123456789abcdef0123456789abcdef\"}\n"
+    "plans:\n"
+    "  committed: {price: \"10\", minimum: \"100\", charges: [{metric: api_calls, model: per_unit, unit_price: \"1\"}]}\n";
+
+/* Customer id on committed, anchored on January 1st, due February 1st, into *c. */
+static void add_committed(tg_tmpstore_t *t, const char *id, tg_customer_t *c)
+{
+    tg_err_t err = {0};
+    memset(c, 0, sizeof(*c));
+    snprintf(c->id, sizeof(c->id), "%s", id);
+    snprintf(c->email, sizeof(c->email), "%s@b.co", id);
+    snprintf(c->plan_id, sizeof(c->plan_id), "committed");
+    snprintf(c->status, sizeof(c->status), "active");
+    c->created_at = c->anchor_at = JAN1_2026;
+    assert_int_equal(tg_store_customer_insert(t->st, c, &err), 0);
+    assert_int_equal(tg_store_customer_set_next_period_end(t->st, id, 0, FEB1_2026, &err), 0);
+}
+
+/* Closes [ps, pe) for customers c[0..n) in one batch with the billing code's build; every entry
+ * is made. */
+static void close_real(tg_tmpstore_t *t, const tg_config_t *cfg, const tg_customer_t *c, size_t n, int64_t ps,
+                       int64_t pe, tg_invoice_close_t *e)
+{
+    tg_invoice_build_arg_t args[4];
+    tg_err_t err = {0};
+    assert_true(n <= 4);
+    memset(e, 0, n * sizeof(*e));
+    for (size_t i = 0; i < n; i++) {
+        args[i] = (tg_invoice_build_arg_t){cfg, &c[i]};
+        snprintf(e[i].draft.id, sizeof(e[i].draft.id), "inv_%s_%lld", c[i].id, (long long)ps);
+        snprintf(e[i].draft.customer_id, sizeof(e[i].draft.customer_id), "%s", c[i].id);
+        e[i].draft.period_start = ps;
+        e[i].draft.period_end = e[i].draft.created_at = pe;
+        e[i].build_arg = &args[i];
+        e[i].next_expected = pe;
+        e[i].next_end = pe == FEB1_2026 ? MAR1_2026 : pe + 31 * 86400;
+    }
+    assert_int_equal(tg_store_invoice_close_batch(t->st, e, n, tg_invoice_on_build, &err), 0);
+    for (size_t i = 0; i < n; i++) {
+        if (e[i].rc != 0)
+            fail_msg("%s: %s", c[i].id, e[i].err.msg);
+        assert_int_equal(e[i].created, 1);
+    }
+}
+
+/* The amount of the line of kind `kind` in invoice's body (the first one), or "(none)". */
+static const char *line_amount(json_t *invoice, const char *kind)
+{
+    size_t i;
+    json_t *l;
+    json_array_foreach(json_object_get(invoice, "lines"), i, l)
+    {
+        const char *k = json_string_value(json_object_get(l, "kind"));
+        const char *amount = json_string_value(json_object_get(l, "amount"));
+        if (k != NULL && strcmp(k, kind) == 0)
+            return amount != NULL ? amount : "(no amount)";
+    }
+    return "(none)";
+}
+
+/* A period without usage bills its plan's minimum ($10 base fee and $100 top-up); 40 late calls
+ * of it ($40) are inside that minimum and cost nothing. A January invoiced before this rule (its
+ * body without a minimum line) billed none, and its 40 late calls pay the whole quote, $100. */
+static void test_batch_zero_usage_minimum(void **state)
+{
+    tg_tmpstore_t *t = *state;
+    tg_config_t *cfg = NULL;
+    char errbuf[2048];
+    assert_int_equal(tg_config_load_string("t.yaml", minimum_yaml, strlen(minimum_yaml), &cfg, errbuf, sizeof(errbuf)),
+                     0);
+    tg_customer_t c[2];
+    tg_invoice_close_t e[2];
+    add_committed(t, "cus_new", &c[0]);
+    add_committed(t, "cus_old", &c[1]);
+    close_real(t, cfg, c, 1, JAN1_2026, FEB1_2026, e);
+    json_t *b = json_loads(e[0].draft.body, 0, NULL);
+    assert_string_equal(line_amount(b, "minimum"), "100.00");
+    assert_string_equal(json_string_value(json_object_get(b, "total")), "110.00");
+    json_decref(b);
+    free_bodies(e, 1);
+    exec_sql(t,
+             "INSERT INTO invoices(id, customer_id, period_start, period_end, status, currency, total, body,"
+             " created_at) VALUES ('inv_old', 'cus_old', %lld, %lld, 'open', 'usd', 10000000000,"
+             " '{\"plan\":\"committed\",\"lines\":[{\"kind\":\"base_fee\",\"plan\":\"committed\","
+             "\"metric\":null,\"quantity\":1,\"amount\":\"10.00\"}],\"total\":\"10.00\"}', %lld)",
+             (long long)JAN1_2026, (long long)FEB1_2026, (long long)FEB1_2026);
+    exec_sql(t,
+             "INSERT INTO usage_period(customer_id, period_start, plan_id, metric, units) VALUES"
+             " ('cus_new', %lld, 'committed', 'api_calls', 40), ('cus_old', %lld, 'committed', 'api_calls', 40)",
+             (long long)JAN1_2026, (long long)JAN1_2026);
+    close_real(t, cfg, c, 2, FEB1_2026, MAR1_2026, e);
+    const char *want_late[] = {"0.00", "100.00"}, *want_total[] = {"110.00", "210.00"};
+    for (size_t i = 0; i < 2; i++) {
+        b = json_loads(e[i].draft.body, 0, NULL);
+        assert_string_equal(line_amount(b, "minimum"), "100.00"); /* February's own, without usage */
+        assert_string_equal(line_amount(b, "late_usage"), want_late[i]);
+        assert_string_equal(json_string_value(json_object_get(b, "total")), want_total[i]);
+        json_decref(b);
+    }
+    free_bodies(e, 2);
+    tg_config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_batch_bills_each_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_late_group_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_zero_usage_minimum, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_entry_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invoice_made_meanwhile_is_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_mid_batch_leaves_nothing, setup, teardown),

@@ -1271,27 +1271,30 @@ static void late_in_period_matches(const tg_charge_t *c, uint64_t included)
         for (uint64_t calls = 0; calls <= 30; calls++)
             for (uint64_t other = 0; other <= 5; other += 5)
                 for (uint64_t late = 0; late <= 20; late++)
-                    for (int which = 0; which < 2; which++) {
+                    for (int which = 0; which < 4; which++) {
                         tg_usage_qty_t billed[] = {{"calls", calls}, {"other", other}};
-                        const char *metric = which == 0 ? "calls" : "other";
+                        const char *metric = which % 2 == 0 ? "calls" : "other";
+                        int quoted = which >= 2;
                         tg_money_t got = 1;
                         tg_err_t err = {0};
-                        if (tg_price_late_in_period(&p, billed, 2, metric, late, &got, &err) != 0)
+                        if (tg_price_late_in_period(&p, billed, 2, quoted, metric, late, &got, &err) != 0)
                             fail_msg("late usage: %s", err.msg);
-                        /* nothing billed before: that period's invoice had no quote of this plan,
-                         * so no minimum was billed either */
-                        tg_money_t before =
-                            calls + other > 0 ? ref_period(c, included, calls, other, p.minimum, p.maximum) : 0;
-                        tg_money_t want = ref_period(c, included, calls + (which == 0 ? late : 0),
-                                                     other + (which == 1 ? late : 0), p.minimum, p.maximum) -
+                        /* what the period's invoice billed: its usage topped up or capped when it
+                         * had usage or was billed at its minimum without any (quoted); nothing
+                         * when it had no quote of this plan */
+                        tg_money_t before = calls + other > 0 || quoted
+                                                ? ref_period(c, included, calls, other, p.minimum, p.maximum)
+                                                : 0;
+                        tg_money_t want = ref_period(c, included, calls + (which % 2 == 0 ? late : 0),
+                                                     other + (which % 2 == 1 ? late : 0), p.minimum, p.maximum) -
                                           before;
                         if (got != want)
-                            fail_msg("%s, minimum %s, maximum %s: %llu late %s after %llu calls and %llu other "
+                            fail_msg("%s, minimum %s, maximum %s%s: %llu late %s after %llu calls and %llu other "
                                      "(%llu included): %lld, the reference says %lld",
                                      tg_price_model_name(c->model), bounds[b].minimum, bounds[b].maximum,
-                                     (unsigned long long)late, metric, (unsigned long long)calls,
-                                     (unsigned long long)other, (unsigned long long)included, (long long)got,
-                                     (long long)want);
+                                     quoted ? ", quoted" : "", (unsigned long long)late, metric,
+                                     (unsigned long long)calls, (unsigned long long)other,
+                                     (unsigned long long)included, (long long)got, (long long)want);
                     }
     }
 }
@@ -1324,18 +1327,30 @@ static void test_late_in_period_pricing(void **state)
     tg_usage_qty_t billed = {"calls", 80};
     tg_money_t a = 1;
     tg_err_t err = {0};
-    assert_int_equal(tg_price_late_in_period(&p, &billed, 1, "calls", 10, &a, &err), 0);
+    assert_int_equal(tg_price_late_in_period(&p, &billed, 1, 0, "calls", 10, &a, &err), 0);
     assert_int_equal(a, 0);
-    assert_int_equal(tg_price_late_in_period(&p, &billed, 1, "calls", 25, &a, &err), 0);
+    assert_int_equal(tg_price_late_in_period(&p, &billed, 1, 0, "calls", 25, &a, &err), 0);
     assert_int_equal(a, M("5"));
     /* nothing billed under the plan that period: the late usage is its whole quote, minimum too */
-    assert_int_equal(tg_price_late_in_period(&p, NULL, 0, "calls", 10, &a, &err), 0);
+    assert_int_equal(tg_price_late_in_period(&p, NULL, 0, 0, "calls", 10, &a, &err), 0);
     assert_int_equal(a, M("100"));
+    /* a period without usage billed at its $100 minimum all the same (quoted): $10 late is inside
+     * it, $125 late is $25 above it, whether the store hands the metric at 0 or not at all */
+    tg_usage_qty_t none = {"calls", 0};
+    assert_int_equal(tg_price_late_in_period(&p, NULL, 0, 1, "calls", 10, &a, &err), 0);
+    assert_int_equal(a, 0);
+    assert_int_equal(tg_price_late_in_period(&p, &none, 1, 1, "calls", 10, &a, &err), 0);
+    assert_int_equal(a, 0);
+    assert_int_equal(tg_price_late_in_period(&p, &none, 1, 1, "calls", 125, &a, &err), 0);
+    assert_int_equal(a, M("25"));
+    /* quoted changes nothing once units were invoiced */
+    assert_int_equal(tg_price_late_in_period(&p, &billed, 1, 1, "calls", 25, &a, &err), 0);
+    assert_int_equal(a, M("5"));
     /* a cap of $100, billed $100 for $120: late usage adds nothing */
     p.minimum = 0;
     p.maximum = M("100");
     billed.used = 120;
-    assert_int_equal(tg_price_late_in_period(&p, &billed, 1, "calls", 30, &a, &err), 0);
+    assert_int_equal(tg_price_late_in_period(&p, &billed, 1, 0, "calls", 30, &a, &err), 0);
     assert_int_equal(a, 0);
     /* two late lines of one period, one after the other: together what the period's total grows
      * by. $90 billed of a $100 cap; 5 late calls ($5), then 8 late images ($8): 5 + 5, not 5 + 8 */
@@ -1343,21 +1358,21 @@ static void test_late_in_period_pricing(void **state)
     p.charges = two;
     p.ncharges = 2;
     tg_usage_qty_t period[] = {{"calls", 60}, {"images", 30}};
-    assert_int_equal(tg_price_late_in_period(&p, period, 2, "calls", 5, &a, &err), 0);
+    assert_int_equal(tg_price_late_in_period(&p, period, 2, 0, "calls", 5, &a, &err), 0);
     assert_int_equal(a, M("5"));
     period[0].used += 5;
-    assert_int_equal(tg_price_late_in_period(&p, period, 2, "images", 8, &a, &err), 0);
+    assert_int_equal(tg_price_late_in_period(&p, period, 2, 0, "images", 8, &a, &err), 0);
     assert_int_equal(a, M("5"));
     /* errors: counts past 64 bits, no plan, a malformed plan; *amount is 0 */
     period[0].used = UINT64_MAX;
-    assert_int_equal(tg_price_late_in_period(&p, period, 2, "calls", 1, &a, &err), TG_ERANGE);
+    assert_int_equal(tg_price_late_in_period(&p, period, 2, 0, "calls", 1, &a, &err), TG_ERANGE);
     assert_int_equal(a, 0);
-    assert_int_equal(tg_price_late_in_period(NULL, period, 2, "calls", 1, &a, &err), TG_EINVAL);
-    assert_int_equal(tg_price_late_in_period(&p, period, 2, NULL, 1, &a, &err), TG_EINVAL);
+    assert_int_equal(tg_price_late_in_period(NULL, period, 2, 0, "calls", 1, &a, &err), TG_EINVAL);
+    assert_int_equal(tg_price_late_in_period(&p, period, 2, 0, NULL, 1, &a, &err), TG_EINVAL);
     p.minimum = M("200"); /* above the maximum */
     period[0].used = 1;
     a = 1;
-    assert_int_equal(tg_price_late_in_period(&p, period, 2, "calls", 1, &a, &err), TG_EINVAL);
+    assert_int_equal(tg_price_late_in_period(&p, period, 2, 0, "calls", 1, &a, &err), TG_EINVAL);
     assert_int_equal(a, 0);
 }
 
