@@ -141,6 +141,16 @@ test('ingest tokens: none or a wrong one is 401; a token scoped to one customer 
     assert.deepEqual(scoped.json.results.map((x) => x.status), ['accepted', 'refused']);
     assert.equal(scoped.json.results[1].field, 'customer');
     assert.match(scoped.json.results[1].message, /a-only/);
+    // ...and learns nothing about the others: another customer's id or key id and ids that do
+    // not exist get the same answer (it used to say "no customer has the id" for those only)
+    const probe = await post(s, { events: [
+      { ...ev(b, 'p1') }, { ...ev(b, 'p2'), customer: 'cus_000000000000000000000000' },
+      { id: 'p3', key: b.keyId, metric: 'api_calls', value: 1, timestamp: now() },
+      { id: 'p4', key: 'key_000000000000000000000000', metric: 'api_calls', value: 1, timestamp: now() }] },
+    'scoped-token-0123456789abcdef');
+    assert.deepEqual(probe.json.results.map((x) => x.status), ['refused', 'refused', 'refused', 'refused']);
+    assert.deepEqual(new Set(probe.json.results.map((x) => x.message)).size, 1, JSON.stringify(probe.json.results));
+    assert.deepEqual(probe.json.results.map((x) => x.field), ['customer', 'customer', 'key', 'key']);
     // after the restart the event counted before is still a duplicate
     assert.equal((await post(s, { events: [ev(a, 'kept')] })).json.results[0].status, 'duplicate');
     assert.equal(await usageReaches(s, a.customer.id, 'api_calls', 2), 2);
