@@ -557,8 +557,16 @@ static void on_body(void *arg, h2o_iovec_t data, int last, int status)
     json_error_t jerr;
     json_t *body = json_loadb(dr->body, dr->body_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object(body)) {
+        /* what and where: a duplicate key, an integer past 64 bits, nesting, a syntax error */
+        char msg[320];
+        if (body == NULL)
+            snprintf(msg, sizeof(msg), "The body is not valid JSON: %.200s (line %d, column %d).", jerr.text,
+                     jerr.line, jerr.column);
+        else
+            snprintf(msg, sizeof(msg), "The body is not a JSON object.");
+        tg_utf8_scrub(msg);
         json_decref(body);
-        send_error(req, 400, "bad_request", "The body is not a JSON object.");
+        send_error(req, 400, "bad_request", msg);
         return;
     }
     if (dr->route == ROUTE_CHECK)

@@ -182,6 +182,18 @@ test('the service token is required; bodies are checked', async () => {
   assert.equal((await post('/v1/check', undefined, { method: 'GET' })).status, 405);
   assert.equal((await post('/v1/check', { key })).status, 400);
   assert.equal((await post('/v1/report', { reservation: 'rsv_x', status: 99 })).status, 400);
+  // a body that is not JSON says what and where (a repeated key could otherwise mean two statuses)
+  const raw = async (body) => {
+    const r = await fetch(s.gw + '/v1/report', { method: 'POST', headers: { 'x-tollgate-token': TOKEN }, body });
+    return { status: r.status, json: await r.json() };
+  };
+  let bad = await raw('{"reservation": "rsv_x", "status": 200, "status": 500}');
+  assert.equal(bad.status, 400);
+  assert.match(bad.json.error.message, /not valid JSON: duplicate object key .*\(line 1, column \d+\)/);
+  bad = await raw('{"reservation": "rsv_x", "status": 200, "units": {"tokens": 9223372036854775808}}');
+  assert.match(bad.json.error.message, /too big integer/);
+  bad = await raw('[1]');
+  assert.equal(bad.json.error.message, 'The body is not a JSON object.');
   const big = await post('/v1/check', { key, method: 'GET', path: '/' + 'a'.repeat(9000) });
   assert.equal(big.status, 413);
   const c = await check(key, '/v1/basic/%2e%2e;/x');
