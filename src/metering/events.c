@@ -535,8 +535,12 @@ static int check_event(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_ev
                       row->metric);
     if (!e->has_value)
         return refuse(r, "value", "is required");
-    if (e->value < 1)
-        return refuse(r, "value", "must be a whole number from 1 to 9223372036854775807");
+    /* The bound of a call's reported units (Tollgate-Units): one mistaken event of 2^63-1 would
+     * leave its customer's invoice unpriceable (money_out_of_range) with the usage kept. */
+    uint64_t max = ev->cfg->metering.max_units_per_call;
+    if (e->value < 1 || (uint64_t)e->value > max)
+        return refuse(r, "value", "must be a whole number from 1 to metering.max_units_per_call (%llu)",
+                      (unsigned long long)max);
     if (e->timestamp == NULL)
         return refuse(r, "timestamp", "is required (RFC 3339, for example 2026-12-04T14:20:45Z)");
     int64_t ts;
