@@ -119,6 +119,9 @@ test('an allowed call reaches the API with the identity headers, and the client 
   assert.equal(r.json.saw_authorization, false); // the key stays out of the API
   assert.equal(r.headers.get('x-ratelimit-limit'), '500');
   assert.ok(Number(r.headers.get('x-ratelimit-remaining')) < 500);
+  // the IETF draft's headers too, as tollgate's own proxy sends them
+  assert.equal(r.headers.get('ratelimit-policy'), '"default";q=500;w=60');
+  assert.match(r.headers.get('ratelimit') ?? '', /^"default";r=\d+;t=\d+$/);
   assert.equal(r.headers.get('x-quota-remaining'), '499999');
   // the settlement line comes over syslog: the call is billed once
   assert.ok(await until(async () => (await s.usage(customer.id)) === 1), 'billed through the syslog line');
@@ -170,6 +173,8 @@ test('over the rate limit: 429 with Retry-After and the rate-limit headers', asy
   assert.equal(last.json.error.type, 'rate_limited');
   assert.ok(Number(last.headers.get('retry-after')) >= 1, `Retry-After: ${last.headers.get('retry-after')}`);
   assert.equal(last.headers.get('x-ratelimit-remaining'), '0');
+  assert.equal(last.headers.get('ratelimit-policy'), '"default";q=10;w=60');
+  assert.match(last.headers.get('ratelimit') ?? '', /^"default";r=0;t=\d+$/);
 });
 
 test('quota used up on a block plan: 429 quota_exceeded with Retry-After', async () => {
