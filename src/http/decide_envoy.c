@@ -271,8 +271,8 @@ static int on_envoy_req(h2o_handler_t *_self, h2o_req_t *req)
     if (tg_http_ambiguous_path(raw, query_at) || tg_http_dot_segment(raw, query_at) || path.len == 0 ||
         path.base[0] != '/') {
         send_error(req, 400, "bad_path",
-                   "The path has a '.' or '..' segment, an encoded slash or backslash, a double encoding, a "
-                   "control character or a '#', which upstreams read differently.");
+                   "The path has a '.', '..' or empty segment, an encoded slash or backslash, a double "
+                   "encoding, a control character or a '#', which upstreams read differently.");
         return 0;
     }
 

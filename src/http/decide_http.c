@@ -205,8 +205,8 @@ static int admit(decide_req_t *dr, h2o_iovec_t method, h2o_iovec_t uri, h2o_iove
      * decided on here: a dot segment too is one the upstream may read differently. */
     if (tg_http_ambiguous_path(uri, query_at) || tg_http_dot_segment(uri, query_at)) {
         own_refusal(refusal, 400, "bad_path",
-                    "The path has a '.' or '..' segment, an encoded slash or backslash, a double encoding, a "
-                    "control character or a '#', which upstreams read differently.");
+                    "The path has a '.', '..' or empty segment, an encoded slash or backslash, a double "
+                    "encoding, a control character or a '#', which upstreams read differently.");
         return -1;
     }
     if (query_at != SIZE_MAX && query_at < path.len) /* the normalised path keeps no query, but be sure */

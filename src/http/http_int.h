@@ -110,7 +110,8 @@ int tg_http_parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_
 
 /* The path of a request (query at query_at, SIZE_MAX: none) has a form that upstreams read
  * differently from tollgate's normalised one: an encoded '/' or '\\', a double encoding, an
- * encoded control character, a dot segment with ';' parameters, a '#' (proxy.c says why). */
+ * encoded control character, a dot segment with ';' parameters, a '#', an empty segment ("//")
+ * (proxy.c says why). */
 int tg_http_ambiguous_path(h2o_iovec_t path, size_t query_at);
 
 /* The path (query at query_at, SIZE_MAX: none) has a "." or ".." segment, literal or

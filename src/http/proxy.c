@@ -354,9 +354,12 @@ static void send_preflight(h2o_req_t *req, const gw_req_t *gr)
  * some frameworks treat them as separators), a double encoding (%25 followed by two hex
  * digits: an upstream that decodes again sees a different path), an encoded control character
  * (%00-%1F, %7F), and a "." or ".." segment carrying ';' parameters ("..;/", which Tomcat and
- * Spring resolve as ".."), and a '#' (a request target has no fragment: nginx and URL parsers
+ * Spring resolve as ".."), a '#' (a request target has no fragment: nginx and URL parsers
  * end the path there, h2o does not, so "/v1/vision#/x" would be decided as one endpoint and
- * served as another). Anything else is forwarded as the normalised path the decision used. */
+ * served as another), and an empty segment ("//": h2o keeps it, so "/v1//vision/x" matches no
+ * route for the prefix "/v1/vision/" and is billed as a plain call, while nginx, Tomcat and
+ * Spring merge the slashes and serve vision). Anything else is forwarded as the normalised path the decision
+ * used. */
 static int hexv(char ch)
 {
     return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
@@ -371,6 +374,8 @@ int tg_http_ambiguous_path(h2o_iovec_t path, size_t query_at)
         if (s[i] == '\\' || s[i] == '#')
             return 1;
         if (s[i] == '/') {
+            if (i + 1 < n && s[i + 1] == '/')
+                return 1;
             seg = i + 1;
         } else if (s[i] == '%') {
             int hi = i + 2 < n ? hexv(s[i + 1]) : -1, lo = i + 2 < n ? hexv(s[i + 2]) : -1;
@@ -794,8 +799,8 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
         char json[512];
         size_t n = tg_gateway_error_json("bad_path",
                                          "The path has an encoded slash or backslash, a double encoding, a control "
-                                         "character, a dot segment with parameters or a '#', which upstreams read "
-                                         "differently.",
+                                         "character, a dot segment with parameters, an empty segment or a '#', which "
+                                         "upstreams read differently.",
                                          json, sizeof(json));
         tg_metrics_count_response(400);
         gr->status = 400, gr->error = "bad_path", gr->refused = 1;

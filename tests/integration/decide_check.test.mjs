@@ -102,7 +102,7 @@ test('a path the API would read another way is refused (400 bad_path): dot segme
   const { key, customer } = await s.customer('free'); // /v1/basic/* only
   const problems = [];
   for (const path of ['/v1/vision/../basic/x', '/v1/vision/%2e%2e/basic/x', '/v1/vision/labels/%2E%2e/../basic/x',
-    '/v1/basic/./x', '/v1/basic/x/.', '/v1/basic/x#/../../vision/labels', '/v1/basic/x#frag']) {
+    '/v1/basic/./x', '/v1/basic/x/.', '/v1/basic/x#/../../vision/labels', '/v1/basic/x#frag', '/v1/basic//x']) {
     const c = await check(key, path);
     if (c.status !== 400 || c.json?.error?.type !== 'bad_path') problems.push(`${path}: ${c.status} ${c.text}`);
   }
