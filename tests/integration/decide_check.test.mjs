@@ -266,6 +266,9 @@ test('one customer cannot fill the table: past decide.max_pending_per_customer i
     // a1 billed, a2 and a4 reserved, the refused a3 gave its reservation back
     assert.ok(await until(async () => (await st.usage(a.customer.id)) === 1));
     assert.equal(a4.json.quota_remaining, 500000 - 3);
+    const metrics = async () => (await fetch(`${st.admin}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).text();
+    assert.ok(await until(async () => /tollgate_decide_refused_customer_full_total 1\n/.test(await metrics())), await metrics());
+    assert.match(await metrics(), /tollgate_decide_refused_full_total 0\n/);
   } finally {
     await st.stop();
   }
