@@ -623,6 +623,7 @@ static int cmd_serve(int argc, char **argv)
      * thread takes nginx's log lines and applies decide.on_timeout. */
     if (cfg->decide.enabled) {
         tg_reservations_opts_t ro = {.capacity = (size_t)cfg->decide.max_pending,
+                                     .per_customer = (size_t)cfg->decide.max_pending_per_customer,
                                      .timeout_ns = (int64_t)cfg->decide.settle_timeout_ms * 1000000,
                                      .on_timeout = cfg->decide.on_timeout,
                                      .on_end = tg_http_decide_log_end,

@@ -1585,6 +1585,8 @@ static const directive_t decide_dirs[] = {
     {"settle_timeout_ms", set_int, AT(int, tg_config_t, decide.settle_timeout_ms), 100, 86400000, 0, NULL, NULL, NULL},
     {"on_timeout", set_choice, AT(int, tg_config_t, decide.on_timeout), 0, 0, 0, NULL, on_timeout_names, NULL},
     {"max_pending", set_int, AT(int, tg_config_t, decide.max_pending), 1, 10000000, 0, NULL, NULL, NULL},
+    {"max_pending_per_customer", set_int, AT(int, tg_config_t, decide.max_pending_per_customer), 1, 10000000, 0, NULL,
+     NULL, NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 
 /* Written at all: the decision API's paths are answered (and an upstream's own are shadowed).
@@ -1595,9 +1597,15 @@ static void finish_decide(diag_t *d, void *obj, const tg_ynode_t *n, int line, c
     (void)valid;
     if (n == NULL)
         return;
-    ((tg_config_t *)obj)->decide.enabled = 1;
+    tg_config_t *cfg = obj;
+    cfg->decide.enabled = 1;
     if (!(given_ & 1))
         report(d, line, "%s.token is required (at least 16 characters; use \"${TOLLGATE_DECIDE_TOKEN}\")", path);
+    /* Not written: a quarter of the table, so that one customer holding calls open cannot
+     * refuse everybody else's; the whole table when it is that small. */
+    if (!(given_ & (1u << 5))) /* bit 5: max_pending_per_customer, its place in decide_dirs */
+        cfg->decide.max_pending_per_customer =
+            cfg->decide.max_pending < 64 ? cfg->decide.max_pending : cfg->decide.max_pending / 4;
 }
 static const section_t decide_sec = {decide_dirs, 0, finish_decide};
 

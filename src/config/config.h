@@ -245,6 +245,7 @@ typedef struct tg_config {
         int settle_timeout_ms; /* a reservation not settled within this follows on_timeout; 60000 */
         int on_timeout;        /* bill (0, default) | release (1): tg_reservation_timeout_rule_t */
         int max_pending;       /* reservations held at once; default 65536 */
+        int max_pending_per_customer; /* ... by one customer; default max_pending / 4 (all below 64) */
     } decide;
     struct {
         int level;  /* a tg_log_level_t (util/log.h): 0 error, 1 warn, 2 info (default), 3 debug */

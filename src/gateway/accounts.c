@@ -22,6 +22,7 @@ struct tg_account {
     _Atomic int64_t trial_end;
     _Atomic int payment_hold; /* suspended by dunning: the gateway answers payment_required */
     _Atomic int email_confirmed; /* customers.email_confirmed_at != 0 */
+    _Atomic uint32_t reservations; /* the decision API's open reservations (tg_account_reservation_take) */
     int64_t anchor_at;
 };
 
@@ -398,6 +399,22 @@ int tg_account_email_confirmed(const tg_account_t *acct)
 int tg_account_payment_hold(const tg_account_t *acct)
 {
     return atomic_load(&((tg_account_t *)acct)->payment_hold);
+}
+
+int tg_account_reservation_take(tg_account_t *acct, uint32_t cap)
+{
+    uint32_t held = atomic_load_explicit(&acct->reservations, memory_order_relaxed);
+    do {
+        if (held >= cap)
+            return 0;
+    } while (!atomic_compare_exchange_weak_explicit(&acct->reservations, &held, held + 1, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    return 1;
+}
+
+void tg_account_reservation_give(tg_account_t *acct)
+{
+    atomic_fetch_sub_explicit(&acct->reservations, 1, memory_order_relaxed);
 }
 
 tg_account_t *tg_accounts_find(tg_accounts_t *a, const char *customer_id)

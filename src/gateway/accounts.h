@@ -83,6 +83,13 @@ int tg_account_payment_hold(const tg_account_t *acct);
  * with require_email_confirmation refuses calls until then. Thread-safe. */
 int tg_account_email_confirmed(const tg_account_t *acct);
 
+/* The decision API's open reservations of this customer (gateway/reservations.h), so that one
+ * customer cannot hold the whole table: take counts one more and returns 1 when fewer than cap
+ * were held, else 0 (nothing counted); give counts one fewer (once per successful take).
+ * Thread-safe, lock-free. */
+int tg_account_reservation_take(tg_account_t *acct, uint32_t cap);
+void tg_account_reservation_give(tg_account_t *acct);
+
 /* Sets every customer's hold to held(id, arg): the whole directory matches the store at once,
  * holds lifted elsewhere included (a periodic resync after a missed change notice). Each hold
  * moves straight from its old value to its new one, so a held customer is never served in

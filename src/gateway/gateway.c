@@ -429,7 +429,7 @@ static int is_billable(const tg_config_t *cfg, int status)
     return (cfg->metering.billable_classes >> (status / 100)) & 1;
 }
 
-static int valid_metric(const char *s, size_t n)
+int tg_gateway_metric_name_ok(const char *s, size_t n)
 {
     if (n == 0 || n >= TG_METRIC_MAX)
         return 0;
@@ -470,8 +470,8 @@ size_t tg_gateway_parse_units(const char *h, size_t len, tg_usage_t *rows, size_
         }
         while (i < len && h[i] == ' ')
             i++;
-        int ok =
-            digits > 0 && !overflow && v <= INT64_MAX && (i >= len || h[i] == ',') && valid_metric(h + name, name_len);
+        int ok = digits > 0 && !overflow && v <= INT64_MAX && (i >= len || h[i] == ',') &&
+                 tg_gateway_metric_name_ok(h + name, name_len);
         while (i < len && h[i] != ',')
             i++;
         if (!ok || v == 0)

@@ -135,6 +135,10 @@ void tg_gateway_abandon(tg_gateway_t *gw, tg_call_t *call);
  * are skipped: the upstream is trusted, but not with our memory. Returns the rows written. */
 size_t tg_gateway_parse_units(const char *h, size_t len, tg_usage_t *rows, size_t cap);
 
+/* 1 when s (n bytes) is a metric name as Tollgate-Units takes it: 1 to TG_METRIC_MAX - 1
+ * lowercase letters, digits and '_'; else 0 (tg_gateway_parse_units skips such an item). */
+int tg_gateway_metric_name_ok(const char *s, size_t n);
+
 /* Emits the rate-limit and quota headers for this call (name, value pairs). */
 typedef void (*tg_header_emit_cb)(const char *name, const char *value, size_t value_len, void *arg);
 void tg_gateway_headers(const tg_call_t *call, const tg_refusal_t *refusal, tg_header_emit_cb emit, void *arg);

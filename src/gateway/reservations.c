@@ -15,6 +15,7 @@
  * refused (or could not log, at shutdown) stays open, for the next start to bill. */
 #include "gateway/reservations.h"
 
+#include "gateway/accounts.h"
 #include "gateway/reservation_file.h"
 
 #include <pthread.h>
@@ -53,7 +54,7 @@ struct tg_reservations {
     tg_gateway_t *gw;
     tg_reservations_opts_t opts;
     shard_t shards[NSHARDS];
-    _Atomic uint64_t held, settled, expired, full, unknown;
+    _Atomic uint64_t held, settled, expired, full, customer_full, unknown;
 };
 
 tg_reservations_t *tg_reservations_new(tg_gateway_t *gw, const tg_reservations_opts_t *opts)
@@ -121,9 +122,17 @@ static int settle_entry(tg_reservations_t *r, entry_t *e, int status, int upstre
     return rc;
 }
 
+/* An entry left the table: its customer's share is free again. */
+static void unhold(tg_reservations_t *r, entry_t *e)
+{
+    if (r->opts.per_customer > 0)
+        tg_account_reservation_give(e->call.account);
+}
+
 /* Settles an entry that nobody else can reach any more by the timeout rule, and lets it go. */
 static void settle_by_rule(tg_reservations_t *r, entry_t *e)
 {
+    unhold(r, e);
     if (r->opts.on_timeout == TG_RESERVATION_RELEASE) {
         tg_gateway_abandon(r->gw, &e->call);
         if (e->file != NULL)
@@ -223,9 +232,19 @@ int tg_reservations_hold(tg_reservations_t *r, tg_call_t *call, const tg_reserva
         return tg_errf(err, TG_ELIMIT, "%zu calls are waiting for their settlement (decide.max_pending)",
                        r->opts.capacity);
     }
+    uint32_t per_customer = r->opts.per_customer > UINT32_MAX ? UINT32_MAX : (uint32_t)r->opts.per_customer;
+    if (per_customer > 0 && !tg_account_reservation_take(call->account, per_customer)) {
+        atomic_fetch_sub(&r->held, 1);
+        atomic_fetch_add(&r->customer_full, 1);
+        return tg_errf(err, TG_ESTATE,
+                       "customer %s has %zu calls waiting for their settlement (decide.max_pending_per_customer)",
+                       tg_account_id(call->account), r->opts.per_customer);
+    }
     entry_t *e = malloc(sizeof(*e));
     if (e == NULL) {
         atomic_fetch_sub(&r->held, 1);
+        if (per_customer > 0)
+            tg_account_reservation_give(call->account);
         return tg_errf(err, TG_ENOMEM, "out of memory holding a reservation");
     }
     e->file = r->opts.file;
@@ -236,6 +255,8 @@ int tg_reservations_hold(tg_reservations_t *r, tg_call_t *call, const tg_reserva
     if (e->file != NULL && (e->slot = tg_reservation_file_take(e->file)) < 0) {
         free(e);
         atomic_fetch_sub(&r->held, 1);
+        if (per_customer > 0)
+            tg_account_reservation_give(call->account);
         atomic_fetch_add(&r->full, 1);
         return tg_errf(err, TG_ELIMIT, "no free slot for a reservation (decide.max_pending)");
     }
@@ -305,6 +326,7 @@ int tg_reservations_settle(tg_reservations_t *r, const char *id, size_t id_len, 
     }
     atomic_fetch_sub(&r->held, 1);
     atomic_fetch_add(&r->settled, 1);
+    unhold(r, e);
     int rc = settle_entry(r, e, status, upstream_failed, units_header, units_len, cb, arg);
     if (r->opts.on_end != NULL)
         r->opts.on_end(r->opts.on_end_arg, &e->call, &e->label, e->id, status, 0);
@@ -345,5 +367,6 @@ void tg_reservations_get_stats(tg_reservations_t *r, tg_reservations_stats_t *ou
     out->settled = atomic_load(&r->settled);
     out->expired = atomic_load(&r->expired);
     out->full = atomic_load(&r->full);
+    out->customer_full = atomic_load(&r->customer_full);
     out->unknown = atomic_load(&r->unknown);
 }

@@ -11,9 +11,11 @@
  * tg_reservations_expire under the configured rule: BILL meters the call as answered with its
  * route's units (a lost log line must not make a call free), RELEASE gives the reservation back
  * (nothing billed). The table is bounded: when it is full a new call is refused (TG_ELIMIT), never
- * admitted without a record. Thread-safe: gateway loops hold, the settlement receiver and
- * POST /v1/report settle, one thread expires; nothing here blocks on I/O (metering hands the usage
- * to the meter, meter.h). Sharded locks, held only to link or unlink an entry.
+ * admitted without a record; so is each customer's share of it (TG_ESTATE), so that one customer
+ * holding calls open (slow answers, lost log lines) cannot refuse everybody else's.
+ * Thread-safe: gateway loops hold, the settlement receiver and POST /v1/report settle, one thread
+ * expires; nothing here blocks on I/O (metering hands the usage to the meter, meter.h). Sharded
+ * locks, held only to link or unlink an entry.
  *
  * With a file (opts.file, reservation_file.h), every open reservation also has a slot in a
  * shared file mapping, so that a process death (kill -9, OOM, a crash) does not make the calls
@@ -63,9 +65,10 @@ void tg_reservation_label_set(tg_reservation_label_t *label, const char *method,
                               size_t path_len, const char *request_id, size_t request_id_len);
 
 typedef struct tg_reservations_opts {
-    size_t capacity;    /* reservations held at once, at most */
-    int64_t timeout_ns; /* after this, tg_reservations_expire settles by the rule */
-    int on_timeout;     /* a tg_reservation_timeout_rule_t */
+    size_t capacity;     /* reservations held at once, at most */
+    size_t per_customer; /* ... and by one customer (tg_account_reservation_take); 0: no cap */
+    int64_t timeout_ns;  /* after this, tg_reservations_expire settles by the rule */
+    int on_timeout;      /* a tg_reservation_timeout_rule_t */
     /* Called once per reservation when it ends, after the gateway billed or released its call
      * (call->nmetered: what was billed, 0 for nothing): by its settlement (expired 0, status as
      * reported) or by the timeout rule (expired 1, status 0), also when the table is freed, with
@@ -81,11 +84,12 @@ typedef struct tg_reservations_opts {
 } tg_reservations_opts_t;
 
 typedef struct tg_reservations_stats {
-    uint64_t held;    /* open now */
-    uint64_t settled; /* settled by their id */
-    uint64_t expired; /* settled by the timeout rule */
-    uint64_t full;    /* calls refused because the table was full */
-    uint64_t unknown; /* settlements naming no open reservation (unknown, settled, expired) */
+    uint64_t held;          /* open now */
+    uint64_t settled;       /* settled by their id */
+    uint64_t expired;       /* settled by the timeout rule */
+    uint64_t full;          /* calls refused because the table was full */
+    uint64_t customer_full; /* calls refused because their customer held per_customer */
+    uint64_t unknown;       /* settlements naming no open reservation (unknown, settled, expired) */
 } tg_reservations_stats_t;
 
 /* gw settles the calls and must outlive the table. NULL when out of memory. */
@@ -96,8 +100,9 @@ void tg_reservations_free(tg_reservations_t *r);
 
 /* Takes over an admitted, unsettled call (a copy is kept, and of label when not NULL; the
  * caller's call is marked settled so that its own abandon does nothing) and writes its new id
- * into id_out. TG_ELIMIT when the table is full, TG_ENOMEM: the call is then left to the caller,
- * unsettled. now_mono_ns starts its timeout. Any thread. */
+ * into id_out. TG_ELIMIT when the table is full, TG_ESTATE when the call's customer holds
+ * opts.per_customer already, TG_ENOMEM: the call is then left to the caller, unsettled.
+ * now_mono_ns starts its timeout. Any thread. */
 int tg_reservations_hold(tg_reservations_t *r, tg_call_t *call, const tg_reservation_label_t *label,
                          int64_t now_mono_ns, char id_out[TG_RESERVATION_ID_MAX], tg_err_t *err);
 

@@ -18,7 +18,8 @@
  * or nothing is answered here: the service token is checked (X-Tollgate-Token, compared
  * as digests in constant time; missing or wrong: 403 decide_token_invalid, as for nginx's
  * decision routes (decide_http.c), and nothing else happens),
- * the rest of the path is normalised as the proxy normalises a call's path, and
+ * the rest of the path is normalised as the proxy normalises a call's path (one with a "." or
+ * ".." segment is refused: the upstream gets it from Envoy unresolved), and
  * tg_gateway_admit decides on the method, that path and the key, exactly as for a proxied call.
  * A refusal is answered with the proxy's status, JSON error, Retry-After and rate-limit headers.
  * An admitted call is metered at once - Envoy tells nobody how the upstream answered, so the
@@ -265,10 +266,13 @@ static int on_envoy_req(h2o_handler_t *_self, h2o_req_t *req)
     }
     size_t query_at, *norm_indexes;
     h2o_iovec_t path = h2o_url_normalize_path(&req->pool, raw.base, raw.len, &query_at, &norm_indexes);
-    if (tg_http_ambiguous_path(raw, query_at) || path.len == 0 || path.base[0] != '/') {
+    /* Envoy forwards the path it sent here: unresolved unless its normalize_path is on, so a
+     * dot segment is one the upstream may read differently too (proxy.c, tg_http_dot_segment). */
+    if (tg_http_ambiguous_path(raw, query_at) || tg_http_dot_segment(raw, query_at) || path.len == 0 ||
+        path.base[0] != '/') {
         send_error(req, 400, "bad_path",
-                   "The path has an encoded slash or backslash, a double encoding, a control character or a dot "
-                   "segment with parameters, which upstreams read differently.");
+                   "The path has a '.', '..' or empty segment, an encoded slash or backslash, a double "
+                   "encoding, a control character or a '#', which upstreams read differently.");
         return 0;
     }
 

@@ -8,13 +8,18 @@
  *                    for key problems, 403 for every other refusal (nginx turns any status but
  *                    2xx, 401 and 403 into 500), with the real status in X-Tollgate-Status, the
  *                    error type in X-Tollgate-Error and Retry-After, for error_page to answer
- *                    (examples/nginx/tollgate.conf).
+ *                    (examples/nginx/tollgate.conf); so are this API's own refusals (400
+ *                    bad_path, 503 decide_unavailable), which nginx would otherwise answer 500.
+ *                    A path with a "." or ".." segment is refused (bad_path): nginx forwards the
+ *                    client's path unresolved, so the upstream might serve another endpoint than
+ *                    the one decided on (tg_http_dot_segment).
  *   POST /v1/check   {"key", "method", "path", "units"?} -> 200 {"allowed", ..., "reservation"} or
  *                    200 {"allowed": false, "status", "error", "retry_after"}. "units" ({"metric":
  *                    count}) reserves those instead of the route's units; metrics the
  *                    configuration does not name are refused (400), so none can be invented.
  *   POST /v1/report  {"reservation", "status", "units"} -> 200 {"billed"}, or 404 when that
- *                    reservation is not open (unknown, already reported, or expired).
+ *                    reservation is not open (unknown, already reported, or expired), or 400
+ *                    (the reservation left open) when "units" holds what could not be billed.
  * Every call needs the service token (decide.token) in X-Tollgate-Token, compared in constant
  * time and never logged: without it anyone could settle others' calls as failed and skip their
  * billing. The decision itself is tg_gateway_admit's, exactly as for proxied calls; the admitted
@@ -35,6 +40,7 @@
 #include "http/http_int.h"
 #include "metrics/metrics.h"
 #include "util/clock.h"
+#include "util/utf8.h"
 
 #define DECIDE_MAX_BODY 8192  /* a check or report is a few hundred bytes */
 #define DECIDE_MAX_UNITS 2048 /* the units of a report, as Tollgate-Units text */
@@ -165,24 +171,42 @@ static int token_ok(const tg_config_t *cfg, h2o_req_t *req)
 
 /* ---- the decision ---- */
 
+/* Sets a refusal that is the decision API's own, not the gateway's: a 429 or 503 says to retry
+ * in a second (reservations are settled in milliseconds when all goes well). */
+static void own_refusal(tg_refusal_t *refusal, int status, const char *type, const char *message)
+{
+    memset(refusal, 0, sizeof(*refusal));
+    refusal->status = status;
+    refusal->type = type;
+    snprintf(refusal->message, sizeof(refusal->message), "%s", message);
+    refusal->retry_after_s = status == 503 || status == 429 ? 1 : 0;
+}
+
 /* Admits "method path" (path as sent: normalised here as the proxy does) with the given key
- * headers. Returns 1 and holds the call (id in rid), 0 refused (refusal filled; call->account
- * set when authenticated), or -1 after answering the request itself (bad path, table full). */
+ * headers. Returns 1 and holds the call (id in rid); 0 refused for the caller's account (by the
+ * gateway, or 429 too_many_pending: the customer's share of the table is full; refusal filled,
+ * call->account set when authenticated); -1 refused by the decision API itself, with no
+ * account: no original method or path (400 bad_request), a path that upstreams read
+ * differently from its normalised form (400 bad_path) or a full table (503 decide_unavailable).
+ * Each route answers a refusal its own way (serve_decide: nginx's). */
 static int admit(decide_req_t *dr, h2o_iovec_t method, h2o_iovec_t uri, h2o_iovec_t auth, h2o_iovec_t api_key,
                  const tg_meter_unit_t *units, size_t nunits, tg_call_t *call, tg_refusal_t *refusal,
                  char rid[TG_RESERVATION_ID_MAX])
 {
     h2o_req_t *req = dr->req;
+    memset(call, 0, sizeof(*call));
     if (uri.len == 0 || uri.base[0] != '/' || method.len == 0 || method.len > 32) {
-        send_error(req, 400, "bad_request", "The original method and a path starting with '/' are required.");
+        own_refusal(refusal, 400, "bad_request", "The original method and a path starting with '/' are required.");
         return -1;
     }
     size_t query_at = SIZE_MAX, *norm_indexes = NULL;
     h2o_iovec_t path = h2o_url_normalize_path(&req->pool, uri.base, uri.len, &query_at, &norm_indexes);
-    if (tg_http_ambiguous_path(uri, query_at)) {
-        send_error(req, 400, "bad_path",
-                   "The path has an encoded slash or backslash, a double encoding, a control character or a dot "
-                   "segment with parameters, which upstreams read differently.");
+    /* The forwarder sends the upstream the path as the client sent it, not the normalised one
+     * decided on here: a dot segment too is one the upstream may read differently. */
+    if (tg_http_ambiguous_path(uri, query_at) || tg_http_dot_segment(uri, query_at)) {
+        own_refusal(refusal, 400, "bad_path",
+                    "The path has a '.', '..' or empty segment, an encoded slash or backslash, a double "
+                    "encoding, a control character or a '#', which upstreams read differently.");
         return -1;
     }
     if (query_at != SIZE_MAX && query_at < path.len) /* the normalised path keeps no query, but be sure */
@@ -200,12 +224,24 @@ static int admit(decide_req_t *dr, h2o_iovec_t method, h2o_iovec_t uri, h2o_iove
                              dr->request_id, rid_len);
     tg_err_t err;
     int rc = tg_reservations_hold(dr->srv->deps.reservations, call, &label, tg_clock_mono_ns(), rid, &err);
+    if (rc == TG_ESTATE) { /* this customer's own calls fill its share: its refusal, with its headers */
+        tg_gateway_abandon(dr->srv->deps.gateway, call);
+        call->has_quota = 0; /* its reservation was given back: the remaining count is stale */
+        char msg[160];
+        snprintf(msg, sizeof(msg),
+                 "This customer has %d calls waiting for their settlement (decide.max_pending_per_customer); this "
+                 "call was not admitted.",
+                 dr->srv->deps.cfg->decide.max_pending_per_customer);
+        own_refusal(refusal, 429, "too_many_pending", msg);
+        return 0;
+    }
     if (rc != 0) {
         tg_gateway_abandon(dr->srv->deps.gateway, call);
-        send_error(req, 503, "decide_unavailable",
-                   rc == TG_ELIMIT ? "Too many calls are waiting for their settlement (decide.max_pending); "
-                                     "this call was not admitted."
-                                   : "The gateway is out of memory; retry shortly.");
+        memset(call, 0, sizeof(*call)); /* given back: the refusal is the table's, not the customer's */
+        own_refusal(refusal, 503, "decide_unavailable",
+                    rc == TG_ELIMIT ? "Too many calls are waiting for their settlement (decide.max_pending); "
+                                      "this call was not admitted."
+                                    : "The gateway is out of memory; retry shortly.");
         return -1;
     }
     return 1;
@@ -255,9 +291,13 @@ static void serve_decide(decide_req_t *dr)
                 uri = header_value(req, H2O_STRLIT("x-original-uri"));
     int ok = admit(dr, method, uri, header_value(req, H2O_STRLIT("authorization")),
                    header_value(req, H2O_STRLIT("x-api-key")), NULL, 0, &call, &refusal, rid);
-    if (ok < 0)
-        return;
     log_decision(dr, "decide", method, uri, &call, ok == 1 ? NULL : &refusal, ok == 1 ? rid : NULL);
+    if (ok < 0 && strcmp(refusal.type, "bad_request") == 0) {
+        /* no X-Original-Method or -URI: nginx's configuration, not its client, is at fault, and
+         * nginx answers the client 500 for this status */
+        send_error(req, 400, refusal.type, refusal.message);
+        return;
+    }
     if (ok == 1) {
         add_header(req, "x-tollgate-reservation", rid, TG_RESERVATION_ID_LEN);
         identity_headers(req, &call);
@@ -265,6 +305,8 @@ static void serve_decide(decide_req_t *dr)
         send_body(req, 200, "", 0);
         return;
     }
+    /* Every refusal, the decision API's own (bad_path, decide_unavailable) included, goes the
+     * same way: any other status would reach nginx's client as a 500. */
     char status[8];
     int sl = snprintf(status, sizeof(status), "%d", refusal.status);
     add_header(req, "x-tollgate-status", status, (size_t)sl);
@@ -345,8 +387,13 @@ static void serve_check(decide_req_t *dr, json_t *body)
     char rid[TG_RESERVATION_ID_MAX];
     int ok =
         admit(dr, method, path, h2o_iovec_init(NULL, 0), key, nunits > 0 ? units : NULL, nunits, &call, &refusal, rid);
-    if (ok < 0)
+    if (ok < 0) {
+        log_decision(dr, "check", method, path, &call, &refusal, NULL);
+        if (refusal.retry_after_s > 0)
+            tg_gateway_headers(&call, &refusal, add_header_cb, req); /* only Retry-After */
+        send_error(req, refusal.status, refusal.type, refusal.message);
         return;
+    }
     log_decision(dr, "check", method, path, &call, ok == 1 ? NULL : &refusal, ok == 1 ? rid : NULL);
     json_t *o = json_object();
     json_object_set_new(o, "allowed", json_boolean(ok == 1));
@@ -396,24 +443,43 @@ void tg_http_on_reports(h2o_multithread_receiver_t *receiver, h2o_linklist_t *me
     }
 }
 
-/* {"tokens": 120, "images": 2} as Tollgate-Units text into out; -1 if not such an object. */
-static int units_text(json_t *units, char *out, size_t cap, size_t *len)
+/* {"tokens": 120, "images": 2} as Tollgate-Units text into out. Everything the settlement
+ * would drop is refused here instead (-1, msg says which metric and why), while the reservation
+ * is still open for a corrected report: a name Tollgate-Units cannot carry (an upper-case letter,
+ * '=' or ',' would even name another metric), a count that is not a whole number from 0, or one
+ * over metering.max_units_per_call. Otherwise a report answered "billed" would have lost them. */
+static int units_text(json_t *units, uint64_t max, char *out, size_t cap, size_t *len, char *msg, size_t msg_cap)
 {
     *len = 0;
     if (units == NULL || json_is_null(units))
         return 0;
-    if (!json_is_object(units) || json_object_size(units) > TG_CALL_MAX_METRICS)
+    if (!json_is_object(units) || json_object_size(units) > TG_CALL_MAX_METRICS) {
+        snprintf(msg, msg_cap, "\"units\" must be an object of at most %d {\"metric\": count}.", TG_CALL_MAX_METRICS);
         return -1;
+    }
     const char *metric;
     json_t *v;
     json_object_foreach(units, metric, v)
     {
-        if (!json_is_integer(v) || json_integer_value(v) < 0 || strlen(metric) >= TG_METRIC_MAX)
+        if (!tg_gateway_metric_name_ok(metric, strlen(metric))) {
+            snprintf(msg, msg_cap,
+                     "\"units\": \"%.40s\" is not a metric name (1 to %d lowercase letters, digits and '_').", metric,
+                     TG_METRIC_MAX - 1);
+            tg_utf8_scrub(msg);
             return -1;
+        }
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) > max) {
+            snprintf(msg, msg_cap,
+                     "\"units\": \"%s\" must be a whole number from 0 to metering.max_units_per_call (%llu).", metric,
+                     (unsigned long long)max);
+            return -1;
+        }
         int n =
             snprintf(out + *len, cap - *len, "%s%s=%lld", *len ? ", " : "", metric, (long long)json_integer_value(v));
-        if (n < 0 || (size_t)n >= cap - *len)
+        if (n < 0 || (size_t)n >= cap - *len) { /* 8 metrics of 31 bytes and 19 digits fit */
+            snprintf(msg, msg_cap, "\"units\" is too long.");
             return -1;
+        }
         *len += (size_t)n;
     }
     return 0;
@@ -424,13 +490,18 @@ static void serve_report(decide_req_t *dr, json_t *body)
     h2o_req_t *req = dr->req;
     h2o_iovec_t id = json_str(body, "reservation", 64);
     json_t *st = json_object_get(body, "status");
-    char units[DECIDE_MAX_UNITS];
+    char units[DECIDE_MAX_UNITS], msg[256];
     size_t units_len;
-    if (id.base == NULL || !json_is_integer(st) || json_integer_value(st) < 100 || json_integer_value(st) > 599 ||
-        units_text(json_object_get(body, "units"), units, sizeof(units), &units_len) != 0) {
+    if (id.base == NULL || !json_is_integer(st) || json_integer_value(st) < 100 || json_integer_value(st) > 599) {
         send_error(req, 400, "bad_request",
                    "The body needs \"reservation\" (a string), \"status\" (100 to 599) and optionally \"units\" "
                    "({\"metric\": count}, at most 8).");
+        return;
+    }
+    if (units_text(json_object_get(body, "units"),
+                   tg_gateway_config(dr->srv->deps.gateway)->metering.max_units_per_call, units, sizeof(units),
+                   &units_len, msg, sizeof(msg)) != 0) {
+        send_error(req, 400, "bad_request", msg); /* the reservation stays open for a corrected report */
         return;
     }
     int durable_wait = dr->worker->batch != NULL || dr->srv->deps.cfg->metering.durability == TG_METER_STRICT;
@@ -486,8 +557,16 @@ static void on_body(void *arg, h2o_iovec_t data, int last, int status)
     json_error_t jerr;
     json_t *body = json_loadb(dr->body, dr->body_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object(body)) {
+        /* what and where: a duplicate key, an integer past 64 bits, nesting, a syntax error */
+        char msg[320];
+        if (body == NULL)
+            snprintf(msg, sizeof(msg), "The body is not valid JSON: %.200s (line %d, column %d).", jerr.text,
+                     jerr.line, jerr.column);
+        else
+            snprintf(msg, sizeof(msg), "The body is not a JSON object.");
+        tg_utf8_scrub(msg);
         json_decref(body);
-        send_error(req, 400, "bad_request", "The body is not a JSON object.");
+        send_error(req, 400, "bad_request", msg);
         return;
     }
     if (dr->route == ROUTE_CHECK)

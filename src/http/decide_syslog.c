@@ -152,7 +152,7 @@ static void *receiver_main(void *arg)
             tg_metrics_count_decide_expired(n);
         tg_reservations_stats_t st;
         tg_reservations_get_stats(rc->reservations, &st);
-        tg_metrics_decide_table(st.held, st.full);
+        tg_metrics_decide_table(st.held, st.full, st.customer_full);
     }
     if (rc->fd >= 0)
         drain(rc); /* what nginx sent before the stop */

@@ -60,7 +60,7 @@ static void read_event(json_t *o, tg_event_in_t *e)
     json_t *v = json_object_get(o, "value");
     if (v != NULL && !json_is_null(v)) {
         if (!json_is_integer(v)) /* jansson refuses integers past INT64's range at parse time */
-            bad(e, "value", "must be a whole number from 1 to 9223372036854775807");
+            bad(e, "value", "must be a whole number from 1 to metering.max_units_per_call");
         else
             e->has_value = 1, e->value = (int64_t)json_integer_value(v);
     }

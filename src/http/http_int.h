@@ -110,8 +110,14 @@ int tg_http_parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_
 
 /* The path of a request (query at query_at, SIZE_MAX: none) has a form that upstreams read
  * differently from tollgate's normalised one: an encoded '/' or '\\', a double encoding, an
- * encoded control character, a dot segment with ';' parameters (proxy.c says why). */
+ * encoded control character, a dot segment with ';' parameters, a '#', an empty segment ("//")
+ * (proxy.c says why). */
 int tg_http_ambiguous_path(h2o_iovec_t path, size_t query_at);
+
+/* The path (query at query_at, SIZE_MAX: none) has a "." or ".." segment, literal or
+ * percent-encoded (%2e, either case). The decision API refuses those: its forwarders pass the
+ * client's path on as sent, unresolved (proxy.c says why). */
+int tg_http_dot_segment(h2o_iovec_t path, size_t query_at);
 
 /* The call a client's request describes, for tg_gateway_admit: its method, its path (normalised
  * by the caller, no query) and its Authorization and X-API-Key values (empty: absent). The result

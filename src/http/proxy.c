@@ -354,7 +354,12 @@ static void send_preflight(h2o_req_t *req, const gw_req_t *gr)
  * some frameworks treat them as separators), a double encoding (%25 followed by two hex
  * digits: an upstream that decodes again sees a different path), an encoded control character
  * (%00-%1F, %7F), and a "." or ".." segment carrying ';' parameters ("..;/", which Tomcat and
- * Spring resolve as ".."). Anything else is forwarded as the normalised path the decision used. */
+ * Spring resolve as ".."), a '#' (a request target has no fragment: nginx and URL parsers
+ * end the path there, h2o does not, so "/v1/vision#/x" would be decided as one endpoint and
+ * served as another), and an empty segment ("//": h2o keeps it, so "/v1//vision/x" matches no
+ * route for the prefix "/v1/vision/" and is billed as a plain call, while nginx, Tomcat and
+ * Spring merge the slashes and serve vision). Anything else is forwarded as the normalised path the decision
+ * used. */
 static int hexv(char ch)
 {
     return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
@@ -366,9 +371,11 @@ int tg_http_ambiguous_path(h2o_iovec_t path, size_t query_at)
     const char *s = path.base;
     size_t seg = 0; /* start of the current segment */
     for (size_t i = 0; i < n; i++) {
-        if (s[i] == '\\')
+        if (s[i] == '\\' || s[i] == '#')
             return 1;
         if (s[i] == '/') {
+            if (i + 1 < n && s[i + 1] == '/')
+                return 1;
             seg = i + 1;
         } else if (s[i] == '%') {
             int hi = i + 2 < n ? hexv(s[i + 1]) : -1, lo = i + 2 < n ? hexv(s[i + 2]) : -1;
@@ -393,6 +400,36 @@ int tg_http_ambiguous_path(h2o_iovec_t path, size_t query_at)
             }
             if (j == i && (dots == 1 || dots == 2))
                 return 1;
+        }
+    }
+    return 0;
+}
+
+/* The decision API's forwarders send the upstream the path as the client sent it (nginx's
+ * proxy_pass without a URI passes $request_uri; so do Envoy without normalize_path and an API
+ * that asks POST /v1/check about its own raw path), not the normalised one tollgate decided
+ * on. Many upstreams do not resolve "." and ".." segments, least of all percent-encoded ones
+ * ("%2e%2e"): "/v1/vision/../basic/x" is decided as /v1/basic/x while a router matching the
+ * prefix "/v1/vision/" serves vision. So a path with such a segment is refused there (400 bad_path)
+ * rather than decided as something the upstream may not serve; clients never need one (curl and
+ * browsers resolve them before sending). */
+int tg_http_dot_segment(h2o_iovec_t path, size_t query_at)
+{
+    size_t n = query_at != SIZE_MAX && query_at < path.len ? query_at : path.len;
+    const char *s = path.base;
+    size_t dots = 0, other = 0; /* in the current segment */
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n || s[i] == '/') {
+            if (other == 0 && (dots == 1 || dots == 2))
+                return 1;
+            dots = other = 0;
+        } else if (s[i] == '.') {
+            dots++;
+        } else if (s[i] == '%' && i + 2 < n && s[i + 1] == '2' && (s[i + 2] == 'e' || s[i + 2] == 'E')) {
+            dots++;
+            i += 2;
+        } else {
+            other++;
         }
     }
     return 0;
@@ -762,7 +799,8 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
         char json[512];
         size_t n = tg_gateway_error_json("bad_path",
                                          "The path has an encoded slash or backslash, a double encoding, a control "
-                                         "character or a dot segment with parameters, which upstreams read differently.",
+                                         "character, a dot segment with parameters, an empty segment or a '#', which "
+                                         "upstreams read differently.",
                                          json, sizeof(json));
         tg_metrics_count_response(400);
         gr->status = 400, gr->error = "bad_path", gr->refused = 1;

@@ -515,11 +515,13 @@ static int check_event(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_ev
     memcpy(id, ref, ref_len);
     id[ref_len] = '\0';
     *acct = e->customer != NULL ? tg_accounts_find(ev->accounts, id) : tg_accounts_find_by_key_id(ev->accounts, id);
+    /* A token scoped to one customer learns nothing about the others: an id that is not its
+     * customer's gets this one answer, whether it exists or not. */
+    if (who->customer[0] != '\0' && (*acct == NULL || strcmp(who->customer, tg_account_id(*acct)) != 0))
+        return refuse(r, field, "the ingest token \"%s\" reports usage for %s only", who->name, who->customer);
     if (*acct == NULL)
         return refuse(r, field, "no %s has the id \"%s\"", e->customer != NULL ? "customer" : "API key", id);
     const char *cid = tg_account_id(*acct);
-    if (who->customer[0] != '\0' && strcmp(who->customer, cid) != 0)
-        return refuse(r, field, "the ingest token \"%s\" reports usage for %s only", who->name, who->customer);
     if (e->metric == NULL)
         return refuse(r, "metric", "is required");
     if (!metric_chars(e->metric, e->metric_len))
@@ -533,8 +535,12 @@ static int check_event(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_ev
                       row->metric);
     if (!e->has_value)
         return refuse(r, "value", "is required");
-    if (e->value < 1)
-        return refuse(r, "value", "must be a whole number from 1 to 9223372036854775807");
+    /* The bound of a call's reported units (Tollgate-Units): one mistaken event of 2^63-1 would
+     * leave its customer's invoice unpriceable (money_out_of_range) with the usage kept. */
+    uint64_t max = ev->cfg->metering.max_units_per_call;
+    if (e->value < 1 || (uint64_t)e->value > max)
+        return refuse(r, "value", "must be a whole number from 1 to metering.max_units_per_call (%llu)",
+                      (unsigned long long)max);
     if (e->timestamp == NULL)
         return refuse(r, "timestamp", "is required (RFC 3339, for example 2026-12-04T14:20:45Z)");
     int64_t ts;

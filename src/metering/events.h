@@ -10,7 +10,8 @@
  *  2. checks each event (tg_events_ingest) and gives it an outcome as a value: accepted,
  *     duplicate, or refused with the field and a sentence. The checks: id 1-128 printable
  *     bytes; exactly one of customer (an existing cus_ id) and key (an existing key id); a
- *     metric that is defined (tg_config_metric_defined); value 1 to INT64_MAX; timestamp RFC
+ *     metric that is defined (tg_config_metric_defined); value 1 to metering.max_units_per_call
+ *     (as a call's reported units: one event past it could make an invoice unpriceable); timestamp RFC
  *     3339, not older than events.dedup_window and not more than 5 minutes ahead;
  *  3. claims each checked event's key - a keyed BLAKE2b-128 of (customer, id) - in this node's
  *     on-disk index (event_index.h): a key held within the window is a duplicate, as is an id

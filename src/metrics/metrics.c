@@ -28,7 +28,7 @@ static _Atomic uint64_t upstream_buckets[NBUCKETS + 1];
 static _Atomic uint64_t upstream_sum_ns, upstream_count, upstream_failures;
 static _Atomic uint64_t billed[2];
 static _Atomic uint64_t units_refused;
-static _Atomic uint64_t decide_lines[3], decide_expired, decide_open, decide_full;
+static _Atomic uint64_t decide_lines[3], decide_expired, decide_open, decide_full, decide_customer_full;
 static _Atomic uint64_t access_log_dropped;
 static _Atomic uint64_t gateway_buckets[NBUCKETS + 1];
 static _Atomic uint64_t gateway_sum_ns, gateway_count;
@@ -130,10 +130,11 @@ void tg_metrics_count_decide_expired(uint64_t n)
     atomic_fetch_add_explicit(&decide_expired, n, memory_order_relaxed);
 }
 
-void tg_metrics_decide_table(uint64_t open, uint64_t refused_full)
+void tg_metrics_decide_table(uint64_t open, uint64_t refused_full, uint64_t refused_customer_full)
 {
     atomic_store_explicit(&decide_open, open, memory_order_relaxed);
     atomic_store_explicit(&decide_full, refused_full, memory_order_relaxed);
+    atomic_store_explicit(&decide_customer_full, refused_customer_full, memory_order_relaxed);
 }
 
 void tg_metrics_count_units_refused(void)
@@ -396,10 +397,15 @@ char *tg_metrics_render(tg_meter_t *m)
                "# HELP tollgate_decide_refused_full_total Calls refused (503 decide_unavailable) because "
                "decide.max_pending reservations were open.\n"
                "# TYPE tollgate_decide_refused_full_total counter\n"
-               "tollgate_decide_refused_full_total %llu\n",
+               "tollgate_decide_refused_full_total %llu\n"
+               "# HELP tollgate_decide_refused_customer_full_total Calls refused (429 too_many_pending) because "
+               "their customer had decide.max_pending_per_customer reservations open.\n"
+               "# TYPE tollgate_decide_refused_customer_full_total counter\n"
+               "tollgate_decide_refused_customer_full_total %llu\n",
                (unsigned long long)atomic_load(&decide_lines[0]), (unsigned long long)atomic_load(&decide_lines[1]),
                (unsigned long long)atomic_load(&decide_lines[2]), (unsigned long long)atomic_load(&decide_expired),
-               (unsigned long long)atomic_load(&decide_open), (unsigned long long)atomic_load(&decide_full));
+               (unsigned long long)atomic_load(&decide_open), (unsigned long long)atomic_load(&decide_full),
+               (unsigned long long)atomic_load(&decide_customer_full));
     out_printf(&o,
                "# HELP tollgate_access_log_dropped_total Access-log lines lost: the writer's buffer was full "
                "(the request was not held up for it) or the write failed.\n"

@@ -49,8 +49,9 @@ void tg_metrics_count_decide_line(int outcome);
 /* Reservations settled by decide.on_timeout because no settlement came in time. */
 void tg_metrics_count_decide_expired(uint64_t n);
 /* The decision API's table, as its receiver thread last saw it (every 100 ms): reservations open,
- * and calls refused so far because it was full (decide.max_pending). */
-void tg_metrics_decide_table(uint64_t open, uint64_t refused_full);
+ * and calls refused so far because it was full (decide.max_pending) or their customer's share
+ * was (decide.max_pending_per_customer). */
+void tg_metrics_decide_table(uint64_t open, uint64_t refused_full, uint64_t refused_customer_full);
 /* An access-log line lost: its buffer was full, or the write failed (log/access_log.h). */
 void tg_metrics_count_access_log_dropped(void);
 

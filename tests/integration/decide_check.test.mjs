@@ -96,6 +96,47 @@ test('refusals: 401, 403, 429 with retry_after, 402, as for proxied calls', asyn
   assert.equal(c.json.error.type, 'account_suspended');
 });
 
+test('a path the API would read another way is refused (400 bad_path): dot segments, literal or encoded, and a \'#\'', async () => {
+  // The API asking about its own raw path serves that raw path: "/v1/vision/../basic/x" must not
+  // be decided as /v1/basic/x (allowed on free) when a router matching /v1/vision/* serves it.
+  const { key, customer } = await s.customer('free'); // /v1/basic/* only
+  const problems = [];
+  for (const path of ['/v1/vision/../basic/x', '/v1/vision/%2e%2e/basic/x', '/v1/vision/labels/%2E%2e/../basic/x',
+    '/v1/basic/./x', '/v1/basic/x/.', '/v1/basic/x#/../../vision/labels', '/v1/basic/x#frag', '/v1/basic//x']) {
+    const c = await check(key, path);
+    if (c.status !== 400 || c.json?.error?.type !== 'bad_path') problems.push(`${path}: ${c.status} ${c.text}`);
+  }
+  assert.deepEqual(problems, []);
+  // dots inside a segment's name, and anything in the query, are ordinary
+  for (const path of ['/v1/basic/a..b', '/v1/basic/.well-known', '/v1/basic/x?next=/../vision#y']) {
+    const c = await check(key, path);
+    assert.equal(c.json?.allowed, true, `${path}: ${c.text}`);
+    assert.equal((await report(c.json.reservation, 200)).json.billed, true);
+  }
+  assert.ok(await until(async () => (await s.usage(customer.id)) === 3));
+});
+
+test('a report whose units could not be billed is refused (400 naming the metric) and its reservation stays open', async () => {
+  const { key, customer } = await s.customer('pro');
+  const c = await check(key);
+  assert.equal(c.json.allowed, true, c.text);
+  // each of these used to be answered {"billed": true} with the units silently dropped
+  const cases = [[{ Tokens: 5 }, /"Tokens" is not a metric name/], [{ 'tokens=900, images': 1 }, /is not a metric name/],
+    [{ 'to-kens': 1 }, /is not a metric name/], [{ tokens: 10000000000 }, /"tokens" must be a whole number from 0 to metering\.max_units_per_call \(1000000000\)/],
+    [{ tokens: -1 }, /"tokens" must be a whole number/], [{ tokens: 1.5 }, /"tokens" must be a whole number/]];
+  for (const [units, message] of cases) {
+    const r = await report(c.json.reservation, 200, units);
+    assert.equal(r.status, 400, `${JSON.stringify(units)}: ${r.text}`);
+    assert.equal(r.json.error.type, 'bad_request');
+    assert.match(r.json.error.message, message);
+  }
+  // still open: the corrected report bills it, once
+  const ok = await report(c.json.reservation, 200, { tokens: 5 });
+  assert.deepEqual(ok.json, { reservation: c.json.reservation, billed: true });
+  assert.ok(await until(async () => (await s.usage(customer.id)) === 1 && (await s.usage(customer.id, 'tokens')) === 5));
+  assert.equal((await report(c.json.reservation, 200, { tokens: 5 })).status, 404);
+});
+
 test('a failed call is reported unbilled; unknown reservations are 404', async () => {
   const { key, customer } = await s.customer('pro');
   const c = await check(key);
@@ -141,6 +182,18 @@ test('the service token is required; bodies are checked', async () => {
   assert.equal((await post('/v1/check', undefined, { method: 'GET' })).status, 405);
   assert.equal((await post('/v1/check', { key })).status, 400);
   assert.equal((await post('/v1/report', { reservation: 'rsv_x', status: 99 })).status, 400);
+  // a body that is not JSON says what and where (a repeated key could otherwise mean two statuses)
+  const raw = async (body) => {
+    const r = await fetch(s.gw + '/v1/report', { method: 'POST', headers: { 'x-tollgate-token': TOKEN }, body });
+    return { status: r.status, json: await r.json() };
+  };
+  let bad = await raw('{"reservation": "rsv_x", "status": 200, "status": 500}');
+  assert.equal(bad.status, 400);
+  assert.match(bad.json.error.message, /not valid JSON: duplicate object key .*\(line 1, column \d+\)/);
+  bad = await raw('{"reservation": "rsv_x", "status": 200, "units": {"tokens": 9223372036854775808}}');
+  assert.match(bad.json.error.message, /too big integer/);
+  bad = await raw('[1]');
+  assert.equal(bad.json.error.message, 'The body is not a JSON object.');
   const big = await post('/v1/check', { key, method: 'GET', path: '/' + 'a'.repeat(9000) });
   assert.equal(big.status, 413);
   const c = await check(key, '/v1/basic/%2e%2e;/x');
@@ -184,6 +237,40 @@ test('a full reservations table refuses new calls with 503 decide_unavailable in
     assert.match(await metrics(), /tollgate_decide_refused_full_total 1\n/);
   } finally {
     await small.stop();
+  }
+});
+
+test('one customer cannot fill the table: past decide.max_pending_per_customer its calls are 429 too_many_pending, others\' are admitted', async () => {
+  const st = await new Stack({ extra: `decide: {token: "${TOKEN}", max_pending: 8, max_pending_per_customer: 2}` }).start();
+  try {
+    const a = await st.customer('pro');
+    const b = await st.customer('pro');
+    const chk = (key) => post('/v1/check', { key, method: 'GET', path: '/v1/basic/x' }, { stack: st });
+    const a1 = await chk(a.key);
+    const a2 = await chk(a.key);
+    assert.equal(a1.json.allowed && a2.json.allowed, true);
+    const a3 = await chk(a.key);
+    assert.equal(a3.status, 200);
+    assert.equal(a3.json.allowed, false);
+    assert.equal(a3.json.status, 429);
+    assert.equal(a3.json.error.type, 'too_many_pending');
+    assert.match(a3.json.error.message, /decide\.max_pending_per_customer/);
+    assert.equal(a3.json.retry_after, 1);
+    assert.equal(a3.json.customer, a.customer.id);
+    assert.equal(a3.json.reservation, undefined);
+    assert.equal((await chk(b.key)).json.allowed, true); // the other customer is not refused
+    // a settled reservation frees its customer's share
+    assert.equal((await post('/v1/report', { reservation: a1.json.reservation, status: 200 }, { stack: st })).json.billed, true);
+    const a4 = await chk(a.key);
+    assert.equal(a4.json.allowed, true);
+    // a1 billed, a2 and a4 reserved, the refused a3 gave its reservation back
+    assert.ok(await until(async () => (await st.usage(a.customer.id)) === 1));
+    assert.equal(a4.json.quota_remaining, 500000 - 3);
+    const metrics = async () => (await fetch(`${st.admin}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).text();
+    assert.ok(await until(async () => /tollgate_decide_refused_customer_full_total 1\n/.test(await metrics())), await metrics());
+    assert.match(await metrics(), /tollgate_decide_refused_full_total 0\n/);
+  } finally {
+    await st.stop();
   }
 });
 

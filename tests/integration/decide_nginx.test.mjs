@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Stack, freePorts } from './harness.mjs';
+import { exchange } from '../security/rawhttp.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const NGINX = process.env.NGINX_BIN || '/usr/sbin/nginx';
@@ -118,6 +119,9 @@ test('an allowed call reaches the API with the identity headers, and the client 
   assert.equal(r.json.saw_authorization, false); // the key stays out of the API
   assert.equal(r.headers.get('x-ratelimit-limit'), '500');
   assert.ok(Number(r.headers.get('x-ratelimit-remaining')) < 500);
+  // the IETF draft's headers too, as tollgate's own proxy sends them
+  assert.equal(r.headers.get('ratelimit-policy'), '"default";q=500;w=60');
+  assert.match(r.headers.get('ratelimit') ?? '', /^"default";r=\d+;t=\d+$/);
   assert.equal(r.headers.get('x-quota-remaining'), '499999');
   // the settlement line comes over syslog: the call is billed once
   assert.ok(await until(async () => (await s.usage(customer.id)) === 1), 'billed through the syslog line');
@@ -139,6 +143,27 @@ test('an endpoint outside the plan is 403', async () => {
   assert.equal(r.json.error.type, 'endpoint_not_in_plan');
 });
 
+test('a path the API would read another way is 400 bad_path, not decided as the path it resolves to', async () => {
+  // proxy_pass without a URI forwards the client's path as sent: a decision on the resolved
+  // "/v1/basic/x" would let "/v1/vision/../basic/x" reach a router that serves it as vision.
+  // The refusal reaches the client as 400 with its JSON (nginx would make a 400 from the
+  // auth request a 500).
+  const { key, customer } = await s.customer('free'); // /v1/basic/* only
+  const raw = (path) => exchange(ngPort, `GET ${path} HTTP/1.1\r\nHost: api.example.com\r\nAuthorization: Bearer ${key}\r\nConnection: close\r\n\r\n`);
+  const problems = [];
+  for (const path of ['/v1/vision/../basic/x', '/v1/vision/%2e%2e/basic/x', '/v1/vision/labels/%2E%2e/../basic/x',
+    '/v1/basic/./x', '/v1/basic//x', '/v1/basic/a%2Fb', '/v1/basic/%252e%252e/x']) {
+    const r = await raw(path);
+    let type;
+    try { type = JSON.parse(r.body.toString()).error.type; } catch { /* not JSON */ }
+    if (r.status !== 400 || type !== 'bad_path') problems.push(`${path}: ${r.status} ${r.body}`);
+  }
+  assert.deepEqual(problems, []);
+  const ok = await raw('/v1/basic/a..b');
+  assert.equal(ok.status, 200, ok.body.toString());
+  assert.ok(await until(async () => (await s.usage(customer.id)) === 1), 'only the ordinary path was billed');
+});
+
 test('over the rate limit: 429 with Retry-After and the rate-limit headers', async () => {
   const { key } = await s.customer('free'); // 10/min, burst 10
   const codes = [];
@@ -148,6 +173,8 @@ test('over the rate limit: 429 with Retry-After and the rate-limit headers', asy
   assert.equal(last.json.error.type, 'rate_limited');
   assert.ok(Number(last.headers.get('retry-after')) >= 1, `Retry-After: ${last.headers.get('retry-after')}`);
   assert.equal(last.headers.get('x-ratelimit-remaining'), '0');
+  assert.equal(last.headers.get('ratelimit-policy'), '"default";q=10;w=60');
+  assert.match(last.headers.get('ratelimit') ?? '', /^"default";r=0;t=\d+$/);
 });
 
 test('quota used up on a block plan: 429 quota_exceeded with Retry-After', async () => {

@@ -54,7 +54,7 @@ test('events are accepted, duplicates acknowledged, refusals explained per event
     assert.deepEqual(r.json.results.map((x) => [x.index, x.id, x.status]),
       [[0, 'e1', 'accepted'], [1, 'e2', 'accepted'], [2, 'e1', 'duplicate'], [3, 'e3', 'refused'], [4, 'e4', 'refused']]);
     assert.equal(r.json.results[3].field, 'value');
-    assert.match(r.json.results[3].message, /from 1 to 9223372036854775807/);
+    assert.match(r.json.results[3].message, /from 1 to metering\.max_units_per_call \(1000000000\)/);
     assert.equal(r.json.results[4].field, 'metric');
     assert.match(r.json.results[4].message, /"no_such_metric" is not defined/);
 
@@ -101,6 +101,22 @@ test('each field is checked and named; the batch limit and the body are enforced
     assert.match(huge.json.error.message, /too big/);
     const neg = await post(s, { events: [{ ...base, id: 'z', timestamp: now() }, { ...base, id: 'w', timestamp: now(), value: -1 }] });
     assert.deepEqual(neg.json.results.map((x) => x.status), ['accepted', 'refused']);
+    // past metering.max_units_per_call (a billion here), as a call's reported units: one event
+    // of 2^63-1 used to be accepted and left the customer's invoice unpriceable (422
+    // money_out_of_range on the upcoming invoice)
+    const other = (await s.customer('metered')).customer;
+    const ob = { ...base, customer: other.id };
+    const over = await post(s, { events: [{ ...ob, id: 'v1', timestamp: now(), value: 1000000000 },
+      { ...ob, id: 'v2', timestamp: now(), value: 1000000001 },
+      { ...ob, id: 'v3', timestamp: now(), value: Number.MAX_SAFE_INTEGER }] });
+    assert.deepEqual(over.json.results.map((x) => [x.status, x.field ?? null]),
+      [['accepted', null], ['refused', 'value'], ['refused', 'value']]);
+    assert.match(over.json.results[1].message, /from 1 to metering\.max_units_per_call \(1000000000\)/);
+    const max = await post(s, `{"events": [{"id": "v4", "customer": "${other.id}", "metric": "api_calls", "timestamp": "${now()}", "value": 9223372036854775807}]}`);
+    assert.equal(max.json.results[0].status, 'refused');
+    assert.equal(await usageReaches(s, other.id, 'api_calls', 1000000000), 1000000000);
+    const upcoming = await s.adminCall('GET', `/v1/admin/customers/${other.id}/invoices/upcoming`);
+    assert.equal(upcoming.status, 200, JSON.stringify(upcoming.json));
 
     const big = await post(s, { events: [1, 2, 3, 4].map((i) => ({ ...base, id: `b${i}`, timestamp: now() })) });
     assert.equal(big.status, 413);
@@ -141,6 +157,16 @@ test('ingest tokens: none or a wrong one is 401; a token scoped to one customer 
     assert.deepEqual(scoped.json.results.map((x) => x.status), ['accepted', 'refused']);
     assert.equal(scoped.json.results[1].field, 'customer');
     assert.match(scoped.json.results[1].message, /a-only/);
+    // ...and learns nothing about the others: another customer's id or key id and ids that do
+    // not exist get the same answer (it used to say "no customer has the id" for those only)
+    const probe = await post(s, { events: [
+      { ...ev(b, 'p1') }, { ...ev(b, 'p2'), customer: 'cus_000000000000000000000000' },
+      { id: 'p3', key: b.keyId, metric: 'api_calls', value: 1, timestamp: now() },
+      { id: 'p4', key: 'key_000000000000000000000000', metric: 'api_calls', value: 1, timestamp: now() }] },
+    'scoped-token-0123456789abcdef');
+    assert.deepEqual(probe.json.results.map((x) => x.status), ['refused', 'refused', 'refused', 'refused']);
+    assert.deepEqual(new Set(probe.json.results.map((x) => x.message)).size, 1, JSON.stringify(probe.json.results));
+    assert.deepEqual(probe.json.results.map((x) => x.field), ['customer', 'customer', 'key', 'key']);
     // after the restart the event counted before is still a duplicate
     assert.equal((await post(s, { events: [ev(a, 'kept')] })).json.results[0].status, 'duplicate');
     assert.equal(await usageReaches(s, a.customer.id, 'api_calls', 2), 2);

@@ -312,6 +312,71 @@ static void test_bounded(void **state)
     tg_reservations_free(r);
 }
 
+/* One customer cannot hold the whole table: past decide.max_pending_per_customer its next call
+ * is refused (TG_ESTATE, left to the caller), while another customer's is held; every way out of
+ * the table (settled, expired, freed) gives the share back. */
+static void test_per_customer_share(void **state)
+{
+    fx_t *f = *state;
+    tg_reservations_opts_t o = {
+        .capacity = 16, .per_customer = 2, .timeout_ns = 1000 * TG_NS_PER_SEC, .on_timeout = TG_RESERVATION_BILL};
+    tg_reservations_t *r = tg_reservations_new(f->gw, &o);
+    assert_non_null(r);
+    char other_key[TG_APIKEY_BUF], other_auth[TG_APIKEY_BUF + 8];
+    tg_err_t err = {0};
+    assert_int_equal(tg_test_add_customer(f->cfg, f->db.st, f->acc, "cus_s", "big", "active", other_key, &err), 0);
+    snprintf(other_auth, sizeof(other_auth), "Bearer %s", other_key);
+
+    tg_call_t call;
+    char a[TG_RESERVATION_ID_MAX], b[TG_RESERVATION_ID_MAX], c[TG_RESERVATION_ID_MAX];
+    admit_ok(f, "GET", "/v1/basic/x", &call);
+    hold(r, &call, 0, a);
+    admit_ok(f, "GET", "/v1/basic/x", &call);
+    hold(r, &call, 500 * TG_NS_PER_SEC, b);
+    uint64_t before = used(f, "api_calls");
+    admit_ok(f, "GET", "/v1/basic/x", &call);
+    assert_int_equal(tg_reservations_hold(r, &call, NULL, 0, c, &err), TG_ESTATE);
+    assert_non_null(strstr(err.msg, "cus_r"));
+    assert_non_null(strstr(err.msg, "decide.max_pending_per_customer"));
+    assert_int_equal(call.settled, 0); /* still the caller's to release */
+    tg_gateway_abandon(f->gw, &call);
+    assert_int_equal(used(f, "api_calls"), before);
+
+    /* the other customer is not refused for cus_r's calls */
+    tg_call_request_t rq = {.method = "GET",
+                            .method_len = 3,
+                            .path = "/v1/basic/x",
+                            .path_len = 11,
+                            .authorization = other_auth,
+                            .authorization_len = strlen(other_auth)};
+    tg_refusal_t refusal;
+    tg_call_t theirs;
+    assert_int_equal(tg_gateway_admit(f->gw, &rq, &theirs, &refusal), 1);
+    hold(r, &theirs, 0, c);
+
+    /* settled, expired: the share is back each time */
+    assert_int_equal(tg_reservations_settle(r, a, strlen(a), 200, 0, NULL, 0, NULL, NULL), 1);
+    admit_ok(f, "GET", "/v1/basic/x", &call);
+    hold(r, &call, 0, a);
+    assert_int_equal(tg_reservations_expire(r, 1000 * TG_NS_PER_SEC), 2); /* a and c; b is younger */
+    admit_ok(f, "GET", "/v1/basic/x", &call);
+    hold(r, &call, 0, a);
+    tg_reservations_stats_t st;
+    tg_reservations_get_stats(r, &st);
+    assert_int_equal(st.customer_full, 1);
+    assert_int_equal(st.full, 0);
+    assert_int_equal(st.held, 2);
+    tg_reservations_free(r);
+    /* freed: a new table starts from nothing held */
+    r = tg_reservations_new(f->gw, &o);
+    assert_non_null(r);
+    admit_ok(f, "GET", "/v1/basic/x", &call);
+    hold(r, &call, 0, a);
+    admit_ok(f, "GET", "/v1/basic/x", &call);
+    hold(r, &call, 0, b);
+    tg_reservations_free(r);
+}
+
 static void test_units_override(void **state)
 {
     fx_t *f = *state;
@@ -589,6 +654,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_timeout_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_end_hook, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_per_customer_share, setup, teardown),
         cmocka_unit_test_setup_teardown(test_units_override, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_slots_survive_reopen, setup, teardown),
