@@ -633,10 +633,19 @@ static int cmd_serve(int argc, char **argv)
             fprintf(stderr, "tollgate serve: out of memory for decide.max_pending\n");
             goto out;
         }
-        if (tg_decide_receiver_start(cfg->decide.syslog, reservations, &decide_rx, &err) != 0) {
+        if (tg_decide_receiver_start(cfg->decide.syslog, cfg->decide.syslog_secret, reservations, &decide_rx, &err) !=
+            0) {
             fprintf(stderr, "tollgate serve: %s\n", err.msg);
             goto out;
         }
+        /* the configuration refuses a non-loopback address without a secret; on loopback it is
+         * allowed (as before the secret existed), but any local process could settle calls */
+        if (cfg->decide.syslog != NULL && cfg->decide.syslog_secret == NULL)
+            tg_log(TG_LOG_WARN,
+                   "decide.syslog %s takes settlement lines without decide.syslog_secret: any process on this "
+                   "machine that learns an open reservation id could settle that call as failed (not billed) or "
+                   "with other units; set decide.syslog_secret and put it in nginx's log_format",
+                   cfg->decide.syslog);
     }
     tg_server_deps_t sdeps = {.cfg = cfg, .gateway = gw, .admin = admin, .meter = meter, .access_log = access_log,
                               .reservations = reservations, .events = events};

@@ -397,6 +397,21 @@ static int check_text(const char *s, char *why, size_t cap)
     return 0;
 }
 
+/* decide.syslog_secret: nginx writes it as literal text in a log_format, between single quotes,
+ * and sends it as one space-separated field; these characters need no escaping there (no quote,
+ * backslash, '$', space or control byte) and cover hex, base64 and base64url. */
+static int check_syslog_secret(const char *s, char *why, size_t cap)
+{
+    for (const char *p = s; *p != '\0'; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              strchr("-_.~+/=", *p) != NULL)) {
+            snprintf(why, cap, "may hold only letters, digits and - _ . ~ + / = (it is literal text in nginx's "
+                               "log_format)");
+            return -1;
+        }
+    return 0;
+}
+
 static int parse_port(const char *s, size_t len)
 {
     if (len == 0 || len > 5)
@@ -554,6 +569,14 @@ static int is_loopback_host(const char *h, size_t n)
     if (n == 5 && strncmp(h, "[::1]", 5) == 0)
         return 1;
     return n >= 4 && strncmp(h, "127.", 4) == 0;
+}
+
+/* A listen address (check_listen's forms) that only this machine can reach: 127.x.x.x, [::1],
+ * localhost. An empty host or "*" is every interface. */
+static int listen_is_loopback(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    return colon != NULL && is_loopback_host(s, (size_t)(colon - s));
 }
 
 /* stripe.api_base: https://host[:port][/prefix], or http:// to a loopback host (a local fake): the
@@ -1587,6 +1610,8 @@ static const directive_t decide_dirs[] = {
     {"max_pending", set_int, AT(int, tg_config_t, decide.max_pending), 1, 10000000, 0, NULL, NULL, NULL},
     {"max_pending_per_customer", set_int, AT(int, tg_config_t, decide.max_pending_per_customer), 1, 10000000, 0, NULL,
      NULL, NULL},
+    {"syslog_secret", set_str, AT(char *, tg_config_t, decide.syslog_secret), 16, 256, SECRET, check_syslog_secret,
+     NULL, NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 
 /* Written at all: the decision API's paths are answered (and an upstream's own are shadowed).
@@ -1594,7 +1619,6 @@ static const directive_t decide_dirs[] = {
 static void finish_decide(diag_t *d, void *obj, const tg_ynode_t *n, int line, const char *path, uint64_t given_,
                           uint64_t valid)
 {
-    (void)valid;
     if (n == NULL)
         return;
     tg_config_t *cfg = obj;
@@ -1606,6 +1630,15 @@ static void finish_decide(diag_t *d, void *obj, const tg_ynode_t *n, int line, c
     if (!(given_ & (1u << 5))) /* bit 5: max_pending_per_customer, its place in decide_dirs */
         cfg->decide.max_pending_per_customer =
             cfg->decide.max_pending < 64 ? cfg->decide.max_pending : cfg->decide.max_pending / 4;
+    /* Bits 1 (syslog) and 6 (syslog_secret). Without a secret, the reservation id in a line is
+     * all that settles a call: on loopback only local processes can send one (main.c warns);
+     * from the network, anybody who learns an open id could settle it as failed, unbilled. */
+    if ((valid & (1u << 1)) && !(given_ & (1u << 6)) && !listen_is_loopback(cfg->decide.syslog))
+        report(d, line,
+               "%s.syslog: \"%s\" is not a loopback address, and %s.syslog_secret is not set: anybody who can "
+               "reach it could settle calls; set syslog_secret (use \"${TOLLGATE_SYSLOG_SECRET}\") and put it in "
+               "nginx's log_format",
+               path, cfg->decide.syslog, path);
 }
 static const section_t decide_sec = {decide_dirs, 0, finish_decide};
 
@@ -3101,6 +3134,7 @@ void tg_config_free(tg_config_t *cfg)
     free_display(cfg);
     free_secret(cfg->metrics.token);
     free_secret(cfg->decide.token);
+    free_secret(cfg->decide.syslog_secret);
     free(cfg->decide.syslog);
     free(cfg->access_log.path);
     free(cfg->upstream.url);

@@ -242,6 +242,8 @@ typedef struct tg_config {
         int enabled;
         char *token;           /* the service token callers send in X-Tollgate-Token; a secret */
         char *syslog;          /* "host:port": UDP receiver of nginx's access log; NULL: none */
+        char *syslog_secret;   /* NULL, or the first field every settlement line must carry; a
+                                * secret. Required when syslog is not a loopback address */
         int settle_timeout_ms; /* a reservation not settled within this follows on_timeout; 60000 */
         int on_timeout;        /* bill (0, default) | release (1): tg_reservation_timeout_rule_t */
         int max_pending;       /* reservations held at once; default 65536 */

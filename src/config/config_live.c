@@ -223,6 +223,7 @@ int tg_config_keep_restart_settings(tg_config_t *next, const tg_config_t *cur, c
     KEEP_INT(decide.enabled, "decide");
     KEEP_STR(decide.token, "decide.token", 1);
     KEEP_STR(decide.syslog, "decide.syslog", 0);
+    KEEP_STR(decide.syslog_secret, "decide.syslog_secret", 1);
     KEEP_INT(decide.settle_timeout_ms, "decide.settle_timeout_ms");
     KEEP_INT(decide.on_timeout, "decide.on_timeout");
     KEEP_INT(decide.max_pending, "decide.max_pending");

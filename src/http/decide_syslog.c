@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,10 +25,11 @@
 #define MSG_MAGIC "tollgate1 "
 #define MSG_MAGIC_LEN 10
 #define UNITS_MAX 1024
+#define SECRET_MAX 256 /* decide.syslog_secret's bound in config.c */
 #define DRAIN_MAX 1024
 #define TICK_MS 100
 
-int tg_decide_syslog_parse(const char *line, size_t len, tg_decide_settlement_t *out)
+int tg_decide_syslog_parse(const char *line, size_t len, int with_secret, tg_decide_settlement_t *out)
 {
     if (len > TG_DECIDE_LINE_MAX)
         return TG_EINVAL;
@@ -58,6 +60,21 @@ int tg_decide_syslog_parse(const char *line, size_t len, tg_decide_settlement_t 
     if (mlen < MSG_MAGIC_LEN || memcmp(msg, MSG_MAGIC, MSG_MAGIC_LEN) != 0)
         return TG_EINVAL;
     const char *p = msg + MSG_MAGIC_LEN, *end = msg + mlen;
+    out->secret = NULL;
+    out->secret_len = 0;
+    if (with_secret) { /* SECRET, then one space */
+        size_t k = 0;
+        while (p + k < end && p[k] != ' ' && k <= SECRET_MAX) {
+            if ((unsigned char)p[k] < 0x20 || p[k] == 0x7f)
+                return TG_EINVAL;
+            k++;
+        }
+        if (k == 0 || k > SECRET_MAX || p + k == end)
+            return TG_EINVAL;
+        out->secret = p;
+        out->secret_len = k;
+        p += k + 1;
+    }
     /* RESERVATION */
     if ((size_t)(end - p) < TG_RESERVATION_ID_LEN + 1 || memcmp(p, "rsv_", 4) != 0)
         return TG_EINVAL;
@@ -101,23 +118,40 @@ int tg_decide_syslog_parse(const char *line, size_t len, tg_decide_settlement_t 
 
 struct tg_decide_receiver {
     tg_reservations_t *reservations;
-    int fd; /* -1: no syslog receiver */
+    int has_secret;
+    uint8_t secret_digest[32]; /* of decide.syslog_secret: compared with a line's, in constant time */
+    int fd;                    /* -1: no syslog receiver */
     pthread_t tid;
     _Atomic int stopping;
 };
 
+/* Hashed first so that the comparison takes as long whatever the lengths (as decide.token's). */
+static int secret_ok(const tg_decide_receiver_t *rc, const tg_decide_settlement_t *s)
+{
+    uint8_t got[32];
+    crypto_generichash(got, sizeof(got), (const uint8_t *)s->secret, s->secret_len, NULL, 0);
+    return sodium_memcmp(got, rc->secret_digest, sizeof(got)) == 0;
+}
+
 /* One datagram: settle its reservation. A client that left (nginx's 499) gives the reservation
- * back, as tollgate's own proxy does when a client leaves before the answer. */
+ * back, as tollgate's own proxy does when a client leaves before the answer. With a secret, a
+ * line in the format without one counts as bad_secret, not malformed: a forger's or a log_format
+ * that misses it. */
 static void settle_line(tg_decide_receiver_t *rc, const char *buf, size_t n)
 {
     tg_decide_settlement_t s;
-    if (tg_decide_syslog_parse(buf, n, &s) != 0) {
-        tg_metrics_count_decide_line(1);
+    if (tg_decide_syslog_parse(buf, n, rc->has_secret, &s) != 0) {
+        int unsigned_line = rc->has_secret && tg_decide_syslog_parse(buf, n, 0, &s) == 0;
+        tg_metrics_count_decide_line(unsigned_line ? TG_DECIDE_LINE_BAD_SECRET : TG_DECIDE_LINE_MALFORMED);
+        return;
+    }
+    if (rc->has_secret && !secret_ok(rc, &s)) {
+        tg_metrics_count_decide_line(TG_DECIDE_LINE_BAD_SECRET);
         return;
     }
     int r = tg_reservations_settle(rc->reservations, s.reservation, s.reservation_len, s.status, s.status == 499,
                                    s.units, s.units_len, NULL, NULL);
-    tg_metrics_count_decide_line(r == TG_ENOTFOUND ? 2 : 0);
+    tg_metrics_count_decide_line(r == TG_ENOTFOUND ? TG_DECIDE_LINE_UNKNOWN : TG_DECIDE_LINE_SETTLED);
 }
 
 static void drain(tg_decide_receiver_t *rc)
@@ -159,12 +193,18 @@ static void *receiver_main(void *arg)
     return NULL;
 }
 
-int tg_decide_receiver_start(const char *address, tg_reservations_t *r, tg_decide_receiver_t **out, tg_err_t *err)
+int tg_decide_receiver_start(const char *address, const char *secret, tg_reservations_t *r, tg_decide_receiver_t **out,
+                             tg_err_t *err)
 {
     tg_decide_receiver_t *rc = calloc(1, sizeof(*rc));
     if (rc == NULL)
         return tg_errf(err, TG_ENOMEM, "out of memory starting the decision API");
     rc->reservations = r;
+    if (secret != NULL) {
+        rc->has_secret = 1;
+        crypto_generichash(rc->secret_digest, sizeof(rc->secret_digest), (const uint8_t *)secret, strlen(secret), NULL,
+                           0);
+    }
     rc->fd = -1;
     if (address != NULL) {
         struct sockaddr_storage ss;

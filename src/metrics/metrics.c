@@ -28,7 +28,7 @@ static _Atomic uint64_t upstream_buckets[NBUCKETS + 1];
 static _Atomic uint64_t upstream_sum_ns, upstream_count, upstream_failures;
 static _Atomic uint64_t billed[2];
 static _Atomic uint64_t units_refused;
-static _Atomic uint64_t decide_lines[3], decide_expired, decide_open, decide_full, decide_customer_full;
+static _Atomic uint64_t decide_lines[4], decide_expired, decide_open, decide_full, decide_customer_full;
 static _Atomic uint64_t access_log_dropped;
 static _Atomic uint64_t gateway_buckets[NBUCKETS + 1];
 static _Atomic uint64_t gateway_sum_ns, gateway_count;
@@ -121,7 +121,7 @@ void tg_metrics_count_billed(int billable)
 
 void tg_metrics_count_decide_line(int outcome)
 {
-    if (outcome >= 0 && outcome < 3)
+    if (outcome >= 0 && outcome < 4)
         atomic_fetch_add_explicit(&decide_lines[outcome], 1, memory_order_relaxed);
 }
 
@@ -381,11 +381,13 @@ char *tg_metrics_render(tg_meter_t *m)
     out_printf(&o,
                "# HELP tollgate_decide_settlement_lines_total Lines the decision API's syslog receiver got "
                "(decide.syslog), by result: settled, malformed (ignored), unknown (no open reservation: "
-               "never given, settled already, or expired).\n"
+               "never given, settled already, or expired), bad_secret (decide.syslog_secret missing or wrong: "
+               "ignored).\n"
                "# TYPE tollgate_decide_settlement_lines_total counter\n"
                "tollgate_decide_settlement_lines_total{result=\"settled\"} %llu\n"
                "tollgate_decide_settlement_lines_total{result=\"malformed\"} %llu\n"
                "tollgate_decide_settlement_lines_total{result=\"unknown\"} %llu\n"
+               "tollgate_decide_settlement_lines_total{result=\"bad_secret\"} %llu\n"
                "# HELP tollgate_decide_expired_total Reservations settled by decide.on_timeout: no settlement "
                "came within decide.settle_timeout_ms.\n"
                "# TYPE tollgate_decide_expired_total counter\n"
@@ -403,7 +405,8 @@ char *tg_metrics_render(tg_meter_t *m)
                "# TYPE tollgate_decide_refused_customer_full_total counter\n"
                "tollgate_decide_refused_customer_full_total %llu\n",
                (unsigned long long)atomic_load(&decide_lines[0]), (unsigned long long)atomic_load(&decide_lines[1]),
-               (unsigned long long)atomic_load(&decide_lines[2]), (unsigned long long)atomic_load(&decide_expired),
+               (unsigned long long)atomic_load(&decide_lines[2]), (unsigned long long)atomic_load(&decide_lines[3]),
+               (unsigned long long)atomic_load(&decide_expired),
                (unsigned long long)atomic_load(&decide_open), (unsigned long long)atomic_load(&decide_full),
                (unsigned long long)atomic_load(&decide_customer_full));
     out_printf(&o,

@@ -43,8 +43,13 @@ void tg_metrics_count_billed(int billable);
 /* A Tollgate-Units value from the upstream over metering.max_units_per_call, not billed. */
 void tg_metrics_count_units_refused(void);
 /* Settlement lines received by the decision API's syslog receiver (http/decide_syslog.h), by
- * what became of them: 0 settled, 1 malformed (not tollgate's format, or not a settlement), 2 for
- * no open reservation (unknown, settled already, or expired). */
+ * what became of them. */
+enum {
+    TG_DECIDE_LINE_SETTLED = 0,
+    TG_DECIDE_LINE_MALFORMED = 1,  /* not tollgate's format, or not a settlement */
+    TG_DECIDE_LINE_UNKNOWN = 2,    /* no open reservation: unknown, settled already, or expired */
+    TG_DECIDE_LINE_BAD_SECRET = 3, /* decide.syslog_secret missing or wrong: settled nothing */
+};
 void tg_metrics_count_decide_line(int outcome);
 /* Reservations settled by decide.on_timeout because no settlement came in time. */
 void tg_metrics_count_decide_expired(uint64_t n);

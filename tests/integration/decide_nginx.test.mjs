@@ -1,21 +1,22 @@
 // decide_nginx.test.mjs - the decision API behind a real nginx (Debian's, /usr/sbin/nginx) in
 // front of the demo upstream, configured by the shipped examples/nginx/tollgate.conf itself (its
 // addresses and token replaced): auth_request to GET /v1/decide, refusals through error_page,
-// settlement over syslog (issue 16).
+// settlement over syslog (issue 16), with decide.syslog_secret in the log_format.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Stack, freePorts } from './harness.mjs';
+import { Stack, freePorts, TOLLGATE } from './harness.mjs';
 import { exchange } from '../security/rawhttp.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const NGINX = process.env.NGINX_BIN || '/usr/sbin/nginx';
 const TOKEN = 'decide-token-0123456789abcdef';
+const SYSLOG_SECRET = 'syslog-secret-0123456789abcdef+/=';
 const SETTLE_TIMEOUT_MS = 1500;
 
 let s, nginx, ngPort, syslogPort, ngUrl;
@@ -46,6 +47,10 @@ async function decideDirect(path, key, token = TOKEN) {
   return { status: r.status, headers: r.headers, text: await r.text() };
 }
 
+// A settlement line as nginx sends it with the example's log_format (secret: its first field).
+const settleLine = (rid, status, units, secret = SYSLOG_SECRET) =>
+  `<190>Dec  4 14:30:00 tollgate: tollgate1 ${secret === null ? '' : `${secret} `}${rid} ${status} ${units}`;
+
 function sendSyslog(line) {
   return new Promise((res, rej) => {
     const sock = createSocket('udp4');
@@ -60,8 +65,10 @@ async function metric(name) {
 
 before(async () => {
   [ngPort, syslogPort] = await freePorts(2);
+  process.env.TG_TEST_SYSLOG_SECRET = SYSLOG_SECRET; // "${VAR}" in the configuration, as a deployment would
   s = await new Stack({
-    extra: `decide: {token: "${TOKEN}", syslog: "127.0.0.1:${syslogPort}", settle_timeout_ms: ${SETTLE_TIMEOUT_MS}}
+    extra: `decide: {token: "${TOKEN}", syslog: "127.0.0.1:${syslogPort}", settle_timeout_ms: ${SETTLE_TIMEOUT_MS},
+  syslog_secret: "\${TG_TEST_SYSLOG_SECRET}"}
 metrics: {open: true}`,
   }).start();
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-nginx-'));
@@ -70,8 +77,10 @@ metrics: {open: true}`,
     .replaceAll('127.0.0.1:9000', `127.0.0.1:${s.upPort}`)
     .replaceAll('127.0.0.1:5514', `127.0.0.1:${syslogPort}`)
     .replace('listen 80;', `listen 127.0.0.1:${ngPort};`)
-    .replace('CHANGE-ME-to-decide.token', TOKEN);
-  assert.ok(example.includes(TOKEN) && example.includes(`127.0.0.1:${ngPort}`), 'the example has the expected placeholders');
+    .replace('CHANGE-ME-to-decide.token', TOKEN)
+    .replace('CHANGE-ME-to-decide.syslog_secret', SYSLOG_SECRET);
+  assert.ok(example.includes(TOKEN) && example.includes(SYSLOG_SECRET) && example.includes(`127.0.0.1:${ngPort}`),
+    'the example has the expected placeholders');
   writeFileSync(join(dir, 'tollgate.conf'), example);
   writeFileSync(join(dir, 'nginx.conf'), `worker_processes 2;
 daemon off;
@@ -241,11 +250,11 @@ test('a settlement line settles once; malformed and unknown lines are counted an
   assert.equal(d.status, 200);
   const rid = d.headers.get('x-tollgate-reservation');
   assert.match(rid, /^rsv_[0-9a-f]{32}$/);
-  const line = `<190>Dec  4 14:30:00 tollgate: tollgate1 ${rid} 200 tokens=5`;
+  const line = settleLine(rid, 200, 'tokens=5');
   await sendSyslog(line);
   await sendSyslog(line); // a duplicate does nothing
   await sendSyslog('<190>Dec  4 14:30:00 tollgate: something else entirely');
-  await sendSyslog(`<190>Dec  4 14:30:00 tollgate: tollgate1 rsv_${'0'.repeat(32)} 200 -`);
+  await sendSyslog(settleLine(`rsv_${'0'.repeat(32)}`, 200, '-'));
   assert.ok(await until(async () => (await metric('tollgate_decide_settlement_lines_total{result="unknown"}'))?.endsWith(' 2')),
     await metric('tollgate_decide_settlement_lines_total{result="unknown"}'));
   assert.ok((await metric('tollgate_decide_settlement_lines_total{result="malformed"}')).endsWith(' 1'));
@@ -262,7 +271,79 @@ test('a call without a settlement is billed with its route\'s units after decide
   assert.equal(await metric('tollgate_decide_expired_total'), 'tollgate_decide_expired_total 1');
   const unknown = async () => Number((await metric('tollgate_decide_settlement_lines_total{result="unknown"}')).split(' ')[1]);
   const before = await unknown();
-  await sendSyslog(`<190>Dec  4 14:30:00 tollgate: tollgate1 ${rid} 200 -`); // too late: nothing
+  await sendSyslog(settleLine(rid, 200, '-')); // too late: nothing
   assert.ok(await until(async () => (await unknown()) === before + 1));
   assert.equal(await s.usage(customer.id), 1);
+});
+
+const lines = async (result) => Number((await metric(`tollgate_decide_settlement_lines_total{result="${result}"}`)).split(' ')[1]);
+
+test('a forged settlement line, without decide.syslog_secret or with a wrong one, settles nothing', async () => {
+  // Anything that can send the socket a datagram and learns an open reservation id would
+  // otherwise settle the call as failed (500: released, not billed) or with other units.
+  const { key, customer } = await s.customer('load');
+  const d = await decideDirect('/v1/basic/x', key);
+  assert.equal(d.status, 200);
+  const rid = d.headers.get('x-tollgate-reservation');
+  const badBefore = await lines('bad_secret');
+  const settledBefore = await lines('settled');
+  await sendSyslog(settleLine(rid, 500, '-', null)); // the format without a secret
+  await sendSyslog(settleLine(rid, 500, '-', SYSLOG_SECRET.slice(0, -1) + 'x')); // a wrong one, same length
+  await sendSyslog(settleLine(rid, 200, 'tokens=900', 'syslog-secret')); // a shorter one
+  await sendSyslog(settleLine(rid, 200, 'tokens=900', `${SYSLOG_SECRET}x`)); // a longer one
+  assert.ok(await until(async () => (await lines('bad_secret')) === badBefore + 4), `${await lines('bad_secret')} bad_secret`);
+  assert.equal(await lines('settled'), settledBefore);
+  assert.equal(await s.usage(customer.id), 0);
+  // still open: the line with the secret settles it, with its own units
+  await sendSyslog(settleLine(rid, 200, 'tokens=3'));
+  assert.ok(await until(async () => (await s.usage(customer.id)) === 1 && (await s.usage(customer.id, 'tokens')) === 3),
+    `api_calls ${await s.usage(customer.id)}, tokens ${await s.usage(customer.id, 'tokens')}`);
+  assert.equal(await lines('settled'), settledBefore + 1);
+});
+
+test('a reservation with only forged lines is settled by the timeout rule, not as they said', async () => {
+  const { key, customer } = await s.customer('load');
+  const d = await decideDirect('/v1/basic/x', key);
+  assert.equal(d.status, 200);
+  const rid = d.headers.get('x-tollgate-reservation');
+  const badBefore = await lines('bad_secret');
+  await sendSyslog(settleLine(rid, 500, '-', null)); // would release it, unbilled
+  assert.ok(await until(async () => (await lines('bad_secret')) === badBefore + 1));
+  assert.ok(await until(async () => (await s.usage(customer.id)) === 1, SETTLE_TIMEOUT_MS + 5000), 'billed by the timeout rule');
+});
+
+test('decide.syslog_secret is in no output: not in tollgate\'s log, /metrics or check-config', async () => {
+  const server = s.procs.find((p) => p.spawnargs.includes('serve'));
+  assert.ok(server.output.length > 0);
+  assert.ok(!server.output.includes(SYSLOG_SECRET), 'not in the diagnostic log');
+  assert.doesNotMatch(server.output, /without decide\.syslog_secret/, 'no warning when it is set');
+  const m = await (await fetch(`${s.admin}/metrics`)).text();
+  assert.ok(!m.includes(SYSLOG_SECRET));
+  const r = spawnSync(TOLLGATE, ['check-config', '-c', s.config], { encoding: 'utf8', env: process.env });
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(!(r.stdout + r.stderr).includes(SYSLOG_SECRET));
+});
+
+test('without decide.syslog_secret: a warning on a loopback address, a refusal (FILE:LINE) on any other', async () => {
+  const [port] = await freePorts(1);
+  const s2 = await new Stack({ extra: `decide: {token: "${TOKEN}", syslog: "127.0.0.1:${port}"}` }).start();
+  try {
+    const server = s2.procs.find((p) => p.spawnargs.includes('serve'));
+    assert.ok(await until(async () => /decide\.syslog 127\.0\.0\.1:\d+ takes settlement lines without decide\.syslog_secret/.test(server.output)),
+      server.output);
+  } finally { await s2.stop(); }
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-syslog-'));
+  const cfg = join(dir, 'tollgate.yaml');
+  writeFileSync(cfg, `upstream: {url: "http://127.0.0.1:9"}
+admin: {token: "0123456789abcdef0123"}
+keys: {secret: "0123456789abcdef0123456789abcdef01"}
+decide: {token: "${TOKEN}", syslog: "0.0.0.0:${port}"}
+plans: {a: {price: "0", rate_limit: 1/sec}}
+`);
+  for (const cmd of ['check-config', 'serve']) {
+    const r = spawnSync(TOLLGATE, [cmd, '-c', cfg], { encoding: 'utf8', timeout: 20000 });
+    assert.notEqual(r.status, 0, `${cmd}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr + r.stdout, /tollgate\.yaml:4: decide\.syslog: "0\.0\.0\.0:\d+" is not a loopback address, and decide\.syslog_secret is not set/, cmd);
+  }
+  rmSync(dir, { recursive: true, force: true });
 });

@@ -906,6 +906,43 @@ static void test_decide(void **state)
     tg_config_free(cfg);
     only_error(BASE "decide: {token: short}\nplans: {free: {}}\n",
                "test.yaml:4: decide.token is too short (5 characters; at least 16)");
+
+}
+
+/* decide.syslog_secret: optional on loopback (main.c warns), required when decide.syslog can be
+ * reached from the network; "${VAR}" expanded; never echoed, never described. */
+static void test_decide_syslog_secret(void **state)
+{
+    (void)state;
+#define DECIDE "decide: {token: \"decide-token-0123456789\", "
+    tg_config_t *cfg = load_ok(BASE DECIDE "syslog: \"127.0.0.1:5514\"}\nplans: {free: {}}\n");
+    assert_null(cfg->decide.syslog_secret);
+    tg_config_free(cfg);
+    cfg = load_ok(BASE DECIDE "syslog: \"[::1]:5514\"}\nplans: {free: {}}\n");
+    tg_config_free(cfg);
+    only_error(BASE DECIDE "syslog: \"0.0.0.0:5514\"}\nplans: {free: {}}\n",
+               "test.yaml:4: decide.syslog: \"0.0.0.0:5514\" is not a loopback address, and decide.syslog_secret is "
+               "not set: anybody who can reach it could settle calls; set syslog_secret (use "
+               "\"${TOLLGATE_SYSLOG_SECRET}\") and put it in nginx's log_format");
+    only_error(BASE DECIDE "syslog: \":5514\"}\nplans: {free: {}}\n",
+               "test.yaml:4: decide.syslog: \":5514\" is not a loopback address, and decide.syslog_secret is not "
+               "set: anybody who can reach it could settle calls; set syslog_secret (use "
+               "\"${TOLLGATE_SYSLOG_SECRET}\") and put it in nginx's log_format");
+    setenv("TG_TEST_SYSLOG_SECRET", "syslog-secret-0123456789", 1);
+    cfg = load_ok(BASE DECIDE "syslog: \"10.0.0.7:5514\",\n"
+                              "  syslog_secret: \"${TG_TEST_SYSLOG_SECRET}\"}\nplans: {free: {}}\n");
+    assert_string_equal(cfg->decide.syslog_secret, "syslog-secret-0123456789");
+    char *text = tg_config_describe(cfg);
+    assert_null(strstr(text, "syslog-secret-0123456789"));
+    free(text);
+    tg_config_free(cfg);
+    only_error(BASE DECIDE "syslog_secret: short}\nplans: {free: {}}\n",
+               "test.yaml:4: decide.syslog_secret is too short (5 characters; at least 16)");
+    load_err(BASE DECIDE "syslog_secret: \"with space 0123456789$\"}\nplans: {free: {}}\n");
+    has_line("test.yaml:4: decide.syslog_secret: the value may hold only letters, digits and - _ . ~ + / = (it is "
+             "literal text in nginx's log_format)");
+    assert_null(strstr(errbuf, "with space"));
+#undef DECIDE
 }
 
 /* Issue 15: metering.metrics (display names, units) and portal branding. */
@@ -1557,6 +1594,7 @@ int main(void)
         cmocka_unit_test(test_listeners),
         cmocka_unit_test(test_display),
         cmocka_unit_test(test_decide),
+        cmocka_unit_test(test_decide_syslog_secret),
         cmocka_unit_test(test_events_section),
         cmocka_unit_test(test_section_lists),
     };
