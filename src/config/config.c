@@ -405,8 +405,9 @@ static int check_syslog_secret(const char *s, char *why, size_t cap)
     for (const char *p = s; *p != '\0'; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
               strchr("-_.~+/=", *p) != NULL)) {
-            snprintf(why, cap, "may hold only letters, digits and - _ . ~ + / = (it is literal text in nginx's "
-                               "log_format)");
+            snprintf(why, cap,
+                     "may hold only letters, digits and - _ . ~ + / = (it is literal text in nginx's "
+                     "log_format)");
             return -1;
         }
     return 0;

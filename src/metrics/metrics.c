@@ -406,9 +406,8 @@ char *tg_metrics_render(tg_meter_t *m)
                "tollgate_decide_refused_customer_full_total %llu\n",
                (unsigned long long)atomic_load(&decide_lines[0]), (unsigned long long)atomic_load(&decide_lines[1]),
                (unsigned long long)atomic_load(&decide_lines[2]), (unsigned long long)atomic_load(&decide_lines[3]),
-               (unsigned long long)atomic_load(&decide_expired),
-               (unsigned long long)atomic_load(&decide_open), (unsigned long long)atomic_load(&decide_full),
-               (unsigned long long)atomic_load(&decide_customer_full));
+               (unsigned long long)atomic_load(&decide_expired), (unsigned long long)atomic_load(&decide_open),
+               (unsigned long long)atomic_load(&decide_full), (unsigned long long)atomic_load(&decide_customer_full));
     out_printf(&o,
                "# HELP tollgate_access_log_dropped_total Access-log lines lost: the writer's buffer was full "
                "(the request was not held up for it) or the write failed.\n"

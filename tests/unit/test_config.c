@@ -906,7 +906,6 @@ static void test_decide(void **state)
     tg_config_free(cfg);
     only_error(BASE "decide: {token: short}\nplans: {free: {}}\n",
                "test.yaml:4: decide.token is too short (5 characters; at least 16)");
-
 }
 
 /* decide.syslog_secret: optional on loopback (main.c warns), required when decide.syslog can be
