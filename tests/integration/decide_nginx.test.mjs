@@ -67,8 +67,9 @@ before(async () => {
   [ngPort, syslogPort] = await freePorts(2);
   process.env.TG_TEST_SYSLOG_SECRET = SYSLOG_SECRET; // "${VAR}" in the configuration, as a deployment would
   s = await new Stack({
-    extra: `decide: {token: "${TOKEN}", syslog: "127.0.0.1:${syslogPort}", settle_timeout_ms: ${SETTLE_TIMEOUT_MS},
+    extra: (st) => `decide: {token: "${TOKEN}", syslog: "127.0.0.1:${syslogPort}", settle_timeout_ms: ${SETTLE_TIMEOUT_MS},
   syslog_secret: "\${TG_TEST_SYSLOG_SECRET}"}
+access_log: {path: "${st.dir}/access.log"}
 metrics: {open: true}`,
   }).start();
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-nginx-'));
@@ -312,7 +313,10 @@ test('a reservation with only forged lines is settled by the timeout rule, not a
   assert.ok(await until(async () => (await s.usage(customer.id)) === 1, SETTLE_TIMEOUT_MS + 5000), 'billed by the timeout rule');
 });
 
-test('decide.syslog_secret is in no output: not in tollgate\'s log, /metrics or check-config', async () => {
+test('decide.syslog_secret is in no output: not in tollgate\'s logs, /metrics or check-config', async () => {
+  const access = readFileSync(join(s.dir, 'access.log'), 'utf8');
+  assert.match(access, /"via":"settlement"/, 'the settlements above have their access-log lines');
+  assert.ok(!access.includes(SYSLOG_SECRET), 'not in the access log');
   const server = s.procs.find((p) => p.spawnargs.includes('serve'));
   assert.ok(server.output.length > 0);
   assert.ok(!server.output.includes(SYSLOG_SECRET), 'not in the diagnostic log');
