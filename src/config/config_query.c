@@ -342,6 +342,10 @@ char *tg_config_describe(const tg_config_t *cfg)
     if (cfg->decide.enabled) /* never the token itself */
         put(&s, "decision API on the gateway port: GET /v1/decide, POST /v1/check and /v1/report, Envoy ext_authz "
                 "at /v1/decide/envoy (token in X-Tollgate-Token)\n");
+    if (cfg->decide.enabled && cfg->decide.syslog != NULL) /* whether a secret is set, never the secret */
+        put(&s, "settlements from nginx over syslog on udp %s, %s\n", cfg->decide.syslog,
+            cfg->decide.syslog_secret != NULL ? "lines carry decide.syslog_secret"
+                                              : "without decide.syslog_secret (loopback only)");
     for (size_t i = 0; i < cfg->nplans; i++) {
         put(&s, "\n");
         put_plan(&s, &cfg->plans[i]);

@@ -325,6 +325,7 @@ test('decide.syslog_secret is in no output: not in tollgate\'s logs, /metrics or
   assert.ok(!m.includes(SYSLOG_SECRET));
   const r = spawnSync(TOLLGATE, ['check-config', '-c', s.config], { encoding: 'utf8', env: process.env });
   assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /settlements from nginx over syslog on udp 127\.0\.0\.1:\d+, lines carry decide\.syslog_secret/);
   assert.ok(!(r.stdout + r.stderr).includes(SYSLOG_SECRET));
 });
 

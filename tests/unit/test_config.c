@@ -916,6 +916,10 @@ static void test_decide_syslog_secret(void **state)
 #define DECIDE "decide: {token: \"decide-token-0123456789\", "
     tg_config_t *cfg = load_ok(BASE DECIDE "syslog: \"127.0.0.1:5514\"}\nplans: {free: {}}\n");
     assert_null(cfg->decide.syslog_secret);
+    char *text = tg_config_describe(cfg);
+    assert_non_null(strstr(text, "settlements from nginx over syslog on udp 127.0.0.1:5514, without "
+                                 "decide.syslog_secret (loopback only)\n"));
+    free(text);
     tg_config_free(cfg);
     cfg = load_ok(BASE DECIDE "syslog: \"[::1]:5514\"}\nplans: {free: {}}\n");
     tg_config_free(cfg);
@@ -931,7 +935,8 @@ static void test_decide_syslog_secret(void **state)
     cfg = load_ok(BASE DECIDE "syslog: \"10.0.0.7:5514\",\n"
                               "  syslog_secret: \"${TG_TEST_SYSLOG_SECRET}\"}\nplans: {free: {}}\n");
     assert_string_equal(cfg->decide.syslog_secret, "syslog-secret-0123456789");
-    char *text = tg_config_describe(cfg);
+    text = tg_config_describe(cfg);
+    assert_non_null(strstr(text, "on udp 10.0.0.7:5514, lines carry decide.syslog_secret\n"));
     assert_null(strstr(text, "syslog-secret-0123456789"));
     free(text);
     tg_config_free(cfg);
