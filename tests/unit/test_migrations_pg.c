@@ -8,8 +8,9 @@
  * constraints, named indexes (columns, DESC, unique, partial) and foreign keys. The two
  * descriptions must be equal, but for the differences migrations_pg.c documents (email's
  * NOCASE uniqueness as lower(email), the explicit rowid columns, identity ids, usage_event_ids'
- * key, PostgreSQL's only since migration 34), which the SQLite side is mapped through here. A migration added to one list only, a column misspelt, a type or
- * default changed, an index forgotten: each makes a line differ, printed on failure.
+ * key, PostgreSQL's only since migration 34), which the SQLite side is mapped through here. A
+ * migration added to one list only, a column misspelt, a type or default changed, an index
+ * forgotten: each makes a line differ, printed on failure.
  *
  * scripts/run-tests.sh unit starts a server with scripts/pg-test.sh and sets TG_TEST_PG_URL;
  * without it the tests are skipped (reported as skipped, not passed). TG_TEST_SCHEMA_DUMP=1 prints
