@@ -2,7 +2,7 @@
 // once, durable before the answer, seen by quotas and priced on invoices.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, unlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { BACKEND, Stack, withStack } from './harness.mjs';
 
@@ -169,10 +169,12 @@ test('an event answered accepted survives kill -9 and still counts once', async 
   }
 });
 
-// The node's dedup index: beside the metering logs (PostgreSQL, a log_dir), else beside the SQLite file.
+// The node's dedup index: beside the metering logs (events[-<node>].idx with a log_dir, as on
+// PostgreSQL), else beside the SQLite file (tollgate.db-events.idx); the stack's folder holds one.
 function indexPath(s) {
-  const inLogDir = join(s.dir, 'events.idx');
-  return existsSync(inLogDir) ? inLogDir : join(s.dir, 'tollgate.db-events.idx');
+  const found = readdirSync(s.dir).filter((f) => f.endsWith('.idx'));
+  assert.equal(found.length, 1, `one dedup index in ${s.dir}: ${found}`);
+  return join(s.dir, found[0]);
 }
 
 // A power cut can leave the index file older than the metering log (strict: the log is synced
