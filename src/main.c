@@ -469,8 +469,11 @@ static int cmd_serve(int argc, char **argv)
     }
     if (cfg->events.enabled) {
         char *ipath = tg_events_index_path(mo.store_url, mo.log_dir, mo.node_id, &err);
-        tg_events_opts_t eo = {.cfg = cfg, .index_path = ipath, .secret = (const uint8_t *)cfg->keys.secret,
-                               .secret_len = strlen(cfg->keys.secret), .log_paths = {logs[0], logs[1]},
+        tg_events_opts_t eo = {.cfg = cfg,
+                               .index_path = ipath,
+                               .secret = (const uint8_t *)cfg->keys.secret,
+                               .secret_len = strlen(cfg->keys.secret),
+                               .log_paths = {logs[0], logs[1]},
                                /* one node on SQLite: the index is its only check, so a lost
                                 * index file is refilled from the ids the store kept; on
                                 * PostgreSQL the store checks every event (and holds every
