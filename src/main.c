@@ -469,8 +469,17 @@ static int cmd_serve(int argc, char **argv)
     }
     if (cfg->events.enabled) {
         char *ipath = tg_events_index_path(mo.store_url, mo.log_dir, mo.node_id, &err);
-        tg_events_opts_t eo = {.cfg = cfg, .index_path = ipath, .secret = (const uint8_t *)cfg->keys.secret,
-                               .secret_len = strlen(cfg->keys.secret), .log_paths = {logs[0], logs[1]}};
+        tg_events_opts_t eo = {.cfg = cfg,
+                               .index_path = ipath,
+                               .secret = (const uint8_t *)cfg->keys.secret,
+                               .secret_len = strlen(cfg->keys.secret),
+                               .log_paths = {logs[0], logs[1]},
+                               /* one node on SQLite: the index is its only check, so a lost
+                                * index file is refilled from the ids the store kept; on
+                                * PostgreSQL the store checks every event (and holds every
+                                * node's ids: not read at start) */
+                               .store = strcmp(tg_store_backend(st), "sqlite") == 0 ? st : NULL,
+                               .now_s = tg_clock_now_ns() / TG_NS_PER_SEC};
         int erc = ipath == NULL ? TG_EINVAL : tg_events_open(&eo, &events, &err);
         free(ipath);
         if (erc != 0) {
@@ -497,6 +506,11 @@ static int cmd_serve(int argc, char **argv)
     }
     free(logs[0]);
     free(logs[1]);
+    /* a metering log is retired only once the claims of its events are durable in the index */
+    if (events != NULL) {
+        mo.before_log_reset = tg_events_before_log_reset;
+        mo.before_log_reset_arg = events;
+    }
     if (tg_meter_start_opts(&mo, &meter, &err) != 0) {
         fprintf(stderr, "tollgate serve: %s\n", err.msg);
         goto out;

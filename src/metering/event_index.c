@@ -20,7 +20,10 @@
 #define MIN_SLOTS (UINT64_C(1) << 16)
 #define MAX_SLOTS (UINT64_C(1) << 32) /* 128 GiB of slots: far beyond any disk this runs on */
 
-enum { S_EMPTY = 0, S_PENDING = 1, S_COMMITTED = 2, S_TOMBSTONE = 3 };
+/* S_PREFIX: committed, but known only by the 63 bits a metering log row or the store keeps of
+ * the key (tg_event_index_claim_id): it holds every key with those bits. */
+enum { S_EMPTY = 0, S_PENDING = 1, S_COMMITTED = 2, S_TOMBSTONE = 3, S_PREFIX = 4 };
+#define ID_BIT (UINT64_C(1) << 63) /* set in every event row's id: not one of the key's bits */
 
 typedef struct slot {
     uint8_t key[TG_EVENT_KEY_BYTES];
@@ -42,6 +45,7 @@ struct tg_event_index {
     int window_days;
     uint32_t today;      /* the newest day seen: what "expired" is measured from */
     uint64_t generation; /* rebuilds so far: a tg_event_slot_t of an older table is stale */
+    int created;         /* the file was made by this open: it holds nothing yet */
 };
 
 static uint64_t slot_hash(const uint8_t key[TG_EVENT_KEY_BYTES])
@@ -58,7 +62,16 @@ static int expired(const tg_event_index_t *ix, const slot_t *s)
 
 static int holds(const tg_event_index_t *ix, const slot_t *s)
 {
-    return (s->state == S_PENDING || s->state == S_COMMITTED) && !expired(ix, s);
+    return (s->state == S_PENDING || s->state == S_COMMITTED || s->state == S_PREFIX) && !expired(ix, s);
+}
+
+/* Whether slot s is key's: the whole key, or for a prefix slot, or a probe by id (by_id), the
+ * 63 bits a row keeps (the same first eight bytes, but for the top bit). */
+static int matches(const slot_t *s, const uint8_t key[TG_EVENT_KEY_BYTES], int by_id)
+{
+    if (s->state == S_PREFIX || by_id)
+        return ((tg_le_get64(s->key) ^ tg_le_get64(key)) & ~ID_BIT) == 0;
+    return memcmp(s->key, key, TG_EVENT_KEY_BYTES) == 0;
 }
 
 static int map_file(tg_event_index_t *ix, int fd, uint64_t cap, tg_err_t *err)
@@ -111,6 +124,12 @@ static uint64_t slots_for(uint64_t keys)
 }
 
 static int rebuild(tg_event_index_t *ix, uint64_t min_cap, tg_err_t *err);
+static slot_t *probe_key(tg_event_index_t *ix, const uint8_t key[TG_EVENT_KEY_BYTES], int by_id, int *found);
+
+static slot_t *probe(tg_event_index_t *ix, const uint8_t key[TG_EVENT_KEY_BYTES], int *found)
+{
+    return probe_key(ix, key, 0, found);
+}
 
 static void count(tg_event_index_t *ix)
 {
@@ -154,6 +173,7 @@ int tg_event_index_open(const char *path, int window_days, uint64_t expected_key
     if (ix->fd < 0 && errno == ENOENT) {
         if ((rc = create_file(path, want, &ix->fd, err)) != 0)
             goto fail;
+        ix->created = 1;
     } else if (ix->fd < 0) {
         rc = tg_errf(err, TG_EIO, "opening the event index %s: %s", path, strerror(errno));
         goto fail;
@@ -200,8 +220,9 @@ void tg_event_index_close(tg_event_index_t *ix)
 }
 
 /* The slot holding key (live or not), or the first slot the key could be put in; *found says
- * which. Never loops forever: the table is at most 70 % used, so an empty slot ends the probe. */
-static slot_t *probe(tg_event_index_t *ix, const uint8_t key[TG_EVENT_KEY_BYTES], int *found)
+ * which. by_id: key is an id's (tg_event_index_claim_id), and any slot with its 63 bits is
+ * its. Never loops forever: the table is at most 70 % used, so an empty slot ends the probe. */
+static slot_t *probe_key(tg_event_index_t *ix, const uint8_t key[TG_EVENT_KEY_BYTES], int by_id, int *found)
 {
     uint64_t mask = ix->cap - 1, i = slot_hash(key) & mask;
     slot_t *reuse = NULL;
@@ -211,12 +232,32 @@ static slot_t *probe(tg_event_index_t *ix, const uint8_t key[TG_EVENT_KEY_BYTES]
             *found = 0;
             return reuse != NULL ? reuse : s;
         }
-        if (memcmp(s->key, key, TG_EVENT_KEY_BYTES) == 0 && s->state != S_TOMBSTONE) {
+        if (s->state != S_TOMBSTONE && matches(s, key, by_id)) {
             *found = 1;
             return s;
         }
         if (reuse == NULL && (s->state == S_TOMBSTONE || expired(ix, s)))
             reuse = s;
+    }
+}
+
+/* fsyncs the directory holding path (best effort: a failure leaves the rename as durable as
+ * the file system makes it by itself). */
+static void sync_dir(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    size_t n = slash == NULL ? 1 : (size_t)(slash - path);
+    if (n == 0)
+        n = 1; /* "/x" */
+    if (n >= sizeof(dir))
+        return;
+    memcpy(dir, slash == NULL ? "." : path, n);
+    dir[n] = '\0';
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
     }
 }
 
@@ -260,8 +301,11 @@ static int rebuild(tg_event_index_t *ix, uint64_t min_cap, tg_err_t *err)
         unlink(tmp);
         return rc;
     }
-    /* the lock moves with the new file; the old one is gone from the directory */
+    /* the lock moves with the new file; the old one is gone from the directory. The rename is
+     * made durable too: a power cut must not bring back the old file, whose last syncs
+     * (tg_event_index_sync) the metering logs' resets relied on and which no longer gets them. */
     flock(fd, LOCK_EX | LOCK_NB);
+    sync_dir(ix->path);
     munmap(ix->map, ix->map_len);
     close(ix->fd);
     ix->fd = fd;
@@ -361,6 +405,56 @@ int tg_event_index_pending(tg_event_index_t *ix, uint8_t (**keys)[TG_EVENT_KEY_B
     *keys = out;
     *n = k;
     return 0;
+}
+
+int tg_event_index_claim_id(tg_event_index_t *ix, uint64_t event_id, uint32_t day, tg_err_t *err)
+{
+    uint8_t key[TG_EVENT_KEY_BYTES] = {0};
+    tg_le_put64(key, event_id | ID_BIT);
+    if (day > ix->today)
+        ix->today = day;
+    if ((ix->used + 1) * 10 > ix->cap * 7) {
+        int rc = rebuild(ix, MIN_SLOTS, err);
+        if (rc != 0)
+            return rc;
+    }
+    int found;
+    slot_t *s = probe_key(ix, key, 1, &found);
+    if (found && holds(ix, s)) {
+        if (s->day < day) /* held from an older day: the later event's day keeps it longer */
+            s->day = day;
+        return 0;
+    }
+    if (s->state == S_EMPTY)
+        ix->used++;
+    memcpy(s->key, key, TG_EVENT_KEY_BYTES);
+    s->day = day;
+    s->state = S_PREFIX;
+    ix->live++;
+    return 1;
+}
+
+int tg_event_index_created(const tg_event_index_t *ix)
+{
+    return ix->created;
+}
+
+int tg_event_index_sync_fd(tg_event_index_t *ix, tg_err_t *err)
+{
+    int fd = dup(ix->fd);
+    if (fd < 0)
+        return tg_errf(err, TG_EIO, "syncing the event index %s: %s", ix->path, strerror(errno));
+    return fd;
+}
+
+int tg_event_index_sync(int fd, tg_err_t *err)
+{
+    /* Linux writes a shared mapping's dirty pages back with the file's: fdatasync covers them
+     * (msync(MS_SYNC) is the same call underneath), and needs no mapping that a rebuild could
+     * unmap meanwhile. */
+    int rc = fdatasync(fd) == 0 ? 0 : tg_errf(err, TG_EIO, "syncing the event index: %s", strerror(errno));
+    close(fd);
+    return rc;
 }
 
 void tg_event_index_counts(const tg_event_index_t *ix, uint64_t *live, uint64_t *slots)

@@ -20,7 +20,18 @@
  * States: a claimed key is PENDING until its usage is in the metering log, then COMMITTED; a
  * claim whose usage could not be logged is withdrawn (a tombstone). At open, PENDING slots are
  * what a crash left between the claim and the answer: the caller resolves each one against
- * the metering log (tg_event_index_pending / tg_event_index_resolve).
+ * the metering log (tg_event_index_pending, then commit or withdraw).
+ *
+ * A power cut: the slots are written through the mapping and reach the disk when the kernel
+ * writes the pages back, so the file a power cut leaves may miss recent claims. The caller
+ * makes that loss recoverable: it syncs the file (tg_event_index_sync) before it retires a
+ * metering log, so every claim whose row is no longer in a log is on the disk; at start it
+ * claims again the event rows still in the logs (tg_event_index_claim_id), and rebuilds a
+ * table made by this open (tg_event_index_created: the file was lost) from the ids the store
+ * kept. Those claims know only the 63 bits of the key that a row carries (its event_id): such
+ * a PREFIX slot holds every key with those bits, and is found by the full key's probe because
+ * the probe starts at the key's first 64 bits masked by the table's size (at most 2^32 slots,
+ * so bits the row keeps). A rebuild keeps prefix slots as they are.
  *
  * Not thread-safe: the caller (events.c) serialises calls with its own lock. */
 #ifndef TG_EVENT_INDEX_H
@@ -82,6 +93,24 @@ void tg_event_index_withdraw(tg_event_index_t *ix, const uint8_t key[TG_EVENT_KE
 /* The keys left PENDING (by a crash), into a malloc'd array of n keys (NULL, 0 when none).
  * TG_ENOMEM. */
 int tg_event_index_pending(tg_event_index_t *ix, uint8_t (**keys)[TG_EVENT_KEY_BYTES], size_t *n, tg_err_t *err);
+
+/* Claims, committed, the event whose metering row or stored id is event_id (its top bit is
+ * ignored: the key's first 64 bits, little-endian, but for bit 63), on `day` (days since the
+ * epoch of the event; a slot expires window_days after it): 1 if added, 0 if a key with those
+ * bits was held already, negative TG_EIO / TG_ENOMEM if the table could not grow. Every key
+ * with those 63 bits is then a duplicate, the odds the store's ids accept (n(n-1)/2^64 over
+ * the n events re-claimed so; keys claimed whole still compare all 128 bits). */
+int tg_event_index_claim_id(tg_event_index_t *ix, uint64_t event_id, uint32_t day, tg_err_t *err);
+
+/* 1 if the file did not exist and this open made it: whatever was claimed before is not in it. */
+int tg_event_index_created(const tg_event_index_t *ix);
+
+/* Makes every slot written so far durable (a power cut keeps them), in two steps so that the
+ * caller's lock is held only for the first: sync_fd (under the lock) returns a descriptor of
+ * the file (or negative TG_EIO), sync (without the lock) fdatasyncs and closes it. A rebuild
+ * meanwhile is harmless: it syncs the new file before it renames it over the old. */
+int tg_event_index_sync_fd(tg_event_index_t *ix, tg_err_t *err);
+int tg_event_index_sync(int fd, tg_err_t *err);
 
 /* Live keys (pending and committed, within the window) and slots, for stats and tests. */
 void tg_event_index_counts(const tg_event_index_t *ix, uint64_t *live, uint64_t *slots);

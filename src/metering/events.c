@@ -12,6 +12,7 @@
 #include "metering/usage_log.h"
 #include "metrics/metrics.h"
 #include "util/period.h"
+#include "util/log.h"
 #include "util/pack.h"
 
 #define NS_PER_S INT64_C(1000000000)
@@ -87,10 +88,15 @@ static uint64_t row_event_id(const uint8_t key[TG_EVENT_KEY_BYTES])
     return tg_le_get64(key) | EVENT_ROW_BIT;
 }
 
-/* ---- open: settle what a crash left pending ---- */
+/* ---- open: settle what a crash left pending, claim again what a power cut lost ---- */
+
+typedef struct logged_id {
+    uint64_t id;  /* the row's event_id */
+    uint32_t day; /* of the event's timestamp */
+} logged_id_t;
 
 typedef struct logged_ids {
-    uint64_t *ids;
+    logged_id_t *ids;
     size_t n, cap;
     int oom;
 } logged_ids_t;
@@ -104,60 +110,138 @@ static int collect_row_ids(void *arg, uint64_t batch_id, const tg_usage_t *rows,
             continue;
         if (l->n == l->cap) {
             size_t cap = l->cap != 0 ? l->cap * 2 : 1024;
-            uint64_t *ids = realloc(l->ids, cap * sizeof(*ids));
+            logged_id_t *ids = realloc(l->ids, cap * sizeof(*ids));
             if (ids == NULL) {
                 l->oom = 1;
                 return TG_ENOMEM;
             }
             l->ids = ids, l->cap = cap;
         }
-        l->ids[l->n++] = rows[i].event_id;
+        int64_t ts_s = rows[i].ts_ns / NS_PER_S;
+        l->ids[l->n++] = (logged_id_t){rows[i].event_id, ts_s > 0 ? (uint32_t)(ts_s / 86400) : 0};
     }
     return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
+static int cmp_id(const void *a, const void *b)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    uint64_t x = ((const logged_id_t *)a)->id, y = ((const logged_id_t *)b)->id;
     return x < y ? -1 : x > y;
 }
 
-/* A claim is pending when the process died between claiming it and hearing from the meter. Its
- * row is in a metering log if and only if it was logged: the log is reset only after its rows
- * are stored, which happens on the writer's next rounds, after the callbacks that would have
- * committed the claim (see README, "Metering usage that is not an API call"). */
-static int settle_pending(tg_events_t *ev, const tg_events_opts_t *o, tg_err_t *err)
+/* The event rows of the metering logs this node left (what the meter replays next), sorted by
+ * id. */
+static int read_logged_ids(const tg_events_opts_t *o, logged_ids_t *l, tg_err_t *err)
 {
-    uint8_t(*keys)[TG_EVENT_KEY_BYTES] = NULL;
-    size_t n = 0;
-    int rc = tg_event_index_pending(ev->index, &keys, &n, err);
-    if (rc != 0 || n == 0)
-        return rc;
-    logged_ids_t l = {0};
+    int rc = 0;
     for (int i = 0; i < 2 && rc == 0; i++) {
         if (o->log_paths[i] == NULL || access(o->log_paths[i], F_OK) != 0)
             continue;
         tg_usage_log_t *log;
         if ((rc = tg_usage_log_open(o->log_paths[i], &log, err)) != 0)
             break;
-        rc = tg_usage_log_replay(log, collect_row_ids, &l, err);
-        if (l.oom)
+        rc = tg_usage_log_replay(log, collect_row_ids, l, err);
+        if (l->oom)
             rc = tg_errf(err, TG_ENOMEM, "out of memory reading the metering log");
         tg_usage_log_close(log);
     }
-    if (rc == 0) {
-        qsort(l.ids, l.n, sizeof(*l.ids), cmp_u64);
-        for (size_t i = 0; i < n; i++) {
-            uint64_t id = row_event_id(keys[i]);
-            if (l.n > 0 && bsearch(&id, l.ids, l.n, sizeof(*l.ids), cmp_u64) != NULL)
-                tg_event_index_commit(ev->index, keys[i]);
-            else
-                tg_event_index_withdraw(ev->index, keys[i]);
-        }
-    }
-    free(l.ids);
-    free(keys);
+    if (rc == 0 && l->n > 0)
+        qsort(l->ids, l->n, sizeof(*l->ids), cmp_id);
     return rc;
+}
+
+/* A claim is pending when the process died between claiming it and hearing from the meter. Its
+ * row is in a metering log if and only if it was logged: the log is reset only after its rows
+ * are stored, which happens on the writer's next rounds, after the callbacks that would have
+ * committed the claim (see README, "Metering usage that is not an API call"). */
+static int settle_pending(tg_events_t *ev, const logged_ids_t *l, tg_err_t *err)
+{
+    uint8_t(*keys)[TG_EVENT_KEY_BYTES] = NULL;
+    size_t n = 0;
+    int rc = tg_event_index_pending(ev->index, &keys, &n, err);
+    if (rc != 0 || n == 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        logged_id_t id = {row_event_id(keys[i]), 0};
+        if (l->n > 0 && bsearch(&id, l->ids, l->n, sizeof(*l->ids), cmp_id) != NULL)
+            tg_event_index_commit(ev->index, keys[i]);
+        else
+            tg_event_index_withdraw(ev->index, keys[i]);
+    }
+    free(keys);
+    return 0;
+}
+
+/* Every event row still in a log is claimed (by its 63 bits) if the index lost it: after a
+ * power cut the index file may be older than the log, which was synced before each answer
+ * (strict) while the index is synced only before a log is retired (tg_events_sync_index). */
+static int claim_logged(tg_events_t *ev, const logged_ids_t *l, size_t *claimed, tg_err_t *err)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        int rc = tg_event_index_claim_id(ev->index, l->ids[i].id, l->ids[i].day, err);
+        if (rc < 0)
+            return rc;
+        *claimed += (size_t)rc;
+    }
+    return 0;
+}
+
+typedef struct stored_claims {
+    tg_events_t *ev;
+    size_t claimed;
+    tg_err_t *err;
+} stored_claims_t;
+
+static int claim_stored(void *arg, uint64_t event_id, int64_t ts_s)
+{
+    stored_claims_t *c = arg;
+    int rc = tg_event_index_claim_id(c->ev->index, event_id, ts_s > 0 ? (uint32_t)(ts_s / 86400) : 0, c->err);
+    if (rc < 0)
+        return rc;
+    c->claimed += (size_t)rc;
+    return 0;
+}
+
+/* Opening the index: pending claims settled, then what the index may have lost claimed again
+ * from the logs, and, for an index this open made (the file was lost or removed), from the
+ * ids the store kept for the window (store.h, tg_store_usage_event_ids_each). Then synced:
+ * the meter retires the logs next. */
+static int recover_index(tg_events_t *ev, const tg_events_opts_t *o, tg_err_t *err)
+{
+    logged_ids_t l = {0};
+    size_t from_logs = 0;
+    int rc = read_logged_ids(o, &l, err);
+    if (rc == 0)
+        rc = settle_pending(ev, &l, err);
+    if (rc == 0)
+        rc = claim_logged(ev, &l, &from_logs, err);
+    free(l.ids);
+    stored_claims_t c = {ev, 0, err};
+    if (rc == 0 && o->store != NULL && tg_event_index_created(ev->index)) {
+        int64_t since = o->now_s - o->cfg->events.dedup_window_s - 86400;
+        rc = tg_store_usage_event_ids_each(o->store, since, claim_stored, &c, err);
+    }
+    if (rc == 0 && (from_logs > 0 || c.claimed > 0))
+        tg_log(TG_LOG_INFO,
+               "usage events: the dedup index took back %zu event id(s) from the metering logs and %zu "
+               "from the store",
+               from_logs, c.claimed);
+    if (rc == 0)
+        rc = tg_events_sync_index(ev, err);
+    return rc;
+}
+
+int tg_events_sync_index(tg_events_t *ev, tg_err_t *err)
+{
+    pthread_mutex_lock(&ev->mu);
+    int fd = tg_event_index_sync_fd(ev->index, err);
+    pthread_mutex_unlock(&ev->mu);
+    return fd < 0 ? fd : tg_event_index_sync(fd, err);
+}
+
+int tg_events_before_log_reset(void *arg, tg_err_t *err)
+{
+    return tg_events_sync_index(arg, err);
 }
 
 int tg_events_open(const tg_events_opts_t *o, tg_events_t **out, tg_err_t *err)
@@ -190,7 +274,7 @@ int tg_events_open(const tg_events_opts_t *o, tg_events_t **out, tg_err_t *err)
     }
     int window_days = (int)((o->cfg->events.dedup_window_s + 86399) / 86400);
     if ((rc = tg_event_index_open(o->index_path, window_days, o->cfg->events.index_keys, &ev->index, err)) != 0 ||
-        (rc = settle_pending(ev, o, err)) != 0)
+        (rc = recover_index(ev, o, err)) != 0)
         goto fail;
     *out = ev;
     return 0;

@@ -15,8 +15,7 @@
  *     3339, not older than events.dedup_window and not more than 5 minutes ahead;
  *  3. claims each checked event's key - a keyed BLAKE2b-128 of (customer, id) - in this node's
  *     on-disk index (event_index.h): a key held within the window is a duplicate, as is an id
- *     repeated inside the batch (the fast answer, per node; the store's check below is the exact
- *     one, across nodes);
+ *     repeated inside the batch (the exact check on one node; across nodes the store's, below);
  *  4. turns each accepted event into one tg_usage_t row (endpoint "POST /v1/events", period:
  *     the customer's billing period containing the event's timestamp), adds its units to the
  *     quota counters and the usage notifications as a call's reported units are (summed per
@@ -29,12 +28,18 @@
  * quota units and turns every accepted outcome into a refusal ("unavailable"): a batch is never
  * half-applied silently; the client retries it whole and nothing counts twice.
  *
- * Across nodes: the index is this node's. The row's event_id is bit 63 and the key's first 63
- * bits - keyed from keys.secret, which every node shares, so the same on every node - and the
- * store adds an event row to the totals only if its (customer, event_id) was not applied before,
- * in the batch's own transaction (store.h, tg_store_usage_record_many; ids kept for
- * events.dedup_window and a day, then pruned by the retention tick). So the same event posted
- * to two nodes, or retried on another node, is stored once. What that check cannot change:
+ * One node (SQLite): the index is the whole check. What it could lose - a power cut takes the
+ * pages the kernel had not written back - is recovered at open: the index is synced before the
+ * meter retires a metering log (tg_events_before_log_reset), so whatever it lost is still in a
+ * log, and tg_events_open claims the logs' event rows again; an index file that is gone is
+ * refilled from the ids the store keeps (store.h: appended, not looked up, on SQLite).
+ *
+ * Across nodes (PostgreSQL): the index is this node's. The row's event_id is bit 63 and the
+ * key's first 63 bits - keyed from keys.secret, which every node shares, so the same on every
+ * node - and the store adds an event row to the totals only if its (customer, event_id) was not
+ * applied before, in the batch's own transaction (store.h, tg_store_usage_record_many; ids kept
+ * for events.dedup_window and a day, then pruned by the retention tick). So the same event
+ * posted to two nodes, or retried on another node, is stored once. What that check cannot change:
  *  - the answer: each node answered "accepted" from its own index, before the store saw the
  *    row; a duplicate found at apply is dropped silently (no outcome is revised, no error);
  *  - the quota counters and usage notifications of the accepting node, which added the units at
@@ -70,6 +75,7 @@
 #include "limits/quota.h"
 #include "metering/meter.h"
 #include "notify/thresholds.h"
+#include "store/store.h"
 #include "store/store_ingest.h"
 #include "util/err.h"
 
@@ -88,12 +94,19 @@ typedef struct tg_events_opts {
     /* The metering logs this node left (tg_meter_log_path 0 and 1), read at open to settle the
      * claims a crash left pending: an event whose row is in a log was logged (committed), any
      * other was not (withdrawn). NULL entries are skipped. Must be read before tg_meter_start
-     * replays and empties them. */
+     * replays and empties them. Their event rows are claimed again too (what a power cut may
+     * have taken from the index). */
     const char *log_paths[2];
+    /* The node's store, read only when the index file is new (lost or removed): the event ids
+     * it kept for the window (tg_store_usage_event_ids_each) are claimed again. NULL: not read. */
+    tg_store_t *store;
+    int64_t now_s; /* the wall clock at open, seconds: where that window ends */
 } tg_events_opts_t;
 
-/* Opens the index and settles pending claims against the metering logs. Call before the meter
- * starts. TG_EIO, TG_ESTORE, TG_ESTATE (another process holds the index), TG_ENOMEM. */
+/* Opens the index, settles pending claims against the metering logs, claims again the event
+ * rows the logs hold and (a new index file) the ids the store kept, and syncs the index. Call
+ * before the meter starts, and give the meter tg_events_before_log_reset. TG_EIO, TG_ESTORE,
+ * TG_ESTATE (another process holds the index), TG_ENOMEM, the store's errors. */
 int tg_events_open(const tg_events_opts_t *o, tg_events_t **out, tg_err_t *err);
 
 /* What the service counts with, once they exist (after tg_events_open, before serving). None
@@ -102,6 +115,15 @@ void tg_events_attach(tg_events_t *ev, tg_accounts_t *accounts, tg_quota_t *quot
                       tg_thresholds_t *thresholds);
 
 void tg_events_close(tg_events_t *ev);
+
+/* Makes every claim made so far durable in the index file (fdatasync; the claims' lock is held
+ * only to take the file, not for the sync). TG_EIO. Any thread. */
+int tg_events_sync_index(tg_events_t *ev, tg_err_t *err);
+
+/* The meter's hook before it retires a metering log (tg_meter_opts_t.before_log_reset, arg the
+ * tg_events_t): the index is synced, so that no claim whose row leaves the logs can be lost to
+ * a power cut; a failure keeps the log (the meter retries later). */
+int tg_events_before_log_reset(void *arg, tg_err_t *err);
 
 /* Where a node keeps its dedup index: beside its first metering log, "events-<node>.idx" in
  * log_dir ("events.idx" for node ""), else "<database>-events.idx". malloc'd; NULL with err set. */

@@ -120,6 +120,8 @@ struct tg_meter {
     char node[TG_NODE_ID_MAX]; /* stored with every batch: ids are unique per node */
     pthread_t writer, applier;
     tg_usage_log_t *log[2];
+    int (*before_log_reset)(void *arg, tg_err_t *err); /* tg_meter_opts_t */
+    void *before_log_reset_arg;
     /* under log_mu */
     int active;      /* the log appended to; changed only by the writer */
     int unsynced[2]; /* process mode: buffered appends since the last fdatasync of that log */
@@ -341,6 +343,18 @@ static void log_group(tg_meter_t *m, submit_t *subs, size_t lo, size_t hi)
     pthread_mutex_unlock(&m->mu);
 }
 
+/* Resets log i, whose records are all stored, once the caller's hook made durable what must
+ * outlive them (tg_meter_opts_t.before_log_reset). */
+static int reset_log(tg_meter_t *m, int i, tg_err_t *err)
+{
+    if (m->before_log_reset != NULL && tg_usage_log_used(m->log[i]) > 0) {
+        int rc = m->before_log_reset(m->before_log_reset_arg, err);
+        if (rc != 0)
+            return rc;
+    }
+    return tg_usage_log_reset(m->log[i], err);
+}
+
 /* Two logs take turns, so that retiring one never holds an append: once the active log holds
  * LOG_SWITCH_BYTES and the other is empty, appends move to the other; the full one is reset as
  * soon as the applier has stored all of it. If the applier is behind (or the database is down),
@@ -362,7 +376,7 @@ static void switch_logs(tg_meter_t *m)
     pthread_mutex_unlock(&m->mu);
     pthread_mutex_unlock(&m->log_mu);
     tg_err_t err = {0};
-    if (other_stored && tg_usage_log_used(m->log[other]) > 0 && tg_usage_log_reset(m->log[other], &err) != 0)
+    if (other_stored && tg_usage_log_used(m->log[other]) > 0 && reset_log(m, other, &err) != 0)
         tg_log(TG_LOG_WARN, "meter: %s (the log keeps its records; retried later)", err.msg);
     pthread_mutex_lock(&m->log_mu);
     if (full && tg_usage_log_used(m->log[other]) == 0)
@@ -807,7 +821,7 @@ static int open_and_replay_logs(tg_meter_t *m, tg_err_t *err)
     }
     /* Everything replayed is committed (with fsync) in the store: the logs start over. */
     for (int i = 0; i < 2 && rc == 0; i++)
-        rc = tg_usage_log_reset(m->log[i], err);
+        rc = reset_log(m, i, err);
     return rc;
 }
 
@@ -931,6 +945,8 @@ int tg_meter_start_opts(const tg_meter_opts_t *o, tg_meter_t **out, tg_err_t *er
     m->durability = durability;
     m->flush_ms = flush_ms > 0 ? flush_ms : 1;
     m->sync_ms = o->sync_ms > 0 ? o->sync_ms : TG_METER_SYNC_MS_DEFAULT;
+    m->before_log_reset = o->before_log_reset;
+    m->before_log_reset_arg = o->before_log_reset_arg;
     /* Opened here so that a bad URL, an unreadable database or a log held by another process
      * fails the start, not the first call; from now on only the applier uses the store. */
     int rc = tg_store_open(store_url, &m->store, err);
@@ -1227,7 +1243,7 @@ void tg_meter_stop(tg_meter_t *m)
     tg_err_t err = {0};
     for (int i = 0; i < 2; i++)
         if (m->records_stored[i] == m->records_logged[i] && tg_usage_log_used(m->log[i]) > 0 &&
-            tg_usage_log_reset(m->log[i], &err) != 0)
+            reset_log(m, i, &err) != 0)
             tg_log(TG_LOG_WARN, "meter: %s (the log is replayed at the next start)", err.msg);
     pthread_cond_destroy(&m->wake);
     pthread_cond_destroy(&m->apply_wake);

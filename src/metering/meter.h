@@ -70,6 +70,12 @@ typedef struct tg_meter_opts {
     int durability;      /* a tg_meter_durability_t */
     int flush_ms;        /* batched: how often the writer logs; process: how often it switches the logs */
     int sync_ms;         /* process: how often the writer fdatasyncs the logs; 0: TG_METER_SYNC_MS_DEFAULT */
+    /* Called (any meter thread, or tg_meter_start/stop's) before a log whose records are all
+     * stored is reset, with before_log_reset_arg: what must be durable before those records
+     * leave the log (the events' dedup index: metering/events.h). Nonzero: the log is kept
+     * (and its reset retried later). NULL: none. */
+    int (*before_log_reset)(void *arg, tg_err_t *err);
+    void *before_log_reset_arg;
 } tg_meter_opts_t;
 
 /* process durability's fdatasync interval unless told (metering.sync_ms). Each fdatasync of a

@@ -489,6 +489,12 @@ const tg_migration_t tg_pg_migrations[] = {
      "  ts BIGINT NOT NULL,"
      "  PRIMARY KEY (event_id, customer_id));"
      "CREATE INDEX usage_event_ids_ts ON usage_event_ids USING brin (ts);"},
+    /* 34 (issue 16): SQLite's event ids in applied order - see migrations_sqlite.c. No change
+     * here: on PostgreSQL the ids stay the exact check across nodes, which the table's comment
+     * now says (a statement, since PostgreSQL refuses an empty one). */
+    {34, "usage event ids in applied order",
+     "COMMENT ON TABLE usage_event_ids IS 'applied usage event ids: the exact check across nodes"
+     " (on SQLite, one node, only a record to rebuild its dedup index from)';"},
 };
 
 const size_t tg_pg_migrations_count = sizeof(tg_pg_migrations) / sizeof(tg_pg_migrations[0]);

@@ -522,6 +522,24 @@ const tg_migration_t tg_sqlite_migrations[] = {
      "  ts INTEGER NOT NULL,"
      "  PRIMARY KEY (event_id, customer_id)) WITHOUT ROWID;"
      "CREATE INDEX usage_event_ids_ts ON usage_event_ids(ts);"},
+    /* 34 (issue 16): on SQLite (one node) the event ids are no longer looked up: the node's dedup
+     * index counts each event once (metering/event_index.h, made durable before a metering log
+     * is retired), and the ids are kept only to rebuild that index when its file is lost. Keyed
+     * by a hash, each insert read and dirtied a B-tree page of its own anywhere in the table (15
+     * to 20 us an event); a rowid table takes them at its right edge, in the order applied, and
+     * ts (about the time of storing) is appended near the right edge of its index too. Same
+     * columns, so a copy to PostgreSQL (tollgate migrate) still fills that table. PostgreSQL:
+     * unchanged (every node's batches meet there). */
+    {34, "usage event ids in applied order",
+     "CREATE TABLE usage_event_ids_applied ("
+     "  event_id INTEGER NOT NULL,"
+     "  customer_id TEXT NOT NULL,"
+     "  ts INTEGER NOT NULL);"
+     "INSERT INTO usage_event_ids_applied(event_id, customer_id, ts)"
+     " SELECT event_id, customer_id, ts FROM usage_event_ids ORDER BY ts;"
+     "DROP TABLE usage_event_ids;"
+     "ALTER TABLE usage_event_ids_applied RENAME TO usage_event_ids;"
+     "CREATE INDEX usage_event_ids_ts ON usage_event_ids(ts);"},
 };
 
 const size_t tg_sqlite_migrations_count = sizeof(tg_sqlite_migrations) / sizeof(tg_sqlite_migrations[0]);

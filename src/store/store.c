@@ -151,6 +151,11 @@ int tg_store_usage_event_ids_prune(tg_store_t *st, int64_t before_s, size_t limi
     return st->ops->usage_event_ids_prune(st, before_s, limit, deleted, err);
 }
 
+int tg_store_usage_event_ids_each(tg_store_t *st, int64_t since_s, tg_usage_event_id_cb cb, void *arg, tg_err_t *err)
+{
+    return st->ops->usage_event_ids_each(st, since_s, cb, arg, err);
+}
+
 int tg_store_usage_fold(tg_store_t *st, int force, tg_err_t *err)
 {
     return st->ops->usage_fold(st, force, err);

@@ -94,15 +94,20 @@ typedef struct tg_usage_stored {
     size_t duplicates; /* event rows whose (customer, event_id) was applied before: not added */
     char reason[160];  /* why the first of them was refused */
 } tg_usage_stored_t;
-/* Event rows (tg_usage_is_event: POST /v1/events) count once per (customer_id, event_id) across
- * all batches of all nodes: in the batch's transaction each one's id is inserted into the
- * applied event ids (usage_event_ids, with the event's time), and a row whose id was there
- * already - applied from another node's batch, an earlier batch, or earlier in this one - adds
- * nothing to any total (period, day, hour) and is counted in duplicates, not inserted. The
- * first batch to commit wins; a concurrent one (PostgreSQL) waits for it, then skips the row.
- * Calls' rows are never looked up. The id is 63 bits of a keyed hash (model/records.h): two
+/* Event rows (tg_usage_is_event: POST /v1/events): each one's id is kept in the applied event
+ * ids (usage_event_ids, with the event's time, seconds), in the batch's transaction.
+ * PostgreSQL (any number of nodes): they count once per (customer_id, event_id) across all
+ * batches of all nodes: a row whose id was there already - applied from another node's batch,
+ * an earlier batch, or earlier in this one - adds nothing to any total (period, day, hour) and
+ * is counted in duplicates, not inserted. The first batch to commit wins; a concurrent one
+ * waits for it, then skips the row. The id is 63 bits of a keyed hash (model/records.h): two
  * different events of one customer share it with probability n(n-1)/2^64 over the n events of
- * that customer in the window (10^6: 5e-8; 10^8: 5e-4), and then the later one is not counted. */
+ * that customer in the window (10^6: 5e-8; 10^8: 5e-4), and then the later one is not counted.
+ * SQLite (one node): the ids are appended in the order applied, not looked up (a lookup by a
+ * hashed key cost a random B-tree page per event: 15-20 us an event); every row adds to the
+ * totals, duplicates is 0. The node's own dedup index (metering/event_index.h) is what
+ * counts each event once there; the ids are what it is rebuilt from when its file is lost
+ * (tg_store_usage_event_ids_each). Calls' rows are never looked up. */
 int tg_store_usage_record_many(tg_store_t *st, const tg_usage_batch_t *batches, size_t nb, tg_usage_stored_t *out,
                                tg_err_t *err);
 
@@ -111,6 +116,12 @@ int tg_store_usage_record_many(tg_store_t *st, const tg_usage_batch_t *batches, 
  * The retention job calls it with now - events.dedup_window - a day of margin (notify/
  * retention.h): an older event is refused at ingest, so its id can no longer be needed. */
 int tg_store_usage_event_ids_prune(tg_store_t *st, int64_t before_s, size_t limit, size_t *deleted, tg_err_t *err);
+
+/* Calls cb with each applied event id (bit 63 clear) whose event time is at or after since_s,
+ * and that time, in no particular order; a nonzero return from cb stops and is returned. The
+ * dedup index reads them when its file was lost (metering/events.h). */
+typedef int (*tg_usage_event_id_cb)(void *arg, uint64_t event_id, int64_t ts_s);
+int tg_store_usage_event_ids_each(tg_store_t *st, int64_t since_s, tg_usage_event_id_cb cb, void *arg, tg_err_t *err);
 
 /* Folds the usage journal into the totals: always if force, else once enough batches have been
  * journaled by this connection (the metering writer calls it after each commit). */

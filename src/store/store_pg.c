@@ -605,6 +605,7 @@ const tg_store_ops_t tg_pg_ops = {
     .usage_record = tg_pg_usage_record,
     .usage_record_many = tg_pg_usage_record_many,
     .usage_event_ids_prune = tg_pg_usage_event_ids_prune,
+    .usage_event_ids_each = tg_pg_usage_event_ids_each,
     .usage_fold = tg_pg_usage_fold,
     .usage_period = tg_pg_usage_period,
     .usage_daily = tg_pg_usage_daily,

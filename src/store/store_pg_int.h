@@ -164,6 +164,7 @@ int tg_pg_usage_record(tg_store_t *st, uint64_t batch_id, const tg_usage_t *rows
 int tg_pg_usage_record_many(tg_store_t *st, const tg_usage_batch_t *batches, size_t nb, tg_usage_stored_t *out,
                             tg_err_t *err);
 int tg_pg_usage_event_ids_prune(tg_store_t *st, int64_t before_s, size_t limit, size_t *deleted, tg_err_t *err);
+int tg_pg_usage_event_ids_each(tg_store_t *st, int64_t since_s, tg_usage_event_id_cb cb, void *arg, tg_err_t *err);
 int tg_pg_usage_fold(tg_store_t *st, int force, tg_err_t *err);
 int tg_pg_usage_period(tg_store_t *st, const char *customer_id, int64_t period_start, tg_usage_total_cb cb, void *arg,
                        tg_err_t *err);

@@ -622,3 +622,35 @@ int tg_pg_usage_event_ids_prune(tg_store_t *store, int64_t before_s, size_t limi
     PQclear(r);
     return 0;
 }
+
+/* Paged along the primary key: memory stays bounded however many ids the window holds. */
+int tg_pg_usage_event_ids_each(tg_store_t *store, int64_t since_s, tg_usage_event_id_cb cb, void *arg, tg_err_t *err)
+{
+    tg_pg_t *st = tg_pg(store);
+    char after_customer[TG_ID_MAX] = "";
+    int64_t after_id = -1;
+    for (;;) {
+        tg_pg_params_t p = {0};
+        PGresult *r;
+        tg_pg_param_i64(&p, since_s);
+        tg_pg_param_i64(&p, after_id);
+        tg_pg_param_text(&p, after_customer);
+        tg_pg_param_i64(&p, LOAD_PAGE);
+        int rc = tg_pg_query(st,
+                             "SELECT event_id, ts, customer_id FROM usage_event_ids WHERE ts >= $1"
+                             " AND (event_id, customer_id) > ($2, $3) ORDER BY event_id, customer_id LIMIT $4",
+                             &p, &r, err, "reading applied event ids");
+        if (rc != 0)
+            return rc;
+        int rows = PQntuples(r);
+        for (int i = 0; i < rows && rc == 0; i++)
+            rc = cb(arg, (uint64_t)tg_pg_i64(r, i, 0), tg_pg_i64(r, i, 1));
+        if (rows > 0) {
+            after_id = tg_pg_i64(r, rows - 1, 0);
+            tg_pg_text(r, rows - 1, 2, after_customer, sizeof(after_customer));
+        }
+        PQclear(r);
+        if (rc != 0 || rows < LOAD_PAGE)
+            return rc;
+    }
+}

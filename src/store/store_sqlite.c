@@ -339,6 +339,7 @@ const tg_store_ops_t tg_sqlite_ops = {
     .usage_record = tg_sqlite_usage_record,
     .usage_record_many = tg_sqlite_usage_record_many,
     .usage_event_ids_prune = tg_sqlite_usage_event_ids_prune,
+    .usage_event_ids_each = tg_sqlite_usage_event_ids_each,
     .usage_fold = tg_sqlite_usage_fold,
     .usage_period = tg_sqlite_usage_period,
     .usage_daily = tg_sqlite_usage_daily,

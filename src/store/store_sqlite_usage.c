@@ -54,8 +54,8 @@ static const char *const hot_sql[ST_COUNT] = {
     " CASE WHEN units <= 9223372036854775807 - excluded.units THEN units + excluded.units"
     " ELSE 9223372036854775807 END",
     "SELECT 1 FROM meter_export",
-    /* an event row's id (migration 33): no change means it was applied before */
-    "INSERT INTO usage_event_ids(customer_id, event_id, ts) VALUES (?,?,?) ON CONFLICT DO NOTHING",
+    /* an event row's id, appended in the order applied (migration 34) */
+    "INSERT INTO usage_event_ids(customer_id, event_id, ts) VALUES (?,?,?)",
 };
 
 /* ---- usage ----
@@ -191,40 +191,33 @@ static int pack_journal(const tg_usage_agg_row_t *refs, size_t n, unsigned char 
     return 0;
 }
 
-/* Records the id of every event row of refs[0..*n) in usage_event_ids (inside the batch's
- * transaction) and drops from refs, in place, the rows whose id was there already (applied
- * before, or earlier in these batches); *n becomes the rows kept, *dups the rows dropped.
- * Calls' rows cost one bit test each. An SQLite result code (SQLITE_DONE when it went well). */
-static int apply_event_ids(tg_sqlite_t *st, tg_usage_agg_row_t *refs, size_t *n, size_t *dups)
+/* Appends the id of every event row of refs[0..n) to usage_event_ids (inside the batch's
+ * transaction), without looking any up: on one node the dedup index already counted each event
+ * once (store.h). Calls' rows cost one bit test each. An SQLite result code (SQLITE_DONE when
+ * it went well). */
+static int append_event_ids(tg_sqlite_t *st, const tg_usage_agg_row_t *refs, size_t n)
 {
     sqlite3_stmt *ins = st->hot[ST_EVENT_ID_INSERT];
-    size_t kept = 0;
-    *dups = 0;
-    for (size_t i = 0; i < *n; i++) {
+    for (size_t i = 0; i < n; i++) {
         const tg_usage_t *u = refs[i].u;
-        if (tg_usage_is_event(u)) {
-            sqlite3_reset(ins);
-            sqlite3_bind_text(ins, 1, u->customer_id, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(ins, 2, (sqlite3_int64)(u->event_id & (uint64_t)INT64_MAX));
-            sqlite3_bind_int64(ins, 3, tg_usage_ns_to_s(u->ts_ns));
-            int step = sqlite3_step(ins);
-            sqlite3_reset(ins);
-            if (step != SQLITE_DONE)
-                return step;
-            if (sqlite3_changes(st->db) == 0) {
-                (*dups)++;
-                continue;
-            }
-        }
-        refs[kept++] = refs[i];
+        if (!tg_usage_is_event(u))
+            continue;
+        sqlite3_reset(ins);
+        sqlite3_bind_text(ins, 1, u->customer_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 2, (sqlite3_int64)(u->event_id & (uint64_t)INT64_MAX));
+        sqlite3_bind_int64(ins, 3, tg_usage_ns_to_s(u->ts_ns));
+        int step = sqlite3_step(ins);
+        sqlite3_reset(ins);
+        if (step != SQLITE_DONE)
+            return step;
     }
-    *n = kept;
     return SQLITE_DONE;
 }
 
-/* Pages the connection that stores usage keeps (SQLite's cache_size, in KiB when negative):
- * usage_event_ids is keyed by a hash, so each event row's insert reads and dirties a page of
- * its own, anywhere in the table. With SQLite's default 2 MiB the pages of a table past that
+/* Pages the connection that stores usage keeps (SQLite's cache_size, in KiB when negative).
+ * Sized when usage_event_ids was keyed by a hash (migration 33; 34 made it a table in applied
+ * order), so that each event row's insert read and dirtied a page of its own, anywhere in the
+ * table. With SQLite's default 2 MiB the pages of a table past that
  * were read back from the file for nearly every row (pread: a quarter of the applier's time);
  * measured with bench/events.sh (1.5M events, 2 cores, load 5-7), this cache took the CPU per
  * event including storing from 22.5 to 16.2 us. Memory is taken only as pages are read, up to
@@ -369,26 +362,10 @@ int tg_sqlite_usage_record_many(tg_store_t *store, const tg_usage_batch_t *batch
         if (step != SQLITE_DONE)
             goto fail;
     }
-    /* Event rows applied before (from any node's batch) add nothing: the journal was packed
-     * before the transaction, assuming none were, and is packed again without them if some
-     * were (rare: a retry on another node). Each id is a random key, so each insert costs a
-     * B-tree page of its own (measured on a 2-core machine at load 11-21, one batch of 1,000
-     * per transaction: 11-17k event rows/s applied, against 133-282k before the check; the
-     * metering writer stores the batches logged meanwhile together, and kept up with 120k
-     * events/s). Checking at the journal's fold instead, 33k ids per transaction, measured the
-     * same rate (17-19k/s) and would hold the writer, and the strict answers behind it, for
-     * seconds per fold instead of tens of ms per batch. */
-    size_t dups = 0;
-    if (has_events) {
-        if ((step = apply_event_ids(st, refs, &n, &dups)) != SQLITE_DONE)
-            goto fail;
-        if (dups > 0 && (rc = pack_journal(refs, n, blob, &len, &entries, err)) != 0) {
-            free(blob);
-            free(refs);
-            tg_sqlite_exec(st, "ROLLBACK", NULL, "");
-            return rc;
-        }
-    }
+    /* Event rows: their ids appended, every row counted (store.h: the node's index counted
+     * each event once). */
+    if (has_events && (step = append_event_ids(st, refs, n)) != SQLITE_DONE)
+        goto fail;
     sqlite3_stmt *j = st->hot[ST_JOURNAL_INSERT];
     sqlite3_reset(j);
     sqlite3_bind_blob(j, 1, blob, (int)len, SQLITE_STATIC);
@@ -408,7 +385,6 @@ int tg_sqlite_usage_record_many(tg_store_t *store, const tg_usage_batch_t *batch
     st->journal_entries += entries;
     out->inserted = n;
     out->rejected = nrejected;
-    out->duplicates = dups;
     return 0;
 fail:
     free(blob);
@@ -718,8 +694,8 @@ int tg_sqlite_usage_event_ids_prune(tg_store_t *store, int64_t before_s, size_t 
     sqlite3_stmt *s;
     /* the oldest first, by the ts index: a batch reads only the rows it deletes */
     int rc = tg_sqlite_prepare(st,
-                               "DELETE FROM usage_event_ids WHERE (customer_id, event_id) IN (SELECT customer_id,"
-                               " event_id FROM usage_event_ids WHERE ts < ? ORDER BY ts LIMIT ?)",
+                               "DELETE FROM usage_event_ids WHERE rowid IN (SELECT rowid FROM usage_event_ids"
+                               " WHERE ts < ? ORDER BY ts LIMIT ?)",
                                &s, err, "pruning applied event ids");
     if (rc != 0)
         return rc;
@@ -729,6 +705,25 @@ int tg_sqlite_usage_event_ids_prune(tg_store_t *store, int64_t before_s, size_t 
         rc = tg_sqlite_error(st, err, "pruning applied event ids");
     else
         *deleted = (size_t)sqlite3_changes(st->db);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_sqlite_usage_event_ids_each(tg_store_t *store, int64_t since_s, tg_usage_event_id_cb cb, void *arg,
+                                   tg_err_t *err)
+{
+    tg_sqlite_t *st = tg_sqlite(store);
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st, "SELECT event_id, ts FROM usage_event_ids WHERE ts >= ?", &s, err,
+                               "reading applied event ids");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, since_s);
+    int step = SQLITE_DONE;
+    while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW)
+        rc = cb(arg, (uint64_t)sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1));
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = tg_sqlite_error(st, err, "reading applied event ids");
     sqlite3_finalize(s);
     return rc;
 }

@@ -2,7 +2,10 @@
  * (tg_events_parse_time in src/metering/events.c): a claimed key is a duplicate until withdrawn
  * or past the window; claims survive closing and reopening the file (the kill -9 case: the
  * mapping is the file); pending claims are listed for settling; the table grows by rebuilding
- * without losing a key; a damaged header is refused. Timestamps: accepted forms, every refused
+ * without losing a key; a damaged header is refused. What a power cut takes from the index is
+ * claimed again at open: the event rows still in the metering logs, and for an index file that
+ * was lost the ids the store kept, as prefix slots (63 bits) that hold every key with those bits,
+ * also across a rebuild. Timestamps: accepted forms, every refused
  * form the service promises to refuse, and a cross-check against timegm. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +23,7 @@
 #include "metering/events.h"
 #include "metering/usage_log.h"
 #include "config/config.h"
+#include "../support/tmpstore.h"
 
 static char dir[64];
 static char path[128];
@@ -356,6 +360,199 @@ static void test_pending_settled_against_the_log(void **state)
     unlink(log_path);
 }
 
+/* The 63 bits a metering row or the store keeps of key k (events.c: row_event_id without bit 63) */
+static uint64_t id_of(const uint8_t key[TG_EVENT_KEY_BYTES])
+{
+    uint64_t id;
+    memcpy(&id, key, 8); /* little-endian, as the index reads it */
+    return id & ~(UINT64_C(1) << 63);
+}
+
+/* A slot claimed by an id holds every key with those 63 bits (the full key, and one differing
+ * only in bit 63 or in its last 8 bytes), not a key that differs in any of them; it expires as
+ * a key's slot does, and claiming an id twice adds nothing. */
+static void test_prefix_slot_holds_every_key_with_its_63_bits(void **state)
+{
+    (void)state;
+    tg_event_index_t *ix;
+    tg_err_t err = {0};
+    assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), 0);
+    assert_int_equal(tg_event_index_created(ix), 1);
+    uint8_t a[16], same_bits[16], other[16];
+    key_of(1, a);
+    memcpy(same_bits, a, 16);
+    same_bits[7] ^= 0x80; /* bit 63: not one the row keeps */
+    same_bits[12] ^= 0x5a;
+    memcpy(other, a, 16);
+    other[6] ^= 0x01; /* one of the 63 bits */
+    assert_int_equal(tg_event_index_claim_id(ix, id_of(a), 20000, &err), 1);
+    assert_int_equal(tg_event_index_claim_id(ix, id_of(a) | (UINT64_C(1) << 63), 20000, &err), 0);
+    assert_int_equal(tg_event_index_claim(ix, a, 20000, NULL, &err), 0);
+    assert_int_equal(tg_event_index_claim(ix, same_bits, 20000, NULL, &err), 0);
+    assert_int_equal(tg_event_index_claim(ix, other, 20000, NULL, &err), 1);
+    /* a key claimed whole already: its id adds nothing */
+    assert_int_equal(tg_event_index_claim_id(ix, id_of(other), 20000, &err), 0);
+    /* nothing pending: a prefix slot is committed */
+    uint8_t(*pending)[TG_EVENT_KEY_BYTES];
+    size_t n;
+    tg_event_index_commit(ix, other);
+    assert_int_equal(tg_event_index_pending(ix, &pending, &n, &err), 0);
+    assert_int_equal(n, 0);
+    /* the window: held on its last day, free after it */
+    assert_int_equal(tg_event_index_claim(ix, a, 20035, NULL, &err), 0);
+    assert_int_equal(tg_event_index_claim(ix, a, 20036, NULL, &err), 1);
+    tg_event_index_close(ix);
+    assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), 0);
+    assert_int_equal(tg_event_index_created(ix), 0);
+    tg_event_index_close(ix);
+}
+
+/* Prefix slots survive the table's rebuilds (200,000 ids: two of them) and a reopen: every key
+ * is still a duplicate, and a key of none of them is not. */
+static void test_prefix_slots_survive_rebuilds(void **state)
+{
+    (void)state;
+    tg_event_index_t *ix;
+    tg_err_t err = {0};
+    assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), 0);
+    uint8_t k[16];
+    const uint64_t n = 200000;
+    uint64_t slots_before, slots, live;
+    tg_event_index_counts(ix, &live, &slots_before);
+    for (uint64_t i = 0; i < n; i++) {
+        key_of(i, k);
+        assert_int_equal(tg_event_index_claim_id(ix, id_of(k), 20000, &err), 1);
+    }
+    tg_event_index_counts(ix, &live, &slots);
+    assert_int_equal(live, n);
+    assert_true(slots > slots_before);
+    for (int reopen = 0; reopen < 2; reopen++) {
+        for (uint64_t i = 0; i < n; i++) {
+            key_of(i, k);
+            assert_int_equal(tg_event_index_claim(ix, k, 20000, NULL, &err), 0);
+        }
+        tg_event_index_close(ix);
+        assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), 0);
+    }
+    key_of(n, k);
+    assert_int_equal(tg_event_index_claim(ix, k, 20000, NULL, &err), 1);
+    tg_event_index_close(ix);
+}
+
+static const char events_yaml[] = "upstream: {url: \"http://127.0.0.1:9000\"}\n"
+                                  "admin: {token: \"0123456789abcdef0123\"}\n"
+                                  "keys: {secret: \"0123456789abcdef0123456789abcdef\"}\n"
+                                  "events: {}\nplans: {p: {}}\n";
+
+/* tg_events_open on `path` with the metering log log_path (NULL: none) and store st (NULL: none). */
+static void open_events(const char *log_path, tg_store_t *st)
+{
+    tg_config_t *cfg;
+    char errbuf[1024];
+    tg_err_t err = {0};
+    assert_int_equal(tg_config_load_string("t.yaml", events_yaml, strlen(events_yaml), &cfg, errbuf, sizeof(errbuf)),
+                     0);
+    tg_events_opts_t o = {.cfg = cfg,
+                          .index_path = path,
+                          .secret = (const uint8_t *)"0123456789abcdef0123456789abcdef",
+                          .secret_len = 32,
+                          .log_paths = {log_path, NULL},
+                          .store = st,
+                          .now_s = time(NULL)};
+    tg_events_t *ev;
+    assert_int_equal(tg_events_open(&o, &ev, &err), 0);
+    tg_events_close(ev);
+    tg_config_free(cfg);
+}
+
+/* The row a gateway logs for the event of key k, dated now. */
+static tg_usage_t logged_row(const uint8_t k[TG_EVENT_KEY_BYTES])
+{
+    tg_usage_t row = {0};
+    row.event_id = id_of(k) | (UINT64_C(1) << 63);
+    snprintf(row.customer_id, sizeof(row.customer_id), "cus_x");
+    snprintf(row.plan_id, sizeof(row.plan_id), "p");
+    snprintf(row.metric, sizeof(row.metric), "tokens");
+    snprintf(row.endpoint, sizeof(row.endpoint), "%s", TG_EVENT_ENDPOINT);
+    row.units = 5;
+    row.status = 200;
+    row.ts_ns = (int64_t)time(NULL) * 1000000000;
+    row.period_start = 1000;
+    return row;
+}
+
+/* A power cut can leave an index file older than the metering log (the log was synced before
+ * the answer, the index's pages were not): here the index never got the claim at all, as if its
+ * page was lost. tg_events_open claims the logged row again, so a retry of the event is a
+ * duplicate; before, it was claimed anew and counted again at the node. */
+static void test_logged_rows_claimed_again_at_open(void **state)
+{
+    (void)state;
+    tg_err_t err = {0};
+    uint8_t logged[16], fresh[16];
+    key_of(21, logged);
+    key_of(22, fresh);
+    char log_path[160];
+    snprintf(log_path, sizeof(log_path), "%s/usage-1.log", dir);
+    tg_usage_log_t *log;
+    assert_int_equal(tg_usage_log_open(log_path, &log, &err), 0);
+    tg_usage_t row = logged_row(logged);
+    assert_int_equal(tg_usage_log_append(log, 1, &row, 1, &err), 0);
+    tg_usage_log_close(log);
+    tg_event_index_t *ix;
+    assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), 0); /* the older copy: empty */
+    tg_event_index_close(ix);
+
+    open_events(log_path, NULL);
+
+    uint32_t today = (uint32_t)(time(NULL) / 86400);
+    assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), 0);
+    assert_int_equal(tg_event_index_claim(ix, logged, today, NULL, &err), 0);
+    assert_int_equal(tg_event_index_claim(ix, fresh, today, NULL, &err), 1);
+    tg_event_index_close(ix);
+    unlink(log_path);
+}
+
+/* An index file that is gone (deleted, a new disk) is made anew at open and filled from the ids
+ * the store kept for the window: a retry of a stored event is a duplicate. An existing index is
+ * not refilled (the store is not read). */
+static void test_new_index_rebuilt_from_the_store(void **state)
+{
+    (void)state;
+    tg_tmpstore_t ts;
+    assert_int_equal(tg_tmpstore_open(&ts, "evidx"), 0);
+    tg_err_t err = {0};
+    uint8_t stored[16], old[16], fresh[16];
+    key_of(31, stored);
+    key_of(32, old);
+    key_of(33, fresh);
+    tg_usage_t rows[2] = {logged_row(stored), logged_row(old)};
+    rows[1].ts_ns -= INT64_C(40) * 86400 * 1000000000; /* before the window: refused at ingest anyway */
+    tg_usage_batch_t b = {7, rows, 2, NULL};
+    tg_usage_stored_t out;
+    assert_int_equal(tg_store_usage_record_many(ts.st, &b, 1, &out, &err), 0);
+
+    open_events(NULL, ts.st);
+
+    uint32_t today = (uint32_t)(time(NULL) / 86400);
+    tg_event_index_t *ix;
+    assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), 0);
+    assert_int_equal(tg_event_index_claim(ix, stored, today, NULL, &err), 0);
+    assert_int_equal(tg_event_index_claim(ix, old, today, NULL, &err), 1);
+    assert_int_equal(tg_event_index_claim(ix, fresh, today, NULL, &err), 1);
+    tg_event_index_withdraw(ix, fresh);
+    tg_event_index_close(ix);
+    /* a second event stored later is not read into an index that exists */
+    tg_usage_t later = logged_row(fresh);
+    b = (tg_usage_batch_t){8, &later, 1, NULL};
+    assert_int_equal(tg_store_usage_record_many(ts.st, &b, 1, &out, &err), 0);
+    open_events(NULL, ts.st);
+    assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), 0);
+    assert_int_equal(tg_event_index_claim(ix, fresh, today, NULL, &err), 1);
+    tg_event_index_close(ix);
+    tg_tmpstore_close(&ts);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -366,6 +563,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_commit_at_the_claims_slot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refuses_foreign_file_and_second_opener, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_settled_against_the_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prefix_slot_holds_every_key_with_its_63_bits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prefix_slots_survive_rebuilds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_logged_rows_claimed_again_at_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_index_rebuilt_from_the_store, setup, teardown),
         cmocka_unit_test(test_rfc3339),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

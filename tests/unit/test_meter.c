@@ -559,6 +559,55 @@ static void logs_take_turns(fx_t *f, int durability)
     free(u);
 }
 
+/* What must outlive a log's records is made durable first (tg_meter_opts_t.before_log_reset: the
+ * events' dedup index): the hook runs before a log is reset, while the log still holds its
+ * records; a hook that fails keeps the log, whose records the next start replays (counted once,
+ * by batch id) and then resets, after the hook. */
+typedef struct {
+    fx_t *f;
+    int calls, fail;
+    long long log_size; /* log 1's size at the last call */
+} reset_hook_t;
+
+static int before_reset(void *arg, tg_err_t *err)
+{
+    reset_hook_t *h = arg;
+    h->calls++;
+    h->log_size = file_size(h->f, 1);
+    return h->fail ? tg_errf(err, TG_EIO, "the hook failed") : 0;
+}
+
+static void test_log_reset_waits_for_its_hook(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    reset_hook_t h = {f, 0, 1, 0};
+    tg_meter_opts_t o = {.store_url = f->url,
+                         .log_dir = is_sqlite(f) ? NULL : f->dir,
+                         .durability = TG_METER_STRICT,
+                         .flush_ms = 5,
+                         .before_log_reset = before_reset,
+                         .before_log_reset_arg = &h};
+    for (int run = 0; run < 2; run++) {
+        counter_t c = {0};
+        assert_int_equal(tg_meter_start_opts(&o, &c.m, &err), 0);
+        tg_usage_t u[10];
+        for (int i = 0; i < 10; i++)
+            u[i] = row("cus_1", "api_calls", 1);
+        assert_int_equal(tg_meter_submit(c.m, u, 10, on_count, &c), 0);
+        assert_int_equal(tg_meter_flush(c.m), 0);
+        h.calls = 0;
+        tg_meter_stop(c.m);
+        assert_int_equal(h.calls, 1);
+        assert_true(h.log_size > 4096); /* called before the reset */
+        assert_int_equal(total(f, "api_calls"), 10 * (run + 1));
+        /* the first run's hook failed: its log kept the records; the second start replayed
+         * them (nothing counted twice) and reset the log after its hook */
+        assert_int_equal(logged_rows(f), h.fail ? 10 : 0);
+        h.fail = 0;
+    }
+}
+
 static void test_logs_take_turns(void **state)
 {
     logs_take_turns(*state, TG_METER_BATCHED);
@@ -1027,6 +1076,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_absurd_value_does_not_drop_the_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_keeps_a_refused_row_aside_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logs_take_turns, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_reset_waits_for_its_hook, setup, teardown),
         cmocka_unit_test_setup_teardown(test_process_logs_take_turns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_process_batches_from_many_loops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_process_kill_9_loses_nothing_committed, setup, teardown),

@@ -7,8 +7,10 @@
  * its columns in order with type class, nullability and default, its primary key, unique
  * constraints, named indexes (columns, DESC, unique, partial) and foreign keys. The two
  * descriptions must be equal, but for the differences migrations_pg.c documents (email's
- * NOCASE uniqueness as lower(email), the explicit rowid columns, identity ids), which the SQLite side is mapped through here. A migration added to one list only, a column misspelt, a type or
- * default changed, an index forgotten: each makes a line differ, printed on failure.
+ * NOCASE uniqueness as lower(email), the explicit rowid columns, identity ids, usage_event_ids'
+ * key, PostgreSQL's only since migration 34), which the SQLite side is mapped through here. A
+ * migration added to one list only, a column misspelt, a type or default changed, an index
+ * forgotten: each makes a line differ, printed on failure.
  *
  * scripts/run-tests.sh unit starts a server with scripts/pg-test.sh and sets TG_TEST_PG_URL;
  * without it the tests are skipped (reported as skipped, not passed). TG_TEST_SCHEMA_DUMP=1 prints
@@ -203,6 +205,18 @@ static const char *const IDENTITY[][2] = {
 };
 #define IDENTITY_COUNT (sizeof(IDENTITY) / sizeof(IDENTITY[0]))
 
+/* Primary keys only PostgreSQL has (migrations_sqlite.c, 34: on one node SQLite's event ids are
+ * a record in the order applied, not the check across nodes they are on PostgreSQL). */
+static const char *const PG_ONLY_KEY[][2] = {{"usage_event_ids", "event_id, customer_id"}};
+
+static const char *pg_only_key(const char *table)
+{
+    for (size_t i = 0; i < sizeof(PG_ONLY_KEY) / sizeof(PG_ONLY_KEY[0]); i++)
+        if (strcmp(PG_ONLY_KEY[i][0], table) == 0)
+            return PG_ONLY_KEY[i][1];
+    return NULL;
+}
+
 static int is_identity(const char *table, const char *col)
 {
     for (size_t i = 0; i < IDENTITY_COUNT; i++)
@@ -252,6 +266,8 @@ static void sqlite_describe(sqlite3 *db, schema_t *out)
         while (sqlite3_step(s) == SQLITE_ROW)
             append(pk, sizeof(pk), ", ", (const char *)sqlite3_column_text(s, 0));
         sqlite3_finalize(s);
+        if (pk[0] == '\0' && pg_only_key(t) != NULL)
+            append(pk, sizeof(pk), ", ", pg_only_key(t));
         if (pk[0] != '\0')
             add_line(out, "primary-key %s (%s)", t, pk);
 
