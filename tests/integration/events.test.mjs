@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { BACKEND, Stack, withStack } from './harness.mjs';
+import { BACKEND, COMMITTED_PLAN, Stack, withStack } from './harness.mjs';
 
 const TOKEN = 'ingest-token-0123456789abcdef';
 const eventsSection = (max = 5, scoped = '') => `
@@ -437,17 +437,8 @@ test('one batch, periods interleaved: each event counts in the period of its tim
 
 // A period without usage is billed at its plan's minimum; usage of it reported after its invoice
 // is priced on top of that minimum: 40 late calls at $1 are inside the $100 and cost nothing.
-const COMMITTED = `  committed:
-    price: "10"
-    rate_limit: 1000/sec
-    burst: 1000
-    minimum: "100"
-    on_quota: bill
-    charges: [{metric: api_calls, model: per_unit, unit_price: "1"}]
-`;
-
 test('late usage of a period billed at its minimum without usage costs nothing inside the minimum', async () => {
-  await withStack({ extra: eventsSection(), testClock: true, morePlans: COMMITTED }, async (s) => {
+  await withStack({ extra: eventsSection(), testClock: true, morePlans: COMMITTED_PLAN }, async (s) => {
     const { customer } = await s.customer('committed');
     const t0 = Date.now();
     const at = (ms) => new Date(t0 + ms).toISOString();

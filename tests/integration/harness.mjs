@@ -90,6 +90,17 @@ export function wellFormedKey(prefix = 'tg_live_') {
   return prefix + body + sum;
 }
 
+// A plan with a minimum commitment of $100 over $1 calls (morePlans), for the tests of periods
+// billed at their minimum (invoices.test.mjs, events.test.mjs).
+export const COMMITTED_PLAN = `  committed:
+    price: "10"
+    rate_limit: 1000/sec
+    burst: 1000
+    minimum: "100"
+    on_quota: bill
+    charges: [{metric: api_calls, model: per_unit, unit_price: "1"}]
+`;
+
 export const PLANS = `
 plans:
   free:

@@ -1,7 +1,7 @@
 // invoices.test.mjs - a period closes into an exact invoice: real calls, a moved clock, states.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { withStack } from './harness.mjs';
+import { COMMITTED_PLAN, withStack } from './harness.mjs';
 
 test('usage through the gateway becomes an exact, numbered invoice', async () => {
   await withStack({ testClock: true }, async (s) => {
@@ -126,17 +126,8 @@ test('a customer on each of the four example plans gets the exact invoice', asyn
 // A minimum commitment is billed for a period without usage (a customer escaped it by not calling,
 // while one cheap call paid it whole): the upcoming invoice and the period's invoice have the
 // charge at 0.00 and the top-up line (admin API).
-const COMMITTED = `  committed:
-    price: "10"
-    rate_limit: 1000/sec
-    burst: 1000
-    minimum: "100"
-    on_quota: bill
-    charges: [{metric: api_calls, model: per_unit, unit_price: "1"}]
-`;
-
 test('a plan minimum is billed for a period without usage', async () => {
-  await withStack({ testClock: true, morePlans: COMMITTED }, async (s) => {
+  await withStack({ testClock: true, morePlans: COMMITTED_PLAN }, async (s) => {
     const { customer } = await s.customer('committed');
     const up = await s.adminCall('GET', `/v1/admin/customers/${customer.id}/invoices/upcoming`);
     assert.equal(up.status, 200, up.text);
