@@ -73,7 +73,11 @@ typedef struct tg_meter_opts {
     /* Called (any meter thread, or tg_meter_start/stop's) before a log whose records are all
      * stored is reset, with before_log_reset_arg: what must be durable before those records
      * leave the log (the events' dedup index: metering/events.h). Nonzero: the log is kept
-     * (and its reset retried later). NULL: none. */
+     * (and its reset retried later). NULL: none. By then every callback of those records has
+     * returned: a loop fires its commit's callbacks before it hands the record to the applier,
+     * and the writer fires its group's before it goes on to switch or reset a log; only the
+     * writer resets while the meter runs. So what a callback makes durable-to-be (a claim
+     * committed in the index) is in place when the hook runs. */
     int (*before_log_reset)(void *arg, tg_err_t *err);
     void *before_log_reset_arg;
 } tg_meter_opts_t;
