@@ -39,11 +39,14 @@ static void base62(uint8_t *num, size_t n, char *out, size_t len)
     }
 }
 
+/* The CRC-32 of the key's head and body in SUM_LEN base62 digits, zero-padded. Every call's key
+ * is checked, so the 32-bit number is converted in a register (six divisions) rather than through
+ * base62()'s byte-wise long division (24); the digits are the same. */
 static void checksum(const char *key, char out[SUM_LEN])
 {
     uint32_t crc = (uint32_t)crc32(0L, (const Bytef *)key, HEAD_LEN + BODY_LEN);
-    uint8_t be[4] = {(uint8_t)(crc >> 24), (uint8_t)(crc >> 16), (uint8_t)(crc >> 8), (uint8_t)crc};
-    base62(be, sizeof(be), out, SUM_LEN);
+    for (size_t pos = SUM_LEN; pos-- > 0; crc /= 62)
+        out[pos] = alphabet[crc % 62];
 }
 
 void tg_apikey_generate(int live, char out[TG_APIKEY_BUF])

@@ -39,6 +39,15 @@ static void test_key_format(void **state)
     }
     assert_int_equal(tg_apikey_check_format(a, strlen(a) - 1), -1);
     assert_int_equal(tg_apikey_check_format("tg_prod_", 8), -1);
+    /* Keys issued before the checksum's digits were computed in a register (main at 623da06, whose
+     * base62 divided the CRC's four bytes): they must stay valid. */
+    static const char *const issued[] = {
+        "tg_test_W68iBxanMUVB0pPnrWOgiTQWKBsGwtVsxJNLil1cbR73UtRAi",
+        "tg_live_Q7KYZO5fjzMWiisFysSoSs7pdgCOEhUL9GAqcLzfhr23s2hf4",
+        "tg_test_Y9PCEdplzwxbJc90EOyMXfyYSz3VLRBhyJkMKOcrVyo1VRzfk",
+    };
+    for (size_t i = 0; i < sizeof(issued) / sizeof(issued[0]); i++)
+        assert_int_equal(tg_apikey_check_format(issued[i], strlen(issued[i])), 0);
     char p[32];
     tg_apikey_prefix(a, strlen(a), p, sizeof(p));
     assert_int_equal(strlen(p), TG_APIKEY_PREFIX_LEN);
