@@ -81,7 +81,7 @@ typedef struct envoy_req {
 static void log_check(struct tg_server *srv, h2o_req_t *req, const envoy_req_t *er, h2o_iovec_t raw,
                       const tg_refusal_t *refusal)
 {
-    const char *q = memchr(raw.base, '?', raw.len);
+    const char *q = raw.len > 0 ? memchr(raw.base, '?', raw.len) : NULL;
     tg_decide_line_t line = {.via = "envoy",
                              .method = req->method,
                              .path = h2o_iovec_init(raw.base, q != NULL ? (size_t)(q - raw.base) : raw.len),

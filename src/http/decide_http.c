@@ -218,7 +218,7 @@ static int admit(decide_req_t *dr, h2o_iovec_t method, h2o_iovec_t uri, h2o_iove
     /* The settlement's access-log line names the call as the decision's does: the method, the
      * path as sent without its query (which may hold secrets), the request id. */
     size_t rid_len = tg_http_decide_request_id(req, dr->request_id);
-    const char *q = memchr(uri.base, '?', uri.len);
+    const char *q = uri.len > 0 ? memchr(uri.base, '?', uri.len) : NULL;
     tg_reservation_label_t label;
     tg_reservation_label_set(&label, method.base, method.len, uri.base, q != NULL ? (size_t)(q - uri.base) : uri.len,
                              dr->request_id, rid_len);
@@ -252,7 +252,9 @@ static int admit(decide_req_t *dr, h2o_iovec_t method, h2o_iovec_t uri, h2o_iove
 static void log_decision(const decide_req_t *dr, const char *via, h2o_iovec_t method, h2o_iovec_t uri,
                          const tg_call_t *call, const tg_refusal_t *refusal, const char *rid)
 {
-    const char *q = memchr(uri.base, '?', uri.len);
+    /* no X-Original-URI (a forwarder's misconfiguration, refused): base is NULL, which memchr
+     * must not be given even for 0 bytes */
+    const char *q = uri.len > 0 ? memchr(uri.base, '?', uri.len) : NULL;
     tg_decide_line_t line = {.via = via,
                              .method = method,
                              .path = h2o_iovec_init(uri.base, q != NULL ? (size_t)(q - uri.base) : uri.len),
