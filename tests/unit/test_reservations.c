@@ -352,15 +352,16 @@ static void test_per_customer_share(void **state)
     tg_refusal_t refusal;
     tg_call_t theirs;
     assert_int_equal(tg_gateway_admit(f->gw, &rq, &theirs, &refusal), 1);
-    hold(r, &theirs, 0, c);
+    hold(r, &theirs, 500 * TG_NS_PER_SEC, c);
 
-    /* settled, expired: the share is back each time */
+    /* settled, expired: the share is back each time. Hold times only grow, as the monotonic
+     * clock's do: each shard expires its entries in the order they were held. */
     assert_int_equal(tg_reservations_settle(r, a, strlen(a), 200, 0, NULL, 0, NULL, NULL), 1);
     admit_ok(f, "GET", "/v1/basic/x", &call);
-    hold(r, &call, 0, a);
-    assert_int_equal(tg_reservations_expire(r, 1000 * TG_NS_PER_SEC), 2); /* a and c; b is younger */
+    hold(r, &call, 600 * TG_NS_PER_SEC, a);
+    assert_int_equal(tg_reservations_expire(r, 1500 * TG_NS_PER_SEC), 2); /* b and c; a is younger */
     admit_ok(f, "GET", "/v1/basic/x", &call);
-    hold(r, &call, 0, a);
+    hold(r, &call, 1500 * TG_NS_PER_SEC, a);
     tg_reservations_stats_t st;
     tg_reservations_get_stats(r, &st);
     assert_int_equal(st.customer_full, 1);
