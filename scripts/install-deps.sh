@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential pkg-config libh2o-evloop-dev libyaml-dev libjansson-dev libsodium-dev
       libsqlite3-dev libssl-dev zlib1g-dev libcurl4-openssl-dev libcmocka-dev sqlite3 curl
-      nginx-light wrk nodejs npm chromium libjs-chart.js clang libclang-rt-14-dev
+      nginx-light wrk time nodejs npm chromium libjs-chart.js clang libclang-rt-14-dev
       postgresql libpq-dev redis-server libhiredis-dev man-db systemd)
 missing=()
 for p in "${pkgs[@]}"; do
