@@ -537,22 +537,67 @@ static int metric_chars(const char *s, size_t n)
     return 1;
 }
 
-/* A bounded copy (a thousand rows a batch: snprintf's formatting showed in the profile). */
-static void copy_str(char *dst, size_t cap, const char *src)
+/* ---- what one batch learns once ----
+ * A batch names few customers, one or two metrics and one timestamp many times over (a thousand
+ * events of bench/events.sh: a hundred customers, one metric, one timestamp). Each customer or
+ * key is looked up, each metric validated and each timestamp parsed on its first event, and
+ * remembered for the rest of the batch only: the memo lives in one call of tg_events_ingest, so
+ * a customer, key or plan changed between two batches is seen by the second, as before. (Per
+ * event, the directory's lock and lookup, the token's scope, the plan's id and the period were
+ * 9 % of tollgate's CPU in bench/events.sh's profile.) */
+
+/* A customer or key id as a batch names it, and what it resolved to. */
+typedef struct ref_memo {
+    const char *ref; /* the event's bytes (the body outlives the call) */
+    size_t len;
+    int by_key;          /* ref is an API key's id */
+    tg_account_t *acct;  /* NULL: nothing has that id */
+    int other_customer;  /* a scoped token's refusal: not its customer (or nothing) */
+    size_t id_len;       /* of tg_account_id(acct) */
+    char key_id[TG_ID_MAX];   /* the row's key_id: ref by key, else "" */
+    char plan_id[TG_PLAN_ID_MAX]; /* the account's plan's, when the batch first named it */
+    size_t key_len, plan_len;
+    int64_t start, end; /* the billing period met last, [start, end) seconds; start == end: none */
+} ref_memo_t;
+
+#define METRIC_MEMO 8 /* distinct metrics remembered; a batch naming more validates the rest each time */
+
+typedef struct batch_memo {
+    uint32_t *slots; /* open addressing, a power of two >= 2 x refs: 1 + index into refs, 0 free */
+    size_t nslots;
+    ref_memo_t *refs; /* at most one per event */
+    size_t nrefs;
+    struct {
+        char name[TG_METRIC_MAX];
+        size_t len;
+    } metrics[METRIC_MEMO]; /* defined metrics met */
+    size_t nmetrics;
+    const char *ts; /* the last timestamp parsed (NULL: none) and its value */
+    size_t ts_len;
+    int64_t ts_ns;
+} batch_memo_t;
+
+static int memo_init(batch_memo_t *m, size_t n)
 {
-    size_t n = strnlen(src, cap - 1);
-    memcpy(dst, src, n);
-    dst[n] = '\0';
+    memset(m, 0, sizeof(*m));
+    m->nslots = 16;
+    while (m->nslots < n * 2)
+        m->nslots <<= 1;
+    m->slots = calloc(m->nslots, sizeof(*m->slots));
+    m->refs = malloc((n ? n : 1) * sizeof(*m->refs));
+    if (m->slots == NULL || m->refs == NULL) {
+        free(m->slots);
+        free(m->refs);
+        return TG_ENOMEM;
+    }
+    return 0;
 }
 
-/* The billing periods a batch met, by account: most of a batch's events fall in a period
- * already computed for their account (a period is a calendar computation: 3 % of
- * bench/events.sh's profile when done per event). Direct-mapped; a miss computes and replaces. */
-#define PERIOD_MEMO 64
-typedef struct period_memo {
-    const tg_account_t *acct; /* NULL: empty */
-    int64_t start, end;       /* [start, end), seconds */
-} period_memo_t;
+static void memo_free(batch_memo_t *m)
+{
+    free(m->slots);
+    free(m->refs);
+}
 
 static uint64_t mix64(uint64_t h)
 {
@@ -562,21 +607,117 @@ static uint64_t mix64(uint64_t h)
     return h;
 }
 
-/* The start of acct's billing period containing ts_s. */
-static int64_t period_start(period_memo_t memo[PERIOD_MEMO], tg_account_t *acct, int64_t ts_s)
+static uint64_t bytes_hash(const char *s, size_t n, uint64_t h)
 {
-    period_memo_t *m = &memo[mix64((uint64_t)(uintptr_t)acct) % PERIOD_MEMO];
-    if (m->acct != acct || ts_s < m->start || ts_s >= m->end) {
-        m->acct = acct;
-        tg_account_period(acct, ts_s, &m->start, &m->end);
-    }
-    return m->start;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * UINT64_C(0x100000001b3); /* FNV-1a */
+    return mix64(h);
 }
 
-/* Checks e; on success fills the row's customer, key, plan, metric, units, times and period,
- * and *acct. -1 with r refused otherwise. */
+/* Who a customer or key id (ref_len < TG_ID_MAX, printable) names, looked up once a batch. The
+ * scope of a scoped token is decided here too, once. */
+static ref_memo_t *resolve_ref(tg_events_t *ev, const tg_ingest_auth_t *who, batch_memo_t *m, const char *ref,
+                               size_t len, int by_key)
+{
+    size_t i = bytes_hash(ref, len, by_key ? UINT64_C(0xcbf29ce484222325) : UINT64_C(0x84222325cbf29ce4)) &
+               (m->nslots - 1);
+    for (; m->slots[i] != 0; i = (i + 1) & (m->nslots - 1)) {
+        ref_memo_t *r = &m->refs[m->slots[i] - 1];
+        if (r->len == len && r->by_key == by_key && memcmp(r->ref, ref, len) == 0)
+            return r;
+    }
+    ref_memo_t *r = &m->refs[m->nrefs];
+    m->slots[i] = (uint32_t)++m->nrefs;
+    *r = (ref_memo_t){.ref = ref, .len = len, .by_key = by_key};
+    char id[TG_ID_MAX];
+    memcpy(id, ref, len);
+    id[len] = '\0';
+    r->acct = by_key ? tg_accounts_find_by_key_id(ev->accounts, id) : tg_accounts_find(ev->accounts, id);
+    /* A token scoped to one customer learns nothing about the others: an id that is not its
+     * customer's gets one answer, whether it exists or not. */
+    r->other_customer =
+        who->customer[0] != '\0' && (r->acct == NULL || strcmp(who->customer, tg_account_id(r->acct)) != 0);
+    r->key_len = by_key ? len : 0;
+    memcpy(r->key_id, id, r->key_len);
+    r->key_id[r->key_len] = '\0';
+    if (r->acct != NULL) {
+        r->id_len = strlen(tg_account_id(r->acct));
+        const char *plan = tg_account_plan(r->acct)->id;
+        r->plan_len = strnlen(plan, sizeof(r->plan_id) - 1);
+        memcpy(r->plan_id, plan, r->plan_len);
+        r->plan_id[r->plan_len] = '\0';
+    }
+    return r;
+}
+
+/* The start of the billing period of r's account containing ts_s: most of a batch's events fall
+ * in the period its customer's first event met (a period is a calendar computation). */
+static int64_t period_start(ref_memo_t *r, int64_t ts_s)
+{
+    if (ts_s < r->start || ts_s >= r->end)
+        tg_account_period(r->acct, ts_s, &r->start, &r->end);
+    return r->start;
+}
+
+/* 1 when the metric (its bytes, metric_chars already checked) is defined; remembered. */
+static int metric_defined(tg_events_t *ev, batch_memo_t *m, const char *metric, size_t len)
+{
+    for (size_t i = 0; i < m->nmetrics; i++)
+        if (m->metrics[i].len == len && memcmp(m->metrics[i].name, metric, len) == 0)
+            return 1;
+    char name[TG_METRIC_MAX];
+    memcpy(name, metric, len);
+    name[len] = '\0';
+    if (!tg_config_metric_defined(ev->cfg, name))
+        return 0;
+    if (m->nmetrics < METRIC_MEMO) {
+        memcpy(m->metrics[m->nmetrics].name, name, len + 1);
+        m->metrics[m->nmetrics++].len = len;
+    }
+    return 1;
+}
+
+/* tg_events_parse_time, the last timestamp's value again when the bytes are the same. */
+static int parse_time(batch_memo_t *m, const char *s, size_t len, int64_t *ns)
+{
+    if (m->ts != NULL && m->ts_len == len && memcmp(m->ts, s, len) == 0) {
+        *ns = m->ts_ns;
+        return 0;
+    }
+    if (tg_events_parse_time(s, len, ns) != 0)
+        return -1;
+    m->ts = s, m->ts_len = len, m->ts_ns = *ns;
+    return 0;
+}
+
+/* An event that passed its checks: what its row is made of, once its claim is kept. */
+typedef struct checked {
+    const ref_memo_t *ref;
+    const char *metric; /* the event's bytes */
+    size_t metric_len;
+    uint64_t units;
+    int64_t ts_ns, period_start;
+} checked_t;
+
+static void fill_row(tg_usage_t *row, const checked_t *c, uint64_t event_id)
+{
+    const ref_memo_t *r = c->ref;
+    row->event_id = event_id;
+    memcpy(row->customer_id, tg_account_id(r->acct), r->id_len + 1);
+    memcpy(row->key_id, r->key_id, r->key_len + 1);
+    memcpy(row->plan_id, r->plan_id, r->plan_len + 1);
+    memcpy(row->metric, c->metric, c->metric_len);
+    row->metric[c->metric_len] = '\0';
+    memcpy(row->endpoint, TG_EVENT_ENDPOINT, sizeof(TG_EVENT_ENDPOINT));
+    row->units = c->units;
+    row->ts_ns = c->ts_ns;
+    row->period_start = c->period_start;
+    row->status = 200;
+}
+
+/* Checks e; on success fills *c and marks r accepted. -1 with r refused otherwise. */
 static int check_event(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_event_in_t *e, int64_t now_ns,
-                       period_memo_t memo[PERIOD_MEMO], tg_event_result_t *r, tg_usage_t *row, tg_account_t **acct)
+                       batch_memo_t *memo, tg_event_result_t *r, checked_t *c)
 {
     if (e->bad_field != NULL)
         return refuse(r, e->bad_field, "%s", e->bad_message != NULL ? e->bad_message : "is not valid");
@@ -585,7 +726,7 @@ static int check_event(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_ev
                       "is required: a unique id for this event (1 to %d characters), so that a retry "
                       "counts once",
                       TG_EVENT_ID_MAX);
-    if (e->id_len == 0 || e->id_len > TG_EVENT_ID_MAX || !printable(e->id, e->id_len))
+    if (e->id_len == 0 || e->id_len > TG_EVENT_ID_MAX || (!e->printable && !printable(e->id, e->id_len)))
         return refuse(r, "id", "must be 1 to %d printable ASCII characters", TG_EVENT_ID_MAX);
     if ((e->customer == NULL) == (e->key == NULL))
         return refuse(r, e->customer == NULL ? "customer" : "key",
@@ -593,30 +734,23 @@ static int check_event(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_ev
     const char *field = e->customer != NULL ? "customer" : "key";
     const char *ref = e->customer != NULL ? e->customer : e->key;
     size_t ref_len = e->customer != NULL ? e->customer_len : e->key_len;
-    char id[TG_ID_MAX];
-    if (ref_len == 0 || ref_len >= TG_ID_MAX || !printable(ref, ref_len))
+    if (ref_len == 0 || ref_len >= TG_ID_MAX || (!e->printable && !printable(ref, ref_len)))
         return refuse(r, field, "is not a %s id", field);
-    memcpy(id, ref, ref_len);
-    id[ref_len] = '\0';
-    *acct = e->customer != NULL ? tg_accounts_find(ev->accounts, id) : tg_accounts_find_by_key_id(ev->accounts, id);
-    /* A token scoped to one customer learns nothing about the others: an id that is not its
-     * customer's gets this one answer, whether it exists or not. */
-    if (who->customer[0] != '\0' && (*acct == NULL || strcmp(who->customer, tg_account_id(*acct)) != 0))
+    ref_memo_t *who_ref = resolve_ref(ev, who, memo, ref, ref_len, e->key != NULL);
+    if (who_ref->other_customer)
         return refuse(r, field, "the ingest token \"%s\" reports usage for %s only", who->name, who->customer);
-    if (*acct == NULL)
-        return refuse(r, field, "no %s has the id \"%s\"", e->customer != NULL ? "customer" : "API key", id);
-    const char *cid = tg_account_id(*acct);
+    if (who_ref->acct == NULL)
+        return refuse(r, field, "no %s has the id \"%.*s\"", e->customer != NULL ? "customer" : "API key",
+                      (int)ref_len, ref);
     if (e->metric == NULL)
         return refuse(r, "metric", "is required");
     if (!metric_chars(e->metric, e->metric_len))
         return refuse(r, "metric", "must be lowercase letters, digits and '_' (under %d characters)", TG_METRIC_MAX);
-    memcpy(row->metric, e->metric, e->metric_len);
-    row->metric[e->metric_len] = '\0';
-    if (!tg_config_metric_defined(ev->cfg, row->metric))
+    if (!metric_defined(ev, memo, e->metric, e->metric_len))
         return refuse(r, "metric",
-                      "\"%s\" is not defined: no plan includes or prices it, no route meters it and "
+                      "\"%.*s\" is not defined: no plan includes or prices it, no route meters it and "
                       "metering.metrics does not name it",
-                      row->metric);
+                      (int)e->metric_len, e->metric);
     if (!e->has_value)
         return refuse(r, "value", "is required");
     /* The bound of a call's reported units (Tollgate-Units): one mistaken event of 2^63-1 would
@@ -628,7 +762,7 @@ static int check_event(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_ev
     if (e->timestamp == NULL)
         return refuse(r, "timestamp", "is required (RFC 3339, for example 2026-12-04T14:20:45Z)");
     int64_t ts;
-    if (tg_events_parse_time(e->timestamp, e->timestamp_len, &ts) != 0)
+    if (parse_time(memo, e->timestamp, e->timestamp_len, &ts) != 0)
         return refuse(r, "timestamp", "is not an RFC 3339 date-time (for example 2026-12-04T14:20:45Z)");
     if (ts > now_ns + (int64_t)TG_EVENT_FUTURE_S * NS_PER_S)
         return refuse(r, "timestamp", "is more than %d minutes ahead of the gateway's clock", TG_EVENT_FUTURE_S / 60);
@@ -637,14 +771,8 @@ static int check_event(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_ev
                       "is older than the dedup window (events.dedup_window, %lld days): it can no "
                       "longer be counted exactly once",
                       (long long)(ev->cfg->events.dedup_window_s / 86400));
-    copy_str(row->customer_id, sizeof(row->customer_id), cid);
-    copy_str(row->key_id, sizeof(row->key_id), e->key != NULL ? id : "");
-    copy_str(row->plan_id, sizeof(row->plan_id), tg_account_plan(*acct)->id);
-    memcpy(row->endpoint, TG_EVENT_ENDPOINT, sizeof(TG_EVENT_ENDPOINT));
-    row->units = (uint64_t)e->value;
-    row->ts_ns = ts;
-    row->status = 200;
-    row->period_start = period_start(memo, *acct, ts / NS_PER_S);
+    *c = (checked_t){who_ref, e->metric, e->metric_len, (uint64_t)e->value, ts,
+                     period_start(who_ref, ts / NS_PER_S)};
     r->outcome = TG_EVENT_ACCEPTED;
     r->field = NULL;
     r->message[0] = '\0';
@@ -697,7 +825,7 @@ static uint64_t group_hash(const tg_account_t *acct, int64_t period, const char 
     return mix64(h);
 }
 
-static void count_batch(tg_events_t *ev, tg_account_t *const *accts, const tg_usage_t *rows, size_t n)
+static void count_batch(tg_events_t *ev, const checked_t *chk, const tg_usage_t *rows, size_t n)
 {
     size_t cap = 16;
     while (cap < n * 2)
@@ -705,17 +833,18 @@ static void count_batch(tg_events_t *ev, tg_account_t *const *accts, const tg_us
     unit_group_t *g = calloc(cap, sizeof(*g));
     if (g == NULL) { /* the same counts, event by event */
         for (size_t k = 0; k < n; k++)
-            count_units(ev, accts[k], &rows[k], rows[k].units);
+            count_units(ev, chk[k].ref->acct, &rows[k], rows[k].units);
         return;
     }
     for (size_t k = 0; k < n; k++) {
         const tg_usage_t *r = &rows[k];
-        size_t i = group_hash(accts[k], r->period_start, r->metric) & (cap - 1);
-        while (g[i].acct != NULL && (g[i].acct != accts[k] || g[i].row->period_start != r->period_start ||
+        tg_account_t *acct = chk[k].ref->acct;
+        size_t i = group_hash(acct, r->period_start, r->metric) & (cap - 1);
+        while (g[i].acct != NULL && (g[i].acct != acct || g[i].row->period_start != r->period_start ||
                                      strcmp(g[i].row->metric, r->metric) != 0))
             i = (i + 1) & (cap - 1);
         if (g[i].acct == NULL)
-            g[i] = (unit_group_t){accts[k], r, 0};
+            g[i] = (unit_group_t){acct, r, 0};
         if (__builtin_add_overflow(g[i].units, r->units, &g[i].units))
             g[i].units = UINT64_MAX;
     }
@@ -773,25 +902,26 @@ int tg_events_ingest(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_even
                      tg_err_t *err)
 {
     ticket_t *t = calloc(1, sizeof(*t));
-    tg_account_t **accts = calloc(n ? n : 1, sizeof(*accts));
-    if (t == NULL || accts == NULL ||
+    checked_t *chk = malloc((n ? n : 1) * sizeof(*chk));
+    batch_memo_t memo;
+    int memo_rc = memo_init(&memo, n);
+    if (t == NULL || chk == NULL || memo_rc != 0 ||
         (n > 0 &&
-         ((t->acc = calloc(n, sizeof(*t->acc))) == NULL || (t->rows = malloc(n * sizeof(*t->rows))) == NULL))) {
-        free(accts);
+         ((t->acc = malloc(n * sizeof(*t->acc))) == NULL || (t->rows = malloc(n * sizeof(*t->rows))) == NULL))) {
+        free(chk);
+        if (memo_rc == 0)
+            memo_free(&memo);
         if (t != NULL)
             ticket_free(t);
         return tg_errf(err, TG_ENOMEM, "out of memory taking %zu events", n);
     }
     *t = (ticket_t){ev, cb, arg, results, 0, t->acc, t->rows};
     /* check every event first, without the lock */
-    period_memo_t memo[PERIOD_MEMO] = {{0}};
     for (size_t i = 0; i < n; i++) {
-        tg_usage_t *row = &t->rows[t->n];
-        if (check_event(ev, who, &in[i], now_ns, memo, &results[i], row, &accts[t->n]) != 0)
+        if (check_event(ev, who, &in[i], now_ns, &memo, &results[i], &chk[t->n]) != 0)
             continue;
         t->acc[t->n].at = i;
-        event_key(ev, row->customer_id, in[i].id, in[i].id_len, t->acc[t->n].key);
-        row->event_id = row_event_id(t->acc[t->n].key);
+        event_key(ev, tg_account_id(chk[t->n].ref->acct), in[i].id, in[i].id_len, t->acc[t->n].key);
         t->n++;
     }
     /* then claim them all under one lock: a key held (or repeated in this batch) is a duplicate */
@@ -813,22 +943,26 @@ int tg_events_ingest(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_even
             results[t->acc[k].at].outcome = TG_EVENT_DUPLICATE;
             continue;
         }
-        if (kept != k) { /* a row is 400 bytes: no copy onto itself */
+        if (kept != k) {
             t->acc[kept] = t->acc[k];
-            t->rows[kept] = t->rows[k];
-            accts[kept] = accts[k];
+            chk[kept] = chk[k];
         }
         kept++;
     }
     pthread_mutex_unlock(&ev->mu);
     t->n = kept;
     if (rc != 0 || kept == 0) {
-        free(accts);
+        free(chk);
+        memo_free(&memo);
         ticket_free(t);
         return rc;
     }
-    count_batch(ev, accts, t->rows, kept);
-    free(accts);
+    /* the rows of the kept events only, each written once where the meter takes it from */
+    for (size_t k = 0; k < kept; k++)
+        fill_row(&t->rows[k], &chk[k], row_event_id(t->acc[k].key));
+    count_batch(ev, chk, t->rows, kept);
+    free(chk);
+    memo_free(&memo);
     rc = batch != NULL ? tg_meter_batch_add(batch, t->rows, kept, on_logged, t)
                        : tg_meter_submit(ev->meter, t->rows, kept, on_logged, t);
     if (rc != 0) { /* not queued: nothing of it is counted, and the answer says so */

@@ -6,7 +6,9 @@
  * was an integer); a timestamp that parses is at or after 1970 and parses again to the same
  * instant; an error leaves nothing to free (LeakSanitizer checks); and the in-place reader
  * (tg_events_body_parse) reads exactly the events jansson's tree does
- * (tg_events_body_parse_tree), field by field, or gives the same error. */
+ * (tg_events_body_parse_tree), field by field, or gives the same error; an event it marks
+ * printable has printable ASCII (0x20-0x7e) in every string, which the service then does not
+ * check again. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,14 @@ static void check_string(const char *s, size_t len, const uint8_t *data, size_t 
     /* in place: inside the body; else in the tree (NUL-terminated there) */
     if (doc == NULL ? (s < (const char *)data || s + len > (const char *)data + size) : strlen(s) != len)
         abort();
+}
+
+/* s, where set, is printable ASCII: what tg_event_in_t.printable promises. */
+static void check_printable(const char *s, size_t len)
+{
+    for (size_t i = 0; s != NULL && i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+            abort();
 }
 
 static int same_str(const char *a, size_t al, const char *b, size_t bl)
@@ -89,6 +99,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_string(e->timestamp, e->timestamp_len, data, size, doc);
         if (e->timestamp != NULL && tg_events_parse_time(e->timestamp, e->timestamp_len, &ns) == 0 && ns < 0)
             abort();
+        if (e->printable) {
+            check_printable(e->id, e->id_len);
+            check_printable(e->customer, e->customer_len);
+            check_printable(e->key, e->key_len);
+            check_printable(e->metric, e->metric_len);
+            check_printable(e->timestamp, e->timestamp_len);
+        }
     }
     free(in);
     json_decref(doc);
