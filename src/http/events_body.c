@@ -234,7 +234,7 @@ static int fast_event(scan_t *s, tg_event_in_t *e)
             return 0;
         }
     } while (take(s, ','));
-    e->printable = 1; /* plain_string took printable ASCII only */
+    e->plain = 1; /* plain_string took printable ASCII without '"' or '\\' only */
     return take(s, '}');
 }
 

@@ -726,7 +726,7 @@ static int check_event(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_ev
                       "is required: a unique id for this event (1 to %d characters), so that a retry "
                       "counts once",
                       TG_EVENT_ID_MAX);
-    if (e->id_len == 0 || e->id_len > TG_EVENT_ID_MAX || (!e->printable && !printable(e->id, e->id_len)))
+    if (e->id_len == 0 || e->id_len > TG_EVENT_ID_MAX || (!e->plain && !printable(e->id, e->id_len)))
         return refuse(r, "id", "must be 1 to %d printable ASCII characters", TG_EVENT_ID_MAX);
     if ((e->customer == NULL) == (e->key == NULL))
         return refuse(r, e->customer == NULL ? "customer" : "key",
@@ -734,7 +734,7 @@ static int check_event(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_ev
     const char *field = e->customer != NULL ? "customer" : "key";
     const char *ref = e->customer != NULL ? e->customer : e->key;
     size_t ref_len = e->customer != NULL ? e->customer_len : e->key_len;
-    if (ref_len == 0 || ref_len >= TG_ID_MAX || (!e->printable && !printable(ref, ref_len)))
+    if (ref_len == 0 || ref_len >= TG_ID_MAX || (!e->plain && !printable(ref, ref_len)))
         return refuse(r, field, "is not a %s id", field);
     ref_memo_t *who_ref = resolve_ref(ev, who, memo, ref, ref_len, e->key != NULL);
     if (who_ref->other_customer)

@@ -173,9 +173,10 @@ typedef struct tg_event_in {
     size_t timestamp_len;
     const char *bad_field;
     const char *bad_message;
-    /* 1: the adapter saw every byte of every string and each is printable ASCII (0x20-0x7e), so
-     * the service does not look again; 0: the service checks the ids itself. */
-    int printable;
+    /* 1: the adapter saw every byte of every string: printable ASCII (0x20-0x7e) without '"' or
+     * '\\', so the service does not check the ids' bytes again and the answer need not escape
+     * them; 0: unknown (the service checks). */
+    int plain;
 } tg_event_in_t;
 
 typedef enum tg_event_outcome {

@@ -98,17 +98,30 @@ int tg_usage_agg_collect(const tg_usage_batch_t *batches, size_t nb, tg_usage_ag
 
 /* ---- grouping ---- */
 
+#define MIX_K 0x9E3779B97F4A7C15ULL
+
+/* s and its length into h, eight bytes at a time (byte-wise FNV-1a over the four strings of a
+ * row was 1.5 % of tollgate's CPU in bench/events.sh, in the applier). Only s's own bytes are
+ * read: the bytes after its terminator in the row's array may be anything. */
 static uint64_t mix_str(uint64_t h, const char *s)
 {
-    do
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL; /* FNV-1a, the terminator included */
-    while (*s++ != '\0');
-    return h;
+    size_t n = strlen(s);
+    h = (h ^ n) * MIX_K;
+    for (; n >= 8; s += 8, n -= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = (h ^ w) * MIX_K;
+        h ^= h >> 32;
+    }
+    uint64_t w = 0;
+    memcpy(&w, s, n);
+    h = (h ^ w) * MIX_K;
+    return h ^ (h >> 32);
 }
 
 static uint64_t mix_i64(uint64_t h, int64_t v)
 {
-    h = (h ^ (uint64_t)v) * 0x9E3779B97F4A7C15ULL;
+    h = (h ^ (uint64_t)v) * MIX_K;
     return h ^ (h >> 29);
 }
 
