@@ -86,8 +86,9 @@ typedef struct outcome_name {
 } outcome_name_t;
 
 /* By tg_event_outcome_t, with the lengths: a strlen per result showed in the profile. */
-static const outcome_name_t outcome_names[] = {
-    [TG_EVENT_ACCEPTED] = {"accepted", 8}, [TG_EVENT_DUPLICATE] = {"duplicate", 9}, [TG_EVENT_REFUSED] = {"refused", 7}};
+static const outcome_name_t outcome_names[] = {[TG_EVENT_ACCEPTED] = {"accepted", 8},
+                                               [TG_EVENT_DUPLICATE] = {"duplicate", 9},
+                                               [TG_EVENT_REFUSED] = {"refused", 7}};
 
 /* JSON string contents: '"', '\\' and control characters escaped (6 bytes at most per byte);
  * anything else as it is (jansson checked the body's UTF-8, and the service's messages are

@@ -550,11 +550,11 @@ static int metric_chars(const char *s, size_t n)
 typedef struct ref_memo {
     const char *ref; /* the event's bytes (the body outlives the call) */
     size_t len;
-    int by_key;          /* ref is an API key's id */
-    tg_account_t *acct;  /* NULL: nothing has that id */
-    int other_customer;  /* a scoped token's refusal: not its customer (or nothing) */
-    size_t id_len;       /* of tg_account_id(acct) */
-    char key_id[TG_ID_MAX];   /* the row's key_id: ref by key, else "" */
+    int by_key;                   /* ref is an API key's id */
+    tg_account_t *acct;           /* NULL: nothing has that id */
+    int other_customer;           /* a scoped token's refusal: not its customer (or nothing) */
+    size_t id_len;                /* of tg_account_id(acct) */
+    char key_id[TG_ID_MAX];       /* the row's key_id: ref by key, else "" */
     char plan_id[TG_PLAN_ID_MAX]; /* the account's plan's, when the batch first named it */
     size_t key_len, plan_len;
     int64_t start, end; /* the billing period met last, [start, end) seconds; start == end: none */
@@ -619,8 +619,8 @@ static uint64_t bytes_hash(const char *s, size_t n, uint64_t h)
 static ref_memo_t *resolve_ref(tg_events_t *ev, const tg_ingest_auth_t *who, batch_memo_t *m, const char *ref,
                                size_t len, int by_key)
 {
-    size_t i = bytes_hash(ref, len, by_key ? UINT64_C(0xcbf29ce484222325) : UINT64_C(0x84222325cbf29ce4)) &
-               (m->nslots - 1);
+    size_t i =
+        bytes_hash(ref, len, by_key ? UINT64_C(0xcbf29ce484222325) : UINT64_C(0x84222325cbf29ce4)) & (m->nslots - 1);
     for (; m->slots[i] != 0; i = (i + 1) & (m->nslots - 1)) {
         ref_memo_t *r = &m->refs[m->slots[i] - 1];
         if (r->len == len && r->by_key == by_key && memcmp(r->ref, ref, len) == 0)
@@ -740,8 +740,8 @@ static int check_event(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_ev
     if (who_ref->other_customer)
         return refuse(r, field, "the ingest token \"%s\" reports usage for %s only", who->name, who->customer);
     if (who_ref->acct == NULL)
-        return refuse(r, field, "no %s has the id \"%.*s\"", e->customer != NULL ? "customer" : "API key",
-                      (int)ref_len, ref);
+        return refuse(r, field, "no %s has the id \"%.*s\"", e->customer != NULL ? "customer" : "API key", (int)ref_len,
+                      ref);
     if (e->metric == NULL)
         return refuse(r, "metric", "is required");
     if (!metric_chars(e->metric, e->metric_len))
@@ -771,8 +771,7 @@ static int check_event(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_ev
                       "is older than the dedup window (events.dedup_window, %lld days): it can no "
                       "longer be counted exactly once",
                       (long long)(ev->cfg->events.dedup_window_s / 86400));
-    *c = (checked_t){who_ref, e->metric, e->metric_len, (uint64_t)e->value, ts,
-                     period_start(who_ref, ts / NS_PER_S)};
+    *c = (checked_t){who_ref, e->metric, e->metric_len, (uint64_t)e->value, ts, period_start(who_ref, ts / NS_PER_S)};
     r->outcome = TG_EVENT_ACCEPTED;
     r->field = NULL;
     r->message[0] = '\0';

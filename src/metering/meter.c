@@ -1043,7 +1043,7 @@ typedef struct batch_call {
 
 struct tg_meter_batch {
     tg_meter_t *m;
-    tg_usage_t *rows; /* reused from commit to commit */
+    tg_usage_t *rows; /* until a commit hands them to the applier; NULL: none yet */
     size_t n, cap;
     batch_call_t *calls;
     size_t ncalls, callcap;
@@ -1117,40 +1117,29 @@ void tg_meter_batch_commit(tg_meter_batch_t *b)
     size_t ncalls = b->ncalls, n = b->n; /* what this commit writes; adds from callbacks wait */
     if (ncalls == 0)
         return;
-    size_t consumed = n; /* rows of b->rows this commit used up (0: the array went to the applier) */
+    size_t consumed = n; /* rows of b->rows this commit used (0: the array went to the applier) */
     int rc = 0;
     tg_err_t err = {0};
     if (n > 0) {
-        /* The applier's rows are ready before the append, so that nothing but the write runs
-         * under log_mu; without memory the record is a spill, read back from the log. When the
-         * commit fills most of the batch's array, the applier takes the array itself and the
-         * batch a fresh one (copying the rows was 1 % of tollgate's CPU in bench/events.sh);
-         * otherwise a copy of just the rows, so that memory held for the store stays near the
-         * rows held (HELD_ROWS_MAX). */
-        tg_usage_t *flat = NULL, *fresh = NULL;
-        if (n * 2 >= b->cap)
-            fresh = malloc(b->cap * sizeof(*fresh));
-        else if ((flat = malloc(n * sizeof(*flat))) != NULL)
-            memcpy(flat, b->rows, n * sizeof(*flat));
+        /* The applier takes the batch's array as the record's rows (copying them was 1 % of
+         * tollgate's CPU in bench/events.sh) and the batch starts a new one at its next add,
+         * sized for what that add and those after it bring: the memory held for the store
+         * stays within twice the rows held (HELD_ROWS_MAX). Nothing but the write runs under
+         * log_mu. */
         uint64_t id = tg_meter_next_event_id(), pos = 0, end = 0;
         int li = 0;
         rc = append_record(m, id, b->rows, n, &li, &pos, &end, &err);
         if (rc == 0) {
-            if (fresh != NULL) { /* before the callbacks, which may add to the batch */
-                flat = b->rows;
-                b->rows = fresh;
-                b->n -= n;
-                consumed = 0;
-            }
+            tg_usage_t *flat = b->rows; /* before the callbacks, which may add to the batch */
+            b->rows = NULL;
+            b->n = b->cap = 0;
+            consumed = 0;
             atomic_fetch_add(&m->st_submitted, n);
             atomic_fetch_add(&m->st_committed, n);
             atomic_fetch_add(&m->st_commits, 1);
             atomic_store(&m->st_lag, tg_clock_mono_ns() - b->first_ns);
             batch_fire(b, ncalls, 0);
             hand_to_applier(m, li, id, flat, n, ncalls, b->first_ns, pos, end, 1);
-        } else {
-            free(flat);
-            free(fresh);
         }
     } else { /* calls without rows: nothing to write, done at once */
         batch_fire(b, ncalls, 0);
