@@ -463,3 +463,64 @@ test('late usage of a period billed at its minimum without usage costs nothing i
     assert.equal(up.json.total, '110.00', up.text); // 10 + this period's $2 topped up to $100 + 0
   });
 });
+
+// A batch looks each customer or key up once, validates each metric once and parses a repeated
+// timestamp once (metering/events.c, batch_memo_t): every event still gets its own answer, and
+// nothing remembered in one batch is used in the next.
+test('one batch remembers its lookups for itself only: each event its own answer, the next batch looks again', async () => {
+  const s = new Stack({ extra: eventsSection(12) });
+  await s.start();
+  try {
+    const a = await s.customer('metered');
+    const b = await s.customer('metered');
+    await s.stopServer();
+    s.opts.extra = eventsSection(12, `    - {name: a-only, token: "scoped-token-0123456789abcdef", customer: ${a.customer.id}}`);
+    await s.startOnce();
+    const at = now();
+    const ev = (id, ref, metric = 'api_calls', timestamp = at) => ({ id, ...ref, metric, value: 1, timestamp });
+    const byId = (c) => ({ customer: c.customer.id });
+    const byKey = (c) => ({ key: c.keyId });
+    const scoped = await post(s, { events: [
+      ev('m1', byId(a)), ev('m2', byId(b)), ev('m3', byKey(a)), ev('m4', { customer: 'cus_nobody' }),
+      ev('m5', byId(a), 'no_such_metric'), ev('m6', byKey(b)), ev('m7', byId(a), 'api_calls', '2026-02-30T00:00:00Z'),
+      ev('m8', { customer: 'cus_nobody' }), ev('m9', byId(a), 'no_such_metric'), ev('m10', byKey(a)),
+      ev('m11', byId(b)), ev('m12', byId(a)),
+    ] }, 'scoped-token-0123456789abcdef');
+    assert.equal(scoped.status, 200, scoped.text);
+    assert.deepEqual(scoped.json.results.map((x) => [x.id, x.status, x.field ?? null]), [
+      ['m1', 'accepted', null], ['m2', 'refused', 'customer'], ['m3', 'accepted', null], ['m4', 'refused', 'customer'],
+      ['m5', 'refused', 'metric'], ['m6', 'refused', 'key'], ['m7', 'refused', 'timestamp'], ['m8', 'refused', 'customer'],
+      ['m9', 'refused', 'metric'], ['m10', 'accepted', null], ['m11', 'refused', 'customer'], ['m12', 'accepted', null]]);
+    for (const i of [1, 3, 5, 7, 10]) assert.match(scoped.json.results[i].message, /a-only/);
+    for (const i of [4, 8]) assert.match(scoped.json.results[i].message, /"no_such_metric" is not defined/);
+
+    // the next batch, unscoped: b's ids (refused above) are b's again, a customer made in between
+    // is found, the unknown id is still unknown
+    const c = await s.customer('metered');
+    const next = await post(s, { events: [ev('n1', byId(b)), ev('n2', byKey(c)), ev('n3', byId(c)),
+      ev('n4', { customer: 'cus_nobody' }), ev('n5', byKey(b)), ev('m1', byId(a))] });
+    assert.deepEqual(next.json.results.map((x) => x.status),
+      ['accepted', 'accepted', 'accepted', 'refused', 'accepted', 'duplicate']);
+    assert.match(next.json.results[3].message, /no customer has the id "cus_nobody"/);
+    assert.equal(await usageReaches(s, a.customer.id, 'api_calls', 4), 4); // m1, m3, m10, m12
+    assert.equal(await usageReaches(s, b.customer.id, 'api_calls', 2), 2);
+    assert.equal(await usageReaches(s, c.customer.id, 'api_calls', 2), 2);
+  } finally {
+    await s.stop();
+  }
+});
+
+test('one batch runs a customer past its allowance: every event counts, and the quota sees all of them', async () => {
+  await withStack({ extra: eventsSection(6) }, async (s) => {
+    const a = await s.customer('tiny'); // 5 api_calls included, then block
+    const b = await s.customer('tiny');
+    const ev = (id, c, value) => ({ id, customer: c.customer.id, metric: 'api_calls', value, timestamp: now() });
+    // a: 2 + 2 + 2 = 6 units, past 5 at its third event; b: 1 + 2 = 3, inside
+    const r = await post(s, { events: [ev('a1', a, 2), ev('b1', b, 1), ev('a2', a, 2), ev('a3', a, 2), ev('b2', b, 2), ev('a2', a, 2)] });
+    assert.deepEqual(r.json.results.map((x) => x.status), ['accepted', 'accepted', 'accepted', 'accepted', 'accepted', 'duplicate']);
+    assert.equal(await usageReaches(s, a.customer.id, 'api_calls', 6), 6);
+    assert.equal(await usageReaches(s, b.customer.id, 'api_calls', 3), 3);
+    assert.match((await s.call('/v1/basic/x', { key: a.key })).json.error.type, /quota/);
+    assert.equal((await s.call('/v1/basic/x', { key: b.key })).status, 200); // 4 of 5
+  });
+});
