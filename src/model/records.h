@@ -79,13 +79,39 @@ static inline int tg_usage_is_event(const tg_usage_t *u)
            strncmp(u->endpoint, TG_USAGE_EVENT_ENDPOINT, sizeof(u->endpoint)) == 0;
 }
 
+/* The length of the string in a field of tg_usage_t (an array of cap bytes, cap a multiple of
+ * 8), or cap when it has no terminator: strnlen, eight bytes a step and inline (five strnlen
+ * calls per row, twice per row on the way to the metering log, were 4 % of tollgate's CPU in
+ * bench/events.sh). The bytes after the terminator may be anything: the first zero byte is
+ * found exactly (the lowest flagged byte of the "has a zero byte" trick is always a real zero). */
+static inline size_t tg_usage_field_len(const char *s, size_t cap)
+{
+    const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
+    for (size_t i = 0; i + 8 <= cap; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        w = __builtin_bswap64(w);
+#endif
+        uint64_t zero = (w - ones) & ~w & highs;
+        if (zero != 0)
+            return i + (size_t)__builtin_ctzll(zero) / 8;
+    }
+    return cap;
+}
+
+_Static_assert(TG_ID_MAX % 8 == 0 && TG_PLAN_ID_MAX % 8 == 0 && TG_METRIC_MAX % 8 == 0 && TG_ENDPOINT_MAX % 8 == 0,
+               "tg_usage_field_len reads the fields 8 bytes at a time");
+
 /* 1 if every string field of u ends inside its array: a row that can be logged and stored.
  * The meter refuses other rows at submit; the log and the store check again at their edge. */
 static inline int tg_usage_terminated(const tg_usage_t *u)
 {
-    return strnlen(u->customer_id, TG_ID_MAX) < TG_ID_MAX && strnlen(u->key_id, TG_ID_MAX) < TG_ID_MAX &&
-           strnlen(u->plan_id, TG_PLAN_ID_MAX) < TG_PLAN_ID_MAX && strnlen(u->metric, TG_METRIC_MAX) < TG_METRIC_MAX &&
-           strnlen(u->endpoint, TG_ENDPOINT_MAX) < TG_ENDPOINT_MAX;
+    return tg_usage_field_len(u->customer_id, TG_ID_MAX) < TG_ID_MAX &&
+           tg_usage_field_len(u->key_id, TG_ID_MAX) < TG_ID_MAX &&
+           tg_usage_field_len(u->plan_id, TG_PLAN_ID_MAX) < TG_PLAN_ID_MAX &&
+           tg_usage_field_len(u->metric, TG_METRIC_MAX) < TG_METRIC_MAX &&
+           tg_usage_field_len(u->endpoint, TG_ENDPOINT_MAX) < TG_ENDPOINT_MAX;
 }
 
 typedef struct tg_session {

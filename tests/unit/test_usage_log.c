@@ -410,6 +410,30 @@ static void test_buffered_appends_survive_kill_9(void **state)
     assert_int_equal(s.mismatch, 0);
 }
 
+/* tg_usage_field_len (model/records.h) is strnlen over a field of tg_usage_t whatever follows the
+ * terminator (0x01 and 0x80 bytes are the ones the word trick could mistake), and a field
+ * without one is cap long: every length in every field size, each start alignment. */
+static void test_field_length_whatever_follows(void **state)
+{
+    (void)state;
+    static const size_t caps[] = {TG_ID_MAX, TG_PLAN_ID_MAX, TG_METRIC_MAX, TG_ENDPOINT_MAX};
+    static const unsigned char fill[] = {0x01, 0x80, 0xff, 'x'};
+    _Alignas(8) char buf[TG_ENDPOINT_MAX + 8];
+    for (size_t c = 0; c < sizeof(caps) / sizeof(caps[0]); c++)
+        for (size_t f = 0; f < sizeof(fill); f++)
+            for (size_t at = 0; at < 8; at++) {
+                char *field = buf + at;
+                for (size_t len = 0; len <= caps[c]; len++) {
+                    memset(buf, fill[f], sizeof(buf));
+                    memset(field, 'a' + (int)(len % 26), len);
+                    if (len < caps[c])
+                        field[len] = '\0';
+                    assert_int_equal(tg_usage_field_len(field, caps[c]), len);
+                    assert_int_equal(tg_usage_field_len(field, caps[c]), strnlen(field, caps[c]));
+                }
+            }
+}
+
 static int run(const char *label)
 {
     const struct CMUnitTest tests[] = {
@@ -439,6 +463,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_buffered_appends_survive_kill_9, setup, teardown),
         cmocka_unit_test_setup_teardown(test_buffered_appends_read_nothing_from_the_disk, setup, teardown),
     };
-    return failed + _cmocka_run_group_tests("usage log, buffered only", buffered,
-                                            sizeof(buffered) / sizeof(buffered[0]), NULL, NULL);
+    failed += _cmocka_run_group_tests("usage log, buffered only", buffered, sizeof(buffered) / sizeof(buffered[0]),
+                                      NULL, NULL);
+    const struct CMUnitTest fields[] = {cmocka_unit_test(test_field_length_whatever_follows)};
+    return failed +
+           _cmocka_run_group_tests("usage rows' fields", fields, sizeof(fields) / sizeof(fields[0]), NULL, NULL);
 }
