@@ -956,7 +956,7 @@ int tg_events_ingest(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_even
         ticket_free(t);
         return rc;
     }
-    /* the rows of the kept events only, each written once where the meter takes it from */
+    /* rows for the kept events only: a duplicate costs no row, and no row moves */
     for (size_t k = 0; k < kept; k++)
         fill_row(&t->rows[k], &chk[k], row_event_id(t->acc[k].key));
     count_batch(ev, chk, t->rows, kept);
