@@ -468,7 +468,8 @@ test('late usage of a period billed at its minimum without usage costs nothing i
 // timestamp once (metering/events.c, batch_memo_t): every event still gets its own answer, and
 // nothing remembered in one batch is used in the next.
 test('one batch remembers its lookups for itself only: each event its own answer, the next batch looks again', async () => {
-  const s = new Stack({ extra: eventsSection(12) });
+  // process durability: the rows go through the loop's own meter batch (tg_meter_batch_commit)
+  const s = new Stack({ extra: eventsSection(12), durability: 'process' });
   await s.start();
   try {
     const a = await s.customer('metered');
