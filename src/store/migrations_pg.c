@@ -496,14 +496,15 @@ const tg_migration_t tg_pg_migrations[] = {
      "COMMENT ON TABLE usage_event_ids IS 'applied usage event ids: the exact check across nodes"
      " (on SQLite, one node, only a record to rebuild its dedup index from)';"},
     /* 36 (issue 16): until when events keep the BLAKE2b key - see migrations_sqlite.c. now() is
-     * the transaction's start on the database server's clock; every node migrates under the
-     * advisory lock, so only the first one to upgrade fills it. */
+     * the transaction's start on the database server's clock, floored to the second as SQLite's
+     * strftime('%s') is; every node migrates under the advisory lock, so only the first one to
+     * upgrade fills it. */
     {36, "event key switch",
      "CREATE TABLE event_key_schemes ("
      "  scheme TEXT PRIMARY KEY,"
      "  until_s BIGINT NOT NULL);"
      "INSERT INTO event_key_schemes(scheme, until_s)"
-     " SELECT 'blake2b', EXTRACT(EPOCH FROM now())::bigint + 600"
+     " SELECT 'blake2b', floor(EXTRACT(EPOCH FROM now()))::bigint + 600"
      " WHERE EXISTS (SELECT 1 FROM usage_event_ids) OR EXISTS (SELECT 1 FROM customers);"},
 };
 
