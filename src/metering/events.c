@@ -30,11 +30,11 @@ struct tg_events {
     tg_quota_t *quota;
     tg_meter_t *meter;
     tg_thresholds_t *thresholds;
-    uint8_t event_key[crypto_generichash_KEYBYTES];           /* keys the BLAKE2b (customer, id) hashes */
+    uint8_t event_key[crypto_generichash_KEYBYTES];                  /* keys the BLAKE2b (customer, id) hashes */
     uint8_t event_siphash_key[crypto_shorthash_siphashx24_KEYBYTES]; /* keys the SipHash ones */
-    int64_t blake2b_until_ns; /* events dated up to it keep the BLAKE2b key (store_ingest.h) */
+    int64_t blake2b_until_ns;                       /* events dated up to it keep the BLAKE2b key (store_ingest.h) */
     uint8_t token_key[crypto_generichash_KEYBYTES]; /* keys the token hashes */
-    token_hash_t *tokens; /* events.tokens: fixed for the service's life */
+    token_hash_t *tokens;                           /* events.tokens: fixed for the service's life */
     size_t ntokens;
     /* Stored tokens (admin API): replaced by tg_events_token_put / tg_events_tokens_load on the
      * admin thread, read by every gateway loop. */

@@ -144,8 +144,8 @@ int tg_pg_event_key_blake2b_until(tg_store_t *store, int64_t *until_s, tg_err_t 
 {
     PGresult *r;
     *until_s = 0;
-    int rc = tg_pg_query(tg_pg(store), "SELECT until_s FROM event_key_schemes WHERE scheme = 'blake2b'", NULL, &r,
-                         err, "reading until when usage events keep the BLAKE2b key");
+    int rc = tg_pg_query(tg_pg(store), "SELECT until_s FROM event_key_schemes WHERE scheme = 'blake2b'", NULL, &r, err,
+                         "reading until when usage events keep the BLAKE2b key");
     if (rc != 0)
         return rc;
     if (PQntuples(r) > 0) /* no row: a database that never held a BLAKE2b id */

@@ -560,11 +560,11 @@ static void test_new_index_rebuilt_from_the_store(void **state)
  * computed with a copy of that code, pinned here. Ids indexed, logged and stored before the
  * upgrade are these. */
 static const uint8_t MAIN_KEY_CUS_X_EVT_1[16] = {0x9e, 0x12, 0x1e, 0x82, 0xcc, 0xd6, 0x85, 0x0f,
-                                                  0x8f, 0xf6, 0x02, 0x3a, 0xe3, 0x35, 0x5f, 0x76};
+                                                 0x8f, 0xf6, 0x02, 0x3a, 0xe3, 0x35, 0x5f, 0x76};
 /* SipHash-2-4-128 of "cus_x\0evt-1" under the key derived as "tollgate usage event id siphash
  * v2" (16 bytes of BLAKE2b keyed with the secret): crypto_shorthash_siphashx24, pinned. */
 static const uint8_t SIPHASH_KEY_CUS_X_EVT_1[16] = {0x68, 0xc1, 0x3e, 0xc9, 0x23, 0x1d, 0x7e, 0xaa,
-                                                     0x8f, 0xa5, 0x8f, 0xc7, 0x2f, 0xb5, 0x0f, 0xec};
+                                                    0x8f, 0xa5, 0x8f, 0xc7, 0x2f, 0xb5, 0x0f, 0xec};
 
 #define NS INT64_C(1000000000)
 
@@ -573,8 +573,7 @@ static tg_events_t *events_keyed_by(tg_store_t *key_store, tg_config_t **cfg)
 {
     char errbuf[1024];
     tg_err_t err = {0};
-    assert_int_equal(tg_config_load_string("t.yaml", events_yaml, strlen(events_yaml), cfg, errbuf, sizeof(errbuf)),
-                     0);
+    assert_int_equal(tg_config_load_string("t.yaml", events_yaml, strlen(events_yaml), cfg, errbuf, sizeof(errbuf)), 0);
     tg_events_opts_t o = {.cfg = *cfg,
                           .index_path = path,
                           .secret = (const uint8_t *)"0123456789abcdef0123456789abcdef",
@@ -598,8 +597,8 @@ static void assert_key(tg_events_t *ev, int64_t ts_ns, const uint8_t want[16])
 static int64_t migrated_from_before_36(tg_tmpstore_t *ts, const char *setup_sql)
 {
     tg_err_t err = {0};
-    assert_int_equal(tg_tmpstore_exec(ts, "DROP TABLE event_key_schemes; DELETE FROM schema_migrations WHERE version = 36"),
-                     0);
+    assert_int_equal(
+        tg_tmpstore_exec(ts, "DROP TABLE event_key_schemes; DELETE FROM schema_migrations WHERE version = 36"), 0);
     if (setup_sql != NULL)
         assert_int_equal(tg_tmpstore_exec(ts, setup_sql), 0);
     assert_int_equal(tg_store_migrate(ts->st, &err), 0);
@@ -635,16 +634,17 @@ static void test_event_key_blake2b_until_the_switch_then_siphash(void **state)
 
     /* a database that held event ids */
     int64_t before = time(NULL);
-    until = migrated_from_before_36(&ts, "INSERT INTO usage_event_ids(event_id, customer_id, ts)"
-                                         " VALUES (-8104835780538658146, 'cus_x', 1764900000)"); /* main's id of evt-1 */
+    until =
+        migrated_from_before_36(&ts, "INSERT INTO usage_event_ids(event_id, customer_id, ts)"
+                                     " VALUES (-8104835780538658146, 'cus_x', 1764900000)"); /* main's id of evt-1 */
     int64_t after = time(NULL);
     assert_true(until >= before + 600 && until <= after + 600);
     ev = events_keyed_by(ts.st, &cfg);
     assert_int_equal(tg_events_blake2b_until(ev), until);
-    assert_key(ev, now_ns, MAIN_KEY_CUS_X_EVT_1);                      /* sent before the upgrade */
+    assert_key(ev, now_ns, MAIN_KEY_CUS_X_EVT_1); /* sent before the upgrade */
     assert_key(ev, now_ns - INT64_C(30) * 86400 * NS, MAIN_KEY_CUS_X_EVT_1);
-    assert_key(ev, until * NS, MAIN_KEY_CUS_X_EVT_1);                  /* up to S, included */
-    assert_key(ev, until * NS + 1, SIPHASH_KEY_CUS_X_EVT_1);           /* after S */
+    assert_key(ev, until * NS, MAIN_KEY_CUS_X_EVT_1);        /* up to S, included */
+    assert_key(ev, until * NS + 1, SIPHASH_KEY_CUS_X_EVT_1); /* after S */
     assert_key(ev, (until + 86400) * NS, SIPHASH_KEY_CUS_X_EVT_1);
     tg_events_close(ev);
     tg_config_free(cfg);
@@ -678,8 +678,9 @@ static void test_duplicate_across_the_upgrade(void **state)
 
     tg_tmpstore_t ts;
     assert_int_equal(tg_tmpstore_open(&ts, "evdup"), 0);
-    int64_t until = migrated_from_before_36(&ts, "INSERT INTO usage_event_ids(event_id, customer_id, ts)"
-                                                 " VALUES (-8104835780538658146, 'cus_x', 1764900000)"); /* main's id of evt-1 */
+    int64_t until =
+        migrated_from_before_36(&ts, "INSERT INTO usage_event_ids(event_id, customer_id, ts)"
+                                     " VALUES (-8104835780538658146, 'cus_x', 1764900000)"); /* main's id of evt-1 */
     tg_config_t *cfg;
     tg_events_t *ev = events_keyed_by(ts.st, &cfg);
     uint8_t retried[16], later[16];
