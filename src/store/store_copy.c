@@ -11,7 +11,8 @@
  * The table and column lists come from the databases themselves (sqlite_master and PRAGMA
  * table_info; information_schema on the PostgreSQL side), so a table that a later migration adds
  * is copied without touching this file; the two lists must agree, or the copy stops naming what
- * differs. PostgreSQL is authoritative for types: a bigint column takes only SQLite integers (a
+ * differs. One table is SQLite's only: usage_event_id_blocks, copied as rows of usage_event_ids
+ * (see "SQLite's event id blocks" below). PostgreSQL is authoritative for types: a bigint column takes only SQLite integers (a
  * text or real value there is an error naming the table and column, never a silent cast).
  *
  * The verification (store_copy_verify.c) does not trust the COPY's own row count alone: per
@@ -264,12 +265,9 @@ static int src_unpack_event_ids(copy_t *c, tg_err_t *err)
     }
     int rc = 0, step = SQLITE_DONE;
     while (rc == 0 && (step = sqlite3_step(sel)) == SQLITE_ROW) {
-        tg_event_id_block_t b = {sqlite3_column_int64(sel, 0),
-                                 sqlite3_column_int64(sel, 1),
-                                 sqlite3_column_int64(sel, 2),
-                                 sqlite3_column_int64(sel, 3),
-                                 sqlite3_column_blob(sel, 4),
-                                 (size_t)sqlite3_column_bytes(sel, 4)};
+        tg_event_id_block_t b = {sqlite3_column_int64(sel, 0), sqlite3_column_int64(sel, 1),
+                                 sqlite3_column_int64(sel, 2), sqlite3_column_int64(sel, 3),
+                                 sqlite3_column_blob(sel, 4),  (size_t)sqlite3_column_bytes(sel, 4)};
         rc = tg_event_id_block_each(&b, on_block_entry, &u, err);
         if (u.failed)
             rc = tg_copy_src_error(c, err, doing);

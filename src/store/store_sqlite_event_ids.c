@@ -90,12 +90,9 @@ static int each_in_blocks(tg_sqlite_t *st, const since_filter_t *f, tg_err_t *er
     sqlite3_bind_int64(s, 1, f->since_s);
     int step = SQLITE_DONE;
     while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
-        tg_event_id_block_t b = {sqlite3_column_int64(s, 0),
-                                 sqlite3_column_int64(s, 1),
-                                 sqlite3_column_int64(s, 2),
-                                 sqlite3_column_int64(s, 3),
-                                 sqlite3_column_blob(s, 4),
-                                 (size_t)sqlite3_column_bytes(s, 4)};
+        tg_event_id_block_t b = {sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1),
+                                 sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3),
+                                 sqlite3_column_blob(s, 4),  (size_t)sqlite3_column_bytes(s, 4)};
         rc = tg_event_id_block_each(&b, on_block_entry, (void *)f, err);
     }
     if (rc == 0 && step != SQLITE_DONE)

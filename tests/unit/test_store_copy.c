@@ -544,10 +544,10 @@ static void test_malformed_event_id_block_refused(void **state)
         fail_msg("%s", err.msg);
     assert_int_equal(f->rep.ntables, 0);
     char v[64]; /* refused while reading the source: the target was not even migrated */
-    assert_string_equal(
-        pg_value(f->db, "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()", v,
-                 sizeof(v)),
-        "0");
+    assert_string_equal(pg_value(f->db,
+                                 "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()",
+                                 v, sizeof(v)),
+                        "0");
 }
 
 /* An id PostgreSQL drops as it lands: the rows of usage_event_ids no longer match the ids of the

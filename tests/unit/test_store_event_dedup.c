@@ -363,9 +363,9 @@ static void test_sqlite_one_block_per_batch_read_back_exactly(void **state)
                                         -1, &s, NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    tg_event_id_block_t b = {sqlite3_column_int64(s, 0),      sqlite3_column_int64(s, 1),
-                             sqlite3_column_int64(s, 2),      sqlite3_column_int64(s, 3),
-                             sqlite3_column_blob(s, 4), (size_t)sqlite3_column_bytes(s, 4)};
+    tg_event_id_block_t b = {sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1),
+                             sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3),
+                             sqlite3_column_blob(s, 4),  (size_t)sqlite3_column_bytes(s, 4)};
     seen_t e = {0};
     assert_int_equal(tg_event_id_block_each(&b, collect_entry, &e, &err), 0);
     sqlite3_finalize(s);
@@ -475,21 +475,35 @@ static void test_sqlite_malformed_block_refused_with_its_id(void **state)
     if (tg_tmpstore_backend_is_pg())
         skip();
     /* one good entry: id 1, ts 0x10, customer "ab" */
-    const char *good = "0100000000000000" "1000000000000000" "026162";
+    const char *good = "0100000000000000"
+                       "1000000000000000"
+                       "026162";
     static const struct {
         const char *data_hex; /* after the good entry */
         int64_t n, ts_min, ts_max;
         const char *why;
     } cases[] = {
         {"", 2, 0, 100, "shorter than its n entries"},
-        {"0200000000000000" "1000000000000000" "0361", 2, 0, 100, "cut short"}, /* customer runs past the end */
+        {"0200000000000000"
+         "1000000000000000"
+         "0361",
+         2, 0, 100, "cut short"}, /* customer runs past the end */
         {"00", 1, 0, 100, "bytes follow"},
         {"", 0, 0, 100, "no entries"},
         {"", 1, 0x11, 100, "outside the block's ts_min..ts_max"},
-        {"0200000000000080" "1000000000000000" "00", 2, 0, 100, "bit 63"},
-        {"0200000000000000" "1000000000000000" "28" "61616161616161616161616161616161616161616161616161616161616161616161616161616161",
+        {"0200000000000080"
+         "1000000000000000"
+         "00",
+         2, 0, 100, "bit 63"},
+        {"0200000000000000"
+         "1000000000000000"
+         "28"
+         "61616161616161616161616161616161616161616161616161616161616161616161616161616161",
          2, 0, 100, "too long"},
-        {"0200000000000000" "1000000000000000" "026100", 2, 0, 100, "NUL byte"},
+        {"0200000000000000"
+         "1000000000000000"
+         "026100",
+         2, 0, 100, "NUL byte"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char sql[512];
