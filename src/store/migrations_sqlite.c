@@ -540,6 +540,23 @@ const tg_migration_t tg_sqlite_migrations[] = {
      "DROP TABLE usage_event_ids;"
      "ALTER TABLE usage_event_ids_applied RENAME TO usage_event_ids;"
      "CREATE INDEX usage_event_ids_ts ON usage_event_ids(ts);"},
+    /* 35 (issue 16): the event ids of a stored batch as ONE row, all packed in data
+     * (store/event_id_block.h: id, time, customer per event; n of them, times ts_min..ts_max):
+     * one INSERT per event was ~2.5 us of the applier per event, one per batch is noise. Read to
+     * rebuild the dedup index (blocks whose ts_max is in the window, each id filtered by its own
+     * time) and pruned whole once ts_max is past the cut-off: a block lives until its newest id
+     * expires. Ids stored before this migration stay in usage_event_ids (repacking needs the C
+     * encoder) and are read and pruned as before until the window has passed them. tollgate
+     * migrate unpacks blocks into PostgreSQL's usage_event_ids; this table has no counterpart
+     * there. */
+    {35, "usage event ids in blocks per batch",
+     "CREATE TABLE usage_event_id_blocks ("
+     "  id INTEGER PRIMARY KEY,"
+     "  ts_min INTEGER NOT NULL,"
+     "  ts_max INTEGER NOT NULL,"
+     "  n INTEGER NOT NULL,"
+     "  data BLOB NOT NULL);"
+     "CREATE INDEX usage_event_id_blocks_ts_max ON usage_event_id_blocks(ts_max);"},
     /* 36 (issue 16): the usage events' key becomes SipHash-2-4-128 (metering/events.c), 8 times
      * cheaper than the keyed BLAKE2b-128 before; the ids stored, indexed and logged until now are
      * BLAKE2b keys, and a retry of one of those events must still be a duplicate. So an event
