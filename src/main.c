@@ -479,6 +479,7 @@ static int cmd_serve(int argc, char **argv)
                                 * PostgreSQL the store checks every event (and holds every
                                 * node's ids: not read at start) */
                                .store = strcmp(tg_store_backend(st), "sqlite") == 0 ? st : NULL,
+                               .key_store = st, /* until when events keep BLAKE2b: every backend */
                                .now_s = tg_clock_now_ns() / TG_NS_PER_SEC};
         int erc = ipath == NULL ? TG_EINVAL : tg_events_open(&eo, &events, &err);
         free(ipath);

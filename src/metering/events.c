@@ -30,9 +30,11 @@ struct tg_events {
     tg_quota_t *quota;
     tg_meter_t *meter;
     tg_thresholds_t *thresholds;
-    uint8_t event_key[crypto_generichash_KEYBYTES]; /* keys the (customer, id) hashes */
+    uint8_t event_key[crypto_generichash_KEYBYTES];                  /* keys the BLAKE2b (customer, id) hashes */
+    uint8_t event_siphash_key[crypto_shorthash_siphashx24_KEYBYTES]; /* keys the SipHash ones */
+    int64_t blake2b_until_ns;                       /* events dated up to it keep the BLAKE2b key (store_ingest.h) */
     uint8_t token_key[crypto_generichash_KEYBYTES]; /* keys the token hashes */
-    token_hash_t *tokens; /* events.tokens: fixed for the service's life */
+    token_hash_t *tokens;                           /* events.tokens: fixed for the service's life */
     size_t ntokens;
     /* Stored tokens (admin API): replaced by tg_events_token_put / tg_events_tokens_load on the
      * admin thread, read by every gateway loop. */
@@ -60,24 +62,65 @@ typedef struct ticket {
 
 /* ---- keys ---- */
 
-static void derive(const uint8_t *secret, size_t len, const char *purpose, uint8_t out[crypto_generichash_KEYBYTES])
+/* A key of out_len bytes for one purpose, from keys.secret: BLAKE2b keyed with the secret (its
+ * first 64 bytes) over the purpose string, out_len bytes long (a different length is a
+ * different hash, not a truncation). */
+static void derive(const uint8_t *secret, size_t len, const char *purpose, uint8_t *out, size_t out_len)
 {
     crypto_generichash_state st;
     crypto_generichash_init(&st, secret, len < crypto_generichash_KEYBYTES_MAX ? len : crypto_generichash_KEYBYTES_MAX,
-                            crypto_generichash_KEYBYTES);
+                            out_len);
     crypto_generichash_update(&st, (const unsigned char *)purpose, strlen(purpose));
-    crypto_generichash_final(&st, out, crypto_generichash_KEYBYTES);
+    crypto_generichash_final(&st, out, out_len);
 }
 
-/* (customer, id) -> 16 bytes. The customer's NUL separates the two (an id cannot hold one). */
-static void event_key(const tg_events_t *ev, const char *customer, const char *id, size_t id_len,
+_Static_assert(crypto_shorthash_siphashx24_BYTES == TG_EVENT_KEY_BYTES, "SipHash-128 fills an event key");
+
+/* (customer, id) -> 16 bytes, the key the index claims and whose first 63 bits are the row's
+ * event_id. The customer's NUL separates the two (an id cannot hold one).
+ *
+ * Two keyed functions, chosen by the event's own timestamp (so a retry gets the same key, on
+ * every node): up to blake2b_until_ns (migration 36: 600 s after the upgrade, 0 for a database
+ * that never held an event) BLAKE2b-128 as before the upgrade, so that an event sent before it
+ * and retried after is still a duplicate in the index, in the logs and in the store; after it
+ * SipHash-2-4-128 (crypto_shorthash_siphashx24), 49 ns an event against BLAKE2b's 407 (keyed
+ * BLAKE2b compresses its key block first: two compressions for this input; SipHash, a few
+ * rounds on 8-byte words). Both are PRFs under a key derived from keys.secret: without the
+ * secret nobody can choose two events whose keys collide, so ids collide only by chance, 2^-63
+ * per pair of one customer's events in the window on the 63 bits the row, the store and the
+ * index's prefix slots keep (events.h: with n events of a customer in the window the chance of
+ * any collision is about n^2/2^64). */
+static void event_key(const tg_events_t *ev, const char *customer, const char *id, size_t id_len, int64_t ts_ns,
                       uint8_t out[TG_EVENT_KEY_BYTES])
 {
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, ev->event_key, sizeof(ev->event_key), TG_EVENT_KEY_BYTES);
-    crypto_generichash_update(&st, (const unsigned char *)customer, strlen(customer) + 1);
-    crypto_generichash_update(&st, (const unsigned char *)id, id_len);
-    crypto_generichash_final(&st, out, TG_EVENT_KEY_BYTES);
+    size_t customer_len = strnlen(customer, TG_ID_MAX - 1);
+    if (ts_ns <= ev->blake2b_until_ns) {
+        crypto_generichash_state st;
+        crypto_generichash_init(&st, ev->event_key, sizeof(ev->event_key), TG_EVENT_KEY_BYTES);
+        crypto_generichash_update(&st, (const unsigned char *)customer, customer_len + 1);
+        crypto_generichash_update(&st, (const unsigned char *)id, id_len);
+        crypto_generichash_final(&st, out, TG_EVENT_KEY_BYTES);
+        return;
+    }
+    /* the same bytes in one buffer (SipHash takes its input at once) */
+    unsigned char in[TG_ID_MAX + TG_EVENT_ID_MAX];
+    if (id_len > TG_EVENT_ID_MAX) /* check_event refused it already; the cap keeps `in` safe */
+        id_len = TG_EVENT_ID_MAX;
+    memcpy(in, customer, customer_len);
+    in[customer_len] = '\0';
+    memcpy(in + customer_len + 1, id, id_len);
+    crypto_shorthash_siphashx24(out, in, customer_len + 1 + id_len, ev->event_siphash_key);
+}
+
+void tg_events_event_key(const tg_events_t *ev, const char *customer, const char *id, size_t id_len, int64_t ts_ns,
+                         uint8_t out[TG_EVENT_KEY_BYTES])
+{
+    event_key(ev, customer, id, id_len, ts_ns, out);
+}
+
+int64_t tg_events_blake2b_until(const tg_events_t *ev)
+{
+    return ev->blake2b_until_ns > 0 ? ev->blake2b_until_ns / NS_PER_S : 0;
 }
 
 /* The store knows event rows by this bit (model/records.h) */
@@ -258,9 +301,20 @@ int tg_events_open(const tg_events_opts_t *o, tg_events_t **out, tg_err_t *err)
         return tg_errf(err, TG_ENOMEM, "out of memory starting usage events");
     }
     ev->cfg = o->cfg;
-    derive(o->secret, o->secret_len, "tollgate usage event id v1", ev->event_key);
-    derive(o->secret, o->secret_len, "tollgate ingest token v1", ev->token_key);
+    derive(o->secret, o->secret_len, "tollgate usage event id v1", ev->event_key, sizeof(ev->event_key));
+    derive(o->secret, o->secret_len, "tollgate usage event id siphash v2", ev->event_siphash_key,
+           sizeof(ev->event_siphash_key));
+    derive(o->secret, o->secret_len, "tollgate ingest token v1", ev->token_key, sizeof(ev->token_key));
     int rc = 0;
+    int64_t until_s = 0;
+    if (o->key_store != NULL && (rc = tg_store_event_key_blake2b_until(o->key_store, &until_s, err)) != 0)
+        goto fail;
+    if (until_s < 0 || until_s > INT64_MAX / NS_PER_S - 1) {
+        rc = tg_errf(err, TG_ESTATE, "the store's event_key_schemes holds %lld, not a time in seconds",
+                     (long long)until_s);
+        goto fail;
+    }
+    ev->blake2b_until_ns = until_s > 0 ? until_s * NS_PER_S : -1; /* 0: none (a timestamp is >= 0) */
     ev->ntokens = o->cfg->events.ntokens;
     if (ev->ntokens > 0 && (ev->tokens = calloc(ev->ntokens, sizeof(*ev->tokens))) == NULL) {
         rc = tg_errf(err, TG_ENOMEM, "out of memory starting usage events");
@@ -298,6 +352,7 @@ void tg_events_close(tg_events_t *ev)
         return;
     tg_event_index_close(ev->index);
     sodium_memzero(ev->event_key, sizeof(ev->event_key));
+    sodium_memzero(ev->event_siphash_key, sizeof(ev->event_siphash_key));
     sodium_memzero(ev->token_key, sizeof(ev->token_key));
     free(ev->tokens);
     if (ev->stored != NULL)
@@ -356,7 +411,7 @@ int tg_events_authenticate(tg_events_t *ev, const char *token, size_t len, tg_in
 void tg_events_token_hash(const uint8_t *secret, size_t secret_len, const char *token, size_t len, uint8_t out[32])
 {
     uint8_t key[crypto_generichash_KEYBYTES];
-    derive(secret, secret_len, "tollgate ingest token v1", key);
+    derive(secret, secret_len, "tollgate ingest token v1", key, sizeof(key));
     crypto_generichash(out, 32, (const unsigned char *)token, len, key, sizeof(key));
     sodium_memzero(key, sizeof(key));
 }
@@ -920,7 +975,7 @@ int tg_events_ingest(tg_events_t *ev, const tg_ingest_auth_t *who, const tg_even
         if (check_event(ev, who, &in[i], now_ns, &memo, &results[i], &chk[t->n]) != 0)
             continue;
         t->acc[t->n].at = i;
-        event_key(ev, tg_account_id(chk[t->n].ref->acct), in[i].id, in[i].id_len, t->acc[t->n].key);
+        event_key(ev, tg_account_id(chk[t->n].ref->acct), in[i].id, in[i].id_len, chk[t->n].ts_ns, t->acc[t->n].key);
         t->n++;
     }
     /* then claim them all under one lock: a key held (or repeated in this batch) is a duplicate */

@@ -13,9 +13,11 @@
  *     metric that is defined (tg_config_metric_defined); value 1 to metering.max_units_per_call
  *     (as a call's reported units: one event past it could make an invoice unpriceable); timestamp RFC
  *     3339, not older than events.dedup_window and not more than 5 minutes ahead;
- *  3. claims each checked event's key - a keyed BLAKE2b-128 of (customer, id) - in this node's
- *     on-disk index (event_index.h): a key held within the window is a duplicate, as is an id
- *     repeated inside the batch (the exact check on one node; across nodes the store's, below);
+ *  3. claims each checked event's key - a keyed hash of (customer, id): SipHash-2-4-128, or
+ *     BLAKE2b-128 for an event dated up to the upgrade's switch time (tg_events_event_key) - in
+ *     this node's on-disk index (event_index.h): a key held within the window is a duplicate, as
+ *     is an id repeated inside the batch (the exact check on one node; across nodes the store's,
+ *     below);
  *  4. turns each accepted event into one tg_usage_t row (endpoint "POST /v1/events", period:
  *     the customer's billing period containing the event's timestamp), adds its units to the
  *     quota counters and the usage notifications as a call's reported units are (summed per
@@ -49,7 +51,8 @@
  *    (tg_store_usage_load -> tg_quota_seed), which corrects them; the shared Redis counter only
  *    takes stored usage as a floor, so there the extra units stay until the period ends.
  * Two different events of one customer sharing a 63-bit id count once: with n events of a
- * customer in the window, at most n(n-1)/2^64 (10^6 events: 5e-8; 10^8: 5e-4).
+ * customer in the window, at most n(n-1)/2^64 (10^6 events: 5e-8; 10^8: 5e-4), with either
+ * hash (both are keyed PRFs: nobody without keys.secret can make two events collide).
  *
  * Late usage: an event dated in a closed period counts in that period (usage_period keeps per
  * period totals). While that period has no invoice it is priced there with the rest of its
@@ -100,6 +103,10 @@ typedef struct tg_events_opts {
     /* The node's store, read only when the index file is new (lost or removed): the event ids
      * it kept for the window (tg_store_usage_event_ids_each) are claimed again. NULL: not read. */
     tg_store_t *store;
+    /* The store until when events keep the BLAKE2b key is read from, once, here
+     * (tg_store_event_key_blake2b_until; every backend, every node). NULL: no event keeps it (a
+     * database that never held one: tests only). */
+    tg_store_t *key_store;
     int64_t now_s; /* the wall clock at open, seconds: where that window ends */
 } tg_events_opts_t;
 
@@ -108,6 +115,23 @@ typedef struct tg_events_opts {
  * before the meter starts, and give the meter tg_events_before_log_reset. TG_EIO, TG_ESTORE,
  * TG_ESTATE (another process holds the index), TG_ENOMEM, the store's errors. */
 int tg_events_open(const tg_events_opts_t *o, tg_events_t **out, tg_err_t *err);
+
+/* The 16-byte key of the event (customer, id) dated ts_ns: what the index claims, and bit 63 with
+ * its first 63 bits the row's event_id (the metering log, the store). A keyed PRF of the customer,
+ * a NUL and the id, under a key derived from keys.secret, so the same on every node:
+ *  - dated up to tg_events_blake2b_until (S): BLAKE2b-128, the key every event had before
+ *    migration 36, so that an event sent before the upgrade and retried after it is a duplicate
+ *    (in the index, the metering logs and, across nodes, the store's ids);
+ *  - dated after S: SipHash-2-4-128 (8 times cheaper).
+ * S is migration 36's time + 600 s when the database may have held events, else 0 (none): the
+ * old code refused events dated more than 5 minutes ahead, so each event it accepted is dated
+ * before S as long as every old node stopped within 5 minutes of the migration (a rolling
+ * upgrade: see README, "Metering usage that is not an API call"). The choice depends only on the
+ * event's fields: a retry gets the same key whenever and wherever it is sent. No I/O; any thread. */
+void tg_events_event_key(const tg_events_t *ev, const char *customer, const char *id, size_t id_len, int64_t ts_ns,
+                         uint8_t out[16]);
+/* S, seconds (0: none), as read at open. */
+int64_t tg_events_blake2b_until(const tg_events_t *ev);
 
 /* What the service counts with, once they exist (after tg_events_open, before serving). None
  * owned. thresholds may be NULL. */

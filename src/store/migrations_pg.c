@@ -495,6 +495,25 @@ const tg_migration_t tg_pg_migrations[] = {
     {34, "usage event ids in applied order",
      "COMMENT ON TABLE usage_event_ids IS 'applied usage event ids: the exact check across nodes"
      " (on SQLite, one node, only a record to rebuild its dedup index from)';"},
+    /* 35 (issue 16): SQLite keeps a batch's event ids packed in one row of its own table,
+     * usage_event_id_blocks - see migrations_sqlite.c. No table here: on PostgreSQL every id
+     * stays a row of usage_event_ids, the check across nodes (tollgate migrate unpacks SQLite's
+     * blocks into it). A statement all the same, since PostgreSQL refuses an empty one. */
+    {35, "usage event ids in blocks per batch",
+     "COMMENT ON TABLE usage_event_ids IS 'applied usage event ids, one row each: the exact check across nodes"
+     " (on SQLite, one node, only a record to rebuild its dedup index from, packed per batch in"
+     " usage_event_id_blocks)';"},
+    /* 36 (issue 16): until when events keep the BLAKE2b key - see migrations_sqlite.c. now() is
+     * the transaction's start on the database server's clock, floored to the second as SQLite's
+     * strftime('%s') is; every node migrates under the advisory lock, so only the first one to
+     * upgrade fills it. */
+    {36, "event key switch",
+     "CREATE TABLE event_key_schemes ("
+     "  scheme TEXT PRIMARY KEY,"
+     "  until_s BIGINT NOT NULL);"
+     "INSERT INTO event_key_schemes(scheme, until_s)"
+     " SELECT 'blake2b', floor(EXTRACT(EPOCH FROM now()))::bigint + 600"
+     " WHERE EXISTS (SELECT 1 FROM usage_event_ids) OR EXISTS (SELECT 1 FROM customers);"},
 };
 
 const size_t tg_pg_migrations_count = sizeof(tg_pg_migrations) / sizeof(tg_pg_migrations[0]);

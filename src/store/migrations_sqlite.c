@@ -540,6 +540,43 @@ const tg_migration_t tg_sqlite_migrations[] = {
      "DROP TABLE usage_event_ids;"
      "ALTER TABLE usage_event_ids_applied RENAME TO usage_event_ids;"
      "CREATE INDEX usage_event_ids_ts ON usage_event_ids(ts);"},
+    /* 35 (issue 16): the event ids of a stored batch as ONE row, all packed in data
+     * (store/event_id_block.h: id, time, customer per event; n of them, times ts_min..ts_max):
+     * one INSERT per event was ~2.5 us of the applier per event, one per batch is noise. Read to
+     * rebuild the dedup index (blocks whose ts_max is in the window, each id filtered by its own
+     * time) and pruned whole once ts_max is past the cut-off: a block lives until its newest id
+     * expires. Ids stored before this migration stay in usage_event_ids (repacking needs the C
+     * encoder) and are read and pruned as before until the window has passed them. tollgate
+     * migrate unpacks blocks into PostgreSQL's usage_event_ids; this table has no counterpart
+     * there. */
+    {35, "usage event ids in blocks per batch",
+     "CREATE TABLE usage_event_id_blocks ("
+     "  id INTEGER PRIMARY KEY,"
+     "  ts_min INTEGER NOT NULL,"
+     "  ts_max INTEGER NOT NULL,"
+     "  n INTEGER NOT NULL,"
+     "  data BLOB NOT NULL);"
+     "CREATE INDEX usage_event_id_blocks_ts_max ON usage_event_id_blocks(ts_max);"},
+    /* 36 (issue 16): the usage events' key becomes SipHash-2-4-128 (metering/events.c), 8 times
+     * cheaper than the keyed BLAKE2b-128 before; the ids stored, indexed and logged until now are
+     * BLAKE2b keys, and a retry of one of those events must still be a duplicate. So an event
+     * dated up to until_s keeps the BLAKE2b key (the choice depends only on the event's own
+     * fields: a retry gets the same key, on every node) and a later one gets SipHash. until_s is
+     * this migration's time plus 600 s when the database may have taken events already: an event
+     * the old code accepted at time t is dated at most t + 300 s (events further ahead are
+     * refused), so every event accepted before the migration, or by old nodes of a rolling
+     * upgrade finishing within 5 minutes of it, is dated before until_s. "May have": ids were
+     * stored, or a customer exists (an event names an existing customer; its row may still be in
+     * a metering log only, not yet applied when the new binary migrates). A fresh database has
+     * no row: it never held a BLAKE2b id (tg_store_event_key_blake2b_until reads 0). No row
+     * either in a PostgreSQL database made for tollgate migrate: the copy brings the source's. */
+    {36, "event key switch",
+     "CREATE TABLE event_key_schemes ("
+     "  scheme TEXT PRIMARY KEY,"
+     "  until_s INTEGER NOT NULL);"
+     "INSERT INTO event_key_schemes(scheme, until_s)"
+     " SELECT 'blake2b', CAST(strftime('%s', 'now') AS INTEGER) + 600"
+     " WHERE EXISTS (SELECT 1 FROM usage_event_ids) OR EXISTS (SELECT 1 FROM customers);"},
 };
 
 const size_t tg_sqlite_migrations_count = sizeof(tg_sqlite_migrations) / sizeof(tg_sqlite_migrations[0]);

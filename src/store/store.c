@@ -1008,3 +1008,8 @@ int tg_store_ingest_token_list_active(tg_store_t *st, tg_ingest_token_cb cb, voi
 {
     return st->ops->ingest_token_list_active(st, cb, arg, err);
 }
+
+int tg_store_event_key_blake2b_until(tg_store_t *st, int64_t *until_s, tg_err_t *err)
+{
+    return st->ops->event_key_blake2b_until(st, until_s, err);
+}

@@ -103,23 +103,30 @@ typedef struct tg_usage_stored {
  * waits for it, then skips the row. The id is 63 bits of a keyed hash (model/records.h): two
  * different events of one customer share it with probability n(n-1)/2^64 over the n events of
  * that customer in the window (10^6: 5e-8; 10^8: 5e-4), and then the later one is not counted.
- * SQLite (one node): the ids are appended in the order applied, not looked up (a lookup by a
- * hashed key cost a random B-tree page per event: 15-20 us an event); every row adds to the
- * totals, duplicates is 0. The node's own dedup index (metering/event_index.h) is what
+ * SQLite (one node): the ids are appended, not looked up (a lookup by a hashed key cost a
+ * random B-tree page per event: 15-20 us an event), all of one call's event rows as ONE row of
+ * usage_event_id_blocks (event_id_block.h: one INSERT per call, where one per event cost ~2.5 us
+ * of the applier per event); every row adds to the totals, duplicates is 0. The node's own dedup index (metering/event_index.h) is what
  * counts each event once there; the ids are what it is rebuilt from when its file is lost
  * (tg_store_usage_event_ids_each). Calls' rows are never looked up. */
 int tg_store_usage_record_many(tg_store_t *st, const tg_usage_batch_t *batches, size_t nb, tg_usage_stored_t *out,
                                tg_err_t *err);
 
 /* Deletes up to limit (1 to 10000) applied event ids (see above) whose event time is before
- * before_s, in one short transaction; *deleted gets how many (fewer than limit: none are left).
+ * before_s, in short transactions; *deleted gets how many (fewer than limit: none are left).
+ * SQLite: limit counts rows, and a block (one stored call's ids) is a row that goes whole once
+ * its newest id is before before_s, its ids all counted in *deleted: a block lives until its
+ * newest id expires, so an id can stay longer by the spread of its batch's event times (at most
+ * the dedup window, which the ingest enforces). Ids stored before blocks (one row each) go first.
  * The retention job calls it with now - events.dedup_window - a day of margin (notify/
  * retention.h): an older event is refused at ingest, so its id can no longer be needed. */
 int tg_store_usage_event_ids_prune(tg_store_t *st, int64_t before_s, size_t limit, size_t *deleted, tg_err_t *err);
 
 /* Calls cb with each applied event id (bit 63 clear) whose event time is at or after since_s,
  * and that time, in no particular order; a nonzero return from cb stops and is returned. The
- * dedup index reads them when its file was lost (metering/events.h). */
+ * dedup index reads them when its file was lost (metering/events.h). SQLite: a malformed block
+ * is TG_ESTORE naming its row id (usage_event_id_blocks row N), before any of its ids is passed
+ * to cb; ids of blocks read before it have been passed. */
 typedef int (*tg_usage_event_id_cb)(void *arg, uint64_t event_id, int64_t ts_s);
 int tg_store_usage_event_ids_each(tg_store_t *st, int64_t since_s, tg_usage_event_id_cb cb, void *arg, tg_err_t *err);
 

@@ -11,7 +11,8 @@
  * The table and column lists come from the databases themselves (sqlite_master and PRAGMA
  * table_info; information_schema on the PostgreSQL side), so a table that a later migration adds
  * is copied without touching this file; the two lists must agree, or the copy stops naming what
- * differs. PostgreSQL is authoritative for types: a bigint column takes only SQLite integers (a
+ * differs. One table is SQLite's only: usage_event_id_blocks, copied as rows of usage_event_ids
+ * (see "SQLite's event id blocks" below). PostgreSQL is authoritative for types: a bigint column takes only SQLite integers (a
  * text or real value there is an error naming the table and column, never a silent cast).
  *
  * The verification (store_copy_verify.c) does not trust the COPY's own row count alone: per
@@ -29,6 +30,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "store/event_id_block.h"
 #include "store/migrations.h"
 #include "store/store.h"
 #include "store/store_pg_int.h"
@@ -210,6 +212,75 @@ static int src_fold(copy_t *c, const char *from_url, tg_err_t *err)
     return rc;
 }
 
+/* ---- SQLite's event id blocks ----
+ * usage_event_id_blocks (migration 35) is how SQLite stores usage_event_ids since then: a batch's
+ * ids packed in one row (event_id_block.h). PostgreSQL has no such table: there every id is a
+ * row of usage_event_ids, the check across nodes. So the blocks are not copied as a table;
+ * within the snapshot's transaction, a temporary table named usage_event_ids (unqualified names
+ * find temp's tables first) takes the source's own usage_event_ids rows (stored before
+ * migration 35) and every block's ids unpacked, and the copy, the per column checks and the row
+ * digest all read that: the ids as PostgreSQL will hold them. A malformed block stops the copy
+ * naming it. tg_copy_verify_event_ids then counts the ids again from the stored tables. The
+ * temporary table is the connection's own (the source stays read-only) and goes at the end. */
+
+typedef struct unpack {
+    sqlite3_stmt *ins;
+    int failed; /* the insert failed: SQLite's error, not the block's */
+} unpack_t;
+
+static int on_block_entry(void *arg, uint64_t event_id, int64_t ts_s, const char *customer_id)
+{
+    unpack_t *u = arg;
+    sqlite3_reset(u->ins);
+    sqlite3_bind_int64(u->ins, 1, (sqlite3_int64)event_id);
+    sqlite3_bind_text(u->ins, 2, customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(u->ins, 3, ts_s);
+    int step = sqlite3_step(u->ins);
+    u->failed = step != SQLITE_DONE;
+    if (u->failed)
+        return TG_ESTORE; /* the message is read before the reset clears it */
+    sqlite3_reset(u->ins);
+    return 0;
+}
+
+static int src_unpack_event_ids(copy_t *c, tg_err_t *err)
+{
+    const char *doing = "unpacking the source's usage_event_id_blocks";
+    char *msg = NULL;
+    if (sqlite3_exec(c->src,
+                     "CREATE TEMP TABLE usage_event_ids AS SELECT event_id, customer_id, ts FROM main.usage_event_ids",
+                     NULL, NULL, &msg) != SQLITE_OK) {
+        int rc = tg_errf(err, TG_ESTORE, "%s: %s", doing, msg != NULL ? msg : "out of memory");
+        sqlite3_free(msg);
+        return rc;
+    }
+    unpack_t u = {NULL, 0};
+    sqlite3_stmt *sel = NULL;
+    if (sqlite3_prepare_v2(c->src, "INSERT INTO temp.usage_event_ids(event_id, customer_id, ts) VALUES (?,?,?)", -1,
+                           &u.ins, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(c->src, "SELECT id, ts_min, ts_max, n, data FROM main.usage_event_id_blocks ORDER BY id", -1,
+                           &sel, NULL) != SQLITE_OK) {
+        sqlite3_finalize(u.ins);
+        return tg_copy_src_error(c, err, doing);
+    }
+    int rc = 0, step = SQLITE_DONE;
+    while (rc == 0 && (step = sqlite3_step(sel)) == SQLITE_ROW) {
+        tg_event_id_block_t b = {sqlite3_column_int64(sel, 0), sqlite3_column_int64(sel, 1),
+                                 sqlite3_column_int64(sel, 2), sqlite3_column_int64(sel, 3),
+                                 sqlite3_column_blob(sel, 4),  (size_t)sqlite3_column_bytes(sel, 4)};
+        rc = tg_event_id_block_each(&b, on_block_entry, &u, err);
+        if (u.failed)
+            rc = tg_copy_src_error(c, err, doing);
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = tg_copy_src_error(c, err, doing);
+    sqlite3_finalize(sel);
+    sqlite3_finalize(u.ins);
+    if (rc == 0)
+        c->event_id_blocks = 1;
+    return rc;
+}
+
 /* Opens the snapshot and reads the version and the tables with their column names. */
 static int src_snapshot(copy_t *c, int *version, tg_err_t *err)
 {
@@ -233,6 +304,7 @@ static int src_snapshot(copy_t *c, int *version, tg_err_t *err)
                        (long long)pending);
 
     sqlite3_stmt *s;
+    int blocks = 0;
     if (sqlite3_prepare_v2(c->src,
                            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE "
                            "'\\' AND name <> 'schema_migrations' ORDER BY name",
@@ -243,6 +315,10 @@ static int src_snapshot(copy_t *c, int *version, tg_err_t *err)
         const char *name = (const char *)sqlite3_column_text(s, 0);
         if ((rc = safe_name(name, err)) != 0)
             break;
+        if (strcmp(name, "usage_event_id_blocks") == 0) {
+            blocks = 1; /* copied as usage_event_ids' rows (src_unpack_event_ids) */
+            continue;
+        }
         if (c->ntables == TG_COPY_TABLES_MAX) {
             rc = tg_errf(err, TG_ESTATE, "the source has more than %d tables", TG_COPY_TABLES_MAX);
             break;
@@ -254,6 +330,8 @@ static int src_snapshot(copy_t *c, int *version, tg_err_t *err)
         return rc;
     if (step != SQLITE_DONE)
         return tg_copy_src_error(c, err, "listing the source's tables");
+    if (blocks && (rc = src_unpack_event_ids(c, err)) != 0)
+        return rc;
 
     for (size_t i = 0; i < c->ntables; i++) {
         table_t *t = &c->tables[i];
@@ -660,7 +738,8 @@ int tg_store_copy(const char *from_url, const char *to_url, tg_store_copy_report
     for (size_t i = 0; i < c->ntables; i++)
         if ((rc = tg_copy_verify_table(c, &c->tables[order[i]], err)) != 0)
             goto out;
-    if ((rc = tg_copy_verify_totals(c, report, err)) != 0)
+    if ((rc = tg_copy_verify_totals(c, report, err)) != 0 ||
+        (c->event_id_blocks && (rc = tg_copy_verify_event_ids(c, report, err)) != 0))
         goto out;
     c->dst_tx = 0;
     if ((rc = tg_store_tx_commit(c->dst, err)) != 0)

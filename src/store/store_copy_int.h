@@ -42,7 +42,8 @@ typedef struct copy {
     int dst_tx;
     table_t tables[TG_COPY_TABLES_MAX];
     size_t ntables;
-    char *buf; /* COPY text waiting to be sent */
+    int event_id_blocks; /* the source has usage_event_id_blocks, unpacked into temp.usage_event_ids */
+    char *buf;           /* COPY text waiting to be sent */
     size_t len, cap;
 } copy_t;
 
@@ -62,6 +63,11 @@ int tg_copy_register_sum(sqlite3 *db);
 /* Compares t on both sides: rows, per column non-NULL values and sum or byte length, then the
  * row digest. 0, or TG_ESTORE naming what differs. */
 int tg_copy_verify_table(copy_t *c, const table_t *t, tg_err_t *err);
+/* usage_event_ids in the target against the source's ids: its own rows plus the n of every
+ * usage_event_id_blocks row, counted by SQLite over the stored tables (not over the unpacked
+ * copy store_copy.c made of them), so that an id lost or doubled by the unpacking is caught; the
+ * count of ids that came from blocks is added to rep. 0, or TG_ESTORE naming both counts. */
+int tg_copy_verify_event_ids(copy_t *c, tg_store_copy_report_t *rep, tg_err_t *err);
 /* The report's business totals (usage units; invoices and items per currency), compared on both
  * sides and added to rep. */
 int tg_copy_verify_totals(copy_t *c, tg_store_copy_report_t *rep, tg_err_t *err);

@@ -273,3 +273,35 @@ int tg_copy_verify_totals(copy_t *c, tg_store_copy_report_t *rep, tg_err_t *err)
     }
     return 0;
 }
+
+int tg_copy_verify_event_ids(copy_t *c, tg_store_copy_report_t *rep, tg_err_t *err)
+{
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(c->src,
+                           "SELECT (SELECT count(*) FROM main.usage_event_ids),"
+                           " (SELECT tg_copy_sum(n) FROM main.usage_event_id_blocks),"
+                           " (SELECT count(*) FROM main.usage_event_id_blocks)",
+                           -1, &s, NULL) != SQLITE_OK)
+        return tg_copy_src_error(c, err, "verifying the event ids");
+    if (sqlite3_step(s) != SQLITE_ROW) {
+        int rc = tg_copy_src_error(c, err, "verifying the event ids");
+        sqlite3_finalize(s);
+        return rc;
+    }
+    long long rows = sqlite3_column_int64(s, 0), blocks = sqlite3_column_int64(s, 2);
+    char in_blocks[48];
+    snprintf(in_blocks, sizeof(in_blocks), "%s", (const char *)sqlite3_column_text(s, 1));
+    sqlite3_finalize(s);
+    PGresult *r = NULL;
+    int rc = tg_copy_pg_run(c, "SELECT count(*) FROM usage_event_ids", &r, err, "verifying the event ids");
+    if (rc != 0)
+        return rc;
+    long long held = strtoll(PQgetvalue(r, 0, 0), NULL, 10), from_blocks = strtoll(in_blocks, NULL, 10);
+    PQclear(r);
+    if (held != rows + from_blocks)
+        return tg_errf(err, TG_ESTORE,
+                       "verification failed, nothing was written: usage_event_ids holds %lld ids in the target, and "
+                       "the source %lld (%lld rows and %s ids in %lld usage_event_id_blocks rows)",
+                       held, rows + from_blocks, rows, in_blocks, blocks);
+    return add_total(rep, "usage_event_id_blocks.n", NULL, in_blocks, 0);
+}

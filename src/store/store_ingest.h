@@ -1,5 +1,7 @@
-/* store_ingest.h - ingest tokens created in the admin API (issue 16; migration 32): the
- * credentials of POST /v1/events that are not in the configuration's events.tokens.
+/* store_ingest.h - what the usage events service (metering/events.h) keeps in the store besides
+ * the usage rows: ingest tokens created in the admin API (issue 16; migration 32), the
+ * credentials of POST /v1/events that are not in the configuration's events.tokens; and until
+ * when events keep the old BLAKE2b key (migration 36).
  *
  * As for API keys, only a keyed hash of the token is stored (tg_events_token_hash), with a
  * display prefix; the token itself is shown once, when it is made. A token is revoked, never
@@ -40,5 +42,11 @@ typedef int (*tg_ingest_token_cb)(const tg_ingest_token_row_t *t, void *arg);
 int tg_store_ingest_token_page(tg_store_t *st, const tg_page_t *page, tg_ingest_token_cb cb, void *arg,
                                tg_page_end_t *end, tg_err_t *err);
 int tg_store_ingest_token_list_active(tg_store_t *st, tg_ingest_token_cb cb, void *arg, tg_err_t *err);
+
+/* The time S, in seconds, up to which an event (by its own timestamp) is keyed with BLAKE2b, as
+ * before migration 36; a later one is keyed with SipHash (events.c, event_key). Set once, by
+ * migration 36: its time + 600 s when the database may already have held BLAKE2b ids, else none
+ * (*until_s = 0: every event gets SipHash). Read by tg_events_open. */
+int tg_store_event_key_blake2b_until(tg_store_t *st, int64_t *until_s, tg_err_t *err);
 
 #endif

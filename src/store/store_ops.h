@@ -263,6 +263,7 @@ typedef struct tg_store_ops {
     int (*ingest_token_page)(tg_store_t *st, const tg_page_t *page, tg_ingest_token_cb cb, void *arg, tg_page_end_t *end,
                              tg_err_t *err);
     int (*ingest_token_list_active)(tg_store_t *st, tg_ingest_token_cb cb, void *arg, tg_err_t *err);
+    int (*event_key_blake2b_until)(tg_store_t *st, int64_t *until_s, tg_err_t *err);
 } tg_store_ops_t;
 
 /* The part of a connection that every backend shares: its struct starts with it. */

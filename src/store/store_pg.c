@@ -734,4 +734,5 @@ const tg_store_ops_t tg_pg_ops = {
     .ingest_token_set_revoked = tg_pg_ingest_token_set_revoked,
     .ingest_token_page = tg_pg_ingest_token_page,
     .ingest_token_list_active = tg_pg_ingest_token_list_active,
+    .event_key_blake2b_until = tg_pg_event_key_blake2b_until,
 };

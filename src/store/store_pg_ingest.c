@@ -1,4 +1,4 @@
-/* store_pg_ingest.c - the PostgreSQL backend of store_ingest.h (migration 32). Same results,
+/* store_pg_ingest.c - the PostgreSQL backend of store_ingest.h (migrations 32 and 36). Same results,
  * errors and order as store_sqlite_ingest.c. Names come from the owner: scrubbed to valid UTF-8
  * (PostgreSQL refuses invalid text). */
 #include <stdio.h>
@@ -138,4 +138,18 @@ int tg_pg_ingest_token_list_active(tg_store_t *store, tg_ingest_token_cb cb, voi
     }
     PQclear(r);
     return 0;
+}
+
+int tg_pg_event_key_blake2b_until(tg_store_t *store, int64_t *until_s, tg_err_t *err)
+{
+    PGresult *r;
+    *until_s = 0;
+    int rc = tg_pg_query(tg_pg(store), "SELECT until_s FROM event_key_schemes WHERE scheme = 'blake2b'", NULL, &r, err,
+                         "reading until when usage events keep the BLAKE2b key");
+    if (rc != 0)
+        return rc;
+    if (PQntuples(r) > 0) /* no row: a database that never held a BLAKE2b id */
+        *until_s = tg_pg_i64(r, 0, 0);
+    PQclear(r);
+    return rc;
 }

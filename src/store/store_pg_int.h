@@ -376,5 +376,6 @@ int tg_pg_ingest_token_get(tg_store_t *st, const char *id, tg_ingest_token_row_t
 int tg_pg_ingest_token_set_revoked(tg_store_t *st, const char *id, int64_t revoked_at, tg_err_t *err);
 int tg_pg_ingest_token_page(tg_store_t *st, const tg_page_t *page, tg_ingest_token_cb cb, void *arg, tg_page_end_t *end, tg_err_t *err);
 int tg_pg_ingest_token_list_active(tg_store_t *st, tg_ingest_token_cb cb, void *arg, tg_err_t *err);
+int tg_pg_event_key_blake2b_until(tg_store_t *st, int64_t *until_s, tg_err_t *err);
 
 #endif

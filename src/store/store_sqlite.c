@@ -492,4 +492,5 @@ const tg_store_ops_t tg_sqlite_ops = {
     .ingest_token_set_revoked = tg_sqlite_ingest_token_set_revoked,
     .ingest_token_page = tg_sqlite_ingest_token_page,
     .ingest_token_list_active = tg_sqlite_ingest_token_list_active,
+    .event_key_blake2b_until = tg_sqlite_event_key_blake2b_until,
 };

@@ -1,4 +1,4 @@
-/* store_sqlite_ingest.c - the SQLite backend of store_ingest.h (migration 32). */
+/* store_sqlite_ingest.c - the SQLite backend of store_ingest.h (migrations 32 and 36). */
 #include <stdio.h>
 #include <string.h>
 
@@ -137,6 +137,24 @@ int tg_sqlite_ingest_token_list_active(tg_store_t *store, tg_ingest_token_cb cb,
     }
     if (step != SQLITE_ROW && step != SQLITE_DONE)
         rc = tg_sqlite_error(st, err, "loading ingest tokens");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_sqlite_event_key_blake2b_until(tg_store_t *store, int64_t *until_s, tg_err_t *err)
+{
+    tg_sqlite_t *st = tg_sqlite(store);
+    sqlite3_stmt *s;
+    *until_s = 0;
+    int rc = tg_sqlite_prepare(st, "SELECT until_s FROM event_key_schemes WHERE scheme = 'blake2b'", &s, err,
+                               "reading until when usage events keep the BLAKE2b key");
+    if (rc != 0)
+        return rc;
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW)
+        *until_s = sqlite3_column_int64(s, 0);
+    else if (step != SQLITE_DONE) /* no row: a database that never held a BLAKE2b id */
+        rc = tg_sqlite_error(st, err, "reading until when usage events keep the BLAKE2b key");
     sqlite3_finalize(s);
     return rc;
 }

@@ -553,6 +553,150 @@ static void test_new_index_rebuilt_from_the_store(void **state)
     tg_tmpstore_close(&ts);
 }
 
+/* ---- the event key across the upgrade to SipHash (migration 36) ---- */
+
+/* What main's code (events.c at ff96455: keyed BLAKE2b-128 under the key derived as "tollgate
+ * usage event id v1") gives the event "evt-1" of customer cus_x with events_yaml's keys.secret:
+ * computed with a copy of that code, pinned here. Ids indexed, logged and stored before the
+ * upgrade are these. */
+static const uint8_t MAIN_KEY_CUS_X_EVT_1[16] = {0x9e, 0x12, 0x1e, 0x82, 0xcc, 0xd6, 0x85, 0x0f,
+                                                 0x8f, 0xf6, 0x02, 0x3a, 0xe3, 0x35, 0x5f, 0x76};
+/* SipHash-2-4-128 of "cus_x\0evt-1" under the key derived as "tollgate usage event id siphash
+ * v2" (16 bytes of BLAKE2b keyed with the secret): crypto_shorthash_siphashx24, pinned. */
+static const uint8_t SIPHASH_KEY_CUS_X_EVT_1[16] = {0x68, 0xc1, 0x3e, 0xc9, 0x23, 0x1d, 0x7e, 0xaa,
+                                                    0x8f, 0xa5, 0x8f, 0xc7, 0x2f, 0xb5, 0x0f, 0xec};
+
+#define NS INT64_C(1000000000)
+
+/* The events service of events_yaml on `path`, S read from key_store (NULL: none). */
+static tg_events_t *events_keyed_by(tg_store_t *key_store, tg_config_t **cfg)
+{
+    char errbuf[1024];
+    tg_err_t err = {0};
+    assert_int_equal(tg_config_load_string("t.yaml", events_yaml, strlen(events_yaml), cfg, errbuf, sizeof(errbuf)), 0);
+    tg_events_opts_t o = {.cfg = *cfg,
+                          .index_path = path,
+                          .secret = (const uint8_t *)"0123456789abcdef0123456789abcdef",
+                          .secret_len = 32,
+                          .key_store = key_store,
+                          .now_s = time(NULL)};
+    tg_events_t *ev;
+    assert_int_equal(tg_events_open(&o, &ev, &err), 0);
+    return ev;
+}
+
+static void assert_key(tg_events_t *ev, int64_t ts_ns, const uint8_t want[16])
+{
+    uint8_t k[16];
+    tg_events_event_key(ev, "cus_x", "evt-1", 5, ts_ns, k);
+    assert_memory_equal(k, want, 16);
+}
+
+/* Brings ts's database back to before migration 36 (its table and its row in schema_migrations
+ * gone), runs setup_sql there as the old code would have left it, migrates again and returns S. */
+static int64_t migrated_from_before_36(tg_tmpstore_t *ts, const char *setup_sql)
+{
+    tg_err_t err = {0};
+    assert_int_equal(
+        tg_tmpstore_exec(ts, "DROP TABLE event_key_schemes; DELETE FROM schema_migrations WHERE version = 36"), 0);
+    if (setup_sql != NULL)
+        assert_int_equal(tg_tmpstore_exec(ts, setup_sql), 0);
+    assert_int_equal(tg_store_migrate(ts->st, &err), 0);
+    int64_t until = -1;
+    assert_int_equal(tg_store_event_key_blake2b_until(ts->st, &until, &err), 0);
+    return until;
+}
+
+/* A fresh database never held a BLAKE2b id: S = 0 and every event, whatever its date, gets the
+ * SipHash key. One migrated while it held event ids, or customers (an event's row may be in a
+ * metering log only, not yet stored, when the new binary migrates): S = the migration's time +
+ * 600 s; an event dated up to S gets the very key main's code gave it (so a retry of an event
+ * sent before the upgrade meets the id indexed, logged and stored then), a later one SipHash.
+ * Both backends (TG_TEST_BACKEND). */
+static void test_event_key_blake2b_until_the_switch_then_siphash(void **state)
+{
+    (void)state;
+    tg_tmpstore_t ts;
+    assert_int_equal(tg_tmpstore_open(&ts, "evkey"), 0);
+    tg_err_t err = {0};
+    int64_t until = -1;
+    assert_int_equal(tg_store_event_key_blake2b_until(ts.st, &until, &err), 0);
+    assert_int_equal(until, 0);
+    tg_config_t *cfg;
+    tg_events_t *ev = events_keyed_by(ts.st, &cfg);
+    assert_int_equal(tg_events_blake2b_until(ev), 0);
+    int64_t now_ns = (int64_t)time(NULL) * NS;
+    assert_key(ev, now_ns, SIPHASH_KEY_CUS_X_EVT_1);
+    assert_key(ev, now_ns - INT64_C(30) * 86400 * NS, SIPHASH_KEY_CUS_X_EVT_1);
+    assert_key(ev, 0, SIPHASH_KEY_CUS_X_EVT_1);
+    tg_events_close(ev);
+    tg_config_free(cfg);
+
+    /* a database that held event ids */
+    int64_t before = time(NULL);
+    until =
+        migrated_from_before_36(&ts, "INSERT INTO usage_event_ids(event_id, customer_id, ts)"
+                                     " VALUES (-8104835780538658146, 'cus_x', 1764900000)"); /* main's id of evt-1 */
+    int64_t after = time(NULL);
+    assert_true(until >= before + 600 && until <= after + 600);
+    ev = events_keyed_by(ts.st, &cfg);
+    assert_int_equal(tg_events_blake2b_until(ev), until);
+    assert_key(ev, now_ns, MAIN_KEY_CUS_X_EVT_1); /* sent before the upgrade */
+    assert_key(ev, now_ns - INT64_C(30) * 86400 * NS, MAIN_KEY_CUS_X_EVT_1);
+    assert_key(ev, until * NS, MAIN_KEY_CUS_X_EVT_1);        /* up to S, included */
+    assert_key(ev, until * NS + 1, SIPHASH_KEY_CUS_X_EVT_1); /* after S */
+    assert_key(ev, (until + 86400) * NS, SIPHASH_KEY_CUS_X_EVT_1);
+    tg_events_close(ev);
+    tg_config_free(cfg);
+
+    /* no ids stored yet, but a customer: its events may be in a metering log only */
+    before = time(NULL);
+    until = migrated_from_before_36(&ts, "DELETE FROM usage_event_ids;"
+                                         "INSERT INTO customers(id, email, plan_id, status, created_at, anchor_at)"
+                                         " VALUES ('cus_x', 'a@example.com', 'p', 'active', 1, 1)");
+    after = time(NULL);
+    assert_true(until >= before + 600 && until <= after + 600);
+
+    /* neither: a database that never took an event */
+    assert_int_equal(migrated_from_before_36(&ts, "DELETE FROM customers"), 0);
+    tg_tmpstore_close(&ts);
+}
+
+/* The same event before and after the upgrade: main's node claimed (and committed) its BLAKE2b
+ * key in the dedup index; the upgraded node, S after the event's date, computes the same key, so
+ * the index answers duplicate (the claim finds it). An event dated after S is another key. */
+static void test_duplicate_across_the_upgrade(void **state)
+{
+    (void)state;
+    tg_err_t err = {0};
+    uint32_t today = (uint32_t)(time(NULL) / 86400);
+    tg_event_index_t *ix;
+    assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), 0);
+    assert_int_equal(tg_event_index_claim(ix, MAIN_KEY_CUS_X_EVT_1, today, NULL, &err), 1); /* main's node */
+    tg_event_index_commit(ix, MAIN_KEY_CUS_X_EVT_1);
+    tg_event_index_close(ix);
+
+    tg_tmpstore_t ts;
+    assert_int_equal(tg_tmpstore_open(&ts, "evdup"), 0);
+    int64_t until =
+        migrated_from_before_36(&ts, "INSERT INTO usage_event_ids(event_id, customer_id, ts)"
+                                     " VALUES (-8104835780538658146, 'cus_x', 1764900000)"); /* main's id of evt-1 */
+    tg_config_t *cfg;
+    tg_events_t *ev = events_keyed_by(ts.st, &cfg);
+    uint8_t retried[16], later[16];
+    int64_t sent_ns = (int64_t)time(NULL) * NS - 60 * NS; /* dated a minute before the upgrade */
+    tg_events_event_key(ev, "cus_x", "evt-1", 5, sent_ns, retried);
+    tg_events_event_key(ev, "cus_x", "evt-1", 5, (until + 1) * NS, later);
+    tg_events_close(ev);
+    tg_config_free(cfg);
+    tg_tmpstore_close(&ts);
+
+    assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), 0);
+    assert_int_equal(tg_event_index_claim(ix, retried, today, NULL, &err), 0); /* duplicate */
+    assert_int_equal(tg_event_index_claim(ix, later, today, NULL, &err), 1);
+    tg_event_index_close(ix);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -567,6 +711,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prefix_slots_survive_rebuilds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logged_rows_claimed_again_at_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_index_rebuilt_from_the_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_event_key_blake2b_until_the_switch_then_siphash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_across_the_upgrade, setup, teardown),
         cmocka_unit_test(test_rfc3339),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,7 +8,8 @@
  * constraints, named indexes (columns, DESC, unique, partial) and foreign keys. The two
  * descriptions must be equal, but for the differences migrations_pg.c documents (email's
  * NOCASE uniqueness as lower(email), the explicit rowid columns, identity ids, usage_event_ids'
- * key, PostgreSQL's only since migration 34), which the SQLite side is mapped through here. A
+ * key, PostgreSQL's only since migration 34; usage_event_id_blocks, SQLite's only since 35),
+ * which the SQLite side is mapped through here. A
  * migration added to one list only, a column misspelt, a type or default changed, an index
  * forgotten: each makes a line differ, printed on failure.
  *
@@ -209,6 +210,19 @@ static const char *const IDENTITY[][2] = {
  * a record in the order applied, not the check across nodes they are on PostgreSQL). */
 static const char *const PG_ONLY_KEY[][2] = {{"usage_event_ids", "event_id, customer_id"}};
 
+/* Tables only SQLite has (migrations_sqlite.c, 35: one node's event ids packed per batch; on
+ * PostgreSQL every id stays a row of usage_event_ids, and tollgate migrate unpacks the blocks
+ * into it). */
+static const char *const SQLITE_ONLY_TABLE[] = {"usage_event_id_blocks"};
+
+static int sqlite_only_table(const char *table)
+{
+    for (size_t i = 0; i < sizeof(SQLITE_ONLY_TABLE) / sizeof(SQLITE_ONLY_TABLE[0]); i++)
+        if (strcmp(SQLITE_ONLY_TABLE[i], table) == 0)
+            return 1;
+    return 0;
+}
+
 static const char *pg_only_key(const char *table)
 {
     for (size_t i = 0; i < sizeof(PG_ONLY_KEY) / sizeof(PG_ONLY_KEY[0]); i++)
@@ -235,6 +249,8 @@ static void sqlite_describe(sqlite3 *db, schema_t *out)
                      SQLITE_OK);
     while (sqlite3_step(tables) == SQLITE_ROW) {
         const char *t = (const char *)sqlite3_column_text(tables, 0);
+        if (sqlite_only_table(t))
+            continue;
         add_line(out, "table %s", t);
 
         /* columns; a PRIMARY KEY column is NOT NULL in PostgreSQL, and in SQLite only by the

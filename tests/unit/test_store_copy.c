@@ -3,7 +3,10 @@
  * TG_TEST_PG_URL) and read back with libpq; and the refusals: a non-empty target, a column on one
  * side only, a missing source file, and a verification that finds a difference (a trigger on
  * the target that changes what COPY inserts: the copy's own statements all succeed, only the
- * comparison can catch it) and rolls everything back.
+ * comparison can catch it) and rolls everything back. SQLite's usage_event_id_blocks (a batch's
+ * event ids packed in one row, migration 35) arrive as rows of PostgreSQL's usage_event_ids,
+ * beside the rows stored before that migration, counted by the verification; a malformed block
+ * stops the copy naming it.
  *
  * scripts/run-tests.sh unit starts a PostgreSQL (scripts/pg-test.sh) and sets TG_TEST_PG_URL;
  * without it the tests are skipped (reported as skipped, not passed). */
@@ -14,6 +17,7 @@
 #include <cmocka.h>
 
 #include <libpq-fe.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -468,6 +472,103 @@ static void test_unfolded_journal_is_folded(void **state)
                         "112");
 }
 
+/* Runs sql on the source's SQLite file directly (what the store's calls cannot make). */
+static void src_exec(const src_t *t, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(t->url + 7, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("SQLite: %s in %s", msg, sql);
+    sqlite3_close(db);
+}
+
+static tg_usage_t event_usage(const char *customer, uint64_t id, int64_t ts_s)
+{
+    tg_usage_t u;
+    memset(&u, 0, sizeof(u));
+    u.event_id = id | TG_USAGE_EVENT_BIT;
+    snprintf(u.customer_id, sizeof(u.customer_id), "%s", customer);
+    snprintf(u.plan_id, sizeof(u.plan_id), "pro");
+    snprintf(u.metric, sizeof(u.metric), "tokens");
+    snprintf(u.endpoint, sizeof(u.endpoint), "%s", TG_USAGE_EVENT_ENDPOINT);
+    u.units = 1;
+    u.ts_ns = ts_s * 1000000000;
+    u.period_start = 1767225600;
+    u.status = 200;
+    return u;
+}
+
+/* Every id reaches PostgreSQL's usage_event_ids with its customer and time: from blocks (two
+ * batches of one call, one batch of another) and from a row stored before migration 35. */
+static void test_event_id_blocks_become_rows(void **state)
+{
+    fx_t *f = fixture_or_skip(state);
+    fill(f->src.st); /* one event: a block of 1 */
+    tg_err_t err = {0};
+    tg_usage_t a[3] = {event_usage("cus_a", 100, 1767225601), event_usage("cus_b", 101, 1767225602),
+                       event_usage("cus_a", 102, 1767225603)},
+               b = event_usage("cus_b", 103, 1767225604);
+    tg_usage_batch_t two[2] = {{50, a, 2, NULL}, {51, &a[2], 1, NULL}}, one = {52, &b, 1, NULL};
+    assert_int_equal(tg_store_usage_record_many(f->src.st, two, 2, NULL, &err), 0);
+    assert_int_equal(tg_store_usage_record_many(f->src.st, &one, 1, NULL, &err), 0);
+    src_exec(&f->src, "INSERT INTO usage_event_ids(event_id, customer_id, ts) VALUES (9, 'cus_old', 1767225000)");
+    int rc = tg_store_copy(f->src.url, f->url, &f->rep, &err);
+    if (rc != 0)
+        print_error("%s\n", err.msg);
+    assert_int_equal(rc, 0);
+    assert_int_equal(report_rows(&f->rep, "usage_event_ids"), 6); /* 1 old row, 5 from 3 blocks */
+    assert_string_equal(report_total(&f->rep, "usage_event_id_blocks.n"), "5");
+    for (size_t i = 0; i < f->rep.ntables; i++)
+        assert_string_not_equal(f->rep.tables[i].name, "usage_event_id_blocks"); /* not a table there */
+    char v[512];
+    assert_string_equal(pg_value(f->db,
+                                 "SELECT string_agg(customer_id || ':' || event_id || ':' || ts, ',' ORDER BY event_id)"
+                                 " FROM usage_event_ids",
+                                 v, sizeof(v)),
+                        "cus_a:2:1767225600,cus_old:9:1767225000,cus_a:100:1767225601,cus_b:101:1767225602,"
+                        "cus_a:102:1767225603,cus_b:103:1767225604");
+}
+
+/* A damaged block in the source: the copy stops naming it, before writing anything. */
+static void test_malformed_event_id_block_refused(void **state)
+{
+    fx_t *f = fixture_or_skip(state);
+    fill(f->src.st);
+    src_exec(&f->src, "INSERT INTO usage_event_id_blocks(id, ts_min, ts_max, n, data)"
+                      " VALUES (77, 0, 100, 2, X'01000000000000001000000000000000026162')");
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_copy(f->src.url, f->url, &f->rep, &err), TG_ESTORE);
+    if (strstr(err.msg, "usage_event_id_blocks row 77 is malformed") == NULL)
+        fail_msg("%s", err.msg);
+    assert_int_equal(f->rep.ntables, 0);
+    char v[64]; /* refused while reading the source: the target was not even migrated */
+    assert_string_equal(pg_value(f->db,
+                                 "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()",
+                                 v, sizeof(v)),
+                        "0");
+}
+
+/* An id PostgreSQL drops as it lands: the rows of usage_event_ids no longer match the ids of the
+ * source's blocks, and everything rolls back. */
+static void test_event_id_lost_in_target_refused(void **state)
+{
+    fx_t *f = fixture_or_skip(state);
+    fill(f->src.st);
+    tg_err_t err = {0};
+    tg_store_t *dst = NULL;
+    assert_int_equal(tg_store_open(f->url, &dst, &err), 0);
+    assert_int_equal(tg_store_migrate(dst, &err), 0);
+    tg_store_close(dst);
+    pg_do(f->db, "CREATE FUNCTION lose() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;"
+                 "CREATE TRIGGER lose BEFORE INSERT ON usage_event_ids FOR EACH ROW EXECUTE FUNCTION lose()");
+    assert_int_equal(tg_store_copy(f->src.url, f->url, &f->rep, &err), TG_ESTORE);
+    assert_non_null(strstr(err.msg, "usage_event_ids"));
+    char v[64];
+    assert_string_equal(pg_value(f->db, "SELECT count(*) FROM customers", v, sizeof(v)), "0");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -477,6 +578,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_schema_differences_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_sources, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unfolded_journal_is_folded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_event_id_blocks_become_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_event_id_block_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_event_id_lost_in_target_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,7 +12,14 @@
  *   the retention tick's cut-off is events.dedup_window and a day.
  * SQLite (one node, whose own dedup index counts each event once: metering/event_index.h) looks
  * no id up: every event row counts, and its id is appended for rebuilding that index;
- * tg_store_usage_event_ids_each lists the ids kept (both backends), pruned ones gone. */
+ * tg_store_usage_event_ids_each lists the ids kept (both backends), pruned ones gone.
+ * SQLite keeps a stored batch's ids as one usage_event_id_blocks row (migration 35):
+ * - one block per record_many call that has event rows (none for calls only), read back exactly:
+ *   every id with its time and customer;
+ * - the since filter applies to each id, not to the block; the prune deletes a block only once
+ *   its newest id is past the cut-off, and counts its ids;
+ * - ids stored before migration 35 (rows of usage_event_ids) are still read and pruned;
+ * - a malformed block is refused naming its id, and nothing of it is passed on. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +31,7 @@
 #include <string.h>
 
 #include "../support/tmpstore.h"
+#include "store/event_id_block.h"
 #include "store/store.h"
 #include "notify/retention.h"
 #include "store/store_meter.h"
@@ -203,8 +211,12 @@ static void test_prune_forgets_old_ids_only(void **state)
     tg_usage_t rows[3] = {event_row("cus_a", 1, "tokens", 1, EVENT_TS_S - 40 * 86400),
                           event_row("cus_a", 2, "tokens", 10, EVENT_TS_S - 40 * 86400),
                           event_row("cus_a", 3, "tokens", 100, EVENT_TS_S)};
-    tg_usage_batch_t b = {300, rows, 3, "node1"};
-    assert_int_equal(tg_store_usage_record_many(t->st, &b, 1, NULL, &err), 0);
+    /* a batch each: SQLite prunes a batch's ids together, once the newest is old enough
+     * (test_sqlite_block_lives_until_its_newest_id_expires) */
+    for (uint64_t i = 0; i < 3; i++) {
+        tg_usage_batch_t b = {300 + i, &rows[i], 1, "node1"};
+        assert_int_equal(tg_store_usage_record_many(t->st, &b, 1, NULL, &err), 0);
+    }
     size_t deleted = 99;
     assert_int_equal(tg_store_usage_event_ids_prune(t->st, EVENT_TS_S - 35 * 86400, 1, &deleted, &err), 0);
     assert_int_equal(deleted, 1); /* the batch's limit */
@@ -236,8 +248,10 @@ static void test_retention_keeps_window_and_margin(void **state)
                           event_row("cus_a", 2, "tokens", 1, now - window - TG_EVENT_IDS_MARGIN_S - 60),
                           event_row("cus_b", 3, "tokens", 1, now - window - TG_EVENT_IDS_MARGIN_S), /* kept */
                           event_row("cus_b", 4, "tokens", 1, now - window - 1)};                    /* kept */
-    tg_usage_batch_t b = {400, rows, 4, "node1"};
-    assert_int_equal(tg_store_usage_record_many(t->st, &b, 1, NULL, &err), 0);
+    for (uint64_t i = 0; i < 4; i++) { /* a batch each, as in test_prune_forgets_old_ids_only */
+        tg_usage_batch_t b = {400 + i, &rows[i], 1, "node1"};
+        assert_int_equal(tg_store_usage_record_many(t->st, &b, 1, NULL, &err), 0);
+    }
     size_t deleted = 0;
     int more = 1;
     assert_int_equal(tg_event_ids_prune(t->st, window, now, 1, INT64_C(1000000000), &deleted, &more, &err), 0);
@@ -254,6 +268,271 @@ static void test_retention_keeps_window_and_margin(void **state)
     assert_int_equal(out.duplicates, 2);
 }
 
+/* ---- SQLite's blocks (migration 35) ---- */
+
+/* The SQLite file of t, opened beside the store to look inside it. */
+static sqlite3 *open_file(const tg_tmpstore_t *t)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(strncmp(t->url, "sqlite:", 7), 0);
+    assert_int_equal(sqlite3_open(t->url + 7, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    return db;
+}
+
+static int64_t file_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return v;
+}
+
+#define SEEN_MAX 16
+typedef struct seen {
+    uint64_t id[SEEN_MAX];
+    int64_t ts[SEEN_MAX];
+    char customer[SEEN_MAX][TG_ID_MAX];
+    size_t n;
+} seen_t;
+
+static int collect_id(void *arg, uint64_t event_id, int64_t ts_s)
+{
+    seen_t *v = arg;
+    assert_true(v->n < SEEN_MAX);
+    v->id[v->n] = event_id;
+    v->ts[v->n++] = ts_s;
+    return 0;
+}
+
+static int collect_entry(void *arg, uint64_t event_id, int64_t ts_s, const char *customer_id)
+{
+    seen_t *v = arg;
+    snprintf(v->customer[v->n], TG_ID_MAX, "%s", customer_id);
+    return collect_id(arg, event_id, ts_s);
+}
+
+/* The ids kept with an event time at or after since_s, sorted by id. */
+static seen_t ids_read(tg_store_t *st, int64_t since_s)
+{
+    seen_t v = {0};
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_usage_event_ids_each(st, since_s, collect_id, &v, &err), 0);
+    for (size_t i = 1; i < v.n; i++) /* insertion sort: a few ids */
+        for (size_t j = i; j > 0 && v.id[j - 1] > v.id[j]; j--) {
+            uint64_t id = v.id[j];
+            int64_t ts = v.ts[j];
+            v.id[j] = v.id[j - 1];
+            v.ts[j] = v.ts[j - 1];
+            v.id[j - 1] = id;
+            v.ts[j - 1] = ts;
+        }
+    return v;
+}
+
+static void test_sqlite_one_block_per_batch_read_back_exactly(void **state)
+{
+    tg_tmpstore_t *t = *state;
+    if (tg_tmpstore_backend_is_pg())
+        skip();
+    tg_err_t err = {0};
+    tg_usage_t first[3] = {event_row("cus_a", 42, "tokens", 5, EVENT_TS_S),
+                           event_row("cus_bb", 43, "tokens", 7, EVENT_TS_S - 3600),
+                           event_row("cus_a", 44, "tokens", 1, EVENT_TS_S + 60)};
+    tg_usage_t call = event_row("cus_a", 45, "tokens", 1, EVENT_TS_S);
+    call.event_id = 45; /* a call's row: no id kept */
+    snprintf(call.endpoint, sizeof(call.endpoint), "POST /v1/chat");
+    tg_usage_t second = event_row("cus_c", (UINT64_C(1) << 62) + 7, "tokens", 2, EVENT_TS_S);
+    tg_usage_batch_t b1 = {1, first, 3, NULL}, calls = {2, &call, 1, NULL};
+    tg_usage_batch_t two[2] = {{3, &second, 1, NULL}, {4, &call, 1, NULL}}; /* one call, one block */
+    assert_int_equal(tg_store_usage_record_many(t->st, &b1, 1, NULL, &err), 0);
+    assert_int_equal(tg_store_usage_record_many(t->st, &calls, 1, NULL, &err), 0);
+    assert_int_equal(tg_store_usage_record_many(t->st, two, 2, NULL, &err), 0);
+
+    sqlite3 *db = open_file(t);
+    assert_int_equal(file_int(db, "SELECT count(*) FROM usage_event_id_blocks"), 2);
+    assert_int_equal(file_int(db, "SELECT count(*) FROM usage_event_ids"), 0); /* no row per event */
+    assert_int_equal(file_int(db, "SELECT n FROM usage_event_id_blocks ORDER BY id LIMIT 1"), 3);
+    assert_int_equal(file_int(db, "SELECT ts_min FROM usage_event_id_blocks ORDER BY id LIMIT 1"), EVENT_TS_S - 3600);
+    assert_int_equal(file_int(db, "SELECT ts_max FROM usage_event_id_blocks ORDER BY id LIMIT 1"), EVENT_TS_S + 60);
+    /* the first block's entries as packed: ids, times and customers in the batch's order */
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT id, ts_min, ts_max, n, data FROM usage_event_id_blocks ORDER BY id",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    tg_event_id_block_t b = {sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1),
+                             sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3),
+                             sqlite3_column_blob(s, 4),  (size_t)sqlite3_column_bytes(s, 4)};
+    seen_t e = {0};
+    assert_int_equal(tg_event_id_block_each(&b, collect_entry, &e, &err), 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    assert_int_equal(e.n, 3);
+    assert_int_equal(e.id[0], 42);
+    assert_int_equal(e.id[1], 43);
+    assert_int_equal(e.id[2], 44);
+    assert_int_equal(e.ts[1], EVENT_TS_S - 3600);
+    assert_string_equal(e.customer[0], "cus_a");
+    assert_string_equal(e.customer[1], "cus_bb");
+
+    seen_t v = ids_read(t->st, 0);
+    assert_int_equal(v.n, 4);
+    const uint64_t want_id[4] = {42, 43, 44, (UINT64_C(1) << 62) + 7};
+    const int64_t want_ts[4] = {EVENT_TS_S, EVENT_TS_S - 3600, EVENT_TS_S + 60, EVENT_TS_S};
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(v.id[i], want_id[i]);
+        assert_int_equal(v.ts[i], want_ts[i]);
+    }
+    /* the since filter applies to each id: 43 is older than the block's newest */
+    v = ids_read(t->st, EVENT_TS_S);
+    assert_int_equal(v.n, 3);
+    assert_int_equal(v.id[0], 42);
+    assert_int_equal(v.id[1], 44);
+    assert_int_equal(ids_kept(t->st, EVENT_TS_S + 61), 0);
+}
+
+static void test_sqlite_block_lives_until_its_newest_id_expires(void **state)
+{
+    tg_tmpstore_t *t = *state;
+    if (tg_tmpstore_backend_is_pg())
+        skip();
+    tg_err_t err = {0};
+    tg_usage_t spread[3] = {event_row("cus_a", 1, "tokens", 1, EVENT_TS_S - 40 * 86400),
+                            event_row("cus_a", 2, "tokens", 1, EVENT_TS_S - 40 * 86400),
+                            event_row("cus_a", 3, "tokens", 1, EVENT_TS_S)};
+    tg_usage_t old = event_row("cus_b", 4, "tokens", 1, EVENT_TS_S - 50 * 86400);
+    tg_usage_batch_t b1 = {1, spread, 3, NULL}, b2 = {2, &old, 1, NULL};
+    assert_int_equal(tg_store_usage_record_many(t->st, &b1, 1, NULL, &err), 0);
+    assert_int_equal(tg_store_usage_record_many(t->st, &b2, 1, NULL, &err), 0);
+    size_t deleted = 99;
+    /* the spread block's newest id is recent: only the old block goes */
+    assert_int_equal(tg_store_usage_event_ids_prune(t->st, EVENT_TS_S - 35 * 86400, 1000, &deleted, &err), 0);
+    assert_int_equal(deleted, 1);
+    assert_int_equal(ids_kept(t->st, 0), 3); /* 1 and 2 outlive their cut-off with 3 */
+    assert_int_equal(ids_kept(t->st, EVENT_TS_S - 35 * 86400), 1);
+    /* once 3 is past the cut-off the whole block goes, its 3 ids counted */
+    assert_int_equal(tg_store_usage_event_ids_prune(t->st, EVENT_TS_S + 1, 1000, &deleted, &err), 0);
+    assert_int_equal(deleted, 3);
+    assert_int_equal(ids_kept(t->st, 0), 0);
+    assert_int_equal(tg_store_usage_event_ids_prune(t->st, EVENT_TS_S + 1, 1000, &deleted, &err), 0);
+    assert_int_equal(deleted, 0);
+}
+
+/* A store upgraded from schema 34 holds one row per id in usage_event_ids: still read beside
+ * the blocks and pruned first (the oldest), limit counting rows. */
+static void test_sqlite_ids_stored_before_blocks_read_and_pruned(void **state)
+{
+    tg_tmpstore_t *t = *state;
+    if (tg_tmpstore_backend_is_pg())
+        skip();
+    tg_err_t err = {0};
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO usage_event_ids(event_id, customer_id, ts) VALUES (7, 'cus_a', %lld), (8, 'cus_a', %lld),"
+             " (9, 'cus_b', %lld)",
+             (long long)(EVENT_TS_S - 40 * 86400), (long long)(EVENT_TS_S - 39 * 86400), (long long)EVENT_TS_S);
+    assert_int_equal(tg_tmpstore_exec(t, sql), 0);
+    tg_usage_t old = event_row("cus_a", 10, "tokens", 1, EVENT_TS_S - 38 * 86400),
+               recent = event_row("cus_a", 11, "tokens", 1, EVENT_TS_S);
+    tg_usage_batch_t b1 = {1, &old, 1, NULL}, b2 = {2, &recent, 1, NULL};
+    assert_int_equal(tg_store_usage_record_many(t->st, &b1, 1, NULL, &err), 0);
+    assert_int_equal(tg_store_usage_record_many(t->st, &b2, 1, NULL, &err), 0);
+    seen_t v = ids_read(t->st, 0);
+    assert_int_equal(v.n, 5);
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(v.id[i], 7 + i);
+    assert_int_equal(ids_kept(t->st, EVENT_TS_S), 2);
+    size_t deleted = 0;
+    assert_int_equal(tg_store_usage_event_ids_prune(t->st, EVENT_TS_S - 35 * 86400, 1, &deleted, &err), 0);
+    assert_int_equal(deleted, 1); /* 7: an old row, the oldest */
+    assert_int_equal(tg_store_usage_event_ids_prune(t->st, EVENT_TS_S - 35 * 86400, 2, &deleted, &err), 0);
+    assert_int_equal(deleted, 2); /* 8, then the block of 10 */
+    assert_int_equal(tg_store_usage_event_ids_prune(t->st, EVENT_TS_S - 35 * 86400, 2, &deleted, &err), 0);
+    assert_int_equal(deleted, 0);
+    v = ids_read(t->st, 0);
+    assert_int_equal(v.n, 2);
+    assert_int_equal(v.id[0], 9);
+    assert_int_equal(v.id[1], 11);
+}
+
+static int never_called(void *arg, uint64_t event_id, int64_t ts_s)
+{
+    (void)arg;
+    (void)event_id;
+    (void)ts_s;
+    fail_msg("an id of a malformed block was passed on");
+    return 0;
+}
+
+/* Damaged blocks (written here by hand; the store writes them whole in the batch's transaction)
+ * are refused with their row id: none crashes, none is skipped. */
+static void test_sqlite_malformed_block_refused_with_its_id(void **state)
+{
+    tg_tmpstore_t *t = *state;
+    if (tg_tmpstore_backend_is_pg())
+        skip();
+    /* one good entry: id 1, ts 0x10, customer "ab" */
+    const char *good = "0100000000000000"
+                       "1000000000000000"
+                       "026162";
+    static const struct {
+        const char *data_hex; /* after the good entry */
+        int64_t n, ts_min, ts_max;
+        const char *why;
+    } cases[] = {
+        {"", 2, 0, 100, "shorter than its n entries"},
+        {"0200000000000000"
+         "1000000000000000"
+         "0361",
+         2, 0, 100, "cut short"}, /* customer runs past the end */
+        {"00", 1, 0, 100, "bytes follow"},
+        {"", 0, 0, 100, "no entries"},
+        {"", 1, 0x11, 100, "outside the block's ts_min..ts_max"},
+        {"0200000000000080"
+         "1000000000000000"
+         "00",
+         2, 0, 100, "bit 63"},
+        {"0200000000000000"
+         "1000000000000000"
+         "28"
+         "61616161616161616161616161616161616161616161616161616161616161616161616161616161",
+         2, 0, 100, "too long"},
+        {"0200000000000000"
+         "1000000000000000"
+         "026100",
+         2, 0, 100, "NUL byte"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char sql[512];
+        assert_int_equal(tg_tmpstore_exec(t, "DELETE FROM usage_event_id_blocks"), 0);
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO usage_event_id_blocks(id, ts_min, ts_max, n, data) VALUES (%zu, %lld, %lld, %lld,"
+                 " X'%s%s')",
+                 70 + i, (long long)cases[i].ts_min, (long long)cases[i].ts_max, (long long)cases[i].n, good,
+                 cases[i].data_hex);
+        assert_int_equal(tg_tmpstore_exec(t, sql), 0);
+        tg_err_t err = {0};
+        assert_int_equal(tg_store_usage_event_ids_each(t->st, 0, never_called, NULL, &err), TG_ESTORE);
+        char want[64];
+        snprintf(want, sizeof(want), "usage_event_id_blocks row %zu is malformed", 70 + i);
+        if (strstr(err.msg, want) == NULL || strstr(err.msg, cases[i].why) == NULL)
+            fail_msg("case %zu: %s", i, err.msg);
+    }
+    /* the good entry alone reads */
+    char sql[256];
+    assert_int_equal(tg_tmpstore_exec(t, "DELETE FROM usage_event_id_blocks"), 0);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO usage_event_id_blocks(id, ts_min, ts_max, n, data) VALUES (9, 16, 16, 1, X'%s')", good);
+    assert_int_equal(tg_tmpstore_exec(t, sql), 0);
+    seen_t v = ids_read(t->st, 0);
+    assert_int_equal(v.n, 1);
+    assert_int_equal(v.id[0], 1);
+    assert_int_equal(v.ts[0], 16);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -262,6 +541,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_calls_are_not_deduplicated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune_forgets_old_ids_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_keeps_window_and_margin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_one_block_per_batch_read_back_exactly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_block_lives_until_its_newest_id_expires, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_ids_stored_before_blocks_read_and_pruned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_malformed_block_refused_with_its_id, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
