@@ -60,6 +60,11 @@ cleanup() {
   # a failed run shows what the server said
   [ "$rc" -eq 0 ] || [ ! -s "$work/tollgate.log" ] || { echo "tollgate's log:"; tail -20 "$work/tollgate.log"; } >&2
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # tollgate's stop drains its queues; the thresholds notifier's start-up backlog (a crossing per
+  # populated customer over a threshold, a transaction each) can take minutes: 20 s, then KILL
+  # (the figures are printed and the sum checked by then)
+  for _ in $(seq 200); do kill -0 "${TGPID:-0}" 2>/dev/null || break; sleep 0.1; done
+  [ -z "${TGPID:-}" ] || kill -9 "$TGPID" 2>/dev/null || true
   wait 2>/dev/null || true
   [ -z "$pg_dir" ] || scripts/pg-test.sh stop "$pg_dir" >/dev/null 2>&1 || true
   rm -rf "$work"
