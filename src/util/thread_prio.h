@@ -1,8 +1,8 @@
 /* thread_prio.h - background threads at a lower CPU priority than the request path.
  *
  * The gateway's event loops must win the CPU whenever they have work: a thread doing bulk work
- * that no request waits for (the period closer, the metering applier, password hashing for the
- * admin API) lowers its own priority once, at its start, so that the kernel preempts it for a
+ * that no request waits for (the period closer, the thresholds notifier, the metering writer
+ * and applier, password hashing for the admin API) lowers its own priority once, at its start, so that the kernel preempts it for a
  * worker that wakes, and it takes only the CPU left idle otherwise.
  *
  * Linux only: a thread's nice value is its own (setpriority(PRIO_PROCESS, tid) changes one thread,
