@@ -15,8 +15,10 @@
 #   5. wrk for DURATION again after the close; the sum of the invoices against the expected total
 # Prints the figures and the server's peak RSS before and after the close.
 #   bench/invoices-under-load.sh [--backend sqlite|postgres] [CUSTOMERS]
-# Env: CUSTOMERS (default 100000), BACKEND (sqlite), PG_NICE (PostgreSQL's nice value: 19 stands in
-# for a server on a machine of its own, as in production; unset: the same priority as the gateway), KEYS (100), CONNS (32), DURATION (10s),
+# Env: CUSTOMERS (default 100000), BACKEND (sqlite), PG_NICE (PostgreSQL's nice value, or idle for
+# SCHED_IDLE, and its session's autogroup's nice value where autogroups apply: 19 stands in for a
+# server on a machine of its own, as in production; unset: the same priority as the gateway),
+# KEYS (100), CONNS (32), DURATION (10s),
 # WINDOW (5s), TOLLGATE_BIN (build/tollgate), CLOSE_CONNECTIONS (billing.close_connections; unset:
 # its default), RATE (requests/s offered: each of the CONNS connections waits CONNS/RATE between its
 # answer and its next request, so the gateway runs below its capacity, with CPU to spare, as a
@@ -58,6 +60,11 @@ cleanup() {
   # a failed run shows what the server said
   [ "$rc" -eq 0 ] || [ ! -s "$work/tollgate.log" ] || { echo "tollgate's log:"; tail -20 "$work/tollgate.log"; } >&2
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # tollgate's stop drains its queues; the thresholds notifier's start-up backlog (a crossing per
+  # populated customer over a threshold, a transaction each) can take minutes: 20 s, then KILL
+  # (the figures are printed and the sum checked by then)
+  for _ in $(seq 200); do kill -0 "${TGPID:-0}" 2>/dev/null || break; sleep 0.1; done
+  [ -z "${TGPID:-}" ] || kill -9 "$TGPID" 2>/dev/null || true
   wait 2>/dev/null || true
   [ -z "$pg_dir" ] || scripts/pg-test.sh stop "$pg_dir" >/dev/null 2>&1 || true
   rm -rf "$work"
@@ -75,6 +82,7 @@ if [ "$BACKEND" = postgres ]; then
     pm=$(head -1 "$pg_dir/data/postmaster.pid") # its backends, forked later, inherit the CPUs
     for p in $pm $(pgrep -P "$pm"); do taskset -a -c -p "$PG_CPUS" "$p" >/dev/null; done
   fi
+  pg_prio=""
   if [ -n "${PG_NICE:-}" ]; then
     # PostgreSQL on its own machine, as in production, stood in for by the lowest CPU priority
     # on this one: its backends (forked later from the postmaster) inherit the nice value.
@@ -84,6 +92,19 @@ if [ "$BACKEND" = postgres ]; then
     else
       renice -n "$PG_NICE" -p "$pm" $(pgrep -P "$pm") >/dev/null
     fi
+    pg_prio=" (PostgreSQL at $([ "$PG_NICE" = idle ] && echo SCHED_IDLE || echo "nice $PG_NICE")"
+    # A nice value only orders threads within one scheduling group. With autogroups (Linux's
+    # sched_autogroup_enabled, and the processes in the root cpu cgroup) each session is a group
+    # of its own, weighted alike whatever its members' nice values; pg_ctl starts the postmaster
+    # in a new session, so renicing it alone changes nothing against tollgate. The group's own
+    # nice value (/proc/PID/autogroup, shared by the whole session) is what weighs there.
+    if [ "$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null)" = 1 ] &&
+       [ "$(cut -d' ' -f1 "/proc/$pm/autogroup")" != "$(cut -d' ' -f1 /proc/self/autogroup)" ]; then
+      ag=$([ "$PG_NICE" = idle ] && echo 19 || echo "$PG_NICE")
+      echo "$ag" > "/proc/$pm/autogroup"
+      pg_prio="$pg_prio, its session's autogroup at nice $ag"
+    fi
+    pg_prio="$pg_prio)"
   fi
   sql() { psql -qtA -v ON_ERROR_STOP=1 "$db" -c "$1"; }
 else
@@ -203,7 +224,7 @@ else
 fi
 admin_max=$(sort -g "$work/admin.during" | tail -1); admin_med=$(median < "$work/admin.during")
 echo
-echo "$BACKEND, $CUSTOMERS customers (+ $KEYS load customers), wrk -t1 -c$CONNS$([ "$PAUSE_MS" = 0 ] || echo " pausing $PAUSE_MS ms between a connection's requests (RATE=$RATE)"), $(nproc --all) cores$([ -z "${GATEWAY_CPUS:-}" ] || echo " (all but PostgreSQL on CPUs $GATEWAY_CPUS)")$([ -z "${PG_CPUS:-}" ] || echo " (PostgreSQL on CPUs $PG_CPUS)"), upstream nginx 1 worker"
+echo "$BACKEND, $CUSTOMERS customers (+ $KEYS load customers), wrk -t1 -c$CONNS$([ "$PAUSE_MS" = 0 ] || echo " pausing $PAUSE_MS ms between a connection's requests (RATE=$RATE)"), $(nproc --all) cores$([ -z "${GATEWAY_CPUS:-}" ] || echo " (all but PostgreSQL on CPUs $GATEWAY_CPUS)")$([ -z "${PG_CPUS:-}" ] || echo " (PostgreSQL on CPUs $PG_CPUS)")${pg_prio:-}, upstream nginx 1 worker"
 echo "close: $total invoices in about $(awk -v a="$t_adv" -v b="$t_done" 'BEGIN { printf "%.0f", b - a }') s after the clock moved (the tick starts it within 10 s)"
 echo "gateway p99: without the close $p99_b ms; during it, median of ${#during[@]} windows $(col 3 | median) ms, worst $(col 3 | sort -g | tail -1) ms; after it $p99_a ms"
 echo "gateway requests/s: without $rps_b; during (median) $(col 1 | median); after $rps_a"

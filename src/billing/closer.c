@@ -4,8 +4,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -13,6 +11,7 @@
 #include "config/config_live.h"
 #include "store/store.h"
 #include "util/clock.h"
+#include "util/thread_prio.h"
 
 /* A slice between two looks at the stop flag: a stop waits at most this and a batch. */
 #define SLICE_NS (200 * 1000000LL)
@@ -64,13 +63,13 @@ static void *closer_main(void *arg)
 {
     tg_closer_t *c = arg;
     pthread_setname_np(pthread_self(), "tg-billing");
-    /* Linux: a thread's nice value is its own (setpriority on its tid). 19, the lowest: on 2
-     * cores at nice 10 the gateway's p99 about doubled during a close. SCHED_IDLE was tried:
-     * no better for the gateway in the same runs, and on a saturated node it would hardly
-     * progress at all (weight 3 against 1,024 per runnable thread; nice 19 has 15). Either way a
-     * closer starved of CPU keeps its batch's write lock meanwhile: on a machine at load 15-20
-     * admin writes waited seconds (README, "Closing a month"). */
-    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), c->nice);
+    /* 19, the lowest (util/thread_prio.h; the pool's threads inherit it): on 2 cores at nice 10
+     * the gateway's p99 about doubled during a close. SCHED_IDLE was tried: no better for the
+     * gateway in the same runs, and on a saturated node it would hardly progress at all (weight
+     * 3 against 1,024 per runnable thread; nice 19 has 15). Either way a closer starved of CPU
+     * keeps its batch's write lock meanwhile: on a machine at load 15-20 admin writes waited
+     * seconds (README, "Closing a month"). */
+    tg_thread_lower_priority_or_warn(c->nice, "the period closer (tg-billing)");
     tg_periods_cursor_t cur = {0};
     for (int first = 1;; first = 0) {
         int more = !first; /* the first run one interval after start, as the admin tick's was */
@@ -146,7 +145,7 @@ int tg_closer_start(const tg_closer_settings_t *s, tg_closer_t **out, tg_err_t *
     c->x = (tg_sub_ctx_t){.cfg = s->cfg, .store = c->st, .accounts = s->accounts, .meter = s->meter};
     c->live = s->live;
     c->interval_ns = (s->interval_ms > 0 ? s->interval_ms : 10000) * 1000000LL;
-    c->nice = s->nice > 0 ? s->nice : 19;
+    c->nice = s->nice > 0 ? s->nice : TG_NICE_LOWEST;
     c->may_run = s->may_run;
     c->may_run_arg = s->may_run_arg;
     /* SQLite has one writer: more connections would only wait for it */

@@ -25,9 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +34,7 @@
 #include "util/log.h"
 #include "util/cidr.h"
 #include "util/clock.h"
+#include "util/thread_prio.h"
 
 #define HASH_WORKERS 2
 #define BACK_QUEUE_MAX 1024
@@ -494,8 +493,7 @@ static void *hash_main(void *arg)
     tg_admin_front_t *f = arg;
     job_queue_t *q = &f->hash;
     pthread_setname_np(pthread_self(), "tg-admin-hash");
-    /* Linux: a thread's nice value is its own (setpriority on its tid). */
-    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+    tg_thread_lower_priority_or_warn(10, "the admin API's password hashing (tg-admin-hash)");
     for (;;) {
         pthread_mutex_lock(&q->mu);
         while (!atomic_load(&f->stopping) && q->head == NULL)
