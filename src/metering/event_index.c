@@ -484,8 +484,9 @@ uint64_t tg_event_index_checkpoint(const tg_event_index_t *ix)
 
 int tg_event_index_checkpoint_fd(tg_event_index_t *ix, uint64_t checkpoint, tg_err_t *err)
 {
-    if (checkpoint > ix->checkpoint)
-        ix->checkpoint = checkpoint;
+    /* as given, not the greatest seen: a database restored from a backup hands out block ids
+     * below the old checkpoint again, and the next rebuild must not carry the old one */
+    ix->checkpoint = checkpoint;
     return tg_event_index_sync_fd(ix, err);
 }
 

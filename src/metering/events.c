@@ -308,6 +308,11 @@ static int recover_index(tg_events_t *ev, const tg_events_opts_t *o, tg_err_t *e
         rc = tg_store_usage_event_ids_each(o->store, since, claim_stored, &c, err);
     else if (rc == 0 && ev->ckpt_store != NULL && checkpoint < (uint64_t)last)
         rc = tg_store_usage_event_id_blocks_after(ev->ckpt_store, (int64_t)checkpoint, since, claim_stored, &c, err);
+    if (rc == 0 && ev->ckpt_store != NULL && checkpoint > (uint64_t)last)
+        tg_log(TG_LOG_WARN,
+               "usage events: the dedup index's checkpoint (event id block %llu) is past the store's last block "
+               "(%lld): a database restored from a backup? The checkpoint is set back to the store's",
+               (unsigned long long)checkpoint, (long long)last);
     if (rc == 0 && (from_logs > 0 || c.claimed > 0))
         tg_log(TG_LOG_INFO,
                "usage events: the dedup index took back %zu event id(s) from the metering logs and %zu "

@@ -555,8 +555,9 @@ static void test_new_index_rebuilt_from_the_store(void **state)
 
 /* ---- the checkpoint (SQLite: the index against the store's event id blocks) ---- */
 
-/* The events service of events_yaml on `path`, checkpointed against ts's store. */
-static tg_events_t *open_checkpointed(tg_tmpstore_t *ts, tg_config_t **cfg)
+/* The events service of events_yaml on `path`, checkpointed against ts's store every
+ * checkpoint_ms (0: the default, 60 s: not during a test). */
+static tg_events_t *open_checkpointed_every(tg_tmpstore_t *ts, int checkpoint_ms, tg_config_t **cfg)
 {
     char errbuf[1024];
     tg_err_t err = {0};
@@ -567,10 +568,16 @@ static tg_events_t *open_checkpointed(tg_tmpstore_t *ts, tg_config_t **cfg)
                           .secret_len = 32,
                           .store = ts->st,
                           .now_s = time(NULL),
-                          .store_url = ts->url};
+                          .store_url = ts->url,
+                          .checkpoint_ms = checkpoint_ms};
     tg_events_t *ev;
     assert_int_equal(tg_events_open(&o, &ev, &err), 0);
     return ev;
+}
+
+static tg_events_t *open_checkpointed(tg_tmpstore_t *ts, tg_config_t **cfg)
+{
+    return open_checkpointed_every(ts, 0, cfg);
 }
 
 static void close_checkpointed(tg_events_t *ev, tg_config_t *cfg)
@@ -723,6 +730,66 @@ static void test_index_of_version_1_reads_as_checkpoint_0(void **state)
     assert_int_equal(header_version(), 2);
     assert_int_equal(header_checkpoint(), 2);
     assert_held((const uint8_t(*)[16])k, 2, 1);
+    tg_tmpstore_close(&ts);
+}
+
+/* The thread checkpoints by itself every checkpoint_ms: a block stored after the start reaches
+ * the header without a call, while checkpoints asked for meanwhile (and syncs) wait their turn
+ * (one at a time). Polled with a bound, no sleep as synchronisation. */
+static void test_checkpoint_thread_writes_new_blocks(void **state)
+{
+    (void)state;
+    if (tg_tmpstore_backend_is_pg())
+        skip();
+    tg_tmpstore_t ts;
+    assert_int_equal(tg_tmpstore_open(&ts, "evthr"), 0);
+    tg_err_t err = {0};
+    uint8_t k[3][16];
+    for (int i = 0; i < 3; i++)
+        key_of(60 + (uint64_t)i, k[i]);
+    store_event(&ts, k[0], 1);
+    tg_config_t *cfg;
+    tg_events_t *ev = open_checkpointed_every(&ts, 20, &cfg);
+    assert_int_equal(header_checkpoint(), 1);
+    store_event(&ts, k[1], 2);
+    store_event(&ts, k[2], 3);
+    time_t until = time(NULL) + 30;
+    int calls = 0;
+    while (header_checkpoint() != 3 && time(NULL) < until)
+        if (calls++ % 2 == 0) /* contend with the thread, which may also be the one that gets there */
+            assert_int_equal(tg_events_sync_index(ev, &err), 0);
+    assert_int_equal(header_checkpoint(), 3);
+    assert_int_equal(tg_events_checkpoint(ev, &err), 0); /* nothing new: nothing written */
+    assert_int_equal(header_checkpoint(), 3);
+    close_checkpointed(ev, cfg);
+    tg_tmpstore_close(&ts);
+}
+
+/* A checkpoint past the store's last block (the database restored from an older backup, which
+ * hands those block ids out again) is set back to the store's at open, so that the blocks
+ * stored next, numbered at or below the old checkpoint, are claimed again after a power cut. */
+static void test_checkpoint_past_the_store_set_back(void **state)
+{
+    (void)state;
+    if (tg_tmpstore_backend_is_pg())
+        skip();
+    tg_tmpstore_t ts;
+    assert_int_equal(tg_tmpstore_open(&ts, "evrst"), 0);
+    tg_err_t err = {0};
+    uint8_t k[16];
+    key_of(70, k);
+    tg_event_index_t *ix;
+    assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), 0);
+    int fd = tg_event_index_checkpoint_fd(ix, 10, &err);
+    assert_true(fd >= 0);
+    assert_int_equal(tg_event_index_checkpoint_write(fd, 10, &err), 0);
+    tg_event_index_close(ix);
+    tg_config_t *cfg;
+    tg_events_t *ev = open_checkpointed(&ts, &cfg);
+    assert_int_equal(header_checkpoint(), 0);
+    store_event(&ts, k, 1); /* block 1, below the old checkpoint */
+    close_checkpointed(ev, cfg);
+    assert_int_equal(header_checkpoint(), 1);
     tg_tmpstore_close(&ts);
 }
 
@@ -920,6 +987,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_checkpoint_refills_the_blocks_after_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_of_version_1_reads_as_checkpoint_0, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_carries_the_checkpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_thread_writes_new_blocks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_past_the_store_set_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_key_blake2b_until_the_switch_then_siphash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_across_the_upgrade, setup, teardown),
         cmocka_unit_test(test_rfc3339),
