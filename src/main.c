@@ -480,7 +480,10 @@ static int cmd_serve(int argc, char **argv)
                                 * node's ids: not read at start) */
                                .store = strcmp(tg_store_backend(st), "sqlite") == 0 ? st : NULL,
                                .key_store = st, /* until when events keep BLAKE2b: every backend */
-                               .now_s = tg_clock_now_ns() / TG_NS_PER_SEC};
+                               .now_s = tg_clock_now_ns() / TG_NS_PER_SEC,
+                               /* one node on SQLite: the index is checkpointed against the
+                                * store's event id blocks, not synced at each log reset */
+                               .store_url = strcmp(tg_store_backend(st), "sqlite") == 0 ? cfg->storage.database : NULL};
         int erc = ipath == NULL ? TG_EINVAL : tg_events_open(&eo, &events, &err);
         free(ipath);
         if (erc != 0) {
@@ -507,7 +510,8 @@ static int cmd_serve(int argc, char **argv)
     }
     free(logs[0]);
     free(logs[1]);
-    /* a metering log is retired only once the claims of its events are durable in the index */
+    /* PostgreSQL: a metering log is retired only once the claims of its events are durable in
+     * the index (SQLite: the hook writes nothing; metering/events.h) */
     if (events != NULL) {
         mo.before_log_reset = tg_events_before_log_reset;
         mo.before_log_reset_arg = events;

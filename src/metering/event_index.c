@@ -16,7 +16,8 @@
 
 #define HEADER_SIZE 4096 /* a page: the slots start page-aligned */
 #define MAGIC "TGEVIDX1"
-#define VERSION 1
+#define VERSION 2        /* 2: the checkpoint at CHECKPOINT_AT; 1 had none (read as checkpoint 0) */
+#define CHECKPOINT_AT 24 /* the header's checkpoint, 8 bytes (after magic, version, slot size, cap) */
 #define MIN_SLOTS (UINT64_C(1) << 16)
 #define MAX_SLOTS (UINT64_C(1) << 32) /* 128 GiB of slots: far beyond any disk this runs on */
 
@@ -46,6 +47,7 @@ struct tg_event_index {
     uint32_t today;      /* the newest day seen: what "expired" is measured from */
     uint64_t generation; /* rebuilds so far: a tg_event_slot_t of an older table is stale */
     int created;         /* the file was made by this open: it holds nothing yet */
+    uint64_t checkpoint; /* the header's at open, then the newest one noted: what a rebuild carries */
 };
 
 static uint64_t slot_hash(const uint8_t key[TG_EVENT_KEY_BYTES])
@@ -89,7 +91,7 @@ static int map_file(tg_event_index_t *ix, int fd, uint64_t cap, tg_err_t *err)
 
 /* A new file of cap empty slots at path (its whole size allocated, so that a full disk fails
  * here and not as SIGBUS on a write through the mapping). */
-static int create_file(const char *path, uint64_t cap, int *fd_out, tg_err_t *err)
+static int create_file(const char *path, uint64_t cap, uint64_t checkpoint, int *fd_out, tg_err_t *err)
 {
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
@@ -99,6 +101,7 @@ static int create_file(const char *path, uint64_t cap, int *fd_out, tg_err_t *er
     tg_le_put32(h + 8, VERSION);
     tg_le_put32(h + 12, (uint32_t)sizeof(slot_t));
     tg_le_put64(h + 16, cap);
+    tg_le_put64(h + CHECKPOINT_AT, checkpoint);
     off_t len = (off_t)(HEADER_SIZE + cap * sizeof(slot_t));
     int rc = 0;
     if (pwrite(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) || (rc = posix_fallocate(fd, 0, len)) != 0) {
@@ -171,7 +174,7 @@ int tg_event_index_open(const char *path, int window_days, uint64_t expected_key
     unlink(tmp); /* a rebuild that a crash interrupted: the old file is whole */
     ix->fd = open(path, O_RDWR | O_CLOEXEC);
     if (ix->fd < 0 && errno == ENOENT) {
-        if ((rc = create_file(path, want, &ix->fd, err)) != 0)
+        if ((rc = create_file(path, want, 0, &ix->fd, err)) != 0)
             goto fail;
         ix->created = 1;
     } else if (ix->fd < 0) {
@@ -189,11 +192,26 @@ int tg_event_index_open(const char *path, int window_days, uint64_t expected_key
         goto fail;
     }
     uint64_t cap = tg_le_get64(h + 16);
-    if (memcmp(h, MAGIC, 8) != 0 || tg_le_get32(h + 8) != VERSION || tg_le_get32(h + 12) != sizeof(slot_t) ||
+    uint32_t version = tg_le_get32(h + 8);
+    if (memcmp(h, MAGIC, 8) != 0 || (version != VERSION && version != 1) || tg_le_get32(h + 12) != sizeof(slot_t) ||
         cap < MIN_SLOTS || cap > MAX_SLOTS || (cap & (cap - 1)) != 0 ||
         (uint64_t)st.st_size < HEADER_SIZE + cap * sizeof(slot_t)) {
         rc = tg_errf(err, TG_ESTORE, "%s is not a tollgate event index (or its header is damaged)", path);
         goto fail;
+    }
+    /* Version 1 (before checkpoints) was synced at every log reset: all it holds is durable, but
+     * which stored blocks that covers is unknown, so it reads as checkpoint 0 (every block is
+     * claimed again) and is marked version 2 with that checkpoint. Its slots are the same. */
+    ix->checkpoint = version == VERSION ? tg_le_get64(h + CHECKPOINT_AT) : 0;
+    if (version != VERSION) {
+        unsigned char v2[4 + 20] = {0};
+        tg_le_put32(v2, VERSION); /* version, slot size and cap as they are, checkpoint 0 */
+        memcpy(v2 + 4, h + 12, 12);
+        tg_le_put64(v2 + 4 + 12, 0);
+        if (pwrite(ix->fd, v2, sizeof(v2), 8) != (ssize_t)sizeof(v2)) {
+            rc = tg_errf(err, TG_EIO, "upgrading the event index %s: %s", path, strerror(errno));
+            goto fail;
+        }
     }
     if ((rc = map_file(ix, ix->fd, cap, err)) != 0)
         goto fail;
@@ -277,7 +295,9 @@ static int rebuild(tg_event_index_t *ix, uint64_t min_cap, tg_err_t *err)
     char tmp[4096];
     snprintf(tmp, sizeof(tmp), "%s.new", ix->path);
     int fd;
-    int rc = create_file(tmp, cap, &fd, err);
+    /* the checkpoint carried is covered: every claim of the blocks up to it was in this
+     * table before it was noted, and the whole table is copied and synced below */
+    int rc = create_file(tmp, cap, ix->checkpoint, &fd, err);
     if (rc != 0)
         return rc;
     tg_event_index_t next = *ix;
@@ -453,6 +473,35 @@ int tg_event_index_sync(int fd, tg_err_t *err)
      * (msync(MS_SYNC) is the same call underneath), and needs no mapping that a rebuild could
      * unmap meanwhile. */
     int rc = fdatasync(fd) == 0 ? 0 : tg_errf(err, TG_EIO, "syncing the event index: %s", strerror(errno));
+    close(fd);
+    return rc;
+}
+
+uint64_t tg_event_index_checkpoint(const tg_event_index_t *ix)
+{
+    return ix->checkpoint;
+}
+
+int tg_event_index_checkpoint_fd(tg_event_index_t *ix, uint64_t checkpoint, tg_err_t *err)
+{
+    /* as given, not the greatest seen: a database restored from a backup hands out block ids
+     * below the old checkpoint again, and the next rebuild must not carry the old one */
+    ix->checkpoint = checkpoint;
+    return tg_event_index_sync_fd(ix, err);
+}
+
+int tg_event_index_checkpoint_write(int fd, uint64_t checkpoint, tg_err_t *err)
+{
+    /* the slots first: the header's new checkpoint is written only once the data it stands for
+     * is on the disk, so a power cut at any point leaves a checkpoint the data covers (the
+     * header is its own page, written back on its own) */
+    int rc = fdatasync(fd) == 0 ? 0 : tg_errf(err, TG_EIO, "syncing the event index: %s", strerror(errno));
+    unsigned char b[8];
+    tg_le_put64(b, checkpoint);
+    if (rc == 0 && pwrite(fd, b, sizeof(b), CHECKPOINT_AT) != (ssize_t)sizeof(b))
+        rc = tg_errf(err, TG_EIO, "writing the event index's checkpoint: %s", strerror(errno));
+    if (rc == 0 && fdatasync(fd) != 0)
+        rc = tg_errf(err, TG_EIO, "syncing the event index's checkpoint: %s", strerror(errno));
     close(fd);
     return rc;
 }

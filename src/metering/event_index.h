@@ -24,14 +24,23 @@
  *
  * A power cut: the slots are written through the mapping and reach the disk when the kernel
  * writes the pages back, so the file a power cut leaves may miss recent claims. The caller
- * makes that loss recoverable: it syncs the file (tg_event_index_sync) before it retires a
- * metering log, so every claim whose row is no longer in a log is on the disk; at start it
- * claims again the event rows still in the logs (tg_event_index_claim_id), and rebuilds a
- * table made by this open (tg_event_index_created: the file was lost) from the ids the store
- * kept. Those claims know only the 63 bits of the key that a row carries (its event_id): such
- * a PREFIX slot holds every key with those bits, and is found by the full key's probe because
- * the probe starts at the key's first 64 bits masked by the table's size (at most 2^32 slots,
- * so bits the row keeps). A rebuild keeps prefix slots as they are.
+ * makes that loss recoverable, in one of two ways:
+ *  - a checkpoint (SQLite, one node: the store keeps every stored event id in blocks numbered
+ *    in the order stored): the header holds the id of the last block whose ids are all in the
+ *    file's durable state (tg_event_index_checkpoint). The caller notes B, a block id read
+ *    before it starts, and syncs (tg_event_index_checkpoint_fd, _write): the slots are synced
+ *    first, B written to the header after, so a power cut at any point leaves a header whose
+ *    checkpoint the slots on the disk cover. At start it claims again the ids of every block
+ *    after the checkpoint. A file of version 1 (before checkpoints) reads as checkpoint 0.
+ *  - a sync before each metering log is retired (PostgreSQL: tg_event_index_sync), so every
+ *    claim whose row is no longer in a log is on the disk.
+ * Either way, at start it claims again the event rows still in the logs
+ * (tg_event_index_claim_id), and rebuilds a table made by this open (tg_event_index_created:
+ * the file was lost) from the ids the store kept. Those claims know only the 63 bits of the key
+ * that a row carries (its event_id): such a PREFIX slot holds every key with those bits, and is
+ * found by the full key's probe because the probe starts at the key's first 64 bits masked by
+ * the table's size (at most 2^32 slots, so bits the row keeps). A rebuild keeps prefix slots as
+ * they are.
  *
  * Not thread-safe: the caller (events.c) serialises calls with its own lock. */
 #ifndef TG_EVENT_INDEX_H
@@ -111,6 +120,20 @@ int tg_event_index_created(const tg_event_index_t *ix);
  * meanwhile is harmless: it syncs the new file before it renames it over the old. */
 int tg_event_index_sync_fd(tg_event_index_t *ix, tg_err_t *err);
 int tg_event_index_sync(int fd, tg_err_t *err);
+
+/* The checkpoint of the file as opened (0: a new file, or one of version 1), or the newest one
+ * noted since: the caller claims again the store's blocks after it (see above). */
+uint64_t tg_event_index_checkpoint(const tg_event_index_t *ix);
+
+/* A checkpoint, in two steps like the sync: checkpoint_fd (under the caller's lock) notes
+ * checkpoint - a block id every claim of whose blocks is in the table already, read before this
+ * call - and returns a descriptor of the file (or negative TG_EIO); checkpoint_write (without
+ * the lock) fdatasyncs the slots, then writes checkpoint into the header and fdatasyncs it, and
+ * closes the descriptor. A rebuild meanwhile writes the noted checkpoint into the new file's
+ * header (its whole table is copied and synced: it covers it); the old file's header, written
+ * here, is then gone with it. TG_EIO, the header left as it was or with the checkpoint. */
+int tg_event_index_checkpoint_fd(tg_event_index_t *ix, uint64_t checkpoint, tg_err_t *err);
+int tg_event_index_checkpoint_write(int fd, uint64_t checkpoint, tg_err_t *err);
 
 /* Live keys (pending and committed, within the window) and slots, for stats and tests. */
 void tg_event_index_counts(const tg_event_index_t *ix, uint64_t *live, uint64_t *slots);

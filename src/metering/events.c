@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "metering/event_index.h"
@@ -18,6 +19,7 @@
 #define NS_PER_S INT64_C(1000000000)
 #define EVENT_ROW_BIT (UINT64_C(1) << 63) /* event rows' event_id; tg_meter_next_event_id's stay below */
 #define PREFETCH_AHEAD 8                  /* keys whose index slots load while one is probed (event_index.h) */
+#define CHECKPOINT_MS_DEFAULT 60000       /* tg_events_opts_t.checkpoint_ms */
 
 typedef struct token_hash {
     uint8_t hash[32];
@@ -43,6 +45,16 @@ struct tg_events {
     size_t nstored, stored_cap;
     pthread_mutex_t mu; /* the index */
     tg_event_index_t *index;
+    /* The checkpoint (SQLite, one node; events.h): NULL store, none (the index is synced at each
+     * log reset). ckpt_mu serialises checkpoints (the store is one connection) and guards the
+     * thread's stop flag. */
+    tg_store_t *ckpt_store;
+    pthread_mutex_t ckpt_mu;
+    pthread_cond_t ckpt_wake;
+    pthread_t ckpt_thread;
+    int ckpt_running, ckpt_stop;
+    int ckpt_ms;
+    int64_t ckpt_written; /* the checkpoint last written to the header (-1: none by this process) */
 };
 
 /* A submitted batch, until the meter says its rows are logged. */
@@ -245,32 +257,139 @@ static int claim_stored(void *arg, uint64_t event_id, int64_t ts_s)
     return 0;
 }
 
+/* A checkpoint at block `last` (read before this call): the slots synced, then `last` written
+ * into the header (event_index.h). None when the header holds it already: the claims made since
+ * are of rows not stored yet, which the metering logs still hold. Under ckpt_mu. */
+static int checkpoint_at(tg_events_t *ev, int64_t last, tg_err_t *err)
+{
+    if (last == ev->ckpt_written)
+        return 0;
+    pthread_mutex_lock(&ev->mu);
+    int fd = tg_event_index_checkpoint_fd(ev->index, (uint64_t)last, err);
+    pthread_mutex_unlock(&ev->mu);
+    int rc = fd < 0 ? fd : tg_event_index_checkpoint_write(fd, (uint64_t)last, err);
+    if (rc == 0)
+        ev->ckpt_written = last;
+    return rc;
+}
+
+/* B first, the sync after: every block up to B was stored after its rows were logged, and they
+ * were logged after their keys were claimed, so those claims are in the table when it syncs. */
+static int checkpoint_locked(tg_events_t *ev, tg_err_t *err)
+{
+    int64_t last;
+    int rc = tg_store_usage_event_id_blocks_last(ev->ckpt_store, &last, err);
+    return rc != 0 ? rc : checkpoint_at(ev, last, err);
+}
+
 /* Opening the index: pending claims settled, then what the index may have lost claimed again
- * from the logs, and, for an index this open made (the file was lost or removed), from the
- * ids the store kept for the window (store.h, tg_store_usage_event_ids_each). Then synced:
- * the meter retires the logs next. */
+ * from the logs, and from the store: for an index this open made (the file was lost or
+ * removed), the ids it kept for the window (store.h, tg_store_usage_event_ids_each); with a
+ * checkpoint, the ids of the blocks stored after it (tg_store_usage_event_id_blocks_after).
+ * Then made durable: a checkpoint at the last block (read before those claims, so that they
+ * cover it), or a sync without one, as the meter retires the logs next. */
 static int recover_index(tg_events_t *ev, const tg_events_opts_t *o, tg_err_t *err)
 {
     logged_ids_t l = {0};
     size_t from_logs = 0;
-    int rc = read_logged_ids(o, &l, err);
+    int64_t last = 0;
+    int rc = ev->ckpt_store != NULL ? tg_store_usage_event_id_blocks_last(ev->ckpt_store, &last, err) : 0;
+    if (rc == 0)
+        rc = read_logged_ids(o, &l, err);
     if (rc == 0)
         rc = settle_pending(ev, &l, err);
     if (rc == 0)
         rc = claim_logged(ev, &l, &from_logs, err);
     free(l.ids);
     stored_claims_t c = {ev, 0, err};
-    if (rc == 0 && o->store != NULL && tg_event_index_created(ev->index)) {
-        int64_t since = o->now_s - o->cfg->events.dedup_window_s - 86400;
+    int64_t since = o->now_s - o->cfg->events.dedup_window_s - 86400;
+    uint64_t checkpoint = tg_event_index_checkpoint(ev->index);
+    if (rc == 0 && o->store != NULL && tg_event_index_created(ev->index))
         rc = tg_store_usage_event_ids_each(o->store, since, claim_stored, &c, err);
-    }
+    else if (rc == 0 && ev->ckpt_store != NULL && checkpoint < (uint64_t)last)
+        rc = tg_store_usage_event_id_blocks_after(ev->ckpt_store, (int64_t)checkpoint, since, claim_stored, &c, err);
+    if (rc == 0 && ev->ckpt_store != NULL && checkpoint > (uint64_t)last)
+        tg_log(TG_LOG_WARN,
+               "usage events: the dedup index's checkpoint (event id block %llu) is past the store's last block "
+               "(%lld): a database restored from a backup? The checkpoint is set back to the store's",
+               (unsigned long long)checkpoint, (long long)last);
     if (rc == 0 && (from_logs > 0 || c.claimed > 0))
         tg_log(TG_LOG_INFO,
                "usage events: the dedup index took back %zu event id(s) from the metering logs and %zu "
-               "from the store",
-               from_logs, c.claimed);
-    if (rc == 0)
+               "from the store (blocks after %llu)",
+               from_logs, c.claimed, (unsigned long long)checkpoint);
+    if (rc == 0 && ev->ckpt_store != NULL) {
+        ev->ckpt_written = tg_event_index_created(ev->index) ? -1 : (int64_t)checkpoint;
+        rc = checkpoint_at(ev, last, err);
+    } else if (rc == 0) {
         rc = tg_events_sync_index(ev, err);
+    }
+    return rc;
+}
+
+int tg_events_checkpoint(tg_events_t *ev, tg_err_t *err)
+{
+    if (ev->ckpt_store == NULL)
+        return tg_errf(err, TG_ESTATE,
+                       "the dedup index has no checkpoint here (PostgreSQL syncs it at each log reset)");
+    pthread_mutex_lock(&ev->ckpt_mu);
+    int rc = checkpoint_locked(ev, err);
+    pthread_mutex_unlock(&ev->ckpt_mu);
+    return rc;
+}
+
+/* Every ckpt_ms until tg_events_close stops it. A failure is logged and retried at the next
+ * round: meanwhile the header keeps an older checkpoint, which only means more blocks to claim
+ * again after a power cut. */
+static void *checkpoint_main(void *arg)
+{
+    tg_events_t *ev = arg;
+    pthread_mutex_lock(&ev->ckpt_mu);
+    while (!ev->ckpt_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += ev->ckpt_ms / 1000;
+        until.tv_nsec += (long)(ev->ckpt_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L)
+            until.tv_sec++, until.tv_nsec -= 1000000000L;
+        while (!ev->ckpt_stop && pthread_cond_timedwait(&ev->ckpt_wake, &ev->ckpt_mu, &until) == 0)
+            ;
+        if (ev->ckpt_stop)
+            break;
+        tg_err_t err = {0};
+        if (checkpoint_locked(ev, &err) != 0)
+            tg_log(TG_LOG_WARN, "usage events: the dedup index's checkpoint: %s (retried in %d ms)", err.msg,
+                   ev->ckpt_ms);
+    }
+    pthread_mutex_unlock(&ev->ckpt_mu);
+    return NULL;
+}
+
+/* The locks of a new tg_events_t; 0, or -1 with none made. The checkpoint thread's clock is
+ * monotonic. */
+static int locks_init(tg_events_t *ev)
+{
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0)
+        return -1;
+    int rc = -1;
+    if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 || pthread_mutex_init(&ev->mu, NULL) != 0)
+        goto out;
+    if (pthread_rwlock_init(&ev->stored_mu, NULL) != 0)
+        goto no_rwlock;
+    if (pthread_mutex_init(&ev->ckpt_mu, NULL) != 0)
+        goto no_ckpt_mu;
+    if (pthread_cond_init(&ev->ckpt_wake, &ca) == 0) {
+        rc = 0;
+        goto out;
+    }
+    pthread_mutex_destroy(&ev->ckpt_mu);
+no_ckpt_mu:
+    pthread_rwlock_destroy(&ev->stored_mu);
+no_rwlock:
+    pthread_mutex_destroy(&ev->mu);
+out:
+    pthread_condattr_destroy(&ca);
     return rc;
 }
 
@@ -284,23 +403,23 @@ int tg_events_sync_index(tg_events_t *ev, tg_err_t *err)
 
 int tg_events_before_log_reset(void *arg, tg_err_t *err)
 {
-    return tg_events_sync_index(arg, err);
+    tg_events_t *ev = arg;
+    /* with a checkpoint, a retired log's rows are in the store's blocks, which a power cut
+     * does not take: claimed again from there at open */
+    return ev->ckpt_store != NULL ? 0 : tg_events_sync_index(ev, err);
 }
 
 int tg_events_open(const tg_events_opts_t *o, tg_events_t **out, tg_err_t *err)
 {
     *out = NULL;
     tg_events_t *ev = calloc(1, sizeof(*ev));
-    if (ev == NULL || pthread_mutex_init(&ev->mu, NULL) != 0) {
-        free(ev);
-        return tg_errf(err, TG_ENOMEM, "out of memory starting usage events");
-    }
-    if (pthread_rwlock_init(&ev->stored_mu, NULL) != 0) {
-        pthread_mutex_destroy(&ev->mu);
+    if (ev == NULL || locks_init(ev) != 0) {
         free(ev);
         return tg_errf(err, TG_ENOMEM, "out of memory starting usage events");
     }
     ev->cfg = o->cfg;
+    ev->ckpt_ms = o->checkpoint_ms > 0 ? o->checkpoint_ms : CHECKPOINT_MS_DEFAULT;
+    ev->ckpt_written = -1;
     derive(o->secret, o->secret_len, "tollgate usage event id v1", ev->event_key, sizeof(ev->event_key));
     derive(o->secret, o->secret_len, "tollgate usage event id siphash v2", ev->event_siphash_key,
            sizeof(ev->event_siphash_key));
@@ -327,9 +446,18 @@ int tg_events_open(const tg_events_opts_t *o, tg_events_t **out, tg_err_t *err)
                            strlen(t->token), ev->token_key, sizeof(ev->token_key));
     }
     int window_days = (int)((o->cfg->events.dedup_window_s + 86399) / 86400);
+    if (o->store_url != NULL && (rc = tg_store_open(o->store_url, &ev->ckpt_store, err)) != 0)
+        goto fail;
     if ((rc = tg_event_index_open(o->index_path, window_days, o->cfg->events.index_keys, &ev->index, err)) != 0 ||
         (rc = recover_index(ev, o, err)) != 0)
         goto fail;
+    if (ev->ckpt_store != NULL) {
+        if (pthread_create(&ev->ckpt_thread, NULL, checkpoint_main, ev) != 0) {
+            rc = tg_errf(err, TG_ENOMEM, "starting the dedup index's checkpoint thread");
+            goto fail;
+        }
+        ev->ckpt_running = 1;
+    }
     *out = ev;
     return 0;
 fail:
@@ -350,6 +478,19 @@ void tg_events_close(tg_events_t *ev)
 {
     if (ev == NULL)
         return;
+    if (ev->ckpt_running) { /* the thread stopped, then a last checkpoint: a restart claims less */
+        pthread_mutex_lock(&ev->ckpt_mu);
+        ev->ckpt_stop = 1;
+        pthread_cond_signal(&ev->ckpt_wake);
+        pthread_mutex_unlock(&ev->ckpt_mu);
+        pthread_join(ev->ckpt_thread, NULL);
+        tg_err_t err = {0};
+        if (tg_events_checkpoint(ev, &err) != 0)
+            tg_log(TG_LOG_WARN, "usage events: the dedup index's last checkpoint: %s", err.msg);
+    }
+    tg_store_close(ev->ckpt_store);
+    pthread_cond_destroy(&ev->ckpt_wake);
+    pthread_mutex_destroy(&ev->ckpt_mu);
     tg_event_index_close(ev->index);
     sodium_memzero(ev->event_key, sizeof(ev->event_key));
     sodium_memzero(ev->event_siphash_key, sizeof(ev->event_siphash_key));

@@ -72,8 +72,9 @@ typedef struct tg_meter_opts {
     int sync_ms;         /* process: how often the writer fdatasyncs the logs; 0: TG_METER_SYNC_MS_DEFAULT */
     /* Called (any meter thread, or tg_meter_start/stop's) before a log whose records are all
      * stored is reset, with before_log_reset_arg: what must be durable before those records
-     * leave the log (the events' dedup index: metering/events.h). Nonzero: the log is kept
-     * (and its reset retried later). NULL: none. By then every callback of those records has
+     * leave the log (the events' dedup index on PostgreSQL; on SQLite nothing, as the index is
+     * checkpointed against the store's event id blocks instead: metering/events.h). Nonzero:
+     * the log is kept (and its reset retried later). NULL: none. By then every callback of those records has
      * returned: a loop fires its commit's callbacks before it hands the record to the applier,
      * and the writer fires its group's before it goes on to switch or reset a log; only the
      * writer resets while the meter runs. So what a callback makes durable-to-be (a claim

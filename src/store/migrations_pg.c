@@ -514,6 +514,11 @@ const tg_migration_t tg_pg_migrations[] = {
      "INSERT INTO event_key_schemes(scheme, until_s)"
      " SELECT 'blake2b', floor(EXTRACT(EPOCH FROM now()))::bigint + 600"
      " WHERE EXISTS (SELECT 1 FROM usage_event_ids) OR EXISTS (SELECT 1 FROM customers);"},
+    /* 37 (issue 16): SQLite's usage_event_id_blocks never reuse an id - see migrations_sqlite.c.
+     * No table here (PostgreSQL keeps no blocks, and its nodes sync their index at each log
+     * reset); a statement all the same, since PostgreSQL refuses an empty one. */
+    {37, "usage event id blocks never reuse an id",
+     "COMMENT ON TABLE event_key_schemes IS 'until when usage events keep the BLAKE2b key (migration 36)';"},
 };
 
 const size_t tg_pg_migrations_count = sizeof(tg_pg_migrations) / sizeof(tg_pg_migrations[0]);

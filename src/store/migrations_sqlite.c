@@ -577,6 +577,24 @@ const tg_migration_t tg_sqlite_migrations[] = {
      "INSERT INTO event_key_schemes(scheme, until_s)"
      " SELECT 'blake2b', CAST(strftime('%s', 'now') AS INTEGER) + 600"
      " WHERE EXISTS (SELECT 1 FROM usage_event_ids) OR EXISTS (SELECT 1 FROM customers);"},
+    /* 37 (issue 16): usage_event_id_blocks' ids never come back. The node's dedup index records
+     * the id of the last block it holds durably (its checkpoint, metering/event_index.h) and
+     * after a power cut claims again the blocks after it. A plain INTEGER PRIMARY KEY hands out
+     * max(id) + 1, so once the prune deletes the newest block (an old batch stored last) its id
+     * would be handed out again, to a block at or below the checkpoint: never claimed again.
+     * AUTOINCREMENT (sqlite_sequence) never hands an id out twice; the rows keep theirs. */
+    {37, "usage event id blocks never reuse an id",
+     "CREATE TABLE usage_event_id_blocks_37 ("
+     "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+     "  ts_min INTEGER NOT NULL,"
+     "  ts_max INTEGER NOT NULL,"
+     "  n INTEGER NOT NULL,"
+     "  data BLOB NOT NULL);"
+     "INSERT INTO usage_event_id_blocks_37(id, ts_min, ts_max, n, data)"
+     " SELECT id, ts_min, ts_max, n, data FROM usage_event_id_blocks ORDER BY id;"
+     "DROP TABLE usage_event_id_blocks;"
+     "ALTER TABLE usage_event_id_blocks_37 RENAME TO usage_event_id_blocks;"
+     "CREATE INDEX usage_event_id_blocks_ts_max ON usage_event_id_blocks(ts_max);"},
 };
 
 const size_t tg_sqlite_migrations_count = sizeof(tg_sqlite_migrations) / sizeof(tg_sqlite_migrations[0]);

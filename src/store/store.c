@@ -156,6 +156,18 @@ int tg_store_usage_event_ids_each(tg_store_t *st, int64_t since_s, tg_usage_even
     return st->ops->usage_event_ids_each(st, since_s, cb, arg, err);
 }
 
+int tg_store_usage_event_id_blocks_last(tg_store_t *st, int64_t *last, tg_err_t *err)
+{
+    *last = 0;
+    return st->ops->usage_event_id_blocks_last(st, last, err);
+}
+
+int tg_store_usage_event_id_blocks_after(tg_store_t *st, int64_t after_id, int64_t since_s, tg_usage_event_id_cb cb,
+                                         void *arg, tg_err_t *err)
+{
+    return st->ops->usage_event_id_blocks_after(st, after_id, since_s, cb, arg, err);
+}
+
 int tg_store_usage_fold(tg_store_t *st, int force, tg_err_t *err)
 {
     return st->ops->usage_fold(st, force, err);

@@ -130,6 +130,18 @@ int tg_store_usage_event_ids_prune(tg_store_t *st, int64_t before_s, size_t limi
 typedef int (*tg_usage_event_id_cb)(void *arg, uint64_t event_id, int64_t ts_s);
 int tg_store_usage_event_ids_each(tg_store_t *st, int64_t since_s, tg_usage_event_id_cb cb, void *arg, tg_err_t *err);
 
+/* SQLite's event id blocks in the order stored, for the dedup index's checkpoint (metering/
+ * events.h): a block's id (usage_event_id_blocks.id) is greater than every id handed out before
+ * it, and never handed out again, even after the prune deleted its block (migration 37).
+ * blocks_last: *last gets the greatest id handed out to a committed block (0: none yet).
+ * blocks_after: like tg_store_usage_event_ids_each, but only the ids of the blocks whose id is
+ * greater than after_id, block by block in id order (a malformed block: TG_ESTORE naming it).
+ * PostgreSQL keeps no blocks (its nodes sync their index at each log reset): both are TG_ESTATE
+ * there, saying so. */
+int tg_store_usage_event_id_blocks_last(tg_store_t *st, int64_t *last, tg_err_t *err);
+int tg_store_usage_event_id_blocks_after(tg_store_t *st, int64_t after_id, int64_t since_s, tg_usage_event_id_cb cb,
+                                         void *arg, tg_err_t *err);
+
 /* Folds the usage journal into the totals: always if force, else once enough batches have been
  * journaled by this connection (the metering writer calls it after each commit). */
 int tg_store_usage_fold(tg_store_t *st, int force, tg_err_t *err);

@@ -165,6 +165,9 @@ int tg_pg_usage_record_many(tg_store_t *st, const tg_usage_batch_t *batches, siz
                             tg_err_t *err);
 int tg_pg_usage_event_ids_prune(tg_store_t *st, int64_t before_s, size_t limit, size_t *deleted, tg_err_t *err);
 int tg_pg_usage_event_ids_each(tg_store_t *st, int64_t since_s, tg_usage_event_id_cb cb, void *arg, tg_err_t *err);
+int tg_pg_usage_event_id_blocks_last(tg_store_t *st, int64_t *last, tg_err_t *err);
+int tg_pg_usage_event_id_blocks_after(tg_store_t *st, int64_t after_id, int64_t since_s, tg_usage_event_id_cb cb,
+                                      void *arg, tg_err_t *err);
 int tg_pg_usage_fold(tg_store_t *st, int force, tg_err_t *err);
 int tg_pg_usage_period(tg_store_t *st, const char *customer_id, int64_t period_start, tg_usage_total_cb cb, void *arg,
                        tg_err_t *err);

@@ -623,6 +623,22 @@ int tg_pg_usage_event_ids_prune(tg_store_t *store, int64_t before_s, size_t limi
     return 0;
 }
 
+/* PostgreSQL keeps every id as a row, checked across nodes, and no blocks: a node's index is
+ * synced at each log reset instead of checkpointed against them (metering/events.h). */
+int tg_pg_usage_event_id_blocks_last(tg_store_t *store, int64_t *last, tg_err_t *err)
+{
+    (void)store;
+    *last = 0;
+    return tg_errf(err, TG_ESTATE, "PostgreSQL keeps no usage event id blocks (SQLite only)");
+}
+
+int tg_pg_usage_event_id_blocks_after(tg_store_t *store, int64_t after_id, int64_t since_s, tg_usage_event_id_cb cb,
+                                      void *arg, tg_err_t *err)
+{
+    (void)store, (void)after_id, (void)since_s, (void)cb, (void)arg;
+    return tg_errf(err, TG_ESTATE, "PostgreSQL keeps no usage event id blocks (SQLite only)");
+}
+
 /* Paged along the primary key: memory stays bounded however many ids the window holds. */
 int tg_pg_usage_event_ids_each(tg_store_t *store, int64_t since_s, tg_usage_event_id_cb cb, void *arg, tg_err_t *err)
 {

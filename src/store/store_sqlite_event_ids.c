@@ -80,14 +80,18 @@ static int on_block_entry(void *arg, uint64_t event_id, int64_t ts_s, const char
     return ts_s >= f->since_s ? f->cb(f->arg, event_id, ts_s) : 0;
 }
 
-static int each_in_blocks(tg_sqlite_t *st, const since_filter_t *f, tg_err_t *err)
+/* The blocks after after_id (-1: all) holding an id of the window, in id order. */
+static int each_in_blocks(tg_sqlite_t *st, int64_t after_id, const since_filter_t *f, tg_err_t *err)
 {
     sqlite3_stmt *s;
-    int rc = tg_sqlite_prepare(st, "SELECT id, ts_min, ts_max, n, data FROM usage_event_id_blocks WHERE ts_max >= ?",
+    int rc = tg_sqlite_prepare(st,
+                               "SELECT id, ts_min, ts_max, n, data FROM usage_event_id_blocks WHERE id > ?"
+                               " AND ts_max >= ? ORDER BY id",
                                &s, err, "reading applied event ids");
     if (rc != 0)
         return rc;
-    sqlite3_bind_int64(s, 1, f->since_s);
+    sqlite3_bind_int64(s, 1, after_id);
+    sqlite3_bind_int64(s, 2, f->since_s);
     int step = SQLITE_DONE;
     while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
         tg_event_id_block_t b = {sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1),
@@ -120,5 +124,32 @@ int tg_sqlite_usage_event_ids_each(tg_store_t *store, int64_t since_s, tg_usage_
     if (rc != 0)
         return rc;
     since_filter_t f = {since_s, cb, arg};
-    return each_in_blocks(st, &f, err);
+    return each_in_blocks(st, -1, &f, err);
+}
+
+int tg_sqlite_usage_event_id_blocks_after(tg_store_t *store, int64_t after_id, int64_t since_s, tg_usage_event_id_cb cb,
+                                          void *arg, tg_err_t *err)
+{
+    since_filter_t f = {since_s, cb, arg};
+    return each_in_blocks(tg_sqlite(store), after_id, &f, err);
+}
+
+/* sqlite_sequence: the greatest id AUTOINCREMENT handed out (migration 37), kept when the prune
+ * deletes that block; no row until the first block. */
+int tg_sqlite_usage_event_id_blocks_last(tg_store_t *store, int64_t *last, tg_err_t *err)
+{
+    tg_sqlite_t *st = tg_sqlite(store);
+    *last = 0;
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st, "SELECT seq FROM sqlite_sequence WHERE name = 'usage_event_id_blocks'", &s, err,
+                               "reading the last usage event id block");
+    if (rc != 0)
+        return rc;
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW)
+        *last = sqlite3_column_int64(s, 0);
+    else if (step != SQLITE_DONE)
+        rc = tg_sqlite_error(st, err, "reading the last usage event id block");
+    sqlite3_finalize(s);
+    return rc;
 }

@@ -553,6 +553,278 @@ static void test_new_index_rebuilt_from_the_store(void **state)
     tg_tmpstore_close(&ts);
 }
 
+/* ---- the checkpoint (SQLite: the index against the store's event id blocks) ---- */
+
+/* The events service of events_yaml on `path`, checkpointed against ts's store every
+ * checkpoint_ms (0: the default, 60 s: not during a test). */
+static tg_events_t *open_checkpointed_every(tg_tmpstore_t *ts, int checkpoint_ms, tg_config_t **cfg)
+{
+    char errbuf[1024];
+    tg_err_t err = {0};
+    assert_int_equal(tg_config_load_string("t.yaml", events_yaml, strlen(events_yaml), cfg, errbuf, sizeof(errbuf)), 0);
+    tg_events_opts_t o = {.cfg = *cfg,
+                          .index_path = path,
+                          .secret = (const uint8_t *)"0123456789abcdef0123456789abcdef",
+                          .secret_len = 32,
+                          .store = ts->st,
+                          .now_s = time(NULL),
+                          .store_url = ts->url,
+                          .checkpoint_ms = checkpoint_ms};
+    tg_events_t *ev;
+    assert_int_equal(tg_events_open(&o, &ev, &err), 0);
+    return ev;
+}
+
+static tg_events_t *open_checkpointed(tg_tmpstore_t *ts, tg_config_t **cfg)
+{
+    return open_checkpointed_every(ts, 0, cfg);
+}
+
+static void close_checkpointed(tg_events_t *ev, tg_config_t *cfg)
+{
+    tg_events_close(ev);
+    tg_config_free(cfg);
+}
+
+/* The index file's header: its version and its checkpoint (event_index.c's layout). */
+static uint32_t header_version(void)
+{
+    unsigned char b[4];
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 8, SEEK_SET), 0);
+    assert_int_equal(fread(b, 1, 4, f), 4);
+    fclose(f);
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+static uint64_t header_checkpoint(void)
+{
+    unsigned char b[8];
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 24, SEEK_SET), 0);
+    assert_int_equal(fread(b, 1, 8, f), 8);
+    fclose(f);
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | b[i];
+    return v;
+}
+
+/* Stores the event of key k as one batch (one block of the store's). */
+static void store_event(tg_tmpstore_t *ts, const uint8_t k[16], uint64_t batch)
+{
+    tg_err_t err = {0};
+    tg_usage_t row = logged_row(k);
+    tg_usage_batch_t b = {batch, &row, 1, NULL};
+    assert_int_equal(tg_store_usage_record_many(ts->st, &b, 1, NULL, &err), 0);
+}
+
+/* 1 if each of the n keys is held (a claim of it is a duplicate), checked on the closed index. */
+static void assert_held(const uint8_t (*keys)[16], size_t n, int held)
+{
+    tg_err_t err = {0};
+    tg_event_index_t *ix;
+    uint32_t today = (uint32_t)(time(NULL) / 86400);
+    assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), 0);
+    for (size_t i = 0; i < n; i++) {
+        int claimed = tg_event_index_claim(ix, keys[i], today, NULL, &err);
+        assert_int_equal(claimed, held ? 0 : 1);
+        if (claimed == 1)
+            tg_event_index_withdraw(ix, keys[i]);
+    }
+    tg_event_index_close(ix);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "cp %s %s", from, to);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* A checkpoint writes into the header the store's last block, read before the index is synced;
+ * after a power cut that left an older index file (its checkpoint older too), the ids of the
+ * blocks after that checkpoint are claimed again at open - the events whose rows left the
+ * metering logs since - so their retries are duplicates. Only the blocks after it: an index
+ * whose header says block 2 does not get block 2's id back. */
+static void test_checkpoint_refills_the_blocks_after_it(void **state)
+{
+    (void)state;
+    if (tg_tmpstore_backend_is_pg())
+        skip(); /* PostgreSQL keeps no blocks: its index is synced at each log reset */
+    tg_tmpstore_t ts;
+    assert_int_equal(tg_tmpstore_open(&ts, "evckpt"), 0);
+    tg_err_t err = {0};
+    uint8_t k[4][16];
+    for (int i = 0; i < 4; i++)
+        key_of(40 + (uint64_t)i, k[i]);
+    store_event(&ts, k[0], 1); /* block 1 */
+    tg_config_t *cfg;
+    tg_events_t *ev = open_checkpointed(&ts, &cfg); /* a new file: refilled from the store */
+    assert_int_equal(header_version(), 2);
+    assert_int_equal(header_checkpoint(), 1);
+    char old[160];
+    snprintf(old, sizeof(old), "%s.old", path);
+    copy_file(path, old); /* what a power cut could leave: checkpoint 1, no claim after it */
+    store_event(&ts, k[1], 2);
+    store_event(&ts, k[2], 3);
+    assert_int_equal(tg_events_checkpoint(ev, &err), 0);
+    assert_int_equal(header_checkpoint(), 3);
+    close_checkpointed(ev, cfg);
+
+    assert_int_equal(rename(old, path), 0);
+    assert_int_equal(header_checkpoint(), 1);
+    ev = open_checkpointed(&ts, &cfg);
+    close_checkpointed(ev, cfg);
+    assert_held((const uint8_t(*)[16])k, 3, 1);
+    assert_held((const uint8_t(*)[16]) & k[3], 1, 0);
+    assert_int_equal(header_checkpoint(), 3);
+
+    /* an empty index whose checkpoint is block 2: only block 3 is read */
+    unlink(path);
+    tg_event_index_t *ix;
+    assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), 0);
+    int fd = tg_event_index_checkpoint_fd(ix, 2, &err);
+    assert_true(fd >= 0);
+    assert_int_equal(tg_event_index_checkpoint_write(fd, 2, &err), 0);
+    tg_event_index_close(ix);
+    ev = open_checkpointed(&ts, &cfg);
+    close_checkpointed(ev, cfg);
+    assert_held((const uint8_t(*)[16]) & k[2], 1, 1);
+    assert_held((const uint8_t(*)[16])k, 2, 0);
+    tg_tmpstore_close(&ts);
+}
+
+/* An index file of version 1 (written before checkpoints, synced at every log reset) reads as
+ * checkpoint 0: every block is claimed again, and the header becomes version 2 with the last
+ * block. (main refused nothing here but claimed no block: the stored events were new.) */
+static void test_index_of_version_1_reads_as_checkpoint_0(void **state)
+{
+    (void)state;
+    if (tg_tmpstore_backend_is_pg())
+        skip();
+    tg_tmpstore_t ts;
+    assert_int_equal(tg_tmpstore_open(&ts, "evv1"), 0);
+    tg_err_t err = {0};
+    uint8_t k[2][16];
+    key_of(50, k[0]);
+    key_of(51, k[1]);
+    store_event(&ts, k[0], 1);
+    store_event(&ts, k[1], 2);
+    tg_event_index_t *ix;
+    assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), 0);
+    tg_event_index_close(ix);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    const unsigned char v1[4] = {1, 0, 0, 0};
+    assert_int_equal(fseek(f, 8, SEEK_SET), 0);
+    assert_int_equal(fwrite(v1, 1, 4, f), 4); /* the version; bytes 24-31 were zero in version 1 */
+    fclose(f);
+    assert_int_equal(header_version(), 1);
+
+    tg_config_t *cfg;
+    tg_events_t *ev = open_checkpointed(&ts, &cfg);
+    close_checkpointed(ev, cfg);
+    assert_int_equal(header_version(), 2);
+    assert_int_equal(header_checkpoint(), 2);
+    assert_held((const uint8_t(*)[16])k, 2, 1);
+    tg_tmpstore_close(&ts);
+}
+
+/* The thread checkpoints by itself every checkpoint_ms: a block stored after the start reaches
+ * the header without a call, while checkpoints asked for meanwhile (and syncs) wait their turn
+ * (one at a time). Polled with a bound, no sleep as synchronisation. */
+static void test_checkpoint_thread_writes_new_blocks(void **state)
+{
+    (void)state;
+    if (tg_tmpstore_backend_is_pg())
+        skip();
+    tg_tmpstore_t ts;
+    assert_int_equal(tg_tmpstore_open(&ts, "evthr"), 0);
+    tg_err_t err = {0};
+    uint8_t k[3][16];
+    for (int i = 0; i < 3; i++)
+        key_of(60 + (uint64_t)i, k[i]);
+    store_event(&ts, k[0], 1);
+    tg_config_t *cfg;
+    tg_events_t *ev = open_checkpointed_every(&ts, 20, &cfg);
+    assert_int_equal(header_checkpoint(), 1);
+    store_event(&ts, k[1], 2);
+    store_event(&ts, k[2], 3);
+    time_t until = time(NULL) + 30;
+    int calls = 0;
+    while (header_checkpoint() != 3 && time(NULL) < until)
+        if (calls++ % 2 == 0) /* contend with the thread, which may also be the one that gets there */
+            assert_int_equal(tg_events_sync_index(ev, &err), 0);
+    assert_int_equal(header_checkpoint(), 3);
+    assert_int_equal(tg_events_checkpoint(ev, &err), 0); /* nothing new: nothing written */
+    assert_int_equal(header_checkpoint(), 3);
+    close_checkpointed(ev, cfg);
+    tg_tmpstore_close(&ts);
+}
+
+/* A checkpoint past the store's last block (the database restored from an older backup, which
+ * hands those block ids out again) is set back to the store's at open, so that the blocks
+ * stored next, numbered at or below the old checkpoint, are claimed again after a power cut. */
+static void test_checkpoint_past_the_store_set_back(void **state)
+{
+    (void)state;
+    if (tg_tmpstore_backend_is_pg())
+        skip();
+    tg_tmpstore_t ts;
+    assert_int_equal(tg_tmpstore_open(&ts, "evrst"), 0);
+    tg_err_t err = {0};
+    uint8_t k[16];
+    key_of(70, k);
+    tg_event_index_t *ix;
+    assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), 0);
+    int fd = tg_event_index_checkpoint_fd(ix, 10, &err);
+    assert_true(fd >= 0);
+    assert_int_equal(tg_event_index_checkpoint_write(fd, 10, &err), 0);
+    tg_event_index_close(ix);
+    tg_config_t *cfg;
+    tg_events_t *ev = open_checkpointed(&ts, &cfg);
+    assert_int_equal(header_checkpoint(), 0);
+    store_event(&ts, k, 1); /* block 1, below the old checkpoint */
+    close_checkpointed(ev, cfg);
+    assert_int_equal(header_checkpoint(), 1);
+    tg_tmpstore_close(&ts);
+}
+
+/* A rebuild (growth) writes the checkpoint noted last into its new file, even one noted before
+ * the rebuild and written after it to the old file: the new file copies the whole table, which
+ * holds every claim of the blocks up to it, and is synced before it replaces the old. */
+static void test_rebuild_carries_the_checkpoint(void **state)
+{
+    (void)state;
+    tg_err_t err = {0};
+    tg_event_index_t *ix;
+    assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), 0);
+    assert_int_equal(tg_event_index_checkpoint(ix), 0);
+    int fd = tg_event_index_checkpoint_fd(ix, 7, &err);
+    assert_true(fd >= 0);
+    assert_int_equal(tg_event_index_checkpoint_write(fd, 7, &err), 0);
+    fd = tg_event_index_checkpoint_fd(ix, 9, &err); /* noted; the sync comes after the rebuild */
+    assert_true(fd >= 0);
+    uint64_t live, slots0, slots;
+    tg_event_index_counts(ix, &live, &slots0);
+    uint8_t k[16];
+    for (uint64_t i = 0; i < slots0; i++) { /* past 70 %: at least one rebuild */
+        key_of(1000 + i, k);
+        assert_int_equal(tg_event_index_claim(ix, k, 20000, NULL, &err), 1);
+    }
+    tg_event_index_counts(ix, &live, &slots);
+    assert_true(slots > slots0);
+    assert_int_equal(tg_event_index_checkpoint_write(fd, 9, &err), 0); /* into the replaced file */
+    tg_event_index_close(ix);
+    assert_int_equal(header_checkpoint(), 9);
+    assert_int_equal(tg_event_index_open(path, 35, 0, &ix, &err), 0);
+    assert_int_equal(tg_event_index_checkpoint(ix), 9);
+    tg_event_index_close(ix);
+}
+
 /* ---- the event key across the upgrade to SipHash (migration 36) ---- */
 
 /* What main's code (events.c at ff96455: keyed BLAKE2b-128 under the key derived as "tollgate
@@ -593,12 +865,13 @@ static void assert_key(tg_events_t *ev, int64_t ts_ns, const uint8_t want[16])
 }
 
 /* Brings ts's database back to before migration 36 (its table and its row in schema_migrations
- * gone), runs setup_sql there as the old code would have left it, migrates again and returns S. */
+ * gone, and those of the later migrations, which migrate applies again after it), runs setup_sql
+ * there as the old code would have left it, migrates again and returns S. */
 static int64_t migrated_from_before_36(tg_tmpstore_t *ts, const char *setup_sql)
 {
     tg_err_t err = {0};
     assert_int_equal(
-        tg_tmpstore_exec(ts, "DROP TABLE event_key_schemes; DELETE FROM schema_migrations WHERE version = 36"), 0);
+        tg_tmpstore_exec(ts, "DROP TABLE event_key_schemes; DELETE FROM schema_migrations WHERE version >= 36"), 0);
     if (setup_sql != NULL)
         assert_int_equal(tg_tmpstore_exec(ts, setup_sql), 0);
     assert_int_equal(tg_store_migrate(ts->st, &err), 0);
@@ -711,6 +984,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prefix_slots_survive_rebuilds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logged_rows_claimed_again_at_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_index_rebuilt_from_the_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_refills_the_blocks_after_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_of_version_1_reads_as_checkpoint_0, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rebuild_carries_the_checkpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_thread_writes_new_blocks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_past_the_store_set_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_key_blake2b_until_the_switch_then_siphash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_across_the_upgrade, setup, teardown),
         cmocka_unit_test(test_rfc3339),

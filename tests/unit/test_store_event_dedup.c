@@ -533,6 +533,51 @@ static void test_sqlite_malformed_block_refused_with_its_id(void **state)
     assert_int_equal(v.ts[0], 16);
 }
 
+/* The dedup index's checkpoint names a block id and claims again the blocks after it
+ * (metering/events.h): an id is never handed out twice, even once the prune deleted the newest
+ * block (migration 37; a plain INTEGER PRIMARY KEY handed max(id) + 1 out again). PostgreSQL
+ * keeps no blocks: both calls say so. */
+static void test_block_ids_never_handed_out_twice(void **state)
+{
+    tg_tmpstore_t *t = *state;
+    tg_err_t err = {0};
+    int64_t last = -1;
+    uint64_t n = 0;
+    if (tg_tmpstore_backend_is_pg()) {
+        assert_int_equal(tg_store_usage_event_id_blocks_last(t->st, &last, &err), TG_ESTATE);
+        assert_int_equal(tg_store_usage_event_id_blocks_after(t->st, 0, 0, count_id, &n, &err), TG_ESTATE);
+        return;
+    }
+    assert_int_equal(tg_store_usage_event_id_blocks_last(t->st, &last, &err), 0);
+    assert_int_equal(last, 0); /* none yet */
+    tg_usage_t rows[3] = {event_row("cus_a", 1, "tokens", 1, EVENT_TS_S),
+                          event_row("cus_a", 2, "tokens", 1, EVENT_TS_S),
+                          event_row("cus_a", 3, "tokens", 1, EVENT_TS_S)};
+    for (uint64_t i = 0; i < 2; i++) {
+        tg_usage_batch_t b = {500 + i, &rows[i], 1, NULL};
+        assert_int_equal(tg_store_usage_record_many(t->st, &b, 1, NULL, &err), 0);
+    }
+    assert_int_equal(tg_store_usage_event_id_blocks_last(t->st, &last, &err), 0);
+    assert_int_equal(last, 2);
+    assert_int_equal(tg_store_usage_event_id_blocks_after(t->st, 1, 0, count_id, &n, &err), 0);
+    assert_int_equal(n, 1); /* block 2 only */
+    size_t deleted = 0;
+    assert_int_equal(tg_store_usage_event_ids_prune(t->st, EVENT_TS_S + 1, 1000, &deleted, &err), 0);
+    assert_int_equal(deleted, 2);
+    assert_int_equal(tg_store_usage_event_id_blocks_last(t->st, &last, &err), 0);
+    assert_int_equal(last, 2); /* the newest block is gone, its id still handed out */
+    tg_usage_batch_t b = {502, &rows[2], 1, NULL};
+    assert_int_equal(tg_store_usage_record_many(t->st, &b, 1, NULL, &err), 0);
+    assert_int_equal(tg_store_usage_event_id_blocks_last(t->st, &last, &err), 0);
+    assert_int_equal(last, 3);
+    n = 0;
+    assert_int_equal(tg_store_usage_event_id_blocks_after(t->st, 2, 0, count_id, &n, &err), 0);
+    assert_int_equal(n, 1); /* the new block is after a checkpoint taken before the prune */
+    n = 0;
+    assert_int_equal(tg_store_usage_event_id_blocks_after(t->st, 2, EVENT_TS_S + 1, count_id, &n, &err), 0);
+    assert_int_equal(n, 0); /* ids before since_s are left out, as in tg_store_usage_event_ids_each */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -545,6 +590,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sqlite_block_lives_until_its_newest_id_expires, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_ids_stored_before_blocks_read_and_pruned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_malformed_block_refused_with_its_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_block_ids_never_handed_out_twice, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
