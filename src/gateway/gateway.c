@@ -14,6 +14,7 @@
 #include "gateway/apikey.h"
 #include "metrics/metrics.h"
 #include "util/clock.h"
+#include "util/decimal.h"
 #include "util/utf8.h"
 #include "util/log.h"
 
@@ -29,18 +30,6 @@ static void copy_str(char *dst, size_t cap, const char *src)
     size_t n = strnlen(src, cap - 1);
     memcpy(dst, src, n);
     dst[n] = '\0';
-}
-
-static size_t fmt_u64(char *out, uint64_t v) /* out has room for 20 digits */
-{
-    char tmp[20];
-    size_t n = 0;
-    do
-        tmp[n++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    for (size_t i = 0; i < n; i++)
-        out[i] = tmp[n - 1 - i];
-    return n;
 }
 
 /* "METHOD path" (or the path alone without a method) into out[TG_ENDPOINT_MAX], cut to fit. */
@@ -595,46 +584,67 @@ void tg_gateway_abandon(tg_gateway_t *gw, tg_call_t *call)
     release_units(gw, call, call->nunits);
 }
 
-static void emit_u64(tg_header_emit_cb emit, void *arg, const char *name, uint64_t v)
+/* The response headers of a call cost 2,784 instructions per proxied call under callgrind (stop
+ * 27) when each was formatted on its own and handed to the transport by name (a strlen, a name
+ * and a value copied into the request's pool per header). Now the values are written once into
+ * the caller's text (the request's pool: no copy), the two numbers RateLimit shares with
+ * X-RateLimit-Remaining and -Reset are written once and pointed at twice, and the names are the
+ * transport's compile-time table (TG_CALL_HEADERS). */
+static void list_header(tg_call_headers_t *out, tg_call_header_t which, const char *value, size_t value_len)
 {
-    char buf[24];
-    emit(name, buf, fmt_u64(buf, v), arg);
+    out->list[out->n].which = which;
+    out->list[out->n].value = value;
+    out->list[out->n].value_len = value_len;
+    out->n++;
 }
 
-/* "default";<a>=<x>;<b>=<y> into buf (room for 64 bytes). */
-static size_t fmt_rate_item(char *buf, char a, uint64_t x, char b, uint64_t y)
+#define PUT_LIT(p, lit) (memcpy((p), (lit), sizeof(lit) - 1), (p) + sizeof(lit) - 1)
+
+/* One number header: its digits at *p, which moves past them. */
+static void list_u64(tg_call_headers_t *out, tg_call_header_t which, char **p, uint64_t v)
 {
-    size_t n = 10;
-    memcpy(buf, "\"default\";", n);
-    buf[n++] = a;
-    buf[n++] = '=';
-    n += fmt_u64(buf + n, x);
-    buf[n++] = ';';
-    buf[n++] = b;
-    buf[n++] = '=';
-    return n + fmt_u64(buf + n, y);
+    size_t n = tg_decimal_u64(*p, v);
+    list_header(out, which, *p, n);
+    *p += n;
 }
 
-void tg_gateway_headers(const tg_call_t *call, const tg_refusal_t *refusal, tg_header_emit_cb emit, void *arg)
+void tg_gateway_headers(const tg_call_t *call, const tg_refusal_t *refusal, char text[TG_CALL_HEADERS_TEXT_MAX],
+                        tg_call_headers_t *out)
 {
-    char buf[64];
+    char *p = text; /* at most 55 + 20 + 55 + 20 + 20 + 20 = 190 bytes are written */
+    out->n = 0;
     if (call->has_rate) {
         uint64_t reset_s = (uint64_t)((call->rate.reset_ns + TG_NS_PER_SEC - 1) / TG_NS_PER_SEC);
         uint64_t window_s = (uint64_t)(call->rate_policy.period_ns / TG_NS_PER_SEC);
-        emit_u64(emit, arg, "x-ratelimit-limit", call->rate.limit);
-        emit_u64(emit, arg, "x-ratelimit-remaining", call->rate.remaining);
-        emit_u64(emit, arg, "x-ratelimit-reset", reset_s);
-        /* draft-ietf-httpapi-ratelimit-headers */
-        emit("ratelimit-policy", buf, fmt_rate_item(buf, 'q', call->rate_policy.count, 'w', window_s), arg);
-        emit("ratelimit", buf, fmt_rate_item(buf, 'r', call->rate.remaining, 't', reset_s), arg);
+        /* RateLimit: "default";r=<remaining>;t=<reset> (draft-ietf-httpapi-ratelimit-headers) */
+        const char *item = p;
+        p = PUT_LIT(p, "\"default\";r=");
+        const char *remaining = p;
+        size_t remaining_len = tg_decimal_u64(p, call->rate.remaining);
+        p = PUT_LIT(p + remaining_len, ";t=");
+        const char *reset = p;
+        size_t reset_len = tg_decimal_u64(p, reset_s);
+        p += reset_len;
+        size_t item_len = (size_t)(p - item);
+        list_u64(out, TG_HDR_RATELIMIT_LIMIT, &p, call->rate.limit);
+        list_header(out, TG_HDR_RATELIMIT_REMAINING, remaining, remaining_len);
+        list_header(out, TG_HDR_RATELIMIT_RESET, reset, reset_len);
+        /* RateLimit-Policy: "default";q=<count>;w=<window> */
+        const char *policy = p;
+        p = PUT_LIT(p, "\"default\";q=");
+        p += tg_decimal_u64(p, call->rate_policy.count);
+        p = PUT_LIT(p, ";w=");
+        p += tg_decimal_u64(p, window_s);
+        list_header(out, TG_HDR_RATELIMIT_POLICY, policy, (size_t)(p - policy));
+        list_header(out, TG_HDR_RATELIMIT, item, item_len);
     }
     if (call->has_quota) {
-        emit_u64(emit, arg, "x-quota-remaining", call->quota_remaining);
+        list_u64(out, TG_HDR_QUOTA_REMAINING, &p, call->quota_remaining);
         int64_t reset = call->period_end - call->decided_ns / TG_NS_PER_SEC;
-        emit_u64(emit, arg, "x-quota-reset", (uint64_t)(reset > 0 ? reset : 0));
+        list_u64(out, TG_HDR_QUOTA_RESET, &p, (uint64_t)(reset > 0 ? reset : 0));
     }
     if (refusal != NULL && (refusal->status == 429 || refusal->status == 503) && refusal->retry_after_s > 0)
-        emit_u64(emit, arg, "retry-after", (uint64_t)refusal->retry_after_s);
+        list_u64(out, TG_HDR_RETRY_AFTER, &p, (uint64_t)refusal->retry_after_s);
 }
 
 size_t tg_gateway_error_json(const char *type, const char *message, char *buf, size_t cap)

@@ -139,9 +139,45 @@ size_t tg_gateway_parse_units(const char *h, size_t len, tg_usage_t *rows, size_
  * lowercase letters, digits and '_'; else 0 (tg_gateway_parse_units skips such an item). */
 int tg_gateway_metric_name_ok(const char *s, size_t n);
 
-/* Emits the rate-limit and quota headers for this call (name, value pairs). */
-typedef void (*tg_header_emit_cb)(const char *name, const char *value, size_t value_len, void *arg);
-void tg_gateway_headers(const tg_call_t *call, const tg_refusal_t *refusal, tg_header_emit_cb emit, void *arg);
+/* The response headers a call's limits are told in: X(id, lowercase name), in the order
+ * tg_gateway_headers lists them. A list rather than names in gateway.c, so that an adapter can
+ * build its own table of names at compile time (proxy.c: h2o's, with no copy or strlen per call)
+ * and the decision API its JSON fields (decide_http.c), from this one place. */
+#define TG_CALL_HEADERS(X)                                                                                             \
+    X(TG_HDR_RATELIMIT_LIMIT, "x-ratelimit-limit")                                                                     \
+    X(TG_HDR_RATELIMIT_REMAINING, "x-ratelimit-remaining")                                                             \
+    X(TG_HDR_RATELIMIT_RESET, "x-ratelimit-reset")                                                                     \
+    X(TG_HDR_RATELIMIT_POLICY, "ratelimit-policy") /* draft-ietf-httpapi-ratelimit-headers */                         \
+    X(TG_HDR_RATELIMIT, "ratelimit")                                                                                   \
+    X(TG_HDR_QUOTA_REMAINING, "x-quota-remaining")                                                                     \
+    X(TG_HDR_QUOTA_RESET, "x-quota-reset")                                                                             \
+    X(TG_HDR_RETRY_AFTER, "retry-after")
+
+#define TG_CALL_HEADER_ID(id, name) id,
+typedef enum { TG_CALL_HEADERS(TG_CALL_HEADER_ID) TG_CALL_HEADER_COUNT } tg_call_header_t;
+#undef TG_CALL_HEADER_ID
+
+/* Room for every value of one call's headers: 5 numbers of up to 20 digits and two
+ * "default";a=<20>;b=<20> items of 55 bytes, with room to spare. */
+#define TG_CALL_HEADERS_TEXT_MAX 256
+
+/* One call's headers: list[0..n) in TG_CALL_HEADERS' order, each value (no NUL) in the text
+ * buffer the caller passed to tg_gateway_headers. */
+typedef struct {
+    size_t n;
+    struct {
+        tg_call_header_t which;
+        const char *value;
+        size_t value_len;
+    } list[TG_CALL_HEADER_COUNT];
+} tg_call_headers_t;
+
+/* Lists the rate-limit and quota headers of this call (when it has a rate or a quota) and
+ * Retry-After (when refusal is a 429 or 503 that names a wait) into out, their values written
+ * into text, which the caller owns and keeps as long as it uses out (the transport allocates it
+ * from the request's memory, so the values need no copy). Any thread; no allocation. */
+void tg_gateway_headers(const tg_call_t *call, const tg_refusal_t *refusal, char text[TG_CALL_HEADERS_TEXT_MAX],
+                        tg_call_headers_t *out);
 
 /* Room for any refusal's JSON: a message of up to 511 bytes, each escaped to at most 6. */
 #define TG_ERROR_JSON_MAX 4096

@@ -110,16 +110,15 @@ static void on_envoy_req_dispose(void *p)
     er->worker->in_flight--;
 }
 
-static void add_header_cb(const char *name, const char *value, size_t value_len, void *arg)
+static void add_header(h2o_req_t *req, const char *name, const char *value, size_t value_len)
 {
-    h2o_req_t *req = arg;
     h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL,
                           h2o_strdup(&req->pool, value, value_len).base, value_len);
 }
 
 static void add_str(h2o_req_t *req, const char *name, const char *value)
 {
-    add_header_cb(name, value, strlen(value), req);
+    add_header(req, name, value, strlen(value));
 }
 
 /* Envoy passes HEAD on as the method: the HTTP/1 front (http1_server.c) then sends the
@@ -222,9 +221,9 @@ static void allow_headers(h2o_req_t *req, const envoy_req_t *er)
     add_str(req, "x-tollgate-plan", call->plan->id);
     size_t kid = strnlen(call->key_id, sizeof(call->key_id));
     if (kid != 0)
-        add_header_cb("x-tollgate-key-id", call->key_id, kid, req);
+        add_header(req, "x-tollgate-key-id", call->key_id, kid);
     add_str(req, "x-envoy-auth-headers-to-remove", KEY_HEADERS);
-    tg_gateway_headers(call, NULL, add_header_cb, req);
+    tg_http_add_call_headers(req, call, NULL);
 }
 
 static int on_envoy_req(h2o_handler_t *_self, h2o_req_t *req)
@@ -284,7 +283,7 @@ static int on_envoy_req(h2o_handler_t *_self, h2o_req_t *req)
         er->call.settled = 1; /* nothing was reserved */
         log_check(srv, req, er, raw, &refusal);
         if (er->call.account != NULL)
-            tg_gateway_headers(&er->call, &refusal, add_header_cb, req);
+            tg_http_add_call_headers(req, &er->call, &refusal);
         send_error(req, refusal.status, refusal.type, refusal.message);
         return 0;
     }

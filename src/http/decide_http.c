@@ -131,27 +131,28 @@ static void add_header(h2o_req_t *req, const char *name, const char *value, size
                           h2o_strdup(&req->pool, value, len).base, len);
 }
 
-static void add_header_cb(const char *name, const char *value, size_t value_len, void *arg)
+/* The rate-limit and quota headers of a call as JSON fields (POST /v1/check); RateLimit and
+ * RateLimit-Policy repeat those numbers and have none. */
+static void json_limits(json_t *o, const tg_call_t *call, const tg_refusal_t *refusal)
 {
-    add_header(arg, name, value, value_len);
-}
-
-/* The rate-limit and quota headers of a call as JSON fields (POST /v1/check). */
-static void json_limits_cb(const char *name, const char *value, size_t value_len, void *arg)
-{
-    static const struct {
-        const char *header, *field;
-    } fields[] = {{"x-ratelimit-limit", "limit"},   {"x-ratelimit-remaining", "remaining"},
-                  {"x-ratelimit-reset", "reset"},   {"x-quota-remaining", "quota_remaining"},
-                  {"x-quota-reset", "quota_reset"}, {"retry-after", "retry_after"}};
-    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-        if (strcmp(name, fields[i].header) == 0) {
-            char digits[24];
-            size_t n = value_len < sizeof(digits) - 1 ? value_len : sizeof(digits) - 1;
-            memcpy(digits, value, n);
-            digits[n] = '\0';
-            json_object_set_new(arg, fields[i].field, json_integer(strtoll(digits, NULL, 10)));
-        }
+    static const char *const fields[TG_CALL_HEADER_COUNT] = {
+        [TG_HDR_RATELIMIT_LIMIT] = "limit",           [TG_HDR_RATELIMIT_REMAINING] = "remaining",
+        [TG_HDR_RATELIMIT_RESET] = "reset",           [TG_HDR_QUOTA_REMAINING] = "quota_remaining",
+        [TG_HDR_QUOTA_RESET] = "quota_reset",         [TG_HDR_RETRY_AFTER] = "retry_after",
+    };
+    char text[TG_CALL_HEADERS_TEXT_MAX];
+    tg_call_headers_t h;
+    tg_gateway_headers(call, refusal, text, &h);
+    for (size_t i = 0; i < h.n; i++) {
+        const char *field = fields[h.list[i].which];
+        if (field == NULL)
+            continue;
+        char digits[24];
+        size_t n = h.list[i].value_len < sizeof(digits) - 1 ? h.list[i].value_len : sizeof(digits) - 1;
+        memcpy(digits, h.list[i].value, n);
+        digits[n] = '\0';
+        json_object_set_new(o, field, json_integer(strtoll(digits, NULL, 10)));
+    }
 }
 
 /* ---- the service token ---- */
@@ -303,7 +304,7 @@ static void serve_decide(decide_req_t *dr)
     if (ok == 1) {
         add_header(req, "x-tollgate-reservation", rid, TG_RESERVATION_ID_LEN);
         identity_headers(req, &call);
-        tg_gateway_headers(&call, NULL, add_header_cb, req);
+        tg_http_add_call_headers(req, &call, NULL);
         send_body(req, 200, "", 0);
         return;
     }
@@ -315,9 +316,9 @@ static void serve_decide(decide_req_t *dr)
     add_header(req, "x-tollgate-error", refusal.type, strlen(refusal.type));
     if (call.account != NULL) {
         identity_headers(req, &call);
-        tg_gateway_headers(&call, &refusal, add_header_cb, req);
+        tg_http_add_call_headers(req, &call, &refusal);
     } else if (refusal.retry_after_s > 0) {
-        tg_gateway_headers(&call, &refusal, add_header_cb, req); /* only Retry-After */
+        tg_http_add_call_headers(req, &call, &refusal); /* only Retry-After */
     }
     char json[TG_ERROR_JSON_MAX];
     size_t n = tg_gateway_error_json(refusal.type, refusal.message, json, sizeof(json));
@@ -392,7 +393,7 @@ static void serve_check(decide_req_t *dr, json_t *body)
     if (ok < 0) {
         log_decision(dr, "check", method, path, &call, &refusal, NULL);
         if (refusal.retry_after_s > 0)
-            tg_gateway_headers(&call, &refusal, add_header_cb, req); /* only Retry-After */
+            tg_http_add_call_headers(req, &call, &refusal); /* only Retry-After */
         send_error(req, refusal.status, refusal.type, refusal.message);
         return;
     }
@@ -404,7 +405,7 @@ static void serve_check(decide_req_t *dr, json_t *body)
         json_object_set_new(o, "plan", json_string(call.plan->id));
         if (call.key_id[0] != '\0')
             json_object_set_new(o, "key_id", json_string(call.key_id));
-        tg_gateway_headers(&call, ok == 1 ? NULL : &refusal, json_limits_cb, o);
+        json_limits(o, &call, ok == 1 ? NULL : &refusal);
     }
     if (ok == 1) {
         json_object_set_new(o, "reservation", json_string(rid));

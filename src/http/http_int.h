@@ -127,6 +127,14 @@ int tg_http_dot_segment(h2o_iovec_t path, size_t query_at);
 tg_call_request_t tg_http_call_request(h2o_iovec_t method, h2o_iovec_t path, h2o_iovec_t authorization,
                                        h2o_iovec_t api_key);
 
+/* Adds the call's rate-limit and quota headers, and Retry-After for a refusal that names a wait
+ * (tg_gateway_headers), to req's response; their text is in req's pool (proxy.c). */
+void tg_http_add_call_headers(h2o_req_t *req, const tg_call_t *call, const tg_refusal_t *refusal);
+/* Appends a response header whose name (lowercase, static storage: never copied) and value
+ * (req's pool, or static) outlive the request: h2o_add_header_by_str without the copy of the
+ * name it makes per call (proxy.c). */
+void tg_http_append_header(h2o_req_t *req, h2o_iovec_t *name, const char *value, size_t value_len);
+
 /* The decision API (decide_http.c), when decide: is configured: answers GET /v1/decide, POST
  * /v1/check and POST /v1/report on the gateway listener and returns 1; 0 for any other path
  * (the caller proxies it). On the worker's loop. */

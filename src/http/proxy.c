@@ -178,11 +178,33 @@ static void hold_do_send(h2o_ostream_t *_self, h2o_req_t *req, h2o_iovec_t *bufs
     self->has_stash = 1;
 }
 
-static void add_header_cb(const char *name, const char *value, size_t value_len, void *arg)
+/* The names of the call headers, built from the gateway's own list at compile time: h2o keeps a
+ * pointer to the name of each header, so a static one needs no allocation per call. Retry-After
+ * is h2o's token (h2o_find_header finds it). */
+#define CALL_HEADER_NAME(id, name) [id] = {name, sizeof(name) - 1},
+static h2o_iovec_t call_header_names[TG_CALL_HEADER_COUNT] = {TG_CALL_HEADERS(CALL_HEADER_NAME)};
+#undef CALL_HEADER_NAME
+
+void tg_http_append_header(h2o_req_t *req, h2o_iovec_t *name, const char *value, size_t value_len)
 {
-    h2o_req_t *req = arg;
-    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL,
-                          h2o_strdup(&req->pool, value, value_len).base, value_len);
+    /* what h2o_add_header does (lib/core/headers.c, add_header), given a name that lasts */
+    h2o_vector_reserve(&req->pool, &req->res.headers, req->res.headers.size + 1);
+    req->res.headers.entries[req->res.headers.size++] =
+        (h2o_header_t){.name = name, .orig_name = NULL, .value = h2o_iovec_init(value, value_len)};
+}
+
+void tg_http_add_call_headers(h2o_req_t *req, const tg_call_t *call, const tg_refusal_t *refusal)
+{
+    if (!call->has_rate && !call->has_quota && refusal == NULL)
+        return; /* nothing to say: spare the pool its text */
+    tg_call_headers_t h;
+    tg_gateway_headers(call, refusal, h2o_mem_alloc_pool(&req->pool, TG_CALL_HEADERS_TEXT_MAX), &h);
+    h2o_vector_reserve(&req->pool, &req->res.headers, req->res.headers.size + h.n);
+    for (size_t i = 0; i < h.n; i++) {
+        h2o_iovec_t *name = h.list[i].which == TG_HDR_RETRY_AFTER ? (h2o_iovec_t *)&H2O_TOKEN_RETRY_AFTER->buf
+                                                                  : &call_header_names[h.list[i].which];
+        tg_http_append_header(req, name, h.list[i].value, h.list[i].value_len);
+    }
 }
 
 /* ---- X-Request-Id ---- */
@@ -269,8 +291,8 @@ static void set_request_id(h2o_req_t *req, const gw_req_t *gr)
     ssize_t i;
     while ((i = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-request-id"), -1)) != -1)
         h2o_delete_header(&req->res.headers, i);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, gr->request_id,
-                          gr->request_id_len);
+    static h2o_iovec_t name = {H2O_STRLIT("x-request-id")};
+    tg_http_append_header(req, &name, gr->request_id, gr->request_id_len);
 }
 
 static void send_json(h2o_req_t *req, int status, const char *reason, const char *json, size_t len)
@@ -680,7 +702,7 @@ static void on_setup_ostream(h2o_req_prefilter_t *_self, h2o_req_t *req, h2o_ost
     } else if (w != NULL) {
         free(w); /* not billed (or not queued): nothing to wait for */
     }
-    tg_gateway_headers(&gr->call, NULL, add_header_cb, req);
+    tg_http_add_call_headers(req, &gr->call, NULL);
     add_cors_headers(req, gr);
     set_request_id(req, gr);
     tg_metrics_count_response(req->res.status);
@@ -726,7 +748,7 @@ static void on_upstream_failed(h2o_req_t *req, void *arg, tg_upstream_failure_t 
     tg_metrics_observe_upstream(gr->upstream_ns, why != TG_UPSTREAM_CLIENT);
     tg_gateway_settle(srv->deps.gateway, &gr->call, status, 1, NULL, 0, NULL, NULL);
     gr->failed = 1;
-    tg_gateway_headers(&gr->call, NULL, add_header_cb, req);
+    tg_http_add_call_headers(req, &gr->call, NULL);
     add_cors_headers(req, gr);
     set_request_id(req, gr);
     tg_metrics_count_response(status);
@@ -822,7 +844,7 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
         char json[TG_ERROR_JSON_MAX];
         size_t n = tg_gateway_error_json(refusal.type, refusal.message, json, sizeof(json));
         if (gr->call.account != NULL)
-            tg_gateway_headers(&gr->call, &refusal, add_header_cb, req);
+            tg_http_add_call_headers(req, &gr->call, &refusal);
         tg_metrics_count_response(refusal.status);
         const char *reason = refusal.status == 401   ? "Unauthorized"
                              : refusal.status == 402 ? "Payment Required"

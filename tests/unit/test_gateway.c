@@ -503,6 +503,76 @@ static void test_thresholds_fire_once(void **state)
     assert_int_equal(count_events(f, "cus_t") + count_events(f, "cus_w"), 6);
 }
 
+/* The headers of a call, as tg_gateway_headers lists them: names in order, values byte for byte
+ * as they have always been sent (the integration tests check them on the wire), the numbers
+ * RateLimit shares with X-RateLimit-* included; the largest values fit TG_CALL_HEADERS_TEXT_MAX. */
+static void headers_are(const tg_call_t *call, const tg_refusal_t *refusal, const char *const *want)
+{
+    static const char *const names[TG_CALL_HEADER_COUNT] = {
+#define NAME(id, name) [id] = name,
+        TG_CALL_HEADERS(NAME)
+#undef NAME
+    };
+    char text[TG_CALL_HEADERS_TEXT_MAX];
+    tg_call_headers_t h;
+    tg_gateway_headers(call, refusal, text, &h);
+    size_t n = 0;
+    while (want[2 * n] != NULL)
+        n++;
+    assert_int_equal(h.n, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(names[h.list[i].which], want[2 * i]);
+        assert_int_equal(h.list[i].value_len, strlen(want[2 * i + 1]));
+        assert_memory_equal(h.list[i].value, want[2 * i + 1], h.list[i].value_len);
+        assert_true(h.list[i].value >= text && h.list[i].value + h.list[i].value_len <= text + sizeof(text));
+    }
+}
+
+static void test_call_headers(void **state)
+{
+    (void)state;
+    tg_call_t call;
+    memset(&call, 0, sizeof(call));
+    headers_are(&call, NULL, (const char *const[]){NULL}); /* no rate, no quota: nothing */
+
+    call.has_rate = 1;
+    call.rate = (tg_limit_result_t){.limit = 100, .remaining = 0, .reset_ns = 1500000000}; /* 1.5 s: 2 */
+    call.rate_policy = (tg_rate_t){.count = 100, .period_ns = 60 * TG_NS_PER_SEC};
+    call.has_quota = 1;
+    call.quota_remaining = 9;
+    call.decided_ns = 1000 * TG_NS_PER_SEC + 1;
+    call.period_end = 1010;
+    headers_are(&call, NULL,
+                (const char *const[]){"x-ratelimit-limit", "100", "x-ratelimit-remaining", "0", "x-ratelimit-reset",
+                                      "2", "ratelimit-policy", "\"default\";q=100;w=60", "ratelimit",
+                                      "\"default\";r=0;t=2", "x-quota-remaining", "9", "x-quota-reset", "10", NULL});
+
+    /* a refusal that names a wait adds Retry-After; a period already over says 0 */
+    call.has_rate = 0;
+    call.period_end = 900;
+    tg_refusal_t refusal = {.status = 429, .retry_after_s = 7};
+    headers_are(&call, &refusal,
+                (const char *const[]){"x-quota-remaining", "9", "x-quota-reset", "0", "retry-after", "7", NULL});
+    refusal.status = 402; /* not a wait */
+    headers_are(&call, &refusal, (const char *const[]){"x-quota-remaining", "9", "x-quota-reset", "0", NULL});
+
+    /* every number at its largest */
+    call.has_rate = 1;
+    call.rate = (tg_limit_result_t){.limit = UINT64_MAX, .remaining = UINT64_MAX, .reset_ns = INT64_MAX - TG_NS_PER_SEC};
+    call.rate_policy = (tg_rate_t){.count = UINT64_MAX, .period_ns = INT64_MAX};
+    call.quota_remaining = UINT64_MAX;
+    call.decided_ns = 0;
+    call.period_end = INT64_MAX;
+    refusal = (tg_refusal_t){.status = 503, .retry_after_s = INT64_MAX};
+    headers_are(&call, &refusal,
+                (const char *const[]){"x-ratelimit-limit", "18446744073709551615", "x-ratelimit-remaining",
+                                      "18446744073709551615", "x-ratelimit-reset", "9223372036",
+                                      "ratelimit-policy", "\"default\";q=18446744073709551615;w=9223372036",
+                                      "ratelimit", "\"default\";r=18446744073709551615;t=9223372036",
+                                      "x-quota-remaining", "18446744073709551615", "x-quota-reset",
+                                      "9223372036854775807", "retry-after", "9223372036854775807", NULL});
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -516,6 +586,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_throttle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoked_and_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thresholds_fire_once, setup, teardown),
+        cmocka_unit_test(test_call_headers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
