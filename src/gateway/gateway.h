@@ -147,7 +147,7 @@ int tg_gateway_metric_name_ok(const char *s, size_t n);
     X(TG_HDR_RATELIMIT_LIMIT, "x-ratelimit-limit")                                                                     \
     X(TG_HDR_RATELIMIT_REMAINING, "x-ratelimit-remaining")                                                             \
     X(TG_HDR_RATELIMIT_RESET, "x-ratelimit-reset")                                                                     \
-    X(TG_HDR_RATELIMIT_POLICY, "ratelimit-policy") /* draft-ietf-httpapi-ratelimit-headers */                         \
+    X(TG_HDR_RATELIMIT_POLICY, "ratelimit-policy") /* draft-ietf-httpapi-ratelimit-headers */                          \
     X(TG_HDR_RATELIMIT, "ratelimit")                                                                                   \
     X(TG_HDR_QUOTA_REMAINING, "x-quota-remaining")                                                                     \
     X(TG_HDR_QUOTA_RESET, "x-quota-reset")                                                                             \

@@ -136,9 +136,9 @@ static void add_header(h2o_req_t *req, const char *name, const char *value, size
 static void json_limits(json_t *o, const tg_call_t *call, const tg_refusal_t *refusal)
 {
     static const char *const fields[TG_CALL_HEADER_COUNT] = {
-        [TG_HDR_RATELIMIT_LIMIT] = "limit",           [TG_HDR_RATELIMIT_REMAINING] = "remaining",
-        [TG_HDR_RATELIMIT_RESET] = "reset",           [TG_HDR_QUOTA_REMAINING] = "quota_remaining",
-        [TG_HDR_QUOTA_RESET] = "quota_reset",         [TG_HDR_RETRY_AFTER] = "retry_after",
+        [TG_HDR_RATELIMIT_LIMIT] = "limit",   [TG_HDR_RATELIMIT_REMAINING] = "remaining",
+        [TG_HDR_RATELIMIT_RESET] = "reset",   [TG_HDR_QUOTA_REMAINING] = "quota_remaining",
+        [TG_HDR_QUOTA_RESET] = "quota_reset", [TG_HDR_RETRY_AFTER] = "retry_after",
     };
     char text[TG_CALL_HEADERS_TEXT_MAX];
     tg_call_headers_t h;

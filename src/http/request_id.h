@@ -4,7 +4,8 @@
  * request ids look like: UUIDs, hex, ULIDs, "trace:span"); anything else, which could carry
  * header or log injection, is replaced by one of ours: 32 hex digits from a ChaCha20 stream per
  * thread, keyed once from the system's random source (randombytes_buf itself is a getrandom(2)
- * system call per request). Used by the proxy (proxy.c) and by the HTTP/1 front for the
+ * system call per request) and drawn 512 bytes at a time. Ids are not secrets (the client and
+ * the access log see them; settlement goes by reservation id), but they are unpredictable. Used by the proxy (proxy.c) and by the HTTP/1 front for the
  * refusals it answers itself (http1_server.c). Any thread; the stream is per thread. */
 #ifndef TG_REQUEST_ID_H
 #define TG_REQUEST_ID_H

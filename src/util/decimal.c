@@ -19,14 +19,37 @@ static const char digit_pairs[200] = "00010203040506070809"
                                      "80818283848586878889"
                                      "90919293949596979899";
 
+static const uint64_t powers_of_ten[TG_DECIMAL_U64_MAX] = {
+    UINT64_C(1),
+    UINT64_C(10),
+    UINT64_C(100),
+    UINT64_C(1000),
+    UINT64_C(10000),
+    UINT64_C(100000),
+    UINT64_C(1000000),
+    UINT64_C(10000000),
+    UINT64_C(100000000),
+    UINT64_C(1000000000),
+    UINT64_C(10000000000),
+    UINT64_C(100000000000),
+    UINT64_C(1000000000000),
+    UINT64_C(10000000000000),
+    UINT64_C(100000000000000),
+    UINT64_C(1000000000000000),
+    UINT64_C(10000000000000000),
+    UINT64_C(100000000000000000),
+    UINT64_C(1000000000000000000),
+    UINT64_C(10000000000000000000),
+};
+
+/* The number of digits of v, without a loop: a number of b significant bits has about
+ * b * log10(2) ~ b * 1233 / 4096 digits, t or t + 1, and one comparison with 10^t decides. A loop
+ * of comparisons cost ~3 instructions per digit, about as much as writing them. */
 static size_t digit_count(uint64_t v)
 {
-    size_t n = 1;
-    for (uint64_t bound = 10; v >= bound; bound *= 10) {
-        if (++n == TG_DECIMAL_U64_MAX) /* 10^20 would overflow: v is 10^19 or more */
-            break;
-    }
-    return n;
+    unsigned bits = 64u - (unsigned)__builtin_clzll(v | 1); /* 1 to 64 */
+    size_t t = (bits * 1233u) >> 12;                         /* 0 to 19 */
+    return t + ((v | 1) >= powers_of_ten[t]);
 }
 
 size_t tg_decimal_u64(char *out, uint64_t v)

@@ -558,7 +558,8 @@ static void test_call_headers(void **state)
 
     /* every number at its largest */
     call.has_rate = 1;
-    call.rate = (tg_limit_result_t){.limit = UINT64_MAX, .remaining = UINT64_MAX, .reset_ns = INT64_MAX - TG_NS_PER_SEC};
+    call.rate =
+        (tg_limit_result_t){.limit = UINT64_MAX, .remaining = UINT64_MAX, .reset_ns = INT64_MAX - TG_NS_PER_SEC};
     call.rate_policy = (tg_rate_t){.count = UINT64_MAX, .period_ns = INT64_MAX};
     call.quota_remaining = UINT64_MAX;
     call.decided_ns = 0;
@@ -566,11 +567,11 @@ static void test_call_headers(void **state)
     refusal = (tg_refusal_t){.status = 503, .retry_after_s = INT64_MAX};
     headers_are(&call, &refusal,
                 (const char *const[]){"x-ratelimit-limit", "18446744073709551615", "x-ratelimit-remaining",
-                                      "18446744073709551615", "x-ratelimit-reset", "9223372036",
-                                      "ratelimit-policy", "\"default\";q=18446744073709551615;w=9223372036",
-                                      "ratelimit", "\"default\";r=18446744073709551615;t=9223372036",
-                                      "x-quota-remaining", "18446744073709551615", "x-quota-reset",
-                                      "9223372036854775807", "retry-after", "9223372036854775807", NULL});
+                                      "18446744073709551615", "x-ratelimit-reset", "9223372036", "ratelimit-policy",
+                                      "\"default\";q=18446744073709551615;w=9223372036", "ratelimit",
+                                      "\"default\";r=18446744073709551615;t=9223372036", "x-quota-remaining",
+                                      "18446744073709551615", "x-quota-reset", "9223372036854775807", "retry-after",
+                                      "9223372036854775807", NULL});
 }
 
 int main(void)

@@ -131,10 +131,8 @@ int main(void)
     if (sodium_init() < 0)
         return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ids_are_32_lowercase_hex_digits),
-        cmocka_unit_test(test_no_repeat_over_100000_draws),
-        cmocka_unit_test(test_threads_draw_different_ids),
-        cmocka_unit_test(test_random_u32_spreads),
+        cmocka_unit_test(test_ids_are_32_lowercase_hex_digits), cmocka_unit_test(test_no_repeat_over_100000_draws),
+        cmocka_unit_test(test_threads_draw_different_ids),      cmocka_unit_test(test_random_u32_spreads),
         cmocka_unit_test(test_client_ids_kept_or_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
