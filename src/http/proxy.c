@@ -326,9 +326,11 @@ static int cors_enabled(const tg_config_t *cfg)
 
 static h2o_iovec_t cors_origin_of(const tg_config_t *cfg, h2o_req_t *req)
 {
+    if (!cors_enabled(cfg)) /* before the search: 53 instructions per call under callgrind (stop 27) */
+        return h2o_iovec_init(NULL, 0);
     const char *portal = cfg->portal.public_url;
     ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("origin"), -1);
-    if (!cors_enabled(cfg) || i == -1)
+    if (i == -1)
         return h2o_iovec_init(NULL, 0);
     h2o_iovec_t o = req->headers.entries[i].value;
     return o.len == strlen(portal) && memcmp(o.base, portal, o.len) == 0 ? o : h2o_iovec_init(NULL, 0);
