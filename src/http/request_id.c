@@ -7,7 +7,8 @@
 /* The thread's ChaCha20 stream is drawn STREAM_BLOCK bytes at a time, one crypto_stream_chacha20
  * call (a new nonce, the counter) per block: one call per id cost 1,101 instructions per proxied
  * call under callgrind (stop 27), most of it the cipher's setup and a whole 64-byte block for 16
- * bytes. 512 bytes are 32 ids, and the eight 64-byte blocks libsodium's AVX2 code does at once.
+ * bytes; now 311. 512 bytes are 32 ids, and the eight 64-byte blocks libsodium's AVX2 code does
+ * at once.
  * The bytes are handed out in order and never twice, so ids stay 128 bits of the keystream:
  * unpredictable without the key, which never leaves the thread. */
 #define STREAM_BLOCK 512
