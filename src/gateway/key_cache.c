@@ -3,9 +3,10 @@
  * A 2-way set-associative table: the fingerprint's first 8 bytes (uniform, as SipHash's output
  * under a secret key) choose the set; an insert puts the new entry in way 0 and moves way 0's to
  * way 1, so a full set drops its older entry. Fixed memory, made once per thread: the request
- * path never allocates. Measured (bench/key_cache_bench.c, loaded 2-core EPYC): a hit, with the
- * fingerprint, costs about a tenth of the format check and the HMAC it replaces; the figures are
- * in the branch's report and the comment in gateway.c's decide(). */
+ * path never allocates. Measured (bench/key_cache.sh, loaded 2-core EPYC, 256 keys): a hit,
+ * fingerprint included, 65 ns against 421 ns for the format check and HMAC it replaces; under
+ * callgrind 516 instructions against 7,953 (gateway.c's digest_of_key). A keyed SipHash rather
+ * than a faster unkeyed hash: the fingerprint must not be forgeable (key_cache.h). */
 #include "gateway/key_cache.h"
 
 #include <pthread.h>
@@ -73,7 +74,8 @@ static size_t set_of(const tg_key_cache_t *c, const uint8_t fp[TG_KEY_FINGERPRIN
     return (size_t)h & c->set_mask;
 }
 
-int tg_key_cache_find(const tg_key_cache_t *c, const uint8_t fp[TG_KEY_FINGERPRINT_LEN], uint8_t digest[TG_KEY_DIGEST_LEN])
+int tg_key_cache_find(const tg_key_cache_t *c, const uint8_t fp[TG_KEY_FINGERPRINT_LEN],
+                      uint8_t digest[TG_KEY_DIGEST_LEN])
 {
     size_t s = set_of(c, fp);
     const key_set_t *set = &c->sets[s];
@@ -87,7 +89,8 @@ int tg_key_cache_find(const tg_key_cache_t *c, const uint8_t fp[TG_KEY_FINGERPRI
     return 1;
 }
 
-void tg_key_cache_insert(tg_key_cache_t *c, const uint8_t fp[TG_KEY_FINGERPRINT_LEN], const uint8_t digest[TG_KEY_DIGEST_LEN])
+void tg_key_cache_insert(tg_key_cache_t *c, const uint8_t fp[TG_KEY_FINGERPRINT_LEN],
+                         const uint8_t digest[TG_KEY_DIGEST_LEN])
 {
     size_t s = set_of(c, fp);
     key_set_t *set = &c->sets[s];

@@ -36,8 +36,7 @@ tg_key_cache_t *tg_key_cache_new(size_t slots);
 void tg_key_cache_free(tg_key_cache_t *c);
 
 /* The key's fingerprint under this cache's SipHash key, for tg_key_cache_find and _insert. */
-void tg_key_cache_fingerprint(const tg_key_cache_t *c, const char *key, size_t len,
-                              uint8_t fp[TG_KEY_FINGERPRINT_LEN]);
+void tg_key_cache_fingerprint(const tg_key_cache_t *c, const char *key, size_t len, uint8_t fp[TG_KEY_FINGERPRINT_LEN]);
 
 /* 1 and the digest into `digest` when `fp` is cached, else 0 (digest untouched). The
  * fingerprints of the set are compared in constant time. */
