@@ -18,6 +18,7 @@
 #include "gateway/accounts.h"
 #include "gateway/apikey.h"
 #include "gateway/gateway.h"
+#include "gateway/key_cache.h"
 #include "notify/thresholds.h"
 #include "store/store.h"
 #include "store/store_notify.h"
@@ -386,6 +387,142 @@ static void test_revoked_and_expired(void **state)
 }
 
 
+/* Entries in this thread's key cache now (0 before its first call). */
+static size_t cached_keys(void)
+{
+    tg_key_cache_t *c = tg_key_cache_this_thread();
+    return c != NULL ? tg_key_cache_count(c) : 0;
+}
+
+/* 1 when this thread's cache holds `key`, with its HMAC under the configured secret. */
+static int key_is_cached(fx_t *f, const char *key)
+{
+    tg_key_cache_t *c = tg_key_cache_this_thread();
+    uint8_t fp[TG_KEY_FINGERPRINT_LEN], got[TG_KEY_DIGEST_LEN], want[TG_KEY_DIGEST_LEN];
+    if (c == NULL)
+        return 0;
+    tg_key_cache_fingerprint(c, key, strlen(key), fp);
+    if (!tg_key_cache_find(c, fp, got))
+        return 0;
+    tg_apikey_hash((const uint8_t *)f->cfg->keys.secret, strlen(f->cfg->keys.secret), key, strlen(key), want);
+    assert_memory_equal(got, want, sizeof(want));
+    return 1;
+}
+
+/* Only keys the directory knows enter the key cache: malformed and made-up keys (an attacker's)
+ * leave it as it was; a known key is cached after its first call and served from it after. */
+static void test_key_cache_holds_known_keys_only(void **state)
+{
+    fx_t *f = *state;
+    char key[TG_APIKEY_BUF], made_up[TG_APIKEY_BUF], malformed[TG_APIKEY_BUF];
+    add_customer(f, "cus_c", "pro", "active", key);
+    tg_call_t call;
+    tg_refusal_t r;
+    assert_int_equal(admit(f, "GET", "/v1/x", key, &call, &r), 1); /* empties a previous test's entries */
+    tg_gateway_abandon(f->gw, &call);
+    assert_true(key_is_cached(f, key));
+    size_t before = cached_keys();
+    assert_int_equal(before, 1);
+
+    for (int i = 0; i < 50; i++) {
+        tg_apikey_generate(1, made_up);
+        assert_int_equal(admit(f, "GET", "/v1/x", made_up, &call, &r), 0);
+        assert_non_null(strstr(r.message, "does not exist"));
+        memcpy(malformed, made_up, sizeof(malformed));
+        malformed[TG_APIKEY_LEN - 1] ^= 1; /* checksum broken */
+        assert_int_equal(admit(f, "GET", "/v1/x", malformed, &call, &r), 0);
+        assert_non_null(strstr(r.message, "malformed"));
+    }
+    assert_int_equal(cached_keys(), before);
+    assert_false(key_is_cached(f, made_up));
+
+    for (int i = 0; i < 3; i++) { /* hits */
+        assert_int_equal(admit(f, "GET", "/v1/x", key, &call, &r), 1);
+        assert_string_equal(tg_account_id(call.account), "cus_c");
+        assert_string_equal(call.key_id, "key_cus_c");
+        assert_int_equal(strncmp(call.key_prefix, key, TG_APIKEY_PREFIX_LEN), 0);
+        tg_gateway_abandon(f->gw, &call);
+    }
+    assert_int_equal(cached_keys(), before);
+}
+
+/* The cache holds digests, not answers: a key served from it is refused on the very next call
+ * once revoked or expired, and its customer's suspension applies too. */
+static void test_cached_key_refused_after_revocation(void **state)
+{
+    fx_t *f = *state;
+    char key[TG_APIKEY_BUF], key2[TG_APIKEY_BUF];
+    add_customer(f, "cus_r", "pro", "active", key);
+    add_customer(f, "cus_e", "pro", "active", key2);
+    tg_call_t call;
+    tg_refusal_t r;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(admit(f, "GET", "/v1/x", key, &call, &r), 1);
+        tg_gateway_abandon(f->gw, &call);
+        assert_int_equal(admit(f, "GET", "/v1/x", key2, &call, &r), 1);
+        tg_gateway_abandon(f->gw, &call);
+    }
+    assert_true(key_is_cached(f, key));
+    assert_true(key_is_cached(f, key2));
+
+    tg_key_t k;
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_key_get(f->st, "key_cus_r", &k, &err), 0);
+    k.revoked_at = tg_clock_now_ns() / TG_NS_PER_SEC;
+    assert_int_equal(tg_accounts_put_key(f->acc, &k, &err), 0);
+    assert_int_equal(admit(f, "GET", "/v1/x", key, &call, &r), 0);
+    assert_int_equal(r.status, 401);
+    assert_non_null(strstr(r.message, "revoked"));
+    assert_true(key_is_cached(f, key)); /* still cached, still refused */
+    assert_int_equal(admit(f, "GET", "/v1/x", key, &call, &r), 0);
+    assert_non_null(strstr(r.message, "revoked"));
+
+    assert_int_equal(tg_store_key_get(f->st, "key_cus_e", &k, &err), 0);
+    k.expires_at = tg_clock_now_ns() / TG_NS_PER_SEC - 1; /* rotated: the old key's grace ended */
+    assert_int_equal(tg_accounts_put_key(f->acc, &k, &err), 0);
+    assert_int_equal(admit(f, "GET", "/v1/x", key2, &call, &r), 0);
+    assert_non_null(strstr(r.message, "expired"));
+
+    char key3[TG_APIKEY_BUF];
+    add_customer(f, "cus_t", "pro", "active", key3);
+    assert_int_equal(admit(f, "GET", "/v1/x", key3, &call, &r), 1);
+    tg_gateway_abandon(f->gw, &call);
+    tg_customer_t c;
+    assert_int_equal(tg_store_customer_get(f->st, "cus_t", &c, &err), 0);
+    snprintf(c.status, sizeof(c.status), "suspended");
+    assert_int_equal(tg_accounts_put_customer(f->acc, &c, &err), 0);
+    assert_int_equal(admit(f, "GET", "/v1/x", key3, &call, &r), 0);
+    assert_int_equal(r.status, 402);
+}
+
+/* Another gateway with another keys.secret (a restart with a new secret; in one process only in
+ * tests, as a reload keeps keys.secret) must not take the digests cached under the first: its
+ * own HMAC of the key is not in the directory, so the key is unknown to it. */
+static void test_key_cache_emptied_for_another_secret(void **state)
+{
+    fx_t *f = *state;
+    char key[TG_APIKEY_BUF];
+    add_customer(f, "cus_x", "pro", "active", key);
+    tg_call_t call;
+    tg_refusal_t r;
+    assert_int_equal(admit(f, "GET", "/v1/x", key, &call, &r), 1);
+    tg_gateway_abandon(f->gw, &call);
+    assert_true(key_is_cached(f, key));
+
+    static const char other_secret[] = "fedcba9876543210fedcba9876543210";
+    tg_gateway_deps_t d = {.cfg = f->cfg, .accounts = f->acc, .limiter = f->lim, .quota = f->quota, .meter = f->meter};
+    tg_gateway_t *first = f->gw, *other = tg_gateway_new(&d, (const uint8_t *)other_secret, strlen(other_secret));
+    assert_non_null(other);
+    f->gw = other;
+    assert_int_equal(admit(f, "GET", "/v1/x", key, &call, &r), 0);
+    assert_non_null(strstr(r.message, "does not exist"));
+    assert_int_equal(cached_keys(), 0);
+    f->gw = first;
+    assert_int_equal(admit(f, "GET", "/v1/x", key, &call, &r), 1);
+    tg_gateway_abandon(f->gw, &call);
+    tg_gateway_free(other); /* also drops the plan-change listener, which nothing here needs */
+}
+
 typedef struct {
     char keys[16][128]; /* "kind:metric:level" */
     size_t n;
@@ -586,6 +723,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bill_route_and_units_header, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throttle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoked_and_expired, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_cache_holds_known_keys_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cached_key_refused_after_revocation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_cache_emptied_for_another_secret, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thresholds_fire_once, setup, teardown),
         cmocka_unit_test(test_call_headers),
     };
