@@ -289,7 +289,8 @@ static int decide(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *call
     memset(call, 0, sizeof(*call));
     memset(refusal, 0, sizeof(*refusal));
     call->request_id = rq->request_id;
-    call->decided_ns = tg_clock_now_ns();
+    int64_t mono = rq->arrived_mono_ns != 0 ? rq->arrived_mono_ns : tg_clock_mono_ns();
+    call->decided_ns = tg_clock_now_at(mono);
     int64_t now_s = call->decided_ns / TG_NS_PER_SEC;
 
     if (!extract_key(rq, &key, &key_len))
@@ -427,7 +428,6 @@ static int decide(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *call
     uint64_t burst = throttled ? plan->throttle_rate.count : plan->burst;
     char rl_key[TG_ID_MAX + 4];
     size_t kl = rate_key(rl_key, acct_id, throttled);
-    int64_t mono = tg_clock_mono_ns();
     if (tg_limiter_take(gw->deps.limiter, rl_key, kl, &call->rate_policy, burst, weight, mono, &call->rate) != 0) {
         release_units(gw, call, nunits);
         return refuse(refusal, 503, "service_unavailable", TG_OUT_RATE_LIMITED,

@@ -257,7 +257,7 @@ static void log_call(gw_req_t *gr)
     size_t path_len = req->query_at != SIZE_MAX && req->query_at < req->path.len ? req->query_at : req->path.len;
     tg_access_record_t r = {
         .time_ns = gr->start_ns != 0 ? gr->start_ns /* 0: the log was turned on during the call */
-                                     : tg_clock_now_ns() - (tg_clock_mono_ns() - gr->start_mono_ns),
+                                     : tg_clock_now_at(gr->start_mono_ns),
         .request_id = gr->request_id,
         .client = client[0] != '\0' ? client : NULL,
         .method = req->method.base,
@@ -800,7 +800,7 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
     request_id_of(req, gr);
     gr->start_mono_ns = tg_clock_mono_ns(); /* tollgate_gateway_latency_seconds */
     if (tg_access_log_enabled(srv->deps.access_log))
-        gr->start_ns = tg_clock_now_ns();
+        gr->start_ns = tg_clock_now_at(gr->start_mono_ns);
     if (srv->deps.cfg->server.ntrusted_proxies > 0) { /* read before the client's copies go */
         gr->fw = h2o_mem_alloc_pool(&req->pool, sizeof(*gr->fw));
         tg_http_forwarded(srv->deps.cfg, req, gr->fw);
@@ -840,6 +840,7 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
                                                 header_value(req, H2O_TOKEN_AUTHORIZATION, NULL, 0),
                                                 header_value(req, NULL, H2O_STRLIT("x-api-key")));
     rq.request_id = gr->request_id;
+    rq.arrived_mono_ns = gr->start_mono_ns;
 
     tg_refusal_t refusal;
     if (!tg_gateway_admit(srv->deps.gateway, &rq, &gr->call, &refusal)) {

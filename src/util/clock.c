@@ -6,19 +6,59 @@
 
 static _Atomic int64_t clock_offset_ns;
 
+/* tg_clock_now_at's per-thread difference wall - monotonic, and the monotonic time it was read. */
+static _Thread_local int64_t wall_minus_mono_ns;
+static _Thread_local int64_t wall_minus_mono_at_ns = INT64_MIN;
+
+#define RESYNC_ATTEMPTS 4
+#define RESYNC_TIGHT_NS 20000 /* three reads take about 100 ns; more means a pause between them */
+
+static int64_t ns_of(const struct timespec *ts)
+{
+    return (int64_t)ts->tv_sec * TG_NS_PER_SEC + ts->tv_nsec;
+}
+
 int64_t tg_clock_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * TG_NS_PER_SEC + ts.tv_nsec +
-           atomic_load_explicit(&clock_offset_ns, memory_order_relaxed);
+    return ns_of(&ts) + atomic_load_explicit(&clock_offset_ns, memory_order_relaxed);
 }
 
 int64_t tg_clock_mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * TG_NS_PER_SEC + ts.tv_nsec;
+    return ns_of(&ts);
+}
+
+/* The wall clock read between two monotonic readings, paired with their middle; retried when the
+ * thread was preempted between them (the pair would be off by the pause), keeping the tightest. */
+static void resync(void)
+{
+    int64_t best_gap = INT64_MAX;
+    for (int attempt = 0; attempt < RESYNC_ATTEMPTS && best_gap > RESYNC_TIGHT_NS; attempt++) {
+        struct timespec m0, wall, m1;
+        clock_gettime(CLOCK_MONOTONIC, &m0);
+        clock_gettime(CLOCK_REALTIME, &wall);
+        clock_gettime(CLOCK_MONOTONIC, &m1);
+        int64_t gap = ns_of(&m1) - ns_of(&m0), mid = ns_of(&m0) + gap / 2;
+        if (gap < best_gap) {
+            best_gap = gap;
+            wall_minus_mono_ns = ns_of(&wall) - mid;
+            wall_minus_mono_at_ns = mid;
+        }
+    }
+}
+
+int64_t tg_clock_now_at(int64_t mono_ns)
+{
+    /* mono_ns may be a little older than the last resync (another call's, on this thread);
+     * computed unsigned so that the first call (INT64_MIN: never read) does not overflow */
+    uint64_t age = (uint64_t)mono_ns - (uint64_t)wall_minus_mono_at_ns;
+    if (age + (uint64_t)TG_CLOCK_RESYNC_NS > 2 * (uint64_t)TG_CLOCK_RESYNC_NS)
+        resync();
+    return mono_ns + wall_minus_mono_ns + atomic_load_explicit(&clock_offset_ns, memory_order_relaxed);
 }
 
 void tg_clock_set_offset(int64_t offset_ns)
