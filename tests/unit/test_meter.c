@@ -1051,11 +1051,20 @@ static void test_event_ids(void **state)
         assert_true(ids[i] > ids[i - 1]);
     assert_true(ids[0] > 0);
     assert_true(ids[ID_THREADS * IDS_PER_THREAD - 1] <= (uint64_t)INT64_MAX); /* fits the store */
-    /* time-ordered: an id taken later than a wall-clock second is above one taken before it */
+    /* time-ordered: ids read the coarse clock, so ids taken a tick of it (1 to 4 ms) plus 2 ms
+     * apart are at least 1 ms of microseconds apart */
+    struct timespec res, now;
+    clock_getres(CLOCK_REALTIME_COARSE, &res);
     uint64_t before = tg_meter_next_event_id();
-    sleep_ms(2);
+    sleep_ms((int)(res.tv_nsec / 1000000) + 2);
     uint64_t after = tg_meter_next_event_id();
-    assert_true(after - before >= (uint64_t)1000 << 12); /* at least 1 ms of microseconds apart */
+    assert_true(after - before >= (uint64_t)1000 << 12);
+    /* and never ahead of the precise clock: the time part lags it by a tick (the bound allows a
+     * second, for a preempted test) */
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t now_us = (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000 - UINT64_C(1735689600000000);
+    assert_true((after >> 12) <= now_us);
+    assert_true((after >> 12) + 1000000 >= now_us);
     free(ids);
 }
 
