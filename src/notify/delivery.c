@@ -377,11 +377,7 @@ static void wait_until(tg_delivery_t *d, int64_t ms)
         wait_ms = POLL_MS;
     pthread_mutex_lock(&d->mu);
     if (wait_ms > 0 && !d->stopping && !d->wake) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        int64_t ns = ts.tv_nsec + (wait_ms % 1000) * 1000000;
-        ts.tv_sec += wait_ms / 1000 + ns / 1000000000;
-        ts.tv_nsec = ns % 1000000000;
+        struct timespec ts = tg_clock_deadline(CLOCK_MONOTONIC, wait_ms); /* the cv's clock */
         while (!d->stopping && !d->wake && pthread_cond_timedwait(&d->cv, &d->mu, &ts) != ETIMEDOUT) {
         }
     }

@@ -252,11 +252,7 @@ static void wait_until(tg_mail_sender_t *ms, int64_t at_ms)
         wait_ms = ms->poll_ms;
     pthread_mutex_lock(&ms->mu);
     if (wait_ms > 0 && !ms->stopping && !ms->wake) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        int64_t ns = ts.tv_nsec + (wait_ms % 1000) * 1000000;
-        ts.tv_sec += wait_ms / 1000 + ns / 1000000000;
-        ts.tv_nsec = ns % 1000000000;
+        struct timespec ts = tg_clock_deadline(CLOCK_MONOTONIC, wait_ms); /* the cv's clock */
         while (!ms->stopping && !ms->wake && pthread_cond_timedwait(&ms->cv, &ms->mu, &ts) != ETIMEDOUT) {
         }
     }

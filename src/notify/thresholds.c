@@ -387,16 +387,6 @@ static void process(tg_thresholds_t *t, const tg_crossing_t *c, int64_t now)
     }
 }
 
-static void add_ms(struct timespec *ts, int64_t ms)
-{
-    ts->tv_sec += (time_t)(ms / 1000);
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 static void *notifier_main(void *arg)
 {
     tg_thresholds_t *t = arg;
@@ -407,9 +397,7 @@ static void *notifier_main(void *arg)
      * its first 100 s, at normal priority beside the gateway's workers). At the lowest priority it takes the
      * CPU the gateway leaves idle; a crossing's notification waits while the node is saturated. */
     tg_thread_lower_priority_or_warn(TG_NICE_LOWEST, "the thresholds notifier (tg-thresholds)");
-    struct timespec next_pass;
-    clock_gettime(CLOCK_MONOTONIC, &next_pass);
-    add_ms(&next_pass, t->s.budget_interval_ms);
+    struct timespec next_pass = tg_clock_deadline(CLOCK_MONOTONIC, t->s.budget_interval_ms); /* t->cv's clock */
     tg_crossing_t batch[32];
     for (;;) {
         pthread_mutex_lock(&t->mu);
@@ -435,8 +423,7 @@ static void *notifier_main(void *arg)
         clock_gettime(CLOCK_MONOTONIC, &mono);
         if (mono.tv_sec > next_pass.tv_sec || (mono.tv_sec == next_pass.tv_sec && mono.tv_nsec >= next_pass.tv_nsec)) {
             budget_pass(t, now);
-            next_pass = mono;
-            add_ms(&next_pass, t->s.budget_interval_ms);
+            next_pass = tg_clock_deadline(CLOCK_MONOTONIC, t->s.budget_interval_ms);
         }
     }
     return NULL;

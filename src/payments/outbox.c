@@ -601,11 +601,7 @@ static void wait_until(tg_outbox_t *ob, int64_t ms)
         wait_ms = ob->poll_ms;
     pthread_mutex_lock(&ob->mu);
     if (wait_ms > 0 && !ob->stopping && !ob->wake) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        int64_t ns = ts.tv_nsec + (wait_ms % 1000) * 1000000;
-        ts.tv_sec += wait_ms / 1000 + ns / 1000000000;
-        ts.tv_nsec = ns % 1000000000;
+        struct timespec ts = tg_clock_deadline(CLOCK_MONOTONIC, wait_ms); /* the cv's clock */
         while (!ob->stopping && !ob->wake && pthread_cond_timedwait(&ob->cv, &ob->mu, &ts) != ETIMEDOUT) {
         }
     }
