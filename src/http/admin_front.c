@@ -488,7 +488,7 @@ static void *hash_main(void *arg)
     tg_admin_front_t *f = arg;
     job_queue_t *q = &f->hash;
     pthread_setname_np(pthread_self(), "tg-admin-hash");
-    tg_thread_lower_priority_or_warn(10, "the admin API's password hashing (tg-admin-hash)");
+    tg_thread_lower_priority_or_warn(TG_NICE_BACKGROUND, "the admin API's password hashing (tg-admin-hash)");
     for (;;) {
         pthread_mutex_lock(&q->mu);
         while (!atomic_load(&f->stopping) && q->head == NULL)

@@ -26,6 +26,7 @@
 #include "store/store_notify.h"
 #include "store/store_retention.h"
 #include "util/clock.h"
+#include "util/thread_prio.h"
 #include "util/money_text.h"
 
 #define CLAIM_BATCH 8
@@ -288,6 +289,9 @@ static void *sender_main(void *arg)
 {
     tg_mail_sender_t *ms = arg;
     pthread_setname_np(pthread_self(), "tg-mail");
+    /* As the webhook deliveries (delivery.c): below the request path, not starved by it, since a
+     * person waits for the mail (a sign-up's confirmation) and a slow SMTP dialogue times out. */
+    tg_thread_lower_priority_or_warn(TG_NICE_BACKGROUND, "the mail sender (tg-mail)");
     tg_mail_row_t rows[CLAIM_BATCH];
     int64_t counted_at = 0; /* monotonic ms of the last count for the queue gauge */
     while (!stopping(ms)) {

@@ -36,6 +36,7 @@
 #include "payments/meter_export.h"
 #include "util/backoff.h"
 #include "util/clock.h"
+#include "util/thread_prio.h"
 #include "util/money.h"
 
 #define DUE_BATCH 16
@@ -621,6 +622,11 @@ static void *processor_main(void *arg)
 {
     tg_outbox_t *ob = arg;
     pthread_setname_np(pthread_self(), "tg-stripe-outbx");
+    /* No answer waits for Stripe, so below the request path; at 10, not 19: the outbox must keep
+     * pace with the usage it reports (Stripe refuses meter events older than its window) and with
+     * period closes (invoices finalised late are charged late), it is mostly blocked on the
+     * network, and a starved TLS handshake would outlast the call's timeout and be retried. */
+    tg_thread_lower_priority_or_warn(TG_NICE_BACKGROUND, "the Stripe outbox (tg-stripe-outbx)");
     tg_outbox_row_t rows[DUE_BATCH];
     while (!stopping(ob)) {
         atomic_fetch_add(&ob->passes, 1);
