@@ -444,8 +444,10 @@ static void *notifier_main(void *arg)
         }
     }
     if (unchecked > 0)
-        tg_log(TG_LOG_INFO, "notifications: stopped before checking %zu of the counters found at start with levels "
-                            "reached: the next start finds them again", unchecked);
+        tg_log(TG_LOG_INFO,
+               "notifications: stopped before checking %zu of the counters found at start with levels "
+               "reached: the next start finds them again",
+               unchecked);
     return NULL;
 }
 

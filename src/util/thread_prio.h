@@ -2,7 +2,8 @@
  *
  * The gateway's event loops must win the CPU whenever they have work: a thread doing bulk work
  * that no request waits for (the period closer, the thresholds notifier, the metering writer
- * and applier, password hashing for the admin API, the webhook, mail and Stripe outbox senders) lowers its own priority once, at its start, so that the kernel preempts it for a
+ * and applier, password hashing for the admin API, the webhook, mail and Stripe outbox
+ * senders) lowers its own priority once, at its start, so that the kernel preempts it for a
  * worker that wakes, and it takes only the CPU left idle otherwise.
  *
  * Linux only: a thread's nice value is its own (setpriority(PRIO_PROCESS, tid) changes one thread,

@@ -115,7 +115,7 @@ static void test_large_waits_do_not_overflow(void **state)
     clock_gettime(CLOCK_MONOTONIC, &after);
     assert_normalised(r);
     assert_true(r.tv_sec - INT64_MAX / 1000 >= before.tv_sec);
-    assert_true(r.tv_sec - INT64_MAX / 1000 <= after.tv_sec + 1); /* + 1: the 807 ms's carry */
+    assert_true(r.tv_sec - INT64_MAX / 1000 <= after.tv_sec + 1);    /* + 1: the 807 ms's carry */
     r = tg_clock_deadline(CLOCK_MONOTONIC, INT64_C(10000000000000)); /* 317 years: past int64 ns */
     assert_normalised(r);
     assert_true(r.tv_sec >= before.tv_sec + INT64_C(10000000000));

@@ -799,8 +799,12 @@ static void test_thresholds_stop_drops_the_backlog(void **state)
     held_t h = {.calls = 0};
     pthread_mutex_init(&h.mu, NULL);
     pthread_cond_init(&h.cv, NULL);
-    tg_thresholds_settings_t ts = {.database = f->db.url, .cfg = f->cfg, .quota = f->quota, .accounts = f->acc,
-                                   .queue_cap = 1 << 16, .on_backlog_record = hold_first_record,
+    tg_thresholds_settings_t ts = {.database = f->db.url,
+                                   .cfg = f->cfg,
+                                   .quota = f->quota,
+                                   .accounts = f->acc,
+                                   .queue_cap = 1 << 16,
+                                   .on_backlog_record = hold_first_record,
                                    .on_backlog_record_arg = &h};
     tg_thresholds_t *thr;
     tg_err_t err = {0};
@@ -825,8 +829,13 @@ static void test_thresholds_stop_drops_the_backlog(void **state)
     /* The stop is asked once the queue refuses a record (queue_cap is far above the records
      * this loop can push, so a refusal means stopping). Each record pushed meanwhile is a
      * recheck of no level: processed by the stop, it notifies nothing. */
-    tg_crossing_t none = {.kind = TG_CROSSING_RECHECK, .mask = 0, .plan = tg_account_plan(first), .period_start = ps,
-                          .period_end = pe, .used = 3, .included = 2};
+    tg_crossing_t none = {.kind = TG_CROSSING_RECHECK,
+                          .mask = 0,
+                          .plan = tg_account_plan(first),
+                          .period_start = ps,
+                          .period_end = pe,
+                          .used = 3,
+                          .included = 2};
     snprintf(none.customer_id, sizeof(none.customer_id), "cus_b00");
     snprintf(none.metric, sizeof(none.metric), "api_calls");
     int refused = 0;
