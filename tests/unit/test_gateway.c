@@ -776,6 +776,15 @@ static size_t customers_notified(fx_t *f, size_t n_customers)
     return notified;
 }
 
+/* The notifier's start-up record for customer id: 3 units used in its open period (each
+ * customer's own: its period starts at its creation, which can be a second after another's). */
+static void warm_open_period(fx_t *f, tg_thresholds_t *thr, const char *id, int64_t now)
+{
+    int64_t ps, pe;
+    tg_account_period(tg_accounts_find(f->acc, id), now, &ps, &pe);
+    assert_int_equal(tg_thresholds_warmed(thr, f->acc, id, ps, "api_calls", 3, now), 0);
+}
+
 /* A stop does not wait for the start-up backlog: the notifier, held in its first backlog record
  * while the stop is asked, finishes that record and drops the other 7 (it used to process them
  * all before stop returned: minutes with 100,000 customers). The next start derives them again
@@ -814,7 +823,7 @@ static void test_thresholds_stop_drops_the_backlog(void **state)
     for (int i = 0; i < CUSTOMERS; i++) {
         char id[32];
         snprintf(id, sizeof(id), "cus_b%02d", i);
-        assert_int_equal(tg_thresholds_warmed(thr, f->acc, id, ps, "api_calls", 3, now), 0);
+        warm_open_period(f, thr, id, now);
     }
     /* the notifier is in its first backlog record (bounded wait: 10 s) */
     pthread_mutex_lock(&h.mu);
@@ -865,7 +874,7 @@ static void test_thresholds_stop_drops_the_backlog(void **state)
     for (int i = 0; i < CUSTOMERS; i++) {
         char id[32];
         snprintf(id, sizeof(id), "cus_b%02d", i);
-        assert_int_equal(tg_thresholds_warmed(thr, f->acc, id, ps, "api_calls", 3, now), 0);
+        warm_open_period(f, thr, id, now);
     }
     wait_notifier_decided(&s1, 3 * CUSTOMERS);
     tg_thresholds_stop(thr);
