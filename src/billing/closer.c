@@ -98,11 +98,7 @@ static void *closer_main(void *arg)
             tg_periods_close_some(&c->x, &cur, SLICE_NS, &run, &more, &err);
             tg_periods_run_free(&run);
         }
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        int64_t ns = (int64_t)until.tv_nsec + wait_ns;
-        until.tv_sec += (time_t)(ns / 1000000000);
-        until.tv_nsec = (long)(ns % 1000000000);
+        struct timespec until = tg_clock_deadline_ns(CLOCK_MONOTONIC, wait_ns); /* c->cv's clock */
         pthread_mutex_lock(&c->mu);
         while (!c->stopping && pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0)
             ;

@@ -19,6 +19,7 @@
  * (the price it replaces, the product's last update), so a retried call, in this run or in a run
  * started again within Stripe's 24 hours, never makes a second object; and a later change back
  * to earlier content still gets a fresh key. A second run finds everything and sends nothing. */
+#include <errno.h>
 #include <getopt.h>
 #include <curl/curl.h>
 #include <sodium.h>
@@ -32,6 +33,7 @@
 #include "payments/stripe_catalog.h"
 #include "payments/stripe_client.h"
 #include "payments/stripe_form.h"
+#include "util/clock.h"
 
 #define CALL_ATTEMPTS 4     /* a call Stripe says to retry (429, 5xx, no answer) is tried this often */
 #define LIST_PAGES_MAX 1000 /* 100 objects a page: far past any catalog */
@@ -95,12 +97,10 @@ typedef struct sync {
 
 static void backoff(int attempt)
 {
-    struct timespec ts = {0, 250000000L << attempt}; /* 0.25, 0.5, 1 s */
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec = ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
+    /* 0.25, 0.5, 1 s; an absolute deadline, so that a signal's EINTR resumes the rest only */
+    struct timespec until = tg_clock_deadline(CLOCK_MONOTONIC, INT64_C(250) << attempt);
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR) {
     }
-    nanosleep(&ts, NULL);
 }
 
 /* One call, tried again while Stripe's answer says so (same idempotency key). On failure prints

@@ -41,14 +41,7 @@ struct tg_dirsync {
 /* Waits up to ms for stop; 1 if stopping. */
 static int wait_stop(tg_dirsync_t *d, int ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = tg_clock_deadline(CLOCK_MONOTONIC, ms); /* d->wake's clock */
     pthread_mutex_lock(&d->mu);
     while (!d->stopping && pthread_cond_timedwait(&d->wake, &d->mu, &ts) == 0)
         ;

@@ -434,13 +434,8 @@ static void *back_main(void *arg)
         pthread_mutex_lock(&q->mu);
         while (!atomic_load(&f->stopping) && q->head == NULL && !billing_more && !atomic_load(&f->reload_pending) &&
                tg_clock_mono_ns() < next_tick) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts); /* the condition variable's default clock */
-            ts.tv_nsec += 100 * 1000000L;       /* wake up at least every 100 ms for the tick */
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            /* q->cv waits on the default clock; wake up at least every 100 ms for the tick */
+            struct timespec ts = tg_clock_deadline(CLOCK_REALTIME, 100);
             pthread_cond_timedwait(&q->cv, &q->mu, &ts);
         }
         admin_job_t *j = atomic_load(&f->stopping) ? NULL : queue_pop_locked(q);
@@ -493,7 +488,7 @@ static void *hash_main(void *arg)
     tg_admin_front_t *f = arg;
     job_queue_t *q = &f->hash;
     pthread_setname_np(pthread_self(), "tg-admin-hash");
-    tg_thread_lower_priority_or_warn(10, "the admin API's password hashing (tg-admin-hash)");
+    tg_thread_lower_priority_or_warn(TG_NICE_BACKGROUND, "the admin API's password hashing (tg-admin-hash)");
     for (;;) {
         pthread_mutex_lock(&q->mu);
         while (!atomic_load(&f->stopping) && q->head == NULL)

@@ -306,11 +306,7 @@ static void *sync_main(void *arg)
             int64_t due = last_round + (atomic_load(&c->kicked) ? c->sync_ns / 4 : c->sync_ns);
             if (now >= due)
                 break;
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            int64_t at = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec + (due - now);
-            ts.tv_sec = at / 1000000000LL;
-            ts.tv_nsec = at % 1000000000LL;
+            struct timespec ts = tg_clock_deadline_ns(CLOCK_MONOTONIC, due - now); /* c->cond's clock */
             pthread_cond_timedwait(&c->cond, &c->mu, &ts);
         }
         int stopping = c->stop;

@@ -19,6 +19,7 @@
 
 #include "log/access_log.h"
 #include "metrics/metrics.h"
+#include "util/clock.h"
 
 /* ---- the line ---- */
 
@@ -325,13 +326,7 @@ static void *writer_main(void *arg)
          * them, and appends find the writer busy rather than idle, so they signal nobody (a
          * futex wake per line was a visible part of a logged call). */
         if (!log->reopen && !log->stop && !log->pending && log->cur_len < TG_ACCESS_LOG_BUFFER / 2) {
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += GATHER_NS;
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-            }
+            struct timespec until = tg_clock_deadline_ns(CLOCK_REALTIME, GATHER_NS); /* log->cv's clock */
             pthread_cond_timedwait(&log->cv, &log->mu, &until);
         }
         char *full = log->cur;

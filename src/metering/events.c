@@ -12,6 +12,7 @@
 #include "metering/event_index.h"
 #include "metering/usage_log.h"
 #include "metrics/metrics.h"
+#include "util/clock.h"
 #include "util/period.h"
 #include "util/log.h"
 #include "util/pack.h"
@@ -346,12 +347,7 @@ static void *checkpoint_main(void *arg)
     tg_events_t *ev = arg;
     pthread_mutex_lock(&ev->ckpt_mu);
     while (!ev->ckpt_stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += ev->ckpt_ms / 1000;
-        until.tv_nsec += (long)(ev->ckpt_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L)
-            until.tv_sec++, until.tv_nsec -= 1000000000L;
+        struct timespec until = tg_clock_deadline(CLOCK_MONOTONIC, ev->ckpt_ms); /* ckpt_wake's clock */
         while (!ev->ckpt_stop && pthread_cond_timedwait(&ev->ckpt_wake, &ev->ckpt_mu, &until) == 0)
             ;
         if (ev->ckpt_stop)

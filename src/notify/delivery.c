@@ -22,6 +22,7 @@
 #include "store/store_retention.h"
 #include "util/backoff.h"
 #include "util/clock.h"
+#include "util/thread_prio.h"
 
 #define CLAIM_BATCH 16
 #define LEASE_SLACK_MS 5000         /* a claim lasts the attempt's timeout and this (recording an attempt is quick) */
@@ -377,11 +378,7 @@ static void wait_until(tg_delivery_t *d, int64_t ms)
         wait_ms = POLL_MS;
     pthread_mutex_lock(&d->mu);
     if (wait_ms > 0 && !d->stopping && !d->wake) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        int64_t ns = ts.tv_nsec + (wait_ms % 1000) * 1000000;
-        ts.tv_sec += wait_ms / 1000 + ns / 1000000000;
-        ts.tv_nsec = ns % 1000000000;
+        struct timespec ts = tg_clock_deadline(CLOCK_MONOTONIC, wait_ms); /* the cv's clock */
         while (!d->stopping && !d->wake && pthread_cond_timedwait(&d->cv, &d->mu, &ts) != ETIMEDOUT) {
         }
     }
@@ -393,6 +390,11 @@ static void *delivery_main(void *arg)
 {
     tg_delivery_t *d = arg;
     pthread_setname_np(pthread_self(), "tg-webhooks");
+    /* No answer waits for a delivery, so below the request path; but not at the notifier's 19:
+     * an owner's endpoint waits for the event, the thread is mostly blocked on the network (its
+     * CPU is signing and TLS handshakes), and at 19 a saturated node would starve it long enough
+     * for handshakes to outlast notifications.timeout_ms and turn into retries. */
+    tg_thread_lower_priority_or_warn(TG_NICE_BACKGROUND, "the webhook deliveries (tg-webhooks)");
     tg_webhook_delivery_t *rows = calloc(CLAIM_BATCH, sizeof(*rows));
     if (rows == NULL)
         return NULL;

@@ -26,6 +26,7 @@
 #include "store/store_notify.h"
 #include "store/store_retention.h"
 #include "util/clock.h"
+#include "util/thread_prio.h"
 #include "util/money_text.h"
 
 #define CLAIM_BATCH 8
@@ -252,11 +253,7 @@ static void wait_until(tg_mail_sender_t *ms, int64_t at_ms)
         wait_ms = ms->poll_ms;
     pthread_mutex_lock(&ms->mu);
     if (wait_ms > 0 && !ms->stopping && !ms->wake) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        int64_t ns = ts.tv_nsec + (wait_ms % 1000) * 1000000;
-        ts.tv_sec += wait_ms / 1000 + ns / 1000000000;
-        ts.tv_nsec = ns % 1000000000;
+        struct timespec ts = tg_clock_deadline(CLOCK_MONOTONIC, wait_ms); /* the cv's clock */
         while (!ms->stopping && !ms->wake && pthread_cond_timedwait(&ms->cv, &ms->mu, &ts) != ETIMEDOUT) {
         }
     }
@@ -292,6 +289,9 @@ static void *sender_main(void *arg)
 {
     tg_mail_sender_t *ms = arg;
     pthread_setname_np(pthread_self(), "tg-mail");
+    /* As the webhook deliveries (delivery.c): below the request path, not starved by it, since a
+     * person waits for the mail (a sign-up's confirmation) and a slow SMTP dialogue times out. */
+    tg_thread_lower_priority_or_warn(TG_NICE_BACKGROUND, "the mail sender (tg-mail)");
     tg_mail_row_t rows[CLAIM_BATCH];
     int64_t counted_at = 0; /* monotonic ms of the last count for the queue gauge */
     while (!stopping(ms)) {

@@ -66,7 +66,7 @@ struct tg_thresholds {
     size_t cap, head, count;
     tg_crossing_t *backlog; /* levels found reached when the counters were warmed (start only) */
     size_t nbacklog, backlog_cap;
-    int stopping;
+    _Atomic int stopping; /* set under mu (the wait's condition); read without it between records */
     /* quota.exhausted's filter: a fingerprint of each (customer, period, metric) refused lately;
      * a slot taken by another key only costs a second record, which the mark then refuses */
     _Atomic uint64_t exhausted_seen[EXHAUSTED_SLOTS];
@@ -387,16 +387,6 @@ static void process(tg_thresholds_t *t, const tg_crossing_t *c, int64_t now)
     }
 }
 
-static void add_ms(struct timespec *ts, int64_t ms)
-{
-    ts->tv_sec += (time_t)(ms / 1000);
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 static void *notifier_main(void *arg)
 {
     tg_thresholds_t *t = arg;
@@ -407,38 +397,57 @@ static void *notifier_main(void *arg)
      * its first 100 s, at normal priority beside the gateway's workers). At the lowest priority it takes the
      * CPU the gateway leaves idle; a crossing's notification waits while the node is saturated. */
     tg_thread_lower_priority_or_warn(TG_NICE_LOWEST, "the thresholds notifier (tg-thresholds)");
-    struct timespec next_pass;
-    clock_gettime(CLOCK_MONOTONIC, &next_pass);
-    add_ms(&next_pass, t->s.budget_interval_ms);
+    struct timespec next_pass = tg_clock_deadline(CLOCK_MONOTONIC, t->s.budget_interval_ms); /* t->cv's clock */
     tg_crossing_t batch[32];
+    size_t unchecked = 0; /* records of the start-up backlog dropped by a stop */
     for (;;) {
         pthread_mutex_lock(&t->mu);
         int timed_out = 0;
         while (t->count == 0 && t->nbacklog == 0 && !t->stopping && !timed_out)
             timed_out = pthread_cond_timedwait(&t->cv, &t->mu, &next_pass) != 0;
+        /* A stop drops the rest of the start-up backlog (tg_thresholds_stop says why that is
+         * safe); the gateway's queue is bounded and still processed. */
+        if (t->stopping) {
+            unchecked += t->nbacklog;
+            t->nbacklog = 0;
+        }
         size_t n = 0;
         while (t->nbacklog > 0 && n < sizeof(batch) / sizeof(batch[0]))
             batch[n++] = t->backlog[--t->nbacklog];
+        size_t from_backlog = n;
         while (t->count > 0 && n < sizeof(batch) / sizeof(batch[0])) {
             batch[n++] = t->ring[t->head];
             t->head = (t->head + 1) % t->cap;
             t->count--;
         }
-        int stop = t->stopping && t->count == 0 && t->nbacklog == 0;
+        int stop = t->stopping && t->count == 0;
         pthread_mutex_unlock(&t->mu);
         int64_t now = tg_clock_now_ns() / TG_NS_PER_SEC;
-        for (size_t i = 0; i < n; i++)
+        size_t i = 0;
+        for (; i < from_backlog && !atomic_load(&t->stopping); i++) { /* a stop asked meanwhile drops the rest */
+            if (t->s.on_backlog_record != NULL)
+                t->s.on_backlog_record(t->s.on_backlog_record_arg);
+            process(t, &batch[i], now);
+        }
+        unchecked += from_backlog - i;
+        for (i = from_backlog; i < n; i++)
             process(t, &batch[i], now);
         if (stop)
             break;
+        if (atomic_load(&t->stopping))
+            continue; /* no budget pass: the stop waits for the queue only */
         struct timespec mono;
         clock_gettime(CLOCK_MONOTONIC, &mono);
         if (mono.tv_sec > next_pass.tv_sec || (mono.tv_sec == next_pass.tv_sec && mono.tv_nsec >= next_pass.tv_nsec)) {
             budget_pass(t, now);
-            next_pass = mono;
-            add_ms(&next_pass, t->s.budget_interval_ms);
+            next_pass = tg_clock_deadline(CLOCK_MONOTONIC, t->s.budget_interval_ms);
         }
     }
+    if (unchecked > 0)
+        tg_log(TG_LOG_INFO,
+               "notifications: stopped before checking %zu of the counters found at start with levels "
+               "reached: the next start finds them again",
+               unchecked);
     return NULL;
 }
 

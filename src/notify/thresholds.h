@@ -67,13 +67,24 @@ typedef struct tg_thresholds_settings {
     tg_accounts_t *accounts; /* customers' plans, status and periods */
     int64_t budget_interval_ms; /* between two passes over the budgets; 0: 10000 */
     size_t queue_cap;           /* records; 0: 4096 */
+    /* Tests only (NULL in the product): called on the notifier thread as it begins a record of
+     * the start-up backlog, before processing it, with on_backlog_record_arg; a test holds the
+     * notifier there to stop it with the rest of the backlog not yet processed. */
+    void (*on_backlog_record)(void *arg);
+    void *on_backlog_record_arg;
 } tg_thresholds_settings_t;
 
 /* Opens the connection and starts the notifier thread. 0, or the store's error / TG_ENOMEM with
  * nothing started. */
 int tg_thresholds_start(const tg_thresholds_settings_t *s, tg_thresholds_t **out, tg_err_t *err);
 
-/* Processes what is queued, stops the thread, closes its connection, frees t. NULL allowed. */
+/* Stops the thread, closes its connection, frees t. NULL allowed. What the gateway queued
+ * (tg_thresholds_push: at most queue_cap records) is processed first; the rest of the start-up
+ * backlog (tg_thresholds_warmed) is not: with many customers it is minutes of transactions,
+ * longer than a service manager waits for a stop, and dropping it loses nothing, since the next
+ * start derives it again from the stored usage and the marks fire each level once (a level
+ * whose period has closed by then is not news and is not fired, as after a kill -9). Waits at
+ * most for the backlog record being processed. */
 void tg_thresholds_stop(tg_thresholds_t *t);
 
 /* Queues c (copied) for the notifier (t NULL: nothing). Any thread; holds a mutex for the copy.

@@ -36,6 +36,7 @@
 #include "payments/meter_export.h"
 #include "util/backoff.h"
 #include "util/clock.h"
+#include "util/thread_prio.h"
 #include "util/money.h"
 
 #define DUE_BATCH 16
@@ -601,11 +602,7 @@ static void wait_until(tg_outbox_t *ob, int64_t ms)
         wait_ms = ob->poll_ms;
     pthread_mutex_lock(&ob->mu);
     if (wait_ms > 0 && !ob->stopping && !ob->wake) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        int64_t ns = ts.tv_nsec + (wait_ms % 1000) * 1000000;
-        ts.tv_sec += wait_ms / 1000 + ns / 1000000000;
-        ts.tv_nsec = ns % 1000000000;
+        struct timespec ts = tg_clock_deadline(CLOCK_MONOTONIC, wait_ms); /* the cv's clock */
         while (!ob->stopping && !ob->wake && pthread_cond_timedwait(&ob->cv, &ob->mu, &ts) != ETIMEDOUT) {
         }
     }
@@ -625,6 +622,11 @@ static void *processor_main(void *arg)
 {
     tg_outbox_t *ob = arg;
     pthread_setname_np(pthread_self(), "tg-stripe-outbx");
+    /* No answer waits for Stripe, so below the request path; at 10, not 19: the outbox must keep
+     * pace with the usage it reports (Stripe refuses meter events older than its window) and with
+     * period closes (invoices finalised late are charged late), it is mostly blocked on the
+     * network, and a starved TLS handshake would outlast the call's timeout and be retried. */
+    tg_thread_lower_priority_or_warn(TG_NICE_BACKGROUND, "the Stripe outbox (tg-stripe-outbx)");
     tg_outbox_row_t rows[DUE_BATCH];
     while (!stopping(ob)) {
         atomic_fetch_add(&ob->passes, 1);

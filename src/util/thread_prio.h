@@ -2,7 +2,8 @@
  *
  * The gateway's event loops must win the CPU whenever they have work: a thread doing bulk work
  * that no request waits for (the period closer, the thresholds notifier, the metering writer
- * and applier, password hashing for the admin API) lowers its own priority once, at its start, so that the kernel preempts it for a
+ * and applier, password hashing for the admin API, the webhook, mail and Stripe outbox
+ * senders) lowers its own priority once, at its start, so that the kernel preempts it for a
  * worker that wakes, and it takes only the CPU left idle otherwise.
  *
  * Linux only: a thread's nice value is its own (setpriority(PRIO_PROCESS, tid) changes one thread,
@@ -20,6 +21,13 @@
 
 /* The lowest priority, for work that may wait as long as the gateway is busy (period closes). */
 #define TG_NICE_LOWEST 19
+
+/* Below the request path but above TG_NICE_LOWEST, for work no answer waits for that must still
+ * keep pace with the traffic or with someone outside waiting: the metering writer, password
+ * hashing, webhook and mail deliveries, the Stripe outbox. At nice 10 such a thread gets about
+ * a tenth of a worker's CPU share when both want it (kernel weights 110 against 1024), at 19
+ * under 2 % (15), which on a saturated node starves it. */
+#define TG_NICE_BACKGROUND 10
 
 /* Sets the calling thread's nice value to `nice` (1..19), only if that lowers its priority:
  * a thread already at `nice` or above is left as it is, and no other thread of the process is

@@ -10,9 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gateway/accounts.h"
@@ -577,11 +579,28 @@ static void call_with(fx_t *f, tg_gateway_t *gw, const char *key, int status)
         tg_gateway_settle(gw, &call, status, 0, NULL, 0, NULL, NULL);
 }
 
+/* Polls the notifier's figures until `want` records more than `since` were decided (fired,
+ * repeated or failed), for at most two minutes (the notifier runs at nice 19: a busy machine
+ * gives it little CPU). */
+static void wait_notifier_decided(const tg_thresholds_stats_t *since, uint64_t want)
+{
+    int64_t give_up = tg_clock_mono_ns() + 120 * TG_NS_PER_SEC;
+    tg_thresholds_stats_t s;
+    for (;;) {
+        tg_thresholds_stats(&s);
+        uint64_t decided = s.fired + s.repeated + s.failed - since->fired - since->repeated - since->failed;
+        if (decided >= want || tg_clock_mono_ns() > give_up)
+            break;
+        nanosleep(&(struct timespec){0, 2000000L}, NULL);
+    }
+}
+
 /* The gateway finds threshold crossings on its counters and the notifier turns each into one
  * mark and one event: on billed calls only (a reservation given back on an upstream 503 crossed
  * 80 and 100 % but fires nothing); quota.exhausted once for several refusals; and after a
  * "restart" (a new notifier fed the warmed counters) the levels reached are found again and
- * refused by their marks. Stopping the notifier drains its queue: no waiting in the test. */
+ * refused by their marks. Stopping the notifier drains the gateway's queue: no waiting in the
+ * test; the restart's backlog, which a stop drops, is waited for. */
 static void test_thresholds_fire_once(void **state)
 {
     fx_t *f = *state;
@@ -633,6 +652,7 @@ static void test_thresholds_fire_once(void **state)
     tg_account_period(tg_accounts_find(f->acc, "cus_w"), now, &ps, &pe);
     assert_int_equal(tg_thresholds_warmed(thr, f->acc, "cus_w", ps, "api_calls", used(f, "cus_w", "api_calls"), now), 0);
     assert_int_equal(tg_thresholds_warmed(thr, f->acc, "cus_w", ps - 86400, "api_calls", 2, now), 0); /* a past period: ignored */
+    wait_notifier_decided(&s1, 5);
     tg_thresholds_stop(thr);
     tg_thresholds_stats(&s0);
     assert_int_equal(s0.fired - s1.fired, 0);
@@ -711,6 +731,162 @@ static void test_call_headers(void **state)
                                       "9223372036854775807", NULL});
 }
 
+/* The notifier's on_backlog_record for the test below: holds the notifier in the first record
+ * of its start-up backlog until the test releases it. */
+typedef struct held {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* CLOCK_REALTIME, the default */
+    int calls, released;
+} held_t;
+
+static void hold_first_record(void *arg)
+{
+    held_t *h = arg;
+    pthread_mutex_lock(&h->mu);
+    if (h->calls++ == 0) {
+        pthread_cond_broadcast(&h->cv);
+        while (!h->released)
+            pthread_cond_wait(&h->cv, &h->mu);
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void *stop_notifier_main(void *arg)
+{
+    tg_thresholds_stop(arg);
+    return NULL;
+}
+
+/* Marks and events of the customers cus_b00.. with a level reached (3 levels each). */
+static size_t customers_notified(fx_t *f, size_t n_customers)
+{
+    size_t notified = 0;
+    for (size_t i = 0; i < n_customers; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "cus_b%02zu", i);
+        size_t events = count_events(f, id);
+        assert_true(events == 0 || events == 3); /* a record is processed whole, and once */
+        if (events == 3) {
+            assert_int_equal(count_mark(f, id, "usage:api_calls:80"), 1);
+            assert_int_equal(count_mark(f, id, "usage:api_calls:100"), 1);
+            assert_int_equal(count_mark(f, id, "usage:api_calls:120"), 1);
+            notified++;
+        }
+    }
+    return notified;
+}
+
+/* The notifier's start-up record for customer id: 3 units used in its open period (each
+ * customer's own: its period starts at its creation, which can be a second after another's). */
+static void warm_open_period(fx_t *f, tg_thresholds_t *thr, const char *id, int64_t now)
+{
+    int64_t ps, pe;
+    tg_account_period(tg_accounts_find(f->acc, id), now, &ps, &pe);
+    assert_int_equal(tg_thresholds_warmed(thr, f->acc, id, ps, "api_calls", 3, now), 0);
+}
+
+/* A stop does not wait for the start-up backlog: the notifier, held in its first backlog record
+ * while the stop is asked, finishes that record and drops the other 7 (it used to process them
+ * all before stop returned: minutes with 100,000 customers). The next start derives them again
+ * from the counters and fires each level once: the one record processed before is refused by
+ * its marks, nothing is notified twice. */
+static void test_thresholds_stop_drops_the_backlog(void **state)
+{
+    fx_t *f = *state;
+    /* a few: the hook makes the test independent of the backlog's size, and the notifier, at
+     * nice 19, gets little CPU on a busy machine (under ASan, seconds a record) */
+    enum { CUSTOMERS = 8 };
+    for (int i = 0; i < CUSTOMERS; i++) {
+        char id[32], key[TG_APIKEY_BUF];
+        snprintf(id, sizeof(id), "cus_b%02d", i);
+        add_customer(f, id, "pro", "active", key); /* 2 included: 3 used reaches 80, 100 and 120 % */
+    }
+    int64_t now = tg_clock_now_ns() / TG_NS_PER_SEC, ps, pe;
+    tg_account_t *first = tg_accounts_find(f->acc, "cus_b00");
+    tg_account_period(first, now, &ps, &pe);
+
+    held_t h = {.calls = 0};
+    pthread_mutex_init(&h.mu, NULL);
+    pthread_cond_init(&h.cv, NULL);
+    tg_thresholds_settings_t ts = {.database = f->db.url,
+                                   .cfg = f->cfg,
+                                   .quota = f->quota,
+                                   .accounts = f->acc,
+                                   .queue_cap = 1 << 16,
+                                   .on_backlog_record = hold_first_record,
+                                   .on_backlog_record_arg = &h};
+    tg_thresholds_t *thr;
+    tg_err_t err = {0};
+    tg_thresholds_stats_t s0, s1, s2;
+    tg_thresholds_stats(&s0);
+    assert_int_equal(tg_thresholds_start(&ts, &thr, &err), 0);
+    for (int i = 0; i < CUSTOMERS; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "cus_b%02d", i);
+        warm_open_period(f, thr, id, now);
+    }
+    /* the notifier is in its first backlog record (bounded wait: 10 s) */
+    pthread_mutex_lock(&h.mu);
+    struct timespec until = tg_clock_deadline(CLOCK_REALTIME, 10000);
+    while (h.calls == 0 && pthread_cond_timedwait(&h.cv, &h.mu, &until) == 0) {
+    }
+    assert_int_equal(h.calls, 1);
+    pthread_mutex_unlock(&h.mu);
+
+    pthread_t stopper;
+    assert_int_equal(pthread_create(&stopper, NULL, stop_notifier_main, thr), 0);
+    /* The stop is asked once the queue refuses a record (queue_cap is far above the records
+     * this loop can push, so a refusal means stopping). Each record pushed meanwhile is a
+     * recheck of no level: processed by the stop, it notifies nothing. */
+    tg_crossing_t none = {.kind = TG_CROSSING_RECHECK,
+                          .mask = 0,
+                          .plan = tg_account_plan(first),
+                          .period_start = ps,
+                          .period_end = pe,
+                          .used = 3,
+                          .included = 2};
+    snprintf(none.customer_id, sizeof(none.customer_id), "cus_b00");
+    snprintf(none.metric, sizeof(none.metric), "api_calls");
+    int refused = 0;
+    for (int64_t give_up = tg_clock_mono_ns() + 10 * TG_NS_PER_SEC; !refused && tg_clock_mono_ns() < give_up;) {
+        refused = tg_thresholds_push(thr, &none) == TG_ELIMIT;
+        if (!refused)
+            nanosleep(&(struct timespec){0, 1000000L}, NULL); /* 10,000 records at most: below queue_cap */
+    }
+    assert_true(refused);
+    pthread_mutex_lock(&h.mu);
+    h.released = 1;
+    pthread_cond_broadcast(&h.cv);
+    pthread_mutex_unlock(&h.mu);
+    assert_int_equal(pthread_join(stopper, NULL), 0);
+
+    assert_int_equal(h.calls, 1); /* no other backlog record was begun */
+    assert_int_equal(customers_notified(f, CUSTOMERS), 1);
+    tg_thresholds_stats(&s1);
+    assert_int_equal(s1.fired - s0.fired, 3);
+    assert_int_equal(s1.repeated - s0.repeated, 0);
+    assert_int_equal(s1.failed - s0.failed, 0);
+
+    /* the next start: the same counters warmed, the backlog processed to its end (polled), each
+     * level fired once over the two runs */
+    ts.on_backlog_record = NULL;
+    assert_int_equal(tg_thresholds_start(&ts, &thr, &err), 0);
+    for (int i = 0; i < CUSTOMERS; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "cus_b%02d", i);
+        warm_open_period(f, thr, id, now);
+    }
+    wait_notifier_decided(&s1, 3 * CUSTOMERS);
+    tg_thresholds_stop(thr);
+    tg_thresholds_stats(&s2);
+    assert_int_equal(s2.failed - s1.failed, 0);
+    assert_int_equal(s2.fired - s1.fired, 3 * (CUSTOMERS - 1));
+    assert_int_equal(s2.repeated - s1.repeated, 3); /* the record processed before the stop */
+    assert_int_equal(customers_notified(f, CUSTOMERS), CUSTOMERS);
+    pthread_cond_destroy(&h.cv);
+    pthread_mutex_destroy(&h.mu);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -728,6 +904,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_key_cache_emptied_for_another_secret, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thresholds_fire_once, setup, teardown),
         cmocka_unit_test(test_call_headers),
+        cmocka_unit_test_setup_teardown(test_thresholds_stop_drops_the_backlog, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,13 +2,15 @@
  * back from the kernel, no other thread's is touched, threads it starts afterwards inherit it
  * (the period closer's pool relies on it), a priority is never raised, bad values are refused,
  * and a system that forbids setpriority (a seccomp filter, as a strict container profile would
- * have) leaves the thread as it was with an error naming the call, logged once. */
+ * have) leaves the thread as it was with an error naming the call, logged once. And the outbound
+ * senders (webhooks, mail, the Stripe outbox) run at TG_NICE_BACKGROUND. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/audit.h>
@@ -23,7 +25,14 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "config/config.h"
+#include "notify/delivery.h"
+#include "notify/mail_outbox.h"
+#include "payments/outbox.h"
+#include "util/clock.h"
 #include "util/thread_prio.h"
+
+#include "../support/tmpstore.h"
 
 #define NICE_UNREADABLE (-100) /* no nice value: the test's threads assert nothing themselves */
 
@@ -250,6 +259,82 @@ static void test_refused_by_the_system(void **state)
     assert_null(strstr(logged, "again")); /* once per process */
 }
 
+/* ---- the threads that lower themselves ---- */
+
+/* The nice value of this process's thread named `name` (pthread_setname_np, 15 bytes at most)
+ * once it is `want`, polled for at most 10 s: a thread lowers its priority as it starts, after
+ * naming itself. The last value read (NICE_UNREADABLE: no such thread) when it never is. */
+static int nice_of_thread_named(const char *name, int want)
+{
+    int seen = NICE_UNREADABLE;
+    for (int64_t give_up = tg_clock_mono_ns() + 10 * TG_NS_PER_SEC; seen != want && tg_clock_mono_ns() < give_up;) {
+        DIR *d = opendir("/proc/self/task");
+        assert_non_null(d);
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            char path[300], comm[64] = {0};
+            snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+            FILE *f = fopen(path, "r");
+            if (f == NULL)
+                continue;
+            if (fgets(comm, sizeof(comm), f) != NULL) {
+                comm[strcspn(comm, "\n")] = '\0';
+                if (strcmp(comm, name) == 0)
+                    seen = nice_of((pid_t)strtol(e->d_name, NULL, 10)); /* a task id: digits only */
+            }
+            fclose(f);
+        }
+        closedir(d);
+        if (seen != want)
+            nanosleep(&(struct timespec){0, 2000000L}, NULL);
+    }
+    return seen;
+}
+
+/* Webhook deliveries, mail and the Stripe outbox: each thread at TG_NICE_BACKGROUND (nothing is
+ * queued, so none of them calls out), the thread that started them untouched. */
+static void test_senders_run_in_the_background(void **state)
+{
+    (void)state;
+    int mine = nice_of(gettid());
+    if (mine >= TG_NICE_BACKGROUND)
+        skip();
+    tg_tmpstore_t db;
+    assert_int_equal(tg_tmpstore_open(&db, "prio"), 0);
+    const char *yaml = "server: {admin_listen: \"127.0.0.1:8081\"}\n"
+                       "upstream: {url: \"http://127.0.0.1:9000\"}\n"
+                       "admin: {token: \"0123456789abcdef0123\"}\n"
+                       "keys: {secret: \"0123456789abcdef0123456789abcdef\"}\n"
+                       "email: {smtp_url: \"smtp://127.0.0.1:1\", from: \"API billing <billing@example.com>\"}\n"
+                       "plans: {free: {}}\n";
+    char errbuf[2048];
+    tg_config_t *cfg = NULL;
+    assert_int_equal(tg_config_load_string("t.yaml", yaml, strlen(yaml), &cfg, errbuf, sizeof(errbuf)), 0);
+    tg_err_t err = {0};
+
+    tg_delivery_t *webhooks = NULL;
+    assert_int_equal(tg_delivery_start(db.url, cfg, &webhooks, &err), 0);
+    assert_int_equal(nice_of_thread_named("tg-webhooks", TG_NICE_BACKGROUND), TG_NICE_BACKGROUND);
+    tg_delivery_stop(webhooks);
+
+    tg_mail_sender_settings_t ms = {.database = db.url, .cfg = cfg};
+    tg_mail_sender_t *mail = NULL;
+    assert_int_equal(tg_mail_sender_start(&ms, &mail, &err), 0);
+    assert_int_equal(nice_of_thread_named("tg-mail", TG_NICE_BACKGROUND), TG_NICE_BACKGROUND);
+    tg_mail_sender_stop(mail);
+
+    tg_outbox_settings_t os = {.database = db.url, .stripe = {"sk_test_prio", "http://127.0.0.1:1", 1000}};
+    tg_outbox_t *outbox = NULL;
+    assert_int_equal(tg_outbox_start(&os, &outbox, &err), 0);
+    assert_int_equal(nice_of_thread_named("tg-stripe-outbx", TG_NICE_BACKGROUND), TG_NICE_BACKGROUND);
+    tg_outbox_stop(outbox);
+
+    assert_int_equal(nice_of(gettid()), mine);
+    assert_int_equal(nice_of(getpid()), mine);
+    tg_config_free(cfg);
+    assert_int_equal(tg_tmpstore_close(&db), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -257,6 +342,7 @@ int main(void)
         cmocka_unit_test(test_never_raises),
         cmocka_unit_test(test_refuses_bad_values),
         cmocka_unit_test(test_refused_by_the_system),
+        cmocka_unit_test(test_senders_run_in_the_background),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
