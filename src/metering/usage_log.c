@@ -37,6 +37,7 @@ struct tg_usage_log {
     size_t bufcap;
     unsigned char *dbuf; /* direct I/O: the last partial block, then the record (aligned) */
     size_t dbufcap;
+    size_t dbuf_dirty; /* dbuf's bytes from here to dbufcap are zeros (write_blocks) */
 };
 
 /* Appends go straight to the disk with O_DIRECT | O_DSYNC: one write system call, no page cache
@@ -294,11 +295,13 @@ int tg_usage_log_replay(tg_usage_log_t *log, tg_usage_log_replay_cb cb, void *ar
             return rc;
         if (read_all(log, log->dbuf, head, off - head) != 0)
             return tg_errf(err, TG_EIO, "reading the metering log %s: its last block is cut short", log->path);
+        log->dbuf_dirty = log->dbuf_dirty > head ? log->dbuf_dirty : head;
     }
     return 0;
 }
 
-/* Direct I/O: makes dbuf hold at least cap bytes, keeping the partial block at its start. */
+/* Whole-block appends: makes dbuf hold at least cap bytes, keeping the partial block at its
+ * start; the bytes past it are zeros (dbuf_dirty). */
 static int reserve_dbuf(tg_usage_log_t *log, size_t cap, tg_err_t *err)
 {
     if (cap <= log->dbufcap)
@@ -307,11 +310,14 @@ static int reserve_dbuf(tg_usage_log_t *log, size_t cap, tg_err_t *err)
     void *p;
     if (posix_memalign(&p, BLOCK, n) != 0)
         return tg_errf(err, TG_ENOMEM, "out of memory writing the metering log");
+    memset(p, 0, n);
+    size_t keep = log->dbuf_dirty < BLOCK ? log->dbuf_dirty : BLOCK; /* the partial block is shorter */
     if (log->dbuf != NULL)
-        memcpy(p, log->dbuf, BLOCK);
+        memcpy(p, log->dbuf, keep);
     free(log->dbuf);
     log->dbuf = p;
     log->dbufcap = n;
+    log->dbuf_dirty = keep;
     return 0;
 }
 
@@ -331,19 +337,33 @@ static unsigned char *pack_field(unsigned char *p, const char *s, size_t cap)
 /* Writes the record in buf (RECORD_HEAD + len bytes), which goes at log->offset, as whole
  * blocks: from `block` (the block log->offset is in; its first `head` bytes, the end of the
  * previous record, are kept in dbuf) to `padded` bytes later, zeros after the record. Then
- * advances the offset and keeps the block the record ends in for the next append. */
+ * advances the offset and keeps the block the record ends in for the next append.
+ *
+ * dbuf stays zero past dbuf_dirty, so only bytes an earlier record left before `padded` are
+ * cleared (none unless the record before crossed into a new block) rather than the whole rest of
+ * the block: zeroing it on every append was 1,580 instructions per append under callgrind
+ * (bench/callpath_instructions.sh, CONNS=4, 1.9 calls per append), more than encoding the
+ * record. The bytes written are the same. */
 static int write_blocks(tg_usage_log_t *log, int fd, uint64_t block, size_t head, size_t padded, size_t len,
                         tg_err_t *err)
 {
     int rc = reserve_dbuf(log, padded, err);
     if (rc != 0)
         return rc;
+    size_t used = head + RECORD_HEAD + len;
     memcpy(log->dbuf + head, log->buf, RECORD_HEAD + len);
-    memset(log->dbuf + head + RECORD_HEAD + len, 0, padded - head - RECORD_HEAD - len);
+    if (log->dbuf_dirty > used) { /* only what this write sends must be zero */
+        size_t to = log->dbuf_dirty < padded ? log->dbuf_dirty : padded;
+        memset(log->dbuf + used, 0, to - used);
+        if (to == log->dbuf_dirty)
+            log->dbuf_dirty = used;
+    } else {
+        log->dbuf_dirty = used;
+    }
     if ((rc = write_all(log, fd, log->dbuf, padded, block, err)) != 0)
         return rc;
     uint64_t end = log->offset + RECORD_HEAD + len, last = end / BLOCK * BLOCK;
-    memmove(log->dbuf, log->dbuf + (last - block), (size_t)(end - last));
+    memmove(log->dbuf, log->dbuf + (last - block), (size_t)(end - last)); /* within [0, used) */
     log->offset = end;
     return 0;
 }
