@@ -430,6 +430,36 @@ static void test_usage_exactly_once(void **state)
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_daily WHERE metric = 'api_calls'"), 3);
 }
 
+/* SQLite: storing usage while another connection holds the write lock fails by name once the
+ * busy timeout passes, and leaves the connection usable (its BEGIN and COMMIT are prepared
+ * once and reused): the same batch is stored once the lock is gone, then the next. */
+static void test_usage_after_a_locked_database(void **state)
+{
+    fx_t *f = *state;
+    if (!is_sqlite(f))
+        skip(); /* PostgreSQL locks rows, not the database */
+    tg_err_t err = {0};
+    size_t ins = 99;
+    tg_usage_t u = row("cus_1", "api_calls", 1);
+    sqlite3 *other;
+    assert_int_equal(sqlite3_open(f->url + strlen("sqlite:"), &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(tg_store_usage_record(f->st, 90, &u, 1, &ins, &err), TG_ESTORE);
+    assert_non_null(strstr(err.msg, "storing usage: database is locked"));
+    assert_int_equal(ins, 0);
+    assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+    assert_int_equal(tg_store_usage_record(f->st, 90, &u, 1, &ins, &err), 0);
+    assert_int_equal(ins, 1);
+    assert_int_equal(tg_store_usage_record(f->st, 90, &u, 1, &ins, &err), 0); /* stored before */
+    assert_int_equal(ins, 0);
+    assert_int_equal(tg_store_usage_record(f->st, 91, &u, 1, &ins, &err), 0);
+    assert_int_equal(ins, 1);
+    uint64_t n = 0;
+    assert_int_equal(tg_store_usage_total(f->st, "api_calls", &n, &err), 0);
+    assert_int_equal(n, 2);
+}
+
 static void test_usage_range(void **state)
 {
     fx_t *f = *state;
@@ -808,6 +838,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_usage_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_many_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_range, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_after_a_locked_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_rejected_kept_aside, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_load, setup, teardown),
