@@ -25,7 +25,7 @@
 #define BATCH_ROWS_4 BATCH_ROWS_2 "," BATCH_ROWS_2
 #define BATCH_ROWS_8 BATCH_ROWS_4 "," BATCH_ROWS_4
 #define BATCH_ROWS_16 BATCH_ROWS_8 "," BATCH_ROWS_8
-#define BATCH_INSERT(rows) \
+#define BATCH_INSERT(rows)                                                                                             \
     "INSERT INTO usage_batches(batch_id, rows, committed_at, node) VALUES " rows " ON CONFLICT DO NOTHING"
 #define BATCH_INSERT_MAX 16
 

@@ -221,9 +221,9 @@ static void test_many(void **state)
 static void test_runs_of_one_key(void **state)
 {
     (void)state;
-    tg_usage_t rows[9] = {row("cus_1", "m", 1, T0),   row("cus_1", "m", 2, T0),   row("cus_1", "m", 4, T0),
-                          row("cus_1", "m", 8, T0),   row("cus_1", "m", 16, T0),  row("cus_1", "m", 32, T0),
-                          row("cus_2", "m", 64, T0),  row("cus_1", "m", 128, T0), row("cus_1", "m", 256, T0 + 3600)};
+    tg_usage_t rows[9] = {row("cus_1", "m", 1, T0),  row("cus_1", "m", 2, T0),   row("cus_1", "m", 4, T0),
+                          row("cus_1", "m", 8, T0),  row("cus_1", "m", 16, T0),  row("cus_1", "m", 32, T0),
+                          row("cus_2", "m", 64, T0), row("cus_1", "m", 128, T0), row("cus_1", "m", 256, T0 + 3600)};
     snprintf(rows[2].endpoint, sizeof(rows[2].endpoint), "POST /y"); /* only the endpoint differs */
     snprintf(rows[3].endpoint, sizeof(rows[3].endpoint), "POST /y");
     snprintf(rows[5].plan_id, sizeof(rows[5].plan_id), "pro"); /* only the plan differs */
@@ -258,7 +258,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refused), cmocka_unit_test(test_saturation), cmocka_unit_test(test_days_and_hours),
-        cmocka_unit_test(test_keys),    cmocka_unit_test(test_many), cmocka_unit_test(test_runs_of_one_key),
+        cmocka_unit_test(test_keys),    cmocka_unit_test(test_many),       cmocka_unit_test(test_runs_of_one_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
