@@ -12,7 +12,11 @@
 
 /* The statements prepared once per connection (hot_sql in store_sqlite.c). */
 enum {
-    ST_BATCH_INSERT,
+    ST_BATCH_INSERT, /* then ST_BATCH_INSERT_2, _4, _8 and _16: that many batch ids per statement */
+    ST_BATCH_INSERT_2,
+    ST_BATCH_INSERT_4,
+    ST_BATCH_INSERT_8,
+    ST_BATCH_INSERT_16,
     ST_USAGE_PERIOD,
     ST_USAGE_DAILY,
     ST_PERIOD_ADD,
@@ -25,6 +29,8 @@ enum {
     ST_HOURLY_UPSERT,
     ST_EXPORT_ON,
     ST_EVENT_ID_BLOCK_INSERT,
+    ST_BEGIN_IMMEDIATE,
+    ST_COMMIT,
     ST_COUNT
 };
 

@@ -15,9 +15,27 @@
 #include "util/clock.h"
 #include "util/pack.h"
 
+/* The ids of a transaction's batches go into usage_batches up to 16 per statement (1, 2, 4, 8
+ * or 16 rows: ST_BATCH_INSERT_N). Each statement costs about 3,900 instructions besides its rows'
+ * ~1,500 (callgrind, a WITHOUT ROWID table of 100,000 ids), and the applier stores one id per
+ * event loop iteration's record: one statement per id was most of what storing a transaction
+ * cost SQLite. */
+#define BATCH_ROW "(?,?,?,?)"
+#define BATCH_ROWS_2 BATCH_ROW "," BATCH_ROW
+#define BATCH_ROWS_4 BATCH_ROWS_2 "," BATCH_ROWS_2
+#define BATCH_ROWS_8 BATCH_ROWS_4 "," BATCH_ROWS_4
+#define BATCH_ROWS_16 BATCH_ROWS_8 "," BATCH_ROWS_8
+#define BATCH_INSERT(rows)                                                                                             \
+    "INSERT INTO usage_batches(batch_id, rows, committed_at, node) VALUES " rows " ON CONFLICT DO NOTHING"
+#define BATCH_INSERT_MAX 16
+
 /* The statements of the hot path, prepared once per connection (prepare_hot). */
 static const char *const hot_sql[ST_COUNT] = {
-    "INSERT INTO usage_batches(batch_id, rows, committed_at, node) VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
+    BATCH_INSERT(BATCH_ROW),
+    BATCH_INSERT(BATCH_ROWS_2),
+    BATCH_INSERT(BATCH_ROWS_4),
+    BATCH_INSERT(BATCH_ROWS_8),
+    BATCH_INSERT(BATCH_ROWS_16),
     /* SQLite turns an integer sum that overflows into a REAL instead of failing, so an update
      * that would overflow is skipped by its WHERE; the writer sees no change and rolls the batch
      * back (TG_ERANGE). (Not RETURNING: it builds a temporary table on every execution, which
@@ -57,7 +75,24 @@ static const char *const hot_sql[ST_COUNT] = {
     "SELECT 1 FROM meter_export",
     /* a batch's event ids, packed in one row (migration 35, event_id_block.h) */
     "INSERT INTO usage_event_id_blocks(ts_min, ts_max, n, data) VALUES (?,?,?,?)",
+    /* the transactions of usage_record_many and the fold, prepared once: sqlite3_exec parsed
+     * them anew each time, about 3,700 instructions per BEGIN or COMMIT under callgrind
+     * (bench/callpath_instructions.sh), twice per applier transaction */
+    "BEGIN IMMEDIATE",
+    "COMMIT",
 };
+
+/* Runs hot statement `which` (BEGIN IMMEDIATE or COMMIT), as tg_sqlite_exec would: 0, or
+ * TG_ESTORE with "doing: SQLite's message". */
+static int exec_hot(tg_sqlite_t *st, int which, tg_err_t *err, const char *doing)
+{
+    sqlite3_stmt *s = st->hot[which];
+    sqlite3_reset(s);
+    int step = sqlite3_step(s);
+    int rc = step == SQLITE_DONE ? 0 : tg_errf(err, TG_ESTORE, "%s: %s", doing, sqlite3_errmsg(st->db));
+    sqlite3_reset(s);
+    return rc;
+}
 
 /* ---- usage ----
  * The rows a batch refuses, the day and hour of a call and the sums of a batch by each total's
@@ -359,24 +394,33 @@ int tg_sqlite_usage_record_many(tg_store_t *store, const tg_usage_batch_t *batch
         return blob == NULL ? tg_errf(err, TG_ENOMEM, "out of memory storing %zu usage rows", n) : rc;
     }
 
-    if ((rc = tg_sqlite_exec(st, "BEGIN IMMEDIATE", err, "storing usage")) != 0) {
+    if ((rc = exec_hot(st, ST_BEGIN_IMMEDIATE, err, "storing usage")) != 0) {
         free(blob);
         free(refs);
         free(ids.data);
         return rc;
     }
-    sqlite3_stmt *b = st->hot[ST_BATCH_INSERT];
     int step = SQLITE_DONE;
-    size_t fresh = 0;
-    for (size_t k = 0; k < nb && step == SQLITE_DONE; k++) {
+    size_t fresh = 0; /* batch ids not stored before */
+    sqlite3_int64 now = (sqlite3_int64)time(NULL);
+    _Static_assert(ST_BATCH_INSERT_16 - ST_BATCH_INSERT == 4 && BATCH_INSERT_MAX == 16,
+                   "ST_BATCH_INSERT_N follow ST_BATCH_INSERT, N doubling");
+    for (size_t k = 0; k < nb && step == SQLITE_DONE;) {
+        int rows = BATCH_INSERT_MAX, which = ST_BATCH_INSERT_16;
+        while ((size_t)rows > nb - k) /* the largest statement that fits */
+            rows /= 2, which--;
+        sqlite3_stmt *b = st->hot[which];
         sqlite3_reset(b);
-        sqlite3_bind_int64(b, 1, (sqlite3_int64)batches[k].id);
-        sqlite3_bind_int64(b, 2, (sqlite3_int64)batches[k].n);
-        sqlite3_bind_int64(b, 3, (sqlite3_int64)time(NULL));
-        sqlite3_bind_text(b, 4, batches[k].node != NULL ? batches[k].node : "", -1, SQLITE_STATIC);
+        for (int i = 0; i < rows; i++, k++) {
+            sqlite3_bind_int64(b, 4 * i + 1, (sqlite3_int64)batches[k].id);
+            sqlite3_bind_int64(b, 4 * i + 2, (sqlite3_int64)batches[k].n);
+            sqlite3_bind_int64(b, 4 * i + 3, now);
+            sqlite3_bind_text(b, 4 * i + 4, batches[k].node != NULL ? batches[k].node : "", -1, SQLITE_STATIC);
+        }
         step = sqlite3_step(b);
         sqlite3_reset(b);
-        fresh += step == SQLITE_DONE && sqlite3_changes(st->db) != 0;
+        if (step == SQLITE_DONE) /* ON CONFLICT DO NOTHING: the ids stored before are not counted */
+            fresh += (size_t)sqlite3_changes(st->db);
     }
     if (step != SQLITE_DONE)
         goto fail;
@@ -388,7 +432,7 @@ int tg_sqlite_usage_record_many(tg_store_t *store, const tg_usage_batch_t *batch
             tg_sqlite_exec(st, "ROLLBACK", NULL, "");
             return tg_errf(err, TG_EEXIST, "storing usage: %zu of %zu batches were stored before", nb - fresh, nb);
         }
-        if ((rc = tg_sqlite_exec(st, "COMMIT", err, "committing usage")) != 0)
+        if ((rc = exec_hot(st, ST_COMMIT, err, "committing usage")) != 0)
             tg_sqlite_exec(st, "ROLLBACK", NULL, "");
         return rc;
     }
@@ -419,7 +463,7 @@ int tg_sqlite_usage_record_many(tg_store_t *store, const tg_usage_batch_t *batch
     free(refs);
     free(ids.data);
     blob = NULL;
-    if ((rc = tg_sqlite_exec(st, "COMMIT", err, "committing usage")) != 0) {
+    if ((rc = exec_hot(st, ST_COMMIT, err, "committing usage")) != 0) {
         tg_sqlite_exec(st, "ROLLBACK", NULL, "");
         return rc;
     }
@@ -471,7 +515,7 @@ static int fold_some(tg_sqlite_t *st, int *more, tg_err_t *err)
     tg_usage_t *rows = NULL;
     tg_usage_agg_row_t *refs = NULL;
     size_t n = 0, cap = 0;
-    int rc = tg_sqlite_exec(st, "BEGIN IMMEDIATE", err, "folding usage");
+    int rc = exec_hot(st, ST_BEGIN_IMMEDIATE, err, "folding usage");
     if (rc != 0)
         return rc;
     if ((rc = tg_sqlite_prepare(st, "SELECT batch_id, data FROM usage_journal ORDER BY batch_id LIMIT ?", &sel, err,
@@ -560,7 +604,7 @@ done:
     sqlite3_finalize(sel);
     free(rows);
     free(refs);
-    if (rc == 0 && (rc = tg_sqlite_exec(st, "COMMIT", err, "committing folded usage")) == 0)
+    if (rc == 0 && (rc = exec_hot(st, ST_COMMIT, err, "committing folded usage")) == 0)
         return 0;
     tg_sqlite_exec(st, "ROLLBACK", NULL, "");
     return rc;

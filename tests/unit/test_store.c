@@ -378,6 +378,47 @@ static void test_usage_many_batches(void **state)
     assert_int_equal(n, 1 + 2 + 4 + 8);
 }
 
+/* A transaction of many batches (their ids go into usage_batches up to 16 per statement: 23 is
+ * 16 + 4 + 2 + 1): one stored before, in any of those statements, refuses the whole transaction
+ * (TG_EEXIST, nothing applied); all new are stored; all stored before is a retry that applies
+ * nothing. */
+static void test_usage_many_batches_at_once(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    enum { NB = 23 };
+    static const size_t stored_before[] = {0, 15, 16, 19, 20, 21, 22};
+    const size_t tries = sizeof(stored_before) / sizeof(stored_before[0]);
+    tg_usage_t u = row("cus_1", "api_calls", 1);
+    tg_usage_batch_t b[NB];
+    tg_usage_stored_t out;
+    char sql[128];
+    for (size_t t = 0; t <= tries; t++) {
+        uint64_t base = 1000 * (t + 1);
+        for (size_t k = 0; k < NB; k++)
+            b[k] = (tg_usage_batch_t){base + k, &u, 1, NULL};
+        snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM usage_batches WHERE batch_id BETWEEN %llu AND %llu",
+                 (unsigned long long)base, (unsigned long long)base + NB - 1);
+        if (t == tries) { /* all new, then all stored before */
+            assert_int_equal(tg_store_usage_record_many(f->st, b, NB, &out, &err), 0);
+            assert_int_equal(out.inserted, NB);
+            assert_int_equal(sql_int(f, sql), NB);
+            assert_int_equal(tg_store_usage_record_many(f->st, b, NB, &out, &err), 0);
+            assert_int_equal(out.inserted, 0);
+            break;
+        }
+        size_t ins = 0;
+        assert_int_equal(tg_store_usage_record(f->st, base + stored_before[t], &u, 1, &ins, &err), 0);
+        assert_int_equal(ins, 1);
+        assert_int_equal(tg_store_usage_record_many(f->st, b, NB, &out, &err), TG_EEXIST);
+        assert_non_null(strstr(err.msg, "1 of 23 batches were stored before"));
+        assert_int_equal(sql_int(f, sql), 1); /* the rest rolled back */
+    }
+    uint64_t n = 0;
+    assert_int_equal(tg_store_usage_total(f->st, "api_calls", &n, &err), 0);
+    assert_int_equal(n, tries + NB);
+}
+
 static void test_usage_exactly_once(void **state)
 {
     fx_t *f = *state;
@@ -428,6 +469,36 @@ static void test_usage_exactly_once(void **state)
     assert_int_equal(d.n, 1);
     assert_string_equal(d.days[0], "2026-01-31");
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_daily WHERE metric = 'api_calls'"), 3);
+}
+
+/* SQLite: storing usage while another connection holds the write lock fails by name once the
+ * busy timeout passes, and leaves the connection usable (its BEGIN and COMMIT are prepared
+ * once and reused): the same batch is stored once the lock is gone, then the next. */
+static void test_usage_after_a_locked_database(void **state)
+{
+    fx_t *f = *state;
+    if (!is_sqlite(f))
+        skip(); /* PostgreSQL locks rows, not the database */
+    tg_err_t err = {0};
+    size_t ins = 99;
+    tg_usage_t u = row("cus_1", "api_calls", 1);
+    sqlite3 *other;
+    assert_int_equal(sqlite3_open(f->url + strlen("sqlite:"), &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(tg_store_usage_record(f->st, 90, &u, 1, &ins, &err), TG_ESTORE);
+    assert_non_null(strstr(err.msg, "storing usage: database is locked"));
+    assert_int_equal(ins, 0);
+    assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+    assert_int_equal(tg_store_usage_record(f->st, 90, &u, 1, &ins, &err), 0);
+    assert_int_equal(ins, 1);
+    assert_int_equal(tg_store_usage_record(f->st, 90, &u, 1, &ins, &err), 0); /* stored before */
+    assert_int_equal(ins, 0);
+    assert_int_equal(tg_store_usage_record(f->st, 91, &u, 1, &ins, &err), 0);
+    assert_int_equal(ins, 1);
+    uint64_t n = 0;
+    assert_int_equal(tg_store_usage_total(f->st, "api_calls", &n, &err), 0);
+    assert_int_equal(n, 2);
 }
 
 static void test_usage_range(void **state)
@@ -807,7 +878,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_many_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_many_batches_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_range, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_after_a_locked_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_rejected_kept_aside, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_load, setup, teardown),

@@ -215,11 +215,50 @@ static void test_many(void **state)
     free(rows);
 }
 
+/* Rows in runs of one key, keys that come back after another, and neighbours that differ only
+ * in the last field each key compares: the sum takes a row of the previous row's key without
+ * hashing it, and every row must still land in its own key's group. */
+static void test_runs_of_one_key(void **state)
+{
+    (void)state;
+    tg_usage_t rows[9] = {row("cus_1", "m", 1, T0),  row("cus_1", "m", 2, T0),   row("cus_1", "m", 4, T0),
+                          row("cus_1", "m", 8, T0),  row("cus_1", "m", 16, T0),  row("cus_1", "m", 32, T0),
+                          row("cus_2", "m", 64, T0), row("cus_1", "m", 128, T0), row("cus_1", "m", 256, T0 + 3600)};
+    snprintf(rows[2].endpoint, sizeof(rows[2].endpoint), "POST /y"); /* only the endpoint differs */
+    snprintf(rows[3].endpoint, sizeof(rows[3].endpoint), "POST /y");
+    snprintf(rows[5].plan_id, sizeof(rows[5].plan_id), "pro"); /* only the plan differs */
+    static const struct {
+        tg_usage_by_t by;
+        size_t groups;
+        uint64_t units[5]; /* in the order of the key */
+    } want[] = {
+        {TG_USAGE_BY_PERIOD, 3, {1 + 2 + 4 + 8 + 16 + 128 + 256, 32, 64}},
+        {TG_USAGE_BY_DAY, 3, {1 + 2 + 16 + 32 + 128 + 256, 4 + 8, 64}},
+        {TG_USAGE_BY_HOUR, 4, {1 + 2 + 4 + 8 + 16 + 128, 32, 256, 64}},
+        {TG_USAGE_BY_ALL, 5, {1 + 2 + 16 + 128, 4 + 8, 256, 32, 64}},
+    };
+    tg_usage_batch_t b = {1, rows, 9, NULL};
+    tg_usage_agg_row_t *r;
+    size_t n, nrej;
+    tg_err_t err = {0};
+    assert_int_equal(tg_usage_agg_collect(&b, 1, &r, &n, &nrej, NULL, 0, &err), 0);
+    for (size_t w = 0; w < sizeof(want) / sizeof(want[0]); w++) {
+        tg_usage_sum_t *s;
+        size_t ns;
+        assert_int_equal(tg_usage_agg_sum(r, n, want[w].by, 1, &s, &ns, &err), 0);
+        assert_int_equal(ns, want[w].groups);
+        for (size_t i = 0; i < ns; i++)
+            assert_int_equal(s[i].units, want[w].units[i]);
+        free(s);
+    }
+    free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refused), cmocka_unit_test(test_saturation), cmocka_unit_test(test_days_and_hours),
-        cmocka_unit_test(test_keys),    cmocka_unit_test(test_many),
+        cmocka_unit_test(test_keys),    cmocka_unit_test(test_many),       cmocka_unit_test(test_runs_of_one_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

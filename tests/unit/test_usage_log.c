@@ -335,6 +335,53 @@ static void test_buffered_file_grows_with_its_appends(void **state)
     assert_int_equal(s.mismatch, 0);
 }
 
+/* 1 if the file's bytes from `from` to the end of the 4 KiB block holding it are all zero. */
+static int zeros_to_block_end(const char *path, uint64_t from)
+{
+    unsigned char b[4096];
+    size_t n = (size_t)(4096 - from % 4096) % 4096;
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, b, n, (off_t)from), (ssize_t)n);
+    close(fd);
+    for (size_t i = 0; i < n; i++)
+        if (b[i] != 0)
+            return 0;
+    return 1;
+}
+
+/* Buffered appends write whole blocks, the record then zeros to the block's end, whatever the
+ * records before it left in the append buffer: long records (crossing blocks) then short ones,
+ * and short ones after a reset over a generation of long ones. The append buffer is cleared only
+ * where the previous record was, so this checks that what it does not clear is zero. */
+static void test_buffered_blocks_end_in_zeros(void **state)
+{
+    fx_t *f = *state;
+    tg_usage_log_t *log;
+    tg_err_t err = {0};
+    assert_int_equal(tg_usage_log_open_mode(f->path, TG_USAGE_LOG_BUFFERED, &log, &err), 0);
+    static const size_t sizes[] = {10, 10, 1, 7, 10, 1, 1, 3, 10, 2, 1, 10, 10, 10, 1};
+    for (int generation = 0; generation < 3; generation++) {
+        for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+            append(log, i + 1, generation == 2 ? 1 : sizes[i]); /* the last generation: short ones only */
+            assert_true(zeros_to_block_end(f->path, 4096 + tg_usage_log_used(log)));
+        }
+        assert_int_equal(tg_usage_log_reset(log, &err), 0);
+    }
+    for (size_t i = 0; i < 3; i++)
+        append(log, i + 1, 1);
+    tg_usage_log_close(log);
+    log = reopen_for_appends(f, NULL); /* the append buffer starts from the last block read back */
+    append(log, 4, 10);
+    append(log, 5, 1);
+    assert_true(zeros_to_block_end(f->path, 4096 + tg_usage_log_used(log)));
+    tg_usage_log_close(log);
+    seen_t s = reopen_and_replay(f);
+    assert_int_equal(s.n, 5);
+    assert_int_equal(s.ids[4], 5);
+    assert_int_equal(s.mismatch, 0);
+}
+
 /* Bytes this process has made the kernel read from the storage (/proc/self/io). */
 static uint64_t disk_bytes_read(void)
 {
@@ -462,6 +509,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_buffered_file_grows_with_its_appends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_buffered_appends_survive_kill_9, setup, teardown),
         cmocka_unit_test_setup_teardown(test_buffered_appends_read_nothing_from_the_disk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_buffered_blocks_end_in_zeros, setup, teardown),
     };
     failed += _cmocka_run_group_tests("usage log, buffered only", buffered, sizeof(buffered) / sizeof(buffered[0]),
                                       NULL, NULL);
