@@ -20,6 +20,7 @@
 #include "billing/periods.h"
 #include "billing/pricing.h"
 #include "gateway/apikey.h"
+#include "metering/batch_prune.h"
 #include "metrics/metrics.h"
 #include "metrics/notify_metrics.h"
 #include "notify/retention.h"
@@ -68,6 +69,19 @@ int tg_admin_tick(tg_admin_t *a)
     tg_accounts_collect_used(a->d.accounts, tg_adm_persist_used_cb, a->d.store);
     if (in_tx && tg_store_tx_commit(a->d.store, &terr) != 0)
         tg_store_tx_rollback(a->d.store);
+    /* Every node, leader or not: each deletes only its own usage_batches rows, which only its
+     * own metering logs could replay (metering/batch_prune.h). The real clock, as committed_at
+     * and batch ids, not the billing clock a test may shift. */
+    if (a->d.meter != NULL) {
+        tg_batch_prune_run_t brun;
+        tg_err_t berr = {0};
+        if (tg_meter_prune_batches(a->d.meter, a->d.store, (int64_t)time(NULL), TG_USAGE_BATCHES_PRUNE_SLICE,
+                                   TG_ADMIN_PRUNE_BUDGET_NS, &brun, &berr) != 0)
+            tg_log(TG_LOG_WARN, "pruning usage batches: %s", berr.msg); /* tried again next tick */
+        else if (brun.deleted > 0)
+            tg_log(TG_LOG_INFO, "pruned %zu usage batch ids no metering log of this node holds any more%s",
+                   brun.deleted, brun.more ? "; more next tick" : "");
+    }
     /* The schedulers below run on one node at a time (store_cluster.h): with several gateways
      * on one database, the one holding the scheduler lock; another takes over when it dies. */
     int leader = 0;

@@ -124,8 +124,10 @@ void tg_admin_free(tg_admin_t *a);
  * caller then calls tg_admin_billing_slice between its other jobs until it returns 0, so that a
  * run over a million customers never holds the admin API for more than a slice. */
 #define TG_ADMIN_BILLING_SLICE_NS (50 * 1000000LL)
-/* The tick also deletes finished notifications past their retention (notify/retention.h), for
- * about this long at most per tick; a backlog goes on at the next ticks. */
+/* The tick also deletes finished notifications past their retention (notify/retention.h) and,
+ * on every node, the usage_batches rows its metering logs no longer need (metering/
+ * batch_prune.h), for about this long at most each per tick; a backlog goes on at the next
+ * ticks. */
 #define TG_ADMIN_PRUNE_BUDGET_NS (50 * 1000000LL)
 int tg_admin_tick(tg_admin_t *a);
 int tg_admin_billing_slice(tg_admin_t *a);

@@ -34,7 +34,13 @@
  * thread, and the switch of the active log are serialised by log_mu; log_mu is taken before mu,
  * and a record is counted in records_logged under both (append_record), so that a log is never
  * reset while an append to it has not been counted. Nothing but the write happens under log_mu:
- * no sync, no backoff, no callback. */
+ * no sync, no backoff, no callback.
+ *
+ * Batch ids are taken under log_mu too, by the append that writes them (append_record): a node's
+ * records then reach its logs in id order, and the oldest id a log holds is the first one
+ * appended since its reset (oldest[]). tg_meter_oldest_replayable reads that, so that a node can
+ * delete the usage_batches rows no replay will ask about again (metering/batch_prune.h): an id
+ * taken outside the lock and appended later could fall below a bound already handed out. */
 #include "metering/meter.h"
 
 #include <dirent.h>
@@ -125,6 +131,10 @@ struct tg_meter {
     /* under log_mu */
     int active;      /* the log appended to; changed only by the writer */
     int unsynced[2]; /* process mode: buffered appends since the last fdatasync of that log */
+    /* The smallest batch id in each log since its reset, NO_BATCH when it holds none: set under
+     * log_mu by the first append after a reset; cleared once a reset is durable (reset_log, which
+     * runs without log_mu while nobody appends to that log, hence atomic). */
+    _Atomic uint64_t oldest[2];
     /* writer thread only */
     int64_t writer_stop_seen_ns, last_tick_ns, last_sync_ns;
     int sync_reported;
@@ -144,6 +154,8 @@ struct tg_meter {
 #define EVENT_EPOCH_US INT64_C(1735689600000000)
 
 static _Atomic uint64_t last_event_id;
+
+#define NO_BATCH UINT64_MAX /* oldest[i]: the log holds no record */
 
 /* Microseconds since EVENT_EPOCH_US in the high 51 bits, a sequence in the low 12 bits, made
  * strictly increasing in the process by an atomic max (compare-and-swap):
@@ -170,6 +182,14 @@ uint64_t tg_meter_next_event_id(void)
         next = old + 1 > base ? old + 1 : base;
     } while (!atomic_compare_exchange_weak(&last_event_id, &old, next));
     return next;
+}
+
+uint64_t tg_meter_event_id_at(int64_t unix_s)
+{
+    if (unix_s > INT64_MAX / 1000000)
+        return UINT64_MAX;
+    int64_t us = unix_s * 1000000 - EVENT_EPOCH_US;
+    return us > 0 ? (uint64_t)us << 12 : 0;
 }
 
 /* ---- both threads ---- */
@@ -221,20 +241,25 @@ static void lower_priority(void)
 
 /* ---- writer ---- */
 
-/* Appends record `id` to the active log, with log_mu held only for the write: 0 with *li the log
- * and [*pos, *end) where the record is in it (tg_usage_log_used() values), or an error. The
- * record is counted in records_logged before log_mu is released, so switch_logs never resets a
- * log holding a record the applier has not been given yet. */
-static int append_record(tg_meter_t *m, uint64_t id, const tg_usage_t *rows, size_t n, int *li, uint64_t *pos,
+/* Appends a record to the active log under a fresh batch id (*id), with log_mu held only for
+ * the write: 0 with *li the log and [*pos, *end) where the record is in it (tg_usage_log_used()
+ * values), or an error (a retry takes a new id: a failed append leaves nothing in the log). The
+ * id is taken under log_mu (see the top of the file) and the record is counted in
+ * records_logged before log_mu is released, so switch_logs never resets a log holding a record
+ * the applier has not been given yet. */
+static int append_record(tg_meter_t *m, uint64_t *id, const tg_usage_t *rows, size_t n, int *li, uint64_t *pos,
                          uint64_t *end, tg_err_t *err)
 {
     pthread_mutex_lock(&m->log_mu);
     *li = m->active;
     *pos = tg_usage_log_used(m->log[*li]);
-    int rc = tg_usage_log_append(m->log[*li], id, rows, n, err);
+    *id = tg_meter_next_event_id();
+    int rc = tg_usage_log_append(m->log[*li], *id, rows, n, err);
     if (rc == 0) {
         *end = tg_usage_log_used(m->log[*li]);
         m->unsynced[*li] = 1;
+        if (atomic_load(&m->oldest[*li]) == NO_BATCH)
+            atomic_store(&m->oldest[*li], *id);
         pthread_mutex_lock(&m->mu);
         m->records_logged[*li]++;
         pthread_mutex_unlock(&m->mu);
@@ -305,7 +330,7 @@ static void log_group(tg_meter_t *m, submit_t *subs, size_t lo, size_t hi)
         flat = subs[lo].rows;
         subs[lo].rows = NULL;
     }
-    uint64_t id = tg_meter_next_event_id(), pos = 0, end = 0;
+    uint64_t id = 0, pos = 0, end = 0;
     int rc = 0, backoff_ms = 1, reported = 0, li = 0;
     while (n > 0) {
         tg_err_t err = {0};
@@ -314,7 +339,7 @@ static void log_group(tg_meter_t *m, submit_t *subs, size_t lo, size_t hi)
                 if (subs[i].n > 0)
                     memcpy(flat + k, subs[i].rows, subs[i].n * sizeof(*flat));
         rc = flat == NULL ? tg_errf(&err, TG_ENOMEM, "out of memory logging usage")
-                          : append_record(m, id, flat, n, &li, &pos, &end, &err);
+                          : append_record(m, &id, flat, n, &li, &pos, &end, &err);
         atomic_store(&m->st_log_failing, rc != 0);
         if (rc == 0) {
             atomic_fetch_add(&m->st_commits, 1);
@@ -357,7 +382,30 @@ static int reset_log(tg_meter_t *m, int i, tg_err_t *err)
         if (rc != 0)
             return rc;
     }
-    return tg_usage_log_reset(m->log[i], err);
+    int rc = tg_usage_log_reset(m->log[i], err);
+    if (rc == 0)
+        atomic_store(&m->oldest[i], NO_BATCH);
+    return rc;
+}
+
+uint64_t tg_meter_oldest_replayable(tg_meter_t *m, int *in_log)
+{
+    /* Under log_mu no append is between taking its id and counting it in oldest[]. With both logs
+     * empty, an id is taken (not last_event_id read: after a restart that is 0 until a first
+     * append): every batch id taken after it is above it, as ids only grow. */
+    pthread_mutex_lock(&m->log_mu);
+    uint64_t a = atomic_load(&m->oldest[0]), b = atomic_load(&m->oldest[1]);
+    uint64_t oldest = a < b ? a : b;
+    *in_log = oldest != NO_BATCH;
+    if (oldest == NO_BATCH)
+        oldest = tg_meter_next_event_id();
+    pthread_mutex_unlock(&m->log_mu);
+    return oldest;
+}
+
+const char *tg_meter_node(const tg_meter_t *m)
+{
+    return m->node;
 }
 
 /* Two logs take turns, so that retiring one never holds an append: once the active log holds
@@ -752,11 +800,14 @@ typedef struct replay {
     const char *node;
     tg_err_t *err;
     size_t records, rows;
+    uint64_t oldest; /* the smallest batch id read, NO_BATCH if none */
 } replay_t;
 
 static int replay_record(void *arg, uint64_t batch_id, const tg_usage_t *rows, size_t n)
 {
     replay_t *r = arg;
+    if (batch_id < r->oldest)
+        r->oldest = batch_id;
     tg_usage_batch_t b = {batch_id, rows, n, r->node};
     tg_usage_stored_t stored = {0};
     int rc = tg_store_usage_record_many(r->m->store, &b, 1, &stored, r->err);
@@ -799,7 +850,7 @@ char *tg_meter_log_path(const char *url, const char *log_dir, const char *node, 
 /* Applies every record of log to st under `node`, then resets the log. */
 static int replay_log(tg_meter_t *m, tg_usage_log_t *log, const char *node, replay_t *r, tg_err_t *err)
 {
-    *r = (replay_t){m, node, err, 0, 0};
+    *r = (replay_t){m, node, err, 0, 0, NO_BATCH};
     int rc = tg_usage_log_replay(log, replay_record, r, err);
     if (rc == 0 && r->records > 0)
         tg_log(TG_LOG_INFO, "meter: stored the usage the last run left in %s (%zu rows, %zu batches)",
@@ -823,6 +874,7 @@ static int open_and_replay_logs(tg_meter_t *m, tg_err_t *err)
     for (int i = 0; i < 2 && rc == 0; i++) {
         replay_t r;
         rc = replay_log(m, m->log[i], m->node, &r, err);
+        atomic_store(&m->oldest[i], r.oldest); /* NO_BATCH again once reset below */
     }
     /* Everything replayed is committed (with fsync) in the store: the logs start over. */
     for (int i = 0; i < 2 && rc == 0; i++)
@@ -947,6 +999,8 @@ int tg_meter_start_opts(const tg_meter_opts_t *o, tg_meter_t **out, tg_err_t *er
         return tg_errf(err, TG_ENOMEM, "out of memory starting the meter");
     }
     memcpy(m->node, node, strlen(node) + 1);
+    atomic_init(&m->oldest[0], NO_BATCH);
+    atomic_init(&m->oldest[1], NO_BATCH);
     m->durability = durability;
     m->flush_ms = flush_ms > 0 ? flush_ms : 1;
     m->sync_ms = o->sync_ms > 0 ? o->sync_ms : TG_METER_SYNC_MS_DEFAULT;
@@ -1131,9 +1185,9 @@ void tg_meter_batch_commit(tg_meter_batch_t *b)
          * sized for what that add and those after it bring: the memory held for the store
          * stays within twice the rows held (HELD_ROWS_MAX). Nothing but the write runs under
          * log_mu. */
-        uint64_t id = tg_meter_next_event_id(), pos = 0, end = 0;
+        uint64_t id = 0, pos = 0, end = 0;
         int li = 0;
-        rc = append_record(m, id, b->rows, n, &li, &pos, &end, &err);
+        rc = append_record(m, &id, b->rows, n, &li, &pos, &end, &err);
         if (rc == 0) {
             tg_usage_t *flat = b->rows; /* before the callbacks, which may add to the batch */
             b->rows = NULL;

@@ -175,4 +175,18 @@ void tg_meter_stop(tg_meter_t *m);
 /* A process-unique, time-ordered event id (for tg_usage_t.event_id). Thread-safe. */
 uint64_t tg_meter_next_event_id(void);
 
+/* The smallest id tg_meter_next_event_id gives at unix_s (seconds, the real clock) or later,
+ * clock steps aside: ids below it were taken before unix_s. */
+uint64_t tg_meter_event_id_at(int64_t unix_s);
+
+/* The oldest batch id this node may still replay: the smallest id in either of its metering
+ * logs since their last reset (*in_log 1); with both empty (*in_log 0), an id above every batch
+ * id m handed out so far and below every later one. A row of usage_batches of this node
+ * (tg_meter_node) below it stands for a record no log of this node holds any more, so no replay
+ * will ask for it (metering/batch_prune.h). Thread-safe: takes the append lock briefly. */
+uint64_t tg_meter_oldest_replayable(tg_meter_t *m, int *in_log);
+
+/* The node id m stores its batches under ("" for one node). Owned by m. */
+const char *tg_meter_node(const tg_meter_t *m);
+
 #endif

@@ -953,6 +953,12 @@ int tg_store_notify_prune(tg_store_t *st, tg_notify_table_t what, int64_t cutoff
     return st->ops->notify_prune(st, what, cutoff_s, limit, deleted, attempts, err);
 }
 
+int tg_store_usage_batches_prune(tg_store_t *st, const char *node, uint64_t below_id, int64_t committed_before_s,
+                                 size_t limit, size_t *deleted, tg_err_t *err)
+{
+    return st->ops->usage_batches_prune(st, node, below_id, committed_before_s, limit, deleted, err);
+}
+
 int tg_store_notify_pending(tg_store_t *st, tg_notify_table_t what, int64_t *n, tg_err_t *err)
 {
     return st->ops->notify_pending(st, what, n, err);

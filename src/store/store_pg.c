@@ -727,6 +727,7 @@ const tg_store_ops_t tg_pg_ops = {
     .budgets_list = tg_pg_budgets_list,
     .trials_ending = tg_pg_trials_ending,
     .notify_prune = tg_pg_notify_prune,
+    .usage_batches_prune = tg_pg_usage_batches_prune,
     .notify_pending = tg_pg_notify_pending,
     /* issue 14 */
     .audit_append = tg_pg_audit_append,

@@ -76,6 +76,38 @@ int tg_pg_notify_prune(tg_store_t *store, tg_notify_table_t what, int64_t cutoff
     return 0;
 }
 
+/* As on SQLite, the subquery walks the primary key (node, batch_id) of one node from its lowest
+ * id; the ids it returns go as an array (= ANY), which the DELETE looks up in the primary key.
+ * With "batch_id IN (subquery)" the planner hash-joined the subquery with every row of the node
+ * (a bitmap scan of the whole node: EXPLAIN in test_store_retention). Only that node deletes
+ * its rows, so no lock is waited for but its own applier's inserts, which are above below_id. */
+int tg_pg_usage_batches_prune(tg_store_t *store, const char *node, uint64_t below_id, int64_t committed_before_s,
+                              size_t limit, size_t *deleted, tg_err_t *err)
+{
+    tg_pg_t *st = tg_pg(store);
+    *deleted = 0;
+    if (limit == 0 || limit > PRUNE_LIMIT_MAX)
+        return tg_errf(err, TG_EINVAL, "pruning usage batches: a batch of %zu rows (1 to %d)", limit, PRUNE_LIMIT_MAX);
+    if (below_id > (uint64_t)INT64_MAX) /* BIGINT */
+        below_id = (uint64_t)INT64_MAX;
+    tg_pg_params_t p = {0};
+    tg_pg_param_text(&p, node);
+    tg_pg_param_i64(&p, (int64_t)below_id);
+    tg_pg_param_i64(&p, committed_before_s);
+    tg_pg_param_i64(&p, (int64_t)limit);
+    PGresult *r;
+    int rc = tg_pg_query(st,
+                         "DELETE FROM usage_batches WHERE node = $1 AND batch_id = ANY(ARRAY(SELECT batch_id FROM"
+                         " usage_batches WHERE node = $1 AND batch_id < $2 AND committed_at < $3"
+                         " ORDER BY batch_id LIMIT $4))",
+                         &p, &r, err, "pruning usage batches");
+    if (rc != 0)
+        return rc;
+    *deleted = (size_t)tg_pg_affected(r);
+    PQclear(r);
+    return 0;
+}
+
 int tg_pg_notify_pending(tg_store_t *store, tg_notify_table_t what, int64_t *n, tg_err_t *err)
 {
     tg_pg_t *st = tg_pg(store);

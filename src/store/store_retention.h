@@ -1,5 +1,6 @@
 /* store_retention.h - housekeeping of the notification tables (migrations 24 and 25): deleting
- * finished rows past their retention, and counting the work still queued. The retention policy
+ * finished rows past their retention, and counting the work still queued; and deleting the
+ * usage_batches rows a node's metering logs no longer need (tg_store_usage_batches_prune). The retention policy
  * (how old, how often, which node) is notify/retention.h's; these functions only delete and
  * count rows. Same threading rule as store.h: one connection per thread.
  *
@@ -38,6 +39,17 @@ typedef enum tg_notify_table {
  * deleted then). */
 int tg_store_notify_prune(tg_store_t *st, tg_notify_table_t what, int64_t cutoff_s, size_t limit, size_t *deleted,
                           size_t *attempts, tg_err_t *err);
+
+/* Deletes up to limit (1 to 10000) rows of usage_batches of `node` whose batch id is below
+ * below_id and that were committed before committed_before_s (seconds since the epoch, the real
+ * clock, as committed_at), the lowest ids first, in one statement (its own transaction, or part
+ * of the caller's). *deleted < limit means nothing more is due now. The policy (which ids no
+ * replay needs, the margin) is metering/batch_prune.h's. The primary key (node, batch_id) leads
+ * the delete to the old rows of one node: it reads those, not the table (EXPLAIN in
+ * test_store_retention). TG_EINVAL for a limit out of bounds; the store's errors (nothing
+ * deleted then). */
+int tg_store_usage_batches_prune(tg_store_t *st, const char *node, uint64_t below_id, int64_t committed_before_s,
+                                 size_t limit, size_t *deleted, tg_err_t *err);
 
 /* How many deliveries (TG_NOTIFY_DELIVERIES) or mails (TG_NOTIFY_MAILS) are pending (queued or
  * waiting for a retry; in the database, whichever node queued them) into *n. TG_EINVAL for

@@ -485,6 +485,7 @@ const tg_store_ops_t tg_sqlite_ops = {
     .budgets_list = tg_sqlite_budgets_list,
     .trials_ending = tg_sqlite_trials_ending,
     .notify_prune = tg_sqlite_notify_prune,
+    .usage_batches_prune = tg_sqlite_usage_batches_prune,
     .notify_pending = tg_sqlite_notify_pending,
     /* issue 14 */
     .audit_append = tg_sqlite_audit_append,

@@ -93,6 +93,38 @@ int tg_sqlite_notify_prune(tg_store_t *store, tg_notify_table_t what, int64_t cu
     return 0;
 }
 
+/* One statement: the subquery walks the primary key (node, batch_id) from the node's lowest id
+ * and stops after limit rows that qualify; the DELETE finds each by its key. (DELETE ... LIMIT
+ * needs SQLITE_ENABLE_UPDATE_DELETE_LIMIT, which distributions' builds lack.) */
+int tg_sqlite_usage_batches_prune(tg_store_t *store, const char *node, uint64_t below_id, int64_t committed_before_s,
+                                  size_t limit, size_t *deleted, tg_err_t *err)
+{
+    tg_sqlite_t *st = tg_sqlite(store);
+    *deleted = 0;
+    if (limit == 0 || limit > PRUNE_LIMIT_MAX)
+        return tg_errf(err, TG_EINVAL, "pruning usage batches: a batch of %zu rows (1 to %d)", limit, PRUNE_LIMIT_MAX);
+    if (below_id > (uint64_t)INT64_MAX) /* batch ids are stored as signed 64-bit integers */
+        below_id = (uint64_t)INT64_MAX;
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st,
+                               "DELETE FROM usage_batches WHERE node = ?1 AND batch_id IN (SELECT batch_id FROM"
+                               " usage_batches WHERE node = ?1 AND batch_id < ?2 AND committed_at < ?3"
+                               " ORDER BY batch_id LIMIT ?4)",
+                               &s, err, "pruning usage batches");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, node, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)below_id);
+    sqlite3_bind_int64(s, 3, committed_before_s);
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)limit);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = tg_sqlite_error(st, err, "pruning usage batches");
+    else
+        *deleted = (size_t)sqlite3_changes(st->db);
+    sqlite3_finalize(s);
+    return rc;
+}
+
 int tg_sqlite_notify_pending(tg_store_t *store, tg_notify_table_t what, int64_t *n, tg_err_t *err)
 {
     tg_sqlite_t *st = tg_sqlite(store);

@@ -2,7 +2,8 @@
  * beside it, or with TG_TEST_BACKEND=postgres a fresh PostgreSQL database with the logs in the
  * test's folder: tests/support/tmpstore.h): group commit from many threads, exactly-once
  * callbacks, flush, stop, retry of a failing store, the metering log's replay at start, refusal of
- * a record that can never be stored, event ids; and process durability: batches committed by
+ * a record that can never be stored, event ids, pruning usage_batches (metering/batch_prune.h:
+ * what a log still holds stays, across a crash and a recover too); and process durability: batches committed by
  * several loop threads at once, and a process killed with SIGKILL right after its commits. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +24,7 @@
 #include <time.h>
 
 #include "../support/tmpstore.h"
+#include "metering/batch_prune.h"
 #include "metering/meter.h"
 #include "metering/usage_log.h"
 #include "store/store.h"
@@ -1016,6 +1018,215 @@ static void test_log_is_held_by_one_meter(void **state)
     tg_meter_stop(a);
 }
 
+/* ---- pruning usage_batches (metering/batch_prune.h) ---- */
+
+/* Real seconds past which the one-hour margin lets every batch stored so far go. */
+static int64_t past_margin_s(void)
+{
+    return (int64_t)time(NULL) + TG_USAGE_BATCHES_MARGIN_S + 60;
+}
+
+/* Prunes m's rows with its own connection to the test's store, as the admin tick does. */
+static size_t prune(fx_t *f, tg_meter_t *m, int64_t now_s)
+{
+    tg_err_t err = {0};
+    tg_batch_prune_run_t run;
+    assert_int_equal(tg_meter_prune_batches(m, f->st, now_s, 7, INT64_C(60) * 1000000000, &run, &err), 0);
+    assert_int_equal(run.more, 0);
+    return run.deleted;
+}
+
+/* n submits of one api_calls unit each, for customer cus, all stored. */
+static void submit_stored(tg_meter_t *m, const char *cus, int n)
+{
+    counter_t c = {0};
+    for (int i = 0; i < n; i++) {
+        tg_usage_t u = row(cus, "api_calls", 1);
+        assert_int_equal(tg_meter_submit(m, &u, 1, on_count, &c), 0);
+        if (i % 4 == 3)
+            assert_int_equal(tg_meter_flush(m), 0); /* several batches */
+    }
+    assert_int_equal(tg_meter_flush(m), 0);
+    assert_int_equal(atomic_load(&c.errors), 0);
+}
+
+/* Stored batches whose log was reset since are pruned (in slices: 7 rows a statement here); a
+ * prune with nothing due deletes nothing. */
+static void test_prune_removes_the_rows_of_reset_logs(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    tg_meter_t *m;
+    assert_int_equal(start_meter(f, 1, 5, &m, &err), 0);
+    submit_stored(m, "cus_1", 40);
+    long long rows = sql_int(f, "SELECT COUNT(*) FROM usage_batches");
+    assert_true(rows >= 10);
+    int in_log = 0;
+    uint64_t oldest = tg_meter_oldest_replayable(m, &in_log);
+    assert_int_equal(in_log, 1); /* stored, but the log is not reset yet */
+    assert_int_equal(oldest, sql_int(f, "SELECT MIN(batch_id) FROM usage_batches"));
+    assert_int_equal(prune(f, m, past_margin_s()), 0);
+    tg_meter_stop(m); /* resets the logs */
+    assert_int_equal(start_meter(f, 1, 5, &m, &err), 0);
+    oldest = tg_meter_oldest_replayable(m, &in_log);
+    assert_int_equal(in_log, 0);
+    assert_true(oldest > (uint64_t)sql_int(f, "SELECT MAX(batch_id) FROM usage_batches"));
+    assert_int_equal(prune(f, m, past_margin_s()), rows);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_batches"), 0);
+    assert_int_equal(prune(f, m, past_margin_s()), 0);
+    tg_meter_stop(m);
+    assert_int_equal(total(f, "api_calls"), 40); /* the totals are not the batches' */
+}
+
+/* A prune while records are still in a log keeps their rows, past the margin too: the process
+ * killed right after it replays them at the next start and counts each once. Rows of an earlier
+ * run, whose logs were reset, go. */
+static void test_prune_keeps_what_a_crash_replays(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    tg_meter_t *m;
+    assert_int_equal(start_meter(f, 1, 5, &m, &err), 0);
+    submit_stored(m, "cus_1", 12);
+    tg_meter_stop(m);
+    long long earlier = sql_int(f, "SELECT COUNT(*) FROM usage_batches");
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* the gateway: stores, prunes, dies before its logs are reset */
+        tg_store_t *st = NULL;
+        tg_batch_prune_run_t run;
+        if (start_meter(f, 1, 5, &m, &err) != 0 || tg_store_open(f->url, &st, &err) != 0)
+            _exit(1);
+        for (int i = 0; i < 20; i++) {
+            tg_usage_t u = row("cus_1", "api_calls", 1);
+            if (tg_meter_submit(m, &u, 1, NULL, NULL) != 0 || (i % 5 == 4 && tg_meter_flush(m) != 0))
+                _exit(1);
+        }
+        if (tg_meter_prune_batches(m, st, past_margin_s(), 7, INT64_C(60) * 1000000000, &run, &err) != 0)
+            _exit(2);
+        if ((long long)run.deleted != earlier)
+            _exit(3);
+        raise(SIGKILL);
+        _exit(1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL); /* not an _exit: the prune did as said */
+    long long kept = sql_int(f, "SELECT COUNT(*) FROM usage_batches");
+    assert_true(kept >= 4); /* the killed run's batches, all of them */
+    assert_int_equal(sql_int(f, "SELECT SUM(rows) FROM usage_batches"), 20);
+    assert_int_equal(logged_rows(f), 20); /* what the start below replays */
+    assert_int_equal(start_meter(f, 1, 5, &m, &err), 0);
+    tg_meter_stop(m);
+    assert_int_equal(total(f, "api_calls"), 12 + 20);
+}
+
+/* The meter of another node, its logs in a folder of their own. */
+static int start_node(fx_t *f, const char *node, const char *dir, tg_meter_t **m, tg_err_t *err)
+{
+    tg_meter_opts_t o = {.store_url = f->url, .log_dir = dir, .node_id = node, .durability = TG_METER_STRICT,
+                         .flush_ms = 5};
+    return tg_meter_start_opts(&o, m, err);
+}
+
+/* Node b dies with records in its logs, some stored, some not (the database refused them).
+ * Node a prunes all it may: its own rows only. metering recover then applies b's logs, each
+ * record once. */
+static void test_recover_after_a_prune_counts_once(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    char dir_a[128], dir_b[128];
+    snprintf(dir_a, sizeof(dir_a), "%s/node-a", f->dir);
+    snprintf(dir_b, sizeof(dir_b), "%s/node-b", f->dir);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* node b */
+        tg_meter_t *m;
+        counter_t c = {0};
+        if (start_node(f, "b", dir_b, &m, &err) != 0)
+            _exit(1);
+        for (int i = 0; i < 10; i++) {
+            tg_usage_t u = row("cus_b", "api_calls", 1);
+            if (tg_meter_submit(m, &u, 1, NULL, NULL) != 0 || (i % 3 == 2 && tg_meter_flush(m) != 0))
+                _exit(1);
+        }
+        if (tg_meter_flush(m) != 0)
+            _exit(1);
+        fault(f, 1); /* what follows is logged (answered) but not stored */
+        for (int i = 0; i < 5; i++) {
+            tg_usage_t u = row("cus_b", "api_calls", 1);
+            if (tg_meter_submit(m, &u, 1, on_count, &c) != 0)
+                _exit(1);
+        }
+        for (int i = 0; i < 6000 && atomic_load(&c.fired) < 5; i++)
+            sleep_ms(10);
+        raise(SIGKILL);
+        _exit(1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    fault(f, 0);
+    long long b_rows = sql_int(f, "SELECT COUNT(*) FROM usage_batches WHERE node = 'b'");
+    assert_true(b_rows >= 4);
+    assert_int_equal(total(f, "api_calls"), 10);
+
+    tg_meter_t *a;
+    assert_int_equal(start_node(f, "a", dir_a, &a, &err), 0);
+    submit_stored(a, "cus_a", 8);
+    tg_meter_stop(a);
+    assert_int_equal(start_node(f, "a", dir_a, &a, &err), 0);
+    long long a_rows = sql_int(f, "SELECT COUNT(*) FROM usage_batches WHERE node = 'a'");
+    assert_true(a_rows >= 2);
+    /* b's ids are all below a's bound and past the margin: only the node keeps them */
+    assert_int_equal(prune(f, a, past_margin_s()), a_rows);
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_batches WHERE node = 'b'"), b_rows);
+    tg_meter_stop(a);
+
+    tg_meter_recovered_t rec;
+    assert_int_equal(tg_meter_recover(f->url, dir_b, &rec, &err), 0);
+    assert_int_equal(rec.logs, 2);
+    assert_int_equal(rec.rows, 5); /* the ones the database had refused; the others were there */
+    assert_int_equal(total(f, "api_calls"), 10 + 5 + 8);
+    assert_int_equal(tg_meter_recover(f->url, dir_b, &rec, &err), 0); /* emptied: nothing twice */
+    assert_int_equal(rec.rows, 0);
+    assert_int_equal(total(f, "api_calls"), 10 + 5 + 8);
+}
+
+/* A batch stays an hour after it was stored, whatever its id says: here a record logged two
+ * hours ago (an outage) and stored by the replay at start, its log reset since. */
+static void test_prune_keeps_an_hour_of_batches(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    char path[192];
+    log_path(f, 1, path, sizeof(path));
+    tg_usage_log_t *log;
+    assert_int_equal(tg_usage_log_open(path, &log, &err), 0);
+    uint64_t old_id = tg_meter_event_id_at((int64_t)time(NULL) - 2 * 3600);
+    tg_usage_t u = row("cus_1", "api_calls", 1);
+    assert_int_equal(tg_usage_log_append(log, old_id, &u, 1, &err), 0);
+    tg_usage_log_close(log);
+    tg_meter_t *m;
+    assert_int_equal(start_meter(f, 1, 5, &m, &err), 0); /* stores it and resets the log */
+    submit_stored(m, "cus_1", 4);                          /* and fresh ones, still in the log */
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM usage_batches WHERE batch_id = %llu", (unsigned long long)old_id);
+    assert_int_equal(sql_int(f, sql), 1);
+    long long stored_at = sql_int(f, "SELECT MIN(committed_at) FROM usage_batches");
+    long long rows = sql_int(f, "SELECT COUNT(*) FROM usage_batches");
+    int in_log = 0;
+    assert_true(tg_meter_oldest_replayable(m, &in_log) > old_id); /* its id allows it */
+    assert_int_equal(prune(f, m, (int64_t)time(NULL)), 0);
+    assert_int_equal(prune(f, m, stored_at + TG_USAGE_BATCHES_MARGIN_S), 0); /* an hour to the second */
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_batches"), rows);
+    assert_int_equal(prune(f, m, stored_at + TG_USAGE_BATCHES_MARGIN_S + 1), 1); /* only the replayed one */
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_batches"), rows - 1);
+    tg_meter_stop(m);
+    assert_int_equal(total(f, "api_calls"), 5);
+}
+
 /* ---- event ids ---- */
 
 enum { ID_THREADS = 8, IDS_PER_THREAD = 20000 };
@@ -1093,6 +1304,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_process_does_not_sync_every_tick, setup, teardown),
         cmocka_unit_test_setup_teardown(test_process_callback_adds_to_the_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_is_held_by_one_meter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prune_removes_the_rows_of_reset_logs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prune_keeps_what_a_crash_replays, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recover_after_a_prune_counts_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prune_keeps_an_hour_of_batches, setup, teardown),
         cmocka_unit_test(test_event_ids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,8 @@
 /* test_store_retention.c - pruning finished notifications (store/store_retention.h) and the
  * retention policy over it (notify/retention.h), on the backend of TG_TEST_BACKEND (SQLite by
  * default, PostgreSQL with TG_TEST_BACKEND=postgres): old finished rows go with their attempts,
- * pending work and recent rows stay, a batch deletes at most its limit. */
+ * pending work and recent rows stay, a batch deletes at most its limit; and the usage_batches
+ * rows of one node (tg_store_usage_batches_prune), through its primary key. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <libpq-fe.h>
+#include <sqlite3.h>
 
 #include "../support/tmpstore.h"
 #include "notify/retention.h"
@@ -331,12 +335,126 @@ static void test_mails(void **state)
     assert_int_equal(pending, 2);
 }
 
+/* ---- usage_batches (tg_store_usage_batches_prune) ---- */
+
+static long long batches_where(fx_t *f, const char *where)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM usage_batches WHERE %s", where);
+    if (tg_tmpstore_is_sqlite(&f->db)) {
+        sqlite3 *db;
+        sqlite3_stmt *s;
+        assert_int_equal(sqlite3_open(f->db.url + strlen("sqlite:"), &db), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+        long long v = sqlite3_column_int64(s, 0);
+        sqlite3_finalize(s);
+        sqlite3_close(db);
+        return v;
+    }
+    PGconn *c = PQconnectdb(f->db.url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    long long v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+/* A node's rows below the id bound and committed before the cut-off go, the lowest ids first, at
+ * most limit per call; a row committed late (its id is old) and the other node's rows stay. */
+static void test_usage_batches(void **state)
+{
+    fx_t *f = *state;
+    tg_store_t *st = f->db.st;
+    tg_err_t err = {0};
+    char sql[4096];
+    size_t len = (size_t)snprintf(sql, sizeof(sql), "INSERT INTO usage_batches(batch_id, rows, committed_at, node) VALUES ");
+    for (int i = 1; i <= 30; i++) {
+        int64_t at = i == 3 || i == 4 ? NOW_S : OLD_S; /* 3 and 4 stored late, after an outage */
+        len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s(%d,1,%lld,'a'),(%d,1,%lld,'b')", i > 1 ? "," : "",
+                                i, (long long)at, i, (long long)OLD_S);
+    }
+    assert_int_equal(tg_tmpstore_exec(&f->db, sql), 0);
+    size_t deleted = 0;
+    assert_int_equal(tg_store_usage_batches_prune(st, "a", 20, CUTOFF_S, 10, &deleted, &err), 0);
+    assert_int_equal(deleted, 10);
+    assert_int_equal(batches_where(f, "node = 'a' AND batch_id <= 12"), 2); /* 1, 2, 5..12 went; 3, 4 stay */
+    assert_int_equal(tg_store_usage_batches_prune(st, "a", 20, CUTOFF_S, 10, &deleted, &err), 0);
+    assert_int_equal(deleted, 7); /* 13..19: fewer than the limit, nothing more is due */
+    assert_int_equal(tg_store_usage_batches_prune(st, "a", 20, CUTOFF_S, 10, &deleted, &err), 0);
+    assert_int_equal(deleted, 0);
+    assert_int_equal(batches_where(f, "node = 'a'"), 2 + 11);
+    assert_int_equal(batches_where(f, "node = 'a' AND batch_id IN (3, 4) OR node = 'a' AND batch_id >= 20"), 13);
+    assert_int_equal(batches_where(f, "node = 'b'"), 30);
+    assert_int_equal(tg_store_usage_batches_prune(st, "a", 20, CUTOFF_S, 0, &deleted, &err), TG_EINVAL);
+    assert_int_equal(tg_store_usage_batches_prune(st, "a", 20, CUTOFF_S, 10001, &deleted, &err), TG_EINVAL);
+    /* an id past 2^63-1 is every id */
+    assert_int_equal(tg_store_usage_batches_prune(st, "b", UINT64_MAX, CUTOFF_S, 100, &deleted, &err), 0);
+    assert_int_equal(deleted, 30);
+}
+
+/* The delete reads one node's old rows through the primary key (node, batch_id), not the table:
+ * no index is missing. PostgreSQL's planner is asked on a table big enough to prefer it. */
+static void test_usage_batches_prune_uses_the_primary_key(void **state)
+{
+    fx_t *f = *state;
+    /* as store_sqlite_retention.c and store_pg_retention.c write it */
+    static const char *sqlite_del = "DELETE FROM usage_batches WHERE node = 'a' AND batch_id IN (SELECT batch_id FROM"
+                                    " usage_batches WHERE node = 'a' AND batch_id < 19000 AND committed_at < 100"
+                                    " ORDER BY batch_id LIMIT 10000)";
+    static const char *pg_del = "DELETE FROM usage_batches WHERE node = 'a' AND batch_id = ANY(ARRAY(SELECT batch_id"
+                                " FROM usage_batches WHERE node = 'a' AND batch_id < 19000 AND committed_at < 100"
+                                " ORDER BY batch_id LIMIT 10000))";
+    char plan[16384] = "";
+    size_t len = 0;
+    if (tg_tmpstore_is_sqlite(&f->db)) {
+        sqlite3 *db;
+        sqlite3_stmt *s;
+        char sql[512];
+        snprintf(sql, sizeof(sql), "EXPLAIN QUERY PLAN %s", sqlite_del);
+        assert_int_equal(sqlite3_open(f->db.url + strlen("sqlite:"), &db), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+        while (sqlite3_step(s) == SQLITE_ROW)
+            len += (size_t)snprintf(plan + len, sizeof(plan) - len, "%s\n", (const char *)sqlite3_column_text(s, 3));
+        sqlite3_finalize(s);
+        sqlite3_close(db);
+        assert_non_null(strstr(plan, "SEARCH usage_batches USING PRIMARY KEY (node=? AND batch_id<?)"));
+        assert_non_null(strstr(plan, "SEARCH usage_batches USING PRIMARY KEY (node=? AND batch_id=?)"));
+        assert_null(strstr(plan, "SCAN usage_batches"));
+        return;
+    }
+    assert_int_equal(tg_tmpstore_exec(&f->db, "INSERT INTO usage_batches(batch_id, rows, committed_at, node)"
+                                              " SELECT i, 1, 50, n FROM generate_series(1, 20000) i,"
+                                              " (VALUES ('a'), ('b'), ('c')) v(n);"
+                                              " ANALYZE usage_batches"),
+                     0);
+    PGconn *c = PQconnectdb(f->db.url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    char sql[512];
+    snprintf(sql, sizeof(sql), "EXPLAIN %s", pg_del);
+    PGresult *r = PQexec(c, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    for (int i = 0; i < PQntuples(r); i++)
+        len += (size_t)snprintf(plan + len, sizeof(plan) - len, "%s\n", PQgetvalue(r, i, 0));
+    PQclear(r);
+    PQfinish(c);
+    /* the rows below the bound, in key order, then each deleted by its key */
+    assert_non_null(strstr(plan, "Index Cond: ((node = 'a'::text) AND (batch_id < 19000))"));
+    assert_non_null(strstr(plan, "Index Cond: ((node = 'a'::text) AND (batch_id = ANY ($0)))"));
+    assert_null(strstr(plan, "Seq Scan"));
+    assert_null(strstr(plan, "Join"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_deliveries_and_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batches_are_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_batches_prune_uses_the_primary_key, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,41 @@
+/* batch_prune.c - see batch_prune.h. */
+#include "metering/batch_prune.h"
+
+#include <string.h>
+
+#include "store/store_retention.h"
+#include "util/clock.h"
+
+int tg_meter_prune_batches(tg_meter_t *m, tg_store_t *st, int64_t now_s, size_t slice, int64_t budget_ns,
+                           tg_batch_prune_run_t *run, tg_err_t *err)
+{
+    memset(run, 0, sizeof(*run));
+    if (slice == 0 || slice > TG_USAGE_BATCHES_PRUNE_SLICE)
+        return tg_errf(err, TG_EINVAL, "pruning usage batches in slices of %zu rows (1 to %d)", slice,
+                       TG_USAGE_BATCHES_PRUNE_SLICE);
+    int in_log = 0;
+    uint64_t below = tg_meter_oldest_replayable(m, &in_log);
+    int64_t committed_before = now_s - TG_USAGE_BATCHES_MARGIN_S;
+    /* Ids carry the time they were taken, which is before their batch was stored: bounding the
+     * ids by the margin too keeps the scan out of the last hour's rows, which committed_at alone
+     * would read (no index) at every call only to keep them. */
+    uint64_t margin_id = tg_meter_event_id_at(committed_before);
+    if (margin_id < below)
+        below = margin_id;
+    run->below = below;
+    int64_t deadline = tg_clock_mono_ns() + budget_ns;
+    for (;;) {
+        size_t rows = 0;
+        int rc = tg_store_usage_batches_prune(st, tg_meter_node(m), below, committed_before, slice, &rows, err);
+        if (rc != 0)
+            return rc;
+        run->slices++;
+        run->deleted += rows;
+        if (rows < slice)
+            return 0;
+        if (tg_clock_mono_ns() >= deadline) {
+            run->more = 1;
+            return 0;
+        }
+    }
+}

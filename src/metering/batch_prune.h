@@ -1,0 +1,50 @@
+/* batch_prune.h - deleting the usage_batches rows a node's metering logs no longer need.
+ *
+ * The applier stores each logged record's batch id in usage_batches, in the transaction that
+ * adds its usage to the totals, so that a replay of the record (the next start, or tollgate
+ * metering recover on another machine) skips it. A replay can only come from a log that still
+ * holds the record, and a log is reset only once every record in it is stored: a row whose
+ * record no log of its node holds any more is never asked about again. Without pruning the
+ * table keeps one row per record forever (about 8.6 million a day at 100 records a second).
+ *
+ * What goes: rows of this node (tg_meter_node: its cluster.node_id, "" on one SQLite node) whose
+ * batch id is below tg_meter_oldest_replayable (the oldest id either of its logs still holds)
+ * and whose batch is older than TG_USAGE_BATCHES_MARGIN_S, both by committed_at and by the time
+ * in its id. Another node's rows are never deleted here: the logs of a node that died are
+ * recovered with their rows still in place (tollgate metering recover).
+ *
+ * What it relies on: that nothing replays an older copy of a node's logs (a copy taken before
+ * a reset holds records whose rows may be gone: their usage would count twice), and that a node
+ * id is not reused by a gateway with empty logs while a dead node's logs of that id still wait
+ * for recover. The margin covers a clock stepped back a little and a log copy on its way into
+ * a backup; it is no licence to replay old copies. */
+#ifndef TG_METERING_BATCH_PRUNE_H
+#define TG_METERING_BATCH_PRUNE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "metering/meter.h"
+#include "store/store.h"
+#include "util/err.h"
+
+#define TG_USAGE_BATCHES_MARGIN_S 3600      /* a batch stays at least this long after it was stored */
+#define TG_USAGE_BATCHES_PRUNE_SLICE 10000 /* rows per statement: a short write lock each */
+
+typedef struct tg_batch_prune_run {
+    size_t deleted; /* rows deleted by the slices that committed */
+    size_t slices;
+    uint64_t below; /* the batch id bound used */
+    int more;       /* 1: the budget ran out with rows still due (the next call goes on) */
+} tg_batch_prune_run_t;
+
+/* Deletes this node's usage_batches rows that no replay needs (see above) from st, in
+ * statements of up to slice rows (1 to 10000), until none is due or budget_ns of the monotonic
+ * clock has passed (one slice at least). now_s: the real clock's seconds (time(NULL), the clock
+ * of committed_at and of batch ids; not the test-shifted billing clock). Fills *run. Returns 0,
+ * TG_EINVAL, or the store's error (the slices before it stay committed). Thread: the caller's,
+ * with its own store connection (not the meter's); m is only read (thread-safe). */
+int tg_meter_prune_batches(tg_meter_t *m, tg_store_t *st, int64_t now_s, size_t slice, int64_t budget_ns,
+                           tg_batch_prune_run_t *run, tg_err_t *err);
+
+#endif
