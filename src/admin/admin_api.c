@@ -75,8 +75,8 @@ int tg_admin_tick(tg_admin_t *a)
     if (a->d.meter != NULL) {
         tg_batch_prune_run_t brun;
         tg_err_t berr = {0};
-        if (tg_meter_prune_batches(a->d.meter, a->d.store, (int64_t)time(NULL), TG_USAGE_BATCHES_PRUNE_SLICE,
-                                   TG_ADMIN_PRUNE_BUDGET_NS, &brun, &berr) != 0)
+        if (tg_meter_prune_batches(a->d.meter, a->d.store, &a->batch_prune, (int64_t)time(NULL),
+                                   TG_USAGE_BATCHES_PRUNE_SLICE, TG_ADMIN_PRUNE_BUDGET_NS, &brun, &berr) != 0)
             tg_log(TG_LOG_WARN, "pruning usage batches: %s", berr.msg); /* tried again next tick */
         else if (brun.deleted > 0)
             tg_log(TG_LOG_INFO, "pruned %zu usage batch ids no metering log of this node holds any more%s",

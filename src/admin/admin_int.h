@@ -16,6 +16,7 @@
 #include "billing/subscriptions.h"
 #include "keys/keys.h"
 #include "ops/audit.h"
+#include "metering/batch_prune.h"
 
 typedef struct tg_portal tg_portal_t;
 typedef struct tg_throttle tg_throttle_t;
@@ -30,6 +31,7 @@ struct tg_admin {
     tg_keys_ctx_t keys; /* the key service's */
     int stripe_pending; /* Stripe events were recorded: apply them after the answer (tg_admin_after) */
     tg_periods_cursor_t billing; /* the period closer's run in slices (tg_admin_billing_slice) */
+    tg_batch_prune_lag_t batch_prune; /* the usage_batches prune's lagging bound (metering/batch_prune.h) */
     _Atomic int leader; /* this node ran the schedulers at the last tick (store_cluster.h); read by /metrics */
 };
 

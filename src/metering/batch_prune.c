@@ -6,15 +6,24 @@
 #include "store/store_retention.h"
 #include "util/clock.h"
 
-int tg_meter_prune_batches(tg_meter_t *m, tg_store_t *st, int64_t now_s, size_t slice, int64_t budget_ns,
-                           tg_batch_prune_run_t *run, tg_err_t *err)
+int tg_meter_prune_batches(tg_meter_t *m, tg_store_t *st, tg_batch_prune_lag_t *lag, int64_t now_s, size_t slice,
+                           int64_t budget_ns, tg_batch_prune_run_t *run, tg_err_t *err)
 {
     memset(run, 0, sizeof(*run));
     if (slice == 0 || slice > TG_USAGE_BATCHES_PRUNE_SLICE)
         return tg_errf(err, TG_EINVAL, "pruning usage batches in slices of %zu rows (1 to %d)", slice,
                        TG_USAGE_BATCHES_PRUNE_SLICE);
     int in_log = 0;
-    uint64_t below = tg_meter_oldest_replayable(m, &in_log);
+    uint64_t oldest = tg_meter_oldest_replayable(m, &in_log);
+    if (lag->seen_at == 0 || now_s < lag->seen_at) { /* the first call, or a clock stepped back */
+        lag->seen = oldest;
+        lag->seen_at = now_s;
+    } else if (now_s - lag->seen_at >= TG_USAGE_BATCHES_LAG_S) {
+        lag->usable = lag->seen;
+        lag->seen = oldest;
+        lag->seen_at = now_s;
+    }
+    uint64_t below = lag->usable; /* 0 until an observation is old enough: nothing goes */
     int64_t committed_before = now_s - TG_USAGE_BATCHES_MARGIN_S;
     /* Ids carry the time they were taken, which is before their batch was stored: bounding the
      * ids by the margin too keeps the scan out of the last hour's rows, which committed_at alone
@@ -23,6 +32,8 @@ int tg_meter_prune_batches(tg_meter_t *m, tg_store_t *st, int64_t now_s, size_t 
     if (margin_id < below)
         below = margin_id;
     run->below = below;
+    if (below == 0)
+        return 0;
     int64_t deadline = tg_clock_mono_ns() + budget_ns;
     for (;;) {
         size_t rows = 0;

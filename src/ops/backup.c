@@ -13,9 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "metering/batch_prune.h"
 #include "metering/meter.h"
 #include "metering/usage_log.h"
 #include "store/store.h"
+#include "util/clock.h"
 
 #define MANIFEST "manifest.json"
 #define DB_FILE "tollgate.db"
@@ -115,6 +117,7 @@ int tg_backup_make(const char *store_url, const char *log_dir, const char *dest_
     if (rc == 0 && mkdir(logs, 0700) != 0)
         rc = tg_errf(err, TG_EIO, "creating %s: %s", logs, strerror(errno));
     /* The logs first, then the database: see backup.h for why the order matters. */
+    int64_t logs_begun_ns = tg_clock_mono_ns();
     tg_meter_copied_t copied;
     if (rc == 0 && (rc = tg_meter_copy_logs(store_url, log_dir, "", logs, &copied, err)) == 0) {
         out->logs = copied.logs;
@@ -129,6 +132,15 @@ int tg_backup_make(const char *store_url, const char *log_dir, const char *dest_
     if (rc == 0)
         rc = tg_store_backup_to(st, db, err);
     tg_store_close(st);
+    /* The gateway keeps the usage_batches rows of what its logs held for TG_USAGE_BATCHES_LAG_S
+     * after a reset (metering/batch_prune.h): a database copied later than that after the logs
+     * may lack the row of a record the log copy holds, which a restore would count twice. */
+    int64_t took_s = (tg_clock_mono_ns() - logs_begun_ns) / 1000000000;
+    if (rc == 0 && took_s >= TG_USAGE_BATCHES_LAG_S)
+        rc = tg_errf(err, TG_ESTATE,
+                     "the database copy ended %lld s after the metering logs' copy began; a backup must take less "
+                     "than %d s (a restore could count usage twice): %s is not a backup",
+                     (long long)took_s, TG_USAGE_BATCHES_LAG_S, dest_dir);
     if (rc == 0)
         rc = file_sha256(db, out->database_sha256, &out->database_bytes, err);
     if (rc == 0)

@@ -1026,12 +1026,18 @@ static int64_t past_margin_s(void)
     return (int64_t)time(NULL) + TG_USAGE_BATCHES_MARGIN_S + 60;
 }
 
-/* Prunes m's rows with its own connection to the test's store, as the admin tick does. */
+/* Prunes m's rows with its own connection to the test's store, as the admin tick does, at
+ * now_s, with the logs as they are now observed TG_USAGE_BATCHES_LAG_S before (that first call
+ * deletes nothing: the bound it would use is not old enough). */
 static size_t prune(fx_t *f, tg_meter_t *m, int64_t now_s)
 {
     tg_err_t err = {0};
     tg_batch_prune_run_t run;
-    assert_int_equal(tg_meter_prune_batches(m, f->st, now_s, 7, INT64_C(60) * 1000000000, &run, &err), 0);
+    tg_batch_prune_lag_t lag = {0};
+    assert_int_equal(tg_meter_prune_batches(m, f->st, &lag, now_s - TG_USAGE_BATCHES_LAG_S, 7,
+                                            INT64_C(60) * 1000000000, &run, &err), 0);
+    assert_int_equal(run.deleted, 0);
+    assert_int_equal(tg_meter_prune_batches(m, f->st, &lag, now_s, 7, INT64_C(60) * 1000000000, &run, &err), 0);
     assert_int_equal(run.more, 0);
     return run.deleted;
 }
@@ -1102,7 +1108,10 @@ static void test_prune_keeps_what_a_crash_replays(void **state)
             if (tg_meter_submit(m, &u, 1, NULL, NULL) != 0 || (i % 5 == 4 && tg_meter_flush(m) != 0))
                 _exit(1);
         }
-        if (tg_meter_prune_batches(m, st, past_margin_s(), 7, INT64_C(60) * 1000000000, &run, &err) != 0)
+        tg_batch_prune_lag_t lag = {0};
+        if (tg_meter_prune_batches(m, st, &lag, past_margin_s() - TG_USAGE_BATCHES_LAG_S, 7,
+                                   INT64_C(60) * 1000000000, &run, &err) != 0 ||
+            tg_meter_prune_batches(m, st, &lag, past_margin_s(), 7, INT64_C(60) * 1000000000, &run, &err) != 0)
             _exit(2);
         if ((long long)run.deleted != earlier)
             _exit(3);
@@ -1227,6 +1236,40 @@ static void test_prune_keeps_an_hour_of_batches(void **state)
     assert_int_equal(total(f, "api_calls"), 5);
 }
 
+/* The bound lags the logs by TG_USAGE_BATCHES_LAG_S: records in a log when it was observed keep
+ * their rows for that long after the log is reset. A backup copies the logs, then the database:
+ * a reset and a prune between the two copies would otherwise leave the backup's log copy a
+ * record whose row its database copy lacks, replayed twice at restore. */
+static void test_prune_bound_lags_a_reset(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    tg_meter_t *m;
+    assert_int_equal(start_meter(f, 1, 5, &m, &err), 0);
+    submit_stored(m, "cus_1", 20); /* stored, still in the log (a backup's log copy would hold them) */
+    long long rows = sql_int(f, "SELECT COUNT(*) FROM usage_batches");
+    assert_true(rows >= 5);
+    tg_batch_prune_lag_t lag = {0};
+    tg_batch_prune_run_t run;
+    int64_t t = past_margin_s();
+    assert_int_equal(tg_meter_prune_batches(m, f->st, &lag, t, 7, INT64_C(60) * 1000000000, &run, &err), 0);
+    assert_int_equal(run.deleted, 0);
+    tg_meter_stop(m); /* resets the logs: nothing replays those records any more */
+    assert_int_equal(start_meter(f, 1, 5, &m, &err), 0);
+    assert_int_equal(tg_meter_prune_batches(m, f->st, &lag, t + TG_USAGE_BATCHES_LAG_S - 1, 7,
+                                            INT64_C(60) * 1000000000, &run, &err), 0);
+    assert_int_equal(run.deleted, 0); /* the bound is not an hour old yet */
+    assert_int_equal(tg_meter_prune_batches(m, f->st, &lag, t + TG_USAGE_BATCHES_LAG_S, 7, INT64_C(60) * 1000000000,
+                                            &run, &err), 0);
+    assert_int_equal(run.deleted, 0); /* the bound of t: those records were in the log then */
+    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_batches"), rows);
+    assert_int_equal(tg_meter_prune_batches(m, f->st, &lag, t + 2 * TG_USAGE_BATCHES_LAG_S, 7,
+                                            INT64_C(60) * 1000000000, &run, &err), 0);
+    assert_int_equal(run.deleted, rows); /* the bound of t + lag, after the reset */
+    tg_meter_stop(m);
+    assert_int_equal(total(f, "api_calls"), 20);
+}
+
 /* ---- event ids ---- */
 
 enum { ID_THREADS = 8, IDS_PER_THREAD = 20000 };
@@ -1308,6 +1351,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prune_keeps_what_a_crash_replays, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_after_a_prune_counts_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune_keeps_an_hour_of_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prune_bound_lags_a_reset, setup, teardown),
         cmocka_unit_test(test_event_ids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
