@@ -68,8 +68,7 @@ int64_t tg_period_boundary(int64_t anchor_s, tg_interval_t interval, int64_t n)
     return s;
 }
 
-static void compute_bounds(int64_t anchor_s, tg_interval_t interval, int64_t now_s, int64_t *start_s,
-                           int64_t *end_s)
+static void compute_bounds(int64_t anchor_s, tg_interval_t interval, int64_t now_s, int64_t *start_s, int64_t *end_s)
 {
     int64_t n = 0;
     if (now_s > anchor_s) {
@@ -105,8 +104,7 @@ struct bounds_memo {
 _Static_assert(BOUNDS_MEMO_SLOTS == 64, "tg_period_bounds indexes the memo with the top 6 bits of a hash");
 static _Thread_local struct bounds_memo bounds_memo[BOUNDS_MEMO_SLOTS];
 
-void tg_period_bounds(int64_t anchor_s, tg_interval_t interval, int64_t now_s, int64_t *start_s,
-                      int64_t *end_s)
+void tg_period_bounds(int64_t anchor_s, tg_interval_t interval, int64_t now_s, int64_t *start_s, int64_t *end_s)
 {
     uint64_t h = ((uint64_t)anchor_s ^ (uint64_t)interval) * UINT64_C(0x9E3779B97F4A7C15);
     struct bounds_memo *m = &bounds_memo[h >> 58]; /* the top 6 bits: BOUNDS_MEMO_SLOTS = 64 */

@@ -172,8 +172,8 @@ static void test_bounds_memo_interleaved(void **state)
             x ^= x << 13, x ^= x >> 17, x ^= x << 5;
             int64_t anchor = base + (int64_t)(x % 150) * 7777 * 60;
             tg_interval_t iv = (x >> 8) & 1 ? TG_INTERVAL_YEAR : TG_INTERVAL_MONTH;
-            int64_t now = round == 0   ? base + step * 3 * DAY                     /* forward */
-                          : round == 1 ? base + (400 - step) * 3 * DAY             /* backward */
+            int64_t now = round == 0   ? base + step * 3 * DAY                          /* forward */
+                          : round == 1 ? base + (400 - step) * 3 * DAY                  /* backward */
                                        : base - 30 * DAY + (int64_t)(x % (1500 * DAY)); /* jumps */
             int64_t s, e, ws, we;
             tg_period_bounds(anchor, iv, now, &s, &e);
