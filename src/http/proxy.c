@@ -478,6 +478,20 @@ static size_t fold_name(const char *name, size_t n, char *out, size_t cap)
     return n;
 }
 
+/* The first character fold_name would write, lowercased ('-' for others); 0 for a blank name. The
+ * checks below look at it first: every name they look for starts with one of two or three
+ * letters, and folding a whole name cost ~40 instructions for each header of each call. */
+static char folded_first(const char *name, size_t n)
+{
+    size_t i = 0;
+    while (i < n && (name[i] == ' ' || name[i] == '\t'))
+        i++;
+    if (i == n)
+        return 0;
+    unsigned char c = (unsigned char)name[i];
+    return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : (char)c;
+}
+
 #define FOLDED_IS(f, n, lit) ((n) == sizeof(lit) - 1 && memcmp((f), (lit), sizeof(lit) - 1) == 0)
 #define FOLDED_STARTS(f, n, lit) ((n) >= sizeof(lit) - 1 && memcmp((f), (lit), sizeof(lit) - 1) == 0)
 
@@ -489,6 +503,9 @@ static int is_reserved_request_header(const char *name, size_t len)
     char f[16];
     if (len < 9)
         return 0; /* shorter than any of them (and most headers) */
+    char first = folded_first(name, len);
+    if (first != 'x' && first != 'f' && first != 'a')
+        return 0;
     size_t n = fold_name(name, len, f, sizeof(f));
     return FOLDED_STARTS(f, n, "x-tollgate-") || FOLDED_STARTS(f, n, "x-forwarded-") || FOLDED_IS(f, n, "forwarded") ||
            FOLDED_IS(f, n, "x-real-ip") || FOLDED_IS(f, n, "authorization") || FOLDED_IS(f, n, "x-api-key") ||
@@ -523,6 +540,9 @@ static int upstream_may_not_set(const h2o_header_t *h, int status)
     if (h->name == &H2O_TOKEN_SET_COOKIE->buf)
         return is_tollgate_cookie(h->value);
     if (h->name->len < 8)
+        return 0;
+    char first = folded_first(h->name->base, h->name->len);
+    if (first != 'x' && first != 'r')
         return 0;
     size_t n = fold_name(h->name->base, h->name->len, f, sizeof(f));
     return FOLDED_STARTS(f, n, "x-ratelimit") || FOLDED_STARTS(f, n, "ratelimit") || FOLDED_STARTS(f, n, "x-quota-") ||

@@ -148,6 +148,57 @@ static void test_bounds(void **state)
                   utc(9997, 2, 28, 0, 0, 0));
 }
 
+/* The period containing now by walking the boundaries one by one from the anchor: an oracle
+ * for tg_period_bounds, whose answers come from a per-thread memo once warm. */
+static void walked_bounds(int64_t anchor, tg_interval_t iv, int64_t now, int64_t *start, int64_t *end)
+{
+    int64_t n = 0;
+    while (tg_period_boundary(anchor, iv, n + 1) <= now)
+        n++;
+    *start = tg_period_boundary(anchor, iv, n);
+    *end = tg_period_boundary(anchor, iv, n + 1);
+}
+
+/* Many anchors (more than the memo has slots, so they collide), each with both intervals (the
+ * same anchor, different answers), asked about instants going forward, backward and jumping
+ * around, interleaved: every answer is the walked one, whatever the memo held before. */
+static void test_bounds_memo_interleaved(void **state)
+{
+    (void)state;
+    const int64_t base = utc(2025, 1, 31, 10, 0, 0);
+    uint32_t x = 88172645u;
+    for (int round = 0; round < 3; round++)
+        for (int step = 0; step < 400; step++) {
+            x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+            int64_t anchor = base + (int64_t)(x % 150) * 7777 * 60;
+            tg_interval_t iv = (x >> 8) & 1 ? TG_INTERVAL_YEAR : TG_INTERVAL_MONTH;
+            int64_t now = round == 0   ? base + step * 3 * DAY                          /* forward */
+                          : round == 1 ? base + (400 - step) * 3 * DAY                  /* backward */
+                                       : base - 30 * DAY + (int64_t)(x % (1500 * DAY)); /* jumps */
+            int64_t s, e, ws, we;
+            tg_period_bounds(anchor, iv, now, &s, &e);
+            if (now < anchor) {
+                ws = anchor; /* before the anchor: the first period */
+                we = tg_period_boundary(anchor, iv, 1);
+            } else {
+                walked_bounds(anchor, iv, now, &ws, &we);
+            }
+            assert_int_equal(s, ws);
+            assert_int_equal(e, we);
+        }
+    /* The same anchor asked about monthly, yearly, monthly again, for a thousand anchors: neither
+     * interval's answer is taken for the other's. */
+    for (int64_t i = 0; i < 1000; i++) {
+        int64_t anchor = base + i * 60, now = anchor + 10 * DAY, s, e;
+        for (int k = 0; k < 3; k++) {
+            tg_interval_t iv = k == 1 ? TG_INTERVAL_YEAR : TG_INTERVAL_MONTH;
+            tg_period_bounds(anchor, iv, now, &s, &e);
+            assert_int_equal(s, anchor);
+            assert_int_equal(e, tg_period_boundary(anchor, iv, 1));
+        }
+    }
+}
+
 /* A period far beyond any calendar the C library handles must still come out without signed
  * overflow (UBSan aborts this binary if it happens) and, where representable, contain now. */
 static void test_extreme_instants(void **state)
@@ -233,7 +284,7 @@ int main(void)
         cmocka_unit_test(test_days_in_month),       cmocka_unit_test(test_month_end_clamping),
         cmocka_unit_test(test_yearly_feb29_anchor), cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_extreme_instants),    cmocka_unit_test(test_against_timegm),
-        cmocka_unit_test(test_before_epoch),
+        cmocka_unit_test(test_before_epoch),        cmocka_unit_test(test_bounds_memo_interleaved),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
