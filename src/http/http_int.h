@@ -11,6 +11,7 @@
 #include "http/server.h"
 #include "http/upstream.h"
 #include "util/cidr.h"
+#include "util/freelist.h"
 
 #define ADMIN_MAX_BODY (1024 * 1024)
 
@@ -49,6 +50,9 @@ typedef struct tg_worker {
     h2o_timeout_t commit_timeout;
     h2o_timeout_entry_t commit_entry;
     size_t in_flight; /* proxied requests not yet disposed; loop thread only */
+    /* The proxied calls' state (gw_req_t) and process and strict modes' commit holds, kept for
+     * reuse by this loop (proxy.c; util/freelist.h says why); loop thread only. */
+    tg_freelist_t call_states, commit_holds;
     /* This worker's client to the upstream and its keep-alive connections (never shared:
      * h2o 2.2 sockets and their buffers belong to the thread that made them). */
     tg_upstream_t *upstream;
@@ -82,13 +86,14 @@ struct tg_server {
 
 /* Registers the gateway handler on pathconf (proxy.c). */
 int tg_http_register_gateway(struct tg_server *srv, h2o_pathconf_t *pathconf, tg_err_t *err);
-/* Sets up a gateway worker's own upstream client and, in process durability, its metering batch
- * (proxy.c). */
+/* Sets up a gateway worker's own upstream client, its free lists of call state and, in process
+ * durability, its metering batch (proxy.c). */
 void tg_http_init_upstream(struct tg_server *srv, tg_worker_t *w);
 /* Process durability: makes sure the worker's batch is committed at the end of this loop
  * iteration (proxy.c); for anything added to w->batch. */
 void tg_http_schedule_commit(tg_worker_t *w);
-/* After the worker's loop stopped, on its thread: commits and frees its batch (proxy.c). */
+/* After the worker's loop stopped, on its thread: commits and frees its batch and empties its free
+ * lists; what requests still open give back later is freed (proxy.c). */
 void tg_http_fini_gateway(tg_worker_t *w);
 /* Registers the admin handler on the pathconf of a listener of `kind` (portal, admin or
  * metrics), which answers only that kind's routes (admin also those of absent listeners). */

@@ -10,10 +10,12 @@
  * buffered write for all the calls it finished (on_commit_batch). An upstream that does not answer is
  * reported to on_upstream_failed instead, which answers 502/504 as JSON, unbilled.
  *
- * Memory: gw_req_t lives in the request's pool (shared, with a dispose hook that releases an
- * unsettled reservation). The strict-mode hold (commit_wait_t) is malloc'd and reference-counted
- * between the request and the meter's completion message, because either may end first; both
- * references are dropped on the worker's loop thread, so the count needs no atomics. */
+ * Memory: gw_req_t comes from the worker's free list (call_states) and lives as long as the
+ * request: a pointer to it in the request's pool (shared, with a dispose hook that releases an
+ * unsettled reservation and gives it back). The strict and process modes' hold (commit_wait_t)
+ * comes from the worker's other free list (commit_holds) and is reference-counted between the
+ * request and the meter's completion message, because either may end first; both references are
+ * dropped on the worker's loop thread, so neither the count nor the lists need atomics. */
 #include <netdb.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -82,14 +84,14 @@ typedef struct gateway_handler {
 static void wait_release(commit_wait_t *w)
 {
     if (--w->refs == 0)
-        free(w);
+        tg_freelist_put(&w->worker->commit_holds, w);
 }
 
 static void log_call(gw_req_t *gr);
 
 static void on_gw_req_dispose(void *p)
 {
-    gw_req_t *gr = p;
+    gw_req_t *gr = *(gw_req_t **)p;
     tg_metrics_observe_gateway(tg_clock_mono_ns() - gr->start_mono_ns);
     if (tg_access_log_enabled(gr->worker->srv->deps.access_log))
         log_call(gr);
@@ -100,6 +102,7 @@ static void on_gw_req_dispose(void *p)
         wait_release(gr->wait);
     }
     gr->worker->in_flight--;
+    tg_freelist_put(&gr->worker->call_states, gr);
 }
 
 /* On the request's loop: its usage is committed; releases the response. */
@@ -703,10 +706,9 @@ static void on_setup_ostream(h2o_req_prefilter_t *_self, h2o_req_t *req, h2o_ost
     commit_wait_t *w = NULL;
     tg_meter_batch_t *batch = gr->worker->batch; /* process durability */
     if ((batch != NULL || srv->deps.cfg->metering.durability == TG_METER_STRICT) &&
-        (w = calloc(1, sizeof(*w))) != NULL) {
-        w->worker = gr->worker;
-        w->req = req;
-        w->refs = 2; /* the request, and the meter's completion */
+        (w = tg_freelist_get(&gr->worker->commit_holds)) != NULL) {
+        /* two references: the request, and the meter's completion */
+        *w = (commit_wait_t){.worker = gr->worker, .req = req, .refs = 2};
     }
     /* Without the hold (out of memory) a process-mode call is submitted as in batched mode. */
     int billed = tg_gateway_settle_to(srv->deps.gateway, &gr->call, req->res.status, 0, units, units_len,
@@ -722,7 +724,7 @@ static void on_setup_ostream(h2o_req_prefilter_t *_self, h2o_req_t *req, h2o_ost
         w->hold = h;
         slot = &h->super.next;
     } else if (w != NULL) {
-        free(w); /* not billed (or not queued): nothing to wait for */
+        tg_freelist_put(&gr->worker->commit_holds, w); /* not billed (or not queued): nothing to wait for */
     }
     tg_http_add_call_headers(req, &gr->call, NULL);
     add_cors_headers(req, gr);
@@ -809,7 +811,13 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
         return 0;
     }
 
-    gw_req_t *gr = h2o_mem_alloc_shared(&req->pool, sizeof(*gr), on_gw_req_dispose);
+    /* The pool holds a pointer to the state, not the state: the state's 2 KB would make the
+     * pool's allocation a malloc and free of that size per call (util/freelist.h). */
+    gw_req_t **state = h2o_mem_alloc_shared(&req->pool, sizeof(*state), on_gw_req_dispose);
+    gw_req_t *gr = tg_freelist_get(&worker->call_states);
+    if (gr == NULL) /* as h2o_mem_alloc_shared does when memory runs out */
+        h2o_fatal("no memory");
+    *state = gr;
     memset(gr, 0, sizeof(*gr));
     gr->worker = worker;
     gr->call.settled = 1; /* nothing is reserved until tg_gateway_admit says so */
@@ -914,6 +922,9 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
 void tg_http_init_upstream(struct tg_server *srv, tg_worker_t *w)
 {
     const tg_config_t *cfg = srv->deps.cfg;
+    /* as many as the loop has calls in flight at a time, at most (the rest are malloc'd and freed) */
+    w->call_states = tg_freelist_init(sizeof(gw_req_t), 256);
+    w->commit_holds = tg_freelist_init(sizeof(commit_wait_t), 256);
     w->upstream = tg_upstream_create(w->ctx.loop, &srv->upstream, srv->upstream_tls, (uint64_t)cfg->upstream.timeout_ms,
                                      (uint64_t)cfg->upstream.keepalive_ms);
     if (cfg->metering.durability == TG_METER_PROCESS) {
@@ -926,6 +937,8 @@ void tg_http_init_upstream(struct tg_server *srv, tg_worker_t *w)
 
 void tg_http_fini_gateway(tg_worker_t *w)
 {
+    tg_freelist_drain(&w->call_states); /* requests still open give theirs back later: freed then */
+    tg_freelist_drain(&w->commit_holds);
     if (w->batch == NULL)
         return;
     if (h2o_timeout_is_linked(&w->commit_entry))

@@ -64,6 +64,13 @@
 #define BATCH_WAKE_ROWS 4096             /* batched mode logs early once this much is waiting */
 #define APPLY_NS (INT64_C(50) * 1000000) /* the store lags the log by about this much */
 #define LOG_SWITCH_BYTES (UINT64_C(8) << 20)
+/* A process-mode batch's rows array starts at this many rows (tg_meter_batch_add). The applier
+ * gives arrays of exactly this size back for the batches to reuse, at most SPARE_ROWS_MAX of them
+ * (3 MiB): a new array per commit was a malloc of 24 KB on the event loop (past glibc's
+ * per-thread cache: about 430 instructions) and its free on the applier, about 300 instructions
+ * a call under callgrind (bench/callpath_instructions.sh). */
+#define BATCH_ROWS_MIN 64
+#define SPARE_ROWS_MAX 128
 /* Rows logged and waiting for the store that are also kept in memory: about 24 MiB. Past this
  * (the database is down or far behind) records are kept only in the log and read back from it
  * when the store takes them, so an outage costs disk, not memory. Normally the store lags by
@@ -92,6 +99,7 @@ typedef struct submit {
 typedef struct logged {
     uint64_t id;      /* a spill: 0 (its records' ids are in the log) */
     tg_usage_t *rows; /* owned; NULL when n is 0 and for a spill */
+    size_t rows_cap;  /* rows allocated, when a batch's (BATCH_ROWS_MIN or more); else 0 */
     size_t n;         /* rows */
     uint64_t nsubs;   /* the submits it accounts for, for flush */
     int64_t at_ns;
@@ -114,6 +122,8 @@ struct tg_meter {
     logged_t *a;
     size_t alen, acap, arows;
     size_t held_rows; /* rows of logged records kept in memory, in a and with the applier */
+    tg_usage_t *spare_rows[SPARE_ROWS_MAX]; /* arrays of BATCH_ROWS_MIN rows for the batches */
+    size_t nspare_rows;
     /* counted in submits, FIFO: seq_applied <= n means submits 1..n are stored; seq_called counts
      * the submits whose callbacks have fired (flush waits for them too) */
     uint64_t seq_submitted, seq_logged, seq_applied, seq_called, flush_seq;
@@ -269,15 +279,19 @@ static int append_record(tg_meter_t *m, uint64_t *id, const tg_usage_t *rows, si
 }
 
 /* Hands record `id` (n rows at [pos, end) of log li, counted by append_record), or a record that
- * was not logged (n == 0), to the applier. flat (owned, may be NULL) becomes the record's rows;
- * NULL, or more rows than HELD_ROWS_MAX allows, makes it a spill (read back from the log). nsubs
+ * was not logged (n == 0), to the applier. flat (owned, may be NULL; flat_cap rows allocated when
+ * it is a batch's array, else 0) becomes the record's rows; NULL, or more rows than HELD_ROWS_MAX
+ * allows, makes it a spill (read back from the log). With spare non-NULL, *spare is set to an
+ * array of BATCH_ROWS_MIN rows the applier gave back (owned by the caller), or NULL. nsubs
  * submits are logged by it (flush counts them once the applier is done); `batch` says they were
  * never queued and are counted as submitted now, their callbacks already fired (a batch's fire
  * before this, on the loop); the writer counts its callbacks in seq_called after firing them. */
-static void hand_to_applier(tg_meter_t *m, int li, uint64_t id, tg_usage_t *flat, size_t n, uint64_t nsubs,
-                            int64_t at_ns, uint64_t pos, uint64_t end, int batch)
+static void hand_to_applier(tg_meter_t *m, int li, uint64_t id, tg_usage_t *flat, size_t flat_cap, size_t n,
+                            uint64_t nsubs, int64_t at_ns, uint64_t pos, uint64_t end, int batch, tg_usage_t **spare)
 {
     pthread_mutex_lock(&m->mu);
+    if (spare != NULL)
+        *spare = m->nspare_rows > 0 ? m->spare_rows[--m->nspare_rows] : NULL;
     if (m->alen == m->acap) { /* rare: grows by doubling; a failed growth waits and retries */
         size_t cap = m->acap ? m->acap * 2 : 64;
         logged_t *a;
@@ -305,7 +319,8 @@ static void hand_to_applier(tg_meter_t *m, int li, uint64_t id, tg_usage_t *flat
         }
     } else {
         m->held_rows += n;
-        m->a[m->alen++] = (logged_t){.id = id, .rows = flat, .n = n, .nsubs = nsubs, .at_ns = at_ns, .log = li};
+        m->a[m->alen++] = (logged_t){
+            .id = id, .rows = flat, .rows_cap = flat_cap, .n = n, .nsubs = nsubs, .at_ns = at_ns, .log = li};
     }
     m->arows += n;
     if (batch) {
@@ -363,7 +378,7 @@ static void log_group(tg_meter_t *m, submit_t *subs, size_t lo, size_t hi)
     }
     /* Handed over before the callbacks fire, so that a call answered from its callback is
      * already held or spilled (the statistics add up); flush waits for the callbacks anyway. */
-    hand_to_applier(m, li, id, flat, n, hi - lo, subs[lo].at_ns, pos, end, 0);
+    hand_to_applier(m, li, id, flat, 0, n, hi - lo, subs[lo].at_ns, pos, end, 0, NULL);
     for (size_t i = lo; i < hi; i++)
         if (subs[i].cb != NULL)
             subs[i].cb(subs[i].arg, rc);
@@ -768,12 +783,16 @@ static void *applier_main(void *arg)
 
         store_all(m, recs, nrecs, &reported);
         uint64_t nsubs = 0, stored[2] = {0, 0};
-        size_t held = 0;
+        size_t held = 0, nkeep = 0;
+        tg_usage_t *keep[SPARE_ROWS_MAX]; /* batch arrays to give back (under mu, below) */
         for (size_t i = 0; i < nrecs; i++) {
             nsubs += recs[i].nsubs;
             held += recs[i].spilled ? 0 : recs[i].n;
             stored[recs[i].log] += recs[i].spilled ? (size_t)recs[i].done : (size_t)(recs[i].n > 0 && recs[i].done);
-            free(recs[i].rows);
+            if (recs[i].rows_cap == BATCH_ROWS_MIN && nkeep < SPARE_ROWS_MAX)
+                keep[nkeep++] = recs[i].rows;
+            else
+                free(recs[i].rows);
         }
         free(recs);
         /* A failed fold leaves the batches in the journal, where readers still find them. */
@@ -783,6 +802,10 @@ static void *applier_main(void *arg)
                 tg_log(TG_LOG_ERROR, "meter: %s (retried in a second)", ferr.msg);
         }
         pthread_mutex_lock(&m->mu);
+        while (nkeep > 0 && m->nspare_rows < SPARE_ROWS_MAX)
+            m->spare_rows[m->nspare_rows++] = keep[--nkeep];
+        while (nkeep > 0) /* the spares are full: the batches are not taking them */
+            free(keep[--nkeep]);
         m->seq_applied += nsubs;
         m->held_rows -= held;
         m->records_stored[0] += stored[0];
@@ -950,6 +973,8 @@ int tg_meter_recover(const char *store_url, const char *log_dir, tg_meter_recove
 
 static void free_meter(tg_meter_t *m)
 {
+    for (size_t i = 0; i < m->nspare_rows; i++)
+        free(m->spare_rows[i]);
     tg_usage_log_close(m->log[0]);
     tg_usage_log_close(m->log[1]);
     tg_store_close(m->store);
@@ -1129,7 +1154,7 @@ int tg_meter_batch_add(tg_meter_batch_t *b, const tg_usage_t *rows, size_t n, tg
     if (n > SIZE_MAX / sizeof(*rows) / 2 - b->n)
         return TG_ENOMEM;
     if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
+        size_t cap = b->cap ? b->cap : BATCH_ROWS_MIN;
         while (cap < b->n + n)
             cap *= 2;
         tg_usage_t *r = realloc(b->rows, cap * sizeof(*r));
@@ -1190,6 +1215,7 @@ void tg_meter_batch_commit(tg_meter_batch_t *b)
         rc = append_record(m, &id, b->rows, n, &li, &pos, &end, &err);
         if (rc == 0) {
             tg_usage_t *flat = b->rows; /* before the callbacks, which may add to the batch */
+            size_t flat_cap = b->cap;
             b->rows = NULL;
             b->n = b->cap = 0;
             consumed = 0;
@@ -1198,11 +1224,19 @@ void tg_meter_batch_commit(tg_meter_batch_t *b)
             atomic_fetch_add(&m->st_commits, 1);
             atomic_store(&m->st_lag, tg_clock_mono_ns() - b->first_ns);
             batch_fire(b, ncalls, 0);
-            hand_to_applier(m, li, id, flat, n, ncalls, b->first_ns, pos, end, 1);
+            /* Callbacks that added to the batch started a new array; else an array the applier
+             * gave back is reused (BATCH_ROWS_MIN). */
+            tg_usage_t *spare = NULL;
+            hand_to_applier(m, li, id, flat, flat_cap, n, ncalls, b->first_ns, pos, end, 1,
+                            b->rows == NULL ? &spare : NULL);
+            if (spare != NULL) {
+                b->rows = spare;
+                b->cap = BATCH_ROWS_MIN;
+            }
         }
     } else { /* calls without rows: nothing to write, done at once */
         batch_fire(b, ncalls, 0);
-        hand_to_applier(m, 0, 0, NULL, 0, ncalls, b->first_ns, 0, 0, 1);
+        hand_to_applier(m, 0, 0, NULL, 0, 0, ncalls, b->first_ns, 0, 0, 1, NULL);
     }
     if (rc == 0) {
         if (b->reported) {
