@@ -6,18 +6,29 @@
 #include "http/upstream_int.h"
 #include "util/ascii.h"
 
+/* The next token of a comma- or space-separated list from *i on (list.len - *i bytes), moving *i
+ * past it: 1 with *tok set, 0 at the end. A token may be empty only at the list's very end
+ * (after trailing separators), as the scan found it. */
+static int next_list_token(h2o_iovec_t list, size_t *i, h2o_iovec_t *tok)
+{
+    if (*i >= list.len)
+        return 0;
+    while (*i < list.len && (list.base[*i] == ' ' || list.base[*i] == ',' || list.base[*i] == '\t'))
+        (*i)++;
+    size_t s = *i;
+    while (*i < list.len && list.base[*i] != ',' && list.base[*i] != ' ' && list.base[*i] != '\t')
+        (*i)++;
+    *tok = h2o_iovec_init(list.base + s, *i - s);
+    return 1;
+}
+
 static int token_in_list(h2o_iovec_t list, const char *name, size_t len)
 {
     size_t i = 0;
-    while (i < list.len) {
-        while (i < list.len && (list.base[i] == ' ' || list.base[i] == ',' || list.base[i] == '\t'))
-            i++;
-        size_t s = i;
-        while (i < list.len && list.base[i] != ',' && list.base[i] != ' ' && list.base[i] != '\t')
-            i++;
-        if (i - s == len && strncasecmp(list.base + s, name, len) == 0)
+    h2o_iovec_t tok;
+    while (next_list_token(list, &i, &tok))
+        if (tok.len == len && strncasecmp(tok.base, name, len) == 0)
             return 1;
-    }
     return 0;
 }
 
@@ -40,19 +51,15 @@ static void split_connection(connection_tokens_t *ct, h2o_iovec_t list)
     ct->count = 0;
     ct->overflow = 0;
     size_t i = 0;
-    while (i < list.len) {
-        while (i < list.len && (list.base[i] == ' ' || list.base[i] == ',' || list.base[i] == '\t'))
-            i++;
-        size_t s = i;
-        while (i < list.len && list.base[i] != ',' && list.base[i] != ' ' && list.base[i] != '\t')
-            i++;
-        if (i == s)
+    h2o_iovec_t tok;
+    while (next_list_token(list, &i, &tok)) {
+        if (tok.len == 0)
             continue;
         if (ct->count == CONNECTION_TOKENS_MAX) {
             ct->overflow = 1;
             return;
         }
-        ct->tokens[ct->count++] = h2o_iovec_init(list.base + s, i - s);
+        ct->tokens[ct->count++] = tok;
     }
 }
 
