@@ -287,7 +287,9 @@ static int decide(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *call
     size_t key_len;
 
     memset(call, 0, sizeof(*call));
-    memset(refusal, 0, sizeof(*refusal));
+    /* not the whole refusal (its 512-byte message) for every admitted call: refuse() sets the
+     * rest, and only a refused call's refusal is read (gateway.h) */
+    refusal->retry_after_s = 0;
     call->request_id = rq->request_id;
     int64_t mono = rq->arrived_mono_ns != 0 ? rq->arrived_mono_ns : tg_clock_mono_ns();
     call->decided_ns = tg_clock_now_at(mono);

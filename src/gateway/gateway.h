@@ -111,9 +111,10 @@ const tg_config_t *tg_gateway_config(const tg_gateway_t *gw);
  * configuration names no such metric. Any thread. */
 const char *tg_gateway_config_metric(tg_gateway_t *gw, const char *metric, size_t len);
 
-/* Decides one call. Returns 1 if it may be forwarded (call filled), 0 if refused (refusal
- * filled; call->account is set when the caller was authenticated, so its headers can still be
- * emitted). */
+/* Decides one call. Returns 1 if it may be forwarded (call filled; refusal's fields are then
+ * unspecified: read it only after a 0), 0 if refused (refusal filled; call->account is set when
+ * the caller was authenticated, so its headers can still be emitted). Every field of call is set
+ * either way. */
 int tg_gateway_admit(tg_gateway_t *gw, const tg_call_request_t *rq, tg_call_t *call, tg_refusal_t *refusal);
 
 /* The upstream answered with `status` (or the call failed: pass 502/504 with upstream_failed).

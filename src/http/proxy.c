@@ -18,6 +18,7 @@
  * dropped on the worker's loop thread, so neither the count nor the lists need atomics. */
 #include <netdb.h>
 #include <sodium.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -50,11 +51,15 @@ typedef struct hold_ostream {
 } hold_ostream_t;
 
 
+/* Set up per call in two parts, so that its 2 KB are not cleared twice (on_gateway_req): the
+ * call and the request id, written before anything reads them (call by tg_gateway_admit, which
+ * clears it whole; request_id by request_id_of), and the rest, from `worker` on, cleared. */
 typedef struct gw_req {
-    tg_call_t call;
-    tg_worker_t *worker;
+    tg_call_t call; /* only when decided; before, the answer's log line reads undecided_call */
     char request_id[TG_REQUEST_ID_MAX + 1]; /* X-Request-Id (http/request_id.h) */
     size_t request_id_len;
+    tg_worker_t *worker; /* first of the part on_gateway_req clears */
+    int decided;         /* tg_gateway_admit filled call */
     /* for the access log */
     h2o_req_t *req;
     int64_t start_ns, start_mono_ns;
@@ -95,7 +100,8 @@ static void on_gw_req_dispose(void *p)
     tg_metrics_observe_gateway(tg_clock_mono_ns() - gr->start_mono_ns);
     if (tg_access_log_enabled(gr->worker->srv->deps.access_log))
         log_call(gr);
-    tg_gateway_abandon(gr->worker->srv->deps.gateway, &gr->call);
+    if (gr->decided)
+        tg_gateway_abandon(gr->worker->srv->deps.gateway, &gr->call);
     if (gr->wait != NULL) {
         gr->wait->req = NULL;
         gr->wait->hold = NULL;
@@ -248,7 +254,9 @@ static void log_call(gw_req_t *gr)
         snprintf(client, sizeof(client), "%s", gr->fw->client);
     else
         client[tg_http_peer_address(req->conn, client, &v6)] = '\0';
-    const tg_call_t *call = &gr->call;
+    /* an answer given before the decision (a preflight, a bad path) has no call: nobody, no route */
+    static const tg_call_t undecided_call = {.settled = 1};
+    const tg_call_t *call = gr->decided ? &gr->call : &undecided_call;
     const char *metrics[TG_CALL_MAX_METRICS * 2];
     uint64_t counts[TG_CALL_MAX_METRICS * 2];
     for (size_t i = 0; i < call->nmetered; i++) {
@@ -818,9 +826,9 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
     if (gr == NULL) /* as h2o_mem_alloc_shared does when memory runs out */
         h2o_fatal("no memory");
     *state = gr;
-    memset(gr, 0, sizeof(*gr));
+    /* call is left as the previous call left it until tg_gateway_admit clears it (decided) */
+    memset(&gr->worker, 0, sizeof(*gr) - offsetof(gw_req_t, worker));
     gr->worker = worker;
-    gr->call.settled = 1; /* nothing is reserved until tg_gateway_admit says so */
     gr->req = req;
     gr->upstream_ns = -1;
     gr->upstream_status = -1;
@@ -871,6 +879,7 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
     rq.arrived_mono_ns = gr->start_mono_ns;
 
     tg_refusal_t refusal;
+    gr->decided = 1; /* whatever it says, tg_gateway_admit sets every field of the call */
     if (!tg_gateway_admit(srv->deps.gateway, &rq, &gr->call, &refusal)) {
         char json[TG_ERROR_JSON_MAX];
         size_t n = tg_gateway_error_json(refusal.type, refusal.message, json, sizeof(json));

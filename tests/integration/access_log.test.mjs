@@ -207,6 +207,54 @@ test('a hostile method and path are escaped: every line stays one valid JSON obj
   });
 });
 
+// The worker reuses a call's state for the next call on its loop (proxy.c's free list) and clears
+// the decision's part only when it decides: an answer given before the decision must not log the
+// customer, plan, route, key or units of the call before it, nor one refused from its key.
+test('answers before the decision, after an admitted call on the same connection, log no one else\'s call', async () => {
+  await withLog('1', async (s, file) => {
+    const { key } = await s.customer('pro');
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 }); // one connection: one worker
+    const get = (path, headers) => new Promise((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port: s.gwPort, path, agent, headers }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode, reused: res.req.reusedSocket }));
+      }).on('error', reject);
+    });
+    try {
+      let r = await get('/v1/vision/x', { authorization: `Bearer ${key}`, 'x-request-id': 'before-1', 'x-units': 'tokens=7' });
+      assert.equal(r.status, 200);
+      const admitted = await lineWhere(file, (x) => x.request_id === 'before-1');
+      assert.equal(admitted.plan, 'pro');
+      assert.equal(admitted.units.tokens, 7);
+      assert.ok(admitted.customer && admitted.key_prefix, 'the admitted call names its customer and key');
+
+      // an encoded slash: a bad_path answer, before the key is even looked at
+      r = await get('/v1/vision/a%2Fb', { authorization: `Bearer ${key}`, 'x-request-id': 'early-1' });
+      assert.equal(r.status, 400);
+      assert.ok(r.reused, 'the same connection, so the same worker and its reused call state');
+      let l = await lineWhere(file, (x) => x.request_id === 'early-1');
+      assert.equal(l.error, 'bad_path');
+      assert.equal(l.decision, 'refused');
+      for (const f of ['customer', 'plan', 'route', 'key_prefix', 'upstream_status']) assert.equal(l[f], null, f);
+      assert.deepEqual(l.units, {});
+
+      // refused for its key: decided, but no one's
+      r = await get('/v1/vision/x', { 'x-request-id': 'early-2' });
+      assert.equal(r.status, 401);
+      assert.ok(r.reused);
+      l = await lineWhere(file, (x) => x.request_id === 'early-2');
+      assert.equal(l.error, 'missing_key');
+      for (const f of ['customer', 'plan', 'route', 'key_prefix', 'upstream_status']) assert.equal(l[f], null, f);
+      assert.deepEqual(l.units, {});
+      r = await get('/v1/vision/x', { authorization: 'Bearer tg_malformed', 'x-request-id': 'early-3' });
+      assert.equal(r.status, 401);
+      l = await lineWhere(file, (x) => x.request_id === 'early-3');
+      assert.equal(l.error, 'invalid_key');
+      for (const f of ['customer', 'plan', 'route', 'key_prefix']) assert.equal(l[f], null, f);
+    } finally { agent.destroy(); }
+  });
+});
+
 // Sends raw bytes on a new connection; resolves with what came back until the server closed.
 function rawExchange(port, raw) {
   return new Promise((resolve, reject) => {
