@@ -39,6 +39,7 @@ static const char *yaml =
     "  free: {price: \"0\", rate_limit: 5/min, burst: 3, endpoints: [\"/v1/basic/*\"], included: {api_calls: 4}, "
     "on_quota: block}\n"
     "  pro: {price: \"199\", rate_limit: 1000/sec, burst: 1000, included: {api_calls: 2}, on_quota: bill}\n"
+    "  hourly: {price: \"199\", rate_limit: 1000/hour, burst: 1000, included: {api_calls: 2}, on_quota: bill}\n"
     "  slow: {price: \"9\", rate_limit: 1000/sec, burst: 1000, included: {api_calls: 1}, on_quota: "
     "\"throttle:1/min\"}\n"
     "  walled: {price: \"1\", rate_limit: 1000/sec, burst: 1000, included: {api_calls: 2}, on_quota: block}\n"
@@ -289,7 +290,9 @@ static void test_bill_route_and_units_header(void **state)
 {
     fx_t *f = *state;
     char key[TG_APIKEY_BUF];
-    add_customer(f, "cus_p", "pro", "active", key);
+    /* 1000 an hour, not a second: the remaining count below must not refill between the calls
+     * (at 1000/s a millisecond of a loaded machine gave one back, and the test failed) */
+    add_customer(f, "cus_p", "hourly", "active", key);
     tg_call_t call;
     tg_refusal_t r;
     for (int i = 0; i < 5; i++) { /* past the allowance of 2: billed as overage, never blocked */
