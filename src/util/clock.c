@@ -10,6 +10,11 @@ static _Atomic int64_t clock_offset_ns;
 static _Thread_local int64_t wall_minus_mono_ns;
 static _Thread_local int64_t wall_minus_mono_at_ns = INT64_MIN;
 
+/* tg_clock_loop_mono_ns's reading of this iteration, valid while loop_fresh; loop_thread: this
+ * thread runs an event loop (has called tg_clock_loop_begin). */
+static _Thread_local int loop_thread, loop_fresh;
+static _Thread_local int64_t loop_mono_ns;
+
 #define RESYNC_ATTEMPTS 4
 #define RESYNC_TIGHT_NS 20000 /* three reads take about 100 ns; more means a pause between them */
 
@@ -30,6 +35,23 @@ int64_t tg_clock_mono_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ns_of(&ts);
+}
+
+void tg_clock_loop_begin(void)
+{
+    loop_thread = 1;
+    loop_fresh = 0;
+}
+
+int64_t tg_clock_loop_mono_ns(void)
+{
+    if (!loop_thread)
+        return tg_clock_mono_ns();
+    if (!loop_fresh) {
+        loop_mono_ns = tg_clock_mono_ns();
+        loop_fresh = 1;
+    }
+    return loop_mono_ns;
 }
 
 /* The wall clock read between two monotonic readings, paired with their middle; retried when the

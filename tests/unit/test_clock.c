@@ -4,7 +4,9 @@
  * resync, and works from a fresh thread (run under ThreadSanitizer too).
  * Deadlines: the tv_nsec carry at every edge of a second, 0 and negative waits (now), waits too
  * long for nanoseconds in int64 (no overflow), and deadlines read from both clocks the condition
- * variables use, bracketed by the clock read around them. */
+ * variables use, bracketed by the clock read around them.
+ * The loop clock: one reading per iteration on a thread that begins iterations, a reading each
+ * time on one that does not (a fresh thread), and each thread's iteration its own. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -92,6 +94,45 @@ static void test_threads(void **state)
     tg_clock_set_offset(0); /* a store racing the readers' loads: atomic */
     for (int i = 0; i < 4; i++)
         pthread_join(t[i], NULL);
+}
+
+/* Waits (polling, no sleep) until the monotonic clock has passed t. */
+static void pass(int64_t t)
+{
+    while (tg_clock_mono_ns() <= t)
+        ;
+}
+
+static void *loop_clock_unbegun(void *arg)
+{
+    (void)arg;
+    int64_t first = tg_clock_loop_mono_ns(); /* this thread never began an iteration */
+    pass(first);
+    return (void *)(intptr_t)(tg_clock_loop_mono_ns() > first);
+}
+
+static void test_loop_clock_once_per_iteration(void **state)
+{
+    (void)state;
+    tg_clock_loop_begin();
+    int64_t before = tg_clock_mono_ns();
+    int64_t first = tg_clock_loop_mono_ns(); /* read at the first use, not at the begin */
+    assert_true(first >= before);
+    pass(first);
+    assert_true(tg_clock_loop_mono_ns() == first); /* the same iteration: the same reading */
+    tg_clock_loop_begin();
+    int64_t next = tg_clock_loop_mono_ns();
+    assert_true(next > first);
+    assert_true(next <= tg_clock_mono_ns());
+
+    /* another thread that never begins an iteration reads the clock each time, while this one's
+     * iteration stays where it is */
+    pthread_t t;
+    void *advanced = NULL;
+    assert_int_equal(pthread_create(&t, NULL, loop_clock_unbegun, NULL), 0);
+    pthread_join(t, &advanced);
+    assert_true(advanced != NULL);
+    assert_true(tg_clock_loop_mono_ns() == next);
 }
 
 static int64_t ns_of(struct timespec ts)
@@ -217,6 +258,7 @@ int main(void)
         cmocka_unit_test(test_follows_the_override_at_once),
         cmocka_unit_test(test_older_and_newer_readings),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_loop_clock_once_per_iteration),
         cmocka_unit_test(test_add_carries_into_seconds),
         cmocka_unit_test(test_zero_and_negative_are_now),
         cmocka_unit_test(test_deadline_on_each_clock),
