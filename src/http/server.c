@@ -16,6 +16,7 @@
 #include "http/events_http.h"
 #include "http/http_int.h"
 #include "http/tls.h"
+#include "metrics/metrics.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -215,11 +216,13 @@ static void *worker_main(void *arg)
     else
         snprintf(name, sizeof(name), "tg-gw-%d", (int)(w - srv->workers));
     pthread_setname_np(pthread_self(), name);
+    tg_metrics_attach_thread(); /* the per-call counters in a set of this thread's own */
     setup_loop(srv, w);
     pthread_barrier_wait(&srv->ready);
 
     int closed = 0;
     for (;;) {
+        tg_clock_loop_begin(); /* the iteration's handlers share one clock reading (util/clock.h) */
         h2o_evloop_run(w->ctx.loop, 50);
         if (!atomic_load(&srv->stopping))
             continue;
@@ -235,6 +238,7 @@ static void *worker_main(void *arg)
             break;
     }
     /* Deliver completions that arrived while draining, on this thread, so no hold is left. */
+    tg_clock_loop_begin();
     h2o_evloop_run(w->ctx.loop, 0);
     if (!w->is_admin) {
         tg_http_fini_gateway(w);

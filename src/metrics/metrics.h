@@ -1,7 +1,8 @@
 /* metrics.h - process-wide counters rendered in the Prometheus text format at GET /metrics.
  *
  * Counters are relaxed atomics: each is exact, but a scrape is not a consistent snapshot across
- * counters, which Prometheus does not need. */
+ * counters, which Prometheus does not need. The counters of every proxied call are kept per event
+ * loop thread (tg_metrics_attach_thread) and summed by a scrape. */
 #ifndef TG_METRICS_H
 #define TG_METRICS_H
 
@@ -23,6 +24,14 @@ typedef enum tg_outcome {
     TG_OUT_METERING_UNAVAILABLE,
     TG_OUT_COUNT
 } tg_outcome_t;
+
+/* Gives the calling thread its own set of the per-call counters (decisions, responses, latencies,
+ * billed calls), so that its counts are plain stores to memory no other thread writes rather than
+ * locked adds to lines every worker writes. For event-loop threads, once at their start; a thread
+ * that never calls it counts into the shared set. When the thread ends its set is kept, with its
+ * counts, for the next thread that attaches. Past 64 sets, or if memory runs out, the thread
+ * keeps counting into the shared set. */
+void tg_metrics_attach_thread(void);
 
 void tg_metrics_count_decision(tg_outcome_t outcome);
 /* The same decision, by the caller's plan (tollgate_plan_decisions_total). Plans are counted in
