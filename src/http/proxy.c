@@ -70,6 +70,7 @@ typedef struct gw_req {
     const char *error; /* static error type, or NULL */
     tg_forwarded_t *fw; /* when server.trusted_proxies is set; else NULL */
     int64_t forwarded_mono_ns;
+    tg_upstream_fwd_t *fwd; /* forwarded: disposed with the call (on_gw_req_dispose); else NULL */
     commit_wait_t *wait;
     int failed; /* answered by on_upstream_failed; the prefilter has nothing to do */
     h2o_iovec_t cors_origin; /* the portal's origin when the call came from its Try it; else empty */
@@ -97,7 +98,8 @@ static void log_call(gw_req_t *gr);
 static void on_gw_req_dispose(void *p)
 {
     gw_req_t *gr = *(gw_req_t **)p;
-    tg_metrics_observe_gateway(tg_clock_mono_ns() - gr->start_mono_ns);
+    tg_upstream_forward_dispose(gr->fwd); /* the forward has no hook of its own (upstream.h) */
+    tg_metrics_observe_gateway(tg_clock_loop_mono_ns() - gr->start_mono_ns);
     if (tg_access_log_enabled(gr->worker->srv->deps.access_log))
         log_call(gr);
     if (gr->decided)
@@ -284,7 +286,7 @@ static void log_call(gw_req_t *gr)
         .status = status,
         .upstream_status = gr->upstream_status,
         .upstream_ns = gr->upstream_ns,
-        .total_ns = tg_clock_mono_ns() - gr->start_mono_ns,
+        .total_ns = tg_clock_loop_mono_ns() - gr->start_mono_ns,
         .bytes_in = in,
         .bytes_out = out,
         .nunits = call->nmetered,
@@ -689,7 +691,7 @@ static void on_setup_ostream(h2o_req_prefilter_t *_self, h2o_req_t *req, h2o_ost
         h2o_setup_next_prefilter(&self->super, req, slot);
         return;
     }
-    gr->upstream_ns = tg_clock_mono_ns() - gr->forwarded_mono_ns;
+    gr->upstream_ns = tg_clock_loop_mono_ns() - gr->forwarded_mono_ns;
     gr->upstream_status = req->res.status;
     tg_metrics_observe_upstream(gr->upstream_ns, 0);
 
@@ -774,7 +776,7 @@ static void on_upstream_failed(h2o_req_t *req, void *arg, tg_upstream_failure_t 
     }
     char json[512];
     size_t n = tg_gateway_error_json(type, msg, json, sizeof(json));
-    gr->upstream_ns = tg_clock_mono_ns() - gr->forwarded_mono_ns;
+    gr->upstream_ns = tg_clock_loop_mono_ns() - gr->forwarded_mono_ns;
     gr->status = status;
     gr->error = type;
     tg_metrics_observe_upstream(gr->upstream_ns, why != TG_UPSTREAM_CLIENT);
@@ -834,7 +836,7 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
     gr->upstream_status = -1;
     worker->in_flight++;
     request_id_of(req, gr);
-    gr->start_mono_ns = tg_clock_mono_ns(); /* tollgate_gateway_latency_seconds */
+    gr->start_mono_ns = tg_clock_loop_mono_ns(); /* tollgate_gateway_latency_seconds */
     if (tg_access_log_enabled(srv->deps.access_log))
         gr->start_ns = tg_clock_now_at(gr->start_mono_ns);
     if (srv->deps.cfg->server.ntrusted_proxies > 0) { /* read before the client's copies go */
@@ -918,13 +920,13 @@ static int on_gateway_req(h2o_handler_t *_self, h2o_req_t *req)
     gw_prefilter_t *pf = (void *)h2o_add_prefilter(req, sizeof(*pf));
     pf->super.on_setup_ostream = on_setup_ostream;
     pf->gr = gr;
-    gr->forwarded_mono_ns = tg_clock_mono_ns();
+    gr->forwarded_mono_ns = tg_clock_loop_mono_ns();
 
     /* The upstream gets the normalized path the decision was made on (plus the query), so it
      * cannot serve anything but what the plan allowed. */
     h2o_url_t *up = &srv->upstream;
     tg_upstream_forward(worker->upstream, req, h2o_build_destination(req, up->path.base, up->path.len, 1), extra,
-                        on_upstream_failed, gr);
+                        on_upstream_failed, gr, &gr->fwd);
     return 0;
 }
 

@@ -498,24 +498,25 @@ static void on_stop(h2o_generator_t *gen, h2o_req_t *req)
         conn_close(f->conn, 1);
 }
 
-static void on_fwd_dispose(void *p)
+/* ---- public ---- */
+
+void tg_upstream_forward_dispose(tg_upstream_fwd_t *f)
 {
-    fwd_t *f = p;
-    if (f->conn != NULL)
+    if (f != NULL && f->conn != NULL)
         conn_close(f->conn, 0);
 }
 
-/* ---- public ---- */
-
 void tg_upstream_forward(tg_upstream_t *up, h2o_req_t *req, h2o_iovec_t path, h2o_iovec_t extra,
-                         tg_upstream_failed_cb on_failed, void *arg)
+                         tg_upstream_failed_cb on_failed, void *arg, tg_upstream_fwd_t **fwd)
 {
+    *fwd = NULL;
     if (up == NULL) { /* the worker's client could not be created (out of memory at start) */
         on_failed(req, arg, TG_UPSTREAM_DOWN);
         return;
     }
-    fwd_t *f = h2o_mem_alloc_shared(&req->pool, sizeof(*f), on_fwd_dispose);
+    fwd_t *f = h2o_mem_alloc_pool(&req->pool, sizeof(*f)); /* disposed by the caller's hook */
     memset(f, 0, sizeof(*f));
+    *fwd = f;
     f->gen.proceed = on_proceed;
     f->gen.stop = on_stop;
     f->up = up;

@@ -51,8 +51,17 @@ tg_upstream_t *tg_upstream_create(h2o_loop_t *loop, const h2o_url_t *url, SSL_CT
  * written after the client's headers and after hop-by-hop processing, so a client's
  * Connection header cannot remove them; the caller has removed any client header that could
  * be mistaken for them. h2o_start_response is called when the head has arrived, so
- * prefilters see the upstream's status and headers. */
+ * prefilters see the upstream's status and headers.
+ * The forward's state is in req's pool, with no dispose hook of its own: the caller's, which it
+ * has anyway, calls tg_upstream_forward_dispose(*fwd) when req's pool is cleared (a hook is a
+ * malloc and a free per call: h2o_mem_alloc_shared). *fwd is set before anything that could end
+ * the request runs, to NULL when nothing was started (up NULL: on_failed has been called). */
+typedef struct fwd tg_upstream_fwd_t;
 void tg_upstream_forward(tg_upstream_t *up, h2o_req_t *req, h2o_iovec_t path, h2o_iovec_t extra,
-                         tg_upstream_failed_cb on_failed, void *arg);
+                         tg_upstream_failed_cb on_failed, void *arg, tg_upstream_fwd_t **fwd);
+
+/* The end of f's request (its pool being cleared): gives back or closes the upstream connection
+ * f still holds. f may be NULL. */
+void tg_upstream_forward_dispose(tg_upstream_fwd_t *f);
 
 #endif
