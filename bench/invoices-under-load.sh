@@ -26,7 +26,12 @@
 # measures how much CPU the close takes from the gateway rather than how it disturbs it),
 # PG_CPUS and GATEWAY_CPUS (taskset CPU lists: PostgreSQL's server on the first, everything else
 # (wrk, nginx, tollgate with its closer) on the second, standing in for a database on a machine of
-# its own with one that shares nothing but the memory and the last-level cache).
+# its own with one that shares nothing but the memory and the last-level cache), CLOSER_CPUS (a
+# CPU list: the period closer's thread tg-billing is moved there right after tollgate starts, so
+# the pool's threads it starts for the close inherit it; each closing window prints where they
+# may run).
+# Also prints the CPU time the closer's threads took (user + system, from /proc: what the close
+# costs the gateway's machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -n "${GATEWAY_CPUS:-}" ] && [ -z "${TG_BENCH_PINNED:-}" ]; then
@@ -142,6 +147,37 @@ t0=$(date +%s.%N)
 pids+=("$TGPID")
 wait_http "http://127.0.0.1:$AD/healthz" 600
 echo "tollgate up in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
+# closer_tids: the thread ids of the closer's threads (the closer and, during a run, its pool's:
+# all named tg-billing)
+closer_tids() {
+  local t
+  for t in /proc/"$TGPID"/task/*; do
+    [ "$(cat "$t/comm" 2>/dev/null)" = tg-billing ] && echo "${t##*/}"
+  done
+  return 0
+}
+# closer_cpus_now: "TID:CPUS ..." of the closer's threads, from their Cpus_allowed_list
+closer_cpus_now() {
+  local t
+  for t in $(closer_tids); do
+    echo -n "$t:$(awk '/Cpus_allowed_list/ { print $2 }' "/proc/$TGPID/task/$t/status" 2>/dev/null) "
+  done
+}
+if [ -n "${CLOSER_CPUS:-}" ]; then
+  ct=$(closer_tids)
+  [ -n "$ct" ] || { echo "no tg-billing thread in tollgate" >&2; exit 1; }
+  for t in $ct; do taskset -c -p "$CLOSER_CPUS" "$t" >/dev/null; done
+  echo "closer thread(s) moved to CPUs $CLOSER_CPUS: $(closer_cpus_now)"
+fi
+# cpu_threads: "TID NAME TICKS" for each of tollgate's threads (user + system clock ticks; the
+# fields after the parenthesised name, which may hold spaces)
+cpu_threads() {
+  local t
+  for t in /proc/"$TGPID"/task/*; do
+    { echo -n "${t##*/} $(cat "$t/comm" | tr ' ' _) "; sed 's/.*) //' "$t/stat" | awk '{ print $12 + $13 }'; } 2>/dev/null || true
+  done
+}
+cpu_process() { sed 's/.*) //' "/proc/$TGPID/stat" | awk '{ print $12 + $13 }'; } # live and ended threads
 for i in $(seq "$KEYS"); do
   # (a failing curl in these pipelines would end the script in silence under set -e and pipefail)
   id=$(admin -d "{\"email\":\"k$i@load.test\",\"plan\":\"load\"}" "http://127.0.0.1:$AD/v1/admin/customers" |
@@ -189,6 +225,10 @@ hwm_before=$(hwm)
 load_b=$(load_avg)
 echo "without the close:  $rps_b requests/s, p50 $p50_b ms, p99 $p99_b ms (server peak RSS so far $hwm_before; load $load_b)"
 
+# The closer's CPU: the pool's threads end with the run, and an ended thread's ticks are then
+# only in the process's total; so the closer's share is the process's ticks less those of its
+# other threads, each of which lives through the close (checked).
+cpu_p0=$(cpu_process); cpu_threads > "$work/cpu.before"
 admin -d "{\"advance_seconds\": $((32 * 86400))}" "http://127.0.0.1:$AD/v1/admin/clock" >/dev/null
 : > "$work/admin.times" # the probe's answers during the close
 t_adv=$(date +%s.%N)
@@ -201,11 +241,17 @@ while :; do
   read -r rps p50 p99 <<< "$(fig "$work/w$n.out")"
   state="waiting for the tick"
   if [ "$c1" -gt "$c0" ]; then
-    state="closing ($c1 of $total invoices)"; during+=("$rps $p50 $p99"); [ -n "$t_first" ] || t_first=$(date +%s.%N)
+    state="closing ($c1 of $total invoices; closer threads TID:CPUs $(closer_cpus_now | sed 's/ $//'))"; during+=("$rps $p50 $p99"); [ -n "$t_first" ] || t_first=$(date +%s.%N)
   fi
   echo "  window $n: $rps requests/s, p50 $p50 ms, p99 $p99 ms  [$state; load $(load_avg)]"
   c0=$c1
-  if [ "$c1" -ge "$total" ]; then t_done=$(date +%s.%N); load_d=$(load_avg); break; fi
+  if [ "$c1" -ge "$total" ]; then
+    t_done=$(date +%s.%N); load_d=$(load_avg)
+    # the pool's threads end a moment after the last commit
+    for _ in $(seq 100); do [ "$(closer_tids | wc -l)" -le 1 ] && break; sleep 0.1; done
+    cpu_p1=$(cpu_process); cpu_threads > "$work/cpu.after"
+    break
+  fi
   [ "$n" -lt 200 ] || { echo "the close did not finish"; exit 1; }
 done
 cp "$work/admin.times" "$work/admin.during"
@@ -214,6 +260,17 @@ kill "$probe" 2>/dev/null || true; wait "$probe" 2>/dev/null || true
 read -r rps_a p50_a p99_a <<< "$(fig "$work/after.out")"
 echo "after the close:    $rps_a requests/s, p50 $p50_a ms, p99 $p99_a ms (server peak RSS $(hwm))"
 
+hz=$(getconf CLK_TCK)
+closer_cpu=$(awk -v p0="$cpu_p0" -v p1="$cpu_p1" -v hz="$hz" -v n="$total" '
+  FNR == NR { before[$1] = $3; name[$1] = $2; next }
+  $2 != "tg-billing" { other += $3 - ($1 in before ? before[$1] : 0); seen[$1] = 1 }
+  END {
+    for (t in before) if (name[t] != "tg-billing" && !(t in seen)) lost = lost " " t "(" name[t] ")"
+    c = (p1 - p0 - other) / hz
+    printf "%.2f s, %.1f us per invoice", c, c * 1e6 / n
+    if (lost != "") printf " (upper bound: threads ended during the close:%s)", lost
+  }' "$work/cpu.before" "$work/cpu.after")
+tg_cpu=$(awk -v p0="$cpu_p0" -v p1="$cpu_p1" -v hz="$hz" 'BEGIN { printf "%.2f", (p1 - p0) / hz }')
 col() { for r in "${during[@]}"; do echo "$r" | awk -v c="$1" '{ print $c }'; done; }
 # totals are in nano-units (10^-9 of the currency): every invoice total is a whole number of cents
 bench_total="SELECT SUM(total) AS s FROM invoices WHERE customer_id IN (SELECT id FROM customers WHERE email LIKE '%@bench.test')"
@@ -224,8 +281,9 @@ else
 fi
 admin_max=$(sort -g "$work/admin.during" | tail -1); admin_med=$(median < "$work/admin.during")
 echo
-echo "$BACKEND, $CUSTOMERS customers (+ $KEYS load customers), wrk -t1 -c$CONNS$([ "$PAUSE_MS" = 0 ] || echo " pausing $PAUSE_MS ms between a connection's requests (RATE=$RATE)"), $(nproc --all) cores$([ -z "${GATEWAY_CPUS:-}" ] || echo " (all but PostgreSQL on CPUs $GATEWAY_CPUS)")$([ -z "${PG_CPUS:-}" ] || echo " (PostgreSQL on CPUs $PG_CPUS)")${pg_prio:-}, upstream nginx 1 worker"
+echo "$BACKEND, $CUSTOMERS customers (+ $KEYS load customers), wrk -t1 -c$CONNS$([ "$PAUSE_MS" = 0 ] || echo " pausing $PAUSE_MS ms between a connection's requests (RATE=$RATE)"), $(nproc --all) cores$([ -z "${GATEWAY_CPUS:-}" ] || echo " (all but PostgreSQL on CPUs $GATEWAY_CPUS)")$([ -z "${PG_CPUS:-}" ] || echo " (PostgreSQL on CPUs $PG_CPUS)")$([ -z "${CLOSER_CPUS:-}" ] || echo " (the closer on CPUs $CLOSER_CPUS)")${pg_prio:-}, upstream nginx 1 worker"
 echo "close: $total invoices in about $(awk -v a="$t_adv" -v b="$t_done" 'BEGIN { printf "%.0f", b - a }') s after the clock moved (the tick starts it within 10 s)"
+echo "closer's CPU (user + system, its threads tg-billing): $closer_cpu; tollgate's whole process meanwhile $tg_cpu s"
 echo "gateway p99: without the close $p99_b ms; during it, median of ${#during[@]} windows $(col 3 | median) ms, worst $(col 3 | sort -g | tail -1) ms; after it $p99_a ms"
 echo "gateway requests/s: without $rps_b; during (median) $(col 1 | median); after $rps_a"
 echo "admin API answer times during the close, slowest five (ms): $(sort -g "$work/admin.during" | tail -5 | awk '{ printf "%.1f ", $1 * 1000 }')"
