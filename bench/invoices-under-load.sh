@@ -271,6 +271,14 @@ closer_cpu=$(awk -v p0="$cpu_p0" -v p1="$cpu_p1" -v hz="$hz" -v n="$total" '
     if (lost != "") printf " (upper bound: threads ended during the close:%s)", lost
   }' "$work/cpu.before" "$work/cpu.after")
 tg_cpu=$(awk -v p0="$cpu_p0" -v p1="$cpu_p1" -v hz="$hz" 'BEGIN { printf "%.2f", (p1 - p0) / hz }')
+# the other threads' CPU over the close, by name, the busiest first: what else ran beside the
+# gateway's workers (the thresholds notifier works through the populated customers' crossings
+# at start, at nice 19 like the closer, for minutes)
+others_cpu=$(awk -v hz="$hz" '
+  FNR == NR { before[$1] = $3; next }
+  $2 != "tg-billing" { by[$2] += $3 - ($1 in before ? before[$1] : 0) }
+  END { for (n in by) if (by[n] > 0) printf "%.2f %s\n", by[n] / hz, n }' "$work/cpu.before" "$work/cpu.after" |
+  sort -rn | head -6 | awk '{ printf "%s%s %s s", (NR > 1 ? ", " : ""), $2, $1 }')
 col() { for r in "${during[@]}"; do echo "$r" | awk -v c="$1" '{ print $c }'; done; }
 # totals are in nano-units (10^-9 of the currency): every invoice total is a whole number of cents
 bench_total="SELECT SUM(total) AS s FROM invoices WHERE customer_id IN (SELECT id FROM customers WHERE email LIKE '%@bench.test')"
@@ -284,6 +292,7 @@ echo
 echo "$BACKEND, $CUSTOMERS customers (+ $KEYS load customers), wrk -t1 -c$CONNS$([ "$PAUSE_MS" = 0 ] || echo " pausing $PAUSE_MS ms between a connection's requests (RATE=$RATE)"), $(nproc --all) cores$([ -z "${GATEWAY_CPUS:-}" ] || echo " (all but PostgreSQL on CPUs $GATEWAY_CPUS)")$([ -z "${PG_CPUS:-}" ] || echo " (PostgreSQL on CPUs $PG_CPUS)")$([ -z "${CLOSER_CPUS:-}" ] || echo " (the closer on CPUs $CLOSER_CPUS)")${pg_prio:-}, upstream nginx 1 worker"
 echo "close: $total invoices in about $(awk -v a="$t_adv" -v b="$t_done" 'BEGIN { printf "%.0f", b - a }') s after the clock moved (the tick starts it within 10 s)"
 echo "closer's CPU (user + system, its threads tg-billing): $closer_cpu; tollgate's whole process meanwhile $tg_cpu s"
+echo "tollgate's other threads over the close (CPU): $others_cpu"
 echo "gateway p99: without the close $p99_b ms; during it, median of ${#during[@]} windows $(col 3 | median) ms, worst $(col 3 | sort -g | tail -1) ms; after it $p99_a ms"
 echo "gateway requests/s: without $rps_b; during (median) $(col 1 | median); after $rps_a"
 echo "admin API answer times during the close, slowest five (ms): $(sort -g "$work/admin.during" | tail -5 | awk '{ printf "%.1f ", $1 * 1000 }')"
