@@ -11,6 +11,7 @@
 #include "config/config_live.h"
 #include "store/store.h"
 #include "util/clock.h"
+#include "util/thread_affinity.h"
 #include "util/thread_prio.h"
 
 /* A slice between two looks at the stop flag: a stop waits at most this and a batch. */
@@ -26,6 +27,7 @@ struct tg_closer {
     const tg_config_live_t *live;
     int64_t interval_ns;
     int nice;
+    const char *close_cpus; /* billing.close_cpus of the start configuration (it outlives c); or NULL */
     int (*may_run)(void *arg);
     void *may_run_arg;
     /* billing.close_connections - 1 more connections (PostgreSQL only), each used by one of the
@@ -70,6 +72,10 @@ static void *closer_main(void *arg)
      * keeps its batch's write lock meanwhile: on a machine at load 15-20 admin writes waited
      * seconds (README, "Closing a month"). */
     tg_thread_lower_priority_or_warn(c->nice, "the period closer (tg-billing)");
+    /* billing.close_cpus: off the gateway's cores (util/thread_affinity.h); the pool's threads,
+     * started by this one for each run, inherit the CPUs as they inherit the nice value */
+    if (c->close_cpus != NULL)
+        tg_thread_keep_to_cpus_or_warn(c->close_cpus, "the period closer (tg-billing)");
     tg_periods_cursor_t cur = {0};
     for (int first = 1;; first = 0) {
         int more = !first; /* the first run one interval after start, as the admin tick's was */
@@ -142,6 +148,7 @@ int tg_closer_start(const tg_closer_settings_t *s, tg_closer_t **out, tg_err_t *
     c->live = s->live;
     c->interval_ns = (s->interval_ms > 0 ? s->interval_ms : 10000) * 1000000LL;
     c->nice = s->nice > 0 ? s->nice : TG_NICE_LOWEST;
+    c->close_cpus = s->cfg->billing.close_cpus;
     c->may_run = s->may_run;
     c->may_run_arg = s->may_run_arg;
     /* SQLite has one writer: more connections would only wait for it */

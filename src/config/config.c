@@ -30,6 +30,7 @@
 #include "notify/webhook_url.h"
 #include "util/clock.h"
 #include "util/redis_url.h"
+#include "util/thread_affinity.h"
 
 #include <sodium.h>
 
@@ -531,6 +532,13 @@ static int check_node_id(const char *s, char *why, size_t cap)
             return -1;
         }
     return 0;
+}
+
+/* billing.close_cpus: a CPU list as Linux prints them (util/thread_affinity.h). */
+static int check_cpu_list(const char *s, char *why, size_t cap)
+{
+    cpu_set_t set;
+    return tg_cpu_list_parse(s, &set, why, cap);
 }
 
 /* stripe.secret_key: a secret or restricted key, never a publishable key or a webhook secret. The
@@ -1774,6 +1782,7 @@ static int set_stripe(diag_t *d, const directive_t *dir, const tg_ynode_t *v, vo
 static const directive_t billing_dirs[] = {
     {"finalize_after", set_duration, AT(int64_t, tg_config_t, billing.finalize_after_s), 0, 0, 0, NULL, NULL, NULL},
     {"close_connections", set_int, AT(int, tg_config_t, billing.close_connections), 1, 16, 0, NULL, NULL, NULL},
+    {"close_cpus", set_str, AT(char *, tg_config_t, billing.close_cpus), 1, 255, 0, check_cpu_list, NULL, NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
 static const section_t billing_sec = {billing_dirs, 0, NULL};
 
@@ -3143,6 +3152,7 @@ void tg_config_free(tg_config_t *cfg)
     free(cfg->metering.log_dir);
     free_secret(cfg->cluster.redis);
     free(cfg->cluster.node_id);
+    free(cfg->billing.close_cpus);
     free_secret(cfg->admin.token);
     free_secret(cfg->keys.secret);
     free_secret(cfg->stripe.secret_key);

@@ -291,6 +291,8 @@ typedef struct tg_config {
         int close_connections;    /* the period closer's store connections, each closing its own
                                    * customers (billing/periods.h, tg_periods_close_pool); default 2
                                    * on PostgreSQL, 1 on SQLite (always 1 there: one writer) */
+        char *close_cpus; /* a CPU list ("0", "0-1,3") the period closer's threads keep to
+                           * (util/thread_affinity.h); NULL: wherever the process may run */
     } billing;
     struct {
         int grace_days;             /* past_due this many days, then suspended; default 7 */

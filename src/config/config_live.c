@@ -212,6 +212,9 @@ int tg_config_keep_restart_settings(tg_config_t *next, const tg_config_t *cur, c
     KEEP_STR(cluster.redis, "cluster.redis", 1);
     KEEP_STR(cluster.node_id, "cluster.node_id", 0);
     KEEP_INT(cluster.sync_ms, "cluster.sync_ms");
+    /* the period closer's connections and its threads' CPUs, set at start (billing/closer.c) */
+    KEEP_INT(billing.close_connections, "billing.close_connections");
+    KEEP_STR(billing.close_cpus, "billing.close_cpus", 0);
     /* digests and hashers computed at start (admin/admin_api.c, gateway/apikey.c): a changed
      * secret would also turn every stored key hash invalid */
     KEEP_STR(admin.token, "admin.token", 1);

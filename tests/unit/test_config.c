@@ -1338,6 +1338,27 @@ static void test_route_match(void **state)
     tg_config_free(cfg);
 }
 
+/* billing.close_cpus: a CPU list, checked where it is written (FILE:LINE, what is wrong); unset
+ * without it. */
+static void test_close_cpus(void **state)
+{
+    (void)state;
+    tg_config_t *cfg = load_ok(BASE "plans: {p: {}}\n");
+    assert_null(cfg->billing.close_cpus);
+    tg_config_free(cfg);
+    cfg = load_ok(BASE "billing: {close_cpus: \"0-1,3\"}\nplans: {p: {}}\n");
+    assert_string_equal(cfg->billing.close_cpus, "0-1,3");
+    tg_config_free(cfg);
+    only_error(BASE "billing: {close_cpus: \"3-1\"}\nplans: {p: {}}\n",
+               "test.yaml:4: billing.close_cpus: \"3-1\" has the range 3-1, which runs backwards");
+    only_error(BASE "billing: {close_cpus: \"0,\"}\nplans: {p: {}}\n",
+               "test.yaml:4: billing.close_cpus: \"0,\" is not a CPU list (numbers and ranges, as 0 or 0-1,3): a "
+               "CPU number is expected at position 3");
+    only_error(BASE "billing: {close_cpus: \"99999\"}\nplans: {p: {}}\n",
+               "test.yaml:4: billing.close_cpus: \"99999\" names a CPU past 1023 (CPU numbers are below 1024)");
+    only_error(BASE "billing: {close_cpus: \"\"}\nplans: {p: {}}\n", "test.yaml:4: billing.close_cpus must not be empty");
+}
+
 /* cluster: the Redis URL's shape and the node id are checked where they are written; without the
  * section limits stay local (redis NULL) and the node id is the host name. */
 static void test_cluster(void **state)
@@ -1594,6 +1615,7 @@ int main(void)
         cmocka_unit_test(test_stripe_defaults_and_values),
         cmocka_unit_test(test_stripe_errors),
         cmocka_unit_test(test_cluster),
+        cmocka_unit_test(test_close_cpus),
         cmocka_unit_test(test_email),
         cmocka_unit_test(test_listeners),
         cmocka_unit_test(test_display),

@@ -102,6 +102,18 @@ static void test_keep_restart_settings(void **state)
     assert_string_equal(next->decide.token, "decide-token-0123456789");
     tg_config_free(cur);
     tg_config_free(next);
+
+    /* billing.close_connections and close_cpus: the closer's connections and its threads' CPUs
+     * are set when it starts, so a reload keeps them and names them */
+    char with_closer[1024];
+    snprintf(with_closer, sizeof(with_closer), "billing: {close_connections: 3, close_cpus: \"0\"}\n%s", v1);
+    cur = load(v1), next = load(with_closer);
+    assert_int_equal(tg_config_keep_restart_settings(next, cur, names, sizeof(names)), 2);
+    assert_string_equal(names, "billing.close_connections, billing.close_cpus");
+    assert_int_equal(next->billing.close_connections, cur->billing.close_connections);
+    assert_null(next->billing.close_cpus);
+    tg_config_free(cur);
+    tg_config_free(next);
 }
 
 static void test_rebind_moves_plans_by_id(void **state)
