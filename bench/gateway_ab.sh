@@ -2,11 +2,12 @@
 # bench/gateway_ab.sh A B - two tollgate binaries (e.g. a base commit's build and this one) in
 # alternating rounds, with bench/gateway.sh's setup: nginx as the upstream, 1,000 keys on a plan
 # with a finite allowance (included api_calls 1e9, on_quota block: every call runs the usage
-# threshold check and crosses nothing), metering batched. Prints per run: requests/s, p99, p50
-# and the server's CPU time per request. Env: ROUNDS (8), DURATION (8s), CONNS (64).
+# threshold check and crosses nothing), metering DURABILITY. Prints per run: requests/s, p99, p50
+# and the server's CPU time per request (user + kernel), then the medians of each binary.
+# Env: ROUNDS (8), DURATION (8s), CONNS (64), DURABILITY (batched; or process, strict).
 set -euo pipefail
 [ $# -eq 2 ] || { echo "usage: bench/gateway_ab.sh TOLLGATE_A TOLLGATE_B" >&2; exit 2; }
-A=$1 B=$2 ROUNDS=${ROUNDS:-8} DURATION=${DURATION:-8s} CONNS=${CONNS:-64}
+A=$1 B=$2 ROUNDS=${ROUNDS:-8} DURATION=${DURATION:-8s} CONNS=${CONNS:-64} DURABILITY=${DURABILITY:-batched}
 work=$(mktemp -d /tmp/tollgate-ab.XXXXXX); mkdir -p $work/up
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -32,7 +33,7 @@ upstream: {url: "http://127.0.0.1:$UP", timeout_ms: 30000}
 storage: {database: "sqlite:$1"}
 admin: {token: "bench-admin-token-0123456789"}
 keys: {secret: "bench-key-secret-0123456789abcdef0123"}
-metering: {durability: batched, flush_ms: 5}
+metering: {durability: $DURABILITY, flush_ms: 5}
 plans:
   bench: {price: "99", rate_limit: 1000000/sec, burst: 1000000, included: {api_calls: 1000000000}, on_quota: block,
           endpoints: ["/v1/*"]}
@@ -62,17 +63,24 @@ LUA
 one() { # name bin db
   start "$2" "$3"
   KEYS_FILE=$work/keys.txt wrk -t1 -c$CONNS -d2s -s $work/keys.lua http://127.0.0.1:$GW/v1/basic/x >/dev/null 2>&1 || true
-  local c0 c1
-  c0=$(awk '{print $14 + $15}' /proc/$TGPID/stat)
+  local u0 s0 u1 s1
+  read -r u0 s0 < <(awk '{print $14, $15}' /proc/$TGPID/stat)
   KEYS_FILE=$work/keys.txt wrk -t1 -c$CONNS -d$DURATION --latency -s $work/keys.lua http://127.0.0.1:$GW/v1/basic/x > $work/out
-  c1=$(awk '{print $14 + $15}' /proc/$TGPID/stat)
+  read -r u1 s1 < <(awk '{print $14, $15}' /proc/$TGPID/stat)
   local reqs; reqs=$(awk '/requests in/ {print $1}' $work/out)
-  CPUREQ=$(awk -v t=$((c1 - c0)) -v hz=$(getconf CLK_TCK) -v n="$reqs" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+  per_req() { awk -v t="$1" -v hz=$(getconf CLK_TCK) -v n="$reqs" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }'; }
+  CPUREQ="$(per_req $((u1 - u0 + s1 - s0)))us/req ($(per_req $((u1 - u0))) + $(per_req $((s1 - s0))))"
   stop
   grep -q Non-2xx $work/out && { echo "non-2xx in $1"; grep Non-2xx $work/out; }
-  echo "$1 $(awk '/Requests\/sec/ {print $2}' $work/out) $(awk '$1 == "99%" {print $2}' $work/out) $(awk '$1 == "50%" {print $2}' $work/out) ${CPUREQ}us/req"
+  echo "$1 $(awk '/Requests\/sec/ {print $2}' $work/out) $(awk '$1 == "99%" {print $2}' $work/out) $(awk '$1 == "50%" {print $2}' $work/out) ${CPUREQ}" | tee -a $work/rows
 }
 for r in $(seq $ROUNDS); do
   if [ $((r % 2)) = 1 ]; then one base "$A" $work/a.db; one branch "$B" $work/b.db
   else one branch "$B" $work/b.db; one base "$A" $work/a.db; fi
+done
+echo "medians ($DURABILITY, $ROUNDS rounds each): name requests/s, CPU us/req, user us/req, kernel us/req"
+for n in base branch; do
+  med() { sort -n | awk '{v[NR] = $1} END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+  rows=$(grep "^$n " $work/rows)
+  echo "$n $(awk '{print $2}' <<< "$rows" | med) $(awk '{sub("us/req", "", $5); print $5}' <<< "$rows" | med) $(awk '{gsub("[(]", "", $6); print $6}' <<< "$rows" | med) $(awk '{gsub("[)]", "", $8); print $8}' <<< "$rows" | med)"
 done

@@ -27,9 +27,10 @@
 # PG_CPUS and GATEWAY_CPUS (taskset CPU lists: PostgreSQL's server on the first, everything else
 # (wrk, nginx, tollgate with its closer) on the second, standing in for a database on a machine of
 # its own with one that shares nothing but the memory and the last-level cache), CLOSER_CPUS (a
-# CPU list: the period closer's thread tg-billing is moved there right after tollgate starts, so
-# the pool's threads it starts for the close inherit it; each closing window prints where they
-# may run).
+# CPU list, billing.close_cpus: the period closer's threads keep to those CPUs (with PG_CPUS, the
+# database's, as a deployment with the database elsewhere would put them off the gateway's core);
+# each closing window prints where they may run). The window without the close waits for the
+# thresholds notifier's start-up catch-up to end (below).
 # Also prints the CPU time the closer's threads took (user + system, from /proc: what the close
 # costs the gateway's machine).
 set -euo pipefail
@@ -123,7 +124,11 @@ echo "populated $CUSTOMERS customers in $(awk -v a="$t0" -v b="$(date +%s.%N)" '
 
 billing_yaml="" log_dir=""
 [ "$BACKEND" = sqlite ] || log_dir=", log_dir: \"$work/meterlog\"" # required with PostgreSQL
-[ -z "${CLOSE_CONNECTIONS:-}" ] || billing_yaml="billing: {close_connections: $CLOSE_CONNECTIONS}"
+billing_keys=()
+[ -z "${CLOSE_CONNECTIONS:-}" ] || billing_keys+=("close_connections: $CLOSE_CONNECTIONS")
+[ -z "${CLOSER_CPUS:-}" ] || billing_keys+=("close_cpus: \"$CLOSER_CPUS\"")
+billing_yaml=
+[ ${#billing_keys[@]} -eq 0 ] || billing_yaml="billing: {$(IFS=,; echo "${billing_keys[*]}")}"
 # The plans of tools/bench-invoices.c (the expected total is priced with them) and one for the load.
 cat > "$work/tollgate.yaml" <<CONF
 server: {listen: "127.0.0.1:$GW", admin_listen: "127.0.0.1:$AD", workers: ${TG_WORKERS:-$(nproc)}}
@@ -163,11 +168,8 @@ closer_cpus_now() {
     echo -n "$t:$(awk '/Cpus_allowed_list/ { print $2 }' "/proc/$TGPID/task/$t/status" 2>/dev/null) "
   done
 }
-if [ -n "${CLOSER_CPUS:-}" ]; then
-  ct=$(closer_tids)
-  [ -n "$ct" ] || { echo "no tg-billing thread in tollgate" >&2; exit 1; }
-  for t in $ct; do taskset -c -p "$CLOSER_CPUS" "$t" >/dev/null; done
-  echo "closer thread(s) moved to CPUs $CLOSER_CPUS: $(closer_cpus_now)"
+if [ -n "${CLOSER_CPUS:-}" ]; then # billing.close_cpus: the closer keeps itself there as it starts
+  echo "closer thread(s) on CPUs (billing.close_cpus: $CLOSER_CPUS): $(closer_cpus_now)"
 fi
 # cpu_threads: "TID NAME TICKS" for each of tollgate's threads (user + system clock ticks; the
 # fields after the parenthesised name, which may hold spaces)
@@ -210,6 +212,25 @@ hwm() { awk '/VmHWM/ { printf "%.1f MiB", $2 / 1024 }' "/proc/$TGPID/status"; }
 count() { sql "SELECT COUNT(*) FROM invoices"; }
 total=$((CUSTOMERS + KEYS))
 
+# The thresholds notifier (tg-thresholds, nice 19) starts with a catch-up: a decision, each in a
+# transaction, for every populated customer over a threshold, 6-9 s of CPU on the gateway's core
+# over the first minute or so (measured in stop 29). The window without the close waits until it
+# is done, so that it measures the gateway beside an idle notifier, as the windows during and
+# after the close do. Done: the thread's CPU time unchanged for 3 s (at most 5 minutes).
+notifier_ticks() {
+  local t
+  for t in /proc/"$TGPID"/task/*; do
+    [ "$(cat "$t/comm" 2>/dev/null)" = tg-thresholds ] && sed 's/.*) //' "$t/stat" | awk '{ print $12 + $13 }'
+  done
+  return 0
+}
+last=; same=0; waited=0
+while [ "$waited" -lt 300 ]; do
+  now=$(notifier_ticks)
+  if [ "$now" = "$last" ]; then same=$((same + 1)); [ "$same" -ge 3 ] && break; else same=0; last=$now; fi
+  sleep 1; waited=$((waited + 1))
+done
+echo "thresholds notifier's start-up catch-up: done after ${waited} s here (${last:-no thread} ticks)"
 KEYS_FILE=$work/keys.txt wrk -t1 -c"$CONNS" -d2s -s "$work/keys.lua" "http://127.0.0.1:$GW/v1/basic/x" >/dev/null # warm up
 # The admin API's answer time, twice a second, through every phase: its own CPU (a curl a half
 # second) then weighs on the windows without the close as much as on those during it. Only the
