@@ -90,8 +90,11 @@ static uint64_t total(const _Atomic uint64_t *field)
     return sum;
 }
 
+/* The key's destructor, on the ending thread: what it still counts (in another destructor) goes
+ * to the shared set, since the next thread to attach may adopt this one at once. */
 static void release_set(void *set)
 {
+    own_set = NULL;
     atomic_store_explicit(&((hot_counters_t *)set)->in_use, 0, memory_order_release);
 }
 

@@ -8,18 +8,22 @@
 
 #include "util/log.h"
 
-/* A CPU number at *p: its digits, below CPU_SETSIZE. The position after it, or NULL. */
-static const char *cpu_number(const char *p, unsigned *out)
+/* The CPU number at p (s is the whole list, for the position in the message): its digits, below
+ * CPU_SETSIZE. The position after it; NULL with why set when there is none or it is too large. */
+static const char *cpu_number(const char *s, const char *p, unsigned *out, char *why, size_t cap)
 {
-    if (*p < '0' || *p > '9')
+    if (*p < '0' || *p > '9') {
+        snprintf(why, cap, "is not a CPU list (numbers and ranges, as 0 or 0-1,3): a CPU number is expected at "
+                           "position %zu",
+                 (size_t)(p - s) + 1);
         return NULL;
-    unsigned v = 0;
-    while (*p >= '0' && *p <= '9') {
-        v = v * 10 + (unsigned)(*p - '0');
-        if (v >= CPU_SETSIZE)
-            return NULL;
-        p++;
     }
+    unsigned v = 0;
+    for (; *p >= '0' && *p <= '9'; p++)
+        if ((v = v * 10 + (unsigned)(*p - '0')) >= CPU_SETSIZE) {
+            snprintf(why, cap, "names a CPU past %d (CPU numbers are below %d)", CPU_SETSIZE - 1, CPU_SETSIZE);
+            return NULL;
+        }
     *out = v;
     return p;
 }
@@ -31,37 +35,19 @@ int tg_cpu_list_parse(const char *s, cpu_set_t *out, char *why, size_t cap)
         snprintf(why, cap, "is empty (a CPU list: numbers and ranges, as 0 or 0-1,3)");
         return -1;
     }
-    const char *p = s;
-    for (;;) {
+    for (const char *p = s;; p++) { /* p at a number: the list's start or after a comma */
         unsigned lo, hi;
-        const char *q = cpu_number(p, &lo);
-        if (q == NULL) {
-            if (*p >= '0' && *p <= '9')
-                snprintf(why, cap, "names a CPU past %d (CPU numbers are below %d)", CPU_SETSIZE - 1, CPU_SETSIZE);
-            else
-                snprintf(why, cap, "is not a CPU list (numbers and ranges, as 0 or 0-1,3): a CPU number is "
-                                   "expected at position %zu",
-                         (size_t)(p - s) + 1);
+        const char *q = cpu_number(s, p, &lo, why, cap);
+        if (q == NULL)
             return -1;
-        }
         hi = lo;
         if (*q == '-') {
-            const char *r = cpu_number(q + 1, &hi);
-            if (r == NULL) {
-                if (q[1] >= '0' && q[1] <= '9')
-                    snprintf(why, cap, "names a CPU past %d (CPU numbers are below %d)", CPU_SETSIZE - 1,
-                             CPU_SETSIZE);
-                else
-                    snprintf(why, cap, "is not a CPU list (numbers and ranges, as 0 or 0-1,3): a CPU number "
-                                       "is expected at position %zu",
-                             (size_t)(q + 1 - s) + 1);
+            if ((q = cpu_number(s, q + 1, &hi, why, cap)) == NULL)
                 return -1;
-            }
             if (hi < lo) {
                 snprintf(why, cap, "has the range %u-%u, which runs backwards", lo, hi);
                 return -1;
             }
-            q = r;
         }
         for (unsigned c = lo; c <= hi; c++)
             CPU_SET(c, out);
@@ -73,7 +59,7 @@ int tg_cpu_list_parse(const char *s, cpu_set_t *out, char *why, size_t cap)
                      *q, (size_t)(q - s) + 1);
             return -1;
         }
-        p = q + 1; /* a trailing comma finds no number there */
+        p = q; /* the loop's p++ steps over the comma; a trailing one finds no number there */
     }
 }
 

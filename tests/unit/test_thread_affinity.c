@@ -162,12 +162,10 @@ static void test_refused_by_the_system(void **state)
     for (int c = 0; c < CPU_SETSIZE; c++)
         if (CPU_ISSET(c, &mine))
             top = c;
-    if (top + 1 >= CPU_SETSIZE)
+    if (top == CPU_SETSIZE - 1 || sysconf(_SC_NPROCESSORS_CONF) >= CPU_SETSIZE)
         skip();
     char list[16];
     snprintf(list, sizeof(list), "%d", CPU_SETSIZE - 1); /* no machine this test runs on has it */
-    if (top == CPU_SETSIZE - 1 || sysconf(_SC_NPROCESSORS_CONF) >= CPU_SETSIZE)
-        skip();
     kept_t k = {.list = list};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, kept_main, &k), 0);
