@@ -802,9 +802,21 @@ int tg_store_webhook_delivery_get(tg_store_t *st, const char *id, tg_webhook_del
     return st->ops->webhook_delivery_get(st, id, out, err);
 }
 
+/* A claim is one UPDATE ... RETURNING, and neither backend returns its rows in the order the
+ * statement chose them (PostgreSQL in the order it met them in the table, where an updated row
+ * has moved to the end): a claimer sends what it took in the order it was queued. */
+static int by_delivery_seq(const void *a, const void *b)
+{
+    const tg_webhook_delivery_t *x = a, *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
 int tg_store_webhook_delivery_claim(tg_store_t *st, int64_t now_ms, int64_t lease_ms, tg_webhook_delivery_t *out, size_t limit, size_t *n, tg_err_t *err)
 {
-    return st->ops->webhook_delivery_claim(st, now_ms, lease_ms, out, limit, n, err);
+    int rc = st->ops->webhook_delivery_claim(st, now_ms, lease_ms, out, limit, n, err);
+    if (rc == 0)
+        qsort(out, *n, sizeof(*out), by_delivery_seq);
+    return rc;
 }
 
 int tg_store_webhook_delivery_next_due(tg_store_t *st, int64_t *at_ms, tg_err_t *err)
@@ -858,9 +870,20 @@ int tg_store_mail_insert(tg_store_t *st, const tg_mail_row_t *row, int64_t now_m
     return st->ops->mail_insert(st, row, now_ms, id, err);
 }
 
+static int by_mail_id(const void *a, const void *b)
+{
+    const tg_mail_row_t *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* In queue order, as the webhook deliveries above: a sign-up's confirmation before the reset
+ * link asked for a moment later. */
 int tg_store_mail_claim(tg_store_t *st, int64_t now_ms, int64_t lease_until_ms, tg_mail_row_t *out, size_t limit, size_t *n, tg_err_t *err)
 {
-    return st->ops->mail_claim(st, now_ms, lease_until_ms, out, limit, n, err);
+    int rc = st->ops->mail_claim(st, now_ms, lease_until_ms, out, limit, n, err);
+    if (rc == 0)
+        qsort(out, *n, sizeof(*out), by_mail_id);
+    return rc;
 }
 
 int tg_store_mail_next_due(tg_store_t *st, int64_t *at_ms, tg_err_t *err)

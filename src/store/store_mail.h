@@ -45,7 +45,7 @@ int tg_store_mail_insert(tg_store_t *st, const tg_mail_row_t *row, int64_t now_m
  * first, into out (bodies included; clear each): each claimed row's next_attempt_at moves to
  * lease_until_ms in the same statement, so another sender (another node on PostgreSQL) does not
  * take it, and a sender that dies before recording the attempt leaves it due again at
- * lease_until_ms. *n gets how many. */
+ * lease_until_ms. *n gets how many; out is in the order they were queued (id). */
 int tg_store_mail_claim(tg_store_t *st, int64_t now_ms, int64_t lease_until_ms, tg_mail_row_t *out, size_t limit,
                         size_t *n, tg_err_t *err);
 

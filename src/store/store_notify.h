@@ -117,7 +117,8 @@ int tg_store_webhook_delivery_insert(tg_store_t *st, const tg_webhook_delivery_t
 int tg_store_webhook_delivery_get(tg_store_t *st, const char *id, tg_webhook_delivery_t *out, tg_err_t *err);
 
 /* Claims up to limit pending deliveries due at now_ms whose endpoint is enabled and not held
- * (hold_until <= now_ms), earliest first, into out; *n gets how many. A claimed row's
+ * (hold_until <= now_ms), earliest first, into out in the order they were queued (seq); *n gets
+ * how many. A claimed row's
  * next_attempt_at moves to now_ms + lease_ms in the same statement, so that another connection
  * (another gateway on PostgreSQL) does not take it while this one sends it, and a claimer that
  * dies before recording leaves it due again after the lease: at least once. */

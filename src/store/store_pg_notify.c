@@ -396,12 +396,6 @@ int tg_pg_webhook_delivery_get(tg_store_t *store, const char *id, tg_webhook_del
     return rc;
 }
 
-static int by_due(const void *a, const void *b)
-{
-    const tg_webhook_delivery_t *x = a, *y = b;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
 int tg_pg_webhook_delivery_claim(tg_store_t *store, int64_t now_ms, int64_t lease_ms, tg_webhook_delivery_t *out,
                                  size_t limit, size_t *n, tg_err_t *err)
 {
@@ -424,7 +418,6 @@ int tg_pg_webhook_delivery_claim(tg_store_t *store, int64_t now_ms, int64_t leas
     for (int i = 0; i < PQntuples(r) && *n < limit; i++)
         read_delivery(r, i, &out[(*n)++]);
     PQclear(r);
-    qsort(out, *n, sizeof(*out), by_due);
     return 0;
 }
 

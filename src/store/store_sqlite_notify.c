@@ -408,12 +408,6 @@ int tg_sqlite_webhook_delivery_get(tg_store_t *store, const char *id, tg_webhook
     return rc;
 }
 
-static int by_due(const void *a, const void *b)
-{
-    const tg_webhook_delivery_t *x = a, *y = b;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
 int tg_sqlite_webhook_delivery_claim(tg_store_t *store, int64_t now_ms, int64_t lease_ms, tg_webhook_delivery_t *out,
                                      size_t limit, size_t *n, tg_err_t *err)
 {
@@ -442,7 +436,6 @@ int tg_sqlite_webhook_delivery_claim(tg_store_t *store, int64_t now_ms, int64_t 
         *n = 0;
     }
     sqlite3_finalize(s);
-    qsort(out, *n, sizeof(*out), by_due); /* RETURNING's order is not the query's */
     return rc;
 }
 

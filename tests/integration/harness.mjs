@@ -246,7 +246,7 @@ ${o.morePlans ? PLANS.replace(/^plans:[ \t]*\n/m, `plans:\n${o.morePlans}`) : PL
     p.exited = new Promise((r) => p.on('exit', (code, signal) => r({ code, signal })));
     // A process that dies while a test still uses it shows up as "fetch failed"; say why.
     p.on('exit', (code, signal) => {
-      if (!p.stopping) process.stderr.write(`\n${bin} exited unexpectedly (${code}/${signal}):\n${p.output.slice(-8000)}\n`);
+      if (!p.stopping && !this.expectExit) process.stderr.write(`\n${bin} exited unexpectedly (${code}/${signal}):\n${p.output.slice(-8000)}\n`);
     });
     this.procs.push(p);
     return p;

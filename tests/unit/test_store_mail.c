@@ -2,7 +2,8 @@
  * the mail queue (insert in a transaction that rolls back leaves nothing; a claim leases rows so
  * a second claim, from another connection too, does not take them until the lease ends; an
  * attempt is recorded with its log line; a sensitive body is erased once sent and cannot be
- * resent; resend of a failed message), single-use tokens (used once; expired; wrong purpose;
+ * resent; resend of a failed message; what one claim takes comes in the order it was queued),
+ * single-use tokens (used once; expired; wrong purpose;
  * revoked), and the customer's confirmed address. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -172,6 +173,28 @@ static void test_queue(void **state)
     assert_int_equal(ids[0], b);
 }
 
+/* A claim sends in queue order. The bug this pins: PostgreSQL returned an UPDATE's rows in the
+ * order of the hash it had put the claimed ids in, so a sign-up's confirmation could go out
+ * after the reset link asked for a moment later. */
+static void test_claim_in_queue_order(void **state)
+{
+    fx_t *f = *state;
+    tg_store_t *st = f->db.st;
+    tg_err_t err = {0};
+    enum { queued = 12 };
+    int64_t ids[queued];
+    for (size_t i = 0; i < queued; i++)
+        ids[i] = queue(st, i % 2 ? "reset_password" : "confirm_email", 1, 1000);
+    tg_mail_row_t rows[queued];
+    size_t n = 0;
+    assert_int_equal(tg_store_mail_claim(st, 1000, 9000, rows, queued, &n, &err), 0);
+    assert_int_equal(n, queued);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(rows[i].id, ids[i]);
+        tg_mail_row_clear(&rows[i]);
+    }
+}
+
 static void test_tokens(void **state)
 {
     fx_t *f = *state;
@@ -228,6 +251,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claim_in_queue_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
