@@ -19,7 +19,7 @@
 # SCHED_IDLE, and its session's autogroup's nice value where autogroups apply: 19 stands in for a
 # server on a machine of its own, as in production; unset: the same priority as the gateway),
 # KEYS (100), CONNS (32), DURATION (10s),
-# WINDOW (5s), TOLLGATE_BIN (build/tollgate), CLOSE_CONNECTIONS (billing.close_connections; unset:
+# WINDOW (5s), AFTER_WINDOWS (1) and AFTER_GAP (20: seconds between them), TOLLGATE_BIN (build/tollgate), CLOSE_CONNECTIONS (billing.close_connections; unset:
 # its default), RATE (requests/s offered: each of the CONNS connections waits CONNS/RATE between its
 # answer and its next request, so the gateway runs below its capacity, with CPU to spare, as a
 # production gateway does; unset: as fast as the answers come, which saturates both cores and then
@@ -180,6 +180,15 @@ cpu_threads() {
   done
 }
 cpu_process() { sed 's/.*) //' "/proc/$TGPID/stat" | awk '{ print $12 + $13 }'; } # live and ended threads
+# busiest BEFORE AFTER: the threads that took CPU between two cpu_threads snapshots, by name, the
+# busiest first ("tg-gw-0 1.28 s, ..."): what ran beside the gateway's workers in a window
+busiest() {
+  awk -v hz="$(getconf CLK_TCK)" '
+    FNR == NR { before[$1] = $3; next }
+    { by[$2] += $3 - ($1 in before ? before[$1] : 0) }
+    END { for (n in by) if (by[n] > 0) printf "%.2f %s\n", by[n] / hz, n }' "$1" "$2" |
+    sort -rn | head -"${3:-6}" | awk '{ printf "%s%s %s s", (NR > 1 ? ", " : ""), $2, $1 }'
+}
 for i in $(seq "$KEYS"); do
   # (a failing curl in these pipelines would end the script in silence under set -e and pipefail)
   id=$(admin -d "{\"email\":\"k$i@load.test\",\"plan\":\"load\"}" "http://127.0.0.1:$AD/v1/admin/customers" |
@@ -240,11 +249,14 @@ KEYS_FILE=$work/keys.txt wrk -t1 -c"$CONNS" -d2s -s "$work/keys.lua" "http://127
     sleep 0.5
   done ) & probe=$!
 pids+=("$probe")
+cpu_threads > "$work/cpu.b0"
 wrk_run "$DURATION" "$work/before.out"
+cpu_threads > "$work/cpu.b1"
 read -r rps_b p50_b p99_b <<< "$(fig "$work/before.out")"
 hwm_before=$(hwm)
 load_b=$(load_avg)
 echo "without the close:  $rps_b requests/s, p50 $p50_b ms, p99 $p99_b ms (server peak RSS so far $hwm_before; load $load_b)"
+echo "  CPU in that window: $(busiest "$work/cpu.b0" "$work/cpu.b1")"
 
 # The closer's CPU: the pool's threads end with the run, and an ended thread's ticks are then
 # only in the process's total; so the closer's share is the process's ticks less those of its
@@ -276,10 +288,23 @@ while :; do
   [ "$n" -lt 200 ] || { echo "the close did not finish"; exit 1; }
 done
 cp "$work/admin.times" "$work/admin.during"
+cpu_threads > "$work/cpu.a0"
 wrk_run "$DURATION" "$work/after.out"
-kill "$probe" 2>/dev/null || true; wait "$probe" 2>/dev/null || true
+cpu_threads > "$work/cpu.a1"
 read -r rps_a p50_a p99_a <<< "$(fig "$work/after.out")"
 echo "after the close:    $rps_a requests/s, p50 $p50_a ms, p99 $p99_a ms (server peak RSS $(hwm))"
+echo "  CPU in that window: $(busiest "$work/cpu.a0" "$work/cpu.a1")"
+# AFTER_WINDOWS > 1: more windows after the close, each after a pause of AFTER_GAP seconds (does
+# a difference from the window without the close fade?)
+for ((k = 2; k <= ${AFTER_WINDOWS:-1}; k++)); do
+  sleep "${AFTER_GAP:-20}"
+  cpu_threads > "$work/cpu.a0"
+  wrk_run "$DURATION" "$work/after$k.out"
+  cpu_threads > "$work/cpu.a1"
+  read -r rps_k p50_k p99_k <<< "$(fig "$work/after$k.out")"
+  echo "after the close, window $k: $rps_k requests/s, p50 $p50_k ms, p99 $p99_k ms; CPU: $(busiest "$work/cpu.a0" "$work/cpu.a1")"
+done
+kill "$probe" 2>/dev/null || true; wait "$probe" 2>/dev/null || true
 
 hz=$(getconf CLK_TCK)
 closer_cpu=$(awk -v p0="$cpu_p0" -v p1="$cpu_p1" -v hz="$hz" -v n="$total" '
@@ -295,11 +320,7 @@ tg_cpu=$(awk -v p0="$cpu_p0" -v p1="$cpu_p1" -v hz="$hz" 'BEGIN { printf "%.2f",
 # the other threads' CPU over the close, by name, the busiest first: what else ran beside the
 # gateway's workers (the thresholds notifier works through the populated customers' crossings
 # at start, at nice 19 like the closer, for minutes)
-others_cpu=$(awk -v hz="$hz" '
-  FNR == NR { before[$1] = $3; next }
-  $2 != "tg-billing" { by[$2] += $3 - ($1 in before ? before[$1] : 0) }
-  END { for (n in by) if (by[n] > 0) printf "%.2f %s\n", by[n] / hz, n }' "$work/cpu.before" "$work/cpu.after" |
-  sort -rn | head -6 | awk '{ printf "%s%s %s s", (NR > 1 ? ", " : ""), $2, $1 }')
+others_cpu=$(busiest "$work/cpu.before" <(grep -v ' tg-billing ' "$work/cpu.after"))
 col() { for r in "${during[@]}"; do echo "$r" | awk -v c="$1" '{ print $c }'; done; }
 # totals are in nano-units (10^-9 of the currency): every invoice total is a whole number of cents
 bench_total="SELECT SUM(total) AS s FROM invoices WHERE customer_id IN (SELECT id FROM customers WHERE email LIKE '%@bench.test')"
