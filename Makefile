@@ -130,7 +130,8 @@ TSAN_UNIT_BINS := build/tsan/tests/test_meter build/tsan/tests/test_limits build
                   build/tsan/tests/test_access_log build/tsan/tests/test_periods_due \
                   build/tsan/tests/test_reservations build/tsan/tests/test_store_ingest \
                   build/tsan/tests/test_key_cache build/tsan/tests/test_shardmap build/tsan/tests/test_clock \
-                  build/tsan/tests/test_metrics build/tsan/tests/test_thread_affinity
+                  build/tsan/tests/test_metrics build/tsan/tests/test_thread_affinity \
+                  build/tsan/tests/test_store
 
 deps:
 	@scripts/install-deps.sh

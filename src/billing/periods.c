@@ -212,6 +212,9 @@ int tg_periods_close_some(const tg_sub_ctx_t *x, tg_periods_cursor_t *cur, int64
         }
         if ((rc = tg_store_tx_commit(x->store, err)) != 0)
             break;
+        /* an admin write or the metering applier waiting for SQLite's write lock goes before the
+         * next batch, so that it waits one batch at most, not the whole close */
+        tg_store_let_writers_in(x->store);
         run->created += batch_created;
         if (done == page.n && page.n < TG_PERIODS_BATCH)
             break; /* the run is complete */

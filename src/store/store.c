@@ -403,6 +403,17 @@ void tg_store_tx_rollback(tg_store_t *st)
     st->ops->tx_rollback(st);
 }
 
+void tg_store_let_writers_in(tg_store_t *st)
+{
+    if (st->ops->let_writers_in != NULL)
+        st->ops->let_writers_in(st);
+}
+
+int tg_store_writers_waiting(tg_store_t *st)
+{
+    return st->ops->writers_waiting != NULL ? st->ops->writers_waiting(st) : 0;
+}
+
 int tg_store_savepoint(tg_store_t *st, const char *name, tg_err_t *err)
 {
     return st->ops->savepoint(st, name, err);

@@ -109,6 +109,8 @@ typedef struct tg_store_ops {
     int (*tx_begin)(tg_store_t *st, tg_err_t *err);
     int (*tx_commit)(tg_store_t *st, tg_err_t *err);
     void (*tx_rollback)(tg_store_t *st);
+    void (*let_writers_in)(tg_store_t *st); /* NULL: nothing to do (tg_store_let_writers_in) */
+    int (*writers_waiting)(tg_store_t *st);  /* NULL: none ever */
     int (*savepoint)(tg_store_t *st, const char *name, tg_err_t *err);
     int (*savepoint_release)(tg_store_t *st, const char *name, tg_err_t *err);
     void (*savepoint_rollback)(tg_store_t *st, const char *name);

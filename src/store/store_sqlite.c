@@ -6,8 +6,9 @@
  * reported (and, in strict metering, after the call was answered). FULL fsyncs the WAL before
  * COMMIT returns: a committed usage batch is on the disk. The metering writer commits whole
  * batches, so the fsync is paid once per group, not per call. WAL also lets the admin thread
- * read while the writer commits; busy_timeout (5 s) covers the short write-lock waits between
- * the writer, the admin thread and a second process (the CLI).
+ * read while the writer commits; a busy handler (up to 5 s; "the write lock's queue" below)
+ * covers the short write-lock waits between the writer, the admin thread and a second process
+ * (the CLI).
  *
  * The backend's files: this one (connections, migrations, transactions), store_sqlite_customers.c,
  * _usage.c, _invoices.c, _lists.c, _outbox.c, _payments.c and _meter.c, one concern each,
@@ -17,6 +18,8 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,6 +90,156 @@ static void sum_final(sqlite3_context *ctx)
     sqlite3_result_int64(ctx, acc != NULL ? *acc : 0);
 }
 
+/* ---- the write lock's queue ----
+ * SQLite lets one connection write at a time and has no queue for the lock: a connection that
+ * finds it taken calls its busy handler, which sqlite3_busy_timeout makes sleep 1, 2, 5 ... up to
+ * 100 ms between tries. A connection that commits and begins again at once (the period closer,
+ * 500 customers a transaction) takes the lock back in between, so a waiter could poll for
+ * seconds. Within one process the connections to a file share a tg_sqlite_file_t: a waiter
+ * counts itself, sleeps on a condition variable that every write transaction's end signals (2 ms
+ * at most, for writers in other processes), and tg_sqlite_let_writers_in makes the looping
+ * connection wait until no waiter is left. Transactions end in SQLite's commit and rollback
+ * hooks, which see every write, explicit or not. */
+
+#define BUSY_TIMEOUT_NS (5000 * 1000000LL) /* then "database is locked", as busy_timeout was */
+#define BUSY_POLL_NS (2 * 1000000LL)      /* a waiter tries again at least this often */
+#define WAITER_STALE_NS (100 * 1000000LL) /* a count not refreshed for this long is not a waiter */
+#define LET_IN_MAX_NS (250 * 1000000LL)   /* the looping connection goes on after this anyway */
+
+struct tg_sqlite_file {
+    char *path; /* as opened (two spellings of one file get two entries: less fair, still correct) */
+    int refs;   /* under files_mu */
+    pthread_mutex_t mu;
+    pthread_cond_t ended; /* a write transaction ended (CLOCK_MONOTONIC) */
+    atomic_int waiters;
+    _Atomic int64_t waiter_seen_ns; /* monotonic: a waiter's latest poll */
+    tg_sqlite_file_t *next;
+};
+
+static pthread_mutex_t files_mu = PTHREAD_MUTEX_INITIALIZER;
+static tg_sqlite_file_t *files;
+
+static tg_sqlite_file_t *file_acquire(const char *path)
+{
+    pthread_mutex_lock(&files_mu);
+    tg_sqlite_file_t *f = files;
+    while (f != NULL && strcmp(f->path, path) != 0)
+        f = f->next;
+    if (f == NULL && (f = calloc(1, sizeof(*f))) != NULL) {
+        if ((f->path = strdup(path)) == NULL) {
+            free(f);
+            f = NULL;
+        } else {
+            pthread_mutex_init(&f->mu, NULL);
+            pthread_condattr_t ca;
+            pthread_condattr_init(&ca);
+            pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+            pthread_cond_init(&f->ended, &ca);
+            pthread_condattr_destroy(&ca);
+            f->next = files;
+            files = f;
+        }
+    }
+    if (f != NULL)
+        f->refs++;
+    pthread_mutex_unlock(&files_mu);
+    return f;
+}
+
+static void file_release(tg_sqlite_file_t *f)
+{
+    if (f == NULL)
+        return;
+    pthread_mutex_lock(&files_mu);
+    if (--f->refs == 0) {
+        tg_sqlite_file_t **p = &files;
+        while (*p != f)
+            p = &(*p)->next;
+        *p = f->next;
+        pthread_cond_destroy(&f->ended);
+        pthread_mutex_destroy(&f->mu);
+        free(f->path);
+        free(f);
+    }
+    pthread_mutex_unlock(&files_mu);
+}
+
+static void stop_waiting(tg_sqlite_t *st)
+{
+    if (st->waiting) {
+        st->waiting = 0;
+        atomic_fetch_sub(&st->file->waiters, 1);
+    }
+}
+
+/* Waits until tries are due again: at a write transaction's end in this process, or after
+ * BUSY_POLL_NS. */
+static void wait_for_an_end(tg_sqlite_file_t *f, int64_t ns)
+{
+    struct timespec until = tg_clock_deadline_ns(CLOCK_MONOTONIC, ns);
+    pthread_mutex_lock(&f->mu);
+    pthread_cond_timedwait(&f->ended, &f->mu, &until);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static int on_busy(void *arg, int tries)
+{
+    tg_sqlite_t *st = arg;
+    int64_t now = tg_clock_mono_ns();
+    if (tries == 0) {
+        st->busy_since_ns = now;
+        if (!st->waiting) {
+            st->waiting = 1;
+            atomic_fetch_add(&st->file->waiters, 1);
+        }
+    }
+    if (now - st->busy_since_ns >= BUSY_TIMEOUT_NS) {
+        stop_waiting(st);
+        return 0; /* SQLITE_BUSY: "database is locked" */
+    }
+    atomic_store(&st->file->waiter_seen_ns, now);
+    wait_for_an_end(st->file, BUSY_POLL_NS);
+    return 1;
+}
+
+/* The hooks run as a write transaction ends, before its lock is released: a waiter stops
+ * counting itself once it wrote; the wake-up comes after (tg_sqlite_write_ended). */
+static int on_commit(void *arg)
+{
+    stop_waiting(arg);
+    return 0;
+}
+
+static void on_rollback(void *arg)
+{
+    stop_waiting(arg);
+}
+
+void tg_sqlite_write_ended(tg_sqlite_t *st)
+{
+    pthread_mutex_lock(&st->file->mu);
+    pthread_cond_broadcast(&st->file->ended);
+    pthread_mutex_unlock(&st->file->mu);
+}
+
+static int tg_sqlite_writers_waiting(tg_store_t *store)
+{
+    tg_sqlite_t *st = tg_sqlite(store);
+    return atomic_load(&st->file->waiters) - st->waiting;
+}
+
+static void tg_sqlite_let_writers_in(tg_store_t *store)
+{
+    tg_sqlite_t *st = tg_sqlite(store);
+    tg_sqlite_file_t *f = st->file;
+    int64_t start = tg_clock_mono_ns(), now = start;
+    while (tg_sqlite_writers_waiting(store) > 0 && now - atomic_load(&f->waiter_seen_ns) < WAITER_STALE_NS &&
+           now - start < LET_IN_MAX_NS) {
+        wait_for_an_end(f, BUSY_POLL_NS);
+        now = tg_clock_mono_ns();
+    }
+}
+
 int tg_sqlite_open(const char *url, tg_store_t **out, tg_err_t *err)
 {
     *out = NULL;
@@ -97,7 +250,9 @@ int tg_sqlite_open(const char *url, tg_store_t **out, tg_err_t *err)
     if (rc != 0)
         return rc;
     tg_sqlite_t *st = calloc(1, sizeof(*st));
-    if (st == NULL || (st->path = strdup(path)) == NULL) {
+    if (st == NULL || (st->path = strdup(path)) == NULL || (st->file = file_acquire(path)) == NULL) {
+        if (st != NULL)
+            free(st->path);
         free(st);
         return tg_errf(err, TG_ENOMEM, "out of memory opening %s", path);
     }
@@ -110,7 +265,9 @@ int tg_sqlite_open(const char *url, tg_store_t **out, tg_err_t *err)
         tg_sqlite_close(&st->base);
         return rc;
     }
-    sqlite3_busy_timeout(st->db, 5000);
+    sqlite3_busy_handler(st->db, on_busy, st);
+    sqlite3_commit_hook(st->db, on_commit, st);
+    sqlite3_rollback_hook(st->db, on_rollback, st);
     if (sqlite3_create_function_v2(st->db, "TG_SUM", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, NULL, sum_step,
                                    sum_final, NULL) != SQLITE_OK) {
         rc = tg_errf(err, TG_ESTORE, "opening database %s: %s", path, sqlite3_errmsg(st->db));
@@ -138,6 +295,8 @@ void tg_sqlite_close(tg_store_t *store)
     for (int i = 0; i < SQ_COUNT; i++)
         sqlite3_finalize(st->cached[i]);
     sqlite3_close(st->db);
+    stop_waiting(st);
+    file_release(st->file);
     free(st->path);
     free(st);
 }
@@ -285,14 +444,17 @@ int tg_sqlite_tx_commit(tg_store_t *store, tg_err_t *err)
     int rc = tg_sqlite_exec(st, "COMMIT", err, "committing a transaction");
     if (rc != 0)
         tg_sqlite_exec(st, "ROLLBACK", NULL, "");
+    tg_sqlite_write_ended(st);
     return rc;
 }
 
 void tg_sqlite_tx_rollback(tg_store_t *store)
 {
     tg_sqlite_t *st = tg_sqlite(store);
-    if (!sqlite3_get_autocommit(st->db))
+    if (!sqlite3_get_autocommit(st->db)) {
         tg_sqlite_exec(st, "ROLLBACK", NULL, "");
+        tg_sqlite_write_ended(st);
+    }
 }
 
 /* ---- one node (store_cluster.h) ---- */
@@ -383,6 +545,8 @@ const tg_store_ops_t tg_sqlite_ops = {
     .tx_begin = tg_sqlite_tx_begin,
     .tx_commit = tg_sqlite_tx_commit,
     .tx_rollback = tg_sqlite_tx_rollback,
+    .let_writers_in = tg_sqlite_let_writers_in,
+    .writers_waiting = tg_sqlite_writers_waiting,
     .savepoint = tg_sqlite_savepoint,
     .savepoint_release = tg_sqlite_savepoint_release,
     .savepoint_rollback = tg_sqlite_savepoint_rollback,

@@ -53,11 +53,19 @@ enum {
     SQ_COUNT
 };
 
+/* What the connections of this process to one database file share: who waits for its write
+ * lock, and a wake-up when one of them ends a write transaction (store_sqlite.c, "the write
+ * lock's queue"). */
+typedef struct tg_sqlite_file tg_sqlite_file_t;
+
 typedef struct tg_sqlite tg_sqlite_t;
 struct tg_sqlite {
     tg_store_t base; /* first: a tg_store_t * is a tg_sqlite_t * */
     sqlite3 *db;
     char *path;
+    tg_sqlite_file_t *file;
+    int waiting;            /* this connection is counted in file's waiters */
+    int64_t busy_since_ns;  /* monotonic: when its current wait for the write lock began */
     sqlite3_stmt *hot[ST_COUNT];
     sqlite3_stmt *cached[SQ_COUNT]; /* SQ_*, NULL until first used */
     unsigned journal_batches; /* batches journaled by this connection since it last folded */
@@ -72,6 +80,10 @@ static inline tg_sqlite_t *tg_sqlite(tg_store_t *st)
 }
 
 extern const tg_store_ops_t tg_sqlite_ops;
+
+/* After a COMMIT or ROLLBACK this connection ran itself: wakes the connections waiting for the
+ * write lock now rather than at their next poll. */
+void tg_sqlite_write_ended(tg_sqlite_t *st);
 
 /* Prepares sql on st's connection; on failure fills err with `doing` and SQLite's message. */
 int tg_sqlite_prepare(tg_sqlite_t *st, const char *sql, sqlite3_stmt **s, tg_err_t *err, const char *doing);

@@ -91,6 +91,8 @@ static int exec_hot(tg_sqlite_t *st, int which, tg_err_t *err, const char *doing
     int step = sqlite3_step(s);
     int rc = step == SQLITE_DONE ? 0 : tg_errf(err, TG_ESTORE, "%s: %s", doing, sqlite3_errmsg(st->db));
     sqlite3_reset(s);
+    if (which == ST_COMMIT)
+        tg_sqlite_write_ended(st);
     return rc;
 }
 
