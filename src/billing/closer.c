@@ -139,11 +139,7 @@ int tg_closer_start(const tg_closer_settings_t *s, tg_closer_t **out, tg_err_t *
         return rc;
     }
     pthread_mutex_init(&c->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    tg_clock_cond_init(&c->cv);
     c->x = (tg_sub_ctx_t){.cfg = s->cfg, .store = c->st, .accounts = s->accounts, .meter = s->meter};
     c->live = s->live;
     c->interval_ns = (s->interval_ms > 0 ? s->interval_ms : 10000) * 1000000LL;

@@ -194,12 +194,8 @@ int tg_dirsync_start(const char *store_url, tg_accounts_t *accounts, int resync_
     }
     d->accounts = accounts;
     d->resync_s = resync_s > 0 ? resync_s : 30;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&d->mu, NULL);
-    pthread_cond_init(&d->wake, &ca);
-    pthread_condattr_destroy(&ca);
+    tg_clock_cond_init(&d->wake);
     if (pthread_create(&d->thread, NULL, sync_main, d) != 0) {
         pthread_cond_destroy(&d->wake);
         pthread_mutex_destroy(&d->mu);

@@ -364,11 +364,7 @@ int tg_cluster_start(const tg_cluster_settings_t *s, tg_cluster_t **out, tg_err_
     if (c == NULL)
         return tg_errf(err, TG_ENOMEM, "out of memory");
     pthread_mutex_init(&c->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    tg_clock_cond_init(&c->cond);
     if ((c->url = strdup(s->redis_url)) == NULL || (c->node_id = strdup(s->node_id)) == NULL ||
         (c->batch = tg_redis_batch_new()) == NULL) {
         tg_cluster_free(c);

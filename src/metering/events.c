@@ -365,28 +365,20 @@ static void *checkpoint_main(void *arg)
  * monotonic. */
 static int locks_init(tg_events_t *ev)
 {
-    pthread_condattr_t ca;
-    if (pthread_condattr_init(&ca) != 0)
+    if (pthread_mutex_init(&ev->mu, NULL) != 0)
         return -1;
-    int rc = -1;
-    if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 || pthread_mutex_init(&ev->mu, NULL) != 0)
-        goto out;
     if (pthread_rwlock_init(&ev->stored_mu, NULL) != 0)
         goto no_rwlock;
     if (pthread_mutex_init(&ev->ckpt_mu, NULL) != 0)
         goto no_ckpt_mu;
-    if (pthread_cond_init(&ev->ckpt_wake, &ca) == 0) {
-        rc = 0;
-        goto out;
-    }
+    if (tg_clock_cond_init(&ev->ckpt_wake) == 0)
+        return 0;
     pthread_mutex_destroy(&ev->ckpt_mu);
 no_ckpt_mu:
     pthread_rwlock_destroy(&ev->stored_mu);
 no_rwlock:
     pthread_mutex_destroy(&ev->mu);
-out:
-    pthread_condattr_destroy(&ca);
-    return rc;
+    return -1;
 }
 
 int tg_events_sync_index(tg_events_t *ev, tg_err_t *err)

@@ -1040,15 +1040,11 @@ int tg_meter_start_opts(const tg_meter_opts_t *o, tg_meter_t **out, tg_err_t *er
         free_meter(m);
         return rc;
     }
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&m->log_mu, NULL);
     pthread_mutex_init(&m->mu, NULL);
-    pthread_cond_init(&m->wake, &ca);
-    pthread_cond_init(&m->apply_wake, &ca);
+    tg_clock_cond_init(&m->wake);
+    tg_clock_cond_init(&m->apply_wake);
     pthread_cond_init(&m->done, NULL);
-    pthread_condattr_destroy(&ca);
     if (pthread_create(&m->applier, NULL, applier_main, m) != 0) {
         rc = tg_errf(err, TG_EIO, "cannot start the metering threads");
     } else if (pthread_create(&m->writer, NULL, writer_main, m) != 0) {

@@ -439,11 +439,7 @@ int tg_delivery_start(const char *database, const tg_config_t *cfg, tg_delivery_
         return tg_errf(err, TG_ENOMEM, "out of memory starting the webhook deliveries");
     d->cfg = cfg;
     pthread_mutex_init(&d->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&d->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    tg_clock_cond_init(&d->cv);
     int rc = tg_store_open(database, &d->st, err);
     if (rc == 0 && pthread_create(&d->tid, NULL, delivery_main, d) != 0)
         rc = tg_errf(err, TG_ENOMEM, "cannot start the webhook delivery thread");

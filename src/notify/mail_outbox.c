@@ -333,11 +333,7 @@ int tg_mail_sender_start(const tg_mail_sender_settings_t *s, tg_mail_sender_t **
     if (ms == NULL)
         return tg_errf(err, TG_ENOMEM, "out of memory starting the mail sender");
     pthread_mutex_init(&ms->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&ms->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    tg_clock_cond_init(&ms->cv);
     const tg_config_t *cfg = s->cfg;
     ms->server = (tg_mail_server_t){.url = cfg->email.smtp_url,
                                     .username = cfg->email.username,

@@ -475,11 +475,7 @@ int tg_thresholds_start(const tg_thresholds_settings_t *s, tg_thresholds_t **out
         return rc;
     }
     pthread_mutex_init(&t->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&t->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    tg_clock_cond_init(&t->cv);
     if (pthread_create(&t->tid, NULL, notifier_main, t) != 0) {
         pthread_cond_destroy(&t->cv);
         pthread_mutex_destroy(&t->mu);

@@ -696,11 +696,7 @@ int tg_outbox_start(const tg_outbox_settings_t *s, tg_outbox_t **out, tg_err_t *
     if (ob == NULL)
         return tg_errf(err, TG_ENOMEM, "out of memory starting the Stripe outbox");
     pthread_mutex_init(&ob->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&ob->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    tg_clock_cond_init(&ob->cv);
     ob->secret_key = strdup(s->stripe.secret_key);
     ob->api_base = dup_or_null(s->stripe.api_base);
     if (ob->secret_key == NULL || (s->stripe.api_base != NULL && ob->api_base == NULL)) {

@@ -131,11 +131,7 @@ static tg_sqlite_file_t *file_acquire(const char *path)
             f = NULL;
         } else {
             pthread_mutex_init(&f->mu, NULL);
-            pthread_condattr_t ca;
-            pthread_condattr_init(&ca);
-            pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-            pthread_cond_init(&f->ended, &ca);
-            pthread_condattr_destroy(&ca);
+            tg_clock_cond_init(&f->ended);
             f->next = files;
             files = f;
         }

@@ -118,3 +118,15 @@ struct timespec tg_clock_deadline(clockid_t clock, int64_t ms)
     at.tv_sec += (time_t)(ms / 1000);
     return tg_timespec_add_ns(at, (ms % 1000) * 1000000);
 }
+
+int tg_clock_cond_init(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    int rc = pthread_condattr_init(&ca);
+    if (rc != 0)
+        return rc;
+    if ((rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC)) == 0)
+        rc = pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+    return rc;
+}

@@ -5,6 +5,7 @@
 #ifndef TG_CLOCK_H
 #define TG_CLOCK_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -58,6 +59,11 @@ struct timespec tg_clock_deadline(clockid_t clock, int64_t ms);
 
 /* tg_clock_deadline in nanoseconds (ns <= 0: now). */
 struct timespec tg_clock_deadline_ns(clockid_t clock, int64_t ns);
+
+/* Initialises cv so that its timed waits take CLOCK_MONOTONIC deadlines (tg_clock_deadline
+ * above): a step of the wall clock (NTP, a test clock) neither hurries nor stalls them. 0, or
+ * pthread's error. */
+int tg_clock_cond_init(pthread_cond_t *cv);
 
 /* from + ns (ns >= 0), the tv_nsec carry into tv_sec done: the arithmetic of the two above,
  * without a clock, so that it can be tested at any point of a second. Pure. */
