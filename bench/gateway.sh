@@ -47,6 +47,24 @@ cpu_ticks() { # "utime stime" of processes (all their threads) and their child p
   echo "$u $s"
 }
 
+# thread_ticks PID: "NAME TICKS" (user + system) for each thread of tollgate, the event-loop
+# workers (tg-gw-N) as one "workers"
+thread_ticks() {
+  local t
+  for t in /proc/"$1"/task/*; do
+    { echo -n "$(sed 's/^tg-gw-[0-9]*$/workers/' "$t/comm" | tr ' ' _) "; sed 's/.*) //' "$t/stat" | awk '{ print $12 + $13 }'; } 2>/dev/null || true
+  done
+}
+# per_thread BEFORE AFTER CALLS: "workers 14.1, tg-meter 1.2, ..." µs of CPU per call by thread,
+# the busiest first (where tollgate's CPU per call goes beside the workers)
+per_thread() {
+  awk -v hz="$(getconf CLK_TCK)" -v n="$3" '
+    FNR == NR { before[$1] += $2; next }
+    { after[$1] += $2 }
+    END { for (t in after) { d = after[t] - before[t]; if (d > 0) printf "%.2f %s\n", d / hz * 1e6 / n, t } }' \
+    <(echo "$1") <(echo "$2") | sort -rn | awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $2, $1 }'
+}
+
 wait_http "http://127.0.0.1:$UP/"
 wait_http "http://127.0.0.1:$NG/"
 
@@ -60,7 +78,7 @@ request = function()
 end
 LUA
 
-declare -A RPS P50 P99 CPU USR SYS IDLE PERAPP
+declare -A RPS P50 P99 CPU USR SYS IDLE PERAPP THREADS
 machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat; } # busy idle
 appends() { # "records appends" so far: the metering log's appends (each a group of calls)
   curl -s -H "Authorization: Bearer bench-admin-token-0123456789" "http://127.0.0.1:$AD/metrics" |
@@ -75,9 +93,12 @@ run_wrk() { # name url server-pids...
   KEYS_FILE=$work/keys.txt wrk -t1 -c"$CONNS" -d2s "${script[@]}" "$url" >"$work/$name.warm" 2>&1 || true # warm up
   local m0 m1 s0 s1
   [[ $name == tollgate-* ]] && m0=$(appends)
+  local th0="" th1=""
+  [[ $name == tollgate-* ]] && th0=$(thread_ticks "$1")
   s0=$(machine_ticks); before=$(cpu_ticks "$@")
   KEYS_FILE=$work/keys.txt wrk -t1 -c"$CONNS" -d"$DURATION" --latency "${script[@]}" "$url" > "$work/$name.out"
   after=$(cpu_ticks "$@"); s1=$(machine_ticks)
+  [[ $name == tollgate-* ]] && th1=$(thread_ticks "$1")
   IDLE[$name]=$(awk -v a="$s0" -v b="$s1" 'BEGIN { split(a, x, " "); split(b, y, " ")
     printf "%.1f", (y[2] - x[2]) * 100 / ((y[1] - x[1]) + (y[2] - x[2])) }')
   if [[ $name == tollgate-* ]]; then
@@ -95,6 +116,7 @@ run_wrk() { # name url server-pids...
   local du=$(( ${after% *} - ${before% *} )) ds=$(( ${after#* } - ${before#* } ))
   per_req() { awk -v t="$1" -v hz="$hz" -v n="$reqs" 'BEGIN { printf "%.1f", (n > 0 ? t / hz * 1e6 / n : 0) }'; }
   CPU[$name]=$(per_req $((du + ds))); USR[$name]=$(per_req "$du"); SYS[$name]=$(per_req "$ds")
+  [[ $name == tollgate-* ]] && THREADS[$name]=$(per_thread "$th0" "$th1" "$reqs")
   if grep -q "Non-2xx" "$work/$name.out"; then echo "warning: $name had non-2xx responses:"; grep Non-2xx "$work/$name.out"; fi
 }
 
@@ -159,6 +181,7 @@ for r in $(seq "$ROUNDS"); do
     n=tollgate-$mode
     read -r ratio dp99 < <(ratios "$n")
     echo "  $n vs nginx: throughput ratio $ratio, p99 $dp99 ms; ${PERAPP[$n]} calls per metering-log append"
+    echo "    its CPU per call by thread (user + kernel, µs): ${THREADS[$n]}"
     ALL[$n-ratio]+="$ratio $dp99 ${PERAPP[$n]}"$'\n'
   done
   echo "  machine idle: $(for n in $SETUPS; do printf '%s %s%%, ' "${n#tollgate-}" "${IDLE[$n]}"; done | sed 's/, $//')"
