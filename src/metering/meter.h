@@ -4,7 +4,7 @@
  * Gateway event loops hand records over with tg_meter_submit and never touch the disk. The writer
  * takes everything queued, appends it to the log as one record (one write, one fdatasync for the
  * whole group), then runs each submit's completion callback; the applier stores the logged
- * records in the database about every 50 ms, several per transaction.
+ * records in the database about every 200 ms, several per transaction.
  *   strict:  the writer logs as soon as anything is queued; work arriving meanwhile forms the
  *            next group. Callers release responses from the completion callback, so an answered
  *            call is on disk: neither kill -9 nor a power cut loses it.
