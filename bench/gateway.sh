@@ -15,7 +15,9 @@
 # calls per metering-log append (strict pays one durable append per group: bench/durable_append.sh
 # measures its cost; process one buffered write per event-loop iteration), and for every setup the
 # share of the machine left idle. MODES (default "batched process strict") picks the modes.
-# Env: DURATION (default 10s), ROUNDS (5), CONNS (64), KEYS (1000), TG_WORKERS, CLUSTER_REDIS (a
+# Env: DURATION (default 10s), ROUNDS (5), CONNS (64), KEYS (1000), PERF_DIR (a directory: each
+# tollgate window is also recorded there with perf record -g, for perf report; its sampling costs
+# some throughput, so the figures of such a run are not comparable), TG_WORKERS, CLUSTER_REDIS (a
 # redis:// URL: tollgate runs as one node of a cluster sharing its limits there, cluster.redis).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -96,7 +98,12 @@ run_wrk() { # name url server-pids...
   local th0="" th1=""
   [[ $name == tollgate-* ]] && th0=$(thread_ticks "$1")
   s0=$(machine_ticks); before=$(cpu_ticks "$@")
+  local perf_pid=""
+  if [ -n "${PERF_DIR:-}" ] && [[ $name == tollgate-* ]]; then # a profile of tollgate over the window
+    perf record -q -F 999 -g -p "$1" -o "$PERF_DIR/$name.$(date +%s).data" -- sleep "${DURATION%s}" 2>/dev/null & perf_pid=$!
+  fi
   KEYS_FILE=$work/keys.txt wrk -t1 -c"$CONNS" -d"$DURATION" --latency "${script[@]}" "$url" > "$work/$name.out"
+  [ -z "$perf_pid" ] || wait "$perf_pid" || true
   after=$(cpu_ticks "$@"); s1=$(machine_ticks)
   [[ $name == tollgate-* ]] && th1=$(thread_ticks "$1")
   IDLE[$name]=$(awk -v a="$s0" -v b="$s1" 'BEGIN { split(a, x, " "); split(b, y, " ")

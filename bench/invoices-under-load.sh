@@ -179,6 +179,20 @@ cpu_threads() {
     { echo -n "${t##*/} $(cat "$t/comm" | tr ' ' _) "; sed 's/.*) //' "$t/stat" | awk '{ print $12 + $13 }'; } 2>/dev/null || true
   done
 }
+# workers_waits: "NS RUNS" summed over the gateway's event-loop threads (tg-gw-*), from
+# /proc/PID/task/TID/schedstat: the time they spent runnable but waiting for a CPU, and how many
+# times they got one. Their difference between two snapshots over RUNS is the mean wait for a
+# CPU each time a worker had work (a request or an upstream answer arrived): how long a
+# background thread (the closer) kept a woken worker from its core.
+workers_waits() {
+  local t
+  for t in /proc/"$TGPID"/task/*; do
+    case $(cat "$t/comm" 2>/dev/null) in tg-gw-*) cat "$t/schedstat" 2>/dev/null ;; esac
+  done | awk '{ w += $2; r += $3 } END { printf "%d %d\n", w, r }'
+}
+# waited A B: "X us per run (N runs)" between two workers_waits snapshots
+waited() { awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " "); r = y[2] - x[2];
+  printf "%.1f us per run (%d runs)", (r > 0 ? (y[1] - x[1]) / r / 1000 : 0), r }'; }
 cpu_process() { sed 's/.*) //' "/proc/$TGPID/stat" | awk '{ print $12 + $13 }'; } # live and ended threads
 # busiest BEFORE AFTER: the threads that took CPU between two cpu_threads snapshots, by name, the
 # busiest first ("tg-gw-0 1.28 s, ..."): what ran beside the gateway's workers in a window
@@ -249,14 +263,15 @@ KEYS_FILE=$work/keys.txt wrk -t1 -c"$CONNS" -d2s -s "$work/keys.lua" "http://127
     sleep 0.5
   done ) & probe=$!
 pids+=("$probe")
-cpu_threads > "$work/cpu.b0"
+cpu_threads > "$work/cpu.b0"; ww0=$(workers_waits)
 wrk_run "$DURATION" "$work/before.out"
-cpu_threads > "$work/cpu.b1"
+cpu_threads > "$work/cpu.b1"; ww1=$(workers_waits); waited_b=$(waited "$ww0" "$ww1")
 read -r rps_b p50_b p99_b <<< "$(fig "$work/before.out")"
 hwm_before=$(hwm)
 load_b=$(load_avg)
 echo "without the close:  $rps_b requests/s, p50 $p50_b ms, p99 $p99_b ms (server peak RSS so far $hwm_before; load $load_b)"
 echo "  CPU in that window: $(busiest "$work/cpu.b0" "$work/cpu.b1")"
+echo "  the workers waited for a CPU: $waited_b"
 
 # The closer's CPU: the pool's threads end with the run, and an ended thread's ticks are then
 # only in the process's total; so the closer's share is the process's ticks less those of its
@@ -265,18 +280,21 @@ cpu_p0=$(cpu_process); cpu_threads > "$work/cpu.before"
 admin -d "{\"advance_seconds\": $((32 * 86400))}" "http://127.0.0.1:$AD/v1/admin/clock" >/dev/null
 : > "$work/admin.times" # the probe's answers during the close
 t_adv=$(date +%s.%N)
-during=() n=0 t_first="" t_done=""
+during=() waits_during=() n=0 t_first="" t_done=""
 c0=$(count)
 while :; do
   n=$((n + 1))
+  ww0=$(workers_waits)
   wrk_run "$WINDOW" "$work/w$n.out"
+  ww1=$(workers_waits)
   c1=$(count)
   read -r rps p50 p99 <<< "$(fig "$work/w$n.out")"
   state="waiting for the tick"
   if [ "$c1" -gt "$c0" ]; then
     state="closing ($c1 of $total invoices; closer threads TID:CPUs $(closer_cpus_now | sed 's/ $//'))"; during+=("$rps $p50 $p99"); [ -n "$t_first" ] || t_first=$(date +%s.%N)
+    waits_during+=("$(waited "$ww0" "$ww1")")
   fi
-  echo "  window $n: $rps requests/s, p50 $p50 ms, p99 $p99 ms  [$state; load $(load_avg)]"
+  echo "  window $n: $rps requests/s, p50 $p50 ms, p99 $p99 ms  [$state; load $(load_avg)]; the workers waited for a CPU: $(waited "$ww0" "$ww1")"
   c0=$c1
   if [ "$c1" -ge "$total" ]; then
     t_done=$(date +%s.%N); load_d=$(load_avg)
@@ -288,12 +306,13 @@ while :; do
   [ "$n" -lt 200 ] || { echo "the close did not finish"; exit 1; }
 done
 cp "$work/admin.times" "$work/admin.during"
-cpu_threads > "$work/cpu.a0"
+cpu_threads > "$work/cpu.a0"; ww0=$(workers_waits)
 wrk_run "$DURATION" "$work/after.out"
-cpu_threads > "$work/cpu.a1"
+cpu_threads > "$work/cpu.a1"; ww1=$(workers_waits); waited_a=$(waited "$ww0" "$ww1")
 read -r rps_a p50_a p99_a <<< "$(fig "$work/after.out")"
 echo "after the close:    $rps_a requests/s, p50 $p50_a ms, p99 $p99_a ms (server peak RSS $(hwm))"
 echo "  CPU in that window: $(busiest "$work/cpu.a0" "$work/cpu.a1")"
+echo "  the workers waited for a CPU: $waited_a"
 # AFTER_WINDOWS > 1: more windows after the close, each after a pause of AFTER_GAP seconds (does
 # a difference from the window without the close fade?)
 for ((k = 2; k <= ${AFTER_WINDOWS:-1}; k++)); do
@@ -336,6 +355,7 @@ echo "close: $total invoices in about $(awk -v a="$t_adv" -v b="$t_done" 'BEGIN 
 echo "closer's CPU (user + system, its threads tg-billing): $closer_cpu; tollgate's whole process meanwhile $tg_cpu s"
 echo "tollgate's other threads over the close (CPU): $others_cpu"
 echo "gateway p99: without the close $p99_b ms; during it, median of ${#during[@]} windows $(col 3 | median) ms, worst $(col 3 | sort -g | tail -1) ms; after it $p99_a ms"
+echo "the gateway's workers waited for a CPU: without the close $waited_b; during it $(IFS=';'; echo "${waits_during[*]}" | sed 's/;/, /g'); after it $waited_a"
 echo "gateway requests/s: without $rps_b; during (median) $(col 1 | median); after $rps_a"
 echo "admin API answer times during the close, slowest five (ms): $(sort -g "$work/admin.during" | tail -5 | awk '{ printf "%.1f ", $1 * 1000 }')"
 echo "admin API during the close: median $(awk -v s="$admin_med" 'BEGIN { printf "%.1f", s * 1000 }') ms, worst $(awk -v s="$admin_max" 'BEGIN { printf "%.1f", s * 1000 }') ms"
