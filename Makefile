@@ -77,7 +77,10 @@ $(BUILD)/libtollgate.a: $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
-$(BUILD)/tollgate: $(MAIN_OBJ) $(BUILD)/libtollgate.a
+# util/syscall_nocancel.o by name, ahead of the library: its read, write, writev and epoll_wait
+# must be the executable's, for the shared libraries too (syscall_nocancel.h)
+NOCANCEL_OBJ := $(BUILD)/obj/src/util/syscall_nocancel.o
+$(BUILD)/tollgate: $(MAIN_OBJ) $(NOCANCEL_OBJ) $(BUILD)/libtollgate.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # make install PREFIX=/usr/local DESTDIR=: the binary (pages built in), tollgate(1) made from its
