@@ -45,6 +45,7 @@
 #include "metrics/metrics.h"
 #include "util/ascii.h"
 #include "util/clock.h"
+#include "util/decimal.h"
 
 #define MAX_HEADERS 128
 
@@ -526,16 +527,10 @@ static char *put(char *p, const char *s, size_t n)
     return p + n;
 }
 
+/* Exactly v's digits: flatten_head's 160 bytes for the fixed text hold both numbers. */
 static char *put_u64(char *p, uint64_t v)
 {
-    char tmp[24];
-    size_t n = 0;
-    do
-        tmp[n++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    while (n > 0)
-        *p++ = tmp[--n];
-    return p;
+    return p + tg_decimal_u64(p, v);
 }
 
 static h2o_iovec_t flatten_head(h1_conn_t *c)

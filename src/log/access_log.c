@@ -20,6 +20,7 @@
 #include "log/access_log.h"
 #include "metrics/metrics.h"
 #include "util/clock.h"
+#include "util/decimal.h"
 
 /* ---- the line ---- */
 
@@ -42,12 +43,8 @@ static void put(out_t *o, const char *s, size_t n)
 
 static void put_u64(out_t *o, uint64_t v)
 {
-    char tmp[24], *q = tmp + sizeof(tmp);
-    do {
-        *--q = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    put(o, q, (size_t)(tmp + sizeof(tmp) - q));
+    char tmp[TG_DECIMAL_U64_MAX];
+    put(o, tmp, tg_decimal_u64(tmp, v));
 }
 
 /* The length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, no surrogates, at most
