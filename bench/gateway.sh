@@ -51,12 +51,7 @@ cpu_ticks() { # "utime stime" of processes (all their threads) and their child p
 
 # thread_ticks PID: "NAME TICKS" (user + system) for each thread of tollgate, the event-loop
 # workers (tg-gw-N) as one "workers"
-thread_ticks() {
-  local t
-  for t in /proc/"$1"/task/*; do
-    { echo -n "$(sed 's/^tg-gw-[0-9]*$/workers/' "$t/comm" | tr ' ' _) "; sed 's/.*) //' "$t/stat" | awk '{ print $12 + $13 }'; } 2>/dev/null || true
-  done
-}
+thread_ticks() { thread_cpu_ticks "$1" | awk '{ n = $2; sub(/^tg-gw-[0-9]+$/, "workers", n); print n, $3 }'; }
 # per_thread BEFORE AFTER CALLS: "workers 14.1, tg-meter 1.2, ..." µs of CPU per call by thread,
 # the busiest first (where tollgate's CPU per call goes beside the workers)
 per_thread() {

@@ -171,14 +171,8 @@ closer_cpus_now() {
 if [ -n "${CLOSER_CPUS:-}" ]; then # billing.close_cpus: the closer keeps itself there as it starts
   echo "closer thread(s) on CPUs (billing.close_cpus: $CLOSER_CPUS): $(closer_cpus_now)"
 fi
-# cpu_threads: "TID NAME TICKS" for each of tollgate's threads (user + system clock ticks; the
-# fields after the parenthesised name, which may hold spaces)
-cpu_threads() {
-  local t
-  for t in /proc/"$TGPID"/task/*; do
-    { echo -n "${t##*/} $(cat "$t/comm" | tr ' ' _) "; sed 's/.*) //' "$t/stat" | awk '{ print $12 + $13 }'; } 2>/dev/null || true
-  done
-}
+# cpu_threads: "TID NAME TICKS" for each of tollgate's threads (bench/lib.sh)
+cpu_threads() { thread_cpu_ticks "$TGPID"; }
 # workers_waits: "NS RUNS" summed over the gateway's event-loop threads (tg-gw-*), from
 # /proc/PID/task/TID/schedstat: the time they spent runnable but waiting for a CPU, and how many
 # times they got one. Their difference between two snapshots over RUNS is the mean wait for a

@@ -90,3 +90,13 @@ summary() {
   printf '%s (%s; %d: %s)\n' "$(printf '%s\n' "$@" | median)" "$(printf '%s\n' "$@" | spread)" "$#" \
     "$(echo "$*" | sed 's/ /, /g')"
 }
+
+# thread_cpu_ticks PID: "TID NAME TICKS" for each thread of process PID, its CPU time so far in
+# clock ticks (user + system; the fields after the parenthesised name, which may hold spaces;
+# spaces in the name become _). A thread that ends meanwhile is skipped.
+thread_cpu_ticks() {
+  local t
+  for t in /proc/"$1"/task/*; do
+    { echo -n "${t##*/} $(tr ' ' _ < "$t/comm") "; sed 's/.*) //' "$t/stat" | awk '{ print $12 + $13 }'; } 2>/dev/null || true
+  done
+}
