@@ -11,7 +11,7 @@
  *
  * Measured on this VM: writev of 64 bytes to /dev/null took 150-155 ns through glibc with a
  * second thread alive against 124-133 ns as a bare system call (122 ns both ways with one
- * thread), and perf put the two switches at 1.9 % of tollgate's CPU in bench/gateway.sh's
+ * thread), and perf put the two switches at 2.0 % of tollgate's CPU in bench/gateway.sh's
  * process mode (README, "Performance").
  *
  * Defining the functions in the executable is enough for every library to use them: the dynamic
