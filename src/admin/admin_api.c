@@ -94,6 +94,16 @@ int tg_admin_tick(tg_admin_t *a)
     if (!a->leader)
         tg_log(TG_LOG_INFO, "this node runs the schedulers now (period closing, invoicing, dunning)");
     a->leader = 1;
+    /* The rows of nodes drained for good (stopped cleanly, or recovered with --retire), which
+     * no node's own prune reaches; on this one node, as nothing else depends on which. */
+    tg_drained_prune_run_t drun;
+    tg_err_t derr = {0};
+    if (tg_meter_prune_drained(a->d.store, (int64_t)time(NULL), TG_USAGE_BATCHES_PRUNE_SLICE, TG_ADMIN_PRUNE_BUDGET_NS,
+                               &drun, &derr) != 0)
+        tg_log(TG_LOG_WARN, "pruning drained nodes' usage batches: %s", derr.msg); /* tried again next tick */
+    else if (drun.deleted > 0 || drun.nodes > 0)
+        tg_log(TG_LOG_INFO, "pruned %zu usage batch ids of drained metering nodes (%zu done)%s", drun.deleted, drun.nodes,
+               drun.more ? "; more next tick" : "");
     int billing_more = tg_admin_billing_slice(a);
     int finalized = 0, queued = 0;
     tg_err_t ferr = {0};

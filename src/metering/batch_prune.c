@@ -50,3 +50,48 @@ int tg_meter_prune_batches(tg_meter_t *m, tg_store_t *st, tg_batch_prune_lag_t *
         }
     }
 }
+
+/* Drains looked at per call: more wait for the next one (run->more). */
+#define DRAINED_PER_CALL 16
+
+int tg_meter_prune_drained(tg_store_t *st, int64_t now_s, size_t slice, int64_t budget_ns, tg_drained_prune_run_t *run,
+                           tg_err_t *err)
+{
+    memset(run, 0, sizeof(*run));
+    if (slice == 0 || slice > TG_USAGE_BATCHES_PRUNE_SLICE)
+        return tg_errf(err, TG_EINVAL, "pruning usage batches in slices of %zu rows (1 to %d)", slice,
+                       TG_USAGE_BATCHES_PRUNE_SLICE);
+    tg_drained_node_t due[DRAINED_PER_CALL];
+    size_t n = 0;
+    int rc = tg_store_drained_nodes(st, now_s - TG_USAGE_BATCHES_LAG_S, due, DRAINED_PER_CALL, &n, err);
+    if (rc != 0)
+        return rc;
+    int64_t deadline = tg_clock_mono_ns() + budget_ns;
+    for (size_t i = 0; i < n; i++) {
+        /* stored at or before the drain: committed_at <= drained_at, and the id taken by then */
+        int64_t before_s = due[i].drained_at + 1;
+        uint64_t below = tg_meter_event_id_at(before_s);
+        for (;;) {
+            size_t rows = 0;
+            if ((rc = tg_store_usage_batches_prune(st, due[i].node, below, before_s, slice, &rows, err)) != 0)
+                return rc;
+            run->slices++;
+            run->deleted += rows;
+            if (rows < slice)
+                break;
+            if (tg_clock_mono_ns() >= deadline) {
+                run->more = 1;
+                return 0;
+            }
+        }
+        if ((rc = tg_store_drained_node_forget(st, due[i].node, due[i].drained_at, err)) != 0)
+            return rc;
+        run->nodes++;
+        if (tg_clock_mono_ns() >= deadline) {
+            run->more = i + 1 < n || n == DRAINED_PER_CALL;
+            return 0;
+        }
+    }
+    run->more = n == DRAINED_PER_CALL;
+    return 0;
+}

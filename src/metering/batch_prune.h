@@ -11,7 +11,8 @@
  * batch id is below tg_meter_oldest_replayable (the oldest id either of its logs still holds)
  * and whose batch is older than TG_USAGE_BATCHES_MARGIN_S, both by committed_at and by the time
  * in its id. Another node's rows are never deleted here: the logs of a node that died are
- * recovered with their rows still in place (tollgate metering recover).
+ * recovered with their rows still in place (tollgate metering recover); a node gone for good is
+ * pruned once drained (tg_meter_prune_drained, below).
  *
  * The bound lags the logs: a prune uses tg_meter_oldest_replayable as it was observed at least
  * TG_USAGE_BATCHES_LAG_S earlier (tg_batch_prune_lag_t), never as it is now. A record that was
@@ -67,5 +68,32 @@ typedef struct tg_batch_prune_run {
  * with its own store connection (not the meter's); m is only read (thread-safe). */
 int tg_meter_prune_batches(tg_meter_t *m, tg_store_t *st, tg_batch_prune_lag_t *lag, int64_t now_s, size_t slice,
                            int64_t budget_ns, tg_batch_prune_run_t *run, tg_err_t *err);
+
+/* ---- drained nodes ----
+ * The rule above prunes a node's rows on that node only, bounded by its own logs: a node that
+ * stops for good (a gateway scaled down, a machine retired), or dies and has its logs recovered,
+ * would keep its rows forever. Such a node is recorded as drained (store_retention.h) when its
+ * logs are emptied with every record stored: at its clean stop (tg_meter_stop), or by
+ * tollgate metering recover --retire. From then on no log of it holds a record stored at or
+ * before drained_at, so its rows committed by then are needed by no replay; they go once
+ * TG_USAGE_BATCHES_LAG_S has passed since the drain, for the same backups as above. A node that
+ * starts again takes its drain back (tg_meter_start) and prunes its rows itself. Both bounds are
+ * applied, as above: committed_at and the time in the batch id at or before drained_at. */
+
+typedef struct tg_drained_prune_run {
+    size_t deleted; /* rows deleted by the slices that committed */
+    size_t slices;
+    size_t nodes; /* drains whose rows are all gone now (and which were forgotten) */
+    int more;     /* 1: the budget ran out with rows or drains still due */
+} tg_drained_prune_run_t;
+
+/* Deletes the usage_batches rows of the nodes drained at least TG_USAGE_BATCHES_LAG_S before
+ * now_s (the real clock) that were stored by their drain, in statements of up to slice rows (1
+ * to 10000), until none is due or budget_ns of the monotonic clock has passed (one slice at
+ * least), and forgets each drain whose rows are gone. Meant for one node at a time (the
+ * schedulers'); another running it too deletes nothing twice. Fills *run. Returns 0,
+ * TG_EINVAL, or the store's error (the slices before it stay committed). */
+int tg_meter_prune_drained(tg_store_t *st, int64_t now_s, size_t slice, int64_t budget_ns, tg_drained_prune_run_t *run,
+                           tg_err_t *err);
 
 #endif

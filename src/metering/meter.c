@@ -57,6 +57,7 @@
 #include "metering/usage_log.h"
 #include "util/clock.h"
 #include "store/store.h"
+#include "store/store_retention.h"
 #include "util/log.h"
 #include "util/thread_prio.h"
 
@@ -936,7 +937,19 @@ static int log_file_node(const char *name, char node[TG_NODE_ID_MAX])
     return valid_node(node);
 }
 
-int tg_meter_recover(const char *store_url, const char *log_dir, tg_meter_recovered_t *out, tg_err_t *err)
+/* node's index in out->nodes, added if new; -1 when the list is full */
+static int recovered_node(tg_meter_recovered_t *out, const char *node)
+{
+    for (size_t i = 0; i < out->nnodes; i++)
+        if (strcmp(out->nodes[i], node) == 0)
+            return (int)i;
+    if (out->nnodes == TG_METER_RECOVER_NODES_MAX)
+        return -1;
+    memcpy(out->nodes[out->nnodes], node, strlen(node) + 1);
+    return (int)out->nnodes++;
+}
+
+int tg_meter_recover(const char *store_url, const char *log_dir, int flags, tg_meter_recovered_t *out, tg_err_t *err)
 {
     memset(out, 0, sizeof(*out));
     DIR *dir = opendir(log_dir);
@@ -949,6 +962,11 @@ int tg_meter_recover(const char *store_url, const char *log_dir, tg_meter_recove
         char node[TG_NODE_ID_MAX], *path = NULL;
         if (!log_file_node(de->d_name, node))
             continue;
+        if (recovered_node(out, node) < 0) {
+            rc = tg_errf(err, TG_EINVAL, "%s holds the metering logs of more than %d nodes: recover them from one directory per node",
+                         log_dir, TG_METER_RECOVER_NODES_MAX);
+            break;
+        }
         if (asprintf(&path, "%s/%s", log_dir, de->d_name) < 0) {
             rc = tg_errf(err, TG_ENOMEM, "out of memory");
             break;
@@ -969,6 +987,14 @@ int tg_meter_recover(const char *store_url, const char *log_dir, tg_meter_recove
         free(path);
     }
     closedir(dir);
+    /* Every log of these nodes is empty now, each of its records stored: with RETIRE, the
+     * nodes are drained (store_retention.h), and their usage_batches rows go an hour later
+     * (metering/batch_prune.h). Only after the resets: a drain recorded before them could let
+     * the rows of records still in a log go. */
+    int64_t now_s = (int64_t)time(NULL);
+    for (size_t i = 0; rc == 0 && (flags & TG_METER_RECOVER_RETIRE) && i < out->nnodes; i++)
+        if ((rc = tg_store_node_drained(m->store, out->nodes[i], now_s, err)) == 0)
+            out->retired++;
     if (m != NULL)
         free_meter(m);
     return rc;
@@ -1045,6 +1071,11 @@ int tg_meter_start_opts(const tg_meter_opts_t *o, tg_meter_t **out, tg_err_t *er
         free_meter(m);
         return rc;
     }
+    /* Running again: this node prunes its own rows, as far as its logs allow, so a drain
+     * recorded at its last stop must not let another node prune them (metering/batch_prune.h). */
+    tg_err_t ferr = {0};
+    if (tg_store_drained_node_forget(m->store, m->node, TG_DRAINED_ANY, &ferr) != 0)
+        tg_log(TG_LOG_WARN, "meter: taking back this node's drain: %s", ferr.msg);
     pthread_mutex_init(&m->log_mu, NULL);
     pthread_mutex_init(&m->mu, NULL);
     tg_clock_cond_init(&m->wake);
@@ -1342,6 +1373,12 @@ void tg_meter_stop(tg_meter_t *m)
         if (m->records_stored[i] == m->records_logged[i] && tg_usage_log_used(m->log[i]) > 0 &&
             reset_log(m, i, &err) != 0)
             tg_log(TG_LOG_WARN, "meter: %s (the log is replayed at the next start)", err.msg);
+    /* Both logs empty: this node is drained (store_retention.h). If it never starts again, the
+     * schedulers' node prunes its usage_batches rows an hour from now (metering/batch_prune.h);
+     * if it does, its start takes the drain back and its own prunes go on. */
+    if (tg_usage_log_used(m->log[0]) == 0 && tg_usage_log_used(m->log[1]) == 0 &&
+        tg_store_node_drained(m->store, m->node, (int64_t)time(NULL), &err) != 0)
+        tg_log(TG_LOG_WARN, "meter: recording this node's drained logs: %s (its usage batch ids stay)", err.msg);
     pthread_cond_destroy(&m->wake);
     pthread_cond_destroy(&m->apply_wake);
     pthread_cond_destroy(&m->done);

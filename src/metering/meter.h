@@ -98,13 +98,23 @@ int tg_meter_start(const char *store_url, int durability, int flush_ms, tg_meter
 /* Applies the metering logs a node left in log_dir (its files usage-<node>-N.log, usage-N.log,
  * or *-usagelog.N) to store_url, each record exactly once (the store skips batches it holds),
  * and empties them: for a node whose machine will not come back, run from another machine
- * with its disk. TG_ESTATE if a running gateway holds one of the logs. */
+ * with its disk. TG_ESTATE if a running gateway holds one of the logs; TG_EINVAL if log_dir
+ * holds the logs of more than TG_METER_RECOVER_NODES_MAX nodes.
+ * flags TG_METER_RECOVER_RETIRE: the nodes will never run with these logs again (the logs are
+ * their only ones, not a copy): once every log is empty, each node is recorded as drained
+ * (store_retention.h), so that its usage_batches rows are pruned an hour later
+ * (metering/batch_prune.h). Not for a backup's copies (tollgate restore). */
+#define TG_METER_RECOVER_RETIRE 1
+#define TG_METER_RECOVER_NODES_MAX 16
 typedef struct tg_meter_recovered {
     size_t logs;    /* log files found */
     size_t batches; /* batches stored now */
     size_t rows;    /* rows stored now */
+    char nodes[TG_METER_RECOVER_NODES_MAX][TG_NODE_ID_MAX]; /* whose logs these were */
+    size_t nnodes;
+    size_t retired; /* nodes recorded as drained (TG_METER_RECOVER_RETIRE) */
 } tg_meter_recovered_t;
-int tg_meter_recover(const char *store_url, const char *log_dir, tg_meter_recovered_t *out, tg_err_t *err);
+int tg_meter_recover(const char *store_url, const char *log_dir, int flags, tg_meter_recovered_t *out, tg_err_t *err);
 
 /* The path of a node's metering log i (0 or 1), as tg_meter_start_opts names it: in log_dir
  * "usage-<node>-N.log" ("usage-N.log" for node ""), else "<database>-usagelog.N" beside a SQLite

@@ -326,7 +326,7 @@ int tg_backup_restore(const char *store_url, const char *log_dir, const char *sr
     char stage[4200];
     if (rc == 0 && (rc = stage_logs(src_dir, db_path, stage, sizeof(stage), err)) == 0) {
         tg_meter_recovered_t rec;
-        if ((rc = tg_meter_recover(store_url, stage, &rec, err)) == 0) {
+        if ((rc = tg_meter_recover(store_url, stage, 0, &rec, err)) == 0) {
             out->batches = rec.batches;
             out->rows = rec.rows;
         }

@@ -519,6 +519,11 @@ const tg_migration_t tg_pg_migrations[] = {
      * reset); a statement all the same, since PostgreSQL refuses an empty one. */
     {37, "usage event id blocks never reuse an id",
      "COMMENT ON TABLE event_key_schemes IS 'until when usage events keep the BLAKE2b key (migration 36)';"},
+    /* 38: drained metering nodes - see migrations_sqlite.c. */
+    {38, "drained metering nodes",
+     "CREATE TABLE metering_drained_nodes ("
+     "  node TEXT PRIMARY KEY,"
+     "  drained_at BIGINT NOT NULL);"},
 };
 
 const size_t tg_pg_migrations_count = sizeof(tg_pg_migrations) / sizeof(tg_pg_migrations[0]);

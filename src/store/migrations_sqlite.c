@@ -595,6 +595,15 @@ const tg_migration_t tg_sqlite_migrations[] = {
      "DROP TABLE usage_event_id_blocks;"
      "ALTER TABLE usage_event_id_blocks_37 RENAME TO usage_event_id_blocks;"
      "CREATE INDEX usage_event_id_blocks_ts_max ON usage_event_id_blocks(ts_max);"},
+    /* 38: drained nodes. A node's usage_batches rows are pruned by that node only, as far as
+     * its own logs allow (metering/batch_prune.h), so the rows of a node that stopped for good,
+     * or died and was recovered, stayed forever. A row here says that at drained_at the node's
+     * logs were emptied with every record in them stored (a clean stop, or tollgate metering
+     * recover --retire); the schedulers' node then prunes its older rows an hour later. */
+    {38, "drained metering nodes",
+     "CREATE TABLE metering_drained_nodes ("
+     "  node TEXT PRIMARY KEY,"
+     "  drained_at INTEGER NOT NULL);"},
 };
 
 const size_t tg_sqlite_migrations_count = sizeof(tg_sqlite_migrations) / sizeof(tg_sqlite_migrations[0]);

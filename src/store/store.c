@@ -993,6 +993,25 @@ int tg_store_usage_batches_prune(tg_store_t *st, const char *node, uint64_t belo
     return st->ops->usage_batches_prune(st, node, below_id, committed_before_s, limit, deleted, err);
 }
 
+int tg_store_node_drained(tg_store_t *st, const char *node, int64_t drained_at, tg_err_t *err)
+{
+    return st->ops->node_drained(st, node, drained_at, err);
+}
+
+int tg_store_drained_nodes(tg_store_t *st, int64_t before_s, tg_drained_node_t *out, size_t max, size_t *n,
+                           tg_err_t *err)
+{
+    *n = 0;
+    if (max == 0 || max > 1000)
+        return tg_errf(err, TG_EINVAL, "listing drained nodes: %zu at a time (1 to 1000)", max);
+    return st->ops->drained_nodes(st, before_s, out, max, n, err);
+}
+
+int tg_store_drained_node_forget(tg_store_t *st, const char *node, int64_t drained_at, tg_err_t *err)
+{
+    return st->ops->drained_node_forget(st, node, drained_at, err);
+}
+
 int tg_store_notify_pending(tg_store_t *st, tg_notify_table_t what, int64_t *n, tg_err_t *err)
 {
     return st->ops->notify_pending(st, what, n, err);

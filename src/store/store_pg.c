@@ -728,6 +728,9 @@ const tg_store_ops_t tg_pg_ops = {
     .trials_ending = tg_pg_trials_ending,
     .notify_prune = tg_pg_notify_prune,
     .usage_batches_prune = tg_pg_usage_batches_prune,
+    .node_drained = tg_pg_node_drained,
+    .drained_nodes = tg_pg_drained_nodes,
+    .drained_node_forget = tg_pg_drained_node_forget,
     .notify_pending = tg_pg_notify_pending,
     /* issue 14 */
     .audit_append = tg_pg_audit_append,

@@ -108,6 +108,57 @@ int tg_pg_usage_batches_prune(tg_store_t *store, const char *node, uint64_t belo
     return 0;
 }
 
+int tg_pg_node_drained(tg_store_t *store, const char *node, int64_t drained_at, tg_err_t *err)
+{
+    tg_pg_params_t p = {0};
+    tg_pg_param_text(&p, node);
+    tg_pg_param_i64(&p, drained_at);
+    PGresult *r;
+    int rc = tg_pg_query(tg_pg(store),
+                         "INSERT INTO metering_drained_nodes(node, drained_at) VALUES ($1, $2)"
+                         " ON CONFLICT (node) DO UPDATE SET"
+                         " drained_at = GREATEST(metering_drained_nodes.drained_at, EXCLUDED.drained_at)",
+                         &p, &r, err, "recording a drained metering node");
+    if (rc == 0)
+        PQclear(r);
+    return rc;
+}
+
+int tg_pg_drained_nodes(tg_store_t *store, int64_t before_s, tg_drained_node_t *out, size_t max, size_t *n,
+                        tg_err_t *err)
+{
+    tg_pg_params_t p = {0};
+    tg_pg_param_i64(&p, before_s);
+    tg_pg_param_i64(&p, (int64_t)max);
+    PGresult *r;
+    int rc = tg_pg_query(tg_pg(store),
+                         "SELECT node, drained_at FROM metering_drained_nodes WHERE drained_at <= $1"
+                         " ORDER BY drained_at, node LIMIT $2",
+                         &p, &r, err, "listing drained metering nodes");
+    if (rc != 0)
+        return rc;
+    for (int i = 0; i < PQntuples(r) && *n < max; i++) {
+        tg_pg_text(r, i, 0, out[*n].node, sizeof(out[*n].node));
+        out[*n].drained_at = tg_pg_i64(r, i, 1);
+        (*n)++;
+    }
+    PQclear(r);
+    return 0;
+}
+
+int tg_pg_drained_node_forget(tg_store_t *store, const char *node, int64_t drained_at, tg_err_t *err)
+{
+    tg_pg_params_t p = {0};
+    tg_pg_param_text(&p, node);
+    tg_pg_param_i64(&p, drained_at);
+    PGresult *r;
+    int rc = tg_pg_query(tg_pg(store), "DELETE FROM metering_drained_nodes WHERE node = $1 AND (drained_at = $2 OR $2 < 0)", &p,
+                         &r, err, "forgetting a drained metering node");
+    if (rc == 0)
+        PQclear(r);
+    return rc;
+}
+
 int tg_pg_notify_pending(tg_store_t *store, tg_notify_table_t what, int64_t *n, tg_err_t *err)
 {
     tg_pg_t *st = tg_pg(store);

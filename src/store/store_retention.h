@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "model/records.h"
 #include "store/store.h"
 
 typedef enum tg_notify_table {
@@ -50,6 +51,29 @@ int tg_store_notify_prune(tg_store_t *st, tg_notify_table_t what, int64_t cutoff
  * deleted then). */
 int tg_store_usage_batches_prune(tg_store_t *st, const char *node, uint64_t below_id, int64_t committed_before_s,
                                  size_t limit, size_t *deleted, tg_err_t *err);
+
+/* Drained metering nodes (migration 38): at drained_at the node's metering logs were emptied
+ * with every record in them stored (its clean stop, or tollgate metering recover --retire), so
+ * no log of that node holds a record stored before then. metering/batch_prune.h says when its
+ * older usage_batches rows may go. */
+typedef struct tg_drained_node {
+    char node[TG_NODE_ID_MAX];
+    int64_t drained_at; /* seconds since the epoch, the real clock (as committed_at) */
+} tg_drained_node_t;
+
+/* Records that node was drained at drained_at. A node drained again keeps the later time: a
+ * drain's time never moves back. */
+int tg_store_node_drained(tg_store_t *st, const char *node, int64_t drained_at, tg_err_t *err);
+
+/* Up to max (1 to 1000) drained nodes whose drained_at is at or before before_s, the longest
+ * drained first, into out; *n gets how many. */
+int tg_store_drained_nodes(tg_store_t *st, int64_t before_s, tg_drained_node_t *out, size_t max, size_t *n,
+                           tg_err_t *err);
+
+/* Forgets node's drain of drained_at (its rows are pruned), or with TG_DRAINED_ANY whichever it
+ * has (the node runs again); a later drain of it stays. */
+#define TG_DRAINED_ANY INT64_C(-1)
+int tg_store_drained_node_forget(tg_store_t *st, const char *node, int64_t drained_at, tg_err_t *err);
 
 /* How many deliveries (TG_NOTIFY_DELIVERIES) or mails (TG_NOTIFY_MAILS) are pending (queued or
  * waiting for a retry; in the database, whichever node queued them) into *n. TG_EINVAL for

@@ -646,6 +646,9 @@ const tg_store_ops_t tg_sqlite_ops = {
     .trials_ending = tg_sqlite_trials_ending,
     .notify_prune = tg_sqlite_notify_prune,
     .usage_batches_prune = tg_sqlite_usage_batches_prune,
+    .node_drained = tg_sqlite_node_drained,
+    .drained_nodes = tg_sqlite_drained_nodes,
+    .drained_node_forget = tg_sqlite_drained_node_forget,
     .notify_pending = tg_sqlite_notify_pending,
     /* issue 14 */
     .audit_append = tg_sqlite_audit_append,

@@ -357,6 +357,9 @@ int tg_sqlite_notify_prune(tg_store_t *st, tg_notify_table_t what, int64_t cutof
 int tg_sqlite_notify_pending(tg_store_t *st, tg_notify_table_t what, int64_t *n, tg_err_t *err);
 int tg_sqlite_usage_batches_prune(tg_store_t *st, const char *node, uint64_t below_id, int64_t committed_before_s,
                                size_t limit, size_t *deleted, tg_err_t *err);
+int tg_sqlite_node_drained(tg_store_t *st, const char *node, int64_t drained_at, tg_err_t *err);
+int tg_sqlite_drained_nodes(tg_store_t *st, int64_t before_s, tg_drained_node_t *out, size_t max, size_t *n, tg_err_t *err);
+int tg_sqlite_drained_node_forget(tg_store_t *st, const char *node, int64_t drained_at, tg_err_t *err);
 /* store_sqlite_audit.c (issue 14) */
 int tg_sqlite_audit_append(tg_store_t *st, const tg_audit_row_t *r, int64_t *id, tg_err_t *err);
 int tg_sqlite_audit_page(tg_store_t *st, const tg_audit_filter_t *f, const tg_page_t *page, tg_audit_row_cb cb, void *arg,

@@ -125,6 +125,67 @@ int tg_sqlite_usage_batches_prune(tg_store_t *store, const char *node, uint64_t 
     return rc;
 }
 
+int tg_sqlite_node_drained(tg_store_t *store, const char *node, int64_t drained_at, tg_err_t *err)
+{
+    tg_sqlite_t *st = tg_sqlite(store);
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st,
+                               "INSERT INTO metering_drained_nodes(node, drained_at) VALUES (?1, ?2)"
+                               " ON CONFLICT(node) DO UPDATE SET drained_at = MAX(drained_at, excluded.drained_at)",
+                               &s, err, "recording a drained metering node");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, node, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, drained_at);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = tg_sqlite_error(st, err, "recording a drained metering node");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_sqlite_drained_nodes(tg_store_t *store, int64_t before_s, tg_drained_node_t *out, size_t max, size_t *n,
+                            tg_err_t *err)
+{
+    tg_sqlite_t *st = tg_sqlite(store);
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st,
+                               "SELECT node, drained_at FROM metering_drained_nodes WHERE drained_at <= ?1"
+                               " ORDER BY drained_at, node LIMIT ?2",
+                               &s, err, "listing drained metering nodes");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, before_s);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)max);
+    int step;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW && *n < max) {
+        tg_sqlite_text(s, 0, out[*n].node, sizeof(out[*n].node));
+        out[*n].drained_at = sqlite3_column_int64(s, 1);
+        (*n)++;
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+        *n = 0;
+        rc = tg_sqlite_error(st, err, "listing drained metering nodes");
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int tg_sqlite_drained_node_forget(tg_store_t *store, const char *node, int64_t drained_at, tg_err_t *err)
+{
+    tg_sqlite_t *st = tg_sqlite(store);
+    sqlite3_stmt *s;
+    int rc = tg_sqlite_prepare(st, "DELETE FROM metering_drained_nodes WHERE node = ?1 AND (drained_at = ?2 OR ?2 < 0)", &s, err,
+                               "forgetting a drained metering node");
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, node, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, drained_at);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = tg_sqlite_error(st, err, "forgetting a drained metering node");
+    sqlite3_finalize(s);
+    return rc;
+}
+
 int tg_sqlite_notify_pending(tg_store_t *store, tg_notify_table_t what, int64_t *n, tg_err_t *err)
 {
     tg_sqlite_t *st = tg_sqlite(store);

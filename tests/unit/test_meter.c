@@ -28,6 +28,7 @@
 #include "metering/meter.h"
 #include "metering/usage_log.h"
 #include "store/store.h"
+#include "store/store_retention.h"
 
 typedef struct {
     tg_tmpstore_t db;
@@ -1231,13 +1232,196 @@ static void test_recover_after_a_prune_counts_once(void **state)
     tg_meter_stop(a);
 
     tg_meter_recovered_t rec;
-    assert_int_equal(tg_meter_recover(f->url, dir_b, &rec, &err), 0);
+    assert_int_equal(tg_meter_recover(f->url, dir_b, 0, &rec, &err), 0);
     assert_int_equal(rec.logs, 2);
     assert_int_equal(rec.rows, 5); /* the ones the database had refused; the others were there */
     assert_int_equal(total(f, "api_calls"), 10 + 5 + 8);
-    assert_int_equal(tg_meter_recover(f->url, dir_b, &rec, &err), 0); /* emptied: nothing twice */
+    assert_int_equal(tg_meter_recover(f->url, dir_b, 0, &rec, &err), 0); /* emptied: nothing twice */
     assert_int_equal(rec.rows, 0);
     assert_int_equal(total(f, "api_calls"), 10 + 5 + 8);
+}
+
+/* ---- drained nodes (metering/batch_prune.h, tg_meter_prune_drained) ---- */
+
+static tg_drained_prune_run_t prune_drained(fx_t *f, int64_t now_s)
+{
+    tg_err_t err = {0};
+    tg_drained_prune_run_t run;
+    assert_int_equal(tg_meter_prune_drained(f->st, now_s, 7, INT64_C(60) * 1000000000, &run, &err), 0);
+    assert_int_equal(run.more, 0);
+    return run;
+}
+
+static long long rows_of(fx_t *f, const char *node)
+{
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM usage_batches WHERE node = '%s'", node);
+    return sql_int(f, sql);
+}
+
+static long long drains_of(fx_t *f, const char *node)
+{
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM metering_drained_nodes WHERE node = '%s'", node);
+    return sql_int(f, sql);
+}
+
+/* A node that stops cleanly (both logs empty, every record stored) is drained: an hour later
+ * the schedulers' node deletes its rows, in slices, and forgets the drain. A running node's
+ * rows stay: its own prune is bounded by its own logs. */
+static void test_drained_node_rows_go_an_hour_after_its_stop(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    char dir_a[128], dir_b[128];
+    snprintf(dir_a, sizeof(dir_a), "%s/node-a", f->dir);
+    snprintf(dir_b, sizeof(dir_b), "%s/node-b", f->dir);
+    tg_meter_t *a, *b;
+    assert_int_equal(start_node(f, "a", dir_a, &a, &err), 0);
+    submit_stored(a, "cus_a", 6); /* stored, still in a's log */
+    assert_int_equal(start_node(f, "b", dir_b, &b, &err), 0);
+    submit_stored(b, "cus_b", 40);
+    long long a_rows = rows_of(f, "a"), b_rows = rows_of(f, "b");
+    assert_true(a_rows >= 2);
+    assert_true(b_rows > 7); /* more than one slice */
+    assert_int_equal(drains_of(f, "b"), 0);
+    tg_meter_stop(b);
+    assert_int_equal(drains_of(f, "b"), 1);
+    long long drained_at = sql_int(f, "SELECT drained_at FROM metering_drained_nodes WHERE node = 'b'");
+    assert_true(drained_at >= sql_int(f, "SELECT MAX(committed_at) FROM usage_batches WHERE node = 'b'"));
+
+    tg_drained_prune_run_t run = prune_drained(f, drained_at + TG_USAGE_BATCHES_LAG_S - 1);
+    assert_int_equal(run.deleted, 0); /* not an hour yet: a backup's log copy may hold them */
+    assert_int_equal(rows_of(f, "b"), b_rows);
+    run = prune_drained(f, drained_at + TG_USAGE_BATCHES_LAG_S);
+    assert_int_equal(run.deleted, b_rows);
+    assert_true(run.slices >= 2);
+    assert_int_equal(run.nodes, 1);
+    assert_int_equal(rows_of(f, "b"), 0);
+    assert_int_equal(drains_of(f, "b"), 0);
+    assert_int_equal(rows_of(f, "a"), a_rows);
+    run = prune_drained(f, past_margin_s() + TG_USAGE_BATCHES_LAG_S);
+    assert_int_equal(run.deleted, 0);
+    assert_int_equal(run.nodes, 0);
+    tg_meter_stop(a);
+    assert_int_equal(total(f, "api_calls"), 6 + 40); /* the totals are not the batches' */
+}
+
+/* A drained node that starts again takes its drain back: its rows are then its own prune's to
+ * delete, which keeps whatever its logs could replay. */
+static void test_a_restarted_node_takes_its_drain_back(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    char dir_b[128];
+    snprintf(dir_b, sizeof(dir_b), "%s/node-b", f->dir);
+    tg_meter_t *b;
+    assert_int_equal(start_node(f, "b", dir_b, &b, &err), 0);
+    submit_stored(b, "cus_b", 5);
+    tg_meter_stop(b);
+    assert_int_equal(drains_of(f, "b"), 1);
+    assert_int_equal(start_node(f, "b", dir_b, &b, &err), 0);
+    assert_int_equal(drains_of(f, "b"), 0);
+    submit_stored(b, "cus_b", 5);
+    long long b_rows = rows_of(f, "b");
+    assert_int_equal(prune_drained(f, past_margin_s() + TG_USAGE_BATCHES_LAG_S).deleted, 0);
+    assert_int_equal(rows_of(f, "b"), b_rows);
+    tg_meter_stop(b);
+    assert_int_equal(drains_of(f, "b"), 1);
+}
+
+/* Only rows stored by the drain go, by committed_at and by the time in their id: a row stored
+ * after it (here written by hand; a node's start takes its drain back first) stays, and so does
+ * a row whose id was taken later. A later drain of the same node wins over an earlier one. */
+static void test_drained_prune_keeps_what_came_after_the_drain(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    int64_t t = (int64_t)time(NULL) - 2 * 86400;
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO usage_batches(batch_id, rows, committed_at, node) VALUES"
+             " (%llu, 1, %lld, 'c'), (%llu, 1, %lld, 'c'), (%llu, 1, %lld, 'c'), (%llu, 1, %lld, 'c')",
+             (unsigned long long)tg_meter_event_id_at(t - 100), (long long)(t - 90),        /* before: goes */
+             (unsigned long long)tg_meter_event_id_at(t - 1), (long long)t,                 /* by then: goes */
+             (unsigned long long)tg_meter_event_id_at(t - 5), (long long)(t + 1),           /* stored after */
+             (unsigned long long)tg_meter_event_id_at(t + 1), (long long)(t - 2));          /* id after */
+    sql_exec(f, sql);
+    assert_int_equal(tg_store_node_drained(f->st, "c", t - 1000, &err), 0);
+    assert_int_equal(tg_store_node_drained(f->st, "c", t, &err), 0);
+    assert_int_equal(tg_store_node_drained(f->st, "c", t - 500, &err), 0); /* never back */
+    assert_int_equal(sql_int(f, "SELECT drained_at FROM metering_drained_nodes WHERE node = 'c'"), t);
+    tg_drained_prune_run_t run = prune_drained(f, t + TG_USAGE_BATCHES_LAG_S);
+    assert_int_equal(run.deleted, 2);
+    assert_int_equal(run.nodes, 1);
+    assert_int_equal(rows_of(f, "c"), 2);
+    assert_int_equal(drains_of(f, "c"), 0);
+}
+
+/* tollgate metering recover --retire: a node that died with records in its logs has them
+ * stored once, and is drained only then, so its rows go an hour later. Without --retire (a
+ * backup's copies at restore) nothing is drained. */
+static void test_recover_retire_drains_the_node(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err = {0};
+    char dir_b[128];
+    snprintf(dir_b, sizeof(dir_b), "%s/node-b", f->dir);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* node b: some stored, some only logged, then killed */
+        tg_meter_t *m;
+        counter_t c = {0};
+        if (start_node(f, "b", dir_b, &m, &err) != 0)
+            _exit(1);
+        for (int i = 0; i < 9; i++) {
+            tg_usage_t u = row("cus_b", "api_calls", 1);
+            if (tg_meter_submit(m, &u, 1, NULL, NULL) != 0 || (i % 3 == 2 && tg_meter_flush(m) != 0))
+                _exit(1);
+        }
+        fault(f, 1);
+        for (int i = 0; i < 4; i++) {
+            tg_usage_t u = row("cus_b", "api_calls", 1);
+            if (tg_meter_submit(m, &u, 1, on_count, &c) != 0)
+                _exit(1);
+        }
+        for (int i = 0; i < 6000 && atomic_load(&c.fired) < 4; i++)
+            sleep_ms(10);
+        raise(SIGKILL);
+        _exit(1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    fault(f, 0);
+    assert_int_equal(drains_of(f, "b"), 0); /* killed: it never drained */
+    assert_int_equal(total(f, "api_calls"), 9);
+
+    /* a copy of b's logs, recovered as tollgate restore does: stored, nothing drained */
+    char copy[160], cmd[512];
+    snprintf(copy, sizeof(copy), "%s/copy-b", f->dir);
+    snprintf(cmd, sizeof(cmd), "cp -r '%s' '%s'", dir_b, copy);
+    assert_int_equal(system(cmd), 0);
+    tg_meter_recovered_t rec;
+    assert_int_equal(tg_meter_recover(f->url, copy, 0, &rec, &err), 0);
+    assert_int_equal(rec.rows, 4);
+    assert_int_equal(rec.nnodes, 1);
+    assert_string_equal(rec.nodes[0], "b");
+    assert_int_equal(rec.retired, 0);
+    assert_int_equal(drains_of(f, "b"), 0);
+
+    int64_t before = (int64_t)time(NULL);
+    assert_int_equal(tg_meter_recover(f->url, dir_b, TG_METER_RECOVER_RETIRE, &rec, &err), 0);
+    assert_int_equal(rec.rows, 0); /* stored once, from the copy */
+    assert_int_equal(rec.retired, 1);
+    assert_int_equal(total(f, "api_calls"), 13);
+    long long drained_at = sql_int(f, "SELECT drained_at FROM metering_drained_nodes WHERE node = 'b'");
+    assert_true(drained_at >= before);
+    long long b_rows = rows_of(f, "b");
+    assert_true(b_rows >= 4);
+    assert_int_equal(prune_drained(f, drained_at + TG_USAGE_BATCHES_LAG_S - 1).deleted, 0);
+    assert_int_equal(prune_drained(f, drained_at + TG_USAGE_BATCHES_LAG_S).deleted, b_rows);
+    assert_int_equal(total(f, "api_calls"), 13);
 }
 
 /* A batch stays an hour after it was stored, whatever its id says: here a record logged two
@@ -1390,6 +1574,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_recover_after_a_prune_counts_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune_keeps_an_hour_of_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune_bound_lags_a_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drained_node_rows_go_an_hour_after_its_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_restarted_node_takes_its_drain_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drained_prune_keeps_what_came_after_the_drain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recover_retire_drains_the_node, setup, teardown),
         cmocka_unit_test(test_event_ids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -115,21 +115,21 @@ static void test_recover_applies_each_batch_once(void **state)
 
     tg_meter_recovered_t rec;
     tg_err_t err = {0};
-    assert_int_equal(tg_meter_recover(f->t.url, f->logs, &rec, &err), 0);
+    assert_int_equal(tg_meter_recover(f->t.url, f->logs, 0, &rec, &err), 0);
     assert_int_equal(rec.logs, 3);
     assert_int_equal(rec.batches, 3);
     assert_int_equal(rec.rows, 3);
     assert_int_equal(calls(f), 5 + 7 + 11);
 
     /* again: the logs were emptied */
-    assert_int_equal(tg_meter_recover(f->t.url, f->logs, &rec, &err), 0);
+    assert_int_equal(tg_meter_recover(f->t.url, f->logs, 0, &rec, &err), 0);
     assert_int_equal(rec.batches, 0);
     assert_int_equal(calls(f), 23);
 
     /* a log written again with a batch the store already has (the node had stored it, then
      * died before emptying its log): skipped, not counted twice */
     leave_log(f, "usage-gw-2-1.log", 1001, 5);
-    assert_int_equal(tg_meter_recover(f->t.url, f->logs, &rec, &err), 0);
+    assert_int_equal(tg_meter_recover(f->t.url, f->logs, 0, &rec, &err), 0);
     assert_int_equal(rec.batches, 0);
     assert_int_equal(calls(f), 23);
 }
@@ -142,9 +142,9 @@ static void test_recover_refuses_a_held_log(void **state)
     tg_err_t err = {0};
     assert_int_equal(tg_meter_start_opts(&o, &m, &err), 0); /* a running gateway holds its logs */
     tg_meter_recovered_t rec;
-    assert_int_equal(tg_meter_recover(f->t.url, f->logs, &rec, &err), TG_ESTATE);
+    assert_int_equal(tg_meter_recover(f->t.url, f->logs, 0, &rec, &err), TG_ESTATE);
     tg_meter_stop(m);
-    assert_int_equal(tg_meter_recover(f->t.url, f->logs, &rec, &err), 0);
+    assert_int_equal(tg_meter_recover(f->t.url, f->logs, 0, &rec, &err), 0);
     assert_int_equal(rec.logs, 2);
 }
 

@@ -395,6 +395,42 @@ static void test_usage_batches(void **state)
     assert_int_equal(deleted, 30);
 }
 
+/* Drained nodes (migration 38): a drain's time only moves forward; the list holds those at or
+ * before its bound, the longest drained first, at most max; a forget takes one drain (a later
+ * one stays) or, with TG_DRAINED_ANY, the node's. */
+static void test_drained_nodes(void **state)
+{
+    fx_t *f = *state;
+    tg_store_t *st = f->db.st;
+    tg_err_t err = {0};
+    assert_int_equal(tg_store_node_drained(st, "gw-2", NOW_S - 10, &err), 0);
+    assert_int_equal(tg_store_node_drained(st, "gw-1", NOW_S - 30, &err), 0);
+    assert_int_equal(tg_store_node_drained(st, "gw-1", NOW_S - 20, &err), 0);
+    assert_int_equal(tg_store_node_drained(st, "gw-1", NOW_S - 40, &err), 0); /* earlier: ignored */
+    assert_int_equal(tg_store_node_drained(st, "", NOW_S, &err), 0);           /* the one SQLite node */
+    tg_drained_node_t out[4];
+    size_t n = 9;
+    assert_int_equal(tg_store_drained_nodes(st, NOW_S - 1, out, 4, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(out[0].node, "gw-1");
+    assert_int_equal(out[0].drained_at, NOW_S - 20);
+    assert_string_equal(out[1].node, "gw-2");
+    assert_int_equal(out[1].drained_at, NOW_S - 10);
+    assert_int_equal(tg_store_drained_nodes(st, NOW_S, out, 1, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(out[0].node, "gw-1");
+    assert_int_equal(tg_store_drained_nodes(st, NOW_S, out, 0, &n, &err), TG_EINVAL);
+    assert_int_equal(tg_store_drained_nodes(st, NOW_S, out, 1001, &n, &err), TG_EINVAL);
+
+    assert_int_equal(tg_store_drained_node_forget(st, "gw-1", NOW_S - 30, &err), 0); /* not its drain now */
+    assert_int_equal(tg_store_drained_node_forget(st, "gw-2", NOW_S - 10, &err), 0);
+    assert_int_equal(tg_store_drained_node_forget(st, "", TG_DRAINED_ANY, &err), 0);
+    assert_int_equal(tg_store_drained_nodes(st, NOW_S, out, 4, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(out[0].node, "gw-1");
+    assert_int_equal(out[0].drained_at, NOW_S - 20);
+}
+
 /* The delete reads one node's old rows through the primary key (node, batch_id), not the table:
  * no index is missing. PostgreSQL's planner is asked on a table big enough to prefer it. */
 static void test_usage_batches_prune_uses_the_primary_key(void **state)
@@ -455,6 +491,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_batches_prune_uses_the_primary_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drained_nodes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
