@@ -182,7 +182,7 @@ workers_waits() {
   local t
   for t in /proc/"$TGPID"/task/*; do
     case $(cat "$t/comm" 2>/dev/null) in tg-gw-*) cat "$t/schedstat" 2>/dev/null ;; esac
-  done | awk '{ w += $2; r += $3 } END { printf "%d %d\n", w, r }'
+  done | awk '{ w += $2; r += $3 } END { printf "%.0f %.0f\n", w, r }' # not %d: mawk caps it at 2^31-1 (2.1 s of ns)
 }
 # waited A B: "X us per run (N runs)" between two workers_waits snapshots
 waited() { awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " "); r = y[2] - x[2];
