@@ -152,8 +152,9 @@ int tg_pg_drained_node_forget(tg_store_t *store, const char *node, int64_t drain
     tg_pg_param_text(&p, node);
     tg_pg_param_i64(&p, drained_at);
     PGresult *r;
-    int rc = tg_pg_query(tg_pg(store), "DELETE FROM metering_drained_nodes WHERE node = $1 AND (drained_at = $2 OR $2 < 0)", &p,
-                         &r, err, "forgetting a drained metering node");
+    int rc =
+        tg_pg_query(tg_pg(store), "DELETE FROM metering_drained_nodes WHERE node = $1 AND (drained_at = $2 OR $2 < 0)",
+                    &p, &r, err, "forgetting a drained metering node");
     if (rc == 0)
         PQclear(r);
     return rc;

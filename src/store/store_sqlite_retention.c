@@ -174,8 +174,8 @@ int tg_sqlite_drained_node_forget(tg_store_t *store, const char *node, int64_t d
 {
     tg_sqlite_t *st = tg_sqlite(store);
     sqlite3_stmt *s;
-    int rc = tg_sqlite_prepare(st, "DELETE FROM metering_drained_nodes WHERE node = ?1 AND (drained_at = ?2 OR ?2 < 0)", &s, err,
-                               "forgetting a drained metering node");
+    int rc = tg_sqlite_prepare(st, "DELETE FROM metering_drained_nodes WHERE node = ?1 AND (drained_at = ?2 OR ?2 < 0)",
+                               &s, err, "forgetting a drained metering node");
     if (rc != 0)
         return rc;
     sqlite3_bind_text(s, 1, node, -1, SQLITE_STATIC);

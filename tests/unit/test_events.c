@@ -870,10 +870,10 @@ static void assert_key(tg_events_t *ev, int64_t ts_ns, const uint8_t want[16])
 static int64_t migrated_from_before_36(tg_tmpstore_t *ts, const char *setup_sql)
 {
     tg_err_t err = {0};
-    assert_int_equal(
-        tg_tmpstore_exec(ts, "DROP TABLE event_key_schemes; DROP TABLE metering_drained_nodes;" /* 36, 38 */
-                             " DELETE FROM schema_migrations WHERE version >= 36"),
-        0);
+    assert_int_equal(tg_tmpstore_exec(ts,
+                                      "DROP TABLE event_key_schemes; DROP TABLE metering_drained_nodes;" /* 36, 38 */
+                                      " DELETE FROM schema_migrations WHERE version >= 36"),
+                     0);
     if (setup_sql != NULL)
         assert_int_equal(tg_tmpstore_exec(ts, setup_sql), 0);
     assert_int_equal(tg_store_migrate(ts->st, &err), 0);

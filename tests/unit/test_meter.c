@@ -1342,10 +1342,10 @@ static void test_drained_prune_keeps_what_came_after_the_drain(void **state)
     snprintf(sql, sizeof(sql),
              "INSERT INTO usage_batches(batch_id, rows, committed_at, node) VALUES"
              " (%llu, 1, %lld, 'c'), (%llu, 1, %lld, 'c'), (%llu, 1, %lld, 'c'), (%llu, 1, %lld, 'c')",
-             (unsigned long long)tg_meter_event_id_at(t - 100), (long long)(t - 90),        /* before: goes */
-             (unsigned long long)tg_meter_event_id_at(t - 1), (long long)t,                 /* by then: goes */
-             (unsigned long long)tg_meter_event_id_at(t - 5), (long long)(t + 1),           /* stored after */
-             (unsigned long long)tg_meter_event_id_at(t + 1), (long long)(t - 2));          /* id after */
+             (unsigned long long)tg_meter_event_id_at(t - 100), (long long)(t - 90), /* before: goes */
+             (unsigned long long)tg_meter_event_id_at(t - 1), (long long)t,          /* by then: goes */
+             (unsigned long long)tg_meter_event_id_at(t - 5), (long long)(t + 1),    /* stored after */
+             (unsigned long long)tg_meter_event_id_at(t + 1), (long long)(t - 2));   /* id after */
     sql_exec(f, sql);
     assert_int_equal(tg_store_node_drained(f->st, "c", t - 1000, &err), 0);
     assert_int_equal(tg_store_node_drained(f->st, "c", t, &err), 0);

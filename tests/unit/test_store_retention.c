@@ -407,7 +407,7 @@ static void test_drained_nodes(void **state)
     assert_int_equal(tg_store_node_drained(st, "gw-1", NOW_S - 30, &err), 0);
     assert_int_equal(tg_store_node_drained(st, "gw-1", NOW_S - 20, &err), 0);
     assert_int_equal(tg_store_node_drained(st, "gw-1", NOW_S - 40, &err), 0); /* earlier: ignored */
-    assert_int_equal(tg_store_node_drained(st, "", NOW_S, &err), 0);           /* the one SQLite node */
+    assert_int_equal(tg_store_node_drained(st, "", NOW_S, &err), 0);          /* the one SQLite node */
     tg_drained_node_t out[4];
     size_t n = 9;
     assert_int_equal(tg_store_drained_nodes(st, NOW_S - 1, out, 4, &n, &err), 0);
