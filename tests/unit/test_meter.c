@@ -1176,6 +1176,42 @@ static int start_node(fx_t *f, const char *node, const char *dir, tg_meter_t **m
     return tg_meter_start_opts(&o, m, err);
 }
 
+/* Node `node` (logs in dir) stores `stored` calls of one unit, then logs (answers) `unstored`
+ * more that the database refuses, and is killed (SIGKILL) before it can store them. */
+static void kill_node_with_unstored(fx_t *f, const char *node, const char *dir, int stored, int unstored)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        tg_err_t err = {0};
+        tg_meter_t *m;
+        counter_t c = {0};
+        if (start_node(f, node, dir, &m, &err) != 0)
+            _exit(1);
+        for (int i = 0; i < stored; i++) {
+            tg_usage_t u = row("cus_b", "api_calls", 1);
+            if (tg_meter_submit(m, &u, 1, NULL, NULL) != 0 || (i % 3 == 2 && tg_meter_flush(m) != 0))
+                _exit(1);
+        }
+        if (tg_meter_flush(m) != 0)
+            _exit(1);
+        fault(f, 1); /* what follows is logged (answered) but not stored */
+        for (int i = 0; i < unstored; i++) {
+            tg_usage_t u = row("cus_b", "api_calls", 1);
+            if (tg_meter_submit(m, &u, 1, on_count, &c) != 0)
+                _exit(1);
+        }
+        for (int i = 0; i < 6000 && atomic_load(&c.fired) < unstored; i++)
+            sleep_ms(10);
+        raise(SIGKILL);
+        _exit(1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    fault(f, 0);
+}
+
 /* Node b dies with records in its logs, some stored, some not (the database refused them).
  * Node a prunes all it may: its own rows only. metering recover then applies b's logs, each
  * record once. */
@@ -1186,35 +1222,7 @@ static void test_recover_after_a_prune_counts_once(void **state)
     char dir_a[128], dir_b[128];
     snprintf(dir_a, sizeof(dir_a), "%s/node-a", f->dir);
     snprintf(dir_b, sizeof(dir_b), "%s/node-b", f->dir);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) { /* node b */
-        tg_meter_t *m;
-        counter_t c = {0};
-        if (start_node(f, "b", dir_b, &m, &err) != 0)
-            _exit(1);
-        for (int i = 0; i < 10; i++) {
-            tg_usage_t u = row("cus_b", "api_calls", 1);
-            if (tg_meter_submit(m, &u, 1, NULL, NULL) != 0 || (i % 3 == 2 && tg_meter_flush(m) != 0))
-                _exit(1);
-        }
-        if (tg_meter_flush(m) != 0)
-            _exit(1);
-        fault(f, 1); /* what follows is logged (answered) but not stored */
-        for (int i = 0; i < 5; i++) {
-            tg_usage_t u = row("cus_b", "api_calls", 1);
-            if (tg_meter_submit(m, &u, 1, on_count, &c) != 0)
-                _exit(1);
-        }
-        for (int i = 0; i < 6000 && atomic_load(&c.fired) < 5; i++)
-            sleep_ms(10);
-        raise(SIGKILL);
-        _exit(1);
-    }
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-    fault(f, 0);
+    kill_node_with_unstored(f, "b", dir_b, 10, 5);
     long long b_rows = sql_int(f, "SELECT COUNT(*) FROM usage_batches WHERE node = 'b'");
     assert_true(b_rows >= 4);
     assert_int_equal(total(f, "api_calls"), 10);
@@ -1367,33 +1375,7 @@ static void test_recover_retire_drains_the_node(void **state)
     tg_err_t err = {0};
     char dir_b[128];
     snprintf(dir_b, sizeof(dir_b), "%s/node-b", f->dir);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) { /* node b: some stored, some only logged, then killed */
-        tg_meter_t *m;
-        counter_t c = {0};
-        if (start_node(f, "b", dir_b, &m, &err) != 0)
-            _exit(1);
-        for (int i = 0; i < 9; i++) {
-            tg_usage_t u = row("cus_b", "api_calls", 1);
-            if (tg_meter_submit(m, &u, 1, NULL, NULL) != 0 || (i % 3 == 2 && tg_meter_flush(m) != 0))
-                _exit(1);
-        }
-        fault(f, 1);
-        for (int i = 0; i < 4; i++) {
-            tg_usage_t u = row("cus_b", "api_calls", 1);
-            if (tg_meter_submit(m, &u, 1, on_count, &c) != 0)
-                _exit(1);
-        }
-        for (int i = 0; i < 6000 && atomic_load(&c.fired) < 4; i++)
-            sleep_ms(10);
-        raise(SIGKILL);
-        _exit(1);
-    }
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-    fault(f, 0);
+    kill_node_with_unstored(f, "b", dir_b, 9, 4);
     assert_int_equal(drains_of(f, "b"), 0); /* killed: it never drained */
     assert_int_equal(total(f, "api_calls"), 9);
 
