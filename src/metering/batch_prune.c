@@ -6,6 +6,28 @@
 #include "store/store_retention.h"
 #include "util/clock.h"
 
+/* Deletes node's rows below both bounds in statements of slice rows until one deletes fewer
+ * (none left: *more stays 0) or the monotonic deadline has passed (*more = 1); at least one
+ * statement. Adds to *deleted and *slices. 0 or the store's error. */
+static int prune_slices(tg_store_t *st, const char *node, uint64_t below_id, int64_t committed_before_s, size_t slice,
+                        int64_t deadline_ns, size_t *deleted, size_t *slices, int *more, tg_err_t *err)
+{
+    for (;;) {
+        size_t rows = 0;
+        int rc = tg_store_usage_batches_prune(st, node, below_id, committed_before_s, slice, &rows, err);
+        if (rc != 0)
+            return rc;
+        (*slices)++;
+        *deleted += rows;
+        if (rows < slice)
+            return 0;
+        if (tg_clock_mono_ns() >= deadline_ns) {
+            *more = 1;
+            return 0;
+        }
+    }
+}
+
 int tg_meter_prune_batches(tg_meter_t *m, tg_store_t *st, tg_batch_prune_lag_t *lag, int64_t now_s, size_t slice,
                            int64_t budget_ns, tg_batch_prune_run_t *run, tg_err_t *err)
 {
@@ -34,21 +56,8 @@ int tg_meter_prune_batches(tg_meter_t *m, tg_store_t *st, tg_batch_prune_lag_t *
     run->below = below;
     if (below == 0)
         return 0;
-    int64_t deadline = tg_clock_mono_ns() + budget_ns;
-    for (;;) {
-        size_t rows = 0;
-        int rc = tg_store_usage_batches_prune(st, tg_meter_node(m), below, committed_before, slice, &rows, err);
-        if (rc != 0)
-            return rc;
-        run->slices++;
-        run->deleted += rows;
-        if (rows < slice)
-            return 0;
-        if (tg_clock_mono_ns() >= deadline) {
-            run->more = 1;
-            return 0;
-        }
-    }
+    return prune_slices(st, tg_meter_node(m), below, committed_before, slice, tg_clock_mono_ns() + budget_ns,
+                        &run->deleted, &run->slices, &run->more, err);
 }
 
 /* Drains looked at per call: more wait for the next one (run->more). */
@@ -70,20 +79,10 @@ int tg_meter_prune_drained(tg_store_t *st, int64_t now_s, size_t slice, int64_t 
     for (size_t i = 0; i < n; i++) {
         /* stored at or before the drain: committed_at <= drained_at, and the id taken by then */
         int64_t before_s = due[i].drained_at + 1;
-        uint64_t below = tg_meter_event_id_at(before_s);
-        for (;;) {
-            size_t rows = 0;
-            if ((rc = tg_store_usage_batches_prune(st, due[i].node, below, before_s, slice, &rows, err)) != 0)
-                return rc;
-            run->slices++;
-            run->deleted += rows;
-            if (rows < slice)
-                break;
-            if (tg_clock_mono_ns() >= deadline) {
-                run->more = 1;
-                return 0;
-            }
-        }
+        rc = prune_slices(st, due[i].node, tg_meter_event_id_at(before_s), before_s, slice, deadline, &run->deleted,
+                          &run->slices, &run->more, err);
+        if (rc != 0 || run->more)
+            return rc;
         if ((rc = tg_store_drained_node_forget(st, due[i].node, due[i].drained_at, err)) != 0)
             return rc;
         run->nodes++;

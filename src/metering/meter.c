@@ -937,16 +937,16 @@ static int log_file_node(const char *name, char node[TG_NODE_ID_MAX])
     return valid_node(node);
 }
 
-/* node's index in out->nodes, added if new; -1 when the list is full */
+/* Adds node to out->nodes unless it is there: 0, or -1 when the list is full. */
 static int recovered_node(tg_meter_recovered_t *out, const char *node)
 {
     for (size_t i = 0; i < out->nnodes; i++)
         if (strcmp(out->nodes[i], node) == 0)
-            return (int)i;
+            return 0;
     if (out->nnodes == TG_METER_RECOVER_NODES_MAX)
         return -1;
-    memcpy(out->nodes[out->nnodes], node, strlen(node) + 1);
-    return (int)out->nnodes++;
+    memcpy(out->nodes[out->nnodes++], node, strlen(node) + 1);
+    return 0;
 }
 
 int tg_meter_recover(const char *store_url, const char *log_dir, int flags, tg_meter_recovered_t *out, tg_err_t *err)
