@@ -81,8 +81,13 @@ int tg_cmd_metering(int argc, char **argv)
     } else {
         printf("%s: %zu metering logs, %zu batches (%zu rows) stored now; the rest was stored before\n", dir, rec.logs,
                rec.batches, rec.rows);
-        for (size_t i = 0; i < rec.retired; i++)
-            printf("node \"%s\" retired: its batch ids are deleted from one hour from now\n", rec.nodes[i]);
+        /* A node without an id is one gateway on SQLite (its logs are named usage-N.log). */
+        for (size_t i = 0; i < rec.retired; i++) {
+            if (rec.nodes[i][0] == '\0')
+                printf("the gateway without a node id retired: its batch ids are deleted from one hour from now\n");
+            else
+                printf("node \"%s\" retired: its batch ids are deleted from one hour from now\n", rec.nodes[i]);
+        }
     }
     tg_config_free(cfg);
     return rc == 0 ? 0 : 1;
