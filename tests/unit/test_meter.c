@@ -1212,6 +1212,20 @@ static void kill_node_with_unstored(fx_t *f, const char *node, const char *dir, 
     fault(f, 0);
 }
 
+/* The usage_batches rows of one node. */
+static long long rows_of(fx_t *f, const char *node)
+{
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM usage_batches WHERE node = '%s'", node);
+    return sql_int(f, sql);
+}
+
+/* The log directory of node NAME in the fixture's directory. */
+static void node_dir(const fx_t *f, const char *name, char dir[128])
+{
+    snprintf(dir, 128, "%s/node-%s", f->dir, name);
+}
+
 /* Node b dies with records in its logs, some stored, some not (the database refused them).
  * Node a prunes all it may: its own rows only. metering recover then applies b's logs, each
  * record once. */
@@ -1220,10 +1234,10 @@ static void test_recover_after_a_prune_counts_once(void **state)
     fx_t *f = *state;
     tg_err_t err = {0};
     char dir_a[128], dir_b[128];
-    snprintf(dir_a, sizeof(dir_a), "%s/node-a", f->dir);
-    snprintf(dir_b, sizeof(dir_b), "%s/node-b", f->dir);
+    node_dir(f, "a", dir_a);
+    node_dir(f, "b", dir_b);
     kill_node_with_unstored(f, "b", dir_b, 10, 5);
-    long long b_rows = sql_int(f, "SELECT COUNT(*) FROM usage_batches WHERE node = 'b'");
+    long long b_rows = rows_of(f, "b");
     assert_true(b_rows >= 4);
     assert_int_equal(total(f, "api_calls"), 10);
 
@@ -1232,11 +1246,11 @@ static void test_recover_after_a_prune_counts_once(void **state)
     submit_stored(a, "cus_a", 8);
     tg_meter_stop(a);
     assert_int_equal(start_node(f, "a", dir_a, &a, &err), 0);
-    long long a_rows = sql_int(f, "SELECT COUNT(*) FROM usage_batches WHERE node = 'a'");
+    long long a_rows = rows_of(f, "a");
     assert_true(a_rows >= 2);
     /* b's ids are all below a's bound and past the margin: only the node keeps them */
     assert_int_equal(prune(f, a, past_margin_s()), a_rows);
-    assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM usage_batches WHERE node = 'b'"), b_rows);
+    assert_int_equal(rows_of(f, "b"), b_rows);
     tg_meter_stop(a);
 
     tg_meter_recovered_t rec;
@@ -1260,13 +1274,6 @@ static tg_drained_prune_run_t prune_drained(fx_t *f, int64_t now_s)
     return run;
 }
 
-static long long rows_of(fx_t *f, const char *node)
-{
-    char sql[128];
-    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM usage_batches WHERE node = '%s'", node);
-    return sql_int(f, sql);
-}
-
 static long long drains_of(fx_t *f, const char *node)
 {
     char sql[128];
@@ -1282,8 +1289,8 @@ static void test_drained_node_rows_go_an_hour_after_its_stop(void **state)
     fx_t *f = *state;
     tg_err_t err = {0};
     char dir_a[128], dir_b[128];
-    snprintf(dir_a, sizeof(dir_a), "%s/node-a", f->dir);
-    snprintf(dir_b, sizeof(dir_b), "%s/node-b", f->dir);
+    node_dir(f, "a", dir_a);
+    node_dir(f, "b", dir_b);
     tg_meter_t *a, *b;
     assert_int_equal(start_node(f, "a", dir_a, &a, &err), 0);
     submit_stored(a, "cus_a", 6); /* stored, still in a's log */
@@ -1322,7 +1329,7 @@ static void test_a_restarted_node_takes_its_drain_back(void **state)
     fx_t *f = *state;
     tg_err_t err = {0};
     char dir_b[128];
-    snprintf(dir_b, sizeof(dir_b), "%s/node-b", f->dir);
+    node_dir(f, "b", dir_b);
     tg_meter_t *b;
     assert_int_equal(start_node(f, "b", dir_b, &b, &err), 0);
     submit_stored(b, "cus_b", 5);
@@ -1374,7 +1381,7 @@ static void test_recover_retire_drains_the_node(void **state)
     fx_t *f = *state;
     tg_err_t err = {0};
     char dir_b[128];
-    snprintf(dir_b, sizeof(dir_b), "%s/node-b", f->dir);
+    node_dir(f, "b", dir_b);
     kill_node_with_unstored(f, "b", dir_b, 9, 4);
     assert_int_equal(drains_of(f, "b"), 0); /* killed: it never drained */
     assert_int_equal(total(f, "api_calls"), 9);
